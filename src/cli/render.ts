@@ -1,0 +1,90 @@
+import pc from 'picocolors';
+import type { Plan, PlanPool, PlanService } from '../core/plan.js';
+import { poolKey } from '../core/pool-key.js';
+
+/** Colours for a terminal, or none (not a TTY, NO_COLOR set). */
+export type Colors = ReturnType<typeof pc.createColors>;
+
+export function colorsFor(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv): Colors {
+  const on = Boolean(stream.isTTY) && !env.NO_COLOR && env.TERM !== 'dumb';
+  return pc.createColors(on || Boolean(env.FORCE_COLOR && env.FORCE_COLOR !== '0'));
+}
+
+const STATUS_COLOR: Record<PlanPool['status'], keyof Colors> = {
+  ok: 'green',
+  pressure: 'yellow',
+  'over-budget': 'red',
+  infeasible: 'red',
+  'unknown-quota': 'yellow',
+};
+
+function poolTitle(p: PlanPool): string {
+  return `${p.project}/${p.region} ${p.accelerator}${p.zonalRedundancy ? '' : ' (no zonal redundancy)'}`;
+}
+
+/** A plan for people, in the manner of `terraform plan`. */
+export function renderPlan(plan: Plan, c: Colors): string {
+  const out: string[] = [];
+  out.push(c.bold(`Governor plan at ${plan.at}`) + c.dim(` (mode: ${plan.mode})`));
+  const byPool = new Map<string, PlanService[]>();
+  for (const s of plan.services) {
+    const key = poolKey(s);
+    byPool.set(key, [...(byPool.get(key) ?? []), s]);
+  }
+  for (const p of plan.pools) {
+    const color = c[STATUS_COLOR[p.status]] as (s: string) => string;
+    out.push('');
+    out.push(`${c.bold(`pool ${poolTitle(p)}`)}  ${color(`[${p.status}]`)}`);
+    const quota = p.quota === null ? 'unknown' : `${p.quota} (${p.quotaSource})`;
+    out.push(
+      `  quota ${quota} · reserve ${p.reserve} · unmanaged ${p.unmanagedGpus} · budget ${p.budget ?? 'unknown'} GPUs`,
+    );
+    out.push(
+      `  caps ${p.capsBefore} → ${p.capsAfter} · in use ${p.inUse} · demand ${p.demand} · floors ${p.floors}`,
+    );
+    if (p.note) out.push(c.dim(`  ${p.note}`));
+    const rows = byPool.get(poolKey(p)) ?? [];
+    if (rows.length === 0) continue;
+    out.push('');
+    const width = Math.max(...rows.map((s) => s.name.length));
+    for (const s of rows) {
+      const name = s.name.padEnd(width);
+      if (!s.managed) {
+        out.push(c.dim(`  = ${name}  ${String(s.from).padStart(3)}        ${s.reason}`));
+      } else if (s.to === s.from) {
+        out.push(`    ${name}  ${String(s.from).padStart(3)}        ${c.dim(s.reason)}`);
+      } else {
+        const up = s.to > s.from;
+        const mark = up ? c.green('~') : c.red('~');
+        const arrow = `${String(s.from).padStart(3)} → ${String(s.to).padEnd(3)}`;
+        out.push(`  ${mark} ${c.bold(name)}  ${up ? c.green(arrow) : c.red(arrow)}  ${s.reason}`);
+      }
+    }
+  }
+  if (plan.alerts.length > 0) {
+    out.push('');
+    out.push(c.bold(`Alerts (${plan.alerts.length}):`));
+    for (const a of plan.alerts) {
+      const sev =
+        a.severity === 'WARNING'
+          ? c.yellow(a.severity)
+          : a.severity === 'INFO'
+            ? a.severity
+            : c.red(a.severity);
+      out.push(
+        `  ${sev.padEnd(8 + (sev.length - a.severity.length))} ${a.type.padEnd(18)} ${a.summary}`,
+      );
+    }
+  }
+  const raise = plan.changes.filter((x) => x.to > x.from).length;
+  const lower = plan.changes.filter((x) => x.to < x.from).length;
+  const same = plan.services.filter((s) => s.managed && s.to === s.from).length;
+  out.push('');
+  out.push(
+    c.bold('Plan: ') +
+      `${raise} to raise, ${lower} to lower, ${same} unchanged` +
+      (plan.deferred.length ? `, ${plan.deferred.length} deferred` : '') +
+      '. Changes run in order: within each pool every decrease before any increase.',
+  );
+  return out.join('\n') + '\n';
+}

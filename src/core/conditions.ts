@@ -1,0 +1,162 @@
+import type { Alert, AlertType, Severity } from './alert.js';
+import type { PlanPool } from './plan.js';
+import { poolKey } from './pool-key.js';
+
+/**
+ * The condition alerts a plan implies: what is wrong right now. Whether each one is new, still
+ * firing or resolved (fire once, re-notify, resolve once) is decided against the state store when
+ * the run publishes; the plan only lists what holds at its instant.
+ */
+
+export interface AlertContext {
+  at: string;
+  runId: string;
+  pressure: number;
+}
+
+/** What the conditions need to know of one governed service. */
+export interface ServiceFacts {
+  name: string;
+  to: number;
+  want: number;
+  peak: number | null;
+  inUse: number | null;
+  usageUnknown: boolean;
+  usageNote: string | undefined;
+}
+
+export function makeAlert(
+  ctx: Pick<AlertContext, 'at' | 'runId'>,
+  pool: Pick<PlanPool, 'project' | 'region' | 'accelerator' | 'zonalRedundancy'>,
+  a: {
+    type: AlertType;
+    status?: Alert['status'];
+    severity: Severity;
+    service?: string | null;
+    summary: string;
+    details: Record<string, unknown>;
+    key?: string;
+  },
+): Alert {
+  const service = a.service ?? null;
+  const dedupKey = [a.type, poolKey(pool), service, a.key].filter((x) => x).join(':');
+  return {
+    version: 1,
+    id: `${ctx.runId}:${dedupKey}`,
+    type: a.type,
+    status: a.status ?? 'firing',
+    severity: a.severity,
+    project: pool.project,
+    region: pool.region,
+    accelerator: pool.accelerator,
+    zonalRedundancy: pool.zonalRedundancy,
+    service,
+    summary: a.summary,
+    details: a.details,
+    runId: ctx.runId,
+    time: ctx.at,
+    dedupKey,
+  };
+}
+
+export function poolConditions(
+  ctx: AlertContext,
+  pool: PlanPool,
+  services: readonly ServiceFacts[],
+): Alert[] {
+  const alerts: Alert[] = [];
+  const where = `${pool.region} ${pool.accelerator}${pool.zonalRedundancy ? '' : ' (no zonal redundancy)'}`;
+  const numbers = {
+    quota: pool.quota,
+    reserve: pool.reserve,
+    unmanagedGpus: pool.unmanagedGpus,
+    budget: pool.budget,
+    capsBefore: pool.capsBefore,
+    capsAfter: pool.capsAfter,
+    demand: pool.demand,
+    floors: pool.floors,
+  };
+  if (pool.budget === null) {
+    alerts.push(
+      makeAlert(ctx, pool, {
+        type: 'governor.degraded',
+        severity: 'WARNING',
+        key: 'quota',
+        summary: `Quota of ${where} unknown: nothing in the pool is raised until it can be read`,
+        details: { reason: 'quota-unknown', ...numbers },
+      }),
+    );
+  } else {
+    if (pool.status === 'infeasible') {
+      alerts.push(
+        makeAlert(ctx, pool, {
+          type: 'pool.infeasible',
+          severity: 'CRITICAL',
+          summary: `Floors in ${where} need ${pool.floors} GPUs but the budget is ${pool.budget}`,
+          details: numbers,
+        }),
+      );
+    }
+    if (pool.capsBefore > pool.budget) {
+      alerts.push(
+        makeAlert(ctx, pool, {
+          type: 'pool.over-budget',
+          severity: 'ERROR',
+          summary: `Caps in ${where} sum to ${pool.capsBefore} GPUs, over the budget of ${pool.budget}`,
+          details: numbers,
+        }),
+      );
+    }
+    const ratio = pool.budget > 0 ? pool.demand / pool.budget : pool.demand > 0 ? Infinity : 0;
+    if (ratio >= ctx.pressure) {
+      alerts.push(
+        makeAlert(ctx, pool, {
+          type: 'pool.pressure',
+          severity: 'WARNING',
+          summary: `Demand in ${where} is ${pool.demand} GPUs, ${Number.isFinite(ratio) ? `${Math.round(ratio * 100)}%` : 'all'} of the budget of ${pool.budget}`,
+          details: {
+            ...numbers,
+            ratio: Number.isFinite(ratio) ? Math.round(ratio * 1000) / 1000 : null,
+            threshold: ctx.pressure,
+          },
+        }),
+      );
+    }
+  }
+  const unknown = services.filter((s) => s.usageUnknown);
+  if (unknown.length > 0) {
+    alerts.push(
+      makeAlert(ctx, pool, {
+        type: 'governor.degraded',
+        severity: 'WARNING',
+        key: 'usage',
+        summary: `Usage unknown for ${unknown.length} service${unknown.length === 1 ? '' : 's'} in ${where}: their caps are held`,
+        details: {
+          reason: 'usage-unknown',
+          services: unknown.map((s) => ({ name: s.name, note: s.usageNote ?? null })),
+        },
+      }),
+    );
+  }
+  for (const s of services) {
+    // Starved: the cap ends below demand and gives no room above what the service already used.
+    if (s.to < s.want && s.peak !== null && s.to <= s.peak) {
+      alerts.push(
+        makeAlert(ctx, pool, {
+          type: 'service.starved',
+          severity: 'WARNING',
+          service: s.name,
+          summary: `${s.name} gets ${s.to} instances, short of its demand of ${s.want}`,
+          details: {
+            cap: s.to,
+            demand: s.want,
+            peak: s.peak,
+            inUse: s.inUse,
+            shortfall: s.want - s.to,
+          },
+        }),
+      );
+    }
+  }
+  return alerts;
+}

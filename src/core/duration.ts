@@ -1,0 +1,42 @@
+import { z } from 'zod';
+
+const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
+const PART = /(\d+)(ms|s|m|h|d)/g;
+const WHOLE = /^(\d+(ms|s|m|h|d))+$/;
+
+/** A duration written like `90s`, `15m`, `1h30m`, `2d`. */
+export const Duration = z
+  .string()
+  .regex(WHOLE, 'expected a duration such as "90s", "15m" or "1h30m"')
+  .describe('A duration: digits and a unit (ms, s, m, h, d), e.g. "90s", "15m", "1h30m".');
+export type Duration = z.infer<typeof Duration>;
+
+/** Milliseconds in a duration string already checked by `Duration`. */
+export function durationMs(text: string): number {
+  if (!WHOLE.test(text)) throw new RangeError(`not a duration: ${JSON.stringify(text)}`);
+  let total = 0;
+  for (const m of text.matchAll(PART)) {
+    total += Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];
+  }
+  return total;
+}
+
+/** A short human form of a duration, for reasons: 900000 → "15m". */
+export function formatDuration(ms: number): string {
+  if (ms <= 0) return '0s';
+  const parts: string[] = [];
+  let rest = Math.round(ms);
+  for (const [unit, size] of [
+    ['d', UNIT_MS.d],
+    ['h', UNIT_MS.h],
+    ['m', UNIT_MS.m],
+    ['s', UNIT_MS.s],
+  ] as const) {
+    if (rest >= size) {
+      parts.push(`${Math.floor(rest / size)}${unit}`);
+      rest %= size;
+    }
+  }
+  if (rest > 0 && parts.length === 0) parts.push(`${rest}ms`);
+  return parts.join('');
+}

@@ -1,0 +1,95 @@
+import { z } from 'zod';
+import { Alert } from './alert.js';
+
+/** The plan: what the governor decided, and why. Its JSON is the `--json` output. */
+
+export const POOL_STATUSES = [
+  'ok',
+  'pressure',
+  'over-budget',
+  'infeasible',
+  'unknown-quota',
+] as const;
+export type PoolStatus = (typeof POOL_STATUSES)[number];
+
+const Gpus = z.number().int();
+
+export const PlanPool = z.strictObject({
+  project: z.string(),
+  region: z.string(),
+  accelerator: z.string(),
+  zonalRedundancy: z.boolean(),
+  quota: Gpus.nullable().describe('GPUs; null when unknown.'),
+  quotaSource: z.string().describe('"policy", "snapshot" or "unknown".'),
+  reserve: Gpus,
+  unmanagedGpus: Gpus.describe(
+    'Caps of unmanaged services plus other unmanaged usage (worker pools, jobs).',
+  ),
+  budget: Gpus.nullable().describe(
+    'quota − reserve − unmanagedGpus; null when the quota is unknown.',
+  ),
+  capsBefore: Gpus.describe('Sum of governed caps (max instances × GPUs) before the plan.'),
+  capsAfter: Gpus.describe('Sum of governed caps after the plan.'),
+  inUse: Gpus.describe(
+    'GPUs governed services had in use at the latest sample (known usage only).',
+  ),
+  floors: Gpus.describe('Sum of governed floors in GPUs.'),
+  demand: Gpus.describe('Sum of governed demand in GPUs, within floors and ceilings.'),
+  status: z.enum(POOL_STATUSES),
+  note: z.string().describe('One line on the state of the pool.'),
+});
+export type PlanPool = z.infer<typeof PlanPool>;
+
+export const PlanService = z.strictObject({
+  project: z.string(),
+  region: z.string(),
+  name: z.string(),
+  accelerator: z.string(),
+  zonalRedundancy: z.boolean(),
+  managed: z.boolean(),
+  gpusPerInstance: z.number().int().min(1),
+  from: z.number().int().min(0).describe('Max instances before.'),
+  to: z.number().int().min(0).describe('Max instances after.'),
+  floor: z.number().int().nullable(),
+  ceiling: z.number().int().nullable(),
+  demand: z
+    .number()
+    .int()
+    .nullable()
+    .describe('Estimated demand in instances; null when usage is unknown.'),
+  inUse: z.number().int().nullable(),
+  peak: z.number().int().nullable(),
+  priority: z.number().nullable(),
+  weight: z.number().nullable(),
+  rule: z.number().int().nullable().describe('Index of the matching policy rule.'),
+  window: z.number().int().nullable().describe('Index of the schedule window in force.'),
+  reason: z.string(),
+});
+export type PlanService = z.infer<typeof PlanService>;
+
+export const PlanChange = z.strictObject({
+  project: z.string(),
+  region: z.string(),
+  name: z.string(),
+  accelerator: z.string(),
+  zonalRedundancy: z.boolean(),
+  from: z.number().int().min(0),
+  to: z.number().int().min(0),
+  gpusPerInstance: z.number().int().min(1),
+  etag: z.string(),
+  reason: z.string(),
+});
+export type PlanChange = z.infer<typeof PlanChange>;
+
+export const Plan = z.strictObject({
+  version: z.literal(1),
+  at: z.iso.datetime({ offset: true }),
+  runId: z.string(),
+  mode: z.enum(['enforce', 'dry-run']),
+  pools: z.array(PlanPool),
+  services: z.array(PlanService),
+  changes: z.array(PlanChange).describe('In execution order: within each pool, decreases first.'),
+  deferred: z.array(PlanChange).describe('Changes held back by limits.maxChangesPerRun.'),
+  alerts: z.array(Alert),
+});
+export type Plan = z.infer<typeof Plan>;

@@ -1,0 +1,548 @@
+import type { Alert } from './alert.js';
+import { cut, fill, type Slot } from './allocate.js';
+import { poolConditions, type AlertContext } from './conditions.js';
+import { estimateDemand } from './demand.js';
+import { formatDuration } from './duration.js';
+import type { Plan, PlanChange, PlanPool, PlanService, PoolStatus } from './plan.js';
+import type { Policy, PoolSettings } from './policy.js';
+import { compareText, poolKey, type PoolId } from './pool-key.js';
+import { compileRules, type Settings } from './rules.js';
+import type { Snapshot, SnapshotService } from './snapshot.js';
+
+/**
+ * The planner: (snapshot, policy, time) → plan. Pure: no I/O, no clock, no randomness. For each
+ * pool it works in whole instances:
+ *
+ *  1. bounds: floor = max(1, min instances, policy min); ceiling = min(policy max, quota ÷ GPUs).
+ *  2. protect: each service keeps max(floor, what it has in use), up to its current cap (gentle
+ *     reclaim); usage unknown → it keeps its current cap (fail static).
+ *  3. repair: if even that does not fit the budget, cut lowest priority first (weighted within a
+ *     priority), never below floors.
+ *  4. demand: priority tiers, highest first, are raised toward their demand by weighted max-min.
+ *  5. calm: a service above its allocation whose scale-down delay has not run out keeps its cap,
+ *     unless the room is needed; the room taken back goes to the highest levels first.
+ *  6. burst: what is left is shared by weight up to ceilings.
+ *  7. order: per pool, decreases then increases, so that the sum stays within budget after every
+ *     write; then limits.maxChangesPerRun keeps a prefix.
+ */
+
+export interface PlanOptions {
+  /** Identifies the run in alerts; defaults to one derived from the time. */
+  runId?: string;
+}
+
+interface Member {
+  svc: SnapshotService;
+  order: number;
+  settings: Settings;
+  cap: number; // current max instances
+  g: number;
+}
+
+interface Governed extends Member, Slot {
+  kind: 'active' | 'held' | 'fixed';
+  floor: number;
+  ceiling: number;
+  inUse: number | null;
+  peak: number | null;
+  demand: number | null; // raw estimate, instances
+  want: number; // demand within [protected, ceiling]
+  protect: number;
+  alloc: number; // after steps 2-4
+  clauses: string[];
+  stickyUntil: number | null;
+}
+
+interface PoolWork {
+  id: PoolId;
+  key: string;
+  quota: number | null;
+  quotaSource: string;
+  reserve: number;
+  unmanaged: Member[];
+  unmanagedUsage: number;
+  governed: Governed[];
+}
+
+const DEFAULT_ACCEL = 'nvidia-l4';
+
+export function plan(
+  snapshot: Snapshot,
+  policy: Policy,
+  atIso: string,
+  options: PlanOptions = {},
+): Plan {
+  const atMs = Date.parse(atIso);
+  if (Number.isNaN(atMs)) throw new RangeError(`bad time ${atIso}`);
+  const at = new Date(atMs).toISOString();
+  const runId = options.runId ?? `plan-${at}`;
+  const resolve = compileRules(policy, atMs);
+  const pools = gatherPools(snapshot, policy, resolve);
+
+  const ctx: AlertContext = { at, runId, pressure: policy.alerts.pressure };
+  const planPools: PlanPool[] = [];
+  const services: PlanService[] = [];
+  const facts = new Map<string, Governed[]>();
+  const poolChanges: { pool: PlanPool; changes: PlanChange[]; urgent: boolean }[] = [];
+  const poolOf = new Map<string, PlanPool>();
+
+  for (const work of pools) {
+    const { pool, changes } = planPool(work, atMs, ctx.pressure);
+    planPools.push(pool);
+    facts.set(work.key, work.governed);
+    poolOf.set(work.key, pool);
+    poolChanges.push({
+      pool,
+      changes,
+      urgent: pool.status === 'over-budget' || pool.status === 'infeasible',
+    });
+    for (const m of work.unmanaged) services.push(unmanagedRow(m));
+    for (const s of work.governed) services.push(governedRow(s));
+  }
+
+  // Execution order: urgent pools (over budget, infeasible) first, then by key; within a pool,
+  // decreases then increases. Any prefix of this list keeps every pool within budget.
+  poolChanges.sort((a, b) => Number(b.urgent) - Number(a.urgent));
+  const ordered = poolChanges.flatMap((p) => p.changes);
+  const limit = policy.limits.maxChangesPerRun;
+  const changes = ordered.slice(0, limit);
+  const deferred = ordered.slice(limit);
+  if (deferred.length > 0) {
+    const byKey = new Map(services.map((s) => [`${s.project}/${s.region}/${s.name}`, s]));
+    for (const c of deferred) {
+      const row = byKey.get(`${c.project}/${c.region}/${c.name}`);
+      if (!row) continue;
+      row.reason += `; deferred: limits.maxChangesPerRun (${limit}) reached, stays ${c.from} until a later run`;
+      const pool = poolOf.get(poolKey(c));
+      if (pool) pool.capsAfter += (c.from - row.to) * row.gpusPerInstance;
+      row.to = c.from;
+    }
+  }
+
+  services.sort((a, b) =>
+    compareText(`${a.project}/${a.region}/${a.name}`, `${b.project}/${b.region}/${b.name}`),
+  );
+  // Conditions are judged on the plan as it will be carried out (after deferral).
+  const rows = new Map(services.map((s) => [`${s.project}/${s.region}/${s.name}`, s]));
+  const alerts: Alert[] = [];
+  for (const pool of planPools) {
+    const governed = facts.get(poolKey(pool)) ?? [];
+    alerts.push(
+      ...poolConditions(
+        ctx,
+        pool,
+        governed
+          .filter((m) => m.kind !== 'fixed')
+          .map((m) => ({
+            name: m.svc.name,
+            to: rows.get(`${m.svc.project}/${m.svc.region}/${m.svc.name}`)?.to ?? m.level,
+            want: m.want,
+            peak: m.peak,
+            inUse: m.inUse,
+            usageUnknown: m.kind === 'held',
+            usageNote: m.svc.usageNote,
+          })),
+      ),
+    );
+  }
+  return {
+    version: 1,
+    at,
+    runId,
+    mode: policy.mode,
+    pools: planPools,
+    services,
+    changes,
+    deferred,
+    alerts,
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+
+function poolSettingsFor(policy: Policy, id: PoolId): PoolSettings | undefined {
+  const fits = (p: PoolSettings) =>
+    p.region === id.region &&
+    p.accelerator === id.accelerator &&
+    p.zonalRedundancy === id.zonalRedundancy;
+  return (
+    policy.pools.find((p) => fits(p) && p.project === id.project) ??
+    policy.pools.find((p) => fits(p) && p.project === undefined)
+  );
+}
+
+function gatherPools(
+  snapshot: Snapshot,
+  policy: Policy,
+  resolve: (s: SnapshotService) => Settings,
+): PoolWork[] {
+  const projects = new Set(policy.projects);
+  const regions = policy.regions ? new Set(policy.regions) : null;
+  const inScope = (p: PoolId) => projects.has(p.project) && (!regions || regions.has(p.region));
+  const works = new Map<string, PoolWork>();
+  const workFor = (id: PoolId): PoolWork => {
+    const key = poolKey(id);
+    let w = works.get(key);
+    if (!w) {
+      const pid = {
+        project: id.project,
+        region: id.region,
+        accelerator: id.accelerator,
+        zonalRedundancy: id.zonalRedundancy,
+      };
+      w = {
+        id: pid,
+        key,
+        quota: null,
+        quotaSource: 'unknown',
+        reserve: 0,
+        unmanaged: [],
+        unmanagedUsage: 0,
+        governed: [],
+      };
+      works.set(key, w);
+    }
+    return w;
+  };
+  for (const p of snapshot.pools) {
+    if (!inScope(p)) continue;
+    const w = workFor(p);
+    if (p.quota !== null) {
+      w.quota = p.quota;
+      w.quotaSource = p.quotaSource ?? 'snapshot';
+    }
+  }
+  for (const p of policy.pools) {
+    if (p.quota === undefined && p.reserve === undefined) continue;
+    for (const project of p.project ? [p.project] : policy.projects) {
+      const id = {
+        project,
+        region: p.region,
+        accelerator: p.accelerator ?? DEFAULT_ACCEL,
+        zonalRedundancy: p.zonalRedundancy,
+      };
+      if (inScope(id)) workFor(id);
+    }
+  }
+  for (const u of snapshot.unmanagedUsage) {
+    if (inScope(u)) workFor(u).unmanagedUsage += u.gpus;
+  }
+  const sorted = [...snapshot.services].sort((a, b) =>
+    compareText(`${a.project}/${a.region}/${a.name}`, `${b.project}/${b.region}/${b.name}`),
+  );
+  for (const [order, svc] of sorted.entries()) {
+    if (!inScope(svc)) continue;
+    const w = workFor(svc);
+    const settings = resolve(svc);
+    const member: Member = { svc, order, settings, cap: svc.maxInstances, g: svc.gpusPerInstance };
+    if (!settings.managed) w.unmanaged.push(member);
+    else w.governed.push(member as Governed);
+  }
+  for (const w of works.values()) {
+    const ps = poolSettingsFor(policy, w.id);
+    if (ps?.quota !== undefined) {
+      w.quota = ps.quota;
+      w.quotaSource = 'policy';
+    }
+    w.reserve = ps?.reserve ?? policy.reserve;
+  }
+  return [...works.values()].sort((a, b) => compareText(a.key, b.key));
+}
+
+function initGoverned(m: Governed, quota: number | null, atMs: number): void {
+  const { svc, settings } = m;
+  m.level = m.cap;
+  m.cost = m.g;
+  m.weight = settings.weight;
+  m.clauses = [];
+  m.floor = Math.max(1, svc.minInstances, settings.min);
+  const quotaCeiling = quota === null ? Infinity : Math.floor(quota / m.g);
+  m.ceiling = Math.min(settings.max ?? Infinity, quotaCeiling);
+  if (m.floor > m.ceiling) {
+    m.clauses.push(`floor ${m.floor} is above ceiling ${fmt(m.ceiling)}: the floor wins`);
+    m.ceiling = m.floor;
+  }
+  m.inUse = svc.usage?.current ?? null;
+  m.peak = svc.usage ? Math.max(svc.usage.peak, svc.usage.current) : null;
+  m.demand = null;
+  m.stickyUntil = null;
+  if (svc.reconciling) {
+    m.kind = 'fixed';
+    m.protect = m.alloc = m.want = m.cap;
+    m.clauses.push('deploying (reconciling): left as it is, counted at its cap');
+    return;
+  }
+  if (svc.usage === null) {
+    m.kind = 'held';
+    m.protect = clamp(m.cap, m.floor, m.ceiling);
+    m.want = m.protect;
+    m.clauses.push(
+      `usage unknown${svc.usageNote ? ` (${svc.usageNote})` : ''}: held at ${m.protect} (fail static)`,
+    );
+  } else {
+    m.kind = 'active';
+    const est = estimateDemand(svc.usage, m.cap, settings.headroom, settings.targetUtilization);
+    m.demand = est.instances;
+    m.protect = clamp(Math.min(m.cap, svc.usage.current), m.floor, m.ceiling);
+    m.want = Math.max(m.protect, clamp(est.instances, m.floor, m.ceiling));
+    m.clauses.push(`demand ${est.instances}: ${est.explain}`);
+    const last = svc.lastChangedAt ? Date.parse(svc.lastChangedAt) : null;
+    if (last !== null && last + settings.scaleDownDelayMs > atMs)
+      m.stickyUntil = last + settings.scaleDownDelayMs;
+  }
+  m.alloc = m.protect;
+}
+
+function planPool(
+  work: PoolWork,
+  atMs: number,
+  pressure: number,
+): { pool: PlanPool; changes: PlanChange[] } {
+  const { quota } = work;
+  const unmanagedCaps = sum(work.unmanaged, (m) => m.cap * m.g);
+  const unmanagedGpus = unmanagedCaps + work.unmanagedUsage;
+  const budget = quota === null ? null : quota - work.reserve - unmanagedGpus;
+  const all = work.governed;
+  for (const m of all) initGoverned(m, quota, atMs);
+  const active = all.filter((m) => m.kind === 'active');
+  const movable = all.filter((m) => m.kind !== 'fixed');
+  const fixedGpus = sum(all, (m) => (m.kind === 'fixed' ? m.cap * m.g : 0));
+  const capsBefore = sum(all, (m) => m.cap * m.g);
+  const floorsGpus = fixedGpus + sum(movable, (m) => m.floor * m.g);
+
+  let status: PoolStatus = 'ok';
+  let note: string;
+  if (budget === null) {
+    status = 'unknown-quota';
+    note = 'quota unknown and the policy gives none: nothing raised (fail static)';
+    for (const m of movable) {
+      const to = Math.min(m.cap, m.ceiling);
+      m.level = to;
+      m.clauses.push(
+        to < m.cap
+          ? `lowered to ceiling ${m.ceiling}`
+          : `pool quota unknown: not raised (fail static)`,
+      );
+    }
+  } else if (floorsGpus > budget) {
+    status = 'infeasible';
+    note = `floors need ${floorsGpus} GPUs but the budget is ${budget}: every governed service set to its floor`;
+    for (const m of movable) {
+      m.level = m.floor;
+      m.clauses.push(
+        `pool infeasible (floors ${floorsGpus} > budget ${budget}): set to floor ${m.floor}`,
+      );
+    }
+  } else {
+    const room = budget - fixedGpus;
+    status = capsBefore > budget ? 'over-budget' : 'ok';
+    note =
+      capsBefore > budget
+        ? `caps ${capsBefore} exceed the budget ${budget} by ${capsBefore - budget}: lowered to fit`
+        : '';
+    allocate(movable, active, room);
+    const demandGpus = fixedGpus + sum(movable, (m) => m.want * m.g);
+    const ratio = budget > 0 ? demandGpus / budget : demandGpus > 0 ? Infinity : 0;
+    if (status === 'ok' && ratio >= pressure) status = 'pressure';
+    if (status !== 'over-budget') note = `demand ${demandGpus} of budget ${budget} GPUs`;
+  }
+
+  for (const m of all) describe(m);
+  const pool = poolRow(work, { budget, unmanagedGpus, capsBefore, floorsGpus, status, note });
+  return { pool, changes: orderChanges(all) };
+}
+
+/** Steps 2–6 on one pool with `room` GPUs for the movable services. */
+function allocate(movable: Governed[], active: Governed[], room: number): void {
+  for (const m of movable) m.level = m.protect;
+  // 3. repair: what is protected does not fit; cut lowest priority first, never below floors.
+  let excess = sum(movable, (m) => m.level * m.g) - room;
+  if (excess > 0) {
+    for (const tier of tiers(movable, 'asc')) {
+      const before = new Map(tier.map((m) => [m, m.level]));
+      excess = cut(tier, (m) => m.floor, excess);
+      for (const m of tier) {
+        const was = before.get(m) ?? m.level;
+        if (m.level < was)
+          m.clauses.push(
+            `cut from ${was} to ${m.level}: in-use room does not fit the budget (priority ${m.settings.priority} cut first)`,
+          );
+      }
+      if (excess <= 0) break;
+    }
+  }
+  // 4. demand, priority tiers highest first, weighted max-min within a tier.
+  let left = room - sum(movable, (m) => m.level * m.g);
+  for (const tier of tiers(active, 'desc')) {
+    left = fill(tier, (m) => m.want, left);
+    if (left <= 0) break;
+  }
+  for (const m of movable) m.alloc = m.level;
+  // 5. calm: keep caps whose scale-down delay has not run out, unless the room is needed.
+  const sticky = active.filter((m) => m.stickyUntil !== null && m.cap > m.level);
+  for (const m of sticky) m.level = Math.min(m.cap, m.ceiling);
+  let over = sum(movable, (m) => m.level * m.g) - room;
+  if (over > 0) {
+    cut(sticky, (m) => m.alloc, over);
+    for (const m of sticky) {
+      if (m.level < Math.min(m.cap, m.ceiling))
+        m.clauses.push('room needed by others: scale-down delay overridden');
+    }
+    over = sum(movable, (m) => m.level * m.g) - room;
+  }
+  for (const m of sticky) {
+    if (m.level > m.alloc && m.stickyUntil !== null) {
+      m.clauses.push(
+        `keeps ${m.level - m.alloc} above its share: raised at ${m.svc.lastChangedAt}, scale-down delay ${formatDuration(m.settings.scaleDownDelayMs)} runs until ${new Date(m.stickyUntil).toISOString()}`,
+      );
+    }
+  }
+  // 6. burst: share what is left by weight, up to ceilings.
+  if (over < 0) {
+    const before = new Map(active.map((m) => [m, m.level]));
+    fill(active, (m) => m.ceiling, -over);
+    for (const m of active) {
+      const got = m.level - (before.get(m) ?? m.level);
+      if (got > 0) m.clauses.push(`+${got} burst room (leftover GPUs shared by weight)`);
+    }
+  }
+}
+
+function tiers(ms: Governed[], dir: 'asc' | 'desc'): Governed[][] {
+  const byPriority = new Map<number, Governed[]>();
+  for (const m of ms) {
+    const p = m.settings.priority;
+    const list = byPriority.get(p) ?? [];
+    list.push(m);
+    byPriority.set(p, list);
+  }
+  const keys = [...byPriority.keys()].sort((a, b) => (dir === 'asc' ? a - b : b - a));
+  return keys.map((k) => byPriority.get(k) ?? []);
+}
+
+function describe(m: Governed): void {
+  const to = m.level;
+  if (m.kind === 'active' && m.alloc < m.want) {
+    m.clauses.push(`short of demand by ${m.want - m.alloc}: pool is scarce`);
+  }
+  if (to < m.cap && m.inUse !== null && to < m.inUse) {
+    m.clauses.push(`below the ${m.inUse} in use`);
+  }
+}
+
+function orderChanges(all: Governed[]): PlanChange[] {
+  const moved = all.filter((m) => m.kind !== 'fixed' && m.level !== m.cap);
+  const decreases = moved
+    .filter((m) => m.level < m.cap)
+    .sort((a, b) => a.settings.priority - b.settings.priority || a.order - b.order);
+  const increases = moved
+    .filter((m) => m.level > m.cap)
+    .sort((a, b) => b.settings.priority - a.settings.priority || a.order - b.order);
+  return [...decreases, ...increases].map((m) => ({
+    project: m.svc.project,
+    region: m.svc.region,
+    name: m.svc.name,
+    accelerator: m.svc.accelerator,
+    zonalRedundancy: m.svc.zonalRedundancy,
+    from: m.cap,
+    to: m.level,
+    gpusPerInstance: m.g,
+    etag: m.svc.etag,
+    reason: m.clauses.join('; '),
+  }));
+}
+
+function poolRow(
+  work: PoolWork,
+  r: {
+    budget: number | null;
+    unmanagedGpus: number;
+    capsBefore: number;
+    floorsGpus: number;
+    status: PoolStatus;
+    note: string;
+  },
+): PlanPool {
+  const all = work.governed;
+  return {
+    ...work.id,
+    quota: work.quota,
+    quotaSource: work.quotaSource,
+    reserve: work.reserve,
+    unmanagedGpus: r.unmanagedGpus,
+    budget: r.budget,
+    capsBefore: r.capsBefore,
+    capsAfter: sum(all, (m) => m.level * m.g),
+    inUse: sum(all, (m) => (m.inUse ?? 0) * m.g),
+    floors: r.floorsGpus,
+    demand: sum(all, (m) => m.want * m.g),
+    status: r.status,
+    note: r.note,
+  };
+}
+
+function governedRow(m: Governed): PlanService {
+  return {
+    project: m.svc.project,
+    region: m.svc.region,
+    name: m.svc.name,
+    accelerator: m.svc.accelerator,
+    zonalRedundancy: m.svc.zonalRedundancy,
+    managed: true,
+    gpusPerInstance: m.g,
+    from: m.cap,
+    to: m.level,
+    floor: m.floor,
+    ceiling: Number.isFinite(m.ceiling) ? m.ceiling : null,
+    demand: m.demand,
+    inUse: m.inUse,
+    peak: m.peak,
+    priority: m.settings.priority,
+    weight: m.settings.weight,
+    rule: m.settings.rule,
+    window: m.settings.window,
+    reason: m.clauses.join('; '),
+  };
+}
+
+function unmanagedRow(m: Member): PlanService {
+  const usage = m.svc.usage;
+  return {
+    project: m.svc.project,
+    region: m.svc.region,
+    name: m.svc.name,
+    accelerator: m.svc.accelerator,
+    zonalRedundancy: m.svc.zonalRedundancy,
+    managed: false,
+    gpusPerInstance: m.g,
+    from: m.cap,
+    to: m.cap,
+    floor: null,
+    ceiling: null,
+    demand: null,
+    inUse: usage?.current ?? null,
+    peak: usage ? Math.max(usage.peak, usage.current) : null,
+    priority: null,
+    weight: null,
+    rule: m.settings.rule,
+    window: null,
+    reason:
+      m.settings.rule === null
+        ? `unmanaged (no policy rule matches): counted at its cap of ${m.cap * m.g} GPUs`
+        : `unmanaged (rule ${m.settings.rule}, managed: false): counted at its cap of ${m.cap * m.g} GPUs`,
+  };
+}
+
+function clamp(x: number, lo: number, hi: number): number {
+  return Math.min(Math.max(x, lo), hi);
+}
+
+function sum<T>(xs: readonly T[], f: (x: T) => number): number {
+  let total = 0;
+  for (const x of xs) total += f(x);
+  return total;
+}
+
+function fmt(n: number): string {
+  return Number.isFinite(n) ? String(n) : '∞';
+}

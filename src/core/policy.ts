@@ -1,0 +1,359 @@
+import picomatch from 'picomatch';
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import { z } from 'zod';
+import { InputError, type Fault } from '../errors.js';
+import { Duration } from './duration.js';
+import { clockMinutes, isValidTimeZone, WEEKDAYS } from './schedule.js';
+
+/**
+ * The policy file: the platform team's contract with the governor. This zod schema is the single
+ * source of the `Policy` type and of `schema/policy.schema.json`. Checks that span several fields
+ * (min ≤ max, globs, time zones, unique pools) live in `crossCheck` below so that every fault of a
+ * file is reported at once, even when the shape itself is also wrong.
+ */
+
+const Count = z.number().int().min(0);
+const Weight = z.number().positive().max(1_000_000);
+const Priority = z.number().int().min(-1_000_000).max(1_000_000);
+const Headroom = z.number().min(0).max(10);
+const Clock = z
+  .string()
+  .refine((s) => clockMinutes(s) !== null, 'expected a time "HH:MM" between 00:00 and 24:00');
+
+/** The settings a rule, the defaults and a time window may set. */
+const settingFields = {
+  min: Count.max(100_000).describe('Fewest instances the governor keeps as the cap.').optional(),
+  max: Count.min(1)
+    .max(100_000)
+    .describe("Most instances the governor gives; absent: up to the pool's quota.")
+    .optional(),
+  weight: Weight.describe('Share of contested GPUs within a priority (default 1).').optional(),
+  priority: Priority.describe('Higher is served first (default 0).').optional(),
+  headroom: Headroom.describe(
+    'Share above the observed peak that demand adds (default 0.2).',
+  ).optional(),
+};
+
+export const TimeWindow = z
+  .strictObject({
+    days: z
+      .array(z.enum(WEEKDAYS))
+      .min(1)
+      .describe('Weekdays on which the window starts (default every day).')
+      .optional(),
+    start: Clock.describe('Local start time, "HH:MM".'),
+    end: Clock.describe('Local end time, "HH:MM"; at or before start means the next day.'),
+    timezone: z.string().min(1).default('UTC').describe('IANA time zone (default UTC).'),
+    ...settingFields,
+  })
+  .describe('While the window holds, its settings override the rule.');
+export type TimeWindow = z.infer<typeof TimeWindow>;
+
+export const Match = z
+  .strictObject({
+    name: z.string().min(1).describe('Glob on the service name, e.g. "llm-*".').optional(),
+    labels: z
+      .record(z.string(), z.string())
+      .describe('Labels the service must have, with these exact values.')
+      .optional(),
+    project: z.string().min(1).optional(),
+    region: z.string().min(1).optional(),
+    accelerator: z.string().min(1).optional(),
+  })
+  .describe('Every key is optional; all given keys must match.');
+export type Match = z.infer<typeof Match>;
+
+export const ServiceRule = z.strictObject({
+  match: Match,
+  managed: z
+    .boolean()
+    .default(true)
+    .describe('false: the service is counted against the pool but never written.'),
+  ...settingFields,
+  scaleDownDelay: Duration.optional(),
+  schedule: z.array(TimeWindow).default([]).describe('First window that holds wins.'),
+});
+export type ServiceRule = z.infer<typeof ServiceRule>;
+
+export const PoolSettings = z.strictObject({
+  project: z.string().min(1).describe('Default: every project of the policy.').optional(),
+  region: z.string().min(1),
+  accelerator: z.string().min(1).default('nvidia-l4'),
+  zonalRedundancy: z.boolean().default(true),
+  quota: Count.max(1_000_000)
+    .describe('GPUs; overrides the quota read from the Cloud Quotas API.')
+    .optional(),
+  reserve: Count.max(1_000_000).describe('GPUs kept free in this pool.').optional(),
+});
+export type PoolSettings = z.infer<typeof PoolSettings>;
+
+export const Defaults = z.strictObject({
+  min: settingFields.min.default(1),
+  max: settingFields.max,
+  weight: Weight.default(1),
+  priority: Priority.default(0),
+  headroom: Headroom.default(0.2),
+  targetUtilization: z
+    .number()
+    .gt(0)
+    .max(1)
+    .default(0.8)
+    .describe('GPU utilization above which demand grows past the instances in use.'),
+  scaleDownDelay: Duration.default('15m'),
+  lookback: Duration.default('30m').describe('Window over which the peak is measured.'),
+  staleAfter: Duration.default('10m').describe('Usage older than this is treated as unknown.'),
+});
+export type Defaults = z.infer<typeof Defaults>;
+
+export const Policy = z
+  .strictObject({
+    $schema: z.string().optional(),
+    version: z.literal(1),
+    projects: z.array(z.string().min(1)).min(1),
+    regions: z
+      .array(z.string().min(1))
+      .min(1)
+      .describe('Default: every region that has GPU services.')
+      .optional(),
+    mode: z.enum(['enforce', 'dry-run']).default('enforce'),
+    reserve: Count.max(1_000_000).default(0).describe('GPUs kept free in every pool.'),
+    pools: z.array(PoolSettings).default([]),
+    defaults: Defaults.default(Defaults.parse({})),
+    services: z
+      .array(ServiceRule)
+      .default([])
+      .describe('First matching rule wins; unmatched GPU services are unmanaged.'),
+    limits: z
+      .strictObject({
+        maxChangesPerRun: z.number().int().min(1).max(10_000).default(50),
+      })
+      .default({ maxChangesPerRun: 50 }),
+    alerts: z
+      .strictObject({
+        topic: z
+          .string()
+          .regex(/^projects\/[^/]+\/topics\/[^/]+$/, 'expected "projects/PROJECT/topics/TOPIC"')
+          .optional(),
+        pressure: z
+          .number()
+          .gt(0)
+          .max(10)
+          .default(0.9)
+          .describe('Demand ÷ budget at which pool.pressure fires.'),
+        renotifyAfter: Duration.default('1h'),
+      })
+      .default({ pressure: 0.9, renotifyAfter: '1h' }),
+  })
+  .describe('Cloud Run GPU governor policy');
+export type Policy = z.infer<typeof Policy>;
+export type PolicyInput = z.input<typeof Policy>;
+
+/** Turns zod issues into faults with readable paths and messages. */
+export function zodFaults(error: z.ZodError): Fault[] {
+  const faults: Fault[] = [];
+  for (const issue of error.issues) {
+    const path = formatPath(issue.path);
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        faults.push({ path: formatPath([...issue.path, key]), message: 'unknown key' });
+      }
+    } else if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+      faults.push({ path, message: issue.message });
+    } else {
+      faults.push({ path, message: issue.message });
+    }
+  }
+  return faults;
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out ? `.${String(part)}` : String(part);
+  }
+  return out;
+}
+
+/** Reads a YAML or JSON document (JSON is YAML), naming the line of a syntax error. */
+export function parseDocument(text: string, what: string): unknown {
+  try {
+    return parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+  } catch (e) {
+    if (e instanceof YAMLParseError) {
+      const where = e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
+      throw new InputError(`${what} is not valid YAML or JSON`, [
+        { path: where, message: e.message.split('\n')[0] ?? e.message },
+      ]);
+    }
+    throw e;
+  }
+}
+
+/** Parses and checks a policy document; throws InputError listing every fault. */
+export function parsePolicy(raw: unknown, what = 'policy'): Policy {
+  const result = Policy.safeParse(raw);
+  const faults = result.success ? [] : zodFaults(result.error);
+  faults.push(...crossCheck(raw));
+  if (!result.success || faults.length > 0) {
+    throw new InputError(
+      `${what} is invalid (${faults.length} problem${faults.length === 1 ? '' : 's'})`,
+      dedupe(faults),
+    );
+  }
+  return result.data;
+}
+
+export function parsePolicyText(text: string, what = 'policy'): Policy {
+  return parsePolicy(parseDocument(text, what), what);
+}
+
+function dedupe(faults: Fault[]): Fault[] {
+  const seen = new Set<string>();
+  return faults.filter((f) => {
+    const k = `${f.path}\u0000${f.message}`;
+    if (seen.has(k)) return false;
+    seen.add(k);
+    return true;
+  });
+}
+
+// --- cross-field checks, on the raw document so that they run even when the shape is wrong ---
+
+type Raw = Record<string, unknown>;
+const isRecord = (v: unknown): v is Raw => typeof v === 'object' && v !== null && !Array.isArray(v);
+const num = (v: unknown): number | undefined => (typeof v === 'number' ? v : undefined);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+const list = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+
+function checkMinMax(
+  faults: Fault[],
+  path: string,
+  min: number | undefined,
+  max: number | undefined,
+  note = '',
+): void {
+  if (min !== undefined && max !== undefined && min > max) {
+    faults.push({ path, message: `min ${min} is greater than max ${max}${note}` });
+  }
+}
+
+function checkWindow(
+  faults: Fault[],
+  path: string,
+  w: Raw,
+  ruleMin: number | undefined,
+  ruleMax: number | undefined,
+): void {
+  const tz = str(w.timezone);
+  if (tz !== undefined && !isValidTimeZone(tz)) {
+    faults.push({ path: `${path}.timezone`, message: `unknown IANA time zone "${tz}"` });
+  }
+  const start = str(w.start);
+  const end = str(w.end);
+  if (start !== undefined && clockMinutes(start) === 24 * 60) {
+    faults.push({ path: `${path}.start`, message: 'a window cannot start at 24:00' });
+  }
+  if (
+    start !== undefined &&
+    end !== undefined &&
+    clockMinutes(start) !== null &&
+    clockMinutes(start) === clockMinutes(end)
+  ) {
+    faults.push({
+      path: `${path}.end`,
+      message: `start and end are both ${start}: the window would be empty`,
+    });
+  }
+  const min = num(w.min) ?? ruleMin;
+  const max = num(w.max) ?? ruleMax;
+  checkMinMax(faults, path, min, max, ' while the window holds');
+}
+
+function checkGlob(faults: Fault[], path: string, glob: string): void {
+  try {
+    picomatch.makeRe(glob, { strictBrackets: true });
+  } catch (e) {
+    faults.push({ path, message: `invalid glob "${glob}": ${(e as Error).message}` });
+  }
+}
+
+export function crossCheck(raw: unknown): Fault[] {
+  const faults: Fault[] = [];
+  if (!isRecord(raw)) return faults;
+  const defaults = isRecord(raw.defaults) ? raw.defaults : {};
+  const dMin = num(defaults.min) ?? 1;
+  const dMax = num(defaults.max);
+  checkMinMax(faults, 'defaults', dMin, dMax);
+
+  const projects = list(raw.projects)
+    .map(str)
+    .filter((p): p is string => !!p);
+  const regions = Array.isArray(raw.regions) ? list(raw.regions).map(str) : undefined;
+  const seenProjects = new Set<string>();
+  for (const [i, p] of projects.entries()) {
+    if (seenProjects.has(p))
+      faults.push({ path: `projects[${i}]`, message: `"${p}" is listed twice` });
+    seenProjects.add(p);
+  }
+
+  for (const [i, rule] of list(raw.services).entries()) {
+    if (!isRecord(rule)) continue;
+    const path = `services[${i}]`;
+    const min = num(rule.min) ?? dMin;
+    const max = num(rule.max) ?? dMax;
+    checkMinMax(
+      faults,
+      path,
+      min,
+      max,
+      rule.min === undefined || rule.max === undefined ? ' (with the defaults)' : '',
+    );
+    const match = isRecord(rule.match) ? rule.match : {};
+    const name = str(match.name);
+    if (name) checkGlob(faults, `${path}.match.name`, name);
+    const project = str(match.project);
+    if (project && projects.length && !projects.includes(project)) {
+      faults.push({
+        path: `${path}.match.project`,
+        message: `"${project}" is not one of the policy's projects`,
+      });
+    }
+    for (const [j, w] of list(rule.schedule).entries()) {
+      if (isRecord(w)) checkWindow(faults, `${path}.schedule[${j}]`, w, min, max);
+    }
+  }
+
+  const poolKeys = new Map<string, number>();
+  for (const [i, pool] of list(raw.pools).entries()) {
+    if (!isRecord(pool)) continue;
+    const path = `pools[${i}]`;
+    const region = str(pool.region);
+    const project = str(pool.project);
+    if (project && projects.length && !projects.includes(project)) {
+      faults.push({
+        path: `${path}.project`,
+        message: `"${project}" is not one of the policy's projects`,
+      });
+    }
+    if (region && regions && !regions.includes(region)) {
+      faults.push({
+        path: `${path}.region`,
+        message: `"${region}" is not one of the policy's regions`,
+      });
+    }
+    const key = [
+      project ?? '*',
+      region,
+      str(pool.accelerator) ?? 'nvidia-l4',
+      String(pool.zonalRedundancy ?? true),
+    ].join('/');
+    const before = poolKeys.get(key);
+    if (before !== undefined) {
+      faults.push({ path, message: `same pool as pools[${before}] (${key})` });
+    } else {
+      poolKeys.set(key, i);
+    }
+  }
+  return faults;
+}

@@ -1,0 +1,99 @@
+import picomatch from 'picomatch';
+import { durationMs } from './duration.js';
+import type { Policy, ServiceRule } from './policy.js';
+import { windowHolds } from './schedule.js';
+
+/** What the policy says about one service at one instant. */
+export interface Settings {
+  managed: boolean;
+  /** Index of the matching rule in `policy.services`, or null when no rule matched. */
+  rule: number | null;
+  /** Index of the schedule window that holds, or null. */
+  window: number | null;
+  min: number;
+  max: number | null;
+  weight: number;
+  priority: number;
+  headroom: number;
+  targetUtilization: number;
+  scaleDownDelayMs: number;
+}
+
+interface ServiceLike {
+  project: string;
+  region: string;
+  accelerator: string;
+  name: string;
+  labels: Record<string, string>;
+}
+
+interface CompiledRule {
+  index: number;
+  rule: ServiceRule;
+  matchName: ((name: string) => boolean) | null;
+  settings: Settings;
+}
+
+/**
+ * Compiles the policy's rules for one instant: globs are compiled and time windows evaluated once
+ * per rule (not once per service), so resolving a large fleet costs one match per service.
+ */
+export function compileRules(policy: Policy, atMs: number): (s: ServiceLike) => Settings {
+  const d = policy.defaults;
+  const base: Settings = {
+    managed: true,
+    rule: null,
+    window: null,
+    min: d.min,
+    max: d.max ?? null,
+    weight: d.weight,
+    priority: d.priority,
+    headroom: d.headroom,
+    targetUtilization: d.targetUtilization,
+    scaleDownDelayMs: durationMs(d.scaleDownDelay),
+  };
+  const unmatched: Settings = { ...base, managed: false };
+  const rules: CompiledRule[] = policy.services.map((rule, index) => {
+    let settings: Settings = {
+      ...base,
+      managed: rule.managed,
+      rule: index,
+      min: rule.min ?? base.min,
+      max: rule.max ?? base.max,
+      weight: rule.weight ?? base.weight,
+      priority: rule.priority ?? base.priority,
+      headroom: rule.headroom ?? base.headroom,
+      scaleDownDelayMs: rule.scaleDownDelay
+        ? durationMs(rule.scaleDownDelay)
+        : base.scaleDownDelayMs,
+    };
+    const w = rule.schedule.findIndex((win) => windowHolds(win, atMs));
+    const win = rule.schedule[w];
+    if (win) {
+      settings = {
+        ...settings,
+        window: w,
+        min: win.min ?? settings.min,
+        max: win.max ?? settings.max,
+        weight: win.weight ?? settings.weight,
+        priority: win.priority ?? settings.priority,
+        headroom: win.headroom ?? settings.headroom,
+      };
+    }
+    const matchName = rule.match.name ? picomatch(rule.match.name) : null;
+    return { index, rule, matchName, settings };
+  });
+
+  return (s) => {
+    for (const r of rules) {
+      const m = r.rule.match;
+      if (m.project !== undefined && m.project !== s.project) continue;
+      if (m.region !== undefined && m.region !== s.region) continue;
+      if (m.accelerator !== undefined && m.accelerator !== s.accelerator) continue;
+      if (r.matchName && !r.matchName(s.name)) continue;
+      if (m.labels && !Object.entries(m.labels).every(([k, v]) => s.labels[k] === v)) continue;
+      return r.settings;
+    }
+    return unmatched;
+  };
+}

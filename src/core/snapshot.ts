@@ -1,0 +1,128 @@
+import { z } from 'zod';
+import { InputError } from '../errors.js';
+import { parseDocument, zodFaults } from './policy.js';
+import { poolKey } from './pool-key.js';
+
+/**
+ * The snapshot: everything the governor observed, the planner's whole input besides the policy and
+ * the time. Parsed with zod at the edge; the planner trusts it.
+ */
+
+const IsoInstant = z.iso.datetime({ offset: true });
+const Name = z.string().min(1);
+
+const PoolFields = {
+  project: Name,
+  region: Name,
+  accelerator: Name,
+  zonalRedundancy: z.boolean(),
+};
+
+export const SnapshotPool = z.strictObject({
+  ...PoolFields,
+  quota: z
+    .number()
+    .int()
+    .min(0)
+    .nullable()
+    .describe('GPUs; null when the quota could not be read.'),
+  quotaSource: z.string().optional().describe('Where the quota came from, for explanations.'),
+});
+export type SnapshotPool = z.infer<typeof SnapshotPool>;
+
+export const Usage = z.strictObject({
+  current: z.number().int().min(0).describe('Instances (active + idle) in the latest sample.'),
+  peak: z.number().int().min(0).describe('Most instances in use over the lookback window.'),
+  sampledAt: IsoInstant.describe('Time of the latest sample.'),
+  utilization: z
+    .number()
+    .min(0)
+    .max(1)
+    .nullable()
+    .optional()
+    .describe('Mean GPU utilization (0–1) of the instances in use, where known.'),
+  saturated: z
+    .boolean()
+    .optional()
+    .describe(
+      'The service ran at the cap in force during the lookback. Absent: derived as peak ≥ maxInstances.',
+    ),
+});
+export type Usage = z.infer<typeof Usage>;
+
+export const SnapshotService = z.strictObject({
+  ...PoolFields,
+  name: Name,
+  gpusPerInstance: z.number().int().min(1).max(16),
+  labels: z.record(z.string(), z.string()).default({}),
+  maxInstances: z
+    .number()
+    .int()
+    .min(0)
+    .describe('Effective max instances: the lower of the service-level and revision-level max.'),
+  minInstances: z.number().int().min(0).default(0),
+  reconciling: z.boolean().default(false),
+  etag: z.string().default(''),
+  lastChangedAt: IsoInstant.nullable()
+    .default(null)
+    .describe("When the governor last raised this service's cap (its annotation)."),
+  usage: Usage.nullable().describe('null when usage could not be read or is stale.'),
+  usageNote: z.string().optional().describe('Why usage is null, for explanations.'),
+});
+export type SnapshotService = z.infer<typeof SnapshotService>;
+
+export const UnmanagedUsage = z.strictObject({
+  ...PoolFields,
+  gpus: z.number().int().min(0),
+  source: z.string().min(1).describe('What holds the GPUs, e.g. "worker-pool/encoder".'),
+});
+export type UnmanagedUsage = z.infer<typeof UnmanagedUsage>;
+
+export const Snapshot = z.strictObject({
+  $schema: z.string().optional(),
+  version: z.literal(1),
+  takenAt: IsoInstant,
+  pools: z.array(SnapshotPool),
+  services: z.array(SnapshotService),
+  unmanagedUsage: z.array(UnmanagedUsage).default([]),
+});
+export type Snapshot = z.infer<typeof Snapshot>;
+export type SnapshotInput = z.input<typeof Snapshot>;
+
+export function serviceKey(s: { project: string; region: string; name: string }): string {
+  return `${s.project}/${s.region}/${s.name}`;
+}
+
+/** Parses a snapshot document; throws InputError naming every fault. */
+export function parseSnapshot(raw: unknown, what = 'snapshot'): Snapshot {
+  const result = Snapshot.safeParse(raw);
+  if (!result.success) {
+    throw new InputError(`${what} is invalid`, zodFaults(result.error));
+  }
+  const faults = [];
+  const pools = new Map<string, number>();
+  for (const [i, p] of result.data.pools.entries()) {
+    const key = poolKey(p);
+    const before = pools.get(key);
+    if (before !== undefined)
+      faults.push({ path: `pools[${i}]`, message: `same pool as pools[${before}] (${key})` });
+    else pools.set(key, i);
+  }
+  const services = new Map<string, number>();
+  for (const [i, s] of result.data.services.entries()) {
+    const key = serviceKey(s);
+    const before = services.get(key);
+    if (before !== undefined)
+      faults.push({
+        path: `services[${i}]`,
+        message: `same service as services[${before}] (${key})`,
+      });
+    else services.set(key, i);
+  }
+  if (faults.length) throw new InputError(`${what} is invalid`, faults);
+  return result.data;
+}
+
+export function parseSnapshotText(text: string, what = 'snapshot'): Snapshot {
+  return parseSnapshot(parseDocument(text, what), what);
+}

@@ -1,0 +1,36 @@
+/**
+ * The project's errors. One base class with a `cause`; each subclass says what kind of failure it
+ * is, so callers branch on meaning (bad input, upstream failure) rather than on vendor codes.
+ */
+export class GovernorError extends Error {
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** One fault in an input document, located by its path (e.g. `services[0].weight`). */
+export interface Fault {
+  path: string;
+  message: string;
+}
+
+/** The user's input (a policy, a snapshot, a flag) is wrong. Exit code 2; nothing is written. */
+export class InputError extends GovernorError {
+  readonly faults: readonly Fault[];
+  constructor(what: string, faults: readonly Fault[], options?: { cause?: unknown }) {
+    const lines = faults.map((f) => `  - ${f.path ? `${f.path}: ` : ''}${f.message}`);
+    super(faults.length ? `${what}:\n${lines.join('\n')}` : what, options);
+    this.faults = faults;
+  }
+}
+
+/** The command line was used wrongly. Exit code 2. */
+export class UsageError extends GovernorError {}
+
+/** An outside system (a Google API, the state store) failed. Exit code 1. */
+export class UpstreamError extends GovernorError {}
+
+export function isInputError(e: unknown): e is InputError | UsageError {
+  return e instanceof InputError || e instanceof UsageError;
+}
