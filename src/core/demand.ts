@@ -8,7 +8,8 @@ import type { Usage } from './snapshot.js';
  *   demand    = ceil(base × (1 + headroom))                          (0 when base is 0)
  *   saturated = the service ran at its cap during the lookback
  *               (usage.saturated, or else peak ≥ current max)
- *             → demand ≥ cap + max(1, ceil(cap × headroom)): it may need more than it could show
+ *             → demand ≥ base + max(1, ceil(base × 2 × headroom)): it may need more than it
+ *               could show, so it gets twice the headroom
  *   busy GPUs = in use × utilization ÷ target utilization, where utilization is known
  *             → demand ≥ ceil(busy GPUs)
  */
@@ -35,10 +36,13 @@ export function estimateDemand(
       : `peak ${usage.peak}${usage.current > usage.peak ? ` (in use ${usage.current})` : ''} + ${pct(headroom)} headroom = ${instances}`;
   const saturated = usage.saturated ?? (maxInstances > 0 && usage.peak >= maxInstances);
   if (saturated) {
-    const grown = maxInstances + Math.max(1, Math.ceil(maxInstances * headroom - EPS));
+    // It used all it was allowed, so its real demand is unknown: grow by twice the headroom (at
+    // least one instance). Measured from the peak, not the cap, so that raising the cap does not
+    // raise the estimate again on the same data.
+    const grown = base + Math.max(1, Math.ceil(base * 2 * headroom - EPS));
     if (grown > instances) {
       instances = grown;
-      explain += `; ran at its cap ${maxInstances}, so ${grown}`;
+      explain += `; ran at its cap of ${maxInstances}, so twice the headroom: ${grown}`;
     }
   }
   const util = usage.utilization;

@@ -47,6 +47,7 @@ interface Governed extends Member, Slot {
   peak: number | null;
   demand: number | null; // raw estimate, instances
   want: number; // demand within [protected, ceiling]
+  peakTarget: number; // observed peak within [protected, ceiling]
   protect: number;
   alloc: number; // after steps 2-4
   clauses: string[];
@@ -268,7 +269,7 @@ function initGoverned(m: Governed, quota: number | null, atMs: number): void {
   m.stickyUntil = null;
   if (svc.reconciling) {
     m.kind = 'fixed';
-    m.protect = m.alloc = m.want = m.cap;
+    m.protect = m.alloc = m.want = m.peakTarget = m.cap;
     m.clauses.push('deploying (reconciling): left as it is, counted at its cap');
     return;
   }
@@ -285,6 +286,7 @@ function initGoverned(m: Governed, quota: number | null, atMs: number): void {
     m.demand = est.instances;
     m.protect = clamp(Math.min(m.cap, svc.usage.current), m.floor, m.ceiling);
     m.want = Math.max(m.protect, clamp(est.instances, m.floor, m.ceiling));
+    m.peakTarget = Math.min(m.want, Math.max(m.protect, clamp(m.peak ?? 0, m.floor, m.ceiling)));
     m.clauses.push(`demand ${est.instances}: ${est.explain}`);
     const last = svc.lastChangedAt ? Date.parse(svc.lastChangedAt) : null;
     if (last !== null && last + settings.scaleDownDelayMs > atMs)
@@ -371,8 +373,14 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
       if (excess <= 0) break;
     }
   }
-  // 4. demand, priority tiers highest first, weighted max-min within a tier.
+  // 4. demand. When every observed peak fits, peaks are served before any headroom (rule 5);
+  // then priority tiers, highest first, rise toward demand by weighted max-min within a tier.
   let left = room - sum(movable, (m) => m.level * m.g);
+  const peakNeed = sum(active, (m) => Math.max(m.level, m.peakTarget) * m.g);
+  if (excess <= 0 && peakNeed - sum(active, (m) => m.level * m.g) <= left) {
+    for (const m of active) m.level = Math.max(m.level, m.peakTarget);
+    left = room - sum(movable, (m) => m.level * m.g);
+  }
   for (const tier of tiers(active, 'desc')) {
     left = fill(tier, (m) => m.want, left);
     if (left <= 0) break;

@@ -1,0 +1,381 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import { applyPlan } from '../../src/core/apply.js';
+import { Plan as PlanSchema, type Plan } from '../../src/core/plan.js';
+import { plan } from '../../src/core/planner.js';
+import type { Policy } from '../../src/core/policy.js';
+import { poolKey, type PoolId } from '../../src/core/pool-key.js';
+import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
+import { AT, caseArb, fcParams, type Case } from '../support/fleet-arbitrary.js';
+
+/**
+ * SPEC rules 1–8 as properties over thousands of random fleets and policies. The expected
+ * bounds and budgets are recomputed here from the inputs, independently of the planner.
+ */
+
+interface Oracle {
+  managed: boolean;
+  min: number;
+  max: number | null;
+  weight: number;
+  priority: number;
+  delayMs: number;
+}
+
+const globMatch = (glob: string, name: string) => name.startsWith(glob.replace(/\*$/, ''));
+const delayMs = (d: string) => Number(d.replace(/m$/, '').replace(/s$/, '')) * (d.endsWith('m') ? 60_000 : 1000);
+
+function settingsOf(policy: Policy, s: SnapshotService): Oracle {
+  for (const r of policy.services) {
+    const m = r.match;
+    if (m.name && !globMatch(m.name, s.name)) continue;
+    if (m.region && m.region !== s.region) continue;
+    if (m.labels && !Object.entries(m.labels).every(([k, v]) => s.labels[k] === v)) continue;
+    return {
+      managed: r.managed,
+      min: r.min ?? policy.defaults.min,
+      max: r.max ?? policy.defaults.max ?? null,
+      weight: r.weight ?? policy.defaults.weight,
+      priority: r.priority ?? policy.defaults.priority,
+      delayMs: delayMs(r.scaleDownDelay ?? policy.defaults.scaleDownDelay),
+    };
+  }
+  return { managed: false, min: 0, max: null, weight: 1, priority: 0, delayMs: 0 };
+}
+
+interface PoolFacts {
+  id: PoolId;
+  quota: number | null;
+  budget: number | null;
+  governed: { s: SnapshotService; o: Oracle; floor: number; ceiling: number }[];
+}
+
+function facts(c: Case): Map<string, PoolFacts> {
+  const { snapshot, policy } = c;
+  const out = new Map<string, PoolFacts>();
+  const get = (id: PoolId): PoolFacts => {
+    const key = poolKey(id);
+    let f = out.get(key);
+    if (!f) {
+      const override = policy.pools.find(
+        (p) => p.region === id.region && p.accelerator === id.accelerator && p.zonalRedundancy === id.zonalRedundancy,
+      );
+      const listed = snapshot.pools.find((p) => poolKey(p) === key);
+      const quota = override?.quota ?? listed?.quota ?? null;
+      const unmanagedCaps = snapshot.services
+        .filter((s) => poolKey(s) === key && !settingsOf(policy, s).managed)
+        .reduce((a, s) => a + s.maxInstances * s.gpusPerInstance, 0);
+      const other = snapshot.unmanagedUsage.filter((u) => poolKey(u) === key).reduce((a, u) => a + u.gpus, 0);
+      f = {
+        id,
+        quota,
+        budget: quota === null ? null : quota - policy.reserve - unmanagedCaps - other,
+        governed: [],
+      };
+      out.set(key, f);
+    }
+    return f;
+  };
+  for (const p of snapshot.pools) get(p);
+  for (const u of snapshot.unmanagedUsage) get(u);
+  for (const p of policy.pools) {
+    for (const project of policy.projects) get({ project, region: p.region, accelerator: p.accelerator, zonalRedundancy: p.zonalRedundancy });
+  }
+  for (const s of snapshot.services) {
+    const f = get(s);
+    const o = settingsOf(policy, s);
+    if (!o.managed) continue;
+    const floor = Math.max(1, s.minInstances, o.min);
+    const ceiling = Math.max(floor, Math.min(o.max ?? Infinity, f.quota === null ? Infinity : Math.floor(f.quota / s.gpusPerInstance)));
+    f.governed.push({ s, o, floor, ceiling });
+  }
+  return out;
+}
+
+const key = (s: { project: string; region: string; name: string }) => `${s.project}/${s.region}/${s.name}`;
+const run = (c: Case): Plan => plan(c.snapshot, c.policy, AT);
+const floorsFit = (f: PoolFacts) =>
+  f.budget !== null &&
+  f.governed.reduce((a, g) => a + (g.s.reconciling ? g.s.maxInstances : g.floor) * g.s.gpusPerInstance, 0) <= f.budget;
+const params = fcParams(3000);
+
+describe('planner properties (SPEC rules)', () => {
+  it('produces a plan that matches the plan schema and the budgets of the SPEC formula', () => {
+    fc.assert(
+      fc.property(caseArb({ mixedGpus: true }), (c) => {
+        const p = run(c);
+        PlanSchema.parse(p);
+        const f = facts(c);
+        for (const pool of p.pools) {
+          const expected = f.get(poolKey(pool));
+          expect(expected, `pool ${poolKey(pool)} is not one the inputs name`).toBeDefined();
+          expect(pool.budget).toBe(expected?.budget);
+        }
+        expect(p.pools.length).toBe(f.size);
+      }),
+      params,
+    );
+  });
+
+  it('rule 1: within budget after every single write, in execution order', () => {
+    fc.assert(
+      fc.property(caseArb({ mixedGpus: true }), (c) => {
+        const p = run(c);
+        const f = facts(c);
+        const sums = new Map<string, number>();
+        for (const [k, pf] of f) sums.set(k, pf.governed.reduce((a, g) => a + g.s.maxInstances * g.s.gpusPerInstance, 0));
+        for (const change of p.changes) {
+          const k = poolKey(change);
+          const pf = f.get(k);
+          if (!pf || !floorsFit(pf)) continue;
+          const before = sums.get(k) ?? 0;
+          const after = before + (change.to - change.from) * change.gpusPerInstance;
+          sums.set(k, after);
+          // An increase only when it fits; a pool over budget only goes down.
+          if (change.to > change.from) expect(after).toBeLessThanOrEqual(pf.budget ?? -1);
+        }
+        if (p.deferred.length === 0) {
+          for (const [k, pf] of f) if (floorsFit(pf)) expect(sums.get(k)).toBeLessThanOrEqual(pf.budget ?? -1);
+        }
+      }),
+      params,
+    );
+  });
+
+  it('rule 2: every governed service ends between its floor and its ceiling', () => {
+    fc.assert(
+      fc.property(caseArb({ mixedGpus: true }), (c) => {
+        const p = run(c);
+        if (p.deferred.length > 0) return;
+        const rows = new Map(p.services.map((s) => [key(s), s]));
+        for (const pf of facts(c).values()) {
+          if (pf.budget === null) continue; // unknown quota: nothing raised (rule 4 wins)
+          for (const g of pf.governed) {
+            if (g.s.reconciling) continue;
+            const to = rows.get(key(g.s))?.to ?? -1;
+            expect(to).toBeGreaterThanOrEqual(g.floor);
+            expect(to).toBeLessThanOrEqual(g.ceiling);
+          }
+        }
+      }),
+      params,
+    );
+  });
+
+  it('rule 3: unmanaged and reconciling services are never written', () => {
+    fc.assert(
+      fc.property(caseArb(), (c) => {
+        const p = run(c);
+        const hands = new Set(
+          c.snapshot.services.filter((s) => s.reconciling || !settingsOf(c.policy, s).managed).map(key),
+        );
+        for (const ch of [...p.changes, ...p.deferred]) expect(hands.has(key(ch))).toBe(false);
+        for (const row of p.services) if (hands.has(key(row))) expect(row.to).toBe(row.from);
+      }),
+      params,
+    );
+  });
+
+  it('rule 4: unknown usage never lowers a cap below what it was (unless over budget or above the ceiling); unknown quota raises nothing', () => {
+    fc.assert(
+      fc.property(caseArb(), (c) => {
+        const p = run(c);
+        const pools = new Map(p.pools.map((x) => [poolKey(x), x]));
+        for (const pf of facts(c).values()) {
+          const pool = pools.get(poolKey(pf.id));
+          for (const g of pf.governed) {
+            const row = p.services.find((r) => key(r) === key(g.s));
+            if (!row) throw new Error(`no row for ${key(g.s)}`);
+            if (pf.budget === null) expect(row.to).toBeLessThanOrEqual(row.from);
+            if (g.s.usage === null && row.to < row.from) {
+              const squeezed = pool && pool.budget !== null && (pool.capsBefore > pool.budget || pool.status === 'infeasible' || floorsSqueeze(pf));
+              expect(squeezed || row.to === g.ceiling).toBe(true);
+            }
+          }
+          if (pf.budget === null && pf.governed.some((g) => !g.s.reconciling)) {
+            expect(p.alerts.some((a) => a.type === 'governor.degraded' && a.dedupKey.includes(poolKey(pf.id)))).toBe(true);
+          }
+          if (pf.governed.some((g) => g.s.usage === null && !g.s.reconciling)) {
+            expect(p.alerts.some((a) => a.type === 'governor.degraded' && a.details.reason === 'usage-unknown' && a.dedupKey.includes(poolKey(pf.id)))).toBe(true);
+          }
+        }
+      }),
+      params,
+    );
+  });
+
+  it('rule 5: room for every peak means no service ends below its peak, and no decrease cuts below what is in use without cause', () => {
+    fc.assert(
+      fc.property(caseArb(), (c) => {
+        const p = run(c);
+        if (p.deferred.length > 0) return;
+        const rows = new Map(p.services.map((s) => [key(s), s]));
+        for (const pf of facts(c).values()) {
+          if (pf.budget === null || !floorsFit(pf)) continue;
+          const need = pf.governed.reduce((a, g) => {
+            const s = g.s;
+            const n = s.reconciling
+              ? s.maxInstances
+              : s.usage === null
+                ? Math.min(Math.max(s.maxInstances, g.floor), g.ceiling)
+                : Math.max(g.floor, Math.min(Math.max(s.usage.peak, s.usage.current), g.ceiling));
+            return a + n * s.gpusPerInstance;
+          }, 0);
+          const overBudget = pf.governed.reduce((a, g) => a + g.s.maxInstances * g.s.gpusPerInstance, 0) > pf.budget;
+          for (const g of pf.governed) {
+            const row = rows.get(key(g.s));
+            if (!row || g.s.reconciling || g.s.usage === null) continue;
+            if (need <= pf.budget) {
+              expect(row.to).toBeGreaterThanOrEqual(Math.min(Math.max(g.s.usage.peak, g.s.usage.current), g.ceiling));
+            }
+            if (row.to < row.from && row.to < g.s.usage.current) {
+              expect(overBudget || row.to === g.ceiling || floorsSqueeze(pf)).toBe(true);
+            }
+          }
+        }
+      }),
+      params,
+    );
+  });
+
+  it('rule 6: priority before weight, and weighted shares within one instance of ideal', () => {
+    fc.assert(
+      fc.property(caseArb(), (c) => {
+        const p = run(c);
+        if (p.deferred.length > 0) return;
+        const rows = new Map(p.services.map((s) => [key(s), s]));
+        for (const pf of facts(c).values()) {
+          if (pf.budget === null || !floorsFit(pf) || floorsSqueeze(pf)) continue;
+          const active = pf.governed.filter((g) => !g.s.reconciling && g.s.usage !== null);
+          const peaksFit = peaksFitIn(pf);
+          const base = (g: (typeof active)[number]) => {
+            const u = g.s.usage;
+            if (!u) return 0;
+            const inUse = Math.min(g.s.maxInstances, u.current);
+            const protect = Math.min(Math.max(inUse, g.floor), g.ceiling);
+            const peak = Math.min(Math.max(u.peak, u.current, g.floor), g.ceiling);
+            return peaksFit ? Math.max(protect, peak) : protect;
+          };
+          for (const hi of active) {
+            const h = rows.get(key(hi));
+            if (!h || h.demand === null) continue;
+            const want = Math.min(Math.max(h.demand, hi.floor), hi.ceiling);
+            if (h.to >= want) continue; // satisfied
+            for (const lo of active) {
+              const l = rows.get(key(lo));
+              if (!l || lo === hi) continue;
+              // Higher priority unmet: nobody lower got more than its base.
+              if (lo.o.priority < hi.o.priority) expect(l.to).toBeLessThanOrEqual(base(lo));
+              // Same priority: whoever got more than its base got it at a level no higher than
+              // the unmet one's next instance.
+              if (lo.o.priority === hi.o.priority && l.to > base(lo)) {
+                expect(l.to / lo.o.weight).toBeLessThanOrEqual((h.to + 1) / hi.o.weight + 1e-9);
+              }
+            }
+          }
+        }
+      }),
+      params,
+    );
+  });
+
+  it('rule 7: deterministic under any order of the inputs', () => {
+    fc.assert(
+      fc.property(caseArb({ mixedGpus: true }), fc.integer(), (c, seed) => {
+        const shuffled: Snapshot = {
+          ...c.snapshot,
+          pools: shuffle(c.snapshot.pools, seed),
+          services: shuffle(c.snapshot.services, seed + 1),
+          unmanagedUsage: shuffle(c.snapshot.unmanagedUsage, seed + 2),
+        };
+        expect(plan(shuffled, c.policy, AT)).toEqual(run(c));
+      }),
+      fcParams(1000),
+    );
+  });
+
+  it('rule 7: idempotent: applying the plan and planning again on the same data changes nothing', () => {
+    fc.assert(
+      fc.property(caseArb({ mixedGpus: true }), (c) => {
+        const first = run(c);
+        if (first.deferred.length > 0) return;
+        const again = plan(applyPlan(c.snapshot, first), c.policy, AT);
+        expect(again.changes).toEqual([]);
+      }),
+      params,
+    );
+  });
+
+  it('rule 8: at most maxChangesPerRun writes, and a decrease inside the scale-down delay only when the room is needed', () => {
+    fc.assert(
+      fc.property(caseArb(), (c) => {
+        const p = run(c);
+        expect(p.changes.length).toBeLessThanOrEqual(c.policy.limits.maxChangesPerRun);
+        if (p.deferred.length > 0) return; // the rest of the rule is about the full plan
+        const atMs = Date.parse(AT);
+        const pools = new Map(p.pools.map((x) => [poolKey(x), x]));
+        for (const pf of facts(c).values()) {
+          const pool = pools.get(poolKey(pf.id));
+          if (!pool || pool.budget === null) continue;
+          for (const g of pf.governed) {
+            const last = g.s.lastChangedAt ? Date.parse(g.s.lastChangedAt) : null;
+            if (last === null || last + g.o.delayMs <= atMs) continue;
+            const ch = p.changes.find((x) => key(x) === key(g.s));
+            if (!ch || ch.to >= ch.from || ch.to === g.ceiling) continue;
+            if (pool.capsBefore > pool.budget || pool.status === 'infeasible') continue;
+            // The room was needed: someone was raised for demand, and nobody got it as burst room.
+            const raised = p.services.filter((r) => poolKey(r) === poolKey(pf.id) && r.managed && r.to > r.from);
+            expect(raised.length).toBeGreaterThan(0);
+            for (const r of raised) {
+              const other = pf.governed.find((x) => key(x.s) === key(r));
+              if (!other || r.demand === null) continue;
+              const u = other.s.usage;
+              const protect = u ? Math.min(Math.max(Math.min(other.s.maxInstances, u.current), other.floor), other.ceiling) : 0;
+              const want = Math.max(protect, Math.min(Math.max(r.demand, other.floor), other.ceiling));
+              expect(r.to, `${r.name} got burst room while ${g.s.name} was cut inside its delay`).toBeLessThanOrEqual(want);
+            }
+          }
+        }
+      }),
+      params,
+    );
+  });
+});
+
+/** Floors (raised above what some services hold) push what is protected over the budget. */
+function floorsSqueeze(pf: PoolFacts): boolean {
+  if (pf.budget === null) return false;
+  const protect = pf.governed.reduce((a, g) => {
+    const s = g.s;
+    if (s.reconciling) return a + s.maxInstances * s.gpusPerInstance;
+    const held = s.usage === null ? s.maxInstances : Math.min(s.maxInstances, s.usage.current);
+    return a + Math.min(Math.max(held, g.floor), g.ceiling) * s.gpusPerInstance;
+  }, 0);
+  return protect > pf.budget;
+}
+
+function peaksFitIn(pf: PoolFacts): boolean {
+  if (pf.budget === null) return false;
+  const total = pf.governed.reduce((a, g) => {
+    const s = g.s;
+    if (s.reconciling) return a + s.maxInstances * s.gpusPerInstance;
+    const held = s.usage === null ? s.maxInstances : Math.min(s.maxInstances, s.usage.current);
+    const protect = Math.min(Math.max(held, g.floor), g.ceiling);
+    const peak = s.usage === null ? protect : Math.max(protect, Math.min(Math.max(s.usage.peak, s.usage.current, g.floor), g.ceiling));
+    return a + peak * s.gpusPerInstance;
+  }, 0);
+  return total <= pf.budget;
+}
+
+function shuffle<T>(xs: readonly T[], seed: number): T[] {
+  const out = [...xs];
+  let x = seed | 0 || 1;
+  for (let i = out.length - 1; i > 0; i--) {
+    x ^= x << 13;
+    x ^= x >>> 17;
+    x ^= x << 5;
+    const j = Math.abs(x) % (i + 1);
+    [out[i], out[j]] = [out[j] as T, out[i] as T];
+  }
+  return out;
+}
