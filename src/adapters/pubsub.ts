@@ -1,0 +1,262 @@
+/**
+ * The alert sink, and its one Google implementation: a Pub/Sub topic.
+ *
+ * Each alert is one message (JSON `data`, string `attributes`, one ordering key per pool). A call
+ * to `publish` settles only once the server has acknowledged every message, or once it is sure
+ * some were not: an alert never vanishes silently.
+ *
+ * Emulator mode: the client library connects to `PUBSUB_EMULATOR_HOST` when it is set.
+ */
+import { PubSub } from '@google-cloud/pubsub';
+import type { Topic } from '@google-cloud/pubsub';
+import pLimit from 'p-limit';
+import pRetry from 'p-retry';
+
+import { InputError, UpstreamError } from '../errors.js';
+import type { Fault } from '../errors.js';
+import {
+  checkRetryPolicy,
+  defaultRetryPolicy,
+  grpcCode,
+  grpcCodeName,
+  isTransient,
+} from './retry.js';
+import type { RetryPolicy } from './retry.js';
+
+/** One message to publish. */
+export interface OutgoingMessage {
+  /** Any JSON-serialisable value; published as its UTF-8 JSON text. */
+  data: unknown;
+  /** Filterable by subscriptions (`type`, `severity`, `status`, `project`, `region`, ...). */
+  attributes: Record<string, string>;
+  /** Messages with the same key reach subscribers in the order given. Must not be empty. */
+  orderingKey: string;
+}
+
+/** What the server acknowledged for one message. */
+export interface PublishResult {
+  messageId: string;
+  orderingKey: string;
+}
+
+/** Where alerts go. */
+export interface AlertSink {
+  /**
+   * Publishes the messages, keeping their order within each ordering key. Resolves with one
+   * result per message, in the order given, once the server has acknowledged all of them; rejects
+   * with a {@link PublishError} if any was still not acknowledged after the retries.
+   */
+  publish(messages: readonly OutgoingMessage[]): Promise<PublishResult[]>;
+}
+
+/** An {@link AlertSink} holding a Pub/Sub client, to be closed once no longer needed. */
+export interface PubSubAlertSink extends AlertSink {
+  /** The full topic name, `projects/P/topics/T`. */
+  readonly topic: string;
+  /** Releases the client's connections. Publishing afterwards fails. */
+  close(): Promise<void>;
+}
+
+export interface PubSubAlertSinkOptions extends Partial<RetryPolicy> {
+  /** The full topic name, `projects/P/topics/T`. */
+  topic: string;
+  /** Defaults to the project of `topic`. */
+  projectId?: string;
+}
+
+/** Why one ordering key's messages were not all published. */
+export interface KeyFailure {
+  orderingKey: string;
+  attempts: number;
+  /** The error of the last attempt. */
+  error: unknown;
+}
+
+/** Some messages were not acknowledged by Pub/Sub, even after the retries. */
+export class PublishError extends UpstreamError {
+  readonly topic: string;
+  /** One slot per message given: its result if it was published, `undefined` if not. */
+  readonly results: readonly (PublishResult | undefined)[];
+  readonly published: number;
+  readonly notPublished: number;
+  readonly failures: readonly KeyFailure[];
+
+  constructor(
+    topic: string,
+    results: readonly (PublishResult | undefined)[],
+    failures: readonly KeyFailure[],
+  ) {
+    const published = results.filter((r) => r !== undefined).length;
+    const notPublished = results.length - published;
+    const reasons = failures.map(
+      (f) =>
+        `ordering key "${f.orderingKey}" failed after ${f.attempts} attempt(s): ${describe(f.error)}`,
+    );
+    super(
+      `Published ${published} of ${results.length} message(s) to ${topic}; ` +
+        `${notPublished} not published (${reasons.join('; ')})`,
+      {
+        cause:
+          failures.length === 1
+            ? failures[0]?.error
+            : new AggregateError(
+                failures.map((f) => f.error),
+                `${failures.length} ordering keys failed`,
+              ),
+      },
+    );
+    this.topic = topic;
+    this.results = results;
+    this.published = published;
+    this.notPublished = notPublished;
+    this.failures = failures;
+  }
+}
+
+const topicName = /^projects\/([^/]+)\/topics\/([^/]+)$/;
+
+/**
+ * Creates the Pub/Sub alert sink.
+ *
+ * Retries: p-retry around each ordering key's messages, and none inside the client (its gax
+ * retry settings are turned off; each RPC only gets a deadline, `attemptTimeoutMs`). Why here:
+ * the client's own default for Publish retries for up to 600 s, a silent hang for a reconcile run;
+ * once it gives up on a key, every message queued behind on that key is rejected too and the key
+ * is paused until `resumePublishing(key)`, which only our code can call before resending. One
+ * layer also keeps the worst case plain: `maxAttempts` RPCs, separated by backoff from
+ * `minBackoffMs` doubling up to `maxBackoffMs` (times a random 1-2 jitter). Only transient gRPC
+ * codes are retried (UNAVAILABLE, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ...); NOT_FOUND,
+ * PERMISSION_DENIED, INVALID_ARGUMENT fail at once. A retry resends only the messages not yet
+ * acknowledged, in their order, so a key never goes out of order; a message whose
+ * acknowledgement was lost (a deadline hit after the server took it) can arrive twice, which is
+ * why alerts carry an `id` (delivery is at least once, as with Pub/Sub itself).
+ */
+export function createPubSubAlertSink(options: PubSubAlertSinkOptions): PubSubAlertSink {
+  const { topic: name, projectId, ...retryOverrides } = options;
+  const match = topicName.exec(name);
+  if (!match) {
+    throw new InputError('Invalid Pub/Sub topic', [
+      { path: 'topic', message: `must read projects/PROJECT/topics/TOPIC, not "${name}"` },
+    ]);
+  }
+  const policy = checkRetryPolicy({ ...defaultRetryPolicy, ...definedOnly(retryOverrides) });
+  const pubsub = new PubSub({ projectId: projectId ?? match[1] });
+  const topic = pubsub.topic(name, {
+    messageOrdering: true,
+    gaxOpts: { retry: null, timeout: policy.attemptTimeoutMs },
+  });
+  // One publish call at a time: were two calls to interleave, the retry of the first could land
+  // after the second's messages on the same key.
+  const exclusive = pLimit(1);
+
+  return {
+    topic: name,
+    publish: (messages) => exclusive(() => publishAll(topic, policy, messages)),
+    close: () => pubsub.close(),
+  };
+}
+
+interface Encoded {
+  slot: number;
+  message: { data: Buffer; attributes: Record<string, string>; orderingKey: string };
+}
+
+async function publishAll(
+  topic: Topic,
+  policy: RetryPolicy,
+  messages: readonly OutgoingMessage[],
+): Promise<PublishResult[]> {
+  const byKey = groupByKey(encode(messages));
+  const results: (PublishResult | undefined)[] = messages.map(() => undefined);
+  const failures: KeyFailure[] = [];
+
+  // Keys are independent: one pool's trouble must not hold back another pool's alerts.
+  await Promise.all(
+    [...byKey].map(async ([orderingKey, items]) => {
+      let attempts = 0;
+      try {
+        await pRetry(
+          async () => {
+            attempts += 1;
+            // The client's contract: a failed publish pauses its key until resumed. (The 5.x
+            // client drops a queue once emptied, pause included, but that is not promised.)
+            topic.resumePublishing(orderingKey);
+            const pending = items.filter((item) => results[item.slot] === undefined);
+            const outcomes = await Promise.allSettled(
+              pending.map(async ({ slot, message }) => {
+                results[slot] = { messageId: await topic.publishMessage(message), orderingKey };
+              }),
+            );
+            const failed = outcomes.find((o) => o.status === 'rejected');
+            if (failed) throw asError(failed.reason);
+          },
+          {
+            retries: policy.maxAttempts - 1,
+            factor: 2,
+            minTimeout: policy.minBackoffMs,
+            maxTimeout: policy.maxBackoffMs,
+            randomize: true,
+            shouldRetry: ({ error }) => isTransient(error),
+          },
+        );
+      } catch (error) {
+        failures.push({ orderingKey, attempts, error });
+      }
+    }),
+  );
+
+  if (failures.length > 0) throw new PublishError(topic.name, results, failures);
+  return results.map((r, slot) => {
+    if (r === undefined) throw new Error(`bug: message ${slot} neither published nor failed`);
+    return r;
+  });
+}
+
+/** Serialises every message first, so a bad one is reported before anything is sent. */
+function encode(messages: readonly OutgoingMessage[]): Encoded[] {
+  const faults: Fault[] = [];
+  const encoded: Encoded[] = [];
+  messages.forEach(({ data, attributes, orderingKey }, slot) => {
+    if (orderingKey === '') {
+      faults.push({ path: `messages[${slot}].orderingKey`, message: 'must not be empty' });
+    }
+    let json: string | undefined;
+    try {
+      json = JSON.stringify(data);
+    } catch (error) {
+      faults.push({ path: `messages[${slot}].data`, message: `is not JSON: ${describe(error)}` });
+      return;
+    }
+    if (json === undefined) {
+      faults.push({ path: `messages[${slot}].data`, message: 'has no JSON form' });
+      return;
+    }
+    encoded.push({ slot, message: { data: Buffer.from(json, 'utf8'), attributes, orderingKey } });
+  });
+  if (faults.length > 0) throw new InputError('Invalid alert messages', faults);
+  return encoded;
+}
+
+function groupByKey(items: readonly Encoded[]): Map<string, Encoded[]> {
+  const groups = new Map<string, Encoded[]>();
+  for (const item of items) {
+    const group = groups.get(item.message.orderingKey);
+    if (group) group.push(item);
+    else groups.set(item.message.orderingKey, [item]);
+  }
+  return groups;
+}
+
+function definedOnly(values: Partial<RetryPolicy>): Partial<RetryPolicy> {
+  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined));
+}
+
+function asError(reason: unknown): Error {
+  return reason instanceof Error ? reason : new Error(String(reason));
+}
+
+function describe(error: unknown): string {
+  const code = grpcCodeName(grpcCode(error));
+  const message = error instanceof Error ? error.message : String(error);
+  return code && !message.includes(code) ? `${code}: ${message}` : message;
+}
