@@ -18,7 +18,7 @@ const Priority = z.number().int().min(-1_000_000).max(1_000_000);
 const Headroom = z.number().min(0).max(10);
 const Clock = z
   .string()
-  .refine((s) => clockMinutes(s) !== null, 'expected a time "HH:MM" between 00:00 and 24:00');
+  .regex(/^(([01]\d|2[0-3]):[0-5]\d|24:00)$/, 'expected a time "HH:MM" between 00:00 and 24:00');
 
 /** The settings a rule, the defaults and a time window may set. */
 const settingFields = {

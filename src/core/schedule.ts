@@ -42,8 +42,6 @@ export function isValidTimeZone(zone: string): boolean {
 
 /** The instant of a wall-clock time on a local date, with the compatible DST rule. */
 function wallInstant(date: DateTime, minutes: number): number {
-  // Minute arithmetic on the local date: luxon resolves a missing wall time forward by the gap
-  // and an ambiguous one to the earlier offset.
   const base = DateTime.fromObject(
     { year: date.year, month: date.month, day: date.day },
     { zone: date.zone },
@@ -51,7 +49,7 @@ function wallInstant(date: DateTime, minutes: number): number {
   if (minutes === 24 * 60) {
     return base.plus({ days: 1 }).toMillis();
   }
-  return DateTime.fromObject(
+  const dt = DateTime.fromObject(
     {
       year: date.year,
       month: date.month,
@@ -60,7 +58,19 @@ function wallInstant(date: DateTime, minutes: number): number {
       minute: minutes % 60,
     },
     { zone: date.zone },
-  ).toMillis();
+  );
+  // luxon resolves a missing wall time forward by the gap, as wanted, but an ambiguous one to the
+  // later offset: when the clock fell back, the same wall time also existed one shift earlier.
+  const before = DateTime.fromMillis(dt.toMillis() - 86_400_000, { zone: date.zone }).offset;
+  if (before > dt.offset) {
+    const earlier = DateTime.fromMillis(dt.toMillis() - (before - dt.offset) * 60_000, {
+      zone: date.zone,
+    });
+    if (earlier.day === dt.day && earlier.hour === dt.hour && earlier.minute === dt.minute) {
+      return earlier.toMillis();
+    }
+  }
+  return dt.toMillis();
 }
 
 /**

@@ -23,7 +23,8 @@ interface Oracle {
 }
 
 const globMatch = (glob: string, name: string) => name.startsWith(glob.replace(/\*$/, ''));
-const delayMs = (d: string) => Number(d.replace(/m$/, '').replace(/s$/, '')) * (d.endsWith('m') ? 60_000 : 1000);
+const delayMs = (d: string) =>
+  Number(d.replace(/m$/, '').replace(/s$/, '')) * (d.endsWith('m') ? 60_000 : 1000);
 
 function settingsOf(policy: Policy, s: SnapshotService): Oracle {
   for (const r of policy.services) {
@@ -58,14 +59,19 @@ function facts(c: Case): Map<string, PoolFacts> {
     let f = out.get(key);
     if (!f) {
       const override = policy.pools.find(
-        (p) => p.region === id.region && p.accelerator === id.accelerator && p.zonalRedundancy === id.zonalRedundancy,
+        (p) =>
+          p.region === id.region &&
+          p.accelerator === id.accelerator &&
+          p.zonalRedundancy === id.zonalRedundancy,
       );
       const listed = snapshot.pools.find((p) => poolKey(p) === key);
       const quota = override?.quota ?? listed?.quota ?? null;
       const unmanagedCaps = snapshot.services
         .filter((s) => poolKey(s) === key && !settingsOf(policy, s).managed)
         .reduce((a, s) => a + s.maxInstances * s.gpusPerInstance, 0);
-      const other = snapshot.unmanagedUsage.filter((u) => poolKey(u) === key).reduce((a, u) => a + u.gpus, 0);
+      const other = snapshot.unmanagedUsage
+        .filter((u) => poolKey(u) === key)
+        .reduce((a, u) => a + u.gpus, 0);
       f = {
         id,
         quota,
@@ -79,24 +85,40 @@ function facts(c: Case): Map<string, PoolFacts> {
   for (const p of snapshot.pools) get(p);
   for (const u of snapshot.unmanagedUsage) get(u);
   for (const p of policy.pools) {
-    for (const project of policy.projects) get({ project, region: p.region, accelerator: p.accelerator, zonalRedundancy: p.zonalRedundancy });
+    for (const project of policy.projects)
+      get({
+        project,
+        region: p.region,
+        accelerator: p.accelerator,
+        zonalRedundancy: p.zonalRedundancy,
+      });
   }
   for (const s of snapshot.services) {
     const f = get(s);
     const o = settingsOf(policy, s);
     if (!o.managed) continue;
     const floor = Math.max(1, s.minInstances, o.min);
-    const ceiling = Math.max(floor, Math.min(o.max ?? Infinity, f.quota === null ? Infinity : Math.floor(f.quota / s.gpusPerInstance)));
+    const ceiling = Math.max(
+      floor,
+      Math.min(
+        o.max ?? Infinity,
+        f.quota === null ? Infinity : Math.floor(f.quota / s.gpusPerInstance),
+      ),
+    );
     f.governed.push({ s, o, floor, ceiling });
   }
   return out;
 }
 
-const key = (s: { project: string; region: string; name: string }) => `${s.project}/${s.region}/${s.name}`;
+const key = (s: { project: string; region: string; name: string }) =>
+  `${s.project}/${s.region}/${s.name}`;
 const run = (c: Case): Plan => plan(c.snapshot, c.policy, AT);
 const floorsFit = (f: PoolFacts) =>
   f.budget !== null &&
-  f.governed.reduce((a, g) => a + (g.s.reconciling ? g.s.maxInstances : g.floor) * g.s.gpusPerInstance, 0) <= f.budget;
+  f.governed.reduce(
+    (a, g) => a + (g.s.reconciling ? g.s.maxInstances : g.floor) * g.s.gpusPerInstance,
+    0,
+  ) <= f.budget;
 const params = fcParams(3000);
 
 describe('planner properties (SPEC rules)', () => {
@@ -123,7 +145,11 @@ describe('planner properties (SPEC rules)', () => {
         const p = run(c);
         const f = facts(c);
         const sums = new Map<string, number>();
-        for (const [k, pf] of f) sums.set(k, pf.governed.reduce((a, g) => a + g.s.maxInstances * g.s.gpusPerInstance, 0));
+        for (const [k, pf] of f)
+          sums.set(
+            k,
+            pf.governed.reduce((a, g) => a + g.s.maxInstances * g.s.gpusPerInstance, 0),
+          );
         for (const change of p.changes) {
           const k = poolKey(change);
           const pf = f.get(k);
@@ -135,7 +161,8 @@ describe('planner properties (SPEC rules)', () => {
           if (change.to > change.from) expect(after).toBeLessThanOrEqual(pf.budget ?? -1);
         }
         if (p.deferred.length === 0) {
-          for (const [k, pf] of f) if (floorsFit(pf)) expect(sums.get(k)).toBeLessThanOrEqual(pf.budget ?? -1);
+          for (const [k, pf] of f)
+            if (floorsFit(pf)) expect(sums.get(k)).toBeLessThanOrEqual(pf.budget ?? -1);
         }
       }),
       params,
@@ -167,7 +194,9 @@ describe('planner properties (SPEC rules)', () => {
       fc.property(caseArb(), (c) => {
         const p = run(c);
         const hands = new Set(
-          c.snapshot.services.filter((s) => s.reconciling || !settingsOf(c.policy, s).managed).map(key),
+          c.snapshot.services
+            .filter((s) => s.reconciling || !settingsOf(c.policy, s).managed)
+            .map(key),
         );
         for (const ch of [...p.changes, ...p.deferred]) expect(hands.has(key(ch))).toBe(false);
         for (const row of p.services) if (hands.has(key(row))) expect(row.to).toBe(row.from);
@@ -188,15 +217,31 @@ describe('planner properties (SPEC rules)', () => {
             if (!row) throw new Error(`no row for ${key(g.s)}`);
             if (pf.budget === null) expect(row.to).toBeLessThanOrEqual(row.from);
             if (g.s.usage === null && row.to < row.from) {
-              const squeezed = pool && pool.budget !== null && (pool.capsBefore > pool.budget || pool.status === 'infeasible' || floorsSqueeze(pf));
+              const squeezed =
+                pool &&
+                pool.budget !== null &&
+                (pool.capsBefore > pool.budget ||
+                  pool.status === 'infeasible' ||
+                  floorsSqueeze(pf));
               expect(squeezed || row.to === g.ceiling).toBe(true);
             }
           }
           if (pf.budget === null && pf.governed.some((g) => !g.s.reconciling)) {
-            expect(p.alerts.some((a) => a.type === 'governor.degraded' && a.dedupKey.includes(poolKey(pf.id)))).toBe(true);
+            expect(
+              p.alerts.some(
+                (a) => a.type === 'governor.degraded' && a.dedupKey.includes(poolKey(pf.id)),
+              ),
+            ).toBe(true);
           }
           if (pf.governed.some((g) => g.s.usage === null && !g.s.reconciling)) {
-            expect(p.alerts.some((a) => a.type === 'governor.degraded' && a.details.reason === 'usage-unknown' && a.dedupKey.includes(poolKey(pf.id)))).toBe(true);
+            expect(
+              p.alerts.some(
+                (a) =>
+                  a.type === 'governor.degraded' &&
+                  a.details.reason === 'usage-unknown' &&
+                  a.dedupKey.includes(poolKey(pf.id)),
+              ),
+            ).toBe(true);
           }
         }
       }),
@@ -221,12 +266,15 @@ describe('planner properties (SPEC rules)', () => {
                 : Math.max(g.floor, Math.min(Math.max(s.usage.peak, s.usage.current), g.ceiling));
             return a + n * s.gpusPerInstance;
           }, 0);
-          const overBudget = pf.governed.reduce((a, g) => a + g.s.maxInstances * g.s.gpusPerInstance, 0) > pf.budget;
+          const overBudget =
+            pf.governed.reduce((a, g) => a + g.s.maxInstances * g.s.gpusPerInstance, 0) > pf.budget;
           for (const g of pf.governed) {
             const row = rows.get(key(g.s));
             if (!row || g.s.reconciling || g.s.usage === null) continue;
             if (need <= pf.budget) {
-              expect(row.to).toBeGreaterThanOrEqual(Math.min(Math.max(g.s.usage.peak, g.s.usage.current), g.ceiling));
+              expect(row.to).toBeGreaterThanOrEqual(
+                Math.min(Math.max(g.s.usage.peak, g.s.usage.current), g.ceiling),
+              );
             }
             if (row.to < row.from && row.to < g.s.usage.current) {
               expect(overBudget || row.to === g.ceiling || floorsSqueeze(pf)).toBe(true);
@@ -324,15 +372,28 @@ describe('planner properties (SPEC rules)', () => {
             if (!ch || ch.to >= ch.from || ch.to === g.ceiling) continue;
             if (pool.capsBefore > pool.budget || pool.status === 'infeasible') continue;
             // The room was needed: someone was raised for demand, and nobody got it as burst room.
-            const raised = p.services.filter((r) => poolKey(r) === poolKey(pf.id) && r.managed && r.to > r.from);
+            const raised = p.services.filter(
+              (r) => poolKey(r) === poolKey(pf.id) && r.managed && r.to > r.from,
+            );
             expect(raised.length).toBeGreaterThan(0);
             for (const r of raised) {
               const other = pf.governed.find((x) => key(x.s) === key(r));
               if (!other || r.demand === null) continue;
               const u = other.s.usage;
-              const protect = u ? Math.min(Math.max(Math.min(other.s.maxInstances, u.current), other.floor), other.ceiling) : 0;
-              const want = Math.max(protect, Math.min(Math.max(r.demand, other.floor), other.ceiling));
-              expect(r.to, `${r.name} got burst room while ${g.s.name} was cut inside its delay`).toBeLessThanOrEqual(want);
+              const protect = u
+                ? Math.min(
+                    Math.max(Math.min(other.s.maxInstances, u.current), other.floor),
+                    other.ceiling,
+                  )
+                : 0;
+              const want = Math.max(
+                protect,
+                Math.min(Math.max(r.demand, other.floor), other.ceiling),
+              );
+              expect(
+                r.to,
+                `${r.name} got burst room while ${g.s.name} was cut inside its delay`,
+              ).toBeLessThanOrEqual(want);
             }
           }
         }
@@ -361,7 +422,10 @@ function peaksFitIn(pf: PoolFacts): boolean {
     if (s.reconciling) return a + s.maxInstances * s.gpusPerInstance;
     const held = s.usage === null ? s.maxInstances : Math.min(s.maxInstances, s.usage.current);
     const protect = Math.min(Math.max(held, g.floor), g.ceiling);
-    const peak = s.usage === null ? protect : Math.max(protect, Math.min(Math.max(s.usage.peak, s.usage.current, g.floor), g.ceiling));
+    const peak =
+      s.usage === null
+        ? protect
+        : Math.max(protect, Math.min(Math.max(s.usage.peak, s.usage.current, g.floor), g.ceiling));
     return a + peak * s.gpusPerInstance;
   }, 0);
   return total <= pf.budget;

@@ -1,0 +1,400 @@
+import { describe, expect, it } from 'vitest';
+import { plan } from '../../src/core/planner.js';
+import { parsePolicy, type PolicyInput } from '../../src/core/policy.js';
+import type { Plan } from '../../src/core/plan.js';
+import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
+
+/**
+ * The planner by example: one small fleet per rule of SPEC.md, to read as documentation.
+ * Pool: project p, us-central1, nvidia-l4 with zonal redundancy, unless a test says otherwise.
+ */
+
+const AT = '2026-11-27T15:00:00.000Z'; // a Friday, 10:00 in New York
+const POOL = {
+  project: 'p',
+  region: 'us-central1',
+  accelerator: 'nvidia-l4',
+  zonalRedundancy: true,
+};
+
+function svc(
+  name: string,
+  max: number,
+  use: { current: number; peak: number; utilization?: number } | null,
+  more: Partial<SnapshotService> = {},
+): SnapshotService {
+  return {
+    ...POOL,
+    name,
+    gpusPerInstance: 1,
+    labels: {},
+    maxInstances: max,
+    minInstances: 0,
+    reconciling: false,
+    etag: `etag-${name}`,
+    lastChangedAt: null,
+    usage: use && { ...use, sampledAt: '2026-11-27T14:57:00Z' },
+    ...more,
+  };
+}
+
+function snap(quota: number | null, services: SnapshotService[], unmanagedGpus = 0): Snapshot {
+  return {
+    version: 1,
+    takenAt: AT,
+    pools: quota === null ? [] : [{ ...POOL, quota }],
+    services,
+    unmanagedUsage: unmanagedGpus
+      ? [{ ...POOL, gpus: unmanagedGpus, source: 'worker-pool/encoder' }]
+      : [],
+  };
+}
+
+function policy(extra: Partial<PolicyInput> = {}): ReturnType<typeof parsePolicy> {
+  return parsePolicy({
+    version: 1,
+    projects: ['p'],
+    defaults: { headroom: 0 },
+    services: [{ match: {} }],
+    ...extra,
+  });
+}
+
+const to = (p: Plan, name: string) => p.services.find((s) => s.name === name)?.to;
+const reason = (p: Plan, name: string) => p.services.find((s) => s.name === name)?.reason ?? '';
+const types = (p: Plan) => p.alerts.map((a) => a.type);
+
+describe('the budget', () => {
+  it('is quota − reserve − unmanaged caps − other unmanaged usage', () => {
+    const p = plan(
+      snap(
+        8,
+        [svc('llm', 1, { current: 1, peak: 1 }), svc('render', 2, { current: 2, peak: 2 })],
+        1,
+      ),
+      policy({
+        reserve: 1,
+        services: [{ match: { name: 'render' }, managed: false }, { match: {} }],
+      }),
+      AT,
+    );
+    expect(p.pools[0]).toMatchObject({ quota: 8, reserve: 1, unmanagedGpus: 3, budget: 4 });
+    expect(p.services.find((s) => s.name === 'render')).toMatchObject({
+      managed: false,
+      from: 2,
+      to: 2,
+    });
+  });
+
+  it('takes the quota from the policy over the one observed', () => {
+    const p = plan(
+      snap(8, [svc('llm', 1, { current: 1, peak: 1 })]),
+      policy({ pools: [{ region: 'us-central1', quota: 5 }] }),
+      AT,
+    );
+    expect(p.pools[0]).toMatchObject({ quota: 5, quotaSource: 'policy', budget: 5 });
+  });
+});
+
+describe('rule 1: within quota, decreases before increases', () => {
+  it('lowers the idle service before raising the busy one, so the sum never exceeds the budget', () => {
+    const p = plan(
+      snap(6, [svc('busy', 2, { current: 2, peak: 2 }), svc('idle', 4, { current: 0, peak: 0 })]),
+      policy(),
+      AT,
+    );
+    // busy ran at its cap: demand 3. The 2 GPUs left over are burst room, shared equally.
+    expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([
+      ['idle', 4, 3],
+      ['busy', 2, 3],
+    ]);
+    expect(reason(p, 'busy')).toContain('ran at its cap');
+  });
+
+  it('brings a pool that someone raised by hand back within budget, lowest priority first', () => {
+    const p = plan(
+      snap(6, [svc('gold', 4, { current: 4, peak: 4 }), svc('bronze', 4, { current: 4, peak: 4 })]),
+      policy({ services: [{ match: { name: 'gold' }, priority: 10 }, { match: {} }] }),
+      AT,
+    );
+    expect(p.pools[0]?.status).toBe('over-budget');
+    expect(to(p, 'gold')).toBe(4);
+    expect(to(p, 'bronze')).toBe(2);
+    expect(reason(p, 'bronze')).toContain('cut from 4 to 2');
+    expect(reason(p, 'bronze')).toContain('below the 4 in use');
+    expect(types(p)).toContain('pool.over-budget');
+  });
+});
+
+describe('rule 2: floors and ceilings', () => {
+  it('raises to the floor (min instances, policy min) and lowers to the ceiling (policy max, quota)', () => {
+    const p = plan(
+      snap(7, [
+        svc('small', 1, { current: 0, peak: 0 }, { minInstances: 2 }),
+        svc('huge', 9, { current: 9, peak: 9 }),
+      ]),
+      policy({ services: [{ match: { name: 'huge' }, max: 5 }, { match: {} }] }),
+      AT,
+    );
+    expect(to(p, 'small')).toBe(2);
+    expect(to(p, 'huge')).toBe(5); // a cap comes down to its ceiling even below what is in use
+  });
+
+  it('sets everyone to the floor and raises pool.infeasible when the floors do not fit', () => {
+    const p = plan(
+      snap(3, [svc('a', 3, { current: 3, peak: 3 }), svc('b', 1, { current: 1, peak: 1 })]),
+      policy({ defaults: { min: 2 } }),
+      AT,
+    );
+    expect(p.pools[0]?.status).toBe('infeasible');
+    expect([to(p, 'a'), to(p, 'b')]).toEqual([2, 2]);
+    expect(p.alerts.find((a) => a.type === 'pool.infeasible')?.severity).toBe('CRITICAL');
+  });
+});
+
+describe('rule 3: hands off', () => {
+  it('never writes an unmanaged service or one that is deploying, and counts both at their caps', () => {
+    const p = plan(
+      snap(6, [
+        svc('mine', 1, { current: 1, peak: 1 }),
+        svc('theirs', 2, { current: 0, peak: 0 }),
+        svc('deploying', 2, { current: 0, peak: 0 }, { reconciling: true }),
+      ]),
+      policy({ services: [{ match: { name: 'theirs' }, managed: false }, { match: {} }] }),
+      AT,
+    );
+    expect(p.changes.map((c) => c.name)).toEqual(['mine']);
+    expect(to(p, 'mine')).toBe(2); // 6 − 2 (theirs) − 2 (deploying)
+    expect(reason(p, 'deploying')).toContain('reconciling');
+  });
+});
+
+describe('rule 4: fail static', () => {
+  it('holds the cap of a service whose usage is unknown, and says so', () => {
+    const p = plan(
+      snap(8, [
+        svc('blind', 5, null, { usageNote: 'no point since 14:31' }),
+        svc('other', 1, { current: 1, peak: 1 }),
+      ]),
+      policy(),
+      AT,
+    );
+    expect(to(p, 'blind')).toBe(5);
+    expect(reason(p, 'blind')).toContain('usage unknown (no point since 14:31)');
+    expect(p.alerts.find((a) => a.type === 'governor.degraded')?.details).toMatchObject({
+      reason: 'usage-unknown',
+    });
+  });
+
+  it('raises nothing in a pool whose quota is unknown', () => {
+    const p = plan(
+      snap(null, [svc('a', 1, { current: 1, peak: 1 }), svc('b', 6, { current: 0, peak: 0 })]),
+      policy({ defaults: { headroom: 0, max: 4 } }),
+      AT,
+    );
+    expect(p.pools[0]?.status).toBe('unknown-quota');
+    expect(to(p, 'a')).toBe(1); // saturated, but not raised
+    expect(to(p, 'b')).toBe(4); // only lowered to its ceiling
+    expect(p.alerts.find((a) => a.type === 'governor.degraded')?.details).toMatchObject({
+      reason: 'quota-unknown',
+    });
+  });
+});
+
+describe('rule 5: enough for what is used', () => {
+  it('serves every observed peak before anyone gets headroom', () => {
+    const p = plan(
+      snap(10, [svc('vip', 4, { current: 4, peak: 4 }), svc('plain', 3, { current: 3, peak: 6 })]),
+      policy({
+        defaults: { headroom: 0.5 },
+        services: [{ match: { name: 'vip' }, priority: 10 }, { match: {} }],
+      }),
+      AT,
+    );
+    expect(to(p, 'plain')).toBe(6); // its peak, although vip (priority 10) wanted more headroom
+    expect(to(p, 'vip')).toBe(4);
+  });
+
+  it('does not reclaim below what a service has in use to fund another', () => {
+    const p = plan(
+      snap(6, [svc('vip', 2, { current: 2, peak: 2 }), svc('steady', 4, { current: 4, peak: 4 })]),
+      policy({ services: [{ match: { name: 'vip' }, priority: 10 }, { match: {} }] }),
+      AT,
+    );
+    expect(to(p, 'steady')).toBe(4);
+    expect(to(p, 'vip')).toBe(2);
+    expect(types(p)).toContain('service.starved');
+  });
+});
+
+describe('rule 6: priority, then weight', () => {
+  it('serves the higher priority first; the lower keeps what it uses', () => {
+    const p = plan(
+      snap(4, [svc('hi', 2, { current: 2, peak: 2 }), svc('lo', 6, { current: 1, peak: 1 })]),
+      policy({
+        defaults: { headroom: 0.5 },
+        services: [{ match: { name: 'hi' }, priority: 10 }, { match: {} }],
+      }),
+      AT,
+    );
+    expect(p.services.find((s) => s.name === 'hi')?.demand).toBe(4); // ran at its cap: 2 + 2 × 50%
+    expect(to(p, 'hi')).toBe(3); // all that is left once lo keeps the 1 it uses
+    expect(to(p, 'lo')).toBe(1); // lo wanted 2, gets nothing above what it has in use
+  });
+
+  it('splits contested GPUs 3:1 by weight', () => {
+    const p = plan(
+      snap(8, [
+        svc('heavy', 1, { current: 1, peak: 1 }, { lastChangedAt: null }),
+        svc('light', 1, { current: 1, peak: 1 }),
+      ]),
+      policy({
+        defaults: { headroom: 9 },
+        services: [{ match: { name: 'heavy' }, weight: 3 }, { match: {} }],
+      }),
+      AT,
+    );
+    expect([to(p, 'heavy'), to(p, 'light')]).toEqual([6, 2]);
+  });
+});
+
+describe('rule 7: burst room', () => {
+  it('gives what is left to the services by weight, up to their ceilings, and says so', () => {
+    const p = plan(
+      snap(10, [svc('a', 1, { current: 1, peak: 1 }), svc('b', 1, { current: 1, peak: 1 })]),
+      policy({ services: [{ match: { name: 'a' }, max: 3 }, { match: {} }] }),
+      AT,
+    );
+    expect([to(p, 'a'), to(p, 'b')]).toEqual([3, 7]);
+    expect(reason(p, 'b')).toContain('burst room');
+  });
+});
+
+describe('rule 8: calm', () => {
+  // was-busy was raised to 6 at some point, and now uses 1; other uses 1 of its 2.
+  const fleet = (changedAt: string, otherMax = 2) =>
+    snap(8, [
+      svc('was-busy', 6, { current: 1, peak: 1 }, { lastChangedAt: changedAt }),
+      svc('other', otherMax, { current: 1, peak: 1 }),
+    ]);
+
+  it('keeps a cap raised less than scaleDownDelay ago when no one needs the room', () => {
+    const p = plan(fleet('2026-11-27T14:50:00Z'), policy(), AT);
+    expect(p.changes).toEqual([]);
+    expect(reason(p, 'was-busy')).toContain(
+      'scale-down delay 15m runs until 2026-11-27T15:05:00.000Z',
+    );
+  });
+
+  it('once the delay is over, shares the room it holds as burst room by weight', () => {
+    const p = plan(fleet('2026-11-27T14:40:00Z'), policy(), AT);
+    expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([
+      ['was-busy', 6, 4],
+      ['other', 2, 4],
+    ]);
+  });
+
+  it('gives the room up at once, delay or not, when another service needs it', () => {
+    const needed = plan(
+      snap(7, [
+        svc('was-busy', 6, { current: 1, peak: 1 }, { lastChangedAt: '2026-11-27T14:50:00Z' }),
+        svc('other', 1, { current: 1, peak: 3 }),
+      ]),
+      policy(),
+      AT,
+    );
+    expect(to(needed, 'other')).toBe(4); // peak 3 + twice the headroom of 0: 4
+    expect(to(needed, 'was-busy')).toBe(3);
+    expect(reason(needed, 'was-busy')).toContain('scale-down delay overridden');
+  });
+
+  it('writes at most maxChangesPerRun, decreases first, and defers the rest with a reason', () => {
+    const p = plan(
+      snap(6, [
+        svc('a', 3, { current: 0, peak: 0 }),
+        svc('b', 3, { current: 0, peak: 0 }),
+        svc('c', 0, { current: 0, peak: 3 }),
+      ]),
+      policy({ limits: { maxChangesPerRun: 1 } }),
+      AT,
+    );
+    expect(p.changes).toHaveLength(1);
+    expect(p.changes[0]?.to).toBeLessThan(p.changes[0]?.from ?? 0);
+    expect(p.deferred.length).toBeGreaterThan(0);
+    expect(reason(p, p.deferred[0]?.name ?? '')).toContain('deferred: limits.maxChangesPerRun (1)');
+  });
+});
+
+describe('demand', () => {
+  it('is peak plus headroom, with the numbers in the reason', () => {
+    const p = plan(
+      snap(20, [svc('a', 10, { current: 3, peak: 5 })]),
+      policy({ defaults: { headroom: 0.2 }, services: [{ match: {}, max: 6 }] }),
+      AT,
+    );
+    expect(p.services[0]?.demand).toBe(6);
+    expect(reason(p, 'a')).toContain('demand 6: peak 5');
+    expect(reason(p, 'a')).toContain('+ 20% headroom = 6');
+  });
+
+  it('grows with GPU utilization above the target', () => {
+    const p = plan(
+      snap(20, [svc('a', 10, { current: 4, peak: 4, utilization: 0.95 })]),
+      policy({ defaults: { headroom: 0, targetUtilization: 0.5 } }),
+      AT,
+    );
+    expect(p.services[0]?.demand).toBe(8);
+    expect(reason(p, 'a')).toContain('GPU utilization 95% over target 50%');
+  });
+});
+
+describe('time windows', () => {
+  const weekdays = policy({
+    services: [
+      {
+        match: {},
+        schedule: [
+          {
+            days: ['mon', 'tue', 'wed', 'thu', 'fri'],
+            start: '08:00',
+            end: '20:00',
+            timezone: 'America/New_York',
+            min: 3,
+          },
+        ],
+      },
+    ],
+  });
+  const fleet = snap(8, [svc('a', 1, { current: 0, peak: 0 })]);
+
+  it('apply their settings while they hold, at the time of the plan', () => {
+    expect(plan(fleet, weekdays, AT).services[0]).toMatchObject({ floor: 3, window: 0 });
+    expect(plan(fleet, weekdays, '2026-11-28T15:00:00Z').services[0]).toMatchObject({
+      floor: 1,
+      window: null,
+    });
+  });
+});
+
+describe('alerts', () => {
+  it('follow the SPEC message shape, with a pool ordering key in the dedup key', () => {
+    const p = plan(
+      snap(4, [svc('a', 4, { current: 4, peak: 4 })]),
+      policy({ alerts: { pressure: 0.5 } }),
+      AT,
+    );
+    const pressure = p.alerts.find((a) => a.type === 'pool.pressure');
+    expect(pressure).toMatchObject({
+      version: 1,
+      status: 'firing',
+      severity: 'WARNING',
+      project: 'p',
+      region: 'us-central1',
+      accelerator: 'nvidia-l4',
+      zonalRedundancy: true,
+      service: null,
+      time: AT,
+      dedupKey: 'pool.pressure:p/us-central1/nvidia-l4/zonal',
+    });
+  });
+});

@@ -1,0 +1,149 @@
+import { readFileSync } from 'node:fs';
+import { describe, expect, it } from 'vitest';
+import { InputError } from '../../src/errors.js';
+import { parsePolicy, parsePolicyText } from '../../src/core/policy.js';
+
+function faultsOf(raw: unknown): string[] {
+  try {
+    parsePolicy(raw);
+  } catch (e) {
+    if (e instanceof InputError) return e.faults.map((f) => `${f.path}: ${f.message}`);
+    throw e;
+  }
+  throw new Error('expected the policy to be rejected');
+}
+
+describe('policy', () => {
+  it('accepts the commented example with every key, YAML and the same document as JSON', () => {
+    const text = readFileSync('examples/policy.yaml', 'utf8');
+    const policy = parsePolicyText(text);
+    expect(policy.services).toHaveLength(3);
+    expect(policy.services[0]?.schedule[0]?.timezone).toBe('America/New_York');
+    expect(parsePolicyText(JSON.stringify(policy))).toEqual(policy);
+  });
+
+  it('fills the documented defaults', () => {
+    const p = parsePolicy({ version: 1, projects: ['p'] });
+    expect(p).toMatchObject({
+      mode: 'enforce',
+      reserve: 0,
+      pools: [],
+      services: [],
+      defaults: {
+        min: 1,
+        weight: 1,
+        priority: 0,
+        headroom: 0.2,
+        scaleDownDelay: '15m',
+        lookback: '30m',
+      },
+      limits: { maxChangesPerRun: 50 },
+      alerts: { pressure: 0.9, renotifyAfter: '1h' },
+    });
+    expect(p.defaults.max).toBeUndefined();
+  });
+
+  it('lists every fault at once, each with its path', () => {
+    const faults = faultsOf({
+      version: 1,
+      projects: ['p'],
+      defaults: { min: 3, max: 2, weight: -1 },
+      services: [{ match: {}, bogus: 1 }],
+    });
+    expect(faults).toEqual(
+      expect.arrayContaining([
+        expect.stringMatching(/^defaults\.weight: /),
+        'services[0].bogus: unknown key',
+        expect.stringMatching(/^defaults: min 3 is greater than max 2/),
+      ]),
+    );
+  });
+
+  it('rejects wrong types and unknown keys anywhere with their path', () => {
+    const faults = faultsOf({
+      version: 2,
+      projects: 'p',
+      mode: 'yolo',
+      limits: { maxChangesPerRun: 0, extra: true },
+      alerts: { topic: 'alerts', renotifyAfter: 'soon' },
+    });
+    expect(faults.join('\n')).toMatch(/^version: /m);
+    expect(faults.join('\n')).toMatch(/^projects: /m);
+    expect(faults.join('\n')).toMatch(/^mode: /m);
+    expect(faults).toContain('limits.extra: unknown key');
+    expect(faults.join('\n')).toMatch(/^limits\.maxChangesPerRun: /m);
+    expect(faults.join('\n')).toMatch(
+      /^alerts\.topic: expected "projects\/PROJECT\/topics\/TOPIC"/m,
+    );
+    expect(faults.join('\n')).toMatch(/^alerts\.renotifyAfter: expected a duration/m);
+  });
+
+  it('checks min ≤ max across defaults, rules and time windows', () => {
+    const faults = faultsOf({
+      version: 1,
+      projects: ['p'],
+      defaults: { max: 4 },
+      services: [
+        { match: { name: 'a-*' }, min: 5 },
+        {
+          match: { name: 'b-*' },
+          min: 1,
+          max: 3,
+          schedule: [{ start: '08:00', end: '18:00', min: 4 }],
+        },
+      ],
+    });
+    expect(faults).toContain('services[0]: min 5 is greater than max 4 (with the defaults)');
+    expect(faults).toContain(
+      'services[1].schedule[0]: min 4 is greater than max 3 while the window holds',
+    );
+  });
+
+  it('checks time zones, weekdays, clock times and empty windows', () => {
+    const faults = faultsOf({
+      version: 1,
+      projects: ['p'],
+      services: [
+        {
+          match: {},
+          schedule: [
+            { days: ['mon', 'funday'], start: '25:00', end: '10:00', timezone: 'Mars/Olympus' },
+            { start: '09:00', end: '09:00' },
+          ],
+        },
+      ],
+    });
+    const text = faults.join('\n');
+    expect(text).toMatch(/^services\[0\]\.schedule\[0\]\.days\[1\]: /m);
+    expect(text).toMatch(/^services\[0\]\.schedule\[0\]\.start: expected a time/m);
+    expect(text).toContain(
+      'services[0].schedule[0].timezone: unknown IANA time zone "Mars/Olympus"',
+    );
+    expect(text).toContain('services[0].schedule[1].end: start and end are both 09:00');
+  });
+
+  it('checks globs, pool keys and references to projects and regions', () => {
+    const faults = faultsOf({
+      version: 1,
+      projects: ['p', 'p'],
+      regions: ['us-central1'],
+      pools: [
+        { region: 'us-central1', quota: 8 },
+        { region: 'us-central1', accelerator: 'nvidia-l4', zonalRedundancy: true, quota: 6 },
+        { region: 'europe-west4', project: 'q' },
+      ],
+      services: [{ match: { name: 'llm-[', project: 'q' } }],
+    });
+    expect(faults).toContain('projects[1]: "p" is listed twice');
+    expect(faults).toContain('pools[1]: same pool as pools[0] (*/us-central1/nvidia-l4/true)');
+    expect(faults).toContain('pools[2].project: "q" is not one of the policy\'s projects');
+    expect(faults).toContain('pools[2].region: "europe-west4" is not one of the policy\'s regions');
+    expect(faults.join('\n')).toMatch(/^services\[0\]\.match\.name: invalid glob "llm-\["/m);
+    expect(faults).toContain('services[0].match.project: "q" is not one of the policy\'s projects');
+  });
+
+  it('names the line of a YAML syntax error, and rejects duplicate keys', () => {
+    expect(() => parsePolicyText('version: 1\nprojects: [p\n')).toThrow(/line \d+/);
+    expect(() => parsePolicyText('version: 1\nversion: 1\nprojects: [p]\n')).toThrow(InputError);
+  });
+});
