@@ -1,0 +1,247 @@
+import { readFileSync } from 'node:fs';
+import { resolve } from 'node:path';
+import { z } from 'zod';
+import type { CallRecord, EmulatorContext, WriteRecord } from './context.js';
+import { Demand, parseTrace } from './fleet.js';
+import { effectiveMax, revisionName, type Refused, type ServiceState } from './model.js';
+
+/**
+ * The control surface of a running emulator, shared by the in-process API and the HTTP admin
+ * endpoint: read the state, the calls and the writes; move the clock; change demand, quotas and
+ * deployments. Inputs are validated with the zod schemas below (HTTP bodies use the same ones).
+ */
+
+export class ControlError extends Error {
+  override readonly name = 'ControlError';
+}
+
+const Target = {
+  service: z.string().min(1),
+  project: z.string().min(1).optional(),
+  region: z.string().min(1).optional(),
+};
+
+export const SetDemandInput = z.strictObject({ ...Target, demand: Demand });
+export type SetDemandInput = z.input<typeof SetDemandInput>;
+
+export const SetQuotaInput = z.strictObject({
+  project: z.string().min(1),
+  region: z
+    .string()
+    .min(1)
+    .nullable()
+    .optional()
+    .describe('Absent or null: the regionless default entry.'),
+  accelerator: z.string().min(1).default('nvidia-l4'),
+  zonalRedundancy: z.boolean().default(true),
+  quota: z
+    .number()
+    .int()
+    .min(0)
+    .nullable()
+    .describe('null removes the entry (the Quotas API answers NOT_FOUND).'),
+});
+export type SetQuotaInput = z.input<typeof SetQuotaInput>;
+
+export const DeployInput = z.strictObject({ ...Target, seconds: z.number().min(0) });
+export type DeployInput = z.input<typeof DeployInput>;
+
+export const AdvanceInput = z.strictObject({ ms: z.number().min(0) });
+
+export interface ServiceView {
+  readonly project: string;
+  readonly region: string;
+  readonly name: string;
+  readonly revision: string;
+  readonly gpu: { accelerator: string; count: number; zonalRedundancy: boolean } | null;
+  readonly labels: Record<string, string>;
+  readonly annotations: Record<string, string>;
+  readonly scalingMode: 'AUTOMATIC' | 'MANUAL';
+  readonly maxInstances: number;
+  readonly minInstances: number;
+  readonly revisionMaxInstances: number;
+  readonly effectiveMax: number;
+  readonly instances: { active: number; idle: number };
+  readonly demand: number;
+  readonly reconciling: boolean;
+  readonly etag: string;
+  readonly generation: number;
+  /** Since the virtual start. */
+  readonly refused: Refused;
+  readonly coldStartInstanceMinutes: number;
+  readonly servedInstanceMinutes: number;
+  readonly demandInstanceMinutes: number;
+}
+
+export interface PoolView {
+  readonly project: string;
+  readonly region: string;
+  readonly accelerator: string;
+  readonly zonalRedundancy: boolean;
+  readonly quota: number | null;
+  readonly capsGpus: number;
+  readonly serviceGpus: number;
+  readonly workerPoolGpus: number;
+  readonly services: readonly string[];
+}
+
+export interface EmulatorState {
+  readonly now: string;
+  readonly clock: { mode: 'manual' } | { mode: 'real'; speed: number };
+  readonly pools: readonly PoolView[];
+  readonly services: readonly ServiceView[];
+  readonly workerPools: readonly {
+    project: string;
+    region: string;
+    name: string;
+    gpus: number;
+    accelerator: string | null;
+    zonalRedundancy: boolean | null;
+  }[];
+}
+
+/** Validates a control input (an HTTP body, say) against one of the schemas above. */
+export function parse<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
+  const result = schema.safeParse(input);
+  if (!result.success) {
+    const faults = result.error.issues.map(
+      (i) => `${i.path.length ? i.path.join('.') : '(body)'}: ${i.message}`,
+    );
+    throw new ControlError(`bad ${what}: ${faults.join('; ')}`);
+  }
+  return result.data;
+}
+
+export class EmulatorControl {
+  constructor(
+    private readonly ctx: EmulatorContext,
+    private readonly traces: Map<string, number[]>,
+  ) {}
+
+  now(): Date {
+    return new Date(this.ctx.sync());
+  }
+
+  state(): EmulatorState {
+    this.ctx.sync();
+    const { model, clock } = this.ctx;
+    return {
+      now: this.ctx.nowIso(),
+      clock:
+        clock.mode.kind === 'manual'
+          ? { mode: 'manual' }
+          : { mode: 'real', speed: clock.mode.speed },
+      pools: model.pools().map((p) => ({ ...p, quota: p.quota ?? null })),
+      services: model.listServices().map((s) => this.view(s)),
+      workerPools: model.listWorkerPools().map((w) => ({
+        project: w.project,
+        region: w.region,
+        name: w.name,
+        gpus: w.spec.manualInstanceCount * (w.spec.gpu?.count ?? 0),
+        accelerator: w.spec.gpu?.accelerator ?? null,
+        zonalRedundancy: w.spec.gpu?.zonalRedundancy ?? null,
+      })),
+    };
+  }
+
+  writes(): readonly WriteRecord[] {
+    return [...this.ctx.writes];
+  }
+
+  calls(): readonly CallRecord[] {
+    return [...this.ctx.calls];
+  }
+
+  resetCalls(): void {
+    this.ctx.calls.length = 0;
+  }
+
+  /** Moves virtual time forward (in either clock mode) and runs the minutes crossed. */
+  advance(ms: number): Date {
+    const { ms: by } = parse(AdvanceInput, { ms }, 'advance');
+    this.ctx.clock.advance(by);
+    return this.now();
+  }
+
+  setDemand(input: SetDemandInput): ServiceView {
+    const { service, project, region, demand } = parse(SetDemandInput, input, 'demand');
+    const s = this.find(service, project, region);
+    if (demand.trace && !this.traces.has(demand.trace.file)) {
+      const path = resolve(demand.trace.file);
+      try {
+        this.traces.set(demand.trace.file, parseTrace(readFileSync(path, 'utf8'), path));
+      } catch (error) {
+        throw new ControlError(
+          `cannot load trace ${path}: ${error instanceof Error ? error.message : String(error)}`,
+        );
+      }
+    }
+    this.ctx.sync();
+    this.ctx.model.setDemand(s, demand);
+    return this.view(s);
+  }
+
+  setQuota(input: SetQuotaInput): PoolView[] {
+    const q = parse(SetQuotaInput, input, 'quota');
+    if (!this.ctx.model.fleet.projects.some((p) => p.id === q.project)) {
+      throw new ControlError(`project ${q.project} is not in the fleet`);
+    }
+    this.ctx.sync();
+    this.ctx.model.setQuota(
+      {
+        project: q.project,
+        region: q.region ?? undefined,
+        accelerator: q.accelerator,
+        zonalRedundancy: q.zonalRedundancy,
+      },
+      q.quota ?? undefined,
+    );
+    return this.state().pools.filter((p) => p.project === q.project);
+  }
+
+  /** Simulates a deployment in flight for `seconds` of virtual time: the service is `reconciling`. */
+  deploy(input: DeployInput): ServiceView {
+    const { service, project, region, seconds } = parse(DeployInput, input, 'deploy');
+    const s = this.find(service, project, region);
+    this.ctx.sync();
+    this.ctx.model.startDeployment(s, seconds * 1000);
+    return this.view(s);
+  }
+
+  private find(name: string, project?: string, region?: string): ServiceState {
+    try {
+      return this.ctx.model.findService(name, project, region);
+    } catch (error) {
+      throw new ControlError(error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  private view(s: ServiceState): ServiceView {
+    const last = this.ctx.model.history(s).at(-1);
+    const held = s.instances.length;
+    const active = Math.min(held, last?.active ?? 0);
+    return {
+      project: s.project,
+      region: s.region,
+      name: s.name,
+      revision: revisionName(s),
+      gpu: s.spec.gpu ?? null,
+      labels: { ...s.labels },
+      annotations: { ...s.annotations },
+      scalingMode: s.spec.scalingMode,
+      maxInstances: s.maxInstances,
+      minInstances: s.minInstances,
+      revisionMaxInstances: s.revisionMaxInstances,
+      effectiveMax: effectiveMax(s),
+      instances: { active, idle: held - active },
+      demand: s.lastDemand,
+      reconciling: this.ctx.reconciling(s),
+      etag: s.etag,
+      generation: s.generation,
+      refused: { ...s.refused },
+      coldStartInstanceMinutes: s.coldStartInstanceMinutes,
+      servedInstanceMinutes: s.servedInstanceMinutes,
+      demandInstanceMinutes: s.demandInstanceMinutes,
+    };
+  }
+}

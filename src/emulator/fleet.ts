@@ -1,0 +1,421 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { DateTime } from 'luxon';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+
+/**
+ * The fleet file: what the emulator pretends a Google Cloud project holds (GPU pools and their
+ * quotas, services, worker pools) and how much each service is asked to serve over time.
+ * The zod schemas below are the single source of the `Fleet` type; docs/emulator.md describes
+ * the format for people.
+ */
+
+/** A fleet file that does not parse or does not validate. The message names every faulty path. */
+export class FleetError extends Error {
+  override readonly name = 'FleetError';
+  constructor(
+    message: string,
+    readonly faults: readonly string[] = [],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
+const RESERVED_ANNOTATION_PREFIXES = [
+  'run.googleapis.com/',
+  'autoscaling.knative.dev/',
+  'serving.knative.dev/',
+  'cloud.googleapis.com/',
+] as const;
+
+/** True when Cloud Run keeps this annotation key for itself and rejects it from users. */
+export function isReservedAnnotation(key: string): boolean {
+  return RESERVED_ANNOTATION_PREFIXES.some((prefix) => key.startsWith(prefix));
+}
+
+function isValidTimeZone(zone: string): boolean {
+  return DateTime.now().setZone(zone).isValid;
+}
+
+const CLOCK = /^([01]\d|2[0-3]):([0-5]\d)$/;
+const Count = z.number().int().min(0);
+const Name = z
+  .string()
+  .regex(
+    /^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$/,
+    'expected a Cloud Run name: lower-case letters, digits and "-"',
+  );
+const Region = z.string().regex(/^[a-z]+-[a-z]+\d+$/, 'expected a region such as "us-central1"');
+const Accelerator = z
+  .string()
+  .regex(/^[a-z][-a-z0-9]*$/, 'expected an accelerator such as "nvidia-l4"');
+const TimeZone = z
+  .string()
+  .refine(isValidTimeZone, 'expected an IANA time zone such as "Europe/Paris"');
+const Instant = z.iso.datetime({ offset: true });
+const StringMap = z.record(z.string(), z.string());
+
+export const DiurnalDemand = z
+  .strictObject({
+    base: z.number().min(0).describe('Instances wanted at the quietest hour.'),
+    peak: z.number().min(0).describe('Instances wanted at the busiest hour.'),
+    peakHour: z.number().min(0).lt(24).describe('Local hour of the peak (fractions allowed).'),
+    timezone: TimeZone.optional().describe("Time zone of peakHour (default: the fleet's)."),
+  })
+  .describe('A smooth daily curve (cosine) between base and peak.');
+export type DiurnalDemand = z.infer<typeof DiurnalDemand>;
+
+export const DemandStep = z.strictObject({
+  at: z
+    .string()
+    .refine(
+      (s) => CLOCK.test(s) || Instant.safeParse(s).success,
+      'expected "HH:MM" (every day) or an ISO instant with offset',
+    ),
+  value: z.number().min(0),
+});
+export type DemandStep = z.infer<typeof DemandStep>;
+
+export const TraceDemand = z.strictObject({
+  file: z.string().min(1).describe('CSV file, relative to the fleet file.'),
+  scale: z.number().min(0).default(1).describe('Instances per unit of the (normalised) trace.'),
+  normalize: z.boolean().default(true).describe('Divide the trace by its mean first.'),
+  offsetMinutes: Count.default(0).describe('Minute of the trace played at the virtual start.'),
+});
+export type TraceDemand = z.infer<typeof TraceDemand>;
+
+const DemandObject = z
+  .strictObject({
+    constant: z.number().min(0).optional(),
+    diurnal: DiurnalDemand.optional(),
+    steps: z.array(DemandStep).min(1).optional(),
+    trace: TraceDemand.optional(),
+  })
+  .superRefine((d, ctx) => {
+    const kinds = (['constant', 'diurnal', 'steps', 'trace'] as const).filter(
+      (k) => d[k] !== undefined,
+    );
+    if (kinds.length !== 1) {
+      ctx.addIssue({
+        code: 'custom',
+        message: `expected exactly one of constant, diurnal, steps, trace (got ${kinds.length === 0 ? 'none' : kinds.join(', ')})`,
+      });
+    }
+    if (d.steps) {
+      const daily = d.steps.filter((s) => CLOCK.test(s.at)).length;
+      if (daily !== 0 && daily !== d.steps.length) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['steps'],
+          message: 'steps must be all "HH:MM" (daily) or all ISO instants, not a mix',
+        });
+      }
+    }
+  });
+
+/** Demand in instances: a number is shorthand for `{constant: N}`. */
+export const Demand = z.preprocess(
+  (v) => (typeof v === 'number' ? { constant: v } : v),
+  DemandObject,
+);
+export type Demand = z.infer<typeof Demand>;
+
+export const Gpu = z.strictObject({
+  accelerator: Accelerator.default('nvidia-l4'),
+  count: z.number().int().min(1).max(8).default(1).describe('GPUs per instance.'),
+  zonalRedundancy: z.boolean().default(true),
+});
+export type Gpu = z.infer<typeof Gpu>;
+
+export const Sidecar = z.strictObject({
+  name: Name,
+  image: z.string().min(1).default('us-docker.pkg.dev/cloudrun/container/placeholder'),
+  cpu: z.string().min(1).default('1'),
+  memory: z.string().min(1).default('512Mi'),
+});
+export type Sidecar = z.infer<typeof Sidecar>;
+
+const Annotations = StringMap.superRefine((annotations, ctx) => {
+  for (const key of Object.keys(annotations)) {
+    if (isReservedAnnotation(key)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [key],
+        message: 'this annotation namespace is reserved by Cloud Run',
+      });
+    }
+  }
+});
+
+export const FleetService = z
+  .strictObject({
+    name: Name,
+    region: Region,
+    labels: StringMap.default({}),
+    annotations: Annotations.default({}),
+    gpu: Gpu.optional().describe('Absent for a service without a GPU.'),
+    maxInstances: Count.max(1000).optional().describe('Service-level scaling.max_instance_count.'),
+    minInstances: Count.max(1000).default(0).describe('Service-level scaling.min_instance_count.'),
+    revisionMaxInstances: Count.max(1000)
+      .optional()
+      .describe('Revision template max (absent: unset).'),
+    revisionMinInstances: Count.max(1000).default(0),
+    scalingMode: z.enum(['AUTOMATIC', 'MANUAL']).default('AUTOMATIC'),
+    manualInstanceCount: Count.max(1000).optional(),
+    image: z.string().min(1).optional(),
+    cpu: z.string().min(1).optional().describe('Default "8" with a GPU, "1" without.'),
+    memory: z.string().min(1).optional().describe('Default "32Gi" with a GPU, "512Mi" without.'),
+    cpuIdle: z
+      .boolean()
+      .optional()
+      .describe('CPU throttled between requests (default: false with a GPU).'),
+    concurrency: z.number().int().min(1).max(1000).default(4),
+    startupProbeSeconds: z.number().int().min(1).max(3600).optional(),
+    sidecars: z.array(Sidecar).default([]),
+    startupSeconds: z
+      .number()
+      .min(0)
+      .optional()
+      .describe('Instance start time, model load included.'),
+    demand: Demand.default({ constant: 0 }),
+  })
+  .superRefine((s, ctx) => {
+    const mins: [string, number | undefined][] = [
+      ['minInstances', s.minInstances],
+      ['revisionMinInstances', s.revisionMinInstances],
+    ];
+    for (const [key, min] of mins) {
+      for (const [maxKey, max] of [
+        ['maxInstances', s.maxInstances],
+        ['revisionMaxInstances', s.revisionMaxInstances],
+      ] as const) {
+        if (min !== undefined && max !== undefined && max > 0 && min > max) {
+          ctx.addIssue({
+            code: 'custom',
+            path: [key],
+            message: `${key} ${min} is above ${maxKey} ${max}`,
+          });
+        }
+      }
+    }
+    if (s.scalingMode === 'MANUAL' && s.manualInstanceCount === undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['manualInstanceCount'],
+        message: 'required when scalingMode is MANUAL',
+      });
+    }
+  });
+export type FleetService = z.infer<typeof FleetService>;
+
+export const FleetWorkerPool = z.strictObject({
+  name: Name,
+  region: Region,
+  labels: StringMap.default({}),
+  gpu: Gpu.optional(),
+  manualInstanceCount: Count.max(1000).default(1),
+});
+export type FleetWorkerPool = z.infer<typeof FleetWorkerPool>;
+
+export const FleetPool = z
+  .strictObject({
+    region: Region.optional().describe('Absent: the regionless default entry of the quota.'),
+    accelerator: Accelerator.default('nvidia-l4'),
+    zonalRedundancy: z.boolean().default(true),
+    quota: Count.optional().describe('GPUs; absent: the Quotas API has no entry for this pool.'),
+  })
+  .describe('One GPU quota pool of a project.');
+export type FleetPool = z.infer<typeof FleetPool>;
+
+export const FleetProject = z.strictObject({
+  id: z
+    .string()
+    .regex(/^[a-z][-a-z0-9]{4,28}[a-z0-9]$/, 'expected a project id such as "my-project"'),
+  pools: z.array(FleetPool).default([]),
+  services: z.array(FleetService).default([]),
+  workerPools: z.array(FleetWorkerPool).default([]),
+});
+export type FleetProject = z.infer<typeof FleetProject>;
+
+export const Fleet = z
+  .strictObject({
+    version: z.literal(1).default(1),
+    start: Instant.default('2026-11-27T00:00:00Z').describe(
+      'Virtual time at which the emulator starts.',
+    ),
+    timezone: TimeZone.default('UTC').describe('Time zone of "HH:MM" steps and diurnal peaks.'),
+    startupSeconds: z
+      .number()
+      .min(0)
+      .default(35)
+      .describe('Default instance start time (5 s + model load).'),
+    idleMinutes: Count.max(60)
+      .default(2)
+      .describe('Minutes an instance no longer needed stays idle.'),
+    warmupMinutes: Count.max(1440)
+      .default(60)
+      .describe('Minutes simulated before start, so metrics exist.'),
+    projects: z.array(FleetProject).min(1),
+  })
+  .superRefine((fleet, ctx) => {
+    fleet.projects.forEach((project, p) => {
+      const seen = new Set<string>();
+      project.services.forEach((s, i) => {
+        const key = `${s.region}/${s.name}`;
+        if (seen.has(key)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['projects', p, 'services', i, 'name'],
+            message: `duplicate service ${key}`,
+          });
+        }
+        seen.add(key);
+      });
+      const pools = new Set<string>();
+      project.pools.forEach((pool, i) => {
+        const key = `${pool.region ?? '(any region)'}/${pool.accelerator}/${pool.zonalRedundancy}`;
+        if (pools.has(key)) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['projects', p, 'pools', i],
+            message: `duplicate pool ${key}`,
+          });
+        }
+        pools.add(key);
+      });
+    });
+  });
+export type Fleet = z.infer<typeof Fleet>;
+/** What a fleet file may say before defaults are filled in. */
+export type FleetInput = z.input<typeof Fleet>;
+
+type Issue = z.core.$ZodIssue;
+
+function describeIssues(issues: readonly Issue[], prefix: readonly PropertyKey[] = []): string[] {
+  const out: string[] = [];
+  for (const issue of issues) {
+    const path = [...prefix, ...issue.path];
+    if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+      // Report the branch that got furthest: the one whose deepest issue has the longest path.
+      const depth = (branch: readonly Issue[]): number =>
+        Math.max(0, ...branch.map((i) => i.path.length + 1));
+      const best = [...issue.errors].sort((a, b) => depth(b) - depth(a))[0] ?? [];
+      out.push(...describeIssues(best, path));
+      continue;
+    }
+    const where = path.length === 0 ? '(top level)' : path.map(String).join('.');
+    const keys = issue.code === 'unrecognized_keys' ? `: ${issue.keys.join(', ')}` : '';
+    out.push(`${where}: ${issue.message}${keys}`);
+  }
+  return out;
+}
+
+/** Validates an already-parsed fleet value (from YAML, JSON or code). */
+export function validateFleet(value: unknown, source = 'fleet'): Fleet {
+  const result = Fleet.safeParse(value);
+  if (!result.success) {
+    const faults = describeIssues(result.error.issues);
+    throw new FleetError(`${source} is not a valid fleet:\n  ${faults.join('\n  ')}`, faults);
+  }
+  return result.data;
+}
+
+/** Parses the text of a fleet file (YAML, which includes JSON). */
+export function parseFleet(text: string, source = 'fleet'): Fleet {
+  let value: unknown;
+  try {
+    value = parseYaml(text);
+  } catch (error) {
+    const detail = error instanceof Error ? error.message : String(error);
+    throw new FleetError(`${source} is not valid YAML or JSON: ${detail}`, [detail], {
+      cause: error,
+    });
+  }
+  return validateFleet(value, source);
+}
+
+/** Per-minute samples of every trace a fleet uses, keyed by the trace's `file` as written. */
+export type Traces = ReadonlyMap<string, readonly number[]>;
+
+/**
+ * Reads a trace CSV into per-minute values. Two shapes are understood: request arrivals with a
+ * first column `TIMESTAMP` (the Azure LLM traces: counted per minute), or one number per line
+ * (optionally after a header, optionally as the last column of `minute,value`).
+ */
+export function parseTrace(text: string, source = 'trace'): number[] {
+  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
+  const header = lines[0]?.split(',')[0]?.trim().toUpperCase();
+  if (header === 'TIMESTAMP') {
+    const counts = new Map<number, number>();
+    let first: number | undefined;
+    for (const line of lines.slice(1)) {
+      const stamp = line.split(',')[0]?.trim() ?? '';
+      const ms = Date.parse(`${stamp.replace(' ', 'T').slice(0, 23)}Z`);
+      if (Number.isNaN(ms)) throw new FleetError(`${source}: bad timestamp "${stamp}"`);
+      const minute = Math.floor(ms / 60_000);
+      first = first === undefined ? minute : Math.min(first, minute);
+      counts.set(minute, (counts.get(minute) ?? 0) + 1);
+    }
+    if (first === undefined) throw new FleetError(`${source}: no arrivals`);
+    const last = Math.max(...counts.keys());
+    const samples: number[] = [];
+    for (let m = first; m <= last; m++) samples.push(counts.get(m) ?? 0);
+    return samples;
+  }
+  const samples: number[] = [];
+  lines.forEach((line, i) => {
+    const cell = line.split(',').at(-1)?.trim() ?? '';
+    const value = Number(cell);
+    if (cell === '' || Number.isNaN(value)) {
+      if (i === 0) return; // a header line
+      throw new FleetError(`${source}: line ${i + 1} is not a number: "${line}"`);
+    }
+    if (value < 0) throw new FleetError(`${source}: line ${i + 1} is negative`);
+    samples.push(value);
+  });
+  if (samples.length === 0) throw new FleetError(`${source}: no samples`);
+  return samples;
+}
+
+/** Every trace file named by the fleet. */
+export function traceFiles(fleet: Fleet): string[] {
+  const files = new Set<string>();
+  for (const project of fleet.projects) {
+    for (const service of project.services) {
+      if (service.demand.trace) files.add(service.demand.trace.file);
+    }
+  }
+  return [...files];
+}
+
+/** Reads the traces a fleet uses; relative paths are resolved against `baseDir`. */
+export async function loadTraces(fleet: Fleet, baseDir: string): Promise<Map<string, number[]>> {
+  const traces = new Map<string, number[]>();
+  for (const file of traceFiles(fleet)) {
+    const path = resolve(baseDir, file);
+    let text: string;
+    try {
+      text = await readFile(path, 'utf8');
+    } catch (error) {
+      throw new FleetError(`cannot read trace ${path}`, [], { cause: error });
+    }
+    traces.set(file, parseTrace(text, path));
+  }
+  return traces;
+}
+
+/** Reads and validates a fleet file and the traces it names. */
+export async function loadFleet(
+  path: string,
+): Promise<{ fleet: Fleet; traces: Map<string, number[]> }> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (error) {
+    throw new FleetError(`cannot read fleet file ${path}`, [], { cause: error });
+  }
+  const fleet = parseFleet(text, path);
+  return { fleet, traces: await loadTraces(fleet, dirname(resolve(path))) };
+}

@@ -1,0 +1,114 @@
+import { startAdminServer } from './admin.js';
+import { VirtualClock } from './clock.js';
+import { EmulatorContext, type FaultHook } from './context.js';
+import { EmulatorControl } from './control.js';
+import { loadFleet, loadTraces, validateFleet, type Fleet, type FleetInput } from './fleet.js';
+import { FleetModel } from './model.js';
+import { startGrpcServer } from './server.js';
+
+/**
+ * The local emulator of Cloud Run Admin v2, Cloud Monitoring v3 and Cloud Quotas v1 (one gRPC
+ * port), with a control surface (this object and an HTTP admin port). See docs/emulator.md.
+ */
+
+/** Points the governor's Cloud Run, Monitoring and Cloud Quotas adapters at the emulator. */
+export const EMULATOR_HOST_ENV = 'GOVERNOR_EMULATOR_HOST';
+/** The emulator's HTTP admin endpoint. */
+export const EMULATOR_ADMIN_ENV = 'GOVERNOR_EMULATOR_ADMIN';
+
+export interface EmulatorOptions {
+  /** A fleet (as parsed, or as written in a file) or the path of a fleet file. */
+  readonly fleet: Fleet | FleetInput | string;
+  /** gRPC port on 127.0.0.1 (default 0: a free one). */
+  readonly port?: number;
+  /** HTTP admin port on 127.0.0.1 (default 0: a free one). */
+  readonly adminPort?: number;
+  /** Virtual seconds per wall second, or 'manual' (time moves only through advance). Default 1. */
+  readonly speed?: number | 'manual';
+  /** Wall-clock ms an UpdateService operation runs before it is done (default 1000). */
+  readonly operationDelayMs?: number;
+  /** Virtual ms before a metric point is visible (default 180000: three minutes). */
+  readonly metricsLagMs?: number;
+  /** Page size of List calls that set none (default 5). */
+  readonly pageSize?: number;
+  /** Minutes of per-minute history kept for metrics (default 2880: two days). */
+  readonly historyMinutes?: number;
+  /** Base directory of relative trace files when `fleet` is not a path (default: the working directory). */
+  readonly baseDir?: string;
+  /** Seam for fault injection: may answer any RPC with an error instead of its handler. */
+  readonly faults?: FaultHook;
+}
+
+export interface RunningEmulator extends EmulatorControl {
+  readonly port: number;
+  readonly adminPort: number;
+  /** `GOVERNOR_EMULATOR_HOST` and `GOVERNOR_EMULATOR_ADMIN` for a governor to export. */
+  readonly env: Readonly<Record<string, string>>;
+  /** The fleet model (read it; change it through the control methods). */
+  readonly model: FleetModel;
+  stop(): Promise<void>;
+}
+
+export async function startEmulator(options: EmulatorOptions): Promise<RunningEmulator> {
+  const loaded =
+    typeof options.fleet === 'string'
+      ? await loadFleet(options.fleet)
+      : await (async () => {
+          const fleet = validateFleet(options.fleet);
+          return { fleet, traces: await loadTraces(fleet, options.baseDir ?? process.cwd()) };
+        })();
+  const model = new FleetModel(loaded.fleet, {
+    traces: loaded.traces,
+    historyMinutes: options.historyMinutes,
+  });
+  const speed = options.speed ?? 1;
+  const clock = new VirtualClock(
+    model.startMs,
+    speed === 'manual' ? { kind: 'manual' } : { kind: 'real', speed },
+  );
+  const ctx = new EmulatorContext(
+    model,
+    clock,
+    {
+      operationDelayMs: options.operationDelayMs ?? 1000,
+      metricsLagMs: options.metricsLagMs ?? 3 * 60_000,
+      pageSize: options.pageSize ?? 5,
+    },
+    options.faults,
+  );
+  const control = new EmulatorControl(ctx, loaded.traces);
+  const grpc = await startGrpcServer(ctx, options.port ?? 0);
+  const adminServer = await startAdminServer(control, options.adminPort ?? 0).catch(
+    async (error: unknown) => {
+      await grpc.stop();
+      throw error;
+    },
+  );
+  const env = {
+    [EMULATOR_HOST_ENV]: `127.0.0.1:${grpc.port}`,
+    [EMULATOR_ADMIN_ENV]: `http://127.0.0.1:${adminServer.port}`,
+  };
+  return Object.assign(control, {
+    port: grpc.port,
+    adminPort: adminServer.port,
+    env,
+    model,
+    stop: async () => {
+      await Promise.all([grpc.stop(), adminServer.stop()]);
+    },
+  });
+}
+
+export { emulatorClientOptions } from './client-options.js';
+export {
+  FleetError,
+  loadFleet,
+  parseFleet,
+  validateFleet,
+  type Fleet,
+  type FleetInput,
+} from './fleet.js';
+export { FleetModel } from './model.js';
+export type { CallRecord, FaultHook, WriteRecord } from './context.js';
+export type { EmulatorControl, EmulatorState, PoolView, ServiceView } from './control.js';
+export { RpcError } from './rpc.js';

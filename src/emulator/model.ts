@@ -1,0 +1,575 @@
+import { demandAt, type DemandContext } from './demand.js';
+import type { Demand, Fleet, FleetService, FleetWorkerPool, Gpu, Traces } from './fleet.js';
+
+/**
+ * The fleet on a clock. Pure: no I/O and no wall clock; time only moves through `advanceTo`.
+ *
+ * Once per virtual minute every service's instances follow its demand (whole instances), capped
+ * by its effective max (the lower of the service-level and the revision-level max, 100 when
+ * neither is set) and by its pool's quota, which counts the GPUs held by every instance (active or
+ * idle) of the pool's services and worker pools. Demand that cannot be served is counted as
+ * refused instance- and GPU-minutes, with the reason: `cap` (above the effective max) or `quota`
+ * (the pool had no free GPU to start an instance). Instances no longer needed stay idle for
+ * `idleMinutes` before they stop; min instances stay idle. A new instance holds its GPU at once
+ * but serves only after its start-up time (counted as cold-start minutes, not as refusals).
+ */
+
+export const MINUTE_MS = 60_000;
+/** Cloud Run's default revision max instances when none is set. */
+export const DEFAULT_MAX_INSTANCES = 100;
+
+export interface ServiceKey {
+  readonly project: string;
+  readonly region: string;
+  readonly name: string;
+}
+
+export interface PoolKey {
+  readonly project: string;
+  /** Undefined for a quota entry that applies to every region without its own. */
+  readonly region: string | undefined;
+  readonly accelerator: string;
+  readonly zonalRedundancy: boolean;
+}
+
+export interface Instance {
+  readonly id: number;
+  readonly startedAt: number;
+  readonly readyAt: number;
+  lastBusyAt: number;
+}
+
+export interface Refused {
+  /** Instance-minutes refused because the effective max was reached. */
+  capInstanceMinutes: number;
+  /** Instance-minutes refused because the pool's quota had no free GPU. */
+  quotaInstanceMinutes: number;
+  capGpuMinutes: number;
+  quotaGpuMinutes: number;
+}
+
+export interface ServiceState extends ServiceKey {
+  readonly spec: FleetService;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  /** Service-level `scaling.max_instance_count`; 0 means unset. */
+  maxInstances: number;
+  minInstances: number;
+  /** Revision-level `template.scaling.max_instance_count`; 0 means unset. */
+  revisionMaxInstances: number;
+  revisionMinInstances: number;
+  demand: Demand;
+  revisionIndex: number;
+  generation: number;
+  etag: string;
+  createTime: number;
+  updateTime: number;
+  /** Virtual time at which the deployment in flight ends; null when none is. */
+  deployingUntil: number | null;
+  instances: Instance[];
+  refused: Refused;
+  coldStartInstanceMinutes: number;
+  servedInstanceMinutes: number;
+  demandInstanceMinutes: number;
+  /** Demand (instances, fractional) at the latest minute. */
+  lastDemand: number;
+}
+
+export interface WorkerPoolState {
+  readonly project: string;
+  readonly region: string;
+  readonly name: string;
+  readonly spec: FleetWorkerPool;
+  readonly createTime: number;
+}
+
+/** One service revision's state during one virtual minute. */
+export interface MinuteSample {
+  /** Start of the minute (ms). */
+  readonly at: number;
+  readonly revision: string;
+  readonly active: number;
+  readonly idle: number;
+  /** Mean GPU (or CPU) utilisation of the revision's instances, 0..1. */
+  readonly utilization: number;
+  readonly demand: number;
+  readonly refusedCap: number;
+  readonly refusedQuota: number;
+}
+
+export interface PoolUsage extends PoolKey {
+  readonly region: string;
+  readonly quota: number | undefined;
+  /** Sum over the pool's services of effective max x GPUs per instance. */
+  readonly capsGpus: number;
+  /** GPUs held right now by services' instances. */
+  readonly serviceGpus: number;
+  readonly workerPoolGpus: number;
+  readonly services: readonly string[];
+}
+
+export interface ModelOptions {
+  readonly traces?: Traces;
+  /** Minutes of per-minute history kept (default two days). */
+  readonly historyMinutes?: number;
+}
+
+function serviceId(k: ServiceKey): string {
+  return `${k.project}/${k.region}/${k.name}`;
+}
+
+function quotaId(k: PoolKey): string {
+  return `${k.project}|${k.region ?? '*'}|${k.accelerator}|${k.zonalRedundancy}`;
+}
+
+/** Deterministic fingerprint of a resource version, shaped like Cloud Run's quoted etags. */
+export function etagFor(key: ServiceKey, generation: number): string {
+  const raw = `${serviceId(key)}#${generation}`;
+  let h = 2166136261;
+  for (let i = 0; i < raw.length; i++) {
+    h ^= raw.charCodeAt(i);
+    h = Math.imul(h, 16777619) >>> 0;
+  }
+  return `"${Buffer.from(`${h.toString(16)}.${generation}`).toString('base64url')}"`;
+}
+
+function revisionSuffix(name: string): string {
+  let h = 0;
+  for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0;
+  return h.toString(36).slice(0, 3).padEnd(3, 'x');
+}
+
+export function revisionName(service: Pick<ServiceState, 'name' | 'revisionIndex'>): string {
+  return `${service.name}-${String(service.revisionIndex).padStart(5, '0')}-${revisionSuffix(service.name)}`;
+}
+
+export function effectiveMax(
+  s: Pick<ServiceState, 'maxInstances' | 'revisionMaxInstances'>,
+): number {
+  const set = [s.maxInstances, s.revisionMaxInstances].filter((n) => n > 0);
+  return set.length === 0 ? DEFAULT_MAX_INSTANCES : Math.min(...set);
+}
+
+export function gpusPerInstance(s: { spec: { gpu?: Gpu | undefined } }): number {
+  return s.spec.gpu?.count ?? 0;
+}
+
+function floorInstances(s: ServiceState): number {
+  return Math.min(Math.max(s.minInstances, s.revisionMinInstances), effectiveMax(s));
+}
+
+export class FleetModel {
+  readonly startMs: number;
+  private nowMs: number;
+  private nextStepMs: number;
+  private nextInstanceId = 1;
+  private readonly services = new Map<string, ServiceState>();
+  private readonly workerPools: WorkerPoolState[] = [];
+  private readonly quotas = new Map<string, { key: PoolKey; quota: number | undefined }>();
+  private readonly samples = new Map<string, MinuteSample[]>();
+  private readonly historyMinutes: number;
+  private readonly startupMs: number;
+  private readonly idleMs: number;
+  private readonly demandCtx: DemandContext;
+
+  constructor(
+    readonly fleet: Fleet,
+    options: ModelOptions = {},
+  ) {
+    this.startMs = Date.parse(fleet.start);
+    this.historyMinutes = options.historyMinutes ?? 2 * 24 * 60;
+    this.startupMs = fleet.startupSeconds * 1000;
+    this.idleMs = fleet.idleMinutes * MINUTE_MS;
+    this.demandCtx = {
+      timezone: fleet.timezone,
+      startMs: this.startMs,
+      traces: options.traces ?? new Map(),
+    };
+    const begin = this.startMs - fleet.warmupMinutes * MINUTE_MS;
+    this.nowMs = begin;
+    this.nextStepMs = Math.ceil(begin / MINUTE_MS) * MINUTE_MS;
+
+    for (const project of fleet.projects) {
+      for (const pool of project.pools) {
+        const key: PoolKey = {
+          project: project.id,
+          region: pool.region,
+          accelerator: pool.accelerator,
+          zonalRedundancy: pool.zonalRedundancy,
+        };
+        this.quotas.set(quotaId(key), { key, quota: pool.quota });
+      }
+      for (const spec of project.services) {
+        const key = { project: project.id, region: spec.region, name: spec.name };
+        const state: ServiceState = {
+          ...key,
+          spec,
+          labels: { ...spec.labels },
+          annotations: { ...spec.annotations },
+          maxInstances: spec.maxInstances ?? 0,
+          minInstances: spec.minInstances,
+          revisionMaxInstances: spec.revisionMaxInstances ?? 0,
+          revisionMinInstances: spec.revisionMinInstances,
+          demand: spec.demand,
+          revisionIndex: 1,
+          generation: 1,
+          etag: etagFor(key, 1),
+          createTime: begin,
+          updateTime: begin,
+          deployingUntil: null,
+          instances: [],
+          refused: {
+            capInstanceMinutes: 0,
+            quotaInstanceMinutes: 0,
+            capGpuMinutes: 0,
+            quotaGpuMinutes: 0,
+          },
+          coldStartInstanceMinutes: 0,
+          servedInstanceMinutes: 0,
+          demandInstanceMinutes: 0,
+          lastDemand: 0,
+        };
+        this.services.set(serviceId(key), state);
+        this.samples.set(serviceId(key), []);
+      }
+      for (const spec of project.workerPools) {
+        this.workerPools.push({
+          project: project.id,
+          region: spec.region,
+          name: spec.name,
+          spec,
+          createTime: begin,
+        });
+      }
+    }
+    this.advanceTo(this.startMs - 1);
+    // Counters start at the virtual start: the warm-up only fills the metrics history.
+    for (const s of this.services.values()) {
+      s.refused = {
+        capInstanceMinutes: 0,
+        quotaInstanceMinutes: 0,
+        capGpuMinutes: 0,
+        quotaGpuMinutes: 0,
+      };
+      s.coldStartInstanceMinutes = 0;
+      s.servedInstanceMinutes = 0;
+      s.demandInstanceMinutes = 0;
+    }
+    this.advanceTo(this.startMs);
+  }
+
+  get now(): number {
+    return this.nowMs;
+  }
+
+  /** Moves time forward, running every whole minute crossed. Going back is a no-op. */
+  advanceTo(atMs: number): void {
+    while (this.nextStepMs <= atMs) {
+      this.step(this.nextStepMs);
+      this.nextStepMs += MINUTE_MS;
+    }
+    if (atMs > this.nowMs) this.nowMs = atMs;
+  }
+
+  advance(ms: number): void {
+    this.advanceTo(this.nowMs + Math.max(0, ms));
+  }
+
+  listServices(): ServiceState[] {
+    return [...this.services.values()].sort((a, b) => serviceId(a).localeCompare(serviceId(b)));
+  }
+
+  getService(key: ServiceKey): ServiceState | undefined {
+    return this.services.get(serviceId(key));
+  }
+
+  /** Finds a service by name alone, or by project/region/name; throws when ambiguous or unknown. */
+  findService(name: string, project?: string, region?: string): ServiceState {
+    const found = this.listServices().filter(
+      (s) =>
+        s.name === name &&
+        (project === undefined || s.project === project) &&
+        (region === undefined || s.region === region),
+    );
+    if (found.length !== 1) {
+      throw new Error(
+        found.length === 0
+          ? `no service named ${name}`
+          : `several services named ${name}: give project and region`,
+      );
+    }
+    return found[0] as ServiceState;
+  }
+
+  listWorkerPools(): readonly WorkerPoolState[] {
+    return this.workerPools;
+  }
+
+  history(key: ServiceKey): readonly MinuteSample[] {
+    return this.samples.get(serviceId(key)) ?? [];
+  }
+
+  /** Quota entries as configured (region undefined: the regionless default entry). */
+  quotaEntries(): { key: PoolKey; quota: number | undefined }[] {
+    return [...this.quotas.values()];
+  }
+
+  /** The quota that applies to a concrete regional pool: its own entry, else the regionless one. */
+  quotaFor(key: PoolKey & { region: string }): number | undefined {
+    const own = this.quotas.get(quotaId(key));
+    if (own?.quota !== undefined) return own.quota;
+    return this.quotas.get(quotaId({ ...key, region: undefined }))?.quota;
+  }
+
+  setQuota(key: PoolKey, quota: number | undefined): void {
+    this.quotas.set(quotaId(key), { key, quota });
+  }
+
+  setDemand(key: ServiceKey, demand: Demand): void {
+    this.mustGet(key).demand = demand;
+  }
+
+  /** A write through the Admin API: bumps generation and etag. */
+  update(
+    key: ServiceKey,
+    change: { maxInstances?: number; annotations?: Record<string, string> },
+  ): ServiceState {
+    const s = this.mustGet(key);
+    if (change.maxInstances !== undefined) s.maxInstances = change.maxInstances;
+    if (change.annotations !== undefined) s.annotations = { ...change.annotations };
+    this.bump(s);
+    // A lower max stops instances above it at once.
+    this.trimToCap(s);
+    return s;
+  }
+
+  /** Simulates a deployment (a new revision) in flight for `durationMs` of virtual time. */
+  startDeployment(key: ServiceKey, durationMs: number): ServiceState {
+    const s = this.mustGet(key);
+    this.bump(s);
+    s.deployingUntil = this.nowMs + Math.max(0, durationMs);
+    if (durationMs <= 0) this.finishDeployment(s);
+    return s;
+  }
+
+  poolOf(s: ServiceState): (PoolKey & { region: string }) | undefined {
+    const gpu = s.spec.gpu;
+    if (!gpu) return undefined;
+    return {
+      project: s.project,
+      region: s.region,
+      accelerator: gpu.accelerator,
+      zonalRedundancy: gpu.zonalRedundancy,
+    };
+  }
+
+  /** Every concrete (project, region, accelerator, zonal redundancy) pool with a GPU user or a regional quota. */
+  pools(): PoolUsage[] {
+    const keys = new Map<string, PoolKey & { region: string }>();
+    const add = (k: PoolKey & { region: string }): void => void keys.set(quotaId(k), k);
+    for (const s of this.services.values()) {
+      const k = this.poolOf(s);
+      if (k) add(k);
+    }
+    for (const w of this.workerPools) {
+      if (w.spec.gpu)
+        add({
+          project: w.project,
+          region: w.region,
+          accelerator: w.spec.gpu.accelerator,
+          zonalRedundancy: w.spec.gpu.zonalRedundancy,
+        });
+    }
+    for (const { key } of this.quotas.values()) {
+      if (key.region !== undefined) add({ ...key, region: key.region });
+    }
+    return [...keys.values()]
+      .sort((a, b) => quotaId(a).localeCompare(quotaId(b)))
+      .map((k) => {
+        const members = [...this.services.values()].filter((s) => {
+          const p = this.poolOf(s);
+          return p !== undefined && quotaId(p) === quotaId(k);
+        });
+        return {
+          ...k,
+          quota: this.quotaFor(k),
+          capsGpus: members.reduce((sum, s) => sum + effectiveMax(s) * gpusPerInstance(s), 0),
+          serviceGpus: members.reduce((sum, s) => sum + s.instances.length * gpusPerInstance(s), 0),
+          workerPoolGpus: this.workerPoolGpus(k),
+          services: members.map((s) => s.name).sort(),
+        };
+      });
+  }
+
+  private workerPoolGpus(k: PoolKey & { region: string }): number {
+    return this.workerPools
+      .filter(
+        (w) =>
+          w.spec.gpu !== undefined &&
+          w.project === k.project &&
+          w.region === k.region &&
+          w.spec.gpu.accelerator === k.accelerator &&
+          w.spec.gpu.zonalRedundancy === k.zonalRedundancy,
+      )
+      .reduce((sum, w) => sum + w.spec.manualInstanceCount * (w.spec.gpu?.count ?? 0), 0);
+  }
+
+  private mustGet(key: ServiceKey): ServiceState {
+    const s = this.getService(key);
+    if (!s) throw new Error(`no service ${serviceId(key)}`);
+    return s;
+  }
+
+  private bump(s: ServiceState): void {
+    s.generation += 1;
+    s.etag = etagFor(s, s.generation);
+    s.updateTime = this.nowMs;
+  }
+
+  private finishDeployment(s: ServiceState): void {
+    s.deployingUntil = null;
+    s.revisionIndex += 1;
+  }
+
+  private capOf(s: ServiceState): number {
+    return s.spec.scalingMode === 'MANUAL' ? (s.spec.manualInstanceCount ?? 0) : effectiveMax(s);
+  }
+
+  private trimToCap(s: ServiceState): void {
+    const cap = this.capOf(s);
+    if (s.instances.length > cap) {
+      // Stop the newest first.
+      s.instances.sort((a, b) => a.startedAt - b.startedAt || a.id - b.id);
+      s.instances.length = cap;
+    }
+  }
+
+  private startInstance(s: ServiceState, t: number): void {
+    const startupMs =
+      s.spec.startupSeconds === undefined ? this.startupMs : s.spec.startupSeconds * 1000;
+    s.instances.push({
+      id: this.nextInstanceId++,
+      startedAt: t,
+      readyAt: t + startupMs,
+      lastBusyAt: t,
+    });
+  }
+
+  /** One virtual minute starting at `t`. */
+  private step(t: number): void {
+    this.nowMs = Math.max(this.nowMs, t);
+    const services = this.listServices();
+    const wanted = new Map<ServiceState, number>();
+    const targets = new Map<ServiceState, number>();
+
+    for (const s of services) {
+      if (s.deployingUntil !== null && s.deployingUntil <= t) this.finishDeployment(s);
+      const raw = demandAt(s.demand, t, this.demandCtx);
+      s.lastDemand = raw;
+      const want = Math.max(0, Math.ceil(raw - 1e-9));
+      wanted.set(s, want);
+      const cap = this.capOf(s);
+      const target =
+        s.spec.scalingMode === 'MANUAL' ? cap : Math.min(Math.max(want, floorInstances(s)), cap);
+      targets.set(s, target);
+      this.trimToCap(s);
+      // Scale in: instances idle for long enough stop, down to what is wanted now.
+      let removable = s.instances.length - target;
+      if (removable > 0) {
+        const idleFirst = [...s.instances].sort(
+          (a, b) => a.lastBusyAt - b.lastBusyAt || b.id - a.id,
+        );
+        const stop = new Set<Instance>();
+        for (const inst of idleFirst) {
+          if (removable <= 0) break;
+          if (inst.lastBusyAt <= t - this.idleMs) {
+            stop.add(inst);
+            removable -= 1;
+          }
+        }
+        s.instances = s.instances.filter((i) => !stop.has(i));
+      }
+    }
+
+    // Scale out: GPU services compete for their pool's free GPUs, one instance at a time in turn.
+    const byPool = new Map<
+      string,
+      { key: PoolKey & { region: string }; members: ServiceState[] }
+    >();
+    for (const s of services) {
+      const key = this.poolOf(s);
+      if (!key) {
+        const grow = (targets.get(s) ?? 0) - s.instances.length;
+        for (let i = 0; i < grow; i++) this.startInstance(s, t);
+        continue;
+      }
+      const entry = byPool.get(quotaId(key)) ?? { key, members: [] };
+      entry.members.push(s);
+      byPool.set(quotaId(key), entry);
+    }
+    for (const { key, members } of byPool.values()) {
+      const quota = this.quotaFor(key);
+      let free =
+        quota === undefined
+          ? Number.POSITIVE_INFINITY
+          : quota -
+            this.workerPoolGpus(key) -
+            members.reduce((sum, s) => sum + s.instances.length * gpusPerInstance(s), 0);
+      let progress = true;
+      while (progress) {
+        progress = false;
+        for (const s of members) {
+          const gpus = gpusPerInstance(s);
+          if (s.instances.length < (targets.get(s) ?? 0) && free >= gpus) {
+            this.startInstance(s, t);
+            free -= gpus;
+            progress = true;
+          }
+        }
+      }
+    }
+
+    for (const s of services) this.account(s, t, wanted.get(s) ?? 0);
+  }
+
+  private account(s: ServiceState, t: number, want: number): void {
+    const cap = this.capOf(s);
+    const held = s.instances.length;
+    const busy = Math.min(want, held);
+    const byAge = [...s.instances].sort((a, b) => a.readyAt - b.readyAt || a.id - b.id);
+    let served = 0;
+    byAge.forEach((inst, i) => {
+      if (i < busy) {
+        inst.lastBusyAt = t;
+        served += Math.min(1, Math.max(0, (t + MINUTE_MS - inst.readyAt) / MINUTE_MS));
+      }
+    });
+    const refusedCap = Math.max(0, want - cap);
+    const refusedQuota = Math.max(0, Math.min(want, cap) - held);
+    const gpus = gpusPerInstance(s);
+    s.refused.capInstanceMinutes += refusedCap;
+    s.refused.quotaInstanceMinutes += refusedQuota;
+    s.refused.capGpuMinutes += refusedCap * gpus;
+    s.refused.quotaGpuMinutes += refusedQuota * gpus;
+    s.coldStartInstanceMinutes += busy - served;
+    s.servedInstanceMinutes += served;
+    s.demandInstanceMinutes += want;
+
+    const rows = this.samples.get(serviceId(s));
+    if (!rows) return;
+    rows.push({
+      at: t,
+      revision: revisionName(s),
+      active: busy,
+      idle: held - busy,
+      utilization: held === 0 ? 0 : Math.min(1, s.lastDemand / held),
+      demand: s.lastDemand,
+      refusedCap,
+      refusedQuota,
+    });
+    const oldest = t - this.historyMinutes * MINUTE_MS;
+    let drop = 0;
+    while (drop < rows.length && (rows[drop]?.at ?? t) < oldest) drop++;
+    if (drop > 0) rows.splice(0, drop);
+  }
+}

@@ -1,0 +1,138 @@
+import type { EmulatorContext } from './context.js';
+import { int, invalid, notFound, paginate, text, type Message } from './rpc.js';
+import type { Handlers } from './run-api.js';
+
+/** Cloud Quotas API v1: the GPU allocation quotas of Cloud Run, one QuotaInfo per (accelerator, zonal redundancy). */
+
+const RUN = 'run.googleapis.com';
+const INFO_NAME = /^projects\/([^/]+)\/locations\/([^/]+)\/services\/([^/]+)\/quotaInfos\/([^/]+)$/;
+const PARENT = /^projects\/([^/]+)\/locations\/([^/]+)\/services\/([^/]+)$/;
+
+function pascal(words: string): string {
+  return words
+    .split(/[-_]/)
+    .filter((w) => w !== '')
+    .map((w) => (w[0] ?? '').toUpperCase() + w.slice(1))
+    .join('');
+}
+
+/** `nvidia-l4`, zonal redundancy on → `NvidiaL4GpuAllocPerProjectRegion`. */
+export function gpuQuotaId(accelerator: string, zonalRedundancy: boolean): string {
+  return `${pascal(accelerator)}GpuAlloc${zonalRedundancy ? '' : 'NoZonalRedundancy'}PerProjectRegion`;
+}
+
+/** `nvidia-l4`, zonal redundancy off → `run.googleapis.com/nvidia_l4_gpu_allocation_no_zonal_redundancy`. */
+export function gpuQuotaMetric(accelerator: string, zonalRedundancy: boolean): string {
+  return `${RUN}/${accelerator.replace(/-/g, '_')}_gpu_allocation${zonalRedundancy ? '' : '_no_zonal_redundancy'}`;
+}
+
+interface QuotaGroup {
+  accelerator: string;
+  zonalRedundancy: boolean;
+  entries: { region: string | undefined; quota: number }[];
+}
+
+function groups(ctx: EmulatorContext, project: string): Map<string, QuotaGroup> {
+  const out = new Map<string, QuotaGroup>();
+  const entries = ctx.model.quotaEntries().filter((e) => e.key.project === project);
+  for (const { key, quota } of entries) {
+    if (quota === undefined) continue;
+    const id = gpuQuotaId(key.accelerator, key.zonalRedundancy);
+    const group = out.get(id) ?? {
+      accelerator: key.accelerator,
+      zonalRedundancy: key.zonalRedundancy,
+      entries: [],
+    };
+    group.entries.push({ region: key.region, quota });
+    out.set(id, group);
+  }
+  return out;
+}
+
+function quotaInfo(project: string, id: string, g: QuotaGroup): Message {
+  const gpu = g.accelerator.replace(/^nvidia-/, '').toUpperCase();
+  const regional = g.entries
+    .filter((e) => e.region !== undefined)
+    .sort((a, b) => (a.region ?? '').localeCompare(b.region ?? ''));
+  const fallback = g.entries.filter((e) => e.region === undefined);
+  return {
+    name: `projects/${project}/locations/global/services/${RUN}/quotaInfos/${id}`,
+    quota_id: id,
+    metric: gpuQuotaMetric(g.accelerator, g.zonalRedundancy),
+    service: RUN,
+    is_precise: true,
+    container_type: 'PROJECT',
+    dimensions: ['region'],
+    metric_display_name: `Total Nvidia ${gpu} GPU allocation${g.zonalRedundancy ? '' : ' without zonal redundancy'}, per project per region`,
+    quota_display_name: `Total Nvidia ${gpu} GPU allocation${g.zonalRedundancy ? '' : ' without zonal redundancy'}, per project per region`,
+    metric_unit: '1/{project}/{region}',
+    quota_increase_eligibility: { is_eligible: true },
+    is_fixed: false,
+    is_concurrent: false,
+    dimensions_infos: [
+      ...regional.map((e) => ({
+        dimensions: { region: e.region ?? '' },
+        details: { value: String(e.quota) },
+        applicable_locations: [e.region ?? ''],
+      })),
+      ...fallback.map((e) => ({
+        dimensions: {},
+        details: { value: String(e.quota) },
+        applicable_locations: [],
+      })),
+    ],
+  };
+}
+
+function checkScope(
+  ctx: EmulatorContext,
+  project: string,
+  location: string,
+  service: string,
+): void {
+  if (!ctx.model.fleet.projects.some((p) => p.id === project))
+    throw notFound(`Project ${project} is not in the emulated fleet`);
+  if (location !== 'global')
+    throw invalid(`location must be "global" for quota infos, got "${location}"`);
+  if (service !== RUN)
+    throw notFound(`Service ${service} has no quota infos in the emulator (only ${RUN})`);
+}
+
+export function quotasHandlers(ctx: EmulatorContext): Handlers {
+  return {
+    GetQuotaInfo: (request) => {
+      const name = text(request, 'name');
+      const m = INFO_NAME.exec(name);
+      if (!m) {
+        throw invalid(
+          `name must look like projects/{project}/locations/global/services/{service}/quotaInfos/{quotaId}, got "${name}"`,
+        );
+      }
+      const [, project = '', location = '', service = '', id = ''] = m;
+      checkScope(ctx, project, location, service);
+      const group = groups(ctx, project).get(id);
+      if (!group) throw notFound(`QuotaInfo ${name} was not found`);
+      return quotaInfo(project, id, group);
+    },
+    ListQuotaInfos: (request) => {
+      const parent = text(request, 'parent');
+      const m = PARENT.exec(parent);
+      if (!m)
+        throw invalid(
+          `parent must look like projects/{project}/locations/global/services/{service}, got "${parent}"`,
+        );
+      const [, project = '', location = '', service = ''] = m;
+      checkScope(ctx, project, location, service);
+      const infos = [...groups(ctx, project).entries()]
+        .sort(([a], [b]) => a.localeCompare(b))
+        .map(([id, g]) => quotaInfo(project, id, g));
+      const { page, nextPageToken } = paginate(infos, {
+        pageSize: int(request, 'page_size'),
+        pageToken: text(request, 'page_token'),
+        defaultPageSize: ctx.settings.pageSize,
+        fingerprint: ['ListQuotaInfos', parent],
+      });
+      return { quota_infos: page, next_page_token: nextPageToken };
+    },
+  };
+}

@@ -1,0 +1,175 @@
+import { revisionName, type ServiceState, type WorkerPoolState } from './model.js';
+import { timestamp, type Message } from './rpc.js';
+
+/** Model state rendered as Cloud Run Admin API v2 resources (snake_case, as in the protos). */
+
+export function serviceResourceName(s: { project: string; region: string; name: string }): string {
+  return `projects/${s.project}/locations/${s.region}/services/${s.name}`;
+}
+
+export function workerPoolResourceName(w: {
+  project: string;
+  region: string;
+  name: string;
+}): string {
+  return `projects/${w.project}/locations/${w.region}/workerPools/${w.name}`;
+}
+
+function uid(name: string): string {
+  let a = 0x811c9dc5;
+  let b = 0x01000193;
+  for (let i = 0; i < name.length; i++) {
+    a = Math.imul(a ^ name.charCodeAt(i), 16777619) >>> 0;
+    b = Math.imul(b ^ name.charCodeAt(i), 2246822519) >>> 0;
+  }
+  const hex = (a.toString(16).padStart(8, '0') + b.toString(16).padStart(8, '0')).repeat(2);
+  return `${hex.slice(0, 8)}-${hex.slice(8, 12)}-4${hex.slice(13, 16)}-a${hex.slice(17, 20)}-${hex.slice(20, 32)}`;
+}
+
+function startupProbe(seconds: number | undefined): Message | undefined {
+  if (seconds === undefined) return undefined;
+  const period = Math.min(10, seconds);
+  return {
+    tcp_socket: { port: 8080 },
+    period_seconds: period,
+    timeout_seconds: period,
+    failure_threshold: Math.ceil(seconds / period),
+  };
+}
+
+function containers(s: ServiceState): Message[] {
+  const spec = s.spec;
+  const gpu = spec.gpu;
+  const limits: Record<string, string> = {
+    cpu: spec.cpu ?? (gpu ? '8' : '1'),
+    memory: spec.memory ?? (gpu ? '32Gi' : '512Mi'),
+  };
+  if (gpu) limits['nvidia.com/gpu'] = String(gpu.count);
+  const main: Message = {
+    name: s.name,
+    image: spec.image ?? `us-docker.pkg.dev/${s.project}/models/${s.name}:latest`,
+    resources: { limits, cpu_idle: spec.cpuIdle ?? !gpu, startup_cpu_boost: gpu !== undefined },
+    ports: [{ name: 'http1', container_port: 8080 }],
+  };
+  const probe = startupProbe(spec.startupProbeSeconds);
+  if (probe) main['startup_probe'] = probe;
+  const sidecars = spec.sidecars.map((c) => ({
+    name: c.name,
+    image: c.image,
+    resources: { limits: { cpu: c.cpu, memory: c.memory }, cpu_idle: spec.cpuIdle ?? !gpu },
+  }));
+  return [main, ...sidecars];
+}
+
+export function serviceResource(
+  s: ServiceState,
+  reconciling: boolean,
+  transitionMs: number,
+): Message {
+  const name = serviceResourceName(s);
+  const revision = `projects/${s.project}/locations/${s.region}/revisions/${revisionName(s)}`;
+  const gpu = s.spec.gpu;
+  const template: Message = {
+    labels: {},
+    annotations: {},
+    scaling: {
+      min_instance_count: s.revisionMinInstances,
+      max_instance_count: s.revisionMaxInstances,
+    },
+    timeout: { seconds: '300' },
+    service_account: `${s.project.replace(/[^a-z0-9-]/g, '')}-run@${s.project}.iam.gserviceaccount.com`,
+    containers: containers(s),
+    execution_environment: 'EXECUTION_ENVIRONMENT_GEN2',
+    max_instance_request_concurrency: s.spec.concurrency,
+  };
+  if (gpu) {
+    template['node_selector'] = { accelerator: gpu.accelerator };
+    template['gpu_zonal_redundancy_disabled'] = !gpu.zonalRedundancy;
+  }
+  const scaling: Message = {
+    min_instance_count: s.minInstances,
+    scaling_mode: s.spec.scalingMode,
+    max_instance_count: s.maxInstances,
+  };
+  if (s.spec.manualInstanceCount !== undefined)
+    scaling['manual_instance_count'] = s.spec.manualInstanceCount;
+  const ready = {
+    type: 'Ready',
+    state: reconciling ? 'CONDITION_RECONCILING' : 'CONDITION_SUCCEEDED',
+    last_transition_time: timestamp(transitionMs),
+  };
+  const hash = uid(name).slice(0, 10).replace(/-/g, '');
+  return {
+    name,
+    uid: uid(name),
+    generation: String(s.generation),
+    labels: { ...s.labels },
+    annotations: { ...s.annotations },
+    create_time: timestamp(s.createTime),
+    update_time: timestamp(s.updateTime),
+    creator: `deployer@${s.project}.iam.gserviceaccount.com`,
+    last_modifier: `deployer@${s.project}.iam.gserviceaccount.com`,
+    launch_stage: 'GA',
+    template,
+    traffic: [{ type: 'TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST', percent: 100 }],
+    scaling,
+    observed_generation: String(reconciling ? s.generation - 1 : s.generation),
+    terminal_condition: ready,
+    conditions: [
+      {
+        type: 'ConfigurationsReady',
+        state: ready.state,
+        last_transition_time: ready.last_transition_time,
+      },
+      { type: 'RoutesReady', state: ready.state, last_transition_time: ready.last_transition_time },
+    ],
+    latest_ready_revision: revision,
+    latest_created_revision: revision,
+    traffic_statuses: [
+      { type: 'TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST', percent: 100, revision: revisionName(s) },
+    ],
+    uri: `https://${s.name}-${hash}-${s.region.replace(/[^a-z]/g, '').slice(0, 2)}.a.run.app`,
+    urls: [`https://${s.name}-${hash}.${s.region}.run.app`],
+    reconciling,
+    etag: s.etag,
+  };
+}
+
+export function workerPoolResource(w: WorkerPoolState): Message {
+  const name = workerPoolResourceName(w);
+  const gpu = w.spec.gpu;
+  const limits: Record<string, string> = { cpu: gpu ? '8' : '1', memory: gpu ? '32Gi' : '512Mi' };
+  if (gpu) limits['nvidia.com/gpu'] = String(gpu.count);
+  const template: Message = {
+    containers: [
+      {
+        name: w.name,
+        image: `us-docker.pkg.dev/${w.project}/workers/${w.name}:latest`,
+        resources: { limits },
+      },
+    ],
+  };
+  if (gpu) {
+    template['node_selector'] = { accelerator: gpu.accelerator };
+    template['gpu_zonal_redundancy_disabled'] = !gpu.zonalRedundancy;
+  }
+  return {
+    name,
+    uid: uid(name),
+    generation: '1',
+    labels: { ...w.spec.labels },
+    create_time: timestamp(w.createTime),
+    update_time: timestamp(w.createTime),
+    launch_stage: 'GA',
+    template,
+    scaling: { manual_instance_count: w.spec.manualInstanceCount },
+    observed_generation: '1',
+    terminal_condition: {
+      type: 'Ready',
+      state: 'CONDITION_SUCCEEDED',
+      last_transition_time: timestamp(w.createTime),
+    },
+    reconciling: false,
+    etag: `"${Buffer.from(`${name}#1`).toString('base64url').slice(-16)}"`,
+  };
+}

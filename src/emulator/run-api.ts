@@ -1,0 +1,305 @@
+import { randomUUID } from 'node:crypto';
+import { status } from '@grpc/grpc-js';
+import type { EmulatorContext } from './context.js';
+import { isReservedAnnotation } from './fleet.js';
+import { effectiveMax, gpusPerInstance, type ServiceKey } from './model.js';
+import { encodeWith, SERVICES } from './protos.js';
+import { gpuQuotaId } from './quotas-api.js';
+import { serviceResource, workerPoolResource } from './resources.js';
+import {
+  field,
+  int,
+  invalid,
+  isSet,
+  notFound,
+  paginate,
+  RpcError,
+  stringMap,
+  strings,
+  text,
+  type Message,
+} from './rpc.js';
+
+/** Cloud Run Admin API v2 (Services, WorkerPools) and the long-running operations it returns. */
+
+export type UnaryHandler = (request: Message) => unknown;
+export type Handlers = Readonly<Record<string, UnaryHandler>>;
+
+const PARENT = /^projects\/([^/]+)\/locations\/([^/]+)$/;
+const SERVICE_NAME = /^projects\/([^/]+)\/locations\/([^/]+)\/services\/([^/]+)$/;
+const OPERATION_NAME = /^projects\/[^/]+\/locations\/[^/]+\/operations\/[^/]+$/;
+const SERVICE_TYPE = 'type.googleapis.com/google.cloud.run.v2.Service';
+
+/** Update-mask paths the emulator accepts, with the camelCase spelling some clients send. */
+const MASK_PATHS: Readonly<Record<string, 'max' | 'annotations'>> = {
+  'scaling.max_instance_count': 'max',
+  'scaling.maxInstanceCount': 'max',
+  annotations: 'annotations',
+};
+
+function parseParent(
+  ctx: EmulatorContext,
+  parent: string,
+  what: string,
+): { project: string; region: string } {
+  const m = PARENT.exec(parent);
+  if (!m)
+    throw invalid(`parent must look like projects/{project}/locations/{location}, got "${parent}"`);
+  const [, project = '', region = ''] = m;
+  if (region === '-') {
+    throw invalid(
+      `Listing ${what} across all locations (location "-") is not supported: list each region, projects/${project}/locations/{region}`,
+    );
+  }
+  if (!ctx.model.fleet.projects.some((p) => p.id === project)) {
+    throw new RpcError(
+      status.PERMISSION_DENIED,
+      `Permission denied on project ${project} (not in the emulated fleet)`,
+    );
+  }
+  return { project, region };
+}
+
+function parseServiceName(name: string): ServiceKey {
+  const m = SERVICE_NAME.exec(name);
+  if (!m)
+    throw invalid(
+      `name must look like projects/{project}/locations/{location}/services/{service}, got "${name}"`,
+    );
+  const [, project = '', region = '', service = ''] = m;
+  return { project, region, name: service };
+}
+
+function renderService(ctx: EmulatorContext, key: ServiceKey): Message {
+  const s = ctx.model.getService(key);
+  if (!s)
+    throw notFound(
+      `Resource 'projects/${key.project}/locations/${key.region}/services/${key.name}' was not found`,
+    );
+  return serviceResource(s, ctx.reconciling(s), s.updateTime);
+}
+
+function packService(service: Message): { type_url: string; value: Buffer } {
+  return { type_url: SERVICE_TYPE, value: encodeWith(SERVICES.runServices, 'GetService', service) };
+}
+
+function operationMessage(ctx: EmulatorContext, name: string): Message {
+  const op = ctx.operations.get(name);
+  if (!op) throw notFound(`Operation ${name} was not found`);
+  const service = renderService(ctx, op.service);
+  const done = ctx.wallNow() >= op.doneAt;
+  const message: Message = { name: op.name, metadata: packService(service), done };
+  if (done) message['response'] = packService(service);
+  return message;
+}
+
+function camelToSnake(path: string): string {
+  return path.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
+function updateService(ctx: EmulatorContext, request: Message): Message {
+  const service = field(request, 'service');
+  if (!service) throw invalid('service is required');
+  const key = parseServiceName(text(service, 'name'));
+  const s = ctx.model.getService(key);
+  if (!s) {
+    if (request['allow_missing'] === true) {
+      throw new RpcError(
+        status.UNIMPLEMENTED,
+        'UpdateService with allow_missing (creating a service) is not emulated',
+      );
+    }
+    throw notFound(`Resource '${text(service, 'name')}' was not found`);
+  }
+  const paths = strings(field(request, 'update_mask'), 'paths');
+  if (paths.length === 0) {
+    throw new RpcError(
+      status.UNIMPLEMENTED,
+      'UpdateService without an update_mask (a whole-service replacement that creates a revision) is not emulated: send update_mask "scaling.max_instance_count" and/or "annotations"',
+    );
+  }
+  const unsupported = paths.filter((p) => MASK_PATHS[p] === undefined);
+  if (unsupported.length > 0) {
+    throw invalid(
+      `update_mask path(s) ${unsupported.join(', ')} not supported by the emulator: only scaling.max_instance_count and annotations (which create no new revision)`,
+    );
+  }
+  const wants = new Set(paths.map((p) => MASK_PATHS[p]));
+  for (const [k, v] of Object.entries(service)) {
+    if (!['name', 'etag', 'scaling', 'annotations'].includes(k) && isSet(v)) {
+      throw invalid(
+        `Service.${k} is set: send a minimal Service {name, etag, scaling.max_instance_count, annotations}. (Sending the whole fetched service has been reported to fail on Cloud Run with "409 Revision named ... already exists".)`,
+      );
+    }
+  }
+  const scaling = field(service, 'scaling');
+  for (const [k, v] of Object.entries(scaling ?? {})) {
+    if (k !== 'max_instance_count' && isSet(v)) {
+      throw invalid(
+        `Service.scaling.${camelToSnake(k)} is set: only scaling.max_instance_count can be written here`,
+      );
+    }
+  }
+  const etag = text(service, 'etag');
+  if (etag !== '' && etag !== s.etag) {
+    throw new RpcError(
+      status.ABORTED,
+      `The etag ${etag} does not match the current etag ${s.etag} of ${text(service, 'name')}: the service changed since it was read`,
+    );
+  }
+  if (ctx.reconciling(s)) {
+    throw new RpcError(
+      status.FAILED_PRECONDITION,
+      `Service ${text(service, 'name')} is reconciling (a deployment or another operation is in progress); retry when it is done`,
+    );
+  }
+
+  const change: { maxInstances?: number; annotations?: Record<string, string> } = {};
+  if (wants.has('max')) {
+    const max = int(scaling, 'max_instance_count');
+    if (!Number.isInteger(max) || max < 0 || max > 1000) {
+      throw invalid(
+        `scaling.max_instance_count must be an integer from 0 (unset) to 1000, got ${max}`,
+      );
+    }
+    if (max > 0 && max < s.minInstances) {
+      throw invalid(
+        `scaling.max_instance_count (${max}) must be greater than or equal to scaling.min_instance_count (${s.minInstances})`,
+      );
+    }
+    const pool = ctx.model.poolOf(s);
+    const quota = pool ? ctx.model.quotaFor(pool) : undefined;
+    const gpus = gpusPerInstance(s);
+    const requested =
+      effectiveMax({ maxInstances: max, revisionMaxInstances: s.revisionMaxInstances }) * gpus;
+    if (pool && quota !== undefined && requested > quota) {
+      throw invalid(
+        `spec.template.spec.containers[0].resources.limits.nvidia.com/gpu: Max instances must be set to ${Math.floor(quota / gpus)} or fewer in order to set GPU requirements in region ${pool.region}. Quota violated: ${gpuQuotaId(pool.accelerator, pool.zonalRedundancy)} requested: ${requested} allowed: ${quota}`,
+      );
+    }
+    change.maxInstances = max;
+  }
+  if (wants.has('annotations')) {
+    const annotations = stringMap(service, 'annotations');
+    const reserved = Object.keys(annotations).filter(isReservedAnnotation);
+    if (reserved.length > 0) {
+      throw invalid(
+        `annotations ${reserved.join(', ')}: the run.googleapis.com, autoscaling.knative.dev, serving.knative.dev and cloud.googleapis.com namespaces are reserved and cannot be set by users`,
+      );
+    }
+    change.annotations = annotations;
+  }
+
+  const name = `projects/${key.project}/locations/${key.region}/operations/${randomUUID()}`;
+  if (request['validate_only'] === true) {
+    const preview = serviceResource(
+      {
+        ...s,
+        maxInstances: change.maxInstances ?? s.maxInstances,
+        annotations: change.annotations ?? s.annotations,
+      },
+      false,
+      s.updateTime,
+    );
+    return { name, metadata: packService(preview), done: true, response: packService(preview) };
+  }
+
+  const before = { maxInstances: s.maxInstances, annotations: { ...s.annotations }, etag: s.etag };
+  ctx.model.update(key, change);
+  const wall = ctx.wallNow();
+  ctx.operations.set(name, {
+    name,
+    service: key,
+    createdAt: wall,
+    doneAt: wall + ctx.settings.operationDelayMs,
+  });
+  ctx.writes.push({
+    seq: ctx.nextSeq(),
+    at: ctx.nowIso(),
+    wallTime: new Date(wall).toISOString(),
+    method: `${SERVICES.runServices}/UpdateService`,
+    service: key,
+    updateMask: paths,
+    before,
+    after: { maxInstances: s.maxInstances, annotations: { ...s.annotations }, etag: s.etag },
+    pool: ctx.poolTotals(s),
+  });
+  return operationMessage(ctx, name);
+}
+
+export function runServicesHandlers(ctx: EmulatorContext): Handlers {
+  return {
+    ListServices: (request) => {
+      const { project, region } = parseParent(ctx, text(request, 'parent'), 'services');
+      const all = ctx.model
+        .listServices()
+        .filter((s) => s.project === project && s.region === region);
+      const { page, nextPageToken } = paginate(all, {
+        pageSize: int(request, 'page_size'),
+        pageToken: text(request, 'page_token'),
+        defaultPageSize: ctx.settings.pageSize,
+        fingerprint: ['ListServices', project, region],
+      });
+      return {
+        services: page.map((s) => serviceResource(s, ctx.reconciling(s), s.updateTime)),
+        next_page_token: nextPageToken,
+      };
+    },
+    GetService: (request) => renderService(ctx, parseServiceName(text(request, 'name'))),
+    UpdateService: (request) => updateService(ctx, request),
+  };
+}
+
+export function runWorkerPoolsHandlers(ctx: EmulatorContext): Handlers {
+  return {
+    ListWorkerPools: (request) => {
+      const { project, region } = parseParent(ctx, text(request, 'parent'), 'worker pools');
+      const all = ctx.model
+        .listWorkerPools()
+        .filter((w) => w.project === project && w.region === region);
+      const { page, nextPageToken } = paginate(all, {
+        pageSize: int(request, 'page_size'),
+        pageToken: text(request, 'page_token'),
+        defaultPageSize: ctx.settings.pageSize,
+        fingerprint: ['ListWorkerPools', project, region],
+      });
+      return { worker_pools: page.map(workerPoolResource), next_page_token: nextPageToken };
+    },
+  };
+}
+
+export function operationsHandlers(ctx: EmulatorContext): Handlers {
+  return {
+    GetOperation: (request) => {
+      const name = text(request, 'name');
+      if (!OPERATION_NAME.test(name)) {
+        throw invalid(
+          `name must look like projects/{project}/locations/{location}/operations/{id}, got "${name}"`,
+        );
+      }
+      return operationMessage(ctx, name);
+    },
+    ListOperations: (request) => {
+      const parent = text(request, 'name');
+      if (!PARENT.test(parent))
+        throw invalid(
+          `name must look like projects/{project}/locations/{location}, got "${parent}"`,
+        );
+      if (text(request, 'filter') !== '')
+        throw invalid('ListOperations filters are not supported by the emulator');
+      const names = [...ctx.operations.keys()]
+        .filter((n) => n.startsWith(`${parent}/operations/`))
+        .sort();
+      const { page, nextPageToken } = paginate(names, {
+        pageSize: int(request, 'page_size'),
+        pageToken: text(request, 'page_token'),
+        defaultPageSize: ctx.settings.pageSize,
+        fingerprint: ['ListOperations', parent],
+      });
+      return {
+        operations: page.map((n) => operationMessage(ctx, n)),
+        next_page_token: nextPageToken,
+      };
+    },
+  };
+}

@@ -1,0 +1,140 @@
+import {
+  Server,
+  ServerCredentials,
+  status,
+  type sendUnaryData,
+  type ServerUnaryCall,
+  type UntypedServiceImplementation,
+} from '@grpc/grpc-js';
+import type { CallRecord, EmulatorContext } from './context.js';
+import { monitoringHandlers } from './monitoring-api.js';
+import { serviceDefinition, SERVICES, type ServiceName } from './protos.js';
+import { quotasHandlers } from './quotas-api.js';
+import { RpcError, isMessage, type Message } from './rpc.js';
+import {
+  operationsHandlers,
+  runServicesHandlers,
+  runWorkerPoolsHandlers,
+  type Handlers,
+} from './run-api.js';
+
+/**
+ * One gRPC server for every emulated API. Each RPC: the model is brought up to the clock, the call
+ * is logged, the fault hook may answer it, then its handler does; methods without a handler answer
+ * UNIMPLEMENTED (and are logged too, so a test can fail on them).
+ */
+
+function statusName(code: number): string {
+  const entry = Object.entries(status).find(([, v]) => v === code);
+  return entry ? entry[0] : String(code);
+}
+
+/** Request fields worth keeping in the call log (JSON-safe: Buffers as base64). */
+function summarize(request: unknown): unknown {
+  return JSON.parse(
+    JSON.stringify(request, (_key, value: unknown) => {
+      if (isMessage(value) && value['type'] === 'Buffer' && Array.isArray(value['data'])) {
+        return Buffer.from(
+          value['data'].filter((b): b is number => typeof b === 'number'),
+        ).toString('base64');
+      }
+      return value;
+    }),
+  );
+}
+
+function implementation(
+  ctx: EmulatorContext,
+  service: ServiceName,
+  handlers: Handlers,
+): UntypedServiceImplementation {
+  const impl: UntypedServiceImplementation = {};
+  for (const [method, def] of Object.entries(serviceDefinition(service))) {
+    const fullName = `${service}/${method}`;
+    if (def.requestStream || def.responseStream) {
+      throw new Error(`${fullName} is streaming: the emulator serves unary methods only`);
+    }
+    const handler = handlers[method];
+    impl[method] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
+      const request: Message = isMessage(call.request) ? call.request : {};
+      ctx.sync();
+      const record: CallRecord = {
+        seq: ctx.nextSeq(),
+        method: fullName,
+        request: summarize(request),
+        at: ctx.nowIso(),
+        wallTime: new Date(ctx.wallNow()).toISOString(),
+        code: 'PENDING',
+      };
+      ctx.calls.push(record);
+      const run = async (): Promise<unknown> => {
+        const fault = await ctx.faults?.({ method: fullName, request });
+        if (fault) throw fault;
+        if (!handler)
+          throw new RpcError(
+            status.UNIMPLEMENTED,
+            `${fullName} is not implemented by the governor's emulator`,
+          );
+        return handler(request);
+      };
+      run().then(
+        (response) => {
+          record.code = 'OK';
+          callback(null, response);
+        },
+        (error: unknown) => {
+          const rpc =
+            error instanceof RpcError
+              ? error
+              : new RpcError(
+                  status.INTERNAL,
+                  `emulator bug in ${fullName}: ${error instanceof Error ? error.message : String(error)}`,
+                );
+          record.code = statusName(rpc.code);
+          record.message = rpc.message;
+          callback({ code: rpc.code, details: rpc.message });
+        },
+      );
+    };
+  }
+  return impl;
+}
+
+export interface GrpcServer {
+  readonly port: number;
+  stop(): Promise<void>;
+}
+
+export async function startGrpcServer(ctx: EmulatorContext, port = 0): Promise<GrpcServer> {
+  const server = new Server();
+  const apis: [ServiceName, Handlers][] = [
+    [SERVICES.runServices, runServicesHandlers(ctx)],
+    [SERVICES.runWorkerPools, runWorkerPoolsHandlers(ctx)],
+    [SERVICES.operations, operationsHandlers(ctx)],
+    [SERVICES.metrics, monitoringHandlers(ctx)],
+    [SERVICES.quotas, quotasHandlers(ctx)],
+  ];
+  for (const [name, handlers] of apis)
+    server.addService(serviceDefinition(name), implementation(ctx, name, handlers));
+  const bound = await new Promise<number>((resolvePort, reject) => {
+    server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (error, actual) => {
+      if (error) reject(error);
+      else resolvePort(actual);
+    });
+  });
+  return {
+    port: bound,
+    stop: () =>
+      new Promise<void>((resolveStop) => {
+        // Clients keep channels open: give in-flight calls a moment, then close everything.
+        const force = setTimeout(() => {
+          server.forceShutdown();
+          resolveStop();
+        }, 500);
+        server.tryShutdown(() => {
+          clearTimeout(force);
+          resolveStop();
+        });
+      }),
+  };
+}

@@ -1,0 +1,123 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { VirtualClock } from '../../src/emulator/clock.js';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { clientsFor, closeClients, PARENT, testFleet } from './helpers.js';
+
+describe('the virtual clock', () => {
+  it('runs at N times the wall clock, or only when advanced', () => {
+    let wall = 1_000;
+    const fast = new VirtualClock(0, { kind: 'real', speed: 60 }, () => wall);
+    const manual = new VirtualClock(0, { kind: 'manual' }, () => wall);
+    wall += 1_000;
+    expect(fast.now()).toBe(60_000);
+    expect(manual.now()).toBe(0);
+    manual.advance(5_000);
+    fast.advance(5_000);
+    wall += 1_000;
+    expect(manual.now()).toBe(5_000);
+    expect(fast.now()).toBe(125_000);
+    expect(() => manual.advance(-1)).toThrow();
+  });
+});
+
+describe('the HTTP admin endpoint', () => {
+  let emulator: RunningEmulator;
+  let admin: string;
+
+  beforeAll(async () => {
+    emulator = await startEmulator({ fleet: testFleet(), speed: 'manual', operationDelayMs: 100 });
+    admin = emulator.env['GOVERNOR_EMULATOR_ADMIN'] ?? '';
+  });
+  afterAll(() => emulator.stop());
+
+  const get = async (path: string) => {
+    const res = await fetch(`${admin}${path}`);
+    return { status: res.status, body: (await res.json()) as unknown };
+  };
+  const post = async (path: string, body: unknown) => {
+    const res = await fetch(`${admin}${path}`, { method: 'POST', body: JSON.stringify(body) });
+    return { status: res.status, body: (await res.json()) as Record<string, unknown> };
+  };
+
+  it('exports the environment a governor needs', () => {
+    expect(emulator.env).toEqual({
+      GOVERNOR_EMULATOR_HOST: `127.0.0.1:${emulator.port}`,
+      GOVERNOR_EMULATOR_ADMIN: `http://127.0.0.1:${emulator.adminPort}`,
+    });
+  });
+
+  it('shows the state and moves the clock', async () => {
+    const { body } = (await get('/state')) as { body: Record<string, unknown> };
+    expect(body['now']).toBe('2026-11-27T12:00:00.000Z');
+    expect(body['clock']).toEqual({ mode: 'manual' });
+    expect(body['pools']).toContainEqual(
+      expect.objectContaining({
+        region: 'us-central1',
+        accelerator: 'nvidia-l4',
+        zonalRedundancy: true,
+        quota: 5,
+        workerPoolGpus: 1,
+      }),
+    );
+    const advanced = await post('/advance', { ms: 90_000 });
+    expect(advanced.body['now']).toBe('2026-11-27T12:01:30.000Z');
+  });
+
+  it('changes demand, quotas and deployments', async () => {
+    const demand = await post('/demand', {
+      service: 'gamma',
+      demand: { steps: [{ at: '00:00', value: 2 }] },
+    });
+    expect(demand.status).toBe(200);
+    await post('/advance', { ms: 60_000 });
+    const gamma = () => emulator.state().services.find((s) => s.name === 'gamma');
+    expect(gamma()?.demand).toBe(2);
+    const quota = await post('/quota', {
+      project: 'test-project',
+      region: 'us-central1',
+      quota: 9,
+    });
+    expect(quota.status).toBe(200);
+    expect(
+      emulator.state().pools.find((p) => p.region === 'us-central1' && p.zonalRedundancy)?.quota,
+    ).toBe(9);
+    const deploy = await post('/deploy', { service: 'gamma', seconds: 30 });
+    expect(deploy.body['reconciling']).toBe(true);
+    await post('/advance', { ms: 60_000 });
+    expect(gamma()?.reconciling).toBe(false);
+  });
+
+  it('answers 400 with the faulty field for bad input, 404 for unknown routes', async () => {
+    const bad = await post('/demand', { service: 'gamma', demand: { constant: -1 } });
+    expect(bad.status).toBe(400);
+    expect(String(bad.body['error'])).toContain('demand');
+    const unknown = await post('/demand', { service: 'nope', demand: 1 });
+    expect(unknown.status).toBe(400);
+    expect((await get('/nowhere')).status).toBe(404);
+  });
+
+  it('records calls and writes, and resets the call log', async () => {
+    const clients = clientsFor(emulator);
+    try {
+      const [op] = await clients.services.updateService({
+        service: { name: `${PARENT}/services/beta`, scaling: { maxInstanceCount: 2 } },
+        updateMask: { paths: ['scaling.max_instance_count'] },
+      });
+      await op.promise();
+    } finally {
+      await closeClients(clients);
+    }
+    const calls = await get('/calls');
+    expect((calls.body as { method: string }[]).map((c) => c.method)).toContain(
+      'google.cloud.run.v2.Services/UpdateService',
+    );
+    const writes = await get('/writes');
+    expect((writes.body as unknown[]).at(-1)).toMatchObject({
+      service: { name: 'beta' },
+      after: { maxInstances: 2 },
+      pool: { quota: 9 },
+    });
+    await post('/reset-calls', {});
+    expect((await get('/calls')).body).toEqual([]);
+  });
+});

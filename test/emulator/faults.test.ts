@@ -1,0 +1,64 @@
+import { status } from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import { RpcError, startEmulator } from '../../src/emulator/index.js';
+import { clientsFor, closeClients, codeOf, PARENT, testFleet } from './helpers.js';
+
+describe('the emulator seams', () => {
+  it('lets a fault hook answer any RPC instead of its handler, and logs it', async () => {
+    const emulator = await startEmulator({
+      fleet: testFleet(),
+      speed: 'manual',
+      faults: ({ method }) =>
+        method.endsWith('/GetService')
+          ? new RpcError(status.RESOURCE_EXHAUSTED, 'Quota exceeded for reads')
+          : undefined,
+    });
+    const clients = clientsFor(emulator);
+    try {
+      const { code } = await codeOf(
+        clients.services.getService({ name: `${PARENT}/services/alpha` }),
+      );
+      expect(code).toBe(status.RESOURCE_EXHAUSTED);
+      const [services] = await clients.services.listServices({ parent: PARENT });
+      expect(services.length).toBeGreaterThan(0);
+      // Six services at the default page size of five: two pages.
+      expect(emulator.calls().map((c) => c.code)).toEqual(['RESOURCE_EXHAUSTED', 'OK', 'OK']);
+    } finally {
+      await closeClients(clients);
+      await emulator.stop();
+    }
+  });
+
+  it('runs the clock at N times real time', async () => {
+    const emulator = await startEmulator({ fleet: testFleet(), speed: 3600 });
+    try {
+      const start = emulator.now().getTime();
+      await new Promise((resolve) => setTimeout(resolve, 120));
+      const elapsed = emulator.now().getTime() - start;
+      expect(elapsed).toBeGreaterThanOrEqual(6 * 60_000);
+      expect(emulator.state().clock).toEqual({ mode: 'real', speed: 3600 });
+    } finally {
+      await emulator.stop();
+    }
+  });
+
+  it('runs a simulated day of the example fleet quickly, within its pools', async () => {
+    const emulator = await startEmulator({ fleet: 'examples/fleet.yaml', speed: 'manual' });
+    try {
+      const began = Date.now();
+      emulator.advance(24 * 60 * 60_000);
+      expect(Date.now() - began).toBeLessThan(5_000);
+      const state = emulator.state();
+      for (const pool of state.pools) {
+        expect(pool.serviceGpus + pool.workerPoolGpus).toBeLessThanOrEqual(pool.quota ?? Infinity);
+      }
+      const refused = state.services.reduce(
+        (sum, s) => sum + s.refused.capGpuMinutes + s.refused.quotaGpuMinutes,
+        0,
+      );
+      expect(refused).toBeGreaterThan(0); // the static caps of the example do not fit the peaks
+    } finally {
+      await emulator.stop();
+    }
+  });
+});

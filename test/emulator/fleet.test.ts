@@ -1,0 +1,130 @@
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, expect, it } from 'vitest';
+import { FleetError, loadFleet, parseFleet, parseTrace } from '../../src/emulator/fleet.js';
+import { demandAt } from '../../src/emulator/demand.js';
+import { FleetModel } from '../../src/emulator/model.js';
+
+const minimal = (service: string) => `
+projects:
+  - id: my-project
+    pools: [{ region: us-central1, quota: 8 }]
+    services:
+${service}
+`;
+
+describe('the fleet file', () => {
+  it('reads the example fleet', async () => {
+    const { fleet } = await loadFleet(join(import.meta.dirname, '../../examples/fleet.yaml'));
+    const project = fleet.projects[0];
+    expect(project?.pools.map((p) => [p.region, p.zonalRedundancy, p.quota])).toEqual([
+      ['us-central1', true, 8],
+      ['us-central1', false, 3],
+    ]);
+    const gpuServices = project?.services.filter((s) => s.gpu) ?? [];
+    expect(gpuServices.length).toBeGreaterThanOrEqual(6);
+    expect(project?.services.some((s) => s.name.startsWith('render-'))).toBe(true);
+    expect(project?.services.some((s) => !s.gpu)).toBe(true);
+    expect(project?.workerPools[0]?.gpu?.count).toBe(1);
+  });
+
+  it('fills defaults', () => {
+    const fleet = parseFleet(
+      minimal('      - { name: a, region: us-central1, gpu: {}, demand: 2 }'),
+    );
+    const [service] = fleet.projects[0]?.services ?? [];
+    expect(service?.gpu).toEqual({ accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true });
+    expect(service?.demand).toEqual({ constant: 2 });
+    expect(service?.scalingMode).toBe('AUTOMATIC');
+    expect(fleet.projects[0]?.pools[0]).toMatchObject({
+      accelerator: 'nvidia-l4',
+      zonalRedundancy: true,
+    });
+  });
+
+  it('rejects unknown keys and bad values, naming their paths', () => {
+    const text = minimal(`      - name: a
+        region: us-central1
+        gpu: { acelerator: nvidia-l4 }
+        maxInstances: -1
+        demand: { diurnal: { base: 0, peak: 2, peakHour: 25 } }`);
+    let error: unknown;
+    try {
+      parseFleet(text, 'fleet.yaml');
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(FleetError);
+    const faults = (error as FleetError).faults.join('\n');
+    expect(faults).toContain('projects.0.services.0.gpu');
+    expect(faults).toContain('acelerator');
+    expect(faults).toContain('projects.0.services.0.maxInstances');
+    expect(faults).toContain('projects.0.services.0.demand.diurnal.peakHour');
+  });
+
+  it('rejects reserved annotations, two demand kinds and a min above the max', () => {
+    expect(() =>
+      parseFleet(
+        minimal(
+          '      - { name: a, region: us-central1, annotations: { "run.googleapis.com/x": "1" } }',
+        ),
+      ),
+    ).toThrow(/annotations\.run\.googleapis\.com\/x/);
+    expect(() =>
+      parseFleet(
+        minimal(
+          '      - { name: a, region: us-central1, demand: { constant: 1, steps: [{ at: "01:00", value: 1 }] } }',
+        ),
+      ),
+    ).toThrow(/exactly one of/);
+    expect(() =>
+      parseFleet(
+        minimal('      - { name: a, region: us-central1, minInstances: 3, maxInstances: 2 }'),
+      ),
+    ).toThrow(/minInstances/);
+  });
+
+  it('reads traces in both shapes and plays them normalised, looping', async () => {
+    expect(
+      parseTrace(
+        'TIMESTAMP,ContextTokens,GeneratedTokens\n2023-11-16 18:17:03.97,1,1\n2023-11-16 18:17:04.03,1,1\n2023-11-16 18:19:00.00,1,1\n',
+      ),
+    ).toEqual([2, 0, 1]);
+    expect(parseTrace('minute,value\n0,1\n1,3\n')).toEqual([1, 3]);
+    const dir = await mkdtemp(join(tmpdir(), 'fleet-'));
+    await writeFile(join(dir, 'trace.csv'), 'value\n1\n3\n');
+    await writeFile(
+      join(dir, 'fleet.yaml'),
+      minimal(
+        '      - { name: a, region: us-central1, demand: { trace: { file: trace.csv, scale: 2 } } }',
+      ),
+    );
+    const { fleet, traces } = await loadFleet(join(dir, 'fleet.yaml'));
+    const demand = fleet.projects[0]?.services[0]?.demand;
+    if (!demand) throw new Error('no demand');
+    const ctx = { timezone: 'UTC', startMs: Date.parse(fleet.start), traces };
+    // Mean 2, scale 2: samples 1 and 3 become 1 and 3 instances.
+    expect(demandAt(demand, ctx.startMs, ctx)).toBe(1);
+    expect(demandAt(demand, ctx.startMs + 60_000, ctx)).toBe(3);
+    expect(demandAt(demand, ctx.startMs + 120_000, ctx)).toBe(1);
+    expect(new FleetModel(fleet, { traces }).findService('a').lastDemand).toBe(1);
+  });
+
+  it('documents every top-level key of the example in docs/emulator.md', async () => {
+    const docs = await readFile(join(import.meta.dirname, '../../docs/emulator.md'), 'utf8');
+    for (const key of [
+      'start',
+      'timezone',
+      'startupSeconds',
+      'idleMinutes',
+      'warmupMinutes',
+      'pools',
+      'services',
+      'workerPools',
+      'demand',
+    ]) {
+      expect(docs).toContain(key);
+    }
+  });
+});

@@ -1,0 +1,166 @@
+import { describe, expect, it } from 'vitest';
+import { validateFleet } from '../../src/emulator/fleet.js';
+import { effectiveMax, FleetModel, MINUTE_MS } from '../../src/emulator/model.js';
+
+const START = '2026-11-27T12:00:00Z';
+
+/** A one-project fleet starting at 12:00 UTC, quota 4 in the zonal L4 pool of us-central1 by default. */
+function model(
+  services: unknown[],
+  settings: Record<string, unknown> = {},
+  pools: unknown[] = [{ region: 'us-central1', quota: 4 }],
+  workerPools: unknown[] = [],
+) {
+  const fleet = validateFleet({
+    start: START,
+    warmupMinutes: 0,
+    idleMinutes: 0,
+    startupSeconds: 0,
+    ...settings,
+    projects: [{ id: 'model-project', pools, services, workerPools }],
+  });
+  return new FleetModel(fleet);
+}
+
+const svc = (name: string, fields: Record<string, unknown>) => ({
+  name,
+  region: 'us-central1',
+  gpu: {},
+  ...fields,
+});
+
+describe('the fleet model', () => {
+  it('follows demand up to the effective max and counts the rest as refused for the cap', () => {
+    const m = model([svc('a', { maxInstances: 3, demand: 5 })]);
+    m.advance(10 * MINUTE_MS);
+    const a = m.findService('a');
+    expect(a.instances).toHaveLength(3);
+    // Minutes 12:00 .. 12:10 inclusive: 11 steps, 2 instances refused each.
+    expect(a.refused.capInstanceMinutes).toBe(22);
+    expect(a.refused.capGpuMinutes).toBe(22);
+    expect(a.refused.quotaGpuMinutes).toBe(0);
+  });
+
+  it('takes the lower of the service-level and the revision-level max', () => {
+    expect(effectiveMax({ maxInstances: 5, revisionMaxInstances: 2 })).toBe(2);
+    expect(effectiveMax({ maxInstances: 0, revisionMaxInstances: 3 })).toBe(3);
+    expect(effectiveMax({ maxInstances: 0, revisionMaxInstances: 0 })).toBe(100);
+    const m = model([svc('a', { maxInstances: 4, revisionMaxInstances: 2, demand: 3 })]);
+    expect(m.findService('a').instances).toHaveLength(2);
+    expect(m.findService('a').refused.capInstanceMinutes).toBe(1);
+  });
+
+  it('refuses instances for quota when the pool is full, worker pools included', () => {
+    const m = model(
+      [svc('a', { maxInstances: 4, demand: 2 }), svc('b', { maxInstances: 4, demand: 3 })],
+      {},
+      undefined,
+      [{ name: 'w', region: 'us-central1', gpu: {}, manualInstanceCount: 1 }],
+    );
+    m.advance(4 * MINUTE_MS); // five minutes in all
+    const a = m.findService('a');
+    const b = m.findService('b');
+    // Quota 4 - 1 worker-pool GPU = 3 free GPUs, shared in turn: a 2, b 1... a wants 2, b wants 3.
+    expect(a.instances.length + b.instances.length).toBe(3);
+    expect(a.instances).toHaveLength(2);
+    expect(b.instances).toHaveLength(1);
+    expect(b.refused.quotaGpuMinutes).toBe(2 * 5);
+    expect(b.refused.capGpuMinutes).toBe(0);
+    const [pool] = m.pools();
+    expect(pool).toMatchObject({ quota: 4, serviceGpus: 3, workerPoolGpus: 1, capsGpus: 8 });
+  });
+
+  it('counts GPUs per instance against the quota', () => {
+    const m = model([svc('big', { gpu: { count: 2 }, maxInstances: 4, demand: 3 })]);
+    expect(m.findService('big').instances).toHaveLength(2);
+    expect(m.findService('big').refused.quotaGpuMinutes).toBe(2);
+  });
+
+  it('keeps min instances idle and lets instances no longer needed idle before they stop', () => {
+    const m = model([svc('a', { maxInstances: 4, minInstances: 1, demand: 3 })], {
+      idleMinutes: 2,
+    });
+    m.setDemand(m.findService('a'), { constant: 0 });
+    m.advance(MINUTE_MS);
+    const rows = () => m.history(m.findService('a'));
+    expect(rows().at(-1)).toMatchObject({ active: 0, idle: 3 });
+    m.advance(2 * MINUTE_MS);
+    expect(rows().at(-1)).toMatchObject({ active: 0, idle: 1 });
+    m.advance(10 * MINUTE_MS);
+    expect(rows().at(-1)).toMatchObject({ active: 0, idle: 1 });
+  });
+
+  it('stops instances above a lowered max at once', () => {
+    const m = model([svc('a', { maxInstances: 4, demand: 4 })]);
+    const a = m.findService('a');
+    expect(a.instances).toHaveLength(4);
+    const before = a.etag;
+    m.update(a, { maxInstances: 1 });
+    expect(a.instances).toHaveLength(1);
+    expect(a.generation).toBe(2);
+    expect(a.etag).not.toBe(before);
+  });
+
+  it('counts the start-up time of new instances as cold-start minutes, not refusals', () => {
+    const m = model([svc('a', { maxInstances: 4, demand: 2, startupSeconds: 30 })]);
+    const a = m.findService('a');
+    expect(a.coldStartInstanceMinutes).toBeCloseTo(1); // two instances, half a minute each
+    expect(a.refused.capInstanceMinutes + a.refused.quotaInstanceMinutes).toBe(0);
+  });
+
+  it('follows diurnal and step demand in their time zones', () => {
+    const m = model(
+      [
+        svc('d', {
+          maxInstances: 10,
+          demand: { diurnal: { base: 0, peak: 4, peakHour: 13, timezone: 'Europe/Paris' } },
+        }),
+        svc('s', {
+          maxInstances: 10,
+          demand: {
+            steps: [
+              { at: '00:00', value: 1 },
+              { at: '12:30', value: 3 },
+            ],
+          },
+        }),
+      ],
+      {},
+      [{ region: 'us-central1' }],
+    );
+    // 12:00 UTC is 13:00 in Paris in November: the peak.
+    expect(m.findService('d').lastDemand).toBeCloseTo(4);
+    expect(m.findService('s').instances).toHaveLength(1);
+    m.advance(30 * MINUTE_MS);
+    expect(m.findService('s').instances).toHaveLength(3);
+    m.advance(12 * 60 * MINUTE_MS); // 00:30: the lowest point of the curve
+    expect(m.findService('d').lastDemand).toBeCloseTo(0.0, 1);
+  });
+
+  it('runs a manual-scaling service at its manual count whatever the demand', () => {
+    const m = model([
+      svc('m', { scalingMode: 'MANUAL', manualInstanceCount: 2, maxInstances: 1, demand: 0 }),
+    ]);
+    expect(m.findService('m').instances).toHaveLength(2);
+  });
+
+  it('changes revision when a deployment ends', () => {
+    const m = model([svc('a', { maxInstances: 2, demand: 1 })]);
+    const a = m.findService('a');
+    m.startDeployment(a, 90_000);
+    expect(a.deployingUntil).not.toBeNull();
+    m.advance(2 * MINUTE_MS);
+    expect(a.deployingUntil).toBeNull();
+    const revisions = new Set(m.history(a).map((r) => r.revision));
+    expect(revisions.size).toBe(2);
+  });
+
+  it('fills the history during warm-up but counts refusals from the start', () => {
+    const m = model([svc('a', { maxInstances: 1, demand: 2 })], { warmupMinutes: 10 });
+    const a = m.findService('a');
+    expect(m.history(a)).toHaveLength(11);
+    expect(a.refused.capInstanceMinutes).toBe(1); // the start minute only
+    m.advance(MINUTE_MS);
+    expect(a.refused.capInstanceMinutes).toBe(2);
+  });
+});

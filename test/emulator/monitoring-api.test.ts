@@ -1,0 +1,206 @@
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { clientsFor, closeClients, codeOf, PROJECT, testFleet, type Clients } from './helpers.js';
+
+const INSTANCE_COUNT =
+  'metric.type = "run.googleapis.com/container/instance_count" AND resource.type = "cloud_run_revision"';
+const UTILIZATION =
+  'metric.type = "run.googleapis.com/container/gpu/utilizations" AND resource.type = "cloud_run_revision"';
+const seconds = (ms: number) => ({ seconds: Math.floor(ms / 1000) });
+
+interface Point {
+  interval?: { endTime?: { seconds?: unknown } | null } | null;
+  value?: { int64Value?: unknown; doubleValue?: unknown } | null;
+}
+interface Series {
+  resource?: { labels?: Record<string, string> | null } | null;
+  metric?: { labels?: Record<string, string> | null } | null;
+  points?: Point[] | null;
+}
+
+const endOf = (p: Point | undefined) => Number(p?.interval?.endTime?.seconds) * 1000;
+const valueOf = (p: Point | undefined) => Number(p?.value?.int64Value ?? p?.value?.doubleValue);
+
+describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () => {
+  let emulator: RunningEmulator;
+  let clients: Clients;
+
+  beforeAll(async () => {
+    emulator = await startEmulator({ fleet: testFleet(), speed: 'manual', pageSize: 2 });
+    clients = clientsFor(emulator);
+  });
+  afterAll(async () => {
+    await closeClients(clients);
+    await emulator.stop();
+  });
+
+  async function instanceCounts(groupBy: string[], extraFilter = '', windowMin = 10) {
+    const now = emulator.now().getTime();
+    const [series] = await clients.metrics.listTimeSeries({
+      name: `projects/${PROJECT}`,
+      filter: INSTANCE_COUNT + extraFilter,
+      interval: { startTime: seconds(now - windowMin * 60_000), endTime: seconds(now) },
+      aggregation: {
+        alignmentPeriod: { seconds: 60 },
+        perSeriesAligner: 'ALIGN_MAX',
+        crossSeriesReducer: 'REDUCE_SUM',
+        groupByFields: groupBy,
+      },
+      view: 'FULL',
+    });
+    return { now, series: series as Series[] };
+  }
+
+  const byService = (series: Series[]) =>
+    new Map(
+      series.map((s) => [
+        `${s.resource?.labels?.['service_name']}${s.metric?.labels?.['state'] ? `/${s.metric.labels['state']}` : ''}`,
+        s,
+      ]),
+    );
+
+  it('sums instances per service and location, newest point first and about three minutes old', async () => {
+    emulator.resetCalls();
+    const { now, series } = await instanceCounts([
+      'resource.label.service_name',
+      'resource.label.location',
+    ]);
+    const services = byService(series);
+    expect([...services.keys()].sort()).toEqual([
+      'alpha',
+      'beta',
+      'delta',
+      'eu-model',
+      'render-x',
+      'web',
+    ]);
+    const alpha = services.get('alpha');
+    expect(alpha?.resource?.labels).toEqual({ service_name: 'alpha', location: 'us-central1' });
+    expect(valueOf(alpha?.points?.[0])).toBe(2);
+    expect(endOf(alpha?.points?.[0])).toBe(now - 3 * 60_000);
+    const ends = (alpha?.points ?? []).map(endOf);
+    expect(ends).toEqual([...ends].sort((a, b) => b - a));
+    expect(ends).toHaveLength(8); // minutes -10 .. -3
+    expect(valueOf(services.get('render-x')?.points?.[0])).toBe(1); // its min instance, idle
+    // Six series at two per page: the client paged through three pages.
+    expect(emulator.calls().filter((c) => c.method.endsWith('/ListTimeSeries'))).toHaveLength(3);
+  });
+
+  it('splits active and idle instances by metric.label.state', async () => {
+    const { series } = await instanceCounts(['resource.label.service_name', 'metric.label.state']);
+    const services = byService(series);
+    expect(valueOf(services.get('alpha/active')?.points?.[0])).toBe(2);
+    expect(valueOf(services.get('alpha/idle')?.points?.[0])).toBe(0);
+    expect(valueOf(services.get('render-x/active')?.points?.[0])).toBe(0);
+    expect(valueOf(services.get('render-x/idle')?.points?.[0])).toBe(1);
+  });
+
+  it('gives a scaled-to-zero service no series at all', async () => {
+    const { series } = await instanceCounts(
+      ['resource.label.service_name'],
+      ' AND resource.labels.service_name = "gamma"',
+    );
+    expect(series).toEqual([]);
+  });
+
+  it('filters on location and shows new demand only after the lag', async () => {
+    emulator.setDemand({ service: 'delta', demand: 2 });
+    emulator.setDemand({ service: 'beta', demand: 3 });
+    emulator.advance(2 * 60_000);
+    const filter = ' AND resource.labels.location = "us-central1" AND resource.labels.service_name';
+    const delta = `${filter} = "delta"`;
+    const early = await instanceCounts(['resource.label.service_name'], delta);
+    expect(early.series).toHaveLength(1);
+    expect(valueOf(early.series[0]?.points?.[0])).toBe(1);
+    emulator.advance(2 * 60_000);
+    const late = await instanceCounts(['resource.label.service_name'], delta);
+    expect(valueOf(late.series[0]?.points?.[0])).toBe(2);
+    // The zonal pool (quota 5) is full: the encoder worker pool, alpha 2, beta 1 and render-x 1.
+    const beta = await instanceCounts(['resource.label.service_name'], `${filter} = "beta"`);
+    expect(valueOf(beta.series[0]?.points?.[0])).toBe(1);
+    const state = emulator.state().services.find((s) => s.name === 'beta');
+    // The new demand holds from the minutes 12:01 to 12:04: two GPUs refused in each.
+    expect(state?.refused.quotaGpuMinutes).toBe(2 * 4);
+  });
+
+  it('returns raw per-revision series without aggregation', async () => {
+    const now = emulator.now().getTime();
+    const [series] = await clients.metrics.listTimeSeries({
+      name: `projects/${PROJECT}`,
+      filter: `${INSTANCE_COUNT} AND resource.labels.service_name = "delta" AND metric.labels.state = "active"`,
+      interval: { startTime: seconds(now - 5 * 60_000), endTime: seconds(now) },
+      view: 'FULL',
+    });
+    expect(series).toHaveLength(1);
+    const [s] = series as Series[];
+    expect(s?.resource?.labels).toMatchObject({
+      service_name: 'delta',
+      revision_name: expect.stringMatching(/^delta-00001-/),
+    });
+    expect(s?.points).toHaveLength(3);
+  });
+
+  it('serves GPU utilisation of GPU services only', async () => {
+    const now = emulator.now().getTime();
+    const [series] = await clients.metrics.listTimeSeries({
+      name: `projects/${PROJECT}`,
+      filter: UTILIZATION,
+      interval: { startTime: seconds(now - 10 * 60_000), endTime: seconds(now) },
+      aggregation: {
+        alignmentPeriod: { seconds: 300 },
+        perSeriesAligner: 'ALIGN_MEAN',
+        crossSeriesReducer: 'REDUCE_MAX',
+        groupByFields: ['resource.label.service_name'],
+      },
+      view: 'FULL',
+    });
+    const services = byService(series as Series[]);
+    expect(services.has('web')).toBe(false);
+    expect(valueOf(services.get('alpha')?.points?.[0])).toBeCloseTo(1);
+    expect(valueOf(services.get('render-x')?.points?.[0])).toBe(0);
+  });
+
+  it('rejects what it does not support instead of answering empty', async () => {
+    const now = emulator.now().getTime();
+    const base = {
+      name: `projects/${PROJECT}`,
+      interval: { startTime: seconds(now - 600_000), endTime: seconds(now) },
+      view: 'FULL' as const,
+    };
+    const cases = [
+      { ...base, filter: 'metric.type = "run.googleapis.com/request_count"' },
+      { ...base, filter: `${INSTANCE_COUNT} OR resource.labels.location = "x"` },
+      { ...base, filter: 'resource.type = "cloud_run_revision"' },
+      {
+        ...base,
+        filter: INSTANCE_COUNT,
+        aggregation: { alignmentPeriod: { seconds: 60 }, perSeriesAligner: 'ALIGN_RATE' as const },
+      },
+      {
+        ...base,
+        filter: INSTANCE_COUNT,
+        aggregation: { alignmentPeriod: { seconds: 30 }, perSeriesAligner: 'ALIGN_MAX' as const },
+      },
+      {
+        ...base,
+        filter: INSTANCE_COUNT,
+        aggregation: { crossSeriesReducer: 'REDUCE_SUM' as const },
+      },
+      {
+        ...base,
+        filter: INSTANCE_COUNT,
+        aggregation: {
+          alignmentPeriod: { seconds: 60 },
+          perSeriesAligner: 'ALIGN_MAX' as const,
+          crossSeriesReducer: 'REDUCE_SUM' as const,
+          groupByFields: ['resource.label.zone'],
+        },
+      },
+    ];
+    for (const request of cases) {
+      const { code } = await codeOf(clients.metrics.listTimeSeries(request));
+      expect(code, JSON.stringify(request)).toBe(status.INVALID_ARGUMENT);
+    }
+  });
+});

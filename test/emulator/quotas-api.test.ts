@@ -1,0 +1,87 @@
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { gpuQuotaId, gpuQuotaMetric } from '../../src/emulator/quotas-api.js';
+import { clientsFor, closeClients, codeOf, PROJECT, type Clients, testFleet } from './helpers.js';
+
+const info = (id: string) =>
+  `projects/${PROJECT}/locations/global/services/run.googleapis.com/quotaInfos/${id}`;
+
+describe('Cloud Quotas API v1 through @google-cloud/cloudquotas', () => {
+  let emulator: RunningEmulator;
+  let clients: Clients;
+
+  beforeAll(async () => {
+    emulator = await startEmulator({ fleet: testFleet(), speed: 'manual' });
+    clients = clientsFor(emulator);
+  });
+  afterAll(async () => {
+    await closeClients(clients);
+    await emulator.stop();
+  });
+
+  it('names quotas as Cloud Run does', () => {
+    expect(gpuQuotaId('nvidia-l4', true)).toBe('NvidiaL4GpuAllocPerProjectRegion');
+    expect(gpuQuotaId('nvidia-l4', false)).toBe(
+      'NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion',
+    );
+    expect(gpuQuotaId('nvidia-rtx-pro-6000', true)).toBe(
+      'NvidiaRtxPro6000GpuAllocPerProjectRegion',
+    );
+    expect(gpuQuotaMetric('nvidia-l4', false)).toBe(
+      'run.googleapis.com/nvidia_l4_gpu_allocation_no_zonal_redundancy',
+    );
+  });
+
+  it('gives one dimensions info per region, plus the regionless default entry', async () => {
+    const [quota] = await clients.quotas.getQuotaInfo({
+      name: info('NvidiaL4GpuAllocPerProjectRegion'),
+    });
+    expect(quota.quotaId).toBe('NvidiaL4GpuAllocPerProjectRegion');
+    expect(quota.metric).toBe('run.googleapis.com/nvidia_l4_gpu_allocation');
+    const entries = (quota.dimensionsInfos ?? []).map((d) => ({
+      region: d.dimensions?.['region'],
+      value: Number(d.details?.value),
+    }));
+    expect(entries).toEqual([
+      { region: 'us-central1', value: 5 },
+      { region: undefined, value: 6 },
+    ]);
+    // The way a governor picks: its region's entry, else the one without a region.
+    const pick = (region: string) =>
+      (quota.dimensionsInfos ?? []).find((d) => d.dimensions?.['region'] === region) ??
+      (quota.dimensionsInfos ?? []).find((d) => d.dimensions?.['region'] === undefined);
+    expect(Number(pick('europe-west4')?.details?.value)).toBe(6);
+  });
+
+  it('answers NOT_FOUND for a quota the project does not have', async () => {
+    const missing = await codeOf(
+      clients.quotas.getQuotaInfo({ name: info('NvidiaRtxPro6000GpuAllocPerProjectRegion') }),
+    );
+    expect(missing.code).toBe(status.NOT_FOUND);
+    const other = await codeOf(
+      clients.quotas.getQuotaInfo({ name: info('CpuAllocPerProjectRegion') }),
+    );
+    expect(other.code).toBe(status.NOT_FOUND);
+  });
+
+  it('lists the quota infos of Cloud Run and follows quota changes', async () => {
+    const parent = `projects/${PROJECT}/locations/global/services/run.googleapis.com`;
+    const [before] = await clients.quotas.listQuotaInfos({ parent });
+    expect(before.map((q) => q.quotaId)).toEqual([
+      'NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion',
+      'NvidiaL4GpuAllocPerProjectRegion',
+    ]);
+    emulator.setQuota({
+      project: PROJECT,
+      region: 'europe-west4',
+      accelerator: 'nvidia-rtx-pro-6000',
+      quota: 4,
+    });
+    emulator.setQuota({ project: PROJECT, region: null, quota: null });
+    const [after] = await clients.quotas.listQuotaInfos({ parent });
+    expect(after.map((q) => q.quotaId)).toContain('NvidiaRtxPro6000GpuAllocPerProjectRegion');
+    const l4 = after.find((q) => q.quotaId === 'NvidiaL4GpuAllocPerProjectRegion');
+    expect(l4?.dimensionsInfos).toHaveLength(1);
+  });
+});

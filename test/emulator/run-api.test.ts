@@ -1,0 +1,262 @@
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import {
+  clientsFor,
+  closeClients,
+  codeOf,
+  PARENT,
+  PROJECT,
+  REGION,
+  testFleet,
+  type Clients,
+} from './helpers.js';
+
+const name = (service: string) => `${PARENT}/services/${service}`;
+
+describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
+  let emulator: RunningEmulator;
+  let clients: Clients;
+
+  beforeAll(async () => {
+    emulator = await startEmulator({
+      fleet: testFleet(),
+      speed: 'manual',
+      operationDelayMs: 300,
+      pageSize: 2,
+    });
+    clients = clientsFor(emulator);
+  });
+  afterAll(async () => {
+    await closeClients(clients);
+    await emulator.stop();
+  });
+  beforeEach(() => emulator.resetCalls());
+
+  it('lists a region page by page', async () => {
+    const [services, , response] = await clients.services.listServices(
+      { parent: PARENT },
+      { autoPaginate: false },
+    );
+    expect(services).toHaveLength(2);
+    expect(response?.nextPageToken).not.toBe('');
+    const all = await clients.services.listServicesAsync({ parent: PARENT });
+    const names: string[] = [];
+    for await (const s of all) names.push(s.name ?? '');
+    expect(names).toEqual(['alpha', 'beta', 'delta', 'gamma', 'render-x', 'web'].map(name));
+    const pages = emulator
+      .calls()
+      .filter((c) => c.method === 'google.cloud.run.v2.Services/ListServices');
+    expect(pages.length).toBe(1 + 3); // one page above, then three pages of two
+    const [three] = await clients.services.listServices(
+      { parent: PARENT, pageSize: 3 },
+      { autoPaginate: false },
+    );
+    expect(three).toHaveLength(3);
+  });
+
+  it('rejects a page token issued for another request', async () => {
+    const [, , response] = await clients.services.listServices(
+      { parent: PARENT },
+      { autoPaginate: false },
+    );
+    const token = response?.nextPageToken ?? '';
+    const other = `projects/${PROJECT}/locations/europe-west4`;
+    const { code } = await codeOf(
+      clients.services.listServices({ parent: other, pageToken: token }, { autoPaginate: false }),
+    );
+    expect(code).toBe(status.INVALID_ARGUMENT);
+  });
+
+  it('rejects the "-" location wildcard', async () => {
+    const { code, message } = await codeOf(
+      clients.services.listServices({ parent: `projects/${PROJECT}/locations/-` }),
+    );
+    expect(code).toBe(status.INVALID_ARGUMENT);
+    expect(message).toMatch(/each region/);
+  });
+
+  it('gets a GPU service with everything a governor reads', async () => {
+    const [s] = await clients.services.getService({ name: name('delta') });
+    expect(s.name).toBe(name('delta'));
+    expect(s.scaling?.maxInstanceCount).toBe(2);
+    expect(s.template?.nodeSelector?.accelerator).toBe('nvidia-l4');
+    expect(s.template?.gpuZonalRedundancyDisabled).toBe(true);
+    expect(s.template?.containers?.[0]?.resources?.limits?.['nvidia.com/gpu']).toBe('1');
+    expect(s.reconciling).toBe(false);
+    expect(s.etag).toMatch(/^".+"$/);
+    expect(Number(s.generation)).toBe(1);
+    expect(s.terminalCondition?.type).toBe('Ready');
+    const [web] = await clients.services.getService({ name: name('web') });
+    expect(web.template?.nodeSelector).toBeFalsy();
+  });
+
+  it('answers NOT_FOUND for an unknown service', async () => {
+    const { code } = await codeOf(clients.services.getService({ name: name('nope') }));
+    expect(code).toBe(status.NOT_FOUND);
+  });
+
+  it('updates the service-level max through a long-running operation', async () => {
+    const [before] = await clients.services.getService({ name: name('gamma') });
+    const [operation] = await clients.services.updateService({
+      service: { name: name('gamma'), etag: before.etag, scaling: { maxInstanceCount: 1 } },
+      updateMask: { paths: ['scaling.max_instance_count'] },
+    });
+    expect(operation.done).toBe(false);
+    const [during] = await clients.services.getService({ name: name('gamma') });
+    expect(during.reconciling).toBe(true);
+    expect(during.scaling?.maxInstanceCount).toBe(1);
+    const [after] = await operation.promise();
+    expect(after.scaling?.maxInstanceCount).toBe(1);
+    expect(after.etag).not.toBe(before.etag);
+    expect(Number(after.generation)).toBe(Number(before.generation) + 1);
+    const [got] = await clients.services.getService({ name: name('gamma') });
+    expect(got.reconciling).toBe(false);
+    const polls = emulator
+      .calls()
+      .filter((c) => c.method === 'google.longrunning.Operations/GetOperation');
+    expect(polls.length).toBeGreaterThan(0);
+    const write = emulator.writes().at(-1);
+    expect(write).toMatchObject({
+      service: { project: PROJECT, region: REGION, name: 'gamma' },
+      before: { maxInstances: 2 },
+      after: { maxInstances: 1 },
+      // alpha 2 + beta 3 + gamma 1 + render-x 1
+      pool: { accelerator: 'nvidia-l4', zonalRedundancy: true, capsGpus: 7, quota: 5 },
+    });
+  });
+
+  it('writes annotations and rejects the reserved namespaces', async () => {
+    const [operation] = await clients.services.updateService({
+      service: {
+        name: name('beta'),
+        annotations: { 'gpu-governor.dev/last-change': '2026-11-27T12:00:00Z' },
+      },
+      updateMask: { paths: ['annotations'] },
+    });
+    const [after] = await operation.promise();
+    expect(after.annotations?.['gpu-governor.dev/last-change']).toBe('2026-11-27T12:00:00Z');
+    for (const key of ['run.googleapis.com/maxScale', 'autoscaling.knative.dev/maxScale']) {
+      const { code, message } = await codeOf(
+        clients.services.updateService({
+          service: { name: name('beta'), annotations: { [key]: '3' } },
+          updateMask: { paths: ['annotations'] },
+        }),
+      );
+      expect(code).toBe(status.INVALID_ARGUMENT);
+      expect(message).toContain(key);
+    }
+  });
+
+  it('rejects a stale etag with ABORTED', async () => {
+    const [s] = await clients.services.getService({ name: name('alpha') });
+    const [op] = await clients.services.updateService({
+      service: { name: name('alpha'), etag: s.etag, scaling: { maxInstanceCount: 1 } },
+      updateMask: { paths: ['scaling.max_instance_count'] },
+    });
+    await op.promise();
+    const { code } = await codeOf(
+      clients.services.updateService({
+        service: { name: name('alpha'), etag: s.etag, scaling: { maxInstanceCount: 2 } },
+        updateMask: { paths: ['scaling.max_instance_count'] },
+      }),
+    );
+    expect(code).toBe(status.ABORTED);
+  });
+
+  it("rejects a max above the pool's quota with Cloud Run's message", async () => {
+    const { code, message } = await codeOf(
+      clients.services.updateService({
+        service: { name: name('delta'), scaling: { maxInstanceCount: 3 } },
+        updateMask: { paths: ['scaling.max_instance_count'] },
+      }),
+    );
+    expect(code).toBe(status.INVALID_ARGUMENT);
+    expect(message).toContain(
+      'Max instances must be set to 2 or fewer in order to set GPU requirements',
+    );
+    expect(message).toContain(
+      'Quota violated: NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion requested: 3 allowed: 2',
+    );
+    const [s] = await clients.services.getService({ name: name('delta') });
+    expect(s.scaling?.maxInstanceCount).toBe(2);
+  });
+
+  it('checks the regionless quota entry where a region has none', async () => {
+    const { message } = await codeOf(
+      clients.services.updateService({
+        service: {
+          name: `projects/${PROJECT}/locations/europe-west4/services/eu-model`,
+          scaling: { maxInstanceCount: 7 },
+        },
+        updateMask: { paths: ['scaling.max_instance_count'] },
+      }),
+    );
+    expect(message).toContain('requested: 7 allowed: 6');
+  });
+
+  it('accepts only a minimal Service with a supported update mask', async () => {
+    const [full] = await clients.services.getService({ name: name('beta') });
+    const whole = await codeOf(
+      clients.services.updateService({
+        service: full,
+        updateMask: { paths: ['scaling.max_instance_count'] },
+      }),
+    );
+    expect(whole.code).toBe(status.INVALID_ARGUMENT);
+    const noMask = await codeOf(
+      clients.services.updateService({
+        service: { name: name('beta'), scaling: { maxInstanceCount: 1 } },
+      }),
+    );
+    expect(noMask.code).toBe(status.UNIMPLEMENTED);
+    const otherPath = await codeOf(
+      clients.services.updateService({
+        service: { name: name('beta'), labels: { a: 'b' } },
+        updateMask: { paths: ['labels'] },
+      }),
+    );
+    expect(otherPath.code).toBe(status.INVALID_ARGUMENT);
+    expect(
+      emulator
+        .writes()
+        .every((w) => w.service.name !== 'beta' || w.updateMask.includes('annotations')),
+    ).toBe(true);
+  });
+
+  it('shows a deployment in flight as reconciling and refuses to write it', async () => {
+    emulator.deploy({ service: 'render-x', seconds: 120 });
+    const [s] = await clients.services.getService({ name: name('render-x') });
+    expect(s.reconciling).toBe(true);
+    expect(s.terminalCondition?.state).toBe('CONDITION_RECONCILING');
+    const { code } = await codeOf(
+      clients.services.updateService({
+        service: { name: name('render-x'), scaling: { maxInstanceCount: 2 } },
+        updateMask: { paths: ['scaling.max_instance_count'] },
+      }),
+    );
+    expect(code).toBe(status.FAILED_PRECONDITION);
+    emulator.advance(180_000);
+    const [done] = await clients.services.getService({ name: name('render-x') });
+    expect(done.reconciling).toBe(false);
+    expect(done.latestReadyRevision).toMatch(/render-x-00002-/);
+  });
+
+  it('lists worker pools with their GPUs', async () => {
+    const [pools] = await clients.workerPools.listWorkerPools({ parent: PARENT });
+    const encoder = pools.find((p) => p.name === `${PARENT}/workerPools/encoder`);
+    expect(encoder?.scaling?.manualInstanceCount).toBe(1);
+    expect(encoder?.template?.nodeSelector?.accelerator).toBe('nvidia-l4');
+    expect(encoder?.template?.containers?.[0]?.resources?.limits?.['nvidia.com/gpu']).toBe('1');
+    expect(pools).toHaveLength(2);
+  });
+
+  it('answers UNIMPLEMENTED for every other method, and logs it', async () => {
+    const { code, message } = await codeOf(clients.services.deleteService({ name: name('web') }));
+    expect(code).toBe(status.UNIMPLEMENTED);
+    expect(message).toContain('DeleteService');
+    const unexpected = emulator.calls().filter((c) => c.code === 'UNIMPLEMENTED');
+    expect(unexpected.map((c) => c.method)).toEqual(['google.cloud.run.v2.Services/DeleteService']);
+    expect(unexpected[0]?.request).toMatchObject({ name: name('web') });
+  });
+});
