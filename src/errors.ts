@@ -34,3 +34,21 @@ export class UpstreamError extends GovernorError {}
 export function isInputError(e: unknown): e is InputError | UsageError {
   return e instanceof InputError || e instanceof UsageError;
 }
+
+/** The resource changed since it was read (stale etag, ABORTED): re-read and decide again. */
+export class ConflictError extends UpstreamError {}
+
+/** The resource does not exist (NOT_FOUND). */
+export class NotFoundError extends UpstreamError {}
+
+/** Cloud Run refused the write because it does not fit the GPU quota. */
+export class QuotaRejectedError extends UpstreamError {}
+
+/** The API asked us to slow down (RESOURCE_EXHAUSTED, HTTP 429). */
+export class RateLimitedError extends UpstreamError {}
+
+/** The API could not be reached or did not answer in time (UNAVAILABLE, DEADLINE_EXCEEDED). */
+export class UnavailableError extends UpstreamError {}
+
+/** The caller may not do this (PERMISSION_DENIED, UNAUTHENTICATED). */
+export class PermissionError extends UpstreamError {}
