@@ -146,7 +146,7 @@ export function poolConditions(
           type: 'service.starved',
           severity: 'WARNING',
           service: s.name,
-          summary: `${s.name} gets ${s.to} instances, short of its demand of ${s.want}`,
+          summary: `${s.name} gets ${s.to} instance${s.to === 1 ? '' : 's'}, short of its demand of ${s.want}`,
           details: {
             cap: s.to,
             demand: s.want,

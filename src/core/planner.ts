@@ -52,6 +52,14 @@ interface Governed extends Member, Slot {
   alloc: number; // after steps 2-4
   clauses: string[];
   stickyUntil: number | null;
+  deferredTo?: number; // the planned cap, when the change limit held the change back
+  reason?: string; // the clauses joined, once they are final
+}
+
+/** The reason of a service, joined once its clauses are final. */
+function reasonOf(m: Governed): string {
+  m.reason ??= m.clauses.join('; ');
+  return m.reason;
 }
 
 interface PoolWork {
@@ -63,6 +71,17 @@ interface PoolWork {
   unmanaged: Member[];
   unmanagedUsage: number;
   governed: Governed[];
+}
+
+interface PoolDecision {
+  budget: number | null;
+  unmanagedGpus: number;
+  capsBefore: number;
+  floorsGpus: number;
+  status: PoolStatus;
+  note: string;
+  /** Governed services to write, decreases first. */
+  changes: Governed[];
 }
 
 const DEFAULT_ACCEL = 'nvidia-l4';
@@ -78,65 +97,55 @@ export function plan(
   const at = new Date(atMs).toISOString();
   const runId = options.runId ?? `plan-${at}`;
   const resolve = compileRules(policy, atMs);
-  const pools = gatherPools(snapshot, policy, resolve);
+  const pools = gatherPools(snapshot, policy, resolve, atMs);
 
   const ctx: AlertContext = { at, runId, pressure: policy.alerts.pressure };
-  const planPools: PlanPool[] = [];
-  const services: PlanService[] = [];
-  const facts = new Map<string, Governed[]>();
-  const poolChanges: { pool: PlanPool; changes: PlanChange[]; urgent: boolean }[] = [];
-  const poolOf = new Map<string, PlanPool>();
-
-  for (const work of pools) {
-    const { pool, changes } = planPool(work, atMs, ctx.pressure);
-    planPools.push(pool);
-    facts.set(work.key, work.governed);
-    poolOf.set(work.key, pool);
-    poolChanges.push({
-      pool,
-      changes,
-      urgent: pool.status === 'over-budget' || pool.status === 'infeasible',
-    });
-    for (const m of work.unmanaged) services.push(unmanagedRow(m));
-    for (const s of work.governed) services.push(governedRow(s));
-  }
+  const decided = pools.map((work) => ({ work, ...planPool(work, atMs, ctx.pressure) }));
 
   // Execution order: urgent pools (over budget, infeasible) first, then by key; within a pool,
-  // decreases then increases. Any prefix of this list keeps every pool within budget.
-  poolChanges.sort((a, b) => Number(b.urgent) - Number(a.urgent));
-  const ordered = poolChanges.flatMap((p) => p.changes);
+  // decreases then increases. Any prefix of this list keeps every pool within budget, so the
+  // change limit keeps a prefix and the rest waits for a later run.
+  const urgent = (d: (typeof decided)[number]) =>
+    d.status === 'over-budget' || d.status === 'infeasible' ? 0 : 1;
+  const ordered = [...decided].sort((a, b) => urgent(a) - urgent(b)).flatMap((d) => d.changes);
   const limit = policy.limits.maxChangesPerRun;
-  const changes = ordered.slice(0, limit);
-  const deferred = ordered.slice(limit);
-  if (deferred.length > 0) {
-    const byKey = new Map(services.map((s) => [`${s.project}/${s.region}/${s.name}`, s]));
-    for (const c of deferred) {
-      const row = byKey.get(`${c.project}/${c.region}/${c.name}`);
-      if (!row) continue;
-      row.reason += `; deferred: limits.maxChangesPerRun (${limit}) reached, stays ${c.from} until a later run`;
-      const pool = poolOf.get(poolKey(c));
-      if (pool) pool.capsAfter += (c.from - row.to) * row.gpusPerInstance;
-      row.to = c.from;
-    }
+  for (const m of ordered.slice(limit)) {
+    m.clauses.push(
+      `deferred: limits.maxChangesPerRun (${limit}) reached, stays ${m.cap} until a later run`,
+    );
+    m.deferredTo = m.level;
+    m.level = m.cap;
   }
 
-  services.sort((a, b) =>
-    compareText(`${a.project}/${a.region}/${a.name}`, `${b.project}/${b.region}/${b.name}`),
-  );
-  // Conditions are judged on the plan as it will be carried out (after deferral).
-  const rows = new Map(services.map((s) => [`${s.project}/${s.region}/${s.name}`, s]));
+  const planPools: PlanPool[] = [];
+  const services: PlanService[] = [];
   const alerts: Alert[] = [];
-  for (const pool of planPools) {
-    const governed = facts.get(poolKey(pool)) ?? [];
+  for (const d of decided) {
+    const pool = poolRow(d.work, d);
+    planPools.push(pool);
+    // Both lists are in name order: merge them.
+    const { unmanaged, governed } = d.work;
+    for (let u = 0, g = 0; u < unmanaged.length || g < governed.length;) {
+      const um = unmanaged[u];
+      const gm = governed[g];
+      if (um && (!gm || um.order < gm.order)) {
+        services.push(unmanagedRow(um));
+        u++;
+      } else if (gm) {
+        services.push(governedRow(gm));
+        g++;
+      }
+    }
+    // Conditions are judged on the plan as it will be carried out (after deferral).
     alerts.push(
       ...poolConditions(
         ctx,
         pool,
-        governed
+        d.work.governed
           .filter((m) => m.kind !== 'fixed')
           .map((m) => ({
             name: m.svc.name,
-            to: rows.get(`${m.svc.project}/${m.svc.region}/${m.svc.name}`)?.to ?? m.level,
+            to: m.level,
             want: m.want,
             peak: m.peak,
             inUse: m.inUse,
@@ -146,6 +155,18 @@ export function plan(
       ),
     );
   }
+  const toChange = (m: Governed, to: number): PlanChange => ({
+    project: m.svc.project,
+    region: m.svc.region,
+    name: m.svc.name,
+    accelerator: m.svc.accelerator,
+    zonalRedundancy: m.svc.zonalRedundancy,
+    from: m.cap,
+    to,
+    gpusPerInstance: m.g,
+    etag: m.svc.etag,
+    reason: reasonOf(m),
+  });
   return {
     version: 1,
     at,
@@ -153,8 +174,8 @@ export function plan(
     mode: policy.mode,
     pools: planPools,
     services,
-    changes,
-    deferred,
+    changes: ordered.slice(0, limit).map((m) => toChange(m, m.level)),
+    deferred: ordered.slice(limit).map((m) => toChange(m, m.deferredTo ?? m.level)),
     alerts,
   };
 }
@@ -176,14 +197,24 @@ function gatherPools(
   snapshot: Snapshot,
   policy: Policy,
   resolve: (s: SnapshotService) => Settings,
+  atMs: number,
 ): PoolWork[] {
   const projects = new Set(policy.projects);
   const regions = policy.regions ? new Set(policy.regions) : null;
   const inScope = (p: PoolId) => projects.has(p.project) && (!regions || regions.has(p.region));
   const works = new Map<string, PoolWork>();
+  // Pools by project, region, accelerator and zonal redundancy, without building a key string for
+  // every service.
+  const index = new Map<string, Map<string, Map<string, [PoolWork | null, PoolWork | null]>>>();
   const workFor = (id: PoolId): PoolWork => {
-    const key = poolKey(id);
-    let w = works.get(key);
+    let byRegion = index.get(id.project);
+    if (!byRegion) index.set(id.project, (byRegion = new Map()));
+    let byAccel = byRegion.get(id.region);
+    if (!byAccel) byRegion.set(id.region, (byAccel = new Map()));
+    let pair = byAccel.get(id.accelerator);
+    if (!pair) byAccel.set(id.accelerator, (pair = [null, null]));
+    const slot = id.zonalRedundancy ? 0 : 1;
+    let w = pair[slot];
     if (!w) {
       const pid = {
         project: id.project,
@@ -191,6 +222,7 @@ function gatherPools(
         accelerator: id.accelerator,
         zonalRedundancy: id.zonalRedundancy,
       };
+      const key = poolKey(pid);
       w = {
         id: pid,
         key,
@@ -201,6 +233,7 @@ function gatherPools(
         unmanagedUsage: 0,
         governed: [],
       };
+      pair[slot] = w;
       works.set(key, w);
     }
     return w;
@@ -228,16 +261,13 @@ function gatherPools(
   for (const u of snapshot.unmanagedUsage) {
     if (inScope(u)) workFor(u).unmanagedUsage += u.gpus;
   }
-  const sorted = [...snapshot.services].sort((a, b) =>
-    compareText(`${a.project}/${a.region}/${a.name}`, `${b.project}/${b.region}/${b.name}`),
-  );
-  for (const [order, svc] of sorted.entries()) {
+  const members = new Map<PoolWork, SnapshotService[]>();
+  for (const svc of snapshot.services) {
     if (!inScope(svc)) continue;
     const w = workFor(svc);
-    const settings = resolve(svc);
-    const member: Member = { svc, order, settings, cap: svc.maxInstances, g: svc.gpusPerInstance };
-    if (!settings.managed) w.unmanaged.push(member);
-    else w.governed.push(member as Governed);
+    const list = members.get(w);
+    if (list) list.push(svc);
+    else members.set(w, [svc]);
   }
   for (const w of works.values()) {
     const ps = poolSettingsFor(policy, w.id);
@@ -246,66 +276,97 @@ function gatherPools(
       w.quotaSource = 'policy';
     }
     w.reserve = ps?.reserve ?? policy.reserve;
+    // Name order within the pool: the tie-break of every allocation step, whatever the input order.
+    const list = (members.get(w) ?? []).sort((a, b) => compareText(a.name, b.name));
+    for (const [order, svc] of list.entries()) {
+      const settings = resolve(svc);
+      const member: Member = {
+        svc,
+        order,
+        settings,
+        cap: svc.maxInstances,
+        g: svc.gpusPerInstance,
+      };
+      if (settings.managed) w.governed.push(toGoverned(member, w.quota, atMs));
+      else w.unmanaged.push(member);
+    }
   }
   return [...works.values()].sort((a, b) => compareText(a.key, b.key));
 }
 
-function initGoverned(m: Governed, quota: number | null, atMs: number): void {
-  const { svc, settings } = m;
-  m.level = m.cap;
-  m.cost = m.g;
-  m.weight = settings.weight;
-  m.clauses = [];
-  m.floor = Math.max(1, svc.minInstances, settings.min);
-  const quotaCeiling = quota === null ? Infinity : Math.floor(quota / m.g);
-  m.ceiling = Math.min(settings.max ?? Infinity, quotaCeiling);
-  if (m.floor > m.ceiling) {
-    m.clauses.push(`floor ${m.floor} is above ceiling ${fmt(m.ceiling)}: the floor wins`);
-    m.ceiling = m.floor;
+function toGoverned(m: Member, quota: number | null, atMs: number): Governed {
+  const { svc, settings, cap } = m;
+  const clauses: string[] = [];
+  const floor = Math.max(1, svc.minInstances, settings.min);
+  let ceiling = Math.min(
+    settings.max ?? Infinity,
+    quota === null ? Infinity : Math.floor(quota / m.g),
+  );
+  if (floor > ceiling) {
+    clauses.push(`floor ${floor} is above ceiling ${fmt(ceiling)}: the floor wins`);
+    ceiling = floor;
   }
-  m.inUse = svc.usage?.current ?? null;
-  m.peak = svc.usage ? Math.max(svc.usage.peak, svc.usage.current) : null;
-  m.demand = null;
-  m.stickyUntil = null;
+  const usage = svc.usage;
+  let kind: Governed['kind'];
+  let demand: number | null = null;
+  let protect: number;
+  let want: number;
+  let peakTarget: number;
+  let stickyUntil: number | null = null;
   if (svc.reconciling) {
-    m.kind = 'fixed';
-    m.protect = m.alloc = m.want = m.peakTarget = m.cap;
-    m.clauses.push('deploying (reconciling): left as it is, counted at its cap');
-    return;
-  }
-  if (svc.usage === null) {
-    m.kind = 'held';
-    m.protect = clamp(m.cap, m.floor, m.ceiling);
-    m.want = m.protect;
-    m.clauses.push(
-      `usage unknown${svc.usageNote ? ` (${svc.usageNote})` : ''}: held at ${m.protect} (fail static)`,
+    kind = 'fixed';
+    protect = want = peakTarget = cap;
+    clauses.push('deploying (reconciling): left as it is, counted at its cap');
+  } else if (usage === null) {
+    kind = 'held';
+    protect = want = peakTarget = clamp(cap, floor, ceiling);
+    clauses.push(
+      `usage unknown${svc.usageNote ? ` (${svc.usageNote})` : ''}: held at ${protect} (fail static)`,
     );
   } else {
-    m.kind = 'active';
-    const est = estimateDemand(svc.usage, m.cap, settings.headroom, settings.targetUtilization);
-    m.demand = est.instances;
-    m.protect = clamp(Math.min(m.cap, svc.usage.current), m.floor, m.ceiling);
-    m.want = Math.max(m.protect, clamp(est.instances, m.floor, m.ceiling));
-    m.peakTarget = Math.min(m.want, Math.max(m.protect, clamp(m.peak ?? 0, m.floor, m.ceiling)));
-    m.clauses.push(`demand ${est.instances}: ${est.explain}`);
-    const last = svc.lastChangedAt ? Date.parse(svc.lastChangedAt) : null;
-    if (last !== null && last + settings.scaleDownDelayMs > atMs)
-      m.stickyUntil = last + settings.scaleDownDelayMs;
+    kind = 'active';
+    const est = estimateDemand(usage, cap, settings.headroom, settings.targetUtilization);
+    demand = est.instances;
+    protect = clamp(Math.min(cap, usage.current), floor, ceiling);
+    want = Math.max(protect, clamp(demand, floor, ceiling));
+    const peak = Math.max(usage.peak, usage.current);
+    peakTarget = Math.min(want, Math.max(protect, clamp(peak, floor, ceiling)));
+    clauses.push(`demand ${demand}: ${est.explain}`);
+    if (svc.lastChangedAt !== null) {
+      const until = Date.parse(svc.lastChangedAt) + settings.scaleDownDelayMs;
+      if (until > atMs) stickyUntil = until;
+    }
   }
-  m.alloc = m.protect;
+  return {
+    svc,
+    order: m.order,
+    settings,
+    cap,
+    g: m.g,
+    level: protect,
+    cost: m.g,
+    weight: settings.weight,
+    kind,
+    floor,
+    ceiling,
+    inUse: usage ? usage.current : null,
+    peak: usage ? Math.max(usage.peak, usage.current) : null,
+    demand,
+    want,
+    peakTarget,
+    protect,
+    alloc: protect,
+    clauses,
+    stickyUntil,
+  };
 }
 
-function planPool(
-  work: PoolWork,
-  atMs: number,
-  pressure: number,
-): { pool: PlanPool; changes: PlanChange[] } {
+function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision {
   const { quota } = work;
   const unmanagedCaps = sum(work.unmanaged, (m) => m.cap * m.g);
   const unmanagedGpus = unmanagedCaps + work.unmanagedUsage;
   const budget = quota === null ? null : quota - work.reserve - unmanagedGpus;
   const all = work.governed;
-  for (const m of all) initGoverned(m, quota, atMs);
   const active = all.filter((m) => m.kind === 'active');
   const movable = all.filter((m) => m.kind !== 'fixed');
   const fixedGpus = sum(all, (m) => (m.kind === 'fixed' ? m.cap * m.g : 0));
@@ -350,8 +411,15 @@ function planPool(
   }
 
   for (const m of all) describe(m);
-  const pool = poolRow(work, { budget, unmanagedGpus, capsBefore, floorsGpus, status, note });
-  return { pool, changes: orderChanges(all) };
+  return {
+    budget,
+    unmanagedGpus,
+    capsBefore,
+    floorsGpus,
+    status,
+    note,
+    changes: orderChanges(all),
+  };
 }
 
 /** Steps 2–6 on one pool with `room` GPUs for the movable services. */
@@ -438,7 +506,7 @@ function describe(m: Governed): void {
   }
 }
 
-function orderChanges(all: Governed[]): PlanChange[] {
+function orderChanges(all: Governed[]): Governed[] {
   const moved = all.filter((m) => m.kind !== 'fixed' && m.level !== m.cap);
   const decreases = moved
     .filter((m) => m.level < m.cap)
@@ -446,31 +514,10 @@ function orderChanges(all: Governed[]): PlanChange[] {
   const increases = moved
     .filter((m) => m.level > m.cap)
     .sort((a, b) => b.settings.priority - a.settings.priority || a.order - b.order);
-  return [...decreases, ...increases].map((m) => ({
-    project: m.svc.project,
-    region: m.svc.region,
-    name: m.svc.name,
-    accelerator: m.svc.accelerator,
-    zonalRedundancy: m.svc.zonalRedundancy,
-    from: m.cap,
-    to: m.level,
-    gpusPerInstance: m.g,
-    etag: m.svc.etag,
-    reason: m.clauses.join('; '),
-  }));
+  return [...decreases, ...increases];
 }
 
-function poolRow(
-  work: PoolWork,
-  r: {
-    budget: number | null;
-    unmanagedGpus: number;
-    capsBefore: number;
-    floorsGpus: number;
-    status: PoolStatus;
-    note: string;
-  },
-): PlanPool {
+function poolRow(work: PoolWork, r: PoolDecision): PlanPool {
   const all = work.governed;
   return {
     ...work.id,
@@ -509,7 +556,7 @@ function governedRow(m: Governed): PlanService {
     weight: m.settings.weight,
     rule: m.settings.rule,
     window: m.settings.window,
-    reason: m.clauses.join('; '),
+    reason: reasonOf(m),
   };
 }
 
@@ -536,8 +583,8 @@ function unmanagedRow(m: Member): PlanService {
     window: null,
     reason:
       m.settings.rule === null
-        ? `unmanaged (no policy rule matches): counted at its cap of ${m.cap * m.g} GPUs`
-        : `unmanaged (rule ${m.settings.rule}, managed: false): counted at its cap of ${m.cap * m.g} GPUs`,
+        ? `unmanaged (no policy rule matches): counted at its cap of ${gpus(m.cap * m.g)}`
+        : `unmanaged (rule ${m.settings.rule}, managed: false): counted at its cap of ${gpus(m.cap * m.g)}`,
   };
 }
 
@@ -549,6 +596,10 @@ function sum<T>(xs: readonly T[], f: (x: T) => number): number {
   let total = 0;
   for (const x of xs) total += f(x);
   return total;
+}
+
+function gpus(n: number): string {
+  return `${n} GPU${n === 1 ? '' : 's'}`;
 }
 
 function fmt(n: number): string {

@@ -1,0 +1,136 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+import { Plan } from '../../src/core/plan.js';
+
+/** The command line through the real process: `node bin/governor.js` (built by `npm test`). */
+
+const run = promisify(execFile);
+const tmp = mkdtempSync(join(tmpdir(), 'governor-cli-'));
+
+async function governor(
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await run(process.execPath, ['bin/governor.js', ...args], {
+      env: { ...process.env, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    if (typeof err.code !== 'number') throw e;
+    return { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
+
+function file(name: string, text: string): string {
+  const path = join(tmp, name);
+  writeFileSync(path, text);
+  return path;
+}
+
+const EXAMPLE = ['--policy', 'examples/policy.yaml', '--snapshot', 'examples/snapshot.json'];
+
+describe('governor CLI', () => {
+  it('--help lists the commands and exits 0', async () => {
+    const r = await governor('--help');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/plan/);
+    expect(r.stdout).toMatch(/validate/);
+  });
+
+  it('validate accepts the example policy', async () => {
+    const r = await governor('validate', '--policy', 'examples/policy.yaml');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('valid');
+  });
+
+  it('validate rejects a bad policy with exit 2, naming every fault', async () => {
+    const bad = file(
+      'bad.yaml',
+      'version: 1\nprojects: [p]\ndefaults: {min: 3, max: 2, weight: -1}\nservices: [{match: {}, bogus: 1}]\n',
+    );
+    const r = await governor('validate', '--policy', bad);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('defaults.weight');
+    expect(r.stderr).toContain('services[0].bogus: unknown key');
+    expect(r.stderr).toContain('min 3 is greater than max 2');
+    expect(r.stdout).toBe('');
+  });
+
+  it('plan --json prints only a plan that parses against the plan schema', async () => {
+    const r = await governor('plan', ...EXAMPLE, '--json');
+    expect(r.code).toBe(0);
+    const plan = Plan.parse(JSON.parse(r.stdout));
+    expect(plan.at).toBe('2026-11-27T15:00:00.000Z');
+    expect(plan.changes.length).toBeGreaterThan(0);
+  });
+
+  it('plan prints a readable plan without colour when not on a terminal', async () => {
+    const r = await governor('plan', ...EXAMPLE);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^pool my-project\/us-central1 nvidia-l4 {2}\[pressure\]$/m);
+    expect(r.stdout).toMatch(
+      /^ {2}~ llm-chat +3 → 5 +demand 5: peak 3 \+ 25% headroom = 4; ran at its cap of 3/m,
+    );
+    expect(r.stdout).toMatch(/^Plan: \d+ to raise, \d+ to lower/m);
+    expect(r.stdout).not.toContain('\u001b[');
+  });
+
+  it('--at plans for another time: the weekday window no longer holds on Saturday', async () => {
+    const friday = Plan.parse(JSON.parse((await governor('plan', ...EXAMPLE, '--json')).stdout));
+    const saturday = Plan.parse(
+      JSON.parse(
+        (await governor('plan', ...EXAMPLE, '--json', '--at', '2026-11-28T15:00:00Z')).stdout,
+      ),
+    );
+    expect(friday.services.find((s) => s.name === 'llm-summarize')?.window).toBe(0);
+    expect(saturday.services.find((s) => s.name === 'llm-summarize')?.window).toBeNull();
+    expect(saturday.at).toBe('2026-11-28T15:00:00.000Z');
+  });
+
+  it('rejects a bad snapshot with exit 2, naming the fields', async () => {
+    const bad = file('bad.json', '{"version": 1, "takenAt": "yesterday", "pools": 3}');
+    const r = await governor(
+      'plan',
+      '--policy',
+      'examples/policy.yaml',
+      '--snapshot',
+      bad,
+      '--json',
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('takenAt');
+    expect(r.stderr).toContain('pools');
+    expect(r.stderr).toContain('services');
+    expect(r.stdout).toBe('');
+  });
+
+  it('exits 2 for a missing file, a bad --at, an unknown option, and a missing command argument', async () => {
+    const missing = await governor(
+      'plan',
+      '--policy',
+      join(tmp, 'nope.yaml'),
+      '--snapshot',
+      'examples/snapshot.json',
+    );
+    expect(missing.code).toBe(2);
+    expect(missing.stderr).toContain('no such file');
+    const at = await governor('plan', ...EXAMPLE, '--at', 'tomorrow');
+    expect(at.code).toBe(2);
+    expect(at.stderr).toContain('--at');
+    expect((await governor('plan', ...EXAMPLE, '--frobnicate')).code).toBe(2);
+    expect((await governor('validate')).code).toBe(2);
+    expect((await governor('no-such-command')).code).toBe(2);
+  });
+
+  it('reports a YAML syntax error with its line, exit 2', async () => {
+    const broken = file('broken.yaml', 'version: 1\nprojects: [p\n');
+    const r = await governor('validate', '--policy', broken);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/line \d+/);
+  });
+});
