@@ -19,6 +19,7 @@ export const SERVICES = {
   runServices: 'google.cloud.run.v2.Services',
   runWorkerPools: 'google.cloud.run.v2.WorkerPools',
   operations: 'google.longrunning.Operations',
+  locations: 'google.cloud.location.Locations',
   metrics: 'google.monitoring.v3.MetricService',
   quotas: 'google.api.cloudquotas.v1.CloudQuotas',
 } as const;
@@ -32,6 +33,7 @@ export function loadProtos(): PackageDefinition {
       'google/cloud/run/v2/service.proto',
       'google/cloud/run/v2/worker_pool.proto',
       'google/longrunning/operations.proto',
+      'google/cloud/location/locations.proto',
       'google/monitoring/v3/metric_service.proto',
       'google/api/cloudquotas/v1/cloudquotas.proto',
     ],

@@ -303,3 +303,53 @@ export function operationsHandlers(ctx: EmulatorContext): Handlers {
     },
   };
 }
+
+const PROJECT_NAME = /^projects\/([^/]+)$/;
+
+/**
+ * The `google.cloud.location.Locations` mixin the Cloud Run clients expose (`listLocations`).
+ * Cloud Run answers with every region where it is available to the project; the emulator answers
+ * with the regions the project's fleet uses (its services, worker pools and regional quota pools),
+ * sorted, so that a governor listing each region does not call forty empty ones.
+ */
+export function locationsHandlers(ctx: EmulatorContext): Handlers {
+  return {
+    ListLocations: (request) => {
+      const name = text(request, 'name');
+      const m = PROJECT_NAME.exec(name);
+      if (!m) throw invalid(`name must look like projects/{project}, got "${name}"`);
+      const [, id = ''] = m;
+      const project = ctx.model.fleet.projects.find((p) => p.id === id);
+      if (!project) {
+        throw new RpcError(
+          status.PERMISSION_DENIED,
+          `Permission denied on project ${id} (not in the emulated fleet)`,
+        );
+      }
+      if (text(request, 'filter') !== '')
+        throw invalid('ListLocations filters are not supported by the emulator');
+      const regions = [
+        ...new Set([
+          ...project.services.map((s) => s.region),
+          ...project.workerPools.map((w) => w.region),
+          ...project.pools.flatMap((p) => (p.region === undefined ? [] : [p.region])),
+        ]),
+      ].sort();
+      const { page, nextPageToken } = paginate(regions, {
+        pageSize: int(request, 'page_size'),
+        pageToken: text(request, 'page_token'),
+        defaultPageSize: ctx.settings.pageSize,
+        fingerprint: ['ListLocations', id],
+      });
+      return {
+        locations: page.map((region) => ({
+          name: `projects/${id}/locations/${region}`,
+          location_id: region,
+          display_name: region,
+          labels: { 'cloud.googleapis.com/region': region },
+        })),
+        next_page_token: nextPageToken,
+      };
+    },
+  };
+}

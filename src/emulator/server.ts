@@ -12,6 +12,7 @@ import { serviceDefinition, SERVICES, type ServiceName } from './protos.js';
 import { quotasHandlers } from './quotas-api.js';
 import { RpcError, isMessage, type Message } from './rpc.js';
 import {
+  locationsHandlers,
   operationsHandlers,
   runServicesHandlers,
   runWorkerPoolsHandlers,
@@ -111,6 +112,7 @@ export async function startGrpcServer(ctx: EmulatorContext, port = 0): Promise<G
     [SERVICES.runServices, runServicesHandlers(ctx)],
     [SERVICES.runWorkerPools, runWorkerPoolsHandlers(ctx)],
     [SERVICES.operations, operationsHandlers(ctx)],
+    [SERVICES.locations, locationsHandlers(ctx)],
     [SERVICES.metrics, monitoringHandlers(ctx)],
     [SERVICES.quotas, quotasHandlers(ctx)],
   ];

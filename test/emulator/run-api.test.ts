@@ -251,6 +251,33 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
     expect(pools).toHaveLength(2);
   });
 
+  it("lists the project's regions through the locations mixin", async () => {
+    const regions: string[] = [];
+    for await (const location of clients.services.listLocationsAsync({
+      name: `projects/${PROJECT}`,
+    })) {
+      regions.push(location.locationId ?? '');
+      expect(location.name).toBe(`projects/${PROJECT}/locations/${location.locationId}`);
+    }
+    expect(regions).toEqual(['europe-west4', REGION]);
+    const { code } = await codeOf(
+      clients.services.getLocation({ name: `projects/${PROJECT}/locations/${REGION}` }),
+    );
+    expect(code).toBe(status.UNIMPLEMENTED);
+    const denied = clients.services.listLocationsAsync({ name: 'projects/someone-else' });
+    const { code: deniedCode } = await codeOf(
+      (async () => {
+        for await (const location of denied) expect(location).toBeUndefined();
+      })(),
+    );
+    expect(deniedCode).toBe(status.PERMISSION_DENIED);
+    expect(emulator.calls().map((c) => `${c.method} ${c.code}`)).toEqual([
+      'google.cloud.location.Locations/ListLocations OK',
+      'google.cloud.location.Locations/GetLocation UNIMPLEMENTED',
+      'google.cloud.location.Locations/ListLocations PERMISSION_DENIED',
+    ]);
+  });
+
   it('answers UNIMPLEMENTED for every other method, and logs it', async () => {
     const { code, message } = await codeOf(clients.services.deleteService({ name: name('web') }));
     expect(code).toBe(status.UNIMPLEMENTED);

@@ -1,0 +1,445 @@
+/**
+ * The fleet, as Cloud Run Admin API v2 shows it: services and worker pools per region, and the one
+ * write the governor makes, the service-level `scaling.max_instance_count`.
+ *
+ * Built on `@google-cloud/run` (gRPC). `clientConfig` (./client-config.ts) decides where it
+ * connects: Google with Application Default Credentials, or the emulator.
+ *
+ * Budget: Cloud Run allows about 600 reads and 30-60 writes per minute per region (unconfirmed
+ * defaults). Listing a region costs one read per page (pages of `pageSize`, 100 by default, so
+ * usually one). One `updateMaxInstances` costs one GetService, one UpdateService and a few
+ * GetOperation polls. Spacing the writes belongs to the reconcile step; this adapter only retries
+ * what is safe to retry (see `readOptions` and `writeOptions`).
+ */
+import { v2 } from '@google-cloud/run';
+import type { protos } from '@google-cloud/run';
+import { status } from '@grpc/grpc-js';
+import type { CallOptions } from 'google-gax';
+
+import { ConflictError, InputError } from '../errors.js';
+import type { Fault } from '../errors.js';
+import type {
+  CloudRunPort,
+  GpuSpec,
+  MaxInstancesUpdate,
+  ObservedService,
+  ObservedWorkerPool,
+} from '../ports.js';
+import { clientConfig } from './client-config.js';
+import { translateGrpcError } from './grpc-errors.js';
+import { checkRetryPolicy, defaultRetryPolicy } from './retry.js';
+import type { RetryPolicy } from './retry.js';
+
+/** google-gax's backoff settings (the type is not exported by name). */
+type BackoffSettings = NonNullable<CallOptions['longrunning']>;
+
+type Service = protos.google.cloud.run.v2.IService;
+type WorkerPool = protos.google.cloud.run.v2.IWorkerPool;
+type Container = protos.google.cloud.run.v2.IContainer;
+
+/** How long `updateMaxInstances` polls the long-running operation, and how often. */
+export interface OperationPolling {
+  /** First wait before polling; each later wait is 1.5 times longer, up to `maxDelayMs`. */
+  initialDelayMs: number;
+  maxDelayMs: number;
+  /** Give up waiting (UnavailableError; the write may still apply) after this long. */
+  timeoutMs: number;
+}
+
+/**
+ * A service-level max change applies without a new revision and completes in seconds; polling
+ * from 1 s, at most every 5 s, keeps the GetOperation reads few.
+ */
+export const defaultOperationPolling: Readonly<OperationPolling> = {
+  initialDelayMs: 1_000,
+  maxDelayMs: 5_000,
+  timeoutMs: 120_000,
+};
+
+export interface CloudRunAdapterOptions {
+  /** Where to read `GOVERNOR_EMULATOR_HOST` (default `process.env`). */
+  env?: NodeJS.ProcessEnv;
+  /**
+   * Services (worker pools, regions) asked per List page, 1 to 1000 (default 100): a region
+   * rarely holds more, so listing it usually costs one read of the 600 a minute.
+   */
+  pageSize?: number;
+  /** Attempts, backoff and per-attempt deadline of every RPC (default `defaultRetryPolicy`). */
+  retry?: Partial<RetryPolicy>;
+  operationPolling?: Partial<OperationPolling>;
+}
+
+/** A {@link CloudRunPort} holding two gRPC clients, to be closed once no longer needed. */
+export interface CloudRunAdapter extends CloudRunPort {
+  close(): Promise<void>;
+}
+
+/** Annotation namespaces Cloud Run reserves: a write setting one is rejected. */
+const reservedAnnotationPrefixes = [
+  'run.googleapis.com/',
+  'autoscaling.knative.dev/',
+  'serving.knative.dev/',
+  'cloud.googleapis.com/',
+] as const;
+
+export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): CloudRunAdapter {
+  const pageSize = checkPageSize(options.pageSize ?? 100);
+  const policy = checkRetryPolicy({ ...defaultRetryPolicy, ...definedOnly(options.retry ?? {}) });
+  const polling = checkPolling({
+    ...defaultOperationPolling,
+    ...definedOnly(options.operationPolling ?? {}),
+  });
+  const { options: clientOptions } = clientConfig(options.env);
+  const services = new v2.ServicesClient(clientOptions);
+  const workerPools = new v2.WorkerPoolsClient(clientOptions);
+  const reads = readOptions(policy);
+  // The async iterators fetch one page per call already; google-gax warns unless told so.
+  const pages: CallOptions = { ...reads, autoPaginate: false };
+  const writes = writeOptions(policy, polling);
+
+  async function fetchService(name: string): Promise<Service> {
+    const [service] = await services
+      .getService({ name }, reads)
+      .catch((error: unknown) =>
+        Promise.reject(translateGrpcError(error, `getting service ${name}`)),
+      );
+    return service;
+  }
+
+  return {
+    async listRegions(project) {
+      const name = `projects/${segment('project', project)}`;
+      const locations = await collect(
+        services.listLocationsAsync({ name, pageSize }, pages),
+        `listing the Cloud Run regions of ${name}`,
+      );
+      const regions = locations.map((l) => l.locationId || lastSegment(l.name ?? ''));
+      return [...new Set(regions.filter((r) => r !== ''))].sort();
+    },
+
+    async listServices(project, region) {
+      const parent = parentOf(project, region);
+      const found = await collect(
+        services.listServicesAsync({ parent, pageSize }, pages),
+        `listing the services of ${parent}`,
+      );
+      return found.map((s) => toObservedService(s, project, region));
+    },
+
+    async getService(project, region, name) {
+      const service = await fetchService(
+        `${parentOf(project, region)}/services/${segment('name', name)}`,
+      );
+      return toObservedService(service, project, region);
+    },
+
+    async listWorkerPools(project, region) {
+      const parent = parentOf(project, region);
+      const found = await collect(
+        workerPools.listWorkerPoolsAsync({ parent, pageSize }, pages),
+        `listing the worker pools of ${parent}`,
+      );
+      return found.map((w) => toObservedWorkerPool(w, project, region));
+    },
+
+    /**
+     * Reads the service, checks the etag, writes a minimal Service and waits for the operation.
+     *
+     * Why read first: Cloud Run's own enforcement of a stale etag is unconfirmed, so a mismatch is
+     * caught here (ConflictError, nothing sent); the etag is still sent, for the race between this
+     * read and the write. And a masked write of `annotations` replaces the service's whole map,
+     * so the governor's annotations are merged into the map of this same read (the caller's state,
+     * since the etags match), with the etag guarding it: every user annotation is kept.
+     * Annotations read in a reserved namespace are sent back unchanged (dropping them would ask
+     * Cloud Run to remove them); no annotations given means the map is not written at all.
+     */
+    async updateMaxInstances(update) {
+      checkUpdate(update);
+      const name = `${parentOf(update.project, update.region)}/services/${segment('name', update.name)}`;
+      const current = await fetchService(name);
+      const etag = current.etag ?? '';
+      if (etag !== update.etag) {
+        throw new ConflictError(
+          `${name} changed since it was read (etag ${update.etag}, now ${etag}): not written; read it again and decide again`,
+        );
+      }
+      const writeAnnotations = Object.keys(update.annotations).length > 0;
+      const service: Service = { name, etag, scaling: { maxInstanceCount: update.maxInstances } };
+      if (writeAnnotations) service.annotations = { ...current.annotations, ...update.annotations };
+      const paths = ['scaling.max_instance_count', ...(writeAnnotations ? ['annotations'] : [])];
+
+      const [operation] = await services
+        .updateService({ service, updateMask: { paths } }, writes)
+        .catch((error: unknown) =>
+          Promise.reject(
+            translateGrpcError(error, `setting max instances of ${name} to ${update.maxInstances}`),
+          ),
+        );
+      const [updated] = await operation
+        .promise()
+        .catch((error: unknown) =>
+          Promise.reject(
+            translateGrpcError(
+              error,
+              `waiting for ${name} to take max instances ${update.maxInstances} (the write was accepted and may still apply)`,
+            ),
+          ),
+        );
+      return toObservedService(updated, update.project, update.region);
+    },
+
+    close: async () => {
+      await Promise.all([services.close(), workerPools.close()]);
+    },
+  };
+}
+
+/**
+ * Reads (List, Get, and the locations mixin) are idempotent: retried on UNAVAILABLE,
+ * DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED (429: too many reads this minute) with exponential
+ * backoff and full jitter, each attempt with its own deadline. The client's own defaults would
+ * retry GetService and ListServices on UNAVAILABLE alone, for up to ten minutes.
+ */
+function readOptions(policy: RetryPolicy): CallOptions {
+  return {
+    timeout: policy.attemptTimeoutMs,
+    retry: {
+      retryCodes: [status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED],
+      backoffSettings: backoff(policy),
+    },
+  };
+}
+
+/**
+ * UpdateService is retried on RESOURCE_EXHAUSTED only: a 429 is a refusal before any work, so
+ * sending again cannot apply the change twice. UNAVAILABLE and DEADLINE_EXCEEDED are not retried
+ * here: the server may have applied the write before the answer was lost, and a blind resend would
+ * then meet a new etag (ABORTED) or a service still reconciling, hiding what happened; the error
+ * goes back to the reconcile step, which reads again and decides again. A request that never left
+ * the client (no stream opened, or a stream refused before the server application saw it) is
+ * retried by @grpc/grpc-js itself ("transparent retry"), so that case needs nothing here; and the
+ * GetService just before the write, itself retried, fails first when the channel is down.
+ *
+ * The operation is then polled (GetOperation) with these same settings, the client's design: a
+ * failed poll reports an error although the write was accepted, and the message says so.
+ */
+function writeOptions(policy: RetryPolicy, polling: OperationPolling): CallOptions {
+  return {
+    timeout: policy.attemptTimeoutMs,
+    retry: { retryCodes: [status.RESOURCE_EXHAUSTED], backoffSettings: backoff(policy) },
+    longrunning: {
+      initialRetryDelayMillis: polling.initialDelayMs,
+      retryDelayMultiplier: 1.5,
+      maxRetryDelayMillis: polling.maxDelayMs,
+      totalTimeoutMillis: polling.timeoutMs,
+    },
+  };
+}
+
+/**
+ * google-gax's retry loop: waits `random() x delay`, the delay starting at `minBackoffMs` and
+ * doubling up to `maxBackoffMs`. Its `maxRetries` bounds the number of calls in all, the first one
+ * included (read in google-gax 5 `normalCalls/retries.js`), so it takes `maxAttempts` as it is. The
+ * per-attempt deadline stays `attemptTimeoutMs` (multiplier 1), so a silent server cannot hold a
+ * call for longer.
+ */
+function backoff(policy: RetryPolicy): BackoffSettings {
+  return {
+    maxRetries: policy.maxAttempts,
+    initialRetryDelayMillis: policy.minBackoffMs,
+    retryDelayMultiplier: 2,
+    maxRetryDelayMillis: policy.maxBackoffMs,
+    initialRpcTimeoutMillis: policy.attemptTimeoutMs,
+    rpcTimeoutMultiplier: 1,
+    maxRpcTimeoutMillis: policy.attemptTimeoutMs,
+  };
+}
+
+/** A Cloud Run service as the governor reads it; project and region are the caller's. */
+export function toObservedService(
+  service: Service,
+  project: string,
+  region: string,
+): ObservedService {
+  const resourceName = service.name ?? '';
+  const scaling = service.scaling ?? {};
+  const template = service.template ?? {};
+  const scalingMode = scalingModeOf(scaling.scalingMode);
+  const manual = scaling.manualInstanceCount;
+  return {
+    project,
+    region,
+    name: lastSegment(resourceName),
+    resourceName,
+    gpu: gpuOf(template),
+    labels: { ...service.labels },
+    annotations: { ...service.annotations },
+    serviceMaxInstances: setOrNull(scaling.maxInstanceCount),
+    revisionMaxInstances: setOrNull(template.scaling?.maxInstanceCount),
+    serviceMinInstances: setOrNull(scaling.minInstanceCount),
+    revisionMinInstances: setOrNull(template.scaling?.minInstanceCount),
+    scalingMode,
+    // An explicit 0 matters in MANUAL mode (scaled to zero by hand); elsewhere 0 means unset.
+    manualInstanceCount:
+      typeof manual === 'number' && (manual > 0 || scalingMode === 'MANUAL') ? manual : null,
+    reconciling: service.reconciling === true,
+    etag: service.etag ?? '',
+    generation: int64(service.generation),
+    observedGeneration: int64(service.observedGeneration),
+    updateTime: isoTime(service.updateTime),
+  };
+}
+
+export function toObservedWorkerPool(
+  pool: WorkerPool,
+  project: string,
+  region: string,
+): ObservedWorkerPool {
+  return {
+    project,
+    region,
+    name: lastSegment(pool.name ?? ''),
+    gpu: gpuOf(pool.template ?? {}),
+    manualInstanceCount: pool.scaling?.manualInstanceCount ?? 0,
+  };
+}
+
+/**
+ * The GPU of a revision template (a service's or a worker pool's): its node selector's
+ * accelerator, the `nvidia.com/gpu` limit of the container that has one (Cloud Run allows one such
+ * container; the limit is required with an accelerator, 1 is assumed if it cannot be read), and
+ * whether zonal redundancy was turned off. No accelerator: no GPU.
+ */
+function gpuOf(template: {
+  nodeSelector?: protos.google.cloud.run.v2.INodeSelector | null;
+  containers?: Container[] | null;
+  gpuZonalRedundancyDisabled?: boolean | null;
+}): GpuSpec | null {
+  const accelerator = template.nodeSelector?.accelerator;
+  if (!accelerator) return null;
+  const limit = (template.containers ?? [])
+    .map((c) => c.resources?.limits?.['nvidia.com/gpu'])
+    .find((v) => v !== undefined && v !== '');
+  const count = Number(limit);
+  return {
+    accelerator,
+    count: Number.isInteger(count) && count > 0 ? count : 1,
+    zonalRedundancy: template.gpuZonalRedundancyDisabled !== true,
+  };
+}
+
+/** `ServiceScaling.ScalingMode` may arrive as its name or its number (proto: 0, 1, 2). */
+function scalingModeOf(mode: unknown): ObservedService['scalingMode'] {
+  if (mode === 'AUTOMATIC' || mode === 1) return 'AUTOMATIC';
+  if (mode === 'MANUAL' || mode === 2) return 'MANUAL';
+  return 'UNSPECIFIED';
+}
+
+/** Scaling counts: 0 (the proto default) means unset. */
+function setOrNull(value: number | null | undefined): number | null {
+  return typeof value === 'number' && value > 0 ? value : null;
+}
+
+/** An int64 field: a number, a decimal string, or a Long, depending on the decoder. */
+function int64(value: unknown): number {
+  if (typeof value === 'number') return value;
+  if (typeof value === 'string') return Number(value);
+  if (typeof value === 'object' && value !== null) return Number(String(value));
+  return 0;
+}
+
+function isoTime(ts: protos.google.protobuf.ITimestamp | null | undefined): string | null {
+  if (!ts) return null;
+  const ms = int64(ts.seconds) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6);
+  return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
+}
+
+function lastSegment(name: string): string {
+  return name.slice(name.lastIndexOf('/') + 1);
+}
+
+/** `projects/P/locations/R`; Cloud Run lists one region at a time (no `-` wildcard). */
+function parentOf(project: string, region: string): string {
+  if (region.trim() === '-') {
+    throw new InputError('Invalid region', [
+      { path: 'region', message: 'Cloud Run lists one region at a time: "-" is not accepted' },
+    ]);
+  }
+  return `projects/${segment('project', project)}/locations/${segment('region', region)}`;
+}
+
+/** One path segment of a resource name: not empty, no slash. */
+function segment(path: string, value: string): string {
+  if (value === '' || value.includes('/')) {
+    throw new InputError(`Invalid ${path}`, [
+      { path, message: `must be one non-empty name without "/", not "${value}"` },
+    ]);
+  }
+  return value;
+}
+
+function checkUpdate(update: MaxInstancesUpdate): void {
+  const faults: Fault[] = [];
+  const { maxInstances, etag, annotations } = update;
+  if (!Number.isInteger(maxInstances) || maxInstances < 1 || maxInstances > 1000) {
+    faults.push({
+      path: 'maxInstances',
+      message: `must be an integer from 1 to 1000, not ${maxInstances}`,
+    });
+  }
+  if (etag === '') faults.push({ path: 'etag', message: 'must be the etag read before deciding' });
+  for (const [key, value] of Object.entries(annotations)) {
+    const reserved = reservedAnnotationPrefixes.find((p) => key.startsWith(p));
+    if (reserved !== undefined) {
+      faults.push({
+        path: `annotations.${key}`,
+        message: `the ${reserved} namespace is reserved by Cloud Run and cannot be written`,
+      });
+    }
+    if (typeof value !== 'string') {
+      faults.push({ path: `annotations.${key}`, message: 'must be a string' });
+    }
+  }
+  if (faults.length > 0)
+    throw new InputError(`Invalid max instances update of ${update.name}`, faults);
+}
+
+function checkPageSize(pageSize: number): number {
+  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > 1000) {
+    throw new InputError('Invalid Cloud Run adapter options', [
+      { path: 'pageSize', message: `must be an integer from 1 to 1000, not ${pageSize}` },
+    ]);
+  }
+  return pageSize;
+}
+
+function checkPolling(polling: OperationPolling): OperationPolling {
+  const faults: Fault[] = [];
+  for (const [path, value] of Object.entries(polling)) {
+    if (!Number.isFinite(value) || value <= 0) {
+      faults.push({
+        path: `operationPolling.${path}`,
+        message: `must be a number of milliseconds above 0, not ${value}`,
+      });
+    }
+  }
+  if (faults.length > 0) throw new InputError('Invalid Cloud Run adapter options', faults);
+  return polling;
+}
+
+/** Every item of a paged listing; a failure on any page is translated. */
+async function collect<T>(items: AsyncIterable<T>, what: string): Promise<T[]> {
+  const all: T[] = [];
+  try {
+    for await (const item of items) all.push(item);
+  } catch (error) {
+    throw translateGrpcError(error, what);
+  }
+  return all;
+}
+
+function definedOnly<T extends object>(values: T): Partial<T> {
+  return Object.fromEntries(
+    Object.entries(values).filter(([, v]) => v !== undefined),
+  ) as Partial<T>;
+}

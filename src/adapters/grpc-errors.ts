@@ -1,0 +1,90 @@
+/**
+ * From the errors of Google's gRPC clients to the project's typed errors (src/errors.ts), so that
+ * callers branch on what went wrong (a conflict, a quota refusal, a missing resource) rather than
+ * on status codes. Every adapter that calls a google-gax client translates through here.
+ */
+import { status } from '@grpc/grpc-js';
+
+import {
+  ConflictError,
+  GovernorError,
+  NotFoundError,
+  PermissionError,
+  QuotaRejectedError,
+  RateLimitedError,
+  UnavailableError,
+  UpstreamError,
+} from '../errors.js';
+import { grpcCode, grpcCodeName } from './retry.js';
+
+/**
+ * Cloud Run's refusal of a max instances above the GPU quota, as it words it (INVALID_ARGUMENT):
+ * `... Max instances must be set to N or fewer in order to set GPU requirements in region R.
+ * Quota violated: <quotaId> requested: X allowed: Q`.
+ */
+const quotaRefusal = /Quota violated|Max instances must be set to/;
+
+/**
+ * google-gax reports a call whose retries ran out as DEADLINE_EXCEEDED, keeping the last error
+ * only in its message: `Exceeded maximum number of retries retrying error Error: 8
+ * RESOURCE_EXHAUSTED: ... before any response was received`. The last code is the better guide.
+ */
+const retriesExhausted = /Exceeded maximum number of retries retrying error \w*:? ?(\d+) [A-Z_]+:/;
+
+/**
+ * The typed error for a failed Google API call. `what` says what was being done ("listing services
+ * of projects/p/locations/r") and leads the message; the original error is the `cause`. An error
+ * that is already one of ours is returned as it is.
+ */
+export function translateGrpcError(error: unknown, what: string): Error {
+  if (error instanceof GovernorError) return error;
+  const code = effectiveCode(error);
+  const message = `${what} failed: ${describeGrpcError(error, code)}`;
+  const options = { cause: error };
+  switch (code) {
+    case status.ABORTED:
+      return new ConflictError(message, options);
+    case status.NOT_FOUND:
+      return new NotFoundError(message, options);
+    case status.RESOURCE_EXHAUSTED:
+      return new RateLimitedError(message, options);
+    case status.UNAVAILABLE:
+    case status.DEADLINE_EXCEEDED:
+      return new UnavailableError(message, options);
+    case status.PERMISSION_DENIED:
+    case status.UNAUTHENTICATED:
+      return new PermissionError(message, options);
+    case status.INVALID_ARGUMENT:
+    case status.FAILED_PRECONDITION:
+      return quotaRefusal.test(detailsOf(error))
+        ? new QuotaRejectedError(message, options)
+        : new UpstreamError(message, options);
+    default:
+      return new UpstreamError(message, options);
+  }
+}
+
+function effectiveCode(error: unknown): number | undefined {
+  const code = grpcCode(error);
+  if (code !== status.DEADLINE_EXCEEDED) return code;
+  const last = retriesExhausted.exec(detailsOf(error));
+  return last?.[1] === undefined ? code : Number(last[1]);
+}
+
+/** The server's own words: gRPC `details`, else the message. */
+function detailsOf(error: unknown): string {
+  if (typeof error === 'object' && error !== null && 'details' in error) {
+    const { details } = error;
+    if (typeof details === 'string' && details !== '') return details;
+  }
+  return error instanceof Error ? error.message : String(error);
+}
+
+/** `NOT_FOUND: Resource '...' was not found` (the code by name, then the server's words). */
+function describeGrpcError(error: unknown, code: number | undefined): string {
+  const name = grpcCodeName(code);
+  // grpc-js prefixes its messages with "<code> <NAME>: "; the details are the same without it.
+  const details = detailsOf(error).replace(/^\d+ [A-Z_]+: /, '');
+  if (name === undefined) return details;
+  return details.startsWith(`${name}:`) ? details : `${name}: ${details}`;
+}

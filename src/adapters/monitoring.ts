@@ -1,0 +1,296 @@
+/**
+ * The usage source, and its one Google implementation: Cloud Monitoring v3 `ListTimeSeries`.
+ *
+ * One query per metric per project, never one per service: the filter names the metric and the
+ * `cloud_run_revision` resource type, the aggregation aligns every raw series (one per revision
+ * and, for instance counts, per `state`) to one value per minute, then reduces the series of each
+ * (service, location) into one. The answer is read page by page so that every page's
+ * `execution_errors` is checked: a partial answer must not pass for a complete one.
+ *
+ * Emulator mode: the client connects to `GOVERNOR_EMULATOR_HOST` when it is set (see
+ * docs/emulator.md); otherwise to Google with Application Default Credentials.
+ */
+import { MetricServiceClient } from '@google-cloud/monitoring';
+import type { protos } from '@google-cloud/monitoring';
+import { status } from '@grpc/grpc-js';
+
+import { InputError, NotFoundError, UpstreamError } from '../errors.js';
+import type { Fault } from '../errors.js';
+import type { MetricSeries, MonitoringPort, TimeWindow } from '../ports.js';
+import { clientConfig } from './client-config.js';
+import { translateGrpcError } from './grpc-errors.js';
+import { checkRetryPolicy, defaultRetryPolicy, grpcCodeName } from './retry.js';
+import type { RetryPolicy } from './retry.js';
+
+type ListTimeSeriesRequest = protos.google.monitoring.v3.IListTimeSeriesRequest;
+type ListTimeSeriesResponse = protos.google.monitoring.v3.IListTimeSeriesResponse;
+type TimeSeries = protos.google.monitoring.v3.ITimeSeries;
+type Aligner = keyof typeof protos.google.monitoring.v3.Aggregation.Aligner;
+type Reducer = keyof typeof protos.google.monitoring.v3.Aggregation.Reducer;
+
+export const INSTANCE_COUNT_METRIC = 'run.googleapis.com/container/instance_count';
+export const GPU_UTILIZATION_METRIC = 'run.googleapis.com/container/gpu/utilizations';
+const RESOURCE_TYPE = 'cloud_run_revision';
+const GROUP_BY = ['resource.label.service_name', 'resource.label.location'];
+
+/**
+ * How each metric is read.
+ *
+ * Instance counts: `ALIGN_MAX` per minute, then `REDUCE_SUM` across the revisions and the two
+ * `state` values (active, idle) of each service. Cloud Run samples the gauge about once a minute,
+ * so a one-minute bucket usually holds one point per series and max, mean and last agree; when
+ * sampling jitter puts two points in one bucket, the max keeps the higher occupancy (the mean
+ * would give fractional instances, the sum would count one instance twice). Summing per-minute
+ * values is what "instances held at that minute" means; a max over the whole window taken before
+ * the sum would add peaks of revisions that never ran at the same time.
+ *
+ * GPU utilization: `ALIGN_MEAN` per minute, then `REDUCE_MEAN` across revisions. On Google the
+ * metric is a DELTA distribution (one sample per instance); `ALIGN_MEAN` is valid for it and turns
+ * each minute's distribution into its mean, a DOUBLE in 0..1. The mean across revisions is not
+ * weighted by instance count, which only matters while traffic is split between revisions.
+ * Alternatives not taken: `ALIGN_DELTA` + `REDUCE_SUM` would merge the distributions (weighted
+ * exactly) but answers distributions the caller must then average itself, and the emulator does
+ * not serve distributions; `ALIGN_PERCENTILE_99` would report the hottest instance, while demand
+ * estimation wants the service's average load.
+ */
+const QUERIES = {
+  instanceCounts: {
+    metric: INSTANCE_COUNT_METRIC,
+    aligner: 'ALIGN_MAX',
+    reducer: 'REDUCE_SUM',
+  },
+  gpuUtilization: {
+    metric: GPU_UTILIZATION_METRIC,
+    aligner: 'ALIGN_MEAN',
+    reducer: 'REDUCE_MEAN',
+  },
+} as const satisfies Record<string, { metric: string; aligner: Aligner; reducer: Reducer }>;
+
+type Query = (typeof QUERIES)[keyof typeof QUERIES];
+
+/** Series per page: a project's GPU services fit in one page, so one query is usually one RPC. */
+const DEFAULT_PAGE_SIZE = 1_000;
+
+export interface MonitoringAdapterOptions {
+  /** Where `GOVERNOR_EMULATOR_HOST` is read (default `process.env`). */
+  env?: NodeJS.ProcessEnv;
+  /** Series per ListTimeSeries page (default 1000). */
+  pageSize?: number;
+  /** Retry and deadline settings (default {@link defaultRetryPolicy}). */
+  retry?: Partial<RetryPolicy>;
+}
+
+/** A {@link MonitoringPort} holding a Monitoring client, to be closed once no longer needed. */
+export interface MonitoringAdapter extends MonitoringPort {
+  close(): Promise<void>;
+}
+
+/**
+ * Creates the Cloud Monitoring adapter.
+ *
+ * Both methods answer one {@link MetricSeries} per (service, region) that had instances in the
+ * window, points oldest first, stamped with the end of their minute. Minute buckets end at
+ * `window.endMs` and step back from it, so a window ending on a whole minute gives points on whole
+ * minutes. A service scaled to zero has no series (Cloud Run writes no points for it), and a
+ * missing minute is not filled in: the newest points are about three minutes old (Monitoring's
+ * lag), which the caller must not read as zero. `execution_errors` on any page fail the whole read
+ * with an {@link UpstreamError} naming them.
+ *
+ * Retries: google-gax's own, per RPC (so per page): transient codes only (UNAVAILABLE,
+ * DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED), `maxAttempts` attempts in all, each with the deadline
+ * `attemptTimeoutMs`, separated by a random wait up to `minBackoffMs` doubling to `maxBackoffMs`.
+ * Reads are idempotent, so a retry is always safe. Every failure is a typed error of
+ * src/errors.ts (see grpc-errors.ts: when the attempts run out, the last attempt's code decides,
+ * so a persistent RESOURCE_EXHAUSTED is a RateLimitedError) with the client's error as `cause`.
+ */
+export function createMonitoringAdapter(options: MonitoringAdapterOptions = {}): MonitoringAdapter {
+  const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
+  if (!Number.isInteger(pageSize) || pageSize < 1) {
+    throw new InputError('Invalid Monitoring adapter options', [
+      { path: 'pageSize', message: `must be an integer >= 1, not ${pageSize}` },
+    ]);
+  }
+  const policy = checkRetryPolicy({ ...defaultRetryPolicy, ...definedOnly(options.retry ?? {}) });
+  const client = new MetricServiceClient(clientConfig(options.env ?? process.env).options);
+  const read = (project: string, window: TimeWindow, query: Query): Promise<MetricSeries[]> =>
+    listSeries(client, policy, pageSize, project, window, query);
+
+  return {
+    instanceCounts: (project, window) => read(project, window, QUERIES.instanceCounts),
+    gpuUtilization: async (project, window) => {
+      try {
+        return await read(project, window, QUERIES.gpuUtilization);
+      } catch (error) {
+        // GPU utilization is optional: a project where the metric does not exist has none.
+        // (Unconfirmed how Google words that case: an unknown metric type is NOT_FOUND for custom
+        // metrics. Any other failure, and the same call for instance counts, stays an error.)
+        if (error instanceof NotFoundError) return [];
+        throw error;
+      }
+    },
+    close: () => client.close(),
+  };
+}
+
+/** The whole answer of one query, every page, as one series per (service, region). */
+async function listSeries(
+  client: MetricServiceClient,
+  policy: RetryPolicy,
+  pageSize: number,
+  project: string,
+  window: TimeWindow,
+  query: Query,
+): Promise<MetricSeries[]> {
+  checkQuery(project, window);
+  const what = `reading ${query.metric} of project ${project} (ListTimeSeries)`;
+  const request: ListTimeSeriesRequest = {
+    name: `projects/${project}`,
+    filter: `metric.type = "${query.metric}" AND resource.type = "${RESOURCE_TYPE}"`,
+    interval: { startTime: timestamp(window.startMs), endTime: timestamp(window.endMs) },
+    aggregation: {
+      alignmentPeriod: { seconds: 60 },
+      perSeriesAligner: query.aligner,
+      crossSeriesReducer: query.reducer,
+      groupByFields: GROUP_BY,
+    },
+    view: 'FULL',
+    pageSize,
+  };
+  const callOptions = { ...gaxCallOptions(policy), autoPaginate: false };
+  const bySeries = new Map<string, MetricSeries>();
+  const tokens = new Set<string>();
+  let pageToken = '';
+  do {
+    let page: [TimeSeries[], unknown, ListTimeSeriesResponse];
+    try {
+      page = await client.listTimeSeries({ ...request, pageToken }, callOptions);
+    } catch (error) {
+      throw translateGrpcError(error, what);
+    }
+    const [series, , response] = page;
+    const errors = response.executionErrors ?? [];
+    if (errors.length > 0) {
+      const listed = errors.map(
+        (e) => `${grpcCodeName(e.code ?? undefined) ?? `code ${e.code}`}: ${e.message ?? ''}`,
+      );
+      throw new UpstreamError(
+        `${what}: the answer is incomplete (${errors.length} execution error(s): ${listed.join('; ')})`,
+      );
+    }
+    for (const s of series) {
+      const parsed = toMetricSeries(s, what);
+      const key = JSON.stringify([parsed.service, parsed.region]);
+      if (bySeries.has(key)) {
+        throw new UpstreamError(
+          `${what}: service ${parsed.service} in ${parsed.region} was answered twice`,
+        );
+      }
+      bySeries.set(key, parsed);
+    }
+    pageToken = response.nextPageToken ?? '';
+    if (tokens.has(pageToken)) {
+      throw new UpstreamError(`${what}: the page token "${pageToken}" came back twice`);
+    }
+    tokens.add(pageToken);
+  } while (pageToken !== '');
+  return [...bySeries.values()];
+}
+
+function checkQuery(project: string, window: TimeWindow): void {
+  const faults: Fault[] = [];
+  if (!/^[^\s/]+$/.test(project)) {
+    faults.push({ path: 'project', message: `must be a project id, not "${project}"` });
+  }
+  const { startMs, endMs } = window;
+  if (!Number.isFinite(startMs) || !Number.isFinite(endMs) || startMs < 0 || startMs > endMs) {
+    faults.push({
+      path: 'window',
+      message: `must be finite times with startMs <= endMs, not ${startMs}..${endMs}`,
+    });
+  }
+  if (faults.length > 0) throw new InputError('Invalid Monitoring query', faults);
+}
+
+function toMetricSeries(series: TimeSeries, what: string): MetricSeries {
+  const labels = series.resource?.labels ?? {};
+  const service = labels['service_name'];
+  const region = labels['location'];
+  if (!service || !region) {
+    throw new UpstreamError(
+      `${what}: a series lacks its service_name or location label (${JSON.stringify(labels)})`,
+    );
+  }
+  const points = (series.points ?? []).map((p) => {
+    const at = millis(p.interval?.endTime);
+    const value = pointValue(p.value);
+    if (at === undefined || value === undefined) {
+      throw new UpstreamError(
+        `${what}: service ${service} in ${region} has a point without a numeric value or end time`,
+      );
+    }
+    return { at, value };
+  });
+  // Monitoring answers newest first; the port wants oldest first.
+  points.sort((a, b) => a.at - b.at);
+  return { service, region, points };
+}
+
+function pointValue(
+  value: protos.google.monitoring.v3.ITypedValue | null | undefined,
+): number | undefined {
+  if (!value) return undefined;
+  const n = toNumber(value.int64Value ?? value.doubleValue);
+  return n !== undefined && Number.isFinite(n) ? n : undefined;
+}
+
+/** An int64 or double as decoded by the client: a number, a decimal string, or a Long. */
+function toNumber(raw: unknown): number | undefined {
+  if (typeof raw === 'number') return raw;
+  if (typeof raw === 'string') return raw.trim() === '' ? undefined : Number(raw);
+  if (typeof raw === 'object' && raw !== null && 'low' in raw && 'high' in raw) {
+    return Number(String(raw));
+  }
+  return undefined;
+}
+
+function millis(t: protos.google.protobuf.ITimestamp | null | undefined): number | undefined {
+  if (!t) return undefined;
+  const seconds = toNumber(t.seconds ?? 0);
+  const nanos = t.nanos ?? 0;
+  return seconds === undefined ? undefined : seconds * 1000 + Math.floor(nanos / 1e6);
+}
+
+function timestamp(ms: number): protos.google.protobuf.ITimestamp {
+  const seconds = Math.floor(ms / 1000);
+  return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
+}
+
+// ---------------------------------------------------------------------------------------------
+// TODO: the same helper lives in quotas.ts; its home is retry.ts (not this helper's file).
+
+/** google-gax call options: retries on transient codes only, a deadline per attempt. */
+function gaxCallOptions(policy: RetryPolicy) {
+  return {
+    timeout: policy.attemptTimeoutMs,
+    retry:
+      policy.maxAttempts <= 1
+        ? null
+        : {
+            retryCodes: [status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED],
+            backoffSettings: {
+              initialRetryDelayMillis: policy.minBackoffMs,
+              retryDelayMultiplier: 2,
+              maxRetryDelayMillis: policy.maxBackoffMs,
+              initialRpcTimeoutMillis: policy.attemptTimeoutMs,
+              rpcTimeoutMultiplier: 1,
+              maxRpcTimeoutMillis: policy.attemptTimeoutMs,
+              // google-gax counts attempts here, the first one included.
+              maxRetries: policy.maxAttempts,
+            },
+          },
+  };
+}
+
+function definedOnly(values: Partial<RetryPolicy>): Partial<RetryPolicy> {
+  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined));
+}

@@ -1,0 +1,224 @@
+/**
+ * The quota source, and its one Google implementation: Cloud Quotas API v1 `GetQuotaInfo`.
+ *
+ * Each GPU pool (project, region, accelerator, zonal redundancy) maps to one quota id of
+ * `run.googleapis.com`; its QuotaInfo holds one `dimensions_infos` entry per region with its own
+ * value, plus possibly one without a region that applies everywhere else. The adapter reads each
+ * (project, quota id) once per instance and picks the entry of the asked region from it, so one
+ * observation of many pools sharing a quota id costs one RPC per quota id.
+ *
+ * It never guesses: a quota it could not read or make sense of is a typed error (the caller then
+ * treats the pool's quota as unknown and leaves it alone).
+ *
+ * Emulator mode: the client connects to `GOVERNOR_EMULATOR_HOST` when it is set (see
+ * docs/emulator.md); otherwise to Google with Application Default Credentials.
+ */
+import { CloudQuotasClient } from '@google-cloud/cloudquotas';
+import type { protos } from '@google-cloud/cloudquotas';
+import { status } from '@grpc/grpc-js';
+
+import { InputError, UpstreamError } from '../errors.js';
+import type { Fault } from '../errors.js';
+import type { QuotaPort, QuotaQuery } from '../ports.js';
+import { clientConfig } from './client-config.js';
+import { translateGrpcError } from './grpc-errors.js';
+import { checkRetryPolicy, defaultRetryPolicy } from './retry.js';
+import type { RetryPolicy } from './retry.js';
+
+type QuotaInfo = protos.google.api.cloudquotas.v1.IQuotaInfo;
+type DimensionsInfo = protos.google.api.cloudquotas.v1.IDimensionsInfo;
+
+const RUN = 'run.googleapis.com';
+
+/** The quota ids Cloud Run uses for L4 GPUs (its docs, and its deploy-time quota errors). */
+const KNOWN_QUOTA_IDS: Readonly<Record<string, { zonal: string; nonZonal: string }>> = {
+  'nvidia-l4': {
+    zonal: 'NvidiaL4GpuAllocPerProjectRegion',
+    nonZonal: 'NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion',
+  },
+};
+
+const ACCELERATOR = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+
+/**
+ * The Cloud Quotas id of a GPU pool of Cloud Run.
+ *
+ * `nvidia-l4` uses the ids Google documents. Any other accelerator gets an id of the same shape,
+ * its name in PascalCase (`nvidia-rtx-pro-6000` → `NvidiaRtxPro6000GpuAllocPerProjectRegion`,
+ * `...GpuAllocNoZonalRedundancyPerProjectRegion` without zonal redundancy). That derivation is
+ * unconfirmed: should Google name it otherwise, the read fails with NotFoundError naming the id
+ * (the quota is then unknown, never guessed), and the policy's quota override is the way out.
+ */
+export function gpuQuotaId(accelerator: string, zonalRedundancy: boolean): string {
+  if (!ACCELERATOR.test(accelerator)) {
+    throw new InputError('Invalid GPU quota query', [
+      { path: 'accelerator', message: `must look like "nvidia-l4", not "${accelerator}"` },
+    ]);
+  }
+  const known = KNOWN_QUOTA_IDS[accelerator];
+  if (known) return zonalRedundancy ? known.zonal : known.nonZonal;
+  const pascal = accelerator
+    .split('-')
+    .map((word) => word.charAt(0).toUpperCase() + word.slice(1))
+    .join('');
+  return `${pascal}GpuAlloc${zonalRedundancy ? '' : 'NoZonalRedundancy'}PerProjectRegion`;
+}
+
+export interface QuotaAdapterOptions {
+  /** Where `GOVERNOR_EMULATOR_HOST` is read (default `process.env`). */
+  env?: NodeJS.ProcessEnv;
+  /** Retry and deadline settings (default {@link defaultRetryPolicy}). */
+  retry?: Partial<RetryPolicy>;
+}
+
+/** A {@link QuotaPort} holding a Cloud Quotas client, to be closed once no longer needed. */
+export interface QuotaAdapter extends QuotaPort {
+  /**
+   * Forgets every quota info read so far (and every failure), so the next call reads again. The
+   * cache lives as long as the adapter: create one per observation, or clear it between two.
+   */
+  clearCache(): void;
+  close(): Promise<void>;
+}
+
+/**
+ * Creates the Cloud Quotas adapter.
+ *
+ * `gpuQuota` resolves with the value of the `dimensions_infos` entry whose `region` dimension is
+ * the pool's region, else of the entry without a region, else `null` (the quota info exists but
+ * sets no limit for that region). Should two entries qualify (not seen on Google), the lowest
+ * value is taken: the binding one. It rejects with:
+ * - {@link NotFoundError} when the quota info does not exist (NOT_FOUND): most likely a quota id
+ *   that is not Google's (see {@link gpuQuotaId}), which must not read as "no quota";
+ * - {@link UpstreamError} when a value is not a non-negative integer (an int64 beyond 2^53, or -1,
+ *   which Cloud Quotas uses for "unlimited" and no budget can be made of);
+ * - the other typed errors of src/errors.ts for the call's failures.
+ *
+ * Each (project, quota id) is read once per adapter, failures included: pools sharing a quota id
+ * in one observation see the same answer. Retries are google-gax's own, as in the Monitoring
+ * adapter: UNAVAILABLE, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED only, `maxAttempts` attempts in
+ * all, each bounded to `attemptTimeoutMs`, with backoff from `minBackoffMs` to `maxBackoffMs`.
+ */
+export function createQuotaAdapter(options: QuotaAdapterOptions = {}): QuotaAdapter {
+  const policy = checkRetryPolicy({ ...defaultRetryPolicy, ...definedOnly(options.retry ?? {}) });
+  const client = new CloudQuotasClient(clientConfig(options.env ?? process.env).options);
+  const cache = new Map<string, Promise<QuotaInfo>>();
+
+  const quotaInfo = (project: string, quotaId: string): Promise<QuotaInfo> => {
+    const name = `projects/${project}/locations/global/services/${RUN}/quotaInfos/${quotaId}`;
+    let pending = cache.get(name);
+    if (!pending) {
+      pending = client.getQuotaInfo({ name }, gaxCallOptions(policy)).then(
+        ([info]) => info,
+        (error: unknown) => {
+          throw translateGrpcError(error, `reading quota info ${name} (GetQuotaInfo)`);
+        },
+      );
+      cache.set(name, pending);
+    }
+    return pending;
+  };
+
+  return {
+    gpuQuota: async (query) => {
+      checkQuery(query);
+      const quotaId = gpuQuotaId(query.accelerator, query.zonalRedundancy);
+      const info = await quotaInfo(query.project, quotaId);
+      return pickValue(
+        info.dimensionsInfos ?? [],
+        query.region,
+        `quota ${quotaId} of ${query.project}`,
+      );
+    },
+    clearCache: () => cache.clear(),
+    close: () => client.close(),
+  };
+}
+
+function checkQuery({ project, region }: QuotaQuery): void {
+  const faults: Fault[] = [];
+  if (!/^[^\s/]+$/.test(project)) {
+    faults.push({ path: 'project', message: `must be a project id, not "${project}"` });
+  }
+  if (!/^[a-z0-9-]+$/.test(region)) {
+    faults.push({
+      path: 'region',
+      message: `must be a region such as "us-central1", not "${region}"`,
+    });
+  }
+  if (faults.length > 0) throw new InputError('Invalid GPU quota query', faults);
+}
+
+/** The region's entry, else the regionless one, else null; the lowest if several qualify. */
+function pickValue(
+  entries: readonly DimensionsInfo[],
+  region: string,
+  what: string,
+): number | null {
+  const regionOf = (e: DimensionsInfo): string | undefined => e.dimensions?.['region'] || undefined;
+  const regional = entries.filter((e) => regionOf(e) === region);
+  const chosen = regional.length > 0 ? regional : entries.filter((e) => regionOf(e) === undefined);
+  if (chosen.length === 0) return null;
+  const values = chosen.map((e) => {
+    const where = regionOf(e) ?? 'the regionless entry';
+    if (!e.details) throw new UpstreamError(`${what}: ${where} has no details`);
+    return parseQuotaValue(e.details.value, `${what}, ${where}`);
+  });
+  return Math.min(...values);
+}
+
+/**
+ * An int64 quota value as the client decodes it (a decimal string; a number or a Long with other
+ * decoder settings), as a safe non-negative integer.
+ */
+export function parseQuotaValue(raw: unknown, what = 'quota value'): number {
+  let text: string | undefined;
+  if (typeof raw === 'string') text = raw.trim();
+  else if (typeof raw === 'number' || typeof raw === 'bigint') text = String(raw);
+  else if (typeof raw === 'object' && raw !== null && 'low' in raw && 'high' in raw) {
+    text = String(raw);
+  }
+  if (text === undefined || !/^-?\d+$/.test(text)) {
+    throw new UpstreamError(`${what}: ${JSON.stringify(String(raw))} is not an integer`);
+  }
+  const value = BigInt(text);
+  if (value < 0n) {
+    throw new UpstreamError(
+      `${what}: ${text} is not a GPU count (-1 means unlimited, which cannot be budgeted; set the quota in the policy)`,
+    );
+  }
+  if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
+    throw new UpstreamError(`${what}: ${text} is too large to be a GPU count`);
+  }
+  return Number(value);
+}
+
+// ---------------------------------------------------------------------------------------------
+// TODO: the same helper lives in monitoring.ts; its home is retry.ts (not this helper's file).
+
+/** google-gax call options: retries on transient codes only, a deadline per attempt. */
+function gaxCallOptions(policy: RetryPolicy) {
+  return {
+    timeout: policy.attemptTimeoutMs,
+    retry:
+      policy.maxAttempts <= 1
+        ? null
+        : {
+            retryCodes: [status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED],
+            backoffSettings: {
+              initialRetryDelayMillis: policy.minBackoffMs,
+              retryDelayMultiplier: 2,
+              maxRetryDelayMillis: policy.maxBackoffMs,
+              initialRpcTimeoutMillis: policy.attemptTimeoutMs,
+              rpcTimeoutMultiplier: 1,
+              maxRpcTimeoutMillis: policy.attemptTimeoutMs,
+              // google-gax counts attempts here, the first one included.
+              maxRetries: policy.maxAttempts,
+            },
+          },
+  };
+}
+
+function definedOnly(values: Partial<RetryPolicy>): Partial<RetryPolicy> {
+  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined));
+}

@@ -1,0 +1,514 @@
+/**
+ * The Cloud Run adapter through the real `@google-cloud/run` clients, over gRPC, against the
+ * emulator started here. Every test accounts for every RPC it caused (`expectCalls`), and a test
+ * that leaves one unaccounted for fails in `afterEach`.
+ */
+import { status } from '@grpc/grpc-js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+import { clientConfig } from '../../src/adapters/client-config.js';
+import { createCloudRunAdapter } from '../../src/adapters/cloud-run.js';
+import type { CloudRunAdapter } from '../../src/adapters/cloud-run.js';
+import { translateGrpcError } from '../../src/adapters/grpc-errors.js';
+import {
+  ConflictError,
+  InputError,
+  NotFoundError,
+  PermissionError,
+  QuotaRejectedError,
+  RateLimitedError,
+  UnavailableError,
+  UpstreamError,
+} from '../../src/errors.js';
+import { RpcError, startEmulator } from '../../src/emulator/index.js';
+import type { RunningEmulator } from '../../src/emulator/index.js';
+import type { MaxInstancesUpdate } from '../../src/ports.js';
+
+const PROJECT = 'adapter-project';
+const REGION = 'us-central1';
+const EU = 'europe-west4';
+const PARENT = `projects/${PROJECT}/locations/${REGION}`;
+
+const fleet = {
+  start: '2026-11-27T12:00:00Z',
+  warmupMinutes: 0,
+  projects: [
+    {
+      id: PROJECT,
+      pools: [
+        { region: REGION, quota: 8 },
+        { region: REGION, zonalRedundancy: false, quota: 2 },
+      ],
+      services: [
+        {
+          name: 'alpha',
+          region: REGION,
+          gpu: {},
+          maxInstances: 3,
+          minInstances: 1,
+          revisionMaxInstances: 5,
+          labels: { team: 'search' },
+          annotations: { 'team.example.com/owner': 'ml-platform' },
+        },
+        {
+          name: 'beta',
+          region: REGION,
+          gpu: { count: 2, zonalRedundancy: false },
+          maxInstances: 1,
+        },
+        {
+          name: 'gamma',
+          region: REGION,
+          gpu: {},
+          revisionMaxInstances: 4,
+          revisionMinInstances: 1,
+        },
+        {
+          name: 'manual',
+          region: REGION,
+          gpu: {},
+          scalingMode: 'MANUAL',
+          manualInstanceCount: 2,
+        },
+        { name: 'web', region: REGION, maxInstances: 10 },
+        { name: 'eu-model', region: EU, gpu: { accelerator: 'nvidia-rtx-pro-6000' } },
+      ],
+      workerPools: [
+        { name: 'encoder', region: REGION, gpu: {}, manualInstanceCount: 1 },
+        { name: 'cpu-worker', region: REGION, manualInstanceCount: 2 },
+      ],
+    },
+  ],
+};
+
+/** What the emulator should answer instead of the handler, set by a test and cleared after it. */
+let inject: ((method: string) => RpcError | undefined) | undefined;
+let emulator: RunningEmulator;
+let adapter: CloudRunAdapter;
+
+/** Short waits, so retries and polls keep the file fast; still more than one attempt. */
+const quick = {
+  retry: { maxAttempts: 3, minBackoffMs: 10, maxBackoffMs: 40, attemptTimeoutMs: 5_000 },
+  operationPolling: { initialDelayMs: 40, maxDelayMs: 100, timeoutMs: 10_000 },
+};
+
+beforeAll(async () => {
+  emulator = await startEmulator({
+    fleet,
+    speed: 'manual',
+    operationDelayMs: 150,
+    pageSize: 50,
+    faults: ({ method }) => inject?.(method.slice(method.lastIndexOf('/') + 1)),
+  });
+  adapter = createCloudRunAdapter({ env: emulator.env, pageSize: 2, ...quick });
+});
+
+afterEach(() => {
+  inject = undefined;
+  const left = emulator.calls().map((c) => `${short(c.method)} ${c.code}`);
+  emulator.resetCalls();
+  expect(left, 'RPCs the test did not account for').toEqual([]);
+});
+
+afterAll(async () => {
+  await adapter?.close();
+  await emulator?.stop();
+});
+
+function short(method: string): string {
+  return method.slice(method.lastIndexOf('/') + 1);
+}
+
+/**
+ * The RPCs since the last check, as `Method CODE`, with a run of operation polls folded into
+ * `GetOperation+` (their number depends on timing); then forgets them.
+ */
+function expectCalls(expected: string[]): void {
+  const seen: string[] = [];
+  for (const call of emulator.calls()) {
+    const entry = `${short(call.method)} ${call.code}`;
+    if (entry === 'GetOperation OK') {
+      if (seen.at(-1) !== 'GetOperation+') seen.push('GetOperation+');
+    } else {
+      seen.push(entry);
+    }
+  }
+  emulator.resetCalls();
+  expect(seen).toEqual(expected);
+}
+
+async function failure(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof Error) return error;
+    throw new Error(`rejected with a non-Error: ${String(error)}`);
+  }
+  throw new Error('expected a failure, and it succeeded');
+}
+
+describe('reading', () => {
+  it('lists every page of a region with a deliberate page size', async () => {
+    const services = await adapter.listServices(PROJECT, REGION);
+    expect(services.map((s) => s.name)).toEqual(['alpha', 'beta', 'gamma', 'manual', 'web']);
+    const pages = emulator.calls().map((c) => c.request);
+    expect(pages).toHaveLength(3);
+    expect(pages.every((r) => (r as { page_size?: number }).page_size === 2)).toBe(true);
+    expectCalls(['ListServices OK', 'ListServices OK', 'ListServices OK']);
+  });
+
+  it('maps GPU and non-GPU services', async () => {
+    const byName = new Map((await adapter.listServices(PROJECT, REGION)).map((s) => [s.name, s]));
+    expectCalls(['ListServices OK', 'ListServices OK', 'ListServices OK']);
+
+    const alpha = byName.get('alpha');
+    expect(alpha).toMatchObject({
+      project: PROJECT,
+      region: REGION,
+      resourceName: `${PARENT}/services/alpha`,
+      gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true },
+      labels: { team: 'search' },
+      annotations: { 'team.example.com/owner': 'ml-platform' },
+      serviceMaxInstances: 3,
+      revisionMaxInstances: 5,
+      serviceMinInstances: 1,
+      revisionMinInstances: null,
+      scalingMode: 'AUTOMATIC',
+      manualInstanceCount: null,
+      reconciling: false,
+      generation: 1,
+      observedGeneration: 1,
+    });
+    expect(alpha?.etag).toMatch(/^".+"$/);
+    expect(alpha?.updateTime).toMatch(/^\d{4}-\d\d-\d\dT/);
+
+    expect(byName.get('beta')).toMatchObject({
+      gpu: { accelerator: 'nvidia-l4', count: 2, zonalRedundancy: false },
+      serviceMaxInstances: 1,
+      revisionMaxInstances: null,
+    });
+    expect(byName.get('gamma')).toMatchObject({
+      serviceMaxInstances: null,
+      revisionMaxInstances: 4,
+      serviceMinInstances: null,
+      revisionMinInstances: 1,
+    });
+    expect(byName.get('manual')).toMatchObject({ scalingMode: 'MANUAL', manualInstanceCount: 2 });
+    expect(byName.get('web')).toMatchObject({
+      gpu: null,
+      serviceMaxInstances: 10,
+      annotations: {},
+      labels: {},
+    });
+  });
+
+  it('gets one service, in another region too', async () => {
+    const eu = await adapter.getService(PROJECT, EU, 'eu-model');
+    expect(eu).toMatchObject({
+      name: 'eu-model',
+      region: EU,
+      gpu: { accelerator: 'nvidia-rtx-pro-6000', count: 1, zonalRedundancy: true },
+      serviceMaxInstances: null,
+    });
+    expectCalls(['GetService OK']);
+  });
+
+  it('lists worker pools with their GPUs', async () => {
+    const pools = await adapter.listWorkerPools(PROJECT, REGION);
+    expect(pools).toEqual([
+      {
+        project: PROJECT,
+        region: REGION,
+        name: 'encoder',
+        gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true },
+        manualInstanceCount: 1,
+      },
+      { project: PROJECT, region: REGION, name: 'cpu-worker', gpu: null, manualInstanceCount: 2 },
+    ]);
+    expectCalls(['ListWorkerPools OK']);
+  });
+
+  it('lists the regions through the locations mixin', async () => {
+    expect(await adapter.listRegions(PROJECT)).toEqual([EU, REGION]);
+    expectCalls(['ListLocations OK']);
+  });
+
+  it('translates NOT_FOUND and PERMISSION_DENIED', async () => {
+    const missing = await failure(adapter.getService(PROJECT, REGION, 'nope'));
+    expect(missing).toBeInstanceOf(NotFoundError);
+    expect(missing.message).toContain(`getting service ${PARENT}/services/nope failed: NOT_FOUND`);
+    expect(grpcCodeOf(missing.cause)).toBe(status.NOT_FOUND);
+
+    const denied = await failure(adapter.listServices('someone-else', REGION));
+    expect(denied).toBeInstanceOf(PermissionError);
+    expect(denied.message).toContain('listing the services of projects/someone-else');
+    expect(await failure(adapter.listRegions('someone-else'))).toBeInstanceOf(PermissionError);
+    expect(await failure(adapter.listWorkerPools('someone-else', REGION))).toBeInstanceOf(
+      PermissionError,
+    );
+    // Not retried: a refusal is not transient.
+    expectCalls([
+      'GetService NOT_FOUND',
+      'ListServices PERMISSION_DENIED',
+      'ListLocations PERMISSION_DENIED',
+      'ListWorkerPools PERMISSION_DENIED',
+    ]);
+  });
+
+  it('rejects the "-" region and malformed names without a call', async () => {
+    expect(await failure(adapter.listServices(PROJECT, '-'))).toBeInstanceOf(InputError);
+    expect(await failure(adapter.getService(PROJECT, REGION, 'a/b'))).toBeInstanceOf(InputError);
+    expectCalls([]);
+  });
+
+  it('shows a deployment in flight as reconciling', async () => {
+    emulator.deploy({ service: 'gamma', project: PROJECT, region: REGION, seconds: 120 });
+    const during = await adapter.getService(PROJECT, REGION, 'gamma');
+    expect(during.reconciling).toBe(true);
+    expect(during.observedGeneration).toBe(during.generation - 1);
+    emulator.advance(180_000);
+    const after = await adapter.getService(PROJECT, REGION, 'gamma');
+    expect(after.reconciling).toBe(false);
+    expect(after.observedGeneration).toBe(after.generation);
+    expectCalls(['GetService OK', 'GetService OK']);
+  });
+});
+
+describe('retries', () => {
+  it('retries a read on UNAVAILABLE', async () => {
+    let failures = 1;
+    inject = (method) =>
+      method === 'GetService' && failures-- > 0
+        ? new RpcError(status.UNAVAILABLE, 'try again')
+        : undefined;
+    expect((await adapter.getService(PROJECT, REGION, 'web')).name).toBe('web');
+    expectCalls(['GetService UNAVAILABLE', 'GetService OK']);
+  });
+
+  it('gives up after maxAttempts and keeps the last code (RESOURCE_EXHAUSTED)', async () => {
+    inject = (method) =>
+      method === 'ListServices' ? new RpcError(status.RESOURCE_EXHAUSTED, 'slow down') : undefined;
+    const error = await failure(adapter.listServices(PROJECT, REGION));
+    expect(error).toBeInstanceOf(RateLimitedError);
+    expect(error.message).toContain('RESOURCE_EXHAUSTED');
+    expectCalls(Array(quick.retry.maxAttempts).fill('ListServices RESOURCE_EXHAUSTED'));
+  });
+
+  it('retries a write refused with RESOURCE_EXHAUSTED', async () => {
+    const before = await adapter.getService(PROJECT, REGION, 'web');
+    let failures = 1;
+    inject = (method) =>
+      method === 'UpdateService' && failures-- > 0
+        ? new RpcError(status.RESOURCE_EXHAUSTED, 'too many writes this minute')
+        : undefined;
+    const writes = emulator.writes().length;
+    const after = await adapter.updateMaxInstances(update(before.name, before.etag, 9));
+    expect(after.serviceMaxInstances).toBe(9);
+    expect(emulator.writes()).toHaveLength(writes + 1);
+    expectCalls([
+      'GetService OK',
+      'GetService OK',
+      'UpdateService RESOURCE_EXHAUSTED',
+      'UpdateService OK',
+      'GetOperation+',
+    ]);
+  });
+
+  it('does not resend a write that failed with UNAVAILABLE', async () => {
+    const before = await adapter.getService(PROJECT, REGION, 'web');
+    inject = (method) =>
+      method === 'UpdateService' ? new RpcError(status.UNAVAILABLE, 'connection reset') : undefined;
+    const error = await failure(adapter.updateMaxInstances(update('web', before.etag, 8)));
+    expect(error).toBeInstanceOf(UnavailableError);
+    expectCalls(['GetService OK', 'GetService OK', 'UpdateService UNAVAILABLE']);
+  });
+});
+
+describe('updateMaxInstances', () => {
+  it('writes a minimal service once, merging the annotations', async () => {
+    const before = await adapter.getService(PROJECT, REGION, 'alpha');
+    const writes = emulator.writes().length;
+    const after = await adapter.updateMaxInstances({
+      ...update('alpha', before.etag, 4),
+      annotations: { 'gpu-governor.dev/reason': 'pool share 4 of 8' },
+    });
+    const merged = {
+      'team.example.com/owner': 'ml-platform',
+      'gpu-governor.dev/reason': 'pool share 4 of 8',
+    };
+    expect(after).toMatchObject({
+      serviceMaxInstances: 4,
+      annotations: merged,
+      generation: before.generation + 1,
+      reconciling: false,
+    });
+    expect(after.etag).not.toBe(before.etag);
+
+    const newWrites = emulator.writes().slice(writes);
+    expect(newWrites).toHaveLength(1);
+    expect(newWrites[0]).toMatchObject({
+      service: { project: PROJECT, region: REGION, name: 'alpha' },
+      updateMask: ['scaling.max_instance_count', 'annotations'],
+      before: { maxInstances: 3, etag: before.etag },
+      after: { maxInstances: 4, annotations: merged },
+    });
+    const sent = emulator.calls().find((c) => short(c.method) === 'UpdateService')?.request;
+    expect(sent).toEqual({
+      service: {
+        name: `${PARENT}/services/alpha`,
+        etag: before.etag,
+        scaling: { max_instance_count: 4 },
+        annotations: merged,
+      },
+      update_mask: { paths: ['scaling.max_instance_count', 'annotations'] },
+    });
+    expectCalls(['GetService OK', 'GetService OK', 'UpdateService OK', 'GetOperation+']);
+  });
+
+  it('leaves the annotations alone when none are given', async () => {
+    const before = await adapter.getService(PROJECT, REGION, 'alpha');
+    await adapter.updateMaxInstances(update('alpha', before.etag, 3));
+    const write = emulator.writes().at(-1);
+    expect(write?.updateMask).toEqual(['scaling.max_instance_count']);
+    expect(write?.after.annotations).toEqual(before.annotations);
+    expectCalls(['GetService OK', 'GetService OK', 'UpdateService OK', 'GetOperation+']);
+  });
+
+  it('refuses a stale etag without writing', async () => {
+    const stale = await adapter.getService(PROJECT, REGION, 'gamma');
+    await adapter.updateMaxInstances(update('gamma', stale.etag, 3));
+    const writes = emulator.writes().length;
+    const error = await failure(adapter.updateMaxInstances(update('gamma', stale.etag, 2)));
+    expect(error).toBeInstanceOf(ConflictError);
+    expect(error.message).toContain('changed since it was read');
+    expect(emulator.writes()).toHaveLength(writes);
+    expectCalls([
+      'GetService OK',
+      'GetService OK',
+      'UpdateService OK',
+      'GetOperation+',
+      'GetService OK',
+    ]);
+  });
+
+  it("turns Cloud Run's ABORTED (a write between our read and our write) into ConflictError", async () => {
+    const before = await adapter.getService(PROJECT, REGION, 'web');
+    // Another writer gets in just before our UpdateService reaches the handler.
+    inject = (method) => {
+      if (method === 'UpdateService') {
+        emulator.model.update({ project: PROJECT, region: REGION, name: 'web' }, {});
+      }
+      return undefined;
+    };
+    const writes = emulator.writes().length;
+    const error = await failure(adapter.updateMaxInstances(update('web', before.etag, 5)));
+    expect(error).toBeInstanceOf(ConflictError);
+    expect(error.message).toContain('ABORTED');
+    expect(emulator.writes()).toHaveLength(writes);
+    expectCalls(['GetService OK', 'GetService OK', 'UpdateService ABORTED']);
+  });
+
+  it('reports a max above the quota as QuotaRejectedError, writing nothing', async () => {
+    const beta = await adapter.getService(PROJECT, REGION, 'beta');
+    const writes = emulator.writes().length;
+    const error = await failure(adapter.updateMaxInstances(update('beta', beta.etag, 2)));
+    expect(error).toBeInstanceOf(QuotaRejectedError);
+    expect(error.message).toContain('Max instances must be set to 1 or fewer');
+    expect(emulator.writes()).toHaveLength(writes);
+    expectCalls(['GetService OK', 'GetService OK', 'UpdateService INVALID_ARGUMENT']);
+  });
+
+  it('rejects reserved annotation namespaces and bad numbers before any call', async () => {
+    for (const key of ['run.googleapis.com/maxScale', 'autoscaling.knative.dev/maxScale']) {
+      const error = await failure(
+        adapter.updateMaxInstances({ ...update('alpha', '"x"', 2), annotations: { [key]: '2' } }),
+      );
+      expect(error).toBeInstanceOf(InputError);
+      expect(error.message).toContain(key);
+    }
+    for (const max of [0, 1.5, 1001]) {
+      expect(await failure(adapter.updateMaxInstances(update('alpha', '"x"', max)))).toBeInstanceOf(
+        InputError,
+      );
+    }
+    expectCalls([]);
+  });
+
+  it('reports a write refused during a deployment as an upstream failure', async () => {
+    const before = await adapter.getService(PROJECT, REGION, 'manual');
+    emulator.deploy({ service: 'manual', project: PROJECT, region: REGION, seconds: 60 });
+    const during = await adapter.getService(PROJECT, REGION, 'manual');
+    expect(during.reconciling).toBe(true);
+    expect(during.etag).not.toBe(before.etag);
+    const error = await failure(adapter.updateMaxInstances(update('manual', during.etag, 2)));
+    expect(error).toBeInstanceOf(UpstreamError);
+    expect(error).not.toBeInstanceOf(QuotaRejectedError);
+    expect(error.message).toContain('FAILED_PRECONDITION');
+    emulator.advance(120_000);
+    expectCalls([
+      'GetService OK',
+      'GetService OK',
+      'GetService OK',
+      'UpdateService FAILED_PRECONDITION',
+    ]);
+  });
+});
+
+describe('translateGrpcError', () => {
+  const cases: [number, string, new (...args: never[]) => Error][] = [
+    [status.ABORTED, 'etag mismatch', ConflictError],
+    [status.NOT_FOUND, 'gone', NotFoundError],
+    [status.RESOURCE_EXHAUSTED, 'slow down', RateLimitedError],
+    [status.UNAVAILABLE, 'down', UnavailableError],
+    [status.DEADLINE_EXCEEDED, 'late', UnavailableError],
+    [status.PERMISSION_DENIED, 'no', PermissionError],
+    [status.UNAUTHENTICATED, 'who', PermissionError],
+    [status.INVALID_ARGUMENT, 'x: Quota violated: Q requested: 3 allowed: 2', QuotaRejectedError],
+    [status.FAILED_PRECONDITION, 'Max instances must be set to 2 or fewer', QuotaRejectedError],
+    [status.INVALID_ARGUMENT, 'bad mask', UpstreamError],
+    [status.INTERNAL, 'oops', UpstreamError],
+  ];
+  it.each(cases)('code %i (%s)', (code, details, expected) => {
+    const cause = Object.assign(new Error(`${code} ${status[code]}: ${details}`), {
+      code,
+      details,
+    });
+    const error = translateGrpcError(cause, 'doing X');
+    expect(error.constructor).toBe(expected);
+    expect(error.message).toBe(`doing X failed: ${status[code]}: ${details}`);
+    expect(error.cause).toBe(cause);
+  });
+
+  it('recovers the last code from google-gax exhausted retries, and wraps anything else', () => {
+    const exhausted = Object.assign(
+      new Error(
+        'Exceeded maximum number of retries retrying error Error: 14 UNAVAILABLE: down before any response was received',
+      ),
+      { code: status.DEADLINE_EXCEEDED },
+    );
+    expect(translateGrpcError(exhausted, 'x')).toBeInstanceOf(UnavailableError);
+    const plain = translateGrpcError(new Error('socket hang up'), 'x');
+    expect(plain.constructor).toBe(UpstreamError);
+    const ours = new ConflictError('already translated');
+    expect(translateGrpcError(ours, 'x')).toBe(ours);
+  });
+});
+
+describe('clientConfig', () => {
+  it("uses Google's defaults without GOVERNOR_EMULATOR_HOST and rejects a bad address", () => {
+    expect(clientConfig({})).toEqual({ options: {}, emulatorHost: null });
+    expect(clientConfig({ GOVERNOR_EMULATOR_HOST: '127.0.0.1:7000' })).toMatchObject({
+      emulatorHost: '127.0.0.1:7000',
+      options: { apiEndpoint: '127.0.0.1', port: 7000, universeDomain: 'googleapis.com' },
+    });
+    expect(() => clientConfig({ GOVERNOR_EMULATOR_HOST: 'nowhere' })).toThrow(InputError);
+  });
+});
+
+function update(name: string, etag: string, maxInstances: number): MaxInstancesUpdate {
+  return { project: PROJECT, region: REGION, name, maxInstances, etag, annotations: {} };
+}
+
+function grpcCodeOf(error: unknown): unknown {
+  return typeof error === 'object' && error !== null && 'code' in error ? error.code : undefined;
+}

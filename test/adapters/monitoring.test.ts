@@ -1,0 +1,352 @@
+import { status } from '@grpc/grpc-js';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+import {
+  createMonitoringAdapter,
+  GPU_UTILIZATION_METRIC,
+  INSTANCE_COUNT_METRIC,
+} from '../../src/adapters/monitoring.js';
+import type { MonitoringAdapter, MonitoringAdapterOptions } from '../../src/adapters/monitoring.js';
+import { startEmulator, RpcError } from '../../src/emulator/index.js';
+import type { CallRecord, FaultHook, RunningEmulator } from '../../src/emulator/index.js';
+import {
+  InputError,
+  PermissionError,
+  RateLimitedError,
+  UnavailableError,
+  UpstreamError,
+} from '../../src/errors.js';
+import type { MetricSeries } from '../../src/ports.js';
+import { clientsFor, closeClients, PROJECT } from '../emulator/helpers.js';
+
+const MINUTE = 60_000;
+const LAG = 3 * MINUTE;
+const US = 'us-central1';
+const EU = 'europe-west4';
+const BATCH = ['batch-1', 'batch-2', 'batch-3', 'batch-4', 'batch-5', 'batch-6'];
+
+/**
+ * Eleven running services in two regions (one name in both), one scaled to zero, one without a
+ * GPU; quotas large enough that nothing is refused. Idle instances stop at once, except min
+ * instances: `steady` holds one active and one idle instance every minute.
+ */
+const fleet = {
+  start: '2026-11-27T12:00:00Z',
+  startupSeconds: 0,
+  idleMinutes: 0,
+  warmupMinutes: 30,
+  projects: [
+    {
+      id: PROJECT,
+      pools: [
+        { region: US, quota: 100 },
+        { region: EU, quota: 100 },
+      ],
+      services: [
+        { name: 'steady', region: US, gpu: {}, minInstances: 2, maxInstances: 4, demand: 1 },
+        { name: 'rolling', region: US, gpu: {}, maxInstances: 4, demand: 3 },
+        { name: 'twin', region: US, gpu: {}, maxInstances: 4, demand: 1 },
+        { name: 'twin', region: EU, gpu: {}, maxInstances: 4, demand: 2 },
+        { name: 'asleep', region: US, gpu: {}, maxInstances: 4, demand: 0 },
+        { name: 'web', region: US, maxInstances: 10, demand: 2 },
+        ...BATCH.map((name) => ({ name, region: EU, gpu: {}, maxInstances: 2, demand: 1 })),
+      ],
+    },
+  ],
+};
+const RUNNING = 11;
+
+/** Retries short enough for tests, still more than one attempt. */
+const quick = { maxAttempts: 3, minBackoffMs: 20, maxBackoffMs: 50, attemptTimeoutMs: 5_000 };
+
+let emulator: RunningEmulator;
+let fault: FaultHook | undefined;
+const adapters: MonitoringAdapter[] = [];
+
+beforeAll(async () => {
+  emulator = await startEmulator({
+    fleet,
+    speed: 'manual',
+    metricsLagMs: LAG,
+    faults: (call) => fault?.(call),
+  });
+});
+
+afterEach(() => {
+  fault = undefined;
+  emulator.resetCalls();
+});
+
+afterAll(async () => {
+  await Promise.all(adapters.splice(0).map((a) => a.close()));
+  await emulator?.stop();
+});
+
+function adapter(options: Omit<MonitoringAdapterOptions, 'env'> = {}): MonitoringAdapter {
+  const a = createMonitoringAdapter({ env: emulator.env, retry: quick, ...options });
+  adapters.push(a);
+  return a;
+}
+
+/** The last `minutes` of virtual time, ending now. */
+function lastMinutes(minutes: number) {
+  const now = emulator.now().getTime();
+  return { now, window: { startMs: now - minutes * MINUTE, endMs: now } };
+}
+
+function find(series: MetricSeries[], service: string, region = US): MetricSeries | undefined {
+  return series.find((s) => s.service === service && s.region === region);
+}
+
+const values = (s: MetricSeries | undefined) => s?.points.map((p) => p.value);
+const keys = (series: MetricSeries[]) => series.map((s) => `${s.service}@${s.region}`).sort();
+
+function listCalls(): (CallRecord & { request: Record<string, unknown> })[] {
+  return emulator
+    .calls()
+    .filter((c) => c.method === 'google.monitoring.v3.MetricService/ListTimeSeries')
+    .map((c) => ({ ...c, request: c.request as Record<string, unknown> }));
+}
+
+/** Fails `count` ListTimeSeries calls with `code`, after letting the first `skip` through. */
+function failNext(count: number, code: status, skip = 0): void {
+  let seen = 0;
+  fault = ({ method }) => {
+    if (!method.endsWith('/ListTimeSeries')) return undefined;
+    seen += 1;
+    return seen > skip && seen <= skip + count
+      ? new RpcError(code, `injected ${status[code]}`)
+      : undefined;
+  };
+}
+
+describe('createMonitoringAdapter: instance counts', () => {
+  it('gives one series per service and location, active and idle summed per minute', async () => {
+    const { now, window } = lastMinutes(10);
+    const series = await adapter().instanceCounts(PROJECT, window);
+
+    expect(keys(series)).toEqual(
+      [
+        ...BATCH.map((b) => `${b}@${EU}`),
+        `rolling@${US}`,
+        `steady@${US}`,
+        `twin@${EU}`,
+        `twin@${US}`,
+        `web@${US}`,
+      ].sort(),
+    );
+    // Minutes -10 .. -3: the newest point is as old as the metrics lag.
+    const steady = find(series, 'steady');
+    expect(steady?.points.map((p) => p.at)).toEqual(
+      [10, 9, 8, 7, 6, 5, 4, 3].map((m) => now - m * MINUTE),
+    );
+    expect(values(steady)).toEqual(Array(8).fill(2)); // 1 active + 1 idle
+    expect(values(find(series, 'twin', US))).toEqual(Array(8).fill(1));
+    expect(values(find(series, 'twin', EU))).toEqual(Array(8).fill(2));
+    expect(values(find(series, 'web'))).toEqual(Array(8).fill(2));
+  });
+
+  it('asks exactly as documented: one aggregated query per project', async () => {
+    const { window } = lastMinutes(10);
+    await adapter().instanceCounts(PROJECT, window);
+    const [call, ...more] = listCalls();
+    expect(more).toEqual([]);
+    expect(call?.request).toMatchObject({
+      name: `projects/${PROJECT}`,
+      filter: `metric.type = "${INSTANCE_COUNT_METRIC}" AND resource.type = "cloud_run_revision"`,
+      aggregation: {
+        alignment_period: { seconds: '60' },
+        per_series_aligner: 'ALIGN_MAX',
+        cross_series_reducer: 'REDUCE_SUM',
+        group_by_fields: ['resource.label.service_name', 'resource.label.location'],
+      },
+      view: 'FULL',
+    });
+  });
+
+  it('merges the revisions of a service into one series', async () => {
+    // A deployment that finishes at once: from now on `rolling` runs as revision 2.
+    emulator.deploy({ service: 'rolling', region: US, seconds: 0 });
+    emulator.advance(6 * MINUTE);
+    const { window } = lastMinutes(10);
+
+    // The raw data does have two revisions in the window...
+    const clients = clientsFor(emulator);
+    try {
+      const [raw] = await clients.metrics.listTimeSeries({
+        name: `projects/${PROJECT}`,
+        filter: `metric.type = "${INSTANCE_COUNT_METRIC}" AND resource.labels.service_name = "rolling" AND metric.labels.state = "active"`,
+        interval: {
+          startTime: { seconds: window.startMs / 1000 },
+          endTime: { seconds: window.endMs / 1000 },
+        },
+        view: 'FULL',
+      });
+      const revisions = raw.map((s) => s.resource?.labels?.['revision_name']).sort();
+      expect(revisions).toEqual([
+        expect.stringMatching(/^rolling-00001-/),
+        expect.stringMatching(/^rolling-00002-/),
+      ]);
+    } finally {
+      await closeClients(clients);
+    }
+
+    // ...and the adapter sees one service holding three instances every minute.
+    const series = await adapter().instanceCounts(PROJECT, window);
+    expect(series.filter((s) => s.service === 'rolling')).toHaveLength(1);
+    expect(values(find(series, 'rolling'))).toEqual(Array(8).fill(3));
+  });
+
+  it('gives a service scaled to zero no series at all', async () => {
+    const { window } = lastMinutes(30);
+    const series = await adapter().instanceCounts(PROJECT, window);
+    expect(series).toHaveLength(RUNNING);
+    expect(series.some((s) => s.service === 'asleep')).toBe(false);
+  });
+
+  it('shows a change of demand only once the metrics lag has passed', async () => {
+    const a = adapter();
+    emulator.setDemand({ service: 'twin', region: US, demand: 3 });
+    emulator.advance(2 * MINUTE);
+    const early = lastMinutes(10);
+    const before = find(await a.instanceCounts(PROJECT, early.window), 'twin');
+    expect(before?.points.at(-1)?.at).toBe(early.now - LAG);
+    expect(values(before)?.every((v) => v === 1)).toBe(true);
+
+    emulator.advance(2 * MINUTE);
+    const late = lastMinutes(10);
+    const after = find(await a.instanceCounts(PROJECT, late.window), 'twin');
+    expect(after?.points.at(-1)).toEqual({ at: late.now - LAG, value: 3 });
+    expect(values(after)?.slice(0, 3)).toEqual([1, 1, 1]);
+  });
+
+  it('reads every page, and still sends one query whatever the number of services', async () => {
+    const { window } = lastMinutes(10);
+    const whole = await adapter().instanceCounts(PROJECT, window);
+    expect(listCalls()).toHaveLength(1);
+    emulator.resetCalls();
+
+    const paged = await adapter({ pageSize: 2 }).instanceCounts(PROJECT, window);
+    expect(paged).toEqual(whole);
+    const calls = listCalls();
+    expect(calls).toHaveLength(Math.ceil(RUNNING / 2));
+    // One query: the same request throughout, only the page token moving on.
+    const [first, ...rest] = calls.map(({ request }) => {
+      const { page_token: token, ...query } = request;
+      return { token, query };
+    });
+    expect(first?.token).toBe('');
+    for (const page of rest) {
+      expect(page.query).toEqual(first?.query);
+      expect(page.token).not.toBe('');
+    }
+    expect(new Set(rest.map((p) => p.token)).size).toBe(rest.length);
+  });
+});
+
+describe('createMonitoringAdapter: GPU utilization', () => {
+  it('gives the mean utilization per minute of GPU services only', async () => {
+    const { window } = lastMinutes(10);
+    const series = await adapter().gpuUtilization(PROJECT, window);
+    expect(keys(series)).not.toContain(`web@${US}`);
+    expect(keys(series)).not.toContain(`asleep@${US}`);
+    expect(series).toHaveLength(RUNNING - 1);
+    expect(values(find(series, 'steady'))).toEqual(Array(8).fill(0.5)); // demand 1 on 2 GPUs
+    expect(values(find(series, 'rolling'))).toEqual(Array(8).fill(1));
+    for (const s of series) {
+      for (const p of s.points) expect(p.value).toBeGreaterThanOrEqual(0);
+      for (const p of s.points) expect(p.value).toBeLessThanOrEqual(1);
+    }
+    const [call, ...more] = listCalls();
+    expect(more).toEqual([]);
+    expect(call?.request).toMatchObject({
+      filter: `metric.type = "${GPU_UTILIZATION_METRIC}" AND resource.type = "cloud_run_revision"`,
+      aggregation: { per_series_aligner: 'ALIGN_MEAN', cross_series_reducer: 'REDUCE_MEAN' },
+    });
+  });
+
+  it('answers an empty list when the metric does not exist in the project', async () => {
+    fault = ({ method }) =>
+      method.endsWith('/ListTimeSeries')
+        ? new RpcError(
+            status.NOT_FOUND,
+            `Cannot find metric(s) that match type = "${GPU_UTILIZATION_METRIC}"`,
+          )
+        : undefined;
+    const { window } = lastMinutes(10);
+    await expect(adapter().gpuUtilization(PROJECT, window)).resolves.toEqual([]);
+  });
+
+  it('still fails on any other error', async () => {
+    const { window } = lastMinutes(10);
+    await expect(adapter().gpuUtilization('not-in-fleet', window)).rejects.toBeInstanceOf(
+      PermissionError,
+    );
+  });
+});
+
+describe('createMonitoringAdapter: failures', () => {
+  it('turns a refusal into a typed error naming the project and metric', async () => {
+    const { window } = lastMinutes(10);
+    const error: unknown = await adapter()
+      .instanceCounts('not-in-fleet', window)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(PermissionError);
+    expect((error as Error).message).toMatch(
+      /instance_count of project not-in-fleet .*PERMISSION_DENIED/,
+    );
+    expect(listCalls()).toHaveLength(1); // not worth a retry
+  });
+
+  it('does not retry a request the server calls invalid', async () => {
+    failNext(5, status.INVALID_ARGUMENT);
+    const { window } = lastMinutes(10);
+    const error: unknown = await adapter()
+      .instanceCounts(PROJECT, window)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UpstreamError);
+    expect((error as Error).message).toMatch(/INVALID_ARGUMENT/);
+    expect(listCalls()).toHaveLength(1);
+  });
+
+  it('retries transient failures, page by page', async () => {
+    const { window } = lastMinutes(10);
+    const expected = await adapter().instanceCounts(PROJECT, window);
+    emulator.resetCalls();
+    // Three pages of four series; the second page fails twice before it is served.
+    failNext(2, status.UNAVAILABLE, 1);
+    await expect(adapter({ pageSize: 4 }).instanceCounts(PROJECT, window)).resolves.toEqual(
+      expected,
+    );
+    const calls = listCalls();
+    expect(calls.map((c) => c.code)).toEqual(['OK', 'UNAVAILABLE', 'UNAVAILABLE', 'OK', 'OK']);
+    // The retries resend the very same page request.
+    expect(calls[1]?.request['page_token']).not.toBe('');
+    expect(calls[3]?.request).toEqual(calls[1]?.request);
+  });
+
+  it('gives up after the attempts, keeping the last reason', async () => {
+    const { window } = lastMinutes(10);
+    failNext(10, status.RESOURCE_EXHAUSTED);
+    await expect(adapter().instanceCounts(PROJECT, window)).rejects.toBeInstanceOf(
+      RateLimitedError,
+    );
+    expect(listCalls()).toHaveLength(quick.maxAttempts);
+    emulator.resetCalls();
+    failNext(10, status.UNAVAILABLE);
+    await expect(adapter().instanceCounts(PROJECT, window)).rejects.toBeInstanceOf(
+      UnavailableError,
+    );
+    expect(listCalls()).toHaveLength(quick.maxAttempts);
+  });
+
+  it('refuses a bad window or project before calling', async () => {
+    const a = adapter();
+    await expect(a.instanceCounts(PROJECT, { startMs: 2_000, endMs: 1_000 })).rejects.toThrow(
+      InputError,
+    );
+    await expect(a.instanceCounts('a/b', { startMs: 0, endMs: 1_000 })).rejects.toThrow(InputError);
+    expect(() => createMonitoringAdapter({ env: emulator.env, pageSize: 0 })).toThrow(InputError);
+    expect(listCalls()).toEqual([]);
+  });
+});
