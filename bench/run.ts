@@ -1,4 +1,5 @@
 import { mkdir, writeFile } from 'node:fs/promises';
+import { benchObservation } from './observation.js';
 import { benchPlanner } from './planner.js';
 
 /**
@@ -32,6 +33,32 @@ lines.push(
 );
 lines.push(
   `  worst growth per 10× services: ${worstGrowth.toFixed(1)}× (target ≤ ${TARGET_GROWTH}×) ${worstGrowth <= TARGET_GROWTH ? 'met' : 'MISSED'}`,
+);
+
+const observation = await benchObservation();
+lines.push('');
+lines.push('Observation: RPCs per observation through the real clients and the emulator');
+lines.push('');
+lines.push('  services  regions   reads  writes   by method');
+for (const r of observation) {
+  const methods = Object.entries(r.byMethod)
+    .map(([m, n]) => `${m} ${n}`)
+    .join(', ');
+  lines.push(
+    `  ${String(r.services).padStart(8)} ${String(r.regions).padStart(8)} ${String(r.reads).padStart(7)} ${String(r.writes).padStart(7)}   ${methods}`,
+  );
+}
+const sameRegions = observation.filter((r) => r.regions === 1);
+const flat =
+  sameRegions.length >= 2 &&
+  sameRegions.every(
+    (r) =>
+      r.reads - (r.byMethod.ListServices ?? 0) ===
+      (sameRegions[0]?.reads ?? 0) - (sameRegions[0]?.byMethod.ListServices ?? 0),
+  );
+lines.push('');
+lines.push(
+  `  reads grow with regions and pages, not services: ${flat ? 'yes' : 'NO'} (1 region: ${sameRegions.map((r) => `${r.services} services → ${r.reads} reads`).join(', ')})`,
 );
 console.log(lines.join('\n'));
 

@@ -1,8 +1,11 @@
 import { Command, CommanderError, Option } from 'commander';
 import { isInputError, GovernorError, UsageError } from '../errors.js';
 import { plan } from '../core/planner.js';
+import type { Policy } from '../core/policy.js';
+import type { Snapshot } from '../core/snapshot.js';
 import { loadPolicy, loadSnapshot } from './io.js';
-import { colorsFor, renderPlan } from './render.js';
+import { observeLive, packagedFile } from './live.js';
+import { colorsFor, renderPlan, renderStatus } from './render.js';
 
 /** Where a command writes; the real process streams, or buffers in tests. */
 export interface Io {
@@ -23,16 +26,40 @@ function parseAt(text: string): string {
   return new Date(ms).toISOString();
 }
 
+function parsePort(text: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 0 || n > 65_535)
+    throw new UsageError(`${JSON.stringify(text)} is not a port (0–65535)`);
+  return n;
+}
+
+function parseSpeed(text: string): number | 'manual' {
+  if (text === 'manual') return 'manual';
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0)
+    throw new UsageError(`--speed ${JSON.stringify(text)}: expected a positive number or "manual"`);
+  return n;
+}
+
+/** The snapshot to plan from: a file, or the project observed now. */
+async function snapshotFor(policy: Policy, file: string | undefined, io: Io): Promise<Snapshot> {
+  if (file) return loadSnapshot(file);
+  const observation = await observeLive(policy, io.env);
+  for (const problem of observation.problems) io.stderr.write(`warning: ${problem}\n`);
+  return observation.snapshot;
+}
+
 export function buildProgram(io: Io): Command {
   const program = new Command('governor')
     .description('Keeps the GPU services of Cloud Run projects within their regional GPU quota.')
     .version('0.1.0')
     .exitOverride()
-    .configureOutput({
-      writeOut: (s) => io.stdout.write(s),
-      writeErr: (s) => io.stderr.write(s),
-    })
-    .showHelpAfterError('(run governor --help for usage)');
+    .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
+    .showHelpAfterError('(run governor --help for usage)')
+    .addHelpText(
+      'after',
+      '\nEnvironment: Google endpoints with Application Default Credentials, or the emulator when\nGOVERNOR_EMULATOR_HOST is set (see `governor emulator`); PUBSUB_EMULATOR_HOST for Pub/Sub.\nExit codes: 0 success, 1 a run failed (API, publish), 2 bad usage or bad input.',
+    );
 
   program
     .command('plan')
@@ -46,18 +73,40 @@ export function buildProgram(io: Io): Command {
     .option('--json', 'print the plan as JSON only')
     .action(async (opts: { policy: string; snapshot?: string; at?: string; json?: boolean }) => {
       const policy = await loadPolicy(opts.policy);
-      if (!opts.snapshot) {
-        throw new UsageError(
-          'live observation is not available in this version: pass --snapshot FILE',
-        );
-      }
-      const snapshot = await loadSnapshot(opts.snapshot);
-      const at = opts.at ? parseAt(opts.at) : snapshot.takenAt;
-      const result = plan(snapshot, policy, at);
+      const at = opts.at ? parseAt(opts.at) : undefined;
+      const snapshot = await snapshotFor(policy, opts.snapshot, io);
+      const result = plan(snapshot, policy, at ?? snapshot.takenAt);
       io.stdout.write(
         opts.json
           ? JSON.stringify(result, null, 2) + '\n'
           : renderPlan(result, colorsFor(io.stdout, io.env)),
+      );
+    });
+
+  program
+    .command('snapshot')
+    .description('Observe the project(s) of the policy and print the snapshot (JSON).')
+    .requiredOption('--policy <file>', 'policy file (YAML or JSON)')
+    .action(async (opts: { policy: string }) => {
+      const policy = await loadPolicy(opts.policy);
+      const snapshot = await snapshotFor(policy, undefined, io);
+      io.stdout.write(JSON.stringify(snapshot, null, 2) + '\n');
+    });
+
+  program
+    .command('status')
+    .description("Each pool's quota, caps, use and demand, at a glance.")
+    .requiredOption('--policy <file>', 'policy file (YAML or JSON)')
+    .option('--snapshot <file>', 'from a snapshot file instead of observing the project')
+    .option('--json', 'print the plan as JSON')
+    .action(async (opts: { policy: string; snapshot?: string; json?: boolean }) => {
+      const policy = await loadPolicy(opts.policy);
+      const snapshot = await snapshotFor(policy, opts.snapshot, io);
+      const result = plan(snapshot, policy, snapshot.takenAt);
+      io.stdout.write(
+        opts.json
+          ? JSON.stringify(result, null, 2) + '\n'
+          : renderStatus(result, colorsFor(io.stdout, io.env)),
       );
     });
 
@@ -70,6 +119,44 @@ export function buildProgram(io: Io): Command {
       io.stdout.write(
         `${opts.policy}: valid (version ${policy.version}, ${policy.projects.length} project(s), ${policy.services.length} rule(s), ${policy.pools.length} pool setting(s), mode ${policy.mode})\n`,
       );
+    });
+
+  program
+    .command('emulator')
+    .description(
+      'Run the local emulator of Cloud Run, Monitoring and Cloud Quotas until interrupted.',
+    )
+    .option('--fleet <file>', 'fleet file (YAML or JSON)', packagedFile('examples/fleet.yaml'))
+    .option('--port <n>', 'gRPC port on 127.0.0.1 (default: a free port)', parsePort)
+    .option('--admin-port <n>', 'HTTP admin port on 127.0.0.1 (default: a free port)', parsePort)
+    .option(
+      '--speed <n>',
+      'virtual seconds per second, or "manual" (time moves only via the admin endpoint)',
+      parseSpeed,
+      1,
+    )
+    .action(
+      async (opts: {
+        fleet: string;
+        port?: number;
+        adminPort?: number;
+        speed: number | 'manual';
+      }) => {
+        const { runEmulatorCommand } = await import('./emulator-command.js');
+        await runEmulatorCommand(opts, io);
+      },
+    );
+
+  program
+    .command('demo')
+    .description(
+      'Start the emulator on the example fleet, observe it and show the plan: no Google account needed.',
+    )
+    .option('--fleet <file>', 'fleet file', packagedFile('examples/fleet.yaml'))
+    .option('--policy <file>', 'policy file', packagedFile('examples/demo-policy.yaml'))
+    .action(async (opts: { fleet: string; policy: string }) => {
+      const { runDemo } = await import('./emulator-command.js');
+      await runDemo(opts, io);
     });
 
   return program;

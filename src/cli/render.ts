@@ -88,3 +88,34 @@ export function renderPlan(plan: Plan, c: Colors): string {
   );
   return out.join('\n') + '\n';
 }
+
+/** Each pool at a glance: quota, budget, caps, use and demand, and one row per service. */
+export function renderStatus(plan: Plan, c: Colors): string {
+  const out: string[] = [c.bold(`Governor status at ${plan.at}`)];
+  const byPool = new Map<string, PlanService[]>();
+  for (const s of plan.services) {
+    const key = poolKey(s);
+    byPool.set(key, [...(byPool.get(key) ?? []), s]);
+  }
+  for (const p of plan.pools) {
+    const color = c[STATUS_COLOR[p.status]] as (s: string) => string;
+    out.push('');
+    out.push(`${c.bold(poolTitle(p))}  ${color(`[${p.status}]`)}`);
+    out.push(
+      `  quota ${p.quota ?? 'unknown'} · reserve ${p.reserve} · unmanaged ${p.unmanagedGpus} · budget ${p.budget ?? 'unknown'} · caps ${p.capsBefore} · in use ${p.inUse} · demand ${p.demand} GPUs`,
+    );
+    const rows = byPool.get(poolKey(p)) ?? [];
+    if (rows.length === 0) continue;
+    const width = Math.max(7, ...rows.map((s) => s.name.length));
+    const cell = (v: number | null) => String(v ?? '?').padStart(6);
+    out.push(c.dim(`  ${'service'.padEnd(width)}  in use   peak demand    cap   plan  governed`));
+    for (const s of rows) {
+      const plan = s.to === s.from ? '     =' : cell(s.to);
+      out.push(
+        `  ${s.name.padEnd(width)}  ${cell(s.inUse)} ${cell(s.peak)} ${cell(s.demand)} ${cell(s.from)} ${plan}  ${s.managed ? 'yes' : c.dim('no')}`,
+      );
+    }
+  }
+  out.push('');
+  return out.join('\n');
+}

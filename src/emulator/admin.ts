@@ -53,6 +53,8 @@ async function route(control: EmulatorControl, req: IncomingMessage): Promise<[n
   switch (key) {
     case 'GET /state':
       return [200, control.state()];
+    case 'GET /clock':
+      return [200, { now: control.now().toISOString() }];
     case 'GET /writes':
       return [200, control.writes()];
     case 'GET /calls':

@@ -1,0 +1,21 @@
+import { fileURLToPath } from 'node:url';
+import { createGooglePorts } from '../adapters/index.js';
+import { clockFromEnv } from '../clock.js';
+import type { Policy } from '../core/policy.js';
+import { observe, type Observation } from '../observe/observe.js';
+
+/** Observes the project(s) of a policy through Google's clients (or the emulator the env names). */
+export async function observeLive(policy: Policy, env: NodeJS.ProcessEnv): Promise<Observation> {
+  const now = await clockFromEnv(env)();
+  const ports = createGooglePorts(env);
+  try {
+    return await observe(policy, ports, now);
+  } finally {
+    await ports.close();
+  }
+}
+
+/** A file shipped with the package (examples/…), wherever the package is installed. */
+export function packagedFile(relative: string): string {
+  return fileURLToPath(new URL(`../../../${relative}`, import.meta.url));
+}

@@ -1,0 +1,35 @@
+import { UpstreamError } from './errors.js';
+
+/**
+ * The governor's clock, read once per run at the edge (the core takes the time as input). Against
+ * the emulator it is the emulator's virtual clock (GOVERNOR_EMULATOR_ADMIN), so that observation
+ * windows match the metrics the emulator serves; otherwise the wall clock.
+ */
+export type Clock = () => Promise<number>;
+
+export const EMULATOR_ADMIN_ENV = 'GOVERNOR_EMULATOR_ADMIN';
+
+export function clockFromEnv(env: NodeJS.ProcessEnv): Clock {
+  const admin = env[EMULATOR_ADMIN_ENV];
+  if (!admin) return () => Promise.resolve(Date.now());
+  return async () => {
+    let body: unknown;
+    try {
+      const res = await fetch(new URL('/clock', admin), { signal: AbortSignal.timeout(5_000) });
+      if (!res.ok) throw new Error(`HTTP ${res.status}`);
+      body = await res.json();
+    } catch (e) {
+      throw new UpstreamError(
+        `cannot read the emulator's clock at ${admin}: ${(e as Error).message}`,
+        { cause: e },
+      );
+    }
+    const now =
+      typeof body === 'object' && body !== null && 'now' in body
+        ? Date.parse(String(body.now))
+        : NaN;
+    if (Number.isNaN(now))
+      throw new UpstreamError(`the emulator at ${admin} answered no time on /clock`);
+    return now;
+  };
+}

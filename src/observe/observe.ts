@@ -1,0 +1,300 @@
+import pLimit from 'p-limit';
+import { durationMs } from '../core/duration.js';
+import type { Policy } from '../core/policy.js';
+import { poolKey, type PoolId } from '../core/pool-key.js';
+import type {
+  Snapshot,
+  SnapshotPool,
+  SnapshotService,
+  UnmanagedUsage,
+  Usage,
+} from '../core/snapshot.js';
+import { NotFoundError } from '../errors.js';
+import type {
+  CloudRunPort,
+  MetricSeries,
+  MonitoringPort,
+  ObservedService,
+  ObservedWorkerPool,
+  QuotaPort,
+} from '../ports.js';
+import { lastChangedAt } from './annotations.js';
+
+/**
+ * Observation: reads the project through the ports and builds the SPEC snapshot. All regions and
+ * metrics are read in parallel; Monitoring is read once per metric per project, not per service.
+ * What could not be read becomes `null` with a note (fail static), never a guess.
+ */
+
+export interface ObservePorts {
+  run: CloudRunPort;
+  monitoring: MonitoringPort;
+  quotas: QuotaPort;
+}
+
+export interface Observation {
+  snapshot: Snapshot;
+  /** Every service read (GPU or not), for re-validation before writes and for the audit. */
+  services: ObservedService[];
+  workerPools: ObservedWorkerPool[];
+  /** What went wrong while reading, one line each. */
+  problems: string[];
+}
+
+/** Cloud Run's default max instances of a revision when neither level sets one. */
+export const DEFAULT_MAX_INSTANCES = 100;
+const READ_CONCURRENCY = 8;
+
+export async function observe(
+  policy: Policy,
+  ports: ObservePorts,
+  nowMs: number,
+): Promise<Observation> {
+  const limit = pLimit(READ_CONCURRENCY);
+  const lookbackMs = durationMs(policy.defaults.lookback);
+  const staleAfterMs = durationMs(policy.defaults.staleAfter);
+  const window = { startMs: nowMs - lookbackMs, endMs: nowMs };
+  const problems: string[] = [];
+
+  const perProject = await Promise.all(
+    policy.projects.map(async (project) => {
+      const regions = policy.regions ?? (await ports.run.listRegions(project));
+      const [lists, counts, utilization] = await Promise.all([
+        Promise.all(
+          regions.map((region) =>
+            limit(async () => {
+              // A region that cannot be listed is left out whole: none of its pools is planned,
+              // so nothing there is written (fail static), and the problem is reported.
+              const listed = await settle(
+                Promise.all([
+                  ports.run.listServices(project, region),
+                  ports.run.listWorkerPools(project, region),
+                ]),
+              );
+              if (!listed.ok) {
+                problems.push(
+                  `${project}/${region}: services unreadable, region skipped: ${listed.error}`,
+                );
+                return { services: [], workerPools: [] };
+              }
+              return { services: listed.value[0], workerPools: listed.value[1] };
+            }),
+          ),
+        ),
+        settle(ports.monitoring.instanceCounts(project, window)),
+        settle(ports.monitoring.gpuUtilization(project, window)),
+      ]);
+      if (!counts.ok) problems.push(`${project}: instance counts unreadable: ${counts.error}`);
+      if (!utilization.ok)
+        problems.push(`${project}: GPU utilization unreadable: ${utilization.error}`);
+      return {
+        project,
+        services: lists.flatMap((l) => l.services),
+        workerPools: lists.flatMap((l) => l.workerPools),
+        counts,
+        utilization,
+      };
+    }),
+  );
+
+  const services: SnapshotService[] = [];
+  const unmanagedUsage: UnmanagedUsage[] = [];
+  const poolIds = new Map<string, PoolId>();
+  const addPool = (id: PoolId) =>
+    poolIds.set(poolKey(id), {
+      project: id.project,
+      region: id.region,
+      accelerator: id.accelerator,
+      zonalRedundancy: id.zonalRedundancy,
+    });
+
+  for (const p of perProject) {
+    const counts = p.counts.ok ? indexSeries(p.counts.value) : null;
+    const utilization = p.utilization.ok
+      ? indexSeries(p.utilization.value)
+      : new Map<string, MetricSeries>();
+    // The newest point of the whole project tells apart "Monitoring is behind" (every series old)
+    // from "this service scaled to zero" (its series stopped while others go on).
+    const newest = counts
+      ? Math.max(-Infinity, ...[...counts.values()].map((s) => s.points.at(-1)?.at ?? -Infinity))
+      : -Infinity;
+    const projectFresh = counts !== null && (counts.size === 0 || nowMs - newest <= staleAfterMs);
+    for (const svc of p.services) {
+      if (!svc.gpu) continue;
+      const id = {
+        project: svc.project,
+        region: svc.region,
+        accelerator: svc.gpu.accelerator,
+        zonalRedundancy: svc.gpu.zonalRedundancy,
+      };
+      addPool(id);
+      if (svc.scalingMode === 'MANUAL') {
+        // Manually scaled: its instance count is fixed, not capped; count it, never write it.
+        unmanagedUsage.push({
+          ...id,
+          gpus: (svc.manualInstanceCount ?? 0) * svc.gpu.count,
+          source: `service/${svc.name} (manual scaling)`,
+        });
+        continue;
+      }
+      const key = `${svc.region}/${svc.name}`;
+      const usage = usageOf(counts?.get(key), utilization.get(key), {
+        queried: counts !== null,
+        projectFresh,
+        nowMs,
+        staleAfterMs,
+        error: p.counts.ok ? null : p.counts.error,
+      });
+      services.push({
+        ...id,
+        name: svc.name,
+        gpusPerInstance: svc.gpu.count,
+        labels: svc.labels,
+        maxInstances: effectiveMax(svc),
+        minInstances: Math.max(svc.serviceMinInstances ?? 0, svc.revisionMinInstances ?? 0),
+        reconciling: svc.reconciling,
+        etag: svc.etag,
+        lastChangedAt: lastChangedAt(svc.annotations),
+        usage: usage.usage,
+        ...(usage.note ? { usageNote: usage.note } : {}),
+      });
+    }
+    for (const wp of p.workerPools) {
+      if (!wp.gpu) continue;
+      const id = {
+        project: wp.project,
+        region: wp.region,
+        accelerator: wp.gpu.accelerator,
+        zonalRedundancy: wp.gpu.zonalRedundancy,
+      };
+      addPool(id);
+      unmanagedUsage.push({
+        ...id,
+        gpus: wp.manualInstanceCount * wp.gpu.count,
+        source: `worker-pool/${wp.name}`,
+      });
+    }
+  }
+
+  // Quotas: one read per pool whose quota the policy does not set (the adapter caches per quota
+  // id); a failure leaves the quota unknown, so nothing in that pool is raised.
+  const pools: SnapshotPool[] = await Promise.all(
+    [...poolIds.values()]
+      .filter((id) => !policySetsQuota(policy, id))
+      .map((id) =>
+        limit(async (): Promise<SnapshotPool> => {
+          try {
+            const quota = await ports.quotas.gpuQuota(id);
+            return {
+              ...id,
+              quota,
+              quotaSource: quota === null ? 'cloudquotas: no entry for the region' : 'cloudquotas',
+            };
+          } catch (e) {
+            const why = e instanceof NotFoundError ? 'quota info not found' : describe(e);
+            problems.push(`${poolKey(id)}: quota unreadable: ${why}`);
+            return { ...id, quota: null, quotaSource: `unreadable: ${why}` };
+          }
+        }),
+      ),
+  );
+
+  const snapshot: Snapshot = {
+    version: 1,
+    takenAt: new Date(nowMs).toISOString(),
+    pools: pools.sort((a, b) => (poolKey(a) < poolKey(b) ? -1 : 1)),
+    services,
+    unmanagedUsage,
+  };
+  return {
+    snapshot,
+    services: perProject.flatMap((p) => p.services),
+    workerPools: perProject.flatMap((p) => p.workerPools),
+    problems,
+  };
+}
+
+/** The lower of the service-level and revision-level max; Cloud Run's default when neither is set. */
+export function effectiveMax(
+  svc: Pick<ObservedService, 'serviceMaxInstances' | 'revisionMaxInstances'>,
+): number {
+  const levels = [svc.serviceMaxInstances, svc.revisionMaxInstances].filter(
+    (x): x is number => x !== null && x > 0,
+  );
+  return levels.length ? Math.min(...levels) : DEFAULT_MAX_INSTANCES;
+}
+
+function policySetsQuota(policy: Policy, id: PoolId): boolean {
+  return policy.pools.some(
+    (p) =>
+      p.quota !== undefined &&
+      p.region === id.region &&
+      p.accelerator === id.accelerator &&
+      p.zonalRedundancy === id.zonalRedundancy &&
+      (p.project === undefined || p.project === id.project),
+  );
+}
+
+function indexSeries(series: MetricSeries[]): Map<string, MetricSeries> {
+  return new Map(series.map((s) => [`${s.region}/${s.service}`, s]));
+}
+
+interface UsageContext {
+  queried: boolean;
+  projectFresh: boolean;
+  nowMs: number;
+  staleAfterMs: number;
+  error: string | null;
+}
+
+/**
+ * Usage from the per-minute instance counts of one service:
+ * - the query failed → unknown;
+ * - the newest point of the project is older than staleAfter → unknown (Monitoring is behind);
+ * - no series, or a series that stopped while the project's others go on → it is at zero now,
+ *   with the peak of what the window holds;
+ * - else the latest point is what is in use, the highest point the peak.
+ */
+export function usageOf(
+  counts: MetricSeries | undefined,
+  utilization: MetricSeries | undefined,
+  ctx: UsageContext,
+): { usage: Usage | null; note?: string } {
+  if (!ctx.queried)
+    return { usage: null, note: `Monitoring read failed: ${ctx.error ?? 'unknown error'}` };
+  if (!ctx.projectFresh) {
+    return {
+      usage: null,
+      note: `no instance-count point in the last ${Math.round(ctx.staleAfterMs / 60_000)}m for the project (metrics are behind)`,
+    };
+  }
+  const points = counts?.points ?? [];
+  const last = points.at(-1);
+  const peak = Math.ceil(Math.max(0, ...points.map((p) => p.value)));
+  const stopped = last === undefined || ctx.nowMs - last.at > ctx.staleAfterMs;
+  const current = stopped ? 0 : Math.round(last.value);
+  const sampledAt = new Date(stopped ? ctx.nowMs : last.at).toISOString();
+  const util = utilization?.points.at(-1);
+  return {
+    usage: {
+      current,
+      peak: Math.max(peak, current),
+      sampledAt,
+      ...(util && !stopped ? { utilization: Math.min(1, Math.max(0, util.value)) } : {}),
+    },
+  };
+}
+
+type Settled<T> = { ok: true; value: T } | { ok: false; error: string };
+
+async function settle<T>(p: Promise<T>): Promise<Settled<T>> {
+  try {
+    return { ok: true, value: await p };
+  } catch (e) {
+    return { ok: false, error: describe(e) };
+  }
+}
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

@@ -1,0 +1,60 @@
+import { execFile, spawn } from 'node:child_process';
+import { promisify } from 'node:util';
+import { describe, expect, it } from 'vitest';
+
+/** `governor emulator` and `governor demo` (npm start) through the real process. */
+
+const run = promisify(execFile);
+const env = { ...process.env, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' };
+
+describe('governor emulator', () => {
+  it('prints the variables to export, serves until interrupted, then exits 0', async () => {
+    const child = spawn(process.execPath, ['bin/governor.js', 'emulator', '--speed', 'manual'], {
+      env,
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no exports within 20 s: ${out}`)), 20_000);
+      child.stdout.on('data', (chunk: string) => {
+        out += chunk;
+        if (out.includes('Ctrl-C')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.on('exit', (code) => reject(new Error(`exited early with ${code}: ${out}`)));
+    });
+    const host = /^export GOVERNOR_EMULATOR_HOST=(127\.0\.0\.1:\d+)$/m.exec(out)?.[1];
+    const admin = /^export GOVERNOR_EMULATOR_ADMIN=(http:\/\/127\.0\.0\.1:\d+)$/m.exec(out)?.[1];
+    expect(host).toBeDefined();
+    expect(admin).toBeDefined();
+    const clock = (await (await fetch(`${admin}/clock`)).json()) as { now: string };
+    expect(clock.now).toBe('2026-11-27T06:00:00.000Z'); // the example fleet's start
+    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
+    child.kill('SIGINT');
+    expect(await exit).toBe(0);
+  });
+
+  it('rejects a bad fleet file with exit 2', async () => {
+    const r = await run(
+      process.execPath,
+      ['bin/governor.js', 'emulator', '--fleet', 'examples/policy.yaml'],
+      { env },
+    ).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('not a valid fleet');
+  });
+});
+
+describe('governor demo (npm start)', () => {
+  it('observes the example fleet through the emulator and prints a plan', async () => {
+    const { stdout } = await run(process.execPath, ['bin/governor.js', 'demo'], { env });
+    expect(stdout).toMatch(/^Observed 7 GPU services in 2 pools with \d+ API calls\.$/m);
+    expect(stdout).toMatch(/^pool demo-gpu-project\/us-central1 nvidia-l4 {2}\[/m);
+    expect(stdout).toMatch(/^Plan: /m);
+  });
+});

@@ -1,0 +1,219 @@
+import { describe, expect, it } from 'vitest';
+import { parsePolicy } from '../../src/core/policy.js';
+import { UnavailableError } from '../../src/errors.js';
+import { effectiveMax, observe } from '../../src/observe/observe.js';
+import type {
+  CloudRunPort,
+  MetricSeries,
+  MonitoringPort,
+  ObservedService,
+  QuotaPort,
+} from '../../src/ports.js';
+
+/**
+ * How observation turns what the APIs answer into a snapshot: in-memory ports here (the Google
+ * adapters have their own tests against the emulator); the rules of staleness, failures and
+ * counting are the observer's.
+ */
+
+const NOW = Date.parse('2026-11-27T12:00:00Z');
+const MIN = 60_000;
+
+function service(name: string, more: Partial<ObservedService> = {}): ObservedService {
+  return {
+    project: 'p',
+    region: 'r1',
+    name,
+    resourceName: `projects/p/locations/r1/services/${name}`,
+    gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true },
+    labels: {},
+    annotations: {},
+    serviceMaxInstances: 3,
+    revisionMaxInstances: null,
+    serviceMinInstances: null,
+    revisionMinInstances: null,
+    scalingMode: 'AUTOMATIC',
+    manualInstanceCount: null,
+    reconciling: false,
+    etag: `e-${name}`,
+    generation: 1,
+    observedGeneration: 1,
+    updateTime: null,
+    ...more,
+  };
+}
+
+function ports(opts: {
+  services?: ObservedService[];
+  series?: MetricSeries[];
+  countsFail?: boolean;
+  quota?: (region: string) => number | null;
+  failRegion?: string;
+}): { run: CloudRunPort; monitoring: MonitoringPort; quotas: QuotaPort; quotaReads: string[] } {
+  const quotaReads: string[] = [];
+  return {
+    quotaReads,
+    run: {
+      listRegions: () => Promise.resolve(['r1', 'r2']),
+      listServices: (_p, region) =>
+        region === opts.failRegion
+          ? Promise.reject(new UnavailableError('listing r2 timed out'))
+          : Promise.resolve((opts.services ?? []).filter((s) => s.region === region)),
+      getService: () => Promise.reject(new Error('not used')),
+      listWorkerPools: () => Promise.resolve([]),
+      updateMaxInstances: () => Promise.reject(new Error('observation never writes')),
+    },
+    monitoring: {
+      instanceCounts: () =>
+        opts.countsFail
+          ? Promise.reject(new UnavailableError('monitoring down'))
+          : Promise.resolve(opts.series ?? []),
+      gpuUtilization: () => Promise.resolve([]),
+    },
+    quotas: {
+      gpuQuota: (q) => {
+        quotaReads.push(`${q.region}/${q.zonalRedundancy}`);
+        return Promise.resolve(opts.quota ? opts.quota(q.region) : 8);
+      },
+    },
+  };
+}
+
+const points = (...vals: [minutesAgo: number, value: number][]) =>
+  vals.map(([ago, value]) => ({ at: NOW - ago * MIN, value }));
+const policy = (extra: object = {}) =>
+  parsePolicy({ version: 1, projects: ['p'], services: [{ match: {} }], ...extra });
+
+describe('observe', () => {
+  it('reads in use and peak from the per-minute counts', async () => {
+    const o = await observe(
+      policy(),
+      ports({
+        services: [service('a')],
+        series: [{ service: 'a', region: 'r1', points: points([20, 1], [10, 3], [3, 2]) }],
+      }),
+      NOW,
+    );
+    expect(o.snapshot.services[0]?.usage).toEqual({
+      current: 2,
+      peak: 3,
+      sampledAt: new Date(NOW - 3 * MIN).toISOString(),
+    });
+  });
+
+  it('tells a service that scaled to zero (its series stopped, others go on) from metrics that are behind', async () => {
+    const fresh = { service: 'b', region: 'r1', points: points([2, 1]) };
+    const stopped = { service: 'a', region: 'r1', points: points([25, 2], [20, 2]) };
+    const o = await observe(
+      policy(),
+      ports({ services: [service('a'), service('b')], series: [stopped, fresh] }),
+      NOW,
+    );
+    expect(o.snapshot.services.find((s) => s.name === 'a')?.usage).toMatchObject({
+      current: 0,
+      peak: 2,
+    });
+
+    const behind = await observe(
+      policy(),
+      ports({ services: [service('a')], series: [stopped] }),
+      NOW,
+    );
+    expect(behind.snapshot.services[0]?.usage).toBeNull();
+    expect(behind.snapshot.services[0]?.usageNote).toContain('metrics are behind');
+  });
+
+  it('a service with no series in a successful query is idle; a failed query makes usage unknown', async () => {
+    const idle = await observe(policy(), ports({ services: [service('a')], series: [] }), NOW);
+    expect(idle.snapshot.services[0]?.usage).toMatchObject({ current: 0, peak: 0 });
+    const failed = await observe(
+      policy(),
+      ports({ services: [service('a')], countsFail: true }),
+      NOW,
+    );
+    expect(failed.snapshot.services[0]?.usage).toBeNull();
+    expect(failed.snapshot.services[0]?.usageNote).toContain('monitoring down');
+    expect(failed.problems.join('\n')).toContain('instance counts unreadable');
+  });
+
+  it('skips a region it cannot list, and says so', async () => {
+    const o = await observe(
+      policy(),
+      ports({ services: [service('a'), service('z', { region: 'r2' })], failRegion: 'r2' }),
+      NOW,
+    );
+    expect(o.snapshot.services.map((s) => s.name)).toEqual(['a']);
+    expect(o.problems.join('\n')).toContain('p/r2: services unreadable, region skipped');
+  });
+
+  it('reads each quota the policy does not set, and leaves a failed one unknown', async () => {
+    const p = ports({
+      services: [
+        service('a'),
+        service('n', { gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: false } }),
+      ],
+    });
+    const o = await observe(
+      policy({ regions: ['r1'], pools: [{ region: 'r1', quota: 5 }] }),
+      p,
+      NOW,
+    );
+    expect(p.quotaReads).toEqual(['r1/false']); // the zonal pool's quota comes from the policy
+    expect(o.snapshot.pools).toHaveLength(1);
+
+    const failing: QuotaPort = {
+      gpuQuota: () => Promise.reject(new UnavailableError('quotas down')),
+    };
+    const f = await observe(
+      policy({ regions: ['r1'] }),
+      { ...ports({ services: [service('a')] }), quotas: failing },
+      NOW,
+    );
+    expect(f.snapshot.pools[0]).toMatchObject({ quota: null });
+    expect(f.problems.join('\n')).toContain('quota unreadable: quotas down');
+  });
+
+  it('counts worker pools and manually scaled services as unmanaged usage', async () => {
+    const manual = service('m', { scalingMode: 'MANUAL', manualInstanceCount: 2 });
+    const p = ports({ services: [manual] });
+    p.run.listWorkerPools = () =>
+      Promise.resolve([
+        {
+          project: 'p',
+          region: 'r1',
+          name: 'enc',
+          gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true },
+          manualInstanceCount: 1,
+        },
+      ]);
+    const o = await observe(policy({ regions: ['r1'] }), p, NOW);
+    expect(o.snapshot.services).toEqual([]);
+    expect(o.snapshot.unmanagedUsage.map((u) => [u.source, u.gpus])).toEqual([
+      ['service/m (manual scaling)', 2],
+      ['worker-pool/enc', 1],
+    ]);
+  });
+
+  it('reads the effective max, min instances and the governor annotation', async () => {
+    expect(effectiveMax({ serviceMaxInstances: null, revisionMaxInstances: null })).toBe(100);
+    expect(effectiveMax({ serviceMaxInstances: 5, revisionMaxInstances: 3 })).toBe(3);
+    const o = await observe(
+      policy({ regions: ['r1'] }),
+      ports({
+        services: [
+          service('a', {
+            serviceMinInstances: 1,
+            revisionMinInstances: 2,
+            annotations: { 'gpu-governor.dev/last-changed': '2026-11-27T11:50:00Z' },
+          }),
+        ],
+      }),
+      NOW,
+    );
+    expect(o.snapshot.services[0]).toMatchObject({
+      minInstances: 2,
+      maxInstances: 3,
+      lastChangedAt: '2026-11-27T11:50:00.000Z',
+    });
+  });
+});
