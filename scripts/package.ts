@@ -1,0 +1,156 @@
+import { createHash } from 'node:crypto';
+import { access, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { ZipFile } from 'yazl';
+
+/**
+ * Builds the Cloud Function's source archive, `dist/function.zip`, from the compiled code. Run with
+ * `npm run package` (which builds first). The archive holds:
+ *
+ * - `dist/src/**\/*.js`: the compiled code only. No source maps (they point at `src/*.ts`, which the
+ *   archive does not carry) and no declarations.
+ * - `package.json`, rewritten for the function: `main` is the function's entry module, and the only
+ *   script is an empty `gcp-build`, so Google's build neither compiles again (it would run `build`)
+ *   nor runs `prepare`. Dependencies are kept as they are so that the lock file stays in sync.
+ * - `package-lock.json`, as it is, so the build installs exactly the tested dependency tree.
+ *
+ * The archive is deterministic: entries sorted by path, one fixed timestamp, fixed permissions, no
+ * extra timestamp fields. Built twice from the same files with the same Node.js, it is the same
+ * bytes, so its SHA-256 (which the Terraform module puts in the object name) changes only when the
+ * code or the dependencies do.
+ */
+
+/** The function's entry module inside the archive (entry points `governorHttp`, `governorEvent`). */
+export const FUNCTION_MAIN = 'dist/src/function/index.js';
+
+/** Where `npm run package` writes the archive, relative to the project root. */
+export const DEFAULT_OUTPUT = 'dist/function.zip';
+
+const FILE_MODE = 0o100644;
+
+export interface PackageOptions {
+  /** Project root: holds `package.json`, `package-lock.json` and the compiled `dist/src`. */
+  root: string;
+  /** Output path, relative to root unless absolute. Default `dist/function.zip`. */
+  out?: string;
+}
+
+export interface PackageResult {
+  path: string;
+  size: number;
+  sha256: string;
+  entries: string[];
+}
+
+type PackageJson = Record<string, unknown>;
+
+/** The project's package.json as the function's build sees it. */
+export function functionPackageJson(pkg: PackageJson): PackageJson {
+  const keep = ['name', 'version', 'description', 'license', 'type', 'engines'] as const;
+  const out: PackageJson = {};
+  for (const key of keep) {
+    if (pkg[key] !== undefined) out[key] = pkg[key];
+  }
+  out['main'] = FUNCTION_MAIN;
+  out['scripts'] = { 'gcp-build': '' };
+  if (pkg['dependencies'] !== undefined) out['dependencies'] = pkg['dependencies'];
+  if (pkg['devDependencies'] !== undefined) out['devDependencies'] = pkg['devDependencies'];
+  return out;
+}
+
+/** Compiled JavaScript under dir, as sorted archive paths (forward slashes) relative to root. */
+async function compiledFiles(root: string, dir: string): Promise<string[]> {
+  const found: string[] = [];
+  const walk = async (relDir: string): Promise<void> => {
+    const dirents = await readdir(join(root, relDir), { withFileTypes: true });
+    for (const dirent of dirents) {
+      const rel = `${relDir}/${dirent.name}`;
+      if (dirent.isDirectory()) await walk(rel);
+      else if (dirent.isFile() && dirent.name.endsWith('.js')) found.push(rel);
+    }
+  };
+  await walk(dir);
+  return found.sort(byCodePoint);
+}
+
+function byCodePoint(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+async function zipToBuffer(files: ReadonlyMap<string, Buffer>): Promise<Buffer> {
+  // yazl writes MS-DOS date fields from the Date's local-time parts, so build the Date from local
+  // parts too (here, in the time zone in force now): the fields are then 2000-01-01 00:00 whatever
+  // the machine's time zone.
+  const mtime = new Date(2000, 0, 1, 0, 0, 0);
+  const zip = new ZipFile();
+  const chunks: Buffer[] = [];
+  const done = new Promise<Buffer>((resolvePromise, reject) => {
+    zip.outputStream.on('data', (chunk: Buffer) => chunks.push(chunk));
+    zip.outputStream.on('end', () => resolvePromise(Buffer.concat(chunks)));
+    zip.outputStream.on('error', reject);
+  });
+  for (const name of [...files.keys()].sort(byCodePoint)) {
+    const data = files.get(name);
+    if (data === undefined) continue;
+    zip.addBuffer(data, name, {
+      mtime,
+      mode: FILE_MODE,
+      compress: true,
+      forceDosTimestamp: true,
+    });
+  }
+  zip.end({ forceZip64Format: false, comment: '' });
+  return done;
+}
+
+/** Builds the archive and writes it; returns where, how big, and its SHA-256. */
+export async function buildFunctionPackage(options: PackageOptions): Promise<PackageResult> {
+  const root = resolve(options.root);
+  const outPath = resolve(root, options.out ?? DEFAULT_OUTPUT);
+
+  try {
+    await access(join(root, FUNCTION_MAIN));
+  } catch (cause) {
+    throw new Error(
+      `${FUNCTION_MAIN} is missing: build first (npm run package runs npm run build), or the function's entry module has moved`,
+      { cause },
+    );
+  }
+
+  const pkg = JSON.parse(await readFile(join(root, 'package.json'), 'utf8')) as PackageJson;
+  const files = new Map<string, Buffer>();
+  files.set('package.json', Buffer.from(JSON.stringify(functionPackageJson(pkg), null, 2) + '\n'));
+  files.set('package-lock.json', await readFile(join(root, 'package-lock.json')));
+  for (const rel of await compiledFiles(root, 'dist/src')) {
+    files.set(rel, await readFile(join(root, rel)));
+  }
+
+  const zip = await zipToBuffer(files);
+  await mkdir(dirname(outPath), { recursive: true });
+  await writeFile(outPath, zip);
+  return {
+    path: outPath,
+    size: zip.length,
+    sha256: createHash('sha256').update(zip).digest('hex'),
+    entries: [...files.keys()].sort(byCodePoint),
+  };
+}
+
+async function main(): Promise<void> {
+  const root = process.cwd();
+  const result = await buildFunctionPackage({ root, out: process.argv[2] ?? DEFAULT_OUTPUT });
+  const shown = result.path.startsWith(root + '/')
+    ? result.path.slice(root.length + 1)
+    : result.path;
+  console.log(`${shown}  ${result.size} bytes  ${result.entries.length} files`);
+  console.log(`sha256 ${result.sha256}`);
+}
+
+const invoked = process.argv[1];
+if (invoked !== undefined && import.meta.url === pathToFileURL(resolve(invoked)).href) {
+  main().catch((error: unknown) => {
+    console.error(`package: ${error instanceof Error ? error.message : String(error)}`);
+    process.exitCode = 1;
+  });
+}

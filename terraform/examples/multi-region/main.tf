@@ -1,0 +1,39 @@
+/**
+ * One project, several regions, both L4 pools in each (with and without zonal redundancy), and a
+ * pull subscription to the alerts, filtered to warnings and worse.
+ */
+
+provider "google" {
+  project = var.project_id
+  region  = var.region
+}
+
+module "gpu_governor" {
+  source = "../.."
+
+  project_id     = var.project_id
+  region         = var.region
+  source_archive = var.source_archive
+
+  policy = templatefile("${path.module}/policy.yaml.tftpl", {
+    project_id = var.project_id
+    regions    = var.governed_regions
+  })
+
+  schedule  = "*/5 * * * *"
+  time_zone = "Etc/UTC"
+
+  function = {
+    timeout_seconds = 300
+    run_deadline    = "240s"
+  }
+
+  governed_service_accounts = var.service_accounts
+
+  alerts = {
+    subscription = {
+      filter                = "attributes.severity != \"INFO\""
+      max_delivery_attempts = 10
+    }
+  }
+}
