@@ -113,4 +113,9 @@ export interface QuotaPort {
    * entry; null when the quota info has neither. Throws when it could not be read.
    */
   gpuQuota(query: QuotaQuery): Promise<number | null>;
+  /**
+   * Forgets what earlier reads cached. An adapter may cache within one observation (several pools
+   * share a quota id); observe() calls this first so that no run sees an older run's quota.
+   */
+  clearCache?(): void;
 }

@@ -7,6 +7,7 @@ import { loadPolicy, loadSnapshot } from './io.js';
 import { observeLive, packagedFile } from './live.js';
 import { colorsFor, renderPlan, renderStatus } from './render.js';
 
+
 /** Where a command writes; the real process streams, or buffers in tests. */
 export interface Io {
   stdout: { write(s: string): unknown; isTTY?: boolean };
@@ -49,7 +50,12 @@ async function snapshotFor(policy: Policy, file: string | undefined, io: Io): Pr
   return observation.snapshot;
 }
 
-export function buildProgram(io: Io): Command {
+/** Set by a command that finished but reports a failure (exit 1), e.g. a failed write. */
+export interface Outcome {
+  exitCode: number;
+}
+
+export function buildProgram(io: Io, outcome: Outcome = { exitCode: EXIT.ok }): Command {
   const program = new Command('governor')
     .description('Keeps the GPU services of Cloud Run projects within their regional GPU quota.')
     .version('0.1.0')
@@ -122,6 +128,30 @@ export function buildProgram(io: Io): Command {
     });
 
   program
+    .command('apply')
+    .description('Observe, plan, write the caps and publish the alerts (asks first on a terminal).')
+    .requiredOption('--policy <file>', 'policy file (YAML or JSON)')
+    .option('--yes', 'write without asking')
+    .option('--dry-run', 'plan and alert, write nothing (as mode: dry-run)')
+    .option('--state-dir <dir>', 'the local state store (default .governor/state)')
+    .action(async (opts: { policy: string; yes?: boolean; dryRun?: boolean; stateDir?: string }) => {
+      const { runApply } = await import('./apply-command.js');
+      outcome.exitCode = await runApply(opts, io);
+    });
+
+  program
+    .command('restore')
+    .description("Put governed services back to their max from before the governor, within the quota.")
+    .requiredOption('--policy <file>', 'policy file (YAML or JSON)')
+    .option('--yes', 'write without asking')
+    .option('--dry-run', 'show what would be restored, write nothing')
+    .option('--state-dir <dir>', 'the local state store (default .governor/state)')
+    .action(async (opts: { policy: string; yes?: boolean; dryRun?: boolean; stateDir?: string }) => {
+      const { runApply } = await import('./apply-command.js');
+      outcome.exitCode = await runApply(opts, io, true);
+    });
+
+  program
     .command('emulator')
     .description(
       'Run the local emulator of Cloud Run, Monitoring and Cloud Quotas until interrupted.',
@@ -167,10 +197,11 @@ export async function main(
   argv: string[],
   io: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env },
 ): Promise<number> {
-  const program = buildProgram(io);
+  const outcome: Outcome = { exitCode: EXIT.ok };
+  const program = buildProgram(io, outcome);
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return EXIT.ok;
+    return outcome.exitCode;
   } catch (e) {
     if (e instanceof CommanderError) {
       // Help and version exit 0; every other commander error is a usage error.

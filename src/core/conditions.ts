@@ -27,7 +27,12 @@ export interface ServiceFacts {
 
 export function makeAlert(
   ctx: Pick<AlertContext, 'at' | 'runId'>,
-  pool: Pick<PlanPool, 'project' | 'region' | 'accelerator' | 'zonalRedundancy'>,
+  where: {
+    project: string;
+    region: string | null;
+    accelerator: string | null;
+    zonalRedundancy: boolean | null;
+  },
   a: {
     type: AlertType;
     status?: Alert['status'];
@@ -39,17 +44,21 @@ export function makeAlert(
   },
 ): Alert {
   const service = a.service ?? null;
-  const dedupKey = [a.type, poolKey(pool), service, a.key].filter((x) => x).join(':');
+  const place =
+    where.region !== null && where.accelerator !== null && where.zonalRedundancy !== null
+      ? poolKey({ project: where.project, region: where.region, accelerator: where.accelerator, zonalRedundancy: where.zonalRedundancy })
+      : [where.project, where.region].filter((x) => x !== null).join('/');
+  const dedupKey = [a.type, place, service, a.key].filter((x) => x).join(':');
   return {
     version: 1,
     id: `${ctx.runId}:${dedupKey}`,
     type: a.type,
     status: a.status ?? 'firing',
     severity: a.severity,
-    project: pool.project,
-    region: pool.region,
-    accelerator: pool.accelerator,
-    zonalRedundancy: pool.zonalRedundancy,
+    project: where.project,
+    region: where.region,
+    accelerator: where.accelerator,
+    zonalRedundancy: where.zonalRedundancy,
     service,
     summary: a.summary,
     details: a.details,

@@ -126,8 +126,21 @@ export const Policy = z
     limits: z
       .strictObject({
         maxChangesPerRun: z.number().int().min(1).max(10_000).default(50),
+        writesPerMinute: z
+          .number()
+          .gt(0)
+          .max(6_000)
+          .default(30)
+          .describe('Writes per minute per region, under the Cloud Run Admin API write rate.'),
+        writeConcurrency: z
+          .number()
+          .int()
+          .min(1)
+          .max(64)
+          .default(4)
+          .describe('Decreases of one pool written at once.'),
       })
-      .default({ maxChangesPerRun: 50 }),
+      .default({ maxChangesPerRun: 50, writesPerMinute: 30, writeConcurrency: 4 }),
     alerts: z
       .strictObject({
         topic: z

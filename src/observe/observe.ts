@@ -55,6 +55,7 @@ export async function observe(
   const staleAfterMs = durationMs(policy.defaults.staleAfter);
   const window = { startMs: nowMs - lookbackMs, endMs: nowMs };
   const problems: string[] = [];
+  ports.quotas.clearCache?.();
 
   const perProject = await Promise.all(
     policy.projects.map(async (project) => {

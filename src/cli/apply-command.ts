@@ -1,0 +1,78 @@
+import { createInterface } from 'node:readline/promises';
+import type { Plan } from '../core/plan.js';
+import { UsageError } from '../errors.js';
+import { textLogger } from '../log.js';
+import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
+import { createRuntime, newRunId, runDeadlineMs } from '../runtime.js';
+import { loadPolicy } from './io.js';
+import type { Io } from './main.js';
+import { colorsFor, renderPlan } from './render.js';
+
+export interface ApplyFlags {
+  policy: string;
+  yes?: boolean;
+  dryRun?: boolean;
+  stateDir?: string;
+}
+
+/**
+ * `governor apply` and `governor restore`: observe, plan, write, alert, through the same
+ * reconcile run as the Cloud Function. Asks before writing on a terminal unless --yes; refuses to
+ * write without --yes when no one can be asked.
+ */
+export async function runApply(flags: ApplyFlags, io: Io, restore = false): Promise<number> {
+  const policy = await loadPolicy(flags.policy);
+  const interactive = Boolean(process.stdin.isTTY && io.stdout.isTTY);
+  const willWrite = !flags.dryRun && policy.mode === 'enforce';
+  if (willWrite && !flags.yes && !interactive) {
+    throw new UsageError('not on a terminal, so nothing can be confirmed: pass --yes to write, or --dry-run');
+  }
+  const log = textLogger(io.stderr);
+  const runtime = createRuntime(policy, io.env, log, flags.stateDir ? { stateDir: flags.stateDir } : {});
+  const c = colorsFor(io.stdout, io.env);
+  let report: RunReport;
+  try {
+    const runId = newRunId(Date.now());
+    report = await reconcile(policy, runtime, {
+      runId,
+      deadlineMs: runDeadlineMs(io.env),
+      restore,
+      ...(flags.dryRun ? { mode: 'dry-run' as const } : {}),
+      confirm: async (plan: Plan) => {
+        io.stdout.write(renderPlan(plan, c));
+        if (flags.yes) return true;
+        const rl = createInterface({ input: process.stdin, output: process.stdout });
+        try {
+          const answer = await rl.question(`\nWrite these ${plan.changes.length} change(s)? Only "yes" is accepted: `);
+          return answer.trim() === 'yes';
+        } finally {
+          rl.close();
+        }
+      },
+    });
+  } catch (e) {
+    if (!(e instanceof RunFailedError)) throw e;
+    io.stderr.write(`error: ${e.message}\n${summary(e.report)}\n`);
+    return 1;
+  } finally {
+    await runtime.close();
+  }
+  if (report.plan && (report.mode === 'dry-run' || report.plan.changes.length === 0)) io.stdout.write(renderPlan(report.plan, c));
+  io.stdout.write('\n' + summary(report) + '\n');
+  return report.outcome === 'failed' ? 1 : 0;
+}
+
+export function summary(r: RunReport): string {
+  if (r.outcome === 'lease-held') {
+    return `Nothing done: another governor holds the lease (${r.leaseHeld.map((l) => `${l.project}: ${l.heldBy ?? '?'} until ${l.expiresAt ?? '?'}`).join('; ')}).`;
+  }
+  if (r.outcome === 'declined') return 'Nothing written: not confirmed.';
+  const count = (o: string) => r.writes.filter((w) => w.outcome === o).length;
+  const lines = [
+    `Run ${r.runId} (${r.mode}): ${count('written')} written, ${count('skipped')} skipped, ${count('failed')} failed, ${r.plan?.deferred.length ?? 0} deferred; ${r.published} alert message(s).`,
+  ];
+  for (const w of r.writes.filter((x) => x.outcome !== 'written')) {
+    lines.push(`  ${w.outcome}: ${w.project}/${w.region}/${w.name} ${w.from} → ${w.planned}: ${w.reason}`);
+  }
+  return lines.join('\n');
+}

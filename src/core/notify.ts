@@ -1,0 +1,228 @@
+import { z } from 'zod';
+
+import { ALERT_TYPES, Severity } from './alert.js';
+import type { Alert } from './alert.js';
+import { compareText } from './pool-key.js';
+
+/**
+ * Which alerts a run publishes: conditions fire once, re-notify after `renotifyAfter` and resolve
+ * once; events go out every time. Pure: the previous condition state, the plan's firing
+ * conditions, the run's events and the time in; the messages and the next state out. The caller
+ * publishes the messages and saves the next state only once every message was acknowledged, so a
+ * failed publish is retried by the next run instead of being lost.
+ *
+ * Output order, the same whatever the order of `current` and `previous`:
+ *   1. `resolved` messages, by dedupKey;
+ *   2. `firing` messages (new and re-notified), by dedupKey;
+ *   3. events, in the order given (they happened in that order: writes in execution order),
+ *      each keeping its own `time`.
+ * Ordering keys are per pool, so within one pool a subscriber sees an ended condition before a
+ * new one, and both before the events of the same run.
+ */
+
+/** What the store keeps of one firing condition: enough to re-notify and to resolve it. */
+export const ConditionRecord = z.strictObject({
+  type: z.enum(ALERT_TYPES),
+  severity: Severity,
+  project: z.string(),
+  region: z.string().nullable(),
+  accelerator: z.string().nullable(),
+  zonalRedundancy: z.boolean().nullable(),
+  service: z.string().nullable(),
+  /** The latest summary and details seen, whether or not they were published. */
+  summary: z.string().min(1),
+  details: z.record(z.string(), z.unknown()),
+  firingSince: z.iso.datetime({ offset: true }),
+  lastNotifiedAt: z.iso.datetime({ offset: true }),
+  lastSeenAt: z.iso.datetime({ offset: true }),
+  /** Firing messages published so far for this episode (1 after the first). */
+  notifications: z.number().int().min(1),
+});
+export type ConditionRecord = z.infer<typeof ConditionRecord>;
+
+/** The firing conditions of one project, keyed by dedupKey. Plain JSON. */
+export const ConditionState = z.record(z.string().min(1), ConditionRecord);
+export type ConditionState = z.infer<typeof ConditionState>;
+
+export interface NotifyInput {
+  previous: ConditionState;
+  /** The conditions that hold now (the plan's `alerts`), each `status: 'firing'`. */
+  current: readonly Alert[];
+  /** Facts of this run (`status: 'event'`), published as they are, in this order. */
+  events: readonly Alert[];
+  /** The run's time, ISO 8601. */
+  now: string;
+  renotifyAfterMs: number;
+  runId: string;
+  /**
+   * What this run judged, as location keys: `project`, `project/region` or a pool key
+   * `project/region/accelerator/zonal` (see {@link locationKey}). A condition no longer in
+   * `current` resolves only when one of these covers its location (equal to it, or a prefix of
+   * it); otherwise the run could not see it and its state is kept as it is. List a project only
+   * when the whole project was observed: then pools that vanished resolve too.
+   */
+  scope: readonly string[];
+}
+
+export interface NotifyOutput {
+  /** The messages to publish, in order. */
+  publish: Alert[];
+  /** The state to save once every message in `publish` was acknowledged. */
+  next: ConditionState;
+}
+
+/**
+ * Where a condition is: `project[/region[/accelerator/zonal|no-zonal]]`, as far as it has
+ * a place. A pool's key is the same as `poolKey` gives.
+ */
+export function locationKey(
+  a: Pick<Alert, 'project' | 'region' | 'accelerator' | 'zonalRedundancy'>,
+): string {
+  const parts = [a.project];
+  if (a.region !== null) {
+    parts.push(a.region);
+    if (a.accelerator !== null) {
+      parts.push(a.accelerator);
+      if (a.zonalRedundancy !== null) parts.push(a.zonalRedundancy ? 'zonal' : 'no-zonal');
+    }
+  }
+  return parts.join('/');
+}
+
+/** Whether a scope entry covers a location: the same key, or a prefix ending at a `/`. */
+export function inScope(scope: readonly string[], location: string): boolean {
+  return scope.some((s) => s === location || location.startsWith(`${s}/`));
+}
+
+export function decideNotifications(input: NotifyInput): NotifyOutput {
+  const { previous, current, events, now, renotifyAfterMs, runId, scope } = input;
+  const nowMs = Date.parse(now);
+  if (!Number.isFinite(nowMs)) throw new RangeError(`now is not a time: ${JSON.stringify(now)}`);
+  if (!Number.isFinite(renotifyAfterMs) || renotifyAfterMs < 0) {
+    throw new RangeError(`renotifyAfterMs must be a finite number >= 0, not ${renotifyAfterMs}`);
+  }
+
+  const holding = new Map<string, Alert>();
+  for (const a of current) {
+    if (a.status !== 'firing') {
+      throw new Error(`bug: condition ${a.dedupKey} has status ${a.status}, not firing`);
+    }
+    if (holding.has(a.dedupKey)) throw new Error(`bug: condition ${a.dedupKey} listed twice`);
+    holding.set(a.dedupKey, a);
+  }
+  for (const e of events) {
+    if (e.status !== 'event') throw new Error(`bug: event ${e.dedupKey} has status ${e.status}`);
+  }
+
+  const resolved: Alert[] = [];
+  const firing: Alert[] = [];
+  const next: ConditionState = {};
+
+  for (const key of Object.keys(previous).sort(compareText)) {
+    const record = previous[key];
+    if (record === undefined || holding.has(key)) continue;
+    if (inScope(scope, locationKey(record))) {
+      resolved.push(resolvedMessage(key, record, now, nowMs, runId));
+    } else {
+      next[key] = record;
+    }
+  }
+
+  for (const key of [...holding.keys()].sort(compareText)) {
+    const alert = holding.get(key);
+    if (alert === undefined) continue;
+    const before = previous[key];
+    const seen = {
+      type: alert.type,
+      severity: alert.severity,
+      project: alert.project,
+      region: alert.region,
+      accelerator: alert.accelerator,
+      zonalRedundancy: alert.zonalRedundancy,
+      service: alert.service,
+      summary: alert.summary,
+      details: alert.details,
+      lastSeenAt: now,
+    };
+    if (before === undefined) {
+      firing.push(firingMessage(alert, { firingSince: now }, now, runId));
+      next[key] = { ...seen, firingSince: now, lastNotifiedAt: now, notifications: 1 };
+    } else if (nowMs - Date.parse(before.lastNotifiedAt) >= renotifyAfterMs) {
+      firing.push(
+        firingMessage(alert, { firingSince: before.firingSince, renotify: true }, now, runId),
+      );
+      next[key] = {
+        ...seen,
+        firingSince: before.firingSince,
+        lastNotifiedAt: now,
+        notifications: before.notifications + 1,
+      };
+    } else {
+      next[key] = {
+        ...seen,
+        firingSince: before.firingSince,
+        lastNotifiedAt: before.lastNotifiedAt,
+        notifications: before.notifications,
+      };
+    }
+  }
+
+  const publish = [...resolved, ...firing, ...events.map((e) => ({ ...e, runId }))];
+  return { publish: withUniqueIds(publish, runId), next };
+}
+
+function firingMessage(
+  alert: Alert,
+  extra: { firingSince: string; renotify?: true },
+  now: string,
+  runId: string,
+): Alert {
+  return { ...alert, details: { ...alert.details, ...extra }, runId, time: now };
+}
+
+function resolvedMessage(
+  dedupKey: string,
+  record: ConditionRecord,
+  now: string,
+  nowMs: number,
+  runId: string,
+): Alert {
+  const durationMs = Math.max(0, nowMs - Date.parse(record.firingSince));
+  return {
+    version: 1,
+    id: '',
+    type: record.type,
+    status: 'resolved',
+    severity: record.severity,
+    project: record.project,
+    region: record.region,
+    accelerator: record.accelerator,
+    zonalRedundancy: record.zonalRedundancy,
+    service: record.service,
+    summary: `Resolved: ${record.summary}`,
+    details: {
+      firingSince: record.firingSince,
+      resolvedAt: now,
+      durationMs,
+      lastSeenAt: record.lastSeenAt,
+      lastDetails: record.details,
+    },
+    runId,
+    time: now,
+    dedupKey,
+  };
+}
+
+/**
+ * Ids `runId:dedupKey:status`; a second message with the same three (two events of one kind on
+ * one thing in one run) gets `#2`, `#3`, ... in output order.
+ */
+function withUniqueIds(messages: readonly Alert[], runId: string): Alert[] {
+  const seen = new Map<string, number>();
+  return messages.map((m) => {
+    const base = `${runId}:${m.dedupKey}:${m.status}`;
+    const count = (seen.get(base) ?? 0) + 1;
+    seen.set(base, count);
+    return { ...m, id: count === 1 ? base : `${base}#${count}` };
+  });
+}

@@ -1,0 +1,99 @@
+import { z } from 'zod';
+import { parsePolicyText, zodFaults, type Policy } from '../core/policy.js';
+import { InputError, isInputError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
+import { createRuntime, newRunId, runDeadlineMs } from '../runtime.js';
+
+/**
+ * The Cloud Function's one job, apart from its two entry points: check the request, run the same
+ * reconcile as `governor apply --yes`, and answer with a short JSON summary. 200: the run
+ * completed (or another governor held the lease); 400: a bad request, nothing done; 500: the run
+ * failed or the deployment is misconfigured (so Cloud Scheduler's retry applies).
+ */
+
+/** What a trigger may ask; an empty body is a normal run. */
+export const Payload = z.strictObject({
+  mode: z.enum(['enforce', 'dry-run']).optional().describe("Overrides the policy's mode for this run."),
+  restore: z.boolean().optional().describe('Put governed services back to their pre-governor max.'),
+});
+export type Payload = z.infer<typeof Payload>;
+
+export interface Answer {
+  status: number;
+  body: Record<string, unknown>;
+}
+
+let cached: { text: string; policy: Policy } | null = null;
+
+/** The policy from GOVERNOR_POLICY, parsed once per instance. */
+export function policyFromEnv(env: NodeJS.ProcessEnv): Policy {
+  const text = env.GOVERNOR_POLICY;
+  if (!text) throw new InputError('GOVERNOR_POLICY is not set: the function has no policy', []);
+  if (cached?.text !== text) cached = { text, policy: parsePolicyText(text, 'GOVERNOR_POLICY') };
+  return cached.policy;
+}
+
+export function parsePayload(raw: unknown): Payload {
+  const body = raw === undefined || raw === null || raw === '' ? {} : raw;
+  const result = Payload.safeParse(body);
+  if (!result.success) throw new InputError('bad request body', zodFaults(result.error));
+  return result.data;
+}
+
+export async function handle(rawPayload: unknown, env: NodeJS.ProcessEnv, log: Logger): Promise<Answer> {
+  let payload: Payload;
+  try {
+    payload = parsePayload(rawPayload);
+  } catch (e) {
+    if (e instanceof InputError) return { status: 400, body: { error: e.message, faults: e.faults } };
+    throw e;
+  }
+  let policy: Policy;
+  let deadlineMs: number;
+  try {
+    policy = policyFromEnv(env);
+    deadlineMs = runDeadlineMs(env);
+  } catch (e) {
+    if (!isInputError(e)) throw e;
+    log.log('ERROR', `misconfigured: ${e.message}`);
+    return { status: 500, body: { error: `misconfigured: ${e.message}` } };
+  }
+  const runtime = createRuntime(policy, env, log);
+  const runId = newRunId(Date.now());
+  try {
+    const report = await reconcile(policy, runtime, {
+      runId,
+      deadlineMs,
+      ...(payload.mode ? { mode: payload.mode } : {}),
+      ...(payload.restore ? { restore: true } : {}),
+    });
+    log.log(report.outcome === 'failed' ? 'ERROR' : 'INFO', `run ${runId}: ${report.outcome}`, summaryFields(report));
+    return { status: report.outcome === 'failed' ? 500 : 200, body: summaryFields(report) };
+  } catch (e) {
+    if (e instanceof RunFailedError) {
+      log.log('ERROR', e.message, summaryFields(e.report));
+      return { status: 500, body: { ...summaryFields(e.report), error: e.message } };
+    }
+    throw e;
+  } finally {
+    await runtime.close();
+  }
+}
+
+export function summaryFields(r: RunReport): Record<string, unknown> {
+  const count = (o: string) => r.writes.filter((w) => w.outcome === o).length;
+  return {
+    runId: r.runId,
+    mode: r.mode,
+    outcome: r.outcome,
+    written: count('written'),
+    skipped: count('skipped'),
+    failed: count('failed'),
+    deferred: r.plan?.deferred.length ?? 0,
+    alertsPublished: r.published,
+    leaseHeld: r.leaseHeld,
+    problems: r.problems,
+    error: r.error,
+  };
+}

@@ -1,0 +1,286 @@
+import type { Alert } from '../core/alert.js';
+import { makeAlert } from '../core/conditions.js';
+import { durationMs } from '../core/duration.js';
+import { decideNotifications } from '../core/notify.js';
+import type { Plan } from '../core/plan.js';
+import { plan as makePlan } from '../core/planner.js';
+import type { Policy } from '../core/policy.js';
+import { poolKey } from '../core/pool-key.js';
+import { alertAttributes } from '../core/alert.js';
+import { GovernorError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { observe, type ObservePorts } from '../observe/observe.js';
+import type { StateStore } from '../state/store.js';
+import type { ObservedService } from '../ports.js';
+import { ANNOTATIONS } from '../observe/annotations.js';
+import type { PlanChange } from '../core/plan.js';
+import type { AlertSink } from '../adapters/pubsub.js';
+import { actOnPlan, type WriteResult } from './act.js';
+import { createPacer } from './pacing.js';
+
+/**
+ * One governor run: lease → observe → plan → act → alert → record. The CLI (`governor apply`) and
+ * the Cloud Function both call this and only this.
+ */
+
+export interface ReconcileDeps {
+  ports: ObservePorts;
+  store: StateStore;
+  /** Where alerts go; null: they are only logged (no topic in the policy). */
+  sink: AlertSink | null;
+  log: Logger;
+  /** The run's time (the emulator's clock against the emulator). */
+  now: () => Promise<number>;
+  /** Wall clock for deadlines and pacing. */
+  wallClock?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+}
+
+export interface ReconcileOptions {
+  runId: string;
+  /** Overrides the policy's mode (e.g. a dry run from the command line). */
+  mode?: Policy['mode'];
+  /** No write starts after this long (ms); shorter than the function's timeout. */
+  deadlineMs: number;
+  /** Asked once the plan is known and before any write; false: nothing is written or published. */
+  confirm?: (plan: Plan) => Promise<boolean>;
+  /** Put governed services back to the max they had before the governor first changed them. */
+  restore?: boolean;
+}
+
+export interface RunReport {
+  runId: string;
+  mode: Policy['mode'];
+  outcome: 'ok' | 'failed' | 'lease-held' | 'declined';
+  plan: Plan | null;
+  writes: WriteResult[];
+  published: number;
+  /** Projects another governor held; nothing was done there. */
+  leaseHeld: { project: string; heldBy?: string; expiresAt?: string }[];
+  problems: string[];
+  error: string | null;
+}
+
+export async function reconcile(policy: Policy, deps: ReconcileDeps, options: ReconcileOptions): Promise<RunReport> {
+  const wall = deps.wallClock ?? Date.now;
+  const startedWall = wall();
+  const deadline = startedWall + options.deadlineMs;
+  const mode = options.mode ?? policy.mode;
+  const nowMs = await deps.now();
+  const nowIso = new Date(nowMs).toISOString();
+  const report: RunReport = { runId: options.runId, mode, outcome: 'ok', plan: null, writes: [], published: 0, leaseHeld: [], problems: [], error: null };
+
+  // One writer per project: a lease a little longer than the run may take.
+  const held: string[] = [];
+  for (const project of policy.projects) {
+    const lease = await deps.store.acquireLease(project, options.runId, options.deadlineMs + 60_000, nowIso);
+    if (lease.acquired) held.push(project);
+    else {
+      report.leaseHeld.push({ project, ...(lease.heldBy ? { heldBy: lease.heldBy } : {}), ...(lease.expiresAt ? { expiresAt: lease.expiresAt } : {}) });
+      deps.log.log('WARNING', `${project}: another governor (${lease.heldBy ?? 'unknown'}) holds the lease until ${lease.expiresAt ?? '?'}: nothing done here`);
+    }
+  }
+  if (held.length === 0) {
+    report.outcome = 'lease-held';
+    return report;
+  }
+  try {
+    const scoped: Policy = { ...policy, projects: held, mode };
+    const observation = await observe(scoped, deps.ports, nowMs);
+    report.problems = observation.problems;
+    for (const p of observation.problems) deps.log.log('WARNING', p);
+    const planned = makePlan(observation.snapshot, scoped, nowIso, { runId: options.runId });
+    const plan = options.restore ? restorePlan(planned, observation.services) : planned;
+    report.plan = plan;
+
+    if (mode === 'enforce' && plan.changes.length > 0 && options.confirm && !(await options.confirm(plan))) {
+      report.outcome = 'declined';
+      return report;
+    }
+    if (mode === 'enforce') {
+      report.writes = await actOnPlan(plan, {
+        run: deps.ports.run,
+        pacer: createPacer(policy.limits.writesPerMinute, wall, deps.sleep),
+        log: deps.log,
+        nowIso,
+        deadline,
+        clock: wall,
+        writeConcurrency: policy.limits.writeConcurrency,
+      });
+    }
+    const failed = report.writes.filter((w) => w.outcome === 'failed');
+
+    // Alerts: the plan's conditions (plus what observation could not read), this run's events.
+    for (const project of held) {
+      const conditions = plan.alerts.filter((a) => a.project === project);
+      const problems = observation.problems.filter((p) => p.startsWith(`${project}`));
+      if (problems.length > 0) {
+        conditions.push(
+          makeAlert({ at: nowIso, runId: options.runId }, { project, region: null, accelerator: null, zonalRedundancy: null }, {
+            type: 'governor.degraded',
+            severity: 'WARNING',
+            key: 'observation',
+            summary: `The governor could not read everything in ${project}: ${problems.length} problem${problems.length === 1 ? '' : 's'}`,
+            details: { reason: 'observation', problems },
+          }),
+        );
+      }
+      const events = eventsFor(project, plan, report.writes, mode, nowIso, options.runId);
+      const { previous, version } = await load(deps.store, project);
+      const decided = decideNotifications({
+        previous,
+        current: conditions,
+        events,
+        now: nowIso,
+        renotifyAfterMs: durationMs(policy.alerts.renotifyAfter),
+        runId: options.runId,
+        scope: judgedScope(project, plan, problems),
+      });
+      if (decided.publish.length > 0) {
+        if (deps.sink) {
+          await deps.sink.publish(decided.publish.map((a) => ({ data: a, attributes: alertAttributes(a), orderingKey: orderingKey(a) })));
+        }
+        for (const a of decided.publish) deps.log.log(a.severity === 'INFO' ? 'INFO' : a.severity === 'WARNING' ? 'WARNING' : 'ERROR', `alert ${a.type} ${a.status}: ${a.summary}`, { alert: a.dedupKey });
+      }
+      report.published += decided.publish.length;
+      // Only once every message is acknowledged: a failed publish leaves the state as it was, so
+      // the next run sends again what this one could not.
+      await deps.store.saveConditions(project, decided.next, version);
+    }
+    if (failed.length > 0) {
+      report.outcome = 'failed';
+      report.error = `${failed.length} write${failed.length === 1 ? '' : 's'} failed`;
+    }
+    return report;
+  } catch (e) {
+    report.outcome = 'failed';
+    report.error = e instanceof Error ? e.message : String(e);
+    throw new RunFailedError(report, e);
+  } finally {
+    await record(deps, held, report, startedWall, wall);
+    for (const project of held) await deps.store.releaseLease(project, options.runId);
+  }
+}
+
+/** The run failed after it started (an API, a publish, the store); the report says how far it got. */
+export class RunFailedError extends GovernorError {
+  constructor(
+    readonly report: RunReport,
+    cause: unknown,
+  ) {
+    super(`run ${report.runId} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+  }
+}
+
+async function load(store: StateStore, project: string) {
+  const { state, version } = await store.loadConditions(project);
+  return { previous: state, version };
+}
+
+/** Pools this run saw whole; a pool of a region it could not list keeps its conditions. */
+function judgedScope(project: string, plan: Plan, problems: string[]): string[] {
+  if (problems.length === 0) return [project];
+  return plan.pools.filter((p) => p.project === project).map((p) => poolKey(p));
+}
+
+function orderingKey(a: Alert): string {
+  if (a.region === null || a.accelerator === null || a.zonalRedundancy === null) return a.project;
+  return poolKey({ project: a.project, region: a.region, accelerator: a.accelerator, zonalRedundancy: a.zonalRedundancy });
+}
+
+function eventsFor(project: string, plan: Plan, writes: WriteResult[], mode: Policy['mode'], at: string, runId: string): Alert[] {
+  const events: Alert[] = [];
+  const ctx = { at, runId };
+  for (const pool of plan.pools.filter((p) => p.project === project)) {
+    const key = poolKey(pool);
+    const inPool = new Set(plan.changes.filter((c) => poolKey(c) === key).map((c) => c.name));
+    const mine = writes.filter((w) => w.project === pool.project && w.region === pool.region && inPool.has(w.name));
+    const changes = plan.changes.filter((c) => poolKey(c) === key);
+    if (mode === 'dry-run' && changes.length > 0) {
+      events.push(makeAlert(ctx, pool, {
+        type: 'rebalance.planned', status: 'event', severity: 'INFO',
+        summary: `Dry run: ${changes.length} change${changes.length === 1 ? '' : 's'} planned in ${pool.region} ${pool.accelerator}, none written`,
+        details: { changes: changes.map((c) => ({ service: c.name, from: c.from, to: c.to, reason: c.reason })), capsBefore: pool.capsBefore, capsAfter: pool.capsAfter, budget: pool.budget },
+      }));
+    }
+    const written = mine.filter((w) => w.outcome === 'written');
+    if (written.length > 0) {
+      events.push(makeAlert(ctx, pool, {
+        type: 'rebalance.applied', status: 'event', severity: 'INFO',
+        summary: `${written.length} cap${written.length === 1 ? '' : 's'} changed in ${pool.region} ${pool.accelerator}`,
+        details: {
+          writes: written.map((w) => ({ service: w.name, from: w.from, to: w.written, reason: w.reason })),
+          skipped: mine.filter((w) => w.outcome === 'skipped').map((w) => ({ service: w.name, reason: w.reason })),
+          budget: pool.budget,
+        },
+      }));
+    }
+    for (const w of mine.filter((x) => x.outcome === 'failed')) {
+      events.push(makeAlert(ctx, pool, {
+        type: 'apply.failed', status: 'event', severity: 'ERROR', service: w.name,
+        summary: `Could not set ${w.name} from ${w.from} to ${w.planned}: ${w.reason}`,
+        details: { from: w.from, to: w.planned, reason: w.reason },
+      }));
+    }
+  }
+  return events;
+}
+
+async function record(deps: ReconcileDeps, projects: string[], report: RunReport, startedWall: number, wall: () => number): Promise<void> {
+  for (const project of projects) {
+    const writes = report.writes.filter((w) => w.project === project);
+    try {
+      await deps.store.recordRun(project, {
+        runId: report.runId,
+        startedAt: new Date(startedWall).toISOString(),
+        finishedAt: new Date(wall()).toISOString(),
+        mode: report.mode,
+        outcome: report.outcome === 'declined' ? 'ok' : report.outcome,
+        changes: writes.filter((w) => w.outcome === 'written').length,
+        skips: writes.filter((w) => w.outcome !== 'written').length + (report.plan?.deferred.filter((d) => d.project === project).length ?? 0),
+        alerts: report.published,
+        error: report.error,
+      });
+    } catch (e) {
+      deps.log.log('ERROR', `${project}: could not record the run: ${e instanceof Error ? e.message : String(e)}`);
+    }
+  }
+}
+
+/**
+ * The plan of `governor restore`: every governed service back to the max it had before the
+ * governor first changed it (its annotation), decreases first. Acting on it keeps the same quota
+ * rules as any run: an increase is written only as far as the pool has room.
+ */
+export function restorePlan(plan: Plan, services: readonly ObservedService[]): Plan {
+  const observed = new Map(services.map((s) => [`${s.project}/${s.region}/${s.name}`, s]));
+  const changes: PlanChange[] = [];
+  for (const row of plan.services) {
+    if (!row.managed) continue;
+    const svc = observed.get(`${row.project}/${row.region}/${row.name}`);
+    const original = svc?.annotations[ANNOTATIONS.originalMax];
+    if (!svc || original === undefined) continue; // never changed by the governor
+    const to = original === '' ? svc.revisionMaxInstances : Number(original);
+    if (to === null || !Number.isInteger(to) || to < 1 || to === row.from) continue;
+    changes.push({
+      project: row.project,
+      region: row.region,
+      name: row.name,
+      accelerator: row.accelerator,
+      zonalRedundancy: row.zonalRedundancy,
+      from: row.from,
+      to,
+      gpusPerInstance: row.gpusPerInstance,
+      etag: svc.etag,
+      reason: `restore: back to ${original === '' ? `the revision max ${to} (it had no service-level max)` : `its max before the governor, ${to}`}`,
+    });
+  }
+  const byPool = (c: PlanChange) => poolKey(c);
+  const ordered = [...changes].sort((a, b) => {
+    const pa = byPool(a);
+    const pb = byPool(b);
+    if (pa !== pb) return pa < pb ? -1 : 1;
+    return Number(a.to > a.from) - Number(b.to > b.from) || (a.name < b.name ? -1 : 1);
+  });
+  return { ...plan, changes: ordered, deferred: [] };
+}

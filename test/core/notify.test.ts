@@ -1,0 +1,339 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+
+import { Alert } from '../../src/core/alert.js';
+import { makeAlert } from '../../src/core/conditions.js';
+import {
+  ConditionState,
+  decideNotifications,
+  inScope,
+  locationKey,
+} from '../../src/core/notify.js';
+import type { NotifyInput, NotifyOutput } from '../../src/core/notify.js';
+import type { PoolId } from '../../src/core/pool-key.js';
+import { poolKey } from '../../src/core/pool-key.js';
+import { fcParams } from '../support/fleet-arbitrary.js';
+
+const HOUR = 3_600_000;
+const T0 = Date.parse('2026-11-27T10:00:00.000Z');
+const at = (ms: number): string => new Date(T0 + ms).toISOString();
+
+const east: PoolId = {
+  project: 'p',
+  region: 'us-east4',
+  accelerator: 'nvidia-l4',
+  zonalRedundancy: true,
+};
+const central: PoolId = { ...east, region: 'us-central1' };
+
+function pressure(pool: PoolId, demand = 9): Alert {
+  return makeAlert({ at: at(0), runId: 'plan' }, pool, {
+    type: 'pool.pressure',
+    severity: 'WARNING',
+    summary: `Demand is ${demand} GPUs`,
+    details: { demand },
+  });
+}
+
+function starved(pool: PoolId, service: string): Alert {
+  return makeAlert({ at: at(0), runId: 'plan' }, pool, {
+    type: 'service.starved',
+    severity: 'WARNING',
+    service,
+    summary: `${service} is short`,
+    details: { shortfall: 1 },
+  });
+}
+
+function applied(pool: PoolId, service: string): Alert {
+  return makeAlert({ at: at(0), runId: 'plan' }, pool, {
+    type: 'rebalance.applied',
+    status: 'event',
+    severity: 'INFO',
+    service,
+    summary: `${service} 2 → 3`,
+    details: { from: 2, to: 3 },
+  });
+}
+
+const everywhere = [poolKey(east), poolKey(central)];
+
+function run(
+  previous: ConditionState,
+  current: Alert[],
+  tMs: number,
+  extra: Partial<NotifyInput> = {},
+): NotifyOutput {
+  return decideNotifications({
+    previous,
+    current,
+    events: [],
+    now: at(tMs),
+    renotifyAfterMs: HOUR,
+    runId: `run-${tMs}`,
+    scope: everywhere,
+    ...extra,
+  });
+}
+
+describe('decideNotifications', () => {
+  it('fires a new condition once, with the run id and time', () => {
+    const { publish, next } = run({}, [pressure(east)], 0);
+    expect(publish).toHaveLength(1);
+    const [m] = publish;
+    expect(m).toMatchObject({
+      status: 'firing',
+      type: 'pool.pressure',
+      dedupKey: pressure(east).dedupKey,
+      runId: 'run-0',
+      time: at(0),
+      details: { demand: 9, firingSince: at(0) },
+    });
+    expect(m?.details).not.toHaveProperty('renotify');
+    expect(() => Alert.parse(m)).not.toThrow();
+    expect(ConditionState.parse(next)).toEqual(next);
+    expect(next[pressure(east).dedupKey]).toMatchObject({
+      firingSince: at(0),
+      lastNotifiedAt: at(0),
+      notifications: 1,
+    });
+  });
+
+  it('sends nothing while the condition holds inside renotifyAfter, but keeps its latest facts', () => {
+    const first = run({}, [pressure(east, 9)], 0);
+    const second = run(first.next, [pressure(east, 10)], HOUR - 1);
+    expect(second.publish).toEqual([]);
+    const record = second.next[pressure(east).dedupKey];
+    expect(record).toMatchObject({
+      summary: 'Demand is 10 GPUs',
+      details: { demand: 10 },
+      firingSince: at(0),
+      lastNotifiedAt: at(0),
+      lastSeenAt: at(HOUR - 1),
+    });
+  });
+
+  it('re-notifies once renotifyAfter has passed since the last notification', () => {
+    const s0 = run({}, [pressure(east)], 0).next;
+    const s1 = run(s0, [pressure(east)], 30 * 60_000).next;
+    const third = run(s1, [pressure(east)], HOUR);
+    expect(third.publish).toHaveLength(1);
+    expect(third.publish[0]).toMatchObject({
+      status: 'firing',
+      details: { renotify: true, firingSince: at(0) },
+    });
+    // The clock restarts from the re-notification.
+    expect(run(third.next, [pressure(east)], 2 * HOUR - 1).publish).toEqual([]);
+    expect(run(third.next, [pressure(east)], 2 * HOUR).publish).toHaveLength(1);
+  });
+
+  it('resolves once, with the last facts, and forgets the condition', () => {
+    const s0 = run({}, [pressure(east, 9)], 0).next;
+    const s1 = run(s0, [pressure(east, 11)], 60_000).next;
+    const gone = run(s1, [], 5 * 60_000);
+    expect(gone.publish).toHaveLength(1);
+    const [m] = gone.publish;
+    expect(m).toMatchObject({
+      status: 'resolved',
+      type: 'pool.pressure',
+      severity: 'WARNING',
+      dedupKey: pressure(east).dedupKey,
+      summary: 'Resolved: Demand is 11 GPUs',
+      region: 'us-east4',
+      details: {
+        firingSince: at(0),
+        resolvedAt: at(5 * 60_000),
+        durationMs: 5 * 60_000,
+        lastDetails: { demand: 11 },
+      },
+    });
+    expect(() => Alert.parse(m)).not.toThrow();
+    expect(gone.next).toEqual({});
+    expect(run(gone.next, [], 10 * 60_000).publish).toEqual([]);
+  });
+
+  it('does not resolve a condition of a pool this run could not judge', () => {
+    const s0 = run({}, [pressure(east), pressure(central)], 0).next;
+    const partial = run(s0, [], 60_000, { scope: [poolKey(central)] });
+    expect(partial.publish.map((m) => [m.status, m.region])).toEqual([['resolved', 'us-central1']]);
+    expect(partial.next[pressure(east).dedupKey]).toEqual(s0[pressure(east).dedupKey]);
+    // Once the pool is judged again, it resolves.
+    const later = run(partial.next, [], 120_000, { scope: [poolKey(east)] });
+    expect(later.publish.map((m) => [m.status, m.region])).toEqual([['resolved', 'us-east4']]);
+  });
+
+  it('resolves within a region or a whole project when the scope says so, and nothing when it is empty', () => {
+    const s0 = run({}, [pressure(east), pressure(central)], 0).next;
+    expect(run(s0, [], 1, { scope: [] }).publish).toEqual([]);
+    expect(run(s0, [], 1, { scope: ['p/us-east4'] }).publish.map((m) => m.region)).toEqual([
+      'us-east4',
+    ]);
+    expect(run(s0, [], 1, { scope: ['p'] }).publish).toHaveLength(2);
+    // "p" must not cover project "p2".
+    expect(inScope(['p'], 'p2/us-east4/nvidia-l4/zonal')).toBe(false);
+    expect(locationKey(pressure(east))).toBe(poolKey(east));
+  });
+
+  it('publishes events every time, after the conditions, in the order given', () => {
+    const events = [applied(east, 'b'), applied(east, 'a')];
+    const first = run({}, [pressure(east)], 0, { events });
+    expect(first.publish.map((m) => [m.status, m.service])).toEqual([
+      ['firing', null],
+      ['event', 'b'],
+      ['event', 'a'],
+    ]);
+    const second = run(first.next, [pressure(east)], 60_000, { events });
+    expect(second.publish.map((m) => [m.status, m.service])).toEqual([
+      ['event', 'b'],
+      ['event', 'a'],
+    ]);
+    expect(second.publish[0]?.runId).toBe('run-60000');
+  });
+
+  it('orders resolved, then firing, then events, whatever the order of its inputs', () => {
+    const s0 = run({}, [starved(east, 'x'), pressure(central)], 0).next;
+    const current = [starved(east, 'b'), pressure(east), starved(central, 'a')];
+    const events = [applied(central, 'a')];
+    const one = run(s0, current, 60_000, { events });
+    const other = run(
+      Object.fromEntries(Object.entries(s0).reverse()),
+      [...current].reverse(),
+      60_000,
+      { events },
+    );
+    expect(other).toEqual(one);
+    expect(one.publish.map((m) => `${m.status} ${m.dedupKey}`)).toEqual([
+      'resolved pool.pressure:p/us-central1/nvidia-l4/zonal',
+      'resolved service.starved:p/us-east4/nvidia-l4/zonal:x',
+      'firing pool.pressure:p/us-east4/nvidia-l4/zonal',
+      'firing service.starved:p/us-central1/nvidia-l4/zonal:a',
+      'firing service.starved:p/us-east4/nvidia-l4/zonal:b',
+      'event rebalance.applied:p/us-central1/nvidia-l4/zonal:a',
+    ]);
+  });
+
+  it('gives every message its own id, from the run, the dedupKey and the status', () => {
+    const s0 = run({}, [pressure(east)], 0).next;
+    const events = [applied(east, 'a'), applied(east, 'a')];
+    const { publish } = run(s0, [pressure(central)], 60_000, { events });
+    const ids = publish.map((m) => m.id);
+    expect(new Set(ids).size).toBe(ids.length);
+    expect(ids).toEqual([
+      'run-60000:pool.pressure:p/us-east4/nvidia-l4/zonal:resolved',
+      'run-60000:pool.pressure:p/us-central1/nvidia-l4/zonal:firing',
+      'run-60000:rebalance.applied:p/us-east4/nvidia-l4/zonal:a:event',
+      'run-60000:rebalance.applied:p/us-east4/nvidia-l4/zonal:a:event#2',
+    ]);
+  });
+
+  it('refuses inputs that are a caller bug', () => {
+    expect(() => run({}, [pressure(east), pressure(east)], 0)).toThrow(/listed twice/);
+    expect(() => run({}, [applied(east, 'a')], 0)).toThrow(/not firing/);
+    expect(() => run({}, [], 0, { events: [pressure(east)] })).toThrow(/status firing/);
+    expect(() => run({}, [], 0, { now: 'soon' })).toThrow(RangeError);
+    expect(() => run({}, [], 0, { renotifyAfterMs: -1 })).toThrow(RangeError);
+  });
+});
+
+describe('decideNotifications over a sequence of runs (property)', () => {
+  const pools = [east, central];
+  const universe: Alert[] = pools.flatMap((p) => [pressure(p), starved(p, 'a'), starved(p, 'b')]);
+  const poolOf = (a: Alert): string => locationKey(a);
+
+  const stepArb = fc.record({
+    gapMs: fc.oneof(
+      fc.integer({ min: 0, max: 10 * 60_000 }),
+      fc.integer({ min: 0, max: 3 * HOUR }),
+    ),
+    present: fc.subarray(universe.map((_, i) => i)),
+    judged: fc.subarray(pools.map(poolKey), { minLength: 0 }),
+    wholeProject: fc.boolean(),
+  });
+
+  it('each condition goes firing, (re-notified firing)*, resolved, … with renotifyAfter between firings', () => {
+    fc.assert(
+      fc.property(
+        fc.array(stepArb, { minLength: 1, maxLength: 40 }),
+        fc.integer({ min: 0, max: 2 * HOUR }),
+        (steps, renotifyAfterMs) => {
+          let state: ConditionState = {};
+          let t = 0;
+          const streams = new Map<string, Alert[]>();
+          const ids = new Set<string>();
+          steps.forEach((step, n) => {
+            t += step.gapMs;
+            const scope = step.wholeProject ? ['p'] : step.judged;
+            // A run only sees conditions of the pools it judged.
+            const current = step.present
+              .map((i) => universe[i])
+              .filter((a): a is Alert => a !== undefined && inScope(scope, poolOf(a)));
+            const before = state;
+            const out = decideNotifications({
+              previous: state,
+              current,
+              events: [],
+              now: at(t),
+              renotifyAfterMs,
+              runId: `run-${n}`,
+              scope,
+            });
+            for (const m of out.publish) {
+              expect(ids.has(m.id)).toBe(false);
+              ids.add(m.id);
+              const stream = streams.get(m.dedupKey) ?? [];
+              stream.push(m);
+              streams.set(m.dedupKey, stream);
+            }
+            // The state says exactly what holds: present → kept, absent in scope → gone,
+            // out of scope → untouched.
+            for (const a of universe) {
+              const key = a.dedupKey;
+              if (current.some((c) => c.dedupKey === key)) {
+                expect(out.next[key]).toBeDefined();
+                const lastNotified = before[key]?.lastNotifiedAt;
+                const due =
+                  lastNotified === undefined ||
+                  t - (Date.parse(lastNotified) - T0) >= renotifyAfterMs;
+                expect(out.publish.some((m) => m.dedupKey === key && m.status === 'firing')).toBe(
+                  due,
+                );
+              } else if (inScope(scope, poolOf(a))) {
+                expect(out.next[key]).toBeUndefined();
+              } else {
+                expect(out.next[key]).toEqual(before[key]);
+              }
+            }
+            expect(ConditionState.parse(out.next)).toEqual(out.next);
+            state = out.next;
+          });
+
+          for (const stream of streams.values()) {
+            let firingSince: string | null = null;
+            let lastFiring: number | null = null;
+            for (const m of stream) {
+              const time = Date.parse(m.time);
+              if (m.status === 'resolved') {
+                expect(firingSince).not.toBeNull();
+                expect(m.details.firingSince).toBe(firingSince);
+                firingSince = null;
+                lastFiring = null;
+              } else if (firingSince === null) {
+                expect(m.status).toBe('firing');
+                expect(m.details.renotify).toBeUndefined();
+                firingSince = m.time;
+                lastFiring = time;
+              } else {
+                expect(m.status).toBe('firing');
+                expect(m.details.renotify).toBe(true);
+                expect(m.details.firingSince).toBe(firingSince);
+                expect(time - (lastFiring ?? -Infinity)).toBeGreaterThanOrEqual(renotifyAfterMs);
+                lastFiring = time;
+              }
+            }
+          }
+        },
+      ),
+      fcParams(300),
+    );
+  });
+});

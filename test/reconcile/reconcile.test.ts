@@ -1,0 +1,255 @@
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
+import { status } from '@grpc/grpc-js';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
+import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
+import { createPubSubAlertSink, type PubSubAlertSink } from '../../src/adapters/pubsub.js';
+import { parsePolicy, type Policy } from '../../src/core/policy.js';
+import { RpcError, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { memoryLogger } from '../../src/log.js';
+import { reconcile, RunFailedError, type ReconcileDeps, type RunReport } from '../../src/reconcile/reconcile.js';
+import { createFileStateStore } from '../../src/state/file-store.js';
+import type { StateStore } from '../../src/state/store.js';
+import { startPubSubEmulator } from '../support/pubsub-emulator.js';
+import type { RunningEmulator as JavaEmulator } from '../support/java-emulator.js';
+
+/**
+ * The reconcile run against the emulator (real Cloud Run, Monitoring and Quotas clients over
+ * gRPC), the real Pub/Sub emulator and the file state store: the order and safety of writes,
+ * re-validation, fail-static on failed writes, alerts and their state, the lease.
+ */
+
+const PROJECT = 'rc-project';
+const REGION = 'us-central1';
+const TOPIC = `projects/${PROJECT}/topics/alerts`;
+
+// Quota 6, one GPU held by a worker pool: budget 5. `idle` holds 4 and uses nothing; `busy`
+// needs 3 but may use 1; `steady` uses its 1. The plan lowers idle before it raises busy.
+const fleet = () => ({
+  start: '2026-11-27T12:00:00Z',
+  startupSeconds: 30,
+  idleMinutes: 0,
+  warmupMinutes: 40,
+  projects: [
+    {
+      id: PROJECT,
+      pools: [{ region: REGION, quota: 6 }],
+      services: [
+        { name: 'idle', region: REGION, gpu: {}, maxInstances: 4, demand: 0, annotations: { owner: 'team-a' } },
+        { name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: 3 },
+        { name: 'steady', region: REGION, gpu: {}, maxInstances: 1, demand: 1 },
+      ],
+      workerPools: [{ name: 'encoder', region: REGION, gpu: {}, manualInstanceCount: 1 }],
+    },
+  ],
+});
+
+const policyOf = (extra: object = {}): Policy =>
+  parsePolicy({
+    version: 1,
+    projects: [PROJECT],
+    regions: [REGION],
+    defaults: { headroom: 0 },
+    services: [{ match: {} }],
+    limits: { writesPerMinute: 6000 },
+    alerts: { topic: TOPIC, renotifyAfter: '1h' },
+    ...extra,
+  });
+
+let pubsubEmulator: JavaEmulator;
+let admin: PubSub;
+let subscription: Subscription;
+const received: Message[] = [];
+let faults: ((method: string, request: unknown) => RpcError | undefined) | null = null;
+let emulator: RunningEmulator;
+let ports: GooglePorts;
+let sink: PubSubAlertSink;
+let store: StateStore;
+let log: ReturnType<typeof memoryLogger>;
+
+beforeAll(async () => {
+  pubsubEmulator = await startPubSubEmulator();
+  process.env.PUBSUB_EMULATOR_HOST = pubsubEmulator.endpoint;
+  admin = new PubSub({ projectId: PROJECT });
+  const [topic] = await admin.createTopic('alerts');
+  [subscription] = await topic.createSubscription('all', { enableMessageOrdering: true });
+  subscription.on('message', (m: Message) => {
+    received.push(m);
+    m.ack();
+  });
+});
+
+afterAll(async () => {
+  await subscription?.close();
+  await admin?.close();
+  await pubsubEmulator?.stop();
+  delete process.env.PUBSUB_EMULATOR_HOST;
+});
+
+beforeEach(async () => {
+  faults = null;
+  emulator = await startEmulator({
+    fleet: fleet(),
+    speed: 'manual',
+    operationDelayMs: 50,
+    faults: ({ method, request }) => faults?.(method, request),
+  });
+  ports = createGooglePorts({ ...process.env, ...emulator.env });
+  sink = createPubSubAlertSink({ topic: TOPIC, maxAttempts: 2, minBackoffMs: 10, maxBackoffMs: 20 });
+  store = createFileStateStore({ dir: mkdtempSync(join(tmpdir(), 'governor-state-')) });
+  log = memoryLogger();
+  received.length = 0;
+});
+
+afterEach(async () => {
+  await Promise.all([ports.close(), sink.close(), store.close()]);
+  await emulator.stop();
+});
+
+const deps = (): ReconcileDeps => ({ ports, store, sink, log, now: () => Promise.resolve(emulator.now().getTime()), sleep: async () => {} });
+const run = (policy: Policy, extra: object = {}): Promise<RunReport> =>
+  reconcile(policy, deps(), { runId: `run-${Math.random().toString(16).slice(2)}`, deadlineMs: 60_000, ...extra });
+
+async function messages(count: number, timeoutMs = 10_000): Promise<Record<string, unknown>[]> {
+  const until = Date.now() + timeoutMs;
+  while (received.length < count && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
+  await new Promise((r) => setTimeout(r, 300)); // anything beyond `count` would show up too
+  return received.map((m) => JSON.parse(m.data.toString('utf8')) as Record<string, unknown>);
+}
+
+/** Governed caps + unmanaged usage after every write, from the emulator's own write log. */
+function poolTotalsAfterEachWrite(): number[] {
+  return emulator.writes().map((w) => (w.pool ? w.pool.capsGpus + w.pool.workerPoolGpus : NaN));
+}
+
+describe('reconcile', () => {
+  it('lowers before it raises, and the pool stays within quota after every write', async () => {
+    const report = await run(policyOf());
+    expect(report.outcome).toBe('ok');
+    const writes = emulator.writes().map((w) => [w.service.name, w.before.maxInstances, w.after.maxInstances]);
+    expect(writes[0]).toEqual(['idle', 4, expect.any(Number)]);
+    expect(writes.map((w) => w[0])).toContain('busy');
+    expect(writes.findIndex((w) => w[0] === 'busy')).toBeGreaterThan(writes.findIndex((w) => w[0] === 'idle'));
+    for (const total of poolTotalsAfterEachWrite()) expect(total).toBeLessThanOrEqual(6);
+    // The governor's own annotations, and the user's kept.
+    const idle = emulator.writes()[0]?.after.annotations ?? {};
+    expect(idle).toMatchObject({ owner: 'team-a', 'gpu-governor.dev/original-max': '4' });
+    expect(idle['gpu-governor.dev/reason']).toContain('idle over the lookback');
+    const busy = emulator.writes().find((w) => w.service.name === 'busy')?.after.annotations ?? {};
+    expect(busy['gpu-governor.dev/last-changed']).toBe(emulator.now().toISOString());
+  });
+
+  it('planning again right after changes nothing (level-triggered and idempotent)', async () => {
+    await run(policyOf());
+    const before = emulator.writes().length;
+    const again = await run(policyOf());
+    expect(again.plan?.changes).toEqual([]);
+    expect(emulator.writes().length).toBe(before);
+  });
+
+  it('publishes each alert once, with attributes and a pool ordering key, every message valid against the committed schema', async () => {
+    await run(policyOf());
+    const first = await messages(1);
+    const types = first.map((m) => m.type);
+    expect(types).toContain('rebalance.applied');
+    const ajv = new Ajv2020({ strict: false });
+    addFormats.default(ajv);
+    const validate = ajv.compile(JSON.parse(readFileSync('schema/alert.schema.json', 'utf8')) as object);
+    for (const m of first) expect(validate(m), JSON.stringify(validate.errors)).toBe(true);
+    const applied = received.find((m) => JSON.parse(m.data.toString()).type === 'rebalance.applied');
+    expect(applied?.attributes).toMatchObject({ type: 'rebalance.applied', status: 'event', project: PROJECT, region: REGION });
+    expect(applied?.orderingKey).toBe(`${PROJECT}/${REGION}/nvidia-l4/zonal`);
+  });
+
+  it('fires a condition once, keeps quiet while it holds, and resolves it once', async () => {
+    // Scarcity: a tiny quota leaves busy starved.
+    emulator.setQuota({ project: PROJECT, region: REGION, quota: 4 });
+    await run(policyOf());
+    const firing = (await messages(1)).filter((m) => m.status === 'firing').map((m) => m.dedupKey);
+    expect(firing.length).toBeGreaterThan(0);
+    received.length = 0;
+    await run(policyOf()); // still scarce: nothing fires again (over-budget, fixed by run 1, resolves)
+    const second = await messages(1);
+    expect(second.filter((m) => m.status === 'firing')).toEqual([]);
+    emulator.setQuota({ project: PROJECT, region: REGION, quota: 12 });
+    received.length = 0;
+    await run(policyOf());
+    const third = await messages(1);
+    const resolved = [...second, ...third].filter((m) => m.status === 'resolved').map((m) => m.dedupKey);
+    for (const key of firing) expect(resolved.filter((k) => k === key), `${String(key)} in ${JSON.stringify([firing, resolved, third.map((m) => [m.type, m.status, m.summary])])}`).toHaveLength(1);
+    expect(second.filter((m) => m.status === 'resolved').map((m) => m.type)).toEqual(['pool.over-budget']);
+  });
+
+  it('skips a service that started deploying after it was observed, with a reason, and raises no one with its room', async () => {
+    const report = await run(policyOf(), {
+      confirm: async () => {
+        emulator.deploy({ service: 'idle', project: PROJECT, region: REGION, seconds: 600 });
+        return true;
+      },
+    });
+    const idle = report.writes.find((w) => w.name === 'idle');
+    expect(idle?.outcome).toBe('skipped');
+    expect(idle?.reason).toContain('deployment is in progress');
+    for (const total of poolTotalsAfterEachWrite()) expect(total).toBeLessThanOrEqual(6);
+    expect(emulator.writes().some((w) => w.service.name === 'idle')).toBe(false);
+  });
+
+  it('a failed decrease leaves its increase unmade or smaller: never over quota, and the run fails loudly', async () => {
+    faults = (method, request) => {
+      const name = JSON.stringify(request);
+      return method.endsWith('/UpdateService') && name.includes('/services/idle') ? new RpcError(status.INTERNAL, 'injected') : undefined;
+    };
+    const report = await run(policyOf());
+    expect(report.outcome).toBe('failed');
+    expect(report.writes.find((w) => w.name === 'idle')?.outcome).toBe('failed');
+    const busy = report.writes.find((w) => w.name === 'busy');
+    expect(busy?.outcome === 'skipped' || (busy?.written ?? 0) < (busy?.planned ?? 0)).toBe(true);
+    for (const total of poolTotalsAfterEachWrite()) expect(total).toBeLessThanOrEqual(6);
+    const events = (await messages(1)).map((m) => m.type);
+    expect(events).toContain('apply.failed');
+  });
+
+  it('dry-run writes nothing and publishes rebalance.planned', async () => {
+    const report = await run(policyOf({ mode: 'dry-run' }));
+    expect(report.writes).toEqual([]);
+    expect(emulator.writes()).toEqual([]);
+    expect((await messages(1)).map((m) => m.type)).toContain('rebalance.planned');
+  });
+
+  it('a publish that fails fails the run and does not advance the condition state, so the next run sends it', async () => {
+    emulator.setQuota({ project: PROJECT, region: REGION, quota: 4 });
+    const broken = createPubSubAlertSink({ topic: `projects/${PROJECT}/topics/missing`, maxAttempts: 1 });
+    await expect(reconcile(policyOf(), { ...deps(), sink: broken }, { runId: 'run-broken', deadlineMs: 60_000 })).rejects.toThrow(RunFailedError);
+    await broken.close();
+    expect((await store.loadConditions(PROJECT)).version).toBeNull();
+    await run(policyOf());
+    expect((await messages(1)).filter((m) => m.status === 'firing').length).toBeGreaterThan(0);
+  });
+
+  it('one writer per project: a second governor finds the lease held and does nothing', async () => {
+    const lease = await store.acquireLease(PROJECT, 'other-governor', 60_000, emulator.now().toISOString());
+    expect(lease.acquired).toBe(true);
+    const report = await run(policyOf());
+    expect(report.outcome).toBe('lease-held');
+    expect(report.leaseHeld[0]?.heldBy).toBe('other-governor');
+    expect(emulator.writes()).toEqual([]);
+    expect(log.lines.some((l) => l.message.includes('holds the lease'))).toBe(true);
+  });
+
+  it('restore puts services back to their max from before the governor, within the quota', async () => {
+    await run(policyOf());
+    expect(emulator.writes().length).toBeGreaterThan(0);
+    const report = await run(policyOf(), { restore: true });
+    expect(report.outcome).toBe('ok');
+    const restored = report.writes.filter((w) => w.outcome === 'written').map((w) => [w.name, w.written]);
+    expect(restored).toContainEqual(['busy', 1]);
+    // idle goes back toward 4 only as far as the pool has room (quota 6, encoder 1, busy 1, steady 1).
+    const idle = report.writes.find((w) => w.name === 'idle');
+    expect(idle?.written ?? 0).toBeLessThanOrEqual(3);
+    for (const total of poolTotalsAfterEachWrite()) expect(total).toBeLessThanOrEqual(6);
+  });
+});

@@ -1,0 +1,248 @@
+/**
+ * The StateStore contract, written once and run against every store (the file store and the
+ * Firestore store against the real emulator). Each test works on a project of its own, so the
+ * tests share one store without seeing each other's data.
+ */
+import { randomUUID } from 'node:crypto';
+
+import { describe, expect, it } from 'vitest';
+
+import { makeAlert } from '../../src/core/conditions.js';
+import { decideNotifications } from '../../src/core/notify.js';
+import type { ConditionState } from '../../src/core/notify.js';
+import { ConflictError } from '../../src/errors.js';
+import type { RunRecord, StateStore } from '../../src/state/store.js';
+
+/** The stores under test keep this many run records. */
+export const CONTRACT_KEEP_RUNS = 3;
+
+const T0 = Date.parse('2026-11-27T10:00:00.000Z');
+const at = (ms: number): string => new Date(T0 + ms).toISOString();
+const MINUTE = 60_000;
+
+export function freshProject(): string {
+  return `proj-${randomUUID().slice(0, 8)}`;
+}
+
+function someState(demand: number): ConditionState {
+  const alert = makeAlert(
+    { at: at(0), runId: 'r' },
+    { project: 'p', region: 'us-central1', accelerator: 'nvidia-l4', zonalRedundancy: false },
+    {
+      type: 'pool.pressure',
+      severity: 'WARNING',
+      summary: `Demand is ${demand} GPUs`,
+      // Free-form details, nested arrays and nulls included, must come back as they went.
+      details: { demand, matrix: [[1, 2], [3]], note: null, nested: { ok: true } },
+    },
+  );
+  return decideNotifications({
+    previous: {},
+    current: [alert],
+    events: [],
+    now: at(0),
+    renotifyAfterMs: 3_600_000,
+    runId: 'r',
+    scope: ['p'],
+  }).next;
+}
+
+function runRecord(n: number, overrides: Partial<RunRecord> = {}): RunRecord {
+  return {
+    runId: `run-${n}`,
+    startedAt: at(n * MINUTE),
+    finishedAt: at(n * MINUTE + 5_000),
+    mode: 'enforce',
+    outcome: 'ok',
+    changes: n,
+    skips: 0,
+    alerts: 1,
+    error: null,
+    ...overrides,
+  };
+}
+
+/** `open` gives the store under test (opened once, by the caller's hooks). */
+export function stateStoreContract(name: string, open: () => StateStore): void {
+  describe(`${name}: conditions`, () => {
+    it('reads an empty state and no version for a project never saved', async () => {
+      expect(await open().loadConditions(freshProject())).toEqual({ state: {}, version: null });
+    });
+
+    it('saves and reads back the state, with a new version each time', async () => {
+      const store = open();
+      const project = freshProject();
+      const v1 = await store.saveConditions(project, someState(9), null);
+      expect(await store.loadConditions(project)).toEqual({ state: someState(9), version: v1 });
+      const v2 = await store.saveConditions(project, someState(10), v1);
+      expect(v2).not.toBe(v1);
+      expect(await store.loadConditions(project)).toEqual({ state: someState(10), version: v2 });
+      const v3 = await store.saveConditions(project, {}, v2);
+      expect(await store.loadConditions(project)).toEqual({ state: {}, version: v3 });
+    });
+
+    it('refuses a save over a version it did not read (optimistic concurrency)', async () => {
+      const store = open();
+      const project = freshProject();
+      const v1 = await store.saveConditions(project, someState(1), null);
+      // A second "first" save, and a save from a stale read, both lose.
+      await expect(store.saveConditions(project, someState(2), null)).rejects.toBeInstanceOf(
+        ConflictError,
+      );
+      const v2 = await store.saveConditions(project, someState(3), v1);
+      await expect(store.saveConditions(project, someState(4), v1)).rejects.toThrow(
+        /changed since it was read/,
+      );
+      expect(await store.loadConditions(project)).toEqual({ state: someState(3), version: v2 });
+    });
+
+    it('lets exactly one of two writers that read the same version save', async () => {
+      const store = open();
+      const project = freshProject();
+      const v1 = await store.saveConditions(project, someState(1), null);
+      const outcomes = await Promise.allSettled([
+        store.saveConditions(project, someState(2), v1),
+        store.saveConditions(project, someState(3), v1),
+      ]);
+      const saved = outcomes.filter((o) => o.status === 'fulfilled');
+      const refused = outcomes.filter((o) => o.status === 'rejected');
+      expect(saved).toHaveLength(1);
+      expect(refused).toHaveLength(1);
+      expect(refused[0]?.status === 'rejected' && refused[0].reason).toBeInstanceOf(ConflictError);
+    });
+
+    it('keeps projects apart', async () => {
+      const store = open();
+      const [a, b] = [freshProject(), freshProject()];
+      await store.saveConditions(a, someState(1), null);
+      expect(await store.loadConditions(b)).toEqual({ state: {}, version: null });
+    });
+
+    it('refuses a state that does not fit the schema before writing anything', async () => {
+      const store = open();
+      const project = freshProject();
+      const bad = { k: { type: 'nope' } } as unknown as ConditionState;
+      await expect(store.saveConditions(project, bad, null)).rejects.toThrow();
+      expect(await store.loadConditions(project)).toEqual({ state: {}, version: null });
+    });
+  });
+
+  describe(`${name}: run records`, () => {
+    it('keeps the most recent runs, newest first, replacing a record with the same runId', async () => {
+      const store = open();
+      const project = freshProject();
+      expect(await store.listRuns(project)).toEqual([]);
+      // Recorded out of order: the store sorts by startedAt.
+      for (const n of [2, 1, 5, 3, 4]) await store.recordRun(project, runRecord(n));
+      await store.recordRun(project, runRecord(4, { outcome: 'failed', error: 'publish failed' }));
+      expect(await store.listRuns(project)).toEqual([
+        runRecord(5),
+        runRecord(4, { outcome: 'failed', error: 'publish failed' }),
+        runRecord(3),
+      ]);
+      expect(CONTRACT_KEEP_RUNS).toBe(3);
+    });
+
+    it('refuses a malformed run record', async () => {
+      const store = open();
+      const bad = { ...runRecord(1), changes: -1 };
+      await expect(store.recordRun(freshProject(), bad)).rejects.toThrow(/changes/);
+    });
+  });
+
+  describe(`${name}: lease`, () => {
+    const ttl = 5 * MINUTE;
+
+    it('grants a free lease, refuses a second holder until it expires, then grants it', async () => {
+      const store = open();
+      const project = freshProject();
+      expect(await store.acquireLease(project, 'alpha', ttl, at(0))).toEqual({
+        acquired: true,
+        heldBy: 'alpha',
+        expiresAt: at(ttl),
+      });
+      expect(await store.acquireLease(project, 'beta', ttl, at(ttl - 1))).toEqual({
+        acquired: false,
+        heldBy: 'alpha',
+        expiresAt: at(ttl),
+      });
+      // The holder may take it again (a new run of the same governor).
+      expect(await store.acquireLease(project, 'alpha', ttl, at(MINUTE))).toMatchObject({
+        acquired: true,
+        expiresAt: at(MINUTE + ttl),
+      });
+      expect(await store.acquireLease(project, 'beta', ttl, at(MINUTE + ttl))).toEqual({
+        acquired: true,
+        heldBy: 'beta',
+        expiresAt: at(MINUTE + 2 * ttl),
+      });
+    });
+
+    it('renews for its holder only', async () => {
+      const store = open();
+      const project = freshProject();
+      expect(await store.renewLease(project, 'alpha', ttl, at(0))).toEqual({ acquired: false });
+      await store.acquireLease(project, 'alpha', ttl, at(0));
+      expect(await store.renewLease(project, 'alpha', ttl, at(4 * MINUTE))).toEqual({
+        acquired: true,
+        heldBy: 'alpha',
+        expiresAt: at(4 * MINUTE + ttl),
+      });
+      // Renewed: still held at the first expiry.
+      expect(await store.acquireLease(project, 'beta', ttl, at(ttl))).toMatchObject({
+        acquired: false,
+        heldBy: 'alpha',
+      });
+      expect(await store.renewLease(project, 'beta', ttl, at(ttl))).toMatchObject({
+        acquired: false,
+        heldBy: 'alpha',
+      });
+      // Expired and taken by another: the old holder's renewal fails.
+      await store.acquireLease(project, 'beta', ttl, at(4 * MINUTE + ttl));
+      expect(await store.renewLease(project, 'alpha', ttl, at(4 * MINUTE + ttl + 1))).toMatchObject(
+        { acquired: false, heldBy: 'beta' },
+      );
+    });
+
+    it('releases for its holder only, and a released lease is free', async () => {
+      const store = open();
+      const project = freshProject();
+      await store.acquireLease(project, 'alpha', ttl, at(0));
+      expect(await store.releaseLease(project, 'beta')).toBe(false);
+      expect(await store.acquireLease(project, 'beta', ttl, at(1))).toMatchObject({
+        acquired: false,
+      });
+      expect(await store.releaseLease(project, 'alpha')).toBe(true);
+      expect(await store.releaseLease(project, 'alpha')).toBe(false);
+      expect(await store.renewLease(project, 'alpha', ttl, at(2))).toEqual({ acquired: false });
+      expect(await store.acquireLease(project, 'beta', ttl, at(3))).toMatchObject({
+        acquired: true,
+        heldBy: 'beta',
+      });
+    });
+
+    it('grants the lease to exactly one of several holders racing for it', async () => {
+      const store = open();
+      const project = freshProject();
+      const holders = ['h1', 'h2', 'h3', 'h4', 'h5'];
+      const results = await Promise.all(
+        holders.map((h) => store.acquireLease(project, h, ttl, at(0))),
+      );
+      const winners = results.filter((r) => r.acquired);
+      expect(winners).toHaveLength(1);
+      const winner = winners[0]?.heldBy;
+      for (const r of results) expect(r.heldBy).toBe(winner);
+    });
+
+    it('refuses nonsense arguments before touching the store', async () => {
+      const store = open();
+      const project = freshProject();
+      await expect(store.acquireLease(project, 'alpha', 0, at(0))).rejects.toThrow(RangeError);
+      await expect(store.acquireLease(project, '', ttl, at(0))).rejects.toThrow(RangeError);
+      await expect(store.renewLease(project, 'alpha', ttl, 'later')).rejects.toThrow(RangeError);
+      expect(await store.acquireLease(project, 'beta', ttl, at(0))).toMatchObject({
+        acquired: true,
+      });
+    });
+  });
+}

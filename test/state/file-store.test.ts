@@ -1,0 +1,150 @@
+/**
+ * The file store: the shared contract, then what only files have (the documents on disk, the
+ * lock file, and processes racing each other).
+ */
+import { execFile, spawn } from 'node:child_process';
+import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { UnavailableError } from '../../src/errors.js';
+import { createFileStateStore, DEFAULT_STATE_DIR } from '../../src/state/file-store.js';
+import { StateCorruptError } from '../../src/state/store.js';
+import type { StateStore } from '../../src/state/store.js';
+import { CONTRACT_KEEP_RUNS, freshProject, stateStoreContract } from './contract.js';
+import { transpileForNode } from './transpile.js';
+
+let dir: string;
+let store: StateStore;
+const cleanups: string[] = [];
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'governor-file-store-'));
+  cleanups.push(dir);
+  store = createFileStateStore({ dir, keepRuns: CONTRACT_KEEP_RUNS });
+});
+
+afterAll(async () => {
+  await store?.close();
+  for (const path of cleanups) await rm(path, { recursive: true, force: true });
+});
+
+stateStoreContract('file store', () => store);
+
+const at = '2026-11-27T10:00:00.000Z';
+
+describe('file store: on disk', () => {
+  it('defaults to .governor/state', () => {
+    expect(DEFAULT_STATE_DIR).toBe(join('.governor', 'state'));
+  });
+
+  it('keeps one readable JSON document per project and leaves no temporary or lock file', async () => {
+    const project = freshProject();
+    const v1 = await store.saveConditions(project, {}, null);
+    await store.acquireLease(project, 'alpha', 60_000, at);
+    const files = (await readdir(dir)).filter((f) => f.startsWith(project));
+    expect(files).toEqual([`${project}.json`]);
+    const doc: unknown = JSON.parse(await readFile(join(dir, `${project}.json`), 'utf8'));
+    expect(doc).toMatchObject({
+      schema: 1,
+      project,
+      conditions: { version: Number(v1), state: {} },
+      lease: { holder: 'alpha' },
+    });
+    expect((await readdir(dir)).filter((f) => /\.(tmp|lock)$/.test(f))).toEqual([]);
+  });
+
+  it('names a project id with awkward characters safely', async () => {
+    const project = `../${freshProject()}/x`;
+    await store.saveConditions(project, {}, null);
+    expect((await store.loadConditions(project)).version).not.toBeNull();
+    expect((await readdir(dir)).some((f) => f === `${encodeURIComponent(project)}.json`)).toBe(
+      true,
+    );
+  });
+
+  it('reports a file that is not JSON, or not the schema, as StateCorruptError with the fault', async () => {
+    const project = freshProject();
+    await writeFile(join(dir, `${project}.json`), '{ not json');
+    await expect(store.loadConditions(project)).rejects.toThrow(StateCorruptError);
+    await writeFile(
+      join(dir, `${project}.json`),
+      JSON.stringify({ schema: 1, project, conditions: null, lease: { holder: 7 }, runs: [] }),
+    );
+    const error: unknown = await store.acquireLease(project, 'a', 1, at).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StateCorruptError);
+    expect((error as StateCorruptError).message).toContain('lease.holder');
+  });
+
+  it('waits for a lock held by a live process, then fails with UnavailableError naming it', async () => {
+    const project = freshProject();
+    const lock = join(dir, `${project}.json.lock`);
+    await writeFile(lock, JSON.stringify({ token: 'other', host: hostname(), pid: process.pid }));
+    const impatient = createFileStateStore({ dir, lockTimeoutMs: 200 });
+    const started = Date.now();
+    const error: unknown = await impatient
+      .acquireLease(project, 'a', 60_000, at)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnavailableError);
+    expect((error as Error).message).toContain(lock);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    await rm(lock);
+    expect(await impatient.acquireLease(project, 'a', 60_000, at)).toMatchObject({
+      acquired: true,
+    });
+  });
+
+  it('breaks a lock left by a process that died', async () => {
+    const project = freshProject();
+    const lock = join(dir, `${project}.json.lock`);
+    const child = spawn(process.execPath, ['-e', '']);
+    const pid = child.pid;
+    await new Promise((done) => child.once('exit', done));
+    expect(pid).toBeDefined();
+    await writeFile(lock, JSON.stringify({ token: 'dead', host: hostname(), pid }));
+    const impatient = createFileStateStore({ dir, lockTimeoutMs: 200 });
+    expect(await impatient.acquireLease(project, 'a', 60_000, at)).toMatchObject({
+      acquired: true,
+    });
+    expect((await readdir(dir)).filter((f) => f.startsWith(`${project}.json.`))).toEqual([]);
+  });
+});
+
+describe('file store: processes racing', () => {
+  let script: string;
+
+  beforeAll(async () => {
+    const compiled = await transpileForNode(join(import.meta.dirname, 'race-child.ts'));
+    cleanups.push(compiled.dir);
+    script = compiled.script;
+  });
+
+  async function race(what: 'lease' | 'save', contenders: number): Promise<unknown[]> {
+    const project = freshProject();
+    const startAt = String(Date.now() + 1_000);
+    const outputs = await Promise.all(
+      Array.from({ length: contenders }, (_, i) =>
+        promisify(execFile)(process.execPath, [script, dir, project, `proc-${i}`, startAt, what]),
+      ),
+    );
+    return outputs.map(({ stdout }) => JSON.parse(stdout) as unknown);
+  }
+
+  it('of two processes taking the lease at once, exactly one wins', async () => {
+    for (let round = 0; round < 3; round += 1) {
+      const results = (await race('lease', 2)) as { acquired: boolean; heldBy: string }[];
+      expect(results.filter((r) => r.acquired)).toHaveLength(1);
+      expect(results[0]?.heldBy).toBe(results[1]?.heldBy);
+    }
+  });
+
+  it('of two processes saving over the same version, exactly one succeeds', async () => {
+    for (let round = 0; round < 3; round += 1) {
+      const results = (await race('save', 2)) as { saved: boolean }[];
+      expect(results.filter((r) => r.saved)).toHaveLength(1);
+    }
+  });
+});

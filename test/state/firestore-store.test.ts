@@ -1,0 +1,145 @@
+/**
+ * The Firestore store against Google's real Firestore emulator, started here (a failure to start
+ * it fails the tests): the shared contract, the documents as stored, what is read back being
+ * parsed, and a stopped emulator failing fast with a typed error.
+ */
+import { Firestore } from '@google-cloud/firestore';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+
+import { UnavailableError } from '../../src/errors.js';
+import { createFirestoreStateStore } from '../../src/state/firestore-store.js';
+import { StateCorruptError } from '../../src/state/store.js';
+import type { StateStore } from '../../src/state/store.js';
+import { startFirestoreEmulator } from '../support/firestore-emulator.js';
+import type { RunningEmulator } from '../support/java-emulator.js';
+import { CONTRACT_KEEP_RUNS, freshProject, stateStoreContract } from './contract.js';
+
+const projectId = 'governor-test';
+const collection = 'gpu-governor';
+const at = '2026-11-27T10:00:00.000Z';
+
+let emulator: RunningEmulator;
+let store: StateStore;
+let raw: Firestore;
+
+beforeAll(async () => {
+  emulator = await startFirestoreEmulator();
+  vi.stubEnv('FIRESTORE_EMULATOR_HOST', emulator.endpoint);
+  store = createFirestoreStateStore({ projectId, keepRuns: CONTRACT_KEEP_RUNS, timeoutMs: 10_000 });
+  raw = new Firestore({ projectId });
+});
+
+afterAll(async () => {
+  await store?.close();
+  await raw?.terminate();
+  await emulator?.stop();
+  vi.unstubAllEnvs();
+});
+
+stateStoreContract('Firestore store', () => store);
+
+describe('Firestore store: documents', () => {
+  it('lays out conditions, lease and runs under the collection, per project', async () => {
+    const project = freshProject();
+    await store.saveConditions(project, {}, null);
+    await store.acquireLease(project, 'alpha', 60_000, at);
+    await store.recordRun(project, {
+      runId: 'run/1',
+      startedAt: at,
+      finishedAt: at,
+      mode: 'dry-run',
+      outcome: 'ok',
+      changes: 0,
+      skips: 0,
+      alerts: 0,
+      error: null,
+    });
+    const base = `${collection}/${project}`;
+    expect((await raw.doc(`${base}/state/conditions`).get()).data()).toMatchObject({ json: '{}' });
+    expect((await raw.doc(`${base}/state/lease`).get()).data()).toMatchObject({
+      holder: 'alpha',
+      expiresAt: '2026-11-27T10:01:00.000Z',
+    });
+    const runs = await raw.collection(`${base}/runs`).get();
+    expect(runs.docs.map((d) => d.id)).toEqual(['run%2F1']);
+    expect(runs.docs[0]?.data()).toMatchObject({ runId: 'run/1', mode: 'dry-run' });
+  });
+
+  it('uses another collection when told to', async () => {
+    const other = createFirestoreStateStore({ projectId, collection: 'elsewhere' });
+    try {
+      const project = freshProject();
+      await other.acquireLease(project, 'alpha', 60_000, at);
+      expect((await raw.doc(`elsewhere/${project}/state/lease`).get()).exists).toBe(true);
+      expect(await store.acquireLease(project, 'beta', 60_000, at)).toMatchObject({
+        acquired: true,
+      });
+    } finally {
+      await other.close();
+    }
+  });
+
+  it('reports stored documents that do not parse as StateCorruptError', async () => {
+    const project = freshProject();
+    const base = `${collection}/${project}`;
+    await raw.doc(`${base}/state/conditions`).set({ json: '{"k": {"type": "nope"}}', savedAt: at });
+    await expect(store.loadConditions(project)).rejects.toBeInstanceOf(StateCorruptError);
+    await raw.doc(`${base}/state/conditions`).set({ json: 'not json', savedAt: at });
+    await expect(store.loadConditions(project)).rejects.toBeInstanceOf(StateCorruptError);
+    await raw.doc(`${base}/state/lease`).set({ holder: 7 });
+    await expect(store.acquireLease(project, 'a', 60_000, at)).rejects.toBeInstanceOf(
+      StateCorruptError,
+    );
+  });
+
+  it('lets two clients race for the lease: exactly one wins', async () => {
+    const project = freshProject();
+    const clients = [1, 2, 3].map(() => createFirestoreStateStore({ projectId }));
+    try {
+      const results = await Promise.all(
+        clients.map((c, i) => c.acquireLease(project, `client-${i}`, 60_000, at)),
+      );
+      expect(results.filter((r) => r.acquired)).toHaveLength(1);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+    }
+  });
+});
+
+describe('Firestore store: unavailable', () => {
+  it('fails with UnavailableError within its time bound once the emulator is gone', async () => {
+    const bounded = createFirestoreStateStore({ projectId, timeoutMs: 2_000 });
+    try {
+      const project = freshProject();
+      await bounded.acquireLease(project, 'alpha', 60_000, at);
+      console.log('stopping', Date.now());
+      await emulator.stop();
+      console.log('stopped', Date.now());
+      for (const call of [
+        () => bounded.loadConditions(project),
+        () => bounded.saveConditions(project, {}, null),
+        () => bounded.acquireLease(project, 'alpha', 60_000, at),
+        () =>
+          bounded.recordRun(project, {
+            runId: 'r',
+            startedAt: at,
+            finishedAt: at,
+            mode: 'enforce',
+            outcome: 'failed',
+            changes: 0,
+            skips: 0,
+            alerts: 0,
+            error: 'x',
+          }),
+      ]) {
+        const started = Date.now();
+        const error: unknown = await call().catch((e: unknown) => e);
+        console.log('call', Date.now() - started, error);
+        expect(error).toBeInstanceOf(UnavailableError);
+        expect(Date.now() - started).toBeLessThan(8_000);
+      }
+    } finally {
+      await bounded.close();
+    }
+  });
+});
