@@ -18,6 +18,31 @@ export default tseslint.config(
     },
   },
   {
+    // Only adapters talk to Google: the adapters, the Firestore state store, the function's host
+    // and the emulator (which loads Google's protos) may import Google's libraries.
+    files: ['src/**/*.ts'],
+    ignores: [
+      'src/adapters/**',
+      'src/state/firestore-store.ts',
+      'src/function/index.ts',
+      'src/emulator/**',
+      'src/core/**',
+    ],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: [
+            {
+              group: ['@google-cloud/*', 'google-gax'],
+              message: 'Only adapters import Google libraries.',
+            },
+          ],
+        },
+      ],
+    },
+  },
+  {
     files: ['src/core/**/*.ts'],
     rules: {
       'no-restricted-imports': [

@@ -17,7 +17,10 @@ export function jsonLogger(stream: { write(s: string): unknown }): Logger {
   };
 }
 
-export function textLogger(stream: { write(s: string): unknown }, minimum: Severity = 'INFO'): Logger {
+export function textLogger(
+  stream: { write(s: string): unknown },
+  minimum: Severity = 'INFO',
+): Logger {
   const rank: Record<Severity, number> = { DEBUG: 0, INFO: 1, WARNING: 2, ERROR: 3 };
   return {
     log: (severity, message) => {
@@ -29,7 +32,12 @@ export function textLogger(stream: { write(s: string): unknown }, minimum: Sever
 }
 
 /** Keeps every line, for tests. */
-export function memoryLogger(): Logger & { lines: { severity: Severity; message: string; fields: Record<string, unknown> }[] } {
+export function memoryLogger(): Logger & {
+  lines: { severity: Severity; message: string; fields: Record<string, unknown> }[];
+} {
   const lines: { severity: Severity; message: string; fields: Record<string, unknown> }[] = [];
-  return { lines, log: (severity, message, fields = {}) => lines.push({ severity, message, fields }) };
+  return {
+    lines,
+    log: (severity, message, fields = {}) => lines.push({ severity, message, fields }),
+  };
 }

@@ -29,10 +29,17 @@ export interface Runtime extends ReconcileDeps {
   close(): Promise<void>;
 }
 
-export function createRuntime(policy: Policy, env: NodeJS.ProcessEnv, log: Logger, overrides: { stateDir?: string } = {}): Runtime {
+export function createRuntime(
+  policy: Policy,
+  env: NodeJS.ProcessEnv,
+  log: Logger,
+  overrides: { stateDir?: string } = {},
+): Runtime {
   const store = createStore(env, overrides.stateDir);
   const ports: GooglePorts = createGooglePorts(env);
-  const sink: PubSubAlertSink | null = policy.alerts.topic ? createPubSubAlertSink({ topic: policy.alerts.topic }) : null;
+  const sink: PubSubAlertSink | null = policy.alerts.topic
+    ? createPubSubAlertSink({ topic: policy.alerts.topic })
+    : null;
   if (!sink) log.log('WARNING', 'the policy sets no alerts.topic: alerts are only logged');
   return {
     ports,
@@ -55,10 +62,14 @@ export function createStore(env: NodeJS.ProcessEnv, stateDir?: string): StateSto
   if (kind === 'firestore') {
     return createFirestoreStateStore({
       ...(env.GOVERNOR_FIRESTORE_DATABASE ? { databaseId: env.GOVERNOR_FIRESTORE_DATABASE } : {}),
-      ...(env.GOVERNOR_FIRESTORE_COLLECTION ? { collection: env.GOVERNOR_FIRESTORE_COLLECTION } : {}),
+      ...(env.GOVERNOR_FIRESTORE_COLLECTION
+        ? { collection: env.GOVERNOR_FIRESTORE_COLLECTION }
+        : {}),
     });
   }
-  throw new InputError('GOVERNOR_STATE_STORE is invalid', [{ path: 'GOVERNOR_STATE_STORE', message: `expected "file" or "firestore", not "${kind}"` }]);
+  throw new InputError('GOVERNOR_STATE_STORE is invalid', [
+    { path: 'GOVERNOR_STATE_STORE', message: `expected "file" or "firestore", not "${kind}"` },
+  ]);
 }
 
 export function runDeadlineMs(env: NodeJS.ProcessEnv): number {
@@ -66,7 +77,16 @@ export function runDeadlineMs(env: NodeJS.ProcessEnv): number {
   try {
     return durationMs(text);
   } catch (e) {
-    throw new InputError('GOVERNOR_RUN_DEADLINE is invalid', [{ path: 'GOVERNOR_RUN_DEADLINE', message: `expected a duration such as "240s", not "${text}"` }], { cause: e });
+    throw new InputError(
+      'GOVERNOR_RUN_DEADLINE is invalid',
+      [
+        {
+          path: 'GOVERNOR_RUN_DEADLINE',
+          message: `expected a duration such as "240s", not "${text}"`,
+        },
+      ],
+      { cause: e },
+    );
   }
 }
 

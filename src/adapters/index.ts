@@ -19,8 +19,10 @@ export function createGooglePorts(env: NodeJS.ProcessEnv = process.env): GoogleP
     run,
     monitoring,
     quotas,
+    // Closing must not fail the run: a client whose channel never came up (no credentials, say)
+    // rejects its close with the error the run has already reported.
     close: async () => {
-      await Promise.all([run.close(), monitoring.close(), quotas.close()]);
+      await Promise.allSettled([run.close(), monitoring.close(), quotas.close()]);
     },
   };
 }

@@ -1,6 +1,7 @@
 import { createInterface } from 'node:readline/promises';
 import type { Plan } from '../core/plan.js';
 import { UsageError } from '../errors.js';
+import { assertCredentials } from '../adapters/credentials.js';
 import { textLogger } from '../log.js';
 import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
 import { createRuntime, newRunId, runDeadlineMs } from '../runtime.js';
@@ -25,10 +26,18 @@ export async function runApply(flags: ApplyFlags, io: Io, restore = false): Prom
   const interactive = Boolean(process.stdin.isTTY && io.stdout.isTTY);
   const willWrite = !flags.dryRun && policy.mode === 'enforce';
   if (willWrite && !flags.yes && !interactive) {
-    throw new UsageError('not on a terminal, so nothing can be confirmed: pass --yes to write, or --dry-run');
+    throw new UsageError(
+      'not on a terminal, so nothing can be confirmed: pass --yes to write, or --dry-run',
+    );
   }
   const log = textLogger(io.stderr);
-  const runtime = createRuntime(policy, io.env, log, flags.stateDir ? { stateDir: flags.stateDir } : {});
+  await assertCredentials(io.env);
+  const runtime = createRuntime(
+    policy,
+    io.env,
+    log,
+    flags.stateDir ? { stateDir: flags.stateDir } : {},
+  );
   const c = colorsFor(io.stdout, io.env);
   let report: RunReport;
   try {
@@ -43,7 +52,9 @@ export async function runApply(flags: ApplyFlags, io: Io, restore = false): Prom
         if (flags.yes) return true;
         const rl = createInterface({ input: process.stdin, output: process.stdout });
         try {
-          const answer = await rl.question(`\nWrite these ${plan.changes.length} change(s)? Only "yes" is accepted: `);
+          const answer = await rl.question(
+            `\nWrite these ${plan.changes.length} change(s)? Only "yes" is accepted: `,
+          );
           return answer.trim() === 'yes';
         } finally {
           rl.close();
@@ -57,7 +68,8 @@ export async function runApply(flags: ApplyFlags, io: Io, restore = false): Prom
   } finally {
     await runtime.close();
   }
-  if (report.plan && (report.mode === 'dry-run' || report.plan.changes.length === 0)) io.stdout.write(renderPlan(report.plan, c));
+  if (report.plan && (report.mode === 'dry-run' || report.plan.changes.length === 0))
+    io.stdout.write(renderPlan(report.plan, c));
   io.stdout.write('\n' + summary(report) + '\n');
   return report.outcome === 'failed' ? 1 : 0;
 }
@@ -68,11 +80,15 @@ export function summary(r: RunReport): string {
   }
   if (r.outcome === 'declined') return 'Nothing written: not confirmed.';
   const count = (o: string) => r.writes.filter((w) => w.outcome === o).length;
+  const misconfigured = new Set(r.findings.map((f) => `${f.project}/${f.region}/${f.service}`))
+    .size;
   const lines = [
-    `Run ${r.runId} (${r.mode}): ${count('written')} written, ${count('skipped')} skipped, ${count('failed')} failed, ${r.plan?.deferred.length ?? 0} deferred; ${r.published} alert message(s).`,
+    `Run ${r.runId} (${r.mode}): ${count('written')} written, ${count('skipped')} skipped, ${count('failed')} failed, ${r.plan?.deferred.length ?? 0} deferred; ${misconfigured} misconfigured service(s); ${r.published} alert message(s).`,
   ];
   for (const w of r.writes.filter((x) => x.outcome !== 'written')) {
-    lines.push(`  ${w.outcome}: ${w.project}/${w.region}/${w.name} ${w.from} → ${w.planned}: ${w.reason}`);
+    lines.push(
+      `  ${w.outcome}: ${w.project}/${w.region}/${w.name} ${w.from} → ${w.planned}: ${w.reason}`,
+    );
   }
   return lines.join('\n');
 }

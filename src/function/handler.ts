@@ -14,7 +14,10 @@ import { createRuntime, newRunId, runDeadlineMs } from '../runtime.js';
 
 /** What a trigger may ask; an empty body is a normal run. */
 export const Payload = z.strictObject({
-  mode: z.enum(['enforce', 'dry-run']).optional().describe("Overrides the policy's mode for this run."),
+  mode: z
+    .enum(['enforce', 'dry-run'])
+    .optional()
+    .describe("Overrides the policy's mode for this run."),
   restore: z.boolean().optional().describe('Put governed services back to their pre-governor max.'),
 });
 export type Payload = z.infer<typeof Payload>;
@@ -41,12 +44,17 @@ export function parsePayload(raw: unknown): Payload {
   return result.data;
 }
 
-export async function handle(rawPayload: unknown, env: NodeJS.ProcessEnv, log: Logger): Promise<Answer> {
+export async function handle(
+  rawPayload: unknown,
+  env: NodeJS.ProcessEnv,
+  log: Logger,
+): Promise<Answer> {
   let payload: Payload;
   try {
     payload = parsePayload(rawPayload);
   } catch (e) {
-    if (e instanceof InputError) return { status: 400, body: { error: e.message, faults: e.faults } };
+    if (e instanceof InputError)
+      return { status: 400, body: { error: e.message, faults: e.faults } };
     throw e;
   }
   let policy: Policy;
@@ -68,7 +76,11 @@ export async function handle(rawPayload: unknown, env: NodeJS.ProcessEnv, log: L
       ...(payload.mode ? { mode: payload.mode } : {}),
       ...(payload.restore ? { restore: true } : {}),
     });
-    log.log(report.outcome === 'failed' ? 'ERROR' : 'INFO', `run ${runId}: ${report.outcome}`, summaryFields(report));
+    log.log(
+      report.outcome === 'failed' ? 'ERROR' : 'INFO',
+      `run ${runId}: ${report.outcome}`,
+      summaryFields(report),
+    );
     return { status: report.outcome === 'failed' ? 500 : 200, body: summaryFields(report) };
   } catch (e) {
     if (e instanceof RunFailedError) {
@@ -92,6 +104,7 @@ export function summaryFields(r: RunReport): Record<string, unknown> {
     failed: count('failed'),
     deferred: r.plan?.deferred.length ?? 0,
     alertsPublished: r.published,
+    misconfigured: new Set(r.findings.map((f) => `${f.project}/${f.region}/${f.service}`)).size,
     leaseHeld: r.leaseHeld,
     problems: r.problems,
     error: r.error,

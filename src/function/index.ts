@@ -14,7 +14,10 @@ http('governorHttp', async (req, res) => {
     const answer = await handle(req.body, process.env, log);
     res.status(answer.status).json(answer.body);
   } catch (e) {
-    log.log('ERROR', `unexpected failure: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`);
+    log.log(
+      'ERROR',
+      `unexpected failure: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
+    );
     res.status(500).json({ error: 'unexpected failure; see the logs' });
   }
 });
@@ -24,7 +27,9 @@ interface PubSubEventData {
 }
 
 cloudEvent<PubSubEventData>('governorEvent', async (event: CloudEvent<PubSubEventData>) => {
-  const text = event.data?.message?.data ? Buffer.from(event.data.message.data, 'base64').toString('utf8') : '';
+  const text = event.data?.message?.data
+    ? Buffer.from(event.data.message.data, 'base64').toString('utf8')
+    : '';
   let payload: unknown = undefined;
   if (text.trim() !== '') {
     try {
@@ -41,5 +46,6 @@ cloudEvent<PubSubEventData>('governorEvent', async (event: CloudEvent<PubSubEven
     return;
   }
   // A failed run throws, so Pub/Sub redelivers the trigger and the run is tried again.
-  if (answer.status >= 500) throw new Error(`run failed: ${String(answer.body.error ?? answer.body.outcome)}`);
+  if (answer.status >= 500)
+    throw new Error(`run failed: ${String(answer.body.error ?? answer.body.outcome)}`);
 });

@@ -55,13 +55,19 @@ export async function actOnPlan(plan: Plan, opts: ActOptions): Promise<WriteResu
   // Pools are independent budgets: act on them one after another, in plan order (urgent first).
   for (const [key, changes] of byPool) {
     const pool = plan.pools.find((p) => poolKey(p) === key);
-    if (!pool) throw new GovernorError(`bug: changes for pool ${key}, which the plan does not list`);
+    if (!pool)
+      throw new GovernorError(`bug: changes for pool ${key}, which the plan does not list`);
     results.push(...(await actOnPool(plan, pool, changes, opts)));
   }
   return results;
 }
 
-async function actOnPool(plan: Plan, pool: PlanPool, changes: PlanChange[], opts: ActOptions): Promise<WriteResult[]> {
+async function actOnPool(
+  plan: Plan,
+  pool: PlanPool,
+  changes: PlanChange[],
+  opts: ActOptions,
+): Promise<WriteResult[]> {
   const results: WriteResult[] = [];
   const decreases = changes.filter((c) => c.to < c.from);
   const increases = changes.filter((c) => c.to > c.from);
@@ -97,11 +103,17 @@ async function actOnPool(plan: Plan, pool: PlanPool, changes: PlanChange[], opts
       s.gpu.zonalRedundancy === pool.zonalRedundancy,
   );
   const rows = plan.services.filter(
-    (r) => r.project === pool.project && r.region === pool.region && r.accelerator === pool.accelerator && r.zonalRedundancy === pool.zonalRedundancy,
+    (r) =>
+      r.project === pool.project &&
+      r.region === pool.region &&
+      r.accelerator === pool.accelerator &&
+      r.zonalRedundancy === pool.zonalRedundancy,
   );
   const managed = new Set(rows.filter((r) => r.managed).map((r) => r.name));
   // Other unmanaged usage (worker pools, manually scaled services) as observed for the plan.
-  const otherUsage = pool.unmanagedGpus - rows.filter((r) => !r.managed).reduce((a, r) => a + r.from * r.gpusPerInstance, 0);
+  const otherUsage =
+    pool.unmanagedGpus -
+    rows.filter((r) => !r.managed).reduce((a, r) => a + r.from * r.gpusPerInstance, 0);
   // Every cap as it is now; a service the plan did not know counts as unmanaged.
   let governedNow = 0;
   let unmanagedNow = 0;
@@ -127,54 +139,110 @@ async function actOnPool(plan: Plan, pool: PlanPool, changes: PlanChange[], opts
     const g = svc.gpu?.count ?? c.gpusPerInstance;
     const fits = Math.min(c.to, c.from + Math.floor(Math.max(0, room) / g));
     if (fits <= c.from) {
-      results.push(skipped(c, `no room in the pool (${Math.max(0, room)} GPUs free after the decreases): left for the next run`));
+      results.push(
+        skipped(
+          c,
+          `no room in the pool (${Math.max(0, room)} GPUs free after the decreases): left for the next run`,
+        ),
+      );
       continue;
     }
-    const result = await write(c, fits, svc, opts, fits < c.to ? `; smaller than planned (${c.to}): only room for ${fits}` : '');
+    const result = await write(
+      c,
+      fits,
+      svc,
+      opts,
+      fits < c.to ? `; smaller than planned (${c.to}): only room for ${fits}` : '',
+    );
     // A write that failed in a way that may still land counts as landed.
-    if (result.outcome === 'written' || result.reason.includes('may still apply')) room -= (fits - c.from) * g;
+    if (result.outcome === 'written' || result.reason.includes('may still apply'))
+      room -= (fits - c.from) * g;
     results.push(result);
   }
   return results;
 }
 
 /** Reads the service again just before writing it, and says why not to write when it changed. */
-async function readForWrite(c: PlanChange, opts: ActOptions): Promise<{ service: ObservedService } | { skip: WriteResult }> {
+async function readForWrite(
+  c: PlanChange,
+  opts: ActOptions,
+): Promise<{ service: ObservedService } | { skip: WriteResult }> {
   try {
     const service = await opts.run.getService(c.project, c.region, c.name);
     const why = validate(c, service);
     return why ? { skip: skipped(c, why) } : { service };
   } catch (e) {
-    return { skip: { ...base(c), written: null, outcome: 'failed', reason: `could not read it before writing: ${message(e)}` } };
+    return {
+      skip: {
+        ...base(c),
+        written: null,
+        outcome: 'failed',
+        reason: `could not read it before writing: ${message(e)}`,
+      },
+    };
   }
 }
 
 /** Null when the service is still as the plan saw it; else why it must be left alone. */
 function validate(c: PlanChange, s: ObservedService): string | null {
   if (s.reconciling) return 'a deployment is in progress now (reconciling): left for the next run';
-  if (c.etag && s.etag !== c.etag) return 'changed since it was observed (etag): left for the next run';
+  if (c.etag && s.etag !== c.etag)
+    return 'changed since it was observed (etag): left for the next run';
   const max = effectiveMax(s);
-  if (max !== c.from) return `its max changed since it was observed (${c.from} → ${max}): left for the next run`;
+  if (max !== c.from)
+    return `its max changed since it was observed (${c.from} → ${max}): left for the next run`;
   return null;
 }
 
-async function write(c: PlanChange, to: number, svc: ObservedService, opts: ActOptions, note = ''): Promise<WriteResult> {
-  if (opts.clock() > opts.deadline) return skipped(c, 'the run deadline was reached before this write');
+async function write(
+  c: PlanChange,
+  to: number,
+  svc: ObservedService,
+  opts: ActOptions,
+  note = '',
+): Promise<WriteResult> {
+  if (opts.clock() > opts.deadline)
+    return skipped(c, 'the run deadline was reached before this write');
   await opts.pacer.slot(c.region);
   const annotations: Record<string, string> = { [ANNOTATIONS.reason]: truncate(c.reason + note) };
   if (svc.annotations[ANNOTATIONS.originalMax] === undefined) {
-    annotations[ANNOTATIONS.originalMax] = svc.serviceMaxInstances === null ? '' : String(svc.serviceMaxInstances);
+    annotations[ANNOTATIONS.originalMax] =
+      svc.serviceMaxInstances === null ? '' : String(svc.serviceMaxInstances);
   }
   if (to > c.from) annotations[ANNOTATIONS.lastChanged] = opts.nowIso;
   try {
-    await opts.run.updateMaxInstances({ project: c.project, region: c.region, name: c.name, maxInstances: to, etag: svc.etag, annotations });
-    opts.log.log('INFO', `${c.project}/${c.region}/${c.name}: max instances ${c.from} → ${to}`, { service: c.name, from: c.from, to });
+    await opts.run.updateMaxInstances({
+      project: c.project,
+      region: c.region,
+      name: c.name,
+      maxInstances: to,
+      etag: svc.etag,
+      annotations,
+    });
+    opts.log.log('INFO', `${c.project}/${c.region}/${c.name}: max instances ${c.from} → ${to}`, {
+      service: c.name,
+      from: c.from,
+      to,
+    });
     return { ...base(c), written: to, outcome: 'written', reason: c.reason + note };
   } catch (e) {
-    if (e instanceof ConflictError) return skipped(c, `changed while the governor was writing it (${message(e)}): left for the next run`);
+    if (e instanceof ConflictError)
+      return skipped(
+        c,
+        `changed while the governor was writing it (${message(e)}): left for the next run`,
+      );
     const uncertain = e instanceof UnavailableError ? '; the write may still apply' : '';
-    opts.log.log('ERROR', `${c.project}/${c.region}/${c.name}: write ${c.from} → ${to} failed: ${message(e)}`, { service: c.name });
-    return { ...base(c), written: null, outcome: 'failed', reason: `write failed: ${message(e)}${uncertain}` };
+    opts.log.log(
+      'ERROR',
+      `${c.project}/${c.region}/${c.name}: write ${c.from} → ${to} failed: ${message(e)}`,
+      { service: c.name },
+    );
+    return {
+      ...base(c),
+      written: null,
+      outcome: 'failed',
+      reason: `write failed: ${message(e)}${uncertain}`,
+    };
   }
 }
 

@@ -8,6 +8,7 @@ import type { Policy } from '../core/policy.js';
 import { poolKey } from '../core/pool-key.js';
 import { alertAttributes } from '../core/alert.js';
 import { GovernorError } from '../errors.js';
+import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
 import type { Logger } from '../log.js';
 import { observe, type ObservePorts } from '../observe/observe.js';
 import type { StateStore } from '../state/store.js';
@@ -58,26 +59,55 @@ export interface RunReport {
   /** Projects another governor held; nothing was done there. */
   leaseHeld: { project: string; heldBy?: string; expiresAt?: string }[];
   problems: string[];
+  /** The fleet audit's findings (every rule a GPU service breaks). */
+  findings: AuditFinding[];
   error: string | null;
 }
 
-export async function reconcile(policy: Policy, deps: ReconcileDeps, options: ReconcileOptions): Promise<RunReport> {
+export async function reconcile(
+  policy: Policy,
+  deps: ReconcileDeps,
+  options: ReconcileOptions,
+): Promise<RunReport> {
   const wall = deps.wallClock ?? Date.now;
   const startedWall = wall();
   const deadline = startedWall + options.deadlineMs;
   const mode = options.mode ?? policy.mode;
   const nowMs = await deps.now();
   const nowIso = new Date(nowMs).toISOString();
-  const report: RunReport = { runId: options.runId, mode, outcome: 'ok', plan: null, writes: [], published: 0, leaseHeld: [], problems: [], error: null };
+  const report: RunReport = {
+    runId: options.runId,
+    mode,
+    outcome: 'ok',
+    plan: null,
+    writes: [],
+    published: 0,
+    leaseHeld: [],
+    problems: [],
+    findings: [],
+    error: null,
+  };
 
   // One writer per project: a lease a little longer than the run may take.
   const held: string[] = [];
   for (const project of policy.projects) {
-    const lease = await deps.store.acquireLease(project, options.runId, options.deadlineMs + 60_000, nowIso);
+    const lease = await deps.store.acquireLease(
+      project,
+      options.runId,
+      options.deadlineMs + 60_000,
+      nowIso,
+    );
     if (lease.acquired) held.push(project);
     else {
-      report.leaseHeld.push({ project, ...(lease.heldBy ? { heldBy: lease.heldBy } : {}), ...(lease.expiresAt ? { expiresAt: lease.expiresAt } : {}) });
-      deps.log.log('WARNING', `${project}: another governor (${lease.heldBy ?? 'unknown'}) holds the lease until ${lease.expiresAt ?? '?'}: nothing done here`);
+      report.leaseHeld.push({
+        project,
+        ...(lease.heldBy ? { heldBy: lease.heldBy } : {}),
+        ...(lease.expiresAt ? { expiresAt: lease.expiresAt } : {}),
+      });
+      deps.log.log(
+        'WARNING',
+        `${project}: another governor (${lease.heldBy ?? 'unknown'}) holds the lease until ${lease.expiresAt ?? '?'}: nothing done here`,
+      );
     }
   }
   if (held.length === 0) {
@@ -92,8 +122,20 @@ export async function reconcile(policy: Policy, deps: ReconcileDeps, options: Re
     const planned = makePlan(observation.snapshot, scoped, nowIso, { runId: options.runId });
     const plan = options.restore ? restorePlan(planned, observation.services) : planned;
     report.plan = plan;
+    // The fleet audit: one service.misconfigured condition per service that breaks a rule.
+    report.findings = auditServices({
+      services: observation.services,
+      snapshot: observation.snapshot,
+      policy: scoped,
+    });
+    const misconfigured = auditAlerts(report.findings, { at: nowIso, runId: options.runId });
 
-    if (mode === 'enforce' && plan.changes.length > 0 && options.confirm && !(await options.confirm(plan))) {
+    if (
+      mode === 'enforce' &&
+      plan.changes.length > 0 &&
+      options.confirm &&
+      !(await options.confirm(plan))
+    ) {
       report.outcome = 'declined';
       return report;
     }
@@ -112,17 +154,21 @@ export async function reconcile(policy: Policy, deps: ReconcileDeps, options: Re
 
     // Alerts: the plan's conditions (plus what observation could not read), this run's events.
     for (const project of held) {
-      const conditions = plan.alerts.filter((a) => a.project === project);
+      const conditions = [...plan.alerts, ...misconfigured].filter((a) => a.project === project);
       const problems = observation.problems.filter((p) => p.startsWith(`${project}`));
       if (problems.length > 0) {
         conditions.push(
-          makeAlert({ at: nowIso, runId: options.runId }, { project, region: null, accelerator: null, zonalRedundancy: null }, {
-            type: 'governor.degraded',
-            severity: 'WARNING',
-            key: 'observation',
-            summary: `The governor could not read everything in ${project}: ${problems.length} problem${problems.length === 1 ? '' : 's'}`,
-            details: { reason: 'observation', problems },
-          }),
+          makeAlert(
+            { at: nowIso, runId: options.runId },
+            { project, region: null, accelerator: null, zonalRedundancy: null },
+            {
+              type: 'governor.degraded',
+              severity: 'WARNING',
+              key: 'observation',
+              summary: `The governor could not read everything in ${project}: ${problems.length} problem${problems.length === 1 ? '' : 's'}`,
+              details: { reason: 'observation', problems },
+            },
+          ),
         );
       }
       const events = eventsFor(project, plan, report.writes, mode, nowIso, options.runId);
@@ -138,9 +184,25 @@ export async function reconcile(policy: Policy, deps: ReconcileDeps, options: Re
       });
       if (decided.publish.length > 0) {
         if (deps.sink) {
-          await deps.sink.publish(decided.publish.map((a) => ({ data: a, attributes: alertAttributes(a), orderingKey: orderingKey(a) })));
+          await deps.sink.publish(
+            decided.publish.map((a) => ({
+              data: a,
+              attributes: alertAttributes(a),
+              orderingKey: orderingKey(a),
+            })),
+          );
         }
-        for (const a of decided.publish) deps.log.log(a.severity === 'INFO' ? 'INFO' : a.severity === 'WARNING' ? 'WARNING' : 'ERROR', `alert ${a.type} ${a.status}: ${a.summary}`, { alert: a.dedupKey });
+        for (const a of decided.publish) {
+          const severity =
+            a.status !== 'firing' || a.severity === 'INFO'
+              ? 'INFO'
+              : a.severity === 'WARNING'
+                ? 'WARNING'
+                : 'ERROR';
+          deps.log.log(severity, `alert ${a.type} ${a.status}: ${a.summary}`, {
+            alert: a.dedupKey,
+          });
+        }
       }
       report.published += decided.publish.length;
       // Only once every message is acknowledged: a failed publish leaves the state as it was, so
@@ -168,7 +230,9 @@ export class RunFailedError extends GovernorError {
     readonly report: RunReport,
     cause: unknown,
   ) {
-    super(`run ${report.runId} failed: ${cause instanceof Error ? cause.message : String(cause)}`, { cause });
+    super(`run ${report.runId} failed: ${cause instanceof Error ? cause.message : String(cause)}`, {
+      cause,
+    });
   }
 }
 
@@ -185,48 +249,98 @@ function judgedScope(project: string, plan: Plan, problems: string[]): string[] 
 
 function orderingKey(a: Alert): string {
   if (a.region === null || a.accelerator === null || a.zonalRedundancy === null) return a.project;
-  return poolKey({ project: a.project, region: a.region, accelerator: a.accelerator, zonalRedundancy: a.zonalRedundancy });
+  return poolKey({
+    project: a.project,
+    region: a.region,
+    accelerator: a.accelerator,
+    zonalRedundancy: a.zonalRedundancy,
+  });
 }
 
-function eventsFor(project: string, plan: Plan, writes: WriteResult[], mode: Policy['mode'], at: string, runId: string): Alert[] {
+function eventsFor(
+  project: string,
+  plan: Plan,
+  writes: WriteResult[],
+  mode: Policy['mode'],
+  at: string,
+  runId: string,
+): Alert[] {
   const events: Alert[] = [];
   const ctx = { at, runId };
   for (const pool of plan.pools.filter((p) => p.project === project)) {
     const key = poolKey(pool);
     const inPool = new Set(plan.changes.filter((c) => poolKey(c) === key).map((c) => c.name));
-    const mine = writes.filter((w) => w.project === pool.project && w.region === pool.region && inPool.has(w.name));
+    const mine = writes.filter(
+      (w) => w.project === pool.project && w.region === pool.region && inPool.has(w.name),
+    );
     const changes = plan.changes.filter((c) => poolKey(c) === key);
     if (mode === 'dry-run' && changes.length > 0) {
-      events.push(makeAlert(ctx, pool, {
-        type: 'rebalance.planned', status: 'event', severity: 'INFO',
-        summary: `Dry run: ${changes.length} change${changes.length === 1 ? '' : 's'} planned in ${pool.region} ${pool.accelerator}, none written`,
-        details: { changes: changes.map((c) => ({ service: c.name, from: c.from, to: c.to, reason: c.reason })), capsBefore: pool.capsBefore, capsAfter: pool.capsAfter, budget: pool.budget },
-      }));
+      events.push(
+        makeAlert(ctx, pool, {
+          type: 'rebalance.planned',
+          status: 'event',
+          severity: 'INFO',
+          summary: `Dry run: ${changes.length} change${changes.length === 1 ? '' : 's'} planned in ${pool.region} ${pool.accelerator}, none written`,
+          details: {
+            changes: changes.map((c) => ({
+              service: c.name,
+              from: c.from,
+              to: c.to,
+              reason: c.reason,
+            })),
+            capsBefore: pool.capsBefore,
+            capsAfter: pool.capsAfter,
+            budget: pool.budget,
+          },
+        }),
+      );
     }
     const written = mine.filter((w) => w.outcome === 'written');
     if (written.length > 0) {
-      events.push(makeAlert(ctx, pool, {
-        type: 'rebalance.applied', status: 'event', severity: 'INFO',
-        summary: `${written.length} cap${written.length === 1 ? '' : 's'} changed in ${pool.region} ${pool.accelerator}`,
-        details: {
-          writes: written.map((w) => ({ service: w.name, from: w.from, to: w.written, reason: w.reason })),
-          skipped: mine.filter((w) => w.outcome === 'skipped').map((w) => ({ service: w.name, reason: w.reason })),
-          budget: pool.budget,
-        },
-      }));
+      events.push(
+        makeAlert(ctx, pool, {
+          type: 'rebalance.applied',
+          status: 'event',
+          severity: 'INFO',
+          summary: `${written.length} cap${written.length === 1 ? '' : 's'} changed in ${pool.region} ${pool.accelerator}`,
+          details: {
+            writes: written.map((w) => ({
+              service: w.name,
+              from: w.from,
+              to: w.written,
+              reason: w.reason,
+            })),
+            skipped: mine
+              .filter((w) => w.outcome === 'skipped')
+              .map((w) => ({ service: w.name, reason: w.reason })),
+            budget: pool.budget,
+          },
+        }),
+      );
     }
     for (const w of mine.filter((x) => x.outcome === 'failed')) {
-      events.push(makeAlert(ctx, pool, {
-        type: 'apply.failed', status: 'event', severity: 'ERROR', service: w.name,
-        summary: `Could not set ${w.name} from ${w.from} to ${w.planned}: ${w.reason}`,
-        details: { from: w.from, to: w.planned, reason: w.reason },
-      }));
+      events.push(
+        makeAlert(ctx, pool, {
+          type: 'apply.failed',
+          status: 'event',
+          severity: 'ERROR',
+          service: w.name,
+          summary: `Could not set ${w.name} from ${w.from} to ${w.planned}: ${w.reason}`,
+          details: { from: w.from, to: w.planned, reason: w.reason },
+        }),
+      );
     }
   }
   return events;
 }
 
-async function record(deps: ReconcileDeps, projects: string[], report: RunReport, startedWall: number, wall: () => number): Promise<void> {
+async function record(
+  deps: ReconcileDeps,
+  projects: string[],
+  report: RunReport,
+  startedWall: number,
+  wall: () => number,
+): Promise<void> {
   for (const project of projects) {
     const writes = report.writes.filter((w) => w.project === project);
     try {
@@ -237,12 +351,17 @@ async function record(deps: ReconcileDeps, projects: string[], report: RunReport
         mode: report.mode,
         outcome: report.outcome === 'declined' ? 'ok' : report.outcome,
         changes: writes.filter((w) => w.outcome === 'written').length,
-        skips: writes.filter((w) => w.outcome !== 'written').length + (report.plan?.deferred.filter((d) => d.project === project).length ?? 0),
+        skips:
+          writes.filter((w) => w.outcome !== 'written').length +
+          (report.plan?.deferred.filter((d) => d.project === project).length ?? 0),
         alerts: report.published,
         error: report.error,
       });
     } catch (e) {
-      deps.log.log('ERROR', `${project}: could not record the run: ${e instanceof Error ? e.message : String(e)}`);
+      deps.log.log(
+        'ERROR',
+        `${project}: could not record the run: ${e instanceof Error ? e.message : String(e)}`,
+      );
     }
   }
 }

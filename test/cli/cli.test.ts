@@ -127,6 +127,25 @@ describe('governor CLI', () => {
     expect((await governor('no-such-command')).code).toBe(2);
   });
 
+  it('live observation without Google credentials fails with one clear message, exit 1', async () => {
+    const env = { ...process.env, HOME: tmp, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' };
+    delete env.GOOGLE_APPLICATION_CREDENTIALS;
+    delete env.GOVERNOR_EMULATOR_HOST;
+    const r = await run(
+      process.execPath,
+      ['bin/governor.js', 'plan', '--policy', 'examples/policy.yaml'],
+      { env },
+    ).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^error: no Google credentials: .*gcloud auth application-default login/m,
+    );
+    expect(r.stderr).not.toContain('    at ');
+  });
+
   it('reports a YAML syntax error with its line, exit 2', async () => {
     const broken = file('broken.yaml', 'version: 1\nprojects: [p\n');
     const r = await governor('validate', '--policy', broken);

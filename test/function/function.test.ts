@@ -93,7 +93,11 @@ afterAll(async () => {
   process.env = saved;
 });
 
-async function post(server: Server, body: unknown, headers: Record<string, string> = {}): Promise<{ status: number; json: Record<string, unknown> }> {
+async function post(
+  server: Server,
+  body: unknown,
+  headers: Record<string, string> = {},
+): Promise<{ status: number; json: Record<string, unknown> }> {
   const res = await fetch(base(server), {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },

@@ -1,0 +1,23 @@
+import { GoogleAuth } from 'google-auth-library';
+import { EMULATOR_HOST_ENV } from './client-config.js';
+import { UpstreamError } from '../errors.js';
+
+/**
+ * Checks that Application Default Credentials can be found before any Google client is built.
+ * Without it, each client's channel would fail on its own, some of them (the clients' operation
+ * and location helpers) where no one is listening; with it, the run stops at once with one clear
+ * message. Against the emulator no credentials are needed.
+ */
+export async function assertCredentials(env: NodeJS.ProcessEnv): Promise<void> {
+  if (env[EMULATOR_HOST_ENV]) return;
+  try {
+    await new GoogleAuth({
+      scopes: ['https://www.googleapis.com/auth/cloud-platform'],
+    }).getClient();
+  } catch (e) {
+    throw new UpstreamError(
+      `no Google credentials: ${e instanceof Error ? e.message.split('. ')[0] : String(e)}. Run \`gcloud auth application-default login\`, or point the governor at the emulator (${EMULATOR_HOST_ENV}, see \`governor emulator\`).`,
+      { cause: e },
+    );
+  }
+}

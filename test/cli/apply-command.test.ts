@@ -1,0 +1,99 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+
+/** `governor apply` and `governor restore` through the real process, against the emulator. */
+
+const exec = promisify(execFile);
+const tmp = mkdtempSync(join(tmpdir(), 'governor-apply-'));
+const PROJECT = 'cli-project';
+const REGION = 'us-central1';
+let emulator: RunningEmulator;
+
+const policy = join(tmp, 'policy.yaml');
+writeFileSync(
+  policy,
+  `version: 1\nprojects: [${PROJECT}]\nregions: [${REGION}]\ndefaults: {headroom: 0}\nservices: [{match: {}}]\nlimits: {writesPerMinute: 6000}\n`,
+);
+
+async function governor(
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, ['bin/governor.js', ...args], {
+      env: {
+        ...process.env,
+        ...emulator.env,
+        NO_COLOR: '1',
+        GOVERNOR_STATE_DIR: join(tmp, 'state'),
+      },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    if (typeof err.code !== 'number') throw e;
+    return { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
+
+beforeAll(async () => {
+  emulator = await startEmulator({
+    speed: 'manual',
+    operationDelayMs: 20,
+    fleet: {
+      start: '2026-11-27T12:00:00Z',
+      warmupMinutes: 40,
+      projects: [
+        {
+          id: PROJECT,
+          pools: [{ region: REGION, quota: 5 }],
+          services: [
+            { name: 'idle', region: REGION, gpu: {}, maxInstances: 4, demand: 0 },
+            { name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: 3 },
+          ],
+        },
+      ],
+    },
+  });
+});
+afterAll(async () => {
+  await emulator?.stop();
+});
+
+describe('governor apply', () => {
+  it('refuses to write without --yes when there is no terminal to ask, exit 2, nothing written', async () => {
+    const r = await governor('apply', '--policy', policy);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--yes');
+    expect(emulator.writes()).toEqual([]);
+  });
+
+  it('--dry-run writes nothing and shows the plan', async () => {
+    const r = await governor('apply', '--policy', policy, '--dry-run');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^ {2}~ idle +4 → /m);
+    expect(r.stdout).toMatch(/\(dry-run\): 0 written/);
+    expect(emulator.writes()).toEqual([]);
+  });
+
+  it('--yes writes the plan, decreases first, and says what it did', async () => {
+    const r = await governor('apply', '--policy', policy, '--yes');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/\(enforce\): 2 written, 0 skipped, 0 failed/);
+    expect(emulator.writes().map((w) => w.service.name)).toEqual(['idle', 'busy']);
+    for (const w of emulator.writes()) expect(w.pool?.capsGpus).toBeLessThanOrEqual(5);
+  });
+
+  it('restore --yes puts the original max back as far as the quota allows', async () => {
+    const before = emulator.writes().length;
+    const r = await governor('restore', '--policy', policy, '--yes');
+    expect(r.code).toBe(0);
+    const restored = emulator.writes().slice(before);
+    expect(restored.map((w) => [w.service.name, w.after.maxInstances])).toContainEqual(['busy', 1]);
+    for (const w of emulator.writes()) expect(w.pool?.capsGpus).toBeLessThanOrEqual(5);
+  });
+});
