@@ -17,6 +17,32 @@ export interface GpuSpec {
   zonalRedundancy: boolean;
 }
 
+/** A container's startup probe, with Cloud Run's defaults filled in where the wire leaves 0. */
+export interface StartupProbe {
+  periodSeconds: number;
+  failureThreshold: number;
+  initialDelaySeconds: number;
+  timeoutSeconds: number;
+}
+
+/** One container of a service's revision template, as far as the fleet audit needs it. */
+export interface ObservedContainer {
+  name: string;
+  /** `resources.limits.cpu` as on the wire ("8", "4000m"); null when unset. */
+  cpu: string | null;
+  /** `cpu` in vCPUs; null when unset or not a CPU quantity. */
+  vcpus: number | null;
+  /** `resources.limits.memory` as on the wire ("32Gi"); null when unset. */
+  memory: string | null;
+  /** `memory` in bytes; null when unset or not a memory quantity. */
+  memoryBytes: number | null;
+  /** `resources.limits["nvidia.com/gpu"]`; 0 when none. */
+  gpus: number;
+  /** `resources.cpu_idle`: true means CPU is throttled between requests; null when not sent. */
+  cpuIdle: boolean | null;
+  startupProbe: StartupProbe | null;
+}
+
 /** One Cloud Run service as the governor reads it. */
 export interface ObservedService {
   project: string;
@@ -43,6 +69,10 @@ export interface ObservedService {
   observedGeneration: number;
   /** ISO time of the last update, when known. */
   updateTime: string | null;
+  /** The revision template's containers, ingress container and sidecars, in template order. */
+  containers: ObservedContainer[];
+  /** `template.max_instance_request_concurrency`; null when unset (0 on the wire). */
+  concurrency: number | null;
 }
 
 export interface ObservedWorkerPool {

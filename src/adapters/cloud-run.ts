@@ -16,12 +16,14 @@ import type { protos } from '@google-cloud/run';
 import { status } from '@grpc/grpc-js';
 import type { CallOptions } from 'google-gax';
 
+import { parseCpu, parseMemory } from '../core/audit.js';
 import { ConflictError, InputError } from '../errors.js';
 import type { Fault } from '../errors.js';
 import type {
   CloudRunPort,
   GpuSpec,
   MaxInstancesUpdate,
+  ObservedContainer,
   ObservedService,
   ObservedWorkerPool,
 } from '../ports.js';
@@ -189,7 +191,8 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
     },
 
     close: async () => {
-      await Promise.all([services.close(), workerPools.close()]);
+      // allSettled: a client whose channel never came up rejects its close with the same error.
+      await Promise.allSettled([services.close(), workerPools.close()]);
     },
   };
 }
@@ -287,7 +290,44 @@ export function toObservedService(
     generation: int64(service.generation),
     observedGeneration: int64(service.observedGeneration),
     updateTime: isoTime(service.updateTime),
+    containers: (template.containers ?? []).map(toObservedContainer),
+    concurrency: setOrNull(template.maxInstanceRequestConcurrency),
   };
+}
+
+/**
+ * A container's resources and startup probe, for the fleet audit. Probe fields Cloud Run leaves
+ * at 0 on the wire take the API's documented defaults (period 10 s, failure threshold 3, timeout
+ * 1 s, no initial delay), as Cloud Run applies them.
+ */
+export function toObservedContainer(container: Container, index: number): ObservedContainer {
+  const limits = container.resources?.limits ?? {};
+  const cpu = nonEmpty(limits['cpu']);
+  const memory = nonEmpty(limits['memory']);
+  const gpus = Number(limits['nvidia.com/gpu'] ?? 0);
+  const probe = container.startupProbe;
+  const cpuIdle = container.resources?.cpuIdle;
+  return {
+    name: container.name || `container-${index}`,
+    cpu,
+    vcpus: cpu === null ? null : parseCpu(cpu),
+    memory,
+    memoryBytes: memory === null ? null : parseMemory(memory),
+    gpus: Number.isInteger(gpus) && gpus > 0 ? gpus : 0,
+    cpuIdle: typeof cpuIdle === 'boolean' ? cpuIdle : null,
+    startupProbe: probe
+      ? {
+          periodSeconds: probe.periodSeconds || 10,
+          failureThreshold: probe.failureThreshold || 3,
+          initialDelaySeconds: probe.initialDelaySeconds || 0,
+          timeoutSeconds: probe.timeoutSeconds || 1,
+        }
+      : null,
+  };
+}
+
+function nonEmpty(value: string | null | undefined): string | null {
+  return typeof value === 'string' && value.trim() !== '' ? value : null;
 }
 
 export function toObservedWorkerPool(

@@ -14,6 +14,7 @@ export const ALERT_TYPES = [
   'quota.changed',
   'apply.failed',
   'governor.degraded',
+  'service.misconfigured',
 ] as const;
 export type AlertType = (typeof ALERT_TYPES)[number];
 

@@ -46,7 +46,12 @@ export function makeAlert(
   const service = a.service ?? null;
   const place =
     where.region !== null && where.accelerator !== null && where.zonalRedundancy !== null
-      ? poolKey({ project: where.project, region: where.region, accelerator: where.accelerator, zonalRedundancy: where.zonalRedundancy })
+      ? poolKey({
+          project: where.project,
+          region: where.region,
+          accelerator: where.accelerator,
+          zonalRedundancy: where.zonalRedundancy,
+        })
       : [where.project, where.region].filter((x) => x !== null).join('/');
   const dedupKey = [a.type, place, service, a.key].filter((x) => x).join(':');
   return {
@@ -68,6 +73,15 @@ export function makeAlert(
   };
 }
 
+/** Starved: the cap ends below demand and gives no room above what the service already used. */
+export function isStarved(to: number, want: number, peak: number | null): boolean {
+  return to < want && peak !== null && to <= peak;
+}
+
+/**
+ * The conditions of one pool. `services` needs to hold only the services that may raise one:
+ * those with unknown usage and the starved ones (the others are never looked at).
+ */
 export function poolConditions(
   ctx: AlertContext,
   pool: PlanPool,
@@ -148,8 +162,7 @@ export function poolConditions(
     );
   }
   for (const s of services) {
-    // Starved: the cap ends below demand and gives no room above what the service already used.
-    if (s.to < s.want && s.peak !== null && s.to <= s.peak) {
+    if (isStarved(s.to, s.want, s.peak)) {
       alerts.push(
         makeAlert(ctx, pool, {
           type: 'service.starved',

@@ -2,6 +2,7 @@ import picomatch from 'picomatch';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { InputError, type Fault } from '../errors.js';
+import { AUDIT_RULE_IDS, type AuditRuleId } from './audit.js';
 import { Duration } from './duration.js';
 import { clockMinutes, isValidTimeZone, WEEKDAYS } from './schedule.js';
 
@@ -63,6 +64,93 @@ export const Match = z
   .describe('Every key is optional; all given keys must match.');
 export type Match = z.infer<typeof Match>;
 
+const RuleLevel = z.enum(['off', 'recommended', 'required']);
+const AuditRuleLevels = z
+  .strictObject(
+    Object.fromEntries(AUDIT_RULE_IDS.map((id) => [id, RuleLevel.optional()])) as Record<
+      AuditRuleId,
+      z.ZodOptional<typeof RuleLevel>
+    >,
+  )
+  .describe('Per rule id: "off", or the severity it fails with ("recommended" or "required").');
+const MemorySize = z
+  .string()
+  .regex(
+    /^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|K|M|G|T)?$/,
+    'expected a memory size such as "16Gi" or "32768Mi"',
+  );
+
+/** The fleet audit's settings: the policy's `audit` section, and a service rule's `audit`. */
+const auditFields = {
+  minCpu: z
+    .number()
+    .gt(0)
+    .max(1000)
+    .describe(
+      "vCPUs the GPU container must have (default 4; never below the accelerator's documented minimum).",
+    ),
+  recommendedCpu: z
+    .number()
+    .gt(0)
+    .max(1000)
+    .describe('vCPUs the GPU container should have (default 8).'),
+  minMemory: MemorySize.describe(
+    "Memory the GPU container must have (default 16Gi; never below the accelerator's documented minimum).",
+  ),
+  recommendedMemory: MemorySize.describe('Memory the GPU container should have (default 32Gi).'),
+  minStartupProbeSeconds: z
+    .number()
+    .int()
+    .min(0)
+    .max(3600)
+    .describe(
+      "Seconds a startup probe must allow (initial delay + failure threshold × period; default 240, as Cloud Run's default TCP probe).",
+    ),
+  idleUtilization: z
+    .number()
+    .min(0)
+    .max(1)
+    .describe(
+      'GPU utilization below which a service that never ran above its min instances has unused min instances (default 0.05).',
+    ),
+  maxMinInstancesShare: z
+    .number()
+    .min(0)
+    .max(1)
+    .describe(
+      "Share of a pool's quota that min instances may hold before it is flagged (default 0.5).",
+    ),
+  rules: AuditRuleLevels,
+};
+
+export const AuditSettings = z
+  .strictObject({
+    minCpu: auditFields.minCpu.default(4),
+    recommendedCpu: auditFields.recommendedCpu.default(8),
+    minMemory: auditFields.minMemory.default('16Gi'),
+    recommendedMemory: auditFields.recommendedMemory.default('32Gi'),
+    minStartupProbeSeconds: auditFields.minStartupProbeSeconds.default(240),
+    idleUtilization: auditFields.idleUtilization.default(0.05),
+    maxMinInstancesShare: auditFields.maxMinInstancesShare.default(0.5),
+    rules: auditFields.rules.default({}),
+  })
+  .describe('The fleet audit: thresholds, and rules turned off or given another severity.');
+export type AuditSettings = z.infer<typeof AuditSettings>;
+
+export const AuditOverride = z
+  .strictObject({
+    minCpu: auditFields.minCpu.optional(),
+    recommendedCpu: auditFields.recommendedCpu.optional(),
+    minMemory: auditFields.minMemory.optional(),
+    recommendedMemory: auditFields.recommendedMemory.optional(),
+    minStartupProbeSeconds: auditFields.minStartupProbeSeconds.optional(),
+    idleUtilization: auditFields.idleUtilization.optional(),
+    maxMinInstancesShare: auditFields.maxMinInstancesShare.optional(),
+    rules: auditFields.rules.optional(),
+  })
+  .describe("The audit for the services this rule matches: over the policy's audit section.");
+export type AuditOverride = z.infer<typeof AuditOverride>;
+
 export const ServiceRule = z.strictObject({
   match: Match,
   managed: z
@@ -72,6 +160,7 @@ export const ServiceRule = z.strictObject({
   ...settingFields,
   scaleDownDelay: Duration.optional(),
   schedule: z.array(TimeWindow).default([]).describe('First window that holds wins.'),
+  audit: AuditOverride.optional(),
 });
 export type ServiceRule = z.infer<typeof ServiceRule>;
 
@@ -156,6 +245,7 @@ export const Policy = z
         renotifyAfter: Duration.default('1h'),
       })
       .default({ pressure: 0.9, renotifyAfter: '1h' }),
+    audit: AuditSettings.default(AuditSettings.parse({})),
   })
   .describe('Cloud Run GPU governor policy');
 export type Policy = z.infer<typeof Policy>;

@@ -134,6 +134,15 @@ export const Sidecar = z.strictObject({
   image: z.string().min(1).default('us-docker.pkg.dev/cloudrun/container/placeholder'),
   cpu: z.string().min(1).default('1'),
   memory: z.string().min(1).default('512Mi'),
+  gpus: z
+    .number()
+    .int()
+    .min(0)
+    .max(8)
+    .default(0)
+    .describe(
+      "nvidia.com/gpu limit of the sidecar (default 0). Cloud Run allows a GPU on one container only: for audits; the quota model counts the service's gpu.count.",
+    ),
 });
 export type Sidecar = z.infer<typeof Sidecar>;
 
@@ -171,7 +180,13 @@ export const FleetService = z
       .boolean()
       .optional()
       .describe('CPU throttled between requests (default: false with a GPU).'),
-    concurrency: z.number().int().min(1).max(1000).default(4),
+    concurrency: z
+      .number()
+      .int()
+      .min(0)
+      .max(1000)
+      .default(4)
+      .describe("max_instance_request_concurrency (default 4); 0: unset (Cloud Run's default 80)."),
     startupProbeSeconds: z.number().int().min(1).max(3600).optional(),
     sidecars: z.array(Sidecar).default([]),
     startupSeconds: z

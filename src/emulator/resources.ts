@@ -1,3 +1,5 @@
+import { parseCpu, parseMemory } from '../core/audit.js';
+import type { ObservedContainer } from '../ports.js';
 import { revisionName, type ServiceState, type WorkerPoolState } from './model.js';
 import { timestamp, type Message } from './rpc.js';
 
@@ -56,9 +58,61 @@ function containers(s: ServiceState): Message[] {
   const sidecars = spec.sidecars.map((c) => ({
     name: c.name,
     image: c.image,
-    resources: { limits: { cpu: c.cpu, memory: c.memory }, cpu_idle: spec.cpuIdle ?? !gpu },
+    resources: {
+      limits: {
+        cpu: c.cpu,
+        memory: c.memory,
+        ...(c.gpus > 0 ? { 'nvidia.com/gpu': String(c.gpus) } : {}),
+      },
+      cpu_idle: spec.cpuIdle ?? !gpu,
+    },
   }));
   return [main, ...sidecars];
+}
+
+/**
+ * The container facts the governor reads from Cloud Run (`ObservedService.containers` and
+ * `concurrency`), straight from the model, as the Cloud Run adapter maps `serviceResource`: for
+ * in-memory ports (the simulator) that skip the gRPC round trip.
+ */
+export function observedContainerFacts(s: ServiceState): {
+  containers: ObservedContainer[];
+  concurrency: number | null;
+} {
+  const spec = s.spec;
+  const gpu = spec.gpu;
+  const cpuIdle = spec.cpuIdle ?? !gpu;
+  const seconds = spec.startupProbeSeconds;
+  const period = seconds === undefined ? 0 : Math.min(10, seconds);
+  const main = {
+    name: s.name,
+    cpu: spec.cpu ?? (gpu ? '8' : '1'),
+    memory: spec.memory ?? (gpu ? '32Gi' : '512Mi'),
+    gpus: gpu?.count ?? 0,
+    startupProbe:
+      seconds === undefined
+        ? null
+        : {
+            periodSeconds: period,
+            failureThreshold: Math.ceil(seconds / period),
+            initialDelaySeconds: 0,
+            timeoutSeconds: period,
+          },
+  };
+  const all = [main, ...spec.sidecars.map((c) => ({ ...c, startupProbe: null }))];
+  return {
+    containers: all.map((c) => ({
+      name: c.name,
+      cpu: c.cpu,
+      vcpus: parseCpu(c.cpu),
+      memory: c.memory,
+      memoryBytes: parseMemory(c.memory),
+      gpus: c.gpus,
+      cpuIdle,
+      startupProbe: c.startupProbe,
+    })),
+    concurrency: spec.concurrency > 0 ? spec.concurrency : null,
+  };
 }
 
 export function serviceResource(

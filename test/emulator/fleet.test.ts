@@ -19,7 +19,7 @@ describe('the fleet file', () => {
     const { fleet } = await loadFleet(join(import.meta.dirname, '../../examples/fleet.yaml'));
     const project = fleet.projects[0];
     expect(project?.pools.map((p) => [p.region, p.zonalRedundancy, p.quota])).toEqual([
-      ['us-central1', true, 8],
+      ['us-central1', true, 10],
       ['us-central1', false, 3],
     ]);
     const gpuServices = project?.services.filter((s) => s.gpu) ?? [];

@@ -39,6 +39,19 @@ function service(name: string, more: Partial<ObservedService> = {}): ObservedSer
     generation: 1,
     observedGeneration: 1,
     updateTime: null,
+    containers: [
+      {
+        name,
+        cpu: '8',
+        vcpus: 8,
+        memory: '32Gi',
+        memoryBytes: 32 * 2 ** 30,
+        gpus: 1,
+        cpuIdle: false,
+        startupProbe: null,
+      },
+    ],
+    concurrency: 4,
     ...more,
   };
 }

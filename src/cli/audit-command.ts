@@ -1,0 +1,181 @@
+import {
+  AUDIT_RULE_IDS,
+  auditServices,
+  hasRequiredFailure,
+  type AuditFinding,
+  type AuditRuleId,
+  type AuditSeverity,
+} from '../core/audit.js';
+import type { Policy } from '../core/policy.js';
+import { isInputError } from '../errors.js';
+import type { Observation } from '../observe/observe.js';
+import { loadPolicy } from './io.js';
+import { observeLive } from './live.js';
+import type { Io } from './main.js';
+import { colorsFor, type Colors } from './render.js';
+
+/**
+ * `governor audit --policy P [--json]`: every GPU service of the policy's projects checked against
+ * Cloud Run's GPU requirements (src/core/audit.ts), one table per service. Exit 0 when no required
+ * rule fails, 1 when one does, 2 on bad input.
+ */
+
+export interface AuditOptions {
+  policy: string;
+  json?: boolean;
+}
+
+/** One audited service in the report. `result` is the worst severity it fails, or `ok`. */
+export interface AuditedService {
+  project: string;
+  region: string;
+  name: string;
+  accelerator: string;
+  zonalRedundancy: boolean;
+  result: 'ok' | AuditSeverity;
+  findings: Omit<
+    AuditFinding,
+    'project' | 'region' | 'service' | 'accelerator' | 'zonalRedundancy'
+  >[];
+}
+
+/** What `governor audit --json` prints. */
+export interface AuditReport {
+  version: 1;
+  at: string;
+  summary: {
+    services: number;
+    /** Services failing at least one required rule. */
+    failingRequired: number;
+    /** Services failing recommended rules only. */
+    recommendedOnly: number;
+    clean: number;
+  };
+  services: AuditedService[];
+  /** Rule ids checked (rules the policy turned off still appear: they are off per service). */
+  rules: readonly AuditRuleId[];
+  /** What could not be read while observing. */
+  problems: string[];
+}
+
+export async function runAudit(opts: AuditOptions, io: Io): Promise<number> {
+  let policy: Policy;
+  try {
+    policy = await loadPolicy(opts.policy);
+  } catch (e) {
+    if (!isInputError(e)) throw e;
+    io.stderr.write(`error: ${e.message}\n`);
+    return 2;
+  }
+  const observation = await observeLive(policy, io.env);
+  for (const problem of observation.problems) io.stderr.write(`warning: ${problem}\n`);
+  const findings = auditServices({
+    services: observation.services,
+    snapshot: observation.snapshot,
+    policy,
+  });
+  const report = auditReport(findings, observation, policy);
+  io.stdout.write(
+    opts.json
+      ? JSON.stringify(report, null, 2) + '\n'
+      : renderAudit(report, colorsFor(io.stdout, io.env)),
+  );
+  return hasRequiredFailure(findings) ? 1 : 0;
+}
+
+/** The report of an audit: every GPU service in scope, with its findings (none when clean). */
+export function auditReport(
+  findings: readonly AuditFinding[],
+  observation: Pick<Observation, 'services' | 'snapshot' | 'problems'>,
+  policy: Pick<Policy, 'projects' | 'regions'>,
+): AuditReport {
+  const byService = new Map<string, AuditedService>();
+  const key = (project: string, region: string, name: string) => `${project}/${region}/${name}`;
+  const audited = observation.services
+    .filter(
+      (s) =>
+        s.gpu !== null &&
+        policy.projects.includes(s.project) &&
+        (policy.regions === undefined || policy.regions.includes(s.region)),
+    )
+    .sort((a, b) => (key(a.project, a.region, a.name) < key(b.project, b.region, b.name) ? -1 : 1));
+  for (const s of audited) {
+    if (s.gpu === null) continue;
+    byService.set(key(s.project, s.region, s.name), {
+      project: s.project,
+      region: s.region,
+      name: s.name,
+      accelerator: s.gpu.accelerator,
+      zonalRedundancy: s.gpu.zonalRedundancy,
+      result: 'ok',
+      findings: [],
+    });
+  }
+  for (const f of findings) {
+    const entry = byService.get(key(f.project, f.region, f.service));
+    if (!entry) continue;
+    entry.findings.push({
+      rule: f.rule,
+      severity: f.severity,
+      problem: f.problem,
+      fix: f.fix,
+      why: f.why,
+    });
+    if (f.severity === 'required') entry.result = 'required';
+    else if (entry.result === 'ok') entry.result = 'recommended';
+  }
+  const services = [...byService.values()];
+  return {
+    version: 1,
+    at: observation.snapshot.takenAt,
+    summary: {
+      services: services.length,
+      failingRequired: services.filter((s) => s.result === 'required').length,
+      recommendedOnly: services.filter((s) => s.result === 'recommended').length,
+      clean: services.filter((s) => s.result === 'ok').length,
+    },
+    services,
+    rules: AUDIT_RULE_IDS,
+    problems: [...observation.problems],
+  };
+}
+
+/** The audit for people: per failing service a table (severity, rule, what is wrong, fix). */
+export function renderAudit(report: AuditReport, c: Colors): string {
+  const out: string[] = [c.bold(`Governor audit at ${report.at}`)];
+  const whereOf = (s: AuditedService) =>
+    `${s.project}/${s.region} ${s.accelerator}${s.zonalRedundancy ? '' : ' (no zonal redundancy)'}`;
+  for (const s of report.services) {
+    if (s.result === 'ok') continue;
+    const mark = s.result === 'required' ? c.red('✗') : c.yellow('!');
+    const label =
+      s.result === 'required' ? c.red('fails required rules') : c.yellow('recommendations');
+    out.push('');
+    out.push(`${mark} ${c.bold(s.name)}  ${c.dim(whereOf(s))}  ${label}`);
+    const ruleWidth = Math.max(4, ...s.findings.map((f) => f.rule.length));
+    out.push(c.dim(`    ${'severity'.padEnd(11)}  ${'rule'.padEnd(ruleWidth)}  what is wrong`));
+    for (const f of s.findings) {
+      const severity = f.severity.padEnd(11);
+      out.push(
+        `    ${f.severity === 'required' ? c.red(severity) : c.yellow(severity)}  ${f.rule.padEnd(ruleWidth)}  ${f.problem}`,
+      );
+      out.push(`    ${' '.repeat(11)}  ${' '.repeat(ruleWidth)}  ${c.dim('fix:')} ${f.fix}`);
+    }
+  }
+  const clean = report.services.filter((s) => s.result === 'ok');
+  if (clean.length > 0) {
+    out.push('');
+    for (const s of clean) out.push(`${c.green('✓')} ${s.name}  ${c.dim(whereOf(s))}  ok`);
+  }
+  const { services, failingRequired, recommendedOnly } = report.summary;
+  out.push('');
+  out.push(
+    `Audit: ${services} GPU service${services === 1 ? '' : 's'}: ${failingRequired} failing a required rule, ${recommendedOnly} with recommendations only, ${report.summary.clean} clean.`,
+  );
+  if (report.problems.length > 0) {
+    out.push(
+      c.yellow(`${report.problems.length} thing(s) could not be read; the audit covers what was.`),
+    );
+  }
+  return out.join('\n') + '\n';
+}
