@@ -1,6 +1,10 @@
 import { mkdir, writeFile } from 'node:fs/promises';
+import { benchColdStart } from './cold-start.js';
+import { benchMemory } from './memory.js';
 import { benchObservation } from './observation.js';
 import { benchPlanner } from './planner.js';
+import { benchQuality } from './quality.js';
+import { benchRtt } from './rtt.js';
 
 /**
  * `npm run bench`: one command, one run, ratios. Timing goals are compared here, within one
@@ -60,6 +64,147 @@ lines.push('');
 lines.push(
   `  reads grow with regions and pages, not services: ${flat ? 'yes' : 'NO'} (1 region: ${sameRegions.map((r) => `${r.services} services → ${r.reads} reads`).join(', ')})`,
 );
+
+// Decision quality on simulated days (SPEC.md "How decision quality is judged").
+const quality = await benchQuality();
+lines.push('');
+lines.push(
+  'Decision quality: refused GPU-minutes on the same demand (governor every 5 min, metrics 3 min behind)',
+);
+lines.push('');
+lines.push(
+  '  scenario                          quota  governor  equal split  fleet caps  over-commit  oracle   gap closed  gov÷equal  writes/svc/h  violations',
+);
+for (const r of quality) {
+  const n = (k: string) =>
+    String(Math.round(r.refused[k] ?? 0)).padStart(r.refused[k] === undefined ? 0 : 1);
+  lines.push(
+    `  ${r.scenario.padEnd(32)} ${String(r.quota).padStart(6)} ${n('governor').padStart(9)} ${n('equal-split').padStart(12)} ${n('fleet-caps').padStart(11)} ${n('over-commit').padStart(12)} ${n('oracle').padStart(7)} ${(r.gapClosed === null ? '—' : r.gapClosed.toFixed(2)).padStart(11)} ${(r.refusedVsEqualSplit === null ? '—' : r.refusedVsEqualSplit.toFixed(2)).padStart(10)} ${r.writesPerServiceHour.toFixed(2).padStart(13)} ${String(r.invariantViolations).padStart(11)}`,
+  );
+}
+
+const rtt = await benchRtt(50);
+const cold = await benchColdStart();
+const memory = await benchMemory(10_000);
+
+interface Figure {
+  figure: string;
+  value: number;
+  shown: string;
+  target: string;
+  met: boolean;
+}
+const figures: Figure[] = [];
+const add = (figure: string, value: number, shown: string, target: string, met: boolean) =>
+  figures.push({ figure, value, shown, target, met });
+add(
+  'planner, 10,000 services (ms)',
+  tenK,
+  tenK.toFixed(1),
+  `≤ ${TARGET_10K_MS}`,
+  tenK <= TARGET_10K_MS,
+);
+add(
+  'planner growth per 10× services',
+  worstGrowth,
+  `${worstGrowth.toFixed(1)}×`,
+  `≤ ${TARGET_GROWTH}×`,
+  worstGrowth <= TARGET_GROWTH,
+);
+for (const r of quality.filter((q) => q.kind === 'fleet')) {
+  const f = `${r.quotaFactor}× peak`;
+  add(
+    `gap closed, mixed fleet ${f}`,
+    r.gapClosed ?? 1,
+    r.gapClosed === null ? 'no gap' : r.gapClosed.toFixed(2),
+    '≥ 0.9',
+    (r.gapClosed ?? 1) >= 0.9,
+  );
+  add(
+    `governor ÷ equal split, mixed fleet ${f}`,
+    r.refusedVsEqualSplit ?? 0,
+    r.refusedVsEqualSplit === null ? '—' : r.refusedVsEqualSplit.toFixed(2),
+    '≤ 0.5',
+    (r.refusedVsEqualSplit ?? 0) <= 0.5,
+  );
+  add(
+    `writes / service / hour, mixed fleet ${f}`,
+    r.writesPerServiceHour,
+    r.writesPerServiceHour.toFixed(2),
+    '≤ 2',
+    r.writesPerServiceHour <= 2,
+  );
+  add(
+    `invariant violations, mixed fleet ${f}`,
+    r.invariantViolations,
+    String(r.invariantViolations),
+    '0',
+    r.invariantViolations === 0,
+  );
+}
+for (const r of quality.filter((q) => q.kind === 'traces')) {
+  const f = `${r.quotaFactor}× peak`;
+  add(
+    `gap closed, traces alone ${f} (reported apart)`,
+    r.gapClosed ?? 1,
+    r.gapClosed === null ? 'no gap' : r.gapClosed.toFixed(2),
+    '≥ 0.9',
+    (r.gapClosed ?? 1) >= 0.9,
+  );
+  add(
+    `writes / service / hour, traces alone ${f}`,
+    r.writesPerServiceHour,
+    r.writesPerServiceHour.toFixed(2),
+    '≤ 2',
+    r.writesPerServiceHour <= 2,
+  );
+  add(
+    `invariant violations, traces alone ${f}`,
+    r.invariantViolations,
+    String(r.invariantViolations),
+    '0',
+    r.invariantViolations === 0,
+  );
+}
+add(
+  `one run ÷ RTT (100 services, ${rtt.writes} changes, RTT ${rtt.rttMs} ms)`,
+  rtt.ratio,
+  `${rtt.ratio.toFixed(1)} RTT (${Math.round(rtt.wallMs)} ms, ${rtt.rpcs} RPCs)`,
+  '≤ 40',
+  rtt.ratio <= 40,
+);
+add(
+  'function cold start → listening (ms)',
+  cold.listeningMs,
+  cold.listeningMs.toFixed(0),
+  '≤ 3000',
+  cold.listeningMs <= 3000,
+);
+add(
+  'function cold start → first run done (ms)',
+  cold.firstRunMs,
+  cold.firstRunMs.toFixed(0),
+  '≤ 6000',
+  cold.firstRunMs <= 6000,
+);
+add(
+  `peak memory, one run over ${memory.services.toLocaleString('en-US')} services (MB RSS)`,
+  memory.peakRssMb,
+  `${memory.peakRssMb.toFixed(0)} (run ${Math.round(memory.runMs)} ms, ${memory.writes} writes)`,
+  '≤ 512',
+  memory.peakRssMb <= 512,
+);
+
+lines.push('');
+lines.push('Figures');
+lines.push('');
+const width = Math.max(...figures.map((f) => f.figure.length));
+const shownWidth = Math.max(...figures.map((f) => f.shown.length));
+lines.push(`  ${'figure'.padEnd(width)}  ${'value'.padEnd(shownWidth)}  target    `);
+for (const f of figures)
+  lines.push(
+    `  ${f.figure.padEnd(width)}  ${f.shown.padEnd(shownWidth)}  ${f.target.padEnd(8)}  ${f.met ? 'met' : 'MISSED'}`,
+  );
 console.log(lines.join('\n'));
 
 await mkdir('bench', { recursive: true });
@@ -73,6 +218,12 @@ await writeFile(
         growth,
         targets: { tenThousandMs: TARGET_10K_MS, growthPer10x: TARGET_GROWTH },
       },
+      observation,
+      quality,
+      rtt,
+      coldStart: cold,
+      memory,
+      figures,
     },
     null,
     2,

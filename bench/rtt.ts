@@ -1,0 +1,69 @@
+import { setTimeout as delay } from 'node:timers/promises';
+import { createGooglePorts } from '../src/adapters/index.js';
+import { parsePolicy } from '../src/core/policy.js';
+import { startEmulator } from '../src/emulator/index.js';
+import { reconcile } from '../src/reconcile/reconcile.js';
+import { createMemoryStateStore } from '../src/simulate/memory-store.js';
+
+/**
+ * One governor run against the emulator with every RPC delayed by an injected round-trip time:
+ * 100 services in one region, 10 of which need a change (5 down, 5 up). The run's wall time in
+ * RTTs says how many round trips it waits for one after another (parallel reads count once).
+ * Pacing is lifted (writesPerMinute high) so that only round trips are measured.
+ */
+export async function benchRtt(
+  rttMs = 50,
+): Promise<{ rttMs: number; wallMs: number; ratio: number; rpcs: number; writes: number }> {
+  const services = Array.from({ length: 100 }, (_, i) => ({
+    name: `svc-${String(i).padStart(3, '0')}`,
+    region: 'us-central1',
+    gpu: {},
+    // The policy's max is 2: 5 services above it come down, 5 saturated at 1 go up, 90 stay.
+    maxInstances: i < 5 ? 6 : i < 10 ? 1 : 2,
+    demand: i < 5 ? 1 : i < 10 ? 3 : 1,
+  }));
+  const emulator = await startEmulator({
+    fleet: {
+      start: '2026-11-27T12:00:00Z',
+      warmupMinutes: 35,
+      projects: [{ id: 'bench-project', pools: [{ region: 'us-central1', quota: 240 }], services }],
+    },
+    speed: 'manual',
+    operationDelayMs: 0,
+    pageSize: 100,
+    faults: async () => {
+      await delay(rttMs);
+      return undefined;
+    },
+  });
+  const ports = createGooglePorts({ ...process.env, ...emulator.env });
+  try {
+    const policy = parsePolicy({
+      version: 1,
+      projects: ['bench-project'],
+      regions: ['us-central1'],
+      defaults: { min: 1, max: 2, headroom: 0 },
+      services: [{ match: {} }],
+      limits: { writesPerMinute: 6000 },
+    });
+    emulator.resetCalls();
+    const t0 = performance.now();
+    const report = await reconcile(
+      policy,
+      {
+        ports,
+        store: createMemoryStateStore(),
+        sink: null,
+        log: { log: () => undefined },
+        now: async () => emulator.now().getTime(),
+      },
+      { runId: 'bench-rtt', deadlineMs: 240_000 },
+    );
+    const wallMs = performance.now() - t0;
+    const writes = report.writes.filter((w) => w.outcome === 'written').length;
+    return { rttMs, wallMs, ratio: wallMs / rttMs, rpcs: emulator.calls().length, writes };
+  } finally {
+    await ports.close();
+    await emulator.stop();
+  }
+}

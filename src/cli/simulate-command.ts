@@ -1,0 +1,196 @@
+import { mkdir, writeFile } from 'node:fs/promises';
+import { dirname } from 'node:path';
+import { createGooglePorts } from '../adapters/index.js';
+import { clockFromEnv } from '../clock.js';
+import { durationMs } from '../core/duration.js';
+import { UsageError } from '../errors.js';
+import { buildReplayInput } from '../simulate/replay.js';
+import { renderReport } from '../simulate/report.js';
+import { loadSimulationInput } from '../simulate/scenario.js';
+import { progressBar } from '../simulate/progress.js';
+import { simulate, type SimulationResult } from '../simulate/simulate.js';
+import { loadPolicy } from './io.js';
+import type { Io } from './main.js';
+
+/**
+ * `governor simulate` and `governor replay`: the real planner and reconcile on a virtual clock
+ * against the emulator's fleet model, beside the baselines, on the same demand. See
+ * docs/simulation.md.
+ */
+
+export interface SimulateFlags {
+  policy: string;
+  fleet: string;
+  hours?: string;
+  report?: string;
+  json?: boolean;
+  viaEmulator?: boolean;
+  tick?: string;
+  lag?: string;
+}
+
+export interface ReplayFlags {
+  policy: string;
+  since: string;
+  report?: string;
+  json?: boolean;
+  tick?: string;
+  lag?: string;
+}
+
+const MAX_HOURS = 24 * 31;
+
+function parseHours(text: string): number {
+  const n = Number(text);
+  if (!Number.isFinite(n) || n <= 0 || n > MAX_HOURS) {
+    throw new UsageError(
+      `--hours ${JSON.stringify(text)}: expected a number of hours above 0 and at most ${MAX_HOURS}`,
+    );
+  }
+  return n;
+}
+
+function parseMinutes(
+  flag: string,
+  text: string | undefined,
+  fallback: number,
+  min: number,
+): number {
+  if (text === undefined) return fallback;
+  let ms: number;
+  try {
+    ms = /^\d+$/.test(text) ? Number(text) * 60_000 : durationMs(text);
+  } catch (e) {
+    throw new UsageError(`${flag} ${JSON.stringify(text)}: expected a duration such as "5m"`, {
+      cause: e,
+    });
+  }
+  const minutes = ms / 60_000;
+  if (!Number.isInteger(minutes) || minutes < min || minutes > 24 * 60) {
+    throw new UsageError(
+      `${flag} ${JSON.stringify(text)}: expected whole minutes between ${min}m and 24h`,
+    );
+  }
+  return minutes;
+}
+
+export async function runSimulate(flags: SimulateFlags, io: Io): Promise<number> {
+  const hoursFlag = flags.hours === undefined ? null : parseHours(flags.hours);
+  const tick = parseMinutes('--tick', flags.tick, 5, 1);
+  const lag = parseMinutes('--lag', flags.lag, 3, 0);
+  const policy = await loadPolicy(flags.policy);
+  const input = await loadSimulationInput(flags.fleet);
+  const hours = hoursFlag ?? input.hours ?? 24;
+  const bar = progressBar(io.stderr);
+  let result: SimulationResult;
+  try {
+    result = await simulate(input, policy, {
+      hours,
+      tickMinutes: tick,
+      lagMinutes: lag,
+      viaEmulator: flags.viaEmulator ?? false,
+      onProgress: (d, t, what) => bar.update(d, t, what),
+    });
+  } finally {
+    bar.done();
+  }
+  return output(result, flags, io, `policy ${flags.policy} on ${flags.fleet}`);
+}
+
+export async function runReplay(flags: ReplayFlags, io: Io): Promise<number> {
+  let sinceMs: number;
+  try {
+    sinceMs = durationMs(flags.since);
+  } catch (e) {
+    throw new UsageError(
+      `--since ${JSON.stringify(flags.since)}: expected a duration such as "7d" or "24h"`,
+      { cause: e },
+    );
+  }
+  if (sinceMs < 60 * 60_000 || sinceMs > 31 * 24 * 3_600_000)
+    throw new UsageError(`--since ${flags.since}: expected between 1h and 31d`);
+  const tick = parseMinutes('--tick', flags.tick, 5, 1);
+  const lag = parseMinutes('--lag', flags.lag, 3, 0);
+  const policy = await loadPolicy(flags.policy);
+  const ports = createGooglePorts(io.env);
+  let input;
+  try {
+    const now = await clockFromEnv(io.env)();
+    input = await buildReplayInput(policy, ports, now, sinceMs);
+  } finally {
+    await ports.close();
+  }
+  const bar = progressBar(io.stderr);
+  let result: SimulationResult;
+  try {
+    result = await simulate(input, policy, {
+      hours: input.hours ?? sinceMs / 3_600_000,
+      tickMinutes: tick,
+      lagMinutes: lag,
+      onProgress: (d, t, what) => bar.update(d, t, what),
+    });
+  } finally {
+    bar.done();
+  }
+  return output(result, flags, io, `policy ${flags.policy}, replayed over the last ${flags.since}`);
+}
+
+async function output(
+  result: SimulationResult,
+  flags: { report?: string; json?: boolean },
+  io: Io,
+  subtitle: string,
+): Promise<number> {
+  if (flags.report) {
+    await mkdir(dirname(flags.report), { recursive: true });
+    await writeFile(flags.report, renderReport(result, { subtitle }));
+  }
+  if (flags.json) io.stdout.write(JSON.stringify(summary(result), null, 2) + '\n');
+  else {
+    io.stdout.write(renderTable(result));
+    if (flags.report) io.stdout.write(`\nreport: ${flags.report}\n`);
+  }
+  const violations = result.headline?.invariantViolations ?? 0;
+  return violations > 0 ? 1 : 0;
+}
+
+/** The result without per-minute series: what `--json` prints. */
+export function summary(result: SimulationResult): Omit<SimulationResult, 'strategies'> & {
+  strategies: Omit<SimulationResult['strategies'][number], 'series'>[];
+} {
+  return { ...result, strategies: result.strategies.map(({ series: _series, ...rest }) => rest) };
+}
+
+export function renderTable(result: SimulationResult): string {
+  const lines = [
+    `${result.label}: ${(result.minutes / 60).toFixed(1)} h, governor every ${result.tickMinutes} min, metrics ${result.lagMinutes} min behind`,
+    '',
+  ];
+  lines.push(
+    `  ${'strategy'.padEnd(30)} ${'refused GPU-min'.padStart(15)} ${'idle GPU-min'.padStart(12)} ${'writes/svc/h'.padStart(12)} ${'share err'.padStart(9)} ${'inversions'.padStart(10)} ${'violations'.padStart(10)}`,
+  );
+  for (const s of result.strategies) {
+    const share = s.pools.filter((p) => p.shareError !== null);
+    const err = share.length
+      ? (share.reduce((a, p) => a + (p.shareError ?? 0), 0) / share.length).toFixed(3)
+      : '—';
+    const inv = s.pools.reduce((a, p) => a + p.priorityInversions, 0);
+    lines.push(
+      `  ${s.label.padEnd(30)} ${Math.round(s.totals.refusedGpuMinutes).toString().padStart(15)} ${Math.round(s.totals.idleGpuMinutes).toString().padStart(12)} ${s.totals.writesPerServiceHour.toFixed(2).padStart(12)} ${err.padStart(9)} ${String(inv).padStart(10)} ${(s.totals.invariantViolations === null ? '—' : String(s.totals.invariantViolations)).padStart(10)}`,
+    );
+  }
+  const h = result.headline;
+  if (h) {
+    lines.push('');
+    lines.push(
+      `  gap closed (equal split − governor) ÷ (equal split − oracle): ${h.gapClosed === null ? 'no gap' : h.gapClosed.toFixed(2)}`,
+    );
+    lines.push(
+      `  refused, governor ÷ equal split: ${h.refusedVsEqualSplit === null ? '—' : h.refusedVsEqualSplit.toFixed(2)}`,
+    );
+  }
+  const gov = result.strategies.find((s) => s.strategy === 'governor');
+  for (const v of gov?.violations ?? []) lines.push(`  violation: ${v}`);
+  for (const f of gov?.failedRuns ?? []) lines.push(`  failed run: ${f}`);
+  return lines.join('\n') + '\n';
+}

@@ -1,0 +1,94 @@
+import { ConflictError } from '../errors.js';
+import {
+  checkKeep,
+  checkProject,
+  checkRunRecord,
+  decideLease,
+  DEFAULT_KEEP_RUNS,
+  keepRuns,
+  versionConflict,
+  ConditionState,
+  type Lease,
+  type LeaseResult,
+  type RunRecord,
+  type StateStore,
+  type VersionedConditions,
+} from '../state/store.js';
+
+/**
+ * The state store in memory, for the simulator and tests: the same contract as the file and
+ * Firestore stores (versions, leases, kept run records), nothing persisted.
+ */
+export function createMemoryStateStore(options: { keepRuns?: number } = {}): StateStore {
+  const keep = checkKeep(options.keepRuns ?? DEFAULT_KEEP_RUNS);
+  const conditions = new Map<string, { version: number; state: ConditionState }>();
+  const runs = new Map<string, RunRecord[]>();
+  const leases = new Map<string, Lease>();
+  let closed = false;
+  const open = (): void => {
+    if (closed) throw new ConflictError('the memory state store is closed');
+  };
+
+  const lease = (
+    project: string,
+    kind: 'acquire' | 'renew',
+    holder: string,
+    ttlMs: number,
+    now: string,
+  ): LeaseResult => {
+    open();
+    checkProject(project);
+    const { write, result } = decideLease(leases.get(project) ?? null, {
+      kind,
+      holder,
+      ttlMs,
+      now,
+    });
+    if (write) leases.set(project, write);
+    return result;
+  };
+
+  return {
+    async loadConditions(project): Promise<VersionedConditions> {
+      open();
+      const doc = conditions.get(checkProject(project));
+      return doc
+        ? { state: structuredClone(doc.state), version: String(doc.version) }
+        : { state: {}, version: null };
+    },
+    async saveConditions(project, state, expectedVersion) {
+      open();
+      const doc = conditions.get(checkProject(project));
+      const current = doc ? String(doc.version) : null;
+      if (current !== expectedVersion) throw versionConflict(project, expectedVersion, current);
+      const version = (doc?.version ?? 0) + 1;
+      conditions.set(project, { version, state: ConditionState.parse(structuredClone(state)) });
+      return String(version);
+    },
+    async recordRun(project, record) {
+      open();
+      const checked = checkRunRecord(record);
+      runs.set(checkProject(project), keepRuns(runs.get(project) ?? [], checked, keep));
+    },
+    async listRuns(project) {
+      open();
+      return [...(runs.get(checkProject(project)) ?? [])];
+    },
+    async acquireLease(project, holder, ttlMs, now) {
+      return lease(project, 'acquire', holder, ttlMs, now);
+    },
+    async renewLease(project, holder, ttlMs, now) {
+      return lease(project, 'renew', holder, ttlMs, now);
+    },
+    async releaseLease(project, holder) {
+      open();
+      const held = leases.get(checkProject(project));
+      if (!held || held.holder !== holder) return false;
+      leases.delete(project);
+      return true;
+    },
+    async close() {
+      closed = true;
+    },
+  };
+}

@@ -1,0 +1,203 @@
+import type { ObservePorts } from '../observe/observe.js';
+import { ConflictError, InputError, NotFoundError, QuotaRejectedError } from '../errors.js';
+import { effectiveMax, type FleetModel, type ServiceState } from '../emulator/model.js';
+import { observedContainerFacts } from '../emulator/resources.js';
+import type {
+  CloudRunPort,
+  MaxInstancesUpdate,
+  MetricSeries,
+  MonitoringPort,
+  ObservedService,
+  ObservedWorkerPool,
+  QuotaPort,
+  TimeWindow,
+} from '../ports.js';
+
+/**
+ * The governor's ports in memory, over the emulator's fleet model: what the Google adapters would
+ * read from the emulator, without gRPC. Cloud Run reads and writes the model's services (etag
+ * check, Cloud Run's per-service quota check); Monitoring serves the model's per-minute history
+ * `lagMs` late, one series per service summed over revisions, nothing while a service is at zero;
+ * Cloud Quotas serves the model's quota.
+ */
+
+export interface SimPortsOptions {
+  /** Virtual ms before a metric point is visible (Cloud Monitoring is about 3 minutes behind). */
+  lagMs: number;
+}
+
+/** Index of the first row at or after `ms` (rows are oldest first). */
+function firstAtOrAfter(rows: readonly { at: number }[], ms: number): number {
+  let lo = 0;
+  let hi = rows.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >> 1;
+    if ((rows[mid]?.at ?? Infinity) < ms) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** The same port, calling `after` once each write has succeeded. */
+export function watchWrites(
+  run: CloudRunPort,
+  after: (update: MaxInstancesUpdate) => void,
+): CloudRunPort {
+  return {
+    listRegions: (p) => run.listRegions(p),
+    listServices: (p, r) => run.listServices(p, r),
+    getService: (p, r, n) => run.getService(p, r, n),
+    listWorkerPools: (p, r) => run.listWorkerPools(p, r),
+    updateMaxInstances: async (update) => {
+      const written = await run.updateMaxInstances(update);
+      after(update);
+      return written;
+    },
+  };
+}
+
+export function toObserved(s: ServiceState): ObservedService {
+  const gpu = s.spec.gpu;
+  return {
+    project: s.project,
+    region: s.region,
+    name: s.name,
+    resourceName: `projects/${s.project}/locations/${s.region}/services/${s.name}`,
+    gpu: gpu
+      ? { accelerator: gpu.accelerator, count: gpu.count, zonalRedundancy: gpu.zonalRedundancy }
+      : null,
+    labels: { ...s.labels },
+    annotations: { ...s.annotations },
+    serviceMaxInstances: s.maxInstances > 0 ? s.maxInstances : null,
+    revisionMaxInstances: s.revisionMaxInstances > 0 ? s.revisionMaxInstances : null,
+    serviceMinInstances: s.minInstances > 0 ? s.minInstances : null,
+    revisionMinInstances: s.revisionMinInstances > 0 ? s.revisionMinInstances : null,
+    scalingMode: s.spec.scalingMode,
+    manualInstanceCount: s.spec.manualInstanceCount ?? null,
+    reconciling: s.deployingUntil !== null,
+    etag: s.etag,
+    generation: s.generation,
+    observedGeneration: s.generation,
+    updateTime: new Date(s.updateTime).toISOString(),
+    ...observedContainerFacts(s),
+  };
+}
+
+export function createSimPorts(model: FleetModel, options: SimPortsOptions): ObservePorts {
+  const inProject = (project: string) => model.listServices().filter((s) => s.project === project);
+
+  const run: CloudRunPort = {
+    async listRegions(project) {
+      const regions = new Set(inProject(project).map((s) => s.region));
+      for (const w of model.listWorkerPools()) if (w.project === project) regions.add(w.region);
+      return [...regions].sort();
+    },
+    async listServices(project, region) {
+      return inProject(project)
+        .filter((s) => s.region === region)
+        .map(toObserved);
+    },
+    async getService(project, region, name) {
+      const s = model.getService({ project, region, name });
+      if (!s) throw new NotFoundError(`service ${project}/${region}/${name} not found`);
+      return toObserved(s);
+    },
+    async listWorkerPools(project, region): Promise<ObservedWorkerPool[]> {
+      return model
+        .listWorkerPools()
+        .filter((w) => w.project === project && w.region === region)
+        .map((w) => ({
+          project: w.project,
+          region: w.region,
+          name: w.name,
+          gpu: w.spec.gpu
+            ? {
+                accelerator: w.spec.gpu.accelerator,
+                count: w.spec.gpu.count,
+                zonalRedundancy: w.spec.gpu.zonalRedundancy,
+              }
+            : null,
+          manualInstanceCount: w.spec.manualInstanceCount,
+        }));
+    },
+    async updateMaxInstances(update) {
+      const key = { project: update.project, region: update.region, name: update.name };
+      const s = model.getService(key);
+      if (!s)
+        throw new NotFoundError(
+          `service ${update.project}/${update.region}/${update.name} not found`,
+        );
+      if (update.etag && update.etag !== s.etag)
+        throw new ConflictError(`etag mismatch on ${s.name}`);
+      if (!Number.isInteger(update.maxInstances) || update.maxInstances < 1) {
+        throw new InputError(`max instances ${update.maxInstances} is not a whole number ≥ 1`, []);
+      }
+      // Cloud Run checks one service against the quota, never the sum.
+      const pool = model.poolOf(s);
+      const quota = pool ? model.quotaFor(pool) : undefined;
+      const gpus = s.spec.gpu?.count ?? 0;
+      const after = effectiveMax({
+        maxInstances: update.maxInstances,
+        revisionMaxInstances: s.revisionMaxInstances,
+      });
+      if (quota !== undefined && after * gpus > quota) {
+        throw new QuotaRejectedError(
+          `Max instances must be set to ${Math.floor(quota / Math.max(1, gpus))} or fewer (quota ${quota})`,
+        );
+      }
+      const written = model.update(key, {
+        maxInstances: update.maxInstances,
+        annotations: { ...s.annotations, ...update.annotations },
+      });
+      return toObserved(written);
+    },
+  };
+
+  const series = (
+    project: string,
+    window: TimeWindow,
+    value: (row: { active: number; idle: number; utilization: number }) => number,
+    gpuOnly: boolean,
+  ): MetricSeries[] => {
+    const visibleUntil = model.now - options.lagMs;
+    const out: MetricSeries[] = [];
+    for (const s of inProject(project)) {
+      if (gpuOnly && !s.spec.gpu) continue;
+      const points: MetricSeries['points'] = [];
+      const rows = model.history(s);
+      const last = Math.min(visibleUntil, window.endMs);
+      for (let i = firstAtOrAfter(rows, window.startMs); i < rows.length; i++) {
+        const row = rows[i];
+        if (!row || row.at > last) break;
+        if (row.active + row.idle === 0) continue; // at zero Cloud Run writes no point
+        points.push({ at: row.at, value: value(row) });
+      }
+      if (points.length > 0) out.push({ service: s.name, region: s.region, points });
+    }
+    return out;
+  };
+
+  const monitoring: MonitoringPort = {
+    async instanceCounts(project, window) {
+      return series(project, window, (r) => r.active + r.idle, false);
+    },
+    async gpuUtilization(project, window) {
+      return series(project, window, (r) => r.utilization, true);
+    },
+  };
+
+  const quotas: QuotaPort = {
+    async gpuQuota(q) {
+      return (
+        model.quotaFor({
+          project: q.project,
+          region: q.region,
+          accelerator: q.accelerator,
+          zonalRedundancy: q.zonalRedundancy,
+        }) ?? null
+      );
+    },
+  };
+
+  return { run, monitoring, quotas };
+}

@@ -1,0 +1,233 @@
+import { readFile } from 'node:fs/promises';
+import { dirname, resolve } from 'node:path';
+import { parse as parseYaml } from 'yaml';
+import { z } from 'zod';
+import { zodFaults } from '../core/policy.js';
+import { InputError } from '../errors.js';
+import {
+  FleetError,
+  loadTraces,
+  validateFleet,
+  type Fleet,
+  type FleetInput,
+} from '../emulator/fleet.js';
+import { seedOf, synthesize, SyntheticShape } from './synthetic.js';
+import {
+  instancesPerMinute,
+  readAzureTrace,
+  ServiceTimeModel,
+  type TraceRequest,
+} from './trace-model.js';
+
+/**
+ * What a simulation runs on: a fleet for the emulator's `FleetModel` and the per-minute demand of
+ * its services. Two sources:
+ *
+ * - an emulator fleet file (docs/emulator.md), whose demand is what the emulator would play;
+ * - a scenario file (`scenario: 1`, see docs/simulation.md): one pool of GPU services whose demand
+ *   is built here, from the Azure traces through the service-time model (trace-model.ts), from
+ *   the seeded synthetic shapes (synthetic.ts), or a shape with the per-minute texture of a trace.
+ *
+ * Either way the result is a plain `Fleet`: scenario demand becomes per-minute `trace` series held
+ * in memory (keyed `sim:<service>`), so the fleet model plays it minute by minute.
+ */
+
+export interface SimulationInput {
+  /** A short name for reports. */
+  label: string;
+  fleet: Fleet;
+  traces: Map<string, number[]>;
+  /** Hours the source suggests (a scenario's `hours`); the command line may override it. */
+  hours: number | null;
+}
+
+const TraceTexture = z.strictObject({
+  file: z.string().min(1).describe('Azure LLM trace CSV, relative to the scenario file.'),
+  offsetMinutes: z.number().int().min(0).default(0).describe('Minute of the trace played first.'),
+  scale: z.number().min(0).default(1).describe('Multiplies the instances (trace alone).'),
+  model: ServiceTimeModel.default(ServiceTimeModel.parse({})),
+});
+
+const ScenarioDemand = z
+  .strictObject({
+    shape: SyntheticShape.optional().describe('The envelope, in instances.'),
+    trace: TraceTexture.optional().describe(
+      'Alone: instances from the trace. With a shape: the per-minute texture (normalised to mean 1).',
+    ),
+    noise: z.number().min(0).max(2).default(0).describe('Multiplicative noise spread.'),
+  })
+  .refine(
+    (d) => d.shape !== undefined || d.trace !== undefined,
+    'expected a shape, a trace, or both',
+  );
+
+const ScenarioService = z.strictObject({
+  name: z.string().regex(/^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$/, 'expected a Cloud Run name'),
+  labels: z.record(z.string(), z.string()).default({}),
+  gpus: z.number().int().min(1).max(8).default(1).describe('GPUs per instance.'),
+  maxInstances: z.number().int().min(1).max(1000).describe("Today's static max instances."),
+  minInstances: z.number().int().min(0).max(1000).default(0),
+  startupSeconds: z.number().min(0).optional(),
+  demand: ScenarioDemand,
+});
+
+export const Scenario = z
+  .strictObject({
+    scenario: z.literal(1),
+    start: z.iso.datetime({ offset: true }).default('2026-11-27T00:00:00Z'),
+    hours: z
+      .number()
+      .positive()
+      .max(24 * 31)
+      .default(24),
+    project: z
+      .string()
+      .regex(/^[a-z][-a-z0-9]{4,28}[a-z0-9]$/)
+      .default('sim-project'),
+    region: z
+      .string()
+      .regex(/^[a-z]+-[a-z]+\d+$/)
+      .default('us-central1'),
+    accelerator: z.string().default('nvidia-l4'),
+    quota: z.number().int().min(0).optional().describe('GPUs of the pool.'),
+    quotaFactor: z
+      .number()
+      .positive()
+      .optional()
+      .describe("Quota as a multiple of the fleet's aggregate peak demand (GPUs)."),
+    startupSeconds: z.number().min(0).default(35),
+    idleMinutes: z.number().int().min(0).max(60).default(2),
+    warmupMinutes: z.number().int().min(0).max(1440).default(60),
+    seed: z.number().int().default(1),
+    services: z.array(ScenarioService).min(1),
+  })
+  .refine((s) => (s.quota === undefined) !== (s.quotaFactor === undefined), {
+    message: 'expected exactly one of quota, quotaFactor',
+    path: ['quota'],
+  });
+export type Scenario = z.infer<typeof Scenario>;
+export type ScenarioInput = z.input<typeof Scenario>;
+
+/** Reads `--fleet`: a scenario file or an emulator fleet file. */
+export async function loadSimulationInput(path: string): Promise<SimulationInput> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new InputError(`cannot read the fleet file ${path}`, [], { cause: e });
+  }
+  let raw: unknown;
+  try {
+    raw = parseYaml(text);
+  } catch (e) {
+    throw new InputError(`fleet ${path} is not valid YAML or JSON: ${(e as Error).message}`, [], {
+      cause: e,
+    });
+  }
+  const baseDir = dirname(resolve(path));
+  if (raw !== null && typeof raw === 'object' && 'scenario' in raw) {
+    return buildScenario(parseScenario(raw, `scenario ${path}`), baseDir, path);
+  }
+  try {
+    const fleet = validateFleet(raw, `fleet ${path}`);
+    return { label: path, fleet, traces: await loadTraces(fleet, baseDir), hours: null };
+  } catch (e) {
+    if (e instanceof FleetError) throw new InputError(e.message, [], { cause: e });
+    throw e;
+  }
+}
+
+export function parseScenario(raw: unknown, what = 'scenario'): Scenario {
+  const parsed = Scenario.safeParse(raw);
+  if (!parsed.success) throw new InputError(`${what} is not valid`, zodFaults(parsed.error));
+  return parsed.data;
+}
+
+/** Per-minute demand of each service from `start − warmup`, for `warmup + hours×60` minutes. */
+export async function scenarioDemand(
+  s: Scenario,
+  baseDir: string,
+  traceCache = new Map<string, TraceRequest[]>(),
+): Promise<Map<string, number[]>> {
+  const startMs = Date.parse(s.start) - s.warmupMinutes * 60_000;
+  const minutes = s.warmupMinutes + Math.ceil(s.hours * 60);
+  const out = new Map<string, number[]>();
+  for (const svc of s.services) {
+    const d = svc.demand;
+    const seed = seedOf(svc.name, s.seed);
+    let series: number[];
+    const envelope = d.shape ? synthesize(d.shape, startMs, minutes, seed, d.noise) : null;
+    const tr = d.trace;
+    if (tr) {
+      const path = resolve(baseDir, tr.file);
+      let requests = traceCache.get(path);
+      if (!requests) {
+        requests = await readAzureTrace(path);
+        traceCache.set(path, requests);
+      }
+      const per = instancesPerMinute(requests, tr.model);
+      const mean = per.reduce((a, b) => a + b, 0) / Math.max(1, per.length) || 1;
+      const at = (m: number): number => per[(m + tr.offsetMinutes) % per.length] ?? 0;
+      series = envelope
+        ? envelope.map((v, m) => (v * at(m)) / mean)
+        : Array.from({ length: minutes }, (_, m) => at(m) * tr.scale);
+    } else series = envelope ?? [];
+    out.set(svc.name, series);
+  }
+  return out;
+}
+
+/** The fleet (one project, one pool) and its demand series for the fleet model. */
+export async function buildScenario(
+  s: Scenario,
+  baseDir: string,
+  label = 'scenario',
+): Promise<SimulationInput> {
+  const demand = await scenarioDemand(s, baseDir);
+  const gpusOf = new Map(s.services.map((x) => [x.name, x.gpus]));
+  let quota = s.quota;
+  if (quota === undefined) {
+    // Aggregate peak: the most GPUs the whole fleet wants in any minute of the simulated period.
+    const minutes = s.warmupMinutes + Math.ceil(s.hours * 60);
+    let peak = 0;
+    for (let m = s.warmupMinutes; m < minutes; m++) {
+      let sum = 0;
+      for (const [name, series] of demand)
+        sum += Math.ceil((series[m] ?? 0) - 1e-9) * (gpusOf.get(name) ?? 1);
+      peak = Math.max(peak, sum);
+    }
+    quota = Math.max(1, Math.round(peak * (s.quotaFactor ?? 1)));
+  }
+  const traces = new Map<string, number[]>();
+  const fleet: FleetInput = {
+    version: 1,
+    start: s.start,
+    startupSeconds: s.startupSeconds,
+    idleMinutes: s.idleMinutes,
+    warmupMinutes: s.warmupMinutes,
+    projects: [
+      {
+        id: s.project,
+        pools: [{ region: s.region, accelerator: s.accelerator, quota }],
+        services: s.services.map((svc) => {
+          const key = `sim:${svc.name}`;
+          traces.set(key, demand.get(svc.name) ?? [0]);
+          return {
+            name: svc.name,
+            region: s.region,
+            labels: svc.labels,
+            gpu: { accelerator: s.accelerator, count: svc.gpus },
+            maxInstances: svc.maxInstances,
+            minInstances: svc.minInstances,
+            ...(svc.startupSeconds === undefined ? {} : { startupSeconds: svc.startupSeconds }),
+            // Minute 0 of the series is start − warmup; the model plays minute 0 at `start`.
+            demand: {
+              trace: { file: key, normalize: false, scale: 1, offsetMinutes: s.warmupMinutes },
+            },
+          };
+        }),
+      },
+    ],
+  };
+  return { label, fleet: validateFleet(fleet, label), traces, hours: s.hours };
+}

@@ -1,0 +1,130 @@
+import { readFile } from 'node:fs/promises';
+import { z } from 'zod';
+import { InputError } from '../errors.js';
+
+/**
+ * The trace demand model: LLM inference request arrivals (the Azure LLM inference traces: one row
+ * per request with its context and generated tokens) → GPU instances wanted per minute.
+ *
+ * Each request occupies one of an instance's concurrent slots for its service time:
+ *
+ *   service time = overhead + context tokens × prefill time per token
+ *                           + generated tokens × decode time per token
+ *
+ * The mean number of requests in flight during a minute is the sum of every request's overlap with
+ * that minute divided by 60 s; dividing by the per-instance concurrency gives the instances wanted
+ * that minute (fractional: the fleet model runs whole instances, rounding up). docs/simulation.md
+ * explains the defaults.
+ */
+
+export interface TraceRequest {
+  /** Arrival, ms from the first arrival of the trace. */
+  atMs: number;
+  contextTokens: number;
+  generatedTokens: number;
+}
+
+export const ServiceTimeModel = z.strictObject({
+  overheadMs: z.number().min(0).default(50).describe('Fixed time per request (queueing, network).'),
+  prefillMsPerToken: z
+    .number()
+    .min(0)
+    .default(0.25)
+    .describe('Prefill time per context token (about 4,000 tokens/s on one L4).'),
+  decodeMsPerToken: z
+    .number()
+    .min(0)
+    .default(30)
+    .describe('Decode time per generated token of one sequence (about 33 tokens/s).'),
+  concurrency: z
+    .number()
+    .min(0.001)
+    .default(4)
+    .describe('Requests one instance serves at once (its batch, Cloud Run concurrency).'),
+});
+export type ServiceTimeModel = z.infer<typeof ServiceTimeModel>;
+export type ServiceTimeModelInput = z.input<typeof ServiceTimeModel>;
+
+export const DEFAULT_SERVICE_TIME: ServiceTimeModel = ServiceTimeModel.parse({});
+
+/** Parses an Azure LLM trace CSV (TIMESTAMP, ContextTokens, GeneratedTokens). */
+export function parseAzureTrace(text: string, source = 'trace'): TraceRequest[] {
+  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
+  const header = (lines[0] ?? '').split(',').map((h) => h.trim().toLowerCase());
+  const expected = ['timestamp', 'contexttokens', 'generatedtokens'];
+  if (expected.some((h, i) => header[i] !== h)) {
+    throw new InputError(`${source} is not an Azure LLM trace`, [
+      {
+        path: 'line 1',
+        message: `expected the header ${expected.join(',')}, got ${lines[0] ?? '(empty)'}`,
+      },
+    ]);
+  }
+  const rows: { ms: number; ctx: number; gen: number }[] = [];
+  for (let i = 1; i < lines.length; i++) {
+    const [stamp = '', ctx = '', gen = ''] = (lines[i] ?? '').split(',');
+    // "2023-11-16 18:17:03.9799600": keep milliseconds, read as UTC.
+    const ms = Date.parse(`${stamp.trim().replace(' ', 'T').slice(0, 23)}Z`);
+    const c = Number(ctx);
+    const g = Number(gen);
+    if (Number.isNaN(ms) || !Number.isFinite(c) || !Number.isFinite(g) || c < 0 || g < 0) {
+      throw new InputError(`${source} has a bad row`, [
+        { path: `line ${i + 1}`, message: JSON.stringify(lines[i]) },
+      ]);
+    }
+    rows.push({ ms, ctx: c, gen: g });
+  }
+  if (rows.length === 0) throw new InputError(`${source} has no requests`, []);
+  const first = Math.min(...rows.map((r) => r.ms));
+  return rows
+    .map((r) => ({ atMs: r.ms - first, contextTokens: r.ctx, generatedTokens: r.gen }))
+    .sort((a, b) => a.atMs - b.atMs);
+}
+
+export async function readAzureTrace(path: string): Promise<TraceRequest[]> {
+  let text: string;
+  try {
+    text = await readFile(path, 'utf8');
+  } catch (e) {
+    throw new InputError(`cannot read the trace ${path}`, [], { cause: e });
+  }
+  return parseAzureTrace(text, path);
+}
+
+export function serviceTimeMs(r: TraceRequest, model: ServiceTimeModel): number {
+  return (
+    model.overheadMs +
+    r.contextTokens * model.prefillMsPerToken +
+    r.generatedTokens * model.decodeMsPerToken
+  );
+}
+
+/**
+ * Mean requests in flight per minute, minute 0 starting at the first arrival. The series covers
+ * every minute in which an arrival happened (work spilling past the last arrival minute is cut, so
+ * the series can be looped).
+ */
+export function concurrencyPerMinute(
+  requests: readonly TraceRequest[],
+  model: ServiceTimeModel,
+): number[] {
+  const minutes = Math.floor(Math.max(0, ...requests.map((r) => r.atMs)) / 60_000) + 1;
+  const busy = new Array<number>(minutes).fill(0);
+  for (const r of requests) {
+    const start = r.atMs;
+    const end = start + serviceTimeMs(r, model);
+    for (let m = Math.floor(start / 60_000); m < minutes && m * 60_000 < end; m++) {
+      const overlap = Math.min(end, (m + 1) * 60_000) - Math.max(start, m * 60_000);
+      if (overlap > 0) busy[m] = (busy[m] ?? 0) + overlap;
+    }
+  }
+  return busy.map((ms) => ms / 60_000);
+}
+
+/** Instances wanted per minute: requests in flight ÷ per-instance concurrency. */
+export function instancesPerMinute(
+  requests: readonly TraceRequest[],
+  model: ServiceTimeModel = DEFAULT_SERVICE_TIME,
+): number[] {
+  return concurrencyPerMinute(requests, model).map((c) => c / model.concurrency);
+}

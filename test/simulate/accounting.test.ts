@@ -1,0 +1,146 @@
+import { describe, expect, it } from 'vitest';
+import {
+  equalSplit,
+  oracleSplit,
+  overCommit,
+  peakProportional,
+} from '../../src/simulate/baselines.js';
+import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
+import { benchPolicy, mixedFleetScenario, TRACE_DIR } from '../../src/simulate/scenarios.js';
+import { simulate, writeProblems, type Strategy } from '../../src/simulate/simulate.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { constantFleet, governAll } from './helpers.js';
+
+const refused = (r: Awaited<ReturnType<typeof simulate>>, s: Strategy) =>
+  r.strategies.find((x) => x.strategy === s)?.totals.refusedGpuMinutes;
+
+describe('accounting on hand-checkable fleets', () => {
+  it('refuses what is above a cap, minute by minute', async () => {
+    // One service wants 3 instances all hour; its cap is 2; the pool has room: 1 GPU refused a minute.
+    const input = await constantFleet(10, [{ name: 'a', cap: 2, demand: 3 }]);
+    const r = await simulate(input, governAll(), {
+      hours: 1,
+      strategies: ['fleet-caps', 'oracle'],
+    });
+    const caps = r.strategies[0];
+    expect(caps?.totals.refusedGpuMinutes).toBe(60);
+    expect(caps?.services[0]).toMatchObject({
+      refusedCapGpuMinutes: 60,
+      refusedQuotaGpuMinutes: 0,
+      demandGpuMinutes: 180,
+    });
+    expect(refused(r, 'oracle')).toBe(0);
+  });
+
+  it('over-commit refuses at the pool when services together want more than the quota', async () => {
+    // Quota 3, two services wanting 2 each, each allowed the whole pool: 1 GPU short every minute.
+    const input = await constantFleet(3, [
+      { name: 'a', cap: 1, demand: 2 },
+      { name: 'b', cap: 1, demand: 2 },
+    ]);
+    const r = await simulate(input, governAll(), {
+      hours: 1,
+      strategies: ['over-commit', 'equal-split', 'oracle'],
+    });
+    const over = r.strategies.find((s) => s.strategy === 'over-commit');
+    expect(over?.totals.refusedGpuMinutes).toBe(60);
+    expect(over?.services.reduce((a, s) => a + s.refusedQuotaGpuMinutes, 0)).toBe(60);
+    expect(over?.pools[0]?.capsOverQuotaMinutes).toBe(60);
+    // Equal split: caps 2 and 1 (remainder to the first name): b refused 1 at its cap.
+    expect(refused(r, 'equal-split')).toBe(60);
+    // The oracle refuses exactly the excess of demand over the quota.
+    expect(refused(r, 'oracle')).toBe(60);
+    expect(r.strategies.find((s) => s.strategy === 'oracle')?.pools[0]?.scarceMinutes).toBe(60);
+  });
+
+  it('the governor raises a capped service into free quota and breaks no rule', async () => {
+    const input = await constantFleet(
+      8,
+      [
+        { name: 'a', cap: 1, demand: 4 },
+        { name: 'b', cap: 6, demand: 1 },
+      ],
+      2,
+    );
+    const r = await simulate(input, governAll(), {
+      hours: 2,
+      strategies: ['governor', 'fleet-caps', 'oracle'],
+    });
+    const gov = r.strategies.find((s) => s.strategy === 'governor');
+    expect(gov?.totals.invariantViolations).toBe(0);
+    expect(gov?.failedRuns).toEqual([]);
+    expect(refused(r, 'fleet-caps')).toBe(3 * 120);
+    expect(gov?.totals.refusedGpuMinutes ?? Infinity).toBeLessThan(3 * 120 * 0.2);
+    expect(gov?.services.find((s) => s.name === 'a')?.writes).toBeGreaterThan(0);
+  });
+
+  it('the oracle is a floor: at most every baseline and the governor, on a mixed day', async () => {
+    const input = await buildScenario(parseScenario(mixedFleetScenario(0.7, 6)), TRACE_DIR);
+    const r = await simulate(input, parsePolicy(benchPolicy()), { hours: 6, series: false });
+    const oracle = refused(r, 'oracle') ?? Infinity;
+    for (const s of r.strategies) expect(oracle).toBeLessThanOrEqual(s.totals.refusedGpuMinutes);
+    expect(r.headline?.invariantViolations).toBe(0);
+    expect(r.strategies.find((s) => s.strategy === 'oracle')?.pools[0]?.shareError ?? 0).toBe(0);
+  });
+});
+
+describe('baselines', () => {
+  const members = [
+    { name: 'a', gpus: 1 },
+    { name: 'b', gpus: 1 },
+    { name: 'c', gpus: 1 },
+  ];
+  it('split equally, the remainder to the first names, at least one each', () => {
+    expect([...equalSplit(members, 8)]).toEqual([
+      ['a', 3],
+      ['b', 3],
+      ['c', 2],
+    ]);
+    expect([...equalSplit(members, 1).values()]).toEqual([1, 1, 1]);
+  });
+  it('split by peak, and over-commit gives everyone the quota', () => {
+    const caps = peakProportional(
+      members.map((m, i) => ({ ...m, peakGpus: [6, 3, 1][i] ?? 0 })),
+      10,
+    );
+    // One instance each first, then the 7 GPUs left by peak: 4.2, 2.1, 0.7 → 4, 2, 1 (largest remainder).
+    expect([...caps.values()]).toEqual([5, 3, 2]);
+    expect([...overCommit(members, 8).values()]).toEqual([8, 8, 8]);
+  });
+  it('the oracle serves priority first, then weighted max-min', () => {
+    const split = oracleSplit(
+      [
+        { name: 'hi', gpus: 1, want: 3, priority: 10, weight: 1, fixedCap: null },
+        { name: 'x', gpus: 1, want: 6, priority: 0, weight: 2, fixedCap: null },
+        { name: 'y', gpus: 1, want: 6, priority: 0, weight: 1, fixedCap: null },
+        { name: 'fixed', gpus: 1, want: 5, priority: 99, weight: 1, fixedCap: 1 },
+      ],
+      10,
+    );
+    expect(Object.fromEntries(split)).toEqual({ fixed: 1, hi: 3, x: 4, y: 2 });
+  });
+});
+
+describe('invariant checking', () => {
+  const ok = {
+    managed: true,
+    before: 2,
+    after: 3,
+    floor: 1,
+    ceiling: 8,
+    capsGpus: 7,
+    floorsGpus: 3,
+    budgetGpus: 8,
+  };
+  it('accepts a write within the rules', () => {
+    expect(writeProblems(ok)).toEqual([]);
+  });
+  it('names each broken rule', () => {
+    expect(writeProblems({ ...ok, managed: false })).toEqual([expect.stringContaining('rule 3')]);
+    expect(writeProblems({ ...ok, after: 9 })).toEqual([expect.stringContaining('rule 2')]);
+    expect(writeProblems({ ...ok, capsGpus: 9 })).toEqual([expect.stringContaining('rule 1')]);
+    // A decrease in an over-budget pool is the repair, not a fault; so is any write when floors do not fit.
+    expect(writeProblems({ ...ok, after: 1, capsGpus: 9 })).toEqual([]);
+    expect(writeProblems({ ...ok, capsGpus: 9, floorsGpus: 9 })).toEqual([]);
+  });
+});

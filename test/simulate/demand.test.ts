@@ -1,0 +1,127 @@
+import { describe, expect, it } from 'vitest';
+import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
+import { TRACE_DIR } from '../../src/simulate/scenarios.js';
+import { synthesize } from '../../src/simulate/synthetic.js';
+import {
+  concurrencyPerMinute,
+  instancesPerMinute,
+  parseAzureTrace,
+  readAzureTrace,
+  ServiceTimeModel,
+} from '../../src/simulate/trace-model.js';
+import { InputError } from '../../src/errors.js';
+import { join } from 'node:path';
+
+describe('the trace demand model', () => {
+  const csv = [
+    'TIMESTAMP,ContextTokens,GeneratedTokens',
+    '2023-11-16 18:00:00.0000000,1000,30',
+    '2023-11-16 18:00:45.0000000,0,30',
+    '2023-11-16 18:01:10.0000000,0,0',
+  ].join('\n');
+  // 1 s per 1,000 context tokens, 1 s per generated token, no overhead.
+  const model = ServiceTimeModel.parse({
+    overheadMs: 0,
+    prefillMsPerToken: 1,
+    decodeMsPerToken: 1000,
+    concurrency: 0.5,
+  });
+
+  it('turns requests into requests in flight per minute, by hand', () => {
+    const requests = parseAzureTrace(csv);
+    expect(requests.map((r) => r.atMs)).toEqual([0, 45_000, 70_000]);
+    // Request 1: 0–31 s. Request 2: 45–75 s (15 s in minute 0, 15 s in minute 1). Request 3: none.
+    expect(concurrencyPerMinute(requests, model)).toEqual([(31 + 15) / 60, 15 / 60]);
+    // Instances = requests in flight ÷ per-instance concurrency.
+    expect(instancesPerMinute(requests, model)).toEqual([(46 / 60) * 2, 0.5]);
+  });
+
+  it('rejects a file that is not an Azure trace, naming the line', () => {
+    expect(() => parseAzureTrace('a,b\n1,2')).toThrow(InputError);
+    expect(() =>
+      parseAzureTrace('TIMESTAMP,ContextTokens,GeneratedTokens\nnot-a-time,1,2'),
+    ).toThrow(/line 2/);
+  });
+
+  it('reads the shipped traces: an hour each, bursty', async () => {
+    for (const file of ['azure-llm-2023-conv.csv', 'azure-llm-2023-code.csv']) {
+      const per = instancesPerMinute(await readAzureTrace(join(TRACE_DIR, file)));
+      expect(per.length).toBeGreaterThanOrEqual(58);
+      expect(per.length).toBeLessThanOrEqual(61);
+      const mean = per.reduce((a, b) => a + b, 0) / per.length;
+      expect(mean).toBeGreaterThan(0.2);
+      expect(Math.max(...per) / mean).toBeGreaterThan(1.1);
+    }
+  });
+
+  it('gives a shape the texture of a trace, normalised to its mean', async () => {
+    const input = await buildScenario(
+      parseScenario({
+        scenario: 1,
+        hours: 2,
+        quota: 10,
+        warmupMinutes: 0,
+        services: [
+          {
+            name: 'a',
+            maxInstances: 2,
+            demand: {
+              shape: { kind: 'constant', value: 4 },
+              trace: { file: 'azure-llm-2023-conv.csv' },
+            },
+          },
+        ],
+      }),
+      TRACE_DIR,
+    );
+    const series = input.traces.get('sim:a') ?? [];
+    const firstHour = series.slice(0, 60);
+    const mean = firstHour.reduce((a, b) => a + b, 0) / firstHour.length;
+    expect(mean).toBeGreaterThan(3.8);
+    expect(mean).toBeLessThan(4.2);
+    expect(new Set(firstHour.map((v) => v.toFixed(3))).size).toBeGreaterThan(30);
+  });
+});
+
+describe('the synthetic generator', () => {
+  const start = Date.parse('2026-11-24T00:00:00Z');
+  it('is seeded: the same seed gives the same series, another seed another', () => {
+    const shape = {
+      kind: 'bursty',
+      base: 1,
+      burstPeak: 4,
+      burstsPerHour: 2,
+      burstMinutes: 10,
+    } as const;
+    expect(synthesize(shape, start, 600, 1, 0.1)).toEqual(synthesize(shape, start, 600, 1, 0.1));
+    expect(synthesize(shape, start, 600, 1, 0.1)).not.toEqual(
+      synthesize(shape, start, 600, 2, 0.1),
+    );
+  });
+  it('peaks at the local peak hour, steps at its minute, and idles mostly', () => {
+    const day = synthesize(
+      {
+        kind: 'diurnal',
+        base: 0,
+        peak: 10,
+        peakHour: 14,
+        timezone: 'America/New_York',
+        sharpness: 2,
+      },
+      start,
+      1440,
+      1,
+    );
+    const busiest = day.indexOf(Math.max(...day));
+    expect(busiest).toBe(19 * 60); // 14:00 in New York is 19:00 UTC in November
+    const step = synthesize({ kind: 'step', before: 1, after: 4, atMinute: 30 }, start, 60, 1);
+    expect([step[29], step[30]]).toEqual([1, 4]);
+    const idle = synthesize(
+      { kind: 'idle', active: 3, sessionsPerDay: 3, sessionMinutes: 20 },
+      start,
+      1440,
+      3,
+    );
+    expect(idle.filter((v) => v === 0).length / idle.length).toBeGreaterThan(0.8);
+  });
+});

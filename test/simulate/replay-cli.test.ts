@@ -1,0 +1,184 @@
+import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createGooglePorts } from '../../src/adapters/index.js';
+import { runReplay, runSimulate } from '../../src/cli/simulate-command.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { InputError, UsageError } from '../../src/errors.js';
+import { buildReplayInput } from '../../src/simulate/replay.js';
+import { simulate } from '../../src/simulate/simulate.js';
+import { stateStoreContract, CONTRACT_KEEP_RUNS } from '../state/contract.js';
+import { createMemoryStateStore } from '../../src/simulate/memory-store.js';
+import { constantFleet, governAll } from './helpers.js';
+
+function bufferIo(env: NodeJS.ProcessEnv = {}) {
+  const out: string[] = [];
+  const err: string[] = [];
+  return {
+    io: {
+      stdout: { write: (s: string) => out.push(s) },
+      stderr: { write: (s: string) => err.push(s) },
+      env,
+    },
+    out,
+    err,
+  };
+}
+
+const POLICY = 'version: 1\nprojects: [sim-project]\nservices:\n  - match: {}\n';
+
+describe('governor replay, against the emulator', () => {
+  let emulator: RunningEmulator;
+  beforeAll(async () => {
+    emulator = await startEmulator({
+      fleet: {
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 150,
+        projects: [
+          {
+            id: 'sim-project',
+            pools: [{ region: 'us-central1', quota: 6 }],
+            services: [
+              {
+                name: 'busy',
+                region: 'us-central1',
+                gpu: {},
+                maxInstances: 2,
+                demand: {
+                  steps: [
+                    { at: '10:30', value: 2 },
+                    { at: '11:15', value: 1 },
+                  ],
+                },
+              },
+              { name: 'quiet', region: 'us-central1', gpu: {}, maxInstances: 3, demand: 1 },
+            ],
+          },
+        ],
+      },
+      speed: 'manual',
+    });
+  });
+  afterAll(async () => emulator.stop());
+
+  it('reads one Monitoring call per project and replays the window', async () => {
+    const ports = createGooglePorts({ ...process.env, ...emulator.env });
+    try {
+      emulator.resetCalls();
+      const input = await buildReplayInput(
+        parsePolicy({ version: 1, projects: ['sim-project'], services: [{ match: {} }] }),
+        ports,
+        emulator.now().getTime(),
+        2 * 3_600_000,
+      );
+      const monitoring = emulator.calls().filter((c) => c.method.endsWith('ListTimeSeries'));
+      expect(monitoring).toHaveLength(1);
+      expect(input.hours).toBe(2);
+      const busy = input.traces.get('replay:sim-project/us-central1/busy') ?? [];
+      expect(Math.max(...busy)).toBe(2);
+      expect(busy.some((v) => v === 1)).toBe(true);
+      const result = await simulate(input, governAll(), { hours: 2, series: false });
+      expect(result.strategies.map((s) => s.strategy)).toContain('oracle');
+      expect(result.headline?.invariantViolations).toBe(0);
+    } finally {
+      await ports.close();
+    }
+  });
+
+  it('runs as a command and prints JSON', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'governor-replay-'));
+    await writeFile(join(dir, 'policy.yaml'), POLICY);
+    const { io, out } = bufferIo({ ...process.env, ...emulator.env });
+    const code = await runReplay(
+      { policy: join(dir, 'policy.yaml'), since: '2h', json: true, report: join(dir, 'r.html') },
+      io,
+    );
+    expect(code).toBe(0);
+    const json = JSON.parse(out.join('')) as {
+      minutes: number;
+      strategies: { strategy: string; series?: unknown }[];
+    };
+    expect(json.minutes).toBe(120);
+    expect(json.strategies[0]).not.toHaveProperty('series');
+    expect(await readFile(join(dir, 'r.html'), 'utf8')).toContain('<svg');
+    await expect(
+      runReplay({ policy: join(dir, 'policy.yaml'), since: 'a week' }, io),
+    ).rejects.toThrow(UsageError);
+  });
+});
+
+describe('governor simulate', () => {
+  it('runs a scenario file and rejects bad input with exit-2 errors', async () => {
+    const { io, out } = bufferIo();
+    const code = await runSimulate(
+      { policy: 'examples/sim-policy.yaml', fleet: 'examples/sim-traces.yaml', hours: '1' },
+      io,
+    );
+    expect(code).toBe(0);
+    expect(out.join('')).toMatch(/clairvoyant oracle/);
+    await expect(
+      runSimulate(
+        { policy: 'examples/sim-policy.yaml', fleet: 'examples/sim-traces.yaml', hours: '-1' },
+        io,
+      ),
+    ).rejects.toThrow(UsageError);
+    await expect(
+      runSimulate({ policy: 'examples/sim-policy.yaml', fleet: 'no/such/file.yaml' }, io),
+    ).rejects.toThrow(InputError);
+    const dir = await mkdtemp(join(tmpdir(), 'governor-sim-'));
+    await writeFile(
+      join(dir, 'bad.yaml'),
+      'scenario: 1\nservices: [{ name: a, maxInstances: 1, demand: {} }]\n',
+    );
+    await expect(
+      runSimulate({ policy: 'examples/sim-policy.yaml', fleet: join(dir, 'bad.yaml') }, io),
+    ).rejects.toThrow(/quota|shape/);
+  });
+
+  it('runs an emulator fleet file too', async () => {
+    const { io, out } = bufferIo();
+    expect(
+      await runSimulate(
+        {
+          policy: 'examples/demo-policy.yaml',
+          fleet: 'examples/fleet.yaml',
+          hours: '1',
+          tick: '5m',
+        },
+        io,
+      ),
+    ).toBe(0);
+    expect(out.join('')).toMatch(/governor/);
+  });
+
+  it('gives the same governor through the gRPC emulator (--via-emulator)', async () => {
+    const input = await constantFleet(8, [
+      { name: 'a', cap: 1, demand: 4 },
+      { name: 'b', cap: 6, demand: 1 },
+    ]);
+    const direct = await simulate(input, governAll(), {
+      hours: 1,
+      strategies: ['governor'],
+      series: false,
+    });
+    const via = await simulate(input, governAll(), {
+      hours: 1,
+      strategies: ['governor'],
+      series: false,
+      viaEmulator: true,
+    });
+    expect(via.viaEmulator).toBe(true);
+    expect(via.strategies[0]?.totals.invariantViolations).toBe(0);
+    expect(via.strategies[0]?.failedRuns).toEqual([]);
+    expect(via.strategies[0]?.totals.refusedGpuMinutes).toBe(
+      direct.strategies[0]?.totals.refusedGpuMinutes,
+    );
+  });
+});
+
+describe('the memory state store', () => {
+  const store = createMemoryStateStore({ keepRuns: CONTRACT_KEEP_RUNS });
+  stateStoreContract('memory store', () => store);
+});
