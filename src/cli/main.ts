@@ -7,7 +7,6 @@ import { loadPolicy, loadSnapshot } from './io.js';
 import { observeLive, packagedFile } from './live.js';
 import { colorsFor, renderPlan, renderStatus } from './render.js';
 
-
 /** Where a command writes; the real process streams, or buffers in tests. */
 export interface Io {
   stdout: { write(s: string): unknown; isTTY?: boolean };
@@ -31,6 +30,13 @@ function parsePort(text: string): number {
   const n = Number(text);
   if (!Number.isInteger(n) || n < 0 || n > 65_535)
     throw new UsageError(`${JSON.stringify(text)} is not a port (0–65535)`);
+  return n;
+}
+
+function parseCount(text: string, flag: string): number {
+  const n = Number(text);
+  if (!Number.isInteger(n) || n < 1 || n > 1000)
+    throw new UsageError(`${flag} ${JSON.stringify(text)}: expected a whole number from 1 to 1000`);
   return n;
 }
 
@@ -134,22 +140,94 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: EXIT.ok }): 
     .option('--yes', 'write without asking')
     .option('--dry-run', 'plan and alert, write nothing (as mode: dry-run)')
     .option('--state-dir <dir>', 'the local state store (default .governor/state)')
-    .action(async (opts: { policy: string; yes?: boolean; dryRun?: boolean; stateDir?: string }) => {
-      const { runApply } = await import('./apply-command.js');
-      outcome.exitCode = await runApply(opts, io);
-    });
+    .action(
+      async (opts: { policy: string; yes?: boolean; dryRun?: boolean; stateDir?: string }) => {
+        const { runApply } = await import('./apply-command.js');
+        outcome.exitCode = await runApply(opts, io);
+      },
+    );
 
   program
     .command('restore')
-    .description("Put governed services back to their max from before the governor, within the quota.")
+    .description(
+      'Put governed services back to their max from before the governor, within the quota.',
+    )
     .requiredOption('--policy <file>', 'policy file (YAML or JSON)')
     .option('--yes', 'write without asking')
     .option('--dry-run', 'show what would be restored, write nothing')
     .option('--state-dir <dir>', 'the local state store (default .governor/state)')
-    .action(async (opts: { policy: string; yes?: boolean; dryRun?: boolean; stateDir?: string }) => {
-      const { runApply } = await import('./apply-command.js');
-      outcome.exitCode = await runApply(opts, io, true);
+    .action(
+      async (opts: { policy: string; yes?: boolean; dryRun?: boolean; stateDir?: string }) => {
+        const { runApply } = await import('./apply-command.js');
+        outcome.exitCode = await runApply(opts, io, true);
+      },
+    );
+
+  program
+    .command('audit')
+    .description(
+      "Check every GPU service against Cloud Run's GPU requirements (exit 1 when a required rule fails).",
+    )
+    .requiredOption('--policy <file>', 'policy file (YAML or JSON)')
+    .option('--json', 'print the audit report as JSON only')
+    .action(async (opts: { policy: string; json?: boolean }) => {
+      const { runAudit } = await import('./audit-command.js');
+      outcome.exitCode = await runAudit(opts, io);
     });
+
+  program
+    .command('simulate')
+    .description(
+      'Simulate the policy minute by minute against a fleet, beside the baselines, on the same demand.',
+    )
+    .requiredOption('--policy <file>', 'policy file (YAML or JSON)')
+    .requiredOption('--fleet <file>', 'scenario file (scenario: 1) or emulator fleet file')
+    .option('--hours <n>', "simulated hours (default: the scenario's, else 24)")
+    .option('--report <file>', 'write the HTML report')
+    .option('--json', 'print the results as JSON')
+    .option('--via-emulator', 'run the governor through the gRPC emulator and Google clients')
+    .option('--tick <duration>', 'virtual time between governor runs', '5m')
+    .option('--lag <duration>', 'how far Monitoring is behind', '3m')
+    .action(
+      async (opts: {
+        policy: string;
+        fleet: string;
+        hours?: string;
+        report?: string;
+        json?: boolean;
+        viaEmulator?: boolean;
+        tick?: string;
+        lag?: string;
+      }) => {
+        const { runSimulate } = await import('./simulate-command.js');
+        outcome.exitCode = await runSimulate(opts, io);
+      },
+    );
+
+  program
+    .command('replay')
+    .description(
+      "Simulate the policy on the project's Monitoring history: what the governor would have done.",
+    )
+    .requiredOption('--policy <file>', 'policy file (YAML or JSON)')
+    .requiredOption('--since <duration>', 'window to replay, e.g. 7d')
+    .option('--report <file>', 'write the HTML report')
+    .option('--json', 'print the results as JSON')
+    .option('--tick <duration>', 'virtual time between governor runs', '5m')
+    .option('--lag <duration>', 'how far Monitoring is behind', '3m')
+    .action(
+      async (opts: {
+        policy: string;
+        since: string;
+        report?: string;
+        json?: boolean;
+        tick?: string;
+        lag?: string;
+      }) => {
+        const { runReplay } = await import('./simulate-command.js');
+        outcome.exitCode = await runReplay(opts, io);
+      },
+    );
 
   program
     .command('emulator')
@@ -184,7 +262,14 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: EXIT.ok }): 
     )
     .option('--fleet <file>', 'fleet file', packagedFile('examples/fleet.yaml'))
     .option('--policy <file>', 'policy file', packagedFile('examples/demo-policy.yaml'))
-    .action(async (opts: { fleet: string; policy: string }) => {
+    .option('--cycles <n>', 'governor runs', (v) => parseCount(v, '--cycles'), 6)
+    .option(
+      '--every <minutes>',
+      'virtual minutes between runs',
+      (v) => parseCount(v, '--every'),
+      60,
+    )
+    .action(async (opts: { fleet: string; policy: string; cycles: number; every: number }) => {
       const { runDemo } = await import('./emulator-command.js');
       await runDemo(opts, io);
     });

@@ -1,6 +1,6 @@
 import type { Alert } from './alert.js';
 import { cut, fill, type Slot } from './allocate.js';
-import { poolConditions, type AlertContext } from './conditions.js';
+import { isStarved, poolConditions, type AlertContext } from './conditions.js';
 import { estimateDemand } from './demand.js';
 import { formatDuration } from './duration.js';
 import type { Plan, PlanChange, PlanPool, PlanService, PoolStatus } from './plan.js';
@@ -142,7 +142,9 @@ export function plan(
         ctx,
         pool,
         d.work.governed
-          .filter((m) => m.kind !== 'fixed')
+          .filter(
+            (m) => m.kind === 'held' || (m.kind === 'active' && isStarved(m.level, m.want, m.peak)),
+          )
           .map((m) => ({
             name: m.svc.name,
             to: m.level,
@@ -278,29 +280,31 @@ function gatherPools(
     w.reserve = ps?.reserve ?? policy.reserve;
     // Name order within the pool: the tie-break of every allocation step, whatever the input order.
     const list = (members.get(w) ?? []).sort((a, b) => compareText(a.name, b.name));
-    for (const [order, svc] of list.entries()) {
+    for (let order = 0; order < list.length; order++) {
+      const svc = list[order] as SnapshotService;
       const settings = resolve(svc);
-      const member: Member = {
-        svc,
-        order,
-        settings,
-        cap: svc.maxInstances,
-        g: svc.gpusPerInstance,
-      };
-      if (settings.managed) w.governed.push(toGoverned(member, w.quota, atMs));
-      else w.unmanaged.push(member);
+      if (settings.managed) w.governed.push(toGoverned(svc, order, settings, w.quota, atMs));
+      else
+        w.unmanaged.push({ svc, order, settings, cap: svc.maxInstances, g: svc.gpusPerInstance });
     }
   }
   return [...works.values()].sort((a, b) => compareText(a.key, b.key));
 }
 
-function toGoverned(m: Member, quota: number | null, atMs: number): Governed {
-  const { svc, settings, cap } = m;
+function toGoverned(
+  svc: SnapshotService,
+  order: number,
+  settings: Settings,
+  quota: number | null,
+  atMs: number,
+): Governed {
+  const cap = svc.maxInstances;
+  const g = svc.gpusPerInstance;
   const clauses: string[] = [];
   const floor = Math.max(1, svc.minInstances, settings.min);
   let ceiling = Math.min(
     settings.max ?? Infinity,
-    quota === null ? Infinity : Math.floor(quota / m.g),
+    quota === null ? Infinity : Math.floor(quota / g),
   );
   if (floor > ceiling) {
     clauses.push(`floor ${floor} is above ceiling ${fmt(ceiling)}: the floor wins`);
@@ -339,12 +343,12 @@ function toGoverned(m: Member, quota: number | null, atMs: number): Governed {
   }
   return {
     svc,
-    order: m.order,
+    order,
     settings,
     cap,
-    g: m.g,
+    g,
     level: protect,
-    cost: m.g,
+    cost: g,
     weight: settings.weight,
     kind,
     floor,

@@ -51,10 +51,15 @@ describe('governor emulator', () => {
 });
 
 describe('governor demo (npm start)', () => {
-  it('observes the example fleet through the emulator and prints a plan', async () => {
-    const { stdout } = await run(process.execPath, ['bin/governor.js', 'demo'], { env });
-    expect(stdout).toMatch(/^Observed 7 GPU services in 2 pools with \d+ API calls\.$/m);
+  it('runs the governor on the example fleet through the emulator: plans, writes, alerts, within quota', async () => {
+    const { stdout } = await run(process.execPath, ['bin/governor.js', 'demo', '--cycles', '2'], {
+      env,
+    });
+    expect(stdout).toMatch(/^── run 1 at 2026-11-27T06:00:00\.000Z ──$/m);
     expect(stdout).toMatch(/^pool demo-gpu-project\/us-central1 nvidia-l4 {2}\[/m);
-    expect(stdout).toMatch(/^Plan: /m);
+    expect(stdout).toMatch(/^Run demo-1 \(enforce\): [1-9]\d* written, 0 skipped, 0 failed/m);
+    expect(stdout).toMatch(/alert firing +pool\.over-budget/);
+    expect(stdout).toMatch(/^── run 2 at 2026-11-27T07:00:00\.000Z ──$/m);
+    expect(stdout).toMatch(/No write took a pool over its quota once it was within it\./);
   });
 });
