@@ -16,13 +16,16 @@ import type { ObservedService } from '../ports.js';
 import { ANNOTATIONS } from '../observe/annotations.js';
 import type { PlanChange } from '../core/plan.js';
 import type { AlertSink } from '../adapters/pubsub.js';
-import { actOnPlan, type WriteResult } from './act.js';
+import { actOnPlan, beforeDeadline, type WriteResult } from './act.js';
 import { createPacer } from './pacing.js';
 
 /**
  * One governor run: lease → observe → plan → act → alert → record. The CLI (`governor apply`) and
  * the Cloud Function both call this and only this.
  */
+
+/** How long after the write deadline alerts may still be published and their state saved. */
+export const ALERT_GRACE_MS = 10_000;
 
 export interface ReconcileDeps {
   ports: ObservePorts;
@@ -90,25 +93,33 @@ export async function reconcile(
 
   // One writer per project: a lease a little longer than the run may take.
   const held: string[] = [];
-  for (const project of policy.projects) {
-    const lease = await deps.store.acquireLease(
-      project,
-      options.runId,
-      options.deadlineMs + 60_000,
-      nowIso,
-    );
-    if (lease.acquired) held.push(project);
-    else {
-      report.leaseHeld.push({
-        project,
-        ...(lease.heldBy ? { heldBy: lease.heldBy } : {}),
-        ...(lease.expiresAt ? { expiresAt: lease.expiresAt } : {}),
-      });
-      deps.log.log(
-        'WARNING',
-        `${project}: another governor (${lease.heldBy ?? 'unknown'}) holds the lease until ${lease.expiresAt ?? '?'}: nothing done here`,
+  try {
+    for (const project of policy.projects) {
+      const lease = await beforeDeadline(
+        () => deps.store.acquireLease(project, options.runId, options.deadlineMs + 60_000, nowIso),
+        { deadline, clock: wall },
+        `taking the lease of ${project}`,
       );
+      if (lease.acquired) held.push(project);
+      else {
+        report.leaseHeld.push({
+          project,
+          ...(lease.heldBy ? { heldBy: lease.heldBy } : {}),
+          ...(lease.expiresAt ? { expiresAt: lease.expiresAt } : {}),
+        });
+        deps.log.log(
+          'WARNING',
+          `${project}: another governor (${lease.heldBy ?? 'unknown'}) holds the lease until ${lease.expiresAt ?? '?'}: nothing done here`,
+        );
+      }
     }
+  } catch (e) {
+    // The store cannot say who writes: nobody does. Give back what was taken, and fail loudly.
+    report.outcome = 'failed';
+    report.error = `the lease could not be taken: ${e instanceof Error ? e.message : String(e)}`;
+    deps.log.log('ERROR', report.error);
+    await releaseAll(deps, held, options.runId);
+    throw new RunFailedError(report, e);
   }
   if (held.length === 0) {
     report.outcome = 'lease-held';
@@ -116,7 +127,11 @@ export async function reconcile(
   }
   try {
     const scoped: Policy = { ...policy, projects: held, mode };
-    const observation = await observe(scoped, deps.ports, nowMs);
+    const observation = await beforeDeadline(
+      () => observe(scoped, deps.ports, nowMs),
+      { deadline, clock: wall },
+      'observing',
+    );
     report.problems = observation.problems;
     for (const p of observation.problems) deps.log.log('WARNING', p);
     const planned = makePlan(observation.snapshot, scoped, nowIso, { runId: options.runId });
@@ -148,6 +163,7 @@ export async function reconcile(
         deadline,
         clock: wall,
         writeConcurrency: policy.limits.writeConcurrency,
+        quotas: deps.ports.quotas,
       });
     }
     const failed = report.writes.filter((w) => w.outcome === 'failed');
@@ -172,7 +188,15 @@ export async function reconcile(
         );
       }
       const events = eventsFor(project, plan, report.writes, mode, nowIso, options.runId);
-      const { previous, version } = await load(deps.store, project);
+      events.push(...quotaChanges(project, plan, (await deps.store.listRuns(project))[0]?.quotas, nowIso, options.runId));
+      // Alerts and their state get a short grace after the write deadline, never more: the run
+      // must answer before the function's timeout (terraform keeps 15 s between the two).
+      const grace = { deadline: deadline + ALERT_GRACE_MS, clock: wall };
+      const { previous, version } = await beforeDeadline(
+        () => load(deps.store, project),
+        grace,
+        `reading the alert state of ${project}`,
+      );
       const decided = decideNotifications({
         previous,
         current: conditions,
@@ -184,12 +208,18 @@ export async function reconcile(
       });
       if (decided.publish.length > 0) {
         if (deps.sink) {
-          await deps.sink.publish(
-            decided.publish.map((a) => ({
-              data: a,
-              attributes: alertAttributes(a),
-              orderingKey: orderingKey(a),
-            })),
+          const sink = deps.sink;
+          await beforeDeadline(
+            () =>
+              sink.publish(
+                decided.publish.map((a) => ({
+                  data: a,
+                  attributes: alertAttributes(a),
+                  orderingKey: orderingKey(a),
+                })),
+              ),
+            grace,
+            `publishing ${decided.publish.length} alert(s) of ${project}`,
           );
         }
         for (const a of decided.publish) {
@@ -207,7 +237,11 @@ export async function reconcile(
       report.published += decided.publish.length;
       // Only once every message is acknowledged: a failed publish leaves the state as it was, so
       // the next run sends again what this one could not.
-      await deps.store.saveConditions(project, decided.next, version);
+      await beforeDeadline(
+        () => deps.store.saveConditions(project, decided.next, version),
+        grace,
+        `saving the alert state of ${project}`,
+      );
     }
     if (failed.length > 0) {
       report.outcome = 'failed';
@@ -220,7 +254,21 @@ export async function reconcile(
     throw new RunFailedError(report, e);
   } finally {
     await record(deps, held, report, startedWall, wall);
-    for (const project of held) await deps.store.releaseLease(project, options.runId);
+    await releaseAll(deps, held, options.runId);
+  }
+}
+
+/** Gives the leases back; a store that cannot be reached lets them expire instead. */
+async function releaseAll(deps: ReconcileDeps, projects: string[], runId: string): Promise<void> {
+  for (const project of projects) {
+    try {
+      await deps.store.releaseLease(project, runId);
+    } catch (e) {
+      deps.log.log(
+        'WARNING',
+        `${project}: could not release the lease (it expires by itself): ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
   }
 }
 
@@ -334,6 +382,33 @@ function eventsFor(
   return events;
 }
 
+/** quota.changed: a pool's quota differs from what the previous run read (both known). */
+function quotaChanges(
+  project: string,
+  plan: Plan,
+  previous: Record<string, number | null> | undefined,
+  at: string,
+  runId: string,
+): Alert[] {
+  if (!previous) return [];
+  const events: Alert[] = [];
+  for (const pool of plan.pools.filter((p) => p.project === project)) {
+    const before = previous[poolKey(pool)];
+    if (before === undefined || before === null || pool.quota === null || pool.quotaSource === 'policy') continue;
+    if (before === pool.quota) continue;
+    events.push(
+      makeAlert({ at, runId }, pool, {
+        type: 'quota.changed',
+        status: 'event',
+        severity: 'INFO',
+        summary: `The GPU quota of ${pool.region} ${pool.accelerator}${pool.zonalRedundancy ? '' : ' (no zonal redundancy)'} changed from ${before} to ${pool.quota}`,
+        details: { from: before, to: pool.quota, source: pool.quotaSource },
+      }),
+    );
+  }
+  return events;
+}
+
 async function record(
   deps: ReconcileDeps,
   projects: string[],
@@ -356,6 +431,12 @@ async function record(
           (report.plan?.deferred.filter((d) => d.project === project).length ?? 0),
         alerts: report.published,
         error: report.error,
+        quotas: Object.fromEntries(
+          (report.plan?.pools ?? [])
+            .filter((p) => p.project === project)
+            // A quota the policy sets is the team's own choice, not news.
+            .map((p) => [poolKey(p), p.quotaSource === 'policy' ? null : p.quota]),
+        ),
       });
     } catch (e) {
       deps.log.log(

@@ -44,6 +44,8 @@ export const RunRecord = z.strictObject({
   alerts: z.number().int().min(0),
   /** One line on what went wrong, when something did. */
   error: z.string().nullable(),
+  /** Each pool's quota as this run read it (pool key → GPUs, null unknown), for quota.changed. */
+  quotas: z.record(z.string(), z.number().int().nullable()).optional(),
 });
 export type RunRecord = z.infer<typeof RunRecord>;
 
