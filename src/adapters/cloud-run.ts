@@ -29,11 +29,9 @@ import type {
 } from '../ports.js';
 import { clientConfig } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
-import { checkRetryPolicy, defaultRetryPolicy } from './retry.js';
+import { checkRetryPolicy, defaultRetryPolicy, definedOnly, gaxBackoff } from './retry.js';
 import type { RetryPolicy } from './retry.js';
 
-/** google-gax's backoff settings (the type is not exported by name). */
-type BackoffSettings = NonNullable<CallOptions['longrunning']>;
 
 type Service = protos.google.cloud.run.v2.IService;
 type WorkerPool = protos.google.cloud.run.v2.IWorkerPool;
@@ -208,7 +206,7 @@ function readOptions(policy: RetryPolicy): CallOptions {
     timeout: policy.attemptTimeoutMs,
     retry: {
       retryCodes: [status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED],
-      backoffSettings: backoff(policy),
+      backoffSettings: gaxBackoff(policy),
     },
   };
 }
@@ -229,32 +227,13 @@ function readOptions(policy: RetryPolicy): CallOptions {
 function writeOptions(policy: RetryPolicy, polling: OperationPolling): CallOptions {
   return {
     timeout: policy.attemptTimeoutMs,
-    retry: { retryCodes: [status.RESOURCE_EXHAUSTED], backoffSettings: backoff(policy) },
+    retry: { retryCodes: [status.RESOURCE_EXHAUSTED], backoffSettings: gaxBackoff(policy) },
     longrunning: {
       initialRetryDelayMillis: polling.initialDelayMs,
       retryDelayMultiplier: 1.5,
       maxRetryDelayMillis: polling.maxDelayMs,
       totalTimeoutMillis: polling.timeoutMs,
     },
-  };
-}
-
-/**
- * google-gax's retry loop: waits `random() x delay`, the delay starting at `minBackoffMs` and
- * doubling up to `maxBackoffMs`. Its `maxRetries` bounds the number of calls in all, the first one
- * included (read in google-gax 5 `normalCalls/retries.js`), so it takes `maxAttempts` as it is. The
- * per-attempt deadline stays `attemptTimeoutMs` (multiplier 1), so a silent server cannot hold a
- * call for longer.
- */
-function backoff(policy: RetryPolicy): BackoffSettings {
-  return {
-    maxRetries: policy.maxAttempts,
-    initialRetryDelayMillis: policy.minBackoffMs,
-    retryDelayMultiplier: 2,
-    maxRetryDelayMillis: policy.maxBackoffMs,
-    initialRpcTimeoutMillis: policy.attemptTimeoutMs,
-    rpcTimeoutMultiplier: 1,
-    maxRpcTimeoutMillis: policy.attemptTimeoutMs,
   };
 }
 
@@ -476,10 +455,4 @@ async function collect<T>(items: AsyncIterable<T>, what: string): Promise<T[]> {
     throw translateGrpcError(error, what);
   }
   return all;
-}
-
-function definedOnly<T extends object>(values: T): Partial<T> {
-  return Object.fromEntries(
-    Object.entries(values).filter(([, v]) => v !== undefined),
-  ) as Partial<T>;
 }

@@ -12,14 +12,19 @@
  */
 import { MetricServiceClient } from '@google-cloud/monitoring';
 import type { protos } from '@google-cloud/monitoring';
-import { status } from '@grpc/grpc-js';
 
 import { InputError, NotFoundError, UpstreamError } from '../errors.js';
 import type { Fault } from '../errors.js';
 import type { MetricSeries, MonitoringPort, TimeWindow } from '../ports.js';
 import { clientConfig } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
-import { checkRetryPolicy, defaultRetryPolicy, grpcCodeName } from './retry.js';
+import {
+  checkRetryPolicy,
+  defaultRetryPolicy,
+  definedOnly,
+  gaxReadOptions,
+  grpcCodeName,
+} from './retry.js';
 import type { RetryPolicy } from './retry.js';
 
 type ListTimeSeriesRequest = protos.google.monitoring.v3.IListTimeSeriesRequest;
@@ -156,7 +161,7 @@ async function listSeries(
     view: 'FULL',
     pageSize,
   };
-  const callOptions = { ...gaxCallOptions(policy), autoPaginate: false };
+  const callOptions = { ...gaxReadOptions(policy), autoPaginate: false };
   const bySeries = new Map<string, MetricSeries>();
   const tokens = new Set<string>();
   let pageToken = '';
@@ -263,34 +268,4 @@ function millis(t: protos.google.protobuf.ITimestamp | null | undefined): number
 function timestamp(ms: number): protos.google.protobuf.ITimestamp {
   const seconds = Math.floor(ms / 1000);
   return { seconds, nanos: Math.round((ms - seconds * 1000) * 1e6) };
-}
-
-// ---------------------------------------------------------------------------------------------
-// TODO: the same helper lives in quotas.ts; its home is retry.ts (not this helper's file).
-
-/** google-gax call options: retries on transient codes only, a deadline per attempt. */
-function gaxCallOptions(policy: RetryPolicy) {
-  return {
-    timeout: policy.attemptTimeoutMs,
-    retry:
-      policy.maxAttempts <= 1
-        ? null
-        : {
-            retryCodes: [status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED],
-            backoffSettings: {
-              initialRetryDelayMillis: policy.minBackoffMs,
-              retryDelayMultiplier: 2,
-              maxRetryDelayMillis: policy.maxBackoffMs,
-              initialRpcTimeoutMillis: policy.attemptTimeoutMs,
-              rpcTimeoutMultiplier: 1,
-              maxRpcTimeoutMillis: policy.attemptTimeoutMs,
-              // google-gax counts attempts here, the first one included.
-              maxRetries: policy.maxAttempts,
-            },
-          },
-  };
-}
-
-function definedOnly(values: Partial<RetryPolicy>): Partial<RetryPolicy> {
-  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined));
 }

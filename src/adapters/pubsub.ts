@@ -17,6 +17,7 @@ import type { Fault } from '../errors.js';
 import {
   checkRetryPolicy,
   defaultRetryPolicy,
+  definedOnly,
   grpcCode,
   grpcCodeName,
   isTransient,
@@ -245,10 +246,6 @@ function groupByKey(items: readonly Encoded[]): Map<string, Encoded[]> {
     else groups.set(item.message.orderingKey, [item]);
   }
   return groups;
-}
-
-function definedOnly(values: Partial<RetryPolicy>): Partial<RetryPolicy> {
-  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined));
 }
 
 function asError(reason: unknown): Error {

@@ -15,14 +15,13 @@
  */
 import { CloudQuotasClient } from '@google-cloud/cloudquotas';
 import type { protos } from '@google-cloud/cloudquotas';
-import { status } from '@grpc/grpc-js';
 
 import { InputError, UpstreamError } from '../errors.js';
 import type { Fault } from '../errors.js';
 import type { QuotaPort, QuotaQuery } from '../ports.js';
 import { clientConfig } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
-import { checkRetryPolicy, defaultRetryPolicy } from './retry.js';
+import { checkRetryPolicy, defaultRetryPolicy, definedOnly, gaxReadOptions } from './retry.js';
 import type { RetryPolicy } from './retry.js';
 
 type QuotaInfo = protos.google.api.cloudquotas.v1.IQuotaInfo;
@@ -108,7 +107,7 @@ export function createQuotaAdapter(options: QuotaAdapterOptions = {}): QuotaAdap
     const name = `projects/${project}/locations/global/services/${RUN}/quotaInfos/${quotaId}`;
     let pending = cache.get(name);
     if (!pending) {
-      pending = client.getQuotaInfo({ name }, gaxCallOptions(policy)).then(
+      pending = client.getQuotaInfo({ name }, gaxReadOptions(policy)).then(
         ([info]) => info,
         (error: unknown) => {
           throw translateGrpcError(error, `reading quota info ${name} (GetQuotaInfo)`);
@@ -191,34 +190,4 @@ export function parseQuotaValue(raw: unknown, what = 'quota value'): number {
     throw new UpstreamError(`${what}: ${text} is too large to be a GPU count`);
   }
   return Number(value);
-}
-
-// ---------------------------------------------------------------------------------------------
-// TODO: the same helper lives in monitoring.ts; its home is retry.ts (not this helper's file).
-
-/** google-gax call options: retries on transient codes only, a deadline per attempt. */
-function gaxCallOptions(policy: RetryPolicy) {
-  return {
-    timeout: policy.attemptTimeoutMs,
-    retry:
-      policy.maxAttempts <= 1
-        ? null
-        : {
-            retryCodes: [status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED],
-            backoffSettings: {
-              initialRetryDelayMillis: policy.minBackoffMs,
-              retryDelayMultiplier: 2,
-              maxRetryDelayMillis: policy.maxBackoffMs,
-              initialRpcTimeoutMillis: policy.attemptTimeoutMs,
-              rpcTimeoutMultiplier: 1,
-              maxRpcTimeoutMillis: policy.attemptTimeoutMs,
-              // google-gax counts attempts here, the first one included.
-              maxRetries: policy.maxAttempts,
-            },
-          },
-  };
-}
-
-function definedOnly(values: Partial<RetryPolicy>): Partial<RetryPolicy> {
-  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined));
 }

@@ -78,3 +78,42 @@ export function checkRetryPolicy(policy: RetryPolicy): RetryPolicy {
   if (faults.length > 0) throw new InputError('Invalid retry policy', faults);
   return policy;
 }
+
+/**
+ * google-gax's retry loop for an idempotent read: retried on UNAVAILABLE, DEADLINE_EXCEEDED and
+ * RESOURCE_EXHAUSTED, waiting `random() x delay`, the delay starting at `minBackoffMs` and doubling
+ * up to `maxBackoffMs`. gax's `maxRetries` bounds the number of calls in all, the first one
+ * included (google-gax 5 `normalCalls/retries.js`), so it takes `maxAttempts` as it is. The
+ * per-attempt deadline stays `attemptTimeoutMs` (multiplier 1), so a silent server cannot hold a
+ * call for longer.
+ */
+export function gaxBackoff(policy: RetryPolicy) {
+  return {
+    maxRetries: policy.maxAttempts,
+    initialRetryDelayMillis: policy.minBackoffMs,
+    retryDelayMultiplier: 2,
+    maxRetryDelayMillis: policy.maxBackoffMs,
+    initialRpcTimeoutMillis: policy.attemptTimeoutMs,
+    rpcTimeoutMultiplier: 1,
+    maxRpcTimeoutMillis: policy.attemptTimeoutMs,
+  };
+}
+
+/** Call options for an idempotent read: transient codes retried, a deadline per attempt. */
+export function gaxReadOptions(policy: RetryPolicy) {
+  return {
+    timeout: policy.attemptTimeoutMs,
+    retry:
+      policy.maxAttempts <= 1
+        ? null
+        : {
+            retryCodes: [status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED],
+            backoffSettings: gaxBackoff(policy),
+          },
+  };
+}
+
+/** Options without their undefined keys, to spread over the defaults. */
+export function definedOnly<T extends object>(values: T): Partial<T> {
+  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Partial<T>;
+}
