@@ -14,9 +14,14 @@
  * no version was read, else an `update` with that update time as precondition, so the server
  * refuses a save over another writer's. The lease is read and written in one transaction.
  *
- * Time bounds: Google's client retries UNAVAILABLE for up to 10 minutes by default. Here every
- * RPC and its retries are bounded by `timeoutMs` (client retry settings), and every call by a
- * timer as well, after which it fails with UnavailableError.
+ * Time bounds: every call is bounded by `timeoutMs`, after which it fails with UnavailableError.
+ * The client's own retries cannot be relied on for this: against a server that refuses
+ * connections, a `get` gives up after about 45 s (five attempts, each waiting for a connection)
+ * and a `create` was seen waiting for minutes, with no timer of its own. A call that timed out
+ * may still be pending inside the client; `close` waits for such calls up to `timeoutMs` and, if
+ * they are still pending, leaves the client to them rather than terminating it under them (the
+ * client then rejects them from internal promises no one handles). Pending calls hold no handle
+ * that keeps the process alive.
  *
  * Emulator: the client connects to `FIRESTORE_EMULATOR_HOST` (host:port) when it is set, with no
  * credentials.
@@ -79,7 +84,8 @@ export function createFirestoreStateStore(options: FirestoreStateStoreOptions = 
   const db = new Firestore({
     ...(options.projectId === undefined ? {} : { projectId: options.projectId }),
     ...(options.databaseId === undefined ? {} : { databaseId: options.databaseId }),
-    clientConfig: boundedRetries(timeoutMs),
+    // An optional field a caller spelled out as undefined is simply absent, as in JSON.
+    ignoreUndefinedProperties: true,
   });
 
   const projectDoc = (project: string): DocumentReference =>
@@ -88,8 +94,19 @@ export function createFirestoreStateStore(options: FirestoreStateStoreOptions = 
     projectDoc(project).collection('state').doc(name);
   const runsOf = (project: string) => projectDoc(project).collection('runs');
 
+  /** The client's calls not yet settled (some may have outlived their time bound). */
+  const pending = new Set<Promise<unknown>>();
+  let closed = false;
+
   /** Runs one store call within the time bound, translating its failure. */
   async function call<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    if (closed) throw new Error(`Firestore state store is closed (${what})`);
+    const op = (async () => fn())();
+    pending.add(op);
+    const forget = (): void => {
+      pending.delete(op);
+    };
+    op.then(forget, forget);
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -99,7 +116,7 @@ export function createFirestoreStateStore(options: FirestoreStateStoreOptions = 
       );
     });
     try {
-      return await Promise.race([fn(), timeout]);
+      return await Promise.race([op, timeout]);
     } catch (error) {
       throw translateGrpcError(error, `Firestore: ${what}`);
     } finally {
@@ -140,13 +157,13 @@ export function createFirestoreStateStore(options: FirestoreStateStoreOptions = 
         json: JSON.stringify(ConditionState.parse(state)),
         savedAt: new Date().toISOString(),
       };
+      const lastUpdateTime =
+        expectedVersion === null ? null : decodeVersion(project, expectedVersion);
       const written = await call(`writing ${ref.path}`, async () => {
         try {
-          return expectedVersion === null
+          return lastUpdateTime === null
             ? await ref.create(data)
-            : await ref.update(data, {
-                lastUpdateTime: decodeVersion(project, expectedVersion),
-              });
+            : await ref.update(data, { lastUpdateTime });
         } catch (error) {
           if (!refusedPrecondition(error)) throw error;
           const found = await ref.get();
@@ -203,7 +220,11 @@ export function createFirestoreStateStore(options: FirestoreStateStoreOptions = 
       );
     },
 
-    close: () => db.terminate(),
+    async close() {
+      if (closed) return;
+      closed = true;
+      if (await settleWithin([...pending], timeoutMs)) await db.terminate();
+    },
   };
 }
 
@@ -222,28 +243,18 @@ async function readLease(tx: Transaction, ref: DocumentReference): Promise<Lease
   return snap.exists ? parseStored(Lease, snap.data(), `document ${ref.path}`) : null;
 }
 
-/**
- * Google's client retry settings with every deadline cut to `timeoutMs`, merged by the client
- * over its defaults (which allow 60 s per RPC and 600 s in all).
- */
-function boundedRetries(timeoutMs: number): Record<string, unknown> {
-  return {
-    interfaces: {
-      'google.firestore.v1.Firestore': {
-        retry_params: {
-          default: {
-            initial_retry_delay_millis: 100,
-            retry_delay_multiplier: 1.3,
-            max_retry_delay_millis: Math.min(5_000, timeoutMs),
-            initial_rpc_timeout_millis: timeoutMs,
-            rpc_timeout_multiplier: 1,
-            max_rpc_timeout_millis: timeoutMs,
-            total_timeout_millis: timeoutMs,
-          },
-        },
-      },
-    },
-  };
+/** Whether every promise settled within `ms`. */
+async function settleWithin(promises: readonly Promise<unknown>[], ms: number): Promise<boolean> {
+  if (promises.length === 0) return true;
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<false>((done) => {
+    timer = setTimeout(() => done(false), ms);
+  });
+  try {
+    return await Promise.race([Promise.allSettled(promises).then(() => true), late]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 /** A Firestore document id for a project or run id (`/` and other specials escaped). */

@@ -46,6 +46,11 @@ export const RunRecord = z.strictObject({
   error: z.string().nullable(),
   /** Each pool's quota as this run read it (pool key → GPUs, null unknown), for quota.changed. */
   quotas: z.record(z.string(), z.number().int().nullable()).optional(),
+  /**
+   * Events this run could not publish, as the JSON text of the alerts: the next run sends them
+   * first and records this run again without them.
+   */
+  undelivered: z.string().min(1).optional(),
 });
 export type RunRecord = z.infer<typeof RunRecord>;
 

@@ -135,8 +135,12 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       // Recorded out of order: the store sorts by startedAt.
       for (const n of [2, 1, 5, 3, 4]) await store.recordRun(project, runRecord(n));
       await store.recordRun(project, runRecord(4, { outcome: 'failed', error: 'publish failed' }));
+      // Maps keyed by pool keys (slashes, dots) come back as they went; an optional field set
+      // to undefined is absent.
+      const quotas = { 'p/us-central1/nvidia-l4/zonal': 8, 'p/x.y/nvidia-l4/no-zonal': null };
+      await store.recordRun(project, runRecord(5, { quotas, undelivered: undefined }));
       expect(await store.listRuns(project)).toEqual([
-        runRecord(5),
+        runRecord(5, { quotas }),
         runRecord(4, { outcome: 'failed', error: 'publish failed' }),
         runRecord(3),
       ]);

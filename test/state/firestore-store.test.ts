@@ -112,9 +112,7 @@ describe('Firestore store: unavailable', () => {
     try {
       const project = freshProject();
       await bounded.acquireLease(project, 'alpha', 60_000, at);
-      console.log('stopping', Date.now());
       await emulator.stop();
-      console.log('stopped', Date.now());
       for (const call of [
         () => bounded.loadConditions(project),
         () => bounded.saveConditions(project, {}, null),
@@ -134,7 +132,6 @@ describe('Firestore store: unavailable', () => {
       ]) {
         const started = Date.now();
         const error: unknown = await call().catch((e: unknown) => e);
-        console.log('call', Date.now() - started, error);
         expect(error).toBeInstanceOf(UnavailableError);
         expect(Date.now() - started).toBeLessThan(8_000);
       }
