@@ -6,7 +6,7 @@ import {
   TRACE_DIR,
   tracesAloneScenario,
 } from '../src/simulate/scenarios.js';
-import { simulate, type SimulationResult } from '../src/simulate/simulate.js';
+import { simulate, type RefusalCauses, type SimulationResult } from '../src/simulate/simulate.js';
 
 /**
  * Decision quality (SPEC.md "How decision quality is judged"): a simulated day of the mixed fleet
@@ -26,6 +26,8 @@ export interface QualityRow {
   writesPerServiceHour: number;
   invariantViolations: number;
   failedRuns: number;
+  /** The governor's refused GPU-minutes by cause (docs/simulation.md "Why the governor refuses"). */
+  causes: RefusalCauses | null;
 }
 
 export async function benchQuality(): Promise<QualityRow[]> {
@@ -58,6 +60,7 @@ export async function benchQuality(): Promise<QualityRow[]> {
       tickMinutes: 5,
       lagMinutes: 3,
       series: false,
+      diagnose: true,
     });
     const gov = result.strategies.find((s) => s.strategy === 'governor');
     rows.push({
@@ -74,6 +77,7 @@ export async function benchQuality(): Promise<QualityRow[]> {
       writesPerServiceHour: result.headline?.writesPerServiceHour ?? 0,
       invariantViolations: result.headline?.invariantViolations ?? 0,
       failedRuns: gov?.failedRuns.length ?? 0,
+      causes: gov?.causes ?? null,
     });
   }
   return rows;

@@ -21,7 +21,8 @@ import type { Snapshot, SnapshotService } from './snapshot.js';
  *  4. demand: priority tiers, highest first, are raised toward their demand by weighted max-min.
  *  5. calm: a service above its allocation whose scale-down delay has not run out keeps its cap,
  *     unless the room is needed; the room taken back goes to the highest levels first.
- *  6. burst: what is left is shared by weight up to ceilings.
+ *  6. burst: what is left first keeps current caps (no write for idle room), then is shared by
+ *     weight up to ceilings.
  *  7. order: per pool, decreases then increases, so that the sum stays within budget after every
  *     write; then limits.maxChangesPerRun keeps a prefix.
  */
@@ -477,12 +478,18 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
       );
     }
   }
-  // 6. burst: share what is left by weight, up to ceilings.
+  // 6. burst: what is left goes first to keeping the caps services already have (room nobody
+  // needs stays where it is: no write is spent moving it), then by weight up to ceilings.
   if (over < 0) {
     const before = new Map(active.map((m) => [m, m.level]));
-    fill(active, (m) => m.ceiling, -over);
+    const left = fill(active, (m) => Math.min(m.cap, m.ceiling), -over);
+    const kept = new Map(active.map((m) => [m, m.level]));
+    if (left > 0) fill(active, (m) => m.ceiling, left);
     for (const m of active) {
-      const got = m.level - (before.get(m) ?? m.level);
+      const keep = (kept.get(m) ?? m.level) - (before.get(m) ?? m.level);
+      const got = m.level - (kept.get(m) ?? m.level);
+      if (keep > 0)
+        m.clauses.push(`+${keep} burst room (leftover GPUs: keeps its cap of ${m.cap})`);
       if (got > 0) m.clauses.push(`+${got} burst room (leftover GPUs shared by weight)`);
     }
   }

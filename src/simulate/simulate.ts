@@ -56,6 +56,8 @@ export interface SimulationOptions {
   onProgress?: (done: number, total: number, what: string) => void;
   /** Keeps per-minute series for the report (default true). */
   series?: boolean;
+  /** Governor only: sorts its refused GPU-minutes by cause (`causes`; default false). */
+  diagnose?: boolean;
 }
 
 export interface ServiceMetrics {
@@ -108,6 +110,39 @@ export interface PoolSeries {
   refused: number[];
 }
 
+/**
+ * Governor only, with `diagnose`: each refused GPU-minute by cause (docs/simulation.md
+ * "Why the governor refuses"). Every refusal of a capped strategy is at a cap (the caps sum within
+ * the pool), so the question is where the GPUs the refused service could not have were.
+ */
+export interface RefusalCauses {
+  /** Refused while every GPU of the pool was held by a busy instance: no cap could have helped. */
+  poolBusy: number;
+  /** Refused while the pool's GPUs were all held, some by idle instances (their idle tail). */
+  poolIdleHeld: number;
+  /** Refused at the cap while the pool had free GPUs, split by the refused service's last plan: */
+  free: {
+    /** The cap was below the service's own demand estimate (the pool was scarce by the estimates). */
+    shortOfDemand: number;
+    /** The cap met the estimate but demand rose past it since (lag, lookback, headroom too small). */
+    aboveEstimate: number;
+  };
+  /** Where the free GPUs sat, in the same minutes (GPU-minutes, at most the refusal): */
+  freeRoomAt: {
+    /** Cap room of others given as burst room in their last plan. */
+    burst: number;
+    /** Cap room of others kept by the scale-down delay. */
+    sticky: number;
+    /** Cap room of others within their own demand estimate (headroom, peak). */
+    demand: number;
+    /** GPUs no cap covered (the caps summed below the pool). */
+    uncapped: number;
+  };
+  /** Ticks whose plan left some service short of its demand estimate (scarce), and all ticks. */
+  scarceTicks: number;
+  ticks: number;
+}
+
 export interface StrategyResult {
   strategy: Strategy;
   label: string;
@@ -124,6 +159,8 @@ export interface StrategyResult {
   /** Governor runs that failed (and why). */
   failedRuns: string[];
   series: PoolSeries[];
+  /** Governor only, with `diagnose`. */
+  causes?: RefusalCauses;
 }
 
 export interface Headline {
@@ -760,6 +797,7 @@ async function runModel(
       for (const p of pools) for (const m of p.members) capBefore.set(m.id, capOf(model, m));
     }
 
+    const diag = governed && (rc.options.diagnose ?? false) ? newDiagnosis() : null;
     for (let t = 0; t < rc.minutes; t++) {
       const at = model.startMs + t * MINUTE_MS;
       if (t > 0) await advance(at);
@@ -783,11 +821,12 @@ async function runModel(
           };
         });
         account(acc, pool, t, rows, ideal, view, at);
+        if (diag) diagnoseMinute(diag, pool, rows);
       }
       if (watched && t % rc.tick === 0) {
         for (const p of pools) for (const m of p.members) capBefore.set(m.id, capOf(model, m));
         try {
-          await reconcile(
+          const report = await reconcile(
             policy,
             {
               ports: watched,
@@ -800,6 +839,7 @@ async function runModel(
             },
             { runId: `sim-${t}`, deadlineMs: 240_000 },
           );
+          if (diag && report.plan) notePlan(diag, report.plan.services);
         } catch (e) {
           if (!(e instanceof RunFailedError)) throw e;
           failedRuns.push(`${new Date(at).toISOString()}: ${e.message}`);
@@ -807,7 +847,7 @@ async function runModel(
       }
       rc.progress();
     }
-    return finish(
+    const result = finish(
       strategy,
       acc,
       rc.minutes,
@@ -815,9 +855,105 @@ async function runModel(
       governed ? violationCount : null,
       failedRuns,
     );
+    if (diag) result.causes = diag.causes;
+    return result;
   } finally {
     for (const c of cleanups) await c();
   }
+}
+
+interface PlannedCap {
+  /** The plan left it below its own demand estimate. */
+  short: boolean;
+  /** Instances given as burst room, and kept by the scale-down delay. */
+  burst: number;
+  sticky: number;
+}
+
+interface Diagnosis {
+  causes: RefusalCauses;
+  planned: Map<string, PlannedCap>;
+}
+
+function newDiagnosis(): Diagnosis {
+  return {
+    causes: {
+      poolBusy: 0,
+      poolIdleHeld: 0,
+      free: { shortOfDemand: 0, aboveEstimate: 0 },
+      freeRoomAt: { burst: 0, sticky: 0, demand: 0, uncapped: 0 },
+      scarceTicks: 0,
+      ticks: 0,
+    },
+    planned: new Map(),
+  };
+}
+
+/** Reads what the last plan meant for each service from its reason (instrumentation only). */
+function notePlan(
+  d: Diagnosis,
+  services: readonly {
+    project: string;
+    region: string;
+    name: string;
+    managed: boolean;
+    reason: string;
+  }[],
+): void {
+  let scarce = false;
+  for (const s of services) {
+    if (!s.managed) continue;
+    const short = s.reason.includes('short of demand');
+    scarce ||= short;
+    d.planned.set(svcId(s), {
+      short,
+      burst: Number(/\+(\d+) burst room/.exec(s.reason)?.[1] ?? 0),
+      sticky: Number(/keeps (\d+) above its share/.exec(s.reason)?.[1] ?? 0),
+    });
+  }
+  d.causes.ticks += 1;
+  if (scarce) d.causes.scarceTicks += 1;
+}
+
+/** One minute of one pool: where the refused GPUs went. */
+function diagnoseMinute(d: Diagnosis, pool: PoolInfo, rows: readonly MinuteRow[]): void {
+  const refused = rows.reduce((a, r) => a + r.refused, 0);
+  if (refused <= 0) return;
+  const held = rows.reduce((a, r) => a + r.served + r.idle, 0);
+  const idle = rows.reduce((a, r) => a + r.idle, 0);
+  const free = Math.max(0, pool.available - held);
+  const mis = Math.min(refused, free);
+  const full = refused - mis;
+  const c = d.causes;
+  c.poolIdleHeld += Math.min(full, idle);
+  c.poolBusy += full - Math.min(full, idle);
+  if (mis <= 0) return;
+  let left = mis;
+  for (const r of rows) {
+    if (r.refused <= 0 || left <= 0) continue;
+    const take = Math.min(r.refused, left);
+    left -= take;
+    if (d.planned.get(r.member.id)?.short) c.free.shortOfDemand += take;
+    else c.free.aboveEstimate += take;
+  }
+  const room = { burst: 0, sticky: 0, demand: 0, uncapped: 0 };
+  room.uncapped = Math.max(0, pool.available - rows.reduce((a, r) => a + r.cap, 0));
+  for (const r of rows) {
+    const spare = Math.max(0, r.cap - r.served - r.idle);
+    if (spare <= 0) continue;
+    const p = d.planned.get(r.member.id);
+    const burst = Math.min(spare, (p?.burst ?? 0) * r.member.gpus);
+    const sticky = Math.min(spare - burst, (p?.sticky ?? 0) * r.member.gpus);
+    room.burst += burst;
+    room.sticky += sticky;
+    room.demand += spare - burst - sticky;
+  }
+  const total = room.burst + room.sticky + room.demand + room.uncapped;
+  if (total <= 0) return;
+  c.freeRoomAt.burst += (mis * room.burst) / total;
+  c.freeRoomAt.sticky += (mis * room.sticky) / total;
+  c.freeRoomAt.demand += (mis * room.demand) / total;
+  c.freeRoomAt.uncapped += (mis * room.uncapped) / total;
 }
 
 function capOf(model: FleetModel, m: Member): number {

@@ -286,11 +286,25 @@ describe('rule 8: calm', () => {
     );
   });
 
-  it('once the delay is over, shares the room it holds as burst room by weight', () => {
+  it('once the delay is over, keeps the room where it is while no one needs it: no write', () => {
     const p = plan(fleet('2026-11-27T14:40:00Z'), policy(), AT);
+    expect(p.changes).toEqual([]);
+    expect(reason(p, 'was-busy')).toContain('burst room (leftover GPUs: keeps its cap of 6)');
+  });
+
+  it('once the delay is over, hands over what another demand needs and keeps the rest', () => {
+    // other ran at its cap of 2 with a peak of 2: demand 2 + twice the headroom of 0, at least 1.
+    const p = plan(
+      snap(8, [
+        svc('was-busy', 6, { current: 1, peak: 1 }, { lastChangedAt: '2026-11-27T14:40:00Z' }),
+        svc('other', 2, { current: 1, peak: 2 }),
+      ]),
+      policy(),
+      AT,
+    );
     expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([
-      ['was-busy', 6, 4],
-      ['other', 2, 4],
+      ['was-busy', 6, 5],
+      ['other', 2, 3],
     ]);
   });
 
