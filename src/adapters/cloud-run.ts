@@ -32,7 +32,6 @@ import { translateGrpcError } from './grpc-errors.js';
 import { checkRetryPolicy, defaultRetryPolicy, definedOnly, gaxBackoff } from './retry.js';
 import type { RetryPolicy } from './retry.js';
 
-
 type Service = protos.google.cloud.run.v2.IService;
 type WorkerPool = protos.google.cloud.run.v2.IWorkerPool;
 type Container = protos.google.cloud.run.v2.IContainer;

@@ -115,5 +115,7 @@ export function gaxReadOptions(policy: RetryPolicy) {
 
 /** Options without their undefined keys, to spread over the defaults. */
 export function definedOnly<T extends object>(values: T): Partial<T> {
-  return Object.fromEntries(Object.entries(values).filter(([, v]) => v !== undefined)) as Partial<T>;
+  return Object.fromEntries(
+    Object.entries(values).filter(([, v]) => v !== undefined),
+  ) as Partial<T>;
 }

@@ -281,7 +281,7 @@ export function formatPath(path: readonly PropertyKey[]): string {
 /** Reads a YAML or JSON document (JSON is YAML), naming the line of a syntax error. */
 export function parseDocument(text: string, what: string): unknown {
   try {
-    return parseYaml(text, { prettyErrors: true, uniqueKeys: true });
+    return parseYaml(text, { prettyErrors: true, uniqueKeys: true, logLevel: 'error' });
   } catch (e) {
     if (e instanceof YAMLParseError) {
       const where = e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
@@ -289,7 +289,13 @@ export function parseDocument(text: string, what: string): unknown {
         { path: where, message: e.message.split('\n')[0] ?? e.message },
       ]);
     }
-    throw e;
+    // The parser also throws plain errors for a bad document (an alias to no anchor is a
+    // ReferenceError): still bad input, never a crash (found by test/fuzz).
+    throw new InputError(
+      `${what} is not valid YAML or JSON`,
+      [{ path: '', message: e instanceof Error ? e.message : String(e) }],
+      { cause: e },
+    );
   }
 }
 

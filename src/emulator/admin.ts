@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import {
   ControlError,
   DeployInput,
+  EditInput,
   parse,
   SetDemandInput,
   SetQuotaInput,
@@ -11,7 +12,8 @@ import {
 
 /**
  * The HTTP admin endpoint (JSON, 127.0.0.1 only) over the control API:
- * GET /state, /writes, /calls; POST /advance {ms}, /demand, /quota, /deploy, /reset-calls.
+ * GET /state, /writes, /calls, /faults, /violations; POST /advance {ms}, /demand, /quota, /deploy,
+ * /edit, /faults, /invariants, /reset-calls.
  */
 
 const MAX_BODY = 1 << 20;
@@ -75,11 +77,21 @@ async function route(control: EmulatorControl, req: IncomingMessage): Promise<[n
       return [200, control.setQuota(parse(SetQuotaInput, await readJson(req), 'quota'))];
     case 'POST /deploy':
       return [200, control.deploy(parse(DeployInput, await readJson(req), 'deploy'))];
+    case 'POST /edit':
+      return [200, control.edit(parse(EditInput, await readJson(req), 'edit'))];
+    case 'GET /faults':
+      return [200, control.faults()];
+    case 'POST /faults':
+      return [200, control.setFaults(asRecord(await readJson(req)))];
+    case 'POST /invariants':
+      return [200, control.setInvariants(asRecord(await readJson(req)))];
+    case 'GET /violations':
+      return [200, control.violations()];
     default:
       return [
         404,
         {
-          error: `no route ${key}: GET /state /writes /calls; POST /advance /demand /quota /deploy /reset-calls`,
+          error: `no route ${key}: GET /state /writes /calls /faults /violations; POST /advance /demand /quota /deploy /edit /faults /invariants /reset-calls`,
         },
       ];
   }

@@ -1,4 +1,6 @@
 import type { VirtualClock } from './clock.js';
+import { FaultInjector, type ConcurrentChange } from './faults.js';
+import { InvariantMonitor } from './invariants.js';
 import {
   effectiveMax,
   gpusPerInstance,
@@ -53,6 +55,8 @@ export interface OperationRecord {
   /** Wall-clock time (ms) at which the operation is done. */
   readonly doneAt: number;
   readonly createdAt: number;
+  /** Set when the operation fails (fault injection): the change was not applied. */
+  readonly error?: { code: number; message: string };
 }
 
 /**
@@ -78,6 +82,10 @@ export class EmulatorContext {
   readonly calls: CallRecord[] = [];
   readonly writes: WriteRecord[] = [];
   readonly operations = new Map<string, OperationRecord>();
+  /** Seeded fault injection, configured through the control surface (see faults.ts). */
+  readonly injector = new FaultInjector();
+  /** Checks the pool after every write (see invariants.ts). */
+  readonly monitor = new InvariantMonitor();
   private seq = 0;
 
   constructor(
@@ -121,6 +129,11 @@ export class EmulatorContext {
     return false;
   }
 
+  /** Another actor's change to a GPU service, just before a read (fault injection). */
+  applyConcurrent(change: ConcurrentChange): void {
+    applyConcurrentChange(this.model, change);
+  }
+
   poolTotals(s: ServiceState): PoolTotals | null {
     const key = this.model.poolOf(s);
     if (!key) return null;
@@ -140,4 +153,33 @@ export class EmulatorContext {
       workerPoolGpus: pool?.workerPoolGpus ?? 0,
     };
   }
+}
+
+/**
+ * Another actor's change to one of the fleet's GPU services (not a governor write: not logged,
+ * not checked): a deployment (reconciling), an annotation edit (a new etag), or a max one up or
+ * down (within Cloud Run's own per-service quota check).
+ */
+export function applyConcurrentChange(
+  model: FleetModel,
+  change: ConcurrentChange,
+): ServiceKey | null {
+  const candidates = model
+    .listServices()
+    .filter((s) => s.spec.gpu !== undefined && s.spec.scalingMode !== 'MANUAL');
+  const s = candidates[Math.floor(change.pick * candidates.length)];
+  if (!s) return null;
+  if (change.kind === 'deploy') model.startDeployment(s, change.seconds * 1000);
+  else if (change.kind === 'annotate')
+    model.update(s, {
+      annotations: { ...s.annotations, 'chaos.example/touched': String(s.generation) },
+    });
+  else {
+    const max = Math.max(1, s.minInstances, effectiveMax(s) + change.delta);
+    const pool = model.poolOf(s);
+    const quota = pool ? model.quotaFor(pool) : undefined;
+    if (quota !== undefined && max * gpusPerInstance(s) > quota) return null;
+    model.update(s, { maxInstances: max });
+  }
+  return s;
 }

@@ -2,6 +2,8 @@ import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { z } from 'zod';
 import type { CallRecord, EmulatorContext, WriteRecord } from './context.js';
+import type { FaultConfig, FaultConfigInput } from './faults.js';
+import type { InvariantSpec, InvariantSpecInput, Violation } from './invariants.js';
 import { Demand, parseTrace } from './fleet.js';
 import { effectiveMax, revisionName, type Refused, type ServiceState } from './model.js';
 
@@ -47,6 +49,14 @@ export const DeployInput = z.strictObject({ ...Target, seconds: z.number().min(0
 export type DeployInput = z.input<typeof DeployInput>;
 
 export const AdvanceInput = z.strictObject({ ms: z.number().min(0) });
+
+/** Another actor's edit of a service (a hand-set max, an annotation): bumps its etag. */
+export const EditInput = z.strictObject({
+  ...Target,
+  maxInstances: z.number().int().min(0).max(1000).optional(),
+  annotations: z.record(z.string(), z.string()).optional(),
+});
+export type EditInput = z.input<typeof EditInput>;
 
 export interface ServiceView {
   readonly project: string;
@@ -206,6 +216,46 @@ export class EmulatorControl {
     this.ctx.sync();
     this.ctx.model.startDeployment(s, seconds * 1000);
     return this.view(s);
+  }
+
+  /** Another actor edits a service (not a governor write: not logged, not checked). */
+  edit(input: EditInput): ServiceView {
+    const { service, project, region, maxInstances, annotations } = parse(EditInput, input, 'edit');
+    const s = this.find(service, project, region);
+    this.ctx.sync();
+    this.ctx.model.update(s, {
+      ...(maxInstances === undefined ? {} : { maxInstances }),
+      ...(annotations === undefined ? {} : { annotations }),
+    });
+    return this.view(s);
+  }
+
+  /** Seeded fault injection (see faults.ts); replaces the whole configuration. */
+  setFaults(input: FaultConfigInput): FaultConfig {
+    try {
+      return this.ctx.injector.configure(input);
+    } catch (error) {
+      throw new ControlError(error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  /** The fault configuration, and the faults injected so far by kind. */
+  faults(): { config: FaultConfig; injected: Record<string, number> } {
+    return { config: this.ctx.injector.current(), injected: this.ctx.injector.injected() };
+  }
+
+  /** What the invariant monitor counts as governed, the reserve, the floors (see invariants.ts). */
+  setInvariants(input: InvariantSpecInput): InvariantSpec {
+    try {
+      return this.ctx.monitor.configure(input);
+    } catch (error) {
+      throw new ControlError(error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  /** Every invariant violation so far, each with the write that caused it. */
+  violations(): { checks: number; violations: readonly Violation[] } {
+    return { checks: this.ctx.monitor.checks, violations: this.ctx.monitor.violations() };
   }
 
   private find(name: string, project?: string, region?: string): ServiceState {

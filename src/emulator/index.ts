@@ -2,6 +2,8 @@ import { startAdminServer } from './admin.js';
 import { VirtualClock } from './clock.js';
 import { EmulatorContext, type FaultHook } from './context.js';
 import { EmulatorControl } from './control.js';
+import type { FaultConfigInput } from './faults.js';
+import type { InvariantSpecInput } from './invariants.js';
 import { loadFleet, loadTraces, validateFleet, type Fleet, type FleetInput } from './fleet.js';
 import { FleetModel } from './model.js';
 import { startGrpcServer } from './server.js';
@@ -37,6 +39,10 @@ export interface EmulatorOptions {
   readonly baseDir?: string;
   /** Seam for fault injection: may answer any RPC with an error instead of its handler. */
   readonly faults?: FaultHook;
+  /** Seeded fault injection from the start (also `setFaults` / `POST /faults` later). */
+  readonly inject?: FaultConfigInput;
+  /** What the invariant monitor counts as governed, reserve and floors (also `setInvariants`). */
+  readonly invariants?: InvariantSpecInput;
 }
 
 export interface RunningEmulator extends EmulatorControl {
@@ -77,6 +83,8 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     options.faults,
   );
   const control = new EmulatorControl(ctx, loaded.traces);
+  if (options.inject) control.setFaults(options.inject);
+  if (options.invariants) control.setInvariants(options.invariants);
   const grpc = await startGrpcServer(ctx, options.port ?? 0);
   const adminServer = await startAdminServer(control, options.adminPort ?? 0).catch(
     async (error: unknown) => {
@@ -111,4 +119,17 @@ export {
 export { FleetModel } from './model.js';
 export type { CallRecord, FaultHook, WriteRecord } from './context.js';
 export type { EmulatorControl, EmulatorState, PoolView, ServiceView } from './control.js';
+export {
+  FaultConfig,
+  FaultInjector,
+  seededRandom,
+  type FaultConfigInput,
+  type FaultCode,
+} from './faults.js';
+export {
+  InvariantMonitor,
+  InvariantSpec,
+  type InvariantSpecInput,
+  type Violation,
+} from './invariants.js';
 export { RpcError } from './rpc.js';

@@ -136,7 +136,7 @@ function rawSeries(
   startMs: number,
   endMs: number,
 ): Series[] {
-  const visibleUntil = ctx.model.now - ctx.settings.metricsLagMs;
+  const visibleUntil = ctx.model.now - ctx.settings.metricsLagMs - ctx.injector.extraLagMs;
   const out: Series[] = [];
   const services: ServiceState[] = ctx.model
     .listServices()
@@ -363,7 +363,9 @@ function listTimeSeries(ctx: EmulatorContext, request: Message): Message {
     ],
   });
   return {
-    time_series: page.map((s) => toProto(s, q.metricType, view !== 'HEADERS')),
+    time_series: page
+      .filter(() => !ctx.injector.dropSeries())
+      .map((s) => toProto(s, q.metricType, view !== 'HEADERS')),
     next_page_token: nextPageToken,
     execution_errors: [],
     unit: '',

@@ -76,7 +76,9 @@ function renderService(ctx: EmulatorContext, key: ServiceKey): Message {
     throw notFound(
       `Resource 'projects/${key.project}/locations/${key.region}/services/${key.name}' was not found`,
     );
-  return serviceResource(s, ctx.reconciling(s), s.updateTime);
+  const reconciling = ctx.reconciling(s);
+  ctx.monitor.saw(key, reconciling);
+  return serviceResource(s, reconciling, s.updateTime);
 }
 
 function packService(service: Message): { type_url: string; value: Buffer } {
@@ -89,7 +91,8 @@ function operationMessage(ctx: EmulatorContext, name: string): Message {
   const service = renderService(ctx, op.service);
   const done = ctx.wallNow() >= op.doneAt;
   const message: Message = { name: op.name, metadata: packService(service), done };
-  if (done) message['response'] = packService(service);
+  if (done && op.error) message['error'] = op.error;
+  else if (done) message['response'] = packService(service);
   return message;
 }
 
@@ -205,16 +208,39 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
   }
 
   const before = { maxInstances: s.maxInstances, annotations: { ...s.annotations }, etag: s.etag };
-  ctx.model.update(key, change);
   const wall = ctx.wallNow();
+  const seq = ctx.nextSeq();
+  const capBefore = effectiveMax(s);
+  const capAfter =
+    change.maxInstances === undefined
+      ? capBefore
+      : effectiveMax({
+          maxInstances: change.maxInstances,
+          revisionMaxInstances: s.revisionMaxInstances,
+        });
+  ctx.monitor.beforeWrite(key, seq, ctx.nowIso(), capBefore, capAfter);
+  const outcome = ctx.injector.operationOutcome();
+  if (outcome === 'fail') {
+    // The operation fails: nothing changes, and polling it ends with the error.
+    ctx.operations.set(name, {
+      name,
+      service: key,
+      createdAt: wall,
+      doneAt: wall + ctx.settings.operationDelayMs,
+      error: { code: status.INTERNAL, message: 'injected: the update operation failed' },
+    });
+    return operationMessage(ctx, name);
+  }
+  ctx.model.update(key, change);
   ctx.operations.set(name, {
     name,
     service: key,
     createdAt: wall,
-    doneAt: wall + ctx.settings.operationDelayMs,
+    // A hung operation: the change applied, but the operation runs on (the service reconciles).
+    doneAt: wall + (outcome === 'hang' ? ctx.injector.hangMs : ctx.settings.operationDelayMs),
   });
   ctx.writes.push({
-    seq: ctx.nextSeq(),
+    seq,
     at: ctx.nowIso(),
     wallTime: new Date(wall).toISOString(),
     method: `${SERVICES.runServices}/UpdateService`,
@@ -224,6 +250,7 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
     after: { maxInstances: s.maxInstances, annotations: { ...s.annotations }, etag: s.etag },
     pool: ctx.poolTotals(s),
   });
+  ctx.monitor.afterWrite(ctx.model, key, seq, ctx.nowIso(), capBefore, effectiveMax(s));
   return operationMessage(ctx, name);
 }
 
@@ -241,7 +268,11 @@ export function runServicesHandlers(ctx: EmulatorContext): Handlers {
         fingerprint: ['ListServices', project, region],
       });
       return {
-        services: page.map((s) => serviceResource(s, ctx.reconciling(s), s.updateTime)),
+        services: page.map((s) => {
+          const reconciling = ctx.reconciling(s);
+          ctx.monitor.saw(s, reconciling);
+          return serviceResource(s, reconciling, s.updateTime);
+        }),
         next_page_token: nextPageToken,
       };
     },

@@ -71,6 +71,15 @@ function implementation(
       const run = async (): Promise<unknown> => {
         const fault = await ctx.faults?.({ method: fullName, request });
         if (fault) throw fault;
+        const injected = await ctx.injector.hook({ method: fullName, request });
+        if (injected) throw injected;
+        if (fullName.endsWith('/GetService') || fullName.endsWith('/ListServices')) {
+          const change = ctx.injector.concurrentChange();
+          if (change) {
+            ctx.sync();
+            ctx.applyConcurrent(change);
+          }
+        }
         if (!handler)
           throw new RpcError(
             status.UNIMPLEMENTED,

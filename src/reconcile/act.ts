@@ -5,7 +5,7 @@ import { ConflictError, GovernorError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ANNOTATIONS } from '../observe/annotations.js';
 import { effectiveMax } from '../observe/observe.js';
-import type { CloudRunPort, ObservedService } from '../ports.js';
+import type { CloudRunPort, ObservedService, QuotaPort } from '../ports.js';
 import type { Pacer } from './pacing.js';
 
 /**
@@ -41,6 +41,40 @@ export interface ActOptions {
   deadline: number;
   clock: () => number;
   writeConcurrency: number;
+  /**
+   * Read again before a pool's increases, so that a quota lowered since the observation is
+   * honoured (a quota set by the policy is not read). Without it the plan's quota is used.
+   */
+  quotas?: QuotaPort;
+}
+
+/** The run deadline passed while a call was in flight (it may still complete on the server). */
+export class DeadlineError extends UnavailableError {}
+
+/**
+ * Bounds an outside call by the run deadline: a call still unanswered when the deadline passes
+ * is given up (DeadlineError), so a hung API cannot hold the run past it.
+ */
+export async function beforeDeadline<T>(
+  call: () => Promise<T>,
+  opts: Pick<ActOptions, 'deadline' | 'clock'>,
+  what: string,
+): Promise<T> {
+  const left = opts.deadline - opts.clock();
+  if (left <= 0) throw new DeadlineError(`the run deadline had passed before ${what}`);
+  let timer: NodeJS.Timeout | undefined;
+  const expired = new Promise<never>((_, reject) => {
+    timer = setTimeout(
+      () => reject(new DeadlineError(`the run deadline passed while ${what}`)),
+      left,
+    );
+    timer.unref();
+  });
+  try {
+    return await Promise.race([call(), expired]);
+  } finally {
+    clearTimeout(timer);
+  }
 }
 
 const REASON_MAX = 500;
@@ -89,8 +123,32 @@ async function actOnPool(
 
   // 2. A fresh read of the region: the room the decreases made, and what others changed.
   let services: ObservedService[];
+  let quota = pool.quota;
   try {
-    services = await opts.run.listServices(pool.project, pool.region);
+    services = await beforeDeadline(
+      () => opts.run.listServices(pool.project, pool.region),
+      opts,
+      `listing ${pool.project}/${pool.region} again`,
+    );
+    // The quota last: what is read last is the freshest, and the quota bounds every increase.
+    if (opts.quotas && pool.quota !== null && pool.quotaSource !== 'policy') {
+      const quotas = opts.quotas;
+      quotas.clearCache?.();
+      const now = await beforeDeadline(
+        () =>
+          quotas.gpuQuota({
+            project: pool.project,
+            region: pool.region,
+            accelerator: pool.accelerator,
+            zonalRedundancy: pool.zonalRedundancy,
+          }),
+        opts,
+        `reading the quota of ${key(pool)} again`,
+      );
+      if (now === null) throw new GovernorError('the quota has no entry for the region any more');
+      // Only ever the lower of the two: a quota raised since the observation waits a run.
+      quota = Math.min(pool.quota, now);
+    }
   } catch (e) {
     const why = `the pool could not be read again after its decreases (${message(e)}): increases left for the next run`;
     return [...results, ...increases.map((c) => skipped(c, why))];
@@ -122,10 +180,10 @@ async function actOnPool(
     if (managed.has(s.name)) governedNow += cap;
     else unmanagedNow += cap;
   }
-  const budgetNow = (pool.quota ?? 0) - pool.reserve - otherUsage - unmanagedNow;
+  const budgetNow = (quota ?? 0) - pool.reserve - otherUsage - unmanagedNow;
   // Within the budget; above it only in an infeasible pool, up to the plan's own floors.
   const allowed = pool.status === 'infeasible' ? Math.max(budgetNow, pool.capsAfter) : budgetNow;
-  let room = pool.quota === null ? 0 : allowed - governedNow;
+  let room = quota === null ? 0 : allowed - governedNow;
   const fresh = new Map(inPool.map((s) => [s.name, s]));
 
   // 3. Increases, one at a time, each within the room left.
@@ -168,7 +226,11 @@ async function readForWrite(
   opts: ActOptions,
 ): Promise<{ service: ObservedService } | { skip: WriteResult }> {
   try {
-    const service = await opts.run.getService(c.project, c.region, c.name);
+    const service = await beforeDeadline(
+      () => opts.run.getService(c.project, c.region, c.name),
+      opts,
+      `reading ${c.name} before writing it`,
+    );
     const why = validate(c, service);
     return why ? { skip: skipped(c, why) } : { service };
   } catch (e) {
@@ -204,6 +266,8 @@ async function write(
   if (opts.clock() > opts.deadline)
     return skipped(c, 'the run deadline was reached before this write');
   await opts.pacer.slot(c.region);
+  if (opts.clock() > opts.deadline)
+    return skipped(c, 'the run deadline was reached before this write');
   const annotations: Record<string, string> = { [ANNOTATIONS.reason]: truncate(c.reason + note) };
   if (svc.annotations[ANNOTATIONS.originalMax] === undefined) {
     annotations[ANNOTATIONS.originalMax] =
@@ -211,14 +275,19 @@ async function write(
   }
   if (to > c.from) annotations[ANNOTATIONS.lastChanged] = opts.nowIso;
   try {
-    await opts.run.updateMaxInstances({
-      project: c.project,
-      region: c.region,
-      name: c.name,
-      maxInstances: to,
-      etag: svc.etag,
-      annotations,
-    });
+    await beforeDeadline(
+      () =>
+        opts.run.updateMaxInstances({
+          project: c.project,
+          region: c.region,
+          name: c.name,
+          maxInstances: to,
+          etag: svc.etag,
+          annotations,
+        }),
+      opts,
+      `writing ${c.name}`,
+    );
     opts.log.log('INFO', `${c.project}/${c.region}/${c.name}: max instances ${c.from} → ${to}`, {
       service: c.name,
       from: c.from,
@@ -244,6 +313,10 @@ async function write(
       reason: `write failed: ${message(e)}${uncertain}`,
     };
   }
+}
+
+function key(p: PlanPool): string {
+  return `${p.project}/${p.region}/${p.accelerator}`;
 }
 
 function base(c: PlanChange): Omit<WriteResult, 'written' | 'outcome' | 'reason'> {

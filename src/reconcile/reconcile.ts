@@ -11,7 +11,9 @@ import { GovernorError } from '../errors.js';
 import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
 import type { Logger } from '../log.js';
 import { observe, type ObservePorts } from '../observe/observe.js';
-import type { StateStore } from '../state/store.js';
+import type { RunRecord, StateStore } from '../state/store.js';
+import { z } from 'zod';
+import { Alert as AlertSchema } from '../core/alert.js';
 import type { ObservedService } from '../ports.js';
 import { ANNOTATIONS } from '../observe/annotations.js';
 import type { PlanChange } from '../core/plan.js';
@@ -65,6 +67,8 @@ export interface RunReport {
   /** The fleet audit's findings (every rule a GPU service breaks). */
   findings: AuditFinding[];
   error: string | null;
+  /** Events this run could not publish; kept in its run record for the next run to send. */
+  undelivered: Alert[];
 }
 
 export async function reconcile(
@@ -89,6 +93,7 @@ export async function reconcile(
     problems: [],
     findings: [],
     error: null,
+    undelivered: [],
   };
 
   // One writer per project: a lease a little longer than the run may take.
@@ -188,7 +193,15 @@ export async function reconcile(
         );
       }
       const events = eventsFor(project, plan, report.writes, mode, nowIso, options.runId);
-      events.push(...quotaChanges(project, plan, (await deps.store.listRuns(project))[0]?.quotas, nowIso, options.runId));
+      events.push(
+        ...quotaChanges(
+          project,
+          plan,
+          (await deps.store.listRuns(project))[0]?.quotas,
+          nowIso,
+          options.runId,
+        ),
+      );
       // Alerts and their state get a short grace after the write deadline, never more: the run
       // must answer before the function's timeout (terraform keeps 15 s between the two).
       const grace = { deadline: deadline + ALERT_GRACE_MS, clock: wall };
@@ -206,23 +219,37 @@ export async function reconcile(
         runId: options.runId,
         scope: judgedScope(project, plan, problems),
       });
-      if (decided.publish.length > 0) {
+      // Events an earlier run could not publish go first: they happened first.
+      const pending = await beforeDeadline(
+        () => pendingEvents(deps.store, project),
+        grace,
+        `reading the undelivered events of ${project}`,
+      );
+      const outgoing = [...pending.alerts, ...decided.publish];
+      if (outgoing.length > 0) {
         if (deps.sink) {
           const sink = deps.sink;
-          await beforeDeadline(
-            () =>
-              sink.publish(
-                decided.publish.map((a) => ({
-                  data: a,
-                  attributes: alertAttributes(a),
-                  orderingKey: orderingKey(a),
-                })),
-              ),
-            grace,
-            `publishing ${decided.publish.length} alert(s) of ${project}`,
-          );
+          try {
+            await beforeDeadline(
+              () =>
+                sink.publish(
+                  outgoing.map((a) => ({
+                    data: a,
+                    attributes: alertAttributes(a),
+                    orderingKey: orderingKey(a),
+                  })),
+                ),
+              grace,
+              `publishing ${outgoing.length} alert(s) of ${project}`,
+            );
+          } catch (e) {
+            // Conditions are decided again by the next run (the state is not saved); events
+            // are not, so they go into this run's record for the next run to send.
+            report.undelivered.push(...decided.publish.filter((a) => a.status === 'event'));
+            throw e;
+          }
         }
-        for (const a of decided.publish) {
+        for (const a of outgoing) {
           const severity =
             a.status !== 'firing' || a.severity === 'INFO'
               ? 'INFO'
@@ -234,7 +261,7 @@ export async function reconcile(
           });
         }
       }
-      report.published += decided.publish.length;
+      report.published += outgoing.length;
       // Only once every message is acknowledged: a failed publish leaves the state as it was, so
       // the next run sends again what this one could not.
       await beforeDeadline(
@@ -242,6 +269,7 @@ export async function reconcile(
         grace,
         `saving the alert state of ${project}`,
       );
+      await markDelivered(deps, project, pending.records);
     }
     if (failed.length > 0) {
       report.outcome = 'failed';
@@ -281,6 +309,51 @@ export class RunFailedError extends GovernorError {
     super(`run ${report.runId} failed: ${cause instanceof Error ? cause.message : String(cause)}`, {
       cause,
     });
+  }
+}
+
+/** Events earlier runs could not publish, oldest run first, with the records that hold them. */
+async function pendingEvents(
+  store: StateStore,
+  project: string,
+): Promise<{ alerts: Alert[]; records: RunRecord[] }> {
+  const records = (await store.listRuns(project))
+    .filter((r) => r.undelivered !== undefined)
+    .reverse();
+  const alerts: Alert[] = [];
+  for (const r of records) {
+    const parsed = z.array(AlertSchema).safeParse(safeJson(r.undelivered ?? '[]'));
+    if (parsed.success) alerts.push(...parsed.data);
+  }
+  return { alerts, records };
+}
+
+function safeJson(text: string): unknown {
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    return null;
+  }
+}
+
+/** Records the runs again without their undelivered events, now sent. */
+async function markDelivered(
+  deps: ReconcileDeps,
+  project: string,
+  records: readonly RunRecord[],
+): Promise<void> {
+  for (const r of records) {
+    const rest: RunRecord = { ...r };
+    delete rest.undelivered;
+    try {
+      await deps.store.recordRun(project, rest);
+    } catch (e) {
+      // The next run sends them again: at least once, as Pub/Sub itself (alerts carry an id).
+      deps.log.log(
+        'WARNING',
+        `${project}: sent the undelivered events of ${r.runId} but could not record it: ${e instanceof Error ? e.message : String(e)}`,
+      );
+    }
   }
 }
 
@@ -394,7 +467,13 @@ function quotaChanges(
   const events: Alert[] = [];
   for (const pool of plan.pools.filter((p) => p.project === project)) {
     const before = previous[poolKey(pool)];
-    if (before === undefined || before === null || pool.quota === null || pool.quotaSource === 'policy') continue;
+    if (
+      before === undefined ||
+      before === null ||
+      pool.quota === null ||
+      pool.quotaSource === 'policy'
+    )
+      continue;
     if (before === pool.quota) continue;
     events.push(
       makeAlert({ at, runId }, pool, {
@@ -418,6 +497,7 @@ async function record(
 ): Promise<void> {
   for (const project of projects) {
     const writes = report.writes.filter((w) => w.project === project);
+    const undelivered = report.undelivered.filter((a) => a.project === project);
     try {
       await deps.store.recordRun(project, {
         runId: report.runId,
@@ -437,11 +517,13 @@ async function record(
             // A quota the policy sets is the team's own choice, not news.
             .map((p) => [poolKey(p), p.quotaSource === 'policy' ? null : p.quota]),
         ),
+        // Events this run could not publish: the next run sends them (see pendingEvents).
+        ...(undelivered.length > 0 ? { undelivered: JSON.stringify(undelivered) } : {}),
       });
     } catch (e) {
       deps.log.log(
         'ERROR',
-        `${project}: could not record the run: ${e instanceof Error ? e.message : String(e)}`,
+        `${project}: could not record the run: ${e instanceof Error ? e.message : String(e)}${undelivered.length > 0 ? `; ${undelivered.length} undelivered event(s) are lost` : ''}`,
       );
     }
   }

@@ -236,14 +236,18 @@ describe('reconcile', () => {
     ]);
   });
 
-  it('sends quota.changed when a pool's quota differs from the previous run's', async () => {
+  it('sends quota.changed when a pool quota differs from what the previous run read', async () => {
     await run(policyOf());
     emulator.setQuota({ project: PROJECT, region: REGION, quota: 9 });
     received.length = 0;
     await run(policyOf());
     const changed = (await messages(1)).filter((m) => m.type === 'quota.changed');
     expect(changed).toHaveLength(1);
-    expect(changed[0]).toMatchObject({ status: 'event', severity: 'INFO', details: { from: 6, to: 9 } });
+    expect(changed[0]).toMatchObject({
+      status: 'event',
+      severity: 'INFO',
+      details: { from: 6, to: 9 },
+    });
   });
 
   it('skips a service that started deploying after it was observed, with a reason, and raises no one with its room', async () => {

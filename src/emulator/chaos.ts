@@ -1,0 +1,621 @@
+import type { AlertSink, OutgoingMessage, PublishResult } from '../adapters/pubsub.js';
+import type { Alert } from '../core/alert.js';
+import { parsePolicy, type Policy } from '../core/policy.js';
+import {
+  ConflictError,
+  PermissionError,
+  RateLimitedError,
+  UnavailableError,
+  UpstreamError,
+} from '../errors.js';
+import { memoryLogger } from '../log.js';
+import type { ObservePorts } from '../observe/observe.js';
+import type { CloudRunPort, MonitoringPort, ObservedService, QuotaPort } from '../ports.js';
+import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
+import { createMemoryStateStore } from '../simulate/memory-store.js';
+import { createSimPorts } from '../simulate/ports.js';
+import type { StateStore } from '../state/store.js';
+import { applyConcurrentChange } from './context.js';
+import { seededRandom } from './faults.js';
+import { validateFleet, type FleetInput } from './fleet.js';
+import { InvariantMonitor, type Violation } from './invariants.js';
+import { effectiveMax, FleetModel } from './model.js';
+
+/**
+ * Randomized governor runs in process, fast enough for a thousand in a test: a generated fleet
+ * (the emulator's model) behind the in-memory ports, each port, the state store and the alert
+ * sink wrapped by a seeded fault layer, and the invariant monitor checking every write. Everything
+ * follows from one seed, so any failure is reproducible from the seed printed with it.
+ *
+ * Faults, per run: every port call may fail with a gRPC-like error (UNAVAILABLE,
+ * DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, PERMISSION_DENIED, INTERNAL); a write may fail
+ * without applying (a failed operation) or apply and never answer (a hung operation); before a
+ * Cloud Run read another actor may deploy, edit or re-cap a service; before a quota read the quota
+ * may change; Monitoring may drop a service's series or serve only stale points; the state store
+ * may be unavailable; a publish may fail whole or after part of the messages.
+ */
+
+export const CHAOS_PROJECT = 'chaos-project';
+const TOPIC = `projects/${CHAOS_PROJECT}/topics/alerts`;
+const START = Date.parse('2026-11-27T12:00:00Z');
+const REGIONS = ['us-central1', 'europe-west4'] as const;
+
+export interface ChaosOptions {
+  seed: number;
+  /** Governor runs in all (a fleet gets `runsPerFleet` of them, the last one without faults). */
+  runs: number;
+  runsPerFleet?: number;
+}
+
+export interface ChaosFailure {
+  /** Reproduce with runChaosFleet(fleetSeed). */
+  fleetSeed: number;
+  what: string;
+}
+
+export interface ChaosReport {
+  seed: number;
+  runs: number;
+  fleets: number;
+  failedRuns: number;
+  writes: number;
+  writesChecked: number;
+  faults: Record<string, number>;
+  violations: (Violation & { fleetSeed: number })[];
+  /** Conditions never published, or a completed run that published less than it decided. */
+  alertsLost: ChaosFailure[];
+  /**
+   * Events (rebalance.applied, apply.failed) a run could not publish and no later run sent: only
+   * when the state store was down as well, so the run could not keep them (it failed loudly).
+   */
+  eventsOfFailedRuns: number;
+  /** Writes planned but not made, by reason. */
+  skipped: Record<string, number>;
+  /** Writes that failed, by reason. */
+  failedWrites: Record<string, number>;
+  /** Anything the governor threw other than RunFailedError: a crash. */
+  crashes: ChaosFailure[];
+}
+
+export function emptyReport(seed: number): ChaosReport {
+  return {
+    seed,
+    runs: 0,
+    fleets: 0,
+    failedRuns: 0,
+    writes: 0,
+    writesChecked: 0,
+    faults: {},
+    violations: [],
+    alertsLost: [],
+    eventsOfFailedRuns: 0,
+    skipped: {},
+    failedWrites: {},
+    crashes: [],
+  };
+}
+
+export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
+  const perFleet = Math.max(2, options.runsPerFleet ?? 5);
+  const report = emptyReport(options.seed);
+  const seeds = seededRandom(options.seed);
+  while (report.runs < options.runs) {
+    const fleetSeed = Math.floor(seeds() * 2 ** 31);
+    await runChaosFleet(
+      fleetSeed,
+      Math.min(perFleet, Math.max(2, options.runs - report.runs)),
+      report,
+    );
+  }
+  return report;
+}
+
+/** A generated fleet and policy, as the chaos runs use them. */
+export interface ChaosScenario {
+  fleet: FleetInput;
+  policy: Policy;
+  unmanaged: string[];
+  /** Per pool key `region/accelerator/zonal`: GPUs the governed floors take. */
+  floors: Map<string, number>;
+}
+
+export function chaosScenario(fleetSeed: number): ChaosScenario {
+  const rnd = seededRandom(fleetSeed);
+  const int = (lo: number, hi: number) => lo + Math.floor(rnd() * (hi - lo + 1));
+  const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rnd() * xs.length)] as T;
+  const regions = REGIONS.slice(0, int(1, 2));
+  const pools: { region: string; quota: number; zonalRedundancy: boolean }[] = [];
+  const services: NonNullable<FleetInput['projects'][number]['services']> = [];
+  const workerPools: NonNullable<FleetInput['projects'][number]['workerPools']> = [];
+  const unmanaged: string[] = [];
+  const floors = new Map<string, number>();
+  const priorityMin = int(1, 3);
+  for (const region of regions) {
+    for (const zonal of rnd() < 0.3 ? [true, false] : [true]) {
+      const quota = int(2, 16);
+      pools.push({ region, quota, zonalRedundancy: zonal });
+      const count = int(1, 6);
+      for (let i = 0; i < count; i++) {
+        const ext = rnd() < 0.2;
+        const name = `${ext ? 'ext' : 'svc'}-${zonal ? 'z' : 'n'}${i}`;
+        const gpus = rnd() < 0.15 ? 2 : 1;
+        const max = int(1, Math.max(1, Math.floor(quota / gpus)));
+        const min = rnd() < 0.15 ? 1 : 0;
+        const demand =
+          rnd() < 0.6
+            ? { constant: pick([0, 0, 0.5, 1, 2, 3, 5]) }
+            : {
+                steps: [
+                  { at: '00:00', value: int(0, 3) },
+                  { at: '12:10', value: int(0, 6) },
+                  { at: '12:25', value: int(0, 2) },
+                ],
+              };
+        services.push({
+          name,
+          region,
+          gpu: { count: gpus, zonalRedundancy: zonal },
+          maxInstances: max,
+          minInstances: Math.min(min, max),
+          demand,
+        });
+        const key = `${region}/nvidia-l4/${zonal ? 'zonal' : 'nonzonal'}`;
+        if (ext) unmanaged.push(name);
+        else {
+          const floor = Math.max(1, min, name === 'svc-z0' ? priorityMin : 0);
+          floors.set(key, (floors.get(key) ?? 0) + floor * gpus);
+        }
+      }
+      if (rnd() < 0.3)
+        workerPools.push({
+          name: `wp-${zonal ? 'z' : 'n'}`,
+          region,
+          gpu: { zonalRedundancy: zonal },
+          manualInstanceCount: 1,
+        });
+    }
+  }
+  const fleet: FleetInput = {
+    start: new Date(START).toISOString(),
+    startupSeconds: 30,
+    idleMinutes: 0,
+    warmupMinutes: 40,
+    projects: [{ id: CHAOS_PROJECT, pools, services, workerPools }],
+  };
+  const reserve = pick([0, 0, 0, 1, 2]);
+  const policy = parsePolicy({
+    version: 1,
+    projects: [CHAOS_PROJECT],
+    reserve,
+    defaults: {
+      headroom: pick([0, 0.2, 0.5]),
+      scaleDownDelay: pick(['0s', '15m']),
+    },
+    services: [
+      { match: { name: 'ext-*' }, managed: false },
+      { match: { name: 'svc-z0' }, min: priorityMin, priority: 10, weight: 2 },
+      { match: {} },
+    ],
+    limits: { maxChangesPerRun: pick([1, 3, 50]), writesPerMinute: 6000 },
+    alerts: { topic: TOPIC, renotifyAfter: '1h' },
+  });
+  return { fleet, policy, unmanaged, floors };
+}
+
+interface RunFaults {
+  errorRate: number;
+  writeFailRate: number;
+  writeHangRate: number;
+  concurrentRate: number;
+  quotaChangeRate: number;
+  gapRate: number;
+  staleRate: number;
+  storeRate: number;
+  publishRate: number;
+}
+
+const NO_FAULTS: RunFaults = {
+  errorRate: 0,
+  writeFailRate: 0,
+  writeHangRate: 0,
+  concurrentRate: 0,
+  quotaChangeRate: 0,
+  gapRate: 0,
+  staleRate: 0,
+  storeRate: 0,
+  publishRate: 0,
+};
+
+function drawFaults(rnd: () => number): RunFaults {
+  const pick = (xs: readonly number[]): number => xs[Math.floor(rnd() * xs.length)] ?? 0;
+  return {
+    errorRate: pick([0, 0.02, 0.05, 0.15]),
+    writeFailRate: pick([0, 0.05, 0.2]),
+    writeHangRate: pick([0, 0.05, 0.2]),
+    concurrentRate: pick([0, 0.05, 0.2]),
+    quotaChangeRate: pick([0, 0.1, 0.3]),
+    gapRate: pick([0, 0.1, 0.3]),
+    staleRate: pick([0, 0.1]),
+    storeRate: pick([0, 0, 0.05, 0.2]),
+    publishRate: pick([0, 0.1, 0.4]),
+  };
+}
+
+const ERRORS: readonly [string, (m: string) => Error][] = [
+  ['UNAVAILABLE', (m) => new UnavailableError(`UNAVAILABLE: ${m}`)],
+  ['DEADLINE_EXCEEDED', (m) => new UnavailableError(`DEADLINE_EXCEEDED: ${m}`)],
+  ['RESOURCE_EXHAUSTED', (m) => new RateLimitedError(`RESOURCE_EXHAUSTED: ${m}`)],
+  ['ABORTED', (m) => new ConflictError(`ABORTED: ${m}`)],
+  ['PERMISSION_DENIED', (m) => new PermissionError(`PERMISSION_DENIED: ${m}`)],
+  ['INTERNAL', (m) => new UpstreamError(`INTERNAL: ${m}`)],
+];
+
+class Faulty {
+  constructor(
+    readonly rnd: () => number,
+    readonly faults: RunFaults,
+    readonly counts: Record<string, number>,
+  ) {}
+
+  count(kind: string): void {
+    this.counts[kind] = (this.counts[kind] ?? 0) + 1;
+  }
+
+  chance(rate: number): boolean {
+    return rate > 0 && this.rnd() < rate;
+  }
+
+  /** Throws an injected error at the error rate. */
+  maybeFail(what: string): void {
+    if (!this.chance(this.faults.errorRate)) return;
+    const [code, make] = ERRORS[Math.floor(this.rnd() * ERRORS.length)] ?? ERRORS[0]!;
+    this.count(code);
+    throw make(`injected on ${what}`);
+  }
+}
+
+function faultyPorts(
+  inner: ObservePorts,
+  model: FleetModel,
+  f: Faulty,
+  monitor: InvariantMonitor,
+  seq: { n: number },
+): ObservePorts {
+  const actor = (): void => {
+    if (!f.chance(f.faults.concurrentRate)) return;
+    const kinds = ['deploy', 'annotate', 'max'] as const;
+    const kind = kinds[Math.floor(f.rnd() * kinds.length)] ?? 'annotate';
+    f.count(`concurrent-${kind}`);
+    const pick = f.rnd();
+    applyConcurrentChange(
+      model,
+      kind === 'deploy'
+        ? { kind, seconds: 120, pick }
+        : kind === 'max'
+          ? { kind, pick, delta: f.rnd() < 0.5 ? -1 : 1 }
+          : { kind, pick },
+    );
+  };
+  // The quota of a random pool changes (someone filed a quota request, or it was cut).
+  const quotaChange = (): void => {
+    if (!f.chance(f.faults.quotaChangeRate)) return;
+    const pools = model.pools();
+    const pool = pools[Math.floor(f.rnd() * pools.length)];
+    if (!pool) return;
+    const now = model.quotaFor(pool) ?? 0;
+    const next = Math.max(0, now + (f.rnd() < 0.6 ? -1 : 1) * (1 + Math.floor(f.rnd() * 2)));
+    model.setQuota(pool, next);
+    f.count('quota-changed');
+  };
+  const saw = (s: ObservedService): ObservedService => {
+    monitor.saw(s, s.reconciling);
+    return s;
+  };
+  const run: CloudRunPort = {
+    listRegions: async (p) => {
+      f.maybeFail('ListLocations');
+      return inner.run.listRegions(p);
+    },
+    listServices: async (p, r) => {
+      actor();
+      quotaChange();
+      f.maybeFail('ListServices');
+      return (await inner.run.listServices(p, r)).map(saw);
+    },
+    getService: async (p, r, n) => {
+      actor();
+      quotaChange();
+      f.maybeFail('GetService');
+      return saw(await inner.run.getService(p, r, n));
+    },
+    listWorkerPools: async (p, r) => {
+      f.maybeFail('ListWorkerPools');
+      return inner.run.listWorkerPools(p, r);
+    },
+    updateMaxInstances: async (u) => {
+      f.maybeFail('UpdateService');
+      const key = { project: u.project, region: u.region, name: u.name };
+      const s = model.getService(key);
+      const before = s ? effectiveMax(s) : 0;
+      const after = s
+        ? effectiveMax({
+            maxInstances: u.maxInstances,
+            revisionMaxInstances: s.revisionMaxInstances,
+          })
+        : 0;
+      seq.n += 1;
+      const at = new Date(model.now).toISOString();
+      monitor.beforeWrite(key, seq.n, at, before, after);
+      // Cloud Run refuses a write to a service in the middle of a deployment.
+      if (s && s.deployingUntil !== null)
+        throw new UpstreamError(`FAILED_PRECONDITION: ${u.name} is reconciling`);
+      if (f.chance(f.faults.writeFailRate)) {
+        f.count('operation-failed');
+        throw new UpstreamError(`INTERNAL: injected: the update operation of ${u.name} failed`);
+      }
+      const written = await inner.run.updateMaxInstances(u);
+      monitor.afterWrite(model, key, seq.n, at, before, s ? effectiveMax(s) : 0);
+      if (f.chance(f.faults.writeHangRate)) {
+        f.count('operation-hung');
+        throw new UnavailableError(
+          `DEADLINE_EXCEEDED: injected: the update operation of ${u.name} never finished`,
+        );
+      }
+      return written;
+    },
+  };
+  const monitoring: MonitoringPort = {
+    instanceCounts: async (p, w) => {
+      f.maybeFail('ListTimeSeries');
+      return degrade(await inner.monitoring.instanceCounts(p, w), f);
+    },
+    gpuUtilization: async (p, w) => {
+      f.maybeFail('ListTimeSeries');
+      return degrade(await inner.monitoring.gpuUtilization(p, w), f);
+    },
+  };
+  const quotas: QuotaPort = {
+    gpuQuota: async (q) => {
+      quotaChange();
+      f.maybeFail('GetQuotaInfo');
+      return inner.quotas.gpuQuota(q);
+    },
+  };
+  return { run, monitoring, quotas };
+}
+
+function degrade<T extends { points: { at: number; value: number }[] }>(
+  series: T[],
+  f: Faulty,
+): T[] {
+  const out: T[] = [];
+  for (const s of series) {
+    if (f.chance(f.faults.gapRate)) {
+      f.count('monitoring-gap');
+      continue;
+    }
+    if (f.chance(f.faults.staleRate)) {
+      f.count('monitoring-stale');
+      // Only points from more than an hour ago: the service's usage is stale.
+      const cut = Math.max(...s.points.map((p) => p.at)) - 60 * 60_000;
+      out.push({ ...s, points: s.points.filter((p) => p.at < cut) });
+      continue;
+    }
+    out.push(s);
+  }
+  return out;
+}
+
+function faultyStore(inner: StateStore, f: Faulty): StateStore {
+  const wrap =
+    <A extends unknown[], R>(what: string, call: (...a: A) => Promise<R>) =>
+    async (...a: A): Promise<R> => {
+      if (f.chance(f.faults.storeRate)) {
+        f.count('store-unavailable');
+        throw new UnavailableError(`the state store is unavailable (injected, ${what})`);
+      }
+      return call(...a);
+    };
+  return {
+    loadConditions: wrap('loadConditions', (p) => inner.loadConditions(p)),
+    saveConditions: wrap('saveConditions', (p, s, v) => inner.saveConditions(p, s, v)),
+    recordRun: wrap('recordRun', (p, r) => inner.recordRun(p, r)),
+    listRuns: wrap('listRuns', (p) => inner.listRuns(p)),
+    acquireLease: wrap('acquireLease', (p, h, t, n) => inner.acquireLease(p, h, t, n)),
+    renewLease: wrap('renewLease', (p, h, t, n) => inner.renewLease(p, h, t, n)),
+    releaseLease: wrap('releaseLease', (p, h) => inner.releaseLease(p, h)),
+    close: () => inner.close(),
+  };
+}
+
+/** An alert sink that keeps what it accepted, and fails (whole or part way) when told to. */
+export class RecordingSink implements AlertSink {
+  readonly delivered: Alert[] = [];
+  failRate = 0;
+  constructor(
+    private readonly rnd: () => number = Math.random,
+    private readonly onFault: (kind: string) => void = () => {},
+  ) {}
+
+  async publish(messages: readonly OutgoingMessage[]): Promise<PublishResult[]> {
+    const fails = this.failRate > 0 && this.rnd() < this.failRate;
+    const upTo = fails ? Math.floor(this.rnd() * messages.length) : messages.length;
+    const results: PublishResult[] = [];
+    for (const [i, m] of messages.entries()) {
+      if (i >= upTo) {
+        this.onFault(upTo === 0 ? 'publish-failed' : 'publish-partial');
+        throw new UnavailableError(
+          `UNAVAILABLE: injected: published ${upTo} of ${messages.length} message(s)`,
+        );
+      }
+      this.delivered.push(m.data as Alert);
+      results.push({ messageId: String(this.delivered.length), orderingKey: m.orderingKey });
+    }
+    return results;
+  }
+}
+
+function classify(reason: string): string {
+  const rules: [RegExp, string][] = [
+    [/deadline/, 'run deadline'],
+    [/reconciling/, 'deploying (reconciling)'],
+    [/etag/, 'changed since observed (etag)'],
+    [/max changed/, 'max changed since observed'],
+    [/no room/, 'no room in the pool'],
+    [/could not be read again/, 'pool unreadable before increases'],
+    [/changed while the governor/, 'conflict while writing'],
+    [/gone/, 'service gone'],
+    [/could not read it before writing/, 'unreadable before writing'],
+    [/may still apply/, 'write failed (may still apply)'],
+    [/write failed/, 'write failed'],
+  ];
+  return rules.find(([re]) => re.test(reason))?.[1] ?? reason.slice(0, 40);
+}
+
+/** One fleet: `runs` governor runs five virtual minutes apart, the last one without faults. */
+export async function runChaosFleet(
+  fleetSeed: number,
+  runs: number,
+  report: ChaosReport = emptyReport(fleetSeed),
+): Promise<ChaosReport> {
+  const scenario = chaosScenario(fleetSeed);
+  const model = new FleetModel(validateFleet(scenario.fleet));
+  const monitor = new InvariantMonitor();
+  monitor.configure({
+    reserve: scenario.policy.reserve,
+    unmanaged: scenario.unmanaged.map((name) => ({ name })),
+    pools: [...scenario.floors].map(([k, floorGpus]) => {
+      const [region = '', accelerator = '', zonal = ''] = k.split('/');
+      return {
+        project: CHAOS_PROJECT,
+        region,
+        accelerator,
+        zonalRedundancy: zonal === 'zonal',
+        floorGpus,
+      };
+    }),
+  });
+  const rnd = seededRandom(fleetSeed ^ 0x5bd1e995);
+  const baseStore = createMemoryStateStore();
+  const sim = createSimPorts(model, { lagMs: 3 * 60_000 });
+  const seq = { n: 0 };
+  const sink = new RecordingSink(rnd, (k) => {
+    report.faults[k] = (report.faults[k] ?? 0) + 1;
+  });
+  report.fleets += 1;
+  const undelivered = new Map<string, string>();
+  for (let i = 0; i < runs; i++) {
+    const last = i === runs - 1;
+    const faults = last ? NO_FAULTS : drawFaults(rnd);
+    const f = new Faulty(rnd, faults, report.faults);
+    sink.failRate = faults.publishRate;
+    const log = memoryLogger();
+    const before = sink.delivered.length;
+    let runReport: RunReport | null = null;
+    let failed: RunReport | null = null;
+    try {
+      runReport = await reconcile(
+        scenario.policy,
+        {
+          ports: faultyPorts(sim, model, f, monitor, seq),
+          store: faultyStore(baseStore, f),
+          sink,
+          log,
+          now: async () => model.now,
+          sleep: async () => {},
+        },
+        { runId: `chaos-${fleetSeed}-${i}`, deadlineMs: 60_000 },
+      );
+    } catch (e) {
+      if (e instanceof RunFailedError) failed = e.report;
+      else
+        report.crashes.push({
+          fleetSeed,
+          what: `run ${i}: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
+        });
+    }
+    report.runs += 1;
+    const r = runReport ?? failed;
+    if (!runReport || runReport.outcome === 'failed') report.failedRuns += 1;
+    for (const w of r?.writes ?? []) {
+      if (w.outcome === 'written') report.writes += 1;
+      else {
+        const bucket = w.outcome === 'skipped' ? report.skipped : report.failedWrites;
+        const k = classify(w.reason);
+        bucket[k] = (bucket[k] ?? 0) + 1;
+      }
+    }
+    if (runReport && sink.delivered.length - before !== runReport.published) {
+      report.alertsLost.push({
+        fleetSeed,
+        what: `run ${i} decided ${runReport.published} alert(s) and ${sink.delivered.length - before} reached the sink`,
+      });
+    }
+    for (const a of failed?.undelivered ?? []) undelivered.set(a.id, `run ${i}: ${a.type}`);
+    if (last && !runReport) {
+      report.alertsLost.push({
+        fleetSeed,
+        what: `the run without faults failed: ${failed?.error ?? 'crashed'}`,
+      });
+    }
+    model.advance(5 * 60_000);
+  }
+  // Every condition the store holds as firing was published at least once.
+  const { state } = await baseStore.loadConditions(CHAOS_PROJECT);
+  const firing = new Set(
+    sink.delivered.filter((a) => a.status === 'firing').map((a) => a.dedupKey),
+  );
+  for (const key of Object.keys(state)) {
+    if (!firing.has(key))
+      report.alertsLost.push({
+        fleetSeed,
+        what: `condition ${key} is firing but was never published`,
+      });
+  }
+  // Every event a failed run could not publish was sent by a later one, unless the store was
+  // down too when the failed run tried to keep them (the run said so, loudly).
+  const sent = new Set(sink.delivered.map((a) => a.id));
+  for (const [id] of undelivered) {
+    if (!sent.has(id)) report.eventsOfFailedRuns += 1;
+  }
+  for (const v of monitor.violations()) report.violations.push({ ...v, fleetSeed });
+  report.writesChecked += monitor.checks;
+  return report;
+}
+
+/** The report as a table for people. */
+export function renderChaosReport(r: ChaosReport): string {
+  const rows: [string, string][] = [
+    ['seed', String(r.seed)],
+    ['fleets', String(r.fleets)],
+    ['governor runs', String(r.runs)],
+    ['runs that failed loudly', String(r.failedRuns)],
+    ['writes made', String(r.writes)],
+    ['writes checked by the invariant monitor', String(r.writesChecked)],
+    ['invariant violations', String(r.violations.length)],
+    ['alerts lost', String(r.alertsLost.length)],
+    ['events unsent, the store down too (loud)', String(r.eventsOfFailedRuns)],
+    ['crashes (anything but a reported failure)', String(r.crashes.length)],
+  ];
+  const section = (title: string, m: Record<string, number>): [string, string][] =>
+    Object.entries(m)
+      .sort(([, a], [, b]) => b - a)
+      .map(([k, v]) => [`  ${title}: ${k}`, String(v)]);
+  rows.push([
+    'faults injected, by kind',
+    String(Object.values(r.faults).reduce((a, b) => a + b, 0)),
+  ]);
+  rows.push(...section('fault', r.faults));
+  rows.push([
+    'writes skipped, by reason',
+    String(Object.values(r.skipped).reduce((a, b) => a + b, 0)),
+  ]);
+  rows.push(...section('skipped', r.skipped));
+  rows.push([
+    'writes failed, by reason',
+    String(Object.values(r.failedWrites).reduce((a, b) => a + b, 0)),
+  ]);
+  rows.push(...section('failed', r.failedWrites));
+  const width = Math.max(...rows.map(([k]) => k.length));
+  return rows.map(([k, v]) => `${k.padEnd(width)}  ${v.padStart(7)}`).join('\n');
+}

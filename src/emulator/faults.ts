@@ -1,0 +1,216 @@
+import { status } from '@grpc/grpc-js';
+import { z } from 'zod';
+import { RpcError, type Message } from './rpc.js';
+
+/**
+ * Seeded, reproducible fault injection for the emulator's gRPC APIs, configured through the
+ * control surface (`setFaults`, `POST /faults`). Per RPC, in order: a latency drawn from the
+ * matching rule's distribution, then an error code drawn from the matching error rules; on
+ * UpdateService, the long-running operation may fail (the change is not applied and the
+ * operation ends with an error) or never finish (the change applies, the operation stays
+ * running for `hangMs`, so the service stays `reconciling` and clients time out polling); on reads,
+ * Monitoring series may go missing (`monitoring.gapRate`) or lag (`monitoring.extraLagMs`), and
+ * another actor may change a service just before the read sees it (`concurrent`). The same seed
+ * and the same sequence of calls give the same faults.
+ */
+
+export const FAULT_CODES = [
+  'UNAVAILABLE',
+  'DEADLINE_EXCEEDED',
+  'RESOURCE_EXHAUSTED',
+  'ABORTED',
+  'PERMISSION_DENIED',
+  'INTERNAL',
+] as const;
+export const FaultCode = z.enum(FAULT_CODES);
+export type FaultCode = z.infer<typeof FaultCode>;
+
+/** `*`, a method name (`UpdateService`) or a full name (`google.cloud.run.v2.Services/GetService`). */
+const MethodPattern = z.string().min(1).default('*');
+
+export const ErrorRule = z.strictObject({
+  method: MethodPattern,
+  code: FaultCode,
+  rate: z.number().min(0).max(1),
+});
+
+export const LatencyRule = z.strictObject({
+  method: MethodPattern,
+  /** Share of matching calls delayed. */
+  rate: z.number().min(0).max(1).default(1),
+  /** Uniform between minMs and maxMs, or exponential with mean `meanMs` (capped at maxMs). */
+  distribution: z.enum(['uniform', 'exponential']).default('uniform'),
+  minMs: z.number().min(0).default(0),
+  maxMs: z.number().min(0).max(120_000),
+  meanMs: z.number().min(0).optional(),
+});
+
+export const FaultConfig = z.strictObject({
+  seed: z.number().int().default(1),
+  errors: z.array(ErrorRule).default([]),
+  latency: z.array(LatencyRule).default([]),
+  operations: z
+    .strictObject({
+      failRate: z.number().min(0).max(1).default(0),
+      hangRate: z.number().min(0).max(1).default(0),
+      /** Wall ms a hung operation stays running. */
+      hangMs: z.number().min(0).default(3_600_000),
+    })
+    .default({ failRate: 0, hangRate: 0, hangMs: 3_600_000 }),
+  monitoring: z
+    .strictObject({
+      /** Share of series dropped from each ListTimeSeries answer. */
+      gapRate: z.number().min(0).max(1).default(0),
+      /** Added to the emulator's metrics lag (stale points). */
+      extraLagMs: z.number().min(0).default(0),
+    })
+    .default({ gapRate: 0, extraLagMs: 0 }),
+  concurrent: z
+    .strictObject({
+      /** Chance, on each GetService / ListServices, that another actor changes a service first. */
+      rate: z.number().min(0).max(1).default(0),
+      /** What it does: deploy (reconciling), edit an annotation (etag), change the max. */
+      kinds: z.array(z.enum(['deploy', 'annotate', 'max'])).default(['deploy', 'annotate', 'max']),
+      deploySeconds: z.number().min(0).default(120),
+    })
+    .default({ rate: 0, kinds: ['deploy', 'annotate', 'max'], deploySeconds: 120 }),
+});
+export type FaultConfig = z.infer<typeof FaultConfig>;
+export type FaultConfigInput = z.input<typeof FaultConfig>;
+
+/** mulberry32: a small seeded generator, the same numbers on every machine. */
+export function seededRandom(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+export function methodMatches(pattern: string, fullName: string): boolean {
+  if (pattern === '*') return true;
+  if (pattern === fullName) return true;
+  return fullName.endsWith(`/${pattern}`);
+}
+
+export type OperationOutcome = 'ok' | 'fail' | 'hang';
+
+/** What another actor does to a service, decided by the injector, done by the emulator. */
+export type ConcurrentChange =
+  | { kind: 'deploy'; seconds: number; pick: number }
+  | { kind: 'annotate'; pick: number }
+  | { kind: 'max'; pick: number; delta: number };
+
+export class FaultInjector {
+  private config: FaultConfig = FaultConfig.parse({});
+  private random: () => number = seededRandom(1);
+  private readonly counts = new Map<string, number>();
+
+  configure(input: FaultConfigInput): FaultConfig {
+    const parsed = FaultConfig.safeParse(input);
+    if (!parsed.success) {
+      throw new Error(
+        `bad faults: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`,
+      );
+    }
+    this.config = parsed.data;
+    this.random = seededRandom(parsed.data.seed);
+    return this.config;
+  }
+
+  current(): FaultConfig {
+    return this.config;
+  }
+
+  /** Faults injected so far, by kind (`UNAVAILABLE`, `latency`, `operation-failed`, ...). */
+  injected(): Record<string, number> {
+    return Object.fromEntries([...this.counts].sort(([a], [b]) => (a < b ? -1 : 1)));
+  }
+
+  count(kind: string): void {
+    this.counts.set(kind, (this.counts.get(kind) ?? 0) + 1);
+  }
+
+  /** Before an RPC: its delay (ms) and the error to answer with, if any. */
+  decide(method: string): { delayMs: number; error: RpcError | undefined } {
+    let delayMs = 0;
+    for (const rule of this.config.latency) {
+      if (!methodMatches(rule.method, method) || this.random() >= rule.rate) continue;
+      const r = this.random();
+      const drawn =
+        rule.distribution === 'exponential'
+          ? rule.minMs - Math.log(1 - r) * (rule.meanMs ?? (rule.maxMs - rule.minMs) / 2)
+          : rule.minMs + r * (rule.maxMs - rule.minMs);
+      delayMs = Math.min(rule.maxMs, drawn);
+      this.count('latency');
+      break;
+    }
+    for (const rule of this.config.errors) {
+      if (!methodMatches(rule.method, method)) continue;
+      if (this.random() < rule.rate) {
+        this.count(rule.code);
+        return {
+          delayMs,
+          error: new RpcError(status[rule.code], `injected ${rule.code} on ${method}`),
+        };
+      }
+    }
+    return { delayMs, error: undefined };
+  }
+
+  /** The FaultHook body: waits the drawn latency, then answers the drawn error (if any). */
+  async hook(call: {
+    readonly method: string;
+    readonly request: Message;
+  }): Promise<RpcError | undefined> {
+    const { delayMs, error } = this.decide(call.method);
+    if (delayMs > 0) await new Promise((r) => setTimeout(r, delayMs));
+    return error;
+  }
+
+  operationOutcome(): OperationOutcome {
+    const { failRate, hangRate } = this.config.operations;
+    if (failRate === 0 && hangRate === 0) return 'ok';
+    const r = this.random();
+    if (r < failRate) {
+      this.count('operation-failed');
+      return 'fail';
+    }
+    if (r < failRate + hangRate) {
+      this.count('operation-hung');
+      return 'hang';
+    }
+    return 'ok';
+  }
+
+  get hangMs(): number {
+    return this.config.operations.hangMs;
+  }
+
+  get extraLagMs(): number {
+    return this.config.monitoring.extraLagMs;
+  }
+
+  /** Whether to drop one series of a ListTimeSeries answer. */
+  dropSeries(): boolean {
+    const { gapRate } = this.config.monitoring;
+    if (gapRate === 0 || this.random() >= gapRate) return false;
+    this.count('monitoring-gap');
+    return true;
+  }
+
+  /** Another actor's change just before a Cloud Run read, or null. `pick` in [0, 1). */
+  concurrentChange(): ConcurrentChange | null {
+    const { rate, kinds, deploySeconds } = this.config.concurrent;
+    if (rate === 0 || kinds.length === 0 || this.random() >= rate) return null;
+    const kind = kinds[Math.floor(this.random() * kinds.length)] ?? 'annotate';
+    const pick = this.random();
+    this.count(`concurrent-${kind}`);
+    if (kind === 'deploy') return { kind, seconds: deploySeconds, pick };
+    if (kind === 'max') return { kind, pick, delta: this.random() < 0.5 ? -1 : 1 };
+    return { kind, pick };
+  }
+}

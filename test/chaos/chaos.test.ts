@@ -1,0 +1,386 @@
+import { describe, expect, it } from 'vitest';
+import { createCloudRunAdapter } from '../../src/adapters/cloud-run.js';
+import { createMonitoringAdapter } from '../../src/adapters/monitoring.js';
+import { createQuotaAdapter } from '../../src/adapters/quotas.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import {
+  chaosScenario,
+  RecordingSink,
+  runChaos,
+  renderChaosReport,
+  CHAOS_PROJECT,
+} from '../../src/emulator/chaos.js';
+import { FleetModel, startEmulator } from '../../src/emulator/index.js';
+import { InvariantMonitor } from '../../src/emulator/invariants.js';
+import { validateFleet } from '../../src/emulator/fleet.js';
+import { UnavailableError } from '../../src/errors.js';
+import { memoryLogger } from '../../src/log.js';
+import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
+import { createMemoryStateStore } from '../../src/simulate/memory-store.js';
+import { createSimPorts, watchWrites } from '../../src/simulate/ports.js';
+import type { StateStore } from '../../src/state/store.js';
+
+/**
+ * SPEC rules 1, 3, 4 and 9 under faults. A thousand randomized governor runs in process (the
+ * emulator's fleet model behind the in-memory ports, every port, the store and the sink faulty),
+ * then fewer through the real gRPC emulator and Google's clients with the emulator's own fault
+ * injection. The seed is printed; CHAOS_SEED and CHAOS_RUNS reproduce or enlarge a run.
+ */
+
+const SEED = process.env.CHAOS_SEED
+  ? Number(process.env.CHAOS_SEED)
+  : Math.floor(Math.random() * 2 ** 31);
+const RUNS = process.env.CHAOS_RUNS ? Number(process.env.CHAOS_RUNS) : 1000;
+
+describe('chaos: randomized governor runs under faults', () => {
+  it(`holds the invariants over ${RUNS} runs (seed ${SEED}; reproduce with CHAOS_SEED=${SEED})`, async () => {
+    console.log(`chaos seed ${SEED} (CHAOS_SEED=${SEED} reproduces it)`);
+    const report = await runChaos({ seed: SEED, runs: RUNS });
+    console.log(renderChaosReport(report));
+    const detail = JSON.stringify(
+      {
+        violations: report.violations.slice(0, 5),
+        lost: report.alertsLost.slice(0, 5),
+        crashes: report.crashes.slice(0, 3),
+      },
+      null,
+      2,
+    );
+    expect(report.runs).toBeGreaterThanOrEqual(RUNS);
+    // Rule 1 and rule 3: no write took a pool over quota, none touched an unmanaged or
+    // reconciling service.
+    expect(report.violations, detail).toEqual([]);
+    // Rule 9: every alert decided was published, or the run failed and a later run sent it.
+    expect(report.alertsLost, detail).toEqual([]);
+    expect(report.crashes, detail).toEqual([]);
+    // The faults did happen, of every kind.
+    for (const kind of [
+      'UNAVAILABLE',
+      'DEADLINE_EXCEEDED',
+      'RESOURCE_EXHAUSTED',
+      'ABORTED',
+      'PERMISSION_DENIED',
+      'INTERNAL',
+      'operation-failed',
+      'operation-hung',
+      'concurrent-deploy',
+      'concurrent-max',
+      'quota-changed',
+      'monitoring-gap',
+      'monitoring-stale',
+      'store-unavailable',
+      'publish-failed',
+    ])
+      expect(report.faults[kind] ?? 0, kind).toBeGreaterThan(0);
+    expect(report.writesChecked).toBeGreaterThan(RUNS / 10);
+  }, 240_000);
+
+  it('the same seed gives the same runs', async () => {
+    const a = await runChaos({ seed: SEED, runs: 40 });
+    const b = await runChaos({ seed: SEED, runs: 40 });
+    expect(b).toEqual(a);
+  });
+
+  it('the invariant monitor flags a raise that takes a pool over quota, and a write to an unmanaged service', () => {
+    const setup = () => {
+      const model = new FleetModel(validateFleet(chaosScenario(7).fleet));
+      const svc = model.listServices().find((s) => s.spec.gpu);
+      const pool = svc && model.poolOf(svc);
+      if (!svc || !pool) throw new Error('the scenario has no GPU service');
+      return { model, svc, quota: model.quotaFor(pool) ?? 0 };
+    };
+    // Governed: a raise past the quota is a violation; a decrease never is.
+    const a = setup();
+    const governed = new InvariantMonitor();
+    a.model.update(a.svc, { maxInstances: a.quota + 1 });
+    expect(governed.afterWrite(a.model, a.svc, 1, 'now', 1, a.quota + 1)?.kind).toBe('over-quota');
+    a.model.update(a.svc, { maxInstances: a.quota });
+    expect(governed.afterWrite(a.model, a.svc, 2, 'now', a.quota + 1, a.quota)).toBeNull();
+    // Unmanaged: any write is a violation.
+    const b = setup();
+    const hands = new InvariantMonitor();
+    hands.configure({ unmanaged: [{ name: b.svc.name }] });
+    hands.beforeWrite(b.svc, 1, 'now', 1, 1);
+    expect(hands.violations().map((x) => x.kind)).toEqual(['unmanaged']);
+  });
+});
+
+describe('chaos through the gRPC emulator and Google clients', () => {
+  it('seeded fault injection: errors, latency, failed and hung operations, concurrent changes, gaps; no violation', async () => {
+    const totals: Record<string, number> = {};
+    let checks = 0;
+    for (let i = 0; i < 12; i++) {
+      const scenario = chaosScenario(SEED + i);
+      const emulator = await startEmulator({
+        fleet: scenario.fleet,
+        speed: 'manual',
+        operationDelayMs: 5,
+        inject: {
+          seed: SEED + i,
+          errors: [
+            { method: '*', code: 'UNAVAILABLE', rate: 0.05 },
+            { method: 'UpdateService', code: 'ABORTED', rate: 0.1 },
+            { method: 'GetService', code: 'DEADLINE_EXCEEDED', rate: 0.05 },
+            { method: 'ListTimeSeries', code: 'RESOURCE_EXHAUSTED', rate: 0.1 },
+            { method: 'GetQuotaInfo', code: 'INTERNAL', rate: 0.1 },
+            { method: 'ListWorkerPools', code: 'PERMISSION_DENIED', rate: 0.05 },
+          ],
+          latency: [{ method: '*', rate: 0.3, distribution: 'exponential', meanMs: 5, maxMs: 50 }],
+          operations: { failRate: 0.15, hangRate: 0.15, hangMs: 60_000 },
+          monitoring: { gapRate: 0.2, extraLagMs: 0 },
+          concurrent: { rate: 0.1, deploySeconds: 60 },
+        },
+        invariants: {
+          reserve: scenario.policy.reserve,
+          unmanaged: scenario.unmanaged.map((name) => ({ name })),
+          pools: [...scenario.floors].map(([k, floorGpus]) => {
+            const [region = '', accelerator = '', zonal = ''] = k.split('/');
+            return {
+              project: CHAOS_PROJECT,
+              region,
+              accelerator,
+              zonalRedundancy: zonal === 'zonal',
+              floorGpus,
+            };
+          }),
+        },
+      });
+      const env = { ...emulator.env };
+      const retry = { maxAttempts: 2, minBackoffMs: 1, maxBackoffMs: 2, attemptTimeoutMs: 2_000 };
+      const run = createCloudRunAdapter({
+        env,
+        retry,
+        operationPolling: { initialDelayMs: 5, maxDelayMs: 20, timeoutMs: 300 },
+      });
+      const monitoring = createMonitoringAdapter({ env, retry });
+      const quotas = createQuotaAdapter({ env, retry });
+      const store = createMemoryStateStore();
+      const sink = new RecordingSink();
+      try {
+        for (let r = 0; r < 3; r++) {
+          await reconcile(
+            scenario.policy,
+            {
+              ports: { run, monitoring, quotas },
+              store,
+              sink,
+              log: memoryLogger(),
+              now: async () => emulator.now().getTime(),
+              sleep: async () => {},
+            },
+            { runId: `grpc-${i}-${r}`, deadlineMs: 30_000 },
+          ).catch((e: unknown) => {
+            if (!(e instanceof RunFailedError)) throw e;
+          });
+          emulator.advance(5 * 60_000);
+        }
+        const { violations, checks: c } = emulator.violations();
+        checks += c;
+        expect(violations, JSON.stringify(violations.slice(0, 3))).toEqual([]);
+        for (const [k, v] of Object.entries(emulator.faults().injected))
+          totals[k] = (totals[k] ?? 0) + v;
+      } finally {
+        await Promise.allSettled([run.close(), monitoring.close(), quotas.close()]);
+        await emulator.stop();
+      }
+    }
+    console.log(
+      `gRPC chaos (seed ${SEED}): ${checks} writes checked, faults ${JSON.stringify(totals)}`,
+    );
+    for (const kind of ['UNAVAILABLE', 'ABORTED', 'latency', 'operation-failed', 'operation-hung'])
+      expect(totals[kind] ?? 0, kind).toBeGreaterThan(0);
+  }, 180_000);
+
+  it('the control surface configures faults and reports violations over HTTP', async () => {
+    const emulator = await startEmulator({ fleet: chaosScenario(3).fleet, speed: 'manual' });
+    try {
+      const admin = emulator.env.GOVERNOR_EMULATOR_ADMIN ?? '';
+      const bad = await fetch(`${admin}/faults`, {
+        method: 'POST',
+        body: JSON.stringify({ errors: [{ code: 'NOPE', rate: 2 }] }),
+      });
+      expect(bad.status).toBe(400);
+      expect(JSON.stringify(await bad.json())).toContain('errors.0.code');
+      const ok = await fetch(`${admin}/faults`, {
+        method: 'POST',
+        body: JSON.stringify({
+          seed: 5,
+          errors: [{ method: 'GetService', code: 'INTERNAL', rate: 1 }],
+        }),
+      });
+      expect(ok.status).toBe(200);
+      const faults = (await (await fetch(`${admin}/faults`)).json()) as {
+        config: { seed: number };
+      };
+      expect(faults.config.seed).toBe(5);
+      const v = (await (await fetch(`${admin}/violations`)).json()) as { violations: unknown[] };
+      expect(v.violations).toEqual([]);
+    } finally {
+      await emulator.stop();
+    }
+  });
+});
+
+describe('two governors at once', () => {
+  const policy = parsePolicy({
+    version: 1,
+    projects: [CHAOS_PROJECT],
+    defaults: { headroom: 0 },
+    services: [{ match: {} }],
+    limits: { writesPerMinute: 6000 },
+  });
+  const fleet = () =>
+    new FleetModel(
+      validateFleet({
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 40,
+        idleMinutes: 0,
+        projects: [
+          {
+            id: CHAOS_PROJECT,
+            pools: [{ region: 'us-central1', quota: 6 }],
+            services: [
+              { name: 'idle', region: 'us-central1', gpu: {}, maxInstances: 4, demand: 0 },
+              { name: 'busy', region: 'us-central1', gpu: {}, maxInstances: 1, demand: 3 },
+              { name: 'steady', region: 'us-central1', gpu: {}, maxInstances: 1, demand: 1 },
+            ],
+          },
+        ],
+      }),
+    );
+
+  it('never both act, and never over budget', async () => {
+    for (let round = 0; round < 20; round++) {
+      const model = fleet();
+      const monitor = new InvariantMonitor();
+      const store = createMemoryStateStore();
+      const writers = new Set<string>();
+      let seq = 0;
+      const deps = (who: string) => {
+        const sim = createSimPorts(model, { lagMs: 3 * 60_000 });
+        return {
+          ports: {
+            ...sim,
+            run: watchWrites(sim.run, (u) => {
+              writers.add(who);
+              seq += 1;
+              const s = model.getService(u);
+              if (s) monitor.afterWrite(model, u, seq, 'now', 0, u.maxInstances);
+            }),
+          },
+          store,
+          sink: null,
+          log: memoryLogger(),
+          now: async () => model.now,
+          sleep: async () => {},
+        };
+      };
+      const [a, b] = await Promise.all([
+        reconcile(policy, deps('a'), { runId: `a-${round}`, deadlineMs: 30_000 }),
+        reconcile(policy, deps('b'), { runId: `b-${round}`, deadlineMs: 30_000 }),
+      ]);
+      const outcomes = [a.outcome, b.outcome].sort();
+      expect(outcomes).toEqual(['lease-held', 'ok']);
+      expect(writers.size).toBe(1);
+      expect(monitor.violations()).toEqual([]);
+      expect(model.listServices().reduce((n, s) => n + s.maxInstances, 0)).toBeLessThanOrEqual(6);
+    }
+  });
+
+  it('with the lease store down, neither acts: both fail loudly and nothing is written', async () => {
+    const model = fleet();
+    const down = createMemoryStateStore();
+    const broken: StateStore = {
+      ...down,
+      acquireLease: async () => {
+        throw new UnavailableError('the state store is unavailable');
+      },
+    };
+    let writes = 0;
+    const sim = createSimPorts(model, { lagMs: 3 * 60_000 });
+    const deps = {
+      ports: { ...sim, run: watchWrites(sim.run, () => (writes += 1)) },
+      store: broken,
+      sink: null,
+      log: memoryLogger(),
+      now: async () => model.now,
+    };
+    const results = await Promise.allSettled([
+      reconcile(policy, deps, { runId: 'a', deadlineMs: 30_000 }),
+      reconcile(policy, deps, { runId: 'b', deadlineMs: 30_000 }),
+    ]);
+    for (const r of results) {
+      expect(r.status).toBe('rejected');
+      if (r.status === 'rejected') {
+        expect(r.reason).toBeInstanceOf(RunFailedError);
+        expect((r.reason as RunFailedError).report.error).toContain('lease');
+      }
+    }
+    expect(writes).toBe(0);
+  });
+});
+
+describe('timeouts and the run deadline', () => {
+  it('a write that never answers cannot hold the run past its deadline: the run reports it', async () => {
+    const model = new FleetModel(validateFleet(chaosScenario(11).fleet));
+    const sim = createSimPorts(model, { lagMs: 3 * 60_000 });
+    const policy = parsePolicy({
+      version: 1,
+      projects: [CHAOS_PROJECT],
+      services: [{ match: {} }],
+      defaults: { headroom: 0.5, scaleDownDelay: '0s' },
+      limits: { writesPerMinute: 6000 },
+    });
+    let calls = 0;
+    const hung = {
+      ...sim.run,
+      updateMaxInstances: () => {
+        calls += 1;
+        return new Promise<never>(() => {});
+      },
+    };
+    const started = Date.now();
+    let report: RunReport | null = null;
+    try {
+      report = await reconcile(
+        policy,
+        {
+          ports: { ...sim, run: hung },
+          store: createMemoryStateStore(),
+          sink: null,
+          log: memoryLogger(),
+          now: async () => model.now,
+        },
+        { runId: 'hung', deadlineMs: 300 },
+      );
+    } catch (e) {
+      if (!(e instanceof RunFailedError)) throw e;
+      report = e.report;
+    }
+    expect(Date.now() - started).toBeLessThan(5_000);
+    if (calls > 0) {
+      expect(report?.outcome).toBe('failed');
+      expect(report?.writes.some((w) => w.reason.includes('deadline'))).toBe(true);
+    }
+  });
+
+  it('an observation that never answers fails the run at its deadline', async () => {
+    const model = new FleetModel(validateFleet(chaosScenario(12).fleet));
+    const sim = createSimPorts(model, { lagMs: 3 * 60_000 });
+    const never = { ...sim.run, listServices: () => new Promise<never>(() => {}) };
+    const policy = parsePolicy({ version: 1, projects: [CHAOS_PROJECT] });
+    await expect(
+      reconcile(
+        policy,
+        {
+          ports: { ...sim, run: never },
+          store: createMemoryStateStore(),
+          sink: null,
+          log: memoryLogger(),
+          now: async () => model.now,
+        },
+        { runId: 'stuck', deadlineMs: 200 },
+      ),
+    ).rejects.toThrow(/deadline/);
+  });
+});

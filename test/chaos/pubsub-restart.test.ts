@@ -1,0 +1,149 @@
+import { PubSub, type Message } from '@google-cloud/pubsub';
+import { afterAll, describe, expect, it } from 'vitest';
+import { createPubSubAlertSink } from '../../src/adapters/pubsub.js';
+import type { Alert } from '../../src/core/alert.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { validateFleet } from '../../src/emulator/fleet.js';
+import { FleetModel } from '../../src/emulator/model.js';
+import { memoryLogger } from '../../src/log.js';
+import { reconcile, RunFailedError, type ReconcileDeps } from '../../src/reconcile/reconcile.js';
+import { createMemoryStateStore } from '../../src/simulate/memory-store.js';
+import { createSimPorts } from '../../src/simulate/ports.js';
+import { startPubSubEmulator } from '../support/pubsub-emulator.js';
+import type { RunningEmulator } from '../support/java-emulator.js';
+
+/**
+ * Rule 9 with Google's real Pub/Sub emulator stopped and started again: the run that cannot
+ * publish fails loudly and keeps what it could not send; the first run after the restart sends
+ * it (its conditions again, its events from the failed run's record).
+ */
+
+const PROJECT = 'ps-project';
+const REGION = 'us-central1';
+const saved = process.env.PUBSUB_EMULATOR_HOST;
+const running: RunningEmulator[] = [];
+
+afterAll(async () => {
+  await Promise.all(running.map((e) => e.stop()));
+  if (saved === undefined) delete process.env.PUBSUB_EMULATOR_HOST;
+  else process.env.PUBSUB_EMULATOR_HOST = saved;
+});
+
+async function pubsub(): Promise<{
+  emulator: RunningEmulator;
+  received: Alert[];
+  close(): Promise<void>;
+}> {
+  const emulator = await startPubSubEmulator();
+  running.push(emulator);
+  process.env.PUBSUB_EMULATOR_HOST = emulator.endpoint;
+  const admin = new PubSub({ projectId: PROJECT });
+  const [topic] = await admin.createTopic('alerts');
+  const [sub] = await topic.createSubscription('all', { enableMessageOrdering: true });
+  const received: Alert[] = [];
+  sub.on('message', (m: Message) => {
+    received.push(JSON.parse(m.data.toString('utf8')) as Alert);
+    m.ack();
+  });
+  return {
+    emulator,
+    received,
+    close: async () => {
+      await sub.close();
+      await admin.close();
+    },
+  };
+}
+
+async function until(check: () => boolean, ms = 15_000): Promise<void> {
+  const end = Date.now() + ms;
+  while (!check() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
+}
+
+describe('the Pub/Sub emulator stopped and restarted', () => {
+  it('a run that cannot publish fails loudly, and the next run sends what it could not', async () => {
+    const model = new FleetModel(
+      validateFleet({
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 40,
+        idleMinutes: 0,
+        projects: [
+          {
+            id: PROJECT,
+            pools: [{ region: REGION, quota: 4 }],
+            services: [
+              { name: 'idle', region: REGION, gpu: {}, maxInstances: 3, demand: 0 },
+              { name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: 3 },
+            ],
+          },
+        ],
+      }),
+    );
+    const policy = parsePolicy({
+      version: 1,
+      projects: [PROJECT],
+      defaults: { headroom: 0, scaleDownDelay: '0s' },
+      services: [{ match: {} }],
+      limits: { writesPerMinute: 6000 },
+      alerts: { topic: `projects/${PROJECT}/topics/alerts` },
+    });
+    const store = createMemoryStateStore();
+    const deps = (sink: ReconcileDeps['sink']): ReconcileDeps => ({
+      ports: createSimPorts(model, { lagMs: 3 * 60_000 }),
+      store,
+      sink,
+      log: memoryLogger(),
+      now: async () => model.now,
+      sleep: async () => {},
+    });
+    const retry = { maxAttempts: 2, minBackoffMs: 10, maxBackoffMs: 20, attemptTimeoutMs: 3_000 };
+
+    const first = await pubsub();
+    const sink1 = createPubSubAlertSink({ topic: `projects/${PROJECT}/topics/alerts`, ...retry });
+    await reconcile(policy, deps(sink1), { runId: 'run-1', deadlineMs: 60_000 });
+    await until(() => first.received.length > 0);
+    expect(first.received.length).toBeGreaterThan(0);
+    await first.close();
+    await first.emulator.stop();
+
+    // Pub/Sub is down: a change to write (and announce), and a run that cannot announce it.
+    model.setDemand({ project: PROJECT, region: REGION, name: 'idle' }, { constant: 2 });
+    model.setQuota(
+      { project: PROJECT, region: REGION, accelerator: 'nvidia-l4', zonalRedundancy: true },
+      6,
+    );
+    model.advance(10 * 60_000);
+    let failed: RunFailedError | null = null;
+    try {
+      await reconcile(policy, deps(sink1), { runId: 'run-2', deadlineMs: 60_000 });
+    } catch (e) {
+      if (!(e instanceof RunFailedError)) throw e;
+      failed = e;
+    }
+    await sink1.close();
+    expect(failed?.report.outcome).toBe('failed');
+    const lost = failed?.report.undelivered ?? [];
+    expect(lost.length).toBeGreaterThan(0);
+    expect((await store.listRuns(PROJECT))[0]?.undelivered).toBeDefined();
+
+    // Back up (a new emulator, as after a restart): the next run sends them.
+    const second = await pubsub();
+    const sink2 = createPubSubAlertSink({ topic: `projects/${PROJECT}/topics/alerts`, ...retry });
+    try {
+      model.advance(5 * 60_000);
+      await reconcile(policy, deps(sink2), { runId: 'run-3', deadlineMs: 60_000 });
+      const ids = new Set(lost.map((a) => a.id));
+      await until(() => second.received.filter((a) => ids.has(a.id)).length === ids.size);
+      expect(
+        second.received
+          .filter((a) => ids.has(a.id))
+          .map((a) => a.id)
+          .sort(),
+      ).toEqual([...ids].sort());
+      expect((await store.listRuns(PROJECT)).every((r) => r.undelivered === undefined)).toBe(true);
+    } finally {
+      await sink2.close();
+      await second.close();
+    }
+  }, 120_000);
+});
