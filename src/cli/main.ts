@@ -6,6 +6,7 @@ import type { Snapshot } from '../core/snapshot.js';
 import { loadPolicy, loadSnapshot } from './io.js';
 import { observeLive, packagedFile } from './live.js';
 import { colorsFor, renderPlan, renderStatus } from './render.js';
+import type { ReplayFlags, SimulateFlags } from './simulate-command.js';
 
 /** Where a command writes; the real process streams, or buffers in tests. */
 export interface Io {
@@ -188,21 +189,10 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: EXIT.ok }): 
     .option('--via-emulator', 'run the governor through the gRPC emulator and Google clients')
     .option('--tick <duration>', 'virtual time between governor runs', '5m')
     .option('--lag <duration>', 'how far Monitoring is behind', '3m')
-    .action(
-      async (opts: {
-        policy: string;
-        fleet: string;
-        hours?: string;
-        report?: string;
-        json?: boolean;
-        viaEmulator?: boolean;
-        tick?: string;
-        lag?: string;
-      }) => {
-        const { runSimulate } = await import('./simulate-command.js');
-        outcome.exitCode = await runSimulate(opts, io);
-      },
-    );
+    .action(async (opts: SimulateFlags) => {
+      const { runSimulate } = await import('./simulate-command.js');
+      outcome.exitCode = await runSimulate(opts, io);
+    });
 
   program
     .command('replay')
@@ -215,19 +205,10 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: EXIT.ok }): 
     .option('--json', 'print the results as JSON')
     .option('--tick <duration>', 'virtual time between governor runs', '5m')
     .option('--lag <duration>', 'how far Monitoring is behind', '3m')
-    .action(
-      async (opts: {
-        policy: string;
-        since: string;
-        report?: string;
-        json?: boolean;
-        tick?: string;
-        lag?: string;
-      }) => {
-        const { runReplay } = await import('./simulate-command.js');
-        outcome.exitCode = await runReplay(opts, io);
-      },
-    );
+    .action(async (opts: ReplayFlags) => {
+      const { runReplay } = await import('./simulate-command.js');
+      outcome.exitCode = await runReplay(opts, io);
+    });
 
   program
     .command('emulator')
