@@ -93,6 +93,12 @@ export interface MaxInstancesUpdate {
   etag: string;
   /** The governor's own annotations to set (keys with the governor's prefix only). */
   annotations: Record<string, string>;
+  /**
+   * The service's annotations as the caller read them with `etag`, just before deciding. Given,
+   * the adapter merges into them and does not read the service again (one round trip less per
+   * write); the etag still goes with the write. Absent, the adapter reads the service first.
+   */
+  currentAnnotations?: Record<string, string>;
 }
 
 /** Cloud Run Admin API v2. */

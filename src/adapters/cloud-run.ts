@@ -7,8 +7,8 @@
  *
  * Budget: Cloud Run allows about 600 reads and 30-60 writes per minute per region (unconfirmed
  * defaults). Listing a region costs one read per page (pages of `pageSize`, 100 by default, so
- * usually one). One `updateMaxInstances` costs one GetService, one UpdateService and a few
- * GetOperation polls. Spacing the writes belongs to the reconcile step; this adapter only retries
+ * usually one). One `updateMaxInstances` costs one GetService (none when the caller passes the
+ * annotations it has just read), one UpdateService and a few GetOperation polls. Spacing the writes belongs to the reconcile step; this adapter only retries
  * what is safe to retry (see `readOptions` and `writeOptions`).
  */
 import { v2 } from '@google-cloud/run';
@@ -155,7 +155,10 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
     async updateMaxInstances(update) {
       checkUpdate(update);
       const name = `${parentOf(update.project, update.region)}/services/${segment('name', update.name)}`;
-      const current = await fetchService(name);
+      // The caller's fresh read stands in for our own when it gives the annotations it read.
+      const current: Pick<Service, 'etag' | 'annotations'> = update.currentAnnotations
+        ? { etag: update.etag, annotations: update.currentAnnotations }
+        : await fetchService(name);
       const etag = current.etag ?? '';
       if (etag !== update.etag) {
         throw new ConflictError(

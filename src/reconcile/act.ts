@@ -112,9 +112,12 @@ async function actOnPool(
     ...(await Promise.all(
       decreases.map((c) =>
         limit(async () => {
+          // Paced before the read, so that the read is the last word before the write and the
+          // adapter need not read the service again.
+          await opts.pacer.slot(c.region);
           const fresh = await readForWrite(c, opts);
           if ('skip' in fresh) return fresh.skip;
-          return write(c, c.to, fresh.service, opts);
+          return write(c, c.to, fresh.service, opts, '', { paced: true, justRead: true });
         }),
       ),
     )),
@@ -262,10 +265,11 @@ async function write(
   svc: ObservedService,
   opts: ActOptions,
   note = '',
+  how: { paced?: boolean; justRead?: boolean } = {},
 ): Promise<WriteResult> {
   if (opts.clock() > opts.deadline)
     return skipped(c, 'the run deadline was reached before this write');
-  await opts.pacer.slot(c.region);
+  if (!how.paced) await opts.pacer.slot(c.region);
   if (opts.clock() > opts.deadline)
     return skipped(c, 'the run deadline was reached before this write');
   const annotations: Record<string, string> = { [ANNOTATIONS.reason]: truncate(c.reason + note) };
@@ -284,6 +288,8 @@ async function write(
           maxInstances: to,
           etag: svc.etag,
           annotations,
+          // Read just now: the adapter merges into these instead of reading the service again.
+          ...(how.justRead ? { currentAnnotations: svc.annotations } : {}),
         }),
       opts,
       `writing ${c.name}`,

@@ -365,6 +365,20 @@ describe('updateMaxInstances', () => {
     expectCalls(['GetService OK', 'GetService OK', 'UpdateService OK', 'GetOperation+']);
   });
 
+  it('merges into the annotations the caller has just read, without reading the service again', async () => {
+    const before = await adapter.getService(PROJECT, REGION, 'alpha');
+    await adapter.updateMaxInstances({
+      ...update('alpha', before.etag, 2),
+      annotations: { 'gpu-governor.dev/reason': 'read just now' },
+      currentAnnotations: before.annotations,
+    });
+    expect(emulator.writes().at(-1)?.after.annotations).toEqual({
+      ...before.annotations,
+      'gpu-governor.dev/reason': 'read just now',
+    });
+    expectCalls(['GetService OK', 'UpdateService OK', 'GetOperation+']);
+  });
+
   it('leaves the annotations alone when none are given', async () => {
     const before = await adapter.getService(PROJECT, REGION, 'alpha');
     await adapter.updateMaxInstances(update('alpha', before.etag, 3));
