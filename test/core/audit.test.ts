@@ -12,58 +12,18 @@ import { Alert } from '../../src/core/alert.js';
 import { decideNotifications } from '../../src/core/notify.js';
 import { parsePolicy, type PolicyInput } from '../../src/core/policy.js';
 import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
-import type { ObservedContainer, ObservedService } from '../../src/ports.js';
+import type { ObservedService } from '../../src/ports.js';
+import { observedContainer, observedService } from '../support/observed.js';
 
 /** The fleet audit's rules, one by one: a service that passes, one that fails, edge values. */
 
 const AT = '2026-11-27T12:00:00.000Z';
 const GiB = 2 ** 30;
 
-function container(more: Partial<ObservedContainer> = {}): ObservedContainer {
-  return {
-    name: 'model',
-    cpu: '8',
-    vcpus: 8,
-    memory: '32Gi',
-    memoryBytes: 32 * GiB,
-    gpus: 1,
-    cpuIdle: false,
-    startupProbe: {
-      periodSeconds: 10,
-      failureThreshold: 24,
-      initialDelaySeconds: 0,
-      timeoutSeconds: 5,
-    },
-    ...more,
-  };
-}
+const container = observedContainer;
 
 /** A GPU service that passes every rule. */
-function service(name: string, more: Partial<ObservedService> = {}): ObservedService {
-  return {
-    project: 'p',
-    region: 'us-central1',
-    name,
-    resourceName: `projects/p/locations/us-central1/services/${name}`,
-    gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true },
-    labels: {},
-    annotations: {},
-    serviceMaxInstances: 3,
-    revisionMaxInstances: null,
-    serviceMinInstances: null,
-    revisionMinInstances: null,
-    scalingMode: 'AUTOMATIC',
-    manualInstanceCount: null,
-    reconciling: false,
-    etag: `e-${name}`,
-    generation: 1,
-    observedGeneration: 1,
-    updateTime: null,
-    containers: [container({ name })],
-    concurrency: 8,
-    ...more,
-  };
-}
+const service = observedService;
 
 function snapshot(
   quota: number | null = 8,

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../src/core/policy.js';
 import { UnavailableError } from '../../src/errors.js';
 import { effectiveMax, observe } from '../../src/observe/observe.js';
+import { observedService } from '../support/observed.js';
 import type {
   CloudRunPort,
   MetricSeries,
@@ -20,40 +21,7 @@ const NOW = Date.parse('2026-11-27T12:00:00Z');
 const MIN = 60_000;
 
 function service(name: string, more: Partial<ObservedService> = {}): ObservedService {
-  return {
-    project: 'p',
-    region: 'r1',
-    name,
-    resourceName: `projects/p/locations/r1/services/${name}`,
-    gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true },
-    labels: {},
-    annotations: {},
-    serviceMaxInstances: 3,
-    revisionMaxInstances: null,
-    serviceMinInstances: null,
-    revisionMinInstances: null,
-    scalingMode: 'AUTOMATIC',
-    manualInstanceCount: null,
-    reconciling: false,
-    etag: `e-${name}`,
-    generation: 1,
-    observedGeneration: 1,
-    updateTime: null,
-    containers: [
-      {
-        name,
-        cpu: '8',
-        vcpus: 8,
-        memory: '32Gi',
-        memoryBytes: 32 * 2 ** 30,
-        gpus: 1,
-        cpuIdle: false,
-        startupProbe: null,
-      },
-    ],
-    concurrency: 4,
-    ...more,
-  };
+  return observedService(name, { region: 'r1', concurrency: 4, ...more });
 }
 
 function ports(opts: {
