@@ -472,16 +472,9 @@ function classify(reason: string): string {
   return rules.find(([re]) => re.test(reason))?.[1] ?? reason.slice(0, 40);
 }
 
-/** One fleet: `runs` governor runs five virtual minutes apart, the last one without faults. */
-export async function runChaosFleet(
-  fleetSeed: number,
-  runs: number,
-  report: ChaosReport = emptyReport(fleetSeed),
-): Promise<ChaosReport> {
-  const scenario = chaosScenario(fleetSeed);
-  const model = new FleetModel(validateFleet(scenario.fleet));
-  const monitor = new InvariantMonitor();
-  monitor.configure({
+/** What the invariant monitor needs of a scenario: its reserve, unmanaged services and floors. */
+export function invariantsOf(scenario: ChaosScenario) {
+  return {
     reserve: scenario.policy.reserve,
     unmanaged: scenario.unmanaged.map((name) => ({ name })),
     pools: [...scenario.floors].map(([k, floorGpus]) => {
@@ -494,7 +487,19 @@ export async function runChaosFleet(
         floorGpus,
       };
     }),
-  });
+  };
+}
+
+/** One fleet: `runs` governor runs five virtual minutes apart, the last one without faults. */
+export async function runChaosFleet(
+  fleetSeed: number,
+  runs: number,
+  report: ChaosReport = emptyReport(fleetSeed),
+): Promise<ChaosReport> {
+  const scenario = chaosScenario(fleetSeed);
+  const model = new FleetModel(validateFleet(scenario.fleet));
+  const monitor = new InvariantMonitor();
+  monitor.configure(invariantsOf(scenario));
   const rnd = seededRandom(fleetSeed ^ 0x5bd1e995);
   const baseStore = createMemoryStateStore();
   const sim = createSimPorts(model, { lagMs: 3 * 60_000 });

@@ -5,6 +5,7 @@ import { createQuotaAdapter } from '../../src/adapters/quotas.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import {
   chaosScenario,
+  invariantsOf,
   RecordingSink,
   runChaos,
   renderChaosReport,
@@ -129,20 +130,7 @@ describe('chaos through the gRPC emulator and Google clients', () => {
           monitoring: { gapRate: 0.2, extraLagMs: 0 },
           concurrent: { rate: 0.1, deploySeconds: 60 },
         },
-        invariants: {
-          reserve: scenario.policy.reserve,
-          unmanaged: scenario.unmanaged.map((name) => ({ name })),
-          pools: [...scenario.floors].map(([k, floorGpus]) => {
-            const [region = '', accelerator = '', zonal = ''] = k.split('/');
-            return {
-              project: CHAOS_PROJECT,
-              region,
-              accelerator,
-              zonalRedundancy: zonal === 'zonal',
-              floorGpus,
-            };
-          }),
-        },
+        invariants: invariantsOf(scenario),
       });
       const env = { ...emulator.env };
       const retry = { maxAttempts: 2, minBackoffMs: 1, maxBackoffMs: 2, attemptTimeoutMs: 2_000 };
