@@ -362,10 +362,17 @@ async function load(store: StateStore, project: string) {
   return { previous: state, version };
 }
 
-/** Pools this run saw whole; a pool of a region it could not list keeps its conditions. */
+/**
+ * Where this run could judge the conditions, so where an absent one may resolve: the whole
+ * project when everything was read, else only the pools it saw with a known quota. A pool of a
+ * region that could not be listed, or whose quota is unknown, keeps its conditions as they were
+ * (fail static: not knowing is not the same as fixed).
+ */
 function judgedScope(project: string, plan: Plan, problems: string[]): string[] {
-  if (problems.length === 0) return [project];
-  return plan.pools.filter((p) => p.project === project).map((p) => poolKey(p));
+  const pools = plan.pools.filter((p) => p.project === project);
+  const known = pools.filter((p) => p.budget !== null);
+  if (problems.length === 0 && known.length === pools.length) return [project];
+  return known.map((p) => poolKey(p));
 }
 
 function orderingKey(a: Alert): string {

@@ -236,6 +236,29 @@ describe('reconcile', () => {
     ]);
   });
 
+  it('does not resolve a pool condition while the pool quota is unknown, and resolves it once it is known again', async () => {
+    await run(policyOf()); // quota 6, caps 6 > budget 5: pool.over-budget fires, the caps come down
+    const firing = (await messages(1)).filter(
+      (m) => m.type === 'pool.over-budget' && m.status === 'firing',
+    );
+    expect(firing).toHaveLength(1);
+    emulator.setQuota({ project: PROJECT, region: REGION, quota: null });
+    received.length = 0;
+    await run(policyOf());
+    const blind = await messages(1);
+    expect(blind.filter((m) => m.status === 'resolved').map((m) => m.type)).not.toContain(
+      'pool.over-budget',
+    );
+    expect(blind.some((m) => m.type === 'governor.degraded' && m.status === 'firing')).toBe(true);
+    emulator.setQuota({ project: PROJECT, region: REGION, quota: 6 });
+    received.length = 0;
+    await run(policyOf());
+    const seen = await messages(1);
+    expect(seen.filter((m) => m.status === 'resolved').map((m) => m.type)).toContain(
+      'pool.over-budget',
+    );
+  });
+
   it('sends quota.changed when a pool quota differs from what the previous run read', async () => {
     await run(policyOf());
     emulator.setQuota({ project: PROJECT, region: REGION, quota: 9 });
