@@ -1,7 +1,6 @@
 import { z } from 'zod';
 
-import { ALERT_TYPES, Severity } from './alert.js';
-import type { Alert } from './alert.js';
+import { Alert } from './alert.js';
 import { compareText } from './pool-key.js';
 
 /**
@@ -21,17 +20,18 @@ import { compareText } from './pool-key.js';
  */
 
 /** What the store keeps of one firing condition: enough to re-notify and to resolve it. */
-export const ConditionRecord = z.strictObject({
-  type: z.enum(ALERT_TYPES),
-  severity: Severity,
-  project: z.string(),
-  region: z.string().nullable(),
-  accelerator: z.string().nullable(),
-  zonalRedundancy: z.boolean().nullable(),
-  service: z.string().nullable(),
+export const ConditionRecord = Alert.pick({
+  type: true,
+  severity: true,
+  project: true,
+  region: true,
+  accelerator: true,
+  zonalRedundancy: true,
+  service: true,
   /** The latest summary and details seen, whether or not they were published. */
-  summary: z.string().min(1),
-  details: z.record(z.string(), z.unknown()),
+  summary: true,
+  details: true,
+}).extend({
   firingSince: z.iso.datetime({ offset: true }),
   lastNotifiedAt: z.iso.datetime({ offset: true }),
   lastSeenAt: z.iso.datetime({ offset: true }),
