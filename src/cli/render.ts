@@ -18,6 +18,18 @@ const STATUS_COLOR: Record<PlanPool['status'], keyof Colors> = {
   'unknown-quota': 'yellow',
 };
 
+/** The plan's service rows grouped by pool key, in plan order. */
+function servicesByPool(plan: Plan): Map<string, PlanService[]> {
+  const byPool = new Map<string, PlanService[]>();
+  for (const s of plan.services) {
+    const key = poolKey(s);
+    const rows = byPool.get(key);
+    if (rows) rows.push(s);
+    else byPool.set(key, [s]);
+  }
+  return byPool;
+}
+
 function poolTitle(p: PlanPool): string {
   return `${p.project}/${p.region} ${p.accelerator}${p.zonalRedundancy ? '' : ' (no zonal redundancy)'}`;
 }
@@ -26,11 +38,7 @@ function poolTitle(p: PlanPool): string {
 export function renderPlan(plan: Plan, c: Colors): string {
   const out: string[] = [];
   out.push(c.bold(`Governor plan at ${plan.at}`) + c.dim(` (mode: ${plan.mode})`));
-  const byPool = new Map<string, PlanService[]>();
-  for (const s of plan.services) {
-    const key = poolKey(s);
-    byPool.set(key, [...(byPool.get(key) ?? []), s]);
-  }
+  const byPool = servicesByPool(plan);
   for (const p of plan.pools) {
     const color = c[STATUS_COLOR[p.status]] as (s: string) => string;
     out.push('');
@@ -92,11 +100,7 @@ export function renderPlan(plan: Plan, c: Colors): string {
 /** Each pool at a glance: quota, budget, caps, use and demand, and one row per service. */
 export function renderStatus(plan: Plan, c: Colors): string {
   const out: string[] = [c.bold(`Governor status at ${plan.at}`)];
-  const byPool = new Map<string, PlanService[]>();
-  for (const s of plan.services) {
-    const key = poolKey(s);
-    byPool.set(key, [...(byPool.get(key) ?? []), s]);
-  }
+  const byPool = servicesByPool(plan);
   for (const p of plan.pools) {
     const color = c[STATUS_COLOR[p.status]] as (s: string) => string;
     out.push('');

@@ -83,7 +83,9 @@ export async function actOnPlan(plan: Plan, opts: ActOptions): Promise<WriteResu
   const byPool = new Map<string, PlanChange[]>();
   for (const c of plan.changes) {
     const key = poolKey(c);
-    byPool.set(key, [...(byPool.get(key) ?? []), c]);
+    const list = byPool.get(key);
+    if (list) list.push(c);
+    else byPool.set(key, [c]);
   }
   const results: WriteResult[] = [];
   // Pools are independent budgets: act on them one after another, in plan order (urgent first).
