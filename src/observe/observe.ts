@@ -12,6 +12,7 @@ import type {
 import { NotFoundError } from '../errors.js';
 import type {
   CloudRunPort,
+  GpuSpec,
   MetricSeries,
   MonitoringPort,
   ObservedService,
@@ -101,13 +102,17 @@ export async function observe(
   const services: SnapshotService[] = [];
   const unmanagedUsage: UnmanagedUsage[] = [];
   const poolIds = new Map<string, PoolId>();
-  const addPool = (id: PoolId) =>
-    poolIds.set(poolKey(id), {
-      project: id.project,
-      region: id.region,
-      accelerator: id.accelerator,
-      zonalRedundancy: id.zonalRedundancy,
-    });
+  /** The pool a GPU service or worker pool draws from, noted as seen. */
+  const poolOf = (project: string, region: string, gpu: GpuSpec): PoolId => {
+    const id = {
+      project,
+      region,
+      accelerator: gpu.accelerator,
+      zonalRedundancy: gpu.zonalRedundancy,
+    };
+    poolIds.set(poolKey(id), id);
+    return id;
+  };
 
   for (const p of perProject) {
     const counts = p.counts.ok ? indexSeries(p.counts.value) : null;
@@ -122,13 +127,7 @@ export async function observe(
     const projectFresh = counts !== null && (counts.size === 0 || nowMs - newest <= staleAfterMs);
     for (const svc of p.services) {
       if (!svc.gpu) continue;
-      const id = {
-        project: svc.project,
-        region: svc.region,
-        accelerator: svc.gpu.accelerator,
-        zonalRedundancy: svc.gpu.zonalRedundancy,
-      };
-      addPool(id);
+      const id = poolOf(svc.project, svc.region, svc.gpu);
       if (svc.scalingMode === 'MANUAL') {
         // Manually scaled: its instance count is fixed, not capped; count it, never write it.
         unmanagedUsage.push({
@@ -162,13 +161,7 @@ export async function observe(
     }
     for (const wp of p.workerPools) {
       if (!wp.gpu) continue;
-      const id = {
-        project: wp.project,
-        region: wp.region,
-        accelerator: wp.gpu.accelerator,
-        zonalRedundancy: wp.gpu.zonalRedundancy,
-      };
-      addPool(id);
+      const id = poolOf(wp.project, wp.region, wp.gpu);
       unmanagedUsage.push({
         ...id,
         gpus: wp.manualInstanceCount * wp.gpu.count,
