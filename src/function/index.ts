@@ -45,7 +45,9 @@ cloudEvent<PubSubEventData>('governorEvent', async (event: CloudEvent<PubSubEven
     log.log('ERROR', `ignored a bad trigger message: ${String(answer.body.error)}`);
     return;
   }
-  // A failed run throws, so Pub/Sub redelivers the trigger and the run is tried again.
+  // A failed run throws so that the invocation is reported as failed (logs, error metrics). It is
+  // not redelivered: the module's trigger sets RETRY_POLICY_DO_NOT_RETRY, and the next scheduled
+  // run is the retry (a redelivered, stale tick would run again for up to a day, behind fresh ones).
   if (answer.status >= 500)
     throw new Error(`run failed: ${String(answer.body.error ?? answer.body.outcome)}`);
 });
