@@ -33,35 +33,72 @@ locals {
   governor_member          = "serviceAccount:${google_service_account.governor.email}"
   build_service_account    = var.build_service_account == null ? google_service_account.build[0].email : var.build_service_account
   build_service_account_id = "projects/${var.project_id}/serviceAccounts/${local.build_service_account}"
+  create_build_account     = var.build_service_account == null
 
-  # Exactly what the governor calls: Cloud Run Admin v2 (list, get, update services; poll the
-  # update's operation), Cloud Monitoring (instance counts, GPU utilization) and Cloud Quotas.
-  governor_permissions = [
-    "cloudquotas.quotas.get",
-    "monitoring.timeSeries.list",
-    "run.operations.get",
-    "run.services.get",
-    "run.services.list",
-    "run.services.update",
+  # Exactly what the governor's code calls, grouped by call; terraform/README.md lists each call with
+  # the documentation of its permission. Cloud Run permission names:
+  # https://cloud.google.com/run/docs/reference/iam/permissions
+  # Granted on each governed project: a list permission is checked on the parent
+  # (projects/P/locations/R) and cannot be narrowed to single services, worker pools or jobs.
+  governor_read_permissions = [
+    # Cloud Run Admin v2, src/adapters/cloud-run.ts
+    "run.locations.list",   # Locations.ListLocations: the regions, when the policy names none
+    "run.services.list",    # Services.ListServices: every governed region
+    "run.services.get",     # Services.GetService: the fresh read (etag) before each write
+    "run.operations.get",   # Operations.GetOperation: waiting for an UpdateService to finish
+    "run.workerpools.list", # WorkerPools.ListWorkerPools: GPU worker pools are unmanaged usage
+    # Cloud Run jobs hold GPUs while their tasks run: unmanaged usage
+    "run.jobs.list",       # Jobs.ListJobs
+    "run.executions.list", # Executions.ListExecutions: the running executions of each job
+    # Cloud Monitoring, src/adapters/monitoring.ts: instance counts, GPU utilization, 429s
+    "monitoring.timeSeries.list", # MetricService.ListTimeSeries
+    # Cloud Quotas, src/adapters/quotas.ts: the regional GPU quota
+    # https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.services.quotaInfos/get
+    "cloudquotas.quotas.get", # CloudQuotas.GetQuotaInfo
+    # The permission preflight (governor check) calls Services.TestIamPermissions, which needs no
+    # permission: https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services/testIamPermissions
   ]
 
-  # Google's documented roles for a custom function build account.
-  build_roles = var.build_service_account == null ? toset([
-    "roles/artifactregistry.writer",
-    "roles/logging.logWriter",
-    "roles/storage.objectAdmin",
-  ]) : toset([])
+  # The one write: Services.UpdateService with update_mask scaling.max_instance_count (+ annotations).
+  # Never granted project-wide unless write_access.project_wide says so; see governor_writes below.
+  governor_write_permissions = ["run.services.update"]
+
+  # Services the governor may write, by "project/region/name".
+  writable_services = {
+    for service in var.write_access.services :
+    "${coalesce(service.project, var.project_id)}/${service.region}/${service.name}" => merge(service, {
+      project = coalesce(service.project, var.project_id)
+    })
+  }
+  governor_writes = var.write_access.project_wide || length(local.writable_services) > 0
+
+  # Runtime accounts of the governed services that the governor may act as (only when it may write):
+  # the default compute account of each governed project, and the accounts listed.
+  acts_as = local.governor_writes ? toset(concat(
+    var.governed_service_accounts.default_compute_account ? [
+      for project in local.governed_projects :
+      "${data.google_project.governed[project].number}-compute@developer.gserviceaccount.com"
+    ] : [],
+    var.governed_service_accounts.emails,
+  )) : toset([])
 }
 
-# One custom role in every project the policy governs, granted there to the governor.
+# The number of each governed project, for its default compute account.
+data "google_project" "governed" {
+  for_each = local.governed_projects
+
+  project_id = each.key
+}
+
+# One read role in every project the policy governs, granted there to the governor.
 resource "google_project_iam_custom_role" "governor" {
   for_each = local.governed_projects
 
   project     = each.key
   role_id     = replace(var.name, "-", "_")
   title       = "Cloud Run GPU governor"
-  description = "Read GPU quotas and usage, and update Cloud Run services' max instances (${var.name})."
-  permissions = local.governor_permissions
+  description = "Read GPU quotas and usage, Cloud Run services, worker pools and jobs (${var.name})."
+  permissions = local.governor_read_permissions
 }
 
 resource "google_project_iam_member" "governor" {
@@ -72,9 +109,59 @@ resource "google_project_iam_member" "governor" {
   member  = local.governor_member
 }
 
-# Updating a service can require acting as its runtime identity.
+# The write role: run.services.update alone, granted on each writable service (not on the project).
+resource "google_project_iam_custom_role" "governor_writer" {
+  for_each = local.governed_projects
+
+  project     = each.key
+  role_id     = "${replace(var.name, "-", "_")}_writer"
+  title       = "Cloud Run GPU governor writer"
+  description = "Update the max instances of the Cloud Run services it is granted on (${var.name})."
+  permissions = local.governor_write_permissions
+}
+
+# Service-level bindings: Cloud Run roles can be granted on individual services
+# (https://cloud.google.com/run/docs/reference/iam/roles, "Lowest-level resources where you can grant
+# this role: Cloud Run service"); UpdateService is then allowed on these services only.
+# Resource: https://registry.terraform.io/providers/hashicorp/google/latest/docs/resources/cloud_run_v2_service_iam
+# No IAM condition is relied on instead: run.googleapis.com is not among the services Google lists
+# as recognising resource attributes in conditions as far as we could read
+# (https://cloud.google.com/iam/docs/conditions-resource-attributes), and Config Connector documents
+# RunService as "Supports IAM Conditions: No"
+# (https://cloud.google.com/config-connector/docs/reference/resource-docs/run/runservice).
+# Where Google is silent, a condition that is silently ignored would grant every service: fail safe.
+resource "google_cloud_run_v2_service_iam_member" "governor_writes" {
+  for_each = local.writable_services
+
+  project  = each.value.project
+  location = each.value.region
+  name     = each.value.name
+  role     = google_project_iam_custom_role.governor_writer[each.value.project].id
+  member   = local.governor_member
+
+  lifecycle {
+    precondition {
+      condition     = contains(tolist(local.governed_projects), each.value.project)
+      error_message = "write_access.services lists a service in a project the policy does not govern: add the project to the policy's projects, or remove the service."
+    }
+  }
+}
+
+# Opt-in only: every service of every governed project, including services created later.
+resource "google_project_iam_member" "governor_writes_project_wide" {
+  for_each = var.write_access.project_wide ? local.governed_projects : toset([])
+
+  project = each.key
+  role    = google_project_iam_custom_role.governor_writer[each.key].id
+  member  = local.governor_member
+}
+
+# Creating or updating a Cloud Run service requires iam.serviceAccounts.actAs on its runtime
+# service account (https://cloud.google.com/run/docs/configuring/services/service-identity);
+# whether a scaling-only update does is not documented, so it is granted (on these accounts only,
+# and only when the governor may write at all).
 resource "google_service_account_iam_member" "governor_acts_as" {
-  for_each = toset(var.governed_service_accounts)
+  for_each = local.acts_as
 
   service_account_id = "projects/-/serviceAccounts/${each.key}"
   role               = "roles/iam.serviceAccountUser"
@@ -111,10 +198,34 @@ resource "google_cloud_run_v2_service_iam_member" "invoker" {
   member   = "serviceAccount:${google_service_account.invoker.email}"
 }
 
-resource "google_project_iam_member" "build" {
-  for_each = local.build_roles
+# The build account's roles, each on the one resource it needs rather than the project. Google
+# documents logging.logWriter, artifactregistry.writer and storage.objectAdmin for a function's
+# build account: https://cloud.google.com/run/docs/configuring/services/build-service-account
+# Logs have no narrower resource than the project.
+resource "google_project_iam_member" "build_logs" {
+  count = local.create_build_account ? 1 : 0
 
   project = var.project_id
-  role    = each.key
+  role    = "roles/logging.logWriter"
   member  = "serviceAccount:${local.build_service_account}"
+}
+
+# The function's image goes to the module's own repository (build_config.docker_repository).
+resource "google_artifact_registry_repository_iam_member" "build_writes_images" {
+  count = local.create_build_account ? 1 : 0
+
+  project    = var.project_id
+  location   = google_artifact_registry_repository.function.location
+  repository = google_artifact_registry_repository.function.name
+  role       = "roles/artifactregistry.writer"
+  member     = "serviceAccount:${local.build_service_account}"
+}
+
+# The source archive is read from the source bucket.
+resource "google_storage_bucket_iam_member" "build_reads_source" {
+  count = local.create_build_account ? 1 : 0
+
+  bucket = google_storage_bucket_object.source.bucket
+  role   = "roles/storage.objectAdmin"
+  member = "serviceAccount:${local.build_service_account}"
 }

@@ -81,7 +81,7 @@ variable "function" {
     available_cpu    = optional(string, "1")
     environment      = optional(map(string), {})
   })
-  description = "The function's resources. timeout_seconds bounds a request; run_deadline (GOVERNOR_RUN_DEADLINE, \"240s\" or \"4m\") is when the governor stops starting writes, and must be at least 15 s shorter than the timeout so that it can still publish and answer. environment adds variables; it cannot override the module's GOVERNOR_POLICY, GOVERNOR_STATE_STORE, GOVERNOR_FIRESTORE_*, GOVERNOR_RUN_DEADLINE or GOVERNOR_LOG_FORMAT. The function always runs at most one instance with one request at a time."
+  description = "The function's resources. timeout_seconds bounds a request; run_deadline (GOVERNOR_RUN_DEADLINE, \"240s\" or \"4m\") is when the governor stops starting writes, and must be at least 15 s shorter than the timeout so that it can still publish and answer. environment adds variables; it cannot override the module's GOVERNOR_POLICY, GOVERNOR_STATE_STORE, GOVERNOR_FIRESTORE_*, GOVERNOR_RUN_DEADLINE or GOVERNOR_LOG_FORMAT, nor set anything that redirects the API calls (*_EMULATOR_HOST, GOVERNOR_EMULATOR_*, proxies, TLS overrides, GOOGLE_APPLICATION_CREDENTIALS). The function always runs at most one instance with one request at a time."
   default     = {}
 
   validation {
@@ -113,6 +113,16 @@ variable "function" {
       !contains(["GOVERNOR_POLICY", "GOVERNOR_STATE_STORE", "GOVERNOR_FIRESTORE_DATABASE", "GOVERNOR_FIRESTORE_COLLECTION", "GOVERNOR_RUN_DEADLINE", "GOVERNOR_LOG_FORMAT"], key)
     ])
     error_message = "function.environment cannot set a variable the module sets itself (GOVERNOR_POLICY, GOVERNOR_STATE_STORE, GOVERNOR_FIRESTORE_DATABASE, GOVERNOR_FIRESTORE_COLLECTION, GOVERNOR_RUN_DEADLINE, GOVERNOR_LOG_FORMAT)."
+  }
+
+  # Variables that would send the function's API calls (and, for an emulator host, its writes and
+  # alerts) somewhere else than Google, or weaken how it checks who it talks to.
+  validation {
+    condition = alltrue([
+      for key in keys(var.function.environment) :
+      !can(regex("(?i)(_EMULATOR_HOST$|^GOVERNOR_EMULATOR_|^(HTTPS?|GRPC|ALL)_PROXY$|^GRPC_DEFAULT_SSL_ROOTS_FILE_PATH$|^NODE_(OPTIONS|EXTRA_CA_CERTS|TLS_REJECT_UNAUTHORIZED)$|^GOOGLE_APPLICATION_CREDENTIALS$)", key))
+    ])
+    error_message = "function.environment cannot set *_EMULATOR_HOST, GOVERNOR_EMULATOR_*, a proxy (HTTP_PROXY, HTTPS_PROXY, GRPC_PROXY, ALL_PROXY), TLS or Node.js overrides (GRPC_DEFAULT_SSL_ROOTS_FILE_PATH, NODE_OPTIONS, NODE_EXTRA_CA_CERTS, NODE_TLS_REJECT_UNAUTHORIZED) or GOOGLE_APPLICATION_CREDENTIALS: each would redirect the function's Google API calls or change whom they trust."
   }
 }
 
@@ -201,7 +211,7 @@ variable "alerts" {
       encoding   = optional(string, "JSON")
     }))
   })
-  description = "The alert topic (default name <name>-alerts) and its retention. subscription, when set, creates a subscription (pull, or push to push_endpoint with an OIDC token of push_service_account_email when given) with a dead-letter topic <topic>-dead-letter and a pull subscription that keeps what lands there. schema attaches an Avro or Protocol Buffer schema you supply: Pub/Sub cannot enforce the JSON Schema in schema/alert.schema.json, see the README before using it."
+  description = "The alert topic (default name <name>-alerts) and its retention. subscription, when set, creates a subscription (pull, or push to push_endpoint, which requires push_service_account_email: every push carries an OIDC token of that account, audience push_audience or else the endpoint) with a dead-letter topic <topic>-dead-letter and a pull subscription that keeps what lands there. schema attaches an Avro or Protocol Buffer schema you supply: Pub/Sub cannot enforce the JSON Schema in schema/alert.schema.json, see the README before using it."
   default     = {}
 
   validation {
@@ -217,6 +227,12 @@ variable "alerts" {
   validation {
     condition     = var.alerts.subscription == null || try(startswith(var.alerts.subscription.push_endpoint, "https://"), var.alerts.subscription.push_endpoint == null)
     error_message = "alerts.subscription.push_endpoint must be an https:// URL, or null for a pull subscription."
+  }
+
+  # A push endpoint receives alerts; without an OIDC token it cannot tell Pub/Sub from anyone else.
+  validation {
+    condition     = var.alerts.subscription == null || try(var.alerts.subscription.push_endpoint == null || var.alerts.subscription.push_service_account_email != null, false)
+    error_message = "alerts.subscription.push_service_account_email is required with a push_endpoint: Pub/Sub then signs every push with an OIDC token of that account, which the endpoint must verify."
   }
 
   validation {
@@ -243,12 +259,14 @@ variable "state" {
     collection          = optional(string, "gpu-governor")
     deletion_protection = optional(bool, true)
   })
-  description = "Where the governor keeps alert condition state between runs (Firestore in native mode). create_database creates the database database_id in location_id (default: region); false uses an existing one. The governor's service account gets roles/datastore.user on that database only (an IAM condition on its name)."
+  description = "Where the governor keeps alert condition state between runs (Firestore in native mode). create_database creates the database database_id in location_id (default: region); false uses an existing one, which must be the governor's own: \"(default)\" is refused. The governor's service account gets roles/datastore.user on that database only (an IAM condition on its name)."
   default     = {}
 
+  # The (default) database is usually shared with applications: the governor's roles/datastore.user
+  # there would reach their data too. It gets a database of its own.
   validation {
-    condition     = var.state.database_id == "(default)" || can(regex("^[a-z][a-z0-9-]{2,61}[a-z0-9]$", var.state.database_id))
-    error_message = "state.database_id must be \"(default)\" or 4 to 63 lowercase letters, digits or hyphens starting with a letter."
+    condition     = can(regex("^[a-z][a-z0-9-]{2,61}[a-z0-9]$", var.state.database_id))
+    error_message = "state.database_id must be 4 to 63 lowercase letters, digits or hyphens starting with a letter, and not \"(default)\": the governor gets a database of its own, so that its access reaches no other data."
   }
 
   validation {
@@ -257,23 +275,52 @@ variable "state" {
   }
 }
 
-variable "governed_service_accounts" {
-  type        = list(string)
-  description = "Runtime service accounts (emails) of the governed Cloud Run services. Updating a service can require iam.serviceAccounts.actAs on its runtime identity; the governor gets roles/iam.serviceAccountUser on each account listed, and on nothing else."
-  default     = []
+variable "write_access" {
+  type = object({
+    services = optional(list(object({
+      project = optional(string)
+      region  = string
+      name    = string
+    })), [])
+    project_wide = optional(bool, false)
+  })
+  description = "Which Cloud Run services the governor may update (run.services.update, through a custom role holding that permission alone). services: each service it may write (project defaults to project_id), granted on that service only. project_wide: every service of every governed project, including services created later, which also lets a compromised function redeploy any of them; see the README. Default: none, which suits a dry-run policy; a policy that enforces with no write access is refused at plan time."
+  default     = {}
+
+  validation {
+    condition     = !(var.write_access.project_wide && length(var.write_access.services) > 0)
+    error_message = "write_access takes either services or project_wide = true, not both."
+  }
 
   validation {
     condition = alltrue([
-      for email in var.governed_service_accounts :
+      for service in var.write_access.services :
+      can(regex("^[a-z][a-z0-9-]{0,48}[a-z0-9]$", service.name)) && can(regex("^[a-z]+-[a-z]+[0-9]+$", service.region)) && (service.project == null || can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", coalesce(service.project, "-"))))
+    ])
+    error_message = "write_access.services entries need a Cloud Run service name (lowercase letters, digits, hyphens, under 50 characters), a region such as us-central1 and, when given, a project ID."
+  }
+}
+
+variable "governed_service_accounts" {
+  type = object({
+    default_compute_account = optional(bool, true)
+    emails                  = optional(list(string), [])
+  })
+  description = "Runtime service accounts of the services the governor writes. Updating a Cloud Run service requires iam.serviceAccounts.actAs on its runtime account (Google does not say whether a scaling-only update does), so the governor gets roles/iam.serviceAccountUser on: the default compute account (PROJECT_NUMBER-compute@developer.gserviceaccount.com) of each governed project, which services run as when they name no account, unless default_compute_account = false; and each account in emails. Nothing is granted while write_access grants no write."
+  default     = {}
+
+  validation {
+    condition = alltrue([
+      for email in var.governed_service_accounts.emails :
       can(regex("^[a-z0-9-]+@[a-z0-9.-]+\\.gserviceaccount\\.com$", email))
     ])
-    error_message = "governed_service_accounts must hold service account emails (name@project.iam.gserviceaccount.com)."
+    error_message = "governed_service_accounts.emails must hold service account emails (name@project.iam.gserviceaccount.com)."
   }
 }
 
 variable "build_service_account" {
   type        = string
-  description = "Email of an existing service account for Cloud Build to build the function with. Null creates <name>-build with the roles Google documents for function builds (logs writer, Artifact Registry writer, Storage object admin). Never the default compute account."
+  description = "Email of an existing service account for Cloud Build to build the function with. Null creates <name>-build with the roles Google documents for function builds, each on the one resource it needs: logs writer (project), Artifact Registry writer on the module's image repository, Storage object admin on the source bucket. An account given here gets nothing from the module: grant it those yourself. Never the default compute account."
   default     = null
 
   validation {

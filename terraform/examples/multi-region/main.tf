@@ -1,6 +1,7 @@
 /**
  * One project, several regions, both L4 pools in each (with and without zonal redundancy), and a
- * pull subscription to the alerts, filtered to warnings and worse.
+ * pull subscription to the alerts, filtered to warnings and worse. The policy enforces, so the
+ * services the governor may update are listed (write_access); it can update no others.
  */
 
 provider "google" {
@@ -28,7 +29,15 @@ module "gpu_governor" {
     run_deadline    = "240s"
   }
 
-  governed_service_accounts = var.service_accounts
+  # The policy enforces: the governor may update these services, and no others.
+  write_access = {
+    services = var.writable_services
+  }
+
+  # They run as these accounts (and as the default compute account, the module's default).
+  governed_service_accounts = {
+    emails = var.service_accounts
+  }
 
   alerts = {
     subscription = {

@@ -20,6 +20,23 @@ variable "governed_regions" {
   }
 }
 
+variable "writable_services" {
+  type = list(object({
+    region = string
+    name   = string
+  }))
+  description = "The GPU services the governor may update (their max instances), each by region and name."
+  default = [
+    { region = "us-central1", name = "llm-chat" },
+    { region = "europe-west4", name = "llm-chat" },
+  ]
+
+  validation {
+    condition     = length(var.writable_services) > 0
+    error_message = "writable_services must list at least one service: the policy enforces."
+  }
+}
+
 variable "service_accounts" {
   type        = list(string)
   description = "Runtime service accounts of the governed services (the governor may need to act as them to update the services)."
