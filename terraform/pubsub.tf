@@ -80,13 +80,13 @@ resource "google_pubsub_subscription" "alerts" {
     content {
       push_endpoint = push_config.value.push_endpoint
 
-      dynamic "oidc_token" {
-        for_each = push_config.value.push_service_account_email == null ? [] : [push_config.value]
-
-        content {
-          service_account_email = oidc_token.value.push_service_account_email
-          audience              = oidc_token.value.push_audience
-        }
+      # Always signed (the variable's validation requires the account): Pub/Sub adds an OIDC token of
+      # this account to every push, for the endpoint to verify.
+      # (audience: the endpoint unless push_audience is set; the deployer needs actAs on the account)
+      # https://cloud.google.com/dotnet/docs/reference/Google.Cloud.PubSub.V1/latest/Google.Cloud.PubSub.V1.PushConfig.Types.OidcToken
+      oidc_token {
+        service_account_email = push_config.value.push_service_account_email
+        audience              = push_config.value.push_audience
       }
     }
   }

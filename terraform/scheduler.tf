@@ -15,6 +15,26 @@ resource "google_pubsub_topic" "trigger" {
   depends_on = [google_project_service.apis]
 }
 
+# Who may start a run in the Pub/Sub variant: anyone who can publish to the trigger topic, and a
+# message's data is the request (it can ask for {"mode": "enforce"} or {"restore": true}). This
+# binding is authoritative for roles/pubsub.publisher on the topic: Cloud Scheduler's service agent,
+# which publishes a Pub/Sub target's messages, is its only member, and a publisher added to the topic
+# by hand is removed at the next apply. Grants inherited from the project (owners, editors,
+# roles/pubsub.publisher or .editor or .admin on the project) cannot be removed here; see the README.
+# https://registry.terraform.io/providers/hashicorp/google/latest/docs/resources/pubsub_topic_iam
+resource "google_pubsub_topic_iam_binding" "trigger_publishers" {
+  count = local.http ? 0 : 1
+
+  project = var.project_id
+  topic   = google_pubsub_topic.trigger[0].name
+  role    = "roles/pubsub.publisher"
+  members = [local.scheduler_service_agent]
+}
+
+locals {
+  scheduler_service_agent = "serviceAccount:service-${data.google_project.this.number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com"
+}
+
 resource "google_cloud_scheduler_job" "governor" {
   project          = var.project_id
   region           = var.region
@@ -60,5 +80,6 @@ resource "google_cloud_scheduler_job" "governor" {
   depends_on = [
     google_project_service.apis,
     google_cloud_run_v2_service_iam_member.invoker,
+    google_pubsub_topic_iam_binding.trigger_publishers,
   ]
 }
