@@ -1,4 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
+import { readFileSync } from 'node:fs';
 import {
   allText,
   block,
@@ -35,9 +36,14 @@ function validations(config: Config, variable: string): Body[] {
 
 /** The RE2 pattern of the first regex("...", var.x) in a condition, as a JS RegExp. */
 function regexIn(condition: unknown): RegExp {
+  return new RegExp(patternIn(condition));
+}
+
+/** The RE2 pattern text of the first regex("...", var.x) in a condition. */
+function patternIn(condition: unknown): string {
   const match = /regex\("((?:[^"\\]|\\.)*)"/.exec(String(condition));
   if (match?.[1] === undefined) throw new Error(`no regex in ${String(condition)}`);
-  return new RegExp(JSON.parse(`"${match[1]}"`) as string);
+  return JSON.parse(`"${match[1]}"`) as string;
 }
 
 describe('versions.tf', () => {
@@ -180,10 +186,17 @@ describe('the function', () => {
     );
     const text = allText(module);
     expect(text).not.toMatch(/google_compute_default_service_account|google_app_engine_default/);
-    // The only mention of the default compute account is the validation that refuses it.
-    const mentions = text.split('\n').filter((l) => l.includes('-compute@developer'));
-    expect(mentions.length).toBe(1);
-    expect(mentions[0]).toContain('!can(regex(');
+    // The default compute account appears twice: the validation that refuses it as the build
+    // account, and the governed projects' default runtime account the governor may act as
+    // (descriptions aside).
+    const mentions = text
+      .split('\n')
+      .filter((l) => l.includes('-compute@developer') && !/^\s*description\s*=/.test(l));
+    expect(mentions.length).toBe(2);
+    expect(mentions.some((l) => l.includes('!can(regex('))).toBe(true);
+    expect(mentions.some((l) => l.includes('data.google_project.governed[project].number'))).toBe(
+      true,
+    );
   });
 
   it('creates no service account keys and grants nothing to the public', () => {
@@ -226,22 +239,82 @@ describe('the function', () => {
 });
 
 describe('identity and permissions', () => {
-  it('the custom role holds exactly the permissions the code uses', () => {
+  it('the read role holds exactly the permissions the code calls', () => {
     const role = resource(module, 'google_project_iam_custom_role', 'governor');
-    expect(role['permissions']).toBe('${local.governor_permissions}');
-    const permissions = module.locals['governor_permissions'];
-    expect(Array.isArray(permissions)).toBe(true);
-    expect(new Set(permissions as string[])).toEqual(
-      new Set([
+    expect(role['permissions']).toBe('${local.governor_read_permissions}');
+    const permissions = module.locals['governor_read_permissions'] as string[];
+    expect([...permissions].sort()).toEqual(
+      [
+        // Cloud Run Admin v2: regions, services, the update's operation, worker pools, jobs
+        'run.locations.list',
         'run.services.list',
         'run.services.get',
-        'run.services.update',
         'run.operations.get',
+        'run.workerpools.list',
+        'run.jobs.list',
+        'run.executions.list',
+        // Cloud Monitoring and Cloud Quotas
         'monitoring.timeSeries.list',
         'cloudquotas.quotas.get',
-      ]),
+      ].sort(),
     );
-    expect((permissions as string[]).length).toBe(6);
+    // No write, no IAM policy reads (TestIamPermissions needs none), nothing project-wide to change.
+    for (const p of permissions) expect(p).not.toMatch(/\.(update|create|delete|setIamPolicy)$/);
+  });
+
+  it('the write role holds run.services.update alone', () => {
+    const role = resource(module, 'google_project_iam_custom_role', 'governor_writer');
+    expect(role['permissions']).toBe('${local.governor_write_permissions}');
+    expect(module.locals['governor_write_permissions']).toEqual(['run.services.update']);
+    expect(role['for_each']).toBe('${local.governed_projects}');
+  });
+
+  it('grants run.services.update on each listed service, and project-wide only on request', () => {
+    const perService = resource(
+      module,
+      'google_cloud_run_v2_service_iam_member',
+      'governor_writes',
+    );
+    expect(perService['for_each']).toBe('${local.writable_services}');
+    expect(perService['name']).toBe('${each.value.name}');
+    expect(perService['location']).toBe('${each.value.region}');
+    expect(perService['project']).toBe('${each.value.project}');
+    expect(perService['role']).toBe(
+      '${google_project_iam_custom_role.governor_writer[each.value.project].id}',
+    );
+    const projectWide = resource(
+      module,
+      'google_project_iam_member',
+      'governor_writes_project_wide',
+    );
+    expect(projectWide['for_each']).toBe(
+      '${var.write_access.project_wide ? local.governed_projects : toset([])}',
+    );
+    // Defaults: no service, not project-wide (the narrowest grant).
+    const type = String(module.variables.get('write_access')?.['type']);
+    expect(type).toContain('project_wide = optional(bool, false)');
+    expect(type).toMatch(/services = optional\(list\(object\(\{[\s\S]*\}\)\), \[\]\)/);
+    expect(module.variables.get('write_access')?.['default']).toEqual({});
+    // run.services.update is in no other role, and no predefined Cloud Run role is granted.
+    expect(allText(module).match(/"run\.services\.update"/g)?.length).toBe(1);
+    for (const [key, body] of iamMembers(module)) {
+      expect(String(body['role']), key).not.toMatch(/^roles\/run\.(admin|developer)$/);
+    }
+  });
+
+  it('refuses an enforcing policy that may write nothing, at plan time', () => {
+    const fn = resource(module, 'google_cloudfunctions2_function', 'governor');
+    const pre = block(fn, 'lifecycle')?.['precondition'] as Body[];
+    expect(
+      pre.some((p) =>
+        String(p['condition']).includes(
+          'try(local.policy_input.mode, "enforce") == "dry-run" || local.governor_writes',
+        ),
+      ),
+    ).toBe(true);
+    expect(String(module.locals['governor_writes'])).toBe(
+      '${var.write_access.project_wide || length(local.writable_services) > 0}',
+    );
   });
 
   it('grants the custom role to the governor in every governed project', () => {
@@ -253,13 +326,17 @@ describe('identity and permissions', () => {
     expect(module.locals['governed_projects']).toBe('${toset(local.policy_input.projects)}');
   });
 
-  it('every binding of the governor is one of the four it needs', () => {
+  it('every binding of the governor is one of those it needs', () => {
     const governor = iamMembers(module).filter(([, body]) =>
       String(body['member']).includes('local.governor_member'),
     );
     expect(Object.fromEntries(governor.map(([key, body]) => [key, body['role']]))).toEqual({
       'google_project_iam_member.governor':
         '${google_project_iam_custom_role.governor[each.key].id}',
+      'google_cloud_run_v2_service_iam_member.governor_writes':
+        '${google_project_iam_custom_role.governor_writer[each.value.project].id}',
+      'google_project_iam_member.governor_writes_project_wide':
+        '${google_project_iam_custom_role.governor_writer[each.key].id}',
       'google_service_account_iam_member.governor_acts_as': 'roles/iam.serviceAccountUser',
       'google_project_iam_member.governor_state': 'roles/datastore.user',
       'google_pubsub_topic_iam_member.governor_publishes_alerts': 'roles/pubsub.publisher',
@@ -289,11 +366,24 @@ describe('identity and permissions', () => {
     );
   });
 
-  it('acts as the governed services runtime accounts listed, and no others', () => {
+  it('acts as the governed projects default compute accounts and the accounts listed, only when it may write', () => {
     const actAs = resource(module, 'google_service_account_iam_member', 'governor_acts_as');
-    expect(actAs['for_each']).toBe('${toset(var.governed_service_accounts)}');
+    expect(actAs['for_each']).toBe('${local.acts_as}');
     expect(actAs['service_account_id']).toBe('projects/-/serviceAccounts/${each.key}');
-    expect(module.variables.get('governed_service_accounts')?.['default']).toEqual([]);
+    const actsAs = String(module.locals['acts_as']);
+    expect(actsAs.startsWith('${local.governor_writes ? toset(concat(')).toBe(true);
+    expect(actsAs).toContain(': toset([])}');
+    expect(actsAs).toContain('var.governed_service_accounts.default_compute_account ? [');
+    expect(actsAs).toContain(
+      '"${data.google_project.governed[project].number}-compute@developer.gserviceaccount.com"',
+    );
+    expect(actsAs).toContain('var.governed_service_accounts.emails');
+    const type = String(module.variables.get('governed_service_accounts')?.['type']);
+    expect(type).toContain('default_compute_account = optional(bool, true)');
+    expect(type).toContain('emails                  = optional(list(string), [])');
+    expect(module.data.get('google_project.governed')?.['for_each']).toBe(
+      '${local.governed_projects}',
+    );
   });
 
   it('the scheduler calls with an OIDC token of its own account, the only invoker', () => {
@@ -383,5 +473,150 @@ describe('outputs', () => {
       '${google_cloudfunctions2_function.governor.service_config[0].uri}',
     );
     expect(module.outputs.get('service_account_email')?.['value']).toBe(`\${${GOVERNOR_SA}.email}`);
+  });
+});
+
+/** The JS RegExp of a validation's regex("(?i)...") (RE2's inline flag becomes the `i` flag). */
+function caseInsensitiveRegexIn(condition: unknown): RegExp {
+  const pattern = patternIn(condition);
+  expect(pattern.startsWith('(?i)')).toBe(true);
+  return new RegExp(pattern.slice('(?i)'.length), 'i');
+}
+
+describe('hardening (security review)', () => {
+  it('run.services.update: only on the listed services by default, never a predefined role', () => {
+    // Checked in "grants run.services.update on each listed service ..." above; here: nothing
+    // else grants any run.* write, and the read role is the only project-wide Cloud Run grant.
+    const projectBindings = resourcesOf(module, 'google_project_iam_member');
+    expect([...projectBindings.keys()].sort()).toEqual(
+      ['build_logs', 'governor', 'governor_state', 'governor_writes_project_wide'].sort(),
+    );
+  });
+
+  it('the build account gets its roles on the bucket and repository, not the project', () => {
+    const projectRoles = [...resourcesOf(module, 'google_project_iam_member').values()].map((b) =>
+      String(b['role']),
+    );
+    expect(projectRoles).not.toContain('roles/storage.objectAdmin');
+    expect(projectRoles).not.toContain('roles/artifactregistry.writer');
+    expect(resource(module, 'google_project_iam_member', 'build_logs')['role']).toBe(
+      'roles/logging.logWriter',
+    );
+    const bucket = resource(module, 'google_storage_bucket_iam_member', 'build_reads_source');
+    expect(bucket['bucket']).toBe('${google_storage_bucket_object.source.bucket}');
+    expect(bucket['role']).toBe('roles/storage.objectAdmin');
+    const repo = resource(
+      module,
+      'google_artifact_registry_repository_iam_member',
+      'build_writes_images',
+    );
+    expect(repo['repository']).toBe('${google_artifact_registry_repository.function.name}');
+    expect(repo['role']).toBe('roles/artifactregistry.writer');
+    for (const binding of [bucket, repo]) {
+      expect(binding['member']).toBe('serviceAccount:${local.build_service_account}');
+    }
+    // The build pushes to that repository, not to the project's shared gcf-artifacts.
+    const fn = resource(module, 'google_cloudfunctions2_function', 'governor');
+    expect(block(fn, 'build_config')?.['docker_repository']).toBe(
+      '${google_artifact_registry_repository.function.id}',
+    );
+    expect(resource(module, 'google_artifact_registry_repository', 'function')['format']).toBe(
+      'DOCKER',
+    );
+  });
+
+  it('function.environment refuses names that redirect the API calls', () => {
+    const condition = validations(module, 'function')
+      .map((v) => String(v['condition']))
+      .find((c) => c.includes('_EMULATOR_HOST'));
+    const re = caseInsensitiveRegexIn(condition);
+    for (const bad of [
+      'PUBSUB_EMULATOR_HOST',
+      'FIRESTORE_EMULATOR_HOST',
+      'GOVERNOR_EMULATOR_HOST',
+      'GOVERNOR_EMULATOR_ADMIN',
+      'STORAGE_EMULATOR_HOST',
+      'pubsub_emulator_host',
+      'HTTPS_PROXY',
+      'http_proxy',
+      'GRPC_PROXY',
+      'NODE_TLS_REJECT_UNAUTHORIZED',
+      'NODE_EXTRA_CA_CERTS',
+      'NODE_OPTIONS',
+      'GOOGLE_APPLICATION_CREDENTIALS',
+    ]) {
+      expect(re.test(bad), bad).toBe(true);
+    }
+    for (const ok of ['TEAM', 'LOG_LEVEL', 'EMULATOR_HOST_NOTE', 'NO_PROXY', 'GRPC_TRACE']) {
+      expect(re.test(ok), ok).toBe(false);
+    }
+  });
+
+  it('state: a database of its own, never (default), reached through a condition on its name', () => {
+    const condition = validations(module, 'state')
+      .map((v) => String(v['condition']))
+      .find((c) => c.includes('database_id'));
+    expect(condition).not.toContain('(default)');
+    const re = regexIn(condition);
+    expect(re.test('gpu-governor')).toBe(true);
+    expect(re.test('(default)')).toBe(false);
+    const type = String(module.variables.get('state')?.['type']);
+    expect(type).toContain('create_database     = optional(bool, true)');
+    expect(type).toContain('database_id         = optional(string, "gpu-governor")');
+    const state = resource(module, 'google_project_iam_member', 'governor_state');
+    expect(String(block(state, 'condition')?.['expression'])).toContain(
+      'resource.name == "projects/${var.project_id}/databases/${local.database_id}"',
+    );
+  });
+
+  it('push subscriptions always carry an OIDC token', () => {
+    const condition = validations(module, 'alerts')
+      .map((v) => String(v['condition']))
+      .find((c) => c.includes('push_service_account_email'));
+    expect(condition).toContain(
+      'var.alerts.subscription.push_endpoint == null || var.alerts.subscription.push_service_account_email != null',
+    );
+    const sub = resource(module, 'google_pubsub_subscription', 'alerts');
+    const push = dynamicContent(sub, 'push_config');
+    // A plain block, not a dynamic one that an unset account would leave out.
+    expect(block(push, 'oidc_token')?.['service_account_email']).toBe(
+      '${push_config.value.push_service_account_email}',
+    );
+    expect(block(push, 'dynamic')).toBeUndefined();
+  });
+
+  it('only Cloud Scheduler may publish to the trigger topic (through the topic policy)', () => {
+    const binding = resource(module, 'google_pubsub_topic_iam_binding', 'trigger_publishers');
+    expect(binding['topic']).toBe('${google_pubsub_topic.trigger[0].name}');
+    expect(binding['role']).toBe('roles/pubsub.publisher');
+    expect(binding['members']).toEqual(['${local.scheduler_service_agent}']);
+    expect(module.locals['scheduler_service_agent']).toBe(
+      'serviceAccount:service-${data.google_project.this.number}@gcp-sa-cloudscheduler.iam.gserviceaccount.com',
+    );
+    // No other grant names the trigger topic.
+    const onTrigger = [...module.resources].filter(
+      ([key, body]) => key.includes('iam') && stringsIn(body).some((s) => s.includes('trigger')),
+    );
+    expect(onTrigger.map(([key]) => key)).toEqual([
+      'google_pubsub_topic_iam_binding.trigger_publishers',
+    ]);
+  });
+});
+
+describe('retries of a failed run', () => {
+  // The choice: a failed run is not redelivered; the next scheduled run is the retry.
+  it('the Pub/Sub trigger does not retry', () => {
+    const fn = resource(module, 'google_cloudfunctions2_function', 'governor');
+    expect(dynamicContent(fn, 'event_trigger')?.['retry_policy']).toBe('RETRY_POLICY_DO_NOT_RETRY');
+  });
+
+  it('the code and the READMEs say the same', () => {
+    const claims = /Pub\/Sub redelivers|redelivers the trigger|so that Pub\/Sub redelivers/i;
+    for (const file of ['src/function/index.ts', 'README.md', 'terraform/README.md']) {
+      const text = readFileSync(file, 'utf8');
+      expect(text, file).not.toMatch(claims);
+    }
+    expect(readFileSync('src/function/index.ts', 'utf8')).toContain('RETRY_POLICY_DO_NOT_RETRY');
+    expect(readFileSync('terraform/README.md', 'utf8')).toContain('RETRY_POLICY_DO_NOT_RETRY');
   });
 });
