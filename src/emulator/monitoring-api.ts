@@ -16,11 +16,16 @@ import {
 import type { Handlers } from './run-api.js';
 
 /**
- * Cloud Monitoring v3 `ListTimeSeries`, for the Cloud Run revision metrics a governor reads:
- * `run.googleapis.com/container/instance_count` (label `state`: active | idle, INT64 gauge) and
- * `run.googleapis.com/container/gpu/utilizations` (a DOUBLE gauge here, 0..1; a distribution on
- * Google Cloud). One raw point per revision per minute while the revision has instances; points
- * become visible `metricsLagMs` after their minute. Anything outside this is INVALID_ARGUMENT.
+ * Cloud Monitoring v3 `ListTimeSeries`, for the Cloud Run revision metrics a governor reads, with
+ * the metric kind and value type Google's metric list gives them
+ * (https://cloud.google.com/monitoring/api/metrics_gcp_p_z#gcp-run):
+ * - `run.googleapis.com/container/instance_count`: GAUGE, INT64, label `state` (active | idle);
+ * - `run.googleapis.com/container/gpu/utilizations`: DELTA, DISTRIBUTION, unit `10^2.%` (values
+ *   0..1), one sample per instance per sampling period.
+ * One raw point per revision per minute while the revision has instances; points become visible
+ * `metricsLagMs` after their minute. Anything outside this is INVALID_ARGUMENT, and so is every
+ * aligner or reducer Google documents as invalid for the series' kind and value type
+ * ({@link ALIGNERS}, {@link REDUCERS}).
  */
 
 export const INSTANCE_COUNT = 'run.googleapis.com/container/instance_count';
@@ -33,10 +38,150 @@ const RESOURCE_LABELS = [
   'configuration_name',
   'location',
 ] as const;
-const ALIGNERS = ['ALIGN_MEAN', 'ALIGN_MAX', 'ALIGN_MIN', 'ALIGN_SUM'] as const;
-const REDUCERS = ['REDUCE_SUM', 'REDUCE_MAX', 'REDUCE_MIN', 'REDUCE_MEAN'] as const;
-type Aligner = (typeof ALIGNERS)[number];
-type Reducer = (typeof REDUCERS)[number];
+
+type Kind = 'GAUGE' | 'DELTA' | 'CUMULATIVE';
+type ValueType = 'BOOL' | 'INT64' | 'DOUBLE' | 'STRING' | 'DISTRIBUTION';
+
+/** What each served metric is on Google Cloud (metrics list above). */
+const METRICS: Readonly<Record<string, { kind: Kind; valueType: ValueType; unit: string }>> = {
+  [INSTANCE_COUNT]: { kind: 'GAUGE', valueType: 'INT64', unit: '1' },
+  [GPU_UTILIZATIONS]: { kind: 'DELTA', valueType: 'DISTRIBUTION', unit: '10^2.%' },
+};
+
+function descriptor(metricType: string): { kind: Kind; valueType: ValueType; unit: string } {
+  const d = METRICS[metricType];
+  if (!d) throw invalid(`metric.type "${metricType}" is not served by the emulator`);
+  return d;
+}
+
+const NUMERIC: readonly ValueType[] = ['INT64', 'DOUBLE'];
+const NUMERIC_OR_DISTRIBUTION: readonly ValueType[] = ['INT64', 'DOUBLE', 'DISTRIBUTION'];
+const BOOL: readonly ValueType[] = ['BOOL'];
+
+/**
+ * Which series an operation accepts, and what it makes of them: `kind`/`valueType` of the output
+ * ('same' keeps the input's).
+ */
+interface Rule {
+  readonly kinds: readonly Kind[];
+  readonly types: readonly ValueType[];
+  readonly kind: Kind | 'same';
+  readonly valueType: ValueType | 'same';
+}
+
+const rule = (
+  kinds: readonly Kind[],
+  types: readonly ValueType[],
+  valueType: ValueType | 'same',
+  kind: Kind | 'same' = 'same',
+): Rule => ({ kinds, types, kind, valueType });
+
+/**
+ * Aggregation.Aligner, transcribed from the comments of `google/monitoring/v3/common.proto`
+ * (shipped in @google-cloud/monitoring) for every aligner. Where the comment names no value type
+ * (ALIGN_DELTA, ALIGN_NEXT_OLDER) the types that make sense are allowed and BOOL and STRING
+ * refused, which is the safe side. Output kinds the comment does not give stay the input's.
+ */
+const ALIGNERS: Readonly<Record<string, Rule>> = {
+  ALIGN_DELTA: rule(['CUMULATIVE', 'DELTA'], NUMERIC_OR_DISTRIBUTION, 'same', 'DELTA'),
+  ALIGN_RATE: rule(['CUMULATIVE', 'DELTA'], NUMERIC, 'DOUBLE', 'GAUGE'),
+  ALIGN_INTERPOLATE: rule(['GAUGE'], NUMERIC, 'same'),
+  ALIGN_NEXT_OLDER: rule(['GAUGE'], [...NUMERIC_OR_DISTRIBUTION, 'BOOL', 'STRING'], 'same'),
+  ALIGN_MIN: rule(['GAUGE', 'DELTA'], NUMERIC, 'same'),
+  ALIGN_MAX: rule(['GAUGE', 'DELTA'], NUMERIC, 'same'),
+  ALIGN_MEAN: rule(['GAUGE', 'DELTA'], NUMERIC, 'DOUBLE'),
+  ALIGN_COUNT: rule(['GAUGE', 'DELTA'], [...NUMERIC, 'BOOL'], 'INT64'),
+  ALIGN_SUM: rule(['GAUGE', 'DELTA'], NUMERIC_OR_DISTRIBUTION, 'same'),
+  ALIGN_STDDEV: rule(['GAUGE', 'DELTA'], NUMERIC, 'DOUBLE'),
+  ALIGN_COUNT_TRUE: rule(['GAUGE'], BOOL, 'INT64'),
+  ALIGN_COUNT_FALSE: rule(['GAUGE'], BOOL, 'INT64'),
+  ALIGN_FRACTION_TRUE: rule(['GAUGE'], BOOL, 'DOUBLE'),
+  ALIGN_PERCENTILE_99: rule(['GAUGE', 'DELTA'], ['DISTRIBUTION'], 'DOUBLE', 'GAUGE'),
+  ALIGN_PERCENTILE_95: rule(['GAUGE', 'DELTA'], ['DISTRIBUTION'], 'DOUBLE', 'GAUGE'),
+  ALIGN_PERCENTILE_50: rule(['GAUGE', 'DELTA'], ['DISTRIBUTION'], 'DOUBLE', 'GAUGE'),
+  ALIGN_PERCENTILE_05: rule(['GAUGE', 'DELTA'], ['DISTRIBUTION'], 'DOUBLE', 'GAUGE'),
+  ALIGN_PERCENT_CHANGE: rule(['GAUGE', 'DELTA'], NUMERIC, 'DOUBLE', 'GAUGE'),
+};
+
+/**
+ * Aggregation.Reducer, from the same comments. Every reducer is documented for DELTA and GAUGE
+ * series; it applies to the ALIGNED series (the comment says "the original time series", but the
+ * common ALIGN_RATE + REDUCE_SUM over a CUMULATIVE counter is accepted, so the check must be on the
+ * aligner's output: a CUMULATIVE series is never reduced as such).
+ */
+const REDUCERS: Readonly<Record<string, Rule>> = {
+  REDUCE_MEAN: rule(['GAUGE', 'DELTA'], NUMERIC_OR_DISTRIBUTION, 'DOUBLE'),
+  REDUCE_MIN: rule(['GAUGE', 'DELTA'], NUMERIC, 'same'),
+  REDUCE_MAX: rule(['GAUGE', 'DELTA'], NUMERIC, 'same'),
+  REDUCE_SUM: rule(['GAUGE', 'DELTA'], NUMERIC_OR_DISTRIBUTION, 'same'),
+  REDUCE_STDDEV: rule(['GAUGE', 'DELTA'], NUMERIC_OR_DISTRIBUTION, 'DOUBLE'),
+  REDUCE_COUNT: rule(['GAUGE', 'DELTA'], [...NUMERIC_OR_DISTRIBUTION, 'BOOL', 'STRING'], 'INT64'),
+  REDUCE_COUNT_TRUE: rule(['GAUGE', 'DELTA'], BOOL, 'INT64'),
+  REDUCE_COUNT_FALSE: rule(['GAUGE', 'DELTA'], BOOL, 'INT64'),
+  REDUCE_FRACTION_TRUE: rule(['GAUGE', 'DELTA'], BOOL, 'DOUBLE'),
+  REDUCE_PERCENTILE_99: rule(['GAUGE', 'DELTA'], NUMERIC_OR_DISTRIBUTION, 'DOUBLE'),
+  REDUCE_PERCENTILE_95: rule(['GAUGE', 'DELTA'], NUMERIC_OR_DISTRIBUTION, 'DOUBLE'),
+  REDUCE_PERCENTILE_50: rule(['GAUGE', 'DELTA'], NUMERIC_OR_DISTRIBUTION, 'DOUBLE'),
+  REDUCE_PERCENTILE_05: rule(['GAUGE', 'DELTA'], NUMERIC_OR_DISTRIBUTION, 'DOUBLE'),
+};
+
+/** The operations the emulator computes; a valid one outside these is UNIMPLEMENTED. */
+const COMPUTED_ALIGNERS = new Set([
+  'ALIGN_DELTA',
+  'ALIGN_MIN',
+  'ALIGN_MAX',
+  'ALIGN_MEAN',
+  'ALIGN_COUNT',
+  'ALIGN_SUM',
+  'ALIGN_PERCENTILE_99',
+  'ALIGN_PERCENTILE_95',
+  'ALIGN_PERCENTILE_50',
+  'ALIGN_PERCENTILE_05',
+]);
+const COMPUTED_REDUCERS = new Set([
+  'REDUCE_MEAN',
+  'REDUCE_MIN',
+  'REDUCE_MAX',
+  'REDUCE_SUM',
+  'REDUCE_COUNT',
+  'REDUCE_PERCENTILE_99',
+  'REDUCE_PERCENTILE_95',
+  'REDUCE_PERCENTILE_50',
+  'REDUCE_PERCENTILE_05',
+]);
+
+/**
+ * Monitoring's own words for an aligner that does not fit the series, as public error reports
+ * quote them (e.g. google/exposure-notifications-verification-server#659: `Field
+ * aggregation.perSeriesAligner had an invalid value of "ALIGN_RATE": The aligner cannot be applied
+ * to metrics with kind DELTA and value type DISTRIBUTION.`). The reducer message follows the same
+ * pattern (its exact wording is unconfirmed).
+ */
+function misfit(what: 'aligner' | 'reducer', name: string, kind: Kind, type: ValueType): RpcError {
+  const fieldName =
+    what === 'aligner' ? 'aggregation.perSeriesAligner' : 'aggregation.crossSeriesReducer';
+  return invalid(
+    `Field ${fieldName} had an invalid value of "${name}": The ${what} cannot be applied to metrics with kind ${kind} and value type ${type}.`,
+  );
+}
+
+/**
+ * The bucket layout of the emulated utilization distributions: 100 linear buckets of 1 % over
+ * 0..1, plus underflow and overflow. Google does not publish the layout Cloud Run uses.
+ */
+const BUCKETS = { offset: 0, width: 0.01, finite: 100 } as const;
+
+/** A distribution as `google.api.Distribution` carries it (population statistics + histogram). */
+interface Dist {
+  count: number;
+  mean: number;
+  /** Sum of squared deviations from the mean. */
+  m2: number;
+  /** BUCKETS.finite + 2 counts: underflow, the finite buckets, overflow. */
+  buckets: number[];
+}
+
+type Value = number | Dist;
 
 interface Query {
   metricType: string;
@@ -47,9 +192,12 @@ interface Query {
 interface Series {
   resource: Record<string, string>;
   metric: Record<string, string>;
-  valueType: 'INT64' | 'DOUBLE';
+  kind: Kind;
+  valueType: ValueType;
+  /** Length of each point's interval (0 for a gauge's instant). */
+  spanMs: number;
   /** Oldest first while computing. */
-  points: { at: number; value: number }[];
+  points: { at: number; value: Value }[];
 }
 
 const TERM = /^\s*([a-z_.]+)\s*=\s*(?:"([^"]*)"|'([^']*)')\s*$/;
@@ -129,6 +277,82 @@ function normalizeGroupBy(fieldName: string, metricType: string): string {
   );
 }
 
+function bucketOf(value: number): number {
+  if (value < BUCKETS.offset) return 0;
+  const i = Math.floor((value - BUCKETS.offset) / BUCKETS.width);
+  return i >= BUCKETS.finite ? BUCKETS.finite + 1 : i + 1;
+}
+
+/** The distribution of `n` samples of `value` each, for each [value, n]. */
+function distOf(samples: [value: number, n: number][]): Dist {
+  const buckets = Array<number>(BUCKETS.finite + 2).fill(0);
+  let count = 0;
+  let sum = 0;
+  for (const [value, n] of samples) {
+    if (n <= 0) continue;
+    count += n;
+    sum += value * n;
+    buckets[bucketOf(value)] = (buckets[bucketOf(value)] ?? 0) + n;
+  }
+  const mean = count === 0 ? 0 : sum / count;
+  const m2 = samples.reduce((acc, [value, n]) => acc + (n > 0 ? n * (value - mean) ** 2 : 0), 0);
+  return { count, mean, m2, buckets };
+}
+
+/** The union of populations (Chan et al.'s pairwise update for the squared deviations). */
+function mergeDists(dists: Dist[]): Dist {
+  const out: Dist = {
+    count: 0,
+    mean: 0,
+    m2: 0,
+    buckets: Array<number>(BUCKETS.finite + 2).fill(0),
+  };
+  for (const d of dists) {
+    if (d.count === 0) continue;
+    const count = out.count + d.count;
+    const delta = d.mean - out.mean;
+    out.mean += (delta * d.count) / count;
+    out.m2 += d.m2 + (delta * delta * out.count * d.count) / count;
+    out.count = count;
+    d.buckets.forEach((c, i) => (out.buckets[i] = (out.buckets[i] ?? 0) + c));
+  }
+  return out;
+}
+
+/** The q-th percentile (0..100) of a distribution, interpolated inside its bucket. */
+function distPercentile(d: Dist, q: number): number {
+  if (d.count === 0) return 0;
+  const rank = (q / 100) * d.count;
+  let seen = 0;
+  for (let i = 0; i < d.buckets.length; i++) {
+    const c = d.buckets[i] ?? 0;
+    if (c > 0 && seen + c >= rank) {
+      if (i === 0) return BUCKETS.offset;
+      if (i === BUCKETS.finite + 1) return BUCKETS.offset + BUCKETS.finite * BUCKETS.width;
+      const lower = BUCKETS.offset + (i - 1) * BUCKETS.width;
+      return lower + (BUCKETS.width * (rank - seen)) / c;
+    }
+    seen += c;
+  }
+  return BUCKETS.offset + BUCKETS.finite * BUCKETS.width;
+}
+
+function percentile(values: number[], q: number): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const rank = (q / 100) * (sorted.length - 1);
+  const lo = Math.floor(rank);
+  const hi = Math.ceil(rank);
+  const a = sorted[lo] ?? 0;
+  const b = sorted[hi] ?? a;
+  return a + (b - a) * (rank - lo);
+}
+
+const PERCENTILE = /_PERCENTILE_(\d\d)$/;
+const isDist = (v: Value): v is Dist => typeof v !== 'number';
+const nums = (values: Value[]): number[] => values.filter((v): v is number => !isDist(v));
+const dists = (values: Value[]): Dist[] => values.filter(isDist);
+const sumOf = (values: number[]): number => values.reduce((a, b) => a + b, 0);
+
 function rawSeries(
   ctx: EmulatorContext,
   project: string,
@@ -137,6 +361,7 @@ function rawSeries(
   endMs: number,
 ): Series[] {
   const visibleUntil = ctx.model.now - ctx.settings.metricsLagMs - ctx.injector.extraLagMs;
+  const { kind, valueType } = descriptor(q.metricType);
   const out: Series[] = [];
   const services: ServiceState[] = ctx.model
     .listServices()
@@ -166,8 +391,10 @@ function rawSeries(
         out.push({
           resource,
           metric: {},
-          valueType: 'DOUBLE',
-          points: rows.map((r) => ({ at: r.at, value: r.utilization })),
+          kind,
+          valueType,
+          spanMs: MINUTE_MS,
+          points: rows.map((r) => ({ at: r.at, value: utilizationSamples(r) })),
         });
         continue;
       }
@@ -176,7 +403,9 @@ function rawSeries(
         out.push({
           resource,
           metric: { state },
-          valueType: 'INT64',
+          kind,
+          valueType,
+          spanMs: 0,
           points: rows.map((r) => ({ at: r.at, value: r[state] })),
         });
       }
@@ -185,35 +414,91 @@ function rawSeries(
   return out;
 }
 
-function align(values: number[], aligner: Aligner): number {
+/**
+ * One minute of a revision's GPU utilization: one sample per instance. The load the model serves
+ * (demand, at most one instance's worth per instance) is spread over the active instances; idle
+ * instances sample 0. The mean is the model's utilization (demand / instances, capped at 1).
+ */
+function utilizationSamples(r: MinuteSample): Dist {
+  const held = r.active + r.idle;
+  const load = Math.min(r.demand, held);
+  const busy = r.active === 0 ? 0 : Math.min(1, load / r.active);
+  return distOf([
+    [busy, r.active],
+    [0, r.idle],
+  ]);
+}
+
+function checkFits(
+  what: 'aligner' | 'reducer',
+  name: string,
+  r: Rule,
+  s: { kind: Kind; valueType: ValueType },
+): void {
+  if (!r.kinds.includes(s.kind) || !r.types.includes(s.valueType))
+    throw misfit(what, name, s.kind, s.valueType);
+}
+
+function outputOf(
+  r: Rule,
+  s: { kind: Kind; valueType: ValueType },
+): {
+  kind: Kind;
+  valueType: ValueType;
+} {
+  return {
+    kind: r.kind === 'same' ? s.kind : r.kind,
+    valueType: r.valueType === 'same' ? s.valueType : r.valueType,
+  };
+}
+
+function align(values: Value[], aligner: string, valueType: ValueType): Value {
+  const q = PERCENTILE.exec(aligner)?.[1];
+  if (q !== undefined) return distPercentile(mergeDists(dists(values)), Number(q));
+  if (valueType === 'DISTRIBUTION') return mergeDists(dists(values)); // ALIGN_SUM, ALIGN_DELTA
+  const n = nums(values);
   switch (aligner) {
     case 'ALIGN_MAX':
-      return Math.max(...values);
+      return Math.max(...n);
     case 'ALIGN_MIN':
-      return Math.min(...values);
-    case 'ALIGN_SUM':
-      return values.reduce((a, b) => a + b, 0);
+      return Math.min(...n);
     case 'ALIGN_MEAN':
-      return values.reduce((a, b) => a + b, 0) / values.length;
+      return sumOf(n) / n.length;
+    case 'ALIGN_COUNT':
+      return n.length;
+    default: // ALIGN_SUM, ALIGN_DELTA (a DELTA series' change over the period)
+      return sumOf(n);
   }
 }
 
-function reduce(values: number[], reducer: Reducer): number {
+/**
+ * Across series, for one aligned period. Over distributions, Google does not spell out the
+ * statistic: the emulator takes the merged population (REDUCE_SUM: the union, REDUCE_MEAN and the
+ * percentiles: its mean and percentiles); REDUCE_COUNT counts the points.
+ */
+function reduce(values: Value[], reducer: string): Value {
+  const q = PERCENTILE.exec(reducer)?.[1];
+  const merged = values.some(isDist) ? mergeDists(dists(values)) : undefined;
+  if (reducer === 'REDUCE_COUNT') return values.length;
+  if (q !== undefined)
+    return merged ? distPercentile(merged, Number(q)) : percentile(nums(values), Number(q));
+  if (merged) return reducer === 'REDUCE_MEAN' ? merged.mean : merged;
+  const n = nums(values);
   switch (reducer) {
     case 'REDUCE_MAX':
-      return Math.max(...values);
+      return Math.max(...n);
     case 'REDUCE_MIN':
-      return Math.min(...values);
-    case 'REDUCE_SUM':
-      return values.reduce((a, b) => a + b, 0);
+      return Math.min(...n);
     case 'REDUCE_MEAN':
-      return values.reduce((a, b) => a + b, 0) / values.length;
+      return sumOf(n) / n.length;
+    default: // REDUCE_SUM
+      return sumOf(n);
   }
 }
 
 /** Buckets (end - (k+1)P, end - kP] for k = 0, 1, ...; a point is stamped with its bucket's end. */
-function alignSeries(series: Series, aligner: Aligner, periodMs: number, endMs: number): Series {
-  const buckets = new Map<number, number[]>();
+function alignSeries(series: Series, aligner: string, periodMs: number, endMs: number): Series {
+  const buckets = new Map<number, Value[]>();
   for (const p of series.points) {
     const k = Math.floor((endMs - p.at) / periodMs);
     const bucketEnd = endMs - k * periodMs;
@@ -221,14 +506,14 @@ function alignSeries(series: Series, aligner: Aligner, periodMs: number, endMs: 
     list.push(p.value);
     buckets.set(bucketEnd, list);
   }
-  const valueType = series.valueType === 'INT64' && aligner !== 'ALIGN_MEAN' ? 'INT64' : 'DOUBLE';
+  const out = outputOf(ALIGNERS[aligner] as Rule, series);
   const points = [...buckets]
     .sort(([a], [b]) => a - b)
-    .map(([at, values]) => ({ at, value: align(values, aligner) }));
-  return { ...series, valueType, points };
+    .map(([at, values]) => ({ at, value: align(values, aligner, series.valueType) }));
+  return { ...series, ...out, spanMs: out.kind === 'GAUGE' ? 0 : periodMs, points };
 }
 
-function reduceSeries(all: Series[], reducer: Reducer, groupBy: string[]): Series[] {
+function reduceSeries(all: Series[], reducer: string, groupBy: string[]): Series[] {
   const groups = new Map<
     string,
     { resource: Record<string, string>; metric: Record<string, string>; members: Series[] }
@@ -247,14 +532,16 @@ function reduceSeries(all: Series[], reducer: Reducer, groupBy: string[]): Serie
     groups.set(key, group);
   }
   return [...groups.values()].map(({ resource, metric, members }) => {
-    const byTime = new Map<number, number[]>();
+    const byTime = new Map<number, Value[]>();
     for (const m of members)
       for (const p of m.points) byTime.set(p.at, [...(byTime.get(p.at) ?? []), p.value]);
-    const int = members.every((m) => m.valueType === 'INT64') && reducer !== 'REDUCE_MEAN';
+    const first = members[0] as Series;
+    // Integer inputs keep INT64 through the reducers that keep the type.
     return {
       resource,
       metric,
-      valueType: int ? 'INT64' : 'DOUBLE',
+      ...outputOf(REDUCERS[reducer] as Rule, first),
+      spanMs: first.spanMs,
       points: [...byTime]
         .sort(([a], [b]) => a - b)
         .map(([at, values]) => ({ at, value: reduce(values, reducer) })),
@@ -262,24 +549,46 @@ function reduceSeries(all: Series[], reducer: Reducer, groupBy: string[]): Serie
   });
 }
 
-function toProto(s: Series, metricType: string, withPoints: boolean): Message {
+function distributionProto(d: Dist): Message {
+  return {
+    count: String(d.count),
+    mean: d.mean,
+    sum_of_squared_deviation: d.m2,
+    bucket_options: {
+      linear_buckets: {
+        num_finite_buckets: BUCKETS.finite,
+        width: BUCKETS.width,
+        offset: BUCKETS.offset,
+      },
+    },
+    bucket_counts: d.buckets.map(String),
+  };
+}
+
+function valueProto(value: Value, valueType: ValueType): Message {
+  if (isDist(value)) return { distribution_value: distributionProto(value) };
+  return valueType === 'INT64'
+    ? { int64_value: String(Math.round(value)) }
+    : { double_value: value };
+}
+
+/** A series' header, with the points given (newest first, as Monitoring answers). */
+function toProto(
+  s: Series,
+  metricType: string,
+  points: readonly { at: number; value: Value }[],
+): Message {
   return {
     metric: { type: metricType, labels: s.metric },
     resource: { type: RESOURCE_TYPE, labels: s.resource },
-    metric_kind: 'GAUGE',
+    metric_kind: s.kind,
     value_type: s.valueType,
-    unit: metricType === GPU_UTILIZATIONS ? '10^2.%' : '1',
-    points: withPoints
-      ? [...s.points]
-          .sort((a, b) => b.at - a.at)
-          .map((p) => ({
-            interval: { start_time: timestamp(p.at), end_time: timestamp(p.at) },
-            value:
-              s.valueType === 'INT64'
-                ? { int64_value: String(Math.round(p.value)) }
-                : { double_value: p.value },
-          }))
-      : [],
+    unit: descriptor(metricType).unit,
+    points: points.map((p) => ({
+      // A DELTA point covers (end - span, end]; a GAUGE point is an instant.
+      interval: { start_time: timestamp(p.at - s.spanMs), end_time: timestamp(p.at) },
+      value: valueProto(p.value, s.valueType),
+    })),
   };
 }
 
@@ -287,6 +596,13 @@ function enumName(msg: Message | undefined, name: string, fallback: string): str
   const v = msg?.[name];
   return typeof v === 'string' && v !== '' ? v : fallback;
 }
+
+/**
+ * `ListTimeSeriesRequest.page_size` (metric_service.proto): "If `view` is set to `FULL`, this is
+ * the maximum number of `Points` returned. If `view` is set to `HEADERS`, this is the maximum
+ * number of `TimeSeries` returned", 100,000 when empty or larger.
+ */
+const MAX_TIME_SERIES_PAGE = 100_000;
 
 function listTimeSeries(ctx: EmulatorContext, request: Message): Message {
   const name = text(request, 'name');
@@ -309,49 +625,65 @@ function listTimeSeries(ctx: EmulatorContext, request: Message): Message {
   if (text(request, 'order_by') !== '') throw invalid('order_by is not supported by the emulator');
   const view = enumName(request, 'view', 'FULL');
 
-  let series = rawSeries(ctx, project, q, startMs, endMs);
+  const { kind, valueType } = descriptor(q.metricType);
+  const input = { kind, valueType };
   const aggregation = field(request, 'aggregation');
   const aligner = enumName(aggregation, 'per_series_aligner', 'ALIGN_NONE');
   const reducer = enumName(aggregation, 'cross_series_reducer', 'REDUCE_NONE');
   const groupBy = strings(aggregation, 'group_by_fields').map((g) =>
     normalizeGroupBy(g, q.metricType),
   );
+  let periodMs = 0;
   if (aligner === 'ALIGN_NONE') {
     if (reducer !== 'REDUCE_NONE')
       throw invalid('The aligner cannot be ALIGN_NONE if a cross-series reducer is specified');
     if (groupBy.length > 0)
       throw invalid('group_by_fields needs a per_series_aligner and a cross_series_reducer');
   } else {
-    if (!(ALIGNERS as readonly string[]).includes(aligner)) {
-      throw invalid(
-        `per_series_aligner ${aligner} is not supported by the emulator (${ALIGNERS.join(', ')})`,
-      );
-    }
-    const periodMs = millis(field(aggregation, 'alignment_period'));
-    if (periodMs === undefined || periodMs < MINUTE_MS || periodMs % MINUTE_MS !== 0) {
-      throw invalid('aggregation.alignment_period must be a whole number of minutes, at least 60s');
-    }
-    series = series.map((s) => alignSeries(s, aligner as Aligner, periodMs, endMs));
+    // Checked before any data is read, as Monitoring checks the request against the metric's
+    // descriptor: an invalid pair is refused even when no series matches.
+    const alignRule = ALIGNERS[aligner];
+    if (!alignRule) throw invalid(`per_series_aligner ${aligner} is not an Aligner`);
+    checkFits('aligner', aligner, alignRule, input);
+    const aligned = outputOf(alignRule, input);
     if (reducer !== 'REDUCE_NONE') {
-      if (!(REDUCERS as readonly string[]).includes(reducer)) {
-        throw invalid(
-          `cross_series_reducer ${reducer} is not supported by the emulator (${REDUCERS.join(', ')}, REDUCE_NONE)`,
-        );
-      }
-      series = reduceSeries(series, reducer as Reducer, groupBy);
+      const reduceRule = REDUCERS[reducer];
+      if (!reduceRule) throw invalid(`cross_series_reducer ${reducer} is not a Reducer`);
+      checkFits('reducer', reducer, reduceRule, aligned);
     } else if (groupBy.length > 0) {
       throw invalid('group_by_fields needs a cross_series_reducer other than REDUCE_NONE');
     }
+    if (
+      !COMPUTED_ALIGNERS.has(aligner) ||
+      (reducer !== 'REDUCE_NONE' && !COMPUTED_REDUCERS.has(reducer))
+    ) {
+      throw new RpcError(
+        status.UNIMPLEMENTED,
+        `${aligner}${reducer === 'REDUCE_NONE' ? '' : ` with ${reducer}`} is valid on Cloud Monitoring but not computed by the emulator (aligners: ${[...COMPUTED_ALIGNERS].join(', ')}; reducers: ${[...COMPUTED_REDUCERS].join(', ')})`,
+      );
+    }
+    const period = millis(field(aggregation, 'alignment_period'));
+    if (period === undefined || period < MINUTE_MS || period % MINUTE_MS !== 0) {
+      throw invalid('aggregation.alignment_period must be a whole number of minutes, at least 60s');
+    }
+    periodMs = period;
+  }
+
+  let series = rawSeries(ctx, project, q, startMs, endMs);
+  if (aligner !== 'ALIGN_NONE') {
+    series = series.map((s) => alignSeries(s, aligner, periodMs, endMs));
+    if (reducer !== 'REDUCE_NONE') series = reduceSeries(series, reducer, groupBy);
   }
   series = series
     .filter((s) => s.points.length > 0)
     .sort((a, b) =>
       JSON.stringify([a.resource, a.metric]).localeCompare(JSON.stringify([b.resource, b.metric])),
     );
-  const { page, nextPageToken } = paginate(series, {
+  const paging = {
     pageSize: int(request, 'page_size'),
     pageToken: text(request, 'page_token'),
-    defaultPageSize: ctx.settings.pageSize,
+    defaultPageSize: MAX_TIME_SERIES_PAGE,
+    maxPageSize: MAX_TIME_SERIES_PAGE,
     fingerprint: [
       'ListTimeSeries',
       name,
@@ -361,11 +693,36 @@ function listTimeSeries(ctx: EmulatorContext, request: Message): Message {
       aggregation ?? null,
       view,
     ],
-  });
+  };
+  let timeSeries: Message[];
+  let nextPageToken: string;
+  if (view === 'HEADERS') {
+    const paged = paginate(series, paging);
+    timeSeries = paged.page.map((s) => toProto(s, q.metricType, []));
+    nextPageToken = paged.nextPageToken;
+  } else {
+    // Paged over points: a series whose points do not all fit continues on the next page, with
+    // the same labels (the client must merge it).
+    const points = series.flatMap((s, i) =>
+      [...s.points].sort((a, b) => b.at - a.at).map((p) => ({ i, p })),
+    );
+    const paged = paginate(points, paging);
+    timeSeries = [];
+    let current: { i: number; points: { at: number; value: Value }[] } | undefined;
+    for (const { i, p } of paged.page) {
+      if (current?.i !== i) {
+        if (current)
+          timeSeries.push(toProto(series[current.i] as Series, q.metricType, current.points));
+        current = { i, points: [] };
+      }
+      current.points.push(p);
+    }
+    if (current)
+      timeSeries.push(toProto(series[current.i] as Series, q.metricType, current.points));
+    nextPageToken = paged.nextPageToken;
+  }
   return {
-    time_series: page
-      .filter(() => !ctx.injector.dropSeries())
-      .map((s) => toProto(s, q.metricType, view !== 'HEADERS')),
+    time_series: timeSeries.filter(() => !ctx.injector.dropSeries()),
     next_page_token: nextPageToken,
     execution_errors: [],
     unit: '',

@@ -91,10 +91,20 @@ export function isSet(value: unknown): boolean {
  */
 export function paginate<T>(
   items: readonly T[],
-  request: { pageSize: number; pageToken: string; defaultPageSize: number; fingerprint: unknown },
+  request: {
+    pageSize: number;
+    pageToken: string;
+    defaultPageSize: number;
+    fingerprint: unknown;
+    /** Largest page served whatever the request asks (default 1000). */
+    maxPageSize?: number;
+  },
 ): { page: T[]; nextPageToken: string } {
   if (request.pageSize < 0) throw invalid('page_size must not be negative');
-  const size = Math.min(request.pageSize > 0 ? request.pageSize : request.defaultPageSize, 1000);
+  const size = Math.min(
+    request.pageSize > 0 ? request.pageSize : request.defaultPageSize,
+    request.maxPageSize ?? 1000,
+  );
   const print = createHash('sha256')
     .update(JSON.stringify(request.fingerprint))
     .digest('base64url')

@@ -10,12 +10,21 @@ const UTILIZATION =
 const seconds = (ms: number) => ({ seconds: Math.floor(ms / 1000) });
 
 interface Point {
-  interval?: { endTime?: { seconds?: unknown } | null } | null;
-  value?: { int64Value?: unknown; doubleValue?: unknown } | null;
+  interval?: {
+    startTime?: { seconds?: unknown } | null;
+    endTime?: { seconds?: unknown } | null;
+  } | null;
+  value?: {
+    int64Value?: unknown;
+    doubleValue?: unknown;
+    distributionValue?: { count?: unknown; mean?: unknown; bucketCounts?: unknown[] | null } | null;
+  } | null;
 }
 interface Series {
   resource?: { labels?: Record<string, string> | null } | null;
   metric?: { labels?: Record<string, string> | null } | null;
+  metricKind?: unknown;
+  valueType?: unknown;
   points?: Point[] | null;
 }
 
@@ -83,8 +92,9 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
     expect(ends).toEqual([...ends].sort((a, b) => b - a));
     expect(ends).toHaveLength(8); // minutes -10 .. -3
     expect(valueOf(services.get('render-x')?.points?.[0])).toBe(1); // its min instance, idle
-    // Six series at two per page: the client paged through three pages.
-    expect(emulator.calls().filter((c) => c.method.endsWith('/ListTimeSeries'))).toHaveLength(3);
+    // 48 points fit one page: ListTimeSeries pages by points (100,000 by default), not by the
+    // emulator's page size of other List calls.
+    expect(emulator.calls().filter((c) => c.method.endsWith('/ListTimeSeries'))).toHaveLength(1);
   });
 
   it('splits active and idle instances by metric.label.state', async () => {
@@ -141,24 +151,154 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
     expect(s?.points).toHaveLength(3);
   });
 
-  it('serves GPU utilisation of GPU services only', async () => {
+  async function utilization(aggregation: Record<string, unknown> | undefined, extra = '') {
     const now = emulator.now().getTime();
     const [series] = await clients.metrics.listTimeSeries({
       name: `projects/${PROJECT}`,
-      filter: UTILIZATION,
+      filter: UTILIZATION + extra,
       interval: { startTime: seconds(now - 10 * 60_000), endTime: seconds(now) },
-      aggregation: {
-        alignmentPeriod: { seconds: 300 },
-        perSeriesAligner: 'ALIGN_MEAN',
-        crossSeriesReducer: 'REDUCE_MAX',
-        groupByFields: ['resource.label.service_name'],
-      },
+      ...(aggregation ? { aggregation } : {}),
       view: 'FULL',
     });
-    const services = byService(series as Series[]);
-    expect(services.has('web')).toBe(false);
-    expect(valueOf(services.get('alpha')?.points?.[0])).toBeCloseTo(1);
-    expect(valueOf(services.get('render-x')?.points?.[0])).toBe(0);
+    return series as Series[];
+  }
+
+  it('serves GPU utilisation as a DELTA distribution, of GPU services only', async () => {
+    const raw = await utilization(undefined, ' AND resource.labels.service_name = "beta"');
+    expect(raw).toHaveLength(1);
+    const [beta] = raw;
+    expect(beta?.metricKind).toBe('DELTA');
+    expect(beta?.valueType).toBe('DISTRIBUTION');
+    const point = beta?.points?.[0];
+    // A DELTA point covers its minute.
+    expect(endOf(point) - Number(point?.interval?.startTime?.seconds) * 1000).toBe(60_000);
+    const dist = point?.value?.distributionValue;
+    expect(Number(dist?.count)).toBe(1); // one instance, one sample
+    expect(Number(dist?.mean)).toBeCloseTo(1);
+    expect(dist?.bucketCounts?.map(Number).reduce((a, b) => a + b, 0)).toBe(1);
+
+    const merged = byService(
+      await utilization({
+        alignmentPeriod: { seconds: 300 },
+        perSeriesAligner: 'ALIGN_SUM',
+        crossSeriesReducer: 'REDUCE_SUM',
+        groupByFields: ['resource.label.service_name'],
+      }),
+    );
+    expect(merged.has('web')).toBe(false);
+    expect(merged.get('alpha')?.valueType).toBe('DISTRIBUTION');
+    // Two instances, one sample each per minute: the newest period holds the two minutes past
+    // the metrics lag, the one before it five whole minutes.
+    const counts = merged
+      .get('alpha')
+      ?.points?.map((p) => Number(p.value?.distributionValue?.count));
+    expect(counts?.slice(0, 2)).toEqual([4, 10]);
+    const alpha = merged.get('alpha')?.points?.[1]?.value?.distributionValue;
+    expect(Number(alpha?.mean)).toBeCloseTo(1);
+    const idle = merged.get('render-x')?.points?.[0]?.value?.distributionValue;
+    expect(Number(idle?.mean)).toBe(0);
+  });
+
+  it('computes percentiles and means of the distributions', async () => {
+    const p50 = byService(
+      await utilization({
+        alignmentPeriod: { seconds: 60 },
+        perSeriesAligner: 'ALIGN_PERCENTILE_50',
+        crossSeriesReducer: 'REDUCE_MAX',
+        groupByFields: ['resource.label.service_name'],
+      }),
+    );
+    expect(p50.get('alpha')?.valueType).toBe('DOUBLE');
+    expect(p50.get('alpha')?.metricKind).toBe('GAUGE');
+    expect(valueOf(p50.get('alpha')?.points?.[0])).toBeCloseTo(1, 1);
+    expect(valueOf(p50.get('render-x')?.points?.[0])).toBeLessThan(0.01);
+
+    const mean = byService(
+      await utilization({
+        alignmentPeriod: { seconds: 60 },
+        perSeriesAligner: 'ALIGN_DELTA',
+        crossSeriesReducer: 'REDUCE_MEAN',
+        groupByFields: ['resource.label.service_name'],
+      }),
+    );
+    expect(mean.get('alpha')?.valueType).toBe('DOUBLE');
+    expect(valueOf(mean.get('alpha')?.points?.[0])).toBeCloseTo(1);
+  });
+
+  it('rejects an aligner or reducer Google documents as invalid for the metric, as Monitoring words it', async () => {
+    const cases: [Record<string, unknown>, string, string][] = [
+      // ALIGN_MEAN: "valid for GAUGE and DELTA metrics with numeric values".
+      [{ perSeriesAligner: 'ALIGN_MEAN' }, UTILIZATION, 'ALIGN_MEAN'],
+      [{ perSeriesAligner: 'ALIGN_MAX' }, UTILIZATION, 'ALIGN_MAX'],
+      [{ perSeriesAligner: 'ALIGN_RATE' }, UTILIZATION, 'ALIGN_RATE'],
+      // A percentile aligner is for distributions only; ALIGN_DELTA for DELTA and CUMULATIVE.
+      [{ perSeriesAligner: 'ALIGN_PERCENTILE_99' }, INSTANCE_COUNT, 'ALIGN_PERCENTILE_99'],
+      [{ perSeriesAligner: 'ALIGN_DELTA' }, INSTANCE_COUNT, 'ALIGN_DELTA'],
+      // REDUCE_MAX is for numeric values: not for the distributions ALIGN_SUM keeps.
+      [
+        { perSeriesAligner: 'ALIGN_SUM', crossSeriesReducer: 'REDUCE_MAX' },
+        UTILIZATION,
+        'REDUCE_MAX',
+      ],
+    ];
+    const now = emulator.now().getTime();
+    for (const [aggregation, filter, culprit] of cases) {
+      const { code, message } = await codeOf(
+        clients.metrics.listTimeSeries({
+          name: `projects/${PROJECT}`,
+          filter,
+          interval: { startTime: seconds(now - 600_000), endTime: seconds(now) },
+          aggregation: { alignmentPeriod: { seconds: 60 }, ...aggregation },
+          view: 'FULL',
+        }),
+      );
+      expect(code, culprit).toBe(status.INVALID_ARGUMENT);
+      expect(message).toMatch(
+        new RegExp(
+          `had an invalid value of "${culprit}": The (aligner|reducer) cannot be applied to metrics with kind (GAUGE|DELTA) and value type (INT64|DISTRIBUTION)\\.`,
+        ),
+      );
+    }
+  });
+
+  it('bounds a FULL page by points, continuing a series on the next page', async () => {
+    const now = emulator.now().getTime();
+    const request = {
+      name: `projects/${PROJECT}`,
+      filter: `${INSTANCE_COUNT} AND resource.labels.service_name = "alpha"`,
+      interval: { startTime: seconds(now - 10 * 60_000), endTime: seconds(now) },
+      aggregation: {
+        alignmentPeriod: { seconds: 60 },
+        perSeriesAligner: 'ALIGN_MAX' as const,
+        crossSeriesReducer: 'REDUCE_SUM' as const,
+        groupByFields: ['resource.label.service_name'],
+      },
+      view: 'FULL' as const,
+      pageSize: 3,
+    };
+    const pages: Series[][] = [];
+    let pageToken = '';
+    do {
+      const [series, , response] = await clients.metrics.listTimeSeries(
+        { ...request, pageToken },
+        { autoPaginate: false },
+      );
+      pages.push(series as Series[]);
+      pageToken = response?.nextPageToken ?? '';
+    } while (pageToken !== '' && pages.length < 10);
+    // One series of 8 points, 3 per page: the same series on three pages.
+    expect(pages.map((p) => p.map((s) => s.points?.length))).toEqual([[3], [3], [2]]);
+    const ends = pages.flat().flatMap((s) => (s.points ?? []).map(endOf));
+    expect(ends).toEqual([...new Set(ends)].sort((a, b) => b - a));
+    for (const page of pages) expect(page[0]?.resource?.labels).toEqual({ service_name: 'alpha' });
+
+    // HEADERS: the page size counts series.
+    const [headers] = await clients.metrics.listTimeSeries(
+      { ...request, filter: INSTANCE_COUNT, view: 'HEADERS', pageSize: 2 },
+      { autoPaginate: false },
+    );
+    expect(headers).toHaveLength(2);
+    expect(headers.every((h) => (h.points ?? []).length === 0)).toBe(true);
   });
 
   it('rejects what it does not support instead of answering empty', async () => {
