@@ -49,37 +49,55 @@ const GROUP_BY = ['resource.label.service_name', 'resource.label.location'];
  * values is what "instances held at that minute" means; a max over the whole window taken before
  * the sum would add peaks of revisions that never ran at the same time.
  *
- * GPU utilization: `ALIGN_MEAN` per minute, then `REDUCE_MEAN` across revisions. On Google the
- * metric is a DELTA distribution (one sample per instance); `ALIGN_MEAN` is valid for it and turns
- * each minute's distribution into its mean, a DOUBLE in 0..1. The mean across revisions is not
- * weighted by instance count, which only matters while traffic is split between revisions.
- * Alternatives not taken: `ALIGN_DELTA` + `REDUCE_SUM` would merge the distributions (weighted
- * exactly) but answers distributions the caller must then average itself, and the emulator does
- * not serve distributions; `ALIGN_PERCENTILE_99` would report the hottest instance, while demand
- * estimation wants the service's average load.
+ * GPU utilization: `ALIGN_SUM` per minute, then `REDUCE_SUM` across revisions, then the `mean` of
+ * the resulting distribution. On Google the metric is a DELTA DISTRIBUTION (one sample per
+ * instance per sampling period; Cloud Monitoring's metrics list), and `common.proto` documents
+ * `ALIGN_SUM` as "valid for GAUGE and DELTA metrics with numeric and distribution values", keeping
+ * the value type, and `REDUCE_SUM` as valid for "numeric and distribution values", keeping it too.
+ * So each (service, location, minute) comes back as one distribution holding every instance's
+ * sample of that minute, and its `Distribution.mean` ("the arithmetic mean of the values in the
+ * population", google/api/distribution.proto) is the service's mean GPU utilization, weighted by instance:
+ * exactly the "in use x utilization = busy GPUs" figure demand estimation needs. (That a sum of
+ * distributions is the union of their populations is how Monitoring merges histograms; the proto
+ * does not spell it out.)
+ * Not taken: `ALIGN_MEAN` (numeric values only: INVALID_ARGUMENT on a distribution, which is why
+ * utilization was never read); `ALIGN_PERCENTILE_50` + `REDUCE_MEAN` (valid, but a median of each
+ * revision, then an unweighted mean of medians: not the load); `ALIGN_DELTA` (valid, but periods
+ * without data are filled "by interpolation", inventing load for minutes without instances).
  */
 const QUERIES = {
   instanceCounts: {
     metric: INSTANCE_COUNT_METRIC,
     aligner: 'ALIGN_MAX',
     reducer: 'REDUCE_SUM',
+    value: 'number',
   },
   gpuUtilization: {
     metric: GPU_UTILIZATION_METRIC,
-    aligner: 'ALIGN_MEAN',
-    reducer: 'REDUCE_MEAN',
+    aligner: 'ALIGN_SUM',
+    reducer: 'REDUCE_SUM',
+    value: 'distributionMean',
   },
-} as const satisfies Record<string, { metric: string; aligner: Aligner; reducer: Reducer }>;
+} as const satisfies Record<
+  string,
+  { metric: string; aligner: Aligner; reducer: Reducer; value: 'number' | 'distributionMean' }
+>;
 
 type Query = (typeof QUERIES)[keyof typeof QUERIES];
 
-/** Series per page: a project's GPU services fit in one page, so one query is usually one RPC. */
-const DEFAULT_PAGE_SIZE = 1_000;
+/**
+ * Points per page. With `view: FULL`, `page_size` bounds POINTS, not series (metric_service.proto:
+ * "If view is set to FULL, this is the maximum number of Points returned"), so one series may
+ * continue on the next page; 100,000 is Monitoring's default and maximum, so one query is usually
+ * one RPC.
+ */
+const DEFAULT_PAGE_SIZE = 100_000;
+const MAX_PAGE_SIZE = 100_000;
 
 export interface MonitoringAdapterOptions {
   /** Where `GOVERNOR_EMULATOR_HOST` is read (default `process.env`). */
   env?: NodeJS.ProcessEnv;
-  /** Series per ListTimeSeries page (default 1000). */
+  /** Points per ListTimeSeries page, 1 to 100,000 (default 100,000). */
   pageSize?: number;
   /** Retry and deadline settings (default {@link defaultRetryPolicy}). */
   retry?: Partial<RetryPolicy>;
@@ -110,9 +128,12 @@ export interface MonitoringAdapter extends MonitoringPort {
  */
 export function createMonitoringAdapter(options: MonitoringAdapterOptions = {}): MonitoringAdapter {
   const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
-  if (!Number.isInteger(pageSize) || pageSize < 1) {
+  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) {
     throw new InputError('Invalid Monitoring adapter options', [
-      { path: 'pageSize', message: `must be an integer >= 1, not ${pageSize}` },
+      {
+        path: 'pageSize',
+        message: `must be an integer from 1 to ${MAX_PAGE_SIZE}, not ${pageSize}`,
+      },
     ]);
   }
   const policy = checkRetryPolicy({ ...defaultRetryPolicy, ...definedOnly(options.retry ?? {}) });
@@ -183,14 +204,12 @@ async function listSeries(
       );
     }
     for (const s of series) {
-      const parsed = toMetricSeries(s, what);
+      const parsed = toMetricSeries(s, query, what);
       const key = JSON.stringify([parsed.service, parsed.region]);
-      if (bySeries.has(key)) {
-        throw new UpstreamError(
-          `${what}: service ${parsed.service} in ${parsed.region} was answered twice`,
-        );
-      }
-      bySeries.set(key, parsed);
+      // The same series again is its continuation: a page ends after a number of points.
+      const seen = bySeries.get(key);
+      if (seen) seen.points.push(...parsed.points);
+      else bySeries.set(key, parsed);
     }
     pageToken = response.nextPageToken ?? '';
     if (tokens.has(pageToken)) {
@@ -198,7 +217,25 @@ async function listSeries(
     }
     tokens.add(pageToken);
   } while (pageToken !== '');
-  return [...bySeries.values()];
+  return [...bySeries.values()].map((s) => ({ ...s, points: inTimeOrder(s, what) }));
+}
+
+/**
+ * Points oldest first, one per time: a point repeated across pages with the same value is kept
+ * once; the same time with two values is a contradiction in the answer.
+ */
+function inTimeOrder(series: MetricSeries, what: string): MetricSeries['points'] {
+  const byTime = new Map<number, number>();
+  for (const p of series.points) {
+    const seen = byTime.get(p.at);
+    if (seen !== undefined && seen !== p.value) {
+      throw new UpstreamError(
+        `${what}: service ${series.service} in ${series.region} has two values at ${new Date(p.at).toISOString()} (${seen} and ${p.value})`,
+      );
+    }
+    byTime.set(p.at, p.value);
+  }
+  return [...byTime].sort(([a], [b]) => a - b).map(([at, value]) => ({ at, value }));
 }
 
 function checkQuery(project: string, window: TimeWindow): void {
@@ -216,7 +253,7 @@ function checkQuery(project: string, window: TimeWindow): void {
   if (faults.length > 0) throw new InputError('Invalid Monitoring query', faults);
 }
 
-function toMetricSeries(series: TimeSeries, what: string): MetricSeries {
+function toMetricSeries(series: TimeSeries, query: Query, what: string): MetricSeries {
   const labels = series.resource?.labels ?? {};
   const service = labels['service_name'];
   const region = labels['location'];
@@ -225,25 +262,35 @@ function toMetricSeries(series: TimeSeries, what: string): MetricSeries {
       `${what}: a series lacks its service_name or location label (${JSON.stringify(labels)})`,
     );
   }
-  const points = (series.points ?? []).map((p) => {
+  const points: MetricSeries['points'] = [];
+  for (const p of series.points ?? []) {
     const at = millis(p.interval?.endTime);
-    const value = pointValue(p.value);
+    const value = pointValue(p.value, query);
     if (at === undefined || value === undefined) {
       throw new UpstreamError(
-        `${what}: service ${service} in ${region} has a point without a numeric value or end time`,
+        `${what}: service ${service} in ${region} has a point without a ${query.value === 'number' ? 'numeric value' : 'distribution'} or end time`,
       );
     }
-    return { at, value };
-  });
-  // Monitoring answers newest first; the port wants oldest first.
-  points.sort((a, b) => a.at - b.at);
+    // An empty distribution (no sample in the minute) says nothing about utilization.
+    if (value !== null) points.push({ at, value });
+  }
   return { service, region, points };
 }
 
+/** The point's number; null for an empty distribution; undefined when there is none to read. */
 function pointValue(
   value: protos.google.monitoring.v3.ITypedValue | null | undefined,
-): number | undefined {
+  query: Query,
+): number | null | undefined {
   if (!value) return undefined;
+  if (query.value === 'distributionMean') {
+    const d = value.distributionValue;
+    if (!d) return undefined;
+    const count = toNumber(d.count ?? 0);
+    if (count === 0) return null;
+    const mean = d.mean ?? 0;
+    return count !== undefined && Number.isFinite(mean) ? mean : undefined;
+  }
   const n = toNumber(value.int64Value ?? value.doubleValue);
   return n !== undefined && Number.isFinite(n) ? n : undefined;
 }

@@ -226,10 +226,13 @@ describe('createMonitoringAdapter: instance counts', () => {
     expect(listCalls()).toHaveLength(1);
     emulator.resetCalls();
 
-    const paged = await adapter({ pageSize: 2 }).instanceCounts(PROJECT, window);
+    // Pages of 3 points: each series of 8 points spans pages, and is read as one series.
+    const paged = await adapter({ pageSize: 3 }).instanceCounts(PROJECT, window);
     expect(paged).toEqual(whole);
+    const points = whole.reduce((n, s) => n + s.points.length, 0);
     const calls = listCalls();
-    expect(calls).toHaveLength(Math.ceil(RUNNING / 2));
+    expect(calls).toHaveLength(Math.ceil(points / 3));
+    expect(calls.length).toBeGreaterThan(RUNNING);
     // One query: the same request throughout, only the page token moving on.
     const [first, ...rest] = calls.map(({ request }) => {
       const { page_token: token, ...query } = request;
@@ -242,6 +245,18 @@ describe('createMonitoringAdapter: instance counts', () => {
     }
     expect(new Set(rest.map((p) => p.token)).size).toBe(rest.length);
   });
+
+  it('merges a series that continues on the next page, oldest point first', async () => {
+    const { now, window } = lastMinutes(10);
+    // One point per page: every page repeats a series already seen.
+    const series = await adapter({ pageSize: 1 }).instanceCounts(PROJECT, window);
+    expect(keys(series)).toHaveLength(RUNNING);
+    const steady = find(series, 'steady');
+    expect(steady?.points.map((p) => p.at)).toEqual(
+      [10, 9, 8, 7, 6, 5, 4, 3].map((m) => now - m * MINUTE),
+    );
+    expect(values(steady)).toEqual(Array(8).fill(2));
+  });
 });
 
 describe('createMonitoringAdapter: GPU utilization', () => {
@@ -251,8 +266,13 @@ describe('createMonitoringAdapter: GPU utilization', () => {
     expect(keys(series)).not.toContain(`web@${US}`);
     expect(keys(series)).not.toContain(`asleep@${US}`);
     expect(series).toHaveLength(RUNNING - 1);
-    expect(values(find(series, 'steady'))).toEqual(Array(8).fill(0.5)); // demand 1 on 2 GPUs
+    // Demand 1 on 2 GPUs: one instance busy (1.0), one idle (0.0); the mean, not the median.
+    expect(values(find(series, 'steady'))).toEqual(Array(8).fill(0.5));
     expect(values(find(series, 'rolling'))).toEqual(Array(8).fill(1));
+    // Paged by a few points, the same answer.
+    expect(await adapter({ pageSize: 3 }).gpuUtilization(PROJECT, window)).toEqual(series);
+    emulator.resetCalls();
+    await adapter().gpuUtilization(PROJECT, window);
     for (const s of series) {
       for (const p of s.points) expect(p.value).toBeGreaterThanOrEqual(0);
       for (const p of s.points) expect(p.value).toBeLessThanOrEqual(1);
@@ -261,8 +281,48 @@ describe('createMonitoringAdapter: GPU utilization', () => {
     expect(more).toEqual([]);
     expect(call?.request).toMatchObject({
       filter: `metric.type = "${GPU_UTILIZATION_METRIC}" AND resource.type = "cloud_run_revision"`,
-      aggregation: { per_series_aligner: 'ALIGN_MEAN', cross_series_reducer: 'REDUCE_MEAN' },
+      aggregation: { per_series_aligner: 'ALIGN_SUM', cross_series_reducer: 'REDUCE_SUM' },
     });
+  });
+
+  it('is read with an aggregation Monitoring accepts for a DELTA distribution', async () => {
+    // The query this adapter used to send: ALIGN_MEAN is documented for numeric values only, and
+    // Monitoring (like the emulator) refuses it on the distribution.
+    const { window } = lastMinutes(10);
+    const clients = clientsFor(emulator);
+    try {
+      const request = {
+        name: `projects/${PROJECT}`,
+        filter: `metric.type = "${GPU_UTILIZATION_METRIC}" AND resource.type = "cloud_run_revision"`,
+        interval: {
+          startTime: { seconds: window.startMs / 1000 },
+          endTime: { seconds: window.endMs / 1000 },
+        },
+        view: 'FULL' as const,
+      };
+      const refused = await clients.metrics
+        .listTimeSeries({
+          ...request,
+          aggregation: {
+            alignmentPeriod: { seconds: 60 },
+            perSeriesAligner: 'ALIGN_MEAN',
+            crossSeriesReducer: 'REDUCE_MEAN',
+            groupByFields: ['resource.label.service_name', 'resource.label.location'],
+          },
+        })
+        .then(
+          () => undefined,
+          (error: unknown) => error as { code?: number; message?: string },
+        );
+      expect(refused?.code).toBe(status.INVALID_ARGUMENT);
+      expect(refused?.message).toContain(
+        'The aligner cannot be applied to metrics with kind DELTA and value type DISTRIBUTION',
+      );
+    } finally {
+      await closeClients(clients);
+    }
+    const series = await adapter().gpuUtilization(PROJECT, window);
+    expect(values(find(series, 'steady'))?.length).toBeGreaterThan(0);
   });
 
   it('answers an empty list when the metric does not exist in the project', async () => {
@@ -313,9 +373,10 @@ describe('createMonitoringAdapter: failures', () => {
     const { window } = lastMinutes(10);
     const expected = await adapter().instanceCounts(PROJECT, window);
     emulator.resetCalls();
-    // Three pages of four series; the second page fails twice before it is served.
+    // 88 points in pages of 32: three pages; the second fails twice before it is served.
+    expect(expected.reduce((n, s) => n + s.points.length, 0)).toBe(88);
     failNext(2, status.UNAVAILABLE, 1);
-    await expect(adapter({ pageSize: 4 }).instanceCounts(PROJECT, window)).resolves.toEqual(
+    await expect(adapter({ pageSize: 32 }).instanceCounts(PROJECT, window)).resolves.toEqual(
       expected,
     );
     const calls = listCalls();
