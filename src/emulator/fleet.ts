@@ -6,7 +6,7 @@ import { z } from 'zod';
 
 /**
  * The fleet file: what the emulator pretends a Google Cloud project holds (GPU pools and their
- * quotas, services, worker pools) and how much each service is asked to serve over time.
+ * quotas, services, worker pools, jobs and their executions) and how much each service is asked to serve over time.
  * The zod schemas below are the single source of the `Fleet` type; docs/emulator.md describes
  * the format for people.
  */
@@ -234,6 +234,32 @@ export const FleetWorkerPool = z.strictObject({
 });
 export type FleetWorkerPool = z.infer<typeof FleetWorkerPool>;
 
+export const FleetJobExecution = z
+  .strictObject({
+    startMinute: z
+      .number()
+      .int()
+      .describe('Minute after the virtual start at which it begins (negative: before the start).'),
+    taskMinutes: z.number().int().min(1).default(30).describe('Minutes each task runs.'),
+  })
+  .describe(
+    'One execution: its tasks run in waves of `parallelism`, each wave for taskMinutes, so it completes after ceil(taskCount / parallelism) waves.',
+  );
+export type FleetJobExecution = z.infer<typeof FleetJobExecution>;
+
+export const FleetJob = z.strictObject({
+  name: Name,
+  region: Region,
+  labels: StringMap.default({}),
+  gpu: Gpu.optional().describe('Absent for a job without a GPU. Each task holds gpu.count GPUs.'),
+  taskCount: z.number().int().min(1).max(10_000).default(1).describe('Tasks per execution.'),
+  parallelism: Count.max(10_000)
+    .default(0)
+    .describe('Tasks run at once (0: as many as possible, i.e. taskCount).'),
+  executions: z.array(FleetJobExecution).default([]),
+});
+export type FleetJob = z.infer<typeof FleetJob>;
+
 export const FleetPool = z
   .strictObject({
     region: Region.optional().describe('Absent: the regionless default entry of the quota.'),
@@ -251,6 +277,7 @@ export const FleetProject = z.strictObject({
   pools: z.array(FleetPool).default([]),
   services: z.array(FleetService).default([]),
   workerPools: z.array(FleetWorkerPool).default([]),
+  jobs: z.array(FleetJob).default([]),
 });
 export type FleetProject = z.infer<typeof FleetProject>;
 

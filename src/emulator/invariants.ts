@@ -201,7 +201,7 @@ export class InvariantMonitor {
       if (manual || this.isUnmanaged(m)) unmanaged += cap;
       else floors += Math.max(1, m.minInstances, m.revisionMinInstances) * gpus;
     }
-    const workers = model
+    const usage = model
       .pools()
       .find(
         (p) =>
@@ -209,8 +209,9 @@ export class InvariantMonitor {
           p.region === pool.region &&
           p.accelerator === pool.accelerator &&
           p.zonalRedundancy === pool.zonalRedundancy,
-      )?.workerPoolGpus;
-    const workerGpus = workers ?? 0;
+      );
+    // Worker pools and running job tasks hold GPUs the services cannot have.
+    const workerGpus = (usage?.workerPoolGpus ?? 0) + (usage?.jobGpus ?? 0);
     const floorGpus = own?.floorGpus ?? floors;
     return {
       used: caps + workerGpus,

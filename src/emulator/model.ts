@@ -1,5 +1,13 @@
 import { demandAt, type DemandContext } from './demand.js';
-import type { Demand, Fleet, FleetService, FleetWorkerPool, Gpu, Traces } from './fleet.js';
+import type {
+  Demand,
+  Fleet,
+  FleetJob,
+  FleetService,
+  FleetWorkerPool,
+  Gpu,
+  Traces,
+} from './fleet.js';
 
 /**
  * The fleet on a clock. Pure: no I/O and no wall clock; time only moves through `advanceTo`.
@@ -7,7 +15,7 @@ import type { Demand, Fleet, FleetService, FleetWorkerPool, Gpu, Traces } from '
  * Once per virtual minute every service's instances follow its demand (whole instances), capped
  * by its effective max (the lower of the service-level and the revision-level max, 100 when
  * neither is set) and by its pool's quota, which counts the GPUs held by every instance (active or
- * idle) of the pool's services and worker pools. Demand that cannot be served is counted as
+ * idle) of the pool's services and worker pools, and by the running tasks of job executions. Demand that cannot be served is counted as
  * refused instance- and GPU-minutes, with the reason: `cap` (above the effective max) or `quota`
  * (the pool had no free GPU to start an instance). Instances no longer needed stay idle for
  * `idleMinutes` before they stop; min instances stay idle. A new instance holds its GPU at once
@@ -83,6 +91,67 @@ export interface WorkerPoolState {
   readonly createTime: number;
 }
 
+export interface JobState {
+  readonly project: string;
+  readonly region: string;
+  readonly name: string;
+  readonly spec: FleetJob;
+  readonly createTime: number;
+  /** The virtual start, from which executions' `startMinute` count. */
+  readonly originMs: number;
+}
+
+/** One execution of a job as it stands at a given time. */
+export interface ExecutionState {
+  readonly job: JobState;
+  /** Short name, `{job}-{suffix}` as Cloud Run names executions. */
+  readonly name: string;
+  readonly startAt: number;
+  /** Tasks run at once (the job's parallelism, 0 meaning all of them). */
+  readonly parallelism: number;
+  readonly taskCount: number;
+  readonly running: number;
+  readonly succeeded: number;
+  /** Set once every task has succeeded. */
+  readonly completedAt: number | undefined;
+}
+
+/**
+ * The executions of a job that have started by `t`: each runs its tasks in waves of
+ * `parallelism`, each wave `taskMinutes` long; tasks never fail and always get their GPUs.
+ */
+export function jobExecutions(job: JobState, t: number): ExecutionState[] {
+  const taskCount = job.spec.taskCount;
+  const parallelism = Math.min(job.spec.parallelism || taskCount, taskCount);
+  return job.spec.executions.flatMap((e, index) => {
+    const startAt = job.originMs + e.startMinute * MINUTE_MS;
+    if (startAt > t) return [];
+    const taskMs = e.taskMinutes * MINUTE_MS;
+    const completedAt = startAt + Math.ceil(taskCount / parallelism) * taskMs;
+    const waves = Math.floor((t - startAt) / taskMs);
+    const succeeded = t >= completedAt ? taskCount : Math.min(taskCount, waves * parallelism);
+    return [
+      {
+        job,
+        name: `${job.name}-${executionSuffix(job.name, index)}`,
+        startAt,
+        parallelism,
+        taskCount,
+        running: t >= completedAt ? 0 : Math.min(parallelism, taskCount - succeeded),
+        succeeded,
+        completedAt: t >= completedAt ? completedAt : undefined,
+      },
+    ];
+  });
+}
+
+function executionSuffix(job: string, index: number): string {
+  let h = 7;
+  const raw = `${job}#${index}`;
+  for (let i = 0; i < raw.length; i++) h = (h * 33 + raw.charCodeAt(i)) >>> 0;
+  return h.toString(36).slice(-5).padStart(5, 'x');
+}
+
 /** One service revision's state during one virtual minute. */
 export interface MinuteSample {
   /** Start of the minute (ms). */
@@ -105,6 +174,8 @@ export interface PoolUsage extends PoolKey {
   /** GPUs held right now by services' instances. */
   readonly serviceGpus: number;
   readonly workerPoolGpus: number;
+  /** GPUs held right now by the running tasks of job executions. */
+  readonly jobGpus: number;
   readonly services: readonly string[];
 }
 
@@ -165,6 +236,7 @@ export class FleetModel {
   private nextInstanceId = 1;
   private readonly services = new Map<string, ServiceState>();
   private readonly workerPools: WorkerPoolState[] = [];
+  private readonly jobs: JobState[] = [];
   private readonly quotas = new Map<string, { key: PoolKey; quota: number | undefined }>();
   private readonly samples = new Map<string, MinuteSample[]>();
   private readonly historyMinutes: number;
@@ -241,6 +313,20 @@ export class FleetModel {
           createTime: begin,
         });
       }
+      for (const spec of project.jobs) {
+        this.jobs.push({
+          project: project.id,
+          region: spec.region,
+          name: spec.name,
+          spec,
+          // Created before its first execution began.
+          createTime: Math.min(
+            begin,
+            ...spec.executions.map((e) => this.startMs + e.startMinute * MINUTE_MS),
+          ),
+          originMs: this.startMs,
+        });
+      }
     }
     this.advanceTo(this.startMs - 1);
     // Counters start at the virtual start: the warm-up only fills the metrics history.
@@ -303,6 +389,10 @@ export class FleetModel {
 
   listWorkerPools(): readonly WorkerPoolState[] {
     return this.workerPools;
+  }
+
+  listJobs(): readonly JobState[] {
+    return this.jobs;
   }
 
   history(key: ServiceKey): readonly MinuteSample[] {
@@ -380,6 +470,15 @@ export class FleetModel {
           zonalRedundancy: w.spec.gpu.zonalRedundancy,
         });
     }
+    for (const j of this.jobs) {
+      if (j.spec.gpu)
+        add({
+          project: j.project,
+          region: j.region,
+          accelerator: j.spec.gpu.accelerator,
+          zonalRedundancy: j.spec.gpu.zonalRedundancy,
+        });
+    }
     for (const { key } of this.quotas.values()) {
       if (key.region !== undefined) add({ ...key, region: key.region });
     }
@@ -396,6 +495,7 @@ export class FleetModel {
           capsGpus: members.reduce((sum, s) => sum + effectiveMax(s) * gpusPerInstance(s), 0),
           serviceGpus: members.reduce((sum, s) => sum + s.instances.length * gpusPerInstance(s), 0),
           workerPoolGpus: this.workerPoolGpus(k),
+          jobGpus: this.jobGpus(k, this.nowMs),
           services: members.map((s) => s.name).sort(),
         };
       });
@@ -412,6 +512,24 @@ export class FleetModel {
           w.spec.gpu.zonalRedundancy === k.zonalRedundancy,
       )
       .reduce((sum, w) => sum + w.spec.manualInstanceCount * (w.spec.gpu?.count ?? 0), 0);
+  }
+
+  /** GPUs held at `t` by the running tasks of the pool's job executions. */
+  private jobGpus(k: PoolKey & { region: string }, t: number): number {
+    let gpus = 0;
+    for (const j of this.jobs) {
+      const gpu = j.spec.gpu;
+      if (
+        gpu === undefined ||
+        j.project !== k.project ||
+        j.region !== k.region ||
+        gpu.accelerator !== k.accelerator ||
+        gpu.zonalRedundancy !== k.zonalRedundancy
+      )
+        continue;
+      for (const e of jobExecutions(j, t)) gpus += e.running * gpu.count;
+    }
+    return gpus;
   }
 
   private mustGet(key: ServiceKey): ServiceState {
@@ -514,6 +632,7 @@ export class FleetModel {
           ? Number.POSITIVE_INFINITY
           : quota -
             this.workerPoolGpus(key) -
+            this.jobGpus(key, t) -
             members.reduce((sum, s) => sum + s.instances.length * gpusPerInstance(s), 0);
       let progress = true;
       while (progress) {

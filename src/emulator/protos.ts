@@ -18,6 +18,8 @@ function protosOf(pkg: string): string {
 export const SERVICES = {
   runServices: 'google.cloud.run.v2.Services',
   runWorkerPools: 'google.cloud.run.v2.WorkerPools',
+  runJobs: 'google.cloud.run.v2.Jobs',
+  runExecutions: 'google.cloud.run.v2.Executions',
   operations: 'google.longrunning.Operations',
   locations: 'google.cloud.location.Locations',
   metrics: 'google.monitoring.v3.MetricService',
@@ -32,6 +34,8 @@ export function loadProtos(): PackageDefinition {
     [
       'google/cloud/run/v2/service.proto',
       'google/cloud/run/v2/worker_pool.proto',
+      'google/cloud/run/v2/job.proto',
+      'google/cloud/run/v2/execution.proto',
       'google/longrunning/operations.proto',
       'google/cloud/location/locations.proto',
       'google/monitoring/v3/metric_service.proto',

@@ -1,6 +1,13 @@
 import { parseCpu, parseMemory } from '../core/audit.js';
 import type { ObservedContainer } from '../ports.js';
-import { revisionName, type ServiceState, type WorkerPoolState } from './model.js';
+import {
+  jobExecutions,
+  revisionName,
+  type ExecutionState,
+  type JobState,
+  type ServiceState,
+  type WorkerPoolState,
+} from './model.js';
 import { timestamp, type Message } from './rpc.js';
 
 /** Model state rendered as Cloud Run Admin API v2 resources (snake_case, as in the protos). */
@@ -225,5 +232,116 @@ export function workerPoolResource(w: WorkerPoolState): Message {
     },
     reconciling: false,
     etag: `"${Buffer.from(`${name}#1`).toString('base64url').slice(-16)}"`,
+  };
+}
+
+export function jobResourceName(j: { project: string; region: string; name: string }): string {
+  return `projects/${j.project}/locations/${j.region}/jobs/${j.name}`;
+}
+
+/** A job's TaskTemplate: the GPU is declared as on a revision template. */
+function taskTemplate(j: JobState): Message {
+  const gpu = j.spec.gpu;
+  const limits: Record<string, string> = { cpu: gpu ? '8' : '1', memory: gpu ? '32Gi' : '512Mi' };
+  if (gpu) limits['nvidia.com/gpu'] = String(gpu.count);
+  const template: Message = {
+    containers: [
+      {
+        name: j.name,
+        image: `us-docker.pkg.dev/${j.project}/jobs/${j.name}:latest`,
+        resources: { limits },
+      },
+    ],
+    max_retries: 3,
+    timeout: { seconds: '3600' },
+    execution_environment: 'EXECUTION_ENVIRONMENT_GEN2',
+  };
+  if (gpu) {
+    template['node_selector'] = { accelerator: gpu.accelerator };
+    template['gpu_zonal_redundancy_disabled'] = !gpu.zonalRedundancy;
+  }
+  return template;
+}
+
+function jobEtag(name: string): string {
+  return `"${Buffer.from(`${name}#1`).toString('base64url').slice(-16)}"`;
+}
+
+export function jobResource(j: JobState, nowMs: number): Message {
+  const name = jobResourceName(j);
+  const executions = jobExecutions(j, nowMs);
+  const latest = executions.reduce<ExecutionState | undefined>(
+    (a, e) => (a === undefined || e.startAt > a.startAt ? e : a),
+    undefined,
+  );
+  const message: Message = {
+    name,
+    uid: uid(name),
+    generation: '1',
+    labels: { ...j.spec.labels },
+    create_time: timestamp(j.createTime),
+    update_time: timestamp(j.createTime),
+    launch_stage: 'GA',
+    template: {
+      parallelism: j.spec.parallelism,
+      task_count: j.spec.taskCount,
+      template: taskTemplate(j),
+    },
+    observed_generation: '1',
+    terminal_condition: {
+      type: 'Ready',
+      state: 'CONDITION_SUCCEEDED',
+      last_transition_time: timestamp(j.createTime),
+    },
+    execution_count: executions.length,
+    reconciling: false,
+    etag: jobEtag(name),
+  };
+  if (latest) {
+    message['latest_created_execution'] = {
+      name: `${name}/executions/${latest.name}`,
+      create_time: timestamp(latest.startAt),
+      ...(latest.completedAt === undefined
+        ? { completion_status: 'EXECUTION_RUNNING' }
+        : {
+            completion_time: timestamp(latest.completedAt),
+            completion_status: 'EXECUTION_SUCCEEDED',
+          }),
+    };
+  }
+  return message;
+}
+
+export function executionResource(e: ExecutionState): Message {
+  const name = `${jobResourceName(e.job)}/executions/${e.name}`;
+  const done = e.completedAt !== undefined;
+  const completed = {
+    type: 'Completed',
+    state: done ? 'CONDITION_SUCCEEDED' : 'CONDITION_RECONCILING',
+    last_transition_time: timestamp(e.completedAt ?? e.startAt),
+  };
+  return {
+    name,
+    uid: uid(name),
+    generation: '1',
+    labels: { ...e.job.spec.labels, 'run.googleapis.com/jobUid': uid(jobResourceName(e.job)) },
+    create_time: timestamp(e.startAt),
+    start_time: timestamp(e.startAt),
+    ...(done ? { completion_time: timestamp(e.completedAt ?? e.startAt) } : {}),
+    update_time: timestamp(e.completedAt ?? e.startAt),
+    launch_stage: 'GA',
+    job: e.job.name,
+    parallelism: e.parallelism,
+    task_count: e.taskCount,
+    template: taskTemplate(e.job),
+    reconciling: !done,
+    conditions: [completed],
+    observed_generation: '1',
+    running_count: e.running,
+    succeeded_count: e.succeeded,
+    failed_count: 0,
+    cancelled_count: 0,
+    retried_count: 0,
+    etag: jobEtag(name),
   };
 }

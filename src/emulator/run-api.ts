@@ -2,10 +2,15 @@ import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import type { EmulatorContext } from './context.js';
 import { isReservedAnnotation } from './fleet.js';
-import { effectiveMax, gpusPerInstance, type ServiceKey } from './model.js';
+import { effectiveMax, gpusPerInstance, jobExecutions, type ServiceKey } from './model.js';
 import { encodeWith, SERVICES } from './protos.js';
 import { gpuQuotaId } from './quotas-api.js';
-import { serviceResource, workerPoolResource } from './resources.js';
+import {
+  executionResource,
+  jobResource,
+  serviceResource,
+  workerPoolResource,
+} from './resources.js';
 import {
   field,
   int,
@@ -20,7 +25,10 @@ import {
   type Message,
 } from './rpc.js';
 
-/** Cloud Run Admin API v2 (Services, WorkerPools) and the long-running operations it returns. */
+/**
+ * Cloud Run Admin API v2 (Services, WorkerPools, Jobs and Executions, read-only for the last two)
+ * and the long-running operations it returns.
+ */
 
 export type UnaryHandler = (request: Message) => unknown;
 export type Handlers = Readonly<Record<string, UnaryHandler>>;
@@ -299,6 +307,65 @@ export function runWorkerPoolsHandlers(ctx: EmulatorContext): Handlers {
   };
 }
 
+/** `ListJobs`: the jobs of one region, paged. */
+export function runJobsHandlers(ctx: EmulatorContext): Handlers {
+  return {
+    ListJobs: (request) => {
+      const { project, region } = parseParent(ctx, text(request, 'parent'), 'jobs');
+      const all = ctx.model.listJobs().filter((j) => j.project === project && j.region === region);
+      const { page, nextPageToken } = paginate(all, {
+        pageSize: int(request, 'page_size'),
+        pageToken: text(request, 'page_token'),
+        defaultPageSize: ctx.settings.pageSize,
+        fingerprint: ['ListJobs', project, region],
+      });
+      return {
+        jobs: page.map((j) => jobResource(j, ctx.model.now)),
+        next_page_token: nextPageToken,
+      };
+    },
+  };
+}
+
+const JOB_PARENT = /^(projects\/[^/]+\/locations\/[^/]+)\/jobs\/([^/]+)$/;
+
+/**
+ * `ListExecutions`: parent `projects/P/locations/R/jobs/J`, or `jobs/-` for every job of the region
+ * (execution.proto: 'To list all Executions across Jobs, use "-" instead of Job name'). Executions
+ * started by now, running or completed, newest first within a job. An unknown job is NOT_FOUND.
+ */
+export function runExecutionsHandlers(ctx: EmulatorContext): Handlers {
+  return {
+    ListExecutions: (request) => {
+      const parent = text(request, 'parent');
+      const m = JOB_PARENT.exec(parent);
+      if (!m) {
+        throw invalid(
+          `parent must look like projects/{project}/locations/{location}/jobs/{job} (or jobs/-), got "${parent}"`,
+        );
+      }
+      const [, location = '', job = ''] = m;
+      const { project, region } = parseParent(ctx, location, 'executions');
+      const jobs = ctx.model
+        .listJobs()
+        .filter(
+          (j) => j.project === project && j.region === region && (job === '-' || j.name === job),
+        );
+      if (job !== '-' && jobs.length === 0) throw notFound(`Resource '${parent}' was not found`);
+      const all = jobs
+        .flatMap((j) => jobExecutions(j, ctx.model.now).sort((a, b) => b.startAt - a.startAt))
+        .map(executionResource);
+      const { page, nextPageToken } = paginate(all, {
+        pageSize: int(request, 'page_size'),
+        pageToken: text(request, 'page_token'),
+        defaultPageSize: ctx.settings.pageSize,
+        fingerprint: ['ListExecutions', parent],
+      });
+      return { executions: page, next_page_token: nextPageToken };
+    },
+  };
+}
+
 export function operationsHandlers(ctx: EmulatorContext): Handlers {
   return {
     GetOperation: (request) => {
@@ -363,6 +430,7 @@ export function locationsHandlers(ctx: EmulatorContext): Handlers {
         ...new Set([
           ...project.services.map((s) => s.region),
           ...project.workerPools.map((w) => w.region),
+          ...project.jobs.map((j) => j.region),
           ...project.pools.flatMap((p) => (p.region === undefined ? [] : [p.region])),
         ]),
       ].sort();

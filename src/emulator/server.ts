@@ -14,6 +14,8 @@ import { RpcError, isMessage, type Message } from './rpc.js';
 import {
   locationsHandlers,
   operationsHandlers,
+  runExecutionsHandlers,
+  runJobsHandlers,
   runServicesHandlers,
   runWorkerPoolsHandlers,
   type Handlers,
@@ -120,6 +122,8 @@ export async function startGrpcServer(ctx: EmulatorContext, port = 0): Promise<G
   const apis: [ServiceName, Handlers][] = [
     [SERVICES.runServices, runServicesHandlers(ctx)],
     [SERVICES.runWorkerPools, runWorkerPoolsHandlers(ctx)],
+    [SERVICES.runJobs, runJobsHandlers(ctx)],
+    [SERVICES.runExecutions, runExecutionsHandlers(ctx)],
     [SERVICES.operations, operationsHandlers(ctx)],
     [SERVICES.locations, locationsHandlers(ctx)],
     [SERVICES.metrics, monitoringHandlers(ctx)],

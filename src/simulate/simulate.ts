@@ -232,7 +232,7 @@ function poolsOf(model: FleetModel): PoolInfo[] {
     out.push({
       key,
       quota,
-      available: Math.max(0, quota - p.workerPoolGpus - manualGpus),
+      available: Math.max(0, quota - p.workerPoolGpus - p.jobGpus - manualGpus),
       members: auto.map((s) => ({
         id: svcId(s),
         name: s.name,
