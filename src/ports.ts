@@ -83,6 +83,26 @@ export interface ObservedWorkerPool {
   manualInstanceCount: number;
 }
 
+/**
+ * One execution of a Cloud Run job that has not completed. Its running tasks hold GPUs from the
+ * same regional pool as services (each task is one instance).
+ */
+export interface ObservedJobExecution {
+  project: string;
+  region: string;
+  /** The job's short name. */
+  job: string;
+  /** The execution's short name. */
+  name: string;
+  /** From the execution's task template; null for a job without a GPU. */
+  gpu: GpuSpec | null;
+  /** `running_count`: tasks running now (queued tasks hold nothing yet). */
+  runningTasks: number;
+  /** `parallelism`: most tasks run at once. */
+  parallelism: number;
+  taskCount: number;
+}
+
 export interface MaxInstancesUpdate {
   project: string;
   region: string;
@@ -110,6 +130,8 @@ export interface CloudRunPort {
   getService(project: string, region: string, name: string): Promise<ObservedService>;
   /** Every worker pool of one region (all pages). */
   listWorkerPools(project: string, region: string): Promise<ObservedWorkerPool[]>;
+  /** Every job execution of one region that has not completed (all pages). */
+  listRunningExecutions(project: string, region: string): Promise<ObservedJobExecution[]>;
   /** Writes the service-level max (and annotations) and waits for the operation to finish. */
   updateMaxInstances(update: MaxInstancesUpdate): Promise<ObservedService>;
 }

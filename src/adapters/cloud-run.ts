@@ -1,6 +1,6 @@
 /**
- * The fleet, as Cloud Run Admin API v2 shows it: services and worker pools per region, and the one
- * write the governor makes, the service-level `scaling.max_instance_count`.
+ * The fleet, as Cloud Run Admin API v2 shows it: services, worker pools and running job executions
+ * per region, and the one write the governor makes, the service-level `scaling.max_instance_count`.
  *
  * Built on `@google-cloud/run` (gRPC). `clientConfig` (./client-config.ts) decides where it
  * connects: Google with Application Default Credentials, or the emulator.
@@ -24,6 +24,7 @@ import type {
   GpuSpec,
   MaxInstancesUpdate,
   ObservedContainer,
+  ObservedJobExecution,
   ObservedService,
   ObservedWorkerPool,
 } from '../ports.js';
@@ -34,6 +35,7 @@ import type { RetryPolicy } from './retry.js';
 
 type Service = protos.google.cloud.run.v2.IService;
 type WorkerPool = protos.google.cloud.run.v2.IWorkerPool;
+type Execution = protos.google.cloud.run.v2.IExecution;
 type Container = protos.google.cloud.run.v2.IContainer;
 
 /** How long `updateMaxInstances` polls the long-running operation, and how often. */
@@ -91,6 +93,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
   const { options: clientOptions } = clientConfig(options.env);
   const services = new v2.ServicesClient(clientOptions);
   const workerPools = new v2.WorkerPoolsClient(clientOptions);
+  const executions = new v2.ExecutionsClient(clientOptions);
   const reads = readOptions(policy);
   // The async iterators fetch one page per call already; google-gax warns unless told so.
   const pages: CallOptions = { ...reads, autoPaginate: false };
@@ -139,6 +142,22 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
         `listing the worker pools of ${parent}`,
       );
       return found.map((w) => toObservedWorkerPool(w, project, region));
+    },
+
+    /**
+     * One listing per region across the region's jobs (`jobs/-`, which execution.proto documents
+     * for ListExecutions); needs `run.executions.list`. Cloud Run keeps completed executions for a
+     * while: those with a `completion_time` are left out.
+     */
+    async listRunningExecutions(project, region) {
+      const parent = `${parentOf(project, region)}/jobs/-`;
+      const found = await collect(
+        executions.listExecutionsAsync({ parent, pageSize }, pages),
+        `listing the job executions of ${parentOf(project, region)}`,
+      );
+      return found
+        .filter((e) => !e.completionTime)
+        .map((e) => toObservedJobExecution(e, project, region));
     },
 
     /**
@@ -192,7 +211,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
 
     close: async () => {
       // allSettled: a client whose channel never came up rejects its close with the same error.
-      await Promise.allSettled([services.close(), workerPools.close()]);
+      await Promise.allSettled([services.close(), workerPools.close(), executions.close()]);
     },
   };
 }
@@ -326,16 +345,51 @@ export function toObservedWorkerPool(
 }
 
 /**
- * The GPU of a revision template (a service's or a worker pool's): its node selector's
- * accelerator, the `nvidia.com/gpu` limit of the container that has one (Cloud Run allows one such
- * container; the limit is required with an accelerator, 1 is assumed if it cannot be read), and
- * whether zonal redundancy was turned off. No accelerator: no GPU.
+ * A job execution: its task template declares the GPU as a revision template does (node selector,
+ * container limit, `gpu_zonal_redundancy_disabled`). That field is `optional` on a TaskTemplate;
+ * unset, the task is counted in the pool WITHOUT zonal redundancy: Google's jobs GPU page
+ * (https://cloud.google.com/run/docs/configuring/jobs/gpu) says GPU jobs follow no-zonal-redundancy
+ * pricing, and public quota errors show GPU jobs drawing on
+ * `NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion` (the default is otherwise unconfirmed).
  */
-function gpuOf(template: {
-  nodeSelector?: protos.google.cloud.run.v2.INodeSelector | null;
-  containers?: Container[] | null;
-  gpuZonalRedundancyDisabled?: boolean | null;
-}): GpuSpec | null {
+export function toObservedJobExecution(
+  execution: Execution,
+  project: string,
+  region: string,
+): ObservedJobExecution {
+  const counts = (n: number | null | undefined): number => (typeof n === 'number' && n > 0 ? n : 0);
+  return {
+    project,
+    region,
+    job: lastSegment(execution.job ?? '') || jobOf(execution.name ?? ''),
+    name: lastSegment(execution.name ?? ''),
+    gpu: gpuOf(execution.template ?? {}, false),
+    runningTasks: counts(execution.runningCount),
+    parallelism: counts(execution.parallelism),
+    taskCount: counts(execution.taskCount),
+  };
+}
+
+/** `projects/P/locations/R/jobs/J/executions/E` → J. */
+function jobOf(name: string): string {
+  return /\/jobs\/([^/]+)\/executions\//.exec(name)?.[1] ?? '';
+}
+
+/**
+ * The GPU of a revision template (a service's or a worker pool's) or of a job's task template: its
+ * node selector's accelerator, the `nvidia.com/gpu` limit of the container that has one (Cloud Run
+ * allows one such container; the limit is required with an accelerator, 1 is assumed if it cannot
+ * be read), and whether zonal redundancy was turned off (`zonalWhenUnset` when the field is not
+ * sent). No accelerator: no GPU.
+ */
+function gpuOf(
+  template: {
+    nodeSelector?: protos.google.cloud.run.v2.INodeSelector | null;
+    containers?: Container[] | null;
+    gpuZonalRedundancyDisabled?: boolean | null;
+  },
+  zonalWhenUnset = true,
+): GpuSpec | null {
   const accelerator = template.nodeSelector?.accelerator;
   if (!accelerator) return null;
   const limit = (template.containers ?? [])
@@ -345,7 +399,10 @@ function gpuOf(template: {
   return {
     accelerator,
     count: Number.isInteger(count) && count > 0 ? count : 1,
-    zonalRedundancy: template.gpuZonalRedundancyDisabled !== true,
+    zonalRedundancy:
+      typeof template.gpuZonalRedundancyDisabled === 'boolean'
+        ? !template.gpuZonalRedundancyDisabled
+        : zonalWhenUnset,
   };
 }
 

@@ -332,6 +332,10 @@ function faultyPorts(
       f.maybeFail('ListWorkerPools');
       return inner.run.listWorkerPools(p, r);
     },
+    listRunningExecutions: async (p, r) => {
+      f.maybeFail('ListExecutions');
+      return inner.run.listRunningExecutions(p, r);
+    },
     updateMaxInstances: async (u) => {
       f.maybeFail('UpdateService');
       const key = { project: u.project, region: u.region, name: u.name };

@@ -15,6 +15,7 @@ import type {
   GpuSpec,
   MetricSeries,
   MonitoringPort,
+  ObservedJobExecution,
   ObservedService,
   ObservedWorkerPool,
   QuotaPort,
@@ -38,6 +39,8 @@ export interface Observation {
   /** Every service read (GPU or not), for re-validation before writes and for the audit. */
   services: ObservedService[];
   workerPools: ObservedWorkerPool[];
+  /** Job executions not yet completed, GPU or not. */
+  jobExecutions: ObservedJobExecution[];
   /** What went wrong while reading, one line each. */
   problems: string[];
 }
@@ -67,19 +70,26 @@ export async function observe(
             limit(async () => {
               // A region that cannot be listed is left out whole: none of its pools is planned,
               // so nothing there is written (fail static), and the problem is reported.
+              // Running job executions draw on the same pools: a region whose jobs cannot be read
+              // is skipped like one whose worker pools cannot.
               const listed = await settle(
                 Promise.all([
                   ports.run.listServices(project, region),
                   ports.run.listWorkerPools(project, region),
+                  ports.run.listRunningExecutions(project, region),
                 ]),
               );
               if (!listed.ok) {
                 problems.push(
                   `${project}/${region}: services unreadable, region skipped: ${listed.error}`,
                 );
-                return { services: [], workerPools: [] };
+                return { services: [], workerPools: [], jobExecutions: [] };
               }
-              return { services: listed.value[0], workerPools: listed.value[1] };
+              return {
+                services: listed.value[0],
+                workerPools: listed.value[1],
+                jobExecutions: listed.value[2],
+              };
             }),
           ),
         ),
@@ -93,6 +103,7 @@ export async function observe(
         project,
         services: lists.flatMap((l) => l.services),
         workerPools: lists.flatMap((l) => l.workerPools),
+        jobExecutions: lists.flatMap((l) => l.jobExecutions),
         counts,
         utilization,
       };
@@ -102,7 +113,7 @@ export async function observe(
   const services: SnapshotService[] = [];
   const unmanagedUsage: UnmanagedUsage[] = [];
   const poolIds = new Map<string, PoolId>();
-  /** The pool a GPU service or worker pool draws from, noted as seen. */
+  /** The pool a GPU service, worker pool or job draws from, noted as seen. */
   const poolOf = (project: string, region: string, gpu: GpuSpec): PoolId => {
     const id = {
       project,
@@ -168,6 +179,16 @@ export async function observe(
         source: `worker-pool/${wp.name}`,
       });
     }
+    for (const ex of p.jobExecutions) {
+      if (!ex.gpu) continue;
+      // Each running task is one instance with the task template's GPUs; tasks still queued hold
+      // none yet (and are not visible as usage: see the README's limits).
+      unmanagedUsage.push({
+        ...poolOf(ex.project, ex.region, ex.gpu),
+        gpus: ex.runningTasks * ex.gpu.count,
+        source: `job/${ex.job}`,
+      });
+    }
   }
 
   // Quotas: one read per pool whose quota the policy does not set (the adapter caches per quota
@@ -204,6 +225,7 @@ export async function observe(
     snapshot,
     services: perProject.flatMap((p) => p.services),
     workerPools: perProject.flatMap((p) => p.workerPools),
+    jobExecutions: perProject.flatMap((p) => p.jobExecutions),
     problems,
   };
 }

@@ -1,12 +1,18 @@
 import type { ObservePorts } from '../observe/observe.js';
 import { ConflictError, InputError, NotFoundError, QuotaRejectedError } from '../errors.js';
-import { effectiveMax, type FleetModel, type ServiceState } from '../emulator/model.js';
+import {
+  effectiveMax,
+  jobExecutions,
+  type FleetModel,
+  type ServiceState,
+} from '../emulator/model.js';
 import { observedContainerFacts } from '../emulator/resources.js';
 import type {
   CloudRunPort,
   MaxInstancesUpdate,
   MetricSeries,
   MonitoringPort,
+  ObservedJobExecution,
   ObservedService,
   ObservedWorkerPool,
   QuotaPort,
@@ -48,6 +54,7 @@ export function watchWrites(
     listServices: (p, r) => run.listServices(p, r),
     getService: (p, r, n) => run.getService(p, r, n),
     listWorkerPools: (p, r) => run.listWorkerPools(p, r),
+    listRunningExecutions: (p, r) => run.listRunningExecutions(p, r),
     updateMaxInstances: async (update) => {
       const written = await run.updateMaxInstances(update);
       after(update);
@@ -118,6 +125,29 @@ export function createSimPorts(model: FleetModel, options: SimPortsOptions): Obs
               }
             : null,
           manualInstanceCount: w.spec.manualInstanceCount,
+        }));
+    },
+    async listRunningExecutions(project, region): Promise<ObservedJobExecution[]> {
+      return model
+        .listJobs()
+        .filter((j) => j.project === project && j.region === region)
+        .flatMap((j) => jobExecutions(j, model.now))
+        .filter((e) => e.completedAt === undefined)
+        .map((e) => ({
+          project: e.job.project,
+          region: e.job.region,
+          job: e.job.name,
+          name: e.name,
+          gpu: e.job.spec.gpu
+            ? {
+                accelerator: e.job.spec.gpu.accelerator,
+                count: e.job.spec.gpu.count,
+                zonalRedundancy: e.job.spec.gpu.zonalRedundancy,
+              }
+            : null,
+          runningTasks: e.running,
+          parallelism: e.parallelism,
+          taskCount: e.taskCount,
         }));
     },
     async updateMaxInstances(update) {

@@ -7,7 +7,7 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { clientConfig } from '../../src/adapters/client-config.js';
-import { createCloudRunAdapter } from '../../src/adapters/cloud-run.js';
+import { createCloudRunAdapter, toObservedJobExecution } from '../../src/adapters/cloud-run.js';
 import type { CloudRunAdapter } from '../../src/adapters/cloud-run.js';
 import { translateGrpcError } from '../../src/adapters/grpc-errors.js';
 import {
@@ -76,6 +76,20 @@ const fleet = {
       workerPools: [
         { name: 'encoder', region: REGION, gpu: {}, manualInstanceCount: 1 },
         { name: 'cpu-worker', region: REGION, manualInstanceCount: 2 },
+      ],
+      jobs: [
+        {
+          name: 'embed',
+          region: REGION,
+          gpu: { zonalRedundancy: false },
+          taskCount: 4,
+          parallelism: 2,
+          executions: [
+            { startMinute: -200, taskMinutes: 10 }, // completed long ago
+            { startMinute: -5, taskMinutes: 30 },
+          ],
+        },
+        { name: 'etl', region: REGION, executions: [{ startMinute: -1 }] },
       ],
     },
   ],
@@ -226,6 +240,60 @@ describe('reading', () => {
       { project: PROJECT, region: REGION, name: 'cpu-worker', gpu: null, manualInstanceCount: 2 },
     ]);
     expectCalls(['ListWorkerPools OK']);
+  });
+
+  it('lists the running job executions of a region, across its jobs, with their GPUs', async () => {
+    const running = await adapter.listRunningExecutions(PROJECT, REGION);
+    expect(running).toEqual([
+      {
+        project: PROJECT,
+        region: REGION,
+        job: 'embed',
+        name: expect.stringMatching(/^embed-[a-z0-9]{5}$/),
+        gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: false },
+        runningTasks: 2,
+        parallelism: 2,
+        taskCount: 4,
+      },
+      {
+        project: PROJECT,
+        region: REGION,
+        job: 'etl',
+        name: expect.stringMatching(/^etl-[a-z0-9]{5}$/),
+        gpu: null,
+        runningTasks: 1,
+        parallelism: 1,
+        taskCount: 1,
+      },
+    ]);
+    // One listing for every job of the region (`jobs/-`), three executions in pages of two.
+    const parents = emulator.calls().map((c) => (c.request as { parent?: string }).parent);
+    expect(parents).toEqual([`${PARENT}/jobs/-`, `${PARENT}/jobs/-`]);
+    expectCalls(['ListExecutions OK', 'ListExecutions OK']);
+  });
+
+  it('counts a job task without the zonal redundancy flag in the pool without it', () => {
+    const execution = {
+      name: `${PARENT}/jobs/render/executions/render-abcde`,
+      job: 'render',
+      runningCount: 3,
+      parallelism: 3,
+      taskCount: 6,
+      template: {
+        nodeSelector: { accelerator: 'nvidia-l4' },
+        containers: [{ resources: { limits: { 'nvidia.com/gpu': '1' } } }],
+      },
+    };
+    expect(toObservedJobExecution(execution, PROJECT, REGION).gpu).toEqual({
+      accelerator: 'nvidia-l4',
+      count: 1,
+      zonalRedundancy: false,
+    });
+    const zonal = {
+      ...execution,
+      template: { ...execution.template, gpuZonalRedundancyDisabled: false },
+    };
+    expect(toObservedJobExecution(zonal, PROJECT, REGION).gpu?.zonalRedundancy).toBe(true);
   });
 
   it('lists the regions through the locations mixin', async () => {

@@ -61,6 +61,16 @@ const fleet = {
         { name: 'web', region: REGION, maxInstances: 10, demand: 3 },
       ],
       workerPools: [{ name: 'encoder', region: REGION, gpu: {}, manualInstanceCount: 1 }],
+      jobs: [
+        {
+          name: 'batch',
+          region: REGION,
+          gpu: { zonalRedundancy: false },
+          taskCount: 2,
+          parallelism: 1,
+          executions: [{ startMinute: -5, taskMinutes: 60 }],
+        },
+      ],
     },
   ],
 };
@@ -115,11 +125,12 @@ describe('observation end to end', () => {
       reconciling: false,
       lastChangedAt: null,
     });
-    expect(byName.get('chat')?.usage).toMatchObject({ current: 3, peak: 3 });
+    expect(byName.get('chat')?.usage).toMatchObject({ current: 3, peak: 3, utilization: 1 });
     expect(byName.get('embed')).toMatchObject({ maxInstances: 2 }); // the lower of service 4 and revision 2
     expect(byName.get('embed')?.usage).toMatchObject({ current: 1, peak: 1 });
     expect(byName.get('idle')?.usage).toMatchObject({ current: 0, peak: 0 }); // no series at all: idle
     expect(byName.get('render-a')).toMatchObject({ minInstances: 1 });
+    expect(byName.get('render-a')?.usage).toMatchObject({ current: 1, utilization: 0 }); // idle
     expect(byName.get('asr')).toMatchObject({ zonalRedundancy: false });
     expect(snapshot.pools.map((p) => [p.zonalRedundancy, p.quota])).toEqual([
       [false, 3],
@@ -134,6 +145,14 @@ describe('observation end to end', () => {
         gpus: 1,
         source: 'worker-pool/encoder',
       },
+      {
+        project: PROJECT,
+        region: REGION,
+        accelerator: 'nvidia-l4',
+        zonalRedundancy: false,
+        gpus: 1,
+        source: 'job/batch',
+      },
     ]);
   });
 
@@ -142,9 +161,10 @@ describe('observation end to end', () => {
     const count = (m: string) => methods.filter((x) => x === m).length;
     expect(count('ListServices')).toBe(1); // one region, one page of up to 100 (paging: adapter tests)
     expect(count('ListWorkerPools')).toBe(1);
+    expect(count('ListExecutions')).toBe(1); // every job of the region at once
     expect(count('ListTimeSeries')).toBe(2); // instance counts and GPU utilization
     expect(count('GetQuotaInfo')).toBe(2); // the zonal and the non-zonal quota ids
-    expect(methods.length).toBe(6); // and nothing else: no per-service call, no write
+    expect(methods.length).toBe(7); // and nothing else: no per-service call, no write
     expect(emulator.writes()).toEqual([]);
   });
 

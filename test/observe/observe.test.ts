@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../src/core/policy.js';
-import { UnavailableError } from '../../src/errors.js';
+import { PermissionError, UnavailableError } from '../../src/errors.js';
 import { effectiveMax, observe } from '../../src/observe/observe.js';
 import { observedService } from '../support/observed.js';
 import type {
@@ -42,6 +42,7 @@ function ports(opts: {
           : Promise.resolve((opts.services ?? []).filter((s) => s.region === region)),
       getService: () => Promise.reject(new Error('not used')),
       listWorkerPools: () => Promise.resolve([]),
+      listRunningExecutions: () => Promise.resolve([]),
       updateMaxInstances: () => Promise.reject(new Error('observation never writes')),
     },
     monitoring: {
@@ -173,6 +174,48 @@ describe('observe', () => {
       ['service/m (manual scaling)', 2],
       ['worker-pool/enc', 1],
     ]);
+  });
+
+  it('counts the running tasks of job executions as unmanaged usage of their pool', async () => {
+    const p = ports({ services: [service('a')] });
+    const execution = (job: string, name: string, runningTasks: number, gpus: number | null) => ({
+      project: 'p',
+      region: 'r1',
+      job,
+      name,
+      gpu: gpus === null ? null : { accelerator: 'nvidia-l4', count: gpus, zonalRedundancy: false },
+      runningTasks,
+      parallelism: 4,
+      taskCount: 10,
+    });
+    p.run.listRunningExecutions = () =>
+      Promise.resolve([
+        execution('embed', 'embed-abc12', 3, 1),
+        execution('embed', 'embed-def34', 0, 1), // tasks queued, none running
+        execution('render', 'render-x1y2z', 2, 2),
+        execution('etl', 'etl-qqqqq', 5, null), // no GPU
+      ]);
+    const o = await observe(policy({ regions: ['r1'] }), p, NOW);
+    expect(o.snapshot.unmanagedUsage.map((u) => [u.source, u.gpus, u.zonalRedundancy])).toEqual([
+      ['job/embed', 3, false],
+      ['job/embed', 0, false],
+      ['job/render', 4, false],
+    ]);
+    // The pool without zonal redundancy is observed (its quota read) although no service uses it.
+    expect(o.snapshot.pools.map((pool) => pool.zonalRedundancy).sort()).toEqual([false, true]);
+    expect(o.jobExecutions).toHaveLength(4);
+  });
+
+  it('skips a region whose job executions cannot be listed, as for worker pools', async () => {
+    const p = ports({ services: [service('a'), service('b', { region: 'r2' })] });
+    p.run.listRunningExecutions = (_p, region) =>
+      region === 'r1'
+        ? Promise.reject(new PermissionError('run.executions.list denied'))
+        : Promise.resolve([]);
+    const o = await observe(policy(), p, NOW);
+    expect(o.snapshot.services.map((s) => `${s.region}/${s.name}`)).toEqual(['r2/b']);
+    expect(o.problems.join('\n')).toContain('p/r1: services unreadable, region skipped');
+    expect(o.problems.join('\n')).toContain('run.executions.list denied');
   });
 
   it('reads the effective max, min instances and the governor annotation', async () => {
