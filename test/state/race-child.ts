@@ -1,5 +1,5 @@
 /**
- * One contender in the file store's cross-process race (see file-store.test.ts). Arguments: the
+ * One contender in the file store's cross-process race (see file-store.int.test.ts). Arguments: the
  * state directory, the project, this contender's name, the epoch millisecond to start at (so the
  * contenders start together), and what to race for: `lease` or `save`. Prints one JSON line.
  */
