@@ -326,7 +326,6 @@ describe('timeouts and the run deadline', () => {
         return new Promise<never>(() => {});
       },
     };
-    const started = Date.now();
     let report: RunReport | null = null;
     try {
       report = await reconcile(
@@ -344,12 +343,11 @@ describe('timeouts and the run deadline', () => {
       if (!(e instanceof RunFailedError)) throw e;
       report = e.report;
     }
-    // Not a timing goal: a hung write never answers, so finishing at all shows the deadline held.
-    expect(Date.now() - started).toBeLessThan(30_000);
-    if (calls > 0) {
-      expect(report?.outcome).toBe('failed');
-      expect(report?.writes.some((w) => w.reason.includes('deadline'))).toBe(true);
-    }
+    // A hung write never answers, so returning at all shows the deadline held. The scenario does
+    // write (else this would show nothing), and no write follows the one that hung.
+    expect(calls).toBe(1);
+    expect(report?.outcome).toBe('failed');
+    expect(report?.writes.some((w) => w.reason.includes('deadline'))).toBe(true);
   });
 
   it('an observation that never answers fails the run at its deadline', async () => {

@@ -160,10 +160,11 @@ describe('crash: the governor killed during apply, then run again', () => {
         expect(caps(em)).toEqual(expected);
         const { violations } = em.violations();
         expect(violations).toEqual([]);
-        // At every moment: a raise never left the pool above its quota.
-        for (const w of em.writes())
-          if (w.after.maxInstances > w.before.maxInstances)
-            expect(w.pool?.capsGpus ?? 0).toBeLessThanOrEqual(QUOTA);
+        // At every moment: a raise never left the pool above its quota. The run does raise (the
+        // hi-* services), so this checks something.
+        const raises = em.writes().filter((w) => w.after.maxInstances > w.before.maxInstances);
+        expect(raises.length).toBeGreaterThan(0);
+        expect(raises.filter((w) => w.pool === null || w.pool.capsGpus > QUOTA)).toEqual([]);
       } finally {
         await em.stop();
       }

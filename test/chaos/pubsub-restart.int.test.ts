@@ -11,6 +11,7 @@ import { createMemoryStateStore } from '../../src/simulate/memory-store.js';
 import { createSimPorts } from '../../src/simulate/ports.js';
 import { startPubSubEmulator } from '../support/pubsub-emulator.js';
 import type { RunningEmulator } from '../support/java-emulator.js';
+import { waitUntil } from '../support/wait.js';
 
 /**
  * Rule 9 with Google's real Pub/Sub emulator stopped and started again: the run that cannot
@@ -55,11 +56,6 @@ async function pubsub(): Promise<{
   };
 }
 
-async function until(check: () => boolean, ms = 15_000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check() && Date.now() < end) await new Promise((r) => setTimeout(r, 50));
-}
-
 describe('the Pub/Sub emulator stopped and restarted', () => {
   it('a run that cannot publish fails loudly, and the next run sends what it could not', async () => {
     const model = new FleetModel(
@@ -101,8 +97,11 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
     const first = await pubsub();
     const sink1 = createPubSubAlertSink({ topic: `projects/${PROJECT}/topics/alerts`, ...retry });
     await reconcile(policy, deps(sink1), { runId: 'run-1', deadlineMs: 60_000 });
-    await until(() => first.received.length > 0);
-    expect(first.received.length).toBeGreaterThan(0);
+    await waitUntil(
+      "the first run's alerts",
+      () => first.received.length,
+      (n) => n > 0,
+    );
     await first.close();
     await first.emulator.stop();
 
@@ -133,7 +132,11 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
       model.advance(5 * 60_000);
       await reconcile(policy, deps(sink2), { runId: 'run-3', deadlineMs: 60_000 });
       const ids = new Set(lost.map((a) => a.id));
-      await until(() => second.received.filter((a) => ids.has(a.id)).length === ids.size);
+      await waitUntil(
+        'the alerts the failed run could not send',
+        () => second.received.filter((a) => ids.has(a.id)).length,
+        (n) => n === ids.size,
+      );
       expect(
         second.received
           .filter((a) => ids.has(a.id))

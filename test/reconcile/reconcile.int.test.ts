@@ -21,6 +21,7 @@ import { createFileStateStore } from '../../src/state/file-store.js';
 import type { StateStore } from '../../src/state/store.js';
 import { startPubSubEmulator } from '../support/pubsub-emulator.js';
 import type { RunningEmulator as JavaEmulator } from '../support/java-emulator.js';
+import { waitUntil } from '../support/wait.js';
 
 /**
  * The reconcile run against the emulator (real Cloud Run, Monitoring and Quotas clients over
@@ -31,6 +32,8 @@ import type { RunningEmulator as JavaEmulator } from '../support/java-emulator.j
 const PROJECT = 'rc-project';
 const REGION = 'us-central1';
 const TOPIC = `projects/${PROJECT}/topics/alerts`;
+/** How long to listen for a message that should not come. */
+const QUIET_MS = 300;
 
 // Quota 6, one GPU held by a worker pool: budget 5. `idle` holds 4 and uses nothing; `busy`
 // needs 3 but may use 1; `steady` uses its 1. The plan lowers idle before it raises busy.
@@ -142,10 +145,17 @@ const run = (policy: Policy, extra: object = {}): Promise<RunReport> =>
     ...extra,
   });
 
-async function messages(count: number, timeoutMs = 10_000): Promise<Record<string, unknown>[]> {
-  const until = Date.now() + timeoutMs;
-  while (received.length < count && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
-  await new Promise((r) => setTimeout(r, 300)); // anything beyond `count` would show up too
+/**
+ * Every message received once `count` have come. Then a quiet period: a message beyond `count`
+ * (an extra or a duplicate) would arrive in it, and no condition can be polled for its absence.
+ */
+async function messages(count: number): Promise<Record<string, unknown>[]> {
+  await waitUntil(
+    `${count} message(s)`,
+    () => received.length,
+    (n) => n >= count,
+  );
+  await new Promise((r) => setTimeout(r, QUIET_MS));
   return received.map((m) => JSON.parse(m.data.toString('utf8')) as Record<string, unknown>);
 }
 

@@ -130,10 +130,10 @@ describe('Firestore store: unavailable', () => {
             error: 'x',
           }),
       ]) {
-        const started = Date.now();
         const error: unknown = await call().catch((e: unknown) => e);
         expect(error).toBeInstanceOf(UnavailableError);
-        expect(Date.now() - started).toBeLessThan(8_000);
+        // Ended by the store's own bound, not by the client's retries (about 45 s).
+        expect((error as Error).message).toContain('did not finish within 2000 ms');
       }
     } finally {
       await bounded.close();
