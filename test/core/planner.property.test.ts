@@ -6,7 +6,7 @@ import { plan } from '../../src/core/planner.js';
 import type { Policy } from '../../src/core/policy.js';
 import { poolKey, type PoolId } from '../../src/core/pool-key.js';
 import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
-import { AT, caseArb, fcParams, type Case } from '../support/fleet-arbitrary.js';
+import { assertProperty, AT, caseArb, fcParams, type Case } from '../support/fleet-arbitrary.js';
 
 /**
  * SPEC rules 1–8 as properties over thousands of random fleets and policies. The expected
@@ -123,7 +123,7 @@ const params = fcParams(3000);
 
 describe('planner properties (SPEC rules)', () => {
   it('produces a plan that matches the plan schema and the budgets of the SPEC formula', () => {
-    fc.assert(
+    assertProperty(
       fc.property(caseArb({ mixedGpus: true }), (c) => {
         const p = run(c);
         PlanSchema.parse(p);
@@ -140,7 +140,7 @@ describe('planner properties (SPEC rules)', () => {
   });
 
   it('rule 1: within budget after every single write, in execution order', () => {
-    fc.assert(
+    assertProperty(
       fc.property(caseArb({ mixedGpus: true }), (c) => {
         const p = run(c);
         const f = facts(c);
@@ -170,10 +170,10 @@ describe('planner properties (SPEC rules)', () => {
   });
 
   it('rule 2: every governed service ends between its floor and its ceiling', () => {
-    fc.assert(
+    assertProperty(
       fc.property(caseArb({ mixedGpus: true }), (c) => {
         const p = run(c);
-        if (p.deferred.length > 0) return;
+        fc.pre(p.deferred.length === 0); // the rules hold for a full plan
         const rows = new Map(p.services.map((s) => [key(s), s]));
         for (const pf of facts(c).values()) {
           if (pf.budget === null) continue; // unknown quota: nothing raised (rule 4 wins)
@@ -190,7 +190,7 @@ describe('planner properties (SPEC rules)', () => {
   });
 
   it('rule 3: unmanaged and reconciling services are never written', () => {
-    fc.assert(
+    assertProperty(
       fc.property(caseArb(), (c) => {
         const p = run(c);
         const hands = new Set(
@@ -206,7 +206,7 @@ describe('planner properties (SPEC rules)', () => {
   });
 
   it('rule 4: unknown usage never lowers a cap below what it was (unless over budget or above the ceiling); unknown quota raises nothing', () => {
-    fc.assert(
+    assertProperty(
       fc.property(caseArb(), (c) => {
         const p = run(c);
         const pools = new Map(p.pools.map((x) => [poolKey(x), x]));
@@ -250,10 +250,10 @@ describe('planner properties (SPEC rules)', () => {
   });
 
   it('rule 5: room for every peak means no service ends below its peak, and no decrease cuts below what is in use without cause', () => {
-    fc.assert(
+    assertProperty(
       fc.property(caseArb(), (c) => {
         const p = run(c);
-        if (p.deferred.length > 0) return;
+        fc.pre(p.deferred.length === 0); // the rules hold for a full plan
         const rows = new Map(p.services.map((s) => [key(s), s]));
         for (const pf of facts(c).values()) {
           if (pf.budget === null || !floorsFit(pf)) continue;
@@ -287,10 +287,10 @@ describe('planner properties (SPEC rules)', () => {
   });
 
   it('rule 6: priority before weight, and weighted shares within one instance of ideal', () => {
-    fc.assert(
+    assertProperty(
       fc.property(caseArb(), (c) => {
         const p = run(c);
-        if (p.deferred.length > 0) return;
+        fc.pre(p.deferred.length === 0); // the rules hold for a full plan
         const rows = new Map(p.services.map((s) => [key(s), s]));
         for (const pf of facts(c).values()) {
           if (pf.budget === null || !floorsFit(pf) || floorsSqueeze(pf)) continue;
@@ -328,7 +328,7 @@ describe('planner properties (SPEC rules)', () => {
   });
 
   it('rule 7: deterministic under any order of the inputs', () => {
-    fc.assert(
+    assertProperty(
       fc.property(caseArb({ mixedGpus: true }), fc.integer(), (c, seed) => {
         const shuffled: Snapshot = {
           ...c.snapshot,
@@ -343,10 +343,10 @@ describe('planner properties (SPEC rules)', () => {
   });
 
   it('rule 7: idempotent: applying the plan and planning again on the same data changes nothing', () => {
-    fc.assert(
+    assertProperty(
       fc.property(caseArb({ mixedGpus: true }), (c) => {
         const first = run(c);
-        if (first.deferred.length > 0) return;
+        fc.pre(first.deferred.length === 0); // a partial plan leaves work for the next run
         const again = plan(applyPlan(c.snapshot, first), c.policy, AT);
         expect(again.changes).toEqual([]);
       }),
@@ -355,11 +355,11 @@ describe('planner properties (SPEC rules)', () => {
   });
 
   it('rule 8: at most maxChangesPerRun writes, and a decrease inside the scale-down delay only when the room is needed', () => {
-    fc.assert(
+    assertProperty(
       fc.property(caseArb(), (c) => {
         const p = run(c);
         expect(p.changes.length).toBeLessThanOrEqual(c.policy.limits.maxChangesPerRun);
-        if (p.deferred.length > 0) return; // the rest of the rule is about the full plan
+        fc.pre(p.deferred.length === 0); // the rest of the rule is about the full plan
         const atMs = Date.parse(AT);
         const pools = new Map(p.pools.map((x) => [poolKey(x), x]));
         for (const pf of facts(c).values()) {
