@@ -1,8 +1,9 @@
 import { describe, expect, it } from 'vitest';
 import { plan } from '../../src/core/planner.js';
-import { parsePolicy, type PolicyInput } from '../../src/core/policy.js';
+import type { PolicyInput } from '../../src/core/policy.js';
 import type { Plan } from '../../src/core/plan.js';
 import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
+import { governAll, POOL, snapshotService } from '../support/fixtures.js';
 
 /**
  * The planner by example: one small fleet per rule of SPEC.md, to read as documentation.
@@ -10,33 +11,7 @@ import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
  */
 
 const AT = '2026-11-27T15:00:00.000Z'; // a Friday, 10:00 in New York
-const POOL = {
-  project: 'p',
-  region: 'us-central1',
-  accelerator: 'nvidia-l4',
-  zonalRedundancy: true,
-};
-
-function svc(
-  name: string,
-  max: number,
-  use: { current: number; peak: number; utilization?: number } | null,
-  more: Partial<SnapshotService> = {},
-): SnapshotService {
-  return {
-    ...POOL,
-    name,
-    gpusPerInstance: 1,
-    labels: {},
-    maxInstances: max,
-    minInstances: 0,
-    reconciling: false,
-    etag: `etag-${name}`,
-    lastChangedAt: null,
-    usage: use && { ...use, sampledAt: '2026-11-27T14:57:00Z' },
-    ...more,
-  };
-}
+const svc = snapshotService;
 
 function snap(quota: number | null, services: SnapshotService[], unmanagedGpus = 0): Snapshot {
   return {
@@ -50,15 +25,9 @@ function snap(quota: number | null, services: SnapshotService[], unmanagedGpus =
   };
 }
 
-function policy(extra: Partial<PolicyInput> = {}): ReturnType<typeof parsePolicy> {
-  return parsePolicy({
-    version: 1,
-    projects: ['p'],
-    defaults: { headroom: 0 },
-    services: [{ match: {} }],
-    ...extra,
-  });
-}
+/** Every service governed, without headroom unless a test sets it. */
+const policy = (extra: Partial<PolicyInput> = {}) =>
+  governAll({ defaults: { headroom: 0 }, ...extra });
 
 const to = (p: Plan, name: string) => p.services.find((s) => s.name === name)?.to;
 const reason = (p: Plan, name: string) => p.services.find((s) => s.name === name)?.reason ?? '';

@@ -1,7 +1,8 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { VirtualClock } from '../../src/emulator/clock.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
-import { clientsFor, closeClients, PARENT, testFleet } from './helpers.js';
+import { clientsFor, closeClients, PARENT } from './helpers.js';
+import { testFleet } from '../support/fixtures.js';
 
 describe('the virtual clock', () => {
   it('runs at N times the wall clock, or only when advanced', () => {

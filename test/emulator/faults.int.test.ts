@@ -1,7 +1,8 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
 import { RpcError, startEmulator } from '../../src/emulator/index.js';
-import { clientsFor, closeClients, codeOf, PARENT, testFleet } from './helpers.js';
+import { clientsFor, closeClients, codeOf, PARENT } from './helpers.js';
+import { testFleet } from '../support/fixtures.js';
 import { waitUntil } from '../support/wait.js';
 
 describe('the emulator seams', () => {

@@ -1,7 +1,8 @@
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
-import { clientsFor, closeClients, codeOf, PROJECT, testFleet, type Clients } from './helpers.js';
+import { clientsFor, closeClients, codeOf, PROJECT, type Clients } from './helpers.js';
+import { testFleet } from '../support/fixtures.js';
 
 const INSTANCE_COUNT =
   'metric.type = "run.googleapis.com/container/instance_count" AND resource.type = "cloud_run_revision"';

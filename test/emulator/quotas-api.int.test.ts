@@ -2,7 +2,8 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { gpuQuotaId, gpuQuotaMetric } from '../../src/emulator/quotas-api.js';
-import { clientsFor, closeClients, codeOf, PROJECT, type Clients, testFleet } from './helpers.js';
+import { clientsFor, closeClients, codeOf, PROJECT, type Clients } from './helpers.js';
+import { testFleet } from '../support/fixtures.js';
 
 const info = (id: string) =>
   `projects/${PROJECT}/locations/global/services/run.googleapis.com/quotaInfos/${id}`;

@@ -8,9 +8,9 @@ import {
   PARENT,
   PROJECT,
   REGION,
-  testFleet,
   type Clients,
 } from './helpers.js';
+import { testFleet } from '../support/fixtures.js';
 
 const name = (service: string) => `${PARENT}/services/${service}`;
 

@@ -1,8 +1,7 @@
 import { describe, expect, it } from 'vitest';
-import { parsePolicy } from '../../src/core/policy.js';
 import { PermissionError, UnavailableError } from '../../src/errors.js';
 import { effectiveMax, observe } from '../../src/observe/observe.js';
-import { observedService } from '../support/observed.js';
+import { governAll, observedService } from '../support/fixtures.js';
 import type {
   CloudRunPort,
   MetricSeries,
@@ -63,8 +62,7 @@ function ports(opts: {
 
 const points = (...vals: [minutesAgo: number, value: number][]) =>
   vals.map(([ago, value]) => ({ at: NOW - ago * MIN, value }));
-const policy = (extra: object = {}) =>
-  parsePolicy({ version: 1, projects: ['p'], services: [{ match: {} }], ...extra });
+const policy = governAll;
 
 describe('observe', () => {
   it('reads in use and peak from the per-minute counts', async () => {

@@ -9,7 +9,7 @@ import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
 import { benchPolicy, mixedFleetScenario, TRACE_DIR } from '../../src/simulate/scenarios.js';
 import { simulate, writeProblems, type Strategy } from '../../src/simulate/simulate.js';
 import { parsePolicy } from '../../src/core/policy.js';
-import { constantFleet, governAll } from './helpers.js';
+import { constantFleet, governSimulation } from '../support/fixtures.js';
 
 const refused = (r: Awaited<ReturnType<typeof simulate>>, s: Strategy) =>
   r.strategies.find((x) => x.strategy === s)?.totals.refusedGpuMinutes;
@@ -18,7 +18,7 @@ describe('accounting on hand-checkable fleets', () => {
   it('refuses what is above a cap, minute by minute', async () => {
     // One service wants 3 instances all hour; its cap is 2; the pool has room: 1 GPU refused a minute.
     const input = await constantFleet(10, [{ name: 'a', cap: 2, demand: 3 }]);
-    const r = await simulate(input, governAll(), {
+    const r = await simulate(input, governSimulation(), {
       hours: 1,
       strategies: ['fleet-caps', 'oracle'],
     });
@@ -38,7 +38,7 @@ describe('accounting on hand-checkable fleets', () => {
       { name: 'a', cap: 1, demand: 2 },
       { name: 'b', cap: 1, demand: 2 },
     ]);
-    const r = await simulate(input, governAll(), {
+    const r = await simulate(input, governSimulation(), {
       hours: 1,
       strategies: ['over-commit', 'equal-split', 'oracle'],
     });
@@ -62,7 +62,7 @@ describe('accounting on hand-checkable fleets', () => {
       ],
       2,
     );
-    const r = await simulate(input, governAll(), {
+    const r = await simulate(input, governSimulation(), {
       hours: 2,
       strategies: ['governor', 'fleet-caps', 'oracle'],
     });

@@ -11,7 +11,7 @@ import { buildReplayInput } from '../../src/simulate/replay.js';
 import { simulate } from '../../src/simulate/simulate.js';
 import { stateStoreContract, CONTRACT_KEEP_RUNS } from '../state/contract.js';
 import { createMemoryStateStore } from '../../src/simulate/memory-store.js';
-import { constantFleet, governAll } from './helpers.js';
+import { constantFleet, governSimulation } from '../support/fixtures.js';
 
 function bufferIo(env: NodeJS.ProcessEnv = {}) {
   const out: string[] = [];
@@ -79,7 +79,7 @@ describe('governor replay, against the emulator', () => {
       const busy = input.traces.get('replay:sim-project/us-central1/busy') ?? [];
       expect(Math.max(...busy)).toBe(2);
       expect(busy.some((v) => v === 1)).toBe(true);
-      const result = await simulate(input, governAll(), { hours: 2, series: false });
+      const result = await simulate(input, governSimulation(), { hours: 2, series: false });
       expect(result.strategies.map((s) => s.strategy)).toContain('oracle');
       expect(result.headline?.invariantViolations).toBe(0);
     } finally {
@@ -158,12 +158,12 @@ describe('governor simulate', () => {
       { name: 'a', cap: 1, demand: 4 },
       { name: 'b', cap: 6, demand: 1 },
     ]);
-    const direct = await simulate(input, governAll(), {
+    const direct = await simulate(input, governSimulation(), {
       hours: 1,
       strategies: ['governor'],
       series: false,
     });
-    const via = await simulate(input, governAll(), {
+    const via = await simulate(input, governSimulation(), {
       hours: 1,
       strategies: ['governor'],
       series: false,

@@ -1,0 +1,207 @@
+import { parsePolicy, type Policy, type PolicyInput } from '../../src/core/policy.js';
+import type { SnapshotService } from '../../src/core/snapshot.js';
+import type { ObservedContainer, ObservedService } from '../../src/ports.js';
+import {
+  buildScenario,
+  parseScenario,
+  type ScenarioInput,
+  type SimulationInput,
+} from '../../src/simulate/scenario.js';
+import { TRACE_DIR } from '../../src/simulate/scenarios.js';
+
+/**
+ * The fleets the tests share, built one way: a pool, policies that govern everything, snapshot
+ * services, what the Cloud Run adapter returns, the emulator's test fleet and constant-demand
+ * simulation scenarios. A fleet shaped for one test's story stays in that test.
+ */
+
+/** The pool most pure tests use: project p, us-central1, nvidia-l4 with zonal redundancy. */
+export const POOL = {
+  project: 'p',
+  region: 'us-central1',
+  accelerator: 'nvidia-l4',
+  zonalRedundancy: true,
+} as const;
+
+// Policies
+
+/** A policy for project p that governs every service; `extra` overrides any top-level field. */
+export function governAll(extra: Partial<PolicyInput> = {}): Policy {
+  return parsePolicy({ version: 1, projects: [POOL.project], services: [{ match: {} }], ...extra });
+}
+
+/** The project of every simulation scenario (the scenario format's default). */
+export const SIM_PROJECT = 'sim-project';
+
+/** A policy that governs every service of a simulation scenario. */
+export function governSimulation(extra: Partial<PolicyInput> = {}): Policy {
+  return governAll({ projects: [SIM_PROJECT], ...extra });
+}
+
+// Snapshot services
+
+/**
+ * A snapshot service in POOL: one GPU per instance, max `max`, usage `use` (sampled at
+ * `use.sampledAt`, by default 2026-11-27T14:57:00Z) or unknown (`null`), changed by `more`.
+ */
+export function snapshotService(
+  name: string,
+  max: number,
+  use: { current: number; peak: number; utilization?: number; sampledAt?: string } | null,
+  more: Partial<SnapshotService> = {},
+): SnapshotService {
+  return {
+    ...POOL,
+    name,
+    gpusPerInstance: 1,
+    labels: {},
+    maxInstances: max,
+    minInstances: 0,
+    reconciling: false,
+    etag: `etag-${name}`,
+    lastChangedAt: null,
+    usage: use && { sampledAt: '2026-11-27T14:57:00Z', ...use },
+    ...more,
+  };
+}
+
+// What the Cloud Run adapter returns, for tests that feed observation and the audit directly: a
+// GPU service in POOL that passes every audit rule, changed by `more`.
+
+export function observedContainer(more: Partial<ObservedContainer> = {}): ObservedContainer {
+  return {
+    name: 'model',
+    cpu: '8',
+    vcpus: 8,
+    memory: '32Gi',
+    memoryBytes: 32 * 2 ** 30,
+    gpus: 1,
+    cpuIdle: false,
+    startupProbe: {
+      periodSeconds: 10,
+      failureThreshold: 24,
+      initialDelaySeconds: 0,
+      timeoutSeconds: 5,
+    },
+    ...more,
+  };
+}
+
+export function observedService(
+  name: string,
+  more: Partial<ObservedService> = {},
+): ObservedService {
+  const project = more.project ?? 'p';
+  const region = more.region ?? 'us-central1';
+  return {
+    project,
+    region,
+    name,
+    resourceName: `projects/${project}/locations/${region}/services/${name}`,
+    gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true },
+    labels: {},
+    annotations: {},
+    serviceMaxInstances: 3,
+    revisionMaxInstances: null,
+    serviceMinInstances: null,
+    revisionMinInstances: null,
+    scalingMode: 'AUTOMATIC',
+    manualInstanceCount: null,
+    reconciling: false,
+    etag: `e-${name}`,
+    generation: 1,
+    observedGeneration: 1,
+    updateTime: null,
+    containers: [observedContainer({ name })],
+    concurrency: 8,
+    ...more,
+  };
+}
+
+// The emulator's test fleet
+
+export const TEST_FLEET_PROJECT = 'test-project';
+export const TEST_FLEET_REGION = 'us-central1';
+
+/**
+ * A small fleet: quota 5 in the zonal L4 pool of us-central1 (one GPU of it held by a worker
+ * pool), no regional quota in europe-west4 but a regionless default of 6, and quota 2 without
+ * zonal redundancy. Virtual time starts at 12:00 UTC.
+ */
+export function testFleet() {
+  return {
+    start: '2026-11-27T12:00:00Z',
+    startupSeconds: 30,
+    idleMinutes: 0,
+    warmupMinutes: 30,
+    projects: [
+      {
+        id: TEST_FLEET_PROJECT,
+        pools: [
+          { region: TEST_FLEET_REGION, quota: 5 },
+          { region: TEST_FLEET_REGION, zonalRedundancy: false, quota: 2 },
+          { quota: 6 },
+          { region: 'europe-west4', accelerator: 'nvidia-rtx-pro-6000' },
+        ],
+        services: [
+          {
+            name: 'alpha',
+            region: TEST_FLEET_REGION,
+            gpu: {},
+            maxInstances: 2,
+            demand: 2,
+            labels: { team: 'a' },
+          },
+          { name: 'beta', region: TEST_FLEET_REGION, gpu: {}, maxInstances: 3, demand: 1 },
+          { name: 'gamma', region: TEST_FLEET_REGION, gpu: {}, maxInstances: 2, demand: 0 },
+          {
+            name: 'delta',
+            region: TEST_FLEET_REGION,
+            gpu: { zonalRedundancy: false },
+            maxInstances: 2,
+            demand: 1,
+          },
+          {
+            name: 'render-x',
+            region: TEST_FLEET_REGION,
+            gpu: {},
+            maxInstances: 1,
+            minInstances: 1,
+            demand: 0,
+          },
+          { name: 'web', region: TEST_FLEET_REGION, maxInstances: 10, demand: 3 },
+          { name: 'eu-model', region: 'europe-west4', gpu: {}, maxInstances: 2, demand: 1 },
+        ],
+        workerPools: [
+          { name: 'encoder', region: TEST_FLEET_REGION, gpu: {}, manualInstanceCount: 1 },
+          { name: 'cpu-worker', region: TEST_FLEET_REGION, manualInstanceCount: 2 },
+        ],
+      },
+    ],
+  };
+}
+
+// Simulation scenarios
+
+/** A scenario of constant-demand services in one pool (no warm-up noise, instant start-up). */
+export async function constantFleet(
+  quota: number,
+  services: { name: string; cap: number; demand: number }[],
+  hours = 1,
+): Promise<SimulationInput> {
+  const scenario: ScenarioInput = {
+    scenario: 1,
+    start: '2026-11-24T00:00:00Z',
+    hours,
+    quota,
+    startupSeconds: 0,
+    idleMinutes: 0,
+    warmupMinutes: 0,
+    services: services.map((s) => ({
+      name: s.name,
+      maxInstances: s.cap,
+      demand: { shape: { kind: 'constant', value: s.demand } },
+    })),
+  };
+  return buildScenario(parseScenario(scenario), TRACE_DIR);
+}
