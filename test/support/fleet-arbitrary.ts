@@ -166,10 +166,17 @@ export function caseArb(opts: GenOptions = {}): fc.Arbitrary<Case> {
     });
 }
 
-/** fast-check settings: seeded for reproducibility; FC_SEED and FC_RUNS override. */
+/**
+ * fast-check settings: seeded for reproducibility. FC_SEED sets the seed, FC_RUNS the number of
+ * runs of every property; FC_RUNS_SCALE multiplies each property's own count instead (the quick
+ * loop, `npm run test:unit`, runs a quarter of the cases; `npm test` runs them all).
+ */
 export function fcParams(numRuns: number): fc.Parameters<unknown> {
   const seed = process.env.FC_SEED ? Number(process.env.FC_SEED) : 20261127;
-  const runs = process.env.FC_RUNS ? Number(process.env.FC_RUNS) : numRuns;
+  const scale = process.env.FC_RUNS_SCALE ? Number(process.env.FC_RUNS_SCALE) : 1;
+  const runs = process.env.FC_RUNS
+    ? Number(process.env.FC_RUNS)
+    : Math.max(1, Math.round(numRuns * scale));
   return { seed, numRuns: runs };
 }
 
