@@ -16,7 +16,7 @@ import type { protos } from '@google-cloud/run';
 import { status } from '@grpc/grpc-js';
 import type { CallOptions } from 'google-gax';
 
-import { parseCpu, parseMemory } from '../core/audit.js';
+import { parseCpu, parseMemory } from '../core/quantity.js';
 import { ConflictError, InputError } from '../errors.js';
 import type { Fault } from '../errors.js';
 import type {

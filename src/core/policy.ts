@@ -1,9 +1,10 @@
 import picomatch from 'picomatch';
-import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { InputError, type Fault } from '../errors.js';
-import { AUDIT_RULE_IDS, type AuditRuleId } from './audit.js';
+import { AUDIT_RULE_IDS, type AuditRuleId } from './audit-rules.js';
+import { parseDocument, zodFaults } from './document.js';
 import { Duration } from './duration.js';
+import { MEMORY_QUANTITY } from './quantity.js';
 import { clockMinutes, isValidTimeZone, WEEKDAYS } from './schedule.js';
 
 /**
@@ -75,10 +76,7 @@ const AuditRuleLevels = z
   .describe('Per rule id: "off", or the severity it fails with ("recommended" or "required").');
 const MemorySize = z
   .string()
-  .regex(
-    /^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|K|M|G|T)?$/,
-    'expected a memory size such as "16Gi" or "32768Mi"',
-  );
+  .regex(MEMORY_QUANTITY, 'expected a memory size such as "16Gi" or "32768Mi"');
 
 /** The fleet audit's settings: the policy's `audit` section, and a service rule's `audit`. */
 const auditFields = {
@@ -250,54 +248,6 @@ export const Policy = z
   .describe('Cloud Run GPU governor policy');
 export type Policy = z.infer<typeof Policy>;
 export type PolicyInput = z.input<typeof Policy>;
-
-/** Turns zod issues into faults with readable paths and messages. */
-export function zodFaults(error: z.ZodError): Fault[] {
-  const faults: Fault[] = [];
-  for (const issue of error.issues) {
-    const path = formatPath(issue.path);
-    if (issue.code === 'unrecognized_keys') {
-      for (const key of issue.keys) {
-        faults.push({ path: formatPath([...issue.path, key]), message: 'unknown key' });
-      }
-    } else if (issue.code === 'invalid_union' && issue.errors.length > 0) {
-      faults.push({ path, message: issue.message });
-    } else {
-      faults.push({ path, message: issue.message });
-    }
-  }
-  return faults;
-}
-
-export function formatPath(path: readonly PropertyKey[]): string {
-  let out = '';
-  for (const part of path) {
-    if (typeof part === 'number') out += `[${part}]`;
-    else out += out ? `.${String(part)}` : String(part);
-  }
-  return out;
-}
-
-/** Reads a YAML or JSON document (JSON is YAML), naming the line of a syntax error. */
-export function parseDocument(text: string, what: string): unknown {
-  try {
-    return parseYaml(text, { prettyErrors: true, uniqueKeys: true, logLevel: 'error' });
-  } catch (e) {
-    if (e instanceof YAMLParseError) {
-      const where = e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
-      throw new InputError(`${what} is not valid YAML or JSON`, [
-        { path: where, message: e.message.split('\n')[0] ?? e.message },
-      ]);
-    }
-    // The parser also throws plain errors for a bad document (an alias to no anchor is a
-    // ReferenceError): still bad input, never a crash (found by test/fuzz).
-    throw new InputError(
-      `${what} is not valid YAML or JSON`,
-      [{ path: '', message: e instanceof Error ? e.message : String(e) }],
-      { cause: e },
-    );
-  }
-}
 
 /** Parses and checks a policy document; throws InputError listing every fault. */
 export function parsePolicy(raw: unknown, what = 'policy'): Policy {

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { InputError } from '../errors.js';
-import { parseDocument, zodFaults } from './policy.js';
+import { parseDocument, zodFaults } from './document.js';
 import { poolKey } from './pool-key.js';
 
 /**

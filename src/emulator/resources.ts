@@ -1,4 +1,4 @@
-import { parseCpu, parseMemory } from '../core/audit.js';
+import { parseCpu, parseMemory } from '../core/quantity.js';
 import type { ObservedContainer } from '../ports.js';
 import {
   jobExecutions,

@@ -1,5 +1,6 @@
 import { z } from 'zod';
-import { parsePolicyText, zodFaults, type Policy } from '../core/policy.js';
+import { zodFaults } from '../core/document.js';
+import { parsePolicyText, type Policy } from '../core/policy.js';
 import { InputError, isInputError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';

@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { zodFaults } from '../core/policy.js';
+import { zodFaults } from '../core/document.js';
 import { InputError } from '../errors.js';
 import {
   FleetError,

@@ -15,7 +15,7 @@
 import { z } from 'zod';
 
 import { ConditionState } from '../core/notify.js';
-import { zodFaults } from '../core/policy.js';
+import { zodFaults } from '../core/document.js';
 import { ConflictError, UpstreamError } from '../errors.js';
 import type { Fault } from '../errors.js';
 

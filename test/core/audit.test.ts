@@ -4,8 +4,6 @@ import {
   AUDIT_RULES,
   auditAlerts,
   auditServices,
-  parseCpu,
-  parseMemory,
   type AuditFinding,
 } from '../../src/core/audit.js';
 import { Alert } from '../../src/core/alert.js';
@@ -81,20 +79,6 @@ function audit(
 
 const rules = (findings: AuditFinding[]) =>
   findings.map((f) => `${f.service}:${f.rule}:${f.severity}`);
-
-describe('quantities', () => {
-  it('parses CPU and memory as Cloud Run writes them', () => {
-    expect(parseCpu('8')).toBe(8);
-    expect(parseCpu('4000m')).toBe(4);
-    expect(parseCpu('0.5')).toBe(0.5);
-    expect(parseCpu('eight')).toBeNull();
-    expect(parseMemory('32Gi')).toBe(32 * GiB);
-    expect(parseMemory('512Mi')).toBe(512 * 2 ** 20);
-    expect(parseMemory('16G')).toBe(16e9);
-    expect(parseMemory('1073741824')).toBe(GiB);
-    expect(parseMemory('lots')).toBeNull();
-  });
-});
 
 describe('auditServices: each rule', () => {
   it('a well configured GPU service passes every rule; a service without a GPU is not audited', () => {

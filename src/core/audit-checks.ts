@@ -1,0 +1,308 @@
+import type { AuditRuleId, AuditSeverity } from './audit-rules.js';
+import type { PoolId } from './pool-key.js';
+import type { Snapshot } from './snapshot.js';
+import type { ObservedContainer, ObservedService } from '../ports.js';
+
+/**
+ * The fleet audit's checks: one pure function per rule (audit-rules.ts), given one GPU service
+ * with its settings, thresholds, pool quota and usage, returning what is wrong with it or null.
+ * The numbers come from Cloud Run's documentation, cited at the top of audit.ts.
+ */
+
+/** Cloud Run's limits when a container sets none. */
+const DEFAULT_CPU = 1;
+const DEFAULT_MEMORY = 512 * 2 ** 20;
+/** Cloud Run's max instances of a revision when neither level sets one. */
+const DEFAULT_MAX_INSTANCES = 100;
+/** Concurrency Cloud Run, the console and gcloud choose when the deployer does not. */
+const DEFAULT_CONCURRENCY = 80;
+
+export type Levels = Partial<Record<AuditRuleId, 'off' | AuditSeverity>>;
+
+/** The audit settings that apply to one service. */
+export interface EffectiveSettings {
+  minCpu: number;
+  recommendedCpu: number;
+  minMemory: string;
+  recommendedMemory: string;
+  minStartupProbeSeconds: number;
+  idleUtilization: number;
+  maxMinInstancesShare: number;
+  rules: Levels;
+}
+
+/** CPU (vCPUs) and memory (bytes) thresholds for one service, its accelerator's minimums applied. */
+export interface Thresholds {
+  minCpu: number;
+  recommendedCpu: number;
+  minMemory: number;
+  recommendedMemory: number;
+}
+
+export type GpuService = ObservedService & { gpu: NonNullable<ObservedService['gpu']> };
+
+/** What a check is given about one GPU service. */
+export interface ServiceContext {
+  s: GpuService;
+  config: EffectiveSettings;
+  thresholds: Thresholds;
+  quota: number | null;
+  usage: Snapshot['services'][number]['usage'];
+  /** GPUs the min instances of the service's pool hold together. */
+  minLocked: number;
+}
+
+/** What is wrong (null: nothing), and a fix for this service when the rule's general one will not do. */
+export type Broken = { problem: string; fix?: string } | null;
+
+export function poolOf(s: GpuService): PoolId {
+  return {
+    project: s.project,
+    region: s.region,
+    accelerator: s.gpu.accelerator,
+    zonalRedundancy: s.gpu.zonalRedundancy,
+  };
+}
+
+export function minInstances(s: ObservedService): number {
+  return Math.max(s.serviceMinInstances ?? 0, s.revisionMinInstances ?? 0);
+}
+
+/** The container the model runs in: the first with a GPU, else the first (the ingress one). */
+function gpuContainer(s: ObservedService): ObservedContainer | undefined {
+  return s.containers.find((c) => c.gpus > 0) ?? s.containers[0];
+}
+
+function vcpusOf(c: ObservedContainer): number | null {
+  return c.cpu === null ? DEFAULT_CPU : c.vcpus;
+}
+
+function memoryOf(c: ObservedContainer): number | null {
+  return c.memory === null ? DEFAULT_MEMORY : c.memoryBytes;
+}
+
+function cpuText(c: ObservedContainer): string {
+  return c.cpu === null
+    ? `no CPU limit (Cloud Run's default of ${DEFAULT_CPU} vCPU)`
+    : `${c.vcpus} vCPU`;
+}
+
+function memoryText(c: ObservedContainer): string {
+  return c.memory === null
+    ? `no memory limit (Cloud Run's default of 512 MiB)`
+    : gib(c.memoryBytes ?? 0);
+}
+
+function effectiveMaxOf(s: ObservedService): { max: number; how: string } {
+  const levels = [s.serviceMaxInstances, s.revisionMaxInstances].filter(
+    (x): x is number => x !== null && x > 0,
+  );
+  if (levels.length === 0)
+    return { max: DEFAULT_MAX_INSTANCES, how: "Cloud Run's default: neither level sets one" };
+  const max = Math.min(...levels);
+  return { max, how: max === s.serviceMaxInstances ? 'service level' : 'revision level' };
+}
+
+const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
+
+/** One check per rule: what is wrong with the service, or null. */
+export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broken>> = {
+  'cpu-always-allocated': ({ s }) => {
+    const throttled = s.containers.filter((c) => c.cpuIdle === true).map((c) => c.name);
+    if (throttled.length === 0) return null;
+    return {
+      problem: `CPU is throttled between requests (cpu_idle: true) on ${throttled.join(', ')}: request-based billing, which GPU services cannot use`,
+      fix: `deploy with --no-cpu-throttling (resources.cpu_idle: false on ${throttled.join(', ')})`,
+    };
+  },
+
+  'cpu-minimum': ({ s, thresholds }) => {
+    const c = gpuContainer(s);
+    if (c === undefined) return { problem: 'the revision template has no container' };
+    const vcpus = vcpusOf(c);
+    if (vcpus === null)
+      return { problem: `the CPU limit "${c.cpu ?? ''}" of ${c.name} is not a CPU quantity` };
+    if (vcpus >= thresholds.minCpu) return null;
+    return {
+      problem: `${c.name} has ${cpuText(c)}, below the minimum of ${thresholds.minCpu} vCPU for ${s.gpu.accelerator}`,
+      fix: `deploy with --cpu ${thresholds.minCpu} or more on ${c.name}`,
+    };
+  },
+
+  'cpu-recommended': ({ s, thresholds }) => {
+    const c = gpuContainer(s);
+    const vcpus = c === undefined ? null : vcpusOf(c);
+    // Below the minimum (or unreadable) is cpu-minimum's finding, not this one's.
+    if (c === undefined || vcpus === null || vcpus < thresholds.minCpu) return null;
+    if (vcpus >= thresholds.recommendedCpu) return null;
+    return {
+      problem: `${c.name} has ${cpuText(c)}, below the recommended ${thresholds.recommendedCpu} vCPU`,
+      fix: `deploy with --cpu ${thresholds.recommendedCpu} on ${c.name}`,
+    };
+  },
+
+  'memory-minimum': ({ s, thresholds }) => {
+    const c = gpuContainer(s);
+    if (c === undefined) return { problem: 'the revision template has no container' };
+    const bytes = memoryOf(c);
+    if (bytes === null)
+      return {
+        problem: `the memory limit "${c.memory ?? ''}" of ${c.name} is not a memory quantity`,
+      };
+    if (bytes >= thresholds.minMemory) return null;
+    return {
+      problem: `${c.name} has ${memoryText(c)}, below the minimum of ${gib(thresholds.minMemory)} for ${s.gpu.accelerator}`,
+      fix: `deploy with --memory ${gibFlag(thresholds.minMemory)} or more on ${c.name}`,
+    };
+  },
+
+  'memory-recommended': ({ s, thresholds }) => {
+    const c = gpuContainer(s);
+    const bytes = c === undefined ? null : memoryOf(c);
+    if (c === undefined || bytes === null || bytes < thresholds.minMemory) return null;
+    if (bytes >= thresholds.recommendedMemory) return null;
+    return {
+      problem: `${c.name} has ${memoryText(c)}, below the recommended ${gib(thresholds.recommendedMemory)}`,
+      fix: `deploy with --memory ${gibFlag(thresholds.recommendedMemory)} on ${c.name}`,
+    };
+  },
+
+  'gpu-per-instance': ({ s }) => {
+    const total = s.containers.reduce((sum, c) => sum + c.gpus, 0);
+    if (total === 1) return null;
+    if (total === 0) {
+      return {
+        problem: `the template asks for ${s.gpu.accelerator} but no container sets an nvidia.com/gpu limit`,
+      };
+    }
+    const where = s.containers
+      .filter((c) => c.gpus > 0)
+      .map((c) => `${c.name}: ${c.gpus}`)
+      .join(', ');
+    return { problem: `${total} GPUs per instance (${where}); Cloud Run attaches exactly one` };
+  },
+
+  'gpu-single-container': ({ s }) => {
+    const withGpu = s.containers.filter((c) => c.gpus > 0).map((c) => c.name);
+    if (withGpu.length <= 1) return null;
+    return {
+      problem: `${withGpu.length} containers ask for a GPU (${withGpu.join(', ')}); only one may`,
+      fix: `keep the nvidia.com/gpu limit on ${withGpu[0] ?? 'the model container'} only`,
+    };
+  },
+
+  'max-within-quota': ({ s, quota }) => {
+    if (quota === null) return null; // unknown quota: governor.degraded says so
+    const gpus = s.gpu.count;
+    const { max, how } =
+      s.scalingMode === 'MANUAL'
+        ? { max: s.manualInstanceCount ?? 0, how: 'manual instance count' }
+        : effectiveMaxOf(s);
+    if (max * gpus <= quota) return null;
+    const fit = Math.floor(quota / gpus);
+    const what = s.scalingMode === 'MANUAL' ? 'manual instances' : 'max instances';
+    return {
+      problem: `${what} ${max} (${how}) × ${plural(gpus, 'GPU')} = ${max * gpus} GPUs, above the pool's quota of ${quota}: Cloud Run refuses to deploy it`,
+      fix:
+        fit === 0
+          ? `the pool's quota of ${quota} cannot hold one instance: request GPU quota for ${s.region}`
+          : s.scalingMode === 'MANUAL'
+            ? `set the manual instance count to ${fit} or fewer`
+            : `set the service-level max to ${fit} or fewer: gcloud run services update ${s.name} --region ${s.region} --max ${fit}`,
+    };
+  },
+
+  'revision-max-override': ({ s }) => {
+    if (s.scalingMode === 'MANUAL') return null;
+    const rev = s.revisionMaxInstances;
+    const svc = s.serviceMaxInstances;
+    if (rev === null || svc === null || rev >= svc) return null;
+    return {
+      problem: `the serving revision sets max instances ${rev}, below the service-level ${svc}: the cap in force is ${rev}, whatever the governor writes`,
+      fix: `deploy ${s.name} without a revision-level max (template.scaling.max_instance_count unset; gcloud: omit --max-instances) and keep the cap at service level`,
+    };
+  },
+
+  'service-level-max': ({ s }) => {
+    if (s.scalingMode === 'MANUAL' || s.serviceMaxInstances !== null) return null;
+    const { max, how } = effectiveMaxOf(s);
+    return {
+      problem: `no service-level max instances: the cap is ${max} (${how})`,
+      fix: `gcloud run services update ${s.name} --region ${s.region} --max ${Math.min(max, DEFAULT_MAX_INSTANCES)}`,
+    };
+  },
+
+  'min-instances-unused': ({ s, usage, config }) => {
+    const min = minInstances(s);
+    if (s.scalingMode === 'MANUAL' || min === 0 || usage === null) return null;
+    const utilization = usage.utilization;
+    // Instance counts include idle min instances, so only a known, low GPU utilization shows that
+    // the service never needed more than its idle minimum.
+    if (utilization === null || utilization === undefined) return null;
+    if (usage.peak > min || utilization >= config.idleUtilization) return null;
+    return {
+      problem: `${plural(min, 'min instance')} hold${min === 1 ? 's' : ''} ${plural(min * s.gpu.count, 'GPU')} at full price, but over the lookback it never ran more than ${usage.peak} and its GPU is ${Math.round(utilization * 100)}% busy`,
+      fix: `gcloud run services update ${s.name} --region ${s.region} --min 0 (or fewer min instances)`,
+    };
+  },
+
+  'min-instances-pool-share': ({ s, quota, minLocked, config }) => {
+    const min = minInstances(s);
+    if (s.scalingMode === 'MANUAL' || min === 0 || quota === null || quota === 0) return null;
+    const share = minLocked / quota;
+    if (share <= config.maxMinInstancesShare) return null;
+    return {
+      problem: `min instances in this pool hold ${minLocked} of its ${quota} GPUs (${Math.round(share * 100)}%, above ${Math.round(config.maxMinInstancesShare * 100)}%); this service holds ${min * s.gpu.count}`,
+    };
+  },
+
+  'concurrency-set': ({ s }) => {
+    const c = gpuContainer(s);
+    const vcpus = c === undefined ? null : vcpusOf(c);
+    if (s.concurrency === null) {
+      return {
+        problem: `request concurrency is not set: Cloud Run's default of ${DEFAULT_CONCURRENCY} applies`,
+      };
+    }
+    const defaults = new Set([DEFAULT_CONCURRENCY]);
+    if (vcpus !== null) defaults.add(Math.min(1000, Math.round(DEFAULT_CONCURRENCY * vcpus)));
+    if (!defaults.has(s.concurrency)) return null;
+    return {
+      problem: `request concurrency is ${s.concurrency}, a default of Cloud Run's tools (80, or 80 × vCPUs), not a value chosen for GPU work`,
+    };
+  },
+
+  'startup-probe': ({ s, config }) => {
+    const c = gpuContainer(s);
+    if (c === undefined) return null;
+    const p = c.startupProbe;
+    const want = config.minStartupProbeSeconds;
+    if (p === null) {
+      return {
+        problem: `${c.name} has no startup probe: nothing tells Cloud Run when the model is loaded`,
+        fix: `add a startup probe to ${c.name} allowing ${want} s or more (e.g. periodSeconds 10, failureThreshold ${Math.ceil(want / 10)})`,
+      };
+    }
+    const window = p.initialDelaySeconds + p.failureThreshold * p.periodSeconds;
+    if (window >= want) return null;
+    return {
+      problem: `the startup probe of ${c.name} gives up after ${window} s (${p.initialDelaySeconds} + ${p.failureThreshold} × ${p.periodSeconds} s), under ${want} s for model loading`,
+      fix: `raise the probe's failureThreshold to ${Math.ceil(Math.max(0, want - p.initialDelaySeconds) / p.periodSeconds)} or more (period ${p.periodSeconds} s)`,
+    };
+  },
+};
+
+/** A memory flag value: whole GiB when it is one, else MiB. */
+function gibFlag(bytes: number): string {
+  return bytes % 2 ** 30 === 0 ? `${bytes / 2 ** 30}Gi` : `${Math.ceil(bytes / 2 ** 20)}Mi`;
+}
+
+/** Bytes as a person reads them: "16 GiB", "512 MiB". */
+function gib(bytes: number): string {
+  if (bytes >= 2 ** 30) return `${round(bytes / 2 ** 30)} GiB`;
+  return `${round(bytes / 2 ** 20)} MiB`;
+}
+
+function round(n: number): number {
+  return Math.round(n * 100) / 100;
+}

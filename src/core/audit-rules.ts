@@ -1,0 +1,124 @@
+/**
+ * The fleet audit's rules: each id with its default severity, why it matters and how to fix it in
+ * general (the README's table). The checks that find a broken rule are in audit-checks.ts, the
+ * runner that applies them to a fleet in audit.ts.
+ */
+
+/** Every rule, in the order findings are listed within a service. Part of the contract. */
+export const AUDIT_RULE_IDS = [
+  'cpu-always-allocated',
+  'cpu-minimum',
+  'cpu-recommended',
+  'memory-minimum',
+  'memory-recommended',
+  'gpu-per-instance',
+  'gpu-single-container',
+  'max-within-quota',
+  'revision-max-override',
+  'service-level-max',
+  'min-instances-unused',
+  'min-instances-pool-share',
+  'concurrency-set',
+  'startup-probe',
+] as const;
+export type AuditRuleId = (typeof AUDIT_RULE_IDS)[number];
+
+export type AuditSeverity = 'required' | 'recommended';
+
+export interface AuditRule {
+  id: AuditRuleId;
+  /** The severity unless the policy changes it. */
+  severity: AuditSeverity;
+  /** One line: why the rule matters. */
+  why: string;
+  /** One line: how to fix it, in general (a finding's `fix` is specific to the service). */
+  fix: string;
+}
+
+/** The rules with their default severity, reason and fix (the README's table). */
+export const AUDIT_RULES: Readonly<Record<AuditRuleId, AuditRule>> = {
+  'cpu-always-allocated': {
+    id: 'cpu-always-allocated',
+    severity: 'required',
+    why: 'GPU services need instance-based billing (CPU always allocated); a throttled CPU does not deploy with a GPU.',
+    fix: 'deploy with --no-cpu-throttling (resources.cpu_idle: false on every container)',
+  },
+  'cpu-minimum': {
+    id: 'cpu-minimum',
+    severity: 'required',
+    why: 'Cloud Run requires at least 4 vCPU on an L4 instance (20 on an RTX PRO 6000); below it the revision does not deploy.',
+    fix: 'deploy with --cpu set to the minimum or more on the GPU container',
+  },
+  'cpu-recommended': {
+    id: 'cpu-recommended',
+    severity: 'recommended',
+    why: 'Model loading, tokenisation and request handling run on the CPU; a starved CPU leaves the GPU idle.',
+    fix: 'deploy with --cpu 8 (or the policy’s audit.recommendedCpu) on the GPU container',
+  },
+  'memory-minimum': {
+    id: 'memory-minimum',
+    severity: 'required',
+    why: 'Cloud Run requires at least 16 GiB on an L4 instance (80 GiB on an RTX PRO 6000); below it the revision does not deploy.',
+    fix: 'deploy with --memory set to the minimum or more on the GPU container',
+  },
+  'memory-recommended': {
+    id: 'memory-recommended',
+    severity: 'recommended',
+    why: 'Model weights pass through instance memory while they load; too little memory slows or kills cold starts.',
+    fix: 'deploy with --memory 32Gi (or the policy’s audit.recommendedMemory) on the GPU container',
+  },
+  'gpu-per-instance': {
+    id: 'gpu-per-instance',
+    severity: 'required',
+    why: 'Cloud Run attaches exactly one GPU to an instance; any other count does not deploy, and the quota is counted per GPU.',
+    fix: 'set resources.limits nvidia.com/gpu: "1" on one container (deploy with --gpu 1)',
+  },
+  'gpu-single-container': {
+    id: 'gpu-single-container',
+    severity: 'required',
+    why: 'With sidecars, the GPU can be attached to one container only.',
+    fix: 'remove the nvidia.com/gpu limit from every container but the one that runs the model',
+  },
+  'max-within-quota': {
+    id: 'max-within-quota',
+    severity: 'required',
+    why: 'Cloud Run refuses a deployment whose max instances × GPUs exceeds the pool’s quota, and the governor cannot keep such a service within it.',
+    fix: 'set the service-level max instances to quota ÷ GPUs per instance or fewer',
+  },
+  'revision-max-override': {
+    id: 'revision-max-override',
+    severity: 'required',
+    why: 'The effective cap is the lower of the service and revision max: a lower revision max silently overrides what the governor writes.',
+    fix: 'deploy a revision without a revision-level max (template.scaling.max_instance_count) and keep the cap at service level',
+  },
+  'service-level-max': {
+    id: 'service-level-max',
+    severity: 'recommended',
+    why: 'A service-level max applies at once without a new revision; a cap only at revision level changes only by deploying.',
+    fix: 'set the cap at service level: gcloud run services update SERVICE --max N',
+  },
+  'min-instances-unused': {
+    id: 'min-instances-unused',
+    severity: 'recommended',
+    why: 'Each min instance holds a GPU at full price even when idle, and holds it out of the pool.',
+    fix: 'lower min instances (gcloud run services update SERVICE --min 0), or keep them only when cold starts are not acceptable',
+  },
+  'min-instances-pool-share': {
+    id: 'min-instances-pool-share',
+    severity: 'recommended',
+    why: 'GPUs held by min instances are locked out of the pool: the governor cannot lend them to a busy service.',
+    fix: 'lower min instances in the pool, or raise the pool’s quota',
+  },
+  'concurrency-set': {
+    id: 'concurrency-set',
+    severity: 'recommended',
+    why: 'The default concurrency (80, or 80 × vCPUs) is made for CPU work; a GPU serves a few requests at once, and too many queue on one instance instead of scaling.',
+    fix: 'deploy with --concurrency set to what one GPU serves well (measured; often 4 to 32)',
+  },
+  'startup-probe': {
+    id: 'startup-probe',
+    severity: 'recommended',
+    why: 'Loading a model takes long; a startup probe that gives up sooner kills instances that were about to serve, and holds their GPUs meanwhile.',
+    fix: 'give the GPU container a startup probe (ideally HTTP on a readiness endpoint) with initial delay + failure threshold × period at least the policy’s audit.minStartupProbeSeconds',
+  },
+};

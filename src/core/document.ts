@@ -1,0 +1,57 @@
+import { parse as parseYaml, YAMLParseError } from 'yaml';
+import type { z } from 'zod';
+import { InputError, type Fault } from '../errors.js';
+
+/**
+ * Reading an input document (a policy, a snapshot, a scenario, a request body, a stored record)
+ * and saying what is wrong with it: YAML or JSON text to a value, and zod's issues to faults a
+ * person can act on, each with a readable path.
+ */
+
+/** Turns zod issues into faults with readable paths and messages. */
+export function zodFaults(error: z.ZodError): Fault[] {
+  const faults: Fault[] = [];
+  for (const issue of error.issues) {
+    const path = formatPath(issue.path);
+    if (issue.code === 'unrecognized_keys') {
+      for (const key of issue.keys) {
+        faults.push({ path: formatPath([...issue.path, key]), message: 'unknown key' });
+      }
+    } else if (issue.code === 'invalid_union' && issue.errors.length > 0) {
+      faults.push({ path, message: issue.message });
+    } else {
+      faults.push({ path, message: issue.message });
+    }
+  }
+  return faults;
+}
+
+export function formatPath(path: readonly PropertyKey[]): string {
+  let out = '';
+  for (const part of path) {
+    if (typeof part === 'number') out += `[${part}]`;
+    else out += out ? `.${String(part)}` : String(part);
+  }
+  return out;
+}
+
+/** Reads a YAML or JSON document (JSON is YAML), naming the line of a syntax error. */
+export function parseDocument(text: string, what: string): unknown {
+  try {
+    return parseYaml(text, { prettyErrors: true, uniqueKeys: true, logLevel: 'error' });
+  } catch (e) {
+    if (e instanceof YAMLParseError) {
+      const where = e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
+      throw new InputError(`${what} is not valid YAML or JSON`, [
+        { path: where, message: e.message.split('\n')[0] ?? e.message },
+      ]);
+    }
+    // The parser also throws plain errors for a bad document (an alias to no anchor is a
+    // ReferenceError): still bad input, never a crash (found by test/fuzz).
+    throw new InputError(
+      `${what} is not valid YAML or JSON`,
+      [{ path: '', message: e instanceof Error ? e.message : String(e) }],
+      { cause: e },
+    );
+  }
+}
