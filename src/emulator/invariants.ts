@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { writeBreaches } from '../core/invariants.js';
 import { effectiveMax, gpusPerInstance, type FleetModel, type ServiceKey } from './model.js';
 
 /**
@@ -15,7 +16,9 @@ import { effectiveMax, gpusPerInstance, type FleetModel, type ServiceKey } from 
  *
  * What is governed, the reserve and the floors come from a spec the test registers
  * ({@link InvariantSpec}); without one, every service is governed, the reserve is 0 and a
- * service's floor is max(1, its min instances).
+ * service's floor is max(1, its min instances). Whether a write breaks a rule is decided by
+ * core/invariants.ts, as for the simulator's write checks; this monitor gathers the pool's facts
+ * from the model and keeps what it finds.
  */
 
 export const InvariantPoolSpec = z.strictObject({
@@ -69,6 +72,11 @@ export interface PoolLoad {
   readonly floorsFit: boolean;
 }
 
+/** A pool's load with what its floors would take (floors, unmanaged caps, worker pools). */
+interface PoolTotals extends PoolLoad {
+  readonly floorsGpus: number;
+}
+
 const keyOf = (k: ServiceKey): string => `${k.project}/${k.region}/${k.name}`;
 
 export class InvariantMonitor {
@@ -115,7 +123,8 @@ export class InvariantMonitor {
 
   /** Before a write is applied: a write to an unmanaged or last-seen-reconciling service. */
   beforeWrite(key: ServiceKey, seq: number, at: string, before: number, after: number): void {
-    if (this.isUnmanaged(key)) {
+    const breaches = writeBreaches({ before, after, managed: !this.isUnmanaged(key) });
+    if (breaches.some((b) => b.kind === 'unmanaged')) {
       this.record({
         kind: 'unmanaged',
         seq,
@@ -151,10 +160,16 @@ export class InvariantMonitor {
     after: number,
   ): Violation | null {
     this.checks += 1;
-    const load = this.poolLoad(model, key);
-    if (!load || load.quota === null) return null;
-    if (after <= before || !load.floorsFit) return null;
-    if (load.used + load.reserve <= load.quota) return null;
+    const totals = this.poolTotals(model, key);
+    if (!totals || totals.quota === null) return null;
+    const { used, quota, reserve, floorsFit, floorsGpus } = totals;
+    const breached = writeBreaches({
+      before,
+      after,
+      pool: { capsGpus: used, floorsGpus, budgetGpus: quota - reserve },
+    }).some((b) => b.kind === 'over-quota');
+    if (!breached) return null;
+    const load: PoolLoad = { used, quota, reserve, floorsFit };
     return this.record({
       kind: 'over-quota',
       seq,
@@ -169,6 +184,13 @@ export class InvariantMonitor {
 
   /** The load of the pool a service belongs to; null for a service without a GPU. */
   poolLoad(model: FleetModel, key: ServiceKey): PoolLoad | null {
+    const totals = this.poolTotals(model, key);
+    if (!totals) return null;
+    const { used, quota, reserve, floorsFit } = totals;
+    return { used, quota, reserve, floorsFit };
+  }
+
+  private poolTotals(model: FleetModel, key: ServiceKey): PoolTotals | null {
     const s = model.getService(key);
     const pool = s ? model.poolOf(s) : undefined;
     if (!s || !pool) return null;
@@ -212,12 +234,13 @@ export class InvariantMonitor {
       );
     // Worker pools and running job tasks hold GPUs the services cannot have.
     const workerGpus = (usage?.workerPoolGpus ?? 0) + (usage?.jobGpus ?? 0);
-    const floorGpus = own?.floorGpus ?? floors;
+    const floorsGpus = (own?.floorGpus ?? floors) + unmanaged + workerGpus;
     return {
       used: caps + workerGpus,
       quota,
       reserve,
-      floorsFit: quota === null ? true : floorGpus + unmanaged + workerGpus + reserve <= quota,
+      floorsFit: quota === null ? true : floorsGpus + reserve <= quota,
+      floorsGpus,
     };
   }
 
