@@ -1,5 +1,5 @@
 import * as echarts from 'echarts';
-import type { PoolSeries, SimulationResult, StrategyResult } from './simulate.js';
+import type { PoolSeries, SimulationResult, StrategyResult } from './result.js';
 
 /**
  * The report: one static HTML page, no script. Per pool, the governor's caps stacked under the

@@ -7,7 +7,8 @@ import {
 } from '../../src/simulate/baselines.js';
 import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
 import { benchPolicy, mixedFleetScenario, TRACE_DIR } from '../../src/simulate/scenarios.js';
-import { simulate, writeProblems, type Strategy } from '../../src/simulate/simulate.js';
+import { simulate, type Strategy } from '../../src/simulate/simulate.js';
+import { writeProblems } from '../../src/simulate/write-checks.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { constantFleet, governSimulation } from '../support/fixtures.js';
 

@@ -1,0 +1,217 @@
+import { MINUTE_MS } from '../emulator/model.js';
+import type { Member, PoolInfo, SimContext } from './context.js';
+import type {
+  PoolMetrics,
+  PoolSeries,
+  ServiceMetrics,
+  StrategyResult,
+  RefusalCauses,
+} from './result.js';
+import { STRATEGY_LABELS, type Strategy } from './strategies.js';
+
+/**
+ * The per-minute accounting of one strategy: every minute of every pool adds what each service
+ * wanted, was served, was refused and held idle, under which cap; at the end the sums become the
+ * strategy's metrics (docs/simulation.md "Metrics").
+ */
+
+/** One service in one minute. */
+export interface MinuteRow {
+  member: Member;
+  want: number;
+  /** GPUs: cap, served, refused, idle. */
+  cap: number;
+  served: number;
+  refused: number;
+  refusedCap: number;
+  idle: number;
+}
+
+/** What the governor's run adds beside the minutes (baselines: none). */
+export interface RunRecord {
+  violations: readonly string[];
+  /** Null for a baseline: nothing checks its writes. */
+  violationCount: number | null;
+  failedRuns: readonly string[];
+  causes?: RefusalCauses;
+}
+
+type PoolSums = PoolMetrics & { shareErrSum: number };
+
+export class Accounting {
+  private readonly services = new Map<string, ServiceMetrics>();
+  private readonly pools = new Map<string, PoolSums>();
+  private readonly series: PoolSeries[] = [];
+
+  /** `startMs`: minute 0 of the run, from which each minute's settings are read. */
+  constructor(
+    private readonly ctx: SimContext,
+    private readonly startMs: number,
+  ) {
+    for (const p of ctx.pools) {
+      for (const m of p.members) this.services.set(m.id, newServiceMetrics(ctx, p, m, startMs));
+      this.pools.set(p.key, newPoolSums(p));
+      if (ctx.options.series ?? true) this.series.push(newSeries(p, ctx.minutes));
+    }
+  }
+
+  /** A write to a service's cap. */
+  wrote(id: string): void {
+    const sm = this.services.get(id);
+    if (sm) sm.writes += 1;
+  }
+
+  /** Adds one minute of one pool. */
+  minute(pool: PoolInfo, t: number, rows: readonly MinuteRow[]): void {
+    const pm = this.pools.get(pool.key);
+    if (!pm) return;
+    const series = this.series.find((s) => s.pool === pool.key);
+    let demand = 0;
+    let refused = 0;
+    let caps = 0;
+    for (const r of rows) {
+      const sm = this.services.get(r.member.id);
+      if (sm) {
+        sm.demandGpuMinutes += r.want * r.member.gpus;
+        sm.refusedGpuMinutes += r.refused;
+        sm.refusedCapGpuMinutes += r.refusedCap;
+        sm.refusedQuotaGpuMinutes += r.refused - r.refusedCap;
+        sm.idleGpuMinutes += r.idle;
+      }
+      demand += r.want * r.member.gpus;
+      refused += r.refused;
+      caps += r.cap;
+      pm.idleGpuMinutes += r.idle;
+      if (series) {
+        const c = series.caps[r.member.name];
+        if (c) c[t] = r.cap;
+      }
+    }
+    pm.demandGpuMinutes += demand;
+    pm.refusedGpuMinutes += refused;
+    if (caps > pool.available) pm.capsOverQuotaMinutes += 1;
+    if (series) {
+      series.demand[t] = demand;
+      series.refused[t] = refused;
+    }
+    if (demand > pool.available && pool.available > 0) {
+      pm.scarceMinutes += 1;
+      let diff = 0;
+      for (const r of rows)
+        diff += Math.abs(r.served - (this.ctx.ideal.get(r.member.id)?.[t] ?? 0) * r.member.gpus);
+      pm.shareErrSum += diff / (2 * pool.available);
+    }
+    if (this.inverted(pool, rows, caps, this.startMs + t * MINUTE_MS)) pm.priorityInversions += 1;
+  }
+
+  /**
+   * A priority inversion: someone refused while a lower-priority service keeps cap it does not
+   * use and the refused GPUs could only have come from others' caps.
+   */
+  private inverted(pool: PoolInfo, rows: readonly MinuteRow[], caps: number, atMs: number) {
+    const refusedRows = rows.filter((r) => r.refused > 0);
+    if (refusedRows.length === 0) return false;
+    const view = this.ctx.view;
+    const settings = new Map(rows.map((r) => [r.member.id, view.settings(r.member, atMs)]));
+    return refusedRows.some((a) => {
+      const pa = settings.get(a.member.id)?.priority ?? 0;
+      if (caps + a.refused <= pool.available) return false;
+      return rows.some((b) => {
+        const sb = settings.get(b.member.id);
+        if (!sb || sb.priority >= pa) return false;
+        const floorGpus = view.floor(b.member, sb) * b.member.gpus;
+        return b.cap > Math.max(floorGpus, b.want * b.member.gpus);
+      });
+    });
+  }
+
+  /** The strategy's metrics from the sums. */
+  result(strategy: Strategy, run: RunRecord): StrategyResult {
+    const hours = this.ctx.minutes / 60;
+    const { violationCount } = run;
+    const pools: PoolMetrics[] = [...this.pools.values()].map(({ shareErrSum, ...p }) => {
+      const writes = [...this.services.values()]
+        .filter((s) => s.pool === p.pool)
+        .reduce((a, s) => a + s.writes, 0);
+      return {
+        ...p,
+        writes,
+        writesPerServiceHour: writes / Math.max(1, p.services) / hours,
+        shareError: p.scarceMinutes > 0 ? shareErrSum / p.scarceMinutes : null,
+        invariantViolations: violationCount === null ? null : violationCount,
+      };
+    });
+    const services = [...this.services.values()];
+    const writes = services.reduce((a, s) => a + s.writes, 0);
+    const result: StrategyResult = {
+      strategy,
+      label: STRATEGY_LABELS[strategy],
+      pools,
+      services,
+      totals: {
+        refusedGpuMinutes: pools.reduce((a, p) => a + p.refusedGpuMinutes, 0),
+        idleGpuMinutes: pools.reduce((a, p) => a + p.idleGpuMinutes, 0),
+        writesPerServiceHour: writes / Math.max(1, services.length) / hours,
+        invariantViolations: violationCount,
+      },
+      violations: run.violations.slice(0, 20),
+      failedRuns: run.failedRuns.slice(0, 20),
+      series: this.series,
+    };
+    if (run.causes) result.causes = run.causes;
+    return result;
+  }
+}
+
+function newServiceMetrics(
+  ctx: SimContext,
+  p: PoolInfo,
+  m: Member,
+  startMs: number,
+): ServiceMetrics {
+  const s = ctx.view.settings(m, startMs);
+  return {
+    pool: p.key,
+    name: m.name,
+    priority: s.priority,
+    weight: s.weight,
+    demandGpuMinutes: 0,
+    refusedGpuMinutes: 0,
+    refusedCapGpuMinutes: 0,
+    refusedQuotaGpuMinutes: 0,
+    idleGpuMinutes: 0,
+    writes: 0,
+  };
+}
+
+function newPoolSums(p: PoolInfo): PoolSums {
+  return {
+    pool: p.key,
+    quota: p.quota,
+    available: p.available,
+    services: p.members.length,
+    demandGpuMinutes: 0,
+    refusedGpuMinutes: 0,
+    idleGpuMinutes: 0,
+    writes: 0,
+    writesPerServiceHour: 0,
+    scarceMinutes: 0,
+    shareError: null,
+    priorityInversions: 0,
+    capsOverQuotaMinutes: 0,
+    invariantViolations: null,
+    shareErrSum: 0,
+  };
+}
+
+function newSeries(p: PoolInfo, minutes: number): PoolSeries {
+  return {
+    pool: p.key,
+    quota: p.quota,
+    available: p.available,
+    services: p.members.map((m) => m.name),
+    demand: new Array<number>(minutes).fill(0),
+    caps: Object.fromEntries(p.members.map((m) => [m.name, new Array<number>(minutes).fill(0)])),
+    refused: new Array<number>(minutes).fill(0),
+  };
+}

@@ -1,0 +1,103 @@
+import type { MinuteRow } from './accounting.js';
+import { svcId, type PoolInfo } from './context.js';
+import type { RefusalCauses } from './result.js';
+
+/**
+ * The governor's refusals by cause (docs/simulation.md "Why the governor refuses"), with
+ * `diagnose`: each plan says what it meant for each service, and each minute with refused GPUs
+ * says where the GPUs the refused services could not have were.
+ */
+
+interface PlannedCap {
+  /** The plan left it below its own demand estimate. */
+  short: boolean;
+  /** Instances given as burst room, and kept by the scale-down delay. */
+  burst: number;
+  sticky: number;
+}
+
+export interface Diagnosis {
+  causes: RefusalCauses;
+  planned: Map<string, PlannedCap>;
+}
+
+export function newDiagnosis(): Diagnosis {
+  return {
+    causes: {
+      poolBusy: 0,
+      poolIdleHeld: 0,
+      free: { shortOfDemand: 0, aboveEstimate: 0 },
+      freeRoomAt: { burst: 0, sticky: 0, demand: 0, uncapped: 0 },
+      scarceTicks: 0,
+      ticks: 0,
+    },
+    planned: new Map(),
+  };
+}
+
+/** Reads what the last plan meant for each service from its reason (instrumentation only). */
+export function notePlan(
+  d: Diagnosis,
+  services: readonly {
+    project: string;
+    region: string;
+    name: string;
+    managed: boolean;
+    reason: string;
+  }[],
+): void {
+  let scarce = false;
+  for (const s of services) {
+    if (!s.managed) continue;
+    const short = s.reason.includes('short of demand');
+    scarce ||= short;
+    d.planned.set(svcId(s), {
+      short,
+      burst: Number(/\+(\d+) burst room/.exec(s.reason)?.[1] ?? 0),
+      sticky: Number(/keeps (\d+) above its share/.exec(s.reason)?.[1] ?? 0),
+    });
+  }
+  d.causes.ticks += 1;
+  if (scarce) d.causes.scarceTicks += 1;
+}
+
+/** One minute of one pool: where the refused GPUs went. */
+export function diagnoseMinute(d: Diagnosis, pool: PoolInfo, rows: readonly MinuteRow[]): void {
+  const refused = rows.reduce((a, r) => a + r.refused, 0);
+  if (refused <= 0) return;
+  const held = rows.reduce((a, r) => a + r.served + r.idle, 0);
+  const idle = rows.reduce((a, r) => a + r.idle, 0);
+  const free = Math.max(0, pool.available - held);
+  const mis = Math.min(refused, free);
+  const full = refused - mis;
+  const c = d.causes;
+  c.poolIdleHeld += Math.min(full, idle);
+  c.poolBusy += full - Math.min(full, idle);
+  if (mis <= 0) return;
+  let left = mis;
+  for (const r of rows) {
+    if (r.refused <= 0 || left <= 0) continue;
+    const take = Math.min(r.refused, left);
+    left -= take;
+    if (d.planned.get(r.member.id)?.short) c.free.shortOfDemand += take;
+    else c.free.aboveEstimate += take;
+  }
+  const room = { burst: 0, sticky: 0, demand: 0, uncapped: 0 };
+  room.uncapped = Math.max(0, pool.available - rows.reduce((a, r) => a + r.cap, 0));
+  for (const r of rows) {
+    const spare = Math.max(0, r.cap - r.served - r.idle);
+    if (spare <= 0) continue;
+    const p = d.planned.get(r.member.id);
+    const burst = Math.min(spare, (p?.burst ?? 0) * r.member.gpus);
+    const sticky = Math.min(spare - burst, (p?.sticky ?? 0) * r.member.gpus);
+    room.burst += burst;
+    room.sticky += sticky;
+    room.demand += spare - burst - sticky;
+  }
+  const total = room.burst + room.sticky + room.demand + room.uncapped;
+  if (total <= 0) return;
+  c.freeRoomAt.burst += (mis * room.burst) / total;
+  c.freeRoomAt.sticky += (mis * room.sticky) / total;
+  c.freeRoomAt.demand += (mis * room.demand) / total;
+  c.freeRoomAt.uncapped += (mis * room.uncapped) / total;
+}

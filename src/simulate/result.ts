@@ -1,0 +1,147 @@
+import type { Strategy } from './strategies.js';
+
+/**
+ * What the simulator is asked (the options) and what it returns: per strategy, metrics per pool
+ * and per service, the per-minute series for the report, and for the governor the violations
+ * and, when asked, its refusals by cause. docs/simulation.md defines every metric.
+ */
+
+export interface SimulationOptions {
+  hours: number;
+  /** Virtual minutes between governor runs (Cloud Scheduler's cadence). */
+  tickMinutes?: number;
+  /** Minutes before a Monitoring point is visible. */
+  lagMinutes?: number;
+  strategies?: readonly Strategy[];
+  /** Run the governor through the gRPC emulator and Google's clients instead of in-memory ports. */
+  viaEmulator?: boolean;
+  /** Called as virtual minutes are done, across all strategies. */
+  onProgress?: (done: number, total: number, what: string) => void;
+  /** Keeps per-minute series for the report (default true). */
+  series?: boolean;
+  /** Governor only: sorts its refused GPU-minutes by cause (`causes`; default false). */
+  diagnose?: boolean;
+}
+
+export interface ServiceMetrics {
+  pool: string;
+  name: string;
+  priority: number;
+  weight: number;
+  demandGpuMinutes: number;
+  refusedGpuMinutes: number;
+  /** Of which: above the service's cap. */
+  refusedCapGpuMinutes: number;
+  /** Of which: the pool had no free GPU. */
+  refusedQuotaGpuMinutes: number;
+  idleGpuMinutes: number;
+  writes: number;
+}
+
+export interface PoolMetrics {
+  pool: string;
+  quota: number;
+  available: number;
+  services: number;
+  demandGpuMinutes: number;
+  refusedGpuMinutes: number;
+  idleGpuMinutes: number;
+  writes: number;
+  writesPerServiceHour: number;
+  /** Minutes in which the pool's demand exceeded what it has. */
+  scarceMinutes: number;
+  /** Mean over scarce minutes of the share of the pool served differently from the oracle's weighted split (0–1). */
+  shareError: number | null;
+  /** Minutes in which a service was refused while a lower-priority one held cap it did not use. */
+  priorityInversions: number;
+  /** Minutes in which the pool's caps summed above what it has (over-commit by design). */
+  capsOverQuotaMinutes: number;
+  /** Governor only: broken SPEC rules seen at a write (null for baselines). */
+  invariantViolations: number | null;
+}
+
+export interface PoolSeries {
+  pool: string;
+  quota: number;
+  available: number;
+  services: string[];
+  /** Per minute, GPUs wanted by the pool's services. */
+  demand: number[];
+  /** Per service, per minute: the cap in GPUs (for the oracle: its split). */
+  caps: Record<string, number[]>;
+  /** Per minute: GPUs refused in the pool. */
+  refused: number[];
+}
+
+/**
+ * Governor only, with `diagnose`: each refused GPU-minute by cause (docs/simulation.md
+ * "Why the governor refuses"). Every refusal of a capped strategy is at a cap (the caps sum within
+ * the pool), so the question is where the GPUs the refused service could not have were.
+ */
+export interface RefusalCauses {
+  /** Refused while every GPU of the pool was held by a busy instance: no cap could have helped. */
+  poolBusy: number;
+  /** Refused while the pool's GPUs were all held, some by idle instances (their idle tail). */
+  poolIdleHeld: number;
+  /** Refused at the cap while the pool had free GPUs, split by the refused service's last plan: */
+  free: {
+    /** The cap was below the service's own demand estimate (the pool was scarce by the estimates). */
+    shortOfDemand: number;
+    /** The cap met the estimate but demand rose past it since (lag, lookback, headroom too small). */
+    aboveEstimate: number;
+  };
+  /** Where the free GPUs sat, in the same minutes (GPU-minutes, at most the refusal): */
+  freeRoomAt: {
+    /** Cap room of others given as burst room in their last plan. */
+    burst: number;
+    /** Cap room of others kept by the scale-down delay. */
+    sticky: number;
+    /** Cap room of others within their own demand estimate (headroom, peak). */
+    demand: number;
+    /** GPUs no cap covered (the caps summed below the pool). */
+    uncapped: number;
+  };
+  /** Ticks whose plan left some service short of its demand estimate (scarce), and all ticks. */
+  scarceTicks: number;
+  ticks: number;
+}
+
+export interface StrategyResult {
+  strategy: Strategy;
+  label: string;
+  pools: PoolMetrics[];
+  services: ServiceMetrics[];
+  totals: {
+    refusedGpuMinutes: number;
+    idleGpuMinutes: number;
+    writesPerServiceHour: number;
+    invariantViolations: number | null;
+  };
+  /** First few violations, in words. */
+  violations: string[];
+  /** Governor runs that failed (and why). */
+  failedRuns: string[];
+  series: PoolSeries[];
+  /** Governor only, with `diagnose`. */
+  causes?: RefusalCauses;
+}
+
+export interface Headline {
+  /** (static equal split − governor) ÷ (static equal split − oracle), refused GPU-minutes; null without a gap. */
+  gapClosed: number | null;
+  /** Governor ÷ static equal split, refused GPU-minutes; null when the split refuses nothing. */
+  refusedVsEqualSplit: number | null;
+  writesPerServiceHour: number;
+  invariantViolations: number;
+}
+
+export interface SimulationResult {
+  label: string;
+  start: string;
+  minutes: number;
+  tickMinutes: number;
+  lagMinutes: number;
+  viaEmulator: boolean;
+  strategies: StrategyResult[];
+  headline: Headline | null;
+}
