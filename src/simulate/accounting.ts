@@ -1,13 +1,14 @@
 import { MINUTE_MS } from '../emulator/model.js';
 import type { Member, PoolInfo, SimContext } from './context.js';
-import type {
-  PoolMetrics,
-  PoolSeries,
-  ServiceMetrics,
-  StrategyResult,
-  RefusalCauses,
+import {
+  STRATEGY_LABELS,
+  type PoolMetrics,
+  type PoolSeries,
+  type RefusalCauses,
+  type ServiceMetrics,
+  type Strategy,
+  type StrategyResult,
 } from './result.js';
-import { STRATEGY_LABELS, type Strategy } from './strategies.js';
 
 /**
  * The per-minute accounting of one strategy: every minute of every pool adds what each service

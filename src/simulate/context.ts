@@ -1,15 +1,14 @@
 import type { Policy } from '../core/policy.js';
 import { compileRules, type Settings } from '../core/rules.js';
 import { demandAt } from '../emulator/demand.js';
-import { effectiveMax, FleetModel, MINUTE_MS } from '../emulator/model.js';
+import { effectiveMax, MINUTE_MS, type FleetModel } from '../emulator/model.js';
 import type { SimulationOptions } from './result.js';
 import type { SimulationInput } from './scenario.js';
-import { idealSplits } from './strategies.js';
 
 /**
- * What every strategy of one simulation shares, built once and passed as one object: the pools
- * and the GPU services in each, the instances each service wants every minute, the oracle's
- * split of every minute, the policy's settings, and the run's cadence.
+ * What every strategy of one simulation shares, built once (simulate.ts) and passed as one
+ * object: the pools and the GPU services in each, the instances each service wants every minute,
+ * the oracle's split of every minute, the policy's settings, and the run's cadence.
  */
 
 export interface Member {
@@ -54,33 +53,8 @@ export interface SimContext {
 export const svcId = (s: { project: string; region: string; name: string }): string =>
   `${s.project}/${s.region}/${s.name}`;
 
-export function createContext(
-  input: SimulationInput,
-  policy: Policy,
-  options: SimulationOptions,
-): SimContext {
-  const minutes = Math.max(1, Math.round(options.hours * 60));
-  const probe = new FleetModel(input.fleet, { traces: input.traces, historyMinutes: 1 });
-  const pools = poolsOf(probe);
-  const want = demandTable(input, probe, minutes);
-  const view = new PolicyView(policy);
-  return {
-    input,
-    policy,
-    options,
-    pools,
-    want,
-    ideal: idealSplits(pools, want, view, probe.startMs, minutes),
-    view,
-    startMs: probe.startMs,
-    minutes,
-    tick: options.tickMinutes ?? 5,
-    lag: options.lagMinutes ?? 3,
-  };
-}
-
 /** The pools of a fleet and the GPU services (automatic scaling) in each. */
-function poolsOf(model: FleetModel): PoolInfo[] {
+export function poolsOf(model: FleetModel): PoolInfo[] {
   const out: PoolInfo[] = [];
   for (const p of model.pools()) {
     const key = `${p.project}/${p.region}/${p.accelerator}/${p.zonalRedundancy ? 'zonal' : 'no-zonal'}`;
@@ -123,7 +97,7 @@ function poolsOf(model: FleetModel): PoolInfo[] {
 }
 
 /** Instances wanted per service per minute (what the fleet model will ask for), from the start. */
-function demandTable(
+export function demandTable(
   input: SimulationInput,
   model: FleetModel,
   minutes: number,

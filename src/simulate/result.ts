@@ -1,10 +1,27 @@
-import type { Strategy } from './strategies.js';
-
 /**
- * What the simulator is asked (the options) and what it returns: per strategy, metrics per pool
+ * What the simulator is asked (the options), the strategies it compares, and what it returns: per strategy, metrics per pool
  * and per service, the per-minute series for the report, and for the governor the violations
  * and, when asked, its refusals by cause. docs/simulation.md defines every metric.
  */
+
+export const STRATEGIES = [
+  'governor',
+  'fleet-caps',
+  'equal-split',
+  'peak-proportional',
+  'over-commit',
+  'oracle',
+] as const;
+export type Strategy = (typeof STRATEGIES)[number];
+
+export const STRATEGY_LABELS: Record<Strategy, string> = {
+  governor: 'governor',
+  'fleet-caps': "fleet's static caps",
+  'equal-split': 'static equal split',
+  'peak-proportional': 'static, proportional to peak',
+  'over-commit': 'over-commit (all at quota)',
+  oracle: 'clairvoyant oracle',
+};
 
 export interface SimulationOptions {
   hours: number;

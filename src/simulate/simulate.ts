@@ -1,20 +1,35 @@
 import { durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
-import { MINUTE_MS, type FleetModel, type ServiceState } from '../emulator/model.js';
+import { FleetModel, MINUTE_MS, type ServiceState } from '../emulator/model.js';
 import type { Logger } from '../log.js';
 import type { ObservePorts } from '../observe/observe.js';
 import { reconcile, RunFailedError } from '../reconcile/reconcile.js';
 import { Accounting, type MinuteRow } from './accounting.js';
 import { openBackend } from './backend.js';
-import { capOf, createContext, type PoolInfo, type SimContext } from './context.js';
+import {
+  capOf,
+  demandTable,
+  PolicyView,
+  poolsOf,
+  type PoolInfo,
+  type SimContext,
+} from './context.js';
 import { diagnoseMinute, newDiagnosis, notePlan, type Diagnosis } from './diagnosis.js';
 import { createMemoryStateStore } from './memory-store.js';
 import { watchWrites } from './ports.js';
-import type { Headline, SimulationOptions, SimulationResult, StrategyResult } from './result.js';
+import {
+  STRATEGIES,
+  type Headline,
+  type SimulationOptions,
+  type SimulationResult,
+  type Strategy,
+  type StrategyResult,
+} from './result.js';
 import type { SimulationInput } from './scenario.js';
-import { fleetFor, runOracle, STRATEGIES, type Strategy } from './strategies.js';
+import { fleetFor, idealSplits, runOracle } from './strategies.js';
 import { WriteChecker } from './write-checks.js';
 
+export { STRATEGIES, STRATEGY_LABELS } from './result.js';
 export type {
   Headline,
   PoolMetrics,
@@ -23,9 +38,9 @@ export type {
   ServiceMetrics,
   SimulationOptions,
   SimulationResult,
+  Strategy,
   StrategyResult,
 } from './result.js';
-export { STRATEGIES, STRATEGY_LABELS, type Strategy } from './strategies.js';
 
 /**
  * The simulator: the real planner and reconcile run minute by minute on a virtual clock against
@@ -69,6 +84,32 @@ export async function simulate(
     viaEmulator: options.viaEmulator ?? false,
     strategies: results,
     headline: headline(results),
+  };
+}
+
+/** What every strategy shares: pools, demand, the oracle's split, settings, cadence. */
+export function createContext(
+  input: SimulationInput,
+  policy: Policy,
+  options: SimulationOptions,
+): SimContext {
+  const minutes = Math.max(1, Math.round(options.hours * 60));
+  const probe = new FleetModel(input.fleet, { traces: input.traces, historyMinutes: 1 });
+  const pools = poolsOf(probe);
+  const want = demandTable(input, probe, minutes);
+  const view = new PolicyView(policy);
+  return {
+    input,
+    policy,
+    options,
+    pools,
+    want,
+    ideal: idealSplits(pools, want, view, probe.startMs, minutes),
+    view,
+    startMs: probe.startMs,
+    minutes,
+    tick: options.tickMinutes ?? 5,
+    lag: options.lagMinutes ?? 3,
   };
 }
 

@@ -3,32 +3,13 @@ import { MINUTE_MS } from '../emulator/model.js';
 import { Accounting, type MinuteRow } from './accounting.js';
 import { equalSplit, oracleSplit, overCommit, peakProportional } from './baselines.js';
 import type { PolicyView, PoolInfo, SimContext } from './context.js';
-import type { StrategyResult } from './result.js';
+import type { Strategy, StrategyResult } from './result.js';
 
 /**
  * The strategies the governor is judged against (docs/simulation.md "Baselines"): which caps each
  * baseline writes once at the start, and the clairvoyant oracle, which needs no fleet model: it
  * re-splits every minute knowing that minute's demand.
  */
-
-export const STRATEGIES = [
-  'governor',
-  'fleet-caps',
-  'equal-split',
-  'peak-proportional',
-  'over-commit',
-  'oracle',
-] as const;
-export type Strategy = (typeof STRATEGIES)[number];
-
-export const STRATEGY_LABELS: Record<Strategy, string> = {
-  governor: 'governor',
-  'fleet-caps': "fleet's static caps",
-  'equal-split': 'static equal split',
-  'peak-proportional': 'static, proportional to peak',
-  'over-commit': 'over-commit (all at quota)',
-  oracle: 'clairvoyant oracle',
-};
 
 /** The oracle's split of every minute, per service id (instances). */
 export function idealSplits(
