@@ -88,7 +88,7 @@ export async function simulate(
 }
 
 /** What every strategy shares: pools, demand, the oracle's split, settings, cadence. */
-export function createContext(
+function createContext(
   input: SimulationInput,
   policy: Policy,
   options: SimulationOptions,
