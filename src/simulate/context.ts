@@ -26,7 +26,7 @@ export interface Member {
 export interface PoolInfo {
   key: string;
   quota: number;
-  /** Quota less worker pools and manually scaled services. */
+  /** Quota less worker pools, running job tasks and manually scaled services. */
   available: number;
   members: Member[];
 }
