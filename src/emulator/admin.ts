@@ -1,6 +1,7 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import {
+  AdvanceInput,
   ControlError,
   DeployInput,
   EditInput,
@@ -12,17 +13,77 @@ import {
 
 /**
  * The HTTP admin endpoint (JSON, 127.0.0.1 only) over the control API:
- * GET /state, /writes, /calls, /faults, /violations; POST /advance {ms}, /demand, /quota, /deploy,
- * /edit, /faults, /invariants, /reset-calls.
+ * GET /state, /writes, /calls, /faults, /violations, /published; POST /advance {ms}, /demand,
+ * /quota, /deploy, /edit, /faults, /invariants, /reset-calls.
+ *
+ * A development tool, but not a hazard: a POST with a body must say `content-type:
+ * application/json` (415 otherwise, so a browser's cross-site form post or a stray `text/plain`
+ * body is refused before anything is read), a body is at most {@link MAX_BODY_BYTES} bytes
+ * (413: refused from its `content-length` before reading, or as soon as the bytes received pass
+ * the limit), and must be UTF-8 JSON (400).
  */
 
-const MAX_BODY = 1 << 20;
+/** The largest request body accepted, in bytes (1 MiB). */
+export const MAX_BODY_BYTES = 1 << 20;
+
+/** A request refused before it reaches the control API, with its HTTP status. */
+class HttpError extends Error {
+  override readonly name = 'HttpError';
+  constructor(
+    readonly status: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+/** True when the request says it carries a body (a length above 0, or a chunked one). */
+function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers['content-length'];
+  if (length !== undefined) return Number(length) !== 0;
+  return req.headers['transfer-encoding'] !== undefined;
+}
+
+function isJsonType(header: string | undefined): boolean {
+  const type = header?.split(';')[0]?.trim().toLowerCase();
+  return type === 'application/json';
+}
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
-  let body = '';
+  if (!hasBody(req)) return {};
+  if (!isJsonType(req.headers['content-type'])) {
+    throw new HttpError(
+      415,
+      `request body must be JSON sent with content-type: application/json (got ${req.headers['content-type'] === undefined ? 'no content-type' : JSON.stringify(req.headers['content-type'].slice(0, 100))})`,
+    );
+  }
+  const declared = Number(req.headers['content-length'] ?? 0);
+  if (declared > MAX_BODY_BYTES) {
+    throw new HttpError(
+      413,
+      `request body is ${declared} bytes; the admin endpoint accepts at most ${MAX_BODY_BYTES}`,
+    );
+  }
+  const chunks: Buffer[] = [];
+  let bytes = 0;
   for await (const chunk of req) {
-    body += String(chunk);
-    if (body.length > MAX_BODY) throw new ControlError('request body too large');
+    const buffer = Buffer.isBuffer(chunk) ? chunk : Buffer.from(String(chunk), 'utf8');
+    bytes += buffer.length;
+    if (bytes > MAX_BODY_BYTES) {
+      throw new HttpError(
+        413,
+        `request body is over ${MAX_BODY_BYTES} bytes; the admin endpoint accepts at most ${MAX_BODY_BYTES}`,
+      );
+    }
+    chunks.push(buffer);
+  }
+  let body: string;
+  try {
+    body = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
+  } catch (error) {
+    throw new ControlError(
+      `request body is not UTF-8: ${error instanceof Error ? error.message : String(error)}`,
+    );
   }
   if (body.trim() === '') return {};
   try {
@@ -65,10 +126,7 @@ async function route(control: EmulatorControl, req: IncomingMessage): Promise<[n
       control.resetCalls();
       return [200, { ok: true }];
     case 'POST /advance': {
-      const body = asRecord(await readJson(req));
-      const ms = body['ms'];
-      if (typeof ms !== 'number')
-        throw new ControlError('bad advance: ms: expected a number of milliseconds');
+      const { ms } = parse(AdvanceInput, await readJson(req), 'advance');
       return [200, { now: control.advance(ms).toISOString() }];
     }
     case 'POST /demand':
@@ -107,7 +165,11 @@ export async function startAdminServer(control: EmulatorControl, port = 0): Prom
     route(control, req).then(
       ([code, value]) => send(res, code, value),
       (error: unknown) => {
-        if (error instanceof ControlError) send(res, 400, { error: error.message });
+        if (error instanceof HttpError) {
+          // The rest of an unread body is not wanted: close the connection after answering.
+          res.setHeader('connection', 'close');
+          send(res, error.status, { error: error.message });
+        } else if (error instanceof ControlError) send(res, 400, { error: error.message });
         else send(res, 500, { error: error instanceof Error ? error.message : String(error) });
       },
     );

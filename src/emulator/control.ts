@@ -1,11 +1,9 @@
-import { readFileSync } from 'node:fs';
-import { resolve } from 'node:path';
 import { z } from 'zod';
 import type { CallRecord, EmulatorContext, WriteRecord } from './context.js';
 import type { FaultConfig, FaultConfigInput } from './faults.js';
 import type { InvariantSpec, InvariantSpecInput, Violation } from './invariants.js';
-import { Demand, parseTrace } from './fleet.js';
-import { effectiveMax, revisionName, type Refused, type ServiceState } from './model.js';
+import { Demand, readTrace } from './fleet.js';
+import { effectiveMax, MINUTE_MS, revisionName, type Refused, type ServiceState } from './model.js';
 
 /**
  * The control surface of a running emulator, shared by the in-process API and the HTTP admin
@@ -48,7 +46,21 @@ export type SetQuotaInput = z.input<typeof SetQuotaInput>;
 export const DeployInput = z.strictObject({ ...Target, seconds: z.number().min(0) });
 export type DeployInput = z.input<typeof DeployInput>;
 
-export const AdvanceInput = z.strictObject({ ms: z.number().min(0) });
+/** The most virtual time one `advance` may cover: 7 days. */
+export const MAX_ADVANCE_MS = 7 * 24 * 60 * MINUTE_MS;
+/**
+ * The most work one `advance` may do, in service-minutes (each minute steps every service and
+ * worker pool): 7 days of a fleet of 100. A bigger fleet advances in shorter steps.
+ */
+export const MAX_ADVANCE_SERVICE_MINUTES = 7 * 24 * 60 * 100;
+
+export const AdvanceInput = z.strictObject({
+  ms: z
+    .number()
+    .int('expected a whole number of milliseconds')
+    .positive()
+    .max(MAX_ADVANCE_MS, `at most ${MAX_ADVANCE_MS} (7 days of virtual time) per advance`),
+});
 
 /** Another actor's edit of a service (a hand-set max, an annotation): bumps its etag. */
 export const EditInput = z.strictObject({
@@ -123,9 +135,14 @@ export function parse<T>(schema: z.ZodType<T>, input: unknown, what: string): T 
 }
 
 export class EmulatorControl {
+  /**
+   * @param traces the traces already loaded, keyed by `file` as written
+   * @param baseDir the fleet file's folder: trace files named later (`setDemand`) must be in it
+   */
   constructor(
     private readonly ctx: EmulatorContext,
     private readonly traces: Map<string, number[]>,
+    private readonly baseDir: string,
   ) {}
 
   now(): Date {
@@ -166,9 +183,24 @@ export class EmulatorControl {
     this.ctx.calls.length = 0;
   }
 
-  /** Moves virtual time forward (in either clock mode) and runs the minutes crossed. */
+  /**
+   * Moves virtual time forward (in either clock mode) and runs the minutes crossed: a whole
+   * number of ms, above 0, at most {@link MAX_ADVANCE_MS} and at most
+   * {@link MAX_ADVANCE_SERVICE_MINUTES} of work.
+   */
   advance(ms: number): Date {
     const { ms: by } = parse(AdvanceInput, { ms }, 'advance');
+    const units = Math.max(
+      1,
+      this.ctx.model.listServices().length + this.ctx.model.listWorkerPools().length,
+    );
+    const minutes = Math.ceil(by / MINUTE_MS);
+    if (minutes * units > MAX_ADVANCE_SERVICE_MINUTES) {
+      const most = Math.floor(MAX_ADVANCE_SERVICE_MINUTES / units) * MINUTE_MS;
+      throw new ControlError(
+        `bad advance: ms: ${by} ms runs ${minutes} minutes x ${units} services and worker pools, over the ${MAX_ADVANCE_SERVICE_MINUTES} service-minutes one advance may run; advance by at most ${most} ms at a time`,
+      );
+    }
     this.ctx.clock.advance(by);
     return this.now();
   }
@@ -177,12 +209,12 @@ export class EmulatorControl {
     const { service, project, region, demand } = parse(SetDemandInput, input, 'demand');
     const s = this.find(service, project, region);
     if (demand.trace && !this.traces.has(demand.trace.file)) {
-      const path = resolve(demand.trace.file);
       try {
-        this.traces.set(demand.trace.file, parseTrace(readFileSync(path, 'utf8'), path));
+        this.traces.set(demand.trace.file, readTrace(this.baseDir, demand.trace.file));
       } catch (error) {
+        // readTrace's messages name the file and the fault, never the file's contents.
         throw new ControlError(
-          `cannot load trace ${path}: ${error instanceof Error ? error.message : String(error)}`,
+          `bad demand: demand.trace.file: ${error instanceof Error ? error.message : String(error)}`,
         );
       }
     }

@@ -1,5 +1,6 @@
+import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { dirname, resolve } from 'node:path';
+import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { DateTime } from 'luxon';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
@@ -395,7 +396,9 @@ export function parseTrace(text: string, source = 'trace'): number[] {
     for (const line of lines.slice(1)) {
       const stamp = line.split(',')[0]?.trim() ?? '';
       const ms = Date.parse(`${stamp.replace(' ', 'T').slice(0, 23)}Z`);
-      if (Number.isNaN(ms)) throw new FleetError(`${source}: bad timestamp "${stamp}"`);
+      // Errors name the line, never its text: a trace error must not show a file's contents.
+      if (Number.isNaN(ms))
+        throw new FleetError(`${source}: line ${lines.indexOf(line) + 1}: not a timestamp`);
       const minute = Math.floor(ms / 60_000);
       first = first === undefined ? minute : Math.min(first, minute);
       counts.set(minute, (counts.get(minute) ?? 0) + 1);
@@ -412,7 +415,7 @@ export function parseTrace(text: string, source = 'trace'): number[] {
     const value = Number(cell);
     if (cell === '' || Number.isNaN(value)) {
       if (i === 0) return; // a header line
-      throw new FleetError(`${source}: line ${i + 1} is not a number: "${line}"`);
+      throw new FleetError(`${source}: line ${i + 1} is not a number`);
     }
     if (value < 0) throw new FleetError(`${source}: line ${i + 1} is negative`);
     samples.push(value);
@@ -432,20 +435,98 @@ export function traceFiles(fleet: Fleet): string[] {
   return [...files];
 }
 
-/** Reads the traces a fleet uses; relative paths are resolved against `baseDir`. */
-export async function loadTraces(fleet: Fleet, baseDir: string): Promise<Map<string, number[]>> {
+/** The largest trace file read, in bytes (64 MiB). */
+export const MAX_TRACE_BYTES = 64 << 20;
+
+function errorCode(error: unknown): string {
+  return typeof error === 'object' && error !== null && 'code' in error
+    ? String(error.code)
+    : error instanceof Error
+      ? error.message
+      : String(error);
+}
+
+/**
+ * Reads one trace file, confined to `baseDir` (the fleet file's folder): `file` is resolved
+ * against it and must not name `..`; once symlinks are resolved it must still be inside it; it
+ * must be a regular file (not a device, a FIFO or a folder) of at most {@link MAX_TRACE_BYTES},
+ * and is read with that cap (a file that grows meanwhile is refused). Errors name the file and
+ * the fault, never the file's contents.
+ */
+export function readTrace(baseDir: string, file: string): number[] {
+  if (file.split(/[\\/]/).includes('..')) {
+    throw new FleetError(`trace ${file}: ".." is not allowed; name a file in the fleet's folder`);
+  }
+  let base: string;
+  let real: string;
+  try {
+    base = realpathSync(baseDir);
+  } catch (error) {
+    throw new FleetError(
+      `trace ${file}: the fleet's folder ${baseDir} cannot be read (${errorCode(error)})`,
+    );
+  }
+  try {
+    real = realpathSync(resolve(base, file));
+  } catch (error) {
+    throw new FleetError(`trace ${file}: cannot be read (${errorCode(error)})`);
+  }
+  const inside = relative(base, real);
+  if (inside === '' || inside === '..' || inside.startsWith(`..${sep}`) || isAbsolute(inside)) {
+    throw new FleetError(
+      `trace ${file}: outside the fleet's folder ${base} (trace files must be in it or below it)`,
+    );
+  }
+  let fd: number;
+  try {
+    // Non-blocking: opening a FIFO must not wait for a writer (it is refused just below).
+    fd = openSync(real, constants.O_RDONLY | constants.O_NONBLOCK);
+  } catch (error) {
+    throw new FleetError(`trace ${file}: cannot be read (${errorCode(error)})`);
+  }
+  let buffer: Buffer;
+  try {
+    const stat = fstatSync(fd);
+    if (!stat.isFile()) throw new FleetError(`trace ${file}: not a regular file`);
+    if (stat.size > MAX_TRACE_BYTES) {
+      throw new FleetError(
+        `trace ${file}: ${stat.size} bytes, over the ${MAX_TRACE_BYTES} bytes a trace may have`,
+      );
+    }
+    buffer = Buffer.alloc(stat.size + 1);
+    let length = 0;
+    for (;;) {
+      const n = readSync(fd, buffer, length, buffer.length - length, null);
+      if (n === 0) break;
+      length += n;
+      if (length === buffer.length) {
+        throw new FleetError(`trace ${file}: grew while being read; read it again once written`);
+      }
+    }
+    buffer = buffer.subarray(0, length);
+  } finally {
+    closeSync(fd);
+  }
+  return parseTrace(buffer.toString('utf8'), `trace ${file}`);
+}
+
+/** Reads the traces a fleet uses, each confined to `baseDir` (see {@link readTrace}). */
+export function loadTraces(fleet: Fleet, baseDir: string): Promise<Map<string, number[]>> {
   const traces = new Map<string, number[]>();
   for (const file of traceFiles(fleet)) {
-    const path = resolve(baseDir, file);
-    let text: string;
     try {
-      text = await readFile(path, 'utf8');
+      traces.set(file, readTrace(baseDir, file));
     } catch (error) {
-      throw new FleetError(`cannot read trace ${path}`, [], { cause: error });
+      return Promise.reject(
+        error instanceof FleetError
+          ? error
+          : new FleetError(`trace ${file}: cannot be read (${errorCode(error)})`, [], {
+              cause: error,
+            }),
+      );
     }
-    traces.set(file, parseTrace(text, path));
   }
-  return traces;
+  return Promise.resolve(traces);
 }
 
 /** Reads and validates a fleet file and the traces it names. */

@@ -1,3 +1,4 @@
+import { dirname, resolve } from 'node:path';
 import { startAdminServer } from './admin.js';
 import { VirtualClock } from './clock.js';
 import { EmulatorContext, type FaultHook } from './context.js';
@@ -35,7 +36,10 @@ export interface EmulatorOptions {
   readonly pageSize?: number;
   /** Minutes of per-minute history kept for metrics (default 2880: two days). */
   readonly historyMinutes?: number;
-  /** Base directory of relative trace files when `fleet` is not a path (default: the working directory). */
+  /**
+   * The folder trace files must be in when `fleet` is not a path (default: the working
+   * directory); for a path, the fleet file's folder.
+   */
   readonly baseDir?: string;
   /** Seam for fault injection: may answer any RPC with an error instead of its handler. */
   readonly faults?: FaultHook;
@@ -56,12 +60,16 @@ export interface RunningEmulator extends EmulatorControl {
 }
 
 export async function startEmulator(options: EmulatorOptions): Promise<RunningEmulator> {
+  const baseDir =
+    typeof options.fleet === 'string'
+      ? dirname(resolve(options.fleet))
+      : resolve(options.baseDir ?? process.cwd());
   const loaded =
     typeof options.fleet === 'string'
       ? await loadFleet(options.fleet)
       : await (async () => {
           const fleet = validateFleet(options.fleet);
-          return { fleet, traces: await loadTraces(fleet, options.baseDir ?? process.cwd()) };
+          return { fleet, traces: await loadTraces(fleet, baseDir) };
         })();
   const model = new FleetModel(loaded.fleet, {
     traces: loaded.traces,
@@ -82,7 +90,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     },
     options.faults,
   );
-  const control = new EmulatorControl(ctx, loaded.traces);
+  const control = new EmulatorControl(ctx, loaded.traces, baseDir);
   if (options.inject) control.setFaults(options.inject);
   if (options.invariants) control.setInvariants(options.invariants);
   const grpc = await startGrpcServer(ctx, options.port ?? 0);

@@ -184,12 +184,14 @@ describe('chaos through the gRPC emulator and Google clients', () => {
       const admin = emulator.env.GOVERNOR_EMULATOR_ADMIN ?? '';
       const bad = await fetch(`${admin}/faults`, {
         method: 'POST',
+        headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ errors: [{ code: 'NOPE', rate: 2 }] }),
       });
       expect(bad.status).toBe(400);
       expect(JSON.stringify(await bad.json())).toContain('errors.0.code');
       const ok = await fetch(`${admin}/faults`, {
         method: 'POST',
+        headers: { 'content-type': 'application/json' },
         body: JSON.stringify({
           seed: 5,
           errors: [{ method: 'GetService', code: 'INTERNAL', rate: 1 }],

@@ -36,6 +36,40 @@ describe('governor emulator', () => {
     expect(await exit).toBe(0);
   });
 
+  it('refuses a huge POST /advance at once instead of hanging', async () => {
+    const child = spawn(process.execPath, ['bin/governor.js', 'emulator', '--speed', 'manual'], {
+      env,
+    });
+    try {
+      let out = '';
+      child.stdout.setEncoding('utf8');
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no exports within 20 s: ${out}`)), 20_000);
+        child.stdout.on('data', (chunk: string) => {
+          out += chunk;
+          if (out.includes('Ctrl-C')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+      });
+      const admin = /^export GOVERNOR_EMULATOR_ADMIN=(http:\/\/127\.0\.0\.1:\d+)$/m.exec(out)?.[1];
+      const res = await fetch(`${admin}/advance`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ ms: 1e15 }),
+        signal: AbortSignal.timeout(5_000),
+      });
+      expect(res.status).toBe(400);
+      expect(((await res.json()) as { error: string }).error).toMatch(/^bad advance: ms: /);
+      const clock = await fetch(`${admin}/clock`, { signal: AbortSignal.timeout(5_000) });
+      expect(((await clock.json()) as { now: string }).now).toBe('2026-11-27T06:00:00.000Z');
+    } finally {
+      // A hung emulator does not handle SIGINT: SIGKILL it.
+      child.kill('SIGKILL');
+    }
+  });
+
   it('rejects a bad fleet file with exit 2', async () => {
     const r = await run(
       process.execPath,

@@ -36,7 +36,11 @@ describe('the HTTP admin endpoint', () => {
     return { status: res.status, body: (await res.json()) as unknown };
   };
   const post = async (path: string, body: unknown) => {
-    const res = await fetch(`${admin}${path}`, { method: 'POST', body: JSON.stringify(body) });
+    const res = await fetch(`${admin}${path}`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
     return { status: res.status, body: (await res.json()) as Record<string, unknown> };
   };
 
