@@ -111,7 +111,8 @@ function asRecord(value: unknown): Record<string, unknown> {
 }
 
 async function route(control: EmulatorControl, req: IncomingMessage): Promise<[number, unknown]> {
-  const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+  const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+  const path = url.pathname;
   const key = `${req.method ?? 'GET'} ${path}`;
   switch (key) {
     case 'GET /state':
@@ -122,6 +123,8 @@ async function route(control: EmulatorControl, req: IncomingMessage): Promise<[n
       return [200, control.writes()];
     case 'GET /calls':
       return [200, control.calls()];
+    case 'GET /published':
+      return [200, control.published(url.searchParams.get('topic') ?? undefined)];
     case 'POST /reset-calls':
       control.resetCalls();
       return [200, { ok: true }];
@@ -149,7 +152,7 @@ async function route(control: EmulatorControl, req: IncomingMessage): Promise<[n
       return [
         404,
         {
-          error: `no route ${key}: GET /state /writes /calls /faults /violations; POST /advance /demand /quota /deploy /edit /faults /invariants /reset-calls`,
+          error: `no route ${key}: GET /state /clock /writes /calls /published /faults /violations; POST /advance /demand /quota /deploy /edit /faults /invariants /reset-calls`,
         },
       ];
   }

@@ -8,6 +8,7 @@ import {
   type ServiceKey,
   type ServiceState,
 } from './model.js';
+import { PubSubStore } from './pubsub-api.js';
 import type { Message, RpcError } from './rpc.js';
 
 /** One RPC as the emulator saw it. */
@@ -86,6 +87,8 @@ export class EmulatorContext {
   readonly injector = new FaultInjector();
   /** Checks the pool after every write (see invariants.ts). */
   readonly monitor = new InvariantMonitor();
+  /** Pub/Sub topics and the messages published to them (see pubsub-api.ts). */
+  readonly pubsub = new PubSubStore();
   private seq = 0;
 
   constructor(

@@ -3,6 +3,7 @@ import type { CallRecord, EmulatorContext, WriteRecord } from './context.js';
 import type { FaultConfig, FaultConfigInput } from './faults.js';
 import type { InvariantSpec, InvariantSpecInput, Violation } from './invariants.js';
 import { Demand, readTrace } from './fleet.js';
+import { topicNameFault, type PublishedMessage } from './pubsub-api.js';
 import { effectiveMax, MINUTE_MS, revisionName, type Refused, type ServiceState } from './model.js';
 
 /**
@@ -181,6 +182,26 @@ export class EmulatorControl {
 
   resetCalls(): void {
     this.ctx.calls.length = 0;
+  }
+
+  /** The emulator's Pub/Sub topics (`projects/P/topics/T`), sorted. */
+  topics(): string[] {
+    return this.ctx.pubsub.topicNames();
+  }
+
+  /** Every message published to the emulator's Pub/Sub, oldest first; only `topic`'s if given. */
+  published(topic?: string): readonly PublishedMessage[] {
+    if (topic !== undefined) {
+      const fault = topicNameFault(topic);
+      if (fault) throw new ControlError(`bad topic: ${fault} (got "${topic}")`);
+      if (!this.topics().includes(topic)) {
+        const known = this.topics();
+        throw new ControlError(
+          `no topic ${topic} in the emulator (${known.length === 0 ? 'it has none' : `it has ${known.join(', ')}`})`,
+        );
+      }
+    }
+    return this.ctx.pubsub.published(topic);
   }
 
   /**

@@ -4,6 +4,7 @@ import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { DateTime } from 'luxon';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { topicNameFault } from './pubsub-api.js';
 
 /**
  * The fleet file: what the emulator pretends a Google Cloud project holds (GPU pools and their
@@ -301,8 +302,22 @@ export const Fleet = z
       .default(60)
       .describe('Minutes simulated before start, so metrics exist.'),
     projects: z.array(FleetProject).min(1),
+    topics: z
+      .array(
+        z.string().superRefine((name, ctx) => {
+          const fault = topicNameFault(name);
+          if (fault) ctx.addIssue({ code: 'custom', message: `${fault} (got "${name}")` });
+        }),
+      )
+      .default([])
+      .describe('Pub/Sub topics that exist from the start, as projects/PROJECT/topics/TOPIC.'),
   })
   .superRefine((fleet, ctx) => {
+    fleet.topics.forEach((name, i) => {
+      if (fleet.topics.indexOf(name) !== i) {
+        ctx.addIssue({ code: 'custom', path: ['topics', i], message: `duplicate topic ${name}` });
+      }
+    });
     fleet.projects.forEach((project, p) => {
       const seen = new Set<string>();
       project.services.forEach((s, i) => {

@@ -7,17 +7,21 @@ import type { FaultConfigInput } from './faults.js';
 import type { InvariantSpecInput } from './invariants.js';
 import { loadFleet, loadTraces, validateFleet, type Fleet, type FleetInput } from './fleet.js';
 import { FleetModel } from './model.js';
+import type { PublishedMessage } from './pubsub-api.js';
 import { startGrpcServer } from './server.js';
 
 /**
- * The local emulator of Cloud Run Admin v2, Cloud Monitoring v3 and Cloud Quotas v1 (one gRPC
- * port), with a control surface (this object and an HTTP admin port). See docs/emulator.md.
+ * The local emulator of Cloud Run Admin v2, Cloud Monitoring v3, Cloud Quotas v1 and Pub/Sub's
+ * publisher (one gRPC port), with a control surface (this object and an HTTP admin port). See
+ * docs/emulator.md.
  */
 
 /** Points the governor's Cloud Run, Monitoring and Cloud Quotas adapters at the emulator. */
 export const EMULATOR_HOST_ENV = 'GOVERNOR_EMULATOR_HOST';
 /** The emulator's HTTP admin endpoint. */
 export const EMULATOR_ADMIN_ENV = 'GOVERNOR_EMULATOR_ADMIN';
+/** Points the Pub/Sub client library at the emulator's publisher (plaintext, no credentials). */
+export const PUBSUB_EMULATOR_ENV = 'PUBSUB_EMULATOR_HOST';
 
 export interface EmulatorOptions {
   /** A fleet (as parsed, or as written in a file) or the path of a fleet file. */
@@ -47,12 +51,17 @@ export interface EmulatorOptions {
   readonly inject?: FaultConfigInput;
   /** What the invariant monitor counts as governed, reserve and floors (also `setInvariants`). */
   readonly invariants?: InvariantSpecInput;
+  /** Called with each message published to the emulator's Pub/Sub, once it is recorded. */
+  readonly onPublish?: (message: PublishedMessage) => void;
 }
 
 export interface RunningEmulator extends EmulatorControl {
   readonly port: number;
   readonly adminPort: number;
-  /** `GOVERNOR_EMULATOR_HOST` and `GOVERNOR_EMULATOR_ADMIN` for a governor to export. */
+  /**
+   * `GOVERNOR_EMULATOR_HOST`, `GOVERNOR_EMULATOR_ADMIN` and `PUBSUB_EMULATOR_HOST` for a governor
+   * to export.
+   */
   readonly env: Readonly<Record<string, string>>;
   /** The fleet model (read it; change it through the control methods). */
   readonly model: FleetModel;
@@ -90,6 +99,8 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     },
     options.faults,
   );
+  for (const topic of loaded.fleet.topics) ctx.pubsub.createTopic(topic);
+  if (options.onPublish) ctx.pubsub.onPublish(options.onPublish);
   const control = new EmulatorControl(ctx, loaded.traces, baseDir);
   if (options.inject) control.setFaults(options.inject);
   if (options.invariants) control.setInvariants(options.invariants);
@@ -103,6 +114,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   const env = {
     [EMULATOR_HOST_ENV]: `127.0.0.1:${grpc.port}`,
     [EMULATOR_ADMIN_ENV]: `http://127.0.0.1:${adminServer.port}`,
+    [PUBSUB_EMULATOR_ENV]: `127.0.0.1:${grpc.port}`,
   };
   return Object.assign(control, {
     port: grpc.port,
@@ -141,3 +153,4 @@ export {
   type Violation,
 } from './invariants.js';
 export { RpcError } from './rpc.js';
+export { PUBSUB_LIMITS, type PublishedMessage } from './pubsub-api.js';

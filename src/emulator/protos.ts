@@ -24,6 +24,7 @@ export const SERVICES = {
   locations: 'google.cloud.location.Locations',
   metrics: 'google.monitoring.v3.MetricService',
   quotas: 'google.api.cloudquotas.v1.CloudQuotas',
+  publisher: 'google.pubsub.v1.Publisher',
 } as const;
 export type ServiceName = (typeof SERVICES)[keyof typeof SERVICES];
 
@@ -40,6 +41,7 @@ export function loadProtos(): PackageDefinition {
       'google/cloud/location/locations.proto',
       'google/monitoring/v3/metric_service.proto',
       'google/api/cloudquotas/v1/cloudquotas.proto',
+      'google/pubsub/v1/pubsub.proto',
     ],
     {
       keepCase: true,
@@ -51,6 +53,7 @@ export function loadProtos(): PackageDefinition {
         protosOf('@google-cloud/run'),
         protosOf('@google-cloud/monitoring'),
         protosOf('@google-cloud/cloudquotas'),
+        protosOf('@google-cloud/pubsub'),
         protosOf('google-gax'),
       ],
     },

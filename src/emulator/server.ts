@@ -9,6 +9,7 @@ import {
 import type { CallRecord, EmulatorContext } from './context.js';
 import { monitoringHandlers } from './monitoring-api.js';
 import { serviceDefinition, SERVICES, type ServiceName } from './protos.js';
+import { publisherHandlers } from './pubsub-api.js';
 import { quotasHandlers } from './quotas-api.js';
 import { RpcError, isMessage, type Message } from './rpc.js';
 import {
@@ -32,14 +33,19 @@ function statusName(code: number): string {
   return entry ? entry[0] : String(code);
 }
 
+/** Bytes fields longer than this are logged as their length only (a publish carries up to 10 MB). */
+const LOGGED_BYTES = 64 * 1024;
+
 /** Request fields worth keeping in the call log (JSON-safe: Buffers as base64). */
 function summarize(request: unknown): unknown {
   return JSON.parse(
-    JSON.stringify(request, (_key, value: unknown) => {
-      if (isMessage(value) && value['type'] === 'Buffer' && Array.isArray(value['data'])) {
-        return Buffer.from(
-          value['data'].filter((b): b is number => typeof b === 'number'),
-        ).toString('base64');
+    JSON.stringify(request, function (this: unknown, key: string, value: unknown) {
+      // `this[key]` is the value before its toJSON: a Buffer, not a { type, data } array.
+      const original = isMessage(this) || Array.isArray(this) ? (this as Message)[key] : undefined;
+      if (Buffer.isBuffer(original)) {
+        return original.length > LOGGED_BYTES
+          ? `(${original.length} bytes)`
+          : original.toString('base64');
       }
       return value;
     }),
@@ -118,7 +124,9 @@ export interface GrpcServer {
 }
 
 export async function startGrpcServer(ctx: EmulatorContext, port = 0): Promise<GrpcServer> {
-  const server = new Server();
+  // Pub/Sub takes publish requests of up to 10 MB (checked in pubsub-api.ts, answered like Pub/Sub);
+  // gRPC's default 4 MiB would refuse them first, with another code.
+  const server = new Server({ 'grpc.max_receive_message_length': 16 << 20 });
   const apis: [ServiceName, Handlers][] = [
     [SERVICES.runServices, runServicesHandlers(ctx)],
     [SERVICES.runWorkerPools, runWorkerPoolsHandlers(ctx)],
@@ -128,6 +136,7 @@ export async function startGrpcServer(ctx: EmulatorContext, port = 0): Promise<G
     [SERVICES.locations, locationsHandlers(ctx)],
     [SERVICES.metrics, monitoringHandlers(ctx)],
     [SERVICES.quotas, quotasHandlers(ctx)],
+    [SERVICES.publisher, publisherHandlers(ctx)],
   ];
   for (const [name, handlers] of apis)
     server.addService(serviceDefinition(name), implementation(ctx, name, handlers));

@@ -48,6 +48,7 @@ describe('the HTTP admin endpoint', () => {
     expect(emulator.env).toEqual({
       GOVERNOR_EMULATOR_HOST: `127.0.0.1:${emulator.port}`,
       GOVERNOR_EMULATOR_ADMIN: `http://127.0.0.1:${emulator.adminPort}`,
+      PUBSUB_EMULATOR_HOST: `127.0.0.1:${emulator.port}`,
     });
   });
 
