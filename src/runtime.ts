@@ -22,7 +22,7 @@ import type { StateStore } from './state/store.js';
  * | GOVERNOR_FIRESTORE_COLLECTION   | root collection (default `gpu-governor`)                    |
  * | GOVERNOR_RUN_DEADLINE           | no write starts after this long, e.g. `240s` (default 4m)   |
  * | GOVERNOR_EMULATOR_HOST / _ADMIN | the emulator (see the README)                               |
- * | PUBSUB_EMULATOR_HOST            | Google's Pub/Sub emulator                                   |
+ * | PUBSUB_EMULATOR_HOST            | a Pub/Sub emulator: Google's, or `governor emulator`'s      |
  */
 export interface Runtime extends ReconcileDeps {
   store: StateStore;

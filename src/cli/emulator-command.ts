@@ -10,7 +10,12 @@ import { reconcile } from '../reconcile/reconcile.js';
 import { createFileStateStore } from '../state/file-store.js';
 import { summary } from './apply-command.js';
 import { createGooglePorts } from '../adapters/index.js';
-import { FleetError, startEmulator, type RunningEmulator } from '../emulator/index.js';
+import {
+  FleetError,
+  startEmulator,
+  type PublishedMessage,
+  type RunningEmulator,
+} from '../emulator/index.js';
 import { loadPolicy } from './io.js';
 import type { Io } from './main.js';
 import { colorsFor, renderPlan } from './render.js';
@@ -25,6 +30,43 @@ async function start(options: Parameters<typeof startEmulator>[0]): Promise<Runn
   }
 }
 
+/** Control characters (newlines, terminal escapes) of published text shown as spaces. */
+function oneLine(text: string, max: number): string {
+  // eslint-disable-next-line no-control-regex
+  const flat = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+}
+
+/** What a message says, for one line: an alert's `summary` when the data is one, else the data. */
+function gist(m: PublishedMessage): string {
+  if (m.data === null) return `(${Buffer.from(m.dataBase64, 'base64').length} bytes, not UTF-8)`;
+  if (m.data.startsWith('{')) {
+    let parsed: unknown;
+    try {
+      parsed = JSON.parse(m.data);
+    } catch {
+      // Not JSON after all: shown as text below.
+      parsed = undefined;
+    }
+    if (typeof parsed === 'object' && parsed !== null && 'summary' in parsed) {
+      if (typeof parsed.summary === 'string') return oneLine(parsed.summary, 200);
+    }
+  }
+  return oneLine(m.data, 200);
+}
+
+/** One published message as one line of the `governor emulator` terminal. */
+export function describePublished(m: PublishedMessage): string {
+  const attributes = Object.entries(m.attributes);
+  const shown = attributes
+    .slice(0, 8)
+    .map(([k, v]) => `${oneLine(k, 40)}=${oneLine(v, 60)}`)
+    .join(' ');
+  const more = attributes.length > 8 ? ` +${attributes.length - 8} attributes` : '';
+  const key = m.orderingKey === '' ? '' : ` key=${oneLine(m.orderingKey, 80)}`;
+  return `${m.publishTime} published ${m.topic} #${m.messageId}${key}${shown === '' ? '' : ` ${shown}`}${more}: ${gist(m)}\n`;
+}
+
 /** `governor emulator`: runs until SIGINT/SIGTERM, after printing the variables to export. */
 export async function runEmulatorCommand(
   opts: { fleet: string; port?: number; adminPort?: number; speed: number | 'manual' },
@@ -35,11 +77,16 @@ export async function runEmulatorCommand(
     speed: opts.speed,
     ...(opts.port !== undefined ? { port: opts.port } : {}),
     ...(opts.adminPort !== undefined ? { adminPort: opts.adminPort } : {}),
+    onPublish: (m) => io.stdout.write(describePublished(m)),
   });
   io.stdout.write(
-    `# Emulator of Cloud Run Admin v2, Monitoring v3 and Cloud Quotas v1 (fleet ${relative(process.cwd(), opts.fleet) || opts.fleet})\n`,
+    `# Emulator of Cloud Run Admin v2, Monitoring v3, Cloud Quotas v1 and Pub/Sub (publisher) (fleet ${relative(process.cwd(), opts.fleet) || opts.fleet})\n`,
   );
   io.stdout.write(`# virtual time ${emulator.now().toISOString()}, speed ${opts.speed}\n`);
+  const topics = emulator.topics();
+  io.stdout.write(
+    `# Pub/Sub topics: ${topics.length === 0 ? 'none (list them under `topics:` in the fleet file, or create them with CreateTopic)' : topics.join(', ')}; each message published is printed below, and listed by GET /published on the admin endpoint\n`,
+  );
   for (const [k, v] of Object.entries(emulator.env)) io.stdout.write(`export ${k}=${v}\n`);
   io.stdout.write('# Ctrl-C stops it.\n');
   await new Promise<void>((resolve) => {

@@ -213,7 +213,7 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: EXIT.ok }): 
   program
     .command('emulator')
     .description(
-      'Run the local emulator of Cloud Run, Monitoring and Cloud Quotas until interrupted.',
+      'Run the local emulator of Cloud Run, Monitoring, Cloud Quotas and Pub/Sub (publisher) until interrupted.',
     )
     .option('--fleet <file>', 'fleet file (YAML or JSON)', packagedFile('examples/fleet.yaml'))
     .option('--port <n>', 'gRPC port on 127.0.0.1 (default: a free port)', parsePort)

@@ -1,4 +1,7 @@
 import { execFile, spawn } from 'node:child_process';
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 
@@ -6,6 +9,9 @@ import { describe, expect, it } from 'vitest';
 
 const run = promisify(execFile);
 const env = { ...process.env, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' };
+// A newcomer's machine: no Google credentials, and no Pub/Sub emulator of Google's.
+delete env['GOOGLE_APPLICATION_CREDENTIALS'];
+delete env['PUBSUB_EMULATOR_HOST'];
 
 describe('governor emulator', () => {
   it('prints the variables to export, serves until interrupted, then exits 0', async () => {
@@ -29,8 +35,39 @@ describe('governor emulator', () => {
     const admin = /^export GOVERNOR_EMULATOR_ADMIN=(http:\/\/127\.0\.0\.1:\d+)$/m.exec(out)?.[1];
     expect(host).toBeDefined();
     expect(admin).toBeDefined();
+    // Its own Pub/Sub publisher, on the same port.
+    expect(out).toMatch(new RegExp(`^export PUBSUB_EMULATOR_HOST=${host ?? '-'}$`, 'm'));
+    expect(out).toContain('# Pub/Sub topics: projects/demo-gpu-project/topics/gpu-governor-alerts');
     const clock = (await (await fetch(`${admin}/clock`)).json()) as { now: string };
     expect(clock.now).toBe('2026-11-27T06:00:00.000Z'); // the example fleet's start
+
+    // Issue #12: the demo policy applied with the printed environment publishes its alerts here.
+    const apply = await run(
+      process.execPath,
+      ['bin/governor.js', 'apply', '--policy', 'examples/demo-policy.yaml', '--yes'],
+      {
+        env: {
+          ...env,
+          GOVERNOR_EMULATOR_HOST: host,
+          GOVERNOR_EMULATOR_ADMIN: admin,
+          PUBSUB_EMULATOR_HOST: host,
+          GOVERNOR_STATE_DIR: mkdtempSync(join(tmpdir(), 'governor-emulator-')),
+        },
+      },
+    );
+    expect(apply.stdout).toMatch(/[1-9]\d* alert message\(s\)/);
+    const published = (await (
+      await fetch(
+        `${admin}/published?topic=${encodeURIComponent('projects/demo-gpu-project/topics/gpu-governor-alerts')}`,
+      )
+    ).json()) as { attributes: Record<string, string>; data: string }[];
+    expect(published.length).toBeGreaterThan(0);
+    expect(published.map((m) => m.attributes['type'])).toContain('pool.over-budget');
+    // ... and the emulator's terminal shows each one on one line.
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(out).toMatch(
+      /^2026-11-27T06:00:00\.000Z published projects\/demo-gpu-project\/topics\/gpu-governor-alerts #\d+ key=demo-gpu-project\/us-central1\/nvidia-l4\/zonal type=pool\.over-budget severity=ERROR status=firing .*: Caps in us-central1 nvidia-l4 sum to \d+ GPUs/m,
+    );
     const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
     child.kill('SIGINT');
     expect(await exit).toBe(0);
