@@ -57,6 +57,8 @@ async function emulatorBackend(ctx: SimContext, o: BackendOptions): Promise<Back
     const files = await writeTraces(dir, ctx.input.traces);
     const emulator = await startEmulator({
       fleet: withTraceFiles(o.fleet, files),
+      // The emulator reads trace files only inside this folder.
+      baseDir: dir,
       speed: 'manual',
       operationDelayMs: 0,
       metricsLagMs: ctx.lag * MINUTE_MS,
