@@ -50,8 +50,8 @@ export type DeployInput = z.input<typeof DeployInput>;
 /** The most virtual time one `advance` may cover: 7 days. */
 export const MAX_ADVANCE_MS = 7 * 24 * 60 * MINUTE_MS;
 /**
- * The most work one `advance` may do, in service-minutes (each minute steps every service and
- * worker pool): 7 days of a fleet of 100. A bigger fleet advances in shorter steps.
+ * The most work one `advance` may do, in service-minutes (each minute steps every service,
+ * worker pool and job): 7 days of a fleet of 100. A bigger fleet advances in shorter steps.
  */
 export const MAX_ADVANCE_SERVICE_MINUTES = 7 * 24 * 60 * 100;
 
@@ -211,15 +211,16 @@ export class EmulatorControl {
    */
   advance(ms: number): Date {
     const { ms: by } = parse(AdvanceInput, { ms }, 'advance');
+    const { model } = this.ctx;
     const units = Math.max(
       1,
-      this.ctx.model.listServices().length + this.ctx.model.listWorkerPools().length,
+      model.listServices().length + model.listWorkerPools().length + model.listJobs().length,
     );
     const minutes = Math.ceil(by / MINUTE_MS);
     if (minutes * units > MAX_ADVANCE_SERVICE_MINUTES) {
       const most = Math.floor(MAX_ADVANCE_SERVICE_MINUTES / units) * MINUTE_MS;
       throw new ControlError(
-        `bad advance: ms: ${by} ms runs ${minutes} minutes x ${units} services and worker pools, over the ${MAX_ADVANCE_SERVICE_MINUTES} service-minutes one advance may run; advance by at most ${most} ms at a time`,
+        `bad advance: ms: ${by} ms runs ${minutes} minutes x ${units} services, worker pools and jobs, over the ${MAX_ADVANCE_SERVICE_MINUTES} service-minutes one advance may run; advance by at most ${most} ms at a time`,
       );
     }
     this.ctx.clock.advance(by);
