@@ -1,6 +1,6 @@
 import pc from 'picocolors';
 import type { Plan, PlanPool, PlanService } from '../core/plan.js';
-import { poolKey } from '../core/pool-key.js';
+import { poolKey } from '../core/pool.js';
 
 /** Colours for a terminal, or none (not a TTY, NO_COLOR set). */
 export type Colors = ReturnType<typeof pc.createColors>;

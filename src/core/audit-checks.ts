@@ -1,5 +1,5 @@
 import type { AuditRuleId, AuditSeverity } from './audit-rules.js';
-import type { PoolId } from './pool-key.js';
+import { DEFAULT_MAX_INSTANCES, maxInForce, type MaxInForce, type PoolId } from './pool.js';
 import type { Snapshot } from './snapshot.js';
 import type { ObservedContainer, ObservedService } from '../ports.js';
 
@@ -12,8 +12,6 @@ import type { ObservedContainer, ObservedService } from '../ports.js';
 /** Cloud Run's limits when a container sets none. */
 const DEFAULT_CPU = 1;
 const DEFAULT_MEMORY = 512 * 2 ** 20;
-/** Cloud Run's max instances of a revision when neither level sets one. */
-const DEFAULT_MAX_INSTANCES = 100;
 /** Concurrency Cloud Run, the console and gcloud choose when the deployer does not. */
 const DEFAULT_CONCURRENCY = 80;
 
@@ -93,14 +91,15 @@ function memoryText(c: ObservedContainer): string {
     : gib(c.memoryBytes ?? 0);
 }
 
+const LEVEL_TEXT: Readonly<Record<MaxInForce['level'], string>> = {
+  service: 'service level',
+  revision: 'revision level',
+  default: "Cloud Run's default: neither level sets one",
+};
+
 function effectiveMaxOf(s: ObservedService): { max: number; how: string } {
-  const levels = [s.serviceMaxInstances, s.revisionMaxInstances].filter(
-    (x): x is number => x !== null && x > 0,
-  );
-  if (levels.length === 0)
-    return { max: DEFAULT_MAX_INSTANCES, how: "Cloud Run's default: neither level sets one" };
-  const max = Math.min(...levels);
-  return { max, how: max === s.serviceMaxInstances ? 'service level' : 'revision level' };
+  const { max, level } = maxInForce(s);
+  return { max, how: LEVEL_TEXT[level] };
 }
 
 const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;

@@ -16,7 +16,7 @@ import {
 } from './audit-rules.js';
 import { makeAlert } from './conditions.js';
 import type { AuditOverride, AuditSettings, Policy } from './policy.js';
-import { compareText, poolKey, type PoolId } from './pool-key.js';
+import { compareText, poolKey, quotaFromPolicy, type PoolId } from './pool.js';
 import { parseMemory } from './quantity.js';
 import { compileRules } from './rules.js';
 import type { Snapshot } from './snapshot.js';
@@ -259,16 +259,5 @@ function thresholdsFor(config: EffectiveSettings, accelerator: string): Threshol
 
 function quotaLookup(snapshot: Snapshot, policy: Policy): (id: PoolId) => number | null {
   const read = new Map(snapshot.pools.map((p) => [poolKey(p), p.quota]));
-  return (id) => {
-    const fits = (p: Policy['pools'][number]) =>
-      p.quota !== undefined &&
-      p.region === id.region &&
-      p.accelerator === id.accelerator &&
-      p.zonalRedundancy === id.zonalRedundancy;
-    const set =
-      policy.pools.find((p) => fits(p) && p.project === id.project) ??
-      policy.pools.find((p) => fits(p) && p.project === undefined);
-    if (set?.quota !== undefined) return set.quota;
-    return read.get(poolKey(id)) ?? null;
-  };
+  return (id) => quotaFromPolicy(policy, id) ?? read.get(poolKey(id)) ?? null;
 }

@@ -1,6 +1,6 @@
 import type { Alert, AlertType, Severity } from './alert.js';
 import type { PlanPool } from './plan.js';
-import { poolKey } from './pool-key.js';
+import { poolKey } from './pool.js';
 
 /**
  * The condition alerts a plan implies: what is wrong right now. Whether each one is new, still

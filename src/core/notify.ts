@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 import { Alert } from './alert.js';
-import { compareText } from './pool-key.js';
+import { compareText, poolKey } from './pool.js';
 
 /**
  * Which alerts a run publishes: conditions fire once, re-notify after `renotifyAfter` and resolve
@@ -72,21 +72,18 @@ export interface NotifyOutput {
 }
 
 /**
- * Where a condition is: `project[/region[/accelerator/zonal|no-zonal]]`, as far as it has
- * a place. A pool's key is the same as `poolKey` gives.
+ * Where a condition is: its pool's `poolKey` when it has one, else as far as it has a place
+ * (`project[/region[/accelerator]]`), so that a pool's key is a prefix-extension of its region's.
  */
 export function locationKey(
   a: Pick<Alert, 'project' | 'region' | 'accelerator' | 'zonalRedundancy'>,
 ): string {
-  const parts = [a.project];
-  if (a.region !== null) {
-    parts.push(a.region);
-    if (a.accelerator !== null) {
-      parts.push(a.accelerator);
-      if (a.zonalRedundancy !== null) parts.push(a.zonalRedundancy ? 'zonal' : 'no-zonal');
-    }
-  }
-  return parts.join('/');
+  const { project, region, accelerator, zonalRedundancy } = a;
+  if (region !== null && accelerator !== null && zonalRedundancy !== null)
+    return poolKey({ project, region, accelerator, zonalRedundancy });
+  return [project, region, region === null ? null : accelerator]
+    .filter((x) => x !== null)
+    .join('/');
 }
 
 /** Whether a scope entry covers a location: the same key, or a prefix ending at a `/`. */

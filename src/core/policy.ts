@@ -4,6 +4,7 @@ import { InputError, type Fault } from '../errors.js';
 import { AUDIT_RULE_IDS, type AuditRuleId } from './audit-rules.js';
 import { parseDocument, zodFaults } from './document.js';
 import { Duration } from './duration.js';
+import { DEFAULT_ACCELERATOR, poolKey } from './pool.js';
 import { MEMORY_QUANTITY } from './quantity.js';
 import { clockMinutes, isValidTimeZone, WEEKDAYS } from './schedule.js';
 
@@ -165,7 +166,7 @@ export type ServiceRule = z.infer<typeof ServiceRule>;
 export const PoolSettings = z.strictObject({
   project: z.string().min(1).describe('Default: every project of the policy.').optional(),
   region: z.string().min(1),
-  accelerator: z.string().min(1).default('nvidia-l4'),
+  accelerator: z.string().min(1).default(DEFAULT_ACCELERATOR),
   zonalRedundancy: z.boolean().default(true),
   quota: Count.max(1_000_000)
     .describe('GPUs; overrides the quota read from the Cloud Quotas API.')
@@ -401,12 +402,13 @@ export function crossCheck(raw: unknown): Fault[] {
         message: `"${region}" is not one of the policy's regions`,
       });
     }
-    const key = [
-      project ?? '*',
-      region,
-      str(pool.accelerator) ?? 'nvidia-l4',
-      String(pool.zonalRedundancy ?? true),
-    ].join('/');
+    // `*`: an entry for every project.
+    const key = poolKey({
+      project: project ?? '*',
+      region: region ?? '',
+      accelerator: str(pool.accelerator) ?? DEFAULT_ACCELERATOR,
+      zonalRedundancy: pool.zonalRedundancy !== false,
+    });
     const before = poolKeys.get(key);
     if (before !== undefined) {
       faults.push({ path, message: `same pool as pools[${before}] (${key})` });

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { InputError } from '../errors.js';
 import { parseDocument, zodFaults } from './document.js';
-import { poolKey } from './pool-key.js';
+import { poolKey } from './pool.js';
 
 /**
  * The snapshot: everything the governor observed, the planner's whole input besides the policy and

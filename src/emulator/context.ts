@@ -1,3 +1,4 @@
+import { samePool } from '../core/pool.js';
 import type { VirtualClock } from './clock.js';
 import { FaultInjector, type ConcurrentChange } from './faults.js';
 import { InvariantMonitor } from './invariants.js';
@@ -140,15 +141,7 @@ export class EmulatorContext {
   poolTotals(s: ServiceState): PoolTotals | null {
     const key = this.model.poolOf(s);
     if (!key) return null;
-    const pool = this.model
-      .pools()
-      .find(
-        (p) =>
-          p.project === key.project &&
-          p.region === key.region &&
-          p.accelerator === key.accelerator &&
-          p.zonalRedundancy === key.zonalRedundancy,
-      );
+    const pool = this.model.pools().find((p) => samePool(p, key));
     return {
       ...key,
       capsGpus: pool?.capsGpus ?? effectiveMax(s) * gpusPerInstance(s),

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { writeBreaches } from '../core/invariants.js';
+import { samePool } from '../core/pool.js';
 import { effectiveMax, gpusPerInstance, type FleetModel, type ServiceKey } from './model.js';
 
 /**
@@ -195,27 +196,14 @@ export class InvariantMonitor {
     const pool = s ? model.poolOf(s) : undefined;
     if (!s || !pool) return null;
     const quota = model.quotaFor(pool) ?? null;
-    const own = this.spec.pools.find(
-      (p) =>
-        p.project === pool.project &&
-        p.region === pool.region &&
-        p.accelerator === pool.accelerator &&
-        p.zonalRedundancy === pool.zonalRedundancy,
-    );
+    const own = this.spec.pools.find((p) => samePool(p, pool));
     const reserve = own?.reserve ?? this.spec.reserve;
     let caps = 0;
     let unmanaged = 0;
     let floors = 0;
     for (const m of model.listServices()) {
       const p = model.poolOf(m);
-      if (
-        !p ||
-        p.project !== pool.project ||
-        p.region !== pool.region ||
-        p.accelerator !== pool.accelerator ||
-        p.zonalRedundancy !== pool.zonalRedundancy
-      )
-        continue;
+      if (!p || !samePool(p, pool)) continue;
       const gpus = gpusPerInstance(m);
       const manual = m.spec.scalingMode === 'MANUAL';
       const cap = (manual ? (m.spec.manualInstanceCount ?? 0) : effectiveMax(m)) * gpus;
@@ -223,15 +211,7 @@ export class InvariantMonitor {
       if (manual || this.isUnmanaged(m)) unmanaged += cap;
       else floors += Math.max(1, m.minInstances, m.revisionMinInstances) * gpus;
     }
-    const usage = model
-      .pools()
-      .find(
-        (p) =>
-          p.project === pool.project &&
-          p.region === pool.region &&
-          p.accelerator === pool.accelerator &&
-          p.zonalRedundancy === pool.zonalRedundancy,
-      );
+    const usage = model.pools().find((p) => samePool(p, pool));
     // Worker pools and running job tasks hold GPUs the services cannot have.
     const workerGpus = (usage?.workerPoolGpus ?? 0) + (usage?.jobGpus ?? 0);
     const floorsGpus = (own?.floorGpus ?? floors) + unmanaged + workerGpus;

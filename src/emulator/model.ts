@@ -1,3 +1,4 @@
+import { effectiveMax as maxOfLevels, samePool } from '../core/pool.js';
 import { demandAt, type DemandContext } from './demand.js';
 import type {
   Demand,
@@ -23,8 +24,6 @@ import type {
  */
 
 export const MINUTE_MS = 60_000;
-/** Cloud Run's default revision max instances when none is set. */
-export const DEFAULT_MAX_INSTANCES = 100;
 
 export interface ServiceKey {
   readonly project: string;
@@ -214,11 +213,14 @@ export function revisionName(service: Pick<ServiceState, 'name' | 'revisionIndex
   return `${service.name}-${String(service.revisionIndex).padStart(5, '0')}-${revisionSuffix(service.name)}`;
 }
 
+/** The cap in force of an emulated service (0: a level that sets none), by Cloud Run's rule. */
 export function effectiveMax(
   s: Pick<ServiceState, 'maxInstances' | 'revisionMaxInstances'>,
 ): number {
-  const set = [s.maxInstances, s.revisionMaxInstances].filter((n) => n > 0);
-  return set.length === 0 ? DEFAULT_MAX_INSTANCES : Math.min(...set);
+  return maxOfLevels({
+    serviceMaxInstances: s.maxInstances,
+    revisionMaxInstances: s.revisionMaxInstances,
+  });
 }
 
 export function gpusPerInstance(s: { spec: { gpu?: Gpu | undefined } }): number {
@@ -506,10 +508,7 @@ export class FleetModel {
       .filter(
         (w) =>
           w.spec.gpu !== undefined &&
-          w.project === k.project &&
-          w.region === k.region &&
-          w.spec.gpu.accelerator === k.accelerator &&
-          w.spec.gpu.zonalRedundancy === k.zonalRedundancy,
+          samePool({ project: w.project, region: w.region, ...w.spec.gpu }, k),
       )
       .reduce((sum, w) => sum + w.spec.manualInstanceCount * (w.spec.gpu?.count ?? 0), 0);
   }

@@ -1,4 +1,5 @@
 import type { Policy } from '../core/policy.js';
+import { poolIdOf, poolKey, samePool, type PoolId } from '../core/pool.js';
 import { compileRules, type Settings } from '../core/rules.js';
 import { demandAt } from '../emulator/demand.js';
 import { effectiveMax, MINUTE_MS, type FleetModel } from '../emulator/model.js';
@@ -24,6 +25,7 @@ export interface Member {
 }
 
 export interface PoolInfo {
+  id: PoolId;
   key: string;
   quota: number;
   /** Quota less worker pools, running job tasks and manually scaled services. */
@@ -57,16 +59,10 @@ export const svcId = (s: { project: string; region: string; name: string }): str
 export function poolsOf(model: FleetModel): PoolInfo[] {
   const out: PoolInfo[] = [];
   for (const p of model.pools()) {
-    const key = `${p.project}/${p.region}/${p.accelerator}/${p.zonalRedundancy ? 'zonal' : 'no-zonal'}`;
+    const id = poolIdOf(p);
     const inPool = model.listServices().filter((s) => {
       const k = model.poolOf(s);
-      return (
-        k !== undefined &&
-        k.project === p.project &&
-        k.region === p.region &&
-        k.accelerator === p.accelerator &&
-        k.zonalRedundancy === p.zonalRedundancy
-      );
+      return k !== undefined && samePool(k, id);
     });
     const manual = inPool.filter((s) => s.spec.scalingMode === 'MANUAL');
     const auto = inPool.filter((s) => s.spec.scalingMode !== 'MANUAL');
@@ -77,7 +73,8 @@ export function poolsOf(model: FleetModel): PoolInfo[] {
       0,
     );
     out.push({
-      key,
+      id,
+      key: poolKey(id),
       quota,
       available: Math.max(0, quota - p.workerPoolGpus - p.jobGpus - manualGpus),
       members: auto.map((s) => ({

@@ -1,7 +1,8 @@
 import { durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
 import { validateFleet, type FleetInput } from '../emulator/fleet.js';
-import { effectiveMax, type ObservePorts } from '../observe/observe.js';
+import { effectiveMax, poolKey, quotaFromPolicy, type PoolId } from '../core/pool.js';
+import type { ObservePorts } from '../observe/observe.js';
 import { MINUTE_MS } from '../emulator/model.js';
 import type { SimulationInput } from './scenario.js';
 
@@ -36,29 +37,26 @@ export async function buildReplayInput(
     const byService = new Map(counts.map((s) => [`${s.region}/${s.service}`, s]));
     const services = listed.flatMap((l) => l.services).filter((s) => s.gpu !== null);
     const workerPools = listed.flatMap((l) => l.workerPools).filter((w) => w.gpu !== null);
-    const pools = new Map<
-      string,
-      { region: string; accelerator: string; zonalRedundancy: boolean }
-    >();
+    const pools = new Map<string, PoolId>();
     for (const s of [...services, ...workerPools]) {
       if (!s.gpu) continue;
-      pools.set(`${s.region}/${s.gpu.accelerator}/${s.gpu.zonalRedundancy}`, {
+      const id = {
+        project,
         region: s.region,
         accelerator: s.gpu.accelerator,
         zonalRedundancy: s.gpu.zonalRedundancy,
-      });
+      };
+      pools.set(poolKey(id), id);
     }
     const poolList = await Promise.all(
-      [...pools.values()].map(async (p) => {
-        const set = policy.pools.find(
-          (x) =>
-            x.region === p.region &&
-            x.accelerator === p.accelerator &&
-            x.zonalRedundancy === p.zonalRedundancy &&
-            (x.project === undefined || x.project === project),
-        );
-        const quota = set?.quota ?? (await ports.quotas.gpuQuota({ project, ...p }));
-        return { ...p, ...(quota === null ? {} : { quota }) };
+      [...pools.values()].map(async (id) => {
+        const quota = quotaFromPolicy(policy, id) ?? (await ports.quotas.gpuQuota(id));
+        return {
+          region: id.region,
+          accelerator: id.accelerator,
+          zonalRedundancy: id.zonalRedundancy,
+          ...(quota === null ? {} : { quota }),
+        };
       }),
     );
     projects.push({

@@ -1,5 +1,5 @@
 import { writeBreaches, type WriteBreach } from '../core/invariants.js';
-import type { Policy } from '../core/policy.js';
+import { reserveOf } from '../core/pool.js';
 import type { FleetModel } from '../emulator/model.js';
 import type { MaxInstancesUpdate } from '../ports.js';
 import type { Accounting } from './accounting.js';
@@ -95,7 +95,7 @@ export class WriteChecker {
       ceiling: Math.min(s.max ?? Infinity, Math.floor(pool.quota / member.gpus)),
       capsGpus: caps,
       floorsGpus: floors,
-      budgetGpus: pool.available - reserveOf(ctx.policy, member),
+      budgetGpus: pool.available - reserveOf(ctx.policy, pool.id),
     });
     for (const text of problems) {
       this.count += 1;
@@ -104,14 +104,4 @@ export class WriteChecker {
     }
     this.capBefore.set(id, update.maxInstances);
   }
-}
-
-function reserveOf(policy: Policy, m: Member): number {
-  const pool = policy.pools.find(
-    (p) =>
-      p.region === m.region &&
-      p.accelerator === m.accelerator &&
-      (p.project === undefined || p.project === m.project),
-  );
-  return pool?.reserve ?? policy.reserve;
 }

@@ -10,8 +10,8 @@ import {
   locationKey,
 } from '../../src/core/notify.js';
 import type { NotifyInput, NotifyOutput } from '../../src/core/notify.js';
-import type { PoolId } from '../../src/core/pool-key.js';
-import { poolKey } from '../../src/core/pool-key.js';
+import type { PoolId } from '../../src/core/pool.js';
+import { poolKey } from '../../src/core/pool.js';
 import { fcParams } from '../support/fleet-arbitrary.js';
 
 const HOUR = 3_600_000;

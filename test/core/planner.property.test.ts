@@ -4,7 +4,7 @@ import { applyPlan } from '../../src/core/apply.js';
 import { Plan as PlanSchema, type Plan } from '../../src/core/plan.js';
 import { plan } from '../../src/core/planner.js';
 import type { Policy } from '../../src/core/policy.js';
-import { poolKey, type PoolId } from '../../src/core/pool-key.js';
+import { poolKey, type PoolId } from '../../src/core/pool.js';
 import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
 import { assertProperty, AT, caseArb, fcParams, type Case } from '../support/fleet-arbitrary.js';
 

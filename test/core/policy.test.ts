@@ -135,7 +135,7 @@ describe('policy', () => {
       services: [{ match: { name: 'llm-[', project: 'q' } }],
     });
     expect(faults).toContain('projects[1]: "p" is listed twice');
-    expect(faults).toContain('pools[1]: same pool as pools[0] (*/us-central1/nvidia-l4/true)');
+    expect(faults).toContain('pools[1]: same pool as pools[0] (*/us-central1/nvidia-l4/zonal)');
     expect(faults).toContain('pools[2].project: "q" is not one of the policy\'s projects');
     expect(faults).toContain('pools[2].region: "europe-west4" is not one of the policy\'s regions');
     expect(faults.join('\n')).toMatch(/^services\[0\]\.match\.name: invalid glob "llm-\["/m);

@@ -1,0 +1,190 @@
+import type { Policy } from './policy.js';
+
+/**
+ * Pools: what one is, how it is named, and what the policy says about it. Every rule about pool
+ * identity and pool settings lives here, once:
+ *
+ * - identity: (project, region, accelerator, zonal redundancy), one key format, `samePool`;
+ * - settings: the policy's `pools` entries for a pool, merged field by field (see `poolSettings`);
+ * - budget: quota − reserve − unmanaged caps − other unmanaged usage (SPEC "Words");
+ * - a service's cap in force: the lower of its service-level and revision-level max, or Cloud
+ *   Run's default when neither is set.
+ */
+
+/** A pool: one quota, keyed by (project, region, accelerator, zonal redundancy). */
+export interface PoolId {
+  project: string;
+  region: string;
+  accelerator: string;
+  zonalRedundancy: boolean;
+}
+
+/** The accelerator of a policy `pools` entry that names none (the schema's default too). */
+export const DEFAULT_ACCELERATOR = 'nvidia-l4';
+
+/** Just the four fields of a pool, from anything that has them (a service, a plan row). */
+export function poolIdOf(p: PoolId): PoolId {
+  return {
+    project: p.project,
+    region: p.region,
+    accelerator: p.accelerator,
+    zonalRedundancy: p.zonalRedundancy,
+  };
+}
+
+/**
+ * The one string key of a pool: `project/region/accelerator/zonal|no-zonal`. Also the place of a
+ * pool's alerts (dedup keys, ordering keys, `locationKey`), so it must never change shape.
+ * Nothing reads a key back into fields: keep the PoolId beside the key where fields are needed.
+ */
+export function poolKey(p: PoolId): string {
+  return `${p.project}/${p.region}/${p.accelerator}/${p.zonalRedundancy ? 'zonal' : 'no-zonal'}`;
+}
+
+export function samePool(a: PoolId, b: PoolId): boolean {
+  return (
+    a.project === b.project &&
+    a.region === b.region &&
+    a.accelerator === b.accelerator &&
+    a.zonalRedundancy === b.zonalRedundancy
+  );
+}
+
+/** Code-point comparison: the same order on every machine and locale. */
+export function compareText(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+/** Pools in key order. */
+export function comparePools(a: PoolId, b: PoolId): number {
+  return compareText(poolKey(a), poolKey(b));
+}
+
+// --- what the policy says about a pool ---
+
+type PoolPolicy = Pick<Policy, 'pools' | 'reserve'>;
+
+export interface PoolSettingsOf {
+  /** GPUs the policy sets as the pool's quota (over the Cloud Quotas API); null: it sets none. */
+  quota: number | null;
+  /** GPUs kept free in the pool. */
+  reserve: number;
+}
+
+/**
+ * The policy's settings for one pool. A `pools` entry applies to a pool when its region,
+ * accelerator and zonal redundancy are the pool's, and it names the pool's project or no project
+ * (every project). The policy allows at most one entry of each kind per pool, and the settings
+ * merge per field: **the most specific entry that sets a field wins** — the project's own entry
+ * over the entry for every project — and a field neither sets falls back to the policy-wide value
+ * (`reserve`) or to none (`quota`: read from the Cloud Quotas API). So an entry for one project
+ * that sets only `reserve` does not hide the `quota` an every-project entry sets.
+ */
+export function poolSettings(policy: PoolPolicy, id: PoolId): PoolSettingsOf {
+  let own: Policy['pools'][number] | undefined;
+  let all: Policy['pools'][number] | undefined;
+  for (const p of policy.pools) {
+    if (
+      p.region !== id.region ||
+      (p.accelerator ?? DEFAULT_ACCELERATOR) !== id.accelerator ||
+      p.zonalRedundancy !== id.zonalRedundancy
+    )
+      continue;
+    if (p.project === id.project) own ??= p;
+    else if (p.project === undefined) all ??= p;
+  }
+  return {
+    quota: own?.quota ?? all?.quota ?? null,
+    reserve: own?.reserve ?? all?.reserve ?? policy.reserve,
+  };
+}
+
+/** The quota the policy sets for a pool, or null when it is to be read from Cloud Quotas. */
+export function quotaFromPolicy(policy: PoolPolicy, id: PoolId): number | null {
+  return poolSettings(policy, id).quota;
+}
+
+/** GPUs the policy keeps free in a pool. */
+export function reserveOf(policy: PoolPolicy, id: PoolId): number {
+  return poolSettings(policy, id).reserve;
+}
+
+/**
+ * The pools the policy's `pools` entries name with a setting (quota or reserve), one per project
+ * an entry covers: planned even where no service was seen, so their quota shows in the plan.
+ */
+export function policyPools(policy: Pick<Policy, 'pools' | 'projects'>): PoolId[] {
+  const out: PoolId[] = [];
+  for (const p of policy.pools) {
+    if (p.quota === undefined && p.reserve === undefined) continue;
+    for (const project of p.project ? [p.project] : policy.projects) {
+      out.push({
+        project,
+        region: p.region,
+        accelerator: p.accelerator ?? DEFAULT_ACCELERATOR,
+        zonalRedundancy: p.zonalRedundancy,
+      });
+    }
+  }
+  return out;
+}
+
+// --- budget ---
+
+export interface BudgetInput {
+  /** GPUs; null when unknown. */
+  quota: number | null;
+  reserve: number;
+  /** Caps (max instances × GPUs) of the pool's unmanaged services. */
+  unmanagedCapsGpus: number;
+  /** GPUs held outside any service's cap: worker pools, manually scaled services, jobs. */
+  otherUsageGpus: number;
+}
+
+/**
+ * What the governed services of a pool may hold together: quota − reserve − unmanaged caps −
+ * other unmanaged usage. Null when the quota is unknown (fail static: nothing is raised).
+ */
+export function poolBudget(b: BudgetInput): number | null {
+  return b.quota === null ? null : b.quota - b.reserve - b.unmanagedCapsGpus - b.otherUsageGpus;
+}
+
+// --- the cap in force ---
+
+/**
+ * Cloud Run's max instances when neither the service nor its revision sets one. Google now derives
+ * that default from the regional quotas; the proto still says 100. The governor counts an unset
+ * service at this value, and the audit tells the team to set one.
+ */
+export const DEFAULT_MAX_INSTANCES = 100;
+
+export interface MaxLevels {
+  /** Service-level `scaling.max_instance_count`; null (or 0) when unset. */
+  serviceMaxInstances: number | null;
+  /** The serving revision's `scaling.max_instance_count`; null (or 0) when unset. */
+  revisionMaxInstances: number | null;
+}
+
+export interface MaxInForce {
+  max: number;
+  /** Which level sets it: the lower of the two, or Cloud Run's default when neither is set. */
+  level: 'service' | 'revision' | 'default';
+}
+
+/** The max in force and where it comes from. */
+export function maxInForce(s: MaxLevels): MaxInForce {
+  const svc = positive(s.serviceMaxInstances);
+  const rev = positive(s.revisionMaxInstances);
+  if (svc !== null && (rev === null || svc <= rev)) return { max: svc, level: 'service' };
+  if (rev !== null) return { max: rev, level: 'revision' };
+  return { max: DEFAULT_MAX_INSTANCES, level: 'default' };
+}
+
+/** The lower of the service-level and revision-level max; Cloud Run's default when neither is set. */
+export function effectiveMax(s: MaxLevels): number {
+  return maxInForce(s).max;
+}
+
+function positive(n: number | null): number | null {
+  return n !== null && n > 0 ? n : null;
+}

@@ -1,0 +1,107 @@
+import { describe, expect, it } from 'vitest';
+import { parsePolicy, type PolicyInput } from '../../src/core/policy.js';
+import {
+  effectiveMax,
+  maxInForce,
+  poolBudget,
+  poolKey,
+  poolSettings,
+  policyPools,
+  samePool,
+} from '../../src/core/pool.js';
+
+/** Pool identity and pool settings: the one place each rule is written. */
+
+const ZONAL = { project: 'p', region: 'r1', accelerator: 'nvidia-l4', zonalRedundancy: true };
+const policy = (extra: Partial<PolicyInput> = {}) =>
+  parsePolicy({ version: 1, projects: ['p', 'q'], ...extra });
+
+describe('pool identity', () => {
+  it('has one key format, and samePool compares the four fields only', () => {
+    expect(poolKey(ZONAL)).toBe('p/r1/nvidia-l4/zonal');
+    expect(poolKey({ ...ZONAL, zonalRedundancy: false })).toBe('p/r1/nvidia-l4/no-zonal');
+    const row = { ...ZONAL, name: 'svc', quota: 3 };
+    expect(samePool(row, ZONAL)).toBe(true);
+    for (const change of [
+      { project: 'q' },
+      { region: 'r2' },
+      { accelerator: 'nvidia-rtx-pro-6000' },
+      { zonalRedundancy: false },
+    ]) {
+      expect(samePool({ ...ZONAL, ...change }, ZONAL)).toBe(false);
+    }
+  });
+});
+
+describe("a pool's settings: per field, the most specific entry that sets it wins", () => {
+  it("takes the project's own entry over the entry for every project, field by field", () => {
+    const p = policy({
+      reserve: 2,
+      pools: [
+        { project: 'p', region: 'r1', reserve: 1 },
+        { region: 'r1', quota: 8, reserve: 3 },
+      ],
+    });
+    // p: its own reserve, the every-project quota.
+    expect(poolSettings(p, ZONAL)).toEqual({ quota: 8, reserve: 1 });
+    // q has no entry of its own: the every-project entry.
+    expect(poolSettings(p, { ...ZONAL, project: 'q' })).toEqual({ quota: 8, reserve: 3 });
+  });
+
+  it('falls back to the policy-wide reserve and to no quota', () => {
+    const p = policy({ reserve: 2, pools: [{ project: 'p', region: 'r1', quota: 4 }] });
+    expect(poolSettings(p, ZONAL)).toEqual({ quota: 4, reserve: 2 });
+    expect(poolSettings(p, { ...ZONAL, project: 'q' })).toEqual({ quota: null, reserve: 2 });
+  });
+
+  it('tells the zonal and non-zonal pools, and accelerators, apart', () => {
+    const p = policy({
+      pools: [
+        { region: 'r1', zonalRedundancy: false, quota: 3 },
+        { region: 'r1', accelerator: 'nvidia-rtx-pro-6000', quota: 2 },
+      ],
+    });
+    expect(poolSettings(p, ZONAL).quota).toBeNull();
+    expect(poolSettings(p, { ...ZONAL, zonalRedundancy: false }).quota).toBe(3);
+    expect(poolSettings(p, { ...ZONAL, accelerator: 'nvidia-rtx-pro-6000' }).quota).toBe(2);
+  });
+
+  it('names, per project an entry covers, the pools whose settings the plan must show', () => {
+    const p = policy({
+      pools: [
+        { region: 'r1', quota: 8 },
+        { project: 'q', region: 'r2', reserve: 1 },
+        { region: 'r3' },
+      ],
+    });
+    expect(policyPools(p).map(poolKey)).toEqual([
+      'p/r1/nvidia-l4/zonal',
+      'q/r1/nvidia-l4/zonal',
+      'q/r2/nvidia-l4/zonal',
+    ]);
+  });
+});
+
+describe('the budget and the cap in force', () => {
+  it('budget = quota − reserve − unmanaged caps − other usage; unknown with the quota', () => {
+    const b = { reserve: 1, unmanagedCapsGpus: 2, otherUsageGpus: 1 };
+    expect(poolBudget({ quota: 8, ...b })).toBe(4);
+    expect(poolBudget({ quota: null, ...b })).toBeNull();
+  });
+
+  it('is the lower of the two levels, or the default when neither is set', () => {
+    expect(maxInForce({ serviceMaxInstances: 5, revisionMaxInstances: 3 })).toEqual({
+      max: 3,
+      level: 'revision',
+    });
+    expect(maxInForce({ serviceMaxInstances: 3, revisionMaxInstances: 3 })).toEqual({
+      max: 3,
+      level: 'service',
+    });
+    expect(maxInForce({ serviceMaxInstances: null, revisionMaxInstances: 0 })).toEqual({
+      max: 100,
+      level: 'default',
+    });
+    expect(effectiveMax({ serviceMaxInstances: 0, revisionMaxInstances: 7 })).toBe(7);
+  });
+});
