@@ -1,3 +1,4 @@
+import { z } from 'zod';
 import type { Usage } from './snapshot.js';
 
 /**
@@ -13,11 +14,31 @@ import type { Usage } from './snapshot.js';
  *   busy GPUs = in use × utilization ÷ target utilization, where utilization is known
  *             → demand ≥ ceil(busy GPUs)
  */
-export interface DemandEstimate {
-  instances: number;
-  saturated: boolean;
-  explain: string;
-}
+const Int = z.number().int().min(0);
+
+/** The estimate, with each step that set it: what a service's reason says about its demand. */
+export const DemandEstimate = z.strictObject({
+  instances: Int.describe('The estimate, in instances.'),
+  saturated: z.boolean().describe('It ran at its cap during the lookback.'),
+  peak: Int.describe('Peak over the lookback.'),
+  inUse: Int.describe('In use at the latest sample.'),
+  headroom: z.number().min(0),
+  withHeadroom: Int.describe('ceil(max(peak, in use) × (1 + headroom)); 0 when idle.'),
+  atCap: z
+    .strictObject({ cap: Int, instances: Int })
+    .nullable()
+    .describe('Ran at its cap, so twice the headroom: set when that raised the estimate.'),
+  busy: z
+    .strictObject({
+      utilization: z.number().min(0).max(1),
+      target: z.number(),
+      inUse: Int,
+      instances: Int,
+    })
+    .nullable()
+    .describe('GPU utilization over the target: set when that raised the estimate.'),
+});
+export type DemandEstimate = z.infer<typeof DemandEstimate>;
 
 const EPS = 1e-9;
 const pct = (x: number): string => `${Math.round(x * 100)}%`;
@@ -29,11 +50,10 @@ export function estimateDemand(
   targetUtilization: number,
 ): DemandEstimate {
   const base = Math.max(usage.peak, usage.current);
-  let instances = base === 0 ? 0 : Math.ceil(base * (1 + headroom) - EPS);
-  let explain =
-    base === 0
-      ? 'idle over the lookback'
-      : `peak ${usage.peak}${usage.current > usage.peak ? ` (in use ${usage.current})` : ''} + ${pct(headroom)} headroom = ${instances}`;
+  const withHeadroom = base === 0 ? 0 : Math.ceil(base * (1 + headroom) - EPS);
+  let instances = withHeadroom;
+  let atCap: DemandEstimate['atCap'] = null;
+  let busy: DemandEstimate['busy'] = null;
   const saturated = usage.saturated ?? (maxInstances > 0 && usage.peak >= maxInstances);
   if (saturated) {
     // It used all it was allowed, so its real demand is unknown: grow by twice the headroom (at
@@ -42,16 +62,43 @@ export function estimateDemand(
     const grown = base + Math.max(1, Math.ceil(base * 2 * headroom - EPS));
     if (grown > instances) {
       instances = grown;
-      explain += `; ran at its cap of ${maxInstances}, so twice the headroom: ${grown}`;
+      atCap = { cap: maxInstances, instances: grown };
     }
   }
   const util = usage.utilization;
   if (util !== null && util !== undefined && usage.current > 0) {
-    const busy = Math.ceil((usage.current * util) / targetUtilization - EPS);
-    if (busy > instances) {
-      instances = busy;
-      explain += `; GPU utilization ${pct(util)} over target ${pct(targetUtilization)} on ${usage.current} in use, so ${busy}`;
+    const need = Math.ceil((usage.current * util) / targetUtilization - EPS);
+    if (need > instances) {
+      instances = need;
+      busy = {
+        utilization: util,
+        target: targetUtilization,
+        inUse: usage.current,
+        instances: need,
+      };
     }
   }
-  return { instances, saturated, explain };
+  return {
+    instances,
+    saturated,
+    peak: usage.peak,
+    inUse: usage.current,
+    headroom,
+    withHeadroom,
+    atCap,
+    busy,
+  };
+}
+
+/** The estimate in words, step by step. */
+export function explainDemand(d: DemandEstimate): string {
+  let text =
+    Math.max(d.peak, d.inUse) === 0
+      ? 'idle over the lookback'
+      : `peak ${d.peak}${d.inUse > d.peak ? ` (in use ${d.inUse})` : ''} + ${pct(d.headroom)} headroom = ${d.withHeadroom}`;
+  if (d.atCap)
+    text += `; ran at its cap of ${d.atCap.cap}, so twice the headroom: ${d.atCap.instances}`;
+  if (d.busy)
+    text += `; GPU utilization ${pct(d.busy.utilization)} over target ${pct(d.busy.target)} on ${d.busy.inUse} in use, so ${d.busy.instances}`;
+  return text;
 }

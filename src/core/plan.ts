@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Alert } from './alert.js';
+import { PlanWhy } from './why.js';
 
 /** The plan: what the governor decided, and why. Its JSON is the `--json` output. */
 
@@ -63,7 +64,8 @@ export const PlanService = z.strictObject({
   weight: z.number().nullable(),
   rule: z.number().int().nullable().describe('Index of the matching policy rule.'),
   window: z.number().int().nullable().describe('Index of the schedule window in force.'),
-  reason: z.string(),
+  why: PlanWhy,
+  reason: z.string().describe('`why` in words.'),
 });
 export type PlanService = z.infer<typeof PlanService>;
 
@@ -77,7 +79,8 @@ export const PlanChange = z.strictObject({
   to: z.number().int().min(0),
   gpusPerInstance: z.number().int().min(1),
   etag: z.string(),
-  reason: z.string(),
+  why: PlanWhy,
+  reason: z.string().describe('`why` in words.'),
 });
 export type PlanChange = z.infer<typeof PlanChange>;
 

@@ -2,12 +2,19 @@ import type { Alert } from './alert.js';
 import { cut, fill, type Slot } from './allocate.js';
 import { isStarved, poolConditions, type AlertContext } from './conditions.js';
 import { estimateDemand } from './demand.js';
-import { formatDuration } from './duration.js';
 import type { Plan, PlanChange, PlanPool, PlanService, PoolStatus } from './plan.js';
-import type { Policy, PoolSettings } from './policy.js';
-import { compareText, poolKey, type PoolId } from './pool-key.js';
+import type { Policy } from './policy.js';
+import {
+  compareText,
+  poolBudget,
+  poolKey,
+  poolSettings,
+  policyPools,
+  type PoolId,
+} from './pool.js';
 import { compileRules, type Settings } from './rules.js';
 import type { Snapshot, SnapshotService } from './snapshot.js';
+import { renderReason, type PlanWhy } from './why.js';
 
 /**
  * The planner: (snapshot, policy, time) → plan. Pure: no I/O, no clock, no randomness. For each
@@ -51,15 +58,15 @@ interface Governed extends Member, Slot {
   peakTarget: number; // observed peak within [protected, ceiling]
   protect: number;
   alloc: number; // after steps 2-4
-  clauses: string[];
+  why: PlanWhy;
   stickyUntil: number | null;
   deferredTo?: number; // the planned cap, when the change limit held the change back
-  reason?: string; // the clauses joined, once they are final
+  reason?: string; // `why` in words, once it is final
 }
 
-/** The reason of a service, joined once its clauses are final. */
+/** The reason of a service, rendered once its `why` is final. */
 function reasonOf(m: Governed): string {
-  m.reason ??= m.clauses.join('; ');
+  m.reason ??= renderReason(m.why);
   return m.reason;
 }
 
@@ -85,8 +92,6 @@ interface PoolDecision {
   changes: Governed[];
 }
 
-const DEFAULT_ACCEL = 'nvidia-l4';
-
 export function plan(
   snapshot: Snapshot,
   policy: Policy,
@@ -111,9 +116,7 @@ export function plan(
   const ordered = [...decided].sort((a, b) => urgent(a) - urgent(b)).flatMap((d) => d.changes);
   const limit = policy.limits.maxChangesPerRun;
   for (const m of ordered.slice(limit)) {
-    m.clauses.push(
-      `deferred: limits.maxChangesPerRun (${limit}) reached, stays ${m.cap} until a later run`,
-    );
+    m.why.deferred = { limit, stays: m.cap, planned: m.level };
     m.deferredTo = m.level;
     m.level = m.cap;
   }
@@ -168,6 +171,7 @@ export function plan(
     to,
     gpusPerInstance: m.g,
     etag: m.svc.etag,
+    why: m.why,
     reason: reasonOf(m),
   });
   return {
@@ -184,17 +188,6 @@ export function plan(
 }
 
 // ---------------------------------------------------------------------------------------------
-
-function poolSettingsFor(policy: Policy, id: PoolId): PoolSettings | undefined {
-  const fits = (p: PoolSettings) =>
-    p.region === id.region &&
-    p.accelerator === id.accelerator &&
-    p.zonalRedundancy === id.zonalRedundancy;
-  return (
-    policy.pools.find((p) => fits(p) && p.project === id.project) ??
-    policy.pools.find((p) => fits(p) && p.project === undefined)
-  );
-}
 
 function gatherPools(
   snapshot: Snapshot,
@@ -249,17 +242,8 @@ function gatherPools(
       w.quotaSource = p.quotaSource ?? 'snapshot';
     }
   }
-  for (const p of policy.pools) {
-    if (p.quota === undefined && p.reserve === undefined) continue;
-    for (const project of p.project ? [p.project] : policy.projects) {
-      const id = {
-        project,
-        region: p.region,
-        accelerator: p.accelerator ?? DEFAULT_ACCEL,
-        zonalRedundancy: p.zonalRedundancy,
-      };
-      if (inScope(id)) workFor(id);
-    }
+  for (const id of policyPools(policy)) {
+    if (inScope(id)) workFor(id);
   }
   for (const u of snapshot.unmanagedUsage) {
     if (inScope(u)) workFor(u).unmanagedUsage += u.gpus;
@@ -273,12 +257,12 @@ function gatherPools(
     else members.set(w, [svc]);
   }
   for (const w of works.values()) {
-    const ps = poolSettingsFor(policy, w.id);
-    if (ps?.quota !== undefined) {
+    const ps = poolSettings(policy, w.id);
+    if (ps.quota !== null) {
       w.quota = ps.quota;
       w.quotaSource = 'policy';
     }
-    w.reserve = ps?.reserve ?? policy.reserve;
+    w.reserve = ps.reserve;
     // Name order within the pool: the tie-break of every allocation step, whatever the input order.
     const list = (members.get(w) ?? []).sort((a, b) => compareText(a.name, b.name));
     for (let order = 0; order < list.length; order++) {
@@ -301,14 +285,14 @@ function toGoverned(
 ): Governed {
   const cap = svc.maxInstances;
   const g = svc.gpusPerInstance;
-  const clauses: string[] = [];
   const floor = Math.max(1, svc.minInstances, settings.min);
   let ceiling = Math.min(
     settings.max ?? Infinity,
     quota === null ? Infinity : Math.floor(quota / g),
   );
+  let floorAboveCeiling: PlanWhy['floorAboveCeiling'];
   if (floor > ceiling) {
-    clauses.push(`floor ${floor} is above ceiling ${fmt(ceiling)}: the floor wins`);
+    floorAboveCeiling = { floor, ceiling };
     ceiling = floor;
   }
   const usage = svc.usage;
@@ -318,16 +302,15 @@ function toGoverned(
   let want: number;
   let peakTarget: number;
   let stickyUntil: number | null = null;
+  let basis: PlanWhy['basis'];
   if (svc.reconciling) {
     kind = 'fixed';
     protect = want = peakTarget = cap;
-    clauses.push('deploying (reconciling): left as it is, counted at its cap');
+    basis = { kind: 'deploying' };
   } else if (usage === null) {
     kind = 'held';
     protect = want = peakTarget = clamp(cap, floor, ceiling);
-    clauses.push(
-      `usage unknown${svc.usageNote ? ` (${svc.usageNote})` : ''}: held at ${protect} (fail static)`,
-    );
+    basis = { kind: 'usage-unknown', heldAt: protect, note: svc.usageNote ?? null };
   } else {
     kind = 'active';
     const est = estimateDemand(usage, cap, settings.headroom, settings.targetUtilization);
@@ -336,7 +319,7 @@ function toGoverned(
     want = Math.max(protect, clamp(demand, floor, ceiling));
     const peak = Math.max(usage.peak, usage.current);
     peakTarget = Math.min(want, Math.max(protect, clamp(peak, floor, ceiling)));
-    clauses.push(`demand ${demand}: ${est.explain}`);
+    basis = { kind: 'demand', estimate: est };
     if (svc.lastChangedAt !== null) {
       const until = Date.parse(svc.lastChangedAt) + settings.scaleDownDelayMs;
       if (until > atMs) stickyUntil = until;
@@ -361,7 +344,7 @@ function toGoverned(
     peakTarget,
     protect,
     alloc: protect,
-    clauses,
+    why: floorAboveCeiling ? { floorAboveCeiling, basis } : { basis },
     stickyUntil,
   };
 }
@@ -370,7 +353,12 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
   const { quota } = work;
   const unmanagedCaps = sum(work.unmanaged, (m) => m.cap * m.g);
   const unmanagedGpus = unmanagedCaps + work.unmanagedUsage;
-  const budget = quota === null ? null : quota - work.reserve - unmanagedGpus;
+  const budget = poolBudget({
+    quota,
+    reserve: work.reserve,
+    unmanagedCapsGpus: unmanagedCaps,
+    otherUsageGpus: work.unmanagedUsage,
+  });
   const all = work.governed;
   const active = all.filter((m) => m.kind === 'active');
   const movable = all.filter((m) => m.kind !== 'fixed');
@@ -386,20 +374,14 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
     for (const m of movable) {
       const to = Math.min(m.cap, m.ceiling);
       m.level = to;
-      m.clauses.push(
-        to < m.cap
-          ? `lowered to ceiling ${m.ceiling}`
-          : `pool quota unknown: not raised (fail static)`,
-      );
+      m.why.pool = { kind: 'quota-unknown', loweredToCeiling: to < m.cap ? m.ceiling : null };
     }
   } else if (floorsGpus > budget) {
     status = 'infeasible';
     note = `floors need ${floorsGpus} GPUs but the budget is ${budget}: every governed service set to its floor`;
     for (const m of movable) {
       m.level = m.floor;
-      m.clauses.push(
-        `pool infeasible (floors ${floorsGpus} > budget ${budget}): set to floor ${m.floor}`,
-      );
+      m.why.pool = { kind: 'infeasible', floorsGpus, budget, floor: m.floor };
     }
   } else {
     const room = budget - fixedGpus;
@@ -438,10 +420,7 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
       excess = cut(tier, (m) => m.floor, excess);
       for (const m of tier) {
         const was = before.get(m) ?? m.level;
-        if (m.level < was)
-          m.clauses.push(
-            `cut from ${was} to ${m.level}: in-use room does not fit the budget (priority ${m.settings.priority} cut first)`,
-          );
+        if (m.level < was) m.why.cut = { from: was, to: m.level, priority: m.settings.priority };
       }
       if (excess <= 0) break;
     }
@@ -466,16 +445,18 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
   if (over > 0) {
     cut(sticky, (m) => m.alloc, over);
     for (const m of sticky) {
-      if (m.level < Math.min(m.cap, m.ceiling))
-        m.clauses.push('room needed by others: scale-down delay overridden');
+      if (m.level < Math.min(m.cap, m.ceiling)) m.why.stickyOverridden = true;
     }
     over = sum(movable, (m) => m.level * m.g) - room;
   }
   for (const m of sticky) {
-    if (m.level > m.alloc && m.stickyUntil !== null) {
-      m.clauses.push(
-        `keeps ${m.level - m.alloc} above its share: raised at ${m.svc.lastChangedAt}, scale-down delay ${formatDuration(m.settings.scaleDownDelayMs)} runs until ${new Date(m.stickyUntil).toISOString()}`,
-      );
+    if (m.level > m.alloc && m.stickyUntil !== null && m.svc.lastChangedAt !== null) {
+      m.why.sticky = {
+        kept: m.level - m.alloc,
+        raisedAt: m.svc.lastChangedAt,
+        scaleDownDelayMs: m.settings.scaleDownDelayMs,
+        until: new Date(m.stickyUntil).toISOString(),
+      };
     }
   }
   // 6. burst: what is left goes first to keeping the caps services already have (room nobody
@@ -488,9 +469,8 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
     for (const m of active) {
       const keep = (kept.get(m) ?? m.level) - (before.get(m) ?? m.level);
       const got = m.level - (kept.get(m) ?? m.level);
-      if (keep > 0)
-        m.clauses.push(`+${keep} burst room (leftover GPUs: keeps its cap of ${m.cap})`);
-      if (got > 0) m.clauses.push(`+${got} burst room (leftover GPUs shared by weight)`);
+      if (keep > 0) m.why.burstKept = { instances: keep, cap: m.cap };
+      if (got > 0) m.why.burstShared = got;
     }
   }
 }
@@ -509,12 +489,8 @@ function tiers(ms: Governed[], dir: 'asc' | 'desc'): Governed[][] {
 
 function describe(m: Governed): void {
   const to = m.level;
-  if (m.kind === 'active' && m.alloc < m.want) {
-    m.clauses.push(`short of demand by ${m.want - m.alloc}: pool is scarce`);
-  }
-  if (to < m.cap && m.inUse !== null && to < m.inUse) {
-    m.clauses.push(`below the ${m.inUse} in use`);
-  }
+  if (m.kind === 'active' && m.alloc < m.want) m.why.shortBy = m.want - m.alloc;
+  if (to < m.cap && m.inUse !== null && to < m.inUse) m.why.belowInUse = m.inUse;
 }
 
 function orderChanges(all: Governed[]): Governed[] {
@@ -567,12 +543,16 @@ function governedRow(m: Governed): PlanService {
     weight: m.settings.weight,
     rule: m.settings.rule,
     window: m.settings.window,
+    why: m.why,
     reason: reasonOf(m),
   };
 }
 
 function unmanagedRow(m: Member): PlanService {
   const usage = m.svc.usage;
+  const why: PlanWhy = {
+    basis: { kind: 'unmanaged', rule: m.settings.rule, capGpus: m.cap * m.g },
+  };
   return {
     project: m.svc.project,
     region: m.svc.region,
@@ -592,10 +572,8 @@ function unmanagedRow(m: Member): PlanService {
     weight: null,
     rule: m.settings.rule,
     window: null,
-    reason:
-      m.settings.rule === null
-        ? `unmanaged (no policy rule matches): counted at its cap of ${gpus(m.cap * m.g)}`
-        : `unmanaged (rule ${m.settings.rule}, managed: false): counted at its cap of ${gpus(m.cap * m.g)}`,
+    why,
+    reason: renderReason(why),
   };
 }
 
@@ -607,12 +585,4 @@ function sum<T>(xs: readonly T[], f: (x: T) => number): number {
   let total = 0;
   for (const x of xs) total += f(x);
   return total;
-}
-
-function gpus(n: number): string {
-  return `${n} GPU${n === 1 ? '' : 's'}`;
-}
-
-function fmt(n: number): string {
-  return Number.isFinite(n) ? String(n) : '∞';
 }

@@ -19,3 +19,43 @@ export function lastChangedAt(annotations: Record<string, string>): string | nul
   const ms = Date.parse(text);
   return Number.isNaN(ms) ? null : new Date(ms).toISOString();
 }
+
+/** The max the governor found on a service before it first changed it, from its annotations. */
+export interface OriginalMax {
+  project: string;
+  region: string;
+  name: string;
+  etag: string;
+  /** What to put back; null when neither the annotation nor the revision gives a usable max. */
+  to: number | null;
+  /** original-max: its own service-level max; revision-max: it had none, so the revision's. */
+  source: 'original-max' | 'revision-max';
+}
+
+/** Per service the governor has changed (it carries the annotation), what `restore` puts back. */
+export function originalMaxes(
+  services: readonly {
+    project: string;
+    region: string;
+    name: string;
+    etag: string;
+    annotations: Record<string, string>;
+    revisionMaxInstances: number | null;
+  }[],
+): OriginalMax[] {
+  const out: OriginalMax[] = [];
+  for (const s of services) {
+    const original = s.annotations[ANNOTATIONS.originalMax];
+    if (original === undefined) continue; // never changed by the governor
+    const to = original === '' ? s.revisionMaxInstances : Number(original);
+    out.push({
+      project: s.project,
+      region: s.region,
+      name: s.name,
+      etag: s.etag,
+      to: to !== null && Number.isInteger(to) && to >= 1 ? to : null,
+      source: original === '' ? 'revision-max' : 'original-max',
+    });
+  }
+  return out;
+}

@@ -14,9 +14,8 @@ import { observe, type ObservePorts } from '../observe/observe.js';
 import type { RunRecord, StateStore } from '../state/store.js';
 import { z } from 'zod';
 import { Alert as AlertSchema } from '../core/alert.js';
-import type { ObservedService } from '../ports.js';
-import { ANNOTATIONS } from '../observe/annotations.js';
-import type { PlanChange } from '../core/plan.js';
+import { originalMaxes } from '../observe/annotations.js';
+import { restorePlan } from '../core/restore.js';
 import type { AlertSink } from '../adapters/pubsub.js';
 import { actOnPlan, beforeDeadline, type WriteResult } from './act.js';
 import { createPacer } from './pacing.js';
@@ -140,7 +139,9 @@ export async function reconcile(
     report.problems = observation.problems;
     for (const p of observation.problems) deps.log.log('WARNING', p);
     const planned = makePlan(observation.snapshot, scoped, nowIso, { runId: options.runId });
-    const plan = options.restore ? restorePlan(planned, observation.services) : planned;
+    const plan = options.restore
+      ? restorePlan(planned, originalMaxes(observation.services))
+      : planned;
     report.plan = plan;
     // The fleet audit: one service.misconfigured condition per service that breaks a rule.
     report.findings = auditServices({
@@ -534,42 +535,4 @@ async function record(
       );
     }
   }
-}
-
-/**
- * The plan of `governor restore`: every governed service back to the max it had before the
- * governor first changed it (its annotation), decreases first. Acting on it keeps the same quota
- * rules as any run: an increase is written only as far as the pool has room.
- */
-export function restorePlan(plan: Plan, services: readonly ObservedService[]): Plan {
-  const observed = new Map(services.map((s) => [`${s.project}/${s.region}/${s.name}`, s]));
-  const changes: PlanChange[] = [];
-  for (const row of plan.services) {
-    if (!row.managed) continue;
-    const svc = observed.get(`${row.project}/${row.region}/${row.name}`);
-    const original = svc?.annotations[ANNOTATIONS.originalMax];
-    if (!svc || original === undefined) continue; // never changed by the governor
-    const to = original === '' ? svc.revisionMaxInstances : Number(original);
-    if (to === null || !Number.isInteger(to) || to < 1 || to === row.from) continue;
-    changes.push({
-      project: row.project,
-      region: row.region,
-      name: row.name,
-      accelerator: row.accelerator,
-      zonalRedundancy: row.zonalRedundancy,
-      from: row.from,
-      to,
-      gpusPerInstance: row.gpusPerInstance,
-      etag: svc.etag,
-      reason: `restore: back to ${original === '' ? `the revision max ${to} (it had no service-level max)` : `its max before the governor, ${to}`}`,
-    });
-  }
-  const byPool = (c: PlanChange) => poolKey(c);
-  const ordered = [...changes].sort((a, b) => {
-    const pa = byPool(a);
-    const pb = byPool(b);
-    if (pa !== pb) return pa < pb ? -1 : 1;
-    return Number(a.to > a.from) - Number(b.to > b.from) || (a.name < b.name ? -1 : 1);
-  });
-  return { ...plan, changes: ordered, deferred: [] };
 }

@@ -1,3 +1,4 @@
+import type { PlanService } from '../core/plan.js';
 import type { MinuteRow } from './accounting.js';
 import { svcId, type PoolInfo } from './context.js';
 import type { RefusalCauses } from './result.js';
@@ -35,26 +36,17 @@ export function newDiagnosis(): Diagnosis {
   };
 }
 
-/** Reads what the last plan meant for each service from its reason (instrumentation only). */
-export function notePlan(
-  d: Diagnosis,
-  services: readonly {
-    project: string;
-    region: string;
-    name: string;
-    managed: boolean;
-    reason: string;
-  }[],
-): void {
+/** What the last plan meant for each service, from its structured `why` (instrumentation only). */
+export function notePlan(d: Diagnosis, services: readonly PlanService[]): void {
   let scarce = false;
   for (const s of services) {
     if (!s.managed) continue;
-    const short = s.reason.includes('short of demand');
+    const short = s.why.shortBy !== undefined;
     scarce ||= short;
     d.planned.set(svcId(s), {
       short,
-      burst: Number(/\+(\d+) burst room/.exec(s.reason)?.[1] ?? 0),
-      sticky: Number(/keeps (\d+) above its share/.exec(s.reason)?.[1] ?? 0),
+      burst: (s.why.burstKept?.instances ?? 0) + (s.why.burstShared ?? 0),
+      sticky: s.why.sticky?.kept ?? 0,
     });
   }
   d.causes.ticks += 1;

@@ -1,0 +1,189 @@
+import { z } from 'zod';
+import { DemandEstimate, explainDemand } from './demand.js';
+import { formatDuration } from './duration.js';
+
+/**
+ * Why a service's cap is what the plan makes it, as data: the plan row's `why`. The human
+ * `reason` is rendered from it by `renderReason`, the only place that words it, and nothing reads
+ * a reason back: a consumer that wants to know whether a service was short of demand reads
+ * `why.shortBy`, not the text.
+ *
+ * `basis` is what the cap was decided from; every other field is set only when that step of the
+ * planner touched the service (absent: it did not), in the order the reason lists them.
+ */
+
+const Count = z.number().int().min(0);
+
+export const Basis = z
+  .discriminatedUnion('kind', [
+    z
+      .strictObject({
+        kind: z.literal('unmanaged'),
+        rule: Count.nullable().describe('The `managed: false` rule; null when no rule matches.'),
+        capGpus: Count,
+      })
+      .describe('Not governed: counted against the pool at its cap, never written.'),
+    z
+      .strictObject({ kind: z.literal('deploying') })
+      .describe('A deployment is in flight (reconciling): left as it is, counted at its cap.'),
+    z
+      .strictObject({
+        kind: z.literal('usage-unknown'),
+        heldAt: Count,
+        note: z.string().nullable().describe('Why usage is unknown, where known.'),
+      })
+      .describe('Fail static: usage unknown or stale, so the cap is held.'),
+    z
+      .strictObject({ kind: z.literal('demand'), estimate: DemandEstimate })
+      .describe('Usage known: the cap follows the demand estimate.'),
+    z
+      .strictObject({
+        kind: z.literal('restore'),
+        to: Count.min(1),
+        source: z
+          .enum(['original-max', 'revision-max'])
+          .describe(
+            'original-max: its service-level max before the governor; revision-max: it had none, so the revision max.',
+          ),
+      })
+      .describe('`restore`: back to the max it had before the governor first changed it.'),
+  ])
+  .describe('What the cap was decided from.');
+export type Basis = z.infer<typeof Basis>;
+
+export const PoolCase = z
+  .discriminatedUnion('kind', [
+    z
+      .strictObject({
+        kind: z.literal('quota-unknown'),
+        loweredToCeiling: Count.nullable().describe('Set when the cap was above the ceiling.'),
+      })
+      .describe(
+        'Fail static: the quota is unknown and the policy gives none, so nothing is raised.',
+      ),
+    z
+      .strictObject({
+        kind: z.literal('infeasible'),
+        floorsGpus: Count,
+        budget: z.number().int(),
+        floor: Count,
+      })
+      .describe('The floors do not fit the budget: every governed service is set to its floor.'),
+  ])
+  .describe('The pool could not be split normally.');
+export type PoolCase = z.infer<typeof PoolCase>;
+
+export const PlanWhy = z
+  .strictObject({
+    basis: Basis,
+    floorAboveCeiling: z
+      .strictObject({ floor: Count, ceiling: Count })
+      .optional()
+      .describe('The floor is above the ceiling: the floor wins.'),
+    pool: PoolCase.optional(),
+    cut: z
+      .strictObject({ from: Count, to: Count, priority: z.number() })
+      .optional()
+      .describe('Cut below what it has in use: the in-use room did not fit the budget.'),
+    stickyOverridden: z
+      .literal(true)
+      .optional()
+      .describe('Room needed by others: its scale-down delay was overridden.'),
+    sticky: z
+      .strictObject({
+        kept: Count.describe('Instances kept above its share.'),
+        raisedAt: z.string(),
+        scaleDownDelayMs: Count,
+        until: z.string(),
+      })
+      .optional()
+      .describe(
+        'Calm: raised recently, so it keeps room above its share until the delay runs out.',
+      ),
+    burstKept: z
+      .strictObject({ instances: Count.min(1), cap: Count })
+      .optional()
+      .describe('Leftover GPUs let it keep this much of its current cap above its demand.'),
+    burstShared: Count.min(1).optional().describe('Leftover GPUs shared by weight, in instances.'),
+    shortBy: Count.min(1).optional().describe('Instances short of its demand: the pool is scarce.'),
+    belowInUse: Count.optional().describe('Lowered below this many instances in use.'),
+    deferred: z
+      .strictObject({ limit: Count, stays: Count, planned: Count })
+      .optional()
+      .describe('limits.maxChangesPerRun was reached: stays at its cap, planned for a later run.'),
+  })
+  .describe('Why the cap is what the plan makes it; `reason` is this in words.')
+  // One definition in the JSON Schema (`$defs`), referred to by every row that carries it.
+  .meta({ id: 'PlanWhy' });
+export type PlanWhy = z.infer<typeof PlanWhy>;
+
+/** The reason of a plan row: its `why` in words, one clause per step, joined by "; ". */
+export function renderReason(why: PlanWhy): string {
+  const clauses: string[] = [];
+  if (why.floorAboveCeiling) {
+    const { floor, ceiling } = why.floorAboveCeiling;
+    clauses.push(`floor ${floor} is above ceiling ${ceiling}: the floor wins`);
+  }
+  clauses.push(basisText(why.basis));
+  if (why.pool) clauses.push(poolText(why.pool));
+  if (why.cut) {
+    const { from, to, priority } = why.cut;
+    clauses.push(
+      `cut from ${from} to ${to}: in-use room does not fit the budget (priority ${priority} cut first)`,
+    );
+  }
+  if (why.stickyOverridden) clauses.push('room needed by others: scale-down delay overridden');
+  if (why.sticky) {
+    const s = why.sticky;
+    clauses.push(
+      `keeps ${s.kept} above its share: raised at ${s.raisedAt}, scale-down delay ${formatDuration(s.scaleDownDelayMs)} runs until ${s.until}`,
+    );
+  }
+  if (why.burstKept)
+    clauses.push(
+      `+${why.burstKept.instances} burst room (leftover GPUs: keeps its cap of ${why.burstKept.cap})`,
+    );
+  if (why.burstShared)
+    clauses.push(`+${why.burstShared} burst room (leftover GPUs shared by weight)`);
+  if (why.shortBy) clauses.push(`short of demand by ${why.shortBy}: pool is scarce`);
+  if (why.belowInUse !== undefined) clauses.push(`below the ${why.belowInUse} in use`);
+  if (why.deferred) {
+    const { limit, stays } = why.deferred;
+    clauses.push(
+      `deferred: limits.maxChangesPerRun (${limit}) reached, stays ${stays} until a later run`,
+    );
+  }
+  return clauses.join('; ');
+}
+
+function basisText(b: Basis): string {
+  switch (b.kind) {
+    case 'unmanaged':
+      return b.rule === null
+        ? `unmanaged (no policy rule matches): counted at its cap of ${gpus(b.capGpus)}`
+        : `unmanaged (rule ${b.rule}, managed: false): counted at its cap of ${gpus(b.capGpus)}`;
+    case 'deploying':
+      return 'deploying (reconciling): left as it is, counted at its cap';
+    case 'usage-unknown':
+      return `usage unknown${b.note ? ` (${b.note})` : ''}: held at ${b.heldAt} (fail static)`;
+    case 'demand':
+      return `demand ${b.estimate.instances}: ${explainDemand(b.estimate)}`;
+    case 'restore':
+      return `restore: back to ${b.source === 'revision-max' ? `the revision max ${b.to} (it had no service-level max)` : `its max before the governor, ${b.to}`}`;
+  }
+}
+
+function poolText(p: PoolCase): string {
+  switch (p.kind) {
+    case 'quota-unknown':
+      return p.loweredToCeiling === null
+        ? 'pool quota unknown: not raised (fail static)'
+        : `lowered to ceiling ${p.loweredToCeiling}`;
+    case 'infeasible':
+      return `pool infeasible (floors ${p.floorsGpus} > budget ${p.budget}): set to floor ${p.floor}`;
+  }
+}
+
+function gpus(n: number): string {
+  return `${n} GPU${n === 1 ? '' : 's'}`;
+}

@@ -1,0 +1,185 @@
+import { describe, expect, it } from 'vitest';
+import { PlanWhy, renderReason } from '../../src/core/why.js';
+import { plan } from '../../src/core/planner.js';
+import { parsePolicy, type PolicyInput } from '../../src/core/policy.js';
+import type { Plan } from '../../src/core/plan.js';
+import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
+
+/**
+ * A plan row's `why` says as data what its reason says in words: each step of the planner that
+ * touched the service sets its field, and the reason is rendered from it, never the other way.
+ */
+
+const AT = '2026-11-27T15:00:00.000Z';
+const POOL = { project: 'p', region: 'r1', accelerator: 'nvidia-l4', zonalRedundancy: true };
+
+function svc(
+  name: string,
+  max: number,
+  use: { current: number; peak: number } | null,
+  more: Partial<SnapshotService> = {},
+): SnapshotService {
+  return {
+    ...POOL,
+    name,
+    gpusPerInstance: 1,
+    labels: {},
+    maxInstances: max,
+    minInstances: 0,
+    reconciling: false,
+    etag: `etag-${name}`,
+    lastChangedAt: null,
+    usage: use && { ...use, sampledAt: '2026-11-27T14:57:00Z' },
+    ...more,
+  };
+}
+
+const snap = (quota: number | null, services: SnapshotService[]): Snapshot => ({
+  version: 1,
+  takenAt: AT,
+  pools: quota === null ? [] : [{ ...POOL, quota }],
+  services,
+  unmanagedUsage: [],
+});
+
+const policy = (extra: Partial<PolicyInput> = {}) =>
+  parsePolicy({
+    version: 1,
+    projects: ['p'],
+    defaults: { headroom: 0 },
+    services: [{ match: { name: 'ext' }, managed: false }, { match: {} }],
+    ...extra,
+  });
+
+const row = (p: Plan, name: string) => {
+  const r = p.services.find((s) => s.name === name);
+  if (!r) throw new Error(`no row ${name}`);
+  return r;
+};
+
+/** Every row's reason is its why rendered, and its why matches the schema. */
+function consistent(p: Plan): Plan {
+  for (const r of [...p.services, ...p.changes, ...p.deferred]) {
+    expect(PlanWhy.parse(r.why)).toEqual(r.why);
+    expect(r.reason).toBe(renderReason(r.why));
+  }
+  return p;
+}
+
+describe('the structured why of a plan row', () => {
+  it('says short of demand, and the demand estimate step by step', () => {
+    const p = consistent(
+      plan(
+        snap(3, [svc('a', 2, { current: 2, peak: 2 }), svc('b', 1, { current: 1, peak: 1 })]),
+        policy(),
+        AT,
+      ),
+    );
+    const a = row(p, 'a').why;
+    expect(a.basis).toMatchObject({
+      kind: 'demand',
+      estimate: { instances: 3, peak: 2, atCap: { cap: 2, instances: 3 } },
+    });
+    expect(a.shortBy).toBe(1);
+    expect(row(p, 'a').reason).toContain('short of demand by 1');
+  });
+
+  it('says burst room kept and shared, and nothing of scarcity when there is room', () => {
+    const p = consistent(
+      plan(
+        snap(8, [svc('a', 3, { current: 1, peak: 1 }), svc('b', 1, { current: 1, peak: 1 })]),
+        policy(),
+        AT,
+      ),
+    );
+    // Demands 1 and 2 (b ran at its cap); a keeps 2 of its cap, and the 3 GPUs left are shared.
+    expect(row(p, 'a').why).toMatchObject({ burstKept: { instances: 2, cap: 3 }, burstShared: 1 });
+    expect(row(p, 'b').why).toMatchObject({ burstShared: 2 });
+    expect(p.services.map((s) => s.why.shortBy)).toEqual([undefined, undefined]);
+    expect(row(p, 'a').reason).toContain('+2 burst room (leftover GPUs: keeps its cap of 3)');
+  });
+
+  it('says sticky until the scale-down delay runs out, with when it was raised', () => {
+    const raisedAt = '2026-11-27T14:55:00.000Z';
+    // a was raised 5 minutes ago and uses 1 of 4; b ran at its cap of 4 and needs 5 of the 8.
+    const p = consistent(
+      plan(
+        snap(8, [
+          svc('a', 4, { current: 1, peak: 1 }, { lastChangedAt: raisedAt }),
+          svc('b', 4, { current: 4, peak: 4 }),
+        ]),
+        policy({ defaults: { headroom: 0, scaleDownDelay: '15m' } }),
+        AT,
+      ),
+    );
+    // b needs one of a's GPUs: a gives that one up, and keeps the rest above its share of 1.
+    expect(row(p, 'a').to).toBe(3);
+    expect(row(p, 'a').why).toMatchObject({
+      stickyOverridden: true,
+      sticky: {
+        kept: 2,
+        raisedAt,
+        scaleDownDelayMs: 15 * 60_000,
+        until: '2026-11-27T15:10:00.000Z',
+      },
+    });
+    expect(row(p, 'b').to).toBe(5);
+  });
+
+  it('says fail static for unknown usage and for an unknown quota', () => {
+    const p = consistent(
+      plan(snap(null, [svc('a', 2, null, { usageNote: 'metrics are behind' })]), policy(), AT),
+    );
+    expect(row(p, 'a').why).toEqual({
+      basis: { kind: 'usage-unknown', heldAt: 2, note: 'metrics are behind' },
+      pool: { kind: 'quota-unknown', loweredToCeiling: null },
+    });
+  });
+
+  it('says deferred when the change limit holds a change back, and which cap it would get', () => {
+    const p = consistent(
+      plan(
+        snap(6, [svc('a', 4, { current: 0, peak: 0 }), svc('b', 4, { current: 0, peak: 0 })]),
+        policy({ limits: { maxChangesPerRun: 1 } }),
+        AT,
+      ),
+    );
+    expect(p.deferred).toHaveLength(1);
+    const held = p.deferred[0];
+    expect(held?.why.deferred).toEqual({ limit: 1, stays: 4, planned: held?.to });
+    expect(row(p, held?.name ?? '').to).toBe(4);
+  });
+
+  it('says unmanaged, infeasible and floor-above-ceiling', () => {
+    const p = consistent(
+      plan(
+        snap(2, [
+          svc('ext', 1, { current: 1, peak: 1 }),
+          svc('a', 3, { current: 0, peak: 0 }, { minInstances: 3 }),
+        ]),
+        policy(),
+        AT,
+      ),
+    );
+    expect(row(p, 'ext').why).toEqual({ basis: { kind: 'unmanaged', rule: 0, capGpus: 1 } });
+    expect(row(p, 'a').why).toMatchObject({
+      floorAboveCeiling: { floor: 3, ceiling: 2 },
+      pool: { kind: 'infeasible', floorsGpus: 3, budget: 1, floor: 3 },
+    });
+  });
+
+  it('renders every field, in the order the planner takes its steps', () => {
+    expect(
+      renderReason({
+        basis: { kind: 'deploying' },
+        floorAboveCeiling: { floor: 2, ceiling: 1 },
+        cut: { from: 3, to: 2, priority: 0 },
+        stickyOverridden: true,
+        belowInUse: 3,
+        deferred: { limit: 5, stays: 3, planned: 2 },
+      }),
+    ).toBe(
+      'floor 2 is above ceiling 1: the floor wins; deploying (reconciling): left as it is, counted at its cap; cut from 3 to 2: in-use room does not fit the budget (priority 0 cut first); room needed by others: scale-down delay overridden; below the 3 in use; deferred: limits.maxChangesPerRun (5) reached, stays 3 until a later run',
+    );
+  });
+});
