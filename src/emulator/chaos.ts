@@ -1,6 +1,8 @@
 import type { AlertSink, OutgoingMessage, PublishResult } from '../adapters/pubsub.js';
 import type { Alert } from '../core/alert.js';
 import { parsePolicy, type Policy } from '../core/policy.js';
+import { DEFAULT_ACCELERATOR, poolKey, type PoolId } from '../core/pool.js';
+import { CAUSE_LABELS } from '../core/write-result.js';
 import {
   ConflictError,
   PermissionError,
@@ -115,8 +117,8 @@ export interface ChaosScenario {
   fleet: FleetInput;
   policy: Policy;
   unmanaged: string[];
-  /** Per pool key `region/accelerator/zonal`: GPUs the governed floors take. */
-  floors: Map<string, number>;
+  /** Per pool (by `poolKey`): GPUs the governed floors take. */
+  floors: Map<string, { pool: PoolId; floorGpus: number }>;
 }
 
 export function chaosScenario(fleetSeed: number): ChaosScenario {
@@ -128,7 +130,7 @@ export function chaosScenario(fleetSeed: number): ChaosScenario {
   const services: NonNullable<FleetInput['projects'][number]['services']> = [];
   const workerPools: NonNullable<FleetInput['projects'][number]['workerPools']> = [];
   const unmanaged: string[] = [];
-  const floors = new Map<string, number>();
+  const floors: ChaosScenario['floors'] = new Map();
   const priorityMin = int(1, 3);
   for (const region of regions) {
     for (const zonal of rnd() < 0.3 ? [true, false] : [true]) {
@@ -159,11 +161,17 @@ export function chaosScenario(fleetSeed: number): ChaosScenario {
           minInstances: Math.min(min, max),
           demand,
         });
-        const key = `${region}/nvidia-l4/${zonal ? 'zonal' : 'nonzonal'}`;
+        const pool = {
+          project: CHAOS_PROJECT,
+          region,
+          accelerator: DEFAULT_ACCELERATOR,
+          zonalRedundancy: zonal,
+        };
         if (ext) unmanaged.push(name);
         else {
           const floor = Math.max(1, min, name === 'svc-z0' ? priorityMin : 0);
-          floors.set(key, (floors.get(key) ?? 0) + floor * gpus);
+          const before = floors.get(poolKey(pool))?.floorGpus ?? 0;
+          floors.set(poolKey(pool), { pool, floorGpus: before + floor * gpus });
         }
       }
       if (rnd() < 0.3)
@@ -459,38 +467,12 @@ export class RecordingSink implements AlertSink {
   }
 }
 
-function classify(reason: string): string {
-  const rules: [RegExp, string][] = [
-    [/deadline/, 'run deadline'],
-    [/reconciling/, 'deploying (reconciling)'],
-    [/etag/, 'changed since observed (etag)'],
-    [/max changed/, 'max changed since observed'],
-    [/no room/, 'no room in the pool'],
-    [/could not be read again/, 'pool unreadable before increases'],
-    [/changed while the governor/, 'conflict while writing'],
-    [/gone/, 'service gone'],
-    [/could not read it before writing/, 'unreadable before writing'],
-    [/may still apply/, 'write failed (may still apply)'],
-    [/write failed/, 'write failed'],
-  ];
-  return rules.find(([re]) => re.test(reason))?.[1] ?? reason.slice(0, 40);
-}
-
 /** What the invariant monitor needs of a scenario: its reserve, unmanaged services and floors. */
 export function invariantsOf(scenario: ChaosScenario) {
   return {
     reserve: scenario.policy.reserve,
     unmanaged: scenario.unmanaged.map((name) => ({ name })),
-    pools: [...scenario.floors].map(([k, floorGpus]) => {
-      const [region = '', accelerator = '', zonal = ''] = k.split('/');
-      return {
-        project: CHAOS_PROJECT,
-        region,
-        accelerator,
-        zonalRedundancy: zonal === 'zonal',
-        floorGpus,
-      };
-    }),
+    pools: [...scenario.floors.values()].map(({ pool, floorGpus }) => ({ ...pool, floorGpus })),
   };
 }
 
@@ -550,7 +532,7 @@ export async function runChaosFleet(
       if (w.outcome === 'written') report.writes += 1;
       else {
         const bucket = w.outcome === 'skipped' ? report.skipped : report.failedWrites;
-        const k = classify(w.reason);
+        const k = CAUSE_LABELS[w.cause];
         bucket[k] = (bucket[k] ?? 0) + 1;
       }
     }

@@ -1,10 +1,15 @@
 import pLimit from 'p-limit';
 import type { Plan, PlanChange, PlanPool } from '../core/plan.js';
-import { poolKey } from '../core/pool-key.js';
-import { ConflictError, GovernorError, UnavailableError } from '../errors.js';
+import { effectiveMax, poolBudget, poolIdOf, poolKey, samePool } from '../core/pool.js';
+import {
+  mayHaveLanded,
+  type WriteCause,
+  type WriteOutcome,
+  type WriteResult,
+} from '../core/write-result.js';
+import { ConflictError, GovernorError, PermissionError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ANNOTATIONS } from '../observe/annotations.js';
-import { effectiveMax } from '../observe/observe.js';
 import type { CloudRunPort, ObservedService, QuotaPort } from '../ports.js';
 import type { Pacer } from './pacing.js';
 
@@ -16,20 +21,7 @@ import type { Pacer } from './pacing.js';
  * decides. So the pool's caps stay within budget after every write, whatever fails.
  */
 
-export type WriteOutcome = 'written' | 'skipped' | 'failed';
-
-export interface WriteResult {
-  project: string;
-  region: string;
-  name: string;
-  from: number;
-  /** What the plan asked for. */
-  planned: number;
-  /** What was written (equal to `planned`, or less when room ran short); null when nothing was. */
-  written: number | null;
-  outcome: WriteOutcome;
-  reason: string;
-}
+export type { WriteCause, WriteOutcome, WriteResult };
 
 export interface ActOptions {
   run: CloudRunPort;
@@ -87,10 +79,11 @@ export async function actOnPlan(plan: Plan, opts: ActOptions): Promise<WriteResu
     if (list) list.push(c);
     else byPool.set(key, [c]);
   }
+  const pools = new Map(plan.pools.map((p) => [poolKey(p), p]));
   const results: WriteResult[] = [];
   // Pools are independent budgets: act on them one after another, in plan order (urgent first).
   for (const [key, changes] of byPool) {
-    const pool = plan.pools.find((p) => poolKey(p) === key);
+    const pool = pools.get(key);
     if (!pool)
       throw new GovernorError(`bug: changes for pool ${key}, which the plan does not list`);
     results.push(...(await actOnPool(plan, pool, changes, opts)));
@@ -104,74 +97,73 @@ async function actOnPool(
   changes: PlanChange[],
   opts: ActOptions,
 ): Promise<WriteResult[]> {
-  const results: WriteResult[] = [];
   const decreases = changes.filter((c) => c.to < c.from);
   const increases = changes.filter((c) => c.to > c.from);
-
-  // 1. Decreases, a few at once.
-  const limit = pLimit(opts.writeConcurrency);
-  results.push(
-    ...(await Promise.all(
-      decreases.map((c) =>
-        limit(async () => {
-          // Paced before the read, so that the read is the last word before the write and the
-          // adapter need not read the service again.
-          await opts.pacer.slot(c.region);
-          const fresh = await readForWrite(c, opts);
-          if ('skip' in fresh) return fresh.skip;
-          return write(c, c.to, fresh.service, opts, '', { paced: true, justRead: true });
-        }),
-      ),
-    )),
-  );
+  const results = await writeDecreases(decreases, opts);
   if (increases.length === 0) return results;
+  const fresh = await readPoolAgain(pool, opts);
+  if ('error' in fresh) {
+    const why = `the pool could not be read again after its decreases (${fresh.error}): increases left for the next run`;
+    return [...results, ...increases.map((c) => skipped(c, 'pool-unreadable', why))];
+  }
+  return [...results, ...(await writeIncreases(plan, pool, increases, fresh, opts))];
+}
 
-  // 2. A fresh read of the region: the room the decreases made, and what others changed.
-  let services: ObservedService[];
-  let quota = pool.quota;
+/** 1. Decreases, a few at once. */
+async function writeDecreases(decreases: PlanChange[], opts: ActOptions): Promise<WriteResult[]> {
+  const limit = pLimit(opts.writeConcurrency);
+  return Promise.all(
+    decreases.map((c) =>
+      limit(async () => {
+        // Paced before the read, so that the read is the last word before the write and the
+        // adapter need not read the service again.
+        await opts.pacer.slot(c.region);
+        const fresh = await readForWrite(c, opts);
+        if ('skip' in fresh) return fresh.skip;
+        return write(c, c.to, fresh.service, opts, '', { paced: true, justRead: true });
+      }),
+    ),
+  );
+}
+
+interface FreshPool {
+  services: ObservedService[];
+  quota: number | null;
+}
+
+/** 2. A fresh read of the region: the room the decreases made, and what others changed. */
+async function readPoolAgain(
+  pool: PlanPool,
+  opts: ActOptions,
+): Promise<FreshPool | { error: string }> {
   try {
-    services = await beforeDeadline(
+    const services = await beforeDeadline(
       () => opts.run.listServices(pool.project, pool.region),
       opts,
       `listing ${pool.project}/${pool.region} again`,
     );
     // The quota last: what is read last is the freshest, and the quota bounds every increase.
-    if (opts.quotas && pool.quota !== null && pool.quotaSource !== 'policy') {
-      const quotas = opts.quotas;
-      quotas.clearCache?.();
-      const now = await beforeDeadline(
-        () =>
-          quotas.gpuQuota({
-            project: pool.project,
-            region: pool.region,
-            accelerator: pool.accelerator,
-            zonalRedundancy: pool.zonalRedundancy,
-          }),
-        opts,
-        `reading the quota of ${key(pool)} again`,
-      );
-      if (now === null) throw new GovernorError('the quota has no entry for the region any more');
-      // Only ever the lower of the two: a quota raised since the observation waits a run.
-      quota = Math.min(pool.quota, now);
-    }
+    if (!opts.quotas || pool.quota === null || pool.quotaSource === 'policy')
+      return { services, quota: pool.quota };
+    const quotas = opts.quotas;
+    quotas.clearCache?.();
+    const now = await beforeDeadline(
+      () => quotas.gpuQuota(poolIdOf(pool)),
+      opts,
+      `reading the quota of ${poolKey(pool)} again`,
+    );
+    if (now === null) throw new GovernorError('the quota has no entry for the region any more');
+    // Only ever the lower of the two: a quota raised since the observation waits a run.
+    return { services, quota: Math.min(pool.quota, now) };
   } catch (e) {
-    const why = `the pool could not be read again after its decreases (${message(e)}): increases left for the next run`;
-    return [...results, ...increases.map((c) => skipped(c, why))];
+    return { error: message(e) };
   }
-  const inPool = services.filter(
-    (s) =>
-      s.gpu !== null &&
-      s.scalingMode !== 'MANUAL' &&
-      s.gpu.accelerator === pool.accelerator &&
-      s.gpu.zonalRedundancy === pool.zonalRedundancy,
-  );
-  const rows = plan.services.filter(
-    (r) =>
-      r.project === pool.project &&
-      r.region === pool.region &&
-      r.accelerator === pool.accelerator &&
-      r.zonalRedundancy === pool.zonalRedundancy,
-  );
+}
+
+/** The GPUs the governed services of the pool may still gain, on its fresh state. */
+function roomNow(plan: Plan, pool: PlanPool, fresh: FreshPool): number {
+  if (fresh.quota === null) return 0;
+  const rows = plan.services.filter((r) => samePool(r, pool));
   const managed = new Set(rows.filter((r) => r.managed).map((r) => r.name));
   // Other unmanaged usage (worker pools, manually scaled services) as observed for the plan.
   const otherUsage =
@@ -180,46 +172,62 @@ async function actOnPool(
   // Every cap as it is now; a service the plan did not know counts as unmanaged.
   let governedNow = 0;
   let unmanagedNow = 0;
-  for (const s of inPool) {
+  for (const s of inPool(pool, fresh.services)) {
     const cap = effectiveMax(s) * (s.gpu?.count ?? 1);
     if (managed.has(s.name)) governedNow += cap;
     else unmanagedNow += cap;
   }
-  const budgetNow = (quota ?? 0) - pool.reserve - otherUsage - unmanagedNow;
+  const budgetNow =
+    poolBudget({
+      quota: fresh.quota,
+      reserve: pool.reserve,
+      unmanagedCapsGpus: unmanagedNow,
+      otherUsageGpus: otherUsage,
+    }) ?? 0;
   // Within the budget; above it only in an infeasible pool, up to the plan's own floors.
   const allowed = pool.status === 'infeasible' ? Math.max(budgetNow, pool.capsAfter) : budgetNow;
-  let room = quota === null ? 0 : allowed - governedNow;
-  const fresh = new Map(inPool.map((s) => [s.name, s]));
+  return allowed - governedNow;
+}
 
-  // 3. Increases, one at a time, each within the room left.
+/** The automatically scaled GPU services of the pool, among those listed in its region. */
+function inPool(pool: PlanPool, services: ObservedService[]): ObservedService[] {
+  return services.filter(
+    (s) =>
+      s.gpu !== null &&
+      s.scalingMode !== 'MANUAL' &&
+      samePool(pool, { project: s.project, region: s.region, ...s.gpu }),
+  );
+}
+
+/** 3. Increases, one at a time, each within the room left. */
+async function writeIncreases(
+  plan: Plan,
+  pool: PlanPool,
+  increases: PlanChange[],
+  fresh: FreshPool,
+  opts: ActOptions,
+): Promise<WriteResult[]> {
+  const results: WriteResult[] = [];
+  let room = roomNow(plan, pool, fresh);
+  const byName = new Map(inPool(pool, fresh.services).map((s) => [s.name, s]));
   for (const c of increases) {
-    const svc = fresh.get(c.name);
-    const check = svc ? validate(c, svc) : 'the service is gone';
+    const svc = byName.get(c.name);
+    const check = svc ? validate(c, svc) : { cause: 'gone' as const, why: 'the service is gone' };
     if (check !== null || !svc) {
-      results.push(skipped(c, check ?? 'the service is gone'));
+      results.push(skipped(c, check?.cause ?? 'gone', check?.why ?? 'the service is gone'));
       continue;
     }
     const g = svc.gpu?.count ?? c.gpusPerInstance;
     const fits = Math.min(c.to, c.from + Math.floor(Math.max(0, room) / g));
     if (fits <= c.from) {
-      results.push(
-        skipped(
-          c,
-          `no room in the pool (${Math.max(0, room)} GPUs free after the decreases): left for the next run`,
-        ),
-      );
+      const why = `no room in the pool (${Math.max(0, room)} GPUs free after the decreases): left for the next run`;
+      results.push(skipped(c, 'no-room', why));
       continue;
     }
-    const result = await write(
-      c,
-      fits,
-      svc,
-      opts,
-      fits < c.to ? `; smaller than planned (${c.to}): only room for ${fits}` : '',
-    );
+    const note = fits < c.to ? `; smaller than planned (${c.to}): only room for ${fits}` : '';
+    const result = await write(c, fits, svc, opts, note);
     // A write that failed in a way that may still land counts as landed.
-    if (result.outcome === 'written' || result.reason.includes('may still apply'))
-      room -= (fits - c.from) * g;
+    if (mayHaveLanded(result)) room -= (fits - c.from) * g;
     results.push(result);
   }
   return results;
@@ -236,28 +244,37 @@ async function readForWrite(
       opts,
       `reading ${c.name} before writing it`,
     );
-    const why = validate(c, service);
-    return why ? { skip: skipped(c, why) } : { service };
+    const check = validate(c, service);
+    return check ? { skip: skipped(c, check.cause, check.why) } : { service };
   } catch (e) {
-    return {
-      skip: {
-        ...base(c),
-        written: null,
-        outcome: 'failed',
-        reason: `could not read it before writing: ${message(e)}`,
-      },
-    };
+    const cause: WriteCause =
+      e instanceof DeadlineError
+        ? 'deadline'
+        : e instanceof PermissionError
+          ? 'denied'
+          : 'unreadable';
+    return { skip: failed(c, cause, `could not read it before writing: ${message(e)}`) };
   }
 }
 
 /** Null when the service is still as the plan saw it; else why it must be left alone. */
-function validate(c: PlanChange, s: ObservedService): string | null {
-  if (s.reconciling) return 'a deployment is in progress now (reconciling): left for the next run';
+function validate(
+  c: PlanChange,
+  s: ObservedService,
+): { cause: 'reconciling' | 'etag' | 'changed'; why: string } | null {
+  if (s.reconciling)
+    return {
+      cause: 'reconciling',
+      why: 'a deployment is in progress now (reconciling): left for the next run',
+    };
   if (c.etag && s.etag !== c.etag)
-    return 'changed since it was observed (etag): left for the next run';
+    return { cause: 'etag', why: 'changed since it was observed (etag): left for the next run' };
   const max = effectiveMax(s);
   if (max !== c.from)
-    return `its max changed since it was observed (${c.from} → ${max}): left for the next run`;
+    return {
+      cause: 'changed',
+      why: `its max changed since it was observed (${c.from} → ${max}): left for the next run`,
+    };
   return null;
 }
 
@@ -269,11 +286,10 @@ async function write(
   note = '',
   how: { paced?: boolean; justRead?: boolean } = {},
 ): Promise<WriteResult> {
-  if (opts.clock() > opts.deadline)
-    return skipped(c, 'the run deadline was reached before this write');
+  const late = () => skipped(c, 'deadline', 'the run deadline was reached before this write');
+  if (opts.clock() > opts.deadline) return late();
   if (!how.paced) await opts.pacer.slot(c.region);
-  if (opts.clock() > opts.deadline)
-    return skipped(c, 'the run deadline was reached before this write');
+  if (opts.clock() > opts.deadline) return late();
   const annotations: Record<string, string> = { [ANNOTATIONS.reason]: truncate(c.reason + note) };
   if (svc.annotations[ANNOTATIONS.originalMax] === undefined) {
     annotations[ANNOTATIONS.originalMax] =
@@ -296,43 +312,51 @@ async function write(
       opts,
       `writing ${c.name}`,
     );
-    opts.log.log('INFO', `${c.project}/${c.region}/${c.name}: max instances ${c.from} → ${to}`, {
-      service: c.name,
-      from: c.from,
-      to,
-    });
-    return { ...base(c), written: to, outcome: 'written', reason: c.reason + note };
   } catch (e) {
-    if (e instanceof ConflictError)
-      return skipped(
-        c,
-        `changed while the governor was writing it (${message(e)}): left for the next run`,
-      );
-    const uncertain = e instanceof UnavailableError ? '; the write may still apply' : '';
-    opts.log.log(
-      'ERROR',
-      `${c.project}/${c.region}/${c.name}: write ${c.from} → ${to} failed: ${message(e)}`,
-      { service: c.name },
-    );
-    return {
-      ...base(c),
-      written: null,
-      outcome: 'failed',
-      reason: `write failed: ${message(e)}${uncertain}`,
-    };
+    return writeFailed(c, to, e, opts);
   }
+  opts.log.log('INFO', `${c.project}/${c.region}/${c.name}: max instances ${c.from} → ${to}`, {
+    service: c.name,
+    from: c.from,
+    to,
+  });
+  return { ...base(c), written: to, outcome: 'written', cause: 'written', reason: c.reason + note };
 }
 
-function key(p: PlanPool): string {
-  return `${p.project}/${p.region}/${p.accelerator}`;
+/** What a write that threw means: skipped on a conflict, else failed (maybe still applying). */
+function writeFailed(c: PlanChange, to: number, e: unknown, opts: ActOptions): WriteResult {
+  if (e instanceof ConflictError)
+    return skipped(
+      c,
+      'conflict',
+      `changed while the governor was writing it (${message(e)}): left for the next run`,
+    );
+  opts.log.log(
+    'ERROR',
+    `${c.project}/${c.region}/${c.name}: write ${c.from} → ${to} failed: ${message(e)}`,
+    { service: c.name },
+  );
+  if (e instanceof UnavailableError)
+    return failed(c, 'uncertain', `write failed: ${message(e)}; the write may still apply`);
+  return failed(
+    c,
+    e instanceof PermissionError ? 'denied' : 'failed',
+    `write failed: ${message(e)}`,
+  );
 }
 
-function base(c: PlanChange): Omit<WriteResult, 'written' | 'outcome' | 'reason'> {
+function base(
+  c: PlanChange,
+): Pick<WriteResult, 'project' | 'region' | 'name' | 'from' | 'planned'> {
   return { project: c.project, region: c.region, name: c.name, from: c.from, planned: c.to };
 }
 
-function skipped(c: PlanChange, reason: string): WriteResult {
-  return { ...base(c), written: null, outcome: 'skipped', reason };
+function skipped(c: PlanChange, cause: WriteCause, reason: string): WriteResult {
+  return { ...base(c), written: null, outcome: 'skipped', cause, reason };
+}
+
+function failed(c: PlanChange, cause: WriteCause, reason: string): WriteResult {
+  return { ...base(c), written: null, outcome: 'failed', cause, reason };
 }
 
 function truncate(s: string): string {
