@@ -7,6 +7,7 @@ import {
   type AuditSeverity,
 } from '../core/audit.js';
 import type { Policy } from '../core/policy.js';
+import { renderProblem } from '../core/problems.js';
 import { isInputError } from '../errors.js';
 import type { Observation } from '../observe/observe.js';
 import { loadPolicy } from './io.js';
@@ -54,7 +55,7 @@ export interface AuditReport {
   services: AuditedService[];
   /** Rule ids checked (rules the policy turned off still appear: they are off per service). */
   rules: readonly AuditRuleId[];
-  /** What could not be read while observing. */
+  /** What could not be read while observing, one line each. */
   problems: string[];
 }
 
@@ -68,7 +69,8 @@ export async function runAudit(opts: AuditOptions, io: Io): Promise<number> {
     return 2;
   }
   const observation = await observeLive(policy, io.env);
-  for (const problem of observation.problems) io.stderr.write(`warning: ${problem}\n`);
+  for (const problem of observation.problems)
+    io.stderr.write(`warning: ${renderProblem(problem)}\n`);
   const findings = auditServices({
     services: observation.services,
     snapshot: observation.snapshot,
@@ -136,7 +138,7 @@ export function auditReport(
     },
     services,
     rules: AUDIT_RULE_IDS,
-    problems: [...observation.problems],
+    problems: observation.problems.map(renderProblem),
   };
 }
 

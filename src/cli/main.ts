@@ -2,6 +2,7 @@ import { Command, CommanderError, Option } from 'commander';
 import { isInputError, GovernorError, UsageError } from '../errors.js';
 import { plan } from '../core/planner.js';
 import type { Policy } from '../core/policy.js';
+import { renderProblem } from '../core/problems.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { loadPolicy, loadSnapshot } from './io.js';
 import { observeLive, packagedFile } from './live.js';
@@ -53,7 +54,8 @@ function parseSpeed(text: string): number | 'manual' {
 async function snapshotFor(policy: Policy, file: string | undefined, io: Io): Promise<Snapshot> {
   if (file) return loadSnapshot(file);
   const observation = await observeLive(policy, io.env);
-  for (const problem of observation.problems) io.stderr.write(`warning: ${problem}\n`);
+  for (const problem of observation.problems)
+    io.stderr.write(`warning: ${renderProblem(problem)}\n`);
   return observation.snapshot;
 }
 

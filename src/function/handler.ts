@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { zodFaults } from '../core/document.js';
 import { parsePolicyText, type Policy } from '../core/policy.js';
+import { renderProblem } from '../core/problems.js';
 import { InputError, isInputError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
@@ -107,7 +108,7 @@ export function summaryFields(r: RunReport): Record<string, unknown> {
     alertsPublished: r.published,
     misconfigured: new Set(r.findings.map((f) => `${f.project}/${f.region}/${f.service}`)).size,
     leaseHeld: r.leaseHeld,
-    problems: r.problems,
+    problems: r.problems.map(renderProblem),
     error: r.error,
   };
 }

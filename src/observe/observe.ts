@@ -1,7 +1,8 @@
 import pLimit from 'p-limit';
 import { durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
-import { poolKey, type PoolId } from '../core/pool-key.js';
+import { comparePools, effectiveMax, poolKey, quotaFromPolicy, type PoolId } from '../core/pool.js';
+import type { ObservationProblem } from '../core/problems.js';
 import type {
   Snapshot,
   SnapshotPool,
@@ -41,12 +42,10 @@ export interface Observation {
   workerPools: ObservedWorkerPool[];
   /** Job executions not yet completed, GPU or not. */
   jobExecutions: ObservedJobExecution[];
-  /** What went wrong while reading, one line each. */
-  problems: string[];
+  /** What could not be read. */
+  problems: ObservationProblem[];
 }
 
-/** Cloud Run's default max instances of a revision when neither level sets one. */
-export const DEFAULT_MAX_INSTANCES = 100;
 const READ_CONCURRENCY = 8;
 
 export async function observe(
@@ -58,7 +57,7 @@ export async function observe(
   const lookbackMs = durationMs(policy.defaults.lookback);
   const staleAfterMs = durationMs(policy.defaults.staleAfter);
   const window = { startMs: nowMs - lookbackMs, endMs: nowMs };
-  const problems: string[] = [];
+  const problems: ObservationProblem[] = [];
   ports.quotas.clearCache?.();
 
   const perProject = await Promise.all(
@@ -80,9 +79,13 @@ export async function observe(
                 ]),
               );
               if (!listed.ok) {
-                problems.push(
-                  `${project}/${region}: services unreadable, region skipped: ${listed.error}`,
-                );
+                problems.push({
+                  project,
+                  region,
+                  pool: null,
+                  subject: 'services',
+                  error: listed.error,
+                });
                 return { services: [], workerPools: [], jobExecutions: [] };
               }
               return {
@@ -96,9 +99,10 @@ export async function observe(
         settle(ports.monitoring.instanceCounts(project, window)),
         settle(ports.monitoring.gpuUtilization(project, window)),
       ]);
-      if (!counts.ok) problems.push(`${project}: instance counts unreadable: ${counts.error}`);
+      const whole = { project, region: null, pool: null };
+      if (!counts.ok) problems.push({ ...whole, subject: 'instance-counts', error: counts.error });
       if (!utilization.ok)
-        problems.push(`${project}: GPU utilization unreadable: ${utilization.error}`);
+        problems.push({ ...whole, subject: 'gpu-utilization', error: utilization.error });
       return {
         project,
         services: lists.flatMap((l) => l.services),
@@ -195,7 +199,7 @@ export async function observe(
   // id); a failure leaves the quota unknown, so nothing in that pool is raised.
   const pools: SnapshotPool[] = await Promise.all(
     [...poolIds.values()]
-      .filter((id) => !policySetsQuota(policy, id))
+      .filter((id) => quotaFromPolicy(policy, id) === null)
       .map((id) =>
         limit(async (): Promise<SnapshotPool> => {
           try {
@@ -207,7 +211,13 @@ export async function observe(
             };
           } catch (e) {
             const why = e instanceof NotFoundError ? 'quota info not found' : describe(e);
-            problems.push(`${poolKey(id)}: quota unreadable: ${why}`);
+            problems.push({
+              project: id.project,
+              region: id.region,
+              pool: id,
+              subject: 'quota',
+              error: why,
+            });
             return { ...id, quota: null, quotaSource: `unreadable: ${why}` };
           }
         }),
@@ -217,7 +227,7 @@ export async function observe(
   const snapshot: Snapshot = {
     version: 1,
     takenAt: new Date(nowMs).toISOString(),
-    pools: pools.sort((a, b) => (poolKey(a) < poolKey(b) ? -1 : 1)),
+    pools: pools.sort(comparePools),
     services,
     unmanagedUsage,
   };
@@ -228,27 +238,6 @@ export async function observe(
     jobExecutions: perProject.flatMap((p) => p.jobExecutions),
     problems,
   };
-}
-
-/** The lower of the service-level and revision-level max; Cloud Run's default when neither is set. */
-export function effectiveMax(
-  svc: Pick<ObservedService, 'serviceMaxInstances' | 'revisionMaxInstances'>,
-): number {
-  const levels = [svc.serviceMaxInstances, svc.revisionMaxInstances].filter(
-    (x): x is number => x !== null && x > 0,
-  );
-  return levels.length ? Math.min(...levels) : DEFAULT_MAX_INSTANCES;
-}
-
-function policySetsQuota(policy: Policy, id: PoolId): boolean {
-  return policy.pools.some(
-    (p) =>
-      p.quota !== undefined &&
-      p.region === id.region &&
-      p.accelerator === id.accelerator &&
-      p.zonalRedundancy === id.zonalRedundancy &&
-      (p.project === undefined || p.project === id.project),
-  );
 }
 
 function indexSeries(series: MetricSeries[]): Map<string, MetricSeries> {

@@ -1,28 +1,36 @@
-import type { Alert } from '../core/alert.js';
-import { makeAlert } from '../core/conditions.js';
+import type { AlertSink } from '../adapters/pubsub.js';
+import { alertAttributes, type Alert } from '../core/alert.js';
+import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
 import { durationMs } from '../core/duration.js';
 import { decideNotifications } from '../core/notify.js';
 import type { Plan } from '../core/plan.js';
 import { plan as makePlan } from '../core/planner.js';
 import type { Policy } from '../core/policy.js';
-import { poolKey } from '../core/pool-key.js';
-import { alertAttributes } from '../core/alert.js';
-import { GovernorError } from '../errors.js';
-import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
-import type { Logger } from '../log.js';
-import { observe, type ObservePorts } from '../observe/observe.js';
-import type { RunRecord, StateStore } from '../state/store.js';
-import { z } from 'zod';
-import { Alert as AlertSchema } from '../core/alert.js';
-import { originalMaxes } from '../observe/annotations.js';
+import { renderProblem, type ObservationProblem } from '../core/problems.js';
 import { restorePlan } from '../core/restore.js';
-import type { AlertSink } from '../adapters/pubsub.js';
+import {
+  degradedAlert,
+  judgedScope,
+  orderingKey,
+  quotaChanges,
+  runEvents,
+  type RunContext,
+} from '../core/run-alerts.js';
+import { GovernorError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { originalMaxes } from '../observe/annotations.js';
+import { observe, type ObservePorts } from '../observe/observe.js';
+import type { StateStore } from '../state/store.js';
 import { actOnPlan, beforeDeadline, type WriteResult } from './act.js';
 import { createPacer } from './pacing.js';
+import { markDelivered, pendingEvents, recordRuns } from './run-record.js';
 
 /**
- * One governor run: lease → observe → plan → act → alert → record. The CLI (`governor apply`) and
- * the Cloud Function both call this and only this.
+ * One governor run, as a pipeline: lease → observe → plan → act → alert → record. The steps that
+ * decide (the plan, the restore plan, events, quota changes, the degraded condition, where
+ * conditions may resolve) are pure and live in core; this file only sequences them with the
+ * reads and writes, each bounded by the run deadline. The CLI (`governor apply`) and the Cloud
+ * Function both call this and only this.
  */
 
 /** How long after the write deadline alerts may still be published and their state saved. */
@@ -62,7 +70,8 @@ export interface RunReport {
   published: number;
   /** Projects another governor held; nothing was done there. */
   leaseHeld: { project: string; heldBy?: string; expiresAt?: string }[];
-  problems: string[];
+  /** What observation could not read. */
+  problems: ObservationProblem[];
   /** The fleet audit's findings (every rule a GPU service breaks). */
   findings: AuditFinding[];
   error: string | null;
@@ -70,52 +79,117 @@ export interface RunReport {
   undelivered: Alert[];
 }
 
+/** What every step of one run shares. */
+interface Run {
+  policy: Policy;
+  deps: ReconcileDeps;
+  options: ReconcileOptions;
+  mode: Policy['mode'];
+  wall: () => number;
+  startedWall: number;
+  /** Wall-clock instant after which no write starts. */
+  deadline: number;
+  nowMs: number;
+  ctx: RunContext;
+  report: RunReport;
+}
+
 export async function reconcile(
   policy: Policy,
   deps: ReconcileDeps,
   options: ReconcileOptions,
 ): Promise<RunReport> {
+  const run = await startRun(policy, deps, options);
+  const { report } = run;
+  const held = await takeLeases(run);
+  if (held.length === 0) {
+    report.outcome = 'lease-held';
+    return report;
+  }
+  try {
+    const decided = await observeAndPlan(run, held);
+    if (!(await confirmed(run, decided.plan))) {
+      report.outcome = 'declined';
+      return report;
+    }
+    if (run.mode === 'enforce') report.writes = await act(run, decided.plan);
+    for (const project of held) await alertProject(run, project, decided);
+    const failed = report.writes.filter((w) => w.outcome === 'failed').length;
+    if (failed > 0) {
+      report.outcome = 'failed';
+      report.error = `${failed} write${failed === 1 ? '' : 's'} failed`;
+    }
+    return report;
+  } catch (e) {
+    report.outcome = 'failed';
+    report.error = e instanceof Error ? e.message : String(e);
+    throw new RunFailedError(report, e);
+  } finally {
+    await recordRuns(deps.store, deps.log, held, report, run.startedWall, run.wall());
+    await releaseAll(deps, held, options.runId);
+  }
+}
+
+async function startRun(
+  policy: Policy,
+  deps: ReconcileDeps,
+  options: ReconcileOptions,
+): Promise<Run> {
   const wall = deps.wallClock ?? Date.now;
   const startedWall = wall();
-  const deadline = startedWall + options.deadlineMs;
   const mode = options.mode ?? policy.mode;
   const nowMs = await deps.now();
-  const nowIso = new Date(nowMs).toISOString();
-  const report: RunReport = {
-    runId: options.runId,
+  return {
+    policy,
+    deps,
+    options,
     mode,
-    outcome: 'ok',
-    plan: null,
-    writes: [],
-    published: 0,
-    leaseHeld: [],
-    problems: [],
-    findings: [],
-    error: null,
-    undelivered: [],
+    wall,
+    startedWall,
+    deadline: startedWall + options.deadlineMs,
+    nowMs,
+    ctx: { at: new Date(nowMs).toISOString(), runId: options.runId },
+    report: {
+      runId: options.runId,
+      mode,
+      outcome: 'ok',
+      plan: null,
+      writes: [],
+      published: 0,
+      leaseHeld: [],
+      problems: [],
+      findings: [],
+      error: null,
+      undelivered: [],
+    },
   };
+}
 
-  // One writer per project: a lease a little longer than the run may take.
+/** One writer per project: a lease a little longer than the run may take. Returns those taken. */
+async function takeLeases(run: Run): Promise<string[]> {
+  const { deps, options, report } = run;
   const held: string[] = [];
   try {
-    for (const project of policy.projects) {
+    for (const project of run.policy.projects) {
       const lease = await beforeDeadline(
-        () => deps.store.acquireLease(project, options.runId, options.deadlineMs + 60_000, nowIso),
-        { deadline, clock: wall },
+        () =>
+          deps.store.acquireLease(project, options.runId, options.deadlineMs + 60_000, run.ctx.at),
+        { deadline: run.deadline, clock: run.wall },
         `taking the lease of ${project}`,
       );
-      if (lease.acquired) held.push(project);
-      else {
-        report.leaseHeld.push({
-          project,
-          ...(lease.heldBy ? { heldBy: lease.heldBy } : {}),
-          ...(lease.expiresAt ? { expiresAt: lease.expiresAt } : {}),
-        });
-        deps.log.log(
-          'WARNING',
-          `${project}: another governor (${lease.heldBy ?? 'unknown'}) holds the lease until ${lease.expiresAt ?? '?'}: nothing done here`,
-        );
+      if (lease.acquired) {
+        held.push(project);
+        continue;
       }
+      report.leaseHeld.push({
+        project,
+        ...(lease.heldBy ? { heldBy: lease.heldBy } : {}),
+        ...(lease.expiresAt ? { expiresAt: lease.expiresAt } : {}),
+      });
+      deps.log.log(
+        'WARNING',
+        `${project}: another governor (${lease.heldBy ?? 'unknown'}) holds the lease until ${lease.expiresAt ?? '?'}: nothing done here`,
+      );
     }
   } catch (e) {
     // The store cannot say who writes: nobody does. Give back what was taken, and fail loudly.
@@ -125,166 +199,159 @@ export async function reconcile(
     await releaseAll(deps, held, options.runId);
     throw new RunFailedError(report, e);
   }
-  if (held.length === 0) {
-    report.outcome = 'lease-held';
-    return report;
-  }
-  try {
-    const scoped: Policy = { ...policy, projects: held, mode };
-    const observation = await beforeDeadline(
-      () => observe(scoped, deps.ports, nowMs),
-      { deadline, clock: wall },
-      'observing',
-    );
-    report.problems = observation.problems;
-    for (const p of observation.problems) deps.log.log('WARNING', p);
-    const planned = makePlan(observation.snapshot, scoped, nowIso, { runId: options.runId });
-    const plan = options.restore
-      ? restorePlan(planned, originalMaxes(observation.services))
-      : planned;
-    report.plan = plan;
-    // The fleet audit: one service.misconfigured condition per service that breaks a rule.
-    report.findings = auditServices({
-      services: observation.services,
-      snapshot: observation.snapshot,
-      policy: scoped,
-    });
-    const misconfigured = auditAlerts(report.findings, { at: nowIso, runId: options.runId });
+  return held;
+}
 
-    if (
-      mode === 'enforce' &&
-      plan.changes.length > 0 &&
-      options.confirm &&
-      !(await options.confirm(plan))
-    ) {
-      report.outcome = 'declined';
-      return report;
-    }
-    if (mode === 'enforce') {
-      report.writes = await actOnPlan(plan, {
-        run: deps.ports.run,
-        pacer: createPacer(policy.limits.writesPerMinute, wall, deps.sleep),
-        log: deps.log,
-        nowIso,
-        deadline,
-        clock: wall,
-        writeConcurrency: policy.limits.writeConcurrency,
-        quotas: deps.ports.quotas,
-      });
-    }
-    const failed = report.writes.filter((w) => w.outcome === 'failed');
+interface Decided {
+  plan: Plan;
+  problems: ObservationProblem[];
+  /** service.misconfigured conditions from the fleet audit. */
+  misconfigured: Alert[];
+}
 
-    // Alerts: the plan's conditions (plus what observation could not read), this run's events.
-    for (const project of held) {
-      const conditions = [...plan.alerts, ...misconfigured].filter((a) => a.project === project);
-      const problems = observation.problems.filter((p) => p.startsWith(`${project}`));
-      if (problems.length > 0) {
-        conditions.push(
-          makeAlert(
-            { at: nowIso, runId: options.runId },
-            { project, region: null, accelerator: null, zonalRedundancy: null },
-            {
-              type: 'governor.degraded',
-              severity: 'WARNING',
-              key: 'observation',
-              summary: `The governor could not read everything in ${project}: ${problems.length} problem${problems.length === 1 ? '' : 's'}`,
-              details: { reason: 'observation', problems },
-            },
-          ),
-        );
-      }
-      const events = eventsFor(project, plan, report.writes, mode, nowIso, options.runId);
-      events.push(
-        ...quotaChanges(
-          project,
-          plan,
-          (await deps.store.listRuns(project))[0]?.quotas,
-          nowIso,
-          options.runId,
-        ),
-      );
-      // Alerts and their state get a short grace after the write deadline, never more: the run
-      // must answer before the function's timeout (terraform keeps 15 s between the two).
-      const grace = { deadline: deadline + ALERT_GRACE_MS, clock: wall };
-      const { previous, version } = await beforeDeadline(
-        () => load(deps.store, project),
-        grace,
-        `reading the alert state of ${project}`,
-      );
-      const decided = decideNotifications({
-        previous,
-        current: conditions,
-        events,
-        now: nowIso,
-        renotifyAfterMs: durationMs(policy.alerts.renotifyAfter),
-        runId: options.runId,
-        scope: judgedScope(project, plan, problems),
-      });
-      // Events an earlier run could not publish go first: they happened first.
-      const pending = await beforeDeadline(
-        () => pendingEvents(deps.store, project),
-        grace,
-        `reading the undelivered events of ${project}`,
-      );
-      const outgoing = [...pending.alerts, ...decided.publish];
-      if (outgoing.length > 0) {
-        if (deps.sink) {
-          const sink = deps.sink;
-          try {
-            await beforeDeadline(
-              () =>
-                sink.publish(
-                  outgoing.map((a) => ({
-                    data: a,
-                    attributes: alertAttributes(a),
-                    orderingKey: orderingKey(a),
-                  })),
-                ),
-              grace,
-              `publishing ${outgoing.length} alert(s) of ${project}`,
-            );
-          } catch (e) {
-            // Conditions are decided again by the next run (the state is not saved); events
-            // are not, so they go into this run's record for the next run to send.
-            report.undelivered.push(...decided.publish.filter((a) => a.status === 'event'));
-            throw e;
-          }
-        }
-        for (const a of outgoing) {
-          const severity =
-            a.status !== 'firing' || a.severity === 'INFO'
-              ? 'INFO'
-              : a.severity === 'WARNING'
-                ? 'WARNING'
-                : 'ERROR';
-          deps.log.log(severity, `alert ${a.type} ${a.status}: ${a.summary}`, {
-            alert: a.dedupKey,
-          });
-        }
-      }
-      report.published += outgoing.length;
-      // Only once every message is acknowledged: a failed publish leaves the state as it was, so
-      // the next run sends again what this one could not.
+/** Observes the projects held, plans (or plans the restore), and audits the fleet. */
+async function observeAndPlan(run: Run, held: string[]): Promise<Decided> {
+  const { deps, options, report } = run;
+  const scoped: Policy = { ...run.policy, projects: held, mode: run.mode };
+  const observation = await beforeDeadline(
+    () => observe(scoped, deps.ports, run.nowMs),
+    { deadline: run.deadline, clock: run.wall },
+    'observing',
+  );
+  report.problems = observation.problems;
+  for (const p of observation.problems) deps.log.log('WARNING', renderProblem(p));
+  const planned = makePlan(observation.snapshot, scoped, run.ctx.at, { runId: options.runId });
+  const plan = options.restore
+    ? restorePlan(planned, originalMaxes(observation.services))
+    : planned;
+  report.plan = plan;
+  // The fleet audit: one service.misconfigured condition per service that breaks a rule.
+  report.findings = auditServices({
+    services: observation.services,
+    snapshot: observation.snapshot,
+    policy: scoped,
+  });
+  const misconfigured = auditAlerts(report.findings, run.ctx);
+  return { plan, problems: observation.problems, misconfigured };
+}
+
+/** Whether to go on: asked only when there is something to write. */
+async function confirmed(run: Run, plan: Plan): Promise<boolean> {
+  const ask = run.options.confirm;
+  if (run.mode !== 'enforce' || plan.changes.length === 0 || !ask) return true;
+  return ask(plan);
+}
+
+async function act(run: Run, plan: Plan): Promise<WriteResult[]> {
+  const { policy, deps } = run;
+  return actOnPlan(plan, {
+    run: deps.ports.run,
+    pacer: createPacer(policy.limits.writesPerMinute, run.wall, deps.sleep),
+    log: deps.log,
+    nowIso: run.ctx.at,
+    deadline: run.deadline,
+    clock: run.wall,
+    writeConcurrency: policy.limits.writeConcurrency,
+    quotas: deps.ports.quotas,
+  });
+}
+
+/**
+ * The project's alerts: the plan's conditions and the degraded one, decided against the stored
+ * state, with this run's events and those earlier runs could not send; published, then the
+ * state saved. Alerts and their state get a short grace after the write deadline, never more:
+ * the run must answer before the function's timeout (terraform keeps 15 s between the two).
+ */
+async function alertProject(run: Run, project: string, decided: Decided): Promise<void> {
+  const { deps, report, ctx } = run;
+  const { plan, problems } = decided;
+  const grace = { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall };
+  const conditions = [...plan.alerts, ...decided.misconfigured].filter(
+    (a) => a.project === project,
+  );
+  const degraded = degradedAlert(ctx, project, problems);
+  if (degraded) conditions.push(degraded);
+  const lastRun = await beforeDeadline(
+    () => deps.store.listRuns(project),
+    grace,
+    `reading the last run of ${project}`,
+  );
+  const events = [
+    ...runEvents(ctx, project, plan, report.writes, run.mode),
+    ...quotaChanges(ctx, project, plan, lastRun[0]?.quotas),
+  ];
+  const { state: previous, version } = await beforeDeadline(
+    () => deps.store.loadConditions(project),
+    grace,
+    `reading the alert state of ${project}`,
+  );
+  const notifications = decideNotifications({
+    previous,
+    current: conditions,
+    events,
+    now: ctx.at,
+    renotifyAfterMs: durationMs(run.policy.alerts.renotifyAfter),
+    runId: ctx.runId,
+    scope: judgedScope(project, plan, problems),
+  });
+  // Events an earlier run could not publish go first: they happened first.
+  const pending = await beforeDeadline(
+    () => pendingEvents(deps.store, project),
+    grace,
+    `reading the undelivered events of ${project}`,
+  );
+  await publish(run, project, [...pending.alerts, ...notifications.publish], notifications.publish);
+  // Only once every message is acknowledged: a failed publish leaves the state as it was, so
+  // the next run sends again what this one could not.
+  await beforeDeadline(
+    () => deps.store.saveConditions(project, notifications.next, version),
+    grace,
+    `saving the alert state of ${project}`,
+  );
+  await markDelivered(deps.store, deps.log, project, pending.records);
+}
+
+/** Publishes and logs the project's alerts; on failure keeps this run's events in the report. */
+async function publish(
+  run: Run,
+  project: string,
+  outgoing: Alert[],
+  decided: Alert[],
+): Promise<void> {
+  const { deps, report } = run;
+  if (outgoing.length === 0) return;
+  const sink = deps.sink;
+  if (sink) {
+    try {
       await beforeDeadline(
-        () => deps.store.saveConditions(project, decided.next, version),
-        grace,
-        `saving the alert state of ${project}`,
+        () =>
+          sink.publish(
+            outgoing.map((a) => ({
+              data: a,
+              attributes: alertAttributes(a),
+              orderingKey: orderingKey(a),
+            })),
+          ),
+        { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall },
+        `publishing ${outgoing.length} alert(s) of ${project}`,
       );
-      await markDelivered(deps, project, pending.records);
+    } catch (e) {
+      // Conditions are decided again by the next run (the state is not saved); events
+      // are not, so they go into this run's record for the next run to send.
+      report.undelivered.push(...decided.filter((a) => a.status === 'event'));
+      throw e;
     }
-    if (failed.length > 0) {
-      report.outcome = 'failed';
-      report.error = `${failed.length} write${failed.length === 1 ? '' : 's'} failed`;
-    }
-    return report;
-  } catch (e) {
-    report.outcome = 'failed';
-    report.error = e instanceof Error ? e.message : String(e);
-    throw new RunFailedError(report, e);
-  } finally {
-    await record(deps, held, report, startedWall, wall);
-    await releaseAll(deps, held, options.runId);
   }
+  for (const a of outgoing) {
+    const severity =
+      a.status !== 'firing' || a.severity === 'INFO'
+        ? 'INFO'
+        : a.severity === 'WARNING'
+          ? 'WARNING'
+          : 'ERROR';
+    deps.log.log(severity, `alert ${a.type} ${a.status}: ${a.summary}`, { alert: a.dedupKey });
+  }
+  report.published += outgoing.length;
 }
 
 /** Gives the leases back; a store that cannot be reached lets them expire instead. */
@@ -310,229 +377,5 @@ export class RunFailedError extends GovernorError {
     super(`run ${report.runId} failed: ${cause instanceof Error ? cause.message : String(cause)}`, {
       cause,
     });
-  }
-}
-
-/** Events earlier runs could not publish, oldest run first, with the records that hold them. */
-async function pendingEvents(
-  store: StateStore,
-  project: string,
-): Promise<{ alerts: Alert[]; records: RunRecord[] }> {
-  const records = (await store.listRuns(project))
-    .filter((r) => r.undelivered !== undefined)
-    .reverse();
-  const alerts: Alert[] = [];
-  for (const r of records) {
-    const parsed = z.array(AlertSchema).safeParse(safeJson(r.undelivered ?? '[]'));
-    if (parsed.success) alerts.push(...parsed.data);
-  }
-  return { alerts, records };
-}
-
-function safeJson(text: string): unknown {
-  try {
-    return JSON.parse(text) as unknown;
-  } catch {
-    return null;
-  }
-}
-
-/** Records the runs again without their undelivered events, now sent. */
-async function markDelivered(
-  deps: ReconcileDeps,
-  project: string,
-  records: readonly RunRecord[],
-): Promise<void> {
-  for (const r of records) {
-    const rest: RunRecord = { ...r };
-    delete rest.undelivered;
-    try {
-      await deps.store.recordRun(project, rest);
-    } catch (e) {
-      // The next run sends them again: at least once, as Pub/Sub itself (alerts carry an id).
-      deps.log.log(
-        'WARNING',
-        `${project}: sent the undelivered events of ${r.runId} but could not record it: ${e instanceof Error ? e.message : String(e)}`,
-      );
-    }
-  }
-}
-
-async function load(store: StateStore, project: string) {
-  const { state, version } = await store.loadConditions(project);
-  return { previous: state, version };
-}
-
-/**
- * Where this run could judge the conditions, so where an absent one may resolve: the whole
- * project when everything was read, else only the pools it saw with a known quota. A pool of a
- * region that could not be listed, or whose quota is unknown, keeps its conditions as they were
- * (fail static: not knowing is not the same as fixed).
- */
-function judgedScope(project: string, plan: Plan, problems: string[]): string[] {
-  const pools = plan.pools.filter((p) => p.project === project);
-  const known = pools.filter((p) => p.budget !== null);
-  if (problems.length === 0 && known.length === pools.length) return [project];
-  return known.map((p) => poolKey(p));
-}
-
-function orderingKey(a: Alert): string {
-  if (a.region === null || a.accelerator === null || a.zonalRedundancy === null) return a.project;
-  return poolKey({
-    project: a.project,
-    region: a.region,
-    accelerator: a.accelerator,
-    zonalRedundancy: a.zonalRedundancy,
-  });
-}
-
-function eventsFor(
-  project: string,
-  plan: Plan,
-  writes: WriteResult[],
-  mode: Policy['mode'],
-  at: string,
-  runId: string,
-): Alert[] {
-  const events: Alert[] = [];
-  const ctx = { at, runId };
-  for (const pool of plan.pools.filter((p) => p.project === project)) {
-    const key = poolKey(pool);
-    const inPool = new Set(plan.changes.filter((c) => poolKey(c) === key).map((c) => c.name));
-    const mine = writes.filter(
-      (w) => w.project === pool.project && w.region === pool.region && inPool.has(w.name),
-    );
-    const changes = plan.changes.filter((c) => poolKey(c) === key);
-    if (mode === 'dry-run' && changes.length > 0) {
-      events.push(
-        makeAlert(ctx, pool, {
-          type: 'rebalance.planned',
-          status: 'event',
-          severity: 'INFO',
-          summary: `Dry run: ${changes.length} change${changes.length === 1 ? '' : 's'} planned in ${pool.region} ${pool.accelerator}, none written`,
-          details: {
-            changes: changes.map((c) => ({
-              service: c.name,
-              from: c.from,
-              to: c.to,
-              reason: c.reason,
-            })),
-            capsBefore: pool.capsBefore,
-            capsAfter: pool.capsAfter,
-            budget: pool.budget,
-          },
-        }),
-      );
-    }
-    const written = mine.filter((w) => w.outcome === 'written');
-    if (written.length > 0) {
-      events.push(
-        makeAlert(ctx, pool, {
-          type: 'rebalance.applied',
-          status: 'event',
-          severity: 'INFO',
-          summary: `${written.length} cap${written.length === 1 ? '' : 's'} changed in ${pool.region} ${pool.accelerator}`,
-          details: {
-            writes: written.map((w) => ({
-              service: w.name,
-              from: w.from,
-              to: w.written,
-              reason: w.reason,
-            })),
-            skipped: mine
-              .filter((w) => w.outcome === 'skipped')
-              .map((w) => ({ service: w.name, reason: w.reason })),
-            budget: pool.budget,
-          },
-        }),
-      );
-    }
-    for (const w of mine.filter((x) => x.outcome === 'failed')) {
-      events.push(
-        makeAlert(ctx, pool, {
-          type: 'apply.failed',
-          status: 'event',
-          severity: 'ERROR',
-          service: w.name,
-          summary: `Could not set ${w.name} from ${w.from} to ${w.planned}: ${w.reason}`,
-          details: { from: w.from, to: w.planned, reason: w.reason },
-        }),
-      );
-    }
-  }
-  return events;
-}
-
-/** quota.changed: a pool's quota differs from what the previous run read (both known). */
-function quotaChanges(
-  project: string,
-  plan: Plan,
-  previous: Record<string, number | null> | undefined,
-  at: string,
-  runId: string,
-): Alert[] {
-  if (!previous) return [];
-  const events: Alert[] = [];
-  for (const pool of plan.pools.filter((p) => p.project === project)) {
-    const before = previous[poolKey(pool)];
-    if (
-      before === undefined ||
-      before === null ||
-      pool.quota === null ||
-      pool.quotaSource === 'policy'
-    )
-      continue;
-    if (before === pool.quota) continue;
-    events.push(
-      makeAlert({ at, runId }, pool, {
-        type: 'quota.changed',
-        status: 'event',
-        severity: 'INFO',
-        summary: `The GPU quota of ${pool.region} ${pool.accelerator}${pool.zonalRedundancy ? '' : ' (no zonal redundancy)'} changed from ${before} to ${pool.quota}`,
-        details: { from: before, to: pool.quota, source: pool.quotaSource },
-      }),
-    );
-  }
-  return events;
-}
-
-async function record(
-  deps: ReconcileDeps,
-  projects: string[],
-  report: RunReport,
-  startedWall: number,
-  wall: () => number,
-): Promise<void> {
-  for (const project of projects) {
-    const writes = report.writes.filter((w) => w.project === project);
-    const undelivered = report.undelivered.filter((a) => a.project === project);
-    try {
-      await deps.store.recordRun(project, {
-        runId: report.runId,
-        startedAt: new Date(startedWall).toISOString(),
-        finishedAt: new Date(wall()).toISOString(),
-        mode: report.mode,
-        outcome: report.outcome === 'declined' ? 'ok' : report.outcome,
-        changes: writes.filter((w) => w.outcome === 'written').length,
-        skips:
-          writes.filter((w) => w.outcome !== 'written').length +
-          (report.plan?.deferred.filter((d) => d.project === project).length ?? 0),
-        alerts: report.published,
-        error: report.error,
-        quotas: Object.fromEntries(
-          (report.plan?.pools ?? [])
-            .filter((p) => p.project === project)
-            // A quota the policy sets is the team's own choice, not news.
-            .map((p) => [poolKey(p), p.quotaSource === 'policy' ? null : p.quota]),
-        ),
-        // Events this run could not publish: the next run sends them (see pendingEvents).
-        ...(undelivered.length > 0 ? { undelivered: JSON.stringify(undelivered) } : {}),
-      });
-    } catch (e) {
-      deps.log.log(
-        'ERROR',
-        `${project}: could not record the run: ${e instanceof Error ? e.message : String(e)}${undelivered.length > 0 ? `; ${undelivered.length} undelivered event(s) are lost` : ''}`,
-      );
-    }
   }
 }

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { effectiveMax } from '../../src/core/pool.js';
+import { renderProblem } from '../../src/core/problems.js';
 import { PermissionError, UnavailableError } from '../../src/errors.js';
-import { effectiveMax, observe } from '../../src/observe/observe.js';
+import { observe } from '../../src/observe/observe.js';
 import { governAll, observedService } from '../support/fixtures.js';
 import type {
   CloudRunPort,
@@ -113,7 +115,15 @@ describe('observe', () => {
     );
     expect(failed.snapshot.services[0]?.usage).toBeNull();
     expect(failed.snapshot.services[0]?.usageNote).toContain('monitoring down');
-    expect(failed.problems.join('\n')).toContain('instance counts unreadable');
+    expect(failed.problems).toContainEqual(
+      expect.objectContaining({
+        project: 'p',
+        region: null,
+        pool: null,
+        subject: 'instance-counts',
+      }),
+    );
+    expect(failed.problems.map(renderProblem).join('\n')).toContain('instance counts unreadable');
   });
 
   it('skips a region it cannot list, and says so', async () => {
@@ -123,7 +133,12 @@ describe('observe', () => {
       NOW,
     );
     expect(o.snapshot.services.map((s) => s.name)).toEqual(['a']);
-    expect(o.problems.join('\n')).toContain('p/r2: services unreadable, region skipped');
+    expect(o.problems).toEqual([
+      expect.objectContaining({ project: 'p', region: 'r2', pool: null, subject: 'services' }),
+    ]);
+    expect(o.problems.map(renderProblem).join('\n')).toContain(
+      'p/r2: services unreadable, region skipped',
+    );
   });
 
   it('reads each quota the policy does not set, and leaves a failed one unknown', async () => {
@@ -150,7 +165,18 @@ describe('observe', () => {
       NOW,
     );
     expect(f.snapshot.pools[0]).toMatchObject({ quota: null });
-    expect(f.problems.join('\n')).toContain('quota unreadable: quotas down');
+    expect(f.problems).toEqual([
+      {
+        project: 'p',
+        region: 'r1',
+        pool: { project: 'p', region: 'r1', accelerator: 'nvidia-l4', zonalRedundancy: true },
+        subject: 'quota',
+        error: 'quotas down',
+      },
+    ]);
+    expect(f.problems.map(renderProblem).join('\n')).toContain(
+      'p/r1/nvidia-l4/zonal: quota unreadable: quotas down',
+    );
   });
 
   it('counts worker pools and manually scaled services as unmanaged usage', async () => {
@@ -212,8 +238,18 @@ describe('observe', () => {
         : Promise.resolve([]);
     const o = await observe(policy(), p, NOW);
     expect(o.snapshot.services.map((s) => `${s.region}/${s.name}`)).toEqual(['r2/b']);
-    expect(o.problems.join('\n')).toContain('p/r1: services unreadable, region skipped');
-    expect(o.problems.join('\n')).toContain('run.executions.list denied');
+    expect(o.problems).toEqual([
+      {
+        project: 'p',
+        region: 'r1',
+        pool: null,
+        subject: 'services',
+        error: expect.stringContaining('run.executions.list denied'),
+      },
+    ]);
+    expect(o.problems.map(renderProblem).join('\n')).toContain(
+      'p/r1: services unreadable, region skipped',
+    );
   });
 
   it('reads the effective max, min instances and the governor annotation', async () => {

@@ -1,0 +1,48 @@
+import { poolKey, type PoolId } from './pool.js';
+
+/**
+ * What observation could not read, as records: which project, region and pool it concerns, what
+ * was being read, and the error. Code filters and judges on the fields; `renderProblem` words one
+ * for logs and people.
+ */
+
+export type ProblemSubject =
+  /** A region's services and worker pools could not be listed: the region is skipped whole. */
+  | 'services'
+  /** The project's per-minute instance counts: usage unknown (fail static). */
+  | 'instance-counts'
+  /** The project's GPU utilization: demand is estimated without it. */
+  | 'gpu-utilization'
+  /** A pool's quota: unknown, so nothing in the pool is raised. */
+  | 'quota';
+
+export interface ObservationProblem {
+  project: string;
+  /** The region it concerns; null when the whole project. */
+  region: string | null;
+  /** The pool it concerns; null when not one pool. */
+  pool: PoolId | null;
+  subject: ProblemSubject;
+  error: string;
+}
+
+export function renderProblem(p: ObservationProblem): string {
+  switch (p.subject) {
+    case 'services':
+      return `${p.project}/${p.region ?? '?'}: services unreadable, region skipped: ${p.error}`;
+    case 'instance-counts':
+      return `${p.project}: instance counts unreadable: ${p.error}`;
+    case 'gpu-utilization':
+      return `${p.project}: GPU utilization unreadable: ${p.error}`;
+    case 'quota':
+      return `${p.pool ? poolKey(p.pool) : p.project}: quota unreadable: ${p.error}`;
+  }
+}
+
+/** The problems of one project (exactly that project, not every project its name begins). */
+export function problemsOf(
+  problems: readonly ObservationProblem[],
+  project: string,
+): ObservationProblem[] {
+  return problems.filter((p) => p.project === project);
+}

@@ -1,0 +1,195 @@
+import type { Alert } from './alert.js';
+import { makeAlert } from './conditions.js';
+import type { Plan, PlanPool } from './plan.js';
+import { poolKey, samePool } from './pool.js';
+import { problemsOf, renderProblem, type ObservationProblem } from './problems.js';
+import type { WriteResult } from './write-result.js';
+
+/**
+ * What one run tells about one project, besides the plan's own conditions: the events of its
+ * writes (or of its dry run), quota changes since the previous run, the `governor.degraded`
+ * condition for what observation could not read, and where an absent condition may resolve.
+ * Pure: the run passes in what it observed, planned, wrote and recorded last time.
+ */
+
+export interface RunContext {
+  at: string;
+  runId: string;
+}
+
+/** rebalance.planned (dry run), rebalance.applied and apply.failed, per pool of the project. */
+export function runEvents(
+  ctx: RunContext,
+  project: string,
+  plan: Plan,
+  writes: readonly WriteResult[],
+  mode: Plan['mode'],
+): Alert[] {
+  const events: Alert[] = [];
+  for (const pool of plan.pools.filter((p) => p.project === project)) {
+    const changes = plan.changes.filter((c) => samePool(c, pool));
+    const inPool = new Set(changes.map((c) => c.name));
+    const mine = writes.filter(
+      (w) => w.project === pool.project && w.region === pool.region && inPool.has(w.name),
+    );
+    if (mode === 'dry-run' && changes.length > 0) {
+      events.push(
+        makeAlert(ctx, pool, {
+          type: 'rebalance.planned',
+          status: 'event',
+          severity: 'INFO',
+          summary: `Dry run: ${plural(changes.length, 'change')} planned in ${pool.region} ${pool.accelerator}, none written`,
+          details: {
+            changes: changes.map((c) => ({
+              service: c.name,
+              from: c.from,
+              to: c.to,
+              reason: c.reason,
+            })),
+            capsBefore: pool.capsBefore,
+            capsAfter: pool.capsAfter,
+            budget: pool.budget,
+          },
+        }),
+      );
+    }
+    const applied = appliedEvent(ctx, pool, mine);
+    if (applied) events.push(applied);
+    for (const w of mine.filter((x) => x.outcome === 'failed')) {
+      events.push(
+        makeAlert(ctx, pool, {
+          type: 'apply.failed',
+          status: 'event',
+          severity: 'ERROR',
+          service: w.name,
+          summary: `Could not set ${w.name} from ${w.from} to ${w.planned}: ${w.reason}`,
+          details: { from: w.from, to: w.planned, reason: w.reason, cause: w.cause },
+        }),
+      );
+    }
+  }
+  return events;
+}
+
+function appliedEvent(
+  ctx: RunContext,
+  pool: PlanPool,
+  writes: readonly WriteResult[],
+): Alert | null {
+  const written = writes.filter((w) => w.outcome === 'written');
+  if (written.length === 0) return null;
+  return makeAlert(ctx, pool, {
+    type: 'rebalance.applied',
+    status: 'event',
+    severity: 'INFO',
+    summary: `${plural(written.length, 'cap')} changed in ${pool.region} ${pool.accelerator}`,
+    details: {
+      writes: written.map((w) => ({
+        service: w.name,
+        from: w.from,
+        to: w.written,
+        reason: w.reason,
+      })),
+      skipped: writes
+        .filter((w) => w.outcome === 'skipped')
+        .map((w) => ({ service: w.name, reason: w.reason, cause: w.cause })),
+      budget: pool.budget,
+    },
+  });
+}
+
+/**
+ * The quotas a run read, per pool key, to compare with the next run's: a quota the policy sets
+ * is the team's own choice, not news, so it is kept as null.
+ */
+export function quotasSeen(plan: Plan, project: string): Record<string, number | null> {
+  return Object.fromEntries(
+    plan.pools
+      .filter((p) => p.project === project)
+      .map((p) => [poolKey(p), p.quotaSource === 'policy' ? null : p.quota]),
+  );
+}
+
+/** quota.changed: a pool's quota differs from what the previous run read (both known). */
+export function quotaChanges(
+  ctx: RunContext,
+  project: string,
+  plan: Plan,
+  previous: Readonly<Record<string, number | null>> | undefined,
+): Alert[] {
+  if (!previous) return [];
+  const events: Alert[] = [];
+  for (const pool of plan.pools.filter((p) => p.project === project)) {
+    const before = previous[poolKey(pool)];
+    if (before === undefined || before === null) continue;
+    if (pool.quota === null || pool.quotaSource === 'policy' || before === pool.quota) continue;
+    events.push(
+      makeAlert(ctx, pool, {
+        type: 'quota.changed',
+        status: 'event',
+        severity: 'INFO',
+        summary: `The GPU quota of ${pool.region} ${pool.accelerator}${pool.zonalRedundancy ? '' : ' (no zonal redundancy)'} changed from ${before} to ${pool.quota}`,
+        details: { from: before, to: pool.quota, source: pool.quotaSource },
+      }),
+    );
+  }
+  return events;
+}
+
+/** governor.degraded for what observation could not read in the project; null when all was read. */
+export function degradedAlert(
+  ctx: RunContext,
+  project: string,
+  problems: readonly ObservationProblem[],
+): Alert | null {
+  const mine = problemsOf(problems, project);
+  if (mine.length === 0) return null;
+  return makeAlert(
+    ctx,
+    { project, region: null, accelerator: null, zonalRedundancy: null },
+    {
+      type: 'governor.degraded',
+      severity: 'WARNING',
+      key: 'observation',
+      summary: `The governor could not read everything in ${project}: ${plural(mine.length, 'problem')}`,
+      details: { reason: 'observation', problems: mine.map(renderProblem) },
+    },
+  );
+}
+
+/**
+ * Where this run could judge the conditions of a project, so where an absent one may resolve:
+ * the whole project when everything was read, else only the pools it planned with a known quota
+ * outside any region it could not list. A pool whose region could not be listed, or whose quota
+ * is unknown, keeps its conditions as they were (fail static: not knowing is not the same as
+ * fixed).
+ */
+export function judgedScope(
+  project: string,
+  plan: Plan,
+  problems: readonly ObservationProblem[],
+): string[] {
+  const mine = problemsOf(problems, project);
+  const pools = plan.pools.filter((p) => p.project === project);
+  const unlisted = new Set(
+    mine.filter((p) => p.subject === 'services' && p.region !== null).map((p) => p.region),
+  );
+  const known = pools.filter((p) => p.budget !== null && !unlisted.has(p.region));
+  if (mine.length === 0 && known.length === pools.length) return [project];
+  return known.map((p) => poolKey(p));
+}
+
+/** Pub/Sub ordering key of an alert: its pool, or its project when it has no pool. */
+export function orderingKey(a: Alert): string {
+  if (a.region === null || a.accelerator === null || a.zonalRedundancy === null) return a.project;
+  return poolKey({
+    project: a.project,
+    region: a.region,
+    accelerator: a.accelerator,
+    zonalRedundancy: a.zonalRedundancy,
+  });
+}
+
+function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}

@@ -1,0 +1,210 @@
+import { describe, expect, it } from 'vitest';
+import { plan } from '../../src/core/planner.js';
+import { parsePolicy, type PolicyInput } from '../../src/core/policy.js';
+import type { Plan } from '../../src/core/plan.js';
+import type { ObservationProblem } from '../../src/core/problems.js';
+import { restorePlan } from '../../src/core/restore.js';
+import {
+  degradedAlert,
+  judgedScope,
+  orderingKey,
+  quotaChanges,
+  quotasSeen,
+  runEvents,
+} from '../../src/core/run-alerts.js';
+import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
+import type { WriteResult } from '../../src/core/write-result.js';
+
+/** The pure steps of a run after the plan: events, quota changes, degraded, judged scope, restore. */
+
+const AT = '2026-11-27T15:00:00.000Z';
+const CTX = { at: AT, runId: 'run-1' };
+const pool = (project: string, region: string) => ({
+  project,
+  region,
+  accelerator: 'nvidia-l4',
+  zonalRedundancy: true,
+});
+
+function svc(project: string, region: string, name: string, max: number, used: number) {
+  const s: SnapshotService = {
+    ...pool(project, region),
+    name,
+    gpusPerInstance: 1,
+    labels: {},
+    maxInstances: max,
+    minInstances: 0,
+    reconciling: false,
+    etag: `etag-${name}`,
+    lastChangedAt: null,
+    usage: { current: used, peak: used, sampledAt: '2026-11-27T14:57:00Z' },
+  };
+  return s;
+}
+
+/** acme: two pools (r1 quota 4, r2 quota unknown); acme-ml: one pool. */
+function fleetPlan(extra: Partial<PolicyInput> = {}): Plan {
+  const snapshot: Snapshot = {
+    version: 1,
+    takenAt: AT,
+    pools: [
+      { ...pool('acme', 'r1'), quota: 4, quotaSource: 'cloudquotas' },
+      { ...pool('acme-ml', 'r1'), quota: 2 },
+    ],
+    services: [
+      svc('acme', 'r1', 'idle', 3, 0),
+      svc('acme', 'r1', 'busy', 1, 1),
+      svc('acme', 'r2', 'other', 1, 1),
+      svc('acme-ml', 'r1', 'train', 1, 1),
+    ],
+    unmanagedUsage: [],
+  };
+  const policy = parsePolicy({
+    version: 1,
+    projects: ['acme', 'acme-ml'],
+    defaults: { headroom: 0 },
+    services: [{ match: {} }],
+    ...extra,
+  });
+  return plan(snapshot, policy, AT, { runId: 'run-1' });
+}
+
+const write = (name: string, w: Partial<WriteResult>): WriteResult => ({
+  project: 'acme',
+  region: 'r1',
+  name,
+  from: 1,
+  planned: 2,
+  written: null,
+  outcome: 'skipped',
+  cause: 'no-room',
+  reason: 'no room in the pool',
+  ...w,
+});
+
+describe('the events of a run', () => {
+  it('rebalance.applied names the writes and the skips with their cause; apply.failed each failure', () => {
+    const p = fleetPlan();
+    expect(p.changes.map((c) => [c.project, c.name])).toEqual([
+      ['acme-ml', 'train'],
+      ['acme', 'idle'],
+      ['acme', 'busy'],
+    ]);
+    const events = runEvents(
+      CTX,
+      'acme',
+      p,
+      [
+        write('idle', { from: 3, planned: 1, written: 1, outcome: 'written', cause: 'written' }),
+        write('busy', { outcome: 'failed', cause: 'uncertain', reason: 'write failed; may apply' }),
+      ],
+      'enforce',
+    );
+    expect(events.map((e) => [e.type, e.service])).toEqual([
+      ['rebalance.applied', null],
+      ['apply.failed', 'busy'],
+    ]);
+    expect(events[0]?.details).toMatchObject({ writes: [{ service: 'idle', from: 3, to: 1 }] });
+    expect(events[1]?.details).toMatchObject({ cause: 'uncertain', from: 1, to: 2 });
+    expect(runEvents(CTX, 'acme-ml', p, [], 'enforce')).toEqual([]);
+  });
+
+  it('a dry run tells what it would change, per pool', () => {
+    const events = runEvents(CTX, 'acme', fleetPlan(), [], 'dry-run');
+    expect(events.map((e) => [e.type, e.region])).toEqual([['rebalance.planned', 'r1']]);
+    expect(events[0]?.details.changes).toHaveLength(2);
+  });
+});
+
+describe('quota changes', () => {
+  it('fires when a quota read differs from the last run, never for a policy quota', () => {
+    const p = fleetPlan();
+    const seen = quotasSeen(p, 'acme');
+    expect(seen).toEqual({ 'acme/r1/nvidia-l4/zonal': 4, 'acme/r2/nvidia-l4/zonal': null });
+    expect(quotaChanges(CTX, 'acme', p, seen)).toEqual([]);
+    expect(quotaChanges(CTX, 'acme', p, undefined)).toEqual([]);
+    const changed = quotaChanges(CTX, 'acme', p, { ...seen, 'acme/r1/nvidia-l4/zonal': 6 });
+    expect(changed.map((a) => [a.type, a.details.from, a.details.to])).toEqual([
+      ['quota.changed', 6, 4],
+    ]);
+    const fromPolicy = fleetPlan({ pools: [{ region: 'r1', quota: 5 }] });
+    expect(quotasSeen(fromPolicy, 'acme')['acme/r1/nvidia-l4/zonal']).toBeNull();
+    expect(quotaChanges(CTX, 'acme', fromPolicy, { 'acme/r1/nvidia-l4/zonal': 4 })).toEqual([]);
+  });
+});
+
+describe('observation problems', () => {
+  const problem = (
+    project: string,
+    more: Partial<ObservationProblem> = {},
+  ): ObservationProblem => ({
+    project,
+    region: null,
+    pool: null,
+    subject: 'instance-counts',
+    error: 'monitoring down',
+    ...more,
+  });
+
+  it("degraded fires for a project's own problems only", () => {
+    const problems = [problem('acme-ml')];
+    expect(degradedAlert(CTX, 'acme', problems)).toBeNull();
+    const alert = degradedAlert(CTX, 'acme-ml', problems);
+    expect(alert).toMatchObject({
+      type: 'governor.degraded',
+      project: 'acme-ml',
+      details: { problems: ['acme-ml: instance counts unreadable: monitoring down'] },
+    });
+  });
+
+  it('conditions are judged over the whole project only when everything was read', () => {
+    const p = fleetPlan({ pools: [{ region: 'r2', quota: 3 }] });
+    expect(judgedScope('acme', p, [])).toEqual(['acme']);
+    // Another project's problem, whatever its name shares with this one, changes nothing here.
+    expect(judgedScope('acme', p, [problem('acme-ml')])).toEqual(['acme']);
+    expect(judgedScope('acme', p, [problem('acme')])).toEqual([
+      'acme/r1/nvidia-l4/zonal',
+      'acme/r2/nvidia-l4/zonal',
+    ]);
+    // A region that could not be listed is not judged, even where the policy gives its quota.
+    const unlisted = problem('acme', { region: 'r2', subject: 'services' });
+    expect(judgedScope('acme', p, [unlisted])).toEqual(['acme/r1/nvidia-l4/zonal']);
+    // A pool whose quota is unknown is not judged either.
+    expect(judgedScope('acme', fleetPlan(), [])).toEqual(['acme/r1/nvidia-l4/zonal']);
+  });
+});
+
+describe('restore', () => {
+  it('puts back what the annotations say, decreases first, and leaves the rest', () => {
+    const p = fleetPlan();
+    const target = (name: string, to: number | null, source = 'original-max' as const) => ({
+      project: 'acme',
+      region: 'r1',
+      name,
+      etag: `now-${name}`,
+      to,
+      source,
+    });
+    const r = restorePlan(p, [target('busy', 4), target('idle', 2), target('train', null)]);
+    expect(r.changes.map((c) => [c.name, c.from, c.to, c.etag])).toEqual([
+      ['idle', 3, 2, 'now-idle'],
+      ['busy', 1, 4, 'now-busy'],
+    ]);
+    expect(r.changes[1]?.why).toEqual({
+      basis: { kind: 'restore', to: 4, source: 'original-max' },
+    });
+    expect(r.changes[1]?.reason).toBe('restore: back to its max before the governor, 4');
+    expect(r.deferred).toEqual([]);
+  });
+});
+
+describe('ordering keys', () => {
+  it('are the pool of an alert, or its project', () => {
+    const [applied] = runEvents(CTX, 'acme', fleetPlan(), [], 'dry-run');
+    expect(applied && orderingKey(applied)).toBe('acme/r1/nvidia-l4/zonal');
+    const degraded = degradedAlert(CTX, 'acme', [
+      { project: 'acme', region: null, pool: null, subject: 'gpu-utilization', error: 'x' },
+    ]);
+    expect(degraded && orderingKey(degraded)).toBe('acme');
+  });
+});
