@@ -1,5 +1,3 @@
-import type { Policy } from './policy.js';
-
 /**
  * Pools: what one is, how it is named, and what the policy says about it. Every rule about pool
  * identity and pool settings lives here, once:
@@ -62,7 +60,21 @@ export function comparePools(a: PoolId, b: PoolId): number {
 
 // --- what the policy says about a pool ---
 
-type PoolPolicy = Pick<Policy, 'pools' | 'reserve'>;
+/** A `pools` entry of the policy (the shape of `PoolSettings` in policy.ts, which imports this). */
+interface PoolEntry {
+  project?: string | undefined;
+  region: string;
+  accelerator?: string | undefined;
+  zonalRedundancy: boolean;
+  quota?: number | undefined;
+  reserve?: number | undefined;
+}
+
+/** What the pool rules read of a policy. */
+interface PoolPolicy {
+  pools: readonly PoolEntry[];
+  reserve: number;
+}
 
 export interface PoolSettingsOf {
   /** GPUs the policy sets as the pool's quota (over the Cloud Quotas API); null: it sets none. */
@@ -81,8 +93,8 @@ export interface PoolSettingsOf {
  * that sets only `reserve` does not hide the `quota` an every-project entry sets.
  */
 export function poolSettings(policy: PoolPolicy, id: PoolId): PoolSettingsOf {
-  let own: Policy['pools'][number] | undefined;
-  let all: Policy['pools'][number] | undefined;
+  let own: PoolEntry | undefined;
+  let all: PoolEntry | undefined;
   for (const p of policy.pools) {
     if (
       p.region !== id.region ||
@@ -113,7 +125,10 @@ export function reserveOf(policy: PoolPolicy, id: PoolId): number {
  * The pools the policy's `pools` entries name with a setting (quota or reserve), one per project
  * an entry covers: planned even where no service was seen, so their quota shows in the plan.
  */
-export function policyPools(policy: Pick<Policy, 'pools' | 'projects'>): PoolId[] {
+export function policyPools(policy: {
+  pools: readonly PoolEntry[];
+  projects: readonly string[];
+}): PoolId[] {
   const out: PoolId[] = [];
   for (const p of policy.pools) {
     if (p.quota === undefined && p.reserve === undefined) continue;

@@ -1,14 +1,28 @@
 import { z } from 'zod';
 import { Alert } from '../core/alert.js';
+import type { Plan } from '../core/plan.js';
 import { quotasSeen } from '../core/run-alerts.js';
+import type { WriteResult } from '../core/write-result.js';
 import type { Logger } from '../log.js';
 import type { RunRecord, StateStore } from '../state/store.js';
-import type { RunReport } from './reconcile.js';
 
 /**
  * A run's record in each project it held, and the events a run could not publish: kept in its
  * record, sent by the next run, then recorded again without them.
  */
+
+/** What a run's record is made of (its RunReport). */
+export interface RunSummary {
+  runId: string;
+  mode: Plan['mode'];
+  outcome: 'ok' | 'failed' | 'lease-held' | 'declined';
+  plan: Plan | null;
+  writes: readonly WriteResult[];
+  published: number;
+  error: string | null;
+  /** Events the run could not publish. */
+  undelivered: readonly Alert[];
+}
 
 /** Events earlier runs could not publish, oldest run first, with the records that hold them. */
 export async function pendingEvents(
@@ -61,7 +75,7 @@ export async function recordRuns(
   store: StateStore,
   log: Logger,
   projects: readonly string[],
-  report: RunReport,
+  report: RunSummary,
   startedWall: number,
   finishedWall: number,
 ): Promise<void> {
