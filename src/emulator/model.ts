@@ -518,13 +518,7 @@ export class FleetModel {
     let gpus = 0;
     for (const j of this.jobs) {
       const gpu = j.spec.gpu;
-      if (
-        gpu === undefined ||
-        j.project !== k.project ||
-        j.region !== k.region ||
-        gpu.accelerator !== k.accelerator ||
-        gpu.zonalRedundancy !== k.zonalRedundancy
-      )
+      if (gpu === undefined || !samePool({ project: j.project, region: j.region, ...gpu }, k))
         continue;
       for (const e of jobExecutions(j, t)) gpus += e.running * gpu.count;
     }
