@@ -1,5 +1,5 @@
 import { parse as parseYaml, YAMLParseError } from 'yaml';
-import type { z } from 'zod';
+import { z } from 'zod';
 import { InputError, type Fault } from '../errors.js';
 
 /**
@@ -7,6 +7,27 @@ import { InputError, type Fault } from '../errors.js';
  * and saying what is wrong with it: YAML or JSON text to a value, and zod's issues to faults a
  * person can act on, each with a readable path.
  */
+
+/**
+ * A map of keys chosen by the user (labels, annotations) to strings. A plain `z.record` silently
+ * drops a `__proto__` key: JSON.parse and YAML make it an own property, but copying it into the
+ * parsed object sets the prototype instead. It is refused here, with its path, rather than
+ * dropped (no Cloud Run label key can be `__proto__` anyway: keys start with a lowercase letter).
+ */
+export const StringMap = z.preprocess(
+  (value, ctx) => {
+    if (typeof value === 'object' && value !== null && Object.hasOwn(value, '__proto__')) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['__proto__'],
+        message: '"__proto__" cannot be a key here (it would be dropped, not kept)',
+        input: value,
+      });
+    }
+    return value;
+  },
+  z.record(z.string(), z.string()),
+);
 
 /** Turns zod issues into faults with readable paths and messages. */
 export function zodFaults(error: z.ZodError): Fault[] {

@@ -2,7 +2,7 @@ import picomatch from 'picomatch';
 import { z } from 'zod';
 import { InputError, type Fault } from '../errors.js';
 import { AUDIT_RULE_IDS, type AuditRuleId } from './audit-rules.js';
-import { parseDocument, zodFaults } from './document.js';
+import { parseDocument, StringMap, zodFaults } from './document.js';
 import { Duration } from './duration.js';
 import { DEFAULT_ACCELERATOR, poolKey } from './pool.js';
 import { MEMORY_QUANTITY } from './quantity.js';
@@ -55,10 +55,7 @@ export type TimeWindow = z.infer<typeof TimeWindow>;
 export const Match = z
   .strictObject({
     name: z.string().min(1).describe('Glob on the service name, e.g. "llm-*".').optional(),
-    labels: z
-      .record(z.string(), z.string())
-      .describe('Labels the service must have, with these exact values.')
-      .optional(),
+    labels: StringMap.describe('Labels the service must have, with these exact values.').optional(),
     project: z.string().min(1).optional(),
     region: z.string().min(1).optional(),
     accelerator: z.string().min(1).optional(),

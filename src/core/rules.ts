@@ -91,7 +91,11 @@ export function compileRules(policy: Policy, atMs: number): (s: ServiceLike) => 
       if (m.region !== undefined && m.region !== s.region) continue;
       if (m.accelerator !== undefined && m.accelerator !== s.accelerator) continue;
       if (r.matchName && !r.matchName(s.name)) continue;
-      if (m.labels && !Object.entries(m.labels).every(([k, v]) => s.labels[k] === v)) continue;
+      if (
+        m.labels &&
+        !Object.entries(m.labels).every(([k, v]) => Object.hasOwn(s.labels, k) && s.labels[k] === v)
+      )
+        continue;
       return r.settings;
     }
     return unmatched;

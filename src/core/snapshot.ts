@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { InputError } from '../errors.js';
-import { parseDocument, zodFaults } from './document.js';
+import { parseDocument, StringMap, zodFaults } from './document.js';
 import { poolKey } from './pool.js';
 
 /**
@@ -54,7 +54,7 @@ export const SnapshotService = z.strictObject({
   ...PoolFields,
   name: Name,
   gpusPerInstance: z.number().int().min(1).max(16),
-  labels: z.record(z.string(), z.string()).default({}),
+  labels: StringMap.default({}),
   maxInstances: z
     .number()
     .int()

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { StringMap } from '../core/document.js';
 import type { CallRecord, EmulatorContext, WriteRecord } from './context.js';
 import type { FaultConfig, FaultConfigInput } from './faults.js';
 import type { InvariantSpec, InvariantSpecInput, Violation } from './invariants.js';
@@ -67,7 +68,7 @@ export const AdvanceInput = z.strictObject({
 export const EditInput = z.strictObject({
   ...Target,
   maxInstances: z.number().int().min(0).max(1000).optional(),
-  annotations: z.record(z.string(), z.string()).optional(),
+  annotations: StringMap.optional(),
 });
 export type EditInput = z.input<typeof EditInput>;
 

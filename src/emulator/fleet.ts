@@ -4,6 +4,7 @@ import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { DateTime } from 'luxon';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
+import { StringMap } from '../core/document.js';
 import { topicNameFault } from './pubsub-api.js';
 
 /**
@@ -57,7 +58,6 @@ const TimeZone = z
   .string()
   .refine(isValidTimeZone, 'expected an IANA time zone such as "Europe/Paris"');
 const Instant = z.iso.datetime({ offset: true });
-const StringMap = z.record(z.string(), z.string());
 
 export const DiurnalDemand = z
   .strictObject({

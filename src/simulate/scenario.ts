@@ -2,7 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { zodFaults } from '../core/document.js';
+import { StringMap, zodFaults } from '../core/document.js';
 import { InputError } from '../errors.js';
 import {
   FleetError,
@@ -63,7 +63,7 @@ const ScenarioDemand = z
 
 const ScenarioService = z.strictObject({
   name: z.string().regex(/^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$/, 'expected a Cloud Run name'),
-  labels: z.record(z.string(), z.string()).default({}),
+  labels: StringMap.default({}),
   gpus: z.number().int().min(1).max(8).default(1).describe('GPUs per instance.'),
   maxInstances: z.number().int().min(1).max(1000).describe("Today's static max instances."),
   minInstances: z.number().int().min(0).max(1000).default(0),

@@ -142,6 +142,29 @@ describe('policy', () => {
     expect(faults).toContain('services[0].match.project: "q" is not one of the policy\'s projects');
   });
 
+  it('refuses a __proto__ label key with its path, from YAML and from JSON', () => {
+    // JSON.parse and YAML make "__proto__" an own key; a plain z.record used to drop it silently,
+    // so the rule matched every service instead of none.
+    const fault = 'services[0].match.labels.__proto__: "__proto__" cannot be a key here';
+    for (const text of [
+      'version: 1\nprojects: [p]\nservices:\n  - match: { labels: { __proto__: x, team: a } }\n',
+      '{"version": 1, "projects": ["p"], "services": [{"match": {"labels": {"__proto__": "x"}}}]}',
+    ]) {
+      try {
+        parsePolicyText(text);
+        throw new Error('expected the policy to be rejected');
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        expect(e.faults.map((f) => `${f.path}: ${f.message}`).join('\n')).toContain(fault);
+      }
+    }
+    // "constructor" is an ordinary key: kept, and matched only as an own label.
+    const p = parsePolicyText(
+      'version: 1\nprojects: [p]\nservices:\n  - match: { labels: { constructor: x } }\n',
+    );
+    expect(p.services[0]?.match.labels).toEqual({ constructor: 'x' });
+  });
+
   it('names the line of a YAML syntax error, and rejects duplicate keys', () => {
     expect(() => parsePolicyText('version: 1\nprojects: [p\n')).toThrow(/line \d+/);
     expect(() => parsePolicyText('version: 1\nversion: 1\nprojects: [p]\n')).toThrow(InputError);
