@@ -1,3 +1,4 @@
+import { GovernorError } from '../errors.js';
 import type { Alert } from './alert.js';
 import { cut, fill, type Slot } from './allocate.js';
 import { isStarved, poolConditions, type AlertContext } from './conditions.js';
@@ -37,6 +38,31 @@ import { renderReason, type PlanWhy } from './why.js';
 export interface PlanOptions {
   /** Identifies the run in alerts; defaults to one derived from the time. */
   runId?: string;
+  /**
+   * Asked every few services while rules are matched, and between steps: true stops planning with
+   * a PlanningStoppedError (the caller's run deadline passed). The core has no clock, so the
+   * caller decides what time it is.
+   */
+  shouldStop?: () => boolean;
+}
+
+/** Planning was stopped by `PlanOptions.shouldStop`: there is no plan, and nothing to write. */
+export class PlanningStoppedError extends GovernorError {}
+
+/** Services matched between two calls to `shouldStop`. */
+const STOP_CHECK_EVERY = 32;
+
+/** Rule resolution that asks `shouldStop` every STOP_CHECK_EVERY services. */
+function stoppable<S>(resolve: (s: S) => Settings, shouldStop: () => boolean): (s: S) => Settings {
+  let matched = 0;
+  return (s) => {
+    if (matched++ % STOP_CHECK_EVERY === 0 && shouldStop()) {
+      throw new PlanningStoppedError(
+        `planning stopped after matching ${matched - 1} services against the policy's rules: the run deadline passed`,
+      );
+    }
+    return resolve(s);
+  };
 }
 
 interface Member {
@@ -102,8 +128,12 @@ export function plan(
   if (Number.isNaN(atMs)) throw new RangeError(`bad time ${atIso}`);
   const at = new Date(atMs).toISOString();
   const runId = options.runId ?? `plan-${at}`;
-  const resolve = compileRules(policy, atMs);
+  const rules = compileRules(policy, atMs);
+  const resolve = options.shouldStop ? stoppable(rules, options.shouldStop) : rules;
   const pools = gatherPools(snapshot, policy, resolve, atMs);
+  if (options.shouldStop?.()) {
+    throw new PlanningStoppedError('planning stopped before allocating: the run deadline passed');
+  }
 
   const ctx: AlertContext = { at, runId, pressure: policy.alerts.pressure };
   const decided = pools.map((work) => ({ work, ...planPool(work, atMs, ctx.pressure) }));

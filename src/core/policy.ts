@@ -327,11 +327,55 @@ function checkWindow(
   checkMinMax(faults, path, min, max, ' while the window holds');
 }
 
+/**
+ * Most wildcards a name glob may have. picomatch compiles a glob to a backtracking RegExp, where
+ * each `*` becomes a lazy `[^/]*?`: a name that almost matches is tried in about n^k ways for k
+ * wildcards. `*a*a*a*a*a*a*a*a*a*a*a*a*b` against a 49-character name ran for minutes; with 4
+ * wildcards the worst name of that length takes about a millisecond, and real globs ("llm-*",
+ * "*-prod-*") need one or two.
+ */
+export const MAX_GLOB_WILDCARDS = 4;
+
+/**
+ * Counts the constructs of a glob that match a variable number of characters: each run of `*`
+ * (`**` is one) and each extglob group (`+(…)`, `@(…)`, `!(…)`, `?(…)`; `*(…)` is already a `*`).
+ * Escaped characters and characters inside brackets are literal. Inside a brace alternation every
+ * `*` counts, which errs on the safe side.
+ */
+export function globWildcards(glob: string): number {
+  let count = 0;
+  let inClass = false;
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob[i];
+    if (c === '\\') {
+      i++;
+    } else if (inClass) {
+      if (c === ']') inClass = false;
+    } else if (c === '[') {
+      inClass = true;
+    } else if (c === '*') {
+      count++;
+      while (glob[i + 1] === '*') i++;
+    } else if ((c === '+' || c === '@' || c === '!' || c === '?') && glob[i + 1] === '(') {
+      count++;
+    }
+  }
+  return count;
+}
+
 function checkGlob(faults: Fault[], path: string, glob: string): void {
   try {
     picomatch.makeRe(glob, { strictBrackets: true });
   } catch (e) {
     faults.push({ path, message: `invalid glob "${glob}": ${(e as Error).message}` });
+    return;
+  }
+  const wildcards = globWildcards(glob);
+  if (wildcards > MAX_GLOB_WILDCARDS) {
+    faults.push({
+      path,
+      message: `glob "${glob}" has ${wildcards} wildcards (runs of "*" and extglob groups): at most ${MAX_GLOB_WILDCARDS} are allowed, so that matching a service name takes bounded time`,
+    });
   }
 }
 

@@ -220,7 +220,10 @@ async function observeAndPlan(run: Run, held: string[]): Promise<Decided> {
   );
   report.problems = observation.problems;
   for (const p of observation.problems) deps.log.log('WARNING', renderProblem(p));
-  const planned = makePlan(observation.snapshot, scoped, run.ctx.at, { runId: options.runId });
+  const planned = makePlan(observation.snapshot, scoped, run.ctx.at, {
+    runId: options.runId,
+    shouldStop: () => run.wall() > run.deadline,
+  });
   const plan = options.restore
     ? restorePlan(planned, originalMaxes(observation.services))
     : planned;

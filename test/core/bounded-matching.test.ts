@@ -1,0 +1,102 @@
+import { describe, expect, it } from 'vitest';
+import { plan, PlanningStoppedError } from '../../src/core/planner.js';
+import { globWildcards, MAX_GLOB_WILDCARDS, parsePolicy } from '../../src/core/policy.js';
+import { compileRules } from '../../src/core/rules.js';
+import type { Snapshot } from '../../src/core/snapshot.js';
+import { InputError } from '../../src/errors.js';
+import { governAll, POOL, snapshotService } from '../support/fixtures.js';
+
+/**
+ * Matching the policy's rules takes bounded time: globs whose backtracking RegExp could run for
+ * minutes are refused when the policy is read, and the planner stops when its caller's deadline
+ * passes.
+ */
+
+function ruleFaults(name: string): string[] {
+  try {
+    parsePolicy({ version: 1, projects: ['p'], services: [{ match: { name } }] });
+  } catch (e) {
+    if (e instanceof InputError) return e.faults.map((f) => `${f.path}: ${f.message}`);
+    throw e;
+  }
+  return [];
+}
+
+describe('name globs', () => {
+  it('refuses a glob with too many wildcards, naming its path', () => {
+    const faults = ruleFaults('*a*a*a*a*a*a*a*a*a*a*a*a*b');
+    expect(faults.join('\n')).toMatch(
+      /^services\[0\]\.match\.name: glob "\*a\*a.*b" has 13 wildcards .*at most 4/m,
+    );
+    expect(ruleFaults('*?*?*?*?*?*?b').join('\n')).toContain('has 6 wildcards');
+    expect(ruleFaults('+(a)+(b)+(c)+(d)+(e)').join('\n')).toContain('has 5 wildcards');
+  });
+
+  it('keeps ordinary globs', () => {
+    for (const glob of [
+      'llm-*',
+      '*-prod-*',
+      'team-*-gpu-*',
+      '**',
+      'llm-?',
+      'llm-[a-c]*',
+      '{a,b}-*',
+    ])
+      expect(ruleFaults(glob)).toEqual([]);
+    const resolve = compileRules(
+      parsePolicy({ version: 1, projects: ['p'], services: [{ match: { name: '*-prod-*' } }] }),
+      0,
+    );
+    const svc = (name: string) => ({ ...POOL, name, labels: {} });
+    expect(resolve(svc('llm-prod-a')).managed).toBe(true);
+    expect(resolve(svc('llm-dev-a')).managed).toBe(false);
+  });
+
+  it('counts runs of "*" and extglob groups, not escaped or bracketed characters', () => {
+    expect(globWildcards('llm-*')).toBe(1);
+    expect(globWildcards('**')).toBe(1);
+    expect(globWildcards('a\\*b[*]c')).toBe(0);
+    expect(globWildcards('@(a|b)-*')).toBe(2);
+  });
+
+  it('matches the worst name for the largest glob allowed in bounded time', () => {
+    const glob = `${'*a'.repeat(MAX_GLOB_WILDCARDS - 1)}*b`;
+    expect(ruleFaults(glob)).toEqual([]);
+    const resolve = compileRules(
+      parsePolicy({ version: 1, projects: ['p'], services: [{ match: { name: glob } }] }),
+      0,
+    );
+    const started = performance.now();
+    // A Cloud Run service name has at most 49 characters; this one almost matches everywhere.
+    expect(resolve({ ...POOL, name: `${'a'.repeat(48)}c`, labels: {} }).managed).toBe(false);
+    expect(performance.now() - started).toBeLessThan(1000);
+  });
+});
+
+describe('the planner and the run deadline', () => {
+  const snapshot: Snapshot = {
+    version: 1,
+    takenAt: '2026-11-27T15:00:00Z',
+    pools: [{ ...POOL, quota: 100 }],
+    services: Array.from({ length: 100 }, (_, i) =>
+      snapshotService(`svc-${String(i).padStart(3, '0')}`, 1, { current: 1, peak: 1 }),
+    ),
+    unmanagedUsage: [],
+  };
+
+  it('stops with PlanningStoppedError once shouldStop says so, and asks while matching', () => {
+    let asked = 0;
+    const stopAfter = (n: number) => () => ++asked > n;
+    expect(() =>
+      plan(snapshot, governAll(), '2026-11-27T15:00:00Z', { shouldStop: stopAfter(2) }),
+    ).toThrow(PlanningStoppedError);
+    expect(asked).toBe(3);
+  });
+
+  it('plans as before when shouldStop never says so', () => {
+    const at = '2026-11-27T15:00:00Z';
+    expect(plan(snapshot, governAll(), at, { shouldStop: () => false })).toEqual(
+      plan(snapshot, governAll(), at),
+    );
+  });
+});
