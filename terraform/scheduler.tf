@@ -15,8 +15,9 @@ resource "google_pubsub_topic" "trigger" {
   depends_on = [google_project_service.apis]
 }
 
-# Who may start a run in the Pub/Sub variant: anyone who can publish to the trigger topic, and a
-# message's data is the request (it can ask for {"mode": "enforce"} or {"restore": true}). This
+# Who may start a run in the Pub/Sub variant: anyone who can publish to the trigger topic. A
+# message's data is the request, and it gets only what the policy's function.allow permits (by
+# default no other mode and no restore). This
 # binding is authoritative for roles/pubsub.publisher on the topic: Cloud Scheduler's service agent,
 # which publishes a Pub/Sub target's messages, is its only member, and a publisher added to the topic
 # by hand is removed at the next apply. Grants inherited from the project (owners, editors,

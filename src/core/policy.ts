@@ -190,6 +190,38 @@ export const Defaults = z.strictObject({
 });
 export type Defaults = z.infer<typeof Defaults>;
 
+/**
+ * What a request to the Cloud Function (its HTTP body, or its Pub/Sub message's data) may ask.
+ * The policy decides: a request may only change the run where the policy says so, and each
+ * permission is off unless the policy turns it on.
+ */
+export const FunctionSettings = z
+  .strictObject({
+    allow: z
+      .strictObject({
+        dryRun: z
+          .boolean()
+          .default(false)
+          .describe('A request may ask for {"mode": "dry-run"} when the policy enforces.'),
+        enforce: z
+          .boolean()
+          .default(false)
+          .describe('A request may ask for {"mode": "enforce"} when the policy is a dry run.'),
+        restore: z
+          .boolean()
+          .default(false)
+          .describe(
+            'A request may ask for {"restore": true}: every governed service back to its max from before the governor.',
+          ),
+      })
+      .default({ dryRun: false, enforce: false, restore: false })
+      .describe(
+        'What a request may override; asking for what the policy already says is no override.',
+      ),
+  })
+  .describe("The Cloud Function's requests.");
+export type FunctionSettings = z.infer<typeof FunctionSettings>;
+
 export const Policy = z
   .strictObject({
     $schema: z.string().optional(),
@@ -242,6 +274,7 @@ export const Policy = z
       })
       .default({ pressure: 0.9, renotifyAfter: '1h' }),
     audit: AuditSettings.default(AuditSettings.parse({})),
+    function: FunctionSettings.default(FunctionSettings.parse({})),
   })
   .describe('Cloud Run GPU governor policy');
 export type Policy = z.infer<typeof Policy>;

@@ -1,8 +1,8 @@
 import { z } from 'zod';
-import { zodFaults } from '../core/document.js';
+import { capFaults, zodFaults } from '../core/document.js';
 import { parsePolicyText, type Policy } from '../core/policy.js';
 import { renderProblem } from '../core/problems.js';
-import { InputError, isInputError } from '../errors.js';
+import { InputError, isInputError, type Fault } from '../errors.js';
 import type { Logger } from '../log.js';
 import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
 import { createRuntime, newRunId, runDeadlineMs } from '../runtime.js';
@@ -10,11 +10,12 @@ import { createRuntime, newRunId, runDeadlineMs } from '../runtime.js';
 /**
  * The Cloud Function's one job, apart from its two entry points: check the request, run the same
  * reconcile as `governor apply --yes`, and answer with a short JSON summary. 200: the run
- * completed (or another governor held the lease); 400: a bad request, nothing done; 500: the run
+ * completed (or another governor held the lease); 400: a bad request, nothing done; 403: the
+ * request asks for what the policy does not allow (`function.allow`), nothing done; 500: the run
  * failed or the deployment is misconfigured (so Cloud Scheduler's retry applies).
  */
 
-/** What a trigger may ask; an empty body is a normal run. */
+/** What a trigger may ask, where the policy allows it; an empty body is a normal run. */
 export const Payload = z.strictObject({
   mode: z
     .enum(['enforce', 'dry-run'])
@@ -42,8 +43,39 @@ export function policyFromEnv(env: NodeJS.ProcessEnv): Policy {
 export function parsePayload(raw: unknown): Payload {
   const body = raw === undefined || raw === null || raw === '' ? {} : raw;
   const result = Payload.safeParse(body);
-  if (!result.success) throw new InputError('bad request body', zodFaults(result.error));
+  // The body is someone else's: its faults are capped before they go into an answer or a log.
+  if (!result.success) throw new InputError('bad request body', capFaults(zodFaults(result.error)));
   return result.data;
+}
+
+/**
+ * What the request asks that the policy does not let it ask: each field that would change the
+ * run (a mode other than the policy's, a restore) needs its `function.allow` permission.
+ */
+export function refusedOverrides(payload: Payload, policy: Policy): Fault[] {
+  const allow = policy.function.allow;
+  const faults: Fault[] = [];
+  if (payload.mode === 'dry-run' && policy.mode !== 'dry-run' && !allow.dryRun) {
+    faults.push({
+      path: 'mode',
+      message:
+        'the policy enforces and does not let a request ask for a dry run (function.allow.dryRun)',
+    });
+  }
+  if (payload.mode === 'enforce' && policy.mode !== 'enforce' && !allow.enforce) {
+    faults.push({
+      path: 'mode',
+      message:
+        'the policy is a dry run and does not let a request ask to enforce (function.allow.enforce)',
+    });
+  }
+  if (payload.restore && !allow.restore) {
+    faults.push({
+      path: 'restore',
+      message: 'the policy does not let a request ask for a restore (function.allow.restore)',
+    });
+  }
+  return faults;
 }
 
 export async function handle(
@@ -68,6 +100,16 @@ export async function handle(
     if (!isInputError(e)) throw e;
     log.log('ERROR', `misconfigured: ${e.message}`);
     return { status: 500, body: { error: `misconfigured: ${e.message}` } };
+  }
+  const refused = refusedOverrides(payload, policy);
+  if (refused.length > 0) {
+    return {
+      status: 403,
+      body: {
+        error: 'the policy does not allow what the request asks; nothing was done',
+        faults: refused,
+      },
+    };
   }
   const runtime = createRuntime(policy, env, log);
   const runId = newRunId(Date.now());

@@ -1,15 +1,29 @@
 import { cloudEvent, http, type CloudEvent } from '@google-cloud/functions-framework';
 import { jsonLogger } from '../log.js';
 import { handle } from './handler.js';
+import { MAX_BODY_BYTES, refuseRequest } from './request.js';
 
 /**
  * The Cloud Function (2nd gen, functions-framework). Two entry points, one run:
- * - `governorHttp`: Cloud Scheduler calls it with an OIDC token; the JSON body is optional.
+ * - `governorHttp`: Cloud Scheduler calls it with an OIDC token: `POST /`, the JSON body optional.
  * - `governorEvent`: the Pub/Sub-trigger variant; the message data is the same optional JSON.
+ * Either way the policy decides: a request may change the run only where `function.allow` says so.
+ * A request's body is never logged (it may hold anything, a token pasted by mistake included).
  */
 const log = jsonLogger(process.stdout);
 
 http('governorHttp', async (req, res) => {
+  const refusal = refuseRequest({
+    method: req.method,
+    path: req.path,
+    contentType: req.get('content-type'),
+    bodyBytes: Math.max(req.rawBody?.length ?? 0, Number(req.get('content-length')) || 0),
+  });
+  if (refusal) {
+    res.set(refusal.headers ?? {});
+    res.status(refusal.status).json(refusal.body);
+    return;
+  }
   try {
     const answer = await handle(req.body, process.env, log);
     res.status(answer.status).json(answer.body);
@@ -27,22 +41,37 @@ interface PubSubEventData {
 }
 
 cloudEvent<PubSubEventData>('governorEvent', async (event: CloudEvent<PubSubEventData>) => {
-  const text = event.data?.message?.data
-    ? Buffer.from(event.data.message.data, 'base64').toString('utf8')
-    : '';
+  const data = event.data?.message?.data ?? '';
+  // Base64 takes 4 characters for every 3 bytes: the cap is checked before decoding.
+  if (data.length > Math.ceil(MAX_BODY_BYTES / 3) * 4) {
+    log.log(
+      'ERROR',
+      `ignored a trigger message of about ${Math.floor((data.length * 3) / 4)} bytes: at most ${MAX_BODY_BYTES} are read`,
+    );
+    return;
+  }
+  const text = Buffer.from(data, 'base64').toString('utf8');
   let payload: unknown = undefined;
   if (text.trim() !== '') {
     try {
       payload = JSON.parse(text);
-    } catch (e) {
-      // Redelivering a message that is not JSON cannot help: log it and let it go.
-      log.log('ERROR', `ignored a trigger message that is not JSON: ${(e as Error).message}`);
+    } catch {
+      // Redelivering a message that is not JSON cannot help: say so and let it go. Not the
+      // parser's message: V8 quotes the text it could not parse ("… is not valid JSON").
+      log.log(
+        'ERROR',
+        `ignored a trigger message that is not valid JSON (${Buffer.byteLength(text)} bytes; its content is not logged)`,
+      );
       return;
     }
   }
   const answer = await handle(payload, process.env, log);
-  if (answer.status === 400) {
-    log.log('ERROR', `ignored a bad trigger message: ${String(answer.body.error)}`);
+  if (answer.status === 400 || answer.status === 403) {
+    // The same rules as the HTTP entry point: whoever can publish to the trigger topic gets no
+    // more than the policy allows. Redelivery would be refused again: let the message go.
+    log.log('ERROR', `ignored a trigger message: ${String(answer.body.error)}`, {
+      faults: answer.body.faults,
+    });
     return;
   }
   // A failed run throws so that the invocation is reported as failed (logs, error metrics). It is

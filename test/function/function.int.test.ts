@@ -33,7 +33,7 @@ const fleet = {
     },
   ],
 };
-const POLICY = JSON.stringify({
+const POLICY_FIELDS = {
   version: 1,
   projects: [PROJECT],
   regions: [REGION],
@@ -41,7 +41,10 @@ const POLICY = JSON.stringify({
   services: [{ match: {} }],
   limits: { writesPerMinute: 6000 },
   alerts: { topic: `projects/${PROJECT}/topics/alerts` },
-});
+};
+const POLICY = JSON.stringify(POLICY_FIELDS);
+const policyWith = (extra: Record<string, unknown>) =>
+  JSON.stringify({ ...POLICY_FIELDS, ...extra });
 
 let emulator: RunningEmulator;
 let pubsub: JavaEmulator;
@@ -97,8 +100,9 @@ async function post(
   server: Server,
   body: unknown,
   headers: Record<string, string> = {},
+  path = '/',
 ): Promise<{ status: number; json: Record<string, unknown> }> {
-  const res = await fetch(base(server), {
+  const res = await fetch(base(server) + path, {
     method: 'POST',
     headers: { 'content-type': 'application/json', ...headers },
     body: typeof body === 'string' ? body : JSON.stringify(body),
@@ -125,10 +129,58 @@ describe('the Cloud Function (HTTP entry point)', () => {
     expect(emulator.writes()).toEqual([]);
   });
 
-  it('a dry run asked in the body writes nothing', async () => {
+  it('a dry run asked in the body writes nothing, where the policy allows asking', async () => {
+    process.env.GOVERNOR_POLICY = policyWith({ function: { allow: { dryRun: true } } });
     const r = await post(http, { mode: 'dry-run' });
     expect(r.status).toBe(200);
     expect(r.json.mode).toBe('dry-run');
+    expect(emulator.writes()).toEqual([]);
+  });
+
+  it('the policy decides: a request cannot override its mode or ask for a restore (403)', async () => {
+    process.env.GOVERNOR_POLICY = policyWith({ mode: 'dry-run' });
+    const r = await post(http, { mode: 'enforce', restore: true });
+    expect(r.status).toBe(403);
+    expect(JSON.stringify(r.json)).toContain('function.allow.enforce');
+    expect(JSON.stringify(r.json)).toContain('function.allow.restore');
+    expect(emulator.writes()).toEqual([]);
+    // Enforcing policy, a dry run asked without function.allow.dryRun: refused as well.
+    process.env.GOVERNOR_POLICY = POLICY;
+    const dry = await post(http, { mode: 'dry-run' });
+    expect(dry.status).toBe(403);
+    expect(JSON.stringify(dry.json)).toContain('function.allow.dryRun');
+    // Asking for what the policy already says is no override.
+    process.env.GOVERNOR_POLICY = policyWith({ mode: 'dry-run' });
+    const same = await post(http, { mode: 'dry-run', restore: false });
+    expect(same.status).toBe(200);
+    expect(emulator.writes()).toEqual([]);
+  });
+
+  it('only POST / runs: 405 with Allow for other methods, 404 for other paths', async () => {
+    for (const method of ['GET', 'PUT', 'DELETE']) {
+      const res = await fetch(base(http), { method });
+      expect(res.status).toBe(405);
+      expect(res.headers.get('allow')).toBe('POST');
+    }
+    const other = await post(http, {}, {}, '/run');
+    expect(other.status).toBe(404);
+    expect(emulator.writes()).toEqual([]);
+  });
+
+  it('caps the body (413), refuses a body that is not JSON (415), and caps the faults', async () => {
+    const big = await post(http, { mode: 'x'.repeat(100 * 1024) });
+    expect(big.status).toBe(413);
+    expect(JSON.stringify(big.json).length).toBeLessThan(500);
+    const text = await post(http, 'mode=enforce', { 'content-type': 'text/plain' });
+    expect(text.status).toBe(415);
+    // 6000 unknown keys in 60 KB: the answer names the first 20 and counts the rest.
+    const keys = Object.fromEntries(Array.from({ length: 6000 }, (_, i) => [`k${i}`, 0]));
+    const many = await post(http, keys);
+    expect(many.status).toBe(400);
+    const faults = many.json.faults as { path: string; message: string }[];
+    expect(faults).toHaveLength(21);
+    expect(faults[20]?.message).toBe('and 5980 more problems');
+    expect(JSON.stringify(many.json).length).toBeLessThan(8 * 1024);
     expect(emulator.writes()).toEqual([]);
   });
 
@@ -141,8 +193,68 @@ describe('the Cloud Function (HTTP entry point)', () => {
   });
 });
 
+/** Delivers a Pub/Sub message as Eventarc does (a binary-mode CloudEvent). */
+async function deliver(data: string | undefined, id: string): Promise<number> {
+  const res = await fetch(base(events), {
+    method: 'POST',
+    headers: {
+      'content-type': 'application/json',
+      'ce-specversion': '1.0',
+      'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished',
+      'ce-source': `//pubsub.googleapis.com/projects/${PROJECT}/topics/governor-trigger`,
+      'ce-id': id,
+    },
+    body: JSON.stringify({ message: data === undefined ? {} : { data }, subscription: 'y' }),
+  });
+  return res.status;
+}
+
+/** What the function writes to stdout (its log) while `f` runs; the output still goes through. */
+async function logOf(f: () => Promise<unknown>): Promise<string> {
+  const write = process.stdout.write.bind(process.stdout);
+  let out = '';
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+    out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+    return write(chunk, ...rest);
+  }) as typeof process.stdout.write;
+  try {
+    await f();
+  } finally {
+    process.stdout.write = write;
+  }
+  return out;
+}
+
+const b64 = (text: string) => Buffer.from(text).toString('base64');
+
 describe('the Cloud Function (CloudEvent entry point, Pub/Sub trigger)', () => {
+  it('obeys the policy as the HTTP entry point does: no override it does not allow', async () => {
+    process.env.GOVERNOR_POLICY = policyWith({ mode: 'dry-run' });
+    const log = await logOf(async () => {
+      expect(await deliver(b64('{"mode":"enforce","restore":true}'), 'override-1')).toBeLessThan(
+        300,
+      );
+    });
+    expect(emulator.writes()).toEqual([]);
+    expect(log).toContain('function.allow.enforce');
+  });
+
+  it('never logs a message that is not JSON, and ignores one past the size cap', async () => {
+    const log = await logOf(async () => {
+      expect(await deliver(b64('{"token": SECRET-7f3a9c}'), 'bad-json')).toBeLessThan(300);
+      expect(await deliver(b64(`{"mode":"${'x'.repeat(100 * 1024)}"}`), 'too-big')).toBeLessThan(
+        300,
+      );
+    });
+    expect(log).toContain('not valid JSON');
+    expect(log).toContain('at most 65536');
+    expect(log).not.toContain('SECRET');
+    expect(log.length).toBeLessThan(2000);
+    expect(emulator.writes()).toEqual([]);
+  });
+
   it('runs on a Pub/Sub message whose data is the same optional JSON', async () => {
+    process.env.GOVERNOR_POLICY = policyWith({ function: { allow: { dryRun: true } } });
     const data = Buffer.from(JSON.stringify({ mode: 'dry-run' })).toString('base64');
     const res = await fetch(base(events), {
       method: 'POST',
