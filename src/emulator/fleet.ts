@@ -196,6 +196,22 @@ export const FleetService = z
       .min(0)
       .optional()
       .describe('Instance start time, model load included.'),
+    requestSeconds: z
+      .number()
+      .positive()
+      .max(3600)
+      .default(6)
+      .describe(
+        'Mean time a request holds one of an instance\'s concurrency slots (default 6 s): an instance serves concurrency × 60 ÷ requestSeconds requests a minute.',
+      ),
+    pendingSeconds: z
+      .number()
+      .positive()
+      .max(3600)
+      .optional()
+      .describe(
+        "How long a request waits for an instance before Cloud Run refuses it (default: Google's rule, the greater of 10 s and 3.5 × the start-up time).",
+      ),
     demand: Demand.default({ constant: 0 }),
   })
   .superRefine((s, ctx) => {

@@ -21,6 +21,12 @@ import type {
  * (the pool had no free GPU to start an instance). Instances no longer needed stay idle for
  * `idleMinutes` before they stop; min instances stay idle. A new instance holds its GPU at once
  * but serves only after its start-up time (counted as cold-start minutes, not as refusals).
+ *
+ * The same minute in requests ({@link RequestMinute}): demand of d instances is d × the
+ * service's requests per instance-minute arriving; the instances ready in the minute serve what
+ * they can; the rest wait in Cloud Run's pending queue, at most `pendingSeconds` (Google's "About
+ * instance autoscaling": requests pend up to 3.5 × the average start-up time or 10 s, whichever
+ * is greater, then fail with 429), and what the queue cannot hold is refused.
  */
 
 export const MINUTE_MS = 60_000;
@@ -80,6 +86,11 @@ export interface ServiceState extends ServiceKey {
   demandInstanceMinutes: number;
   /** Demand (instances, fractional) at the latest minute. */
   lastDemand: number;
+  /**
+   * Requests waiting in Cloud Run's pending queue at the end of the latest minute, by the number
+   * of minute ends they have waited through (index 0: one).
+   */
+  pendingRequests: number[];
 }
 
 export interface WorkerPoolState {
@@ -163,6 +174,53 @@ export interface MinuteSample {
   readonly demand: number;
   readonly refusedCap: number;
   readonly refusedQuota: number;
+  /** The minute in requests. */
+  readonly requests: RequestMinute;
+}
+
+/**
+ * One service's requests in one minute, as Cloud Run answers them.
+ *
+ * - `served`: reached an instance (answered by the container; the model's containers answer 200).
+ * - `refused`: waited in the pending queue up to the pending window and were answered 429 by Cloud
+ *   Run itself: the service was at its max instances (Google, "About instance autoscaling":
+ *   "If no instances become available during this window, the request fails with a 429 error
+ *   code"), or, rarely, the queue overflowed while instances within the cap were still starting.
+ * - `unavailable`: waited for an instance the pool's GPU quota did not let start. How Cloud Run
+ *   answers those is not documented for this case (Google's known-issues page reports "429 or
+ *   503 errors" with "no available instance" when instances cannot start; the SPEC says 503).
+ *   The model answers 503, the conservative choice: the governor never counts on seeing them as
+ *   429s, and while caps sum within the quota it never happens to a governed service.
+ * Both refusals are answered by Cloud Run's front end, so neither reaches a container.
+ */
+export interface RequestMinute {
+  readonly arrived: number;
+  readonly served: number;
+  readonly refused: number;
+  readonly unavailable: number;
+  /** Still pending at the end of the minute (served or refused later). */
+  readonly pending: number;
+}
+
+/** Cloud Run's default `max_instance_request_concurrency` when the template sets none. */
+export const DEFAULT_CONCURRENCY = 80;
+
+/** Requests one instance serves in a minute: concurrency × 60 s ÷ the mean request time. */
+export function requestsPerInstanceMinute(spec: FleetService): number {
+  const concurrency = spec.concurrency > 0 ? spec.concurrency : DEFAULT_CONCURRENCY;
+  return (concurrency * 60) / spec.requestSeconds;
+}
+
+/**
+ * How long a request pends for an instance before Cloud Run answers 429: the service's own
+ * `pendingSeconds`, else Google's rule (docs.cloud.google.com/run/docs/about-instance-autoscaling,
+ * "Exceeding maximum instances": "up to 3.5 times the average startup time of container instances
+ * of this service, or 10 seconds, whichever is greater"). Older versions of the page said 60 s,
+ * which is what the SPEC quotes; the window only matters for bursts shorter than it.
+ */
+export function pendingSecondsOf(spec: FleetService, fleetStartupSeconds: number): number {
+  if (spec.pendingSeconds !== undefined) return spec.pendingSeconds;
+  return Math.max(10, 3.5 * (spec.startupSeconds ?? fleetStartupSeconds));
 }
 
 export interface PoolUsage extends PoolKey {
@@ -302,6 +360,7 @@ export class FleetModel {
           servedInstanceMinutes: 0,
           demandInstanceMinutes: 0,
           lastDemand: 0,
+          pendingRequests: [],
         };
         this.services.set(serviceId(key), state);
         this.samples.set(serviceId(key), []);
@@ -566,6 +625,60 @@ export class FleetModel {
     });
   }
 
+  /**
+   * The minute in requests (a fluid queue, whole requests). Arrivals are the demand × the
+   * requests an instance serves a minute; every held instance (busy or idle) serves that many in
+   * the part of the minute it is ready, the longest waiting first. What is left waits on, as long
+   * as the pending window allows: of the minute's own arrivals the share window ÷ 60 s (a request
+   * waits into the next minute only if it came within the window of its end), of the older ones
+   * those that have waited fewer whole minutes than the window holds. The rest is refused: 429 for
+   * the share of the shortfall above the cap (or with no shortfall at all: instances still
+   * starting, a backlog after a burst), 503 for the share the quota kept from starting (see
+   * {@link RequestMinute}). Instances follow the demand, not the queue (Cloud Run would also
+   * scale out for pending requests), so a backlog left when demand is exactly what the instances
+   * serve waits on until the window refuses it.
+   */
+  private requestMinute(s: ServiceState, t: number, want: number, cap: number): RequestMinute {
+    const perInstance = requestsPerInstanceMinute(s.spec);
+    const arrived = Math.round(s.lastDemand * perInstance);
+    const ready = s.instances.reduce(
+      (sum, inst) => sum + Math.min(1, Math.max(0, (t + MINUTE_MS - inst.readyAt) / MINUTE_MS)),
+      0,
+    );
+    let capacity = Math.floor(ready * perInstance + 1e-9);
+    const windowMinutes = pendingSecondsOf(s.spec, this.startupMs / 1000) / 60;
+    // waiting[k] has waited through k minute ends (the arrivals none); the oldest are served first.
+    const waiting = [arrived, ...s.pendingRequests];
+    let served = 0;
+    for (let k = waiting.length - 1; k >= 0 && capacity > 0; k--) {
+      const take = Math.min(capacity, waiting[k] ?? 0);
+      waiting[k] = (waiting[k] ?? 0) - take;
+      capacity -= take;
+      served += take;
+    }
+    const fresh = waiting[0] ?? 0;
+    const next = [Math.floor(fresh * Math.min(1, windowMinutes) + 1e-9)];
+    let failed = fresh - (next[0] ?? 0);
+    for (let k = 1; k < waiting.length; k++) {
+      const n = waiting[k] ?? 0;
+      if (k < Math.floor(windowMinutes + 1e-9)) next.push(n);
+      else failed += n;
+    }
+    while (next.length > 0 && next.at(-1) === 0) next.pop();
+    s.pendingRequests = next;
+    const aboveCap = Math.max(0, want - cap);
+    const noGpu = Math.max(0, Math.min(want, cap) - s.instances.length);
+    const unavailable =
+      aboveCap + noGpu === 0 ? 0 : Math.round((failed * noGpu) / (aboveCap + noGpu));
+    return {
+      arrived,
+      served,
+      refused: failed - unavailable,
+      unavailable,
+      pending: next.reduce((a, b) => a + b, 0),
+    };
+  }
+
   /** One virtual minute starting at `t`. */
   private step(t: number): void {
     this.nowMs = Math.max(this.nowMs, t);
@@ -666,6 +779,7 @@ export class FleetModel {
     s.coldStartInstanceMinutes += busy - served;
     s.servedInstanceMinutes += served;
     s.demandInstanceMinutes += want;
+    const requests = this.requestMinute(s, t, want, cap);
 
     const rows = this.samples.get(serviceId(s));
     if (!rows) return;
@@ -678,6 +792,7 @@ export class FleetModel {
       demand: s.lastDemand,
       refusedCap,
       refusedQuota,
+      requests,
     });
     const oldest = t - this.historyMinutes * MINUTE_MS;
     let drop = 0;

@@ -1,6 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import { validateFleet } from '../../src/emulator/fleet.js';
-import { effectiveMax, FleetModel, MINUTE_MS } from '../../src/emulator/model.js';
+import {
+  effectiveMax,
+  FleetModel,
+  MINUTE_MS,
+  pendingSecondsOf,
+  requestsPerInstanceMinute,
+} from '../../src/emulator/model.js';
 
 const START = '2026-11-27T12:00:00Z';
 
@@ -27,6 +33,59 @@ const svc = (name: string, fields: Record<string, unknown>) => ({
   region: 'us-central1',
   gpu: {},
   ...fields,
+});
+
+describe('the fleet model in requests', () => {
+  // concurrency 4, 6 s a request: 40 requests an instance-minute.
+  const requests = (m: FleetModel, name: string) =>
+    m.history(m.findService(name)).map((r) => r.requests);
+
+  it('queues what the capped instances cannot serve for the pending window, then answers 429', () => {
+    const m = model([svc('a', { maxInstances: 2, demand: 4, pendingSeconds: 60 })]);
+    m.advance(3 * MINUTE_MS);
+    expect(requestsPerInstanceMinute(m.findService('a').spec)).toBe(40);
+    // 160 arrive a minute and 2 instances serve 80, the longest waiting first: a minute's rest
+    // waits into the next, and what is still waiting a minute later is refused.
+    expect(requests(m, 'a')).toEqual([
+      { arrived: 160, served: 80, refused: 0, unavailable: 0, pending: 80 },
+      { arrived: 160, served: 80, refused: 0, unavailable: 0, pending: 160 },
+      { arrived: 160, served: 80, refused: 80, unavailable: 0, pending: 160 },
+      { arrived: 160, served: 80, refused: 80, unavailable: 0, pending: 160 },
+    ]);
+  });
+
+  it('serves all of a demand within the cap, and absorbs a burst shorter than the window', () => {
+    const m = model([svc('a', { maxInstances: 2, demand: 1.5, pendingSeconds: 120 })], {
+      idleMinutes: 2,
+    });
+    m.advance(2 * MINUTE_MS);
+    expect(requests(m, 'a').every((r) => r.served === 60 && r.refused === 0)).toBe(true);
+    // One minute at twice the cap: the rest waits, and the instance left idle serves it.
+    m.setDemand(m.findService('a'), { constant: 4 });
+    m.advance(MINUTE_MS);
+    m.setDemand(m.findService('a'), { constant: 0.5 });
+    m.advance(3 * MINUTE_MS);
+    const after = requests(m, 'a').slice(3);
+    expect(after.map((r) => r.refused)).toEqual([0, 0, 0, 0]);
+    expect(after.at(-1)?.pending).toBe(0);
+    expect(after.reduce((sum, r) => sum + r.served, 0)).toBe(160 + 3 * 20);
+  });
+
+  it('answers 503, not 429, for the requests an instance the quota kept from starting would serve', () => {
+    const m = model([svc('a', { maxInstances: 3, demand: 2, pendingSeconds: 60 })], {}, [
+      { region: 'us-central1', quota: 1 },
+    ]);
+    m.advance(2 * MINUTE_MS);
+    const last = requests(m, 'a').at(-1);
+    expect(last).toMatchObject({ arrived: 80, served: 40, refused: 0, unavailable: 40 });
+  });
+
+  it("waits Google's pending window: 3.5 x the start-up time, at least 10 s", () => {
+    const spec = model([svc('a', {})]).findService('a').spec;
+    expect(pendingSecondsOf(spec, 35)).toBe(122.5);
+    expect(pendingSecondsOf(spec, 2)).toBe(10);
+    expect(pendingSecondsOf({ ...spec, pendingSeconds: 60 }, 35)).toBe(60);
+  });
 });
 
 describe('the fleet model', () => {
