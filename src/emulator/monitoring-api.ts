@@ -21,15 +21,30 @@ import type { Handlers } from './run-api.js';
  * (https://cloud.google.com/monitoring/api/metrics_gcp_p_z#gcp-run):
  * - `run.googleapis.com/container/instance_count`: GAUGE, INT64, label `state` (active | idle);
  * - `run.googleapis.com/container/gpu/utilizations`: DELTA, DISTRIBUTION, unit `10^2.%` (values
- *   0..1), one sample per instance per sampling period.
- * One raw point per revision per minute while the revision has instances; points become visible
- * `metricsLagMs` after their minute. Anything outside this is INVALID_ARGUMENT, and so is every
- * aligner or reducer Google documents as invalid for the series' kind and value type
- * ({@link ALIGNERS}, {@link REDUCERS}).
+ *   0..1), one sample per instance per sampling period;
+ * - `run.googleapis.com/request_count`: DELTA, INT64, labels `response_code` and
+ *   `response_code_class` ("2xx" ...). Google's description: "Number of requests reaching the
+ *   revision. Excludes requests that are not reaching your container instances (e.g.
+ *   unauthorized requests or when maximum number of instances is reached)." So the requests
+ *   Cloud Run refuses at the cap (429) or for want of an instance (503) are NOT in it: only the
+ *   model's served requests (200) are;
+ * - {@link REFUSED_REQUESTS}, the logs-based counter metric the Terraform module defines on Cloud
+ *   Run's request log (`httpRequest.status=429`): DELTA, INT64 (Cloud Logging's counter metrics:
+ *   "the number of log entries that match a logs filter in a given time interval"), on the log
+ *   entry's resource, `cloud_run_revision`, no labels. Cloud Run logs the requests it refuses
+ *   ("The request was aborted because there was no available instance"), so this is where the
+ *   429s are counted.
+ * One raw point per revision per minute while the revision has instances (request counts: in
+ * minutes with such requests); points become visible `metricsLagMs` after their minute. Anything
+ * outside this is INVALID_ARGUMENT, and so is every aligner or reducer Google documents as
+ * invalid for the series' kind and value type ({@link ALIGNERS}, {@link REDUCERS}).
  */
 
 export const INSTANCE_COUNT = 'run.googleapis.com/container/instance_count';
 export const GPU_UTILIZATIONS = 'run.googleapis.com/container/gpu/utilizations';
+export const REQUEST_COUNT = 'run.googleapis.com/request_count';
+/** The logs-based metric of terraform/ (`google_logging_metric.refused_requests`). */
+export const REFUSED_REQUESTS = 'logging.googleapis.com/user/gpu_governor_refused_requests';
 const RESOURCE_TYPE = 'cloud_run_revision';
 const RESOURCE_LABELS = [
   'project_id',
@@ -42,13 +57,28 @@ const RESOURCE_LABELS = [
 type Kind = 'GAUGE' | 'DELTA' | 'CUMULATIVE';
 type ValueType = 'BOOL' | 'INT64' | 'DOUBLE' | 'STRING' | 'DISTRIBUTION';
 
+interface Descriptor {
+  kind: Kind;
+  valueType: ValueType;
+  unit: string;
+  /** Metric labels, for filters and group_by_fields. */
+  labels: readonly string[];
+}
+
 /** What each served metric is on Google Cloud (metrics list above). */
-const METRICS: Readonly<Record<string, { kind: Kind; valueType: ValueType; unit: string }>> = {
-  [INSTANCE_COUNT]: { kind: 'GAUGE', valueType: 'INT64', unit: '1' },
-  [GPU_UTILIZATIONS]: { kind: 'DELTA', valueType: 'DISTRIBUTION', unit: '10^2.%' },
+const METRICS: Readonly<Record<string, Descriptor>> = {
+  [INSTANCE_COUNT]: { kind: 'GAUGE', valueType: 'INT64', unit: '1', labels: ['state'] },
+  [GPU_UTILIZATIONS]: { kind: 'DELTA', valueType: 'DISTRIBUTION', unit: '10^2.%', labels: [] },
+  [REQUEST_COUNT]: {
+    kind: 'DELTA',
+    valueType: 'INT64',
+    unit: '1',
+    labels: ['response_code', 'response_code_class'],
+  },
+  [REFUSED_REQUESTS]: { kind: 'DELTA', valueType: 'INT64', unit: '1', labels: [] },
 };
 
-function descriptor(metricType: string): { kind: Kind; valueType: ValueType; unit: string } {
+function descriptor(metricType: string): Descriptor {
   const d = METRICS[metricType];
   if (!d) throw invalid(`metric.type "${metricType}" is not served by the emulator`);
   return d;
@@ -213,7 +243,7 @@ export function parseFilter(filter: string): Query {
     )
   ) {
     throw invalid(
-      `filter "${filter}" is not supported by the emulator: use only terms key = "value" joined by AND (metric.type, resource.type, resource.labels.*, metric.labels.state)`,
+      `filter "${filter}" is not supported by the emulator: use only terms key = "value" joined by AND (metric.type, resource.type, resource.labels.*, metric.labels.*)`,
     );
   }
   let metricType: string | undefined;
@@ -249,20 +279,23 @@ export function parseFilter(filter: string): Query {
       continue;
     }
     const metric = /^metric\.labels?\.([a-z_]+)$/.exec(key);
-    if (metric && metric[1] === 'state') {
-      metricLabels.set('state', value);
+    if (metric) {
+      metricLabels.set(metric[1] ?? '', value);
       continue;
     }
     throw invalid(`filter key "${key}" is not supported by the emulator`);
   }
   if (metricType === undefined) throw invalid('filter must name exactly one metric.type');
-  if (metricType !== INSTANCE_COUNT && metricType !== GPU_UTILIZATIONS) {
+  const served = METRICS[metricType];
+  if (!served) {
     throw invalid(
-      `metric.type "${metricType}" is not served by the emulator (only ${INSTANCE_COUNT} and ${GPU_UTILIZATIONS})`,
+      `metric.type "${metricType}" is not served by the emulator (only ${Object.keys(METRICS).join(', ')})`,
     );
   }
-  if (metricType === GPU_UTILIZATIONS && metricLabels.size > 0)
-    throw invalid(`${GPU_UTILIZATIONS} has no metric label "state"`);
+  for (const label of metricLabels.keys()) {
+    if (!served.labels.includes(label))
+      throw invalid(`${metricType} has no metric label "${label}"`);
+  }
   return { metricType, resourceLabels, metricLabels };
 }
 
@@ -270,10 +303,11 @@ function normalizeGroupBy(fieldName: string, metricType: string): string {
   const resource = /^resource\.labels?\.([a-z_]+)$/.exec(fieldName);
   if (resource && (RESOURCE_LABELS as readonly string[]).includes(resource[1] ?? ''))
     return `resource.${resource[1]}`;
+  const labels = METRICS[metricType]?.labels ?? [];
   const metric = /^metric\.labels?\.([a-z_]+)$/.exec(fieldName);
-  if (metric && metric[1] === 'state' && metricType === INSTANCE_COUNT) return 'metric.state';
+  if (metric && labels.includes(metric[1] ?? '')) return `metric.${metric[1]}`;
   throw invalid(
-    `group_by_fields "${fieldName}" is not supported (resource.label.{${RESOURCE_LABELS.join(',')}}, metric.label.state)`,
+    `group_by_fields "${fieldName}" is not supported (resource.label.{${RESOURCE_LABELS.join(',')}}${labels.map((l) => `, metric.label.${l}`).join('')})`,
   );
 }
 
@@ -368,11 +402,14 @@ function rawSeries(
     .filter(
       (s) => s.project === project && (q.metricType !== GPU_UTILIZATIONS || gpusPerInstance(s) > 0),
     );
+  const requests = q.metricType === REQUEST_COUNT || q.metricType === REFUSED_REQUESTS;
   for (const s of services) {
     const byRevision = new Map<string, MinuteSample[]>();
     for (const row of ctx.model.history(s)) {
       if (row.at > visibleUntil || row.at < startMs || row.at > endMs) continue;
-      if (row.active + row.idle === 0) continue; // scaled to zero: Cloud Run writes nothing
+      // Scaled to zero, Cloud Run writes no instance or utilization point; a count of requests
+      // exists only in minutes with such requests.
+      if (!requests && row.active + row.idle === 0) continue;
       const rows = byRevision.get(row.revision) ?? [];
       rows.push(row);
       byRevision.set(row.revision, rows);
@@ -387,6 +424,19 @@ function rawSeries(
       };
       const matches = [...q.resourceLabels].every(([k, v]) => resource[k] === v);
       if (!matches) continue;
+      if (requests) {
+        const served = q.metricType === REQUEST_COUNT;
+        const metric: Record<string, string> = served
+          ? { response_code: '200', response_code_class: '2xx' }
+          : {};
+        if ([...q.metricLabels].some(([k, v]) => metric[k] !== v)) continue;
+        const points = rows
+          .map((r) => ({ at: r.at, value: served ? r.requests.served : r.requests.refused }))
+          .filter((p) => p.value > 0);
+        if (points.length > 0)
+          out.push({ resource, metric, kind, valueType, spanMs: MINUTE_MS, points });
+        continue;
+      }
       if (q.metricType === GPU_UTILIZATIONS) {
         out.push({
           resource,

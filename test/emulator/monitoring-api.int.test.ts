@@ -310,7 +310,7 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
       view: 'FULL' as const,
     };
     const cases = [
-      { ...base, filter: 'metric.type = "run.googleapis.com/request_count"' },
+      { ...base, filter: 'metric.type = "run.googleapis.com/request_latencies"' },
       { ...base, filter: `${INSTANCE_COUNT} OR resource.labels.location = "x"` },
       { ...base, filter: 'resource.type = "cloud_run_revision"' },
       {
@@ -342,6 +342,130 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
     for (const request of cases) {
       const { code } = await codeOf(clients.metrics.listTimeSeries(request));
       expect(code, JSON.stringify(request)).toBe(status.INVALID_ARGUMENT);
+    }
+  });
+});
+
+describe('request counts through @google-cloud/monitoring', () => {
+  const REQUESTS =
+    'metric.type = "run.googleapis.com/request_count" AND resource.type = "cloud_run_revision"';
+  const REFUSED =
+    'metric.type = "logging.googleapis.com/user/gpu_governor_refused_requests" AND resource.type = "cloud_run_revision"';
+  let emulator: RunningEmulator;
+  let clients: Clients;
+
+  beforeAll(async () => {
+    // 40 requests an instance-minute (concurrency 4, 6 s each); `capped` wants 4 instances, has 2.
+    const service = (name: string, maxInstances: number, demand: number) => ({
+      name,
+      region: 'us-central1',
+      gpu: {},
+      maxInstances,
+      demand,
+      pendingSeconds: 60,
+    });
+    emulator = await startEmulator({
+      fleet: {
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 0,
+        startupSeconds: 0,
+        projects: [
+          {
+            id: PROJECT,
+            pools: [{ region: 'us-central1', quota: 8 }],
+            services: [service('capped', 2, 4), service('easy', 4, 1)],
+          },
+        ],
+      },
+      speed: 'manual',
+    });
+    clients = clientsFor(emulator);
+    emulator.advance(10 * 60_000);
+  });
+  afterAll(async () => {
+    await closeClients(clients);
+    await emulator.stop();
+  });
+
+  async function list(filter: string, aggregation: Record<string, unknown>) {
+    const now = emulator.now().getTime();
+    const [series] = await clients.metrics.listTimeSeries({
+      name: `projects/${PROJECT}`,
+      filter,
+      interval: { startTime: seconds(now - 10 * 60_000), endTime: seconds(now) },
+      aggregation: { alignmentPeriod: { seconds: 60 }, ...aggregation },
+      view: 'FULL',
+    });
+    return series as Series[];
+  }
+  const perService = (series: Series[]) =>
+    new Map(series.map((s) => [s.resource?.labels?.['service_name'], s]));
+
+  it('counts the requests that reached an instance as a DELTA INT64 with its response code, and no 429', async () => {
+    const raw = await list(REQUESTS, {});
+    const capped = raw.find((s) => s.resource?.labels?.['service_name'] === 'capped');
+    expect(capped?.metricKind).toBe('DELTA');
+    expect(capped?.valueType).toBe('INT64');
+    expect(capped?.metric?.labels).toEqual({ response_code: '200', response_code_class: '2xx' });
+    // Each point covers its minute.
+    const p = capped?.points?.[0];
+    expect(endOf(p) - Number(p?.interval?.startTime?.seconds) * 1000).toBe(60_000);
+
+    const byCode = await list(REQUESTS, {
+      perSeriesAligner: 'ALIGN_SUM',
+      crossSeriesReducer: 'REDUCE_SUM',
+      groupByFields: ['resource.label.service_name', 'metric.label.response_code_class'],
+    });
+    // The capped service is refused most minutes, yet request_count has no 4xx: Google's
+    // description excludes requests refused at max instances.
+    expect(byCode.map((s) => s.metric?.labels?.['response_code_class'])).toEqual(['2xx', '2xx']);
+    const served = perService(byCode);
+    expect(valueOf(served.get('capped')?.points?.[0])).toBe(80);
+    expect(valueOf(served.get('easy')?.points?.[0])).toBe(40);
+  });
+
+  it("counts Cloud Run's 429s in the logs-based metric when demand is above the cap", async () => {
+    const refused = perService(
+      await list(REFUSED, {
+        perSeriesAligner: 'ALIGN_SUM',
+        crossSeriesReducer: 'REDUCE_SUM',
+        groupByFields: ['resource.label.service_name', 'resource.label.location'],
+      }),
+    );
+    // Only the capped service is refused: 160 arrive, 80 are served, 80 wait a minute too long.
+    expect([...refused.keys()]).toEqual(['capped']);
+    const points = refused.get('capped')?.points ?? [];
+    expect(points.map(valueOf).every((v) => v === 80)).toBe(true);
+    expect(points.length).toBeGreaterThan(3);
+  });
+
+  it('rejects what Monitoring rejects on these counters, and labels they do not have', async () => {
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      [REQUESTS, { perSeriesAligner: 'ALIGN_PERCENTILE_99' }, /kind DELTA and value type INT64/],
+      [REFUSED, { perSeriesAligner: 'ALIGN_NEXT_OLDER' }, /kind DELTA and value type INT64/],
+      [`${REQUESTS} AND metric.labels.state = "active"`, {}, /has no metric label "state"/],
+      [
+        REFUSED,
+        {
+          perSeriesAligner: 'ALIGN_SUM',
+          crossSeriesReducer: 'REDUCE_SUM',
+          groupByFields: ['metric.label.response_code'],
+        },
+        /group_by_fields "metric.label.response_code" is not supported/,
+      ],
+    ];
+    const now = emulator.now().getTime();
+    for (const [filter, aggregation, message] of cases) {
+      const answer = await codeOf(
+        clients.metrics.listTimeSeries({
+          name: `projects/${PROJECT}`,
+          filter,
+          interval: { startTime: seconds(now - 600_000), endTime: seconds(now) },
+          aggregation: { alignmentPeriod: { seconds: 60 }, ...aggregation },
+        }),
+      );
+      expect(answer.code, filter).toBe(status.INVALID_ARGUMENT);
+      expect(answer.message).toMatch(message);
     }
   });
 });
