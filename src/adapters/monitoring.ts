@@ -35,6 +35,9 @@ type Reducer = keyof typeof protos.google.monitoring.v3.Aggregation.Reducer;
 
 export const INSTANCE_COUNT_METRIC = 'run.googleapis.com/container/instance_count';
 export const GPU_UTILIZATION_METRIC = 'run.googleapis.com/container/gpu/utilizations';
+export const REQUEST_COUNT_METRIC = 'run.googleapis.com/request_count';
+/** The logs-based counter metric terraform/ defines on Cloud Run's request log (status 429). */
+export const REFUSED_REQUESTS_METRIC = 'logging.googleapis.com/user/gpu_governor_refused_requests';
 const RESOURCE_TYPE = 'cloud_run_revision';
 const GROUP_BY = ['resource.label.service_name', 'resource.label.location'];
 
@@ -64,6 +67,13 @@ const GROUP_BY = ['resource.label.service_name', 'resource.label.location'];
  * utilization was never read); `ALIGN_PERCENTILE_50` + `REDUCE_MEAN` (valid, but a median of each
  * revision, then an unweighted mean of medians: not the load); `ALIGN_DELTA` (valid, but periods
  * without data are filled "by interpolation", inventing load for minutes without instances).
+ *
+ * Requests: `request_count` and the refusals metric are DELTA INT64 counters; `ALIGN_SUM` per
+ * minute (valid for DELTA numeric series, keeps INT64: the requests of the minute) then
+ * `REDUCE_SUM` across revisions. Served requests are also grouped by `response_code` so that a
+ * 429 in `request_count` is left out of them: Google describes the metric as excluding requests
+ * refused at max instances, and should that not hold, a 429 counted there is still not "served".
+ * (`ALIGN_RATE` would give requests per second; `ALIGN_DELTA` interpolates empty periods.)
  */
 const QUERIES = {
   instanceCounts: {
@@ -78,12 +88,35 @@ const QUERIES = {
     reducer: 'REDUCE_SUM',
     value: 'distributionMean',
   },
+  servedRequests: {
+    metric: REQUEST_COUNT_METRIC,
+    aligner: 'ALIGN_SUM',
+    reducer: 'REDUCE_SUM',
+    value: 'number',
+    groupBy: 'response_code',
+    leaveOut: '429',
+  },
+  refusedRequests: {
+    metric: REFUSED_REQUESTS_METRIC,
+    aligner: 'ALIGN_SUM',
+    reducer: 'REDUCE_SUM',
+    value: 'number',
+  },
 } as const satisfies Record<
   string,
-  { metric: string; aligner: Aligner; reducer: Reducer; value: 'number' | 'distributionMean' }
+  {
+    metric: string;
+    aligner: Aligner;
+    reducer: Reducer;
+    value: 'number' | 'distributionMean';
+    /** A metric label to group by as well; the series are summed per service afterwards. */
+    groupBy?: string;
+    /** A value of that label whose series are left out of the sum. */
+    leaveOut?: string;
+  }
 >;
 
-type Query = (typeof QUERIES)[keyof typeof QUERIES];
+type Query = (typeof QUERIES)[keyof typeof QUERIES] & { groupBy?: string; leaveOut?: string };
 
 /**
  * Points per page. With `view: FULL`, `page_size` bounds POINTS, not series (metric_service.proto:
@@ -154,6 +187,8 @@ export function createMonitoringAdapter(options: MonitoringAdapterOptions = {}):
         throw error;
       }
     },
+    servedRequests: (project, window) => read(project, window, QUERIES.servedRequests),
+    refusedRequests: (project, window) => read(project, window, QUERIES.refusedRequests),
     close: () => client.close(),
   };
 }
@@ -177,7 +212,7 @@ async function listSeries(
       alignmentPeriod: { seconds: 60 },
       perSeriesAligner: query.aligner,
       crossSeriesReducer: query.reducer,
-      groupByFields: GROUP_BY,
+      groupByFields: query.groupBy ? [...GROUP_BY, `metric.label.${query.groupBy}`] : GROUP_BY,
     },
     view: 'FULL',
     pageSize,
@@ -204,8 +239,10 @@ async function listSeries(
       );
     }
     for (const s of series) {
+      const label = query.groupBy ? (s.metric?.labels?.[query.groupBy] ?? '') : '';
+      if (query.groupBy && label === query.leaveOut) continue;
       const parsed = toMetricSeries(s, query, what);
-      const key = JSON.stringify([parsed.service, parsed.region]);
+      const key = JSON.stringify([parsed.service, parsed.region, label]);
       // The same series again is its continuation: a page ends after a number of points.
       const seen = bySeries.get(key);
       if (seen) seen.points.push(...parsed.points);
@@ -217,7 +254,23 @@ async function listSeries(
     }
     tokens.add(pageToken);
   } while (pageToken !== '');
-  return [...bySeries.values()].map((s) => ({ ...s, points: inTimeOrder(s, what) }));
+  // Series of one service told apart by a metric label are summed minute by minute.
+  const byService = new Map<string, MetricSeries>();
+  for (const s of bySeries.values()) {
+    const points = inTimeOrder(s, what);
+    const key = JSON.stringify([s.service, s.region]);
+    const seen = byService.get(key);
+    if (seen) seen.points = sumByTime(seen.points, points);
+    else byService.set(key, { ...s, points });
+  }
+  return [...byService.values()];
+}
+
+/** Two series' points added where their times meet, oldest first. */
+function sumByTime(a: MetricSeries['points'], b: MetricSeries['points']): MetricSeries['points'] {
+  const byTime = new Map<number, number>();
+  for (const p of [...a, ...b]) byTime.set(p.at, (byTime.get(p.at) ?? 0) + p.value);
+  return [...byTime].sort(([x], [y]) => x - y).map(([at, value]) => ({ at, value }));
 }
 
 /**

@@ -385,6 +385,14 @@ function faultyPorts(
       f.maybeFail('ListTimeSeries');
       return degrade(await inner.monitoring.gpuUtilization(p, w), f);
     },
+    servedRequests: async (p, w) => {
+      f.maybeFail('ListTimeSeries');
+      return degrade(await inner.monitoring.servedRequests(p, w), f);
+    },
+    refusedRequests: async (p, w) => {
+      f.maybeFail('ListTimeSeries');
+      return degrade(await inner.monitoring.refusedRequests(p, w), f);
+    },
   };
   const quotas: QuotaPort = {
     gpuQuota: async (q) => {

@@ -5,6 +5,8 @@ import {
   createMonitoringAdapter,
   GPU_UTILIZATION_METRIC,
   INSTANCE_COUNT_METRIC,
+  REFUSED_REQUESTS_METRIC,
+  REQUEST_COUNT_METRIC,
 } from '../../src/adapters/monitoring.js';
 import type { MonitoringAdapter, MonitoringAdapterOptions } from '../../src/adapters/monitoring.js';
 import { startEmulator, RpcError } from '../../src/emulator/index.js';
@@ -342,6 +344,93 @@ describe('createMonitoringAdapter: GPU utilization', () => {
     await expect(adapter().gpuUtilization('not-in-fleet', window)).rejects.toBeInstanceOf(
       PermissionError,
     );
+  });
+});
+
+describe('createMonitoringAdapter: requests served and refused', () => {
+  it('reads each in one aggregated query per project, per service and minute', async () => {
+    // `capped` wants 4 instances of 40 requests a minute and may have 2: 160 arrive, 80 are
+    // served, the rest pends a minute (pendingSeconds 60) and is then refused.
+    const own = await startEmulator({
+      fleet: {
+        start: '2026-11-27T12:00:00Z',
+        startupSeconds: 0,
+        warmupMinutes: 0,
+        projects: [
+          {
+            id: PROJECT,
+            pools: [{ region: US, quota: 8 }],
+            services: [
+              {
+                name: 'capped',
+                region: US,
+                gpu: {},
+                maxInstances: 2,
+                demand: 4,
+                pendingSeconds: 60,
+              },
+              { name: 'easy', region: EU, gpu: {}, maxInstances: 4, demand: 1 },
+            ],
+          },
+        ],
+      },
+      speed: 'manual',
+      metricsLagMs: LAG,
+    });
+    const reader = createMonitoringAdapter({ env: own.env, retry: quick });
+    try {
+      own.advance(12 * MINUTE);
+      const now = own.now().getTime();
+      const window = { startMs: now - 10 * MINUTE, endMs: now };
+      const [served, refused] = await Promise.all([
+        reader.servedRequests(PROJECT, window),
+        reader.refusedRequests(PROJECT, window),
+      ]);
+      const minutes = [10, 9, 8, 7, 6, 5, 4, 3].map((m) => now - m * MINUTE);
+      expect(keys(served)).toEqual([`capped@${US}`, `easy@${EU}`]);
+      expect(find(served, 'capped')?.points).toEqual(minutes.map((at) => ({ at, value: 80 })));
+      expect(values(find(served, 'easy', EU))).toEqual(Array(8).fill(40));
+      expect(keys(refused)).toEqual([`capped@${US}`]);
+      expect(find(refused, 'capped')?.points).toEqual(minutes.map((at) => ({ at, value: 80 })));
+
+      const calls = own
+        .calls()
+        .filter((c) => c.method === 'google.monitoring.v3.MetricService/ListTimeSeries')
+        .map((c) => c.request as Record<string, unknown>);
+      expect(calls).toHaveLength(2);
+      const byMetric = new Map(calls.map((r) => [String(r['filter']), r]));
+      expect(
+        byMetric.get(
+          `metric.type = "${REQUEST_COUNT_METRIC}" AND resource.type = "cloud_run_revision"`,
+        ),
+      ).toMatchObject({
+        name: `projects/${PROJECT}`,
+        aggregation: {
+          alignment_period: { seconds: '60' },
+          per_series_aligner: 'ALIGN_SUM',
+          cross_series_reducer: 'REDUCE_SUM',
+          group_by_fields: [
+            'resource.label.service_name',
+            'resource.label.location',
+            'metric.label.response_code',
+          ],
+        },
+      });
+      expect(
+        byMetric.get(
+          `metric.type = "${REFUSED_REQUESTS_METRIC}" AND resource.type = "cloud_run_revision"`,
+        ),
+      ).toMatchObject({
+        aggregation: {
+          per_series_aligner: 'ALIGN_SUM',
+          cross_series_reducer: 'REDUCE_SUM',
+          group_by_fields: ['resource.label.service_name', 'resource.label.location'],
+        },
+      });
+    } finally {
+      await reader.close();
+      await own.stop();
+    }
   });
 });
 
