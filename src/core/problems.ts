@@ -13,6 +13,13 @@ export type ProblemSubject =
   | 'instance-counts'
   /** The project's GPU utilization: demand is estimated without it. */
   | 'gpu-utilization'
+  /** The project's requests served per minute: the snapshot's usage has no `served` counts. */
+  | 'served-requests'
+  /**
+   * The project's requests refused (429) per minute: no `refused` counts (where the logs-based
+   * metric of terraform/ is not defined, Monitoring may answer NOT_FOUND).
+   */
+  | 'refused-requests'
   /** A pool's quota: unknown, so nothing in the pool is raised. */
   | 'quota';
 
@@ -34,6 +41,10 @@ export function renderProblem(p: ObservationProblem): string {
       return `${p.project}: instance counts unreadable: ${p.error}`;
     case 'gpu-utilization':
       return `${p.project}: GPU utilization unreadable: ${p.error}`;
+    case 'served-requests':
+      return `${p.project}: served requests unreadable: ${p.error}`;
+    case 'refused-requests':
+      return `${p.project}: refused requests unreadable: ${p.error}`;
     case 'quota':
       return `${p.pool ? poolKey(p.pool) : p.project}: quota unreadable: ${p.error}`;
   }

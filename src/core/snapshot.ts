@@ -30,6 +30,37 @@ export const SnapshotPool = z.strictObject({
 });
 export type SnapshotPool = z.infer<typeof SnapshotPool>;
 
+const Counts = z.array(z.number().int().min(0));
+
+export const UsageMinutes = z
+  .strictObject({
+    start: IsoInstant.describe(
+      'The time of the first entry: the end of its minute, as Monitoring stamps an aligned point. Entries follow one a minute.',
+    ),
+    inUse: Counts.describe(
+      'Instances (active + idle) each minute, oldest first; 0 for a minute without a point (Cloud Run writes none at zero). The last entry is the newest minute Monitoring had for the project.',
+    ),
+    served: Counts.optional().describe(
+      'Requests that reached an instance each minute (run.googleapis.com/request_count, any response code but 429), aligned with inUse. Absent: not read.',
+    ),
+    refused: Counts.optional().describe(
+      'Requests Cloud Run answered 429 each minute (the request log\'s 429s: at its max instances, a request pends for a while, then is refused), aligned with inUse. Absent: not read.',
+    ),
+  })
+  .superRefine((m, ctx) => {
+    for (const key of ['served', 'refused'] as const) {
+      const counts = m[key];
+      if (counts !== undefined && counts.length !== m.inUse.length) {
+        ctx.addIssue({
+          code: 'custom',
+          path: [key],
+          message: `has ${counts.length} entries, inUse has ${m.inUse.length}: one a minute each`,
+        });
+      }
+    }
+  });
+export type UsageMinutes = z.infer<typeof UsageMinutes>;
+
 export const Usage = z.strictObject({
   current: z.number().int().min(0).describe('Instances (active + idle) in the latest sample.'),
   peak: z.number().int().min(0).describe('Most instances in use over the lookback window.'),
@@ -47,6 +78,9 @@ export const Usage = z.strictObject({
     .describe(
       'The service ran at the cap in force during the lookback. Absent: derived as peak ≥ maxInstances.',
     ),
+  perMinute: UsageMinutes.optional().describe(
+    'The lookback minute by minute (optional: older snapshots have none), so that a planner can tell "used its cap" from "needed more than its cap".',
+  ),
 });
 export type Usage = z.infer<typeof Usage>;
 

@@ -9,6 +9,7 @@ import type {
   SnapshotService,
   UnmanagedUsage,
   Usage,
+  UsageMinutes,
 } from '../core/snapshot.js';
 import { NotFoundError } from '../errors.js';
 import type {
@@ -63,7 +64,7 @@ export async function observe(
   const perProject = await Promise.all(
     policy.projects.map(async (project) => {
       const regions = policy.regions ?? (await ports.run.listRegions(project));
-      const [lists, counts, utilization] = await Promise.all([
+      const [lists, counts, utilization, served, refused] = await Promise.all([
         Promise.all(
           regions.map((region) =>
             limit(async () => {
@@ -98,11 +99,17 @@ export async function observe(
         ),
         settle(ports.monitoring.instanceCounts(project, window)),
         settle(ports.monitoring.gpuUtilization(project, window)),
+        settle(ports.monitoring.servedRequests(project, window)),
+        settle(ports.monitoring.refusedRequests(project, window)),
       ]);
       const whole = { project, region: null, pool: null };
       if (!counts.ok) problems.push({ ...whole, subject: 'instance-counts', error: counts.error });
       if (!utilization.ok)
         problems.push({ ...whole, subject: 'gpu-utilization', error: utilization.error });
+      // Request counts only add evidence: without them usage stands on the instance counts.
+      if (!served.ok) problems.push({ ...whole, subject: 'served-requests', error: served.error });
+      if (!refused.ok)
+        problems.push({ ...whole, subject: 'refused-requests', error: refused.error });
       return {
         project,
         services: lists.flatMap((l) => l.services),
@@ -110,6 +117,8 @@ export async function observe(
         jobExecutions: lists.flatMap((l) => l.jobExecutions),
         counts,
         utilization,
+        served,
+        refused,
       };
     }),
   );
@@ -140,6 +149,11 @@ export async function observe(
       ? Math.max(-Infinity, ...[...counts.values()].map((s) => s.points.at(-1)?.at ?? -Infinity))
       : -Infinity;
     const projectFresh = counts !== null && (counts.size === 0 || nowMs - newest <= staleAfterMs);
+    const served = p.served.ok ? indexSeries(p.served.value) : null;
+    const refused = p.refused.ok ? indexSeries(p.refused.value) : null;
+    // The minutes of the window, one a minute, up to the newest the project has.
+    const minutes =
+      counts !== null && newest >= window.startMs ? minuteGrid(window.startMs, newest) : null;
     for (const svc of p.services) {
       if (!svc.gpu) continue;
       const id = poolOf(svc.project, svc.region, svc.gpu);
@@ -160,6 +174,13 @@ export async function observe(
         staleAfterMs,
         error: p.counts.ok ? null : p.counts.error,
       });
+      if (usage.usage && minutes) {
+        usage.usage.perMinute = perMinute(minutes, {
+          inUse: counts?.get(key),
+          served: served ? (served.get(key) ?? EMPTY) : null,
+          refused: refused ? (refused.get(key) ?? EMPTY) : null,
+        });
+      }
       services.push({
         ...id,
         name: svc.name,
@@ -242,6 +263,46 @@ export async function observe(
 
 function indexSeries(series: MetricSeries[]): Map<string, MetricSeries> {
   return new Map(series.map((s) => [`${s.region}/${s.service}`, s]));
+}
+
+const EMPTY: MetricSeries = { service: '', region: '', points: [] };
+const MINUTE_MS = 60_000;
+
+/** Minute times from the first at or after `startMs` to `endMs`, stepping back from `endMs`. */
+function minuteGrid(startMs: number, endMs: number): { start: number; length: number } {
+  const length = Math.floor((endMs - startMs) / MINUTE_MS) + 1;
+  return { start: endMs - (length - 1) * MINUTE_MS, length };
+}
+
+/**
+ * A service's lookback minute by minute: each series' points put on the grid (a point between
+ * two grid times goes to the nearest), a minute without a point 0: Cloud Run writes no instance
+ * count at zero and no request count without requests. A request count not read (null) is left
+ * out, so that it is not taken for "none".
+ */
+function perMinute(
+  grid: { start: number; length: number },
+  series: {
+    inUse: MetricSeries | undefined;
+    served: MetricSeries | null;
+    refused: MetricSeries | null;
+  },
+): UsageMinutes {
+  const place = (s: MetricSeries | undefined, round: (v: number) => number): number[] => {
+    const out = Array<number>(grid.length).fill(0);
+    for (const p of s?.points ?? []) {
+      const i = Math.round((p.at - grid.start) / MINUTE_MS);
+      if (i >= 0 && i < grid.length) out[i] = (out[i] ?? 0) + Math.max(0, round(p.value));
+    }
+    return out;
+  };
+  return {
+    start: new Date(grid.start).toISOString(),
+    // In use as the peak counts it: a fraction of an instance is a whole one held.
+    inUse: place(series.inUse, Math.ceil),
+    ...(series.served ? { served: place(series.served, Math.round) } : {}),
+    ...(series.refused ? { refused: place(series.refused, Math.round) } : {}),
+  };
 }
 
 interface UsageContext {

@@ -1,6 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parseSnapshotText } from '../../src/core/snapshot.js';
+import { plan } from '../../src/core/planner.js';
+import { parsePolicyText } from '../../src/core/policy.js';
+import { parseSnapshot, parseSnapshotText } from '../../src/core/snapshot.js';
 import { InputError } from '../../src/errors.js';
 
 describe('snapshot', () => {
@@ -20,5 +22,77 @@ describe('snapshot', () => {
     expect(faults.join('\n')).toMatch(
       /^services\[\d+\]\.labels\.__proto__: "__proto__" cannot be/m,
     );
+  });
+});
+
+/** The per-minute usage evidence is optional: snapshots written before it still plan. */
+
+const example = () => parseSnapshotText(readFileSync('examples/snapshot.json', 'utf8'));
+const policy = () => parsePolicyText(readFileSync('examples/policy.yaml', 'utf8'));
+
+describe('per-minute usage in the snapshot', () => {
+  it('is absent from a snapshot written before it, which still validates and plans', () => {
+    const old = example();
+    expect(old.services.some((s) => s.usage !== null && 'perMinute' in s.usage)).toBe(false);
+    const planned = plan(old, policy(), old.takenAt);
+    expect(planned.services.length).toBe(old.services.length);
+  });
+
+  it('carries instances, served and refused requests a minute, and plans the same way', () => {
+    const old = example();
+    const withMinutes = parseSnapshot({
+      ...old,
+      services: old.services.map((s) =>
+        s.usage === null
+          ? s
+          : {
+              ...s,
+              usage: {
+                ...s.usage,
+                perMinute: {
+                  start: '2026-11-27T14:55:00Z',
+                  inUse: [s.usage.peak, s.usage.peak, s.usage.current],
+                  served: [120, 160, 90],
+                  refused: [0, 40, 0],
+                },
+              },
+            },
+      ),
+    });
+    const first = withMinutes.services.find((s) => s.usage !== null)?.usage;
+    expect(first?.perMinute?.refused).toEqual([0, 40, 0]);
+    const at = old.takenAt;
+    expect(plan(withMinutes, policy(), at).services).toEqual(plan(old, policy(), at).services);
+  });
+
+  it('rejects counts that do not line up with the minutes of inUse, naming the path', () => {
+    const old = example();
+    const broken = {
+      ...old,
+      services: [
+        {
+          ...old.services[0],
+          usage: {
+            current: 1,
+            peak: 1,
+            sampledAt: '2026-11-27T14:57:00Z',
+            perMinute: { start: '2026-11-27T14:55:00Z', inUse: [1, 1, 1], refused: [0, 2] },
+          },
+        },
+      ],
+    };
+    let faults: unknown;
+    try {
+      parseSnapshot(broken);
+    } catch (e) {
+      expect(e).toBeInstanceOf(InputError);
+      faults = (e as InputError).faults;
+    }
+    expect(faults).toEqual([
+      {
+        path: 'services[0].usage.perMinute.refused',
+        message: 'has 2 entries, inUse has 3: one a minute each',
+      },
+    ]);
   });
 });

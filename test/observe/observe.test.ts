@@ -28,7 +28,10 @@ function service(name: string, more: Partial<ObservedService> = {}): ObservedSer
 function ports(opts: {
   services?: ObservedService[];
   series?: MetricSeries[];
+  served?: MetricSeries[];
+  refused?: MetricSeries[];
   countsFail?: boolean;
+  refusedFail?: boolean;
   quota?: (region: string) => number | null;
   failRegion?: string;
 }): { run: CloudRunPort; monitoring: MonitoringPort; quotas: QuotaPort; quotaReads: string[] } {
@@ -52,6 +55,11 @@ function ports(opts: {
           ? Promise.reject(new UnavailableError('monitoring down'))
           : Promise.resolve(opts.series ?? []),
       gpuUtilization: () => Promise.resolve([]),
+      servedRequests: () => Promise.resolve(opts.served ?? []),
+      refusedRequests: () =>
+        opts.refusedFail
+          ? Promise.reject(new PermissionError('monitoring.timeSeries.list denied'))
+          : Promise.resolve(opts.refused ?? []),
     },
     quotas: {
       gpuQuota: (q) => {
@@ -76,11 +84,70 @@ describe('observe', () => {
       }),
       NOW,
     );
-    expect(o.snapshot.services[0]?.usage).toEqual({
+    expect(o.snapshot.services[0]?.usage).toMatchObject({
       current: 2,
       peak: 3,
       sampledAt: new Date(NOW - 3 * MIN).toISOString(),
     });
+  });
+
+  it('keeps the lookback minute by minute: instances in use, requests served and refused', async () => {
+    const o = await observe(
+      policy(),
+      ports({
+        services: [service('a'), service('b')],
+        series: [
+          { service: 'a', region: 'r1', points: points([5, 2], [4, 3], [3, 3]) },
+          { service: 'b', region: 'r1', points: points([3, 1]) },
+        ],
+        served: [{ service: 'a', region: 'r1', points: points([5, 80], [4, 120], [3, 90]) }],
+        refused: [{ service: 'a', region: 'r1', points: points([3, 40]) }],
+      }),
+      NOW,
+    );
+    // The default lookback is 30 minutes; the newest point of the project is 3 minutes old.
+    const zeros = (n: number) => Array<number>(n).fill(0);
+    const a = o.snapshot.services.find((s) => s.name === 'a')?.usage?.perMinute;
+    expect(a).toEqual({
+      start: new Date(NOW - 30 * MIN).toISOString(),
+      inUse: [...zeros(25), 2, 3, 3],
+      served: [...zeros(25), 80, 120, 90],
+      refused: [...zeros(27), 40],
+    });
+    // Read, and none: zeros, not absent.
+    const b = o.snapshot.services.find((s) => s.name === 'b')?.usage?.perMinute;
+    expect(b?.refused).toEqual(zeros(28));
+    expect(b?.inUse.at(-1)).toBe(1);
+    expect(o.problems).toEqual([]);
+  });
+
+  it('leaves refusals out, and says so, when they cannot be read', async () => {
+    const o = await observe(
+      policy(),
+      ports({
+        services: [service('a')],
+        series: [{ service: 'a', region: 'r1', points: points([3, 2]) }],
+        served: [{ service: 'a', region: 'r1', points: points([3, 50]) }],
+        refusedFail: true,
+      }),
+      NOW,
+    );
+    const usage = o.snapshot.services[0]?.usage;
+    expect(usage).toMatchObject({ current: 2, peak: 2 });
+    expect(usage?.perMinute?.served?.at(-1)).toBe(50);
+    expect(usage?.perMinute).not.toHaveProperty('refused');
+    expect(o.problems).toEqual([
+      {
+        project: 'p',
+        region: null,
+        pool: null,
+        subject: 'refused-requests',
+        error: 'monitoring.timeSeries.list denied',
+      },
+    ]);
+    expect(o.problems.map(renderProblem)).toEqual([
+      'p: refused requests unreadable: monitoring.timeSeries.list denied',
+    ]);
   });
 
   it('tells a service that scaled to zero (its series stopped, others go on) from metrics that are behind', async () => {
