@@ -4,6 +4,7 @@ import {
   effectiveMax,
   jobExecutions,
   type FleetModel,
+  type MinuteSample,
   type ServiceState,
 } from '../emulator/model.js';
 import { observedContainerFacts } from '../emulator/resources.js';
@@ -23,7 +24,8 @@ import type {
  * The governor's ports in memory, over the emulator's fleet model: what the Google adapters would
  * read from the emulator, without gRPC. Cloud Run reads and writes the model's services (etag
  * check, Cloud Run's per-service quota check); Monitoring serves the model's per-minute history
- * `lagMs` late, one series per service summed over revisions, nothing while a service is at zero;
+ * `lagMs` late, one series per service summed over revisions, nothing while a service is at zero
+ * (request counts: only minutes with such requests);
  * Cloud Quotas serves the model's quota.
  */
 
@@ -186,19 +188,24 @@ export function createSimPorts(model: FleetModel, options: SimPortsOptions): Obs
   const series = (
     project: string,
     window: TimeWindow,
-    value: (row: { active: number; idle: number; utilization: number }) => number,
-    gpuOnly: boolean,
+    value: (row: MinuteSample) => number,
+    only: 'all' | 'gpu' | 'requests',
   ): MetricSeries[] => {
     const visibleUntil = model.now - options.lagMs;
     const out: MetricSeries[] = [];
     for (const s of inProject(project)) {
-      if (gpuOnly && !s.spec.gpu) continue;
+      if (only === 'gpu' && !s.spec.gpu) continue;
       const points: MetricSeries['points'] = [];
       const rows = model.history(s);
       const last = Math.min(visibleUntil, window.endMs);
       for (let i = firstAtOrAfter(rows, window.startMs); i < rows.length; i++) {
         const row = rows[i];
         if (!row || row.at > last) break;
+        if (only === 'requests') {
+          // A request count has a point only in a minute with such requests.
+          if (value(row) > 0) points.push({ at: row.at, value: value(row) });
+          continue;
+        }
         if (row.active + row.idle === 0) continue; // at zero Cloud Run writes no point
         points.push({ at: row.at, value: value(row) });
       }
@@ -209,10 +216,17 @@ export function createSimPorts(model: FleetModel, options: SimPortsOptions): Obs
 
   const monitoring: MonitoringPort = {
     async instanceCounts(project, window) {
-      return series(project, window, (r) => r.active + r.idle, false);
+      return series(project, window, (r) => r.active + r.idle, 'all');
     },
     async gpuUtilization(project, window) {
-      return series(project, window, (r) => r.utilization, true);
+      return series(project, window, (r) => r.utilization, 'gpu');
+    },
+    // As the emulator serves them: requests that reached an instance, and Cloud Run's 429s.
+    async servedRequests(project, window) {
+      return series(project, window, (r) => r.requests.served, 'requests');
+    },
+    async refusedRequests(project, window) {
+      return series(project, window, (r) => r.requests.refused, 'requests');
     },
   };
 
