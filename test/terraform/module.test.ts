@@ -620,3 +620,22 @@ describe('retries of a failed run', () => {
     expect(readFileSync('terraform/README.md', 'utf8')).toContain('RETRY_POLICY_DO_NOT_RETRY');
   });
 });
+
+describe('signals.tf', () => {
+  it("defines, in every governed project, the counter of Cloud Run's 429s the adapter reads", () => {
+    const metric = resource(module, 'google_logging_metric', 'refused_requests');
+    expect(metric['for_each']).toBe('${local.governed_projects}');
+    expect(metric['project']).toBe('${each.key}');
+    // The adapter reads logging.googleapis.com/user/<name>.
+    const adapter = readFileSync('src/adapters/monitoring.ts', 'utf8');
+    expect(adapter).toContain(`'logging.googleapis.com/user/${String(metric['name'])}'`);
+    const filter = String(metric['filter']);
+    expect(filter).toContain('resource.type="cloud_run_revision"');
+    expect(filter).toContain('log_id("run.googleapis.com/requests")');
+    expect(filter).toContain('httpRequest.status=429');
+    expect(block(metric, 'metric_descriptor')).toMatchObject({
+      metric_kind: 'DELTA',
+      value_type: 'INT64',
+    });
+  });
+});
