@@ -44,7 +44,7 @@ export const UsageMinutes = z
       'Requests that reached an instance each minute (run.googleapis.com/request_count, any response code but 429), aligned with inUse. Absent: not read.',
     ),
     refused: Counts.optional().describe(
-      'Requests Cloud Run answered 429 each minute (the request log\'s 429s: at its max instances, a request pends for a while, then is refused), aligned with inUse. Absent: not read.',
+      "Requests Cloud Run answered 429 each minute (the request log's 429s: at its max instances, a request pends for a while, then is refused), aligned with inUse. Absent: not read.",
     ),
   })
   .superRefine((m, ctx) => {

@@ -202,7 +202,7 @@ export const FleetService = z
       .max(3600)
       .default(6)
       .describe(
-        'Mean time a request holds one of an instance\'s concurrency slots (default 6 s): an instance serves concurrency × 60 ÷ requestSeconds requests a minute.',
+        "Mean time a request holds one of an instance's concurrency slots (default 6 s): an instance serves concurrency × 60 ÷ requestSeconds requests a minute.",
       ),
     pendingSeconds: z
       .number()
