@@ -126,6 +126,13 @@ describe('observation end to end', () => {
       lastChangedAt: null,
     });
     expect(byName.get('chat')?.usage).toMatchObject({ current: 3, peak: 3, utilization: 1 });
+    // Minute by minute: at its cap of 3 with a demand of 3, 40 requests an instance-minute, and
+    // none refused (read, so zeros rather than absent).
+    const chat = byName.get('chat')?.usage?.perMinute;
+    expect(chat?.inUse.at(-1)).toBe(3);
+    expect(chat?.served?.at(-1)).toBe(120);
+    expect(chat?.refused?.length).toBe(chat?.inUse.length);
+    expect(chat?.refused?.every((n) => n === 0)).toBe(true);
     expect(byName.get('embed')).toMatchObject({ maxInstances: 2 }); // the lower of service 4 and revision 2
     expect(byName.get('embed')?.usage).toMatchObject({ current: 1, peak: 1 });
     expect(byName.get('idle')?.usage).toMatchObject({ current: 0, peak: 0 }); // no series at all: idle
@@ -162,9 +169,10 @@ describe('observation end to end', () => {
     expect(count('ListServices')).toBe(1); // one region, one page of up to 100 (paging: adapter tests)
     expect(count('ListWorkerPools')).toBe(1);
     expect(count('ListExecutions')).toBe(1); // every job of the region at once
-    expect(count('ListTimeSeries')).toBe(2); // instance counts and GPU utilization
+    // Instance counts, GPU utilization, requests served and requests refused.
+    expect(count('ListTimeSeries')).toBe(4);
     expect(count('GetQuotaInfo')).toBe(2); // the zonal and the non-zonal quota ids
-    expect(methods.length).toBe(7); // and nothing else: no per-service call, no write
+    expect(methods.length).toBe(9); // and nothing else: no per-service call, no write
     expect(emulator.writes()).toEqual([]);
   });
 
