@@ -23,7 +23,6 @@ export default tseslint.config(
     files: ['src/**/*.ts'],
     ignores: [
       'src/adapters/**',
-      'src/state/firestore-store.ts',
       'src/function/index.ts',
       'src/emulator/**',
       'src/core/**',

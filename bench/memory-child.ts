@@ -2,8 +2,8 @@ import { parsePolicy } from '../src/core/policy.js';
 import { FleetModel } from '../src/emulator/model.js';
 import { validateFleet } from '../src/emulator/fleet.js';
 import { reconcile } from '../src/reconcile/reconcile.js';
-import { createMemoryStateStore } from '../src/simulate/memory-store.js';
-import { createSimPorts } from '../src/simulate/ports.js';
+import { createMemoryStateStore } from '../src/adapters/memory/state-store.js';
+import { createSimPorts } from '../src/emulator/ports.js';
 
 /**
  * Run in a child process by bench/memory.ts: one governor run (observe, plan, write) over 10,000

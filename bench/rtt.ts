@@ -3,7 +3,7 @@ import { createGooglePorts } from '../src/adapters/index.js';
 import { parsePolicy } from '../src/core/policy.js';
 import { startEmulator } from '../src/emulator/index.js';
 import { reconcile } from '../src/reconcile/reconcile.js';
-import { createMemoryStateStore } from '../src/simulate/memory-store.js';
+import { createMemoryStateStore } from '../src/adapters/memory/state-store.js';
 
 /**
  * One governor run against the emulator with every RPC delayed by an injected round-trip time:

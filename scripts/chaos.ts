@@ -1,7 +1,7 @@
-import { runChaos, renderChaosReport } from '../src/emulator/chaos.js';
+import { runChaos, renderChaosReport } from '../src/chaos/chaos.js';
 
 /**
- * `npm run chaos`: randomized governor runs under injected faults (src/emulator/chaos.ts), many
+ * `npm run chaos`: randomized governor runs under injected faults (src/chaos/chaos.ts), many
  * more than the test suite makes. Prints the seed and a table of runs, faults by kind, invariant
  * violations, alerts lost and writes skipped by reason; exits 1 on any violation, lost alert or
  * crash. CHAOS_SEED and CHAOS_RUNS override the seed (default: random) and the run count

@@ -1,15 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { createGooglePorts, type GooglePorts } from './adapters/index.js';
 import { createPubSubAlertSink, type PubSubAlertSink } from './adapters/pubsub.js';
-import { clockFromEnv } from './clock.js';
+import { clockFromEnv } from './adapters/clock.js';
 import { durationMs } from './core/duration.js';
 import type { Policy } from './core/policy.js';
 import { InputError } from './errors.js';
 import type { Logger } from './log.js';
 import type { ReconcileDeps } from './reconcile/reconcile.js';
-import { createFileStateStore } from './state/file-store.js';
-import { createFirestoreStateStore } from './state/firestore-store.js';
-import type { StateStore } from './state/store.js';
+import { createFileStateStore } from './adapters/file-store.js';
+import { createFirestoreStateStore } from './adapters/firestore-store.js';
+import type { StateStore } from './ports/index.js';
 
 /**
  * Builds a run's outside systems from the environment, for the CLI and the function alike:

@@ -6,8 +6,8 @@
  * - unset: Google's endpoints (`run.googleapis.com`, ...) with Application Default Credentials,
  *   which is what the clients do when given no options.
  */
-import { emulatorClientOptions } from '../emulator/client-options.js';
-import type { EmulatorClientOptions } from '../emulator/client-options.js';
+import { emulatorClientOptions } from './emulator-options.js';
+import type { EmulatorClientOptions } from './emulator-options.js';
 import { InputError } from '../errors.js';
 
 /** Points the Cloud Run, Monitoring and Cloud Quotas adapters at the emulator. */

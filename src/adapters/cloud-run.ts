@@ -21,13 +21,11 @@ import { ConflictError, InputError } from '../errors.js';
 import type { Fault } from '../errors.js';
 import type {
   CloudRunPort,
-  GpuSpec,
   MaxInstancesUpdate,
-  ObservedContainer,
   ObservedJobExecution,
-  ObservedService,
   ObservedWorkerPool,
-} from '../ports.js';
+} from '../ports/index.js';
+import type { GpuSpec, ObservedContainer, ObservedService } from '../core/service.js';
 import { clientConfig } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
 import { checkRetryPolicy, defaultRetryPolicy, definedOnly, gaxBackoff } from './retry.js';

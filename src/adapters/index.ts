@@ -1,4 +1,4 @@
-import type { ObservePorts } from '../observe/observe.js';
+import type { ObservePorts } from '../ports/index.js';
 import { createCloudRunAdapter } from './cloud-run.js';
 import { createMonitoringAdapter } from './monitoring.js';
 import { createQuotaAdapter } from './quotas.js';

@@ -15,7 +15,7 @@ import type { protos } from '@google-cloud/monitoring';
 
 import { InputError, NotFoundError, UpstreamError } from '../errors.js';
 import type { Fault } from '../errors.js';
-import type { MetricSeries, MonitoringPort, TimeWindow } from '../ports.js';
+import type { MetricSeries, MonitoringPort, TimeWindow } from '../ports/index.js';
 import { clientConfig } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
 import {

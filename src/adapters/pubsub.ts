@@ -1,5 +1,5 @@
 /**
- * The alert sink, and its one Google implementation: a Pub/Sub topic.
+ * The alert sink's Google implementation: a Pub/Sub topic (the port is src/ports/alerts.ts).
  *
  * Each alert is one message (JSON `data`, string `attributes`, one ordering key per pool). A call
  * to `publish` settles only once the server has acknowledged every message, or once it is sure
@@ -23,32 +23,7 @@ import {
   isTransient,
 } from './retry.js';
 import type { RetryPolicy } from './retry.js';
-
-/** One message to publish. */
-export interface OutgoingMessage {
-  /** Any JSON-serialisable value; published as its UTF-8 JSON text. */
-  data: unknown;
-  /** Filterable by subscriptions (`type`, `severity`, `status`, `project`, `region`, ...). */
-  attributes: Record<string, string>;
-  /** Messages with the same key reach subscribers in the order given. Must not be empty. */
-  orderingKey: string;
-}
-
-/** What the server acknowledged for one message. */
-export interface PublishResult {
-  messageId: string;
-  orderingKey: string;
-}
-
-/** Where alerts go. */
-export interface AlertSink {
-  /**
-   * Publishes the messages, keeping their order within each ordering key. Resolves with one
-   * result per message, in the order given, once the server has acknowledged all of them; rejects
-   * with a {@link PublishError} if any was still not acknowledged after the retries.
-   */
-  publish(messages: readonly OutgoingMessage[]): Promise<PublishResult[]>;
-}
+import type { AlertSink, OutgoingMessage, PublishResult } from '../ports/index.js';
 
 /** An {@link AlertSink} holding a Pub/Sub client, to be closed once no longer needed. */
 export interface PubSubAlertSink extends AlertSink {

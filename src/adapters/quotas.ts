@@ -18,7 +18,7 @@ import type { protos } from '@google-cloud/cloudquotas';
 
 import { InputError, UpstreamError } from '../errors.js';
 import type { Fault } from '../errors.js';
-import type { QuotaPort, QuotaQuery } from '../ports.js';
+import type { QuotaPort, QuotaQuery } from '../ports/index.js';
 import { clientConfig } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
 import { checkRetryPolicy, defaultRetryPolicy, definedOnly, gaxReadOptions } from './retry.js';

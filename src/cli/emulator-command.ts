@@ -4,10 +4,10 @@ import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Alert } from '../core/alert.js';
-import type { AlertSink } from '../adapters/pubsub.js';
+import type { AlertSink } from '../ports/index.js';
 import { textLogger } from '../log.js';
 import { reconcile } from '../reconcile/reconcile.js';
-import { createFileStateStore } from '../state/file-store.js';
+import { createFileStateStore } from '../adapters/file-store.js';
 import { summary } from './apply-command.js';
 import { createGooglePorts } from '../adapters/index.js';
 import {

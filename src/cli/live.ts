@@ -2,7 +2,7 @@ import { fileURLToPath } from 'node:url';
 import { assertCredentials } from '../adapters/credentials.js';
 import { createGooglePorts } from '../adapters/index.js';
 import { GovernorError, UpstreamError } from '../errors.js';
-import { clockFromEnv } from '../clock.js';
+import { clockFromEnv } from '../adapters/clock.js';
 import type { Policy } from '../core/policy.js';
 import { observe, type Observation } from '../observe/observe.js';
 

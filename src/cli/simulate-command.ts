@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createGooglePorts } from '../adapters/index.js';
-import { clockFromEnv } from '../clock.js';
+import { clockFromEnv } from '../adapters/clock.js';
 import { durationMs } from '../core/duration.js';
 import { UsageError } from '../errors.js';
 import { buildReplayInput } from '../simulate/replay.js';

@@ -1,7 +1,7 @@
 import type { AuditRuleId, AuditSeverity } from './audit-rules.js';
 import { DEFAULT_MAX_INSTANCES, maxInForce, type MaxInForce, type PoolId } from './pool.js';
 import type { Snapshot } from './snapshot.js';
-import type { ObservedContainer, ObservedService } from '../ports.js';
+import type { ObservedContainer, ObservedService } from './service.js';
 
 /**
  * The fleet audit's checks: one pure function per rule (audit-rules.ts), given one GPU service

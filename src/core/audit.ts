@@ -20,7 +20,7 @@ import { compareText, poolKey, quotaFromPolicy, type PoolId } from './pool.js';
 import { parseMemory } from './quantity.js';
 import { compileRules } from './rules.js';
 import type { Snapshot } from './snapshot.js';
-import type { ObservedService } from '../ports.js';
+import type { ObservedService } from './service.js';
 
 export {
   AUDIT_RULE_IDS,

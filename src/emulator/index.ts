@@ -127,7 +127,6 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   });
 }
 
-export { emulatorClientOptions } from './client-options.js';
 export {
   FleetError,
   loadFleet,

@@ -1,5 +1,5 @@
 import { parseCpu, parseMemory } from '../core/quantity.js';
-import type { ObservedContainer } from '../ports.js';
+import type { ObservedContainer } from '../core/service.js';
 import {
   jobExecutions,
   revisionName,

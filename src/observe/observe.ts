@@ -12,16 +12,13 @@ import type {
   UsageMinutes,
 } from '../core/snapshot.js';
 import { NotFoundError } from '../errors.js';
+import type { GpuSpec, ObservedService } from '../core/service.js';
 import type {
-  CloudRunPort,
-  GpuSpec,
   MetricSeries,
-  MonitoringPort,
   ObservedJobExecution,
-  ObservedService,
   ObservedWorkerPool,
-  QuotaPort,
-} from '../ports.js';
+  ObservePorts,
+} from '../ports/index.js';
 import { lastChangedAt } from './annotations.js';
 
 /**
@@ -29,12 +26,6 @@ import { lastChangedAt } from './annotations.js';
  * metrics are read in parallel; Monitoring is read once per metric per project, not per service.
  * What could not be read becomes `null` with a note (fail static), never a guess.
  */
-
-export interface ObservePorts {
-  run: CloudRunPort;
-  monitoring: MonitoringPort;
-  quotas: QuotaPort;
-}
 
 export interface Observation {
   snapshot: Snapshot;

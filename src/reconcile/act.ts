@@ -10,7 +10,8 @@ import {
 import { ConflictError, GovernorError, PermissionError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ANNOTATIONS } from '../observe/annotations.js';
-import type { CloudRunPort, ObservedService, QuotaPort } from '../ports.js';
+import type { CloudRunPort, QuotaPort } from '../ports/index.js';
+import type { ObservedService } from '../core/service.js';
 import type { Pacer } from './pacing.js';
 
 /**

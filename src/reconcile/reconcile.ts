@@ -1,4 +1,4 @@
-import type { AlertSink } from '../adapters/pubsub.js';
+import type { AlertSink, ObservePorts, StateStore } from '../ports/index.js';
 import { alertAttributes, type Alert } from '../core/alert.js';
 import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
 import { durationMs } from '../core/duration.js';
@@ -19,8 +19,7 @@ import {
 import { GovernorError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { originalMaxes } from '../observe/annotations.js';
-import { observe, type ObservePorts } from '../observe/observe.js';
-import type { StateStore } from '../state/store.js';
+import { observe } from '../observe/observe.js';
 import { actOnPlan, beforeDeadline, type WriteResult } from './act.js';
 import { createPacer } from './pacing.js';
 import { markDelivered, pendingEvents, recordRuns } from './run-record.js';

@@ -4,7 +4,7 @@ import type { Plan } from '../core/plan.js';
 import { quotasSeen } from '../core/run-alerts.js';
 import type { WriteResult } from '../core/write-result.js';
 import type { Logger } from '../log.js';
-import type { RunRecord, StateStore } from '../state/store.js';
+import type { RunRecord, StateStore } from '../ports/index.js';
 
 /**
  * A run's record in each project it held, and the events a run could not publish: kept in its

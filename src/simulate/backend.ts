@@ -5,9 +5,9 @@ import { createGooglePorts } from '../adapters/index.js';
 import type { Fleet } from '../emulator/fleet.js';
 import { startEmulator } from '../emulator/index.js';
 import { FleetModel, MINUTE_MS } from '../emulator/model.js';
-import type { ObservePorts } from '../observe/observe.js';
+import type { ObservePorts } from '../ports/index.js';
 import type { SimContext } from './context.js';
-import { createSimPorts } from './ports.js';
+import { createSimPorts } from '../emulator/ports.js';
 
 /**
  * Where one strategy's fleet runs: a fleet model in memory, or the same fleet behind the gRPC

@@ -2,7 +2,7 @@ import { durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
 import { validateFleet, type FleetInput } from '../emulator/fleet.js';
 import { effectiveMax, poolKey, quotaFromPolicy, type PoolId } from '../core/pool.js';
-import type { ObservePorts } from '../observe/observe.js';
+import type { ObservePorts } from '../ports/index.js';
 import { MINUTE_MS } from '../emulator/model.js';
 import type { SimulationInput } from './scenario.js';
 

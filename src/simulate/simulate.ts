@@ -2,7 +2,7 @@ import { durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
 import { FleetModel, MINUTE_MS, type ServiceState } from '../emulator/model.js';
 import type { Logger } from '../log.js';
-import type { ObservePorts } from '../observe/observe.js';
+import type { ObservePorts } from '../ports/index.js';
 import { reconcile, RunFailedError } from '../reconcile/reconcile.js';
 import { Accounting, type MinuteRow } from './accounting.js';
 import { openBackend } from './backend.js';
@@ -15,8 +15,8 @@ import {
   type SimContext,
 } from './context.js';
 import { diagnoseMinute, newDiagnosis, notePlan, type Diagnosis } from './diagnosis.js';
-import { createMemoryStateStore } from './memory-store.js';
-import { watchWrites } from './ports.js';
+import { createMemoryStateStore } from '../adapters/memory/state-store.js';
+import { watchWrites } from '../emulator/ports.js';
 import {
   STRATEGIES,
   type Headline,

@@ -1,7 +1,7 @@
 import { writeBreaches, type WriteBreach } from '../core/invariants.js';
 import { reserveOf } from '../core/pool.js';
 import type { FleetModel } from '../emulator/model.js';
-import type { MaxInstancesUpdate } from '../ports.js';
+import type { MaxInstancesUpdate } from '../ports/index.js';
 import type { Accounting } from './accounting.js';
 import { capOf, svcId, type Member, type PoolInfo, type SimContext } from './context.js';
 

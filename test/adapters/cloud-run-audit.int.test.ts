@@ -10,7 +10,7 @@ import { auditServices } from '../../src/core/audit.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { observedContainerFacts } from '../../src/emulator/resources.js';
-import type { ObservedService } from '../../src/ports.js';
+import type { ObservedService } from '../../src/core/service.js';
 
 const PROJECT = 'audit-project';
 const REGION = 'us-central1';

@@ -22,7 +22,7 @@ import {
 } from '../../src/errors.js';
 import { RpcError, startEmulator } from '../../src/emulator/index.js';
 import type { RunningEmulator } from '../../src/emulator/index.js';
-import type { MaxInstancesUpdate } from '../../src/ports.js';
+import type { MaxInstancesUpdate } from '../../src/ports/index.js';
 
 const PROJECT = 'adapter-project';
 const REGION = 'us-central1';

@@ -18,7 +18,7 @@ import {
   UnavailableError,
   UpstreamError,
 } from '../../src/errors.js';
-import type { MetricSeries } from '../../src/ports.js';
+import type { MetricSeries } from '../../src/ports/index.js';
 import { clientsFor, closeClients, PROJECT } from '../emulator/helpers.js';
 
 const MINUTE = 60_000;

@@ -12,7 +12,8 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { createPubSubAlertSink, PublishError } from '../../src/adapters/pubsub.js';
-import type { OutgoingMessage, PubSubAlertSink } from '../../src/adapters/pubsub.js';
+import type { OutgoingMessage } from '../../src/ports/index.js';
+import type { PubSubAlertSink } from '../../src/adapters/pubsub.js';
 import { InputError } from '../../src/errors.js';
 import { startPubSubEmulator } from '../support/pubsub-emulator.js';
 import type { RunningEmulator } from '../support/java-emulator.js';

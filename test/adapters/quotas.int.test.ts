@@ -13,7 +13,7 @@ import {
   UnavailableError,
   UpstreamError,
 } from '../../src/errors.js';
-import type { QuotaQuery } from '../../src/ports.js';
+import type { QuotaQuery } from '../../src/ports/index.js';
 import { PROJECT } from '../emulator/helpers.js';
 
 const US = 'us-central1';

@@ -6,20 +6,20 @@ import { parsePolicy } from '../../src/core/policy.js';
 import {
   chaosScenario,
   invariantsOf,
-  RecordingSink,
   runChaos,
   renderChaosReport,
   CHAOS_PROJECT,
-} from '../../src/emulator/chaos.js';
+} from '../../src/chaos/chaos.js';
 import { FleetModel, startEmulator } from '../../src/emulator/index.js';
 import { InvariantMonitor } from '../../src/emulator/invariants.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
 import { UnavailableError } from '../../src/errors.js';
 import { memoryLogger } from '../../src/log.js';
 import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
-import { createMemoryStateStore } from '../../src/simulate/memory-store.js';
-import { createSimPorts, watchWrites } from '../../src/simulate/ports.js';
-import type { StateStore } from '../../src/state/store.js';
+import { RecordingSink } from '../../src/adapters/memory/alert-sink.js';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
+import { createSimPorts, watchWrites } from '../../src/emulator/ports.js';
+import type { StateStore } from '../../src/ports/index.js';
 
 /**
  * SPEC rules 1, 3, 4 and 9 under faults. A thousand randomized governor runs in process (the

@@ -10,7 +10,7 @@ import { Alert } from '../../src/core/alert.js';
 import { decideNotifications } from '../../src/core/notify.js';
 import { parsePolicy, type PolicyInput } from '../../src/core/policy.js';
 import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
-import type { ObservedService } from '../../src/ports.js';
+import type { ObservedService } from '../../src/core/service.js';
 import { observedContainer, observedService } from '../support/fixtures.js';
 
 /** The fleet audit's rules, one by one: a service that passes, one that fails, edge values. */

@@ -1,7 +1,7 @@
 import { v2 as run } from '@google-cloud/run';
 import { MetricServiceClient } from '@google-cloud/monitoring';
 import { CloudQuotasClient } from '@google-cloud/cloudquotas';
-import { emulatorClientOptions } from '../../src/emulator/client-options.js';
+import { emulatorClientOptions } from '../../src/adapters/emulator-options.js';
 import type { RunningEmulator } from '../../src/emulator/index.js';
 import { TEST_FLEET_PROJECT, TEST_FLEET_REGION } from '../support/fixtures.js';
 

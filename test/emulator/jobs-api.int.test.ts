@@ -1,7 +1,7 @@
 import { v2 as run } from '@google-cloud/run';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { emulatorClientOptions } from '../../src/emulator/client-options.js';
+import { emulatorClientOptions } from '../../src/adapters/emulator-options.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { codeOf } from './helpers.js';
 

@@ -7,7 +7,7 @@ import { PubSub, v1 } from '@google-cloud/pubsub';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createPubSubAlertSink, PublishError } from '../../src/adapters/pubsub.js';
-import { emulatorClientOptions } from '../../src/emulator/client-options.js';
+import { emulatorClientOptions } from '../../src/adapters/emulator-options.js';
 import {
   startEmulator,
   type PublishedMessage,

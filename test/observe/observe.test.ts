@@ -8,9 +8,9 @@ import type {
   CloudRunPort,
   MetricSeries,
   MonitoringPort,
-  ObservedService,
   QuotaPort,
-} from '../../src/ports.js';
+} from '../../src/ports/index.js';
+import type { ObservedService } from '../../src/core/service.js';
 
 /**
  * How observation turns what the APIs answer into a snapshot: in-memory ports here (the Google

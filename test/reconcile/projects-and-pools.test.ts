@@ -1,17 +1,17 @@
 import { describe, expect, it } from 'vitest';
 import type { Alert } from '../../src/core/alert.js';
 import { parsePolicy, type PolicyInput } from '../../src/core/policy.js';
-import { RecordingSink } from '../../src/emulator/chaos.js';
+import { RecordingSink } from '../../src/chaos/chaos.js';
 import { validateFleet, type FleetInput } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { UnavailableError } from '../../src/errors.js';
 import { memoryLogger } from '../../src/log.js';
 import { observe } from '../../src/observe/observe.js';
-import type { ObservePorts } from '../../src/observe/observe.js';
+import type { ObservePorts } from '../../src/ports/index.js';
 import { plan } from '../../src/core/planner.js';
 import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
-import { createMemoryStateStore } from '../../src/simulate/memory-store.js';
-import { createSimPorts } from '../../src/simulate/ports.js';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
+import { createSimPorts } from '../../src/emulator/ports.js';
 
 /**
  * Runs over more than one project, through the in-memory ports over the emulator's fleet model:

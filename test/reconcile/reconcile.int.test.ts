@@ -17,8 +17,8 @@ import {
   type ReconcileDeps,
   type RunReport,
 } from '../../src/reconcile/reconcile.js';
-import { createFileStateStore } from '../../src/state/file-store.js';
-import type { StateStore } from '../../src/state/store.js';
+import { createFileStateStore } from '../../src/adapters/file-store.js';
+import type { StateStore } from '../../src/ports/index.js';
 import { startPubSubEmulator } from '../support/pubsub-emulator.js';
 import type { RunningEmulator as JavaEmulator } from '../support/java-emulator.js';
 import { waitUntil } from '../support/wait.js';

@@ -10,7 +10,7 @@ import { InputError, UsageError } from '../../src/errors.js';
 import { buildReplayInput } from '../../src/simulate/replay.js';
 import { simulate } from '../../src/simulate/simulate.js';
 import { stateStoreContract, CONTRACT_KEEP_RUNS } from '../state/contract.js';
-import { createMemoryStateStore } from '../../src/simulate/memory-store.js';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { constantFleet, governSimulation } from '../support/fixtures.js';
 
 function bufferIo(env: NodeJS.ProcessEnv = {}) {

@@ -4,7 +4,7 @@ import { validateFleet } from '../../src/emulator/fleet.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { FleetModel, MINUTE_MS } from '../../src/emulator/model.js';
 import { observe } from '../../src/observe/observe.js';
-import { createSimPorts } from '../../src/simulate/ports.js';
+import { createSimPorts } from '../../src/emulator/ports.js';
 import { governAll } from '../support/fixtures.js';
 
 /**

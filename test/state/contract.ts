@@ -1,7 +1,7 @@
 /**
- * The StateStore contract, written once and run against every store (the file store and the
- * Firestore store against the real emulator). Each test works on a project of its own, so the
- * tests share one store without seeing each other's data.
+ * The StateStore contract, written once and run against every store (the file store, the memory
+ * store and the Firestore store against the real emulator). Each test works on a project of its
+ * own, so the tests share one store without seeing each other's data.
  */
 import { randomUUID } from 'node:crypto';
 
@@ -11,7 +11,7 @@ import { makeAlert } from '../../src/core/conditions.js';
 import { decideNotifications } from '../../src/core/notify.js';
 import type { ConditionState } from '../../src/core/notify.js';
 import { ConflictError } from '../../src/errors.js';
-import type { RunRecord, StateStore } from '../../src/state/store.js';
+import type { RunRecord, StateStore } from '../../src/ports/index.js';
 
 /** The stores under test keep this many run records. */
 export const CONTRACT_KEEP_RUNS = 3;

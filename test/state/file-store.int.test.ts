@@ -11,9 +11,8 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { UnavailableError } from '../../src/errors.js';
-import { createFileStateStore, DEFAULT_STATE_DIR } from '../../src/state/file-store.js';
-import { StateCorruptError } from '../../src/state/store.js';
-import type { StateStore } from '../../src/state/store.js';
+import { createFileStateStore, DEFAULT_STATE_DIR } from '../../src/adapters/file-store.js';
+import { StateCorruptError, type StateStore } from '../../src/ports/index.js';
 import { CONTRACT_KEEP_RUNS, freshProject, stateStoreContract } from './contract.js';
 import { transpileForNode } from './transpile.js';
 

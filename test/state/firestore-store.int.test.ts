@@ -7,9 +7,8 @@ import { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { UnavailableError } from '../../src/errors.js';
-import { createFirestoreStateStore } from '../../src/state/firestore-store.js';
-import { StateCorruptError } from '../../src/state/store.js';
-import type { StateStore } from '../../src/state/store.js';
+import { createFirestoreStateStore } from '../../src/adapters/firestore-store.js';
+import { StateCorruptError, type StateStore } from '../../src/ports/index.js';
 import { startFirestoreEmulator } from '../support/firestore-emulator.js';
 import type { RunningEmulator } from '../support/java-emulator.js';
 import { CONTRACT_KEEP_RUNS, freshProject, stateStoreContract } from './contract.js';

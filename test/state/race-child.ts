@@ -4,7 +4,7 @@
  * contenders start together), and what to race for: `lease` or `save`. Prints one JSON line.
  */
 import { ConflictError } from '../../src/errors.js';
-import { createFileStateStore } from '../../src/state/file-store.js';
+import { createFileStateStore } from '../../src/adapters/file-store.js';
 
 const [dir, project, holder, startAt, what] = process.argv.slice(2);
 if (dir === undefined || project === undefined || holder === undefined || startAt === undefined) {

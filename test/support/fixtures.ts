@@ -1,6 +1,6 @@
 import { parsePolicy, type Policy, type PolicyInput } from '../../src/core/policy.js';
 import type { SnapshotService } from '../../src/core/snapshot.js';
-import type { ObservedContainer, ObservedService } from '../../src/ports.js';
+import type { ObservedContainer, ObservedService } from '../../src/core/service.js';
 import {
   buildScenario,
   parseScenario,

@@ -1,5 +1,3 @@
-import type { AlertSink, OutgoingMessage, PublishResult } from '../adapters/pubsub.js';
-import type { Alert } from '../core/alert.js';
 import { parsePolicy, type Policy } from '../core/policy.js';
 import { DEFAULT_ACCELERATOR, poolKey, type PoolId } from '../core/pool.js';
 import { CAUSE_LABELS } from '../core/write-result.js';
@@ -11,17 +9,23 @@ import {
   UpstreamError,
 } from '../errors.js';
 import { memoryLogger } from '../log.js';
-import type { ObservePorts } from '../observe/observe.js';
-import type { CloudRunPort, MonitoringPort, ObservedService, QuotaPort } from '../ports.js';
+import type { ObservedService } from '../core/service.js';
+import type {
+  CloudRunPort,
+  MonitoringPort,
+  ObservePorts,
+  QuotaPort,
+  StateStore,
+} from '../ports/index.js';
 import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
-import { createMemoryStateStore } from '../simulate/memory-store.js';
-import { createSimPorts } from '../simulate/ports.js';
-import type { StateStore } from '../state/store.js';
-import { applyConcurrentChange } from './context.js';
-import { seededRandom } from './faults.js';
-import { validateFleet, type FleetInput } from './fleet.js';
-import { InvariantMonitor, type Violation } from './invariants.js';
-import { effectiveMax, FleetModel } from './model.js';
+import { RecordingSink } from '../adapters/memory/alert-sink.js';
+import { createMemoryStateStore } from '../adapters/memory/state-store.js';
+import { createSimPorts } from '../emulator/ports.js';
+import { applyConcurrentChange } from '../emulator/context.js';
+import { seededRandom } from '../emulator/faults.js';
+import { validateFleet, type FleetInput } from '../emulator/fleet.js';
+import { InvariantMonitor, type Violation } from '../emulator/invariants.js';
+import { effectiveMax, FleetModel } from '../emulator/model.js';
 
 /**
  * Randomized governor runs in process, fast enough for a thousand in a test: a generated fleet
@@ -446,33 +450,6 @@ function faultyStore(inner: StateStore, f: Faulty): StateStore {
     releaseLease: wrap('releaseLease', (p, h) => inner.releaseLease(p, h)),
     close: () => inner.close(),
   };
-}
-
-/** An alert sink that keeps what it accepted, and fails (whole or part way) when told to. */
-export class RecordingSink implements AlertSink {
-  readonly delivered: Alert[] = [];
-  failRate = 0;
-  constructor(
-    private readonly rnd: () => number = Math.random,
-    private readonly onFault: (kind: string) => void = () => {},
-  ) {}
-
-  async publish(messages: readonly OutgoingMessage[]): Promise<PublishResult[]> {
-    const fails = this.failRate > 0 && this.rnd() < this.failRate;
-    const upTo = fails ? Math.floor(this.rnd() * messages.length) : messages.length;
-    const results: PublishResult[] = [];
-    for (const [i, m] of messages.entries()) {
-      if (i >= upTo) {
-        this.onFault(upTo === 0 ? 'publish-failed' : 'publish-partial');
-        throw new UnavailableError(
-          `UNAVAILABLE: injected: published ${upTo} of ${messages.length} message(s)`,
-        );
-      }
-      this.delivered.push(m.data as Alert);
-      results.push({ messageId: String(this.delivered.length), orderingKey: m.orderingKey });
-    }
-    return results;
-  }
 }
 
 /** What the invariant monitor needs of a scenario: its reserve, unmanaged services and floors. */

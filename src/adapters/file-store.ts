@@ -31,8 +31,11 @@ import {
   sortRuns,
   StateCorruptError,
   versionConflict,
-} from './store.js';
-import type { LeaseRequest, LeaseResult, StateStore, VersionedConditions } from './store.js';
+  type LeaseRequest,
+  type LeaseResult,
+  type StateStore,
+  type VersionedConditions,
+} from '../ports/index.js';
 
 export const DEFAULT_STATE_DIR = join('.governor', 'state');
 

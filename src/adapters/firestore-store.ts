@@ -31,8 +31,8 @@ import type { DocumentReference, Transaction } from '@google-cloud/firestore';
 import { status } from '@grpc/grpc-js';
 import { z } from 'zod';
 
-import { translateGrpcError } from '../adapters/grpc-errors.js';
-import { grpcCode } from '../adapters/retry.js';
+import { translateGrpcError } from './grpc-errors.js';
+import { grpcCode } from './retry.js';
 import { UnavailableError } from '../errors.js';
 import {
   checkKeep,
@@ -48,8 +48,11 @@ import {
   sortRuns,
   StateCorruptError,
   versionConflict,
-} from './store.js';
-import type { LeaseRequest, LeaseResult, StateStore, VersionedConditions } from './store.js';
+  type LeaseRequest,
+  type LeaseResult,
+  type StateStore,
+  type VersionedConditions,
+} from '../ports/index.js';
 
 export const DEFAULT_COLLECTION = 'gpu-governor';
 

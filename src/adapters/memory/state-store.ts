@@ -1,4 +1,4 @@
-import { ConflictError } from '../errors.js';
+import { ConflictError } from '../../errors.js';
 import {
   checkKeep,
   checkProject,
@@ -13,7 +13,7 @@ import {
   type RunRecord,
   type StateStore,
   type VersionedConditions,
-} from '../state/store.js';
+} from '../../ports/index.js';
 
 /**
  * The state store in memory, for the simulator and tests: the same contract as the file and

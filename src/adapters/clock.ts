@@ -1,4 +1,4 @@
-import { UpstreamError } from './errors.js';
+import { UpstreamError } from '../errors.js';
 
 /**
  * The governor's clock, read once per run at the edge (the core takes the time as input). Against

@@ -1,4 +1,14 @@
-import type { ObservePorts } from '../observe/observe.js';
+import type {
+  ObservePorts,
+  CloudRunPort,
+  MaxInstancesUpdate,
+  MetricSeries,
+  MonitoringPort,
+  ObservedJobExecution,
+  ObservedWorkerPool,
+  QuotaPort,
+  TimeWindow,
+} from '../ports/index.js';
 import { ConflictError, InputError, NotFoundError, QuotaRejectedError } from '../errors.js';
 import {
   effectiveMax,
@@ -6,19 +16,9 @@ import {
   type FleetModel,
   type MinuteSample,
   type ServiceState,
-} from '../emulator/model.js';
-import { observedContainerFacts } from '../emulator/resources.js';
-import type {
-  CloudRunPort,
-  MaxInstancesUpdate,
-  MetricSeries,
-  MonitoringPort,
-  ObservedJobExecution,
-  ObservedService,
-  ObservedWorkerPool,
-  QuotaPort,
-  TimeWindow,
-} from '../ports.js';
+} from './model.js';
+import { observedContainerFacts } from './resources.js';
+import type { ObservedService } from '../core/service.js';
 
 /**
  * The governor's ports in memory, over the emulator's fleet model: what the Google adapters would

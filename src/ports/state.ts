@@ -3,9 +3,11 @@
  * governed project it holds the firing conditions (for fire once / re-notify / resolve once), the
  * last run records, and the writer's lease (one governor writes a project at a time).
  *
- * Two implementations: a JSON file per project (the CLI's default, `file-store.ts`) and Firestore
- * (the Cloud Function's, `firestore-store.ts`). Both honour the same contract, tested once in
- * `test/state/contract.ts`. Everything read back is parsed (zod): stored data is never trusted.
+ * Three implementations, in src/adapters: a JSON file per project (the CLI's default,
+ * `file-store.ts`), Firestore (the Cloud Function's, `firestore-store.ts`) and memory (the
+ * simulator's, `memory/state-store.ts`). All honour the same contract, tested once in
+ * `test/state/contract.ts`; the helpers below are the rules they share. Everything read back is
+ * parsed (zod): stored data is never trusted.
  *
  * Errors: ConflictError when an expected version no longer holds; UnavailableError when the store
  * could not be reached in time; StateCorruptError for a stored document that does not parse (the

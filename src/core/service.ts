@@ -1,0 +1,71 @@
+/**
+ * A Cloud Run service as the governor reads it: what the Cloud Run port returns and what the core
+ * (the fleet audit, the restore plan) reasons about. Plain data, no behaviour.
+ */
+
+export interface GpuSpec {
+  /** Node selector accelerator, e.g. "nvidia-l4". */
+  accelerator: string;
+  /** `nvidia.com/gpu` limit of the container that has one (per instance). */
+  count: number;
+  /** false when the revision template sets gpu_zonal_redundancy_disabled. */
+  zonalRedundancy: boolean;
+}
+
+/** A container's startup probe, with Cloud Run's defaults filled in where the wire leaves 0. */
+export interface StartupProbe {
+  periodSeconds: number;
+  failureThreshold: number;
+  initialDelaySeconds: number;
+  timeoutSeconds: number;
+}
+
+/** One container of a service's revision template, as far as the fleet audit needs it. */
+export interface ObservedContainer {
+  name: string;
+  /** `resources.limits.cpu` as on the wire ("8", "4000m"); null when unset. */
+  cpu: string | null;
+  /** `cpu` in vCPUs; null when unset or not a CPU quantity. */
+  vcpus: number | null;
+  /** `resources.limits.memory` as on the wire ("32Gi"); null when unset. */
+  memory: string | null;
+  /** `memory` in bytes; null when unset or not a memory quantity. */
+  memoryBytes: number | null;
+  /** `resources.limits["nvidia.com/gpu"]`; 0 when none. */
+  gpus: number;
+  /** `resources.cpu_idle`: true means CPU is throttled between requests; null when not sent. */
+  cpuIdle: boolean | null;
+  startupProbe: StartupProbe | null;
+}
+
+/** One Cloud Run service as the governor reads it. */
+export interface ObservedService {
+  project: string;
+  region: string;
+  /** Short name, e.g. "llm-chat". */
+  name: string;
+  /** Full name, projects/P/locations/R/services/NAME. */
+  resourceName: string;
+  /** null for a service without a GPU. */
+  gpu: GpuSpec | null;
+  labels: Record<string, string>;
+  annotations: Record<string, string>;
+  /** Service-level scaling.max_instance_count; null when unset (0 on the wire). */
+  serviceMaxInstances: number | null;
+  /** Revision template scaling.max_instance_count; null when unset. */
+  revisionMaxInstances: number | null;
+  serviceMinInstances: number | null;
+  revisionMinInstances: number | null;
+  scalingMode: 'AUTOMATIC' | 'MANUAL' | 'UNSPECIFIED';
+  manualInstanceCount: number | null;
+  reconciling: boolean;
+  etag: string;
+  generation: number;
+  observedGeneration: number;
+  /** ISO time of the last update, when known. */
+  updateTime: string | null;
+  /** The revision template's containers, ingress container and sidecars, in template order. */
+  containers: ObservedContainer[];
+  /** `template.max_instance_request_concurrency`; null when unset (0 on the wire). */
+  concurrency: number | null;
+}

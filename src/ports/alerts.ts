@@ -1,0 +1,31 @@
+/**
+ * Where alerts go. Each alert is one message (JSON `data`, string `attributes`, one ordering key
+ * per pool); `publish` settles only once every message was acknowledged, or once it is sure some
+ * were not, so an alert never vanishes silently. Google's implementation is a Pub/Sub topic.
+ */
+
+/** One message to publish. */
+export interface OutgoingMessage {
+  /** Any JSON-serialisable value; published as its UTF-8 JSON text. */
+  data: unknown;
+  /** Filterable by subscriptions (`type`, `severity`, `status`, `project`, `region`, ...). */
+  attributes: Record<string, string>;
+  /** Messages with the same key reach subscribers in the order given. Must not be empty. */
+  orderingKey: string;
+}
+
+/** What the server acknowledged for one message. */
+export interface PublishResult {
+  messageId: string;
+  orderingKey: string;
+}
+
+export interface AlertSink {
+  /**
+   * Publishes the messages, keeping their order within each ordering key. Resolves with one
+   * result per message, in the order given, once the server has acknowledged all of them; rejects
+   * with an UpstreamError (the Pub/Sub sink's PublishError, which says which messages went out)
+   * if any was still not acknowledged after the retries.
+   */
+  publish(messages: readonly OutgoingMessage[]): Promise<PublishResult[]>;
+}

@@ -1,0 +1,64 @@
+import type { GpuSpec, ObservedService } from '../core/service.js';
+
+/** Cloud Run Admin API v2: the services and worker pools of a project, and the one write. */
+
+export interface ObservedWorkerPool {
+  project: string;
+  region: string;
+  name: string;
+  gpu: GpuSpec | null;
+  manualInstanceCount: number;
+}
+
+/**
+ * One execution of a Cloud Run job that has not completed. Its running tasks hold GPUs from the
+ * same regional pool as services (each task is one instance).
+ */
+export interface ObservedJobExecution {
+  project: string;
+  region: string;
+  /** The job's short name. */
+  job: string;
+  /** The execution's short name. */
+  name: string;
+  /** From the execution's task template; null for a job without a GPU. */
+  gpu: GpuSpec | null;
+  /** `running_count`: tasks running now (queued tasks hold nothing yet). */
+  runningTasks: number;
+  /** `parallelism`: most tasks run at once. */
+  parallelism: number;
+  taskCount: number;
+}
+
+export interface MaxInstancesUpdate {
+  project: string;
+  region: string;
+  name: string;
+  /** The new service-level max instances (≥ 1). */
+  maxInstances: number;
+  /** The etag read before deciding; a mismatch must fail with ConflictError. */
+  etag: string;
+  /** The governor's own annotations to set (keys with the governor's prefix only). */
+  annotations: Record<string, string>;
+  /**
+   * The service's annotations as the caller read them with `etag`, just before deciding. Given,
+   * the adapter merges into them and does not read the service again (one round trip less per
+   * write); the etag still goes with the write. Absent, the adapter reads the service first.
+   */
+  currentAnnotations?: Record<string, string>;
+}
+
+/** Cloud Run Admin API v2. */
+export interface CloudRunPort {
+  /** Regions (locations) of the project where Cloud Run is available. */
+  listRegions(project: string): Promise<string[]>;
+  /** Every service of one region (all pages). */
+  listServices(project: string, region: string): Promise<ObservedService[]>;
+  getService(project: string, region: string, name: string): Promise<ObservedService>;
+  /** Every worker pool of one region (all pages). */
+  listWorkerPools(project: string, region: string): Promise<ObservedWorkerPool[]>;
+  /** Every job execution of one region that has not completed (all pages). */
+  listRunningExecutions(project: string, region: string): Promise<ObservedJobExecution[]>;
+  /** Writes the service-level max (and annotations) and waits for the operation to finish. */
+  updateMaxInstances(update: MaxInstancesUpdate): Promise<ObservedService>;
+}

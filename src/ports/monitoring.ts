@@ -1,0 +1,34 @@
+/** Cloud Monitoring v3: what the fleet used, per service and minute. */
+
+/** One time series: one service in one region, one value per aligned minute. */
+export interface MetricSeries {
+  service: string;
+  region: string;
+  /** Oldest first; `at` is the end of the aligned interval, milliseconds since the epoch. */
+  points: { at: number; value: number }[];
+}
+
+export interface TimeWindow {
+  startMs: number;
+  endMs: number;
+}
+
+/** Cloud Monitoring v3: one ListTimeSeries per metric per project, grouped by service and region. */
+export interface MonitoringPort {
+  /** Instances (active + idle) per minute, summed across revisions. */
+  instanceCounts(project: string, window: TimeWindow): Promise<MetricSeries[]>;
+  /** Mean GPU utilization (0–1) per minute across the service's instances. */
+  gpuUtilization(project: string, window: TimeWindow): Promise<MetricSeries[]>;
+  /**
+   * Requests per minute that reached an instance (`run.googleapis.com/request_count`, every
+   * response code but 429), summed across revisions. A minute without a point had none.
+   */
+  servedRequests(project: string, window: TimeWindow): Promise<MetricSeries[]>;
+  /**
+   * Requests per minute Cloud Run answered 429, summed across revisions: the logs-based counter
+   * metric on Cloud Run's request log that terraform/ defines (`request_count` leaves them out).
+   * A minute without a point had none. Where the metric is not defined, Monitoring answers either
+   * no series or NOT_FOUND (unconfirmed which): deploy it, or read "no refusals" as "not known".
+   */
+  refusedRequests(project: string, window: TimeWindow): Promise<MetricSeries[]>;
+}
