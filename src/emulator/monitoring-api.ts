@@ -12,8 +12,8 @@ import {
   text,
   timestamp,
   type Message,
+  type Handlers,
 } from './rpc.js';
-import type { Handlers } from './run-api.js';
 
 /**
  * Cloud Monitoring v3 `ListTimeSeries`, for the Cloud Run revision metrics a governor reads, with

@@ -9,9 +9,9 @@ import {
   stringMap,
   text,
   int,
+  type Handlers,
   type Message,
 } from './rpc.js';
-import type { Handlers } from './run-api.js';
 
 /**
  * Pub/Sub's publisher (`google.pubsub.v1.Publisher`): topics, and every message published to

@@ -1,6 +1,5 @@
 import type { EmulatorContext } from './context.js';
-import { int, invalid, notFound, paginate, text, type Message } from './rpc.js';
-import type { Handlers } from './run-api.js';
+import { int, invalid, notFound, paginate, text, type Handlers, type Message } from './rpc.js';
 
 /** Cloud Quotas API v1: the GPU allocation quotas of Cloud Run, one QuotaInfo per (accelerator, zonal redundancy). */
 

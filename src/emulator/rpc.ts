@@ -18,6 +18,10 @@ export const notFound = (message: string): RpcError => new RpcError(status.NOT_F
 
 export type Message = Record<string, unknown>;
 
+/** One API's methods by name, each answering a request (or throwing an RpcError). */
+export type UnaryHandler = (request: Message) => unknown;
+export type Handlers = Readonly<Record<string, UnaryHandler>>;
+
 export function isMessage(value: unknown): value is Message {
   return (
     typeof value === 'object' && value !== null && !Array.isArray(value) && !Buffer.isBuffer(value)

@@ -23,15 +23,13 @@ import {
   strings,
   text,
   type Message,
+  type Handlers,
 } from './rpc.js';
 
 /**
  * Cloud Run Admin API v2 (Services, WorkerPools, Jobs and Executions, read-only for the last two)
  * and the long-running operations it returns.
  */
-
-export type UnaryHandler = (request: Message) => unknown;
-export type Handlers = Readonly<Record<string, UnaryHandler>>;
 
 const PARENT = /^projects\/([^/]+)\/locations\/([^/]+)$/;
 const SERVICE_NAME = /^projects\/([^/]+)\/locations\/([^/]+)\/services\/([^/]+)$/;

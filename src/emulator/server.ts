@@ -11,7 +11,7 @@ import { monitoringHandlers } from './monitoring-api.js';
 import { serviceDefinition, SERVICES, type ServiceName } from './protos.js';
 import { publisherHandlers } from './pubsub-api.js';
 import { quotasHandlers } from './quotas-api.js';
-import { RpcError, isMessage, type Message } from './rpc.js';
+import { RpcError, isMessage, type Handlers, type Message } from './rpc.js';
 import {
   locationsHandlers,
   operationsHandlers,
@@ -19,7 +19,6 @@ import {
   runJobsHandlers,
   runServicesHandlers,
   runWorkerPoolsHandlers,
-  type Handlers,
 } from './run-api.js';
 
 /**
