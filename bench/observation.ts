@@ -49,7 +49,7 @@ export async function benchObservation(
       ],
     };
     const emulator = await startEmulator({ fleet, speed: 'manual' });
-    const ports = createGooglePorts({ ...process.env, ...emulator.env });
+    const ports = createGooglePorts({ emulatorHost: emulator.host });
     try {
       const policy = parsePolicy({
         version: 1,

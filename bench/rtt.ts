@@ -36,7 +36,7 @@ export async function benchRtt(
       return undefined;
     },
   });
-  const ports = createGooglePorts({ ...process.env, ...emulator.env });
+  const ports = createGooglePorts({ emulatorHost: emulator.host });
   try {
     const policy = parsePolicy({
       version: 1,

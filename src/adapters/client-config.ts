@@ -1,5 +1,5 @@
 /**
- * Where the Google clients connect, read from the environment once for every adapter.
+ * Where the Google clients connect, the same for every adapter.
  *
  * - `GOVERNOR_EMULATOR_HOST=127.0.0.1:PORT`: the local emulator (docs/emulator.md), over plain
  *   gRPC, with no credentials at all (none is looked up, so none can leak to it).
@@ -9,9 +9,6 @@
 import { emulatorClientOptions } from './emulator-options.js';
 import type { EmulatorClientOptions } from './emulator-options.js';
 import { InputError } from '../errors.js';
-
-/** Points the Cloud Run, Monitoring and Cloud Quotas adapters at the emulator. */
-export const EMULATOR_HOST_ENV = 'GOVERNOR_EMULATOR_HOST';
 
 /** Options for a google-gax client constructor: the emulator's, or none (Google's defaults). */
 export type GoogleClientOptions = EmulatorClientOptions | Record<string, never>;
@@ -23,16 +20,21 @@ export interface ClientConfig {
   readonly emulatorHost: string | null;
 }
 
-/** The client options the environment asks for; a malformed emulator address is an InputError. */
-export function clientConfig(env: NodeJS.ProcessEnv = process.env): ClientConfig {
-  const host = env[EMULATOR_HOST_ENV]?.trim();
+/** Where the adapters connect: the emulator at `HOST:PORT`, or (null) Google. */
+export interface Endpoint {
+  emulatorHost: string | null;
+}
+
+/** The client options for an endpoint; a malformed emulator address is an InputError. */
+export function clientConfig(endpoint: Partial<Endpoint>): ClientConfig {
+  const host = endpoint.emulatorHost?.trim();
   if (host === undefined || host === '') return { options: {}, emulatorHost: null };
   try {
     return { options: emulatorClientOptions(host), emulatorHost: host };
   } catch (error) {
     throw new InputError(
-      'Invalid environment',
-      [{ path: EMULATOR_HOST_ENV, message: `must read HOST:PORT, not "${host}"` }],
+      'Invalid emulator address',
+      [{ path: 'emulatorHost', message: `must read HOST:PORT, not "${host}"` }],
       { cause: error },
     );
   }

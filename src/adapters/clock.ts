@@ -1,16 +1,13 @@
 import { UpstreamError } from '../errors.js';
+import type { Clock } from '../ports/index.js';
 
 /**
  * The governor's clock, read once per run at the edge (the core takes the time as input). Against
- * the emulator it is the emulator's virtual clock (GOVERNOR_EMULATOR_ADMIN), so that observation
- * windows match the metrics the emulator serves; otherwise the wall clock.
+ * the emulator it is the emulator's virtual clock (its admin URL, GOVERNOR_EMULATOR_ADMIN), so
+ * that observation windows match the metrics the emulator serves; otherwise the wall clock.
  */
-export type Clock = () => Promise<number>;
-
-export const EMULATOR_ADMIN_ENV = 'GOVERNOR_EMULATOR_ADMIN';
-
-export function clockFromEnv(env: NodeJS.ProcessEnv): Clock {
-  const admin = env[EMULATOR_ADMIN_ENV];
+export function createClock(options: { emulatorAdmin: string | null }): Clock {
+  const admin = options.emulatorAdmin;
   if (!admin) return () => Promise.resolve(Date.now());
   return async () => {
     let body: unknown;

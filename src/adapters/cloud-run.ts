@@ -56,8 +56,8 @@ export const defaultOperationPolling: Readonly<OperationPolling> = {
 };
 
 export interface CloudRunAdapterOptions {
-  /** Where to read `GOVERNOR_EMULATOR_HOST` (default `process.env`). */
-  env?: NodeJS.ProcessEnv;
+  /** `HOST:PORT` of the emulator (GOVERNOR_EMULATOR_HOST); null or absent: Google. */
+  emulatorHost?: string | null;
   /**
    * Services (worker pools, regions) asked per List page, 1 to 1000 (default 100): a region
    * rarely holds more, so listing it usually costs one read of the 600 a minute.
@@ -88,7 +88,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
     ...defaultOperationPolling,
     ...definedOnly(options.operationPolling ?? {}),
   });
-  const { options: clientOptions } = clientConfig(options.env);
+  const { options: clientOptions } = clientConfig(options);
   const services = new v2.ServicesClient(clientOptions);
   const workerPools = new v2.WorkerPoolsClient(clientOptions);
   const executions = new v2.ExecutionsClient(clientOptions);

@@ -1,5 +1,5 @@
 import { GoogleAuth } from 'google-auth-library';
-import { EMULATOR_HOST_ENV } from './client-config.js';
+import type { Endpoint } from './client-config.js';
 import { UpstreamError } from '../errors.js';
 
 /**
@@ -8,15 +8,15 @@ import { UpstreamError } from '../errors.js';
  * and location helpers) where no one is listening; with it, the run stops at once with one clear
  * message. Against the emulator no credentials are needed.
  */
-export async function assertCredentials(env: NodeJS.ProcessEnv): Promise<void> {
-  if (env[EMULATOR_HOST_ENV]) return;
+export async function assertCredentials(endpoint: Endpoint): Promise<void> {
+  if (endpoint.emulatorHost) return;
   try {
     await new GoogleAuth({
       scopes: ['https://www.googleapis.com/auth/cloud-platform'],
     }).getClient();
   } catch (e) {
     throw new UpstreamError(
-      `no Google credentials: ${e instanceof Error ? e.message.split('. ')[0] : String(e)}. Run \`gcloud auth application-default login\`, or point the governor at the emulator (${EMULATOR_HOST_ENV}, see \`governor emulator\`).`,
+      `no Google credentials: ${e instanceof Error ? e.message.split('. ')[0] : String(e)}. Run \`gcloud auth application-default login\`, or point the governor at the emulator (GOVERNOR_EMULATOR_HOST, see \`governor emulator\`).`,
       { cause: e },
     );
   }

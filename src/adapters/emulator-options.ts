@@ -2,7 +2,7 @@ import { credentials, type ChannelCredentials } from '@grpc/grpc-js';
 
 /**
  * Options that point a Google Cloud Node client (google-gax, gRPC transport) at the emulator:
- * `new v2.ServicesClient(emulatorClientOptions(process.env.GOVERNOR_EMULATOR_HOST))`.
+ * `new v2.ServicesClient(emulatorClientOptions('127.0.0.1:8080'))`.
  *
  * No credentials are needed: with `sslCreds` set, google-gax uses them as the channel credentials
  * as they are (no per-call auth headers), and with `universeDomain` set it never asks

@@ -1,20 +1,22 @@
 import type { ObservePorts } from '../ports/index.js';
+import type { Endpoint } from './client-config.js';
 import { createCloudRunAdapter } from './cloud-run.js';
 import { createMonitoringAdapter } from './monitoring.js';
 import { createQuotaAdapter } from './quotas.js';
 
 /**
- * The Google side of the observation ports, built from the environment: Google's endpoints with
- * Application Default Credentials, or the emulator when GOVERNOR_EMULATOR_HOST is set.
+ * The Google side of the observation ports: Google's endpoints with Application Default
+ * Credentials, or the emulator when given its address (GOVERNOR_EMULATOR_HOST).
  */
 export interface GooglePorts extends ObservePorts {
   close(): Promise<void>;
 }
 
-export function createGooglePorts(env: NodeJS.ProcessEnv = process.env): GooglePorts {
-  const run = createCloudRunAdapter({ env });
-  const monitoring = createMonitoringAdapter({ env });
-  const quotas = createQuotaAdapter({ env });
+export function createGooglePorts(endpoint: Endpoint): GooglePorts {
+  const { emulatorHost } = endpoint;
+  const run = createCloudRunAdapter({ emulatorHost });
+  const monitoring = createMonitoringAdapter({ emulatorHost });
+  const quotas = createQuotaAdapter({ emulatorHost });
   return {
     run,
     monitoring,

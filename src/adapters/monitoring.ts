@@ -128,8 +128,8 @@ const DEFAULT_PAGE_SIZE = 100_000;
 const MAX_PAGE_SIZE = 100_000;
 
 export interface MonitoringAdapterOptions {
-  /** Where `GOVERNOR_EMULATOR_HOST` is read (default `process.env`). */
-  env?: NodeJS.ProcessEnv;
+  /** `HOST:PORT` of the emulator (GOVERNOR_EMULATOR_HOST); null or absent: Google. */
+  emulatorHost?: string | null;
   /** Points per ListTimeSeries page, 1 to 100,000 (default 100,000). */
   pageSize?: number;
   /** Retry and deadline settings (default {@link defaultRetryPolicy}). */
@@ -170,7 +170,7 @@ export function createMonitoringAdapter(options: MonitoringAdapterOptions = {}):
     ]);
   }
   const policy = checkRetryPolicy({ ...defaultRetryPolicy, ...definedOnly(options.retry ?? {}) });
-  const client = new MetricServiceClient(clientConfig(options.env ?? process.env).options);
+  const client = new MetricServiceClient(clientConfig(options).options);
   const read = (project: string, window: TimeWindow, query: Query): Promise<MetricSeries[]> =>
     listSeries(client, policy, pageSize, project, window, query);
 

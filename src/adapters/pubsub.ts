@@ -5,7 +5,8 @@
  * to `publish` settles only once the server has acknowledged every message, or once it is sure
  * some were not: an alert never vanishes silently.
  *
- * Emulator mode: the client library connects to `PUBSUB_EMULATOR_HOST` when it is set.
+ * Emulator mode: given `emulatorHost` (PUBSUB_EMULATOR_HOST), the client connects there without
+ * credentials.
  */
 import { PubSub } from '@google-cloud/pubsub';
 import type { Topic } from '@google-cloud/pubsub';
@@ -38,6 +39,8 @@ export interface PubSubAlertSinkOptions extends Partial<RetryPolicy> {
   topic: string;
   /** Defaults to the project of `topic`. */
   projectId?: string;
+  /** `HOST:PORT` of a Pub/Sub emulator; absent or null: Google. */
+  emulatorHost?: string | null;
 }
 
 /** Why one ordering key's messages were not all published. */
@@ -108,7 +111,7 @@ const topicName = /^projects\/([^/]+)\/topics\/([^/]+)$/;
  * why alerts carry an `id` (delivery is at least once, as with Pub/Sub itself).
  */
 export function createPubSubAlertSink(options: PubSubAlertSinkOptions): PubSubAlertSink {
-  const { topic: name, projectId, ...retryOverrides } = options;
+  const { topic: name, projectId, emulatorHost, ...retryOverrides } = options;
   const match = topicName.exec(name);
   if (!match) {
     throw new InputError('Invalid Pub/Sub topic', [
@@ -116,7 +119,10 @@ export function createPubSubAlertSink(options: PubSubAlertSinkOptions): PubSubAl
     ]);
   }
   const policy = checkRetryPolicy({ ...defaultRetryPolicy, ...definedOnly(retryOverrides) });
-  const pubsub = new PubSub({ projectId: projectId ?? match[1] });
+  const pubsub = new PubSub({
+    projectId: projectId ?? match[1],
+    ...(emulatorHost ? { apiEndpoint: emulatorHost } : {}),
+  });
   const topic = pubsub.topic(name, {
     messageOrdering: true,
     gaxOpts: { retry: null, timeout: policy.attemptTimeoutMs },

@@ -64,8 +64,8 @@ export function gpuQuotaId(accelerator: string, zonalRedundancy: boolean): strin
 }
 
 export interface QuotaAdapterOptions {
-  /** Where `GOVERNOR_EMULATOR_HOST` is read (default `process.env`). */
-  env?: NodeJS.ProcessEnv;
+  /** `HOST:PORT` of the emulator (GOVERNOR_EMULATOR_HOST); null or absent: Google. */
+  emulatorHost?: string | null;
   /** Retry and deadline settings (default {@link defaultRetryPolicy}). */
   retry?: Partial<RetryPolicy>;
 }
@@ -100,7 +100,7 @@ export interface QuotaAdapter extends QuotaPort {
  */
 export function createQuotaAdapter(options: QuotaAdapterOptions = {}): QuotaAdapter {
   const policy = checkRetryPolicy({ ...defaultRetryPolicy, ...definedOnly(options.retry ?? {}) });
-  const client = new CloudQuotasClient(clientConfig(options.env ?? process.env).options);
+  const client = new CloudQuotasClient(clientConfig(options).options);
   const cache = new Map<string, Promise<QuotaInfo>>();
 
   const quotaInfo = (project: string, quotaId: string): Promise<QuotaInfo> => {

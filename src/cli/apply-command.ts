@@ -4,9 +4,10 @@ import { UsageError } from '../errors.js';
 import { assertCredentials } from '../adapters/credentials.js';
 import { textLogger } from '../log.js';
 import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
-import { createRuntime, newRunId, runDeadlineMs } from '../runtime.js';
-import { loadPolicy } from './io.js';
-import type { Io } from './main.js';
+import { createRuntime, newRunId } from '../runtime.js';
+import type { RuntimeOptions } from '../runtime-options.js';
+import { loadPolicy } from './files.js';
+import type { Streams } from './io.js';
 import { colorsFor, renderPlan } from './render.js';
 
 export interface ApplyFlags {
@@ -21,7 +22,12 @@ export interface ApplyFlags {
  * reconcile run as the Cloud Function. Asks before writing on a terminal unless --yes; refuses to
  * write without --yes when no one can be asked.
  */
-export async function runApply(flags: ApplyFlags, io: Io, restore = false): Promise<number> {
+export async function runApply(
+  flags: ApplyFlags,
+  io: Streams,
+  options: RuntimeOptions,
+  restore = false,
+): Promise<number> {
   const policy = await loadPolicy(flags.policy);
   const interactive = Boolean(process.stdin.isTTY && io.stdout.isTTY);
   const willWrite = !flags.dryRun && policy.mode === 'enforce';
@@ -31,20 +37,20 @@ export async function runApply(flags: ApplyFlags, io: Io, restore = false): Prom
     );
   }
   const log = textLogger(io.stderr);
-  await assertCredentials(io.env);
+  await assertCredentials(options);
   const runtime = createRuntime(
     policy,
-    io.env,
+    options,
     log,
     flags.stateDir ? { stateDir: flags.stateDir } : {},
   );
-  const c = colorsFor(io.stdout, io.env);
+  const c = colorsFor(io.stdout, options);
   let report: RunReport;
   try {
     const runId = newRunId(Date.now());
     report = await reconcile(policy, runtime, {
       runId,
-      deadlineMs: runDeadlineMs(io.env),
+      deadlineMs: options.runDeadlineMs,
       restore,
       ...(flags.dryRun ? { mode: 'dry-run' as const } : {}),
       confirm: async (plan: Plan) => {

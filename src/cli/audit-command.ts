@@ -10,9 +10,10 @@ import type { Policy } from '../core/policy.js';
 import { renderProblem } from '../core/problems.js';
 import { isInputError } from '../errors.js';
 import type { Observation } from '../observe/observe.js';
-import { loadPolicy } from './io.js';
+import { loadPolicy } from './files.js';
 import { observeLive } from './live.js';
-import type { Io } from './main.js';
+import type { Streams } from './io.js';
+import type { RuntimeOptions } from '../runtime-options.js';
 import { colorsFor, type Colors } from './render.js';
 
 /**
@@ -59,7 +60,11 @@ export interface AuditReport {
   problems: string[];
 }
 
-export async function runAudit(opts: AuditOptions, io: Io): Promise<number> {
+export async function runAudit(
+  opts: AuditOptions,
+  io: Streams,
+  options: RuntimeOptions,
+): Promise<number> {
   let policy: Policy;
   try {
     policy = await loadPolicy(opts.policy);
@@ -68,7 +73,7 @@ export async function runAudit(opts: AuditOptions, io: Io): Promise<number> {
     io.stderr.write(`error: ${e.message}\n`);
     return 2;
   }
-  const observation = await observeLive(policy, io.env);
+  const observation = await observeLive(policy, options);
   for (const problem of observation.problems)
     io.stderr.write(`warning: ${renderProblem(problem)}\n`);
   const findings = auditServices({
@@ -80,7 +85,7 @@ export async function runAudit(opts: AuditOptions, io: Io): Promise<number> {
   io.stdout.write(
     opts.json
       ? JSON.stringify(report, null, 2) + '\n'
-      : renderAudit(report, colorsFor(io.stdout, io.env)),
+      : renderAudit(report, colorsFor(io.stdout, options)),
   );
   return hasRequiredFailure(findings) ? 1 : 0;
 }

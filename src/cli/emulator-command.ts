@@ -16,8 +16,9 @@ import {
   type PublishedMessage,
   type RunningEmulator,
 } from '../emulator/index.js';
-import { loadPolicy } from './io.js';
-import type { Io } from './main.js';
+import { loadPolicy } from './files.js';
+import type { Streams } from './io.js';
+import type { RuntimeOptions } from '../runtime-options.js';
 import { colorsFor, renderPlan } from './render.js';
 
 async function start(options: Parameters<typeof startEmulator>[0]): Promise<RunningEmulator> {
@@ -70,8 +71,8 @@ export function describePublished(m: PublishedMessage): string {
 /** `governor emulator`: runs until SIGINT/SIGTERM, after printing the variables to export. */
 export async function runEmulatorCommand(
   opts: { fleet: string; port?: number; adminPort?: number; speed: number | 'manual' },
-  io: Io,
-): Promise<void> {
+  io: Streams,
+): Promise<number> {
   const emulator = await start({
     fleet: opts.fleet,
     speed: opts.speed,
@@ -95,19 +96,20 @@ export async function runEmulatorCommand(
     process.once('SIGTERM', stop);
   });
   await emulator.stop();
+  return 0;
 }
 
 /** `governor demo` (npm start): the emulator in this process, and the governor run on it. */
 export async function runDemo(
   opts: { fleet: string; policy: string; cycles: number; every: number },
-  io: Io,
-): Promise<void> {
+  io: Streams,
+  options: RuntimeOptions,
+): Promise<number> {
   const policy = await loadPolicy(opts.policy);
   const emulator = await start({ fleet: opts.fleet, speed: 'manual', operationDelayMs: 100 });
-  const env = { ...io.env, ...emulator.env };
-  const ports = createGooglePorts(env);
+  const ports = createGooglePorts({ emulatorHost: emulator.host });
   const store = createFileStateStore({ dir: await mkdtemp(join(tmpdir(), 'governor-demo-')) });
-  const c = colorsFor(io.stdout, io.env);
+  const c = colorsFor(io.stdout, options);
   // No Pub/Sub here: the alerts a run would publish are printed instead.
   const sink: AlertSink = {
     publish: (messages) => {
@@ -172,4 +174,5 @@ export async function runDemo(
     await Promise.all([ports.close(), store.close()]);
     await emulator.stop();
   }
+  return 0;
 }

@@ -1,28 +1,24 @@
-import { readFile } from 'node:fs/promises';
-import { InputError } from '../errors.js';
-import { parsePolicyText, type Policy } from '../core/policy.js';
-import { parseSnapshotText, type Snapshot } from '../core/snapshot.js';
-
-/** Reads a file named on the command line; a missing or unreadable file is bad input (exit 2). */
-export async function readInputFile(path: string, what: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EISDIR'
-          ? 'is a directory'
-          : (e as Error).message;
-    throw new InputError(`cannot read the ${what} file ${path}: ${why}`, [], { cause: e });
-  }
+/** A stream a command writes to: the process's own, or a buffer in tests. */
+export interface Output {
+  write(s: string): unknown;
+  isTTY?: boolean;
 }
 
-export async function loadPolicy(path: string): Promise<Policy> {
-  return parsePolicyText(await readInputFile(path, 'policy'), `policy ${path}`);
+/** Where a command writes. */
+export interface Streams {
+  stdout: Output;
+  stderr: Output;
 }
 
-export async function loadSnapshot(path: string): Promise<Snapshot> {
-  return parseSnapshotText(await readInputFile(path, 'snapshot'), `snapshot ${path}`);
+/**
+ * What the command line runs with: its streams and its environment, which `main` parses once
+ * (src/runtime-options.ts); commands get the parsed options, never the environment.
+ */
+export interface Io extends Streams {
+  env: Readonly<Record<string, string | undefined>>;
+}
+
+/** The process's own streams and environment. */
+export function processIo(): Io {
+  return { stdout: process.stdout, stderr: process.stderr, env: process.env };
 }

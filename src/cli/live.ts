@@ -2,15 +2,19 @@ import { fileURLToPath } from 'node:url';
 import { assertCredentials } from '../adapters/credentials.js';
 import { createGooglePorts } from '../adapters/index.js';
 import { GovernorError, UpstreamError } from '../errors.js';
-import { clockFromEnv } from '../adapters/clock.js';
+import { createClock } from '../adapters/clock.js';
 import type { Policy } from '../core/policy.js';
 import { observe, type Observation } from '../observe/observe.js';
+import type { RuntimeOptions } from '../runtime-options.js';
 
-/** Observes the project(s) of a policy through Google's clients (or the emulator the env names). */
-export async function observeLive(policy: Policy, env: NodeJS.ProcessEnv): Promise<Observation> {
-  await assertCredentials(env);
-  const now = await clockFromEnv(env)();
-  const ports = createGooglePorts(env);
+/** Observes the project(s) of a policy through Google's clients (or the emulator the options name). */
+export async function observeLive(
+  policy: Policy,
+  options: Pick<RuntimeOptions, 'emulatorHost' | 'emulatorAdmin'>,
+): Promise<Observation> {
+  await assertCredentials(options);
+  const now = await createClock(options)();
+  const ports = createGooglePorts(options);
   try {
     return await observe(policy, ports, now);
   } catch (e) {

@@ -4,19 +4,20 @@ import { plan } from '../core/planner.js';
 import type { Policy } from '../core/policy.js';
 import { renderProblem } from '../core/problems.js';
 import type { Snapshot } from '../core/snapshot.js';
-import { loadPolicy, loadSnapshot } from './io.js';
+import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
+import { loadPolicy, loadSnapshot } from './files.js';
+import { processIo, type Io, type Streams } from './io.js';
 import { observeLive, packagedFile } from './live.js';
 import { colorsFor, renderPlan, renderStatus } from './render.js';
 import type { ReplayFlags, SimulateFlags } from './simulate-command.js';
 
-/** Where a command writes; the real process streams, or buffers in tests. */
-export interface Io {
-  stdout: { write(s: string): unknown; isTTY?: boolean };
-  stderr: { write(s: string): unknown; isTTY?: boolean };
-  env: NodeJS.ProcessEnv;
-}
-
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
+
+/** `--policy`, the same on every command: required, unless the command has a default file. */
+function policyOption(fallback?: string): Option {
+  const option = new Option('--policy <file>', 'policy file (YAML or JSON)');
+  return fallback === undefined ? option.makeOptionMandatory() : option.default(fallback);
+}
 
 function parseAt(text: string): string {
   const ms = Date.parse(text);
@@ -51,20 +52,34 @@ function parseSpeed(text: string): number | 'manual' {
 }
 
 /** The snapshot to plan from: a file, or the project observed now. */
-async function snapshotFor(policy: Policy, file: string | undefined, io: Io): Promise<Snapshot> {
+async function snapshotFor(
+  policy: Policy,
+  file: string | undefined,
+  io: Streams,
+  options: RuntimeOptions,
+): Promise<Snapshot> {
   if (file) return loadSnapshot(file);
-  const observation = await observeLive(policy, io.env);
+  const observation = await observeLive(policy, options);
   for (const problem of observation.problems)
     io.stderr.write(`warning: ${renderProblem(problem)}\n`);
   return observation.snapshot;
 }
 
-/** Set by a command that finished but reports a failure (exit 1), e.g. a failed write. */
-export interface Outcome {
-  exitCode: number;
-}
-
-export function buildProgram(io: Io, outcome: Outcome = { exitCode: EXIT.ok }): Command {
+/**
+ * The command line. Every command returns its exit code, which the program hands to `exit` (main
+ * returns it); a failure that stops a command is thrown, and main alone turns it into a message
+ * and an exit code.
+ */
+export function buildProgram(
+  io: Streams,
+  options: RuntimeOptions,
+  exit: (code: number) => void,
+): Command {
+  const run =
+    <A extends unknown[]>(command: (...args: A) => Promise<number>) =>
+    async (...args: A): Promise<void> => {
+      exit(await command(...args));
+    };
   const program = new Command('governor')
     .description('Keeps the GPU services of Cloud Run projects within their regional GPU quota.')
     .version('0.1.0')
@@ -79,75 +94,87 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: EXIT.ok }): 
   program
     .command('plan')
     .description('Show what the governor would change, and why.')
-    .requiredOption('--policy <file>', 'policy file (YAML or JSON)')
+    .addOption(policyOption())
     .option(
       '--snapshot <file>',
       'plan offline from a snapshot file instead of observing the project',
     )
     .addOption(new Option('--at <iso>', "the time to plan for (default: the snapshot's takenAt)"))
     .option('--json', 'print the plan as JSON only')
-    .action(async (opts: { policy: string; snapshot?: string; at?: string; json?: boolean }) => {
-      const policy = await loadPolicy(opts.policy);
-      const at = opts.at ? parseAt(opts.at) : undefined;
-      const snapshot = await snapshotFor(policy, opts.snapshot, io);
-      const result = plan(snapshot, policy, at ?? snapshot.takenAt);
-      io.stdout.write(
-        opts.json
-          ? JSON.stringify(result, null, 2) + '\n'
-          : renderPlan(result, colorsFor(io.stdout, io.env)),
-      );
-    });
+    .action(
+      run(async (opts: { policy: string; snapshot?: string; at?: string; json?: boolean }) => {
+        const policy = await loadPolicy(opts.policy);
+        const at = opts.at ? parseAt(opts.at) : undefined;
+        const snapshot = await snapshotFor(policy, opts.snapshot, io, options);
+        const result = plan(snapshot, policy, at ?? snapshot.takenAt);
+        io.stdout.write(
+          opts.json
+            ? JSON.stringify(result, null, 2) + '\n'
+            : renderPlan(result, colorsFor(io.stdout, options)),
+        );
+        return EXIT.ok;
+      }),
+    );
 
   program
     .command('snapshot')
     .description('Observe the project(s) of the policy and print the snapshot (JSON).')
-    .requiredOption('--policy <file>', 'policy file (YAML or JSON)')
-    .action(async (opts: { policy: string }) => {
-      const policy = await loadPolicy(opts.policy);
-      const snapshot = await snapshotFor(policy, undefined, io);
-      io.stdout.write(JSON.stringify(snapshot, null, 2) + '\n');
-    });
+    .addOption(policyOption())
+    .action(
+      run(async (opts: { policy: string }) => {
+        const policy = await loadPolicy(opts.policy);
+        const snapshot = await snapshotFor(policy, undefined, io, options);
+        io.stdout.write(JSON.stringify(snapshot, null, 2) + '\n');
+        return EXIT.ok;
+      }),
+    );
 
   program
     .command('status')
     .description("Each pool's quota, caps, use and demand, at a glance.")
-    .requiredOption('--policy <file>', 'policy file (YAML or JSON)')
+    .addOption(policyOption())
     .option('--snapshot <file>', 'from a snapshot file instead of observing the project')
     .option('--json', 'print the plan as JSON')
-    .action(async (opts: { policy: string; snapshot?: string; json?: boolean }) => {
-      const policy = await loadPolicy(opts.policy);
-      const snapshot = await snapshotFor(policy, opts.snapshot, io);
-      const result = plan(snapshot, policy, snapshot.takenAt);
-      io.stdout.write(
-        opts.json
-          ? JSON.stringify(result, null, 2) + '\n'
-          : renderStatus(result, colorsFor(io.stdout, io.env)),
-      );
-    });
+    .action(
+      run(async (opts: { policy: string; snapshot?: string; json?: boolean }) => {
+        const policy = await loadPolicy(opts.policy);
+        const snapshot = await snapshotFor(policy, opts.snapshot, io, options);
+        const result = plan(snapshot, policy, snapshot.takenAt);
+        io.stdout.write(
+          opts.json
+            ? JSON.stringify(result, null, 2) + '\n'
+            : renderStatus(result, colorsFor(io.stdout, options)),
+        );
+        return EXIT.ok;
+      }),
+    );
 
   program
     .command('validate')
     .description('Check a policy file; lists every problem at once.')
-    .requiredOption('--policy <file>', 'policy file (YAML or JSON)')
-    .action(async (opts: { policy: string }) => {
-      const policy = await loadPolicy(opts.policy);
-      io.stdout.write(
-        `${opts.policy}: valid (version ${policy.version}, ${policy.projects.length} project(s), ${policy.services.length} rule(s), ${policy.pools.length} pool setting(s), mode ${policy.mode})\n`,
-      );
-    });
+    .addOption(policyOption())
+    .action(
+      run(async (opts: { policy: string }) => {
+        const policy = await loadPolicy(opts.policy);
+        io.stdout.write(
+          `${opts.policy}: valid (version ${policy.version}, ${policy.projects.length} project(s), ${policy.services.length} rule(s), ${policy.pools.length} pool setting(s), mode ${policy.mode})\n`,
+        );
+        return EXIT.ok;
+      }),
+    );
 
   program
     .command('apply')
     .description('Observe, plan, write the caps and publish the alerts (asks first on a terminal).')
-    .requiredOption('--policy <file>', 'policy file (YAML or JSON)')
+    .addOption(policyOption())
     .option('--yes', 'write without asking')
     .option('--dry-run', 'plan and alert, write nothing (as mode: dry-run)')
     .option('--state-dir <dir>', 'the local state store (default .governor/state)')
     .action(
-      async (opts: { policy: string; yes?: boolean; dryRun?: boolean; stateDir?: string }) => {
+      run(async (opts: { policy: string; yes?: boolean; dryRun?: boolean; stateDir?: string }) => {
         const { runApply } = await import('./apply-command.js');
-        outcome.exitCode = await runApply(opts, io);
-      },
+        return runApply(opts, io, options);
+      }),
     );
 
   program
@@ -155,15 +182,15 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: EXIT.ok }): 
     .description(
       'Put governed services back to their max from before the governor, within the quota.',
     )
-    .requiredOption('--policy <file>', 'policy file (YAML or JSON)')
+    .addOption(policyOption())
     .option('--yes', 'write without asking')
     .option('--dry-run', 'show what would be restored, write nothing')
     .option('--state-dir <dir>', 'the local state store (default .governor/state)')
     .action(
-      async (opts: { policy: string; yes?: boolean; dryRun?: boolean; stateDir?: string }) => {
+      run(async (opts: { policy: string; yes?: boolean; dryRun?: boolean; stateDir?: string }) => {
         const { runApply } = await import('./apply-command.js');
-        outcome.exitCode = await runApply(opts, io, true);
-      },
+        return runApply(opts, io, options, true);
+      }),
     );
 
   program
@@ -171,19 +198,21 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: EXIT.ok }): 
     .description(
       "Check every GPU service against Cloud Run's GPU requirements (exit 1 when a required rule fails).",
     )
-    .requiredOption('--policy <file>', 'policy file (YAML or JSON)')
+    .addOption(policyOption())
     .option('--json', 'print the audit report as JSON only')
-    .action(async (opts: { policy: string; json?: boolean }) => {
-      const { runAudit } = await import('./audit-command.js');
-      outcome.exitCode = await runAudit(opts, io);
-    });
+    .action(
+      run(async (opts: { policy: string; json?: boolean }) => {
+        const { runAudit } = await import('./audit-command.js');
+        return runAudit(opts, io, options);
+      }),
+    );
 
   program
     .command('simulate')
     .description(
       'Simulate the policy minute by minute against a fleet, beside the baselines, on the same demand.',
     )
-    .requiredOption('--policy <file>', 'policy file (YAML or JSON)')
+    .addOption(policyOption())
     .requiredOption('--fleet <file>', 'scenario file (scenario: 1) or emulator fleet file')
     .option('--hours <n>', "simulated hours (default: the scenario's, else 24)")
     .option('--report <file>', 'write the HTML report')
@@ -191,26 +220,30 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: EXIT.ok }): 
     .option('--via-emulator', 'run the governor through the gRPC emulator and Google clients')
     .option('--tick <duration>', 'virtual time between governor runs', '5m')
     .option('--lag <duration>', 'how far Monitoring is behind', '3m')
-    .action(async (opts: SimulateFlags) => {
-      const { runSimulate } = await import('./simulate-command.js');
-      outcome.exitCode = await runSimulate(opts, io);
-    });
+    .action(
+      run(async (opts: SimulateFlags) => {
+        const { runSimulate } = await import('./simulate-command.js');
+        return runSimulate(opts, io);
+      }),
+    );
 
   program
     .command('replay')
     .description(
       "Simulate the policy on the project's Monitoring history: what the governor would have done.",
     )
-    .requiredOption('--policy <file>', 'policy file (YAML or JSON)')
+    .addOption(policyOption())
     .requiredOption('--since <duration>', 'window to replay, e.g. 7d')
     .option('--report <file>', 'write the HTML report')
     .option('--json', 'print the results as JSON')
     .option('--tick <duration>', 'virtual time between governor runs', '5m')
     .option('--lag <duration>', 'how far Monitoring is behind', '3m')
-    .action(async (opts: ReplayFlags) => {
-      const { runReplay } = await import('./simulate-command.js');
-      outcome.exitCode = await runReplay(opts, io);
-    });
+    .action(
+      run(async (opts: ReplayFlags) => {
+        const { runReplay } = await import('./simulate-command.js');
+        return runReplay(opts, io, options);
+      }),
+    );
 
   program
     .command('emulator')
@@ -227,15 +260,17 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: EXIT.ok }): 
       1,
     )
     .action(
-      async (opts: {
-        fleet: string;
-        port?: number;
-        adminPort?: number;
-        speed: number | 'manual';
-      }) => {
-        const { runEmulatorCommand } = await import('./emulator-command.js');
-        await runEmulatorCommand(opts, io);
-      },
+      run(
+        async (opts: {
+          fleet: string;
+          port?: number;
+          adminPort?: number;
+          speed: number | 'manual';
+        }) => {
+          const { runEmulatorCommand } = await import('./emulator-command.js');
+          return runEmulatorCommand(opts, io);
+        },
+      ),
     );
 
   program
@@ -244,7 +279,7 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: EXIT.ok }): 
       'Start the emulator on the example fleet, observe it and show the plan: no Google account needed.',
     )
     .option('--fleet <file>', 'fleet file', packagedFile('examples/fleet.yaml'))
-    .option('--policy <file>', 'policy file', packagedFile('examples/demo-policy.yaml'))
+    .addOption(policyOption(packagedFile('examples/demo-policy.yaml')))
     .option('--cycles <n>', 'governor runs', (v) => parseCount(v, '--cycles'), 6)
     .option(
       '--every <minutes>',
@@ -252,24 +287,28 @@ export function buildProgram(io: Io, outcome: Outcome = { exitCode: EXIT.ok }): 
       (v) => parseCount(v, '--every'),
       60,
     )
-    .action(async (opts: { fleet: string; policy: string; cycles: number; every: number }) => {
-      const { runDemo } = await import('./emulator-command.js');
-      await runDemo(opts, io);
-    });
+    .action(
+      run(async (opts: { fleet: string; policy: string; cycles: number; every: number }) => {
+        const { runDemo } = await import('./emulator-command.js');
+        return runDemo(opts, io, options);
+      }),
+    );
 
   return program;
 }
 
-/** Runs the command line; returns the exit code. Errors are reported here and only here. */
-export async function main(
-  argv: string[],
-  io: Io = { stdout: process.stdout, stderr: process.stderr, env: process.env },
-): Promise<number> {
-  const outcome: Outcome = { exitCode: EXIT.ok };
-  const program = buildProgram(io, outcome);
+/**
+ * Runs the command line; returns the exit code. The environment is parsed here, once; errors are
+ * reported here and only here.
+ */
+export async function main(argv: string[], io: Io = processIo()): Promise<number> {
   try {
-    await program.parseAsync(argv, { from: 'user' });
-    return outcome.exitCode;
+    const options = parseRuntimeOptions(io.env);
+    let exitCode: number = EXIT.ok;
+    await buildProgram(io, options, (code) => {
+      exitCode = code;
+    }).parseAsync(argv, { from: 'user' });
+    return exitCode;
   } catch (e) {
     if (e instanceof CommanderError) {
       // Help and version exit 0; every other commander error is a usage error.

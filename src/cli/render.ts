@@ -1,13 +1,19 @@
 import pc from 'picocolors';
 import type { Plan, PlanPool, PlanService } from '../core/plan.js';
 import { poolKey } from '../core/pool.js';
+import type { RuntimeOptions } from '../runtime-options.js';
 
 /** Colours for a terminal, or none (not a TTY, NO_COLOR set). */
 export type Colors = ReturnType<typeof pc.createColors>;
 
-export function colorsFor(stream: { isTTY?: boolean }, env: NodeJS.ProcessEnv): Colors {
-  const on = Boolean(stream.isTTY) && !env.NO_COLOR && env.TERM !== 'dumb';
-  return pc.createColors(on || Boolean(env.FORCE_COLOR && env.FORCE_COLOR !== '0'));
+/** Colours when the options ask for them, or (`auto`) when the stream is a terminal. */
+export function colorsFor(
+  stream: { isTTY?: boolean },
+  options: Pick<RuntimeOptions, 'color'>,
+): Colors {
+  return pc.createColors(
+    options.color === 'always' || (options.color === 'auto' && Boolean(stream.isTTY)),
+  );
 }
 
 const STATUS_COLOR: Record<PlanPool['status'], keyof Colors> = {

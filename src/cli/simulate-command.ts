@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createGooglePorts } from '../adapters/index.js';
-import { clockFromEnv } from '../adapters/clock.js';
+import { createClock } from '../adapters/clock.js';
 import { durationMs } from '../core/duration.js';
 import { UsageError } from '../errors.js';
 import { buildReplayInput } from '../simulate/replay.js';
@@ -9,8 +9,9 @@ import { renderReport } from '../simulate/report.js';
 import { loadSimulationInput } from '../simulate/scenario.js';
 import { progressBar } from '../simulate/progress.js';
 import { simulate, type SimulationResult } from '../simulate/simulate.js';
-import { loadPolicy } from './io.js';
-import type { Io } from './main.js';
+import { loadPolicy } from './files.js';
+import type { Streams } from './io.js';
+import type { RuntimeOptions } from '../runtime-options.js';
 
 /**
  * `governor simulate` and `governor replay`: the real planner and reconcile on a virtual clock
@@ -74,7 +75,7 @@ function parseMinutes(
   return minutes;
 }
 
-export async function runSimulate(flags: SimulateFlags, io: Io): Promise<number> {
+export async function runSimulate(flags: SimulateFlags, io: Streams): Promise<number> {
   const hoursFlag = flags.hours === undefined ? null : parseHours(flags.hours);
   const tick = parseMinutes('--tick', flags.tick, 5, 1);
   const lag = parseMinutes('--lag', flags.lag, 3, 0);
@@ -97,7 +98,11 @@ export async function runSimulate(flags: SimulateFlags, io: Io): Promise<number>
   return output(result, flags, io, `policy ${flags.policy} on ${flags.fleet}`);
 }
 
-export async function runReplay(flags: ReplayFlags, io: Io): Promise<number> {
+export async function runReplay(
+  flags: ReplayFlags,
+  io: Streams,
+  options: RuntimeOptions,
+): Promise<number> {
   let sinceMs: number;
   try {
     sinceMs = durationMs(flags.since);
@@ -112,10 +117,10 @@ export async function runReplay(flags: ReplayFlags, io: Io): Promise<number> {
   const tick = parseMinutes('--tick', flags.tick, 5, 1);
   const lag = parseMinutes('--lag', flags.lag, 3, 0);
   const policy = await loadPolicy(flags.policy);
-  const ports = createGooglePorts(io.env);
+  const ports = createGooglePorts(options);
   let input;
   try {
-    const now = await clockFromEnv(io.env)();
+    const now = await createClock(options)();
     input = await buildReplayInput(policy, ports, now, sinceMs);
   } finally {
     await ports.close();
@@ -138,7 +143,7 @@ export async function runReplay(flags: ReplayFlags, io: Io): Promise<number> {
 async function output(
   result: SimulationResult,
   flags: { report?: string; json?: boolean },
-  io: Io,
+  io: Streams,
   subtitle: string,
 ): Promise<number> {
   if (flags.report) {

@@ -58,6 +58,10 @@ export interface EmulatorOptions {
 export interface RunningEmulator extends EmulatorControl {
   readonly port: number;
   readonly adminPort: number;
+  /** The gRPC address, `127.0.0.1:PORT` (GOVERNOR_EMULATOR_HOST, and PUBSUB_EMULATOR_HOST). */
+  readonly host: string;
+  /** The admin endpoint, `http://127.0.0.1:ADMINPORT` (GOVERNOR_EMULATOR_ADMIN). */
+  readonly adminUrl: string;
   /**
    * `GOVERNOR_EMULATOR_HOST`, `GOVERNOR_EMULATOR_ADMIN` and `PUBSUB_EMULATOR_HOST` for a governor
    * to export.
@@ -111,15 +115,14 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       throw error;
     },
   );
-  const env = {
-    [EMULATOR_HOST_ENV]: `127.0.0.1:${grpc.port}`,
-    [EMULATOR_ADMIN_ENV]: `http://127.0.0.1:${adminServer.port}`,
-    [PUBSUB_EMULATOR_ENV]: `127.0.0.1:${grpc.port}`,
-  };
+  const host = `127.0.0.1:${grpc.port}`;
+  const adminUrl = `http://127.0.0.1:${adminServer.port}`;
   return Object.assign(control, {
     port: grpc.port,
     adminPort: adminServer.port,
-    env,
+    host,
+    adminUrl,
+    env: { [EMULATOR_HOST_ENV]: host, [EMULATOR_ADMIN_ENV]: adminUrl, [PUBSUB_EMULATOR_ENV]: host },
     model,
     stop: async () => {
       await Promise.all([grpc.stop(), adminServer.stop()]);

@@ -5,7 +5,8 @@ import { renderProblem } from '../core/problems.js';
 import { InputError, isInputError, type Fault } from '../errors.js';
 import type { Logger } from '../log.js';
 import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
-import { createRuntime, newRunId, runDeadlineMs } from '../runtime.js';
+import { createRuntime, newRunId } from '../runtime.js';
+import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 
 /**
  * The Cloud Function's one job, apart from its two entry points: check the request, run the same
@@ -30,14 +31,11 @@ export interface Answer {
   body: Record<string, unknown>;
 }
 
-let cached: { text: string; policy: Policy } | null = null;
-
-/** The policy from GOVERNOR_POLICY, parsed once per instance. */
-export function policyFromEnv(env: NodeJS.ProcessEnv): Policy {
-  const text = env.GOVERNOR_POLICY;
+/** The function's policy: GOVERNOR_POLICY, parsed with every run (it is small). */
+export function functionPolicy(options: Pick<RuntimeOptions, 'policyText'>): Policy {
+  const text = options.policyText;
   if (!text) throw new InputError('GOVERNOR_POLICY is not set: the function has no policy', []);
-  if (cached?.text !== text) cached = { text, policy: parsePolicyText(text, 'GOVERNOR_POLICY') };
-  return cached.policy;
+  return parsePolicyText(text, 'GOVERNOR_POLICY');
 }
 
 export function parsePayload(raw: unknown): Payload {
@@ -78,9 +76,10 @@ export function refusedOverrides(payload: Payload, policy: Policy): Fault[] {
   return faults;
 }
 
+/** One run; `env` is the process's environment, parsed here once (src/runtime-options.ts). */
 export async function handle(
   rawPayload: unknown,
-  env: NodeJS.ProcessEnv,
+  env: Readonly<Record<string, string | undefined>>,
   log: Logger,
 ): Promise<Answer> {
   let payload: Payload;
@@ -91,11 +90,11 @@ export async function handle(
       return { status: 400, body: { error: e.message, faults: e.faults } };
     throw e;
   }
+  let options: RuntimeOptions;
   let policy: Policy;
-  let deadlineMs: number;
   try {
-    policy = policyFromEnv(env);
-    deadlineMs = runDeadlineMs(env);
+    options = parseRuntimeOptions(env);
+    policy = functionPolicy(options);
   } catch (e) {
     if (!isInputError(e)) throw e;
     log.log('ERROR', `misconfigured: ${e.message}`);
@@ -111,12 +110,12 @@ export async function handle(
       },
     };
   }
-  const runtime = createRuntime(policy, env, log);
+  const runtime = createRuntime(policy, options, log);
   const runId = newRunId(Date.now());
   try {
     const report = await reconcile(policy, runtime, {
       runId,
-      deadlineMs,
+      deadlineMs: options.runDeadlineMs,
       ...(payload.mode ? { mode: payload.mode } : {}),
       ...(payload.restore ? { restore: true } : {}),
     });

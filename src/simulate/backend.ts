@@ -66,7 +66,7 @@ async function emulatorBackend(ctx: SimContext, o: BackendOptions): Promise<Back
       pageSize: 100,
     });
     cleanups.push(() => emulator.stop());
-    const google = createGooglePorts({ ...process.env, ...emulator.env });
+    const google = createGooglePorts({ emulatorHost: emulator.host });
     cleanups.unshift(() => google.close());
     return {
       model: emulator.model,

@@ -69,7 +69,7 @@ let services: Map<string, ObservedService>;
 
 beforeAll(async () => {
   emulator = await startEmulator({ fleet, speed: 'manual', pageSize: 50 });
-  adapter = createCloudRunAdapter({ env: emulator.env });
+  adapter = createCloudRunAdapter({ emulatorHost: emulator.host });
   services = new Map((await adapter.listServices(PROJECT, REGION)).map((s) => [s.name, s]));
 });
 

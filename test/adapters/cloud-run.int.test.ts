@@ -114,7 +114,7 @@ beforeAll(async () => {
     pageSize: 50,
     faults: ({ method }) => inject?.(method.slice(method.lastIndexOf('/') + 1)),
   });
-  adapter = createCloudRunAdapter({ env: emulator.env, pageSize: 2, ...quick });
+  adapter = createCloudRunAdapter({ emulatorHost: emulator.host, pageSize: 2, ...quick });
 });
 
 afterEach(() => {
@@ -577,13 +577,14 @@ describe('translateGrpcError', () => {
 });
 
 describe('clientConfig', () => {
-  it("uses Google's defaults without GOVERNOR_EMULATOR_HOST and rejects a bad address", () => {
+  it("uses Google's defaults without an emulator address and rejects a bad one", () => {
     expect(clientConfig({})).toEqual({ options: {}, emulatorHost: null });
-    expect(clientConfig({ GOVERNOR_EMULATOR_HOST: '127.0.0.1:7000' })).toMatchObject({
+    expect(clientConfig({ emulatorHost: null })).toEqual({ options: {}, emulatorHost: null });
+    expect(clientConfig({ emulatorHost: '127.0.0.1:7000' })).toMatchObject({
       emulatorHost: '127.0.0.1:7000',
       options: { apiEndpoint: '127.0.0.1', port: 7000, universeDomain: 'googleapis.com' },
     });
-    expect(() => clientConfig({ GOVERNOR_EMULATOR_HOST: 'nowhere' })).toThrow(InputError);
+    expect(() => clientConfig({ emulatorHost: 'nowhere' })).toThrow(InputError);
   });
 });
 

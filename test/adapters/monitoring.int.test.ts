@@ -85,7 +85,7 @@ afterAll(async () => {
 });
 
 function adapter(options: Omit<MonitoringAdapterOptions, 'env'> = {}): MonitoringAdapter {
-  const a = createMonitoringAdapter({ env: emulator.env, retry: quick, ...options });
+  const a = createMonitoringAdapter({ emulatorHost: emulator.host, retry: quick, ...options });
   adapters.push(a);
   return a;
 }
@@ -496,7 +496,9 @@ describe('createMonitoringAdapter: failures', () => {
       InputError,
     );
     await expect(a.instanceCounts('a/b', { startMs: 0, endMs: 1_000 })).rejects.toThrow(InputError);
-    expect(() => createMonitoringAdapter({ env: emulator.env, pageSize: 0 })).toThrow(InputError);
+    expect(() => createMonitoringAdapter({ emulatorHost: emulator.host, pageSize: 0 })).toThrow(
+      InputError,
+    );
     expect(listCalls()).toEqual([]);
   });
 });

@@ -65,7 +65,7 @@ afterAll(async () => {
 });
 
 function adapter(): QuotaAdapter {
-  const a = createQuotaAdapter({ env: emulator.env, retry: quick });
+  const a = createQuotaAdapter({ emulatorHost: emulator.host, retry: quick });
   adapters.push(a);
   return a;
 }

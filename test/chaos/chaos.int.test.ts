@@ -132,15 +132,15 @@ describe('chaos through the gRPC emulator and Google clients', () => {
         },
         invariants: invariantsOf(scenario),
       });
-      const env = { ...emulator.env };
+      const emulatorHost = emulator.host;
       const retry = { maxAttempts: 2, minBackoffMs: 1, maxBackoffMs: 2, attemptTimeoutMs: 2_000 };
       const run = createCloudRunAdapter({
-        env,
+        emulatorHost,
         retry,
         operationPolling: { initialDelayMs: 5, maxDelayMs: 20, timeoutMs: 300 },
       });
-      const monitoring = createMonitoringAdapter({ env, retry });
-      const quotas = createQuotaAdapter({ env, retry });
+      const monitoring = createMonitoringAdapter({ emulatorHost, retry });
+      const quotas = createQuotaAdapter({ emulatorHost, retry });
       const store = createMemoryStateStore();
       const sink = new RecordingSink();
       try {

@@ -9,6 +9,7 @@ import { startEmulator } from '../../src/emulator/index.js';
 import { memoryLogger } from '../../src/log.js';
 import { reconcile, RunFailedError } from '../../src/reconcile/reconcile.js';
 import { createRuntime } from '../../src/runtime.js';
+import { parseRuntimeOptions } from '../../src/runtime-options.js';
 
 /**
  * Logs and alerts never carry credentials or tokens: the governor runs (the CLI as a real
@@ -101,7 +102,9 @@ describe('no credentials in logs or alerts', () => {
     const emulator = await startEmulator({ fleet: scenario.fleet, speed: 'manual', inject });
     const log = memoryLogger();
     const env = { ...process.env, ...emulator.env, ...credentialsEnv(dir) };
-    const runtime = createRuntime(scenario.policy, env, log, { stateDir: dir });
+    const runtime = createRuntime(scenario.policy, parseRuntimeOptions(env), log, {
+      stateDir: dir,
+    });
     const sink = new RecordingSink();
     try {
       for (let i = 0; i < 3; i++) {

@@ -5,7 +5,8 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runAudit, type AuditReport } from '../../src/cli/audit-command.js';
-import type { Io } from '../../src/cli/main.js';
+import type { Io } from '../../src/cli/io.js';
+import { parseRuntimeOptions } from '../../src/runtime-options.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 
 /**
@@ -54,7 +55,7 @@ async function inProcess(opts: {
     stderr: { write: (s: string) => (stderr += s) },
     env: env(),
   };
-  const code = await runAudit(opts, io);
+  const code = await runAudit(opts, io, parseRuntimeOptions(io.env));
   return { code, stdout, stderr };
 }
 

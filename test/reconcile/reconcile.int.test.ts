@@ -113,7 +113,7 @@ beforeEach(async () => {
     operationDelayMs: 50,
     faults: ({ method, request }) => faults?.(method, request),
   });
-  ports = createGooglePorts({ ...process.env, ...emulator.env });
+  ports = createGooglePorts({ emulatorHost: emulator.host });
   sink = createPubSubAlertSink({
     topic: TOPIC,
     maxAttempts: 2,

@@ -4,6 +4,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createGooglePorts } from '../../src/adapters/index.js';
 import { runReplay, runSimulate } from '../../src/cli/simulate-command.js';
+import { parseRuntimeOptions } from '../../src/runtime-options.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { InputError, UsageError } from '../../src/errors.js';
@@ -64,7 +65,7 @@ describe('governor replay, against the emulator', () => {
   afterAll(async () => emulator.stop());
 
   it('reads one Monitoring call per project and replays the window', async () => {
-    const ports = createGooglePorts({ ...process.env, ...emulator.env });
+    const ports = createGooglePorts({ emulatorHost: emulator.host });
     try {
       emulator.resetCalls();
       const input = await buildReplayInput(
@@ -91,9 +92,11 @@ describe('governor replay, against the emulator', () => {
     const dir = await mkdtemp(join(tmpdir(), 'governor-replay-'));
     await writeFile(join(dir, 'policy.yaml'), POLICY);
     const { io, out } = bufferIo({ ...process.env, ...emulator.env });
+    const options = parseRuntimeOptions(io.env);
     const code = await runReplay(
       { policy: join(dir, 'policy.yaml'), since: '2h', json: true, report: join(dir, 'r.html') },
       io,
+      options,
     );
     expect(code).toBe(0);
     const json = JSON.parse(out.join('')) as {
@@ -104,7 +107,7 @@ describe('governor replay, against the emulator', () => {
     expect(json.strategies[0]).not.toHaveProperty('series');
     expect(await readFile(join(dir, 'r.html'), 'utf8')).toContain('<svg');
     await expect(
-      runReplay({ policy: join(dir, 'policy.yaml'), since: 'a week' }, io),
+      runReplay({ policy: join(dir, 'policy.yaml'), since: 'a week' }, io, options),
     ).rejects.toThrow(UsageError);
   });
 });

@@ -1,0 +1,103 @@
+import { z } from 'zod';
+import { Duration, durationMs } from './core/duration.js';
+import { zodFaults } from './core/document.js';
+import { InputError } from './errors.js';
+
+/**
+ * The governor's settings from the environment, read here and only here: the CLI's `main` and the
+ * function's handler parse `process.env` once per run and pass the result down; nothing else looks
+ * at the environment. A variable set to the empty string counts as unset.
+ *
+ * | variable                        | meaning                                                     |
+ * | ------------------------------- | ----------------------------------------------------------- |
+ * | GOVERNOR_POLICY                 | the function's policy (YAML or JSON text)                   |
+ * | GOVERNOR_STATE_STORE            | `file` (default) or `firestore`                             |
+ * | GOVERNOR_STATE_DIR              | the file store's folder (default `.governor/state`)         |
+ * | GOVERNOR_FIRESTORE_DATABASE     | Firestore database id (default `(default)`)                 |
+ * | GOVERNOR_FIRESTORE_COLLECTION   | root collection (default `gpu-governor`)                    |
+ * | GOVERNOR_RUN_DEADLINE           | no write starts after this long, e.g. `240s` (default 4m)   |
+ * | GOVERNOR_EMULATOR_HOST          | the emulator's gRPC `HOST:PORT` (see docs/emulator.md)      |
+ * | GOVERNOR_EMULATOR_ADMIN         | the emulator's admin URL: its virtual clock is the run's    |
+ * | PUBSUB_EMULATOR_HOST            | Google's Pub/Sub emulator, `HOST:PORT`                      |
+ * | NO_COLOR, FORCE_COLOR, TERM     | colours on a terminal (https://no-color.org)                |
+ */
+
+const unsetWhenEmpty = (value: unknown): unknown =>
+  typeof value === 'string' && value.trim() === '' ? undefined : value;
+
+function optional<T extends z.ZodType>(schema: T) {
+  return z.preprocess(unsetWhenEmpty, schema.optional());
+}
+
+const HostPort = z
+  .string()
+  .trim()
+  .regex(/^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:8085');
+
+/** The variables as they are set. Unknown variables are ignored. */
+export const RuntimeEnv = z.object({
+  GOVERNOR_POLICY: optional(z.string()),
+  GOVERNOR_STATE_STORE: optional(z.enum(['file', 'firestore'])),
+  GOVERNOR_STATE_DIR: optional(z.string()),
+  GOVERNOR_FIRESTORE_DATABASE: optional(z.string().trim()),
+  GOVERNOR_FIRESTORE_COLLECTION: optional(z.string().trim()),
+  GOVERNOR_RUN_DEADLINE: optional(Duration),
+  GOVERNOR_EMULATOR_HOST: optional(HostPort),
+  GOVERNOR_EMULATOR_ADMIN: optional(
+    z.url({ protocol: /^https?$/, error: 'expected an http URL, e.g. http://127.0.0.1:8086' }),
+  ),
+  PUBSUB_EMULATOR_HOST: optional(HostPort),
+  NO_COLOR: optional(z.string()),
+  FORCE_COLOR: optional(z.string()),
+  TERM: optional(z.string()),
+});
+export type RuntimeEnv = z.infer<typeof RuntimeEnv>;
+
+/** Where the state store keeps its documents. */
+export type StateStoreOptions =
+  | { kind: 'file'; dir: string | null }
+  | { kind: 'firestore'; databaseId: string | null; collection: string | null };
+
+function stateStoreOptions(env: RuntimeEnv): StateStoreOptions {
+  if (env.GOVERNOR_STATE_STORE === 'firestore') {
+    return {
+      kind: 'firestore',
+      databaseId: env.GOVERNOR_FIRESTORE_DATABASE ?? null,
+      collection: env.GOVERNOR_FIRESTORE_COLLECTION ?? null,
+    };
+  }
+  return { kind: 'file', dir: env.GOVERNOR_STATE_DIR ?? null };
+}
+
+/** Colours on a terminal: FORCE_COLOR (not 0) wins, then NO_COLOR or TERM=dumb turn them off. */
+function colorMode(env: RuntimeEnv): 'always' | 'never' | 'auto' {
+  if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0') return 'always';
+  if (env.NO_COLOR !== undefined || env.TERM === 'dumb') return 'never';
+  return 'auto';
+}
+
+/** What a run needs of the environment, parsed and with the defaults filled in. */
+export const RuntimeOptions = RuntimeEnv.transform((env) => ({
+  /** GOVERNOR_POLICY: the function's policy text (the CLI reads its policy from --policy). */
+  policyText: env.GOVERNOR_POLICY ?? null,
+  stateStore: stateStoreOptions(env),
+  /** No write starts after this long (ms). */
+  runDeadlineMs: durationMs(env.GOVERNOR_RUN_DEADLINE ?? '4m'),
+  /** `HOST:PORT` of the emulator for the Cloud Run, Monitoring and Quotas clients; null: Google. */
+  emulatorHost: env.GOVERNOR_EMULATOR_HOST ?? null,
+  /** The emulator's admin URL, whose virtual clock is the run's time; null: the wall clock. */
+  emulatorAdmin: env.GOVERNOR_EMULATOR_ADMIN ?? null,
+  /** `HOST:PORT` of a Pub/Sub emulator for the alert sink; null: Google. */
+  pubsubEmulatorHost: env.PUBSUB_EMULATOR_HOST ?? null,
+  color: colorMode(env),
+}));
+export type RuntimeOptions = z.output<typeof RuntimeOptions>;
+
+/** Parses the environment; a bad value is an InputError naming each variable that is wrong. */
+export function parseRuntimeOptions(
+  env: Readonly<Record<string, string | undefined>>,
+): RuntimeOptions {
+  const parsed = RuntimeOptions.safeParse(env);
+  if (!parsed.success) throw new InputError('Invalid environment', zodFaults(parsed.error));
+  return parsed.data;
+}

@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
+import { InputError } from '../../src/errors.js';
+import { parseRuntimeOptions } from '../../src/runtime-options.js';
+
+/** The environment, parsed in one place: defaults, every setting, and each bad value named. */
+
+describe('parseRuntimeOptions', () => {
+  it('fills in the defaults for an empty environment, and ignores variables it does not know', () => {
+    expect(parseRuntimeOptions({ HOME: '/home/x', PATH: '/bin' })).toEqual({
+      policyText: null,
+      stateStore: { kind: 'file', dir: null },
+      runDeadlineMs: 240_000,
+      emulatorHost: null,
+      emulatorAdmin: null,
+      pubsubEmulatorHost: null,
+      color: 'auto',
+    });
+  });
+
+  it('reads every setting', () => {
+    const options = parseRuntimeOptions({
+      GOVERNOR_POLICY: 'version: 1',
+      GOVERNOR_STATE_STORE: 'firestore',
+      GOVERNOR_FIRESTORE_DATABASE: 'db',
+      GOVERNOR_FIRESTORE_COLLECTION: 'coll',
+      GOVERNOR_RUN_DEADLINE: '90s',
+      GOVERNOR_EMULATOR_HOST: '127.0.0.1:7000',
+      GOVERNOR_EMULATOR_ADMIN: 'http://127.0.0.1:7001',
+      PUBSUB_EMULATOR_HOST: 'localhost:8085',
+      NO_COLOR: '1',
+    });
+    expect(options).toEqual({
+      policyText: 'version: 1',
+      stateStore: { kind: 'firestore', databaseId: 'db', collection: 'coll' },
+      runDeadlineMs: 90_000,
+      emulatorHost: '127.0.0.1:7000',
+      emulatorAdmin: 'http://127.0.0.1:7001',
+      pubsubEmulatorHost: 'localhost:8085',
+      color: 'never',
+    });
+    expect(parseRuntimeOptions({ GOVERNOR_STATE_DIR: '/tmp/s' }).stateStore).toEqual({
+      kind: 'file',
+      dir: '/tmp/s',
+    });
+  });
+
+  it('counts an empty variable as unset', () => {
+    expect(
+      parseRuntimeOptions({ GOVERNOR_EMULATOR_HOST: ' ', GOVERNOR_RUN_DEADLINE: '', NO_COLOR: '' }),
+    ).toMatchObject({ emulatorHost: null, runDeadlineMs: 240_000, color: 'auto' });
+  });
+
+  it('colours: FORCE_COLOR wins, NO_COLOR and TERM=dumb turn them off', () => {
+    expect(parseRuntimeOptions({ FORCE_COLOR: '1', NO_COLOR: '1' }).color).toBe('always');
+    expect(parseRuntimeOptions({ FORCE_COLOR: '0' }).color).toBe('auto');
+    expect(parseRuntimeOptions({ TERM: 'dumb' }).color).toBe('never');
+  });
+
+  it('names each variable that is wrong, at once', () => {
+    const bad = {
+      GOVERNOR_STATE_STORE: 'postgres',
+      GOVERNOR_RUN_DEADLINE: 'soon',
+      GOVERNOR_EMULATOR_HOST: 'nowhere',
+      GOVERNOR_EMULATOR_ADMIN: 'not a url',
+      PUBSUB_EMULATOR_HOST: 'localhost',
+    };
+    let error: unknown;
+    try {
+      parseRuntimeOptions(bad);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as InputError).faults.map((f) => f.path).sort()).toEqual(Object.keys(bad).sort());
+  });
+});
+
+describe('the command line with a bad environment', () => {
+  it('exits 2 naming the variable, before doing anything', async () => {
+    let stdout = '';
+    let stderr = '';
+    const code = await main(['validate', '--policy', 'examples/policy.yaml'], {
+      stdout: { write: (s: string) => (stdout += s) },
+      stderr: { write: (s: string) => (stderr += s) },
+      env: { GOVERNOR_RUN_DEADLINE: 'soon' },
+    });
+    expect(code).toBe(2);
+    expect(stdout).toBe('');
+    expect(stderr).toContain('GOVERNOR_RUN_DEADLINE');
+  });
+});
