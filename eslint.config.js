@@ -2,6 +2,181 @@
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
+/**
+ * The layers of src/ (docs/architecture.md draws them). Each entry: what a folder (or a module at
+ * the root of src/) may import of the project's own code; anything else is a lint error, so a
+ * wrong-way import fails the build. The lowest layers first.
+ */
+export const LAYERS = {
+  errors: [],
+  log: [],
+  core: ['errors'],
+  ports: ['core', 'errors'],
+  adapters: ['core', 'ports', 'errors'],
+  observe: ['core', 'ports', 'errors'],
+  reconcile: ['core', 'ports', 'observe', 'errors', 'log'],
+  'runtime-options': ['core', 'errors'],
+  runtime: [
+    'core',
+    'ports',
+    'adapters',
+    'observe',
+    'reconcile',
+    'runtime-options',
+    'errors',
+    'log',
+  ],
+  function: [
+    'core',
+    'ports',
+    'observe',
+    'reconcile',
+    'runtime',
+    'runtime-options',
+    'errors',
+    'log',
+  ],
+  // The command line wires the tools in as commands (simulate, replay, emulator, demo).
+  cli: [
+    'core',
+    'ports',
+    'adapters',
+    'observe',
+    'reconcile',
+    'runtime',
+    'runtime-options',
+    'errors',
+    'log',
+    'emulator',
+    'simulate',
+  ],
+  // Tools: never imported by the product (the CLI aside, as above).
+  emulator: ['core', 'ports', 'errors'],
+  simulate: ['core', 'ports', 'adapters', 'observe', 'reconcile', 'emulator', 'errors', 'log'],
+  chaos: [
+    'core',
+    'ports',
+    'adapters',
+    'observe',
+    'reconcile',
+    'emulator',
+    'simulate',
+    'errors',
+    'log',
+  ],
+};
+/** Layers that are one module at the root of src/ rather than a folder. */
+const ROOT_MODULES = new Set(['errors', 'log', 'runtime-options', 'runtime']);
+
+const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+
+/** The start of an import path that climbs from a file `depth` folders below src/ to src/. */
+const up = (depth) => (depth === 0 ? '\\./' : `(\\.\\./){${depth}}`);
+
+/** The import paths that reach layer `target` from a file `depth` folders below src/. */
+function reaching(target, depth) {
+  return ROOT_MODULES.has(target)
+    ? `^${up(depth)}${escape(target)}\\.js$`
+    : `^${up(depth)}${escape(target)}/`;
+}
+
+const GOOGLE = ['@google-cloud/*', 'google-gax', 'google-auth-library'];
+/** Who may import which outside package, beyond the layers. */
+const PACKAGE_RULES = {
+  adapters: [],
+  emulator: [{ group: GOOGLE, message: 'Only adapters import Google libraries.' }],
+  core: [
+    {
+      group: ['node:*', 'fs', 'path', 'http', 'https', 'child_process'],
+      message: 'The core has no I/O.',
+    },
+    { group: [...GOOGLE, '@grpc/*'], message: 'Only adapters talk to Google.' },
+  ],
+};
+const DEFAULT_PACKAGE_RULES = [
+  { group: [...GOOGLE, '@grpc/*'], message: 'Only adapters import Google libraries.' },
+];
+
+const ENV_READERS = ['src/runtime-options.ts', 'src/cli/io.ts', 'src/function/index.ts'];
+const NO_ENV = {
+  object: 'process',
+  property: 'env',
+  message:
+    'Read the environment through RuntimeOptions (src/runtime-options.ts), parsed once by main or the function handler.',
+};
+const NO_CLOCK = {
+  object: 'Date',
+  property: 'now',
+  message: 'The core has no clock: take the time as input.',
+};
+
+/** One config block per layer and depth, with every import rule of the files it covers. */
+function layerConfigs() {
+  const configs = [];
+  for (const [layer, may] of Object.entries(LAYERS)) {
+    const others = Object.keys(LAYERS).filter((l) => l !== layer && !may.includes(l));
+    const depths = ROOT_MODULES.has(layer) ? [0] : [1, 2, 3];
+    for (const depth of depths) {
+      const files = ROOT_MODULES.has(layer)
+        ? [`src/${layer}.ts`]
+        : [`src/${layer}/${'*/'.repeat(depth - 1)}*.ts`];
+      const patterns = [
+        ...others.map((other) => ({
+          regex: reaching(other, depth),
+          message: `${layer} may import only ${may.length ? may.join(', ') : 'no other part of src'}, not ${other} (docs/architecture.md).`,
+        })),
+        ...(PACKAGE_RULES[layer] ?? DEFAULT_PACKAGE_RULES),
+      ];
+      if (layer === 'emulator') {
+        patterns.push({
+          regex: `^${up(depth)}core/planner\\.js$`,
+          message: "The emulator fakes Google's APIs; it never runs the governor's planner.",
+        });
+      }
+      configs.push({
+        files,
+        ignores: layer === 'function' ? ['src/function/index.ts'] : [],
+        rules: {
+          'no-restricted-imports': ['error', { patterns }],
+          'no-restricted-properties': ['error', NO_ENV, ...(layer === 'core' ? [NO_CLOCK] : [])],
+        },
+      });
+    }
+  }
+  // The function's host: functions-framework is its one Google import.
+  configs.push({
+    files: ['src/function/index.ts'],
+    rules: {
+      'no-restricted-imports': [
+        'error',
+        {
+          patterns: Object.keys(LAYERS)
+            .filter((l) => !LAYERS.function.includes(l) && l !== 'function')
+            .map((other) => ({
+              regex: reaching(other, 1),
+              message: `function may import only ${LAYERS.function.join(', ')}, not ${other}.`,
+            })),
+        },
+      ],
+    },
+  });
+  configs.push({ files: ENV_READERS, rules: { 'no-restricted-properties': 'off' } });
+  // The layer rules see static imports only: a dynamic import stays within its folder.
+  configs.push({
+    files: ['src/**/*.ts'],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        {
+          selector: 'ImportExpression[source.value=/^\\.\\./]',
+          message: 'Import across folders statically, so that the layer rules see it.',
+        },
+      ],
+    },
+  });
+  return configs;
+}
+
 export default tseslint.config(
   { ignores: ['dist/**', 'node_modules/**', 'coverage/**'] },
   js.configs.recommended,
@@ -17,56 +192,5 @@ export default tseslint.config(
       'no-empty': ['error', { allowEmptyCatch: false }],
     },
   },
-  {
-    // Only adapters talk to Google: the adapters, the Firestore state store, the function's host
-    // and the emulator (which loads Google's protos) may import Google's libraries.
-    files: ['src/**/*.ts'],
-    ignores: [
-      'src/adapters/**',
-      'src/function/index.ts',
-      'src/emulator/**',
-      'src/core/**',
-    ],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              group: ['@google-cloud/*', 'google-gax'],
-              message: 'Only adapters import Google libraries.',
-            },
-          ],
-        },
-      ],
-    },
-  },
-  {
-    files: ['src/core/**/*.ts'],
-    rules: {
-      'no-restricted-imports': [
-        'error',
-        {
-          patterns: [
-            {
-              group: ['node:*', 'fs', 'path', 'http', 'https', 'child_process'],
-              message: 'The core has no I/O.',
-            },
-            {
-              group: ['@google-cloud/*', '@grpc/*', 'google-gax'],
-              message: 'Only adapters talk to Google.',
-            },
-          ],
-        },
-      ],
-      'no-restricted-properties': [
-        'error',
-        {
-          object: 'Date',
-          property: 'now',
-          message: 'The core has no clock: take the time as input.',
-        },
-      ],
-    },
-  },
+  ...layerConfigs(),
 );

@@ -1,0 +1,165 @@
+/**
+ * The structure checks bite: a wrong-way import fails `npx eslint .`, and the layers allow no
+ * cycle between folders. Lints snippets as if they were files of src/, through ESLint's own API
+ * and the project's real config.
+ */
+import { ESLint } from 'eslint';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+// @ts-expect-error: the config is JavaScript without declarations.
+import { LAYERS } from '../../eslint.config.js';
+
+let eslint: ESLint;
+
+beforeAll(() => {
+  eslint = new ESLint();
+});
+
+async function problems(filePath: string, code: string): Promise<string[]> {
+  const [result] = await eslint.lintText(code, { filePath });
+  return (result?.messages ?? []).map((m) => `${m.ruleId}: ${m.message}`);
+}
+
+const use = (name: string) => `\nexport const used = ${name};\n`;
+
+describe('a wrong-way import fails lint', () => {
+  it.each([
+    ['core → ports', 'src/core/plan.ts', `import type { CloudRunPort } from '../ports/index.js';`],
+    ['core → adapters', 'src/core/audit.ts', `import { createClock } from '../adapters/clock.js';`],
+    ['core → log', 'src/core/notify.ts', `import { textLogger } from '../log.js';`],
+    [
+      'adapters → emulator',
+      'src/adapters/x.ts',
+      `import { startEmulator } from '../emulator/index.js';`,
+    ],
+    [
+      'adapters (nested) → emulator',
+      'src/adapters/memory/x.ts',
+      `import { FleetModel } from '../../emulator/model.js';`,
+    ],
+    ['adapters → observe', 'src/adapters/x.ts', `import { observe } from '../observe/observe.js';`],
+    [
+      'adapters → reconcile',
+      'src/adapters/x.ts',
+      `import { reconcile } from '../reconcile/reconcile.js';`,
+    ],
+    ['ports → adapters', 'src/ports/x.ts', `import { createClock } from '../adapters/clock.js';`],
+    ['reconcile → chaos', 'src/reconcile/x.ts', `import { runChaos } from '../chaos/chaos.js';`],
+    [
+      'reconcile → simulate',
+      'src/reconcile/x.ts',
+      `import { simulate } from '../simulate/simulate.js';`,
+    ],
+    ['runtime → simulate', 'src/runtime.ts', `import { simulate } from './simulate/simulate.js';`],
+    [
+      'function → chaos',
+      'src/function/handler.ts',
+      `import { runChaos } from '../chaos/chaos.js';`,
+    ],
+    ['cli → chaos', 'src/cli/x.ts', `import { runChaos } from '../chaos/chaos.js';`],
+    ['emulator → planner', 'src/emulator/x.ts', `import { plan } from '../core/planner.js';`],
+    [
+      'emulator → reconcile',
+      'src/emulator/x.ts',
+      `import { reconcile } from '../reconcile/reconcile.js';`,
+    ],
+    [
+      'emulator → simulate',
+      'src/emulator/x.ts',
+      `import { simulate } from '../simulate/simulate.js';`,
+    ],
+    [
+      'emulator → adapters',
+      'src/emulator/x.ts',
+      `import { createClock } from '../adapters/clock.js';`,
+    ],
+    ['observe → Google', 'src/observe/x.ts', `import { PubSub } from '@google-cloud/pubsub';`],
+  ])('%s', async (_, filePath, importLine) => {
+    const name = /import(?: type)? \{ (\w+) \}/.exec(importLine)?.[1] ?? 'x';
+    const found = await problems(filePath, importLine + use(name));
+    expect(
+      found.some((p) => p.startsWith('no-restricted-imports')),
+      found.join('\n'),
+    ).toBe(true);
+  });
+
+  it('a re-export counts as an import', async () => {
+    const found = await problems(
+      'src/core/x.ts',
+      `export { observe } from '../observe/observe.js';\n`,
+    );
+    expect(found.some((p) => p.startsWith('no-restricted-imports'))).toBe(true);
+  });
+
+  it('a dynamic import may not leave its folder', async () => {
+    const found = await problems(
+      'src/reconcile/x.ts',
+      `export const load = () => import('../chaos/chaos.js');\n`,
+    );
+    expect(found.some((p) => p.startsWith('no-restricted-syntax'))).toBe(true);
+  });
+
+  it('only src/runtime-options.ts and the two entry points read process.env', async () => {
+    const code = `export const host = process.env.GOVERNOR_EMULATOR_HOST;\n`;
+    expect(await problems('src/adapters/x.ts', code)).toEqual([
+      expect.stringMatching(/^no-restricted-properties/),
+    ]);
+    expect(await problems('src/runtime-options.ts', code)).toEqual([]);
+  });
+});
+
+describe('the right-way imports pass', () => {
+  it.each([
+    ['core → errors', 'src/core/x.ts', `import { InputError } from '../errors.js';`],
+    [
+      'adapters → ports',
+      'src/adapters/x.ts',
+      `import type { StateStore } from '../ports/index.js';`,
+    ],
+    [
+      'adapters (nested) → core',
+      'src/adapters/memory/x.ts',
+      `import type { Alert } from '../../core/alert.js';`,
+    ],
+    [
+      'reconcile → observe',
+      'src/reconcile/x.ts',
+      `import { observe } from '../observe/observe.js';`,
+    ],
+    [
+      'cli → simulate (a command)',
+      'src/cli/x.ts',
+      `import { simulate } from '../simulate/simulate.js';`,
+    ],
+    ['chaos → emulator', 'src/chaos/x.ts', `import { FleetModel } from '../emulator/model.js';`],
+    [
+      'emulator → ports',
+      'src/emulator/x.ts',
+      `import type { QuotaPort } from '../ports/index.js';`,
+    ],
+  ])('%s', async (_, filePath, importLine) => {
+    const name = /import(?: type)? \{ (\w+) \}/.exec(importLine)?.[1] ?? 'x';
+    expect(await problems(filePath, importLine + use(name))).toEqual([]);
+  });
+});
+
+describe('the layers', () => {
+  it('form no cycle: each may import only layers below it', () => {
+    const layers = LAYERS as Record<string, string[]>;
+    const order: string[] = [];
+    const state = new Map<string, 'visiting' | 'done'>();
+    const visit = (layer: string, path: string[]): void => {
+      if (state.get(layer) === 'done') return;
+      if (state.get(layer) === 'visiting')
+        throw new Error(`cycle: ${[...path, layer].join(' → ')}`);
+      state.set(layer, 'visiting');
+      for (const below of layers[layer] ?? []) visit(below, [...path, layer]);
+      state.set(layer, 'done');
+      order.push(layer);
+    };
+    for (const layer of Object.keys(layers)) visit(layer, []);
+    expect(order).toHaveLength(Object.keys(layers).length);
+    for (const may of Object.values(layers))
+      for (const below of may) expect(Object.keys(layers)).toContain(below);
+  });
+});
