@@ -7,8 +7,8 @@
  * (service, location) into one. The answer is read page by page so that every page's
  * `execution_errors` is checked: a partial answer must not pass for a complete one.
  *
- * Emulator mode: the client connects to `GOVERNOR_EMULATOR_HOST` when it is set (see
- * docs/emulator.md); otherwise to Google with Application Default Credentials.
+ * Emulator mode: given `emulatorHost` (GOVERNOR_EMULATOR_HOST, see docs/emulator.md), the client
+ * connects there; otherwise to Google with Application Default Credentials.
  */
 import { MetricServiceClient } from '@google-cloud/monitoring';
 import type { protos } from '@google-cloud/monitoring';

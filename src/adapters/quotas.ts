@@ -10,8 +10,8 @@
  * It never guesses: a quota it could not read or make sense of is a typed error (the caller then
  * treats the pool's quota as unknown and leaves it alone).
  *
- * Emulator mode: the client connects to `GOVERNOR_EMULATOR_HOST` when it is set (see
- * docs/emulator.md); otherwise to Google with Application Default Credentials.
+ * Emulator mode: given `emulatorHost` (GOVERNOR_EMULATOR_HOST, see docs/emulator.md), the client
+ * connects there; otherwise to Google with Application Default Credentials.
  */
 import { CloudQuotasClient } from '@google-cloud/cloudquotas';
 import type { protos } from '@google-cloud/cloudquotas';
