@@ -9,7 +9,7 @@ import {
   type ServiceKey,
   type ServiceState,
 } from './model.js';
-import { PubSubStore } from './pubsub-api.js';
+import { PubSubStore } from './pubsub-store.js';
 import type { Message, RpcError } from './rpc.js';
 
 /** One RPC as the emulator saw it. */

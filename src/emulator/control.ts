@@ -4,7 +4,7 @@ import type { CallRecord, EmulatorContext, WriteRecord } from './context.js';
 import type { FaultConfig, FaultConfigInput } from './faults.js';
 import type { InvariantSpec, InvariantSpecInput, Violation } from './invariants.js';
 import { Demand, readTrace } from './fleet.js';
-import { topicNameFault, type PublishedMessage } from './pubsub-api.js';
+import { topicNameFault, type PublishedMessage } from './pubsub-store.js';
 import { effectiveMax, MINUTE_MS, revisionName, type Refused, type ServiceState } from './model.js';
 
 /**

@@ -5,7 +5,7 @@ import { DateTime } from 'luxon';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { StringMap } from '../core/document.js';
-import { topicNameFault } from './pubsub-api.js';
+import { topicNameFault } from './pubsub-store.js';
 
 /**
  * The fleet file: what the emulator pretends a Google Cloud project holds (GPU pools and their

@@ -7,7 +7,7 @@ import type { FaultConfigInput } from './faults.js';
 import type { InvariantSpecInput } from './invariants.js';
 import { loadFleet, loadTraces, validateFleet, type Fleet, type FleetInput } from './fleet.js';
 import { FleetModel } from './model.js';
-import type { PublishedMessage } from './pubsub-api.js';
+import type { PublishedMessage } from './pubsub-store.js';
 import { startGrpcServer } from './server.js';
 
 /**
@@ -155,4 +155,4 @@ export {
   type Violation,
 } from './invariants.js';
 export { RpcError } from './rpc.js';
-export { PUBSUB_LIMITS, type PublishedMessage } from './pubsub-api.js';
+export { PUBSUB_LIMITS, type PublishedMessage } from './pubsub-store.js';

@@ -1,0 +1,123 @@
+import { status } from '@grpc/grpc-js';
+import { invalid, RpcError } from './rpc.js';
+
+/**
+ * The emulator's Pub/Sub state: topics and every message published to them, with the topic name
+ * rules the fleet file and the publisher API (pubsub-api.ts, which documents each rule's source)
+ * share.
+ */
+
+const TOPIC_ID = /^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$/;
+const TOPIC_NAME = /^projects\/([^/]+)\/topics\/([^/]+)$/;
+
+/** Pub/Sub's resource limits (https://cloud.google.com/pubsub/quotas#resource_limits). */
+export const PUBSUB_LIMITS = {
+  requestBytes: 10_000_000,
+  messagesPerRequest: 1000,
+  attributesPerMessage: 100,
+  attributeKeyBytes: 256,
+  attributeValueBytes: 1024,
+  orderingKeyBytes: 1024,
+} as const;
+
+/** Why `name` is not a full topic name (`projects/P/topics/T`), or undefined when it is one. */
+export function topicNameFault(name: string): string | undefined {
+  const match = TOPIC_NAME.exec(name);
+  if (!match) return 'expected projects/PROJECT/topics/TOPIC';
+  const id = match[2] ?? '';
+  if (!TOPIC_ID.test(id)) {
+    return 'the topic id must start with a letter, have only letters, digits and - _ . ~ + %, and be 3 to 255 characters long';
+  }
+  if (id.toLowerCase().startsWith('goog')) return 'the topic id must not start with "goog"';
+  return undefined;
+}
+
+/** One message as published and recorded. */
+export interface PublishedMessage {
+  readonly seq: number;
+  /** `projects/P/topics/T`. */
+  readonly topic: string;
+  /** Assigned by the emulator, unique within it (decimal digits, as Pub/Sub's). */
+  readonly messageId: string;
+  /** The data as UTF-8 text, or null when it is not valid UTF-8 (then see `dataBase64`). */
+  readonly data: string | null;
+  readonly dataBase64: string;
+  readonly attributes: Readonly<Record<string, string>>;
+  /** Empty when none. */
+  readonly orderingKey: string;
+  /** Virtual time of the publish (ISO), as the message's `publish_time`. */
+  readonly publishTime: string;
+  readonly wallTime: string;
+}
+
+export interface TopicRecord {
+  readonly name: string;
+  readonly labels: Record<string, string>;
+}
+
+/** Topics and published messages; one per emulator. */
+export class PubSubStore {
+  private readonly topics = new Map<string, TopicRecord>();
+  private readonly messages: PublishedMessage[] = [];
+  private readonly listeners: ((message: PublishedMessage) => void)[] = [];
+  private nextId = 1;
+
+  /** Creates a topic (from the fleet file, or a CreateTopic call); throws RpcError like Pub/Sub. */
+  createTopic(name: string, labels: Record<string, string> = {}): TopicRecord {
+    checkTopicName(name);
+    if (this.topics.has(name)) {
+      throw new RpcError(
+        status.ALREADY_EXISTS,
+        `Resource already exists in the project (resource=${topicId(name)}).`,
+      );
+    }
+    const topic = { name, labels: { ...labels } };
+    this.topics.set(name, topic);
+    return topic;
+  }
+
+  getTopic(name: string): TopicRecord {
+    checkTopicName(name);
+    const topic = this.topics.get(name);
+    if (!topic) {
+      throw new RpcError(status.NOT_FOUND, `Resource not found (resource=${topicId(name)}).`);
+    }
+    return topic;
+  }
+
+  topicsOf(project: string): TopicRecord[] {
+    return [...this.topics.values()]
+      .filter((t) => t.name.startsWith(`projects/${project}/topics/`))
+      .sort((a, b) => a.name.localeCompare(b.name));
+  }
+
+  topicNames(): string[] {
+    return [...this.topics.keys()].sort();
+  }
+
+  record(message: Omit<PublishedMessage, 'seq' | 'messageId'>): PublishedMessage {
+    const seq = this.messages.length + 1;
+    const recorded = { seq, messageId: String(this.nextId++), ...message };
+    this.messages.push(recorded);
+    for (const listener of this.listeners) listener(recorded);
+    return recorded;
+  }
+
+  /** Every message published so far, oldest first; only `topic`'s when given. */
+  published(topic?: string): PublishedMessage[] {
+    return this.messages.filter((m) => topic === undefined || m.topic === topic);
+  }
+
+  /** Calls `listener` with each message once it is published. */
+  onPublish(listener: (message: PublishedMessage) => void): void {
+    this.listeners.push(listener);
+  }
+}
+
+export function topicId(name: string): string {
+  return name.slice(name.lastIndexOf('/') + 1);
+}
+
+export function checkTopicName(name: string): void {
+  if (topicNameFault(name) !== undefined) throw invalid(`Invalid [topics] name: (name=${name})`);
+}
