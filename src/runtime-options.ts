@@ -18,7 +18,7 @@ import { InputError } from './errors.js';
  * | GOVERNOR_RUN_DEADLINE           | no write starts after this long, e.g. `240s` (default 4m)   |
  * | GOVERNOR_EMULATOR_HOST          | the emulator's gRPC `HOST:PORT` (see docs/emulator.md)      |
  * | GOVERNOR_EMULATOR_ADMIN         | the emulator's admin URL: its virtual clock is the run's    |
- * | PUBSUB_EMULATOR_HOST            | Google's Pub/Sub emulator, `HOST:PORT`                      |
+ * | PUBSUB_EMULATOR_HOST            | a Pub/Sub emulator: Google's, or `governor emulator`'s      |
  * | NO_COLOR, FORCE_COLOR, TERM     | colours on a terminal (https://no-color.org)                |
  */
 
