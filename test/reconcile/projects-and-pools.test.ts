@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { Alert } from '../../src/core/alert.js';
 import { parsePolicy, type PolicyInput } from '../../src/core/policy.js';
-import { RecordingSink } from '../../src/chaos/chaos.js';
+import { RecordingSink } from '../../src/adapters/memory/alert-sink.js';
 import { validateFleet, type FleetInput } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { UnavailableError } from '../../src/errors.js';
