@@ -377,7 +377,7 @@ describe('createMonitoringAdapter: requests served and refused', () => {
       speed: 'manual',
       metricsLagMs: LAG,
     });
-    const reader = createMonitoringAdapter({ env: own.env, retry: quick });
+    const reader = createMonitoringAdapter({ emulatorHost: own.host, retry: quick });
     try {
       own.advance(12 * MINUTE);
       const now = own.now().getTime();

@@ -50,7 +50,7 @@ describe('the signal in memory and through the emulator', () => {
 
   beforeAll(async () => {
     emulator = await startEmulator({ fleet, speed: 'manual', metricsLagMs: LAG });
-    google = createGooglePorts({ ...process.env, ...emulator.env });
+    google = createGooglePorts({ emulatorHost: emulator.host });
   });
   afterAll(async () => {
     await google.close();
