@@ -1,22 +1,28 @@
-import * as echarts from 'echarts';
-import type { PoolSeries, SimulationResult, StrategyResult } from './result.js';
+import { DateTime } from 'luxon';
+import {
+  capsChart,
+  CHART_WIDTHS,
+  refusedChart,
+  SMOOTH_MINUTES,
+  type Chart,
+  type TimeFrame,
+} from './report-charts.js';
+import type { PoolMetrics, SimulationResult, StrategyResult } from './result.js';
 
 /**
- * The report: one static HTML page, no script. Per pool, the governor's caps stacked under the
- * quota line with the demand and the refused demand over time, and every strategy's refused
- * GPU-minutes accumulated; then the comparison table. Charts are drawn by ECharts' server-side
- * SVG renderer, so the page opens anywhere, offline.
+ * The report: one static HTML page with no script and no external resource, so it opens anywhere,
+ * offline, as a single file. Per pool, the governor's caps stacked under the quota line with the
+ * demand and the refused demand over time, and every strategy's refused GPU-minutes accumulated
+ * (report-charts.ts); the comparison tables, each column explained under its table; why the
+ * governor refused more than the fleet's static caps, when it did; and how to read the page.
  */
-
-const WIDTH = 1100;
-const HEIGHT = 380;
-/** Most points per series drawn; longer runs are averaged into buckets. */
-const MAX_POINTS = 1440;
 
 export interface ReportOptions {
   title?: string;
   /** One line on what was simulated (the policy, the fleet). */
   subtitle?: string;
+  /** Things the reader must know before trusting the numbers (a shortened replay window). */
+  notes?: readonly string[];
 }
 
 function escape(text: string): string {
@@ -26,133 +32,63 @@ function escape(text: string): string {
   );
 }
 
-/** Means over buckets of `size` minutes, stamped with the bucket's first minute. */
-function bucket(values: readonly number[], startMs: number, size: number): [number, number][] {
-  const out: [number, number][] = [];
-  for (let i = 0; i < values.length; i += size) {
-    let sum = 0;
-    let n = 0;
-    for (let j = i; j < Math.min(values.length, i + size); j++) {
-      sum += values[j] ?? 0;
-      n += 1;
-    }
-    out.push([startMs + i * 60_000, Math.round((sum / Math.max(1, n)) * 100) / 100]);
-  }
-  return out;
-}
-
-function render(option: echarts.EChartsOption): string {
-  const chart = echarts.init(null, null, {
-    renderer: 'svg',
-    ssr: true,
-    width: WIDTH,
-    height: HEIGHT,
-  });
-  try {
-    chart.setOption({ animation: false, ...option });
-    return chart.renderToSVGString();
-  } finally {
-    chart.dispose();
-  }
-}
-
-function capsChart(series: PoolSeries, startMs: number, size: number, refusedBy: string): string {
-  const caps = series.services.map((name) => ({
-    name: `cap ${name}`,
-    type: 'line' as const,
-    stack: 'caps',
-    step: 'end' as const,
-    symbol: 'none',
-    lineStyle: { width: 0.5 },
-    areaStyle: { opacity: 0.55 },
-    data: bucket(series.caps[name] ?? [], startMs, size),
-  }));
-  const minutes = series.demand.length;
-  return render({
-    title: {
-      text: `${series.pool}: governor caps, demand and refused demand`,
-      left: 'center',
-      textStyle: { fontSize: 14 },
-    },
-    legend: { top: 26, type: 'scroll' },
-    grid: { top: 70, left: 60, right: 30, bottom: 40 },
-    tooltip: { show: false },
-    xAxis: { type: 'time' },
-    yAxis: { type: 'value', name: 'GPUs' },
-    series: [
-      ...caps,
-      {
-        name: 'quota',
-        type: 'line',
-        symbol: 'none',
-        lineStyle: { color: '#000', width: 2, type: 'dashed' },
-        data: [
-          [startMs, series.quota],
-          [startMs + (minutes - 1) * 60_000, series.quota],
-        ],
-      },
-      {
-        name: 'demand',
-        type: 'line',
-        symbol: 'none',
-        lineStyle: { color: '#1f3b73', width: 1.5 },
-        data: bucket(series.demand, startMs, size),
-      },
-      {
-        name: `refused (${refusedBy})`,
-        type: 'line',
-        symbol: 'none',
-        lineStyle: { color: '#d62728', width: 1 },
-        areaStyle: { color: '#d62728', opacity: 0.5 },
-        data: bucket(series.refused, startMs, size),
-      },
-    ],
-  });
-}
-
-function cumulativeChart(
-  pool: string,
-  strategies: readonly StrategyResult[],
-  startMs: number,
-  size: number,
-): string {
-  const lines = strategies.flatMap((s) => {
-    const series = s.series.find((p) => p.pool === pool);
-    if (!series) return [];
-    let sum = 0;
-    const cumulative = series.refused.map((v) => (sum += v));
-    const points: [number, number][] = [];
-    for (let i = 0; i < cumulative.length; i += size)
-      points.push([startMs + i * 60_000, cumulative[i] ?? 0]);
-    points.push([startMs + (cumulative.length - 1) * 60_000, cumulative.at(-1) ?? 0]);
-    return [
-      {
-        name: s.label,
-        type: 'line' as const,
-        symbol: 'none',
-        lineStyle: { width: s.strategy === 'governor' ? 3 : 1.5 },
-        data: points,
-      },
-    ];
-  });
-  return render({
-    title: {
-      text: `${pool}: refused GPU-minutes so far, by strategy`,
-      left: 'center',
-      textStyle: { fontSize: 14 },
-    },
-    legend: { top: 26 },
-    grid: { top: 70, left: 70, right: 30, bottom: 40 },
-    xAxis: { type: 'time' },
-    yAxis: { type: 'value', name: 'GPU-minutes' },
-    series: lines,
-  });
-}
-
 const fmt = (n: number | null, digits = 0): string =>
   n === null
     ? '—'
     : n.toLocaleString('en-US', { minimumFractionDigits: digits, maximumFractionDigits: digits });
+
+/** A table column: its header, the tooltip on the header, and the sentence under the table. */
+interface Column {
+  head: string;
+  explain: string;
+}
+
+function header(columns: readonly Column[]): string {
+  return columns.map((c) => `<th scope="col" title="${escape(c.explain)}">${c.head}</th>`).join('');
+}
+
+function columnLegend(columns: readonly Column[]): string {
+  const items = columns.map((c) => `<dt>${c.head}</dt><dd>${escape(c.explain)}</dd>`).join('');
+  return `<dl class="columns">${items}</dl>`;
+}
+
+const COMPARISON_COLUMNS: readonly Column[] = [
+  { head: 'strategy', explain: 'How the caps were set (see "How to read this page").' },
+  {
+    head: 'refused GPU-min',
+    explain:
+      'GPU-minutes of demand not served: above a service’s cap, or beyond the pool’s free GPUs. Lower is better.',
+  },
+  {
+    head: 'idle GPU-min held',
+    explain:
+      'GPU-minutes held by started instances that had no demand (the idle tail after a burst).',
+  },
+  {
+    head: 'writes / service / h',
+    explain: 'Changes of max instances per service per hour (0 for the static strategies).',
+  },
+  {
+    head: 'share error under scarcity',
+    explain:
+      'Mean, over the minutes a pool had more demand than GPUs, of the share of the pool served differently from the oracle’s weighted split (0 to 1).',
+  },
+  {
+    head: 'priority inversions (min)',
+    explain:
+      'Minutes in which a service was refused while a lower-priority service held cap it did not use.',
+  },
+  {
+    head: 'caps over quota (min)',
+    explain:
+      'Minutes in which the caps summed above the pool: instances may then fail to start. Over-commit does this by design.',
+  },
+  {
+    head: 'invariant violations',
+    explain:
+      'The governor’s rules found broken at a write (docs/rules.md); must be 0. — for the baselines.',
+  },
+];
 
 function comparisonTable(result: SimulationResult): string {
   const rows = result.strategies.map((s) => {
@@ -161,69 +97,218 @@ function comparisonTable(result: SimulationResult): string {
       share.length === 0 ? null : share.reduce((a, p) => a + (p.shareError ?? 0), 0) / share.length;
     const inversions = s.pools.reduce((a, p) => a + p.priorityInversions, 0);
     const over = s.pools.reduce((a, p) => a + p.capsOverQuotaMinutes, 0);
-    return `<tr class="${s.strategy}"><th>${escape(s.label)}</th><td>${fmt(s.totals.refusedGpuMinutes)}</td><td>${fmt(s.totals.idleGpuMinutes)}</td><td>${fmt(s.totals.writesPerServiceHour, 2)}</td><td>${fmt(shareError, 3)}</td><td>${fmt(inversions)}</td><td>${fmt(over)}</td><td>${fmt(s.totals.invariantViolations)}</td></tr>`;
+    const cells = [
+      fmt(s.totals.refusedGpuMinutes),
+      fmt(s.totals.idleGpuMinutes),
+      fmt(s.totals.writesPerServiceHour, 2),
+      fmt(shareError, 3),
+      fmt(inversions),
+      fmt(over),
+      fmt(s.totals.invariantViolations),
+    ];
+    return `<tr class="${s.strategy}"><th scope="row">${escape(s.label)}</th>${cells.map((c) => `<td>${c}</td>`).join('')}</tr>`;
   });
-  return `<table class="comparison"><thead><tr><th>strategy</th><th>refused GPU-min</th><th>idle GPU-min held</th><th>writes / service / h</th><th>share error under scarcity</th><th>priority inversions (min)</th><th>caps over quota (min)</th><th>invariant violations</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  return `<table class="comparison"><caption>Every strategy on the same demand, all pools, the whole run</caption><thead><tr>${header(COMPARISON_COLUMNS)}</tr></thead><tbody>${rows.join('')}</tbody></table>
+${columnLegend(COMPARISON_COLUMNS)}`;
 }
 
 function servicesTable(result: SimulationResult, pool: string): string {
-  const names =
-    result.strategies[0]?.services.filter((s) => s.pool === pool).map((s) => s.name) ?? [];
-  const head = result.strategies.map((s) => `<th>${escape(s.label)}</th>`).join('');
-  const body = names.map((name) => {
+  const first = result.strategies[0]?.services.filter((s) => s.pool === pool) ?? [];
+  const columns: Column[] = [
+    { head: 'service', explain: 'The Cloud Run service.' },
+    {
+      head: 'priority',
+      explain: 'Its priority in the policy: a higher one is served first under scarcity.',
+    },
+    {
+      head: 'weight',
+      explain: 'Its weight in the policy: within one priority, unmet demand is shared by weight.',
+    },
+    { head: 'demand GPU-min', explain: 'GPU-minutes the service asked for over the run.' },
+    ...result.strategies.map((s) => ({
+      head: escape(s.label),
+      explain: `GPU-minutes of this service’s demand that ${s.label} refused; in brackets, the writes it made to the service.`,
+    })),
+  ];
+  const body = first.map((svc) => {
     const cells = result.strategies.map((s) => {
-      const m = s.services.find((x) => x.pool === pool && x.name === name);
-      return `<td>${m ? `${fmt(m.refusedGpuMinutes)}${m.writes > 0 ? ` <small>(${m.writes} writes)</small>` : ''}` : '—'}</td>`;
+      const m = s.services.find((x) => x.pool === pool && x.name === svc.name);
+      if (!m) return '<td>—</td>';
+      const writes =
+        m.writes > 0 ? ` <small>(${m.writes} ${m.writes === 1 ? 'write' : 'writes'})</small>` : '';
+      return `<td>${fmt(m.refusedGpuMinutes)}${writes}</td>`;
     });
-    const any = result.strategies[0]?.services.find((x) => x.pool === pool && x.name === name);
-    return `<tr><th>${escape(name)} <small>p${any?.priority ?? 0} w${any?.weight ?? 1}</small></th><td>${fmt(any?.demandGpuMinutes ?? 0)}</td>${cells.join('')}</tr>`;
+    return `<tr><th scope="row">${escape(svc.name)}</th><td>${svc.priority}</td><td>${svc.weight}</td><td>${fmt(svc.demandGpuMinutes)}</td>${cells.join('')}</tr>`;
   });
-  return `<table class="services"><thead><tr><th>service</th><th>demand GPU-min</th>${head}</tr></thead><tbody>${body.join('')}</tbody></table><p class="note">Refused GPU-minutes per service and strategy.</p>`;
+  const explained = columns.slice(0, 4);
+  return `<table class="services"><caption>Refused GPU-minutes per service and strategy</caption><thead><tr>${header(columns)}</tr></thead><tbody>${body.join('')}</tbody></table>
+${columnLegend([...explained, { head: 'one column per strategy', explain: 'GPU-minutes of the service’s demand that the strategy refused; in brackets, the writes it made to the service (static strategies make none).' }])}`;
 }
 
-export function renderReport(result: SimulationResult, options: ReportOptions = {}): string {
-  const startMs = Date.parse(result.start);
-  const size = Math.max(1, Math.ceil(result.minutes / MAX_POINTS));
-  const governor = result.strategies.find((s) => s.strategy === 'governor') ?? result.strategies[0];
-  const h = result.headline;
-  const sections = (governor?.series ?? []).map((series) => {
-    const points = series.demand.length;
-    return `<section class="pool">
+/**
+ * Why the governor refused more than the fleet's static caps in a pool, when it did. The static
+ * caps need no evidence and never move; the governor keeps the caps within the quota and moves
+ * them on Monitoring data that is `lag` minutes old, every `tick` minutes.
+ */
+function versusStaticCaps(result: SimulationResult, pool: string): string {
+  const gov = result.strategies.find((s) => s.strategy === 'governor');
+  const fixed = result.strategies.find((s) => s.strategy === 'fleet-caps');
+  const g = gov?.pools.find((p) => p.pool === pool);
+  const f = fixed?.pools.find((p) => p.pool === pool);
+  if (!gov || !fixed || !g || !f || g.refusedGpuMinutes <= f.refusedGpuMinutes) return '';
+  const reasons: string[] = [];
+  const staticSum = staticCapsSum(fixed, pool);
+  if (f.capsOverQuotaMinutes > 0 || staticSum > f.available) {
+    reasons.push(
+      `The fleet’s static caps sum to ${fmt(staticSum)} GPUs against ${fmt(f.available)} available: they over-commit the pool, as Cloud Run alone allows, so one service’s burst is served from GPUs the others are not using, until bursts meet and instances fail to start. The governor keeps the caps within the quota, so it refuses such a burst at the cap instead.`,
+    );
+  }
+  reasons.push(
+    `The governor moves caps every ${result.tickMinutes} min on Monitoring data ${result.lagMinutes} min old: demand that rises faster than that is refused at the cap until a later run sees it, where a static cap that happens to be high serves it at once.`,
+  );
+  const worse = gov.services
+    .filter((s) => s.pool === pool)
+    .map((s) => ({
+      name: s.name,
+      gov: s.refusedGpuMinutes,
+      fixed:
+        fixed.services.find((x) => x.pool === pool && x.name === s.name)?.refusedGpuMinutes ?? 0,
+    }))
+    .filter((s) => s.gov > s.fixed)
+    .sort((a, b) => b.gov - b.fixed - (a.gov - a.fixed))
+    .slice(0, 5)
+    .map((s) => `${escape(s.name)} (${fmt(s.gov)} against ${fmt(s.fixed)})`);
+  const who = worse.length ? ` Most of the difference is in ${worse.join(', ')}.` : '';
+  return `<div class="explain" id="versus-static-${escape(slug(pool))}"><h3>Why the governor refused more than the fleet’s static caps here</h3>
+<p>In this pool the governor refused ${fmt(g.refusedGpuMinutes)} GPU-minutes, the fleet’s static caps ${fmt(f.refusedGpuMinutes)}.${who}</p>
+<ul>${reasons.map((r) => `<li>${r}</li>`).join('')}</ul></div>`;
+}
+
+function staticCapsSum(fixed: StrategyResult, pool: string): number {
+  const series = fixed.series.find((p) => p.pool === pool);
+  if (!series) return 0;
+  return Object.values(series.caps).reduce((a, caps) => a + (caps[0] ?? 0), 0);
+}
+
+function slug(text: string): string {
+  return text.replace(/[^a-z0-9]+/gi, '-').toLowerCase();
+}
+
+/**
+ * A chart drawn at both widths; the style shows the one that fits the window, so the text of a
+ * chart keeps its size on a narrow screen instead of shrinking with the picture.
+ */
+function figure(
+  kind: string,
+  pool: string,
+  points: number,
+  draw: (width: number) => Chart,
+): string {
+  const drawn = Object.entries(CHART_WIDTHS).map(([name, width]) => {
+    const chart = draw(width);
+    const series = escape(JSON.stringify(chart.series));
+    return `<div class="${name}" data-series="${series}">${chart.svg}</div>`;
+  });
+  return `<figure class="chart" data-chart="${kind}" data-pool="${escape(pool)}" data-points="${points}">${drawn.join('')}</figure>`;
+}
+
+function poolSection(
+  result: SimulationResult,
+  pool: PoolMetrics,
+  governor: StrategyResult,
+): string {
+  const series = governor.series.find((s) => s.pool === pool.pool);
+  if (!series) return '';
+  const frame = (width: number): TimeFrame => ({
+    startMs: Date.parse(result.start),
+    minutes: result.minutes,
+    timezone: result.timezone,
+    width,
+  });
+  const points = series.demand.length;
+  const caps = (w: number) => capsChart(series, frame(w), governor.label);
+  const refused = (w: number) => refusedChart(series.pool, result.strategies, frame(w));
+  return `<section class="pool">
 <h2>${escape(series.pool)}</h2>
-<p>quota ${series.quota} GPUs (${series.available} for these services) · ${series.services.length} services</p>
-<figure class="chart" data-chart="caps" data-pool="${escape(series.pool)}" data-points="${points}">${capsChart(series, startMs, size, governor?.label ?? 'governor')}</figure>
-<figure class="chart" data-chart="refused" data-pool="${escape(series.pool)}" data-points="${points}">${cumulativeChart(series.pool, result.strategies, startMs, size)}</figure>
+<p>${quotaLine(series.quota, series.available, series.services.length)}</p>
+${figure('caps', series.pool, points, caps)}
+${figure('refused', series.pool, points, refused)}
+${versusStaticCaps(result, series.pool)}
 ${servicesTable(result, series.pool)}
 </section>`;
-  });
-  const title = options.title ?? `Governor simulation: ${result.label}`;
-  const headline = h
-    ? `<ul class="headline">
-<li>Gap closed, (equal split − governor) ÷ (equal split − oracle): <b>${h.gapClosed === null ? 'no gap' : fmt(h.gapClosed, 2)}</b></li>
+}
+
+function quotaLine(quota: number, available: number, services: number): string {
+  const them = `${services} ${services === 1 ? 'service' : 'services'}`;
+  return available === quota
+    ? `Quota ${quota} GPUs, all of them for these ${them}.`
+    : `Quota ${quota} GPUs, ${available} of them for these ${them} (the rest is reserve, unmanaged caps and worker pools).`;
+}
+
+function headline(result: SimulationResult): string {
+  const h = result.headline;
+  if (!h) return '';
+  const gap =
+    h.gapClosed === null
+      ? 'no gap: the equal split refused no more than the oracle'
+      : `<b>${fmt(h.gapClosed, 2)}</b>${h.gapClosed < 0 ? ' (negative: the governor refused more than the equal split)' : ''}`;
+  return `<ul class="headline">
+<li>Gap closed, (equal split − governor) ÷ (equal split − oracle), in refused GPU-minutes: ${gap}</li>
 <li>Refused GPU-minutes, governor ÷ equal split: <b>${h.refusedVsEqualSplit === null ? '—' : fmt(h.refusedVsEqualSplit, 2)}</b></li>
 <li>Writes per service per hour: <b>${fmt(h.writesPerServiceHour, 2)}</b> · invariant violations: <b>${h.invariantViolations}</b></li>
-</ul>`
-    : '';
+</ul>`;
+}
+
+const HOW_TO_READ = `<section id="how-to-read"><h2>How to read this page</h2>
+<p>Every strategy is played minute by minute against the same demand, in the same pools, with the same instance start-up time and idle tail. A service’s <b>demand</b> is the instances it would run with no cap, in GPUs. Demand is <b>refused</b> when it is above the service’s cap, or when the pool has no free GPU for a new instance. Lines marked “${SMOOTH_MINUTES}-min mean” are averaged over ${SMOOTH_MINUTES} minutes so the level can be read; the thin light line is demand minute by minute.</p>
+<dl class="strategies">
+<dt>governor</dt><dd>The policy, planned and applied by the real code every tick on lagged Monitoring data.</dd>
+<dt>fleet’s static caps</dt><dd>The max instances the services run with today, never changed. They may sum above the quota.</dd>
+<dt>static equal split</dt><dd>The pool divided equally between the services, never changed.</dd>
+<dt>static, proportional to peak</dt><dd>The pool divided in proportion to each service’s peak demand over the run (known in hindsight), never changed.</dd>
+<dt>over-commit (all at quota)</dt><dd>Every cap at the whole quota: what Cloud Run alone allows. It breaks the quota contract (caps over quota) and is shown so the trade is visible.</dd>
+<dt>clairvoyant oracle</dt><dd>Re-splits the pool every minute knowing that minute’s demand, by priority and weight: the floor on refused GPU-minutes.</dd>
+</dl>
+<p>The <b>gap closed</b> is the share of the equal split’s excess refusals over the oracle that the governor removes: 1 is as good as the oracle, 0 no better than the equal split, below 0 worse. The project’s docs/simulation.md defines every metric and docs/rules.md the rules the invariant check enforces.</p>
+</section>`;
+
+const STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1140px;padding:0 16px;color:#222}
+table{border-collapse:collapse;margin:12px 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+th:first-child{text-align:left}th[title]{cursor:help}tr.governor{background:#eef4ff;font-weight:600}
+caption{text-align:left;font-weight:600;padding:4px 0}figure{margin:16px 0}figure svg{max-width:100%;height:auto;display:block}
+@media (max-width:900px){figure .wide{display:none}}@media (min-width:901px){figure .narrow{display:none}}
+.note,small{color:#666}.notes{background:#fff6dd;border:1px solid #e8c860;padding:8px 12px}
+dl.columns,dl.strategies{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;color:#444}
+dl dt{font-weight:600}dl dd{margin:0}.explain{background:#f6f6f6;padding:4px 12px;margin:12px 0}
+@media (max-width:760px){dl.columns,dl.strategies{grid-template-columns:1fr}dl dd{margin-bottom:6px}
+table{display:block;overflow-x:auto}}`;
+
+export function renderReport(result: SimulationResult, options: ReportOptions = {}): string {
+  const governor = result.strategies.find((s) => s.strategy === 'governor') ?? result.strategies[0];
+  const sections = governor
+    ? governor.pools.map((pool) => poolSection(result, pool, governor))
+    : [];
+  const title = options.title ?? `Governor simulation: ${result.label}`;
+  const start = DateTime.fromISO(result.start, { zone: result.timezone });
+  const notes = (options.notes ?? []).map((n) => `<li>${escape(n)}</li>`).join('');
   const violations = (governor?.violations ?? []).map((v) => `<li>${escape(v)}</li>`).join('');
   const failed = (governor?.failedRuns ?? []).map((v) => `<li>${escape(v)}</li>`).join('');
   return `<!doctype html>
-<html lang="en"><head><meta charset="utf-8"><title>${escape(title)}</title>
+<html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${escape(title)}</title>
 <style>
-body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1140px;color:#222}
-table{border-collapse:collapse;margin:12px 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th:first-child{text-align:left}tr.governor{background:#eef4ff;font-weight:600}figure{margin:12px 0}
-.note,small{color:#666}
+${STYLE}
 </style></head><body>
 <h1>${escape(title)}</h1>
 ${options.subtitle ? `<p>${escape(options.subtitle)}</p>` : ''}
-<p>From ${escape(result.start)} for ${fmt(result.minutes / 60, 1)} h, minute by minute; the governor runs every ${result.tickMinutes} min on Monitoring data ${result.lagMinutes} min behind${result.viaEmulator ? ', through the gRPC emulator' : ''}. Every strategy sees the same demand.</p>
-${headline}
+${notes ? `<ul class="notes">${notes}</ul>` : ''}
+<p>From ${escape(start.toFormat('ccc d LLL yyyy HH:mm'))} (${escape(result.timezone)}) for ${fmt(result.minutes / 60, 1)} h, minute by minute; the governor runs every ${result.tickMinutes} min on Monitoring data ${result.lagMinutes} min behind${result.viaEmulator ? ', through the gRPC emulator' : ''}. Every strategy sees the same demand. <a href="#how-to-read">How to read this page</a>.</p>
+${headline(result)}
 <h2>Comparison</h2>
 ${comparisonTable(result)}
 ${violations ? `<h3>Invariant violations</h3><ul>${violations}</ul>` : ''}
 ${failed ? `<h3>Failed governor runs</h3><ul>${failed}</ul>` : ''}
 ${sections.join('\n')}
-<p class="note">How to read this page: docs/simulation.md. Refused: demand (instances × GPUs) above a service's cap or beyond the pool's free GPUs. Idle held: GPUs held by instances with no demand. Share error: under scarcity, the part of the pool served differently from the oracle's weighted split.</p>
+${HOW_TO_READ}
 </body></html>
 `;
 }

@@ -155,6 +155,8 @@ export interface Headline {
 export interface SimulationResult {
   label: string;
   start: string;
+  /** IANA time zone the report shows times in (the scenario's or fleet's `timezone`). */
+  timezone: string;
   minutes: number;
   tickMinutes: number;
   lagMinutes: number;

@@ -1,5 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
+import { DateTime } from 'luxon';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { StringMap, zodFaults } from '../core/document.js';
@@ -75,6 +76,14 @@ export const Scenario = z
   .strictObject({
     scenario: z.literal(1),
     start: z.iso.datetime({ offset: true }).default('2026-11-27T00:00:00Z'),
+    timezone: z
+      .string()
+      .refine(
+        (zone) => DateTime.now().setZone(zone).isValid,
+        'expected an IANA time zone such as "Europe/Paris"',
+      )
+      .default('UTC')
+      .describe('Time zone the report shows times in.'),
     hours: z
       .number()
       .positive()
@@ -202,6 +211,7 @@ export async function buildScenario(
   const fleet: FleetInput = {
     version: 1,
     start: s.start,
+    timezone: s.timezone,
     startupSeconds: s.startupSeconds,
     idleMinutes: s.idleMinutes,
     warmupMinutes: s.warmupMinutes,

@@ -78,6 +78,7 @@ export async function simulate(
   return {
     label: input.label,
     start: new Date(ctx.startMs).toISOString(),
+    timezone: input.fleet.timezone,
     minutes: ctx.minutes,
     tickMinutes: ctx.tick,
     lagMinutes: ctx.lag,

@@ -2,79 +2,245 @@ import { existsSync } from 'node:fs';
 import { mkdtemp, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium } from 'playwright-core';
-import { describe, expect, it } from 'vitest';
+import { chromium, type Browser, type Page } from 'playwright-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../src/core/policy.js';
 import { renderReport } from '../../src/simulate/report.js';
 import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
 import { benchPolicy, mixedFleetScenario, TRACE_DIR } from '../../src/simulate/scenarios.js';
 import { simulate } from '../../src/simulate/simulate.js';
 
-const CHROMIUM = '/usr/bin/chromium';
+/**
+ * The report as a person sees it: rendered from a short simulation, opened in headless Chromium
+ * at a desktop and a narrow width, measured. Text must not overlap, every legend entry must have
+ * its series' colour, the axes must say their units and time zone, and the page must load
+ * nothing from anywhere.
+ */
 
-describe('the report', () => {
-  it('opens in headless Chromium with every chart drawn with data', async () => {
+const CHROMIUM = '/usr/bin/chromium';
+const WIDTHS = [1280, 700] as const;
+/** Pixels two text boxes may share (anti-aliasing, rounding) before they count as overlapping. */
+const TOLERANCE = 1;
+
+interface Box {
+  what: string;
+  x: number;
+  y: number;
+  width: number;
+  height: number;
+}
+
+function overlaps(a: Box, b: Box): boolean {
+  const dx = Math.min(a.x + a.width, b.x + b.width) - Math.max(a.x, b.x);
+  const dy = Math.min(a.y + a.height, b.y + b.height) - Math.max(a.y, b.y);
+  return dx > TOLERANCE && dy > TOLERANCE;
+}
+
+/** Bounding boxes of every visible SVG text and of the text of every HTML heading and caption. */
+async function textBoxes(page: Page): Promise<Box[]> {
+  return page.evaluate(() => {
+    const out: { what: string; x: number; y: number; width: number; height: number }[] = [];
+    const push = (what: string, r: DOMRect) => {
+      if (r.width > 0 && r.height > 0)
+        out.push({ what, x: r.x, y: r.y, width: r.width, height: r.height });
+    };
+    for (const t of document.querySelectorAll('svg text'))
+      push(`svg text "${t.textContent ?? ''}"`, t.getBoundingClientRect());
+    for (const h of document.querySelectorAll('h1, h2, h3, caption, th, dt')) {
+      const range = document.createRange();
+      range.selectNodeContents(h);
+      for (const r of range.getClientRects()) push(`<${h.tagName}> "${h.textContent ?? ''}"`, r);
+    }
+    return out;
+  });
+}
+
+interface LegendCheck {
+  names: string[];
+  declared: { name: string; colour: string }[];
+  icons: { series: number; fill: string }[];
+  lines: string[];
+  legendTexts: string[];
+  axisNames: string[];
+  labels: string[];
+  svgRight: number;
+  textRight: number;
+}
+
+/** For each visible chart: its declared series, its legend icons and its drawn lines. */
+async function charts(page: Page): Promise<LegendCheck[]> {
+  return page.$$eval('figure.chart > div', (divs) =>
+    divs
+      .filter((d) => d.getBoundingClientRect().width > 0)
+      .map((d) => {
+        const svg = d.querySelector('svg');
+        if (!svg) throw new Error('a chart without svg');
+        const declared = JSON.parse(d.getAttribute('data-series') ?? '[]') as {
+          name: string;
+          colour: string;
+        }[];
+        const icons = [...svg.querySelectorAll('path[ecmeta_ssr_type="legend"]')]
+          .filter((p) => {
+            const fill = p.getAttribute('fill');
+            return fill !== null && fill !== 'none' && p.getAttribute('fill-opacity') !== '0';
+          })
+          .map((p) => ({
+            series: Number(p.getAttribute('ecmeta_series_index')),
+            fill: p.getAttribute('fill') ?? '',
+          }));
+        // A line series is drawn as one stroked path inside the plot's clip, in series order.
+        const lines = [...svg.querySelectorAll('g[clip-path] path')]
+          .filter((p) => p.getAttribute('fill') === 'none' && p.getAttribute('stroke'))
+          .map((p) => p.getAttribute('stroke') ?? '');
+        const texts = [...svg.querySelectorAll('text')];
+        const box = svg.getBoundingClientRect();
+        return {
+          names: declared.map((s) => s.name),
+          declared,
+          icons,
+          lines,
+          legendTexts: texts.map((t) => t.textContent ?? ''),
+          axisNames: texts
+            .filter((t) => /^time \(|^GPUs$|^GPU-minutes$/.test(t.textContent ?? ''))
+            .map((t) => t.textContent ?? ''),
+          labels: texts.map((t) => t.textContent ?? ''),
+          svgRight: box.right,
+          textRight: Math.max(...texts.map((t) => t.getBoundingClientRect().right)),
+        };
+      }),
+  );
+}
+
+describe('the report in headless Chromium', () => {
+  let browser: Browser;
+  let file: string;
+  let dir: string;
+
+  beforeAll(async () => {
     if (!existsSync(CHROMIUM))
       throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
     const input = await buildScenario(
-      parseScenario(mixedFleetScenario(0.7, 4)),
+      parseScenario({ ...mixedFleetScenario(0.7, 4), timezone: 'Europe/Berlin' }),
       TRACE_DIR,
       'mixed fleet',
     );
     const result = await simulate(input, parsePolicy(benchPolicy()), { hours: 4 });
-    const html = renderReport(result, { subtitle: 'test' });
-    expect(html).not.toMatch(/<script/i);
-    const dir = await mkdtemp(join(tmpdir(), 'governor-report-'));
-    const file = join(dir, 'report.html');
+    const html = renderReport(result, { subtitle: 'test', notes: ['a note for the reader'] });
+    dir = await mkdtemp(join(tmpdir(), 'governor-report-'));
+    file = join(dir, 'report.html');
     await writeFile(file, html);
-
-    const browser = await chromium.launch({
+    browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
     });
-    try {
-      const page = await browser.newPage({ viewport: { width: 1200, height: 900 } });
-      await page.goto(`file://${file}`);
-      const charts = await page.$$eval('figure.chart', (figures) =>
-        figures.map((f) => {
-          const svg = f.querySelector('svg');
-          const box = svg?.getBoundingClientRect();
-          return {
-            kind: f.getAttribute('data-chart'),
-            points: Number(f.getAttribute('data-points')),
-            paths: svg ? svg.querySelectorAll('path').length : 0,
-            width: box?.width ?? 0,
-            height: box?.height ?? 0,
-            text: svg?.textContent ?? '',
-          };
-        }),
-      );
-      expect(charts.map((c) => c.kind)).toEqual(['caps', 'refused']);
-      for (const c of charts) {
-        expect(c.points).toBe(240);
-        expect(c.paths).toBeGreaterThan(10);
-        expect(c.width).toBeGreaterThan(500);
-        expect(c.height).toBeGreaterThan(200);
+  }, 120_000);
+  afterAll(async () => browser?.close());
+
+  async function open(width: number): Promise<{ page: Page; requests: string[] }> {
+    const page = await browser.newPage({ viewport: { width, height: 900 } });
+    const requests: string[] = [];
+    page.on('request', (r) => requests.push(r.url()));
+    await page.goto(`file://${file}`);
+    return { page, requests };
+  }
+
+  it('draws both charts of the pool with data, and loads nothing but itself', async () => {
+    const { page, requests } = await open(1280);
+    const figures = await page.$$eval('figure.chart', (fs) =>
+      fs.map((f) => ({
+        kind: f.getAttribute('data-chart'),
+        points: Number(f.getAttribute('data-points')),
+        paths: f.querySelector('.wide svg')?.querySelectorAll('path').length ?? 0,
+        width: f.querySelector('.wide svg')?.getBoundingClientRect().width ?? 0,
+      })),
+    );
+    expect(figures.map((f) => f.kind)).toEqual(['caps', 'refused']);
+    for (const f of figures) {
+      expect(f.points).toBe(240);
+      expect(f.paths).toBeGreaterThan(10);
+      expect(f.width).toBeGreaterThan(900);
+    }
+    expect(requests).toEqual([`file://${file}`]);
+    const html = await page.content();
+    expect(html).not.toMatch(/<script|<link|<img|<iframe|@import|url\(\s*['"]?https?:/i);
+    expect(html).not.toMatch(/(?:src|href)\s*=\s*["']?https?:/i);
+    const rows = await page.$$eval('table.comparison tbody tr', (trs) =>
+      trs.map((tr) => tr.querySelector('th')?.textContent),
+    );
+    expect(rows).toEqual([
+      'governor',
+      "fleet's static caps",
+      'static equal split',
+      'static, proportional to peak',
+      'over-commit (all at quota)',
+      'clairvoyant oracle',
+    ]);
+    await page.close();
+  });
+
+  it('explains every table column and links how to read the page', async () => {
+    const { page } = await open(1280);
+    const tables = await page.$$eval('table', (ts) =>
+      ts.map((t) => ({
+        caption: t.querySelector('caption')?.textContent ?? '',
+        untitled: [...t.querySelectorAll('thead th')]
+          .filter((th) => !th.getAttribute('title'))
+          .map((th) => th.textContent),
+        explained: t.nextElementSibling?.matches('dl.columns') ?? false,
+      })),
+    );
+    expect(tables.length).toBeGreaterThanOrEqual(2);
+    for (const t of tables) {
+      expect(t.caption).not.toBe('');
+      expect(t.untitled).toEqual([]);
+      expect(t.explained).toBe(true);
+    }
+    expect(await page.textContent('table.services thead')).toMatch(/priority.*weight/);
+    expect(await page.getAttribute('a[href="#how-to-read"]', 'href')).toBe('#how-to-read');
+    expect(await page.textContent('#how-to-read h2')).toBe('How to read this page');
+    await page.close();
+  });
+
+  for (const width of WIDTHS) {
+    it(`at ${width} px: no text overlaps, legends fit and match their series, axes say units and zone`, async () => {
+      const { page } = await open(width);
+      const boxes = await textBoxes(page);
+      expect(boxes.length).toBeGreaterThan(50);
+      const clashes: string[] = [];
+      for (let i = 0; i < boxes.length; i++)
+        for (let j = i + 1; j < boxes.length; j++) {
+          const a = boxes[i];
+          const b = boxes[j];
+          if (a && b && overlaps(a, b)) clashes.push(`${a.what} × ${b.what}`);
+        }
+      expect(clashes).toEqual([]);
+
+      const visible = await charts(page);
+      expect(visible).toHaveLength(2);
+      for (const chart of visible) {
+        // A plain legend: every entry whole, none paged away, nothing drawn past the picture.
+        for (const name of chart.names) expect(chart.legendTexts).toContain(name);
+        expect(chart.labels.some((t) => /^\d+\/\d+$/.test(t))).toBe(false);
+        expect(chart.textRight).toBeLessThanOrEqual(chart.svgRight + TOLERANCE);
+        // Colours: the entry's icon has the declared colour, and so has its series' line.
+        expect(new Set(chart.declared.map((s) => s.colour)).size).toBe(chart.declared.length);
+        expect(chart.icons).toHaveLength(chart.declared.length);
+        for (const icon of chart.icons) {
+          expect(chart.lines[icon.series]).toBe(icon.fill);
+        }
+        for (const s of chart.declared) expect(chart.icons.map((i) => i.fill)).toContain(s.colour);
+        // Axes: units, the scenario's time zone, and a date under the first tick.
+        expect(chart.axisNames.some((n) => n.startsWith('time (Europe/Berlin, UTC+01:00)'))).toBe(
+          true,
+        );
+        expect(chart.axisNames.some((n) => n === 'GPUs' || n === 'GPU-minutes')).toBe(true);
+        expect(chart.labels).toContain('Tue 24 Nov');
       }
-      expect(charts[0]?.text).toContain('quota');
-      expect(charts[1]?.text).toContain('clairvoyant oracle');
-      const rows = await page.$$eval('table.comparison tbody tr', (trs) =>
-        trs.map((tr) => tr.querySelector('th')?.textContent),
-      );
-      expect(rows).toEqual([
-        'governor',
-        "fleet's static caps",
-        'static equal split',
-        'static, proportional to peak',
-        'over-commit (all at quota)',
-        'clairvoyant oracle',
-      ]);
-      const shot = join(process.env.SCREENSHOT_DIR ?? dir, 'simulation-report.png');
+      const shot = join(process.env.SCREENSHOT_DIR ?? dir, `simulation-report-${width}.png`);
       await page.screenshot({ path: shot, fullPage: true });
       expect((await stat(shot)).size).toBeGreaterThan(20_000);
       console.log(`report screenshot: ${shot}`);
-    } finally {
-      await browser.close();
-    }
-  });
+      await page.close();
+    });
+  }
 });

@@ -1,0 +1,339 @@
+import * as echarts from 'echarts';
+import { DateTime } from 'luxon';
+import type { PoolSeries, Strategy, StrategyResult } from './result.js';
+
+/**
+ * The report's two charts per pool, drawn by ECharts' server-side SVG renderer (no script in the
+ * page). Each chart is a static picture, so the choices below are the ones a static picture needs:
+ *
+ * - one palette gives every series its colour and its legend entry the same colour;
+ * - the legend is a plain legend below the plot that wraps onto as many rows as it needs (a
+ *   "scroll" legend pages, and a static SVG cannot turn the page);
+ * - the time axis is ticked and labelled in the scenario's time zone, the date under the first
+ *   tick of each day, and both axes are named with their units;
+ * - demand is drawn as a mean over `SMOOTH_MINUTES`, with the per-minute values as a thin light
+ *   line behind it: the minute texture is visible without hiding the level.
+ */
+
+/** The two widths each chart is drawn at: the page shows the one that fits the window. */
+export const CHART_WIDTHS = { wide: 1100, narrow: 660 } as const;
+const PLOT_HEIGHT = 250;
+const TOP = 44;
+const LEFT = 64;
+const RIGHT = 28;
+/** Minutes averaged into the demand and refused lines. */
+export const SMOOTH_MINUTES = 15;
+/** Most points per per-minute series; longer runs are averaged into buckets. */
+const MAX_POINTS = 1440;
+
+/** Colours of the caps, one per service in order (Tableau 10 without its red, then a few more). */
+const SERVICE_COLOURS = [
+  '#4e79a7',
+  '#f28e2b',
+  '#59a14f',
+  '#edc948',
+  '#b07aa1',
+  '#76b7b2',
+  '#ff9da7',
+  '#9c755f',
+  '#bab0ac',
+  '#86bcb6',
+  '#d4a6c8',
+  '#a0cbe8',
+] as const;
+
+export const COLOURS = {
+  quota: '#000000',
+  demand: '#1b2a4a',
+  demandMinute: '#9aa7bf',
+  refused: '#d62728',
+} as const;
+
+export const STRATEGY_COLOURS: Record<Strategy, string> = {
+  governor: '#1f4e9c',
+  'fleet-caps': '#9c755f',
+  'equal-split': '#f28e2b',
+  'peak-proportional': '#59a14f',
+  'over-commit': '#b07aa1',
+  oracle: '#6b6b6b',
+};
+
+export function serviceColour(index: number): string {
+  return SERVICE_COLOURS[index % SERVICE_COLOURS.length] ?? '#888888';
+}
+
+/** A series as the legend names it and the colour it is drawn in (for the page and its tests). */
+export interface DrawnSeries {
+  name: string;
+  colour: string;
+}
+
+export interface Chart {
+  svg: string;
+  series: DrawnSeries[];
+}
+
+export interface TimeFrame {
+  startMs: number;
+  minutes: number;
+  timezone: string;
+  /** Pixels the chart is drawn at. */
+  width: number;
+}
+
+type Point = [number, number];
+
+/** Means over consecutive buckets of `size` minutes, stamped at the middle of each bucket. */
+export function bucketMeans(values: readonly number[], startMs: number, size: number): Point[] {
+  const out: Point[] = [];
+  for (let i = 0; i < values.length; i += size) {
+    const end = Math.min(values.length, i + size);
+    let sum = 0;
+    for (let j = i; j < end; j++) sum += values[j] ?? 0;
+    const mid = startMs + ((i + end - 1) / 2) * 60_000;
+    out.push([mid, Math.round((sum / (end - i)) * 100) / 100]);
+  }
+  return out;
+}
+
+/** Per-minute values as step points, averaged into buckets when the run is long. */
+function perMinute(values: readonly number[], startMs: number): Point[] {
+  const size = Math.max(1, Math.ceil(values.length / MAX_POINTS));
+  if (size === 1) return values.map((v, i) => [startMs + i * 60_000, v]);
+  return bucketMeans(values, startMs, size);
+}
+
+/** Tick spacing in minutes for a span: the smallest step giving at most `most` ticks. */
+function tickMinutes(minutes: number, most: number): number {
+  const steps = [15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080];
+  return steps.find((s) => minutes / s <= most) ?? 10080;
+}
+
+/** Tick times: every `step` minutes on the local clock (whole hours, local midnight), in the run. */
+function ticks(frame: TimeFrame, step: number): number[] {
+  const endMs = frame.startMs + frame.minutes * 60_000;
+  const local = DateTime.fromMillis(frame.startMs, { zone: frame.timezone });
+  const day = local.startOf('day');
+  const since = Math.ceil(local.diff(day, 'minutes').minutes / step) * step;
+  const out: number[] = [];
+  for (let t = day.plus({ minutes: since }); t.toMillis() <= endMs; t = t.plus({ minutes: step }))
+    out.push(t.toMillis());
+  return out;
+}
+
+/** The time axis: ticks on whole local hours (or days), labels in the zone, the date once a day. */
+function timeAxis(frame: TimeFrame): echarts.EChartsOption['xAxis'] {
+  const step = tickMinutes(frame.minutes, Math.floor(frame.width / 95));
+  const values = ticks(frame, step);
+  const first = values[0];
+  const label = (value: number): string => {
+    const t = DateTime.fromMillis(value, { zone: frame.timezone });
+    if (step >= 1440) return t.toFormat('ccc d LLL');
+    const firstOfDay = t.hour * 60 + t.minute < step;
+    return value === first || firstOfDay
+      ? `${t.toFormat('HH:mm')}\n${t.toFormat('ccc d LLL')}`
+      : t.toFormat('HH:mm');
+  };
+  const offset = DateTime.fromMillis(frame.startMs, { zone: frame.timezone }).toFormat('ZZ');
+  return {
+    type: 'value',
+    min: frame.startMs,
+    max: frame.startMs + frame.minutes * 60_000,
+    name: `time (${frame.timezone}, UTC${offset})`,
+    nameLocation: 'middle',
+    nameGap: 42,
+    splitLine: { show: false },
+    axisTick: { customValues: values },
+    axisLabel: { customValues: values, formatter: label, lineHeight: 16 },
+  };
+}
+
+function valueAxis(name: string): echarts.EChartsOption['yAxis'] {
+  return { type: 'value', name, nameLocation: 'middle', nameGap: 44, nameRotate: 90 };
+}
+
+/**
+ * Width in pixels of a legend label at 12 px. The server-side renderer cannot measure fonts and
+ * guesses narrow ones; a browser's sans-serif is often wider, and legend entries then overlap.
+ * So each entry is given this width, which errs wide.
+ */
+function labelWidth(text: string): number {
+  let width = 0;
+  for (const c of text) {
+    if (/[il.,:;'()|! ]/.test(c)) width += 4;
+    else if (/[mwMW%]/.test(c)) width += 11.5;
+    else if (/[A-Z0-9]/.test(c)) width += 8.5;
+    else width += 7.2;
+  }
+  return Math.ceil(width);
+}
+
+const ICON = 14;
+const ICON_GAP = 5;
+const ITEM_GAP = 16;
+
+/** Rows the plain legend wraps onto; ECharts lays it out, this reserves room for it. */
+function legendRows(names: readonly string[], chartWidth: number): number {
+  const width = chartWidth - LEFT - RIGHT;
+  let rows = 1;
+  let used = 0;
+  for (const name of names) {
+    const item = labelWidth(name) + ICON + ICON_GAP + ITEM_GAP;
+    if (used > 0 && used + item > width) {
+      rows += 1;
+      used = 0;
+    }
+    used += item;
+  }
+  return rows;
+}
+
+function render(
+  title: string,
+  width: number,
+  drawn: readonly DrawnSeries[],
+  option: echarts.EChartsOption,
+): string {
+  const rows = legendRows(
+    drawn.map((d) => d.name),
+    width,
+  );
+  // Below the plot: two lines of tick labels, the axis name, then the legend's rows, which
+  // ECharts spaces by the item gap.
+  const bottom = 74 + rows * 14 + (rows - 1) * ITEM_GAP;
+  const height = TOP + PLOT_HEIGHT + bottom;
+  const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width, height });
+  try {
+    chart.setOption({
+      animation: false,
+      textStyle: { fontFamily: 'system-ui, sans-serif' },
+      title: { text: title, left: LEFT, top: 8, textStyle: { fontSize: 15, fontWeight: 600 } },
+      grid: { top: TOP, left: LEFT, right: RIGHT, bottom },
+      legend: {
+        type: 'plain',
+        orient: 'horizontal',
+        left: LEFT,
+        right: RIGHT,
+        bottom: 8,
+        icon: 'roundRect',
+        itemWidth: ICON,
+        itemHeight: 10,
+        itemGap: ITEM_GAP,
+        textStyle: { fontSize: 12 },
+        data: drawn.map((d) => ({
+          name: d.name,
+          itemStyle: { color: d.colour },
+          textStyle: { width: labelWidth(d.name), backgroundColor: 'transparent' },
+        })),
+      },
+      tooltip: { show: false },
+      ...option,
+    });
+    return chart.renderToSVGString();
+  } finally {
+    chart.dispose();
+  }
+}
+
+/** A line series whose line, area and legend icon all take `colour`. */
+function line(name: string, colour: string, data: Point[], extra: Record<string, unknown> = {}) {
+  return {
+    name,
+    type: 'line' as const,
+    symbol: 'none',
+    color: colour,
+    itemStyle: { color: colour },
+    lineStyle: { color: colour, width: 1.5 },
+    data,
+    ...extra,
+  };
+}
+
+/** The governor's caps stacked per service under the quota, demand and refused demand. */
+export function capsChart(series: PoolSeries, frame: TimeFrame, refusedBy: string): Chart {
+  const { startMs, minutes } = frame;
+  const drawn: DrawnSeries[] = [];
+  const caps = series.services.map((name, i) => {
+    const colour = serviceColour(i);
+    drawn.push({ name: `cap ${name}`, colour });
+    return line(`cap ${name}`, colour, perMinute(series.caps[name] ?? [], startMs), {
+      stack: 'caps',
+      step: 'end',
+      lineStyle: { color: colour, width: 0.6 },
+      areaStyle: { color: colour, opacity: 0.45 },
+    });
+  });
+  const demandLabel = `demand, ${SMOOTH_MINUTES}-min mean`;
+  const refusedLabel = `refused (${refusedBy}), ${SMOOTH_MINUTES}-min mean`;
+  drawn.push(
+    { name: 'quota', colour: COLOURS.quota },
+    { name: demandLabel, colour: COLOURS.demand },
+    { name: 'demand, per minute', colour: COLOURS.demandMinute },
+    { name: refusedLabel, colour: COLOURS.refused },
+  );
+  const endMs = startMs + minutes * 60_000;
+  const svg = render('Governor caps, demand and refused demand', frame.width, drawn, {
+    xAxis: timeAxis(frame),
+    yAxis: valueAxis('GPUs'),
+    series: [
+      ...caps,
+      line(
+        'quota',
+        COLOURS.quota,
+        [
+          [startMs, series.quota],
+          [endMs, series.quota],
+        ],
+        { lineStyle: { color: COLOURS.quota, width: 2, type: 'dashed' } },
+      ),
+      line('demand, per minute', COLOURS.demandMinute, perMinute(series.demand, startMs), {
+        lineStyle: { color: COLOURS.demandMinute, width: 0.6 },
+      }),
+      line(demandLabel, COLOURS.demand, bucketMeans(series.demand, startMs, SMOOTH_MINUTES), {
+        lineStyle: { color: COLOURS.demand, width: 2 },
+      }),
+      line(refusedLabel, COLOURS.refused, bucketMeans(series.refused, startMs, SMOOTH_MINUTES), {
+        lineStyle: { color: COLOURS.refused, width: 1 },
+        areaStyle: { color: COLOURS.refused, opacity: 0.35 },
+      }),
+    ],
+  });
+  return { svg, series: drawn };
+}
+
+/** Every strategy's refused GPU-minutes accumulated over the run. */
+export function refusedChart(
+  pool: string,
+  strategies: readonly StrategyResult[],
+  frame: TimeFrame,
+): Chart {
+  const drawn: DrawnSeries[] = [];
+  const lines = strategies.flatMap((s) => {
+    const series = s.series.find((p) => p.pool === pool);
+    if (!series) return [];
+    const colour = STRATEGY_COLOURS[s.strategy];
+    drawn.push({ name: s.label, colour });
+    let sum = 0;
+    const cumulative = series.refused.map((v) => (sum += v));
+    const size = Math.max(1, Math.ceil(cumulative.length / MAX_POINTS));
+    const points: Point[] = [[frame.startMs, 0]];
+    for (let i = size - 1; i < cumulative.length; i += size)
+      points.push([frame.startMs + (i + 1) * 60_000, cumulative[i] ?? 0]);
+    points.push([frame.startMs + cumulative.length * 60_000, cumulative.at(-1) ?? 0]);
+    return [
+      line(s.label, colour, points, {
+        lineStyle: {
+          color: colour,
+          width: s.strategy === 'governor' ? 3 : 1.5,
+          type: s.strategy === 'oracle' ? 'dashed' : 'solid',
+        },
+      }),
+    ];
+  });
+  const svg = render('Refused GPU-minutes so far, by strategy', frame.width, drawn, {
+    xAxis: timeAxis(frame),
+    yAxis: valueAxis('GPU-minutes'),
+    series: lines,
+  });
+  return { svg, series: drawn };
+}
