@@ -3,8 +3,8 @@ import { dirname } from 'node:path';
 import { createGooglePorts } from '../adapters/index.js';
 import { createClock } from '../adapters/clock.js';
 import { durationMs } from '../core/duration.js';
-import { UsageError } from '../errors.js';
-import { buildReplayInput } from '../simulate/replay.js';
+import { InputError, UsageError } from '../errors.js';
+import { buildReplayInput, historyWarning, type ReplayInput } from '../simulate/replay.js';
 import { renderReport } from '../simulate/report.js';
 import { loadSimulationInput } from '../simulate/scenario.js';
 import { progressBar } from '../simulate/progress.js';
@@ -118,12 +118,26 @@ export async function runReplay(
   const lag = parseMinutes('--lag', flags.lag, 3, 0);
   const policy = await loadPolicy(flags.policy);
   const ports = createGooglePorts(options);
-  let input;
+  let input: ReplayInput;
   try {
     const now = await createClock(options)();
     input = await buildReplayInput(policy, ports, now, sinceMs);
   } finally {
     await ports.close();
+  }
+  if (input.history.minutes <= 0) {
+    throw new InputError(
+      `Monitoring has no instance counts for the GPU services of ${policy.projects.join(', ')} in the last ${flags.since}: nothing to replay`,
+      [],
+    );
+  }
+  const notes = [
+    'A replay sees only the demand that was served: demand refused at a cap or by the quota never reached Monitoring, so every strategy’s refusals are understated.',
+  ];
+  const warning = historyWarning(input.history, flags.since);
+  if (warning) {
+    io.stderr.write(`warning: ${warning}\n`);
+    notes.unshift(warning);
   }
   const bar = progressBar(io.stderr);
   let result: SimulationResult;
@@ -137,7 +151,10 @@ export async function runReplay(
   } finally {
     bar.done();
   }
-  return output(result, flags, io, `policy ${flags.policy}, replayed over the last ${flags.since}`);
+  const over = warning
+    ? `the last ${(input.history.minutes / 60).toFixed(1)} h (of --since ${flags.since})`
+    : `the last ${flags.since}`;
+  return output(result, flags, io, `policy ${flags.policy}, replayed over ${over}`, notes);
 }
 
 async function output(
@@ -145,10 +162,11 @@ async function output(
   flags: { report?: string; json?: boolean },
   io: Streams,
   subtitle: string,
+  notes: readonly string[] = [],
 ): Promise<number> {
   if (flags.report) {
     await mkdir(dirname(flags.report), { recursive: true });
-    await writeFile(flags.report, renderReport(result, { subtitle }));
+    await writeFile(flags.report, renderReport(result, { subtitle, notes }));
   }
   if (flags.json) io.stdout.write(JSON.stringify(summary(result), null, 2) + '\n');
   else {
@@ -188,7 +206,7 @@ export function renderTable(result: SimulationResult): string {
   if (h) {
     lines.push('');
     lines.push(
-      `  gap closed (equal split − governor) ÷ (equal split − oracle): ${h.gapClosed === null ? 'no gap' : h.gapClosed.toFixed(2)}`,
+      `  gap closed (equal split − governor) ÷ (equal split − oracle): ${h.gapClosed === null ? 'no gap' : h.gapClosed.toFixed(2)}${h.gapClosed !== null && h.gapClosed < 0 ? ' (negative: the governor refused more than the equal split)' : ''}`,
     );
     lines.push(
       `  refused, governor ÷ equal split: ${h.refusedVsEqualSplit === null ? '—' : h.refusedVsEqualSplit.toFixed(2)}`,

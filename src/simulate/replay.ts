@@ -2,7 +2,7 @@ import { durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
 import { validateFleet, type FleetInput } from '../emulator/fleet.js';
 import { effectiveMax, poolKey, quotaFromPolicy, type PoolId } from '../core/pool.js';
-import type { ObservePorts } from '../ports/index.js';
+import type { MetricSeries, ObservePorts } from '../ports/index.js';
 import { MINUTE_MS } from '../emulator/model.js';
 import type { SimulationInput } from './scenario.js';
 
@@ -12,17 +12,50 @@ import type { SimulationInput } from './scenario.js';
  * the instance counts over the window, and turns each service's instances per minute into its
  * demand. Demand a service could not show (it ran at its cap, or its instances could not start)
  * is not in Monitoring: the replay sees at most what was served, so it understates refusals.
+ *
+ * When Monitoring's history begins after the window asked for (a new project, a new service, data
+ * past retention), the window is shortened to the history there is, and `history` says so: the
+ * minutes before it would replay as no demand at all, which flatters every strategy equally and
+ * turns the comparison into noise.
  */
+
+/** How much of the window asked for Monitoring could show. */
+export interface ReplayHistory {
+  requestedMinutes: number;
+  /** Minutes replayed: from the first minute with an instance count to the end of the window (0: none). */
+  minutes: number;
+  /** Start of the window replayed (ISO). */
+  start: string;
+  /** True when the window was shortened to the history there is. */
+  shortened: boolean;
+}
+
+export interface ReplayInput extends SimulationInput {
+  history: ReplayHistory;
+}
+
+/** History that starts this close to the window's start still counts as the whole window. */
+const SLACK_MINUTES = 5;
+
 export async function buildReplayInput(
   policy: Policy,
   ports: ObservePorts,
   nowMs: number,
   sinceMs: number,
-): Promise<SimulationInput> {
+): Promise<ReplayInput> {
   const endMs = Math.floor(nowMs / MINUTE_MS) * MINUTE_MS;
-  const startMs = endMs - Math.floor(sinceMs / MINUTE_MS) * MINUTE_MS;
-  const minutes = Math.max(1, (endMs - startMs) / MINUTE_MS);
+  const requestedStartMs = endMs - Math.floor(sinceMs / MINUTE_MS) * MINUTE_MS;
+  const requestedMinutes = Math.max(1, (endMs - requestedStartMs) / MINUTE_MS);
   const warmup = Math.min(120, Math.ceil(durationMs(policy.defaults.lookback) / MINUTE_MS));
+  const counts = new Map<string, MetricSeries[]>();
+  for (const project of policy.projects) {
+    counts.set(
+      project,
+      await ports.monitoring.instanceCounts(project, { startMs: requestedStartMs, endMs }),
+    );
+  }
+  const startMs = historyStart([...counts.values()].flat(), requestedStartMs, endMs);
+  const minutes = Math.max(1, (endMs - startMs) / MINUTE_MS);
   const traces = new Map<string, number[]>();
   const projects: NonNullable<FleetInput['projects']> = [];
   for (const project of policy.projects) {
@@ -33,8 +66,9 @@ export async function buildReplayInput(
         workerPools: await ports.run.listWorkerPools(project, r),
       })),
     );
-    const counts = await ports.monitoring.instanceCounts(project, { startMs, endMs });
-    const byService = new Map(counts.map((s) => [`${s.region}/${s.service}`, s]));
+    const byService = new Map(
+      (counts.get(project) ?? []).map((s) => [`${s.region}/${s.service}`, s]),
+    );
     const services = listed.flatMap((l) => l.services).filter((s) => s.gpu !== null);
     const workerPools = listed.flatMap((l) => l.workerPools).filter((w) => w.gpu !== null);
     const pools = new Map<string, PoolId>();
@@ -110,5 +144,36 @@ export async function buildReplayInput(
     fleet,
     traces,
     hours: minutes / 60,
+    history: {
+      requestedMinutes,
+      minutes: (endMs - startMs) / MINUTE_MS,
+      start: new Date(startMs).toISOString(),
+      shortened: startMs > requestedStartMs,
+    },
   };
+}
+
+/**
+ * The start of the window to replay: the window's own start, or the first minute Monitoring has
+ * an instance count for when that is later (points are stamped at the end of their minute). With
+ * no point at all there is no history: the window shrinks to nothing.
+ */
+export function historyStart(
+  series: readonly MetricSeries[],
+  startMs: number,
+  endMs: number,
+): number {
+  let first = Infinity;
+  for (const s of series)
+    for (const p of s.points) if (p.at > startMs) first = Math.min(first, p.at);
+  if (first === Infinity) return endMs;
+  const firstMinute = Math.floor((first - MINUTE_MS) / MINUTE_MS) * MINUTE_MS;
+  return firstMinute - startMs > SLACK_MINUTES * MINUTE_MS ? firstMinute : startMs;
+}
+
+/** What to tell the reader about the history, or null when the whole window was there. */
+export function historyWarning(history: ReplayHistory, since: string): string | null {
+  const hours = (m: number) => `${(m / 60).toFixed(m < 600 ? 1 : 0)} h`;
+  if (!history.shortened || history.minutes <= 0) return null;
+  return `Monitoring has instance counts for only ${hours(history.minutes)} of the ${hours(history.requestedMinutes)} asked for (--since ${since}): replaying from ${history.start}, the first minute with data, instead.`;
 }

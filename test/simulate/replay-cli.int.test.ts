@@ -110,6 +110,29 @@ describe('governor replay, against the emulator', () => {
       runReplay({ policy: join(dir, 'policy.yaml'), since: 'a week' }, io, options),
     ).rejects.toThrow(UsageError);
   });
+
+  it('shortens a window longer than the history, and says so', async () => {
+    const dir = await mkdtemp(join(tmpdir(), 'governor-replay-'));
+    await writeFile(join(dir, 'policy.yaml'), POLICY);
+    const { io, out, err } = bufferIo({ ...process.env, ...emulator.env });
+    const report = join(dir, 'r.html');
+    const code = await runReplay(
+      { policy: join(dir, 'policy.yaml'), since: '7d', json: true, report },
+      io,
+      parseRuntimeOptions(io.env),
+    );
+    expect(code).toBe(0);
+    const json = JSON.parse(out.join('')) as { minutes: number };
+    // The emulator holds its warm-up (150 min) of history, not a week.
+    expect(json.minutes).toBeGreaterThan(100);
+    expect(json.minutes).toBeLessThanOrEqual(151);
+    expect(err.join('')).toMatch(
+      /warning: Monitoring has instance counts for only 2\.\d h of the 168 h asked for \(--since 7d\): replaying from /,
+    );
+    const html = await readFile(report, 'utf8');
+    expect(html).toContain('class="notes"');
+    expect(html).toMatch(/instance counts for only 2\.\d h of the 168 h/);
+  });
 });
 
 describe('governor simulate', () => {

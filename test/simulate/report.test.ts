@@ -1,0 +1,130 @@
+import { describe, expect, it } from 'vitest';
+import { renderReport } from '../../src/simulate/report.js';
+import type { PoolMetrics, SimulationResult, StrategyResult } from '../../src/simulate/result.js';
+import { STRATEGY_LABELS, type Strategy } from '../../src/simulate/result.js';
+
+const POOL = 'p/us-central1/nvidia-l4/zonal';
+
+function pool(refused: number, capsOverQuotaMinutes = 0): PoolMetrics {
+  return {
+    pool: POOL,
+    quota: 4,
+    available: 4,
+    services: 2,
+    demandGpuMinutes: 600,
+    refusedGpuMinutes: refused,
+    idleGpuMinutes: 0,
+    writes: 0,
+    writesPerServiceHour: 0,
+    scarceMinutes: 0,
+    shareError: null,
+    priorityInversions: 0,
+    capsOverQuotaMinutes,
+    invariantViolations: null,
+  };
+}
+
+function strategy(
+  s: Strategy,
+  refused: [number, number],
+  caps: [number, number],
+  over = 0,
+): StrategyResult {
+  const minutes = 60;
+  return {
+    strategy: s,
+    label: STRATEGY_LABELS[s],
+    pools: [pool(refused[0] + refused[1], over)],
+    services: ['a', 'b'].map((name, i) => ({
+      pool: POOL,
+      name,
+      priority: 0,
+      weight: 1,
+      demandGpuMinutes: 300,
+      refusedGpuMinutes: refused[i] ?? 0,
+      refusedCapGpuMinutes: refused[i] ?? 0,
+      refusedQuotaGpuMinutes: 0,
+      idleGpuMinutes: 0,
+      writes: s === 'governor' ? 2 : 0,
+    })),
+    totals: {
+      refusedGpuMinutes: refused[0] + refused[1],
+      idleGpuMinutes: 0,
+      writesPerServiceHour: 0,
+      invariantViolations: s === 'governor' ? 0 : null,
+    },
+    violations: [],
+    failedRuns: [],
+    series: [
+      {
+        pool: POOL,
+        quota: 4,
+        available: 4,
+        services: ['a', 'b'],
+        demand: new Array<number>(minutes).fill(5),
+        caps: {
+          a: new Array<number>(minutes).fill(caps[0]),
+          b: new Array<number>(minutes).fill(caps[1]),
+        },
+        refused: new Array<number>(minutes).fill(1),
+      },
+    ],
+  };
+}
+
+function result(strategies: StrategyResult[], gapClosed: number | null): SimulationResult {
+  return {
+    label: 'hand-made',
+    start: '2026-11-24T00:00:00Z',
+    timezone: 'UTC',
+    minutes: 60,
+    tickMinutes: 5,
+    lagMinutes: 3,
+    viaEmulator: false,
+    strategies,
+    headline: {
+      gapClosed,
+      refusedVsEqualSplit: 1.2,
+      writesPerServiceHour: 2,
+      invariantViolations: 0,
+    },
+  };
+}
+
+describe('the report explains', () => {
+  it('why the governor refused more than static caps that over-commit the pool', () => {
+    const html = renderReport(
+      result(
+        [strategy('governor', [90, 10], [2, 2]), strategy('fleet-caps', [20, 10], [4, 3], 30)],
+        -0.5,
+      ),
+    );
+    expect(html).toContain('Why the governor refused more than the fleet’s static caps here');
+    expect(html).toContain('the governor refused 100 GPU-minutes, the fleet’s static caps 30');
+    expect(html).toContain('sum to 7 GPUs against 4 available: they over-commit the pool');
+    expect(html).toContain('Most of the difference is in a (90 against 20)');
+    expect(html).toContain('(negative: the governor refused more than the equal split)');
+  });
+
+  it('the lag and cadence when the static caps fit the pool, and nothing when the governor does better', () => {
+    const worse = renderReport(
+      result([strategy('governor', [50, 0], [2, 2]), strategy('fleet-caps', [10, 0], [2, 2])], 0.1),
+    );
+    expect(worse).not.toContain('over-commit the pool');
+    expect(worse).toContain('every 5 min on Monitoring data 3 min old');
+    const better = renderReport(
+      result([strategy('governor', [5, 0], [2, 2]), strategy('fleet-caps', [10, 0], [2, 2])], 0.9),
+    );
+    expect(better).not.toContain('Why the governor refused more');
+  });
+
+  it('every column of its tables, and the page needs nothing else', () => {
+    const html = renderReport(
+      result([strategy('governor', [5, 0], [2, 2]), strategy('fleet-caps', [10, 0], [2, 2])], 0.9),
+    );
+    expect(html.match(/<caption>/g)).toHaveLength(2);
+    expect(html.match(/<dl class="columns">/g)).toHaveLength(2);
+    expect(html).not.toMatch(/https?:\/\/(?!www\.w3\.org)/);
+    expect(html).toContain('<a href="#how-to-read">');
+  });
+});
