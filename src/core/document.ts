@@ -70,23 +70,71 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
-/** Reads a YAML or JSON document (JSON is YAML), naming the line of a syntax error. */
-export function parseDocument(text: string, what: string): unknown {
-  try {
-    return parseYaml(text, { prettyErrors: true, uniqueKeys: true, logLevel: 'error' });
-  } catch (e) {
-    if (e instanceof YAMLParseError) {
-      const where = e.linePos?.[0] ? `line ${e.linePos[0].line}, column ${e.linePos[0].col}` : '';
-      throw new InputError(`${what} is not valid YAML or JSON`, [
-        { path: where, message: e.message.split('\n')[0] ?? e.message },
-      ]);
+export type DocumentFormat = 'JSON' | 'YAML';
+
+/**
+ * The format a document is meant to be in: JSON when it is named `*.json` or opens with `{` or
+ * `[`, YAML otherwise. Every JSON document is also YAML and is read as YAML; the format only
+ * decides whose words an error is told in, so truncated JSON is not reported as a YAML error.
+ */
+export function expectedFormat(text: string, name = ''): DocumentFormat {
+  return /\.json$/i.test(name.trim()) || /^\s*[[{]/.test(text) ? 'JSON' : 'YAML';
+}
+
+function lineAndColumn(text: string, offset: number): string {
+  const before = text.slice(0, Math.max(0, Math.min(offset, text.length)));
+  const lines = before.split('\n');
+  return `line ${lines.length}, column ${(lines.at(-1)?.length ?? 0) + 1}`;
+}
+
+/** Where and why `text` does not parse, said in the terms of `format`. */
+export function syntaxFault(text: string, error: unknown, format: DocumentFormat): Fault {
+  if (format === 'JSON') {
+    try {
+      JSON.parse(text);
+    } catch (e) {
+      const message = e instanceof Error ? e.message : String(e);
+      const at = /at position (\d+)/.exec(message);
+      const end = text.trimEnd().length;
+      const offset = Math.min(at ? Number(at[1]) : end, end);
+      const what = message
+        .replace(/ in JSON at position \d+.*$/, '')
+        .replace(/ of JSON input$/, '');
+      // An error at the very end of the text is a document cut short, whatever the parser calls it.
+      return {
+        path: lineAndColumn(text, offset),
+        message:
+          offset >= end - 1 ? `the JSON ends before it is complete (${what.toLowerCase()})` : what,
+      };
     }
-    // The parser also throws plain errors for a bad document (an alias to no anchor is a
-    // ReferenceError): still bad input, never a crash (found by test/fuzz).
-    throw new InputError(
-      `${what} is not valid YAML or JSON`,
-      [{ path: '', message: e instanceof Error ? e.message : String(e) }],
-      { cause: e },
-    );
+    // Valid JSON that YAML refuses: a key written twice.
   }
+  if (error instanceof YAMLParseError) {
+    const where = error.linePos?.[0]
+      ? `line ${error.linePos[0].line}, column ${error.linePos[0].col}`
+      : '';
+    return { path: where, message: error.message.split('\n')[0] ?? error.message };
+  }
+  // The parser also throws plain errors for a bad document (an alias to no anchor is a
+  // ReferenceError): still bad input, never a crash (found by test/fuzz).
+  return { path: '', message: error instanceof Error ? error.message : String(error) };
+}
+
+/**
+ * Reads a YAML or JSON document (JSON is YAML), naming the line of a syntax error in the words of
+ * the format expected, and refusing an empty document by name rather than as a `null` value.
+ */
+export function parseDocument(text: string, what: string): unknown {
+  const format = expectedFormat(text, what);
+  let value: unknown;
+  try {
+    value = parseYaml(text, { prettyErrors: true, uniqueKeys: true, logLevel: 'error' });
+  } catch (e) {
+    throw new InputError(`${what} is not valid ${format}`, [syntaxFault(text, e, format)], {
+      cause: e,
+    });
+  }
+  if (value === null || value === undefined)
+    throw new InputError(`${what} is empty: expected a ${format} document`, []);
+  return value;
 }

@@ -4,7 +4,7 @@ import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { DateTime } from 'luxon';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { StringMap } from '../core/document.js';
+import { expectedFormat, formatPath, StringMap, syntaxFault } from '../core/document.js';
 import { topicNameFault } from './pubsub-store.js';
 
 /**
@@ -379,9 +379,12 @@ function describeIssues(issues: readonly Issue[], prefix: readonly PropertyKey[]
       out.push(...describeIssues(best, path));
       continue;
     }
-    const where = path.length === 0 ? '(top level)' : path.map(String).join('.');
-    const keys = issue.code === 'unrecognized_keys' ? `: ${issue.keys.join(', ')}` : '';
-    out.push(`${where}: ${issue.message}${keys}`);
+    if (issue.code === 'unrecognized_keys') {
+      // zod's message already names the key; the path says where it is, once.
+      for (const key of issue.keys) out.push(`${formatPath([...path, key])}: unknown key`);
+      continue;
+    }
+    out.push(`${path.length === 0 ? '(top level)' : formatPath(path)}: ${issue.message}`);
   }
   return out;
 }
@@ -398,15 +401,19 @@ export function validateFleet(value: unknown, source = 'fleet'): Fleet {
 
 /** Parses the text of a fleet file (YAML, which includes JSON). */
 export function parseFleet(text: string, source = 'fleet'): Fleet {
+  const format = expectedFormat(text, source);
   let value: unknown;
   try {
     value = parseYaml(text);
   } catch (error) {
-    const detail = error instanceof Error ? error.message : String(error);
-    throw new FleetError(`${source} is not valid YAML or JSON: ${detail}`, [detail], {
+    const fault = syntaxFault(text, error, format);
+    const detail = fault.path ? `${fault.path}: ${fault.message}` : fault.message;
+    throw new FleetError(`${source} is not valid ${format}: ${detail}`, [detail], {
       cause: error,
     });
   }
+  if (value === null || value === undefined)
+    throw new FleetError(`${source} is empty: expected a ${format} document`);
   return validateFleet(value, source);
 }
 

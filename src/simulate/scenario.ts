@@ -1,9 +1,8 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { DateTime } from 'luxon';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { StringMap, zodFaults } from '../core/document.js';
+import { parseDocument, StringMap, zodFaults } from '../core/document.js';
 import { InputError } from '../errors.js';
 import {
   FleetError,
@@ -125,14 +124,7 @@ export async function loadSimulationInput(path: string): Promise<SimulationInput
   } catch (e) {
     throw new InputError(`cannot read the fleet file ${path}`, [], { cause: e });
   }
-  let raw: unknown;
-  try {
-    raw = parseYaml(text);
-  } catch (e) {
-    throw new InputError(`fleet ${path} is not valid YAML or JSON: ${(e as Error).message}`, [], {
-      cause: e,
-    });
-  }
+  const raw = parseDocument(text, `fleet ${path}`);
   const baseDir = dirname(resolve(path));
   if (raw !== null && typeof raw === 'object' && 'scenario' in raw) {
     return buildScenario(parseScenario(raw, `scenario ${path}`), baseDir, path);

@@ -56,11 +56,22 @@ describe('the fleet file', () => {
       error = e;
     }
     expect(error).toBeInstanceOf(FleetError);
-    const faults = (error as FleetError).faults.join('\n');
-    expect(faults).toContain('projects.0.services.0.gpu');
-    expect(faults).toContain('acelerator');
-    expect(faults).toContain('projects.0.services.0.maxInstances');
-    expect(faults).toContain('projects.0.services.0.demand.diurnal.peakHour');
+    const faults = (error as FleetError).faults;
+    // The unknown key is named once, in its path.
+    expect(faults).toContain('projects[0].services[0].gpu.acelerator: unknown key');
+    expect(faults.join('\n').match(/acelerator/g)).toHaveLength(1);
+    expect(faults.join('\n')).toContain('projects[0].services[0].maxInstances');
+    expect(faults.join('\n')).toContain('projects[0].services[0].demand.diurnal.peakHour');
+  });
+
+  it('names an empty file, and truncated JSON as a JSON error', () => {
+    expect(() => parseFleet('', 'fleet.yaml')).toThrow(
+      'fleet.yaml is empty: expected a YAML document',
+    );
+    expect(() => parseFleet('# nothing yet\n', 'fleet.yaml')).toThrow(/is empty/);
+    expect(() => parseFleet('{"version": 1, "projects": [{"id": "my-proj', 'fleet.json')).toThrow(
+      /^fleet\.json is not valid JSON: line 1, column \d+: the JSON ends before it is complete \(unterminated string\)$/,
+    );
   });
 
   it('rejects reserved annotations, two demand kinds and a min above the max', () => {
