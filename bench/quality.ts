@@ -9,7 +9,7 @@ import {
 import { simulate, type RefusalCauses, type SimulationResult } from '../src/simulate/simulate.js';
 
 /**
- * Decision quality (SPEC.md "How decision quality is judged"): a simulated day of the mixed fleet
+ * Decision quality (docs/rules.md "How decisions are judged"): a simulated day of the mixed fleet
  * at a quota of 0.6, 0.8 and 1.0 × its aggregate peak, and the traces alone, each against the
  * baselines on the same demand.
  */

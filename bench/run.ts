@@ -65,7 +65,7 @@ lines.push(
   `  reads grow with regions and pages, not services: ${flat ? 'yes' : 'NO'} (1 region: ${sameRegions.map((r) => `${r.services} services → ${r.reads} reads`).join(', ')})`,
 );
 
-// Decision quality on simulated days (SPEC.md "How decision quality is judged").
+// Decision quality on simulated days (docs/rules.md "How decisions are judged").
 const quality = await benchQuality();
 lines.push('');
 lines.push(

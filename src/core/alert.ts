@@ -1,7 +1,7 @@
 import { z } from 'zod';
 
 /**
- * The alert message: one JSON object per event, the subscribers' contract (SPEC "Alerts").
+ * The alert message: one JSON object per event, the subscribers' contract (docs/alerts.md).
  * Conditions (`firing` / `resolved`) and events (`event`) share this shape.
  */
 export const ALERT_TYPES = [

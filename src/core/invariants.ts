@@ -1,5 +1,5 @@
 /**
- * The SPEC rules a single write of a service's max instances must keep, decided in one place for
+ * The rules (docs/rules.md) a single write of a service's max instances must keep, decided in one place for
  * both watchers of writes: the simulator's write checks and the emulator's invariant monitor.
  * Each gathers the facts it knows about the write and renders the breaches in its own words.
  *

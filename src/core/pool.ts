@@ -4,7 +4,7 @@
  *
  * - identity: (project, region, accelerator, zonal redundancy), one key format, `samePool`;
  * - settings: the policy's `pools` entries for a pool, merged field by field (see `poolSettings`);
- * - budget: quota − reserve − unmanaged caps − other unmanaged usage (SPEC "Words");
+ * - budget: quota − reserve − unmanaged caps − other unmanaged usage (docs/rules.md "Words");
  * - a service's cap in force: the lower of its service-level and revision-level max, or Cloud
  *   Run's default when neither is set.
  */

@@ -5,7 +5,7 @@ import { effectiveMax, gpusPerInstance, type FleetModel, type ServiceKey } from 
 
 /**
  * The invariant monitor: after every write (UpdateService in the emulator, `updateMaxInstances` in
- * the in-memory chaos runs) it checks the promises of SPEC rules 1 and 3 for the written pool and
+ * the in-memory chaos runs) it checks the promises of rules 1 and 3 (docs/rules.md) for the written pool and
  * records every violation with the write that caused it:
  *
  * - `over-quota`: the write raised a cap and left the pool's caps (every service's effective max x

@@ -188,7 +188,7 @@ export interface MinuteSample {
  *   code"), or, rarely, the queue overflowed while instances within the cap were still starting.
  * - `unavailable`: waited for an instance the pool's GPU quota did not let start. How Cloud Run
  *   answers those is not documented for this case (Google's known-issues page reports "429 or
- *   503 errors" with "no available instance" when instances cannot start; the SPEC says 503).
+ *   503 errors" with "no available instance" when instances cannot start; docs/rules.md calls them 503s).
  *   The model answers 503, the conservative choice: the governor never counts on seeing them as
  *   429s, and while caps sum within the quota it never happens to a governed service.
  * Both refusals are answered by Cloud Run's front end, so neither reaches a container.
@@ -215,8 +215,8 @@ export function requestsPerInstanceMinute(spec: FleetService): number {
  * How long a request pends for an instance before Cloud Run answers 429: the service's own
  * `pendingSeconds`, else Google's rule (docs.cloud.google.com/run/docs/about-instance-autoscaling,
  * "Exceeding maximum instances": "up to 3.5 times the average startup time of container instances
- * of this service, or 10 seconds, whichever is greater"). Older versions of the page said 60 s,
- * which is what the SPEC quotes; the window only matters for bursts shorter than it.
+ * of this service, or 10 seconds, whichever is greater"). Older versions of the page said 60 s;
+ * the window only matters for bursts shorter than it.
  */
 export function pendingSecondsOf(spec: FleetService, fleetStartupSeconds: number): number {
   if (spec.pendingSeconds !== undefined) return spec.pendingSeconds;

@@ -22,7 +22,7 @@ import type {
 import { lastChangedAt } from './annotations.js';
 
 /**
- * Observation: reads the project through the ports and builds the SPEC snapshot. All regions and
+ * Observation: reads the project through the ports and builds the snapshot (docs/rules.md). All regions and
  * metrics are read in parallel; Monitoring is read once per metric per project, not per service.
  * What could not be read becomes `null` with a note (fail static), never a guess.
  */

@@ -73,7 +73,7 @@ export interface PoolMetrics {
   priorityInversions: number;
   /** Minutes in which the pool's caps summed above what it has (over-commit by design). */
   capsOverQuotaMinutes: number;
-  /** Governor only: broken SPEC rules seen at a write (null for baselines). */
+  /** Governor only: rules of docs/rules.md broken at a write (null for baselines). */
   invariantViolations: number | null;
 }
 

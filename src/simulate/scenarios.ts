@@ -5,7 +5,7 @@ import type { PolicyInput } from '../core/policy.js';
 import type { ScenarioInput } from './scenario.js';
 
 /**
- * The scenarios SPEC.md "How decision quality is judged" asks for, used by `npm run bench` and
+ * The scenarios docs/rules.md "How decisions are judged" asks for, used by `npm run bench` and
  * shipped as examples/sim-*.yaml: a mixed fleet in one pool (busy hours at different times of day,
  * one mostly idle, one step change, per-minute texture from the Azure traces) at a quota of a
  * given multiple of its aggregate peak, and the traces alone.

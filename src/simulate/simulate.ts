@@ -48,7 +48,7 @@ export type {
  * explains the loop, the metrics and the baselines. This file is the loop; beside it:
  * context.ts (what the strategies share), strategies.ts (baselines and the oracle),
  * backend.ts (the model in memory or behind the emulator), accounting.ts (the per-minute sums),
- * write-checks.ts (the governor's writes against the SPEC rules), diagnosis.ts (refusals by cause).
+ * write-checks.ts (the governor's writes against the rules of docs/rules.md), diagnosis.ts (refusals by cause).
  */
 
 /** Runs every strategy on the same demand. */

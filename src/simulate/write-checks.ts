@@ -6,7 +6,7 @@ import type { Accounting } from './accounting.js';
 import { capOf, svcId, type Member, type PoolInfo, type SimContext } from './context.js';
 
 /**
- * The governor's writes in the simulator, each checked as it is made against the SPEC rules it
+ * The governor's writes in the simulator, each checked as it is made against the rules of docs/rules.md it
  * must keep (core/invariants.ts, which the emulator's invariant monitor uses too). The simulator
  * knows more than the emulator: the policy's floors and ceilings, so it checks rule 2 as well.
  */
@@ -25,7 +25,7 @@ export interface WriteFacts {
   budgetGpus: number;
 }
 
-/** The SPEC rules one write breaks, in words (empty: none). */
+/** The rules (docs/rules.md) one write breaks, in words (empty: none). */
 export function writeProblems(w: WriteFacts): string[] {
   return writeBreaches({
     managed: w.managed,

@@ -22,7 +22,7 @@ import { createSimPorts, watchWrites } from '../../src/emulator/ports.js';
 import type { StateStore } from '../../src/ports/index.js';
 
 /**
- * SPEC rules 1, 3, 4 and 9 under faults. A thousand randomized governor runs in process (the
+ * Rules 1, 3, 4 and 9 of docs/rules.md under faults. A thousand randomized governor runs in process (the
  * emulator's fleet model behind the in-memory ports, every port, the store and the sink faulty),
  * then fewer through the real gRPC emulator and Google's clients with the emulator's own fault
  * injection. The seed is printed; CHAOS_SEED and CHAOS_RUNS reproduce or enlarge a run.

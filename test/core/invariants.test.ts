@@ -2,7 +2,7 @@ import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { writeBreaches } from '../../src/core/invariants.js';
 
-describe('writeBreaches: the SPEC rules one write keeps', () => {
+describe('writeBreaches: the rules one write keeps', () => {
   const pool = { capsGpus: 7, floorsGpus: 3, budgetGpus: 8 };
   const ok = { managed: true, before: 2, after: 3, bounds: { floor: 1, ceiling: 8 }, pool };
 

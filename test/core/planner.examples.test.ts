@@ -6,7 +6,7 @@ import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
 import { governAll, POOL, snapshotService } from '../support/fixtures.js';
 
 /**
- * The planner by example: one small fleet per rule of SPEC.md, to read as documentation.
+ * The planner by example: one small fleet per rule of docs/rules.md, to read as documentation.
  * Pool: project p, us-central1, nvidia-l4 with zonal redundancy, unless a test says otherwise.
  */
 
@@ -360,7 +360,7 @@ describe('time windows', () => {
 });
 
 describe('alerts', () => {
-  it('follow the SPEC message shape, with a pool ordering key in the dedup key', () => {
+  it('follow the message shape of docs/alerts.md, with a pool ordering key in the dedup key', () => {
     const p = plan(
       snap(4, [svc('a', 4, { current: 4, peak: 4 })]),
       policy({ alerts: { pressure: 0.5 } }),

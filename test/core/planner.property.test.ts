@@ -9,7 +9,7 @@ import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
 import { assertProperty, AT, caseArb, fcParams, type Case } from '../support/fleet-arbitrary.js';
 
 /**
- * SPEC rules 1–8 as properties over thousands of random fleets and policies. The expected
+ * The rules 1–8 of docs/rules.md as properties over thousands of random fleets and policies. The expected
  * bounds and budgets are recomputed here from the inputs, independently of the planner.
  */
 
@@ -121,8 +121,8 @@ const floorsFit = (f: PoolFacts) =>
   ) <= f.budget;
 const params = fcParams(3000);
 
-describe('planner properties (SPEC rules)', () => {
-  it('produces a plan that matches the plan schema and the budgets of the SPEC formula', () => {
+describe('planner properties (docs/rules.md)', () => {
+  it('produces a plan that matches the plan schema and the budgets of the docs/rules.md formula', () => {
     assertProperty(
       fc.property(caseArb({ mixedGpus: true }), (c) => {
         const p = run(c);
