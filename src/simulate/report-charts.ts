@@ -293,8 +293,8 @@ export function capsChart(series: PoolSeries, frame: TimeFrame, refusedBy: strin
         lineStyle: { color: COLOURS.demand, width: 2 },
       }),
       line(refusedLabel, COLOURS.refused, bucketMeans(series.refused, startMs, SMOOTH_MINUTES), {
-        lineStyle: { color: COLOURS.refused, width: 1 },
-        areaStyle: { color: COLOURS.refused, opacity: 0.35 },
+        // A line, not an area: an area from 0 would cover the lowest services' cap bands.
+        lineStyle: { color: COLOURS.refused, width: 2 },
       }),
     ],
   });

@@ -276,6 +276,6 @@ describe("the emulator's Pub/Sub publisher", () => {
   it('rejects a bad topic in the fleet file, naming it', async () => {
     await expect(
       startEmulator({ fleet: { ...testFleet(), topics: ['projects/p/topics/goog-x'] } }),
-    ).rejects.toThrow(/topics\.0: the topic id must not start with "goog"/);
+    ).rejects.toThrow(/topics\[0\]: the topic id must not start with "goog"/);
   });
 });
