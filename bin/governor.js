@@ -1,4 +1,15 @@
 #!/usr/bin/env node
 import { main } from '../dist/src/cli/main.js';
 
+// A client library's background failure must reach the user as one line, never a stack trace.
+const oneLine = (e) => (e instanceof Error ? e.message.split('\n')[0] : String(e));
+process.on('uncaughtException', (e) => {
+  process.stderr.write(`error: ${oneLine(e)}\n`);
+  process.exit(1);
+});
+process.on('unhandledRejection', (e) => {
+  process.stderr.write(`error: ${oneLine(e)}\n`);
+  process.exitCode = 1;
+});
+
 process.exitCode = await main(process.argv.slice(2));

@@ -52,3 +52,6 @@ export class UnavailableError extends UpstreamError {}
 
 /** The caller may not do this (PERMISSION_DENIED, UNAUTHENTICATED). */
 export class PermissionError extends UpstreamError {}
+
+/** No Google credentials could be found (Application Default Credentials), so nothing was asked. */
+export class CredentialsError extends UpstreamError {}

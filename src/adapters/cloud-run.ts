@@ -207,6 +207,22 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
       return toObservedService(updated, update.project, update.region);
     },
 
+    /**
+     * `Services.TestIamPermissions`: needs no permission of its own, answers the subset of the
+     * permissions asked that the caller holds, and an empty set for a service that does not
+     * exist (google/iam/v1/iam_policy.proto; Cloud Run's reference,
+     * https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services/testIamPermissions).
+     */
+    async testPermissions(project, region, name, permissions) {
+      const resource = `${parentOf(project, region)}/services/${segment('name', name)}`;
+      const [answer] = await services
+        .testIamPermissions({ resource, permissions: [...permissions] }, reads)
+        .catch((error: unknown) =>
+          Promise.reject(translateGrpcError(error, `testing permissions on ${resource}`)),
+        );
+      return answer.permissions ?? [];
+    },
+
     close: async () => {
       // allSettled: a client whose channel never came up rejects its close with the same error.
       await Promise.allSettled([services.close(), workerPools.close(), executions.close()]);

@@ -189,6 +189,34 @@ export function createMonitoringAdapter(options: MonitoringAdapterOptions = {}):
     },
     servedRequests: (project, window) => read(project, window, QUERIES.servedRequests),
     refusedRequests: (project, window) => read(project, window, QUERIES.refusedRequests),
+    probe: async (project, nowMs) => {
+      checkQuery(project, { startMs: nowMs - 120_000, endMs: nowMs });
+      const q = QUERIES.instanceCounts;
+      try {
+        // Series headers only, one per page, over two minutes: the least Monitoring can answer.
+        await client.listTimeSeries(
+          {
+            name: `projects/${project}`,
+            filter: `metric.type = "${q.metric}" AND resource.type = "${RESOURCE_TYPE}"`,
+            interval: { startTime: timestamp(nowMs - 120_000), endTime: timestamp(nowMs) },
+            aggregation: {
+              alignmentPeriod: { seconds: 60 },
+              perSeriesAligner: q.aligner,
+              crossSeriesReducer: q.reducer,
+              groupByFields: GROUP_BY,
+            },
+            view: 'HEADERS',
+            pageSize: 1,
+          },
+          { ...gaxReadOptions(policy), autoPaginate: false },
+        );
+      } catch (error) {
+        throw translateGrpcError(
+          error,
+          `reading ${q.metric} of project ${project} (ListTimeSeries)`,
+        );
+      }
+    },
     close: () => client.close(),
   };
 }

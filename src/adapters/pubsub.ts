@@ -9,12 +9,15 @@
  * credentials.
  */
 import { PubSub } from '@google-cloud/pubsub';
+import { GoogleAuth } from 'google-auth-library';
 import type { Topic } from '@google-cloud/pubsub';
 import pLimit from 'p-limit';
 import pRetry from 'p-retry';
+import { status } from '@grpc/grpc-js';
 
-import { InputError, UpstreamError } from '../errors.js';
+import { CredentialsError, InputError, UpstreamError } from '../errors.js';
 import type { Fault } from '../errors.js';
+import { translateGrpcError } from './grpc-errors.js';
 import {
   checkRetryPolicy,
   defaultRetryPolicy,
@@ -119,9 +122,16 @@ export function createPubSubAlertSink(options: PubSubAlertSinkOptions): PubSubAl
     ]);
   }
   const policy = checkRetryPolicy({ ...defaultRetryPolicy, ...definedOnly(retryOverrides) });
+  // Against an emulator, say so outright and name the universe: google-gax then takes the
+  // universe from the options instead of asking google-auth-library, which would look for
+  // credentials and the metadata server (a warning on every run without credentials) although
+  // the emulator needs none.
+  const emulated = Boolean(emulatorHost);
   const pubsub = new PubSub({
     projectId: projectId ?? match[1],
-    ...(emulatorHost ? { apiEndpoint: emulatorHost } : {}),
+    ...(emulatorHost
+      ? { apiEndpoint: emulatorHost, emulatorMode: true, universeDomain: 'googleapis.com' }
+      : {}),
   });
   const topic = pubsub.topic(name, {
     messageOrdering: true,
@@ -131,11 +141,71 @@ export function createPubSubAlertSink(options: PubSubAlertSinkOptions): PubSubAl
   // after the second's messages on the same key.
   const exclusive = pLimit(1);
 
+  // Without an emulator the client needs Application Default Credentials. Look for them first,
+  // once: the client's IAM helper prints a missing-credentials error with its stack trace to the
+  // console (google-gax's `initialize().catch(console.error)`) before rejecting.
+  let credentials: Promise<void> | undefined;
+  const credentialsReady = (): Promise<void> =>
+    emulated
+      ? Promise.resolve()
+      : (credentials ??= new GoogleAuth({ scopes: ['https://www.googleapis.com/auth/pubsub'] })
+          .getClient()
+          .then(
+            () => undefined,
+            (error: unknown) => {
+              throw (
+                asCredentialsError(error, name) ??
+                translateGrpcError(error, 'finding Google credentials')
+              );
+            },
+          ));
+
   return {
     topic: name,
-    publish: (messages) => exclusive(() => publishAll(topic, policy, messages)),
+    publish: (messages) =>
+      exclusive(async () => {
+        await credentialsReady();
+        return publishAll(topic, policy, messages);
+      }),
+    canPublish: async () => {
+      await credentialsReady();
+      const opts = { retry: null, timeout: policy.attemptTimeoutMs };
+      try {
+        const [granted] = await topic.iam.testPermissions([PUBLISH], opts);
+        return granted[PUBLISH] === true;
+      } catch (error) {
+        const credentials = asCredentialsError(error, name);
+        if (credentials) throw credentials;
+        if (grpcCode(error) !== status.UNIMPLEMENTED) {
+          throw translateGrpcError(error, `testing ${PUBLISH} on ${name}`);
+        }
+      }
+      // Google's Pub/Sub emulator serves no IAM (UNIMPLEMENTED, cloud-pubsub-emulator 0.8.20)
+      // and checks no permission: there, the topic's existence (GetTopic) is what can fail.
+      try {
+        const [exists] = await topic.exists();
+        return exists;
+      } catch (error) {
+        throw translateGrpcError(error, `reading topic ${name}`);
+      }
+    },
     close: () => pubsub.close(),
   };
+}
+
+const PUBLISH = 'pubsub.topics.publish';
+
+/**
+ * google-auth-library's "Could not load the default credentials" (no ADC and no
+ * PUBSUB_EMULATOR_HOST), as one line that says what to do; null for any other error.
+ */
+function asCredentialsError(error: unknown, topic: string): CredentialsError | null {
+  if (!(error instanceof Error) || !/Could not load the default credentials/.test(error.message))
+    return null;
+  return new CredentialsError(
+    `no Google credentials to publish to ${topic}: run \`gcloud auth application-default login\`, or set PUBSUB_EMULATOR_HOST to a Pub/Sub emulator (\`governor emulator\` prints it)`,
+    { cause: error },
+  );
 }
 
 interface Encoded {

@@ -164,6 +164,20 @@ export function buildProgram(
     );
 
   program
+    .command('check')
+    .description(
+      'Check every permission a run of the policy needs (exit 1 when one is missing); writes nothing.',
+    )
+    .addOption(policyOption())
+    .option('--json', 'print the check report as JSON only')
+    .action(
+      run(async (opts: { policy: string; json?: boolean }) => {
+        const { runCheck } = await import('./check-command.js');
+        return runCheck(opts, io, options);
+      }),
+    );
+
+  program
     .command('apply')
     .description('Observe, plan, write the caps and publish the alerts (asks first on a terminal).')
     .addOption(policyOption())
@@ -322,8 +336,9 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
       io.stderr.write(`error: ${e.message}\n`);
       return EXIT.failed;
     }
+    // Never a stack trace: one line, what failed.
     io.stderr.write(
-      `error: unexpected failure: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}\n`,
+      `error: unexpected failure: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}\n`,
     );
     return EXIT.failed;
   }

@@ -148,6 +148,26 @@ export const Sidecar = z.strictObject({
 });
 export type Sidecar = z.infer<typeof Sidecar>;
 
+/**
+ * IAM permissions the caller lacks, for trying permission checks and denials: each listed
+ * permission makes the calls that need it fail with PERMISSION_DENIED, and TestIamPermissions
+ * leaves it out (src/emulator/iam.ts). An IAM permission name is `service.resource.verb`.
+ */
+export const FleetIam = z.strictObject({
+  denied: z
+    .array(
+      z
+        .string()
+        .regex(
+          /^[a-z][a-zA-Z0-9]*\.[a-zA-Z][a-zA-Z0-9]*\.[a-zA-Z][a-zA-Z0-9]*$/,
+          'expected an IAM permission such as "run.services.update"',
+        ),
+    )
+    .default([])
+    .describe('Permissions the caller does not hold here.'),
+});
+export type FleetIam = z.infer<typeof FleetIam>;
+
 const Annotations = StringMap.superRefine((annotations, ctx) => {
   for (const key of Object.keys(annotations)) {
     if (isReservedAnnotation(key)) {
@@ -213,6 +233,9 @@ export const FleetService = z
         "How long a request waits for an instance before Cloud Run refuses it (default: Google's rule, the greater of 10 s and 3.5 × the start-up time).",
       ),
     demand: Demand.default({ constant: 0 }),
+    iam: FleetIam.optional().describe(
+      'Permissions denied on this service only (run.services.get, run.services.update, iam.serviceAccounts.actAs).',
+    ),
   })
   .superRefine((s, ctx) => {
     const mins: [string, number | undefined][] = [
@@ -296,6 +319,9 @@ export const FleetProject = z.strictObject({
   services: z.array(FleetService).default([]),
   workerPools: z.array(FleetWorkerPool).default([]),
   jobs: z.array(FleetJob).default([]),
+  iam: FleetIam.optional().describe(
+    "Permissions denied in the whole project: on its services, worker pools, jobs, Monitoring, Cloud Quotas, and its Pub/Sub topics.",
+  ),
 });
 export type FleetProject = z.infer<typeof FleetProject>;
 

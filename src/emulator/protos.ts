@@ -25,6 +25,7 @@ export const SERVICES = {
   metrics: 'google.monitoring.v3.MetricService',
   quotas: 'google.api.cloudquotas.v1.CloudQuotas',
   publisher: 'google.pubsub.v1.Publisher',
+  iamPolicy: 'google.iam.v1.IAMPolicy',
 } as const;
 export type ServiceName = (typeof SERVICES)[keyof typeof SERVICES];
 
@@ -42,6 +43,7 @@ export function loadProtos(): PackageDefinition {
       'google/monitoring/v3/metric_service.proto',
       'google/api/cloudquotas/v1/cloudquotas.proto',
       'google/pubsub/v1/pubsub.proto',
+      'google/iam/v1/iam_policy.proto',
     ],
     {
       keepCase: true,

@@ -85,6 +85,10 @@ export class PubSubStore {
     return topic;
   }
 
+  hasTopic(name: string): boolean {
+    return this.topics.has(name);
+  }
+
   topicsOf(project: string): TopicRecord[] {
     return [...this.topics.values()]
       .filter((t) => t.name.startsWith(`projects/${project}/topics/`))

@@ -3,6 +3,7 @@ import { status } from '@grpc/grpc-js';
 import type { EmulatorContext } from './context.js';
 import { isReservedAnnotation } from './fleet.js';
 import { effectiveMax, gpusPerInstance, jobExecutions, type ServiceKey } from './model.js';
+import { testServicePermissions } from './iam.js';
 import { encodeWith, SERVICES } from './protos.js';
 import { gpuQuotaId } from './quotas-api.js';
 import {
@@ -284,6 +285,12 @@ export function runServicesHandlers(ctx: EmulatorContext): Handlers {
     },
     GetService: (request) => renderService(ctx, parseServiceName(text(request, 'name'))),
     UpdateService: (request) => updateService(ctx, request),
+    TestIamPermissions: (request) =>
+      testServicePermissions(
+        ctx.model.fleet,
+        request,
+        (project, region, name) => ctx.model.getService({ project, region, name }) !== undefined,
+      ),
   };
 }
 

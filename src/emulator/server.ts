@@ -7,6 +7,7 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import type { CallRecord, EmulatorContext } from './context.js';
+import { iamPolicyHandlers, permissionDenial } from './iam.js';
 import { monitoringHandlers } from './monitoring-api.js';
 import { serviceDefinition, SERVICES, type ServiceName } from './protos.js';
 import { publisherHandlers } from './pubsub-api.js';
@@ -80,6 +81,9 @@ function implementation(
         if (fault) throw fault;
         const injected = await ctx.injector.hook({ method: fullName, request });
         if (injected) throw injected;
+        // The fleet's IAM: a call that needs a permission the fleet denies is refused.
+        const denied = permissionDenial(ctx.model.fleet, fullName, request);
+        if (denied) throw denied;
         if (fullName.endsWith('/GetService') || fullName.endsWith('/ListServices')) {
           const change = ctx.injector.concurrentChange();
           if (change) {
@@ -136,6 +140,7 @@ export async function startGrpcServer(ctx: EmulatorContext, port = 0): Promise<G
     [SERVICES.metrics, monitoringHandlers(ctx)],
     [SERVICES.quotas, quotasHandlers(ctx)],
     [SERVICES.publisher, publisherHandlers(ctx)],
+    [SERVICES.iamPolicy, iamPolicyHandlers(ctx.model.fleet, (t) => ctx.pubsub.hasTopic(t))],
   ];
   for (const [name, handlers] of apis)
     server.addService(serviceDefinition(name), implementation(ctx, name, handlers));

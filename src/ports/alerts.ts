@@ -28,4 +28,12 @@ export interface AlertSink {
    * if any was still not acknowledged after the retries.
    */
   publish(messages: readonly OutgoingMessage[]): Promise<PublishResult[]>;
+  /**
+   * Whether the caller may publish to the topic, asked without publishing (the topic's
+   * `TestIamPermissions`). False also when the topic does not exist: TestIamPermissions answers
+   * an empty set for a missing resource, not NOT_FOUND (google/iam/v1/iam_policy.proto). Throws
+   * when it cannot be asked (no credentials: a CredentialsError; the service unreachable).
+   * Absent on sinks that cannot be tested (in-memory ones): unverified.
+   */
+  canPublish?(): Promise<boolean>;
 }

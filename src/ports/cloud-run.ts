@@ -61,4 +61,15 @@ export interface CloudRunPort {
   listRunningExecutions(project: string, region: string): Promise<ObservedJobExecution[]>;
   /** Writes the service-level max (and annotations) and waits for the operation to finish. */
   updateMaxInstances(update: MaxInstancesUpdate): Promise<ObservedService>;
+  /**
+   * Cloud Run's `TestIamPermissions` on one service: the subset of `permissions` the caller holds
+   * there (none at all when the service does not exist). Only `run.services.*` permissions can be
+   * tested on a service. Absent where nothing can be tested (in-memory ports): unverified.
+   */
+  testPermissions?(
+    project: string,
+    region: string,
+    name: string,
+    permissions: readonly string[],
+  ): Promise<string[]>;
 }

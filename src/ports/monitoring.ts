@@ -31,4 +31,9 @@ export interface MonitoringPort {
    * no series or NOT_FOUND (unconfirmed which): deploy it, or read "no refusals" as "not known".
    */
   refusedRequests(project: string, window: TimeWindow): Promise<MetricSeries[]>;
+  /**
+   * The smallest read that proves `monitoring.timeSeries.list` on the project (Monitoring has no
+   * TestIamPermissions): resolves when the read is allowed, throws its error otherwise.
+   */
+  probe?(project: string, nowMs: number): Promise<void>;
 }

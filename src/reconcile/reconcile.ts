@@ -22,6 +22,7 @@ import { originalMaxes } from '../observe/annotations.js';
 import { observe } from '../observe/observe.js';
 import { actOnPlan, beforeDeadline, type WriteResult } from './act.js';
 import { createPacer } from './pacing.js';
+import { preflightRun } from './preflight.js';
 import { markDelivered, pendingEvents, recordRuns } from './run-record.js';
 
 /**
@@ -107,6 +108,7 @@ export async function reconcile(
   }
   try {
     const decided = await observeAndPlan(run, held);
+    await preflight(run, decided.plan);
     if (!(await confirmed(run, decided.plan))) {
       report.outcome = 'declined';
       return report;
@@ -235,6 +237,26 @@ async function observeAndPlan(run: Run, held: string[]): Promise<Decided> {
   });
   const misconfigured = auditAlerts(report.findings, run.ctx);
   return { plan, problems: observation.problems, misconfigured };
+}
+
+/**
+ * Before any write: the alert topic can be published to (else the run stops: nothing written
+ * that no one would hear of), and each service to write grants `run.services.update` (else a
+ * warning naming what to grant; the write is then denied and reported as any denied write).
+ */
+async function preflight(run: Run, plan: Plan): Promise<void> {
+  const { deps } = run;
+  const items = await beforeDeadline(
+    () => preflightRun(run.policy, plan, run.mode, deps.ports.run, deps.sink),
+    { deadline: run.deadline, clock: run.wall },
+    'checking permissions',
+  );
+  for (const i of items.filter((x) => x.status === 'missing' || x.status === 'error')) {
+    deps.log.log(
+      'WARNING',
+      `${i.subject}: ${i.permission ?? 'check'} ${i.status}: ${i.detail}${i.fix ? `; ${i.fix}` : ''}`,
+    );
+  }
 }
 
 /** Whether to go on: asked only when there is something to write. */

@@ -1,0 +1,125 @@
+/**
+ * The permissions a governor run needs, and how to grant each one: the predefined role that holds
+ * it, and the setting of the Terraform module that grants it (terraform/README.md, "Identities and
+ * permissions", is the table this follows). Pure data, for `governor check` and the preflight of
+ * every run.
+ */
+
+export interface PermissionGrant {
+  /** The call that needs it. */
+  call: string;
+  /** A predefined role that holds it (and where to grant it). */
+  role: string;
+  /** What the Terraform module sets to grant it. */
+  terraform: string;
+}
+
+const READ_ROLE = "the module's read role, granted in every project of the policy's `projects`";
+
+export const PERMISSION_GRANTS = {
+  'run.locations.list': {
+    call: 'Locations.ListLocations (when the policy names no regions)',
+    role: 'roles/run.viewer on the project',
+    terraform: READ_ROLE,
+  },
+  'run.services.list': {
+    call: 'Services.ListServices',
+    role: 'roles/run.viewer on the project',
+    terraform: READ_ROLE,
+  },
+  'run.services.get': {
+    call: 'Services.GetService (the read before each write)',
+    role: 'roles/run.viewer on the project',
+    terraform: READ_ROLE,
+  },
+  'run.operations.get': {
+    call: 'Operations.GetOperation (waiting for a write)',
+    role: 'roles/run.viewer on the project',
+    terraform: READ_ROLE,
+  },
+  'run.workerpools.list': {
+    call: 'WorkerPools.ListWorkerPools',
+    role: 'roles/run.viewer on the project',
+    terraform: READ_ROLE,
+  },
+  'run.executions.list': {
+    call: 'Executions.ListExecutions (running GPU jobs)',
+    role: 'roles/run.viewer on the project',
+    terraform: READ_ROLE,
+  },
+  'monitoring.timeSeries.list': {
+    call: 'MetricService.ListTimeSeries',
+    role: 'roles/monitoring.viewer on the project',
+    terraform: READ_ROLE,
+  },
+  'cloudquotas.quotas.get': {
+    call: 'CloudQuotas.GetQuotaInfo',
+    role: 'roles/cloudquotas.viewer on the project',
+    terraform: READ_ROLE,
+  },
+  'run.services.update': {
+    call: 'Services.UpdateService (scaling.max_instance_count)',
+    role: 'roles/run.developer on the service',
+    terraform: 'add the service to `write_access.services` (or set `write_access.project_wide`)',
+  },
+  'iam.serviceAccounts.actAs': {
+    call: 'Services.UpdateService, on the runtime service account',
+    role: 'roles/iam.serviceAccountUser on the service’s runtime account',
+    terraform: 'add the runtime account to `governed_service_accounts.emails`',
+  },
+  'pubsub.topics.publish': {
+    call: 'Publisher.Publish (alerts)',
+    role: 'roles/pubsub.publisher on the topic',
+    terraform:
+      'the module grants it on its own alert topic: use `alert_topic_id` as `alerts.topic`',
+  },
+} as const satisfies Record<string, PermissionGrant>;
+
+export type GovernorPermission = keyof typeof PERMISSION_GRANTS;
+
+/** One line saying how to grant a permission. */
+export function howToGrant(permission: GovernorPermission): string {
+  const g: PermissionGrant = PERMISSION_GRANTS[permission];
+  return `grant ${g.role} (Terraform: ${g.terraform})`;
+}
+
+/** What `governor check` found for one thing it checked. */
+export interface CheckItem {
+  /** What was checked: `project p`, `region p/us-central1`, `service p/r/s`, `topic …`. */
+  subject: string;
+  /** The permission checked; null for a check of something else (credentials, the topic's existence). */
+  permission: GovernorPermission | null;
+  /** ok: held; missing: not held (or the call was refused); unverified: cannot be tested here. */
+  status: 'ok' | 'missing' | 'unverified' | 'error';
+  /** How it was checked, or what went wrong. */
+  detail: string;
+  /** How to fix a missing one. */
+  fix: string | null;
+}
+
+export interface CheckReport {
+  items: CheckItem[];
+  /** Services the policy governs (and so were tested). */
+  governed: number;
+}
+
+/** Whether the run can do what it plans: nothing missing and nothing failed. */
+export function checkPassed(report: CheckReport): boolean {
+  return report.items.every((i) => i.status === 'ok' || i.status === 'unverified');
+}
+
+export function missingItem(
+  subject: string,
+  permission: GovernorPermission,
+  detail: string,
+): CheckItem {
+  return { subject, permission, status: 'missing', detail, fix: howToGrant(permission) };
+}
+
+export function okItem(
+  subject: string,
+  permission: GovernorPermission | null,
+  detail: string,
+): CheckItem {
+  return { subject, permission, status: 'ok', detail, fix: null };
+}

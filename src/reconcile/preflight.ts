@@ -1,0 +1,318 @@
+import pLimit from 'p-limit';
+import type { Plan } from '../core/plan.js';
+import {
+  checkPassed,
+  howToGrant,
+  missingItem,
+  okItem,
+  type CheckItem,
+  type CheckReport,
+  type GovernorPermission,
+} from '../core/permissions.js';
+import type { Policy } from '../core/policy.js';
+import { quotaFromPolicy, poolKey, type PoolId } from '../core/pool.js';
+import { compileRules } from '../core/rules.js';
+import { CredentialsError, GovernorError, NotFoundError, PermissionError } from '../errors.js';
+import type { ObservedService } from '../core/service.js';
+import type { AlertSink, ObservePorts } from '../ports/index.js';
+
+/**
+ * Whether a run can do what it plans, asked before it writes anything.
+ *
+ * - Cloud Run services: `Services.TestIamPermissions` on each service (it needs no permission of
+ *   its own, and answers the subset of the permissions asked that the caller holds: Cloud Run's
+ *   reference, https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services/testIamPermissions,
+ *   and google/iam/v1/iam_policy.proto). Only `run.services.*` can be tested on a service:
+ *   `iam.serviceAccounts.actAs` is held on the runtime service account, which no client the
+ *   governor has can test, so it is reported as unverified.
+ * - The alert topic: Pub/Sub's `TestIamPermissions` on the topic (`topic.iam.testPermissions`).
+ *   It answers an empty set for a topic that does not exist, so "not granted" and "no such topic"
+ *   read the same, and the message says both.
+ * - Listings, Monitoring and Cloud Quotas: Monitoring v3 and Cloud Quotas v1 have no
+ *   TestIamPermissions (neither metric_service.proto nor cloudquotas.proto declares one), and the
+ *   list permissions are checked on the parent: the smallest real read is the probe
+ *   (`governor check` only).
+ */
+
+/** The run cannot publish its alerts, or cannot be checked: it stops before writing. */
+export class PreflightError extends GovernorError {}
+
+const READ_CONCURRENCY = 8;
+
+function describe(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}
+
+/** A read used as a permission probe: ok, missing (denied), or an error of another kind. */
+async function probe(
+  subject: string,
+  permission: GovernorPermission,
+  read: () => Promise<unknown>,
+  detail: string,
+): Promise<CheckItem> {
+  try {
+    await read();
+    return okItem(subject, permission, detail);
+  } catch (e) {
+    if (e instanceof PermissionError) return missingItem(subject, permission, describe(e));
+    return { subject, permission, status: 'error', detail: describe(e), fix: null };
+  }
+}
+
+/** The alert topic: may the caller publish to it? */
+export async function checkTopic(policy: Policy, sink: AlertSink | null): Promise<CheckItem> {
+  const topic = policy.alerts.topic;
+  if (!topic || !sink) {
+    return {
+      subject: 'alerts',
+      permission: null,
+      status: 'unverified',
+      detail: 'the policy sets no alerts.topic: alerts are only logged',
+      fix: null,
+    };
+  }
+  const subject = `topic ${topic}`;
+  if (!sink.canPublish) {
+    return {
+      subject,
+      permission: 'pubsub.topics.publish',
+      status: 'unverified',
+      detail: 'this alert sink cannot be tested',
+      fix: null,
+    };
+  }
+  try {
+    if (await sink.canPublish()) {
+      return okItem(subject, 'pubsub.topics.publish', 'TestIamPermissions on the topic');
+    }
+    return missingItem(
+      subject,
+      'pubsub.topics.publish',
+      'not granted, or the topic does not exist (TestIamPermissions answers both the same way)',
+    );
+  } catch (e) {
+    return {
+      subject,
+      permission: 'pubsub.topics.publish',
+      status: 'error',
+      detail: describe(e),
+      fix: e instanceof CredentialsError ? null : 'check that Pub/Sub can be reached',
+    };
+  }
+}
+
+/** TestIamPermissions of `wanted` on each service; one item per service and permission. */
+export async function checkServices(
+  services: readonly { project: string; region: string; name: string }[],
+  wanted: readonly GovernorPermission[],
+  run: ObservePorts['run'],
+): Promise<CheckItem[]> {
+  const limit = pLimit(READ_CONCURRENCY);
+  const test = run.testPermissions?.bind(run);
+  const perService = await Promise.all(
+    services.map((s) =>
+      limit(async (): Promise<CheckItem[]> => {
+        const subject = `service ${s.project}/${s.region}/${s.name}`;
+        if (!test) {
+          return wanted.map((p) => ({
+            subject,
+            permission: p,
+            status: 'unverified' as const,
+            detail: 'these ports cannot test permissions',
+            fix: null,
+          }));
+        }
+        let granted: string[];
+        try {
+          granted = await test(s.project, s.region, s.name, wanted);
+        } catch (e) {
+          return [{ subject, permission: null, status: 'error', detail: describe(e), fix: null }];
+        }
+        return wanted.map((p) =>
+          granted.includes(p)
+            ? okItem(subject, p, 'TestIamPermissions on the service')
+            : missingItem(subject, p, 'TestIamPermissions on the service: not granted'),
+        );
+      }),
+    ),
+  );
+  return perService.flat();
+}
+
+/**
+ * The preflight of a run, cheap enough for every run: the topic (one TestIamPermissions), and
+ * `run.services.update` on each service the plan will write (one TestIamPermissions each).
+ * Throws {@link PreflightError} when alerts cannot be published: the run must not write what it
+ * could not tell anyone about (SPEC rule 9). A missing write permission does not stop the run:
+ * that write is denied and reported as any denied write is, and the other services are governed.
+ */
+export async function preflightRun(
+  policy: Policy,
+  plan: Plan,
+  mode: Policy['mode'],
+  run: ObservePorts['run'],
+  sink: AlertSink | null,
+): Promise<CheckItem[]> {
+  const topic = await checkTopic(policy, sink);
+  if (topic.status === 'missing' || topic.status === 'error') {
+    const what =
+      topic.status === 'missing'
+        ? `pubsub.topics.publish is not granted on ${policy.alerts.topic ?? '?'}, or the topic does not exist`
+        : topic.detail;
+    throw new PreflightError(
+      `${what}${topic.fix ? `; ${topic.fix}` : ''}. Nothing was written: a run that cannot publish its alerts does not write.`,
+    );
+  }
+  if (mode !== 'enforce' || plan.changes.length === 0) return [topic];
+  const services = await checkServices(plan.changes, ['run.services.update'], run);
+  return [topic, ...services];
+}
+
+/**
+ * `governor check`: every permission a run needs, checked in the project(s) of the policy. The
+ * listings are probed by listing (their permissions are checked on the parent and cannot be
+ * tested on a service); each governed service by TestIamPermissions; Monitoring by its smallest
+ * read; Cloud Quotas by reading each pool's quota the policy does not set; the topic by
+ * TestIamPermissions.
+ */
+export async function checkPolicy(
+  policy: Policy,
+  ports: ObservePorts,
+  sink: AlertSink | null,
+  nowMs: number,
+): Promise<CheckReport> {
+  const items: CheckItem[] = [];
+  const resolve = compileRules(policy, nowMs);
+  let governed = 0;
+  for (const project of policy.projects) {
+    let regions: readonly string[] | undefined = policy.regions;
+    if (!regions) {
+      try {
+        regions = await ports.run.listRegions(project);
+        items.push(okItem(`project ${project}`, 'run.locations.list', 'listed the regions'));
+      } catch (e) {
+        items.push(
+          e instanceof PermissionError
+            ? missingItem(`project ${project}`, 'run.locations.list', describe(e))
+            : {
+                subject: `project ${project}`,
+                permission: null,
+                status: 'error',
+                detail: describe(e),
+                fix: null,
+              },
+        );
+        continue;
+      }
+    }
+    const services: ObservedService[] = [];
+    for (const region of regions) {
+      const subject = `region ${project}/${region}`;
+      items.push(
+        await probe(
+          subject,
+          'run.services.list',
+          async () => services.push(...(await ports.run.listServices(project, region))),
+          'listed the services',
+        ),
+        await probe(
+          subject,
+          'run.workerpools.list',
+          () => ports.run.listWorkerPools(project, region),
+          'listed the worker pools',
+        ),
+        await probe(
+          subject,
+          'run.executions.list',
+          () => ports.run.listRunningExecutions(project, region),
+          'listed the job executions',
+        ),
+      );
+    }
+    const monitoring = ports.monitoring.probe?.bind(ports.monitoring);
+    items.push(
+      monitoring
+        ? await probe(
+            `project ${project}`,
+            'monitoring.timeSeries.list',
+            () => monitoring(project, nowMs),
+            'read instance counts (Monitoring has no TestIamPermissions)',
+          )
+        : {
+            subject: `project ${project}`,
+            permission: 'monitoring.timeSeries.list',
+            status: 'unverified',
+            detail: 'these ports cannot probe Monitoring',
+            fix: null,
+          },
+    );
+    const gpu = services.filter((s) => s.gpu !== null && s.scalingMode !== 'MANUAL');
+    const pools = new Map<string, PoolId>();
+    for (const s of gpu) {
+      if (!s.gpu) continue;
+      const id = {
+        project,
+        region: s.region,
+        accelerator: s.gpu.accelerator,
+        zonalRedundancy: s.gpu.zonalRedundancy,
+      };
+      if (quotaFromPolicy(policy, id) === null) pools.set(poolKey(id), id);
+    }
+    for (const [key, id] of pools) {
+      items.push(
+        await probe(
+          `pool ${key}`,
+          'cloudquotas.quotas.get',
+          async () => {
+            try {
+              await ports.quotas.gpuQuota(id);
+            } catch (e) {
+              // Allowed to read, but Cloud Quotas has no such quota id: the permission is there.
+              if (e instanceof NotFoundError) return;
+              throw e;
+            }
+          },
+          'read the quota (Cloud Quotas has no TestIamPermissions)',
+        ),
+      );
+    }
+    const mine = gpu.filter(
+      (s) => resolve({ ...s, accelerator: s.gpu?.accelerator ?? '' }).managed,
+    );
+    governed += mine.length;
+    const listed = items.every(
+      (i) =>
+        i.permission !== 'run.services.list' ||
+        !i.subject.startsWith(`region ${project}/`) ||
+        i.status === 'ok',
+    );
+    if (mine.length === 0 && listed) {
+      items.push({
+        subject: `project ${project}`,
+        permission: null,
+        status: 'error',
+        detail: `the policy governs no GPU service here (${gpu.length} GPU service(s) read, none matched by a managed rule): nothing would be written`,
+        fix: 'check the rules under `services` (and `regions`)',
+      });
+    }
+    const wanted: GovernorPermission[] =
+      policy.mode === 'enforce'
+        ? ['run.services.get', 'run.services.update']
+        : ['run.services.get'];
+    items.push(...(await checkServices(mine, wanted, ports.run)));
+    if (policy.mode === 'enforce' && mine.length > 0) {
+      items.push({
+        subject: `project ${project}`,
+        permission: 'iam.serviceAccounts.actAs',
+        status: 'unverified',
+        detail:
+          'held on each governed service’s runtime service account, which TestIamPermissions on the service cannot test; Google documents it for updating a service',
+        fix: howToGrant('iam.serviceAccounts.actAs'),
+      });
+    }
+  }
+  items.push(await checkTopic(policy, sink));
+  return { items, governed };
+}
+
+export { checkPassed };
