@@ -101,6 +101,8 @@ interface PoolWork {
   key: string;
   quota: number | null;
   quotaSource: string;
+  /** Why the budget cannot be known although the quota may be; null when it can. */
+  budgetUnknown: string | null;
   reserve: number;
   unmanaged: Member[];
   unmanagedUsage: number;
@@ -254,6 +256,7 @@ function gatherPools(
         key,
         quota: null,
         quotaSource: 'unknown',
+        budgetUnknown: null,
         reserve: 0,
         unmanaged: [],
         unmanagedUsage: 0,
@@ -267,6 +270,7 @@ function gatherPools(
   for (const p of snapshot.pools) {
     if (!inScope(p)) continue;
     const w = workFor(p);
+    if (p.budgetUnknown) w.budgetUnknown = p.budgetUnknown;
     if (p.quota !== null) {
       w.quota = p.quota;
       w.quotaSource = p.quotaSource ?? 'snapshot';
@@ -383,12 +387,16 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
   const { quota } = work;
   const unmanagedCaps = sum(work.unmanaged, (m) => m.cap * m.g);
   const unmanagedGpus = unmanagedCaps + work.unmanagedUsage;
-  const budget = poolBudget({
-    quota,
-    reserve: work.reserve,
-    unmanagedCapsGpus: unmanagedCaps,
-    otherUsageGpus: work.unmanagedUsage,
-  });
+  // Unmanaged usage that could not be read leaves the budget unknown, as an unknown quota does.
+  const budget =
+    work.budgetUnknown !== null
+      ? null
+      : poolBudget({
+          quota,
+          reserve: work.reserve,
+          unmanagedCapsGpus: unmanagedCaps,
+          otherUsageGpus: work.unmanagedUsage,
+        });
   const all = work.governed;
   const active = all.filter((m) => m.kind === 'active');
   const movable = all.filter((m) => m.kind !== 'fixed');
@@ -400,11 +408,18 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
   let note: string;
   if (budget === null) {
     status = 'unknown-quota';
-    note = 'quota unknown and the policy gives none: nothing raised (fail static)';
+    const why = work.budgetUnknown;
+    note = why
+      ? `budget unknown (${why}): nothing raised (fail static)`
+      : 'quota unknown and the policy gives none: nothing raised (fail static)';
     for (const m of movable) {
       const to = Math.min(m.cap, m.ceiling);
       m.level = to;
-      m.why.pool = { kind: 'quota-unknown', loweredToCeiling: to < m.cap ? m.ceiling : null };
+      m.why.pool = {
+        kind: 'quota-unknown',
+        loweredToCeiling: to < m.cap ? m.ceiling : null,
+        ...(why ? { budgetUnknown: why } : {}),
+      };
     }
   } else if (floorsGpus > budget) {
     status = 'infeasible';

@@ -7,8 +7,12 @@ import { poolKey, type PoolId } from './pool.js';
  */
 
 export type ProblemSubject =
-  /** A region's services and worker pools could not be listed: the region is skipped whole. */
+  /** A region's services could not be listed: the region is skipped whole. */
   | 'services'
+  /** A region's worker pools could not be listed: its pools' budgets are unknown, nothing raised. */
+  | 'worker-pools'
+  /** A region's running job executions could not be listed: the same. */
+  | 'jobs'
   /** The project's per-minute instance counts: usage unknown (fail static). */
   | 'instance-counts'
   /** The project's GPU utilization: demand is estimated without it. */
@@ -37,6 +41,10 @@ export function renderProblem(p: ObservationProblem): string {
   switch (p.subject) {
     case 'services':
       return `${p.project}/${p.region ?? '?'}: services unreadable, region skipped: ${p.error}`;
+    case 'worker-pools':
+      return `${p.project}/${p.region ?? '?'}: worker pools unreadable, so the budget of its GPU pools is unknown and nothing there is raised: ${p.error}`;
+    case 'jobs':
+      return `${p.project}/${p.region ?? '?'}: job executions unreadable, so the budget of its GPU pools is unknown and nothing there is raised: ${p.error}`;
     case 'instance-counts':
       return `${p.project}: instance counts unreadable: ${p.error}`;
     case 'gpu-utilization':

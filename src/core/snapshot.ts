@@ -27,6 +27,13 @@ export const SnapshotPool = z.strictObject({
     .nullable()
     .describe('GPUs; null when the quota could not be read.'),
   quotaSource: z.string().optional().describe('Where the quota came from, for explanations.'),
+  budgetUnknown: z
+    .string()
+    .min(1)
+    .optional()
+    .describe(
+      "Why the pool's budget cannot be known although its quota may be (e.g. its region's worker pools could not be listed): nothing in it is raised.",
+    ),
 });
 export type SnapshotPool = z.infer<typeof SnapshotPool>;
 

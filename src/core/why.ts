@@ -57,6 +57,10 @@ export const PoolCase = z
       .strictObject({
         kind: z.literal('quota-unknown'),
         loweredToCeiling: Count.nullable().describe('Set when the cap was above the ceiling.'),
+        budgetUnknown: z
+          .string()
+          .optional()
+          .describe('Set when the quota is known but the budget is not, and why.'),
       })
       .describe(
         'Fail static: the quota is unknown and the policy gives none, so nothing is raised.',
@@ -176,9 +180,10 @@ function basisText(b: Basis): string {
 function poolText(p: PoolCase): string {
   switch (p.kind) {
     case 'quota-unknown':
-      return p.loweredToCeiling === null
-        ? 'pool quota unknown: not raised (fail static)'
-        : `lowered to ceiling ${p.loweredToCeiling}`;
+      if (p.loweredToCeiling !== null) return `lowered to ceiling ${p.loweredToCeiling}`;
+      return p.budgetUnknown
+        ? `pool budget unknown (${p.budgetUnknown}): not raised (fail static)`
+        : 'pool quota unknown: not raised (fail static)';
     case 'infeasible':
       return `pool infeasible (floors ${p.floorsGpus} > budget ${p.budget}): set to floor ${p.floor}`;
   }

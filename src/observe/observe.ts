@@ -59,17 +59,16 @@ export async function observe(
         Promise.all(
           regions.map((region) =>
             limit(async () => {
-              // A region that cannot be listed is left out whole: none of its pools is planned,
-              // so nothing there is written (fail static), and the problem is reported.
-              // Running job executions draw on the same pools: a region whose jobs cannot be read
-              // is skipped like one whose worker pools cannot.
-              const listed = await settle(
-                Promise.all([
-                  ports.run.listServices(project, region),
-                  ports.run.listWorkerPools(project, region),
-                  ports.run.listRunningExecutions(project, region),
-                ]),
-              );
+              // A region whose services cannot be listed is left out whole: none of its pools is
+              // planned, so nothing there is written (fail static), and the problem is reported.
+              // Worker pools and running job executions draw on the same pools: when they cannot
+              // be read, the services are still read (and counted), but the budget of the
+              // region's GPU pools is unknown, so nothing in them is raised.
+              const [listed, pools, jobs] = await Promise.all([
+                settle(ports.run.listServices(project, region)),
+                settle(ports.run.listWorkerPools(project, region)),
+                settle(ports.run.listRunningExecutions(project, region)),
+              ]);
               if (!listed.ok) {
                 problems.push({
                   project,
@@ -78,12 +77,29 @@ export async function observe(
                   subject: 'services',
                   error: listed.error,
                 });
-                return { services: [], workerPools: [], jobExecutions: [] };
+                return { region, services: [], workerPools: [], jobExecutions: [], unknown: null };
+              }
+              const unread: string[] = [];
+              if (!pools.ok) {
+                problems.push({
+                  project,
+                  region,
+                  pool: null,
+                  subject: 'worker-pools',
+                  error: pools.error,
+                });
+                unread.push('its worker pools could not be listed');
+              }
+              if (!jobs.ok) {
+                problems.push({ project, region, pool: null, subject: 'jobs', error: jobs.error });
+                unread.push('its job executions could not be listed');
               }
               return {
-                services: listed.value[0],
-                workerPools: listed.value[1],
-                jobExecutions: listed.value[2],
+                region,
+                services: listed.value,
+                workerPools: pools.ok ? pools.value : [],
+                jobExecutions: jobs.ok ? jobs.value : [],
+                unknown: unread.length > 0 ? `${region}: ${unread.join(', ')}` : null,
               };
             }),
           ),
@@ -103,6 +119,10 @@ export async function observe(
         problems.push({ ...whole, subject: 'refused-requests', error: refused.error });
       return {
         project,
+        /** Regions whose unmanaged usage could not be read, and why. */
+        unknownRegions: new Map(
+          lists.flatMap((l) => (l.unknown === null ? [] : [[l.region, l.unknown] as const])),
+        ),
         services: lists.flatMap((l) => l.services),
         workerPools: lists.flatMap((l) => l.workerPools),
         jobExecutions: lists.flatMap((l) => l.jobExecutions),
@@ -207,34 +227,51 @@ export async function observe(
     }
   }
 
+  /** Why a pool's budget cannot be known: its region's unmanaged usage was not read. */
+  const budgetUnknown = (id: PoolId): string | undefined =>
+    perProject.find((p) => p.project === id.project)?.unknownRegions.get(id.region);
   // Quotas: one read per pool whose quota the policy does not set (the adapter caches per quota
   // id); a failure leaves the quota unknown, so nothing in that pool is raised.
-  const pools: SnapshotPool[] = await Promise.all(
+  const withPolicyQuota: SnapshotPool[] = [...poolIds.values()]
+    .filter((id) => quotaFromPolicy(policy, id) !== null && budgetUnknown(id) !== undefined)
+    .map((id) => ({
+      ...id,
+      quota: null,
+      quotaSource: 'policy',
+      budgetUnknown: budgetUnknown(id) ?? '',
+    }));
+  const read: SnapshotPool[] = await Promise.all(
     [...poolIds.values()]
       .filter((id) => quotaFromPolicy(policy, id) === null)
       .map((id) =>
         limit(async (): Promise<SnapshotPool> => {
-          try {
-            const quota = await ports.quotas.gpuQuota(id);
-            return {
-              ...id,
-              quota,
-              quotaSource: quota === null ? 'cloudquotas: no entry for the region' : 'cloudquotas',
-            };
-          } catch (e) {
-            const why = e instanceof NotFoundError ? 'quota info not found' : describe(e);
-            problems.push({
-              project: id.project,
-              region: id.region,
-              pool: id,
-              subject: 'quota',
-              error: why,
-            });
-            return { ...id, quota: null, quotaSource: `unreadable: ${why}` };
-          }
+          const unknown = budgetUnknown(id);
+          return { ...(await readQuota(id)), ...(unknown ? { budgetUnknown: unknown } : {}) };
         }),
       ),
   );
+  const pools = [...read, ...withPolicyQuota];
+
+  async function readQuota(id: PoolId): Promise<SnapshotPool> {
+    try {
+      const quota = await ports.quotas.gpuQuota(id);
+      return {
+        ...id,
+        quota,
+        quotaSource: quota === null ? 'cloudquotas: no entry for the region' : 'cloudquotas',
+      };
+    } catch (e) {
+      const why = e instanceof NotFoundError ? 'quota info not found' : describe(e);
+      problems.push({
+        project: id.project,
+        region: id.region,
+        pool: id,
+        subject: 'quota',
+        error: why,
+      });
+      return { ...id, quota: null, quotaSource: `unreadable: ${why}` };
+    }
+  }
 
   const snapshot: Snapshot = {
     version: 1,

@@ -3,6 +3,8 @@ import { effectiveMax } from '../../src/core/pool.js';
 import { renderProblem } from '../../src/core/problems.js';
 import { PermissionError, UnavailableError } from '../../src/errors.js';
 import { observe } from '../../src/observe/observe.js';
+import { plan } from '../../src/core/planner.js';
+import { degradedAlert } from '../../src/core/run-alerts.js';
 import { governAll, observedService } from '../support/fixtures.js';
 import type {
   CloudRunPort,
@@ -297,26 +299,62 @@ describe('observe', () => {
     expect(o.jobExecutions).toHaveLength(4);
   });
 
-  it('skips a region whose job executions cannot be listed, as for worker pools', async () => {
+  it('a region whose job executions cannot be listed is still read; its pools raise nothing', async () => {
     const p = ports({ services: [service('a'), service('b', { region: 'r2' })] });
     p.run.listRunningExecutions = (_p, region) =>
       region === 'r1'
         ? Promise.reject(new PermissionError('run.executions.list denied'))
         : Promise.resolve([]);
     const o = await observe(policy(), p, NOW);
-    expect(o.snapshot.services.map((s) => `${s.region}/${s.name}`)).toEqual(['r2/b']);
+    expect(o.snapshot.services.map((s) => `${s.region}/${s.name}`)).toEqual(['r1/a', 'r2/b']);
     expect(o.problems).toEqual([
       {
         project: 'p',
         region: 'r1',
         pool: null,
-        subject: 'services',
+        subject: 'jobs',
         error: expect.stringContaining('run.executions.list denied'),
       },
     ]);
-    expect(o.problems.map(renderProblem).join('\n')).toContain(
-      'p/r1: services unreadable, region skipped',
-    );
+    const r1 = o.snapshot.pools.find((pool) => pool.region === 'r1');
+    expect(r1?.budgetUnknown).toContain('job executions could not be listed');
+    expect(o.snapshot.pools.find((pool) => pool.region === 'r2')?.budgetUnknown).toBeUndefined();
+  });
+
+  it('a failed worker-pool listing leaves only that region’s pool budgets unknown: services still read, nothing raised there, degraded says why', async () => {
+    // Issue #12, item 1: the region used to be skipped whole.
+    const p = ports({
+      services: [
+        service('a', { serviceMaxInstances: 1 }),
+        service('b', { region: 'r2', serviceMaxInstances: 1 }),
+      ],
+      series: [
+        { service: 'a', region: 'r1', points: points([10, 1], [1, 1]) },
+        { service: 'b', region: 'r2', points: points([10, 1], [1, 1]) },
+      ],
+    });
+    p.run.listWorkerPools = (_p, region) =>
+      region === 'r1'
+        ? Promise.reject(new PermissionError("Permission 'run.workerpools.list' denied"))
+        : Promise.resolve([]);
+    const o = await observe(policy(), p, NOW);
+    expect(o.snapshot.services.map((s) => `${s.region}/${s.name}`)).toEqual(['r1/a', 'r2/b']);
+    expect(o.problems.map((x) => [x.region, x.subject])).toEqual([['r1', 'worker-pools']]);
+    expect(renderProblem(o.problems[0]!)).toContain('worker pools unreadable');
+    const planned = plan(o.snapshot, policy(), new Date(NOW).toISOString());
+    const r1 = planned.pools.find((pool) => pool.region === 'r1');
+    expect(r1?.budget).toBeNull();
+    expect(r1?.status).toBe('unknown-quota');
+    expect(r1?.note).toContain('worker pools could not be listed');
+    // Saturated at 1 and with room: r2's service is raised, r1's is not.
+    const to = Object.fromEntries(planned.services.map((s) => [s.name, s.to]));
+    expect(to['a']).toBe(1);
+    expect(to['b']).toBeGreaterThan(1);
+    expect(planned.services.find((s) => s.name === 'a')?.reason).toContain('pool budget unknown');
+    const degraded = degradedAlert({ at: planned.at, runId: 'r' }, 'p', o.problems);
+    expect(degraded?.details['problems']).toEqual([
+      expect.stringContaining('worker pools unreadable'),
+    ]);
   });
 
   it('reads the effective max, min instances and the governor annotation', async () => {
