@@ -94,7 +94,7 @@ function memoryText(c: ObservedContainer): string {
 const LEVEL_TEXT: Readonly<Record<MaxInForce['level'], string>> = {
   service: 'service level',
   revision: 'revision level',
-  default: "Cloud Run's default: neither level sets one",
+  default: 'neither level sets one: Cloud Run derives it from the regional quota',
 };
 
 function effectiveMaxOf(s: ObservedService): { max: number; how: string } {
@@ -192,6 +192,8 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
 
   'max-within-quota': ({ s, quota }) => {
     if (quota === null) return null; // unknown quota: governor.degraded says so
+    // An unset max is derived from the quota, so it never exceeds it: max-unset reports it.
+    if (s.scalingMode !== 'MANUAL' && maxInForce(s).level === 'default') return null;
     const gpus = s.gpu.count;
     const { max, how } =
       s.scalingMode === 'MANUAL'
@@ -222,8 +224,22 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
     };
   },
 
+  'max-unset': ({ s, quota }) => {
+    if (s.scalingMode === 'MANUAL' || maxInForce(s).level !== 'default') return null;
+    const counted = quota === null ? null : Math.floor(quota / s.gpu.count);
+    return {
+      problem:
+        counted === null
+          ? 'no max instances at either level: Cloud Run derives it from the regional quotas (this pool’s quota is unknown)'
+          : `no max instances at either level: Cloud Run derives it from the regional quota, so it may run ${counted} instance${counted === 1 ? '' : 's'} (quota ${quota} ÷ ${plural(s.gpu.count, 'GPU')}), its whole pool; the governor counts it at ${counted}`,
+      fix: `gcloud run services update ${s.name} --region ${s.region} --max N (N: what it should be allowed${counted === null ? '' : `, at most ${counted}`})`,
+    };
+  },
+
   'service-level-max': ({ s }) => {
     if (s.scalingMode === 'MANUAL' || s.serviceMaxInstances !== null) return null;
+    // Neither level sets one: max-unset reports it.
+    if (s.revisionMaxInstances === null) return null;
     const { max, how } = effectiveMaxOf(s);
     return {
       problem: `no service-level max instances: the cap is ${max} (${how})`,

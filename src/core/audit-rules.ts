@@ -14,6 +14,7 @@ export const AUDIT_RULE_IDS = [
   'gpu-per-instance',
   'gpu-single-container',
   'max-within-quota',
+  'max-unset',
   'revision-max-override',
   'service-level-max',
   'min-instances-unused',
@@ -84,6 +85,12 @@ export const AUDIT_RULES: Readonly<Record<AuditRuleId, AuditRule>> = {
     severity: 'required',
     why: 'Cloud Run refuses a deployment whose max instances × GPUs exceeds the pool’s quota, and the governor cannot keep such a service within it.',
     fix: 'set the service-level max instances to quota ÷ GPUs per instance or fewer',
+  },
+  'max-unset': {
+    id: 'max-unset',
+    severity: 'required',
+    why: 'With no max instances at either level, Cloud Run derives the max from the regional quotas: the service may take its whole pool, and the governor must count it at quota ÷ GPUs per instance.',
+    fix: 'set a service-level max: gcloud run services update SERVICE --max N',
   },
   'revision-max-override': {
     id: 'revision-max-override',

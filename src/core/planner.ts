@@ -378,7 +378,11 @@ function toGoverned(
     peakTarget,
     protect,
     alloc: protect,
-    why: floorAboveCeiling ? { floorAboveCeiling, basis } : { basis },
+    why: {
+      ...(floorAboveCeiling ? { floorAboveCeiling } : {}),
+      basis,
+      ...(svc.maxUnset ? { maxUnset: { countedAt: cap } } : {}),
+    },
     stickyUntil,
   };
 }
@@ -597,6 +601,7 @@ function unmanagedRow(m: Member): PlanService {
   const usage = m.svc.usage;
   const why: PlanWhy = {
     basis: { kind: 'unmanaged', rule: m.settings.rule, capGpus: m.cap * m.g },
+    ...(m.svc.maxUnset ? { maxUnset: { countedAt: m.cap } } : {}),
   };
   return {
     project: m.svc.project,

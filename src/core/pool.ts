@@ -167,17 +167,30 @@ export function poolBudget(b: BudgetInput): number | null {
 // --- the cap in force ---
 
 /**
- * Cloud Run's max instances when neither the service nor its revision sets one. Google now derives
- * that default from the regional quotas; the proto still says 100. The governor counts an unset
- * service at this value, and the audit tells the team to set one.
+ * The max instances the proto documents when neither the service nor its revision sets one
+ * (`RevisionScaling.max_instance_count`: "a default value of 100"). Google's current "About
+ * maximum instances" page says instead that an unset maximum is derived from the regional CPU,
+ * memory and GPU quotas (https://cloud.google.com/run/docs/about-instance-autoscaling): for a GPU
+ * service that is quota ÷ GPUs per instance (`unsetMaxFor`). 100 is used only when that quota is
+ * unknown; the audit tells the team to set a max either way.
  */
 export const DEFAULT_MAX_INSTANCES = 100;
+
+/** What Cloud Run allows a GPU service that sets no max: as many instances as its pool's quota. */
+export function unsetMaxFor(quota: number | null, gpusPerInstance: number): number {
+  return quota === null ? DEFAULT_MAX_INSTANCES : Math.floor(quota / Math.max(1, gpusPerInstance));
+}
 
 export interface MaxLevels {
   /** Service-level `scaling.max_instance_count`; null (or 0) when unset. */
   serviceMaxInstances: number | null;
   /** The serving revision's `scaling.max_instance_count`; null (or 0) when unset. */
   revisionMaxInstances: number | null;
+  /**
+   * The max Cloud Run derives when neither level sets one (`unsetMaxFor`), once the pool's quota
+   * is known; absent: {@link DEFAULT_MAX_INSTANCES}.
+   */
+  unsetMax?: number | undefined;
 }
 
 export interface MaxInForce {
@@ -192,7 +205,7 @@ export function maxInForce(s: MaxLevels): MaxInForce {
   const rev = positive(s.revisionMaxInstances);
   if (svc !== null && (rev === null || svc <= rev)) return { max: svc, level: 'service' };
   if (rev !== null) return { max: rev, level: 'revision' };
-  return { max: DEFAULT_MAX_INSTANCES, level: 'default' };
+  return { max: s.unsetMax ?? DEFAULT_MAX_INSTANCES, level: 'default' };
 }
 
 /** The lower of the service-level and revision-level max; Cloud Run's default when neither is set. */

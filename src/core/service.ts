@@ -54,6 +54,12 @@ export interface ObservedService {
   serviceMaxInstances: number | null;
   /** Revision template scaling.max_instance_count; null when unset. */
   revisionMaxInstances: number | null;
+  /**
+   * When neither max is set: what Cloud Run derives from the pool's quota (quota ÷ GPUs per
+   * instance), filled in once the quota is known (observation, `withUnsetMax`); the API itself
+   * shows only that both are unset.
+   */
+  unsetMax?: number;
   serviceMinInstances: number | null;
   revisionMinInstances: number | null;
   scalingMode: 'AUTOMATIC' | 'MANUAL' | 'UNSPECIFIED';

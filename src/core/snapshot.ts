@@ -100,7 +100,15 @@ export const SnapshotService = z.strictObject({
     .number()
     .int()
     .min(0)
-    .describe('Effective max instances: the lower of the service-level and revision-level max.'),
+    .describe(
+      'Effective max instances: the lower of the service-level and revision-level max; when neither is set, quota ÷ GPUs per instance (see maxUnset).',
+    ),
+  maxUnset: z
+    .boolean()
+    .optional()
+    .describe(
+      'Neither the service nor its revision sets a max: Cloud Run derives one from the regional quotas, so maxInstances counts it at quota ÷ GPUs per instance (100 when the quota is unknown).',
+    ),
   minInstances: z.number().int().min(0).default(0),
   reconciling: z.boolean().default(false),
   etag: z.string().default(''),

@@ -85,6 +85,12 @@ export const PlanWhy = z
       .optional()
       .describe('The floor is above the ceiling: the floor wins.'),
     pool: PoolCase.optional(),
+    maxUnset: z
+      .strictObject({ countedAt: Count })
+      .optional()
+      .describe(
+        'It sets no max instances: Cloud Run derives one from the regional quota, so it is counted at quota ÷ GPUs per instance.',
+      ),
     cut: z
       .strictObject({ from: Count, to: Count, priority: z.number() })
       .optional()
@@ -127,6 +133,11 @@ export function renderReason(why: PlanWhy): string {
   if (why.floorAboveCeiling) {
     const { floor, ceiling } = why.floorAboveCeiling;
     clauses.push(`floor ${floor} is above ceiling ${ceiling}: the floor wins`);
+  }
+  if (why.maxUnset) {
+    clauses.push(
+      `no max instances set: Cloud Run derives it from the regional quota, so it counts as ${why.maxUnset.countedAt} (quota ÷ GPUs per instance)`,
+    );
   }
   clauses.push(basisText(why.basis));
   if (why.pool) clauses.push(poolText(why.pool));

@@ -14,8 +14,9 @@ import type {
  * The fleet on a clock. Pure: no I/O and no wall clock; time only moves through `advanceTo`.
  *
  * Once per virtual minute every service's instances follow its demand (whole instances), capped
- * by its effective max (the lower of the service-level and the revision-level max, 100 when
- * neither is set) and by its pool's quota, which counts the GPUs held by every instance (active or
+ * by its effective max (the lower of the service-level and the revision-level max; when neither is
+ * set, what Cloud Run derives from the regional quota: quota ÷ GPUs per instance, 100 without a
+ * quota) and by its pool's quota, which counts the GPUs held by every instance (active or
  * idle) of the pool's services and worker pools, and by the running tasks of job executions. Demand that cannot be served is counted as
  * refused instance- and GPU-minutes, with the reason: `cap` (above the effective max) or `quota`
  * (the pool had no free GPU to start an instance). Instances no longer needed stay idle for
@@ -91,6 +92,8 @@ export interface ServiceState extends ServiceKey {
    * of minute ends they have waited through (index 0: one).
    */
   pendingRequests: number[];
+  /** What Cloud Run derives when neither max is set: the pool's quota ÷ GPUs (100 without one). */
+  unsetMax: number;
 }
 
 export interface WorkerPoolState {
@@ -273,11 +276,12 @@ export function revisionName(service: Pick<ServiceState, 'name' | 'revisionIndex
 
 /** The cap in force of an emulated service (0: a level that sets none), by Cloud Run's rule. */
 export function effectiveMax(
-  s: Pick<ServiceState, 'maxInstances' | 'revisionMaxInstances'>,
+  s: Pick<ServiceState, 'maxInstances' | 'revisionMaxInstances'> & { unsetMax?: number },
 ): number {
   return maxOfLevels({
     serviceMaxInstances: s.maxInstances,
     revisionMaxInstances: s.revisionMaxInstances,
+    unsetMax: s.unsetMax,
   });
 }
 
@@ -361,6 +365,7 @@ export class FleetModel {
           demandInstanceMinutes: 0,
           lastDemand: 0,
           pendingRequests: [],
+          unsetMax: 100,
         };
         this.services.set(serviceId(key), state);
         this.samples.set(serviceId(key), []);
@@ -389,6 +394,7 @@ export class FleetModel {
         });
       }
     }
+    this.deriveUnsetMaxes();
     this.advanceTo(this.startMs - 1);
     // Counters start at the virtual start: the warm-up only fills the metrics history.
     for (const s of this.services.values()) {
@@ -474,6 +480,20 @@ export class FleetModel {
 
   setQuota(key: PoolKey, quota: number | undefined): void {
     this.quotas.set(quotaId(key), { key, quota });
+    this.deriveUnsetMaxes();
+  }
+
+  /**
+   * An unset max is derived from the regional quota (Google's "About maximum instances"): a GPU
+   * service that sets none may run its pool's quota ÷ its GPUs per instance; without a quota, 100.
+   */
+  private deriveUnsetMaxes(): void {
+    for (const s of this.services.values()) {
+      const pool = this.poolOf(s);
+      const quota = pool ? this.quotaFor(pool) : undefined;
+      s.unsetMax =
+        quota === undefined ? 100 : Math.floor(quota / Math.max(1, gpusPerInstance(s)));
+    }
   }
 
   setDemand(key: ServiceKey, demand: Demand): void {

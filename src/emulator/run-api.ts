@@ -181,7 +181,11 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
     const quota = pool ? ctx.model.quotaFor(pool) : undefined;
     const gpus = gpusPerInstance(s);
     const requested =
-      effectiveMax({ maxInstances: max, revisionMaxInstances: s.revisionMaxInstances }) * gpus;
+      effectiveMax({
+        maxInstances: max,
+        revisionMaxInstances: s.revisionMaxInstances,
+        unsetMax: s.unsetMax,
+      }) * gpus;
     if (pool && quota !== undefined && requested > quota) {
       throw invalid(
         `spec.template.spec.containers[0].resources.limits.nvidia.com/gpu: Max instances must be set to ${Math.floor(quota / gpus)} or fewer in order to set GPU requirements in region ${pool.region}. Quota violated: ${gpuQuotaId(pool.accelerator, pool.zonalRedundancy)} requested: ${requested} allowed: ${quota}`,
@@ -224,6 +228,7 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
       : effectiveMax({
           maxInstances: change.maxInstances,
           revisionMaxInstances: s.revisionMaxInstances,
+          unsetMax: s.unsetMax,
         });
   ctx.monitor.beforeWrite(key, seq, ctx.nowIso(), capBefore, capAfter);
   const outcome = ctx.injector.operationOutcome();

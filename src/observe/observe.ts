@@ -1,7 +1,16 @@
 import pLimit from 'p-limit';
 import { durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
-import { comparePools, effectiveMax, poolKey, quotaFromPolicy, type PoolId } from '../core/pool.js';
+import {
+  comparePools,
+  effectiveMax,
+  maxInForce,
+  poolKey,
+  quotaFromPolicy,
+  samePool,
+  unsetMaxFor,
+  type PoolId,
+} from '../core/pool.js';
 import type { ObservationProblem } from '../core/problems.js';
 import type {
   Snapshot,
@@ -135,6 +144,8 @@ export async function observe(
   );
 
   const services: SnapshotService[] = [];
+  /** GPU services that set no max, by their index in `services`: counted once quotas are read. */
+  const unset: [number, ObservedService][] = [];
   const unmanagedUsage: UnmanagedUsage[] = [];
   const poolIds = new Map<string, PoolId>();
   /** The pool a GPU service, worker pool or job draws from, noted as seen. */
@@ -192,6 +203,7 @@ export async function observe(
           refused: refused ? (refused.get(key) ?? EMPTY) : null,
         });
       }
+      if (maxInForce(svc).level === 'default') unset.push([services.length, svc]);
       services.push({
         ...id,
         name: svc.name,
@@ -271,6 +283,18 @@ export async function observe(
       });
       return { ...id, quota: null, quotaSource: `unreadable: ${why}` };
     }
+  }
+
+  // An unset max is derived from the regional quota (Google's "About maximum instances"): count
+  // such a service at quota ÷ GPUs per instance, the most Cloud Run lets it run (100 while the
+  // quota is unknown), and say so.
+  for (const [i, svc] of unset) {
+    const row = services[i];
+    if (!row || !svc.gpu) continue;
+    const quota =
+      quotaFromPolicy(policy, row) ?? pools.find((pool) => samePool(pool, row))?.quota ?? null;
+    svc.unsetMax = unsetMaxFor(quota, svc.gpu.count);
+    services[i] = { ...row, maxInstances: svc.unsetMax, maxUnset: true };
   }
 
   const snapshot: Snapshot = {

@@ -20,6 +20,8 @@ import { GovernorError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { originalMaxes } from '../observe/annotations.js';
 import { observe } from '../observe/observe.js';
+import { withUnsetMax } from '../observe/unset-max.js';
+import { samePool } from '../core/pool.js';
 import { actOnPlan, beforeDeadline, type WriteResult } from './act.js';
 import { createPacer } from './pacing.js';
 import { preflightRun } from './preflight.js';
@@ -269,7 +271,11 @@ async function confirmed(run: Run, plan: Plan): Promise<boolean> {
 async function act(run: Run, plan: Plan): Promise<WriteResult[]> {
   const { policy, deps } = run;
   return actOnPlan(plan, {
-    run: deps.ports.run,
+    // A service that sets no max is counted at what Cloud Run derives from the quota, as planned.
+    run: withUnsetMax(
+      deps.ports.run,
+      (id) => plan.pools.find((p) => samePool(p, id))?.quota ?? null,
+    ),
     pacer: createPacer(policy.limits.writesPerMinute, run.wall, deps.sleep),
     log: deps.log,
     nowIso: run.ctx.at,

@@ -163,22 +163,18 @@ describe('auditServices: each rule', () => {
     expect(f.find((x) => x.rule === 'gpu-single-container')?.problem).toContain('model, otel');
   });
 
-  it('max-within-quota: max × GPUs up to the quota passes; above fails; the default of 100 fails; unknown quota is skipped', () => {
+  it('max-within-quota: max × GPUs up to the quota passes; above fails; an unset max is max-unset (derived from the quota, not 100); unknown quota is skipped', () => {
     const f = audit([
       service('eight', { serviceMaxInstances: 8 }),
       service('nine', { serviceMaxInstances: 9 }),
       service('unset', { serviceMaxInstances: null }),
     ]);
-    expect(rules(f)).toEqual([
-      'nine:max-within-quota:required',
-      'unset:max-within-quota:required',
-      'unset:service-level-max:recommended',
-    ]);
+    expect(rules(f)).toEqual(['nine:max-within-quota:required', 'unset:max-unset:required']);
     expect(f[0]?.problem).toContain(
       "max instances 9 (service level) × 1 GPU = 9 GPUs, above the pool's quota of 8",
     );
     expect(f[0]?.fix).toContain('--max 8');
-    expect(f[1]?.problem).toContain("Cloud Run's default");
+    expect(f[1]?.problem).toContain('derives it from the regional quota, so it may run 8 instances');
     expect(rules(audit([service('nine', { serviceMaxInstances: 9 })], { quota: null }))).toEqual(
       [],
     );

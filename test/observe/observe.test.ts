@@ -357,6 +357,27 @@ describe('observe', () => {
     ]);
   });
 
+  it('an unset max is not 100: counted at quota ÷ GPUs per instance, and the reason says so', async () => {
+    // Issue #12, item 7: Google derives an unset max from the regional quota.
+    const unset = service('free', {
+      serviceMaxInstances: null,
+      revisionMaxInstances: null,
+      gpu: { accelerator: 'nvidia-l4', count: 2, zonalRedundancy: true },
+    });
+    const o = await observe(
+      policy({ regions: ['r1'] }),
+      ports({ services: [unset], series: [], quota: () => 8 }),
+      NOW,
+    );
+    expect(o.snapshot.services[0]).toMatchObject({ maxInstances: 4, maxUnset: true });
+    const planned = plan(o.snapshot, policy({ regions: ['r1'] }), new Date(NOW).toISOString());
+    const row = planned.services.find((s) => s.name === 'free');
+    expect(row?.from).toBe(4);
+    expect(row?.reason).toContain(
+      'no max instances set: Cloud Run derives it from the regional quota, so it counts as 4',
+    );
+  });
+
   it('reads the effective max, min instances and the governor annotation', async () => {
     expect(effectiveMax({ serviceMaxInstances: null, revisionMaxInstances: null })).toBe(100);
     expect(effectiveMax({ serviceMaxInstances: 5, revisionMaxInstances: 3 })).toBe(3);
