@@ -1,5 +1,6 @@
 import { createInterface } from 'node:readline/promises';
 import type { Plan } from '../core/plan.js';
+import { restoreProgress } from '../core/restore.js';
 import { UsageError } from '../errors.js';
 import { assertCredentials } from '../adapters/credentials.js';
 import { textLogger } from '../log.js';
@@ -77,7 +78,40 @@ export async function runApply(
   if (report.plan && (report.mode === 'dry-run' || report.plan.changes.length === 0))
     io.stdout.write(renderPlan(report.plan, c));
   io.stdout.write('\n' + summary(report) + '\n');
+  if (restore && report.plan && report.outcome !== 'declined' && report.outcome !== 'lease-held')
+    io.stdout.write(restoreSummary(report.plan, report) + '\n');
   return report.outcome === 'failed' ? 1 : 0;
+}
+
+/** How far `governor restore` got, and what to do when it could not finish. */
+export function restoreSummary(plan: Plan, r: RunReport): string {
+  const written = new Map(
+    r.writes
+      .filter((w) => w.outcome === 'written' && w.written !== null)
+      .map((w) => [`${w.project}/${w.region}/${w.name}`, w.written as number]),
+  );
+  const dry = r.mode === 'dry-run';
+  const p = restoreProgress(plan, dry ? new Map() : written);
+  const lines = [
+    dry
+      ? `Restore (dry run): ${p.restored} of ${p.total} governed service(s) already at their max from before the governor; ${p.total - p.restored} would be restored.`
+      : `Restore: ${p.restored} of ${p.total} governed service(s) are back at their max from before the governor.`,
+  ];
+  if (dry || p.waiting.length === 0) return lines.join('\n');
+  for (const w of p.waiting) {
+    const names = w.services.map((s) => `${s.name} (${s.at}, back to ${s.target})`).join(', ');
+    lines.push(`  ${w.pool}: not yet: ${names}.`);
+    if (w.budget !== null && w.needs > w.budget) {
+      lines.push(
+        `    Their max from before the governor needs ${w.needs} GPUs but the pool's budget is ${w.budget}: restore cannot finish until the quota grows by ${w.needs - w.budget} GPUs, or you set lower maxes by hand (gcloud run services update S --max N).`,
+      );
+    } else {
+      lines.push(
+        '    The pool has no room for them yet: run `governor restore` again; each run restores as far as the room allows, until every service is back.',
+      );
+    }
+  }
+  return lines.join('\n');
 }
 
 export function summary(r: RunReport): string {

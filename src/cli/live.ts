@@ -15,8 +15,9 @@ export async function observeLive(
   await assertCredentials(options);
   const now = await createClock(options)();
   const ports = createGooglePorts(options);
+  let observation: Observation;
   try {
-    return await observe(policy, ports, now);
+    observation = await observe(policy, ports, now);
   } catch (e) {
     if (e instanceof GovernorError) throw e;
     // Most often: no Application Default Credentials, or no network to Google.
@@ -27,6 +28,14 @@ export async function observeLive(
   } finally {
     await ports.close();
   }
+  // Not one region could be listed: an empty snapshot would pass for an empty project.
+  const first = observation.problems.find((p) => p.subject === 'services');
+  if (observation.regionsListed === 0 && first) {
+    throw new UpstreamError(
+      `nothing could be read in ${policy.projects.join(', ')}: ${first.error} (governor check --policy P lists each permission a run needs)`,
+    );
+  }
+  return observation;
 }
 
 /** A file shipped with the package (examples/…), wherever the package is installed. */

@@ -4,6 +4,9 @@ import { createGooglePorts } from '../adapters/index.js';
 import { createClock } from '../adapters/clock.js';
 import { durationMs } from '../core/duration.js';
 import { InputError, UsageError } from '../errors.js';
+import type { Policy } from '../core/policy.js';
+import { compileRules } from '../core/rules.js';
+import type { Fleet } from '../emulator/fleet.js';
 import { buildReplayInput, historyWarning, type ReplayInput } from '../simulate/replay.js';
 import { renderReport } from '../simulate/report.js';
 import { loadSimulationInput } from '../simulate/scenario.js';
@@ -75,6 +78,37 @@ function parseMinutes(
   return minutes;
 }
 
+/**
+ * A simulation of a policy that governs nothing would run, and report, as if nothing were wrong:
+ * it is bad input (exit 2), said plainly.
+ */
+function assertGoverns(policy: Policy, fleet: Fleet, flags: SimulateFlags): void {
+  const resolve = compileRules(policy, Date.parse(fleet.start));
+  const gpu = fleet.projects.flatMap((p) =>
+    p.services
+      .filter((s) => s.gpu !== undefined && s.scalingMode !== 'MANUAL')
+      .map((s) => ({
+        project: p.id,
+        region: s.region,
+        name: s.name,
+        labels: s.labels,
+        accelerator: s.gpu?.accelerator ?? '',
+      })),
+  );
+  const governed = gpu.filter(
+    (s) =>
+      policy.projects.includes(s.project) &&
+      (!policy.regions || policy.regions.includes(s.region)) &&
+      resolve(s).managed,
+  );
+  if (governed.length > 0) return;
+  const fleetProjects = [...new Set(fleet.projects.map((p) => p.id))].join(', ');
+  throw new InputError(
+    `policy ${flags.policy} governs none of the ${gpu.length} GPU service(s) of ${flags.fleet}: the policy's projects are ${policy.projects.join(', ')}${policy.regions ? ` (regions ${policy.regions.join(', ')})` : ''}, the fleet's ${fleetProjects}; check projects, regions and the rules under services`,
+    [],
+  );
+}
+
 export async function runSimulate(flags: SimulateFlags, io: Streams): Promise<number> {
   const hoursFlag = flags.hours === undefined ? null : parseHours(flags.hours);
   const tick = parseMinutes('--tick', flags.tick, 5, 1);
@@ -82,6 +116,7 @@ export async function runSimulate(flags: SimulateFlags, io: Streams): Promise<nu
   const policy = await loadPolicy(flags.policy);
   const input = await loadSimulationInput(flags.fleet);
   const hours = hoursFlag ?? input.hours ?? 24;
+  assertGoverns(policy, input.fleet, flags);
   const bar = progressBar(io.stderr);
   let result: SimulationResult;
   try {

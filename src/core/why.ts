@@ -47,6 +47,16 @@ export const Basis = z
           ),
       })
       .describe('`restore`: back to the max it had before the governor first changed it.'),
+    z
+      .strictObject({
+        kind: z.literal('restore-none'),
+        why: z
+          .enum(['never-changed', 'no-original'])
+          .describe(
+            'never-changed: the governor never wrote it; no-original: it had no max before the governor, and an unset max cannot be written back.',
+          ),
+      })
+      .describe('`restore`: nothing to put back; left as it is.'),
   ])
   .describe('What the cap was decided from.');
 export type Basis = z.infer<typeof Basis>;
@@ -183,6 +193,10 @@ function basisText(b: Basis): string {
       return `usage unknown${b.note ? ` (${b.note})` : ''}: held at ${b.heldAt} (fail static)`;
     case 'demand':
       return `demand ${b.estimate.instances}: ${explainDemand(b.estimate)}`;
+    case 'restore-none':
+      return b.why === 'never-changed'
+        ? 'restore: never changed by the governor: left as it is'
+        : 'restore: it had no max before the governor, which cannot be written back: left as it is (unset it by hand if you want it unset)';
     case 'restore':
       return `restore: back to ${b.source === 'revision-max' ? `the revision max ${b.to} (it had no service-level max)` : `its max before the governor, ${b.to}`}`;
   }

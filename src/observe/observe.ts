@@ -45,6 +45,8 @@ export interface Observation {
   jobExecutions: ObservedJobExecution[];
   /** What could not be read. */
   problems: ObservationProblem[];
+  /** Regions whose services were listed, over every project: 0 means nothing could be read. */
+  regionsListed: number;
 }
 
 const READ_CONCURRENCY = 8;
@@ -86,7 +88,14 @@ export async function observe(
                   subject: 'services',
                   error: listed.error,
                 });
-                return { region, services: [], workerPools: [], jobExecutions: [], unknown: null };
+                return {
+                  region,
+                  listed: false,
+                  services: [],
+                  workerPools: [],
+                  jobExecutions: [],
+                  unknown: null,
+                };
               }
               const unread: string[] = [];
               if (!pools.ok) {
@@ -105,6 +114,7 @@ export async function observe(
               }
               return {
                 region,
+                listed: true,
                 services: listed.value,
                 workerPools: pools.ok ? pools.value : [],
                 jobExecutions: jobs.ok ? jobs.value : [],
@@ -128,6 +138,7 @@ export async function observe(
         problems.push({ ...whole, subject: 'refused-requests', error: refused.error });
       return {
         project,
+        regionsListed: lists.filter((l) => l.listed).length,
         /** Regions whose unmanaged usage could not be read, and why. */
         unknownRegions: new Map(
           lists.flatMap((l) => (l.unknown === null ? [] : [[l.region, l.unknown] as const])),
@@ -310,6 +321,7 @@ export async function observe(
     workerPools: perProject.flatMap((p) => p.workerPools),
     jobExecutions: perProject.flatMap((p) => p.jobExecutions),
     problems,
+    regionsListed: perProject.reduce((n, p) => n + p.regionsListed, 0),
   };
 }
 

@@ -322,7 +322,8 @@ async function alertProject(run: Run, project: string, decided: Decided): Promis
     now: ctx.at,
     renotifyAfterMs: durationMs(run.policy.alerts.renotifyAfter),
     runId: ctx.runId,
-    scope: judgedScope(project, plan, problems),
+    // A restore judges no condition (its plan is not the governing one): none may resolve.
+    scope: run.options.restore ? [] : judgedScope(project, plan, problems),
   });
   // Events an earlier run could not publish go first: they happened first.
   const pending = await beforeDeadline(
