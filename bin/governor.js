@@ -3,6 +3,12 @@ import { main } from '../dist/src/cli/main.js';
 
 // A client library's background failure must reach the user as one line, never a stack trace.
 const oneLine = (e) => (e instanceof Error ? e.message.split('\n')[0] : String(e));
+// google-auth-library warns (MetadataLookupWarning) when it looks for the GCE metadata server and
+// finds none, which is every laptop without credentials: the one-line error says what matters.
+process.removeAllListeners('warning');
+process.on('warning', (w) => {
+  if (w.name !== 'MetadataLookupWarning') process.stderr.write(`warning: ${oneLine(w)}\n`);
+});
 process.on('uncaughtException', (e) => {
   process.stderr.write(`error: ${oneLine(e)}\n`);
   process.exit(1);
