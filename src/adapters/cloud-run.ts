@@ -70,6 +70,7 @@ export interface CloudRunAdapterOptions {
 
 /** A {@link CloudRunPort} holding two gRPC clients, to be closed once no longer needed. */
 export interface CloudRunAdapter extends CloudRunPort {
+  testPermissions: NonNullable<CloudRunPort['testPermissions']>;
   close(): Promise<void>;
 }
 

@@ -138,6 +138,7 @@ export interface MonitoringAdapterOptions {
 
 /** A {@link MonitoringPort} holding a Monitoring client, to be closed once no longer needed. */
 export interface MonitoringAdapter extends MonitoringPort {
+  probe: NonNullable<MonitoringPort['probe']>;
   close(): Promise<void>;
 }
 

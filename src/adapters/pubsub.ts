@@ -31,6 +31,7 @@ import type { AlertSink, OutgoingMessage, PublishResult } from '../ports/index.j
 
 /** An {@link AlertSink} holding a Pub/Sub client, to be closed once no longer needed. */
 export interface PubSubAlertSink extends AlertSink {
+  canPublish: NonNullable<AlertSink['canPublish']>;
   /** The full topic name, `projects/P/topics/T`. */
   readonly topic: string;
   /** Releases the client's connections. Publishing afterwards fails. */

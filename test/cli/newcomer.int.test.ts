@@ -1,0 +1,364 @@
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+
+/**
+ * The first write, as a newcomer does it (issue #12): `governor emulator` in one process, and
+ * check, plan, apply, status and restore in others, with the printed environment and no Google
+ * credentials. Then the ways it used to go wrong: a publish path that cannot work, permissions
+ * the identity lacks, a project nothing of which can be read, a policy that governs nothing.
+ * Every exit code is the contract's, and no stack trace reaches the user.
+ */
+
+const exec = promisify(execFile);
+const tmp = mkdtempSync(join(tmpdir(), 'governor-newcomer-'));
+const DEMO = 'examples/demo-policy.yaml';
+// A newcomer's machine: no Google credentials, no emulator of Google's.
+const base: NodeJS.ProcessEnv = {
+  ...process.env,
+  NO_COLOR: '1',
+  METADATA_SERVER_DETECTION: 'none',
+};
+for (const k of [
+  'GOOGLE_APPLICATION_CREDENTIALS',
+  'PUBSUB_EMULATOR_HOST',
+  'GOVERNOR_EMULATOR_HOST',
+  'GOVERNOR_EMULATOR_ADMIN',
+])
+  delete base[k];
+
+interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+async function governor(env: NodeJS.ProcessEnv, ...args: string[]): Promise<Result> {
+  let r: Result;
+  try {
+    const { stdout, stderr } = await exec(process.execPath, ['bin/governor.js', ...args], { env });
+    r = { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    if (typeof err.code !== 'number') throw e;
+    r = { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+  // Never a stack trace, whatever happened.
+  expect(`${r.stdout}\n${r.stderr}`).not.toMatch(/^\s+at .+[(:]\d+/m);
+  return r;
+}
+
+describe('the newcomer path, each step a process of its own', () => {
+  let child: ChildProcessWithoutNullStreams;
+  let out = '';
+  let env: NodeJS.ProcessEnv;
+  let admin = '';
+
+  beforeAll(async () => {
+    child = spawn(process.execPath, ['bin/governor.js', 'emulator', '--speed', 'manual'], {
+      env: base,
+    });
+    child.stdout.setEncoding('utf8');
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error(`no exports within 30 s: ${out}`)), 30_000);
+      child.stdout.on('data', (chunk: string) => {
+        out += chunk;
+        if (out.includes('Ctrl-C')) {
+          clearTimeout(timer);
+          resolve();
+        }
+      });
+      child.on('exit', (code) => reject(new Error(`the emulator exited with ${code}: ${out}`)));
+    });
+    const exports = Object.fromEntries(
+      [...out.matchAll(/^export (\w+)=(\S+)$/gm)].map((m) => [m[1] ?? '', m[2] ?? '']),
+    );
+    admin = exports['GOVERNOR_EMULATOR_ADMIN'] ?? '';
+    env = { ...base, ...exports, GOVERNOR_STATE_DIR: join(tmp, 'state') };
+  });
+
+  afterAll(async () => {
+    const exit = new Promise((resolve) => child.on('exit', resolve));
+    child.kill('SIGINT');
+    await exit;
+  });
+
+  const writes = async () => ((await (await fetch(`${admin}/writes`)).json()) as unknown[]).length;
+
+  it('check: every permission is there, exit 0', async () => {
+    const check = await governor(env, 'check', '--policy', DEMO);
+    expect(check.code).toBe(0);
+    expect(check.stdout).toMatch(
+      /OK +topic projects\/demo-gpu-project\/topics\/gpu-governor-alerts +pubsub\.topics\.publish/,
+    );
+    expect(check.stdout).toMatch(
+      /OK +service demo-gpu-project\/us-central1\/llm-chat +run\.services\.update/,
+    );
+    expect(check.stdout).toContain('The run can do what it plans.');
+  });
+
+  it('plan: exit 0, nothing written', async () => {
+    const plan = await governor(env, 'plan', '--policy', DEMO);
+    expect(plan.code).toBe(0);
+    expect(plan.stdout).toMatch(/^Plan: 0 to raise, 3 to lower, 3 unchanged/m);
+    expect(await writes()).toBe(0);
+  });
+
+  it('apply --yes: three caps written, the alerts published and shown, exit 0', async () => {
+    const apply = await governor(env, 'apply', '--policy', DEMO, '--yes');
+    expect(apply.code).toBe(0);
+    expect(apply.stdout).toMatch(/3 written, 0 skipped, 0 failed/);
+    expect(apply.stdout).toMatch(/[1-9]\d* alert message\(s\)/);
+    expect(await writes()).toBe(3);
+    await new Promise((resolve) => setTimeout(resolve, 200));
+    expect(out).toMatch(
+      /published projects\/demo-gpu-project\/topics\/gpu-governor-alerts #\d+ .*type=rebalance\.applied/,
+    );
+  });
+
+  it('status: exit 0', async () => {
+    const status = await governor(env, 'status', '--policy', DEMO);
+    expect(status.code).toBe(0);
+    expect(status.stdout).toMatch(/^ {2}llm-chat +\d+ +\d+ +\d+ +2 /m);
+  });
+
+  it('restore --yes: shows, counts and writes its own plan; resolves nothing; says what it takes', async () => {
+    const published = async () =>
+      (await (await fetch(`${admin}/published`)).json()) as {
+        attributes: Record<string, string>;
+      }[];
+    const before = (await published()).length;
+    const restore = await governor(env, 'restore', '--policy', DEMO, '--yes');
+    expect(restore.code).toBe(0);
+    // The plan shown is the restore plan, counted over the six governed services.
+    expect(restore.stdout).toMatch(
+      /^ {2}~ llm-chat +2 → 4 +restore: back to its max before the governor, 4/m,
+    );
+    expect(restore.stdout).toMatch(/^Plan: 3 to raise, 0 to lower, 3 unchanged/m);
+    expect(restore.stdout).toMatch(/^Restore: 0 of 3 governed service\(s\) are back/m);
+    // The originals never fitted the pool (they were over budget): it says what it takes.
+    expect(restore.stdout).toContain('restore cannot finish until the quota grows by 4 GPUs');
+    // It decided nothing about starvation, so it resolved nothing.
+    const after = (await published()).slice(before);
+    expect(after.filter((m) => m.attributes['status'] === 'resolved')).toEqual([]);
+  });
+});
+
+describe('what used to go wrong, against the emulator', () => {
+  let emulator: RunningEmulator;
+  const PROJECT = 'newcomer-project';
+  const LOCKED = 'locked-down-project';
+  const REGION = 'us-central1';
+  const TOPIC = `projects/${PROJECT}/topics/gpu-alerts`;
+  const policyFile = (name: string, text: string) => {
+    const file = join(tmp, name);
+    writeFileSync(file, text);
+    return file;
+  };
+  const policy = policyFile(
+    'policy.yaml',
+    `version: 1\nprojects: [${PROJECT}]\nregions: [${REGION}]\ndefaults: {headroom: 0}\nservices: [{match: {}}]\nalerts: {topic: ${TOPIC}}\n`,
+  );
+  const envOf = (more: NodeJS.ProcessEnv = {}) => ({
+    ...base,
+    ...emulator.env,
+    GOVERNOR_STATE_DIR: join(tmp, 'state2'),
+    ...more,
+  });
+
+  beforeAll(async () => {
+    emulator = await startEmulator({
+      speed: 'manual',
+      operationDelayMs: 20,
+      fleet: {
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 30,
+        topics: [TOPIC],
+        projects: [
+          {
+            id: PROJECT,
+            pools: [{ region: REGION, quota: 6 }],
+            services: [
+              { name: 'idle', region: REGION, gpu: {}, maxInstances: 4, demand: 0 },
+              {
+                name: 'locked',
+                region: REGION,
+                gpu: {},
+                maxInstances: 3,
+                demand: 0,
+                iam: { denied: ['run.services.update'] },
+              },
+              // Sets no max: Cloud Run derives it from the quota (6), not 100.
+              { name: 'unbounded', region: REGION, gpu: { count: 2 }, demand: 1 },
+            ],
+          },
+          {
+            id: LOCKED,
+            pools: [{ region: REGION, quota: 4 }],
+            services: [{ name: 'svc', region: REGION, gpu: {}, maxInstances: 2 }],
+            iam: {
+              denied: ['run.services.list', 'monitoring.timeSeries.list', 'pubsub.topics.publish'],
+            },
+          },
+        ],
+      },
+    });
+  });
+  afterAll(async () => {
+    await emulator?.stop();
+  });
+
+  it('a publish path that cannot work stops apply before any write: one line, exit 1', async () => {
+    // No PUBSUB_EMULATOR_HOST and no credentials: the Pub/Sub client could not publish.
+    const r = await governor(
+      envOf({ PUBSUB_EMULATOR_HOST: '' }),
+      'apply',
+      '--policy',
+      policy,
+      '--yes',
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^error: .*no Google credentials to publish to .*Nothing was written/m,
+    );
+    expect(r.stderr.split('\n').filter((l) => l.startsWith('error:'))).toHaveLength(1);
+    expect(emulator.writes()).toEqual([]);
+  });
+
+  it('check names each missing permission and how to grant it; exit 1', async () => {
+    const r = await governor(envOf(), 'check', '--policy', policy);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(
+      /MISSING +service newcomer-project\/us-central1\/locked +run\.services\.update/,
+    );
+    expect(r.stdout).toContain(
+      'roles/run.developer on the service (Terraform: add the service to `write_access.services`',
+    );
+    expect(r.stdout).toMatch(
+      /OK +service newcomer-project\/us-central1\/idle +run\.services\.update/,
+    );
+
+    const locked = policyFile(
+      'locked.yaml',
+      `version: 1\nprojects: [${LOCKED}]\nregions: [${REGION}]\nservices: [{match: {}}]\nalerts: {topic: projects/${LOCKED}/topics/gpu-alerts}\n`,
+    );
+    const l = await governor(envOf(), 'check', '--policy', locked);
+    expect(l.code).toBe(1);
+    expect(l.stdout).toMatch(
+      /MISSING +region locked-down-project\/us-central1 +run\.services\.list/,
+    );
+    expect(l.stdout).toMatch(/MISSING +project locked-down-project +monitoring\.timeSeries\.list/);
+    expect(l.stdout).toMatch(
+      /MISSING +topic projects\/locked-down-project\/topics\/gpu-alerts +pubsub\.topics\.publish/,
+    );
+    expect(l.stdout).toContain('roles/pubsub.publisher on the topic');
+    const json = await governor(envOf(), 'check', '--policy', locked, '--json');
+    expect(json.code).toBe(1);
+    expect((JSON.parse(json.stdout) as { passed: boolean }).passed).toBe(false);
+  });
+
+  it('a denied topic stops apply before any write; a denied service write is reported, the rest written', async () => {
+    const denied = policyFile(
+      'denied-topic.yaml',
+      `version: 1\nprojects: [${PROJECT}]\nregions: [${REGION}]\ndefaults: {headroom: 0}\nservices: [{match: {}}]\nalerts: {topic: projects/${LOCKED}/topics/gpu-alerts}\n`,
+    );
+    const stopped = await governor(envOf(), 'apply', '--policy', denied, '--yes');
+    expect(stopped.code).toBe(1);
+    expect(stopped.stderr).toContain(
+      `pubsub.topics.publish is not granted on projects/${LOCKED}/topics/gpu-alerts, or the topic does not exist`,
+    );
+    expect(emulator.writes()).toEqual([]);
+
+    const r = await governor(envOf(), 'apply', '--policy', policy, '--yes');
+    expect(r.stderr).toMatch(
+      /service newcomer-project\/us-central1\/locked: run\.services\.update missing/,
+    );
+    const written = emulator.writes().map((w) => w.service.name);
+    expect(written).toContain('idle');
+    expect(written).not.toContain('locked');
+    // The service that sets no max was counted at 6 ÷ 2 = 3 and written without a "changed" skip.
+    expect(written).toContain('unbounded');
+    expect(r.code).toBe(1); // the denied write failed
+  });
+
+  it('an unset max is counted at quota ÷ GPUs, and audit flags it', async () => {
+    const s = await governor(envOf(), 'snapshot', '--policy', policy);
+    expect(s.code).toBe(0);
+    const snap = JSON.parse(s.stdout) as {
+      services: { name: string; maxInstances: number; maxUnset?: boolean }[];
+    };
+    // Written by the apply above: it has a max now; the check is on a fresh fleet below.
+    expect(snap.services.find((x) => x.name === 'unbounded')?.maxUnset).toBeUndefined();
+    const fresh = await startEmulator({
+      speed: 'manual',
+      fleet: {
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 5,
+        projects: [
+          {
+            id: PROJECT,
+            pools: [{ region: REGION, quota: 6 }],
+            services: [{ name: 'unbounded', region: REGION, gpu: { count: 2 }, demand: 1 }],
+          },
+        ],
+      },
+    });
+    try {
+      const e = { ...base, ...fresh.env, GOVERNOR_STATE_DIR: join(tmp, 'state3') };
+      const snap2 = await governor(e, 'snapshot', '--policy', policy);
+      expect(JSON.parse(snap2.stdout).services[0]).toMatchObject({
+        maxInstances: 3,
+        maxUnset: true,
+      });
+      const plan = await governor(e, 'plan', '--policy', policy);
+      expect(plan.stdout).toContain(
+        'no max instances set: Cloud Run derives it from the regional quota, so it counts as 3',
+      );
+      const audit = await governor(e, 'audit', '--policy', policy);
+      expect(audit.code).toBe(1);
+      expect(audit.stdout).toContain('max-unset');
+    } finally {
+      await fresh.stop();
+    }
+  });
+
+  it('a project nothing of which can be read is an error, not an empty snapshot', async () => {
+    const locked = policyFile(
+      'locked2.yaml',
+      `version: 1\nprojects: [${LOCKED}]\nregions: [${REGION}]\n`,
+    );
+    const r = await governor(envOf(), 'snapshot', '--policy', locked);
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toMatch(
+      /^error: nothing could be read in locked-down-project: .*run\.services\.list/m,
+    );
+  });
+
+  it('a live command with no credentials and no emulator: one line, exit 1', async () => {
+    const r = await governor(base, 'plan', '--policy', policy);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+    expect(r.stderr).toContain('governor emulator');
+  });
+
+  it('simulate with a policy that governs nothing in the fleet is bad input, exit 2', async () => {
+    const other = policyFile('other.yaml', 'version: 1\nprojects: [some-other-project]\n');
+    const r = await governor(
+      base,
+      'simulate',
+      '--policy',
+      other,
+      '--fleet',
+      'examples/fleet.yaml',
+      '--hours',
+      '1',
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/governs none of the \d+ GPU service\(s\) of examples\/fleet\.yaml/);
+  });
+});
