@@ -320,7 +320,7 @@ export const FleetProject = z.strictObject({
   workerPools: z.array(FleetWorkerPool).default([]),
   jobs: z.array(FleetJob).default([]),
   iam: FleetIam.optional().describe(
-    "Permissions denied in the whole project: on its services, worker pools, jobs, Monitoring, Cloud Quotas, and its Pub/Sub topics.",
+    'Permissions denied in the whole project: on its services, worker pools, jobs, Monitoring, Cloud Quotas, and its Pub/Sub topics.',
   ),
 });
 export type FleetProject = z.infer<typeof FleetProject>;

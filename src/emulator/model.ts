@@ -491,8 +491,7 @@ export class FleetModel {
     for (const s of this.services.values()) {
       const pool = this.poolOf(s);
       const quota = pool ? this.quotaFor(pool) : undefined;
-      s.unsetMax =
-        quota === undefined ? 100 : Math.floor(quota / Math.max(1, gpusPerInstance(s)));
+      s.unsetMax = quota === undefined ? 100 : Math.floor(quota / Math.max(1, gpusPerInstance(s)));
     }
   }
 

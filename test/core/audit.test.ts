@@ -174,7 +174,9 @@ describe('auditServices: each rule', () => {
       "max instances 9 (service level) × 1 GPU = 9 GPUs, above the pool's quota of 8",
     );
     expect(f[0]?.fix).toContain('--max 8');
-    expect(f[1]?.problem).toContain('derives it from the regional quota, so it may run 8 instances');
+    expect(f[1]?.problem).toContain(
+      'derives it from the regional quota, so it may run 8 instances',
+    );
     expect(rules(audit([service('nine', { serviceMaxInstances: 9 })], { quota: null }))).toEqual(
       [],
     );
