@@ -112,9 +112,19 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
       6,
     );
     model.advance(10 * 60_000);
+    // The preflight sees that Pub/Sub cannot be reached: that run stops before writing anything.
+    const maxes = () => model.listServices().map((x) => x.maxInstances);
+    const before = maxes();
+    await expect(
+      reconcile(policy, deps(sink1), { runId: 'run-2a', deadlineMs: 60_000 }),
+    ).rejects.toThrow(/Nothing was written/);
+    expect(maxes()).toEqual(before);
+    // Pub/Sub going down after the preflight (a sink that cannot be tested stands for that):
+    // the run writes, cannot publish, fails loudly and keeps its events.
+    const untested: ReconcileDeps['sink'] = { publish: (m) => sink1.publish(m) };
     let failed: RunFailedError | null = null;
     try {
-      await reconcile(policy, deps(sink1), { runId: 'run-2', deadlineMs: 60_000 });
+      await reconcile(policy, deps(untested), { runId: 'run-2', deadlineMs: 60_000 });
     } catch (e) {
       if (!(e instanceof RunFailedError)) throw e;
       failed = e;
