@@ -65,16 +65,14 @@ let run: CloudRunAdapter;
 let monitoring: MonitoringAdapter;
 let quotas: QuotaAdapter;
 const sinks: PubSubAlertSink[] = [];
-const saved = process.env['PUBSUB_EMULATOR_HOST'];
 
 beforeAll(async () => {
   emulator = await startEmulator({ fleet, speed: 'manual', operationDelayMs: 0 });
-  const env = { GOVERNOR_EMULATOR_HOST: emulator.env.GOVERNOR_EMULATOR_HOST };
-  process.env['PUBSUB_EMULATOR_HOST'] = emulator.env.PUBSUB_EMULATOR_HOST;
+  const emulatorHost = emulator.host;
   const retry = { maxAttempts: 1 };
-  run = createCloudRunAdapter({ env, retry });
-  monitoring = createMonitoringAdapter({ env, retry });
-  quotas = createQuotaAdapter({ env, retry });
+  run = createCloudRunAdapter({ emulatorHost, retry });
+  monitoring = createMonitoringAdapter({ emulatorHost, retry });
+  quotas = createQuotaAdapter({ emulatorHost, retry });
 });
 
 afterAll(async () => {
@@ -85,12 +83,10 @@ afterAll(async () => {
     ...sinks.map((s) => s.close()),
   ]);
   await emulator.stop();
-  if (saved === undefined) delete process.env['PUBSUB_EMULATOR_HOST'];
-  else process.env['PUBSUB_EMULATOR_HOST'] = saved;
 });
 
 function sink(topic: string): PubSubAlertSink {
-  const s = createPubSubAlertSink({ topic, maxAttempts: 1 });
+  const s = createPubSubAlertSink({ topic, maxAttempts: 1, emulatorHost: emulator.host });
   sinks.push(s);
   return s;
 }
