@@ -127,7 +127,6 @@ export function createPubSubAlertSink(options: PubSubAlertSinkOptions): PubSubAl
   // universe from the options instead of asking google-auth-library, which would look for
   // credentials and the metadata server (a warning on every run without credentials) although
   // the emulator needs none.
-  const emulated = Boolean(emulatorHost);
   const pubsub = new PubSub({
     projectId: projectId ?? match[1],
     ...(emulatorHost
@@ -145,6 +144,8 @@ export function createPubSubAlertSink(options: PubSubAlertSinkOptions): PubSubAl
   // Without an emulator the client needs Application Default Credentials. Look for them first,
   // once: the client's IAM helper prints a missing-credentials error with its stack trace to the
   // console (google-gax's `initialize().catch(console.error)`) before rejecting.
+  // The library's own decision: an emulator named here, or its PUBSUB_EMULATOR_HOST.
+  const emulated = pubsub.isEmulator;
   let credentials: Promise<void> | undefined;
   const credentialsReady = (): Promise<void> =>
     emulated
