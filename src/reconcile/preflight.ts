@@ -143,7 +143,7 @@ export async function checkServices(
  * The preflight of a run, cheap enough for every run: the topic (one TestIamPermissions), and
  * `run.services.update` on each service the plan will write (one TestIamPermissions each).
  * Throws {@link PreflightError} when alerts cannot be published: the run must not write what it
- * could not tell anyone about (SPEC rule 9). A missing write permission does not stop the run:
+ * could not tell anyone about (rule 9, docs/rules.md). A missing write permission does not stop the run:
  * that write is denied and reported as any denied write is, and the other services are governed.
  */
 export async function preflightRun(
