@@ -17,14 +17,27 @@ export function jsonLogger(stream: { write(s: string): unknown }): Logger {
   };
 }
 
+/**
+ * The field that marks a line as one of the run's alerts. Its severity is the alert's (so Cloud
+ * Logging can route an ERROR alert), but it is news about the fleet, not a fault of the program:
+ * a terminal prints the run's alerts as alerts, from the run's report, and the text logger leaves
+ * these lines out unless asked for them.
+ */
+export const ALERT_FIELD = 'alert';
+
 export function textLogger(
   stream: { write(s: string): unknown },
   minimum: Severity = 'INFO',
+  options: { alerts?: boolean } = {},
 ): Logger {
   const rank: Record<Severity, number> = { DEBUG: 0, INFO: 1, WARNING: 2, ERROR: 3 };
   return {
-    log: (severity, message) => {
+    log: (severity, message, fields = {}) => {
       if (rank[severity] < rank[minimum]) return;
+      if (ALERT_FIELD in fields) {
+        if (options.alerts) stream.write(`${message}\n`);
+        return;
+      }
       const prefix = severity === 'INFO' ? '' : `${severity.toLowerCase()}: `;
       stream.write(`${prefix}${message}\n`);
     },

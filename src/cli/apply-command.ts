@@ -9,7 +9,7 @@ import { createRuntime, newRunId } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
 import type { Streams } from './io.js';
-import { colorsFor, renderPlan } from './render.js';
+import { colorsFor, renderAlerts, renderPlan } from './render.js';
 
 export interface ApplyFlags {
   policy: string;
@@ -55,7 +55,8 @@ export async function runApply(
       restore,
       ...(flags.dryRun ? { mode: 'dry-run' as const } : {}),
       confirm: async (plan: Plan) => {
-        io.stdout.write(renderPlan(plan, c));
+        // The plan's alerts are left out here: the run prints what it published, once, below.
+        io.stdout.write(renderPlan(plan, c, { alerts: false }));
         if (flags.yes) return true;
         const rl = createInterface({ input: process.stdin, output: process.stdout });
         try {
@@ -76,7 +77,19 @@ export async function runApply(
     await runtime.close();
   }
   if (report.plan && (report.mode === 'dry-run' || report.plan.changes.length === 0))
-    io.stdout.write(renderPlan(report.plan, c));
+    io.stdout.write(renderPlan(report.plan, c, { alerts: false }));
+  if (report.alerts.length > 0) {
+    const where = policy.alerts.topic
+      ? `published to ${policy.alerts.topic}`
+      : 'not published: the policy sets no alerts.topic';
+    io.stdout.write(
+      '\n' +
+        renderAlerts(report.alerts, c, `Alerts (${report.alerts.length}, ${where}):`, {
+          status: true,
+        }).join('\n') +
+        '\n',
+    );
+  }
   io.stdout.write('\n' + summary(report) + '\n');
   if (restore && report.plan && report.outcome !== 'declined' && report.outcome !== 'lease-held')
     io.stdout.write(restoreSummary(report.plan, report) + '\n');

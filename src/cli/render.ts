@@ -1,4 +1,5 @@
 import pc from 'picocolors';
+import type { Alert } from '../core/alert.js';
 import type { Plan, PlanPool, PlanService } from '../core/plan.js';
 import { poolKey } from '../core/pool.js';
 import type { RuntimeOptions } from '../runtime-options.js';
@@ -40,8 +41,85 @@ function poolTitle(p: PlanPool): string {
   return `${p.project}/${p.region} ${p.accelerator}${p.zonalRedundancy ? '' : ' (no zonal redundancy)'}`;
 }
 
-/** A plan for people, in the manner of `terraform plan`. */
-export function renderPlan(plan: Plan, c: Colors): string {
+/** "3 (service render-frames: 2, worker pool video-encoder: 1)": what the unmanaged GPUs are. */
+function unmanaged(p: PlanPool): string {
+  if (p.unmanaged.length === 0) return String(p.unmanagedGpus);
+  return `${p.unmanagedGpus} (${p.unmanaged.map((u) => `${u.source}: ${u.gpus}`).join(', ')})`;
+}
+
+/**
+ * One pool's services: priority and weight beside each, so a reader sees why one was cut and
+ * another kept; then the cap (before → after) and the reason.
+ */
+function serviceRows(rows: readonly PlanService[], c: Colors): string[] {
+  const width = Math.max(7, ...rows.map((s) => s.name.length));
+  const num = (v: number | null, w: number) => (v === null ? '–' : String(v)).padStart(w);
+  const out = [c.dim(`    ${'service'.padEnd(width)}  priority  weight  cap`)];
+  for (const s of rows) {
+    const name = s.name.padEnd(width);
+    const pw = `${num(s.priority, 8)}  ${num(s.weight, 6)}`;
+    if (!s.managed) {
+      out.push(
+        c.dim(
+          `  = ${name}  ${num(null, 8)}  ${num(null, 6)}  ${String(s.from).padStart(3)}        ${s.reason}`,
+        ),
+      );
+    } else if (s.to === s.from) {
+      out.push(`    ${name}  ${pw}  ${String(s.from).padStart(3)}        ${c.dim(s.reason)}`);
+    } else {
+      const up = s.to > s.from;
+      const mark = up ? c.green('~') : c.red('~');
+      const arrow = `${String(s.from).padStart(3)} → ${String(s.to).padEnd(3)}`;
+      out.push(
+        `  ${mark} ${c.bold(name)}  ${pw}  ${up ? c.green(arrow) : c.red(arrow)}  ${s.reason}`,
+      );
+    }
+  }
+  return out;
+}
+
+/** How an alert message's status reads: a re-notification of a condition says "still firing". */
+export function alertStatus(a: Alert): string {
+  if (a.status === 'firing' && a.details['renotify'] === true) return 'still firing';
+  return a.status;
+}
+
+/**
+ * Alerts as a list, one line each: severity, status (for published messages), type and summary,
+ * in columns as wide as their longest entry. Not log lines: an ERROR alert is news about the
+ * fleet, not a failure of this program.
+ */
+export function renderAlerts(
+  alerts: readonly Alert[],
+  c: Colors,
+  title: string,
+  options: { status?: boolean } = {},
+): string[] {
+  const out = [c.bold(title)];
+  const sevWidth = Math.max(...alerts.map((a) => a.severity.length));
+  const statusWidth = Math.max(...alerts.map((a) => alertStatus(a).length));
+  const typeWidth = Math.max(...alerts.map((a) => a.type.length));
+  for (const a of alerts) {
+    const padded = a.severity.padEnd(sevWidth);
+    const sev =
+      a.severity === 'WARNING' ? c.yellow(padded) : a.severity === 'INFO' ? padded : c.red(padded);
+    const status = options.status ? `${alertStatus(a).padEnd(statusWidth)}  ` : '';
+    out.push(`  ${sev}  ${status}${a.type.padEnd(typeWidth)}  ${oneLine(a.summary)}`);
+  }
+  return out;
+}
+
+/** Text from elsewhere on one line: control characters (newlines, escapes) as spaces. */
+export function oneLine(text: string): string {
+  // eslint-disable-next-line no-control-regex
+  return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+}
+
+/**
+ * A plan for people, in the manner of `terraform plan`. `alerts: false` leaves out the plan's
+ * alerts (for a run that prints the alerts it published instead).
+ */
+export function renderPlan(plan: Plan, c: Colors, options: { alerts?: boolean } = {}): string {
   const out: string[] = [];
   out.push(c.bold(`Governor plan at ${plan.at}`) + c.dim(` (mode: ${plan.mode})`));
   const byPool = servicesByPool(plan);
@@ -51,7 +129,7 @@ export function renderPlan(plan: Plan, c: Colors): string {
     out.push(`${c.bold(`pool ${poolTitle(p)}`)}  ${color(`[${p.status}]`)}`);
     const quota = p.quota === null ? 'unknown' : `${p.quota} (${p.quotaSource})`;
     out.push(
-      `  quota ${quota} · reserve ${p.reserve} · unmanaged ${p.unmanagedGpus} · budget ${p.budget ?? 'unknown'} GPUs`,
+      `  quota ${quota} · reserve ${p.reserve} · unmanaged ${unmanaged(p)} · budget ${p.budget ?? 'unknown'} GPUs`,
     );
     out.push(
       `  caps ${p.capsBefore} → ${p.capsAfter} · in use ${p.inUse} · demand ${p.demand} · floors ${p.floors}`,
@@ -60,35 +138,11 @@ export function renderPlan(plan: Plan, c: Colors): string {
     const rows = byPool.get(poolKey(p)) ?? [];
     if (rows.length === 0) continue;
     out.push('');
-    const width = Math.max(...rows.map((s) => s.name.length));
-    for (const s of rows) {
-      const name = s.name.padEnd(width);
-      if (!s.managed) {
-        out.push(c.dim(`  = ${name}  ${String(s.from).padStart(3)}        ${s.reason}`));
-      } else if (s.to === s.from) {
-        out.push(`    ${name}  ${String(s.from).padStart(3)}        ${c.dim(s.reason)}`);
-      } else {
-        const up = s.to > s.from;
-        const mark = up ? c.green('~') : c.red('~');
-        const arrow = `${String(s.from).padStart(3)} → ${String(s.to).padEnd(3)}`;
-        out.push(`  ${mark} ${c.bold(name)}  ${up ? c.green(arrow) : c.red(arrow)}  ${s.reason}`);
-      }
-    }
+    out.push(...serviceRows(rows, c));
   }
-  if (plan.alerts.length > 0) {
+  if (options.alerts !== false && plan.alerts.length > 0) {
     out.push('');
-    out.push(c.bold(`Alerts (${plan.alerts.length}):`));
-    for (const a of plan.alerts) {
-      const sev =
-        a.severity === 'WARNING'
-          ? c.yellow(a.severity)
-          : a.severity === 'INFO'
-            ? a.severity
-            : c.red(a.severity);
-      out.push(
-        `  ${sev.padEnd(8 + (sev.length - a.severity.length))} ${a.type.padEnd(18)} ${a.summary}`,
-      );
-    }
+    out.push(...renderAlerts(plan.alerts, c, `Alerts (${plan.alerts.length}):`));
   }
   const raise = plan.changes.filter((x) => x.to > x.from).length;
   const lower = plan.changes.filter((x) => x.to < x.from).length;
@@ -112,7 +166,7 @@ export function renderStatus(plan: Plan, c: Colors): string {
     out.push('');
     out.push(`${c.bold(poolTitle(p))}  ${color(`[${p.status}]`)}`);
     out.push(
-      `  quota ${p.quota ?? 'unknown'} · reserve ${p.reserve} · unmanaged ${p.unmanagedGpus} · budget ${p.budget ?? 'unknown'} · caps ${p.capsBefore} · in use ${p.inUse} · demand ${p.demand} GPUs`,
+      `  quota ${p.quota ?? 'unknown'} · reserve ${p.reserve} · unmanaged ${unmanaged(p)} · budget ${p.budget ?? 'unknown'} · caps ${p.capsBefore} · in use ${p.inUse} · demand ${p.demand} GPUs`,
     );
     const rows = byPool.get(poolKey(p)) ?? [];
     if (rows.length === 0) continue;

@@ -26,6 +26,14 @@ export const PlanPool = z.strictObject({
   unmanagedGpus: Gpus.describe(
     'Caps of unmanaged services plus other unmanaged usage (worker pools, jobs).',
   ),
+  unmanaged: z
+    .array(
+      z.strictObject({
+        source: z.string().describe('"service NAME", "worker pool NAME", "job NAME", ...'),
+        gpus: Gpus,
+      }),
+    )
+    .describe('What makes up unmanagedGpus, by source, largest first.'),
   budget: Gpus.nullable().describe(
     'quota − reserve − unmanagedGpus; null when the quota is unknown.',
   ),

@@ -106,6 +106,8 @@ interface PoolWork {
   reserve: number;
   unmanaged: Member[];
   unmanagedUsage: number;
+  /** Where `unmanagedUsage` comes from, as the snapshot names it. */
+  usageSources: { source: string; gpus: number }[];
   governed: Governed[];
 }
 
@@ -260,6 +262,7 @@ function gatherPools(
         reserve: 0,
         unmanaged: [],
         unmanagedUsage: 0,
+        usageSources: [],
         governed: [],
       };
       pair[slot] = w;
@@ -280,7 +283,10 @@ function gatherPools(
     if (inScope(id)) workFor(id);
   }
   for (const u of snapshot.unmanagedUsage) {
-    if (inScope(u)) workFor(u).unmanagedUsage += u.gpus;
+    if (!inScope(u)) continue;
+    const w = workFor(u);
+    w.unmanagedUsage += u.gpus;
+    w.usageSources.push({ source: usageSource(u.source), gpus: u.gpus });
   }
   const members = new Map<PoolWork, SnapshotService[]>();
   for (const svc of snapshot.services) {
@@ -561,6 +567,7 @@ function poolRow(work: PoolWork, r: PoolDecision): PlanPool {
     quotaSource: work.quotaSource,
     reserve: work.reserve,
     unmanagedGpus: r.unmanagedGpus,
+    unmanaged: unmanagedSources(work),
     budget: r.budget,
     capsBefore: r.capsBefore,
     capsAfter: sum(all, (m) => m.level * m.g),
@@ -570,6 +577,24 @@ function poolRow(work: PoolWork, r: PoolDecision): PlanPool {
     status: r.status,
     note: r.note,
   };
+}
+
+/** A snapshot's usage source in words: "worker-pool/encoder" reads "worker pool encoder". */
+function usageSource(source: string): string {
+  const m = /^(service|worker-pool|job)\/(.+)$/.exec(source);
+  return m ? `${(m[1] as string).replace('-', ' ')} ${m[2] as string}` : source;
+}
+
+/** What the pool's unmanaged GPUs are: unmanaged services at their caps, then other usage. */
+function unmanagedSources(work: PoolWork): { source: string; gpus: number }[] {
+  const all = [
+    ...work.unmanaged.map((m) => ({ source: `service ${m.svc.name}`, gpus: m.cap * m.g })),
+    ...work.usageSources,
+  ];
+  // Largest first, then by name: the same order whatever the order of the snapshot.
+  return all
+    .filter((s) => s.gpus > 0)
+    .sort((a, b) => b.gpus - a.gpus || compareText(a.source, b.source));
 }
 
 function governedRow(m: Governed): PlanService {

@@ -70,6 +70,8 @@ export interface RunReport {
   plan: Plan | null;
   writes: WriteResult[];
   published: number;
+  /** The alert messages of this run, as published (or only logged, without a topic), in order. */
+  alerts: Alert[];
   /** Projects another governor held; nothing was done there. */
   leaseHeld: { project: string; heldBy?: string; expiresAt?: string }[];
   /** What observation could not read. */
@@ -159,6 +161,7 @@ async function startRun(
       plan: null,
       writes: [],
       published: 0,
+      alerts: [],
       leaseHeld: [],
       problems: [],
       findings: [],
@@ -380,9 +383,12 @@ async function publish(
         : a.severity === 'WARNING'
           ? 'WARNING'
           : 'ERROR';
+    // `alert` marks the line as an alert, not a fault of the run: a terminal prints these as
+    // alerts (from `report.alerts`), not as log lines (see ALERT_FIELD in log.ts).
     deps.log.log(severity, `alert ${a.type} ${a.status}: ${a.summary}`, { alert: a.dedupKey });
   }
   report.published += outgoing.length;
+  report.alerts.push(...outgoing);
 }
 
 /** Gives the leases back; a store that cannot be reached lets them expire instead. */

@@ -1,0 +1,111 @@
+import { readFileSync } from 'node:fs';
+import pc from 'picocolors';
+import { describe, expect, it } from 'vitest';
+import type { Alert } from '../../src/core/alert.js';
+import { plan } from '../../src/core/planner.js';
+import { parsePolicyText } from '../../src/core/policy.js';
+import { parseSnapshotText } from '../../src/core/snapshot.js';
+import { alertStatus, renderAlerts, renderPlan } from '../../src/cli/render.js';
+import { memoryLogger, textLogger } from '../../src/log.js';
+
+/** What `governor plan` and `governor apply` print, on the example snapshot and policy (issue #16). */
+
+const c = pc.createColors(false);
+const policy = parsePolicyText(readFileSync('examples/policy.yaml', 'utf8'), 'policy');
+const snapshot = parseSnapshotText(readFileSync('examples/snapshot.json', 'utf8'), 'snapshot');
+const result = plan(snapshot, policy, snapshot.takenAt);
+const text = renderPlan(result, c);
+
+function alert(over: Partial<Alert>): Alert {
+  return {
+    version: 1,
+    id: 'a1',
+    type: 'pool.pressure',
+    status: 'firing',
+    severity: 'WARNING',
+    project: 'p',
+    region: 'us-central1',
+    accelerator: 'nvidia-l4',
+    zonalRedundancy: true,
+    service: null,
+    summary: 'Demand is high',
+    details: {},
+    runId: 'r1',
+    time: '2026-11-27T10:00:00.000Z',
+    dedupKey: 'k1',
+    ...over,
+  };
+}
+
+describe('the plan, for people', () => {
+  it("shows each service's priority and weight beside its cap", () => {
+    expect(text).toMatch(/^ {4}service +priority +weight +cap$/m);
+    // llm-chat: priority 10, weight 3 in examples/policy.yaml; raised.
+    expect(text).toMatch(/^ {2}~ llm-chat +10 +3 +3 → 5 +demand 5/m);
+    // An unmanaged service has neither.
+    expect(text).toMatch(/^ {2}= render-thumbs +– +– +1 +unmanaged/m);
+  });
+
+  it('lists what the unmanaged GPUs are', () => {
+    expect(text).toContain('unmanaged 2 (service render-thumbs: 1, worker pool encoder: 1)');
+    const pool = result.pools.find((p) => p.zonalRedundancy);
+    expect(pool?.unmanaged).toEqual([
+      { source: 'service render-thumbs', gpus: 1 },
+      { source: 'worker pool encoder', gpus: 1 },
+    ]);
+  });
+
+  it('leaves the alerts out when asked (a run prints what it published instead)', () => {
+    expect(text).toMatch(/^Alerts \(\d+\):$/m);
+    expect(renderPlan(result, c, { alerts: false })).not.toContain('Alerts');
+  });
+});
+
+describe('alerts, as alerts', () => {
+  const alerts = [
+    alert({ severity: 'ERROR', type: 'service.misconfigured', summary: 'llm-code breaks 2 rules' }),
+    alert({ details: { renotify: true, firingSince: '2026-11-27T06:00:00.000Z' } }),
+    alert({ status: 'resolved', type: 'pool.over-budget', summary: 'Resolved: caps over' }),
+    alert({
+      status: 'event',
+      severity: 'INFO',
+      type: 'rebalance.applied',
+      summary: '3 caps\nchanged',
+    }),
+  ];
+
+  it('puts every column at the width of its longest entry, the longest alert type too', () => {
+    const lines = renderAlerts(alerts, c, 'Alerts (4):', { status: true });
+    expect(lines).toEqual([
+      'Alerts (4):',
+      '  ERROR    firing        service.misconfigured  llm-code breaks 2 rules',
+      '  WARNING  still firing  pool.pressure          Demand is high',
+      '  WARNING  resolved      pool.over-budget       Resolved: caps over',
+      '  INFO     event         rebalance.applied      3 caps changed',
+    ]);
+  });
+
+  it('says "still firing" for a re-notification', () => {
+    expect(alertStatus(alerts[1] as Alert)).toBe('still firing');
+    expect(alertStatus(alerts[0] as Alert)).toBe('firing');
+  });
+
+  it('are not log lines: the text logger leaves them out, so they are not printed twice (issue #12)', () => {
+    const out: string[] = [];
+    const log = textLogger({ write: (s: string) => out.push(s) });
+    log.log('ERROR', 'alert service.misconfigured firing: llm-code breaks 2 rules', { alert: 'k' });
+    log.log('ERROR', 'the store is unreachable');
+    expect(out).toEqual(['error: the store is unreachable\n']);
+    const kept: string[] = [];
+    textLogger({ write: (s: string) => kept.push(s) }, 'INFO', { alerts: true }).log(
+      'ERROR',
+      'alert x firing: y',
+      { alert: 'k' },
+    );
+    expect(kept).toEqual(['alert x firing: y\n']);
+    // The structured logger of the function keeps them, with the alert's severity.
+    const memory = memoryLogger();
+    memory.log('ERROR', 'alert x firing: y', { alert: 'k' });
+    expect(memory.lines[0]?.severity).toBe('ERROR');
+  });
+});
