@@ -9,6 +9,7 @@ import { loadPolicy, loadSnapshot } from './files.js';
 import { processIo, type Io, type Streams } from './io.js';
 import { observeLive, packagedFile } from './live.js';
 import { colorsFor, renderPlan, renderStatus } from './render.js';
+import type { DemoFlags } from './demo-command.js';
 import type { ReplayFlags, SimulateFlags } from './simulate-command.js';
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -36,10 +37,12 @@ function parsePort(text: string): number {
   return n;
 }
 
-function parseCount(text: string, flag: string): number {
+function parseCount(text: string, flag: string, max = 1000): number {
   const n = Number(text);
-  if (!Number.isInteger(n) || n < 1 || n > 1000)
-    throw new UsageError(`${flag} ${JSON.stringify(text)}: expected a whole number from 1 to 1000`);
+  if (!Number.isInteger(n) || n < 1 || n > max)
+    throw new UsageError(
+      `${flag} ${JSON.stringify(text)}: expected a whole number from 1 to ${max}`,
+    );
   return n;
 }
 
@@ -290,20 +293,20 @@ export function buildProgram(
   program
     .command('demo')
     .description(
-      'Start the emulator on the example fleet, observe it and show the plan: no Google account needed.',
+      'A simulated day of a GPU fleet: the governor on the embedded emulator beside static caps and over-commit. No Google account needed.',
     )
-    .option('--fleet <file>', 'fleet file', packagedFile('examples/fleet.yaml'))
+    .option('--fleet <file>', 'fleet file', packagedFile('examples/demo-fleet.yaml'))
     .addOption(policyOption(packagedFile('examples/demo-policy.yaml')))
-    .option('--cycles <n>', 'governor runs', (v) => parseCount(v, '--cycles'), 6)
+    .option('--hours <n>', 'virtual hours to play', (v) => parseCount(v, '--hours', 48), 24)
     .option(
       '--every <minutes>',
-      'virtual minutes between runs',
-      (v) => parseCount(v, '--every'),
-      60,
+      'virtual minutes between governor runs',
+      (v) => parseCount(v, '--every', 60),
+      5,
     )
     .action(
-      run(async (opts: { fleet: string; policy: string; cycles: number; every: number }) => {
-        const { runDemo } = await import('./emulator-command.js');
+      run(async (opts: DemoFlags) => {
+        const { runDemo } = await import('./demo-command.js');
         return runDemo(opts, io, options);
       }),
     );

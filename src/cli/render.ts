@@ -1,7 +1,7 @@
 import pc from 'picocolors';
 import type { Alert } from '../core/alert.js';
 import type { Plan, PlanPool, PlanService } from '../core/plan.js';
-import { poolKey } from '../core/pool.js';
+import { poolKey, type PoolId } from '../core/pool.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 
 /** Colours for a terminal, or none (not a TTY, NO_COLOR set). */
@@ -37,7 +37,8 @@ function servicesByPool(plan: Plan): Map<string, PlanService[]> {
   return byPool;
 }
 
-function poolTitle(p: PlanPool): string {
+/** "project/region accelerator", and "(no zonal redundancy)" for that pool. */
+export function poolTitle(p: PoolId & { project: string }): string {
   return `${p.project}/${p.region} ${p.accelerator}${p.zonalRedundancy ? '' : ' (no zonal redundancy)'}`;
 }
 

@@ -3,9 +3,10 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createGooglePorts } from '../adapters/index.js';
 import type { Fleet } from '../emulator/fleet.js';
-import { startEmulator } from '../emulator/index.js';
+import { createPubSubAlertSink } from '../adapters/pubsub.js';
+import { PUBSUB_EMULATOR_ENV, startEmulator } from '../emulator/index.js';
 import { FleetModel, MINUTE_MS } from '../emulator/model.js';
-import type { ObservePorts } from '../ports/index.js';
+import type { AlertSink, ObservePorts } from '../ports/index.js';
 import type { SimContext } from './context.js';
 import { createSimPorts } from '../emulator/ports.js';
 
@@ -18,6 +19,8 @@ import { createSimPorts } from '../emulator/ports.js';
 export interface Backend {
   readonly model: FleetModel;
   readonly ports: ObservePorts | null;
+  /** Where the governor's alerts go: the emulator's Pub/Sub when asked (`onPublish`), else none. */
+  readonly sink: AlertSink | null;
   now(): Promise<number>;
   advance(toMs: number): Promise<void>;
   close(): Promise<void>;
@@ -39,6 +42,7 @@ export async function openBackend(ctx: SimContext, o: BackendOptions): Promise<B
   return {
     model,
     ports: o.governed ? createSimPorts(model, { lagMs: ctx.lag * MINUTE_MS }) : null,
+    sink: null,
     now: async () => model.now,
     advance: async (toMs) => model.advanceTo(toMs),
     close: async () => undefined,
@@ -64,13 +68,24 @@ async function emulatorBackend(ctx: SimContext, o: BackendOptions): Promise<Back
       metricsLagMs: ctx.lag * MINUTE_MS,
       historyMinutes: o.historyMinutes,
       pageSize: 100,
+      ...(ctx.options.onPublish ? { onPublish: ctx.options.onPublish } : {}),
     });
     cleanups.push(() => emulator.stop());
     const google = createGooglePorts({ emulatorHost: emulator.host });
     cleanups.unshift(() => google.close());
+    const topic = ctx.policy.alerts.topic;
+    const sink =
+      ctx.options.onPublish && topic
+        ? createPubSubAlertSink({
+            topic,
+            emulatorHost: emulator.env[PUBSUB_EMULATOR_ENV] ?? null,
+          })
+        : null;
+    if (sink) cleanups.unshift(() => sink.close());
     return {
       model: emulator.model,
       ports: google,
+      sink,
       now: async () => emulator.now().getTime(),
       advance: async (toMs) => {
         const by = toMs - emulator.now().getTime();

@@ -1,3 +1,5 @@
+import type { PublishedMessage } from '../emulator/pubsub-store.js';
+
 /**
  * What the simulator is asked (the options), the strategies it compares, and what it returns: per strategy, metrics per pool
  * and per service, the per-minute series for the report, and for the governor the violations
@@ -38,6 +40,47 @@ export interface SimulationOptions {
   series?: boolean;
   /** Governor only: sorts its refused GPU-minutes by cause (`causes`; default false). */
   diagnose?: boolean;
+  /**
+   * Governor only: called after each of its runs with the pools as they stand (a live view).
+   * The next minute waits for the promise it returns.
+   */
+  onTick?: (view: TickView) => void | Promise<void>;
+  /**
+   * Governor through the emulator only: the governor publishes its alerts to the policy's topic
+   * on the emulator's Pub/Sub (the topic must be in the fleet's `topics`), and each message, once
+   * recorded, is given here as a subscriber would receive it.
+   */
+  onPublish?: (message: PublishedMessage) => void;
+}
+
+/** One pool after a governor run: this minute's figures (GPUs) and the refusals so far. */
+export interface TickPool {
+  pool: string;
+  project: string;
+  region: string;
+  accelerator: string;
+  zonalRedundancy: boolean;
+  quota: number;
+  /** What its services may use: the quota less worker pools and jobs. */
+  available: number;
+  caps: number;
+  inUse: number;
+  demand: number;
+  /** GPU-minutes refused since the start. */
+  refusedSoFar: number;
+}
+
+export interface TickView {
+  /** The virtual time of the run (ISO). */
+  at: string;
+  /** Minutes done, and in all. */
+  minute: number;
+  minutes: number;
+  pools: TickPool[];
+  /** Caps the governor has written so far. */
+  writes: number;
+  /** Runs that failed so far. */
+  failedRuns: number;
 }
 
 export interface ServiceMetrics {

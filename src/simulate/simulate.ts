@@ -2,7 +2,7 @@ import { durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
 import { FleetModel, MINUTE_MS, type ServiceState } from '../emulator/model.js';
 import type { Logger } from '../log.js';
-import type { ObservePorts } from '../ports/index.js';
+import type { AlertSink, ObservePorts } from '../ports/index.js';
 import { reconcile, RunFailedError } from '../reconcile/reconcile.js';
 import { Accounting, type MinuteRow } from './accounting.js';
 import { openBackend } from './backend.js';
@@ -24,6 +24,8 @@ import {
   type SimulationResult,
   type Strategy,
   type StrategyResult,
+  type TickPool,
+  type TickView,
 } from './result.js';
 import type { SimulationInput } from './scenario.js';
 import { fleetFor, idealSplits, runOracle } from './strategies.js';
@@ -40,6 +42,8 @@ export type {
   SimulationResult,
   Strategy,
   StrategyResult,
+  TickPool,
+  TickView,
 } from './result.js';
 
 /**
@@ -148,23 +152,37 @@ async function runModel(
     const { model } = backend;
     const acc = new Accounting(ctx, model.startMs);
     const checker = new WriteChecker(ctx, model, acc);
+    let writes = 0;
     const watched: ObservePorts | null = backend.ports
-      ? { ...backend.ports, run: watchWrites(backend.ports.run, (u) => checker.check(u)) }
+      ? {
+          ...backend.ports,
+          run: watchWrites(backend.ports.run, (u) => {
+            writes += 1;
+            checker.check(u);
+          }),
+        }
       : null;
     if (watched) checker.observeCaps();
-    const governor = watched ? new Governor(ctx, watched, backend.now, model) : null;
+    const governor = watched ? new Governor(ctx, watched, backend.now, model, backend.sink) : null;
     const diag = governed && (ctx.options.diagnose ?? false) ? newDiagnosis() : null;
+    const live = governor && ctx.options.onTick ? new LiveView(ctx) : null;
     for (let t = 0; t < ctx.minutes; t++) {
       const at = model.startMs + t * MINUTE_MS;
       if (t > 0) await backend.advance(at);
       for (const pool of ctx.pools) {
         const rows = minuteRows(ctx, model, pool, t, at);
         acc.minute(pool, t, rows);
+        live?.minute(pool, rows);
         if (diag) diagnoseMinute(diag, pool, rows);
       }
       if (governor && t % ctx.tick === 0) {
         checker.observeCaps();
         await governor.run(t, at, diag);
+        if (live && ctx.options.onTick) {
+          // The caps as the run left them: the minute's rows were taken before it.
+          live.caps(model);
+          await ctx.options.onTick(live.view(at, t + 1, writes, governor.failedRuns.length));
+        }
       }
       progress();
     }
@@ -207,6 +225,53 @@ function minuteRows(
   });
 }
 
+/** The pools as a live view shows them: the latest minute, and the refusals so far. */
+class LiveView {
+  private readonly pools = new Map<string, TickPool>();
+
+  constructor(private readonly ctx: SimContext) {
+    for (const p of ctx.pools) {
+      this.pools.set(p.key, {
+        pool: p.key,
+        ...p.id,
+        quota: p.quota,
+        available: p.available,
+        caps: 0,
+        inUse: 0,
+        demand: 0,
+        refusedSoFar: 0,
+      });
+    }
+  }
+
+  minute(pool: PoolInfo, rows: readonly MinuteRow[]): void {
+    const p = this.pools.get(pool.key);
+    if (!p) return;
+    p.caps = rows.reduce((a, r) => a + r.cap, 0);
+    p.inUse = rows.reduce((a, r) => a + r.served + r.idle, 0);
+    p.demand = rows.reduce((a, r) => a + r.want * r.member.gpus, 0);
+    p.refusedSoFar += rows.reduce((a, r) => a + r.refused, 0);
+  }
+
+  caps(model: FleetModel): void {
+    for (const pool of this.ctx.pools) {
+      const p = this.pools.get(pool.key);
+      if (p) p.caps = pool.members.reduce((a, m) => a + capOf(model, m) * m.gpus, 0);
+    }
+  }
+
+  view(atMs: number, minute: number, writes: number, failedRuns: number): TickView {
+    return {
+      at: new Date(atMs).toISOString(),
+      minute,
+      minutes: this.ctx.minutes,
+      pools: [...this.pools.values()].map((p) => ({ ...p })),
+      writes,
+      failedRuns,
+    };
+  }
+}
+
 /** The real reconcile on the simulated fleet, with its state in memory across ticks. */
 class Governor {
   /** Runs that failed, the first 20 kept by the result. */
@@ -218,6 +283,7 @@ class Governor {
     private readonly ports: ObservePorts,
     private readonly now: () => Promise<number>,
     private readonly model: FleetModel,
+    private readonly sink: AlertSink | null = null,
   ) {}
 
   async run(t: number, at: number, diag: Diagnosis | null): Promise<void> {
@@ -227,7 +293,7 @@ class Governor {
         {
           ports: this.ports,
           store: this.store,
-          sink: null,
+          sink: this.sink,
           log: quietLogger,
           now: this.now,
           wallClock: () => this.model.now,

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 
-/** `governor emulator` and `governor demo` (npm start) through the real process. */
+/** `governor emulator` through the real process (the demo: demo-command.int.test.ts). */
 
 const run = promisify(execFile);
 const env = { ...process.env, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' };
@@ -118,19 +118,5 @@ describe('governor emulator', () => {
     );
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('not a valid fleet');
-  });
-});
-
-describe('governor demo (npm start)', () => {
-  it('runs the governor on the example fleet through the emulator: plans, writes, alerts, within quota', async () => {
-    const { stdout } = await run(process.execPath, ['bin/governor.js', 'demo', '--cycles', '2'], {
-      env,
-    });
-    expect(stdout).toMatch(/^── run 1 at 2026-11-27T06:00:00\.000Z ──$/m);
-    expect(stdout).toMatch(/^pool demo-gpu-project\/us-central1 nvidia-l4 {2}\[/m);
-    expect(stdout).toMatch(/^Run demo-1 \(enforce\): [1-9]\d* written, 0 skipped, 0 failed/m);
-    expect(stdout).toMatch(/alert firing +pool\.over-budget/);
-    expect(stdout).toMatch(/^── run 2 at 2026-11-27T07:00:00\.000Z ──$/m);
-    expect(stdout).toMatch(/No write took a pool over its quota once it was within it\./);
   });
 });
