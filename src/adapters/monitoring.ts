@@ -15,6 +15,7 @@ import type { protos } from '@google-cloud/monitoring';
 
 import { InputError, NotFoundError, UpstreamError } from '../errors.js';
 import type { Fault } from '../errors.js';
+import { METRIC_PREFIX, type GovernorMetricPoint } from '../core/governor-metrics.js';
 import type { MetricSeries, MonitoringPort, TimeWindow } from '../ports/index.js';
 import { clientConfig } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
@@ -218,8 +219,70 @@ export function createMonitoringAdapter(options: MonitoringAdapterOptions = {}):
         );
       }
     },
+    writeGovernorMetrics: (project, atMs, points) =>
+      writeGovernorMetrics(client, policy, project, atMs, points),
     close: () => client.close(),
   };
+}
+
+/**
+ * Most TimeSeries one CreateTimeSeries request may carry (metric_service.proto,
+ * CreateTimeSeriesRequest.time_series: "The maximum number of `TimeSeries` objects per `Create`
+ * request is 200").
+ */
+export const MAX_SERIES_PER_CREATE = 200;
+
+/**
+ * The run's figures as custom metrics: one GAUGE point per series at `atMs`, on the `global`
+ * monitored resource (one of the resource types Google accepts for user-defined metrics:
+ * https://cloud.google.com/monitoring/custom-metrics/creating-metrics#custom-metric-resources),
+ * whose only label is `project_id`. Pool and service go in the metric's labels. The metric
+ * descriptors are not created first: CreateTimeSeries auto-creates a missing custom metric's
+ * descriptor from the first point (metric.proto, TimeSeries.metric_kind and points: GAUGE by
+ * default, the value type from the point's).
+ *
+ * One request per 200 series, in order. Not retried: Monitoring refuses a point not newer than
+ * its series' latest (metric_service.proto), so a retry of a write that landed would fail anyway;
+ * the next run writes the next points. A failure is an error of src/errors.ts, for the caller to
+ * report (the run goes on without its metrics).
+ */
+async function writeGovernorMetrics(
+  client: MetricServiceClient,
+  policy: RetryPolicy,
+  project: string,
+  atMs: number,
+  points: readonly GovernorMetricPoint[],
+): Promise<void> {
+  if (!/^[^\s/]+$/.test(project)) {
+    throw new InputError('Invalid Monitoring write', [
+      { path: 'project', message: `must be a project id, not "${project}"` },
+    ]);
+  }
+  const series: TimeSeries[] = points.map((p) => ({
+    metric: { type: `${METRIC_PREFIX}${p.metric}`, labels: p.labels },
+    resource: { type: 'global', labels: { project_id: project } },
+    metricKind: 'GAUGE',
+    valueType: p.valueType,
+    points: [
+      {
+        // A GAUGE point is one instant: the start time, when given, must equal the end time.
+        interval: { endTime: timestamp(atMs) },
+        value:
+          p.valueType === 'INT64' ? { int64Value: Math.round(p.value) } : { doubleValue: p.value },
+      },
+    ],
+  }));
+  const what = `writing the governor's metrics to project ${project} (CreateTimeSeries)`;
+  for (let i = 0; i < series.length; i += MAX_SERIES_PER_CREATE) {
+    try {
+      await client.createTimeSeries(
+        { name: `projects/${project}`, timeSeries: series.slice(i, i + MAX_SERIES_PER_CREATE) },
+        { timeout: policy.attemptTimeoutMs, retry: null },
+      );
+    } catch (error) {
+      throw translateGrpcError(error, what);
+    }
+  }
 }
 
 /** The whole answer of one query, every page, as one series per (service, region). */

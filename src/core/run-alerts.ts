@@ -158,6 +158,25 @@ export function degradedAlert(
 }
 
 /**
+ * The governor could not write its own metrics to Cloud Monitoring: its dashboard goes stale and
+ * the "governor has not run" alert policy may fire while it runs. A condition of its own (key
+ * `metrics`), apart from the observation one: it resolves at the next run that writes them.
+ */
+export function metricsDegradedAlert(ctx: RunContext, project: string, error: string): Alert {
+  return makeAlert(
+    ctx,
+    { project, region: null, accelerator: null, zonalRedundancy: null },
+    {
+      type: 'governor.degraded',
+      severity: 'WARNING',
+      key: 'metrics',
+      summary: `The governor could not write its metrics to Cloud Monitoring in ${project}: its dashboard is stale`,
+      details: { reason: 'metrics', error },
+    },
+  );
+}
+
+/**
  * Where this run could judge the conditions of a project, so where an absent one may resolve:
  * the whole project when everything was read, else only the pools it planned with a known quota
  * outside any region it could not list. A pool whose region could not be listed, or whose quota

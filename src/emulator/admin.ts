@@ -13,7 +13,7 @@ import {
 
 /**
  * The HTTP admin endpoint (JSON, 127.0.0.1 only) over the control API:
- * GET /state, /writes, /calls, /faults, /violations, /published; POST /advance {ms}, /demand,
+ * GET /state, /writes, /calls, /faults, /violations, /published, /metrics-written; POST /advance {ms}, /demand,
  * /quota, /deploy, /edit, /faults, /invariants, /reset-calls.
  *
  * A development tool, but not a hazard: a POST with a body must say `content-type:
@@ -123,6 +123,8 @@ async function route(control: EmulatorControl, req: IncomingMessage): Promise<[n
       return [200, control.writes()];
     case 'GET /calls':
       return [200, control.calls()];
+    case 'GET /metrics-written':
+      return [200, control.metricsWritten(url.searchParams.get('type') ?? undefined)];
     case 'GET /published':
       return [200, control.published(url.searchParams.get('topic') ?? undefined)];
     case 'POST /reset-calls':
@@ -152,7 +154,7 @@ async function route(control: EmulatorControl, req: IncomingMessage): Promise<[n
       return [
         404,
         {
-          error: `no route ${key}: GET /state /clock /writes /calls /published /faults /violations; POST /advance /demand /quota /deploy /edit /faults /invariants /reset-calls`,
+          error: `no route ${key}: GET /state /clock /writes /calls /published /metrics-written /faults /violations; POST /advance /demand /quota /deploy /edit /faults /invariants /reset-calls`,
         },
       ];
   }

@@ -9,6 +9,7 @@ import {
   type ServiceKey,
   type ServiceState,
 } from './model.js';
+import { CustomMetricStore } from './custom-metrics.js';
 import { PubSubStore } from './pubsub-store.js';
 import type { Message, RpcError } from './rpc.js';
 
@@ -90,6 +91,8 @@ export class EmulatorContext {
   readonly monitor = new InvariantMonitor();
   /** Pub/Sub topics and the messages published to them (see pubsub-api.ts). */
   readonly pubsub = new PubSubStore();
+  /** Custom metrics written with CreateTimeSeries (see custom-metrics.ts). */
+  readonly customMetrics = new CustomMetricStore();
   private seq = 0;
 
   constructor(

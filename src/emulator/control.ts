@@ -1,3 +1,4 @@
+import type { WrittenSeries } from './custom-metrics.js';
 import { z } from 'zod';
 import { StringMap } from '../core/document.js';
 import type { CallRecord, EmulatorContext, WriteRecord } from './context.js';
@@ -183,6 +184,14 @@ export class EmulatorControl {
 
   resetCalls(): void {
     this.ctx.calls.length = 0;
+  }
+
+  /**
+   * Every custom time series written with CreateTimeSeries, its points oldest first; only those
+   * of one metric type if given.
+   */
+  metricsWritten(type?: string): readonly WrittenSeries[] {
+    return this.ctx.customMetrics.written(type);
   }
 
   /** The emulator's Pub/Sub topics (`projects/P/topics/T`), sorted. */

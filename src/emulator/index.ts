@@ -156,3 +156,4 @@ export {
 } from './invariants.js';
 export { RpcError } from './rpc.js';
 export { PUBSUB_LIMITS, type PublishedMessage } from './pubsub-store.js';
+export type { CustomMetricDescriptor, WrittenPoint, WrittenSeries } from './custom-metrics.js';

@@ -780,5 +780,8 @@ function listTimeSeries(ctx: EmulatorContext, request: Message): Message {
 }
 
 export function monitoringHandlers(ctx: EmulatorContext): Handlers {
-  return { ListTimeSeries: (request) => listTimeSeries(ctx, request) };
+  return {
+    ListTimeSeries: (request) => listTimeSeries(ctx, request),
+    CreateTimeSeries: (request) => ctx.customMetrics.createTimeSeries(ctx, request),
+  };
 }

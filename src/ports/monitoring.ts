@@ -1,4 +1,6 @@
-/** Cloud Monitoring v3: what the fleet used, per service and minute. */
+/** Cloud Monitoring v3: what the fleet used, per service and minute; the governor's own figures. */
+
+import type { GovernorMetricPoint } from '../core/governor-metrics.js';
 
 /** One time series: one service in one region, one value per aligned minute. */
 export interface MetricSeries {
@@ -36,4 +38,13 @@ export interface MonitoringPort {
    * TestIamPermissions): resolves when the read is allowed, throws its error otherwise.
    */
   probe?(project: string, nowMs: number): Promise<void>;
+  /**
+   * Writes one run's own figures to the project's custom metrics, each point at `atMs` (one
+   * CreateTimeSeries call per 200 series). Absent: the governor writes none (in-memory ports).
+   */
+  writeGovernorMetrics?(
+    project: string,
+    atMs: number,
+    points: readonly GovernorMetricPoint[],
+  ): Promise<void>;
 }

@@ -2,6 +2,7 @@ import type { AlertSink, ObservePorts, StateStore } from '../ports/index.js';
 import { alertAttributes, type Alert } from '../core/alert.js';
 import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
 import { durationMs } from '../core/duration.js';
+import { governorMetrics } from '../core/governor-metrics.js';
 import { decideNotifications } from '../core/notify.js';
 import type { Plan } from '../core/plan.js';
 import { plan as makePlan } from '../core/planner.js';
@@ -11,6 +12,7 @@ import { restorePlan } from '../core/restore.js';
 import {
   degradedAlert,
   judgedScope,
+  metricsDegradedAlert,
   orderingKey,
   quotaChanges,
   runEvents,
@@ -118,7 +120,9 @@ export async function reconcile(
       return report;
     }
     if (run.mode === 'enforce') report.writes = await act(run, decided.plan);
-    for (const project of held) await alertProject(run, project, decided);
+    const metricErrors = await writeMetrics(run, held, decided.plan);
+    for (const project of held)
+      await alertProject(run, project, decided, metricErrors.get(project) ?? null);
     const failed = report.writes.filter((w) => w.outcome === 'failed').length;
     if (failed > 0) {
       report.outcome = 'failed';
@@ -290,12 +294,47 @@ async function act(run: Run, plan: Plan): Promise<WriteResult[]> {
 }
 
 /**
+ * The run's own figures as custom metrics (core/governor-metrics.ts), one write per project once
+ * the caps are written, so the dashboard shows what this run left. Best effort: a failure is a
+ * warning and a `governor.degraded` condition (see alertProject), never a failed run, since the
+ * caps and alerts matter more than the chart of them. Returns the error per project that failed.
+ */
+async function writeMetrics(run: Run, held: string[], plan: Plan): Promise<Map<string, string>> {
+  const { deps, report } = run;
+  const errors = new Map<string, string>();
+  const monitoring = deps.ports.monitoring;
+  if (!monitoring.writeGovernorMetrics) return errors;
+  const write = monitoring.writeGovernorMetrics.bind(monitoring);
+  for (const project of held) {
+    const seconds = (run.wall() - run.startedWall) / 1000;
+    const points = governorMetrics(project, plan, report.writes, seconds);
+    try {
+      await beforeDeadline(
+        () => write(project, run.nowMs, points),
+        { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall },
+        `writing the governor's metrics of ${project}`,
+      );
+    } catch (e) {
+      const error = e instanceof Error ? e.message : String(e);
+      errors.set(project, error);
+      deps.log.log('WARNING', `${project}: the governor's metrics were not written: ${error}`);
+    }
+  }
+  return errors;
+}
+
+/**
  * The project's alerts: the plan's conditions and the degraded one, decided against the stored
  * state, with this run's events and those earlier runs could not send; published, then the
  * state saved. Alerts and their state get a short grace after the write deadline, never more:
  * the run must answer before the function's timeout (terraform keeps 15 s between the two).
  */
-async function alertProject(run: Run, project: string, decided: Decided): Promise<void> {
+async function alertProject(
+  run: Run,
+  project: string,
+  decided: Decided,
+  metricsError: string | null,
+): Promise<void> {
   const { deps, report, ctx } = run;
   const { plan, problems } = decided;
   const grace = { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall };
@@ -304,6 +343,7 @@ async function alertProject(run: Run, project: string, decided: Decided): Promis
   );
   const degraded = degradedAlert(ctx, project, problems);
   if (degraded) conditions.push(degraded);
+  if (metricsError !== null) conditions.push(metricsDegradedAlert(ctx, project, metricsError));
   const lastRun = await beforeDeadline(
     () => deps.store.listRuns(project),
     grace,

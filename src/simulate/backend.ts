@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { createGooglePorts } from '../adapters/index.js';
 import type { Fleet } from '../emulator/fleet.js';
 import { createPubSubAlertSink } from '../adapters/pubsub.js';
-import { PUBSUB_EMULATOR_ENV, startEmulator } from '../emulator/index.js';
+import { startEmulator } from '../emulator/index.js';
 import { FleetModel, MINUTE_MS } from '../emulator/model.js';
 import type { AlertSink, ObservePorts } from '../ports/index.js';
 import type { SimContext } from './context.js';
@@ -78,7 +78,8 @@ async function emulatorBackend(ctx: SimContext, o: BackendOptions): Promise<Back
       ctx.options.onPublish && topic
         ? createPubSubAlertSink({
             topic,
-            emulatorHost: emulator.env[PUBSUB_EMULATOR_ENV] ?? null,
+            // The emulator serves Pub/Sub's publisher on its one gRPC port.
+            emulatorHost: emulator.host,
           })
         : null;
     if (sink) cleanups.unshift(() => sink.close());

@@ -1,0 +1,175 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
+import { createMonitoringAdapter, MAX_SERIES_PER_CREATE } from '../../src/adapters/monitoring.js';
+import { GOVERNOR_METRICS, METRIC_PREFIX } from '../../src/core/governor-metrics.js';
+import { parsePolicyText } from '../../src/core/policy.js';
+import { RpcError, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { memoryLogger } from '../../src/log.js';
+import { reconcile } from '../../src/reconcile/reconcile.js';
+import { createMemoryStateStore } from '../../src/simulate/memory-store.js';
+import type { GovernorMetricPoint } from '../../src/core/governor-metrics.js';
+import { status } from '@grpc/grpc-js';
+
+/**
+ * The governor's own metrics: the Monitoring adapter's writeGovernorMetrics through
+ * @google-cloud/monitoring over the real wire protocol against the emulator, and reconcile
+ * writing them once per run per project.
+ */
+
+const POLICY = `
+version: 1
+projects: [demo-gpu-project]
+regions: [us-central1]
+services:
+  - match: { labels: { team: search } }
+    priority: 10
+  - match: {}
+`;
+
+let emulator: RunningEmulator | undefined;
+let ports: GooglePorts | undefined;
+afterEach(async () => {
+  await ports?.close();
+  await emulator?.stop();
+  ports = undefined;
+  emulator = undefined;
+});
+
+async function start(faultCreate = false): Promise<RunningEmulator> {
+  emulator = await startEmulator({
+    fleet: 'examples/demo-fleet.yaml',
+    speed: 'manual',
+    operationDelayMs: 0,
+    ...(faultCreate
+      ? {
+          faults: ({ method }) =>
+            method.endsWith('/CreateTimeSeries')
+              ? new RpcError(
+                  status.PERMISSION_DENIED,
+                  'Permission monitoring.timeSeries.create denied',
+                )
+              : undefined,
+        }
+      : {}),
+  });
+  return emulator;
+}
+
+describe('writeGovernorMetrics (Monitoring adapter)', () => {
+  it('writes every point as a GAUGE on the global resource, 200 series per CreateTimeSeries', async () => {
+    const em = await start();
+    const monitoring = createMonitoringAdapter({ emulatorHost: em.host });
+    try {
+      const points: GovernorMetricPoint[] = Array.from({ length: 250 }, (_, i) => ({
+        metric: 'service/cap',
+        labels: {
+          region: 'us-central1',
+          accelerator: 'nvidia-l4',
+          zonal_redundancy: 'true',
+          service: `s-${i}`,
+        },
+        valueType: 'INT64',
+        value: i,
+      }));
+      points.push({ metric: 'run/duration', labels: {}, valueType: 'DOUBLE', value: 1.25 });
+      const at = em.now().getTime();
+      await monitoring.writeGovernorMetrics(em.model.fleet.projects[0]?.id ?? '', at, points);
+      const calls = em.calls().filter((c) => c.method.endsWith('/CreateTimeSeries'));
+      expect(calls.map((c) => c.code)).toEqual(['OK', 'OK']);
+      expect(MAX_SERIES_PER_CREATE).toBe(200);
+      const caps = em.metricsWritten(`${METRIC_PREFIX}service/cap`);
+      expect(caps).toHaveLength(250);
+      expect(caps.find((s) => s.metric.labels['service'] === 's-7')).toMatchObject({
+        resource: { type: 'global', labels: { project_id: 'demo-gpu-project' } },
+        metricKind: 'GAUGE',
+        valueType: 'INT64',
+        points: [{ at: new Date(at).toISOString(), value: 7 }],
+      });
+      expect(em.metricsWritten(`${METRIC_PREFIX}run/duration`)[0]?.points[0]?.value).toBe(1.25);
+    } finally {
+      await monitoring.close();
+    }
+  });
+});
+
+describe('reconcile writes the run’s figures', () => {
+  const policy = parsePolicyText(POLICY, 'policy');
+
+  async function runOnce(em: RunningEmulator, runId: string) {
+    ports = ports ?? createGooglePorts({ emulatorHost: em.host });
+    const log = memoryLogger();
+    const report = await reconcile(
+      policy,
+      {
+        ports,
+        store,
+        sink: null,
+        log,
+        now: () => Promise.resolve(em.now().getTime()),
+        sleep: async () => undefined,
+      },
+      { runId, deadlineMs: 120_000 },
+    );
+    return { report, log };
+  }
+  let store = createMemoryStateStore();
+
+  it('once per run per project: every metric, labelled by pool and service', async () => {
+    store = createMemoryStateStore();
+    const em = await start();
+    const { report } = await runOnce(em, 'run-1');
+    expect(report.outcome).toBe('ok');
+    em.advance(5 * 60_000);
+    await runOnce(em, 'run-2');
+    expect(em.calls().filter((c) => c.method.endsWith('/CreateTimeSeries'))).toHaveLength(2);
+    const types = new Set(em.metricsWritten().map((s) => s.metric.type));
+    expect([...types].sort()).toEqual(GOVERNOR_METRICS.map((m) => `${METRIC_PREFIX}${m}`).sort());
+    const quota = em
+      .metricsWritten(`${METRIC_PREFIX}pool/quota`)
+      .map((s) => [s.metric.labels['zonal_redundancy'], s.points.map((p) => p.value)])
+      .sort();
+    expect(quota).toEqual([
+      ['false', [3, 3]],
+      ['true', [10, 10]],
+    ]);
+    expect(em.metricsWritten(`${METRIC_PREFIX}pool/quota`)[0]?.metric.labels).toMatchObject({
+      region: 'us-central1',
+      accelerator: 'nvidia-l4',
+    });
+    // The caps the metrics give are those the emulator holds after the run's writes.
+    const caps = em.metricsWritten(`${METRIC_PREFIX}pool/caps`);
+    const zonal = caps.find((s) => s.metric.labels['zonal_redundancy'] === 'true');
+    const pool = em.state().pools.find((p) => p.zonalRedundancy);
+    expect(zonal?.points.at(-1)?.value).toBe(pool?.capsGpus);
+    const refused = em.metricsWritten(`${METRIC_PREFIX}service/refused`);
+    expect(refused.map((s) => s.metric.labels['service']).sort()).toEqual([
+      'asr-emea',
+      'asr-us',
+      'batch-rerank',
+      'llm-apac',
+      'llm-chat',
+      'llm-code',
+    ]);
+    const writes = em.metricsWritten(`${METRIC_PREFIX}run/writes`);
+    expect(writes.map((s) => s.metric.labels['outcome']).sort()).toEqual([
+      'failed',
+      'skipped',
+      'written',
+    ]);
+  });
+
+  it('a failed write is a warning and governor.degraded, never a failed run', async () => {
+    store = createMemoryStateStore();
+    const em = await start(true);
+    const { report, log } = await runOnce(em, 'run-1');
+    expect(report.outcome).toBe('ok');
+    expect(log.lines.filter((l) => l.severity === 'WARNING').map((l) => l.message)).toContainEqual(
+      expect.stringMatching(
+        /^demo-gpu-project: the governor's metrics were not written: .*monitoring\.timeSeries\.create/,
+      ),
+    );
+    expect(report.alerts.filter((a) => a.type === 'governor.degraded')).toMatchObject([
+      { status: 'firing', details: { reason: 'metrics' } },
+    ]);
+  });
+});
