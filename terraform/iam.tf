@@ -52,6 +52,9 @@ locals {
     "run.executions.list", # Executions.ListExecutions: the running executions of each job
     # Cloud Monitoring, src/adapters/monitoring.ts: instance counts, GPU utilization, 429s
     "monitoring.timeSeries.list", # MetricService.ListTimeSeries
+    # Cloud Monitoring, src/adapters/monitoring.ts: the governor's own metrics, once per run
+    # (custom.googleapis.com/gpu_governor/*, for the dashboard and the not-running alert policy)
+    "monitoring.timeSeries.create", # MetricService.CreateTimeSeries
     # Cloud Quotas, src/adapters/quotas.ts: the regional GPU quota
     # https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.services.quotaInfos/get
     "cloudquotas.quotas.get", # CloudQuotas.GetQuotaInfo
@@ -97,7 +100,7 @@ resource "google_project_iam_custom_role" "governor" {
   project     = each.key
   role_id     = replace(var.name, "-", "_")
   title       = "Cloud Run GPU governor"
-  description = "Read GPU quotas and usage, Cloud Run services, worker pools and jobs (${var.name})."
+  description = "Read GPU quotas and usage, Cloud Run services, worker pools and jobs; write the governor's own metrics (${var.name})."
   permissions = local.governor_read_permissions
 }
 

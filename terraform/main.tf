@@ -1,7 +1,8 @@
 /**
  * The governor's project, the APIs it needs, and the values every file shares.
  * The function is in function.tf, its trigger in scheduler.tf, alerts in pubsub.tf,
- * identities and permissions in iam.tf, and the alert condition store in state.tf.
+ * identities and permissions in iam.tf, the alert condition store in state.tf, and the governor's
+ * own dashboard and not-running alert policy in monitoring.tf.
  */
 
 data "google_project" "this" {

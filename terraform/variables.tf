@@ -340,3 +340,22 @@ variable "labels" {
   description = "Labels added to every labelled resource the module creates (the module adds app = gpu-governor)."
   default     = {}
 }
+
+variable "monitoring" {
+  type = object({
+    dashboard             = optional(bool, true)
+    not_running_minutes   = optional(number, 20)
+    notification_channels = optional(list(string), [])
+  })
+  description = "The governor's own Cloud Monitoring dashboard (terraform/dashboards/governor.json) and an alert policy that fires when the governor has written no run metric for not_running_minutes (null: no policy; 10 to 1410, as Monitoring allows an absence of at most 23.5 hours), in each governed project, where the governor writes its custom metrics. notification_channels: ids (projects/P/notificationChannels/N) the policy notifies."
+  default     = {}
+
+  validation {
+    condition = var.monitoring.not_running_minutes == null || (
+      floor(coalesce(var.monitoring.not_running_minutes, 0)) == coalesce(var.monitoring.not_running_minutes, 0) &&
+      coalesce(var.monitoring.not_running_minutes, 0) >= 10 &&
+      coalesce(var.monitoring.not_running_minutes, 0) <= 1410
+    )
+    error_message = "monitoring.not_running_minutes must be a whole number of minutes from 10 to 1410 (Monitoring's metric-absence conditions allow at most 23.5 hours), or null for no alert policy."
+  }
+}

@@ -256,10 +256,14 @@ describe('identity and permissions', () => {
         // Cloud Monitoring and Cloud Quotas
         'monitoring.timeSeries.list',
         'cloudquotas.quotas.get',
+        // The governor's own metrics (custom.googleapis.com/gpu_governor/*), once per run
+        'monitoring.timeSeries.create',
       ].sort(),
     );
-    // No write, no IAM policy reads (TestIamPermissions needs none), nothing project-wide to change.
-    for (const p of permissions) expect(p).not.toMatch(/\.(update|create|delete|setIamPolicy)$/);
+    // No write to the fleet, no IAM policy reads (TestIamPermissions needs none), nothing
+    // project-wide to change: the one create adds points to the governor's own metrics.
+    for (const p of permissions.filter((x) => x !== 'monitoring.timeSeries.create'))
+      expect(p).not.toMatch(/\.(update|create|delete|setIamPolicy)$/);
   });
 
   it('the write role holds run.services.update alone', () => {

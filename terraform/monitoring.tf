@@ -1,0 +1,63 @@
+/**
+ * The governor's own dashboard and the alert policy for a governor that has stopped running, in
+ * each governed project: every run writes its figures there as custom metrics
+ * custom.googleapis.com/gpu_governor/* on the `global` resource (src/core/governor-metrics.ts),
+ * which needs monitoring.timeSeries.create (iam.tf).
+ */
+
+locals {
+  metric_prefix = "custom.googleapis.com/gpu_governor"
+  # Written by every run that gets past its writes: no point means no run.
+  run_metric = "${local.metric_prefix}/run/duration"
+}
+
+# https://registry.terraform.io/providers/hashicorp/google/latest/docs/resources/monitoring_dashboard
+# The dashboard JSON is the Dashboard resource of the Monitoring API (mosaicLayout, 12 columns):
+# https://cloud.google.com/monitoring/api/ref_v3/rest/v1/projects.dashboards
+resource "google_monitoring_dashboard" "governor" {
+  for_each = var.monitoring.dashboard ? local.governed_projects : toset([])
+
+  project = each.key
+  dashboard_json = jsonencode(merge(jsondecode(file("${path.module}/dashboards/governor.json")), {
+    displayName = "Cloud Run GPU governor (${var.name})"
+  }))
+
+  depends_on = [google_project_service.apis]
+}
+
+# A metric-absence condition: it is met when the run metric has had no point for the duration,
+# after at most 23.5 hours, and only once the metric has had a point since the policy was created
+# or changed: https://cloud.google.com/monitoring/alerts/metric-absence
+# https://registry.terraform.io/providers/hashicorp/google/latest/docs/resources/monitoring_alert_policy
+resource "google_monitoring_alert_policy" "not_running" {
+  for_each = var.monitoring.not_running_minutes == null ? toset([]) : local.governed_projects
+
+  project      = each.key
+  display_name = "Cloud Run GPU governor ${var.name} has not run for ${var.monitoring.not_running_minutes} minutes"
+  combiner     = "OR"
+
+  conditions {
+    display_name = "No run of ${var.name} for ${var.monitoring.not_running_minutes} minutes"
+    condition_absent {
+      filter   = "metric.type=\"${local.run_metric}\" AND resource.type=\"global\""
+      duration = "${var.monitoring.not_running_minutes * 60}s"
+      aggregations {
+        alignment_period   = "300s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+      trigger {
+        count = 1
+      }
+    }
+  }
+
+  notification_channels = var.monitoring.notification_channels
+  user_labels           = local.labels
+
+  documentation {
+    mime_type = "text/markdown"
+    content   = "The Cloud Run GPU governor `${var.name}` has written no run metric (`${local.run_metric}`) in project `${each.key}` for ${var.monitoring.not_running_minutes} minutes: it is not running, or its runs fail before the end. While it does not run, every service keeps the max instances it has (nothing is raised for a busy service). Check the scheduler job (paused?), the function's logs, and the `governor.degraded` alerts on the alert topic."
+  }
+
+  depends_on = [google_project_service.apis]
+}

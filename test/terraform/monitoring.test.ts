@@ -1,0 +1,152 @@
+import { readFileSync } from 'node:fs';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { GOVERNOR_METRICS, METRIC_PREFIX } from '../../src/core/governor-metrics.js';
+import { block, type Body, type Config, loadConfig, resource } from './hcl.js';
+
+/**
+ * terraform/monitoring.tf and terraform/dashboards/governor.json, read offline: the governor's
+ * dashboard and its not-running alert policy, on the metrics the governor writes.
+ */
+
+let module: Config;
+beforeAll(async () => {
+  module = await loadConfig('terraform');
+});
+
+/** The labels each metric carries (src/core/governor-metrics.ts). */
+const POOL = ['region', 'accelerator', 'zonal_redundancy'];
+const LABELS: Record<string, string[]> = {
+  'pool/quota': POOL,
+  'pool/budget': POOL,
+  'pool/caps': POOL,
+  'pool/in_use': POOL,
+  'pool/demand': POOL,
+  'service/cap': [...POOL, 'service'],
+  'service/refused': [...POOL, 'service'],
+  'run/writes': ['outcome'],
+  'run/duration': [],
+};
+
+interface Tile {
+  xPos?: number;
+  yPos?: number;
+  width: number;
+  height: number;
+  widget: Record<string, unknown> & { title: string };
+}
+
+const dashboard = JSON.parse(readFileSync('terraform/dashboards/governor.json', 'utf8')) as {
+  displayName: string;
+  mosaicLayout: { columns: number; tiles: Tile[] };
+};
+
+/** Every timeSeriesFilter of the dashboard, with the title of its tile. */
+function filters(): { title: string; filter: string; aggregation: Record<string, unknown> }[] {
+  const out: { title: string; filter: string; aggregation: Record<string, unknown> }[] = [];
+  const visit = (value: unknown, title: string) => {
+    if (Array.isArray(value)) value.forEach((v) => visit(v, title));
+    else if (typeof value === 'object' && value !== null) {
+      const body = value as Record<string, unknown>;
+      const f = body['timeSeriesFilter'] as {
+        filter: string;
+        aggregation: Record<string, unknown>;
+      };
+      if (f) out.push({ title, filter: f.filter, aggregation: f.aggregation });
+      for (const v of Object.values(body)) visit(v, title);
+    }
+  };
+  for (const t of dashboard.mosaicLayout.tiles) visit(t.widget, t.widget.title);
+  return out;
+}
+
+describe('the dashboard (dashboards/governor.json)', () => {
+  it('is a mosaic layout whose tiles fit its columns and do not overlap', () => {
+    const { columns, tiles } = dashboard.mosaicLayout;
+    // MosaicLayout.columns: from 1 to 12 (dashboard v1 layouts.proto; the REST reference allows 48).
+    expect(columns).toBeGreaterThanOrEqual(1);
+    expect(columns).toBeLessThanOrEqual(12);
+    const taken = new Set<string>();
+    for (const t of tiles) {
+      const x = t.xPos ?? 0;
+      const y = t.yPos ?? 0;
+      expect(t.width).toBeGreaterThanOrEqual(1);
+      expect(t.height).toBeGreaterThanOrEqual(1);
+      expect(x + t.width, t.widget.title).toBeLessThanOrEqual(columns);
+      for (let i = x; i < x + t.width; i++)
+        for (let j = y; j < y + t.height; j++) {
+          expect(taken.has(`${i},${j}`), `${t.widget.title} overlaps at ${i},${j}`).toBe(false);
+          taken.add(`${i},${j}`);
+        }
+      // A widget is one kind of widget, with a title.
+      const kinds = Object.keys(t.widget).filter((k) => k !== 'title');
+      expect(kinds, t.widget.title).toHaveLength(1);
+      expect(['xyChart', 'scorecard', 'text']).toContain(kinds[0]);
+    }
+  });
+
+  it('charts every metric the governor writes: per pool quota vs caps vs in use vs demand, refused, writes, run health', () => {
+    const used = new Set<string>();
+    for (const f of filters()) {
+      const type = /metric\.type="([^"]+)"/.exec(f.filter)?.[1] ?? '';
+      expect(type.startsWith(METRIC_PREFIX), f.filter).toBe(true);
+      const metric = type.slice(METRIC_PREFIX.length);
+      expect(GOVERNOR_METRICS as readonly string[]).toContain(metric);
+      expect(f.filter).toContain('resource.type="global"');
+      used.add(metric);
+      // GAUGE INT64/DOUBLE points: aligned per run (5 min), by a numeric aligner and reducer.
+      expect(f.aggregation['alignmentPeriod']).toBe('300s');
+      expect(f.aggregation['perSeriesAligner']).toBe('ALIGN_MAX');
+      expect(['REDUCE_MAX', 'REDUCE_SUM']).toContain(f.aggregation['crossSeriesReducer']);
+      for (const g of (f.aggregation['groupByFields'] as string[] | undefined) ?? []) {
+        const label = /^metric\.label\.([a-z_]+)$/.exec(g)?.[1];
+        expect(LABELS[metric], `${metric} grouped by ${g}`).toContain(label);
+      }
+    }
+    expect([...used].sort()).toEqual([...GOVERNOR_METRICS].sort());
+    const pools = dashboard.mosaicLayout.tiles.find((t) =>
+      /quota vs caps vs in use vs demand/.test(t.widget.title),
+    );
+    expect(pools).toBeDefined();
+    const titles = dashboard.mosaicLayout.tiles.map((t) => t.widget.title).join(' | ');
+    expect(titles).toMatch(/Refused/);
+    expect(titles).toMatch(/Writes/);
+    expect(titles).toMatch(/Run health/);
+  });
+});
+
+describe('monitoring.tf', () => {
+  it('creates the dashboard from the JSON file in each governed project', () => {
+    const d = resource(module, 'google_monitoring_dashboard', 'governor');
+    expect(d['for_each']).toBe('${var.monitoring.dashboard ? local.governed_projects : toset([])}');
+    expect(d['project']).toBe('${each.key}');
+    expect(String(d['dashboard_json'])).toContain(
+      'file("${path.module}/dashboards/governor.json")',
+    );
+  });
+
+  it('adds an alert policy on the absence of the run metric for N minutes', () => {
+    const p = resource(module, 'google_monitoring_alert_policy', 'not_running');
+    expect(p['for_each']).toBe(
+      '${var.monitoring.not_running_minutes == null ? toset([]) : local.governed_projects}',
+    );
+    expect(p['combiner']).toBe('OR');
+    const condition = block(p, 'conditions');
+    const absent = block(condition, 'condition_absent');
+    expect(absent?.['filter']).toBe('metric.type="${local.run_metric}" AND resource.type="global"');
+    expect(module.locals['run_metric']).toBe('${local.metric_prefix}/run/duration');
+    expect(module.locals['metric_prefix']).toBe(METRIC_PREFIX.replace(/\/$/, ''));
+    expect(absent?.['duration']).toBe('${var.monitoring.not_running_minutes * 60}s');
+    expect(block(absent, 'trigger')?.['count']).toBe(1);
+    expect(p['notification_channels']).toBe('${var.monitoring.notification_channels}');
+    expect(block(p, 'documentation')?.['mime_type']).toBe('text/markdown');
+  });
+
+  it('defaults to a dashboard and a 20-minute policy, bounded as Monitoring bounds an absence', () => {
+    const v = module.variables.get('monitoring') as Body;
+    expect(String(v['type'])).toContain('not_running_minutes   = optional(number, 20)');
+    expect(String(v['type'])).toContain('dashboard             = optional(bool, true)');
+    expect(v['default']).toEqual({});
+    const validation = (v['validation'] as Body[])[0];
+    expect(String(validation?.['condition'])).toContain('<= 1410');
+  });
+});
