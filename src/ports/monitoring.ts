@@ -40,11 +40,13 @@ export interface MonitoringPort {
   probe?(project: string, nowMs: number): Promise<void>;
   /**
    * Writes one run's own figures to the project's custom metrics, each point at `atMs` (one
-   * CreateTimeSeries call per 200 series). Absent: the governor writes none (in-memory ports).
+   * CreateTimeSeries call per 200 series). `too-soon`: Monitoring already holds points at or
+   * within 5 s before `atMs` (another run just wrote), so these were not needed. Absent: the
+   * governor writes none (in-memory ports).
    */
   writeGovernorMetrics?(
     project: string,
     atMs: number,
     points: readonly GovernorMetricPoint[],
-  ): Promise<void>;
+  ): Promise<'written' | 'too-soon'>;
 }

@@ -309,11 +309,16 @@ async function writeMetrics(run: Run, held: string[], plan: Plan): Promise<Map<s
     const seconds = (run.wall() - run.startedWall) / 1000;
     const points = governorMetrics(project, plan, report.writes, seconds);
     try {
-      await beforeDeadline(
+      const outcome = await beforeDeadline(
         () => write(project, run.nowMs, points),
         { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall },
         `writing the governor's metrics of ${project}`,
       );
+      if (outcome === 'too-soon')
+        deps.log.log(
+          'INFO',
+          `${project}: the governor's metrics already have points from a run less than 5 s ago; this run's were not needed`,
+        );
     } catch (e) {
       const error = e instanceof Error ? e.message : String(e);
       errors.set(project, error);

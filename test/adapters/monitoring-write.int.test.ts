@@ -158,6 +158,23 @@ describe('reconcile writes the run’s figures', () => {
     ]);
   });
 
+  it('a second run at the same instant finds the points written: neither a warning nor an alert', async () => {
+    store = createMemoryStateStore();
+    const em = await start();
+    await runOnce(em, 'run-1');
+    const { report, log } = await runOnce(em, 'run-2');
+    expect(report.outcome).toBe('ok');
+    expect(report.alerts.filter((a) => a.type === 'governor.degraded')).toEqual([]);
+    expect(log.lines.filter((l) => l.severity === 'WARNING')).toEqual([]);
+    expect(log.lines.map((l) => l.message)).toContain(
+      "demo-gpu-project: the governor's metrics already have points from a run less than 5 s ago; this run's were not needed",
+    );
+    // Monitoring refused them (not newer than the latest): one point per series, from run-1.
+    const calls = em.calls().filter((c) => c.method.endsWith('/CreateTimeSeries'));
+    expect(calls.map((c) => c.code)).toEqual(['OK', 'INVALID_ARGUMENT']);
+    expect(em.metricsWritten(`${METRIC_PREFIX}run/duration`)[0]?.points).toHaveLength(1);
+  });
+
   it('a failed write is a warning and governor.degraded, never a failed run', async () => {
     store = createMemoryStateStore();
     const em = await start(true);

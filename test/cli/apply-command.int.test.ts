@@ -75,7 +75,7 @@ describe('governor apply', () => {
   it('--dry-run writes nothing and shows the plan', async () => {
     const r = await governor('apply', '--policy', policy, '--dry-run');
     expect(r.code).toBe(0);
-    expect(r.stdout).toMatch(/^ {2}~ idle +4 → /m);
+    expect(r.stdout).toMatch(/^ {2}~ idle +0 +1 +4 → /m);
     expect(r.stdout).toMatch(/\(dry-run\): 0 written/);
     expect(emulator.writes()).toEqual([]);
   });

@@ -190,7 +190,9 @@ describe('observation end to end', () => {
     const r = await governor('status', '--policy', policyFile);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^e2e-project\/us-central1 nvidia-l4 {2}\[/m);
-    expect(r.stdout).toMatch(/^ {2}quota 8 · reserve 0 · unmanaged 2 · budget 6 /m);
+    expect(r.stdout).toMatch(
+      /^ {2}quota 8 · reserve 0 · unmanaged 2 \(service render-a: 1, worker pool encoder: 1\) · budget 6 /m,
+    );
     expect(r.stdout).toMatch(/^ {2}chat +3 +3 +\d+ +3 /m);
   });
 
