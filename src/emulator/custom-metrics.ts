@@ -1,5 +1,4 @@
 import { status } from '@grpc/grpc-js';
-import type { EmulatorContext } from './context.js';
 import {
   field,
   invalid,
@@ -97,12 +96,16 @@ export class CustomMetricStore {
     return [...this.series.values()].filter((s) => type === undefined || s.metric.type === type);
   }
 
-  createTimeSeries(ctx: EmulatorContext, request: Message): Message {
+  /** `where`: the fleet's projects, and the virtual time the request is answered at. */
+  createTimeSeries(
+    request: Message,
+    where: { projects: readonly string[]; nowMs: number },
+  ): Message {
     const name = text(request, 'name');
     const project = /^projects\/([^/]+)$/.exec(name)?.[1];
     if (project === undefined)
       throw invalid(`name must look like projects/{project}, got "${name}"`);
-    if (!ctx.model.fleet.projects.some((p) => p.id === project)) {
+    if (!where.projects.includes(project)) {
       throw new RpcError(
         status.PERMISSION_DENIED,
         `Permission monitoring.timeSeries.create denied on project ${project} (not in the emulated fleet)`,
@@ -116,7 +119,7 @@ export class CustomMetricStore {
         `time_series: ${list.length} TimeSeries in one request; the maximum is ${MAX_SERIES_PER_REQUEST}`,
       );
     }
-    const nowMs = ctx.model.now;
+    const nowMs = where.nowMs;
     const failures: string[] = [];
     const seen = new Set<string>();
     list.forEach((ts, i) => {

@@ -782,6 +782,10 @@ function listTimeSeries(ctx: EmulatorContext, request: Message): Message {
 export function monitoringHandlers(ctx: EmulatorContext): Handlers {
   return {
     ListTimeSeries: (request) => listTimeSeries(ctx, request),
-    CreateTimeSeries: (request) => ctx.customMetrics.createTimeSeries(ctx, request),
+    CreateTimeSeries: (request) =>
+      ctx.customMetrics.createTimeSeries(request, {
+        projects: ctx.model.fleet.projects.map((p) => p.id),
+        nowMs: ctx.model.now,
+      }),
   };
 }
