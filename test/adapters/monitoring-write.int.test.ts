@@ -6,7 +6,7 @@ import { parsePolicyText } from '../../src/core/policy.js';
 import { RpcError, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { memoryLogger } from '../../src/log.js';
 import { reconcile } from '../../src/reconcile/reconcile.js';
-import { createMemoryStateStore } from '../../src/simulate/memory-store.js';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import type { GovernorMetricPoint } from '../../src/core/governor-metrics.js';
 import { status } from '@grpc/grpc-js';
 
