@@ -1,5 +1,5 @@
 import { relative } from 'node:path';
-import { Alert } from '../core/alert.js';
+import { Alert, ALERT_TYPES, Severity } from '../core/alert.js';
 import type { PublishedMessage } from '../emulator/index.js';
 import { loadSimulationInput } from '../simulate/scenario.js';
 import {
@@ -94,10 +94,11 @@ export async function runDemo(
     onPublish,
     onTick: (view) => {
       const baseline = refusedSoFar(fleetCaps, view.minute);
-      if (live) screen.draw(liveLines(view, flags.every, baseline, received, c), false);
+      if (live) screen.draw(liveLines(view, flags.every, baseline, received, c), view.final);
       else {
+        // A line per pool each virtual hour, and at the end (whose figures are the summary's).
         const hour = Math.floor((view.minute - 1) / 60);
-        if (hour !== lastHour || view.minute + flags.every > view.minutes) {
+        if (hour !== lastHour || view.final) {
           lastHour = hour;
           io.stdout.write(plainLines(view, baseline).join('\n') + '\n');
         }
@@ -131,11 +132,20 @@ function decode(m: PublishedMessage): Alert | null {
   return alert.success ? alert.data : null;
 }
 
-function alertLine(a: Alert, c: Colors): string {
-  const sev = a.severity.padEnd(7);
+/**
+ * Alerts arrive one by one, so their columns cannot be sized on what has arrived: each is as
+ * wide as the longest value it can hold (a severity, "still firing", an alert type).
+ */
+const SEVERITY_WIDTH = Math.max(...Severity.options.map((s) => s.length));
+const STATUS_WIDTH = 'still firing'.length;
+const TYPE_WIDTH = Math.max(...ALERT_TYPES.map((t) => t.length));
+
+/** One alert as a subscriber received it: time, severity, status, type, summary. */
+export function alertLine(a: Alert, c: Colors): string {
+  const sev = a.severity.padEnd(SEVERITY_WIDTH);
   const colored =
     a.severity === 'WARNING' ? c.yellow(sev) : a.severity === 'INFO' ? sev : c.red(sev);
-  return `${a.time.slice(11, 16)} ${colored} ${alertStatus(a).padEnd(12)} ${a.type.padEnd(21)} ${oneLine(a.summary)}`;
+  return `${a.time.slice(11, 16)} ${colored} ${alertStatus(a).padEnd(STATUS_WIDTH)} ${a.type.padEnd(TYPE_WIDTH)} ${oneLine(a.summary)}`;
 }
 
 /** GPU-minutes a baseline refused in its first `minutes` minutes, per pool key. */
@@ -234,8 +244,62 @@ class Screen {
   }
 }
 
-function gpuMinutes(n: number): string {
-  return `${Math.round(n).toLocaleString('en-US')}`;
+function count(n: number): string {
+  return Math.round(n).toLocaleString('en-US');
+}
+
+/** What one strategy did over the day, for the summary. */
+export interface DayFigures {
+  label: string;
+  refused: number;
+  /** Of the refused: the service was at its max instances (Cloud Run answers 429). */
+  atCap: number;
+  /** Of the refused: every GPU of the pool was taken, so the instance could not start. */
+  noGpu: number;
+  capsOverQuotaMinutes: number;
+  writes: number;
+}
+
+function figures(label: string, s: StrategyResult, writes: number): DayFigures {
+  const sum = (f: (x: StrategyResult['services'][number]) => number) =>
+    s.services.reduce((a, x) => a + f(x), 0);
+  return {
+    label,
+    refused: s.totals.refusedGpuMinutes,
+    atCap: sum((x) => x.refusedCapGpuMinutes),
+    noGpu: sum((x) => x.refusedQuotaGpuMinutes),
+    capsOverQuotaMinutes: s.pools.reduce((a, p) => a + p.capsOverQuotaMinutes, 0),
+    writes,
+  };
+}
+
+/** The summary's table: one row per strategy, each number right-aligned under its header. */
+export function summaryTable(rows: readonly DayFigures[], c: Colors): string[] {
+  const columns: [string, (f: DayFigures) => string][] = [
+    ['refused', (f) => count(f.refused)],
+    ['at the cap', (f) => count(f.atCap)],
+    ['no GPU free', (f) => count(f.noGpu)],
+    ['caps > quota', (f) => `${count(f.capsOverQuotaMinutes)} min`],
+    ['writes', (f) => count(f.writes)],
+  ];
+  const label = Math.max(...rows.map((r) => r.label.length));
+  const widths = columns.map(([h, v]) => Math.max(h.length, ...rows.map((r) => v(r).length)));
+  const line = (first: string, cells: string[]) =>
+    `  ${first.padEnd(label)}${cells.map((x, i) => `   ${x.padStart(widths[i] ?? 0)}`).join('')}`;
+  return [
+    c.dim(
+      line(
+        '',
+        columns.map(([h]) => h),
+      ),
+    ),
+    ...rows.map((r) =>
+      line(
+        r.label,
+        columns.map(([, v]) => v(r)),
+      ),
+    ),
+  ];
 }
 
 function summary(
@@ -246,58 +310,53 @@ function summary(
   topic: string | undefined,
   c: Colors,
 ): string[] {
-  const caps = strategy(baselines, 'fleet-caps');
-  const over = strategy(baselines, 'over-commit');
   const writes = gov.services.reduce((a, s) => a + s.writes, 0);
-  const overMinutes = (s: StrategyResult) =>
-    s.pools.reduce((a, p) => a + p.capsOverQuotaMinutes, 0);
-  const rows: [string, StrategyResult][] = [
-    ['with the governor', gov],
-    ["with the fleet's static caps", caps],
-    ['with over-commit (every cap at the quota)', over],
-  ];
-  const label = Math.max(...rows.map(([l]) => l.length));
+  const g = figures('with the governor', gov, writes);
+  const f = figures("with the fleet's static caps", strategy(baselines, 'fleet-caps'), 0);
+  const o = figures(
+    'with over-commit (every cap at the quota)',
+    strategy(baselines, 'over-commit'),
+    0,
+  );
   const out = [
     c.bold(
       `Summary of the day (${(baselines.minutes / 60).toFixed(0)} h, the same demand for all three):`,
     ),
     '',
-    c.dim(
-      `  ${''.padEnd(label)}  refused GPU-minutes  writes  pool-minutes with caps over the quota`,
-    ),
+    ...summaryTable([g, f, o], c),
+    '',
+    c.dim('refused: GPU-minutes of demand not served; at the cap: the service was at its max'),
+    c.dim('instances (Cloud Run answers 429); no GPU free: the quota was used up, so an instance'),
+    c.dim('could not start; caps > quota: pool-minutes in which the caps summed above the quota.'),
+    '',
   ];
-  for (const [l, s] of rows) {
-    const w = s.strategy === 'governor' ? writes : 0;
-    out.push(
-      `  ${l.padEnd(label)}  ${gpuMinutes(s.totals.refusedGpuMinutes).padStart(19)}  ${String(w).padStart(6)}  ${String(overMinutes(s)).padStart(5)}`,
-    );
-  }
-  out.push('');
-  const g = gov.totals.refusedGpuMinutes;
-  const f = caps.totals.refusedGpuMinutes;
-  if (f > 0) {
-    const saved = 1 - g / f;
+  if (f.refused > 0) {
+    const saved = 1 - g.refused / f.refused;
     out.push(
       saved >= 0
         ? `The governor refused ${c.bold(`${Math.round(saved * 100)}% fewer`)} GPU-minutes than the fleet's static caps, with its caps within the quota at every write.`
         : `The governor refused ${Math.round(-saved * 100)}% more GPU-minutes than the fleet's static caps on this fleet.`,
     );
   }
+  const noGpu =
+    o.noGpu === 0
+      ? 'none of them for want of a GPU on this day'
+      : `${o.noGpu === o.refused ? 'every one' : `${count(o.noGpu)} of them`} an instance that could not start because other services held every GPU`;
   out.push(
-    `Over-commit refused ${gpuMinutes(over.totals.refusedGpuMinutes)} only because its caps sum above the quota: nothing then stops one service's burst from taking the GPUs another needs.`,
+    `Over-commit refused ${count(o.refused)} GPU-minutes, ${noGpu}: with caps over the quota, whoever scales up first takes the GPUs, whatever the priorities.`,
   );
   const violations = gov.totals.invariantViolations ?? 0;
   out.push(
-    `Writes: ${writes} max-instances update(s) through the Cloud Run Admin API; ${violations === 0 ? 'none broke a rule of the governor (within quota, within bounds, hands off)' : c.red(`${violations} broke a rule`)}.`,
+    `Writes: ${writes} max-instances ${writes === 1 ? 'update' : 'updates'} through the Cloud Run Admin API; ${violations === 0 ? 'none broke a rule of the governor (within quota, within bounds, hands off)' : c.red(`${violations} broke a rule`)}.`,
   );
   for (const v of gov.violations) out.push(c.red(`  violation: ${v}`));
-  for (const f of gov.failedRuns) out.push(c.red(`  failed run: ${f}`));
+  for (const x of gov.failedRuns) out.push(c.red(`  failed run: ${x}`));
   const byStatus = new Map<string, number>();
   for (const a of alerts) byStatus.set(alertStatus(a), (byStatus.get(alertStatus(a)) ?? 0) + 1);
   const counts = [...byStatus].map(([k, n]) => `${n} ${k}`).join(', ');
   out.push(
     topic
-      ? `Alerts: a subscriber of ${topic} received ${alerts.length} message(s)${counts ? ` (${counts})` : ''}${undecoded ? `, and ${undecoded} that were not alerts` : ''}.`
+      ? `Alerts: a subscriber of ${topic} received ${alerts.length} ${alerts.length === 1 ? 'message' : 'messages'}${counts ? ` (${counts})` : ''}${undecoded ? `, and ${undecoded} that were not alerts` : ''}.`
       : 'Alerts: the policy sets no alerts.topic, so none were published.',
   );
   return out;

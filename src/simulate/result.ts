@@ -41,8 +41,9 @@ export interface SimulationOptions {
   /** Governor only: sorts its refused GPU-minutes by cause (`causes`; default false). */
   diagnose?: boolean;
   /**
-   * Governor only: called after each of its runs with the pools as they stand (a live view).
-   * The next minute waits for the promise it returns.
+   * Governor only: called after each of its runs with the pools as they stand (a live view),
+   * and once more at the end of the last minute (`final`). The next minute waits for the
+   * promise it returns.
    */
   onTick?: (view: TickView) => void | Promise<void>;
   /**
@@ -76,6 +77,8 @@ export interface TickView {
   /** Minutes done, and in all. */
   minute: number;
   minutes: number;
+  /** The end of the simulation: every minute played, the refusals so far are the totals. */
+  final: boolean;
   pools: TickPool[];
   /** Caps the governor has written so far. */
   writes: number;

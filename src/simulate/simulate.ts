@@ -181,10 +181,17 @@ async function runModel(
         if (live && ctx.options.onTick) {
           // The caps as the run left them: the minute's rows were taken before it.
           live.caps(model);
-          await ctx.options.onTick(live.view(at, t + 1, writes, governor.failedRuns.length));
+          await ctx.options.onTick(live.view(at, t + 1, writes, governor.failedRuns.length, false));
         }
       }
       progress();
+    }
+    if (live && governor && ctx.options.onTick) {
+      // The end of the last minute: the refusals so far are the strategy's totals.
+      const end = model.startMs + ctx.minutes * MINUTE_MS;
+      await ctx.options.onTick(
+        live.view(end, ctx.minutes, writes, governor.failedRuns.length, true),
+      );
     }
     return acc.result(strategy, {
       violations: checker.violations,
@@ -260,11 +267,12 @@ class LiveView {
     }
   }
 
-  view(atMs: number, minute: number, writes: number, failedRuns: number): TickView {
+  view(atMs: number, minute: number, writes: number, failedRuns: number, final: boolean): TickView {
     return {
       at: new Date(atMs).toISOString(),
       minute,
       minutes: this.ctx.minutes,
+      final,
       pools: [...this.pools.values()].map((p) => ({ ...p })),
       writes,
       failedRuns,
