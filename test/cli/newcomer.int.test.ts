@@ -136,7 +136,7 @@ describe('the newcomer path, each step a process of its own', () => {
     expect(restore.code).toBe(0);
     // The plan shown is the restore plan, counted over the six governed services.
     expect(restore.stdout).toMatch(
-      /^ {2}~ llm-chat +2 → 4 +restore: back to its max before the governor, 4/m,
+      /^ {2}~ llm-chat +10 +2 +2 → 4 +restore: back to its max before the governor, 4/m,
     );
     expect(restore.stdout).toMatch(/^Plan: 3 to raise, 0 to lower, 3 unchanged/m);
     expect(restore.stdout).toMatch(/^Restore: 0 of 3 governed service\(s\) are back/m);

@@ -93,7 +93,9 @@ describe('docs/quickstart.md', () => {
       outputs.set(args[0] ?? '', (await governor(run)).stdout);
     }
     expect(outputs.get('plan')).toMatch(/caps 11 → 7/);
-    expect(outputs.get('plan')).toMatch(/unmanaged 3 · budget 7 GPUs/);
+    expect(outputs.get('plan')).toContain(
+      'unmanaged 3 (service render-frames: 2, worker pool video-encoder: 1) · budget 7 GPUs',
+    );
     const first = await published();
     const types = first.map((m) => m.attributes.type);
     expect(types).toContain('pool.over-budget');
