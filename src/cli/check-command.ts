@@ -53,10 +53,11 @@ const LABEL: Record<CheckItem['status'], string> = {
 export function renderCheck(file: string, mode: string, report: CheckReport, c: Colors): string {
   const out = [c.bold(`Governor check of ${file}`) + c.dim(` (mode: ${mode})`), ''];
   const width = Math.max(...report.items.map((i) => i.subject.length));
+  const permissionWidth = Math.max(...report.items.map((i) => (i.permission ?? '').length));
   for (const i of report.items) {
     const color = i.status === 'ok' ? c.green : i.status === 'unverified' ? c.yellow : c.red;
     out.push(
-      `  ${color(LABEL[i.status].padEnd(10))} ${i.subject.padEnd(width)}  ${(i.permission ?? '').padEnd(26)} ${c.dim(i.detail)}`,
+      `  ${color(LABEL[i.status].padEnd(10))} ${i.subject.padEnd(width)}  ${(i.permission ?? '').padEnd(permissionWidth)} ${c.dim(i.detail)}`,
     );
     if (i.fix && i.status !== 'ok') out.push(`  ${''.padEnd(10)} ${''.padEnd(width)}  → ${i.fix}`);
   }

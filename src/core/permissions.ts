@@ -52,6 +52,11 @@ export const PERMISSION_GRANTS = {
     role: 'roles/monitoring.viewer on the project',
     terraform: READ_ROLE,
   },
+  'monitoring.timeSeries.create': {
+    call: "MetricService.CreateTimeSeries (the governor's own metrics, once per run)",
+    role: 'roles/monitoring.metricWriter on the project',
+    terraform: READ_ROLE,
+  },
   'cloudquotas.quotas.get': {
     call: 'CloudQuotas.GetQuotaInfo',
     role: 'roles/cloudquotas.viewer on the project',

@@ -87,6 +87,9 @@ const NEEDS: Readonly<Record<string, (request: Message) => Need[]>> = {
   'google.monitoring.v3.MetricService/ListTimeSeries': (r) => [
     onResource('monitoring.timeSeries.list', text(r, 'name')),
   ],
+  'google.monitoring.v3.MetricService/CreateTimeSeries': (r) => [
+    onResource('monitoring.timeSeries.create', text(r, 'name')),
+  ],
   'google.api.cloudquotas.v1.CloudQuotas/GetQuotaInfo': (r) => [
     onResource('cloudquotas.quotas.get', text(r, 'name')),
   ],

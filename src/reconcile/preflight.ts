@@ -31,7 +31,8 @@ import type { AlertSink, ObservePorts } from '../ports/index.js';
  * - Listings, Monitoring and Cloud Quotas: Monitoring v3 and Cloud Quotas v1 have no
  *   TestIamPermissions (neither metric_service.proto nor cloudquotas.proto declares one), and the
  *   list permissions are checked on the parent: the smallest real read is the probe
- *   (`governor check` only).
+ *   (`governor check` only). `monitoring.timeSeries.create`, for the governor's own metrics, has
+ *   no read to probe it: unverified.
  */
 
 /** The run cannot publish its alerts, or cannot be checked: it stops before writing. */
@@ -246,6 +247,17 @@ export async function checkPolicy(
             fix: null,
           },
     );
+    if (ports.monitoring.writeGovernorMetrics) {
+      // A write is the only test of it, and a test point would be a figure on the dashboard.
+      items.push({
+        subject: `project ${project}`,
+        permission: 'monitoring.timeSeries.create',
+        status: 'unverified',
+        detail:
+          "the governor's own metrics: Monitoring has no TestIamPermissions and a test would write a point; without it each run raises governor.degraded (metrics) and still writes the caps",
+        fix: howToGrant('monitoring.timeSeries.create'),
+      });
+    }
     const gpu = services.filter((s) => s.gpu !== null && s.scalingMode !== 'MANUAL');
     const pools = new Map<string, PoolId>();
     for (const s of gpu) {

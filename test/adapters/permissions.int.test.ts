@@ -52,6 +52,7 @@ const fleet = {
         denied: [
           'run.workerpools.list',
           'monitoring.timeSeries.list',
+          'monitoring.timeSeries.create',
           'cloudquotas.quotas.get',
           'pubsub.topics.publish',
         ],
@@ -158,6 +159,13 @@ describe('Cloud Run TestIamPermissions', () => {
       }),
     ).rejects.toBeInstanceOf(PermissionError);
     await expect(monitoring.probe(OPEN, Date.parse(fleet.start))).resolves.toBeUndefined();
+    // The governor's own metrics: CreateTimeSeries needs monitoring.timeSeries.create.
+    const point = { metric: 'run/duration', labels: {}, valueType: 'DOUBLE' as const, value: 1 };
+    const at = emulator.now().getTime();
+    const denied = monitoring.writeGovernorMetrics(LOCKED, at, [point]);
+    await expect(denied).rejects.toBeInstanceOf(PermissionError);
+    await expect(denied).rejects.toThrow(/monitoring\.timeSeries\.create/);
+    await expect(monitoring.writeGovernorMetrics(OPEN, at, [point])).resolves.toBe('written');
   });
 });
 

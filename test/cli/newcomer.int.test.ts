@@ -98,6 +98,23 @@ describe('the newcomer path, each step a process of its own', () => {
     expect(check.stdout).toMatch(
       /OK +service demo-gpu-project\/us-central1\/llm-chat +run\.services\.update/,
     );
+    // The governor's own metrics cannot be tested without writing a point: unverified, with the grant.
+    expect(check.stdout).toMatch(
+      /^ {2}UNVERIFIED +project demo-gpu-project +monitoring\.timeSeries\.create +the governor's own metrics/m,
+    );
+    expect(check.stdout).toContain('→ grant roles/monitoring.metricWriter on the project');
+    // The detail after the permission starts in one column, the longest permission's too.
+    const starts = check.stdout
+      .split('\n')
+      .map((l) =>
+        /^ {2}(?:OK|UNVERIFIED) .*? (?:run|monitoring|cloudquotas|pubsub|iam)\.[A-Za-z.]+ +/.exec(
+          l,
+        ),
+      )
+      .filter((m) => m !== null)
+      .map((m) => m[0].length);
+    expect(starts.length).toBeGreaterThan(5);
+    expect(new Set(starts).size).toBe(1);
     expect(check.stdout).toContain('The run can do what it plans.');
   });
 
