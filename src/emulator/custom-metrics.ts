@@ -14,19 +14,27 @@ import {
  * Cloud Monitoring v3 `CreateTimeSeries` for user-defined (custom) metrics, with the checks Google
  * documents, so that a write the emulator accepts is one Google accepts:
  *
- * - metric_service.proto, CreateTimeSeriesRequest: at most one point per time series per request,
- *   newer than any point of its series; every TimeSeries fully specified; at most 200 TimeSeries
- *   per request.
- * - metric.proto, TimeSeries: `points` must hold exactly one point; `metric_kind`, when set, is
- *   the descriptor's, and a descriptor auto-created by the write is GAUGE (the default) or
- *   CUMULATIVE; `value_type`, when set, is the point's; the point's type is the descriptor's, and
- *   an auto-created descriptor takes it (BOOL, INT64, DOUBLE or DISTRIBUTION).
- * - common.proto, TimeInterval (writes): the end time at most 25 hours in the past and five
- *   minutes in the future; a GAUGE point's start time, when given, equals its end time; a
- *   CUMULATIVE point's start time is before its end time.
+ * - metric_service.proto, CreateTimeSeriesRequest (the REST page:
+ *   https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.timeSeries/create): "Adds at
+ *   most one data point to each of several time series. The new data point must be more recent
+ *   than any other point in its time series"; every TimeSeries fully specified; "The maximum
+ *   number of TimeSeries objects per Create request is 200".
+ * - metric.proto, TimeSeries (https://cloud.google.com/monitoring/api/ref_v3/rest/v3/TimeSeries):
+ *   when creating, `points` "must contain exactly one point"; `metric_kind`, when set, is the
+ *   descriptor's, and a descriptor auto-created by the write is "either GAUGE (the default) or
+ *   CUMULATIVE" (so never DELTA); `value_type`, when set, is the point's; the point's type is the
+ *   descriptor's, and an auto-created descriptor takes it, which "must be BOOL, INT64, DOUBLE, or
+ *   DISTRIBUTION" (so never STRING).
+ * - common.proto, TimeInterval, and Point.interval: the end time at most 25 hours in the past and
+ *   five minutes in the future; "For GAUGE metrics, the start time is optional, but if it is
+ *   supplied, it must equal the end time"; a CUMULATIVE point's start time is before its end time.
  * - Cloud Monitoring quotas and limits (https://cloud.google.com/monitoring/quotas, user-defined
- *   metrics): one point each 5 seconds per time series; 30 labels per metric descriptor; label
- *   keys of at most 100 characters, values of at most 1,024.
+ *   metrics): "one point each 5 seconds" per time series (the page said 10 seconds before, and
+ *   Google's own OpenTelemetry samples still space their exports 20 s apart citing it; the governor
+ *   writes once per run, minutes apart, so either holds); 30 labels per metric descriptor; label
+ *   keys of at most 100 characters, values of at most 1,024. A point that comes too soon is
+ *   refused with Google's words, "One or more points were written more frequently than the maximum
+ *   sampling period configured for the metric".
  * - Creating user-defined metrics
  *   (https://cloud.google.com/monitoring/custom-metrics/creating-metrics): types under
  *   `custom.googleapis.com/`; label keys start with a lower-case letter, then lower-case letters,

@@ -37,6 +37,7 @@ interface Tile {
 
 const dashboard = JSON.parse(readFileSync('terraform/dashboards/governor.json', 'utf8')) as {
   displayName: string;
+  dashboardFilters?: { filterType: string; labelKey: string; stringValue?: string }[];
   mosaicLayout: { columns: number; tiles: Tile[] };
 };
 
@@ -111,6 +112,38 @@ describe('the dashboard (dashboards/governor.json)', () => {
     expect(titles).toMatch(/Refused/);
     expect(titles).toMatch(/Writes/);
     expect(titles).toMatch(/Run health/);
+  });
+});
+
+describe('the dashboard’s pool filters', () => {
+  // Pinned filters (Dashboard.dashboardFilters, FilterType METRIC_LABEL): a filter applies to every
+  // widget whose data has its label and whose query sets no value for it
+  // (https://cloud.google.com/monitoring/dashboards/filter-permanent).
+  it('lets a reader pick one pool: region, accelerator and zonal redundancy, all pools by default', () => {
+    expect(dashboard.dashboardFilters).toEqual(
+      POOL.map((labelKey) => ({ filterType: 'METRIC_LABEL', labelKey })),
+    );
+  });
+
+  it('applies to every pool and service chart: they carry the labels and fix none of them', () => {
+    const byTitle = new Map<string, string[]>();
+    for (const f of filters()) {
+      const metric = /gpu_governor\/([a-z_/]+)"/.exec(f.filter)?.[1] ?? '';
+      byTitle.set(f.title, [...(byTitle.get(f.title) ?? []), metric]);
+      for (const label of POOL) expect(f.filter, f.title).not.toContain(`metric.label.${label}`);
+      // A pool or service metric keeps the pool's labels through its grouping, so the filter applies.
+      if (metric.startsWith('pool/') || metric.startsWith('service/')) {
+        expect(f.aggregation['groupByFields'], `${f.title}: ${metric}`).toEqual(
+          expect.arrayContaining(POOL.map((l) => `metric.label.${l}`)),
+        );
+      }
+    }
+    const pools = [...byTitle].filter(([, metrics]) => metrics.some((m) => m.startsWith('pool/')));
+    expect(pools.length).toBeGreaterThan(0);
+    const about = dashboard.mosaicLayout.tiles.find(
+      (t) => t.widget.title === 'About this dashboard',
+    );
+    expect(JSON.stringify(about?.widget)).toContain('filters at the top');
   });
 });
 
