@@ -1,17 +1,24 @@
 import { execFile, spawn, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdtemp, readFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { GOVERNOR_METRICS, METRIC_PREFIX } from '../../src/core/governor-metrics.js';
 
 /**
  * docs/quickstart.md, run as written: the `governor emulator` of step 2 as a process, whose export
- * lines the other steps use, and every other `npx governor …` line of the page in order (the
- * simulation shortened to one hour). Needs the build (`npm test` builds first).
+ * lines the other steps use, then every command of the page's `sh` blocks in order: each
+ * `npx governor …` as the built CLI, each `curl …`/`jq …` line through `sh` with the exported
+ * variables, and the sample output printed under a command checked against what it printed. The
+ * install lines are what made the clone this test runs in. The whole page must take less than
+ * the ten minutes it promises. Needs the build (`npm test` builds first), curl and jq.
  */
 
 const exec = promisify(execFile);
+const PAGE = 'docs/quickstart.md';
+const TEN_MINUTES = 10 * 60_000;
 
 interface Exported {
   GOVERNOR_EMULATOR_HOST: string;
@@ -19,20 +26,48 @@ interface Exported {
   PUBSUB_EMULATOR_HOST: string;
 }
 
-async function commands(): Promise<string[][]> {
-  const text = await readFile('docs/quickstart.md', 'utf8');
-  const blocks = [...text.matchAll(/```sh\n([\s\S]*?)```/g)].map((m) => m[1] ?? '');
-  return blocks
-    .flatMap((b) => b.split('\n'))
-    .map((line) => line.replace(/#.*$/, '').trim())
-    .filter((line) => line.startsWith('npx governor '))
-    .map((line) => line.split(/\s+/).slice(2));
+interface Step {
+  /** The command line as written, comment removed. */
+  line: string;
+  /** The plain block printed right after the command's block, if any: what it shows. */
+  sample: string[] | null;
 }
+
+/** Every command of the page's `sh` blocks, in order, each with the sample output after it. */
+function steps(): Step[] {
+  const text = readFileSync(PAGE, 'utf8');
+  const blocks = [...text.matchAll(/```(\w*)\n([\s\S]*?)```/g)].map((m) => ({
+    lang: m[1] ?? '',
+    body: m[2] ?? '',
+    end: (m.index ?? 0) + m[0].length,
+  }));
+  const out: Step[] = [];
+  blocks.forEach((b, i) => {
+    if (b.lang !== 'sh') return;
+    const next = blocks[i + 1];
+    // A sample belongs to the last command of the block it follows, with only prose between.
+    const between = next ? text.slice(b.end, text.indexOf('```', b.end)) : '';
+    const sample =
+      next && next.lang === '' && !between.includes('#')
+        ? next.body.split('\n').filter((l) => l.trim() !== '' && l.trim() !== '…')
+        : null;
+    const lines = b.body
+      .split('\n')
+      .map((l) => l.replace(/\s+#.*$/, '').trim())
+      .filter((l) => l !== '');
+    lines.forEach((line, k) => out.push({ line, sample: k === lines.length - 1 ? sample : null }));
+  });
+  return out;
+}
+
+/** Whitespace-insensitive: the sample's columns are spaces, the output's may be tabs. */
+const squash = (s: string) => s.replace(/\s+/g, ' ').trim();
 
 describe('docs/quickstart.md', () => {
   let emulator: ChildProcess;
   let env: Exported;
   let state: string;
+  const started = Date.now();
 
   beforeAll(async () => {
     state = await mkdtemp(join(tmpdir(), 'governor-quickstart-'));
@@ -53,19 +88,23 @@ describe('docs/quickstart.md', () => {
   }, 60_000);
 
   afterAll(() => {
-    emulator?.kill('SIGINT');
+    if (emulator.exitCode === null) emulator.kill('SIGKILL');
   });
 
-  async function governor(args: string[]): Promise<{ code: number; stdout: string }> {
+  const childEnv = () => ({
+    ...process.env,
+    ...env,
+    NO_COLOR: '1',
+    GOVERNOR_STATE_DIR: state,
+  });
+
+  async function run(file: string, args: string[]): Promise<string> {
     try {
-      const { stdout } = await exec(process.execPath, ['bin/governor.js', ...args], {
-        env: { ...process.env, ...env, NO_COLOR: '1', GOVERNOR_STATE_DIR: state },
-        maxBuffer: 16 << 20,
-      });
-      return { code: 0, stdout };
+      const { stdout } = await exec(file, args, { env: childEnv(), maxBuffer: 16 << 20 });
+      return stdout;
     } catch (e) {
-      const err = e as { code?: number; stdout?: string; stderr?: string };
-      throw new Error(`governor ${args.join(' ')} exited ${err.code}: ${err.stderr}`);
+      const err = e as { code?: number; stderr?: string };
+      throw new Error(`${[file, ...args].join(' ')} exited ${err.code}: ${err.stderr}`);
     }
   }
 
@@ -74,44 +113,134 @@ describe('docs/quickstart.md', () => {
     return (await response.json()) as { attributes: Record<string, string>; data: string }[];
   }
 
-  it('runs every command of the page, and the alerts it promises arrive', async () => {
-    const lines = await commands();
-    expect(lines.map((l) => l[0])).toEqual([
-      '--help',
-      'emulator',
-      'validate',
-      'status',
-      'plan',
-      'apply',
-      'simulate',
-    ]);
-    const outputs = new Map<string, string>();
-    for (const args of lines) {
-      if (args[0] === 'emulator') continue; // running since beforeAll
-      const run = args[0] === 'simulate' ? [...args, '--hours', '1'] : args;
-      if (run.includes('--report')) run[run.indexOf('--report') + 1] = join(state, 'sim.html');
-      outputs.set(args[0] ?? '', (await governor(run)).stdout);
-    }
-    expect(outputs.get('plan')).toMatch(/caps 11 → 7/);
-    expect(outputs.get('plan')).toContain(
-      'unmanaged 3 (service render-frames: 2, worker pool video-encoder: 1) · budget 7 GPUs',
-    );
-    const first = await published();
-    const types = first.map((m) => m.attributes.type);
-    expect(types).toContain('pool.over-budget');
-    expect(types).toContain('service.starved');
-    expect(types).toContain('rebalance.applied');
-    const applied = first.find((m) => m.attributes.type === 'rebalance.applied');
-    expect(JSON.parse(applied?.data ?? '{}')).toMatchObject({
-      details: { writes: [{}, {}, {}] },
-    });
-    expect(await readFile(join(state, 'sim.html'), 'utf8')).toContain('<svg');
+  it(
+    'runs every command of the page, within ten minutes, and shows what it says',
+    async () => {
+      const all = steps();
+      const install = [
+        'git clone <this repository> cloud-run-gpu-governor',
+        'cd cloud-run-gpu-governor',
+        'npm ci',
+      ];
+      expect(all.slice(0, 3).map((s) => s.line)).toEqual(install);
+      // What they make: the clone this test runs in, built by npm ci's prepare script.
+      expect(JSON.parse(readFileSync('package.json', 'utf8')).scripts.prepare).toBe(
+        'npm run build',
+      );
+      expect(existsSync('dist/src/cli/main.js')).toBe(true);
 
-    // "Run apply again": the over-budget condition resolves, once.
-    await governor(['apply', '--policy', 'examples/demo-policy.yaml', '--yes']);
-    const again = (await published()).slice(first.length);
-    const overBudget = again.filter((m) => m.attributes.type === 'pool.over-budget');
-    expect(overBudget.map((m) => m.attributes.status)).toEqual(['resolved']);
-    expect(again.some((m) => m.attributes.type === 'rebalance.applied')).toBe(false);
-  }, 180_000);
+      const rest = all.slice(3);
+      const governor = rest.filter((s) => s.line.startsWith('npx governor '));
+      expect(governor.map((s) => s.line.split(/\s+/)[2])).toEqual([
+        '--help',
+        'emulator',
+        'validate',
+        'status',
+        'plan',
+        'apply',
+        'apply',
+        'simulate',
+      ]);
+      // Nothing else the test does not know how to run.
+      for (const s of rest)
+        expect(s.line, 'a command the quickstart test cannot run').toMatch(
+          /^(npx governor|curl|jq) /,
+        );
+
+      const outputs: { line: string; stdout: string }[] = [];
+      const applied: { attributes: Record<string, string>; data: string }[][] = [];
+      const sampled: string[] = [];
+      for (const s of rest) {
+        let stdout: string;
+        if (s.line.startsWith('npx governor ')) {
+          const args = s.line.split(/\s+/).slice(2);
+          if (args[0] === 'emulator') continue; // running since beforeAll
+          const report = args.indexOf('--report');
+          if (report >= 0) args[report + 1] = join(state, 'sim.html');
+          const before = (await published()).length;
+          stdout = await run(process.execPath, ['bin/governor.js', ...args]);
+          if (args[0] === 'apply') applied.push((await published()).slice(before));
+        } else {
+          stdout = await run('sh', ['-c', s.line]);
+        }
+        outputs.push({ line: s.line, stdout });
+        if (s.sample) {
+          sampled.push(s.line.split(/\s+/).slice(0, 3).join(' '));
+          const printed = stdout.split('\n').map(squash);
+          for (const line of s.sample) expect(printed, `${s.line} prints`).toContain(squash(line));
+        }
+      }
+      // The samples under apply (step 4), the metrics and the dashboard's charts (step 5).
+      expect(sampled).toEqual([
+        'npx governor apply',
+        'curl -s "$GOVERNOR_EMULATOR_ADMIN/metrics-written"',
+        "jq -r '.mosaicLayout.tiles[].widget.title'",
+      ]);
+      const out = (prefix: string) =>
+        outputs.filter((o) => o.line.startsWith(prefix)).map((o) => o.stdout);
+
+      // Step 3: the plan lowers three caps so the zonal pool fits its budget.
+      const [plan] = out('npx governor plan');
+      expect(plan).toMatch(/caps 11 → 7/);
+      expect(plan).toContain(
+        'unmanaged 3 (service render-frames: 2, worker pool video-encoder: 1) · budget 7 GPUs',
+      );
+
+      // Step 4: the alerts it promises, listed once by apply and published whole.
+      const [first, second] = applied;
+      const types = (first ?? []).map((m) => m.attributes['type']);
+      expect(types).toContain('pool.over-budget');
+      expect(types).toContain('service.starved');
+      expect(types).toContain('rebalance.applied');
+      const rebalance = (first ?? []).find((m) => m.attributes['type'] === 'rebalance.applied');
+      expect(JSON.parse(rebalance?.data ?? '{}')).toMatchObject({
+        details: { writes: [{}, {}, {}] },
+      });
+      const [apply1, apply2] = out('npx governor apply');
+      expect(apply1).toMatch(
+        /^Alerts \(\d+, published to projects\/demo-gpu-project\/topics\/gpu-governor-alerts\):$/m,
+      );
+      const whole = out('curl -s "$GOVERNOR_EMULATOR_ADMIN/published"')[0] ?? '';
+      expect(whole).toContain('"type": "rebalance.applied"');
+      expect(whole).toContain('"dedupKey"');
+      // "Run apply again": nothing written, and the over-budget condition resolves, once.
+      expect(apply2).toMatch(/0 written, 0 skipped, 0 failed/);
+      expect((second ?? []).map((m) => [m.attributes['type'], m.attributes['status']])).toEqual([
+        ['pool.over-budget', 'resolved'],
+      ]);
+
+      // Step 5: each run wrote every metric of the governor's once per series (one
+      // CreateTimeSeries per run, one project), and the dashboard charts what was written.
+      const calls = (await (await fetch(`${env.GOVERNOR_EMULATOR_ADMIN}/calls`)).json()) as {
+        method: string;
+        code: string;
+      }[];
+      expect(
+        calls.filter((c) => c.method.endsWith('/CreateTimeSeries')).map((c) => c.code),
+      ).toEqual(['OK', 'OK']);
+      const written = (await (
+        await fetch(`${env.GOVERNOR_EMULATOR_ADMIN}/metrics-written`)
+      ).json()) as { metric: { type: string }; points: unknown[] }[];
+      expect([...new Set(written.map((s) => s.metric.type))].sort()).toEqual(
+        GOVERNOR_METRICS.map((m) => `${METRIC_PREFIX}${m}`).sort(),
+      );
+      for (const s of written) expect(s.points, s.metric.type).toHaveLength(2);
+      const dashboard = readFileSync('terraform/dashboards/governor.json', 'utf8');
+      const charted = new Set(
+        [...dashboard.matchAll(/metric\.type=\\"([^\\"]+)\\"/g)].map((m) => m[1] ?? ''),
+      );
+      expect([...charted].sort()).toEqual([...new Set(written.map((s) => s.metric.type))].sort());
+
+      // Step 6: the report is a page.
+      expect(await readFile(join(state, 'sim.html'), 'utf8')).toContain('<svg');
+
+      // Step 7: Ctrl-C stops the emulator.
+      const exited = new Promise<number | null>((resolve) => emulator.on('exit', resolve));
+      emulator.kill('SIGINT');
+      expect(await exited).toBe(0);
+
+      expect(Date.now() - started).toBeLessThan(TEN_MINUTES);
+    },
+    TEN_MINUTES,
+  );
 });
