@@ -86,6 +86,35 @@ describe('governor apply', () => {
     expect(r.stdout).toMatch(/\(enforce\): 2 written, 0 skipped, 0 failed/);
     expect(emulator.writes().map((w) => w.service.name)).toEqual(['idle', 'busy']);
     for (const w of emulator.writes()) expect(w.pool?.capsGpus).toBeLessThanOrEqual(5);
+
+    // The alerts once, as a list in columns after the plan: not again as log lines on stderr.
+    const list =
+      /^Alerts \((\d+), not published: the policy sets no alerts\.topic\):\n((?: {2}.*\n)+)/m.exec(
+        r.stdout,
+      );
+    expect(list, r.stdout).not.toBeNull();
+    const lines = (list?.[2] ?? '').trimEnd().split('\n');
+    expect(lines).toHaveLength(Number(list?.[1]));
+    expect(r.stdout.match(/^Alerts /gm)).toHaveLength(1);
+    const both = `${r.stdout}\n${r.stderr}`;
+    const starts = new Set<number>();
+    const types = new Set<string>();
+    for (const line of lines) {
+      const m =
+        /^ {2}(INFO|WARNING|ERROR|CRITICAL) +(firing|still firing|resolved|event) +([a-z]+\.[a-z-]+) +(\S.*)$/.exec(
+          line,
+        );
+      expect(m, line).not.toBeNull();
+      const summary = m?.[4] ?? '';
+      expect(both.split(summary).length - 1, `"${summary}" printed once`).toBe(1);
+      starts.add(line.length - summary.length);
+      types.add(m?.[3] ?? '');
+    }
+    // Types of different lengths, so that the column is tested.
+    expect(new Set([...types].map((t) => t.length)).size).toBeGreaterThan(1);
+    // Every summary starts in the same column, after the longest alert type.
+    expect(starts.size).toBe(1);
+    expect(r.stderr).not.toMatch(/alert [a-z]+\.[a-z-]+ (firing|resolved|event)/);
   });
 
   it('restore --yes puts the original max back as far as the quota allows', async () => {
