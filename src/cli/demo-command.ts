@@ -11,6 +11,7 @@ import {
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
 import type { Streams } from './io.js';
+import type { PoolId } from '../core/pool.js';
 import { alertStatus, colorsFor, oneLine, poolTitle, type Colors } from './render.js';
 
 /**
@@ -32,6 +33,8 @@ export interface DemoFlags {
   every: number;
 }
 
+/** What the demo's text fits in: the width of the smallest usual terminal, less one. */
+const WIDTH = 79;
 /** The alert lines kept on screen under the pools. */
 const ALERTS_SHOWN = 6;
 /** Wall-clock ms between two redraws of the live view. */
@@ -49,15 +52,15 @@ export async function runDemo(
   const topic = policy.alerts.topic;
   const fleetName = relative(process.cwd(), flags.fleet) || flags.fleet;
 
+  const policyName = relative(process.cwd(), flags.policy) || flags.policy;
   io.stdout.write(
     [
-      `${c.bold('Cloud Run GPU governor: a simulated day')}  (fleet ${fleetName}, policy ${relative(process.cwd(), flags.policy) || flags.policy})`,
-      `Every ${flags.every} virtual minutes for ${flags.hours} h, the governor observes the embedded emulator of Cloud Run,`,
-      `Monitoring and Cloud Quotas through Google's own clients, plans, writes each service's max instances`,
-      topic
-        ? `and publishes its alerts on the emulator's Pub/Sub (${topic}).`
-        : 'and logs its alerts (the policy sets no alerts.topic).',
-      `The same demand is played with the fleet's static caps and with over-commit, to compare.`,
+      c.bold('Cloud Run GPU governor: a simulated day'),
+      `fleet ${fleetName}, policy ${policyName}`,
+      '',
+      ...wrap(
+        `Every ${flags.every} virtual minutes for ${flags.hours} h, the governor observes the embedded emulator of Cloud Run, Monitoring and Cloud Quotas through Google's own clients, plans, writes each service's max instances and ${topic ? `publishes its alerts on the emulator's Pub/Sub (${topic})` : 'logs its alerts (the policy sets no alerts.topic)'}. The same demand is played with the fleet's static caps and with over-commit, to compare.`,
+      ),
       '',
       '',
     ].join('\n'),
@@ -174,25 +177,63 @@ function liveLines(
     `${c.bold(clock(view))}  [${'#'.repeat(full)}${'.'.repeat(width - full)}] ${String(Math.round(done * 100)).padStart(3)}%  writes ${view.writes}${view.failedRuns ? c.red(` · failed runs ${view.failedRuns}`) : ''}`,
     '',
   ];
-  const names = view.pools.map((p) => shortTitle(p, view));
-  const nameWidth = Math.max(4, ...names.map((n) => n.length));
-  lines.push(
-    c.dim(
-      `  ${'pool'.padEnd(nameWidth)}  quota  caps  in use  demand  refused so far (static caps)`,
-    ),
-  );
+  const { shared, labels } = poolLabels(view.pools);
+  const nameWidth = Math.max(shared.length, ...labels.map((n) => n.length));
+  const row = (cells: string[]) =>
+    `  ${(cells[0] ?? '').padEnd(nameWidth)}${cells
+      .slice(1)
+      .map((x, k) => `  ${x.padStart(COLUMNS[k]?.length ?? 0)}`)
+      .join('')}`;
+  lines.push(c.dim(row([shared, ...COLUMNS])));
   view.pools.forEach((p, i) => {
-    const refused = `${Math.round(p.refusedSoFar)} GPU-min (${Math.round(baseline.get(p.pool) ?? 0)})`;
     lines.push(
-      `  ${(names[i] ?? '').padEnd(nameWidth)}  ${String(p.quota).padStart(5)}  ${String(p.caps).padStart(4)}  ${String(p.inUse).padStart(6)}  ${String(p.demand).padStart(6)}  ${refused}`,
+      row([
+        labels[i] ?? '',
+        count(p.quota),
+        count(p.caps),
+        count(p.inUse),
+        count(p.demand),
+        count(p.refusedSoFar),
+        count(baseline.get(p.pool) ?? 0),
+      ]),
     );
   });
+  lines.push(c.dim('  refused so far, in GPU-minutes: by the governor, and under the static caps'));
   lines.push('');
   lines.push(c.bold(`Alerts received by a subscriber (${alerts.length}), latest:`));
   const latest = alerts.slice(-ALERTS_SHOWN);
   for (const a of latest) lines.push(`  ${alertLine(a, c)}`);
   for (let i = latest.length; i < ALERTS_SHOWN; i++) lines.push('');
   return lines;
+}
+
+/** The live view's columns after the pool's: GPUs, then GPU-minutes refused so far. */
+const COLUMNS = ['quota', 'caps', 'in use', 'demand', 'refused', 'static caps'];
+
+/**
+ * The pools' labels in the live view: only what tells them apart (project, region, accelerator,
+ * zonal redundancy), with what they all share said once, in the column's header, so that the
+ * table fits a terminal's width.
+ */
+export function poolLabels(pools: readonly (PoolId & { project: string })[]): {
+  shared: string;
+  labels: string[];
+} {
+  const parts = pools.map((p) => [
+    p.project,
+    p.region,
+    p.accelerator,
+    p.zonalRedundancy ? 'zonal redundancy' : 'no zonal redundancy',
+  ]);
+  const same = [0, 1, 2, 3].map((k) => new Set(parts.map((x) => x[k])).size === 1);
+  // Zonal redundancy, the default, goes unsaid when every pool has it.
+  // The project, when there is one, is in the fleet the demo names.
+  const sharedParts = (parts[0] ?? []).filter(
+    (v, k) => same[k] && k !== 0 && v !== 'zonal redundancy',
+  );
+  const labels = parts.map((x) => x.filter((_, k) => !same[k]).join(' '));
+  if (labels.every((l) => l === '')) return { shared: 'pool', labels: [sharedParts.join(' ')] };
+  return { shared: sharedParts.join(' ') || 'pool', labels };
 }
 
 /** The pool's title, without the project when there is only one. */
@@ -234,7 +275,10 @@ class Screen {
   }
 
   private flush(): void {
-    const lines = this.pending ?? [];
+    // A line longer than the terminal wraps, and the cursor would no longer go back to the top
+    // of the block: each is cut to the width.
+    const columns = this.io.stdout.columns;
+    const lines = (this.pending ?? []).map((l) => (columns ? fit(l, columns - 1) : l));
     this.pending = null;
     // Up to the first line of the block, then each line cleared and written again.
     let out = this.drawn > 0 ? `\x1b[${this.drawn}A` : '';
@@ -242,6 +286,45 @@ class Screen {
     this.io.stdout.write(out);
     this.drawn = lines.length;
   }
+}
+
+/**
+ * A line cut to `width` characters as they show: escape sequences (colours) count for nothing and
+ * are kept, and a cut line ends with a reset.
+ */
+export function fit(line: string, width: number): string {
+  let shown = 0;
+  let out = '';
+  // eslint-disable-next-line no-control-regex
+  for (const part of line.split(/(\u001b\[[0-9;]*m)/)) {
+    if (part.startsWith('\u001b[')) {
+      out += part;
+      continue;
+    }
+    const chars = [...part];
+    if (shown + chars.length > width) {
+      out += chars.slice(0, Math.max(0, width - shown - 1)).join('') + '…';
+      // eslint-disable-next-line no-control-regex
+      return /\u001b\[/.test(out) ? `${out}\u001b[0m` : out;
+    }
+    out += part;
+    shown += chars.length;
+  }
+  return out;
+}
+
+/** Prose for a terminal: words wrapped at `width` characters. */
+export function wrap(text: string, width = WIDTH): string[] {
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(' ')) {
+    if (line !== '' && line.length + 1 + word.length > width) {
+      lines.push(line);
+      line = word;
+    } else line = line === '' ? word : `${line} ${word}`;
+  }
+  if (line !== '') lines.push(line);
+  return lines;
 }
 
 function count(n: number): string {
@@ -277,9 +360,9 @@ function figures(label: string, s: StrategyResult, writes: number): DayFigures {
 export function summaryTable(rows: readonly DayFigures[], c: Colors): string[] {
   const columns: [string, (f: DayFigures) => string][] = [
     ['refused', (f) => count(f.refused)],
-    ['at the cap', (f) => count(f.atCap)],
-    ['no GPU free', (f) => count(f.noGpu)],
-    ['caps > quota', (f) => `${count(f.capsOverQuotaMinutes)} min`],
+    ['at cap', (f) => count(f.atCap)],
+    ['no GPU', (f) => count(f.noGpu)],
+    ['over quota', (f) => `${count(f.capsOverQuotaMinutes)} min`],
     ['writes', (f) => count(f.writes)],
   ];
   const label = Math.max(...rows.map((r) => r.label.length));
@@ -311,13 +394,9 @@ function summary(
   c: Colors,
 ): string[] {
   const writes = gov.services.reduce((a, s) => a + s.writes, 0);
-  const g = figures('with the governor', gov, writes);
-  const f = figures("with the fleet's static caps", strategy(baselines, 'fleet-caps'), 0);
-  const o = figures(
-    'with over-commit (every cap at the quota)',
-    strategy(baselines, 'over-commit'),
-    0,
-  );
+  const g = figures('the governor', gov, writes);
+  const f = figures("the fleet's static caps", strategy(baselines, 'fleet-caps'), 0);
+  const o = figures('over-commit', strategy(baselines, 'over-commit'), 0);
   const out = [
     c.bold(
       `Summary of the day (${(baselines.minutes / 60).toFixed(0)} h, the same demand for all three):`,
@@ -325,17 +404,19 @@ function summary(
     '',
     ...summaryTable([g, f, o], c),
     '',
-    c.dim('refused: GPU-minutes of demand not served; at the cap: the service was at its max'),
-    c.dim('instances (Cloud Run answers 429); no GPU free: the quota was used up, so an instance'),
-    c.dim('could not start; caps > quota: pool-minutes in which the caps summed above the quota.'),
+    ...wrap(
+      'refused: GPU-minutes of demand not served, either at the cap (the service was at its max instances: Cloud Run answers 429) or for want of a GPU (no GPU free in the quota: an instance could not start); over quota: pool-minutes in which the caps summed above the quota; over-commit: every cap at the whole quota, which is all Cloud Run checks.',
+    ).map((l) => c.dim(l)),
     '',
   ];
   if (f.refused > 0) {
     const saved = 1 - g.refused / f.refused;
     out.push(
-      saved >= 0
-        ? `The governor refused ${c.bold(`${Math.round(saved * 100)}% fewer`)} GPU-minutes than the fleet's static caps, with its caps within the quota at every write.`
-        : `The governor refused ${Math.round(-saved * 100)}% more GPU-minutes than the fleet's static caps on this fleet.`,
+      ...wrap(
+        saved >= 0
+          ? `The governor refused ${Math.round(saved * 100)}% fewer GPU-minutes than the fleet's static caps, with its caps within the quota at every write.`
+          : `The governor refused ${Math.round(-saved * 100)}% more GPU-minutes than the fleet's static caps on this fleet.`,
+      ),
     );
   }
   const noGpu =
@@ -343,11 +424,15 @@ function summary(
       ? 'none of them for want of a GPU on this day'
       : `${o.noGpu === o.refused ? 'every one' : `${count(o.noGpu)} of them`} an instance that could not start because other services held every GPU`;
   out.push(
-    `Over-commit refused ${count(o.refused)} GPU-minutes, ${noGpu}: with caps over the quota, whoever scales up first takes the GPUs, whatever the priorities.`,
+    ...wrap(
+      `Over-commit refused ${count(o.refused)} GPU-minutes, ${noGpu}: with caps over the quota, whoever scales up first takes the GPUs, whatever the priorities.`,
+    ),
   );
   const violations = gov.totals.invariantViolations ?? 0;
   out.push(
-    `Writes: ${writes} max-instances ${writes === 1 ? 'update' : 'updates'} through the Cloud Run Admin API; ${violations === 0 ? 'none broke a rule of the governor (within quota, within bounds, hands off)' : c.red(`${violations} broke a rule`)}.`,
+    ...wrap(
+      `Writes: ${writes} max-instances ${writes === 1 ? 'update' : 'updates'} through the Cloud Run Admin API; ${violations === 0 ? 'none broke a rule of the governor (within quota, within bounds, hands off).' : `${violations} broke a rule.`}`,
+    ),
   );
   for (const v of gov.violations) out.push(c.red(`  violation: ${v}`));
   for (const x of gov.failedRuns) out.push(c.red(`  failed run: ${x}`));
@@ -355,9 +440,11 @@ function summary(
   for (const a of alerts) byStatus.set(alertStatus(a), (byStatus.get(alertStatus(a)) ?? 0) + 1);
   const counts = [...byStatus].map(([k, n]) => `${n} ${k}`).join(', ');
   out.push(
-    topic
-      ? `Alerts: a subscriber of ${topic} received ${alerts.length} ${alerts.length === 1 ? 'message' : 'messages'}${counts ? ` (${counts})` : ''}${undecoded ? `, and ${undecoded} that were not alerts` : ''}.`
-      : 'Alerts: the policy sets no alerts.topic, so none were published.',
+    ...wrap(
+      topic
+        ? `Alerts: a subscriber of ${topic} received ${alerts.length} ${alerts.length === 1 ? 'message' : 'messages'}${counts ? ` (${counts})` : ''}${undecoded ? `, and ${undecoded} that were not alerts` : ''}.`
+        : 'Alerts: the policy sets no alerts.topic, so none were published.',
+    ),
   );
   return out;
 }

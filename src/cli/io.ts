@@ -2,6 +2,8 @@
 export interface Output {
   write(s: string): unknown;
   isTTY?: boolean;
+  /** A terminal's width in characters, when it is one. */
+  columns?: number;
 }
 
 /** Where a command writes. */

@@ -2,7 +2,7 @@ import { spawn, spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import pc from 'picocolors';
-import { alertLine } from '../../src/cli/demo-command.js';
+import { alertLine, fit, poolLabels } from '../../src/cli/demo-command.js';
 import { main } from '../../src/cli/main.js';
 import type { Alert } from '../../src/core/alert.js';
 
@@ -66,6 +66,9 @@ function leftInGroup(pgid: number): string[] {
     .map((l) => l.trim())
     .filter((l) => l !== '');
 }
+
+/** Text with its line breaks and runs of spaces as one space: prose wrapped for a terminal. */
+const squash = (s: string) => s.replace(/\s+/g, ' ');
 
 /** The summary's row for a strategy: refused, at the cap, no GPU free, caps > quota, writes. */
 function summaryRow(stdout: string, label: string): number[] {
@@ -153,16 +156,13 @@ describe('governor demo (npm start)', () => {
       // The closing summary: the three figures on the same demand, and the writes.
       const [govRefused, govAtCap, govNoGpu, govOver, writes] = summaryRow(
         r.stdout,
-        'with the governor',
+        'the governor',
       );
       const [capsRefused, , , capsOver, capsWrites] = summaryRow(
         r.stdout,
-        "with the fleet's static caps",
+        "the fleet's static caps",
       );
-      const [overRefused, , overNoGpu, overOver] = summaryRow(
-        r.stdout,
-        'with over-commit \\(every cap at the quota\\)',
-      );
+      const [overRefused, , overNoGpu, overOver] = summaryRow(r.stdout, 'over-commit');
       expect(writes).toBeGreaterThan(0);
       expect(capsWrites).toBe(0);
       // The governor refuses fewer GPU-minutes than the static caps, only at its caps, within the quota.
@@ -177,7 +177,11 @@ describe('governor demo (npm start)', () => {
       // The last lines of the live view add up to the summary.
       expect((zonal.at(-1)?.refused ?? 0) + (single.at(-1)?.refused ?? 0)).toBe(govRefused);
       expect((zonal.at(-1)?.fleetCaps ?? 0) + (single.at(-1)?.fleetCaps ?? 0)).toBe(capsRefused);
-      expect(r.stdout).toContain(
+      // Prose wrapped for an 80-column terminal.
+      for (const line of r.stdout.slice(r.stdout.indexOf('Summary of the day')).split('\n'))
+        expect(line.length, line).toBeLessThan(80);
+      const prose = squash(r.stdout);
+      expect(prose).toContain(
         `Writes: ${writes} max-instances updates through the Cloud Run Admin API; none broke a rule`,
       );
       // The README's sample is this summary.
@@ -186,8 +190,8 @@ describe('governor demo (npm start)', () => {
       expect(sample).toBeDefined();
       for (const line of (sample ?? '').split('\n').filter((l) => l.trim() !== ''))
         expect(r.stdout.split('\n')).toContain(line);
-      expect(r.stdout).toMatch(
-        /^Alerts: a subscriber of projects\/demo-gpu-project\/topics\/gpu-governor-alerts received [1-9]\d* messages \(\d+ firing, /m,
+      expect(prose).toMatch(
+        /Alerts: a subscriber of projects\/demo-gpu-project\/topics\/gpu-governor-alerts received [1-9]\d* messages \(\d+ firing, /,
       );
     },
     BOUND_MS + 10_000,
@@ -207,7 +211,7 @@ describe('governor demo (npm start)', () => {
         'examples/demo-policy.yaml',
       ],
       {
-        stdout: { isTTY: true, write: (s: string) => (out += s) },
+        stdout: { isTTY: true, columns: 80, write: (s: string) => (out += s) },
         stderr: { write: (s: string) => (err += s) },
         env: { NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' },
       },
@@ -217,10 +221,12 @@ describe('governor demo (npm start)', () => {
     const { screen, ups } = terminal(out);
     // Redrawn in place: many frames were drawn, and one is left on the screen.
     expect(ups).toBeGreaterThan(3);
+    // What the pools share heads their column; the columns fit an 80-column terminal.
     const headers = screen.filter((l) =>
-      /^ {2}pool +quota +caps +in use +demand +refused so far \(static caps\)$/.test(l),
+      /^ {2}us-central1 nvidia-l4 +quota +caps +in use +demand +refused +static caps$/.test(l),
     );
     expect(headers).toHaveLength(1);
+    for (const l of screen) expect(l.length, l).toBeLessThan(80);
     expect(screen.filter((l) => l.startsWith('Alerts received by a subscriber'))).toHaveLength(1);
     // No plain hourly lines on a terminal.
     expect(screen.some((l) => /^2026-11-27 \d\d:\d\d UTC {2}us-central1/.test(l))).toBe(false);
@@ -230,9 +236,7 @@ describe('governor demo (npm start)', () => {
     );
     const rows = screen
       .map((l) =>
-        /^ {2}(us-central1 nvidia-l4(?: \(no zonal redundancy\))?) +(\d+) +(\d+) +(\d+) +(\d+) +(\d+) GPU-min \((\d+)\)$/.exec(
-          l,
-        ),
+        /^ {2}((?:no )?zonal redundancy) +(\d+) +(\d+) +(\d+) +(\d+) +([\d,]+) +([\d,]+)$/.exec(l),
       )
       .filter((m) => m !== null);
     expect(
@@ -240,11 +244,11 @@ describe('governor demo (npm start)', () => {
         .map((m) => [m[1], Number(m[2])])
         .sort((a, b) => String(a[0]).localeCompare(String(b[0]))),
     ).toEqual([
-      ['us-central1 nvidia-l4', 10],
-      ['us-central1 nvidia-l4 (no zonal redundancy)', 3],
+      ['no zonal redundancy', 3],
+      ['zonal redundancy', 10],
     ]);
-    const refused = rows.reduce((a, m) => a + Number(m[6]), 0);
-    const gov = summaryRow(screen.join('\n'), 'with the governor');
+    const refused = rows.reduce((a, m) => a + Number((m[6] ?? '').replace(/,/g, '')), 0);
+    const gov = summaryRow(screen.join('\n'), 'the governor');
     expect(refused).toBe(gov[0]);
     // The latest alerts a subscriber received, under the pools, in columns.
     const alertRows = screen.filter((l) =>
@@ -288,6 +292,39 @@ describe('governor demo (npm start)', () => {
       '10:05 WARNING  still firing pool.pressure         Demand is high',
       '10:05 INFO     event        rebalance.applied     Demand is high',
     ]);
+  });
+
+  it('cuts a line to the terminal width, colours kept, so that a redraw never wraps', () => {
+    expect(fit('abcdef', 4)).toBe('abc…');
+    expect(fit('abcd', 4)).toBe('abcd');
+    const c = pc.createColors(true);
+    const cut = fit(`${c.red('ab')}cdef`, 4);
+    expect(cut).toBe(`${c.red('ab')}c…\u001b[0m`);
+  });
+
+  it('labels pools by what tells them apart, and heads the column with what they share', () => {
+    const pool = (project: string, region: string, zonalRedundancy: boolean) => ({
+      project,
+      region,
+      accelerator: 'nvidia-l4',
+      zonalRedundancy,
+    });
+    expect(poolLabels([pool('p', 'us-central1', true), pool('p', 'us-central1', false)])).toEqual({
+      shared: 'us-central1 nvidia-l4',
+      labels: ['zonal redundancy', 'no zonal redundancy'],
+    });
+    expect(poolLabels([pool('p', 'us-central1', true), pool('p', 'europe-west4', true)])).toEqual({
+      shared: 'nvidia-l4',
+      labels: ['us-central1', 'europe-west4'],
+    });
+    expect(poolLabels([pool('a', 'us-central1', false), pool('b', 'us-central1', false)])).toEqual({
+      shared: 'us-central1 nvidia-l4 no zonal redundancy',
+      labels: ['a', 'b'],
+    });
+    expect(poolLabels([pool('p', 'us-central1', true)])).toEqual({
+      shared: 'pool',
+      labels: ['us-central1 nvidia-l4'],
+    });
   });
 
   it('refuses a bad --hours as bad usage (exit 2)', async () => {
