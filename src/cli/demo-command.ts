@@ -1,5 +1,6 @@
 import { relative } from 'node:path';
 import { Alert, ALERT_TYPES, Severity } from '../core/alert.js';
+import type { PoolId } from '../core/pool.js';
 import type { PublishedMessage } from '../emulator/index.js';
 import { loadSimulationInput } from '../simulate/scenario.js';
 import {
@@ -11,7 +12,6 @@ import {
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
 import type { Streams } from './io.js';
-import type { PoolId } from '../core/pool.js';
 import { alertStatus, colorsFor, oneLine, poolTitle, type Colors } from './render.js';
 
 /**
@@ -51,7 +51,6 @@ export async function runDemo(
   const live = Boolean(io.stdout.isTTY);
   const topic = policy.alerts.topic;
   const fleetName = relative(process.cwd(), flags.fleet) || flags.fleet;
-
   const policyName = relative(process.cwd(), flags.policy) || flags.policy;
   io.stdout.write(
     [
