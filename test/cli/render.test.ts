@@ -55,6 +55,18 @@ describe('the plan, for people', () => {
     ]);
   });
 
+  it("is the README's example, line for line", () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const example =
+      /Example \(abridged, `governor plan --policy examples\/policy\.yaml --snapshot examples\/snapshot\.json`\):\n\n```\n([\s\S]*?)```/.exec(
+        readme,
+      )?.[1];
+    expect(example).toBeDefined();
+    const lines = text.split('\n');
+    for (const line of (example ?? '').split('\n').filter((l) => l.trim() !== ''))
+      expect(lines).toContain(line);
+  });
+
   it('leaves the alerts out when asked (a run prints what it published instead)', () => {
     expect(text).toMatch(/^Alerts \(\d+\):$/m);
     expect(renderPlan(result, c, { alerts: false })).not.toContain('Alerts');
