@@ -169,7 +169,7 @@ for (const r of quality.filter((q) => q.kind === 'traces')) {
 add(
   `one run ÷ RTT (100 services, ${rtt.writes} changes, RTT ${rtt.rttMs} ms)`,
   rtt.ratio,
-  `${rtt.ratio.toFixed(1)} RTT (${Math.round(rtt.wallMs)} ms, ${rtt.rpcs} RPCs)`,
+  `${rtt.ratio.toFixed(1)} RTT (${Math.round(rtt.wallMs)} ms, ${rtt.rounds} rounds of calls, ${rtt.rpcs} RPCs)`,
   '≤ 6',
   rtt.ratio <= 6,
 );
