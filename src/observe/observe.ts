@@ -3,6 +3,7 @@ import { durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
 import {
   comparePools,
+  DEFAULT_ACCELERATOR,
   effectiveMax,
   maxInForce,
   poolKey,
@@ -63,9 +64,21 @@ export async function observe(
   const problems: ObservationProblem[] = [];
   ports.quotas.clearCache?.();
 
+  // The quotas of the pools the policy lets us foresee are read at once, beside the lists, so
+  // that observation is one round of reads (docs/performance.md); a pool found only by listing
+  // (another accelerator) is read after. A foreseen pool that does not exist is not planned, so
+  // its answer is not needed.
+  const early = new Map<string, Promise<Settled<number | null>>>();
+  const readEarly = (regions: readonly string[], project: string) => {
+    for (const id of foreseenPools(policy, project, regions))
+      if (quotaFromPolicy(policy, id) === null)
+        early.set(poolKey(id), settle(limit(() => ports.quotas.gpuQuota(id))));
+  };
+
   const perProject = await Promise.all(
     policy.projects.map(async (project) => {
       const regions = policy.regions ?? (await ports.run.listRegions(project));
+      readEarly(regions, project);
       const [lists, counts, utilization, served, refused] = await Promise.all([
         Promise.all(
           regions.map((region) =>
@@ -277,7 +290,10 @@ export async function observe(
 
   async function readQuota(id: PoolId): Promise<SnapshotPool> {
     try {
-      const quota = await ports.quotas.gpuQuota(id);
+      const foreseen = early.get(poolKey(id));
+      const settled = foreseen ? await foreseen : null;
+      if (settled && !settled.ok) throw settled.cause;
+      const quota = settled ? settled.value : await ports.quotas.gpuQuota(id);
       return {
         ...id,
         quota,
@@ -415,14 +431,36 @@ export function usageOf(
   };
 }
 
-type Settled<T> = { ok: true; value: T } | { ok: false; error: string };
+type Settled<T> = { ok: true; value: T } | { ok: false; error: string; cause: unknown };
 
 async function settle<T>(p: Promise<T>): Promise<Settled<T>> {
   try {
     return { ok: true, value: await p };
   } catch (e) {
-    return { ok: false, error: describe(e) };
+    return { ok: false, error: describe(e), cause: e };
   }
+}
+
+/**
+ * The pools whose quota can be read before the services are listed: those the policy's `pools`
+ * name, and the default one (the default accelerator, with zonal redundancy) in the first region.
+ * The Cloud Quotas adapter reads one quota info per (project, quota id), which holds every region,
+ * and keeps it for the observation: the same pool kind in other regions then costs no round trip.
+ * A pool found only by listing (another accelerator, no zonal redundancy) is read after.
+ */
+function foreseenPools(policy: Policy, project: string, regions: readonly string[]): PoolId[] {
+  const out: PoolId[] = policy.pools
+    .filter((p) => (p.project ?? project) === project && regions.includes(p.region))
+    .map((p) => ({
+      project,
+      region: p.region,
+      accelerator: p.accelerator ?? DEFAULT_ACCELERATOR,
+      zonalRedundancy: p.zonalRedundancy,
+    }));
+  const first = regions[0];
+  if (first !== undefined)
+    out.push({ project, region: first, accelerator: DEFAULT_ACCELERATOR, zonalRedundancy: true });
+  return out;
 }
 
 function describe(e: unknown): string {
