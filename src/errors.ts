@@ -51,7 +51,14 @@ export class RateLimitedError extends UpstreamError {}
 export class UnavailableError extends UpstreamError {}
 
 /** The caller may not do this (PERMISSION_DENIED, UNAUTHENTICATED). */
-export class PermissionError extends UpstreamError {}
+export class PermissionError extends UpstreamError {
+  /** The IAM permission(s) the error names (e.g. `run.services.update`); empty when it names none. */
+  readonly permissions: readonly string[];
+  constructor(message: string, options?: { cause?: unknown; permissions?: readonly string[] }) {
+    super(message, options);
+    this.permissions = options?.permissions ?? [];
+  }
+}
 
 /** No Google credentials could be found (Application Default Credentials), so nothing was asked. */
 export class CredentialsError extends UpstreamError {}

@@ -53,7 +53,7 @@ export function translateGrpcError(error: unknown, what: string): Error {
       return new UnavailableError(message, options);
     case status.PERMISSION_DENIED:
     case status.UNAUTHENTICATED:
-      return new PermissionError(message, options);
+      return new PermissionError(message, { ...options, permissions: permissionsOf(error) });
     case status.INVALID_ARGUMENT:
     case status.FAILED_PRECONDITION:
       return quotaRefusal.test(detailsOf(error))
@@ -62,6 +62,25 @@ export function translateGrpcError(error: unknown, what: string): Error {
     default:
       return new UpstreamError(message, options);
   }
+}
+
+/**
+ * The permission(s) a PERMISSION_DENIED names: google-gax decodes Google's ErrorInfo detail into
+ * `errorInfoMetadata` (key `permission`, as IAM sends it), and the text says it too, as
+ * `Permission 'iam.serviceaccounts.actAs' denied on ...`.
+ */
+function permissionsOf(error: unknown): string[] {
+  const found = new Set<string>();
+  if (typeof error === 'object' && error !== null && 'errorInfoMetadata' in error) {
+    const meta = error.errorInfoMetadata;
+    if (typeof meta === 'object' && meta !== null && 'permission' in meta) {
+      const p = meta.permission;
+      if (typeof p === 'string' && p !== '') found.add(p);
+    }
+  }
+  for (const m of detailsOf(error).matchAll(/[Pp]ermissions? '([\w.]+)' (?:is )?denied/g))
+    if (m[1]) found.add(m[1]);
+  return [...found];
 }
 
 function effectiveCode(error: unknown): number | undefined {
