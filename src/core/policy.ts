@@ -254,10 +254,12 @@ export const Policy = z
           .int()
           .min(1)
           .max(64)
-          .default(4)
-          .describe('Decreases of one pool written at once.'),
+          .default(30)
+          .describe(
+            'Writes in flight at once (each phase writes its changes together: docs/performance.md).',
+          ),
       })
-      .default({ maxChangesPerRun: 50, writesPerMinute: 30, writeConcurrency: 4 }),
+      .default({ maxChangesPerRun: 50, writesPerMinute: 30, writeConcurrency: 30 }),
     alerts: z
       .strictObject({
         topic: z

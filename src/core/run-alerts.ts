@@ -62,13 +62,63 @@ export function runEvents(
           status: 'event',
           severity: 'ERROR',
           service: w.name,
-          summary: `Could not set ${w.name} from ${w.from} to ${w.planned}: ${w.reason}`,
-          details: { from: w.from, to: w.planned, reason: w.reason, cause: w.cause },
+          summary: failedSummary(w),
+          details: {
+            from: w.from,
+            to: w.planned,
+            reason: w.reason,
+            cause: w.cause,
+            ...(w.permissions ? { permissions: w.permissions } : {}),
+          },
         }),
       );
     }
   }
   return events;
+}
+
+/**
+ * One line on a failed write. A denied one says what to grant, and where: the permission the
+ * error names, or the two a scaling write needs (run.services.update on the service, and
+ * iam.serviceAccounts.actAs on the service's runtime service account, which Google asks of
+ * whoever updates a service).
+ */
+function failedSummary(w: WriteResult): string {
+  if (w.cause !== 'denied')
+    return `Could not set ${w.name} from ${w.from} to ${w.planned}: ${w.reason}`;
+  const perms = w.permissions ?? [];
+  const what =
+    perms.length > 0
+      ? `it lacks ${perms.join(' and ')}`
+      : 'it lacks run.services.update on the service or iam.serviceAccounts.actAs on its runtime service account';
+  return `Permission denied: the governor may not change the max instances of ${w.name} (${what}); grant it to the governor's service account`;
+}
+
+/**
+ * governor.degraded, per project, while another governor writes some of its pools: its stamp on a
+ * service of the pool is fresher than a lease, so this run raised nothing there (`other-governor`).
+ */
+export function contendedAlert(
+  ctx: RunContext,
+  project: string,
+  writes: readonly WriteResult[],
+): Alert | null {
+  const held = writes.filter((w) => w.project === project && w.cause === 'other-governor');
+  if (held.length === 0) return null;
+  return makeAlert(
+    ctx,
+    { project, region: null, accelerator: null, zonalRedundancy: null },
+    {
+      type: 'governor.degraded',
+      severity: 'WARNING',
+      key: 'other-governor',
+      summary: `Another governor is writing in ${project}: ${plural(held.length, 'increase')} not made where it wrote within a lease`,
+      details: {
+        reason: 'other-governor',
+        skipped: held.map((w) => ({ service: w.name, region: w.region, reason: w.reason })),
+      },
+    },
+  );
 }
 
 function appliedEvent(

@@ -7,6 +7,9 @@ export type WriteOutcome = 'written' | 'skipped' | 'failed';
 
 /**
  * - `written`: the write landed (`written` may be below `planned` when room ran short).
+ * - `compensated`: written too: a raise of this run lowered back in the same run, because the
+ *   read just after the increases found the pool over its quota (another writer filled it, or
+ *   the quota was cut, inside the one round trip between the fresh read and the raise).
  *
  * Skipped, nothing sent; the next run decides again:
  * - `deadline`: the run deadline came before the write (or while reading the service for it);
@@ -16,6 +19,8 @@ export type WriteOutcome = 'written' | 'skipped' | 'failed';
  * - `gone`: the service is no longer there;
  * - `no-room`: the pool, read again after its decreases, has no room for this increase;
  * - `pool-unreadable`: the pool could not be read again after its decreases;
+ * - `other-governor`: another governor's stamp on a service of the pool is fresher than a lease:
+ *   it may be writing the pool now, so nothing is raised there;
  * - `conflict`: someone changed it while the governor was writing it (stale etag, ABORTED).
  *
  * Failed, and the run fails loudly:
@@ -26,6 +31,7 @@ export type WriteOutcome = 'written' | 'skipped' | 'failed';
  */
 export type WriteCause =
   | 'written'
+  | 'compensated'
   | 'deadline'
   | 'reconciling'
   | 'etag'
@@ -33,6 +39,7 @@ export type WriteCause =
   | 'gone'
   | 'no-room'
   | 'pool-unreadable'
+  | 'other-governor'
   | 'conflict'
   | 'unreadable'
   | 'uncertain'
@@ -51,6 +58,11 @@ export interface WriteResult {
   outcome: WriteOutcome;
   cause: WriteCause;
   reason: string;
+  /**
+   * For `denied`: the permission(s) the error names, else the ones such a write needs
+   * (`run.services.update` on the service, `iam.serviceAccounts.actAs` on its runtime account).
+   */
+  permissions?: string[];
 }
 
 /** A write that landed, or may still land: its room is spent either way. */
@@ -61,6 +73,7 @@ export function mayHaveLanded(w: Pick<WriteResult, 'cause'>): boolean {
 /** Each cause in a few words, for reports that count writes by cause. */
 export const CAUSE_LABELS: Readonly<Record<WriteCause, string>> = {
   written: 'written',
+  compensated: 'raise lowered back (pool filled meanwhile)',
   deadline: 'run deadline',
   reconciling: 'deploying (reconciling)',
   etag: 'changed since observed (etag)',
@@ -68,6 +81,7 @@ export const CAUSE_LABELS: Readonly<Record<WriteCause, string>> = {
   gone: 'service gone',
   'no-room': 'no room in the pool',
   'pool-unreadable': 'pool unreadable before increases',
+  'other-governor': 'another governor writes the pool',
   conflict: 'conflict while writing',
   unreadable: 'unreadable before writing',
   uncertain: 'write failed (may still apply)',

@@ -10,6 +10,13 @@ export const ANNOTATIONS = {
   originalMax: `${ANNOTATION_PREFIX}original-max`,
   /** The reason of the governor's last write, cut to a readable length. */
   reason: `${ANNOTATION_PREFIX}reason`,
+  /**
+   * The id of the governor that last wrote the service, and when (the run's ISO time). A
+   * governor that finds another one's stamp in a pool, fresher than a lease, raises nothing
+   * there: two governors that do not share a state store (so not a lease) see each other here.
+   */
+  writer: `${ANNOTATION_PREFIX}writer`,
+  writtenAt: `${ANNOTATION_PREFIX}written-at`,
 } as const;
 
 /** The governor's last raise, from its annotation; null when absent or not a valid time. */

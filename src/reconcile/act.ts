@@ -1,6 +1,5 @@
-import pLimit from 'p-limit';
 import type { Plan, PlanChange, PlanPool } from '../core/plan.js';
-import { effectiveMax, poolBudget, poolIdOf, poolKey, samePool } from '../core/pool.js';
+import { effectiveMax, poolIdOf, poolKey, samePool } from '../core/pool.js';
 import {
   mayHaveLanded,
   type WriteCause,
@@ -13,13 +12,31 @@ import { ANNOTATIONS } from '../observe/annotations.js';
 import type { CloudRunPort, QuotaPort } from '../ports/index.js';
 import type { ObservedService } from '../core/service.js';
 import type { Pacer } from './pacing.js';
+import { inPool, otherWriter, roomOf, type PoolRead } from './room.js';
 
 /**
- * Acting on a plan, pool by pool: every decrease of the pool (a few at once, paced), then a fresh
- * read of the pool, then the increases, one at a time, each only as large as the room the fresh
- * state leaves. Before each write the service is read again: if it is deploying, or someone
- * changed it since the snapshot (etag, max), the write is skipped with a reason and the next run
- * decides. So the pool's caps stay within budget after every write, whatever fails.
+ * Acting on a plan, in as few round trips as Cloud Run allows (docs/performance.md):
+ *
+ * 1. Decreases, all at once, each against the latest read of its service (the observation, or a
+ *    listing of its region when a pause came between, such as a confirmation prompt) and
+ *    conditional on that read's etag. A decrease only lowers: alone it keeps its pool within
+ *    budget, whichever others fail. Their operations are awaited together.
+ * 2. One fresh read of every pool that has increases, all at once: the region's services and the
+ *    pool's quota (unless the policy sets it). It shows the room the decreases made and whatever
+ *    anyone else changed since the observation.
+ * 3. The increases that fit that read, in plan order, each as large as the room left, each
+ *    re-validated against the same read (reconciling, etag, max) and conditional on its etag; a
+ *    raise that does not fit is skipped (`no-room`), counted, and left for the next run. All at
+ *    once; their operations awaited together.
+ * 4. Verify: the pools raised are read again. Cloud Run has no multi-service transaction and no
+ *    write conditional on another resource, so between the read of step 2 and the raises of step
+ *    3 (one round trip) another writer may fill the pool or the quota may be cut. If this read
+ *    finds the pool over, the governor lowers its own raises of this run back (`compensated`),
+ *    at most to where they were: a lasting over-quota becomes a blip of about one round trip.
+ *
+ * Every call is bounded by the run deadline, and no write starts after it. The governor stamps
+ * its id and the time on every service it writes; a pool where another governor's stamp is
+ * fresher than a lease gets no increase (`other-governor`).
  */
 
 export type { WriteCause, WriteOutcome, WriteResult };
@@ -33,12 +50,22 @@ export interface ActOptions {
   /** Wall-clock instant after which no write starts. */
   deadline: number;
   clock: () => number;
+  /** At most this many writes in flight at once (all regions). */
   writeConcurrency: number;
   /**
    * Read again before a pool's increases, so that a quota lowered since the observation is
    * honoured (a quota set by the policy is not read). Without it the plan's quota is used.
    */
   quotas?: QuotaPort;
+  /**
+   * The services as the observation read them, just before planning. Absent (a pause came
+   * between, such as a confirmation), the regions with decreases are listed again first.
+   */
+  observed?: readonly ObservedService[];
+  /** This governor's id, stamped on every service it writes. */
+  writerId: string;
+  /** Another governor's stamp fresher than this (ms, run time) keeps a pool's increases. */
+  otherWriterTtlMs: number;
 }
 
 /** The run deadline passed while a call was in flight (it may still complete on the server). */
@@ -72,191 +99,302 @@ export async function beforeDeadline<T>(
 
 const REASON_MAX = 500;
 
+/** The permissions a scaling write needs, named when a denial does not say which it lacked. */
+export const WRITE_PERMISSIONS = ['run.services.update', 'iam.serviceAccounts.actAs'] as const;
+
 export async function actOnPlan(plan: Plan, opts: ActOptions): Promise<WriteResult[]> {
-  const byPool = new Map<string, PlanChange[]>();
-  for (const c of plan.changes) {
-    const key = poolKey(c);
-    const list = byPool.get(key);
-    if (list) list.push(c);
-    else byPool.set(key, [c]);
-  }
-  const pools = new Map(plan.pools.map((p) => [poolKey(p), p]));
-  const results: WriteResult[] = [];
-  // Pools are independent budgets: act on them one after another, in plan order (urgent first).
-  for (const [key, changes] of byPool) {
-    const pool = pools.get(key);
-    if (!pool)
-      throw new GovernorError(`bug: changes for pool ${key}, which the plan does not list`);
-    results.push(...(await actOnPool(plan, pool, changes, opts)));
-  }
-  return results;
+  const pools = new Set(plan.pools.map((p) => poolKey(p)));
+  for (const c of plan.changes)
+    if (!pools.has(poolKey(c)))
+      throw new GovernorError(`bug: a change for pool ${poolKey(c)}, which the plan does not list`);
+  const gate = limiter(opts.writeConcurrency);
+  const decreases = plan.changes.filter((c) => c.to < c.from);
+  const increases = plan.changes.filter((c) => c.to > c.from);
+
+  // 1. Decreases, all at once.
+  const latest = await latestReads(decreases, opts);
+  const lowered = await Promise.all(decreases.map((c) => gate(() => decrease(c, latest, opts))));
+
+  // 2. One fresh read of each pool with increases, all at once.
+  const raisedPools = plan.pools.filter((p) => increases.some((c) => samePool(c, p)));
+  const fresh = await readPools(raisedPools, opts);
+
+  // 3. The increases that fit, all at once.
+  const raised = (
+    await Promise.all(
+      raisedPools.map((pool) =>
+        raisePool(
+          plan,
+          pool,
+          increases.filter((c) => samePool(c, pool)),
+          readOf(fresh, pool),
+          gate,
+          opts,
+        ),
+      ),
+    )
+  ).flat();
+
+  // 4. Verify the pools raised; lower this run's raises back where the pool is over.
+  const landed = raised.filter((r) => r.to !== null && mayHaveLanded(r.result));
+  const verifyPools = raisedPools.filter((p) => landed.some((r) => samePool(r.change, p)));
+  const after = await readPools(verifyPools, opts);
+  const compensations = (
+    await Promise.all(
+      verifyPools.map((pool) =>
+        compensate(
+          plan,
+          pool,
+          landed.filter((r) => samePool(r.change, pool)),
+          readOf(after, pool),
+          gate,
+          opts,
+        ),
+      ),
+    )
+  ).flat();
+
+  const byChange = new Map(
+    [...lowered, ...raised.map((r) => r.result)].map((w) => [writeKey(w), w]),
+  );
+  return [
+    ...plan.changes.map((c) => byChange.get(writeKey(c))).filter((w) => w !== undefined),
+    ...compensations,
+  ];
 }
 
-async function actOnPool(
+// --- 1. decreases ---
+
+/**
+ * The latest read of each service with a decrease: the observation's, or, without one, a listing
+ * of its region now (one call per region, all at once). A region that cannot be listed leaves its
+ * services out: their decreases fail as unreadable (fail loudly; nothing is written blind).
+ */
+async function latestReads(
+  decreases: readonly PlanChange[],
+  opts: ActOptions,
+): Promise<Map<string, ObservedService | string>> {
+  const out = new Map<string, ObservedService | string>();
+  if (opts.observed) {
+    for (const s of opts.observed) out.set(serviceKey(s), s);
+    return out;
+  }
+  const regions = new Map(decreases.map((c) => [`${c.project}/${c.region}`, c]));
+  await Promise.all(
+    [...regions.values()].map(async (c) => {
+      try {
+        const listed = await beforeDeadline(
+          () => opts.run.listServices(c.project, c.region),
+          opts,
+          `listing ${c.project}/${c.region} before its decreases`,
+        );
+        for (const s of listed) out.set(serviceKey(s), s);
+      } catch (e) {
+        for (const d of decreases)
+          if (d.project === c.project && d.region === c.region) out.set(serviceKey(d), message(e));
+      }
+    }),
+  );
+  return out;
+}
+
+async function decrease(
+  c: PlanChange,
+  latest: Map<string, ObservedService | string>,
+  opts: ActOptions,
+): Promise<WriteResult> {
+  const svc = latest.get(serviceKey(c));
+  if (typeof svc === 'string')
+    return failed(c, 'unreadable', `could not read it before writing: ${svc}`);
+  if (!svc) return skipped(c, 'gone', 'the service is gone');
+  const check = validate(c, svc);
+  if (check) return skipped(c, check.cause, check.why);
+  return write(c, c.to, svc, opts);
+}
+
+// --- 2. the fresh read ---
+
+/**
+ * One read of each pool, all at once: the services of its region (listed once per region) and
+ * its quota, read again unless the policy sets it; only ever the lower of that and the plan's (a
+ * quota raised since the observation waits a run). What could not be read is an error string.
+ */
+async function readPools(
+  pools: readonly PlanPool[],
+  opts: ActOptions,
+): Promise<Map<string, PoolRead | Error>> {
+  const regions = new Map<string, Promise<ObservedService[]>>();
+  const listOf = (pool: PlanPool): Promise<ObservedService[]> => {
+    const key = `${pool.project}/${pool.region}`;
+    let listed = regions.get(key);
+    if (!listed) {
+      listed = beforeDeadline(
+        () => opts.run.listServices(pool.project, pool.region),
+        opts,
+        `listing ${key} again`,
+      );
+      regions.set(key, listed);
+    }
+    return listed;
+  };
+  // The cache of an earlier read must not answer: the quota bounds every increase.
+  if (pools.length > 0) opts.quotas?.clearCache?.();
+  const reads = await Promise.all(
+    pools.map(async (pool): Promise<[string, PoolRead | Error]> => {
+      try {
+        const [services, quota] = await Promise.all([listOf(pool), quotaNow(pool, opts)]);
+        return [poolKey(pool), { services, quota }];
+      } catch (e) {
+        return [poolKey(pool), e instanceof Error ? e : new Error(String(e))];
+      }
+    }),
+  );
+  return new Map(reads);
+}
+
+async function quotaNow(pool: PlanPool, opts: ActOptions): Promise<number | null> {
+  const quotas = opts.quotas;
+  if (!quotas || pool.quota === null || pool.quotaSource === 'policy') return pool.quota;
+  const now = await beforeDeadline(
+    () => quotas.gpuQuota(poolIdOf(pool)),
+    opts,
+    `reading the quota of ${poolKey(pool)} again`,
+  );
+  if (now === null) throw new GovernorError('the quota has no entry for the region any more');
+  return Math.min(pool.quota, now);
+}
+
+// --- 3. increases ---
+
+/** An increase and what became of it; `to`: the max it was sent with (null: not sent). */
+interface Raise {
+  change: PlanChange;
+  to: number | null;
+  result: WriteResult;
+}
+
+async function raisePool(
   plan: Plan,
   pool: PlanPool,
-  changes: PlanChange[],
+  increases: readonly PlanChange[],
+  read: PoolRead | Error,
+  gate: Gate,
   opts: ActOptions,
-): Promise<WriteResult[]> {
-  const decreases = changes.filter((c) => c.to < c.from);
-  const increases = changes.filter((c) => c.to > c.from);
-  const results = await writeDecreases(decreases, opts);
-  if (increases.length === 0) return results;
-  const fresh = await readPoolAgain(pool, opts);
-  if ('error' in fresh) {
-    const why = `the pool could not be read again after its decreases (${fresh.error}): increases left for the next run`;
-    return [...results, ...increases.map((c) => skipped(c, 'pool-unreadable', why))];
+): Promise<Raise[]> {
+  const notSent = (change: PlanChange, result: WriteResult): Raise => ({
+    change,
+    to: null,
+    result,
+  });
+  if (read instanceof Error) {
+    const late = read instanceof DeadlineError;
+    const why = late
+      ? 'the run deadline came before the pool could be read again for its increases: left for the next run'
+      : `the pool could not be read again before its increases (${read.message}): left for the next run`;
+    return increases.map((c) => notSent(c, skipped(c, late ? 'deadline' : 'pool-unreadable', why)));
   }
-  return [...results, ...(await writeIncreases(plan, pool, increases, fresh, opts))];
-}
-
-/** 1. Decreases, a few at once. */
-async function writeDecreases(decreases: PlanChange[], opts: ActOptions): Promise<WriteResult[]> {
-  const limit = pLimit(opts.writeConcurrency);
-  return Promise.all(
-    decreases.map((c) =>
-      limit(async () => {
-        // Paced before the read, so that the read is the last word before the write and the
-        // adapter need not read the service again.
-        await opts.pacer.slot(c.region);
-        const fresh = await readForWrite(c, opts);
-        if ('skip' in fresh) return fresh.skip;
-        return write(c, c.to, fresh.service, opts, '', { paced: true, justRead: true });
-      }),
-    ),
-  );
-}
-
-interface FreshPool {
-  services: ObservedService[];
-  quota: number | null;
-}
-
-/** 2. A fresh read of the region: the room the decreases made, and what others changed. */
-async function readPoolAgain(
-  pool: PlanPool,
-  opts: ActOptions,
-): Promise<FreshPool | { error: string }> {
-  try {
-    const services = await beforeDeadline(
-      () => opts.run.listServices(pool.project, pool.region),
-      opts,
-      `listing ${pool.project}/${pool.region} again`,
-    );
-    // The quota last: what is read last is the freshest, and the quota bounds every increase.
-    if (!opts.quotas || pool.quota === null || pool.quotaSource === 'policy')
-      return { services, quota: pool.quota };
-    const quotas = opts.quotas;
-    quotas.clearCache?.();
-    const now = await beforeDeadline(
-      () => quotas.gpuQuota(poolIdOf(pool)),
-      opts,
-      `reading the quota of ${poolKey(pool)} again`,
-    );
-    if (now === null) throw new GovernorError('the quota has no entry for the region any more');
-    // Only ever the lower of the two: a quota raised since the observation waits a run.
-    return { services, quota: Math.min(pool.quota, now) };
-  } catch (e) {
-    return { error: message(e) };
+  const nowMs = Date.parse(opts.nowIso);
+  const other = otherWriter(pool, read, opts.writerId, nowMs, opts.otherWriterTtlMs);
+  if (other) {
+    const why = `another governor (${other.writer}) wrote ${other.service} in this pool at ${other.at}, within a lease: nothing raised here while it may be writing`;
+    opts.log.log('WARNING', `${poolKey(pool)}: ${why}`);
+    return increases.map((c) => notSent(c, skipped(c, 'other-governor', why)));
   }
-}
-
-/** The GPUs the governed services of the pool may still gain, on its fresh state. */
-function roomNow(plan: Plan, pool: PlanPool, fresh: FreshPool): number {
-  if (fresh.quota === null) return 0;
-  const rows = plan.services.filter((r) => samePool(r, pool));
-  const managed = new Set(rows.filter((r) => r.managed).map((r) => r.name));
-  // Other unmanaged usage (worker pools, manually scaled services) as observed for the plan.
-  const otherUsage =
-    pool.unmanagedGpus -
-    rows.filter((r) => !r.managed).reduce((a, r) => a + r.from * r.gpusPerInstance, 0);
-  // Every cap as it is now; a service the plan did not know counts as unmanaged.
-  let governedNow = 0;
-  let unmanagedNow = 0;
-  for (const s of inPool(pool, fresh.services)) {
-    const cap = effectiveMax(s) * (s.gpu?.count ?? 1);
-    if (managed.has(s.name)) governedNow += cap;
-    else unmanagedNow += cap;
-  }
-  const budgetNow =
-    poolBudget({
-      quota: fresh.quota,
-      reserve: pool.reserve,
-      unmanagedCapsGpus: unmanagedNow,
-      otherUsageGpus: otherUsage,
-    }) ?? 0;
-  // Within the budget; above it only in an infeasible pool, up to the plan's own floors.
-  const allowed = pool.status === 'infeasible' ? Math.max(budgetNow, pool.capsAfter) : budgetNow;
-  return allowed - governedNow;
-}
-
-/** The automatically scaled GPU services of the pool, among those listed in its region. */
-function inPool(pool: PlanPool, services: ObservedService[]): ObservedService[] {
-  return services.filter(
-    (s) =>
-      s.gpu !== null &&
-      s.scalingMode !== 'MANUAL' &&
-      samePool(pool, { project: s.project, region: s.region, ...s.gpu }),
-  );
-}
-
-/** 3. Increases, one at a time, each within the room left. */
-async function writeIncreases(
-  plan: Plan,
-  pool: PlanPool,
-  increases: PlanChange[],
-  fresh: FreshPool,
-  opts: ActOptions,
-): Promise<WriteResult[]> {
-  const results: WriteResult[] = [];
-  let room = roomNow(plan, pool, fresh);
-  const byName = new Map(inPool(pool, fresh.services).map((s) => [s.name, s]));
+  // Decide every raise on this one read, in plan order; then send them all at once.
+  let { room } = roomOf(plan, pool, read);
+  const byName = new Map(inPool(pool, read.services).map((s) => [s.name, s]));
+  const decided: (Raise | { c: PlanChange; to: number; svc: ObservedService; note: string })[] = [];
   for (const c of increases) {
     const svc = byName.get(c.name);
-    const check = svc ? validate(c, svc) : { cause: 'gone' as const, why: 'the service is gone' };
-    if (check !== null || !svc) {
-      results.push(skipped(c, check?.cause ?? 'gone', check?.why ?? 'the service is gone'));
+    if (!svc) {
+      decided.push(notSent(c, skipped(c, 'gone', 'the service is gone')));
+      continue;
+    }
+    const check = validate(c, svc);
+    if (check) {
+      decided.push(notSent(c, skipped(c, check.cause, check.why)));
       continue;
     }
     const g = svc.gpu?.count ?? c.gpusPerInstance;
     const fits = Math.min(c.to, c.from + Math.floor(Math.max(0, room) / g));
     if (fits <= c.from) {
-      const why = `no room in the pool (${Math.max(0, room)} GPUs free after the decreases): left for the next run`;
-      results.push(skipped(c, 'no-room', why));
+      const why = `no room in the pool (${Math.max(0, room)} GPUs free on a read just before the increases): left for the next run`;
+      decided.push(notSent(c, skipped(c, 'no-room', why)));
       continue;
     }
+    // Spent whether or not the write lands: a write that fails may still apply.
+    room -= (fits - c.from) * g;
     const note = fits < c.to ? `; smaller than planned (${c.to}): only room for ${fits}` : '';
-    const result = await write(c, fits, svc, opts, note);
-    // A write that failed in a way that may still land counts as landed.
-    if (mayHaveLanded(result)) room -= (fits - c.from) * g;
-    results.push(result);
+    decided.push({ c, to: fits, svc, note });
   }
-  return results;
+  return Promise.all(
+    decided.map(async (d) =>
+      'result' in d
+        ? d
+        : {
+            change: d.c,
+            to: d.to,
+            result: await gate(() => write(d.c, d.to, d.svc, opts, d.note)),
+          },
+    ),
+  );
 }
 
-/** Reads the service again just before writing it, and says why not to write when it changed. */
-async function readForWrite(
-  c: PlanChange,
+// --- 4. verify and compensate ---
+
+/**
+ * On the read just after the raises: when the pool is over what its governed services may hold,
+ * this run's raises come back down, the last planned first, each at most to where it was before
+ * this run, until the pool fits or none is left. A service someone changed since the raise (its
+ * max is no longer what was written) is not ours to lower any more and is left alone.
+ */
+async function compensate(
+  plan: Plan,
+  pool: PlanPool,
+  raises: readonly Raise[],
+  read: PoolRead | Error,
+  gate: Gate,
   opts: ActOptions,
-): Promise<{ service: ObservedService } | { skip: WriteResult }> {
-  try {
-    const service = await beforeDeadline(
-      () => opts.run.getService(c.project, c.region, c.name),
-      opts,
-      `reading ${c.name} before writing it`,
+): Promise<WriteResult[]> {
+  if (read instanceof Error) {
+    opts.log.log(
+      'WARNING',
+      `${poolKey(pool)}: could not read the pool again after its increases (${read.message}): not verified; the next run will see it`,
     );
-    const check = validate(c, service);
-    return check ? { skip: skipped(c, check.cause, check.why) } : { service };
-  } catch (e) {
-    const cause: WriteCause =
-      e instanceof DeadlineError
-        ? 'deadline'
-        : e instanceof PermissionError
-          ? 'denied'
-          : 'unreadable';
-    return { skip: failed(c, cause, `could not read it before writing: ${message(e)}`) };
+    return [];
   }
+  const { room } = roomOf(plan, pool, read);
+  if (room >= 0) return [];
+  let over = -room;
+  const byName = new Map(inPool(pool, read.services).map((s) => [s.name, s]));
+  const plans: { change: PlanChange; svc: ObservedService; to: number }[] = [];
+  for (const r of [...raises].reverse()) {
+    if (over <= 0) break;
+    const svc = byName.get(r.change.name);
+    if (!svc || r.to === null || svc.reconciling || effectiveMax(svc) !== r.to) continue;
+    const g = svc.gpu?.count ?? 1;
+    const to = Math.max(r.change.from, r.to - Math.ceil(over / g));
+    over -= (r.to - to) * g;
+    plans.push({ change: r.change, svc, to });
+  }
+  opts.log.log(
+    'WARNING',
+    `${poolKey(pool)}: over its quota by ${-room} GPUs just after this run's raises (another writer, or a quota cut, in the round trip before them): lowering ${plans.length} raise(s) back`,
+  );
+  return Promise.all(
+    plans.map(({ change, svc, to }) =>
+      gate(async () => {
+        const from = effectiveMax(svc);
+        const reason = `lowered back from ${from}: just after this run raised it, the pool was over its quota by ${-room} GPUs (another writer, or a quota cut, in the meantime)`;
+        const c: PlanChange = { ...change, from, to, etag: svc.etag, reason };
+        const result = await write(c, to, svc, opts);
+        return result.outcome === 'written' ? { ...result, cause: 'compensated' as const } : result;
+      }),
+    ),
+  );
 }
+
+// --- one write ---
 
 /** Null when the service is still as the plan saw it; else why it must be left alone. */
 function validate(
@@ -279,19 +417,27 @@ function validate(
   return null;
 }
 
+/**
+ * Writes `to` with the etag of `svc` (the read it was validated against): Cloud Run's proto says
+ * the etag "may be used to detect modification conflict during updates"; a stale one is answered
+ * ABORTED (a conflict, skipped). The governor's annotations merge into the ones of that read.
+ */
 async function write(
   c: PlanChange,
   to: number,
   svc: ObservedService,
   opts: ActOptions,
   note = '',
-  how: { paced?: boolean; justRead?: boolean } = {},
 ): Promise<WriteResult> {
   const late = () => skipped(c, 'deadline', 'the run deadline was reached before this write');
   if (opts.clock() > opts.deadline) return late();
-  if (!how.paced) await opts.pacer.slot(c.region);
+  await opts.pacer.slot(c.region);
   if (opts.clock() > opts.deadline) return late();
-  const annotations: Record<string, string> = { [ANNOTATIONS.reason]: truncate(c.reason + note) };
+  const annotations: Record<string, string> = {
+    [ANNOTATIONS.reason]: truncate(c.reason + note),
+    [ANNOTATIONS.writer]: opts.writerId,
+    [ANNOTATIONS.writtenAt]: opts.nowIso,
+  };
   if (svc.annotations[ANNOTATIONS.originalMax] === undefined) {
     annotations[ANNOTATIONS.originalMax] =
       svc.serviceMaxInstances === null ? '' : String(svc.serviceMaxInstances);
@@ -307,8 +453,7 @@ async function write(
           maxInstances: to,
           etag: svc.etag,
           annotations,
-          // Read just now: the adapter merges into these instead of reading the service again.
-          ...(how.justRead ? { currentAnnotations: svc.annotations } : {}),
+          currentAnnotations: svc.annotations,
         }),
       opts,
       `writing ${c.name}`,
@@ -339,11 +484,54 @@ function writeFailed(c: PlanChange, to: number, e: unknown, opts: ActOptions): W
   );
   if (e instanceof UnavailableError)
     return failed(c, 'uncertain', `write failed: ${message(e)}; the write may still apply`);
-  return failed(
-    c,
-    e instanceof PermissionError ? 'denied' : 'failed',
-    `write failed: ${message(e)}`,
-  );
+  if (e instanceof PermissionError) {
+    const named = e.permissions.length > 0;
+    const permissions = named ? [...e.permissions] : [...WRITE_PERMISSIONS];
+    const which = named
+      ? `it lacks ${permissions.join(' and ')}`
+      : `it likely lacks run.services.update on the service or iam.serviceAccounts.actAs on the service's runtime service account`;
+    return {
+      ...failed(
+        c,
+        'denied',
+        `permission denied: the governor may not write ${c.name} (${which}): ${message(e)}`,
+      ),
+      permissions,
+    };
+  }
+  return failed(c, 'failed', `write failed: ${message(e)}`);
+}
+
+// --- helpers ---
+
+type Gate = <T>(task: () => Promise<T>) => Promise<T>;
+
+/** At most `n` tasks at once. */
+function limiter(n: number): Gate {
+  let active = 0;
+  const waiting: (() => void)[] = [];
+  return async (task) => {
+    if (active >= n) await new Promise<void>((r) => waiting.push(r));
+    active += 1;
+    try {
+      return await task();
+    } finally {
+      active -= 1;
+      waiting.shift()?.();
+    }
+  };
+}
+
+function serviceKey(s: { project: string; region: string; name: string }): string {
+  return `${s.project}/${s.region}/${s.name}`;
+}
+
+function writeKey(w: { project: string; region: string; name: string }): string {
+  return serviceKey(w);
+}
+
+function readOf(reads: Map<string, PoolRead | Error>, pool: PlanPool): PoolRead | Error {
+  return reads.get(poolKey(pool)) ?? new GovernorError(`bug: pool ${poolKey(pool)} was not read`);
 }
 
 function base(

@@ -10,6 +10,7 @@ import type { Policy } from '../core/policy.js';
 import { renderProblem, type ObservationProblem } from '../core/problems.js';
 import { restorePlan } from '../core/restore.js';
 import {
+  contendedAlert,
   degradedAlert,
   judgedScope,
   metricsDegradedAlert,
@@ -22,11 +23,13 @@ import { GovernorError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { originalMaxes } from '../observe/annotations.js';
 import { observe } from '../observe/observe.js';
+import type { ObservedService } from '../core/service.js';
 import { withUnsetMax } from '../observe/unset-max.js';
 import { samePool } from '../core/pool.js';
 import { actOnPlan, beforeDeadline, type WriteResult } from './act.js';
 import { createPacer } from './pacing.js';
 import { preflightRun } from './preflight.js';
+import { writerIdFrom } from './writer.js';
 import { markDelivered, pendingEvents, recordRuns } from './run-record.js';
 
 /**
@@ -63,6 +66,8 @@ export interface ReconcileOptions {
   confirm?: (plan: Plan) => Promise<boolean>;
   /** Put governed services back to the max they had before the governor first changed them. */
   restore?: boolean;
+  /** This governor's id, stamped on what it writes (default: `writerIdFrom(process.env)`). */
+  writerId?: string;
 }
 
 export interface RunReport {
@@ -115,11 +120,14 @@ export async function reconcile(
   try {
     const decided = await observeAndPlan(run, held);
     await preflight(run, decided.plan);
+    const asked = run.mode === 'enforce' && decided.plan.changes.length > 0 && !!options.confirm;
     if (!(await confirmed(run, decided.plan))) {
       report.outcome = 'declined';
       return report;
     }
-    if (run.mode === 'enforce') report.writes = await act(run, decided.plan);
+    // After a confirmation prompt the observation may be minutes old: act reads again first.
+    if (run.mode === 'enforce')
+      report.writes = await act(run, decided.plan, asked ? undefined : decided.observed);
     const metricErrors = await writeMetrics(run, held, decided.plan);
     for (const project of held)
       await alertProject(run, project, decided, metricErrors.get(project) ?? null);
@@ -214,6 +222,8 @@ async function takeLeases(run: Run): Promise<string[]> {
 
 interface Decided {
   plan: Plan;
+  /** Every service the observation read. */
+  observed: ObservedService[];
   problems: ObservationProblem[];
   /** service.misconfigured conditions from the fleet audit. */
   misconfigured: Alert[];
@@ -245,7 +255,7 @@ async function observeAndPlan(run: Run, held: string[]): Promise<Decided> {
     policy: scoped,
   });
   const misconfigured = auditAlerts(report.findings, run.ctx);
-  return { plan, problems: observation.problems, misconfigured };
+  return { plan, observed: observation.services, problems: observation.problems, misconfigured };
 }
 
 /**
@@ -275,8 +285,12 @@ async function confirmed(run: Run, plan: Plan): Promise<boolean> {
   return ask(plan);
 }
 
-async function act(run: Run, plan: Plan): Promise<WriteResult[]> {
-  const { policy, deps } = run;
+async function act(
+  run: Run,
+  plan: Plan,
+  observed: ObservedService[] | undefined,
+): Promise<WriteResult[]> {
+  const { policy, deps, options } = run;
   return actOnPlan(plan, {
     // A service that sets no max is counted at what Cloud Run derives from the quota, as planned.
     run: withUnsetMax(
@@ -290,7 +304,16 @@ async function act(run: Run, plan: Plan): Promise<WriteResult[]> {
     clock: run.wall,
     writeConcurrency: policy.limits.writeConcurrency,
     quotas: deps.ports.quotas,
+    ...(observed ? { observed } : {}),
+    writerId: options.writerId ?? writerIdFrom(process.env),
+    // Another governor's stamp counts as long as its lease could: the same TTL as ours.
+    otherWriterTtlMs: leaseTtlMs(options),
   });
+}
+
+/** How long a lease is taken for (see takeLeases): a little longer than a run may take. */
+function leaseTtlMs(options: ReconcileOptions): number {
+  return options.deadlineMs + 60_000;
 }
 
 /**
@@ -349,6 +372,8 @@ async function alertProject(
   const degraded = degradedAlert(ctx, project, problems);
   if (degraded) conditions.push(degraded);
   if (metricsError !== null) conditions.push(metricsDegradedAlert(ctx, project, metricsError));
+  const contended = contendedAlert(ctx, project, report.writes);
+  if (contended) conditions.push(contended);
   const lastRun = await beforeDeadline(
     () => deps.store.listRuns(project),
     grace,

@@ -1,0 +1,110 @@
+import type { Plan, PlanPool } from '../core/plan.js';
+import { effectiveMax, poolBudget, samePool } from '../core/pool.js';
+import { ANNOTATIONS } from '../observe/annotations.js';
+import type { ObservedService } from '../core/service.js';
+
+/**
+ * What one read of a pool (its region's services, and its quota) says about room for increases.
+ * Used twice per pool by the act step: on the fresh read just before the increases, and on the
+ * read just after them (verify, and lower the governor's own raises back if another writer filled
+ * the pool in between).
+ */
+
+/** One read of a pool: every service of its region, and its quota (null: unknown). */
+export interface PoolRead {
+  services: readonly ObservedService[];
+  quota: number | null;
+}
+
+/** The automatically scaled GPU services of the pool, among those listed in its region. */
+export function inPool(pool: PlanPool, services: readonly ObservedService[]): ObservedService[] {
+  return services.filter(
+    (s) =>
+      s.gpu !== null &&
+      s.scalingMode !== 'MANUAL' &&
+      samePool(pool, { project: s.project, region: s.region, ...s.gpu }),
+  );
+}
+
+/** A cap in GPUs: effective max × GPUs per instance. */
+export function capGpus(s: ObservedService): number {
+  return effectiveMax(s) * (s.gpu?.count ?? 1);
+}
+
+export interface PoolRoom {
+  /** What the governed services may hold together, on this read. */
+  allowed: number;
+  /** What they hold now. */
+  governed: number;
+  /** allowed − governed: what increases may still add (negative: over). */
+  room: number;
+}
+
+/**
+ * The room for the governed services of a pool on one read of it:
+ * budget = quota − reserve − unmanaged caps (as now read) − other unmanaged usage (worker pools,
+ * jobs, manually scaled services, as observed for the plan: they are not re-read, and change
+ * rarely; a job started since is the window documented in docs/performance.md).
+ *
+ * A service the plan did not know counts as unmanaged. In an infeasible pool (the policy's floors
+ * alone exceed the budget) the governed services may hold up to their floors; never more: the
+ * floors here are the policy's, not the caps of services the planner had to leave where they are
+ * (deploying, or usage unknown), which only ever come down.
+ */
+export function roomOf(plan: Plan, pool: PlanPool, read: PoolRead): PoolRoom {
+  const rows = plan.services.filter((r) => samePool(r, pool));
+  const managed = new Set(rows.filter((r) => r.managed).map((r) => r.name));
+  const otherUsage =
+    pool.unmanagedGpus -
+    rows.filter((r) => !r.managed).reduce((a, r) => a + r.from * r.gpusPerInstance, 0);
+  let governed = 0;
+  let unmanaged = 0;
+  for (const s of inPool(pool, read.services)) {
+    if (managed.has(s.name)) governed += capGpus(s);
+    else unmanaged += capGpus(s);
+  }
+  const budget = poolBudget({
+    quota: read.quota,
+    reserve: pool.reserve,
+    unmanagedCapsGpus: unmanaged,
+    otherUsageGpus: otherUsage,
+  });
+  if (budget === null) return { allowed: governed, governed, room: 0 };
+  const floors = rows
+    .filter((r) => r.managed)
+    .reduce((a, r) => a + (r.floor ?? 1) * r.gpusPerInstance, 0);
+  const allowed = pool.status === 'infeasible' ? Math.max(budget, floors) : budget;
+  return { allowed, governed, room: allowed - governed };
+}
+
+/** Another governor's stamp on a service of the pool, recent enough to mean it is writing now. */
+export interface OtherWriter {
+  writer: string;
+  at: string;
+  service: string;
+}
+
+/**
+ * The most recent stamp of another governor on the pool's services within `ttlMs` of `nowMs`, or
+ * null. Each governor stamps its id and the time on every service it writes (ANNOTATIONS.writer,
+ * ANNOTATIONS.writtenAt): two governors with separate state stores (so separate leases) see each
+ * other here, at Google's side.
+ */
+export function otherWriter(
+  pool: PlanPool,
+  read: PoolRead,
+  self: string,
+  nowMs: number,
+  ttlMs: number,
+): OtherWriter | null {
+  let found: OtherWriter | null = null;
+  for (const s of inPool(pool, read.services)) {
+    const writer = s.annotations[ANNOTATIONS.writer];
+    const at = s.annotations[ANNOTATIONS.writtenAt];
+    if (!writer || writer === self || !at) continue;
+    const ms = Date.parse(at);
+    if (Number.isNaN(ms) || nowMs - ms > ttlMs) continue;
+    if (!found || Date.parse(found.at) < ms) found = { writer, at, service: s.name };
+  }
+  return found;
+}
