@@ -1,5 +1,5 @@
 import { parsePolicy, type Policy } from '../core/policy.js';
-import { DEFAULT_ACCELERATOR, poolKey, type PoolId } from '../core/pool.js';
+import { DEFAULT_ACCELERATOR, poolKey, samePool, type PoolId } from '../core/pool.js';
 import { CAUSE_LABELS } from '../core/write-result.js';
 import {
   ConflictError,
@@ -21,8 +21,8 @@ import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcil
 import { RecordingSink } from '../adapters/memory/alert-sink.js';
 import { createMemoryStateStore } from '../adapters/memory/state-store.js';
 import { createSimPorts } from '../emulator/ports.js';
-import { applyConcurrentChange } from '../emulator/context.js';
-import { seededRandom } from '../emulator/faults.js';
+import { applyConcurrentChange, applyOtherActor, type ModelPool } from '../emulator/context.js';
+import { seededRandom, type OtherActorChange } from '../emulator/faults.js';
 import { validateFleet, type FleetInput } from '../emulator/fleet.js';
 import { InvariantMonitor, type Violation } from '../emulator/invariants.js';
 import { effectiveMax, FleetModel } from '../emulator/model.js';
@@ -39,6 +39,12 @@ import { effectiveMax, FleetModel } from '../emulator/model.js';
  * Cloud Run read another actor may deploy, edit or re-cap a service; before a quota read the quota
  * may change; Monitoring may drop a service's series or serve only stale points; the state store
  * may be unavailable; a publish may fail whole or after part of the messages.
+ *
+ * And the other writer: right after one of the governor's reads of a pool (its region's services,
+ * its quota) or one of its writes, another actor may fill the pool up to its quota by raising a
+ * service's max (legally: Cloud Run checks one service at a time), cut the quota, or start a
+ * deployment; at most once per run. A raise it takes over the quota inside Cloud Run's window is
+ * a race (invariants.ts), which the governor must lower back in the same run once it sees it.
  */
 
 export const CHAOS_PROJECT = 'chaos-project';
@@ -68,6 +74,10 @@ export interface ChaosReport {
   writesChecked: number;
   faults: Record<string, number>;
   violations: (Violation & { fleetSeed: number })[];
+  /** Raises another writer's change took over the quota inside Cloud Run's window. */
+  races: number;
+  /** Raises of a run lowered back in the same run (the verify step). */
+  compensated: number;
   /** Conditions never published, or a completed run that published less than it decided. */
   alertsLost: ChaosFailure[];
   /**
@@ -93,6 +103,8 @@ export function emptyReport(seed: number): ChaosReport {
     writesChecked: 0,
     faults: {},
     violations: [],
+    races: 0,
+    compensated: 0,
     alertsLost: [],
     eventsOfFailedRuns: 0,
     skipped: {},
@@ -224,6 +236,7 @@ interface RunFaults {
   staleRate: number;
   storeRate: number;
   publishRate: number;
+  otherActorRate: number;
 }
 
 const NO_FAULTS: RunFaults = {
@@ -236,6 +249,7 @@ const NO_FAULTS: RunFaults = {
   staleRate: 0,
   storeRate: 0,
   publishRate: 0,
+  otherActorRate: 0,
 };
 
 function drawFaults(rnd: () => number): RunFaults {
@@ -250,6 +264,7 @@ function drawFaults(rnd: () => number): RunFaults {
     staleRate: pick([0, 0.1]),
     storeRate: pick([0, 0, 0.05, 0.2]),
     publishRate: pick([0, 0.1, 0.4]),
+    otherActorRate: pick([0, 0.1, 0.3, 0.6]),
   };
 }
 
@@ -263,6 +278,8 @@ const ERRORS: readonly [string, (m: string) => Error][] = [
 ];
 
 class Faulty {
+  /** The other writer acts at most once per run. */
+  otherActed = false;
   constructor(
     readonly rnd: () => number,
     readonly faults: RunFaults,
@@ -299,7 +316,7 @@ function faultyPorts(
     const kind = kinds[Math.floor(f.rnd() * kinds.length)] ?? 'annotate';
     f.count(`concurrent-${kind}`);
     const pick = f.rnd();
-    applyConcurrentChange(
+    const key = applyConcurrentChange(
       model,
       kind === 'deploy'
         ? { kind, seconds: 120, pick }
@@ -307,6 +324,9 @@ function faultyPorts(
           ? { kind, pick, delta: f.rnd() < 0.5 ? -1 : 1 }
           : { kind, pick },
     );
+    const s = key ? model.getService(key) : undefined;
+    const pool = s ? model.poolOf(s) : undefined;
+    if (pool) monitor.otherActed(pool, 'caps');
   };
   // The quota of a random pool changes (someone filed a quota request, or it was cut).
   const quotaChange = (): void => {
@@ -317,8 +337,29 @@ function faultyPorts(
     const now = model.quotaFor(pool) ?? 0;
     const next = Math.max(0, now + (f.rnd() < 0.6 ? -1 : 1) * (1 + Math.floor(f.rnd() * 2)));
     model.setQuota(pool, next);
+    monitor.otherActed(pool, 'quota');
     f.count('quota-changed');
   };
+  // The other writer, right after a read or write of a pool (one of `pools`): once per run.
+  const other = (pools: readonly ModelPool[]): void => {
+    if (f.otherActed || pools.length === 0 || !f.chance(f.faults.otherActorRate)) return;
+    const pool = pools[Math.floor(f.rnd() * pools.length)];
+    if (!pool) return;
+    const r = f.rnd();
+    const change: OtherActorChange =
+      r < 0.5
+        ? { where: 0, kind: 'fill', pick: f.rnd() }
+        : r < 0.8
+          ? { where: 0, kind: 'cut-quota', gpus: 1 + Math.floor(f.rnd() * 3) }
+          : { where: 0, kind: 'deploy', pick: f.rnd(), seconds: 120 };
+    const what = applyOtherActor(model, pool, change);
+    if (!what) return;
+    f.otherActed = true;
+    f.count(`other-actor-${change.kind}`);
+    monitor.otherActed(pool, what);
+  };
+  const poolsIn = (project: string, region: string): ModelPool[] =>
+    model.pools().filter((p) => p.project === project && p.region === region);
   const saw = (s: ObservedService): ObservedService => {
     monitor.saw(s, s.reconciling);
     return s;
@@ -329,10 +370,14 @@ function faultyPorts(
       return inner.run.listRegions(p);
     },
     listServices: async (p, r) => {
+      monitor.listAttempt(p, r);
       actor();
       quotaChange();
       f.maybeFail('ListServices');
-      return (await inner.run.listServices(p, r)).map(saw);
+      const listed = (await inner.run.listServices(p, r)).map(saw);
+      monitor.listed(p, r);
+      other(poolsIn(p, r));
+      return listed;
     },
     getService: async (p, r, n) => {
       actor();
@@ -349,8 +394,9 @@ function faultyPorts(
       return inner.run.listRunningExecutions(p, r);
     },
     updateMaxInstances: async (u) => {
-      f.maybeFail('UpdateService');
       const key = { project: u.project, region: u.region, name: u.name };
+      monitor.writeAttempt(key);
+      f.maybeFail('UpdateService');
       const s = model.getService(key);
       const before = s ? effectiveMax(s) : 0;
       const after = s
@@ -362,6 +408,9 @@ function faultyPorts(
       seq.n += 1;
       const at = new Date(model.now).toISOString();
       monitor.beforeWrite(key, seq.n, at, before, after);
+      // As the emulator: a stale etag first (a deployment changes it), then a deployment.
+      if (s && u.etag && u.etag !== s.etag)
+        throw new ConflictError(`ABORTED: the etag of ${u.name} changed since it was read`);
       // Cloud Run refuses a write to a service in the middle of a deployment.
       if (s && s.deployingUntil !== null)
         throw new UpstreamError(`FAILED_PRECONDITION: ${u.name} is reconciling`);
@@ -371,6 +420,8 @@ function faultyPorts(
       }
       const written = await inner.run.updateMaxInstances(u);
       monitor.afterWrite(model, key, seq.n, at, before, s ? effectiveMax(s) : 0);
+      const pool = s ? model.poolOf(s) : undefined;
+      if (pool) other(model.pools().filter((p) => samePool(p, pool)));
       if (f.chance(f.faults.writeHangRate)) {
         f.count('operation-hung');
         throw new UnavailableError(
@@ -402,7 +453,10 @@ function faultyPorts(
     gpuQuota: async (q) => {
       quotaChange();
       f.maybeFail('GetQuotaInfo');
-      return inner.quotas.gpuQuota(q);
+      const quota = await inner.quotas.gpuQuota(q);
+      monitor.quotaRead(q);
+      other(model.pools().filter((p) => samePool(p, q)));
+      return quota;
     },
   };
   return { run, monitoring, quotas };
@@ -511,9 +565,11 @@ export async function runChaosFleet(
         });
     }
     report.runs += 1;
+    monitor.judgeRaces(model);
     const r = runReport ?? failed;
     if (!runReport || runReport.outcome === 'failed') report.failedRuns += 1;
     for (const w of r?.writes ?? []) {
+      if (w.cause === 'compensated') report.compensated += 1;
       if (w.outcome === 'written') report.writes += 1;
       else {
         const bucket = w.outcome === 'skipped' ? report.skipped : report.failedWrites;
@@ -555,6 +611,7 @@ export async function runChaosFleet(
     if (!sent.has(id)) report.eventsOfFailedRuns += 1;
   }
   for (const v of monitor.violations()) report.violations.push({ ...v, fleetSeed });
+  report.races += monitor.races().length;
   report.writesChecked += monitor.checks;
   return report;
 }
@@ -569,6 +626,8 @@ export function renderChaosReport(r: ChaosReport): string {
     ['writes made', String(r.writes)],
     ['writes checked by the invariant monitor', String(r.writesChecked)],
     ['invariant violations', String(r.violations.length)],
+    ["raises raced by another writer in Cloud Run's window", String(r.races)],
+    ['raises lowered back in the same run (compensated)', String(r.compensated)],
     ['alerts lost', String(r.alertsLost.length)],
     ['events unsent, the store down too (loud)', String(r.eventsOfFailedRuns)],
     ['crashes (anything but a reported failure)', String(r.crashes.length)],

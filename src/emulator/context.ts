@@ -1,6 +1,6 @@
 import { samePool } from '../core/pool.js';
 import type { VirtualClock } from './clock.js';
-import { FaultInjector, type ConcurrentChange } from './faults.js';
+import { FaultInjector, type ConcurrentChange, type OtherActorChange } from './faults.js';
 import { InvariantMonitor } from './invariants.js';
 import {
   effectiveMax,
@@ -136,11 +136,6 @@ export class EmulatorContext {
     return false;
   }
 
-  /** Another actor's change to a GPU service, just before a read (fault injection). */
-  applyConcurrent(change: ConcurrentChange): void {
-    applyConcurrentChange(this.model, change);
-  }
-
   poolTotals(s: ServiceState): PoolTotals | null {
     const key = this.model.poolOf(s);
     if (!key) return null;
@@ -181,4 +176,53 @@ export function applyConcurrentChange(
     model.update(s, { maxInstances: max });
   }
   return s;
+}
+
+/** A pool, as the model keys it. */
+export interface ModelPool {
+  project: string;
+  region: string;
+  accelerator: string;
+  zonalRedundancy: boolean;
+}
+
+/**
+ * The other writer's change to one pool (not a governor write: not logged, not checked), right
+ * after one of the governor's reads or writes of that pool:
+ * - `fill`: one of the pool's automatically scaled GPU services (managed or not) gets the max
+ *   that brings the pool's caps, worker pools and running jobs up to the quota, within Cloud Run's
+ *   own check (one service's max x GPUs ≤ the quota): legal at that moment;
+ * - `cut-quota`: the quota goes down by `gpus` (not below 0);
+ * - `deploy`: one of its services starts a deployment.
+ * Returns what changed, for the invariant monitor, or null when nothing did.
+ */
+export function applyOtherActor(
+  model: FleetModel,
+  pool: ModelPool,
+  change: OtherActorChange,
+): 'caps' | 'quota' | null {
+  const quota = model.quotaFor(pool);
+  if (change.kind === 'cut-quota') {
+    if (quota === undefined || quota === 0) return null;
+    model.setQuota(pool, Math.max(0, quota - change.gpus));
+    return 'quota';
+  }
+  const members = model.listServices().filter((s) => {
+    const p = model.poolOf(s);
+    return p !== undefined && samePool(p, pool) && s.spec.scalingMode !== 'MANUAL';
+  });
+  const s = members[Math.floor(change.pick * members.length)];
+  if (!s) return null;
+  if (change.kind === 'deploy') {
+    model.startDeployment(s, change.seconds * 1000);
+    return 'caps';
+  }
+  if (quota === undefined) return null;
+  const usage = model.pools().find((p) => samePool(p, pool));
+  const used = (usage?.capsGpus ?? 0) + (usage?.workerPoolGpus ?? 0) + (usage?.jobGpus ?? 0);
+  const g = gpusPerInstance(s);
+  const max = Math.min(effectiveMax(s) + Math.floor((quota - used) / g), Math.floor(quota / g));
+  if (max <= effectiveMax(s) || max < 1) return null;
+  model.update(s, { maxInstances: max });
+  return 'caps';
 }

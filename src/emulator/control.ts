@@ -261,15 +261,22 @@ export class EmulatorControl {
       throw new ControlError(`project ${q.project} is not in the fleet`);
     }
     this.ctx.sync();
-    this.ctx.model.setQuota(
-      {
-        project: q.project,
-        region: q.region ?? undefined,
-        accelerator: q.accelerator,
-        zonalRedundancy: q.zonalRedundancy,
-      },
-      q.quota ?? undefined,
-    );
+    const key = {
+      project: q.project,
+      region: q.region ?? undefined,
+      accelerator: q.accelerator,
+      zonalRedundancy: q.zonalRedundancy,
+    };
+    this.ctx.model.setQuota(key, q.quota ?? undefined);
+    // Another writer's change, for the invariant monitor: every pool the quota entry covers.
+    for (const p of this.ctx.model.pools())
+      if (
+        p.project === key.project &&
+        (key.region === undefined || p.region === key.region) &&
+        p.accelerator === key.accelerator &&
+        p.zonalRedundancy === key.zonalRedundancy
+      )
+        this.ctx.monitor.otherActed(p, 'quota');
     return this.state().pools.filter((p) => p.project === q.project);
   }
 
@@ -279,6 +286,7 @@ export class EmulatorControl {
     const s = this.find(service, project, region);
     this.ctx.sync();
     this.ctx.model.startDeployment(s, seconds * 1000);
+    this.otherActed(s);
     return this.view(s);
   }
 
@@ -291,7 +299,14 @@ export class EmulatorControl {
       ...(maxInstances === undefined ? {} : { maxInstances }),
       ...(annotations === undefined ? {} : { annotations }),
     });
+    this.otherActed(s);
     return this.view(s);
+  }
+
+  /** Tells the invariant monitor that another writer changed this service's pool. */
+  private otherActed(s: ServiceState): void {
+    const pool = this.ctx.model.poolOf(s);
+    if (pool) this.ctx.monitor.otherActed(pool, 'caps');
   }
 
   /** Seeded fault injection (see faults.ts); replaces the whole configuration. */
@@ -317,9 +332,29 @@ export class EmulatorControl {
     }
   }
 
-  /** Every invariant violation so far, each with the write that caused it. */
-  violations(): { checks: number; violations: readonly Violation[] } {
-    return { checks: this.ctx.monitor.checks, violations: this.ctx.monitor.violations() };
+  /**
+   * Every invariant violation so far, each with the write that caused it; and the raises another
+   * writer's change took over the quota inside Cloud Run's window (races, see invariants.ts).
+   */
+  violations(): {
+    checks: number;
+    violations: readonly Violation[];
+    races: readonly Violation[];
+  } {
+    return {
+      checks: this.ctx.monitor.checks,
+      violations: this.ctx.monitor.violations(),
+      races: this.ctx.monitor.races(),
+    };
+  }
+
+  /**
+   * After a governor run: a race still over quota that the governor saw and did not try to lower
+   * becomes an `uncompensated` violation (see InvariantMonitor.judgeRaces).
+   */
+  judgeRaces(): void {
+    this.ctx.sync();
+    this.ctx.monitor.judgeRaces(this.ctx.model);
   }
 
   private find(name: string, project?: string, region?: string): ServiceState {

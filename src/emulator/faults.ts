@@ -74,6 +74,24 @@ export const FaultConfig = z.strictObject({
       deploySeconds: z.number().min(0).default(120),
     })
     .default({ rate: 0, kinds: ['deploy', 'annotate', 'max'], deploySeconds: 120 }),
+  otherActor: z
+    .strictObject({
+      /**
+       * Chance, right after each answered ListServices, GetQuotaInfo or applied UpdateService,
+       * that another writer acts on the pool of that call: between the governor's reads and its
+       * writes. What it does: `fill` raises a service's max, legally (within Cloud Run's own
+       * per-service check), until the pool's caps reach the quota; `cut-quota` lowers the quota;
+       * `deploy` starts a deployment (the service reconciles).
+       */
+      rate: z.number().min(0).max(1).default(0),
+      kinds: z
+        .array(z.enum(['fill', 'cut-quota', 'deploy']))
+        .default(['fill', 'cut-quota', 'deploy']),
+      /** GPUs a quota cut takes, at most (at least 1). */
+      maxCut: z.number().int().min(1).default(3),
+      deploySeconds: z.number().min(0).default(120),
+    })
+    .default({ rate: 0, kinds: ['fill', 'cut-quota', 'deploy'], maxCut: 3, deploySeconds: 120 }),
 });
 export type FaultConfig = z.infer<typeof FaultConfig>;
 export type FaultConfigInput = z.input<typeof FaultConfig>;
@@ -103,6 +121,13 @@ export type ConcurrentChange =
   | { kind: 'deploy'; seconds: number; pick: number }
   | { kind: 'annotate'; pick: number }
   | { kind: 'max'; pick: number; delta: number };
+
+/** What the other writer does right after a governor's read or write, decided by the injector. */
+export type OtherActorChange = { where: number } & (
+  | { kind: 'fill'; pick: number }
+  | { kind: 'cut-quota'; gpus: number }
+  | { kind: 'deploy'; pick: number; seconds: number }
+);
 
 export class FaultInjector {
   private config: FaultConfig = FaultConfig.parse({});
@@ -200,6 +225,21 @@ export class FaultInjector {
     if (gapRate === 0 || this.random() >= gapRate) return false;
     this.count('monitoring-gap');
     return true;
+  }
+
+  /**
+   * The other writer's change right after a governor's read or write, or null. `where` picks the
+   * pool among those of the call, `pick` the service in it; both in [0, 1).
+   */
+  otherActorChange(): OtherActorChange | null {
+    const { rate, kinds, maxCut, deploySeconds } = this.config.otherActor;
+    if (rate === 0 || kinds.length === 0 || this.random() >= rate) return null;
+    const kind = kinds[Math.floor(this.random() * kinds.length)] ?? 'fill';
+    this.count(`other-actor-${kind}`);
+    const where = this.random();
+    if (kind === 'cut-quota') return { where, kind, gpus: 1 + Math.floor(this.random() * maxCut) };
+    if (kind === 'deploy') return { where, kind, pick: this.random(), seconds: deploySeconds };
+    return { where, kind, pick: this.random() };
   }
 
   /** Another actor's change just before a Cloud Run read, or null. `pick` in [0, 1). */

@@ -15,6 +15,16 @@ import { effectiveMax, gpusPerInstance, type FleetModel, type ServiceKey } from 
  * - `unmanaged`: a write to a service the registered policy leaves unmanaged.
  * - `reconciling`: a write to a service that was reconciling when it was last read.
  *
+ * - `uncompensated`: a raise that took its pool over the quota in Cloud Run's window (below), which
+ *   the governor then saw (it listed the region again) and did not try to lower back.
+ *
+ * Cloud Run has no multi-service transaction, so between the governor's last read of a pool and
+ * its raise (one round trip) another writer may fill the pool or cut the quota: a raise that then
+ * leaves the pool over the quota is a **race**, kept apart (`races()`), not an `over-quota`
+ * violation, when the monitor saw another actor change that pool after the governor last read it
+ * (the region's services, or the pool's quota). Such a raise must come back down in the same run
+ * once the governor sees the pool again (`judgeRaces`, called after each run).
+ *
  * What is governed, the reserve and the floors come from a spec the test registers
  * ({@link InvariantSpec}); without one, every service is governed, the reserve is 0 and a
  * service's floor is max(1, its min instances). Whether a write breaks a rule is decided by
@@ -50,7 +60,7 @@ export const InvariantSpec = z.strictObject({
 export type InvariantSpec = z.infer<typeof InvariantSpec>;
 export type InvariantSpecInput = z.input<typeof InvariantSpec>;
 
-export type ViolationKind = 'over-quota' | 'unmanaged' | 'reconciling';
+export type ViolationKind = 'over-quota' | 'unmanaged' | 'reconciling' | 'uncompensated';
 
 export interface Violation {
   readonly kind: ViolationKind;
@@ -79,11 +89,34 @@ interface PoolTotals extends PoolLoad {
 }
 
 const keyOf = (k: ServiceKey): string => `${k.project}/${k.region}/${k.name}`;
+const regionOf = (k: { project: string; region: string }): string => `${k.project}/${k.region}`;
+const poolOf = (p: {
+  project: string;
+  region: string;
+  accelerator: string;
+  zonalRedundancy: boolean;
+}): string => `${p.project}/${p.region}/${p.accelerator}/${p.zonalRedundancy}`;
+
+/** A raise inside Cloud Run's window that left its pool over quota, and when it happened. */
+interface Race {
+  readonly violation: Violation;
+  readonly tick: number;
+  judged: boolean;
+}
 
 export class InvariantMonitor {
   private spec: InvariantSpec = InvariantSpec.parse({});
   private readonly found: Violation[] = [];
   private readonly lastSeenReconciling = new Map<string, boolean>();
+  private readonly raceList: Race[] = [];
+  /** A logical clock: reads, other actors' changes and write attempts, in order. */
+  private tick = 0;
+  private readonly listedAt = new Map<string, number>();
+  private readonly listAttemptedAt = new Map<string, number>();
+  private readonly quotaReadAt = new Map<string, number>();
+  private readonly otherCapsAt = new Map<string, number>();
+  private readonly otherQuotaAt = new Map<string, number>();
+  private readonly attemptedAt = new Map<string, number>();
   /** Writes checked. */
   checks = 0;
 
@@ -102,10 +135,87 @@ export class InvariantMonitor {
     return [...this.found];
   }
 
+  /** Raises that left their pool over quota inside Cloud Run's window (see the header). */
+  races(): readonly Violation[] {
+    return this.raceList.map((r) => r.violation);
+  }
+
   reset(): void {
     this.found.length = 0;
     this.checks = 0;
     this.lastSeenReconciling.clear();
+    this.raceList.length = 0;
+    for (const m of [
+      this.listedAt,
+      this.listAttemptedAt,
+      this.quotaReadAt,
+      this.otherCapsAt,
+      this.otherQuotaAt,
+      this.attemptedAt,
+    ])
+      m.clear();
+  }
+
+  /** The governor asked for the services of a region (whatever the answer). */
+  listAttempt(project: string, region: string): void {
+    this.listAttemptedAt.set(regionOf({ project, region }), ++this.tick);
+  }
+
+  /** The governor listed the services of a region (the answer was sent). */
+  listed(project: string, region: string): void {
+    this.listedAt.set(regionOf({ project, region }), ++this.tick);
+  }
+
+  /** The governor read a pool's quota (the answer was sent). */
+  quotaRead(pool: {
+    project: string;
+    region: string;
+    accelerator: string;
+    zonalRedundancy: boolean;
+  }): void {
+    this.quotaReadAt.set(poolOf(pool), ++this.tick);
+  }
+
+  /** Another actor changed a pool: a service's max or deployment (`caps`), or its quota. */
+  otherActed(
+    pool: { project: string; region: string; accelerator: string; zonalRedundancy: boolean },
+    what: 'caps' | 'quota',
+  ): void {
+    (what === 'caps' ? this.otherCapsAt : this.otherQuotaAt).set(poolOf(pool), ++this.tick);
+  }
+
+  /** The governor sent a write for this service (whatever became of it). */
+  writeAttempt(key: ServiceKey): void {
+    this.attemptedAt.set(keyOf(key), ++this.tick);
+  }
+
+  /**
+   * After a governor run: a race of the run whose pool is still over quota and whose raise is
+   * still in place (not deploying, its max still what the governor wrote) is an `uncompensated`
+   * violation when the governor did not look at the pool again (no listing of the region after
+   * the race), or looked and saw it (the listing was answered) yet sent no write for that service
+   * since. A look that failed (an injected error) is not judged: the run says so in its log.
+   */
+  judgeRaces(model: FleetModel): void {
+    for (const race of this.raceList) {
+      if (race.judged) continue;
+      race.judged = true;
+      const v = race.violation;
+      const s = model.getService(v.service);
+      if (!s || s.deployingUntil !== null || effectiveMax(s) !== v.after) continue;
+      const looked = (this.listAttemptedAt.get(regionOf(v.service)) ?? 0) > race.tick;
+      const saw = (this.listedAt.get(regionOf(v.service)) ?? 0) > race.tick;
+      const tried = (this.attemptedAt.get(keyOf(v.service)) ?? 0) > race.tick;
+      const load = this.poolLoad(model, v.service);
+      const over = load !== null && load.quota !== null && load.used + load.reserve > load.quota;
+      if (!over || tried || (looked && !saw)) continue;
+      this.record({
+        ...v,
+        kind: 'uncompensated',
+        pool: load,
+        message: `${keyOf(v.service)} raised ${v.before} → ${v.after} inside Cloud Run's window left its pool over quota, and the governor ${saw ? 'saw the pool again' : 'never read the pool again'} without lowering it (now ${load.used} GPUs + reserve ${load.reserve} over the quota ${load.quota})`,
+      });
+    }
   }
 
   /** A read of the service answered with this `reconciling`. */
@@ -171,7 +281,7 @@ export class InvariantMonitor {
     }).some((b) => b.kind === 'over-quota');
     if (!breached) return null;
     const load: PoolLoad = { used, quota, reserve, floorsFit };
-    return this.record({
+    const violation: Violation = {
       kind: 'over-quota',
       seq,
       at,
@@ -180,7 +290,23 @@ export class InvariantMonitor {
       after,
       pool: load,
       message: `${keyOf(key)} raised ${before} → ${after} left its pool at ${load.used} GPUs + reserve ${load.reserve} over the quota ${load.quota}`,
-    });
+    };
+    if (this.raced(model, key)) {
+      this.raceList.push({ violation, tick: ++this.tick, judged: false });
+      return violation;
+    }
+    return this.record(violation);
+  }
+
+  /** Whether another actor changed the written service's pool since the governor last read it. */
+  private raced(model: FleetModel, key: ServiceKey): boolean {
+    const s = model.getService(key);
+    const pool = s ? model.poolOf(s) : undefined;
+    if (!pool) return false;
+    const p = poolOf(pool);
+    const caps = (this.otherCapsAt.get(p) ?? 0) > (this.listedAt.get(regionOf(key)) ?? 0);
+    const quota = (this.otherQuotaAt.get(p) ?? 0) > (this.quotaReadAt.get(p) ?? 0);
+    return caps || quota;
   }
 
   /** The load of the pool a service belongs to; null for a service without a GPU. */

@@ -9,6 +9,7 @@ import {
 import type { CallRecord, EmulatorContext } from './context.js';
 import { iamPolicyHandlers, permissionDenial } from './iam.js';
 import { monitoringHandlers } from './monitoring-api.js';
+import { afterCall, beforeCall, concurrentChange } from './other-actor.js';
 import { serviceDefinition, SERVICES, type ServiceName } from './protos.js';
 import { publisherHandlers } from './pubsub-api.js';
 import { quotasHandlers } from './quotas-api.js';
@@ -77,6 +78,7 @@ function implementation(
       };
       ctx.calls.push(record);
       const run = async (): Promise<unknown> => {
+        beforeCall(ctx, fullName, request);
         const fault = await ctx.faults?.({ method: fullName, request });
         if (fault) throw fault;
         const injected = await ctx.injector.hook({ method: fullName, request });
@@ -88,7 +90,7 @@ function implementation(
           const change = ctx.injector.concurrentChange();
           if (change) {
             ctx.sync();
-            ctx.applyConcurrent(change);
+            concurrentChange(ctx, change);
           }
         }
         if (!handler)
@@ -96,7 +98,9 @@ function implementation(
             status.UNIMPLEMENTED,
             `${fullName} is not implemented by the governor's emulator`,
           );
-        return handler(request);
+        const response = await handler(request);
+        afterCall(ctx, fullName, request);
+        return response;
       };
       run().then(
         (response) => {

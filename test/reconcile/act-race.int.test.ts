@@ -1,0 +1,268 @@
+import { status } from '@grpc/grpc-js';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
+import type { Alert } from '../../src/core/alert.js';
+import { parsePolicy, type Policy } from '../../src/core/policy.js';
+import { RecordingSink } from '../../src/emulator/chaos.js';
+import { RpcError, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { memoryLogger } from '../../src/log.js';
+import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
+import { createMemoryStateStore } from '../../src/simulate/memory-store.js';
+
+/**
+ * The act step against another writer, through the emulator and Google's clients: the pool is
+ * read just before the increases, a raise that the read shows no room for is not made (and is
+ * counted), and a raise another writer's change takes over the quota inside the one round trip
+ * Cloud Run leaves open is lowered back in the same run. Issue #13 finding 1 is the first test.
+ */
+
+const PROJECT = 'race-project';
+const REGION = 'us-central1';
+
+// Quota 12; four governed services at max 1 that each want 4; one unmanaged service at max 1.
+const fleet = (extra: { annotations?: Record<string, string> } = {}) => ({
+  start: '2026-11-27T12:00:00Z',
+  startupSeconds: 30,
+  idleMinutes: 0,
+  warmupMinutes: 40,
+  projects: [
+    {
+      id: PROJECT,
+      pools: [{ region: REGION, quota: 12 }],
+      services: [
+        ...['a', 'b', 'c', 'd'].map((n) => ({
+          name: `svc-${n}`,
+          region: REGION,
+          gpu: {},
+          maxInstances: 1,
+          demand: 4,
+          ...(n === 'a' && extra.annotations ? { annotations: extra.annotations } : {}),
+        })),
+        { name: 'ext-render', region: REGION, gpu: {}, maxInstances: 1, demand: 0 },
+      ],
+    },
+  ],
+});
+
+const policy: Policy = parsePolicy({
+  version: 1,
+  projects: [PROJECT],
+  regions: [REGION],
+  defaults: { headroom: 1, max: 4 },
+  services: [{ match: { name: 'ext-*' }, managed: false }, { match: {} }],
+  limits: { writesPerMinute: 6000 },
+  alerts: { topic: `projects/${PROJECT}/topics/alerts`, renotifyAfter: '1h' },
+});
+
+let emulator: RunningEmulator;
+let ports: GooglePorts;
+let hook: ((method: string, request: unknown) => RpcError | undefined) | null;
+const calls: Record<string, number> = {};
+
+async function start(extra: Parameters<typeof fleet>[0] = {}): Promise<void> {
+  emulator = await startEmulator({
+    fleet: fleet(extra),
+    speed: 'manual',
+    operationDelayMs: 20,
+    invariants: { unmanaged: [{ name: 'ext-render' }] },
+    faults: ({ method, request }) => {
+      const name = method.split('/').pop() ?? method;
+      calls[name] = (calls[name] ?? 0) + 1;
+      return hook?.(name, request) ?? undefined;
+    },
+  });
+  ports = createGooglePorts({ ...process.env, ...emulator.env });
+}
+
+beforeEach(() => {
+  hook = null;
+  for (const k of Object.keys(calls)) delete calls[k];
+});
+
+afterEach(async () => {
+  await ports.close();
+  await emulator.stop();
+});
+
+async function run(sink: RecordingSink | null = null): Promise<RunReport> {
+  try {
+    return await reconcile(
+      policy,
+      {
+        ports,
+        store: createMemoryStateStore(),
+        sink,
+        log: memoryLogger(),
+        now: async () => emulator.now().getTime(),
+        sleep: async () => {},
+      },
+      { runId: `race-${Math.random().toString(16).slice(2)}`, deadlineMs: 30_000, writerId: 'me' },
+    );
+  } catch (e) {
+    if (e instanceof RunFailedError) return e.report;
+    throw e;
+  }
+}
+
+/** Caps of every service in the pool, in GPUs. */
+function poolCaps(): number {
+  return emulator.state().pools.reduce((a, p) => a + p.capsGpus, 0);
+}
+
+/** The other writer: raises ext-render's max until the pool's caps reach the quota. */
+function fillThePool(): void {
+  const ext = emulator.state().services.find((s) => s.name === 'ext-render');
+  const room = 12 - poolCaps();
+  if (ext && room > 0)
+    emulator.edit({ service: 'ext-render', maxInstances: ext.maxInstances + room });
+}
+
+describe('act: another writer between the governor reads and its writes', () => {
+  it('finding 1: another writer fills the pool right after the first raise: the raises end within quota', async () => {
+    await start();
+    // Right after the governor's first raise is applied, before the next write is handled,
+    // another writer legally raises ext-render until the pool is full.
+    let writes = 0;
+    hook = (name) => {
+      if (name === 'UpdateService' && ++writes === 2) fillThePool();
+      return undefined;
+    };
+    const report = await run();
+    const raised = report.writes.filter((w) => w.planned > w.from);
+    expect(raised.length).toBeGreaterThanOrEqual(3);
+    // The raises this run made do not leave the pool over its quota: either they were not made
+    // (no room on a read just before them) or, made inside Cloud Run's window, lowered back.
+    expect(poolCaps()).toBeLessThanOrEqual(12);
+    emulator.judgeRaces();
+    const { violations, races } = emulator.violations();
+    expect(violations).toEqual([]);
+    const lowered = report.writes.filter((w) => w.cause === 'compensated');
+    expect(lowered.length).toBeGreaterThan(0);
+    expect(lowered.length).toBeLessThanOrEqual(races.length);
+  });
+
+  it('a fresh read that shows the pool filled: no raise is written, each counted with its reason', async () => {
+    await start();
+    // The other writer fills the pool just before the governor's read before its increases
+    // (the second listing of the region: the first is the observation).
+    let lists = 0;
+    hook = (name) => {
+      if (name === 'ListServices' && ++lists === 2) fillThePool();
+      return undefined;
+    };
+    const report = await run();
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(raises.length).toBeGreaterThan(0);
+    for (const w of raises) {
+      expect(w.outcome).toBe('skipped');
+      expect(w.cause).toBe('no-room');
+      expect(w.reason).toContain('no room in the pool');
+    }
+    expect(emulator.writes()).toEqual([]);
+    expect(poolCaps()).toBe(12);
+    expect(emulator.violations().violations).toEqual([]);
+  });
+
+  it('a quota cut between the two phases: the raises fit the cut quota', async () => {
+    await start();
+    // The second quota read is the one just before the increases.
+    let reads = 0;
+    hook = (name) => {
+      if (name === 'GetQuotaInfo' && ++reads === 2)
+        emulator.setQuota({ project: PROJECT, region: REGION, quota: 6 });
+      return undefined;
+    };
+    const report = await run();
+    expect(report.writes.some((w) => w.cause === 'no-room' || (w.written ?? 0) < w.planned)).toBe(
+      true,
+    );
+    expect(poolCaps()).toBeLessThanOrEqual(6);
+    expect(emulator.violations().violations).toEqual([]);
+  });
+
+  it('a quota cut right after that read (inside the window): the raises are lowered back in the same run', async () => {
+    await start();
+    let writes = 0;
+    hook = (name) => {
+      if (name === 'UpdateService' && ++writes === 1)
+        emulator.setQuota({ project: PROJECT, region: REGION, quota: 6 });
+      return undefined;
+    };
+    const report = await run();
+    expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
+    expect(poolCaps()).toBeLessThanOrEqual(6);
+    emulator.judgeRaces();
+    expect(emulator.violations().violations).toEqual([]);
+  });
+
+  it('part of a parallel batch fails or hangs: the pool stays within quota after every write', async () => {
+    await start();
+    let writes = 0;
+    hook = (name) => {
+      if (name !== 'UpdateService') return undefined;
+      writes += 1;
+      if (writes === 1) return new RpcError(status.INTERNAL, 'injected: the write failed');
+      if (writes === 2) return new RpcError(status.UNAVAILABLE, 'injected: no answer');
+      return undefined;
+    };
+    const report = await run();
+    expect(report.outcome).toBe('failed');
+    expect(report.writes.filter((w) => w.outcome === 'failed').length).toBeGreaterThanOrEqual(2);
+    for (const w of emulator.writes()) expect((w.pool?.capsGpus ?? 0) <= 12).toBe(true);
+    expect(emulator.violations().violations).toEqual([]);
+  });
+
+  it('a write denied for a permission ends in one alert that names the permission and the service', async () => {
+    await start();
+    hook = (name, request) =>
+      name === 'UpdateService' && JSON.stringify(request).includes('/services/svc-a')
+        ? new RpcError(
+            status.PERMISSION_DENIED,
+            "Permission 'iam.serviceaccounts.actAs' denied on service account svc-a-runtime@race-project.iam.gserviceaccount.com (or it may not exist).",
+          )
+        : undefined;
+    const sink = new RecordingSink();
+    const report = await run(sink);
+    const denied = report.writes.find((w) => w.name === 'svc-a');
+    expect(denied?.cause).toBe('denied');
+    expect(denied?.permissions).toEqual(['iam.serviceaccounts.actAs']);
+    const aboutA = sink.delivered.filter(
+      (a: Alert) => a.service === 'svc-a' && a.status !== 'resolved' && a.type === 'apply.failed',
+    );
+    expect(aboutA).toHaveLength(1);
+    expect(aboutA[0]?.summary).toContain('Permission denied');
+    expect(aboutA[0]?.summary).toContain('iam.serviceaccounts.actAs');
+    expect(aboutA[0]?.summary).toContain('svc-a');
+  });
+
+  it("another governor's fresh stamp in the pool: nothing raised there, and an alert says so", async () => {
+    await start({
+      annotations: {
+        'gpu-governor.dev/writer': 'someone-else',
+        'gpu-governor.dev/written-at': '2026-11-27T12:39:00Z',
+      },
+    });
+    const sink = new RecordingSink();
+    const report = await run(sink);
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(raises.length).toBeGreaterThan(0);
+    for (const w of raises) expect(w.cause).toBe('other-governor');
+    expect(emulator.writes().filter((w) => w.after.maxInstances > w.before.maxInstances)).toEqual(
+      [],
+    );
+    const alert = sink.delivered.find(
+      (a: Alert) => a.type === 'governor.degraded' && a.details['reason'] === 'other-governor',
+    );
+    expect(alert?.summary).toContain('Another governor');
+  });
+
+  it('stamps its id and the time on every service it writes', async () => {
+    await start();
+    await run();
+    expect(emulator.writes().length).toBeGreaterThan(0);
+    for (const w of emulator.writes()) {
+      expect(w.after.annotations['gpu-governor.dev/writer']).toBe('me');
+      expect(w.after.annotations['gpu-governor.dev/written-at']).toBe(emulator.now().toISOString());
+    }
+  });
+});
