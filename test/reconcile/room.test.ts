@@ -1,0 +1,128 @@
+import { describe, expect, it } from 'vitest';
+import { plan } from '../../src/core/planner.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { validateFleet } from '../../src/emulator/fleet.js';
+import { FleetModel } from '../../src/emulator/model.js';
+import { observe } from '../../src/observe/observe.js';
+import { createPacer } from '../../src/reconcile/pacing.js';
+import { otherWriter, roomOf } from '../../src/reconcile/room.js';
+import { createSimPorts } from '../../src/simulate/ports.js';
+
+/**
+ * The room a read of a pool leaves for raises, and the pacer. The first case is the over-quota
+ * write `CHAOS_SEED=1686767842 npm run chaos` found (fleet seed 1081505782): a deploying service
+ * held at 4 made the pool look infeasible (floors 10 > budget 7), the plan raised svc-z0 to its
+ * floor of 2, and the act step allowed raises up to the plan's caps, past the quota.
+ */
+
+const REGION = 'us-central1';
+const PROJECT = 'room-project';
+
+function model(): FleetModel {
+  const svc = (name: string, max: number) => ({
+    name,
+    region: REGION,
+    gpu: {},
+    maxInstances: max,
+    demand: { constant: 0.5 },
+  });
+  return new FleetModel(
+    validateFleet({
+      start: '2026-11-27T12:00:00Z',
+      warmupMinutes: 40,
+      idleMinutes: 0,
+      projects: [
+        {
+          id: PROJECT,
+          pools: [{ region: REGION, quota: 8 }],
+          services: [
+            svc('svc-z0', 1),
+            svc('svc-z1', 1),
+            svc('svc-z2', 1),
+            svc('svc-z3', 1),
+            svc('svc-z4', 1),
+            svc('svc-z5', 4),
+          ],
+        },
+      ],
+    }),
+  );
+}
+
+const policy = parsePolicy({
+  version: 1,
+  projects: [PROJECT],
+  regions: [REGION],
+  reserve: 1,
+  services: [{ match: { name: 'svc-z0' }, min: 2, priority: 10 }, { match: {} }],
+});
+
+describe('room for raises on a read of the pool', () => {
+  it('a pool infeasible only because of a deploying service gets no raise past its quota', async () => {
+    const m = model();
+    m.startDeployment({ project: PROJECT, region: REGION, name: 'svc-z5' }, 10 * 60_000);
+    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const seen = await observe(policy, ports, m.now);
+    const p = plan(seen.snapshot, policy, new Date(m.now).toISOString(), { runId: 'r' });
+    const pool = p.pools[0];
+    if (!pool) throw new Error('no pool planned');
+    // The planner holds svc-z5 at 4 (deploying) and finds the floors do not fit...
+    expect(pool.status).toBe('infeasible');
+    expect(p.changes.some((c) => c.name === 'svc-z0' && c.to > c.from)).toBe(true);
+    // ...but the policy's floors (2 + 5 x 1 = 7) fit the budget (8 - 1): nothing may be raised.
+    const room = roomOf(p, pool, { services: seen.services, quota: 8 });
+    expect(room.allowed).toBe(7);
+    expect(room.governed).toBe(9);
+    expect(room.room).toBeLessThan(0);
+  });
+
+  it("another governor's stamp counts within the TTL, its own and an old one do not", async () => {
+    const m = model();
+    const stamp = (writer: string, at: string) =>
+      m.update(
+        { project: PROJECT, region: REGION, name: 'svc-z1' },
+        {
+          annotations: { 'gpu-governor.dev/writer': writer, 'gpu-governor.dev/written-at': at },
+        },
+      );
+    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const seen = await observe(policy, ports, m.now);
+    const p = plan(seen.snapshot, policy, new Date(m.now).toISOString(), { runId: 'r' });
+    const pool = p.pools[0];
+    if (!pool) throw new Error('no pool planned');
+    const now = m.now;
+    const read = async () => ({
+      services: await ports.run.listServices(PROJECT, REGION),
+      quota: 8,
+    });
+    stamp('other', new Date(now - 60_000).toISOString());
+    expect(otherWriter(pool, await read(), 'me', now, 120_000)?.writer).toBe('other');
+    expect(otherWriter(pool, await read(), 'other', now, 120_000)).toBeNull();
+    stamp('other', new Date(now - 10 * 60_000).toISOString());
+    expect(otherWriter(pool, await read(), 'me', now, 120_000)).toBeNull();
+  });
+});
+
+describe('pacing under a per-minute write quota', () => {
+  it('lets a burst within the quota go at once, and spaces the rest a minute after', async () => {
+    let t = 0;
+    const slept: number[] = [];
+    const pacer = createPacer(
+      3,
+      () => t,
+      async (ms) => {
+        slept.push(ms);
+        t += ms;
+      },
+    );
+    for (let i = 0; i < 3; i++) await pacer.slot('r1');
+    expect(slept).toEqual([]);
+    // Another region has its own quota.
+    await pacer.slot('r2');
+    expect(slept).toEqual([]);
+    // The fourth write of r1 waits until the first is a minute old.
+    t = 10_000;
+    await pacer.slot('r1');
+    expect(slept).toEqual([50_000]);
+  });
+});
