@@ -236,7 +236,8 @@ interface RunFaults {
   staleRate: number;
   storeRate: number;
   publishRate: number;
-  otherActorRate: number;
+  /** Whether the other writer acts in this run (once, at a hook drawn evenly over the run). */
+  otherActor: boolean;
 }
 
 const NO_FAULTS: RunFaults = {
@@ -249,7 +250,7 @@ const NO_FAULTS: RunFaults = {
   staleRate: 0,
   storeRate: 0,
   publishRate: 0,
-  otherActorRate: 0,
+  otherActor: false,
 };
 
 function drawFaults(rnd: () => number): RunFaults {
@@ -264,7 +265,7 @@ function drawFaults(rnd: () => number): RunFaults {
     staleRate: pick([0, 0.1]),
     storeRate: pick([0, 0, 0.05, 0.2]),
     publishRate: pick([0, 0.1, 0.4]),
-    otherActorRate: pick([0, 0.1, 0.3, 0.6]),
+    otherActor: rnd() < 0.6,
   };
 }
 
@@ -278,8 +279,10 @@ const ERRORS: readonly [string, (m: string) => Error][] = [
 ];
 
 class Faulty {
-  /** The other writer acts at most once per run. */
+  /** The other writer acts at most once per run: at the `otherActorAt`-th read or write. */
   otherActed = false;
+  otherActorAt = 0;
+  hooks = 0;
   constructor(
     readonly rnd: () => number,
     readonly faults: RunFaults,
@@ -342,7 +345,12 @@ function faultyPorts(
   };
   // The other writer, right after a read or write of a pool (one of `pools`): once per run.
   const other = (pools: readonly ModelPool[]): void => {
-    if (f.otherActed || pools.length === 0 || !f.chance(f.faults.otherActorRate)) return;
+    if (!f.faults.otherActor || f.otherActed || pools.length === 0) return;
+    // A run reads and writes a pool some 4 to 12 times: the hook is drawn evenly among them, so
+    // the other writer lands as often right after the read before the increases as anywhere.
+    if (f.otherActorAt === 0) f.otherActorAt = 1 + Math.floor(f.rnd() * 10);
+    f.hooks += 1;
+    if (f.hooks < f.otherActorAt) return;
     const pool = pools[Math.floor(f.rnd() * pools.length)];
     if (!pool) return;
     const r = f.rnd();
@@ -374,8 +382,10 @@ function faultyPorts(
       actor();
       quotaChange();
       f.maybeFail('ListServices');
-      const listed = (await inner.run.listServices(p, r)).map(saw);
+      // The in-memory ports read the model when called: that is when the governor's read is taken.
+      const answer = inner.run.listServices(p, r);
       monitor.listed(p, r);
+      const listed = (await answer).map(saw);
       other(poolsIn(p, r));
       return listed;
     },
@@ -418,8 +428,12 @@ function faultyPorts(
         f.count('operation-failed');
         throw new UpstreamError(`INTERNAL: injected: the update operation of ${u.name} failed`);
       }
-      const written = await inner.run.updateMaxInstances(u);
-      monitor.afterWrite(model, key, seq.n, at, before, s ? effectiveMax(s) : 0);
+      // The in-memory port applies the write when called: the pool is checked right then, before
+      // any other call (another writer's among them) can change it.
+      const etag = s?.etag;
+      const answer = inner.run.updateMaxInstances(u);
+      if (s && s.etag !== etag) monitor.afterWrite(model, key, seq.n, at, before, effectiveMax(s));
+      const written = await answer;
       const pool = s ? model.poolOf(s) : undefined;
       if (pool) other(model.pools().filter((p) => samePool(p, pool)));
       if (f.chance(f.faults.writeHangRate)) {
@@ -451,10 +465,12 @@ function faultyPorts(
   };
   const quotas: QuotaPort = {
     gpuQuota: async (q) => {
+      monitor.quotaAttempt(q);
       quotaChange();
       f.maybeFail('GetQuotaInfo');
-      const quota = await inner.quotas.gpuQuota(q);
+      const answer = inner.quotas.gpuQuota(q);
       monitor.quotaRead(q);
+      const quota = await answer;
       other(model.pools().filter((p) => samePool(p, q)));
       return quota;
     },

@@ -101,6 +101,9 @@ const poolOf = (p: {
 interface Race {
   readonly violation: Violation;
   readonly tick: number;
+  /** What the other writer changed after the governor's read: the pool's caps, its quota. */
+  readonly caps: boolean;
+  readonly quota: boolean;
   judged: boolean;
 }
 
@@ -114,6 +117,7 @@ export class InvariantMonitor {
   private readonly listedAt = new Map<string, number>();
   private readonly listAttemptedAt = new Map<string, number>();
   private readonly quotaReadAt = new Map<string, number>();
+  private readonly quotaAttemptedAt = new Map<string, number>();
   private readonly otherCapsAt = new Map<string, number>();
   private readonly otherQuotaAt = new Map<string, number>();
   private readonly attemptedAt = new Map<string, number>();
@@ -149,6 +153,7 @@ export class InvariantMonitor {
       this.listedAt,
       this.listAttemptedAt,
       this.quotaReadAt,
+      this.quotaAttemptedAt,
       this.otherCapsAt,
       this.otherQuotaAt,
       this.attemptedAt,
@@ -164,6 +169,16 @@ export class InvariantMonitor {
   /** The governor listed the services of a region (the answer was sent). */
   listed(project: string, region: string): void {
     this.listedAt.set(regionOf({ project, region }), ++this.tick);
+  }
+
+  /** The governor asked for a pool's quota (whatever the answer). */
+  quotaAttempt(pool: {
+    project: string;
+    region: string;
+    accelerator: string;
+    zonalRedundancy: boolean;
+  }): void {
+    this.quotaAttemptedAt.set(poolOf(pool), ++this.tick);
   }
 
   /** The governor read a pool's quota (the answer was sent). */
@@ -192,9 +207,11 @@ export class InvariantMonitor {
   /**
    * After a governor run: a race of the run whose pool is still over quota and whose raise is
    * still in place (not deploying, its max still what the governor wrote) is an `uncompensated`
-   * violation when the governor did not look at the pool again (no listing of the region after
-   * the race), or looked and saw it (the listing was answered) yet sent no write for that service
-   * since. A look that failed (an injected error) is not judged: the run says so in its log.
+   * violation when the governor did not look at the pool again (no listing of the region, or no
+   * read of the quota, after the race, for what the race changed), or looked and saw it (the reads
+   * were answered) yet sent no write for that service since. A look that failed (an injected
+   * error) is not judged: the run says so in its log; nor is a pool another writer changed again
+   * after the governor's last look (a new window, no write of the governor's in it).
    */
   judgeRaces(model: FleetModel): void {
     for (const race of this.raceList) {
@@ -203,12 +220,30 @@ export class InvariantMonitor {
       const v = race.violation;
       const s = model.getService(v.service);
       if (!s || s.deployingUntil !== null || effectiveMax(s) !== v.after) continue;
-      const looked = (this.listAttemptedAt.get(regionOf(v.service)) ?? 0) > race.tick;
-      const saw = (this.listedAt.get(regionOf(v.service)) ?? 0) > race.tick;
-      const tried = (this.attemptedAt.get(keyOf(v.service)) ?? 0) > race.tick;
+      const pool = model.poolOf(s);
+      if (!pool) continue;
+      const after = (m: Map<string, number>, k: string) => (m.get(k) ?? 0) > race.tick;
+      // A read of the pool again is a listing of its region and a read of its quota; a race is
+      // seen once what it changed (the caps, the quota) has been read again. A read that was
+      // tried and not answered (an injected error) leaves the race unjudged.
+      const region = regionOf(v.service);
+      const listed = after(this.listedAt, region);
+      const quotaRead = after(this.quotaReadAt, poolOf(pool));
+      const failed =
+        (after(this.listAttemptedAt, region) && !listed) ||
+        (after(this.quotaAttemptedAt, poolOf(pool)) && !quotaRead);
+      const saw = (!race.caps || listed) && (!race.quota || quotaRead);
+      // Another writer changed the pool again after the governor's last look: a new window,
+      // which no write of the governor's caused; the next run sees it.
+      const since = (read: Map<string, number>, key: string) =>
+        Math.max(race.tick, read.get(key) ?? 0);
+      const stale =
+        (this.otherCapsAt.get(poolOf(pool)) ?? 0) > since(this.listedAt, region) ||
+        (this.otherQuotaAt.get(poolOf(pool)) ?? 0) > since(this.quotaReadAt, poolOf(pool));
+      const tried = after(this.attemptedAt, keyOf(v.service));
       const load = this.poolLoad(model, v.service);
       const over = load !== null && load.quota !== null && load.used + load.reserve > load.quota;
-      if (!over || tried || (looked && !saw)) continue;
+      if (!over || tried || failed || stale) continue;
       this.record({
         ...v,
         kind: 'uncompensated',
@@ -291,22 +326,24 @@ export class InvariantMonitor {
       pool: load,
       message: `${keyOf(key)} raised ${before} → ${after} left its pool at ${load.used} GPUs + reserve ${load.reserve} over the quota ${load.quota}`,
     };
-    if (this.raced(model, key)) {
-      this.raceList.push({ violation, tick: ++this.tick, judged: false });
+    const raced = this.raced(model, key);
+    if (raced.caps || raced.quota) {
+      this.raceList.push({ violation, tick: ++this.tick, ...raced, judged: false });
       return violation;
     }
     return this.record(violation);
   }
 
-  /** Whether another actor changed the written service's pool since the governor last read it. */
-  private raced(model: FleetModel, key: ServiceKey): boolean {
+  /** What another actor changed in the written service's pool since the governor last read it. */
+  private raced(model: FleetModel, key: ServiceKey): { caps: boolean; quota: boolean } {
     const s = model.getService(key);
     const pool = s ? model.poolOf(s) : undefined;
-    if (!pool) return false;
+    if (!pool) return { caps: false, quota: false };
     const p = poolOf(pool);
-    const caps = (this.otherCapsAt.get(p) ?? 0) > (this.listedAt.get(regionOf(key)) ?? 0);
-    const quota = (this.otherQuotaAt.get(p) ?? 0) > (this.quotaReadAt.get(p) ?? 0);
-    return caps || quota;
+    return {
+      caps: (this.otherCapsAt.get(p) ?? 0) > (this.listedAt.get(regionOf(key)) ?? 0),
+      quota: (this.otherQuotaAt.get(p) ?? 0) > (this.quotaReadAt.get(p) ?? 0),
+    };
   }
 
   /** The load of the pool a service belongs to; null for a service without a GPU. */

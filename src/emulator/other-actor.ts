@@ -36,6 +36,13 @@ export function beforeCall(ctx: EmulatorContext, method: string, request: Messag
     const m = PARENT.exec(typeof request['parent'] === 'string' ? request['parent'] : '');
     if (m) ctx.monitor.listAttempt(m[1] ?? '', m[2] ?? '');
   }
+  if (method.endsWith('/GetQuotaInfo')) {
+    const m = QUOTA_INFO.exec(typeof request['name'] === 'string' ? request['name'] : '');
+    const [, project = '', id = ''] = m ?? [];
+    for (const p of ctx.model.pools())
+      if (m && p.project === project && gpuQuotaId(p.accelerator, p.zonalRedundancy) === id)
+        ctx.monitor.quotaAttempt(p);
+  }
   if (!method.endsWith('/UpdateService')) return;
   const key = writtenService(request);
   if (key) ctx.monitor.writeAttempt(key);

@@ -138,7 +138,7 @@ export async function actOnPlan(plan: Plan, opts: ActOptions): Promise<WriteResu
   // 4. Verify the pools raised; lower this run's raises back where the pool is over.
   const landed = raised.filter((r) => r.to !== null && mayHaveLanded(r.result));
   const verifyPools = raisedPools.filter((p) => landed.some((r) => samePool(r.change, p)));
-  const after = await readPools(verifyPools, opts);
+  const after = await readPools(verifyPools, opts, fresh);
   const compensations = (
     await Promise.all(
       verifyPools.map((pool) =>
@@ -217,11 +217,14 @@ async function decrease(
 /**
  * One read of each pool, all at once: the services of its region (listed once per region) and
  * its quota, read again unless the policy sets it; only ever the lower of that and the plan's (a
- * quota raised since the observation waits a run). What could not be read is an error string.
+ * quota raised since the observation waits a run). What could not be read is the error. With
+ * `earlier` reads (the verify step), a quota that cannot be read again is taken from them: the
+ * services alone still show another writer's raise.
  */
 async function readPools(
   pools: readonly PlanPool[],
   opts: ActOptions,
+  earlier?: Map<string, PoolRead | Error>,
 ): Promise<Map<string, PoolRead | Error>> {
   const regions = new Map<string, Promise<ObservedService[]>>();
   const listOf = (pool: PlanPool): Promise<ObservedService[]> => {
@@ -241,8 +244,17 @@ async function readPools(
   if (pools.length > 0) opts.quotas?.clearCache?.();
   const reads = await Promise.all(
     pools.map(async (pool): Promise<[string, PoolRead | Error]> => {
+      const before = earlier?.get(poolKey(pool));
+      const quotaOrEarlier = quotaNow(pool, opts).catch((e: unknown) => {
+        if (!before || before instanceof Error) throw e;
+        opts.log.log(
+          'WARNING',
+          `${poolKey(pool)}: the quota could not be read again (${message(e)}): verified against the quota read before the increases`,
+        );
+        return before.quota;
+      });
       try {
-        const [services, quota] = await Promise.all([listOf(pool), quotaNow(pool, opts)]);
+        const [services, quota] = await Promise.all([listOf(pool), quotaOrEarlier]);
         return [poolKey(pool), { services, quota }];
       } catch (e) {
         return [poolKey(pool), e instanceof Error ? e : new Error(String(e))];
