@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { z } from 'zod';
 import { Duration, durationMs } from './core/duration.js';
 import { zodFaults } from './core/document.js';
@@ -19,6 +20,8 @@ import { InputError } from './errors.js';
  * | GOVERNOR_EMULATOR_HOST          | the emulator's gRPC `HOST:PORT` (see docs/emulator.md)      |
  * | GOVERNOR_EMULATOR_ADMIN         | the emulator's admin URL: its virtual clock is the run's    |
  * | PUBSUB_EMULATOR_HOST            | a Pub/Sub emulator: Google's, or `governor emulator`'s      |
+ * | GOVERNOR_ID                     | this governor's id, stamped on what it writes (see below)   |
+ * | K_SERVICE, USER                 | the defaults of GOVERNOR_ID: the function's service, a user |
  * | NO_COLOR, FORCE_COLOR, TERM     | colours on a terminal (https://no-color.org)                |
  */
 
@@ -47,6 +50,9 @@ export const RuntimeEnv = z.object({
     z.url({ protocol: /^https?$/, error: 'expected an http URL, e.g. http://127.0.0.1:8086' }),
   ),
   PUBSUB_EMULATOR_HOST: optional(HostPort),
+  GOVERNOR_ID: optional(z.string().trim().max(200)),
+  K_SERVICE: optional(z.string().trim()),
+  USER: optional(z.string().trim()),
   NO_COLOR: optional(z.string()),
   FORCE_COLOR: optional(z.string()),
   TERM: optional(z.string()),
@@ -76,6 +82,18 @@ function colorMode(env: RuntimeEnv): 'always' | 'never' | 'auto' {
   return 'auto';
 }
 
+/**
+ * The id a governor stamps on every service it writes (`gpu-governor.dev/writer`): stable across
+ * its runs (its own stamp never holds it back) and different between governors, which see each
+ * other's stamps. GOVERNOR_ID; else, in a Cloud Function, its Cloud Run service (K_SERVICE, set by
+ * the runtime); else the user and the host.
+ */
+function governorId(env: RuntimeEnv): string {
+  if (env.GOVERNOR_ID) return env.GOVERNOR_ID;
+  if (env.K_SERVICE) return `function:${env.K_SERVICE}`;
+  return `cli:${env.USER ?? 'user'}@${hostname()}`;
+}
+
 /** What a run needs of the environment, parsed and with the defaults filled in. */
 export const RuntimeOptions = RuntimeEnv.transform((env) => ({
   /** GOVERNOR_POLICY: the function's policy text (the CLI reads its policy from --policy). */
@@ -89,6 +107,7 @@ export const RuntimeOptions = RuntimeEnv.transform((env) => ({
   emulatorAdmin: env.GOVERNOR_EMULATOR_ADMIN ?? null,
   /** `HOST:PORT` of a Pub/Sub emulator for the alert sink; null: Google. */
   pubsubEmulatorHost: env.PUBSUB_EMULATOR_HOST ?? null,
+  governorId: governorId(env),
   color: colorMode(env),
 }));
 export type RuntimeOptions = z.output<typeof RuntimeOptions>;

@@ -52,6 +52,7 @@ export async function runApply(
     report = await reconcile(policy, runtime, {
       runId,
       deadlineMs: options.runDeadlineMs,
+      writerId: options.governorId,
       restore,
       ...(flags.dryRun ? { mode: 'dry-run' as const } : {}),
       confirm: async (plan: Plan) => {

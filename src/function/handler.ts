@@ -116,6 +116,7 @@ export async function handle(
     const report = await reconcile(policy, runtime, {
       runId,
       deadlineMs: options.runDeadlineMs,
+      writerId: options.governorId,
       ...(payload.mode ? { mode: payload.mode } : {}),
       ...(payload.restore ? { restore: true } : {}),
     });

@@ -29,7 +29,6 @@ import { samePool } from '../core/pool.js';
 import { actOnPlan, beforeDeadline, type WriteResult } from './act.js';
 import { createPacer } from './pacing.js';
 import { preflightRun } from './preflight.js';
-import { writerIdFrom } from './writer.js';
 import { markDelivered, pendingEvents, recordRuns } from './run-record.js';
 
 /**
@@ -66,7 +65,7 @@ export interface ReconcileOptions {
   confirm?: (plan: Plan) => Promise<boolean>;
   /** Put governed services back to the max they had before the governor first changed them. */
   restore?: boolean;
-  /** This governor's id, stamped on what it writes (default: `writerIdFrom(process.env)`). */
+  /** This governor's id, stamped on what it writes (RuntimeOptions.governorId; default `gpu-governor`). */
   writerId?: string;
 }
 
@@ -305,7 +304,7 @@ async function act(
     writeConcurrency: policy.limits.writeConcurrency,
     quotas: deps.ports.quotas,
     ...(observed ? { observed } : {}),
-    writerId: options.writerId ?? writerIdFrom(process.env),
+    writerId: options.writerId ?? 'gpu-governor',
     // Another governor's stamp counts as long as its lease could: the same TTL as ours.
     otherWriterTtlMs: leaseTtlMs(options),
   });

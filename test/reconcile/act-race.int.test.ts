@@ -3,11 +3,11 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
 import type { Alert } from '../../src/core/alert.js';
 import { parsePolicy, type Policy } from '../../src/core/policy.js';
-import { RecordingSink } from '../../src/emulator/chaos.js';
+import { RecordingSink } from '../../src/adapters/memory/alert-sink.js';
 import { RpcError, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { memoryLogger } from '../../src/log.js';
 import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
-import { createMemoryStateStore } from '../../src/simulate/memory-store.js';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 
 /**
  * The act step against another writer, through the emulator and Google's clients: the pool is
@@ -71,7 +71,7 @@ async function start(extra: Parameters<typeof fleet>[0] = {}): Promise<void> {
       return hook?.(name, request) ?? undefined;
     },
   });
-  ports = createGooglePorts({ ...process.env, ...emulator.env });
+  ports = createGooglePorts({ emulatorHost: emulator.host });
 }
 
 beforeEach(() => {

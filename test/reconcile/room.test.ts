@@ -6,7 +6,7 @@ import { FleetModel } from '../../src/emulator/model.js';
 import { observe } from '../../src/observe/observe.js';
 import { createPacer } from '../../src/reconcile/pacing.js';
 import { otherWriter, roomOf } from '../../src/reconcile/room.js';
-import { createSimPorts } from '../../src/simulate/ports.js';
+import { createSimPorts } from '../../src/emulator/ports.js';
 
 /**
  * The room a read of a pool leaves for raises, and the pacer. The first case is the over-quota

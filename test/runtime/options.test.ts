@@ -1,3 +1,4 @@
+import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { InputError } from '../../src/errors.js';
@@ -14,6 +15,7 @@ describe('parseRuntimeOptions', () => {
       emulatorHost: null,
       emulatorAdmin: null,
       pubsubEmulatorHost: null,
+      governorId: `cli:user@${hostname()}`,
       color: 'auto',
     });
   });
@@ -28,6 +30,7 @@ describe('parseRuntimeOptions', () => {
       GOVERNOR_EMULATOR_HOST: '127.0.0.1:7000',
       GOVERNOR_EMULATOR_ADMIN: 'http://127.0.0.1:7001',
       PUBSUB_EMULATOR_HOST: 'localhost:8085',
+      GOVERNOR_ID: 'governor-eu',
       NO_COLOR: '1',
     });
     expect(options).toEqual({
@@ -37,8 +40,14 @@ describe('parseRuntimeOptions', () => {
       emulatorHost: '127.0.0.1:7000',
       emulatorAdmin: 'http://127.0.0.1:7001',
       pubsubEmulatorHost: 'localhost:8085',
+      governorId: 'governor-eu',
       color: 'never',
     });
+    // Without GOVERNOR_ID: a function's own service, else the user and the host.
+    expect(parseRuntimeOptions({ K_SERVICE: 'gpu-governor', USER: 'ann' }).governorId).toBe(
+      'function:gpu-governor',
+    );
+    expect(parseRuntimeOptions({ USER: 'ann' }).governorId).toBe(`cli:ann@${hostname()}`);
     expect(parseRuntimeOptions({ GOVERNOR_STATE_DIR: '/tmp/s' }).stateStore).toEqual({
       kind: 'file',
       dir: '/tmp/s',
