@@ -195,16 +195,6 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
             translateGrpcError(error, `setting max instances of ${name} to ${update.maxInstances}`),
           ),
         );
-      // An operation already done in the answer needs no GetOperation: one round trip less.
-      if (operation.done) {
-        if (operation.error)
-          throw translateGrpcError(
-            operation.error,
-            `setting max instances of ${name} to ${update.maxInstances} (the operation failed)`,
-          );
-        if (operation.result)
-          return toObservedService(operation.result, update.project, update.region);
-      }
       const [updated] = await operation
         .promise()
         .catch((error: unknown) =>
