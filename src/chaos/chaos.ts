@@ -76,6 +76,8 @@ export interface ChaosReport {
   violations: (Violation & { fleetSeed: number })[];
   /** Raises another writer's change took over the quota inside Cloud Run's window. */
   races: number;
+  /** Runs in which the other writer acted (once each). */
+  otherActorRuns: number;
   /** Raises of a run lowered back in the same run (the verify step). */
   compensated: number;
   /** Conditions never published, or a completed run that published less than it decided. */
@@ -104,6 +106,7 @@ export function emptyReport(seed: number): ChaosReport {
     faults: {},
     violations: [],
     races: 0,
+    otherActorRuns: 0,
     compensated: 0,
     alertsLost: [],
     eventsOfFailedRuns: 0,
@@ -265,7 +268,7 @@ function drawFaults(rnd: () => number): RunFaults {
     staleRate: pick([0, 0.1]),
     storeRate: pick([0, 0, 0.05, 0.2]),
     publishRate: pick([0, 0.1, 0.4]),
-    otherActor: rnd() < 0.6,
+    otherActor: true,
   };
 }
 
@@ -346,25 +349,31 @@ function faultyPorts(
   // The other writer, right after a read or write of a pool (one of `pools`): once per run.
   const other = (pools: readonly ModelPool[]): void => {
     if (!f.faults.otherActor || f.otherActed || pools.length === 0) return;
-    // A run reads and writes a pool some 4 to 12 times: the hook is drawn evenly among them, so
-    // the other writer lands as often right after the read before the increases as anywhere.
-    if (f.otherActorAt === 0) f.otherActorAt = 1 + Math.floor(f.rnd() * 10);
+    // A run reads and writes its pools a few times to a dozen: the hook is drawn among the
+    // first six, so the other writer lands right after the read before the increases about as
+    // often as anywhere else, and acts in nearly every run.
+    if (f.otherActorAt === 0) f.otherActorAt = 1 + Math.floor(f.rnd() * 6);
     f.hooks += 1;
     if (f.hooks < f.otherActorAt) return;
     const pool = pools[Math.floor(f.rnd() * pools.length)];
     if (!pool) return;
-    const r = f.rnd();
-    const change: OtherActorChange =
-      r < 0.5
-        ? { where: 0, kind: 'fill', pick: f.rnd() }
-        : r < 0.8
-          ? { where: 0, kind: 'cut-quota', gpus: 1 + Math.floor(f.rnd() * 3) }
-          : { where: 0, kind: 'deploy', pick: f.rnd(), seconds: 120 };
-    const what = applyOtherActor(model, pool, change);
-    if (!what) return;
-    f.otherActed = true;
-    f.count(`other-actor-${change.kind}`);
-    monitor.otherActed(pool, what);
+    const pick = f.rnd();
+    const changes: OtherActorChange[] = [
+      { where: 0, kind: 'fill', pick },
+      { where: 0, kind: 'cut-quota', gpus: 1 + Math.floor(f.rnd() * 3) },
+      { where: 0, kind: 'deploy', pick, seconds: 120 },
+    ];
+    // Its first choice, else the next that can be done here (a full pool cannot be filled).
+    const first = Math.floor(f.rnd() * changes.length);
+    for (let i = 0; i < changes.length; i++) {
+      const change = changes[(first + i) % changes.length];
+      const what = change ? applyOtherActor(model, pool, change) : null;
+      if (!change || !what) continue;
+      f.otherActed = true;
+      f.count(`other-actor-${change.kind}`);
+      monitor.otherActed(pool, what);
+      return;
+    }
   };
   const poolsIn = (project: string, region: string): ModelPool[] =>
     model.pools().filter((p) => p.project === project && p.region === region);
@@ -581,6 +590,7 @@ export async function runChaosFleet(
         });
     }
     report.runs += 1;
+    if (f.otherActed) report.otherActorRuns += 1;
     monitor.judgeRaces(model);
     const r = runReport ?? failed;
     if (!runReport || runReport.outcome === 'failed') report.failedRuns += 1;
@@ -642,6 +652,7 @@ export function renderChaosReport(r: ChaosReport): string {
     ['writes made', String(r.writes)],
     ['writes checked by the invariant monitor', String(r.writesChecked)],
     ['invariant violations', String(r.violations.length)],
+    ['runs in which another writer acted', String(r.otherActorRuns)],
     ["raises raced by another writer in Cloud Run's window", String(r.races)],
     ['raises lowered back in the same run (compensated)', String(r.compensated)],
     ['alerts lost', String(r.alertsLost.length)],

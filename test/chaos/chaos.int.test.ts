@@ -30,7 +30,8 @@ import type { StateStore } from '../../src/ports/index.js';
 
 // A fixed seed by default, so that CI is reproducible; `npm run chaos` explores new seeds.
 const SEED = process.env.CHAOS_SEED ? Number(process.env.CHAOS_SEED) : 20261127;
-const RUNS = process.env.CHAOS_RUNS ? Number(process.env.CHAOS_RUNS) : 1000;
+// 2,500 runs: another writer acts in most runs with faults (4 in 5), so in 1,000 runs and more.
+const RUNS = process.env.CHAOS_RUNS ? Number(process.env.CHAOS_RUNS) : 2500;
 
 describe('chaos: randomized governor runs under faults', () => {
   it(`holds the invariants over ${RUNS} runs (seed ${SEED}; reproduce with CHAOS_SEED=${SEED})`, async () => {
@@ -75,7 +76,9 @@ describe('chaos: randomized governor runs under faults', () => {
       'other-actor-deploy',
     ])
       expect(report.faults[kind] ?? 0, kind).toBeGreaterThan(0);
-    // The other writer did get inside Cloud Run's window, and those raises were lowered back.
+    // The other writer acted in a thousand runs and more, got inside Cloud Run's window, and
+    // those raises were lowered back.
+    if (!process.env.CHAOS_RUNS) expect(report.otherActorRuns).toBeGreaterThanOrEqual(1000);
     expect(report.races, 'raises raced by another writer').toBeGreaterThan(0);
     expect(report.compensated, 'raises lowered back').toBeGreaterThan(0);
     expect(report.writesChecked).toBeGreaterThan(RUNS / 10);
