@@ -4,10 +4,12 @@
  * Each gathers the facts it knows about the write and renders the breaches in its own words.
  *
  * - Rule 3: a service no policy rule governs is never written.
- * - Rule 2: the cap written lies between the service's floor and ceiling (whichever way round
- *   they are: a floor above the ceiling wins, as in the planner).
- * - Rule 1: a write that raises a cap never leaves the pool's caps above its budget while the
- *   floors fit within it. A decrease is never a breach: an over-budget pool may only go down.
+ * - Rule 2: a write never takes a cap out of its bounds, nor further from them (whichever way
+ *   round floor and ceiling are: a floor above the ceiling wins, as in the planner). A raise
+ *   toward a floor may stop short of it: in a pool whose floors do not fit, the quota comes first.
+ * - Rule 1: a write that raises a cap never leaves the pool's caps above its budget, whether or
+ *   not the floors fit (floors yield to the quota). A decrease is never a breach: an over-budget
+ *   pool may only go down.
  *
  * A fact left out is a rule not checked: the emulator knows no floors or ceilings, and checks
  * rule 3 before the write lands and rule 1 after.
@@ -17,8 +19,6 @@
 export interface PoolAfterWrite {
   /** What the caps take. */
   capsGpus: number;
-  /** What they would take with every governed service at its floor and every other at its cap. */
-  floorsGpus: number;
   /** What the caps may take: the quota less the reserve (and less whatever the caps leave out). */
   budgetGpus: number;
 }
@@ -46,11 +46,12 @@ export function writeBreaches(w: WriteFacts): WriteBreach[] {
   if (w.managed === false) out.push({ rule: 3, kind: 'unmanaged' });
   if (w.bounds) {
     const { floor, ceiling } = w.bounds;
-    if (w.after < Math.min(floor, ceiling) || w.after > Math.max(floor, ceiling))
-      out.push({ rule: 2, kind: 'out-of-bounds', floor, ceiling });
+    const below = w.after < Math.min(floor, ceiling) && w.after < w.before;
+    const above = w.after > Math.max(floor, ceiling) && w.after > w.before;
+    if (below || above) out.push({ rule: 2, kind: 'out-of-bounds', floor, ceiling });
   }
   const p = w.pool;
-  if (p && w.after > w.before && p.capsGpus > p.budgetGpus && p.floorsGpus <= p.budgetGpus)
+  if (p && w.after > w.before && p.capsGpus > p.budgetGpus)
     out.push({ rule: 1, kind: 'over-quota', capsGpus: p.capsGpus, budgetGpus: p.budgetGpus });
   return out;
 }

@@ -433,10 +433,19 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
     }
   } else if (floorsGpus > budget) {
     status = 'infeasible';
-    note = `floors need ${floorsGpus} GPUs but the budget is ${budget}: every governed service set to its floor`;
+    note = `floors need ${floorsGpus} GPUs but the budget is ${budget}: caps lowered to their floors, none raised past the quota`;
+    // Floors yield to the quota (docs/rules.md, promise 1): a cap above its floor comes down to
+    // it; a cap below its floor rises toward it only with what the budget has left once every
+    // other cap is at its floor (or, deploying, at its cap), highest priority first.
+    for (const m of movable) m.level = Math.min(m.cap, m.floor);
+    let left = budget - fixedGpus - sum(movable, (m) => m.level * m.g);
+    for (const tier of tiers(movable, 'desc')) {
+      if (left <= 0) break;
+      left = fill(tier, (m) => m.floor, left);
+    }
     for (const m of movable) {
-      m.level = m.floor;
-      m.why.pool = { kind: 'infeasible', floorsGpus, budget, floor: m.floor };
+      const belowFloor = m.level < m.floor ? { belowFloor: { from: m.cap, to: m.level } } : {};
+      m.why.pool = { kind: 'infeasible', floorsGpus, budget, floor: m.floor, ...belowFloor };
     }
   } else {
     const room = budget - fixedGpus;

@@ -81,8 +81,16 @@ export const PoolCase = z
         floorsGpus: Count,
         budget: z.number().int(),
         floor: Count,
+        belowFloor: z
+          .strictObject({ from: Count, to: Count })
+          .optional()
+          .describe(
+            'Set when the cap stays below the floor: raised from `from` only to `to` (or not at all), because the budget had no more room. The quota comes before floors.',
+          ),
       })
-      .describe('The floors do not fit the budget: every governed service is set to its floor.'),
+      .describe(
+        'The floors do not fit the budget: caps above their floor come down to it, caps below it rise toward it only as far as the budget allows, highest priority first.',
+      ),
   ])
   .describe('The pool could not be split normally.');
 export type PoolCase = z.infer<typeof PoolCase>;
@@ -209,8 +217,14 @@ function poolText(p: PoolCase): string {
       return p.budgetUnknown
         ? `pool budget unknown (${p.budgetUnknown}): not raised (fail static)`
         : 'pool quota unknown: not raised (fail static)';
-    case 'infeasible':
-      return `pool infeasible (floors ${p.floorsGpus} > budget ${p.budget}): set to floor ${p.floor}`;
+    case 'infeasible': {
+      const head = `pool infeasible (floors ${p.floorsGpus} > budget ${p.budget})`;
+      const b = p.belowFloor;
+      if (!b) return `${head}: set to floor ${p.floor}`;
+      return b.to > b.from
+        ? `${head}: raised to ${b.to} of its floor ${p.floor}, no further: the quota comes before floors`
+        : `${head}: left at ${b.to}, below its floor ${p.floor}: the quota comes before floors`;
+    }
   }
 }
 

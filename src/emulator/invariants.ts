@@ -10,8 +10,9 @@ import { effectiveMax, gpusPerInstance, type FleetModel, type ServiceKey } from 
  *
  * - `over-quota`: the write raised a cap and left the pool's caps (every service's effective max x
  *   GPUs, a manually scaled one at its instance count) + worker pools + reserve above the quota,
- *   while the governed floors fit (floors + unmanaged caps + worker pools + reserve ≤ quota). A
- *   decrease is never a violation: an over-budget pool may only go down.
+ *   whether or not the governed floors fit (floors yield to the quota; `floorsFit` in the
+ *   violation says which it was). A decrease is never a violation: an over-budget pool may only
+ *   go down.
  * - `unmanaged`: a write to a service the registered policy leaves unmanaged.
  * - `reconciling`: a write to a service that was reconciling when it was last read.
  *
@@ -81,11 +82,6 @@ export interface PoolLoad {
   readonly quota: number | null;
   readonly reserve: number;
   readonly floorsFit: boolean;
-}
-
-/** A pool's load with what its floors would take (floors, unmanaged caps, worker pools). */
-interface PoolTotals extends PoolLoad {
-  readonly floorsGpus: number;
 }
 
 const keyOf = (k: ServiceKey): string => `${k.project}/${k.region}/${k.name}`;
@@ -306,16 +302,14 @@ export class InvariantMonitor {
     after: number,
   ): Violation | null {
     this.checks += 1;
-    const totals = this.poolTotals(model, key);
-    if (!totals || totals.quota === null) return null;
-    const { used, quota, reserve, floorsFit, floorsGpus } = totals;
+    const load = this.poolLoad(model, key);
+    if (!load || load.quota === null) return null;
     const breached = writeBreaches({
       before,
       after,
-      pool: { capsGpus: used, floorsGpus, budgetGpus: quota - reserve },
+      pool: { capsGpus: load.used, budgetGpus: load.quota - load.reserve },
     }).some((b) => b.kind === 'over-quota');
     if (!breached) return null;
-    const load: PoolLoad = { used, quota, reserve, floorsFit };
     const violation: Violation = {
       kind: 'over-quota',
       seq,
@@ -324,7 +318,7 @@ export class InvariantMonitor {
       before,
       after,
       pool: load,
-      message: `${keyOf(key)} raised ${before} → ${after} left its pool at ${load.used} GPUs + reserve ${load.reserve} over the quota ${load.quota}`,
+      message: `${keyOf(key)} raised ${before} → ${after} left its pool at ${load.used} GPUs + reserve ${load.reserve} over the quota ${load.quota}${load.floorsFit ? '' : ' (the floors do not fit: they yield to the quota, so no raise may take the pool over)'}`,
     };
     const raced = this.raced(model, key);
     if (raced.caps || raced.quota) {
@@ -348,13 +342,6 @@ export class InvariantMonitor {
 
   /** The load of the pool a service belongs to; null for a service without a GPU. */
   poolLoad(model: FleetModel, key: ServiceKey): PoolLoad | null {
-    const totals = this.poolTotals(model, key);
-    if (!totals) return null;
-    const { used, quota, reserve, floorsFit } = totals;
-    return { used, quota, reserve, floorsFit };
-  }
-
-  private poolTotals(model: FleetModel, key: ServiceKey): PoolTotals | null {
     const s = model.getService(key);
     const pool = s ? model.poolOf(s) : undefined;
     if (!s || !pool) return null;
@@ -383,7 +370,6 @@ export class InvariantMonitor {
       quota,
       reserve,
       floorsFit: quota === null ? true : floorsGpus + reserve <= quota,
-      floorsGpus,
     };
   }
 

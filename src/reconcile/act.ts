@@ -314,6 +314,10 @@ async function raisePool(
   }
   // Decide every raise on this one read, in plan order; then send them all at once.
   let { room } = roomOf(plan, pool, read);
+  const yields =
+    pool.status === 'infeasible'
+      ? ' (the floors do not fit this pool, and the quota comes before floors)'
+      : '';
   const byName = new Map(inPool(pool, read.services).map((s) => [s.name, s]));
   const decided: (Raise | { c: PlanChange; to: number; svc: ObservedService; note: string })[] = [];
   for (const c of increases) {
@@ -330,13 +334,14 @@ async function raisePool(
     const g = svc.gpu?.count ?? c.gpusPerInstance;
     const fits = Math.min(c.to, c.from + Math.floor(Math.max(0, room) / g));
     if (fits <= c.from) {
-      const why = `no room in the pool (${Math.max(0, room)} GPUs free on a read just before the increases): left for the next run`;
+      const why = `no room in the pool (${Math.max(0, room)} GPUs free on a read just before the increases)${yields}: left for the next run`;
       decided.push(notSent(c, skipped(c, 'no-room', why)));
       continue;
     }
     // Spent whether or not the write lands: a write that fails may still apply.
     room -= (fits - c.from) * g;
-    const note = fits < c.to ? `; smaller than planned (${c.to}): only room for ${fits}` : '';
+    const note =
+      fits < c.to ? `; smaller than planned (${c.to}): only room for ${fits}${yields}` : '';
     decided.push({ c, to: fits, svc, note });
   }
   return Promise.all(

@@ -46,10 +46,10 @@ export interface PoolRoom {
  * jobs, manually scaled services, as observed for the plan: they are not re-read, and change
  * rarely; a job started since is the window documented in docs/performance.md).
  *
- * A service the plan did not know counts as unmanaged. In an infeasible pool (the policy's floors
- * alone exceed the budget) the governed services may hold up to their floors; never more: the
- * floors here are the policy's, not the caps of services the planner had to leave where they are
- * (deploying, or usage unknown), which only ever come down.
+ * A service the plan did not know counts as unmanaged. The budget bounds every pool, an infeasible
+ * one too (its floors do not fit): floors yield to the quota (docs/rules.md, promise 1), so a raise
+ * toward a floor stops where the budget does. The room is never the floors' sum, which counts a
+ * deploying service at its floor while its cap still holds GPUs.
  */
 export function roomOf(plan: Plan, pool: PlanPool, read: PoolRead): PoolRoom {
   const rows = plan.services.filter((r) => samePool(r, pool));
@@ -70,11 +70,7 @@ export function roomOf(plan: Plan, pool: PlanPool, read: PoolRead): PoolRoom {
     otherUsageGpus: otherUsage,
   });
   if (budget === null) return { allowed: governed, governed, room: 0 };
-  const floors = rows
-    .filter((r) => r.managed)
-    .reduce((a, r) => a + (r.floor ?? 1) * r.gpusPerInstance, 0);
-  const allowed = pool.status === 'infeasible' ? Math.max(budget, floors) : budget;
-  return { allowed, governed, room: allowed - governed };
+  return { allowed: budget, governed, room: budget - governed };
 }
 
 /** Another governor's stamp on a service of the pool, recent enough to mean it is writing now. */

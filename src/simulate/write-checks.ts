@@ -20,8 +20,6 @@ export interface WriteFacts {
   ceiling: number;
   /** The pool's caps (GPUs) right after the write. */
   capsGpus: number;
-  /** The pool's floors (GPUs), unmanaged services at their caps. */
-  floorsGpus: number;
   budgetGpus: number;
 }
 
@@ -32,7 +30,7 @@ export function writeProblems(w: WriteFacts): string[] {
     before: w.before,
     after: w.after,
     bounds: { floor: w.floor, ceiling: w.ceiling },
-    pool: { capsGpus: w.capsGpus, floorsGpus: w.floorsGpus, budgetGpus: w.budgetGpus },
+    pool: { capsGpus: w.capsGpus, budgetGpus: w.budgetGpus },
   }).map((b) => describe(b, w));
 }
 
@@ -83,10 +81,6 @@ export class WriteChecker {
     const at = model.now;
     const s = view.settings(member, at);
     const caps = pool.members.reduce((a, m) => a + capOf(model, m) * m.gpus, 0);
-    const floors = pool.members.reduce((a, m) => {
-      const ms = view.settings(m, at);
-      return a + (ms.managed ? view.floor(m, ms) : capOf(model, m)) * m.gpus;
-    }, 0);
     const problems = writeProblems({
       managed: s.managed,
       before: this.capBefore.get(id) ?? update.maxInstances,
@@ -94,7 +88,6 @@ export class WriteChecker {
       floor: view.floor(member, s),
       ceiling: Math.min(s.max ?? Infinity, Math.floor(pool.quota / member.gpus)),
       capsGpus: caps,
-      floorsGpus: floors,
       budgetGpus: pool.available - reserveOf(ctx.policy, pool.id),
     });
     for (const text of problems) {

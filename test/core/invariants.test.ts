@@ -3,7 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { writeBreaches } from '../../src/core/invariants.js';
 
 describe('writeBreaches: the rules one write keeps', () => {
-  const pool = { capsGpus: 7, floorsGpus: 3, budgetGpus: 8 };
+  const pool = { capsGpus: 7, budgetGpus: 8 };
   const ok = { managed: true, before: 2, after: 3, bounds: { floor: 1, ceiling: 8 }, pool };
 
   it('finds nothing wrong with a write within the rules', () => {
@@ -25,12 +25,22 @@ describe('writeBreaches: the rules one write keeps', () => {
     ).toEqual([3, 2, 1]);
   });
 
-  it('lets a decrease, or any write while the floors do not fit, leave a pool over budget', () => {
+  it('lets a decrease leave a pool over budget, never a raise, whatever the floors', () => {
     expect(writeBreaches({ ...ok, after: 1, pool: { ...pool, capsGpus: 9 } })).toEqual([]);
     expect(writeBreaches({ ...ok, after: 2, pool: { ...pool, capsGpus: 9 } })).toEqual([]);
-    expect(writeBreaches({ ...ok, pool: { capsGpus: 9, floorsGpus: 9, budgetGpus: 8 } })).toEqual(
-      [],
-    );
+    // The floors do not fit (an infeasible pool): the quota still comes first.
+    expect(writeBreaches({ ...ok, pool: { capsGpus: 9, budgetGpus: 8 } })).toEqual([
+      { rule: 1, kind: 'over-quota', capsGpus: 9, budgetGpus: 8 },
+    ]);
+  });
+
+  it('a raise toward a floor may stop short of it (the quota first); no write moves away from the bounds', () => {
+    const bounds = { floor: 3, ceiling: 8 };
+    expect(writeBreaches({ before: 1, after: 2, bounds })).toEqual([]);
+    expect(writeBreaches({ before: 2, after: 1, bounds })).toHaveLength(1);
+    expect(writeBreaches({ before: 4, after: 2, bounds })).toHaveLength(1);
+    expect(writeBreaches({ before: 10, after: 9, bounds })).toEqual([]);
+    expect(writeBreaches({ before: 7, after: 9, bounds })).toHaveLength(1);
   });
 
   it('a floor above the ceiling wins: a write anywhere between them is within bounds', () => {
@@ -45,16 +55,16 @@ describe('writeBreaches: the rules one write keeps', () => {
     expect(writeBreaches({ before: 1, after: 100, managed: true })).toEqual([]);
   });
 
-  it("rule 1 is the emulator's quota check: raised, used + reserve over the quota, floors fit", () => {
+  it("rule 1 is the emulator's quota check: raised, and used + reserve over the quota", () => {
     const n = fc.integer({ min: 0, max: 40 });
     fc.assert(
-      fc.property(n, n, n, n, n, n, (before, after, used, floors, reserve, quota) => {
+      fc.property(n, n, n, n, n, (before, after, used, reserve, quota) => {
         const breached = writeBreaches({
           before,
           after,
-          pool: { capsGpus: used, floorsGpus: floors, budgetGpus: quota - reserve },
+          pool: { capsGpus: used, budgetGpus: quota - reserve },
         }).some((b) => b.kind === 'over-quota');
-        const expected = after > before && used + reserve > quota && floors + reserve <= quota;
+        const expected = after > before && used + reserve > quota;
         expect(breached).toBe(expected);
       }),
     );

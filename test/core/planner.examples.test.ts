@@ -109,15 +109,62 @@ describe('rule 2: floors and ceilings', () => {
     expect(to(p, 'huge')).toBe(5); // a cap comes down to its ceiling even below what is in use
   });
 
-  it('sets everyone to the floor and raises pool.infeasible when the floors do not fit', () => {
+  it('lowers everyone to the floor and raises pool.infeasible when the floors do not fit', () => {
     const p = plan(
       snap(3, [svc('a', 3, { current: 3, peak: 3 }), svc('b', 1, { current: 1, peak: 1 })]),
       policy({ defaults: { min: 2 } }),
       AT,
     );
     expect(p.pools[0]?.status).toBe('infeasible');
-    expect([to(p, 'a'), to(p, 'b')]).toEqual([2, 2]);
+    // a comes down to its floor; b, below its floor, is not raised past the quota (2 + 1 = 3).
+    expect([to(p, 'a'), to(p, 'b')]).toEqual([2, 1]);
+    expect(reason(p, 'b')).toContain('the quota comes before floors');
     expect(p.alerts.find((a) => a.type === 'pool.infeasible')?.severity).toBe('CRITICAL');
+  });
+
+  it('floors yield to the quota: a raise to a floor stops at the budget, highest priority first', () => {
+    // Infeasible only because a service is deploying: held at its cap of 3, it leaves 5 GPUs of
+    // the 8 for svc-z0 (2 GPUs an instance, floor 3) and svc-z2 (floor 1). The chaos suite found
+    // svc-z0 raised to its floor of 3, leaving the pool at 10/8.
+    const p = plan(
+      snap(8, [
+        svc('svc-z0', 1, { current: 1, peak: 1 }, { gpusPerInstance: 2 }),
+        svc('svc-z1', 3, { current: 0, peak: 0 }, { reconciling: true }),
+        svc('svc-z2', 1, { current: 1, peak: 1 }),
+      ]),
+      policy({
+        services: [{ match: { name: 'svc-z0' }, min: 3, priority: 10 }, { match: {} }],
+      }),
+      AT,
+    );
+    const pool = p.pools[0];
+    expect(pool?.status).toBe('infeasible');
+    expect(pool?.capsAfter).toBeLessThanOrEqual(8);
+    expect([to(p, 'svc-z0'), to(p, 'svc-z1'), to(p, 'svc-z2')]).toEqual([2, 3, 1]);
+    expect(reason(p, 'svc-z0')).toContain('raised to 2 of its floor 3');
+    // Every raise, in the order written, leaves the pool within its quota.
+    let caps = 2 + 3 + 1;
+    for (const c of p.changes) {
+      caps += (c.to - c.from) * c.gpusPerInstance;
+      expect(caps).toBeLessThanOrEqual(8);
+    }
+  });
+
+  it('floors yield to the quota when the floors alone do not fit either', () => {
+    const p = plan(
+      snap(6, [
+        svc('svc-z0', 1, { current: 1, peak: 1 }, { gpusPerInstance: 2 }),
+        svc('svc-z1', 1, { current: 1, peak: 1 }),
+        svc('svc-z2', 1, { current: 1, peak: 1 }),
+      ]),
+      policy({
+        services: [{ match: { name: 'svc-z0' }, min: 3, priority: 10 }, { match: {} }],
+      }),
+      AT,
+    );
+    expect(p.pools[0]?.status).toBe('infeasible');
+    expect(p.pools[0]?.capsAfter).toBe(6);
+    expect(to(p, 'svc-z0')).toBe(2);
   });
 });
 

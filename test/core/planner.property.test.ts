@@ -139,7 +139,7 @@ describe('planner properties (docs/rules.md)', () => {
     );
   });
 
-  it('rule 1: within budget after every single write, in execution order', () => {
+  it('rule 1: within budget after every single write, in execution order; floors yield to the quota', () => {
     assertProperty(
       fc.property(caseArb({ mixedGpus: true }), (c) => {
         const p = run(c);
@@ -153,11 +153,12 @@ describe('planner properties (docs/rules.md)', () => {
         for (const change of p.changes) {
           const k = poolKey(change);
           const pf = f.get(k);
-          if (!pf || !floorsFit(pf)) continue;
+          if (!pf) continue;
           const before = sums.get(k) ?? 0;
           const after = before + (change.to - change.from) * change.gpusPerInstance;
           sums.set(k, after);
-          // An increase only when it fits; a pool over budget only goes down.
+          // An increase only when it fits, whether or not the floors do; a pool over budget
+          // only goes down.
           if (change.to > change.from) expect(after).toBeLessThanOrEqual(pf.budget ?? -1);
         }
         if (p.deferred.length === 0) {
@@ -169,17 +170,26 @@ describe('planner properties (docs/rules.md)', () => {
     );
   });
 
-  it('rule 2: every governed service ends between its floor and its ceiling', () => {
+  it('rule 2: every governed service ends between its floor and its ceiling (below its floor only where the quota comes first)', () => {
     assertProperty(
       fc.property(caseArb({ mixedGpus: true }), (c) => {
         const p = run(c);
         fc.pre(p.deferred.length === 0); // the rules hold for a full plan
         const rows = new Map(p.services.map((s) => [key(s), s]));
+        const pools = new Map(p.pools.map((x) => [poolKey(x), x]));
         for (const pf of facts(c).values()) {
           if (pf.budget === null) continue; // unknown quota: nothing raised (rule 4 wins)
+          const infeasible = pools.get(poolKey(pf.id))?.status === 'infeasible';
           for (const g of pf.governed) {
             if (g.s.reconciling) continue;
-            const to = rows.get(key(g.s))?.to ?? -1;
+            const row = rows.get(key(g.s));
+            const to = row?.to ?? -1;
+            if (infeasible && to < g.floor) {
+              // Floors yield to the quota: never lowered, and the reason says so.
+              expect(to).toBeGreaterThanOrEqual(g.s.maxInstances);
+              expect(row?.reason).toContain('the quota comes before floors');
+              continue;
+            }
             expect(to).toBeGreaterThanOrEqual(g.floor);
             expect(to).toBeLessThanOrEqual(g.ceiling);
           }

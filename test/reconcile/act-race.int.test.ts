@@ -266,3 +266,61 @@ describe('act: another writer between the governor reads and its writes', () => 
     }
   });
 });
+
+describe('act: floors yield to the quota', () => {
+  it('a pool infeasible only because a service is deploying: no raise past the quota, and the reason says so', async () => {
+    // Chaos seed 20261127, fleet seed 109237999: quota 8; svc-z0 takes 2 GPUs an instance and
+    // has a floor of 3; svc-z1 is deploying at 3, so it is held there. The governor once raised
+    // svc-z0 to its floor, leaving the pool at 10/8.
+    emulator = await startEmulator({
+      fleet: {
+        start: '2026-11-27T12:00:00Z',
+        startupSeconds: 30,
+        idleMinutes: 0,
+        warmupMinutes: 40,
+        projects: [
+          {
+            id: PROJECT,
+            pools: [{ region: REGION, quota: 8 }],
+            services: [
+              { name: 'svc-z0', region: REGION, gpu: { count: 2 }, maxInstances: 1, demand: 3 },
+              { name: 'svc-z1', region: REGION, gpu: {}, maxInstances: 3, demand: 0 },
+              { name: 'svc-z2', region: REGION, gpu: {}, maxInstances: 1, demand: 1 },
+            ],
+          },
+        ],
+      },
+      speed: 'manual',
+      operationDelayMs: 5,
+    });
+    ports = createGooglePorts({ emulatorHost: emulator.host });
+    emulator.deploy({ service: 'svc-z1', seconds: 600 });
+    const floors = parsePolicy({
+      version: 1,
+      projects: [PROJECT],
+      regions: [REGION],
+      services: [{ match: { name: 'svc-z0' }, min: 3, priority: 10 }, { match: {} }],
+      limits: { writesPerMinute: 6000 },
+    });
+    const report = await reconcile(
+      floors,
+      {
+        ports,
+        store: createMemoryStateStore(),
+        sink: null,
+        log: memoryLogger(),
+        now: async () => emulator.now().getTime(),
+        sleep: async () => {},
+      },
+      { runId: 'floors', deadlineMs: 30_000, writerId: 'me' },
+    );
+    expect(report.plan?.pools[0]?.status).toBe('infeasible');
+    const z0 = report.writes.find((w) => w.name === 'svc-z0');
+    // Raised as far as the quota allows (1 → 2: 4 + 3 + 1 = 8), not to its floor of 3.
+    expect(z0?.written).toBe(2);
+    expect(z0?.reason).toContain('the quota comes before floors');
+    expect(poolCaps()).toBeLessThanOrEqual(8);
+    for (const w of emulator.writes()) expect(w.pool?.capsGpus ?? 0).toBeLessThanOrEqual(8);
+    expect(emulator.violations().violations).toEqual([]);
+  });
+});

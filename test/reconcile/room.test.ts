@@ -12,7 +12,10 @@ import { createSimPorts } from '../../src/emulator/ports.js';
  * The room a read of a pool leaves for raises, and the pacer. The first case is the over-quota
  * write `CHAOS_SEED=1686767842 npm run chaos` found (fleet seed 1081505782): a deploying service
  * held at 4 made the pool look infeasible (floors 10 > budget 7), the plan raised svc-z0 to its
- * floor of 2, and the act step allowed raises up to the plan's caps, past the quota.
+ * floor of 2, and the act step allowed raises up to the plan's caps, past the quota. The second is
+ * the rule that settles both: floors yield to the quota, so the room is the budget, never the
+ * floors' sum (chaos seed 20261127 found svc-z0 raised to its floor of 3 at 10/8 that way, on a
+ * branch whose room counted the floors).
  */
 
 const REGION = 'us-central1';
@@ -66,14 +69,59 @@ describe('room for raises on a read of the pool', () => {
     const p = plan(seen.snapshot, policy, new Date(m.now).toISOString(), { runId: 'r' });
     const pool = p.pools[0];
     if (!pool) throw new Error('no pool planned');
-    // The planner holds svc-z5 at 4 (deploying) and finds the floors do not fit...
+    // The planner holds svc-z5 at 4 (deploying) and finds the floors do not fit: floors yield
+    // to the quota, so it plans no raise (it used to raise svc-z0 to its floor of 2)...
     expect(pool.status).toBe('infeasible');
-    expect(p.changes.some((c) => c.name === 'svc-z0' && c.to > c.from)).toBe(true);
-    // ...but the policy's floors (2 + 5 x 1 = 7) fit the budget (8 - 1): nothing may be raised.
+    expect(p.changes.filter((c) => c.to > c.from)).toEqual([]);
+    expect(p.services.find((r) => r.name === 'svc-z0')?.reason).toContain(
+      'the quota comes before floors',
+    );
+    // ...and the act step, on its own read, finds no room either: the caps (9) are over the
+    // budget (8 - 1), whatever the policy's floors (2 + 5 x 1 = 7).
     const room = roomOf(p, pool, { services: seen.services, quota: 8 });
     expect(room.allowed).toBe(7);
     expect(room.governed).toBe(9);
     expect(room.room).toBeLessThan(0);
+  });
+
+  it('a pool whose floors alone do not fit its budget: the room never goes past the budget', async () => {
+    // Quota 6; svc-z0 takes 2 GPUs an instance and has a floor of 3: floors 6 + 1 + 1 = 8 > 6.
+    const m = new FleetModel(
+      validateFleet({
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 40,
+        idleMinutes: 0,
+        projects: [
+          {
+            id: PROJECT,
+            pools: [{ region: REGION, quota: 6 }],
+            services: ['svc-z0', 'svc-z1', 'svc-z2'].map((name) => ({
+              name,
+              region: REGION,
+              gpu: { count: name === 'svc-z0' ? 2 : 1 },
+              maxInstances: 1,
+              demand: { constant: 1 },
+            })),
+          },
+        ],
+      }),
+    );
+    const strict = parsePolicy({
+      version: 1,
+      projects: [PROJECT],
+      regions: [REGION],
+      services: [{ match: { name: 'svc-z0' }, min: 3, priority: 10 }, { match: {} }],
+    });
+    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const seen = await observe(strict, ports, m.now);
+    const p = plan(seen.snapshot, strict, new Date(m.now).toISOString(), { runId: 'r' });
+    const pool = p.pools[0];
+    if (!pool) throw new Error('no pool planned');
+    expect(pool.status).toBe('infeasible');
+    const room = roomOf(p, pool, { services: seen.services, quota: 6 });
+    // The caps (2 + 1 + 1) leave 2 GPUs of the quota: svc-z0 may get one more instance, not two.
+    expect(room.allowed).toBe(6);
+    expect(room.room).toBe(2);
   });
 
   it("another governor's stamp counts within the TTL, its own and an old one do not", async () => {
