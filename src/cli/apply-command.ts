@@ -1,10 +1,12 @@
 import { createInterface } from 'node:readline/promises';
 import type { Plan } from '../core/plan.js';
 import { restoreProgress } from '../core/restore.js';
+import { CAUSE_LABELS, type WriteCause } from '../core/write-result.js';
 import { UsageError } from '../errors.js';
 import { assertCredentials } from '../adapters/credentials.js';
 import { textLogger } from '../log.js';
 import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
+import { skipsByCause } from '../reconcile/run-record.js';
 import { createRuntime, newRunId } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
@@ -139,6 +141,16 @@ export function summary(r: RunReport): string {
   const lines = [
     `Run ${r.runId} (${r.mode}): ${count('written')} written, ${count('skipped')} skipped, ${count('failed')} failed, ${r.plan?.deferred.length ?? 0} deferred; ${misconfigured} misconfigured service(s); ${r.published} alert message(s).`,
   ];
+  const compensated = r.writes.filter((w) => w.cause === 'compensated').length;
+  if (compensated > 0)
+    lines.push(
+      `  ${compensated} raise(s) lowered back: the pool was over its quota just after them (another writer, or a quota cut, meanwhile)`,
+    );
+  const byCause = Object.entries(skipsByCause(r.writes)).sort(([, a], [, b]) => b - a);
+  if (byCause.length > 0)
+    lines.push(
+      `  not written, by cause: ${byCause.map(([k, n]) => `${CAUSE_LABELS[k as WriteCause]} ${n}`).join(', ')}`,
+    );
   for (const w of r.writes.filter((x) => x.outcome !== 'written')) {
     lines.push(
       `  ${w.outcome}: ${w.project}/${w.region}/${w.name} ${w.from} → ${w.planned}: ${w.reason}`,

@@ -42,6 +42,11 @@ export const RunRecord = z.strictObject({
   changes: z.number().int().min(0),
   /** Writes planned but not made (deferred by the limit, skipped on re-validation, failed). */
   skips: z.number().int().min(0),
+  /**
+   * The same, by cause: a write result's cause (`no-room`, `etag`, `failed`…; docs/rules.md
+   * promise 9), or `deferred` for those `limits.maxChangesPerRun` held back. Absent: none.
+   */
+  skipsByCause: z.record(z.string(), z.number().int().min(1)).optional(),
   /** Alert messages published. */
   alerts: z.number().int().min(0),
   /** One line on what went wrong, when something did. */

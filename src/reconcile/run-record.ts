@@ -81,6 +81,8 @@ export async function recordRuns(
 ): Promise<void> {
   for (const project of projects) {
     const writes = report.writes.filter((w) => w.project === project);
+    const deferred = report.plan?.deferred.filter((d) => d.project === project).length ?? 0;
+    const byCause = skipsByCause(writes, deferred);
     const undelivered = report.undelivered.filter((a) => a.project === project);
     try {
       await store.recordRun(project, {
@@ -90,9 +92,8 @@ export async function recordRuns(
         mode: report.mode,
         outcome: report.outcome === 'declined' ? 'ok' : report.outcome,
         changes: writes.filter((w) => w.outcome === 'written').length,
-        skips:
-          writes.filter((w) => w.outcome !== 'written').length +
-          (report.plan?.deferred.filter((d) => d.project === project).length ?? 0),
+        skips: writes.filter((w) => w.outcome !== 'written').length + deferred,
+        ...(Object.keys(byCause).length > 0 ? { skipsByCause: byCause } : {}),
         alerts: report.published,
         error: report.error,
         quotas: report.plan ? quotasSeen(report.plan, project) : {},
@@ -106,4 +107,18 @@ export async function recordRuns(
       );
     }
   }
+}
+
+/**
+ * Writes planned and not made, by cause (`deferred`: held back by `limits.maxChangesPerRun`). A
+ * raise lowered back in the same run (`compensated`) is a write made, not counted here.
+ */
+export function skipsByCause(
+  writes: readonly Pick<WriteResult, 'outcome' | 'cause'>[],
+  deferred = 0,
+): Record<string, number> {
+  const out: Record<string, number> = {};
+  for (const w of writes) if (w.outcome !== 'written') out[w.cause] = (out[w.cause] ?? 0) + 1;
+  if (deferred > 0) out['deferred'] = deferred;
+  return out;
 }

@@ -8,6 +8,8 @@ import { RpcError, startEmulator, type RunningEmulator } from '../../src/emulato
 import { memoryLogger } from '../../src/log.js';
 import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
+import { summary } from '../../src/cli/apply-command.js';
+import type { StateStore } from '../../src/ports/index.js';
 
 /**
  * The act step against another writer, through the emulator and Google's clients: the pool is
@@ -84,13 +86,16 @@ afterEach(async () => {
   await emulator.stop();
 });
 
-async function run(sink: RecordingSink | null = null): Promise<RunReport> {
+async function run(
+  sink: RecordingSink | null = null,
+  store: StateStore = createMemoryStateStore(),
+): Promise<RunReport> {
   try {
     return await reconcile(
       policy,
       {
         ports,
-        store: createMemoryStateStore(),
+        store,
         sink,
         log: memoryLogger(),
         now: async () => emulator.now().getTime(),
@@ -139,6 +144,7 @@ describe('act: another writer between the governor reads and its writes', () => 
     const lowered = report.writes.filter((w) => w.cause === 'compensated');
     expect(lowered.length).toBeGreaterThan(0);
     expect(lowered.length).toBeLessThanOrEqual(races.length);
+    expect(summary(report)).toContain(`${lowered.length} raise(s) lowered back`);
   });
 
   it('a fresh read that shows the pool filled: no raise is written, each counted with its reason', async () => {
@@ -150,7 +156,8 @@ describe('act: another writer between the governor reads and its writes', () => 
       if (name === 'ListServices' && ++lists === 2) fillThePool();
       return undefined;
     };
-    const report = await run();
+    const store = createMemoryStateStore();
+    const report = await run(null, store);
     const raises = report.writes.filter((w) => w.planned > w.from);
     expect(raises.length).toBeGreaterThan(0);
     for (const w of raises) {
@@ -158,6 +165,12 @@ describe('act: another writer between the governor reads and its writes', () => 
       expect(w.cause).toBe('no-room');
       expect(w.reason).toContain('no room in the pool');
     }
+    // Counted, with their reason, in the run record and in what `governor apply` prints.
+    const [record] = await store.listRuns(PROJECT);
+    expect(record?.skipsByCause).toEqual({ 'no-room': raises.length });
+    expect(summary(report)).toContain(
+      `not written, by cause: no room in the pool ${raises.length}`,
+    );
     expect(emulator.writes()).toEqual([]);
     expect(poolCaps()).toBe(12);
     expect(emulator.violations().violations).toEqual([]);
@@ -180,7 +193,27 @@ describe('act: another writer between the governor reads and its writes', () => 
     expect(emulator.violations().violations).toEqual([]);
   });
 
-  it('a quota cut right after that read (inside the window): the raises are lowered back in the same run', async () => {
+  it('finding 1, the variant: the quota cut to 7 right after the first raise: the raises end within it', async () => {
+    await start();
+    // The issue's second case: the same moment, but the quota is cut to 7 instead (it ended at
+    // 12/7). The raises were decided on a read that showed room, and are in flight: those that
+    // land over the cut quota are lowered back in the same run.
+    let writes = 0;
+    hook = (name) => {
+      if (name === 'UpdateService' && ++writes === 2)
+        emulator.setQuota({ project: PROJECT, region: REGION, quota: 7 });
+      return undefined;
+    };
+    const report = await run();
+    expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
+    expect(poolCaps()).toBeLessThanOrEqual(7);
+    emulator.judgeRaces();
+    const { violations, races } = emulator.violations();
+    expect(violations).toEqual([]);
+    expect(races.length).toBeGreaterThan(0);
+  });
+
+  it('a quota cut right after the read before the raises: none is sent past it, or each comes back', async () => {
     await start();
     let writes = 0;
     hook = (name) => {
