@@ -162,9 +162,12 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
     /**
      * Reads the service, checks the etag, writes a minimal Service and waits for the operation.
      *
-     * Why read first: Cloud Run's own enforcement of a stale etag is unconfirmed, so a mismatch is
-     * caught here (ConflictError, nothing sent); the etag is still sent, for the race between this
-     * read and the write. And a masked write of `annotations` replaces the service's whole map,
+     * Why read first: Cloud Run's own enforcement of a stale etag is undocumented (its v2
+     * reference says the etag "may be used to detect modification conflict during updates",
+     * https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services; AIP-154
+     * says a mismatch gets FAILED_PRECONDITION, other Google APIs answer ABORTED), so a mismatch
+     * is caught here (ConflictError, nothing sent); the etag is still sent, for the race between
+     * this read and the write. And a masked write of `annotations` replaces the service's whole map,
      * so the governor's annotations are merged into the map of this same read (the caller's state,
      * since the etags match), with the etag guarding it: every user annotation is kept.
      * Annotations read in a reserved namespace are sent back unchanged (dropping them would ask

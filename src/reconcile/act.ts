@@ -29,10 +29,17 @@ import { inPool, otherWriter, roomOf, type PoolRead } from './room.js';
  *    raise that does not fit is skipped (`no-room`), counted, and left for the next run. All at
  *    once; their operations awaited together.
  * 4. Verify: the pools raised are read again. Cloud Run has no multi-service transaction and no
- *    write conditional on another resource, so between the read of step 2 and the raises of step
- *    3 (one round trip) another writer may fill the pool or the quota may be cut. If this read
- *    finds the pool over, the governor lowers its own raises of this run back (`compensated`),
- *    at most to where they were: a lasting over-quota becomes a blip of about one round trip.
+ *    write conditional on another resource (the Admin API v2 updates one service per call,
+ *    https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services/patch), so
+ *    between the read of step 2 and the raises of step 3 (one round trip) another writer may fill
+ *    the pool or the quota may be cut. If this read finds the pool over, the governor lowers its
+ *    own raises of this run back (`compensated`), at most to where they were: a lasting
+ *    over-quota becomes a blip of about one round trip.
+ *
+ * The room of step 3 is the budget on the fresh read, in every pool: floors yield to the quota
+ * (docs/rules.md, promise 1), so an infeasible pool gets no raise past it either. What Google
+ * documents of the etag and the operation, and how the governor fails safe where it is silent:
+ * docs/performance.md ("What Google documents").
  *
  * Every call is bounded by the run deadline, and no write starts after it. The governor stamps
  * its id and the time on every service it writes; a pool where another governor's stamp is
@@ -435,9 +442,14 @@ function validate(
 }
 
 /**
- * Writes `to` with the etag of `svc` (the read it was validated against): Cloud Run's proto says
- * the etag "may be used to detect modification conflict during updates"; a stale one is answered
- * ABORTED (a conflict, skipped). The governor's annotations merge into the ones of that read.
+ * Writes `to` with the etag of `svc` (the read it was validated against). Google's v2 reference
+ * (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services) says only that
+ * the etag "may be used to detect modification conflict during updates", not how a stale one is
+ * answered: ABORTED is taken as a conflict (skipped, decided again next run), FAILED_PRECONDITION
+ * (AIP-154's code, https://google.aip.dev/154) as a failed write, never as one made. The update
+ * answers with a long-running operation and Google does not say when the max takes effect: a
+ * write is made once its operation is done; one whose operation does not answer is `uncertain`
+ * (its room stays spent). The governor's annotations merge into the ones of that read.
  */
 async function write(
   c: PlanChange,
