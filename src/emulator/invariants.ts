@@ -207,7 +207,9 @@ export class InvariantMonitor {
    * read of the quota, after the race, for what the race changed), or looked and saw it (the reads
    * were answered) yet sent no write for that service since. A look that failed (an injected
    * error) is not judged: the run says so in its log; nor is a pool another writer changed again
-   * after the governor's last look (a new window, no write of the governor's in it).
+   * after the governor's last look (a new window, no write of the governor's in it); nor a raise
+   * whose service that look saw reconciling (rule 3 keeps the governor's hands off it; the next
+   * run plans on the pool as it then is).
    */
   judgeRaces(model: FleetModel): void {
     for (const race of this.raceList) {
@@ -237,9 +239,12 @@ export class InvariantMonitor {
         (this.otherCapsAt.get(poolOf(pool)) ?? 0) > since(this.listedAt, region) ||
         (this.otherQuotaAt.get(poolOf(pool)) ?? 0) > since(this.quotaReadAt, poolOf(pool));
       const tried = after(this.attemptedAt, keyOf(v.service));
+      // Seen reconciling on its last read (its own update's operation still running, or a
+      // deployment): the governor may not write it (rule 3), so the next run must see to it.
+      const handsOff = listed && this.lastSeenReconciling.get(keyOf(v.service)) === true;
       const load = this.poolLoad(model, v.service);
       const over = load !== null && load.quota !== null && load.used + load.reserve > load.quota;
-      if (!over || tried || failed || stale) continue;
+      if (!over || tried || failed || stale || handsOff) continue;
       this.record({
         ...v,
         kind: 'uncompensated',
