@@ -21,13 +21,16 @@ import { inPool, otherWriter, roomOf, type PoolRead } from './room.js';
  *    listing of its region when a pause came between, such as a confirmation prompt) and
  *    conditional on that read's etag. A decrease only lowers: alone it keeps its pool within
  *    budget, whichever others fail. Their operations are awaited together.
- * 2. One fresh read of every pool that has increases, all at once: the region's services and the
- *    pool's quota (unless the policy sets it). It shows the room the decreases made and whatever
- *    anyone else changed since the observation.
+ * 2. The write slots the increases need under Cloud Run's write quota (docs/performance.md,
+ *    pacing), taken first: any wait for the quota comes before the read, never between the read
+ *    and the raises. Then one fresh read of every pool that has increases, all at once: the
+ *    region's services and the pool's quota (unless the policy sets it). It shows the room the
+ *    decreases made and whatever anyone else changed since the observation.
  * 3. The increases that fit that read, in plan order, each as large as the room left, each
  *    re-validated against the same read (reconciling, etag, max) and conditional on its etag; a
  *    raise that does not fit is skipped (`no-room`), counted, and left for the next run. All at
- *    once; their operations awaited together.
+ *    once; their operations awaited together. A pool with more increases than a minute of the
+ *    write quota takes steps 2 and 3 again for the rest: slots, a fresh read, raises.
  * 4. Verify: the pools raised are read again. Cloud Run has no multi-service transaction and no
  *    write conditional on another resource (the Admin API v2 updates one service per call,
  *    https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services/patch), so
@@ -122,22 +125,16 @@ export async function actOnPlan(plan: Plan, opts: ActOptions): Promise<WriteResu
   const latest = await latestReads(decreases, opts);
   const lowered = await Promise.all(decreases.map((c) => gate(() => decrease(c, latest, opts))));
 
-  // 2. One fresh read of each pool with increases, all at once.
+  // 2. The write slots of the increases, then one fresh read of each pool with them, all at once.
+  // 3. The increases that fit, all at once; the rest of a pool in further rounds of 2 and 3.
   const raisedPools = plan.pools.filter((p) => increases.some((c) => samePool(c, p)));
+  const raisesOf = (pool: PlanPool) => increases.filter((c) => samePool(c, pool));
+  const firstSlots = await Promise.all(raisedPools.map((p) => slotsFor(p, raisesOf(p), opts)));
   const fresh = await readPools(raisedPools, opts);
-
-  // 3. The increases that fit, all at once.
   const raised = (
     await Promise.all(
-      raisedPools.map((pool) =>
-        raisePool(
-          plan,
-          pool,
-          increases.filter((c) => samePool(c, pool)),
-          readOf(fresh, pool),
-          gate,
-          opts,
-        ),
+      raisedPools.map((pool, i) =>
+        raisePool(plan, pool, raisesOf(pool), readOf(fresh, pool), firstSlots[i] ?? 0, gate, opts),
       ),
     )
   ).flat();
@@ -292,42 +289,118 @@ interface Raise {
   result: WriteResult;
 }
 
+/**
+ * Write slots for `raises` of one pool, taken before the read they will be decided on (at most a
+ * minute's quota; 0 when the quota would hold them past the run deadline).
+ */
+async function slotsFor(
+  pool: PlanPool,
+  raises: readonly PlanChange[],
+  opts: ActOptions,
+): Promise<number> {
+  return opts.pacer.reserve(pool.region, raises.length, opts.deadline);
+}
+
+/**
+ * The increases of one pool, in rounds: each decided on a read taken after its write slots, so
+ * that nothing but the room is computed between the read and the raises. The first round's read
+ * is `read` (step 2, with `slots` taken); a pool with more raises than slots takes slots and
+ * reads again for the rest. A raise of an earlier round that may still apply (no answer) keeps
+ * its room spent in the rounds after.
+ */
 async function raisePool(
   plan: Plan,
   pool: PlanPool,
   increases: readonly PlanChange[],
   read: PoolRead | Error,
+  slots: number,
   gate: Gate,
   opts: ActOptions,
 ): Promise<Raise[]> {
-  const notSent = (change: PlanChange, result: WriteResult): Raise => ({
-    change,
-    to: null,
-    result,
-  });
+  const out: Raise[] = [];
+  let pending = [...increases];
+  let uncertain = 0;
+  for (let round = 0; pending.length > 0; round++) {
+    const taken = round === 0 ? slots : await slotsFor(pool, pending, opts);
+    if (taken === 0) {
+      const why = `Cloud Run's write quota (limits.writesPerMinute) would have held it past the run deadline: left for the next run`;
+      out.push(...pending.map((c) => notSent(c, skipped(c, 'deadline', why))));
+      break;
+    }
+    const now = round === 0 ? read : readOf(await readPools([pool], opts), pool);
+    const { raises, rest } = await raiseRound(
+      plan,
+      pool,
+      pending,
+      now,
+      taken,
+      uncertain,
+      gate,
+      opts,
+    );
+    out.push(...raises);
+    for (const r of raises)
+      if (r.to !== null && r.result.cause === 'uncertain')
+        uncertain += (r.to - r.change.from) * r.change.gpusPerInstance;
+    pending = rest;
+  }
+  return out;
+}
+
+const notSent = (change: PlanChange, result: WriteResult): Raise => ({ change, to: null, result });
+
+/**
+ * One round of a pool's increases on one read: decided in plan order, at most `slots` sent (the
+ * others are `rest`, for the next round), then sent all at once. `spent`: GPUs of earlier rounds'
+ * raises that may still apply, kept off the room.
+ */
+async function raiseRound(
+  plan: Plan,
+  pool: PlanPool,
+  increases: readonly PlanChange[],
+  read: PoolRead | Error,
+  slots: number,
+  spent: number,
+  gate: Gate,
+  opts: ActOptions,
+): Promise<{ raises: Raise[]; rest: PlanChange[] }> {
   if (read instanceof Error) {
     const late = read instanceof DeadlineError;
     const why = late
       ? 'the run deadline came before the pool could be read again for its increases: left for the next run'
       : `the pool could not be read again before its increases (${read.message}): left for the next run`;
-    return increases.map((c) => notSent(c, skipped(c, late ? 'deadline' : 'pool-unreadable', why)));
+    return {
+      raises: increases.map((c) =>
+        notSent(c, skipped(c, late ? 'deadline' : 'pool-unreadable', why)),
+      ),
+      rest: [],
+    };
   }
   const nowMs = Date.parse(opts.nowIso);
   const other = otherWriter(pool, read, opts.writerId, nowMs, opts.otherWriterTtlMs);
   if (other) {
     const why = `another governor (${other.writer}) wrote ${other.service} in this pool at ${other.at}, within a lease: nothing raised here while it may be writing`;
     opts.log.log('WARNING', `${poolKey(pool)}: ${why}`);
-    return increases.map((c) => notSent(c, skipped(c, 'other-governor', why)));
+    return {
+      raises: increases.map((c) => notSent(c, skipped(c, 'other-governor', why))),
+      rest: [],
+    };
   }
   // Decide every raise on this one read, in plan order; then send them all at once.
-  let { room } = roomOf(plan, pool, read);
+  let room = roomOf(plan, pool, read).room - spent;
   const yields =
     pool.status === 'infeasible'
       ? ' (the floors do not fit this pool, and the quota comes before floors)'
       : '';
   const byName = new Map(inPool(pool, read.services).map((s) => [s.name, s]));
   const decided: (Raise | { c: PlanChange; to: number; svc: ObservedService; note: string })[] = [];
-  for (const c of increases) {
+  let rest: PlanChange[] = [];
+  let sending = 0;
+  for (const [i, c] of increases.entries()) {
+    if (sending === slots) {
+      rest = increases.slice(i);
+      break;
+    }
     const svc = byName.get(c.name);
     if (!svc) {
       decided.push(notSent(c, skipped(c, 'gone', 'the service is gone')));
@@ -347,21 +420,24 @@ async function raisePool(
     }
     // Spent whether or not the write lands: a write that fails may still apply.
     room -= (fits - c.from) * g;
+    sending += 1;
     const note =
       fits < c.to ? `; smaller than planned (${c.to}): only room for ${fits}${yields}` : '';
     decided.push({ c, to: fits, svc, note });
   }
-  return Promise.all(
+  const raises = await Promise.all(
     decided.map(async (d) =>
       'result' in d
         ? d
         : {
             change: d.c,
             to: d.to,
-            result: await gate(() => write(d.c, d.to, d.svc, opts, d.note)),
+            // Its slot was taken before the read: nothing waits between the read and the write.
+            result: await gate(() => write(d.c, d.to, d.svc, opts, d.note, 'slot-taken')),
           },
     ),
   );
+  return { raises, rest };
 }
 
 // --- 4. verify and compensate ---
@@ -411,7 +487,9 @@ async function compensate(
         const from = effectiveMax(svc);
         const reason = `lowered back from ${from}: just after this run raised it, the pool was over its quota by ${-room} GPUs (another writer, or a quota cut, in the meantime)`;
         const c: PlanChange = { ...change, from, to, etag: svc.etag, reason };
-        const result = await write(c, to, svc, opts);
+        // Lowering back must not wait for the write quota: it takes a slot now.
+        opts.pacer.take(c.region);
+        const result = await write(c, to, svc, opts, '', 'slot-taken');
         return result.outcome === 'written' ? { ...result, cause: 'compensated' as const } : result;
       }),
     ),
@@ -457,10 +535,11 @@ async function write(
   svc: ObservedService,
   opts: ActOptions,
   note = '',
+  pacing: 'wait-for-slot' | 'slot-taken' = 'wait-for-slot',
 ): Promise<WriteResult> {
   const late = () => skipped(c, 'deadline', 'the run deadline was reached before this write');
   if (opts.clock() > opts.deadline) return late();
-  await opts.pacer.slot(c.region);
+  if (pacing === 'wait-for-slot') await opts.pacer.slot(c.region);
   if (opts.clock() > opts.deadline) return late();
   const annotations: Record<string, string> = {
     [ANNOTATIONS.reason]: truncate(c.reason + note),

@@ -19,6 +19,19 @@
 export interface Pacer {
   /** Resolves when the next write to `region` may start. */
   slot(region: string): Promise<void>;
+  /**
+   * Up to `count` slots of `region` that start together (never more than a minute's quota),
+   * waiting until they can; resolves to how many were taken: 0 when they could not start by
+   * `notAfter` (nothing taken, nothing waited). A caller that must not wait between a read and
+   * its writes takes the slots first, then reads, then writes.
+   */
+  reserve(region: string, count: number, notAfter: number): Promise<number>;
+  /**
+   * A slot now, whatever the quota's state, counted for the writes after it: for a write that must
+   * not wait (lowering back a raise that left its pool over quota). Were the quota spent, Cloud
+   * Run would answer 429, which the adapter retries with backoff.
+   */
+  take(region: string): void;
 }
 
 const MINUTE_MS = 60_000;
@@ -29,18 +42,48 @@ export function createPacer(
   sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
 ): Pacer {
   const budget = Math.max(1, Math.floor(perMinute));
-  /** Per region, the start times of the slots handed out (at most `budget`, oldest first). */
+  /** Per region, the start times of the slots handed out, in order (a minute old: dropped). */
   const given = new Map<string, number[]>();
+  const slotsOf = (region: string, t: number): number[] => {
+    const times = given.get(region) ?? [];
+    given.set(region, times);
+    while (times.length > 0 && (times[0] ?? t) <= t - MINUTE_MS) times.shift();
+    return times;
+  };
+  /**
+   * When `count` more slots may start together: now, or a minute after the slot the last of them
+   * replaces (the window before it then holds at most `budget`).
+   */
+  const startOf = (times: readonly number[], count: number, t: number): number => {
+    const over = times.length + count - budget;
+    return over <= 0 ? t : Math.max(t, (times[over - 1] ?? t) + MINUTE_MS);
+  };
+  const record = (times: number[], at: number, count: number): void => {
+    for (let i = 0; i < count; i++) times.push(at);
+    times.sort((a, b) => a - b);
+  };
   return {
     slot: async (region) => {
-      const times = given.get(region) ?? [];
-      given.set(region, times);
       const t = now();
-      while (times.length > 0 && (times[0] ?? t) <= t - MINUTE_MS) times.shift();
-      // The slot starts when the window has room: now, or a minute after the slot it replaces.
-      const at = times.length < budget ? t : (times[times.length - budget] ?? t) + MINUTE_MS;
-      times.push(at);
+      const times = slotsOf(region, t);
+      const at = startOf(times, 1, t);
+      record(times, at, 1);
       if (at > t) await sleep(at - t);
+    },
+    reserve: async (region, count, notAfter) => {
+      const n = Math.min(Math.max(0, Math.floor(count)), budget);
+      if (n === 0) return 0;
+      const t = now();
+      const times = slotsOf(region, t);
+      const at = startOf(times, n, t);
+      if (at > notAfter) return 0;
+      record(times, at, n);
+      if (at > t) await sleep(at - t);
+      return n;
+    },
+    take: (region) => {
+      const t = now();
+      record(slotsOf(region, t), t, 1);
     },
   };
 }
