@@ -5,6 +5,7 @@ import { renderProblem } from '../core/problems.js';
 import { InputError, isInputError, type Fault } from '../errors.js';
 import type { Logger } from '../log.js';
 import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
+import { skipsByCause } from '../reconcile/run-record.js';
 import { createRuntime, newRunId } from '../runtime.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 
@@ -146,6 +147,9 @@ export function summaryFields(r: RunReport): Record<string, unknown> {
     written: count('written'),
     skipped: count('skipped'),
     failed: count('failed'),
+    // Writes not made, by cause (no-room, etag, …), and raises lowered back in the same run.
+    notWrittenByCause: skipsByCause(r.writes),
+    compensated: r.writes.filter((w) => w.cause === 'compensated').length,
     deferred: r.plan?.deferred.length ?? 0,
     alertsPublished: r.published,
     misconfigured: new Set(r.findings.map((f) => `${f.project}/${f.region}/${f.service}`)).size,

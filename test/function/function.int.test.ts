@@ -115,7 +115,13 @@ describe('the Cloud Function (HTTP entry point)', () => {
   it('runs the governor: 200, the caps written, the run summarised', async () => {
     const r = await post(http, {});
     expect(r.status).toBe(200);
-    expect(r.json).toMatchObject({ outcome: 'ok', mode: 'enforce', failed: 0 });
+    expect(r.json).toMatchObject({
+      outcome: 'ok',
+      mode: 'enforce',
+      failed: 0,
+      notWrittenByCause: {},
+      compensated: 0,
+    });
     expect(r.json.written).toBeGreaterThan(0);
     expect(emulator.writes().length).toBe(r.json.written);
     for (const w of emulator.writes()) expect(w.pool?.capsGpus).toBeLessThanOrEqual(5);
