@@ -41,10 +41,12 @@ import { effectiveMax, FleetModel } from '../emulator/model.js';
  * may be unavailable; a publish may fail whole or after part of the messages.
  *
  * And the other writer: right after one of the governor's reads of a pool (its region's services,
- * its quota) or one of its writes, another actor may fill the pool up to its quota by raising a
- * service's max (legally: Cloud Run checks one service at a time), cut the quota, or start a
- * deployment; at most once per run. A raise it takes over the quota inside Cloud Run's window is
- * a race (invariants.ts), which the governor must lower back in the same run once it sees it.
+ * its quota) or one of its writes, another actor fills the pool up to its quota by raising a
+ * service's max (legally: Cloud Run checks one service at a time), cuts the quota, or starts a
+ * deployment: once in every run with faults, at one of its first six reads and writes (drawn),
+ * if the run gets that far (`otherActorRuns` counts the runs it acted in). A raise it takes over
+ * the quota inside Cloud Run's window is a race (invariants.ts), which the governor must lower
+ * back in the same run once it sees it.
  */
 
 export const CHAOS_PROJECT = 'chaos-project';
