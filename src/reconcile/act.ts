@@ -9,10 +9,15 @@ import {
 import { ConflictError, GovernorError, PermissionError, UnavailableError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { ANNOTATIONS } from '../observe/annotations.js';
-import type { CloudRunPort, QuotaPort } from '../ports/index.js';
+import type {
+  CloudRunPort,
+  ObservedJobExecution,
+  ObservedWorkerPool,
+  QuotaPort,
+} from '../ports/index.js';
 import type { ObservedService } from '../core/service.js';
 import type { Pacer } from './pacing.js';
-import { inPool, otherWriter, roomOf, type PoolRead } from './room.js';
+import { inPool, otherUsageOf, otherWriter, roomOf, type PoolRead } from './room.js';
 
 /**
  * Acting on a plan, in as few round trips as Cloud Run allows (docs/performance.md):
@@ -24,8 +29,9 @@ import { inPool, otherWriter, roomOf, type PoolRead } from './room.js';
  * 2. The write slots the increases need under Cloud Run's write quota (docs/performance.md,
  *    pacing), taken first: any wait for the quota comes before the read, never between the read
  *    and the raises. Then one fresh read of every pool that has increases, all at once: the
- *    region's services and the pool's quota (unless the policy sets it). It shows the room the
- *    decreases made and whatever anyone else changed since the observation.
+ *    region's services, worker pools and running job executions, and the pool's quota (unless
+ *    the policy sets it). It shows the room the decreases made and whatever anyone else changed
+ *    since the observation.
  * 3. The increases that fit that read, in plan order, each as large as the room left, each
  *    re-validated against the same read (reconciling, etag, max) and conditional on its etag; a
  *    raise that does not fit is skipped (`no-room`), counted, and left for the next run. All at
@@ -230,42 +236,84 @@ async function readPools(
   opts: ActOptions,
   earlier?: Map<string, PoolRead | Error>,
 ): Promise<Map<string, PoolRead | Error>> {
-  const regions = new Map<string, Promise<ObservedService[]>>();
-  const listOf = (pool: PlanPool): Promise<ObservedService[]> => {
+  // Per region, all at once: its services, and what else holds GPUs (worker pools, job tasks).
+  const regions = new Map<string, Promise<RegionRead>>();
+  const regionOf = (pool: PlanPool): Promise<RegionRead> => {
     const key = `${pool.project}/${pool.region}`;
-    let listed = regions.get(key);
-    if (!listed) {
-      listed = beforeDeadline(
-        () => opts.run.listServices(pool.project, pool.region),
-        opts,
-        `listing ${key} again`,
-      );
-      regions.set(key, listed);
+    let read = regions.get(key);
+    if (!read) {
+      const call = <T>(f: () => Promise<T>, what: string) =>
+        beforeDeadline(f, opts, `${what} ${key} again`);
+      const { project, region } = pool;
+      read = Promise.all([
+        call(() => opts.run.listServices(project, region), 'listing the services of'),
+        call(() => opts.run.listWorkerPools(project, region), 'listing the worker pools of')
+          .then((v) => ({ ok: true as const, v }))
+          .catch((e: unknown) => ({ ok: false as const, e })),
+        call(() => opts.run.listRunningExecutions(project, region), 'listing the job executions of')
+          .then((v) => ({ ok: true as const, v }))
+          .catch((e: unknown) => ({ ok: false as const, e })),
+      ]).then(([services, workerPools, executions]) => ({ services, workerPools, executions }));
+      regions.set(key, read);
     }
-    return listed;
+    return read;
   };
   // The cache of an earlier read must not answer: the quota bounds every increase.
   if (pools.length > 0) opts.quotas?.clearCache?.();
   const reads = await Promise.all(
     pools.map(async (pool): Promise<[string, PoolRead | Error]> => {
       const before = earlier?.get(poolKey(pool));
+      const known = before && !(before instanceof Error) ? before : null;
       const quotaOrEarlier = quotaNow(pool, opts).catch((e: unknown) => {
-        if (!before || before instanceof Error) throw e;
+        if (!known) throw e;
         opts.log.log(
           'WARNING',
           `${poolKey(pool)}: the quota could not be read again (${message(e)}): verified against the quota read before the increases`,
         );
-        return before.quota;
+        return known.quota;
       });
       try {
-        const [services, quota] = await Promise.all([listOf(pool), quotaOrEarlier]);
-        return [poolKey(pool), { services, quota }];
+        const [r, quota] = await Promise.all([regionOf(pool), quotaOrEarlier]);
+        let otherUsageGpus: number | undefined;
+        if (r.workerPools.ok && r.executions.ok) {
+          otherUsageGpus = otherUsageOf(pool, r.services, r.workerPools.v, r.executions.v);
+        } else {
+          const failed = !r.workerPools.ok
+            ? r.workerPools.e
+            : !r.executions.ok
+              ? r.executions.e
+              : null;
+          // Before the increases, what holds the pool's GPUs must be read: no raise on a guess.
+          if (!known) throw failed;
+          opts.log.log(
+            'WARNING',
+            `${poolKey(pool)}: its worker pools or job executions could not be listed again (${message(failed)}): verified against the read before the increases`,
+          );
+          otherUsageGpus = known.otherUsageGpus;
+        }
+        return [
+          poolKey(pool),
+          {
+            services: r.services,
+            quota,
+            ...(otherUsageGpus === undefined ? {} : { otherUsageGpus }),
+          },
+        ];
       } catch (e) {
         return [poolKey(pool), e instanceof Error ? e : new Error(String(e))];
       }
     }),
   );
   return new Map(reads);
+}
+
+type Settled<T> = { ok: true; v: T } | { ok: false; e: unknown };
+
+/** One region's read: its services, and its worker pools and job executions (each may fail). */
+interface RegionRead {
+  services: ObservedService[];
+  workerPools: Settled<ObservedWorkerPool[]>;
+  executions: Settled<ObservedJobExecution[]>;
 }
 
 async function quotaNow(pool: PlanPool, opts: ActOptions): Promise<number | null> {

@@ -1,7 +1,8 @@
 import type { Plan, PlanPool } from '../core/plan.js';
 import { effectiveMax, poolBudget, samePool } from '../core/pool.js';
 import { ANNOTATIONS } from '../observe/annotations.js';
-import type { ObservedService } from '../core/service.js';
+import type { GpuSpec, ObservedService } from '../core/service.js';
+import type { ObservedJobExecution, ObservedWorkerPool } from '../ports/index.js';
 
 /**
  * What one read of a pool (its region's services, and its quota) says about room for increases.
@@ -14,6 +15,35 @@ import type { ObservedService } from '../core/service.js';
 export interface PoolRead {
   services: readonly ObservedService[];
   quota: number | null;
+  /**
+   * GPUs its worker pools, running job tasks and manually scaled services hold on this read
+   * ({@link otherUsageOf}); absent: as observed for the plan.
+   */
+  otherUsageGpus?: number;
+}
+
+/** What else holds the pool's GPUs on a read: manually scaled services, worker pools, job tasks. */
+export function otherUsageOf(
+  pool: PlanPool,
+  services: readonly ObservedService[],
+  workerPools: readonly ObservedWorkerPool[],
+  executions: readonly ObservedJobExecution[],
+): number {
+  const mine = (x: {
+    project: string;
+    region: string;
+    gpu: GpuSpec | null;
+  }): x is {
+    project: string;
+    region: string;
+    gpu: GpuSpec;
+  } => x.gpu !== null && samePool(pool, { project: x.project, region: x.region, ...x.gpu });
+  let gpus = 0;
+  for (const s of services)
+    if (mine(s) && s.scalingMode === 'MANUAL') gpus += (s.manualInstanceCount ?? 0) * s.gpu.count;
+  for (const w of workerPools) if (mine(w)) gpus += w.manualInstanceCount * w.gpu.count;
+  for (const e of executions) if (mine(e)) gpus += e.runningTasks * e.gpu.count;
+  return gpus;
 }
 
 /** The automatically scaled GPU services of the pool, among those listed in its region. */
@@ -42,9 +72,9 @@ export interface PoolRoom {
 
 /**
  * The room for the governed services of a pool on one read of it:
- * budget = quota − reserve − unmanaged caps (as now read) − other unmanaged usage (worker pools,
- * jobs, manually scaled services, as observed for the plan: they are not re-read, and change
- * rarely; a job started since is the window documented in docs/performance.md).
+ * budget = quota − reserve − unmanaged caps − other unmanaged usage (worker pools, running job
+ * tasks, manually scaled services), all as now read (the other usage as observed for the plan
+ * when the read does not carry it).
  *
  * A service the plan did not know counts as unmanaged. The budget bounds every pool, an infeasible
  * one too (its floors do not fit): floors yield to the quota (docs/rules.md, promise 1), so a raise
@@ -55,8 +85,9 @@ export function roomOf(plan: Plan, pool: PlanPool, read: PoolRead): PoolRoom {
   const rows = plan.services.filter((r) => samePool(r, pool));
   const managed = new Set(rows.filter((r) => r.managed).map((r) => r.name));
   const otherUsage =
+    read.otherUsageGpus ??
     pool.unmanagedGpus -
-    rows.filter((r) => !r.managed).reduce((a, r) => a + r.from * r.gpusPerInstance, 0);
+      rows.filter((r) => !r.managed).reduce((a, r) => a + r.from * r.gpusPerInstance, 0);
   let governed = 0;
   let unmanaged = 0;
   for (const s of inPool(pool, read.services)) {

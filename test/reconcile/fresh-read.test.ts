@@ -1,0 +1,139 @@
+import { describe, expect, it } from 'vitest';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { validateFleet } from '../../src/emulator/fleet.js';
+import { FleetModel } from '../../src/emulator/model.js';
+import { createSimPorts } from '../../src/emulator/ports.js';
+import { UnavailableError } from '../../src/errors.js';
+import { memoryLogger } from '../../src/log.js';
+import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
+
+/**
+ * The read before the raises is fresh for everything that holds the pool's GPUs, not only the
+ * services: a GPU job that starts between the observation and that read takes room the raises
+ * then do not get. Quota 12; four governed services at max 1 that want 4; a job of four
+ * one-GPU tasks starts just before the read.
+ */
+
+const PROJECT = 'fresh-project';
+const REGION = 'us-central1';
+
+function model(): FleetModel {
+  return new FleetModel(
+    validateFleet({
+      start: '2026-11-27T12:00:00Z',
+      warmupMinutes: 40,
+      idleMinutes: 0,
+      projects: [
+        {
+          id: PROJECT,
+          pools: [{ region: REGION, quota: 12 }],
+          services: ['a', 'b', 'c', 'd'].map((n) => ({
+            name: `svc-${n}`,
+            region: REGION,
+            gpu: {},
+            maxInstances: 1,
+            demand: { constant: 4 },
+          })),
+          jobs: [
+            {
+              name: 'batch',
+              region: REGION,
+              gpu: {},
+              taskCount: 4,
+              parallelism: 4,
+              executions: [{ startMinute: 5, taskMinutes: 60 }],
+            },
+          ],
+        },
+      ],
+    }),
+  );
+}
+
+const policy = parsePolicy({
+  version: 1,
+  projects: [PROJECT],
+  regions: [REGION],
+  defaults: { headroom: 1, max: 4 },
+  services: [{ match: {} }],
+  limits: { writesPerMinute: 6000 },
+});
+
+describe('the read before the raises', () => {
+  it('sees a GPU job started since the observation: the raises leave it its GPUs', async () => {
+    const m = model();
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    let lists = 0;
+    const run = {
+      ...sim.run,
+      // The second listing of the region is the read before the raises: the job starts first.
+      listServices: (p: string, r: string) => {
+        if (++lists === 2) m.advance(6 * 60_000);
+        return sim.run.listServices(p, r);
+      },
+    };
+    let report: RunReport;
+    try {
+      report = await reconcile(
+        policy,
+        {
+          ports: { ...sim, run },
+          store: createMemoryStateStore(),
+          sink: null,
+          log: memoryLogger(),
+          now: async () => m.now,
+          sleep: async () => {},
+        },
+        { runId: 'fresh', deadlineMs: 60_000, writerId: 'me' },
+      );
+    } catch (e) {
+      if (!(e instanceof RunFailedError)) throw e;
+      report = e.report;
+    }
+    const pool = m.pools()[0];
+    expect(pool?.jobGpus).toBe(4);
+    // The plan, made before the job, raised to the whole quota...
+    expect(report.plan?.pools[0]?.capsAfter).toBe(12);
+    // ...the raises left the job its four GPUs, and said why.
+    expect((pool?.capsGpus ?? 0) + (pool?.jobGpus ?? 0)).toBeLessThanOrEqual(12);
+    expect(report.writes.some((w) => (w.written ?? 0) < w.planned || w.cause === 'no-room')).toBe(
+      true,
+    );
+  });
+
+  it('raises nothing when what else holds the pool cannot be read again', async () => {
+    const m = model();
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    let lists = 0;
+    const run = {
+      ...sim.run,
+      listRunningExecutions: async (p: string, r: string) => {
+        if (++lists === 2) throw new UnavailableError('UNAVAILABLE: injected');
+        return sim.run.listRunningExecutions(p, r);
+      },
+    };
+    let report: RunReport;
+    try {
+      report = await reconcile(
+        policy,
+        {
+          ports: { ...sim, run },
+          store: createMemoryStateStore(),
+          sink: null,
+          log: memoryLogger(),
+          now: async () => m.now,
+          sleep: async () => {},
+        },
+        { runId: 'blind', deadlineMs: 60_000, writerId: 'me' },
+      );
+    } catch (e) {
+      if (!(e instanceof RunFailedError)) throw e;
+      report = e.report;
+    }
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(raises.length).toBeGreaterThan(0);
+    for (const w of raises) expect(w.cause).toBe('pool-unreadable');
+    expect(m.listServices().every((s) => s.maxInstances === 1)).toBe(true);
+  });
+});
