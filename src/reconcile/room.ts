@@ -22,6 +22,9 @@ export interface PoolRead {
   otherUsageGpus?: number;
 }
 
+/** Anything of a region that may hold GPUs. */
+type Holder = { project: string; region: string; gpu: GpuSpec | null };
+
 /** What else holds the pool's GPUs on a read: manually scaled services, worker pools, job tasks. */
 export function otherUsageOf(
   pool: PlanPool,
@@ -29,15 +32,8 @@ export function otherUsageOf(
   workerPools: readonly ObservedWorkerPool[],
   executions: readonly ObservedJobExecution[],
 ): number {
-  const mine = (x: {
-    project: string;
-    region: string;
-    gpu: GpuSpec | null;
-  }): x is {
-    project: string;
-    region: string;
-    gpu: GpuSpec;
-  } => x.gpu !== null && samePool(pool, { project: x.project, region: x.region, ...x.gpu });
+  const mine = <T extends Holder>(x: T): x is T & { gpu: GpuSpec } =>
+    x.gpu !== null && samePool(pool, { project: x.project, region: x.region, ...x.gpu });
   let gpus = 0;
   for (const s of services)
     if (mine(s) && s.scalingMode === 'MANUAL') gpus += (s.manualInstanceCount ?? 0) * s.gpu.count;
