@@ -448,6 +448,12 @@ function faultyStore(inner: StateStore, f: Faulty): StateStore {
     acquireLease: wrap('acquireLease', (p, h, t, n) => inner.acquireLease(p, h, t, n)),
     renewLease: wrap('renewLease', (p, h, t, n) => inner.renewLease(p, h, t, n)),
     releaseLease: wrap('releaseLease', (p, h) => inner.releaseLease(p, h)),
+    governorId: wrap('governorId', () => inner.governorId()),
+    readLease: wrap('readLease', (p) => inner.readLease(p)),
+    breakLease: wrap('breakLease', (p) => inner.breakLease(p)),
+    putOutbox: wrap('putOutbox', (p, e) => inner.putOutbox(p, e)),
+    listOutbox: wrap('listOutbox', (p) => inner.listOutbox(p)),
+    removeOutbox: wrap('removeOutbox', (p, i, d) => inner.removeOutbox(p, i, d)),
     close: () => inner.close(),
   };
 }

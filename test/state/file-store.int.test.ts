@@ -13,7 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnavailableError } from '../../src/errors.js';
 import { createFileStateStore, DEFAULT_STATE_DIR } from '../../src/adapters/file-store.js';
 import { StateCorruptError, type StateStore } from '../../src/ports/index.js';
-import { CONTRACT_KEEP_RUNS, freshProject, stateStoreContract } from './contract.js';
+import {
+  CONTRACT_KEEP_RUNS,
+  CONTRACT_OUTBOX_LIMIT,
+  freshProject,
+  stateStoreContract,
+} from './contract.js';
 import { transpileForNode } from './transpile.js';
 
 let dir: string;
@@ -23,7 +28,11 @@ const cleanups: string[] = [];
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'governor-file-store-'));
   cleanups.push(dir);
-  store = createFileStateStore({ dir, keepRuns: CONTRACT_KEEP_RUNS });
+  store = createFileStateStore({
+    dir,
+    keepRuns: CONTRACT_KEEP_RUNS,
+    outboxLimit: CONTRACT_OUTBOX_LIMIT,
+  });
 });
 
 afterAll(async () => {
