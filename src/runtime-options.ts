@@ -19,6 +19,7 @@ import { InputError } from './errors.js';
  * | GOVERNOR_EMULATOR_HOST          | the emulator's gRPC `HOST:PORT` (see docs/emulator.md)      |
  * | GOVERNOR_EMULATOR_ADMIN         | the emulator's admin URL: its virtual clock is the run's    |
  * | PUBSUB_EMULATOR_HOST            | a Pub/Sub emulator: Google's, or `governor emulator`'s      |
+ * | GOVERNOR_DEBUG                  | `1`: the CLI prints the stack trace of an unexpected error  |
  * | NO_COLOR, FORCE_COLOR, TERM     | colours on a terminal (https://no-color.org)                |
  */
 
@@ -47,6 +48,7 @@ export const RuntimeEnv = z.object({
     z.url({ protocol: /^https?$/, error: 'expected an http URL, e.g. http://127.0.0.1:8086' }),
   ),
   PUBSUB_EMULATOR_HOST: optional(HostPort),
+  GOVERNOR_DEBUG: optional(z.string()),
   NO_COLOR: optional(z.string()),
   FORCE_COLOR: optional(z.string()),
   TERM: optional(z.string()),
@@ -90,6 +92,8 @@ export const RuntimeOptions = RuntimeEnv.transform((env) => ({
   /** `HOST:PORT` of a Pub/Sub emulator for the alert sink; null: Google. */
   pubsubEmulatorHost: env.PUBSUB_EMULATOR_HOST ?? null,
   color: colorMode(env),
+  /** GOVERNOR_DEBUG=1: an unexpected failure (a bug) prints its stack trace too. */
+  debug: env.GOVERNOR_DEBUG === '1',
 }));
 export type RuntimeOptions = z.output<typeof RuntimeOptions>;
 

@@ -99,6 +99,8 @@ export interface ReconcileOptions {
   leaseAttempts?: number;
   /** How long to wait between those requests (ms). Default 2 s. */
   leaseRetryMs?: number;
+  /** How a person clears a held lease, for the message. Default `governor unlock --policy <file>`. */
+  unlockHint?: string;
 }
 
 export interface RunReport {
@@ -257,7 +259,7 @@ async function takeLeases(run: Run): Promise<string[]> {
         ...(lease.expiresAt ? { expiresAt: lease.expiresAt } : {}),
       };
       report.leaseHeld.push(refused);
-      deps.log.log('ERROR', describeHeldLease(refused));
+      deps.log.log('ERROR', describeHeldLease(refused, options.unlockHint));
     }
   } catch (e) {
     // The store cannot say who writes: nobody does. Give back what was taken, and fail loudly.
@@ -289,11 +291,14 @@ async function askForLease(run: Run, project: string, attempts: number): Promise
 }
 
 /** One line: who holds the lease, since and until when, and how to clear it. */
-export function describeHeldLease(l: HeldLease): string {
+export function describeHeldLease(
+  l: HeldLease,
+  unlockHint = 'governor unlock --policy <file>',
+): string {
   return (
     `${l.project}: nothing done: the lease is held by ${l.heldBy ?? 'an unknown holder'}` +
     `${l.acquiredAt ? ` since ${l.acquiredAt}` : ''} until ${l.expiresAt ?? 'an unknown time'}; ` +
-    'if no other governor is running, clear it with `governor unlock --policy <file>`'
+    `if no other governor is running, clear it with \`${unlockHint}\``
   );
 }
 

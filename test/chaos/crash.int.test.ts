@@ -1,10 +1,13 @@
-import { spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import type { Alert } from '../../src/core/alert.js';
 import { seededRandom } from '../../src/emulator/faults.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { createFileStateStore } from '../../src/adapters/file-store.js';
 
 /**
  * Crash suite: the governor process (`governor apply --yes`, the real CLI) is killed with SIGKILL
@@ -12,6 +15,10 @@ import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js
  * pool after every write (rule 1 holds at every moment, whatever was cut short), and the run
  * after the crash ends with the same caps as a run that was never interrupted, on the same data
  * and the same virtual time. CHAOS_SEED picks the kill times.
+ *
+ * The dead run's lease is on the wall clock, so the emulator's virtual minutes do not end it; it
+ * is cleared as a person would, with `governor unlock --yes`. A run killed after its writes, while
+ * it publishes, leaves its `rebalance.applied` in the outbox: the next run announces it.
  */
 
 // A fixed seed by default, so that CI is reproducible; CHAOS_SEED explores others.
@@ -82,13 +89,14 @@ function apply(
   stateDir: string,
   policyFile: string,
   kill?: { atWrite: number; extraMs: number },
+  env: Record<string, string> = {},
 ) {
   return new Promise<Exit>((resolve, reject) => {
     const child = spawn(
       process.execPath,
       ['bin/governor.js', 'apply', '--yes', '--policy', policyFile, '--state-dir', stateDir],
       {
-        env: { ...process.env, ...em.env, GOVERNOR_RUN_DEADLINE: '20s', NO_COLOR: '1' },
+        env: { ...process.env, ...em.env, GOVERNOR_RUN_DEADLINE: '20s', NO_COLOR: '1', ...env },
         stdio: ['ignore', 'pipe', 'pipe'],
       },
     );
@@ -112,6 +120,16 @@ function apply(
       resolve({ code, signal, stderr });
     });
   });
+}
+
+/** `governor unlock --yes`: what a person does after a crash, rather than wait for the lease. */
+async function unlock(em: RunningEmulator, stateDir: string, policyFile: string): Promise<string> {
+  const { stdout } = await promisify(execFile)(
+    process.execPath,
+    ['bin/governor.js', 'unlock', '--yes', '--policy', policyFile, '--state-dir', stateDir],
+    { env: { ...process.env, ...em.env, NO_COLOR: '1' } },
+  );
+  return stdout;
 }
 
 const caps = (em: RunningEmulator) =>
@@ -141,6 +159,7 @@ describe('crash: the governor killed during apply, then run again', () => {
 
     const random = seededRandom(SEED);
     let killedMidApply = 0;
+    let leasesLeft = 0;
     for (let k = 0; k < 4; k++) {
       const em = await emulator();
       try {
@@ -153,8 +172,18 @@ describe('crash: the governor killed during apply, then run again', () => {
         });
         const writesBeforeKill = em.writes().length;
         if (killed.signal === 'SIGKILL' && writesBeforeKill < total) killedMidApply += 1;
-        // The dead run's lease (deadline + 60 s) expires; then the next run goes ahead.
+        // The dead run's lease ends on the wall clock (deadline 20 s + 60 s), whatever the
+        // emulator's virtual time does; unlock clears it at once.
+        const lease = await createFileStateStore({ dir: stateDir }).readLease(PROJECT);
+        if (lease !== null) {
+          leasesLeft += 1;
+          const expires = Date.parse(lease.expiresAt);
+          expect(expires).toBeGreaterThan(Date.now());
+          expect(expires).toBeLessThanOrEqual(Date.now() + 80_000);
+        }
         em.advance(2 * 60_000);
+        if (lease !== null)
+          expect(await unlock(em, stateDir, policyFile)).toContain('lease broken');
         const again = await apply(em, stateDir, policyFile);
         expect(again.code, again.stderr).toBe(0);
         expect(caps(em)).toEqual(expected);
@@ -171,5 +200,77 @@ describe('crash: the governor killed during apply, then run again', () => {
     }
     console.log(`crash: ${killedMidApply} of 4 kills landed after some writes and before the end`);
     expect(killedMidApply).toBeGreaterThan(0);
+    expect(leasesLeft).toBeGreaterThan(0);
+  }, 180_000);
+
+  it('a run killed after its writes, while it publishes, has them announced by the next run', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'governor-crash-publish-'));
+    const policyFile = join(dir, 'policy.json');
+    const topic = `projects/${PROJECT}/topics/alerts`;
+    writeFileSync(policyFile, JSON.stringify({ ...JSON.parse(policy), alerts: { topic } }));
+    const stateDir = join(dir, 'state');
+    // The emulator's Pub/Sub answers the preflight's permission test at once, and holds every
+    // publish for 30 s: the run is still publishing when it is killed.
+    const em = await startEmulator({
+      fleet: { ...fleet, topics: [topic] },
+      speed: 'manual',
+      operationDelayMs: 20,
+      inject: { seed: SEED, latency: [{ method: 'Publish', minMs: 30_000, maxMs: 30_000 }] },
+    });
+    const applied = () =>
+      em
+        .published(topic)
+        .map((m) => JSON.parse(m.data ?? '{}') as Alert)
+        .filter((a) => a.type === 'rebalance.applied');
+    try {
+      em.advance(2 * 60_000);
+      const killed = await new Promise<Exit>((resolve, reject) => {
+        const child = spawn(
+          process.execPath,
+          ['bin/governor.js', 'apply', '--yes', '--policy', policyFile, '--state-dir', stateDir],
+          {
+            env: { ...process.env, ...em.env, GOVERNOR_RUN_DEADLINE: '20s', NO_COLOR: '1' },
+            stdio: ['ignore', 'ignore', 'pipe'],
+          },
+        );
+        let stderr = '';
+        child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+        // Killed once its first publish reached Pub/Sub: every write is made by then.
+        const timer = setInterval(() => {
+          if (!em.calls().some((c) => c.method.endsWith('/Publish'))) return;
+          clearInterval(timer);
+          child.kill('SIGKILL');
+        }, 5);
+        child.on('error', reject);
+        child.on('exit', (code, signal) => {
+          clearInterval(timer);
+          resolve({ code, signal, stderr });
+        });
+      });
+      expect(killed.signal, killed.stderr).toBe('SIGKILL');
+      const written = em.writes().map((w) => [w.service.name, w.after.maxInstances]);
+      expect(written).toHaveLength(8); // four down, four up
+      expect(applied()).toEqual([]);
+
+      em.setFaults({ seed: SEED });
+      expect(await unlock(em, stateDir, policyFile)).toContain('lease broken');
+      em.advance(60_000);
+      const next = await apply(em, stateDir, policyFile);
+      expect(next.code, next.stderr).toBe(0);
+      expect(em.writes()).toHaveLength(8); // nothing left to write
+
+      // The killed run's event, stored before it published, sent by the next run: every write.
+      const events = applied();
+      expect(events).toHaveLength(1);
+      const announced = (events[0]?.details.writes as { service: string; to: number }[]).map(
+        (w) => [w.service, w.to],
+      );
+      expect(announced.sort()).toEqual([...written].sort());
+      expect((await createFileStateStore({ dir: stateDir }).listOutbox(PROJECT)).entries).toEqual(
+        [],
+      );
+    } finally {
+      await em.stop();
+    }
   }, 180_000);
 });

@@ -15,6 +15,7 @@ describe('parseRuntimeOptions', () => {
       emulatorAdmin: null,
       pubsubEmulatorHost: null,
       color: 'auto',
+      debug: false,
     });
   });
 
@@ -28,6 +29,7 @@ describe('parseRuntimeOptions', () => {
       GOVERNOR_EMULATOR_HOST: '127.0.0.1:7000',
       GOVERNOR_EMULATOR_ADMIN: 'http://127.0.0.1:7001',
       PUBSUB_EMULATOR_HOST: 'localhost:8085',
+      GOVERNOR_DEBUG: '1',
       NO_COLOR: '1',
     });
     expect(options).toEqual({
@@ -38,6 +40,7 @@ describe('parseRuntimeOptions', () => {
       emulatorAdmin: 'http://127.0.0.1:7001',
       pubsubEmulatorHost: 'localhost:8085',
       color: 'never',
+      debug: true,
     });
     expect(parseRuntimeOptions({ GOVERNOR_STATE_DIR: '/tmp/s' }).stateStore).toEqual({
       kind: 'file',
