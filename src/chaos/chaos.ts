@@ -504,6 +504,9 @@ export async function runChaosFleet(
           sink,
           log,
           now: async () => model.now,
+          // The store is this fleet's alone and its runs are minutes apart in virtual time
+          // only: a lease a failed run could not give back ends in that time, as it would.
+          leaseClock: () => model.now,
           sleep: async () => {},
         },
         { runId: `chaos-${fleetSeed}-${i}`, deadlineMs: 60_000 },

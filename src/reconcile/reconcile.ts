@@ -82,6 +82,11 @@ export interface ReconcileDeps {
   now: () => Promise<number>;
   /** Wall clock for deadlines and pacing. */
   wallClock?: () => number;
+  /**
+   * The clock of the lease; default the wall clock. Only a world that is virtual as a whole (the
+   * chaos harness: an in-memory store no one else shares) may pass its virtual clock.
+   */
+  leaseClock?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }
 
@@ -279,7 +284,13 @@ async function askForLease(run: Run, project: string, attempts: number): Promise
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((done) => setTimeout(done, ms)));
   for (let attempt = 1; ; attempt += 1) {
     const lease = await beforeDeadline(
-      () => deps.store.acquireLease(project, run.holder, ttlMs, new Date(run.wall()).toISOString()),
+      () =>
+        deps.store.acquireLease(
+          project,
+          run.holder,
+          ttlMs,
+          new Date((deps.leaseClock ?? run.wall)()).toISOString(),
+        ),
       { deadline: run.deadline, clock: run.wall },
       `taking the lease of ${project}`,
     );
