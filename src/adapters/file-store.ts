@@ -6,11 +6,13 @@
  *
  * Every change is a read-modify-write under a lock file (`<file>.lock`) and lands with
  * write-temp-then-rename, so a reader sees the old document or the new one, never half of one,
- * and a crash mid-write loses nothing. See `file-lock.ts` for the lock.
+ * and a crash mid-write loses nothing. What a process killed in the middle left beside the file
+ * (temporary files, a lock moved aside to be broken) is removed by a later change once it is
+ * older than a stale lock. See `file-lock.ts` for the lock.
  */
 import { randomUUID } from 'node:crypto';
-import { link, mkdir, open, readFile, rename } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { link, mkdir, open, readdir, readFile, rename, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 
 import { UpstreamError } from '../errors.js';
@@ -92,6 +94,7 @@ export function createFileStateStore(options: FileStateStoreOptions = {}): State
     const file = fileOf(project);
     await ensureDir(dirname(file));
     return withFileLock(`${file}.lock`, lock, async () => {
+      await removeLeftovers(file, lock.staleMs);
       const { doc, result } = change(await readDocument(file, project));
       if (doc !== null) await writeAtomically(file, `${JSON.stringify(doc, null, 2)}\n`);
       return result;
@@ -282,6 +285,34 @@ async function writeAtomically(file: string, text: string): Promise<void> {
   } catch (error) {
     await removeIfThere(temp);
     throw fsError(error, `writing ${file}`);
+  }
+}
+
+/**
+ * Removes what a process killed in the middle of a change left beside `file`: its temporary
+ * files and a lock it had moved aside to break, once older than `ageMs` (no live process takes
+ * that long over one change; a lock held that long is broken as stale anyway). Called under the
+ * lock.
+ */
+async function removeLeftovers(file: string, ageMs: number): Promise<void> {
+  const dir = dirname(file);
+  const prefix = `${basename(file)}.`;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    throw fsError(error, `listing ${dir}`);
+  }
+  const leftovers = names.filter(
+    (n) => n.startsWith(prefix) && (n.endsWith('.tmp') || n.startsWith(`${prefix}lock.broken-`)),
+  );
+  for (const name of leftovers) {
+    const path = join(dir, name);
+    try {
+      if (Date.now() - (await stat(path)).mtimeMs > ageMs) await removeIfThere(path);
+    } catch (error) {
+      if (errnoCode(error) !== 'ENOENT') throw fsError(error, `removing ${path}`);
+    }
   }
 }
 
