@@ -22,6 +22,7 @@ import { InputError } from './errors.js';
  * | PUBSUB_EMULATOR_HOST            | a Pub/Sub emulator: Google's, or `governor emulator`'s      |
  * | GOVERNOR_ID                     | this governor's id, stamped on what it writes (see below)   |
  * | K_SERVICE, USER                 | the defaults of GOVERNOR_ID: the function's service, a user |
+ * | GOVERNOR_DEBUG                  | `1`: the CLI prints the stack trace of an unexpected error  |
  * | NO_COLOR, FORCE_COLOR, TERM     | colours on a terminal (https://no-color.org)                |
  */
 
@@ -53,6 +54,7 @@ export const RuntimeEnv = z.object({
   GOVERNOR_ID: optional(z.string().trim().max(200)),
   K_SERVICE: optional(z.string().trim()),
   USER: optional(z.string().trim()),
+  GOVERNOR_DEBUG: optional(z.string()),
   NO_COLOR: optional(z.string()),
   FORCE_COLOR: optional(z.string()),
   TERM: optional(z.string()),
@@ -109,6 +111,8 @@ export const RuntimeOptions = RuntimeEnv.transform((env) => ({
   pubsubEmulatorHost: env.PUBSUB_EMULATOR_HOST ?? null,
   governorId: governorId(env),
   color: colorMode(env),
+  /** GOVERNOR_DEBUG=1: an unexpected failure (a bug) prints its stack trace too. */
+  debug: env.GOVERNOR_DEBUG === '1',
 }));
 export type RuntimeOptions = z.output<typeof RuntimeOptions>;
 

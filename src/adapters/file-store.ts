@@ -1,31 +1,39 @@
 /**
  * The state store in local files, the CLI's default: one JSON document per project,
  * `<dir>/<project>.json` (default dir `.governor/state`), holding the condition state and its
- * version, the lease and the last run records.
+ * version, the lease, the last run records and the outbox; and `<dir>/governor-id`, this
+ * governor's id.
  *
- * Every change is a read-modify-write under a lock file (`<file>.lock`, created with O_EXCL, so
- * of two processes only one can create it) and lands with write-temp-then-rename, so a reader
- * sees the old document or the new one, never half of one, and a crash mid-write loses nothing.
- * A lock whose owner died (its PID is gone on this host) is broken; any other lock is waited for
- * up to `lockTimeoutMs`, then the call fails with UnavailableError naming the lock file.
+ * Every change is a read-modify-write under a lock file (`<file>.lock`) and lands with
+ * write-temp-then-rename, so a reader sees the old document or the new one, never half of one,
+ * and a crash mid-write loses nothing. What a process killed in the middle left beside the file
+ * (temporary files, a lock moved aside to be broken) is removed by a later change once it is
+ * older than a stale lock. See `file-lock.ts` for the lock.
  */
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readFile, rename, unlink } from 'node:fs/promises';
-import { hostname } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { link, mkdir, open, readdir, readFile, rename, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 
-import { PermissionError, UnavailableError, UpstreamError } from '../errors.js';
+import { UpstreamError } from '../errors.js';
+import { errnoCode, fsError, removeIfThere, withFileLock } from './file-lock.js';
 import {
+  addToOutbox,
   checkKeep,
   checkLeaseRequest,
+  checkOutboxEntries,
+  checkOutboxLimit,
   checkProject,
   checkRunRecord,
   ConditionState,
   decideLease,
   DEFAULT_KEEP_RUNS,
+  DEFAULT_OUTBOX_LIMIT,
+  GovernorId,
   keepRuns,
   Lease,
+  newGovernorId,
+  OutboxEntry,
   parseStored,
   RunRecord,
   sortRuns,
@@ -44,8 +52,12 @@ export interface FileStateStoreOptions {
   dir?: string;
   /** Run records kept per project. Default 50. */
   keepRuns?: number;
-  /** How long to wait for another process's lock. Default 10 s. */
+  /** Undelivered alert messages kept per project. Default 500. */
+  outboxLimit?: number;
+  /** How long to wait for another process's lock. Default 15 s. */
   lockTimeoutMs?: number;
+  /** A lock older than this is broken, whoever holds it. Default 10 s. */
+  staleLockMs?: number;
 }
 
 const ProjectDocument = z.strictObject({
@@ -56,15 +68,20 @@ const ProjectDocument = z.strictObject({
     .nullable(),
   lease: Lease.nullable(),
   runs: z.array(RunRecord),
+  /** Absent in documents written before the outbox. */
+  outbox: z.array(OutboxEntry).optional(),
+  outboxDropped: z.number().int().min(0).optional(),
 });
 type ProjectDocument = z.infer<typeof ProjectDocument>;
-
-const LockContent = z.object({ token: z.string(), host: z.string(), pid: z.number().int() });
 
 export function createFileStateStore(options: FileStateStoreOptions = {}): StateStore {
   const dir = resolve(options.dir ?? DEFAULT_STATE_DIR);
   const keep = checkKeep(options.keepRuns ?? DEFAULT_KEEP_RUNS);
-  const lockTimeoutMs = options.lockTimeoutMs ?? 10_000;
+  const outboxLimit = checkOutboxLimit(options.outboxLimit ?? DEFAULT_OUTBOX_LIMIT);
+  const lock = {
+    timeoutMs: options.lockTimeoutMs ?? 15_000,
+    staleMs: options.staleLockMs ?? 10_000,
+  };
 
   const fileOf = (project: string): string =>
     join(dir, `${encodeURIComponent(checkProject(project))}.json`);
@@ -76,7 +93,8 @@ export function createFileStateStore(options: FileStateStoreOptions = {}): State
   ): Promise<T> {
     const file = fileOf(project);
     await ensureDir(dirname(file));
-    return withLock(file, lockTimeoutMs, async () => {
+    return withFileLock(`${file}.lock`, lock, async () => {
+      await removeLeftovers(file, lock.staleMs);
       const { doc, result } = change(await readDocument(file, project));
       if (doc !== null) await writeAtomically(file, `${JSON.stringify(doc, null, 2)}\n`);
       return result;
@@ -92,6 +110,8 @@ export function createFileStateStore(options: FileStateStoreOptions = {}): State
   }
 
   return {
+    governorId: () => readOrMakeGovernorId(dir),
+
     async loadConditions(project): Promise<VersionedConditions> {
       const doc = await readDocument(fileOf(project), project);
       return doc.conditions === null
@@ -139,8 +159,89 @@ export function createFileStateStore(options: FileStateStoreOptions = {}): State
           : { doc: null, result: false },
       ),
 
+    async readLease(project) {
+      return (await readDocument(fileOf(project), project)).lease;
+    },
+
+    breakLease: (project) =>
+      update(project, (doc) =>
+        doc.lease === null
+          ? { doc: null, result: false }
+          : { doc: { ...doc, lease: null }, result: true },
+      ),
+
+    async putOutbox(project, entries) {
+      const checked = checkOutboxEntries(entries);
+      return update(project, (doc) => {
+        const next = addToOutbox(doc.outbox ?? [], checked, outboxLimit);
+        return {
+          doc: {
+            ...doc,
+            outbox: next.entries,
+            outboxDropped: (doc.outboxDropped ?? 0) + next.dropped,
+          },
+          result: next.dropped,
+        };
+      });
+    },
+
+    async listOutbox(project) {
+      const doc = await readDocument(fileOf(project), project);
+      return { entries: doc.outbox ?? [], dropped: doc.outboxDropped ?? 0 };
+    },
+
+    async removeOutbox(project, ids, droppedAnnounced = 0) {
+      const gone = new Set(ids);
+      await update(project, (doc) => ({
+        doc: {
+          ...doc,
+          outbox: (doc.outbox ?? []).filter((e) => !gone.has(e.alert.id)),
+          outboxDropped: Math.max(0, (doc.outboxDropped ?? 0) - droppedAnnounced),
+        },
+        result: undefined,
+      }));
+    },
+
     close: () => Promise.resolve(),
   };
+}
+
+/**
+ * The id kept in `<dir>/governor-id`; made on first use. The file is written whole under a
+ * temporary name, then linked to its name: link() fails when the name exists, so of two first
+ * runs exactly one id is kept, and nobody reads a half-written one.
+ */
+async function readOrMakeGovernorId(dir: string): Promise<string> {
+  const file = join(dir, 'governor-id');
+  const existing = await readGovernorId(file);
+  if (existing !== null) return existing;
+  await ensureDir(dir);
+  const temp = `${file}.${randomUUID()}.tmp`;
+  try {
+    await writeFileSynced(temp, `${newGovernorId()}\n`);
+    await link(temp, file).catch((error: unknown) => {
+      // Another first run kept its id first: use that one.
+      if (errnoCode(error) !== 'EEXIST') throw error;
+    });
+  } catch (error) {
+    throw fsError(error, `writing ${file}`);
+  } finally {
+    await removeIfThere(temp);
+  }
+  const made = await readGovernorId(file);
+  if (made === null) throw new UpstreamError(`State store: ${file} vanished after it was written`);
+  return made;
+}
+
+async function readGovernorId(file: string): Promise<string | null> {
+  let text: string;
+  try {
+    text = await readFile(file, 'utf8');
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return null;
+    throw fsError(error, `reading ${file}`);
+  }
+  return parseStored(GovernorId, text.trim(), `governor id file ${file}`);
 }
 
 async function readDocument(file: string, project: string): Promise<ProjectDocument> {
@@ -149,7 +250,7 @@ async function readDocument(file: string, project: string): Promise<ProjectDocum
     text = await readFile(file, 'utf8');
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') {
-      return { schema: 1, project, conditions: null, lease: null, runs: [] };
+      return { schema: 1, project, conditions: null, lease: null, runs: [], outbox: [] };
     }
     throw fsError(error, `reading ${file}`);
   }
@@ -179,19 +280,50 @@ async function readDocument(file: string, project: string): Promise<ProjectDocum
 async function writeAtomically(file: string, text: string): Promise<void> {
   const temp = `${file}.${process.pid}.${randomUUID()}.tmp`;
   try {
-    const handle = await open(temp, 'wx', 0o600);
-    try {
-      await handle.writeFile(text, 'utf8');
-      await handle.sync();
-    } finally {
-      await handle.close();
-    }
+    await writeFileSynced(temp, text);
     await rename(temp, file);
   } catch (error) {
-    await unlink(temp).catch((cleanup: unknown) => {
-      if (errnoCode(cleanup) !== 'ENOENT') throw fsError(cleanup, `removing ${temp}`);
-    });
+    await removeIfThere(temp);
     throw fsError(error, `writing ${file}`);
+  }
+}
+
+/**
+ * Removes what a process killed in the middle of a change left beside `file`: its temporary
+ * files and a lock it had moved aside to break, once older than `ageMs` (no live process takes
+ * that long over one change; a lock held that long is broken as stale anyway). Called under the
+ * lock.
+ */
+async function removeLeftovers(file: string, ageMs: number): Promise<void> {
+  const dir = dirname(file);
+  const prefix = `${basename(file)}.`;
+  let names: string[];
+  try {
+    names = await readdir(dir);
+  } catch (error) {
+    throw fsError(error, `listing ${dir}`);
+  }
+  const leftovers = names.filter(
+    (n) => n.startsWith(prefix) && (n.endsWith('.tmp') || n.startsWith(`${prefix}lock.broken-`)),
+  );
+  for (const name of leftovers) {
+    const path = join(dir, name);
+    try {
+      if (Date.now() - (await stat(path)).mtimeMs > ageMs) await removeIfThere(path);
+    } catch (error) {
+      if (errnoCode(error) !== 'ENOENT') throw fsError(error, `removing ${path}`);
+    }
+  }
+}
+
+/** Creates `file` (it must not exist) with `text`, flushed to disk. */
+async function writeFileSynced(file: string, text: string): Promise<void> {
+  const handle = await open(file, 'wx', 0o600);
+  try {
+    await handle.writeFile(text, 'utf8');
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 
@@ -201,123 +333,4 @@ async function ensureDir(dir: string): Promise<void> {
   } catch (error) {
     throw fsError(error, `creating ${dir}`);
   }
-}
-
-/**
- * Runs `fn` while holding `<file>.lock`. The lock file names its owner (host, PID and a token of
- * this call), so only its owner removes it, and a lock left by a process that died on this host
- * can be recognised and broken.
- */
-async function withLock<T>(file: string, timeoutMs: number, fn: () => Promise<T>): Promise<T> {
-  const lock = `${file}.lock`;
-  const mine = { token: randomUUID(), host: hostname(), pid: process.pid };
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    try {
-      const handle = await open(lock, 'wx', 0o600);
-      try {
-        await handle.writeFile(JSON.stringify(mine), 'utf8');
-      } finally {
-        await handle.close();
-      }
-      break;
-    } catch (error) {
-      if (errnoCode(error) !== 'EEXIST') throw fsError(error, `creating ${lock}`);
-    }
-    if (await breakAbandoned(lock)) continue;
-    if (Date.now() >= deadline) {
-      throw new UnavailableError(
-        `State file ${file} stayed locked for ${timeoutMs} ms; ` +
-          `if no governor is running, remove ${lock}`,
-      );
-    }
-    await sleep(5 + Math.random() * 20);
-  }
-  try {
-    return await fn();
-  } finally {
-    await unlock(lock, mine.token);
-  }
-}
-
-/** Removes the lock if its owner was a process on this host that no longer exists. */
-async function breakAbandoned(lock: string): Promise<boolean> {
-  let owner: z.infer<typeof LockContent>;
-  try {
-    const parsed = LockContent.safeParse(JSON.parse(await readFile(lock, 'utf8')));
-    // Unreadable: its owner is between creating and writing it. Wait, as for any live owner.
-    if (!parsed.success) return false;
-    owner = parsed.data;
-  } catch (error) {
-    if (errnoCode(error) === 'ENOENT') return true; // released meanwhile: try again at once
-    if (error instanceof SyntaxError) return false;
-    throw fsError(error, `reading ${lock}`);
-  }
-  if (owner.host !== hostname() || processExists(owner.pid)) return false;
-  // Rename first, so that of several processes breaking the same lock only one removes it.
-  const aside = `${lock}.abandoned-${randomUUID()}`;
-  try {
-    await rename(lock, aside);
-  } catch (error) {
-    if (errnoCode(error) === 'ENOENT') return true;
-    throw fsError(error, `breaking ${lock}`);
-  }
-  await unlink(aside).catch((error: unknown) => {
-    throw fsError(error, `removing ${aside}`);
-  });
-  return true;
-}
-
-async function unlock(lock: string, token: string): Promise<void> {
-  let text: string;
-  try {
-    text = await readFile(lock, 'utf8');
-  } catch (error) {
-    throw fsError(error, `reading ${lock} to release it`);
-  }
-  if (lockToken(text) !== token) {
-    throw new UpstreamError(`Lock ${lock} was taken from this process while it held it`);
-  }
-  try {
-    await unlink(lock);
-  } catch (error) {
-    throw fsError(error, `removing ${lock}`);
-  }
-}
-
-function lockToken(text: string): string | null {
-  try {
-    const parsed = LockContent.safeParse(JSON.parse(text));
-    return parsed.success ? parsed.data.token : null;
-  } catch (error) {
-    if (error instanceof SyntaxError) return null;
-    throw error;
-  }
-}
-
-function processExists(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (error) {
-    // EPERM: it exists, under another user.
-    return errnoCode(error) !== 'ESRCH';
-  }
-}
-
-function errnoCode(error: unknown): string | undefined {
-  if (typeof error !== 'object' || error === null || !('code' in error)) return undefined;
-  return typeof error.code === 'string' ? error.code : undefined;
-}
-
-function fsError(error: unknown, what: string): Error {
-  if (error instanceof UpstreamError) return error;
-  const code = errnoCode(error);
-  const message = `State store: ${what} failed: ${error instanceof Error ? error.message : String(error)}`;
-  if (code === 'EACCES' || code === 'EPERM') return new PermissionError(message, { cause: error });
-  return new UpstreamError(message, { cause: error });
-}
-
-function sleep(ms: number): Promise<void> {
-  return new Promise((done) => setTimeout(done, ms));
 }

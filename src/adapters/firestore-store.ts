@@ -7,12 +7,21 @@
  *   <collection>/<project>/state/conditions   { json: <ConditionState as JSON text>, savedAt }
  *   <collection>/<project>/state/lease        { holder, acquiredAt, expiresAt }
  *   <collection>/<project>/runs/<runId>       a RunRecord, plus startedAtMs to sort by
- * The condition state is stored as JSON text: alert details are free-form JSON (nested arrays,
- * which Firestore refuses), and the text parses back through the same zod schema as a file.
+ *   <collection>/<project>/outbox/<alertId>   { json: <Alert as JSON text>, state, storedAt, order }
+ *   <collection>/<project>/state/outbox       { dropped }: entries the bound dropped, unannounced
+ *   <collection>/%governor                    { id }: this governor's id (no project id maps to
+ *                                             it: `%` is escaped in project ids)
+ * The condition state and alerts are stored as JSON text: alert details are free-form JSON
+ * (nested arrays, which Firestore refuses), and the text parses back through the same zod schema
+ * as a file.
  *
  * Concurrency: the conditions' version is the document's update time; a save is a `create` when
  * no version was read, else an `update` with that update time as precondition, so the server
- * refuses a save over another writer's. The lease is read and written in one transaction.
+ * refuses a save over another writer's. The lease, the outbox and the governor id are each read
+ * and written in one transaction: Firestore commits a transaction only if the documents it read
+ * are unchanged, and the client runs it again when they changed (up to `transactionAttempts`;
+ * see "Data contention in transactions", cloud.google.com/firestore/docs/transaction-data-contention).
+ * The outbox sorts by one field (`order`), so it needs no composite index.
  *
  * Time bounds: every call is bounded by `timeoutMs`, after which it fails with UnavailableError.
  * The client's own retries cannot be relied on for this: against a server that refuses
@@ -34,9 +43,16 @@ import { z } from 'zod';
 import { translateGrpcError } from './grpc-errors.js';
 import { grpcCode } from './retry.js';
 import { UnavailableError } from '../errors.js';
+import { Alert } from '../core/alert.js';
 import {
   checkKeep,
   checkLeaseRequest,
+  checkOutboxEntries,
+  checkOutboxLimit,
+  DEFAULT_OUTBOX_LIMIT,
+  GovernorId,
+  newGovernorId,
+  OutboxEntry,
   checkProject,
   checkRunRecord,
   ConditionState,
@@ -65,6 +81,8 @@ export interface FirestoreStateStoreOptions {
   collection?: string;
   /** Run records kept per project. Default 50. */
   keepRuns?: number;
+  /** Undelivered alert messages kept per project. Default 500. */
+  outboxLimit?: number;
   /** The longest any one call may take, retries included. Default 20 s. */
   timeoutMs?: number;
   /** Attempts of a lease transaction when writers collide. Default 5. */
@@ -72,12 +90,23 @@ export interface FirestoreStateStoreOptions {
 }
 
 const ConditionsDocument = z.object({ json: z.string(), savedAt: z.string() });
+const OutboxDocument = z.object({
+  json: z.string(),
+  state: OutboxEntry.shape.state,
+  storedAt: OutboxEntry.shape.storedAt,
+  order: z.string(),
+});
+const OutboxCount = z.object({ dropped: z.number().int().min(0) });
+const GovernorDocument = z.object({ id: GovernorId });
+/** Entries removed per transaction (a commit is bounded in writes). */
+const REMOVE_CHUNK = 400;
 /** A run document: the record's fields (the sort key `startedAtMs` is dropped on reading). */
 const RunDocument = z.object(RunRecord.shape);
 
 export function createFirestoreStateStore(options: FirestoreStateStoreOptions = {}): StateStore {
   const collection = options.collection ?? DEFAULT_COLLECTION;
   const keep = checkKeep(options.keepRuns ?? DEFAULT_KEEP_RUNS);
+  const outboxLimit = checkOutboxLimit(options.outboxLimit ?? DEFAULT_OUTBOX_LIMIT);
   const timeoutMs = options.timeoutMs ?? 20_000;
   if (!Number.isFinite(timeoutMs) || timeoutMs <= 0) {
     throw new RangeError(`timeoutMs must be a finite number above 0, not ${timeoutMs}`);
@@ -93,9 +122,10 @@ export function createFirestoreStateStore(options: FirestoreStateStoreOptions = 
 
   const projectDoc = (project: string): DocumentReference =>
     db.collection(collection).doc(docId(checkProject(project)));
-  const stateDoc = (project: string, name: 'conditions' | 'lease'): DocumentReference =>
+  const stateDoc = (project: string, name: 'conditions' | 'lease' | 'outbox'): DocumentReference =>
     projectDoc(project).collection('state').doc(name);
   const runsOf = (project: string) => projectDoc(project).collection('runs');
+  const outboxOf = (project: string) => projectDoc(project).collection('outbox');
 
   /** The client's calls not yet settled (some may have outlived their time bound). */
   const pending = new Set<Promise<unknown>>();
@@ -142,7 +172,26 @@ export function createFirestoreStateStore(options: FirestoreStateStoreOptions = 
     );
   }
 
+  async function readOrMakeGovernorId(): Promise<string> {
+    const ref = db.collection(collection).doc('%governor');
+    return call(`reading ${ref.path}`, () =>
+      db.runTransaction(
+        async (tx) => {
+          const snap = await tx.get(ref);
+          if (snap.exists)
+            return parseStored(GovernorDocument, snap.data(), `document ${ref.path}`).id;
+          const id = newGovernorId();
+          tx.create(ref, { id });
+          return id;
+        },
+        { maxAttempts },
+      ),
+    );
+  }
+
   return {
+    governorId: readOrMakeGovernorId,
+
     async loadConditions(project): Promise<VersionedConditions> {
       const ref = stateDoc(project, 'conditions');
       const snap = await call(`reading ${ref.path}`, () => ref.get());
@@ -217,6 +266,123 @@ export function createFirestoreStateStore(options: FirestoreStateStoreOptions = 
             if (stored?.holder !== holder) return false;
             tx.delete(ref);
             return true;
+          },
+          { maxAttempts },
+        ),
+      );
+    },
+
+    async readLease(project) {
+      const ref = stateDoc(project, 'lease');
+      const snap = await call(`reading ${ref.path}`, () => ref.get());
+      return snap.exists ? parseStored(Lease, snap.data(), `document ${ref.path}`) : null;
+    },
+
+    breakLease(project) {
+      const ref = stateDoc(project, 'lease');
+      return call(`breaking the lease of ${project}`, () =>
+        db.runTransaction(
+          async (tx) => {
+            if (!(await tx.get(ref)).exists) return false;
+            tx.delete(ref);
+            return true;
+          },
+          { maxAttempts },
+        ),
+      );
+    },
+
+    async putOutbox(project, entries) {
+      const checked = checkOutboxEntries(entries);
+      const box = outboxOf(project);
+      const countRef = stateDoc(project, 'outbox');
+      return call(`adding to the outbox of ${project}`, () =>
+        db.runTransaction(
+          async (tx) => {
+            // Every read before the first write, as a transaction requires.
+            const kept = await tx.get(box.orderBy('order').select('storedAt', 'order'));
+            const count = await tx.get(countRef);
+            const place = new Map(
+              kept.docs.map((d) => [
+                d.id,
+                parseStored(
+                  OutboxDocument.pick({ storedAt: true, order: true }),
+                  d.data(),
+                  `document ${d.ref.path}`,
+                ),
+              ]),
+            );
+            const ids = kept.docs.map((d) => d.id);
+            checked.forEach((entry, i) => {
+              const id = docId(entry.alert.id);
+              const known = place.get(id);
+              const storedAt = known?.storedAt ?? entry.storedAt;
+              const order = known?.order ?? `${storedAt}|${String(i).padStart(6, '0')}`;
+              if (!known) ids.push(id);
+              place.set(id, { storedAt, order });
+              tx.set(box.doc(id), {
+                json: JSON.stringify(entry.alert),
+                state: entry.state,
+                storedAt,
+                order,
+              });
+            });
+            const dropped = Math.max(0, ids.length - outboxLimit);
+            for (const id of ids.slice(0, dropped)) tx.delete(box.doc(id));
+            if (dropped > 0) {
+              const before = count.exists
+                ? parseStored(OutboxCount, count.data(), `document ${countRef.path}`).dropped
+                : 0;
+              tx.set(countRef, { dropped: before + dropped });
+            }
+            return dropped;
+          },
+          { maxAttempts },
+        ),
+      );
+    },
+
+    async listOutbox(project) {
+      const box = outboxOf(project);
+      const countRef = stateDoc(project, 'outbox');
+      const [snap, count] = await call(`reading the outbox of ${project}`, () =>
+        Promise.all([box.orderBy('order').get(), countRef.get()]),
+      );
+      return {
+        entries: snap.docs.map((d) => {
+          const what = `document ${d.ref.path}`;
+          const doc = parseStored(OutboxDocument, d.data(), what);
+          return {
+            alert: parseStored(Alert, parseJson(doc.json, d.ref.path), what),
+            state: doc.state,
+            storedAt: doc.storedAt,
+          };
+        }),
+        dropped: count.exists
+          ? parseStored(OutboxCount, count.data(), `document ${countRef.path}`).dropped
+          : 0,
+      };
+    },
+
+    async removeOutbox(project, ids, droppedAnnounced = 0) {
+      const box = outboxOf(project);
+      const countRef = stateDoc(project, 'outbox');
+      for (let i = 0; i < ids.length; i += REMOVE_CHUNK) {
+        const chunk = ids.slice(i, i + REMOVE_CHUNK);
+        await call(`removing from the outbox of ${project}`, async () => {
+          const batch = db.batch();
+          for (const id of chunk) batch.delete(box.doc(docId(id)));
+          await batch.commit();
+        });
+      }
+      if (droppedAnnounced <= 0) return;
+      await call(`acknowledging the dropped count of ${project}`, () =>
+        db.runTransaction(
+          async (tx) => {
+            const count = await tx.get(countRef);
+            if (!count.exists) return;
+            const before = parseStored(OutboxCount, count.data(), `document ${countRef.path}`);
+            tx.set(countRef, { dropped: Math.max(0, before.dropped - droppedAnnounced) });
           },
           { maxAttempts },
         ),

@@ -529,6 +529,12 @@ function faultyStore(inner: StateStore, f: Faulty): StateStore {
     acquireLease: wrap('acquireLease', (p, h, t, n) => inner.acquireLease(p, h, t, n)),
     renewLease: wrap('renewLease', (p, h, t, n) => inner.renewLease(p, h, t, n)),
     releaseLease: wrap('releaseLease', (p, h) => inner.releaseLease(p, h)),
+    governorId: wrap('governorId', () => inner.governorId()),
+    readLease: wrap('readLease', (p) => inner.readLease(p)),
+    breakLease: wrap('breakLease', (p) => inner.breakLease(p)),
+    putOutbox: wrap('putOutbox', (p, e) => inner.putOutbox(p, e)),
+    listOutbox: wrap('listOutbox', (p) => inner.listOutbox(p)),
+    removeOutbox: wrap('removeOutbox', (p, i, d) => inner.removeOutbox(p, i, d)),
     close: () => inner.close(),
   };
 }
@@ -579,6 +585,9 @@ export async function runChaosFleet(
           sink,
           log,
           now: async () => model.now,
+          // The store is this fleet's alone and its runs are minutes apart in virtual time
+          // only: a lease a failed run could not give back ends in that time, as it would.
+          leaseClock: () => model.now,
           sleep: async () => {},
         },
         { runId: `chaos-${fleetSeed}-${i}`, deadlineMs: 60_000 },

@@ -56,6 +56,7 @@ export async function runApply(
       deadlineMs: options.runDeadlineMs,
       writerId: options.governorId,
       restore,
+      unlockHint: `governor unlock --policy ${flags.policy}${flags.stateDir ? ` --state-dir ${flags.stateDir}` : ''}`,
       ...(flags.dryRun ? { mode: 'dry-run' as const } : {}),
       confirm: async (plan: Plan) => {
         // The plan's alerts are left out here: the run prints what it published, once, below.
@@ -74,7 +75,9 @@ export async function runApply(
     });
   } catch (e) {
     if (!(e instanceof RunFailedError)) throw e;
-    io.stderr.write(`error: ${e.message}\n${summary(e.report)}\n`);
+    // One line on stderr; how far the run got on stdout.
+    io.stderr.write(`error: ${oneLine(e.message)}\n`);
+    io.stdout.write(summary(e.report) + '\n');
     return 1;
   } finally {
     await runtime.close();
@@ -96,7 +99,11 @@ export async function runApply(
   io.stdout.write('\n' + summary(report) + '\n');
   if (restore && report.plan && report.outcome !== 'declined' && report.outcome !== 'lease-held')
     io.stdout.write(restoreSummary(report.plan, report) + '\n');
-  return report.outcome === 'failed' ? 1 : 0;
+  return report.outcome === 'failed' || report.outcome === 'lease-held' ? 1 : 0;
+}
+
+function oneLine(text: string): string {
+  return text.replace(/\s*\n\s*/g, '; ');
 }
 
 /** How far `governor restore` got, and what to do when it could not finish. */
@@ -131,8 +138,8 @@ export function restoreSummary(plan: Plan, r: RunReport): string {
 }
 
 export function summary(r: RunReport): string {
-  if (r.outcome === 'lease-held') {
-    return `Nothing done: another governor holds the lease (${r.leaseHeld.map((l) => `${l.project}: ${l.heldBy ?? '?'} until ${l.expiresAt ?? '?'}`).join('; ')}).`;
+  if (r.outcome === 'lease-held' && r.plan === null) {
+    return `Nothing done: another governor holds the lease of ${r.leaseHeld.map((l) => l.project).join(', ')}.`;
   }
   if (r.outcome === 'declined') return 'Nothing written: not confirmed.';
   const count = (o: string) => r.writes.filter((w) => w.outcome === o).length;

@@ -211,6 +211,21 @@ export function buildProgram(
     );
 
   program
+    .command('unlock')
+    .description(
+      "Show the projects' writer lease and break it, once no other governor is running (asks first on a terminal).",
+    )
+    .addOption(policyOption())
+    .option('--yes', 'break it without asking')
+    .option('--state-dir <dir>', 'the local state store (default .governor/state)')
+    .action(
+      run(async (opts: { policy: string; yes?: boolean; stateDir?: string }) => {
+        const { runUnlock } = await import('./unlock-command.js');
+        return runUnlock(opts, io, options);
+      }),
+    );
+
+  program
     .command('audit')
     .description(
       "Check every GPU service against Cloud Run's GPU requirements (exit 1 when a required rule fails).",
@@ -319,8 +334,9 @@ export function buildProgram(
  * reported here and only here.
  */
 export async function main(argv: string[], io: Io = processIo()): Promise<number> {
+  let options: RuntimeOptions | null = null;
   try {
-    const options = parseRuntimeOptions(io.env);
+    options = parseRuntimeOptions(io.env);
     let exitCode: number = EXIT.ok;
     await buildProgram(io, options, (code) => {
       exitCode = code;
@@ -339,10 +355,13 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
       io.stderr.write(`error: ${e.message}\n`);
       return EXIT.failed;
     }
-    // Never a stack trace: one line, what failed.
+    // Never a stack trace: one line, what failed (GOVERNOR_DEBUG=1 adds it, for a bug report).
     io.stderr.write(
       `error: unexpected failure: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}\n`,
     );
+    if (options?.debug && e instanceof Error && e.stack) {
+      io.stderr.write(`${e.stack}\n`);
+    }
     return EXIT.failed;
   }
 }

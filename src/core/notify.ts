@@ -214,7 +214,7 @@ function resolvedMessage(
  * Ids `runId:dedupKey:status`; a second message with the same three (two events of one kind on
  * one thing in one run) gets `#2`, `#3`, ... in output order.
  */
-function withUniqueIds(messages: readonly Alert[], runId: string): Alert[] {
+export function withUniqueIds(messages: readonly Alert[], runId: string): Alert[] {
   const seen = new Map<string, number>();
   return messages.map((m) => {
     const base = `${runId}:${m.dedupKey}:${m.status}`;

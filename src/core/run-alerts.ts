@@ -1,5 +1,6 @@
 import type { Alert } from './alert.js';
 import { makeAlert } from './conditions.js';
+import { withUniqueIds } from './notify.js';
 import type { Plan, PlanPool } from './plan.js';
 import { poolKey, samePool } from './pool.js';
 import { problemsOf, renderProblem, type ObservationProblem } from './problems.js';
@@ -146,6 +147,127 @@ function appliedEvent(
       budget: pool.budget,
     },
   });
+}
+
+/**
+ * The `rebalance.applied` events a run would send if every planned change were written, stored
+ * before the writes (`details.outcome: 'pending-outcome'`). Each has the id of the event the run
+ * sends once it knows how the writes went, which replaces it.
+ */
+export function plannedEvents(ctx: RunContext, project: string, plan: Plan): Alert[] {
+  const writes: WriteResult[] = plan.changes
+    .filter((c) => c.project === project)
+    .map((c) => ({
+      project: c.project,
+      region: c.region,
+      name: c.name,
+      from: c.from,
+      planned: c.to,
+      written: c.to,
+      outcome: 'written',
+      cause: 'written',
+      reason: c.reason,
+    }));
+  const events: Alert[] = [];
+  for (const pool of plan.pools.filter((p) => p.project === project)) {
+    const inPool = new Set(plan.changes.filter((c) => samePool(c, pool)).map((c) => c.name));
+    const mine = writes.filter((w) => w.region === pool.region && inPool.has(w.name));
+    const event = appliedEvent(ctx, pool, mine);
+    if (event) {
+      events.push({
+        ...event,
+        summary: `${event.summary} (planned; the run has not yet reported how its writes went)`,
+        details: { ...event.details, outcome: 'pending-outcome' },
+      });
+    }
+  }
+  return withUniqueIds(events, ctx.runId);
+}
+
+/**
+ * A planned event left by a run that ended before it said how its writes went (killed, or the
+ * store failed), settled against what this run observed: the changes whose service now has the
+ * planned max are reported as applied, the others as not confirmed. Null when none of them
+ * shows: nothing the event describes happened, so there is nothing to announce.
+ * `maxOf(region, service)` is the service's max instances as observed, null when not seen.
+ */
+export function settlePlannedEvent(
+  event: Alert,
+  maxOf: (region: string, service: string) => number | null,
+  settledBy: string,
+): Alert | null {
+  const planned = Array.isArray(event.details.writes) ? event.details.writes : [];
+  const confirmed: unknown[] = [];
+  const unconfirmed: unknown[] = [];
+  for (const w of planned) {
+    const service = typeof w === 'object' && w !== null && 'service' in w ? w.service : null;
+    const to = typeof w === 'object' && w !== null && 'to' in w ? w.to : null;
+    const seen =
+      typeof service === 'string' && event.region !== null ? maxOf(event.region, service) : null;
+    (seen !== null && seen === to ? confirmed : unconfirmed).push(w);
+  }
+  if (confirmed.length === 0) return null;
+  return {
+    ...event,
+    summary: `${plural(confirmed.length, 'cap')} changed in ${[event.region, event.accelerator].filter((x) => x !== null).join(' ')} (run ${event.runId} ended before reporting; confirmed by observation)`,
+    details: {
+      ...event.details,
+      writes: confirmed,
+      unconfirmed,
+      outcome: 'confirmed-by-observation',
+      settledBy,
+    },
+  };
+}
+
+/** Who holds a lease, as a run that could not take it saw it. */
+export interface HeldLease {
+  project: string;
+  heldBy?: string;
+  acquiredAt?: string;
+  expiresAt?: string;
+}
+
+/** governor.degraded (reason lease): another governor held the project's lease; nothing done. */
+export function leaseHeldAlert(ctx: RunContext, held: HeldLease, attempts: number): Alert {
+  return makeAlert(
+    ctx,
+    { project: held.project, region: null, accelerator: null, zonalRedundancy: null },
+    {
+      type: 'governor.degraded',
+      severity: 'ERROR',
+      key: 'lease',
+      summary: `${held.project} is not governed: another governor (${held.heldBy ?? 'unknown'}) holds its lease until ${held.expiresAt ?? 'an unknown time'}`,
+      details: {
+        reason: 'lease',
+        heldBy: held.heldBy ?? null,
+        acquiredAt: held.acquiredAt ?? null,
+        expiresAt: held.expiresAt ?? null,
+        attempts,
+        clear: 'governor unlock --policy <policy file>, once no other governor runs',
+      },
+    },
+  );
+}
+
+/** governor.degraded (reason outbox): the outbox overflowed, and its oldest events were dropped. */
+export function outboxDroppedAlert(
+  ctx: RunContext,
+  project: string,
+  dropped: number,
+  backlog: number,
+): Alert {
+  return makeAlert(
+    ctx,
+    { project, region: null, accelerator: null, zonalRedundancy: null },
+    {
+      type: 'governor.degraded',
+      severity: 'ERROR',
+      key: 'outbox',
+      summary: `${plural(dropped, 'alert event')} of ${project} could not be published and were dropped (the outbox was full)`,
+      details: { reason: 'outbox', dropped, backlog },
+    },
+  );
 }
 
 /**

@@ -12,9 +12,10 @@ import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js'
 /**
  * The Cloud Function's one job, apart from its two entry points: check the request, run the same
  * reconcile as `governor apply --yes`, and answer with a short JSON summary. 200: the run
- * completed (or another governor held the lease); 400: a bad request, nothing done; 403: the
- * request asks for what the policy does not allow (`function.allow`), nothing done; 500: the run
- * failed or the deployment is misconfigured (so Cloud Scheduler's retry applies).
+ * completed; 400: a bad request, nothing done; 403: the request asks for what the policy does not
+ * allow (`function.allow`), nothing done; 500: the run failed, another governor held the lease
+ * (after the run asked a few times and alerted), or the deployment is misconfigured (so Cloud
+ * Scheduler's retry applies).
  */
 
 /** What a trigger may ask, where the policy allows it; an empty body is a normal run. */
@@ -121,12 +122,9 @@ export async function handle(
       ...(payload.mode ? { mode: payload.mode } : {}),
       ...(payload.restore ? { restore: true } : {}),
     });
-    log.log(
-      report.outcome === 'failed' ? 'ERROR' : 'INFO',
-      `run ${runId}: ${report.outcome}`,
-      summaryFields(report),
-    );
-    return { status: report.outcome === 'failed' ? 500 : 200, body: summaryFields(report) };
+    const failed = report.outcome === 'failed' || report.outcome === 'lease-held';
+    log.log(failed ? 'ERROR' : 'INFO', `run ${runId}: ${report.outcome}`, summaryFields(report));
+    return { status: failed ? 500 : 200, body: summaryFields(report) };
   } catch (e) {
     if (e instanceof RunFailedError) {
       log.log('ERROR', e.message, summaryFields(e.report));

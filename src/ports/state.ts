@@ -1,7 +1,8 @@
 /**
  * The state store: what survives between runs besides the services' own annotations. Per
  * governed project it holds the firing conditions (for fire once / re-notify / resolve once), the
- * last run records, and the writer's lease (one governor writes a project at a time).
+ * last run records, the writer's lease (one governor writes a project at a time) and the outbox
+ * (alert events not yet published). Per store it holds the governor's id.
  *
  * Three implementations, in src/adapters: a JSON file per project (the CLI's default,
  * `file-store.ts`), Firestore (the Cloud Function's, `firestore-store.ts`) and memory (the
@@ -14,8 +15,11 @@
  * message names it and each fault); UpstreamError for any other failure of the store. The
  * original error is the cause.
  */
+import { randomBytes } from 'node:crypto';
+
 import { z } from 'zod';
 
+import { Alert } from '../core/alert.js';
 import { ConditionState } from '../core/notify.js';
 import { zodFaults } from '../core/document.js';
 import { ConflictError, UpstreamError } from '../errors.js';
@@ -54,10 +58,12 @@ export const RunRecord = z.strictObject({
   /** Each pool's quota as this run read it (pool key → GPUs, null unknown), for quota.changed. */
   quotas: z.record(z.string(), z.number().int().nullable()).optional(),
   /**
-   * Events this run could not publish, as the JSON text of the alerts: the next run sends them
-   * first and records this run again without them.
+   * Written by earlier versions only: events the run could not publish, as the JSON text of the
+   * alerts. A run that reads one moves them into the outbox and records the run again without.
    */
   undelivered: z.string().min(1).optional(),
+  /** The ids of this run's events still in the outbox when it ended (not yet published). */
+  undeliveredIds: z.array(z.string().min(1)).optional(),
 });
 export type RunRecord = z.infer<typeof RunRecord>;
 
@@ -74,11 +80,41 @@ export interface LeaseResult {
   acquired: boolean;
   /** Who holds the lease after the request (absent when nobody does). */
   heldBy?: string;
+  /** Since when (ISO 8601). */
+  acquiredAt?: string;
   /** Until when (ISO 8601). */
   expiresAt?: string;
 }
 
+/**
+ * One alert message waiting to be published. Events are stored before the writes they describe
+ * and removed only once Pub/Sub acknowledged them.
+ */
+export const OutboxEntry = z.strictObject({
+  alert: Alert,
+  /**
+   * `pending-outcome`: stored before the writes by a run that has not yet said how they went;
+   * `ready`: final, to be published as it is.
+   */
+  state: z.enum(['pending-outcome', 'ready']),
+  /** When it was first stored (wall clock). The outbox is published oldest first. */
+  storedAt: z.iso.datetime({ offset: true }),
+});
+export type OutboxEntry = z.infer<typeof OutboxEntry>;
+
+/** A project's outbox as read: oldest first, and how many entries the bound dropped unannounced. */
+export interface Outbox {
+  entries: OutboxEntry[];
+  dropped: number;
+}
+
 export interface StateStore {
+  /**
+   * This governor's id: random, made on first use and kept in the store, so every run against the
+   * same store (the same state directory, the same Firestore collection) has the same id, and
+   * governors on different stores have different ones.
+   */
+  governorId(): Promise<string>;
   /** The project's firing conditions; an empty state and a null version when none were saved. */
   loadConditions(project: string): Promise<VersionedConditions>;
   /**
@@ -107,12 +143,32 @@ export interface StateStore {
   renewLease(project: string, holder: string, ttlMs: number, now: string): Promise<LeaseResult>;
   /** Gives the lease up if `holder` holds it; true when it did. */
   releaseLease(project: string, holder: string): Promise<boolean>;
+  /** The lease as stored, whoever holds it, expired or not; null when there is none. */
+  readLease(project: string): Promise<Lease | null>;
+  /** Removes the lease whoever holds it (`governor unlock`); true when there was one. */
+  breakLease(project: string): Promise<boolean>;
+  /**
+   * Adds entries to the project's outbox. An entry whose alert id is already there replaces it
+   * and keeps its place (and its `storedAt`). Beyond the store's bound the oldest entries are
+   * dropped and counted (see `listOutbox`). Returns how many this call dropped.
+   */
+  putOutbox(project: string, entries: readonly OutboxEntry[]): Promise<number>;
+  /** The outbox, oldest first, with the count of entries dropped and not yet acknowledged. */
+  listOutbox(project: string): Promise<Outbox>;
+  /**
+   * Removes published entries by alert id (ids not there are ignored), and takes
+   * `droppedAnnounced` off the dropped count (the run told subscribers about them).
+   */
+  removeOutbox(project: string, ids: readonly string[], droppedAnnounced?: number): Promise<void>;
   /** Releases connections and handles. */
   close(): Promise<void>;
 }
 
 /** How many run records a store keeps per project by default. */
 export const DEFAULT_KEEP_RUNS = 50;
+
+/** How many undelivered alert messages a store keeps per project by default. */
+export const DEFAULT_OUTBOX_LIMIT = 500;
 
 /**
  * The lease decision both stores make inside their atomic read-modify-write: the lease to write
@@ -141,25 +197,81 @@ export function decideLease(
 ): { write: Lease | null; result: LeaseResult } {
   const { kind, holder, ttlMs, now } = checkLeaseRequest(request);
   const nowMs = Date.parse(now);
-  const mine = stored !== null && stored.holder === holder;
-  const live = stored !== null && Date.parse(stored.expiresAt) > nowMs;
+  // No governor writes an expiry beyond now + its time-to-live: a later one was edited by hand or
+  // written on a wrong clock. Capped (and the cap stored), it ends like any other lease.
+  const capped =
+    stored !== null && Date.parse(stored.expiresAt) > nowMs + ttlMs
+      ? { ...stored, expiresAt: new Date(nowMs + ttlMs).toISOString() }
+      : stored;
+  const mine = capped !== null && capped.holder === holder;
+  const live = capped !== null && Date.parse(capped.expiresAt) > nowMs;
   const grant = kind === 'acquire' ? mine || !live : mine;
   if (!grant) {
     return {
-      write: null,
+      write: capped === stored ? null : capped,
       result:
-        stored === null
+        capped === null
           ? { acquired: false }
-          : { acquired: false, heldBy: stored.holder, expiresAt: stored.expiresAt },
+          : {
+              acquired: false,
+              heldBy: capped.holder,
+              acquiredAt: capped.acquiredAt,
+              expiresAt: capped.expiresAt,
+            },
     };
   }
   const expiresAt = new Date(nowMs + ttlMs).toISOString();
-  const acquiredAt = mine && stored ? stored.acquiredAt : new Date(nowMs).toISOString();
+  const acquiredAt = mine && capped ? capped.acquiredAt : new Date(nowMs).toISOString();
   return {
     write: { holder, acquiredAt, expiresAt },
-    result: { acquired: true, heldBy: holder, expiresAt },
+    result: { acquired: true, heldBy: holder, acquiredAt, expiresAt },
   };
 }
+
+/**
+ * The outbox after adding `entries` to `kept` (oldest first): a known id replaced in place, new
+ * ones appended, then only the newest `limit` kept. Both stores that keep the outbox as one list
+ * use it; the answer says how many it dropped.
+ */
+export function addToOutbox(
+  kept: readonly OutboxEntry[],
+  entries: readonly OutboxEntry[],
+  limit: number,
+): { entries: OutboxEntry[]; dropped: number } {
+  const next = [...kept];
+  for (const entry of entries) {
+    const at = next.findIndex((e) => e.alert.id === entry.alert.id);
+    if (at === -1) next.push(entry);
+    else next[at] = { ...entry, storedAt: next[at]?.storedAt ?? entry.storedAt };
+  }
+  const dropped = Math.max(0, next.length - limit);
+  return { entries: next.slice(dropped), dropped };
+}
+
+/** Checks outbox entries before they are stored, so a bad one fails the caller. */
+export function checkOutboxEntries(entries: readonly OutboxEntry[]): OutboxEntry[] {
+  return entries.map((entry) => {
+    const parsed = OutboxEntry.safeParse(entry);
+    if (!parsed.success) {
+      throw new RangeError(`Invalid outbox entry: ${z.prettifyError(parsed.error)}`);
+    }
+    return parsed.data;
+  });
+}
+
+export function checkOutboxLimit(limit: number): number {
+  if (!Number.isInteger(limit) || limit < 1) {
+    throw new RangeError(`outboxLimit must be an integer >= 1, not ${limit}`);
+  }
+  return limit;
+}
+
+/** A new governor id: random, short enough for an annotation value. */
+export function newGovernorId(): string {
+  return `gov-${randomBytes(6).toString('hex')}`;
+}
+
+export const GovernorId = z.string().regex(/^gov-[0-9a-f]{12}$/);
 
 /** The records to keep: `record` added (replacing its runId), most recent first, at most `keep`. */
 export function keepRuns(runs: readonly RunRecord[], record: RunRecord, keep: number): RunRecord[] {

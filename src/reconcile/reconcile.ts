@@ -1,4 +1,13 @@
-import type { AlertSink, ObservePorts, StateStore } from '../ports/index.js';
+import { hostname } from 'node:os';
+
+import type {
+  AlertSink,
+  LeaseResult,
+  ObservePorts,
+  OutboxEntry,
+  RunRecord,
+  StateStore,
+} from '../ports/index.js';
 import { alertAttributes, type Alert } from '../core/alert.js';
 import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
 import { durationMs } from '../core/duration.js';
@@ -14,12 +23,17 @@ import {
   degradedAlert,
   judgedScope,
   metricsDegradedAlert,
+  leaseHeldAlert,
   orderingKey,
+  outboxDroppedAlert,
+  plannedEvents,
   quotaChanges,
   runEvents,
+  settlePlannedEvent,
+  type HeldLease,
   type RunContext,
 } from '../core/run-alerts.js';
-import { GovernorError } from '../errors.js';
+import { ConflictError, GovernorError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { originalMaxes } from '../observe/annotations.js';
 import { observe } from '../observe/observe.js';
@@ -29,18 +43,35 @@ import { samePool } from '../core/pool.js';
 import { actOnPlan, beforeDeadline, type WriteResult } from './act.js';
 import { createPacer } from './pacing.js';
 import { preflightRun } from './preflight.js';
-import { markDelivered, pendingEvents, recordRuns } from './run-record.js';
+import { legacyUndelivered, recordRuns, stripLegacyUndelivered } from './run-record.js';
 
 /**
- * One governor run, as a pipeline: lease → observe → plan → act → alert → record. The steps that
- * decide (the plan, the restore plan, events, quota changes, the degraded condition, where
- * conditions may resolve) are pure and live in core; this file only sequences them with the
+ * One governor run, as a pipeline: lease → observe → plan → outbox → act → alert → record. The
+ * steps that decide (the plan, the restore plan, events, quota changes, the degraded condition,
+ * where conditions may resolve) are pure and live in core; this file only sequences them with the
  * reads and writes, each bounded by the run deadline. The CLI (`governor apply`) and the Cloud
  * Function both call this and only this.
+ *
+ * The lease (one writer per project and store) is taken on the wall clock, never on the
+ * emulator's virtual clock: leases are shared with governors on other clocks. A run asks for a
+ * held lease `leaseAttempts` times, `leaseRetryMs` apart; still refused, it does nothing in that
+ * project, alerts `governor.degraded` (reason lease) and ends `lease-held`, which the CLI and the
+ * function report as a failure. The store caps an expiry beyond now + time-to-live, so a lease
+ * set to year 9999 ends too; `governor unlock` breaks one at once.
+ *
+ * Events are never only in memory: before the first write, the run stores the `rebalance.applied`
+ * it expects (pending outcome) in the store's outbox; once it knows how its writes went it
+ * replaces them with its real events, publishes the outbox oldest first, and removes what Pub/Sub
+ * acknowledged. A run that died in between leaves its planned events behind: the next run settles
+ * them against what it observes (a change shows as applied only if the service has the planned
+ * max now) and sends them first.
  */
 
 /** How long after the write deadline alerts may still be published and their state saved. */
 export const ALERT_GRACE_MS = 10_000;
+
+/** The lease outlives the run deadline by this much (alerts, records, a slow store). */
+export const LEASE_MARGIN_MS = 60_000;
 
 export interface ReconcileDeps {
   ports: ObservePorts;
@@ -52,6 +83,11 @@ export interface ReconcileDeps {
   now: () => Promise<number>;
   /** Wall clock for deadlines and pacing. */
   wallClock?: () => number;
+  /**
+   * The clock of the lease; default the wall clock. Only a world that is virtual as a whole (the
+   * chaos harness: an in-memory store no one else shares) may pass its virtual clock.
+   */
+  leaseClock?: () => number;
   sleep?: (ms: number) => Promise<void>;
 }
 
@@ -67,6 +103,12 @@ export interface ReconcileOptions {
   restore?: boolean;
   /** This governor's id, stamped on what it writes (RuntimeOptions.governorId; default `gpu-governor`). */
   writerId?: string;
+  /** How many times to ask for a lease another holds before giving up. Default 3. */
+  leaseAttempts?: number;
+  /** How long to wait between those requests (ms). Default 2 s. */
+  leaseRetryMs?: number;
+  /** How a person clears a held lease, for the message. Default `governor unlock --policy <file>`. */
+  unlockHint?: string;
 }
 
 export interface RunReport {
@@ -78,14 +120,16 @@ export interface RunReport {
   published: number;
   /** The alert messages of this run, as published (or only logged, without a topic), in order. */
   alerts: Alert[];
+  /** This governor's id (from its state store); null when the store could not say. */
+  governorId: string | null;
   /** Projects another governor held; nothing was done there. */
-  leaseHeld: { project: string; heldBy?: string; expiresAt?: string }[];
+  leaseHeld: HeldLease[];
   /** What observation could not read. */
   problems: ObservationProblem[];
   /** The fleet audit's findings (every rule a GPU service breaks). */
   findings: AuditFinding[];
   error: string | null;
-  /** Events this run could not publish; kept in its run record for the next run to send. */
+  /** This run's events it could not publish; kept in the outbox for the next run to send. */
   undelivered: Alert[];
 }
 
@@ -102,6 +146,8 @@ interface Run {
   nowMs: number;
   ctx: RunContext;
   report: RunReport;
+  /** This run, as it names itself in the lease: governor, run, host and process. */
+  holder: string;
 }
 
 export async function reconcile(
@@ -112,6 +158,7 @@ export async function reconcile(
   const run = await startRun(policy, deps, options);
   const { report } = run;
   const held = await takeLeases(run);
+  if (report.leaseHeld.length > 0) await alertLeaseHeld(run);
   if (held.length === 0) {
     report.outcome = 'lease-held';
     return report;
@@ -124,6 +171,7 @@ export async function reconcile(
       report.outcome = 'declined';
       return report;
     }
+    for (const project of held) await prepareOutbox(run, project, decided);
     // After a confirmation prompt the observation may be minutes old: act reads again first.
     if (run.mode === 'enforce')
       report.writes = await act(run, decided.plan, asked ? undefined : decided.observed);
@@ -134,6 +182,8 @@ export async function reconcile(
     if (failed > 0) {
       report.outcome = 'failed';
       report.error = `${failed} write${failed === 1 ? '' : 's'} failed`;
+    } else if (report.leaseHeld.length > 0) {
+      report.outcome = 'lease-held';
     }
     return report;
   } catch (e) {
@@ -142,7 +192,7 @@ export async function reconcile(
     throw new RunFailedError(report, e);
   } finally {
     await recordRuns(deps.store, deps.log, held, report, run.startedWall, run.wall());
-    await releaseAll(deps, held, options.runId);
+    await releaseAll(deps, held, run.holder);
   }
 }
 
@@ -155,6 +205,34 @@ async function startRun(
   const startedWall = wall();
   const mode = options.mode ?? policy.mode;
   const nowMs = await deps.now();
+  const deadline = startedWall + options.deadlineMs;
+  const report: RunReport = {
+    runId: options.runId,
+    mode,
+    outcome: 'ok',
+    plan: null,
+    governorId: null,
+    writes: [],
+    published: 0,
+    leaseHeld: [],
+    problems: [],
+    findings: [],
+    error: null,
+    undelivered: [],
+    alerts: [],
+  };
+  try {
+    report.governorId = await beforeDeadline(
+      () => deps.store.governorId(),
+      { deadline, clock: wall },
+      "reading the governor's id",
+    );
+  } catch (e) {
+    report.outcome = 'failed';
+    report.error = `the state store could not say which governor this is: ${e instanceof Error ? e.message : String(e)}`;
+    deps.log.log('ERROR', report.error);
+    throw new RunFailedError(report, e);
+  }
   return {
     policy,
     deps,
@@ -162,66 +240,130 @@ async function startRun(
     mode,
     wall,
     startedWall,
-    deadline: startedWall + options.deadlineMs,
+    deadline,
     nowMs,
     ctx: { at: new Date(nowMs).toISOString(), runId: options.runId },
-    report: {
-      runId: options.runId,
-      mode,
-      outcome: 'ok',
-      plan: null,
-      writes: [],
-      published: 0,
-      alerts: [],
-      leaseHeld: [],
-      problems: [],
-      findings: [],
-      error: null,
-      undelivered: [],
-    },
+    report,
+    holder: `${report.governorId}/${options.runId}@${hostname()}:${process.pid}`,
   };
 }
 
-/** One writer per project: a lease a little longer than the run may take. Returns those taken. */
+/**
+ * One writer per project: a lease a little longer than the run may take, on the wall clock. A
+ * lease another holds is asked for again a few times; returns the projects taken.
+ */
 async function takeLeases(run: Run): Promise<string[]> {
   const { deps, options, report } = run;
   const held: string[] = [];
+  const attempts = Math.max(1, options.leaseAttempts ?? 3);
   try {
     for (const project of run.policy.projects) {
-      const lease = await beforeDeadline(
-        () =>
-          deps.store.acquireLease(project, options.runId, options.deadlineMs + 60_000, run.ctx.at),
-        { deadline: run.deadline, clock: run.wall },
-        `taking the lease of ${project}`,
-      );
+      const lease = await askForLease(run, project, attempts);
       if (lease.acquired) {
         held.push(project);
         continue;
       }
-      report.leaseHeld.push({
+      const refused: HeldLease = {
         project,
         ...(lease.heldBy ? { heldBy: lease.heldBy } : {}),
+        ...(lease.acquiredAt ? { acquiredAt: lease.acquiredAt } : {}),
         ...(lease.expiresAt ? { expiresAt: lease.expiresAt } : {}),
-      });
-      deps.log.log(
-        'WARNING',
-        `${project}: another governor (${lease.heldBy ?? 'unknown'}) holds the lease until ${lease.expiresAt ?? '?'}: nothing done here`,
-      );
+      };
+      report.leaseHeld.push(refused);
+      deps.log.log('ERROR', describeHeldLease(refused, options.unlockHint));
     }
   } catch (e) {
     // The store cannot say who writes: nobody does. Give back what was taken, and fail loudly.
     report.outcome = 'failed';
     report.error = `the lease could not be taken: ${e instanceof Error ? e.message : String(e)}`;
     deps.log.log('ERROR', report.error);
-    await releaseAll(deps, held, options.runId);
+    await releaseAll(deps, held, run.holder);
     throw new RunFailedError(report, e);
   }
   return held;
 }
 
+async function askForLease(run: Run, project: string, attempts: number): Promise<LeaseResult> {
+  const { deps, options } = run;
+  const ttlMs = options.deadlineMs + LEASE_MARGIN_MS;
+  const retryMs = options.leaseRetryMs ?? 2_000;
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((done) => setTimeout(done, ms)));
+  for (let attempt = 1; ; attempt += 1) {
+    const lease = await beforeDeadline(
+      () =>
+        deps.store.acquireLease(
+          project,
+          run.holder,
+          ttlMs,
+          new Date((deps.leaseClock ?? run.wall)()).toISOString(),
+        ),
+      { deadline: run.deadline, clock: run.wall },
+      `taking the lease of ${project}`,
+    );
+    if (lease.acquired || attempt >= attempts || run.wall() + retryMs >= run.deadline) {
+      return lease;
+    }
+    await sleep(retryMs);
+  }
+}
+
+/** One line: who holds the lease, since and until when, and how to clear it. */
+export function describeHeldLease(
+  l: HeldLease,
+  unlockHint = 'governor unlock --policy <file>',
+): string {
+  return (
+    `${l.project}: nothing done: the lease is held by ${l.heldBy ?? 'an unknown holder'}` +
+    `${l.acquiredAt ? ` since ${l.acquiredAt}` : ''} until ${l.expiresAt ?? 'an unknown time'}; ` +
+    `if no other governor is running, clear it with \`${unlockHint}\``
+  );
+}
+
+/**
+ * governor.degraded (reason lease) for each project whose lease another held. Published and its
+ * state saved like any condition (the save is versioned, so it cannot overwrite the holder's);
+ * the holder's next run, judging the whole project, resolves it.
+ */
+async function alertLeaseHeld(run: Run): Promise<void> {
+  const { deps, report, ctx } = run;
+  const grace = { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall };
+  const attempts = Math.max(1, run.options.leaseAttempts ?? 3);
+  for (const refused of report.leaseHeld) {
+    const { project } = refused;
+    try {
+      const { state: previous, version } = await beforeDeadline(
+        () => deps.store.loadConditions(project),
+        grace,
+        `reading the alert state of ${project}`,
+      );
+      const notifications = decideNotifications({
+        previous,
+        current: [leaseHeldAlert(ctx, refused, attempts)],
+        events: [],
+        now: ctx.at,
+        renotifyAfterMs: durationMs(run.policy.alerts.renotifyAfter),
+        runId: ctx.runId,
+        scope: [],
+      });
+      await publish(run, project, notifications.publish, []);
+      await beforeDeadline(
+        () => deps.store.saveConditions(project, notifications.next, version),
+        grace,
+        `saving the alert state of ${project}`,
+      );
+    } catch (e) {
+      // The holder saved its own state meanwhile: the next refused run fires again (at least once).
+      const what = e instanceof ConflictError ? 'could not save' : 'could not publish or save';
+      const message = `${project}: ${what} the lease alert: ${e instanceof Error ? e.message : String(e)}`;
+      deps.log.log('ERROR', message);
+      report.error ??= message;
+    }
+  }
+}
+
 interface Decided {
   plan: Plan;
-  /** Every service the observation read. */
+  /** Every service the observation read, before this run wrote anything. */
   observed: ObservedService[];
   problems: ObservationProblem[];
   /** service.misconfigured conditions from the fleet audit. */
@@ -351,10 +493,73 @@ async function writeMetrics(run: Run, held: string[], plan: Plan): Promise<Map<s
 }
 
 /**
- * The project's alerts: the plan's conditions and the degraded one, decided against the stored
- * state, with this run's events and those earlier runs could not send; published, then the
- * state saved. Alerts and their state get a short grace after the write deadline, never more:
- * the run must answer before the function's timeout (terraform keeps 15 s between the two).
+ * Before any write: settles the planned events of runs that ended before reporting (against what
+ * this run observed), then stores this run's own planned events. Nothing is written unless this
+ * succeeded, so an event is always stored before the writes it describes.
+ */
+async function prepareOutbox(run: Run, project: string, decided: Decided): Promise<void> {
+  const { deps, ctx } = run;
+  const bound = { deadline: run.deadline, clock: run.wall };
+  const box = await beforeDeadline(
+    () => deps.store.listOutbox(project),
+    bound,
+    `reading the outbox of ${project}`,
+  );
+  const left = box.entries.filter((e) => e.state === 'pending-outcome');
+  if (left.length > 0) {
+    const max = new Map(
+      decided.observed
+        .filter((s) => s.project === project)
+        .map((s) => [`${s.region}/${s.name}`, s.serviceMaxInstances]),
+    );
+    const maxOf = (region: string, name: string) => max.get(`${region}/${name}`) ?? null;
+    const settled: OutboxEntry[] = [];
+    const nothingHappened: string[] = [];
+    for (const entry of left) {
+      const event = settlePlannedEvent(entry.alert, maxOf, ctx.runId);
+      if (event === null) nothingHappened.push(entry.alert.id);
+      else settled.push({ ...entry, alert: event, state: 'ready' });
+    }
+    deps.log.log(
+      'WARNING',
+      `${project}: ${left.length} planned event(s) of runs that ended before reporting: ${settled.length} confirmed by observation, ${nothingHappened.length} showed no change`,
+    );
+    await beforeDeadline(
+      () => deps.store.putOutbox(project, settled),
+      bound,
+      `settling the outbox of ${project}`,
+    );
+    await beforeDeadline(
+      () => deps.store.removeOutbox(project, nothingHappened),
+      bound,
+      `settling the outbox of ${project}`,
+    );
+  }
+  if (run.mode !== 'enforce') return;
+  const planned = plannedEvents(ctx, project, decided.plan);
+  if (planned.length === 0) return;
+  await beforeDeadline(
+    () =>
+      deps.store.putOutbox(
+        project,
+        planned.map((alert) => entry(run, alert, 'pending-outcome')),
+      ),
+    bound,
+    `storing the planned events of ${project}`,
+  );
+}
+
+function entry(run: Run, alert: Alert, state: OutboxEntry['state']): OutboxEntry {
+  return { alert, state, storedAt: new Date(run.wall()).toISOString() };
+}
+
+/**
+ * The project's alerts: the plan's conditions and the degraded ones, decided against the stored
+ * state; this run's events, stored in the outbox (replacing its planned ones); then the outbox
+ * published oldest first with the conditions before this run's events, what was acknowledged
+ * removed, and the state saved. Alerts and their state get a short grace after the write
+ * deadline, never more: the run must answer before the function's timeout (terraform keeps 15 s
+ * between the two).
  */
 async function alertProject(
   run: Run,
@@ -378,6 +583,7 @@ async function alertProject(
     grace,
     `reading the last run of ${project}`,
   );
+  await moveLegacyUndelivered(run, project, lastRun);
   const events = [
     ...runEvents(ctx, project, plan, report.writes, run.mode),
     ...quotaChanges(ctx, project, plan, lastRun[0]?.quotas),
@@ -387,31 +593,91 @@ async function alertProject(
     grace,
     `reading the alert state of ${project}`,
   );
+  // Ids first: the planned events carry the ids their real events get here.
+  const decidedEvents = decideNotifications({
+    previous: {},
+    current: [],
+    events,
+    now: ctx.at,
+    renotifyAfterMs: 0,
+    runId: ctx.runId,
+    scope: [],
+  }).publish;
+  const outcome = new Set(decidedEvents.map((e) => e.id));
+  const notHappened = plannedEvents(ctx, project, plan)
+    .map((e) => e.id)
+    .filter((id) => !outcome.has(id));
+  await beforeDeadline(
+    async () => {
+      await deps.store.putOutbox(
+        project,
+        decidedEvents.map((e) => entry(run, e, 'ready')),
+      );
+      await deps.store.removeOutbox(project, notHappened);
+    },
+    grace,
+    `storing the events of ${project}`,
+  );
+  const box = await beforeDeadline(
+    () => deps.store.listOutbox(project),
+    grace,
+    `reading the outbox of ${project}`,
+  );
+  if (box.dropped > 0) {
+    conditions.push(outboxDroppedAlert(ctx, project, box.dropped, box.entries.length));
+  }
   const notifications = decideNotifications({
     previous,
     current: conditions,
-    events,
+    events: [],
     now: ctx.at,
     renotifyAfterMs: durationMs(run.policy.alerts.renotifyAfter),
     runId: ctx.runId,
     // A restore judges no condition (its plan is not the governing one): none may resolve.
     scope: run.options.restore ? [] : judgedScope(project, plan, problems),
   });
-  // Events an earlier run could not publish go first: they happened first.
-  const pending = await beforeDeadline(
-    () => pendingEvents(deps.store, project),
+  const ready = box.entries.filter((e) => e.state === 'ready').map((e) => e.alert);
+  const earlier = ready.filter((a) => a.runId !== ctx.runId);
+  const mine = ready.filter((a) => a.runId === ctx.runId);
+  await publish(run, project, [...earlier, ...notifications.publish, ...mine], mine);
+  // Only once every message is acknowledged: a failed publish leaves the outbox and the state as
+  // they were, so the next run sends again what this one could not.
+  await beforeDeadline(
+    () =>
+      deps.store.removeOutbox(
+        project,
+        ready.map((a) => a.id),
+        box.dropped,
+      ),
     grace,
-    `reading the undelivered events of ${project}`,
+    `removing the published events of ${project}`,
   );
-  await publish(run, project, [...pending.alerts, ...notifications.publish], notifications.publish);
-  // Only once every message is acknowledged: a failed publish leaves the state as it was, so
-  // the next run sends again what this one could not.
   await beforeDeadline(
     () => deps.store.saveConditions(project, notifications.next, version),
     grace,
     `saving the alert state of ${project}`,
   );
-  await markDelivered(deps.store, deps.log, project, pending.records);
+}
+
+/** Events earlier versions kept in run records go to the outbox, and leave the records. */
+async function moveLegacyUndelivered(
+  run: Run,
+  project: string,
+  runs: readonly RunRecord[],
+): Promise<void> {
+  const legacy = legacyUndelivered(runs);
+  if (legacy.records.length === 0) return;
+  const grace = { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall };
+  await beforeDeadline(
+    () =>
+      run.deps.store.putOutbox(
+        project,
+        legacy.alerts.map((a) => entry(run, a, 'ready')),
+      ),
+    grace,
+    `moving the undelivered events of ${project} to the outbox`,
+  );
+  await stripLegacyUndelivered(run.deps.store, project, legacy.records);
 }
 
 /** Publishes and logs the project's alerts; on failure keeps this run's events in the report. */
@@ -439,9 +705,9 @@ async function publish(
         `publishing ${outgoing.length} alert(s) of ${project}`,
       );
     } catch (e) {
-      // Conditions are decided again by the next run (the state is not saved); events
-      // are not, so they go into this run's record for the next run to send.
-      report.undelivered.push(...decided.filter((a) => a.status === 'event'));
+      // Conditions are decided again by the next run (the state is not saved); events stay in
+      // the outbox, and this run's record names its own.
+      report.undelivered.push(...decided);
       throw e;
     }
   }
@@ -461,10 +727,10 @@ async function publish(
 }
 
 /** Gives the leases back; a store that cannot be reached lets them expire instead. */
-async function releaseAll(deps: ReconcileDeps, projects: string[], runId: string): Promise<void> {
+async function releaseAll(deps: ReconcileDeps, projects: string[], holder: string): Promise<void> {
   for (const project of projects) {
     try {
-      await deps.store.releaseLease(project, runId);
+      await deps.store.releaseLease(project, holder);
     } catch (e) {
       deps.log.log(
         'WARNING',

@@ -3,12 +3,14 @@ import { Alert } from '../core/alert.js';
 import type { Plan } from '../core/plan.js';
 import { quotasSeen } from '../core/run-alerts.js';
 import type { WriteResult } from '../core/write-result.js';
+import { zodFaults } from '../core/document.js';
 import type { Logger } from '../log.js';
-import type { RunRecord, StateStore } from '../ports/index.js';
+import { StateCorruptError, type RunRecord, type StateStore } from '../ports/index.js';
 
 /**
- * A run's record in each project it held, and the events a run could not publish: kept in its
- * record, sent by the next run, then recorded again without them.
+ * A run's record in each project it held. Records written by earlier versions may still hold the
+ * events a run could not publish (`undelivered`): the next run moves them into the outbox and
+ * records those runs again without them.
  */
 
 /** What a run's record is made of (its RunReport). */
@@ -20,53 +22,49 @@ export interface RunSummary {
   writes: readonly WriteResult[];
   published: number;
   error: string | null;
-  /** Events the run could not publish. */
+  /** This run's events it could not publish (they stay in the outbox). */
   undelivered: readonly Alert[];
 }
 
-/** Events earlier runs could not publish, oldest run first, with the records that hold them. */
-export async function pendingEvents(
-  store: StateStore,
-  project: string,
-): Promise<{ alerts: Alert[]; records: RunRecord[] }> {
-  const records = (await store.listRuns(project))
-    .filter((r) => r.undelivered !== undefined)
-    .reverse();
+/** The events kept in records of earlier versions, oldest run first, with those records. */
+export function legacyUndelivered(runs: readonly RunRecord[]): {
+  alerts: Alert[];
+  records: RunRecord[];
+} {
+  const records = runs.filter((r) => r.undelivered !== undefined).reverse();
   const alerts: Alert[] = [];
   for (const r of records) {
-    const parsed = z.array(Alert).safeParse(safeJson(r.undelivered ?? '[]'));
-    if (parsed.success) alerts.push(...parsed.data);
+    const parsed = z.array(Alert).safeParse(parseJsonOrNull(r.undelivered ?? '[]'));
+    if (!parsed.success) {
+      throw new StateCorruptError(
+        `the undelivered events of run ${r.runId}`,
+        zodFaults(parsed.error),
+      );
+    }
+    alerts.push(...parsed.data);
   }
   return { alerts, records };
 }
 
-function safeJson(text: string): unknown {
+function parseJsonOrNull(text: string): unknown {
   try {
     return JSON.parse(text) as unknown;
-  } catch {
-    return null;
+  } catch (error) {
+    if (error instanceof SyntaxError) return null; // reported as not an array of alerts
+    throw error;
   }
 }
 
-/** Records the runs again without their undelivered events, now sent. */
-export async function markDelivered(
+/** Records the runs again without their undelivered events, now in the outbox. */
+export async function stripLegacyUndelivered(
   store: StateStore,
-  log: Logger,
   project: string,
   records: readonly RunRecord[],
 ): Promise<void> {
   for (const r of records) {
     const rest: RunRecord = { ...r };
     delete rest.undelivered;
-    try {
-      await store.recordRun(project, rest);
-    } catch (e) {
-      // The next run sends them again: at least once, as Pub/Sub itself (alerts carry an id).
-      log.log(
-        'WARNING',
-        `${project}: sent the undelivered events of ${r.runId} but could not record it: ${e instanceof Error ? e.message : String(e)}`,
-      );
-    }
+    await store.recordRun(project, rest);
   }
 }
 
@@ -97,13 +95,13 @@ export async function recordRuns(
         alerts: report.published,
         error: report.error,
         quotas: report.plan ? quotasSeen(report.plan, project) : {},
-        // Events this run could not publish: the next run sends them (see pendingEvents).
-        ...(undelivered.length > 0 ? { undelivered: JSON.stringify(undelivered) } : {}),
+        // Events this run could not publish: they stay in the outbox for the next run to send.
+        ...(undelivered.length > 0 ? { undeliveredIds: undelivered.map((a) => a.id) } : {}),
       });
     } catch (e) {
       log.log(
         'ERROR',
-        `${project}: could not record the run: ${e instanceof Error ? e.message : String(e)}${undelivered.length > 0 ? `; ${undelivered.length} undelivered event(s) are lost` : ''}`,
+        `${project}: could not record the run: ${e instanceof Error ? e.message : String(e)}${undelivered.length > 0 ? `; its ${undelivered.length} undelivered event(s) are still in the outbox` : ''}`,
       );
     }
   }

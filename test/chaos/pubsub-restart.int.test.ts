@@ -1,3 +1,6 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { PubSub, type Message } from '@google-cloud/pubsub';
 import { afterAll, describe, expect, it } from 'vitest';
 import { createPubSubAlertSink } from '../../src/adapters/pubsub.js';
@@ -7,6 +10,7 @@ import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { memoryLogger } from '../../src/log.js';
 import { reconcile, RunFailedError, type ReconcileDeps } from '../../src/reconcile/reconcile.js';
+import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
 import { startPubSubEmulator } from '../support/pubsub-emulator.js';
@@ -133,7 +137,11 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
     expect(failed?.report.outcome).toBe('failed');
     const lost = failed?.report.undelivered ?? [];
     expect(lost.length).toBeGreaterThan(0);
-    expect((await store.listRuns(PROJECT))[0]?.undelivered).toBeDefined();
+    // Kept in the outbox, and named by the failed run's record.
+    expect((await store.listRuns(PROJECT))[0]?.undeliveredIds).toEqual(lost.map((a) => a.id));
+    expect((await store.listOutbox(PROJECT)).entries.map((e) => e.alert.id)).toEqual(
+      expect.arrayContaining(lost.map((a) => a.id)),
+    );
 
     // Back up (a new emulator, as after a restart): the next run sends them.
     const second = await pubsub();
@@ -153,10 +161,207 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
           .map((a) => a.id)
           .sort(),
       ).toEqual([...ids].sort());
-      expect((await store.listRuns(PROJECT)).every((r) => r.undelivered === undefined)).toBe(true);
+      expect(await store.listOutbox(PROJECT)).toEqual({ entries: [], dropped: 0 });
     } finally {
       await sink2.close();
       await second.close();
     }
   }, 120_000);
+
+  it('runs with Pub/Sub down lose no event to run-record eviction, and an overflowing outbox says how many it dropped', async () => {
+    const model = new FleetModel(
+      validateFleet({
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 40,
+        idleMinutes: 0,
+        projects: [
+          {
+            id: PROJECT,
+            pools: [{ region: REGION, quota: 4 }],
+            services: [
+              { name: 'idle', region: REGION, gpu: {}, maxInstances: 3, demand: 0 },
+              { name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: 3 },
+            ],
+          },
+        ],
+      }),
+    );
+    // A dry run: nothing is written, so every run plans the same changes and announces them
+    // (rebalance.planned), one event per run.
+    const policy = parsePolicy({
+      version: 1,
+      mode: 'dry-run',
+      projects: [PROJECT],
+      defaults: { headroom: 0, scaleDownDelay: '0s' },
+      services: [{ match: {} }],
+      alerts: { topic: `projects/${PROJECT}/topics/alerts` },
+    });
+    // Three run records, four events: both far below what a real store keeps, same rules.
+    const store = createMemoryStateStore({ keepRuns: 3, outboxLimit: 4 });
+    const deps = (sink: ReconcileDeps['sink']): ReconcileDeps => ({
+      ports: createSimPorts(model, { lagMs: 3 * 60_000 }),
+      store,
+      sink,
+      log: memoryLogger(),
+      now: async () => model.now,
+      sleep: async () => {},
+    });
+    const retry = { maxAttempts: 2, minBackoffMs: 10, maxBackoffMs: 20, attemptTimeoutMs: 3_000 };
+
+    const first = await pubsub();
+    const down = createPubSubAlertSink({ topic: `projects/${PROJECT}/topics/alerts`, ...retry });
+    // Pub/Sub going down after each run's preflight (which stops a run that cannot publish before
+    // it does anything): a sink that cannot be tested stands for that.
+    const untested: ReconcileDeps['sink'] = { publish: (m) => down.publish(m) };
+    await first.close();
+    await first.emulator.stop();
+    const planned: string[] = [];
+    for (let n = 1; n <= 6; n += 1) {
+      model.advance(5 * 60_000);
+      const failed = await reconcile(policy, deps(untested), {
+        runId: `down-${n}`,
+        deadlineMs: 60_000,
+      }).catch((e: unknown) => e);
+      expect(failed).toBeInstanceOf(RunFailedError);
+      const report = (failed as RunFailedError).report;
+      planned.push(
+        ...report.undelivered.filter((a) => a.type === 'rebalance.planned').map((a) => a.id),
+      );
+    }
+    await down.close();
+    expect(planned).toHaveLength(6);
+    // The records of runs 1 to 3 are gone; their events are not, but for the two the bound dropped
+    // (counted).
+    expect((await store.listRuns(PROJECT)).map((r) => r.runId)).toEqual([
+      'down-6',
+      'down-5',
+      'down-4',
+    ]);
+    const box = await store.listOutbox(PROJECT);
+    expect(box.dropped).toBe(2);
+    expect(box.entries.map((e) => e.alert.id)).toEqual(planned.slice(2));
+
+    const second = await pubsub();
+    const up = createPubSubAlertSink({ topic: `projects/${PROJECT}/topics/alerts`, ...retry });
+    try {
+      model.advance(5 * 60_000);
+      const report = await reconcile(policy, deps(up), { runId: 'up-1', deadlineMs: 60_000 });
+      expect(report.outcome).toBe('ok');
+      // Its own event is stored before anything is sent, so the bound drops one more (down-3).
+      await waitUntil(
+        'the kept events, the overflow alert and the run own',
+        () => second.received.length,
+        (n) => n >= 5,
+      );
+      expect(
+        second.received.filter((a) => a.type === 'rebalance.planned').map((a) => a.runId),
+      ).toEqual(['down-4', 'down-5', 'down-6', 'up-1']);
+      expect(second.received.filter((a) => a.type === 'governor.degraded')).toMatchObject([
+        { status: 'firing', details: { reason: 'outbox', dropped: 3 } },
+      ]);
+      expect(await store.listOutbox(PROJECT)).toEqual({ entries: [], dropped: 0 });
+    } finally {
+      await up.close();
+      await second.close();
+    }
+  }, 180_000);
+
+  it('55 runs with Pub/Sub unreachable, more than the 50 run records kept, then Pub/Sub back: every event is sent', async () => {
+    const model = new FleetModel(
+      validateFleet({
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 40,
+        idleMinutes: 0,
+        projects: [
+          {
+            id: PROJECT,
+            pools: [{ region: REGION, quota: 4 }],
+            services: [
+              { name: 'idle', region: REGION, gpu: {}, maxInstances: 3, demand: 0 },
+              { name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: 3 },
+            ],
+          },
+        ],
+      }),
+    );
+    // A dry run: every run plans the same changes and announces them (rebalance.planned).
+    const policy = parsePolicy({
+      version: 1,
+      mode: 'dry-run',
+      projects: [PROJECT],
+      defaults: { headroom: 0, scaleDownDelay: '0s' },
+      services: [{ match: {} }],
+      alerts: { topic: `projects/${PROJECT}/topics/alerts` },
+    });
+    // The CLI's store with its default bounds: 50 run records, 500 undelivered messages. Before the
+    // outbox, a failed run kept its events in its run record, so the records of the first five
+    // runs, evicted before Pub/Sub came back, took their events with them.
+    const RUNS_DOWN = 55;
+    const dir = await mkdtemp(join(tmpdir(), 'governor-pubsub-fifty-'));
+    const store = createFileStateStore({ dir });
+    const deps = (sink: ReconcileDeps['sink']): ReconcileDeps => ({
+      ports: createSimPorts(model, { lagMs: 3 * 60_000 }),
+      store,
+      sink,
+      log: memoryLogger(),
+      now: async () => model.now,
+      sleep: async () => {},
+    });
+    const retry = { maxAttempts: 2, minBackoffMs: 10, maxBackoffMs: 20, attemptTimeoutMs: 3_000 };
+    try {
+      const first = await pubsub();
+      const down = createPubSubAlertSink({ topic: `projects/${PROJECT}/topics/alerts`, ...retry });
+      // Down after each run's preflight, as above.
+      const untested: ReconcileDeps['sink'] = { publish: (m) => down.publish(m) };
+      await first.close();
+      await first.emulator.stop();
+      const undelivered: string[] = [];
+      for (let n = 1; n <= RUNS_DOWN; n += 1) {
+        model.advance(5 * 60_000);
+        const failed = await reconcile(policy, deps(untested), {
+          runId: `down-${String(n).padStart(2, '0')}`,
+          deadlineMs: 60_000,
+        }).catch((e: unknown) => e);
+        expect(failed).toBeInstanceOf(RunFailedError);
+        const report = (failed as RunFailedError).report;
+        expect(report.outcome).toBe('failed');
+        undelivered.push(
+          ...report.undelivered.filter((a) => a.type === 'rebalance.planned').map((a) => a.runId),
+        );
+      }
+      await down.close();
+      expect(undelivered).toHaveLength(RUNS_DOWN);
+      expect(await store.listOutbox(PROJECT)).toMatchObject({ dropped: 0 });
+      expect((await store.listOutbox(PROJECT)).entries).toHaveLength(RUNS_DOWN);
+      expect((await store.listRuns(PROJECT)).map((r) => r.runId)).not.toContain('down-05');
+
+      const second = await pubsub();
+      const up = createPubSubAlertSink({ topic: `projects/${PROJECT}/topics/alerts`, ...retry });
+      try {
+        model.advance(5 * 60_000);
+        const report = await reconcile(policy, deps(up), { runId: 'up-01', deadlineMs: 60_000 });
+        expect(report.outcome).toBe('ok');
+        const sent = await waitUntil(
+          'the kept events and the run own',
+          () => second.received.filter((a) => a.type === 'rebalance.planned').map((a) => a.runId),
+          (ids) => ids.length >= RUNS_DOWN + 1,
+        );
+        // Every one, oldest first, once; none dropped, so no overflow alert.
+        expect(sent).toEqual([...undelivered, 'up-01']);
+        expect(
+          second.received.filter(
+            (a) => a.type === 'governor.degraded' && a.details['reason'] === 'outbox',
+          ),
+        ).toEqual([]);
+        expect(await store.listOutbox(PROJECT)).toEqual({ entries: [], dropped: 0 });
+        expect((await store.listRuns(PROJECT)).map((r) => r.runId)).toHaveLength(50);
+      } finally {
+        await up.close();
+        await second.close();
+      }
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  }, 300_000);
 });

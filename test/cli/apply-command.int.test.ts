@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { createFileStateStore } from '../../src/adapters/file-store.js';
 
 /** `governor apply` and `governor restore` through the real process, against the emulator. */
 
@@ -130,5 +131,59 @@ describe('governor apply', () => {
     const restored = emulator.writes().slice(before);
     expect(restored.map((w) => [w.service.name, w.after.maxInstances])).toContainEqual(['busy', 1]);
     for (const w of emulator.writes()) expect(w.pool?.capsGpus).toBeLessThanOrEqual(5);
+  });
+});
+
+describe('a lease another governor holds', () => {
+  const stateDir = join(tmp, 'state');
+  const forever = '9999-12-31T23:59:59.000Z';
+
+  it('apply asks a few times, exits 1 and says who holds it, until when, and how to clear it', async () => {
+    const store = createFileStateStore({ dir: stateDir });
+    const now = Date.now();
+    await store.acquireLease(PROJECT, 'someone-else', 60_000, new Date(now).toISOString());
+    // Until year 9999: before, the run said "Nothing done" and exited 0, forever.
+    await store.renewLease(
+      PROJECT,
+      'someone-else',
+      Date.parse(forever) - now,
+      new Date(now).toISOString(),
+    );
+    const before = emulator.writes().length;
+    const r = await governor('apply', '--policy', policy, '--yes');
+    expect(r.code).toBe(1);
+    expect(emulator.writes().length).toBe(before);
+    const line = r.stderr.split('\n').find((l) => l.startsWith('error: '));
+    expect(line).toContain(`${PROJECT}: nothing done: the lease is held by someone-else since`);
+    expect(line).toContain(`governor unlock --policy ${policy}`);
+    // The stored expiry was capped at the run's now + time-to-live: it ends by itself.
+    const lease = await store.readLease(PROJECT);
+    expect(Date.parse(lease?.expiresAt ?? forever)).toBeLessThan(Date.now() + 10 * 60_000);
+    expect(line).toContain(`until ${lease?.expiresAt ?? '?'}`);
+    expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
+  });
+
+  it('unlock refuses to break it unasked when there is no terminal (exit 2)', async () => {
+    const r = await governor('unlock', '--policy', policy);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('--yes');
+    expect(await createFileStateStore({ dir: stateDir }).readLease(PROJECT)).toMatchObject({
+      holder: 'someone-else',
+    });
+  });
+
+  it('unlock --yes shows the holder and breaks it; the next apply runs', async () => {
+    const r = await governor('unlock', '--policy', policy, '--yes');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(
+      new RegExp(`^${PROJECT}: lease held by someone-else since \\S+ until \\S+`, 'm'),
+    );
+    expect(r.stdout).toContain(`${PROJECT}: lease broken`);
+    expect(await createFileStateStore({ dir: stateDir }).readLease(PROJECT)).toBeNull();
+    expect((await governor('unlock', '--policy', policy, '--yes')).stdout).toContain(
+      'no lease held',
+    );
+    const again = await governor('apply', '--policy', policy, '--dry-run');
+    expect(again.code).toBe(0);
   });
 });

@@ -340,19 +340,36 @@ describe('reconcile', () => {
     expect((await messages(1)).filter((m) => m.status === 'firing').length).toBeGreaterThan(0);
   });
 
-  it('one writer per project: a second governor finds the lease held and does nothing', async () => {
+  it('one writer per project: a second governor finds the lease held, asks again, does nothing and says so', async () => {
+    // The lease is on the wall clock, whatever the emulator's virtual time (days behind it here).
     const lease = await store.acquireLease(
       PROJECT,
       'other-governor',
       60_000,
-      emulator.now().toISOString(),
+      new Date().toISOString(),
     );
     expect(lease.acquired).toBe(true);
-    const report = await run(policyOf());
+    const report = await run(policyOf(), { leaseAttempts: 2, leaseRetryMs: 10 });
     expect(report.outcome).toBe('lease-held');
-    expect(report.leaseHeld[0]?.heldBy).toBe('other-governor');
+    expect(report.leaseHeld[0]).toMatchObject({
+      heldBy: 'other-governor',
+      expiresAt: lease.expiresAt,
+    });
     expect(emulator.writes()).toEqual([]);
-    expect(log.lines.some((l) => l.message.includes('holds the lease'))).toBe(true);
+    const said = log.lines.find((l) => l.message.includes('the lease is held by other-governor'));
+    expect(said?.message).toContain(`until ${lease.expiresAt ?? '?'}`);
+    expect(said?.message).toContain('governor unlock');
+    // Loudly: governor.degraded (reason lease), which a run holding the lease later resolves.
+    const degraded = (await messages(1)).filter((m) => m.type === 'governor.degraded');
+    expect(degraded).toMatchObject([
+      { status: 'firing', details: { reason: 'lease', heldBy: 'other-governor', attempts: 2 } },
+    ]);
+    await store.releaseLease(PROJECT, 'other-governor');
+    received.length = 0;
+    expect((await run(policyOf())).outcome).toBe('ok');
+    expect(
+      (await messages(1)).filter((m) => m.type === 'governor.degraded').map((m) => m.status),
+    ).toEqual(['resolved']);
   });
 
   it('restore puts services back to their max from before the governor, within the quota', async () => {

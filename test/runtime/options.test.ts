@@ -17,6 +17,7 @@ describe('parseRuntimeOptions', () => {
       pubsubEmulatorHost: null,
       governorId: `cli:user@${hostname()}`,
       color: 'auto',
+      debug: false,
     });
   });
 
@@ -31,6 +32,7 @@ describe('parseRuntimeOptions', () => {
       GOVERNOR_EMULATOR_ADMIN: 'http://127.0.0.1:7001',
       PUBSUB_EMULATOR_HOST: 'localhost:8085',
       GOVERNOR_ID: 'governor-eu',
+      GOVERNOR_DEBUG: '1',
       NO_COLOR: '1',
     });
     expect(options).toEqual({
@@ -42,6 +44,7 @@ describe('parseRuntimeOptions', () => {
       pubsubEmulatorHost: 'localhost:8085',
       governorId: 'governor-eu',
       color: 'never',
+      debug: true,
     });
     // Without GOVERNOR_ID: a function's own service, else the user and the host.
     expect(parseRuntimeOptions({ K_SERVICE: 'gpu-governor', USER: 'ann' }).governorId).toBe(

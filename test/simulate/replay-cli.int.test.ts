@@ -10,7 +10,11 @@ import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js
 import { InputError, UsageError } from '../../src/errors.js';
 import { buildReplayInput } from '../../src/simulate/replay.js';
 import { simulate } from '../../src/simulate/simulate.js';
-import { stateStoreContract, CONTRACT_KEEP_RUNS } from '../state/contract.js';
+import {
+  stateStoreContract,
+  CONTRACT_KEEP_RUNS,
+  CONTRACT_OUTBOX_LIMIT,
+} from '../state/contract.js';
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { constantFleet, governSimulation } from '../support/fixtures.js';
 
@@ -205,6 +209,9 @@ describe('governor simulate', () => {
 });
 
 describe('the memory state store', () => {
-  const store = createMemoryStateStore({ keepRuns: CONTRACT_KEEP_RUNS });
+  const store = createMemoryStateStore({
+    keepRuns: CONTRACT_KEEP_RUNS,
+    outboxLimit: CONTRACT_OUTBOX_LIMIT,
+  });
   stateStoreContract('memory store', () => store);
 });

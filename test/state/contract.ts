@@ -11,10 +11,12 @@ import { makeAlert } from '../../src/core/conditions.js';
 import { decideNotifications } from '../../src/core/notify.js';
 import type { ConditionState } from '../../src/core/notify.js';
 import { ConflictError } from '../../src/errors.js';
-import type { RunRecord, StateStore } from '../../src/ports/index.js';
+import type { OutboxEntry, RunRecord, StateStore } from '../../src/ports/index.js';
 
 /** The stores under test keep this many run records. */
 export const CONTRACT_KEEP_RUNS = 3;
+/** The stores under test keep this many undelivered alert messages per project. */
+export const CONTRACT_OUTBOX_LIMIT = 4;
 
 const T0 = Date.parse('2026-11-27T10:00:00.000Z');
 const at = (ms: number): string => new Date(T0 + ms).toISOString();
@@ -45,6 +47,21 @@ function someState(demand: number): ConditionState {
     runId: 'r',
     scope: ['p'],
   }).next;
+}
+
+function outboxEntry(n: number, overrides: Partial<OutboxEntry> = {}): OutboxEntry {
+  const alert = makeAlert(
+    { at: at(n * MINUTE), runId: `run-${n}` },
+    { project: 'p', region: 'us-central1', accelerator: 'nvidia-l4', zonalRedundancy: true },
+    {
+      type: 'rebalance.applied',
+      status: 'event',
+      severity: 'INFO',
+      summary: `run ${n} changed 1 cap`,
+      details: { writes: [{ service: 'a', from: 3, to: n }], nested: [[n]] },
+    },
+  );
+  return { alert, state: 'ready', storedAt: at(n * MINUTE), ...overrides };
 }
 
 function runRecord(n: number, overrides: Partial<RunRecord> = {}): RunRecord {
@@ -163,11 +180,13 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       expect(await store.acquireLease(project, 'alpha', ttl, at(0))).toEqual({
         acquired: true,
         heldBy: 'alpha',
+        acquiredAt: at(0),
         expiresAt: at(ttl),
       });
       expect(await store.acquireLease(project, 'beta', ttl, at(ttl - 1))).toEqual({
         acquired: false,
         heldBy: 'alpha',
+        acquiredAt: at(0),
         expiresAt: at(ttl),
       });
       // The holder may take it again (a new run of the same governor).
@@ -178,6 +197,7 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       expect(await store.acquireLease(project, 'beta', ttl, at(MINUTE + ttl))).toEqual({
         acquired: true,
         heldBy: 'beta',
+        acquiredAt: at(MINUTE + ttl),
         expiresAt: at(MINUTE + 2 * ttl),
       });
     });
@@ -190,6 +210,7 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       expect(await store.renewLease(project, 'alpha', ttl, at(4 * MINUTE))).toEqual({
         acquired: true,
         heldBy: 'alpha',
+        acquiredAt: at(0),
         expiresAt: at(4 * MINUTE + ttl),
       });
       // Renewed: still held at the first expiry.
@@ -238,6 +259,53 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       for (const r of results) expect(r.heldBy).toBe(winner);
     });
 
+    it('caps a stored expiry beyond now + ttl, so that a lease set to year 9999 ends', async () => {
+      const store = open();
+      const project = freshProject();
+      // A lease held until 9999: written on a wrong clock, or by hand (an old run at the emulator's
+      // virtual time, a person). The first request caps it at its own now + ttl, and stores that.
+      const forever = '9999-12-31T23:59:59.000Z';
+      await store.acquireLease(project, 'alpha', ttl, at(0));
+      await store.renewLease(project, 'alpha', Date.parse(forever) - T0, at(0));
+      expect(await store.readLease(project)).toMatchObject({ holder: 'alpha', expiresAt: forever });
+      expect(await store.acquireLease(project, 'beta', ttl, at(MINUTE))).toEqual({
+        acquired: false,
+        heldBy: 'alpha',
+        acquiredAt: at(0),
+        expiresAt: at(MINUTE + ttl),
+      });
+      expect(await store.readLease(project)).toMatchObject({ expiresAt: at(MINUTE + ttl) });
+      // Later requests do not push it further.
+      expect(await store.acquireLease(project, 'beta', ttl, at(2 * MINUTE))).toMatchObject({
+        acquired: false,
+        expiresAt: at(MINUTE + ttl),
+      });
+      expect(await store.acquireLease(project, 'beta', ttl, at(MINUTE + ttl))).toMatchObject({
+        acquired: true,
+        heldBy: 'beta',
+      });
+    });
+
+    it('reads the lease as stored, and breaks it whoever holds it', async () => {
+      const store = open();
+      const project = freshProject();
+      expect(await store.readLease(project)).toBeNull();
+      expect(await store.breakLease(project)).toBe(false);
+      await store.acquireLease(project, 'alpha', ttl, at(0));
+      expect(await store.readLease(project)).toEqual({
+        holder: 'alpha',
+        acquiredAt: at(0),
+        expiresAt: at(ttl),
+      });
+      expect(await store.breakLease(project)).toBe(true);
+      expect(await store.readLease(project)).toBeNull();
+      expect(await store.acquireLease(project, 'beta', ttl, at(1))).toMatchObject({
+        acquired: true,
+      });
+      // The old holder's release no longer takes the new holder's lease.
+      expect(await store.releaseLease(project, 'alpha')).toBe(false);
+    });
+
     it('refuses nonsense arguments before touching the store', async () => {
       const store = open();
       const project = freshProject();
@@ -247,6 +315,79 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       expect(await store.acquireLease(project, 'beta', ttl, at(0))).toMatchObject({
         acquired: true,
       });
+    });
+  });
+
+  describe(`${name}: governor id`, () => {
+    it('is made once and the same on every call', async () => {
+      const store = open();
+      const id = await store.governorId();
+      expect(id).toMatch(/^gov-[0-9a-f]{12}$/);
+      expect(await Promise.all([store.governorId(), store.governorId()])).toEqual([id, id]);
+    });
+  });
+
+  describe(`${name}: outbox`, () => {
+    it('keeps entries oldest first; an entry with a known id replaces it in its place', async () => {
+      const store = open();
+      const project = freshProject();
+      expect(await store.listOutbox(project)).toEqual({ entries: [], dropped: 0 });
+      const planned = outboxEntry(1, { state: 'pending-outcome' });
+      expect(await store.putOutbox(project, [planned, outboxEntry(2)])).toBe(0);
+      expect(await store.putOutbox(project, [outboxEntry(3)])).toBe(0);
+      // The outcome replaces the planned entry; it keeps the first storedAt and its place.
+      const outcome = { ...outboxEntry(1), storedAt: at(9 * MINUTE) };
+      outcome.alert = { ...outcome.alert, summary: 'run 1 changed 2 caps' };
+      await store.putOutbox(project, [outcome]);
+      expect(await store.listOutbox(project)).toEqual({
+        entries: [{ ...outcome, storedAt: at(MINUTE) }, outboxEntry(2), outboxEntry(3)],
+        dropped: 0,
+      });
+      await store.removeOutbox(project, [outboxEntry(2).alert.id, 'not-there']);
+      expect((await store.listOutbox(project)).entries.map((e) => e.alert.summary)).toEqual([
+        'run 1 changed 2 caps',
+        'run 3 changed 1 cap',
+      ]);
+    });
+
+    it('beyond its bound drops the oldest and counts them until announced', async () => {
+      const store = open();
+      const project = freshProject();
+      expect(CONTRACT_OUTBOX_LIMIT).toBe(4);
+      await store.putOutbox(
+        project,
+        [1, 2, 3].map((n) => outboxEntry(n)),
+      );
+      expect(
+        await store.putOutbox(
+          project,
+          [4, 5, 6].map((n) => outboxEntry(n)),
+        ),
+      ).toBe(2);
+      const box = await store.listOutbox(project);
+      expect(box.entries.map((e) => e.alert.runId)).toEqual(['run-3', 'run-4', 'run-5', 'run-6']);
+      expect(box.dropped).toBe(2);
+      expect(await store.putOutbox(project, [outboxEntry(7)])).toBe(1);
+      expect((await store.listOutbox(project)).dropped).toBe(3);
+      await store.removeOutbox(project, [outboxEntry(4).alert.id], 3);
+      expect(await store.listOutbox(project)).toMatchObject({ dropped: 0 });
+      expect((await store.listOutbox(project)).entries).toHaveLength(3);
+    });
+
+    it('is not evicted with the run records', async () => {
+      const store = open();
+      const project = freshProject();
+      await store.putOutbox(project, [outboxEntry(1)]);
+      for (const n of [1, 2, 3, 4, 5, 6]) await store.recordRun(project, runRecord(n));
+      expect(await store.listOutbox(project)).toEqual({ entries: [outboxEntry(1)], dropped: 0 });
+    });
+
+    it('refuses a malformed entry before writing anything', async () => {
+      const store = open();
+      const project = freshProject();
+      const bad = { ...outboxEntry(1), state: 'maybe' } as unknown as OutboxEntry;
+      await expect(store.putOutbox(project, [outboxEntry(2), bad])).rejects.toThrow(RangeError);
+      expect(await store.listOutbox(project)).toEqual({ entries: [], dropped: 0 });
     });
   });
 }

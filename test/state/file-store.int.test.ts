@@ -3,7 +3,7 @@
  * lock file, and processes racing each other).
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -13,7 +13,12 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { UnavailableError } from '../../src/errors.js';
 import { createFileStateStore, DEFAULT_STATE_DIR } from '../../src/adapters/file-store.js';
 import { StateCorruptError, type StateStore } from '../../src/ports/index.js';
-import { CONTRACT_KEEP_RUNS, freshProject, stateStoreContract } from './contract.js';
+import {
+  CONTRACT_KEEP_RUNS,
+  CONTRACT_OUTBOX_LIMIT,
+  freshProject,
+  stateStoreContract,
+} from './contract.js';
 import { transpileForNode } from './transpile.js';
 
 let dir: string;
@@ -23,7 +28,11 @@ const cleanups: string[] = [];
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'governor-file-store-'));
   cleanups.push(dir);
-  store = createFileStateStore({ dir, keepRuns: CONTRACT_KEEP_RUNS });
+  store = createFileStateStore({
+    dir,
+    keepRuns: CONTRACT_KEEP_RUNS,
+    outboxLimit: CONTRACT_OUTBOX_LIMIT,
+  });
 });
 
 afterAll(async () => {
@@ -36,6 +45,15 @@ stateStoreContract('file store', () => store);
 const at = '2026-11-27T10:00:00.000Z';
 
 describe('file store: on disk', () => {
+  it('keeps one governor id per directory', async () => {
+    const other = await mkdtemp(join(tmpdir(), 'governor-file-store-other-'));
+    cleanups.push(other);
+    const id = await store.governorId();
+    expect(await createFileStateStore({ dir }).governorId()).toBe(id);
+    expect(await readFile(join(dir, 'governor-id'), 'utf8')).toBe(`${id}\n`);
+    expect(await createFileStateStore({ dir: other }).governorId()).not.toBe(id);
+  });
+
   it('defaults to .governor/state', () => {
     expect(DEFAULT_STATE_DIR).toBe(join('.governor', 'state'));
   });
@@ -109,6 +127,107 @@ describe('file store: on disk', () => {
       acquired: true,
     });
     expect((await readdir(dir)).filter((f) => f.startsWith(`${project}.json.`))).toEqual([]);
+  });
+});
+
+const impatient = () => createFileStateStore({ dir, lockTimeoutMs: 300 });
+
+describe('file store: locks in the way', () => {
+  const aged = async (file: string, seconds: number): Promise<void> => {
+    const then = new Date(Date.now() - seconds * 1000);
+    await utimes(file, then, then);
+  };
+
+  it.each([
+    ['empty', ''],
+    ['garbage', 'not a lock {'],
+    ['of another shape', JSON.stringify({ pid: 'x' })],
+  ])('breaks a lock that is %s', async (_, content) => {
+    const project = freshProject();
+    const lock = join(dir, `${project}.json.lock`);
+    await writeFile(lock, content);
+    await aged(lock, 5);
+    expect(await impatient().acquireLease(project, 'a', 60_000, at)).toMatchObject({
+      acquired: true,
+    });
+    expect((await readdir(dir)).filter((f) => f.startsWith(`${project}.json.`))).toEqual([]);
+  });
+
+  it('breaks a lock older than staleLockMs even when it names a live process', async () => {
+    const project = freshProject();
+    const lock = join(dir, `${project}.json.lock`);
+    // This very process: alive, and not the one holding anything.
+    await writeFile(lock, JSON.stringify({ token: 'old', host: hostname(), pid: process.pid }));
+    await aged(lock, 60);
+    expect(await impatient().acquireLease(project, 'a', 60_000, at)).toMatchObject({
+      acquired: true,
+    });
+  });
+
+  it('says who holds a lock it waited for in vain, and when it will be broken', async () => {
+    const project = freshProject();
+    const lock = join(dir, `${project}.json.lock`);
+    await writeFile(lock, JSON.stringify({ token: 'live', host: 'elsewhere', pid: 42 }));
+    const error: unknown = await impatient()
+      .acquireLease(project, 'a', 60_000, at)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnavailableError);
+    expect((error as Error).message).toContain('held by PID 42 on elsewhere');
+    expect((error as Error).message).toContain('broken once 10 s old');
+    await rm(lock);
+  });
+});
+
+describe('file store: a process killed or starved in the middle', () => {
+  let script: string;
+
+  beforeAll(async () => {
+    const compiled = await transpileForNode(join(import.meta.dirname, 'lock-child.ts'));
+    cleanups.push(compiled.dir);
+    script = compiled.script;
+  });
+
+  it('a process killed while it holds the lock does not lock out the next one', async () => {
+    const project = freshProject();
+    const child = spawn(process.execPath, [script, dir, project, 'hold'], {
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    await new Promise<void>((done, fail) => {
+      child.stdout.on('data', (d: Buffer) => {
+        if (d.toString().includes('locked')) done();
+      });
+      child.once('exit', (code) => fail(new Error(`the child exited (${code}) before locking`)));
+    });
+    // A waiter queued behind the live holder...
+    const waiting = createFileStateStore({ dir, lockTimeoutMs: 5_000 }).saveConditions(
+      project,
+      {},
+      null,
+    );
+    await new Promise((done) => setTimeout(done, 100));
+    const exited = new Promise((done) => child.once('exit', done));
+    child.kill('SIGKILL');
+    await exited;
+    // ...gets the lock once the holder is dead, well before its own timeout.
+    const started = Date.now();
+    expect(await waiting).toBe('1');
+    expect(Date.now() - started).toBeLessThan(2_000);
+    expect((await readdir(dir)).filter((f) => f.startsWith(`${project}.json.`))).toEqual([]);
+  });
+
+  it('a write that fails for want of space leaves no lock behind', async () => {
+    const project = freshProject();
+    // A file size limit of 0 makes every write to a file fail (EFBIG), as a full disk (ENOSPC)
+    // does: the child cannot write its lock's content, nor the state file.
+    const failed = await promisify(execFile)('/bin/sh', [
+      '-c',
+      `ulimit -f 0; exec "${process.execPath}" "${script}" "${dir}" "${project}" save`,
+    ]).catch((e: unknown) => e as { stdout: string; code: number });
+    expect(failed).toMatchObject({ code: 1 });
+    expect((failed as { stdout: string }).stdout).toMatch(/^failed .*creating the lock/);
+    expect((await readdir(dir)).filter((f) => f.startsWith(`${project}.json`))).toEqual([]);
+    // The next run does not wait for anything.
+    expect(await impatient().saveConditions(project, {}, null)).toBe('1');
   });
 });
 

@@ -11,7 +11,12 @@ import { createFirestoreStateStore } from '../../src/adapters/firestore-store.js
 import { StateCorruptError, type StateStore } from '../../src/ports/index.js';
 import { startFirestoreEmulator } from '../support/firestore-emulator.js';
 import type { RunningEmulator } from '../support/java-emulator.js';
-import { CONTRACT_KEEP_RUNS, freshProject, stateStoreContract } from './contract.js';
+import {
+  CONTRACT_KEEP_RUNS,
+  CONTRACT_OUTBOX_LIMIT,
+  freshProject,
+  stateStoreContract,
+} from './contract.js';
 
 const projectId = 'governor-test';
 const collection = 'gpu-governor';
@@ -24,7 +29,12 @@ let raw: Firestore;
 beforeAll(async () => {
   emulator = await startFirestoreEmulator();
   vi.stubEnv('FIRESTORE_EMULATOR_HOST', emulator.endpoint);
-  store = createFirestoreStateStore({ projectId, keepRuns: CONTRACT_KEEP_RUNS, timeoutMs: 10_000 });
+  store = createFirestoreStateStore({
+    projectId,
+    keepRuns: CONTRACT_KEEP_RUNS,
+    outboxLimit: CONTRACT_OUTBOX_LIMIT,
+    timeoutMs: 10_000,
+  });
   raw = new Firestore({ projectId });
 });
 

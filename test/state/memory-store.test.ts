@@ -6,12 +6,15 @@ import { afterAll, beforeAll } from 'vitest';
 
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import type { StateStore } from '../../src/ports/index.js';
-import { CONTRACT_KEEP_RUNS, stateStoreContract } from './contract.js';
+import { CONTRACT_KEEP_RUNS, CONTRACT_OUTBOX_LIMIT, stateStoreContract } from './contract.js';
 
 let store: StateStore;
 
 beforeAll(() => {
-  store = createMemoryStateStore({ keepRuns: CONTRACT_KEEP_RUNS });
+  store = createMemoryStateStore({
+    keepRuns: CONTRACT_KEEP_RUNS,
+    outboxLimit: CONTRACT_OUTBOX_LIMIT,
+  });
 });
 
 afterAll(async () => {

@@ -1,6 +1,12 @@
 import { ConflictError } from '../../errors.js';
 import {
+  addToOutbox,
   checkKeep,
+  checkOutboxEntries,
+  checkOutboxLimit,
+  DEFAULT_OUTBOX_LIMIT,
+  newGovernorId,
+  type OutboxEntry,
   checkProject,
   checkRunRecord,
   decideLease,
@@ -19,8 +25,13 @@ import {
  * The state store in memory, for the simulator and tests: the same contract as the file and
  * Firestore stores (versions, leases, kept run records), nothing persisted.
  */
-export function createMemoryStateStore(options: { keepRuns?: number } = {}): StateStore {
+export function createMemoryStateStore(
+  options: { keepRuns?: number; outboxLimit?: number } = {},
+): StateStore {
   const keep = checkKeep(options.keepRuns ?? DEFAULT_KEEP_RUNS);
+  const outboxLimit = checkOutboxLimit(options.outboxLimit ?? DEFAULT_OUTBOX_LIMIT);
+  const id = newGovernorId();
+  const outboxes = new Map<string, { entries: OutboxEntry[]; dropped: number }>();
   const conditions = new Map<string, { version: number; state: ConditionState }>();
   const runs = new Map<string, RunRecord[]>();
   const leases = new Map<string, Lease>();
@@ -49,6 +60,10 @@ export function createMemoryStateStore(options: { keepRuns?: number } = {}): Sta
   };
 
   return {
+    async governorId() {
+      open();
+      return id;
+    },
     async loadConditions(project): Promise<VersionedConditions> {
       open();
       const doc = conditions.get(checkProject(project));
@@ -86,6 +101,38 @@ export function createMemoryStateStore(options: { keepRuns?: number } = {}): Sta
       if (!held || held.holder !== holder) return false;
       leases.delete(project);
       return true;
+    },
+    async readLease(project) {
+      open();
+      const held = leases.get(checkProject(project));
+      return held ? { ...held } : null;
+    },
+    async breakLease(project) {
+      open();
+      return leases.delete(checkProject(project));
+    },
+    async putOutbox(project, entries) {
+      open();
+      const checked = structuredClone(checkOutboxEntries(entries));
+      const box = outboxes.get(checkProject(project)) ?? { entries: [], dropped: 0 };
+      const next = addToOutbox(box.entries, checked, outboxLimit);
+      outboxes.set(project, { entries: next.entries, dropped: box.dropped + next.dropped });
+      return next.dropped;
+    },
+    async listOutbox(project) {
+      open();
+      const box = outboxes.get(checkProject(project)) ?? { entries: [], dropped: 0 };
+      return { entries: structuredClone(box.entries), dropped: box.dropped };
+    },
+    async removeOutbox(project, ids, droppedAnnounced = 0) {
+      open();
+      const box = outboxes.get(checkProject(project));
+      if (!box) return;
+      const gone = new Set(ids);
+      outboxes.set(project, {
+        entries: box.entries.filter((e) => !gone.has(e.alert.id)),
+        dropped: Math.max(0, box.dropped - droppedAnnounced),
+      });
     },
     async close() {
       closed = true;

@@ -1,0 +1,222 @@
+/**
+ * The lock file that makes one read-modify-write of a state file exclusive between processes.
+ *
+ * Taking it: the lock's content (a token of this call, host, PID, time) is written whole to a
+ * temporary file of its own, then hard-linked to the lock's name. link() fails with EEXIST when
+ * the name exists (POSIX link(); the Linux open(2) manual recommends exactly this over O_EXCL for
+ * lock files, as it also holds on NFS), so of several processes one takes the lock, and a lock
+ * never exists without its whole content: when the disk is full (ENOSPC) the temporary file
+ * fails, it is removed, and no lock is left behind.
+ *
+ * A lock in the way is broken, rather than waited for, when
+ * - it is empty or not a lock this code writes (garbage), and older than `GARBAGE_GRACE_MS`: an
+ *   earlier version created the file first and wrote it after, so an empty lock may be a second
+ *   old;
+ * - its holder was a process on this host that no longer exists;
+ * - it is older (by its mtime) than `staleMs`, whoever's PID it names (PIDs are reused): a lock is
+ *   held for one small read-modify-write, so an old one was abandoned.
+ * Breaking renames the lock aside first, so that of several processes breaking it only one
+ * removes it, and checks that what it moved is the file it judged (same inode): a lock taken
+ * meanwhile by a live process is linked back. Any other lock is waited for up to `timeoutMs`, then
+ * the call fails with UnavailableError naming the lock, its holder, and how to clear it.
+ */
+import { randomUUID } from 'node:crypto';
+import { link, open, rename, stat, unlink } from 'node:fs/promises';
+import { hostname } from 'node:os';
+import { z } from 'zod';
+
+import { PermissionError, UnavailableError, UpstreamError } from '../errors.js';
+
+export interface FileLockOptions {
+  /** How long to wait for a live holder. */
+  timeoutMs: number;
+  /** A lock older than this (mtime) is broken, whoever holds it. */
+  staleMs: number;
+}
+
+/** How old an empty or unreadable lock must be to be broken. */
+export const GARBAGE_GRACE_MS = 1_000;
+
+const LockContent = z.object({
+  token: z.string().min(1),
+  host: z.string(),
+  pid: z.number().int(),
+});
+type LockContent = z.infer<typeof LockContent>;
+
+/** Runs `fn` while holding the lock file `lock`. */
+export async function withFileLock<T>(
+  lock: string,
+  options: FileLockOptions,
+  fn: () => Promise<T>,
+): Promise<T> {
+  const mine = {
+    token: randomUUID(),
+    host: hostname(),
+    pid: process.pid,
+    since: new Date().toISOString(),
+  };
+  const deadline = Date.now() + options.timeoutMs;
+  while (!(await tryLock(lock, mine))) {
+    const seen = await inspect(lock);
+    if (seen === null) continue; // released meanwhile: try again at once
+    if (abandoned(seen, options.staleMs)) {
+      await breakLock(lock, seen);
+      continue;
+    }
+    if (Date.now() >= deadline) {
+      const holder =
+        seen.owner === null ? 'an unreadable lock' : `PID ${seen.owner.pid} on ${seen.owner.host}`;
+      throw new UnavailableError(
+        `State file lock ${lock} stayed locked for ${options.timeoutMs} ms (held by ${holder}); ` +
+          `it is broken once ${Math.round(options.staleMs / 1000)} s old, or remove it if no governor is running`,
+      );
+    }
+    await sleep(5 + Math.random() * 20);
+  }
+  try {
+    return await fn();
+  } finally {
+    await unlock(lock, mine.token);
+  }
+}
+
+/** Creates the lock whole (temporary file, then link); false when another holds it. */
+async function tryLock(lock: string, content: object): Promise<boolean> {
+  const temp = `${lock}.${randomUUID()}.tmp`;
+  try {
+    const handle = await open(temp, 'wx', 0o600);
+    try {
+      await handle.writeFile(JSON.stringify(content), 'utf8');
+    } finally {
+      await handle.close();
+    }
+    await link(temp, lock);
+    return true;
+  } catch (error) {
+    if (errnoCode(error) === 'EEXIST') return false;
+    throw fsError(error, `creating the lock ${lock}`);
+  } finally {
+    await removeIfThere(temp);
+  }
+}
+
+interface Seen {
+  ino: number;
+  ageMs: number;
+  /** null: empty, or not a lock this code writes. */
+  owner: LockContent | null;
+}
+
+/** The lock as it is now (one open file, so inode, age and content agree); null when gone. */
+async function inspect(lock: string): Promise<Seen | null> {
+  let handle;
+  try {
+    handle = await open(lock, 'r');
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return null;
+    throw fsError(error, `opening ${lock}`);
+  }
+  try {
+    const info = await handle.stat();
+    const text = await handle.readFile('utf8');
+    return { ino: info.ino, ageMs: Date.now() - info.mtimeMs, owner: parseLock(text) };
+  } catch (error) {
+    throw fsError(error, `reading ${lock}`);
+  } finally {
+    await handle.close();
+  }
+}
+
+function abandoned(seen: Seen, staleMs: number): boolean {
+  if (seen.owner === null) return seen.ageMs > GARBAGE_GRACE_MS;
+  if (seen.ageMs > staleMs) return true;
+  return seen.owner.host === hostname() && !processExists(seen.owner.pid);
+}
+
+/** Moves the lock aside and removes it, if it is still the one judged; else puts it back. */
+async function breakLock(lock: string, judged: Seen): Promise<void> {
+  const aside = `${lock}.broken-${randomUUID()}`;
+  try {
+    await rename(lock, aside);
+  } catch (error) {
+    if (errnoCode(error) === 'ENOENT') return; // another process broke or released it first
+    throw fsError(error, `breaking ${lock}`);
+  }
+  try {
+    const moved = await stat(aside);
+    if (moved.ino !== judged.ino) {
+      // Released and taken again between judging and moving: give the new holder its lock back.
+      // Should a third process have taken the name meanwhile, the new holder finds its lock
+      // gone when it releases it, and fails loudly there.
+      await link(aside, lock).catch((error: unknown) => {
+        if (errnoCode(error) !== 'EEXIST') throw error;
+      });
+    }
+  } catch (error) {
+    throw fsError(error, `breaking ${lock}`);
+  } finally {
+    await removeIfThere(aside);
+  }
+}
+
+async function unlock(lock: string, token: string): Promise<void> {
+  const seen = await inspect(lock);
+  if (seen?.owner?.token !== token) {
+    throw new UpstreamError(
+      `Lock ${lock} was taken from this process while it held it (held too long, so broken as stale)`,
+    );
+  }
+  try {
+    await unlink(lock);
+  } catch (error) {
+    throw fsError(error, `removing ${lock}`);
+  }
+}
+
+function parseLock(text: string): LockContent | null {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch (error) {
+    if (error instanceof SyntaxError) return null; // empty or garbage: judged by age
+    throw error;
+  }
+  const parsed = LockContent.safeParse(raw);
+  return parsed.success ? parsed.data : null;
+}
+
+function processExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (error) {
+    // EPERM: it exists, under another user.
+    return errnoCode(error) !== 'ESRCH';
+  }
+}
+
+export async function removeIfThere(file: string): Promise<void> {
+  try {
+    await unlink(file);
+  } catch (error) {
+    if (errnoCode(error) !== 'ENOENT') throw fsError(error, `removing ${file}`);
+  }
+}
+
+export function errnoCode(error: unknown): string | undefined {
+  if (typeof error !== 'object' || error === null || !('code' in error)) return undefined;
+  return typeof error.code === 'string' ? error.code : undefined;
+}
+
+export function fsError(error: unknown, what: string): Error {
+  if (error instanceof UpstreamError) return error;
+  const code = errnoCode(error);
+  const message = `State store: ${what} failed: ${error instanceof Error ? error.message : String(error)}`;
+  if (code === 'EACCES' || code === 'EPERM') return new PermissionError(message, { cause: error });
+  return new UpstreamError(message, { cause: error });
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((done) => setTimeout(done, ms));
+}

@@ -1,0 +1,73 @@
+import { createInterface } from 'node:readline/promises';
+
+import { UsageError } from '../errors.js';
+import { createStore } from '../runtime.js';
+import type { RuntimeOptions } from '../runtime-options.js';
+import { loadPolicy } from './files.js';
+import type { Streams } from './io.js';
+
+export interface UnlockFlags {
+  policy: string;
+  yes?: boolean;
+  stateDir?: string;
+}
+
+/**
+ * `governor unlock`: shows who holds each project's writer lease and until when, and breaks it
+ * once confirmed (on a terminal: "yes"; elsewhere: --yes). For a lease left by a run that died,
+ * or one that will not end (an expiry far in the future); breaking the lease of a governor that is
+ * still running lets two write at once, hence the confirmation.
+ */
+export async function runUnlock(
+  flags: UnlockFlags,
+  io: Streams,
+  options: RuntimeOptions,
+): Promise<number> {
+  const policy = await loadPolicy(flags.policy);
+  const interactive = Boolean(process.stdin.isTTY && io.stdout.isTTY);
+  if (!flags.yes && !interactive) {
+    throw new UsageError(
+      'not on a terminal, so nothing can be confirmed: pass --yes to break the lease',
+    );
+  }
+  const store = createStore(options.stateStore, flags.stateDir);
+  try {
+    const held: string[] = [];
+    for (const project of policy.projects) {
+      const lease = await store.readLease(project);
+      if (lease === null) {
+        io.stdout.write(`${project}: no lease held\n`);
+        continue;
+      }
+      const expired = Date.parse(lease.expiresAt) <= Date.now();
+      io.stdout.write(
+        `${project}: lease held by ${lease.holder} since ${lease.acquiredAt} until ${lease.expiresAt}${expired ? ' (expired)' : ''}\n`,
+      );
+      held.push(project);
+    }
+    if (held.length === 0) return 0;
+    if (!flags.yes && !(await confirm(held.length))) {
+      io.stdout.write('Nothing broken: not confirmed.\n');
+      return 0;
+    }
+    for (const project of held) {
+      const broken = await store.breakLease(project);
+      io.stdout.write(`${project}: ${broken ? 'lease broken' : 'the lease was already gone'}\n`);
+    }
+    return 0;
+  } finally {
+    await store.close();
+  }
+}
+
+async function confirm(count: number): Promise<boolean> {
+  const rl = createInterface({ input: process.stdin, output: process.stdout });
+  try {
+    const answer = await rl.question(
+      `\nBreak ${count} lease(s)? If another governor is still running, two will write at once. Only "yes" is accepted: `,
+    );
+    return answer.trim() === 'yes';
+  } finally {
+    rl.close();
+  }
+}

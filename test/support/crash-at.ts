@@ -1,0 +1,61 @@
+/**
+ * A preload (`node --import <this file, transpiled>`) that kills its own process with SIGKILL at
+ * one chosen step of its file system changes, for the crash tests: a process dies there as it
+ * would on a power cut or an OOM kill, with no `finally` and no cleanup.
+ *
+ * The steps are the calls of `node:fs/promises` that change the disk (`mkdir`, `open` to write,
+ * `link`, `rename`, `unlink`) whose path contains `CRASH_FILTER` (every call when unset), and
+ * only those named in `CRASH_CALLS` (comma-separated, e.g. `rename`) when it is set.
+ * The process's own modules import the same functions, which this file replaces before they
+ * run (`syncBuiltinESMExports` updates the ES module bindings of the built-in module).
+ *
+ * - `CRASH_TRACE=<file>`: append one line per step (`<n> <call> <file name>`), crash nowhere.
+ * - `CRASH_AT=<n>` and `CRASH_WHEN=before|after`: SIGKILL just before step n is made, or just
+ *   after it completed (succeeded or failed).
+ */
+import { appendFileSync } from 'node:fs';
+import { createRequire, syncBuiltinESMExports } from 'node:module';
+import { basename } from 'node:path';
+
+type AsyncFn = (...args: unknown[]) => Promise<unknown>;
+
+const require = createRequire(import.meta.url);
+const fsp = require('node:fs/promises') as Record<string, AsyncFn>;
+const filter = process.env.CRASH_FILTER ?? '';
+const trace = process.env.CRASH_TRACE;
+const at = Number(process.env.CRASH_AT ?? '0');
+const when = process.env.CRASH_WHEN === 'before' ? 'before' : 'after';
+const calls = process.env.CRASH_CALLS ? process.env.CRASH_CALLS.split(',') : null;
+let count = 0;
+
+function die(): never {
+  process.kill(process.pid, 'SIGKILL');
+  // SIGKILL is not delivered synchronously on every platform: never go on meanwhile.
+  for (;;) {
+    /* wait for the signal */
+  }
+}
+
+for (const name of ['mkdir', 'open', 'link', 'rename', 'unlink'] as const) {
+  if (calls !== null && !calls.includes(name)) continue;
+  const original = fsp[name];
+  if (original === undefined) throw new Error(`node:fs/promises has no ${name}`);
+  fsp[name] = async (...args: unknown[]) => {
+    const path = String(args[0]);
+    const target = name === 'link' || name === 'rename' ? String(args[1]) : path;
+    if (!path.includes(filter) && !target.includes(filter)) return original(...args);
+    // Opening to read changes nothing: not a step.
+    if (name === 'open' && !/[wax+]/.test(String(args[1] ?? 'r'))) return original(...args);
+    count += 1;
+    const step = count;
+    if (trace) appendFileSync(trace, `${step} ${name} ${basename(target)}\n`);
+    if (step === at && when === 'before') die();
+    try {
+      return await original(...args);
+    } finally {
+      // After the call, whether it succeeded or failed (a link onto a lock that exists fails).
+      if (step === at && when === 'after') die();
+    }
+  };
+}
+syncBuiltinESMExports();
