@@ -1,5 +1,5 @@
 import { MINUTE_MS } from '../emulator/model.js';
-import type { Member, PoolInfo, SimContext } from './context.js';
+import { poolAt, type Member, type PoolInfo, type SimContext } from './context.js';
 import {
   STRATEGY_LABELS,
   type PoolMetrics,
@@ -90,33 +90,35 @@ export class Accounting {
     }
     pm.demandGpuMinutes += demand;
     pm.refusedGpuMinutes += refused;
-    if (caps > pool.available) pm.capsOverQuotaMinutes += 1;
+    const { available } = poolAt(pool, t);
+    if (caps > available) pm.capsOverQuotaMinutes += 1;
     if (series) {
       series.demand[t] = demand;
       series.refused[t] = refused;
     }
-    if (demand > pool.available && pool.available > 0) {
+    if (demand > available && available > 0) {
       pm.scarceMinutes += 1;
       let diff = 0;
       for (const r of rows)
         diff += Math.abs(r.served - (this.ctx.ideal.get(r.member.id)?.[t] ?? 0) * r.member.gpus);
-      pm.shareErrSum += diff / (2 * pool.available);
+      pm.shareErrSum += diff / (2 * available);
     }
-    if (this.inverted(pool, rows, caps, this.startMs + t * MINUTE_MS)) pm.priorityInversions += 1;
+    if (this.inverted(available, rows, caps, this.startMs + t * MINUTE_MS))
+      pm.priorityInversions += 1;
   }
 
   /**
    * A priority inversion: someone refused while a lower-priority service keeps cap it does not
    * use and the refused GPUs could only have come from others' caps.
    */
-  private inverted(pool: PoolInfo, rows: readonly MinuteRow[], caps: number, atMs: number) {
+  private inverted(available: number, rows: readonly MinuteRow[], caps: number, atMs: number) {
     const refusedRows = rows.filter((r) => r.refused > 0);
     if (refusedRows.length === 0) return false;
     const view = this.ctx.view;
     const settings = new Map(rows.map((r) => [r.member.id, view.settings(r.member, atMs)]));
     return refusedRows.some((a) => {
       const pa = settings.get(a.member.id)?.priority ?? 0;
-      if (caps + a.refused <= pool.available) return false;
+      if (caps + a.refused <= available) return false;
       return rows.some((b) => {
         const sb = settings.get(b.member.id);
         if (!sb || sb.priority >= pa) return false;

@@ -9,6 +9,7 @@ import { openBackend } from './backend.js';
 import {
   capOf,
   demandTable,
+  poolAt,
   PolicyView,
   poolsOf,
   type PoolInfo,
@@ -100,7 +101,7 @@ function createContext(
 ): SimContext {
   const minutes = Math.max(1, Math.round(options.hours * 60));
   const probe = new FleetModel(input.fleet, { traces: input.traces, historyMinutes: 1 });
-  const pools = poolsOf(probe);
+  const pools = poolsOf(probe, input.quotaChanges);
   const want = demandTable(input, probe, minutes);
   const view = new PolicyView(policy);
   return {
@@ -169,6 +170,8 @@ async function runModel(
     for (let t = 0; t < ctx.minutes; t++) {
       const at = model.startMs + t * MINUTE_MS;
       if (t > 0) await backend.advance(at);
+      for (const pool of ctx.pools)
+        for (const c of pool.changes) if (c.minute === t) model.setQuota(pool.id, c.quota);
       for (const pool of ctx.pools) {
         const rows = minuteRows(ctx, model, pool, t, at);
         acc.minute(pool, t, rows);

@@ -2,7 +2,7 @@ import type { Fleet } from '../emulator/fleet.js';
 import { MINUTE_MS } from '../emulator/model.js';
 import { Accounting, type MinuteRow } from './accounting.js';
 import { equalSplit, oracleSplit, overCommit, peakProportional } from './baselines.js';
-import type { PolicyView, PoolInfo, SimContext } from './context.js';
+import { poolAt, type PolicyView, type PoolInfo, type SimContext } from './context.js';
 import type { Strategy, StrategyResult } from './result.js';
 
 /**
@@ -36,7 +36,7 @@ export function idealSplits(
             fixedCap: s.managed ? null : m.fleetCap,
           };
         }),
-        pool.available,
+        poolAt(pool, t).available,
       );
       for (const m of pool.members) (ideal.get(m.id) as Int32Array)[t] = split.get(m.id) ?? 0;
     }
