@@ -3,7 +3,7 @@ import { plan } from '../../src/core/planner.js';
 import type { PolicyInput } from '../../src/core/policy.js';
 import type { Plan } from '../../src/core/plan.js';
 import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
-import { governAll, POOL, snapshotService } from '../support/fixtures.js';
+import { governAll, minutes, POOL, snapshotService } from '../support/fixtures.js';
 
 /**
  * The planner by example: one small fleet per rule of docs/rules.md, to read as documentation.
@@ -68,16 +68,22 @@ describe('the budget', () => {
 describe('rule 1: within quota, decreases before increases', () => {
   it('lowers the idle service before raising the busy one, so the sum never exceeds the budget', () => {
     const p = plan(
-      snap(6, [svc('busy', 2, { current: 2, peak: 2 }), svc('idle', 4, { current: 0, peak: 0 })]),
+      snap(6, [
+        // At its cap of 2, 50 of 250 requests refused in the latest minute: it wanted 3.
+        svc('busy', 2, { current: 2, peak: 2, perMinute: minutes([2, 2, 2], [0, 0, 50]) }),
+        svc('idle', 4, { current: 0, peak: 0 }),
+      ]),
       policy(),
       AT,
     );
-    // busy ran at its cap: demand 3. The 2 GPUs left over are burst room, shared equally.
+    // busy was refused: demand 3. The 2 GPUs left over keep idle's cap as far as they go.
     expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([
       ['idle', 4, 3],
       ['busy', 2, 3],
     ]);
-    expect(reason(p, 'busy')).toContain('ran at its cap');
+    expect(reason(p, 'busy')).toContain(
+      'refused 1 min of the last 10; wanted 3 (in use 2 × 250 requests ÷ 200 served)',
+    );
   });
 
   it('brings a pool that someone raised by hand back within budget, lowest priority first', () => {
@@ -186,7 +192,10 @@ describe('rule 5: enough for what is used', () => {
 
   it('does not reclaim below what a service has in use to fund another', () => {
     const p = plan(
-      snap(6, [svc('vip', 2, { current: 2, peak: 2 }), svc('steady', 4, { current: 4, peak: 4 })]),
+      snap(6, [
+        svc('vip', 2, { current: 2, peak: 2, perMinute: minutes([2, 2], [40, 40]) }),
+        svc('steady', 4, { current: 4, peak: 4 }),
+      ]),
       policy({ services: [{ match: { name: 'vip' }, priority: 10 }, { match: {} }] }),
       AT,
     );
@@ -199,14 +208,18 @@ describe('rule 5: enough for what is used', () => {
 describe('rule 6: priority, then weight', () => {
   it('serves the higher priority first; the lower keeps what it uses', () => {
     const p = plan(
-      snap(4, [svc('hi', 2, { current: 2, peak: 2 }), svc('lo', 6, { current: 1, peak: 1 })]),
+      snap(4, [
+        svc('hi', 2, { current: 2, peak: 2, perMinute: minutes([2, 2], [0, 60]) }),
+        svc('lo', 6, { current: 1, peak: 1 }),
+      ]),
       policy({
         defaults: { headroom: 0.5 },
         services: [{ match: { name: 'hi' }, priority: 10 }, { match: {} }],
       }),
       AT,
     );
-    expect(p.services.find((s) => s.name === 'hi')?.demand).toBe(4); // ran at its cap: 2 + 2 × 50%
+    // refused: wanted ceil(2 × 260 ÷ 200) = 3, + 50% headroom = 5
+    expect(p.services.find((s) => s.name === 'hi')?.demand).toBe(5);
     expect(to(p, 'hi')).toBe(3); // all that is left once lo keeps the 1 it uses
     expect(to(p, 'lo')).toBe(1); // lo wanted 2, gets nothing above what it has in use
   });
@@ -262,11 +275,11 @@ describe('rule 8: calm', () => {
   });
 
   it('once the delay is over, hands over what another demand needs and keeps the rest', () => {
-    // other ran at its cap of 2 with a peak of 2: demand 2 + twice the headroom of 0, at least 1.
+    // other was refused at its cap of 2: it wanted ceil(2 × 230 ÷ 200) = 3.
     const p = plan(
       snap(8, [
         svc('was-busy', 6, { current: 1, peak: 1 }, { lastChangedAt: '2026-11-27T14:40:00Z' }),
-        svc('other', 2, { current: 1, peak: 2 }),
+        svc('other', 2, { current: 1, peak: 2, perMinute: minutes([2, 2, 1], [0, 30, 0]) }),
       ]),
       policy(),
       AT,
@@ -286,8 +299,9 @@ describe('rule 8: calm', () => {
       policy(),
       AT,
     );
-    expect(to(needed, 'other')).toBe(4); // peak 3 + twice the headroom of 0: 4
-    expect(to(needed, 'was-busy')).toBe(3);
+    // its peak of 3 (under a cap since lowered by hand); a cap alone is no evidence of more
+    expect(to(needed, 'other')).toBe(3);
+    expect(to(needed, 'was-busy')).toBe(4);
     expect(reason(needed, 'was-busy')).toContain('scale-down delay overridden');
   });
 
