@@ -9,7 +9,6 @@ import { openBackend } from './backend.js';
 import {
   capOf,
   demandTable,
-  poolAt,
   PolicyView,
   poolsOf,
   type PoolInfo,
