@@ -16,6 +16,9 @@ import {
  * strategy's metrics (docs/simulation.md "Metrics").
  */
 
+/** A raise this soon after a lowering, with no refusal in between, is a reversal. */
+export const REVERSAL_MINUTES = 30;
+
 /** One service in one minute. */
 export interface MinuteRow {
   member: Member;
@@ -43,6 +46,11 @@ export class Accounting {
   private readonly services = new Map<string, ServiceMetrics>();
   private readonly pools = new Map<string, PoolSums>();
   private readonly series: PoolSeries[] = [];
+  /** Per service: its cap last minute, and its latest lowering (minute, refused since). */
+  private readonly capTrack = new Map<
+    string,
+    { cap: number; lowered: number | null; refusedSince: boolean }
+  >();
 
   /** `startMs`: minute 0 of the run, from which each minute's settings are read. */
   constructor(
@@ -78,6 +86,7 @@ export class Accounting {
         sm.refusedCapGpuMinutes += r.refusedCap;
         sm.refusedQuotaGpuMinutes += r.refused - r.refusedCap;
         sm.idleGpuMinutes += r.idle;
+        this.trackReversal(sm, r, t);
       }
       demand += r.want * r.member.gpus;
       refused += r.refused;
@@ -128,6 +137,27 @@ export class Accounting {
     });
   }
 
+  /**
+   * A reversal: a cap raised back within REVERSAL_MINUTES after it was lowered, although the
+   * service was not refused at its lowered cap in between (its demand did not rise past it).
+   */
+  private trackReversal(sm: ServiceMetrics, r: MinuteRow, t: number): void {
+    const track = this.capTrack.get(r.member.id);
+    if (!track) {
+      this.capTrack.set(r.member.id, { cap: r.cap, lowered: null, refusedSince: false });
+      return;
+    }
+    if (r.cap < track.cap) {
+      track.lowered = t;
+      track.refusedSince = false;
+    } else if (r.cap > track.cap && track.lowered !== null) {
+      if (t - track.lowered <= REVERSAL_MINUTES && !track.refusedSince) sm.reversals += 1;
+      track.lowered = null;
+    }
+    if (r.refusedCap > 0) track.refusedSince = true;
+    track.cap = r.cap;
+  }
+
   /** The strategy's metrics from the sums. */
   result(strategy: Strategy, run: RunRecord): StrategyResult {
     const hours = this.ctx.minutes / 60;
@@ -155,6 +185,10 @@ export class Accounting {
         refusedGpuMinutes: pools.reduce((a, p) => a + p.refusedGpuMinutes, 0),
         idleGpuMinutes: pools.reduce((a, p) => a + p.idleGpuMinutes, 0),
         writesPerServiceHour: writes / Math.max(1, services.length) / hours,
+        reversalsPerServiceDay:
+          services.reduce((a, s) => a + s.reversals, 0) /
+          Math.max(1, services.length) /
+          (hours / 24),
         invariantViolations: violationCount,
       },
       violations: run.violations.slice(0, 20),
@@ -184,6 +218,7 @@ function newServiceMetrics(
     refusedQuotaGpuMinutes: 0,
     idleGpuMinutes: 0,
     writes: 0,
+    reversals: 0,
   };
 }
 

@@ -253,7 +253,7 @@ function headline(result: SimulationResult): string {
       ? 'no gap: the equal split refused no more than the oracle'
       : `<b>${fmt(h.gapClosed, 2)}</b>${h.gapClosed < 0 ? ' (negative: the governor refused more than the equal split)' : ''}`;
   return `<ul class="headline">
-<li>Gap closed, (equal split − governor) ÷ (equal split − oracle), in refused GPU-minutes: ${gap}</li>
+<li>Gap closed, (equal split − governor) ÷ (equal split − the best at the same tick, with hindsight), in refused GPU-minutes: ${gap}; against the clairvoyant oracle (re-split every minute): <b>${h.gapClosedClairvoyant === null ? '—' : fmt(h.gapClosedClairvoyant, 2)}</b></li>
 <li>Refused GPU-minutes, governor ÷ equal split: <b>${h.refusedVsEqualSplit === null ? '—' : fmt(h.refusedVsEqualSplit, 2)}</b></li>
 <li>Writes per service per hour: <b>${fmt(h.writesPerServiceHour, 2)}</b> · invariant violations: <b>${h.invariantViolations}</b></li>
 </ul>`;

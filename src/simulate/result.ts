@@ -13,6 +13,8 @@ export const STRATEGIES = [
   'peak-proportional',
   'over-commit',
   'oracle',
+  'cadence-oracle',
+  'writes-oracle',
 ] as const;
 export type Strategy = (typeof STRATEGIES)[number];
 
@@ -23,7 +25,12 @@ export const STRATEGY_LABELS: Record<Strategy, string> = {
   'peak-proportional': 'static, proportional to peak',
   'over-commit': 'over-commit (all at quota)',
   oracle: 'clairvoyant oracle',
+  'cadence-oracle': 'best at the same tick (hindsight)',
+  'writes-oracle': 'best at ≤ 2 writes/svc/h (hindsight)',
 };
+
+/** The writes-limited oracle re-splits every this many minutes: at most 2 writes a service an hour. */
+export const WRITES_ORACLE_MINUTES = 30;
 
 export interface SimulationOptions {
   hours: number;
@@ -99,6 +106,8 @@ export interface ServiceMetrics {
   refusedQuotaGpuMinutes: number;
   idleGpuMinutes: number;
   writes: number;
+  /** Caps raised back within 30 minutes of being lowered, with no refusal at the lower cap. */
+  reversals: number;
 }
 
 export interface PoolMetrics {
@@ -178,6 +187,7 @@ export interface StrategyResult {
     refusedGpuMinutes: number;
     idleGpuMinutes: number;
     writesPerServiceHour: number;
+    reversalsPerServiceDay: number;
     invariantViolations: number | null;
   };
   /** First few violations, in words. */
@@ -190,8 +200,14 @@ export interface StrategyResult {
 }
 
 export interface Headline {
-  /** (static equal split − governor) ÷ (static equal split − oracle), refused GPU-minutes; null without a gap. */
+  /**
+   * (static equal split − governor) ÷ (static equal split − the cadence-limited oracle), refused
+   * GPU-minutes: the share of the gap any governor at the same tick could close; null without a
+   * gap. Against the clairvoyant oracle when the cadence-limited one was not run.
+   */
   gapClosed: number | null;
+  /** The same against the clairvoyant oracle (re-split every minute): reported beside it. */
+  gapClosedClairvoyant: number | null;
   /** Governor ÷ static equal split, refused GPU-minutes; null when the split refuses nothing. */
   refusedVsEqualSplit: number | null;
   writesPerServiceHour: number;

@@ -19,6 +19,7 @@ import { createMemoryStateStore } from '../adapters/memory/state-store.js';
 import { watchWrites } from '../emulator/ports.js';
 import {
   STRATEGIES,
+  WRITES_ORACLE_MINUTES,
   type Headline,
   type SimulationOptions,
   type SimulationResult,
@@ -28,7 +29,7 @@ import {
   type TickView,
 } from './result.js';
 import type { SimulationInput } from './scenario.js';
-import { fleetFor, idealSplits, runOracle } from './strategies.js';
+import { fleetFor, idealSplits, runCadenceOracle, runOracle } from './strategies.js';
 import { WriteChecker } from './write-checks.js';
 
 export { STRATEGIES, STRATEGY_LABELS } from './result.js';
@@ -76,7 +77,11 @@ export async function simulate(
     const result =
       strategy === 'oracle'
         ? runOracle(ctx, () => progress(strategy))
-        : await runModel(strategy, ctx, () => progress(strategy));
+        : strategy === 'cadence-oracle'
+          ? runCadenceOracle(ctx, strategy, ctx.tick, () => progress(strategy))
+          : strategy === 'writes-oracle'
+            ? runCadenceOracle(ctx, strategy, WRITES_ORACLE_MINUTES, () => progress(strategy))
+            : await runModel(strategy, ctx, () => progress(strategy));
     results.push(result);
   }
   return {
@@ -123,12 +128,15 @@ export function headline(results: readonly StrategyResult[]): Headline | null {
   const gov = get('governor');
   const equal = get('equal-split');
   const oracle = get('oracle');
-  if (!gov || !equal || !oracle) return null;
+  const cadence = get('cadence-oracle') ?? oracle;
+  if (!gov || !equal || !oracle || !cadence) return null;
   const g = gov.totals.refusedGpuMinutes;
   const e = equal.totals.refusedGpuMinutes;
   const o = oracle.totals.refusedGpuMinutes;
+  const c = cadence.totals.refusedGpuMinutes;
   return {
-    gapClosed: e - o > 0 ? (e - g) / (e - o) : null,
+    gapClosed: e - c > 0 ? (e - g) / (e - c) : null,
+    gapClosedClairvoyant: e - o > 0 ? (e - g) / (e - o) : null,
     refusedVsEqualSplit: e > 0 ? g / e : null,
     writesPerServiceHour: gov.totals.writesPerServiceHour,
     invariantViolations: gov.totals.invariantViolations ?? 0,
