@@ -95,6 +95,8 @@ interface Governed extends Member, Slot {
   reverseHold: { loweredAt: string; until: string } | null;
   /** In-use instances taken by a higher priority (`preempt`). */
   preempted: number;
+  /** Another service of the pool was refused within the reclaim window. */
+  poolRefused: boolean;
   deferredTo?: number; // the planned cap, when the change limit held the change back
   reason?: string; // `why` in words, once it is final
 }
@@ -376,7 +378,7 @@ function toGoverned(
     refused = est.saturated;
     demand = est.instances;
     const lowered = svc.lastLoweredAt ? Date.parse(svc.lastLoweredAt) : null;
-    if (lowered !== null && lowered + settings.reverseDelayMs > atMs) {
+    if (lowered !== null && lowered + settings.reverseDelayMs >= atMs) {
       // Refused at its new cap since it was lowered: the hold ends.
       const refusedSince = ev?.lastRefusedMs != null && ev.lastRefusedMs >= lowered;
       if (!refusedSince)
@@ -424,6 +426,7 @@ function toGoverned(
     refused,
     reverseHold,
     preempted: 0,
+    poolRefused: false,
   };
 }
 
@@ -531,7 +534,9 @@ interface Candidate {
 function candidate(m: Governed): Candidate {
   const k = m.level + 1;
   const p = likelihoodOf(m, k);
-  const held = k <= m.cap;
+  // Room above all recent use (never used over the lookback) is no reservation (rule 5): only an
+  // instance with some evidence of use is sticky.
+  const held = k <= m.cap && (p > 0 || !m.poolRefused);
   const score = Math.floor(weightedLikelihood(p, m.weight) * BANDS + 1e-9) + (held ? STICK : 0);
   return { m, k, p, score, held };
 }
@@ -621,15 +626,19 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
   // service's use is no reservation (rule 5): each tier, highest first, rises toward its demand
   // one instance at a time, each where it is most likely used (rule 6).
   let left = room - sum(movable, (m) => m.level * m.g);
-  const calm = !active.some((m) => m.refused);
-  const peakNeed = sum(active, (m) => Math.max(m.level, m.peakTarget) * m.g);
+  const refusedCount = sum(active, (m) => (m.refused ? 1 : 0));
+  const calm = refusedCount === 0;
+  for (const m of active) m.poolRefused = refusedCount - (m.refused ? 1 : 0) > 0;
+  // A service lowered to make room is not raised above its cap within its reverse delay.
+  const held = (m: Governed, to: number) =>
+    m.reverseHold ? Math.min(to, Math.max(m.level, m.cap)) : to;
+  const peakOf = (m: Governed) => Math.max(m.level, held(m, m.peakTarget));
+  const peakNeed = sum(active, (m) => peakOf(m) * m.g);
   if (calm && excess <= 0 && peakNeed - sum(active, (m) => m.level * m.g) <= left) {
-    for (const m of active) m.level = Math.max(m.level, m.peakTarget);
+    for (const m of active) m.level = peakOf(m);
     left = room - sum(movable, (m) => m.level * m.g);
   }
-  // A service lowered to make room is not raised above its cap within its reverse delay.
-  const upper = (m: Governed) =>
-    m.reverseHold ? Math.min(m.want, Math.max(m.level, m.cap)) : m.want;
+  const upper = (m: Governed) => held(m, m.want);
   if (excess <= 0) {
     for (const tier of tiers(active, 'desc')) {
       const priority = tier[0]?.settings.priority ?? 0;

@@ -38,6 +38,7 @@ export interface RunRecord {
   violationCount: number | null;
   failedRuns: readonly string[];
   causes?: RefusalCauses;
+  idempotence?: { cases: number; failures: number; examples: string[] };
 }
 
 type PoolSums = PoolMetrics & { shareErrSum: number };
@@ -196,6 +197,7 @@ export class Accounting {
       series: this.series,
     };
     if (run.causes) result.causes = run.causes;
+    if (run.idempotence) result.idempotence = run.idempotence;
     return result;
   }
 }

@@ -48,6 +48,11 @@ export interface SimulationOptions {
   /** Governor only: sorts its refused GPU-minutes by cause (`causes`; default false). */
   diagnose?: boolean;
   /**
+   * Governor only: at every tick, plans the observed snapshot, applies the plan to it (same
+   * usage, new caps) and plans again, which must change nothing (rule 7; `idempotence`).
+   */
+  checkIdempotence?: boolean;
+  /**
    * Governor only: called after each of its runs with the pools as they stand (a live view),
    * and once more at the end of the last minute (`final`). The next minute waits for the
    * promise it returns.
@@ -197,6 +202,8 @@ export interface StrategyResult {
   series: PoolSeries[];
   /** Governor only, with `diagnose`. */
   causes?: RefusalCauses;
+  /** Governor only, with `checkIdempotence`: snapshots checked, and those whose re-plan changed something. */
+  idempotence?: { cases: number; failures: number; examples: string[] };
 }
 
 export interface Headline {

@@ -1,4 +1,7 @@
+import { applyPlan } from '../core/apply.js';
 import { durationMs } from '../core/duration.js';
+import { plan } from '../core/planner.js';
+import { observe } from '../observe/observe.js';
 import type { Policy } from '../core/policy.js';
 import { FleetModel, MINUTE_MS, type ServiceState } from '../emulator/model.js';
 import type { Logger } from '../log.js';
@@ -208,6 +211,7 @@ async function runModel(
       violationCount: governed ? checker.count : null,
       failedRuns: governor?.failedRuns ?? [],
       ...(diag ? { causes: diag.causes } : {}),
+      ...(governor?.idempotence ? { idempotence: governor.idempotence } : {}),
     });
   } finally {
     await backend.close();
@@ -295,6 +299,7 @@ class Governor {
   /** Runs that failed, the first 20 kept by the result. */
   readonly failedRuns: string[] = [];
   private readonly store = createMemoryStateStore();
+  readonly idempotence: { cases: number; failures: number; examples: string[] } | null;
 
   constructor(
     private readonly ctx: SimContext,
@@ -302,9 +307,33 @@ class Governor {
     private readonly now: () => Promise<number>,
     private readonly model: FleetModel,
     private readonly sink: AlertSink | null = null,
-  ) {}
+  ) {
+    this.idempotence = ctx.options.checkIdempotence
+      ? { cases: 0, failures: 0, examples: [] }
+      : null;
+  }
+
+  /** Rule 7 on what the governor sees now: plan, apply the plan, plan again: no change. */
+  private async checkIdempotence(at: number): Promise<void> {
+    const check = this.idempotence;
+    if (!check) return;
+    const { snapshot } = await observe(this.ctx.policy, this.ports, at);
+    const iso = new Date(at).toISOString();
+    const first = plan(snapshot, this.ctx.policy, iso);
+    if (first.deferred.length > 0) return; // a partial plan leaves work for the next run
+    const again = plan(applyPlan(snapshot, first), this.ctx.policy, iso);
+    check.cases += 1;
+    if (again.changes.length > 0) {
+      check.failures += 1;
+      if (check.examples.length < 5)
+        check.examples.push(
+          `${iso}: ${again.changes.map((c) => `${c.name} ${c.from}→${c.to} (${c.reason})`).join('; ')}`,
+        );
+    }
+  }
 
   async run(t: number, at: number, diag: Diagnosis | null): Promise<void> {
+    await this.checkIdempotence(at);
     try {
       const report = await reconcile(
         this.ctx.policy,

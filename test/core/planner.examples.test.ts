@@ -252,6 +252,78 @@ describe('rule 7: burst room', () => {
   });
 });
 
+describe('rules 5 and 6: refusals move room to where it is used', () => {
+  // Minutes 14:48–14:57: roomy used 1 (2 once, long ago); busy ran at its cap of 2 and Cloud Run
+  // refused 3 of its last 10 minutes, wanting 4 (in use 2 × 300 requests ÷ 150 served).
+  const roomy = svc('roomy', 4, {
+    current: 1,
+    peak: 2,
+    perMinute: minutes([2, 1, 1, 1, 1, 1, 1, 1, 1, 1]),
+  });
+  const busy = svc('busy', 2, {
+    current: 2,
+    peak: 2,
+    perMinute: minutes(
+      [2, 2, 2, 2, 2, 2, 2, 2, 2, 2],
+      [0, 0, 0, 0, 0, 0, 0, 150, 150, 150],
+      [200, 200, 200, 200, 200, 200, 200, 150, 150, 150],
+    ),
+  });
+
+  it('takes room above what another uses, for the refused service, and says why', () => {
+    const p = plan(snap(6, [roomy, busy]), policy(), AT);
+    expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([
+      ['roomy', 4, 2],
+      ['busy', 2, 4],
+    ]);
+    expect(reason(p, 'busy')).toContain(
+      'refused 3 min of the last 10; wanted 4 (in use 2 × 300 requests ÷ 150 served)',
+    );
+    expect(reason(p, 'roomy')).toContain('gives 2 to where they are more likely used');
+  });
+
+  it('keeps what a service has in use for a higher priority, unless its rule lets it be preempted', () => {
+    const chat = svc('chat', 2, busy.usage);
+    const batch = svc('batch', 4, { current: 4, peak: 4, perMinute: minutes(Array(10).fill(4)) });
+    const rules = (preempt: boolean) =>
+      policy({
+        services: [
+          { match: { name: 'chat' }, priority: 10 },
+          { match: { name: 'batch' }, preempt },
+        ],
+      });
+    const kept = plan(snap(6, [chat, batch]), rules(false), AT);
+    expect([to(kept, 'chat'), to(kept, 'batch')]).toEqual([2, 4]);
+    expect(types(kept)).toContain('service.starved');
+    const taken = plan(snap(6, [chat, batch]), rules(true), AT);
+    expect([to(taken, 'chat'), to(taken, 'batch')]).toEqual([4, 2]);
+    expect(reason(taken, 'batch')).toContain(
+      'preempted: 2 in-use instances cut for priority 10 demand (preempt: true)',
+    );
+  });
+
+  it('does not raise a service lowered to make room within its reverse delay, unless it is refused', () => {
+    const lowered = (refused: number[]) =>
+      svc(
+        'lowered',
+        2,
+        { current: 2, peak: 3, perMinute: minutes([3, 3, 3, 2, 2, 2, 2, 2, 2, 2], refused) },
+        { lastLoweredAt: '2026-11-27T14:50:00Z' },
+      );
+    const quiet = plan(snap(8, [lowered(Array(10).fill(0))]), policy(), AT);
+    expect(to(quiet, 'lowered')).toBe(2);
+    expect(reason(quiet, 'lowered')).toContain(
+      'not raised back: lowered at 2026-11-27T14:50:00.000Z, not refused since, reverse delay runs until 2026-11-27T15:20:00.000Z',
+    );
+    // 429s at the new cap: the hold ends, and the room it needs is there.
+    const refused = plan(snap(8, [lowered([0, 0, 0, 0, 0, 0, 0, 0, 0, 100])]), policy(), AT);
+    expect(to(refused, 'lowered')).toBeGreaterThan(2);
+    // After the delay, the burst room comes back.
+    const later = plan(snap(8, [lowered(Array(10).fill(0))]), policy(), '2026-11-27T15:21:00Z');
+    expect(to(later, 'lowered')).toBe(8);
+  });
+});
+
 describe('rule 8: calm', () => {
   // was-busy was raised to 6 at some point, and now uses 1; other uses 1 of its 2.
   const fleet = (changedAt: string, otherMax = 2) =>
