@@ -97,6 +97,9 @@ interface Governed extends Member, Slot {
   preempted: number;
   /** Another service of the pool was refused within the reclaim window. */
   poolRefused: boolean;
+  /** The ordering key of its next instance while the tier is filled (scoreNext). */
+  nextScore: number;
+  nextHeld: boolean;
   deferredTo?: number; // the planned cap, when the change limit held the change back
   reason?: string; // `why` in words, once it is final
 }
@@ -427,6 +430,8 @@ function toGoverned(
     reverseHold,
     preempted: 0,
     poolRefused: false,
+    nextScore: 0,
+    nextHeld: false,
   };
 }
 
@@ -522,31 +527,35 @@ function likelihoodOf(m: Governed, k: number): number {
   return 0;
 }
 
-interface Candidate {
-  m: Governed;
-  /** The instance: the service's level after it. */
-  k: number;
-  p: number;
-  score: number;
-  held: boolean;
-}
-
-function candidate(m: Governed): Candidate {
+/**
+ * The ordering key of a service's next instance (level + 1), kept on the service itself so that
+ * the heap allocates nothing per instance.
+ */
+function scoreNext(m: Governed): void {
   const k = m.level + 1;
   const p = likelihoodOf(m, k);
   // Room above all recent use (never used over the lookback) is no reservation (rule 5): only an
   // instance with some evidence of use is sticky.
   const held = k <= m.cap && (p > 0 || !m.poolRefused);
-  const score = Math.floor(weightedLikelihood(p, m.weight) * BANDS + 1e-9) + (held ? STICK : 0);
-  return { m, k, p, score, held };
+  m.nextHeld = held;
+  m.nextScore = Math.floor(weightedLikelihood(p, m.weight) * BANDS + 1e-9) + (held ? STICK : 0);
+}
+
+/** Heap order of next instances: score, then held, then weighted max-min, then name. */
+function nextFirst(a: Governed, b: Governed): boolean {
+  if (a.nextScore !== b.nextScore) return a.nextScore > b.nextScore;
+  if (a.nextHeld !== b.nextHeld) return a.nextHeld;
+  const x = ((a.level + 1) * a.cost) / a.weight;
+  const y = ((b.level + 1) * b.cost) / b.weight;
+  return x < y || (x === y && a.order < b.order);
 }
 
 /**
  * Rule 6 within one priority: each next instance goes where it is most likely used (likelihood
  * band, scaled by weight, plus stickiness), ties by weighted max-min (GPUs after the instance ÷
- * weight), then name. Raises each service toward `upper`. When the next instance does not fit and
- * it has evidence of use (likelihood > 0), `preempt` may free room from lower priorities. Returns
- * the GPUs left.
+ * weight), then name. Raises each service toward `upper`. When the next instance does not fit,
+ * `preempt` may free room from lower priorities whose rule allows it (rule 6: the higher
+ * priority's demand first). Returns the GPUs left.
  */
 function fillByLikelihood(
   tier: readonly Governed[],
@@ -554,22 +563,23 @@ function fillByLikelihood(
   gpus: number,
   preempt: ((need: number) => number) | null,
 ): number {
-  const heap = new Heap<Candidate>((a, b) => {
-    if (a.score !== b.score) return a.score > b.score;
-    if (a.held !== b.held) return a.held;
-    const x = (a.k * a.m.cost) / a.m.weight;
-    const y = (b.k * b.m.cost) / b.m.weight;
-    return x < y || (x === y && a.m.order < b.m.order);
-  });
-  for (const m of tier) if (m.level < upper(m)) heap.push(candidate(m));
+  const heap = new Heap<Governed>(nextFirst);
+  for (const m of tier) {
+    if (m.level >= upper(m)) continue;
+    scoreNext(m);
+    heap.push(m);
+  }
   let left = gpus;
   while (heap.size > 0) {
-    const c = heap.pop() as Candidate;
-    if (c.m.cost > left && preempt && c.p > 0) left += preempt(c.m.cost - left);
-    if (c.m.cost > left) continue;
-    c.m.level += 1;
-    left -= c.m.cost;
-    if (c.m.level < upper(c.m)) heap.push(candidate(c.m));
+    const m = heap.pop() as Governed;
+    if (m.cost > left && preempt) left += preempt(m.cost - left);
+    if (m.cost > left) continue;
+    m.level += 1;
+    left -= m.cost;
+    if (m.level < upper(m)) {
+      scoreNext(m);
+      heap.push(m);
+    }
   }
   return left;
 }
