@@ -2,7 +2,7 @@ import { BENCH_QUOTA_FACTORS } from '../src/simulate/scenarios.js';
 import { meanWorst, SCENARIO_KINDS, SCENARIO_NAMES, type QualityRow } from './quality.js';
 
 /**
- * The targets of decision quality (issue 14), each figure with its target, and a "why" when it
+ * The targets of decision quality (docs/simulation.md "Bench"), each figure with its target, and a "why" when it
  * is missed, read from the governor's refusals by cause (docs/simulation.md "Why the governor
  * refuses").
  */

@@ -19,7 +19,7 @@ import {
 } from '../src/simulate/simulate.js';
 
 /**
- * Decision quality (SPEC "How decision quality is judged", docs/rules.md "How decisions are
+ * Decision quality (docs/rules.md "How decisions are
  * judged"): every scenario at a quota of 0.6, 0.8 and 1.0 × its aggregate peak, over the bench
  * seeds, each against the baselines on the same demand. The scenarios' parameters live in
  * src/simulate/scenarios.ts and were fixed before the planner was tuned.

@@ -494,7 +494,9 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
     if (status !== 'over-budget') note = `demand ${demandGpus} of budget ${budget} GPUs`;
   }
 
-  for (const m of all) describe(m);
+  const raised = all.some((m) => m.kind !== 'fixed' && m.level > m.cap);
+  const overBudget = budget !== null && capsBefore > budget;
+  for (const m of all) describe(m, raised && !overBudget);
   return {
     budget,
     unmanagedGpus,
@@ -714,16 +716,17 @@ function tiers(ms: Governed[], dir: 'asc' | 'desc'): Governed[][] {
   return keys.map((k) => byPriority.get(k) ?? []);
 }
 
-function describe(m: Governed): void {
+/** The clauses of a service's `why` that depend on the final plan. `moved`: others were raised. */
+function describe(m: Governed, moved: boolean): void {
   const to = m.level;
   if (m.kind === 'active' && m.alloc < m.want) m.why.shortBy = m.want - m.alloc;
   if (to < m.cap && m.inUse !== null && to < m.inUse) m.why.belowInUse = m.inUse;
   if (m.kind !== 'active') return;
   const kept = Math.min(m.cap, m.ceiling);
-  if (to < kept && !m.why.cut && !m.why.preempted && !m.why.pool) {
+  if (moved && to < kept && !m.why.cut && !m.why.preempted && !m.why.pool) {
     m.why.reclaimed = {
       instances: kept - to,
-      likelihood: Math.round(likelihoodOf(m, to + 1) * 100) / 100,
+      likelihood: m.ev ? Math.round(likelihood(m.ev, to + 1) * 100) / 100 : null,
     };
   }
   if (m.reverseHold && to <= m.cap && m.alloc < m.want) m.why.reverseHeld = m.reverseHold;

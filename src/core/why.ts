@@ -134,7 +134,14 @@ export const PlanWhy = z
     reclaimed: z
       .strictObject({
         instances: Count.min(1),
-        likelihood: z.number().min(0).max(1).describe('How likely its next instance was used.'),
+        likelihood: z
+          .number()
+          .min(0)
+          .max(1)
+          .nullable()
+          .describe(
+            'Share of recent minutes that used its next instance; null without per-minute counts.',
+          ),
       })
       .optional()
       .describe(
@@ -200,7 +207,7 @@ export function renderReason(why: PlanWhy): string {
   if (why.reclaimed) {
     const { instances, likelihood } = why.reclaimed;
     clauses.push(
-      `gives ${instances} to where ${instances === 1 ? 'it is' : 'they are'} more likely used (its next instance was used ${Math.round(likelihood * 100)}% of recent minutes)`,
+      `gives ${instances} to where ${instances === 1 ? 'it is' : 'they are'} more likely used${likelihood === null ? '' : ` (its next instance was used ${Math.round(likelihood * 100)}% of recent minutes)`}`,
     );
   }
   if (why.reverseHeld) {

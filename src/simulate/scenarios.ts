@@ -137,10 +137,16 @@ export function tracesAloneScenario(quotaFactor: number, hours = 6, seed = 7): S
  * Berlin with the conversation trace's texture, code in San Francisco with the code trace's)
  * beside a batch service at priority 0 whose backlog would take every GPU of the pool (its demand
  * is the latency services' aggregate peak, all day). The quota is a multiple of the latency
- * services' aggregate peak: the batch backlog would otherwise set it by itself.
+ * services' aggregate peak: the batch backlog would otherwise set it by itself. The seed moves the
+ * minutes of the traces played.
  */
 export function noisyNeighbourScenario(quotaFactor: number, hours = 24, seed = 7): ScenarioInput {
-  const texture = (file: string, offsetMinutes: number) => ({ file, offsetMinutes });
+  // Its shapes draw nothing at random: the seed moves the traces' texture, as for the traces alone.
+  const shift = seed === 7 ? 0 : (seed * 97) % 720;
+  const texture = (file: string, offsetMinutes: number) => ({
+    file,
+    offsetMinutes: offsetMinutes + shift,
+  });
   return {
     scenario: 1,
     start: '2026-11-24T00:00:00Z',

@@ -40,7 +40,7 @@ const serviceArb = (opts: GenOptions): fc.Arbitrary<ServiceDraft> =>
     utilization: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }),
     changedAgoMin: fc.option(fc.integer({ min: 0, max: 60 }), { nil: null }),
     loweredAgoMin: fc.option(fc.integer({ min: 0, max: 60 }), { nil: null }),
-    // Per-minute evidence (SPEC: optional): instances in use and 429s over the last 10 minutes.
+    // Per-minute evidence (optional in a snapshot): instances in use and 429s over the last 10 minutes.
     minutes: fc.option(
       fc.record({
         inUse: fc.array(fc.integer({ min: 0, max: 14 }), { minLength: 10, maxLength: 10 }),
