@@ -268,8 +268,10 @@ const HOW_TO_READ = `<section id="how-to-read"><h2>How to read this page</h2>
 <dt>static, proportional to peak</dt><dd>The pool divided in proportion to each service’s peak demand over the run (known in hindsight), never changed.</dd>
 <dt>over-commit (all at quota)</dt><dd>Every cap at the whole quota: what Cloud Run alone allows. It breaks the quota contract (caps over quota) and is shown so the trade is visible.</dd>
 <dt>clairvoyant oracle</dt><dd>Re-splits the pool every minute knowing that minute’s demand, by priority and weight: the floor on refused GPU-minutes.</dd>
+<dt>best at the same tick (hindsight)</dt><dd>Sets caps once per governor tick, knowing that tick’s demand: floors, budget and whole instances, the highest priority first. The best any governor at the same cadence can do.</dd>
+<dt>best at ≤ 2 writes/svc/h (hindsight)</dt><dd>The same, re-split every 30 minutes: at most two writes a service an hour.</dd>
 </dl>
-<p>The <b>gap closed</b> is the share of the equal split’s excess refusals over the oracle that the governor removes: 1 is as good as the oracle, 0 no better than the equal split, below 0 worse. The project’s docs/simulation.md defines every metric and docs/rules.md the rules the invariant check enforces.</p>
+<p>The <b>gap closed</b> is the share of the equal split’s excess refusals over the best at the same tick that the governor removes: 1 is as good as that, 0 no better than the equal split, below 0 worse; the same against the clairvoyant oracle is given beside it. The project’s docs/simulation.md defines every metric and docs/rules.md the rules the invariant check enforces.</p>
 </section>`;
 
 const STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1140px;padding:0 16px;color:#222}
