@@ -1,84 +1,179 @@
-import { parsePolicy } from '../src/core/policy.js';
-import { buildScenario, parseScenario } from '../src/simulate/scenario.js';
+import { parsePolicy, type PolicyInput } from '../src/core/policy.js';
+import { buildScenario, parseScenario, type ScenarioInput } from '../src/simulate/scenario.js';
 import {
+  BENCH_QUOTA_FACTORS,
+  BENCH_SEEDS,
   benchPolicy,
   mixedFleetScenario,
+  noisyNeighbourPolicy,
+  noisyNeighbourScenario,
+  quotaCutScenario,
   TRACE_DIR,
   tracesAloneScenario,
 } from '../src/simulate/scenarios.js';
-import { simulate, type RefusalCauses, type SimulationResult } from '../src/simulate/simulate.js';
+import {
+  simulate,
+  type RefusalCauses,
+  type SimulationResult,
+  type Strategy,
+} from '../src/simulate/simulate.js';
 
 /**
- * Decision quality (docs/rules.md "How decisions are judged"): a simulated day of the mixed fleet
- * at a quota of 0.6, 0.8 and 1.0 × its aggregate peak, and the traces alone, each against the
- * baselines on the same demand.
+ * Decision quality (docs/rules.md "How decisions are
+ * judged"): every scenario at a quota of 0.6, 0.8 and 1.0 × its aggregate peak, over the bench
+ * seeds, each against the baselines on the same demand. The scenarios' parameters live in
+ * src/simulate/scenarios.ts and were fixed before the planner was tuned.
+ *
+ * Subsets, for a quicker loop: BENCH_SCENARIOS=mixed,traces,noisy,cut and BENCH_SEEDS=7,11 (both
+ * comma-separated; default every scenario and every bench seed).
  */
 
+export const SCENARIO_KINDS = ['mixed', 'traces', 'noisy', 'cut'] as const;
+export type ScenarioKind = (typeof SCENARIO_KINDS)[number];
+
+export const SCENARIO_NAMES: Record<ScenarioKind, string> = {
+  mixed: 'mixed fleet',
+  traces: 'traces alone',
+  noisy: 'noisy neighbour',
+  cut: 'quota cut at midday',
+};
+
+const BUILD: Record<ScenarioKind, (f: number, seed: number) => ScenarioInput> = {
+  mixed: (f, seed) => mixedFleetScenario(f, 24, seed),
+  traces: (f, seed) => tracesAloneScenario(f, 6, seed),
+  noisy: (f, seed) => noisyNeighbourScenario(f, 24, seed),
+  cut: (f, seed) => quotaCutScenario(f, 24, seed),
+};
+
+const POLICY: Record<ScenarioKind, () => PolicyInput> = {
+  mixed: () => benchPolicy(),
+  traces: () => benchPolicy(),
+  noisy: () => noisyNeighbourPolicy(),
+  cut: () => benchPolicy(),
+};
+
+const STRATEGIES: Strategy[] = [
+  'governor',
+  'equal-split',
+  'over-commit',
+  'oracle',
+  'cadence-oracle',
+  'writes-oracle',
+];
+
 export interface QualityRow {
+  kind: ScenarioKind;
   scenario: string;
-  kind: 'fleet' | 'traces';
   quotaFactor: number;
+  seed: number;
   quota: number;
   hours: number;
-  refused: Record<string, number>;
+  /** Refused GPU-minutes per strategy. */
+  refused: Partial<Record<Strategy, number>>;
+  /** Refused GPU-minutes of the highest-priority services, per strategy. */
+  refusedTop: Partial<Record<Strategy, number>>;
+  topPriority: number;
   gapClosed: number | null;
-  refusedVsEqualSplit: number | null;
+  gapClosedClairvoyant: number | null;
   writesPerServiceHour: number;
+  reversalsPerServiceDay: number;
   invariantViolations: number;
   failedRuns: number;
+  idempotence: { cases: number; failures: number; examples: string[] };
   /** The governor's refused GPU-minutes by cause (docs/simulation.md "Why the governor refuses"). */
   causes: RefusalCauses | null;
 }
 
-export async function benchQuality(): Promise<QualityRow[]> {
-  const policy = parsePolicy(benchPolicy());
-  const cases: {
-    name: string;
-    kind: 'fleet' | 'traces';
-    factor: number;
-    scenario: ReturnType<typeof mixedFleetScenario>;
-  }[] = [
-    ...[0.6, 0.8, 1.0].map((f) => ({
-      name: `mixed fleet, quota ${f}× peak`,
-      kind: 'fleet' as const,
-      factor: f,
-      scenario: mixedFleetScenario(f),
-    })),
-    ...[0.6, 0.8, 1.0].map((f) => ({
-      name: `traces alone, quota ${f}× peak`,
-      kind: 'traces' as const,
-      factor: f,
-      scenario: tracesAloneScenario(f),
-    })),
-  ];
+function listEnv<T>(name: string, all: readonly T[], parse: (s: string) => T): T[] {
+  const raw = process.env[name];
+  if (!raw) return [...all];
+  return raw
+    .split(',')
+    .map((s) => s.trim())
+    .filter(Boolean)
+    .map(parse);
+}
+
+export async function benchQuality(
+  onRow: (r: QualityRow) => void = () => undefined,
+): Promise<QualityRow[]> {
+  const kinds = listEnv('BENCH_SCENARIOS', SCENARIO_KINDS, (s) => {
+    if (!(SCENARIO_KINDS as readonly string[]).includes(s))
+      throw new Error(`BENCH_SCENARIOS: unknown scenario ${s} (${SCENARIO_KINDS.join(', ')})`);
+    return s as ScenarioKind;
+  });
+  const seeds = listEnv('BENCH_SEEDS', BENCH_SEEDS, Number);
   const rows: QualityRow[] = [];
-  for (const c of cases) {
-    const parsed = parseScenario(c.scenario);
-    const input = await buildScenario(parsed, TRACE_DIR, c.name);
-    const result: SimulationResult = await simulate(input, policy, {
-      hours: parsed.hours,
-      tickMinutes: 5,
-      lagMinutes: 3,
-      series: false,
-      diagnose: true,
-    });
-    const gov = result.strategies.find((s) => s.strategy === 'governor');
-    rows.push({
-      scenario: c.name,
-      kind: c.kind,
-      quotaFactor: c.factor,
-      quota: gov?.pools[0]?.quota ?? 0,
-      hours: parsed.hours,
-      refused: Object.fromEntries(
-        result.strategies.map((s) => [s.strategy, s.totals.refusedGpuMinutes]),
-      ),
-      gapClosed: result.headline?.gapClosed ?? null,
-      refusedVsEqualSplit: result.headline?.refusedVsEqualSplit ?? null,
-      writesPerServiceHour: result.headline?.writesPerServiceHour ?? 0,
-      invariantViolations: result.headline?.invariantViolations ?? 0,
-      failedRuns: gov?.failedRuns.length ?? 0,
-      causes: gov?.causes ?? null,
-    });
+  for (const kind of kinds) {
+    const policy = parsePolicy(POLICY[kind]());
+    for (const factor of BENCH_QUOTA_FACTORS) {
+      for (const seed of seeds) {
+        const name = `${SCENARIO_NAMES[kind]}, quota ${factor}× peak, seed ${seed}`;
+        const parsed = parseScenario(BUILD[kind](factor, seed));
+        const input = await buildScenario(parsed, TRACE_DIR, name);
+        const result: SimulationResult = await simulate(input, policy, {
+          hours: parsed.hours,
+          tickMinutes: 5,
+          lagMinutes: 3,
+          series: false,
+          diagnose: true,
+          checkIdempotence: true,
+          strategies: STRATEGIES,
+        });
+        const row = toRow(kind, factor, seed, parsed.hours, result);
+        rows.push(row);
+        onRow(row);
+      }
+    }
   }
   return rows;
+}
+
+function toRow(
+  kind: ScenarioKind,
+  quotaFactor: number,
+  seed: number,
+  hours: number,
+  result: SimulationResult,
+): QualityRow {
+  const gov = result.strategies.find((s) => s.strategy === 'governor');
+  const topPriority = Math.max(...(gov?.services ?? []).map((s) => s.priority));
+  return {
+    kind,
+    scenario: SCENARIO_NAMES[kind],
+    quotaFactor,
+    seed,
+    quota: gov?.pools[0]?.quota ?? 0,
+    hours,
+    refused: Object.fromEntries(
+      result.strategies.map((s) => [s.strategy, s.totals.refusedGpuMinutes]),
+    ),
+    refusedTop: Object.fromEntries(
+      result.strategies.map((s) => [
+        s.strategy,
+        s.services
+          .filter((x) => x.priority === topPriority)
+          .reduce((a, x) => a + x.refusedGpuMinutes, 0),
+      ]),
+    ),
+    topPriority,
+    gapClosed: result.headline?.gapClosed ?? null,
+    gapClosedClairvoyant: result.headline?.gapClosedClairvoyant ?? null,
+    writesPerServiceHour: result.headline?.writesPerServiceHour ?? 0,
+    reversalsPerServiceDay: gov?.totals.reversalsPerServiceDay ?? 0,
+    invariantViolations: result.headline?.invariantViolations ?? 0,
+    failedRuns: gov?.failedRuns.length ?? 0,
+    idempotence: gov?.idempotence ?? { cases: 0, failures: 0, examples: [] },
+    causes: gov?.causes ?? null,
+  };
+}
+
+/** Mean and worst of a figure over seeds. */
+export function meanWorst(
+  xs: readonly number[],
+  worse: 'low' | 'high',
+): { mean: number; worst: number } {
+  const mean = xs.reduce((a, b) => a + b, 0) / Math.max(1, xs.length);
+  const worst = worse === 'low' ? Math.min(...xs) : Math.max(...xs);
+  return { mean, worst };
 }

@@ -3,18 +3,25 @@ import { benchColdStart } from './cold-start.js';
 import { benchMemory } from './memory.js';
 import { benchObservation } from './observation.js';
 import { benchPlanner } from './planner.js';
+import { addQualityFigures } from './quality-figures.js';
 import { benchQuality } from './quality.js';
+import type { Strategy } from '../src/simulate/simulate.js';
 import { benchRtt } from './rtt.js';
 
 /**
  * `npm run bench`: one command, one run, ratios. Timing goals are compared here, within one
  * run on one machine, never in timed unit tests.
+ *
+ * BENCH_ONLY=quality runs the decision-quality part alone (with BENCH_SCENARIOS and BENCH_SEEDS
+ * to pick a subset, see quality.ts) and writes bench/results-quality.json instead.
  */
+
+const full = process.env.BENCH_ONLY !== 'quality';
 
 const TARGET_10K_MS = 50;
 const TARGET_GROWTH = 12;
 
-const planner = benchPlanner();
+const planner = full ? benchPlanner() : [];
 const lines: string[] = [];
 lines.push('Planner: plan(snapshot, policy, time), median of repeated runs after warm-up');
 lines.push('');
@@ -30,7 +37,7 @@ for (const r of planner) {
   prev = r.medianMs;
 }
 const tenK = planner.find((r) => r.services === 10_000)?.medianMs ?? NaN;
-const worstGrowth = Math.max(...growth);
+const worstGrowth = growth.length ? Math.max(...growth) : NaN;
 lines.push('');
 lines.push(
   `  10,000 services: ${tenK.toFixed(1)} ms (target ≤ ${TARGET_10K_MS} ms) ${tenK <= TARGET_10K_MS ? 'met' : 'MISSED'}`,
@@ -39,53 +46,54 @@ lines.push(
   `  worst growth per 10× services: ${worstGrowth.toFixed(1)}× (target ≤ ${TARGET_GROWTH}×) ${worstGrowth <= TARGET_GROWTH ? 'met' : 'MISSED'}`,
 );
 
-const observation = await benchObservation();
-lines.push('');
-lines.push('Observation: RPCs per observation through the real clients and the emulator');
-lines.push('');
-lines.push('  services  regions   reads  writes   by method');
-for (const r of observation) {
-  const methods = Object.entries(r.byMethod)
-    .map(([m, n]) => `${m} ${n}`)
-    .join(', ');
+const observation = full ? await benchObservation() : [];
+if (full) {
+  lines.push('');
+  lines.push('Observation: RPCs per observation through the real clients and the emulator');
+  lines.push('');
+  lines.push('  services  regions   reads  writes   by method');
+  for (const r of observation) {
+    const methods = Object.entries(r.byMethod)
+      .map(([m, n]) => `${m} ${n}`)
+      .join(', ');
+    lines.push(
+      `  ${String(r.services).padStart(8)} ${String(r.regions).padStart(8)} ${String(r.reads).padStart(7)} ${String(r.writes).padStart(7)}   ${methods}`,
+    );
+  }
+  const sameRegions = observation.filter((r) => r.regions === 1);
+  const flat =
+    sameRegions.length >= 2 &&
+    sameRegions.every(
+      (r) =>
+        r.reads - (r.byMethod.ListServices ?? 0) ===
+        (sameRegions[0]?.reads ?? 0) - (sameRegions[0]?.byMethod.ListServices ?? 0),
+    );
+  lines.push('');
   lines.push(
-    `  ${String(r.services).padStart(8)} ${String(r.regions).padStart(8)} ${String(r.reads).padStart(7)} ${String(r.writes).padStart(7)}   ${methods}`,
+    `  reads grow with regions and pages, not services: ${flat ? 'yes' : 'NO'} (1 region: ${sameRegions.map((r) => `${r.services} services → ${r.reads} reads`).join(', ')})`,
   );
 }
-const sameRegions = observation.filter((r) => r.regions === 1);
-const flat =
-  sameRegions.length >= 2 &&
-  sameRegions.every(
-    (r) =>
-      r.reads - (r.byMethod.ListServices ?? 0) ===
-      (sameRegions[0]?.reads ?? 0) - (sameRegions[0]?.byMethod.ListServices ?? 0),
-  );
-lines.push('');
-lines.push(
-  `  reads grow with regions and pages, not services: ${flat ? 'yes' : 'NO'} (1 region: ${sameRegions.map((r) => `${r.services} services → ${r.reads} reads`).join(', ')})`,
-);
 
 // Decision quality on simulated days (docs/rules.md "How decisions are judged").
-const quality = await benchQuality();
 lines.push('');
 lines.push(
   'Decision quality: refused GPU-minutes on the same demand (governor every 5 min, metrics 3 min behind)',
 );
 lines.push('');
 lines.push(
-  '  scenario                          quota  governor  equal split  fleet caps  over-commit  oracle   gap closed  gov÷equal  writes/svc/h  violations',
+  '  scenario                     quota  seed  governor  equal  over-commit  clairv.  tick-best  30m-best   gap  gap(clairv.)  top prio: gov / tick-best / over-commit  writes/svc/h  rev/svc/day  violations  idempotent',
 );
-for (const r of quality) {
-  const n = (k: string) =>
-    String(Math.round(r.refused[k] ?? 0)).padStart(r.refused[k] === undefined ? 0 : 1);
-  lines.push(
-    `  ${r.scenario.padEnd(32)} ${String(r.quota).padStart(6)} ${n('governor').padStart(9)} ${n('equal-split').padStart(12)} ${n('fleet-caps').padStart(11)} ${n('over-commit').padStart(12)} ${n('oracle').padStart(7)} ${(r.gapClosed === null ? '—' : r.gapClosed.toFixed(2)).padStart(11)} ${(r.refusedVsEqualSplit === null ? '—' : r.refusedVsEqualSplit.toFixed(2)).padStart(10)} ${r.writesPerServiceHour.toFixed(2).padStart(13)} ${String(r.invariantViolations).padStart(11)}`,
-  );
-}
+const quality = await benchQuality((r) => {
+  const n = (k: Strategy) => String(Math.round(r.refused[k] ?? 0));
+  const t = (k: Strategy) => String(Math.round(r.refusedTop[k] ?? 0));
+  const line = `  ${r.scenario.padEnd(26)} ${`${r.quotaFactor}×`.padStart(6)} ${String(r.seed).padStart(5)} ${n('governor').padStart(9)} ${n('equal-split').padStart(6)} ${n('over-commit').padStart(12)} ${n('oracle').padStart(8)} ${n('cadence-oracle').padStart(10)} ${n('writes-oracle').padStart(9)} ${(r.gapClosed === null ? '—' : r.gapClosed.toFixed(2)).padStart(5)} ${(r.gapClosedClairvoyant === null ? '—' : r.gapClosedClairvoyant.toFixed(2)).padStart(13)} ${`${t('governor')} / ${t('cadence-oracle')} / ${t('over-commit')}`.padStart(42)} ${r.writesPerServiceHour.toFixed(2).padStart(13)} ${r.reversalsPerServiceDay.toFixed(2).padStart(12)} ${String(r.invariantViolations).padStart(11)} ${`${r.idempotence.cases - r.idempotence.failures}/${r.idempotence.cases}`.padStart(11)}`;
+  lines.push(line);
+  if (process.env.BENCH_PROGRESS) console.error(line);
+});
 
-const rtt = await benchRtt(50);
-const cold = await benchColdStart();
-const memory = await benchMemory(10_000);
+const rtt = full ? await benchRtt(50) : null;
+const cold = full ? await benchColdStart() : null;
+const memory = full ? await benchMemory(10_000) : null;
 
 interface Figure {
   figure: string;
@@ -93,107 +101,67 @@ interface Figure {
   shown: string;
   target: string;
   met: boolean;
+  /** Why a missed target was missed. */
+  why?: string;
 }
 const figures: Figure[] = [];
-const add = (figure: string, value: number, shown: string, target: string, met: boolean) =>
-  figures.push({ figure, value, shown, target, met });
-add(
-  'planner, 10,000 services (ms)',
-  tenK,
-  tenK.toFixed(1),
-  `≤ ${TARGET_10K_MS}`,
-  tenK <= TARGET_10K_MS,
-);
-add(
-  'planner growth per 10× services',
-  worstGrowth,
-  `${worstGrowth.toFixed(1)}×`,
-  `≤ ${TARGET_GROWTH}×`,
-  worstGrowth <= TARGET_GROWTH,
-);
-for (const r of quality.filter((q) => q.kind === 'fleet')) {
-  const f = `${r.quotaFactor}× peak`;
+const add = (
+  figure: string,
+  value: number,
+  shown: string,
+  target: string,
+  met: boolean,
+  why?: string,
+) => figures.push({ figure, value, shown, target, met, ...(why && !met ? { why } : {}) });
+if (full)
   add(
-    `gap closed, mixed fleet ${f}`,
-    r.gapClosed ?? 1,
-    r.gapClosed === null ? 'no gap' : r.gapClosed.toFixed(2),
-    '≥ 0.9',
-    (r.gapClosed ?? 1) >= 0.9,
+    'planner, 10,000 services (ms)',
+    tenK,
+    tenK.toFixed(1),
+    `≤ ${TARGET_10K_MS}`,
+    tenK <= TARGET_10K_MS,
   );
+if (full)
   add(
-    `governor ÷ equal split, mixed fleet ${f}`,
-    r.refusedVsEqualSplit ?? 0,
-    r.refusedVsEqualSplit === null ? '—' : r.refusedVsEqualSplit.toFixed(2),
-    '≤ 0.5',
-    (r.refusedVsEqualSplit ?? 0) <= 0.5,
+    'planner growth per 10× services',
+    worstGrowth,
+    `${worstGrowth.toFixed(1)}×`,
+    `≤ ${TARGET_GROWTH}×`,
+    worstGrowth <= TARGET_GROWTH,
   );
+addQualityFigures(quality, add);
+if (rtt)
   add(
-    `writes / service / hour, mixed fleet ${f}`,
-    r.writesPerServiceHour,
-    r.writesPerServiceHour.toFixed(2),
-    '≤ 2',
-    r.writesPerServiceHour <= 2,
+    `one run ÷ RTT (100 services, ${rtt.writes} changes, RTT ${rtt.rttMs} ms)`,
+    rtt.ratio,
+    `${rtt.ratio.toFixed(1)} RTT (${Math.round(rtt.wallMs)} ms, ${rtt.rounds} rounds of calls, ${rtt.rpcs} RPCs)`,
+    '≤ 6',
+    rtt.ratio <= 6,
   );
+if (cold)
   add(
-    `invariant violations, mixed fleet ${f}`,
-    r.invariantViolations,
-    String(r.invariantViolations),
-    '0',
-    r.invariantViolations === 0,
+    'function cold start → listening (ms)',
+    cold.listeningMs,
+    cold.listeningMs.toFixed(0),
+    '≤ 1000',
+    cold.listeningMs <= 1000,
   );
-}
-for (const r of quality.filter((q) => q.kind === 'traces')) {
-  const f = `${r.quotaFactor}× peak`;
+if (cold)
   add(
-    `gap closed, traces alone ${f} (reported apart)`,
-    r.gapClosed ?? 1,
-    r.gapClosed === null ? 'no gap' : r.gapClosed.toFixed(2),
-    '≥ 0.9',
-    (r.gapClosed ?? 1) >= 0.9,
+    'function cold start → first run done (ms)',
+    cold.firstRunMs,
+    cold.firstRunMs.toFixed(0),
+    '—',
+    true,
   );
+if (memory)
   add(
-    `writes / service / hour, traces alone ${f}`,
-    r.writesPerServiceHour,
-    r.writesPerServiceHour.toFixed(2),
-    '≤ 2',
-    r.writesPerServiceHour <= 2,
+    `peak memory, one run over ${memory.services.toLocaleString('en-US')} services (MiB RSS)`,
+    memory.peakRssMb,
+    `${memory.peakRssMb.toFixed(0)} (run ${Math.round(memory.runMs)} ms, ${memory.writes} writes)`,
+    '≤ 256',
+    memory.peakRssMb <= 256,
   );
-  add(
-    `invariant violations, traces alone ${f}`,
-    r.invariantViolations,
-    String(r.invariantViolations),
-    '0',
-    r.invariantViolations === 0,
-  );
-}
-add(
-  `one run ÷ RTT (100 services, ${rtt.writes} changes, RTT ${rtt.rttMs} ms)`,
-  rtt.ratio,
-  `${rtt.ratio.toFixed(1)} RTT (${Math.round(rtt.wallMs)} ms, ${rtt.rounds} rounds of calls, ${rtt.rpcs} RPCs)`,
-  '≤ 6',
-  rtt.ratio <= 6,
-);
-add(
-  'function cold start → listening (ms)',
-  cold.listeningMs,
-  cold.listeningMs.toFixed(0),
-  '≤ 1000',
-  cold.listeningMs <= 1000,
-);
-add(
-  'function cold start → first run done (ms)',
-  cold.firstRunMs,
-  cold.firstRunMs.toFixed(0),
-  '—',
-  true,
-);
-add(
-  `peak memory, one run over ${memory.services.toLocaleString('en-US')} services (MiB RSS)`,
-  memory.peakRssMb,
-  `${memory.peakRssMb.toFixed(0)} (run ${Math.round(memory.runMs)} ms, ${memory.writes} writes)`,
-  '≤ 256',
-  memory.peakRssMb <= 256,
-);
 
 lines.push('');
 lines.push('Figures');
@@ -203,13 +171,14 @@ const shownWidth = Math.max(...figures.map((f) => f.shown.length));
 lines.push(`  ${'figure'.padEnd(width)}  ${'value'.padEnd(shownWidth)}  target    `);
 for (const f of figures)
   lines.push(
-    `  ${f.figure.padEnd(width)}  ${f.shown.padEnd(shownWidth)}  ${f.target.padEnd(8)}  ${f.target === '—' ? '' : f.met ? 'met' : 'MISSED'}`,
+    `  ${f.figure.padEnd(width)}  ${f.shown.padEnd(shownWidth)}  ${f.target.padEnd(8)}  ${f.target === '—' ? '' : f.met ? 'met' : 'MISSED'}${f.why ? `\n  ${''.padEnd(width)}  why: ${f.why}` : ''}`,
   );
 console.log(lines.join('\n'));
 
 await mkdir('bench', { recursive: true });
+const out = full ? 'bench/results.json' : 'bench/results-quality.json';
 await writeFile(
-  'bench/results.json',
+  out,
   JSON.stringify(
     {
       node: process.version,
@@ -229,4 +198,4 @@ await writeFile(
     2,
   ) + '\n',
 );
-console.log('\nwrote bench/results.json');
+console.log(`\nwrote ${out}`);

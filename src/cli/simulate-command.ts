@@ -241,7 +241,10 @@ export function renderTable(result: SimulationResult): string {
   if (h) {
     lines.push('');
     lines.push(
-      `  gap closed (equal split − governor) ÷ (equal split − oracle): ${h.gapClosed === null ? 'no gap' : h.gapClosed.toFixed(2)}${h.gapClosed !== null && h.gapClosed < 0 ? ' (negative: the governor refused more than the equal split)' : ''}`,
+      `  gap closed (equal split − governor) ÷ (equal split − best at the same tick): ${h.gapClosed === null ? 'no gap' : h.gapClosed.toFixed(2)}${h.gapClosed !== null && h.gapClosed < 0 ? ' (negative: the governor refused more than the equal split)' : ''}`,
+    );
+    lines.push(
+      `  against the clairvoyant oracle (re-split every minute): ${h.gapClosedClairvoyant === null ? 'no gap' : h.gapClosedClairvoyant.toFixed(2)}`,
     );
     lines.push(
       `  refused, governor ÷ equal split: ${h.refusedVsEqualSplit === null ? '—' : h.refusedVsEqualSplit.toFixed(2)}`,

@@ -24,7 +24,8 @@ export interface Slot {
 
 type Better<T> = (a: T, b: T) => boolean;
 
-class Heap<T> {
+/** A binary heap: `better(a, b)` puts a nearer the top. */
+export class Heap<T> {
   private readonly items: T[] = [];
   constructor(private readonly better: Better<T>) {}
   get size(): number {

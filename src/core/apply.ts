@@ -1,12 +1,11 @@
 import type { Plan } from './plan.js';
 import type { Snapshot } from './snapshot.js';
-import { estimateDemand } from './demand.js';
 
 /**
  * The snapshot as it would be observed right after `plan` was carried out, on the same usage
- * data: each changed service gets its new max, a raised one its `lastChangedAt`, and each keeps
- * the saturation it showed under the cap in force when it was observed. Used to check idempotence
- * and, later, by the simulator.
+ * data (the same usage, minute by minute): each changed service gets its new max, a raised one
+ * its `lastChangedAt`, a lowered one its `lastLoweredAt`. Used to check idempotence (rule 7):
+ * nothing of the usage is adjusted to the new caps, so a cap alone must not read as evidence.
  */
 export function applyPlan(snapshot: Snapshot, plan: Plan): Snapshot {
   const byKey = new Map(plan.changes.map((c) => [`${c.project}/${c.region}/${c.name}`, c]));
@@ -15,15 +14,11 @@ export function applyPlan(snapshot: Snapshot, plan: Plan): Snapshot {
     services: snapshot.services.map((s) => {
       const change = byKey.get(`${s.project}/${s.region}/${s.name}`);
       if (!change) return s;
-      const usage = s.usage && {
-        ...s.usage,
-        saturated: s.usage.saturated ?? estimateDemand(s.usage, s.maxInstances, 0, 1).saturated,
-      };
       return {
         ...s,
         maxInstances: change.to,
         lastChangedAt: change.to > change.from ? plan.at : s.lastChangedAt,
-        usage,
+        lastLoweredAt: change.to < change.from ? plan.at : (s.lastLoweredAt ?? null),
       };
     }),
   };

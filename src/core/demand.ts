@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { RefusalEvidence, refusalText } from './evidence.js';
 import type { Usage } from './snapshot.js';
 
 /**
@@ -7,19 +8,27 @@ import type { Usage } from './snapshot.js';
  *
  *   base      = max(peak over the lookback, in use now)
  *   demand    = ceil(base × (1 + headroom))                          (0 when base is 0)
- *   saturated = the service ran at its cap during the lookback
- *               (usage.saturated, or else peak ≥ current max)
+ *   refused   = Cloud Run answered it 429 within the reclaim window (per-minute evidence,
+ *               evidence.ts): the minute that wanted the most, W instances
+ *             → demand ≥ ceil(W × (1 + headroom))
+ *   saturated = the snapshot says it ran at its cap (usage.saturated; older snapshots without
+ *               refusal counts)
  *             → demand ≥ base + max(1, ceil(base × 2 × headroom)): it may need more than it
  *               could show, so it gets twice the headroom
  *   busy GPUs = in use × utilization ÷ target utilization, where utilization is known
  *             → demand ≥ ceil(busy GPUs)
+ *
+ * A cap alone is not evidence (rule 7): a peak equal to the cap is not read as saturation, so
+ * planning again after a plan lowered a cap to a service's peak does not raise it back.
  */
 const Int = z.number().int().min(0);
 
 /** The estimate, with each step that set it: what a service's reason says about its demand. */
 export const DemandEstimate = z.strictObject({
   instances: Int.describe('The estimate, in instances.'),
-  saturated: z.boolean().describe('It ran at its cap during the lookback.'),
+  saturated: z
+    .boolean()
+    .describe('It was refused within the reclaim window, or the snapshot says it ran at its cap.'),
   peak: Int.describe('Peak over the lookback.'),
   inUse: Int.describe('In use at the latest sample.'),
   headroom: z.number().min(0),
@@ -27,7 +36,15 @@ export const DemandEstimate = z.strictObject({
   atCap: z
     .strictObject({ cap: Int, instances: Int })
     .nullable()
-    .describe('Ran at its cap, so twice the headroom: set when that raised the estimate.'),
+    .describe(
+      'The snapshot says it ran at its cap (usage.saturated), so twice the headroom: set when that raised the estimate.',
+    ),
+  refusals: RefusalEvidence.nullable()
+    .optional()
+    .describe('Refusals in the reclaim window; absent or null when the snapshot has no counts.'),
+  refusedTo: Int.nullable()
+    .optional()
+    .describe('Instances wanted when refused, plus headroom: set when that raised the estimate.'),
   busy: z
     .strictObject({
       utilization: z.number().min(0).max(1),
@@ -48,14 +65,23 @@ export function estimateDemand(
   maxInstances: number,
   headroom: number,
   targetUtilization: number,
+  refusals: RefusalEvidence | null = null,
 ): DemandEstimate {
   const base = Math.max(usage.peak, usage.current);
   const withHeadroom = base === 0 ? 0 : Math.ceil(base * (1 + headroom) - EPS);
   let instances = withHeadroom;
   let atCap: DemandEstimate['atCap'] = null;
   let busy: DemandEstimate['busy'] = null;
-  const saturated = usage.saturated ?? (maxInstances > 0 && usage.peak >= maxInstances);
-  if (saturated) {
+  let refusedTo: number | null = null;
+  const refused = refusals !== null && refusals.minutes > 0;
+  if (refused && refusals.wanted) {
+    const need = Math.ceil(refusals.wanted.instances * (1 + headroom) - EPS);
+    if (need > instances) instances = refusedTo = need;
+  }
+  // Refusal counts, where read, are the evidence; otherwise only what the snapshot says.
+  const told = refusals === null && usage.saturated === true;
+  const saturated = refused || told;
+  if (told) {
     // It used all it was allowed, so its real demand is unknown: grow by twice the headroom (at
     // least one instance). Measured from the peak, not the cap, so that raising the cap does not
     // raise the estimate again on the same data.
@@ -87,6 +113,7 @@ export function estimateDemand(
     withHeadroom,
     atCap,
     busy,
+    ...(refusals !== null ? { refusals, refusedTo } : {}),
   };
 }
 
@@ -96,6 +123,8 @@ export function explainDemand(d: DemandEstimate): string {
     Math.max(d.peak, d.inUse) === 0
       ? 'idle over the lookback'
       : `peak ${d.peak}${d.inUse > d.peak ? ` (in use ${d.inUse})` : ''} + ${pct(d.headroom)} headroom = ${d.withHeadroom}`;
+  if (d.refusals) text += `; ${refusalText(d.refusals)}`;
+  if (d.refusedTo) text += `, + ${pct(d.headroom)} headroom = ${d.refusedTo}`;
   if (d.atCap)
     text += `; ran at its cap of ${d.atCap.cap}, so twice the headroom: ${d.atCap.instances}`;
   if (d.busy)

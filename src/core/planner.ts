@@ -1,8 +1,9 @@
 import { GovernorError } from '../errors.js';
 import type { Alert } from './alert.js';
-import { cut, fill, type Slot } from './allocate.js';
+import { cut, fill, Heap, type Slot } from './allocate.js';
 import { isStarved, poolConditions, type AlertContext } from './conditions.js';
 import { estimateDemand } from './demand.js';
+import { likelihood, readEvidence, weightedLikelihood, type Evidence } from './evidence.js';
 import type { Plan, PlanChange, PlanPool, PlanService, PoolStatus } from './plan.js';
 import type { Policy } from './policy.js';
 import {
@@ -86,6 +87,19 @@ interface Governed extends Member, Slot {
   alloc: number; // after steps 2-4
   why: PlanWhy;
   stickyUntil: number | null;
+  /** Per-minute evidence (evidence.ts); null without per-minute counts. */
+  ev: Evidence | null;
+  /** Refused within its reclaim window (or, without counts, the snapshot says it ran at its cap). */
+  refused: boolean;
+  /** Lowered within its reverse delay and not refused since: not raised above its cap. */
+  reverseHold: { loweredAt: string; until: string } | null;
+  /** In-use instances taken by a higher priority (`preempt`). */
+  preempted: number;
+  /** Another service of the pool was refused within the reclaim window. */
+  poolRefused: boolean;
+  /** The ordering key of its next instance while the tier is filled (scoreNext). */
+  nextScore: number;
+  nextHeld: boolean;
   deferredTo?: number; // the planned cap, when the change limit held the change back
   reason?: string; // `why` in words, once it is final
 }
@@ -342,6 +356,9 @@ function toGoverned(
   let want: number;
   let peakTarget: number;
   let stickyUntil: number | null = null;
+  let ev: Evidence | null = null;
+  let refused = false;
+  let reverseHold: Governed['reverseHold'] = null;
   let basis: PlanWhy['basis'];
   if (svc.reconciling) {
     kind = 'fixed';
@@ -353,8 +370,26 @@ function toGoverned(
     basis = { kind: 'usage-unknown', heldAt: protect, note: svc.usageNote ?? null };
   } else {
     kind = 'active';
-    const est = estimateDemand(usage, cap, settings.headroom, settings.targetUtilization);
+    ev = readEvidence(usage, atMs, settings.lookbackMs, settings.reclaimWindowMs);
+    const est = estimateDemand(
+      usage,
+      cap,
+      settings.headroom,
+      settings.targetUtilization,
+      ev?.refusals ?? null,
+    );
+    refused = est.saturated;
     demand = est.instances;
+    const lowered = svc.lastLoweredAt ? Date.parse(svc.lastLoweredAt) : null;
+    if (lowered !== null && lowered + settings.reverseDelayMs >= atMs) {
+      // Refused at its new cap since it was lowered: the hold ends.
+      const refusedSince = ev?.lastRefusedMs != null && ev.lastRefusedMs >= lowered;
+      if (!refusedSince)
+        reverseHold = {
+          loweredAt: new Date(lowered).toISOString(),
+          until: new Date(lowered + settings.reverseDelayMs).toISOString(),
+        };
+    }
     protect = clamp(Math.min(cap, usage.current), floor, ceiling);
     want = Math.max(protect, clamp(demand, floor, ceiling));
     const peak = Math.max(usage.peak, usage.current);
@@ -390,6 +425,13 @@ function toGoverned(
       ...(svc.maxUnset ? { maxUnset: { countedAt: cap } } : {}),
     },
     stickyUntil,
+    ev,
+    refused,
+    reverseHold,
+    preempted: 0,
+    poolRefused: false,
+    nextScore: 0,
+    nextHeld: false,
   };
 }
 
@@ -461,7 +503,9 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
     if (status !== 'over-budget') note = `demand ${demandGpus} of budget ${budget} GPUs`;
   }
 
-  for (const m of all) describe(m);
+  const raised = all.some((m) => m.kind !== 'fixed' && m.level > m.cap);
+  const overBudget = budget !== null && capsBefore > budget;
+  for (const m of all) describe(m, raised && !overBudget);
   return {
     budget,
     unmanagedGpus,
@@ -470,6 +514,115 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
     status,
     note,
     changes: orderChanges(all),
+  };
+}
+
+/**
+ * Likelihood resolution of the allocation: instances compare in bands of 1/BANDS (5%) of
+ * likelihood, so that noise in the evidence does not reorder them.
+ */
+const BANDS = 20;
+/**
+ * Stickiness: an instance a service already holds (within its current cap) counts STICK bands
+ * (10%) more likely than it is. A move costs two writes; it happens only when the receiver's next
+ * instance is more likely used than the holder's by more than that (the minimum gain of a move).
+ */
+const STICK = 2;
+
+/** Likelihood that `m` uses its k-th instance: the per-minute evidence, or its peak and in use. */
+function likelihoodOf(m: Governed, k: number): number {
+  if (m.ev) return likelihood(m.ev, k);
+  // Without per-minute counts: what is in use is certain, up to the peak even odds, beyond none.
+  if (m.inUse !== null && k <= m.inUse) return 1;
+  if (m.peak !== null && k <= m.peak) return 0.5;
+  return 0;
+}
+
+/**
+ * The ordering key of a service's next instance (level + 1), kept on the service itself so that
+ * the heap allocates nothing per instance.
+ */
+function scoreNext(m: Governed): void {
+  const k = m.level + 1;
+  const p = likelihoodOf(m, k);
+  // Room above all recent use (never used over the lookback) is no reservation (rule 5): only an
+  // instance with some evidence of use is sticky.
+  const held = k <= m.cap && (p > 0 || !m.poolRefused);
+  m.nextHeld = held;
+  m.nextScore = Math.floor(weightedLikelihood(p, m.weight) * BANDS + 1e-9) + (held ? STICK : 0);
+}
+
+/** Heap order of next instances: score, then held, then weighted max-min, then name. */
+function nextFirst(a: Governed, b: Governed): boolean {
+  if (a.nextScore !== b.nextScore) return a.nextScore > b.nextScore;
+  if (a.nextHeld !== b.nextHeld) return a.nextHeld;
+  const x = ((a.level + 1) * a.cost) / a.weight;
+  const y = ((b.level + 1) * b.cost) / b.weight;
+  return x < y || (x === y && a.order < b.order);
+}
+
+/**
+ * Rule 6 within one priority: each next instance goes where it is most likely used (likelihood
+ * band, scaled by weight, plus stickiness), ties by weighted max-min (GPUs after the instance ÷
+ * weight), then name. Raises each service toward `upper`. When the next instance does not fit,
+ * `preempt` may free room from lower priorities whose rule allows it (rule 6: the higher
+ * priority's demand first). Returns the GPUs left.
+ */
+function fillByLikelihood(
+  tier: readonly Governed[],
+  upper: (m: Governed) => number,
+  gpus: number,
+  preempt: ((need: number) => number) | null,
+): number {
+  const heap = new Heap<Governed>(nextFirst);
+  for (const m of tier) {
+    if (m.level >= upper(m)) continue;
+    scoreNext(m);
+    heap.push(m);
+  }
+  let left = gpus;
+  while (heap.size > 0) {
+    const m = heap.pop() as Governed;
+    if (m.cost > left && preempt) left += preempt(m.cost - left);
+    if (m.cost > left) continue;
+    m.level += 1;
+    left -= m.cost;
+    if (m.level < upper(m)) {
+      scoreNext(m);
+      heap.push(m);
+    }
+  }
+  return left;
+}
+
+/** What a tier may take from lower priorities whose rule sets `preempt`, lowest priority first. */
+function preemptor(
+  active: readonly Governed[],
+  priority: number,
+): ((need: number) => number) | null {
+  const victims = active.filter(
+    (v) => v.settings.preempt && v.settings.priority < priority && v.level > v.floor,
+  );
+  if (victims.length === 0) return null;
+  const heap = new Heap<Governed>((a, b) => {
+    if (a.settings.priority !== b.settings.priority)
+      return a.settings.priority < b.settings.priority;
+    const x = (a.level * a.cost) / a.weight;
+    const y = (b.level * b.cost) / b.weight;
+    return x > y || (x === y && a.order > b.order);
+  });
+  for (const v of victims) heap.push(v);
+  return (need) => {
+    let freed = 0;
+    while (freed < need && heap.size > 0) {
+      const v = heap.pop() as Governed;
+      v.level -= 1;
+      v.preempted += 1;
+      v.why.preempted = { instances: v.preempted, priority };
+      freed += v.cost;
+      if (v.level > v.floor) heap.push(v);
+    }
+    return freed;
   };
 }
 
@@ -489,21 +642,35 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
       if (excess <= 0) break;
     }
   }
-  // 4. demand. When every observed peak fits, peaks are served before any headroom (rule 5);
-  // then priority tiers, highest first, rise toward demand by weighted max-min within a tier.
+  // 4. demand. While nobody in the pool was refused and every observed peak fits, peaks are
+  // served before any headroom (calm: nothing moves). Once someone is refused, room above a
+  // service's use is no reservation (rule 5): each tier, highest first, rises toward its demand
+  // one instance at a time, each where it is most likely used (rule 6).
   let left = room - sum(movable, (m) => m.level * m.g);
-  const peakNeed = sum(active, (m) => Math.max(m.level, m.peakTarget) * m.g);
-  if (excess <= 0 && peakNeed - sum(active, (m) => m.level * m.g) <= left) {
-    for (const m of active) m.level = Math.max(m.level, m.peakTarget);
+  const refusedCount = sum(active, (m) => (m.refused ? 1 : 0));
+  const calm = refusedCount === 0;
+  for (const m of active) m.poolRefused = refusedCount - (m.refused ? 1 : 0) > 0;
+  // A service lowered to make room is not raised above its cap within its reverse delay.
+  const held = (m: Governed, to: number) =>
+    m.reverseHold ? Math.min(to, Math.max(m.level, m.cap)) : to;
+  const peakOf = (m: Governed) => Math.max(m.level, held(m, m.peakTarget));
+  const peakNeed = sum(active, (m) => peakOf(m) * m.g);
+  if (calm && excess <= 0 && peakNeed - sum(active, (m) => m.level * m.g) <= left) {
+    for (const m of active) m.level = peakOf(m);
     left = room - sum(movable, (m) => m.level * m.g);
   }
-  for (const tier of tiers(active, 'desc')) {
-    left = fill(tier, (m) => m.want, left);
-    if (left <= 0) break;
+  const upper = (m: Governed) => held(m, m.want);
+  if (excess <= 0) {
+    for (const tier of tiers(active, 'desc')) {
+      const priority = tier[0]?.settings.priority ?? 0;
+      left = fillByLikelihood(tier, upper, left, preemptor(active, priority));
+    }
   }
   for (const m of movable) m.alloc = m.level;
   // 5. calm: keep caps whose scale-down delay has not run out, unless the room is needed.
-  const sticky = active.filter((m) => m.stickyUntil !== null && m.cap > m.level);
+  const sticky = active.filter(
+    (m) => m.stickyUntil !== null && m.cap > m.level && m.preempted === 0,
+  );
   for (const m of sticky) m.level = Math.min(m.cap, m.ceiling);
   let over = sum(movable, (m) => m.level * m.g) - room;
   if (over > 0) {
@@ -524,13 +691,20 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
     }
   }
   // 6. burst: what is left goes first to keeping the caps services already have (room nobody
-  // needs stays where it is: no write is spent moving it), then by weight up to ceilings.
+  // needs stays where it is: no write is spent moving it), then by weight up to ceilings (not
+  // above its cap for a service within its reverse delay).
   if (over < 0) {
-    const before = new Map(active.map((m) => [m, m.level]));
-    const left = fill(active, (m) => Math.min(m.cap, m.ceiling), -over);
-    const kept = new Map(active.map((m) => [m, m.level]));
-    if (left > 0) fill(active, (m) => m.ceiling, left);
-    for (const m of active) {
+    const open = active.filter((m) => m.preempted === 0);
+    const before = new Map(open.map((m) => [m, m.level]));
+    const left = fill(open, (m) => Math.min(m.cap, m.ceiling), -over);
+    const kept = new Map(open.map((m) => [m, m.level]));
+    if (left > 0)
+      fill(
+        open,
+        (m) => (m.reverseHold ? Math.max(m.level, Math.min(m.cap, m.ceiling)) : m.ceiling),
+        left,
+      );
+    for (const m of open) {
       const keep = (kept.get(m) ?? m.level) - (before.get(m) ?? m.level);
       const got = m.level - (kept.get(m) ?? m.level);
       if (keep > 0) m.why.burstKept = { instances: keep, cap: m.cap };
@@ -551,10 +725,20 @@ function tiers(ms: Governed[], dir: 'asc' | 'desc'): Governed[][] {
   return keys.map((k) => byPriority.get(k) ?? []);
 }
 
-function describe(m: Governed): void {
+/** The clauses of a service's `why` that depend on the final plan. `moved`: others were raised. */
+function describe(m: Governed, moved: boolean): void {
   const to = m.level;
   if (m.kind === 'active' && m.alloc < m.want) m.why.shortBy = m.want - m.alloc;
   if (to < m.cap && m.inUse !== null && to < m.inUse) m.why.belowInUse = m.inUse;
+  if (m.kind !== 'active') return;
+  const kept = Math.min(m.cap, m.ceiling);
+  if (moved && to < kept && !m.why.cut && !m.why.preempted && !m.why.pool) {
+    m.why.reclaimed = {
+      instances: kept - to,
+      likelihood: m.ev ? Math.round(likelihood(m.ev, to + 1) * 100) / 100 : null,
+    };
+  }
+  if (m.reverseHold && to <= m.cap && m.alloc < m.want) m.why.reverseHeld = m.reverseHold;
 }
 
 function orderChanges(all: Governed[]): Governed[] {

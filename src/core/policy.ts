@@ -155,6 +155,14 @@ export const ServiceRule = z.strictObject({
     .describe('false: the service is counted against the pool but never written.'),
   ...settingFields,
   scaleDownDelay: Duration.optional(),
+  reclaimWindow: Duration.optional(),
+  reverseDelay: Duration.optional(),
+  preempt: z
+    .boolean()
+    .describe(
+      "true: this service's in-use instances may be cut to serve a higher priority's demand.",
+    )
+    .optional(),
   schedule: z.array(TimeWindow).default([]).describe('First window that holds wins.'),
   audit: AuditOverride.optional(),
 });
@@ -187,6 +195,18 @@ export const Defaults = z.strictObject({
   scaleDownDelay: Duration.default('15m'),
   lookback: Duration.default('30m').describe('Window over which the peak is measured.'),
   staleAfter: Duration.default('10m').describe('Usage older than this is treated as unknown.'),
+  reclaimWindow: Duration.default('10m').describe(
+    "A refusal (a minute at the cap with 429s) this recent lets room above other services' recent use move to the refused service.",
+  ),
+  reverseDelay: Duration.default('30m').describe(
+    'A service lowered to make room for another is not raised again sooner, unless it is refused at its new cap.',
+  ),
+  preempt: z
+    .boolean()
+    .default(false)
+    .describe(
+      "true: a governed service's in-use instances may be cut to serve a higher priority's demand (default false: what is in use is kept).",
+    ),
 });
 export type Defaults = z.infer<typeof Defaults>;
 

@@ -17,6 +17,14 @@ export interface Settings {
   headroom: number;
   targetUtilization: number;
   scaleDownDelayMs: number;
+  /** How recent a refusal must be to let room above others' recent use move (rule 5). */
+  reclaimWindowMs: number;
+  /** A service lowered to make room is not raised again sooner unless refused (rule 8). */
+  reverseDelayMs: number;
+  /** Its in-use instances may be cut for a higher priority (rule 5). */
+  preempt: boolean;
+  /** The window over which peaks and per-minute evidence are read. */
+  lookbackMs: number;
 }
 
 interface ServiceLike {
@@ -51,6 +59,10 @@ export function compileRules(policy: Policy, atMs: number): (s: ServiceLike) => 
     headroom: d.headroom,
     targetUtilization: d.targetUtilization,
     scaleDownDelayMs: durationMs(d.scaleDownDelay),
+    reclaimWindowMs: durationMs(d.reclaimWindow),
+    reverseDelayMs: durationMs(d.reverseDelay),
+    preempt: d.preempt,
+    lookbackMs: durationMs(d.lookback),
   };
   const unmatched: Settings = { ...base, managed: false };
   const rules: CompiledRule[] = policy.services.map((rule, index) => {
@@ -66,6 +78,9 @@ export function compileRules(policy: Policy, atMs: number): (s: ServiceLike) => 
       scaleDownDelayMs: rule.scaleDownDelay
         ? durationMs(rule.scaleDownDelay)
         : base.scaleDownDelayMs,
+      reclaimWindowMs: rule.reclaimWindow ? durationMs(rule.reclaimWindow) : base.reclaimWindowMs,
+      reverseDelayMs: rule.reverseDelay ? durationMs(rule.reverseDelay) : base.reverseDelayMs,
+      preempt: rule.preempt ?? base.preempt,
     };
     const w = rule.schedule.findIndex((win) => windowHolds(win, atMs));
     const win = rule.schedule[w];

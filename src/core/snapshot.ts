@@ -115,6 +115,11 @@ export const SnapshotService = z.strictObject({
   lastChangedAt: IsoInstant.nullable()
     .default(null)
     .describe("When the governor last raised this service's cap (its annotation)."),
+  lastLoweredAt: IsoInstant.nullable()
+    .optional()
+    .describe(
+      "When the governor last lowered this service's cap (its annotation): starts the reverse delay.",
+    ),
   usage: Usage.nullable().describe('null when usage could not be read or is stale.'),
   usageNote: z.string().optional().describe('Why usage is null, for explanations.'),
 });

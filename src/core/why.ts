@@ -133,6 +133,34 @@ export const PlanWhy = z
       .optional()
       .describe('Leftover GPUs let it keep this much of its current cap above its demand.'),
     burstShared: Count.min(1).optional().describe('Leftover GPUs shared by weight, in instances.'),
+    preempted: z
+      .strictObject({ instances: Count.min(1), priority: z.number() })
+      .optional()
+      .describe(
+        "In-use instances cut for a higher priority's demand: its rule sets `preempt: true`.",
+      ),
+    reclaimed: z
+      .strictObject({
+        instances: Count.min(1),
+        likelihood: z
+          .number()
+          .min(0)
+          .max(1)
+          .nullable()
+          .describe(
+            'Share of recent minutes that used its next instance; null without per-minute counts.',
+          ),
+      })
+      .optional()
+      .describe(
+        'Room it held above its use moved to where it is more likely used (rules 5 and 6).',
+      ),
+    reverseHeld: z
+      .strictObject({ loweredAt: z.string(), until: z.string() })
+      .optional()
+      .describe(
+        'Lowered recently to make room, not refused since: not raised above its cap until the reverse delay runs out.',
+      ),
     shortBy: Count.min(1).optional().describe('Instances short of its demand: the pool is scarce.'),
     belowInUse: Count.optional().describe('Lowered below this many instances in use.'),
     deferred: z
@@ -178,6 +206,24 @@ export function renderReason(why: PlanWhy): string {
     );
   if (why.burstShared)
     clauses.push(`+${why.burstShared} burst room (leftover GPUs shared by weight)`);
+  if (why.preempted) {
+    const { instances, priority } = why.preempted;
+    clauses.push(
+      `preempted: ${instances} in-use instance${instances === 1 ? '' : 's'} cut for priority ${priority} demand (preempt: true)`,
+    );
+  }
+  if (why.reclaimed) {
+    const { instances, likelihood } = why.reclaimed;
+    clauses.push(
+      `gives ${instances} to where ${instances === 1 ? 'it is' : 'they are'} more likely used${likelihood === null ? '' : ` (its next instance was used ${Math.round(likelihood * 100)}% of recent minutes)`}`,
+    );
+  }
+  if (why.reverseHeld) {
+    const { loweredAt, until } = why.reverseHeld;
+    clauses.push(
+      `not raised back: lowered at ${loweredAt}, not refused since, reverse delay runs until ${until}`,
+    );
+  }
   if (why.shortBy) clauses.push(`short of demand by ${why.shortBy}: pool is scarce`);
   if (why.belowInUse !== undefined) clauses.push(`below the ${why.belowInUse} in use`);
   if (why.deferred) {

@@ -6,6 +6,8 @@ export const ANNOTATION_PREFIX = 'gpu-governor.dev/';
 export const ANNOTATIONS = {
   /** ISO time of the governor's last raise of the cap (starts the scale-down delay). */
   lastChanged: `${ANNOTATION_PREFIX}last-changed`,
+  /** ISO time of the governor's last decrease of the cap (starts the reverse delay). */
+  lastLowered: `${ANNOTATION_PREFIX}last-lowered`,
   /** The service-level max before the governor first changed it ("" when it was unset). */
   originalMax: `${ANNOTATION_PREFIX}original-max`,
   /** The reason of the governor's last write, cut to a readable length. */
@@ -21,7 +23,16 @@ export const ANNOTATIONS = {
 
 /** The governor's last raise, from its annotation; null when absent or not a valid time. */
 export function lastChangedAt(annotations: Record<string, string>): string | null {
-  const text = annotations[ANNOTATIONS.lastChanged];
+  return annotatedTime(annotations, ANNOTATIONS.lastChanged);
+}
+
+/** The governor's last decrease, from its annotation; null when absent or not a valid time. */
+export function lastLoweredAt(annotations: Record<string, string>): string | null {
+  return annotatedTime(annotations, ANNOTATIONS.lastLowered);
+}
+
+function annotatedTime(annotations: Record<string, string>, key: string): string | null {
+  const text = annotations[key];
   if (!text) return null;
   const ms = Date.parse(text);
   return Number.isNaN(ms) ? null : new Date(ms).toISOString();

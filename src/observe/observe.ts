@@ -29,7 +29,7 @@ import type {
   ObservedWorkerPool,
   ObservePorts,
 } from '../ports/index.js';
-import { lastChangedAt } from './annotations.js';
+import { lastChangedAt, lastLoweredAt } from './annotations.js';
 
 /**
  * Observation: reads the project through the ports and builds the snapshot (docs/rules.md). All regions and
@@ -238,6 +238,9 @@ export async function observe(
         reconciling: svc.reconciling,
         etag: svc.etag,
         lastChangedAt: lastChangedAt(svc.annotations),
+        ...(lastLoweredAt(svc.annotations)
+          ? { lastLoweredAt: lastLoweredAt(svc.annotations) }
+          : {}),
         usage: usage.usage,
         ...(usage.note ? { usageNote: usage.note } : {}),
       });

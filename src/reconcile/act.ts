@@ -599,6 +599,7 @@ async function write(
       svc.serviceMaxInstances === null ? '' : String(svc.serviceMaxInstances);
   }
   if (to > c.from) annotations[ANNOTATIONS.lastChanged] = opts.nowIso;
+  if (to < c.from) annotations[ANNOTATIONS.lastLowered] = opts.nowIso;
   try {
     await beforeDeadline(
       () =>

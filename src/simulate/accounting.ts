@@ -1,5 +1,5 @@
 import { MINUTE_MS } from '../emulator/model.js';
-import type { Member, PoolInfo, SimContext } from './context.js';
+import { poolAt, type Member, type PoolInfo, type SimContext } from './context.js';
 import {
   STRATEGY_LABELS,
   type PoolMetrics,
@@ -15,6 +15,9 @@ import {
  * wanted, was served, was refused and held idle, under which cap; at the end the sums become the
  * strategy's metrics (docs/simulation.md "Metrics").
  */
+
+/** A raise this soon after a lowering, with no refusal in between, is a reversal. */
+export const REVERSAL_MINUTES = 30;
 
 /** One service in one minute. */
 export interface MinuteRow {
@@ -35,6 +38,7 @@ export interface RunRecord {
   violationCount: number | null;
   failedRuns: readonly string[];
   causes?: RefusalCauses;
+  idempotence?: { cases: number; failures: number; examples: string[] };
 }
 
 type PoolSums = PoolMetrics & { shareErrSum: number };
@@ -43,6 +47,11 @@ export class Accounting {
   private readonly services = new Map<string, ServiceMetrics>();
   private readonly pools = new Map<string, PoolSums>();
   private readonly series: PoolSeries[] = [];
+  /** Per service: its cap last minute, and its latest lowering (minute, refused since). */
+  private readonly capTrack = new Map<
+    string,
+    { cap: number; lowered: number | null; refusedSince: boolean }
+  >();
 
   /** `startMs`: minute 0 of the run, from which each minute's settings are read. */
   constructor(
@@ -78,6 +87,7 @@ export class Accounting {
         sm.refusedCapGpuMinutes += r.refusedCap;
         sm.refusedQuotaGpuMinutes += r.refused - r.refusedCap;
         sm.idleGpuMinutes += r.idle;
+        this.trackReversal(sm, r, t);
       }
       demand += r.want * r.member.gpus;
       refused += r.refused;
@@ -90,33 +100,35 @@ export class Accounting {
     }
     pm.demandGpuMinutes += demand;
     pm.refusedGpuMinutes += refused;
-    if (caps > pool.available) pm.capsOverQuotaMinutes += 1;
+    const { available } = poolAt(pool, t);
+    if (caps > available) pm.capsOverQuotaMinutes += 1;
     if (series) {
       series.demand[t] = demand;
       series.refused[t] = refused;
     }
-    if (demand > pool.available && pool.available > 0) {
+    if (demand > available && available > 0) {
       pm.scarceMinutes += 1;
       let diff = 0;
       for (const r of rows)
         diff += Math.abs(r.served - (this.ctx.ideal.get(r.member.id)?.[t] ?? 0) * r.member.gpus);
-      pm.shareErrSum += diff / (2 * pool.available);
+      pm.shareErrSum += diff / (2 * available);
     }
-    if (this.inverted(pool, rows, caps, this.startMs + t * MINUTE_MS)) pm.priorityInversions += 1;
+    if (this.inverted(available, rows, caps, this.startMs + t * MINUTE_MS))
+      pm.priorityInversions += 1;
   }
 
   /**
    * A priority inversion: someone refused while a lower-priority service keeps cap it does not
    * use and the refused GPUs could only have come from others' caps.
    */
-  private inverted(pool: PoolInfo, rows: readonly MinuteRow[], caps: number, atMs: number) {
+  private inverted(available: number, rows: readonly MinuteRow[], caps: number, atMs: number) {
     const refusedRows = rows.filter((r) => r.refused > 0);
     if (refusedRows.length === 0) return false;
     const view = this.ctx.view;
     const settings = new Map(rows.map((r) => [r.member.id, view.settings(r.member, atMs)]));
     return refusedRows.some((a) => {
       const pa = settings.get(a.member.id)?.priority ?? 0;
-      if (caps + a.refused <= pool.available) return false;
+      if (caps + a.refused <= available) return false;
       return rows.some((b) => {
         const sb = settings.get(b.member.id);
         if (!sb || sb.priority >= pa) return false;
@@ -124,6 +136,27 @@ export class Accounting {
         return b.cap > Math.max(floorGpus, b.want * b.member.gpus);
       });
     });
+  }
+
+  /**
+   * A reversal: a cap raised back within REVERSAL_MINUTES after it was lowered, although the
+   * service was not refused at its lowered cap in between (its demand did not rise past it).
+   */
+  private trackReversal(sm: ServiceMetrics, r: MinuteRow, t: number): void {
+    const track = this.capTrack.get(r.member.id);
+    if (!track) {
+      this.capTrack.set(r.member.id, { cap: r.cap, lowered: null, refusedSince: false });
+      return;
+    }
+    if (r.cap < track.cap) {
+      track.lowered = t;
+      track.refusedSince = false;
+    } else if (r.cap > track.cap && track.lowered !== null) {
+      if (t - track.lowered <= REVERSAL_MINUTES && !track.refusedSince) sm.reversals += 1;
+      track.lowered = null;
+    }
+    if (r.refusedCap > 0) track.refusedSince = true;
+    track.cap = r.cap;
   }
 
   /** The strategy's metrics from the sums. */
@@ -153,6 +186,10 @@ export class Accounting {
         refusedGpuMinutes: pools.reduce((a, p) => a + p.refusedGpuMinutes, 0),
         idleGpuMinutes: pools.reduce((a, p) => a + p.idleGpuMinutes, 0),
         writesPerServiceHour: writes / Math.max(1, services.length) / hours,
+        reversalsPerServiceDay:
+          services.reduce((a, s) => a + s.reversals, 0) /
+          Math.max(1, services.length) /
+          (hours / 24),
         invariantViolations: violationCount,
       },
       violations: run.violations.slice(0, 20),
@@ -160,6 +197,7 @@ export class Accounting {
       series: this.series,
     };
     if (run.causes) result.causes = run.causes;
+    if (run.idempotence) result.idempotence = run.idempotence;
     return result;
   }
 }
@@ -182,6 +220,7 @@ function newServiceMetrics(
     refusedQuotaGpuMinutes: 0,
     idleGpuMinutes: 0,
     writes: 0,
+    reversals: 0,
   };
 }
 

@@ -31,6 +31,15 @@ export interface PoolInfo {
   /** Quota less worker pools, running job tasks and manually scaled services. */
   available: number;
   members: Member[];
+  /** Quota changes during the run (a quota cut), in minute order: from `minute` on. */
+  changes: { minute: number; quota: number; available: number }[];
+}
+
+/** A pool's quota and available GPUs at minute `t` of the run (after any quota change). */
+export function poolAt(pool: PoolInfo, t: number): { quota: number; available: number } {
+  let now = { quota: pool.quota, available: pool.available };
+  for (const c of pool.changes) if (c.minute <= t) now = c;
+  return now;
 }
 
 export interface SimContext {
@@ -56,7 +65,10 @@ export const svcId = (s: { project: string; region: string; name: string }): str
   `${s.project}/${s.region}/${s.name}`;
 
 /** The pools of a fleet and the GPU services (automatic scaling) in each. */
-export function poolsOf(model: FleetModel): PoolInfo[] {
+export function poolsOf(
+  model: FleetModel,
+  quotaChanges: readonly { minute: number; quota: number }[] = [],
+): PoolInfo[] {
   const out: PoolInfo[] = [];
   for (const p of model.pools()) {
     const id = poolIdOf(p);
@@ -72,11 +84,15 @@ export function poolsOf(model: FleetModel): PoolInfo[] {
       (a, s) => a + (s.spec.manualInstanceCount ?? 0) * (s.spec.gpu?.count ?? 0),
       0,
     );
+    const held = p.workerPoolGpus + p.jobGpus + manualGpus;
     out.push({
       id,
       key: poolKey(id),
       quota,
-      available: Math.max(0, quota - p.workerPoolGpus - p.jobGpus - manualGpus),
+      available: Math.max(0, quota - held),
+      changes: [...quotaChanges]
+        .sort((a, b) => a.minute - b.minute)
+        .map((c) => ({ ...c, available: Math.max(0, c.quota - held) })),
       members: auto.map((s) => ({
         id: svcId(s),
         name: s.name,

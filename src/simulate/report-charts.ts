@@ -56,6 +56,8 @@ export const STRATEGY_COLOURS: Record<Strategy, string> = {
   'peak-proportional': '#59a14f',
   'over-commit': '#b07aa1',
   oracle: '#6b6b6b',
+  'cadence-oracle': '#17becf',
+  'writes-oracle': '#8c564b',
 };
 
 export function serviceColour(index: number): string {
@@ -325,7 +327,7 @@ export function refusedChart(
         lineStyle: {
           color: colour,
           width: s.strategy === 'governor' ? 3 : 1.5,
-          type: s.strategy === 'oracle' ? 'dashed' : 'solid',
+          type: s.strategy.endsWith('oracle') ? 'dashed' : 'solid',
         },
       }),
     ];

@@ -253,7 +253,7 @@ function headline(result: SimulationResult): string {
       ? 'no gap: the equal split refused no more than the oracle'
       : `<b>${fmt(h.gapClosed, 2)}</b>${h.gapClosed < 0 ? ' (negative: the governor refused more than the equal split)' : ''}`;
   return `<ul class="headline">
-<li>Gap closed, (equal split − governor) ÷ (equal split − oracle), in refused GPU-minutes: ${gap}</li>
+<li>Gap closed, (equal split − governor) ÷ (equal split − the best at the same tick, with hindsight), in refused GPU-minutes: ${gap}; against the clairvoyant oracle (re-split every minute): <b>${h.gapClosedClairvoyant === null ? '—' : fmt(h.gapClosedClairvoyant, 2)}</b></li>
 <li>Refused GPU-minutes, governor ÷ equal split: <b>${h.refusedVsEqualSplit === null ? '—' : fmt(h.refusedVsEqualSplit, 2)}</b></li>
 <li>Writes per service per hour: <b>${fmt(h.writesPerServiceHour, 2)}</b> · invariant violations: <b>${h.invariantViolations}</b></li>
 </ul>`;
@@ -268,8 +268,10 @@ const HOW_TO_READ = `<section id="how-to-read"><h2>How to read this page</h2>
 <dt>static, proportional to peak</dt><dd>The pool divided in proportion to each service’s peak demand over the run (known in hindsight), never changed.</dd>
 <dt>over-commit (all at quota)</dt><dd>Every cap at the whole quota: what Cloud Run alone allows. It breaks the quota contract (caps over quota) and is shown so the trade is visible.</dd>
 <dt>clairvoyant oracle</dt><dd>Re-splits the pool every minute knowing that minute’s demand, by priority and weight: the floor on refused GPU-minutes.</dd>
+<dt>best at the same tick (hindsight)</dt><dd>Sets caps once per governor tick, knowing that tick’s demand: floors, budget and whole instances, the highest priority first. The best any governor at the same cadence can do.</dd>
+<dt>best at ≤ 2 writes/svc/h (hindsight)</dt><dd>The same, re-split every 30 minutes: at most two writes a service an hour.</dd>
 </dl>
-<p>The <b>gap closed</b> is the share of the equal split’s excess refusals over the oracle that the governor removes: 1 is as good as the oracle, 0 no better than the equal split, below 0 worse. The project’s docs/simulation.md defines every metric and docs/rules.md the rules the invariant check enforces.</p>
+<p>The <b>gap closed</b> is the share of the equal split’s excess refusals over the best at the same tick that the governor removes: 1 is as good as that, 0 no better than the equal split, below 0 worse; the same against the clairvoyant oracle is given beside it. The project’s docs/simulation.md defines every metric and docs/rules.md the rules the invariant check enforces.</p>
 </section>`;
 
 const STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1140px;padding:0 16px;color:#222}

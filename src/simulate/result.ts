@@ -13,6 +13,8 @@ export const STRATEGIES = [
   'peak-proportional',
   'over-commit',
   'oracle',
+  'cadence-oracle',
+  'writes-oracle',
 ] as const;
 export type Strategy = (typeof STRATEGIES)[number];
 
@@ -23,7 +25,12 @@ export const STRATEGY_LABELS: Record<Strategy, string> = {
   'peak-proportional': 'static, proportional to peak',
   'over-commit': 'over-commit (all at quota)',
   oracle: 'clairvoyant oracle',
+  'cadence-oracle': 'best at the same tick (hindsight)',
+  'writes-oracle': 'best at ≤ 2 writes/svc/h (hindsight)',
 };
+
+/** The writes-limited oracle re-splits every this many minutes: at most 2 writes a service an hour. */
+export const WRITES_ORACLE_MINUTES = 30;
 
 export interface SimulationOptions {
   hours: number;
@@ -40,6 +47,11 @@ export interface SimulationOptions {
   series?: boolean;
   /** Governor only: sorts its refused GPU-minutes by cause (`causes`; default false). */
   diagnose?: boolean;
+  /**
+   * Governor only: at every tick, plans the observed snapshot, applies the plan to it (same
+   * usage, new caps) and plans again, which must change nothing (rule 7; `idempotence`).
+   */
+  checkIdempotence?: boolean;
   /**
    * Governor only: called after each of its runs with the pools as they stand (a live view),
    * and once more at the end of the last minute (`final`). The next minute waits for the
@@ -99,6 +111,8 @@ export interface ServiceMetrics {
   refusedQuotaGpuMinutes: number;
   idleGpuMinutes: number;
   writes: number;
+  /** Caps raised back within 30 minutes of being lowered, with no refusal at the lower cap. */
+  reversals: number;
 }
 
 export interface PoolMetrics {
@@ -178,6 +192,7 @@ export interface StrategyResult {
     refusedGpuMinutes: number;
     idleGpuMinutes: number;
     writesPerServiceHour: number;
+    reversalsPerServiceDay: number;
     invariantViolations: number | null;
   };
   /** First few violations, in words. */
@@ -187,11 +202,19 @@ export interface StrategyResult {
   series: PoolSeries[];
   /** Governor only, with `diagnose`. */
   causes?: RefusalCauses;
+  /** Governor only, with `checkIdempotence`: snapshots checked, and those whose re-plan changed something. */
+  idempotence?: { cases: number; failures: number; examples: string[] };
 }
 
 export interface Headline {
-  /** (static equal split − governor) ÷ (static equal split − oracle), refused GPU-minutes; null without a gap. */
+  /**
+   * (static equal split − governor) ÷ (static equal split − the cadence-limited oracle), refused
+   * GPU-minutes: the share of the gap any governor at the same tick could close; null without a
+   * gap. Against the clairvoyant oracle when the cadence-limited one was not run.
+   */
   gapClosed: number | null;
+  /** The same against the clairvoyant oracle (re-split every minute): reported beside it. */
+  gapClosedClairvoyant: number | null;
   /** Governor ÷ static equal split, refused GPU-minutes; null when the split refuses nothing. */
   refusedVsEqualSplit: number | null;
   writesPerServiceHour: number;

@@ -39,6 +39,8 @@ export interface SimulationInput {
   traces: Map<string, number[]>;
   /** Hours the source suggests (a scenario's `hours`); the command line may override it. */
   hours: number | null;
+  /** Quota changes during the run (a scenario's `quotaCut`): from `minute` on, `quota` GPUs. */
+  quotaChanges?: { minute: number; quota: number }[];
 }
 
 const TraceTexture = z.strictObject({
@@ -103,6 +105,20 @@ export const Scenario = z
       .positive()
       .optional()
       .describe("Quota as a multiple of the fleet's aggregate peak demand (GPUs)."),
+    quotaPeakOf: z
+      .array(z.string().min(1))
+      .min(1)
+      .optional()
+      .describe(
+        'The services whose aggregate peak quotaFactor multiplies (default: every service). A noisy neighbour with a backlog would otherwise set the quota by itself.',
+      ),
+    quotaCut: z
+      .strictObject({
+        atHour: z.number().min(0).describe('Hours after start when the quota is cut.'),
+        factor: z.number().positive().max(1).describe('The new quota as a share of the old.'),
+      })
+      .optional()
+      .describe('A quota cut in the middle of the run: from then on the pool has fewer GPUs.'),
     startupSeconds: z.number().min(0).default(35),
     idleMinutes: z.number().int().min(0).max(60).default(2),
     warmupMinutes: z.number().int().min(0).max(1440).default(60),
@@ -190,11 +206,13 @@ export async function buildScenario(
   if (quota === undefined) {
     // Aggregate peak: the most GPUs the whole fleet wants in any minute of the simulated period.
     const minutes = s.warmupMinutes + Math.ceil(s.hours * 60);
+    const counted = s.quotaPeakOf ? new Set(s.quotaPeakOf) : null;
     let peak = 0;
     for (let m = s.warmupMinutes; m < minutes; m++) {
       let sum = 0;
       for (const [name, series] of demand)
-        sum += Math.ceil((series[m] ?? 0) - 1e-9) * (gpusOf.get(name) ?? 1);
+        if (!counted || counted.has(name))
+          sum += Math.ceil((series[m] ?? 0) - 1e-9) * (gpusOf.get(name) ?? 1);
       peak = Math.max(peak, sum);
     }
     quota = Math.max(1, Math.round(peak * (s.quotaFactor ?? 1)));
@@ -231,5 +249,13 @@ export async function buildScenario(
       },
     ],
   };
-  return { label, fleet: validateFleet(fleet, label), traces, hours: s.hours };
+  const quotaChanges = s.quotaCut
+    ? [
+        {
+          minute: Math.round(s.quotaCut.atHour * 60),
+          quota: Math.max(1, Math.round(quota * s.quotaCut.factor)),
+        },
+      ]
+    : [];
+  return { label, fleet: validateFleet(fleet, label), traces, hours: s.hours, quotaChanges };
 }

@@ -1,4 +1,7 @@
+import { applyPlan } from '../core/apply.js';
 import { durationMs } from '../core/duration.js';
+import { plan } from '../core/planner.js';
+import { observe } from '../observe/observe.js';
 import type { Policy } from '../core/policy.js';
 import { FleetModel, MINUTE_MS, type ServiceState } from '../emulator/model.js';
 import type { Logger } from '../log.js';
@@ -19,6 +22,7 @@ import { createMemoryStateStore } from '../adapters/memory/state-store.js';
 import { watchWrites } from '../emulator/ports.js';
 import {
   STRATEGIES,
+  WRITES_ORACLE_MINUTES,
   type Headline,
   type SimulationOptions,
   type SimulationResult,
@@ -28,7 +32,7 @@ import {
   type TickView,
 } from './result.js';
 import type { SimulationInput } from './scenario.js';
-import { fleetFor, idealSplits, runOracle } from './strategies.js';
+import { fleetFor, idealSplits, runCadenceOracle, runOracle } from './strategies.js';
 import { WriteChecker } from './write-checks.js';
 
 export { STRATEGIES, STRATEGY_LABELS } from './result.js';
@@ -76,7 +80,11 @@ export async function simulate(
     const result =
       strategy === 'oracle'
         ? runOracle(ctx, () => progress(strategy))
-        : await runModel(strategy, ctx, () => progress(strategy));
+        : strategy === 'cadence-oracle'
+          ? runCadenceOracle(ctx, strategy, ctx.tick, () => progress(strategy))
+          : strategy === 'writes-oracle'
+            ? runCadenceOracle(ctx, strategy, WRITES_ORACLE_MINUTES, () => progress(strategy))
+            : await runModel(strategy, ctx, () => progress(strategy));
     results.push(result);
   }
   return {
@@ -100,7 +108,7 @@ function createContext(
 ): SimContext {
   const minutes = Math.max(1, Math.round(options.hours * 60));
   const probe = new FleetModel(input.fleet, { traces: input.traces, historyMinutes: 1 });
-  const pools = poolsOf(probe);
+  const pools = poolsOf(probe, input.quotaChanges);
   const want = demandTable(input, probe, minutes);
   const view = new PolicyView(policy);
   return {
@@ -123,12 +131,15 @@ export function headline(results: readonly StrategyResult[]): Headline | null {
   const gov = get('governor');
   const equal = get('equal-split');
   const oracle = get('oracle');
-  if (!gov || !equal || !oracle) return null;
+  const cadence = get('cadence-oracle') ?? oracle;
+  if (!gov || !equal || !oracle || !cadence) return null;
   const g = gov.totals.refusedGpuMinutes;
   const e = equal.totals.refusedGpuMinutes;
   const o = oracle.totals.refusedGpuMinutes;
+  const c = cadence.totals.refusedGpuMinutes;
   return {
-    gapClosed: e - o > 0 ? (e - g) / (e - o) : null,
+    gapClosed: e - c > 0 ? (e - g) / (e - c) : null,
+    gapClosedClairvoyant: e - o > 0 ? (e - g) / (e - o) : null,
     refusedVsEqualSplit: e > 0 ? g / e : null,
     writesPerServiceHour: gov.totals.writesPerServiceHour,
     invariantViolations: gov.totals.invariantViolations ?? 0,
@@ -169,6 +180,8 @@ async function runModel(
     for (let t = 0; t < ctx.minutes; t++) {
       const at = model.startMs + t * MINUTE_MS;
       if (t > 0) await backend.advance(at);
+      for (const pool of ctx.pools)
+        for (const c of pool.changes) if (c.minute === t) model.setQuota(pool.id, c.quota);
       for (const pool of ctx.pools) {
         const rows = minuteRows(ctx, model, pool, t, at);
         acc.minute(pool, t, rows);
@@ -198,6 +211,7 @@ async function runModel(
       violationCount: governed ? checker.count : null,
       failedRuns: governor?.failedRuns ?? [],
       ...(diag ? { causes: diag.causes } : {}),
+      ...(governor?.idempotence ? { idempotence: governor.idempotence } : {}),
     });
   } finally {
     await backend.close();
@@ -285,6 +299,7 @@ class Governor {
   /** Runs that failed, the first 20 kept by the result. */
   readonly failedRuns: string[] = [];
   private readonly store = createMemoryStateStore();
+  readonly idempotence: { cases: number; failures: number; examples: string[] } | null;
 
   constructor(
     private readonly ctx: SimContext,
@@ -292,9 +307,33 @@ class Governor {
     private readonly now: () => Promise<number>,
     private readonly model: FleetModel,
     private readonly sink: AlertSink | null = null,
-  ) {}
+  ) {
+    this.idempotence = ctx.options.checkIdempotence
+      ? { cases: 0, failures: 0, examples: [] }
+      : null;
+  }
+
+  /** Rule 7 on what the governor sees now: plan, apply the plan, plan again: no change. */
+  private async checkIdempotence(at: number): Promise<void> {
+    const check = this.idempotence;
+    if (!check) return;
+    const { snapshot } = await observe(this.ctx.policy, this.ports, at);
+    const iso = new Date(at).toISOString();
+    const first = plan(snapshot, this.ctx.policy, iso);
+    if (first.deferred.length > 0) return; // a partial plan leaves work for the next run
+    const again = plan(applyPlan(snapshot, first), this.ctx.policy, iso);
+    check.cases += 1;
+    if (again.changes.length > 0) {
+      check.failures += 1;
+      if (check.examples.length < 5)
+        check.examples.push(
+          `${iso}: ${again.changes.map((c) => `${c.name} ${c.from}→${c.to} (${c.reason})`).join('; ')}`,
+        );
+    }
+  }
 
   async run(t: number, at: number, diag: Diagnosis | null): Promise<void> {
+    await this.checkIdempotence(at);
     try {
       const report = await reconcile(
         this.ctx.policy,

@@ -1,8 +1,10 @@
 import type { Fleet } from '../emulator/fleet.js';
 import { MINUTE_MS } from '../emulator/model.js';
 import { Accounting, type MinuteRow } from './accounting.js';
+import { Heap } from '../core/allocate.js';
+import { reserveOf } from '../core/pool.js';
 import { equalSplit, oracleSplit, overCommit, peakProportional } from './baselines.js';
-import type { PolicyView, PoolInfo, SimContext } from './context.js';
+import { poolAt, type PolicyView, type PoolInfo, type SimContext } from './context.js';
 import type { Strategy, StrategyResult } from './result.js';
 
 /**
@@ -36,7 +38,7 @@ export function idealSplits(
             fixedCap: s.managed ? null : m.fleetCap,
           };
         }),
-        pool.available,
+        poolAt(pool, t).available,
       );
       for (const m of pool.members) (ideal.get(m.id) as Int32Array)[t] = split.get(m.id) ?? 0;
     }
@@ -121,4 +123,131 @@ export function runOracle(ctx: SimContext, progress: () => void): StrategyResult
     progress();
   }
   return acc.result('oracle', { violations: [], violationCount: null, failedRuns: [] });
+}
+
+/**
+ * The cadence-limited oracle: the best any governor can do when caps change only every
+ * `windowMinutes` (the governor's tick; or a longer window, which bounds writes), with perfect
+ * hindsight of each window's demand. At the start of each window it sets whole-instance caps
+ * within the budget (the least GPUs available over the window, less the reserve and the caps of
+ * unmanaged services), every governed service at least at its floor, then hands out instances
+ * highest priority first, each where it serves the most of the window's minutes (a service's
+ * k-th instance serves the minutes it wants at least k). Each service's minutes served are
+ * concave in its cap, so this greedy is optimal for the window. Computed, not played, like the
+ * clairvoyant oracle: no start-up, no idle tail, refusals Σ max(0, want − cap) × GPUs.
+ */
+export function runCadenceOracle(
+  ctx: SimContext,
+  strategy: Strategy,
+  windowMinutes: number,
+  progress: () => void,
+): StrategyResult {
+  const acc = new Accounting(ctx, ctx.startMs);
+  const caps = new Map<string, number>();
+  const last = new Map<string, number>();
+  for (let t = 0; t < ctx.minutes; t++) {
+    if (t % windowMinutes === 0) {
+      const end = Math.min(ctx.minutes, t + windowMinutes);
+      for (const pool of ctx.pools) decideWindow(ctx, pool, t, end, caps);
+    }
+    for (const pool of ctx.pools) {
+      const rows: MinuteRow[] = pool.members.map((member) => {
+        const w = ctx.want.get(member.id)?.[t] ?? 0;
+        const cap = caps.get(member.id) ?? 0;
+        if (last.get(member.id) !== cap) {
+          if (t > 0) acc.wrote(member.id);
+          last.set(member.id, cap);
+        }
+        const refused = Math.max(0, w - cap) * member.gpus;
+        return {
+          member,
+          want: w,
+          cap: cap * member.gpus,
+          served: Math.min(w, cap) * member.gpus,
+          refused,
+          refusedCap: refused,
+          idle: 0,
+        };
+      });
+      acc.minute(pool, t, rows);
+    }
+    progress();
+  }
+  return acc.result(strategy, { violations: [], violationCount: null, failedRuns: [] });
+}
+
+function decideWindow(
+  ctx: SimContext,
+  pool: PoolInfo,
+  from: number,
+  to: number,
+  caps: Map<string, number>,
+): void {
+  const at = ctx.startMs + from * MINUTE_MS;
+  let available = Infinity;
+  let quota = Infinity;
+  for (let t = from; t < to; t++) {
+    const now = poolAt(pool, t);
+    available = Math.min(available, now.available);
+    quota = Math.min(quota, now.quota);
+  }
+  let left = available - reserveOf(ctx.policy, pool.id);
+  interface Slot {
+    id: string;
+    order: number;
+    gpus: number;
+    weight: number;
+    priority: number;
+    level: number;
+    ceiling: number;
+    /** Minutes of the window wanting at least k instances, for k = 1, 2, … */
+    atLeast: number[];
+  }
+  const slots: Slot[] = [];
+  for (const [order, m] of pool.members.entries()) {
+    const s = ctx.view.settings(m, at);
+    if (!s.managed) {
+      caps.set(m.id, m.fleetCap);
+      left -= m.fleetCap * m.gpus;
+      continue;
+    }
+    const floor = ctx.view.floor(m, s);
+    const ceiling = Math.max(floor, Math.min(s.max ?? Infinity, Math.floor(quota / m.gpus)));
+    const want = ctx.want.get(m.id);
+    const atLeast: number[] = [];
+    for (let t = from; t < to; t++) {
+      const w = Math.min(want?.[t] ?? 0, ceiling);
+      for (let k = 1; k <= w; k++) atLeast[k] = (atLeast[k] ?? 0) + 1;
+    }
+    slots.push({
+      id: m.id,
+      order,
+      gpus: m.gpus,
+      weight: s.weight,
+      priority: s.priority,
+      level: floor,
+      ceiling,
+      atLeast,
+    });
+    left -= floor * m.gpus;
+  }
+  const gain = (s: Slot) => s.atLeast[s.level + 1] ?? 0;
+  const heap = new Heap<Slot>((a, b) => {
+    if (a.priority !== b.priority) return a.priority > b.priority;
+    const x = gain(a) / a.gpus;
+    const y = gain(b) / b.gpus;
+    if (x !== y) return x > y;
+    const na = ((a.level + 1) * a.gpus) / a.weight;
+    const nb = ((b.level + 1) * b.gpus) / b.weight;
+    return na < nb || (na === nb && a.order < b.order);
+  });
+  for (const s of slots) if (s.level < s.ceiling && gain(s) > 0) heap.push(s);
+  while (heap.size > 0 && left > 0) {
+    const s = heap.pop() as Slot;
+    if (s.gpus > left) continue;
+    s.level += 1;
+    left -= s.gpus;
+    if (s.level < s.ceiling && gain(s) > 0) heap.push(s);
+  }
+  for (const s of slots) caps.set(s.id, s.level);
 }

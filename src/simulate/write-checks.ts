@@ -1,9 +1,9 @@
 import { writeBreaches, type WriteBreach } from '../core/invariants.js';
 import { reserveOf } from '../core/pool.js';
-import type { FleetModel } from '../emulator/model.js';
+import { MINUTE_MS, type FleetModel } from '../emulator/model.js';
 import type { MaxInstancesUpdate } from '../ports/index.js';
 import type { Accounting } from './accounting.js';
-import { capOf, svcId, type Member, type PoolInfo, type SimContext } from './context.js';
+import { capOf, poolAt, svcId, type Member, type PoolInfo, type SimContext } from './context.js';
 
 /**
  * The governor's writes in the simulator, each checked as it is made against the rules of docs/rules.md it
@@ -79,6 +79,7 @@ export class WriteChecker {
     const { model, ctx } = this;
     const view = ctx.view;
     const at = model.now;
+    const { quota, available } = poolAt(pool, Math.floor((at - ctx.startMs) / MINUTE_MS));
     const s = view.settings(member, at);
     const caps = pool.members.reduce((a, m) => a + capOf(model, m) * m.gpus, 0);
     const problems = writeProblems({
@@ -86,9 +87,9 @@ export class WriteChecker {
       before: this.capBefore.get(id) ?? update.maxInstances,
       after: update.maxInstances,
       floor: view.floor(member, s),
-      ceiling: Math.min(s.max ?? Infinity, Math.floor(pool.quota / member.gpus)),
+      ceiling: Math.min(s.max ?? Infinity, Math.floor(quota / member.gpus)),
       capsGpus: caps,
-      budgetGpus: pool.available - reserveOf(ctx.policy, pool.id),
+      budgetGpus: available - reserveOf(ctx.policy, pool.id),
     });
     for (const text of problems) {
       this.count += 1;

@@ -74,7 +74,7 @@ describe('governor CLI', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^pool my-project\/us-central1 nvidia-l4 {2}\[pressure\]$/m);
     expect(r.stdout).toMatch(
-      /^ {2}~ llm-chat +10 +3 +3 → 5 +demand 5: peak 3 \+ 25% headroom = 4; ran at its cap of 3/m,
+      /^ {2}~ llm-chat +10 +3 +3 → 5 +demand 5: peak 3 \+ 25% headroom = 4; refused 3 min of the last 10; wanted 4 \(in use 3 × 360 requests ÷ 300 served\)/m,
     );
     expect(r.stdout).toMatch(/^Plan: \d+ to raise, \d+ to lower/m);
     expect(r.stdout).not.toContain('\u001b[');

@@ -3,7 +3,7 @@ import { plan } from '../../src/core/planner.js';
 import type { PolicyInput } from '../../src/core/policy.js';
 import type { Plan } from '../../src/core/plan.js';
 import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
-import { governAll, POOL, snapshotService } from '../support/fixtures.js';
+import { governAll, minutes, POOL, snapshotService } from '../support/fixtures.js';
 
 /**
  * The planner by example: one small fleet per rule of docs/rules.md, to read as documentation.
@@ -68,16 +68,22 @@ describe('the budget', () => {
 describe('rule 1: within quota, decreases before increases', () => {
   it('lowers the idle service before raising the busy one, so the sum never exceeds the budget', () => {
     const p = plan(
-      snap(6, [svc('busy', 2, { current: 2, peak: 2 }), svc('idle', 4, { current: 0, peak: 0 })]),
+      snap(6, [
+        // At its cap of 2, 50 of 250 requests refused in the latest minute: it wanted 3.
+        svc('busy', 2, { current: 2, peak: 2, perMinute: minutes([2, 2, 2], [0, 0, 50]) }),
+        svc('idle', 4, { current: 0, peak: 0 }),
+      ]),
       policy(),
       AT,
     );
-    // busy ran at its cap: demand 3. The 2 GPUs left over are burst room, shared equally.
+    // busy was refused: demand 3. The 2 GPUs left over keep idle's cap as far as they go.
     expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([
       ['idle', 4, 3],
       ['busy', 2, 3],
     ]);
-    expect(reason(p, 'busy')).toContain('ran at its cap');
+    expect(reason(p, 'busy')).toContain(
+      'refused 1 min of the last 10; wanted 3 (in use 2 × 250 requests ÷ 200 served)',
+    );
   });
 
   it('brings a pool that someone raised by hand back within budget, lowest priority first', () => {
@@ -233,7 +239,10 @@ describe('rule 5: enough for what is used', () => {
 
   it('does not reclaim below what a service has in use to fund another', () => {
     const p = plan(
-      snap(6, [svc('vip', 2, { current: 2, peak: 2 }), svc('steady', 4, { current: 4, peak: 4 })]),
+      snap(6, [
+        svc('vip', 2, { current: 2, peak: 2, perMinute: minutes([2, 2], [40, 40]) }),
+        svc('steady', 4, { current: 4, peak: 4 }),
+      ]),
       policy({ services: [{ match: { name: 'vip' }, priority: 10 }, { match: {} }] }),
       AT,
     );
@@ -246,14 +255,18 @@ describe('rule 5: enough for what is used', () => {
 describe('rule 6: priority, then weight', () => {
   it('serves the higher priority first; the lower keeps what it uses', () => {
     const p = plan(
-      snap(4, [svc('hi', 2, { current: 2, peak: 2 }), svc('lo', 6, { current: 1, peak: 1 })]),
+      snap(4, [
+        svc('hi', 2, { current: 2, peak: 2, perMinute: minutes([2, 2], [0, 60]) }),
+        svc('lo', 6, { current: 1, peak: 1 }),
+      ]),
       policy({
         defaults: { headroom: 0.5 },
         services: [{ match: { name: 'hi' }, priority: 10 }, { match: {} }],
       }),
       AT,
     );
-    expect(p.services.find((s) => s.name === 'hi')?.demand).toBe(4); // ran at its cap: 2 + 2 × 50%
+    // refused: wanted ceil(2 × 260 ÷ 200) = 3, + 50% headroom = 5
+    expect(p.services.find((s) => s.name === 'hi')?.demand).toBe(5);
     expect(to(p, 'hi')).toBe(3); // all that is left once lo keeps the 1 it uses
     expect(to(p, 'lo')).toBe(1); // lo wanted 2, gets nothing above what it has in use
   });
@@ -286,6 +299,78 @@ describe('rule 7: burst room', () => {
   });
 });
 
+describe('rules 5 and 6: refusals move room to where it is used', () => {
+  // Minutes 14:48–14:57: roomy used 1 (2 once, long ago); busy ran at its cap of 2 and Cloud Run
+  // refused 3 of its last 10 minutes, wanting 4 (in use 2 × 300 requests ÷ 150 served).
+  const roomy = svc('roomy', 4, {
+    current: 1,
+    peak: 2,
+    perMinute: minutes([2, 1, 1, 1, 1, 1, 1, 1, 1, 1]),
+  });
+  const busy = svc('busy', 2, {
+    current: 2,
+    peak: 2,
+    perMinute: minutes(
+      [2, 2, 2, 2, 2, 2, 2, 2, 2, 2],
+      [0, 0, 0, 0, 0, 0, 0, 150, 150, 150],
+      [200, 200, 200, 200, 200, 200, 200, 150, 150, 150],
+    ),
+  });
+
+  it('takes room above what another uses, for the refused service, and says why', () => {
+    const p = plan(snap(6, [roomy, busy]), policy(), AT);
+    expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([
+      ['roomy', 4, 2],
+      ['busy', 2, 4],
+    ]);
+    expect(reason(p, 'busy')).toContain(
+      'refused 3 min of the last 10; wanted 4 (in use 2 × 300 requests ÷ 150 served)',
+    );
+    expect(reason(p, 'roomy')).toContain('gives 2 to where they are more likely used');
+  });
+
+  it('keeps what a service has in use for a higher priority, unless its rule lets it be preempted', () => {
+    const chat = svc('chat', 2, busy.usage);
+    const batch = svc('batch', 4, { current: 4, peak: 4, perMinute: minutes(Array(10).fill(4)) });
+    const rules = (preempt: boolean) =>
+      policy({
+        services: [
+          { match: { name: 'chat' }, priority: 10 },
+          { match: { name: 'batch' }, preempt },
+        ],
+      });
+    const kept = plan(snap(6, [chat, batch]), rules(false), AT);
+    expect([to(kept, 'chat'), to(kept, 'batch')]).toEqual([2, 4]);
+    expect(types(kept)).toContain('service.starved');
+    const taken = plan(snap(6, [chat, batch]), rules(true), AT);
+    expect([to(taken, 'chat'), to(taken, 'batch')]).toEqual([4, 2]);
+    expect(reason(taken, 'batch')).toContain(
+      'preempted: 2 in-use instances cut for priority 10 demand (preempt: true)',
+    );
+  });
+
+  it('does not raise a service lowered to make room within its reverse delay, unless it is refused', () => {
+    const lowered = (refused: number[]) =>
+      svc(
+        'lowered',
+        2,
+        { current: 2, peak: 3, perMinute: minutes([3, 3, 3, 2, 2, 2, 2, 2, 2, 2], refused) },
+        { lastLoweredAt: '2026-11-27T14:50:00Z' },
+      );
+    const quiet = plan(snap(8, [lowered(Array(10).fill(0))]), policy(), AT);
+    expect(to(quiet, 'lowered')).toBe(2);
+    expect(reason(quiet, 'lowered')).toContain(
+      'not raised back: lowered at 2026-11-27T14:50:00.000Z, not refused since, reverse delay runs until 2026-11-27T15:20:00.000Z',
+    );
+    // 429s at the new cap: the hold ends, and the room it needs is there.
+    const refused = plan(snap(8, [lowered([0, 0, 0, 0, 0, 0, 0, 0, 0, 100])]), policy(), AT);
+    expect(to(refused, 'lowered')).toBeGreaterThan(2);
+    // After the delay, the burst room comes back.
+    const later = plan(snap(8, [lowered(Array(10).fill(0))]), policy(), '2026-11-27T15:21:00Z');
+    expect(to(later, 'lowered')).toBe(8);
+  });
+});
+
 describe('rule 8: calm', () => {
   // was-busy was raised to 6 at some point, and now uses 1; other uses 1 of its 2.
   const fleet = (changedAt: string, otherMax = 2) =>
@@ -309,11 +394,11 @@ describe('rule 8: calm', () => {
   });
 
   it('once the delay is over, hands over what another demand needs and keeps the rest', () => {
-    // other ran at its cap of 2 with a peak of 2: demand 2 + twice the headroom of 0, at least 1.
+    // other was refused at its cap of 2: it wanted ceil(2 × 230 ÷ 200) = 3.
     const p = plan(
       snap(8, [
         svc('was-busy', 6, { current: 1, peak: 1 }, { lastChangedAt: '2026-11-27T14:40:00Z' }),
-        svc('other', 2, { current: 1, peak: 2 }),
+        svc('other', 2, { current: 1, peak: 2, perMinute: minutes([2, 2, 1], [0, 30, 0]) }),
       ]),
       policy(),
       AT,
@@ -333,8 +418,9 @@ describe('rule 8: calm', () => {
       policy(),
       AT,
     );
-    expect(to(needed, 'other')).toBe(4); // peak 3 + twice the headroom of 0: 4
-    expect(to(needed, 'was-busy')).toBe(3);
+    // its peak of 3 (under a cap since lowered by hand); a cap alone is no evidence of more
+    expect(to(needed, 'other')).toBe(3);
+    expect(to(needed, 'was-busy')).toBe(4);
     expect(reason(needed, 'was-busy')).toContain('scale-down delay overridden');
   });
 

@@ -37,7 +37,13 @@ function svc(project: string, region: string, name: string, max: number, used: n
     reconciling: false,
     etag: `etag-${name}`,
     lastChangedAt: null,
-    usage: { current: used, peak: used, sampledAt: '2026-11-27T14:57:00Z' },
+    // A service using all of its cap says it ran at its cap (an older snapshot's evidence).
+    usage: {
+      current: used,
+      peak: used,
+      sampledAt: '2026-11-27T14:57:00Z',
+      ...(used > 0 && used >= max ? { saturated: true } : {}),
+    },
   };
   return s;
 }

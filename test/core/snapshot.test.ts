@@ -27,7 +27,12 @@ describe('snapshot', () => {
 
 /** The per-minute usage evidence is optional: snapshots written before it still plan. */
 
-const example = () => parseSnapshotText(readFileSync('examples/snapshot.json', 'utf8'));
+/** The example snapshot as a version written before per-minute counts: none of them. */
+const example = () => {
+  const snapshot = parseSnapshotText(readFileSync('examples/snapshot.json', 'utf8'));
+  for (const s of snapshot.services) if (s.usage) delete s.usage.perMinute;
+  return snapshot;
+};
 const policy = () => parsePolicyText(readFileSync('examples/policy.yaml', 'utf8'));
 
 describe('per-minute usage in the snapshot', () => {
@@ -38,31 +43,43 @@ describe('per-minute usage in the snapshot', () => {
     expect(planned.services.length).toBe(old.services.length);
   });
 
-  it('carries instances, served and refused requests a minute, and plans the same way', () => {
+  it('carries instances, served and refused requests a minute, and the planner reads the refusals', () => {
     const old = example();
-    const withMinutes = parseSnapshot({
-      ...old,
-      services: old.services.map((s) =>
-        s.usage === null
-          ? s
-          : {
-              ...s,
-              usage: {
-                ...s.usage,
-                perMinute: {
-                  start: '2026-11-27T14:55:00Z',
-                  inUse: [s.usage.peak, s.usage.peak, s.usage.current],
-                  served: [120, 160, 90],
-                  refused: [0, 40, 0],
+    const withMinutes = (refused: number[]) =>
+      parseSnapshot({
+        ...old,
+        services: old.services.map((s) =>
+          s.usage === null
+            ? s
+            : {
+                ...s,
+                usage: {
+                  ...s.usage,
+                  perMinute: {
+                    start: '2026-11-27T14:55:00Z',
+                    inUse: [s.usage.peak, s.usage.peak, s.usage.current],
+                    served: [120, 160, 90],
+                    refused,
+                  },
                 },
               },
-            },
-      ),
-    });
-    const first = withMinutes.services.find((s) => s.usage !== null)?.usage;
+        ),
+      });
+    const refusing = withMinutes([0, 40, 0]);
+    const first = refusing.services.find((s) => s.usage !== null)?.usage;
     expect(first?.perMinute?.refused).toEqual([0, 40, 0]);
     const at = old.takenAt;
-    expect(plan(withMinutes, policy(), at).services).toEqual(plan(old, policy(), at).services);
+    const calm = plan(withMinutes([0, 0, 0]), policy(), at).services;
+    const refused = plan(refusing, policy(), at).services;
+    const before = plan(old, policy(), at).services;
+    for (const [i, row] of refused.entries()) {
+      if (row.demand === null || !row.managed) continue;
+      // No 429s: the same demand as without the minutes. 429s: more, and the reason says so.
+      expect(calm[i]?.demand).toBe(before[i]?.demand);
+      expect(calm[i]?.reason).toContain('no 429s in the last 10 min');
+      expect(row.demand).toBeGreaterThan(calm[i]?.demand ?? Infinity);
+      expect(row.reason).toContain('refused 1 min of the last 10; wanted');
+    }
   });
 
   it('rejects counts that do not line up with the minutes of inUse, naming the path', () => {

@@ -16,7 +16,7 @@ const POOL = { project: 'p', region: 'r1', accelerator: 'nvidia-l4', zonalRedund
 function svc(
   name: string,
   max: number,
-  use: { current: number; peak: number } | null,
+  use: { current: number; peak: number; saturated?: boolean } | null,
   more: Partial<SnapshotService> = {},
 ): SnapshotService {
   return {
@@ -70,7 +70,11 @@ describe('the structured why of a plan row', () => {
   it('says short of demand, and the demand estimate step by step', () => {
     const p = consistent(
       plan(
-        snap(3, [svc('a', 2, { current: 2, peak: 2 }), svc('b', 1, { current: 1, peak: 1 })]),
+        snap(3, [
+          // An older snapshot without refusal counts that says a ran at its cap.
+          svc('a', 2, { current: 2, peak: 2, saturated: true }),
+          svc('b', 1, { current: 1, peak: 1 }),
+        ]),
         policy(),
         AT,
       ),
@@ -87,7 +91,10 @@ describe('the structured why of a plan row', () => {
   it('says burst room kept and shared, and nothing of scarcity when there is room', () => {
     const p = consistent(
       plan(
-        snap(8, [svc('a', 3, { current: 1, peak: 1 }), svc('b', 1, { current: 1, peak: 1 })]),
+        snap(8, [
+          svc('a', 3, { current: 1, peak: 1 }),
+          svc('b', 1, { current: 1, peak: 1, saturated: true }),
+        ]),
         policy(),
         AT,
       ),
@@ -106,7 +113,7 @@ describe('the structured why of a plan row', () => {
       plan(
         snap(8, [
           svc('a', 4, { current: 1, peak: 1 }, { lastChangedAt: raisedAt }),
-          svc('b', 4, { current: 4, peak: 4 }),
+          svc('b', 4, { current: 4, peak: 4, saturated: true }),
         ]),
         policy({ defaults: { headroom: 0, scaleDownDelay: '15m' } }),
         AT,

@@ -82,6 +82,19 @@ describe('accounting on hand-checkable fleets', () => {
     for (const s of r.strategies) expect(oracle).toBeLessThanOrEqual(s.totals.refusedGpuMinutes);
     expect(r.headline?.invariantViolations).toBe(0);
     expect(r.strategies.find((s) => s.strategy === 'oracle')?.pools[0]?.shareError ?? 0).toBe(0);
+    // The cadence-limited oracles: above the clairvoyant one (caps fixed between ticks), the
+    // writes-limited one above the one at the tick, and within its 2 writes a service an hour.
+    const cadence = refused(r, 'cadence-oracle') ?? -1;
+    const limited = r.strategies.find((s) => s.strategy === 'writes-oracle');
+    expect(cadence).toBeGreaterThan(oracle);
+    expect(limited?.totals.refusedGpuMinutes ?? -1).toBeGreaterThanOrEqual(cadence);
+    expect(limited?.totals.writesPerServiceHour ?? Infinity).toBeLessThanOrEqual(2);
+    expect(cadence).toBeLessThan(refused(r, 'equal-split') ?? -1);
+    // The headline's gap is against the oracle at the governor's tick.
+    const e = refused(r, 'equal-split') ?? 0;
+    const g = refused(r, 'governor') ?? 0;
+    expect(r.headline?.gapClosed).toBeCloseTo((e - g) / (e - cadence), 9);
+    expect(r.headline?.gapClosedClairvoyant).toBeCloseTo((e - g) / (e - oracle), 9);
   });
 });
 

@@ -174,6 +174,8 @@ describe('the report in headless Chromium', () => {
       'static, proportional to peak',
       'over-commit (all at quota)',
       'clairvoyant oracle',
+      'best at the same tick (hindsight)',
+      'best at ≤ 2 writes/svc/h (hindsight)',
     ]);
     await page.close();
   });

@@ -46,11 +46,13 @@ function strategy(
       refusedQuotaGpuMinutes: 0,
       idleGpuMinutes: 0,
       writes: s === 'governor' ? 2 : 0,
+      reversals: 0,
     })),
     totals: {
       refusedGpuMinutes: refused[0] + refused[1],
       idleGpuMinutes: 0,
       writesPerServiceHour: 0,
+      reversalsPerServiceDay: 0,
       invariantViolations: s === 'governor' ? 0 : null,
     },
     violations: [],
@@ -84,6 +86,7 @@ function result(strategies: StrategyResult[], gapClosed: number | null): Simulat
     strategies,
     headline: {
       gapClosed,
+      gapClosedClairvoyant: gapClosed,
       refusedVsEqualSplit: 1.2,
       writesPerServiceHour: 2,
       invariantViolations: 0,

@@ -1,5 +1,5 @@
 import { parsePolicy, type Policy, type PolicyInput } from '../../src/core/policy.js';
-import type { SnapshotService } from '../../src/core/snapshot.js';
+import type { SnapshotService, UsageMinutes } from '../../src/core/snapshot.js';
 import type { ObservedContainer, ObservedService } from '../../src/core/service.js';
 import {
   buildScenario,
@@ -41,13 +41,38 @@ export function governSimulation(extra: Partial<PolicyInput> = {}): Policy {
 // Snapshot services
 
 /**
+ * A usage's per-minute evidence ending at `end` (the default sample time): instances in use each
+ * minute, requests refused (429) each minute (default none), and requests served (default 100
+ * per instance in use).
+ */
+export function minutes(
+  inUse: number[],
+  refused: number[] = inUse.map(() => 0),
+  served: number[] = inUse.map((n) => n * 100),
+  end = '2026-11-27T14:57:00Z',
+): UsageMinutes {
+  return {
+    start: new Date(Date.parse(end) - (inUse.length - 1) * 60_000).toISOString(),
+    inUse,
+    served,
+    refused,
+  };
+}
+
+/**
  * A snapshot service in POOL: one GPU per instance, max `max`, usage `use` (sampled at
  * `use.sampledAt`, by default 2026-11-27T14:57:00Z) or unknown (`null`), changed by `more`.
  */
 export function snapshotService(
   name: string,
   max: number,
-  use: { current: number; peak: number; utilization?: number; sampledAt?: string } | null,
+  use: {
+    current: number;
+    peak: number;
+    utilization?: number;
+    sampledAt?: string;
+    perMinute?: UsageMinutes;
+  } | null,
   more: Partial<SnapshotService> = {},
 ): SnapshotService {
   return {

@@ -39,12 +39,34 @@ const serviceArb = (opts: GenOptions): fc.Arbitrary<ServiceDraft> =>
     peakExtra: fc.integer({ min: 0, max: 6 }),
     utilization: fc.option(fc.double({ min: 0, max: 1, noNaN: true }), { nil: undefined }),
     changedAgoMin: fc.option(fc.integer({ min: 0, max: 60 }), { nil: null }),
+    loweredAgoMin: fc.option(fc.integer({ min: 0, max: 60 }), { nil: null }),
+    // Per-minute evidence (optional in a snapshot): instances in use and 429s over the last 10 minutes.
+    minutes: fc.option(
+      fc.record({
+        inUse: fc.array(fc.integer({ min: 0, max: 14 }), { minLength: 10, maxLength: 10 }),
+        refused: fc.array(
+          fc.oneof(fc.constant(0), fc.constant(0), fc.integer({ min: 1, max: 400 })),
+          {
+            minLength: 10,
+            maxLength: 10,
+          },
+        ),
+        servedPerInstance: fc.constantFrom(0, 50, 100),
+      }),
+      { nil: null, freq: 2 },
+    ),
   });
 
 function toService(r: ServiceDraft, i: number): SnapshotService {
   const pool = POOLS[r.pool] ?? POOLS[0];
   // Physically consistent: what runs is within the cap (peak may exceed a cap lowered since).
-  const current = Math.min(r.current, r.maxInstances);
+  const ev = r.minutes;
+  const inUse = ev ? ev.inUse.map((n) => Math.min(n, r.maxInstances + r.peakExtra)) : null;
+  const current = inUse
+    ? Math.min(inUse.at(-1) ?? 0, r.maxInstances)
+    : Math.min(r.current, r.maxInstances);
+  if (inUse) inUse[inUse.length - 1] = current;
+  const sampledAt = new Date(AT_MS - 120_000).toISOString();
   return {
     ...pool,
     name: `${r.prefix}-${i}`,
@@ -56,13 +78,26 @@ function toService(r: ServiceDraft, i: number): SnapshotService {
     etag: `e${i}`,
     lastChangedAt:
       r.changedAgoMin === null ? null : new Date(AT_MS - r.changedAgoMin * 60_000).toISOString(),
+    ...(r.loweredAgoMin === null
+      ? {}
+      : { lastLoweredAt: new Date(AT_MS - r.loweredAgoMin * 60_000).toISOString() }),
     usage:
       r.usageKind === 0
         ? null
         : {
             current,
-            peak: current + r.peakExtra,
-            sampledAt: new Date(AT_MS - 120_000).toISOString(),
+            peak: inUse ? Math.max(...inUse) : current + r.peakExtra,
+            sampledAt,
+            ...(inUse && ev
+              ? {
+                  perMinute: {
+                    start: new Date(AT_MS - 120_000 - (inUse.length - 1) * 60_000).toISOString(),
+                    inUse,
+                    served: inUse.map((n) => n * ev.servedPerInstance),
+                    refused: ev.refused,
+                  },
+                }
+              : {}),
             ...(r.utilization !== undefined && r.usageKind > 6
               ? { utilization: r.utilization }
               : {}),
@@ -83,6 +118,8 @@ interface ServiceDraft {
   peakExtra: number;
   utilization: number | undefined;
   changedAgoMin: number | null;
+  loweredAgoMin: number | null;
+  minutes: { inUse: number[]; refused: number[]; servedPerInstance: number } | null;
 }
 
 const ruleArb = fc.record(
@@ -100,6 +137,9 @@ const ruleArb = fc.record(
     priority: fc.constantFrom(0, 0, 5, 10),
     headroom: fc.constantFrom(0, 0.2, 0.5),
     scaleDownDelay: fc.constantFrom('0s', '15m', '30m'),
+    reclaimWindow: fc.constantFrom('5m', '10m'),
+    reverseDelay: fc.constantFrom('0s', '30m'),
+    preempt: fc.constantFrom(false, false, true),
   },
   { requiredKeys: ['match'] },
 );

@@ -1,0 +1,143 @@
+import { z } from 'zod';
+import type { Usage } from './snapshot.js';
+
+/**
+ * The evidence a service's usage gives, minute by minute (the snapshot's optional
+ * `usage.perMinute`): how often each next instance would have been used, and whether it was
+ * refused. One place reads it; the planner and every reason use what it returns.
+ *
+ * Per minute of the lookback, the **instances wanted**:
+ *
+ *   wanted = in use                                          no request refused that minute
+ *   wanted = ceil(in use × (served + refused) ÷ served)      some refused (429: at its max)
+ *   wanted = in use + 1                                      refused, none served
+ *
+ * The ratio assumes each instance serves about as many requests a minute as it did; it
+ * overstates demand when 429s come from instances still starting or from clients retrying, and
+ * understates it when refused clients give up. It is a minute's evidence, not a forecast.
+ *
+ * The **likelihood** that a service uses its k-th instance is the share of the lookback's minutes
+ * in which it wanted at least k, each minute weighted by its recency (a minute one reclaim window
+ * older counts half as much). A cap alone is no evidence (rule 7): a service that ran at its cap
+ * with nothing refused wanted exactly what it had.
+ */
+
+export const RefusalEvidence = z
+  .strictObject({
+    minutes: z.number().int().min(0).describe('Minutes with 429s in the reclaim window.'),
+    window: z.number().int().min(1).describe('The reclaim window, in minutes of evidence.'),
+    wanted: z
+      .strictObject({
+        instances: z.number().int().min(0),
+        inUse: z.number().int().min(0),
+        served: z.number().int().min(0),
+        refused: z.number().int().min(0),
+      })
+      .nullable()
+      .describe(
+        'The minute of the window that wanted the most: in use × (served + refused) ÷ served.',
+      ),
+  })
+  .describe('Refusals (HTTP 429 at the max instances) in the reclaim window.');
+export type RefusalEvidence = z.infer<typeof RefusalEvidence>;
+
+export interface Evidence {
+  /** Null when the snapshot has no refusal counts (older snapshots). */
+  refusals: RefusalEvidence | null;
+  /** The newest minute with a refusal (ms), or null. */
+  lastRefusedMs: number | null;
+  /** Instances wanted per minute, highest first, with each minute's share of the weight. */
+  profile: { wanted: number; share: number }[];
+}
+
+const MINUTE_MS = 60_000;
+
+/**
+ * The evidence of one service, or null without per-minute counts. `lookbackMs` bounds the
+ * minutes read, counted back from `atMs`; `reclaimWindowMs` is the window refusals are counted in
+ * (back from the newest minute) and the half-life of a minute's weight.
+ */
+export function readEvidence(
+  usage: Usage,
+  atMs: number,
+  lookbackMs: number,
+  reclaimWindowMs: number,
+): Evidence | null {
+  const pm = usage.perMinute;
+  if (!pm || pm.inUse.length === 0) return null;
+  const startMs = Date.parse(pm.start);
+  const n = pm.inUse.length;
+  const newestMs = startMs + (n - 1) * MINUTE_MS;
+  const windowMinutes = Math.max(1, Math.round(reclaimWindowMs / MINUTE_MS));
+  const halfLife = windowMinutes;
+  const points: { wanted: number; weight: number }[] = [];
+  let total = 0;
+  let refusedMinutes = 0;
+  let lastRefusedMs: number | null = null;
+  let most: RefusalEvidence['wanted'] = null;
+  for (let i = 0; i < n; i++) {
+    const minuteMs = startMs + i * MINUTE_MS;
+    if (minuteMs <= atMs - lookbackMs) continue;
+    const inUse = pm.inUse[i] ?? 0;
+    const refused = pm.refused?.[i] ?? 0;
+    const served = pm.served?.[i] ?? 0;
+    const wanted = wantedInstances(inUse, served, refused);
+    const age = (newestMs - minuteMs) / MINUTE_MS;
+    const weight = Math.pow(2, -age / halfLife);
+    points.push({ wanted, weight });
+    total += weight;
+    if (refused > 0) {
+      lastRefusedMs = minuteMs;
+      if (age < windowMinutes) {
+        refusedMinutes += 1;
+        if (!most || wanted > most.instances) most = { instances: wanted, inUse, served, refused };
+      }
+    }
+  }
+  points.sort((a, b) => b.wanted - a.wanted);
+  return {
+    refusals: pm.refused ? { minutes: refusedMinutes, window: windowMinutes, wanted: most } : null,
+    lastRefusedMs,
+    profile: points.map((p) => ({ wanted: p.wanted, share: total > 0 ? p.weight / total : 0 })),
+  };
+}
+
+/** One minute's instances wanted (see the module's comment). */
+export function wantedInstances(inUse: number, served: number, refused: number): number {
+  if (refused <= 0) return inUse;
+  if (served <= 0) return inUse + 1;
+  return Math.max(inUse + 1, Math.ceil((inUse * (served + refused)) / served - 1e-9));
+}
+
+/** Share of the (weighted) minutes that wanted at least `k` instances: 0 to 1. */
+export function likelihood(ev: Evidence, k: number): number {
+  let p = 0;
+  for (const pt of ev.profile) {
+    if (pt.wanted < k) break;
+    p += pt.share;
+  }
+  return Math.min(1, p);
+}
+
+/**
+ * The likelihood scaled by weight: 1 − (1 − p)^weight. Weight 1 leaves it as it is; a heavier
+ * service's uncertain instance counts as more likely, a certain one (p = 1) or one never used
+ * (p = 0) stays where it is, so between certain or unused instances weight acts only through the
+ * weighted max-min tie-break (rule 6: equal evidence, shares in proportion to weight).
+ */
+export function weightedLikelihood(p: number, weight: number): number {
+  if (p <= 0) return 0;
+  if (p >= 1) return 1;
+  return 1 - Math.pow(1 - p, weight);
+}
+
+export function refusalText(r: RefusalEvidence): string {
+  if (r.minutes === 0) return `no 429s in the last ${r.window} min`;
+  const w = r.wanted;
+  const wanted = w
+    ? w.served > 0
+      ? `; wanted ${w.instances} (in use ${w.inUse} × ${w.served + w.refused} requests ÷ ${w.served} served)`
+      : `; wanted ${w.instances} (in use ${w.inUse}, ${w.refused} refused, none served)`
+    : '';
+  return `refused ${r.minutes} min of the last ${r.window}${wanted}`;
+}
