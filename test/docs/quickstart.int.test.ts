@@ -150,6 +150,7 @@ describe('docs/quickstart.md', () => {
       const outputs: { line: string; stdout: string }[] = [];
       const applied: { attributes: Record<string, string>; data: string }[][] = [];
       const sampled: string[] = [];
+      let lastApply: number | null = null;
       for (const s of rest) {
         let stdout: string;
         if (s.line.startsWith('npx governor ')) {
@@ -157,6 +158,12 @@ describe('docs/quickstart.md', () => {
           if (args[0] === 'emulator') continue; // running since beforeAll
           const report = args.indexOf('--report');
           if (report >= 0) args[report + 1] = join(state, 'sim.html');
+          // A person reads the output before the next apply: at least the 5 s Cloud Monitoring
+          // keeps between two points of a series (each run writes one point of the governor's
+          // metrics), which a run whose writes go out together can take less than.
+          if (args[0] === 'apply' && lastApply !== null)
+            await new Promise((r) => setTimeout(r, Math.max(0, lastApply + 5_500 - Date.now())));
+          if (args[0] === 'apply') lastApply = Date.now();
           const before = (await published()).length;
           stdout = await run(process.execPath, ['bin/governor.js', ...args]);
           if (args[0] === 'apply') applied.push((await published()).slice(before));
