@@ -20,7 +20,7 @@ import { InputError } from './errors.js';
  * | GOVERNOR_EMULATOR_HOST          | the emulator's gRPC `HOST:PORT` (see docs/emulator.md)      |
  * | GOVERNOR_EMULATOR_ADMIN         | the emulator's admin URL: its virtual clock is the run's    |
  * | PUBSUB_EMULATOR_HOST            | a Pub/Sub emulator: Google's, or `governor emulator`'s      |
- * | GOVERNOR_ID                     | this governor's id, stamped on what it writes (see below)   |
+ * | GOVERNOR_ID                     | this governor's name, stamped on what it writes (see below) |
  * | K_SERVICE, USER                 | the defaults of GOVERNOR_ID: the function's service, a user |
  * | GOVERNOR_DEBUG                  | `1`: the CLI prints the stack trace of an unexpected error  |
  * | NO_COLOR, FORCE_COLOR, TERM     | colours on a terminal (https://no-color.org)                |
@@ -85,10 +85,11 @@ function colorMode(env: RuntimeEnv): 'always' | 'never' | 'auto' {
 }
 
 /**
- * The id a governor stamps on every service it writes (`gpu-governor.dev/writer`): stable across
- * its runs (its own stamp never holds it back) and different between governors, which see each
- * other's stamps. GOVERNOR_ID; else, in a Cloud Function, its Cloud Run service (K_SERVICE, set by
- * the runtime); else the user and the host.
+ * The name a governor stamps, with its state store's id, on every service it writes
+ * (`gpu-governor.dev/writer`; see reconcile's writerStamp): for people to tell who wrote. The
+ * store's id is what tells governors apart (two state directories on one machine are two
+ * governors under one name). GOVERNOR_ID; else, in a Cloud Function, its Cloud Run service
+ * (K_SERVICE, set by the runtime); else the user and the host.
  */
 function governorId(env: RuntimeEnv): string {
   if (env.GOVERNOR_ID) return env.GOVERNOR_ID;

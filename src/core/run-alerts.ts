@@ -97,7 +97,7 @@ function failedSummary(w: WriteResult): string {
 
 /**
  * governor.degraded, per project, while another governor writes some of its pools: its stamp on a
- * service of the pool is fresher than a lease, so this run raised nothing there (`other-governor`).
+ * service of the pool is fresher than a lease, so this run wrote nothing there (`other-governor`).
  */
 export function contendedAlert(
   ctx: RunContext,
@@ -113,7 +113,7 @@ export function contendedAlert(
       type: 'governor.degraded',
       severity: 'WARNING',
       key: 'other-governor',
-      summary: `Another governor is writing in ${project}: ${plural(held.length, 'increase')} not made where it wrote within a lease`,
+      summary: `Another governor is writing in ${project}: ${plural(held.length, 'change')} not made where it wrote within a lease`,
       details: {
         reason: 'other-governor',
         skipped: held.map((w) => ({ service: w.name, region: w.region, reason: w.reason })),

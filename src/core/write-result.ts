@@ -20,7 +20,7 @@ export type WriteOutcome = 'written' | 'skipped' | 'failed';
  * - `no-room`: the pool, read again after its decreases, has no room for this increase;
  * - `pool-unreadable`: the pool could not be read again after its decreases;
  * - `other-governor`: another governor's stamp on a service of the pool is fresher than a lease:
- *   it may be writing the pool now, so nothing is raised there;
+ *   it may be writing the pool now, so nothing is written there;
  * - `conflict`: someone changed it while the governor was writing it (stale etag, ABORTED).
  *
  * Failed, and the run fails loudly:

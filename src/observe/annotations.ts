@@ -13,9 +13,10 @@ export const ANNOTATIONS = {
   /** The reason of the governor's last write, cut to a readable length. */
   reason: `${ANNOTATION_PREFIX}reason`,
   /**
-   * The id of the governor that last wrote the service, and when (the run's ISO time). A
-   * governor that finds another one's stamp in a pool, fresher than a lease, raises nothing
-   * there: two governors that do not share a state store (so not a lease) see each other here.
+   * The governor that last wrote the service (its name and its state store's id), and when (the
+   * wall clock, ISO). A governor that finds another one's stamp in a pool, fresher than a lease,
+   * writes nothing there: two governors that do not share a state store (so not a lease) see
+   * each other here.
    */
   writer: `${ANNOTATION_PREFIX}writer`,
   writtenAt: `${ANNOTATION_PREFIX}written-at`,

@@ -17,7 +17,14 @@ import type {
 } from '../ports/index.js';
 import type { ObservedService } from '../core/service.js';
 import type { Pacer } from './pacing.js';
-import { inPool, otherUsageOf, otherWriter, roomOf, type PoolRead } from './room.js';
+import {
+  inPool,
+  otherUsageOf,
+  otherWriter,
+  roomOf,
+  type OtherWriter,
+  type PoolRead,
+} from './room.js';
 
 /**
  * Acting on a plan, in as few round trips as Cloud Run allows (docs/performance.md):
@@ -51,8 +58,10 @@ import { inPool, otherUsageOf, otherWriter, roomOf, type PoolRead } from './room
  * docs/performance.md ("What Google documents").
  *
  * Every call is bounded by the run deadline, and no write starts after it. The governor stamps
- * its id and the time on every service it writes; a pool where another governor's stamp is
- * fresher than a lease gets no increase (`other-governor`).
+ * its id and the wall-clock time on every service it writes; a pool where another governor's
+ * stamp is fresher than a lease gets no write (`other-governor`): not its decreases, on the read
+ * they go by, and not its increases, on the fresh read of step 2 (which also sees the stamps of a
+ * governor that started writing during step 1).
  */
 
 export type { WriteCause, WriteOutcome, WriteResult };
@@ -80,7 +89,7 @@ export interface ActOptions {
   observed?: readonly ObservedService[];
   /** This governor's id, stamped on every service it writes. */
   writerId: string;
-  /** Another governor's stamp fresher than this (ms, run time) keeps a pool's increases. */
+  /** Another governor's stamp fresher than this (ms, wall clock) keeps a pool from any write. */
   otherWriterTtlMs: number;
 }
 
@@ -127,9 +136,16 @@ export async function actOnPlan(plan: Plan, opts: ActOptions): Promise<WriteResu
   const decreases = plan.changes.filter((c) => c.to < c.from);
   const increases = plan.changes.filter((c) => c.to > c.from);
 
-  // 1. Decreases, all at once.
+  // 1. Decreases, all at once; none in a pool another governor is writing.
   const latest = await latestReads(decreases, opts);
-  const lowered = await Promise.all(decreases.map((c) => gate(() => decrease(c, latest, opts))));
+  const held = otherGovernors(plan, decreases, latest, opts);
+  const lowered = await Promise.all(
+    decreases.map((c) => {
+      const other = held.get(poolKey(c));
+      if (other) return skipped(c, 'other-governor', otherGovernor(other, 'lowered'));
+      return gate(() => decrease(c, latest, opts));
+    }),
+  );
 
   // 2. The write slots of the increases, then one fresh read of each pool with them, all at once.
   // 3. The increases that fit, all at once; the rest of a pool in further rounds of 2 and 3.
@@ -206,6 +222,38 @@ async function latestReads(
     }),
   );
   return out;
+}
+
+/**
+ * The pools with decreases where the latest read shows another governor's fresh stamp: it may be
+ * writing them now (its state store, so its lease, is not this one's), so this run writes nothing
+ * there. Checked on the read the decreases go by, before any write of this run.
+ */
+function otherGovernors(
+  plan: Plan,
+  decreases: readonly PlanChange[],
+  latest: Map<string, ObservedService | string>,
+  opts: ActOptions,
+): Map<string, OtherWriter> {
+  const services = [...latest.values()].filter((s) => typeof s !== 'string');
+  const out = new Map<string, OtherWriter>();
+  for (const pool of plan.pools.filter((p) => decreases.some((c) => samePool(c, p)))) {
+    const other = otherWriter(
+      pool,
+      { services, quota: null },
+      opts.writerId,
+      opts.clock(),
+      opts.otherWriterTtlMs,
+    );
+    if (!other) continue;
+    opts.log.log('WARNING', `${poolKey(pool)}: ${otherGovernor(other, 'lowered')}`);
+    out.set(poolKey(pool), other);
+  }
+  return out;
+}
+
+function otherGovernor(other: OtherWriter, what: 'raised' | 'lowered'): string {
+  return `another governor (${other.writer}) wrote ${other.service} in this pool at ${other.at}, within a lease: nothing ${what} here while it may be writing`;
 }
 
 async function decrease(
@@ -424,10 +472,9 @@ async function raiseRound(
       rest: [],
     };
   }
-  const nowMs = Date.parse(opts.nowIso);
-  const other = otherWriter(pool, read, opts.writerId, nowMs, opts.otherWriterTtlMs);
+  const other = otherWriter(pool, read, opts.writerId, opts.clock(), opts.otherWriterTtlMs);
   if (other) {
-    const why = `another governor (${other.writer}) wrote ${other.service} in this pool at ${other.at}, within a lease: nothing raised here while it may be writing`;
+    const why = otherGovernor(other, 'raised');
     opts.log.log('WARNING', `${poolKey(pool)}: ${why}`);
     return {
       raises: increases.map((c) => notSent(c, skipped(c, 'other-governor', why))),
@@ -592,7 +639,8 @@ async function write(
   const annotations: Record<string, string> = {
     [ANNOTATIONS.reason]: truncate(c.reason + note),
     [ANNOTATIONS.writer]: opts.writerId,
-    [ANNOTATIONS.writtenAt]: opts.nowIso,
+    // On the wall clock, as a lease: another governor judges it against its own wall clock.
+    [ANNOTATIONS.writtenAt]: new Date(opts.clock()).toISOString(),
   };
   if (svc.annotations[ANNOTATIONS.originalMax] === undefined) {
     annotations[ANNOTATIONS.originalMax] =

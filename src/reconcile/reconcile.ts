@@ -101,7 +101,10 @@ export interface ReconcileOptions {
   confirm?: (plan: Plan) => Promise<boolean>;
   /** Put governed services back to the max they had before the governor first changed them. */
   restore?: boolean;
-  /** This governor's id, stamped on what it writes (RuntimeOptions.governorId; default `gpu-governor`). */
+  /**
+   * This governor's name, stamped with its store's id on what it writes (RuntimeOptions.governorId;
+   * default `gpu-governor`).
+   */
   writerId?: string;
   /** How many times to ask for a lease another holds before giving up. Default 3. */
   leaseAttempts?: number;
@@ -285,7 +288,7 @@ async function takeLeases(run: Run): Promise<string[]> {
 
 async function askForLease(run: Run, project: string, attempts: number): Promise<LeaseResult> {
   const { deps, options } = run;
-  const ttlMs = options.deadlineMs + LEASE_MARGIN_MS;
+  const ttlMs = leaseTtlMs(options);
   const retryMs = options.leaseRetryMs ?? 2_000;
   const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((done) => setTimeout(done, ms)));
   for (let attempt = 1; ; attempt += 1) {
@@ -446,15 +449,26 @@ async function act(
     writeConcurrency: policy.limits.writeConcurrency,
     quotas: deps.ports.quotas,
     ...(observed ? { observed } : {}),
-    writerId: options.writerId ?? 'gpu-governor',
+    writerId: writerStamp(run),
     // Another governor's stamp counts as long as its lease could: the same TTL as ours.
     otherWriterTtlMs: leaseTtlMs(options),
   });
 }
 
+/**
+ * What this governor stamps on the services it writes: its name for people (RuntimeOptions'
+ * governorId) and its store's id. The store's id is what tells governors apart: every run on one
+ * store shares it (and the store's lease excludes them), governors on different stores (two
+ * state directories on one machine, a laptop beside the function) have different ones, and those
+ * see each other only here.
+ */
+function writerStamp(run: Run): string {
+  return `${run.options.writerId ?? 'gpu-governor'}/${run.report.governorId ?? 'unknown'}`;
+}
+
 /** How long a lease is taken for (see takeLeases): a little longer than a run may take. */
 function leaseTtlMs(options: ReconcileOptions): number {
-  return options.deadlineMs + 60_000;
+  return options.deadlineMs + LEASE_MARGIN_MS;
 }
 
 /**

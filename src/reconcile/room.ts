@@ -110,8 +110,8 @@ export interface OtherWriter {
 /**
  * The most recent stamp of another governor on the pool's services within `ttlMs` of `nowMs`, or
  * null. Each governor stamps its id and the time on every service it writes (ANNOTATIONS.writer,
- * ANNOTATIONS.writtenAt): two governors with separate state stores (so separate leases) see each
- * other here, at Google's side.
+ * ANNOTATIONS.writtenAt, on the wall clock like a lease): two governors with separate state
+ * stores (so separate leases) see each other here, at Google's side.
  */
 export function otherWriter(
   pool: PlanPool,
@@ -124,10 +124,24 @@ export function otherWriter(
   for (const s of inPool(pool, read.services)) {
     const writer = s.annotations[ANNOTATIONS.writer];
     const at = s.annotations[ANNOTATIONS.writtenAt];
-    if (!writer || writer === self || !at) continue;
+    if (!writer || sameGovernor(writer, self) || !at) continue;
     const ms = Date.parse(at);
     if (Number.isNaN(ms) || nowMs - ms > ttlMs) continue;
     if (!found || Date.parse(found.at) < ms) found = { writer, at, service: s.name };
   }
   return found;
+}
+
+/** A stamp's store id: `<name>/gov-<12 hex>` (see reconcile's writerStamp). */
+const STAMP_ID = /\/(gov-[0-9a-f]{12})$/;
+
+/**
+ * Whether a stamp is this governor's: the same store id when both carry one (the names of two
+ * runs on one store may differ: the function and a laptop sharing its Firestore), else the same
+ * text.
+ */
+export function sameGovernor(stamp: string, self: string): boolean {
+  const theirs = STAMP_ID.exec(stamp)?.[1];
+  const mine = STAMP_ID.exec(self)?.[1];
+  return theirs !== undefined && mine !== undefined ? theirs === mine : stamp === self;
 }

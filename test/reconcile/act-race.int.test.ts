@@ -268,13 +268,14 @@ describe('act: another writer between the governor reads and its writes', () => 
     expect(aboutA[0]?.summary).toContain('svc-a');
   });
 
+  /** A stamp of another governor (on its own store), `agoMs` ago on the wall clock. */
+  const otherStamp = (agoMs: number) => ({
+    'gpu-governor.dev/writer': 'cli:someone@elsewhere/gov-0123456789ab',
+    'gpu-governor.dev/written-at': new Date(Date.now() - agoMs).toISOString(),
+  });
+
   it("another governor's fresh stamp in the pool: nothing raised there, and an alert says so", async () => {
-    await start({
-      annotations: {
-        'gpu-governor.dev/writer': 'someone-else',
-        'gpu-governor.dev/written-at': '2026-11-27T12:39:00Z',
-      },
-    });
+    await start({ annotations: otherStamp(30_000) });
     const sink = new RecordingSink();
     const report = await run(sink);
     const raises = report.writes.filter((w) => w.planned > w.from);
@@ -289,13 +290,52 @@ describe('act: another writer between the governor reads and its writes', () => 
     expect(alert?.summary).toContain('Another governor');
   });
 
-  it('stamps its id and the time on every service it writes', async () => {
-    await start();
-    await run();
+  it("another governor's fresh stamp: nothing lowered there either, so only it writes the pool", async () => {
+    await start({ annotations: otherStamp(30_000) });
+    // ext-render (unmanaged) up to 8: the governed caps (4) are over the budget (12 - 8 - ...),
+    // so the plan lowers as well as raises.
+    emulator.edit({ project: PROJECT, region: REGION, service: 'svc-d', maxInstances: 4 });
+    emulator.edit({ project: PROJECT, region: REGION, service: 'ext-render', maxInstances: 6 });
+    const report = await run();
+    const lowered = report.writes.filter((w) => w.planned < w.from);
+    expect(lowered.length).toBeGreaterThan(0);
+    for (const w of report.writes) expect(w.cause, w.name).toBe('other-governor');
+    expect(emulator.writes()).toEqual([]);
+  });
+
+  it('a stamp older than a lease on the wall clock holds nothing back, whatever the emulator clock says', async () => {
+    // The emulator's virtual time is days behind the wall clock here: only the wall clock counts.
+    await start({ annotations: otherStamp(30_000 + 60_000 + 60_000) });
+    const report = await run();
+    expect(report.writes.filter((w) => w.cause === 'other-governor')).toEqual([]);
     expect(emulator.writes().length).toBeGreaterThan(0);
+  });
+
+  it('its own stamps, from an earlier run on the same store, hold nothing back', async () => {
+    await start();
+    const store = createMemoryStateStore();
+    const first = await run(null, store);
+    expect(first.writes.some((w) => w.outcome === 'written')).toBe(true);
+    emulator.advance(60_000);
+    emulator.edit({ project: PROJECT, region: REGION, service: 'ext-render', maxInstances: 3 });
+    const second = await run(null, store);
+    expect(second.writes.length).toBeGreaterThan(0);
+    expect(second.writes.filter((w) => w.cause === 'other-governor')).toEqual([]);
+  });
+
+  it('stamps its name and store id, and the wall-clock time, on every service it writes', async () => {
+    await start();
+    const store = createMemoryStateStore();
+    const before = Date.now();
+    await run(null, store);
+    const after = Date.now();
+    expect(emulator.writes().length).toBeGreaterThan(0);
+    const id = await store.governorId();
     for (const w of emulator.writes()) {
-      expect(w.after.annotations['gpu-governor.dev/writer']).toBe('me');
-      expect(w.after.annotations['gpu-governor.dev/written-at']).toBe(emulator.now().toISOString());
+      expect(w.after.annotations['gpu-governor.dev/writer']).toBe(`me/${id}`);
+      const at = Date.parse(w.after.annotations['gpu-governor.dev/written-at'] ?? '');
+      expect(at).toBeGreaterThanOrEqual(before);
+      expect(at).toBeLessThanOrEqual(after);
     }
   });
 });

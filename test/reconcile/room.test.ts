@@ -5,7 +5,7 @@ import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { observe } from '../../src/observe/observe.js';
 import { createPacer } from '../../src/reconcile/pacing.js';
-import { otherWriter, roomOf } from '../../src/reconcile/room.js';
+import { otherWriter, roomOf, sameGovernor } from '../../src/reconcile/room.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
 
 /**
@@ -148,6 +148,23 @@ describe('room for raises on a read of the pool', () => {
     expect(otherWriter(pool, await read(), 'other', now, 120_000)).toBeNull();
     stamp('other', new Date(now - 10 * 60_000).toISOString());
     expect(otherWriter(pool, await read(), 'me', now, 120_000)).toBeNull();
+    // Governors are told apart by their store's id: two names on one store are one governor, one
+    // name on two stores (two state directories on one machine) are two.
+    stamp('function:gpu-governor/gov-aaaaaaaaaaaa', new Date(now - 60_000).toISOString());
+    expect(otherWriter(pool, await read(), 'cli:ann@laptop/gov-aaaaaaaaaaaa', now, 120_000)).toBe(
+      null,
+    );
+    stamp('cli:ann@laptop/gov-bbbbbbbbbbbb', new Date(now - 60_000).toISOString());
+    expect(
+      otherWriter(pool, await read(), 'cli:ann@laptop/gov-aaaaaaaaaaaa', now, 120_000)?.writer,
+    ).toBe('cli:ann@laptop/gov-bbbbbbbbbbbb');
+  });
+
+  it('tells governors apart by the store id of their stamps', () => {
+    expect(sameGovernor('a/gov-0123456789ab', 'b/gov-0123456789ab')).toBe(true);
+    expect(sameGovernor('a/gov-0123456789ab', 'a/gov-ba9876543210')).toBe(false);
+    expect(sameGovernor('me', 'me')).toBe(true);
+    expect(sameGovernor('me', 'me/gov-0123456789ab')).toBe(false);
   });
 });
 
