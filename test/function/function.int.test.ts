@@ -3,6 +3,7 @@ import type { Server } from 'node:http';
 import { PubSub } from '@google-cloud/pubsub';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { createFirestoreStateStore } from '../../src/adapters/firestore-store.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { startFirestoreEmulator } from '../support/firestore-emulator.js';
 import { startPubSubEmulator } from '../support/pubsub-emulator.js';
@@ -188,6 +189,33 @@ describe('the Cloud Function (HTTP entry point)', () => {
     expect(faults[20]?.message).toBe('and 5980 more problems');
     expect(JSON.stringify(many.json).length).toBeLessThan(8 * 1024);
     expect(emulator.writes()).toEqual([]);
+  });
+
+  it('answers 500 while another governor holds the lease, even one set to end in year 9999, and writes nothing', async () => {
+    const store = createFirestoreStateStore({
+      projectId: PROJECT,
+      collection: process.env.GOVERNOR_FIRESTORE_COLLECTION ?? '',
+    });
+    try {
+      const now = new Date().toISOString();
+      await store.acquireLease(PROJECT, 'someone-else', 60_000, now);
+      await store.renewLease(
+        PROJECT,
+        'someone-else',
+        Date.parse('9999-12-31T23:59:59Z') - Date.now(),
+        now,
+      );
+      const r = await post(http, {});
+      expect(r.status).toBe(500);
+      expect(r.json).toMatchObject({ outcome: 'lease-held' });
+      expect(emulator.writes()).toEqual([]);
+      // Capped at the run's now + time-to-live (deadline 60 s + 60 s) on the wall clock: it ends.
+      const lease = await store.readLease(PROJECT);
+      expect(lease?.holder).toBe('someone-else');
+      expect(Date.parse(lease?.expiresAt ?? '')).toBeLessThanOrEqual(Date.now() + 120_000);
+    } finally {
+      await store.close();
+    }
   });
 
   it('answers 500 when its policy is invalid, and writes nothing', async () => {
