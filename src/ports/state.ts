@@ -22,6 +22,7 @@ import { z } from 'zod';
 import { Alert } from '../core/alert.js';
 import { ConditionState } from '../core/notify.js';
 import { zodFaults } from '../core/document.js';
+import { PressureLedger } from '../core/quota-pressure.js';
 import { ConflictError, UpstreamError } from '../errors.js';
 import type { Fault } from '../errors.js';
 
@@ -64,6 +65,11 @@ export const RunRecord = z.strictObject({
   undelivered: z.string().min(1).optional(),
   /** The ids of this run's events still in the outbox when it ended (not yet published). */
   undeliveredIds: z.array(z.string().min(1)).optional(),
+  /**
+   * Each pool's pressure over the last days, rolled forward by every run from the newest record
+   * that has it (src/core/quota-pressure.ts): what `governor quota recommend` reads.
+   */
+  pressure: PressureLedger.optional(),
 });
 export type RunRecord = z.infer<typeof RunRecord>;
 

@@ -17,6 +17,7 @@ import type { Plan } from '../core/plan.js';
 import { plan as makePlan } from '../core/planner.js';
 import type { Policy } from '../core/policy.js';
 import { renderProblem, type ObservationProblem } from '../core/problems.js';
+import { rollPressure, type PressureLedger } from '../core/quota-pressure.js';
 import { restorePlan } from '../core/restore.js';
 import {
   contendedAlert,
@@ -134,6 +135,8 @@ export interface RunReport {
   error: string | null;
   /** This run's events it could not publish; kept in the outbox for the next run to send. */
   undelivered: Alert[];
+  /** Per project, the pressure ledger this run rolled forward (recorded with the run). */
+  pressure: Record<string, PressureLedger>;
 }
 
 /** What every step of one run shares. */
@@ -222,6 +225,7 @@ async function startRun(
     findings: [],
     error: null,
     undelivered: [],
+    pressure: {},
     alerts: [],
   };
   try {
@@ -598,6 +602,11 @@ async function alertProject(
     `reading the last run of ${project}`,
   );
   await moveLegacyUndelivered(run, project, lastRun);
+  // A restore's plan is not the governing one: it says nothing of pressure.
+  if (!run.options.restore) {
+    const before = lastRun.find((r) => r.pressure !== undefined)?.pressure;
+    report.pressure[project] = rollPressure(before, plan, project);
+  }
   const events = [
     ...runEvents(ctx, project, plan, report.writes, run.mode),
     ...quotaChanges(ctx, project, plan, lastRun[0]?.quotas),

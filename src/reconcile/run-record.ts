@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { Alert } from '../core/alert.js';
 import type { Plan } from '../core/plan.js';
+import type { PressureLedger } from '../core/quota-pressure.js';
 import { quotasSeen } from '../core/run-alerts.js';
 import type { WriteResult } from '../core/write-result.js';
 import { zodFaults } from '../core/document.js';
@@ -24,6 +25,8 @@ export interface RunSummary {
   error: string | null;
   /** This run's events it could not publish (they stay in the outbox). */
   undelivered: readonly Alert[];
+  /** Per project, the pressure ledger this run rolled forward (absent: none to record). */
+  pressure?: Readonly<Record<string, PressureLedger>>;
 }
 
 /** The events kept in records of earlier versions, oldest run first, with those records. */
@@ -97,6 +100,7 @@ export async function recordRuns(
         quotas: report.plan ? quotasSeen(report.plan, project) : {},
         // Events this run could not publish: they stay in the outbox for the next run to send.
         ...(undelivered.length > 0 ? { undeliveredIds: undelivered.map((a) => a.id) } : {}),
+        ...(report.pressure?.[project] ? { pressure: report.pressure[project] } : {}),
       });
     } catch (e) {
       log.log(

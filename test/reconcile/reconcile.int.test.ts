@@ -283,6 +283,25 @@ describe('reconcile', () => {
     });
   });
 
+  it('records each pool pressure in the run record, rolled forward from the newest record that has it', async () => {
+    await run(policyOf());
+    const first = (await store.listRuns(PROJECT))[0]?.pressure;
+    const key = `${PROJECT}/${REGION}/nvidia-l4/zonal`;
+    expect(first?.pools[key]?.days[0]).toMatchObject({ minutes: 0, quota: 6, budget: 5 });
+    emulator.advance(5 * 60_000);
+    await run(policyOf());
+    const runs = await store.listRuns(PROJECT);
+    const second = runs[0]?.pressure;
+    expect(second?.at).not.toBe(first?.at);
+    expect(second?.pools[key]?.days[0]?.minutes).toBe(5);
+    // A restore says nothing of pressure, and the next run still finds the ledger.
+    await run(policyOf(), { restore: true });
+    expect((await store.listRuns(PROJECT))[0]?.pressure).toBeUndefined();
+    emulator.advance(5 * 60_000);
+    await run(policyOf());
+    expect((await store.listRuns(PROJECT))[0]?.pressure?.pools[key]?.days[0]?.minutes).toBe(10);
+  });
+
   it('skips a service that started deploying after it was observed, with a reason, and raises no one with its room', async () => {
     const report = await run(policyOf(), {
       confirm: async () => {

@@ -1,0 +1,297 @@
+import { z } from 'zod';
+import type { Plan } from './plan.js';
+import { poolKey } from './pool.js';
+
+/**
+ * Sustained pressure per pool, from the runs' records, and the quota it argues for.
+ *
+ * Every run rolls its plan into a small per-project ledger that its run record carries (the
+ * record's `pressure`): per pool, one row per UTC day with the minutes the runs covered, the
+ * minutes the pool was at its budget, an estimate of the GPU-minutes it refused, and the most
+ * GPUs it wanted. The newest record alone therefore holds the last {@link LEDGER_DAYS} days, however
+ * few records the store keeps.
+ *
+ * Per run and pool (all in GPUs):
+ *
+ *   wanted   = the pool's demand, plus what each governed service's own estimate wanted above
+ *              the ceiling it was clamped to (a service's ceiling is at most the quota, so the
+ *              clamped demand alone can never show a need beyond the quota)
+ *   minutes  = time since the previous run, at most {@link MAX_GAP_MINUTES} (a run that did not
+ *              happen is not evidence), 0 for the first run
+ *   at budget: the budget is known and wanted ≥ budget
+ *   refused GPU-minutes += max(0, wanted − budget) × minutes
+ *
+ * The refused figure is an estimate of demand the pool could not serve: it counts the governor's
+ * demand estimate (peak, headroom, refusals, utilization: docs/rules.md), not requests Cloud Run
+ * actually refused for quota, which only show in logs (GCP-FACTS "Cloud Monitoring metrics").
+ *
+ * A recommendation (see {@link recommendQuotas}) is made only for sustained pressure over enough
+ * history; the arithmetic is here, once, for `governor quota recommend`, for quota requests and
+ * for the bench.
+ */
+
+/** Days the ledger keeps per pool. */
+export const LEDGER_DAYS = 14;
+/** Most minutes one run counts for: longer gaps between runs are not evidence. */
+export const MAX_GAP_MINUTES = 60;
+
+const Int = z.number().int().min(0);
+
+export const PressureDay = z.strictObject({
+  day: z.iso.date().describe('UTC day, YYYY-MM-DD.'),
+  minutes: Int.max(1440).describe('Minutes the runs of this day covered.'),
+  minutesAtBudget: Int.max(1440).describe('Of those, minutes the pool wanted its whole budget.'),
+  refusedGpuMinutes: Int.describe('Estimated GPU-minutes wanted above the budget.'),
+  peakWanted: Int.describe('The most GPUs the pool wanted in one run.'),
+  quota: Int.nullable().describe('The quota at the last run of the day; null unknown.'),
+  budget: Int.nullable().describe('The budget at the last run of the day; null unknown.'),
+});
+export type PressureDay = z.infer<typeof PressureDay>;
+
+export const PressurePool = z.strictObject({
+  project: z.string().min(1),
+  region: z.string().min(1),
+  accelerator: z.string().min(1),
+  zonalRedundancy: z.boolean(),
+  days: z.array(PressureDay).max(LEDGER_DAYS),
+});
+export type PressurePool = z.infer<typeof PressurePool>;
+
+export const PressureLedger = z.strictObject({
+  at: z.iso.datetime({ offset: true }).describe('The run that rolled the ledger last.'),
+  pools: z.record(z.string().min(1), PressurePool).describe('By pool key.'),
+});
+export type PressureLedger = z.infer<typeof PressureLedger>;
+
+const MINUTE_MS = 60_000;
+const DAY_MS = 86_400_000;
+
+/** What a pool wanted in one plan, in GPUs: its demand plus what ceilings cut off. */
+export function poolWanted(plan: Plan, key: string): number {
+  const pool = plan.pools.find((p) => poolKey(p) === key);
+  if (!pool) return 0;
+  let above = 0;
+  for (const s of plan.services) {
+    if (!s.managed || poolKey(s) !== key || s.demand === null) continue;
+    const basis = s.why.basis;
+    if (basis.kind !== 'demand') continue;
+    above += Math.max(0, basis.estimate.instances - s.demand) * s.gpusPerInstance;
+  }
+  return pool.demand + above;
+}
+
+/**
+ * The project's ledger after this plan: this run's minutes added to today's row of each of its
+ * pools, rows older than {@link LEDGER_DAYS} dropped. Pools the plan does not show keep their rows
+ * (they age out). A plan older than the ledger adds nothing.
+ */
+export function rollPressure(
+  previous: PressureLedger | undefined,
+  plan: Plan,
+  project: string,
+): PressureLedger {
+  const atMs = Date.parse(plan.at);
+  if (!Number.isFinite(atMs)) throw new RangeError(`plan.at is not a time: ${plan.at}`);
+  const prevMs = previous ? Date.parse(previous.at) : NaN;
+  if (previous && Number.isFinite(prevMs) && prevMs > atMs) return previous;
+  const minutes = Number.isFinite(prevMs)
+    ? Math.min(MAX_GAP_MINUTES, Math.max(0, Math.round((atMs - prevMs) / MINUTE_MS)))
+    : 0;
+  const day = new Date(atMs).toISOString().slice(0, 10);
+  const oldest = new Date(atMs - (LEDGER_DAYS - 1) * DAY_MS).toISOString().slice(0, 10);
+  const pools: Record<string, PressurePool> = {};
+  for (const [key, pool] of Object.entries(previous?.pools ?? {})) {
+    const days = pool.days.filter((d) => d.day >= oldest);
+    if (days.length > 0) pools[key] = { ...pool, days };
+  }
+  for (const p of plan.pools) {
+    if (p.project !== project) continue;
+    const key = poolKey(p);
+    const wanted = poolWanted(plan, key);
+    const atBudget = p.budget !== null && wanted >= p.budget;
+    const refused = p.budget === null ? 0 : Math.max(0, wanted - p.budget) * minutes;
+    const entry: PressurePool = pools[key] ?? {
+      project: p.project,
+      region: p.region,
+      accelerator: p.accelerator,
+      zonalRedundancy: p.zonalRedundancy,
+      days: [],
+    };
+    const today = entry.days.find((d) => d.day === day);
+    const row: PressureDay = {
+      day,
+      minutes: Math.min(1440, (today?.minutes ?? 0) + minutes),
+      minutesAtBudget: Math.min(1440, (today?.minutesAtBudget ?? 0) + (atBudget ? minutes : 0)),
+      refusedGpuMinutes: (today?.refusedGpuMinutes ?? 0) + refused,
+      peakWanted: Math.max(today?.peakWanted ?? 0, wanted),
+      quota: p.quota,
+      budget: p.budget,
+    };
+    const days = [...entry.days.filter((d) => d.day !== day), row]
+      .sort((a, b) => a.day.localeCompare(b.day))
+      .slice(-LEDGER_DAYS);
+    pools[key] = { ...entry, days };
+  }
+  return { at: plan.at, pools };
+}
+
+export interface RecommendSettings {
+  /** Days of history looked at, back from `at` (default 7). */
+  days: number;
+  /** Fewer days covered than this: too little history to say (default 1). */
+  minDays: number;
+  /** Minutes at budget a pool needs in the window to be under sustained pressure (default 120). */
+  minMinutesAtBudget: number;
+  /** …and as a share of the minutes covered (default 0.05). */
+  minShareAtBudget: number;
+}
+
+export const DEFAULT_RECOMMEND: RecommendSettings = {
+  days: 7,
+  minDays: 1,
+  minMinutesAtBudget: 120,
+  minShareAtBudget: 0.05,
+};
+
+export type RecommendationStatus =
+  'recommend' | 'no-pressure' | 'too-little-history' | 'unknown-quota';
+
+export interface QuotaRecommendation {
+  key: string;
+  project: string;
+  region: string;
+  accelerator: string;
+  zonalRedundancy: boolean;
+  status: RecommendationStatus;
+  /** Days the runs covered in the window (minutes ÷ 1440, one decimal). */
+  daysCovered: number;
+  /** Distinct days with any run in the window. */
+  daysSeen: number;
+  minutesCovered: number;
+  minutesAtBudget: number;
+  refusedGpuMinutes: number;
+  peakWanted: number;
+  /** The quota and budget at the newest run. */
+  quota: number | null;
+  budget: number | null;
+  /** The quota asked for; null unless `status` is `recommend`. */
+  recommended: number | null;
+  why: string;
+}
+
+/**
+ * One recommendation per pool of the ledger, sorted by pool key. A quota is recommended only
+ * where the window covers at least `minDays` of runs and the pool was at its budget for at least
+ * `minMinutesAtBudget` minutes and `minShareAtBudget` of the time covered, with refused demand;
+ * the value is the quota at which the peak it wanted would have fitted:
+ *
+ *   recommended = max(quota + 1, peak wanted + (quota − budget))
+ *
+ * (`quota − budget` is what the reserve and unmanaged use take from the pool.)
+ */
+export function recommendQuotas(
+  ledger: PressureLedger | undefined,
+  at: string,
+  settings: Partial<RecommendSettings> = {},
+): QuotaRecommendation[] {
+  const s = { ...DEFAULT_RECOMMEND, ...settings };
+  checkSettings(s);
+  const atMs = Date.parse(at);
+  if (!Number.isFinite(atMs)) throw new RangeError(`at is not a time: ${at}`);
+  const from = new Date(atMs - (s.days - 1) * DAY_MS).toISOString().slice(0, 10);
+  const to = new Date(atMs).toISOString().slice(0, 10);
+  const out: QuotaRecommendation[] = [];
+  for (const [key, pool] of Object.entries(ledger?.pools ?? {})) {
+    const days = pool.days.filter((d) => d.day >= from && d.day <= to);
+    const last = days[days.length - 1];
+    const minutesCovered = sum(days, (d) => d.minutes);
+    const minutesAtBudget = sum(days, (d) => d.minutesAtBudget);
+    const refusedGpuMinutes = sum(days, (d) => d.refusedGpuMinutes);
+    const peakWanted = Math.max(0, ...days.map((d) => d.peakWanted));
+    const quota = last?.quota ?? null;
+    const budget = last?.budget ?? null;
+    const daysCovered = Math.round((minutesCovered / 1440) * 10) / 10;
+    const base = {
+      key,
+      project: pool.project,
+      region: pool.region,
+      accelerator: pool.accelerator,
+      zonalRedundancy: pool.zonalRedundancy,
+      daysCovered,
+      daysSeen: days.length,
+      minutesCovered,
+      minutesAtBudget,
+      refusedGpuMinutes,
+      peakWanted,
+      quota,
+      budget,
+    };
+    const evidence = `${daysCovered} day(s) covered, ${minutesAtBudget} min at budget, ${refusedGpuMinutes} GPU-minutes refused (estimate), peak wanted ${peakWanted} GPUs`;
+    if (minutesCovered < s.minDays * 1440) {
+      out.push({
+        ...base,
+        status: 'too-little-history',
+        recommended: null,
+        why: `too little history: the runs cover ${daysCovered} of the ${s.minDays} day(s) needed in the last ${s.days} days`,
+      });
+      continue;
+    }
+    if (quota === null || budget === null) {
+      out.push({
+        ...base,
+        status: 'unknown-quota',
+        recommended: null,
+        why: `the quota was unknown at the newest run; ${evidence}`,
+      });
+      continue;
+    }
+    const share = minutesAtBudget / minutesCovered;
+    const sustained =
+      minutesAtBudget >= s.minMinutesAtBudget &&
+      share >= s.minShareAtBudget &&
+      refusedGpuMinutes > 0 &&
+      peakWanted > budget;
+    if (!sustained) {
+      out.push({
+        ...base,
+        status: 'no-pressure',
+        recommended: null,
+        why: `no sustained pressure (needs ≥ ${s.minMinutesAtBudget} min and ≥ ${pct(s.minShareAtBudget)} of the time at budget, with demand above it): ${evidence}`,
+      });
+      continue;
+    }
+    const recommended = Math.max(quota + 1, peakWanted + (quota - budget));
+    out.push({
+      ...base,
+      status: 'recommend',
+      recommended,
+      why: `at budget ${pct(share)} of the time over ${daysCovered} day(s) (${minutesAtBudget} min), ${refusedGpuMinutes} GPU-minutes refused (estimate); the peak of ${peakWanted} GPUs wanted fits a quota of ${recommended} (quota ${quota} − budget ${budget} goes to reserve and unmanaged use)`,
+    });
+  }
+  return out.sort((a, b) => a.key.localeCompare(b.key));
+}
+
+function checkSettings(s: RecommendSettings): void {
+  const bad = (name: string, v: number): never => {
+    throw new RangeError(`${name} out of range: ${v}`);
+  };
+  if (!Number.isInteger(s.days) || s.days < 1 || s.days > LEDGER_DAYS) bad('days', s.days);
+  if (!(s.minDays >= 0) || s.minDays > s.days) bad('minDays', s.minDays);
+  if (!(s.minMinutesAtBudget >= 0)) bad('minMinutesAtBudget', s.minMinutesAtBudget);
+  if (!(s.minShareAtBudget >= 0 && s.minShareAtBudget <= 1))
+    bad('minShareAtBudget', s.minShareAtBudget);
+}
+
+function sum<T>(xs: readonly T[], f: (x: T) => number): number {
+  return xs.reduce((acc, x) => acc + f(x), 0);
+}
+
+function pct(x: number): string {
+  return `${Math.round(x * 100)}%`;
+}
+
+/** The justification sent with a quota request: the evidence, in one paragraph (≤ 1,000 chars). */
+export function quotaJustification(r: QuotaRecommendation, prefix: string): string {
+  const text = `${prefix.trim()}${prefix.trim() === '' ? '' : ' '}Cloud Run GPU pool ${r.region} ${r.accelerator}${r.zonalRedundancy ? '' : ' (no zonal redundancy)'}: over the last ${r.daysCovered} day(s) of governed runs it was at its budget for ${r.minutesAtBudget} minutes, about ${r.refusedGpuMinutes} GPU-minutes of demand did not fit, and it wanted up to ${r.peakWanted} GPUs at once against a quota of ${r.quota ?? 'unknown'}.`;
+  return text.length <= 1000 ? text : `${text.slice(0, 997)}...`;
+}

@@ -1,0 +1,236 @@
+import { describe, expect, it } from 'vitest';
+import { plan } from '../../src/core/planner.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import type { Plan } from '../../src/core/plan.js';
+import {
+  LEDGER_DAYS,
+  MAX_GAP_MINUTES,
+  PressureLedger,
+  poolWanted,
+  quotaJustification,
+  recommendQuotas,
+  rollPressure,
+} from '../../src/core/quota-pressure.js';
+import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
+
+/** Pressure from the runs' records: the ledger each run rolls, and the quota it argues for. */
+
+const HOT = 'acme/us-central1/nvidia-l4/zonal';
+const CALM = 'acme/europe-west4/nvidia-l4/zonal';
+
+function svc(region: string, name: string, max: number, used: number, at: string) {
+  const s: SnapshotService = {
+    project: 'acme',
+    region,
+    accelerator: 'nvidia-l4',
+    zonalRedundancy: true,
+    name,
+    gpusPerInstance: 1,
+    labels: {},
+    maxInstances: max,
+    minInstances: 0,
+    reconciling: false,
+    etag: `etag-${name}`,
+    lastChangedAt: null,
+    usage: {
+      current: used,
+      peak: used,
+      sampledAt: at,
+      ...(used > 0 && used >= max ? { saturated: true } : {}),
+    },
+  };
+  return s;
+}
+
+const policy = parsePolicy({
+  version: 1,
+  projects: ['acme'],
+  defaults: { headroom: 0.2 },
+  services: [{ match: {} }],
+});
+
+/** Two pools: us-central1 (quota 4) with two services each at their cap; europe-west4 calm. */
+function runPlan(at: string, hot = true): Plan {
+  const snapshot: Snapshot = {
+    version: 1,
+    takenAt: at,
+    pools: [
+      {
+        project: 'acme',
+        region: 'us-central1',
+        accelerator: 'nvidia-l4',
+        zonalRedundancy: true,
+        quota: 4,
+      },
+      {
+        project: 'acme',
+        region: 'europe-west4',
+        accelerator: 'nvidia-l4',
+        zonalRedundancy: true,
+        quota: 8,
+      },
+    ],
+    services: [
+      svc('us-central1', 'llm-a', 2, hot ? 2 : 0, at),
+      svc('us-central1', 'llm-b', 2, hot ? 2 : 0, at),
+      svc('europe-west4', 'quiet', 2, 1, at),
+    ],
+    unmanagedUsage: [],
+  };
+  return plan(snapshot, policy, at, { runId: `run-${at}` });
+}
+
+const iso = (ms: number) => new Date(ms).toISOString();
+const T0 = Date.parse('2026-11-23T00:00:00.000Z');
+
+/** Runs every `everyMin` minutes for `hours`, from T0, hot while `hot(ms)` says so. */
+function week(hours: number, everyMin: number, hot: (ms: number) => boolean = () => true) {
+  let ledger: PressureLedger | undefined;
+  let at = T0;
+  for (let ms = T0; ms <= T0 + hours * 3_600_000; ms += everyMin * 60_000) {
+    ledger = rollPressure(ledger, runPlan(iso(ms), hot(ms)), 'acme');
+    at = ms;
+  }
+  return { ledger: PressureLedger.parse(ledger), at: iso(at) };
+}
+
+describe('the pressure ledger', () => {
+  it('a pool whose services run at their caps wants more than its budget', () => {
+    const p = runPlan(iso(T0));
+    const hot = p.pools.find((x) => x.region === 'us-central1');
+    expect(hot?.budget).toBe(4);
+    // Each service at its cap of 2 asks for more (twice the headroom): 3 each, 6 in all.
+    expect(poolWanted(p, HOT)).toBeGreaterThan(4);
+    expect(poolWanted(p, CALM)).toBeLessThan(8);
+    expect(poolWanted(p, 'nobody/x/y/zonal')).toBe(0);
+  });
+
+  it('counts the time between runs, 0 for the first, at most MAX_GAP_MINUTES for a gap', () => {
+    const first = rollPressure(undefined, runPlan(iso(T0)), 'acme');
+    expect(first.pools[HOT]?.days[0]?.minutes).toBe(0);
+    expect(first.pools[HOT]?.days[0]?.peakWanted).toBeGreaterThan(4);
+    const next = rollPressure(first, runPlan(iso(T0 + 5 * 60_000)), 'acme');
+    expect(next.pools[HOT]?.days[0]).toMatchObject({ minutes: 5, minutesAtBudget: 5 });
+    expect(next.pools[CALM]?.days[0]).toMatchObject({ minutes: 5, minutesAtBudget: 0 });
+    expect(next.pools[CALM]?.days[0]?.refusedGpuMinutes).toBe(0);
+    const wanted = poolWanted(runPlan(iso(T0)), HOT);
+    expect(next.pools[HOT]?.days[0]?.refusedGpuMinutes).toBe((wanted - 4) * 5);
+    const late = rollPressure(next, runPlan(iso(T0 + 6 * 3_600_000)), 'acme');
+    expect(late.pools[HOT]?.days[0]?.minutes).toBe(5 + MAX_GAP_MINUTES);
+  });
+
+  it('ignores a plan older than the ledger, and other projects', () => {
+    const a = rollPressure(undefined, runPlan(iso(T0 + 60_000)), 'acme');
+    expect(rollPressure(a, runPlan(iso(T0)), 'acme')).toBe(a);
+    expect(rollPressure(undefined, runPlan(iso(T0)), 'other').pools).toEqual({});
+  });
+
+  it('keeps at most LEDGER_DAYS days per pool, dropping the oldest', () => {
+    const { ledger } = week(24 * (LEDGER_DAYS + 3), 60);
+    const days = ledger.pools[HOT]?.days ?? [];
+    expect(days).toHaveLength(LEDGER_DAYS);
+    // The last run is on 2026-12-10 00:00: it and the 13 days before it.
+    expect(days[0]?.day).toBe('2026-11-27');
+    expect(days.every((d) => d.minutes <= 1440)).toBe(true);
+  });
+
+  it('rejects a plan without a time', () => {
+    const p = { ...runPlan(iso(T0)), at: 'yesterday' };
+    expect(() => rollPressure(undefined, p, 'acme')).toThrow(/not a time/);
+  });
+});
+
+describe('quota recommendations', () => {
+  it('recommends for the pool under sustained pressure only, with its evidence', () => {
+    const { ledger, at } = week(24 * 7, 5);
+    const recs = recommendQuotas(ledger, at);
+    const hot = recs.find((r) => r.key === HOT);
+    const calm = recs.find((r) => r.key === CALM);
+    expect(calm?.status).toBe('no-pressure');
+    expect(calm?.recommended).toBeNull();
+    expect(hot?.status).toBe('recommend');
+    // The window is the last 7 UTC days, today (00:00, just begun) included: 6 whole days.
+    expect(hot?.daysCovered).toBe(6);
+    expect(hot?.daysSeen).toBe(7);
+    expect(hot?.minutesAtBudget).toBe(hot?.minutesCovered);
+    expect(hot?.peakWanted).toBe(poolWanted(runPlan(at), HOT));
+    // quota 4 = budget 4: the peak wanted itself.
+    expect(hot?.recommended).toBe(hot?.peakWanted);
+    expect(hot?.why).toMatch(/at budget 100% of the time/);
+  });
+
+  it('says there is too little history under a day of runs', () => {
+    const { ledger, at } = week(6, 5);
+    const recs = recommendQuotas(ledger, at);
+    expect(recs.map((r) => r.status)).toEqual(['too-little-history', 'too-little-history']);
+    expect(recs[0]?.why).toMatch(/too little history: the runs cover 0.3 of the 1 day/);
+    expect(recommendQuotas(undefined, at)).toEqual([]);
+  });
+
+  it('a short burst is not sustained pressure', () => {
+    // Hot one hour a day: 7 hours of 7 days, below 5% of the time? 60/1440 ≈ 4%.
+    const { ledger, at } = week(24 * 7, 5, (ms) => new Date(ms).getUTCHours() === 9);
+    const hot = recommendQuotas(ledger, at).find((r) => r.key === HOT);
+    expect(hot?.status).toBe('no-pressure');
+    expect(hot?.minutesAtBudget).toBeGreaterThan(120);
+    expect(hot?.refusedGpuMinutes).toBeGreaterThan(0);
+  });
+
+  it('looks only at the window asked for', () => {
+    // Hot the first 3 days, calm after: a 2-day window sees no pressure.
+    const { ledger, at } = week(24 * 7, 5, (ms) => ms < T0 + 3 * 86_400_000);
+    expect(recommendQuotas(ledger, at, { days: 7 }).find((r) => r.key === HOT)?.status).toBe(
+      'recommend',
+    );
+    expect(recommendQuotas(ledger, at, { days: 2 }).find((r) => r.key === HOT)?.status).toBe(
+      'no-pressure',
+    );
+  });
+
+  it('adds what reserve and unmanaged use take to the peak wanted', () => {
+    const { ledger, at } = week(24 * 2, 10);
+    const pool = ledger.pools[HOT];
+    if (!pool) throw new Error('no pool');
+    // The same pool with a reserve of 2: budget 2, quota 4.
+    const days = pool.days.map((d) => ({ ...d, budget: 2 }));
+    const recs = recommendQuotas({ ...ledger, pools: { [HOT]: { ...pool, days } } }, at);
+    expect(recs[0]?.recommended).toBe((recs[0]?.peakWanted ?? 0) + 2);
+  });
+
+  it('an unknown quota gets no recommendation', () => {
+    const { ledger, at } = week(30, 10);
+    const pool = ledger.pools[HOT];
+    if (!pool) throw new Error('no pool');
+    const days = pool.days.map((d) => ({ ...d, quota: null, budget: null }));
+    const recs = recommendQuotas({ ...ledger, pools: { [HOT]: { ...pool, days } } }, at);
+    expect(recs[0]?.status).toBe('unknown-quota');
+  });
+
+  it('rejects settings out of range and a bad time', () => {
+    expect(() => recommendQuotas(undefined, iso(T0), { days: 0 })).toThrow(/days/);
+    expect(() => recommendQuotas(undefined, iso(T0), { days: LEDGER_DAYS + 1 })).toThrow(/days/);
+    expect(() => recommendQuotas(undefined, iso(T0), { minDays: 9 })).toThrow(/minDays/);
+    expect(() => recommendQuotas(undefined, iso(T0), { minShareAtBudget: 2 })).toThrow(/Share/);
+    expect(() => recommendQuotas(undefined, 'now')).toThrow(/not a time/);
+  });
+
+  it('the justification carries the evidence and stays within 1,000 characters', () => {
+    const { ledger, at } = week(24 * 3, 15);
+    const hot = recommendQuotas(ledger, at).find((r) => r.key === HOT);
+    if (!hot) throw new Error('no recommendation');
+    const text = quotaJustification(hot, 'Inference for search.');
+    expect(text).toMatch(/^Inference for search\. Cloud Run GPU pool us-central1 nvidia-l4/);
+    expect(text).toContain(`${hot.minutesAtBudget} minutes`);
+    expect(text).toContain(`${hot.refusedGpuMinutes} GPU-minutes`);
+    expect(quotaJustification(hot, 'x'.repeat(5000))).toHaveLength(1000);
+  });
+
+  it('a stored ledger that is malformed does not parse', () => {
+    const { ledger } = week(2, 30);
+    const bad = structuredClone(ledger) as unknown as { pools: Record<string, { days: object[] }> };
+    const days = bad.pools[HOT]?.days;
+    if (days?.[0]) days[0] = { ...days[0], minutes: 99_999 };
+    expect(PressureLedger.safeParse(bad).success).toBe(false);
+    expect(PressureLedger.safeParse({ at: 'x', pools: {} }).success).toBe(false);
+  });
+});
