@@ -226,6 +226,35 @@ export function buildProgram(
     );
 
   program
+    .command('quota')
+    .description('Quota per pool from sustained pressure (docs/quota-requests.md).')
+    .command('recommend')
+    .description(
+      "Recommend a quota per pool from the runs' pressure history, with the evidence (files nothing).",
+    )
+    .addOption(policyOption())
+    .option('--json', 'print the recommendations as JSON only')
+    .option('--days <n>', 'days of history to look at (1-14, default 7)', (t) =>
+      parseCount(t, '--days', 14),
+    )
+    .option('--at <iso>', 'judge as of this time instead of now', parseAt)
+    .option('--state-dir <dir>', 'the local state store (default .governor/state)')
+    .action(
+      run(
+        async (opts: {
+          policy: string;
+          json?: boolean;
+          days?: number;
+          at?: string;
+          stateDir?: string;
+        }) => {
+          const { runQuotaRecommend } = await import('./quota-command.js');
+          return runQuotaRecommend(opts, io, options);
+        },
+      ),
+    );
+
+  program
     .command('audit')
     .description(
       "Check every GPU service against Cloud Run's GPU requirements (exit 1 when a required rule fails).",

@@ -15,6 +15,10 @@ export const ALERT_TYPES = [
   'apply.failed',
   'governor.degraded',
   'service.misconfigured',
+  // Quota requests (docs/quota-requests.md).
+  'quota.requested',
+  'quota.granted',
+  'quota.denied',
 ] as const;
 export type AlertType = (typeof ALERT_TYPES)[number];
 

@@ -6,6 +6,7 @@ import { parseDocument, StringMap, zodFaults } from './document.js';
 import { Duration } from './duration.js';
 import { DEFAULT_ACCELERATOR, poolKey } from './pool.js';
 import { MEMORY_QUANTITY } from './quantity.js';
+import { checkQuotaRequests, QuotaRequestsSettings } from './quota-requests.js';
 import { clockMinutes, isValidTimeZone, WEEKDAYS } from './schedule.js';
 
 /**
@@ -297,6 +298,8 @@ export const Policy = z
       .default({ pressure: 0.9, renotifyAfter: '1h' }),
     audit: AuditSettings.default(AuditSettings.parse({})),
     function: FunctionSettings.default(FunctionSettings.parse({})),
+    // Quota requests (issue 17): its own section, kept apart from the organisation keys.
+    quotaRequests: QuotaRequestsSettings.optional(),
   })
   .describe('Cloud Run GPU governor policy');
 export type Policy = z.infer<typeof Policy>;
@@ -437,6 +440,7 @@ function checkGlob(faults: Fault[], path: string, glob: string): void {
 export function crossCheck(raw: unknown): Fault[] {
   const faults: Fault[] = [];
   if (!isRecord(raw)) return faults;
+  faults.push(...checkQuotaRequests(raw.quotaRequests));
   const defaults = isRecord(raw.defaults) ? raw.defaults : {};
   const dMin = num(defaults.min) ?? 1;
   const dMax = num(defaults.max);

@@ -1,0 +1,90 @@
+import {
+  recommendQuotas,
+  type PressureLedger,
+  type QuotaRecommendation,
+} from '../core/quota-pressure.js';
+import { createStore } from '../runtime.js';
+import type { RuntimeOptions } from '../runtime-options.js';
+import { loadPolicy } from './files.js';
+import type { Streams } from './io.js';
+
+export interface RecommendFlags {
+  policy: string;
+  json?: boolean;
+  days?: number;
+  at?: string;
+  stateDir?: string;
+}
+
+/**
+ * `governor quota recommend`: per pool of the policy's projects, the quota its sustained pressure
+ * argues for, with the evidence, read from the newest run record that carries a pressure ledger
+ * (src/core/quota-pressure.ts). It reads the state store only: nothing is observed, written or
+ * filed. With `quotaRequests` in the policy, the value the governor would file is shown beside
+ * (at most `maxIncrease` above the quota).
+ */
+export async function runQuotaRecommend(
+  flags: RecommendFlags,
+  io: Streams,
+  options: RuntimeOptions,
+): Promise<number> {
+  const policy = await loadPolicy(flags.policy);
+  const at = flags.at ?? new Date().toISOString();
+  const store = createStore(options.stateStore, flags.stateDir);
+  const recs: QuotaRecommendation[] = [];
+  const withoutHistory: string[] = [];
+  try {
+    for (const project of policy.projects) {
+      const runs = await store.listRuns(project);
+      const ledger: PressureLedger | undefined = runs.find((r) => r.pressure)?.pressure;
+      if (!ledger) withoutHistory.push(project);
+      recs.push(...recommendQuotas(ledger, at, flags.days ? { days: flags.days } : {}));
+    }
+  } finally {
+    await store.close();
+  }
+  const requests = policy.quotaRequests;
+  const filed = (r: QuotaRecommendation): number | null =>
+    r.recommended === null || r.quota === null || !requests?.enabled
+      ? null
+      : Math.min(r.recommended, r.quota + requests.maxIncrease);
+  if (flags.json) {
+    io.stdout.write(
+      `${JSON.stringify(
+        {
+          version: 1,
+          at,
+          projectsWithoutHistory: withoutHistory,
+          pools: recs.map((r) => ({ ...r, wouldFile: filed(r) })),
+        },
+        null,
+        2,
+      )}\n`,
+    );
+    return 0;
+  }
+  for (const project of withoutHistory) {
+    io.stdout.write(
+      `${project}: no run record with pressure history yet: too little history to recommend anything\n`,
+    );
+  }
+  for (const r of recs) {
+    const where = `${r.key}`;
+    io.stdout.write(`pool ${where}  [${r.status}]\n`);
+    io.stdout.write(
+      `  days covered ${r.daysCovered} (${r.daysSeen} day(s) with runs), at budget ${r.minutesAtBudget} min, refused ${r.refusedGpuMinutes} GPU-minutes (estimate), peak wanted ${r.peakWanted} GPUs, quota ${r.quota ?? 'unknown'}, budget ${r.budget ?? 'unknown'}\n`,
+    );
+    if (r.recommended !== null) {
+      const file = filed(r);
+      io.stdout.write(
+        `  recommended quota: ${r.recommended}${file === null ? '' : file < r.recommended ? ` (a request would ask ${file}: quotaRequests.maxIncrease)` : ' (a request would ask this)'}\n`,
+      );
+    }
+    io.stdout.write(`  why: ${r.why}\n`);
+  }
+  const n = recs.filter((r) => r.status === 'recommend').length;
+  io.stdout.write(
+    `\n${n} pool(s) with a recommendation of ${recs.length} with history. Nothing was filed: ${requests?.enabled ? 'the governor files requests during its runs (quotaRequests.enabled).' : 'quota requests are off in this policy (quotaRequests.enabled).'}\n`,
+  );
+  return 0;
+}

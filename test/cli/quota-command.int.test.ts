@@ -1,0 +1,197 @@
+import { execFile } from 'node:child_process';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { createFileStateStore } from '../../src/adapters/file-store.js';
+import type { PressureDay, PressureLedger } from '../../src/core/quota-pressure.js';
+
+/** `governor quota recommend` through the real process, from a file state store's records. */
+
+const exec = promisify(execFile);
+const tmp = mkdtempSync(join(tmpdir(), 'governor-quota-'));
+const stateDir = join(tmp, 'state');
+const AT = '2026-11-30T12:00:00.000Z';
+
+async function governor(...args: string[]) {
+  try {
+    const { stdout, stderr } = await exec(process.execPath, ['bin/governor.js', ...args], {
+      env: { ...process.env, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' },
+    });
+    return { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    if (typeof err.code !== 'number') throw e;
+    return { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+}
+
+function policy(name: string, extra = ''): string {
+  const path = join(tmp, name);
+  writeFileSync(path, `version: 1\nprojects: [hot, fresh, never]\n${extra}`);
+  return path;
+}
+
+const day = (d: string, atBudget: number, refused: number, peak: number): PressureDay => ({
+  day: d,
+  minutes: 1440,
+  minutesAtBudget: atBudget,
+  refusedGpuMinutes: refused,
+  peakWanted: peak,
+  quota: 8,
+  budget: 8,
+});
+
+const pool = (project: string, region: string, days: PressureDay[]) => ({
+  project,
+  region,
+  accelerator: 'nvidia-l4',
+  zonalRedundancy: true,
+  days,
+});
+
+beforeAll(async () => {
+  const days = ['2026-11-26', '2026-11-27', '2026-11-28', '2026-11-29'];
+  const hot: PressureLedger = {
+    at: AT,
+    pools: {
+      'hot/us-central1/nvidia-l4/zonal': pool(
+        'hot',
+        'us-central1',
+        days.map((d) => day(d, 300, 900, 12)),
+      ),
+      'hot/europe-west4/nvidia-l4/zonal': pool(
+        'hot',
+        'europe-west4',
+        days.map((d) => day(d, 0, 0, 5)),
+      ),
+    },
+  };
+  const fresh: PressureLedger = {
+    at: AT,
+    pools: {
+      'fresh/us-central1/nvidia-l4/zonal': pool('fresh', 'us-central1', [
+        { ...day('2026-11-30', 100, 400, 10), minutes: 120 },
+      ]),
+    },
+  };
+  const store = createFileStateStore({ dir: stateDir });
+  const record = (runId: string, pressure?: PressureLedger) => ({
+    runId,
+    startedAt: AT,
+    finishedAt: AT,
+    mode: 'enforce' as const,
+    outcome: 'ok' as const,
+    changes: 0,
+    skips: 0,
+    alerts: 0,
+    error: null,
+    ...(pressure ? { pressure } : {}),
+  });
+  await store.recordRun('hot', record('run-1', hot));
+  await store.recordRun('fresh', record('run-2', fresh));
+  await store.recordRun('never', record('run-3'));
+  await store.close();
+});
+
+describe('governor quota recommend', () => {
+  it('recommends for the pool under pressure only, with its evidence, and says where history is short', async () => {
+    const r = await governor(
+      'quota',
+      'recommend',
+      '--policy',
+      policy('p.yaml'),
+      '--state-dir',
+      stateDir,
+      '--at',
+      AT,
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^pool hot\/us-central1\/nvidia-l4\/zonal {2}\[recommend\]$/m);
+    expect(r.stdout).toContain(
+      'at budget 1200 min, refused 3600 GPU-minutes (estimate), peak wanted 12 GPUs',
+    );
+    expect(r.stdout).toMatch(/^ {2}recommended quota: 12$/m);
+    expect(r.stdout).toMatch(/^pool hot\/europe-west4\/nvidia-l4\/zonal {2}\[no-pressure\]$/m);
+    expect(r.stdout).toMatch(
+      /^pool fresh\/us-central1\/nvidia-l4\/zonal {2}\[too-little-history\]$/m,
+    );
+    expect(r.stdout).toContain('never: no run record with pressure history yet');
+    expect(r.stdout).toContain('Nothing was filed: quota requests are off in this policy');
+  });
+
+  it('--json: the same, with what a request would ask under maxIncrease', async () => {
+    const p = policy(
+      'q.yaml',
+      'quotaRequests: {enabled: true, maxIncrease: 2, contactEmail: ops@example.com}\n',
+    );
+    const r = await governor(
+      'quota',
+      'recommend',
+      '--policy',
+      p,
+      '--state-dir',
+      stateDir,
+      '--at',
+      AT,
+      '--json',
+    );
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      projectsWithoutHistory: string[];
+      pools: {
+        key: string;
+        status: string;
+        recommended: number | null;
+        wouldFile: number | null;
+      }[];
+    };
+    expect(out.projectsWithoutHistory).toEqual(['never']);
+    const hot = out.pools.find((x) => x.key === 'hot/us-central1/nvidia-l4/zonal');
+    expect(hot).toMatchObject({ status: 'recommend', recommended: 12, wouldFile: 10 });
+    expect(out.pools.filter((x) => x.recommended !== null)).toHaveLength(1);
+  });
+
+  it('--days narrows the window; bad flags and policies exit 2 with a clear message', async () => {
+    const p = policy('d.yaml');
+    const narrow = await governor(
+      'quota',
+      'recommend',
+      '--policy',
+      p,
+      '--state-dir',
+      stateDir,
+      '--at',
+      AT,
+      '--days',
+      '1',
+      '--json',
+    );
+    expect(narrow.code).toBe(0);
+    expect(JSON.parse(narrow.stdout).pools[1]).toMatchObject({ status: 'too-little-history' });
+    for (const bad of [
+      ['--days', '0'],
+      ['--days', '15'],
+      ['--days', 'many'],
+      ['--at', 'yesterday'],
+    ]) {
+      const r = await governor(
+        'quota',
+        'recommend',
+        '--policy',
+        p,
+        '--state-dir',
+        stateDir,
+        ...bad,
+      );
+      expect(r.code).toBe(2);
+      expect(r.stderr).not.toMatch(/\n\s+at /);
+    }
+    const badPolicy = policy('bad.yaml', 'quotaRequests: {enabled: true}\n');
+    const r = await governor('quota', 'recommend', '--policy', badPolicy, '--state-dir', stateDir);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('quotaRequests.contactEmail');
+  });
+});
