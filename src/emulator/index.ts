@@ -157,3 +157,9 @@ export {
 export { RpcError } from './rpc.js';
 export { PUBSUB_LIMITS, type PublishedMessage } from './pubsub-store.js';
 export type { CustomMetricDescriptor, WrittenPoint, WrittenSeries } from './custom-metrics.js';
+
+export {
+  decideQuotaPreference,
+  quotaPreferences,
+  type StoredPreference,
+} from './quota-preferences.js';

@@ -13,6 +13,7 @@ import { afterCall, beforeCall, concurrentChange } from './other-actor.js';
 import { serviceDefinition, SERVICES, type ServiceName } from './protos.js';
 import { publisherHandlers } from './pubsub-api.js';
 import { quotasHandlers } from './quotas-api.js';
+import { quotaPreferenceHandlers } from './quota-preferences.js';
 import { RpcError, isMessage, type Handlers, type Message } from './rpc.js';
 import {
   locationsHandlers,
@@ -142,7 +143,7 @@ export async function startGrpcServer(ctx: EmulatorContext, port = 0): Promise<G
     [SERVICES.operations, operationsHandlers(ctx)],
     [SERVICES.locations, locationsHandlers(ctx)],
     [SERVICES.metrics, monitoringHandlers(ctx)],
-    [SERVICES.quotas, quotasHandlers(ctx)],
+    [SERVICES.quotas, { ...quotasHandlers(ctx), ...quotaPreferenceHandlers(ctx) }],
     [SERVICES.publisher, publisherHandlers(ctx)],
     [SERVICES.iamPolicy, iamPolicyHandlers(ctx.model.fleet, (t) => ctx.pubsub.hasTopic(t))],
   ];

@@ -19,6 +19,7 @@ export type * from './clock.js';
 export type * from './cloud-run.js';
 export type * from './monitoring.js';
 export type * from './quotas.js';
+export type * from './quota-requests.js';
 export * from './state.js';
 
 /** The ports observation reads through: one observation of the fleet needs all three. */

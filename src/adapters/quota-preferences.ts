@@ -1,0 +1,204 @@
+/**
+ * The quota request port on Cloud Quotas API v1 quota preferences (`@google-cloud/cloudquotas`).
+ *
+ * - CreateQuotaPreference(parent `projects/{p}/locations/global`, quota_preference_id,
+ *   quota_preference{service, quota_id, dimensions{region}, quota_config.preferred_value,
+ *   justification, contact_email}); UpdateQuotaPreference(quota_preference with its etag,
+ *   update_mask); GetQuotaPreference; ListQuotaPreferences (paged). Fields and behaviours:
+ *   google/api/cloudquotas/v1 (in the pinned client) and
+ *   https://cloud.google.com/docs/quotas/reference/rest/v1/folders.locations.quotaPreferences
+ *   (".../patch": "It can updates the config in any states, not just the ones pending
+ *   approval"; a stale etag is ABORTED).
+ * - Zonal redundancy is not a dimension: it picks the quota id (GCP-FACTS "GPU quota"); the only
+ *   dimension sent is `region`.
+ * - Writes are not retried (a create that timed out may have been made: the next run lists the
+ *   preferences first and finds it); reads are, as every read of the governor.
+ * - The caller needs `cloudquotas.quotas.update` on the project to create or update, and
+ *   `cloudquotas.quotas.get` to read (the method pages' "IAM Permissions"); the Terraform module
+ *   grants the first only when quota requests are enabled.
+ */
+import { status } from '@grpc/grpc-js';
+import { CloudQuotasClient } from '@google-cloud/cloudquotas';
+import type { protos } from '@google-cloud/cloudquotas';
+
+import { ConflictError, InputError, UpstreamError } from '../errors.js';
+import type {
+  NewQuotaPreference,
+  QuotaPreferenceChange,
+  QuotaPreferenceView,
+  QuotaRequestPort,
+} from '../ports/index.js';
+import { clientConfig } from './client-config.js';
+import { translateGrpcError } from './grpc-errors.js';
+import { parseQuotaValue } from './quotas.js';
+import {
+  checkRetryPolicy,
+  defaultRetryPolicy,
+  definedOnly,
+  gaxReadOptions,
+  grpcCode,
+} from './retry.js';
+import type { RetryPolicy } from './retry.js';
+
+type Preference = protos.google.api.cloudquotas.v1.IQuotaPreference;
+
+const RUN = 'run.googleapis.com';
+const PROJECT = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$|^[^\s/]{1,100}$/;
+const ID = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const NAME = /^projects\/[^\s/]+\/locations\/global\/quotaPreferences\/[^\s/]+$/;
+
+export interface QuotaPreferenceAdapterOptions {
+  emulatorHost?: string | null;
+  retry?: Partial<RetryPolicy>;
+}
+
+export interface QuotaPreferenceAdapter extends QuotaRequestPort {
+  close(): Promise<void>;
+}
+
+export function createQuotaPreferenceAdapter(
+  options: QuotaPreferenceAdapterOptions = {},
+): QuotaPreferenceAdapter {
+  const policy = checkRetryPolicy({ ...defaultRetryPolicy, ...definedOnly(options.retry ?? {}) });
+  const client = new CloudQuotasClient(clientConfig(options).options);
+  const write = { timeout: policy.attemptTimeoutMs, retry: null };
+
+  const fail = (what: string) => (error: unknown) => {
+    if (grpcCode(error) === status.ALREADY_EXISTS)
+      throw new ConflictError(`${what} failed: it already exists`, { cause: error });
+    throw translateGrpcError(error, what);
+  };
+
+  return {
+    async listPreferences(project) {
+      checkProject(project);
+      const parent = `projects/${project}/locations/global`;
+      const out: QuotaPreferenceView[] = [];
+      let pageToken = '';
+      for (let page = 0; page < 1000; page++) {
+        const [list, , response] = await client
+          .listQuotaPreferences(
+            { parent, pageToken, pageSize: 100 },
+            { ...gaxReadOptions(policy), autoPaginate: false },
+          )
+          .catch(fail(`listing quota preferences of ${parent}`));
+        for (const p of list) if (p.service === RUN) out.push(view(p));
+        pageToken = response?.nextPageToken ?? '';
+        if (pageToken === '') return out;
+      }
+      throw new UpstreamError(`listing quota preferences of ${parent}: more than 1000 pages`);
+    },
+    async getPreference(name) {
+      if (!NAME.test(name))
+        throw new InputError('Invalid quota preference', [
+          {
+            path: 'name',
+            message: `must look like projects/P/locations/global/quotaPreferences/ID, not "${name}"`,
+          },
+        ]);
+      const [p] = await client
+        .getQuotaPreference({ name }, gaxReadOptions(policy))
+        .catch(fail(`reading quota preference ${name}`));
+      return view(p);
+    },
+    async createPreference(input: NewQuotaPreference) {
+      checkNew(input);
+      const parent = `projects/${input.project}/locations/global`;
+      const [p] = await client
+        .createQuotaPreference(
+          {
+            parent,
+            quotaPreferenceId: input.id,
+            quotaPreference: {
+              service: RUN,
+              quotaId: input.quotaId,
+              dimensions: { region: input.region },
+              quotaConfig: { preferredValue: String(input.preferredValue) },
+              justification: input.justification,
+              contactEmail: input.contactEmail,
+            },
+          },
+          write,
+        )
+        .catch(fail(`filing quota preference ${parent}/quotaPreferences/${input.id}`));
+      return view(p);
+    },
+    async updatePreference(input: QuotaPreferenceChange) {
+      if (
+        !NAME.test(input.name) ||
+        !Number.isSafeInteger(input.preferredValue) ||
+        input.preferredValue < 0
+      )
+        throw new InputError('Invalid quota preference change', [
+          { path: 'name', message: `"${input.name}" with preferred value ${input.preferredValue}` },
+        ]);
+      const [p] = await client
+        .updateQuotaPreference(
+          {
+            quotaPreference: {
+              name: input.name,
+              etag: input.etag,
+              quotaConfig: { preferredValue: String(input.preferredValue) },
+              justification: input.justification,
+              contactEmail: input.contactEmail,
+            },
+            updateMask: {
+              paths: ['quota_config.preferred_value', 'justification', 'contact_email'],
+            },
+          },
+          write,
+        )
+        .catch(fail(`changing quota preference ${input.name}`));
+      return view(p);
+    },
+    close: () => client.close(),
+  };
+}
+
+function checkProject(project: string): void {
+  if (!PROJECT.test(project))
+    throw new InputError('Invalid quota preference', [
+      { path: 'project', message: `must be a project id, not "${project}"` },
+    ]);
+}
+
+function checkNew(input: NewQuotaPreference): void {
+  checkProject(input.project);
+  const faults = [];
+  if (!ID.test(input.id))
+    faults.push({ path: 'id', message: `"${input.id}" is not a preference id` });
+  if (!/^[A-Za-z0-9]{1,100}$/.test(input.quotaId))
+    faults.push({ path: 'quotaId', message: `"${input.quotaId}" is not a quota id` });
+  if (!/^[a-z0-9-]{1,63}$/.test(input.region))
+    faults.push({ path: 'region', message: `"${input.region}" is not a region` });
+  if (!Number.isSafeInteger(input.preferredValue) || input.preferredValue < 0)
+    faults.push({ path: 'preferredValue', message: `${input.preferredValue} is not a GPU count` });
+  if (faults.length > 0) throw new InputError('Invalid quota preference', faults);
+}
+
+function view(p: Preference): QuotaPreferenceView {
+  const name = p.name ?? '';
+  const what = `quota preference ${name}`;
+  const granted = p.quotaConfig?.grantedValue;
+  return {
+    name,
+    quotaId: p.quotaId ?? '',
+    region: p.dimensions?.['region'] || null,
+    preferredValue: preferred(p.quotaConfig?.preferredValue, `${what}, preferred value`),
+    grantedValue:
+      granted === null || granted === undefined
+        ? null
+        : parseQuotaValue(granted.value ?? '0', `${what}, granted value`),
+    reconciling: p.reconciling === true,
+    stateDetail: p.quotaConfig?.stateDetail ?? '',
+    traceId: p.quotaConfig?.traceId ?? '',
+    etag: p.etag ?? '',
+    justification: p.justification ?? '',
+  };
+}
+
+/** A preferred value: a GPU count, or -1 (Google's "unlimited", which another actor may ask). */
+function preferred(raw: unknown, what: string): number {
+  if (raw === -1 || String(raw) === '-1') return -1;
+  return parseQuotaValue(raw ?? '', what);
+}

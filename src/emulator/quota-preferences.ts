@@ -1,0 +1,435 @@
+import { createHash } from 'node:crypto';
+import { status } from '@grpc/grpc-js';
+
+import type { EmulatorContext } from './context.js';
+import type { FleetModel } from './model.js';
+import { gpuQuotaId } from './quotas-api.js';
+import {
+  bool,
+  field,
+  int,
+  invalid,
+  notFound,
+  paginate,
+  RpcError,
+  stringMap,
+  strings,
+  text,
+  timestamp,
+  type Handlers,
+  type Message,
+} from './rpc.js';
+
+/**
+ * Cloud Quotas v1 quota preferences: Create, Get, List and Update, with a state a test moves
+ * (`decideQuotaPreference`: pending → granted or denied).
+ *
+ * What it checks, from google/api/cloudquotas/v1 (cloudquotas.proto, resources.proto, in the
+ * pinned @google-cloud/cloudquotas) and
+ * https://cloud.google.com/docs/quotas/reference/rest/v1/folders.locations.quotaPreferences:
+ * - the parent's location must be `global` ("The path that follows /locations must be /global");
+ * - `service`, `quota_id` and `quota_config.preferred_value` are required; the value must be at
+ *   least -1 (-1 is unlimited);
+ * - `contact_email` is required for an increase (a preferred value above the current one);
+ * - `user` and `resource` dimensions must not be set; here also any dimension the quota info
+ *   does not list (it lists `region`);
+ * - "There is only one QuotaPreference resource for a quota value targeting a unique set of
+ *   dimensions": a second for the same quota and dimensions is ALREADY_EXISTS, as is an id
+ *   already used under the parent;
+ * - `dimensions` is immutable; an update whose etag no longer matches is ABORTED (resources.proto
+ *   `etag`); an update of a missing preference is NOT_FOUND unless `allow_missing`.
+ * Where Google is silent, the emulator takes the strict side and says so: a preference id must
+ * look like an AIP-122 resource id (lower case letters, digits, hyphens; at most 63), and the
+ * preferred value must be at most 1,000,000 (Google states no upper bound).
+ *
+ * State: a created or changed increase is `reconciling` (pending Google's decision) with a
+ * `trace_id`; a decrease or an unchanged value is applied at once. `decideQuotaPreference`
+ * grants (granted_value = preferred value, and the quota info takes it) or denies
+ * (granted_value = the quota before, `state_detail` says why), and reconciling ends.
+ */
+
+const RUN = 'run.googleapis.com';
+const PARENT = /^projects\/([^/]+)\/locations\/([^/]+)$/;
+const NAME = /^projects\/([^/]+)\/locations\/([^/]+)\/quotaPreferences\/([^/]+)$/;
+const PREFERENCE_ID = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+const MAX_PREFERRED = 1_000_000;
+const UPDATABLE = [
+  'quota_config',
+  'quota_config.preferred_value',
+  'justification',
+  'contact_email',
+];
+
+export interface StoredPreference {
+  name: string;
+  project: string;
+  service: string;
+  quotaId: string;
+  dimensions: Record<string, string>;
+  preferredValue: number;
+  grantedValue: number | null;
+  reconciling: boolean;
+  stateDetail: string;
+  traceId: string;
+  justification: string;
+  /** Input only: kept for the tests, never answered. */
+  contactEmail: string;
+  etag: string;
+  createMs: number;
+  updateMs: number;
+}
+
+interface PreferenceStore {
+  byName: Map<string, StoredPreference>;
+  serial: number;
+}
+
+const stores = new WeakMap<FleetModel, PreferenceStore>();
+
+function storeOf(model: FleetModel): PreferenceStore {
+  let s = stores.get(model);
+  if (!s) {
+    s = { byName: new Map(), serial: 0 };
+    stores.set(model, s);
+  }
+  return s;
+}
+
+/** The quota entry a (project, quota id, region) has now, or undefined when there is none. */
+function quotaEntry(
+  model: FleetModel,
+  project: string,
+  quotaId: string,
+  region: string | undefined,
+): { key: Parameters<FleetModel['setQuota']>[0]; quota: number | undefined } | undefined {
+  const entries = model
+    .quotaEntries()
+    .filter(
+      (e) =>
+        e.key.project === project &&
+        gpuQuotaId(e.key.accelerator, e.key.zonalRedundancy) === quotaId,
+    );
+  return (
+    entries.find((e) => e.key.region === region) ?? entries.find((e) => e.key.region === undefined)
+  );
+}
+
+function hasQuotaId(model: FleetModel, project: string, quotaId: string): boolean {
+  return model
+    .quotaEntries()
+    .some(
+      (e) =>
+        e.key.project === project &&
+        gpuQuotaId(e.key.accelerator, e.key.zonalRedundancy) === quotaId,
+    );
+}
+
+function etagOf(p: StoredPreference, serial: number): string {
+  return createHash('sha256')
+    .update(`${p.name}:${p.preferredValue}:${p.reconciling}:${p.grantedValue}:${serial}`)
+    .digest('base64url')
+    .slice(0, 16);
+}
+
+function toMessage(p: StoredPreference): Message {
+  return {
+    name: p.name,
+    dimensions: p.dimensions,
+    quota_config: {
+      preferred_value: String(p.preferredValue),
+      state_detail: p.stateDetail,
+      ...(p.grantedValue === null ? {} : { granted_value: { value: String(p.grantedValue) } }),
+      trace_id: p.traceId,
+      annotations: {},
+      request_origin: 'ORIGIN_UNSPECIFIED',
+    },
+    etag: p.etag,
+    create_time: timestamp(p.createMs),
+    update_time: timestamp(p.updateMs),
+    service: p.service,
+    quota_id: p.quotaId,
+    reconciling: p.reconciling,
+    justification: p.justification,
+    // contact_email is input only: never answered.
+  };
+}
+
+function checkProject(ctx: EmulatorContext, project: string, location: string): void {
+  if (location !== 'global')
+    throw invalid(`the location of a quota preference must be "global", got "${location}"`);
+  if (!ctx.model.fleet.projects.some((p) => p.id === project))
+    throw notFound(`Project ${project} is not in the emulated fleet`);
+}
+
+function preferredValue(config: Message | undefined): number {
+  const raw = config?.['preferred_value'];
+  if (raw === undefined || raw === null || raw === '')
+    throw invalid('quota_preference.quota_config.preferred_value is required');
+  const v = typeof raw === 'number' ? raw : Number(raw);
+  if (!Number.isInteger(v) || v < -1)
+    throw invalid(
+      `quota_preference.quota_config.preferred_value must be an integer >= -1, got ${String(raw)}`,
+    );
+  if (v > MAX_PREFERRED)
+    throw invalid(
+      `quota_preference.quota_config.preferred_value ${v} is out of range (the emulator takes at most ${MAX_PREFERRED})`,
+    );
+  return v;
+}
+
+function checkDimensions(dimensions: Record<string, string>): void {
+  for (const [k, v] of Object.entries(dimensions)) {
+    if (k === 'user' || k === 'resource')
+      throw invalid(`quota_preference.dimensions: "${k}" must not be set`);
+    if (k !== 'region')
+      throw invalid(`quota_preference.dimensions: "${k}" is not a dimension of this quota`);
+    if (!/^[a-z0-9-]{1,63}$/.test(v))
+      throw invalid(`quota_preference.dimensions.region: "${v}" is not a region`);
+  }
+}
+
+function checkEmail(email: string, increase: boolean): void {
+  if (email === '') {
+    if (increase)
+      throw invalid('quota_preference.contact_email is required when requesting a quota increase');
+    return;
+  }
+  if (email.length > 254 || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email))
+    throw invalid(`quota_preference.contact_email "${email}" is not an email address`);
+}
+
+function sameDimensions(a: Record<string, string>, b: Record<string, string>): boolean {
+  const ka = Object.keys(a).sort();
+  const kb = Object.keys(b).sort();
+  return ka.length === kb.length && ka.every((k, i) => k === kb[i] && a[k] === b[k]);
+}
+
+/** The value the quota has now for a preference's dimensions (what an increase is judged by). */
+function currentValue(
+  model: FleetModel,
+  p: Pick<StoredPreference, 'project' | 'quotaId' | 'dimensions'>,
+): number {
+  return quotaEntry(model, p.project, p.quotaId, p.dimensions['region'])?.quota ?? 0;
+}
+
+function settle(ctx: EmulatorContext, p: StoredPreference, store: PreferenceStore): void {
+  const now = ctx.clock.now();
+  const increase = p.preferredValue > currentValue(ctx.model, p);
+  p.updateMs = now;
+  if (increase) {
+    p.reconciling = true;
+    p.stateDetail = 'Pending review';
+    p.traceId = `trace-${createHash('sha256').update(`${p.name}:${store.serial}`).digest('hex').slice(0, 12)}`;
+    p.grantedValue = null;
+  } else {
+    // A decrease (or the same value) applies at once and has no trace id.
+    p.reconciling = false;
+    p.stateDetail = '';
+    p.traceId = '';
+    p.grantedValue = p.preferredValue;
+    const entry = quotaEntry(ctx.model, p.project, p.quotaId, p.dimensions['region']);
+    if (entry) ctx.model.setQuota(entry.key, p.preferredValue);
+  }
+  store.serial++;
+  p.etag = etagOf(p, store.serial);
+}
+
+export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
+  const store = storeOf(ctx.model);
+  return {
+    CreateQuotaPreference: (request) => {
+      const parent = text(request, 'parent');
+      const m = PARENT.exec(parent);
+      if (!m)
+        throw invalid(`parent must look like projects/{project}/locations/global, got "${parent}"`);
+      const [, project = '', location = ''] = m;
+      checkProject(ctx, project, location);
+      const pref = field(request, 'quota_preference');
+      if (!pref) throw invalid('quota_preference is required');
+      const id = text(request, 'quota_preference_id') || `pref-${store.serial + 1}`;
+      if (!PREFERENCE_ID.test(id))
+        throw invalid(
+          `quota_preference_id "${id}" must be lower case letters, digits and hyphens, start with a letter and be at most 63 characters`,
+        );
+      const service = text(pref, 'service');
+      if (service === '') throw invalid('quota_preference.service is required');
+      if (service !== RUN)
+        throw invalid(`quota_preference.service "${service}" has no quotas here (only ${RUN})`);
+      const quotaId = text(pref, 'quota_id');
+      if (quotaId === '') throw invalid('quota_preference.quota_id is required');
+      if (!hasQuotaId(ctx.model, project, quotaId))
+        throw invalid(
+          `quota_preference.quota_id "${quotaId}" is not a quota of ${service} in ${project}`,
+        );
+      const dimensions = stringMap(pref, 'dimensions');
+      checkDimensions(dimensions);
+      const value = preferredValue(field(pref, 'quota_config'));
+      const name = `projects/${project}/locations/global/quotaPreferences/${id}`;
+      if (store.byName.has(name))
+        throw new RpcError(status.ALREADY_EXISTS, `QuotaPreference ${name} already exists`);
+      const twin = [...store.byName.values()].find(
+        (p) =>
+          p.project === project &&
+          p.quotaId === quotaId &&
+          sameDimensions(p.dimensions, dimensions),
+      );
+      if (twin)
+        throw new RpcError(
+          status.ALREADY_EXISTS,
+          `a QuotaPreference for ${quotaId} with these dimensions already exists: ${twin.name}`,
+        );
+      const increase = value > currentValue(ctx.model, { project, quotaId, dimensions });
+      checkEmail(text(pref, 'contact_email'), increase);
+      if (bool(request, 'validate_only'))
+        throw invalid('validate_only is not a field of CreateQuotaPreferenceRequest');
+      const now = ctx.clock.now();
+      const created: StoredPreference = {
+        name,
+        project,
+        service,
+        quotaId,
+        dimensions,
+        preferredValue: value,
+        grantedValue: null,
+        reconciling: false,
+        stateDetail: '',
+        traceId: '',
+        justification: text(pref, 'justification'),
+        contactEmail: text(pref, 'contact_email'),
+        etag: '',
+        createMs: now,
+        updateMs: now,
+      };
+      settle(ctx, created, store);
+      store.byName.set(name, created);
+      return toMessage(created);
+    },
+    GetQuotaPreference: (request) => {
+      const name = text(request, 'name');
+      const m = NAME.exec(name);
+      if (!m)
+        throw invalid(
+          `name must look like projects/{project}/locations/global/quotaPreferences/{id}, got "${name}"`,
+        );
+      checkProject(ctx, m[1] ?? '', m[2] ?? '');
+      const p = store.byName.get(name);
+      if (!p) throw notFound(`QuotaPreference ${name} was not found`);
+      return toMessage(p);
+    },
+    ListQuotaPreferences: (request) => {
+      const parent = text(request, 'parent');
+      const m = PARENT.exec(parent);
+      if (!m)
+        throw invalid(`parent must look like projects/{project}/locations/global, got "${parent}"`);
+      const [, project = '', location = ''] = m;
+      checkProject(ctx, project, location);
+      const filter = text(request, 'filter');
+      // Filters are not modelled: an unfiltered list is the safe answer only when none is asked.
+      if (filter !== '')
+        throw invalid('filter is not supported by the emulator: list and filter client side');
+      const all = [...store.byName.values()]
+        .filter((p) => p.project === project)
+        .sort((a, b) => a.name.localeCompare(b.name))
+        .map(toMessage);
+      const { page, nextPageToken } = paginate(all, {
+        pageSize: int(request, 'page_size'),
+        pageToken: text(request, 'page_token'),
+        defaultPageSize: ctx.settings.pageSize,
+        fingerprint: ['ListQuotaPreferences', parent, filter, text(request, 'order_by')],
+      });
+      return { quota_preferences: page, next_page_token: nextPageToken, unreachable: [] };
+    },
+    UpdateQuotaPreference: (request) => {
+      const pref = field(request, 'quota_preference');
+      if (!pref) throw invalid('quota_preference is required');
+      const name = text(pref, 'name');
+      const m = NAME.exec(name);
+      if (!m)
+        throw invalid(
+          `quota_preference.name must look like projects/{project}/locations/global/quotaPreferences/{id}, got "${name}"`,
+        );
+      checkProject(ctx, m[1] ?? '', m[2] ?? '');
+      const existing = store.byName.get(name);
+      if (!existing) {
+        if (bool(request, 'allow_missing'))
+          throw invalid(
+            'allow_missing is not modelled by the emulator: create the preference instead',
+          );
+        throw notFound(`QuotaPreference ${name} was not found`);
+      }
+      const etag = text(pref, 'etag');
+      if (etag !== '' && etag !== existing.etag)
+        throw new RpcError(
+          status.ABORTED,
+          `the etag of ${name} does not match: it changed since it was read`,
+        );
+      const mask = strings(field(request, 'update_mask'), 'paths');
+      for (const path of mask)
+        if (!UPDATABLE.includes(path))
+          throw invalid(`update_mask path "${path}" cannot be updated`);
+      const has = (p: string): boolean => mask.length === 0 || mask.includes(p);
+      const dimensions = stringMap(pref, 'dimensions');
+      if (mask.length === 0 && !sameDimensions(dimensions, existing.dimensions))
+        throw invalid('quota_preference.dimensions is immutable');
+      const next = { ...existing };
+      if (has('quota_config') || has('quota_config.preferred_value'))
+        next.preferredValue = preferredValue(field(pref, 'quota_config'));
+      if (has('justification')) next.justification = text(pref, 'justification');
+      if (has('contact_email')) next.contactEmail = text(pref, 'contact_email');
+      const increase = next.preferredValue > currentValue(ctx.model, next);
+      checkEmail(next.contactEmail, increase);
+      if (bool(request, 'validate_only')) return toMessage(existing);
+      settle(ctx, next, store);
+      store.byName.set(name, next);
+      return toMessage(next);
+    },
+  };
+}
+
+/** A test's view of the preferences, contact emails included. */
+export function quotaPreferences(model: FleetModel): StoredPreference[] {
+  return [...storeOf(model).byName.values()].map((p) => ({
+    ...p,
+    dimensions: { ...p.dimensions },
+  }));
+}
+
+/**
+ * Google's decision on a pending preference: `granted` sets the granted value to the preferred
+ * value (or `grantedValue`, a partial grant) and the quota info takes it; `denied` leaves the
+ * quota as it was, with `stateDetail` saying why. Either ends `reconciling`.
+ */
+export function decideQuotaPreference(
+  model: FleetModel,
+  clockNow: number,
+  input: {
+    name: string;
+    decision: 'granted' | 'denied';
+    grantedValue?: number;
+    stateDetail?: string;
+  },
+): StoredPreference {
+  const store = storeOf(model);
+  const p = store.byName.get(input.name);
+  if (!p) throw new Error(`no quota preference ${input.name}`);
+  if (!p.reconciling) throw new Error(`quota preference ${input.name} is not pending`);
+  const before = currentValue(model, p);
+  const granted = input.decision === 'granted' ? (input.grantedValue ?? p.preferredValue) : before;
+  if (!Number.isInteger(granted) || granted < 0) throw new Error(`bad granted value ${granted}`);
+  const next: StoredPreference = {
+    ...p,
+    reconciling: false,
+    grantedValue: granted,
+    stateDetail:
+      input.stateDetail ?? (input.decision === 'granted' ? 'Approved' : 'Request denied'),
+    updateMs: clockNow,
+  };
+  if (input.decision === 'granted') {
+    const entry = quotaEntry(model, p.project, p.quotaId, p.dimensions['region']);
+    if (entry) model.setQuota(entry.key, granted);
+  }
+  store.serial++;
+  next.etag = etagOf(next, store.serial);
+  store.byName.set(p.name, next);
+  return next;
+}

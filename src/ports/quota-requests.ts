@@ -1,0 +1,56 @@
+/**
+ * Cloud Quotas v1 quota preferences: how the governor asks Google for more GPU quota
+ * (docs/quota-requests.md). Only `run.googleapis.com` quotas of a project, one region each.
+ */
+
+/** A quota preference as the governor reads it. */
+export interface QuotaPreferenceView {
+  /** `projects/{p}/locations/global/quotaPreferences/{id}`. */
+  name: string;
+  quotaId: string;
+  /** Its `region` dimension; null when it has none (it then applies to every other region). */
+  region: string | null;
+  preferredValue: number;
+  /** Null while Google has not granted anything. */
+  grantedValue: number | null;
+  /** Pending Google's approval and fulfilment. */
+  reconciling: boolean;
+  stateDetail: string;
+  /** Google's trace id of an increase request (empty for decreases). */
+  traceId: string;
+  etag: string;
+  justification: string;
+}
+
+export interface NewQuotaPreference {
+  project: string;
+  /** The preference id (unique under the project). */
+  id: string;
+  quotaId: string;
+  region: string;
+  preferredValue: number;
+  justification: string;
+  contactEmail: string;
+}
+
+export interface QuotaPreferenceChange {
+  name: string;
+  /** The etag read: the update is refused (ConflictError) when the preference changed since. */
+  etag: string;
+  preferredValue: number;
+  justification: string;
+  contactEmail: string;
+}
+
+export interface QuotaRequestPort {
+  /** Every quota preference of `run.googleapis.com` in the project (all pages). */
+  listPreferences(project: string): Promise<QuotaPreferenceView[]>;
+  getPreference(name: string): Promise<QuotaPreferenceView>;
+  /**
+   * Files a new preference. ConflictError when one exists for the same quota and region, or
+   * with the same id (someone filed first).
+   */
+  createPreference(input: NewQuotaPreference): Promise<QuotaPreferenceView>;
+  /** Changes a preference's value; ConflictError when its etag no longer matches. */
+  updatePreference(input: QuotaPreferenceChange): Promise<QuotaPreferenceView>;
+}

@@ -1,0 +1,330 @@
+import { status } from '@grpc/grpc-js';
+import { CloudQuotasClient } from '@google-cloud/cloudquotas';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { clientConfig } from '../../src/adapters/client-config.js';
+import {
+  createQuotaPreferenceAdapter,
+  type QuotaPreferenceAdapter,
+} from '../../src/adapters/quota-preferences.js';
+import { createQuotaAdapter } from '../../src/adapters/quotas.js';
+import {
+  decideQuotaPreference,
+  quotaPreferences,
+  startEmulator,
+  type RunningEmulator,
+} from '../../src/emulator/index.js';
+import { ConflictError, InputError, NotFoundError, UpstreamError } from '../../src/errors.js';
+
+/**
+ * Quota preferences through the real @google-cloud/cloudquotas client over gRPC to the emulator:
+ * create, get, list, update, Google's refusals, the state a test moves (pending → granted or
+ * denied), and another actor filing or changing a preference between a read and a write.
+ */
+
+const P = 'qp-project';
+const US = 'us-central1';
+const EU = 'europe-west4';
+const L4 = 'NvidiaL4GpuAllocPerProjectRegion';
+const L4_NZ = 'NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion';
+
+const fleet = {
+  start: '2026-11-27T12:00:00Z',
+  warmupMinutes: 0,
+  projects: [
+    {
+      id: P,
+      pools: [
+        { region: US, quota: 4 },
+        { region: EU, quota: 4 },
+        { region: US, zonalRedundancy: false, quota: 2 },
+        { region: EU, zonalRedundancy: false, quota: 3 },
+      ],
+      services: [],
+    },
+  ],
+};
+
+let emulator: RunningEmulator;
+let prefs: QuotaPreferenceAdapter;
+/** Another actor: a person with the raw client. */
+let other: CloudQuotasClient;
+
+const file = (over: Partial<Parameters<QuotaPreferenceAdapter['createPreference']>[0]> = {}) =>
+  prefs.createPreference({
+    project: P,
+    id: 'gpu-governor-us-central1-l4',
+    quotaId: L4,
+    region: US,
+    preferredValue: 6,
+    justification: 'Sustained pressure: evidence follows.',
+    contactEmail: 'ops@example.com',
+    ...over,
+  });
+
+async function rawCode(p: Promise<unknown>): Promise<number | undefined> {
+  try {
+    await p;
+    return undefined;
+  } catch (e) {
+    return (e as { code?: number }).code;
+  }
+}
+
+beforeAll(async () => {
+  emulator = await startEmulator({ fleet, speed: 'manual' });
+  prefs = createQuotaPreferenceAdapter({ emulatorHost: emulator.host, retry: { maxAttempts: 2 } });
+  other = new CloudQuotasClient(clientConfig({ emulatorHost: emulator.host }).options);
+});
+
+afterAll(async () => {
+  await prefs.close();
+  await other.close();
+  await emulator.stop();
+});
+
+describe('quota preferences over gRPC', () => {
+  it('an increase is filed pending, with a trace id; get and list show it; contact email is never answered', async () => {
+    const created = await file();
+    expect(created).toMatchObject({
+      name: `projects/${P}/locations/global/quotaPreferences/gpu-governor-us-central1-l4`,
+      quotaId: L4,
+      region: US,
+      preferredValue: 6,
+      grantedValue: null,
+      reconciling: true,
+    });
+    expect(created.traceId).not.toBe('');
+    expect(await prefs.getPreference(created.name)).toEqual(created);
+    expect((await prefs.listPreferences(P)).map((p) => p.name)).toEqual([created.name]);
+    const [raw] = await other.getQuotaPreference({ name: created.name });
+    expect(raw.contactEmail).toBe('');
+    expect(quotaPreferences(emulator.model)[0]?.contactEmail).toBe('ops@example.com');
+  });
+
+  it('granted: reconciling ends, granted value set, and the quota info reads the new quota', async () => {
+    const name = `projects/${P}/locations/global/quotaPreferences/gpu-governor-us-central1-l4`;
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), { name, decision: 'granted' });
+    const after = await prefs.getPreference(name);
+    expect(after).toMatchObject({ reconciling: false, grantedValue: 6, stateDetail: 'Approved' });
+    const quotas = createQuotaAdapter({ emulatorHost: emulator.host });
+    try {
+      expect(
+        await quotas.gpuQuota({
+          project: P,
+          region: US,
+          accelerator: 'nvidia-l4',
+          zonalRedundancy: true,
+        }),
+      ).toBe(6);
+    } finally {
+      await quotas.close();
+    }
+    expect(() => decideQuotaPreference(emulator.model, 0, { name, decision: 'denied' })).toThrow(
+      /not pending/,
+    );
+  });
+
+  it('denied: reconciling ends with the old value granted and a state detail; the quota stays', async () => {
+    const created = await file({ id: 'nz', quotaId: L4_NZ, preferredValue: 5 });
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), {
+      name: created.name,
+      decision: 'denied',
+      stateDetail: 'Denied: not enough capacity',
+    });
+    expect(await prefs.getPreference(created.name)).toMatchObject({
+      reconciling: false,
+      grantedValue: 2,
+      stateDetail: 'Denied: not enough capacity',
+    });
+  });
+
+  it('an update moves the value and is pending again; a stale etag is a ConflictError', async () => {
+    const name = `projects/${P}/locations/global/quotaPreferences/nz`;
+    const read = await prefs.getPreference(name);
+    const changed = await prefs.updatePreference({
+      name,
+      etag: read.etag,
+      preferredValue: 4,
+      justification: 'more',
+      contactEmail: 'ops@example.com',
+    });
+    expect(changed).toMatchObject({ preferredValue: 4, reconciling: true, justification: 'more' });
+    await expect(
+      prefs.updatePreference({
+        name,
+        etag: read.etag,
+        preferredValue: 3,
+        justification: 'x',
+        contactEmail: 'ops@example.com',
+      }),
+    ).rejects.toBeInstanceOf(ConflictError);
+  });
+
+  it('another actor files for the same quota and region between our read and our write: ConflictError, nothing doubled', async () => {
+    const before = await prefs.listPreferences(P);
+    expect(before.some((p) => p.region === EU)).toBe(false);
+    // Someone files through the console between the governor's list and its create.
+    await other.createQuotaPreference({
+      parent: `projects/${P}/locations/global`,
+      quotaPreferenceId: 'by-hand',
+      quotaPreference: {
+        service: 'run.googleapis.com',
+        quotaId: L4,
+        dimensions: { region: EU },
+        quotaConfig: { preferredValue: '8' },
+        contactEmail: 'someone@example.com',
+      },
+    });
+    await expect(file({ id: 'gpu-governor-eu', region: EU })).rejects.toBeInstanceOf(ConflictError);
+    const after = await prefs.listPreferences(P);
+    expect(after.filter((p) => p.region === EU && p.quotaId === L4)).toHaveLength(1);
+  });
+
+  it('another actor changes the preference between our read and our update: the update is refused', async () => {
+    const name = `projects/${P}/locations/global/quotaPreferences/by-hand`;
+    const read = await prefs.getPreference(name);
+    const [current] = await other.getQuotaPreference({ name });
+    await other.updateQuotaPreference({
+      quotaPreference: {
+        ...current,
+        quotaConfig: { preferredValue: '10' },
+        contactEmail: 'someone@example.com',
+      },
+      updateMask: { paths: ['quota_config.preferred_value', 'contact_email'] },
+    });
+    await expect(
+      prefs.updatePreference({
+        name,
+        etag: read.etag,
+        preferredValue: 12,
+        justification: 'x',
+        contactEmail: 'ops@example.com',
+      }),
+    ).rejects.toBeInstanceOf(ConflictError);
+    expect((await prefs.getPreference(name)).preferredValue).toBe(10);
+  });
+
+  it('rejects what Google rejects, each with INVALID_ARGUMENT or NOT_FOUND', async () => {
+    const parent = `projects/${P}/locations/global`;
+    const base = {
+      service: 'run.googleapis.com',
+      quotaId: L4_NZ,
+      dimensions: { region: EU },
+      quotaConfig: { preferredValue: '9' },
+      contactEmail: 'ops@example.com',
+    };
+    const create = (over: object, req: object = {}) =>
+      rawCode(
+        other.createQuotaPreference({ parent, quotaPreference: { ...base, ...over }, ...req }),
+      );
+    expect(await create({ contactEmail: '' })).toBe(status.INVALID_ARGUMENT);
+    expect(await create({ contactEmail: 'not-an-email' })).toBe(status.INVALID_ARGUMENT);
+    expect(await create({ quotaId: '' })).toBe(status.INVALID_ARGUMENT);
+    expect(await create({ quotaId: 'NoSuchQuota' })).toBe(status.INVALID_ARGUMENT);
+    expect(await create({ service: '' })).toBe(status.INVALID_ARGUMENT);
+    expect(await create({ quotaConfig: { preferredValue: '-2' } })).toBe(status.INVALID_ARGUMENT);
+    expect(await create({ quotaConfig: { preferredValue: '99999999999' } })).toBe(
+      status.INVALID_ARGUMENT,
+    );
+    expect(await create({ quotaConfig: {} })).toBe(status.INVALID_ARGUMENT);
+    expect(await create({ dimensions: { user: 'me' } })).toBe(status.INVALID_ARGUMENT);
+    expect(await create({ dimensions: { zone: 'us-central1-a' } })).toBe(status.INVALID_ARGUMENT);
+    expect(await create({}, { quotaPreferenceId: 'Bad_Id!' })).toBe(status.INVALID_ARGUMENT);
+    expect(await create({}, { quotaPreferenceId: 'x'.repeat(64) })).toBe(status.INVALID_ARGUMENT);
+    expect(
+      await rawCode(
+        other.createQuotaPreference({
+          parent: `projects/${P}/locations/us-central1`,
+          quotaPreference: base,
+        }),
+      ),
+    ).toBe(status.INVALID_ARGUMENT);
+    expect(
+      await rawCode(
+        other.createQuotaPreference({
+          parent: 'projects/nobody/locations/global',
+          quotaPreference: base,
+        }),
+      ),
+    ).toBe(status.NOT_FOUND);
+    // A decrease needs no contact email, applies at once and has no trace id.
+    const [decrease] = await other.createQuotaPreference({
+      parent,
+      quotaPreferenceId: 'down',
+      quotaPreference: { ...base, quotaConfig: { preferredValue: '1' }, contactEmail: '' },
+    });
+    expect(decrease.reconciling).toBe(false);
+    expect(decrease.quotaConfig?.traceId).toBe('');
+    // Dimensions are immutable.
+    expect(
+      await rawCode(
+        other.updateQuotaPreference({
+          quotaPreference: { ...decrease, dimensions: { region: US } },
+        }),
+      ),
+    ).toBe(status.INVALID_ARGUMENT);
+    expect(
+      await rawCode(
+        other.getQuotaPreference({ name: `projects/${P}/locations/global/quotaPreferences/none` }),
+      ),
+    ).toBe(status.NOT_FOUND);
+  });
+
+  it('the adapter refuses malformed input before any call, and names missing preferences', async () => {
+    await expect(file({ id: '../etc' })).rejects.toBeInstanceOf(InputError);
+    await expect(file({ region: 'us central1' })).rejects.toBeInstanceOf(InputError);
+    await expect(file({ preferredValue: -1 })).rejects.toBeInstanceOf(InputError);
+    await expect(file({ quotaId: 'a/b' })).rejects.toBeInstanceOf(InputError);
+    await expect(prefs.getPreference('projects/x')).rejects.toBeInstanceOf(InputError);
+    await expect(prefs.listPreferences('bad project')).rejects.toBeInstanceOf(InputError);
+    await expect(
+      prefs.getPreference(`projects/${P}/locations/global/quotaPreferences/none`),
+    ).rejects.toBeInstanceOf(NotFoundError);
+    await expect(
+      file({ id: 'gpu-governor-x', contactEmail: '', region: US, preferredValue: 50 }),
+    ).rejects.toBeInstanceOf(UpstreamError);
+  });
+
+  it('lists every page', async () => {
+    const small = await startEmulator({ fleet, speed: 'manual', pageSize: 1 });
+    const a = createQuotaPreferenceAdapter({ emulatorHost: small.host });
+    try {
+      await a.createPreference({
+        project: P,
+        id: 'a1',
+        quotaId: L4,
+        region: US,
+        preferredValue: 5,
+        justification: '',
+        contactEmail: 'o@example.com',
+      });
+      await a.createPreference({
+        project: P,
+        id: 'a2',
+        quotaId: L4,
+        region: EU,
+        preferredValue: 5,
+        justification: '',
+        contactEmail: 'o@example.com',
+      });
+      await a.createPreference({
+        project: P,
+        id: 'a3',
+        quotaId: L4_NZ,
+        region: US,
+        preferredValue: 3,
+        justification: '',
+        contactEmail: 'o@example.com',
+      });
+      expect((await a.listPreferences(P)).map((p) => p.name.split('/').pop())).toEqual([
+        'a1',
+        'a2',
+        'a3',
+      ]);
+    } finally {
+      await a.close();
+      await small.stop();
+    }
+  });
+});
