@@ -4,6 +4,7 @@ import { createFileStateStore } from './adapters/file-store.js';
 import { createFirestoreStateStore } from './adapters/firestore-store.js';
 import { createGooglePorts, type GooglePorts } from './adapters/index.js';
 import { createPubSubAlertSink, type PubSubAlertSink } from './adapters/pubsub.js';
+import { createQuotaPreferenceAdapter } from './adapters/quota-preferences.js';
 import type { Policy } from './core/policy.js';
 import type { Logger } from './log.js';
 import type { StateStore } from './ports/index.js';
@@ -35,14 +36,19 @@ export function createRuntime(
       })
     : null;
   if (!sink) log.log('WARNING', 'the policy sets no alerts.topic: alerts are only logged');
+  // Only a policy that opts in gets a client that can file quota requests.
+  const quotaRequests = policy.quotaRequests?.enabled
+    ? createQuotaPreferenceAdapter({ emulatorHost: options.emulatorHost })
+    : undefined;
   return {
     ports,
     store,
     sink,
     log,
     now: createClock(options),
+    ...(quotaRequests ? { quotaRequests } : {}),
     close: async () => {
-      await Promise.all([ports.close(), store.close(), sink?.close()]);
+      await Promise.all([ports.close(), store.close(), sink?.close(), quotaRequests?.close()]);
     },
   };
 }

@@ -30,7 +30,7 @@ import type {
 } from '../ports/index.js';
 import { clientConfig } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
-import { parseQuotaValue } from './quotas.js';
+import { gpuQuotaId, parseQuotaValue } from './quotas.js';
 import {
   checkRetryPolicy,
   defaultRetryPolicy,
@@ -70,6 +70,7 @@ export function createQuotaPreferenceAdapter(
   };
 
   return {
+    quotaIdOf: gpuQuotaId,
     async listPreferences(project) {
       checkProject(project);
       const parent = `projects/${project}/locations/global`;

@@ -57,9 +57,30 @@ export const PressurePool = z.strictObject({
 });
 export type PressurePool = z.infer<typeof PressurePool>;
 
+/** A quota request the governor tracks for a pool (docs/quota-requests.md). */
+export const TrackedRequest = z.strictObject({
+  name: z.string().min(1).describe('The QuotaPreference resource name.'),
+  quotaId: z.string().min(1),
+  preferredValue: z.number().int().min(-1),
+  from: Int.nullable().describe('The quota when it was filed (or found).'),
+  filedAt: z.iso.datetime({ offset: true }),
+  /** `governor`: this governor filed it; `found`: it was pending when the governor looked. */
+  by: z.enum(['governor', 'found']),
+  state: z.enum(['pending', 'granted', 'denied']),
+  decidedAt: z.iso.datetime({ offset: true }).nullable(),
+  grantedValue: z.number().int().min(-1).nullable(),
+  stateDetail: z.string().max(2000),
+  traceId: z.string().max(500),
+});
+export type TrackedRequest = z.infer<typeof TrackedRequest>;
+
 export const PressureLedger = z.strictObject({
   at: z.iso.datetime({ offset: true }).describe('The run that rolled the ledger last.'),
   pools: z.record(z.string().min(1), PressurePool).describe('By pool key.'),
+  requests: z
+    .record(z.string().min(1), TrackedRequest)
+    .optional()
+    .describe('By pool key: the last quota request of the pool and its state.'),
 });
 export type PressureLedger = z.infer<typeof PressureLedger>;
 
@@ -132,7 +153,7 @@ export function rollPressure(
       .slice(-LEDGER_DAYS);
     pools[key] = { ...entry, days };
   }
-  return { at: plan.at, pools };
+  return { at: plan.at, pools, ...(previous?.requests ? { requests: previous.requests } : {}) };
 }
 
 export interface RecommendSettings {

@@ -1,4 +1,8 @@
 import { z } from 'zod';
+import type { Alert } from './alert.js';
+import { makeAlert } from './conditions.js';
+import type { QuotaRecommendation, TrackedRequest } from './quota-pressure.js';
+import type { RunContext } from './run-alerts.js';
 
 /**
  * The policy's `quotaRequests` section: whether the governor may ask Google for more quota where
@@ -61,4 +65,124 @@ export function checkQuotaRequests(raw: unknown): { path: string; message: strin
     ];
   }
   return [];
+}
+
+/**
+ * What a pool's recommendation and its last tracked request say about filing one now: the value
+ * to ask for, or why not. Never while one is pending; not within `cooldownDays` of the last
+ * decision (the evidence before it was gathered under the old quota); at most `maxIncrease` above
+ * the quota; only for a pool under sustained pressure (`recommend`).
+ */
+export function requestToFile(
+  rec: QuotaRecommendation,
+  last: TrackedRequest | undefined,
+  settings: QuotaRequestsSettings,
+  at: string,
+  cooldownDays = 7,
+): { file: true; preferredValue: number } | { file: false; why: string } {
+  if (!settings.enabled) return { file: false, why: 'quota requests are off' };
+  if (rec.status !== 'recommend' || rec.recommended === null || rec.quota === null)
+    return { file: false, why: rec.why };
+  if (last?.state === 'pending')
+    return { file: false, why: `a request is pending: ${last.name} for ${last.preferredValue}` };
+  if (last?.decidedAt) {
+    const since = Date.parse(at) - Date.parse(last.decidedAt);
+    if (since < cooldownDays * 86_400_000)
+      return {
+        file: false,
+        why: `the last request was ${last.state} at ${last.decidedAt}: none within ${cooldownDays} days of a decision`,
+      };
+  }
+  return {
+    file: true,
+    preferredValue: Math.min(rec.recommended, rec.quota + settings.maxIncrease),
+  };
+}
+
+/**
+ * A tracked request against its preference as read: still pending while Google reconciles it;
+ * granted when the granted value reaches what was asked (or -1, unlimited); otherwise denied
+ * (a partial grant included). Google names no "denied" state: a preference no longer reconciling
+ * with a granted value below its preferred value is how a refusal shows (resources.proto
+ * `reconciling`, `granted_value`, `state_detail`).
+ */
+export function judgeRequest(view: {
+  reconciling: boolean;
+  grantedValue: number | null;
+  preferredValue: number;
+}): 'pending' | 'granted' | 'denied' {
+  if (view.reconciling) return 'pending';
+  const g = view.grantedValue;
+  if (g !== null && (g === -1 || (view.preferredValue !== -1 && g >= view.preferredValue)))
+    return 'granted';
+  return 'denied';
+}
+
+const where = (
+  r: Pick<QuotaRecommendation, 'project' | 'region' | 'accelerator' | 'zonalRedundancy'>,
+) => ({
+  project: r.project,
+  region: r.region,
+  accelerator: r.accelerator,
+  zonalRedundancy: r.zonalRedundancy,
+});
+
+const poolName = (r: Pick<QuotaRecommendation, 'region' | 'accelerator' | 'zonalRedundancy'>) =>
+  `${r.region} ${r.accelerator}${r.zonalRedundancy ? '' : ' (no zonal redundancy)'}`;
+
+/** quota.requested: the governor filed (or raised) a quota preference, with its evidence. */
+export function quotaRequestedAlert(
+  ctx: RunContext,
+  rec: QuotaRecommendation,
+  req: TrackedRequest,
+  justification: string,
+): Alert {
+  return makeAlert(ctx, where(rec), {
+    type: 'quota.requested',
+    status: 'event',
+    severity: 'INFO',
+    summary: `Asked Google for a GPU quota of ${req.preferredValue} in ${poolName(rec)} (now ${rec.quota ?? 'unknown'})`,
+    details: {
+      preference: req.name,
+      quotaId: req.quotaId,
+      from: rec.quota,
+      preferredValue: req.preferredValue,
+      traceId: req.traceId,
+      justification,
+      evidence: {
+        daysCovered: rec.daysCovered,
+        minutesAtBudget: rec.minutesAtBudget,
+        refusedGpuMinutes: rec.refusedGpuMinutes,
+        peakWanted: rec.peakWanted,
+        recommended: rec.recommended,
+      },
+    },
+  });
+}
+
+/** quota.granted / quota.denied: Google decided a tracked request. */
+export function quotaDecidedAlert(
+  ctx: RunContext,
+  pool: { project: string; region: string; accelerator: string; zonalRedundancy: boolean },
+  req: TrackedRequest,
+): Alert {
+  const granted = req.state === 'granted';
+  return makeAlert(ctx, where(pool), {
+    type: granted ? 'quota.granted' : 'quota.denied',
+    status: 'event',
+    severity: granted ? 'INFO' : 'WARNING',
+    summary: granted
+      ? `Google granted a GPU quota of ${req.grantedValue ?? req.preferredValue} in ${poolName(pool)}`
+      : `Google did not grant the GPU quota of ${req.preferredValue} asked in ${poolName(pool)}${req.stateDetail ? `: ${req.stateDetail}` : ''}`,
+    details: {
+      preference: req.name,
+      quotaId: req.quotaId,
+      preferredValue: req.preferredValue,
+      grantedValue: req.grantedValue,
+      stateDetail: req.stateDetail,
+      traceId: req.traceId,
+      filedAt: req.filedAt,
+      by: req.by,
+    },
+  });
 }

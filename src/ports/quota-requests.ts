@@ -43,6 +43,8 @@ export interface QuotaPreferenceChange {
 }
 
 export interface QuotaRequestPort {
+  /** The Cloud Quotas id of a GPU pool's quota (the one GetQuotaInfo reads). */
+  quotaIdOf(accelerator: string, zonalRedundancy: boolean): string;
   /** Every quota preference of `run.googleapis.com` in the project (all pages). */
   listPreferences(project: string): Promise<QuotaPreferenceView[]>;
   getPreference(name: string): Promise<QuotaPreferenceView>;

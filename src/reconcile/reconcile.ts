@@ -5,6 +5,7 @@ import type {
   LeaseResult,
   ObservePorts,
   OutboxEntry,
+  QuotaRequestPort,
   RunRecord,
   StateStore,
 } from '../ports/index.js';
@@ -44,6 +45,7 @@ import { samePool } from '../core/pool.js';
 import { actOnPlan, beforeDeadline, type WriteResult } from './act.js';
 import { createPacer } from './pacing.js';
 import { preflightRun } from './preflight.js';
+import { runQuotaRequests } from './quota-requests.js';
 import { legacyUndelivered, recordRuns, stripLegacyUndelivered } from './run-record.js';
 
 /**
@@ -90,6 +92,8 @@ export interface ReconcileDeps {
    */
   leaseClock?: () => number;
   sleep?: (ms: number) => Promise<void>;
+  /** Cloud Quotas preferences, for `quotaRequests` (absent: no request is ever filed). */
+  quotaRequests?: QuotaRequestPort;
 }
 
 export interface ReconcileOptions {
@@ -603,13 +607,25 @@ async function alertProject(
   );
   await moveLegacyUndelivered(run, project, lastRun);
   // A restore's plan is not the governing one: it says nothing of pressure.
+  const quotaEvents: Alert[] = [];
   if (!run.options.restore) {
     const before = lastRun.find((r) => r.pressure !== undefined)?.pressure;
-    report.pressure[project] = rollPressure(before, plan, project);
+    const requests = await runQuotaRequests({
+      policy: run.policy,
+      port: deps.quotaRequests,
+      ctx,
+      project,
+      ledger: rollPressure(before, plan, project),
+      mode: run.mode,
+      log: deps.log,
+    });
+    report.pressure[project] = requests.ledger;
+    quotaEvents.push(...requests.events);
   }
   const events = [
     ...runEvents(ctx, project, plan, report.writes, run.mode),
     ...quotaChanges(ctx, project, plan, lastRun[0]?.quotas),
+    ...quotaEvents,
   ];
   const { state: previous, version } = await beforeDeadline(
     () => deps.store.loadConditions(project),

@@ -1,0 +1,312 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CloudQuotasClient } from '@google-cloud/cloudquotas';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+import { clientConfig } from '../../src/adapters/client-config.js';
+import { createFileStateStore } from '../../src/adapters/file-store.js';
+import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
+import {
+  createQuotaPreferenceAdapter,
+  type QuotaPreferenceAdapter,
+} from '../../src/adapters/quota-preferences.js';
+import { parsePolicy, type Policy } from '../../src/core/policy.js';
+import type { PressureDay, PressureLedger } from '../../src/core/quota-pressure.js';
+import {
+  decideQuotaPreference,
+  quotaPreferences,
+  startEmulator,
+  type RunningEmulator,
+} from '../../src/emulator/index.js';
+import { memoryLogger } from '../../src/log.js';
+import type { StateStore } from '../../src/ports/index.js';
+import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
+
+/**
+ * Quota requests in real runs: the emulator over gRPC, the real Cloud Quotas client, the file
+ * state store. A week of pressure is in the newest record; the run files once, never twice while
+ * pending, hears the decision, and uses a granted quota; another actor's preference is respected.
+ */
+
+const P = 'qr-project';
+const US = 'us-central1';
+const EU = 'europe-west4';
+const HOT = `${P}/${US}/nvidia-l4/zonal`;
+const CALM = `${P}/${EU}/nvidia-l4/zonal`;
+const START = '2026-11-27T12:00:00Z';
+
+const fleet = () => ({
+  start: START,
+  startupSeconds: 30,
+  idleMinutes: 0,
+  warmupMinutes: 40,
+  projects: [
+    {
+      id: P,
+      pools: [
+        { region: US, quota: 4 },
+        { region: EU, quota: 4 },
+      ],
+      services: [
+        { name: 'busy', region: US, gpu: {}, maxInstances: 4, demand: 8 },
+        { name: 'quiet', region: EU, gpu: {}, maxInstances: 2, demand: 1 },
+      ],
+    },
+  ],
+});
+
+const policyOf = (requests: object = { enabled: true, contactEmail: 'ops@example.com' }): Policy =>
+  parsePolicy({
+    version: 1,
+    projects: [P],
+    regions: [US, EU],
+    defaults: { headroom: 0 },
+    services: [{ match: {} }],
+    limits: { writesPerMinute: 6000 },
+    quotaRequests: { justification: 'Search inference.', maxIncrease: 4, ...requests },
+  });
+
+const day = (d: string, atBudget: number, refused: number, peak: number): PressureDay => ({
+  day: d,
+  minutes: 1440,
+  minutesAtBudget: atBudget,
+  refusedGpuMinutes: refused,
+  peakWanted: peak,
+  quota: 4,
+  budget: 4,
+});
+
+/** A week in the newest record: us-central1 at its budget 6 h a day, europe-west4 calm. */
+function week(): PressureLedger {
+  const days = ['2026-11-21', '2026-11-22', '2026-11-23', '2026-11-24', '2026-11-25', '2026-11-26'];
+  const pool = (region: string, rows: PressureDay[]) => ({
+    project: P,
+    region,
+    accelerator: 'nvidia-l4',
+    zonalRedundancy: true,
+    days: rows,
+  });
+  return {
+    at: '2026-11-27T11:55:00.000Z',
+    pools: {
+      [HOT]: pool(
+        US,
+        days.map((d) => day(d, 360, 1440, 7)),
+      ),
+      [CALM]: pool(
+        EU,
+        days.map((d) => day(d, 0, 0, 1)),
+      ),
+    },
+  };
+}
+
+let emulator: RunningEmulator;
+let ports: GooglePorts;
+let prefs: QuotaPreferenceAdapter;
+let store: StateStore;
+let log: ReturnType<typeof memoryLogger>;
+let other: CloudQuotasClient;
+let beforeCreate: (() => Promise<void>) | null;
+
+beforeEach(async () => {
+  beforeCreate = null;
+  emulator = await startEmulator({
+    fleet: fleet(),
+    speed: 'manual',
+    operationDelayMs: 20,
+    faults: async ({ method }) => {
+      if (method.endsWith('/CreateQuotaPreference') && beforeCreate) {
+        const act = beforeCreate;
+        beforeCreate = null; // the other actor's own create passes through here too
+        await act();
+      }
+      return undefined;
+    },
+  });
+  ports = createGooglePorts({ emulatorHost: emulator.host });
+  prefs = createQuotaPreferenceAdapter({ emulatorHost: emulator.host });
+  other = new CloudQuotasClient(clientConfig({ emulatorHost: emulator.host }).options);
+  store = createFileStateStore({ dir: mkdtempSync(join(tmpdir(), 'governor-qr-')) });
+  log = memoryLogger();
+  await store.recordRun(P, {
+    runId: 'run-seed',
+    startedAt: '2026-11-27T11:55:00.000Z',
+    finishedAt: '2026-11-27T11:55:01.000Z',
+    mode: 'enforce',
+    outcome: 'ok',
+    changes: 0,
+    skips: 0,
+    alerts: 0,
+    error: null,
+    quotas: { [HOT]: 4, [CALM]: 4 },
+    pressure: week(),
+  });
+});
+
+afterEach(async () => {
+  await Promise.all([ports.close(), prefs.close(), other.close(), store.close()]);
+  await emulator.stop();
+});
+
+let seq = 0;
+async function run(policy: Policy, withPort = true): Promise<RunReport> {
+  return reconcile(
+    policy,
+    {
+      ports,
+      store,
+      sink: null,
+      log,
+      now: () => Promise.resolve(emulator.now().getTime()),
+      sleep: async () => {},
+      ...(withPort ? { quotaRequests: prefs } : {}),
+    },
+    { runId: `run-${++seq}`, deadlineMs: 60_000 },
+  );
+}
+
+const types = (r: RunReport) => r.alerts.map((a) => a.type).filter((t) => t.startsWith('quota.'));
+const tracked = async () => (await store.listRuns(P))[0]?.pressure?.requests?.[HOT];
+
+describe('quota requests in a run', () => {
+  it('files one request for the pool under pressure, with the evidence, never twice while pending; a grant is used next run', async () => {
+    const first = await run(policyOf());
+    expect(types(first)).toEqual(['quota.requested']);
+    const requested = first.alerts.find((a) => a.type === 'quota.requested');
+    expect(requested).toMatchObject({ region: US, status: 'event', severity: 'INFO' });
+    // The peak of 7 wanted fits a quota of 7 (under 4 + maxIncrease 4).
+    expect(requested?.details).toMatchObject({ from: 4, preferredValue: 7 });
+    const filed = quotaPreferences(emulator.model);
+    expect(filed).toHaveLength(1);
+    expect(filed[0]).toMatchObject({
+      quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+      dimensions: { region: US },
+      preferredValue: 7,
+      contactEmail: 'ops@example.com',
+      reconciling: true,
+    });
+    expect(filed[0]?.justification).toMatch(
+      /^Search inference\. Cloud Run GPU pool us-central1 nvidia-l4: over the last 6 day\(s\)/,
+    );
+    expect(filed[0]?.justification).toContain('at its budget for 2165 minutes'); // 6 × 360 + this run's 5;
+    expect((await tracked())?.state).toBe('pending');
+
+    for (let i = 0; i < 3; i++) {
+      emulator.advance(5 * 60_000);
+      expect(types(await run(policyOf()))).toEqual([]);
+    }
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+
+    const name = filed[0]?.name ?? '';
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), { name, decision: 'granted' });
+    emulator.advance(5 * 60_000);
+    const granted = await run(policyOf());
+    expect(types(granted).sort()).toEqual(['quota.changed', 'quota.granted']);
+    expect(granted.alerts.find((a) => a.type === 'quota.granted')?.details).toMatchObject({
+      grantedValue: 7,
+      preferredValue: 7,
+    });
+    expect(granted.alerts.find((a) => a.type === 'quota.changed')?.details).toMatchObject({
+      from: 4,
+      to: 7,
+    });
+    const pool = granted.plan?.pools.find((p) => p.region === US);
+    expect(pool?.quota).toBe(7);
+    expect(pool?.budget).toBe(7);
+    expect((await tracked())?.state).toBe('granted');
+    // Within the cooldown nothing more is filed, whatever the pressure.
+    emulator.advance(5 * 60_000);
+    expect(types(await run(policyOf()))).toEqual([]);
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+  });
+
+  it('a denial is an event with Google state detail, and nothing is filed again within the cooldown', async () => {
+    await run(policyOf());
+    const name = quotaPreferences(emulator.model)[0]?.name ?? '';
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), {
+      name,
+      decision: 'denied',
+      stateDetail: 'Not enough capacity in us-central1',
+    });
+    emulator.advance(5 * 60_000);
+    const denied = await run(policyOf());
+    expect(types(denied)).toEqual(['quota.denied']);
+    const alert = denied.alerts.find((a) => a.type === 'quota.denied');
+    expect(alert?.severity).toBe('WARNING');
+    expect(alert?.summary).toContain('Not enough capacity in us-central1');
+    expect(alert?.details).toMatchObject({ grantedValue: 4, preferredValue: 7 });
+    emulator.advance(5 * 60_000);
+    expect(types(await run(policyOf()))).toEqual([]);
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+  });
+
+  it('another actor files for the same quota between the governor read and its write: nothing doubled, and the next run tracks theirs', async () => {
+    beforeCreate = async () => {
+      await other.createQuotaPreference({
+        parent: `projects/${P}/locations/global`,
+        quotaPreferenceId: 'by-hand',
+        quotaPreference: {
+          service: 'run.googleapis.com',
+          quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+          dimensions: { region: US },
+          quotaConfig: { preferredValue: '12' },
+          contactEmail: 'someone@example.com',
+        },
+      });
+    };
+    const first = await run(policyOf());
+    expect(types(first)).toEqual([]);
+    expect(log.lines.map((l) => l.message).join('\n')).toMatch(
+      /no quota request filed: another change won the race/,
+    );
+    expect(quotaPreferences(emulator.model).map((p) => p.name.split('/').pop())).toEqual([
+      'by-hand',
+    ]);
+    emulator.advance(5 * 60_000);
+    expect(types(await run(policyOf()))).toEqual([]);
+    expect(await tracked()).toMatchObject({ by: 'found', state: 'pending', preferredValue: 12 });
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), {
+      name: `projects/${P}/locations/global/quotaPreferences/by-hand`,
+      decision: 'granted',
+    });
+    emulator.advance(5 * 60_000);
+    expect(types(await run(policyOf())).sort()).toEqual(['quota.changed', 'quota.granted']);
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+  });
+
+  it('a lower earlier preference is raised with its etag, not doubled', async () => {
+    const [earlier] = await other.createQuotaPreference({
+      parent: `projects/${P}/locations/global`,
+      quotaPreferenceId: 'old',
+      quotaPreference: {
+        service: 'run.googleapis.com',
+        quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+        dimensions: { region: US },
+        quotaConfig: { preferredValue: '5' },
+        contactEmail: 'someone@example.com',
+      },
+    });
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), {
+      name: earlier.name ?? '',
+      decision: 'denied',
+    });
+    const r = await run(policyOf());
+    expect(types(r)).toEqual(['quota.requested']);
+    const all = quotaPreferences(emulator.model);
+    expect(all).toHaveLength(1);
+    expect(all[0]).toMatchObject({ name: earlier.name, preferredValue: 7, reconciling: true });
+  });
+
+  it('files nothing when off, in a dry run, or without the port; the recommendation is still recorded', async () => {
+    expect(types(await run(policyOf({ enabled: false })))).toEqual([]);
+    emulator.advance(60_000);
+    const dry = parsePolicy({ ...policyOf(), mode: 'dry-run' });
+    expect(types(await run(dry))).toEqual([]);
+    emulator.advance(60_000);
+    expect(types(await run(policyOf(), false))).toEqual([]);
+    expect(quotaPreferences(emulator.model)).toHaveLength(0);
+    expect((await store.listRuns(P))[0]?.pressure?.pools[HOT]?.days.length).toBe(7);
+  });
+});
