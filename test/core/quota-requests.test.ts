@@ -1,0 +1,142 @@
+import { describe, expect, it } from 'vitest';
+import { Alert } from '../../src/core/alert.js';
+import type { QuotaRecommendation, TrackedRequest } from '../../src/core/quota-pressure.js';
+import {
+  judgeRequest,
+  quotaDecidedAlert,
+  quotaRequestedAlert,
+  requestToFile,
+  QuotaRequestsSettings,
+} from '../../src/core/quota-requests.js';
+
+/** When a request is filed, how Google's answer is read, and the alerts it makes. */
+
+const AT = '2026-11-30T12:00:00.000Z';
+const on = QuotaRequestsSettings.parse({
+  enabled: true,
+  contactEmail: 'o@example.com',
+  maxIncrease: 3,
+});
+
+const rec = (over: Partial<QuotaRecommendation> = {}): QuotaRecommendation => ({
+  key: 'p/us-central1/nvidia-l4/zonal',
+  project: 'p',
+  region: 'us-central1',
+  accelerator: 'nvidia-l4',
+  zonalRedundancy: true,
+  status: 'recommend',
+  daysCovered: 7,
+  daysSeen: 7,
+  minutesCovered: 10080,
+  minutesAtBudget: 2000,
+  refusedGpuMinutes: 5000,
+  peakWanted: 12,
+  quota: 8,
+  budget: 8,
+  recommended: 12,
+  why: 'pressure',
+  ...over,
+});
+
+const req = (over: Partial<TrackedRequest> = {}): TrackedRequest => ({
+  name: 'projects/p/locations/global/quotaPreferences/x',
+  quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+  preferredValue: 11,
+  from: 8,
+  filedAt: '2026-11-20T12:00:00.000Z',
+  by: 'governor',
+  state: 'pending',
+  decidedAt: null,
+  grantedValue: null,
+  stateDetail: '',
+  traceId: 't-1',
+  ...over,
+});
+
+describe('requestToFile', () => {
+  it('files the recommendation, at most maxIncrease above the quota', () => {
+    expect(requestToFile(rec(), undefined, on, AT)).toEqual({ file: true, preferredValue: 11 });
+    expect(requestToFile(rec({ recommended: 9 }), undefined, on, AT)).toEqual({
+      file: true,
+      preferredValue: 9,
+    });
+  });
+
+  it('files nothing when off, without pressure, while one is pending, or within the cooldown', () => {
+    const off = QuotaRequestsSettings.parse({ enabled: false });
+    expect(requestToFile(rec(), undefined, off, AT)).toMatchObject({ file: false });
+    expect(
+      requestToFile(rec({ status: 'no-pressure', recommended: null }), undefined, on, AT),
+    ).toMatchObject({ file: false });
+    expect(
+      requestToFile(rec({ status: 'too-little-history', recommended: null }), undefined, on, AT),
+    ).toMatchObject({ file: false });
+    expect(requestToFile(rec(), req(), on, AT)).toEqual({
+      file: false,
+      why: 'a request is pending: projects/p/locations/global/quotaPreferences/x for 11',
+    });
+    const decided = req({ state: 'denied', decidedAt: '2026-11-25T12:00:00.000Z' });
+    expect(requestToFile(rec(), decided, on, AT)).toMatchObject({
+      file: false,
+      why: expect.stringMatching(/within 7 days/) as unknown,
+    });
+    expect(requestToFile(rec(), decided, on, '2026-12-02T12:00:00.000Z')).toEqual({
+      file: true,
+      preferredValue: 11,
+    });
+  });
+});
+
+describe('judgeRequest', () => {
+  it('reads pending, granted (all of it, or unlimited) and denied (nothing or part)', () => {
+    expect(judgeRequest({ reconciling: true, grantedValue: null, preferredValue: 11 })).toBe(
+      'pending',
+    );
+    expect(judgeRequest({ reconciling: false, grantedValue: 11, preferredValue: 11 })).toBe(
+      'granted',
+    );
+    expect(judgeRequest({ reconciling: false, grantedValue: -1, preferredValue: 11 })).toBe(
+      'granted',
+    );
+    expect(judgeRequest({ reconciling: false, grantedValue: 9, preferredValue: 11 })).toBe(
+      'denied',
+    );
+    expect(judgeRequest({ reconciling: false, grantedValue: null, preferredValue: 11 })).toBe(
+      'denied',
+    );
+  });
+});
+
+describe('quota alerts', () => {
+  const ctx = { at: AT, runId: 'run-1' };
+  it('quota.requested carries the evidence and the justification; it parses as an alert', () => {
+    const a = Alert.parse(quotaRequestedAlert(ctx, rec(), req(), 'because'));
+    expect(a).toMatchObject({
+      type: 'quota.requested',
+      status: 'event',
+      severity: 'INFO',
+      region: 'us-central1',
+    });
+    expect(a.details).toMatchObject({
+      preferredValue: 11,
+      from: 8,
+      justification: 'because',
+      evidence: { refusedGpuMinutes: 5000, peakWanted: 12 },
+    });
+  });
+  it('quota.granted is INFO, quota.denied WARNING with the state detail in its summary', () => {
+    const g = Alert.parse(
+      quotaDecidedAlert(ctx, rec(), req({ state: 'granted', grantedValue: 11 })),
+    );
+    expect(g).toMatchObject({ type: 'quota.granted', severity: 'INFO' });
+    const d = Alert.parse(
+      quotaDecidedAlert(
+        ctx,
+        rec(),
+        req({ state: 'denied', grantedValue: 8, stateDetail: 'no capacity' }),
+      ),
+    );
+    expect(d).toMatchObject({ type: 'quota.denied', severity: 'WARNING' });
+    expect(d.summary).toContain('no capacity');
+  });
+});
