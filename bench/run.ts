@@ -7,6 +7,7 @@ import { addQualityFigures } from './quality-figures.js';
 import { benchQuality } from './quality.js';
 import type { Strategy } from '../src/simulate/simulate.js';
 import { benchRtt } from './rtt.js';
+import { benchQuotaRequests, quotaWeekLines, quotaWeekMet } from './quota-requests.js';
 
 /**
  * `npm run bench`: one command, one run, ratios. Timing goals are compared here, within one
@@ -14,7 +15,24 @@ import { benchRtt } from './rtt.js';
  *
  * BENCH_ONLY=quality runs the decision-quality part alone (with BENCH_SCENARIOS and BENCH_SEEDS
  * to pick a subset, see quality.ts) and writes bench/results-quality.json instead.
+ * BENCH_ONLY=quota-requests runs the quota-request week alone (bench/quota-requests.ts) and writes
+ * bench/results-quota-requests.json.
  */
+
+if (process.env.BENCH_ONLY === 'quota-requests') {
+  const week = await benchQuotaRequests();
+  console.log(quotaWeekLines(week).join('\n'));
+  await mkdir('bench', { recursive: true });
+  await writeFile(
+    'bench/results-quota-requests.json',
+    JSON.stringify(
+      { node: process.version, quotaRequests: week, met: quotaWeekMet(week) },
+      null,
+      2,
+    ) + '\n',
+  );
+  process.exit(0);
+}
 
 const full = process.env.BENCH_ONLY !== 'quality';
 
@@ -94,6 +112,11 @@ const quality = await benchQuality((r) => {
 const rtt = full ? await benchRtt(50) : null;
 const cold = full ? await benchColdStart() : null;
 const memory = full ? await benchMemory(10_000) : null;
+const quotaWeek = full ? await benchQuotaRequests() : null;
+if (quotaWeek) {
+  lines.push('');
+  lines.push(...quotaWeekLines(quotaWeek));
+}
 
 interface Figure {
   figure: string;
@@ -163,6 +186,15 @@ if (memory)
     memory.peakRssMb <= 256,
   );
 
+if (quotaWeek)
+  add(
+    'quota requests in a week: pressured pool / calm pool',
+    quotaWeek.requestsHot,
+    `${quotaWeek.requestsHot} / ${quotaWeek.requestsCalm}`,
+    '1 / 0',
+    quotaWeekMet(quotaWeek),
+  );
+
 lines.push('');
 lines.push('Figures');
 lines.push('');
@@ -192,6 +224,7 @@ await writeFile(
       rtt,
       coldStart: cold,
       memory,
+      quotaRequests: quotaWeek,
       figures,
     },
     null,

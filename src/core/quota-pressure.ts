@@ -94,9 +94,9 @@ export function poolWanted(plan: Plan, key: string): number {
   let above = 0;
   for (const s of plan.services) {
     if (!s.managed || poolKey(s) !== key || s.demand === null) continue;
-    const basis = s.why.basis;
-    if (basis.kind !== 'demand') continue;
-    above += Math.max(0, basis.estimate.instances - s.demand) * s.gpusPerInstance;
+    // `demand` is the service's raw estimate; the pool's demand counts it clamped to its ceiling.
+    if (s.why.basis.kind !== 'demand' || s.ceiling === null) continue;
+    above += Math.max(0, s.demand - s.ceiling) * s.gpusPerInstance;
   }
   return pool.demand + above;
 }
