@@ -102,6 +102,12 @@ resource "google_cloudfunctions2_function" "governor" {
       condition     = try(local.policy_input.mode, "enforce") == "dry-run" || local.governor_writes
       error_message = "The policy enforces (mode: enforce, the default) but the governor may write no service: list the services it may write in write_access.services, set write_access.project_wide = true, or set mode: dry-run in the policy."
     }
+
+    # A policy that files quota requests needs the permission to: say so at plan time.
+    precondition {
+      condition     = !try(local.policy_input.quotaRequests.enabled, false) || var.quota_requests
+      error_message = "The policy sets quotaRequests.enabled: true but the module does not let the governor file quota requests: set quota_requests = true, or turn quotaRequests off in the policy."
+    }
   }
 
   depends_on = [

@@ -359,3 +359,9 @@ variable "monitoring" {
     error_message = "monitoring.not_running_minutes must be a whole number of minutes from 10 to 1410 (Monitoring's metric-absence conditions allow at most 23.5 hours), or null for no alert policy."
   }
 }
+
+variable "quota_requests" {
+  type        = bool
+  description = "Let the governor file GPU quota increase requests (Cloud Quotas QuotaPreference) for pools under sustained pressure: grants cloudquotas.quotas.update, through a custom role holding that permission alone, in every governed project. Needed only when the policy sets quotaRequests.enabled: true (a policy that does so without it is refused at plan time). Default false: no such permission, and the governor can ask Google for nothing."
+  default     = false
+}

@@ -344,7 +344,39 @@ describe('identity and permissions', () => {
       'google_service_account_iam_member.governor_acts_as': 'roles/iam.serviceAccountUser',
       'google_project_iam_member.governor_state': 'roles/datastore.user',
       'google_pubsub_topic_iam_member.governor_publishes_alerts': 'roles/pubsub.publisher',
+      'google_project_iam_member.governor_quota_requests':
+        '${google_project_iam_custom_role.governor_quota_requests[each.key].id}',
     });
+  });
+
+  it('grants cloudquotas.quotas.update only when quota_requests is true, in a role of its own', () => {
+    const role = resource(module, 'google_project_iam_custom_role', 'governor_quota_requests');
+    expect(role['permissions']).toBe('${local.governor_quota_request_permissions}');
+    expect(module.locals['governor_quota_request_permissions']).toEqual([
+      'cloudquotas.quotas.update',
+    ]);
+    expect(module.locals['quota_request_projects']).toBe(
+      '${var.quota_requests ? local.governed_projects : toset([])}',
+    );
+    expect(role['for_each']).toBe('${local.quota_request_projects}');
+    const binding = resource(module, 'google_project_iam_member', 'governor_quota_requests');
+    expect(binding['for_each']).toBe('${local.quota_request_projects}');
+    expect(binding['member']).toBe('${local.governor_member}');
+    // Off by default; the permission is in no other role.
+    expect(module.variables.get('quota_requests')?.['default']).toBe(false);
+    expect(module.variables.get('quota_requests')?.['type']).toBe('${bool}');
+    expect(allText(module).match(/"cloudquotas\.quotas\.update"/g)?.length).toBe(1);
+    expect(module.locals['governor_read_permissions']).not.toContain('cloudquotas.quotas.update');
+  });
+
+  it('refuses a policy that files quota requests without the permission, at plan time', () => {
+    const fn = resource(module, 'google_cloudfunctions2_function', 'governor');
+    const pre = block(fn, 'lifecycle')?.['precondition'] as Body[];
+    const check = pre.find((p) => String(p['condition']).includes('quotaRequests'));
+    expect(String(check?.['condition'])).toBe(
+      '${!try(local.policy_input.quotaRequests.enabled, false) || var.quota_requests}',
+    );
+    expect(String(check?.['error_message'])).toMatch(/set quota_requests = true/);
   });
 
   it('publishes on the alert topic only', () => {
@@ -493,7 +525,14 @@ describe('hardening (security review)', () => {
     // else grants any run.* write, and the read role is the only project-wide Cloud Run grant.
     const projectBindings = resourcesOf(module, 'google_project_iam_member');
     expect([...projectBindings.keys()].sort()).toEqual(
-      ['build_logs', 'governor', 'governor_state', 'governor_writes_project_wide'].sort(),
+      [
+        'build_logs',
+        'governor',
+        'governor_state',
+        'governor_writes_project_wide',
+        // cloudquotas.quotas.update alone, only with quota_requests = true (no run.* write).
+        'governor_quota_requests',
+      ].sort(),
     );
   });
 
