@@ -7,7 +7,7 @@ import { memoryLogger } from '../src/log.js';
 import { reconcile } from '../src/reconcile/reconcile.js';
 
 /**
- * Quota requests over a simulated week (issue 17's target): one project, two pools, a run every
+ * Quota requests over a simulated week (docs/quota-requests.md): one project, two pools, a run every
  * `everyMinutes` of virtual time through the real clients and the emulator. us-central1 (quota
  * 4) has a service that wants 8 GPUs all week: sustained pressure. europe-west4 (quota 4) has a
  * service that uses 1. Quota requests are on. Google grants the request `grantAfterHours` after

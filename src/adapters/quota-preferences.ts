@@ -9,7 +9,7 @@
  *   https://cloud.google.com/docs/quotas/reference/rest/v1/folders.locations.quotaPreferences
  *   (".../patch": "It can updates the config in any states, not just the ones pending
  *   approval"; a stale etag is ABORTED).
- * - Zonal redundancy is not a dimension: it picks the quota id (GCP-FACTS "GPU quota"); the only
+ * - Zonal redundancy is not a dimension: it picks the quota id (as for reading the quota, quotas.ts); the only
  *   dimension sent is `region`.
  * - Writes are not retried (a create that timed out may have been made: the next run lists the
  *   preferences first and finds it); reads are, as every read of the governor.

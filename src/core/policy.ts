@@ -298,7 +298,7 @@ export const Policy = z
       .default({ pressure: 0.9, renotifyAfter: '1h' }),
     audit: AuditSettings.default(AuditSettings.parse({})),
     function: FunctionSettings.default(FunctionSettings.parse({})),
-    // Quota requests (issue 17): its own section, kept apart from the organisation keys.
+    // Quota requests (docs/quota-requests.md): a section of its own.
     quotaRequests: QuotaRequestsSettings.optional(),
   })
   .describe('Cloud Run GPU governor policy');

@@ -23,7 +23,7 @@ import { poolKey } from './pool.js';
  *
  * The refused figure is an estimate of demand the pool could not serve: it counts the governor's
  * demand estimate (peak, headroom, refusals, utilization: docs/rules.md), not requests Cloud Run
- * actually refused for quota, which only show in logs (GCP-FACTS "Cloud Monitoring metrics").
+ * actually refused for quota, which only show in Cloud Run's logs.
  *
  * A recommendation (see {@link recommendQuotas}) is made only for sustained pressure over enough
  * history; the arithmetic is here, once, for `governor quota recommend`, for quota requests and
