@@ -176,14 +176,15 @@ describe('quota requests in a run', () => {
     expect(types(first)).toEqual(['quota.requested']);
     const requested = first.alerts.find((a) => a.type === 'quota.requested');
     expect(requested).toMatchObject({ region: US, status: 'event', severity: 'INFO' });
-    // The peak of 7 wanted fits a quota of 7 (under 4 + maxIncrease 4).
-    expect(requested?.details).toMatchObject({ from: 4, preferredValue: 7 });
+    // This run's busy service is refused at its cap: it wants more than 8, and a request asks at
+    // most 4 + maxIncrease 4.
+    expect(requested?.details).toMatchObject({ from: 4, preferredValue: 8 });
     const filed = quotaPreferences(emulator.model);
     expect(filed).toHaveLength(1);
     expect(filed[0]).toMatchObject({
       quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
       dimensions: { region: US },
-      preferredValue: 7,
+      preferredValue: 8,
       contactEmail: 'ops@example.com',
       reconciling: true,
     });
@@ -205,16 +206,16 @@ describe('quota requests in a run', () => {
     const granted = await run(policyOf());
     expect(types(granted).sort()).toEqual(['quota.changed', 'quota.granted']);
     expect(granted.alerts.find((a) => a.type === 'quota.granted')?.details).toMatchObject({
-      grantedValue: 7,
-      preferredValue: 7,
+      grantedValue: 8,
+      preferredValue: 8,
     });
     expect(granted.alerts.find((a) => a.type === 'quota.changed')?.details).toMatchObject({
       from: 4,
-      to: 7,
+      to: 8,
     });
     const pool = granted.plan?.pools.find((p) => p.region === US);
-    expect(pool?.quota).toBe(7);
-    expect(pool?.budget).toBe(7);
+    expect(pool?.quota).toBe(8);
+    expect(pool?.budget).toBe(8);
     expect((await tracked())?.state).toBe('granted');
     // Within the cooldown nothing more is filed, whatever the pressure.
     emulator.advance(5 * 60_000);
@@ -236,7 +237,7 @@ describe('quota requests in a run', () => {
     const alert = denied.alerts.find((a) => a.type === 'quota.denied');
     expect(alert?.severity).toBe('WARNING');
     expect(alert?.summary).toContain('Not enough capacity in us-central1');
-    expect(alert?.details).toMatchObject({ grantedValue: 4, preferredValue: 7 });
+    expect(alert?.details).toMatchObject({ grantedValue: 4, preferredValue: 8 });
     emulator.advance(5 * 60_000);
     expect(types(await run(policyOf()))).toEqual([]);
     expect(quotaPreferences(emulator.model)).toHaveLength(1);
@@ -296,7 +297,7 @@ describe('quota requests in a run', () => {
     expect(types(r)).toEqual(['quota.requested']);
     const all = quotaPreferences(emulator.model);
     expect(all).toHaveLength(1);
-    expect(all[0]).toMatchObject({ name: earlier.name, preferredValue: 7, reconciling: true });
+    expect(all[0]).toMatchObject({ name: earlier.name, preferredValue: 8, reconciling: true });
   });
 
   it('files nothing when off, in a dry run, or without the port; the recommendation is still recorded', async () => {
