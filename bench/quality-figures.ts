@@ -58,6 +58,19 @@ export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
         target === undefined || gap.mean >= target,
         whyGap(rs),
       );
+      const evidence = rs
+        .map((r) => r.gapClosedByEvidenceOracle)
+        .filter((g): g is number => g !== null);
+      if (evidence.length > 0) {
+        const ev = meanWorst(evidence, 'low');
+        add(
+          `gap closed by the best at the tick without hindsight (lagged evidence), ${f}, mean`,
+          ev.mean,
+          `${ev.mean.toFixed(2)} (worst ${ev.worst.toFixed(2)})`,
+          '— (bound)',
+          true,
+        );
+      }
       const worstTarget = WORST_GAP_TARGET[kind];
       add(
         `gap closed vs best at the tick, ${f}, worst seed`,

@@ -59,6 +59,7 @@ const STRATEGIES: Strategy[] = [
   'oracle',
   'cadence-oracle',
   'writes-oracle',
+  'evidence-oracle',
 ];
 
 export interface QualityRow {
@@ -75,6 +76,11 @@ export interface QualityRow {
   topPriority: number;
   gapClosed: number | null;
   gapClosedClairvoyant: number | null;
+  /**
+   * The gap the same greedy as the best at the tick closes on the governor's evidence alone (the
+   * last minutes, 3 min late: no hindsight; no start-up, idle tail or calm either).
+   */
+  gapClosedByEvidenceOracle: number | null;
   writesPerServiceHour: number;
   reversalsPerServiceDay: number;
   invariantViolations: number;
@@ -159,6 +165,7 @@ function toRow(
     topPriority,
     gapClosed: result.headline?.gapClosed ?? null,
     gapClosedClairvoyant: result.headline?.gapClosedClairvoyant ?? null,
+    gapClosedByEvidenceOracle: evidenceGap(result),
     writesPerServiceHour: result.headline?.writesPerServiceHour ?? 0,
     reversalsPerServiceDay: gov?.totals.reversalsPerServiceDay ?? 0,
     invariantViolations: result.headline?.invariantViolations ?? 0,
@@ -166,6 +173,17 @@ function toRow(
     idempotence: gov?.idempotence ?? { cases: 0, failures: 0, examples: [] },
     causes: gov?.causes ?? null,
   };
+}
+
+/** (equal split − evidence oracle) ÷ (equal split − best at the tick), or null without a gap. */
+function evidenceGap(result: SimulationResult): number | null {
+  const refused = (k: Strategy) =>
+    result.strategies.find((s) => s.strategy === k)?.totals.refusedGpuMinutes;
+  const e = refused('equal-split');
+  const c = refused('cadence-oracle');
+  const v = refused('evidence-oracle');
+  if (e === undefined || c === undefined || v === undefined || e - c <= 0) return null;
+  return (e - v) / (e - c);
 }
 
 /** Mean and worst of a figure over seeds. */

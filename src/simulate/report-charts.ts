@@ -58,6 +58,7 @@ export const STRATEGY_COLOURS: Record<Strategy, string> = {
   oracle: '#6b6b6b',
   'cadence-oracle': '#17becf',
   'writes-oracle': '#8c564b',
+  'evidence-oracle': '#bcbd22',
 };
 
 export function serviceColour(index: number): string {

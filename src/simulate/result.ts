@@ -16,7 +16,13 @@ export const STRATEGIES = [
   'cadence-oracle',
   'writes-oracle',
 ] as const;
-export type Strategy = (typeof STRATEGIES)[number];
+/**
+ * Strategies run only when asked (`strategies`), not in the default comparison: the same greedy
+ * as the cadence-limited oracle, fed only what the governor could see (docs/simulation.md
+ * "Where the gap is").
+ */
+export const EXTRA_STRATEGIES = ['evidence-oracle'] as const;
+export type Strategy = (typeof STRATEGIES)[number] | (typeof EXTRA_STRATEGIES)[number];
 
 export const STRATEGY_LABELS: Record<Strategy, string> = {
   governor: 'governor',
@@ -27,7 +33,11 @@ export const STRATEGY_LABELS: Record<Strategy, string> = {
   oracle: 'clairvoyant oracle',
   'cadence-oracle': 'best at the same tick (hindsight)',
   'writes-oracle': 'best at ≤ 2 writes/svc/h (hindsight)',
+  'evidence-oracle': 'best at the same tick on lagged evidence (no hindsight)',
 };
+
+/** Minutes of lagged evidence the evidence oracle splits each tick on. */
+export const EVIDENCE_ORACLE_MINUTES = 10;
 
 /** The writes-limited oracle re-splits every this many minutes: at most 2 writes a service an hour. */
 export const WRITES_ORACLE_MINUTES = 30;

@@ -23,6 +23,7 @@ import { watchWrites } from '../emulator/ports.js';
 import {
   STRATEGIES,
   WRITES_ORACLE_MINUTES,
+  EVIDENCE_ORACLE_MINUTES,
   type Headline,
   type SimulationOptions,
   type SimulationResult,
@@ -84,7 +85,12 @@ export async function simulate(
           ? runCadenceOracle(ctx, strategy, ctx.tick, () => progress(strategy))
           : strategy === 'writes-oracle'
             ? runCadenceOracle(ctx, strategy, WRITES_ORACLE_MINUTES, () => progress(strategy))
-            : await runModel(strategy, ctx, () => progress(strategy));
+            : strategy === 'evidence-oracle'
+              ? runCadenceOracle(ctx, strategy, ctx.tick, () => progress(strategy), {
+                  minutes: EVIDENCE_ORACLE_MINUTES,
+                  lag: ctx.lag,
+                })
+              : await runModel(strategy, ctx, () => progress(strategy));
     results.push(result);
   }
   return {

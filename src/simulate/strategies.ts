@@ -135,12 +135,19 @@ export function runOracle(ctx: SimContext, progress: () => void): StrategyResult
  * k-th instance serves the minutes it wants at least k). Each service's minutes served are
  * concave in its cap, so this greedy is optimal for the window. Computed, not played, like the
  * clairvoyant oracle: no start-up, no idle tail, refusals Σ max(0, want − cap) × GPUs.
+ *
+ * With `evidence`, the same greedy without hindsight: each window's caps are chosen on the
+ * `evidence.minutes` minutes a governor could see at its start (Monitoring `evidence.lag` minutes
+ * behind), true demand rather than what the caps let show, and still no start-up, no idle tail
+ * and no calm (rules 5 and 8 do not bind it). It bounds what any rule reading recent minutes can
+ * do at this tick and lag (docs/simulation.md "Where the gap is").
  */
 export function runCadenceOracle(
   ctx: SimContext,
   strategy: Strategy,
   windowMinutes: number,
   progress: () => void,
+  evidence: { minutes: number; lag: number } | null = null,
 ): StrategyResult {
   const acc = new Accounting(ctx, ctx.startMs);
   const caps = new Map<string, number>();
@@ -148,7 +155,14 @@ export function runCadenceOracle(
   for (let t = 0; t < ctx.minutes; t++) {
     if (t % windowMinutes === 0) {
       const end = Math.min(ctx.minutes, t + windowMinutes);
-      for (const pool of ctx.pools) decideWindow(ctx, pool, t, end, caps);
+      // Without hindsight: the minutes visible at t (those ≤ t − lag), `evidence.minutes` of them.
+      const seen = evidence
+        ? {
+            from: Math.max(0, t - evidence.lag - evidence.minutes + 1),
+            to: Math.max(1, t - evidence.lag + 1),
+          }
+        : { from: t, to: end };
+      for (const pool of ctx.pools) decideWindow(ctx, pool, t, end, caps, seen);
     }
     for (const pool of ctx.pools) {
       const rows: MinuteRow[] = pool.members.map((member) => {
@@ -182,6 +196,7 @@ function decideWindow(
   from: number,
   to: number,
   caps: Map<string, number>,
+  seen: { from: number; to: number } = { from, to },
 ): void {
   const at = ctx.startMs + from * MINUTE_MS;
   let available = Infinity;
@@ -215,7 +230,7 @@ function decideWindow(
     const ceiling = Math.max(floor, Math.min(s.max ?? Infinity, Math.floor(quota / m.gpus)));
     const want = ctx.want.get(m.id);
     const atLeast: number[] = [];
-    for (let t = from; t < to; t++) {
+    for (let t = seen.from; t < seen.to; t++) {
       const w = Math.min(want?.[t] ?? 0, ceiling);
       for (let k = 1; k <= w; k++) atLeast[k] = (atLeast[k] ?? 0) + 1;
     }

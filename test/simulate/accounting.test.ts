@@ -7,10 +7,11 @@ import {
 } from '../../src/simulate/baselines.js';
 import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
 import { benchPolicy, mixedFleetScenario, TRACE_DIR } from '../../src/simulate/scenarios.js';
-import { simulate, type Strategy } from '../../src/simulate/simulate.js';
+import { simulate, STRATEGIES, type Strategy } from '../../src/simulate/simulate.js';
 import { writeProblems } from '../../src/simulate/write-checks.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { constantFleet, governSimulation } from '../support/fixtures.js';
+import type { ScenarioInput } from '../../src/simulate/scenario.js';
 
 const refused = (r: Awaited<ReturnType<typeof simulate>>, s: Strategy) =>
   r.strategies.find((x) => x.strategy === s)?.totals.refusedGpuMinutes;
@@ -95,6 +96,52 @@ describe('accounting on hand-checkable fleets', () => {
     const g = refused(r, 'governor') ?? 0;
     expect(r.headline?.gapClosed).toBeCloseTo((e - g) / (e - cadence), 9);
     expect(r.headline?.gapClosedClairvoyant).toBeCloseTo((e - g) / (e - oracle), 9);
+  });
+});
+
+describe('the best at the tick without hindsight (evidence-oracle)', () => {
+  it('sees a step 3 minutes late and pays until the next tick that shows it', async () => {
+    // b steps from 1 to 2 instances at minute 30; the pool has room for both. The tick at 30
+    // sees minutes ≤ 27 (b wants 1), so b is refused 1 a minute over 30–34; the tick at 35 sees
+    // 30–32 and gives it 2. The best at the tick knows minute 30 in advance: 0 refused.
+    const scenario: ScenarioInput = {
+      scenario: 1,
+      start: '2026-11-24T00:00:00Z',
+      hours: 1,
+      quota: 4,
+      startupSeconds: 0,
+      idleMinutes: 0,
+      warmupMinutes: 0,
+      services: [
+        { name: 'a', maxInstances: 2, demand: { shape: { kind: 'constant', value: 2 } } },
+        {
+          name: 'b',
+          maxInstances: 2,
+          demand: { shape: { kind: 'step', before: 1, after: 2, atMinute: 30 } },
+        },
+      ],
+    };
+    const input = await buildScenario(parseScenario(scenario), TRACE_DIR);
+    const r = await simulate(input, governSimulation(), {
+      hours: 1,
+      series: false,
+      strategies: ['cadence-oracle', 'evidence-oracle'],
+    });
+    expect(refused(r, 'cadence-oracle')).toBe(0);
+    expect(refused(r, 'evidence-oracle')).toBe(5);
+  });
+
+  it('is a bound between the best at the tick and the static split, and runs only when asked', async () => {
+    const input = await buildScenario(parseScenario(mixedFleetScenario(0.6, 6)), TRACE_DIR);
+    const r = await simulate(input, parsePolicy(benchPolicy()), {
+      hours: 6,
+      series: false,
+      strategies: ['equal-split', 'cadence-oracle', 'evidence-oracle'],
+    });
+    const evidence = refused(r, 'evidence-oracle') ?? -1;
+    expect(evidence).toBeGreaterThan(refused(r, 'cadence-oracle') ?? Infinity);
+    expect(evidence).toBeLessThan(refused(r, 'equal-split') ?? -1);
+    expect((STRATEGIES as readonly string[]).includes('evidence-oracle')).toBe(false);
   });
 });
 
