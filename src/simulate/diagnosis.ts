@@ -1,6 +1,6 @@
 import type { PlanService } from '../core/plan.js';
 import type { MinuteRow } from './accounting.js';
-import { svcId, type PoolInfo } from './context.js';
+import { poolAt, svcId, type PoolInfo } from './context.js';
 import type { RefusalCauses } from './result.js';
 
 /**
@@ -53,13 +53,22 @@ export function notePlan(d: Diagnosis, services: readonly PlanService[]): void {
   if (scarce) d.causes.scarceTicks += 1;
 }
 
-/** One minute of one pool: where the refused GPUs went. */
-export function diagnoseMinute(d: Diagnosis, pool: PoolInfo, rows: readonly MinuteRow[]): void {
+/**
+ * One minute `t` of one pool: where the refused GPUs went. The pool's GPUs are those of that
+ * minute (after a quota cut, the cut quota's).
+ */
+export function diagnoseMinute(
+  d: Diagnosis,
+  pool: PoolInfo,
+  t: number,
+  rows: readonly MinuteRow[],
+): void {
+  const { available } = poolAt(pool, t);
   const refused = rows.reduce((a, r) => a + r.refused, 0);
   if (refused <= 0) return;
   const held = rows.reduce((a, r) => a + r.served + r.idle, 0);
   const idle = rows.reduce((a, r) => a + r.idle, 0);
-  const free = Math.max(0, pool.available - held);
+  const free = Math.max(0, available - held);
   const mis = Math.min(refused, free);
   const full = refused - mis;
   const c = d.causes;
@@ -75,7 +84,7 @@ export function diagnoseMinute(d: Diagnosis, pool: PoolInfo, rows: readonly Minu
     else c.free.aboveEstimate += take;
   }
   const room = { burst: 0, sticky: 0, demand: 0, uncapped: 0 };
-  room.uncapped = Math.max(0, pool.available - rows.reduce((a, r) => a + r.cap, 0));
+  room.uncapped = Math.max(0, available - rows.reduce((a, r) => a + r.cap, 0));
   for (const r of rows) {
     const spare = Math.max(0, r.cap - r.served - r.idle);
     if (spare <= 0) continue;

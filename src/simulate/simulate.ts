@@ -192,7 +192,7 @@ async function runModel(
         const rows = minuteRows(ctx, model, pool, t, at);
         acc.minute(pool, t, rows);
         live?.minute(pool, rows);
-        if (diag) diagnoseMinute(diag, pool, rows);
+        if (diag) diagnoseMinute(diag, pool, t, rows);
       }
       if (governor && t % ctx.tick === 0) {
         checker.observeCaps();

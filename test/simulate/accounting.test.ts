@@ -99,6 +99,40 @@ describe('accounting on hand-checkable fleets', () => {
   });
 });
 
+describe('refusals by cause', () => {
+  it('after a quota cut, counts the cut quota: a full pool is busy, not free', async () => {
+    // One service wants 4 all hour; at minute 30 the quota falls from 4 to 2. Afterwards every
+    // GPU of the pool is held and 2 a minute are refused: that is the pool being busy, not room
+    // left free under someone's cap (the quota before the cut would say 2 GPUs sat free).
+    const scenario: ScenarioInput = {
+      scenario: 1,
+      start: '2026-11-24T00:00:00Z',
+      hours: 1,
+      quota: 4,
+      quotaCut: { atHour: 0.5, factor: 0.5 },
+      startupSeconds: 0,
+      idleMinutes: 0,
+      warmupMinutes: 0,
+      services: [{ name: 'a', maxInstances: 4, demand: { shape: { kind: 'constant', value: 4 } } }],
+    };
+    const input = await buildScenario(parseScenario(scenario), TRACE_DIR);
+    const r = await simulate(input, governSimulation(), {
+      hours: 1,
+      series: false,
+      diagnose: true,
+      strategies: ['governor'],
+    });
+    const gov = r.strategies[0];
+    expect(gov?.totals.refusedGpuMinutes).toBeGreaterThan(2 * 25);
+    const causes = gov?.causes;
+    expect(causes?.free).toEqual({ shortOfDemand: 0, aboveEstimate: 0 });
+    expect(causes?.freeRoomAt.uncapped).toBe(0);
+    expect((causes?.poolBusy ?? 0) + (causes?.poolIdleHeld ?? 0)).toBe(
+      gov?.totals.refusedGpuMinutes,
+    );
+  });
+});
+
 describe('the best at the tick without hindsight (evidence-oracle)', () => {
   it('sees a step 3 minutes late and pays until the next tick that shows it', async () => {
     // b steps from 1 to 2 instances at minute 30; the pool has room for both. The tick at 30
