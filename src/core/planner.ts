@@ -400,6 +400,9 @@ function toGoverned(
       if (until > atMs) stickyUntil = until;
     }
   }
+  // Key order is the JSON's: floorAboveCeiling, basis, maxUnset, then the clauses of later steps.
+  const why: PlanWhy = floorAboveCeiling ? { floorAboveCeiling, basis } : { basis };
+  if (svc.maxUnset) why.maxUnset = { countedAt: cap };
   return {
     svc,
     order,
@@ -419,11 +422,7 @@ function toGoverned(
     peakTarget,
     protect,
     alloc: protect,
-    why: {
-      ...(floorAboveCeiling ? { floorAboveCeiling } : {}),
-      basis,
-      ...(svc.maxUnset ? { maxUnset: { countedAt: cap } } : {}),
-    },
+    why,
     stickyUntil,
     ev,
     refused,
@@ -432,6 +431,9 @@ function toGoverned(
     poolRefused: false,
     nextScore: 0,
     nextHeld: false,
+    // Set later, but present from the start: every working row keeps one shape.
+    deferredTo: undefined,
+    reason: undefined,
   };
 }
 
@@ -633,12 +635,12 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
   let excess = sum(movable, (m) => m.level * m.g) - room;
   if (excess > 0) {
     for (const tier of tiers(movable, 'asc')) {
-      const before = new Map(tier.map((m) => [m, m.level]));
+      const before = tier.map((m) => m.level);
       excess = cut(tier, (m) => m.floor, excess);
-      for (const m of tier) {
-        const was = before.get(m) ?? m.level;
+      tier.forEach((m, i) => {
+        const was = before[i] ?? m.level;
         if (m.level < was) m.why.cut = { from: was, to: m.level, priority: m.settings.priority };
-      }
+      });
       if (excess <= 0) break;
     }
   }
@@ -695,21 +697,22 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
   // above its cap for a service within its reverse delay).
   if (over < 0) {
     const open = active.filter((m) => m.preempted === 0);
-    const before = new Map(open.map((m) => [m, m.level]));
+    // Levels by position in `open`: before the burst, and once caps are kept.
+    const before = open.map((m) => m.level);
     const left = fill(open, (m) => Math.min(m.cap, m.ceiling), -over);
-    const kept = new Map(open.map((m) => [m, m.level]));
+    const kept = open.map((m) => m.level);
     if (left > 0)
       fill(
         open,
         (m) => (m.reverseHold ? Math.max(m.level, Math.min(m.cap, m.ceiling)) : m.ceiling),
         left,
       );
-    for (const m of open) {
-      const keep = (kept.get(m) ?? m.level) - (before.get(m) ?? m.level);
-      const got = m.level - (kept.get(m) ?? m.level);
+    open.forEach((m, i) => {
+      const keep = (kept[i] ?? m.level) - (before[i] ?? m.level);
+      const got = m.level - (kept[i] ?? m.level);
       if (keep > 0) m.why.burstKept = { instances: keep, cap: m.cap };
       if (got > 0) m.why.burstShared = got;
-    }
+    });
   }
 }
 
