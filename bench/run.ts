@@ -14,7 +14,8 @@ import { benchQuotaRequests, quotaWeekLines, quotaWeekMet } from './quota-reques
  * run on one machine, never in timed unit tests.
  *
  * BENCH_ONLY=quality runs the decision-quality part alone (with BENCH_SCENARIOS and BENCH_SEEDS
- * to pick a subset, see quality.ts) and writes bench/results-quality.json instead.
+ * to pick a subset, see quality.ts) and writes bench/results-quality.json instead;
+ * BENCH_ONLY=planner runs the planner's timings alone and writes bench/results-planner.json.
  * BENCH_ONLY=quota-requests runs the quota-request week alone (bench/quota-requests.ts) and writes
  * bench/results-quota-requests.json.
  */
@@ -34,12 +35,21 @@ if (process.env.BENCH_ONLY === 'quota-requests') {
   process.exit(0);
 }
 
-const full = process.env.BENCH_ONLY !== 'quality';
+const only = process.env.BENCH_ONLY ?? '';
+if (!['', 'quality', 'planner'].includes(only)) {
+  console.error(
+    `BENCH_ONLY=${only}: expected quality, planner or quota-requests (or unset for every part)`,
+  );
+  process.exit(2);
+}
+const full = only === '';
+const withPlanner = full || only === 'planner';
+const withQuality = full || only === 'quality';
 
 const TARGET_10K_MS = 50;
 const TARGET_GROWTH = 12;
 
-const planner = full ? benchPlanner() : [];
+const planner = withPlanner ? benchPlanner() : [];
 const lines: string[] = [];
 lines.push('Planner: plan(snapshot, policy, time), median of repeated runs after warm-up');
 lines.push('');
@@ -93,21 +103,25 @@ if (full) {
 }
 
 // Decision quality on simulated days (docs/rules.md "How decisions are judged").
-lines.push('');
-lines.push(
-  'Decision quality: refused GPU-minutes on the same demand (governor every 5 min, metrics 3 min behind)',
-);
-lines.push('');
-lines.push(
-  '  scenario                     quota  seed  governor  equal  over-commit  clairv.  tick-best  30m-best   gap  gap(clairv.)  top prio: gov / tick-best / over-commit  writes/svc/h  rev/svc/day  violations  idempotent',
-);
-const quality = await benchQuality((r) => {
-  const n = (k: Strategy) => String(Math.round(r.refused[k] ?? 0));
-  const t = (k: Strategy) => String(Math.round(r.refusedTop[k] ?? 0));
-  const line = `  ${r.scenario.padEnd(26)} ${`${r.quotaFactor}×`.padStart(6)} ${String(r.seed).padStart(5)} ${n('governor').padStart(9)} ${n('equal-split').padStart(6)} ${n('over-commit').padStart(12)} ${n('oracle').padStart(8)} ${n('cadence-oracle').padStart(10)} ${n('writes-oracle').padStart(9)} ${(r.gapClosed === null ? '—' : r.gapClosed.toFixed(2)).padStart(5)} ${(r.gapClosedClairvoyant === null ? '—' : r.gapClosedClairvoyant.toFixed(2)).padStart(13)} ${`${t('governor')} / ${t('cadence-oracle')} / ${t('over-commit')}`.padStart(42)} ${r.writesPerServiceHour.toFixed(2).padStart(13)} ${r.reversalsPerServiceDay.toFixed(2).padStart(12)} ${String(r.invariantViolations).padStart(11)} ${`${r.idempotence.cases - r.idempotence.failures}/${r.idempotence.cases}`.padStart(11)}`;
-  lines.push(line);
-  if (process.env.BENCH_PROGRESS) console.error(line);
-});
+if (withQuality) {
+  lines.push('');
+  lines.push(
+    'Decision quality: refused GPU-minutes on the same demand (governor every 5 min, metrics 3 min behind)',
+  );
+  lines.push('');
+  lines.push(
+    '  scenario                     quota  seed  governor  equal  over-commit  clairv.  tick-best  30m-best   gap  gap(clairv.)  top prio: gov / tick-best / over-commit  writes/svc/h  rev/svc/day  violations  idempotent',
+  );
+}
+const quality = !withQuality
+  ? []
+  : await benchQuality((r) => {
+      const n = (k: Strategy) => String(Math.round(r.refused[k] ?? 0));
+      const t = (k: Strategy) => String(Math.round(r.refusedTop[k] ?? 0));
+      const line = `  ${r.scenario.padEnd(26)} ${`${r.quotaFactor}×`.padStart(6)} ${String(r.seed).padStart(5)} ${n('governor').padStart(9)} ${n('equal-split').padStart(6)} ${n('over-commit').padStart(12)} ${n('oracle').padStart(8)} ${n('cadence-oracle').padStart(10)} ${n('writes-oracle').padStart(9)} ${(r.gapClosed === null ? '—' : r.gapClosed.toFixed(2)).padStart(5)} ${(r.gapClosedClairvoyant === null ? '—' : r.gapClosedClairvoyant.toFixed(2)).padStart(13)} ${`${t('governor')} / ${t('cadence-oracle')} / ${t('over-commit')}`.padStart(42)} ${r.writesPerServiceHour.toFixed(2).padStart(13)} ${r.reversalsPerServiceDay.toFixed(2).padStart(12)} ${String(r.invariantViolations).padStart(11)} ${`${r.idempotence.cases - r.idempotence.failures}/${r.idempotence.cases}`.padStart(11)}`;
+      lines.push(line);
+      if (process.env.BENCH_PROGRESS) console.error(line);
+    });
 
 const rtt = full ? await benchRtt(50) : null;
 const cold = full ? await benchColdStart() : null;
@@ -136,7 +150,7 @@ const add = (
   met: boolean,
   why?: string,
 ) => figures.push({ figure, value, shown, target, met, ...(why && !met ? { why } : {}) });
-if (full)
+if (withPlanner)
   add(
     'planner, 10,000 services (ms)',
     tenK,
@@ -144,7 +158,7 @@ if (full)
     `≤ ${TARGET_10K_MS}`,
     tenK <= TARGET_10K_MS,
   );
-if (full)
+if (withPlanner)
   add(
     'planner growth per 10× services',
     worstGrowth,
@@ -208,7 +222,7 @@ for (const f of figures)
 console.log(lines.join('\n'));
 
 await mkdir('bench', { recursive: true });
-const out = full ? 'bench/results.json' : 'bench/results-quality.json';
+const out = full ? 'bench/results.json' : `bench/results-${only}.json`;
 await writeFile(
   out,
   JSON.stringify(
