@@ -7,6 +7,11 @@ export interface PlannerRow {
   pools: number;
   medianMs: number;
   minMs: number;
+  /**
+   * Median CPU time of the process over one plan (the garbage collector's threads included): on a
+   * shared, loaded machine it varies far less than the wall time, which includes waiting for a core.
+   */
+  cpuMedianMs: number;
   runs: number;
   changes: number;
 }
@@ -26,19 +31,25 @@ export function benchPlanner(
     plan(snapshot, policy, BENCH_AT); // warm-up: JIT and caches
     plan(snapshot, policy, BENCH_AT);
     const times: number[] = [];
+    const cpu: number[] = [];
     let changes = 0;
     for (let i = 0; i < runs; i++) {
+      const c0 = process.cpuUsage();
       const t0 = performance.now();
       const p = plan(snapshot, policy, BENCH_AT);
       times.push(performance.now() - t0);
+      const c = process.cpuUsage(c0);
+      cpu.push((c.user + c.system) / 1000);
       changes = p.changes.length;
     }
     times.sort((a, b) => a - b);
+    cpu.sort((a, b) => a - b);
     rows.push({
       services,
       pools,
       medianMs: round(times[Math.floor(times.length / 2)] ?? NaN),
       minMs: round(times[0] ?? NaN),
+      cpuMedianMs: round(cpu[Math.floor(cpu.length / 2)] ?? NaN),
       runs,
       changes,
     });
