@@ -104,7 +104,7 @@ export function estimateDemand(
       };
     }
   }
-  return {
+  const estimate: DemandEstimate = {
     instances,
     saturated,
     peak: usage.peak,
@@ -113,8 +113,13 @@ export function estimateDemand(
     withHeadroom,
     atCap,
     busy,
-    ...(refusals !== null ? { refusals, refusedTo } : {}),
   };
+  // Present only where the snapshot has refusal counts (and last, in the JSON as before).
+  if (refusals !== null) {
+    estimate.refusals = refusals;
+    estimate.refusedTo = refusedTo;
+  }
+  return estimate;
 }
 
 /** The estimate in words, step by step. */
