@@ -822,8 +822,8 @@ function unmanagedRow(m: Member): PlanService {
   const usage = m.svc.usage;
   const why: PlanWhy = {
     basis: { kind: 'unmanaged', rule: m.settings.rule, capGpus: m.cap * m.g },
-    ...(m.svc.maxUnset ? { maxUnset: { countedAt: m.cap } } : {}),
   };
+  if (m.svc.maxUnset) why.maxUnset = { countedAt: m.cap };
   return {
     project: m.svc.project,
     region: m.svc.region,
