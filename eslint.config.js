@@ -161,15 +161,29 @@ function layerConfigs() {
     },
   });
   configs.push({ files: ENV_READERS, rules: { 'no-restricted-properties': 'off' } });
-  // The layer rules see static imports only: a dynamic import stays within its folder.
+  // The layer rules see static imports only: a dynamic import stays within its folder, and only
+  // adapters load Google's libraries, dynamically (src/adapters/load.ts) as statically.
+  const acrossFolders = {
+    selector: 'ImportExpression[source.value=/^\\.\\./]',
+    message: 'Import across folders statically, so that the layer rules see it.',
+  };
   configs.push({
     files: ['src/**/*.ts'],
+    rules: { 'no-restricted-syntax': ['error', acrossFolders] },
+  });
+  configs.push({
+    files: ['src/**/*.ts'],
+    ignores: ['src/adapters/**'],
     rules: {
       'no-restricted-syntax': [
         'error',
+        acrossFolders,
         {
-          selector: 'ImportExpression[source.value=/^\\.\\./]',
-          message: 'Import across folders statically, so that the layer rules see it.',
+          // esquery's regular expressions cannot hold a slash: \x2F is one.
+          selector:
+            'ImportExpression[source.value=/^(@google-cloud\\x2F|google-gax|google-auth-library|@grpc\\x2F)/]',
+          message:
+            'Only adapters import Google libraries (src/adapters/load.ts loads them lazily).',
         },
       ],
     },

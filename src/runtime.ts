@@ -1,10 +1,15 @@
 import { randomBytes } from 'node:crypto';
 import { createClock } from './adapters/clock.js';
 import { createFileStateStore } from './adapters/file-store.js';
-import { createFirestoreStateStore } from './adapters/firestore-store.js';
-import { createGooglePorts, type GooglePorts } from './adapters/index.js';
-import { createPubSubAlertSink, type PubSubAlertSink } from './adapters/pubsub.js';
-import { createQuotaPreferenceAdapter } from './adapters/quota-preferences.js';
+import type { GooglePorts } from './adapters/index.js';
+import {
+  loadFirestoreStateStore,
+  loadGooglePorts,
+  loadPubSubAlertSink,
+  loadQuotaPreferenceAdapter,
+} from './adapters/load.js';
+import type { PubSubAlertSink } from './adapters/pubsub.js';
+import type { QuotaPreferenceAdapter } from './adapters/quota-preferences.js';
 import type { Policy } from './core/policy.js';
 import type { Logger } from './log.js';
 import type { StateStore } from './ports/index.js';
@@ -14,49 +19,68 @@ import type { RuntimeOptions, StateStoreOptions } from './runtime-options.js';
 /**
  * Builds a run's outside systems from the runtime options (src/runtime-options.ts), for the CLI
  * and the function alike: the Google ports (or the emulator), the state store, the alert sink and
- * the clock.
+ * the clock. Google's client libraries are loaded here, when a run needs them, not when the
+ * program starts (src/adapters/load.ts): only those the run uses.
  */
 export interface Runtime extends ReconcileDeps {
   store: StateStore;
   close(): Promise<void>;
 }
 
-export function createRuntime(
+export async function createRuntime(
   policy: Policy,
   options: RuntimeOptions,
   log: Logger,
   overrides: { stateDir?: string } = {},
-): Runtime {
-  const store = createStore(options.stateStore, overrides.stateDir);
-  const ports: GooglePorts = createGooglePorts(options);
-  const sink: PubSubAlertSink | null = policy.alerts.topic
-    ? createPubSubAlertSink({
-        topic: policy.alerts.topic,
-        emulatorHost: options.pubsubEmulatorHost,
-      })
-    : null;
+): Promise<Runtime> {
+  const store = await createStore(options.stateStore, overrides.stateDir);
+  let ports: GooglePorts | null = null;
+  let sink: PubSubAlertSink | null = null;
+  let quotaRequests: QuotaPreferenceAdapter | undefined;
+  try {
+    ports = await loadGooglePorts(options);
+    sink = policy.alerts.topic
+      ? await loadPubSubAlertSink({
+          topic: policy.alerts.topic,
+          emulatorHost: options.pubsubEmulatorHost,
+        })
+      : null;
+    // Only a policy that opts in gets a client that can file quota requests.
+    quotaRequests = policy.quotaRequests?.enabled
+      ? await loadQuotaPreferenceAdapter({ emulatorHost: options.emulatorHost })
+      : undefined;
+  } catch (e) {
+    // What was built before the failure is let go, not left holding connections.
+    await Promise.allSettled([ports?.close(), sink?.close(), store.close()]);
+    throw e;
+  }
   if (!sink) log.log('WARNING', 'the policy sets no alerts.topic: alerts are only logged');
-  // Only a policy that opts in gets a client that can file quota requests.
-  const quotaRequests = policy.quotaRequests?.enabled
-    ? createQuotaPreferenceAdapter({ emulatorHost: options.emulatorHost })
-    : undefined;
+  const built = { ports, sink, quotaRequests };
   return {
-    ports,
+    ports: built.ports,
     store,
-    sink,
+    sink: built.sink,
     log,
     now: createClock(options),
-    ...(quotaRequests ? { quotaRequests } : {}),
+    ...(built.quotaRequests ? { quotaRequests: built.quotaRequests } : {}),
     close: async () => {
-      await Promise.all([ports.close(), store.close(), sink?.close(), quotaRequests?.close()]);
+      await Promise.all([
+        built.ports.close(),
+        store.close(),
+        built.sink?.close(),
+        built.quotaRequests?.close(),
+      ]);
     },
   };
 }
 
 /** The state store the options name; `stateDir` (the CLI's --state-dir) overrides the file's. */
-export function createStore(options: StateStoreOptions, stateDir?: string): StateStore {
+export async function createStore(
+  options: StateStoreOptions,
+  stateDir?: string,
+): Promise<StateStore> {
   if (options.kind === 'firestore') {
-    return createFirestoreStateStore({
+    return loadFirestoreStateStore({
       ...(options.databaseId ? { databaseId: options.databaseId } : {}),
       ...(options.collection ? { collection: options.collection } : {}),
     });

@@ -41,7 +41,7 @@ export async function runApply(
   }
   const log = textLogger(io.stderr);
   await assertCredentials(options);
-  const runtime = createRuntime(
+  const runtime = await createRuntime(
     policy,
     options,
     log,

@@ -30,7 +30,7 @@ export async function runUnlock(
       'not on a terminal, so nothing can be confirmed: pass --yes to break the lease',
     );
   }
-  const store = createStore(options.stateStore, flags.stateDir);
+  const store = await createStore(options.stateStore, flags.stateDir);
   try {
     const held: string[] = [];
     for (const project of policy.projects) {

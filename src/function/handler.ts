@@ -112,7 +112,7 @@ export async function handle(
       },
     };
   }
-  const runtime = createRuntime(policy, options, log);
+  const runtime = await createRuntime(policy, options, log);
   const runId = newRunId(Date.now());
   try {
     const report = await reconcile(policy, runtime, {

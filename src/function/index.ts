@@ -1,6 +1,6 @@
 import { cloudEvent, http, type CloudEvent } from '@google-cloud/functions-framework';
 import { jsonLogger } from '../log.js';
-import { handle } from './handler.js';
+import type { Answer } from './handler.js';
 import { MAX_BODY_BYTES, refuseRequest } from './request.js';
 
 /**
@@ -9,8 +9,27 @@ import { MAX_BODY_BYTES, refuseRequest } from './request.js';
  * - `governorEvent`: the Pub/Sub-trigger variant; the message data is the same optional JSON.
  * Either way the policy decides: a request may change the run only where `function.allow` says so.
  * A request's body is never logged (it may hold anything, a token pasted by mistake included).
+ *
+ * This module loads only what answering a request needs; the run itself (./handler.ts: the policy,
+ * the planner, Google's clients) is loaded by the first request that runs, so that the function
+ * listens as soon as functions-framework has started (a cold start; docs/performance.md). A
+ * request refused here loads nothing.
  */
 const log = jsonLogger(process.stdout);
+
+let handler: Promise<typeof import('./handler.js')> | null = null;
+
+/** One run, the run's code loaded on first use (a failed load is tried again next time). */
+async function handle(
+  payload: unknown,
+  env: Readonly<Record<string, string | undefined>>,
+): Promise<Answer> {
+  handler ??= import('./handler.js').catch((e: unknown) => {
+    handler = null;
+    throw e;
+  });
+  return (await handler).handle(payload, env, log);
+}
 
 http('governorHttp', async (req, res) => {
   const refusal = refuseRequest({
@@ -25,7 +44,7 @@ http('governorHttp', async (req, res) => {
     return;
   }
   try {
-    const answer = await handle(req.body, process.env, log);
+    const answer = await handle(req.body, process.env);
     res.status(answer.status).json(answer.body);
   } catch (e) {
     log.log(
@@ -65,7 +84,7 @@ cloudEvent<PubSubEventData>('governorEvent', async (event: CloudEvent<PubSubEven
       return;
     }
   }
-  const answer = await handle(payload, process.env, log);
+  const answer = await handle(payload, process.env);
   if (answer.status === 400 || answer.status === 403) {
     // The same rules as the HTTP entry point: whoever can publish to the trigger topic gets no
     // more than the policy allows. Redelivery would be refused again: let the message go.

@@ -102,7 +102,7 @@ describe('no credentials in logs or alerts', () => {
     const emulator = await startEmulator({ fleet: scenario.fleet, speed: 'manual', inject });
     const log = memoryLogger();
     const env = { ...process.env, ...emulator.env, ...credentialsEnv(dir) };
-    const runtime = createRuntime(scenario.policy, parseRuntimeOptions(env), log, {
+    const runtime = await createRuntime(scenario.policy, parseRuntimeOptions(env), log, {
       stateDir: dir,
     });
     const sink = new RecordingSink();

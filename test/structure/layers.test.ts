@@ -101,6 +101,20 @@ describe('a wrong-way import fails lint', () => {
     expect(found.some((p) => p.startsWith('no-restricted-syntax'))).toBe(true);
   });
 
+  it('only adapters load a Google library, dynamically as statically', async () => {
+    const load = (pkg: string) => `export const load = () => import(${`'${pkg}'`});\n`;
+    for (const pkg of ['@google-cloud/run', 'google-gax', 'google-auth-library', '@grpc/grpc-js']) {
+      const outside = await problems('src/runtime.ts', load(pkg));
+      expect(
+        outside.some((p) => p.startsWith('no-restricted-syntax')),
+        `${pkg}: ${outside.join('\n')}`,
+      ).toBe(true);
+      expect(await problems('src/adapters/x.ts', load(pkg))).toEqual([]);
+    }
+    // Other packages load dynamically anywhere (the rule names Google's, not every package).
+    expect(await problems('src/runtime.ts', load('yaml'))).toEqual([]);
+  });
+
   it('only src/runtime-options.ts and the two entry points read process.env', async () => {
     const code = `export const host = process.env.GOVERNOR_EMULATOR_HOST;\n`;
     expect(await problems('src/adapters/x.ts', code)).toEqual([
