@@ -61,6 +61,9 @@ export async function observe(
   const lookbackMs = durationMs(policy.defaults.lookback);
   const staleAfterMs = durationMs(policy.defaults.staleAfter);
   const window = { startMs: nowMs - lookbackMs, endMs: nowMs };
+  // GPU utilization counts only at its latest minute, and only while fresh (usageOf): its query,
+  // the heaviest (a histogram a minute for each service), reads the last staleAfter alone.
+  const recent = { startMs: Math.max(window.startMs, nowMs - staleAfterMs), endMs: nowMs };
   const problems: ObservationProblem[] = [];
   ports.quotas.clearCache?.();
 
@@ -137,7 +140,7 @@ export async function observe(
           ),
         ),
         settle(ports.monitoring.instanceCounts(project, window)),
-        settle(ports.monitoring.gpuUtilization(project, window)),
+        settle(ports.monitoring.gpuUtilization(project, recent)),
         settle(ports.monitoring.servedRequests(project, window)),
         settle(ports.monitoring.refusedRequests(project, window)),
       ]);

@@ -93,6 +93,34 @@ describe('observe', () => {
     });
   });
 
+  it('reads GPU utilization over the last staleAfter only, the counts over the lookback, and uses its latest minute', async () => {
+    const windows: Record<string, { startMs: number; endMs: number }> = {};
+    const base = ports({
+      services: [service('a')],
+      series: [{ service: 'a', region: 'r1', points: points([20, 1], [3, 2]) }],
+    });
+    const o = await observe(
+      policy({ defaults: { lookback: '30m', staleAfter: '10m' } }),
+      {
+        ...base,
+        monitoring: {
+          ...base.monitoring,
+          instanceCounts: (p, w) => ((windows.counts = w), base.monitoring.instanceCounts(p, w)),
+          gpuUtilization: (_p, w) => {
+            windows.utilization = w;
+            return Promise.resolve([
+              { service: 'a', region: 'r1', points: points([4, 0.2], [3, 0.6]) },
+            ]);
+          },
+        },
+      },
+      NOW,
+    );
+    expect(windows.counts).toEqual({ startMs: NOW - 30 * MIN, endMs: NOW });
+    expect(windows.utilization).toEqual({ startMs: NOW - 10 * MIN, endMs: NOW });
+    expect(o.snapshot.services[0]?.usage?.utilization).toBe(0.6);
+  });
+
   it('keeps the lookback minute by minute: instances in use, requests served and refused', async () => {
     const o = await observe(
       policy(),
