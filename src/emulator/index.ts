@@ -40,6 +40,8 @@ export interface EmulatorOptions {
   readonly pageSize?: number;
   /** Minutes of per-minute history kept for metrics (default 2880: two days). */
   readonly historyMinutes?: number;
+  /** Answer a ListTimeSeries asked again at the same virtual time from memory (default false). */
+  readonly memoizeMetrics?: boolean;
   /**
    * The folder trace files must be in when `fleet` is not a path (default: the working
    * directory); for a path, the fleet file's folder.
@@ -100,6 +102,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       operationDelayMs: options.operationDelayMs ?? 1000,
       metricsLagMs: options.metricsLagMs ?? 3 * 60_000,
       pageSize: options.pageSize ?? 5,
+      memoizeMetrics: options.memoizeMetrics ?? false,
     },
     options.faults,
   );
