@@ -123,17 +123,30 @@ type Query = (typeof QUERIES)[keyof typeof QUERIES] & { groupBy?: string; leaveO
 /**
  * Points per page. With `view: FULL`, `page_size` bounds POINTS, not series (metric_service.proto:
  * "If view is set to FULL, this is the maximum number of Points returned"), so one series may
- * continue on the next page; 100,000 is Monitoring's default and maximum, so one query is usually
- * one RPC.
+ * continue on the next page; 100,000 is Monitoring's default and maximum.
+ *
+ * The client decodes a whole page at once, every point several objects (the point, its interval,
+ * two timestamps, its value; each int64 a Long, then a string): about 500 bytes a point for a
+ * number, about 5 KiB for a distribution of a hundred buckets, and the four queries of an
+ * observation are read at the same time. Pages of Monitoring's 100,000 points held more at once
+ * than the function's heap at 10,000 services (docs/performance.md), so pages are smaller: 25,000
+ * points of numbers (1,000 services over a 30-minute lookback still fit in one), 10,000 of
+ * distributions (1,000 services over staleAfter, about 7,000 points, too). A bigger fleet reads a
+ * few more pages, one after the other within each query.
  */
-const DEFAULT_PAGE_SIZE = 100_000;
+const DEFAULT_PAGE_SIZE = 25_000;
 const MAX_PAGE_SIZE = 100_000;
+
+/** Points per page of a distribution query (GPU utilization); see DEFAULT_PAGE_SIZE. */
+const DEFAULT_DISTRIBUTION_PAGE_SIZE = 10_000;
 
 export interface MonitoringAdapterOptions {
   /** `HOST:PORT` of the emulator (GOVERNOR_EMULATOR_HOST); null or absent: Google. */
   emulatorHost?: string | null;
-  /** Points per ListTimeSeries page, 1 to 100,000 (default 100,000). */
+  /** Points per ListTimeSeries page, 1 to 100,000 (default 25,000). */
   pageSize?: number;
+  /** Points per page of a distribution query, 1 to 100,000 (default 10,000; never above pageSize). */
+  distributionPageSize?: number;
   /** Retry and deadline settings (default {@link defaultRetryPolicy}). */
   retry?: Partial<RetryPolicy>;
 }
@@ -163,19 +176,25 @@ export interface MonitoringAdapter extends MonitoringPort {
  * so a persistent RESOURCE_EXHAUSTED is a RateLimitedError) with the client's error as `cause`.
  */
 export function createMonitoringAdapter(options: MonitoringAdapterOptions = {}): MonitoringAdapter {
-  const pageSize = options.pageSize ?? DEFAULT_PAGE_SIZE;
-  if (!Number.isInteger(pageSize) || pageSize < 1 || pageSize > MAX_PAGE_SIZE) {
-    throw new InputError('Invalid Monitoring adapter options', [
-      {
-        path: 'pageSize',
-        message: `must be an integer from 1 to ${MAX_PAGE_SIZE}, not ${pageSize}`,
-      },
-    ]);
-  }
+  const pageSize = checkPageSize('pageSize', options.pageSize ?? DEFAULT_PAGE_SIZE);
+  const distributionPageSize = Math.min(
+    pageSize,
+    checkPageSize(
+      'distributionPageSize',
+      options.distributionPageSize ?? DEFAULT_DISTRIBUTION_PAGE_SIZE,
+    ),
+  );
   const policy = checkRetryPolicy({ ...defaultRetryPolicy, ...definedOnly(options.retry ?? {}) });
   const client = new MetricServiceClient(clientConfig(options).options);
   const read = (project: string, window: TimeWindow, query: Query): Promise<MetricSeries[]> =>
-    listSeries(client, policy, pageSize, project, window, query);
+    listSeries(
+      client,
+      policy,
+      query.value === 'distributionMean' ? distributionPageSize : pageSize,
+      project,
+      window,
+      query,
+    );
 
   return {
     instanceCounts: (project, window) => read(project, window, QUERIES.instanceCounts),
@@ -303,6 +322,15 @@ function tooSoon(error: unknown): boolean {
   const soon =
     /Points must be written in order|written more frequently than the maximum sampling period/;
   return failures.length > 0 ? failures.every((f) => soon.test(f)) : soon.test(message);
+}
+
+function checkPageSize(path: string, size: number): number {
+  if (!Number.isInteger(size) || size < 1 || size > MAX_PAGE_SIZE) {
+    throw new InputError('Invalid Monitoring adapter options', [
+      { path, message: `must be an integer from 1 to ${MAX_PAGE_SIZE}, not ${size}` },
+    ]);
+  }
+  return size;
 }
 
 /** The whole answer of one query, every page, as one series per (service, region). */

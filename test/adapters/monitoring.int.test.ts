@@ -287,6 +287,25 @@ describe('createMonitoringAdapter: GPU utilization', () => {
     });
   });
 
+  it('reads distributions in pages of their own size, numbers in whole pages', async () => {
+    const { window } = lastMinutes(10);
+    const small = adapter({ distributionPageSize: 3 });
+    const series = await small.gpuUtilization(PROJECT, window);
+    expect(series).toEqual(await adapter().gpuUtilization(PROJECT, window));
+    const points = series.reduce((n, s) => n + s.points.length, 0);
+    expect(points).toBeGreaterThan(3);
+    emulator.resetCalls();
+    await small.gpuUtilization(PROJECT, window);
+    expect(listCalls()).toHaveLength(Math.ceil(points / 3));
+    expect(listCalls().every((c) => c.request.page_size === 3)).toBe(true);
+    emulator.resetCalls();
+    await small.instanceCounts(PROJECT, window);
+    expect(listCalls()).toHaveLength(1);
+    expect(() =>
+      createMonitoringAdapter({ emulatorHost: emulator.host, distributionPageSize: 0 }),
+    ).toThrow(/distributionPageSize/);
+  });
+
   it('is read with an aggregation Monitoring accepts for a DELTA distribution', async () => {
     // The query this adapter used to send: ALIGN_MEAN is documented for numeric values only, and
     // Monitoring (like the emulator) refuses it on the distribution.
