@@ -1,110 +1,134 @@
-import { spawn } from 'node:child_process';
+import { execFile } from 'node:child_process';
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { connect, createServer } from 'node:net';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
-import { parse as parseYaml, stringify } from 'yaml';
-import { startEmulator } from '../src/emulator/index.js';
+import { join, resolve } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { promisify } from 'node:util';
+import { parse as parseYaml } from 'yaml';
+import {
+  median,
+  NOOP_SOURCE,
+  startEmulatorProcess,
+  startFunction,
+  type RunningEmulatorProcess,
+} from './function-host.js';
 
 /**
- * The Cloud Function's cold start: the functions-framework CLI started on the built function, the
- * example fleet in the emulator. Measures process start → port listening, and → the first run
- * (one POST) answered.
+ * The Cloud Function's cold start, as deployed: functions-framework's command started on the built
+ * function in a fresh process, `starts` times (the median is the figure):
+ *
+ * - listening: from spawning the process to the first accepted connection on its port;
+ * - first run: the first request on that instance, answered (it loads the run's code and Google's
+ *   clients, then observes, plans and alerts: a dry run of the demo policy over examples/fleet.yaml,
+ *   the emulator in a process of its own);
+ * - the floor: the same start with a function that does nothing (bench/noop-function.ts), what the
+ *   framework and Node take whatever the function;
+ * - module load: what each step of a start and of the first run adds, imported in order in a fresh
+ *   process, median of `loadRepeats` processes.
  */
-export async function benchColdStart(): Promise<{
+
+export interface ColdStartResult {
+  starts: number;
+  /** Medians, ms. */
   listeningMs: number;
+  noopListeningMs: number;
   firstRunMs: number;
-  status: number;
-}> {
-  const emulator = await startEmulator({
-    fleet: 'examples/fleet.yaml',
-    speed: 'manual',
-    operationDelayMs: 0,
-  });
-  const stateDir = await mkdtemp(join(tmpdir(), 'governor-cold-'));
-  const port = await freePort();
-  // The demo policy without its Pub/Sub topic: alerts are only logged (no credentials needed).
-  const demo = parseYaml(await readFile('examples/demo-policy.yaml', 'utf8')) as Record<
-    string,
-    unknown
-  >;
-  // A dry run is asked of the function: the policy lets a request ask for one.
-  const policy = stringify({
-    ...demo,
-    alerts: undefined,
-    function: { allow: { dryRun: true } },
-  });
-  const t0 = performance.now();
-  const child = spawn(
-    process.execPath,
-    [
-      'node_modules/@google-cloud/functions-framework/build/src/main.js',
-      '--target=governorHttp',
-      '--source=dist/src/function/index.js',
-      `--port=${port}`,
-    ],
-    {
-      env: {
-        ...process.env,
-        ...emulator.env,
-        GOVERNOR_POLICY: policy,
-        GOVERNOR_STATE_DIR: stateDir,
-        METADATA_SERVER_DETECTION: 'none',
-      },
-      stdio: ['ignore', 'ignore', 'pipe'],
-    },
-  );
-  let stderr = '';
-  child.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+  /** From spawning the process to the first run's answer. */
+  startToFirstAnswerMs: number;
+  samples: Array<{ listeningMs: number; firstRunMs: number }>;
+  noopSamples: number[];
+  /** Median ms each step adds, in the order a cold start and its first run load them. */
+  moduleLoad: Array<{ step: string; ms: number }>;
+}
+
+const FRAMEWORK_SERVER = 'node_modules/@google-cloud/functions-framework/build/src/server.js';
+const IMPORT_CHILD = fileURLToPath(new URL('./import-child.js', import.meta.url));
+
+/** The steps of a start and of its first run, each a module as built. */
+const LOAD_STEPS: ReadonlyArray<{ step: string; module: string }> = [
+  { step: 'functions-framework (its server: express, body parsers)', module: FRAMEWORK_SERVER },
+  { step: 'the function entry (src/function/index.ts)', module: 'dist/src/function/index.js' },
+  {
+    step: 'first run: the run (handler, policy, planner, reconcile; zod, yaml, luxon)',
+    module: 'dist/src/function/handler.js',
+  },
+  {
+    step: 'first run: Cloud Run, Monitoring, Cloud Quotas clients (google-gax, gRPC)',
+    module: 'dist/src/adapters/index.js',
+  },
+  { step: 'first run: Pub/Sub client', module: 'dist/src/adapters/pubsub.js' },
+  {
+    step: 'first run: Firestore client (the deployed state store)',
+    module: 'dist/src/adapters/firestore-store.js',
+  },
+];
+
+export async function benchColdStart(starts = 10, loadRepeats = 5): Promise<ColdStartResult> {
+  const emulator = await startEmulatorProcess('examples/fleet.yaml');
   try {
-    let listeningMs = NaN;
-    for (let i = 0; i < 600; i++) {
-      if (child.exitCode !== null)
-        throw new Error(`the function exited (${child.exitCode}): ${stderr}`);
-      if (await canConnect(port)) {
-        listeningMs = performance.now() - t0;
-        break;
-      }
-      await delay(10);
+    // The demo policy as a dry run: every start sees the same fleet, and publishes its alerts.
+    const demo = parseYaml(await readFile('examples/demo-policy.yaml', 'utf8')) as object;
+    const policy = JSON.stringify({ ...demo, mode: 'dry-run' });
+    const samples: ColdStartResult['samples'] = [];
+    const noopSamples: number[] = [];
+    for (let i = 0; i < starts; i++) {
+      // Alternated, so that a change in the machine's load touches both alike.
+      noopSamples.push(await noopStart());
+      samples.push(await governorStart(emulator, policy));
     }
-    if (Number.isNaN(listeningMs))
-      throw new Error(`the function did not listen within 6 s: ${stderr}`);
-    const res = await fetch(`http://127.0.0.1:${port}/`, {
-      method: 'POST',
-      headers: { 'content-type': 'application/json' },
-      body: JSON.stringify({ mode: 'dry-run' }),
-    });
-    const body = await res.text();
-    if (res.status !== 200)
-      throw new Error(`the first run answered ${res.status}: ${body.slice(0, 500)}`);
-    return { listeningMs, firstRunMs: performance.now() - t0, status: res.status };
+    const moduleLoad = await profileModuleLoad(loadRepeats);
+    return {
+      starts,
+      listeningMs: median(samples.map((s) => s.listeningMs)),
+      noopListeningMs: median(noopSamples),
+      firstRunMs: median(samples.map((s) => s.firstRunMs)),
+      startToFirstAnswerMs: median(samples.map((s) => s.listeningMs + s.firstRunMs)),
+      samples,
+      noopSamples,
+      moduleLoad,
+    };
   } finally {
-    child.kill('SIGTERM');
     await emulator.stop();
+  }
+}
+
+async function noopStart(): Promise<number> {
+  const fn = await startFunction({ source: NOOP_SOURCE });
+  await fn.stop();
+  return fn.listeningMs;
+}
+
+async function governorStart(
+  emulator: RunningEmulatorProcess,
+  policy: string,
+): Promise<{ listeningMs: number; firstRunMs: number }> {
+  const stateDir = await mkdtemp(join(tmpdir(), 'governor-bench-cold-'));
+  try {
+    const fn = await startFunction({
+      env: { ...emulator.env, GOVERNOR_POLICY: policy, GOVERNOR_STATE_DIR: stateDir },
+    });
+    try {
+      const first = await fn.run();
+      if (first.status !== 200)
+        throw new Error(`the first run answered ${first.status}: ${JSON.stringify(first.body)}`);
+      return { listeningMs: fn.listeningMs, firstRunMs: first.ms };
+    } finally {
+      await fn.stop();
+    }
+  } finally {
     await rm(stateDir, { recursive: true, force: true });
   }
 }
 
-function canConnect(port: number): Promise<boolean> {
-  return new Promise((resolve) => {
-    const socket = connect({ host: '127.0.0.1', port });
-    socket.once('connect', () => {
-      socket.destroy();
-      resolve(true);
-    });
-    socket.once('error', () => resolve(false));
-  });
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
+async function profileModuleLoad(repeats: number): Promise<ColdStartResult['moduleLoad']> {
+  const runs: number[][] = [];
+  for (let i = 0; i < repeats; i++) {
+    const { stdout } = await promisify(execFile)(process.execPath, [
+      IMPORT_CHILD,
+      ...LOAD_STEPS.map((s) => pathToFileURL(resolve(s.module)).href),
+    ]);
+    const steps = JSON.parse(stdout.trim()) as Array<{ ms: number }>;
+    runs.push(steps.map((s) => s.ms));
+  }
+  return LOAD_STEPS.map((s, i) => ({ step: s.step, ms: median(runs.map((r) => r[i] ?? NaN)) }));
 }

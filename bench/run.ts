@@ -1,6 +1,5 @@
 import { mkdir, writeFile } from 'node:fs/promises';
-import { benchColdStart } from './cold-start.js';
-import { benchMemory } from './memory.js';
+import { benchFunction } from './function.js';
 import { benchObservation } from './observation.js';
 import { benchPlanner } from './planner.js';
 import { addQualityFigures } from './quality-figures.js';
@@ -128,8 +127,12 @@ const quality = !withQuality
     });
 
 const rtt = full ? await benchRtt(50) : null;
-const cold = full ? await benchColdStart() : null;
-const memory = full ? await benchMemory(10_000) : null;
+// The function's memory, cold start and cost (bench/function.ts; `npm run bench:function` alone).
+const fn = full ? await benchFunction() : null;
+if (fn) {
+  lines.push('');
+  lines.push(...fn.lines);
+}
 const quotaWeek = full ? await benchQuotaRequests() : null;
 if (quotaWeek) {
   lines.push('');
@@ -180,30 +183,7 @@ if (rtt)
     '≤ 6',
     rtt.ratio <= 6,
   );
-if (cold)
-  add(
-    'function cold start → listening (ms)',
-    cold.listeningMs,
-    cold.listeningMs.toFixed(0),
-    '≤ 1000',
-    cold.listeningMs <= 1000,
-  );
-if (cold)
-  add(
-    'function cold start → first run done (ms)',
-    cold.firstRunMs,
-    cold.firstRunMs.toFixed(0),
-    '—',
-    true,
-  );
-if (memory)
-  add(
-    `peak memory, one run over ${memory.services.toLocaleString('en-US')} services (MiB RSS)`,
-    memory.peakRssMb,
-    `${memory.peakRssMb.toFixed(0)} (run ${Math.round(memory.runMs)} ms, ${memory.writes} writes)`,
-    '≤ 256',
-    memory.peakRssMb <= 256,
-  );
+if (fn) figures.push(...fn.figures);
 
 if (quotaWeek)
   add(
@@ -241,8 +221,7 @@ await writeFile(
       observation,
       quality,
       rtt,
-      coldStart: cold,
-      memory,
+      function: fn?.results ?? null,
       quotaRequests: quotaWeek,
       figures,
     },

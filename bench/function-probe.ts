@@ -1,0 +1,63 @@
+import { createRequire } from 'node:module';
+
+/**
+ * Loaded into the function's process by the memory benchmark and the lazy-loading test (`node
+ * --expose-gc --import dist/bench/function-probe.js ...`): answers messages on the IPC channel, so
+ * that the function itself has nothing to serve. It imports nothing of the governor.
+ *
+ *   → { type: 'memory' }    ← { type: 'memory', cpuMicros, peakRssBytes, heapUsedBytes, ... }
+ *   → { type: 'modules' }   ← { type: 'modules', modules: [file of each CommonJS module loaded] }
+ *
+ * `heapUsedBytes` is measured after a full garbage collection: what the process still holds.
+ * `peakRssBytes` is the resident set's high-water mark since the process started (getrusage).
+ */
+
+interface MemoryAnswer {
+  type: 'memory';
+  cpuMicros: number;
+  peakRssBytes: number;
+  rssBytes: number;
+  heapUsedBytes: number;
+  heapTotalBytes: number;
+  externalBytes: number;
+  arrayBuffersBytes: number;
+}
+
+function collect(): void {
+  const gc = (globalThis as { gc?: () => void }).gc;
+  if (!gc) throw new Error('the probe needs node --expose-gc');
+  // Twice: objects with finalizers and weak references are freed by the second pass.
+  gc();
+  gc();
+}
+
+/** Google's libraries are CommonJS: every one loaded, by `import` too, is in this cache. */
+const loaded = createRequire(import.meta.url).cache;
+
+if (process.send) {
+  process.on('message', (message: unknown) => {
+    if (typeof message !== 'object' || message === null || !('type' in message)) return;
+    if (message.type === 'modules') {
+      process.send?.({ type: 'modules', modules: Object.keys(loaded) });
+      return;
+    }
+    if (message.type !== 'memory') return;
+    const cpu = process.cpuUsage();
+    collect();
+    const m = process.memoryUsage();
+    const answer: MemoryAnswer = {
+      type: 'memory',
+      cpuMicros: cpu.user + cpu.system,
+      // ru_maxrss, which Node gives in kibibytes.
+      peakRssBytes: process.resourceUsage().maxRSS * 1024,
+      rssBytes: m.rss,
+      heapUsedBytes: m.heapUsed,
+      heapTotalBytes: m.heapTotal,
+      externalBytes: m.external,
+      arrayBuffersBytes: m.arrayBuffers,
+    };
+    process.send?.(answer);
+  });
+  // The channel must not keep the function alive once it is told to stop.
+  process.channel?.unref();
+}
