@@ -55,6 +55,8 @@ export async function benchFunction(options: FunctionBenchOptions = {}): Promise
   const figures: Figure[] = [];
   const ms = (n: number) => `${Math.round(n).toLocaleString('en-US')} ms`;
   const mib = (n: number) => `${n.toFixed(0)} MiB`;
+  const whole = (n: number | undefined) =>
+    n === undefined ? '?' : Math.round(n).toLocaleString('en-US');
 
   lines.push(
     `The function as deployed: functions-framework on dist/, the emulator in another process`,
@@ -101,7 +103,7 @@ export async function benchFunction(options: FunctionBenchOptions = {}): Promise
   for (const [label, runMs] of costRows) {
     const c = runCost(runMs, resources);
     lines.push(
-      `    ${label.padEnd(44)} ${c.billedSeconds.toFixed(1).padStart(9)} ${c.gibSeconds.toFixed(1).padStart(8)} ${c.vcpuSeconds.toFixed(1).padStart(8)} ${(c.perMonth?.gibSeconds.toFixed(0) ?? '?').padStart(13)} ${(c.perMonth?.vcpuSeconds.toFixed(0) ?? '?').padStart(14)}`,
+      `    ${label.padEnd(44)} ${c.billedSeconds.toFixed(1).padStart(9)} ${c.gibSeconds.toFixed(1).padStart(8)} ${c.vcpuSeconds.toFixed(1).padStart(8)} ${whole(c.perMonth?.gibSeconds).padStart(13)} ${whole(c.perMonth?.vcpuSeconds).padStart(14)}`,
     );
   }
   lines.push(
@@ -147,7 +149,7 @@ export async function benchFunction(options: FunctionBenchOptions = {}): Promise
     add(
       `GiB-s / vCPU-s per run, ${warm.services.toLocaleString('en-US')} services, warm`,
       c.gibSeconds,
-      `${c.gibSeconds.toFixed(1)} / ${c.vcpuSeconds.toFixed(1)} (a month: ${c.perMonth?.gibSeconds.toFixed(0) ?? '?'} / ${c.perMonth?.vcpuSeconds.toFixed(0) ?? '?'})`,
+      `${c.gibSeconds.toFixed(1)} / ${c.vcpuSeconds.toFixed(1)} (a month: ${whole(c.perMonth?.gibSeconds)} / ${whole(c.perMonth?.vcpuSeconds)})`,
       '—',
       true,
     );
