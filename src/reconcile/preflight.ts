@@ -107,8 +107,9 @@ export async function checkServices(
   services: readonly { project: string; region: string; name: string }[],
   wanted: readonly GovernorPermission[],
   run: ObservePorts['run'],
+  concurrency = READ_CONCURRENCY,
 ): Promise<CheckItem[]> {
-  const limit = pLimit(READ_CONCURRENCY);
+  const limit = pLimit(concurrency);
   const test = run.testPermissions?.bind(run);
   const perService = await Promise.all(
     services.map((s) =>
@@ -141,19 +142,12 @@ export async function checkServices(
 }
 
 /**
- * The preflight of a run, cheap enough for every run: the topic (one TestIamPermissions), and
- * `run.services.update` on each service the plan will write (one TestIamPermissions each).
- * Throws {@link PreflightError} when alerts cannot be published: the run must not write what it
- * could not tell anyone about (rule 9, docs/rules.md). A missing write permission does not stop the run:
- * that write is denied and reported as any denied write is, and the other services are governed.
+ * The topic half of a run's preflight: one TestIamPermissions, asked in the run's first round
+ * beside the observation (it depends on nothing the run reads). Throws {@link PreflightError}
+ * when alerts cannot be published: the run must not write what it could not tell anyone about
+ * (rule 9, docs/rules.md).
  */
-export async function preflightRun(
-  policy: Policy,
-  plan: Plan,
-  mode: Policy['mode'],
-  run: ObservePorts['run'],
-  sink: AlertSink | null,
-): Promise<CheckItem[]> {
+export async function preflightTopic(policy: Policy, sink: AlertSink | null): Promise<CheckItem> {
   const topic = await checkTopic(policy, sink);
   if (topic.status === 'missing' || topic.status === 'error') {
     const what =
@@ -164,9 +158,30 @@ export async function preflightRun(
       `${what}${topic.fix ? `; ${topic.fix}` : ''}. Nothing was written: a run that cannot publish its alerts does not write.`,
     );
   }
-  if (mode !== 'enforce' || plan.changes.length === 0) return [topic];
-  const services = await checkServices(plan.changes, ['run.services.update'], run);
-  return [topic, ...services];
+  return topic;
+}
+
+/**
+ * At most this many TestIamPermissions of a run at once: the plan's changes (50 by default,
+ * `limits.maxChangesPerRun`) in one wave. They are reads, far under Cloud Run's read quota per
+ * region and minute (docs/performance.md, "Pacing").
+ */
+export const RUN_CHECK_CONCURRENCY = 50;
+
+/**
+ * The services half: `run.services.update` on each service the plan will write (one
+ * TestIamPermissions each, all at once). Only known once the plan is, and only advice: a missing
+ * permission does not stop the run (that write is denied and reported as any denied write is, and
+ * the other services are governed), so the run asks it beside its first writes instead of
+ * waiting for it (docs/performance.md).
+ */
+export async function preflightServices(
+  plan: Plan,
+  mode: Policy['mode'],
+  run: ObservePorts['run'],
+): Promise<CheckItem[]> {
+  if (mode !== 'enforce' || plan.changes.length === 0) return [];
+  return checkServices(plan.changes, ['run.services.update'], run, RUN_CHECK_CONCURRENCY);
 }
 
 /**

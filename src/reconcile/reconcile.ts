@@ -4,6 +4,7 @@ import type {
   AlertSink,
   LeaseResult,
   ObservePorts,
+  Outbox,
   OutboxEntry,
   QuotaRequestPort,
   RunRecord,
@@ -14,6 +15,7 @@ import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js'
 import { durationMs } from '../core/duration.js';
 import { governorMetrics } from '../core/governor-metrics.js';
 import { decideNotifications } from '../core/notify.js';
+import type { CheckItem } from '../core/permissions.js';
 import type { Plan } from '../core/plan.js';
 import { plan as makePlan } from '../core/planner.js';
 import type { Policy } from '../core/policy.js';
@@ -44,7 +46,7 @@ import { withUnsetMax } from '../observe/unset-max.js';
 import { samePool } from '../core/pool.js';
 import { actOnPlan, beforeDeadline, type WriteResult } from './act.js';
 import { createPacer } from './pacing.js';
-import { preflightRun } from './preflight.js';
+import { preflightServices, preflightTopic } from './preflight.js';
 import { runQuotaRequests } from './quota-requests.js';
 import { legacyUndelivered, recordRuns, stripLegacyUndelivered } from './run-record.js';
 
@@ -173,18 +175,28 @@ export async function reconcile(
     report.outcome = 'lease-held';
     return report;
   }
+  // The services' permission check runs beside the writes; it never rejects (see checkServices).
+  let checks: Promise<void> = Promise.resolve();
   try {
-    const decided = await observeAndPlan(run, held);
-    await preflight(run, decided.plan);
+    // One round: the observation, the topic's preflight and the outboxes, all at once.
+    const { decided, outboxes } = await firstRound(run, held);
     const asked = run.mode === 'enforce' && decided.plan.changes.length > 0 && !!options.confirm;
+    checks = checkServices(run, decided.plan);
+    // A person answering the prompt sees what the check found first; a run without one does not
+    // wait for it.
+    if (asked) await checks;
     if (!(await confirmed(run, decided.plan))) {
       report.outcome = 'declined';
       return report;
     }
-    for (const project of held) await prepareOutbox(run, project, decided);
+    // Every held project's events stored before the first write (at once: they are independent).
+    await settleAll(
+      held.map((project, i) => prepareOutbox(run, project, decided, outboxes[i] as Outbox)),
+    );
     // After a confirmation prompt the observation may be minutes old: act reads again first.
     if (run.mode === 'enforce')
       report.writes = await act(run, decided.plan, asked ? undefined : decided.observed);
+    await checks;
     const metricErrors = await writeMetrics(run, held, decided.plan);
     for (const project of held)
       await alertProject(run, project, decided, metricErrors.get(project) ?? null);
@@ -201,6 +213,7 @@ export async function reconcile(
     report.error = e instanceof Error ? e.message : String(e);
     throw new RunFailedError(report, e);
   } finally {
+    await checks;
     await recordRuns(deps.store, deps.log, held, report, run.startedWall, run.wall());
     await releaseAll(deps, held, run.holder);
   }
@@ -411,23 +424,74 @@ async function observeAndPlan(run: Run, held: string[]): Promise<Decided> {
 }
 
 /**
- * Before any write: the alert topic can be published to (else the run stops: nothing written
- * that no one would hear of), and each service to write grants `run.services.update` (else a
- * warning naming what to grant; the write is then denied and reported as any denied write).
+ * The run's first round, all at once: the observation (then the plan), the topic's preflight,
+ * and each held project's outbox. None depends on another, and none writes. The topic's
+ * preflight stops the run before any write when alerts cannot be published; its error comes
+ * first when several fail.
  */
-async function preflight(run: Run, plan: Plan): Promise<void> {
+async function firstRound(
+  run: Run,
+  held: string[],
+): Promise<{ decided: Decided; outboxes: Outbox[] }> {
   const { deps } = run;
-  const items = await beforeDeadline(
-    () => preflightRun(run.policy, plan, run.mode, deps.ports.run, deps.sink),
-    { deadline: run.deadline, clock: run.wall },
-    'checking permissions',
-  );
+  const bound = { deadline: run.deadline, clock: run.wall };
+  const [, decided, outboxes] = await settleAll([
+    beforeDeadline(() => preflightTopic(run.policy, deps.sink), bound, 'checking the alert topic'),
+    observeAndPlan(run, held),
+    settleAll(
+      held.map((project) =>
+        beforeDeadline(
+          () => deps.store.listOutbox(project),
+          bound,
+          `reading the outbox of ${project}`,
+        ),
+      ),
+    ),
+  ] as const);
+  return { decided, outboxes };
+}
+
+/**
+ * Each service the plan will write grants `run.services.update`, else a warning naming what to
+ * grant (the write is then denied and reported as any denied write). Only advice, so it is asked
+ * beside the first writes rather than before them, and never fails the run: a check that cannot
+ * be made is a warning too.
+ */
+async function checkServices(run: Run, plan: Plan): Promise<void> {
+  const { deps } = run;
+  let items: CheckItem[];
+  try {
+    items = await beforeDeadline(
+      () => preflightServices(plan, run.mode, deps.ports.run),
+      { deadline: run.deadline, clock: run.wall },
+      'checking the permissions of the services to write',
+    );
+  } catch (e) {
+    deps.log.log(
+      'WARNING',
+      `the permissions of the services to write were not checked: ${e instanceof Error ? e.message : String(e)}`,
+    );
+    return;
+  }
   for (const i of items.filter((x) => x.status === 'missing' || x.status === 'error')) {
     deps.log.log(
       'WARNING',
       `${i.subject}: ${i.permission ?? 'check'} ${i.status}: ${i.detail}${i.fix ? `; ${i.fix}` : ''}`,
     );
   }
+}
+
+/**
+ * Like Promise.all, but waits for every task to end before it throws (the first error in the
+ * order given): no read or store call of a failed step outlives the run.
+ */
+async function settleAll<T extends readonly unknown[]>(
+  tasks: readonly [...{ [K in keyof T]: Promise<T[K]> }],
+): Promise<T> {
+  const settled = await Promise.allSettled(tasks);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<unknown>).value) as unknown as T;
 }
 
 /** Whether to go on: asked only when there is something to write. */
@@ -516,18 +580,21 @@ async function writeMetrics(run: Run, held: string[], plan: Plan): Promise<Map<s
 
 /**
  * Before any write: settles the planned events of runs that ended before reporting (against what
- * this run observed), then stores this run's own planned events. Nothing is written unless this
- * succeeded, so an event is always stored before the writes it describes.
+ * this run observed, in the outbox read beside it), and stores this run's own planned events.
+ * Nothing is written unless this succeeded, so an event is always stored before the writes it
+ * describes.
  */
-async function prepareOutbox(run: Run, project: string, decided: Decided): Promise<void> {
+async function prepareOutbox(
+  run: Run,
+  project: string,
+  decided: Decided,
+  box: Outbox,
+): Promise<void> {
   const { deps, ctx } = run;
   const bound = { deadline: run.deadline, clock: run.wall };
-  const box = await beforeDeadline(
-    () => deps.store.listOutbox(project),
-    bound,
-    `reading the outbox of ${project}`,
-  );
   const left = box.entries.filter((e) => e.state === 'pending-outcome');
+  const settled: OutboxEntry[] = [];
+  const nothingHappened: string[] = [];
   if (left.length > 0) {
     const max = new Map(
       decided.observed
@@ -535,8 +602,6 @@ async function prepareOutbox(run: Run, project: string, decided: Decided): Promi
         .map((s) => [`${s.region}/${s.name}`, s.serviceMaxInstances]),
     );
     const maxOf = (region: string, name: string) => max.get(`${region}/${name}`) ?? null;
-    const settled: OutboxEntry[] = [];
-    const nothingHappened: string[] = [];
     for (const entry of left) {
       const event = settlePlannedEvent(entry.alert, maxOf, ctx.runId);
       if (event === null) nothingHappened.push(entry.alert.id);
@@ -546,29 +611,26 @@ async function prepareOutbox(run: Run, project: string, decided: Decided): Promi
       'WARNING',
       `${project}: ${left.length} planned event(s) of runs that ended before reporting: ${settled.length} confirmed by observation, ${nothingHappened.length} showed no change`,
     );
+  }
+  const planned = run.mode === 'enforce' ? plannedEvents(ctx, project, decided.plan) : [];
+  // The settled events and this run's planned ones in one store call (one round trip).
+  const stored = [...settled, ...planned.map((alert) => entry(run, alert, 'pending-outcome'))];
+  if (stored.length > 0) {
     await beforeDeadline(
-      () => deps.store.putOutbox(project, settled),
+      () => deps.store.putOutbox(project, stored),
       bound,
-      `settling the outbox of ${project}`,
+      planned.length > 0
+        ? `storing the planned events of ${project}`
+        : `settling the outbox of ${project}`,
     );
+  }
+  if (nothingHappened.length > 0) {
     await beforeDeadline(
       () => deps.store.removeOutbox(project, nothingHappened),
       bound,
       `settling the outbox of ${project}`,
     );
   }
-  if (run.mode !== 'enforce') return;
-  const planned = plannedEvents(ctx, project, decided.plan);
-  if (planned.length === 0) return;
-  await beforeDeadline(
-    () =>
-      deps.store.putOutbox(
-        project,
-        planned.map((alert) => entry(run, alert, 'pending-outcome')),
-      ),
-    bound,
-    `storing the planned events of ${project}`,
-  );
 }
 
 function entry(run: Run, alert: Alert, state: OutboxEntry['state']): OutboxEntry {
