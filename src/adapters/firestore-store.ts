@@ -174,6 +174,10 @@ export function createFirestoreStateStore(options: FirestoreStateStoreOptions = 
 
   async function readOrMakeGovernorId(): Promise<string> {
     const ref = db.collection(collection).doc('%governor');
+    // Made once and never changed: a plain read finds it in one round trip, where a transaction
+    // takes two (its read, then its commit). Only a store without one yet needs the transaction.
+    const found = await call(`reading ${ref.path}`, () => ref.get());
+    if (found.exists) return parseStored(GovernorDocument, found.data(), `document ${ref.path}`).id;
     return call(`reading ${ref.path}`, () =>
       db.runTransaction(
         async (tx) => {
