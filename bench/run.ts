@@ -175,14 +175,23 @@ if (withPlanner)
     worstGrowth <= TARGET_GROWTH,
   );
 addQualityFigures(quality, add);
-if (rtt)
+if (rtt) {
   add(
-    `one run ÷ RTT (100 services, ${rtt.writes} changes, RTT ${rtt.rttMs} ms)`,
+    `one run, round trips (100 services, ${rtt.writes} changes, RTT ${rtt.rttMs} ms)`,
+    rtt.rounds,
+    `${rtt.rounds} rounds of calls (${rtt.rpcs} RPCs)`,
+    '≤ 6',
+    rtt.rounds <= 6,
+  );
+  add(
+    `one run, wall ÷ RTT (the same run)`,
     rtt.ratio,
-    `${rtt.ratio.toFixed(1)} RTT (${Math.round(rtt.wallMs)} ms, ${rtt.rounds} rounds of calls, ${rtt.rpcs} RPCs)`,
+    `${rtt.ratio.toFixed(1)} RTT (${Math.round(rtt.wallMs)} ms)`,
     '≤ 6',
     rtt.ratio <= 6,
+    `the round trips are ${rtt.rounds}; the rest is CPU of the governor and of the emulator in the same process (decoding and encoding 100 services' Monitoring history, planning), ${Math.round(rtt.wallMs - rtt.rounds * rtt.rttMs)} ms here: docs/performance.md`,
   );
+}
 if (fn) figures.push(...fn.figures);
 
 if (quotaWeek)
