@@ -1,9 +1,14 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { PubSub } from '@google-cloud/pubsub';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createFirestoreStateStore } from '../../src/adapters/firestore-store.js';
+import { runUnlock } from '../../src/cli/unlock-command.js';
+import { parseRuntimeOptions } from '../../src/runtime-options.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { startFirestoreEmulator } from '../support/firestore-emulator.js';
 import { startPubSubEmulator } from '../support/pubsub-emulator.js';
@@ -215,6 +220,37 @@ describe('the Cloud Function (HTTP entry point)', () => {
       expect(Date.parse(lease?.expiresAt ?? '')).toBeLessThanOrEqual(Date.now() + 120_000);
     } finally {
       await store.close();
+    }
+  });
+
+  it('governor unlock breaks such a lease in the same Firestore store; the next run runs', async () => {
+    const store = createFirestoreStateStore({
+      projectId: PROJECT,
+      collection: process.env.GOVERNOR_FIRESTORE_COLLECTION ?? '',
+    });
+    const dir = await mkdtemp(join(tmpdir(), 'unlock-'));
+    try {
+      const now = new Date().toISOString();
+      await store.acquireLease(PROJECT, 'someone-else', 60_000, now);
+      const policyFile = join(dir, 'policy.json');
+      await writeFile(policyFile, POLICY);
+      let out = '';
+      // The CLI's command, with the store its options name (loaded on demand, as in a run).
+      const code = await runUnlock(
+        { policy: policyFile, yes: true },
+        { stdout: { write: (t: string) => (out += t) }, stderr: { write: () => true } },
+        parseRuntimeOptions(process.env),
+      );
+      expect(code).toBe(0);
+      expect(out).toContain(`${PROJECT}: lease held by someone-else`);
+      expect(out).toContain(`${PROJECT}: lease broken`);
+      expect(await store.readLease(PROJECT)).toBeNull();
+      const r = await post(http, {});
+      expect(r.status).toBe(200);
+      expect(emulator.writes().length).toBeGreaterThan(0);
+    } finally {
+      await store.close();
+      await rm(dir, { recursive: true, force: true });
     }
   });
 
