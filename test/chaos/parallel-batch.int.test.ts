@@ -8,8 +8,8 @@ import { RecordingSink } from '../../src/adapters/memory/alert-sink.js';
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { RpcError, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
-import { memoryLogger } from '../../src/log.js';
-import type { ObservePorts } from '../../src/ports/index.js';
+import { memoryLogger, type Logger } from '../../src/log.js';
+import type { AlertSink, ObservePorts } from '../../src/ports/index.js';
 import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
 
 /**
@@ -76,12 +76,12 @@ async function start(): Promise<void> {
     faults: ({ method }) => hook?.(method.split('/').pop() ?? method) ?? undefined,
   });
   const emulatorHost = emulator.host;
-  // One attempt of at most 3 s: a write held longer times out at the client.
-  const retry = { maxAttempts: 1, minBackoffMs: 1, maxBackoffMs: 2, attemptTimeoutMs: 3_000 };
+  // One attempt of at most 6 s: a write held longer times out at the client.
+  const retry = { maxAttempts: 1, minBackoffMs: 1, maxBackoffMs: 2, attemptTimeoutMs: 6_000 };
   const run = createCloudRunAdapter({
     emulatorHost,
     retry,
-    operationPolling: { initialDelayMs: 5, maxDelayMs: 20, timeoutMs: 5_000 },
+    operationPolling: { initialDelayMs: 5, maxDelayMs: 20, timeoutMs: 10_000 },
   });
   const monitoring = createMonitoringAdapter({ emulatorHost });
   const quotas = createQuotaAdapter({ emulatorHost });
@@ -104,15 +104,18 @@ afterEach(async () => {
   await emulator.stop();
 });
 
-async function run(): Promise<RunReport> {
+async function run(
+  sink: AlertSink = new RecordingSink(),
+  log: Logger = memoryLogger(),
+): Promise<RunReport> {
   try {
     return await reconcile(
       policy,
       {
         ports,
         store: createMemoryStateStore(),
-        sink: new RecordingSink(),
-        log: memoryLogger(),
+        sink,
+        log,
         now: async () => emulator.now().getTime(),
         sleep: async () => {},
       },
@@ -170,7 +173,7 @@ describe('parallel batches under faults, through gRPC', () => {
       writes += 1;
       if (writes === 1) return new RpcError(status.INTERNAL, 'injected: the write failed');
       // Held past the client's deadline: the client gives up, the write may still land.
-      if (writes === 2) await delay(4_000);
+      if (writes === 2) await delay(8_000);
       return undefined;
     };
     const report = await run();
@@ -180,7 +183,7 @@ describe('parallel batches under faults, through gRPC', () => {
     expect(decreases.filter((w) => w.outcome === 'written')).toHaveLength(1);
     // The failed decrease is still at 3: the raises were sized on the fresh read, which says so.
     expect(['down-a', 'down-b', 'down-c'].map(maxOf)).toContain(3);
-    await delay(2_000);
+    await delay(3_000);
     expect(poolCaps()).toBeLessThanOrEqual(QUOTA);
     expectWithinQuotaAfterEveryWrite(QUOTA);
   });
@@ -192,14 +195,14 @@ describe('parallel batches under faults, through gRPC', () => {
       if (name !== 'UpdateService') return undefined;
       writes += 1;
       if (writes === 4) return new RpcError(status.UNAVAILABLE, 'injected: no answer');
-      if (writes === 5) await delay(4_000);
+      if (writes === 5) await delay(8_000);
       return undefined;
     };
     const report = await run();
     expect(report.outcome).toBe('failed');
     const raises = report.writes.filter((w) => w.planned > w.from);
     expect(raises.filter((w) => w.outcome === 'failed').length).toBeGreaterThanOrEqual(2);
-    await delay(2_000);
+    await delay(3_000);
     // Whatever landed late, the raises were within the room of the one fresh read.
     expect(poolCaps()).toBeLessThanOrEqual(QUOTA);
     expectWithinQuotaAfterEveryWrite(QUOTA);
@@ -247,5 +250,38 @@ describe('parallel batches under faults, through gRPC', () => {
     // 3 + 1 + 1 held by the decreases, 3 by the saturated services: 1 GPU of room under 9.
     expect(poolCaps()).toBeLessThanOrEqual(cut);
     expectWithinQuotaAfterEveryWrite(cut);
+  });
+});
+
+describe('the preflight, folded into the rounds of the run', () => {
+  it('a topic that cannot be published to stops the run before any write, though it was read beside the observation', async () => {
+    await start();
+    const denied: AlertSink = {
+      publish: () => Promise.reject(new Error('not reached')),
+      canPublish: () => Promise.resolve(false),
+    };
+    const report = await run(denied);
+    expect(report.outcome).toBe('failed');
+    expect(report.error).toContain('pubsub.topics.publish is not granted');
+    expect(report.plan).not.toBeNull();
+    expect(emulator.writes()).toEqual([]);
+  });
+
+  it("the services' check failing is a warning: the writes go as planned", async () => {
+    await start();
+    hook = (name) =>
+      name === 'TestIamPermissions'
+        ? new RpcError(status.INTERNAL, 'injected: cannot test permissions')
+        : undefined;
+    const log = memoryLogger();
+    const report = await run(new RecordingSink(), log);
+    expect(report.outcome).toBe('ok');
+    expect(report.writes.filter((w) => w.outcome === 'written').length).toBeGreaterThan(3);
+    const warnings = log.lines.filter(
+      (l) => l.severity === 'WARNING' && l.message.includes(': check error: '),
+    );
+    // One per service to write, each naming it.
+    expect(warnings.length).toBe(report.plan?.changes.length);
+    expect(warnings[0]?.message).toMatch(/^service batch-project\/us-central1\/\S+: /);
   });
 });
