@@ -30,7 +30,7 @@ export async function runQuotaRecommend(
 ): Promise<number> {
   const policy = await loadPolicy(flags.policy);
   const at = flags.at ?? new Date().toISOString();
-  const store = createStore(options.stateStore, flags.stateDir);
+  const store = await createStore(options.stateStore, flags.stateDir);
   const recs: QuotaRecommendation[] = [];
   const withoutHistory: string[] = [];
   try {
