@@ -5,20 +5,32 @@ import { runChaos, renderChaosReport } from '../src/chaos/chaos.js';
  * more than the test suite makes. Prints the seed and a table of runs, faults by kind, invariant
  * violations, alerts lost and writes skipped by reason; exits 1 on any violation, lost alert or
  * crash. CHAOS_SEED and CHAOS_RUNS override the seed (default: random) and the run count
- * (default 20,000).
+ * (default 20,000); the runs go on until another writer has acted in CHAOS_OTHER_RUNS of them
+ * too (default: CHAOS_RUNS).
  */
 
 const seed = process.env.CHAOS_SEED
   ? Number(process.env.CHAOS_SEED)
   : Math.floor(Math.random() * 2 ** 31);
 const runs = process.env.CHAOS_RUNS ? Number(process.env.CHAOS_RUNS) : 20_000;
-if (!Number.isInteger(seed) || !Number.isInteger(runs) || runs < 1) {
-  process.stderr.write('CHAOS_SEED and CHAOS_RUNS must be whole numbers (CHAOS_RUNS ≥ 1)\n');
+const otherActorRuns = process.env.CHAOS_OTHER_RUNS ? Number(process.env.CHAOS_OTHER_RUNS) : runs;
+if (
+  !Number.isInteger(seed) ||
+  !Number.isInteger(runs) ||
+  runs < 1 ||
+  !Number.isInteger(otherActorRuns) ||
+  otherActorRuns < 0
+) {
+  process.stderr.write(
+    'CHAOS_SEED, CHAOS_RUNS and CHAOS_OTHER_RUNS must be whole numbers (CHAOS_RUNS ≥ 1)\n',
+  );
   process.exit(2);
 }
-process.stdout.write(`chaos: seed ${seed}, ${runs} runs (reproduce: CHAOS_SEED=${seed})\n`);
+process.stdout.write(
+  `chaos: seed ${seed}, ${runs} runs or more, until another writer acted in ${otherActorRuns} (reproduce: CHAOS_SEED=${seed})\n`,
+);
 const started = Date.now();
-const report = await runChaos({ seed, runs });
+const report = await runChaos({ seed, runs, otherActorRuns });
 process.stdout.write(`${renderChaosReport(report)}\n`);
 process.stdout.write(`(${((Date.now() - started) / 1000).toFixed(1)} s)\n`);
 for (const v of report.violations.slice(0, 20))

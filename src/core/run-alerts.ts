@@ -187,15 +187,17 @@ export function plannedEvents(ctx: RunContext, project: string, plan: Plan): Ale
 /**
  * A planned event left by a run that ended before it said how its writes went (killed, or the
  * store failed), settled against what this run observed: the changes whose service now has the
- * planned max are reported as applied, the others as not confirmed. Null when none of them
- * shows: nothing the event describes happened, so there is nothing to announce.
+ * planned max are reported as applied (`writes`), the others as not confirmed (`unconfirmed`, with
+ * the max seen now). Never dropped, even when none of them shows: the governor cannot tell a write
+ * that was never made from one another writer changed since, and an event stored before a write
+ * stays until it is published (`outcome: not-confirmed`, its `writes` empty).
  * `maxOf(region, service)` is the service's max instances as observed, null when not seen.
  */
 export function settlePlannedEvent(
   event: Alert,
   maxOf: (region: string, service: string) => number | null,
   settledBy: string,
-): Alert | null {
+): Alert {
   const planned = Array.isArray(event.details.writes) ? event.details.writes : [];
   const confirmed: unknown[] = [];
   const unconfirmed: unknown[] = [];
@@ -204,17 +206,22 @@ export function settlePlannedEvent(
     const to = typeof w === 'object' && w !== null && 'to' in w ? w.to : null;
     const seen =
       typeof service === 'string' && event.region !== null ? maxOf(event.region, service) : null;
-    (seen !== null && seen === to ? confirmed : unconfirmed).push(w);
+    if (seen !== null && seen === to) confirmed.push(w);
+    else unconfirmed.push(typeof w === 'object' && w !== null ? { ...w, seenNow: seen } : w);
   }
-  if (confirmed.length === 0) return null;
+  const where = [event.region, event.accelerator].filter((x) => x !== null).join(' ');
+  const ended = `run ${event.runId} ended before reporting`;
   return {
     ...event,
-    summary: `${plural(confirmed.length, 'cap')} changed in ${[event.region, event.accelerator].filter((x) => x !== null).join(' ')} (run ${event.runId} ended before reporting; confirmed by observation)`,
+    summary:
+      confirmed.length > 0
+        ? `${plural(confirmed.length, 'cap')} changed in ${where} (${ended}; confirmed by observation)`
+        : `${plural(unconfirmed.length, 'planned change')} in ${where} not confirmed (${ended}; none shows now: not made, or changed since)`,
     details: {
       ...event.details,
       writes: confirmed,
       unconfirmed,
-      outcome: 'confirmed-by-observation',
+      outcome: confirmed.length > 0 ? 'confirmed-by-observation' : 'not-confirmed',
       settledBy,
     },
   };

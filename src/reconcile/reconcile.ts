@@ -211,6 +211,7 @@ export async function reconcile(
   } catch (e) {
     report.outcome = 'failed';
     report.error = e instanceof Error ? e.message : String(e);
+    logRunFailed(deps.log, report);
     throw new RunFailedError(report, e);
   } finally {
     await checks;
@@ -254,7 +255,7 @@ async function startRun(
   } catch (e) {
     report.outcome = 'failed';
     report.error = `the state store could not say which governor this is: ${e instanceof Error ? e.message : String(e)}`;
-    deps.log.log('ERROR', report.error);
+    logRunFailed(deps.log, report);
     throw new RunFailedError(report, e);
   }
   return {
@@ -300,7 +301,7 @@ async function takeLeases(run: Run): Promise<string[]> {
     // The store cannot say who writes: nobody does. Give back what was taken, and fail loudly.
     report.outcome = 'failed';
     report.error = `the lease could not be taken: ${e instanceof Error ? e.message : String(e)}`;
-    deps.log.log('ERROR', report.error);
+    logRunFailed(deps.log, report);
     await releaseAll(deps, held, run.holder);
     throw new RunFailedError(report, e);
   }
@@ -593,8 +594,7 @@ async function prepareOutbox(
   const { deps, ctx } = run;
   const bound = { deadline: run.deadline, clock: run.wall };
   const left = box.entries.filter((e) => e.state === 'pending-outcome');
-  const settled: OutboxEntry[] = [];
-  const nothingHappened: string[] = [];
+  let settled: OutboxEntry[] = [];
   if (left.length > 0) {
     const max = new Map(
       decided.observed
@@ -602,14 +602,18 @@ async function prepareOutbox(
         .map((s) => [`${s.region}/${s.name}`, s.serviceMaxInstances]),
     );
     const maxOf = (region: string, name: string) => max.get(`${region}/${name}`) ?? null;
-    for (const entry of left) {
-      const event = settlePlannedEvent(entry.alert, maxOf, ctx.runId);
-      if (event === null) nothingHappened.push(entry.alert.id);
-      else settled.push({ ...entry, alert: event, state: 'ready' });
-    }
+    // Every planned event is settled and kept, confirmed or not: none is dropped unpublished.
+    settled = left.map((entry) => ({
+      ...entry,
+      alert: settlePlannedEvent(entry.alert, maxOf, ctx.runId),
+      state: 'ready',
+    }));
+    const confirmed = settled.filter(
+      (e) => e.alert.details['outcome'] === 'confirmed-by-observation',
+    ).length;
     deps.log.log(
       'WARNING',
-      `${project}: ${left.length} planned event(s) of runs that ended before reporting: ${settled.length} confirmed by observation, ${nothingHappened.length} showed no change`,
+      `${project}: ${left.length} planned event(s) of runs that ended before reporting: ${confirmed} confirmed by observation, ${left.length - confirmed} not confirmed (announced as such)`,
     );
   }
   const planned = run.mode === 'enforce' ? plannedEvents(ctx, project, decided.plan) : [];
@@ -622,13 +626,6 @@ async function prepareOutbox(
       planned.length > 0
         ? `storing the planned events of ${project}`
         : `settling the outbox of ${project}`,
-    );
-  }
-  if (nothingHappened.length > 0) {
-    await beforeDeadline(
-      () => deps.store.removeOutbox(project, nothingHappened),
-      bound,
-      `settling the outbox of ${project}`,
     );
   }
 }
@@ -825,6 +822,30 @@ async function publish(
   }
   report.published += outgoing.length;
   report.alerts.push(...outgoing);
+}
+
+/** The field of the one structured ERROR line a failed run logs (`logRunFailed`). */
+export const RUN_FAILED_FIELD = 'runFailed';
+
+/**
+ * One structured ERROR line for a run that failed: its id, the error, what it wrote and what it
+ * could not publish. When the state store and Pub/Sub are both down this line is the only place
+ * the failure goes (the function logs JSON lines, which Cloud Logging reads as structured entries:
+ * https://cloud.google.com/logging/docs/structured-logging); nothing was
+ * written then, as no write starts before its events are stored.
+ */
+function logRunFailed(log: Logger, report: RunReport): void {
+  const count = (o: WriteResult['outcome']) => report.writes.filter((w) => w.outcome === o).length;
+  log.log('ERROR', `run ${report.runId} failed: ${report.error ?? 'unknown error'}`, {
+    [RUN_FAILED_FIELD]: {
+      runId: report.runId,
+      error: report.error,
+      written: count('written'),
+      failedWrites: count('failed'),
+      published: report.published,
+      undelivered: report.undelivered.map((a) => ({ id: a.id, type: a.type, project: a.project })),
+    },
+  });
 }
 
 /** Gives the leases back; a store that cannot be reached lets them expire instead. */

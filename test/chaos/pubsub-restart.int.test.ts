@@ -8,8 +8,10 @@ import type { Alert } from '../../src/core/alert.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
-import { memoryLogger } from '../../src/log.js';
+import { jsonLogger, memoryLogger } from '../../src/log.js';
 import { reconcile, RunFailedError, type ReconcileDeps } from '../../src/reconcile/reconcile.js';
+import type { StateStore } from '../../src/ports/index.js';
+import { UnavailableError } from '../../src/errors.js';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
@@ -364,4 +366,152 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
       await rm(dir, { recursive: true, force: true });
     }
   }, 300_000);
+});
+
+describe('events of writes with the state store failing', () => {
+  const twoServices = () =>
+    new FleetModel(
+      validateFleet({
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 40,
+        idleMinutes: 0,
+        projects: [
+          {
+            id: PROJECT,
+            pools: [{ region: REGION, quota: 4 }],
+            services: [
+              { name: 'idle', region: REGION, gpu: {}, maxInstances: 3, demand: 0 },
+              { name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: 3 },
+            ],
+          },
+        ],
+      }),
+    );
+  const policy = parsePolicy({
+    version: 1,
+    projects: [PROJECT],
+    defaults: { headroom: 0, scaleDownDelay: '0s' },
+    services: [{ match: {} }],
+    limits: { writesPerMinute: 6000 },
+    alerts: { topic: `projects/${PROJECT}/topics/alerts` },
+  });
+  const retry = { maxAttempts: 2, minBackoffMs: 10, maxBackoffMs: 20, attemptTimeoutMs: 3_000 };
+  /** The store, failing every outbox write of the given state while `down.on`. */
+  const failing = (
+    store: StateStore,
+    state: 'pending-outcome' | 'ready',
+    down: { on: boolean },
+  ): StateStore => ({
+    ...store,
+    putOutbox: async (project, entries) => {
+      if (down.on && entries.some((e) => e.state === state))
+        throw new UnavailableError('UNAVAILABLE: the state store is unavailable (test)');
+      return store.putOutbox(project, entries);
+    },
+  });
+  const maxes = (model: FleetModel) =>
+    Object.fromEntries(model.listServices().map((x) => [x.name, x.maxInstances]));
+
+  it('a run that wrote but could not store how it went, its writes undone by another writer before the next run: the next run still announces them, as not confirmed', async () => {
+    const model = twoServices();
+    const base = createMemoryStateStore();
+    const down = { on: true };
+    const store = failing(base, 'ready', down);
+    const ps = await pubsub();
+    const sink = createPubSubAlertSink({ topic: `projects/${PROJECT}/topics/alerts`, ...retry });
+    const deps = (): ReconcileDeps => ({
+      ports: createSimPorts(model, { lagMs: 3 * 60_000 }),
+      store,
+      sink,
+      log: memoryLogger(),
+      now: async () => model.now,
+      sleep: async () => {},
+    });
+    try {
+      const before = maxes(model);
+      const failed = await reconcile(policy, deps(), { runId: 'wrote', deadlineMs: 60_000 }).catch(
+        (e: unknown) => e,
+      );
+      expect(failed).toBeInstanceOf(RunFailedError);
+      const written = maxes(model);
+      expect(written).not.toEqual(before);
+      // Its planned event is in the outbox, stored before the writes.
+      expect((await base.listOutbox(PROJECT)).entries).toMatchObject([
+        { state: 'pending-outcome', alert: { runId: 'wrote', type: 'rebalance.applied' } },
+      ]);
+      // Another writer puts every cap back before the next run looks: nothing the event
+      // describes shows, yet the writes were made.
+      for (const [name, max] of Object.entries(before))
+        model.update({ project: PROJECT, region: REGION, name }, { maxInstances: max });
+      down.on = false;
+      model.advance(5 * 60_000);
+      const report = await reconcile(policy, deps(), { runId: 'next', deadlineMs: 60_000 });
+      expect(report.outcome).toBe('ok');
+      await waitUntil(
+        "the failed run's event",
+        () => ps.received.filter((a) => a.runId === 'wrote').length,
+        (n) => n >= 1,
+      );
+      const settled = ps.received.filter((a) => a.runId === 'wrote');
+      expect(settled).toHaveLength(1);
+      expect(settled[0]).toMatchObject({
+        type: 'rebalance.applied',
+        details: { outcome: 'not-confirmed', writes: [], settledBy: 'next' },
+      });
+      const unconfirmed = settled[0]?.details['unconfirmed'] as {
+        service: string;
+        to: number;
+        seenNow: number | null;
+      }[];
+      expect(
+        unconfirmed.map((w) => [w.service, w.to, w.seenNow]).sort(([a], [b]) => (a! < b! ? -1 : 1)),
+      ).toEqual(
+        Object.keys(written)
+          .filter((name) => written[name] !== before[name])
+          .sort()
+          .map((name) => [name, written[name], before[name]]),
+      );
+      expect(settled[0]?.summary).toMatch(/not confirmed/);
+      expect(await base.listOutbox(PROJECT)).toEqual({ entries: [], dropped: 0 });
+    } finally {
+      await sink.close();
+      await ps.close();
+    }
+  }, 120_000);
+
+  it('the store failing before the events are stored and Pub/Sub down: nothing is written, and the failure is one structured ERROR line', async () => {
+    const model = twoServices();
+    const store = failing(createMemoryStateStore(), 'pending-outcome', { on: true });
+    // Pub/Sub down after the preflight: a sink that cannot be tested and never answers.
+    const sink: ReconcileDeps['sink'] = {
+      publish: async () => {
+        throw new UnavailableError('UNAVAILABLE: Pub/Sub is unreachable (test)');
+      },
+    };
+    const lines: string[] = [];
+    const before = maxes(model);
+    const failed = await reconcile(
+      policy,
+      {
+        ports: createSimPorts(model, { lagMs: 3 * 60_000 }),
+        store,
+        sink,
+        log: jsonLogger({ write: (s: string) => lines.push(s) }),
+        now: async () => model.now,
+        sleep: async () => {},
+      },
+      { runId: 'unstored', deadlineMs: 60_000 },
+    ).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(RunFailedError);
+    expect((failed as RunFailedError).report.plan?.changes.length).toBeGreaterThan(0);
+    expect(maxes(model)).toEqual(before);
+    const entries = lines.map((l) => JSON.parse(l) as Record<string, unknown>);
+    const failures = entries.filter((e) => 'runFailed' in e);
+    expect(failures).toHaveLength(1);
+    expect(failures[0]).toMatchObject({
+      severity: 'ERROR',
+      message: 'run unstored failed: UNAVAILABLE: the state store is unavailable (test)',
+      runFailed: { runId: 'unstored', written: 0, failedWrites: 0, published: 0 },
+    });
+  });
 });
