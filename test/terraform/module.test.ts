@@ -646,6 +646,51 @@ describe('hardening (security review)', () => {
   });
 });
 
+describe('hardening: what remains possible, documented with its mitigations', () => {
+  const readme = () => readFileSync('terraform/README.md', 'utf8');
+  const section = () => {
+    const text = readme();
+    const start = text.indexOf(
+      '**What a compromised function can still do, and the mitigations.**',
+    );
+    expect(start, 'the section on what a compromised function can still do').toBeGreaterThan(0);
+    return text.slice(start, text.indexOf('\n### ', start));
+  };
+
+  it('says what a compromised function can still do on the services it may write', () => {
+    expect(section()).toMatch(/redeploy that service with any image/);
+    expect(section()).toMatch(/cannot narrow `UpdateService` to a field/);
+  });
+
+  it('names Binary Authorization, with its source and its effect on the scaling writes', () => {
+    expect(section()).toContain(
+      '(https://cloud.google.com/binary-authorization/docs/run/enabling-binauthz-cloud-run)',
+    );
+    expect(section()).toMatch(/the governor's writes fail too/);
+  });
+
+  it('gives an alert on any non-scaling change by the governor, read from the audit logs', () => {
+    const filter = /```\n([\s\S]*?)```/.exec(section())?.[1] ?? '';
+    expect(section()).toContain('(https://cloud.google.com/run/docs/audit-logging)');
+    expect(filter).toContain('protoPayload.serviceName="run.googleapis.com"');
+    expect(filter).toContain('protoPayload.authenticationInfo.principalEmail="GOVERNOR_SA_EMAIL"');
+    // Any other method, or an UpdateService that carries a template (a new revision).
+    expect(filter).toContain(
+      'protoPayload.methodName!="google.cloud.run.v2.Services.UpdateService"',
+    );
+    expect(filter).toContain('protoPayload.request.service.template:*');
+    // The fields the filter relies on the governor never sending: its update mask names only
+    // these (test/adapters/cloud-run.int.test.ts checks the mask on the wire).
+    const adapter = readFileSync('src/adapters/cloud-run.ts', 'utf8');
+    expect(adapter).toContain(
+      "const paths = ['scaling.max_instance_count', ...(writeAnnotations ? ['annotations'] : [])];",
+    );
+    expect(adapter).toContain(
+      'const service: Service = { name, etag, scaling: { maxInstanceCount: update.maxInstances } };',
+    );
+  });
+});
+
 describe('retries of a failed run', () => {
   // The choice: a failed run is not redelivered; the next scheduled run is the retry.
   it('the Pub/Sub trigger does not retry', () => {
