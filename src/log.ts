@@ -25,6 +25,12 @@ export function jsonLogger(stream: { write(s: string): unknown }): Logger {
  */
 export const ALERT_FIELD = 'alert';
 
+/**
+ * The field of the one structured line a failed run logs (reconcile's `logRunFailed`). A terminal
+ * leaves it out: the command prints the failure itself, as one `error:` line.
+ */
+export const RUN_FAILED_FIELD = 'runFailed';
+
 export function textLogger(
   stream: { write(s: string): unknown },
   minimum: Severity = 'INFO',
@@ -38,6 +44,7 @@ export function textLogger(
         if (options.alerts) stream.write(`${message}\n`);
         return;
       }
+      if (RUN_FAILED_FIELD in fields) return;
       const prefix = severity === 'INFO' ? '' : `${severity.toLowerCase()}: `;
       stream.write(`${prefix}${message}\n`);
     },

@@ -9,7 +9,7 @@ import {
   UnavailableError,
   UpstreamError,
 } from '../errors.js';
-import { memoryLogger } from '../log.js';
+import { memoryLogger, RUN_FAILED_FIELD } from '../log.js';
 import type { ObservedService } from '../core/service.js';
 import type {
   CloudRunPort,
@@ -18,12 +18,7 @@ import type {
   QuotaPort,
   StateStore,
 } from '../ports/index.js';
-import {
-  reconcile,
-  RunFailedError,
-  RUN_FAILED_FIELD,
-  type RunReport,
-} from '../reconcile/reconcile.js';
+import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
 import { RecordingSink } from '../adapters/memory/alert-sink.js';
 import { createMemoryStateStore } from '../adapters/memory/state-store.js';
 import { createSimPorts } from '../emulator/ports.js';

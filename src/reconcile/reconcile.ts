@@ -38,7 +38,7 @@ import {
   type RunContext,
 } from '../core/run-alerts.js';
 import { ConflictError, GovernorError } from '../errors.js';
-import type { Logger } from '../log.js';
+import { RUN_FAILED_FIELD, type Logger } from '../log.js';
 import { originalMaxes } from '../observe/annotations.js';
 import { observe } from '../observe/observe.js';
 import type { ObservedService } from '../core/service.js';
@@ -823,9 +823,6 @@ async function publish(
   report.published += outgoing.length;
   report.alerts.push(...outgoing);
 }
-
-/** The field of the one structured ERROR line a failed run logs (`logRunFailed`). */
-export const RUN_FAILED_FIELD = 'runFailed';
 
 /**
  * One structured ERROR line for a run that failed: its id, the error, what it wrote and what it
