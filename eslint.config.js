@@ -16,6 +16,8 @@ export const LAYERS = {
   observe: ['core', 'ports', 'errors'],
   reconcile: ['core', 'ports', 'observe', 'errors', 'log'],
   'runtime-options': ['core', 'errors'],
+  // Organisation scale: discovery, dispatch and the unit run (docs/organization.md).
+  org: ['core', 'ports', 'reconcile', 'errors', 'log'],
   runtime: [
     'core',
     'ports',
@@ -29,6 +31,7 @@ export const LAYERS = {
   function: [
     'core',
     'ports',
+    'org',
     'observe',
     'reconcile',
     'runtime',
@@ -40,6 +43,7 @@ export const LAYERS = {
   cli: [
     'core',
     'ports',
+    'org',
     'adapters',
     'observe',
     'reconcile',

@@ -10,6 +10,8 @@
  * (temporary files, a lock moved aside to be broken) is removed by a later change once it is
  * older than a stale lock. See `file-lock.ts` for the lock.
  */
+import { DiscoveryCache } from '../core/discovery.js';
+import type { DiscoveryCacheStore } from '../ports/index.js';
 import { randomUUID } from 'node:crypto';
 import { link, mkdir, open, readdir, readFile, rename, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
@@ -74,7 +76,9 @@ const ProjectDocument = z.strictObject({
 });
 type ProjectDocument = z.infer<typeof ProjectDocument>;
 
-export function createFileStateStore(options: FileStateStoreOptions = {}): StateStore {
+export function createFileStateStore(
+  options: FileStateStoreOptions = {},
+): StateStore & DiscoveryCacheStore {
   const dir = resolve(options.dir ?? DEFAULT_STATE_DIR);
   const keep = checkKeep(options.keepRuns ?? DEFAULT_KEEP_RUNS);
   const outboxLimit = checkOutboxLimit(options.outboxLimit ?? DEFAULT_OUTBOX_LIMIT);
@@ -109,8 +113,33 @@ export function createFileStateStore(options: FileStateStoreOptions = {}): State
     });
   }
 
+  const discoveryFile = join(dir, 'discovery.json');
   return {
     governorId: () => readOrMakeGovernorId(dir),
+
+    async loadDiscovery() {
+      let text: string;
+      try {
+        text = await readFile(discoveryFile, 'utf8');
+      } catch (error) {
+        if (errnoCode(error) === 'ENOENT') return null;
+        throw fsError(error, `reading ${discoveryFile}`);
+      }
+      let raw: unknown;
+      try {
+        raw = JSON.parse(text);
+      } catch {
+        throw new StateCorruptError(`discovery cache ${discoveryFile}`, [
+          { path: '', message: 'not JSON' },
+        ]);
+      }
+      return parseStored(DiscoveryCache, raw, `discovery cache ${discoveryFile}`);
+    },
+
+    async saveDiscovery(cache) {
+      await ensureDir(dir);
+      await writeAtomically(discoveryFile, `${JSON.stringify(DiscoveryCache.parse(cache))}\n`);
+    },
 
     async loadConditions(project): Promise<VersionedConditions> {
       const doc = await readDocument(fileOf(project), project);

@@ -35,6 +35,8 @@
  * Emulator: the client connects to `FIRESTORE_EMULATOR_HOST` (host:port) when it is set, with no
  * credentials.
  */
+import { DiscoveryCache } from '../core/discovery.js';
+import type { DiscoveryCacheStore } from '../ports/index.js';
 import { Firestore, Timestamp } from '@google-cloud/firestore';
 import type { DocumentReference, Transaction } from '@google-cloud/firestore';
 import { status } from '@grpc/grpc-js';
@@ -98,12 +100,15 @@ const OutboxDocument = z.object({
 });
 const OutboxCount = z.object({ dropped: z.number().int().min(0) });
 const GovernorDocument = z.object({ id: GovernorId });
+const DiscoveryDocument = z.object({ json: z.string() });
 /** Entries removed per transaction (a commit is bounded in writes). */
 const REMOVE_CHUNK = 400;
 /** A run document: the record's fields (the sort key `startedAtMs` is dropped on reading). */
 const RunDocument = z.object(RunRecord.shape);
 
-export function createFirestoreStateStore(options: FirestoreStateStoreOptions = {}): StateStore {
+export function createFirestoreStateStore(
+  options: FirestoreStateStoreOptions = {},
+): StateStore & DiscoveryCacheStore {
   const collection = options.collection ?? DEFAULT_COLLECTION;
   const keep = checkKeep(options.keepRuns ?? DEFAULT_KEEP_RUNS);
   const outboxLimit = checkOutboxLimit(options.outboxLimit ?? DEFAULT_OUTBOX_LIMIT);
@@ -195,6 +200,21 @@ export function createFirestoreStateStore(options: FirestoreStateStoreOptions = 
 
   return {
     governorId: readOrMakeGovernorId,
+
+    async loadDiscovery() {
+      const ref = db.collection(collection).doc('%discovery');
+      const snap = await call(`reading ${ref.path}`, () => ref.get());
+      if (!snap.exists) return null;
+      const doc = parseStored(DiscoveryDocument, snap.data(), `document ${ref.path}`);
+      return parseStored(DiscoveryCache, parseJson(doc.json, ref.path), `document ${ref.path}`);
+    },
+
+    async saveDiscovery(cache) {
+      const ref = db.collection(collection).doc('%discovery');
+      // One field of JSON text: a thousand project ids stay far below Firestore's 1 MiB document.
+      const json = JSON.stringify(DiscoveryCache.parse(cache));
+      await call(`writing ${ref.path}`, () => ref.set({ json }));
+    },
 
     async loadConditions(project): Promise<VersionedConditions> {
       const ref = stateDoc(project, 'conditions');

@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { InputError, type Fault } from '../errors.js';
 import { AUDIT_RULE_IDS, type AuditRuleId } from './audit-rules.js';
 import { parseDocument, StringMap, zodFaults } from './document.js';
+import { Discovery } from './discovery.js';
 import { Duration } from './duration.js';
 import { DEFAULT_ACCELERATOR, poolKey } from './pool.js';
 import { MEMORY_QUANTITY } from './quantity.js';
@@ -247,7 +248,23 @@ export const Policy = z
   .strictObject({
     $schema: z.string().optional(),
     version: z.literal(1),
-    projects: z.array(z.string().min(1)).min(1),
+    projects: z
+      .array(z.string().min(1))
+      .default([])
+      .describe('Projects to govern; may be empty only when `discovery` names where to find them.'),
+    discovery: Discovery.optional(),
+    fanout: z
+      .strictObject({
+        topic: z
+          .string()
+          .regex(/^projects\/[^/]+\/topics\/[^/]+$/, 'expected "projects/PROJECT/topics/TOPIC"')
+          .describe('The work topic: one message per project to govern (docs/organization.md).'),
+        staleAfter: Duration.default('30m').describe(
+          'A work message older than this is dropped (a newer dispatch has sent its own), and a unit whose last run is older is shown as stuck.',
+        ),
+      })
+      .optional()
+      .describe('Govern each project in its own function run, fanned out through Pub/Sub.'),
     regions: z
       .array(z.string().min(1))
       .min(1)
@@ -450,6 +467,33 @@ export function crossCheck(raw: unknown): Fault[] {
     .map(str)
     .filter((p): p is string => !!p);
   const regions = Array.isArray(raw.regions) ? list(raw.regions).map(str) : undefined;
+  if (list(raw.projects).length === 0) {
+    const d = isRecord(raw.discovery) ? raw.discovery : null;
+    if (!d || (d.organization === undefined && d.folders === undefined)) {
+      faults.push({
+        path: 'projects',
+        message:
+          'expected at least one project, or a discovery section naming an organization or folders',
+      });
+    }
+  }
+  if (isRecord(raw.discovery)) {
+    if (raw.discovery.organization === undefined && raw.discovery.folders === undefined) {
+      faults.push({
+        path: 'discovery',
+        message: 'expected an organization or folders to search for projects',
+      });
+    }
+    for (const [i, g] of [
+      ...list(raw.discovery.include),
+      ...list(raw.discovery.exclude),
+    ].entries()) {
+      const glob = str(g);
+      const key = i < list(raw.discovery.include).length ? 'include' : 'exclude';
+      const at = key === 'include' ? i : i - list(raw.discovery.include).length;
+      if (glob) checkGlob(faults, `discovery.${key}[${at}]`, glob);
+    }
+  }
   const seenProjects = new Set<string>();
   for (const [i, p] of projects.entries()) {
     if (seenProjects.has(p))
@@ -473,7 +517,7 @@ export function crossCheck(raw: unknown): Fault[] {
     const name = str(match.name);
     if (name) checkGlob(faults, `${path}.match.name`, name);
     const project = str(match.project);
-    if (project && projects.length && !projects.includes(project)) {
+    if (project && projects.length && !isRecord(raw.discovery) && !projects.includes(project)) {
       faults.push({
         path: `${path}.match.project`,
         message: `"${project}" is not one of the policy's projects`,
@@ -490,7 +534,7 @@ export function crossCheck(raw: unknown): Fault[] {
     const path = `pools[${i}]`;
     const region = str(pool.region);
     const project = str(pool.project);
-    if (project && projects.length && !projects.includes(project)) {
+    if (project && projects.length && !isRecord(raw.discovery) && !projects.includes(project)) {
       faults.push({
         path: `${path}.project`,
         message: `"${project}" is not one of the policy's projects`,

@@ -5,6 +5,7 @@ import { DateTime } from 'luxon';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
 import { expectedFormat, formatPath, StringMap, syntaxFault } from '../core/document.js';
+import { FleetHierarchy } from './hierarchy.js';
 import { topicNameFault } from './pubsub-store.js';
 
 /**
@@ -353,6 +354,8 @@ export const Fleet = z
       )
       .default([])
       .describe('Pub/Sub topics that exist from the start, as projects/PROJECT/topics/TOPIC.'),
+    // Organisation scale: the organisation and folders above the projects (hierarchy.ts).
+    hierarchy: FleetHierarchy.optional(),
   })
   .superRefine((fleet, ctx) => {
     fleet.topics.forEach((name, i) => {

@@ -26,6 +26,8 @@ export const SERVICES = {
   quotas: 'google.api.cloudquotas.v1.CloudQuotas',
   publisher: 'google.pubsub.v1.Publisher',
   iamPolicy: 'google.iam.v1.IAMPolicy',
+  // Organisation scale: Cloud Asset Inventory (asset-api.ts).
+  assets: 'google.cloud.asset.v1.AssetService',
 } as const;
 export type ServiceName = (typeof SERVICES)[keyof typeof SERVICES];
 
@@ -44,6 +46,7 @@ export function loadProtos(): PackageDefinition {
       'google/api/cloudquotas/v1/cloudquotas.proto',
       'google/pubsub/v1/pubsub.proto',
       'google/iam/v1/iam_policy.proto',
+      'google/cloud/asset/v1/asset_service.proto',
     ],
     {
       keepCase: true,
@@ -56,6 +59,7 @@ export function loadProtos(): PackageDefinition {
         protosOf('@google-cloud/monitoring'),
         protosOf('@google-cloud/cloudquotas'),
         protosOf('@google-cloud/pubsub'),
+        protosOf('@google-cloud/asset'),
         protosOf('google-gax'),
       ],
     },

@@ -6,6 +6,7 @@ import {
   type ServerUnaryCall,
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
+import { assetHandlers } from './asset-api.js';
 import type { CallRecord, EmulatorContext } from './context.js';
 import { iamPolicyHandlers, permissionDenial } from './iam.js';
 import { monitoringHandlers } from './monitoring-api.js';
@@ -146,6 +147,7 @@ export async function startGrpcServer(ctx: EmulatorContext, port = 0): Promise<G
     [SERVICES.quotas, { ...quotasHandlers(ctx), ...quotaPreferenceHandlers(ctx) }],
     [SERVICES.publisher, publisherHandlers(ctx)],
     [SERVICES.iamPolicy, iamPolicyHandlers(ctx.model.fleet, (t) => ctx.pubsub.hasTopic(t))],
+    [SERVICES.assets, assetHandlers(ctx)],
   ];
   for (const [name, handlers] of apis)
     server.addService(serviceDefinition(name), implementation(ctx, name, handlers));

@@ -17,6 +17,7 @@ import type { QuotaPort } from './quotas.js';
 export type * from './alerts.js';
 export type * from './clock.js';
 export type * from './cloud-run.js';
+export type * from './discovery.js';
 export type * from './monitoring.js';
 export type * from './quotas.js';
 export type * from './quota-requests.js';

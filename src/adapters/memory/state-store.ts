@@ -1,3 +1,5 @@
+import { DiscoveryCache } from '../../core/discovery.js';
+import type { DiscoveryCacheStore } from '../../ports/index.js';
 import { ConflictError } from '../../errors.js';
 import {
   addToOutbox,
@@ -27,7 +29,7 @@ import {
  */
 export function createMemoryStateStore(
   options: { keepRuns?: number; outboxLimit?: number } = {},
-): StateStore {
+): StateStore & DiscoveryCacheStore {
   const keep = checkKeep(options.keepRuns ?? DEFAULT_KEEP_RUNS);
   const outboxLimit = checkOutboxLimit(options.outboxLimit ?? DEFAULT_OUTBOX_LIMIT);
   const id = newGovernorId();
@@ -35,6 +37,7 @@ export function createMemoryStateStore(
   const conditions = new Map<string, { version: number; state: ConditionState }>();
   const runs = new Map<string, RunRecord[]>();
   const leases = new Map<string, Lease>();
+  let discovery: DiscoveryCache | null = null;
   let closed = false;
   const open = (): void => {
     if (closed) throw new ConflictError('the memory state store is closed');
@@ -60,6 +63,14 @@ export function createMemoryStateStore(
   };
 
   return {
+    async loadDiscovery() {
+      open();
+      return discovery ? structuredClone(discovery) : null;
+    },
+    async saveDiscovery(cache) {
+      open();
+      discovery = DiscoveryCache.parse(cache);
+    },
     async governorId() {
       open();
       return id;

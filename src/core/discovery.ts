@@ -1,0 +1,164 @@
+import picomatch from 'picomatch';
+import { z } from 'zod';
+import { StringMap } from './document.js';
+import { Duration } from './duration.js';
+
+/**
+ * Organisation scale, part one: which projects the governor governs when the policy names an
+ * organisation or folders instead of (or beside) a list of projects.
+ *
+ * Projects are found with Cloud Asset Inventory `SearchAllResources` in each scope, over the
+ * asset types of Cloud Run services and worker pools. Sources:
+ * - request fields (scope, asset_types, page_size capped at 500, page_token) and the result's
+ *   fields: the `google/cloud/asset/v1/asset_service.proto` and `assets.proto` of
+ *   @google-cloud/asset, and
+ *   https://cloud.google.com/asset-inventory/docs/reference/rest/v1/TopLevel/searchAllResources
+ * - asset type names `run.googleapis.com/Service` and `run.googleapis.com/WorkerPool`:
+ *   https://cloud.google.com/asset-inventory/docs/asset-types
+ * - permission `cloudasset.assets.searchAllResources` on the scope (organisation or folder):
+ *   https://cloud.google.com/asset-inventory/docs/access-control#required_permissions
+ * - quota: 400 SearchAllResources requests per minute per consumer project, 1,500 per minute
+ *   per organisation: https://cloud.google.com/asset-inventory/docs/quota
+ *
+ * A result's `project` field is the project NUMBER (`projects/{PROJECT_NUMBER}`); the project id
+ * the rest of the governor uses (Cloud Run, Monitoring, the state store) is read from the
+ * resource's full name, `//run.googleapis.com/projects/{PROJECT}/locations/{LOCATION}/...`
+ * (https://cloud.google.com/asset-inventory/docs/resource-name-format). Google does not promise
+ * that segment is the id rather than the number: a numeric one (a project id never is all digits:
+ * https://cloud.google.com/resource-manager/docs/creating-managing-projects) is reported and
+ * skipped, never guessed.
+ *
+ * This file is pure: the search itself is a port (src/ports/discovery.ts).
+ */
+
+export const RUN_ASSET_TYPES = ['run.googleapis.com/Service', 'run.googleapis.com/WorkerPool'];
+
+/** Google's cap on `page_size` (asset_service.proto: "capped at 500 even if a larger value"). */
+export const MAX_SEARCH_PAGE_SIZE = 500;
+
+const OrganizationId = z
+  .string()
+  .regex(/^[1-9]\d{0,24}$/, 'expected an organization number such as "123456789012"');
+const FolderId = z.string().regex(/^[1-9]\d{0,24}$/, 'expected a folder number such as "1234567"');
+const ProjectGlob = z.string().min(1).max(100);
+
+export const Discovery = z
+  .strictObject({
+    organization: OrganizationId.optional().describe(
+      'Organization number: every project of the organisation with Cloud Run services or worker pools.',
+    ),
+    folders: z
+      .array(FolderId)
+      .min(1)
+      .max(100)
+      .optional()
+      .describe('Folder numbers: every project under these folders (nested folders included).'),
+    include: z
+      .array(ProjectGlob)
+      .max(100)
+      .optional()
+      .describe('Globs on project ids; absent: every project found.'),
+    exclude: z
+      .array(ProjectGlob)
+      .max(100)
+      .default([])
+      .describe('Globs on project ids never governed, even when included.'),
+    labels: StringMap.optional().describe(
+      'A project is kept when one of its Cloud Run services or worker pools has all these labels.',
+    ),
+    cacheTtl: Duration.default('1h').describe(
+      'How long the projects found are reused before searching again.',
+    ),
+  })
+  .describe(
+    'Find projects with Cloud Asset Inventory in an organisation or folders (docs/organization.md).',
+  );
+export type Discovery = z.infer<typeof Discovery>;
+
+/** The scopes to search, in a stable order: the organisation first, then the folders. */
+export function discoveryScopes(d: Discovery): string[] {
+  const scopes: string[] = [];
+  if (d.organization) scopes.push(`organizations/${d.organization}`);
+  for (const f of [...new Set(d.folders ?? [])].sort()) scopes.push(`folders/${f}`);
+  return scopes;
+}
+
+/** One resource a search found (the fields of ResourceSearchResult the governor reads). */
+export interface FoundResource {
+  /** Full resource name, `//run.googleapis.com/projects/P/locations/R/services/S`. */
+  name: string;
+  assetType: string;
+  labels: Record<string, string>;
+}
+
+export interface DiscoveryResult {
+  /** Project ids to govern, sorted. */
+  projects: string[];
+  /** Resources that could not be attributed to a project id, one line each. */
+  skipped: string[];
+}
+
+const RUN_NAME =
+  /^\/\/run\.googleapis\.com\/projects\/([^/]+)\/locations\/[^/]+\/(services|workerPools)\/[^/]+$/;
+const PROJECT_ID = /^[a-z][-a-z0-9]{4,28}[a-z0-9]$/;
+
+/** The projects to govern from what the searches found, the policy's own projects and filters. */
+export function selectProjects(
+  found: readonly FoundResource[],
+  d: Discovery,
+  listed: readonly string[] = [],
+): DiscoveryResult {
+  const include = d.include?.map((g) => picomatch(g)) ?? null;
+  const exclude = d.exclude.map((g) => picomatch(g));
+  const wanted = Object.entries(d.labels ?? {});
+  const projects = new Set<string>();
+  const skipped: string[] = [];
+  for (const r of found) {
+    if (!RUN_ASSET_TYPES.includes(r.assetType)) continue;
+    const m = RUN_NAME.exec(r.name);
+    const project = m?.[1];
+    if (!project || !PROJECT_ID.test(project)) {
+      skipped.push(`${r.name.slice(0, 200)}: no project id in the resource name`);
+      continue;
+    }
+    if (!wanted.every(([k, v]) => r.labels[k] === v)) continue;
+    projects.add(project);
+  }
+  const kept = [...projects].filter(
+    (p) => (include === null || include.some((m) => m(p))) && !exclude.some((m) => m(p)),
+  );
+  // The policy's own list is always governed, whatever the filters (they apply to what is found).
+  return { projects: [...new Set([...kept, ...listed])].sort(), skipped };
+}
+
+/** What the state store keeps between runs: the projects found, when, and for which search. */
+export const DiscoveryCache = z.strictObject({
+  /** The scopes and filters the projects were found with (a changed policy searches again). */
+  key: z.string().min(1).max(10_000),
+  foundAt: z.iso.datetime({ offset: true }),
+  projects: z.array(z.string().regex(PROJECT_ID)).max(100_000),
+});
+export type DiscoveryCache = z.infer<typeof DiscoveryCache>;
+
+/** The cache key of a discovery setting: what, if changed, makes the cached projects stale. */
+export function discoveryKey(d: Discovery): string {
+  return JSON.stringify({
+    scopes: discoveryScopes(d),
+    include: d.include ?? null,
+    exclude: d.exclude,
+    labels: Object.entries(d.labels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+  });
+}
+
+/** True when the cached projects may be reused at `nowMs`. */
+export function cacheFresh(
+  cache: DiscoveryCache | null,
+  key: string,
+  ttlMs: number,
+  nowMs: number,
+): boolean {
+  if (!cache || cache.key !== key) return false;
+  const age = nowMs - Date.parse(cache.foundAt);
+  // A cache from the future (a clock went back) is not trusted.
+  return age >= 0 && age < ttlMs;
+}

@@ -1,0 +1,130 @@
+import { status } from '@grpc/grpc-js';
+import type { EmulatorContext } from './context.js';
+import { ancestry, projectNumber } from './hierarchy.js';
+import {
+  int,
+  invalid,
+  paginate,
+  RpcError,
+  strings,
+  text,
+  type Handlers,
+  type Message,
+} from './rpc.js';
+
+/**
+ * Cloud Asset Inventory v1 `SearchAllResources`, for the Cloud Run services and worker pools of
+ * the fleet. What it models, from `google/cloud/asset/v1/asset_service.proto` and
+ * https://cloud.google.com/asset-inventory/docs/reference/rest/v1/TopLevel/searchAllResources:
+ * - `scope`: projects/{ID or NUMBER}, folders/{NUMBER} or organizations/{NUMBER}; anything else
+ *   is INVALID_ARGUMENT. A scope the caller may not search (the fleet's
+ *   `hierarchy.searchDenied`, or an organisation or folder the fleet does not have) is
+ *   PERMISSION_DENIED, as Google answers without cloudasset.assets.searchAllResources on it.
+ * - `asset_types`: RE2 expressions; one that matches no asset type the emulator knows is
+ *   INVALID_ARGUMENT ("If the regular expression does not match any supported asset type").
+ * - `page_size`: zero or negative picks the default; above 500 is capped at 500 (not refused).
+ * - `page_token`: valid only with the same other parameters, else INVALID_ARGUMENT.
+ * - `query`: the emulator does not evaluate queries and answers UNIMPLEMENTED for a non-empty one.
+ */
+
+const KNOWN_TYPES = ['run.googleapis.com/Service', 'run.googleapis.com/WorkerPool'];
+const SCOPE = /^(projects\/[^/]+|folders\/[1-9]\d{0,24}|organizations\/[1-9]\d{0,24})$/;
+const MAX_PAGE = 500;
+
+function typesOf(patterns: string[]): string[] {
+  if (patterns.length === 0) return KNOWN_TYPES;
+  const out = new Set<string>();
+  for (const p of patterns) {
+    let re: RegExp;
+    try {
+      re = new RegExp(`^(?:${p})$`);
+    } catch {
+      throw invalid(`asset_types: "${p.slice(0, 100)}" is not a valid regular expression`);
+    }
+    const matched = KNOWN_TYPES.filter((t) => re.test(t));
+    if (matched.length === 0)
+      throw invalid(`asset_types: "${p.slice(0, 100)}" does not match any supported asset type`);
+    for (const t of matched) out.add(t);
+  }
+  return [...out];
+}
+
+export function assetHandlers(ctx: EmulatorContext): Handlers {
+  return {
+    SearchAllResources: (request) => {
+      const scope = text(request, 'scope');
+      if (!SCOPE.test(scope)) {
+        throw invalid(
+          `scope must be projects/{PROJECT}, folders/{FOLDER_NUMBER} or organizations/{ORGANIZATION_NUMBER}, got "${scope.slice(0, 200)}"`,
+        );
+      }
+      if (text(request, 'query') !== '')
+        throw new RpcError(status.UNIMPLEMENTED, 'the emulator does not evaluate search queries');
+      const types = typesOf(strings(request, 'asset_types'));
+      const h = ctx.model.fleet.hierarchy;
+      const denied = (): RpcError =>
+        new RpcError(
+          status.PERMISSION_DENIED,
+          `Permission 'cloudasset.assets.searchAllResources' denied on resource '${scope}' (or resource may not exist).`,
+        );
+      const known =
+        !scope.startsWith('organizations/') && !scope.startsWith('folders/')
+          ? true
+          : h !== undefined &&
+            (scope === `organizations/${h.organization}` ||
+              h.folders.some((f) => `folders/${f.id}` === scope));
+      if (!known || h?.searchDenied.includes(scope)) throw denied();
+      const results: Message[] = [];
+      for (const project of ctx.model.fleet.projects) {
+        const up = h ? ancestry(h, project.id) : { folders: [], organization: '' };
+        const number = projectNumber(project.id);
+        const inScope =
+          scope === `projects/${project.id}` ||
+          scope === `projects/${number}` ||
+          scope === up.organization ||
+          up.folders.includes(scope);
+        if (!inScope) continue;
+        const common = {
+          project: `projects/${number}`,
+          folders: up.folders,
+          organization: up.organization,
+          parent_full_resource_name: `//cloudresourcemanager.googleapis.com/projects/${project.id}`,
+          parent_asset_type: 'cloudresourcemanager.googleapis.com/Project',
+        };
+        if (types.includes('run.googleapis.com/Service')) {
+          for (const s of project.services) {
+            results.push({
+              name: `//run.googleapis.com/projects/${project.id}/locations/${s.region}/services/${s.name}`,
+              asset_type: 'run.googleapis.com/Service',
+              display_name: s.name,
+              location: s.region,
+              labels: s.labels,
+              ...common,
+            });
+          }
+        }
+        if (types.includes('run.googleapis.com/WorkerPool')) {
+          for (const w of project.workerPools) {
+            results.push({
+              name: `//run.googleapis.com/projects/${project.id}/locations/${w.region}/workerPools/${w.name}`,
+              asset_type: 'run.googleapis.com/WorkerPool',
+              display_name: w.name,
+              location: w.region,
+              labels: w.labels,
+              ...common,
+            });
+          }
+        }
+      }
+      results.sort((a, b) => String(a.name).localeCompare(String(b.name)));
+      const { page, nextPageToken } = paginate(results, {
+        pageSize: Math.max(0, int(request, 'page_size')),
+        pageToken: text(request, 'page_token'),
+        defaultPageSize: ctx.settings.pageSize,
+        maxPageSize: MAX_PAGE,
+        fingerprint: ['SearchAllResources', scope, types],
+      });
+      return { results: page, next_page_token: nextPageToken };
+    },
+  };
+}

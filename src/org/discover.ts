@@ -1,0 +1,79 @@
+import {
+  cacheFresh,
+  discoveryKey,
+  discoveryScopes,
+  selectProjects,
+  type FoundResource,
+} from '../core/discovery.js';
+import { durationMs } from '../core/duration.js';
+import type { Policy } from '../core/policy.js';
+import type { Logger } from '../log.js';
+import type { AssetSearchPort, DiscoveryCacheStore } from '../ports/index.js';
+
+/**
+ * The projects a policy governs: its `projects`, plus (with `discovery`) every project Cloud
+ * Asset Inventory finds in its organisation or folders, filtered (src/core/discovery.ts). What was
+ * found is kept in the state store and reused for `discovery.cacheTtl`, so a dispatch every few
+ * minutes searches about once an hour. When a search fails and an older result is kept, the
+ * older result is used (fail static) and the failure logged; with nothing kept, it throws.
+ */
+export interface Discovered {
+  projects: string[];
+  source: 'policy' | 'cache' | 'search' | 'stale-cache';
+  /** Found resources not attributed to a project id. */
+  skipped: string[];
+}
+
+export async function discoverProjects(
+  policy: Policy,
+  deps: {
+    search: AssetSearchPort | null;
+    cache: DiscoveryCacheStore;
+    nowMs: number;
+    log: Logger;
+  },
+): Promise<Discovered> {
+  const d = policy.discovery;
+  if (!d) return { projects: [...policy.projects].sort(), source: 'policy', skipped: [] };
+  const key = discoveryKey(d);
+  const cached = await deps.cache.loadDiscovery();
+  if (cached && cacheFresh(cached, key, durationMs(d.cacheTtl), deps.nowMs)) {
+    return {
+      projects: [...new Set([...cached.projects, ...policy.projects])].sort(),
+      source: 'cache',
+      skipped: [],
+    };
+  }
+  try {
+    if (!deps.search) throw new Error('no asset search is configured');
+    const found: FoundResource[] = [];
+    for (const scope of discoveryScopes(d))
+      found.push(...(await deps.search.searchRunResources(scope)));
+    const result = selectProjects(found, d, []);
+    await deps.cache.saveDiscovery({
+      key,
+      foundAt: new Date(deps.nowMs).toISOString(),
+      projects: result.projects,
+    });
+    for (const line of result.skipped.slice(0, 20)) deps.log.log('WARNING', `discovery: ${line}`);
+    return {
+      projects: [...new Set([...result.projects, ...policy.projects])].sort(),
+      source: 'search',
+      skipped: result.skipped,
+    };
+  } catch (e) {
+    const why = e instanceof Error ? e.message : String(e);
+    if (cached && cached.key === key) {
+      deps.log.log(
+        'ERROR',
+        `discovery failed (${why}); governing the ${cached.projects.length} project(s) found at ${cached.foundAt}`,
+      );
+      return {
+        projects: [...new Set([...cached.projects, ...policy.projects])].sort(),
+        source: 'stale-cache',
+        skipped: [],
+      };
+    }
+    throw e;
+  }
+}

@@ -1,0 +1,146 @@
+import { describe, expect, it } from 'vitest';
+import {
+  cacheFresh,
+  discoveryKey,
+  discoveryScopes,
+  selectProjects,
+  Discovery,
+  type FoundResource,
+} from '../../src/core/discovery.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { InputError } from '../../src/errors.js';
+
+const svc = (project: string, labels: Record<string, string> = {}): FoundResource => ({
+  name: `//run.googleapis.com/projects/${project}/locations/us-central1/services/llm`,
+  assetType: 'run.googleapis.com/Service',
+  labels,
+});
+
+function faultsOf(raw: unknown): string[] {
+  try {
+    parsePolicy(raw);
+  } catch (e) {
+    if (e instanceof InputError) return e.faults.map((f) => `${f.path}: ${f.message}`);
+    throw e;
+  }
+  return [];
+}
+
+describe('discovery in the policy', () => {
+  it('lets an organisation or folders stand in for the project list', () => {
+    const p = parsePolicy({ version: 1, discovery: { organization: '123456' } });
+    expect(p.projects).toEqual([]);
+    expect(p.discovery?.cacheTtl).toBe('1h');
+    expect(
+      parsePolicy({ version: 1, discovery: { folders: ['1', '2'] } }).discovery?.folders,
+    ).toEqual(['1', '2']);
+  });
+
+  it('still needs projects without discovery, and a scope with it', () => {
+    expect(faultsOf({ version: 1 })).toContain(
+      'projects: expected at least one project, or a discovery section naming an organization or folders',
+    );
+    expect(faultsOf({ version: 1, projects: ['p'], discovery: {} })).toContain(
+      'discovery: expected an organization or folders to search for projects',
+    );
+  });
+
+  it('names every bad, hostile or oversized discovery field', () => {
+    const faults = faultsOf({
+      version: 1,
+      discovery: {
+        organization: 'organizations/123',
+        folders: ['-1', '0'],
+        include: ['*a*a*a*a*a*'],
+        exclude: ['[oops'],
+        labels: { __proto__: 'x' },
+        cacheTtl: 'forever',
+        extra: true,
+      },
+    });
+    const text = faults.join('\n');
+    expect(text).toMatch(/^discovery\.organization: expected an organization number/m);
+    expect(text).toMatch(/^discovery\.folders\[0\]: expected a folder number/m);
+    expect(text).toMatch(/^discovery\.include\[0\]: glob .* wildcards/m);
+    expect(text).toMatch(/^discovery\.exclude\[0\]: invalid glob/m);
+    expect(text).toMatch(/^discovery\.cacheTtl: /m);
+    expect(text).toMatch(/discovery.*extra/);
+    expect(faultsOf({ version: 1, discovery: { folders: Array(101).fill('1') } }).join()).toMatch(
+      /discovery\.folders/,
+    );
+  });
+
+  it('accepts a fan-out topic and rejects a malformed one', () => {
+    const p = parsePolicy({
+      version: 1,
+      projects: ['p'],
+      fanout: { topic: 'projects/p/topics/work' },
+    });
+    expect(p.fanout).toEqual({ topic: 'projects/p/topics/work', staleAfter: '30m' });
+    expect(faultsOf({ version: 1, projects: ['p'], fanout: { topic: 'work' } }).join()).toMatch(
+      /fanout\.topic/,
+    );
+  });
+});
+
+describe('selectProjects', () => {
+  const d = (raw: unknown) => Discovery.parse(raw);
+
+  it('keeps each project with a Cloud Run resource once, sorted, with the listed ones', () => {
+    const found = [svc('beta-proj'), svc('alpha-proj'), svc('beta-proj')];
+    expect(selectProjects(found, d({ organization: '1' }), ['listed-proj']).projects).toEqual([
+      'alpha-proj',
+      'beta-proj',
+      'listed-proj',
+    ]);
+  });
+
+  it('filters by include and exclude globs and by labels', () => {
+    const found = [
+      svc('prod-search', { team: 'search' }),
+      svc('prod-ads', { team: 'ads' }),
+      svc('dev-search', { team: 'search' }),
+    ];
+    const r = selectProjects(
+      found,
+      d({
+        organization: '1',
+        include: ['prod-*', 'dev-*'],
+        exclude: ['dev-*'],
+        labels: { team: 'search' },
+      }),
+    );
+    expect(r.projects).toEqual(['prod-search']);
+  });
+
+  it('skips, and says so, a resource whose name carries no project id', () => {
+    const r = selectProjects(
+      [
+        { ...svc('x'), name: '//run.googleapis.com/projects/123456/locations/r/services/s' },
+        { ...svc('x'), name: '//evil/../../etc/passwd' },
+        { ...svc('other-proj'), assetType: 'compute.googleapis.com/Instance' },
+      ],
+      d({ organization: '1' }),
+    );
+    expect(r.projects).toEqual([]);
+    expect(r.skipped).toHaveLength(2);
+    expect(r.skipped[0]).toMatch(/no project id/);
+  });
+});
+
+describe('the discovery cache', () => {
+  const dd = Discovery.parse({ organization: '1', folders: ['3', '2'] });
+  it('searches the organisation, then the folders in order', () => {
+    expect(discoveryScopes(dd)).toEqual(['organizations/1', 'folders/2', 'folders/3']);
+  });
+  it('is fresh only for the same search within its time to live', () => {
+    const key = discoveryKey(dd);
+    const cache = { key, foundAt: '2026-11-27T12:00:00.000Z', projects: ['abc-proj'] };
+    const at = Date.parse(cache.foundAt);
+    expect(cacheFresh(cache, key, 3_600_000, at + 59 * 60_000)).toBe(true);
+    expect(cacheFresh(cache, key, 3_600_000, at + 60 * 60_000)).toBe(false);
+    expect(cacheFresh(cache, key, 3_600_000, at - 1)).toBe(false);
+    expect(cacheFresh(cache, discoveryKey({ ...dd, exclude: ['x'] }), 3_600_000, at)).toBe(false);
+    expect(cacheFresh(null, key, 3_600_000, at)).toBe(false);
+  });
+});

@@ -1,0 +1,111 @@
+import { AssetServiceClient } from '@google-cloud/asset';
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { emulatorClientOptions } from '../../src/adapters/emulator-options.js';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { codeOf } from './helpers.js';
+import { FOLDERS, ORG, orgFleet, orgProjectId } from '../support/org-fleet.js';
+
+const TYPES = ['run.googleapis.com/Service', 'run.googleapis.com/WorkerPool'];
+
+describe('Cloud Asset Inventory SearchAllResources through @google-cloud/asset', () => {
+  let emulator: RunningEmulator;
+  let client: AssetServiceClient;
+
+  beforeAll(async () => {
+    // 260 projects × 2 services: 520 resources, more than one page of 500.
+    emulator = await startEmulator({
+      fleet: orgFleet({ projects: 260, services: 2, searchDenied: [`folders/${FOLDERS[0]}`] }),
+      speed: 'manual',
+    });
+    client = new AssetServiceClient(
+      emulatorClientOptions(emulator.env['GOVERNOR_EMULATOR_HOST'] ?? ''),
+    );
+  });
+  afterAll(async () => {
+    await client.close();
+    await emulator.stop();
+  });
+
+  const page = async (req: Record<string, unknown>) => {
+    const [, , response] = await client.searchAllResources(
+      { scope: `organizations/${ORG}`, assetTypes: TYPES, ...req },
+      { autoPaginate: false },
+    );
+    return response ?? {};
+  };
+
+  it('caps a page at 500 and pages on with the token it gave', async () => {
+    const first = await page({ pageSize: 10_000 });
+    expect(first.results).toHaveLength(500);
+    expect(first.nextPageToken).not.toBe('');
+    const second = await page({ pageSize: 10_000, pageToken: first.nextPageToken });
+    expect(second.results).toHaveLength(20);
+    expect(second.nextPageToken ?? '').toBe('');
+    const r = first.results?.[0];
+    expect(r?.assetType).toBe('run.googleapis.com/Service');
+    expect(r?.name).toMatch(
+      /^\/\/run\.googleapis\.com\/projects\/gpu-proj-\d{4}\/locations\/us-central1\/services\/llm-\d$/,
+    );
+    expect(r?.project).toMatch(/^projects\/\d+$/);
+    expect(r?.organization).toBe(`organizations/${ORG}`);
+  });
+
+  it('reads every page through the client paging', async () => {
+    const [all] = await client.searchAllResources({
+      scope: `organizations/${ORG}`,
+      assetTypes: TYPES,
+      pageSize: 100,
+    });
+    expect(all).toHaveLength(520);
+  });
+
+  it('searches a folder and its sub-folders only', async () => {
+    const [inFolder] = await client.searchAllResources({
+      scope: `folders/${FOLDERS[1]}`,
+      assetTypes: TYPES,
+      pageSize: 500,
+    });
+    const projects = new Set(inFolder.map((r) => /projects\/([^/]+)\//.exec(r.name ?? '')?.[1]));
+    // Folder 1002 holds projects 1, 4, 7…; 1003 (projects 2, 5, 8…) sits inside it.
+    expect(projects.has(orgProjectId(1))).toBe(true);
+    expect(projects.has(orgProjectId(2))).toBe(true);
+    expect(projects.has(orgProjectId(0))).toBe(false);
+  });
+
+  it('rejects what Google rejects', async () => {
+    for (const scope of [
+      'organisations/1',
+      'folders/abc',
+      'organizations/',
+      '',
+      'x'.repeat(5000),
+    ]) {
+      expect((await codeOf(page({ scope }))).code).toBe(status.INVALID_ARGUMENT);
+    }
+    expect((await codeOf(page({ assetTypes: ['compute.googleapis.com/Instance'] }))).code).toBe(
+      status.INVALID_ARGUMENT,
+    );
+    expect((await codeOf(page({ assetTypes: ['(unclosed'] }))).code).toBe(status.INVALID_ARGUMENT);
+    const first = await page({ pageSize: 5 });
+    const mismatched = codeOf(
+      page({ pageSize: 5, pageToken: first.nextPageToken, assetTypes: [TYPES[0]] }),
+    );
+    expect((await mismatched).code).toBe(status.INVALID_ARGUMENT);
+    expect((await codeOf(page({ pageToken: 'not-a-token' }))).code).toBe(status.INVALID_ARGUMENT);
+  });
+
+  it('refuses a scope without the search permission, and an unknown organisation', async () => {
+    const denied = await codeOf(page({ scope: `folders/${FOLDERS[0]}` }));
+    expect(denied.code).toBe(status.PERMISSION_DENIED);
+    expect(denied.message).toContain('cloudasset.assets.searchAllResources');
+    expect((await codeOf(page({ scope: 'organizations/999' }))).code).toBe(
+      status.PERMISSION_DENIED,
+    );
+  });
+
+  it('takes a zero or negative page size as the default', async () => {
+    const r = await page({ pageSize: -3 });
+    expect(r.results?.length).toBeGreaterThan(0);
+  });
+});

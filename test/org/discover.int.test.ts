@@ -1,0 +1,113 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createAssetSearchAdapter } from '../../src/adapters/assets.js';
+import { createFileStateStore } from '../../src/adapters/file-store.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { textLogger } from '../../src/log.js';
+import { discoverProjects } from '../../src/org/discover.js';
+import { PermissionError } from '../../src/errors.js';
+import { FOLDERS, ORG, orgFleet, orgProjectId } from '../support/org-fleet.js';
+
+describe('discovery through the asset adapter, cached in the file state store', () => {
+  let emulator: RunningEmulator;
+  let dir: string;
+  const lines: string[] = [];
+  const log = textLogger({ write: (s: string) => lines.push(s) });
+
+  beforeAll(async () => {
+    emulator = await startEmulator({
+      fleet: orgFleet({ projects: 9, searchDenied: [`folders/${FOLDERS[0]}`] }),
+      speed: 'manual',
+    });
+    dir = await mkdtemp(join(tmpdir(), 'discover-'));
+  });
+  afterAll(async () => {
+    await emulator.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  const host = () => emulator.env['GOVERNOR_EMULATOR_HOST'] ?? '';
+
+  it('finds the projects with Cloud Run resources, filters them, and reuses them until the TTL', async () => {
+    const policy = parsePolicy({
+      version: 1,
+      projects: ['listed-proj'],
+      discovery: {
+        organization: ORG,
+        exclude: [orgProjectId(8)],
+        labels: { team: 'search' },
+        cacheTtl: '10m',
+      },
+    });
+    const search = createAssetSearchAdapter({ emulatorHost: host() });
+    const cache = createFileStateStore({ dir });
+    const t0 = Date.parse('2026-11-27T12:00:00Z');
+    try {
+      const first = await discoverProjects(policy, { search, cache, nowMs: t0, log });
+      expect(first.source).toBe('search');
+      // Even-numbered projects have team=search; 8 is excluded; no-run-project has no Cloud Run.
+      expect(first.projects).toEqual([
+        orgProjectId(0),
+        orgProjectId(2),
+        orgProjectId(4),
+        orgProjectId(6),
+        'listed-proj',
+      ]);
+      const calls = emulator.calls().filter((c) => c.method.endsWith('/SearchAllResources'));
+      const again = await discoverProjects(policy, { search, cache, nowMs: t0 + 9 * 60_000, log });
+      expect(again.source).toBe('cache');
+      expect(again.projects).toEqual(first.projects);
+      expect(emulator.calls().filter((c) => c.method.endsWith('/SearchAllResources'))).toHaveLength(
+        calls.length,
+      );
+      const later = await discoverProjects(policy, { search, cache, nowMs: t0 + 11 * 60_000, log });
+      expect(later.source).toBe('search');
+    } finally {
+      await search.close();
+    }
+  });
+
+  it('uses the kept result when a search fails, and fails without one', async () => {
+    const denied = parsePolicy({ version: 1, discovery: { folders: [FOLDERS[0]] } });
+    const search = createAssetSearchAdapter({ emulatorHost: host() });
+    try {
+      const empty = createFileStateStore({ dir: join(dir, 'empty') });
+      await expect(
+        discoverProjects(denied, { search, cache: empty, nowMs: Date.now(), log }),
+      ).rejects.toBeInstanceOf(PermissionError);
+      expect(await empty.loadDiscovery()).toBeNull();
+      const kept = createFileStateStore({ dir: join(dir, 'kept') });
+      await kept.saveDiscovery({
+        key: JSON.stringify({
+          scopes: [`folders/${FOLDERS[0]}`],
+          include: null,
+          exclude: [],
+          labels: [],
+        }),
+        foundAt: '2026-11-01T00:00:00.000Z',
+        projects: [orgProjectId(0)],
+      });
+      const r = await discoverProjects(denied, { search, cache: kept, nowMs: Date.now(), log });
+      expect(r).toMatchObject({ source: 'stale-cache', projects: [orgProjectId(0)] });
+      expect(lines.join('')).toMatch(/discovery failed .*cloudasset\.assets\.searchAllResources/);
+    } finally {
+      await search.close();
+    }
+  });
+
+  it('refuses a corrupt or hostile cache file with the path of the fault', async () => {
+    const bad = join(dir, 'bad');
+    const store = createFileStateStore({ dir: bad });
+    await store.saveDiscovery({ key: 'k', foundAt: '2026-11-01T00:00:00.000Z', projects: [] });
+    await writeFile(
+      join(bad, 'discovery.json'),
+      '{"key":"k","foundAt":"x","projects":["../../etc"]}',
+    );
+    await expect(store.loadDiscovery()).rejects.toThrow(/discovery cache [\s\S]*foundAt[\s\S]*projects\[0\]/);
+    await writeFile(join(bad, 'discovery.json'), 'not json');
+    await expect(store.loadDiscovery()).rejects.toThrow(/not JSON/);
+  });
+});

@@ -1,0 +1,88 @@
+/**
+ * The discovery cache (organisation scale) in every state store: the file and memory stores, and
+ * the Firestore store against Google's real Firestore emulator. What is read back is parsed.
+ */
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Firestore } from '@google-cloud/firestore';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { createFileStateStore } from '../../src/adapters/file-store.js';
+import { createFirestoreStateStore } from '../../src/adapters/firestore-store.js';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
+import type { DiscoveryCacheStore, StateStore } from '../../src/ports/index.js';
+import { StateCorruptError } from '../../src/ports/index.js';
+import { startFirestoreEmulator } from '../support/firestore-emulator.js';
+import type { RunningEmulator } from '../support/java-emulator.js';
+
+type Store = StateStore & DiscoveryCacheStore;
+const cache = {
+  key: '{"scopes":["organizations/1"]}',
+  foundAt: '2026-11-27T10:00:00.000Z',
+  projects: ['alpha-proj', 'beta-proj'],
+};
+
+function contract(name: string, open: () => Store): void {
+  describe(`${name}: discovery cache`, () => {
+    it('is empty at first, then holds the last one saved', async () => {
+      const store = open();
+      expect(await store.loadDiscovery()).toBeNull();
+      await store.saveDiscovery(cache);
+      expect(await store.loadDiscovery()).toEqual(cache);
+      await store.saveDiscovery({ ...cache, projects: ['gamma-proj'] });
+      expect((await store.loadDiscovery())?.projects).toEqual(['gamma-proj']);
+    });
+    it('refuses to save a malformed one, and keeps the last good one', async () => {
+      const store = open();
+      await store.saveDiscovery(cache);
+      await expect(
+        store.saveDiscovery({ ...cache, projects: ['../../etc/passwd'] }),
+      ).rejects.toThrow();
+      await expect(store.saveDiscovery({ ...cache, foundAt: 'yesterday' })).rejects.toThrow();
+      expect(await store.loadDiscovery()).toEqual(cache);
+    });
+  });
+}
+
+let dir: string;
+let emulator: RunningEmulator;
+const opened: Store[] = [];
+let raw: Firestore;
+const projectId = 'governor-test';
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'discovery-cache-'));
+  emulator = await startFirestoreEmulator();
+  vi.stubEnv('FIRESTORE_EMULATOR_HOST', emulator.endpoint);
+  raw = new Firestore({ projectId });
+});
+afterAll(async () => {
+  await Promise.all(opened.map((s) => s.close()));
+  await raw?.terminate();
+  await emulator?.stop();
+  vi.unstubAllEnvs();
+  await rm(dir, { recursive: true, force: true });
+});
+
+let n = 0;
+contract('memory store', () => createMemoryStateStore());
+contract('file store', () => createFileStateStore({ dir: join(dir, String(n++)) }));
+contract('Firestore store', () => {
+  const store = createFirestoreStateStore({ projectId, collection: `c${n++}`, timeoutMs: 10_000 });
+  opened.push(store);
+  return store;
+});
+
+describe('Firestore store: a hand-edited discovery document', () => {
+  it('is refused with the path of the fault', async () => {
+    const store = createFirestoreStateStore({ projectId, collection: 'edited', timeoutMs: 10_000 });
+    try {
+      await raw.collection('edited').doc('%discovery').set({ json: '{"key":"k","foundAt":"x"}' });
+      await expect(store.loadDiscovery()).rejects.toBeInstanceOf(StateCorruptError);
+      await raw.collection('edited').doc('%discovery').set({ json: 'not json' });
+      await expect(store.loadDiscovery()).rejects.toThrow();
+    } finally {
+      await store.close();
+    }
+  });
+});
