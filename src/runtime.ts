@@ -3,16 +3,23 @@ import { createClock } from './adapters/clock.js';
 import { createFileStateStore } from './adapters/file-store.js';
 import type { GooglePorts } from './adapters/index.js';
 import {
+  loadAssetSearchAdapter,
   loadFirestoreStateStore,
   loadGooglePorts,
   loadPubSubAlertSink,
   loadQuotaPreferenceAdapter,
+  loadWorkPublisher,
 } from './adapters/load.js';
 import type { PubSubAlertSink } from './adapters/pubsub.js';
 import type { QuotaPreferenceAdapter } from './adapters/quota-preferences.js';
 import type { Policy } from './core/policy.js';
 import type { Logger } from './log.js';
-import type { StateStore } from './ports/index.js';
+import type {
+  AssetSearchPort,
+  DiscoveryCacheStore,
+  StateStore,
+  WorkPublisher,
+} from './ports/index.js';
 import type { ReconcileDeps } from './reconcile/reconcile.js';
 import type { RuntimeOptions, StateStoreOptions } from './runtime-options.js';
 
@@ -78,7 +85,7 @@ export async function createRuntime(
 export async function createStore(
   options: StateStoreOptions,
   stateDir?: string,
-): Promise<StateStore> {
+): Promise<StateStore & DiscoveryCacheStore> {
   if (options.kind === 'firestore') {
     return loadFirestoreStateStore({
       ...(options.databaseId ? { databaseId: options.databaseId } : {}),
@@ -92,4 +99,37 @@ export async function createStore(
 /** A run id: the time and a little randomness, sortable and unique enough for one project. */
 export function newRunId(nowMs: number): string {
   return `run-${new Date(nowMs).toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;
+}
+
+/** What a dispatch run (organisation scale) needs: the asset search, the store, the work topic. */
+export interface OrgRuntime {
+  search: AssetSearchPort | null;
+  store: StateStore & DiscoveryCacheStore;
+  publisher: WorkPublisher | null;
+  close(): Promise<void>;
+}
+
+export async function createOrgRuntime(
+  policy: Policy,
+  options: RuntimeOptions,
+  overrides: { stateDir?: string } = {},
+): Promise<OrgRuntime> {
+  const store = await createStore(options.stateStore, overrides.stateDir);
+  const search = policy.discovery
+    ? await loadAssetSearchAdapter({ emulatorHost: options.emulatorHost })
+    : null;
+  const publisher = policy.fanout
+    ? await loadWorkPublisher({
+        topic: policy.fanout.topic,
+        emulatorHost: options.pubsubEmulatorHost,
+      })
+    : null;
+  return {
+    search,
+    store,
+    publisher,
+    close: async () => {
+      await Promise.allSettled([store.close(), search?.close(), publisher?.close()]);
+    },
+  };
 }

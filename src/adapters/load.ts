@@ -17,7 +17,12 @@ import type { FirestoreStateStoreOptions } from './firestore-store.js';
 import type { GooglePorts } from './index.js';
 import type { PubSubAlertSink, PubSubAlertSinkOptions } from './pubsub.js';
 import type { QuotaPreferenceAdapter, QuotaPreferenceAdapterOptions } from './quota-preferences.js';
-import type { StateStore } from '../ports/index.js';
+import type {
+  AssetSearchPort,
+  DiscoveryCacheStore,
+  StateStore,
+  WorkPublisher,
+} from '../ports/index.js';
 
 /** `createGooglePorts` (./index.ts), once the Cloud Run, Monitoring and Cloud Quotas clients are loaded. */
 export async function loadGooglePorts(endpoint: Endpoint): Promise<GooglePorts> {
@@ -36,7 +41,7 @@ export async function loadPubSubAlertSink(
 /** `createFirestoreStateStore` (./firestore-store.ts), once the Firestore client is loaded. */
 export async function loadFirestoreStateStore(
   options: FirestoreStateStoreOptions = {},
-): Promise<StateStore> {
+): Promise<StateStore & DiscoveryCacheStore> {
   const { createFirestoreStateStore } = await import('./firestore-store.js');
   return createFirestoreStateStore(options);
 }
@@ -47,4 +52,20 @@ export async function loadQuotaPreferenceAdapter(
 ): Promise<QuotaPreferenceAdapter> {
   const { createQuotaPreferenceAdapter } = await import('./quota-preferences.js');
   return createQuotaPreferenceAdapter(options);
+}
+
+/** `createAssetSearchAdapter` (./assets.ts), only for a policy that discovers its projects. */
+export async function loadAssetSearchAdapter(
+  options: Parameters<typeof import('./assets.js').createAssetSearchAdapter>[0],
+): Promise<AssetSearchPort> {
+  const { createAssetSearchAdapter } = await import('./assets.js');
+  return createAssetSearchAdapter(options);
+}
+
+/** `createWorkPublisher` (./work-topic.ts), only for a policy that fans out to a work topic. */
+export async function loadWorkPublisher(
+  options: Parameters<typeof import('./work-topic.js').createWorkPublisher>[0],
+): Promise<WorkPublisher> {
+  const { createWorkPublisher } = await import('./work-topic.js');
+  return createWorkPublisher(options);
 }

@@ -31,6 +31,17 @@ async function handle(
   return (await handler).handle(payload, env, log);
 }
 
+let orgHandler: Promise<typeof import('./org.js')> | null = null;
+
+/** The organisation entry points' code, loaded on first use like the run's. */
+async function org(): Promise<typeof import('./org.js')> {
+  orgHandler ??= import('./org.js').catch((e: unknown) => {
+    orgHandler = null;
+    throw e;
+  });
+  return orgHandler;
+}
+
 http('governorHttp', async (req, res) => {
   const refusal = refuseRequest({
     method: req.method,
@@ -99,3 +110,39 @@ cloudEvent<PubSubEventData>('governorEvent', async (event: CloudEvent<PubSubEven
   if (answer.status >= 500)
     throw new Error(`run failed: ${String(answer.body.error ?? answer.body.outcome)}`);
 });
+
+/**
+ * Organisation scale (docs/organization.md): `governorDispatch` sends one work message per project
+ * to the work topic; `governorUnit` receives each, pushed by the topic's subscription, and
+ * governs that one project. The same request checks as `governorHttp` apply to both.
+ */
+for (const [name, run] of [
+  ['governorDispatch', async (_body: unknown) => (await org()).handleDispatch(process.env, log)],
+  ['governorUnit', async (body: unknown) => (await org()).handleUnitPush(body, process.env, log)],
+] as const) {
+  http(name, async (req, res) => {
+    const refusal = refuseRequest({
+      method: req.method,
+      path: req.path,
+      contentType: req.get('content-type'),
+      bodyBytes: Math.max(req.rawBody?.length ?? 0, Number(req.get('content-length')) || 0),
+    });
+    if (refusal) {
+      log.log('ERROR', `${name}: refused a request: ${String(refusal.body.error)}`);
+      res.set(refusal.headers ?? {});
+      res.status(refusal.status).json(refusal.body);
+      return;
+    }
+    try {
+      const answer = await run(req.body);
+      if (answer.status === 204) res.status(204).end();
+      else res.status(answer.status).json(answer.body);
+    } catch (e) {
+      log.log(
+        'ERROR',
+        `${name}: unexpected failure: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
+      );
+      res.status(500).json({ error: 'unexpected failure; see the logs' });
+    }
+  });
+}

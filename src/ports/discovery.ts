@@ -23,3 +23,16 @@ export interface DiscoveryCacheStore {
   /** Replaces them (last writer wins: two dispatches find the same projects). */
   saveDiscovery(cache: DiscoveryCache): Promise<void>;
 }
+
+/** The fan-out's work topic. */
+export interface WorkPublisher {
+  readonly topic: string;
+  /**
+   * Publishes each message (JSON data, attributes); settles every one. The answer lists what
+   * could not be published, by the message's index, with one line on why.
+   */
+  publish(
+    messages: readonly { data: string; attributes: Record<string, string> }[],
+  ): Promise<{ failed: { index: number; error: string }[] }>;
+  close(): Promise<void>;
+}

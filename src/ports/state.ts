@@ -70,6 +70,22 @@ export const RunRecord = z.strictObject({
    * that has it (src/core/quota-pressure.ts): what `governor quota recommend` reads.
    */
   pressure: PressureLedger.optional(),
+  /**
+   * Each pool as this run planned it (pool key → GPUs), for the organisation view
+   * (`governor status --org`). Absent in records of earlier versions.
+   */
+  pools: z
+    .record(
+      z.string(),
+      z.strictObject({
+        budget: z.number().int().nullable(),
+        caps: z.number().int(),
+        demand: z.number().int(),
+        inUse: z.number().int(),
+        status: z.string().max(40),
+      }),
+    )
+    .optional(),
 });
 export type RunRecord = z.infer<typeof RunRecord>;
 

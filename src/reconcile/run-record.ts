@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { Alert } from '../core/alert.js';
 import type { Plan } from '../core/plan.js';
 import type { PressureLedger } from '../core/quota-pressure.js';
+import { poolKey } from '../core/pool.js';
 import { quotasSeen } from '../core/run-alerts.js';
 import type { WriteResult } from '../core/write-result.js';
 import { zodFaults } from '../core/document.js';
@@ -98,6 +99,7 @@ export async function recordRuns(
         alerts: report.published,
         error: report.error,
         quotas: report.plan ? quotasSeen(report.plan, project) : {},
+        ...(report.plan ? { pools: poolsOf(report.plan, project) } : {}),
         // Events this run could not publish: they stay in the outbox for the next run to send.
         ...(undelivered.length > 0 ? { undeliveredIds: undelivered.map((a) => a.id) } : {}),
         ...(report.pressure?.[project] ? { pressure: report.pressure[project] } : {}),
@@ -109,6 +111,22 @@ export async function recordRuns(
       );
     }
   }
+}
+
+/** Each pool of `project` as planned: what the organisation view shows. */
+function poolsOf(plan: Plan, project: string): NonNullable<RunRecord['pools']> {
+  const out: NonNullable<RunRecord['pools']> = {};
+  for (const p of plan.pools) {
+    if (p.project !== project) continue;
+    out[poolKey(p)] = {
+      budget: p.budget,
+      caps: p.capsAfter,
+      demand: p.demand,
+      inUse: p.inUse,
+      status: p.status,
+    };
+  }
+  return out;
 }
 
 /**

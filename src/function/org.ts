@@ -1,0 +1,149 @@
+import { z } from 'zod';
+import { capFaults, zodFaults } from '../core/document.js';
+import type { Policy } from '../core/policy.js';
+import { parseWorkMessage, MAX_WORK_MESSAGE_BYTES, type WorkMessage } from '../core/work.js';
+import { InputError, isInputError } from '../errors.js';
+import type { Logger } from '../log.js';
+import { dispatch } from '../org/dispatch.js';
+import { decideUnit } from '../org/unit.js';
+import { reconcile, RunFailedError } from '../reconcile/reconcile.js';
+import { createOrgRuntime, createRuntime, newRunId } from '../runtime.js';
+import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
+import { functionPolicy, summaryFields, type Answer } from './handler.js';
+
+/**
+ * The organisation-scale entry points (docs/organization.md); the single-project ones
+ * (handler.ts) are unchanged.
+ * - `governorDispatch` (HTTP, Cloud Scheduler): find the projects, publish one work message each.
+ * - `governorUnit` (HTTP, the work topic's push subscription with an OIDC token): govern the one
+ *   project a message names. Pub/Sub push acknowledges a 2xx answer and redelivers anything else
+ *   (https://cloud.google.com/pubsub/docs/push#receive_push), up to the subscription's dead-letter
+ *   `max_delivery_attempts`, then dead-letters it
+ *   (https://cloud.google.com/pubsub/docs/handling-failures#dead_letter_topic). So: a run that
+ *   failed answers 500 (retried, then dead-lettered); a message that can never succeed (malformed,
+ *   hostile, stale, a project the policy does not govern) answers 204 and is logged, nothing read
+ *   or written.
+ */
+
+function setup(
+  env: Readonly<Record<string, string | undefined>>,
+  log: Logger,
+): { options: RuntimeOptions; policy: Policy } | Answer {
+  try {
+    const options = parseRuntimeOptions(env);
+    return { options, policy: functionPolicy(options) };
+  } catch (e) {
+    if (!isInputError(e)) throw e;
+    log.log('ERROR', `misconfigured: ${e.message}`);
+    return { status: 500, body: { error: `misconfigured: ${e.message}` } };
+  }
+}
+
+export async function handleDispatch(
+  env: Readonly<Record<string, string | undefined>>,
+  log: Logger,
+): Promise<Answer> {
+  const ready = setup(env, log);
+  if ('status' in ready) return ready;
+  const { options, policy } = ready;
+  if (!policy.fanout) {
+    log.log('ERROR', 'misconfigured: the policy has no fanout.topic to dispatch to');
+    return { status: 500, body: { error: 'misconfigured: the policy has no fanout.topic' } };
+  }
+  const org = await createOrgRuntime(policy, options);
+  try {
+    if (!org.publisher) throw new Error('no work topic');
+    const report = await dispatch(policy, {
+      search: org.search,
+      cache: org.store,
+      publisher: org.publisher,
+      nowMs: Date.now(),
+      log,
+    });
+    return { status: report.failed.length > 0 ? 500 : 200, body: { ...report } };
+  } catch (e) {
+    const message = e instanceof Error ? e.message : String(e);
+    log.log('ERROR', `dispatch failed: ${message}`);
+    return { status: 500, body: { error: `dispatch failed: ${message}` } };
+  } finally {
+    await org.close();
+  }
+}
+
+/** The push request's body: https://cloud.google.com/pubsub/docs/push#receive_push */
+const PushEnvelope = z.object({
+  message: z.object({
+    data: z.string().max(Math.ceil(MAX_WORK_MESSAGE_BYTES / 3) * 4 + 4),
+    messageId: z.string().max(200).optional(),
+    attributes: z.record(z.string(), z.string()).optional(),
+  }),
+  subscription: z.string().max(300).optional(),
+  deliveryAttempt: z.number().int().optional(),
+});
+
+/** A message that can never succeed: acknowledged (204) so it is not redelivered, and logged. */
+function drop(log: Logger, why: string, fields: Record<string, unknown> = {}): Answer {
+  log.log('ERROR', `ignored a work message: ${why}`, fields);
+  return { status: 204, body: {} };
+}
+
+export async function handleUnitPush(
+  body: unknown,
+  env: Readonly<Record<string, string | undefined>>,
+  log: Logger,
+): Promise<Answer> {
+  const envelope = PushEnvelope.safeParse(body);
+  if (!envelope.success) {
+    return drop(log, 'not a Pub/Sub push request', {
+      faults: capFaults(zodFaults(envelope.error), 5),
+    });
+  }
+  let message: WorkMessage;
+  try {
+    message = parseWorkMessage(Buffer.from(envelope.data.message.data, 'base64'));
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    return drop(log, e.message, { faults: e.faults });
+  }
+  const ready = setup(env, log);
+  if ('status' in ready) return ready;
+  const { options, policy } = ready;
+  const org = await createOrgRuntime(
+    { ...policy, discovery: undefined, fanout: undefined },
+    options,
+  );
+  let decision;
+  try {
+    decision = await decideUnit(policy, message, { cache: org.store, nowMs: Date.now() });
+  } finally {
+    await org.close();
+  }
+  if (decision.kind !== 'govern') return drop(log, decision.reason);
+  const runtime = await createRuntime(decision.policy, options, log);
+  const runId = newRunId(Date.now());
+  const fields = { project: message.project, dispatchId: message.dispatchId };
+  try {
+    const report = await reconcile(decision.policy, runtime, {
+      runId,
+      deadlineMs: options.runDeadlineMs,
+      writerId: options.governorId,
+    });
+    const failed = report.outcome === 'failed' || report.outcome === 'lease-held';
+    log.log(failed ? 'ERROR' : 'INFO', `unit ${message.project} ${runId}: ${report.outcome}`, {
+      ...fields,
+      ...summaryFields(report),
+    });
+    return { status: failed ? 500 : 200, body: { ...fields, ...summaryFields(report) } };
+  } catch (e) {
+    if (e instanceof RunFailedError) {
+      log.log('ERROR', `unit ${message.project}: ${e.message}`, {
+        ...fields,
+        ...summaryFields(e.report),
+      });
+      return { status: 500, body: { ...fields, ...summaryFields(e.report), error: e.message } };
+    }
+    throw e;
+  } finally {
+    await runtime.close();
+  }
+}

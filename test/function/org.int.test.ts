@@ -1,0 +1,216 @@
+/**
+ * Organisation scale through the function's entry points, against the emulator (Cloud Run,
+ * Monitoring, Cloud Quotas, Cloud Asset Inventory) and Google's real Pub/Sub emulator: a dispatch
+ * publishes one work message per discovered project to the work topic; each message, delivered
+ * as a Pub/Sub push request, governs exactly its project (its own lease, state and run record).
+ * Malformed, hostile, stale or foreign messages are acknowledged and logged, and nothing is
+ * written.
+ */
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PubSub, type Subscription } from '@google-cloud/pubsub';
+import { getTestServer } from '@google-cloud/functions-framework/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createFileStateStore } from '../../src/adapters/file-store.js';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { handleUnitPush } from '../../src/function/org.js';
+import { textLogger } from '../../src/log.js';
+import { startPubSubEmulator } from '../support/pubsub-emulator.js';
+import type { RunningEmulator as JavaEmulator } from '../support/java-emulator.js';
+import { ORG, orgFleet, orgProjectId } from '../support/org-fleet.js';
+
+const HOME = 'gov-home-proj';
+const TOPIC = `projects/${HOME}/topics/gpu-governor-work`;
+const N = 6;
+const fleet = orgFleet({ projects: N, services: 2, quota: 3 });
+// One project whose writes are refused: its unit fails, and no other unit waits for it.
+const broken = fleet.projects[1];
+if (broken) broken.iam = { denied: ['run.services.update'] };
+
+const POLICY = JSON.stringify({
+  version: 1,
+  discovery: { organization: ORG },
+  fanout: { topic: TOPIC },
+  defaults: { headroom: 0 },
+  services: [{ match: {} }],
+  limits: { writesPerMinute: 6000 },
+});
+
+let emulator: RunningEmulator;
+let pubsub: JavaEmulator;
+let admin: PubSub;
+let subscription: Subscription;
+let dispatchServer: Server;
+let unitServer: Server;
+let dir: string;
+const saved = { ...process.env };
+
+const base = (s: Server) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+async function listen(server: Server): Promise<Server> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+async function post(server: Server, body: unknown): Promise<{ status: number; text: string }> {
+  const res = await fetch(base(server), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, text: await res.text() };
+}
+const push = (data: string | Buffer, extra: Record<string, unknown> = {}) => ({
+  message: {
+    data: (Buffer.isBuffer(data) ? data : Buffer.from(data)).toString('base64'),
+    messageId: '1',
+  },
+  subscription: 'projects/x/subscriptions/y',
+  ...extra,
+});
+
+beforeAll(async () => {
+  pubsub = await startPubSubEmulator();
+  process.env.PUBSUB_EMULATOR_HOST = pubsub.endpoint;
+  admin = new PubSub({ projectId: HOME, apiEndpoint: pubsub.endpoint });
+  const [topic] = await admin.createTopic('gpu-governor-work');
+  [subscription] = await topic.createSubscription('capture');
+  emulator = await startEmulator({ fleet, speed: 'manual', operationDelayMs: 20 });
+  dir = await mkdtemp(join(tmpdir(), 'org-fn-'));
+  Object.assign(process.env, {
+    ...emulator.env,
+    GOVERNOR_POLICY: POLICY,
+    GOVERNOR_STATE_DIR: dir,
+    GOVERNOR_RUN_DEADLINE: '60s',
+    PUBSUB_EMULATOR_HOST: pubsub.endpoint,
+  });
+  await import('../../src/function/index.js');
+  dispatchServer = await listen(getTestServer('governorDispatch'));
+  unitServer = await listen(getTestServer('governorUnit'));
+});
+
+afterAll(async () => {
+  await new Promise((r) => dispatchServer?.close(r));
+  await new Promise((r) => unitServer?.close(r));
+  await admin?.close();
+  await emulator?.stop();
+  await pubsub?.stop();
+  await rm(dir, { recursive: true, force: true });
+  process.env = saved;
+});
+
+async function pullAll(expected: number): Promise<{ data: Buffer; ack(): void }[]> {
+  const got: { data: Buffer; ack(): void }[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`pulled ${got.length} of ${expected}`)),
+      20_000,
+    );
+    subscription.on('message', (m: { data: Buffer; ack(): void }) => {
+      got.push(m);
+      if (got.length === expected) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+  });
+  await subscription.close();
+  return got;
+}
+
+describe('fan-out: dispatch, then one function run per project', () => {
+  it('dispatches every discovered project and governs each in its own run', async () => {
+    const d = await post(dispatchServer, {});
+    expect(d.status).toBe(200);
+    const report = JSON.parse(d.text) as { units: number; published: number; failed: unknown[] };
+    expect(report).toMatchObject({ units: N, published: N, failed: [] });
+
+    const messages = await pullAll(N);
+    for (const m of messages) m.ack();
+    const projects = messages.map(
+      (m) => (JSON.parse(m.data.toString()) as { project: string }).project,
+    );
+    expect(projects.sort()).toEqual(Array.from({ length: N }, (_, i) => orgProjectId(i)));
+
+    // The units run at once, as Pub/Sub pushes them; the broken one fails alone.
+    const answers = await Promise.all(messages.map((m) => post(unitServer, push(m.data))));
+    const byProject = new Map(projects.map((p, i) => [p, answers[i]?.status]));
+    for (const [p, code] of byProject) expect(code, p).toBe(p === orgProjectId(1) ? 500 : 200);
+
+    const store = createFileStateStore({ dir });
+    for (const p of projects) {
+      const runs = await store.listRuns(p);
+      expect(runs, p).toHaveLength(1);
+      expect(runs[0]?.outcome).toBe(p === orgProjectId(1) ? 'failed' : 'ok');
+      expect(Object.keys(runs[0]?.pools ?? {})).toEqual([`${p}/us-central1/nvidia-l4/zonal`]);
+      expect(await store.readLease(p)).toBeNull();
+    }
+    // Writes happened in the projects that could be written, each pool within its quota of 3.
+    const written = new Set(emulator.writes().map((w) => w.service.project));
+    expect(written.has(orgProjectId(1))).toBe(false);
+    expect(written.size).toBeGreaterThan(0);
+    for (const w of emulator.writes()) expect(w.pool?.capsGpus ?? 0).toBeLessThanOrEqual(3);
+  });
+
+  it('acknowledges and logs a malformed, hostile, stale or foreign message, writing nothing', async () => {
+    const lines: string[] = [];
+    const log = textLogger({ write: (s: string) => lines.push(s) });
+    const before = emulator.writes().length;
+    const runsBefore = await createFileStateStore({ dir }).listRuns(orgProjectId(0));
+    const good = {
+      version: 1,
+      kind: 'govern',
+      project: orgProjectId(0),
+      dispatchId: 'd-1',
+      issuedAt: new Date().toISOString(),
+    };
+    const cases: [string, unknown, RegExp][] = [
+      ['no envelope', { hello: 'world' }, /not a Pub\/Sub push request/],
+      ['not JSON', push('{"version":1,'), /not JSON/],
+      ['oversized', push(Buffer.alloc(5000, 'a')), /not a Pub\/Sub push request|at most 4096/],
+      ['extra key', push(JSON.stringify({ ...good, restore: true })), /invalid/],
+      ['path in project', push(JSON.stringify({ ...good, project: '../../etc' })), /invalid/],
+      [
+        'foreign project',
+        push(JSON.stringify({ ...good, project: 'someone-elses' })),
+        /neither in the policy/,
+      ],
+      [
+        'not discovered',
+        push(JSON.stringify({ ...good, project: 'no-run-project' })),
+        /neither in the policy/,
+      ],
+      [
+        'stale',
+        push(JSON.stringify({ ...good, issuedAt: '2026-01-01T00:00:00Z' })),
+        /s ago, more than 1800 s/,
+      ],
+      ['prototype', push('{"__proto__":{"x":1},"version":1}'), /invalid/],
+    ];
+    for (const [name, body, why] of cases) {
+      lines.length = 0;
+      const answer = await handleUnitPush(body, process.env, log);
+      expect(answer.status, name).toBe(204);
+      expect(lines.join(''), name).toMatch(/ignored a work message/);
+      expect(lines.join(''), name).toMatch(why);
+      expect(lines.join(''), name).not.toContain('someone-elses-secret');
+    }
+    expect(emulator.writes()).toHaveLength(before);
+    expect(await createFileStateStore({ dir }).listRuns(orgProjectId(0))).toEqual(runsBefore);
+    // Over the HTTP entry point, a body past its cap is refused before it is read.
+    const big = await post(unitServer, push(Buffer.alloc(70_000, 'a')));
+    expect(big.status).toBe(413);
+  });
+
+  it('answers 500 to a dispatch without a work topic, publishing nothing', async () => {
+    process.env.GOVERNOR_POLICY = JSON.stringify({ version: 1, projects: ['gpu-proj-0000'] });
+    try {
+      const d = await post(dispatchServer, {});
+      expect(d.status).toBe(500);
+      expect(d.text).toContain('fanout.topic');
+    } finally {
+      process.env.GOVERNOR_POLICY = POLICY;
+    }
+  });
+});
