@@ -5,6 +5,8 @@ import type { Policy } from '../core/policy.js';
 import { renderProblem } from '../core/problems.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
+import { orgView, renderOrgView } from '../org/view.js';
+import { createStore } from '../runtime.js';
 import { loadPolicy, loadSnapshot } from './files.js';
 import { processIo, type Io, type Streams } from './io.js';
 import { observeLive, packagedFile } from './live.js';
@@ -138,18 +140,43 @@ export function buildProgram(
     .addOption(policyOption())
     .option('--snapshot <file>', 'from a snapshot file instead of observing the project')
     .option('--json', 'print the plan as JSON')
+    .option('--org', 'every unit of the organisation, from the state store (docs/organization.md)')
+    .option('--state-dir <dir>', 'the local state store, with --org (default .governor/state)')
     .action(
-      run(async (opts: { policy: string; snapshot?: string; json?: boolean }) => {
-        const policy = await loadPolicy(opts.policy);
-        const snapshot = await snapshotFor(policy, opts.snapshot, io, options);
-        const result = plan(snapshot, policy, snapshot.takenAt);
-        io.stdout.write(
-          opts.json
-            ? JSON.stringify(result, null, 2) + '\n'
-            : renderStatus(result, colorsFor(io.stdout, options)),
-        );
-        return EXIT.ok;
-      }),
+      run(
+        async (opts: {
+          policy: string;
+          snapshot?: string;
+          json?: boolean;
+          org?: boolean;
+          stateDir?: string;
+        }) => {
+          const policy = await loadPolicy(opts.policy);
+          if (opts.org) {
+            if (opts.snapshot) throw new UsageError('--org reads the state store: drop --snapshot');
+            const store = createStore(options.stateStore, opts.stateDir);
+            try {
+              const view = await orgView(policy, store, Date.now());
+              io.stdout.write(
+                opts.json
+                  ? JSON.stringify(view, null, 2) + '\n'
+                  : renderOrgView(view, policy.alerts.pressure),
+              );
+            } finally {
+              await store.close();
+            }
+            return EXIT.ok;
+          }
+          const snapshot = await snapshotFor(policy, opts.snapshot, io, options);
+          const result = plan(snapshot, policy, snapshot.takenAt);
+          io.stdout.write(
+            opts.json
+              ? JSON.stringify(result, null, 2) + '\n'
+              : renderStatus(result, colorsFor(io.stdout, options)),
+          );
+          return EXIT.ok;
+        },
+      ),
     );
 
   program

@@ -1,0 +1,178 @@
+import pLimit from 'p-limit';
+import { durationMs } from '../core/duration.js';
+import type { Policy } from '../core/policy.js';
+import type { DiscoveryCacheStore, RunRecord, StateStore } from '../ports/index.js';
+
+/**
+ * The organisation view (`governor status --org`): every unit (project) from the state store
+ * alone, without reading any project: its pools as its last run planned them, the pressure and
+ * an estimate of refused demand, its last run, its failures, and whether it is stuck.
+ *
+ * - pressure: demand ÷ budget of a pool (null when the budget is unknown or 0).
+ * - refused estimate: GPUs of demand above the budget (max(0, demand − budget)), what the pool
+ *   could not serve had every service wanted its estimated demand at once.
+ * - stuck: no run recorded, the last run older than `fanout.staleAfter` (default 30m), or a lease
+ *   left behind past its expiry (a run that died holding it).
+ */
+export interface UnitPool {
+  pool: string;
+  budget: number | null;
+  caps: number;
+  demand: number;
+  inUse: number;
+  status: string;
+  pressure: number | null;
+  refusedEstimate: number;
+}
+
+export interface UnitView {
+  project: string;
+  lastRun: {
+    runId: string;
+    startedAt: string;
+    outcome: RunRecord['outcome'];
+    ageSeconds: number;
+  } | null;
+  /** Failed runs in a row, most recent first (a lease-held run counts as failed). */
+  failingRuns: number;
+  /** Failed runs among the kept records. */
+  failedRuns: number;
+  lastError: string | null;
+  stuck: string | null;
+  pools: UnitPool[];
+}
+
+export interface OrgView {
+  takenAt: string;
+  units: UnitView[];
+  totals: {
+    units: number;
+    ok: number;
+    failing: number;
+    stuck: number;
+    pools: number;
+    poolsUnderPressure: number;
+    refusedEstimate: number;
+  };
+}
+
+const failed = (r: RunRecord): boolean => r.outcome !== 'ok';
+
+export function unitView(
+  project: string,
+  runs: readonly RunRecord[],
+  lease: { expiresAt: string } | null,
+  nowMs: number,
+  staleAfterMs: number,
+): UnitView {
+  const last = runs[0] ?? null;
+  let failingRuns = 0;
+  for (const r of runs) {
+    if (!failed(r)) break;
+    failingRuns++;
+  }
+  const withPools = runs.find((r) => r.pools !== undefined);
+  const pools: UnitPool[] = Object.entries(withPools?.pools ?? {})
+    .map(([pool, p]) => ({
+      pool,
+      ...p,
+      pressure:
+        p.budget !== null && p.budget > 0 ? Math.round((p.demand / p.budget) * 100) / 100 : null,
+      refusedEstimate: p.budget === null ? 0 : Math.max(0, p.demand - p.budget),
+    }))
+    .sort((a, b) => (a.pool < b.pool ? -1 : 1));
+  const age = last ? Math.round((nowMs - Date.parse(last.startedAt)) / 1000) : null;
+  let stuck: string | null = null;
+  if (!last) stuck = 'no run recorded';
+  else if (age !== null && age * 1000 > staleAfterMs) stuck = `last run ${age} s ago`;
+  if (lease && Date.parse(lease.expiresAt) < nowMs)
+    stuck = `a lease expired at ${lease.expiresAt} is still held${stuck ? `; ${stuck}` : ''}`;
+  return {
+    project,
+    lastRun: last
+      ? {
+          runId: last.runId,
+          startedAt: last.startedAt,
+          outcome: last.outcome,
+          ageSeconds: age ?? 0,
+        }
+      : null,
+    failingRuns,
+    failedRuns: runs.filter(failed).length,
+    lastError: runs.find((r) => r.error !== null)?.error ?? null,
+    stuck,
+    pools,
+  };
+}
+
+/** The units: the policy's projects and those its discovery last found (no search is made). */
+export async function orgUnits(policy: Policy, cache: DiscoveryCacheStore): Promise<string[]> {
+  const found = policy.discovery ? ((await cache.loadDiscovery())?.projects ?? []) : [];
+  return [...new Set([...policy.projects, ...found])].sort();
+}
+
+export async function orgView(
+  policy: Policy,
+  store: StateStore & DiscoveryCacheStore,
+  nowMs: number,
+): Promise<OrgView> {
+  const staleAfterMs = durationMs(policy.fanout?.staleAfter ?? '30m');
+  const limit = pLimit(16);
+  const projects = await orgUnits(policy, store);
+  const units = await Promise.all(
+    projects.map((p) =>
+      limit(async () => {
+        const [runs, lease] = await Promise.all([store.listRuns(p), store.readLease(p)]);
+        return unitView(p, runs, lease, nowMs, staleAfterMs);
+      }),
+    ),
+  );
+  const pools = units.flatMap((u) => u.pools);
+  return {
+    takenAt: new Date(nowMs).toISOString(),
+    units,
+    totals: {
+      units: units.length,
+      ok: units.filter((u) => u.lastRun?.outcome === 'ok' && !u.stuck).length,
+      failing: units.filter((u) => u.failingRuns > 0).length,
+      stuck: units.filter((u) => u.stuck !== null).length,
+      pools: pools.length,
+      poolsUnderPressure: pools.filter(
+        (p) => p.pressure !== null && p.pressure >= policy.alerts.pressure,
+      ).length,
+      refusedEstimate: pools.reduce((s, p) => s + p.refusedEstimate, 0),
+    },
+  };
+}
+
+/** The view as text: totals, then the units that need a look, then every pool under pressure. */
+export function renderOrgView(view: OrgView, pressureAt: number, maxLines = 50): string {
+  const t = view.totals;
+  const out: string[] = [
+    `Organisation at ${view.takenAt}: ${t.units} unit(s), ${t.ok} ok, ${t.failing} failing, ${t.stuck} stuck; ${t.pools} pool(s), ${t.poolsUnderPressure} under pressure, about ${t.refusedEstimate} GPU(s) of demand above budget`,
+  ];
+  const attention = view.units.filter((u) => u.failingRuns > 0 || u.stuck !== null);
+  if (attention.length > 0) out.push('', 'Needs a look:');
+  for (const u of attention.slice(0, maxLines)) {
+    const bits = [
+      u.lastRun ? `last run ${u.lastRun.outcome} ${u.lastRun.ageSeconds} s ago` : 'never ran',
+      u.failingRuns > 0 ? `${u.failingRuns} failed in a row` : '',
+      u.stuck ? `stuck: ${u.stuck}` : '',
+      u.lastError ? `error: ${u.lastError.slice(0, 120)}` : '',
+    ].filter((b) => b !== '');
+    out.push(`  ${u.project}: ${bits.join('; ')}`);
+  }
+  if (attention.length > maxLines) out.push(`  … and ${attention.length - maxLines} more (--json)`);
+  const hot = view.units
+    .flatMap((u) => u.pools)
+    .filter((p) => p.pressure !== null && p.pressure >= pressureAt)
+    .sort((a, b) => (b.pressure ?? 0) - (a.pressure ?? 0));
+  if (hot.length > 0) out.push('', 'Pools under pressure (demand ÷ budget):');
+  for (const p of hot.slice(0, maxLines)) {
+    out.push(
+      `  ${p.pool}: ${p.pressure?.toFixed(2)} (demand ${p.demand}, budget ${p.budget}, caps ${p.caps}, in use ${p.inUse}, ~${p.refusedEstimate} refused)`,
+    );
+  }
+  if (hot.length > maxLines) out.push(`  … and ${hot.length - maxLines} more (--json)`);
+  return out.join('\n') + '\n';
+}

@@ -1,0 +1,156 @@
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createFileStateStore } from '../../src/adapters/file-store.js';
+import { main } from '../../src/cli/main.js';
+import type { RunRecord } from '../../src/ports/index.js';
+import type { OrgView } from '../../src/org/view.js';
+
+/**
+ * `governor status --org`: every unit from the state store alone (the CLI with a file store):
+ * pools, pressure, refused estimate, last run, failures, stuck units.
+ */
+const NOW = Date.now();
+const ago = (min: number) => new Date(NOW - min * 60_000).toISOString();
+const record = (id: string, minAgo: number, extra: Partial<RunRecord> = {}): RunRecord => ({
+  runId: id,
+  startedAt: ago(minAgo),
+  finishedAt: ago(minAgo),
+  mode: 'enforce',
+  outcome: 'ok',
+  changes: 0,
+  skips: 0,
+  alerts: 0,
+  error: null,
+  ...extra,
+});
+const pool = (budget: number | null, demand: number) => ({
+  budget,
+  caps: Math.min(budget ?? demand, demand),
+  demand,
+  inUse: demand,
+  status: 'ok',
+});
+
+let dir: string;
+let policyFile: string;
+
+beforeAll(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'org-view-'));
+  const store = createFileStateStore({ dir });
+  await store.saveDiscovery({
+    key: 'k',
+    foundAt: ago(5),
+    projects: ['calm-proj', 'hot-proj', 'failing-proj', 'stale-proj', 'never-proj', 'dead-proj'],
+  });
+  await store.recordRun(
+    'calm-proj',
+    record('r1', 3, { pools: { 'calm-proj/us-central1/nvidia-l4/zonal': pool(8, 2) } }),
+  );
+  await store.recordRun(
+    'hot-proj',
+    record('r1', 4, { pools: { 'hot-proj/us-central1/nvidia-l4/zonal': pool(8, 11) } }),
+  );
+  await store.recordRun(
+    'failing-proj',
+    record('r1', 20, { pools: { 'failing-proj/us-central1/nvidia-l4/zonal': pool(4, 1) } }),
+  );
+  await store.recordRun(
+    'failing-proj',
+    record('r2', 10, { outcome: 'failed', error: '1 write failed' }),
+  );
+  await store.recordRun(
+    'failing-proj',
+    record('r3', 2, { outcome: 'lease-held', error: 'lease held' }),
+  );
+  await store.recordRun('stale-proj', record('r1', 90));
+  await store.recordRun('dead-proj', record('r1', 1));
+  // A run that died holding its lease: expired, still there.
+  await store.acquireLease('dead-proj', 'gone', 60_000, ago(10));
+  await store.close();
+  policyFile = join(dir, 'policy.json');
+  await writeFile(
+    policyFile,
+    JSON.stringify({
+      version: 1,
+      discovery: { organization: '1' },
+      fanout: { topic: 'projects/p/topics/work' },
+    }),
+  );
+});
+afterAll(async () => rm(dir, { recursive: true, force: true }));
+
+async function status(args: string[]): Promise<{ code: number; out: string; err: string }> {
+  let out = '';
+  let err = '';
+  const code = await main(
+    ['status', '--org', '--policy', policyFile, '--state-dir', dir, ...args],
+    {
+      stdout: { write: (s: string) => (out += s) },
+      stderr: { write: (s: string) => (err += s) },
+      env: {},
+    },
+  );
+  return { code, out, err };
+}
+
+describe('governor status --org', () => {
+  it('summarises every unit as JSON for tooling', async () => {
+    const { code, out } = await status(['--json']);
+    expect(code).toBe(0);
+    const view = JSON.parse(out) as OrgView;
+    expect(view.units.map((u) => u.project)).toEqual([
+      'calm-proj',
+      'dead-proj',
+      'failing-proj',
+      'hot-proj',
+      'never-proj',
+      'stale-proj',
+    ]);
+    const by = new Map(view.units.map((u) => [u.project, u]));
+    expect(by.get('hot-proj')?.pools[0]).toMatchObject({ pressure: 1.38, refusedEstimate: 3 });
+    expect(by.get('calm-proj')?.pools[0]).toMatchObject({ pressure: 0.25, refusedEstimate: 0 });
+    expect(by.get('failing-proj')).toMatchObject({
+      failingRuns: 2,
+      failedRuns: 2,
+      lastError: 'lease held',
+    });
+    // Pools come from the last run that planned them.
+    expect(by.get('failing-proj')?.pools).toHaveLength(1);
+    expect(by.get('stale-proj')?.stuck).toMatch(/last run \d+ s ago/);
+    expect(by.get('never-proj')?.stuck).toBe('no run recorded');
+    expect(by.get('dead-proj')?.stuck).toMatch(/lease expired .* is still held/);
+    expect(by.get('calm-proj')?.stuck).toBeNull();
+    expect(view.totals).toEqual({
+      units: 6,
+      ok: 2,
+      failing: 1,
+      stuck: 3,
+      pools: 3,
+      poolsUnderPressure: 1,
+      refusedEstimate: 3,
+    });
+  });
+
+  it('prints what needs a look, and the pools under pressure', async () => {
+    const { code, out } = await status([]);
+    expect(code).toBe(0);
+    expect(out).toMatch(/6 unit\(s\), 2 ok, 1 failing, 3 stuck/);
+    expect(out).toMatch(/failing-proj: last run lease-held \d+ s ago; 2 failed in a row/);
+    expect(out).toMatch(/never-proj: never ran; stuck: no run recorded/);
+    expect(out).toMatch(/hot-proj\/us-central1\/nvidia-l4\/zonal: 1\.38 \(demand 11, budget 8/);
+    expect(out).not.toMatch(/calm-proj:/);
+  });
+
+  it('refuses --org with --snapshot, and a corrupt run record, with a clear message', async () => {
+    const both = await status(['--snapshot', 'x.json']);
+    expect(both.code).not.toBe(0);
+    expect(both.err).toMatch(/--org reads the state store/);
+    await writeFile(join(dir, 'calm-proj.json'), '{"schema":1,"runs":"nope"}');
+    const bad = await status([]);
+    expect(bad.code).not.toBe(0);
+    expect(bad.err).toMatch(/calm-proj/);
+    expect(bad.err).not.toMatch(/\n\s+at /);
+  });
+});
