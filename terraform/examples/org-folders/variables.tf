@@ -1,0 +1,15 @@
+variable "project_id" {
+  type        = string
+  description = "The host project."
+}
+
+variable "organization_id" {
+  type        = string
+  description = "The organisation number."
+}
+
+variable "folder_ids" {
+  type        = list(string)
+  description = "The three folders to govern."
+  default     = ["111111111111", "222222222222", "333333333333"]
+}

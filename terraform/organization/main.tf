@@ -1,0 +1,104 @@
+/**
+ * The organisation (or folders) variant: one dispatch function that finds the projects and sends
+ * one work message per project to the work topic; a push subscription with an OIDC token that
+ * delivers each to the unit function, which governs that one project; Pub/Sub retries and, after
+ * max_delivery_attempts, a dead-letter topic watched by an alert policy. docs/organization.md
+ * draws it and lists what the organisation must grant.
+ */
+
+data "google_project" "host" {
+  project_id = var.project_id
+}
+
+locals {
+  scopes = length(var.folder_ids) == 0 ? ["organizations/${var.organization_id}"] : [for f in var.folder_ids : "folders/${f}"]
+
+  governor_member = "serviceAccount:${google_service_account.governor.email}"
+  invoker_member  = "serviceAccount:${google_service_account.invoker.email}"
+  # https://cloud.google.com/pubsub/docs/handling-failures#grant_forwarding_permissions
+  pubsub_agent = "serviceAccount:service-${data.google_project.host.number}@gcp-sa-pubsub.iam.gserviceaccount.com"
+
+  # Exactly what the code calls, in every governed project (the single-project module's read
+  # permissions, terraform/iam.tf) plus the search that finds the projects.
+  org_read_permissions = [
+    "run.locations.list",
+    "run.services.list",
+    "run.services.get",
+    "run.operations.get",
+    "run.workerpools.list",
+    "run.jobs.list",
+    "run.executions.list",
+    "monitoring.timeSeries.list",
+    "monitoring.timeSeries.create",
+    "cloudquotas.quotas.get",
+    # Cloud Asset Inventory SearchAllResources, src/adapters/assets.ts, on the organisation or
+    # folder searched: https://cloud.google.com/asset-inventory/docs/access-control#required_permissions
+    "cloudasset.assets.searchAllResources",
+  ]
+  # Services.UpdateService (max instances) needs actAs on the service's runtime account:
+  # https://cloud.google.com/run/docs/reference/iam/permissions
+  org_write_permissions = ["run.services.update", "iam.serviceAccounts.actAs"]
+
+  policy = merge(var.policy, {
+    version  = 1
+    projects = try(var.policy.projects, [])
+    discovery = merge(
+      length(var.folder_ids) == 0 ? { organization = var.organization_id } : { folders = var.folder_ids },
+      var.discovery.include == null ? {} : { include = var.discovery.include },
+      { exclude = var.discovery.exclude, cacheTtl = var.discovery.cache_ttl },
+      var.discovery.labels == null ? {} : { labels = var.discovery.labels },
+    )
+    fanout = { topic = google_pubsub_topic.work.id }
+  })
+
+  environment = {
+    GOVERNOR_POLICY       = jsonencode(local.policy)
+    GOVERNOR_STATE_STORE  = "firestore"
+    GOVERNOR_RUN_DEADLINE = "${var.timeout_seconds - 30}s"
+    GOVERNOR_LOG_FORMAT   = "json"
+  }
+}
+
+resource "google_service_account" "governor" {
+  project      = var.project_id
+  account_id   = var.name
+  display_name = "Cloud Run GPU governor (organisation)"
+}
+
+resource "google_service_account" "invoker" {
+  project      = var.project_id
+  account_id   = "${var.name}-invoker"
+  display_name = "Cloud Run GPU governor invoker (scheduler and work push)"
+}
+
+# One custom role, at the organisation: custom roles cannot be created on folders.
+resource "google_organization_iam_custom_role" "governor" {
+  org_id      = var.organization_id
+  role_id     = replace(var.name, "-", "_")
+  title       = "Cloud Run GPU governor (organisation)"
+  description = "Find Cloud Run GPU projects, read their quotas and usage, write GPU services' max instances (${var.name})."
+  permissions = var.write ? concat(local.org_read_permissions, local.org_write_permissions) : local.org_read_permissions
+}
+
+resource "google_organization_iam_member" "governor" {
+  count = length(var.folder_ids) == 0 ? 1 : 0
+
+  org_id = var.organization_id
+  role   = google_organization_iam_custom_role.governor.name
+  member = local.governor_member
+}
+
+resource "google_folder_iam_member" "governor" {
+  for_each = toset(var.folder_ids)
+
+  folder = "folders/${each.value}"
+  role   = google_organization_iam_custom_role.governor.name
+  member = local.governor_member
+}
+
+# The state store (Firestore in the host project) and the work topic.
+resource "google_project_iam_member" "state" {
+  project = var.project_id
+  role    = "roles/datastore.user"
+  member  = local.governor_member
+}

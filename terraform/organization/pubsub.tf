@@ -1,0 +1,98 @@
+resource "google_pubsub_topic" "work" {
+  project = var.project_id
+  name    = "${var.name}-work"
+  # A work message older than the policy's fanout.staleAfter is dropped by the unit anyway.
+  message_retention_duration = "3600s"
+}
+
+resource "google_pubsub_topic" "dead_letter" {
+  project = var.project_id
+  name    = "${var.name}-work-dead-letter"
+}
+
+# Dead letters are kept here for people to look at (and counted by the alert policy below).
+resource "google_pubsub_subscription" "dead_letter" {
+  project                    = var.project_id
+  name                       = "${var.name}-work-dead-letter"
+  topic                      = google_pubsub_topic.dead_letter.id
+  message_retention_duration = "604800s"
+  ack_deadline_seconds       = 60
+}
+
+resource "google_pubsub_topic_iam_member" "dispatch_publishes_work" {
+  project = var.project_id
+  topic   = google_pubsub_topic.work.name
+  role    = "roles/pubsub.publisher"
+  member  = local.governor_member
+}
+
+# Push with an OIDC token of the invoker (https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions):
+# a 2xx answer acknowledges, anything else is redelivered with backoff, then dead-lettered.
+resource "google_pubsub_subscription" "work" {
+  project              = var.project_id
+  name                 = "${var.name}-work"
+  topic                = google_pubsub_topic.work.id
+  ack_deadline_seconds = var.timeout_seconds
+
+  push_config {
+    push_endpoint = google_cloudfunctions2_function.unit.service_config[0].uri
+
+    oidc_token {
+      service_account_email = google_service_account.invoker.email
+      audience              = google_cloudfunctions2_function.unit.service_config[0].uri
+    }
+  }
+
+  retry_policy {
+    minimum_backoff = "10s"
+    maximum_backoff = "600s"
+  }
+
+  dead_letter_policy {
+    dead_letter_topic     = google_pubsub_topic.dead_letter.id
+    max_delivery_attempts = var.max_delivery_attempts
+  }
+
+  expiration_policy {
+    ttl = ""
+  }
+}
+
+# Dead-lettering: Pub/Sub's service agent publishes to the dead-letter topic and acknowledges on
+# the work subscription: https://cloud.google.com/pubsub/docs/handling-failures#grant_forwarding_permissions
+resource "google_pubsub_topic_iam_member" "agent_publishes_dead_letters" {
+  project = var.project_id
+  topic   = google_pubsub_topic.dead_letter.name
+  role    = "roles/pubsub.publisher"
+  member  = local.pubsub_agent
+}
+
+resource "google_pubsub_subscription_iam_member" "agent_subscribes_work" {
+  project      = var.project_id
+  subscription = google_pubsub_subscription.work.name
+  role         = "roles/pubsub.subscriber"
+  member       = local.pubsub_agent
+}
+
+# A unit dead-lettered is alerted: any message waiting on the dead-letter subscription.
+resource "google_monitoring_alert_policy" "dead_letters" {
+  project      = var.project_id
+  display_name = "${var.name}: work dead-lettered"
+  combiner     = "OR"
+
+  conditions {
+    display_name = "dead-lettered work messages"
+
+    condition_threshold {
+      filter          = "resource.type = \"pubsub_subscription\" AND resource.labels.subscription_id = \"${google_pubsub_subscription.dead_letter.name}\" AND metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\""
+      comparison      = "COMPARISON_GT"
+      threshold_value = 0
+      duration        = "0s"
+
+      aggregations {
+        alignment_period   = "300s"
+        per_series_aligner = "ALIGN_MAX"
+      }
+    }
+  }
+}

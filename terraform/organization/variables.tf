@@ -1,0 +1,113 @@
+variable "project_id" {
+  type        = string
+  description = "The host project: where the functions, the work topic, the state store (Firestore) and the alerts live."
+}
+
+variable "region" {
+  type        = string
+  description = "Region of the functions and the scheduler job."
+}
+
+variable "name" {
+  type        = string
+  description = "Name of the deployment (functions, accounts, topics)."
+  default     = "gpu-governor-org"
+
+  validation {
+    condition     = can(regex("^[a-z][-a-z0-9]{4,20}[a-z0-9]$", var.name))
+    error_message = "name must be 6 to 22 characters: lower-case letters, digits and \"-\", starting with a letter."
+  }
+}
+
+variable "organization_id" {
+  type        = string
+  description = "The organisation number. The custom role is created there (custom roles exist at organisation or project level only, never at folder level: https://cloud.google.com/iam/docs/roles-overview#custom)."
+
+  validation {
+    condition     = can(regex("^[1-9][0-9]{0,24}$", var.organization_id))
+    error_message = "organization_id must be the organisation number, such as \"123456789012\"."
+  }
+}
+
+variable "folder_ids" {
+  type        = list(string)
+  description = "Folder numbers to govern. Empty: the whole organisation. The role is granted on each folder (or on the organisation), and the policy's discovery searches the same scopes."
+  default     = []
+
+  validation {
+    condition     = alltrue([for f in var.folder_ids : can(regex("^[1-9][0-9]{0,24}$", f))])
+    error_message = "folder_ids must be folder numbers, such as \"1234567\"."
+  }
+}
+
+variable "policy" {
+  type        = any
+  description = "The governor's policy as an object (schema/policy.schema.json) without projects: the module sets discovery (organisation or folders) and fanout (the work topic)."
+  default     = {}
+}
+
+variable "discovery" {
+  type = object({
+    include   = optional(list(string))
+    exclude   = optional(list(string), [])
+    labels    = optional(map(string))
+    cache_ttl = optional(string, "1h")
+  })
+  description = "Filters on the projects found (globs on project ids, labels of their Cloud Run resources) and how long what was found is reused."
+  default     = {}
+}
+
+variable "source_archive" {
+  type        = string
+  description = "Path of the function's source archive built by `npm run package` (dist/function.zip)."
+
+  validation {
+    condition     = endswith(var.source_archive, ".zip")
+    error_message = "source_archive must be the path of a .zip file (the output of npm run package)."
+  }
+}
+
+variable "schedule" {
+  type        = string
+  description = "Cron schedule of the dispatch (every unit is governed once per dispatch)."
+  default     = "*/5 * * * *"
+}
+
+variable "unit_concurrency" {
+  type        = number
+  description = "Most unit runs at once: the unit function's max instances, each serving one request at a time. Bounds the load on Google's APIs (Cloud Run Admin reads and writes, Monitoring) across the organisation."
+  default     = 20
+
+  validation {
+    condition     = var.unit_concurrency >= 1 && var.unit_concurrency <= 1000
+    error_message = "unit_concurrency must be between 1 and 1000."
+  }
+}
+
+variable "max_delivery_attempts" {
+  type        = number
+  description = "Deliveries of a work message before it goes to the dead-letter topic. Pub/Sub allows 5 to 100: https://cloud.google.com/pubsub/docs/handling-failures#dead_letter_topic"
+  default     = 5
+
+  validation {
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
+    error_message = "max_delivery_attempts must be between 5 and 100 (Pub/Sub's bounds)."
+  }
+}
+
+variable "write" {
+  type        = bool
+  description = "Grant the write (run.services.update, and iam.serviceAccounts.actAs on the services' runtime accounts) in the governed scope. false: the governor only reads (use mode dry-run)."
+  default     = true
+}
+
+variable "timeout_seconds" {
+  type        = number
+  description = "The unit function's request timeout; the work subscription's ack deadline follows it (at most 600 s)."
+  default     = 300
+
+  validation {
+    condition     = var.timeout_seconds >= 60 && var.timeout_seconds <= 600
+    error_message = "timeout_seconds must be between 60 and 600 (the push subscription's ack deadline is at most 600 s)."
+  }
+}
