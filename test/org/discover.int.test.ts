@@ -106,7 +106,9 @@ describe('discovery through the asset adapter, cached in the file state store', 
       join(bad, 'discovery.json'),
       '{"key":"k","foundAt":"x","projects":["../../etc"]}',
     );
-    await expect(store.loadDiscovery()).rejects.toThrow(/discovery cache [\s\S]*foundAt[\s\S]*projects\[0\]/);
+    await expect(store.loadDiscovery()).rejects.toThrow(
+      /discovery cache [\s\S]*foundAt[\s\S]*projects\[0\]/,
+    );
     await writeFile(join(bad, 'discovery.json'), 'not json');
     await expect(store.loadDiscovery()).rejects.toThrow(/not JSON/);
   });
