@@ -154,7 +154,7 @@ export function buildProgram(
           const policy = await loadPolicy(opts.policy);
           if (opts.org) {
             if (opts.snapshot) throw new UsageError('--org reads the state store: drop --snapshot');
-            const store = createStore(options.stateStore, opts.stateDir);
+            const store = await createStore(options.stateStore, opts.stateDir);
             try {
               const view = await orgView(policy, store, Date.now());
               io.stdout.write(
