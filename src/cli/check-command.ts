@@ -18,7 +18,7 @@ export async function runCheck(
   io: Streams,
   options: RuntimeOptions,
 ): Promise<number> {
-  const policy = await loadPolicy(opts.policy);
+  const policy = await loadPolicy(opts.policy, { forProjects: 'check' });
   await assertCredentials(options);
   const now = await createClock(options)();
   const ports = createGooglePorts(options);

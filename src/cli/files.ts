@@ -1,6 +1,6 @@
 import { readFile } from 'node:fs/promises';
 import { InputError } from '../errors.js';
-import { parsePolicyText, type Policy } from '../core/policy.js';
+import { NO_PROJECTS, parsePolicyText, type Policy } from '../core/policy.js';
 import { parseSnapshotText, type Snapshot } from '../core/snapshot.js';
 
 /** Reads a file named on the command line; a missing or unreadable file is bad input (exit 2). */
@@ -19,8 +19,22 @@ export async function readInputFile(path: string, what: string): Promise<string>
   }
 }
 
-export async function loadPolicy(path: string): Promise<Policy> {
-  return parsePolicyText(await readInputFile(path, 'policy'), `policy ${path}`);
+/**
+ * The policy file, parsed. `forProjects`: the command observes or writes the policy's projects,
+ * so a policy that only finds them by `discovery` (its `projects` empty) is refused here, naming
+ * what to do, rather than running on nothing.
+ */
+export async function loadPolicy(
+  path: string,
+  use: { forProjects?: string } = {},
+): Promise<Policy> {
+  const policy = parsePolicyText(await readInputFile(path, 'policy'), `policy ${path}`);
+  if (use.forProjects && policy.projects.length === 0) {
+    throw new InputError(`policy ${path} cannot be used by \`governor ${use.forProjects}\``, [
+      { path: 'projects', message: NO_PROJECTS },
+    ]);
+  }
+  return policy;
 }
 
 export async function loadSnapshot(path: string): Promise<Snapshot> {

@@ -108,7 +108,7 @@ export function buildProgram(
     .option('--json', 'print the plan as JSON only')
     .action(
       run(async (opts: { policy: string; snapshot?: string; at?: string; json?: boolean }) => {
-        const policy = await loadPolicy(opts.policy);
+        const policy = await loadPolicy(opts.policy, opts.snapshot ? {} : { forProjects: 'plan' });
         const at = opts.at ? parseAt(opts.at) : undefined;
         const snapshot = await snapshotFor(policy, opts.snapshot, io, options);
         const result = plan(snapshot, policy, at ?? snapshot.takenAt);
@@ -127,7 +127,7 @@ export function buildProgram(
     .addOption(policyOption())
     .action(
       run(async (opts: { policy: string }) => {
-        const policy = await loadPolicy(opts.policy);
+        const policy = await loadPolicy(opts.policy, { forProjects: 'snapshot' });
         const snapshot = await snapshotFor(policy, undefined, io, options);
         io.stdout.write(JSON.stringify(snapshot, null, 2) + '\n');
         return EXIT.ok;
@@ -151,7 +151,7 @@ export function buildProgram(
           org?: boolean;
           stateDir?: string;
         }) => {
-          const policy = await loadPolicy(opts.policy);
+          const policy = await loadPolicy(opts.policy, opts.org ? {} : { forProjects: 'status' });
           if (opts.org) {
             if (opts.snapshot) throw new UsageError('--org reads the state store: drop --snapshot');
             const store = await createStore(options.stateStore, opts.stateDir);

@@ -23,7 +23,7 @@ export async function runUnlock(
   io: Streams,
   options: RuntimeOptions,
 ): Promise<number> {
-  const policy = await loadPolicy(flags.policy);
+  const policy = await loadPolicy(flags.policy, { forProjects: 'unlock' });
   const interactive = Boolean(process.stdin.isTTY && io.stdout.isTTY);
   if (!flags.yes && !interactive) {
     throw new UsageError(

@@ -562,3 +562,10 @@ export function crossCheck(raw: unknown): Fault[] {
   }
   return faults;
 }
+
+/**
+ * Why a policy with no `projects` cannot be run project by project: its `discovery` finds the
+ * projects, and the organisation entry points run each (docs/organization.md).
+ */
+export const NO_PROJECTS =
+  'empty: this policy finds its projects by `discovery`, which only the organisation entry points use (governorDispatch and governorUnit, docs/organization.md); list the projects to run it here';

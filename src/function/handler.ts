@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { capFaults, zodFaults } from '../core/document.js';
-import { parsePolicyText, type Policy } from '../core/policy.js';
+import { NO_PROJECTS, parsePolicyText, type Policy } from '../core/policy.js';
 import { renderProblem } from '../core/problems.js';
 import { InputError, isInputError, type Fault } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -97,6 +97,11 @@ export async function handle(
   try {
     options = parseRuntimeOptions(env);
     policy = functionPolicy(options);
+    // A policy that finds its projects by discovery is for governorDispatch / governorUnit.
+    if (policy.projects.length === 0)
+      throw new InputError('GOVERNOR_POLICY lists no project for this entry point', [
+        { path: 'projects', message: NO_PROJECTS },
+      ]);
   } catch (e) {
     if (!isInputError(e)) throw e;
     log.log('ERROR', `misconfigured: ${e.message}`);

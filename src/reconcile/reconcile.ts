@@ -18,7 +18,7 @@ import { decideNotifications } from '../core/notify.js';
 import type { CheckItem } from '../core/permissions.js';
 import type { Plan } from '../core/plan.js';
 import { plan as makePlan } from '../core/planner.js';
-import type { Policy } from '../core/policy.js';
+import { NO_PROJECTS, type Policy } from '../core/policy.js';
 import { renderProblem, type ObservationProblem } from '../core/problems.js';
 import { rollPressure, type PressureLedger } from '../core/quota-pressure.js';
 import { restorePlan } from '../core/restore.js';
@@ -37,7 +37,7 @@ import {
   type HeldLease,
   type RunContext,
 } from '../core/run-alerts.js';
-import { ConflictError, GovernorError } from '../errors.js';
+import { ConflictError, GovernorError, InputError } from '../errors.js';
 import { RUN_FAILED_FIELD, type Logger } from '../log.js';
 import { originalMaxes } from '../observe/annotations.js';
 import { observe } from '../observe/observe.js';
@@ -167,6 +167,10 @@ export async function reconcile(
   deps: ReconcileDeps,
   options: ReconcileOptions,
 ): Promise<RunReport> {
+  if (policy.projects.length === 0)
+    throw new InputError('the policy names no project to govern', [
+      { path: 'projects', message: NO_PROJECTS },
+    ]);
   const run = await startRun(policy, deps, options);
   const { report } = run;
   const held = await takeLeases(run);
