@@ -1,7 +1,7 @@
 import { cloudEvent, http, type CloudEvent } from '@google-cloud/functions-framework';
 import { jsonLogger } from '../log.js';
 import type { Answer } from './handler.js';
-import { MAX_BODY_BYTES, refuseRequest } from './request.js';
+import { carriesRequestText, MAX_BODY_BYTES, refuseRequest } from './request.js';
 
 /**
  * The Cloud Function (2nd gen, functions-framework). Two entry points, one run:
@@ -16,6 +16,21 @@ import { MAX_BODY_BYTES, refuseRequest } from './request.js';
  * request refused here loads nothing.
  */
 const log = jsonLogger(process.stdout);
+
+// A request's text never reaches the log, not even through the framework: Express's default error
+// handler prints a body the JSON parser refused, text included (see carriesRequestText). Those
+// errors are replaced by one line that says what happened; everything else is printed as before.
+const printError = console.error.bind(console);
+console.error = (...args: unknown[]): void => {
+  if (args.some(carriesRequestText)) {
+    log.log(
+      'WARNING',
+      'refused a request body that could not be parsed (400); its content is not logged',
+    );
+    return;
+  }
+  printError(...args);
+};
 
 let handler: Promise<typeof import('./handler.js')> | null = null;
 

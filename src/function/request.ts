@@ -64,3 +64,17 @@ function isJson(contentType: string | undefined): boolean {
 function cut(s: string): string {
   return s.length > 100 ? `${s.slice(0, 99)}…` : s;
 }
+
+/**
+ * Whether an error handed to Express's default error handler carries a request's text. The JSON
+ * body parser functions-framework installs (body-parser) rejects a body it cannot parse with an
+ * error whose `body` is the text and whose message may quote it (`type` entity.parse.failed,
+ * body-parser's lib/read.js), and Express 5's default handler prints such errors with
+ * `console.error`. functions-framework offers no hook to handle them first
+ * (https://github.com/GoogleCloudPlatform/functions-framework-nodejs/issues/686, open).
+ */
+export function carriesRequestText(e: unknown): boolean {
+  if (typeof e !== 'object' || e === null) return false;
+  const type = (e as { type?: unknown }).type;
+  return Object.hasOwn(e, 'body') || (typeof type === 'string' && type.startsWith('entity.'));
+}

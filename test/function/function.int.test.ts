@@ -1,3 +1,4 @@
+import { inspect } from 'node:util';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -58,6 +59,8 @@ let firestore: JavaEmulator;
 let http: Server;
 let events: Server;
 const saved = { ...process.env };
+const consoleError = console.error;
+const printed: string[] = [];
 
 function base(server: Server): string {
   return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
@@ -74,7 +77,14 @@ beforeAll(async () => {
   process.env.PUBSUB_EMULATOR_HOST = pubsub.endpoint;
   await admin.createTopic('alerts');
   await admin.close();
+  // What reaches console.error, as Node would print it (the function's module wraps it on import).
+  console.error = (...args: unknown[]) => {
+    printed.push(args.map((a) => inspect(a)).join(' '));
+    consoleError(...args);
+  };
   await import('../../src/function/index.js');
+  // As deployed: vitest's NODE_ENV=test would silence Express's default error handler.
+  process.env.NODE_ENV = 'production';
   http = await listen(getTestServer('governorHttp'));
   events = await listen(getTestServer('governorEvent'));
 });
@@ -95,6 +105,7 @@ beforeEach(async () => {
 });
 
 afterAll(async () => {
+  console.error = consoleError;
   await new Promise((r) => http?.close(r));
   await new Promise((r) => events?.close(r));
   await emulator?.stop();
@@ -176,6 +187,27 @@ describe('the Cloud Function (HTTP entry point)', () => {
     }
     const other = await post(http, {}, {}, '/run');
     expect(other.status).toBe(404);
+    expect(emulator.writes()).toEqual([]);
+  });
+
+  it('never logs a JSON body it cannot parse, not even through the framework', async () => {
+    const before = printed.length;
+    const log = await logOf(async () => {
+      for (const body of ['{"token": "SECRET-5e1d', '{"token": SECRET-5e1d}']) {
+        const res = await fetch(`${base(http)}/`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body,
+        });
+        expect(res.status).toBe(400);
+      }
+      console.error(new Error('an error that is not a request body'));
+    });
+    const seen = printed.slice(before).join('\n');
+    expect(seen).toContain('an error that is not a request body');
+    expect(seen).not.toContain('SECRET');
+    expect(log).not.toContain('SECRET');
+    expect(log.match(/could not be parsed/g)).toHaveLength(2);
     expect(emulator.writes()).toEqual([]);
   });
 
