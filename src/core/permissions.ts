@@ -62,6 +62,13 @@ export const PERMISSION_GRANTS = {
     role: 'roles/cloudquotas.viewer on the project',
     terraform: READ_ROLE,
   },
+  // https://cloud.google.com/docs/quotas/permissions ("Permissions for changing quota"; the
+  // predefined role is Quota Administrator).
+  'cloudquotas.quotas.update': {
+    call: 'CloudQuotas.CreateQuotaPreference / UpdateQuotaPreference (quotaRequests, opt-in)',
+    role: 'the Quota Administrator role, or a custom role holding it, on the project',
+    terraform: 'set `quota_requests = true`',
+  },
   'run.services.update': {
     call: 'Services.UpdateService (scaling.max_instance_count)',
     role: 'roles/run.developer on the service',

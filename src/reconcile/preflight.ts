@@ -273,6 +273,17 @@ export async function checkPolicy(
         fix: howToGrant('monitoring.timeSeries.create'),
       });
     }
+    if (policy.quotaRequests?.enabled) {
+      // Cloud Quotas has no TestIamPermissions, and a test preference would be a quota request.
+      items.push({
+        subject: `project ${project}`,
+        permission: 'cloudquotas.quotas.update',
+        status: 'unverified',
+        detail:
+          'quota requests (quotaRequests.enabled): Cloud Quotas has no TestIamPermissions and a test would file a request; without it a request is logged as refused and the caps are still written',
+        fix: howToGrant('cloudquotas.quotas.update'),
+      });
+    }
     const gpu = services.filter((s) => s.gpu !== null && s.scalingMode !== 'MANUAL');
     const pools = new Map<string, PoolId>();
     for (const s of gpu) {

@@ -1,5 +1,5 @@
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -88,6 +88,23 @@ describe('the newcomer path, each step a process of its own', () => {
   });
 
   const writes = async () => ((await (await fetch(`${admin}/writes`)).json()) as unknown[]).length;
+
+  it('check: with quota requests on, their permission is listed unverified, with its grant', async () => {
+    const policy = join(tmp, 'quota-requests.yaml');
+    writeFileSync(
+      policy,
+      readFileSync(DEMO, 'utf8') +
+        '\nquotaRequests: { enabled: true, maxIncrease: 4, contactEmail: gpu-platform@example.com }\n',
+    );
+    const check = await governor(env, 'check', '--policy', policy);
+    expect(check.code).toBe(0);
+    expect(check.stdout).toMatch(
+      /^ {2}UNVERIFIED +project demo-gpu-project +cloudquotas\.quotas\.update +quota requests/m,
+    );
+    expect(check.stdout).toContain('(Terraform: set `quota_requests = true`)');
+    const off = await governor(env, 'check', '--policy', DEMO);
+    expect(off.stdout).not.toContain('cloudquotas.quotas.update');
+  });
 
   it('check: every permission is there, exit 0', async () => {
     const check = await governor(env, 'check', '--policy', DEMO);
