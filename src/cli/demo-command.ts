@@ -287,6 +287,10 @@ class Screen {
   }
 }
 
+/** The terminal's control sequence introducer (ESC [), and one colour sequence (SGR) as a split group. */
+const CSI = '\u001b[';
+const SGR = new RegExp(`(${CSI.replace('[', '\\[')}[0-9;]*m)`);
+
 /**
  * A line cut to `width` characters as they show: escape sequences (colours) count for nothing and
  * are kept, and a cut line ends with a reset.
@@ -294,17 +298,15 @@ class Screen {
 export function fit(line: string, width: number): string {
   let shown = 0;
   let out = '';
-  // eslint-disable-next-line no-control-regex
-  for (const part of line.split(/(\u001b\[[0-9;]*m)/)) {
-    if (part.startsWith('\u001b[')) {
+  for (const part of line.split(SGR)) {
+    if (part.startsWith(CSI)) {
       out += part;
       continue;
     }
     const chars = [...part];
     if (shown + chars.length > width) {
       out += chars.slice(0, Math.max(0, width - shown - 1)).join('') + '…';
-      // eslint-disable-next-line no-control-regex
-      return /\u001b\[/.test(out) ? `${out}\u001b[0m` : out;
+      return out.includes(CSI) ? `${out}${CSI}0m` : out;
     }
     out += part;
     shown += chars.length;

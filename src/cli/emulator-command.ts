@@ -1,5 +1,6 @@
 import { relative } from 'node:path';
 import { InputError } from '../errors.js';
+import { oneLine as oneLineText } from '../core/text.js';
 import {
   FleetError,
   startEmulator,
@@ -20,8 +21,7 @@ async function start(options: Parameters<typeof startEmulator>[0]): Promise<Runn
 
 /** Control characters (newlines, terminal escapes) of published text shown as spaces. */
 function oneLine(text: string, max: number): string {
-  // eslint-disable-next-line no-control-regex
-  const flat = text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
+  const flat = oneLineText(text);
   return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
 }
 

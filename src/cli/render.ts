@@ -3,6 +3,7 @@ import type { Alert } from '../core/alert.js';
 import type { Plan, PlanPool, PlanService } from '../core/plan.js';
 import { poolKey, type PoolId } from '../core/pool.js';
 import type { RuntimeOptions } from '../runtime-options.js';
+import { oneLine } from '../core/text.js';
 
 /** Colours for a terminal, or none (not a TTY, NO_COLOR set). */
 export type Colors = ReturnType<typeof pc.createColors>;
@@ -110,11 +111,8 @@ export function renderAlerts(
   return out;
 }
 
-/** Text from elsewhere on one line: control characters (newlines, escapes) as spaces. */
-export function oneLine(text: string): string {
-  // eslint-disable-next-line no-control-regex
-  return text.replace(/[\u0000-\u001f\u007f-\u009f]+/g, ' ').trim();
-}
+/** Text from elsewhere on one line (core/text.ts). */
+export { oneLine };
 
 /**
  * A plan for people, in the manner of `terraform plan`. `alerts: false` leaves out the plan's

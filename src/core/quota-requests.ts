@@ -3,6 +3,7 @@ import type { Alert } from './alert.js';
 import { makeAlert } from './conditions.js';
 import type { QuotaRecommendation, TrackedRequest } from './quota-pressure.js';
 import type { RunContext } from './run-alerts.js';
+import { CONTROL } from './text.js';
 
 /**
  * The policy's `quotaRequests` section: whether the governor may ask Google for more quota where
@@ -14,10 +15,6 @@ import type { RunContext } from './run-alerts.js';
  * required" (google/api/cloudquotas/v1/resources.proto, and
  * https://cloud.google.com/docs/quotas/reference/rest/v1/folders.locations.quotaPreferences).
  */
-
-/** Characters a justification may not hold: control characters other than none at all. */
-// eslint-disable-next-line no-control-regex
-const CONTROL = /[\u0000-\u001f\u007f]/;
 
 export const QuotaRequestsSettings = z
   .strictObject({

@@ -1,0 +1,13 @@
+/**
+ * Text from elsewhere (Google's answers, published messages, a policy's free text) shown to a
+ * person or sent to Google: control characters (Unicode category Cc: C0, DEL and C1, newlines and
+ * terminal escapes among them) never pass through as they are.
+ */
+
+/** One control character. */
+export const CONTROL = /\p{Cc}/u;
+
+/** The text on one line: each run of control characters as one space, trimmed. */
+export function oneLine(text: string): string {
+  return text.replace(/\p{Cc}+/gu, ' ').trim();
+}
