@@ -94,29 +94,52 @@ function withCaps(fleet: Fleet, caps: ReadonlyMap<string, number> | null): Fleet
 }
 
 /** The oracle: every minute at its ideal split, a write whenever a cap changes. */
+/**
+ * One minute of a service held at `cap` instances, with no start-up or idle tail (the oracles'
+ * world); a change of the cap `written` since the last minute counts as a write.
+ */
+function cappedMinute(
+  acc: Accounting,
+  last: Map<string, number>,
+  t: number,
+  member: MinuteRow['member'],
+  want: number,
+  cap: number,
+  written: number,
+): MinuteRow {
+  if (last.get(member.id) !== written) {
+    if (t > 0) acc.wrote(member.id);
+    last.set(member.id, written);
+  }
+  const refused = Math.max(0, want - cap) * member.gpus;
+  return {
+    member,
+    want,
+    cap: cap * member.gpus,
+    served: Math.min(want, cap) * member.gpus,
+    refused,
+    refusedCap: refused,
+    idle: 0,
+  };
+}
+
 export function runOracle(ctx: SimContext, progress: () => void): StrategyResult {
   const acc = new Accounting(ctx, ctx.startMs);
   const last = new Map<string, number>();
   for (let t = 0; t < ctx.minutes; t++) {
     for (const pool of ctx.pools) {
-      const rows: MinuteRow[] = pool.members.map((member) => {
-        const w = ctx.want.get(member.id)?.[t] ?? 0;
+      const rows = pool.members.map((member) => {
         const a = ctx.ideal.get(member.id)?.[t] ?? 0;
-        const cap = Math.max(1, a);
-        if (last.get(member.id) !== cap) {
-          if (t > 0) acc.wrote(member.id);
-          last.set(member.id, cap);
-        }
-        const refused = Math.max(0, w - a) * member.gpus;
-        return {
+        // The cap written is at least 1; the minute is accounted at the ideal split itself.
+        return cappedMinute(
+          acc,
+          last,
+          t,
           member,
-          want: w,
-          cap: a * member.gpus,
-          served: Math.min(w, a) * member.gpus,
-          refused,
-          refusedCap: refused,
-          idle: 0,
-        };
+          ctx.want.get(member.id)?.[t] ?? 0,
+          a,
+          Math.max(1, a),
+        );
       });
       acc.minute(pool, t, rows);
     }
@@ -165,23 +188,9 @@ export function runCadenceOracle(
       for (const pool of ctx.pools) decideWindow(ctx, pool, t, end, caps, seen);
     }
     for (const pool of ctx.pools) {
-      const rows: MinuteRow[] = pool.members.map((member) => {
-        const w = ctx.want.get(member.id)?.[t] ?? 0;
+      const rows = pool.members.map((member) => {
         const cap = caps.get(member.id) ?? 0;
-        if (last.get(member.id) !== cap) {
-          if (t > 0) acc.wrote(member.id);
-          last.set(member.id, cap);
-        }
-        const refused = Math.max(0, w - cap) * member.gpus;
-        return {
-          member,
-          want: w,
-          cap: cap * member.gpus,
-          served: Math.min(w, cap) * member.gpus,
-          refused,
-          refusedCap: refused,
-          idle: 0,
-        };
+        return cappedMinute(acc, last, t, member, ctx.want.get(member.id)?.[t] ?? 0, cap, cap);
       });
       acc.minute(pool, t, rows);
     }
