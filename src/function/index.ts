@@ -32,29 +32,26 @@ console.error = (...args: unknown[]): void => {
   printError(...args);
 };
 
-let handler: Promise<typeof import('./handler.js')> | null = null;
+/** A module loaded on first use; a failed load is tried again next time. */
+function onFirstUse<T>(load: () => Promise<T>): () => Promise<T> {
+  let loading: Promise<T> | null = null;
+  return () =>
+    (loading ??= load().catch((e: unknown) => {
+      loading = null;
+      throw e;
+    }));
+}
 
-/** One run, the run's code loaded on first use (a failed load is tried again next time). */
+const handler = onFirstUse(() => import('./handler.js'));
+/** The organisation entry points' code, loaded on first use like the run's. */
+const org = onFirstUse(() => import('./org.js'));
+
+/** One run, the run's code loaded on first use. */
 async function handle(
   payload: unknown,
   env: Readonly<Record<string, string | undefined>>,
 ): Promise<Answer> {
-  handler ??= import('./handler.js').catch((e: unknown) => {
-    handler = null;
-    throw e;
-  });
-  return (await handler).handle(payload, env, log);
-}
-
-let orgHandler: Promise<typeof import('./org.js')> | null = null;
-
-/** The organisation entry points' code, loaded on first use like the run's. */
-async function org(): Promise<typeof import('./org.js')> {
-  orgHandler ??= import('./org.js').catch((e: unknown) => {
-    orgHandler = null;
-    throw e;
-  });
-  return orgHandler;
+  return (await handler()).handle(payload, env, log);
 }
 
 http('governorHttp', async (req, res) => {
