@@ -21,6 +21,7 @@ import type {
   WorkPublisher,
 } from './ports/index.js';
 import type { ReconcileDeps } from './reconcile/reconcile.js';
+import { projectUnitStore } from './reconcile/unit-lease.js';
 import type { RuntimeOptions, StateStoreOptions } from './runtime-options.js';
 
 /**
@@ -40,7 +41,15 @@ export async function createRuntime(
   log: Logger,
   overrides: { stateDir?: string } = {},
 ): Promise<Runtime> {
-  const store = await createStore(options.stateStore, overrides.stateDir);
+  const stored = await createStore(options.stateStore, overrides.stateDir);
+  // Where projects may be split into regional units, a project's lease excludes them (and they
+  // it): src/reconcile/unit-lease.ts. Without `fanout.splitAbove` the store is used as it is.
+  const store =
+    policy.fanout?.splitAbove === undefined
+      ? stored
+      : projectUnitStore(stored, async (project) =>
+          Object.keys((await stored.loadDiscovery())?.services?.[project] ?? {}),
+        );
   let ports: GooglePorts | null = null;
   let sink: PubSubAlertSink | null = null;
   let quotaRequests: QuotaPreferenceAdapter | undefined;

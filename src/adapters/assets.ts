@@ -51,6 +51,7 @@ export function createAssetSearchAdapter(options: {
             name: r.name ?? '',
             assetType: r.assetType ?? '',
             labels: { ...(r.labels ?? {}) },
+            location: r.location ?? '',
           });
         }
         pageToken = response?.nextPageToken ?? '';

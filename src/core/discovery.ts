@@ -2,6 +2,7 @@ import picomatch from 'picomatch';
 import { z } from 'zod';
 import { StringMap } from './document.js';
 import { Duration } from './duration.js';
+import { REGION_NAME } from './units.js';
 
 /**
  * Organisation scale, part one: which projects the governor governs when the policy names an
@@ -89,6 +90,14 @@ export interface FoundResource {
   name: string;
   assetType: string;
   labels: Record<string, string>;
+  /**
+   * The result's `location` (ResourceSearchResult field 6: "Location can be `global`, regional
+   * like `us-east1`, or zonal like `us-west1-b`. This field is available only when the resource's
+   * Protobuf contains it": google/cloud/asset/v1/assets.proto of @google-cloud/asset;
+   * https://cloud.google.com/asset-inventory/docs/reference/rest/v1/TopLevel/searchAllResources#resourcesearchresult).
+   * Empty or absent when Google left it out.
+   */
+  location?: string;
 }
 
 export interface DiscoveryResult {
@@ -96,10 +105,16 @@ export interface DiscoveryResult {
   projects: string[];
   /** Resources that could not be attributed to a project id, one line each. */
   skipped: string[];
+  /**
+   * Cloud Run services (not worker pools) found per kept project and region, for
+   * `fanout.splitAbove`. A service whose region is unknown (no location, or one that disagrees
+   * with its name) is not counted in any region.
+   */
+  services: Record<string, Record<string, number>>;
 }
 
 const RUN_NAME =
-  /^\/\/run\.googleapis\.com\/projects\/([^/]+)\/locations\/[^/]+\/(services|workerPools)\/[^/]+$/;
+  /^\/\/run\.googleapis\.com\/projects\/([^/]+)\/locations\/([^/]+)\/(services|workerPools)\/[^/]+$/;
 const PROJECT_ID = /^[a-z][-a-z0-9]{4,28}[a-z0-9]$/;
 
 /** The projects to govern from what the searches found, the policy's own projects and filters. */
@@ -112,6 +127,7 @@ export function selectProjects(
   const exclude = d.exclude.map((g) => picomatch(g));
   const wanted = Object.entries(d.labels ?? {});
   const projects = new Set<string>();
+  const counts = new Map<string, Map<string, number>>();
   const skipped: string[] = [];
   for (const r of found) {
     if (!RUN_ASSET_TYPES.includes(r.assetType)) continue;
@@ -123,12 +139,35 @@ export function selectProjects(
     }
     if (!wanted.every(([k, v]) => r.labels[k] === v)) continue;
     projects.add(project);
+    const region = regionOf(r, m?.[2]);
+    if (r.assetType === RUN_ASSET_TYPES[0] && region !== null) {
+      const byRegion = counts.get(project) ?? new Map<string, number>();
+      byRegion.set(region, (byRegion.get(region) ?? 0) + 1);
+      counts.set(project, byRegion);
+    }
   }
   const kept = [...projects].filter(
     (p) => (include === null || include.some((m) => m(p))) && !exclude.some((m) => m(p)),
   );
+  const services: Record<string, Record<string, number>> = {};
+  for (const p of kept.sort()) {
+    const byRegion = counts.get(p);
+    if (byRegion) services[p] = Object.fromEntries([...byRegion].sort(([a], [b]) => (a < b ? -1 : 1)));
+  }
   // The policy's own list is always governed, whatever the filters (they apply to what is found).
-  return { projects: [...new Set([...kept, ...listed])].sort(), skipped };
+  return { projects: [...new Set([...kept, ...listed])].sort(), skipped, services };
+}
+
+/**
+ * A service's region: its `location` when it is a region name and agrees with the location in
+ * its full name (`.../locations/{LOCATION}/...`), else that segment when Google left `location`
+ * out; null when neither is a region, or they disagree (not counted: never guessed).
+ */
+function regionOf(r: FoundResource, fromName: string | undefined): string | null {
+  const location = r.location ?? '';
+  const named = fromName !== undefined && REGION_NAME.test(fromName) ? fromName : null;
+  if (location === '') return named;
+  return REGION_NAME.test(location) && (named === null || named === location) ? location : null;
 }
 
 /** What the state store keeps between runs: the projects found, when, and for which search. */
@@ -137,6 +176,16 @@ export const DiscoveryCache = z.strictObject({
   key: z.string().min(1).max(10_000),
   foundAt: z.iso.datetime({ offset: true }),
   projects: z.array(z.string().regex(PROJECT_ID)).max(100_000),
+  /**
+   * Cloud Run services found per project and region (`fanout.splitAbove`). Absent in caches of
+   * earlier versions: then no project is split until the next search.
+   */
+  services: z
+    .record(
+      z.string().regex(PROJECT_ID),
+      z.record(z.string().regex(REGION_NAME), z.number().int().min(1).max(1_000_000)),
+    )
+    .optional(),
 });
 export type DiscoveryCache = z.infer<typeof DiscoveryCache>;
 

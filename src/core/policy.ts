@@ -262,6 +262,15 @@ export const Policy = z
         staleAfter: Duration.default('30m').describe(
           'A work message older than this is dropped (a newer dispatch has sent its own), and a unit whose last run is older is shown as stuck.',
         ),
+        splitAbove: z
+          .number()
+          .int()
+          .min(1)
+          .max(1_000_000)
+          .optional()
+          .describe(
+            'A project with more Cloud Run services than this (as discovery counted them) in more than one region is governed as one unit per region. Absent: never split.',
+          ),
       })
       .optional()
       .describe('Govern each project in its own function run, fanned out through Pub/Sub.'),

@@ -1,11 +1,12 @@
 import { z } from 'zod';
 import { zodFaults, capFaults } from './document.js';
 import { InputError } from '../errors.js';
+import { RegionName } from './units.js';
 
 /**
- * A work message of the fan-out: "govern this project now". A dispatch run publishes one per
- * project to the work topic; the unit entry point of the function governs exactly that project
- * (its own lease, state and run record). Whoever can publish to the topic can send anything, so
+ * A work message of the fan-out: "govern this project (or this region of it) now". A dispatch
+ * run publishes one per unit (src/core/units.ts) to the work topic; the unit entry point of the
+ * function governs exactly that unit (its own lease, state and run record). Whoever can publish to the topic can send anything, so
  * a message is parsed strictly, its size capped before it is decoded, and a bad one is refused
  * before anything is read or written.
  */
@@ -19,6 +20,8 @@ export const WorkMessage = z.strictObject({
   project: z
     .string()
     .regex(/^[a-z][-a-z0-9]{4,28}[a-z0-9]$/, 'expected a project id such as "my-project"'),
+  /** Present: govern only this region of the project (a regional unit, `fanout.splitAbove`). */
+  region: RegionName.optional(),
   /** The dispatch run that sent it. */
   dispatchId: z.string().regex(/^[A-Za-z0-9._-]{1,100}$/, 'expected a dispatch id'),
   /** When it was sent (wall clock): a message older than `fanout.staleAfter` is dropped. */

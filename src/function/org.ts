@@ -7,6 +7,8 @@ import type { Logger } from '../log.js';
 import { dispatch } from '../org/dispatch.js';
 import { decideUnit } from '../org/unit.js';
 import { reconcile, RunFailedError } from '../reconcile/reconcile.js';
+import { regionalUnitStore } from '../reconcile/unit-lease.js';
+import { unitLabel } from '../core/units.js';
 import { createOrgRuntime, createRuntime, newRunId } from '../runtime.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 import { functionPolicy, summaryFields, type Answer } from './handler.js';
@@ -121,22 +123,31 @@ export async function handleUnitPush(
   if (decision.kind !== 'govern') return drop(log, decision.reason);
   const runtime = await createRuntime(decision.policy, options, log);
   const runId = newRunId(Date.now());
-  const fields = { project: message.project, dispatchId: message.dispatchId };
+  const { region } = decision;
+  const unit = unitLabel(message);
+  const fields = {
+    project: message.project,
+    ...(region === undefined ? {} : { region }),
+    dispatchId: message.dispatchId,
+  };
+  // A regional unit keeps its state under its own key (src/reconcile/unit-lease.ts).
+  const deps =
+    region === undefined ? runtime : { ...runtime, store: regionalUnitStore(runtime.store, region) };
   try {
-    const report = await reconcile(decision.policy, runtime, {
+    const report = await reconcile(decision.policy, deps, {
       runId,
       deadlineMs: options.runDeadlineMs,
       writerId: options.governorId,
     });
     const failed = report.outcome === 'failed' || report.outcome === 'lease-held';
-    log.log(failed ? 'ERROR' : 'INFO', `unit ${message.project} ${runId}: ${report.outcome}`, {
+    log.log(failed ? 'ERROR' : 'INFO', `unit ${unit} ${runId}: ${report.outcome}`, {
       ...fields,
       ...summaryFields(report),
     });
     return { status: failed ? 500 : 200, body: { ...fields, ...summaryFields(report) } };
   } catch (e) {
     if (e instanceof RunFailedError) {
-      log.log('ERROR', `unit ${message.project}: ${e.message}`, {
+      log.log('ERROR', `unit ${unit}: ${e.message}`, {
         ...fields,
         ...summaryFields(e.report),
       });

@@ -22,6 +22,8 @@ export interface Discovered {
   source: 'policy' | 'cache' | 'search' | 'stale-cache';
   /** Found resources not attributed to a project id. */
   skipped: string[];
+  /** Cloud Run services per project and region, as the search counted them (none: absent). */
+  services?: Record<string, Record<string, number>>;
 }
 
 export async function discoverProjects(
@@ -42,6 +44,7 @@ export async function discoverProjects(
       projects: [...new Set([...cached.projects, ...policy.projects])].sort(),
       source: 'cache',
       skipped: [],
+      ...(cached.services ? { services: cached.services } : {}),
     };
   }
   try {
@@ -54,12 +57,14 @@ export async function discoverProjects(
       key,
       foundAt: new Date(deps.nowMs).toISOString(),
       projects: result.projects,
+      services: result.services,
     });
     for (const line of result.skipped.slice(0, 20)) deps.log.log('WARNING', `discovery: ${line}`);
     return {
       projects: [...new Set([...result.projects, ...policy.projects])].sort(),
       source: 'search',
       skipped: result.skipped,
+      services: result.services,
     };
   } catch (e) {
     const why = e instanceof Error ? e.message : String(e);
@@ -72,6 +77,7 @@ export async function discoverProjects(
         projects: [...new Set([...cached.projects, ...policy.projects])].sort(),
         source: 'stale-cache',
         skipped: [],
+        ...(cached.services ? { services: cached.services } : {}),
       };
     }
     throw e;

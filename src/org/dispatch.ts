@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import type { Policy } from '../core/policy.js';
+import { splitUnits, unitLabel } from '../core/units.js';
 import type { WorkMessage } from '../core/work.js';
 import type { Logger } from '../log.js';
 import type { AssetSearchPort, DiscoveryCacheStore, WorkPublisher } from '../ports/index.js';
@@ -7,7 +8,8 @@ import { discoverProjects, type Discovered } from './discover.js';
 
 /**
  * The dispatch run of the fan-out: find the projects (discover.ts), publish one work message per
- * project to the work topic, and stop. It reads and writes nothing in the projects themselves:
+ * unit to the work topic (a project, or one region of it past `fanout.splitAbove`:
+ * src/core/units.ts), and stop. It reads and writes nothing in the projects themselves:
  * each is governed by its own function run (unit.ts), which Pub/Sub retries and, after the
  * subscription's attempts, sends to the dead-letter topic.
  */
@@ -16,7 +18,7 @@ export interface DispatchReport {
   discovery: Discovered['source'];
   units: number;
   published: number;
-  /** Projects whose message could not be published, with why. */
+  /** Units whose message could not be published, with why (`project` or `project (region)`). */
   failed: { project: string; error: string }[];
 }
 
@@ -37,9 +39,25 @@ export async function dispatch(
   const found = await discoverProjects(policy, deps);
   const dispatchId = newDispatchId(deps.nowMs);
   const issuedAt = new Date(deps.nowMs).toISOString();
-  const messages = found.projects.map((project) => {
-    const body: WorkMessage = { version: 1, kind: 'govern', project, dispatchId, issuedAt };
-    return { data: JSON.stringify(body), attributes: { project, dispatchId } };
+  const units = splitUnits(
+    found.projects,
+    found.services,
+    policy.fanout?.splitAbove,
+    policy.regions,
+  );
+  const messages = units.map(({ project, region }) => {
+    const body: WorkMessage = {
+      version: 1,
+      kind: 'govern',
+      project,
+      ...(region === undefined ? {} : { region }),
+      dispatchId,
+      issuedAt,
+    };
+    return {
+      data: JSON.stringify(body),
+      attributes: { project, ...(region === undefined ? {} : { region }), dispatchId },
+    };
   });
   const { failed } = await deps.publisher.publish(messages);
   const report: DispatchReport = {
@@ -47,7 +65,10 @@ export async function dispatch(
     discovery: found.source,
     units: messages.length,
     published: messages.length - failed.length,
-    failed: failed.map((f) => ({ project: found.projects[f.index] ?? '?', error: f.error })),
+    failed: failed.map((f) => {
+      const unit = units[f.index];
+      return { project: unit ? unitLabel(unit) : '?', error: f.error };
+    }),
   };
   deps.log.log(
     failed.length > 0 ? 'ERROR' : 'INFO',

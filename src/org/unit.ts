@@ -1,5 +1,6 @@
 import { durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
+import { unitLabel } from '../core/units.js';
 import { staleReason, type WorkMessage } from '../core/work.js';
 import type { DiscoveryCacheStore } from '../ports/index.js';
 
@@ -10,7 +11,8 @@ import type { DiscoveryCacheStore } from '../ports/index.js';
  * that whoever can publish to the work topic cannot point the governor at another project.
  */
 export type UnitDecision =
-  | { kind: 'govern'; policy: Policy }
+  /** `region`: a regional unit (its state under `project@region`: src/core/units.ts). */
+  | { kind: 'govern'; policy: Policy; region?: string }
   | { kind: 'refuse'; reason: string }
   | { kind: 'stale'; reason: string };
 
@@ -21,18 +23,40 @@ export async function decideUnit(
 ): Promise<UnitDecision> {
   const staleAfter = durationMs(policy.fanout?.staleAfter ?? '30m');
   const stale = staleReason(message, deps.nowMs, staleAfter);
-  if (stale) return { kind: 'stale', reason: `${message.project}: ${stale}` };
-  let known = policy.projects.includes(message.project);
-  if (!known && policy.discovery) {
-    const cached = await deps.cache.loadDiscovery();
-    known = cached?.projects.includes(message.project) ?? false;
+  const label = unitLabel(message);
+  if (stale) return { kind: 'stale', reason: `${label}: ${stale}` };
+  const { region } = message;
+  if (region !== undefined && policy.regions !== undefined && !policy.regions.includes(region)) {
+    return {
+      kind: 'refuse',
+      reason: `${label}: the policy's regions (${policy.regions.join(', ')}) leave out ${region}`,
+    };
   }
+  let known = policy.projects.includes(message.project);
+  // A regional unit also needs its region counted by the kept discovery: the regions a run of
+  // the whole project checks for regional leases (src/reconcile/unit-lease.ts).
+  const cached =
+    (!known || region !== undefined) && policy.discovery ? await deps.cache.loadDiscovery() : null;
+  if (!known) known = cached?.projects.includes(message.project) ?? false;
   if (!known) {
     return {
       kind: 'refuse',
       reason: `project ${message.project} is neither in the policy's projects nor among those its discovery found`,
     };
   }
-  // The unit: the same policy, narrowed to its one project (its lease, state and run record).
-  return { kind: 'govern', policy: { ...policy, projects: [message.project] } };
+  if (region !== undefined && !cached?.services?.[message.project]?.[region]) {
+    return {
+      kind: 'refuse',
+      reason: `${label}: the kept discovery counts no Cloud Run service of ${message.project} in ${region}, so no regional unit governs it`,
+    };
+  }
+  // The unit: the same policy, narrowed to its one project (its lease, state and run record),
+  // and for a regional unit to its one region.
+  if (region === undefined)
+    return { kind: 'govern', policy: { ...policy, projects: [message.project] } };
+  return {
+    kind: 'govern',
+    policy: { ...policy, projects: [message.project], regions: [region] },
+    region,
+  };
 }

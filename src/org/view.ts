@@ -1,10 +1,12 @@
 import pLimit from 'p-limit';
 import { durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
+import { splitUnits, unitKey, unitLabel, type Unit } from '../core/units.js';
 import type { DiscoveryCacheStore, RunRecord, StateStore } from '../ports/index.js';
 
 /**
- * The organisation view (`governor status --org`): every unit (project) from the state store
+ * The organisation view (`governor status --org`): every unit (a project, or a region of it past
+ * `fanout.splitAbove`, shown as `project (region)`) from the state store
  * alone, without reading any project: its pools as its last run planned them, the pressure and
  * an estimate of refused demand, its last run, its failures, and whether it is stuck.
  *
@@ -27,6 +29,8 @@ export interface UnitPool {
 
 export interface UnitView {
   project: string;
+  /** A regional unit's region; absent for a whole project. */
+  region?: string;
   lastRun: {
     runId: string;
     startedAt: string;
@@ -59,7 +63,7 @@ export interface OrgView {
 const failed = (r: RunRecord): boolean => r.outcome !== 'ok';
 
 export function unitView(
-  project: string,
+  unit: Unit,
   runs: readonly RunRecord[],
   lease: { expiresAt: string } | null,
   nowMs: number,
@@ -88,7 +92,8 @@ export function unitView(
   if (lease && Date.parse(lease.expiresAt) < nowMs)
     stuck = `a lease expired at ${lease.expiresAt} is still held${stuck ? `; ${stuck}` : ''}`;
   return {
-    project,
+    project: unit.project,
+    ...(unit.region === undefined ? {} : { region: unit.region }),
     lastRun: last
       ? {
           runId: last.runId,
@@ -105,10 +110,18 @@ export function unitView(
   };
 }
 
-/** The units: the policy's projects and those its discovery last found (no search is made). */
-export async function orgUnits(policy: Policy, cache: DiscoveryCacheStore): Promise<string[]> {
-  const found = policy.discovery ? ((await cache.loadDiscovery())?.projects ?? []) : [];
-  return [...new Set([...policy.projects, ...found])].sort();
+/**
+ * The units: the policy's projects and those its discovery last found (no search is made), split
+ * as a dispatch splits them from the same kept discovery.
+ */
+export async function orgUnits(policy: Policy, cache: DiscoveryCacheStore): Promise<Unit[]> {
+  const kept = policy.discovery ? await cache.loadDiscovery() : null;
+  return splitUnits(
+    [...policy.projects, ...(kept?.projects ?? [])],
+    kept?.services,
+    policy.fanout?.splitAbove,
+    policy.regions,
+  );
 }
 
 export async function orgView(
@@ -118,12 +131,13 @@ export async function orgView(
 ): Promise<OrgView> {
   const staleAfterMs = durationMs(policy.fanout?.staleAfter ?? '30m');
   const limit = pLimit(16);
-  const projects = await orgUnits(policy, store);
+  const all = await orgUnits(policy, store);
   const units = await Promise.all(
-    projects.map((p) =>
+    all.map((u) =>
       limit(async () => {
-        const [runs, lease] = await Promise.all([store.listRuns(p), store.readLease(p)]);
-        return unitView(p, runs, lease, nowMs, staleAfterMs);
+        const key = unitKey(u);
+        const [runs, lease] = await Promise.all([store.listRuns(key), store.readLease(key)]);
+        return unitView(u, runs, lease, nowMs, staleAfterMs);
       }),
     ),
   );
@@ -160,7 +174,7 @@ export function renderOrgView(view: OrgView, pressureAt: number, maxLines = 50):
       u.stuck ? `stuck: ${u.stuck}` : '',
       u.lastError ? `error: ${u.lastError.slice(0, 120)}` : '',
     ].filter((b) => b !== '');
-    out.push(`  ${u.project}: ${bits.join('; ')}`);
+    out.push(`  ${unitLabel(u)}: ${bits.join('; ')}`);
   }
   if (attention.length > maxLines) out.push(`  … and ${attention.length - maxLines} more (--json)`);
   const hot = view.units

@@ -1,0 +1,87 @@
+import { z } from 'zod';
+
+/**
+ * Units of the fan-out (docs/organization.md): what one function run governs. A unit is a whole
+ * project, or, when the policy's `fanout.splitAbove` says a project is large, one region of it.
+ *
+ * A region is the smallest honest unit: Cloud Run lists services per region (`ListServices`
+ * takes `projects/{p}/locations/{region}` and no `-` wildcard: docs/architecture.md), both
+ * zonal-redundancy pools of a region come from that one list, and a pool never spans regions
+ * (its quota is per project and region: the Cloud Quotas `dimensions.region`). So two regional
+ * units of one project write disjoint services against disjoint quotas.
+ *
+ * Every unit has its own state (lease, conditions, outbox, run records) under its **unit key**:
+ * the project id for a project unit, `project@region` for a regional unit. `@` occurs in neither
+ * a project id (lower-case letters, digits, hyphens:
+ * https://cloud.google.com/resource-manager/docs/creating-managing-projects) nor a region name
+ * (below), so no project's key is ever a regional unit's, and the stores escape it like any other
+ * character they do not keep as it is (`encodeURIComponent`: `%40`).
+ */
+
+/**
+ * A Cloud Run region name: an area, a hyphen, a direction and a number, as every region Google
+ * lists for Cloud Run is spelled (`us-central1`, `europe-west12`, `northamerica-northeast2`,
+ * `me-central2`: https://cloud.google.com/run/docs/locations). Zones (`us-central1-a`), `global`,
+ * multi-regions and anything with another character are refused.
+ */
+export const REGION_NAME = /^[a-z]{2,15}-[a-z]{4,15}[1-9][0-9]?$/;
+
+export const RegionName = z
+  .string()
+  .max(40)
+  .regex(REGION_NAME, 'expected a Cloud Run region such as "us-central1"');
+
+/** Between the project and the region of a regional unit's key. */
+export const UNIT_SEPARATOR = '@';
+
+/** A unit: a project, or one region of it. */
+export interface Unit {
+  project: string;
+  /** Absent: the whole project. */
+  region?: string;
+}
+
+/** The unit's state key: the project id, or `project@region`. */
+export function unitKey(unit: Unit): string {
+  return unit.region === undefined
+    ? unit.project
+    : `${unit.project}${UNIT_SEPARATOR}${unit.region}`;
+}
+
+/** How people read a unit: `project`, or `project (region)`. */
+export function unitLabel(unit: Unit): string {
+  return unit.region === undefined ? unit.project : `${unit.project} (${unit.region})`;
+}
+
+/** Cloud Run services found per project and region (what discovery counts). */
+export type ServiceCounts = Readonly<Record<string, Readonly<Record<string, number>>>>;
+
+/**
+ * The units of a dispatch. Without `splitAbove` every project is one unit (nothing changes). With
+ * it, a project is split into one unit per region when the services discovery counted in it are
+ * more than `splitAbove` and lie in more than one of the regions the policy governs (a project in
+ * one region gains nothing from a split). A project discovery did not count (named only in the
+ * policy's `projects`) stays one unit: nothing says where its services are. Regions the policy's
+ * `regions` leaves out get no unit. Sorted by project, then region.
+ */
+export function splitUnits(
+  projects: readonly string[],
+  counts: ServiceCounts | undefined,
+  splitAbove: number | undefined,
+  regions: readonly string[] | undefined,
+): Unit[] {
+  const units: Unit[] = [];
+  for (const project of [...new Set(projects)].sort()) {
+    const byRegion = Object.entries(counts?.[project] ?? {}).filter(
+      ([r, n]) => n > 0 && REGION_NAME.test(r) && (regions === undefined || regions.includes(r)),
+    );
+    const total = byRegion.reduce((s, [, n]) => s + n, 0);
+    if (splitAbove === undefined || total <= splitAbove || byRegion.length < 2) {
+      units.push({ project });
+      continue;
+    }
+    for (const [region] of byRegion.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+      units.push({ project, region });
+  }
+  return units;
+}

@@ -1,0 +1,107 @@
+import { UNIT_SEPARATOR, unitKey } from '../core/units.js';
+import type { Lease, LeaseResult, StateStore } from '../ports/index.js';
+
+/**
+ * The state of a regional unit, and why a regional unit and a run of its whole project never
+ * write at the same time (docs/organization.md, "Regional units").
+ *
+ * A regional unit (src/core/units.ts) runs the same reconcile as a project, on a store whose
+ * every call for project `p` goes to the unit key `p@region`: its own lease, conditions, outbox
+ * and run records, and nothing else changes in the run. Two regional units of one project take
+ * different leases and run at once: they list, plan and write disjoint services against disjoint
+ * quotas.
+ *
+ * A run of the whole project writes every region, so it must not overlap a regional unit of the
+ * same project. Both runs share one store, so one governor id, and the services' writer stamps
+ * (reconcile/room.ts) do not tell them apart: the leases must. Each side takes its own lease
+ * first and then reads the other's:
+ * - the regional unit takes `p@r`, then reads `p`;
+ * - a run of the whole project under a policy with `fanout.splitAbove` takes `p`, then reads
+ *   `p@r` for every region the kept discovery counts for `p` (the only regions a dispatch splits
+ *   into, and a regional unit refuses a region the kept discovery no longer counts: org/unit.ts).
+ * A lease another holds and that has not expired makes the reader give its own back and answer
+ * "held" (the run then ends `lease-held`, like any held lease). Every lease call is atomic in the
+ * store, so of two such runs the one that reads second sees the other's lease: at most one of
+ * them writes (both may step back, and the next delivery or run tries again).
+ *
+ * What it does not cover: a run of the whole project under a policy without `fanout.splitAbove`
+ * (it reads no regional lease: keep one policy for the organisation and the command line), and a
+ * region the discovery dropped between a regional unit's check and the project run's read (a
+ * region where the search found no Cloud Run service any more).
+ */
+
+/** A lease someone else holds and that is still live at `now`. */
+function heldByOther(lease: Lease | null, holder: string, now: string): lease is Lease {
+  return lease !== null && lease.holder !== holder && Date.parse(lease.expiresAt) > Date.parse(now);
+}
+
+function refused(lease: Lease, whose: string): LeaseResult {
+  return {
+    acquired: false,
+    heldBy: `${lease.holder} (${whose})`,
+    acquiredAt: lease.acquiredAt,
+    expiresAt: lease.expiresAt,
+  };
+}
+
+/** A store whose project `p` is `key(p)`, every call passed through. */
+function keyed(store: StateStore, key: (project: string) => string): StateStore {
+  return {
+    governorId: () => store.governorId(),
+    loadConditions: (p) => store.loadConditions(key(p)),
+    saveConditions: (p, state, version) => store.saveConditions(key(p), state, version),
+    recordRun: (p, record) => store.recordRun(key(p), record),
+    listRuns: (p) => store.listRuns(key(p)),
+    acquireLease: (p, holder, ttlMs, now) => store.acquireLease(key(p), holder, ttlMs, now),
+    renewLease: (p, holder, ttlMs, now) => store.renewLease(key(p), holder, ttlMs, now),
+    releaseLease: (p, holder) => store.releaseLease(key(p), holder),
+    readLease: (p) => store.readLease(key(p)),
+    breakLease: (p) => store.breakLease(key(p)),
+    putOutbox: (p, entries) => store.putOutbox(key(p), entries),
+    listOutbox: (p) => store.listOutbox(key(p)),
+    removeOutbox: (p, ids, dropped) => store.removeOutbox(key(p), ids, dropped),
+    close: () => store.close(),
+  };
+}
+
+/** The store of the regional unit `region` of its project: see above. */
+export function regionalUnitStore(store: StateStore, region: string): StateStore {
+  const key = (project: string) => unitKey({ project, region });
+  const inner = keyed(store, key);
+  return {
+    ...inner,
+    async acquireLease(project, holder, ttlMs, now) {
+      const mine = await inner.acquireLease(project, holder, ttlMs, now);
+      if (!mine.acquired) return mine;
+      const whole = await store.readLease(project);
+      if (!heldByOther(whole, holder, now)) return mine;
+      await inner.releaseLease(project, holder);
+      return refused(whole, `a run of the whole project ${project}`);
+    },
+  };
+}
+
+/**
+ * The store of a run of whole projects under a policy with `fanout.splitAbove`: a project's lease
+ * is kept only when no regional unit of it holds one. `regionsOf` names the regions to look at.
+ */
+export function projectUnitStore(
+  store: StateStore,
+  regionsOf: (project: string) => Promise<readonly string[]>,
+): StateStore {
+  return {
+    ...keyed(store, (p) => p),
+    async acquireLease(project, holder, ttlMs, now) {
+      const mine = await store.acquireLease(project, holder, ttlMs, now);
+      // A regional unit's own key goes through as it is (its store checks the other way).
+      if (!mine.acquired || project.includes(UNIT_SEPARATOR)) return mine;
+      for (const region of await regionsOf(project)) {
+        const theirs = await store.readLease(unitKey({ project, region }));
+        if (!heldByOther(theirs, holder, now)) continue;
+        await store.releaseLease(project, holder);
+        return refused(theirs, `the regional unit ${project} (${region})`);
+      }
+      return mine;
+    },
+  };
+}
