@@ -152,7 +152,8 @@ export function selectProjects(
   const services: Record<string, Record<string, number>> = {};
   for (const p of kept.sort()) {
     const byRegion = counts.get(p);
-    if (byRegion) services[p] = Object.fromEntries([...byRegion].sort(([a], [b]) => (a < b ? -1 : 1)));
+    if (byRegion)
+      services[p] = Object.fromEntries([...byRegion].sort(([a], [b]) => (a < b ? -1 : 1)));
   }
   // The policy's own list is always governed, whatever the filters (they apply to what is found).
   return { projects: [...new Set([...kept, ...listed])].sort(), skipped, services };

@@ -132,7 +132,9 @@ export async function handleUnitPush(
   };
   // A regional unit keeps its state under its own key (src/reconcile/unit-lease.ts).
   const deps =
-    region === undefined ? runtime : { ...runtime, store: regionalUnitStore(runtime.store, region) };
+    region === undefined
+      ? runtime
+      : { ...runtime, store: regionalUnitStore(runtime.store, region) };
   try {
     const report = await reconcile(decision.policy, deps, {
       runId,

@@ -12,6 +12,8 @@ import { decideNotifications } from '../../src/core/notify.js';
 import type { ConditionState } from '../../src/core/notify.js';
 import { ConflictError } from '../../src/errors.js';
 import type { OutboxEntry, RunRecord, StateStore } from '../../src/ports/index.js';
+import { unitKey } from '../../src/core/units.js';
+import { projectUnitStore, regionalUnitStore } from '../../src/reconcile/unit-lease.js';
 
 /** The stores under test keep this many run records. */
 export const CONTRACT_KEEP_RUNS = 3;
@@ -388,6 +390,102 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       const bad = { ...outboxEntry(1), state: 'maybe' } as unknown as OutboxEntry;
       await expect(store.putOutbox(project, [outboxEntry(2), bad])).rejects.toThrow(RangeError);
       expect(await store.listOutbox(project)).toEqual({ entries: [], dropped: 0 });
+    });
+  });
+
+  describe(`${name}: unit keys (regional units)`, () => {
+    it("keeps a regional unit's conditions, runs, lease and outbox apart from its project's", async () => {
+      const store = open();
+      const project = freshProject();
+      const west = unitKey({ project, region: 'europe-west4' });
+      const central = unitKey({ project, region: 'us-central1' });
+      await store.saveConditions(west, someState(7), null);
+      await store.recordRun(west, runRecord(1));
+      await store.putOutbox(west, [outboxEntry(1)]);
+      expect((await store.acquireLease(west, 'regional', 60_000, at(0))).acquired).toBe(true);
+      // The project and the other region see none of it, and take their own lease at once.
+      for (const other of [project, central]) {
+        expect(await store.loadConditions(other), other).toEqual({ state: {}, version: null });
+        expect(await store.listRuns(other), other).toEqual([]);
+        expect(await store.listOutbox(other), other).toEqual({ entries: [], dropped: 0 });
+        expect(await store.readLease(other), other).toBeNull();
+        expect((await store.acquireLease(other, 'other', 60_000, at(0))).acquired, other).toBe(
+          true,
+        );
+      }
+      // And the regional unit reads back what it stored.
+      expect((await store.loadConditions(west)).state).toEqual(someState(7));
+      expect((await store.listRuns(west)).map((r) => r.runId)).toEqual(['run-1']);
+      expect((await store.listOutbox(west)).entries).toEqual([outboxEntry(1)]);
+      expect(await store.readLease(west)).toMatchObject({ holder: 'regional' });
+    });
+
+    it('lets exactly one of a regional unit and a run of its whole project hold a lease', async () => {
+      const store = open();
+      for (let round = 0; round < 4; round++) {
+        const project = freshProject();
+        const regional = regionalUnitStore(store, 'us-central1');
+        const whole = projectUnitStore(store, () => Promise.resolve(['us-central1', 'us-east4']));
+        // Both at once, in either order: at most one keeps a lease (both may step back).
+        const asks = [
+          regional.acquireLease(project, 'regional-run', 60_000, at(0)),
+          whole.acquireLease(project, 'project-run', 60_000, at(0)),
+        ];
+        const [r, w] = await Promise.all(round % 2 === 0 ? asks : [...asks].reverse());
+        const granted = [r, w].filter((x) => x?.acquired).length;
+        expect(granted, `round ${round}`).toBeLessThanOrEqual(1);
+        // A refused side holds nothing: it gave its own lease back.
+        const held = [
+          await store.readLease(project),
+          await store.readLease(`${project}@us-central1`),
+        ]
+          .filter((l) => l !== null)
+          .map((l) => l?.holder);
+        expect(held.length, `round ${round}`).toBe(granted);
+      }
+    });
+
+    it("refuses a regional unit while its project's run holds the lease, and the other way", async () => {
+      const store = open();
+      const project = freshProject();
+      const regional = regionalUnitStore(store, 'us-central1');
+      const whole = projectUnitStore(store, () => Promise.resolve(['us-central1']));
+      expect((await whole.acquireLease(project, 'project-run', 60_000, at(0))).acquired).toBe(true);
+      const refused = await regional.acquireLease(project, 'regional-run', 60_000, at(0));
+      expect(refused).toMatchObject({ acquired: false });
+      expect(refused.heldBy).toMatch(/project-run \(a run of the whole project/);
+      expect(await store.readLease(unitKey({ project, region: 'us-central1' }))).toBeNull();
+      // Another region's unit is not the project's: refused just the same.
+      expect(
+        (await regionalUnitStore(store, 'us-east4').acquireLease(project, 'r2', 60_000, at(0)))
+          .acquired,
+      ).toBe(false);
+      // Once the project's lease expires, the regional unit takes its own.
+      expect(
+        (await regional.acquireLease(project, 'regional-run', 60_000, at(2 * MINUTE))).acquired,
+      ).toBe(true);
+      const blocked = await whole.acquireLease(project, 'project-run-2', 60_000, at(2 * MINUTE));
+      expect(blocked).toMatchObject({ acquired: false });
+      expect(blocked.heldBy).toMatch(/regional-run \(the regional unit .* \(us-central1\)\)/);
+      // The project run gave back the project lease it had taken (expired or not, it is not its).
+      expect((await store.readLease(project))?.holder).not.toBe('project-run-2');
+      // Two regional units of one project run at once.
+      expect(
+        (
+          await regionalUnitStore(store, 'us-east4').acquireLease(
+            project,
+            'r2',
+            60_000,
+            at(2 * MINUTE),
+          )
+        ).acquired,
+      ).toBe(true);
+      // Released, the project's run takes the project once more.
+      expect(await regional.releaseLease(project, 'regional-run')).toBe(true);
+      const again = projectUnitStore(store, () => Promise.resolve(['us-central1']));
+      expect(
+        (await again.acquireLease(project, 'project-run-3', 60_000, at(2 * MINUTE))).acquired,
+      ).toBe(true);
     });
   });
 }
