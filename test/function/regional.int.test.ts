@@ -1,0 +1,380 @@
+/**
+ * Regional units through the function's entry points, against the emulator (Cloud Run,
+ * Monitoring, Cloud Quotas, Cloud Asset Inventory) and Google's real Pub/Sub emulator: with
+ * `fanout.splitAbove`, a dispatch sends a project of two regions as two work messages, one per
+ * region; the two units run at once, each with its own lease, state and run record, and each
+ * writes only its own region. A run of the whole project (another actor on the same store) and a
+ * regional unit of it never write at the same time, and no pool ever goes above its quota (the
+ * emulator's invariant monitor).
+ */
+import type { AddressInfo } from 'node:net';
+import type { Server } from 'node:http';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { PubSub, type Subscription } from '@google-cloud/pubsub';
+import { getTestServer } from '@google-cloud/functions-framework/testing';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createFileStateStore } from '../../src/adapters/file-store.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import type { FleetInput } from '../../src/emulator/fleet.js';
+import { textLogger } from '../../src/log.js';
+import { orgView, renderOrgView } from '../../src/org/view.js';
+import { reconcile } from '../../src/reconcile/reconcile.js';
+import { parseRuntimeOptions } from '../../src/runtime-options.js';
+import { createRuntime } from '../../src/runtime.js';
+import { startPubSubEmulator } from '../support/pubsub-emulator.js';
+import type { RunningEmulator as JavaEmulator } from '../support/java-emulator.js';
+
+const HOME = 'gov-home-proj';
+const TOPIC = `projects/${HOME}/topics/gpu-governor-work`;
+const ORG = '123456789012';
+const BIG = 'gpu-big-proj';
+const SMALL = 'gpu-small-proj';
+const REGIONS = ['europe-west4', 'us-central1'] as const;
+const QUOTA = 4;
+
+// The big project: 3 services in each of two regions (6 > splitAbove 4), each region's caps at 6
+// on a quota of 4 (over budget: the governor lowers them). The small one: 2 services, one region.
+const fleet: FleetInput = {
+  start: '2026-11-27T12:00:00Z',
+  startupSeconds: 30,
+  idleMinutes: 0,
+  warmupMinutes: 30,
+  projects: [
+    {
+      id: BIG,
+      pools: REGIONS.map((region) => ({ region, quota: QUOTA })),
+      services: REGIONS.flatMap((region) =>
+        [0, 1, 2].map((i) => ({
+          name: `llm-${region}-${i}`,
+          region,
+          gpu: {},
+          maxInstances: 2,
+          demand: 1,
+        })),
+      ),
+    },
+    {
+      id: SMALL,
+      pools: [{ region: 'us-central1', quota: QUOTA }],
+      services: [0, 1].map((i) => ({
+        name: `llm-${i}`,
+        region: 'us-central1',
+        gpu: {},
+        maxInstances: 1,
+        demand: 1,
+      })),
+    },
+  ],
+  topics: [],
+  hierarchy: { organization: ORG, folders: [], projects: {}, searchDenied: [] },
+};
+
+const POLICY = {
+  version: 1,
+  discovery: { organization: ORG },
+  fanout: { topic: TOPIC, splitAbove: 4 },
+  defaults: { headroom: 0, scaleDownDelay: '0s' },
+  services: [{ match: {} }],
+  limits: { writesPerMinute: 6000 },
+};
+
+let emulator: RunningEmulator;
+let pubsub: JavaEmulator;
+let admin: PubSub;
+let subscription: Subscription;
+let dispatchServer: Server;
+let unitServer: Server;
+let dir: string;
+const saved = { ...process.env };
+
+const base = (s: Server) => `http://127.0.0.1:${(s.address() as AddressInfo).port}`;
+async function listen(server: Server): Promise<Server> {
+  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+  return server;
+}
+async function post(server: Server, body: unknown): Promise<{ status: number; text: string }> {
+  const res = await fetch(base(server), {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  return { status: res.status, text: await res.text() };
+}
+const push = (data: Buffer | string) => ({
+  message: { data: Buffer.from(data).toString('base64'), messageId: '1' },
+  subscription: 'projects/x/subscriptions/y',
+});
+const message = (project: string, region?: string) =>
+  JSON.stringify({
+    version: 1,
+    kind: 'govern',
+    project,
+    ...(region ? { region } : {}),
+    dispatchId: 'd-test',
+    issuedAt: new Date().toISOString(),
+  });
+
+beforeAll(async () => {
+  pubsub = await startPubSubEmulator();
+  process.env.PUBSUB_EMULATOR_HOST = pubsub.endpoint;
+  admin = new PubSub({ projectId: HOME, apiEndpoint: pubsub.endpoint });
+  const [topic] = await admin.createTopic('gpu-governor-work');
+  [subscription] = await topic.createSubscription('capture');
+  emulator = await startEmulator({ fleet, speed: 'manual', operationDelayMs: 20 });
+  dir = await mkdtemp(join(tmpdir(), 'regional-fn-'));
+  Object.assign(process.env, {
+    ...emulator.env,
+    GOVERNOR_POLICY: JSON.stringify(POLICY),
+    GOVERNOR_STATE_DIR: dir,
+    GOVERNOR_RUN_DEADLINE: '60s',
+    PUBSUB_EMULATOR_HOST: pubsub.endpoint,
+  });
+  await import('../../src/function/index.js');
+  dispatchServer = await listen(getTestServer('governorDispatch'));
+  unitServer = await listen(getTestServer('governorUnit'));
+});
+
+afterAll(async () => {
+  await new Promise((r) => dispatchServer?.close(r));
+  await new Promise((r) => unitServer?.close(r));
+  await admin?.close();
+  await emulator?.stop();
+  await pubsub?.stop();
+  await rm(dir, { recursive: true, force: true });
+  process.env = saved;
+});
+
+async function pullAll(
+  expected: number,
+): Promise<{ data: Buffer; attributes: Record<string, string>; ack(): void }[]> {
+  const got: { data: Buffer; attributes: Record<string, string>; ack(): void }[] = [];
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(
+      () => reject(new Error(`pulled ${got.length} of ${expected}`)),
+      20_000,
+    );
+    subscription.on(
+      'message',
+      (m: { data: Buffer; attributes: Record<string, string>; ack(): void }) => {
+        got.push(m);
+        if (got.length === expected) {
+          clearTimeout(timer);
+          resolve();
+        }
+      },
+    );
+  });
+  await subscription.close();
+  return got;
+}
+
+/**
+ * Every raise so far left its pool within the quota (a decrease of a pool over budget may only go
+ * down: it is no breach), the monitor saw no violation, and every pool ends within its quota.
+ */
+function expectWithinQuota(): void {
+  const over = emulator
+    .writes()
+    .filter((w) => w.after.maxInstances > w.before.maxInstances)
+    .filter((w) => w.pool === null || w.pool.capsGpus > QUOTA)
+    .map((w) => `${w.service.project}/${w.service.region}/${w.service.name}: ${w.pool?.capsGpus}`);
+  expect(over).toEqual([]);
+  expect(emulator.violations().violations).toEqual([]);
+  for (const region of REGIONS) {
+    const caps = emulator
+      .state()
+      .services.filter((s) => s.project === BIG && s.region === region)
+      .reduce((sum, s) => sum + s.maxInstances, 0);
+    expect(caps, region).toBeLessThanOrEqual(QUOTA);
+  }
+}
+
+/** A run of the whole big project on the same store, as `governor apply` would make it. */
+async function wholeProjectRun(runId: string) {
+  const policy = parsePolicy({ ...POLICY, projects: [BIG], discovery: undefined });
+  const options = parseRuntimeOptions(process.env);
+  const lines: string[] = [];
+  const runtime = await createRuntime(policy, options, textLogger({ write: (s) => lines.push(s) }));
+  try {
+    const report = await reconcile(policy, runtime, {
+      runId,
+      deadlineMs: 60_000,
+      leaseAttempts: 1,
+    });
+    return { report, log: lines.join('') };
+  } finally {
+    await runtime.close();
+  }
+}
+
+async function waitForLease(key: string): Promise<void> {
+  const store = createFileStateStore({ dir });
+  const until = Date.now() + 30_000;
+  while (Date.now() < until) {
+    if ((await store.readLease(key)) !== null) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`no lease on ${key} within 30 s`);
+}
+
+describe('regional units', () => {
+  it('splits the big project into one unit per region and governs both at once', async () => {
+    const d = await post(dispatchServer, {});
+    expect(d.status, d.text).toBe(200);
+    expect(JSON.parse(d.text)).toMatchObject({ units: 3, published: 3, failed: [] });
+
+    const messages = await pullAll(3);
+    for (const m of messages) m.ack();
+    const units = messages
+      .map((m) => JSON.parse(m.data.toString()) as { project: string; region?: string })
+      .map((m) => `${m.project}${m.region ? `@${m.region}` : ''}`)
+      .sort();
+    expect(units).toEqual([`${BIG}@europe-west4`, `${BIG}@us-central1`, SMALL]);
+    // Subscriptions can filter on the region.
+    const attrs = messages.map((m) => m.attributes).filter((a) => a.project === BIG);
+    expect(attrs.map((a) => a.region).sort()).toEqual([...REGIONS]);
+
+    // Before any unit ran, the organisation view names each, a regional one as `project (region)`.
+    const store = createFileStateStore({ dir });
+    const policy = parsePolicy(POLICY);
+    const before = await orgView(policy, store, Date.now());
+    expect(before.units.map((u) => [u.project, u.region ?? null])).toEqual([
+      [BIG, 'europe-west4'],
+      [BIG, 'us-central1'],
+      [SMALL, null],
+    ]);
+    const text = renderOrgView(before, policy.alerts.pressure);
+    expect(text).toContain(`${BIG} (europe-west4): never ran`);
+    expect(text).toContain(`${BIG} (us-central1): never ran`);
+    expect(text).toContain(`${SMALL}: never ran`);
+    expect(JSON.parse(JSON.stringify(before)).units[0]).toMatchObject({ region: 'europe-west4' });
+
+    // The units run at once, as Pub/Sub pushes them.
+    const answers = await Promise.all(messages.map((m) => post(unitServer, push(m.data))));
+    for (const a of answers) expect(a.status, a.text).toBe(200);
+
+    // Each regional unit has its own run record, with its own region's pools only.
+    for (const region of REGIONS) {
+      const key = `${BIG}@${region}`;
+      const runs = await store.listRuns(key);
+      expect(runs, key).toHaveLength(1);
+      expect(runs[0]?.outcome).toBe('ok');
+      expect(Object.keys(runs[0]?.pools ?? {})).toEqual([`${BIG}/${region}/nvidia-l4/zonal`]);
+      expect(await store.readLease(key)).toBeNull();
+    }
+    // Nothing was kept under the whole project's key.
+    expect(await store.listRuns(BIG)).toEqual([]);
+    expect((await store.listRuns(SMALL)).map((r) => r.outcome)).toEqual(['ok']);
+    // Both regions were brought within their quota, by their own unit.
+    const written = new Set(
+      emulator
+        .writes()
+        .filter((w) => w.service.project === BIG)
+        .map((w) => w.service.region),
+    );
+    expect([...written].sort()).toEqual([...REGIONS]);
+    expectWithinQuota();
+
+    const after = await orgView(policy, store, Date.now());
+    expect(after.totals).toMatchObject({ units: 3, ok: 3, failing: 0, stuck: 0 });
+    expect(after.units.find((u) => u.region === 'us-central1')?.pools.map((p) => p.pool)).toEqual([
+      `${BIG}/us-central1/nvidia-l4/zonal`,
+    ]);
+  }, 180_000);
+
+  it('refuses a region the policy leaves out, or discovery did not count, writing nothing', async () => {
+    const writes = emulator.writes().length;
+    const cases: [string, string, RegExp][] = [
+      ['uncounted region', message(BIG, 'asia-east1'), /counts no Cloud Run service/],
+      ['unsplit project', message(SMALL, 'europe-west4'), /counts no Cloud Run service/],
+      ['a zone', message(BIG, 'us-central1-a'), /invalid/],
+      ['the separator', message(BIG, 'us-central1@x'), /invalid/],
+    ];
+    for (const [name, data, why] of cases) {
+      const lines: string[] = [];
+      const { handleUnitPush } = await import('../../src/function/org.js');
+      const answer = await handleUnitPush(
+        push(data),
+        process.env,
+        textLogger({ write: (s) => lines.push(s) }),
+      );
+      expect(answer.status, name).toBe(204);
+      expect(lines.join(''), name).toMatch(why);
+    }
+    // A policy whose regions leave one out refuses its unit.
+    process.env.GOVERNOR_POLICY = JSON.stringify({ ...POLICY, regions: ['us-central1'] });
+    try {
+      const lines: string[] = [];
+      const { handleUnitPush } = await import('../../src/function/org.js');
+      const answer = await handleUnitPush(
+        push(message(BIG, 'europe-west4')),
+        process.env,
+        textLogger({ write: (s) => lines.push(s) }),
+      );
+      expect(answer.status).toBe(204);
+      expect(lines.join('')).toMatch(/regions \(us-central1\) leave out europe-west4/);
+    } finally {
+      process.env.GOVERNOR_POLICY = JSON.stringify(POLICY);
+    }
+    expect(emulator.writes()).toHaveLength(writes);
+    const store = createFileStateStore({ dir });
+    expect(await store.listRuns(`${BIG}@asia-east1`)).toEqual([]);
+  }, 60_000);
+
+  it('a run of the whole project and a regional unit never write at the same time', async () => {
+    const store = createFileStateStore({ dir });
+    // More demand everywhere: each run has raises to make, so each would write.
+    for (const region of REGIONS)
+      for (const i of [0, 1, 2])
+        emulator.setDemand({ project: BIG, region, service: `llm-${region}-${i}`, demand: 2 });
+    emulator.advance(10 * 60_000);
+    // Slow listings from here: a run holds its lease for over 10 s, longer than another's three
+    // requests for it (2 s apart), so the two surely meet.
+    emulator.setFaults({
+      seed: 3,
+      latency: [{ method: 'ListServices', minMs: 10_000, maxMs: 10_500 }],
+    });
+
+    // The whole project first; a regional unit pushed while it holds its lease is refused.
+    const whole = wholeProjectRun('run-whole-1');
+    await waitForLease(BIG);
+    const unit = await post(unitServer, push(message(BIG, 'us-central1')));
+    const first = await whole;
+    expect(first.report.outcome, first.log).toBe('ok');
+    expect(unit.status, unit.text).toBe(500);
+    expect(JSON.parse(unit.text)).toMatchObject({
+      region: 'us-central1',
+      outcome: 'lease-held',
+      written: 0,
+    });
+    expect(unit.text).toContain('a run of the whole project gpu-big-proj');
+    // The whole project's run is recorded under the project's key, beside the units' own.
+    expect((await store.listRuns(BIG)).map((r) => r.runId)).toEqual(['run-whole-1']);
+    const byWhole = emulator.writes().filter((w) => w.service.project === BIG).length;
+
+    // A regional unit first; a run of the whole project started meanwhile does nothing.
+    for (const region of REGIONS)
+      for (const i of [0, 1, 2])
+        emulator.setDemand({ project: BIG, region, service: `llm-${region}-${i}`, demand: 0 });
+    emulator.advance(40 * 60_000);
+    const before = emulator.writes().length;
+    const regional = post(unitServer, push(message(BIG, 'europe-west4')));
+    await waitForLease(`${BIG}@europe-west4`);
+    const second = await wholeProjectRun('run-whole-2');
+    expect(second.report.outcome, second.log).toBe('lease-held');
+    expect(second.log).toMatch(/the regional unit gpu-big-proj \(europe-west4\)/);
+    expect((await regional).status).toBe(200);
+    // Only the regional unit wrote, and only in its region.
+    const late = emulator.writes().slice(before);
+    expect(late.map((w) => w.service.region).filter((r) => r !== 'europe-west4')).toEqual([]);
+    expect(byWhole).toBeGreaterThan(0);
+    expectWithinQuota();
+    emulator.setFaults({});
+    // Every lease was given back.
+    for (const key of [BIG, `${BIG}@us-central1`, `${BIG}@europe-west4`])
+      expect(await store.readLease(key), key).toBeNull();
+  }, 180_000);
+});
