@@ -486,6 +486,13 @@ export function crossCheck(raw: unknown): Fault[] {
       });
     }
   }
+  if (isRecord(raw.fanout) && raw.fanout.splitAbove !== undefined && !isRecord(raw.discovery)) {
+    faults.push({
+      path: 'fanout.splitAbove',
+      message:
+        'splits only what discovery counted (services per project and region): add a discovery section, or remove splitAbove',
+    });
+  }
   if (isRecord(raw.discovery)) {
     if (raw.discovery.organization === undefined && raw.discovery.folders === undefined) {
       faults.push({

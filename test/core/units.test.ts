@@ -246,8 +246,25 @@ describe('discovery counts services per project and region', () => {
 });
 
 describe('fanout.splitAbove in the policy', () => {
+  it('needs discovery, whose counts it splits by', () => {
+    let faults: string[] = [];
+    try {
+      parsePolicy({
+        version: 1,
+        projects: ['p-12345'],
+        fanout: { topic: 'projects/h/topics/w', splitAbove: 10 },
+      });
+    } catch (e) {
+      faults = (e as InputError).faults.map((f) => `${f.path}: ${f.message}`);
+    }
+    expect(faults).toEqual([
+      expect.stringMatching(/^fanout\.splitAbove: splits only what discovery counted/),
+    ]);
+  });
+
   const policy = (fanout: object) =>
     parsePolicy({
+      discovery: { organization: '1234' },
       version: 1,
       projects: ['p-12345'],
       fanout: { topic: 'projects/h/topics/w', ...fanout },

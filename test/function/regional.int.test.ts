@@ -194,7 +194,7 @@ function expectWithinQuota(): void {
 
 /** A run of the whole big project on the same store, as `governor apply` would make it. */
 async function wholeProjectRun(runId: string) {
-  const policy = parsePolicy({ ...POLICY, projects: [BIG], discovery: undefined });
+  const policy = parsePolicy({ ...POLICY, projects: [BIG] });
   const options = parseRuntimeOptions(process.env);
   const lines: string[] = [];
   const runtime = await createRuntime(policy, options, textLogger({ write: (s) => lines.push(s) }));
