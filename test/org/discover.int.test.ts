@@ -56,10 +56,18 @@ describe('discovery through the asset adapter, cached in the file state store', 
         orgProjectId(6),
         'listed-proj',
       ]);
+      // Services per project and region, from each result's location (fanout.splitAbove); the
+      // policy's own project was not found, so it is not counted.
+      const counted = Object.fromEntries(
+        [0, 2, 4, 6].map((i) => [orgProjectId(i), { 'us-central1': 2 }]),
+      );
+      expect(first.services).toEqual(counted);
+      expect((await cache.loadDiscovery())?.services).toEqual(counted);
       const calls = emulator.calls().filter((c) => c.method.endsWith('/SearchAllResources'));
       const again = await discoverProjects(policy, { search, cache, nowMs: t0 + 9 * 60_000, log });
       expect(again.source).toBe('cache');
       expect(again.projects).toEqual(first.projects);
+      expect(again.services).toEqual(counted);
       expect(emulator.calls().filter((c) => c.method.endsWith('/SearchAllResources'))).toHaveLength(
         calls.length,
       );
