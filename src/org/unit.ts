@@ -26,6 +26,13 @@ export async function decideUnit(
   const label = unitLabel(message);
   if (stale) return { kind: 'stale', reason: `${label}: ${stale}` };
   const { region } = message;
+  // Only a policy that splits has its whole-project runs look for regional leases.
+  if (region !== undefined && policy.fanout?.splitAbove === undefined) {
+    return {
+      kind: 'refuse',
+      reason: `${label}: the policy sets no fanout.splitAbove, so it governs no project by region`,
+    };
+  }
   if (region !== undefined && policy.regions !== undefined && !policy.regions.includes(region)) {
     return {
       kind: 'refuse',

@@ -304,6 +304,24 @@ describe('regional units', () => {
       expect(answer.status, name).toBe(204);
       expect(lines.join(''), name).toMatch(why);
     }
+    // A policy that does not split refuses every regional unit.
+    process.env.GOVERNOR_POLICY = JSON.stringify({
+      ...POLICY,
+      fanout: { topic: TOPIC },
+    });
+    try {
+      const lines: string[] = [];
+      const { handleUnitPush } = await import('../../src/function/org.js');
+      const answer = await handleUnitPush(
+        push(message(BIG, 'europe-west4')),
+        process.env,
+        textLogger({ write: (s) => lines.push(s) }),
+      );
+      expect(answer.status).toBe(204);
+      expect(lines.join('')).toMatch(/sets no fanout\.splitAbove/);
+    } finally {
+      process.env.GOVERNOR_POLICY = JSON.stringify(POLICY);
+    }
     // A policy whose regions leave one out refuses its unit.
     process.env.GOVERNOR_POLICY = JSON.stringify({ ...POLICY, regions: ['us-central1'] });
     try {
