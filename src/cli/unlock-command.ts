@@ -1,5 +1,6 @@
 import { createInterface } from 'node:readline/promises';
 
+import { unitKey, unitLabel, type Unit } from '../core/units.js';
 import { UsageError } from '../errors.js';
 import { createStore } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
@@ -32,27 +33,39 @@ export async function runUnlock(
   }
   const store = await createStore(options.stateStore, flags.stateDir);
   try {
-    const held: string[] = [];
-    for (const project of policy.projects) {
-      const lease = await store.readLease(project);
+    // With `fanout.splitAbove`, a large project's regions are units of their own, each with its
+    // lease (src/reconcile/unit-lease.ts): the regions the kept discovery counted for it.
+    const counts = policy.fanout?.splitAbove ? ((await store.loadDiscovery())?.services ?? {}) : {};
+    const units: Unit[] = policy.projects.flatMap((project) => [
+      { project },
+      ...Object.keys(counts[project] ?? {})
+        .sort()
+        .map((region) => ({ project, region })),
+    ]);
+    const held: Unit[] = [];
+    for (const unit of units) {
+      const lease = await store.readLease(unitKey(unit));
       if (lease === null) {
-        io.stdout.write(`${project}: no lease held\n`);
+        // A regional unit without a lease says nothing worth reading.
+        if (unit.region === undefined) io.stdout.write(`${unitLabel(unit)}: no lease held\n`);
         continue;
       }
       const expired = Date.parse(lease.expiresAt) <= Date.now();
       io.stdout.write(
-        `${project}: lease held by ${lease.holder} since ${lease.acquiredAt} until ${lease.expiresAt}${expired ? ' (expired)' : ''}\n`,
+        `${unitLabel(unit)}: lease held by ${lease.holder} since ${lease.acquiredAt} until ${lease.expiresAt}${expired ? ' (expired)' : ''}\n`,
       );
-      held.push(project);
+      held.push(unit);
     }
     if (held.length === 0) return 0;
     if (!flags.yes && !(await confirm(held.length))) {
       io.stdout.write('Nothing broken: not confirmed.\n');
       return 0;
     }
-    for (const project of held) {
-      const broken = await store.breakLease(project);
-      io.stdout.write(`${project}: ${broken ? 'lease broken' : 'the lease was already gone'}\n`);
+    for (const unit of held) {
+      const broken = await store.breakLease(unitKey(unit));
+      io.stdout.write(
+        `${unitLabel(unit)}: ${broken ? 'lease broken' : 'the lease was already gone'}\n`,
+      );
     }
     return 0;
   } finally {

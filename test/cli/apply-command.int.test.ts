@@ -188,6 +188,44 @@ describe('a lease another governor holds', () => {
   });
 });
 
+describe('governor unlock and regional units (fanout.splitAbove)', () => {
+  // A large project's regions are fan-out units with leases of their own (`project@region`,
+  // src/reconcile/unit-lease.ts): a regional unit that died leaves one, which unlock must show
+  // and break like a project's, or that region waits for the lease to expire.
+  const stateDir = join(tmp, 'state-regional');
+  const split = join(tmp, 'policy-split.yaml');
+  writeFileSync(
+    split,
+    `version: 1\nprojects: [${PROJECT}]\ndiscovery: {organization: "123456789012"}\nfanout: {topic: projects/host-project/topics/work, splitAbove: 1}\nservices: [{match: {}}]\n`,
+  );
+
+  it('lists the regional leases discovery counted, breaks them with --yes, and leaves others', async () => {
+    const store = createFileStateStore({ dir: stateDir });
+    const now = new Date().toISOString();
+    await store.saveDiscovery({
+      key: 'any',
+      foundAt: now,
+      projects: [PROJECT],
+      services: { [PROJECT]: { 'us-central1': 3, 'europe-west4': 2 } },
+    });
+    await store.acquireLease(`${PROJECT}@europe-west4`, 'dead-unit', 600_000, now);
+    await store.acquireLease('other-project@europe-west4', 'someone', 600_000, now);
+    const r = await governor('unlock', '--policy', split, '--yes', '--state-dir', stateDir);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toContain(`${PROJECT}: no lease held`);
+    expect(r.stdout).toMatch(
+      new RegExp(`^${PROJECT} \\(europe-west4\\): lease held by dead-unit since`, 'm'),
+    );
+    expect(r.stdout).toContain(`${PROJECT} (europe-west4): lease broken`);
+    expect(r.stdout).not.toContain('us-central1'); // no lease there: nothing to say
+    expect(await store.readLease(`${PROJECT}@europe-west4`)).toBeNull();
+    // Not this policy's project: untouched.
+    expect(await store.readLease('other-project@europe-west4')).toMatchObject({
+      holder: 'someone',
+    });
+  });
+});
+
 describe('governor apply with a lock left in the state folder (issue #13, finding 5)', () => {
   // What a run that died, or a full disk, leaves behind: an empty lock, a garbage one, one naming
   // a live process that holds nothing (this test's own). Each is a minute old, as it is when the
