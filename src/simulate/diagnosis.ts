@@ -1,7 +1,7 @@
 import type { PlanService } from '../core/plan.js';
 import type { MinuteRow } from './accounting.js';
 import { poolAt, svcId, type PoolInfo } from './context.js';
-import type { RefusalCauses } from './result.js';
+import { noExcess, type ExcessCauses, type RefusalCauses } from './result.js';
 
 /**
  * The governor's refusals by cause (docs/simulation.md "Why the governor refuses"), with
@@ -12,6 +12,11 @@ import type { RefusalCauses } from './result.js';
 interface PlannedCap {
   /** The plan left it below its own demand estimate. */
   short: boolean;
+  /** Its plan saw refusals (or saturation) in its evidence. */
+  refused: boolean;
+  /** Its plan kept it at its cap for the reverse delay. */
+  reverseHeld: boolean;
+  priority: number;
   /** Instances given as burst room, and kept by the scale-down delay. */
   burst: number;
   sticky: number;
@@ -20,10 +25,13 @@ interface PlannedCap {
 export interface Diagnosis {
   causes: RefusalCauses;
   planned: Map<string, PlannedCap>;
+  /** The best at the same tick's caps per service id per minute (strategies.ts `cadenceCaps`). */
+  cadence: ReadonlyMap<string, Int32Array>;
 }
 
-export function newDiagnosis(): Diagnosis {
+export function newDiagnosis(cadence: ReadonlyMap<string, Int32Array>): Diagnosis {
   return {
+    cadence,
     causes: {
       poolBusy: 0,
       poolIdleHeld: 0,
@@ -31,6 +39,8 @@ export function newDiagnosis(): Diagnosis {
       freeRoomAt: { burst: 0, sticky: 0, demand: 0, uncapped: 0 },
       scarceTicks: 0,
       ticks: 0,
+      excess: noExcess(),
+      excessByService: {},
     },
     planned: new Map(),
   };
@@ -45,6 +55,9 @@ export function notePlan(d: Diagnosis, services: readonly PlanService[]): void {
     scarce ||= short;
     d.planned.set(svcId(s), {
       short,
+      refused: s.why.basis.kind === 'demand' && s.why.basis.estimate.saturated,
+      reverseHeld: s.why.reverseHeld !== undefined,
+      priority: s.priority ?? 0,
       burst: (s.why.burstKept?.instances ?? 0) + (s.why.burstShared ?? 0),
       sticky: s.why.sticky?.kept ?? 0,
     });
@@ -64,6 +77,7 @@ export function diagnoseMinute(
   rows: readonly MinuteRow[],
 ): void {
   const { available } = poolAt(pool, t);
+  excessMinute(d, available, t, rows);
   const refused = rows.reduce((a, r) => a + r.refused, 0);
   if (refused <= 0) return;
   const held = rows.reduce((a, r) => a + r.served + r.idle, 0);
@@ -101,4 +115,73 @@ export function diagnoseMinute(
   c.freeRoomAt.sticky += (mis * room.sticky) / total;
   c.freeRoomAt.demand += (mis * room.demand) / total;
   c.freeRoomAt.uncapped += (mis * room.uncapped) / total;
+}
+
+/**
+ * The governor's refusals above the best at the same tick's, service by service, by cause
+ * (`RefusalCauses.excess`). The free GPUs of the minute go to the refused services in name order:
+ * the part of a service's excess they cover is judged by its last plan, the rest by who held the
+ * pool's GPUs.
+ */
+function excessMinute(
+  d: Diagnosis,
+  available: number,
+  t: number,
+  rows: readonly MinuteRow[],
+): void {
+  const held = rows.reduce((a, r) => a + r.served + r.idle, 0);
+  const idle = rows.reduce((a, r) => a + r.idle, 0);
+  let free = Math.max(0, available - held);
+  const cadenceCap = (r: MinuteRow) => d.cadence.get(r.member.id)?.[t] ?? 0;
+  const byService = d.causes.excessByService;
+  for (const r of rows) {
+    const best = Math.max(0, r.want - cadenceCap(r)) * r.member.gpus;
+    const own = (byService[r.member.name] ??= noExcess());
+    const add = (k: keyof ExcessCauses, x: number) => {
+      if (x <= 0) return;
+      own[k] += x;
+      d.causes.excess[k] += x;
+    };
+    add('ahead', best - r.refused);
+    const excess = r.refused - best;
+    if (excess <= 0) continue;
+    const p = d.planned.get(r.member.id);
+    const covered = Math.min(excess, free);
+    free -= covered;
+    if (covered > 0) {
+      if (!p || !p.short) add(p?.refused ? 'step' : 'lag', covered);
+      else if (p.reverseHeld) add('hysteresis', covered);
+      else {
+        // Where the room sat: above a higher priority's use, or elsewhere.
+        let higher = 0;
+        let other = 0;
+        for (const o of rows) {
+          if (o === r) continue;
+          const spare = Math.max(0, o.cap - o.served - o.idle);
+          const op = d.planned.get(o.member.id)?.priority ?? 0;
+          if (op > p.priority) higher += spare;
+          else other += spare;
+        }
+        const h = higher + other > 0 ? (covered * higher) / (higher + other) : 0;
+        add('headroom', h);
+        add('ranked', covered - h);
+      }
+    }
+    const full = excess - covered;
+    if (full <= 0) continue;
+    const prio = p?.priority ?? 0;
+    // Every GPU held: lower priorities above the best at the tick's split, idle instances, or
+    // busy instances of the same or higher priority.
+    let lower = 0;
+    for (const o of rows) {
+      const op = d.planned.get(o.member.id)?.priority ?? 0;
+      if (o !== r && op < prio)
+        lower += Math.max(0, o.served + o.idle - cadenceCap(o) * o.member.gpus);
+    }
+    const l = Math.min(full, lower);
+    add('lowerInUse', l);
+    const i = Math.min(full - l, idle);
+    add('idleTail', i);
+    add('othersInUse', full - l - i);
+  }
 }

@@ -191,6 +191,50 @@ export interface RefusalCauses {
   /** Ticks whose plan left some service short of its demand estimate (scarce), and all ticks. */
   scarceTicks: number;
   ticks: number;
+  /**
+   * The governor's refusals above the best at the same tick's, per service and minute (positive
+   * part), by cause; in total and per service name. `ahead` is the other way round: GPU-minutes
+   * the best at the tick refused and the governor served (its headroom or burst room guessed a
+   * spike the tick's split did not cover).
+   */
+  excess: ExcessCauses;
+  excessByService: Record<string, ExcessCauses>;
+}
+
+/** The governor's excess over the best at the same tick, by cause (diagnosis.ts). */
+export interface ExcessCauses {
+  /** Free GPUs; its plan met its estimate and saw no refusal: demand rose before the evidence. */
+  lag: number;
+  /** Free GPUs; its plan saw refusals and met the estimate from them: the step was too small. */
+  step: number;
+  /** Free GPUs; its plan left it short, held by the reverse delay (hysteresis). */
+  hysteresis: number;
+  /** Free GPUs; its plan left it short while a higher priority held room above its use. */
+  headroom: number;
+  /** Free GPUs; its plan left it short, the room under same- or lower-priority caps. */
+  ranked: number;
+  /** Every GPU held; a lower priority held more than the best at the tick gave it. */
+  lowerInUse: number;
+  /** Every GPU held; others of the same or higher priority held them, busy. */
+  othersInUse: number;
+  /** Every GPU held, some by idle instances (idle tail after a spike). */
+  idleTail: number;
+  /** The best at the tick refused, the governor served. */
+  ahead: number;
+}
+
+export function noExcess(): ExcessCauses {
+  return {
+    lag: 0,
+    step: 0,
+    hysteresis: 0,
+    headroom: 0,
+    ranked: 0,
+    lowerInUse: 0,
+    othersInUse: 0,
+    idleTail: 0,
+    ahead: 0,
+  };
 }
 
 export interface StrategyResult {

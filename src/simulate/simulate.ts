@@ -33,7 +33,7 @@ import {
   type TickView,
 } from './result.js';
 import type { SimulationInput } from './scenario.js';
-import { fleetFor, idealSplits, runCadenceOracle, runOracle } from './strategies.js';
+import { cadenceCaps, fleetFor, idealSplits, runCadenceOracle, runOracle } from './strategies.js';
 import { WriteChecker } from './write-checks.js';
 
 export { STRATEGIES, STRATEGY_LABELS } from './result.js';
@@ -41,6 +41,7 @@ export type {
   Headline,
   PoolMetrics,
   PoolSeries,
+  ExcessCauses,
   RefusalCauses,
   ServiceMetrics,
   SimulationOptions,
@@ -181,7 +182,8 @@ async function runModel(
       : null;
     if (watched) checker.observeCaps();
     const governor = watched ? new Governor(ctx, watched, backend.now, model, backend.sink) : null;
-    const diag = governed && (ctx.options.diagnose ?? false) ? newDiagnosis() : null;
+    const diag =
+      governed && (ctx.options.diagnose ?? false) ? newDiagnosis(cadenceCaps(ctx, ctx.tick)) : null;
     const live = governor && ctx.options.onTick ? new LiveView(ctx) : null;
     for (let t = 0; t < ctx.minutes; t++) {
       const at = model.startMs + t * MINUTE_MS;

@@ -165,6 +165,25 @@ export function runOracle(ctx: SimContext, progress: () => void): StrategyResult
  * and no calm (rules 5 and 8 do not bind it). It bounds what any rule reading recent minutes can
  * do at this tick and lag (docs/simulation.md "Where the gap is").
  */
+/**
+ * The caps the cadence-limited oracle (no `evidence`: hindsight of each window) sets, per service
+ * id per minute: what the diagnosis measures the governor's excess against.
+ */
+export function cadenceCaps(ctx: SimContext, windowMinutes: number): Map<string, Int32Array> {
+  const caps = new Map<string, number>();
+  const table = new Map<string, Int32Array>();
+  for (const pool of ctx.pools)
+    for (const m of pool.members) table.set(m.id, new Int32Array(ctx.minutes));
+  for (let t = 0; t < ctx.minutes; t++) {
+    if (t % windowMinutes === 0) {
+      const end = Math.min(ctx.minutes, t + windowMinutes);
+      for (const pool of ctx.pools) decideWindow(ctx, pool, t, end, caps);
+    }
+    for (const [id, row] of table) row[t] = caps.get(id) ?? 0;
+  }
+  return table;
+}
+
 export function runCadenceOracle(
   ctx: SimContext,
   strategy: Strategy,
