@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { RefusalEvidence, refusalText } from './evidence.js';
+import { RefusalEvidence, refusalText, RisingEvidence, risingText } from './evidence.js';
 import type { Usage } from './snapshot.js';
 
 /**
@@ -42,6 +42,9 @@ export const DemandEstimate = z.strictObject({
   refusals: RefusalEvidence.nullable()
     .optional()
     .describe('Refusals in the reclaim window; absent or null when the snapshot has no counts.'),
+  rising: RisingEvidence.optional().describe(
+    'Set when use rose in each of the newest three minutes: its next step counts as one more minute of the likelihood (evidence.ts).',
+  ),
   refusedTo: Int.nullable()
     .optional()
     .describe('Instances wanted when refused, plus headroom: set when that raised the estimate.'),
@@ -66,6 +69,7 @@ export function estimateDemand(
   headroom: number,
   targetUtilization: number,
   refusals: RefusalEvidence | null = null,
+  rising: RisingEvidence | null = null,
 ): DemandEstimate {
   const base = Math.max(usage.peak, usage.current);
   const withHeadroom = base === 0 ? 0 : Math.ceil(base * (1 + headroom) - EPS);
@@ -119,6 +123,7 @@ export function estimateDemand(
     estimate.refusals = refusals;
     estimate.refusedTo = refusedTo;
   }
+  if (rising) estimate.rising = rising;
   return estimate;
 }
 
@@ -130,6 +135,7 @@ export function explainDemand(d: DemandEstimate): string {
       : `peak ${d.peak}${d.inUse > d.peak ? ` (in use ${d.inUse})` : ''} + ${pct(d.headroom)} headroom = ${d.withHeadroom}`;
   if (d.refusals) text += `; ${refusalText(d.refusals)}`;
   if (d.refusedTo) text += `, + ${pct(d.headroom)} headroom = ${d.refusedTo}`;
+  if (d.rising) text += `; ${risingText(d.rising)}`;
   if (d.atCap)
     text += `; ran at its cap of ${d.atCap.cap}, so twice the headroom: ${d.atCap.instances}`;
   if (d.busy)

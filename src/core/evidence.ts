@@ -20,7 +20,21 @@ import type { Usage } from './snapshot.js';
  * in which it wanted at least k, each minute weighted by its recency (a minute one reclaim window
  * older counts half as much). A cap alone is no evidence (rule 7): a service that ran at its cap
  * with nothing refused wanted exactly what it had.
+ *
+ * **Anticipation**: when the instances wanted rose in each of the newest three minutes (a < b < c),
+ * the next step, c + (c − b), counts as one more minute, one minute newer than the newest, so
+ * that a service climbing toward its cap is likelier to get its next instance before its first
+ * 429 shows (Monitoring is minutes late). It reads only the minutes, never the cap, so planning
+ * again after the plan is applied reads the same rise (rule 7).
  */
+
+export const RisingEvidence = z
+  .strictObject({
+    wanted: z.array(z.number().int().min(0)).length(3).describe('The newest three minutes.'),
+    next: z.number().int().min(0).describe('Their next step, c + (c − b), counted as a minute.'),
+  })
+  .describe('Instances wanted rose in each of the newest three minutes.');
+export type RisingEvidence = z.infer<typeof RisingEvidence>;
 
 export const RefusalEvidence = z
   .strictObject({
@@ -48,6 +62,8 @@ export interface Evidence {
   lastRefusedMs: number | null;
   /** Instances wanted per minute, highest first, with each minute's share of the weight. */
   profile: { wanted: number; share: number }[];
+  /** The rise that counted one more minute (anticipation), or null. */
+  rising: RisingEvidence | null;
 }
 
 const MINUTE_MS = 60_000;
@@ -94,11 +110,24 @@ export function readEvidence(
       }
     }
   }
+  // Anticipation (the module's comment): points are in minute order here, newest last.
+  let rising: RisingEvidence | null = null;
+  const tail = points.slice(-3).map((p) => p.wanted);
+  if (tail.length === 3) {
+    const [a, b, c] = tail as [number, number, number];
+    if (a < b && b < c) {
+      const weight = Math.pow(2, 1 / halfLife);
+      rising = { wanted: tail, next: c + (c - b) };
+      points.push({ wanted: rising.next, weight });
+      total += weight;
+    }
+  }
   points.sort((a, b) => b.wanted - a.wanted);
   return {
     refusals: pm.refused ? { minutes: refusedMinutes, window: windowMinutes, wanted: most } : null,
     lastRefusedMs,
     profile: points.map((p) => ({ wanted: p.wanted, share: total > 0 ? p.weight / total : 0 })),
+    rising,
   };
 }
 
@@ -129,6 +158,10 @@ export function weightedLikelihood(p: number, weight: number): number {
   if (p <= 0) return 0;
   if (p >= 1) return 1;
   return 1 - Math.pow(1 - p, weight);
+}
+
+export function risingText(r: RisingEvidence): string {
+  return `use rose 3 min running (${r.wanted.join(', ')}): its next step, ${r.next}, counted as a minute's use`;
 }
 
 export function refusalText(r: RefusalEvidence): string {

@@ -377,6 +377,7 @@ function toGoverned(
       settings.headroom,
       settings.targetUtilization,
       ev?.refusals ?? null,
+      ev?.rising ?? null,
     );
     refused = est.saturated;
     demand = est.instances;

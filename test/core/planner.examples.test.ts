@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { applyPlan } from '../../src/core/apply.js';
 import { plan } from '../../src/core/planner.js';
 import type { PolicyInput } from '../../src/core/policy.js';
 import type { Plan } from '../../src/core/plan.js';
@@ -368,6 +369,37 @@ describe('rules 5 and 6: refusals move room to where it is used', () => {
     // After the delay, the burst room comes back.
     const later = plan(snap(8, [lowered(Array(10).fill(0))]), policy(), '2026-11-27T15:21:00Z');
     expect(to(later, 'lowered')).toBe(8);
+  });
+});
+
+describe('anticipation: use rising toward the cap', () => {
+  // One GPU free. climber's use rose 1, 2, 3 in its newest three minutes, to its cap of 3, with no
+  // 429 yet (Monitoring is minutes late); steady never used more than 2.
+  const climber = (inUse: number[]) =>
+    svc('climber', 3, { current: inUse.at(-1) ?? 0, peak: 3, perMinute: minutes(inUse) });
+  const steady = svc('steady', 2, { current: 2, peak: 2, perMinute: minutes(Array(10).fill(2)) });
+  const withHeadroom = policy({ defaults: { headroom: 0.2 } });
+
+  it('gives the next instance to the service climbing toward its cap, and says why', () => {
+    const p = plan(snap(6, [climber([1, 1, 1, 1, 1, 1, 1, 1, 2, 3]), steady]), withHeadroom, AT);
+    expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([['climber', 3, 4]]);
+    expect(reason(p, 'climber')).toContain(
+      "use rose 3 min running (1, 2, 3): its next step, 4, counted as a minute's use",
+    );
+    // Applied, and planned again on the same minutes: the rise reads the same, nothing moves.
+    expect(
+      plan(
+        applyPlan(snap(6, [climber([1, 1, 1, 1, 1, 1, 1, 1, 2, 3]), steady]), p),
+        withHeadroom,
+        AT,
+      ).changes,
+    ).toEqual([]);
+  });
+
+  it('without a rise in each of the three minutes, equal evidence goes by weighted max-min', () => {
+    const p = plan(snap(6, [climber([1, 1, 1, 1, 1, 1, 1, 3, 3, 3]), steady]), withHeadroom, AT);
+    expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([['steady', 2, 3]]);
+    expect(reason(p, 'climber')).not.toContain('use rose');
   });
 });
 
