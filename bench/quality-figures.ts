@@ -1,4 +1,5 @@
 import { BENCH_QUOTA_FACTORS } from '../src/simulate/scenarios.js';
+import type { ExcessCauses } from '../src/simulate/simulate.js';
 import { meanWorst, SCENARIO_KINDS, SCENARIO_NAMES, type QualityRow } from './quality.js';
 
 /**
@@ -23,16 +24,50 @@ const WRITES_PER_SERVICE_HOUR = 2;
 const REVERSALS_PER_SERVICE_DAY = 1;
 const IDEMPOTENCE_CASES = 10_000;
 
-/** Where the governor's excess over the best at the same tick went, in words. */
-function whyGap(rows: readonly QualityRow[]): string {
+/**
+ * Where the governor's excess over the best at the same tick went, in words: the causes of
+ * `RefusalCauses.excess` (src/simulate/diagnosis.ts), largest first, mean GPU-minutes a run.
+ */
+function whyGap(rows: readonly QualityRow[], top = false): string {
   const sum = (f: (r: QualityRow) => number) => rows.reduce((a, r) => a + f(r), 0);
-  const excess = sum((r) => (r.refused.governor ?? 0) - (r.refused['cadence-oracle'] ?? 0));
-  const busy = sum((r) => (r.causes ? r.causes.poolBusy + r.causes.poolIdleHeld : 0));
-  const short = sum((r) => r.causes?.free.shortOfDemand ?? 0);
-  const above = sum((r) => r.causes?.free.aboveEstimate ?? 0);
   const n = rows.length;
   const per = (x: number) => Math.round(x / n);
-  return `the governor refused ${per(excess)} GPU-min a run more than the best at the same tick; of its refusals, ${per(busy)} came with every GPU held (start-up and idle tail, which the computed oracle does not pay), ${per(short)} at caps below its own estimate while GPUs sat under others' caps (what its evidence, 3 min late, did not justify moving), ${per(above)} after demand rose past an estimate it met (lag and headroom)`;
+  const k = top ? 'refusedTop' : 'refused';
+  const excess = sum((r) => (r[k].governor ?? 0) - (r[k]['cadence-oracle'] ?? 0));
+  // The excess of the whole pool, or of its highest priority's services alone.
+  const of = (r: QualityRow, c: keyof ExcessCauses): number =>
+    top
+      ? r.topServices.reduce((a, s) => a + (r.causes?.excessByService[s]?.[c] ?? 0), 0)
+      : (r.causes?.excess[c] ?? 0);
+  const causes: [keyof ExcessCauses, string][] = [
+    [
+      'headroom',
+      "while a higher priority held room above its use (its headroom and peak: the policy's priority)",
+    ],
+    [
+      'ranked',
+      'while room sat under same- or lower-priority caps its evidence ranked more likely used',
+    ],
+    ['hysteresis', 'held by the reverse delay before its 429s were visible'],
+    ['lag', 'after demand rose before any evidence reached the plan (3 min lag)'],
+    ['step', 'with refusals seen but an estimate from them still short'],
+    [
+      'lowerInUse',
+      "with every GPU held, lower priorities' instances in use (protected by rule 5, or preempted only at the next tick)",
+    ],
+    ['othersInUse', 'with every GPU held by busy instances of the same or higher priority'],
+    [
+      'idleTail',
+      'with every GPU held, some idle (start-up and idle tail, which the oracle does not pay)',
+    ],
+  ];
+  const parts = causes
+    .map(([c, words]) => ({ x: per(sum((r) => of(r, c))), words }))
+    .filter((c) => c.x > 0)
+    .sort((a, b) => b.x - a.x)
+    .map((c) => `${c.x} ${c.words}`);
+  const ahead = per(sum((r) => of(r, 'ahead')));
+  return `the governor refused ${per(excess)} GPU-min a run more than the best at the same tick${top ? ' to its highest priority' : ''}: ${parts.join('; ')}${ahead > 0 ? `; less ${ahead} it served where the best at the tick refused` : ''}`;
 }
 
 export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
@@ -67,7 +102,7 @@ export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
           `gap closed by the best at the tick without hindsight (lagged evidence), ${f}, mean`,
           ev.mean,
           `${ev.mean.toFixed(2)} (worst ${ev.worst.toFixed(2)})`,
-          '— (bound)',
+          '— (reference, not a bound)',
           true,
         );
       }
@@ -92,7 +127,7 @@ export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
           `${gov.toFixed(0)} ÷ ${best.toFixed(0)}`,
           `≤ ${TOP_PRIORITY_VS_TICK_BEST}×`,
           gov <= TOP_PRIORITY_VS_TICK_BEST * best + 1e-9,
-          `the latency services are refused while their demand rises between ticks and while instances start (the computed oracle pays neither); the batch backlog holds the rest`,
+          whyGap(rs, true),
         );
         add(
           `highest priority refused GPU-min, ${f}, mean: governor vs over-commit`,

@@ -74,6 +74,8 @@ export interface QualityRow {
   /** Refused GPU-minutes of the highest-priority services, per strategy. */
   refusedTop: Partial<Record<Strategy, number>>;
   topPriority: number;
+  /** The services at the highest priority. */
+  topServices: string[];
   gapClosed: number | null;
   gapClosedClairvoyant: number | null;
   /**
@@ -163,6 +165,7 @@ function toRow(
       ]),
     ),
     topPriority,
+    topServices: (gov?.services ?? []).filter((s) => s.priority === topPriority).map((s) => s.name),
     gapClosed: result.headline?.gapClosed ?? null,
     gapClosedClairvoyant: result.headline?.gapClosedClairvoyant ?? null,
     gapClosedByEvidenceOracle: evidenceGap(result),

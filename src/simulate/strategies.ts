@@ -162,8 +162,9 @@ export function runOracle(ctx: SimContext, progress: () => void): StrategyResult
  * With `evidence`, the same greedy without hindsight: each window's caps are chosen on the
  * `evidence.minutes` minutes a governor could see at its start (Monitoring `evidence.lag` minutes
  * behind), true demand rather than what the caps let show, and still no start-up, no idle tail
- * and no calm (rules 5 and 8 do not bind it). It bounds what any rule reading recent minutes can
- * do at this tick and lag (docs/simulation.md "Where the gap is").
+ * and no calm (rules 5 and 8 do not bind it). It is a reference, not a bound: it adds no
+ * headroom and reads only those minutes, so a rule that does (the governor at 1.0×) can refuse
+ * less (docs/simulation.md "Where the gap is").
  */
 /**
  * The caps the cadence-limited oracle (no `evidence`: hindsight of each window) sets, per service

@@ -133,6 +133,32 @@ describe('refusals by cause', () => {
   });
 });
 
+describe("the governor's excess over the best at the tick, by cause", () => {
+  it('sums, cause by cause less what it served ahead, to the difference in refusals', async () => {
+    const input = await buildScenario(parseScenario(mixedFleetScenario(0.6, 2)), TRACE_DIR);
+    const r = await simulate(input, parsePolicy(benchPolicy()), {
+      hours: 2,
+      series: false,
+      diagnose: true,
+      strategies: ['governor', 'cadence-oracle'],
+    });
+    const excess = r.strategies[0]?.causes?.excess;
+    const byService = r.strategies[0]?.causes?.excessByService ?? {};
+    if (!excess) throw new Error('no causes');
+    const net = (c: typeof excess) =>
+      Object.entries(c).reduce((a, [k, v]) => a + (k === 'ahead' ? -v : v), 0);
+    const diff = (refused(r, 'governor') ?? 0) - (refused(r, 'cadence-oracle') ?? 0);
+    expect(diff).toBeGreaterThan(0);
+    expect(net(excess)).toBeCloseTo(diff, 6);
+    // Per service, the same causes add up to the pool's.
+    const summed = Object.values(byService).reduce((a, c) => a + net(c), 0);
+    expect(summed).toBeCloseTo(diff, 6);
+    expect(Object.keys(byService).sort()).toEqual(
+      (r.strategies[0]?.services ?? []).map((s) => s.name).sort(),
+    );
+  });
+});
+
 describe('the best at the tick without hindsight (evidence-oracle)', () => {
   it('sees a step 3 minutes late and pays until the next tick that shows it', async () => {
     // b steps from 1 to 2 instances at minute 30; the pool has room for both. The tick at 30
@@ -165,7 +191,7 @@ describe('the best at the tick without hindsight (evidence-oracle)', () => {
     expect(refused(r, 'evidence-oracle')).toBe(5);
   });
 
-  it('is a bound between the best at the tick and the static split, and runs only when asked', async () => {
+  it('refuses between the best at the tick and the static split, and runs only when asked', async () => {
     const input = await buildScenario(parseScenario(mixedFleetScenario(0.6, 6)), TRACE_DIR);
     const r = await simulate(input, parsePolicy(benchPolicy()), {
       hours: 6,
