@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { Duration, durationMs } from './core/duration.js';
 import { zodFaults } from './core/document.js';
+import { MAX_DELIVERY_ATTEMPTS, MIN_DELIVERY_ATTEMPTS } from './core/work.js';
 import { InputError } from './errors.js';
 
 /**
@@ -17,6 +18,7 @@ import { InputError } from './errors.js';
  * | GOVERNOR_FIRESTORE_DATABASE     | Firestore database id (default `(default)`)                 |
  * | GOVERNOR_FIRESTORE_COLLECTION   | root collection (default `gpu-governor`)                    |
  * | GOVERNOR_RUN_DEADLINE           | no write starts after this long, e.g. `240s` (default 4m)   |
+ * | GOVERNOR_MAX_DELIVERY_ATTEMPTS  | the work subscription's max_delivery_attempts (5 to 100)    |
  * | GOVERNOR_EMULATOR_HOST          | the emulator's gRPC `HOST:PORT` (see docs/emulator.md)      |
  * | GOVERNOR_EMULATOR_ADMIN         | the emulator's admin URL: its virtual clock is the run's    |
  * | PUBSUB_EMULATOR_HOST            | a Pub/Sub emulator: Google's, or `governor emulator`'s      |
@@ -38,6 +40,8 @@ const HostPort = z
   .trim()
   .regex(/^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:8085');
 
+const DELIVERY_ATTEMPTS = `expected a whole number from ${MIN_DELIVERY_ATTEMPTS} to ${MAX_DELIVERY_ATTEMPTS} (the bounds of Pub/Sub's max_delivery_attempts)`;
+
 /** The variables as they are set. Unknown variables are ignored. */
 export const RuntimeEnv = z.object({
   GOVERNOR_POLICY: optional(z.string()),
@@ -46,6 +50,20 @@ export const RuntimeEnv = z.object({
   GOVERNOR_FIRESTORE_DATABASE: optional(z.string().trim()),
   GOVERNOR_FIRESTORE_COLLECTION: optional(z.string().trim()),
   GOVERNOR_RUN_DEADLINE: optional(Duration),
+  // The unit's last delivery is alerted (src/function/org.ts); Pub/Sub's bounds (core/work.ts).
+  GOVERNOR_MAX_DELIVERY_ATTEMPTS: optional(
+    z
+      .string()
+      .trim()
+      .regex(/^\d{1,3}$/, DELIVERY_ATTEMPTS)
+      .transform(Number)
+      .pipe(
+        z
+          .number()
+          .min(MIN_DELIVERY_ATTEMPTS, DELIVERY_ATTEMPTS)
+          .max(MAX_DELIVERY_ATTEMPTS, DELIVERY_ATTEMPTS),
+      ),
+  ),
   GOVERNOR_EMULATOR_HOST: optional(HostPort),
   GOVERNOR_EMULATOR_ADMIN: optional(
     z.url({ protocol: /^https?$/, error: 'expected an http URL, e.g. http://127.0.0.1:8086' }),
@@ -104,6 +122,11 @@ export const RuntimeOptions = RuntimeEnv.transform((env) => ({
   stateStore: stateStoreOptions(env),
   /** No write starts after this long (ms). */
   runDeadlineMs: durationMs(env.GOVERNOR_RUN_DEADLINE ?? '4m'),
+  /**
+   * The work subscription's max_delivery_attempts, for the unit to know its last delivery; null:
+   * not told, so every failed delivery counts as possibly the last (core/work.ts).
+   */
+  maxDeliveryAttempts: env.GOVERNOR_MAX_DELIVERY_ATTEMPTS ?? null,
   /** `HOST:PORT` of the emulator for the Cloud Run, Monitoring and Quotas clients; null: Google. */
   emulatorHost: env.GOVERNOR_EMULATOR_HOST ?? null,
   /** The emulator's admin URL, whose virtual clock is the run's time; null: the wall clock. */

@@ -1,9 +1,11 @@
 import type { Alert } from './alert.js';
 import { makeAlert } from './conditions.js';
-import { withUniqueIds } from './notify.js';
+import { withUniqueIds, type ConditionState } from './notify.js';
 import type { Plan, PlanPool } from './plan.js';
 import { poolKey, samePool } from './pool.js';
 import { problemsOf, renderProblem, type ObservationProblem } from './problems.js';
+import { oneLine } from './text.js';
+import type { DeliveryVerdict } from './work.js';
 import type { WriteResult } from './write-result.js';
 
 /**
@@ -255,6 +257,92 @@ export function leaseHeldAlert(ctx: RunContext, held: HeldLease, attempts: numbe
       },
     },
   );
+}
+
+/** A failed delivery of a work message (organisation scale) that was, or may be, its last. */
+export interface FailedDelivery {
+  project: string;
+  /** The region of a regional unit (core/units.ts); absent for a whole project. */
+  region?: string;
+  verdict: Exclude<DeliveryVerdict, { kind: 'retried' }>;
+  /** Why the unit failed: the run's error, on one line. */
+  cause: string;
+  messageId: string | null;
+  dispatchId: string;
+}
+
+/** Characters of a failure's cause an alert carries at most. */
+const MAX_CAUSE_CHARS = 500;
+
+/**
+ * governor.degraded (reason delivery): the unit of a project failed what was, or may be, the last
+ * delivery of its work message, so Pub/Sub moves the message to the dead-letter topic and the
+ * project is not governed until a later dispatch succeeds. A condition: it fires once (again after
+ * `renotifyAfter`) and a later run that reads the whole project resolves it.
+ */
+export function deliveryFailedAlert(ctx: RunContext, f: FailedDelivery): Alert {
+  const v = f.verdict;
+  const cause = oneLine(f.cause).slice(0, MAX_CAUSE_CHARS) || 'unknown';
+  const which =
+    v.kind === 'last'
+      ? `failed its last delivery (${v.attempt} of ${v.maxAttempts}); the work message goes to the dead-letter topic`
+      : `failed a delivery that may be its last (${v.why})`;
+  const unit = f.region === undefined ? f.project : `${f.project} (${f.region})`;
+  return makeAlert(
+    ctx,
+    { project: f.project, region: f.region ?? null, accelerator: null, zonalRedundancy: null },
+    {
+      type: 'governor.degraded',
+      severity: 'ERROR',
+      key: 'delivery',
+      summary: `${unit} is not governed: its unit ${which}: ${cause}`,
+      details: {
+        reason: 'delivery',
+        attempt: v.attempt,
+        maxAttempts: v.maxAttempts,
+        deadLettered: v.kind === 'last' ? true : null,
+        cause,
+        messageId: f.messageId,
+        dispatchId: f.dispatchId,
+      },
+    },
+  );
+}
+
+/**
+ * The delivery condition (deliveryFailedAlert) of a project whose run failed (a write failed):
+ * still firing, as the state has it, so that the failed run does not resolve it. Only a run that
+ * succeeds resolves it. [] when it does not fire.
+ */
+export function heldDeliveryCondition(
+  ctx: RunContext,
+  project: string,
+  previous: ConditionState,
+): Alert[] {
+  return Object.entries(previous)
+    .filter(
+      ([, r]) =>
+        r.project === project &&
+        r.type === 'governor.degraded' &&
+        r.details['reason'] === 'delivery',
+    )
+    .map(([key, record]) => ({
+      version: 1 as const,
+      id: `${ctx.runId}:${key}`,
+      type: record.type,
+      status: 'firing' as const,
+      severity: record.severity,
+      project: record.project,
+      region: record.region,
+      accelerator: record.accelerator,
+      zonalRedundancy: record.zonalRedundancy,
+      service: record.service,
+      summary: record.summary,
+      details: record.details,
+      runId: ctx.runId,
+      time: ctx.at,
+      dedupKey: key,
+    }));
 }
 
 /** governor.degraded (reason outbox): the outbox overflowed, and its oldest events were dropped. */

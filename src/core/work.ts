@@ -68,3 +68,51 @@ export function staleReason(
     return `issued ${Math.round(age / 1000)} s ago, more than ${Math.round(staleAfterMs / 1000)} s: a newer dispatch has sent its own`;
   return null;
 }
+
+/**
+ * Pub/Sub's dead-letter policy counts delivery attempts and moves a message to the dead-letter
+ * topic after `max_delivery_attempts`, which must be between 5 and 100 (`DeadLetterPolicy` in
+ * `google/pubsub/v1/pubsub.proto` of `@google-cloud/pubsub`;
+ * https://cloud.google.com/java/docs/reference/google-cloud-pubsub/latest/com.google.pubsub.v1.DeadLetterPolicy).
+ * A push request carries the attempt as `deliveryAttempt` (https://cloud.google.com/pubsub/docs/push,
+ * the request "with maximum values"); `ReceivedMessage.delivery_attempt` of the same proto is 0
+ * when the subscription has no dead-letter policy. Google's Pub/Sub emulator sends no
+ * `deliveryAttempt` at all, even with a dead-letter policy (tried: docs/organization.md).
+ */
+export const MIN_DELIVERY_ATTEMPTS = 5;
+export const MAX_DELIVERY_ATTEMPTS = 100;
+
+/**
+ * Whether a failed delivery of a work message was its last: `last` when its attempt reached the
+ * subscription's max; `unknown` when the push gave no attempt (or 0) or the function was not told
+ * the max, which is treated as possibly the last (fail safe: a unit dead-lettered in silence is
+ * worse than an alert for a unit that a later delivery completes); `retried` otherwise.
+ */
+export type DeliveryVerdict =
+  | { kind: 'last'; attempt: number; maxAttempts: number }
+  | { kind: 'unknown'; attempt: number | null; maxAttempts: number | null; why: string }
+  | { kind: 'retried'; attempt: number; maxAttempts: number };
+
+export function deliveryVerdict(
+  attempt: number | undefined,
+  maxAttempts: number | null,
+): DeliveryVerdict {
+  const known = attempt !== undefined && attempt >= 1 ? attempt : null;
+  if (known === null)
+    return {
+      kind: 'unknown',
+      attempt: null,
+      maxAttempts,
+      why: 'the push request carried no deliveryAttempt (a subscription without a dead-letter policy, or an emulator)',
+    };
+  if (maxAttempts === null)
+    return {
+      kind: 'unknown',
+      attempt: known,
+      maxAttempts: null,
+      why: 'the function was not told the subscription max_delivery_attempts (GOVERNOR_MAX_DELIVERY_ATTEMPTS)',
+    };
+  return known >= maxAttempts
+    ? { kind: 'last', attempt: known, maxAttempts }
+    : { kind: 'retried', attempt: known, maxAttempts };
+}

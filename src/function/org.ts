@@ -1,12 +1,18 @@
 import { z } from 'zod';
 import { capFaults, zodFaults } from '../core/document.js';
 import type { Policy } from '../core/policy.js';
-import { parseWorkMessage, MAX_WORK_MESSAGE_BYTES, type WorkMessage } from '../core/work.js';
+import {
+  deliveryVerdict,
+  parseWorkMessage,
+  MAX_DELIVERY_ATTEMPTS,
+  MAX_WORK_MESSAGE_BYTES,
+  type WorkMessage,
+} from '../core/work.js';
 import { InputError, isInputError } from '../errors.js';
 import type { Logger } from '../log.js';
 import { dispatch } from '../org/dispatch.js';
-import { decideUnit } from '../org/unit.js';
-import { reconcile, RunFailedError } from '../reconcile/reconcile.js';
+import { alertFailedDelivery, decideUnit } from '../org/unit.js';
+import { ALERT_GRACE_MS, reconcile, RunFailedError } from '../reconcile/reconcile.js';
 import { regionalUnitStore } from '../reconcile/unit-lease.js';
 import { unitLabel } from '../core/units.js';
 import { createOrgRuntime, createRuntime, newRunId } from '../runtime.js';
@@ -80,7 +86,9 @@ const PushEnvelope = z.object({
     attributes: z.record(z.string(), z.string()).optional(),
   }),
   subscription: z.string().max(300).optional(),
-  deliveryAttempt: z.number().int().optional(),
+  // Present when the subscription has a dead-letter policy (0 when it has none); Google's emulator
+  // never sends it (core/work.ts).
+  deliveryAttempt: z.number().int().min(0).max(MAX_DELIVERY_ATTEMPTS).optional(),
 });
 
 /** A message that can never succeed: acknowledged (204) so it is not redelivered, and logged. */
@@ -125,16 +133,40 @@ export async function handleUnitPush(
   const runId = newRunId(Date.now());
   const { region } = decision;
   const unit = unitLabel(message);
+  const delivery = {
+    messageId: envelope.data.message.messageId ?? null,
+    attempt: envelope.data.deliveryAttempt ?? null,
+  };
   const fields = {
     project: message.project,
     ...(region === undefined ? {} : { region }),
     dispatchId: message.dispatchId,
+    delivery,
   };
   // A regional unit keeps its state under its own key (src/reconcile/unit-lease.ts).
   const deps =
     region === undefined
       ? runtime
       : { ...runtime, store: regionalUnitStore(runtime.store, region) };
+  // A failed run answers 500, so Pub/Sub delivers the message again; on what is, or may be, its
+  // last delivery the unit alerts first (see alertFailedDelivery), in the unit's own state.
+  const failedDelivery = async (cause: string): Promise<void> => {
+    const verdict = deliveryVerdict(envelope.data.deliveryAttempt, options.maxDeliveryAttempts);
+    if (verdict.kind === 'retried') return;
+    const nowMs = await runtime.now().catch(() => Date.now());
+    await alertFailedDelivery(
+      decision.policy,
+      { ...deps, nowMs, runId, timeoutMs: ALERT_GRACE_MS },
+      {
+        project: message.project,
+        ...(region === undefined ? {} : { region }),
+        verdict,
+        cause,
+        ...delivery,
+        dispatchId: message.dispatchId,
+      },
+    );
+  };
   try {
     const report = await reconcile(decision.policy, deps, {
       runId,
@@ -146,6 +178,7 @@ export async function handleUnitPush(
       ...fields,
       ...summaryFields(report),
     });
+    if (failed) await failedDelivery(report.error ?? report.outcome);
     return { status: failed ? 500 : 200, body: { ...fields, ...summaryFields(report) } };
   } catch (e) {
     if (e instanceof RunFailedError) {
@@ -153,8 +186,11 @@ export async function handleUnitPush(
         ...fields,
         ...summaryFields(e.report),
       });
+      await failedDelivery(e.report.error ?? e.message);
       return { status: 500, body: { ...fields, ...summaryFields(e.report), error: e.message } };
     }
+    // Unexpected (a bug): alerted like any failure, then reported by the entry point as such.
+    await failedDelivery(e instanceof Error ? e.message : String(e));
     throw e;
   } finally {
     await runtime.close();

@@ -1,8 +1,13 @@
+import { alertAttributes, type Alert } from '../core/alert.js';
 import { durationMs } from '../core/duration.js';
+import { decideNotifications, type ConditionState } from '../core/notify.js';
 import type { Policy } from '../core/policy.js';
+import { deliveryFailedAlert, orderingKey, type FailedDelivery } from '../core/run-alerts.js';
 import { unitLabel } from '../core/units.js';
 import { staleReason, type WorkMessage } from '../core/work.js';
-import type { DiscoveryCacheStore } from '../ports/index.js';
+import type { Logger } from '../log.js';
+import type { AlertSink, DiscoveryCacheStore, StateStore } from '../ports/index.js';
+import { beforeDeadline } from '../reconcile/act.js';
 
 /**
  * The unit side of the fan-out: may this work message be governed, and with which policy. A
@@ -66,4 +71,102 @@ export async function decideUnit(
     policy: { ...policy, projects: [message.project], regions: [region] },
     region,
   };
+}
+
+/**
+ * Alerts a failed delivery that was, or may be, the last of its work message (core/work.ts
+ * deliveryVerdict), before the unit answers: governor.degraded (reason delivery), a condition of
+ * the project's state, so that it fires once per episode (again after `renotifyAfter`) and the
+ * project's next run that reads everything resolves it. Pub/Sub then dead-letters the message
+ * (https://cloud.google.com/pubsub/docs/handling-failures#dead_letter_topic), where the module's
+ * alert policy fires as well.
+ *
+ * Nothing here may hide the alert: when the condition state cannot be read the alert is published
+ * anyway (it may repeat); when it cannot be published, an ERROR line carries it whole, which Cloud
+ * Logging keeps. Bounded by `timeoutMs` (the function must still answer within its timeout).
+ * Returns the alert when it was published, null otherwise.
+ */
+export async function alertFailedDelivery(
+  policy: Policy,
+  deps: {
+    store: Pick<StateStore, 'loadConditions' | 'saveConditions'>;
+    sink: AlertSink | null;
+    log: Logger;
+    nowMs: number;
+    runId: string;
+    timeoutMs: number;
+  },
+  failed: FailedDelivery,
+): Promise<Alert | null> {
+  const { store, sink, log } = deps;
+  const at = new Date(deps.nowMs).toISOString();
+  const alert = deliveryFailedAlert({ at, runId: deps.runId }, failed);
+  const bound = { deadline: Date.now() + deps.timeoutMs, clock: Date.now };
+  const { project } = failed;
+  let loaded: { state: ConditionState; version: string | null } | null = null;
+  try {
+    loaded = await beforeDeadline(
+      () => store.loadConditions(project),
+      bound,
+      `reading the alert state of ${project}`,
+    );
+  } catch (e) {
+    log.log(
+      'ERROR',
+      `${project}: the alert state could not be read, the delivery alert is sent anyway: ${message(e)}`,
+    );
+  }
+  const notifications = decideNotifications({
+    previous: loaded?.state ?? {},
+    current: [alert],
+    events: [],
+    now: at,
+    renotifyAfterMs: durationMs(policy.alerts.renotifyAfter),
+    runId: deps.runId,
+    scope: [],
+  });
+  const outgoing = notifications.publish;
+  if (outgoing.length === 0) {
+    log.log('INFO', `${project}: the delivery alert already fires: ${alert.summary}`);
+    return null;
+  }
+  try {
+    if (sink)
+      await beforeDeadline(
+        () =>
+          sink.publish(
+            outgoing.map((a) => ({
+              data: a,
+              attributes: alertAttributes(a),
+              orderingKey: orderingKey(a),
+            })),
+          ),
+        bound,
+        `publishing the delivery alert of ${project}`,
+      );
+  } catch (e) {
+    log.log('ERROR', `${project}: the delivery alert could not be published: ${message(e)}`, {
+      undeliveredAlerts: outgoing,
+    });
+    return null;
+  }
+  for (const a of outgoing)
+    log.log('ERROR', `alert ${a.type} ${a.status}: ${a.summary}`, { alert: a.dedupKey });
+  if (loaded) {
+    try {
+      await beforeDeadline(
+        () => store.saveConditions(project, notifications.next, loaded.version),
+        bound,
+        `saving the alert state of ${project}`,
+      );
+    } catch (e) {
+      // Another run saved meanwhile: the next failed delivery fires again (at least once).
+      log.log('ERROR', `${project}: the delivery alert's state could not be saved: ${message(e)}`);
+    }
+  }
+  return outgoing.find((a) => a.dedupKey === alert.dedupKey) ?? null;
+}
+
+function message(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
 }

@@ -25,6 +25,7 @@ import { restorePlan } from '../core/restore.js';
 import {
   contendedAlert,
   degradedAlert,
+  heldDeliveryCondition,
   judgedScope,
   metricsDegradedAlert,
   leaseHeldAlert,
@@ -695,6 +696,10 @@ async function alertProject(
     grace,
     `reading the alert state of ${project}`,
   );
+  // A unit's failed delivery (organisation scale) is resolved by a run that succeeds, not by one
+  // whose writes failed (the function answers it 500, and the delivery fails again).
+  if (report.writes.some((w) => w.project === project && w.outcome === 'failed'))
+    conditions.push(...heldDeliveryCondition(ctx, project, previous));
   // Ids first: the planned events carry the ids their real events get here.
   const decidedEvents = decideNotifications({
     previous: {},

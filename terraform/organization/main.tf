@@ -51,11 +51,14 @@ locals {
     fanout = { topic = google_pubsub_topic.work.id }
   })
 
+  # GOVERNOR_MAX_DELIVERY_ATTEMPTS: the work subscription's dead_letter_policy (pubsub.tf), from the
+  # same variable: the unit alerts governor.degraded when a push's deliveryAttempt reaches it.
   environment = {
-    GOVERNOR_POLICY       = jsonencode(local.policy)
-    GOVERNOR_STATE_STORE  = "firestore"
-    GOVERNOR_RUN_DEADLINE = "${var.timeout_seconds - 30}s"
-    GOVERNOR_LOG_FORMAT   = "json"
+    GOVERNOR_POLICY                = jsonencode(local.policy)
+    GOVERNOR_STATE_STORE           = "firestore"
+    GOVERNOR_RUN_DEADLINE          = "${var.timeout_seconds - 30}s"
+    GOVERNOR_LOG_FORMAT            = "json"
+    GOVERNOR_MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
   }
 }
 

@@ -203,6 +203,73 @@ describe('fan-out: dispatch, then one function run per project', () => {
     expect(big.status).toBe(413);
   });
 
+  it('alerts a failed unit on its last delivery (the push deliveryAttempt at the max), not before', async () => {
+    // Google's push body with a dead-letter policy (https://cloud.google.com/pubsub/docs/push),
+    // for the project whose writes are refused: every run of its unit fails.
+    const lines: string[] = [];
+    const log = textLogger({ write: (s: string) => lines.push(s) }, 'INFO', { alerts: true });
+    const fresh = await mkdtemp(join(tmpdir(), 'org-fn-last-'));
+    const env = {
+      ...process.env,
+      GOVERNOR_STATE_DIR: fresh,
+      GOVERNOR_POLICY: JSON.stringify({ ...JSON.parse(POLICY), projects: [orgProjectId(1)] }),
+      GOVERNOR_MAX_DELIVERY_ATTEMPTS: '5',
+    };
+    const work = JSON.stringify({
+      version: 1,
+      kind: 'govern',
+      project: orgProjectId(1),
+      dispatchId: 'd-last',
+      issuedAt: new Date().toISOString(),
+    });
+    const firing =
+      /alert governor\.degraded firing: gpu-proj-0001 is not governed: its unit failed its last delivery \(5 of 5\); the work message goes to the dead-letter topic: /;
+    try {
+      for (const attempt of [1, 4]) {
+        lines.length = 0;
+        expect(
+          (await handleUnitPush(push(work, { deliveryAttempt: attempt }), env, log)).status,
+        ).toBe(500);
+        expect(lines.join(''), `attempt ${attempt}`).not.toMatch(/alert governor\.degraded/);
+      }
+      lines.length = 0;
+      expect((await handleUnitPush(push(work, { deliveryAttempt: 5 }), env, log)).status).toBe(500);
+      expect(lines.join('')).toMatch(firing);
+      expect(lines.join('')).toMatch(/run\.services\.update|denied|failed/);
+      // A condition: the next dispatch's last delivery, while it still fires, is not sent again.
+      lines.length = 0;
+      expect((await handleUnitPush(push(work, { deliveryAttempt: 5 }), env, log)).status).toBe(500);
+      expect(lines.join('')).toMatch(/the delivery alert already fires/);
+      // ...nor resolved by the failed run itself.
+      expect(lines.join('')).not.toMatch(/alert governor\.degraded resolved/);
+      expect(lines.join('')).not.toMatch(firing);
+      // A deliveryAttempt Pub/Sub would never send: not a push request; acknowledged, nothing run.
+      const runs = (await createFileStateStore({ dir: fresh }).listRuns(orgProjectId(1))).length;
+      for (const bad of [-1, 1.5, '5', 1e9, null, { n: 5 }]) {
+        lines.length = 0;
+        const answer = await handleUnitPush(push(work, { deliveryAttempt: bad }), env, log);
+        expect(answer.status, JSON.stringify(bad)).toBe(204);
+        expect(lines.join(''), JSON.stringify(bad)).toMatch(/not a Pub\/Sub push request/);
+      }
+      expect(await createFileStateStore({ dir: fresh }).listRuns(orgProjectId(1))).toHaveLength(
+        runs,
+      );
+      // The max told wrong: the function says which variable, and runs nothing.
+      lines.length = 0;
+      const wrong = await handleUnitPush(
+        push(work, { deliveryAttempt: 5 }),
+        { ...env, GOVERNOR_MAX_DELIVERY_ATTEMPTS: '500' },
+        log,
+      );
+      expect(wrong.status).toBe(500);
+      expect(lines.join('')).toMatch(
+        /misconfigured: [\s\S]*GOVERNOR_MAX_DELIVERY_ATTEMPTS: expected a whole number from 5 to 100/,
+      );
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+    }
+  });
+
   it('answers 500 to a dispatch without a work topic, publishing nothing', async () => {
     process.env.GOVERNOR_POLICY = JSON.stringify({ version: 1, projects: ['gpu-proj-0000'] });
     try {

@@ -12,6 +12,7 @@ describe('parseRuntimeOptions', () => {
       policyText: null,
       stateStore: { kind: 'file', dir: null },
       runDeadlineMs: 240_000,
+      maxDeliveryAttempts: null,
       emulatorHost: null,
       emulatorAdmin: null,
       pubsubEmulatorHost: null,
@@ -28,6 +29,7 @@ describe('parseRuntimeOptions', () => {
       GOVERNOR_FIRESTORE_DATABASE: 'db',
       GOVERNOR_FIRESTORE_COLLECTION: 'coll',
       GOVERNOR_RUN_DEADLINE: '90s',
+      GOVERNOR_MAX_DELIVERY_ATTEMPTS: '7',
       GOVERNOR_EMULATOR_HOST: '127.0.0.1:7000',
       GOVERNOR_EMULATOR_ADMIN: 'http://127.0.0.1:7001',
       PUBSUB_EMULATOR_HOST: 'localhost:8085',
@@ -39,6 +41,7 @@ describe('parseRuntimeOptions', () => {
       policyText: 'version: 1',
       stateStore: { kind: 'firestore', databaseId: 'db', collection: 'coll' },
       runDeadlineMs: 90_000,
+      maxDeliveryAttempts: 7,
       emulatorHost: '127.0.0.1:7000',
       emulatorAdmin: 'http://127.0.0.1:7001',
       pubsubEmulatorHost: 'localhost:8085',
@@ -63,6 +66,29 @@ describe('parseRuntimeOptions', () => {
     ).toMatchObject({ emulatorHost: null, runDeadlineMs: 240_000, color: 'auto' });
   });
 
+  it("takes Pub/Sub's bounds of max_delivery_attempts, 5 to 100, and nothing else", () => {
+    for (const [text, value] of [
+      ['5', 5],
+      [' 100 ', 100],
+    ] as const)
+      expect(
+        parseRuntimeOptions({ GOVERNOR_MAX_DELIVERY_ATTEMPTS: text }).maxDeliveryAttempts,
+      ).toBe(value);
+    for (const bad of ['4', '101', '0', '-5', '5.5', '1e2', 'five', '9'.repeat(400), '7\u0000']) {
+      let error: unknown;
+      try {
+        parseRuntimeOptions({ GOVERNOR_MAX_DELIVERY_ATTEMPTS: bad });
+      } catch (e) {
+        error = e;
+      }
+      expect(error, bad).toBeInstanceOf(InputError);
+      const [fault] = (error as InputError).faults;
+      expect(fault?.path, bad).toBe('GOVERNOR_MAX_DELIVERY_ATTEMPTS');
+      expect(fault?.message, bad).toMatch(/from 5 to 100/);
+      expect(fault?.message, bad).not.toContain('9'.repeat(20));
+    }
+  });
+
   it('colours: FORCE_COLOR wins, NO_COLOR and TERM=dumb turn them off', () => {
     expect(parseRuntimeOptions({ FORCE_COLOR: '1', NO_COLOR: '1' }).color).toBe('always');
     expect(parseRuntimeOptions({ FORCE_COLOR: '0' }).color).toBe('auto');
@@ -73,6 +99,7 @@ describe('parseRuntimeOptions', () => {
     const bad = {
       GOVERNOR_STATE_STORE: 'postgres',
       GOVERNOR_RUN_DEADLINE: 'soon',
+      GOVERNOR_MAX_DELIVERY_ATTEMPTS: '3',
       GOVERNOR_EMULATOR_HOST: 'nowhere',
       GOVERNOR_EMULATOR_ADMIN: 'not a url',
       PUBSUB_EMULATOR_HOST: 'localhost',

@@ -65,6 +65,19 @@ describe('the work topic', () => {
     expect(sub['ack_deadline_seconds']).toBe('${var.timeout_seconds}');
   });
 
+  it('tells the unit function the max delivery attempts of the same variable as the dead-letter policy', () => {
+    const env = org.locals['environment'] as Record<string, string>;
+    expect(env['GOVERNOR_MAX_DELIVERY_ATTEMPTS']).toBe('${tostring(var.max_delivery_attempts)}');
+    const dlq = block(resource(org, 'google_pubsub_subscription', 'work'), 'dead_letter_policy');
+    expect(dlq?.['max_delivery_attempts']).toBe('${var.max_delivery_attempts}');
+    // The unit's environment is that one (its run deadline leaves it time to alert and answer
+    // within the function's timeout, which is the subscription's ack deadline).
+    const unit = block(resource(org, 'google_cloudfunctions2_function', 'unit'), 'service_config');
+    expect(unit?.['environment_variables']).toBe('${local.environment}');
+    expect(env['GOVERNOR_RUN_DEADLINE']).toBe('${var.timeout_seconds - 30}s');
+    expect(unit?.['timeout_seconds']).toBe('${var.timeout_seconds}');
+  });
+
   it("lets Pub/Sub's service agent forward dead letters, and alerts on them", () => {
     const pub = resource(org, 'google_pubsub_topic_iam_member', 'agent_publishes_dead_letters');
     expect(pub).toMatchObject({ role: 'roles/pubsub.publisher', member: '${local.pubsub_agent}' });
