@@ -14,8 +14,9 @@
  * writes (the fleet emulator's `otherActor`).
  *
  * Between Pub/Sub and the function sits what Cloud Run puts there: a front that forwards each push
- * and answers 504 when the function's timeout passes (the emulator's pusher waits forever); it
- * also notes each delivery and its answer, for the assertions.
+ * and answers 504 when the function's timeout passes, as Cloud Run does
+ * (https://cloud.google.com/run/docs/configuring/request-timeout; the emulator's pusher itself
+ * waits forever); it also notes each delivery and its answer, for the assertions.
  */
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
