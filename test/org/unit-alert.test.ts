@@ -1,0 +1,84 @@
+import { describe, expect, it } from 'vitest';
+import { RecordingSink } from '../../src/adapters/memory/alert-sink.js';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { deliveryVerdict } from '../../src/core/work.js';
+import { memoryLogger } from '../../src/log.js';
+import { alertFailedDelivery } from '../../src/org/unit.js';
+import { UnavailableError } from '../../src/errors.js';
+
+/**
+ * The unit's last-delivery alert (src/org/unit.ts) when its state or Pub/Sub fail: the alert is
+ * never hidden (sent without the state, or carried whole by an ERROR line).
+ */
+
+const policy = parsePolicy({ version: 1, projects: ['gpu-proj-0001'], services: [{ match: {} }] });
+const failed = {
+  project: 'gpu-proj-0001',
+  verdict: { kind: 'last', attempt: 5, maxAttempts: 5 } as const,
+  cause: 'the run deadline passed while observing',
+  messageId: '7',
+  dispatchId: 'd-1',
+};
+const deps = (over: Partial<Parameters<typeof alertFailedDelivery>[1]> = {}) => ({
+  store: createMemoryStateStore(),
+  sink: new RecordingSink(),
+  log: memoryLogger(),
+  nowMs: Date.parse('2026-12-02T01:00:00Z'),
+  runId: 'run-1',
+  timeoutMs: 5_000,
+  ...over,
+});
+
+describe('alertFailedDelivery', () => {
+  it('publishes once per episode and keeps the state', async () => {
+    const d = deps();
+    const first = await alertFailedDelivery(policy, d, failed);
+    expect(first).toMatchObject({ type: 'governor.degraded', status: 'firing' });
+    expect(d.sink.delivered).toHaveLength(1);
+    expect(await alertFailedDelivery(policy, d, failed)).toBeNull();
+    expect(d.sink.delivered).toHaveLength(1);
+    const { state } = await d.store.loadConditions('gpu-proj-0001');
+    expect(Object.keys(state)).toEqual(['governor.degraded:gpu-proj-0001:delivery']);
+  });
+
+  it('sends the alert when the state cannot be read, and saves nothing', async () => {
+    const store = createMemoryStateStore();
+    const d = deps({
+      store: {
+        loadConditions: () => Promise.reject(new UnavailableError('store down')),
+        saveConditions: store.saveConditions.bind(store),
+      },
+    });
+    expect(await alertFailedDelivery(policy, d, failed)).not.toBeNull();
+    expect(d.sink.delivered).toHaveLength(1);
+    expect(
+      d.log.lines.some((l) => l.severity === 'ERROR' && /sent anyway: store down/.test(l.message)),
+    ).toBe(true);
+    expect((await store.loadConditions('gpu-proj-0001')).state).toEqual({});
+  });
+
+  it('logs the whole alert when Pub/Sub refuses it, and does not mark it sent', async () => {
+    const sink = new RecordingSink(() => 0);
+    sink.failRate = 1;
+    const d = deps({ sink });
+    expect(await alertFailedDelivery(policy, d, failed)).toBeNull();
+    const line = d.log.lines.find((l) => /could not be published/.test(l.message));
+    expect(line?.severity).toBe('ERROR');
+    expect(JSON.stringify(line?.fields)).toContain('failed its last delivery (5 of 5)');
+    // Not saved as firing: the next failed delivery tries again.
+    expect((await d.store.loadConditions('gpu-proj-0001')).state).toEqual({});
+    sink.failRate = 0;
+    expect(await alertFailedDelivery(policy, d, failed)).not.toBeNull();
+  });
+
+  it('without a topic, the alert is only logged, as every alert of a policy without one', async () => {
+    const d = deps({ sink: null });
+    const verdict = deliveryVerdict(undefined, 5);
+    if (verdict.kind === 'retried') throw new Error('unreachable');
+    expect(await alertFailedDelivery(policy, d, { ...failed, verdict })).not.toBeNull();
+    expect(
+      d.log.lines.some((l) => /alert governor\.degraded firing: .*may be its last/.test(l.message)),
+    ).toBe(true);
+  });
+});
