@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { Alert } from '../../src/core/alert.js';
-import { deliveryFailedAlert } from '../../src/core/run-alerts.js';
+import { deliveryFailedAlert, heldDeliveryCondition } from '../../src/core/run-alerts.js';
 import { deliveryVerdict } from '../../src/core/work.js';
 
 /** The unit's last delivery (organisation scale): when it is known, and what the alert says. */
@@ -95,5 +95,39 @@ describe('deliveryFailedAlert', () => {
       cause: '\n\n',
     });
     expect(empty.details['cause']).toBe('unknown');
+  });
+});
+
+describe('a regional unit', () => {
+  it('names its region, keys its own condition, and a failed run holds it', () => {
+    const ctx = { at: '2026-12-02T01:00:00.000Z', runId: 'run-2' };
+    const a = deliveryFailedAlert(ctx, {
+      project: 'gpu-proj-0001',
+      region: 'europe-west4',
+      verdict: { kind: 'last', attempt: 5, maxAttempts: 5 },
+      cause: 'boom',
+      messageId: null,
+      dispatchId: 'd-2',
+    });
+    expect(a.summary).toMatch(/^gpu-proj-0001 \(europe-west4\) is not governed/);
+    expect(a.dedupKey).toBe('governor.degraded:gpu-proj-0001/europe-west4:delivery');
+    const kept = {
+      type: a.type,
+      severity: a.severity,
+      project: a.project,
+      region: a.region,
+      accelerator: a.accelerator,
+      zonalRedundancy: a.zonalRedundancy,
+      service: a.service,
+      summary: a.summary,
+      details: a.details,
+      firingSince: a.time,
+      lastNotifiedAt: a.time,
+      lastSeenAt: a.time,
+      notifications: 1,
+    };
+    const held = heldDeliveryCondition(ctx, 'gpu-proj-0001', { [a.dedupKey]: kept });
+    expect(held.map((h) => [h.dedupKey, h.status])).toEqual([[a.dedupKey, 'firing']]);
+    expect(heldDeliveryCondition(ctx, 'gpu-proj-0002', { [a.dedupKey]: kept })).toEqual([]);
   });
 });
