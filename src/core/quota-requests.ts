@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Alert } from './alert.js';
 import { makeAlert } from './conditions.js';
+import { withUniqueIds } from './notify.js';
 import type { QuotaRecommendation, TrackedRequest } from './quota-pressure.js';
 import type { RunContext } from './run-alerts.js';
 import { CONTROL } from './text.js';
@@ -182,4 +183,161 @@ export function quotaDecidedAlert(
       by: req.by,
     },
   });
+}
+
+/**
+ * The `quota.requested` a run stores in its outbox (pending outcome) before it files the
+ * preference, as SPEC "Alerts" asks of every event: stored before the write it describes. It has
+ * the id of the event the run sends once the call answered, which replaces it; a run that dies in
+ * between leaves it for the next run to settle (`settlePlannedRequest`).
+ */
+export function plannedQuotaRequest(
+  ctx: RunContext,
+  rec: QuotaRecommendation,
+  req: TrackedRequest,
+  justification: string,
+): Alert {
+  const event = quotaRequestedAlert(ctx, rec, req, justification);
+  const [planned] = withUniqueIds(
+    [
+      {
+        ...event,
+        summary: `${event.summary} (planned; the run has not yet reported whether it was filed)`,
+        details: { ...event.details, outcome: 'pending-outcome' },
+      },
+    ],
+    ctx.runId,
+  );
+  if (!planned) throw new Error('bug: no planned quota request');
+  return planned;
+}
+
+/** A quota preference as a run sees it, for settling a planned request. */
+export interface SeenPreference {
+  name: string;
+  quotaId: string;
+  region: string | null;
+  preferredValue: number;
+  grantedValue: number | null;
+  reconciling: boolean;
+}
+
+/**
+ * A planned `quota.requested` left by a run that ended before it said whether its call went
+ * through, settled against the preferences this run listed, as `settlePlannedEvent` settles the
+ * planned `rebalance.applied`: confirmed when the preference it names asks for the planned value
+ * now (`outcome: confirmed-by-observation`), else `not-confirmed`, with what shows now
+ * (`seenNow`: the pool's preference, or null when it has none: never filed). `seen` undefined:
+ * the preferences could not be read (no Cloud Quotas port), which confirms nothing. Never
+ * dropped: an event stored before its write is published.
+ */
+export function settlePlannedRequest(
+  event: Alert,
+  seen: readonly SeenPreference[] | undefined,
+  settledBy: string,
+): { alert: Alert; confirmed: SeenPreference | null } {
+  const name = typeof event.details['preference'] === 'string' ? event.details['preference'] : '';
+  const value = event.details['preferredValue'];
+  const quotaId = event.details['quotaId'];
+  const mine = seen?.find((p) => p.name === name);
+  const pools = seen?.find((p) => p.quotaId === quotaId && p.region === event.region);
+  const now = mine ?? pools ?? null;
+  const confirmed = mine !== undefined && mine.preferredValue === value ? mine : null;
+  const ended = `run ${event.runId} ended before reporting`;
+  const where = [event.region, event.accelerator].filter((x) => x !== null).join(' ');
+  const state = (p: SeenPreference) =>
+    p.reconciling ? 'pending' : judgeRequest(p) === 'granted' ? 'granted' : 'not granted';
+  const summary = confirmed
+    ? `Asked Google for a GPU quota of ${confirmed.preferredValue} in ${where} (${ended}; confirmed by observation: ${state(confirmed)})`
+    : `The GPU quota request for ${String(value)} in ${where} is not confirmed (${ended}; ${
+        seen === undefined
+          ? 'the quota preferences could not be read'
+          : now === null
+            ? 'no preference for this quota shows: not filed'
+            : `${now.name} asks for ${now.preferredValue}: not filed, or changed since`
+      })`;
+  return {
+    confirmed,
+    alert: {
+      ...event,
+      summary,
+      details: {
+        ...event.details,
+        outcome: confirmed ? 'confirmed-by-observation' : 'not-confirmed',
+        seenNow:
+          now === null
+            ? null
+            : {
+                preference: now.name,
+                preferredValue: now.preferredValue,
+                grantedValue: now.grantedValue,
+                reconciling: now.reconciling,
+              },
+        settledBy,
+      },
+    },
+  };
+}
+
+/** The Cloud Quotas calls of quota requests, and the permission each needs (Google's method pages). */
+export const QUOTA_CALL_PERMISSION = {
+  list: 'cloudquotas.quotas.get',
+  get: 'cloudquotas.quotas.get',
+  create: 'cloudquotas.quotas.update',
+  update: 'cloudquotas.quotas.update',
+} as const;
+export type QuotaCall = keyof typeof QUOTA_CALL_PERMISSION;
+
+/** One Cloud Quotas preference call that failed in a run. */
+export interface QuotaCallFailure {
+  call: QuotaCall;
+  /** The resource the call was on: a parent or a preference name. */
+  resource: string;
+  /** `denied`: PERMISSION_DENIED or UNAUTHENTICATED; `failed`: any other error. */
+  kind: 'denied' | 'failed';
+  /** For a denial: what the error names, else the permission Google documents for the call. */
+  permissions: string[];
+  error: string;
+}
+
+/**
+ * governor.degraded (reason `quota-requests`): a Cloud Quotas preference call failed, so quota
+ * requests are not filed or not tracked in the project. A condition of its own (key
+ * `quota-requests`), apart from the caps: it never stops the governing run, and it resolves at the
+ * next run whose preference calls all succeed. A denial names the permission and the resource
+ * (SPEC "Alerts").
+ */
+export function quotaRequestsDegradedAlert(
+  ctx: RunContext,
+  project: string,
+  failures: readonly QuotaCallFailure[],
+): Alert | null {
+  if (failures.length === 0) return null;
+  const denied = failures.filter((f) => f.kind === 'denied');
+  const first = denied[0] ?? failures[0];
+  if (!first) return null;
+  const summary =
+    first.kind === 'denied'
+      ? `Quota requests in ${project} are not filed or tracked: permission ${first.permissions.join(' and ')} denied on ${first.resource}; grant it to the governor's service account`
+      : `Quota requests in ${project} are not filed or tracked: the Cloud Quotas ${first.call} call on ${first.resource} failed: ${first.error}`;
+  return makeAlert(
+    ctx,
+    { project, region: null, accelerator: null, zonalRedundancy: null },
+    {
+      type: 'governor.degraded',
+      severity: 'WARNING',
+      key: 'quota-requests',
+      summary: summary.slice(0, 1000),
+      details: {
+        reason: 'quota-requests',
+        failures: failures.slice(0, 20).map((f) => ({
+          call: f.call,
+          resource: f.resource,
+          kind: f.kind,
+          ...(f.kind === 'denied' ? { permissions: f.permissions } : {}),
+          error: f.error.slice(0, 500),
+        })),
+      },
+    },
+  );
 }

@@ -96,6 +96,21 @@ const NEEDS: Readonly<Record<string, (request: Message) => Need[]>> = {
   'google.api.cloudquotas.v1.CloudQuotas/ListQuotaInfos': (r) => [
     onResource('cloudquotas.quotas.get', text(r, 'parent')),
   ],
+  // Quota preferences: `cloudquotas.quotas.get` to read, `cloudquotas.quotas.update` to create
+  // or change (the methods' "IAM Permissions", e.g.
+  // https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.quotaPreferences/create).
+  'google.api.cloudquotas.v1.CloudQuotas/ListQuotaPreferences': (r) => [
+    onResource('cloudquotas.quotas.get', text(r, 'parent')),
+  ],
+  'google.api.cloudquotas.v1.CloudQuotas/GetQuotaPreference': (r) => [
+    onResource('cloudquotas.quotas.get', text(r, 'name')),
+  ],
+  'google.api.cloudquotas.v1.CloudQuotas/CreateQuotaPreference': (r) => [
+    onResource('cloudquotas.quotas.update', text(r, 'parent')),
+  ],
+  'google.api.cloudquotas.v1.CloudQuotas/UpdateQuotaPreference': (r) => [
+    onResource('cloudquotas.quotas.update', text(field(r, 'quota_preference'), 'name')),
+  ],
   'google.pubsub.v1.Publisher/Publish': (r) => [
     onResource('pubsub.topics.publish', text(r, 'topic')),
   ],

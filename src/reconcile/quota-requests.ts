@@ -11,25 +11,54 @@ import {
 } from '../core/quota-pressure.js';
 import {
   judgeRequest,
+  plannedQuotaRequest,
+  QUOTA_CALL_PERMISSION,
   quotaDecidedAlert,
   quotaRequestedAlert,
   requestToFile,
+  settlePlannedRequest,
+  type QuotaCall,
+  type QuotaCallFailure,
 } from '../core/quota-requests.js';
+import { poolKey } from '../core/pool.js';
 import type { RunContext } from '../core/run-alerts.js';
-import { ConflictError, NotFoundError } from '../errors.js';
+import {
+  ConflictError,
+  InputError,
+  NotFoundError,
+  PermissionError,
+  UnavailableError,
+  UpstreamError,
+} from '../errors.js';
 import type { Logger } from '../log.js';
 import type { QuotaPreferenceView, QuotaRequestPort } from '../ports/index.js';
 
 /**
- * Quota requests in a run (docs/quota-requests.md): refresh the pools' pending requests (granted
- * or denied → an event), then file one for each pool whose pressure argues for it and that has
- * none pending. Another actor is expected: the project's preferences are listed before any
- * write; a preference pending for the pool (whoever filed it) is tracked, never doubled; one for
- * as much or more is left alone; a lower one is raised with its etag; a create or update that
- * loses a race (ALREADY_EXISTS, ABORTED) files nothing this run. A failure is logged and files
- * nothing; it never fails the governing run.
+ * Quota requests in a run (docs/quota-requests.md): settle the planned `quota.requested` of runs
+ * that ended before reporting, refresh the pools' pending requests (granted or denied → an event),
+ * then file one for each pool whose pressure argues for it and that has none pending.
+ *
+ * An event is stored before the write it describes (SPEC "Alerts"): before each create or update
+ * the run stores its planned `quota.requested` (pending outcome) through `stage`; once Google
+ * answered, the real event replaces it (same id). A call refused for certain (denied, invalid, a
+ * lost race) withdraws it: nothing was filed. A call whose outcome is unknown (UNAVAILABLE, a
+ * deadline: Google may have filed it) leaves it pending; the next run settles it against the
+ * preferences it lists, as planned `rebalance.applied` events are settled against the caps seen.
+ *
+ * Another actor is expected: the project's preferences are listed before any write; a preference
+ * pending for the pool (whoever filed it) is tracked, never doubled; one for as much or more is
+ * left alone; a lower one is raised with its etag; a create or update that loses a race
+ * (ALREADY_EXISTS, ABORTED) files nothing this run.
+ *
+ * A failed Cloud Quotas call never stops the run (its caps are written before this step): it is
+ * logged and returned in `failures`, which the run raises as `governor.degraded` (reason
+ * `quota-requests`, naming the permission and resource of a denial). What Google answers, by
+ * code: https://cloud.google.com/docs/quotas/troubleshoot (PERMISSION_DENIED when the caller may
+ * not, or when the API has no quota project); the permission each method needs is on its page,
+ * e.g. https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.quotaPreferences/create
+ * (`cloudquotas.quotas.update`) and .../list, .../get (`cloudquotas.quotas.get`).
  */
-export async function runQuotaRequests(input: {
+export interface QuotaRequestsInput {
   policy: Policy;
   port: QuotaRequestPort | undefined;
   ctx: RunContext;
@@ -37,13 +66,110 @@ export async function runQuotaRequests(input: {
   ledger: PressureLedger;
   mode: Policy['mode'];
   log: Logger;
-}): Promise<{ ledger: PressureLedger; events: Alert[] }> {
+  /** Planned `quota.requested` events of runs that ended before reporting (pending outcome). */
+  orphans?: readonly Alert[];
+  /** Stores a planned event in the outbox (pending outcome); a failure stops filing (it throws). */
+  stage?: (planned: Alert) => Promise<void>;
+  /** Bounds one Cloud Quotas call (the run's deadline); default: unbounded. */
+  bound?: <T>(call: () => Promise<T>, what: string) => Promise<T>;
+}
+
+export interface QuotaRequestsResult {
+  ledger: PressureLedger;
+  /** This run's events (ids are given when the run decides its notifications). */
+  events: Alert[];
+  /** Planned events of earlier runs, settled: stored and published with their own ids. */
+  settled: Alert[];
+  /** Ids of this run's planned events whose call was refused for certain: nothing was filed. */
+  withdrawn: string[];
+  failures: QuotaCallFailure[];
+}
+
+export async function runQuotaRequests(input: QuotaRequestsInput): Promise<QuotaRequestsResult> {
   const { policy, port, ctx, project, log } = input;
+  const bound = input.bound ?? (<T>(call: () => Promise<T>) => call());
   const settings = policy.quotaRequests;
-  if (!settings?.enabled || !port || input.mode !== 'enforce')
-    return { ledger: input.ledger, events: [] };
   const tracked: Record<string, TrackedRequest> = { ...(input.ledger.requests ?? {}) };
   const events: Alert[] = [];
+  const settled: Alert[] = [];
+  const withdrawn: string[] = [];
+  const failures: QuotaCallFailure[] = [];
+  const parent = `projects/${project}/locations/global`;
+  const failed = (call: QuotaCall, resource: string, e: unknown, what: string): void => {
+    const denied = e instanceof PermissionError;
+    failures.push({
+      call,
+      resource,
+      kind: denied ? 'denied' : 'failed',
+      permissions:
+        denied && e.permissions.length > 0 ? [...e.permissions] : [QUOTA_CALL_PERMISSION[call]],
+      error: message(e),
+    });
+    log.log('WARNING', `${what}: ${message(e)}`);
+  };
+  let listed: QuotaPreferenceView[] | null = null;
+  const list = async (): Promise<QuotaPreferenceView[]> => {
+    if (!port) throw new Error('bug: no quota request port');
+    listed ??= await bound(
+      () => port.listPreferences(project),
+      `listing the quota preferences of ${project}`,
+    );
+    return listed;
+  };
+  const done = (): QuotaRequestsResult => {
+    const ledger: PressureLedger = { ...input.ledger };
+    if (Object.keys(tracked).length > 0) ledger.requests = tracked;
+    else delete ledger.requests;
+    return { ledger, events, settled, withdrawn, failures };
+  };
+
+  // Planned events of runs that died before reporting: settled against the preferences now.
+  const orphans = input.orphans ?? [];
+  if (orphans.length > 0) {
+    let seen: QuotaPreferenceView[] | undefined;
+    let readable = true;
+    if (port) {
+      try {
+        seen = await list();
+      } catch (e) {
+        readable = false;
+        failed(
+          'list',
+          parent,
+          e,
+          `${project}: could not list quota preferences to settle ${orphans.length} planned request(s); kept for the next run`,
+        );
+      }
+    }
+    if (readable) {
+      for (const orphan of orphans) {
+        const { alert, confirmed } = settlePlannedRequest(orphan, seen, ctx.runId);
+        settled.push(alert);
+        const key = poolOf(orphan);
+        if (confirmed && key && tracked[key]?.name !== confirmed.name) {
+          tracked[key] = {
+            name: confirmed.name,
+            quotaId: confirmed.quotaId,
+            preferredValue: confirmed.preferredValue,
+            from: typeof orphan.details['from'] === 'number' ? orphan.details['from'] : null,
+            filedAt: orphan.time,
+            by: 'governor',
+            state: 'pending',
+            decidedAt: null,
+            grantedValue: confirmed.grantedValue,
+            stateDetail: '',
+            traceId: '',
+          };
+        }
+      }
+      log.log(
+        'WARNING',
+        `${project}: ${orphans.length} planned quota request(s) of runs that ended before reporting: ${settled.filter((a) => a.details['outcome'] === 'confirmed-by-observation').length} confirmed by observation, the others not confirmed (announced as such)`,
+      );
+    }
+  }
+
+  if (!settings?.enabled || !port || input.mode !== 'enforce') return done();
   const pools = input.ledger.pools;
 
   for (const [key, req] of Object.entries(tracked)) {
@@ -51,13 +177,13 @@ export async function runQuotaRequests(input: {
     const pool = pools[key];
     let view: QuotaPreferenceView;
     try {
-      view = await port.getPreference(req.name);
+      view = await bound(() => port.getPreference(req.name), `reading ${req.name}`);
     } catch (e) {
       if (e instanceof NotFoundError) {
         log.log('WARNING', `${key}: quota request ${req.name} no longer exists; no longer tracked`);
         delete tracked[key];
       } else {
-        log.log('WARNING', `${key}: could not read quota request ${req.name}: ${message(e)}`);
+        failed('get', req.name, e, `${key}: could not read quota request ${req.name}`);
       }
       continue;
     }
@@ -77,59 +203,134 @@ export async function runQuotaRequests(input: {
   }
 
   const recs = recommendQuotas(input.ledger, ctx.at).filter((r) => r.project === project);
-  let listed: QuotaPreferenceView[] | null = null;
   for (const rec of recs) {
     const decision = requestToFile(rec, tracked[rec.key], settings, ctx.at);
     if (!decision.file) continue;
     const quotaId = port.quotaIdOf(rec.accelerator, rec.zonalRedundancy);
+    let existing: QuotaPreferenceView | undefined;
     try {
-      listed ??= await port.listPreferences(project);
-      const existing = listed.find((p) => p.quotaId === quotaId && p.region === rec.region);
-      const justification = quotaJustification(rec, settings.justification ?? '');
-      const filed = await file(port, rec, quotaId, existing, decision.preferredValue, {
-        justification,
-        contactEmail: settings.contactEmail ?? '',
-        project,
-      });
-      if (filed.kind === 'skip') {
-        log.log('INFO', `${rec.key}: no quota request filed: ${filed.why}`);
-        if (filed.track) tracked[rec.key] = track(filed.track, rec, ctx.at, 'found');
-        continue;
-      }
-      const req = track(filed.view, rec, ctx.at, 'governor');
+      existing = (await list()).find((p) => p.quotaId === quotaId && p.region === rec.region);
+    } catch (e) {
+      failed(
+        'list',
+        parent,
+        e,
+        `${rec.key}: could not file a quota request: the preferences could not be listed`,
+      );
+      break;
+    }
+    const justification = quotaJustification(rec, settings.justification ?? '');
+    const filing = plan(rec, quotaId, existing, decision.preferredValue, project);
+    if (filing.kind === 'skip') {
+      log.log('INFO', `${rec.key}: no quota request filed: ${filing.why}`);
+      if (filing.track) tracked[rec.key] = track(filing.track, rec, ctx.at, 'found');
+      continue;
+    }
+    const planned = plannedQuotaRequest(
+      ctx,
+      rec,
+      {
+        name: filing.name,
+        quotaId,
+        preferredValue: decision.preferredValue,
+        from: rec.quota,
+        filedAt: ctx.at,
+        by: 'governor',
+        state: 'pending',
+        decidedAt: null,
+        grantedValue: existing?.grantedValue ?? null,
+        stateDetail: '',
+        traceId: '',
+      },
+      justification,
+    );
+    // Stored before the call: a run that dies after it leaves an event to settle, not a secret.
+    if (input.stage) await input.stage(planned);
+    const call: QuotaCall = filing.kind === 'create' ? 'create' : 'update';
+    // Google checks a create on its parent, an update on the preference itself.
+    const resource = filing.kind === 'create' ? parent : filing.name;
+    try {
+      const what = { justification, contactEmail: settings.contactEmail ?? '' };
+      const view = await bound(
+        () =>
+          filing.kind === 'create'
+            ? port.createPreference({
+                project,
+                id: filing.id,
+                quotaId,
+                region: rec.region,
+                preferredValue: decision.preferredValue,
+                ...what,
+              })
+            : port.updatePreference({
+                name: filing.name,
+                etag: filing.etag,
+                preferredValue: decision.preferredValue,
+                ...what,
+              }),
+        `filing ${filing.name}`,
+      );
+      const req = track(view, rec, ctx.at, 'governor');
       tracked[rec.key] = req;
       events.push(quotaRequestedAlert(ctx, rec, req, justification));
     } catch (e) {
+      listed = null;
       if (e instanceof ConflictError) {
         // Someone filed or changed this quota's preference between our read and our write.
+        withdrawn.push(planned.id);
         log.log(
           'INFO',
           `${rec.key}: no quota request filed: another change won the race (${message(e)})`,
         );
-        listed = null;
         continue;
       }
-      log.log('WARNING', `${rec.key}: could not file a quota request: ${message(e)}`);
+      if (uncertain(e)) {
+        failed(
+          call,
+          resource,
+          e,
+          `${rec.key}: the quota request may or may not have been filed (the next run settles it against the preferences it lists)`,
+        );
+        continue;
+      }
+      withdrawn.push(planned.id);
+      failed(call, resource, e, `${rec.key}: could not file a quota request`);
     }
   }
-  const ledger: PressureLedger = { ...input.ledger };
-  if (Object.keys(tracked).length > 0) ledger.requests = tracked;
-  else delete ledger.requests;
-  return { ledger, events };
+  return done();
 }
 
-type Filed =
-  | { kind: 'filed'; view: QuotaPreferenceView }
+/**
+ * Whether Google may have acted on a call that failed: it did not answer (UNAVAILABLE, a deadline,
+ * the run's own deadline). Every other error is a refusal: nothing was filed.
+ */
+function uncertain(e: unknown): boolean {
+  return e instanceof UnavailableError || !(e instanceof UpstreamError || e instanceof InputError);
+}
+
+function poolOf(a: Alert): string | null {
+  if (a.region === null || a.accelerator === null || a.zonalRedundancy === null) return null;
+  return poolKey({
+    project: a.project,
+    region: a.region,
+    accelerator: a.accelerator,
+    zonalRedundancy: a.zonalRedundancy,
+  });
+}
+
+type Filing =
+  | { kind: 'create'; id: string; name: string }
+  | { kind: 'update'; name: string; etag: string }
   | { kind: 'skip'; why: string; track?: QuotaPreferenceView };
 
-async function file(
-  port: QuotaRequestPort,
+/** What to do for a pool: file a new preference, raise the existing one, or nothing (why). */
+function plan(
   rec: QuotaRecommendation,
   quotaId: string,
   existing: QuotaPreferenceView | undefined,
   preferredValue: number,
-  what: { justification: string; contactEmail: string; project: string },
-): Promise<Filed> {
+  project: string,
+): Filing {
   if (existing?.reconciling)
     return {
       kind: 'skip',
@@ -141,26 +342,13 @@ async function file(
       kind: 'skip',
       why: `${existing.name} already asks for ${existing.preferredValue} (granted ${existing.grantedValue ?? 'nothing'})`,
     };
-  if (existing) {
-    const view = await port.updatePreference({
-      name: existing.name,
-      etag: existing.etag,
-      preferredValue,
-      justification: what.justification,
-      contactEmail: what.contactEmail,
-    });
-    return { kind: 'filed', view };
-  }
-  const view = await port.createPreference({
-    project: what.project,
-    id: preferenceId(rec.region, quotaId),
-    quotaId,
-    region: rec.region,
-    preferredValue,
-    justification: what.justification,
-    contactEmail: what.contactEmail,
-  });
-  return { kind: 'filed', view };
+  if (existing) return { kind: 'update', name: existing.name, etag: existing.etag };
+  const id = preferenceId(rec.region, quotaId);
+  return {
+    kind: 'create',
+    id,
+    name: `projects/${project}/locations/global/quotaPreferences/${id}`,
+  };
 }
 
 /** A stable id per (region, quota id): `gpu-governor-REGION-HASH`, at most 63 characters. */

@@ -21,6 +21,7 @@ import { plan as makePlan } from '../core/planner.js';
 import { NO_PROJECTS, type Policy } from '../core/policy.js';
 import { renderProblem, type ObservationProblem } from '../core/problems.js';
 import { rollPressure, type PressureLedger } from '../core/quota-pressure.js';
+import { quotaRequestsDegradedAlert } from '../core/quota-requests.js';
 import { restorePlan } from '../core/restore.js';
 import {
   contendedAlert,
@@ -161,6 +162,11 @@ interface Run {
   report: RunReport;
   /** This run, as it names itself in the lease: governor, run, host and process. */
   holder: string;
+  /**
+   * Per project, the planned `quota.requested` events runs that ended before reporting left in
+   * the outbox (read before the writes); the quota request step settles them.
+   */
+  quotaOrphans: Map<string, Alert[]>;
 }
 
 export async function reconcile(
@@ -275,6 +281,7 @@ async function startRun(
     ctx: { at: new Date(nowMs).toISOString(), runId: options.runId },
     report,
     holder: `${report.governorId}/${options.runId}@${hostname()}:${process.pid}`,
+    quotaOrphans: new Map(),
   };
 }
 
@@ -598,7 +605,13 @@ async function prepareOutbox(
 ): Promise<void> {
   const { deps, ctx } = run;
   const bound = { deadline: run.deadline, clock: run.wall };
-  const left = box.entries.filter((e) => e.state === 'pending-outcome');
+  const pending = box.entries.filter((e) => e.state === 'pending-outcome');
+  // Planned quota requests are settled against the quota preferences, by the quota request step.
+  const left = pending.filter((e) => e.alert.type !== 'quota.requested');
+  run.quotaOrphans.set(
+    project,
+    pending.filter((e) => e.alert.type === 'quota.requested').map((e) => e.alert),
+  );
   let settled: OutboxEntry[] = [];
   if (left.length > 0) {
     const max = new Map(
@@ -672,6 +685,8 @@ async function alertProject(
   await moveLegacyUndelivered(run, project, lastRun);
   // A restore's plan is not the governing one: it says nothing of pressure.
   const quotaEvents: Alert[] = [];
+  const settledRequests: Alert[] = [];
+  const withdrawn: string[] = [];
   if (!run.options.restore) {
     const before = lastRun.find((r) => r.pressure !== undefined)?.pressure;
     const requests = await runQuotaRequests({
@@ -682,9 +697,22 @@ async function alertProject(
       ledger: rollPressure(before, plan, project),
       mode: run.mode,
       log: deps.log,
+      orphans: run.quotaOrphans.get(project) ?? [],
+      // The planned quota.requested, stored before the preference is filed (SPEC "Alerts").
+      stage: (planned) =>
+        beforeDeadline(
+          () => deps.store.putOutbox(project, [entry(run, planned, 'pending-outcome')]),
+          grace,
+          `storing the planned quota request of ${project}`,
+        ).then(() => undefined),
+      bound: (call, what) => beforeDeadline(call, grace, what),
     });
     report.pressure[project] = requests.ledger;
     quotaEvents.push(...requests.events);
+    settledRequests.push(...requests.settled);
+    withdrawn.push(...requests.withdrawn);
+    const degradedRequests = quotaRequestsDegradedAlert(ctx, project, requests.failures);
+    if (degradedRequests) conditions.push(degradedRequests);
   }
   const events = [
     ...runEvents(ctx, project, plan, report.writes, run.mode),
@@ -711,14 +739,18 @@ async function alertProject(
     scope: [],
   }).publish;
   const outcome = new Set(decidedEvents.map((e) => e.id));
-  const notHappened = plannedEvents(ctx, project, plan)
-    .map((e) => e.id)
-    .filter((id) => !outcome.has(id));
+  const notHappened = [
+    ...plannedEvents(ctx, project, plan)
+      .map((e) => e.id)
+      .filter((id) => !outcome.has(id)),
+    ...withdrawn,
+  ];
   await beforeDeadline(
     async () => {
+      // Settled planned requests of earlier runs keep their ids (and so their place).
       await deps.store.putOutbox(
         project,
-        decidedEvents.map((e) => entry(run, e, 'ready')),
+        [...settledRequests, ...decidedEvents].map((e) => entry(run, e, 'ready')),
       );
       await deps.store.removeOutbox(project, notHappened);
     },
