@@ -187,7 +187,7 @@ export function quotaDecidedAlert(
 
 /**
  * The `quota.requested` a run stores in its outbox (pending outcome) before it files the
- * preference, as SPEC "Alerts" asks of every event: stored before the write it describes. It has
+ * preference, as docs/rules.md, "Alerts" asks of every event: stored before the write it describes. It has
  * the id of the event the run sends once the call answered, which replaces it; a run that dies in
  * between leaves it for the next run to settle (`settlePlannedRequest`).
  */
@@ -305,7 +305,7 @@ export interface QuotaCallFailure {
  * requests are not filed or not tracked in the project. A condition of its own (key
  * `quota-requests`), apart from the caps: it never stops the governing run, and it resolves at the
  * next run whose preference calls all succeed. A denial names the permission and the resource
- * (SPEC "Alerts").
+ * (docs/rules.md, "Alerts").
  */
 export function quotaRequestsDegradedAlert(
   ctx: RunContext,

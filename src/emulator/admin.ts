@@ -3,6 +3,7 @@ import type { AddressInfo } from 'node:net';
 import {
   AdvanceInput,
   ControlError,
+  DecideQuotaPreferenceInput,
   DeployInput,
   EditInput,
   parse,
@@ -13,8 +14,9 @@ import {
 
 /**
  * The HTTP admin endpoint (JSON, 127.0.0.1 only) over the control API:
- * GET /state, /writes, /calls, /faults, /violations, /published, /metrics-written; POST /advance {ms}, /demand,
- * /quota, /deploy, /edit, /faults, /invariants, /reset-calls.
+ * GET /state, /writes, /calls, /faults, /violations, /published, /metrics-written,
+ * /quota-preferences; POST /advance {ms}, /demand, /quota, /deploy, /edit, /faults, /invariants,
+ * /reset-calls, /quota-preferences/decide.
  *
  * A development tool, but not a hazard: a POST with a body must say `content-type:
  * application/json` (415 otherwise, so a browser's cross-site form post or a stray `text/plain`
@@ -142,6 +144,15 @@ async function route(control: EmulatorControl, req: IncomingMessage): Promise<[n
       return [200, control.deploy(parse(DeployInput, await readJson(req), 'deploy'))];
     case 'POST /edit':
       return [200, control.edit(parse(EditInput, await readJson(req), 'edit'))];
+    case 'GET /quota-preferences':
+      return [200, control.quotaPreferences()];
+    case 'POST /quota-preferences/decide':
+      return [
+        200,
+        control.decideQuotaPreference(
+          parse(DecideQuotaPreferenceInput, await readJson(req), 'quota preference decision'),
+        ),
+      ];
     case 'GET /faults':
       return [200, control.faults()];
     case 'POST /faults':
@@ -154,7 +165,7 @@ async function route(control: EmulatorControl, req: IncomingMessage): Promise<[n
       return [
         404,
         {
-          error: `no route ${key}: GET /state /clock /writes /calls /published /metrics-written /faults /violations; POST /advance /demand /quota /deploy /edit /faults /invariants /reset-calls`,
+          error: `no route ${key}: GET /state /clock /writes /calls /published /metrics-written /faults /violations /quota-preferences; POST /advance /demand /quota /deploy /edit /faults /invariants /reset-calls /quota-preferences/decide`,
         },
       ];
   }

@@ -6,6 +6,12 @@ import type { FaultConfig, FaultConfigInput } from './faults.js';
 import type { InvariantSpec, InvariantSpecInput, Violation } from './invariants.js';
 import { Demand, readTrace } from './fleet.js';
 import { topicNameFault, type PublishedMessage } from './pubsub-store.js';
+import {
+  decideQuotaPreference,
+  quotaPreferences,
+  type StoredPreference,
+} from './quota-preferences.js';
+import { CONTROL } from '../core/text.js';
 import { effectiveMax, MINUTE_MS, revisionName, type Refused, type ServiceState } from './model.js';
 
 /**
@@ -72,6 +78,30 @@ export const EditInput = z.strictObject({
   annotations: StringMap.optional(),
 });
 export type EditInput = z.input<typeof EditInput>;
+
+/**
+ * Google's decision on a pending quota preference (pending → granted or denied), which no Cloud
+ * Quotas method makes: `name` is the preference's resource name; `grantedValue` a partial grant
+ * (at most the preferred value; only with `granted`); `stateDetail` Google's words to the caller.
+ */
+export const DecideQuotaPreferenceInput = z.strictObject({
+  name: z
+    .string()
+    .max(300)
+    .regex(
+      /^projects\/[a-z0-9-]{1,100}\/locations\/global\/quotaPreferences\/[a-z][a-z0-9-]{0,62}$/,
+      'expected projects/PROJECT/locations/global/quotaPreferences/ID',
+    ),
+  decision: z.enum(['granted', 'denied']),
+  grantedValue: z.number().int().min(0).max(1_000_000).optional(),
+  stateDetail: z
+    .string()
+    .min(1)
+    .max(500)
+    .refine((v) => !CONTROL.test(v), 'must be one line of text without control characters')
+    .optional(),
+});
+export type DecideQuotaPreferenceInput = z.input<typeof DecideQuotaPreferenceInput>;
 
 export interface ServiceView {
   readonly project: string;
@@ -291,6 +321,37 @@ export class EmulatorControl {
   }
 
   /** Another actor edits a service (not a governor write: not logged, not checked). */
+  /** The quota preferences filed so far (every project), oldest first. */
+  quotaPreferences(): StoredPreference[] {
+    return quotaPreferences(this.ctx.model);
+  }
+
+  /**
+   * Google's decision on a pending quota preference: granted (the quota takes the granted value)
+   * or denied. A preference that does not exist, or is not pending, is refused and nothing
+   * changes.
+   */
+  decideQuotaPreference(input: DecideQuotaPreferenceInput): StoredPreference {
+    const q = parse(DecideQuotaPreferenceInput, input, 'quota preference decision');
+    const now = this.ctx.sync();
+    const p = quotaPreferences(this.ctx.model).find((x) => x.name === q.name);
+    if (!p) throw new ControlError(`no quota preference ${q.name}`);
+    if (!p.reconciling)
+      throw new ControlError(`quota preference ${q.name} is not pending (it was decided already)`);
+    if (q.grantedValue !== undefined && q.decision !== 'granted')
+      throw new ControlError('grantedValue goes only with decision "granted"');
+    if (q.grantedValue !== undefined && q.grantedValue > p.preferredValue)
+      throw new ControlError(
+        `grantedValue ${q.grantedValue} is above the preferred value ${p.preferredValue}`,
+      );
+    return decideQuotaPreference(this.ctx.model, now, {
+      name: q.name,
+      decision: q.decision,
+      ...(q.grantedValue !== undefined ? { grantedValue: q.grantedValue } : {}),
+      ...(q.stateDetail !== undefined ? { stateDetail: q.stateDetail } : {}),
+    });
+  }
+
   edit(input: EditInput): ServiceView {
     const { service, project, region, maxInstances, annotations } = parse(EditInput, input, 'edit');
     const s = this.find(service, project, region);

@@ -38,7 +38,7 @@ import type { QuotaPreferenceView, QuotaRequestPort } from '../ports/index.js';
  * that ended before reporting, refresh the pools' pending requests (granted or denied → an event),
  * then file one for each pool whose pressure argues for it and that has none pending.
  *
- * An event is stored before the write it describes (SPEC "Alerts"): before each create or update
+ * An event is stored before the write it describes (docs/rules.md, "Alerts"): before each create or update
  * the run stores its planned `quota.requested` (pending outcome) through `stage`; once Google
  * answered, the real event replaces it (same id). A call refused for certain (denied, invalid, a
  * lost race) withdraws it: nothing was filed. A call whose outcome is unknown (UNAVAILABLE, a

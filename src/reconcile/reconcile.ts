@@ -698,7 +698,7 @@ async function alertProject(
       mode: run.mode,
       log: deps.log,
       orphans: run.quotaOrphans.get(project) ?? [],
-      // The planned quota.requested, stored before the preference is filed (SPEC "Alerts").
+      // The planned quota.requested, stored before the preference is filed (docs/rules.md, "Alerts").
       stage: (planned) =>
         beforeDeadline(
           () => deps.store.putOutbox(project, [entry(run, planned, 'pending-outcome')]),

@@ -27,7 +27,7 @@ import type { QuotaRequestPort, StateStore } from '../../src/ports/index.js';
 import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
 
 /**
- * Quota requests are as safe as cap writes (SPEC "Alerts": an event is stored before the writes
+ * Quota requests are as safe as cap writes (docs/rules.md, "Alerts": an event is stored before the writes
  * it describes and kept until it is published; a denied permission names the permission and the
  * resource). Real runs against the emulator over gRPC with the real Cloud Quotas client and the
  * file state store:

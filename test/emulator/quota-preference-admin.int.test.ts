@@ -1,0 +1,153 @@
+/**
+ * The admin endpoint moves a quota preference as Google would decide it (pending → granted or
+ * denied), with the same limits as every admin call: a body must be declared JSON, be bounded,
+ * and be well formed; a malformed, oversized or hostile one is a clear 4xx and changes nothing.
+ * The preference is filed and read back with the real Cloud Quotas client over gRPC.
+ */
+import { CloudQuotasClient } from '@google-cloud/cloudquotas';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+import { clientConfig } from '../../src/adapters/client-config.js';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { TEST_FLEET_PROJECT, TEST_FLEET_REGION, testFleet } from '../support/fixtures.js';
+
+const PARENT = `projects/${TEST_FLEET_PROJECT}/locations/global`;
+const NAME = `${PARENT}/quotaPreferences/more-l4`;
+
+let emulator: RunningEmulator;
+let admin: string;
+let client: CloudQuotasClient;
+
+beforeEach(async () => {
+  emulator = await startEmulator({ fleet: testFleet(), speed: 'manual' });
+  admin = emulator.env['GOVERNOR_EMULATOR_ADMIN'] ?? '';
+  client = new CloudQuotasClient(clientConfig({ emulatorHost: emulator.host }).options);
+  await client.createQuotaPreference({
+    parent: PARENT,
+    quotaPreferenceId: 'more-l4',
+    quotaPreference: {
+      service: 'run.googleapis.com',
+      quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+      dimensions: { region: TEST_FLEET_REGION },
+      quotaConfig: { preferredValue: '9' },
+      contactEmail: 'ops@example.com',
+    },
+  });
+});
+
+afterEach(async () => {
+  await client.close();
+  await emulator.stop();
+});
+
+async function decide(
+  body: string,
+  headers: Record<string, string> = { 'content-type': 'application/json' },
+): Promise<{ status: number; error: string; body: Record<string, unknown> }> {
+  const res = await fetch(`${admin}/quota-preferences/decide`, { method: 'POST', headers, body });
+  const parsed = JSON.parse(await res.text()) as Record<string, unknown>;
+  return { status: res.status, error: String(parsed['error'] ?? ''), body: parsed };
+}
+
+async function read() {
+  const [p] = await client.getQuotaPreference({ name: NAME });
+  return {
+    reconciling: p.reconciling,
+    granted: p.quotaConfig?.grantedValue?.value ?? null,
+    detail: p.quotaConfig?.stateDetail ?? '',
+    etag: p.etag,
+  };
+}
+
+const quotaOf = async () => {
+  const state = (await (await fetch(`${admin}/state`)).json()) as {
+    pools: { region: string; accelerator: string; zonalRedundancy: boolean; quota: number }[];
+  };
+  return state.pools.find(
+    (p) => p.region === TEST_FLEET_REGION && p.accelerator === 'nvidia-l4' && p.zonalRedundancy,
+  )?.quota;
+};
+
+describe('POST /quota-preferences/decide', () => {
+  it('lists the pending preference, grants it, and the quota takes it; a second decision is refused', async () => {
+    const listed = (await (await fetch(`${admin}/quota-preferences`)).json()) as {
+      name: string;
+      reconciling: boolean;
+    }[];
+    expect(listed.map((p) => [p.name, p.reconciling])).toEqual([[NAME, true]]);
+    expect(await quotaOf()).toBe(5);
+    const r = await decide(JSON.stringify({ name: NAME, decision: 'granted' }));
+    expect(r.status).toBe(200);
+    expect(r.body).toMatchObject({ name: NAME, reconciling: false, grantedValue: 9 });
+    expect(await read()).toMatchObject({ reconciling: false, granted: '9', detail: 'Approved' });
+    expect(await quotaOf()).toBe(9);
+    const again = await decide(JSON.stringify({ name: NAME, decision: 'denied' }));
+    expect(again.status).toBe(400);
+    expect(again.error).toContain('is not pending');
+    expect(await read()).toMatchObject({ granted: '9' });
+  });
+
+  it('denies with Google state detail', async () => {
+    const denied = await decide(
+      JSON.stringify({ name: NAME, decision: 'denied', stateDetail: 'No capacity in region' }),
+    );
+    expect(denied.status).toBe(200);
+    expect(await read()).toMatchObject({
+      reconciling: false,
+      granted: '5',
+      detail: 'No capacity in region',
+    });
+    expect(await quotaOf()).toBe(5);
+  });
+
+  it('refuses malformed, oversized and hostile bodies with a clear 4xx, and changes nothing', async () => {
+    const before = await read();
+    expect(before).toMatchObject({ reconciling: true, granted: null });
+    const refused: [string, number, RegExp][] = [
+      [JSON.stringify({ name: NAME }), 400, /decision/],
+      [JSON.stringify({ name: NAME, decision: 'maybe' }), 400, /decision/],
+      [JSON.stringify({ name: 'projects/x/../../etc', decision: 'granted' }), 400, /name/],
+      [JSON.stringify({ name: `${NAME}\u0000`, decision: 'granted' }), 400, /name/],
+      [JSON.stringify({ name: NAME, decision: 'granted', extra: 1 }), 400, /extra/],
+      [JSON.stringify({ name: NAME, decision: 'granted', grantedValue: -1 }), 400, /grantedValue/],
+      [JSON.stringify({ name: NAME, decision: 'granted', grantedValue: 1.5 }), 400, /grantedValue/],
+      [JSON.stringify({ name: NAME, decision: 'granted', grantedValue: 10 }), 400, /above/],
+      [JSON.stringify({ name: NAME, decision: 'denied', grantedValue: 3 }), 400, /grantedValue/],
+      [
+        JSON.stringify({ name: NAME, decision: 'denied', stateDetail: 'a\nb\u001b[31m' }),
+        400,
+        /stateDetail/,
+      ],
+      [
+        JSON.stringify({ name: NAME, decision: 'denied', stateDetail: 'x'.repeat(501) }),
+        400,
+        /stateDetail/,
+      ],
+      [
+        JSON.stringify({ name: `${PARENT}/quotaPreferences/nope`, decision: 'granted' }),
+        400,
+        /no quota preference/,
+      ],
+      [JSON.stringify({ name: 'x'.repeat(10_000), decision: 'granted' }), 400, /name/],
+      ['{"name":', 400, /not JSON/],
+      ['[1,2]', 400, /body/],
+      [
+        JSON.stringify({ name: NAME, decision: 'granted', pad: 'x'.repeat(1 << 20) }),
+        413,
+        /1048576/,
+      ],
+    ];
+    for (const [body, code, why] of refused) {
+      const r = await decide(body);
+      expect(r.status, body.slice(0, 80)).toBe(code);
+      expect(r.error, body.slice(0, 80)).toMatch(why);
+      expect(r.error.length, body.slice(0, 80)).toBeLessThan(2_000);
+    }
+    const plain = await decide(JSON.stringify({ name: NAME, decision: 'granted' }), {
+      'content-type': 'text/plain',
+    });
+    expect(plain.status).toBe(415);
+    expect(await read()).toEqual(before);
+    expect(await quotaOf()).toBe(5);
+  });
+});
