@@ -38,6 +38,10 @@ locals {
   # Services.UpdateService (max instances) needs actAs on the service's runtime account:
   # https://cloud.google.com/run/docs/reference/iam/permissions
   org_write_permissions = ["run.services.update", "iam.serviceAccounts.actAs"]
+  # Quota requests (docs/quota-requests.md), only when the policy turns them on: Create and
+  # UpdateQuotaPreference need cloudquotas.quotas.update on the project
+  # (https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.quotaPreferences/create).
+  org_quota_request_permissions = try(var.policy.quotaRequests.enabled, false) == true ? ["cloudquotas.quotas.update"] : []
 
   policy = merge(var.policy, {
     version  = 1
@@ -80,7 +84,7 @@ resource "google_organization_iam_custom_role" "governor" {
   role_id     = replace(var.name, "-", "_")
   title       = "Cloud Run GPU governor (organisation)"
   description = "Find Cloud Run GPU projects, read their quotas and usage, write GPU services' max instances (${var.name})."
-  permissions = var.write ? concat(local.org_read_permissions, local.org_write_permissions) : local.org_read_permissions
+  permissions = concat(local.org_read_permissions, var.write ? local.org_write_permissions : [], local.org_quota_request_permissions)
 }
 
 resource "google_organization_iam_member" "governor" {

@@ -1,5 +1,9 @@
+import { readFileSync } from 'node:fs';
+import { Ajv2020 } from 'ajv/dist/2020.js';
+import addFormats from 'ajv-formats';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { block, loadConfig, resource, type Body, type Config } from './hcl.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { block, isBody, loadConfig, resource, type Body, type Config } from './hcl.js';
 
 /** Structural checks of the organisation variant (terraform/organization) and its example. */
 
@@ -27,8 +31,12 @@ describe('the organisation role', () => {
     ]);
     const role = resource(org, 'google_organization_iam_custom_role', 'governor');
     expect(role['org_id']).toBe('${var.organization_id}');
-    expect(String(role['permissions'])).toMatch(
-      /var\.write \? concat\(local\.org_read_permissions, local\.org_write_permissions\) : local\.org_read_permissions/,
+    expect(String(role['permissions'])).toBe(
+      '${concat(local.org_read_permissions, var.write ? local.org_write_permissions : [], local.org_quota_request_permissions)}',
+    );
+    // The quota request permission only when the policy files quota requests.
+    expect(org.locals['org_quota_request_permissions']).toBe(
+      '${try(var.policy.quotaRequests.enabled, false) == true ? ["cloudquotas.quotas.update"] : []}',
     );
   });
 
@@ -129,5 +137,116 @@ describe('examples/org-folders', () => {
       expect(org.variables.has(key), key).toBe(true);
     for (const [name, v] of org.variables)
       if (!('default' in v)) expect(mod, name).toHaveProperty(name);
+  });
+});
+
+/**
+ * The policy the organisation module hands the functions (GOVERNOR_POLICY), as its `policy` local
+ * assembles it from the module's inputs. There is no terraform binary here, so the expression is
+ * mirrored below, and the test first checks that the module's text is still that expression.
+ */
+const POLICY_EXPRESSION = `merge(var.policy, {
+    version  = 1
+    projects = try(var.policy.projects, [])
+    discovery = merge(
+      length(var.folder_ids) == 0 ? { organization = var.organization_id } : { folders = var.folder_ids },
+      var.discovery.include == null ? {} : { include = var.discovery.include },
+      { exclude = var.discovery.exclude, cacheTtl = var.discovery.cache_ttl },
+      var.discovery.labels == null ? {} : { labels = var.discovery.labels },
+    )
+    fanout = { topic = google_pubsub_topic.work.id }
+  })`;
+
+interface OrgInputs {
+  projectId: string;
+  name: string;
+  organizationId: string;
+  folderIds: string[];
+  policy: Body;
+  /** The module's `discovery` variable as given (its optional attributes' defaults applied here). */
+  discovery: Body;
+}
+
+function assembledPolicy(i: OrgInputs): Body {
+  const d = i.discovery;
+  return {
+    ...i.policy,
+    version: 1,
+    projects: i.policy['projects'] ?? [],
+    discovery: {
+      ...(i.folderIds.length === 0 ? { organization: i.organizationId } : { folders: i.folderIds }),
+      ...(d['include'] == null ? {} : { include: d['include'] }),
+      exclude: d['exclude'] ?? [],
+      cacheTtl: d['cache_ttl'] ?? '1h',
+      ...(d['labels'] == null ? {} : { labels: d['labels'] }),
+    },
+    // google_pubsub_topic's id is projects/{{project}}/topics/{{name}} (the provider's import id).
+    fanout: { topic: `projects/${i.projectId}/topics/${i.name}-work` },
+  };
+}
+
+describe('the policy the organisation module assembles', () => {
+  const squash = (s: string) => s.replace(/\s+/g, ' ').trim();
+  const validate = () => {
+    const ajv = new Ajv2020({ strict: false });
+    addFormats.default(ajv);
+    return ajv.compile(JSON.parse(readFileSync('schema/policy.schema.json', 'utf8')) as object);
+  };
+
+  it('is still the expression mirrored here', () => {
+    expect(squash(String(org.locals['policy']))).toBe(squash(`\${${POLICY_EXPRESSION}}`));
+    expect(org.variables.get('name')?.['default']).toBe('gpu-governor-org');
+    expect(resource(org, 'google_pubsub_topic', 'work')['name']).toBe('${var.name}-work');
+  });
+
+  it("validates against the policy schema with examples/org-folders' inputs", () => {
+    const mod = example.modules.get('gpu_governor_org') ?? {};
+    expect(isBody(mod['policy'])).toBe(true);
+    const policy = assembledPolicy({
+      projectId: 'gpu-host',
+      name: String(org.variables.get('name')?.['default']),
+      organizationId: '123456789012',
+      folderIds: example.variables.get('folder_ids')?.['default'] as string[],
+      policy: mod['policy'] as Body,
+      discovery: mod['discovery'] as Body,
+    });
+    const check = validate();
+    expect(check(policy), JSON.stringify(check.errors)).toBe(true);
+    const parsed = parsePolicy(policy);
+    expect(parsed.discovery?.folders).toEqual(['111111111111', '222222222222', '333333333333']);
+    expect(parsed.discovery?.exclude).toEqual(['*-sandbox']);
+    expect(parsed.fanout?.topic).toBe('projects/gpu-host/topics/gpu-governor-org-work');
+    expect(parsed.mode).toBe('dry-run');
+  });
+
+  it('validates for the whole organisation, with every discovery filter, and with quota requests', () => {
+    const check = validate();
+    for (const [folderIds, discovery, policy] of [
+      [[], {}, {}],
+      [
+        ['42'],
+        { include: ['ml-*'], exclude: [], labels: { team: 'search' }, cache_ttl: '15m' },
+        { alerts: { topic: 'projects/gpu-host/topics/alerts' } },
+      ],
+      [
+        [],
+        {},
+        {
+          services: [{ match: {} }],
+          quotaRequests: { enabled: true, contactEmail: 'gpu@example.com', maxIncrease: 8 },
+        },
+      ],
+    ] as [string[], Body, Body][]) {
+      const assembled = assembledPolicy({
+        projectId: 'gpu-host',
+        name: 'gpu-governor-org',
+        organizationId: '123456789012',
+        folderIds,
+        policy,
+        discovery,
+      });
+      expect(check(assembled), JSON.stringify(check.errors)).toBe(true);
+      expect(() => parsePolicy(assembled)).not.toThrow();
+    }
   });
 });
