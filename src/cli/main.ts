@@ -6,6 +6,7 @@ import { renderProblem } from '../core/problems.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 import { orgView, renderOrgView } from '../org/view.js';
+import { createClock } from '../adapters/clock.js';
 import { createStore } from '../runtime.js';
 import { loadPolicy, loadSnapshot } from './files.js';
 import { processIo, type Io, type Streams } from './io.js';
@@ -156,7 +157,13 @@ export function buildProgram(
             if (opts.snapshot) throw new UsageError('--org reads the state store: drop --snapshot');
             const store = await createStore(options.stateStore, opts.stateDir);
             try {
-              const view = await orgView(policy, store, Date.now());
+              // The runs' clock, as `governor status` takes its time from what it observes: the
+              // emulator's virtual clock against the emulator, else the wall clock.
+              const view = await orgView(policy, store, {
+                nowMs: await createClock(options)(),
+                wallMs: Date.now(),
+                clock: options.emulatorAdmin ? 'emulator' : 'wall',
+              });
               io.stdout.write(
                 opts.json
                   ? JSON.stringify(view, null, 2) + '\n'

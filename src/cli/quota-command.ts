@@ -1,4 +1,6 @@
+import { plural } from '../core/text.js';
 import {
+  covered,
   recommendQuotas,
   type PressureLedger,
   type QuotaRecommendation,
@@ -72,7 +74,7 @@ export async function runQuotaRecommend(
     const where = `${r.key}`;
     io.stdout.write(`pool ${where}  [${r.status}]\n`);
     io.stdout.write(
-      `  days covered ${r.daysCovered} (${r.daysSeen} day(s) with runs), at budget ${r.minutesAtBudget} min, refused ${r.refusedGpuMinutes} GPU-minutes (estimate), peak wanted ${r.peakWanted} GPUs, quota ${r.quota ?? 'unknown'}, budget ${r.budget ?? 'unknown'}\n`,
+      `  history: runs covered ${covered(r.minutesCovered)} on ${plural(r.daysSeen, 'calendar day')}; at budget ${plural(r.minutesAtBudget, 'minute')}; refused about ${plural(r.refusedGpuMinutes, 'GPU-minute')} (estimate); peak wanted ${plural(r.peakWanted, 'GPU')}; quota ${r.quota ?? 'unknown'}, budget ${r.budget ?? 'unknown'}\n`,
     );
     if (r.recommended !== null) {
       const file = filed(r);
@@ -84,7 +86,7 @@ export async function runQuotaRecommend(
   }
   const n = recs.filter((r) => r.status === 'recommend').length;
   io.stdout.write(
-    `\n${n} pool(s) with a recommendation of ${recs.length} with history. Nothing was filed: ${requests?.enabled ? 'the governor files requests during its runs (quotaRequests.enabled).' : 'quota requests are off in this policy (quotaRequests.enabled).'}\n`,
+    `\n${n} of ${plural(recs.length, 'pool')} with history ${n === 1 ? 'has' : 'have'} a recommendation. Nothing was filed: ${requests?.enabled ? 'the governor files requests during its runs (quotaRequests.enabled).' : 'quota requests are off in this policy (quotaRequests.enabled).'}\n`,
   );
   return 0;
 }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Plan } from './plan.js';
 import { poolKey } from './pool.js';
+import { plural } from './text.js';
 
 /**
  * Sustained pressure per pool, from the runs' records, and the quota it argues for.
@@ -156,6 +157,15 @@ export function rollPressure(
   return { at: plan.at, pools, ...(previous?.requests ? { requests: previous.requests } : {}) };
 }
 
+/**
+ * The time runs covered, precisely: `45 minutes` under a day, else days to one decimal with the
+ * minutes (`6.2 days (8928 minutes)`).
+ */
+export function covered(minutes: number): string {
+  if (minutes < 1440) return plural(minutes, 'minute');
+  return `${plural(Math.round((minutes / 1440) * 10) / 10, 'day')} (${minutes} minutes)`;
+}
+
 export interface RecommendSettings {
   /** Days of history looked at, back from `at` (default 7). */
   days: number;
@@ -247,13 +257,13 @@ export function recommendQuotas(
       quota,
       budget,
     };
-    const evidence = `${daysCovered} day(s) covered, ${minutesAtBudget} min at budget, ${refusedGpuMinutes} GPU-minutes refused (estimate), peak wanted ${peakWanted} GPUs`;
+    const evidence = `${covered(minutesCovered)} covered, ${plural(minutesAtBudget, 'minute')} at budget, ${refusedGpuMinutes} GPU-minutes refused (estimate), peak wanted ${peakWanted} GPUs`;
     if (minutesCovered < s.minDays * 1440) {
       out.push({
         ...base,
         status: 'too-little-history',
         recommended: null,
-        why: `too little history: the runs cover ${daysCovered} of the ${s.minDays} day(s) needed in the last ${s.days} days`,
+        why: `too little history: the runs cover ${covered(minutesCovered)} of the last ${plural(s.days, 'day')}, and ${plural(s.minDays, 'day')} ${s.minDays === 1 ? 'is' : 'are'} needed`,
       });
       continue;
     }
@@ -286,7 +296,7 @@ export function recommendQuotas(
       ...base,
       status: 'recommend',
       recommended,
-      why: `at budget ${pct(share)} of the time over ${daysCovered} day(s) (${minutesAtBudget} min), ${refusedGpuMinutes} GPU-minutes refused (estimate); the peak of ${peakWanted} GPUs wanted fits a quota of ${recommended} (quota ${quota} − budget ${budget} goes to reserve and unmanaged use)`,
+      why: `at budget ${pct(share)} of the time (${plural(minutesAtBudget, 'minute')} of ${covered(minutesCovered)}), ${refusedGpuMinutes} GPU-minutes refused (estimate); the peak of ${peakWanted} GPUs wanted fits a quota of ${recommended} (quota ${quota} − budget ${budget} goes to reserve and unmanaged use)`,
     });
   }
   return out.sort((a, b) => a.key.localeCompare(b.key));

@@ -7,6 +7,7 @@ import { problemsOf, renderProblem, type ObservationProblem } from './problems.j
 import { oneLine } from './text.js';
 import type { DeliveryVerdict } from './work.js';
 import type { WriteResult } from './write-result.js';
+import { plural } from './text.js';
 
 /**
  * What one run tells about one project, besides the plan's own conditions: the events of its
@@ -474,8 +475,4 @@ export function orderingKey(a: Alert): string {
     accelerator: a.accelerator,
     zonalRedundancy: a.zonalRedundancy,
   });
-}
-
-function plural(n: number, word: string): string {
-  return `${n} ${word}${n === 1 ? '' : 's'}`;
 }

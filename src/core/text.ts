@@ -11,3 +11,8 @@ export const CONTROL = /\p{Cc}/u;
 export function oneLine(text: string): string {
   return text.replace(/\p{Cc}+/gu, ' ').trim();
 }
+
+/** `1 minute`, `2 minutes`, `0.5 days`: a count and its noun, singular only for exactly one. */
+export function plural(n: number, word: string): string {
+  return `${n} ${word}${n === 1 ? '' : 's'}`;
+}

@@ -15,6 +15,11 @@ import type { DiscoveryCacheStore, RunRecord, StateStore } from '../ports/index.
  *   could not serve had every service wanted its estimated demand at once.
  * - stuck: no run recorded, the last run older than `fanout.staleAfter` (default 30m), or a lease
  *   left behind past its expiry (a run that died holding it).
+ *
+ * Times are on the clock the records use, as `governor status` takes its time from what it
+ * observes: the runs' own time (`at`: the emulator's virtual clock against the emulator, else the
+ * wall clock) for the view's time and a last run's age; the wall clock for leases, which are always
+ * on it (and for the age of records of earlier versions, which have only their wall-clock start).
  */
 export interface UnitPool {
   pool: string;
@@ -33,6 +38,9 @@ export interface UnitView {
   region?: string;
   lastRun: {
     runId: string;
+    /** The run's own time (the clock of `takenAt`); null in records of earlier versions. */
+    at: string | null;
+    /** Wall clock. */
     startedAt: string;
     outcome: RunRecord['outcome'];
     ageSeconds: number;
@@ -47,7 +55,10 @@ export interface UnitView {
 }
 
 export interface OrgView {
+  /** Now, on the runs' clock: the emulator's virtual time against the emulator. */
   takenAt: string;
+  /** Which clock `takenAt` and the ages are on. */
+  clock: OrgClock;
   units: UnitView[];
   totals: {
     units: number;
@@ -62,11 +73,21 @@ export interface OrgView {
 
 const failed = (r: RunRecord): boolean => r.outcome !== 'ok';
 
+/** `emulator`: the emulator's virtual clock (GOVERNOR_EMULATOR_ADMIN); `wall`: the wall clock. */
+export type OrgClock = 'emulator' | 'wall';
+
+/** Now on both clocks: the runs' (`nowMs`) and the wall clock, for leases. */
+export interface OrgNow {
+  nowMs: number;
+  wallMs: number;
+  clock: OrgClock;
+}
+
 export function unitView(
   unit: Unit,
   runs: readonly RunRecord[],
   lease: { expiresAt: string } | null,
-  nowMs: number,
+  now: OrgNow,
   staleAfterMs: number,
 ): UnitView {
   const last = runs[0] ?? null;
@@ -85,11 +106,17 @@ export function unitView(
       refusedEstimate: p.budget === null ? 0 : Math.max(0, p.demand - p.budget),
     }))
     .sort((a, b) => (a.pool < b.pool ? -1 : 1));
-  const age = last ? Math.round((nowMs - Date.parse(last.startedAt)) / 1000) : null;
+  const age = last
+    ? Math.round(
+        (last.at !== undefined
+          ? now.nowMs - Date.parse(last.at)
+          : now.wallMs - Date.parse(last.startedAt)) / 1000,
+      )
+    : null;
   let stuck: string | null = null;
   if (!last) stuck = 'no run recorded';
   else if (age !== null && age * 1000 > staleAfterMs) stuck = `last run ${age} s ago`;
-  if (lease && Date.parse(lease.expiresAt) < nowMs)
+  if (lease && Date.parse(lease.expiresAt) < now.wallMs)
     stuck = `a lease expired at ${lease.expiresAt} is still held${stuck ? `; ${stuck}` : ''}`;
   return {
     project: unit.project,
@@ -97,6 +124,7 @@ export function unitView(
     lastRun: last
       ? {
           runId: last.runId,
+          at: last.at ?? null,
           startedAt: last.startedAt,
           outcome: last.outcome,
           ageSeconds: age ?? 0,
@@ -127,7 +155,7 @@ export async function orgUnits(policy: Policy, cache: DiscoveryCacheStore): Prom
 export async function orgView(
   policy: Policy,
   store: StateStore & DiscoveryCacheStore,
-  nowMs: number,
+  now: OrgNow,
 ): Promise<OrgView> {
   const staleAfterMs = durationMs(policy.fanout?.staleAfter ?? '30m');
   const limit = pLimit(16);
@@ -137,13 +165,14 @@ export async function orgView(
       limit(async () => {
         const key = unitKey(u);
         const [runs, lease] = await Promise.all([store.listRuns(key), store.readLease(key)]);
-        return unitView(u, runs, lease, nowMs, staleAfterMs);
+        return unitView(u, runs, lease, now, staleAfterMs);
       }),
     ),
   );
   const pools = units.flatMap((u) => u.pools);
   return {
-    takenAt: new Date(nowMs).toISOString(),
+    takenAt: new Date(now.nowMs).toISOString(),
+    clock: now.clock,
     units,
     totals: {
       units: units.length,
@@ -163,7 +192,7 @@ export async function orgView(
 export function renderOrgView(view: OrgView, pressureAt: number, maxLines = 50): string {
   const t = view.totals;
   const out: string[] = [
-    `Organisation at ${view.takenAt}: ${t.units} unit(s), ${t.ok} ok, ${t.failing} failing, ${t.stuck} stuck; ${t.pools} pool(s), ${t.poolsUnderPressure} under pressure, about ${t.refusedEstimate} GPU(s) of demand above budget`,
+    `Organisation at ${view.takenAt}${view.clock === 'emulator' ? " (the emulator's virtual clock, as the runs recorded)" : ''}: ${t.units} unit(s), ${t.ok} ok, ${t.failing} failing, ${t.stuck} stuck; ${t.pools} pool(s), ${t.poolsUnderPressure} under pressure, about ${t.refusedEstimate} GPU(s) of demand above budget`,
   ];
   const attention = view.units.filter((u) => u.failingRuns > 0 || u.stuck !== null);
   if (attention.length > 0) out.push('', 'Needs a look:');

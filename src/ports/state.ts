@@ -38,8 +38,15 @@ export interface VersionedConditions {
 /** One governor run, as kept for `governor status` and for people looking into the store. */
 export const RunRecord = z.strictObject({
   runId: z.string().min(1),
+  /** When the run started and ended, on the wall clock (as leases are). */
   startedAt: z.iso.datetime({ offset: true }),
   finishedAt: z.iso.datetime({ offset: true }),
+  /**
+   * The run's own time, the one it planned at: its clock, which is the emulator's virtual clock
+   * against the emulator (the pools and pressure of the record are at this time). Absent in
+   * records of earlier versions and of runs that planned nothing.
+   */
+  at: z.iso.datetime({ offset: true }).optional(),
   mode: z.enum(['enforce', 'dry-run']),
   /** `lease-held`: another governor held the project's lease, so this run did nothing. */
   outcome: z.enum(['ok', 'failed', 'lease-held']),

@@ -91,6 +91,7 @@ export async function recordRuns(
         runId: report.runId,
         startedAt: new Date(startedWall).toISOString(),
         finishedAt: new Date(finishedWall).toISOString(),
+        ...(report.plan ? { at: report.plan.at } : {}),
         mode: report.mode,
         outcome: report.outcome === 'declined' ? 'ok' : report.outcome,
         changes: writes.filter((w) => w.outcome === 'written').length,

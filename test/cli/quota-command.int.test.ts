@@ -111,8 +111,15 @@ describe('governor quota recommend', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^pool hot\/us-central1\/nvidia-l4\/zonal {2}\[recommend\]$/m);
     expect(r.stdout).toContain(
-      'at budget 1200 min, refused 3600 GPU-minutes (estimate), peak wanted 12 GPUs',
+      'at budget 1200 minutes; refused about 3600 GPU-minutes (estimate); peak wanted 12 GPUs',
     );
+    // Precise and grammatical: what the runs covered, on how many calendar days.
+    expect(r.stdout).toContain(
+      '  history: runs covered 4 days (5760 minutes) on 4 calendar days; at budget 1200 minutes;',
+    );
+    expect(r.stdout).toContain('  history: runs covered 120 minutes on 1 calendar day;');
+    expect(r.stdout).not.toMatch(/\(s\)|days covered 0/);
+    expect(r.stdout).toContain('1 of 3 pools with history has a recommendation.');
     expect(r.stdout).toMatch(/^ {2}recommended quota: 12$/m);
     expect(r.stdout).toMatch(/^pool hot\/europe-west4\/nvidia-l4\/zonal {2}\[no-pressure\]$/m);
     expect(r.stdout).toMatch(

@@ -6,6 +6,8 @@ import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { main } from '../../src/cli/main.js';
 import type { RunRecord } from '../../src/ports/index.js';
 import type { OrgView } from '../../src/org/view.js';
+import { startEmulator } from '../../src/emulator/index.js';
+import { testFleet } from '../support/fixtures.js';
 
 /**
  * `governor status --org`: every unit from the state store alone (the CLI with a file store):
@@ -152,5 +154,58 @@ describe('governor status --org', () => {
     expect(bad.code).not.toBe(0);
     expect(bad.err).toMatch(/calm-proj/);
     expect(bad.err).not.toMatch(/\n\s+at /);
+  });
+});
+
+describe('governor status --org against the emulator', () => {
+  it("shows the runs' own time, on the emulator's virtual clock, not the wall clock", async () => {
+    const emulator = await startEmulator({ fleet: testFleet(), speed: 'manual' });
+    const here = await mkdtemp(join(tmpdir(), 'org-view-virtual-'));
+    try {
+      const virtualNow = emulator.now().getTime(); // 2026-11-27T12:00:00Z, days from the wall clock
+      const at = (min: number) => new Date(virtualNow - min * 60_000).toISOString();
+      const store = createFileStateStore({ dir: here });
+      await store.saveDiscovery({ key: 'k', foundAt: ago(1), projects: ['fresh-proj', 'late-proj'] });
+      // Started on the wall clock a minute ago (as leases are), planned at the emulator's time.
+      await store.recordRun('fresh-proj', record('r1', 1, { at: at(4) }));
+      await store.recordRun('late-proj', record('r1', 1, { at: at(95) }));
+      await store.close();
+      const file = join(here, 'policy.json');
+      await writeFile(
+        file,
+        JSON.stringify({
+          version: 1,
+          discovery: { organization: '1' },
+          fanout: { topic: 'projects/p/topics/work' },
+        }),
+      );
+      let out = '';
+      const run = (json: boolean) =>
+        main(
+          ['status', '--org', '--policy', file, '--state-dir', here, ...(json ? ['--json'] : [])],
+          {
+            stdout: { write: (s: string) => (out += s) },
+            stderr: { write: () => {} },
+            env: { ...emulator.env },
+          },
+        );
+      expect(await run(true)).toBe(0);
+      const view = JSON.parse(out) as OrgView;
+      expect(view.takenAt).toBe('2026-11-27T12:00:00.000Z');
+      expect(view.clock).toBe('emulator');
+      const by = new Map(view.units.map((u) => [u.project, u]));
+      expect(by.get('fresh-proj')?.lastRun).toMatchObject({ at: at(4), ageSeconds: 240 });
+      expect(by.get('fresh-proj')?.stuck).toBeNull();
+      // Stale on the runs' clock, though it started a minute ago on the wall clock.
+      expect(by.get('late-proj')?.stuck).toBe('last run 5700 s ago');
+      out = '';
+      expect(await run(false)).toBe(0);
+      expect(out).toMatch(
+        /^Organisation at 2026-11-27T12:00:00\.000Z \(the emulator's virtual clock, as the runs recorded\):/,
+      );
+    } finally {
+      await emulator.stop();
+      await rm(here, { recursive: true, force: true });
+    }
   });
 });
