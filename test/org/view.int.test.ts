@@ -165,7 +165,11 @@ describe('governor status --org against the emulator', () => {
       const virtualNow = emulator.now().getTime(); // 2026-11-27T12:00:00Z, days from the wall clock
       const at = (min: number) => new Date(virtualNow - min * 60_000).toISOString();
       const store = createFileStateStore({ dir: here });
-      await store.saveDiscovery({ key: 'k', foundAt: ago(1), projects: ['fresh-proj', 'late-proj'] });
+      await store.saveDiscovery({
+        key: 'k',
+        foundAt: ago(1),
+        projects: ['fresh-proj', 'late-proj'],
+      });
       // Started on the wall clock a minute ago (as leases are), planned at the emulator's time.
       await store.recordRun('fresh-proj', record('r1', 1, { at: at(4) }));
       await store.recordRun('late-proj', record('r1', 1, { at: at(95) }));
