@@ -146,7 +146,7 @@ export class EmulatorContext {
   poolTotals(s: ServiceState): PoolTotals | null {
     const key = this.model.poolOf(s);
     if (!key) return null;
-    const pool = this.model.pools().find((p) => samePool(p, key));
+    const pool = this.model.pool(key);
     return {
       ...key,
       capsGpus: pool?.capsGpus ?? effectiveMax(s) * gpusPerInstance(s),
@@ -214,7 +214,7 @@ export function applyOtherActor(
     model.setQuota(pool, Math.max(0, quota - change.gpus));
     return 'quota';
   }
-  const members = model.listServices().filter((s) => {
+  const members = model.listServices(pool.project).filter((s) => {
     const p = model.poolOf(s);
     return p !== undefined && samePool(p, pool) && s.spec.scalingMode !== 'MANUAL';
   });
@@ -225,7 +225,7 @@ export function applyOtherActor(
     return 'caps';
   }
   if (quota === undefined) return null;
-  const usage = model.pools().find((p) => samePool(p, pool));
+  const usage = model.pool(pool);
   const used = (usage?.capsGpus ?? 0) + (usage?.workerPoolGpus ?? 0) + (usage?.jobGpus ?? 0);
   const g = gpusPerInstance(s);
   const max = Math.min(effectiveMax(s) + Math.floor((quota - used) / g), Math.floor(quota / g));

@@ -356,7 +356,7 @@ export class InvariantMonitor {
     let caps = 0;
     let unmanaged = 0;
     let floors = 0;
-    for (const m of model.listServices()) {
+    for (const m of model.listServices(pool.project)) {
       const p = model.poolOf(m);
       if (!p || !samePool(p, pool)) continue;
       const gpus = gpusPerInstance(m);
@@ -366,7 +366,7 @@ export class InvariantMonitor {
       if (manual || this.isUnmanaged(m)) unmanaged += cap;
       else floors += Math.max(1, m.minInstances, m.revisionMinInstances) * gpus;
     }
-    const usage = model.pools().find((p) => samePool(p, pool));
+    const usage = model.pool(pool);
     // Worker pools and running job tasks hold GPUs the services cannot have.
     const workerGpus = (usage?.workerPoolGpus ?? 0) + (usage?.jobGpus ?? 0);
     const floorsGpus = (own?.floorGpus ?? floors) + unmanaged + workerGpus;

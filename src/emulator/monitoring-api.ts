@@ -403,10 +403,8 @@ function rawSeries(
   const { kind, valueType } = descriptor(q.metricType);
   const out: Series[] = [];
   const services: ServiceState[] = ctx.model
-    .listServices()
-    .filter(
-      (s) => s.project === project && (q.metricType !== GPU_UTILIZATIONS || gpusPerInstance(s) > 0),
-    );
+    .listServices(project)
+    .filter((s) => q.metricType !== GPU_UTILIZATIONS || gpusPerInstance(s) > 0);
   const requests = q.metricType === REQUEST_COUNT || q.metricType === REFUSED_REQUESTS;
   for (const s of services) {
     const byRevision = new Map<string, MinuteSample[]>();

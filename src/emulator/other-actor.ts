@@ -1,4 +1,3 @@
-import { samePool } from '../core/pool.js';
 import {
   applyConcurrentChange,
   applyOtherActor,
@@ -39,9 +38,9 @@ export function beforeCall(ctx: EmulatorContext, method: string, request: Messag
   if (method.endsWith('/GetQuotaInfo')) {
     const m = QUOTA_INFO.exec(typeof request['name'] === 'string' ? request['name'] : '');
     const [, project = '', id = ''] = m ?? [];
-    for (const p of ctx.model.pools())
-      if (m && p.project === project && gpuQuotaId(p.accelerator, p.zonalRedundancy) === id)
-        ctx.monitor.quotaAttempt(p);
+    if (m)
+      for (const p of ctx.model.pools(project))
+        if (gpuQuotaId(p.accelerator, p.zonalRedundancy) === id) ctx.monitor.quotaAttempt(p);
   }
   if (!method.endsWith('/UpdateService')) return;
   const key = writtenService(request);
@@ -71,21 +70,20 @@ export function afterCall(ctx: EmulatorContext, method: string, request: Message
 
 /** The pools a call read or wrote, after noting the reads with the monitor. */
 function poolsOfCall(ctx: EmulatorContext, method: string, request: Message): ModelPool[] {
-  const all = ctx.model.pools();
   if (method.endsWith('/ListServices')) {
     const m = PARENT.exec(typeof request['parent'] === 'string' ? request['parent'] : '');
     if (!m) return [];
     const [, project = '', region = ''] = m;
     ctx.monitor.listed(project, region);
-    return all.filter((p) => p.project === project && p.region === region);
+    return ctx.model.pools(project).filter((p) => p.region === region);
   }
   if (method.endsWith('/GetQuotaInfo')) {
     const m = QUOTA_INFO.exec(typeof request['name'] === 'string' ? request['name'] : '');
     if (!m) return [];
     const [, project = '', id = ''] = m;
-    const read = all.filter(
-      (p) => p.project === project && gpuQuotaId(p.accelerator, p.zonalRedundancy) === id,
-    );
+    const read = ctx.model
+      .pools(project)
+      .filter((p) => gpuQuotaId(p.accelerator, p.zonalRedundancy) === id);
     for (const p of read) ctx.monitor.quotaRead(p);
     return read;
   }
@@ -93,7 +91,8 @@ function poolsOfCall(ctx: EmulatorContext, method: string, request: Message): Mo
     const key = writtenService(request);
     const s = key ? ctx.model.getService(key) : undefined;
     const pool = s ? ctx.model.poolOf(s) : undefined;
-    return pool ? all.filter((p) => samePool(p, pool)) : [];
+    const usage = pool ? ctx.model.pool(pool) : undefined;
+    return usage ? [usage] : [];
   }
   return [];
 }

@@ -93,12 +93,12 @@ export function toObserved(s: ServiceState): ObservedService {
 }
 
 export function createSimPorts(model: FleetModel, options: SimPortsOptions): ObservePorts {
-  const inProject = (project: string) => model.listServices().filter((s) => s.project === project);
+  const inProject = (project: string) => model.listServices(project);
 
   const run: CloudRunPort = {
     async listRegions(project) {
       const regions = new Set(inProject(project).map((s) => s.region));
-      for (const w of model.listWorkerPools()) if (w.project === project) regions.add(w.region);
+      for (const w of model.listWorkerPools(project)) regions.add(w.region);
       return [...regions].sort();
     },
     async listServices(project, region) {
@@ -113,8 +113,8 @@ export function createSimPorts(model: FleetModel, options: SimPortsOptions): Obs
     },
     async listWorkerPools(project, region): Promise<ObservedWorkerPool[]> {
       return model
-        .listWorkerPools()
-        .filter((w) => w.project === project && w.region === region)
+        .listWorkerPools(project)
+        .filter((w) => w.region === region)
         .map((w) => ({
           project: w.project,
           region: w.region,
@@ -131,8 +131,8 @@ export function createSimPorts(model: FleetModel, options: SimPortsOptions): Obs
     },
     async listRunningExecutions(project, region): Promise<ObservedJobExecution[]> {
       return model
-        .listJobs()
-        .filter((j) => j.project === project && j.region === region)
+        .listJobs(project)
+        .filter((j) => j.region === region)
         .flatMap((j) => jobExecutions(j, model.now))
         .filter((e) => e.completedAt === undefined)
         .map((e) => ({

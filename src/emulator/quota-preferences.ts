@@ -103,12 +103,8 @@ function quotaEntry(
   region: string | undefined,
 ): { key: Parameters<FleetModel['setQuota']>[0]; quota: number | undefined } | undefined {
   const entries = model
-    .quotaEntries()
-    .filter(
-      (e) =>
-        e.key.project === project &&
-        gpuQuotaId(e.key.accelerator, e.key.zonalRedundancy) === quotaId,
-    );
+    .quotaEntries(project)
+    .filter((e) => gpuQuotaId(e.key.accelerator, e.key.zonalRedundancy) === quotaId);
   return (
     entries.find((e) => e.key.region === region) ?? entries.find((e) => e.key.region === undefined)
   );
@@ -116,12 +112,8 @@ function quotaEntry(
 
 function hasQuotaId(model: FleetModel, project: string, quotaId: string): boolean {
   return model
-    .quotaEntries()
-    .some(
-      (e) =>
-        e.key.project === project &&
-        gpuQuotaId(e.key.accelerator, e.key.zonalRedundancy) === quotaId,
-    );
+    .quotaEntries(project)
+    .some((e) => gpuQuotaId(e.key.accelerator, e.key.zonalRedundancy) === quotaId);
 }
 
 function etagOf(p: StoredPreference, serial: number): string {

@@ -33,7 +33,7 @@ interface QuotaGroup {
 
 function groups(ctx: EmulatorContext, project: string): Map<string, QuotaGroup> {
   const out = new Map<string, QuotaGroup>();
-  const entries = ctx.model.quotaEntries().filter((e) => e.key.project === project);
+  const entries = ctx.model.quotaEntries(project);
   for (const { key, quota } of entries) {
     if (quota === undefined) continue;
     const id = gpuQuotaId(key.accelerator, key.zonalRedundancy);

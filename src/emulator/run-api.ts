@@ -270,9 +270,7 @@ export function runServicesHandlers(ctx: EmulatorContext): Handlers {
   return {
     ListServices: (request) => {
       const { project, region } = parseParent(ctx, text(request, 'parent'), 'services');
-      const all = ctx.model
-        .listServices()
-        .filter((s) => s.project === project && s.region === region);
+      const all = ctx.model.listServices(project).filter((s) => s.region === region);
       const { page, nextPageToken } = paginate(all, {
         pageSize: int(request, 'page_size'),
         pageToken: text(request, 'page_token'),
@@ -303,9 +301,7 @@ export function runWorkerPoolsHandlers(ctx: EmulatorContext): Handlers {
   return {
     ListWorkerPools: (request) => {
       const { project, region } = parseParent(ctx, text(request, 'parent'), 'worker pools');
-      const all = ctx.model
-        .listWorkerPools()
-        .filter((w) => w.project === project && w.region === region);
+      const all = ctx.model.listWorkerPools(project).filter((w) => w.region === region);
       const { page, nextPageToken } = paginate(all, {
         pageSize: int(request, 'page_size'),
         pageToken: text(request, 'page_token'),
@@ -322,7 +318,7 @@ export function runJobsHandlers(ctx: EmulatorContext): Handlers {
   return {
     ListJobs: (request) => {
       const { project, region } = parseParent(ctx, text(request, 'parent'), 'jobs');
-      const all = ctx.model.listJobs().filter((j) => j.project === project && j.region === region);
+      const all = ctx.model.listJobs(project).filter((j) => j.region === region);
       const { page, nextPageToken } = paginate(all, {
         pageSize: int(request, 'page_size'),
         pageToken: text(request, 'page_token'),
@@ -357,10 +353,8 @@ export function runExecutionsHandlers(ctx: EmulatorContext): Handlers {
       const [, location = '', job = ''] = m;
       const { project, region } = parseParent(ctx, location, 'executions');
       const jobs = ctx.model
-        .listJobs()
-        .filter(
-          (j) => j.project === project && j.region === region && (job === '-' || j.name === job),
-        );
+        .listJobs(project)
+        .filter((j) => j.region === region && (job === '-' || j.name === job));
       if (job !== '-' && jobs.length === 0) throw notFound(`Resource '${parent}' was not found`);
       const all = jobs
         .flatMap((j) => jobExecutions(j, ctx.model.now).sort((a, b) => b.startAt - a.startAt))

@@ -223,3 +223,78 @@ describe('the fleet model', () => {
     expect(a.refused.capInstanceMinutes).toBe(2);
   });
 });
+
+describe('the fleet model by project', () => {
+  // Three projects whose names sort differently from their order in the fleet, with services,
+  // worker pools, a job and quotas (one regionless) in several regions.
+  const fleet = () =>
+    validateFleet({
+      start: START,
+      warmupMinutes: 0,
+      idleMinutes: 0,
+      startupSeconds: 0,
+      projects: ['proj-c', 'proj-a', 'proj-b'].map((id, i) => ({
+        id,
+        pools: [
+          { region: 'us-central1', quota: 4 + i },
+          { region: 'europe-west4', quota: 2 },
+          ...(i === 1 ? [{ quota: 9 }] : []),
+        ],
+        services: [
+          svc(`z-${i}`, { maxInstances: 2, demand: 1 }),
+          svc('a', { region: 'europe-west4', maxInstances: 1, demand: 2 }),
+          svc('cpu', { gpu: undefined, demand: 1 }),
+          svc('m', { region: 'asia-east1', demand: 1 }),
+        ],
+        workerPools: [{ name: 'w', region: 'us-central1', gpu: {}, manualInstanceCount: 1 }],
+        jobs:
+          i === 2
+            ? [
+                {
+                  name: 'j',
+                  region: 'us-central1',
+                  gpu: {},
+                  taskCount: 2,
+                  executions: [{ startMinute: 0, taskMinutes: 5 }],
+                },
+              ]
+            : [],
+      })),
+    });
+
+  /** What a project's own answers must equal: the whole fleet's, filtered by project. */
+  const sameAsFiltered = (m: FleetModel) => {
+    for (const p of ['proj-a', 'proj-b', 'proj-c', 'proj-unknown']) {
+      expect(m.listServices(p)).toEqual(m.listServices().filter((s) => s.project === p));
+      expect(m.pools(p)).toEqual(m.pools().filter((x) => x.project === p));
+      expect(m.quotaEntries(p)).toEqual(m.quotaEntries().filter((e) => e.key.project === p));
+      expect(m.listWorkerPools(p)).toEqual(m.listWorkerPools().filter((w) => w.project === p));
+      expect(m.listJobs(p)).toEqual(m.listJobs().filter((j) => j.project === p));
+      for (const pool of m.pools(p)) expect(m.pool(pool)).toEqual(pool);
+    }
+  };
+
+  it("answers a project's services, pools, quotas, worker pools and jobs as the fleet filtered", () => {
+    const m = new FleetModel(fleet());
+    m.advance(2 * MINUTE_MS);
+    expect(m.listServices('proj-b').map((s) => s.name)).toEqual(['m', 'a', 'cpu', 'z-2']);
+    expect(m.pools('proj-b').find((p) => p.region === 'us-central1')?.jobGpus).toBe(2);
+    expect(m.pool({ ...m.pools('proj-a')[0]!, project: 'proj-unknown' })).toBeUndefined();
+    sameAsFiltered(m);
+  });
+
+  it('keeps them equal after quotas change, a new entry included, and derives unset maxes per project', () => {
+    const m = new FleetModel(fleet());
+    const key = { project: 'proj-a', accelerator: 'nvidia-l4', zonalRedundancy: true };
+    m.setQuota({ ...key, region: 'asia-east1' }, 3);
+    m.setQuota({ ...key, region: 'us-central1' }, 1);
+    sameAsFiltered(m);
+    // asia-east1's service sets no max: Cloud Run derives it from its own project's quota alone.
+    expect(effectiveMax(m.findService('m', 'proj-a'))).toBe(3);
+    expect(effectiveMax(m.findService('m', 'proj-c'))).toBe(100);
+    expect(m.quotaEntries('proj-a').at(-1)).toEqual({
+      key: { ...key, region: 'asia-east1' },
+      quota: 3,
+    });
+  });
+});
