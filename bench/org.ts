@@ -21,17 +21,25 @@ import { reconcile, RunFailedError } from '../src/reconcile/reconcile.js';
  *
  * Units run in this one process, on this machine's cores, against one emulator: the CPU the
  * emulator and the clients spend is shared here, where Google runs each unit in its own instance.
+ * `npm run bench` takes the chaos part from here (`timing: false`) and the timing from
+ * bench/org-procs.ts, which runs the emulator and the units in processes of their own, as deployed;
+ * the timing here remains for profiling the emulator and the governor in one process.
  */
 export interface OrgBench {
   projects: number;
   services: number;
   concurrency: number;
   rttMs: number;
-  slowestSingleMs: number;
-  orgMs: number;
-  ratio: number;
-  readsPerProjectAlone: number;
-  readsPerProjectInOrg: number;
+  /** Null when the timing was not asked for (`timing: false`: the chaos part alone). */
+  timing: {
+    slowestSingleMs: number;
+    orgMs: number;
+    ratio: number;
+    /** CPU this process (the units and the emulator together) spent a unit in the organisation. */
+    cpuPerUnitMs: number;
+    readsPerProjectAlone: number;
+    readsPerProjectInOrg: number;
+  } | null;
   chaos: {
     failingUnits: number;
     completedOthers: number;
@@ -51,6 +59,8 @@ export async function benchOrg(
     concurrency?: number;
     rttMs?: number;
     seed?: number;
+    /** False: the chaos part alone (the timing is bench/org-procs.ts's, in processes). */
+    timing?: boolean;
   } = {},
 ): Promise<OrgBench> {
   const P = opts.projects ?? 1000;
@@ -124,28 +134,40 @@ export async function benchOrg(
     emulator.calls().filter((c) => !WRITES.has(c.method.split('/')[1] ?? '')).length;
   try {
     const log = (m: string) => process.stderr.write(`org bench: ${m}\n`);
-    log(`warm-up of ${P} projects`);
-    // Warm-up: the clients load their protos, the emulator builds every project's history.
-    await pLimit(C).map(projects, (p) => govern(p.id, 'dry-run'));
-    // A few projects alone, one after another: the slowest is the yardstick.
-    let slowestSingleMs = 0;
-    let aloneReads = 0;
-    const alone = [id(P - 1), id(P - 2), id(P - 3)];
-    for (const p of alone) {
+    let timing: OrgBench['timing'] = null;
+    if (opts.timing !== false) {
+      log(`warm-up of ${P} projects`);
+      // Warm-up: the clients load their protos, the emulator builds every project's history.
+      await pLimit(C).map(projects, (p) => govern(p.id, 'dry-run'));
+      // A few projects alone, one after another: the slowest is the yardstick.
+      let slowestSingleMs = 0;
+      let aloneReads = 0;
+      const alone = [id(P - 1), id(P - 2), id(P - 3)];
+      for (const p of alone) {
+        emulator.resetCalls();
+        const t0 = performance.now();
+        await govern(p, 'dry-run');
+        slowestSingleMs = Math.max(slowestSingleMs, performance.now() - t0);
+        aloneReads = Math.max(aloneReads, reads());
+      }
+      log(`slowest single ${Math.round(slowestSingleMs)} ms; the organisation next`);
+      // The whole organisation, dry-run (the same reads), at most C at once.
       emulator.resetCalls();
+      const cpu0 = process.cpuUsage();
       const t0 = performance.now();
-      await govern(p, 'dry-run');
-      slowestSingleMs = Math.max(slowestSingleMs, performance.now() - t0);
-      aloneReads = Math.max(aloneReads, reads());
+      await pLimit(C).map(projects, (p) => govern(p.id, 'dry-run'));
+      const orgMs = performance.now() - t0;
+      const cpu = process.cpuUsage(cpu0);
+      log(`organisation ${Math.round(orgMs)} ms`);
+      timing = {
+        slowestSingleMs,
+        orgMs,
+        ratio: orgMs / slowestSingleMs,
+        cpuPerUnitMs: (cpu.user + cpu.system) / 1000 / P,
+        readsPerProjectAlone: aloneReads,
+        readsPerProjectInOrg: reads() / P,
+      };
     }
-    log(`slowest single ${Math.round(slowestSingleMs)} ms; the organisation next`);
-    // The whole organisation, dry-run (the same reads), at most C at once.
-    emulator.resetCalls();
-    const t0 = performance.now();
-    await pLimit(C).map(projects, (p) => govern(p.id, 'dry-run'));
-    const orgMs = performance.now() - t0;
-    log(`organisation ${Math.round(orgMs)} ms`);
-    const readsPerProjectInOrg = reads() / P;
 
     // Chaos, enforcing: every unit delivered; a failed one redelivered up to 5 times.
     chaosOn = true;
@@ -183,11 +205,7 @@ export async function benchOrg(
       services: S,
       concurrency: C,
       rttMs,
-      slowestSingleMs,
-      orgMs,
-      ratio: orgMs / slowestSingleMs,
-      readsPerProjectAlone: aloneReads,
-      readsPerProjectInOrg,
+      timing,
       chaos: {
         failingUnits: failingIds.size,
         completedOthers: others.filter((p) => outcome.get(p.id) === 'ok').length,
@@ -203,9 +221,10 @@ export async function benchOrg(
   }
 }
 
-if (process.argv[1]?.endsWith('org.js')) {
+// `node dist/bench/org.js`: everything in this one process (the profile of docs/performance.md).
+if (process.argv[1]?.endsWith('/org.js')) {
   const r = await benchOrg({
-    projects: Number(process.env.BENCH_ORG_PROJECTS ?? 1000),
+    projects: Number(process.env.BENCH_ORG_PROJECTS ?? 200),
     concurrency: Number(process.env.BENCH_ORG_CONCURRENCY ?? 500),
   });
   console.log(JSON.stringify(r, null, 2));
