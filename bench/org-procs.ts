@@ -7,6 +7,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { handleDispatch } from '../src/function/org.js';
 import type { Logger } from '../src/log.js';
+import { largestFitting, orgVerdict } from './org-verdict.js';
 
 /**
  * The organisation as it is deployed (docs/organization.md), on this machine:
@@ -372,21 +373,23 @@ export async function benchOrgProcesses(opts: {
       unit: (org.cpu.unitsS / P) * 1000,
       emulator: (org.cpu.emulatorS / P) * 1000,
     };
-    const targetMs = 2 * slowestSingleMs;
-    const minWallMs = (org.cpu.totalS / cores) * 1000;
-    const coresNeeded = Math.ceil((org.cpu.totalS * 1000) / targetMs);
-    const verdict =
-      (org.orgMs ?? 0) <= targetMs
-        ? `met: ${Math.round(org.orgMs ?? 0)} ms ≤ 2× ${Math.round(slowestSingleMs)} ms`
-        : minWallMs > targetMs
-          ? `missed: needs ≥ ${coresNeeded} cores: ${org.cpu.totalS.toFixed(1)} CPU-s over ${cores} cores = ${(minWallMs / 1000).toFixed(1)} s > 2× ${(slowestSingleMs / 1000).toFixed(2)} s`
-          : `missed: ${Math.round(org.orgMs ?? 0)} ms > 2× ${Math.round(slowestSingleMs)} ms, though its ${org.cpu.totalS.toFixed(1)} CPU-s fit in ${(minWallMs / 1000).toFixed(1)} s on ${cores} cores`;
+    const v = orgVerdict({
+      orgMs: org.orgMs ?? 0,
+      slowestSingleMs,
+      cpuS: org.cpu.totalS,
+      cores,
+    });
+    const { targetMs, minWallMs, coresNeeded } = v;
+    const verdict = v.text;
 
     // The largest organisation whose CPU fits in 70% of the cores within the target, from the
     // CPU a unit cost above (its process and the emulator's share), governed the same way from
     // the same dispatch's messages (redelivered: the dispatch is not timed again).
-    const perUnitS = (org.cpu.unitsS + org.cpu.emulatorS) / P;
-    const fit = Math.floor((0.7 * cores * (targetMs / 1000)) / perUnitS);
+    const fit = largestFitting({
+      perUnitCpuS: (org.cpu.unitsS + org.cpu.emulatorS) / P,
+      cores,
+      targetMs,
+    });
     let sized: OrgRound | null = null;
     if (fit >= 1 && fit < P) {
       const bodies = await dispatchOnce(emulator, env);

@@ -1,0 +1,36 @@
+import { describe, expect, it } from 'vitest';
+import { largestFitting, orgVerdict } from '../../bench/org-verdict.js';
+
+/** The arithmetic behind the organisation bench's verdict (bench/org-verdict.ts). */
+describe("the organisation bench's verdict", () => {
+  it('says how many cores the CPU-seconds need when no schedule on these cores can meet 2×', () => {
+    const v = orgVerdict({ orgMs: 226_106, slowestSingleMs: 847, cpuS: 108.03, cores: 2 });
+    expect(v.met).toBe(false);
+    expect(v.targetMs).toBe(1694);
+    expect(v.minWallMs).toBeCloseTo(54_015, 0);
+    // 108.03 CPU-s within 1.694 s: 63.8 cores, so 64.
+    expect(v.coresNeeded).toBe(64);
+    expect(v.text).toBe('missed: needs ≥ 64 cores: 108.0 CPU-s over 2 cores = 54.0 s > 2× 0.85 s');
+  });
+
+  it('tells a miss the cores could have avoided from one they could not', () => {
+    const v = orgVerdict({ orgMs: 5000, slowestSingleMs: 1000, cpuS: 1.5, cores: 2 });
+    expect(v.met).toBe(false);
+    expect(v.text).toBe('missed: 5.00 s > 2× 1.00 s, though its 1.5 CPU-s fit in 0.8 s on 2 cores');
+  });
+
+  it('says met within 2×, the bound included', () => {
+    expect(orgVerdict({ orgMs: 2000, slowestSingleMs: 1000, cpuS: 100, cores: 2 }).met).toBe(true);
+    expect(orgVerdict({ orgMs: 2001, slowestSingleMs: 1000, cpuS: 1, cores: 2 }).met).toBe(false);
+  });
+
+  it('sizes the organisation to 70% of the cores over the target', () => {
+    // 0.7 × 2 cores × 1.694 s = 2.37 CPU-s; at 0.108 CPU-s a unit, 21 units.
+    expect(largestFitting({ perUnitCpuS: 0.108, cores: 2, targetMs: 1694 })).toBe(21);
+    expect(largestFitting({ perUnitCpuS: 0.108, cores: 2, targetMs: 1694, share: 1 })).toBe(31);
+    expect(largestFitting({ perUnitCpuS: 10, cores: 2, targetMs: 1000 })).toBe(0);
+    // No CPU measured (a broken reading): nothing is sized from it.
+    expect(largestFitting({ perUnitCpuS: 0, cores: 2, targetMs: 1000 })).toBe(0);
+    expect(largestFitting({ perUnitCpuS: Number.NaN, cores: 2, targetMs: 1000 })).toBe(0);
+  });
+});
