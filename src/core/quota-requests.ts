@@ -214,11 +214,15 @@ export function plannedQuotaRequest(
 
 /** A quota preference as a run sees it, for settling a planned request. */
 export interface SeenPreference {
+  /** `projects/{p}/locations/global/quotaPreferences/{id}`. */
   name: string;
   quotaId: string;
+  /** Its `region` dimension; null when it has none (it then applies to every other region). */
   region: string | null;
   preferredValue: number;
+  /** Null while Google has not granted anything. */
   grantedValue: number | null;
+  /** Pending Google's approval and fulfilment. */
   reconciling: boolean;
 }
 

@@ -1,4 +1,4 @@
-import type { Alert } from './alert.js';
+import { alertAttributes, type Alert } from './alert.js';
 import { makeAlert } from './conditions.js';
 import { withUniqueIds, type ConditionState } from './notify.js';
 import type { Plan, PlanPool } from './plan.js';
@@ -464,6 +464,15 @@ export function judgedScope(
   const known = pools.filter((p) => p.budget !== null && !unlisted.has(p.region));
   if (mine.length === 0 && known.length === pools.length) return [project];
   return known.map((p) => poolKey(p));
+}
+
+/** An alert as the one Pub/Sub message subscribers read (SPEC "Alerts"): data, attributes, key. */
+export function alertMessage(a: Alert): {
+  data: Alert;
+  attributes: Record<string, string>;
+  orderingKey: string;
+} {
+  return { data: a, attributes: alertAttributes(a), orderingKey: orderingKey(a) };
 }
 
 /** Pub/Sub ordering key of an alert: its pool, or its project when it has no pool. */

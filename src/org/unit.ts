@@ -1,8 +1,8 @@
-import { alertAttributes, type Alert } from '../core/alert.js';
+import type { Alert } from '../core/alert.js';
 import { durationMs } from '../core/duration.js';
 import { decideNotifications, type ConditionState } from '../core/notify.js';
 import type { Policy } from '../core/policy.js';
-import { deliveryFailedAlert, orderingKey, type FailedDelivery } from '../core/run-alerts.js';
+import { alertMessage, deliveryFailedAlert, type FailedDelivery } from '../core/run-alerts.js';
 import { unitLabel } from '../core/units.js';
 import { staleReason, type WorkMessage } from '../core/work.js';
 import type { Logger } from '../log.js';
@@ -133,14 +133,7 @@ export async function alertFailedDelivery(
   try {
     if (sink)
       await beforeDeadline(
-        () =>
-          sink.publish(
-            outgoing.map((a) => ({
-              data: a,
-              attributes: alertAttributes(a),
-              orderingKey: orderingKey(a),
-            })),
-          ),
+        () => sink.publish(outgoing.map(alertMessage)),
         bound,
         `publishing the delivery alert of ${project}`,
       );

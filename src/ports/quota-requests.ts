@@ -1,20 +1,12 @@
+import type { SeenPreference } from '../core/quota-requests.js';
+
 /**
  * Cloud Quotas v1 quota preferences: how the governor asks Google for more GPU quota
  * (docs/quota-requests.md). Only `run.googleapis.com` quotas of a project, one region each.
  */
 
-/** A quota preference as the governor reads it. */
-export interface QuotaPreferenceView {
-  /** `projects/{p}/locations/global/quotaPreferences/{id}`. */
-  name: string;
-  quotaId: string;
-  /** Its `region` dimension; null when it has none (it then applies to every other region). */
-  region: string | null;
-  preferredValue: number;
-  /** Null while Google has not granted anything. */
-  grantedValue: number | null;
-  /** Pending Google's approval and fulfilment. */
-  reconciling: boolean;
+/** A quota preference as the governor reads it: what a run settles requests against, and more. */
+export interface QuotaPreferenceView extends SeenPreference {
   stateDetail: string;
   /** Google's trace id of an increase request (empty for decreases). */
   traceId: string;

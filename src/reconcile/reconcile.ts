@@ -10,7 +10,7 @@ import type {
   RunRecord,
   StateStore,
 } from '../ports/index.js';
-import { alertAttributes, type Alert } from '../core/alert.js';
+import type { Alert } from '../core/alert.js';
 import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
 import { durationMs } from '../core/duration.js';
 import { governorMetrics } from '../core/governor-metrics.js';
@@ -30,7 +30,7 @@ import {
   judgedScope,
   metricsDegradedAlert,
   leaseHeldAlert,
-  orderingKey,
+  alertMessage,
   outboxDroppedAlert,
   plannedEvents,
   quotaChanges,
@@ -832,14 +832,7 @@ async function publish(
   if (sink) {
     try {
       await beforeDeadline(
-        () =>
-          sink.publish(
-            outgoing.map((a) => ({
-              data: a,
-              attributes: alertAttributes(a),
-              orderingKey: orderingKey(a),
-            })),
-          ),
+        () => sink.publish(outgoing.map(alertMessage)),
         { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall },
         `publishing ${outgoing.length} alert(s) of ${project}`,
       );
