@@ -1,3 +1,4 @@
+import { availableParallelism } from 'node:os';
 import { defineConfig } from 'vitest/config';
 
 /**
@@ -11,9 +12,20 @@ import { defineConfig } from 'vitest/config';
  */
 const INTEGRATION = 'test/**/*.int.test.ts';
 
+/**
+ * Test files at once: one per CPU. https://vitest.dev/config/maxworkers says the default of
+ * `vitest run` is all the available parallelism, but vitest 4.1's `resolveMaxWorkers` takes one
+ * less than the CPUs: on a 2-core CI machine a single worker, so every file waited for the one
+ * before while the CPUs were half idle (the integration files wait on the CLI processes they start, on emulated operation delays,
+ * on a JVM). Not more than the CPUs: the property and fuzz tests are CPU-bound and keep their
+ * 20 s / 60 s per-test timeouts. `VITEST_MAX_WORKERS=n` (or `--maxWorkers=n`) overrides it.
+ */
+const WORKERS = Math.max(2, availableParallelism());
+
 export default defineConfig({
   test: {
     environment: 'node',
+    maxWorkers: WORKERS,
     env: { METADATA_SERVER_DETECTION: 'none', NO_COLOR: '1' },
     projects: [
       {
@@ -35,6 +47,9 @@ export default defineConfig({
         test: {
           name: 'integration',
           include: [INTEGRATION],
+          // One Pub/Sub and one Firestore emulator for the run, started on first use
+          // (test/support/shared-emulators.ts).
+          globalSetup: ['test/support/java-emulators.global.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },

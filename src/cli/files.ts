@@ -1,4 +1,5 @@
 import { readFile } from 'node:fs/promises';
+import { fileURLToPath } from 'node:url';
 import { InputError } from '../errors.js';
 import { NO_PROJECTS, parsePolicyText, type Policy } from '../core/policy.js';
 import { parseSnapshotText, type Snapshot } from '../core/snapshot.js';
@@ -39,4 +40,9 @@ export async function loadPolicy(
 
 export async function loadSnapshot(path: string): Promise<Snapshot> {
   return parseSnapshotText(await readInputFile(path, 'snapshot'), `snapshot ${path}`);
+}
+
+/** A file shipped with the package (examples/…), wherever the package is installed. */
+export function packagedFile(relative: string): string {
+  return fileURLToPath(new URL(`../../../${relative}`, import.meta.url));
 }

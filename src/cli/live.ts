@@ -1,4 +1,3 @@
-import { fileURLToPath } from 'node:url';
 import { assertCredentials } from '../adapters/credentials.js';
 import { createGooglePorts } from '../adapters/index.js';
 import { GovernorError, UpstreamError } from '../errors.js';
@@ -36,9 +35,4 @@ export async function observeLive(
     );
   }
   return observation;
-}
-
-/** A file shipped with the package (examples/…), wherever the package is installed. */
-export function packagedFile(relative: string): string {
-  return fileURLToPath(new URL(`../../../${relative}`, import.meta.url));
 }

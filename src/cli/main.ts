@@ -8,9 +8,8 @@ import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js'
 import { orgView, renderOrgView } from '../org/view.js';
 import { createClock } from '../adapters/clock.js';
 import { createStore } from '../runtime.js';
-import { loadPolicy, loadSnapshot } from './files.js';
+import { loadPolicy, loadSnapshot, packagedFile } from './files.js';
 import { processIo, type Io, type Streams } from './io.js';
-import { observeLive, packagedFile } from './live.js';
 import { colorsFor, renderPlan, renderStatus } from './render.js';
 import type { DemoFlags } from './demo-command.js';
 import type { ReplayFlags, SimulateFlags } from './simulate-command.js';
@@ -65,6 +64,8 @@ async function snapshotFor(
   options: RuntimeOptions,
 ): Promise<Snapshot> {
   if (file) return loadSnapshot(file);
+  // Google's client libraries take most of the start-up: loaded only by the commands that call.
+  const { observeLive } = await import('./live.js');
   const observation = await observeLive(policy, options);
   for (const problem of observation.problems)
     io.stderr.write(`warning: ${renderProblem(problem)}\n`);

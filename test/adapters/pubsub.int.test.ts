@@ -16,6 +16,7 @@ import type { OutgoingMessage } from '../../src/ports/index.js';
 import type { PubSubAlertSink } from '../../src/adapters/pubsub.js';
 import { InputError } from '../../src/errors.js';
 import { startPubSubEmulator } from '../support/pubsub-emulator.js';
+import { sharedPubSubEmulator, type SharedEmulator } from '../support/shared-emulators.js';
 import type { RunningEmulator } from '../support/java-emulator.js';
 import { waitUntil } from '../support/wait.js';
 
@@ -25,12 +26,12 @@ const keyB = 'p/europe-west4/nvidia-l4/non-zonal';
 /** Retries short enough for tests, still more than one attempt. */
 const quick = { maxAttempts: 2, minBackoffMs: 50, maxBackoffMs: 100, attemptTimeoutMs: 3_000 };
 
-let emulator: RunningEmulator;
+let emulator: SharedEmulator;
 let admin: PubSub;
 const cleanups: (() => Promise<unknown>)[] = [];
 
 beforeAll(async () => {
-  emulator = await startPubSubEmulator();
+  emulator = await sharedPubSubEmulator(projectId);
   vi.stubEnv('PUBSUB_EMULATOR_HOST', emulator.endpoint);
   admin = new PubSub({ projectId });
 });
@@ -41,7 +42,6 @@ afterEach(async () => {
 
 afterAll(async () => {
   await admin?.close();
-  await emulator?.stop();
   vi.unstubAllEnvs();
 });
 

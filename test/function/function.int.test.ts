@@ -11,9 +11,11 @@ import { createFirestoreStateStore } from '../../src/adapters/firestore-store.js
 import { runUnlock } from '../../src/cli/unlock-command.js';
 import { parseRuntimeOptions } from '../../src/runtime-options.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
-import { startFirestoreEmulator } from '../support/firestore-emulator.js';
-import { startPubSubEmulator } from '../support/pubsub-emulator.js';
-import type { RunningEmulator as JavaEmulator } from '../support/java-emulator.js';
+import {
+  sharedFirestoreEmulator,
+  sharedPubSubEmulator,
+  type SharedEmulator,
+} from '../support/shared-emulators.js';
 
 /**
  * The Cloud Function through its real HTTP surface (functions-framework's server), configured the
@@ -54,8 +56,8 @@ const policyWith = (extra: Record<string, unknown>) =>
   JSON.stringify({ ...POLICY_FIELDS, ...extra });
 
 let emulator: RunningEmulator;
-let pubsub: JavaEmulator;
-let firestore: JavaEmulator;
+let pubsub: SharedEmulator;
+let firestore: SharedEmulator;
 let http: Server;
 let events: Server;
 const saved = { ...process.env };
@@ -72,7 +74,10 @@ async function listen(server: Server): Promise<Server> {
 }
 
 beforeAll(async () => {
-  [pubsub, firestore] = await Promise.all([startPubSubEmulator(), startFirestoreEmulator()]);
+  [pubsub, firestore] = await Promise.all([
+    sharedPubSubEmulator(PROJECT),
+    sharedFirestoreEmulator(PROJECT),
+  ]);
   const admin = new PubSub({ projectId: PROJECT, apiEndpoint: pubsub.endpoint });
   process.env.PUBSUB_EMULATOR_HOST = pubsub.endpoint;
   await admin.createTopic('alerts');
@@ -109,7 +114,6 @@ afterAll(async () => {
   await new Promise((r) => http?.close(r));
   await new Promise((r) => events?.close(r));
   await emulator?.stop();
-  await Promise.all([pubsub?.stop(), firestore?.stop()]);
   process.env = saved;
 });
 

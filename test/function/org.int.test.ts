@@ -18,8 +18,7 @@ import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { handleUnitPush } from '../../src/function/org.js';
 import { textLogger } from '../../src/log.js';
-import { startPubSubEmulator } from '../support/pubsub-emulator.js';
-import type { RunningEmulator as JavaEmulator } from '../support/java-emulator.js';
+import { sharedPubSubEmulator, type SharedEmulator } from '../support/shared-emulators.js';
 import { ORG, orgFleet, orgProjectId } from '../support/org-fleet.js';
 
 const HOME = 'gov-home-proj';
@@ -40,7 +39,7 @@ const POLICY = JSON.stringify({
 });
 
 let emulator: RunningEmulator;
-let pubsub: JavaEmulator;
+let pubsub: SharedEmulator;
 let admin: PubSub;
 let subscription: Subscription;
 let dispatchServer: Server;
@@ -71,7 +70,7 @@ const push = (data: string | Buffer, extra: Record<string, unknown> = {}) => ({
 });
 
 beforeAll(async () => {
-  pubsub = await startPubSubEmulator();
+  pubsub = await sharedPubSubEmulator(HOME);
   process.env.PUBSUB_EMULATOR_HOST = pubsub.endpoint;
   admin = new PubSub({ projectId: HOME, apiEndpoint: pubsub.endpoint });
   const [topic] = await admin.createTopic('gpu-governor-work');
@@ -95,7 +94,6 @@ afterAll(async () => {
   await new Promise((r) => unitServer?.close(r));
   await admin?.close();
   await emulator?.stop();
-  await pubsub?.stop();
   await rm(dir, { recursive: true, force: true });
   process.env = saved;
 });

@@ -19,8 +19,7 @@ import {
 } from '../../src/reconcile/reconcile.js';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 import type { StateStore } from '../../src/ports/index.js';
-import { startPubSubEmulator } from '../support/pubsub-emulator.js';
-import type { RunningEmulator as JavaEmulator } from '../support/java-emulator.js';
+import { sharedPubSubEmulator, type SharedEmulator } from '../support/shared-emulators.js';
 import { waitUntil } from '../support/wait.js';
 
 /**
@@ -75,7 +74,7 @@ const policyOf = (extra: object = {}): Policy =>
     ...extra,
   });
 
-let pubsubEmulator: JavaEmulator;
+let pubsubEmulator: SharedEmulator;
 let admin: PubSub;
 let subscription: Subscription;
 const received: Message[] = [];
@@ -87,7 +86,7 @@ let store: StateStore;
 let log: ReturnType<typeof memoryLogger>;
 
 beforeAll(async () => {
-  pubsubEmulator = await startPubSubEmulator();
+  pubsubEmulator = await sharedPubSubEmulator(PROJECT);
   process.env.PUBSUB_EMULATOR_HOST = pubsubEmulator.endpoint;
   admin = new PubSub({ projectId: PROJECT });
   const [topic] = await admin.createTopic('alerts');
@@ -101,7 +100,6 @@ beforeAll(async () => {
 afterAll(async () => {
   await subscription?.close();
   await admin?.close();
-  await pubsubEmulator?.stop();
   delete process.env.PUBSUB_EMULATOR_HOST;
 });
 

@@ -12,8 +12,7 @@ import { createFirestoreStateStore } from '../../src/adapters/firestore-store.js
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import type { DiscoveryCacheStore, StateStore } from '../../src/ports/index.js';
 import { StateCorruptError } from '../../src/ports/index.js';
-import { startFirestoreEmulator } from '../support/firestore-emulator.js';
-import type { RunningEmulator } from '../support/java-emulator.js';
+import { sharedFirestoreEmulator, type SharedEmulator } from '../support/shared-emulators.js';
 
 type Store = StateStore & DiscoveryCacheStore;
 const cache = {
@@ -45,21 +44,20 @@ function contract(name: string, open: () => Store): void {
 }
 
 let dir: string;
-let emulator: RunningEmulator;
+let emulator: SharedEmulator;
 const opened: Store[] = [];
 let raw: Firestore;
 const projectId = 'governor-test';
 
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'discovery-cache-'));
-  emulator = await startFirestoreEmulator();
+  emulator = await sharedFirestoreEmulator(projectId);
   vi.stubEnv('FIRESTORE_EMULATOR_HOST', emulator.endpoint);
   raw = new Firestore({ projectId });
 });
 afterAll(async () => {
   await Promise.all(opened.map((s) => s.close()));
   await raw?.terminate();
-  await emulator?.stop();
   vi.unstubAllEnvs();
   await rm(dir, { recursive: true, force: true });
 });

@@ -43,7 +43,7 @@ export interface RunningEmulator {
 }
 
 export interface StartOptions {
-  /** How long to wait for the emulator to serve. Default 30 s (a cold JVM on a busy machine). */
+  /** How long to wait for the emulator to serve. Default 50 s (a cold JVM on a busy machine; below the 60 s of an integration test or hook). */
   startTimeoutMs?: number;
   /** How long SIGTERM gets before SIGKILL. Default 5 s. */
   stopGraceMs?: number;
@@ -138,7 +138,7 @@ async function launch(
   spec: JavaEmulatorSpec,
   jar: string,
   port: number,
-  { startTimeoutMs = 30_000, stopGraceMs = 5_000 }: StartOptions,
+  { startTimeoutMs = 50_000, stopGraceMs = 5_000 }: StartOptions,
 ): Promise<RunningEmulator> {
   installCleanup();
   const java = process.env['JAVA_HOME'] ? join(process.env['JAVA_HOME'], 'bin', 'java') : 'java';
