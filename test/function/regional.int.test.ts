@@ -240,7 +240,11 @@ describe('regional units', () => {
     // Before any unit ran, the organisation view names each, a regional one as `project (region)`.
     const store = createFileStateStore({ dir });
     const policy = parsePolicy(POLICY);
-    const before = await orgView(policy, store, Date.now());
+    const before = await orgView(policy, store, {
+      nowMs: emulator.now().getTime(),
+      wallMs: Date.now(),
+      clock: 'emulator',
+    });
     expect(before.units.map((u) => [u.project, u.region ?? null])).toEqual([
       [BIG, 'europe-west4'],
       [BIG, 'us-central1'],
@@ -278,7 +282,11 @@ describe('regional units', () => {
     expect([...written].sort()).toEqual([...REGIONS]);
     expectWithinQuota();
 
-    const after = await orgView(policy, store, Date.now());
+    const after = await orgView(policy, store, {
+      nowMs: emulator.now().getTime(),
+      wallMs: Date.now(),
+      clock: 'emulator',
+    });
     expect(after.totals).toMatchObject({ units: 3, ok: 3, failing: 0, stuck: 0 });
     expect(after.units.find((u) => u.region === 'us-central1')?.pools.map((p) => p.pool)).toEqual([
       `${BIG}/us-central1/nvidia-l4/zonal`,
