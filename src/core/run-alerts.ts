@@ -466,7 +466,7 @@ export function judgedScope(
   return known.map((p) => poolKey(p));
 }
 
-/** An alert as the one Pub/Sub message subscribers read (SPEC "Alerts"): data, attributes, key. */
+/** An alert as the one Pub/Sub message subscribers read (docs/alerts.md): data, attributes, key. */
 export function alertMessage(a: Alert): {
   data: Alert;
   attributes: Record<string, string>;
