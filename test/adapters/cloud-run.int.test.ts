@@ -21,7 +21,7 @@ import {
   UpstreamError,
 } from '../../src/errors.js';
 import { RpcError, startEmulator } from '../../src/emulator/index.js';
-import type { RunningEmulator } from '../../src/emulator/index.js';
+import type { FleetInput, RunningEmulator } from '../../src/emulator/index.js';
 import type { MaxInstancesUpdate } from '../../src/ports/index.js';
 
 const PROJECT = 'adapter-project';
@@ -29,7 +29,7 @@ const REGION = 'us-central1';
 const EU = 'europe-west4';
 const PARENT = `projects/${PROJECT}/locations/${REGION}`;
 
-const fleet = {
+const fleet: FleetInput = {
   start: '2026-11-27T12:00:00Z',
   warmupMinutes: 0,
   projects: [

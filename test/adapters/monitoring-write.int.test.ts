@@ -73,7 +73,9 @@ describe('writeGovernorMetrics (Monitoring adapter)', () => {
       }));
       points.push({ metric: 'run/duration', labels: {}, valueType: 'DOUBLE', value: 1.25 });
       const at = em.now().getTime();
-      await monitoring.writeGovernorMetrics(em.model.fleet.projects[0]?.id ?? '', at, points);
+      const write = monitoring.writeGovernorMetrics?.bind(monitoring);
+      if (!write) throw new Error('the Monitoring adapter has no writeGovernorMetrics');
+      await write(em.model.fleet.projects[0]?.id ?? '', at, points);
       const calls = em.calls().filter((c) => c.method.endsWith('/CreateTimeSeries'));
       expect(calls.map((c) => c.code)).toEqual(['OK', 'OK']);
       expect(MAX_SERIES_PER_CREATE).toBe(200);

@@ -128,7 +128,12 @@ describe('governor CLI', () => {
   });
 
   it('live observation without Google credentials fails with one clear message, exit 1', async () => {
-    const env = { ...process.env, HOME: tmp, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' };
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      HOME: tmp,
+      NO_COLOR: '1',
+      METADATA_SERVER_DETECTION: 'none',
+    };
     delete env.GOOGLE_APPLICATION_CREDENTIALS;
     delete env.GOVERNOR_EMULATOR_HOST;
     const r = await run(

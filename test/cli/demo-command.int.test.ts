@@ -13,7 +13,11 @@ import type { Alert } from '../../src/core/alert.js';
  * the view is redrawn in place.
  */
 
-const env = { ...process.env, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' };
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  NO_COLOR: '1',
+  METADATA_SERVER_DETECTION: 'none',
+};
 delete env['GOOGLE_APPLICATION_CREDENTIALS'];
 delete env['PUBSUB_EMULATOR_HOST'];
 delete env['GOVERNOR_EMULATOR_HOST'];

@@ -8,7 +8,11 @@ import { describe, expect, it } from 'vitest';
 /** `governor emulator` through the real process (the demo: demo-command.int.test.ts). */
 
 const run = promisify(execFile);
-const env = { ...process.env, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' };
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  NO_COLOR: '1',
+  METADATA_SERVER_DETECTION: 'none',
+};
 // A newcomer's machine: no Google credentials, and no Pub/Sub emulator of Google's.
 delete env['GOOGLE_APPLICATION_CREDENTIALS'];
 delete env['PUBSUB_EMULATOR_HOST'];

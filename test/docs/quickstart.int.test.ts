@@ -161,8 +161,10 @@ describe('docs/quickstart.md', () => {
           // A person reads the output before the next apply: at least the 5 s Cloud Monitoring
           // keeps between two points of a series (each run writes one point of the governor's
           // metrics), which a run whose writes go out together can take less than.
-          if (args[0] === 'apply' && lastApply !== null)
-            await new Promise((r) => setTimeout(r, Math.max(0, lastApply + 5_500 - Date.now())));
+          if (args[0] === 'apply' && lastApply !== null) {
+            const wait = Math.max(0, lastApply + 5_500 - Date.now());
+            await new Promise((r) => setTimeout(r, wait));
+          }
           if (args[0] === 'apply') lastApply = Date.now();
           const before = (await published()).length;
           stdout = await run(process.execPath, ['bin/governor.js', ...args]);

@@ -20,7 +20,10 @@ const failed = {
   messageId: '7',
   dispatchId: 'd-1',
 };
-const deps = (over: Partial<Parameters<typeof alertFailedDelivery>[1]> = {}) => ({
+type Deps = Parameters<typeof alertFailedDelivery>[1];
+// The sink and the log a test looks into are its own variables: `over` may replace them with
+// any AlertSink or Logger, which need not keep what they received.
+const deps = (over: Partial<Deps> = {}): Deps => ({
   store: createMemoryStateStore(),
   sink: new RecordingSink(),
   log: memoryLogger(),
@@ -32,28 +35,33 @@ const deps = (over: Partial<Parameters<typeof alertFailedDelivery>[1]> = {}) => 
 
 describe('alertFailedDelivery', () => {
   it('publishes once per episode and keeps the state', async () => {
-    const d = deps();
+    const sink = new RecordingSink();
+    const d = deps({ sink });
     const first = await alertFailedDelivery(policy, d, failed);
     expect(first).toMatchObject({ type: 'governor.degraded', status: 'firing' });
-    expect(d.sink.delivered).toHaveLength(1);
+    expect(sink.delivered).toHaveLength(1);
     expect(await alertFailedDelivery(policy, d, failed)).toBeNull();
-    expect(d.sink.delivered).toHaveLength(1);
+    expect(sink.delivered).toHaveLength(1);
     const { state } = await d.store.loadConditions('gpu-proj-0001');
     expect(Object.keys(state)).toEqual(['governor.degraded:gpu-proj-0001:delivery']);
   });
 
   it('sends the alert when the state cannot be read, and saves nothing', async () => {
     const store = createMemoryStateStore();
+    const sink = new RecordingSink();
+    const log = memoryLogger();
     const d = deps({
       store: {
         loadConditions: () => Promise.reject(new UnavailableError('store down')),
         saveConditions: store.saveConditions.bind(store),
       },
+      sink,
+      log,
     });
     expect(await alertFailedDelivery(policy, d, failed)).not.toBeNull();
-    expect(d.sink.delivered).toHaveLength(1);
+    expect(sink.delivered).toHaveLength(1);
     expect(
-      d.log.lines.some((l) => l.severity === 'ERROR' && /sent anyway: store down/.test(l.message)),
+      log.lines.some((l) => l.severity === 'ERROR' && /sent anyway: store down/.test(l.message)),
     ).toBe(true);
     expect((await store.loadConditions('gpu-proj-0001')).state).toEqual({});
   });
@@ -61,9 +69,10 @@ describe('alertFailedDelivery', () => {
   it('logs the whole alert when Pub/Sub refuses it, and does not mark it sent', async () => {
     const sink = new RecordingSink(() => 0);
     sink.failRate = 1;
-    const d = deps({ sink });
+    const log = memoryLogger();
+    const d = deps({ sink, log });
     expect(await alertFailedDelivery(policy, d, failed)).toBeNull();
-    const line = d.log.lines.find((l) => /could not be published/.test(l.message));
+    const line = log.lines.find((l) => /could not be published/.test(l.message));
     expect(line?.severity).toBe('ERROR');
     expect(JSON.stringify(line?.fields)).toContain('failed its last delivery (5 of 5)');
     // Not saved as firing: the next failed delivery tries again.
@@ -73,12 +82,13 @@ describe('alertFailedDelivery', () => {
   });
 
   it('without a topic, the alert is only logged, as every alert of a policy without one', async () => {
-    const d = deps({ sink: null });
+    const log = memoryLogger();
+    const d = deps({ sink: null, log });
     const verdict = deliveryVerdict(undefined, 5);
     if (verdict.kind === 'retried') throw new Error('unreachable');
     expect(await alertFailedDelivery(policy, d, { ...failed, verdict })).not.toBeNull();
     expect(
-      d.log.lines.some((l) => /alert governor\.degraded firing: .*may be its last/.test(l.message)),
+      log.lines.some((l) => /alert governor\.degraded firing: .*may be its last/.test(l.message)),
     ).toBe(true);
   });
 });

@@ -1,5 +1,5 @@
 import { parsePolicy, type Policy, type PolicyInput } from '../../src/core/policy.js';
-import type { SnapshotService, UsageMinutes } from '../../src/core/snapshot.js';
+import type { SnapshotService, Usage, UsageMinutes } from '../../src/core/snapshot.js';
 import type { ObservedContainer, ObservedService } from '../../src/core/service.js';
 import {
   buildScenario,
@@ -66,13 +66,7 @@ export function minutes(
 export function snapshotService(
   name: string,
   max: number,
-  use: {
-    current: number;
-    peak: number;
-    utilization?: number;
-    sampledAt?: string;
-    perMinute?: UsageMinutes;
-  } | null,
+  use: (Omit<Usage, 'sampledAt'> & { sampledAt?: string }) | null,
   more: Partial<SnapshotService> = {},
 ): SnapshotService {
   return {
