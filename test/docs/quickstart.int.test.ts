@@ -160,14 +160,15 @@ describe('docs/quickstart.md', () => {
           if (report >= 0) args[report + 1] = join(state, 'sim.html');
           // A person reads the output before the next apply: at least the 5 s Cloud Monitoring
           // keeps between two points of a series (each run writes one point of the governor's
-          // metrics), which a run whose writes go out together can take less than.
+          // metrics near its end), counted from when the previous apply ended, since a run that
+          // starts faster than the one before could otherwise write its point too soon.
           if (args[0] === 'apply' && lastApply !== null) {
             const wait = Math.max(0, lastApply + 5_500 - Date.now());
             await new Promise((r) => setTimeout(r, wait));
           }
-          if (args[0] === 'apply') lastApply = Date.now();
           const before = (await published()).length;
           stdout = await run(process.execPath, ['bin/governor.js', ...args]);
+          if (args[0] === 'apply') lastApply = Date.now();
           if (args[0] === 'apply') applied.push((await published()).slice(before));
         } else {
           stdout = await run('sh', ['-c', s.line]);
