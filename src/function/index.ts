@@ -54,29 +54,41 @@ async function handle(
   return (await handler()).handle(payload, env, log);
 }
 
-http('governorHttp', async (req, res) => {
-  const refusal = refuseRequest({
-    method: req.method,
-    path: req.path,
-    contentType: req.get('content-type'),
-    bodyBytes: Math.max(req.rawBody?.length ?? 0, Number(req.get('content-length')) || 0),
+/**
+ * An HTTP entry point: the request checks every entry shares (request.ts), then `run`; an
+ * unexpected failure is logged and answered 500 without its text. `named`: the entry's name
+ * leads its log lines, and a refused request is logged too (the organisation's entry points).
+ */
+function serve(name: string, run: (body: unknown) => Promise<Answer>, named = false): void {
+  const prefix = named ? `${name}: ` : '';
+  http(name, async (req, res) => {
+    const refusal = refuseRequest({
+      method: req.method,
+      path: req.path,
+      contentType: req.get('content-type'),
+      bodyBytes: Math.max(req.rawBody?.length ?? 0, Number(req.get('content-length')) || 0),
+    });
+    if (refusal) {
+      if (named) log.log('ERROR', `${prefix}refused a request: ${String(refusal.body.error)}`);
+      res.set(refusal.headers ?? {});
+      res.status(refusal.status).json(refusal.body);
+      return;
+    }
+    try {
+      const answer = await run(req.body);
+      if (answer.status === 204) res.status(204).end();
+      else res.status(answer.status).json(answer.body);
+    } catch (e) {
+      log.log(
+        'ERROR',
+        `${prefix}unexpected failure: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
+      );
+      res.status(500).json({ error: 'unexpected failure; see the logs' });
+    }
   });
-  if (refusal) {
-    res.set(refusal.headers ?? {});
-    res.status(refusal.status).json(refusal.body);
-    return;
-  }
-  try {
-    const answer = await handle(req.body, process.env);
-    res.status(answer.status).json(answer.body);
-  } catch (e) {
-    log.log(
-      'ERROR',
-      `unexpected failure: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
-    );
-    res.status(500).json({ error: 'unexpected failure; see the logs' });
-  }
-});
+}
+
+serve('governorHttp', (body) => handle(body, process.env));
 
 interface PubSubEventData {
   message?: { data?: string };
@@ -128,33 +140,5 @@ cloudEvent<PubSubEventData>('governorEvent', async (event: CloudEvent<PubSubEven
  * to the work topic; `governorUnit` receives each, pushed by the topic's subscription, and
  * governs that one project. The same request checks as `governorHttp` apply to both.
  */
-for (const [name, run] of [
-  ['governorDispatch', async (_body: unknown) => (await org()).handleDispatch(process.env, log)],
-  ['governorUnit', async (body: unknown) => (await org()).handleUnitPush(body, process.env, log)],
-] as const) {
-  http(name, async (req, res) => {
-    const refusal = refuseRequest({
-      method: req.method,
-      path: req.path,
-      contentType: req.get('content-type'),
-      bodyBytes: Math.max(req.rawBody?.length ?? 0, Number(req.get('content-length')) || 0),
-    });
-    if (refusal) {
-      log.log('ERROR', `${name}: refused a request: ${String(refusal.body.error)}`);
-      res.set(refusal.headers ?? {});
-      res.status(refusal.status).json(refusal.body);
-      return;
-    }
-    try {
-      const answer = await run(req.body);
-      if (answer.status === 204) res.status(204).end();
-      else res.status(answer.status).json(answer.body);
-    } catch (e) {
-      log.log(
-        'ERROR',
-        `${name}: unexpected failure: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
-      );
-      res.status(500).json({ error: 'unexpected failure; see the logs' });
-    }
-  });
-}
+serve('governorDispatch', async () => (await org()).handleDispatch(process.env, log), true);
+serve('governorUnit', async (body) => (await org()).handleUnitPush(body, process.env, log), true);
