@@ -62,3 +62,8 @@ export class PermissionError extends UpstreamError {
 
 /** No Google credentials could be found (Application Default Credentials), so nothing was asked. */
 export class CredentialsError extends UpstreamError {}
+
+/** The message of anything thrown: an Error's message, else its text. */
+export function errorMessage(e: unknown): string {
+  return e instanceof Error ? e.message : String(e);
+}

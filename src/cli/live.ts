@@ -1,6 +1,6 @@
 import { assertCredentials } from '../adapters/credentials.js';
 import { createGooglePorts } from '../adapters/index.js';
-import { GovernorError, UpstreamError } from '../errors.js';
+import { GovernorError, UpstreamError, errorMessage } from '../errors.js';
 import { createClock } from '../adapters/clock.js';
 import type { Policy } from '../core/policy.js';
 import { observe, type Observation } from '../observe/observe.js';
@@ -20,10 +20,9 @@ export async function observeLive(
   } catch (e) {
     if (e instanceof GovernorError) throw e;
     // Most often: no Application Default Credentials, or no network to Google.
-    throw new UpstreamError(
-      `could not observe ${policy.projects.join(', ')}: ${e instanceof Error ? e.message : String(e)}`,
-      { cause: e },
-    );
+    throw new UpstreamError(`could not observe ${policy.projects.join(', ')}: ${errorMessage(e)}`, {
+      cause: e,
+    });
   } finally {
     await ports.close();
   }

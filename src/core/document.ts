@@ -1,6 +1,6 @@
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { InputError, type Fault } from '../errors.js';
+import { InputError, type Fault, errorMessage } from '../errors.js';
 
 /**
  * Reading an input document (a policy, a snapshot, a scenario, a request body, a stored record)
@@ -93,7 +93,7 @@ export function syntaxFault(text: string, error: unknown, format: DocumentFormat
     try {
       JSON.parse(text);
     } catch (e) {
-      const message = e instanceof Error ? e.message : String(e);
+      const message = errorMessage(e);
       const at = /at position (\d+)/.exec(message);
       const end = text.trimEnd().length;
       const offset = Math.min(at ? Number(at[1]) : end, end);

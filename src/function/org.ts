@@ -8,7 +8,7 @@ import {
   MAX_WORK_MESSAGE_BYTES,
   type WorkMessage,
 } from '../core/work.js';
-import { InputError, isInputError } from '../errors.js';
+import { InputError, isInputError, errorMessage } from '../errors.js';
 import type { Logger } from '../log.js';
 import { dispatch } from '../org/dispatch.js';
 import { alertFailedDelivery, decideUnit } from '../org/unit.js';
@@ -72,7 +72,7 @@ export async function handleDispatch(
     });
     return { status: report.failed.length > 0 ? 500 : 200, body: { ...report } };
   } catch (e) {
-    const message = e instanceof Error ? e.message : String(e);
+    const message = errorMessage(e);
     log.log('ERROR', `dispatch failed: ${message}`);
     return { status: 500, body: { error: `dispatch failed: ${message}` } };
   } finally {
@@ -192,7 +192,7 @@ export async function handleUnitPush(
       return { status: 500, body: { ...fields, ...summaryFields(e.report), error: e.message } };
     }
     // Unexpected (a bug): alerted like any failure, then reported by the entry point as such.
-    await failedDelivery(e instanceof Error ? e.message : String(e));
+    await failedDelivery(errorMessage(e));
     throw e;
   } finally {
     await runtime.close();

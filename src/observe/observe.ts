@@ -21,7 +21,7 @@ import type {
   Usage,
   UsageMinutes,
 } from '../core/snapshot.js';
-import { NotFoundError } from '../errors.js';
+import { NotFoundError, errorMessage } from '../errors.js';
 import type { GpuSpec, ObservedService } from '../core/service.js';
 import type {
   MetricSeries,
@@ -470,5 +470,5 @@ function foreseenPools(policy: Policy, project: string, regions: readonly string
 }
 
 function describe(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  return errorMessage(e);
 }

@@ -9,6 +9,7 @@ import { durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
 import type { Logger } from '../log.js';
 import type { AssetSearchPort, DiscoveryCacheStore } from '../ports/index.js';
+import { errorMessage } from '../errors.js';
 
 /**
  * The projects a policy governs: its `projects`, plus (with `discovery`) every project Cloud
@@ -67,7 +68,7 @@ export async function discoverProjects(
       services: result.services,
     };
   } catch (e) {
-    const why = e instanceof Error ? e.message : String(e);
+    const why = errorMessage(e);
     if (cached && cached.key === key) {
       deps.log.log(
         'ERROR',

@@ -8,6 +8,7 @@ import { staleReason, type WorkMessage } from '../core/work.js';
 import type { Logger } from '../log.js';
 import type { AlertSink, DiscoveryCacheStore, StateStore } from '../ports/index.js';
 import { beforeDeadline } from '../reconcile/act.js';
+import { errorMessage } from '../errors.js';
 
 /**
  * The unit side of the fan-out: may this work message be governed, and with which policy. A
@@ -113,7 +114,7 @@ export async function alertFailedDelivery(
   } catch (e) {
     log.log(
       'ERROR',
-      `${project}: the alert state could not be read, the delivery alert is sent anyway: ${message(e)}`,
+      `${project}: the alert state could not be read, the delivery alert is sent anyway: ${errorMessage(e)}`,
     );
   }
   const notifications = decideNotifications({
@@ -138,7 +139,7 @@ export async function alertFailedDelivery(
         `publishing the delivery alert of ${project}`,
       );
   } catch (e) {
-    log.log('ERROR', `${project}: the delivery alert could not be published: ${message(e)}`, {
+    log.log('ERROR', `${project}: the delivery alert could not be published: ${errorMessage(e)}`, {
       undeliveredAlerts: outgoing,
     });
     return null;
@@ -154,12 +155,11 @@ export async function alertFailedDelivery(
       );
     } catch (e) {
       // Another run saved meanwhile: the next failed delivery fires again (at least once).
-      log.log('ERROR', `${project}: the delivery alert's state could not be saved: ${message(e)}`);
+      log.log(
+        'ERROR',
+        `${project}: the delivery alert's state could not be saved: ${errorMessage(e)}`,
+      );
     }
   }
   return outgoing.find((a) => a.dedupKey === alert.dedupKey) ?? null;
-}
-
-function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
 }

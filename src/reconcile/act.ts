@@ -6,7 +6,13 @@ import {
   type WriteOutcome,
   type WriteResult,
 } from '../core/write-result.js';
-import { ConflictError, GovernorError, PermissionError, UnavailableError } from '../errors.js';
+import {
+  ConflictError,
+  GovernorError,
+  PermissionError,
+  UnavailableError,
+  errorMessage,
+} from '../errors.js';
 import type { Logger } from '../log.js';
 import { ANNOTATIONS } from '../observe/annotations.js';
 import type {
@@ -758,5 +764,5 @@ function truncate(s: string): string {
 }
 
 function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  return errorMessage(e);
 }

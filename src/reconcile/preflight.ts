@@ -12,7 +12,13 @@ import {
 import type { Policy } from '../core/policy.js';
 import { quotaFromPolicy, poolKey, type PoolId } from '../core/pool.js';
 import { compileRules } from '../core/rules.js';
-import { CredentialsError, GovernorError, NotFoundError, PermissionError } from '../errors.js';
+import {
+  CredentialsError,
+  GovernorError,
+  NotFoundError,
+  PermissionError,
+  errorMessage,
+} from '../errors.js';
 import type { ObservedService } from '../core/service.js';
 import type { AlertSink, ObservePorts } from '../ports/index.js';
 
@@ -41,7 +47,7 @@ export class PreflightError extends GovernorError {}
 const READ_CONCURRENCY = 8;
 
 function describe(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  return errorMessage(e);
 }
 
 /** A read used as a permission probe: ok, missing (denied), or an error of another kind. */

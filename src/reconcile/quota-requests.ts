@@ -29,6 +29,7 @@ import {
   PermissionError,
   UnavailableError,
   UpstreamError,
+  errorMessage,
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { QuotaPreferenceView, QuotaRequestPort } from '../ports/index.js';
@@ -379,5 +380,5 @@ function track(
 }
 
 function message(e: unknown): string {
-  return e instanceof Error ? e.message : String(e);
+  return errorMessage(e);
 }

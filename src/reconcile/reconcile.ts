@@ -39,7 +39,7 @@ import {
   type HeldLease,
   type RunContext,
 } from '../core/run-alerts.js';
-import { ConflictError, GovernorError, InputError } from '../errors.js';
+import { ConflictError, GovernorError, InputError, errorMessage } from '../errors.js';
 import { RUN_FAILED_FIELD, type Logger } from '../log.js';
 import { originalMaxes } from '../observe/annotations.js';
 import { observe } from '../observe/observe.js';
@@ -221,7 +221,7 @@ export async function reconcile(
     return report;
   } catch (e) {
     report.outcome = 'failed';
-    report.error = e instanceof Error ? e.message : String(e);
+    report.error = errorMessage(e);
     logRunFailed(deps.log, report);
     throw new RunFailedError(report, e);
   } finally {
@@ -265,7 +265,7 @@ async function startRun(
     );
   } catch (e) {
     report.outcome = 'failed';
-    report.error = `the state store could not say which governor this is: ${e instanceof Error ? e.message : String(e)}`;
+    report.error = `the state store could not say which governor this is: ${errorMessage(e)}`;
     logRunFailed(deps.log, report);
     throw new RunFailedError(report, e);
   }
@@ -312,7 +312,7 @@ async function takeLeases(run: Run): Promise<string[]> {
   } catch (e) {
     // The store cannot say who writes: nobody does. Give back what was taken, and fail loudly.
     report.outcome = 'failed';
-    report.error = `the lease could not be taken: ${e instanceof Error ? e.message : String(e)}`;
+    report.error = `the lease could not be taken: ${errorMessage(e)}`;
     logRunFailed(deps.log, report);
     await releaseAll(deps, held, run.holder);
     throw new RunFailedError(report, e);
@@ -391,7 +391,7 @@ async function alertLeaseHeld(run: Run): Promise<void> {
     } catch (e) {
       // The holder saved its own state meanwhile: the next refused run fires again (at least once).
       const what = e instanceof ConflictError ? 'could not save' : 'could not publish or save';
-      const message = `${project}: ${what} the lease alert: ${e instanceof Error ? e.message : String(e)}`;
+      const message = `${project}: ${what} the lease alert: ${errorMessage(e)}`;
       deps.log.log('ERROR', message);
       report.error ??= message;
     }
@@ -482,7 +482,7 @@ async function checkServices(run: Run, plan: Plan): Promise<void> {
   } catch (e) {
     deps.log.log(
       'WARNING',
-      `the permissions of the services to write were not checked: ${e instanceof Error ? e.message : String(e)}`,
+      `the permissions of the services to write were not checked: ${errorMessage(e)}`,
     );
     return;
   }
@@ -583,7 +583,7 @@ async function writeMetrics(run: Run, held: string[], plan: Plan): Promise<Map<s
           `${project}: the governor's metrics already have points from a run less than 5 s ago; this run's were not needed`,
         );
     } catch (e) {
-      const error = e instanceof Error ? e.message : String(e);
+      const error = errorMessage(e);
       errors.set(project, error);
       deps.log.log('WARNING', `${project}: the governor's metrics were not written: ${error}`);
     }
@@ -887,7 +887,7 @@ async function releaseAll(deps: ReconcileDeps, projects: string[], holder: strin
     } catch (e) {
       deps.log.log(
         'WARNING',
-        `${project}: could not release the lease (it expires by itself): ${e instanceof Error ? e.message : String(e)}`,
+        `${project}: could not release the lease (it expires by itself): ${errorMessage(e)}`,
       );
     }
   }

@@ -8,6 +8,7 @@ import type { WriteResult } from '../core/write-result.js';
 import { zodFaults } from '../core/document.js';
 import type { Logger } from '../log.js';
 import { StateCorruptError, type RunRecord, type StateStore } from '../ports/index.js';
+import { errorMessage } from '../errors.js';
 
 /**
  * A run's record in each project it held. Records written by earlier versions may still hold the
@@ -108,7 +109,7 @@ export async function recordRuns(
     } catch (e) {
       log.log(
         'ERROR',
-        `${project}: could not record the run: ${e instanceof Error ? e.message : String(e)}${undelivered.length > 0 ? `; its ${undelivered.length} undelivered event(s) are still in the outbox` : ''}`,
+        `${project}: could not record the run: ${errorMessage(e)}${undelivered.length > 0 ? `; its ${undelivered.length} undelivered event(s) are still in the outbox` : ''}`,
       );
     }
   }
