@@ -39,9 +39,13 @@ export async function createRuntime(
   policy: Policy,
   options: RuntimeOptions,
   log: Logger,
-  overrides: { stateDir?: string } = {},
+  /**
+   * `stateDir`: the CLI's --state-dir. `store`: one the caller already opened (the unit entry
+   * reads its discovery cache before deciding to run); the runtime then owns and closes it.
+   */
+  overrides: { stateDir?: string; store?: StateStore & DiscoveryCacheStore } = {},
 ): Promise<Runtime> {
-  const stored = await createStore(options.stateStore, overrides.stateDir);
+  const stored = overrides.store ?? (await createStore(options.stateStore, overrides.stateDir));
   // Where projects may be split into regional units, a project's lease excludes them (and they
   // it): src/reconcile/unit-lease.ts. Without `fanout.splitAbove` the store is used as it is.
   const store =

@@ -15,7 +15,7 @@ import { alertFailedDelivery, decideUnit } from '../org/unit.js';
 import { ALERT_GRACE_MS, reconcile, RunFailedError } from '../reconcile/reconcile.js';
 import { regionalUnitStore } from '../reconcile/unit-lease.js';
 import { unitLabel } from '../core/units.js';
-import { createOrgRuntime, createRuntime, newRunId } from '../runtime.js';
+import { createOrgRuntime, createRuntime, createStore, newRunId } from '../runtime.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 import { functionPolicy, summaryFields, type Answer } from './handler.js';
 
@@ -120,18 +120,20 @@ export async function handleUnitPush(
   const ready = setup(env, log);
   if ('status' in ready) return ready;
   const { options, policy } = ready;
-  const org = await createOrgRuntime(
-    { ...policy, discovery: undefined, fanout: undefined },
-    options,
-  );
+  // One store for the decision and the run: the runtime takes it over (and closes it).
+  const store = await createStore(options.stateStore);
   let decision;
   try {
-    decision = await decideUnit(policy, message, { cache: org.store, nowMs: Date.now() });
-  } finally {
-    await org.close();
+    decision = await decideUnit(policy, message, { cache: store, nowMs: Date.now() });
+  } catch (e) {
+    await store.close();
+    throw e;
   }
-  if (decision.kind !== 'govern') return drop(log, decision.reason);
-  const runtime = await createRuntime(decision.policy, options, log);
+  if (decision.kind !== 'govern') {
+    await store.close();
+    return drop(log, decision.reason);
+  }
+  const runtime = await createRuntime(decision.policy, options, log, { store });
   const runId = newRunId(Date.now());
   const { region } = decision;
   const unit = unitLabel(message);
