@@ -48,11 +48,13 @@ export async function createRuntime(
   const stored = overrides.store ?? (await createStore(options.stateStore, overrides.stateDir));
   // Where projects may be split into regional units, a project's lease excludes them (and they
   // it): src/reconcile/unit-lease.ts. Without `fanout.splitAbove` the store is used as it is.
+  // The kept discovery is read once per runtime (one run), not once per project's lease.
+  let kept: ReturnType<typeof stored.loadDiscovery> | null = null;
   const store =
     policy.fanout?.splitAbove === undefined
       ? stored
       : projectUnitStore(stored, async (project) =>
-          Object.keys((await stored.loadDiscovery())?.services?.[project] ?? {}),
+          Object.keys((await (kept ??= stored.loadDiscovery()))?.services?.[project] ?? {}),
         );
   let ports: GooglePorts | null = null;
   let sink: PubSubAlertSink | null = null;
