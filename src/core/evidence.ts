@@ -64,6 +64,10 @@ export interface Evidence {
   profile: { wanted: number; share: number }[];
   /** The rise that counted one more minute (anticipation), or null. */
   rising: RisingEvidence | null;
+  /** The most instances wanted in any minute of the lookback. */
+  most: number;
+  /** The largest rise of instances wanted from one minute to the next over the lookback. */
+  jump: number;
 }
 
 const MINUTE_MS = 60_000;
@@ -110,6 +114,13 @@ export function readEvidence(
       }
     }
   }
+  let highest = 0;
+  let jump = 0;
+  for (let i = 0; i < points.length; i++) {
+    const w = (points[i] as { wanted: number }).wanted;
+    highest = Math.max(highest, w);
+    if (i > 0) jump = Math.max(jump, w - (points[i - 1] as { wanted: number }).wanted);
+  }
   // Anticipation (the module's comment): points are in minute order here, newest last.
   let rising: RisingEvidence | null = null;
   const tail = points.slice(-3).map((p) => p.wanted);
@@ -128,6 +139,8 @@ export function readEvidence(
     lastRefusedMs,
     profile: points.map((p) => ({ wanted: p.wanted, share: total > 0 ? p.weight / total : 0 })),
     rising,
+    most: highest,
+    jump,
   };
 }
 

@@ -28,6 +28,8 @@ import { renderReason, type PlanWhy } from './why.js';
  *  3. repair: if even that does not fit the budget, cut lowest priority first (weighted within a
  *     priority), never below floors.
  *  4. demand: priority tiers, highest first, are raised toward their demand by weighted max-min.
+ *     Loan guard: when every lower priority may be preempted, a tier keeps its caps up to its
+ *     guard (most wanted + largest one-minute rise) before they get the room.
  *  5. calm: a service above its allocation whose scale-down delay has not run out keeps its cap,
  *     unless the room is needed; the room taken back goes to the highest levels first.
  *  6. burst: what is left first keeps current caps (no write for idle room), then is shared by
@@ -629,6 +631,21 @@ function preemptor(
   };
 }
 
+/**
+ * The loan guard of a service (step 4): the level up to which it keeps its current cap rather than
+ * lend the room to lower priorities that may all be preempted. It never raises (at most its cap)
+ * and is evidence, not the cap: the most instances it wanted in a minute of the lookback plus the
+ * largest rise its wanted instances made from one minute to the next (its own spike allowance).
+ */
+function guardOf(m: Governed): number {
+  if (m.kind !== 'active' || !m.ev) return m.level;
+  return Math.min(m.cap, m.ceiling, guardLevel(m, m.ev));
+}
+
+function guardLevel(m: Governed, ev: Evidence): number {
+  return Math.max(ev.most, m.peak ?? 0) + ev.jump;
+}
+
 /** Steps 2–6 on one pool with `room` GPUs for the movable services. */
 function allocate(movable: Governed[], active: Governed[], room: number): void {
   for (const m of movable) m.level = m.protect;
@@ -664,9 +681,37 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
   }
   const upper = (m: Governed) => held(m, m.want);
   if (excess <= 0) {
-    for (const tier of tiers(active, 'desc')) {
+    const ordered = tiers(active, 'desc');
+    for (const [i, tier] of ordered.entries()) {
       const priority = tier[0]?.settings.priority ?? 0;
       left = fillByLikelihood(tier, upper, left, preemptor(active, priority));
+      // The loan guard: when every lower priority's rule sets `preempt`, the room this tier
+      // holds up to its guard is not lent to them (it could take it back only a run and
+      // Monitoring's lag later); the tier keeps it, each next instance where it is likeliest used.
+      const below = ordered.slice(i + 1).flat();
+      if (below.length === 0 || !below.every((v) => v.settings.preempt)) continue;
+      const before = tier.map((m) => m.level);
+      left = fillByLikelihood(tier, guardOf, left, null);
+      let keptGpus = 0;
+      tier.forEach((m, j) => {
+        const kept = m.level - (before[j] ?? m.level);
+        keptGpus += kept * m.g;
+        if (m.ev && m.cap > (before[j] ?? m.level))
+          m.why.loanGuard = {
+            kept,
+            level: guardLevel(m, m.ev),
+            most: Math.max(m.ev.most, m.peak ?? 0),
+            jump: m.ev.jump,
+          };
+      });
+      if (keptGpus > 0)
+        for (const v of below) {
+          const held = v.why.loanHeld;
+          v.why.loanHeld = {
+            gpus: (held?.gpus ?? 0) + keptGpus,
+            priority: held?.priority ?? priority,
+          };
+        }
     }
   }
   for (const m of movable) m.alloc = m.level;

@@ -139,6 +139,23 @@ export const PlanWhy = z
       .describe(
         "In-use instances cut for a higher priority's demand: its rule sets `preempt: true`.",
       ),
+    loanGuard: z
+      .strictObject({
+        kept: Count.describe('Instances of its cap kept above its share by the guard.'),
+        level: Count.describe('The guard: most wanted + largest one-minute rise.'),
+        most: Count.describe('The most instances it wanted in a minute of the lookback.'),
+        jump: Count.describe('The largest rise of instances wanted from one minute to the next.'),
+      })
+      .optional()
+      .describe(
+        "Loan guard: every lower priority may be preempted, so room it holds up to its guard is not lent to them (taking it back would wait a run and Monitoring's lag).",
+      ),
+    loanHeld: z
+      .strictObject({ gpus: Count.min(1), priority: z.number() })
+      .optional()
+      .describe(
+        'GPUs a higher priority kept by its loan guard instead of lending them to this preemptible service.',
+      ),
     reclaimed: z
       .strictObject({
         instances: Count.min(1),
@@ -210,6 +227,21 @@ export function renderReason(why: PlanWhy): string {
     const { instances, priority } = why.preempted;
     clauses.push(
       `preempted: ${instances} in-use instance${instances === 1 ? '' : 's'} cut for priority ${priority} demand (preempt: true)`,
+    );
+  }
+  if (why.loanGuard) {
+    const { kept, level, most, jump } = why.loanGuard;
+    const guard = `guard ${level} = most wanted ${most} + largest one-minute rise ${jump}`;
+    clauses.push(
+      kept > 0
+        ? `keeps ${kept} above its share (${guard}): not lent to a preemptible lower priority, which could give it back only a run and Monitoring's lag later`
+        : `its ${guard}: room above it may go to a preemptible lower priority`,
+    );
+  }
+  if (why.loanHeld) {
+    const { gpus: n, priority } = why.loanHeld;
+    clauses.push(
+      `${gpus(n)} kept by priority ${priority}'s loan guard (preempt: true: room lent to it would come back only a run and a lag later)`,
     );
   }
   if (why.reclaimed) {
