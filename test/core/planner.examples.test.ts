@@ -372,6 +372,67 @@ describe('rules 5 and 6: refusals move room to where it is used', () => {
   });
 });
 
+describe('the loan guard: room a preemptible lower priority could only give back late', () => {
+  // spiky (priority 10) holds a cap of `cap`; its use went 1 → 4 in one minute and back: most
+  // wanted 4, largest one-minute rise 3, so its guard is 4 + 3 = 7. batch (priority 0) runs at
+  // its cap of 2, 800 of 1,000 requests refused every minute: it wants ceil(2 × 1000 ÷ 200) = 10.
+  const spiky = (cap: number) =>
+    svc('spiky', cap, {
+      current: 2,
+      peak: 4,
+      perMinute: minutes([1, 4, 1, 1, 2, 1, 1, 1, 2, 2]),
+    });
+  const batch = svc('batch', 2, {
+    current: 2,
+    peak: 2,
+    perMinute: minutes(Array(10).fill(2), Array(10).fill(800), Array(10).fill(200)),
+  });
+  const rules = (preempt: boolean) =>
+    policy({
+      services: [
+        { match: { name: 'spiky' }, priority: 10 },
+        { match: { name: 'batch' }, preempt },
+      ],
+    });
+
+  it("keeps the higher priority's cap up to its guard instead of lending it to a preemptible one", () => {
+    // Budget 8. In use: spiky 2, batch 2; 4 GPUs left. spiky rises to its demand 4 (its peak,
+    // headroom 0), 2 left. Every lower priority may be preempted, so spiky keeps its cap of 6
+    // (below its guard of 7) rather than lend those 2 to batch: nothing is written.
+    const p = plan(snap(8, [spiky(6), batch]), rules(true), AT);
+    expect([to(p, 'spiky'), to(p, 'batch')]).toEqual([6, 2]);
+    expect(p.changes).toEqual([]);
+    expect(reason(p, 'spiky')).toContain(
+      "keeps 2 above its share (guard 7 = most wanted 4 + largest one-minute rise 3): not lent to a preemptible lower priority, which could give it back only a run and Monitoring's lag later",
+    );
+    expect(reason(p, 'batch')).toContain(
+      "2 GPUs kept by priority 10's loan guard (preempt: true: room lent to it would come back only a run and a lag later)",
+    );
+    // Without `preempt` the room lent is lent for good while in use, and the guard does not act:
+    // spiky comes down to its demand and batch gets the 2 GPUs (as before the guard).
+    const firm = plan(snap(8, [spiky(6), batch]), rules(false), AT);
+    expect([to(firm, 'spiky'), to(firm, 'batch')]).toEqual([4, 4]);
+    expect(reason(firm, 'spiky')).not.toContain('guard');
+  });
+
+  it('gives back what it holds above its guard, and plans the same once applied', () => {
+    // Budget 10, spiky's cap 8: in use 2 + 2, spiky to its demand 4, then to its guard 7 (3
+    // kept); the 8th instance is above its guard, so batch gets that 1 GPU: spiky 8 → 7, batch
+    // 2 → 3, the decrease first.
+    const p = plan(snap(10, [spiky(8), batch]), rules(true), AT);
+    expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([
+      ['spiky', 8, 7],
+      ['batch', 2, 3],
+    ]);
+    expect(reason(p, 'spiky')).toContain('keeps 3 above its share (guard 7 = most wanted 4');
+    expect(reason(p, 'batch')).toContain("3 GPUs kept by priority 10's loan guard");
+    // Rule 7: applied to the snapshot (same usage) and planned again, nothing changes: the guard
+    // reads the minutes, and the cap only bounds it.
+    const again = plan(applyPlan(snap(10, [spiky(8), batch]), p), rules(true), AT);
+    expect(again.changes).toEqual([]);
+  });
+});
+
 describe('anticipation: use rising toward the cap', () => {
   // One GPU free. climber's use rose 1, 2, 3 in its newest three minutes, to its cap of 3, with no
   // 429 yet (Monitoring is minutes late); steady never used more than 2.
