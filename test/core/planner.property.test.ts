@@ -8,6 +8,7 @@ import { poolKey, type PoolId } from '../../src/core/pool.js';
 import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
 import { likelihood, readEvidence, weightedLikelihood } from '../../src/core/evidence.js';
 import { assertProperty, AT, caseArb, fcParams, type Case } from '../support/fleet-arbitrary.js';
+import { governAll, minutes, POOL, snapshotService } from '../support/fixtures.js';
 
 /**
  * The rules 1–8 of docs/rules.md as properties over thousands of random fleets and policies. The expected
@@ -453,6 +454,96 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
       }),
       params,
     );
+  });
+
+  it('loan guard: a priority keeps its cap up to most wanted + largest one-minute rise, only from a preemptible lower one, and plans the same once applied', () => {
+    // One pool: hi (priority 10) with a cap and 10 minutes of use within it; lo (priority 0)
+    // at its cap, refused or not, preemptible or not.
+    const arb = fc.record({
+      cap: fc.integer({ min: 1, max: 12 }),
+      use: fc.array(fc.integer({ min: 0, max: 12 }), { minLength: 10, maxLength: 10 }),
+      quota: fc.integer({ min: 2, max: 24 }),
+      loCap: fc.integer({ min: 1, max: 10 }),
+      loRefused: fc.constantFrom(0, 100, 800),
+      headroom: fc.constantFrom(0, 0.2),
+      preempt: fc.boolean(),
+    });
+    let kept = 0;
+    assertProperty(
+      fc.property(arb, (x) => {
+        const end = new Date(Date.parse(AT) - 180_000).toISOString();
+        const inUse = x.use.map((n) => Math.min(n, x.cap));
+        const hi = snapshotService('hi', x.cap, {
+          current: inUse.at(-1) ?? 0,
+          peak: Math.max(...inUse),
+          sampledAt: end,
+          perMinute: minutes(inUse, undefined, undefined, end),
+        });
+        const loUse = Array<number>(10).fill(x.loCap);
+        const lo = snapshotService('lo', x.loCap, {
+          current: x.loCap,
+          peak: x.loCap,
+          sampledAt: end,
+          perMinute: minutes(
+            loUse,
+            loUse.map(() => x.loRefused),
+            loUse.map((n) => n * 100),
+            end,
+          ),
+        });
+        const snapshot: Snapshot = {
+          version: 1,
+          takenAt: AT,
+          pools: [{ ...POOL, quota: x.quota }],
+          services: [hi, lo],
+          unmanagedUsage: [],
+        };
+        const policy = governAll({
+          defaults: { headroom: x.headroom },
+          services: [
+            { match: { name: 'hi' }, priority: 10 },
+            { match: { name: 'lo' }, preempt: x.preempt },
+          ],
+        });
+        const p = plan(snapshot, policy, AT);
+        const row = (n: string) => p.services.find((s) => s.name === n);
+        const h = row('hi');
+        const l = row('lo');
+        if (!h || !l) throw new Error('a service is missing from the plan');
+        const lg = h.why.loanGuard;
+        if (!x.preempt) {
+          expect(lg).toBeUndefined();
+          expect(l.why.loanHeld).toBeUndefined();
+        } else if (lg) {
+          // The guard, recomputed here from the minutes.
+          const most = Math.max(...inUse);
+          let jump = 0;
+          for (let i = 1; i < inUse.length; i++)
+            jump = Math.max(jump, (inUse[i] ?? 0) - (inUse[i - 1] ?? 0));
+          expect([lg.most, lg.jump, lg.level]).toEqual([most, jump, most + jump]);
+          if (lg.kept > 0) {
+            kept += 1;
+            expect(l.why.loanHeld?.gpus).toBe(lg.kept);
+            // It keeps, it does not raise.
+            expect(h.to).toBeLessThanOrEqual(x.cap);
+          }
+        }
+        // With lo preemptible, hi is not lowered below its guard to lend lo room: below it only
+        // where the budget is lo's in use (rule 5: the guard takes nothing in use).
+        if (x.preempt) {
+          const most = Math.max(...inUse);
+          let jump = 0;
+          for (let i = 1; i < inUse.length; i++)
+            jump = Math.max(jump, (inUse[i] ?? 0) - (inUse[i - 1] ?? 0));
+          expect(h.to).toBeGreaterThanOrEqual(Math.min(x.cap, most + jump, x.quota - x.loCap));
+        }
+        // Rule 7: applied (same usage, new caps) and planned again: nothing changes.
+        expect(plan(applyPlan(snapshot, p), policy, AT).changes).toEqual([]);
+      }),
+      params,
+    );
+    // The cases reach the guard: the property is not vacuous.
+    expect(kept).toBeGreaterThan(0);
   });
 
   it('rule 7: deterministic under any order of the inputs', () => {
