@@ -21,6 +21,10 @@ import type { Usage } from './snapshot.js';
  * older counts half as much). A cap alone is no evidence (rule 7): a service that ran at its cap
  * with nothing refused wanted exactly what it had.
  *
+ * **Spikes**: the most instances wanted in a minute of the lookback (`most`) and the largest rise
+ * from one minute to the next (`jump`): the planner's loan guard keeps a service's cap up to
+ * most + jump rather than lend it to lower priorities that may all be preempted.
+ *
  * **Anticipation**: when the instances wanted rose in each of the newest three minutes (a < b < c),
  * the next step, c + (c − b), counts as one more minute, one minute newer than the newest, so
  * that a service climbing toward its cap is likelier to get its next instance before its first
