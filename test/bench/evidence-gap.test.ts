@@ -1,0 +1,83 @@
+import { describe, expect, it } from 'vitest';
+import { playGovernor, shownMinute } from '../../bench/evidence-gap.js';
+import { wantedInstances } from '../../src/core/evidence.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import type { MinuteSample } from '../../src/emulator/model.js';
+import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
+import { benchPolicy, mixedFleetScenario, TRACE_DIR } from '../../src/simulate/scenarios.js';
+import { simulate } from '../../src/simulate/simulate.js';
+
+/** The analysis of docs/simulation.md "What splitting on recent minutes has that the rule lacks". */
+
+function row(p: {
+  active: number;
+  idle: number;
+  demand: number;
+  served: number;
+  refused: number;
+  utilization?: number;
+}): MinuteSample {
+  return {
+    at: 0,
+    revision: 'r-1',
+    active: p.active,
+    idle: p.idle,
+    utilization: p.utilization ?? 0.5,
+    demand: p.demand,
+    refusedCap: 0,
+    refusedQuota: 0,
+    requests: { arrived: 0, served: p.served, refused: p.refused, unavailable: 0, pending: 0 },
+  };
+}
+const wanted = (m: { inUse: number; served: number; refused: number }) =>
+  wantedInstances(m.inUse, m.served, m.refused);
+
+describe('the evidence a variant shows', () => {
+  // At a cap of 3: 4.2 instances wanted, Cloud Run's queue holding the excess (no 429 yet).
+  const queued = row({ active: 3, idle: 0, demand: 4.2, served: 120, refused: 0, utilization: 1 });
+  // After a spike: one busy, two idle, 429s of the spike let out of the queue.
+  const after = row({ active: 1, idle: 2, demand: 0.8, served: 40, refused: 90 });
+
+  it('observed: what the simulator serves', () => {
+    expect(wanted(shownMinute(queued, 'observed'))).toBe(3);
+    expect(wanted(shownMinute(after, 'observed'))).toBe(wantedInstances(3, 40, 90));
+  });
+
+  it('true: the minute’s own demand, whatever the queue did', () => {
+    expect(wanted(shownMinute(queued, 'true'))).toBe(5);
+    expect(shownMinute(after, 'true')).toEqual({ inUse: 1, served: 100, refused: 0 });
+    expect(shownMinute(after, 'true-with-idle').inUse).toBe(3);
+  });
+
+  it('true only where a 429 shows, or only where none does', () => {
+    expect(wanted(shownMinute(queued, 'true-where-429'))).toBe(3);
+    expect(wanted(shownMinute(queued, 'true-where-no-429'))).toBe(5);
+    expect(wanted(shownMinute(after, 'true-where-no-429'))).toBe(wantedInstances(3, 40, 90));
+    expect(wanted(shownMinute(after, 'true-where-429'))).toBe(3);
+  });
+
+  it('saturation and full utilization: one more than held, not the true magnitude', () => {
+    expect(wanted(shownMinute(queued, 'saturation'))).toBe(4);
+    expect(wanted(shownMinute(queued, 'util-full'))).toBe(4);
+    expect(wanted(shownMinute(after, 'saturation'))).toBe(wantedInstances(3, 40, 90));
+    expect(shownMinute(after, 'busy').inUse).toBe(1);
+  });
+});
+
+describe('the harness plays the governor as the simulator does', () => {
+  it('refuses exactly what simulate() counts for the governor, on observed evidence', async () => {
+    const parsed = parseScenario(mixedFleetScenario(0.6, 3, 7));
+    const input = await buildScenario(parsed, TRACE_DIR, 'mixed 0.6 seed 7, 3 h');
+    const policy = parsePolicy(benchPolicy());
+    const sim = await simulate(input, policy, {
+      hours: 3,
+      tickMinutes: 5,
+      lagMinutes: 3,
+      series: false,
+      strategies: ['governor'],
+    });
+    const expected = sim.strategies[0]?.totals.refusedGpuMinutes ?? -1;
+    expect(expected).toBeGreaterThan(0);
+    expect(await playGovernor(input, policy, 'observed', 180)).toBe(expected);
+  });
+});
