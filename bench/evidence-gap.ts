@@ -8,13 +8,21 @@ import { createSimPorts } from '../src/emulator/ports.js';
 import type { Logger } from '../src/log.js';
 import type { MetricSeries, MonitoringPort, ObservePorts, TimeWindow } from '../src/ports/index.js';
 import { reconcile } from '../src/reconcile/reconcile.js';
-import { demandTable, PolicyView, poolsOf, type PoolInfo } from '../src/simulate/context.js';
+import {
+  demandTable,
+  PolicyView,
+  poolAt,
+  poolsOf,
+  type PoolInfo,
+} from '../src/simulate/context.js';
 import { buildScenario, parseScenario, type SimulationInput } from '../src/simulate/scenario.js';
 import {
   BENCH_SEEDS,
   benchPolicy,
   mixedFleetScenario,
+  quotaCutScenario,
   TRACE_DIR,
+  tracesAloneScenario,
 } from '../src/simulate/scenarios.js';
 import { simulate } from '../src/simulate/simulate.js';
 
@@ -34,7 +42,7 @@ import { simulate } from '../src/simulate/simulate.js';
  *   30 minutes with a 10-minute half-life.
  *
  *   npm run build && node dist/bench/evidence-gap.js
- *   VARIANTS=governor,gov-h0 SEEDS=7,11 FACTORS=0.6 node dist/bench/evidence-gap.js
+ *   VARIANTS=governor,h0 SEEDS=7,11 FACTORS=0.6 SCENARIO=traces node dist/bench/evidence-gap.js
  *
  * Gap closed = (equal split − variant) ÷ (equal split − best at the tick), in refused
  * GPU-minutes, as the bench reports it; printed as mean (worst seed).
@@ -181,6 +189,12 @@ function refusedAt(model: FleetModel, pools: readonly PoolInfo[], at: number): n
   return refused;
 }
 
+/** A quota change of the scenario (the quota cut) at minute `t`, as the simulator applies it. */
+function cutQuota(model: FleetModel, pools: readonly PoolInfo[], t: number): void {
+  for (const pool of pools)
+    for (const c of pool.changes) if (c.minute === t) model.setQuota(pool.id, c.quota);
+}
+
 function newModel(input: SimulationInput, minutes: number): FleetModel {
   const historyMinutes = input.fleet.warmupMinutes + minutes + 40;
   return new FleetModel(input.fleet, { traces: input.traces, historyMinutes });
@@ -205,6 +219,7 @@ export async function playGovernor(
   for (let t = 0; t < minutes; t++) {
     const at = model.startMs + t * MINUTE_MS;
     if (t > 0) model.advanceTo(at);
+    cutQuota(model, pools, t);
     refused += refusedAt(model, pools, at);
     if (t % TICK === 0) {
       await reconcile(
@@ -273,13 +288,16 @@ export async function playGreedy(
   const decide = (t: number, at: number) => {
     const newest = t - LAG;
     for (const pool of pools) {
-      let left = pool.available;
+      // The GPUs of the coming minutes (the quota cut is known to no one in advance; here, as in
+      // the computed reference, the caps of a tick fit the least of its minutes).
+      const now = poolAt(pool, Math.min(minutes - 1, t + TICK - 1));
+      let left = now.available;
       const slots: Slot[] = pool.members.map((m, order) => {
         const s = view.settings(m, at);
         const floor = view.floor(m, s);
         const ceiling = Math.max(
           floor,
-          Math.min(s.max ?? Infinity, Math.floor(pool.quota / m.gpus)),
+          Math.min(s.max ?? Infinity, Math.floor(now.quota / m.gpus)),
         );
         const atLeast: number[] = [];
         for (let age = 0; age < window.minutes && newest - age >= 0; age++) {
@@ -325,6 +343,7 @@ export async function playGreedy(
     const at = model.startMs + t * MINUTE_MS;
     if (capsFromTick && t % TICK === 0) decide(t, at);
     if (t > 0) model.advanceTo(at);
+    cutQuota(model, pools, t);
     refused += refusedAt(model, pools, at);
     if (!capsFromTick && t % TICK === 0) decide(t, at);
   }
@@ -360,139 +379,152 @@ const H0_FLAT10 = withPolicy((p) => flat10(headroom0(p)));
 interface Variant {
   name: string;
   what: string;
-  run: (input: SimulationInput) => Promise<number>;
+  run: (input: SimulationInput, minutes: number) => Promise<number>;
 }
 
 export const VARIANTS: readonly Variant[] = [
   {
     name: 'h0-flat10-true-noutil',
     what: 'h0, 10 flat, true demand, no GPU utilization read',
-    run: (i) => playGovernor(i, H0_FLAT10, 'true-no-util'),
+    run: (i, m) => playGovernor(i, H0_FLAT10, 'true-no-util', m),
   },
   {
     name: 'h0-true-noutil',
     what: 'h0, true demand, no GPU utilization read',
-    run: (i) => playGovernor(i, H0, 'true-no-util'),
+    run: (i, m) => playGovernor(i, H0, 'true-no-util', m),
   },
   {
     name: 'gov-no-util',
     what: 'bench policy, no GPU utilization read',
-    run: (i) => playGovernor(i, BENCH, 'no-util'),
+    run: (i, m) => playGovernor(i, BENCH, 'no-util', m),
   },
   {
     name: 'gov-util-target',
     what: 'bench policy, each minute wanted ≥ ceil(in use × utilization ÷ 0.8)',
-    run: (i) => playGovernor(i, BENCH, 'util-target'),
+    run: (i, m) => playGovernor(i, BENCH, 'util-target', m),
   },
   {
     name: 'gov-util-full',
     what: 'bench policy, a minute at full utilization wanted in use + 1',
-    run: (i) => playGovernor(i, BENCH, 'util-full'),
+    run: (i, m) => playGovernor(i, BENCH, 'util-full', m),
   },
   {
     name: 'governor',
     what: 'the governor, bench policy',
-    run: (i) => playGovernor(i, BENCH, 'observed'),
+    run: (i, m) => playGovernor(i, BENCH, 'observed', m),
   },
   {
     name: 'gov-sat',
     what: 'bench policy, + saturation shown where no 429',
-    run: (i) => playGovernor(i, BENCH, 'saturation'),
+    run: (i, m) => playGovernor(i, BENCH, 'saturation', m),
   },
   {
     name: 'gov-true',
     what: 'bench policy, + true demand',
-    run: (i) => playGovernor(i, BENCH, 'true'),
+    run: (i, m) => playGovernor(i, BENCH, 'true', m),
   },
-  { name: 'h0', what: "chat-nyc's headroom 0", run: (i) => playGovernor(i, H0, 'observed') },
-  { name: 'h0-busy', what: 'h0, in use = active only', run: (i) => playGovernor(i, H0, 'busy') },
-  { name: 'h0-true', what: 'h0, true demand', run: (i) => playGovernor(i, H0, 'true') },
+  { name: 'h0', what: "chat-nyc's headroom 0", run: (i, m) => playGovernor(i, H0, 'observed', m) },
+  {
+    name: 'h0-busy',
+    what: 'h0, in use = active only',
+    run: (i, m) => playGovernor(i, H0, 'busy', m),
+  },
+  { name: 'h0-true', what: 'h0, true demand', run: (i, m) => playGovernor(i, H0, 'true', m) },
   {
     name: 'h0-sat',
     what: 'h0, saturation shown where no 429',
-    run: (i) => playGovernor(i, H0, 'saturation'),
+    run: (i, m) => playGovernor(i, H0, 'saturation', m),
   },
   {
     name: 'h0-flat10',
     what: 'h0, 10 flat minutes (lookback 10m)',
-    run: (i) => playGovernor(i, H0_FLAT10, 'observed'),
+    run: (i, m) => playGovernor(i, H0_FLAT10, 'observed', m),
   },
   {
     name: 'h0-flat10-busy',
     what: 'h0, 10 flat, in use = active only',
-    run: (i) => playGovernor(i, H0_FLAT10, 'busy'),
+    run: (i, m) => playGovernor(i, H0_FLAT10, 'busy', m),
   },
   {
     name: 'h0-flat10-true',
     what: 'h0, 10 flat, true demand',
-    run: (i) => playGovernor(i, H0_FLAT10, 'true'),
+    run: (i, m) => playGovernor(i, H0_FLAT10, 'true', m),
   },
   {
     name: 'h0-lb10-true',
     what: 'h0, lookback 10m (half-life 10m), true demand',
-    run: (i) =>
+    run: (i, m) =>
       playGovernor(
         i,
         withPolicy((p) => lookback10(headroom0(p))),
         'true',
+        m,
       ),
   },
   {
     name: 'h0-flat10-true-idle',
     what: 'h0, 10 flat, true demand, in use incl. idle',
-    run: (i) => playGovernor(i, H0_FLAT10, 'true-with-idle'),
+    run: (i, m) => playGovernor(i, H0_FLAT10, 'true-with-idle', m),
   },
   {
     name: 'h0-flat10-true429',
     what: 'h0, 10 flat, true demand only in minutes with a 429',
-    run: (i) => playGovernor(i, H0_FLAT10, 'true-where-429'),
+    run: (i, m) => playGovernor(i, H0_FLAT10, 'true-where-429', m),
   },
   {
     name: 'h0-flat10-trueno429',
     what: 'h0, 10 flat, true demand only in minutes without a 429',
-    run: (i) => playGovernor(i, H0_FLAT10, 'true-where-no-429'),
+    run: (i, m) => playGovernor(i, H0_FLAT10, 'true-where-no-429', m),
   },
   {
     name: 'h0-flat10-sat',
     what: 'h0, 10 flat, saturation shown where no 429',
-    run: (i) => playGovernor(i, H0_FLAT10, 'saturation'),
+    run: (i, m) => playGovernor(i, H0_FLAT10, 'saturation', m),
   },
   {
     name: 'bare-flat10-true',
     what: 'no headroom, reverse or scale-down delay; 10 flat; true demand',
-    run: (i) =>
+    run: (i, m) =>
       playGovernor(
         i,
         withPolicy((p) => bare(flat10(headroom0(p)))),
         'true',
+        m,
       ),
   },
   {
     name: 'greedy-true-flat10-t',
     what: 'greedy played, true, 10 flat, caps from the tick',
-    run: (i) => playGreedy(i, BENCH, 'true', FLAT10, true),
+    run: (i, m) => playGreedy(i, BENCH, 'true', FLAT10, true, m),
   },
   {
     name: 'greedy-true-flat10',
     what: 'greedy played, true, 10 flat, caps from the next minute',
-    run: (i) => playGreedy(i, BENCH, 'true', FLAT10),
+    run: (i, m) => playGreedy(i, BENCH, 'true', FLAT10, false, m),
   },
   {
     name: 'greedy-obs-flat10',
     what: 'greedy played, observed, 10 flat',
-    run: (i) => playGreedy(i, BENCH, 'observed', FLAT10),
+    run: (i, m) => playGreedy(i, BENCH, 'observed', FLAT10, false, m),
   },
   {
     name: 'greedy-true-decay30',
     what: 'greedy played, true, 30 min half-life 10',
-    run: (i) => playGreedy(i, BENCH, 'true', DECAY30),
+    run: (i, m) => playGreedy(i, BENCH, 'true', DECAY30, false, m),
   },
   {
     name: 'greedy-obs-decay30',
     what: 'greedy played, observed, 30 min half-life 10',
-    run: (i) => playGreedy(i, BENCH, 'observed', DECAY30),
+    run: (i, m) => playGreedy(i, BENCH, 'observed', DECAY30, false, m),
   },
 ];
+
+/** The scenarios the analysis can run on the bench's policy (the noisy neighbour has its own). */
+const SCENARIOS = {
+  mixed: (f: number, seed: number) => mixedFleetScenario(f, HOURS, seed),
+  traces: (f: number, seed: number) => tracesAloneScenario(f, 6, seed),
+  cut: (f: number, seed: number) => quotaCutScenario(f, HOURS, seed),
+};
 
 function list(name: string): string[] | null {
   const raw = process.env[name];
@@ -514,6 +546,9 @@ async function main(): Promise<void> {
   const variants = only ? VARIANTS.filter((v) => only.includes(v.name)) : VARIANTS;
   const seeds = (list('SEEDS') ?? BENCH_SEEDS.map(String)).map(Number);
   const factors = (list('FACTORS') ?? ['0.6', '0.8']).map(Number);
+  const scenario = (process.env['SCENARIO'] ?? 'mixed') as keyof typeof SCENARIOS;
+  if (!(scenario in SCENARIOS))
+    throw new Error(`SCENARIO: unknown ${scenario} (${Object.keys(SCENARIOS).join(', ')})`);
   const gaps = new Map<string, Map<number, number[]>>();
   const push = (name: string, f: number, x: number) => {
     const byFactor = gaps.get(name) ?? new Map<number, number[]>();
@@ -522,10 +557,10 @@ async function main(): Promise<void> {
   };
   for (const f of factors) {
     for (const seed of seeds) {
-      const parsed = parseScenario(mixedFleetScenario(f, HOURS, seed));
-      const input = await buildScenario(parsed, TRACE_DIR, `mixed fleet ${f}× seed ${seed}`);
+      const parsed = parseScenario(SCENARIOS[scenario](f, seed));
+      const input = await buildScenario(parsed, TRACE_DIR, `${scenario} ${f}× seed ${seed}`);
       const base = await simulate(input, BENCH, {
-        hours: HOURS,
+        hours: parsed.hours,
         tickMinutes: TICK,
         lagMinutes: LAG,
         series: false,
@@ -538,7 +573,7 @@ async function main(): Promise<void> {
       const gap = (g: number) => (e - g) / (e - c);
       push('evidence-oracle', f, gap(refused('evidence-oracle')));
       for (const v of variants) {
-        const r = await v.run(input);
+        const r = await v.run(input, parsed.hours * 60);
         push(v.name, f, gap(r));
         process.stderr.write(
           `${f}× seed ${seed} ${v.name}: refused ${r} gap ${gap(r).toFixed(3)}\n`,
