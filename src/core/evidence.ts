@@ -30,6 +30,12 @@ import type { Usage } from './snapshot.js';
  * that a service climbing toward its cap is likelier to get its next instance before its first
  * 429 shows (Monitoring is minutes late). It reads only the minutes, never the cap, so planning
  * again after the plan is applied reads the same rise (rule 7).
+ *
+ * **Tail**: above the most a service wanted in the lookback (W), the likelihood of the
+ * (W + j)-th instance is taken as likelihood(W) × e^(−j ÷ d), where d is the mean change of
+ * instances wanted from one minute to the next (its swing): a service whose minutes swing by
+ * several instances is likelier to exceed its lookback's most than a smooth one. It only keeps
+ * held room sticky (planner.ts); like the rest, it reads the minutes, never the cap.
  */
 
 export const RisingEvidence = z
@@ -72,9 +78,16 @@ export interface Evidence {
   most: number;
   /** The largest rise of instances wanted from one minute to the next over the lookback. */
   jump: number;
+  /** Mean change of instances wanted from one minute to the next over the lookback (the tail's d). */
+  swing: number;
 }
 
 const MINUTE_MS = 60_000;
+
+interface Point {
+  wanted: number;
+  weight: number;
+}
 
 /**
  * The evidence of one service, or null without per-minute counts. `lookbackMs` bounds the
@@ -94,7 +107,7 @@ export function readEvidence(
   const newestMs = startMs + (n - 1) * MINUTE_MS;
   const windowMinutes = Math.max(1, Math.round(reclaimWindowMs / MINUTE_MS));
   const halfLife = windowMinutes;
-  const points: { wanted: number; weight: number }[] = [];
+  const points: Point[] = [];
   let total = 0;
   let refusedMinutes = 0;
   let lastRefusedMs: number | null = null;
@@ -118,13 +131,20 @@ export function readEvidence(
       }
     }
   }
+  // Spikes and swing (the tail's d): points are in minute order here, newest last.
   let highest = 0;
   let jump = 0;
+  let change = 0;
   for (let i = 0; i < points.length; i++) {
-    const w = (points[i] as { wanted: number }).wanted;
+    const w = (points[i] as Point).wanted;
     highest = Math.max(highest, w);
-    if (i > 0) jump = Math.max(jump, w - (points[i - 1] as { wanted: number }).wanted);
+    if (i > 0) {
+      const prev = (points[i - 1] as Point).wanted;
+      jump = Math.max(jump, w - prev);
+      change += Math.abs(w - prev);
+    }
   }
+  const swing = points.length > 1 ? change / (points.length - 1) : 0;
   // Anticipation (the module's comment): points are in minute order here, newest last.
   let rising: RisingEvidence | null = null;
   const tail = points.slice(-3).map((p) => p.wanted);
@@ -145,6 +165,7 @@ export function readEvidence(
     rising,
     most: highest,
     jump,
+    swing,
   };
 }
 
@@ -163,6 +184,22 @@ export function likelihood(ev: Evidence, k: number): number {
     p += pt.share;
   }
   return Math.min(1, p);
+}
+
+/** The most instances wanted in a minute of the lookback (W). */
+export function mostWanted(ev: Evidence): number {
+  return ev.profile[0]?.wanted ?? 0;
+}
+
+/**
+ * The likelihood of the k-th instance with the tail above the most wanted (the module's comment):
+ * likelihood(W) × e^(−(k − W) ÷ swing) for k > W; 0 when the minutes never change.
+ */
+export function tailLikelihood(ev: Evidence, k: number): number {
+  const most = mostWanted(ev);
+  if (k <= most) return likelihood(ev, k);
+  if (ev.swing <= 0) return 0;
+  return likelihood(ev, most) * Math.exp(-(k - most) / ev.swing);
 }
 
 /**

@@ -3,7 +3,14 @@ import type { Alert } from './alert.js';
 import { cut, fill, Heap, type Slot } from './allocate.js';
 import { isStarved, poolConditions, type AlertContext } from './conditions.js';
 import { estimateDemand } from './demand.js';
-import { likelihood, readEvidence, weightedLikelihood, type Evidence } from './evidence.js';
+import {
+  likelihood,
+  mostWanted,
+  readEvidence,
+  tailLikelihood,
+  weightedLikelihood,
+  type Evidence,
+} from './evidence.js';
 import type { Plan, PlanChange, PlanPool, PlanService, PoolStatus } from './plan.js';
 import type { Policy } from './policy.js';
 import {
@@ -533,6 +540,13 @@ const BANDS = 20;
  * instance is more likely used than the holder's by more than that (the minimum gain of a move).
  */
 const STICK = 2;
+/**
+ * Room above all of a service's use over the lookback stays sticky while another service is
+ * refused only when its tail likelihood (evidence.ts: the most wanted's likelihood, decaying by the
+ * service's minute-to-minute swing) is at least this: a spiky service keeps the room its next
+ * spike needs, a smooth one's idle room moves (rule 5).
+ */
+const KEEP_TAIL = 0.04;
 
 /** Likelihood that `m` uses its k-th instance: the per-minute evidence, or its peak and in use. */
 function likelihoodOf(m: Governed, k: number): number {
@@ -543,6 +557,11 @@ function likelihoodOf(m: Governed, k: number): number {
   return 0;
 }
 
+/** Its k-th instance was never used over the lookback, but its tail keeps it sticky. */
+function tailHeld(m: Governed, k: number): boolean {
+  return m.ev !== null && tailLikelihood(m.ev, k) >= KEEP_TAIL;
+}
+
 /**
  * The ordering key of a service's next instance (level + 1), kept on the service itself so that
  * the heap allocates nothing per instance.
@@ -551,8 +570,8 @@ function scoreNext(m: Governed): void {
   const k = m.level + 1;
   const p = likelihoodOf(m, k);
   // Room above all recent use (never used over the lookback) is no reservation (rule 5): only an
-  // instance with some evidence of use is sticky.
-  const held = k <= m.cap && (p > 0 || !m.poolRefused);
+  // instance with some evidence of use, or a tail likely enough, is sticky.
+  const held = k <= m.cap && (p > 0 || !m.poolRefused || tailHeld(m, k));
   m.nextHeld = held;
   m.nextScore = Math.floor(weightedLikelihood(p, m.weight) * BANDS + 1e-9) + (held ? STICK : 0);
 }
@@ -788,6 +807,20 @@ function describe(m: Governed, moved: boolean): void {
     };
   }
   if (m.reverseHold && to <= m.cap && m.alloc < m.want) m.why.reverseHeld = m.reverseHold;
+  if (m.ev && m.poolRefused) {
+    // Held room above all of its use that its tail kept sticky (KEEP_TAIL).
+    const most = mostWanted(m.ev);
+    let kept = 0;
+    for (let k = most + 1; k <= Math.min(to, m.cap) && tailHeld(m, k); k++) kept++;
+    if (kept > 0) {
+      m.why.tailHeld = {
+        instances: kept,
+        most,
+        swing: Math.round(m.ev.swing * 100) / 100,
+        likelihood: Math.round(tailLikelihood(m.ev, most + 1) * 1000) / 1000,
+      };
+    }
+  }
 }
 
 function orderChanges(all: Governed[]): Governed[] {

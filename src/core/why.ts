@@ -172,6 +172,21 @@ export const PlanWhy = z
       .describe(
         'Room it held above its use moved to where it is more likely used (rules 5 and 6).',
       ),
+    tailHeld: z
+      .strictObject({
+        instances: Count.min(1).describe('Held instances above the most wanted kept sticky.'),
+        most: Count.describe('The most instances wanted in a minute of the lookback.'),
+        swing: z.number().min(0).describe('Mean change of instances wanted from minute to minute.'),
+        likelihood: z
+          .number()
+          .min(0)
+          .max(1)
+          .describe('Tail likelihood of the instance above the most wanted.'),
+      })
+      .optional()
+      .describe(
+        'Room above all of its use that stays sticky although another service is refused: its minutes swing enough that the next instance above its most wanted is likely (rule 5).',
+      ),
     reverseHeld: z
       .strictObject({ loweredAt: z.string(), until: z.string() })
       .optional()
@@ -250,6 +265,12 @@ export function renderReason(why: PlanWhy): string {
       `gives ${instances} to where ${instances === 1 ? 'it is' : 'they are'} more likely used${likelihood === null ? '' : ` (its next instance was used ${Math.round(likelihood * 100)}% of recent minutes)`}`,
     );
   }
+  if (why.tailHeld) {
+    const { instances, most, swing, likelihood } = why.tailHeld;
+    clauses.push(
+      `keeps ${instances} above its most wanted (${most}) while others are refused: its use swings by ${swing} a minute, so instance ${most + 1} is ${pct1(likelihood)} likely`,
+    );
+  }
   if (why.reverseHeld) {
     const { loweredAt, until } = why.reverseHeld;
     clauses.push(
@@ -304,6 +325,11 @@ function poolText(p: PoolCase): string {
         : `${head}: left at ${b.to}, below its floor ${p.floor}: the quota comes before floors`;
     }
   }
+}
+
+/** A small likelihood as a percentage with one decimal: 0.043 → "4.3%". */
+function pct1(p: number): string {
+  return `${Math.round(p * 1000) / 10}%`;
 }
 
 function gpus(n: number): string {

@@ -464,6 +464,70 @@ describe('anticipation: use rising toward the cap', () => {
   });
 });
 
+describe('rule 5: room above all use stays sticky when the minutes swing (tail)', () => {
+  // Budget 7, headroom 20%, minutes 14:48–14:57 (a minute's weight halves every 10: they sum to
+  // 7.466). refused ran at its cap of 1, Cloud Run refused half its requests in the newest three
+  // minutes: it wanted 2, demand ceil(2 × 1.2) = 3, its 2nd instance likely 2.804 ÷ 7.466 = 0.38
+  // (band 7). spiky wanted 3 in three minutes (weights 0.574 + 0.707 + 0.871 = 2.152: 0.29, band
+  // 5, + 2 held), 1 in the others: demand ceil(3 × 1.2) = 4; its 4th instance was never used,
+  // but its use swings by 12 ÷ 9 = 1.33 a minute, so its tail is 0.288 × e^(−1 ÷ 1.33) = 0.136
+  // ≥ 0.04: held room stays sticky (band 0 + 2). smooth used 1 every minute (swing 0, tail 0): its
+  // 2nd instance is no reservation while refused is refused (band 0, not held).
+  const refused = svc('refused', 1, {
+    current: 1,
+    peak: 1,
+    perMinute: minutes(
+      Array(10).fill(1),
+      [0, 0, 0, 0, 0, 0, 0, 100, 100, 100],
+      [100, 100, 100, 100, 100, 100, 100, 100, 100, 100],
+    ),
+  });
+  const spiky = (inUse: number[]) =>
+    svc('spiky', 4, { current: inUse.at(-1) ?? 0, peak: 3, perMinute: minutes(inUse) });
+  const smooth = svc('smooth', 2, { current: 1, peak: 1, perMinute: minutes(Array(10).fill(1)) });
+  const withHeadroom = policy({ defaults: { headroom: 0.2 } });
+  const swinging = [1, 3, 1, 1, 3, 1, 1, 3, 1, 1];
+
+  it("keeps a spiky service's room for its next spike and moves a smooth one's, and says why", () => {
+    // Protected 1 + 1 + 1; 4 GPUs to place: spiky's 2nd and 3rd (7, held), refused's 2nd (7),
+    // then spiky's 4th (2, held by its tail) before smooth's 2nd and refused's 3rd (0).
+    const snapshot = snap(7, [refused, smooth, spiky(swinging)]);
+    const p = plan(snapshot, withHeadroom, AT);
+    expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([
+      ['smooth', 2, 1],
+      ['refused', 1, 2],
+    ]);
+    expect(reason(p, 'spiky')).toContain(
+      'keeps 1 above its most wanted (3) while others are refused: its use swings by 1.33 a minute, so instance 4 is 13.6% likely',
+    );
+    expect(p.services.find((s) => s.name === 'spiky')?.why.tailHeld).toEqual({
+      instances: 1,
+      most: 3,
+      swing: 1.33,
+      likelihood: 0.136,
+    });
+    expect(reason(p, 'smooth')).toContain('gives 1 to where it is more likely used');
+    // Applied, and planned again on the same minutes: the tail reads the minutes, not the cap.
+    expect(plan(applyPlan(snapshot, p), withHeadroom, AT).changes).toEqual([]);
+  });
+
+  it('without the swing, the room above all use is no reservation: weighted max-min', () => {
+    // spiky wanted 3 in nine minutes and 1 in the newest: swing 2 ÷ 9 = 0.22, tail 0.866 ×
+    // e^(−4.5) = 0.0096 < 0.04. Its 4th, smooth's 2nd and refused's 3rd all score 0, none held:
+    // the lowest level after the instance gets it, smooth (2, against 3 and 4).
+    const p = plan(
+      snap(7, [refused, smooth, spiky([3, 3, 3, 3, 3, 3, 3, 3, 3, 1])]),
+      withHeadroom,
+      AT,
+    );
+    expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([
+      ['spiky', 4, 3],
+      ['refused', 1, 2],
+    ]);
+    expect(p.services.find((s) => s.name === 'spiky')?.why.tailHeld).toBeUndefined();
+  });
+});
+
 describe('rule 8: calm', () => {
   // was-busy was raised to 6 at some point, and now uses 1; other uses 1 of its 2.
   const fleet = (changedAt: string, otherMax = 2) =>
