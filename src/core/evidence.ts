@@ -74,7 +74,10 @@ export interface Evidence {
   profile: { wanted: number; share: number }[];
   /** The rise that counted one more minute (anticipation), or null. */
   rising: RisingEvidence | null;
-  /** The most instances wanted in any minute of the lookback. */
+  /**
+   * The most instances wanted in a minute of the evidence (W), the anticipated step included:
+   * the one "most wanted" the loan guard and the tail both read.
+   */
   most: number;
   /** The largest rise of instances wanted from one minute to the next over the lookback. */
   jump: number;
@@ -163,7 +166,8 @@ export function readEvidence(
     lastRefusedMs,
     profile: points.map((p) => ({ wanted: p.wanted, share: total > 0 ? p.weight / total : 0 })),
     rising,
-    most: highest,
+    // The anticipated step counts as a minute's use (above), so as a minute's most too.
+    most: Math.max(highest, rising?.next ?? 0),
     jump,
     swing,
   };
@@ -186,17 +190,12 @@ export function likelihood(ev: Evidence, k: number): number {
   return Math.min(1, p);
 }
 
-/** The most instances wanted in a minute of the lookback (W). */
-export function mostWanted(ev: Evidence): number {
-  return ev.profile[0]?.wanted ?? 0;
-}
-
 /**
  * The likelihood of the k-th instance with the tail above the most wanted (the module's comment):
  * likelihood(W) × e^(−(k − W) ÷ swing) for k > W; 0 when the minutes never change.
  */
 export function tailLikelihood(ev: Evidence, k: number): number {
-  const most = mostWanted(ev);
+  const most = ev.most;
   if (k <= most) return likelihood(ev, k);
   if (ev.swing <= 0) return 0;
   return likelihood(ev, most) * Math.exp(-(k - most) / ev.swing);

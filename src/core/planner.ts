@@ -5,7 +5,6 @@ import { isStarved, poolConditions, type AlertContext } from './conditions.js';
 import { estimateDemand } from './demand.js';
 import {
   likelihood,
-  mostWanted,
   readEvidence,
   tailLikelihood,
   weightedLikelihood,
@@ -809,7 +808,7 @@ function describe(m: Governed, moved: boolean): void {
   if (m.reverseHold && to <= m.cap && m.alloc < m.want) m.why.reverseHeld = m.reverseHold;
   if (m.ev && m.poolRefused) {
     // Held room above all of its use that its tail kept sticky (KEEP_TAIL).
-    const most = mostWanted(m.ev);
+    const most = m.ev.most;
     let kept = 0;
     for (let k = most + 1; k <= Math.min(to, m.cap) && tailHeld(m, k); k++) kept++;
     if (kept > 0) {

@@ -515,8 +515,10 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
           expect(lg).toBeUndefined();
           expect(l.why.loanHeld).toBeUndefined();
         } else if (lg) {
-          // The guard, recomputed here from the minutes.
-          const most = Math.max(...inUse);
+          // The guard, recomputed here from the minutes: the most wanted counts the anticipated
+          // step when the newest three minutes rose (a < b < c: c + (c − b)).
+          const [a, b, c] = inUse.slice(-3) as [number, number, number];
+          const most = Math.max(...inUse, a < b && b < c ? c + (c - b) : 0);
           let jump = 0;
           for (let i = 1; i < inUse.length; i++)
             jump = Math.max(jump, (inUse[i] ?? 0) - (inUse[i - 1] ?? 0));
