@@ -1,6 +1,5 @@
 import { fileURLToPath } from 'node:url';
 import { createMemoryStateStore } from '../src/adapters/memory/state-store.js';
-import { Heap } from '../src/core/allocate.js';
 import { wantedInstances } from '../src/core/evidence.js';
 import { parsePolicy, type Policy, type PolicyInput } from '../src/core/policy.js';
 import { FleetModel, MINUTE_MS, type MinuteSample } from '../src/emulator/model.js';
@@ -25,6 +24,7 @@ import {
   tracesAloneScenario,
 } from '../src/simulate/scenarios.js';
 import { simulate } from '../src/simulate/simulate.js';
+import { greedyFill, type GreedySlot } from '../src/simulate/strategies.js';
 
 /**
  * What splitting on recent minutes has that the rule lacks (docs/simulation.md, the section of
@@ -267,16 +267,7 @@ export async function playGreedy(
   const pools = poolsOf(model, input.quotaChanges);
   const want = demandTable(input, model, minutes);
   const view = new PolicyView(policy);
-  interface Slot {
-    member: PoolInfo['members'][number];
-    order: number;
-    gpus: number;
-    weight: number;
-    priority: number;
-    level: number;
-    ceiling: number;
-    atLeast: number[];
-  }
+  type Slot = GreedySlot & { member: PoolInfo['members'][number] };
   const wantedAt = (m: PoolInfo['members'][number], u: number): number => {
     if (kind === 'true') return want.get(m.id)?.[u] ?? 0;
     const rows = model.history(m);
@@ -317,24 +308,7 @@ export async function playGreedy(
           atLeast,
         };
       });
-      const gain = (s: Slot) => s.atLeast[s.level + 1] ?? 0;
-      const heap = new Heap<Slot>((a, b) => {
-        if (a.priority !== b.priority) return a.priority > b.priority;
-        const x = gain(a) / a.gpus;
-        const y = gain(b) / b.gpus;
-        if (x !== y) return x > y;
-        const na = ((a.level + 1) * a.gpus) / a.weight;
-        const nb = ((b.level + 1) * b.gpus) / b.weight;
-        return na < nb || (na === nb && a.order < b.order);
-      });
-      for (const s of slots) if (s.level < s.ceiling && gain(s) > 0) heap.push(s);
-      while (heap.size > 0 && left > 0) {
-        const s = heap.pop() as Slot;
-        if (s.gpus > left) continue;
-        s.level += 1;
-        left -= s.gpus;
-        if (s.level < s.ceiling && gain(s) > 0) heap.push(s);
-      }
+      greedyFill(slots, left);
       for (const s of slots) model.update(s.member, { maxInstances: s.level });
     }
   };

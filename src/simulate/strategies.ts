@@ -236,18 +236,7 @@ function decideWindow(
     quota = Math.min(quota, now.quota);
   }
   let left = available - reserveOf(ctx.policy, pool.id);
-  interface Slot {
-    id: string;
-    order: number;
-    gpus: number;
-    weight: number;
-    priority: number;
-    level: number;
-    ceiling: number;
-    /** Minutes of the window wanting at least k instances, for k = 1, 2, … */
-    atLeast: number[];
-  }
-  const slots: Slot[] = [];
+  const slots: (GreedySlot & { id: string })[] = [];
   for (const [order, m] of pool.members.entries()) {
     const s = ctx.view.settings(m, at);
     if (!s.managed) {
@@ -275,8 +264,30 @@ function decideWindow(
     });
     left -= floor * m.gpus;
   }
-  const gain = (s: Slot) => s.atLeast[s.level + 1] ?? 0;
-  const heap = new Heap<Slot>((a, b) => {
+  greedyFill(slots, left);
+  for (const s of slots) caps.set(s.id, s.level);
+}
+
+/** One service in the greedy split of the best at the tick (and of the reference without hindsight). */
+export interface GreedySlot {
+  order: number;
+  gpus: number;
+  weight: number;
+  priority: number;
+  /** Instances: starts at the floor, raised by `greedyFill`. */
+  level: number;
+  ceiling: number;
+  /** (Weighted) minutes of the window wanting at least k instances, for k = 1, 2, … */
+  atLeast: number[];
+}
+
+/**
+ * The greedy split: each next instance, priority first, goes where the most minutes of the window
+ * would use it (per GPU), ties by weighted max-min, then order; `left` GPUs above the floors.
+ */
+export function greedyFill(slots: readonly GreedySlot[], left: number): void {
+  const gain = (s: GreedySlot) => s.atLeast[s.level + 1] ?? 0;
+  const heap = new Heap<GreedySlot>((a, b) => {
     if (a.priority !== b.priority) return a.priority > b.priority;
     const x = gain(a) / a.gpus;
     const y = gain(b) / b.gpus;
@@ -287,11 +298,10 @@ function decideWindow(
   });
   for (const s of slots) if (s.level < s.ceiling && gain(s) > 0) heap.push(s);
   while (heap.size > 0 && left > 0) {
-    const s = heap.pop() as Slot;
+    const s = heap.pop() as GreedySlot;
     if (s.gpus > left) continue;
     s.level += 1;
     left -= s.gpus;
     if (s.level < s.ceiling && gain(s) > 0) heap.push(s);
   }
-  for (const s of slots) caps.set(s.id, s.level);
 }
