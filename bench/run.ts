@@ -316,7 +316,7 @@ const shownWidth = Math.max(...figures.map((f) => f.shown.length));
 lines.push(`  ${'figure'.padEnd(width)}  ${'value'.padEnd(shownWidth)}  target    `);
 for (const f of figures)
   lines.push(
-    `  ${f.figure.padEnd(width)}  ${f.shown.padEnd(shownWidth)}  ${f.target.padEnd(8)}  ${f.target === '—' ? '' : f.met ? 'met' : 'MISSED'}${f.why ? `\n  ${''.padEnd(width)}  why: ${f.why}` : ''}`,
+    `  ${f.figure.padEnd(width)}  ${f.shown.padEnd(shownWidth)}  ${f.target.padEnd(8)}  ${f.target.startsWith('—') ? '' : f.met ? 'met' : 'MISSED'}${f.why ? `\n  ${''.padEnd(width)}  why: ${f.why}` : ''}`,
   );
 console.log(lines.join('\n'));
 
