@@ -46,16 +46,14 @@ export async function createRuntime(
   overrides: { stateDir?: string; store?: StateStore & DiscoveryCacheStore } = {},
 ): Promise<Runtime> {
   const stored = overrides.store ?? (await createStore(options.stateStore, overrides.stateDir));
-  // Where projects may be split into regional units, a project's lease excludes them (and they
-  // it): src/reconcile/unit-lease.ts. Without `fanout.splitAbove` the store is used as it is.
-  // The kept discovery is read once per runtime (one run), not once per project's lease.
+  // A project's lease excludes its regional units (and they it): src/reconcile/unit-lease.ts.
+  // Whatever this run's own policy says: the units are split by the organisation's policy, which
+  // may not be the one a command line runs with on the same store. The regions are those the kept
+  // discovery counts (none where nothing was ever discovered), read once per runtime (one run).
   let kept: ReturnType<typeof stored.loadDiscovery> | null = null;
-  const store =
-    policy.fanout?.splitAbove === undefined
-      ? stored
-      : projectUnitStore(stored, async (project) =>
-          Object.keys((await (kept ??= stored.loadDiscovery()))?.services?.[project] ?? {}),
-        );
+  const store = projectUnitStore(stored, async (project) =>
+    Object.keys((await (kept ??= stored.loadDiscovery()))?.services?.[project] ?? {}),
+  );
   let ports: GooglePorts | null = null;
   let sink: PubSubAlertSink | null = null;
   let quotaRequests: QuotaPreferenceAdapter | undefined;

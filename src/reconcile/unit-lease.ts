@@ -16,18 +16,20 @@ import type { Lease, LeaseResult, StateStore } from '../ports/index.js';
  * (reconcile/room.ts) do not tell them apart: the leases must. Each side takes its own lease
  * first and then reads the other's:
  * - the regional unit takes `p@r`, then reads `p`;
- * - a run of the whole project under a policy with `fanout.splitAbove` takes `p`, then reads
- *   `p@r` for every region the kept discovery counts for `p` (the only regions a dispatch splits
- *   into, and a regional unit refuses a region the kept discovery no longer counts: org/unit.ts).
+ * - a run of the whole project takes `p`, then reads `p@r` for every region the kept discovery
+ *   counts for `p` (the only regions a dispatch splits into, and a regional unit refuses a region
+ *   the kept discovery no longer counts: org/unit.ts). It does so whatever its own policy says:
+ *   a command line may run with a policy that sets no `fanout.splitAbove` on the store the
+ *   organisation's units use. Where nothing was discovered there is nothing to read; the kept
+ *   discovery is read beside the lease request, so this adds no round of calls.
  * A lease another holds and that has not expired makes the reader give its own back and answer
  * "held" (the run then ends `lease-held`, like any held lease). Every lease call is atomic in the
  * store, so of two such runs the one that reads second sees the other's lease: at most one of
  * them writes (both may step back, and the next delivery or run tries again).
  *
- * What it does not cover: a run of the whole project under a policy without `fanout.splitAbove`
- * (it reads no regional lease: keep one policy for the organisation and the command line), and a
- * region the discovery dropped between a regional unit's check and the project run's read (a
- * region where the search found no Cloud Run service any more).
+ * What it does not cover: a region the discovery dropped between a regional unit's check and the
+ * project run's read (a region where the search found no Cloud Run service any more), and a store
+ * other than the units' (the leases are the store's).
  */
 
 /** A lease someone else holds and that is still live at `now`. */
@@ -82,8 +84,8 @@ export function regionalUnitStore(store: StateStore, region: string): StateStore
 }
 
 /**
- * The store of a run of whole projects under a policy with `fanout.splitAbove`: a project's lease
- * is kept only when no regional unit of it holds one. `regionsOf` names the regions to look at.
+ * The store of a run of whole projects: a project's lease is kept only when no regional unit of
+ * it holds one. `regionsOf` names the regions to look at; it is asked beside the lease request.
  */
 export function projectUnitStore(
   store: StateStore,
@@ -92,10 +94,21 @@ export function projectUnitStore(
   return {
     ...keyed(store, (p) => p),
     async acquireLease(project, holder, ttlMs, now) {
-      const mine = await store.acquireLease(project, holder, ttlMs, now);
       // A regional unit's own key goes through as it is (its store checks the other way).
-      if (!mine.acquired || project.includes(UNIT_SEPARATOR)) return mine;
-      for (const region of await regionsOf(project)) {
+      if (project.includes(UNIT_SEPARATOR)) return store.acquireLease(project, holder, ttlMs, now);
+      const [taken, counted] = await Promise.allSettled([
+        store.acquireLease(project, holder, ttlMs, now),
+        regionsOf(project),
+      ]);
+      if (taken.status === 'rejected') throw taken.reason;
+      const mine = taken.value;
+      if (!mine.acquired) return mine;
+      // Not knowing the regions is not knowing whether a unit writes: give the lease back.
+      if (counted.status === 'rejected') {
+        await store.releaseLease(project, holder);
+        throw counted.reason;
+      }
+      for (const region of counted.value) {
         const theirs = await store.readLease(unitKey({ project, region }));
         if (!heldByOther(theirs, holder, now)) continue;
         await store.releaseLease(project, holder);

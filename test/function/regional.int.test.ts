@@ -192,9 +192,13 @@ function expectWithinQuota(): void {
   }
 }
 
-/** A run of the whole big project on the same store, as `governor apply` would make it. */
-async function wholeProjectRun(runId: string) {
-  const policy = parsePolicy({ ...POLICY, projects: [BIG] });
+/**
+ * A run of the whole big project on the same store, as `governor apply` would make it: with the
+ * organisation's policy, or (`plain`) with a command line's own that sets no fan-out at all.
+ */
+async function wholeProjectRun(runId: string, plain = false) {
+  const own = { ...POLICY, discovery: undefined, fanout: undefined };
+  const policy = parsePolicy({ ...(plain ? own : POLICY), projects: [BIG] });
   const options = parseRuntimeOptions(process.env);
   const lines: string[] = [];
   const runtime = await createRuntime(policy, options, textLogger({ write: (s) => lines.push(s) }));
@@ -392,6 +396,10 @@ describe('regional units', () => {
     const second = await wholeProjectRun('run-whole-2');
     expect(second.report.outcome, second.log).toBe('lease-held');
     expect(second.log).toMatch(/the regional unit gpu-big-proj \(europe-west4\)/);
+    // So does one under a command line's policy with no fan-out: the leases are the store's.
+    const plain = await wholeProjectRun('run-whole-3', true);
+    expect(plain.report.outcome, plain.log).toBe('lease-held');
+    expect(plain.log).toMatch(/the regional unit gpu-big-proj \(europe-west4\)/);
     expect((await regional).status).toBe(200);
     // Only the regional unit wrote, and only in its region.
     const late = emulator.writes().slice(before);

@@ -445,6 +445,18 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       }
     });
 
+    it('gives the project lease back when the regions to check cannot be read', async () => {
+      const store = open();
+      const project = freshProject();
+      const whole = projectUnitStore(store, () =>
+        Promise.reject(new Error('discovery unreadable')),
+      );
+      await expect(whole.acquireLease(project, 'project-run', 60_000, at(0))).rejects.toThrow(
+        'discovery unreadable',
+      );
+      expect(await store.readLease(project)).toBeNull();
+    });
+
     it("refuses a regional unit while its project's run holds the lease, and the other way", async () => {
       const store = open();
       const project = freshProject();
