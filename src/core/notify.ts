@@ -185,17 +185,9 @@ function resolvedMessage(
   runId: string,
 ): Alert {
   const durationMs = Math.max(0, nowMs - Date.parse(record.firingSince));
-  return {
-    version: 1,
+  return recordAlert(dedupKey, record, {
     id: '',
-    type: record.type,
     status: 'resolved',
-    severity: record.severity,
-    project: record.project,
-    region: record.region,
-    accelerator: record.accelerator,
-    zonalRedundancy: record.zonalRedundancy,
-    service: record.service,
     summary: `Resolved: ${record.summary}`,
     details: {
       firingSince: record.firingSince,
@@ -206,6 +198,33 @@ function resolvedMessage(
     },
     runId,
     time: now,
+  });
+}
+
+/**
+ * The alert about what a condition record is about (its type, severity and place), with the
+ * message's own id, status, summary, details, run and time; fields in the alert's order.
+ */
+export function recordAlert(
+  dedupKey: string,
+  record: ConditionRecord,
+  message: Pick<Alert, 'id' | 'status' | 'summary' | 'details' | 'runId' | 'time'>,
+): Alert {
+  return {
+    version: 1,
+    id: message.id,
+    type: record.type,
+    status: message.status,
+    severity: record.severity,
+    project: record.project,
+    region: record.region,
+    accelerator: record.accelerator,
+    zonalRedundancy: record.zonalRedundancy,
+    service: record.service,
+    summary: message.summary,
+    details: message.details,
+    runId: message.runId,
+    time: message.time,
     dedupKey,
   };
 }

@@ -1,6 +1,6 @@
 import { alertAttributes, type Alert } from './alert.js';
 import { makeAlert } from './conditions.js';
-import { withUniqueIds, type ConditionState } from './notify.js';
+import { recordAlert, withUniqueIds, type ConditionState } from './notify.js';
 import type { Plan, PlanPool } from './plan.js';
 import { poolKey, samePool } from './pool.js';
 import { problemsOf, renderProblem, type ObservationProblem } from './problems.js';
@@ -327,23 +327,16 @@ export function heldDeliveryCondition(
         r.type === 'governor.degraded' &&
         r.details['reason'] === 'delivery',
     )
-    .map(([key, record]) => ({
-      version: 1 as const,
-      id: `${ctx.runId}:${key}`,
-      type: record.type,
-      status: 'firing' as const,
-      severity: record.severity,
-      project: record.project,
-      region: record.region,
-      accelerator: record.accelerator,
-      zonalRedundancy: record.zonalRedundancy,
-      service: record.service,
-      summary: record.summary,
-      details: record.details,
-      runId: ctx.runId,
-      time: ctx.at,
-      dedupKey: key,
-    }));
+    .map(([key, record]) =>
+      recordAlert(key, record, {
+        id: `${ctx.runId}:${key}`,
+        status: 'firing',
+        summary: record.summary,
+        details: record.details,
+        runId: ctx.runId,
+        time: ctx.at,
+      }),
+    );
 }
 
 /** governor.degraded (reason outbox): the outbox overflowed, and its oldest events were dropped. */
