@@ -223,7 +223,8 @@ async function latestReads(
         for (const s of listed) out.set(serviceKey(s), s);
       } catch (e) {
         for (const d of decreases)
-          if (d.project === c.project && d.region === c.region) out.set(serviceKey(d), message(e));
+          if (d.project === c.project && d.region === c.region)
+            out.set(serviceKey(d), errorMessage(e));
       }
     }),
   );
@@ -322,7 +323,7 @@ async function readPools(
         if (!known) throw e;
         opts.log.log(
           'WARNING',
-          `${poolKey(pool)}: the quota could not be read again (${message(e)}): verified against the quota read before the increases`,
+          `${poolKey(pool)}: the quota could not be read again (${errorMessage(e)}): verified against the quota read before the increases`,
         );
         return known.quota;
       });
@@ -341,7 +342,7 @@ async function readPools(
           if (!known) throw failed;
           opts.log.log(
             'WARNING',
-            `${poolKey(pool)}: its worker pools or job executions could not be listed again (${message(failed)}): verified against the read before the increases`,
+            `${poolKey(pool)}: its worker pools or job executions could not be listed again (${errorMessage(failed)}): verified against the read before the increases`,
           );
           otherUsageGpus = known.otherUsageGpus;
         }
@@ -686,15 +687,15 @@ function writeFailed(c: PlanChange, to: number, e: unknown, opts: ActOptions): W
     return skipped(
       c,
       'conflict',
-      `changed while the governor was writing it (${message(e)}): left for the next run`,
+      `changed while the governor was writing it (${errorMessage(e)}): left for the next run`,
     );
   opts.log.log(
     'ERROR',
-    `${c.project}/${c.region}/${c.name}: write ${c.from} → ${to} failed: ${message(e)}`,
+    `${c.project}/${c.region}/${c.name}: write ${c.from} → ${to} failed: ${errorMessage(e)}`,
     { service: c.name },
   );
   if (e instanceof UnavailableError)
-    return failed(c, 'uncertain', `write failed: ${message(e)}; the write may still apply`);
+    return failed(c, 'uncertain', `write failed: ${errorMessage(e)}; the write may still apply`);
   if (e instanceof PermissionError) {
     const named = e.permissions.length > 0;
     const permissions = named ? [...e.permissions] : [...WRITE_PERMISSIONS];
@@ -705,12 +706,12 @@ function writeFailed(c: PlanChange, to: number, e: unknown, opts: ActOptions): W
       ...failed(
         c,
         'denied',
-        `permission denied: the governor may not write ${c.name} (${which}): ${message(e)}`,
+        `permission denied: the governor may not write ${c.name} (${which}): ${errorMessage(e)}`,
       ),
       permissions,
     };
   }
-  return failed(c, 'failed', `write failed: ${message(e)}`);
+  return failed(c, 'failed', `write failed: ${errorMessage(e)}`);
 }
 
 // --- helpers ---
@@ -761,8 +762,4 @@ function failed(c: PlanChange, cause: WriteCause, reason: string): WriteResult {
 
 function truncate(s: string): string {
   return s.length <= REASON_MAX ? s : `${s.slice(0, REASON_MAX - 1)}…`;
-}
-
-function message(e: unknown): string {
-  return errorMessage(e);
 }

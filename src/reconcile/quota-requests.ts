@@ -104,9 +104,9 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
       kind: denied ? 'denied' : 'failed',
       permissions:
         denied && e.permissions.length > 0 ? [...e.permissions] : [QUOTA_CALL_PERMISSION[call]],
-      error: message(e),
+      error: errorMessage(e),
     });
-    log.log('WARNING', `${what}: ${message(e)}`);
+    log.log('WARNING', `${what}: ${errorMessage(e)}`);
   };
   let listed: QuotaPreferenceView[] | null = null;
   const list = async (): Promise<QuotaPreferenceView[]> => {
@@ -281,7 +281,7 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
         withdrawn.push(planned.id);
         log.log(
           'INFO',
-          `${rec.key}: no quota request filed: another change won the race (${message(e)})`,
+          `${rec.key}: no quota request filed: another change won the race (${errorMessage(e)})`,
         );
         continue;
       }
@@ -377,8 +377,4 @@ function track(
     stateDetail: view.stateDetail.slice(0, 2000),
     traceId: view.traceId.slice(0, 500),
   };
-}
-
-function message(e: unknown): string {
-  return errorMessage(e);
 }
