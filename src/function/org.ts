@@ -133,7 +133,10 @@ export async function handleUnitPush(
     await store.close();
     return drop(log, decision.reason);
   }
-  const runtime = await createRuntime(decision.policy, options, log, { store });
+  const runtime = await createRuntime(decision.policy, options, log, {
+    store,
+    ...(decision.kept === undefined ? {} : { kept: decision.kept }),
+  });
   const runId = newRunId(Date.now());
   const { region } = decision;
   const unit = unitLabel(message);

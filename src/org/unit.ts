@@ -6,7 +6,7 @@ import { alertMessage, deliveryFailedAlert, type FailedDelivery } from '../core/
 import { unitLabel } from '../core/units.js';
 import { staleReason, type WorkMessage } from '../core/work.js';
 import type { Logger } from '../log.js';
-import type { AlertSink, DiscoveryCacheStore, StateStore } from '../ports/index.js';
+import type { AlertSink, DiscoveryCache, DiscoveryCacheStore, StateStore } from '../ports/index.js';
 import { beforeDeadline } from '../reconcile/act.js';
 import { errorMessage } from '../errors.js';
 
@@ -17,8 +17,11 @@ import { errorMessage } from '../errors.js';
  * that whoever can publish to the work topic cannot point the governor at another project.
  */
 export type UnitDecision =
-  /** `region`: a regional unit (its state under `project@region`: src/core/units.ts). */
-  | { kind: 'govern'; policy: Policy; region?: string }
+  /**
+   * `region`: a regional unit (its state under `project@region`: src/core/units.ts). `kept`: the
+   * kept discovery, when the decision read it (the run reuses it rather than read it again).
+   */
+  | { kind: 'govern'; policy: Policy; region?: string; kept?: DiscoveryCache | null }
   | { kind: 'refuse'; reason: string }
   | { kind: 'stale'; reason: string };
 
@@ -32,7 +35,7 @@ export async function decideUnit(
   const label = unitLabel(message);
   if (stale) return { kind: 'stale', reason: `${label}: ${stale}` };
   const { region } = message;
-  // Only a policy that splits has its whole-project runs look for regional leases.
+  // Only a policy that splits governs a project by region.
   if (region !== undefined && policy.fanout?.splitAbove === undefined) {
     return {
       kind: 'refuse',
@@ -65,12 +68,14 @@ export async function decideUnit(
   }
   // The unit: the same policy, narrowed to its one project (its lease, state and run record),
   // and for a regional unit to its one region.
+  const read = cached === null ? {} : { kept: cached };
   if (region === undefined)
-    return { kind: 'govern', policy: { ...policy, projects: [message.project] } };
+    return { kind: 'govern', policy: { ...policy, projects: [message.project] }, ...read };
   return {
     kind: 'govern',
     policy: { ...policy, projects: [message.project], regions: [region] },
     region,
+    ...read,
   };
 }
 
