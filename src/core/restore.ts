@@ -9,8 +9,12 @@ export interface RestoreTarget {
   region: string;
   name: string;
   etag: string;
-  /** null: nothing usable to put back (the service is left as it is). */
+  /**
+   * What to put back; null when neither the annotation nor the revision gives a usable max (the
+   * service is left as it is).
+   */
   to: number | null;
+  /** original-max: its own service-level max; revision-max: it had none, so the revision's. */
   source: 'original-max' | 'revision-max';
 }
 

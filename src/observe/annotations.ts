@@ -1,3 +1,5 @@
+import type { RestoreTarget } from '../core/restore.js';
+
 /**
  * The governor's own annotations on a service: its per-service state, so the function is
  * stateless. Only these keys are ever written; labels and the revision template never are.
@@ -39,18 +41,6 @@ function annotatedTime(annotations: Record<string, string>, key: string): string
   return Number.isNaN(ms) ? null : new Date(ms).toISOString();
 }
 
-/** The max the governor found on a service before it first changed it, from its annotations. */
-export interface OriginalMax {
-  project: string;
-  region: string;
-  name: string;
-  etag: string;
-  /** What to put back; null when neither the annotation nor the revision gives a usable max. */
-  to: number | null;
-  /** original-max: its own service-level max; revision-max: it had none, so the revision's. */
-  source: 'original-max' | 'revision-max';
-}
-
 /** Per service the governor has changed (it carries the annotation), what `restore` puts back. */
 export function originalMaxes(
   services: readonly {
@@ -61,8 +51,8 @@ export function originalMaxes(
     annotations: Record<string, string>;
     revisionMaxInstances: number | null;
   }[],
-): OriginalMax[] {
-  const out: OriginalMax[] = [];
+): RestoreTarget[] {
+  const out: RestoreTarget[] = [];
   for (const s of services) {
     const original = s.annotations[ANNOTATIONS.originalMax];
     if (original === undefined) continue; // never changed by the governor
