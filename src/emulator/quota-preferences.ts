@@ -50,6 +50,17 @@ import {
 
 const RUN = 'run.googleapis.com';
 const PARENT = /^projects\/([^/]+)\/locations\/([^/]+)$/;
+
+/** The project of a request's `parent` (projects/{project}/locations/global), checked. */
+function parentProject(ctx: EmulatorContext, request: Message): string {
+  const parent = text(request, 'parent');
+  const m = PARENT.exec(parent);
+  if (!m)
+    throw invalid(`parent must look like projects/{project}/locations/global, got "${parent}"`);
+  const [, project = '', location = ''] = m;
+  checkProject(ctx, project, location);
+  return project;
+}
 const NAME = /^projects\/([^/]+)\/locations\/([^/]+)\/quotaPreferences\/([^/]+)$/;
 const PREFERENCE_ID = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const MAX_PREFERRED = 1_000_000;
@@ -230,12 +241,7 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
   const store = storeOf(ctx.model);
   return {
     CreateQuotaPreference: (request) => {
-      const parent = text(request, 'parent');
-      const m = PARENT.exec(parent);
-      if (!m)
-        throw invalid(`parent must look like projects/{project}/locations/global, got "${parent}"`);
-      const [, project = '', location = ''] = m;
-      checkProject(ctx, project, location);
+      const project = parentProject(ctx, request);
       const pref = field(request, 'quota_preference');
       if (!pref) throw invalid('quota_preference is required');
       const id = text(request, 'quota_preference_id') || `pref-${store.serial + 1}`;
@@ -309,12 +315,7 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
       return toMessage(p);
     },
     ListQuotaPreferences: (request) => {
-      const parent = text(request, 'parent');
-      const m = PARENT.exec(parent);
-      if (!m)
-        throw invalid(`parent must look like projects/{project}/locations/global, got "${parent}"`);
-      const [, project = '', location = ''] = m;
-      checkProject(ctx, project, location);
+      const project = parentProject(ctx, request);
       const filter = text(request, 'filter');
       // Filters are not modelled: an unfiltered list is the safe answer only when none is asked.
       if (filter !== '')
@@ -327,7 +328,7 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
         pageSize: int(request, 'page_size'),
         pageToken: text(request, 'page_token'),
         defaultPageSize: ctx.settings.pageSize,
-        fingerprint: ['ListQuotaPreferences', parent, filter, text(request, 'order_by')],
+        fingerprint: ['ListQuotaPreferences', text(request, 'parent'), filter, text(request, 'order_by')],
       });
       return { quota_preferences: page, next_page_token: nextPageToken, unreachable: [] };
     },
