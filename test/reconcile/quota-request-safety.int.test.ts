@@ -14,7 +14,6 @@ import {
 } from '../../src/adapters/quota-preferences.js';
 import type { Alert } from '../../src/core/alert.js';
 import { parsePolicy, type Policy } from '../../src/core/policy.js';
-import type { PressureDay, PressureLedger } from '../../src/core/quota-pressure.js';
 import {
   decideQuotaPreference,
   quotaPreferences,
@@ -25,6 +24,7 @@ import { RpcError } from '../../src/emulator/rpc.js';
 import { memoryLogger } from '../../src/log.js';
 import type { QuotaRequestPort, StateStore } from '../../src/ports/index.js';
 import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
+import { seedPressureWeek } from '../support/pressure-week.js';
 
 /**
  * Quota requests are as safe as cap writes (docs/rules.md, "Alerts": an event is stored before the writes
@@ -90,40 +90,6 @@ const policy: Policy = parsePolicy({
   },
 });
 
-const day = (d: string, atBudget: number, refused: number, peak: number): PressureDay => ({
-  day: d,
-  minutes: 1440,
-  minutesAtBudget: atBudget,
-  refusedGpuMinutes: refused,
-  peakWanted: peak,
-  quota: 4,
-  budget: 4,
-});
-
-function week(): PressureLedger {
-  const days = ['2026-11-21', '2026-11-22', '2026-11-23', '2026-11-24', '2026-11-25', '2026-11-26'];
-  const pool = (region: string, rows: PressureDay[]) => ({
-    project: P,
-    region,
-    accelerator: 'nvidia-l4',
-    zonalRedundancy: true,
-    days: rows,
-  });
-  return {
-    at: '2026-11-27T11:55:00.000Z',
-    pools: {
-      [HOT]: pool(
-        US,
-        days.map((d) => day(d, 360, 1440, 7)),
-      ),
-      [CALM]: pool(
-        EU,
-        days.map((d) => day(d, 0, 0, 1)),
-      ),
-    },
-  };
-}
-
 let emulator: RunningEmulator;
 let ports: GooglePorts;
 let prefs: QuotaPreferenceAdapter;
@@ -152,19 +118,7 @@ async function setUp(denied: string[] = []): Promise<void> {
   other = new CloudQuotasClient(clientConfig({ emulatorHost: emulator.host }).options);
   store = createFileStateStore({ dir: mkdtempSync(join(tmpdir(), 'governor-qs-')) });
   log = memoryLogger();
-  await store.recordRun(P, {
-    runId: 'run-seed',
-    startedAt: '2026-11-27T11:55:00.000Z',
-    finishedAt: '2026-11-27T11:55:01.000Z',
-    mode: 'enforce',
-    outcome: 'ok',
-    changes: 0,
-    skips: 0,
-    alerts: 0,
-    error: null,
-    quotas: { [HOT]: 4, [CALM]: 4 },
-    pressure: week(),
-  });
+  await seedPressureWeek(store, P, { hot: HOT, calm: CALM });
 }
 
 afterEach(async () => {

@@ -12,7 +12,6 @@ import {
   type QuotaPreferenceAdapter,
 } from '../../src/adapters/quota-preferences.js';
 import { parsePolicy, type Policy } from '../../src/core/policy.js';
-import type { PressureDay, PressureLedger } from '../../src/core/quota-pressure.js';
 import {
   decideQuotaPreference,
   quotaPreferences,
@@ -22,6 +21,7 @@ import {
 import { memoryLogger } from '../../src/log.js';
 import type { StateStore } from '../../src/ports/index.js';
 import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
+import { seedPressureWeek } from '../support/pressure-week.js';
 
 /**
  * Quota requests in real runs: the emulator over gRPC, the real Cloud Quotas client, the file
@@ -67,41 +67,6 @@ const policyOf = (requests: object = { enabled: true, contactEmail: 'ops@example
     quotaRequests: { justification: 'Search inference.', maxIncrease: 4, ...requests },
   });
 
-const day = (d: string, atBudget: number, refused: number, peak: number): PressureDay => ({
-  day: d,
-  minutes: 1440,
-  minutesAtBudget: atBudget,
-  refusedGpuMinutes: refused,
-  peakWanted: peak,
-  quota: 4,
-  budget: 4,
-});
-
-/** A week in the newest record: us-central1 at its budget 6 h a day, europe-west4 calm. */
-function week(): PressureLedger {
-  const days = ['2026-11-21', '2026-11-22', '2026-11-23', '2026-11-24', '2026-11-25', '2026-11-26'];
-  const pool = (region: string, rows: PressureDay[]) => ({
-    project: P,
-    region,
-    accelerator: 'nvidia-l4',
-    zonalRedundancy: true,
-    days: rows,
-  });
-  return {
-    at: '2026-11-27T11:55:00.000Z',
-    pools: {
-      [HOT]: pool(
-        US,
-        days.map((d) => day(d, 360, 1440, 7)),
-      ),
-      [CALM]: pool(
-        EU,
-        days.map((d) => day(d, 0, 0, 1)),
-      ),
-    },
-  };
-}
-
 let emulator: RunningEmulator;
 let ports: GooglePorts;
 let prefs: QuotaPreferenceAdapter;
@@ -130,19 +95,7 @@ beforeEach(async () => {
   other = new CloudQuotasClient(clientConfig({ emulatorHost: emulator.host }).options);
   store = createFileStateStore({ dir: mkdtempSync(join(tmpdir(), 'governor-qr-')) });
   log = memoryLogger();
-  await store.recordRun(P, {
-    runId: 'run-seed',
-    startedAt: '2026-11-27T11:55:00.000Z',
-    finishedAt: '2026-11-27T11:55:01.000Z',
-    mode: 'enforce',
-    outcome: 'ok',
-    changes: 0,
-    skips: 0,
-    alerts: 0,
-    error: null,
-    quotas: { [HOT]: 4, [CALM]: 4 },
-    pressure: week(),
-  });
+  await seedPressureWeek(store, P, { hot: HOT, calm: CALM });
 });
 
 afterEach(async () => {
