@@ -36,6 +36,26 @@ afterAll(async () => {
   else process.env.PUBSUB_EMULATOR_HOST = saved;
 });
 
+/** The pool every test here runs: 4 GPUs, an idle service capped at 3 and a busy one at 1. */
+const twoServices = () =>
+  new FleetModel(
+    validateFleet({
+      start: '2026-11-27T12:00:00Z',
+      warmupMinutes: 40,
+      idleMinutes: 0,
+      projects: [
+        {
+          id: PROJECT,
+          pools: [{ region: REGION, quota: 4 }],
+          services: [
+            { name: 'idle', region: REGION, gpu: {}, maxInstances: 3, demand: 0 },
+            { name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: 3 },
+          ],
+        },
+      ],
+    }),
+  );
+
 async function pubsub(): Promise<{
   emulator: RunningEmulator;
   received: Alert[];
@@ -64,23 +84,7 @@ async function pubsub(): Promise<{
 
 describe('the Pub/Sub emulator stopped and restarted', () => {
   it('a run that cannot publish fails loudly, and the next run sends what it could not', async () => {
-    const model = new FleetModel(
-      validateFleet({
-        start: '2026-11-27T12:00:00Z',
-        warmupMinutes: 40,
-        idleMinutes: 0,
-        projects: [
-          {
-            id: PROJECT,
-            pools: [{ region: REGION, quota: 4 }],
-            services: [
-              { name: 'idle', region: REGION, gpu: {}, maxInstances: 3, demand: 0 },
-              { name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: 3 },
-            ],
-          },
-        ],
-      }),
-    );
+    const model = twoServices();
     const policy = parsePolicy({
       version: 1,
       projects: [PROJECT],
@@ -171,23 +175,7 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
   }, 120_000);
 
   it('runs with Pub/Sub down lose no event to run-record eviction, and an overflowing outbox says how many it dropped', async () => {
-    const model = new FleetModel(
-      validateFleet({
-        start: '2026-11-27T12:00:00Z',
-        warmupMinutes: 40,
-        idleMinutes: 0,
-        projects: [
-          {
-            id: PROJECT,
-            pools: [{ region: REGION, quota: 4 }],
-            services: [
-              { name: 'idle', region: REGION, gpu: {}, maxInstances: 3, demand: 0 },
-              { name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: 3 },
-            ],
-          },
-        ],
-      }),
-    );
+    const model = twoServices();
     // A dry run: nothing is written, so every run plans the same changes and announces them
     // (rebalance.planned), one event per run.
     const policy = parsePolicy({
@@ -273,23 +261,7 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
   }, 180_000);
 
   it('55 runs with Pub/Sub unreachable, more than the 50 run records kept, then Pub/Sub back: every event is sent', async () => {
-    const model = new FleetModel(
-      validateFleet({
-        start: '2026-11-27T12:00:00Z',
-        warmupMinutes: 40,
-        idleMinutes: 0,
-        projects: [
-          {
-            id: PROJECT,
-            pools: [{ region: REGION, quota: 4 }],
-            services: [
-              { name: 'idle', region: REGION, gpu: {}, maxInstances: 3, demand: 0 },
-              { name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: 3 },
-            ],
-          },
-        ],
-      }),
-    );
+    const model = twoServices();
     // A dry run: every run plans the same changes and announces them (rebalance.planned).
     const policy = parsePolicy({
       version: 1,
@@ -373,24 +345,6 @@ describe('the Pub/Sub emulator stopped and restarted', () => {
 });
 
 describe('events of writes with the state store failing', () => {
-  const twoServices = () =>
-    new FleetModel(
-      validateFleet({
-        start: '2026-11-27T12:00:00Z',
-        warmupMinutes: 40,
-        idleMinutes: 0,
-        projects: [
-          {
-            id: PROJECT,
-            pools: [{ region: REGION, quota: 4 }],
-            services: [
-              { name: 'idle', region: REGION, gpu: {}, maxInstances: 3, demand: 0 },
-              { name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: 3 },
-            ],
-          },
-        ],
-      }),
-    );
   const policy = parsePolicy({
     version: 1,
     projects: [PROJECT],
