@@ -11,6 +11,7 @@ import { seededRandom } from '../../src/emulator/faults.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { transpileForNode } from '../state/transpile.js';
+import { overCommittedFleet } from '../support/fixtures.js';
 
 /**
  * Crash suite: the governor process (`governor apply --yes`, the real CLI) is killed with SIGKILL
@@ -34,33 +35,7 @@ const QUOTA = 12;
 const TOPIC = `projects/${PROJECT}/topics/alerts`;
 
 // Caps 14 on a quota of 12: four idle services come down to 1, four raised to their minimum 2.
-const fleet = {
-  start: '2026-11-27T12:00:00Z',
-  warmupMinutes: 40,
-  idleMinutes: 0,
-  projects: [
-    {
-      id: PROJECT,
-      pools: [{ region: REGION, quota: QUOTA }],
-      services: [
-        ...[3, 3, 2, 2].map((max, i) => ({
-          name: `idle-${i}`,
-          region: REGION,
-          gpu: {},
-          maxInstances: max,
-          demand: 0,
-        })),
-        ...[0, 1, 2, 3].map((i) => ({
-          name: `hi-${i}`,
-          region: REGION,
-          gpu: {},
-          maxInstances: 1,
-          demand: 0,
-        })),
-      ],
-    },
-  ],
-};
+const fleet = overCommittedFleet(PROJECT, REGION, QUOTA);
 
 const policy = {
   version: 1,

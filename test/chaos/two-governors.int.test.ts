@@ -4,6 +4,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { overCommittedFleet } from '../support/fixtures.js';
 
 /**
  * Two governors of the same project on different state stores (two `--state-dir`s: the lease of
@@ -20,33 +21,7 @@ const PROJECT = 'two-governors';
 const QUOTA = 12;
 
 // Caps 14 on a quota of 12: four idle services can come down to 1 (8 GPUs free up to 12).
-const fleet = {
-  start: '2026-11-27T12:00:00Z',
-  warmupMinutes: 40,
-  idleMinutes: 0,
-  projects: [
-    {
-      id: PROJECT,
-      pools: [{ region: REGION, quota: QUOTA }],
-      services: [
-        ...[3, 3, 2, 2].map((max, i) => ({
-          name: `idle-${i}`,
-          region: REGION,
-          gpu: {},
-          maxInstances: max,
-          demand: 0,
-        })),
-        ...[0, 1, 2, 3].map((i) => ({
-          name: `hi-${i}`,
-          region: REGION,
-          gpu: {},
-          maxInstances: 1,
-          demand: 0,
-        })),
-      ],
-    },
-  ],
-};
+const fleet = overCommittedFleet(PROJECT, REGION, QUOTA);
 
 /** A policy that raises `favoured` to 3 each: alone, 8 + 2 x 2 = 12 GPUs, within the quota. */
 function policy(favoured: string[]): string {

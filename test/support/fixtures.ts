@@ -224,3 +224,38 @@ export async function constantFleet(
   };
   return buildScenario(parseScenario(scenario), TRACE_DIR);
 }
+
+/**
+ * Caps 14 on a quota of `quota` (12 in the chaos tests): four idle services capped 3, 3, 2, 2
+ * (`idle-0` … `idle-3`) that can come down to 1, and four (`hi-0` … `hi-3`) capped at 1 that a
+ * policy can raise. An emulator fleet file's content.
+ */
+export function overCommittedFleet(project: string, region: string, quota: number) {
+  return {
+    start: '2026-11-27T12:00:00Z',
+    warmupMinutes: 40,
+    idleMinutes: 0,
+    projects: [
+      {
+        id: project,
+        pools: [{ region, quota }],
+        services: [
+          ...[3, 3, 2, 2].map((max, i) => ({
+            name: `idle-${i}`,
+            region,
+            gpu: {},
+            maxInstances: max,
+            demand: 0,
+          })),
+          ...[0, 1, 2, 3].map((i) => ({
+            name: `hi-${i}`,
+            region,
+            gpu: {},
+            maxInstances: 1,
+            demand: 0,
+          })),
+        ],
+      },
+    ],
+  };
+}
