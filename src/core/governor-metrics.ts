@@ -16,11 +16,35 @@ import type { WriteResult } from './write-result.js';
  * | `pool/demand`         | INT64  | region, accelerator, zonal_redundancy           | GPUs the governed services are estimated to need      |
  * | `service/cap`         | INT64  | region, accelerator, zonal_redundancy, service  | the service's cap in GPUs after this run              |
  * | `service/refused`     | INT64  | region, accelerator, zonal_redundancy, service  | GPUs of its estimated demand its cap leaves out       |
- * | `run/writes`          | INT64  | outcome (written, skipped, failed)              | max-instances writes of this run                      |
- * | `run/duration`        | DOUBLE | (none)                                          | seconds from the run's start to this write            |
+ * | `unit/writes`         | INT64  | region, outcome (written, skipped, failed)      | max-instances writes of this unit's run               |
+ * | `unit/duration`       | DOUBLE | region                                          | seconds from the run's start to this write            |
  *
- * `run/duration` is written by every run that gets this far, so its absence means the governor has
- * stopped running: the Terraform module's alert policy watches it.
+ * The pool and service metrics carry their pool's region. The two `unit/*` metrics carry the
+ * region of the unit that ran (src/core/units.ts): a regional unit's region, or
+ * {@link WHOLE_PROJECT_REGION} (`all`) for a run of the whole project. Monitoring takes one point
+ * per 5 s per time series ("one point each 5 seconds", Cloud Monitoring quotas and limits:
+ * https://cloud.google.com/monitoring/quotas), so without it two regional units of one project
+ * that end within 5 s of each other wrote the same series and the second's points were refused.
+ * The value is never empty: "All labels listed in the `MetricDescriptor` must be assigned values"
+ * (google/api/metric.proto, Metric.labels) and Google documents nothing on an empty value, so the
+ * governor does not rely on one; `all` is no region name (core/units.ts REGION_NAME), so it never
+ * meets a regional unit's series.
+ *
+ * They are new metric types, not the `run/writes` and `run/duration` of earlier versions with a
+ * label added: "Once a metric descriptor is created, deleting or altering it stops data collection
+ * and makes the metric type's existing data unusable" (google/api/metric.proto, MetricDescriptor;
+ * https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.metricDescriptors); the one
+ * documented way to add a label, CreateMetricDescriptor ("updated if it already exists, except that
+ * metric labels are never removed"), "is executed asynchronously" (metric_service.proto) and needs
+ * `monitoring.metricDescriptors.create`, which the governor's roles do not grant; and what a write
+ * with a label the existing descriptor lacks does is not documented. A new type's descriptor
+ * is created by its first write, with "the labels that appear in the Metric object"
+ * (https://cloud.google.com/monitoring/custom-metrics/creating-metrics#auto-creation), so every
+ * point of a metric carries the same labels. The old types get no more points.
+ *
+ * `unit/duration` is written by every run that gets this far, so its absence across all of a
+ * project's units means the governor has stopped governing it: the Terraform module's alert policy
+ * watches it, summed over `region` (terraform/monitoring.tf).
  */
 
 export const METRIC_PREFIX = 'custom.googleapis.com/gpu_governor/';
@@ -43,19 +67,28 @@ export const GOVERNOR_METRICS = [
   'pool/demand',
   'service/cap',
   'service/refused',
-  'run/writes',
-  'run/duration',
+  'unit/writes',
+  'unit/duration',
 ] as const;
 export type GovernorMetric = (typeof GOVERNOR_METRICS)[number];
 
 const WRITE_OUTCOMES = ['written', 'skipped', 'failed'] as const;
 
+/** The `region` of the `unit/*` metrics for a run of a whole project (not one region of it). */
+export const WHOLE_PROJECT_REGION = 'all';
+
+/**
+ * The points of one project's run. `unitRegion`: the region of a regional unit; absent for a run
+ * of the whole project.
+ */
 export function governorMetrics(
   project: string,
   plan: Plan,
   writes: readonly WriteResult[],
   durationSeconds: number,
+  unitRegion?: string,
 ): GovernorMetricPoint[] {
+  const unit = { region: unitRegion ?? WHOLE_PROJECT_REGION };
   const points: GovernorMetricPoint[] = [];
   const int = (metric: GovernorMetric, labels: Record<string, string>, value: number) =>
     points.push({ metric, labels, valueType: 'INT64', value: Math.round(value) });
@@ -95,10 +128,10 @@ export function governorMetrics(
   }
   const mine = writes.filter((w) => w.project === project);
   for (const outcome of WRITE_OUTCOMES)
-    int('run/writes', { outcome }, mine.filter((w) => w.outcome === outcome).length);
+    int('unit/writes', { ...unit, outcome }, mine.filter((w) => w.outcome === outcome).length);
   points.push({
-    metric: 'run/duration',
-    labels: {},
+    metric: 'unit/duration',
+    labels: unit,
     valueType: 'DOUBLE',
     value: Math.max(0, durationSeconds),
   });

@@ -41,6 +41,15 @@ import {
  *   digits and underscores; the monitored resource is one of the types listed there (the emulator
  *   knows `global`, `generic_task` and `generic_node`) with all its labels.
  *
+ * - Labels (google/api/metric.proto, shipped in google-gax): a descriptor created by a write takes
+ *   "the labels that appear in the Metric object" (creating-metrics, auto-creation), and "All labels
+ *   listed in the `MetricDescriptor` must be assigned values" (Metric.labels), so a write that
+ *   leaves out one of the descriptor's labels is refused. Where Google says nothing the emulator
+ *   refuses, so that the governor never relies on it: a label the existing descriptor lacks (the
+ *   one documented way to add one is CreateMetricDescriptor, "executed asynchronously"; altering
+ *   a descriptor "stops data collection and makes the metric type's existing data unusable") and
+ *   an empty label value.
+ *
  * As on Google, the series that pass are written even when others in the same request fail; the
  * call then answers INVALID_ARGUMENT naming each failed series.
  */
@@ -69,6 +78,8 @@ export interface CustomMetricDescriptor {
   readonly type: string;
   readonly metricKind: Kind;
   readonly valueType: ValueType;
+  /** The metric label keys, sorted: those of the write that created it. */
+  readonly labels: readonly string[];
 }
 
 /** One point as written: its end time (ISO) and value (a number, a boolean, or a distribution). */
@@ -163,6 +174,8 @@ export class CustomMetricStore {
       if (!LABEL_KEY.test(k)) throw invalid(`metric label key "${k}" is not a valid label key`);
       if ((labels[k] ?? '').length > MAX_LABEL_VALUE)
         throw invalid(`metric label ${k} is longer than ${MAX_LABEL_VALUE} characters`);
+      if ((labels[k] ?? '') === '')
+        throw invalid(`metric label ${k} has an empty value (the emulator refuses one)`);
     }
     const resource = field(ts, 'resource');
     const resourceType = text(resource, 'type');
@@ -209,6 +222,13 @@ export class CustomMetricStore {
       if (valueType !== descriptor.valueType) {
         throw invalid(
           `Value type for metric ${type} must be ${descriptor.valueType}, but is ${valueType}`,
+        );
+      }
+      const unknown = keys.filter((k) => !descriptor.labels.includes(k));
+      const missing = descriptor.labels.filter((k) => !keys.includes(k));
+      if (unknown.length > 0 || missing.length > 0) {
+        throw invalid(
+          `metric ${type} has the labels ${descriptor.labels.join(', ') || '(none)'}${missing.length ? `; missing ${missing.join(', ')}` : ''}${unknown.length ? `; not in its descriptor ${unknown.join(', ')}` : ''}`,
         );
       }
       kind = descriptor.metricKind;
@@ -258,7 +278,13 @@ export class CustomMetricStore {
         );
       }
     }
-    if (!descriptor) this.descriptors.set(key, { type, metricKind: kind, valueType });
+    if (!descriptor)
+      this.descriptors.set(key, {
+        type,
+        metricKind: kind,
+        valueType,
+        labels: Object.keys(sorted(labels)),
+      });
     const written: WrittenPoint = {
       at: new Date(endMs).toISOString(),
       startAt: startMs === undefined ? null : new Date(startMs).toISOString(),

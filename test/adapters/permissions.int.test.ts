@@ -160,7 +160,12 @@ describe('Cloud Run TestIamPermissions', () => {
     ).rejects.toBeInstanceOf(PermissionError);
     await expect(monitoring.probe(OPEN, Date.parse(fleet.start))).resolves.toBeUndefined();
     // The governor's own metrics: CreateTimeSeries needs monitoring.timeSeries.create.
-    const point = { metric: 'run/duration', labels: {}, valueType: 'DOUBLE' as const, value: 1 };
+    const point = {
+      metric: 'unit/duration',
+      labels: { region: 'all' },
+      valueType: 'DOUBLE' as const,
+      value: 1,
+    };
     const at = emulator.now().getTime();
     const write = monitoring.writeGovernorMetrics?.bind(monitoring);
     if (!write) throw new Error('the Monitoring adapter has no writeGovernorMetrics');

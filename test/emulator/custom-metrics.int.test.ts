@@ -160,6 +160,34 @@ describe('Cloud Monitoring CreateTimeSeries (custom metrics)', () => {
     expect(other.message).toContain('monitoring.timeSeries.create');
   });
 
+  it('keeps the labels of the write that created a descriptor: none added, none left out, none empty', async () => {
+    const type = 'custom.googleapis.com/test/labelled';
+    await create([series({ type, labels: { region: 'all', outcome: 'written' } })]);
+    // Another series of the same metric, with every label and other values: written.
+    await create([series({ type, labels: { region: 'us-central1', outcome: 'written' } })]);
+    expect(emulator.metricsWritten(type).map((s) => s.metric.labels['region'])).toEqual([
+      'all',
+      'us-central1',
+    ]);
+    // A label the descriptor lacks: refused, as is a series without one of the descriptor's.
+    const added = await codeOf(
+      create([series({ type, labels: { region: 'all', outcome: 'failed', extra: 'x' } })]),
+    );
+    expect(added.code).toBe(status.INVALID_ARGUMENT);
+    expect(added.message).toContain('not in its descriptor extra');
+    const left = await codeOf(create([series({ type, labels: { outcome: 'failed' } })]));
+    expect(left.code).toBe(status.INVALID_ARGUMENT);
+    expect(left.message).toContain('missing region');
+    // An empty value, on a new metric or an existing one: refused, and no descriptor is made.
+    const empty = await codeOf(
+      create([series({ type: 'custom.googleapis.com/test/empty', labels: { region: '' } })]),
+    );
+    expect(empty.message).toContain('metric label region has an empty value');
+    expect(emulator.metricsWritten('custom.googleapis.com/test/empty')).toEqual([]);
+    // Nothing refused was written; what was stays as it was.
+    expect(emulator.metricsWritten(type)).toHaveLength(2);
+  });
+
   it('lists what was written on the admin endpoint, GET /metrics-written', async () => {
     const admin = emulator.env['GOVERNOR_EMULATOR_ADMIN'];
     const res = await fetch(`${admin}/metrics-written?type=${encodeURIComponent(TYPE)}`);
