@@ -73,6 +73,18 @@ export function makeAlert(
   };
 }
 
+/**
+ * Where a project-wide alert of a run is: the project, and the region of a regional unit
+ * (`ctx.region`, core/units.ts), so that each unit of a project has its own dedupKey for what it
+ * alone keeps in its state; a run of whole projects leaves the region null, as it always did.
+ */
+export function projectWide(
+  ctx: { region?: string },
+  project: string,
+): { project: string; region: string | null; accelerator: null; zonalRedundancy: null } {
+  return { project, region: ctx.region ?? null, accelerator: null, zonalRedundancy: null };
+}
+
 /** Starved: the cap ends below demand and gives no room above what the service already used. */
 export function isStarved(to: number, want: number, peak: number | null): boolean {
   return to < want && peak !== null && to <= peak;

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import type { Alert } from './alert.js';
-import { makeAlert } from './conditions.js';
+import { makeAlert, projectWide } from './conditions.js';
 import { withUniqueIds } from './notify.js';
 import type { QuotaRecommendation, TrackedRequest } from './quota-pressure.js';
 import type { RunContext } from './run-alerts.js';
@@ -324,24 +324,20 @@ export function quotaRequestsDegradedAlert(
     first.kind === 'denied'
       ? `Quota requests in ${project} are not filed or tracked: permission ${first.permissions.join(' and ')} denied on ${first.resource}; grant it to the governor's service account`
       : `Quota requests in ${project} are not filed or tracked: the Cloud Quotas ${first.call} call on ${first.resource} failed: ${first.error}`;
-  return makeAlert(
-    ctx,
-    { project, region: null, accelerator: null, zonalRedundancy: null },
-    {
-      type: 'governor.degraded',
-      severity: 'WARNING',
-      key: 'quota-requests',
-      summary: summary.slice(0, 1000),
-      details: {
-        reason: 'quota-requests',
-        failures: failures.slice(0, 20).map((f) => ({
-          call: f.call,
-          resource: f.resource,
-          kind: f.kind,
-          ...(f.kind === 'denied' ? { permissions: f.permissions } : {}),
-          error: f.error.slice(0, 500),
-        })),
-      },
+  return makeAlert(ctx, projectWide(ctx, project), {
+    type: 'governor.degraded',
+    severity: 'WARNING',
+    key: 'quota-requests',
+    summary: summary.slice(0, 1000),
+    details: {
+      reason: 'quota-requests',
+      failures: failures.slice(0, 20).map((f) => ({
+        call: f.call,
+        resource: f.resource,
+        kind: f.kind,
+        ...(f.kind === 'denied' ? { permissions: f.permissions } : {}),
+        error: f.error.slice(0, 500),
+      })),
     },
-  );
+  });
 }

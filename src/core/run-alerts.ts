@@ -1,5 +1,5 @@
 import { alertAttributes, type Alert } from './alert.js';
-import { makeAlert } from './conditions.js';
+import { makeAlert, projectWide } from './conditions.js';
 import { recordAlert, withUniqueIds, type ConditionState } from './notify.js';
 import type { Plan, PlanPool } from './plan.js';
 import { poolKey, samePool } from './pool.js';
@@ -19,6 +19,13 @@ import { plural } from './text.js';
 export interface RunContext {
   at: string;
   runId: string;
+  /**
+   * The region of a regional unit (core/units.ts); absent for a run of whole projects. A regional
+   * unit's project-wide conditions (observation, lease, outbox, metrics, another governor, quota
+   * requests) carry it as their `region`, so their dedupKey is the unit's own: conditions are kept
+   * per unit, and two units of one project must not fire and resolve one key.
+   */
+  region?: string;
 }
 
 /** rebalance.planned (dry run), rebalance.applied and apply.failed, per pool of the project. */
@@ -109,20 +116,16 @@ export function contendedAlert(
 ): Alert | null {
   const held = writes.filter((w) => w.project === project && w.cause === 'other-governor');
   if (held.length === 0) return null;
-  return makeAlert(
-    ctx,
-    { project, region: null, accelerator: null, zonalRedundancy: null },
-    {
-      type: 'governor.degraded',
-      severity: 'WARNING',
-      key: 'other-governor',
-      summary: `Another governor is writing in ${project}: ${plural(held.length, 'change')} not made where it wrote within a lease`,
-      details: {
-        reason: 'other-governor',
-        skipped: held.map((w) => ({ service: w.name, region: w.region, reason: w.reason })),
-      },
+  return makeAlert(ctx, projectWide(ctx, project), {
+    type: 'governor.degraded',
+    severity: 'WARNING',
+    key: 'other-governor',
+    summary: `Another governor is writing in ${project}: ${plural(held.length, 'change')} not made where it wrote within a lease`,
+    details: {
+      reason: 'other-governor',
+      skipped: held.map((w) => ({ service: w.name, region: w.region, reason: w.reason })),
     },
-  );
+  });
 }
 
 function appliedEvent(
@@ -240,24 +243,20 @@ export interface HeldLease {
 
 /** governor.degraded (reason lease): another governor held the project's lease; nothing done. */
 export function leaseHeldAlert(ctx: RunContext, held: HeldLease, attempts: number): Alert {
-  return makeAlert(
-    ctx,
-    { project: held.project, region: null, accelerator: null, zonalRedundancy: null },
-    {
-      type: 'governor.degraded',
-      severity: 'ERROR',
-      key: 'lease',
-      summary: `${held.project} is not governed: another governor (${held.heldBy ?? 'unknown'}) holds its lease until ${held.expiresAt ?? 'an unknown time'}`,
-      details: {
-        reason: 'lease',
-        heldBy: held.heldBy ?? null,
-        acquiredAt: held.acquiredAt ?? null,
-        expiresAt: held.expiresAt ?? null,
-        attempts,
-        clear: 'governor unlock --policy <policy file>, once no other governor runs',
-      },
+  return makeAlert(ctx, projectWide(ctx, held.project), {
+    type: 'governor.degraded',
+    severity: 'ERROR',
+    key: 'lease',
+    summary: `${held.project} is not governed: another governor (${held.heldBy ?? 'unknown'}) holds its lease until ${held.expiresAt ?? 'an unknown time'}`,
+    details: {
+      reason: 'lease',
+      heldBy: held.heldBy ?? null,
+      acquiredAt: held.acquiredAt ?? null,
+      expiresAt: held.expiresAt ?? null,
+      attempts,
+      clear: 'governor unlock --policy <policy file>, once no other governor runs',
     },
-  );
+  });
 }
 
 /** A failed delivery of a work message (organisation scale) that was, or may be, its last. */
@@ -346,17 +345,13 @@ export function outboxDroppedAlert(
   dropped: number,
   backlog: number,
 ): Alert {
-  return makeAlert(
-    ctx,
-    { project, region: null, accelerator: null, zonalRedundancy: null },
-    {
-      type: 'governor.degraded',
-      severity: 'ERROR',
-      key: 'outbox',
-      summary: `${plural(dropped, 'alert event')} of ${project} could not be published and were dropped (the outbox was full)`,
-      details: { reason: 'outbox', dropped, backlog },
-    },
-  );
+  return makeAlert(ctx, projectWide(ctx, project), {
+    type: 'governor.degraded',
+    severity: 'ERROR',
+    key: 'outbox',
+    summary: `${plural(dropped, 'alert event')} of ${project} could not be published and were dropped (the outbox was full)`,
+    details: { reason: 'outbox', dropped, backlog },
+  });
 }
 
 /**
@@ -405,17 +400,13 @@ export function degradedAlert(
 ): Alert | null {
   const mine = problemsOf(problems, project);
   if (mine.length === 0) return null;
-  return makeAlert(
-    ctx,
-    { project, region: null, accelerator: null, zonalRedundancy: null },
-    {
-      type: 'governor.degraded',
-      severity: 'WARNING',
-      key: 'observation',
-      summary: `The governor could not read everything in ${project}: ${plural(mine.length, 'problem')}`,
-      details: { reason: 'observation', problems: mine.map(renderProblem) },
-    },
-  );
+  return makeAlert(ctx, projectWide(ctx, project), {
+    type: 'governor.degraded',
+    severity: 'WARNING',
+    key: 'observation',
+    summary: `The governor could not read everything in ${project}: ${plural(mine.length, 'problem')}`,
+    details: { reason: 'observation', problems: mine.map(renderProblem) },
+  });
 }
 
 /**
@@ -424,17 +415,13 @@ export function degradedAlert(
  * `metrics`), apart from the observation one: it resolves at the next run that writes them.
  */
 export function metricsDegradedAlert(ctx: RunContext, project: string, error: string): Alert {
-  return makeAlert(
-    ctx,
-    { project, region: null, accelerator: null, zonalRedundancy: null },
-    {
-      type: 'governor.degraded',
-      severity: 'WARNING',
-      key: 'metrics',
-      summary: `The governor could not write its metrics to Cloud Monitoring in ${project}: its dashboard is stale`,
-      details: { reason: 'metrics', error },
-    },
-  );
+  return makeAlert(ctx, projectWide(ctx, project), {
+    type: 'governor.degraded',
+    severity: 'WARNING',
+    key: 'metrics',
+    summary: `The governor could not write its metrics to Cloud Monitoring in ${project}: its dashboard is stale`,
+    details: { reason: 'metrics', error },
+  });
 }
 
 /**

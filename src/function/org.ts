@@ -179,6 +179,8 @@ export async function handleUnitPush(
       runId,
       deadlineMs: options.runDeadlineMs,
       writerId: options.governorId,
+      // Its project-wide alerts and its `unit/*` metrics name the unit's region.
+      ...(region === undefined ? {} : { region }),
     });
     const failed = report.outcome === 'failed' || report.outcome === 'lease-held';
     log.log(failed ? 'ERROR' : 'INFO', `unit ${unit} ${runId}: ${report.outcome}`, {

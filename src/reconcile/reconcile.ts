@@ -19,6 +19,7 @@ import type { CheckItem } from '../core/permissions.js';
 import type { Plan } from '../core/plan.js';
 import { plan as makePlan } from '../core/planner.js';
 import { NO_PROJECTS, type Policy } from '../core/policy.js';
+import { REGION_NAME } from '../core/units.js';
 import { renderProblem, type ObservationProblem } from '../core/problems.js';
 import { rollPressure, type PressureLedger } from '../core/quota-pressure.js';
 import { quotaRequestsDegradedAlert } from '../core/quota-requests.js';
@@ -121,6 +122,12 @@ export interface ReconcileOptions {
   leaseRetryMs?: number;
   /** How a person clears a held lease, for the message. Default `governor unlock --policy <file>`. */
   unlockHint?: string;
+  /**
+   * The region of a regional unit (core/units.ts), whose policy governs that one region only:
+   * its project-wide alerts name the region (so their dedupKey is the unit's own) and its
+   * `unit/*` metrics carry it. Absent: a run of whole projects.
+   */
+  region?: string;
 }
 
 export interface RunReport {
@@ -178,6 +185,7 @@ export async function reconcile(
     throw new InputError('the policy names no project to govern', [
       { path: 'projects', message: NO_PROJECTS },
     ]);
+  checkUnitRegion(policy, options.region);
   const run = await startRun(policy, deps, options);
   const { report } = run;
   const held = await takeLeases(run);
@@ -231,6 +239,26 @@ export async function reconcile(
   }
 }
 
+/**
+ * A regional unit's run governs its one region: its policy's `regions` must be exactly it, else
+ * the run would write, and alert on, regions that are not its unit's.
+ */
+function checkUnitRegion(policy: Policy, region: string | undefined): void {
+  if (region === undefined) return;
+  const faults = [];
+  if (!REGION_NAME.test(region))
+    faults.push({
+      path: 'region',
+      message: `must be a Cloud Run region such as "us-central1", not ${JSON.stringify(region.slice(0, 60))}`,
+    });
+  else if (policy.regions?.length !== 1 || policy.regions[0] !== region)
+    faults.push({
+      path: 'regions',
+      message: `a regional unit of ${region} governs that region only, not ${policy.regions === undefined ? 'every region' : policy.regions.join(', ') || 'no region'}`,
+    });
+  if (faults.length > 0) throw new InputError('invalid regional unit', faults);
+}
+
 async function startRun(
   policy: Policy,
   deps: ReconcileDeps,
@@ -278,7 +306,11 @@ async function startRun(
     startedWall,
     deadline,
     nowMs,
-    ctx: { at: new Date(nowMs).toISOString(), runId: options.runId },
+    ctx: {
+      at: new Date(nowMs).toISOString(),
+      runId: options.runId,
+      ...(options.region === undefined ? {} : { region: options.region }),
+    },
     report,
     holder: `${report.governorId}/${options.runId}@${hostname()}:${process.pid}`,
     quotaOrphans: new Map(),
@@ -570,7 +602,7 @@ async function writeMetrics(run: Run, held: string[], plan: Plan): Promise<Map<s
   const write = monitoring.writeGovernorMetrics.bind(monitoring);
   for (const project of held) {
     const seconds = (run.wall() - run.startedWall) / 1000;
-    const points = governorMetrics(project, plan, report.writes, seconds);
+    const points = governorMetrics(project, plan, report.writes, seconds, run.options.region);
     try {
       const outcome = await beforeDeadline(
         () => write(project, run.nowMs, points),

@@ -71,7 +71,12 @@ describe('writeGovernorMetrics (Monitoring adapter)', () => {
         valueType: 'INT64',
         value: i,
       }));
-      points.push({ metric: 'run/duration', labels: {}, valueType: 'DOUBLE', value: 1.25 });
+      points.push({
+        metric: 'unit/duration',
+        labels: { region: 'all' },
+        valueType: 'DOUBLE',
+        value: 1.25,
+      });
       const at = em.now().getTime();
       const write = monitoring.writeGovernorMetrics?.bind(monitoring);
       if (!write) throw new Error('the Monitoring adapter has no writeGovernorMetrics');
@@ -87,7 +92,7 @@ describe('writeGovernorMetrics (Monitoring adapter)', () => {
         valueType: 'INT64',
         points: [{ at: new Date(at).toISOString(), value: 7 }],
       });
-      expect(em.metricsWritten(`${METRIC_PREFIX}run/duration`)[0]?.points[0]?.value).toBe(1.25);
+      expect(em.metricsWritten(`${METRIC_PREFIX}unit/duration`)[0]?.points[0]?.value).toBe(1.25);
     } finally {
       await monitoring.close();
     }
@@ -97,11 +102,11 @@ describe('writeGovernorMetrics (Monitoring adapter)', () => {
 describe('reconcile writes the run’s figures', () => {
   const policy = parsePolicyText(POLICY, 'policy');
 
-  async function runOnce(em: RunningEmulator, runId: string) {
+  async function runOnce(em: RunningEmulator, runId: string, region?: string) {
     ports = ports ?? createGooglePorts({ emulatorHost: em.host });
     const log = memoryLogger();
     const report = await reconcile(
-      policy,
+      region ? { ...policy, regions: [region] } : policy,
       {
         ports,
         store,
@@ -110,7 +115,7 @@ describe('reconcile writes the run’s figures', () => {
         now: () => Promise.resolve(em.now().getTime()),
         sleep: async () => undefined,
       },
-      { runId, deadlineMs: 120_000 },
+      { runId, deadlineMs: 120_000, ...(region ? { region } : {}) },
     );
     return { report, log };
   }
@@ -152,12 +157,70 @@ describe('reconcile writes the run’s figures', () => {
       'llm-chat',
       'llm-code',
     ]);
-    const writes = em.metricsWritten(`${METRIC_PREFIX}run/writes`);
+    const writes = em.metricsWritten(`${METRIC_PREFIX}unit/writes`);
     expect(writes.map((s) => s.metric.labels['outcome']).sort()).toEqual([
       'failed',
       'skipped',
       'written',
     ]);
+    // A run of the whole project names no region of its own: `all`.
+    expect(writes.map((s) => s.metric.labels['region'])).toEqual(['all', 'all', 'all']);
+    expect(em.metricsWritten(`${METRIC_PREFIX}unit/duration`)).toMatchObject([
+      { metric: { labels: { region: 'all' } }, points: [{}, {}] },
+    ]);
+  });
+
+  it('a regional unit writes its own unit series, beside a whole-project run at the same instant', async () => {
+    store = createMemoryStateStore();
+    const em = await start();
+    await runOnce(em, 'run-whole');
+    // Another unit of the same project, ending at the same instant (the emulator's clock stands).
+    const { report, log } = await runOnce(em, 'run-regional', 'us-central1');
+    expect(report.outcome).toBe('ok');
+    expect(report.alerts.filter((a) => a.type === 'governor.degraded')).toEqual([]);
+    const duration = em.metricsWritten(`${METRIC_PREFIX}unit/duration`);
+    expect(duration.map((s) => [s.metric.labels['region'], s.points.length]).sort()).toEqual([
+      ['all', 1],
+      ['us-central1', 1],
+    ]);
+    const writes = em.metricsWritten(`${METRIC_PREFIX}unit/writes`);
+    expect(writes.filter((s) => s.metric.labels['region'] === 'us-central1')).toHaveLength(3);
+    // Its pool series are the whole run's (same labels, same instant): those alone were too soon.
+    expect(em.metricsWritten(`${METRIC_PREFIX}pool/quota`)[0]?.points).toHaveLength(1);
+    expect(log.lines.map((l) => l.message)).toContain(
+      "demo-gpu-project: the governor's metrics already have points from a run less than 5 s ago; this run's were not needed",
+    );
+  });
+
+  it('refuses a regional unit whose policy governs other regions, or whose region is no region', async () => {
+    store = createMemoryStateStore();
+    const em = await start();
+    ports = createGooglePorts({ emulatorHost: em.host });
+    const deps = {
+      ports,
+      store,
+      sink: null,
+      log: memoryLogger(),
+      now: () => Promise.resolve(em.now().getTime()),
+    };
+    const cases: [Parameters<typeof reconcile>[0], string, RegExp][] = [
+      [{ ...policy, regions: undefined }, 'us-central1', /regions: .*not every region/],
+      [
+        { ...policy, regions: ['us-central1', 'europe-west4'] },
+        'us-central1',
+        /not us-central1, europe-west4/,
+      ],
+      [{ ...policy, regions: ['europe-west4'] }, 'us-central1', /governs that region only/],
+      [policy, 'us-central1/../x', /region: must be a Cloud Run region/],
+      [policy, 'x'.repeat(5000), /region: must be a Cloud Run region/],
+    ];
+    for (const [p, region, why] of cases) {
+      const run = reconcile(p, deps, { runId: 'r', deadlineMs: 60_000, region });
+      await expect(run, region.slice(0, 20)).rejects.toThrow(why);
+    }
+    // Refused before anything: no call, no lease.
+    expect(em.calls()).toEqual([]);
+    expect(await store.readLease('demo-gpu-project')).toBeNull();
   });
 
   it('a second run at the same instant finds the points written: neither a warning nor an alert', async () => {
@@ -174,7 +237,7 @@ describe('reconcile writes the run’s figures', () => {
     // Monitoring refused them (not newer than the latest): one point per series, from run-1.
     const calls = em.calls().filter((c) => c.method.endsWith('/CreateTimeSeries'));
     expect(calls.map((c) => c.code)).toEqual(['OK', 'INVALID_ARGUMENT']);
-    expect(em.metricsWritten(`${METRIC_PREFIX}run/duration`)[0]?.points).toHaveLength(1);
+    expect(em.metricsWritten(`${METRIC_PREFIX}unit/duration`)[0]?.points).toHaveLength(1);
   });
 
   it('a failed write is a warning and governor.degraded, never a failed run', async () => {

@@ -4,8 +4,16 @@ import { parsePolicy, type PolicyInput } from '../../src/core/policy.js';
 import type { Plan } from '../../src/core/plan.js';
 import type { ObservationProblem } from '../../src/core/problems.js';
 import { restorePlan } from '../../src/core/restore.js';
+import { alertAttributes } from '../../src/core/alert.js';
+import { decideNotifications, type ConditionState } from '../../src/core/notify.js';
+import { quotaRequestsDegradedAlert } from '../../src/core/quota-requests.js';
 import {
+  alertMessage,
+  contendedAlert,
   degradedAlert,
+  leaseHeldAlert,
+  metricsDegradedAlert,
+  outboxDroppedAlert,
   judgedScope,
   orderingKey,
   quotaChanges,
@@ -177,6 +185,104 @@ describe('observation problems', () => {
     expect(judgedScope('acme', p, [unlisted])).toEqual(['acme/r1/nvidia-l4/zonal']);
     // A pool whose quota is unknown is not judged either.
     expect(judgedScope('acme', fleetPlan(), [])).toEqual(['acme/r1/nvidia-l4/zonal']);
+  });
+});
+
+describe('project-wide conditions of a regional unit', () => {
+  const problems: ObservationProblem[] = [
+    { project: 'acme', region: 'r1', pool: null, subject: 'services', error: 'denied' },
+  ];
+  const failed: WriteResult = {
+    project: 'acme',
+    region: 'r1',
+    name: 'busy',
+    from: 1,
+    planned: 2,
+    written: null,
+    outcome: 'skipped',
+    cause: 'other-governor',
+    reason: 'another governor wrote it',
+  };
+  /** Every project-wide condition a run may raise, for the run's context. */
+  const all = (ctx: typeof CTX & { region?: string }) => [
+    degradedAlert(ctx, 'acme', problems),
+    metricsDegradedAlert(ctx, 'acme', 'denied'),
+    outboxDroppedAlert(ctx, 'acme', 3, 500),
+    contendedAlert(ctx, 'acme', [failed]),
+    leaseHeldAlert(ctx, { project: 'acme', heldBy: 'other' }, 3),
+    quotaRequestsDegradedAlert(ctx, 'acme', [
+      { call: 'list', resource: 'projects/acme', kind: 'failed', permissions: [], error: 'x' },
+    ]),
+  ];
+
+  it('a whole-project run keeps them as they always were: no region, keyed by the project', () => {
+    const alerts = all(CTX);
+    expect(alerts.map((a) => a?.dedupKey)).toEqual([
+      'governor.degraded:acme:observation',
+      'governor.degraded:acme:metrics',
+      'governor.degraded:acme:outbox',
+      'governor.degraded:acme:other-governor',
+      'governor.degraded:acme:lease',
+      'governor.degraded:acme:quota-requests',
+    ]);
+    for (const a of alerts) {
+      expect(a).toMatchObject({ region: null, accelerator: null, zonalRedundancy: null });
+      expect(a && alertAttributes(a)).not.toHaveProperty('region');
+      expect(a && alertMessage(a).orderingKey).toBe('acme');
+    }
+  });
+
+  it("a regional unit's name its region: their own dedupKey and region attribute", () => {
+    const alerts = all({ ...CTX, region: 'us-east1' });
+    expect(alerts.map((a) => a?.dedupKey)).toEqual([
+      'governor.degraded:acme/us-east1:observation',
+      'governor.degraded:acme/us-east1:metrics',
+      'governor.degraded:acme/us-east1:outbox',
+      'governor.degraded:acme/us-east1:other-governor',
+      'governor.degraded:acme/us-east1:lease',
+      'governor.degraded:acme/us-east1:quota-requests',
+    ]);
+    for (const a of alerts) {
+      expect(a).toMatchObject({ project: 'acme', region: 'us-east1', accelerator: null });
+      expect(a && alertAttributes(a)).toMatchObject({ project: 'acme', region: 'us-east1' });
+    }
+  });
+
+  it('two units of one project, each with its own state: one fires on while the other resolves', () => {
+    // Conditions are kept per unit (each its own state); a subscriber sees one stream, by dedupKey.
+    const states: Record<string, ConditionState> = { r1: {}, r2: {} };
+    const seen: { key: string; status: string }[] = [];
+    const run = (region: string, at: string, failing: boolean) => {
+      const ctx = { at, runId: `run-${region}-${at}`, region };
+      const degraded = degradedAlert(ctx, 'acme', failing ? [{ ...problems[0]!, region }] : []);
+      const out = decideNotifications({
+        previous: states[region] ?? {},
+        current: degraded ? [degraded] : [],
+        events: [],
+        now: at,
+        renotifyAfterMs: 3_600_000,
+        runId: ctx.runId,
+        // What judgedScope gives a unit: the project when all was read, else its known pools.
+        scope: failing ? ['acme/r1/nvidia-l4/zonal'] : ['acme'],
+      });
+      states[region] = out.next;
+      seen.push(...out.publish.map((m) => ({ key: m.dedupKey, status: m.status })));
+    };
+    run('r1', '2026-11-27T15:00:00.000Z', true);
+    run('r2', '2026-11-27T15:00:01.000Z', true);
+    run('r2', '2026-11-27T15:05:00.000Z', false);
+    run('r1', '2026-11-27T15:05:01.000Z', true);
+    expect(seen).toEqual([
+      { key: 'governor.degraded:acme/r1:observation', status: 'firing' },
+      { key: 'governor.degraded:acme/r2:observation', status: 'firing' },
+      { key: 'governor.degraded:acme/r2:observation', status: 'resolved' },
+    ]);
+    run('r1', '2026-11-27T15:10:00.000Z', false);
+    expect(seen.at(-1)).toEqual({
+      key: 'governor.degraded:acme/r1:observation',
+      status: 'resolved',
+    });
+    expect(seen.filter((m) => m.status === 'resolved')).toHaveLength(2);
   });
 });
 
