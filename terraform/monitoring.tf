@@ -7,8 +7,9 @@
 
 locals {
   metric_prefix = "custom.googleapis.com/gpu_governor"
-  # Written by every run that gets past its writes: no point means no run.
-  run_metric = "${local.metric_prefix}/run/duration"
+  # Written by every run that gets past its writes, one series per unit (label `unit`: the
+  # project, or each region of a project governed by region): no point in any means no run.
+  run_metric = "${local.metric_prefix}/unit/duration"
 }
 
 # https://registry.terraform.io/providers/hashicorp/google/latest/docs/resources/monitoring_dashboard
@@ -28,6 +29,15 @@ resource "google_monitoring_dashboard" "governor" {
 # A metric-absence condition: it is met when the run metric has had no point for the duration,
 # after at most 23.5 hours, and only once the metric has had a point since the policy was created
 # or changed: https://cloud.google.com/monitoring/alerts/metric-absence
+# Absence is judged per time series ("in violation when a time series for the specified metric of a
+# monitored resource does not include any data in the specified duration", and any series triggers:
+# AlertPolicy.Condition.MetricAbsence, google/monitoring/v3/alert.proto), and the run metric has
+# one series per unit. A project split into regional units leaves its `unit = project` series
+# without points, and one governed whole again leaves its regional series: so the series are
+# combined into one per project first (`aggregations`, "how to combine the retrieved time series
+# together", the same proto), and the condition means that no unit of the project has run. A
+# regional unit that stops while another of its project runs shows in `governor status --org`
+# (stuck units) and in the dead-letter alert policy of the organisation module, not here.
 # https://registry.terraform.io/providers/hashicorp/google/latest/docs/resources/monitoring_alert_policy
 resource "google_monitoring_alert_policy" "not_running" {
   for_each = var.monitoring.not_running_minutes == null ? toset([]) : local.governed_projects
@@ -42,8 +52,10 @@ resource "google_monitoring_alert_policy" "not_running" {
       filter   = "metric.type=\"${local.run_metric}\" AND resource.type=\"global\""
       duration = "${var.monitoring.not_running_minutes * 60}s"
       aggregations {
-        alignment_period   = "300s"
-        per_series_aligner = "ALIGN_MAX"
+        alignment_period     = "300s"
+        per_series_aligner   = "ALIGN_MAX"
+        cross_series_reducer = "REDUCE_MAX"
+        group_by_fields      = ["resource.label.project_id"]
       }
       trigger {
         count = 1
@@ -56,7 +68,7 @@ resource "google_monitoring_alert_policy" "not_running" {
 
   documentation {
     mime_type = "text/markdown"
-    content   = "The Cloud Run GPU governor `${var.name}` has written no run metric (`${local.run_metric}`) in project `${each.key}` for ${var.monitoring.not_running_minutes} minutes: it is not running, or its runs fail before the end. While it does not run, every service keeps the max instances it has (nothing is raised for a busy service). Check the scheduler job (paused?), the function's logs, and the `governor.degraded` alerts on the alert topic."
+    content   = "The Cloud Run GPU governor `${var.name}` has written no run metric (`${local.run_metric}`, any unit) in project `${each.key}` for ${var.monitoring.not_running_minutes} minutes: it is not running, or its runs fail before the end. While it does not run, every service keeps the max instances it has (nothing is raised for a busy service). Check the scheduler job (paused?), the function's logs, and the `governor.degraded` alerts on the alert topic."
   }
 
   depends_on = [google_project_service.apis]

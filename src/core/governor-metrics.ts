@@ -16,19 +16,22 @@ import type { WriteResult } from './write-result.js';
  * | `pool/demand`         | INT64  | region, accelerator, zonal_redundancy           | GPUs the governed services are estimated to need      |
  * | `service/cap`         | INT64  | region, accelerator, zonal_redundancy, service  | the service's cap in GPUs after this run              |
  * | `service/refused`     | INT64  | region, accelerator, zonal_redundancy, service  | GPUs of its estimated demand its cap leaves out       |
- * | `unit/writes`         | INT64  | region, outcome (written, skipped, failed)      | max-instances writes of this unit's run               |
- * | `unit/duration`       | DOUBLE | region                                          | seconds from the run's start to this write            |
+ * | `unit/writes`         | INT64  | unit, outcome (written, skipped, failed)        | max-instances writes of this unit's run               |
+ * | `unit/duration`       | DOUBLE | unit                                            | seconds from the run's start to this write            |
  *
- * The pool and service metrics carry their pool's region. The two `unit/*` metrics carry the
- * region of the unit that ran (src/core/units.ts): a regional unit's region, or
- * {@link WHOLE_PROJECT_REGION} (`all`) for a run of the whole project. Monitoring takes one point
- * per 5 s per time series ("one point each 5 seconds", Cloud Monitoring quotas and limits:
+ * The pool and service metrics carry their pool's region. The two `unit/*` metrics carry `unit`,
+ * which unit ran (src/core/units.ts): a regional unit's region, or {@link WHOLE_PROJECT_UNIT}
+ * (`project`) for a run of the whole project. Monitoring takes one point per 5 s per time series
+ * ("one point each 5 seconds", Cloud Monitoring quotas and limits:
  * https://cloud.google.com/monitoring/quotas), so without it two regional units of one project
  * that end within 5 s of each other wrote the same series and the second's points were refused.
- * The value is never empty: "All labels listed in the `MetricDescriptor` must be assigned values"
+ * The label is not `region`: the dashboard's region filter applies to every chart whose series
+ * carry a `region` label (https://cloud.google.com/monitoring/dashboards/filter-permanent), and
+ * picking a pool's region must not hide the runs of a project governed whole. The value is never
+ * empty: "All labels listed in the `MetricDescriptor` must be assigned values"
  * (google/api/metric.proto, Metric.labels) and Google documents nothing on an empty value, so the
- * governor does not rely on one; `all` is no region name (core/units.ts REGION_NAME), so it never
- * meets a regional unit's series.
+ * governor does not rely on one; `project` is no region name (core/units.ts REGION_NAME), so it
+ * never meets a regional unit's series.
  *
  * They are new metric types, not the `run/writes` and `run/duration` of earlier versions with a
  * label added: "Once a metric descriptor is created, deleting or altering it stops data collection
@@ -44,7 +47,7 @@ import type { WriteResult } from './write-result.js';
  *
  * `unit/duration` is written by every run that gets this far, so its absence across all of a
  * project's units means the governor has stopped governing it: the Terraform module's alert policy
- * watches it, summed over `region` (terraform/monitoring.tf).
+ * watches it, taken over every `unit` (terraform/monitoring.tf).
  */
 
 export const METRIC_PREFIX = 'custom.googleapis.com/gpu_governor/';
@@ -74,8 +77,8 @@ export type GovernorMetric = (typeof GOVERNOR_METRICS)[number];
 
 const WRITE_OUTCOMES = ['written', 'skipped', 'failed'] as const;
 
-/** The `region` of the `unit/*` metrics for a run of a whole project (not one region of it). */
-export const WHOLE_PROJECT_REGION = 'all';
+/** The `unit` label of the `unit/*` metrics for a run of a whole project (not one region of it). */
+export const WHOLE_PROJECT_UNIT = 'project';
 
 /**
  * The points of one project's run. `unitRegion`: the region of a regional unit; absent for a run
@@ -88,7 +91,7 @@ export function governorMetrics(
   durationSeconds: number,
   unitRegion?: string,
 ): GovernorMetricPoint[] {
-  const unit = { region: unitRegion ?? WHOLE_PROJECT_REGION };
+  const unit = { unit: unitRegion ?? WHOLE_PROJECT_UNIT };
   const points: GovernorMetricPoint[] = [];
   const int = (metric: GovernorMetric, labels: Record<string, string>, value: number) =>
     points.push({ metric, labels, valueType: 'INT64', value: Math.round(value) });

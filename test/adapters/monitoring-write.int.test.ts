@@ -73,7 +73,7 @@ describe('writeGovernorMetrics (Monitoring adapter)', () => {
       }));
       points.push({
         metric: 'unit/duration',
-        labels: { region: 'all' },
+        labels: { unit: 'project' },
         valueType: 'DOUBLE',
         value: 1.25,
       });
@@ -163,10 +163,10 @@ describe('reconcile writes the run’s figures', () => {
       'skipped',
       'written',
     ]);
-    // A run of the whole project names no region of its own: `all`.
-    expect(writes.map((s) => s.metric.labels['region'])).toEqual(['all', 'all', 'all']);
+    // A run of the whole project is the unit `project`.
+    expect(writes.map((s) => s.metric.labels['unit'])).toEqual(['project', 'project', 'project']);
     expect(em.metricsWritten(`${METRIC_PREFIX}unit/duration`)).toMatchObject([
-      { metric: { labels: { region: 'all' } }, points: [{}, {}] },
+      { metric: { labels: { unit: 'project' } }, points: [{}, {}] },
     ]);
   });
 
@@ -179,12 +179,12 @@ describe('reconcile writes the run’s figures', () => {
     expect(report.outcome).toBe('ok');
     expect(report.alerts.filter((a) => a.type === 'governor.degraded')).toEqual([]);
     const duration = em.metricsWritten(`${METRIC_PREFIX}unit/duration`);
-    expect(duration.map((s) => [s.metric.labels['region'], s.points.length]).sort()).toEqual([
-      ['all', 1],
+    expect(duration.map((s) => [s.metric.labels['unit'], s.points.length]).sort()).toEqual([
+      ['project', 1],
       ['us-central1', 1],
     ]);
     const writes = em.metricsWritten(`${METRIC_PREFIX}unit/writes`);
-    expect(writes.filter((s) => s.metric.labels['region'] === 'us-central1')).toHaveLength(3);
+    expect(writes.filter((s) => s.metric.labels['unit'] === 'us-central1')).toHaveLength(3);
     // Its pool series are the whole run's (same labels, same instant): those alone were too soon.
     expect(em.metricsWritten(`${METRIC_PREFIX}pool/quota`)[0]?.points).toHaveLength(1);
     expect(log.lines.map((l) => l.message)).toContain(

@@ -162,7 +162,7 @@ describe('Cloud Run TestIamPermissions', () => {
     // The governor's own metrics: CreateTimeSeries needs monitoring.timeSeries.create.
     const point = {
       metric: 'unit/duration',
-      labels: { region: 'all' },
+      labels: { unit: 'project' },
       valueType: 'DOUBLE' as const,
       value: 1,
     };

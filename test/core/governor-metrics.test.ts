@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import {
   GOVERNOR_METRICS,
   governorMetrics,
-  WHOLE_PROJECT_REGION,
+  WHOLE_PROJECT_UNIT,
 } from '../../src/core/governor-metrics.js';
 import type { Plan } from '../../src/core/plan.js';
 import { REGION_NAME } from '../../src/core/units.js';
@@ -32,10 +32,10 @@ describe('the unit metrics', () => {
     const series = (points: typeof east) =>
       points.map((p) => `${p.metric} ${JSON.stringify(p.labels)}`);
     expect(series(east)).toEqual([
-      'unit/writes {"region":"us-east1","outcome":"written"}',
-      'unit/writes {"region":"us-east1","outcome":"skipped"}',
-      'unit/writes {"region":"us-east1","outcome":"failed"}',
-      'unit/duration {"region":"us-east1"}',
+      'unit/writes {"unit":"us-east1","outcome":"written"}',
+      'unit/writes {"unit":"us-east1","outcome":"skipped"}',
+      'unit/writes {"unit":"us-east1","outcome":"failed"}',
+      'unit/duration {"unit":"us-east1"}',
     ]);
     // No series of one is a series of the other.
     const mine = new Set(series(east));
@@ -44,11 +44,18 @@ describe('the unit metrics', () => {
     expect(east.map((p) => p.value)).toEqual([1, 0, 1, 12.5]);
   });
 
-  it('a run of the whole project says `all`, which is no region, never empty', () => {
+  it('a run of the whole project says `project`, which is no region, never empty', () => {
     const whole = governorMetrics('acme', EMPTY, writes, -1);
-    expect(WHOLE_PROJECT_REGION).toBe('all');
-    expect(REGION_NAME.test(WHOLE_PROJECT_REGION)).toBe(false);
-    expect(whole.map((p) => p.labels['region'])).toEqual(['all', 'all', 'all', 'all']);
+    expect(WHOLE_PROJECT_UNIT).toBe('project');
+    expect(REGION_NAME.test(WHOLE_PROJECT_UNIT)).toBe(false);
+    expect(whole.map((p) => p.labels['unit'])).toEqual([
+      'project',
+      'project',
+      'project',
+      'project',
+    ]);
+    // Not `region`: that is the pool's label, which the dashboard's region filter narrows.
+    for (const p of whole) expect(p.labels).not.toHaveProperty('region');
     // A clock that went back gives 0 s, not a negative duration.
     expect(whole.at(-1)).toMatchObject({ metric: 'unit/duration', value: 0, valueType: 'DOUBLE' });
     for (const p of whole) {

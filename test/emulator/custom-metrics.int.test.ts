@@ -162,22 +162,22 @@ describe('Cloud Monitoring CreateTimeSeries (custom metrics)', () => {
 
   it('keeps the labels of the write that created a descriptor: none added, none left out, none empty', async () => {
     const type = 'custom.googleapis.com/test/labelled';
-    await create([series({ type, labels: { region: 'all', outcome: 'written' } })]);
+    await create([series({ type, labels: { unit: 'project', outcome: 'written' } })]);
     // Another series of the same metric, with every label and other values: written.
-    await create([series({ type, labels: { region: 'us-central1', outcome: 'written' } })]);
-    expect(emulator.metricsWritten(type).map((s) => s.metric.labels['region'])).toEqual([
-      'all',
+    await create([series({ type, labels: { unit: 'us-central1', outcome: 'written' } })]);
+    expect(emulator.metricsWritten(type).map((s) => s.metric.labels['unit'])).toEqual([
+      'project',
       'us-central1',
     ]);
     // A label the descriptor lacks: refused, as is a series without one of the descriptor's.
     const added = await codeOf(
-      create([series({ type, labels: { region: 'all', outcome: 'failed', extra: 'x' } })]),
+      create([series({ type, labels: { unit: 'project', outcome: 'failed', extra: 'x' } })]),
     );
     expect(added.code).toBe(status.INVALID_ARGUMENT);
     expect(added.message).toContain('not in its descriptor extra');
     const left = await codeOf(create([series({ type, labels: { outcome: 'failed' } })]));
     expect(left.code).toBe(status.INVALID_ARGUMENT);
-    expect(left.message).toContain('missing region');
+    expect(left.message).toContain('missing unit');
     // An empty value, on a new metric or an existing one: refused, and no descriptor is made.
     const empty = await codeOf(
       create([series({ type: 'custom.googleapis.com/test/empty', labels: { region: '' } })]),

@@ -23,8 +23,8 @@ const LABELS: Record<string, string[]> = {
   'pool/demand': POOL,
   'service/cap': [...POOL, 'service'],
   'service/refused': [...POOL, 'service'],
-  'run/writes': ['outcome'],
-  'run/duration': [],
+  'unit/writes': ['unit', 'outcome'],
+  'unit/duration': ['unit'],
 };
 
 interface Tile {
@@ -115,6 +115,25 @@ describe('the dashboard (dashboards/governor.json)', () => {
   });
 });
 
+describe('the dashboard’s unit charts', () => {
+  it('draw each unit of a project apart, and sum the writes of all of them', () => {
+    const unit = filters().filter((f) => f.filter.includes('gpu_governor/unit/'));
+    expect(unit.length).toBeGreaterThan(0);
+    const line = unit.find((f) => /Run health/.test(f.title));
+    expect(line?.aggregation['groupByFields']).toEqual(['metric.label.unit']);
+    const writes = unit.find((f) => /Writes/.test(f.title));
+    expect(writes?.aggregation).toMatchObject({
+      crossSeriesReducer: 'REDUCE_SUM',
+      groupByFields: ['metric.label.outcome'],
+    });
+    // The pool filters (region, accelerator, zonal redundancy) are no labels of theirs.
+    for (const label of POOL) {
+      expect(LABELS['unit/writes']).not.toContain(label);
+      expect(LABELS['unit/duration']).not.toContain(label);
+    }
+  });
+});
+
 describe('the dashboard’s pool filters', () => {
   // Pinned filters (Dashboard.dashboardFilters, FilterType METRIC_LABEL): a filter applies to every
   // widget whose data has its label and whose query sets no value for it
@@ -157,7 +176,7 @@ describe('monitoring.tf', () => {
     );
   });
 
-  it('adds an alert policy on the absence of the run metric for N minutes', () => {
+  it('adds an alert policy on the absence of the run metric, in every unit of a project, for N minutes', () => {
     const p = resource(module, 'google_monitoring_alert_policy', 'not_running');
     expect(p['for_each']).toBe(
       '${var.monitoring.not_running_minutes == null ? toset([]) : local.governed_projects}',
@@ -166,7 +185,19 @@ describe('monitoring.tf', () => {
     const condition = block(p, 'conditions');
     const absent = block(condition, 'condition_absent');
     expect(absent?.['filter']).toBe('metric.type="${local.run_metric}" AND resource.type="global"');
-    expect(module.locals['run_metric']).toBe('${local.metric_prefix}/run/duration');
+    expect(module.locals['run_metric']).toBe('${local.metric_prefix}/unit/duration');
+    expect(GOVERNOR_METRICS).toContain('unit/duration');
+    // Absence is judged per series, and the run metric has one per unit (`unit`): they are
+    // combined into one per project first, so a project that stops being split (or starts) does
+    // not leave a series without points that reads as "not running".
+    const aggregations = block(absent, 'aggregations');
+    expect(aggregations).toMatchObject({
+      alignment_period: '300s',
+      per_series_aligner: 'ALIGN_MAX',
+      cross_series_reducer: 'REDUCE_MAX',
+      group_by_fields: ['resource.label.project_id'],
+    });
+    expect(JSON.stringify(aggregations)).not.toContain('metric.label');
     expect(module.locals['metric_prefix']).toBe(METRIC_PREFIX.replace(/\/$/, ''));
     expect(absent?.['duration']).toBe('${var.monitoring.not_running_minutes * 60}s');
     expect(block(absent, 'trigger')?.['count']).toBe(1);
