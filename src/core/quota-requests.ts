@@ -5,6 +5,7 @@ import { withUniqueIds } from './notify.js';
 import type { QuotaRecommendation, TrackedRequest } from './quota-pressure.js';
 import type { RunContext } from './run-alerts.js';
 import { CONTROL } from './text.js';
+import { unitLabel } from './units.js';
 
 /**
  * The policy's `quotaRequests` section: whether the governor may ask Google for more quota where
@@ -322,8 +323,8 @@ export function quotaRequestsDegradedAlert(
   if (!first) return null;
   const summary =
     first.kind === 'denied'
-      ? `Quota requests in ${project} are not filed or tracked: permission ${first.permissions.join(' and ')} denied on ${first.resource}; grant it to the governor's service account`
-      : `Quota requests in ${project} are not filed or tracked: the Cloud Quotas ${first.call} call on ${first.resource} failed: ${first.error}`;
+      ? `Quota requests in ${unitLabel({ project, ...ctx })} are not filed or tracked: permission ${first.permissions.join(' and ')} denied on ${first.resource}; grant it to the governor's service account`
+      : `Quota requests in ${unitLabel({ project, ...ctx })} are not filed or tracked: the Cloud Quotas ${first.call} call on ${first.resource} failed: ${first.error}`;
   return makeAlert(ctx, projectWide(ctx, project), {
     type: 'governor.degraded',
     severity: 'WARNING',

@@ -5,6 +5,7 @@ import type { Plan, PlanPool } from './plan.js';
 import { poolKey, samePool } from './pool.js';
 import { problemsOf, renderProblem, type ObservationProblem } from './problems.js';
 import { oneLine } from './text.js';
+import { unitLabel } from './units.js';
 import type { DeliveryVerdict } from './work.js';
 import type { WriteResult } from './write-result.js';
 import { plural } from './text.js';
@@ -120,7 +121,7 @@ export function contendedAlert(
     type: 'governor.degraded',
     severity: 'WARNING',
     key: 'other-governor',
-    summary: `Another governor is writing in ${project}: ${plural(held.length, 'change')} not made where it wrote within a lease`,
+    summary: `Another governor is writing in ${unitLabel({ project, ...ctx })}: ${plural(held.length, 'change')} not made where it wrote within a lease`,
     details: {
       reason: 'other-governor',
       skipped: held.map((w) => ({ service: w.name, region: w.region, reason: w.reason })),
@@ -247,7 +248,7 @@ export function leaseHeldAlert(ctx: RunContext, held: HeldLease, attempts: numbe
     type: 'governor.degraded',
     severity: 'ERROR',
     key: 'lease',
-    summary: `${held.project} is not governed: another governor (${held.heldBy ?? 'unknown'}) holds its lease until ${held.expiresAt ?? 'an unknown time'}`,
+    summary: `${unitLabel({ ...ctx, project: held.project })} is not governed: another governor (${held.heldBy ?? 'unknown'}) holds its lease until ${held.expiresAt ?? 'an unknown time'}`,
     details: {
       reason: 'lease',
       heldBy: held.heldBy ?? null,
@@ -349,7 +350,7 @@ export function outboxDroppedAlert(
     type: 'governor.degraded',
     severity: 'ERROR',
     key: 'outbox',
-    summary: `${plural(dropped, 'alert event')} of ${project} could not be published and were dropped (the outbox was full)`,
+    summary: `${plural(dropped, 'alert event')} of ${unitLabel({ project, ...ctx })} could not be published and were dropped (the outbox was full)`,
     details: { reason: 'outbox', dropped, backlog },
   });
 }
@@ -404,7 +405,7 @@ export function degradedAlert(
     type: 'governor.degraded',
     severity: 'WARNING',
     key: 'observation',
-    summary: `The governor could not read everything in ${project}: ${plural(mine.length, 'problem')}`,
+    summary: `The governor could not read everything in ${unitLabel({ project, ...ctx })}: ${plural(mine.length, 'problem')}`,
     details: { reason: 'observation', problems: mine.map(renderProblem) },
   });
 }
@@ -419,7 +420,7 @@ export function metricsDegradedAlert(ctx: RunContext, project: string, error: st
     type: 'governor.degraded',
     severity: 'WARNING',
     key: 'metrics',
-    summary: `The governor could not write its metrics to Cloud Monitoring in ${project}: its dashboard is stale`,
+    summary: `The governor could not write its metrics to Cloud Monitoring in ${unitLabel({ project, ...ctx })}: its dashboard is stale`,
     details: { reason: 'metrics', error },
   });
 }

@@ -229,6 +229,7 @@ describe('project-wide conditions of a regional unit', () => {
       expect(a).toMatchObject({ region: null, accelerator: null, zonalRedundancy: null });
       expect(a && alertAttributes(a)).not.toHaveProperty('region');
       expect(a && alertMessage(a).orderingKey).toBe('acme');
+      expect(a?.summary).not.toContain('acme (');
     }
   });
 
@@ -244,6 +245,8 @@ describe('project-wide conditions of a regional unit', () => {
     ]);
     for (const a of alerts) {
       expect(a).toMatchObject({ project: 'acme', region: 'us-east1', accelerator: null });
+      // People read which unit: `project (region)`, as everywhere else.
+      expect(a?.summary).toContain('acme (us-east1)');
       expect(a && alertAttributes(a)).toMatchObject({ project: 'acme', region: 'us-east1' });
     }
   });

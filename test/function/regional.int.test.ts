@@ -5,7 +5,9 @@
  * region; the two units run at once, each with its own lease, state and run record, and each
  * writes only its own region. A run of the whole project (another actor on the same store) and a
  * regional unit of it never write at the same time, and no pool ever goes above its quota (the
- * emulator's invariant monitor).
+ * emulator's invariant monitor). Two units of one project that run at once keep apart what they
+ * tell: their own `unit/*` metric series, and their own project-wide conditions (dedupKey), as a
+ * subscriber of the alert topic sees them.
  */
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
@@ -19,6 +21,8 @@ import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import type { FleetInput } from '../../src/emulator/fleet.js';
+import type { Alert } from '../../src/core/alert.js';
+import { METRIC_PREFIX } from '../../src/core/governor-metrics.js';
 import { textLogger } from '../../src/log.js';
 import { orgView, renderOrgView } from '../../src/org/view.js';
 import { reconcile } from '../../src/reconcile/reconcile.js';
@@ -29,6 +33,7 @@ import type { RunningEmulator as JavaEmulator } from '../support/java-emulator.j
 
 const HOME = 'gov-home-proj';
 const TOPIC = `projects/${HOME}/topics/gpu-governor-work`;
+const ALERTS = 'gpu-governor-alerts';
 const ORG = '123456789012';
 const BIG = 'gpu-big-proj';
 const SMALL = 'gpu-small-proj';
@@ -76,6 +81,7 @@ const POLICY = {
   version: 1,
   discovery: { organization: ORG },
   fanout: { topic: TOPIC, splitAbove: 4 },
+  alerts: { topic: `projects/${HOME}/topics/${ALERTS}` },
   defaults: { headroom: 0, scaleDownDelay: '0s' },
   services: [{ match: {} }],
   limits: { writesPerMinute: 6000 },
@@ -85,6 +91,9 @@ let emulator: RunningEmulator;
 let pubsub: JavaEmulator;
 let admin: PubSub;
 let subscription: Subscription;
+let alertSubscription: Subscription;
+/** Every alert published to the alert topic, as a subscriber receives it. */
+const alerts: { data: Alert; attributes: Record<string, string> }[] = [];
 let dispatchServer: Server;
 let unitServer: Server;
 let dir: string;
@@ -123,6 +132,15 @@ beforeAll(async () => {
   admin = new PubSub({ projectId: HOME, apiEndpoint: pubsub.endpoint });
   const [topic] = await admin.createTopic('gpu-governor-work');
   [subscription] = await topic.createSubscription('capture');
+  const [alertTopic] = await admin.createTopic(ALERTS);
+  [alertSubscription] = await alertTopic.createSubscription('alerts-capture');
+  alertSubscription.on(
+    'message',
+    (m: { data: Buffer; attributes: Record<string, string>; ack(): void }) => {
+      alerts.push({ data: JSON.parse(m.data.toString()) as Alert, attributes: m.attributes });
+      m.ack();
+    },
+  );
   emulator = await startEmulator({ fleet, speed: 'manual', operationDelayMs: 20 });
   dir = await mkdtemp(join(tmpdir(), 'regional-fn-'));
   Object.assign(process.env, {
@@ -140,6 +158,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await new Promise((r) => dispatchServer?.close(r));
   await new Promise((r) => unitServer?.close(r));
+  await alertSubscription?.close();
   await admin?.close();
   await emulator?.stop();
   await pubsub?.stop();
@@ -214,6 +233,20 @@ async function wholeProjectRun(runId: string, plain = false) {
   }
 }
 
+/** Waits until the subscriber has received every alert the unit run said it published. */
+async function receivedAll(answer: { status: number; text: string }): Promise<string> {
+  const { runId, alertsPublished } = JSON.parse(answer.text) as {
+    runId: string;
+    alertsPublished: number;
+  };
+  const until = Date.now() + 20_000;
+  while (alerts.filter((a) => a.data.runId === runId).length < alertsPublished) {
+    if (Date.now() > until) throw new Error(`run ${runId}: not all of its alerts arrived`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  return runId;
+}
+
 async function waitForLease(key: string): Promise<void> {
   const store = createFileStateStore({ dir });
   const until = Date.now() + 30_000;
@@ -263,6 +296,23 @@ describe('regional units', () => {
     // The units run at once, as Pub/Sub pushes them.
     const answers = await Promise.all(messages.map((m) => post(unitServer, push(m.data))));
     for (const a of answers) expect(a.status, a.text).toBe(200);
+    // At the same instant (the emulator's clock stands still), yet each unit's own figures were
+    // taken: one series per unit, Monitoring's one point per 5 s per series notwithstanding.
+    const duration = emulator
+      .metricsWritten(`${METRIC_PREFIX}unit/duration`)
+      .map((m) => [m.resource.labels['project_id'], m.metric.labels['unit'], m.points.length])
+      .sort();
+    expect(duration).toEqual([
+      [BIG, 'europe-west4', 1],
+      [BIG, 'us-central1', 1],
+      [SMALL, 'project', 1],
+    ]);
+    expect(
+      emulator
+        .metricsWritten(`${METRIC_PREFIX}unit/writes`)
+        .filter((m) => m.resource.labels['project_id'] === BIG)
+        .map((m) => m.metric.labels['unit']),
+    ).toHaveLength(6);
 
     // Each regional unit has its own run record, with its own region's pools only.
     for (const region of REGIONS) {
@@ -410,5 +460,69 @@ describe('regional units', () => {
     // Every lease was given back.
     for (const key of [BIG, `${BIG}@us-central1`, `${BIG}@europe-west4`])
       expect(await store.readLease(key), key).toBeNull();
+  }, 180_000);
+  it("a regional unit's project-wide condition is its own: the other unit neither fires nor resolves it", async () => {
+    const store = createFileStateStore({ dir });
+    const key = (region: string) => `governor.degraded:${BIG}/${region}:observation`;
+    /** What a subscriber saw of one condition, by its dedupKey, in order. */
+    const seen = (region: string) =>
+      alerts.filter((a) => a.data.dedupKey === key(region)).map((a) => a.data.status);
+    const denyListings = () =>
+      emulator.setFaults({
+        seed: 5,
+        errors: [{ method: 'ListServices', code: 'PERMISSION_DENIED', rate: 1 }],
+      });
+    const run = async (region: string) => {
+      const answer = await post(unitServer, push(message(BIG, region)));
+      expect(answer.status, answer.text).toBe(200);
+      return receivedAll(answer);
+    };
+    expect(seen('europe-west4')).toEqual([]);
+    expect(seen('us-central1')).toEqual([]);
+
+    // Both units cannot list their services, at once: each fires its own condition, once.
+    emulator.advance(60_000);
+    denyListings();
+    await Promise.all(REGIONS.map(run));
+    expect(seen('europe-west4')).toEqual(['firing']);
+    expect(seen('us-central1')).toEqual(['firing']);
+    const fired = alerts.filter((a) => REGIONS.some((r) => a.data.dedupKey === key(r)));
+    for (const a of fired) {
+      expect(a.data).toMatchObject({ project: BIG, accelerator: null, service: null });
+      expect(a.attributes).toMatchObject({ project: BIG, region: a.data.region });
+      expect(a.data.summary).toContain(`${BIG} (${a.data.region})`);
+    }
+    expect(fired.map((a) => a.data.region).sort()).toEqual([...REGIONS]);
+
+    // us-central1 recovers while europe-west4 still cannot list: only its own condition resolves.
+    emulator.advance(60_000);
+    emulator.setFaults({});
+    await run('us-central1');
+    expect(seen('us-central1')).toEqual(['firing', 'resolved']);
+    expect(seen('europe-west4')).toEqual(['firing']);
+    emulator.advance(60_000);
+    denyListings();
+    await run('europe-west4');
+    // Still firing (renotified only after renotifyAfter), and kept in its unit's state.
+    expect(seen('europe-west4')).toEqual(['firing']);
+    expect(Object.keys((await store.loadConditions(`${BIG}@europe-west4`)).state)).toContain(
+      key('europe-west4'),
+    );
+    expect(Object.keys((await store.loadConditions(`${BIG}@us-central1`)).state)).not.toContain(
+      key('us-central1'),
+    );
+
+    // europe-west4 recovers: its condition resolves, once.
+    emulator.advance(60_000);
+    emulator.setFaults({});
+    await run('europe-west4');
+    await run('europe-west4');
+    expect(seen('europe-west4')).toEqual(['firing', 'resolved']);
+    expect(seen('us-central1')).toEqual(['firing', 'resolved']);
+    // None of it was ever keyed by the project alone, as a whole project's would be.
+    expect(
+      alerts.filter((a) => a.data.dedupKey === `governor.degraded:${BIG}:observation`),
+    ).toEqual([]);
+    expectWithinQuota();
   }, 180_000);
 });
