@@ -288,26 +288,23 @@ export function deliveryFailedAlert(ctx: RunContext, f: FailedDelivery): Alert {
     v.kind === 'last'
       ? `failed its last delivery (${v.attempt} of ${v.maxAttempts}); the work message goes to the dead-letter topic`
       : `failed a delivery that may be its last (${v.why})`;
-  const unit = f.region === undefined ? f.project : `${f.project} (${f.region})`;
-  return makeAlert(
-    ctx,
-    { project: f.project, region: f.region ?? null, accelerator: null, zonalRedundancy: null },
-    {
-      type: 'governor.degraded',
-      severity: 'ERROR',
-      key: 'delivery',
-      summary: `${unit} is not governed: its unit ${which}: ${cause}`,
-      details: {
-        reason: 'delivery',
-        attempt: v.attempt,
-        maxAttempts: v.maxAttempts,
-        deadLettered: v.kind === 'last' ? true : null,
-        cause,
-        messageId: f.messageId,
-        dispatchId: f.dispatchId,
-      },
+  const where = f.region === undefined ? {} : { region: f.region };
+  const unit = unitLabel({ project: f.project, ...where });
+  return makeAlert(ctx, projectWide(where, f.project), {
+    type: 'governor.degraded',
+    severity: 'ERROR',
+    key: 'delivery',
+    summary: `${unit} is not governed: its unit ${which}: ${cause}`,
+    details: {
+      reason: 'delivery',
+      attempt: v.attempt,
+      maxAttempts: v.maxAttempts,
+      deadLettered: v.kind === 'last' ? true : null,
+      cause,
+      messageId: f.messageId,
+      dispatchId: f.dispatchId,
     },
-  );
+  });
 }
 
 /**
