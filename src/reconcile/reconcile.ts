@@ -41,6 +41,7 @@ import {
   type RunContext,
 } from '../core/run-alerts.js';
 import { ConflictError, GovernorError, InputError, errorMessage } from '../errors.js';
+import type { Fault } from '../errors.js';
 import { RUN_FAILED_FIELD, type Logger } from '../log.js';
 import { originalMaxes } from '../observe/annotations.js';
 import { observe } from '../observe/observe.js';
@@ -245,7 +246,7 @@ export async function reconcile(
  */
 function checkUnitRegion(policy: Policy, region: string | undefined): void {
   if (region === undefined) return;
-  const faults = [];
+  const faults: Fault[] = [];
   if (!REGION_NAME.test(region))
     faults.push({
       path: 'region',
