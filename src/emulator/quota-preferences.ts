@@ -328,7 +328,12 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
         pageSize: int(request, 'page_size'),
         pageToken: text(request, 'page_token'),
         defaultPageSize: ctx.settings.pageSize,
-        fingerprint: ['ListQuotaPreferences', text(request, 'parent'), filter, text(request, 'order_by')],
+        fingerprint: [
+          'ListQuotaPreferences',
+          text(request, 'parent'),
+          filter,
+          text(request, 'order_by'),
+        ],
       });
       return { quota_preferences: page, next_page_token: nextPageToken, unreachable: [] };
     },
