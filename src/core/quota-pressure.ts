@@ -158,6 +158,139 @@ export function rollPressure(
 }
 
 /**
+ * The ledger of another unit of the same project, as another unit sees it (docs/organization.md,
+ * "Regional units"): a project governed whole and its regional units (src/core/units.ts) keep
+ * their ledgers apart, under their own unit keys. `region` is the region of the unit the ledger
+ * came from; null: the whole project's.
+ */
+export interface UnitLedger {
+  region: string | null;
+  ledger: PressureLedger;
+}
+
+/** The region part of a pool key (`project/region/accelerator/zonal`; see poolKey). */
+function keyRegion(key: string): string | undefined {
+  return key.split('/')[1];
+}
+
+/**
+ * Only the pools of `region`, and the tracked requests of those pools (by their keys, whether or
+ * not the pool's rows are still kept).
+ */
+export function regionOfLedger(ledger: PressureLedger, region: string): PressureLedger {
+  const pools = Object.fromEntries(
+    Object.entries(ledger.pools).filter(([, p]) => p.region === region),
+  );
+  const requests = Object.entries(ledger.requests ?? {}).filter(
+    ([key]) => keyRegion(key) === region,
+  );
+  return {
+    at: ledger.at,
+    pools,
+    ...(requests.length > 0 ? { requests: Object.fromEntries(requests) } : {}),
+  };
+}
+
+/**
+ * Whether a unit should look at the other side of its project before rolling its ledger
+ * (docs/organization.md, "Regional units"): when it has no ledger of its own yet, or when its own
+ * is older than {@link MAX_GAP_MINUTES} at `at`. A gap no run of this unit covered is where the
+ * other side may have governed (the project was split, or governed whole again, meanwhile); a
+ * unit that runs every few minutes reads nothing more.
+ */
+export function lookAtOtherUnits(own: PressureLedger | undefined, at: string): boolean {
+  if (!own) return true;
+  const gap = Date.parse(at) - Date.parse(own.at);
+  return !(gap <= MAX_GAP_MINUTES * MINUTE_MS);
+}
+
+/**
+ * The ledger a unit rolls forward when it looked at the other side of its project (see
+ * {@link lookAtOtherUnits}): its own, with what the other side knows newer, so that a project
+ * newly split (or governed whole again) keeps its evidence and its pending quota requests.
+ *
+ * - A regional unit (`region` given) takes, from the project's ledger, its own region's pools and
+ *   their requests only: the unit that owns a pool is the only one that tracks or files for it.
+ * - A whole project (`region` undefined) takes its regional units' ledgers, each cut to its own
+ *   region first (a unit writes no other region's pools; a cut ledger cannot bring one in).
+ *
+ * Per pool, the rows of the newest ledger (by `at`) that has the pool are kept, and per pool the
+ * tracked request of the newest ledger that has one: replaced, never summed, so a minute is
+ * counted once and a request is tracked by one unit. (Whoever governed a pool last knows it best:
+ * the two sides never write at once, unit-lease.ts.) The result's `at` is the newest of them, so
+ * the next roll counts no minute twice; a pool whose rows come from an older ledger loses the
+ * minutes in between (a run that did not happen is not evidence). Undefined when there is
+ * nothing at all.
+ */
+export function adoptLedger(
+  region: string | undefined,
+  own: PressureLedger | undefined,
+  others: readonly UnitLedger[],
+): PressureLedger | undefined {
+  const cut = others
+    .map((o) => (o.region === null ? o.ledger : regionOfLedger(o.ledger, o.region)))
+    .map((l) => (region === undefined ? l : regionOfLedger(l, region)));
+  // Oldest first, the unit's own last among equals: a newer ledger's pool or request replaces.
+  const all = [...cut.map((l) => ({ l, mine: 0 })), ...(own ? [{ l: own, mine: 1 }] : [])]
+    .filter(({ l }) => Number.isFinite(Date.parse(l.at)))
+    .sort((a, b) => Date.parse(a.l.at) - Date.parse(b.l.at) || a.mine - b.mine)
+    .map(({ l }) => l);
+  const newest = all[all.length - 1];
+  if (!newest) return own;
+  const pools: Record<string, PressurePool> = {};
+  const requests: Record<string, TrackedRequest> = {};
+  for (const l of all) {
+    Object.assign(pools, l.pools);
+    Object.assign(requests, l.requests ?? {});
+  }
+  if (!own && Object.keys(pools).length === 0 && Object.keys(requests).length === 0)
+    return undefined;
+  return {
+    at: newest.at,
+    pools,
+    ...(Object.keys(requests).length > 0 ? { requests } : {}),
+  };
+}
+
+/** The quotas one unit's newest run read (RunRecord `quotas`), at that run's time. */
+export interface UnitQuotas {
+  region: string | null;
+  at: string;
+  quotas: Readonly<Record<string, number | null>>;
+}
+
+/**
+ * The quotas a unit compares this run's with (`quota.changed`), when it looked at the other side
+ * of its project as for its ledger ({@link adoptLedger}): per pool, the newest of its own and the
+ * other side's (each cut to its region, then to the unit's), so that a change the other side
+ * already told is not told again, and one it did not see is told once. `own` undefined and nothing
+ * from the other side: undefined (nothing to compare with).
+ */
+export function adoptQuotas(
+  region: string | undefined,
+  own: UnitQuotas | undefined,
+  others: readonly UnitQuotas[],
+): Record<string, number | null> | undefined {
+  const cut = (q: UnitQuotas, r: string | null | undefined): UnitQuotas =>
+    r === null || r === undefined
+      ? q
+      : {
+          ...q,
+          quotas: Object.fromEntries(Object.entries(q.quotas).filter(([k]) => keyRegion(k) === r)),
+        };
+  const all = [
+    ...others.map((o) => ({ q: cut(cut(o, o.region), region), mine: 0 })),
+    ...(own ? [{ q: own, mine: 1 }] : []),
+  ]
+    .filter(({ q }) => Number.isFinite(Date.parse(q.at)))
+    .sort((a, b) => Date.parse(a.q.at) - Date.parse(b.q.at) || a.mine - b.mine);
+  if (all.length === 0) return own ? { ...own.quotas } : undefined;
+  const out: Record<string, number | null> = {};
+  for (const { q } of all) Object.assign(out, q.quotas);
+  return out;
+}
+
+/**
  * The time runs covered, precisely: `45 minutes` under a day, else days to one decimal with the
  * minutes (`6.2 days (8928 minutes)`).
  */

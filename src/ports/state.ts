@@ -189,8 +189,22 @@ export interface StateStore {
    * `droppedAnnounced` off the dropped count (the run told subscribers about them).
    */
   removeOutbox(project: string, ids: readonly string[], droppedAnnounced?: number): Promise<void>;
+  /**
+   * Only on the store of a unit (src/reconcile/unit-lease.ts; docs/organization.md, "Regional
+   * units"): the run records the project's other units keep, most recent first in each. For a
+   * regional unit, the whole project's (`region` null); for a run of the whole project, each
+   * regional unit's the kept discovery counts. Read-only; what a unit adopts from them is decided
+   * in core (quota-pressure.ts adoptLedger). A plain store has none: nothing to adopt.
+   */
+  listOtherUnitRuns?(project: string): Promise<UnitRuns[]>;
   /** Releases connections and handles. */
   close(): Promise<void>;
+}
+
+/** The run records of one other unit of a project: `region` null for the whole project's. */
+export interface UnitRuns {
+  region: string | null;
+  runs: RunRecord[];
 }
 
 /** How many run records a store keeps per project by default. */

@@ -21,7 +21,13 @@ import { plan as makePlan } from '../core/planner.js';
 import { NO_PROJECTS, type Policy } from '../core/policy.js';
 import { REGION_NAME } from '../core/units.js';
 import { renderProblem, type ObservationProblem } from '../core/problems.js';
-import { rollPressure, type PressureLedger } from '../core/quota-pressure.js';
+import {
+  adoptLedger,
+  adoptQuotas,
+  lookAtOtherUnits,
+  rollPressure,
+  type PressureLedger,
+} from '../core/quota-pressure.js';
 import { quotaRequestsDegradedAlert } from '../core/quota-requests.js';
 import { restorePlan } from '../core/restore.js';
 import {
@@ -718,10 +724,18 @@ async function alertProject(
   await moveLegacyUndelivered(run, project, lastRun);
   // A restore's plan is not the governing one: it says nothing of pressure.
   const quotaEvents: Alert[] = [];
+  // The quotas quota.changed compares with: the unit's last run's, or after a gap the newest its
+  // project's other units read (see adoptFromOtherUnits).
+  let seenQuotas = lastRun[0]?.quotas;
   const settledRequests: Alert[] = [];
   const withdrawn: string[] = [];
   if (!run.options.restore) {
-    const before = lastRun.find((r) => r.pressure !== undefined)?.pressure;
+    const own = lastRun.find((r) => r.pressure !== undefined)?.pressure;
+    const adopted = lookAtOtherUnits(own, ctx.at)
+      ? await adoptFromOtherUnits(run, project, own, lastRun[0])
+      : null;
+    const before = adopted ? adopted.ledger : own;
+    if (adopted) seenQuotas = adopted.quotas;
     const requests = await runQuotaRequests({
       policy: run.policy,
       port: deps.quotaRequests,
@@ -749,7 +763,7 @@ async function alertProject(
   }
   const events = [
     ...runEvents(ctx, project, plan, report.writes, run.mode),
-    ...quotaChanges(ctx, project, plan, lastRun[0]?.quotas),
+    ...quotaChanges(ctx, project, plan, seenQuotas),
     ...quotaEvents,
   ];
   const { state: previous, version } = await beforeDeadline(
@@ -829,6 +843,58 @@ async function alertProject(
     grace,
     `saving the alert state of ${project}`,
   );
+}
+
+/**
+ * What a unit takes from the other side of its project after a gap in its own ledger
+ * (core/quota-pressure.ts lookAtOtherUnits: none yet, or none within the last hour): a regional
+ * unit from its project's records, a project from its regional units' (docs/organization.md,
+ * "Regional units"). The ledger it rolls forward is its own with what the other side knows newer
+ * (adoptLedger: evidence and tracked quota requests, each pool with the unit that owns it), and
+ * the quotas `quota.changed` compares with are per pool the newest either side read
+ * (adoptQuotas: a change the other side told is not told again). The other side's records are only
+ * read, never written, so a run that fails before it records adopts the same again next time. A
+ * store that cannot be read fails the run (as the unit's own records would): going on without
+ * would record a ledger that misses the other side's for good.
+ */
+async function adoptFromOtherUnits(
+  run: Run,
+  project: string,
+  own: PressureLedger | undefined,
+  last: RunRecord | undefined,
+): Promise<{
+  ledger: PressureLedger | undefined;
+  quotas: Record<string, number | null> | undefined;
+} | null> {
+  const { deps } = run;
+  const list = deps.store.listOtherUnitRuns?.bind(deps.store);
+  if (!list) return null;
+  const sides = await beforeDeadline(
+    () => list(project),
+    { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall },
+    `reading the run records of the other units of ${project}`,
+  );
+  const ledgers = sides.flatMap((side) => {
+    const ledger = side.runs.find((r) => r.pressure !== undefined)?.pressure;
+    return ledger ? [{ region: side.region, ledger }] : [];
+  });
+  const quotasOf = (region: string | null, r: RunRecord | undefined) =>
+    r?.quotas ? [{ region, at: r.at ?? r.startedAt, quotas: r.quotas }] : [];
+  const ledger = adoptLedger(run.options.region, own, ledgers);
+  const quotas = adoptQuotas(
+    run.options.region,
+    quotasOf(null, last)[0],
+    sides.flatMap((side) => quotasOf(side.region, side.runs[0])),
+  );
+  const newer = ledgers.filter((l) => !own || Date.parse(l.ledger.at) > Date.parse(own.at));
+  if (newer.length > 0) {
+    const from = newer.map((l) => l.region ?? 'the whole project').join(', ');
+    deps.log.log(
+      'INFO',
+      `${project}: ${own ? `this unit's pressure ledger is from ${own.at}` : 'no pressure ledger of this unit yet'}: took what is newer from ${from} (${Object.keys(ledger?.pools ?? {}).length} pool(s), ${Object.keys(ledger?.requests ?? {}).length} tracked quota request(s))`,
+    );
+  }
+  return { ledger, quotas };
 }
 
 /** Events earlier versions kept in run records go to the outbox, and leave the records. */

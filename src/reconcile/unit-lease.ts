@@ -1,5 +1,5 @@
 import { UNIT_SEPARATOR, unitKey } from '../core/units.js';
-import type { Lease, LeaseResult, StateStore } from '../ports/index.js';
+import type { Lease, LeaseResult, StateStore, UnitRuns } from '../ports/index.js';
 
 /**
  * The state of a regional unit, and why a regional unit and a run of its whole project never
@@ -26,6 +26,11 @@ import type { Lease, LeaseResult, StateStore } from '../ports/index.js';
  * "held" (the run then ends `lease-held`, like any held lease). Every lease call is atomic in the
  * store, so of two such runs the one that reads second sees the other's lease: at most one of
  * them writes (both may step back, and the next delivery or run tries again).
+ *
+ * Each side also reads the other's run records, never writes them (`listOtherUnitRuns`): a unit
+ * with no pressure ledger of its own yet starts from the other side's (core/quota-pressure.ts
+ * adoptLedger), the regional unit from the project's, the whole project from its regional units'
+ * (the same regions as the leases).
  *
  * What it does not cover: a region the discovery dropped between a regional unit's check and the
  * project run's read (a region where the search found no Cloud Run service any more), and a store
@@ -72,6 +77,10 @@ export function regionalUnitStore(store: StateStore, region: string): StateStore
   const inner = keyed(store, key);
   return {
     ...inner,
+    // The whole project's records: its key is the project id itself.
+    listOtherUnitRuns: async (project): Promise<UnitRuns[]> => [
+      { region: null, runs: await store.listRuns(project) },
+    ],
     async acquireLease(project, holder, ttlMs, now) {
       const mine = await inner.acquireLease(project, holder, ttlMs, now);
       if (!mine.acquired) return mine;
@@ -93,6 +102,17 @@ export function projectUnitStore(
 ): StateStore {
   return {
     ...keyed(store, (p) => p),
+    // Each counted regional unit's records (a regional unit's own key has no other side here).
+    async listOtherUnitRuns(project): Promise<UnitRuns[]> {
+      if (project.includes(UNIT_SEPARATOR)) return [];
+      const regions = await regionsOf(project);
+      return Promise.all(
+        regions.map(async (region) => ({
+          region,
+          runs: await store.listRuns(unitKey({ project, region })),
+        })),
+      );
+    },
     async acquireLease(project, holder, ttlMs, now) {
       // A regional unit's own key goes through as it is (its store checks the other way).
       if (project.includes(UNIT_SEPARATOR)) return store.acquireLease(project, holder, ttlMs, now);

@@ -6,7 +6,10 @@ import {
   LEDGER_DAYS,
   MAX_GAP_MINUTES,
   PressureLedger,
+  adoptLedger,
+  lookAtOtherUnits,
   poolWanted,
+  regionOfLedger,
   quotaJustification,
   recommendQuotas,
   rollPressure,
@@ -234,5 +237,110 @@ describe('quota recommendations', () => {
     if (days?.[0]) days[0] = { ...days[0], minutes: 99_999 };
     expect(PressureLedger.safeParse(bad).success).toBe(false);
     expect(PressureLedger.safeParse({ at: 'x', pools: {} }).success).toBe(false);
+  });
+});
+
+describe("a unit's ledger and the other side of its project", () => {
+  const req = (name: string, state: 'pending' | 'granted' = 'pending') => ({
+    name: `projects/acme/locations/global/quotaPreferences/${name}`,
+    quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+    preferredValue: 8,
+    from: 4,
+    filedAt: iso(T0),
+    by: 'governor' as const,
+    state,
+    decidedAt: state === 'pending' ? null : iso(T0),
+    grantedValue: state === 'pending' ? null : 8,
+    stateDetail: '',
+    traceId: '',
+  });
+  /** The whole project's week: both regions, a pending request for the hot pool. */
+  const whole = (): PressureLedger => ({
+    ...week(48, 15).ledger,
+    requests: { [HOT]: req('hot'), [CALM]: req('calm') },
+  });
+  const at = (l: PressureLedger, ms: number): PressureLedger => ({ ...l, at: iso(ms) });
+
+  it('a regional unit takes only its own region: pools and their requests', () => {
+    const project = whole();
+    const us = adoptLedger('us-central1', undefined, [{ region: null, ledger: project }]);
+    expect(Object.keys(us?.pools ?? {})).toEqual([HOT]);
+    expect(us?.pools[HOT]).toEqual(project.pools[HOT]);
+    expect(Object.keys(us?.requests ?? {})).toEqual([HOT]);
+    expect(us?.at).toBe(project.at);
+    const eu = adoptLedger('europe-west4', undefined, [{ region: null, ledger: project }]);
+    expect(Object.keys(eu?.pools ?? {})).toEqual([CALM]);
+    expect(Object.keys(eu?.requests ?? {})).toEqual([CALM]);
+    // A region the project never had: nothing to start from.
+    expect(adoptLedger('asia-east1', undefined, [{ region: null, ledger: project }])).toBe(
+      undefined,
+    );
+    expect(adoptLedger('us-central1', undefined, [])).toBe(undefined);
+    // A tracked request whose pool's rows aged out still follows its region.
+    const aged = { ...project, pools: {} };
+    expect(Object.keys(regionOfLedger(aged, 'us-central1').requests ?? {})).toEqual([HOT]);
+  });
+
+  it('a whole project merges its regional units, each cut to its own region', () => {
+    const project = whole();
+    const us = regionOfLedger(project, 'us-central1');
+    // A regional ledger that (by a bug or a hand) carries another region's pool brings nothing in.
+    const eu = { ...project, at: iso(Date.parse(project.at) - 600_000) };
+    const merged = adoptLedger(undefined, undefined, [
+      { region: 'us-central1', ledger: us },
+      { region: 'europe-west4', ledger: eu },
+    ]);
+    expect(merged?.pools[HOT]).toEqual(project.pools[HOT]);
+    expect(merged?.pools[CALM]).toEqual(project.pools[CALM]);
+    expect(merged?.requests).toEqual(project.requests);
+    // The newest of them: the next roll counts no minute twice.
+    expect(merged?.at).toBe(project.at);
+    expect(PressureLedger.safeParse(merged).success).toBe(true);
+    // The recommendation is the project's as it was before the split.
+    expect(recommendQuotas(merged, project.at)).toEqual(recommendQuotas(project, project.at));
+  });
+
+  it('per pool the newest ledger wins, never a sum; the unit keeps its own on a tie', () => {
+    const project = whole();
+    const own = at(regionOfLedger(project, 'us-central1'), T0 + 49 * 3_600_000);
+    const older = at(project, T0 + 10 * 3_600_000);
+    const kept = adoptLedger('us-central1', own, [{ region: null, ledger: older }]);
+    expect(kept).toEqual(own);
+    // The other side governed after this unit's ledger: its rows and its request replace ours.
+    const decided = {
+      ...at(project, T0 + 60 * 3_600_000),
+      requests: { [HOT]: req('hot', 'granted') },
+    };
+    const taken = adoptLedger('us-central1', own, [{ region: null, ledger: decided }]);
+    expect(taken?.at).toBe(decided.at);
+    expect(taken?.requests?.[HOT]?.state).toBe('granted');
+    expect(taken?.pools[HOT]?.days).toEqual(decided.pools[HOT]?.days);
+    const minutes = (l: PressureLedger | undefined) =>
+      (l?.pools[HOT]?.days ?? []).reduce((s, d) => s + d.minutes, 0);
+    expect(minutes(taken)).toBe(minutes(decided));
+    // Same time: the unit's own.
+    const tie = adoptLedger('us-central1', own, [
+      { region: null, ledger: { ...at(project, Date.parse(own.at)), requests: {} } },
+    ]);
+    expect(tie?.requests?.[HOT]).toEqual(own.requests?.[HOT]);
+  });
+
+  it('a ledger without a time is ignored; a unit with its own keeps it', () => {
+    const project = whole();
+    const bad = { ...project, at: 'yesterday' };
+    expect(adoptLedger('us-central1', undefined, [{ region: null, ledger: bad }])).toBe(undefined);
+    const own = regionOfLedger(project, 'us-central1');
+    expect(adoptLedger('us-central1', own, [{ region: null, ledger: bad }])).toEqual(own);
+  });
+
+  it('looks at the other side only without a ledger or after a gap longer than an hour', () => {
+    const own = week(2, 15).ledger;
+    const ms = Date.parse(own.at);
+    expect(lookAtOtherUnits(undefined, own.at)).toBe(true);
+    expect(lookAtOtherUnits(own, iso(ms + 5 * 60_000))).toBe(false);
+    expect(lookAtOtherUnits(own, iso(ms + MAX_GAP_MINUTES * 60_000))).toBe(false);
+    expect(lookAtOtherUnits(own, iso(ms + (MAX_GAP_MINUTES + 1) * 60_000))).toBe(true);
+    // A time that does not parse is a gap: look.
+    expect(lookAtOtherUnits({ ...own, at: 'x' }, iso(ms))).toBe(true);
   });
 });

@@ -1,0 +1,401 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { CloudQuotasClient } from '@google-cloud/cloudquotas';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+import { clientConfig } from '../../src/adapters/client-config.js';
+import { createFileStateStore } from '../../src/adapters/file-store.js';
+import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
+import {
+  createQuotaPreferenceAdapter,
+  type QuotaPreferenceAdapter,
+} from '../../src/adapters/quota-preferences.js';
+import type { Alert } from '../../src/core/alert.js';
+import { parsePolicy, type Policy } from '../../src/core/policy.js';
+import { unitKey } from '../../src/core/units.js';
+import {
+  decideQuotaPreference,
+  quotaPreferences,
+  startEmulator,
+  type RunningEmulator,
+} from '../../src/emulator/index.js';
+import { memoryLogger } from '../../src/log.js';
+import type { QuotaRequestPort, StateStore } from '../../src/ports/index.js';
+import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
+import { projectUnitStore, regionalUnitStore } from '../../src/reconcile/unit-lease.js';
+import { seedPressureWeek } from '../support/pressure-week.js';
+
+/**
+ * The pressure ledger across regional units (docs/organization.md, "Regional units"): a project
+ * split into one unit per region keeps its week of evidence and its pending quota requests, each
+ * with the unit that owns its pool, and a project governed whole again takes them back. Real runs
+ * against the emulator over gRPC, the real Cloud Quotas client, one file state store shared by
+ * every unit (as the function's units share one Firestore collection). The two regional units
+ * start at the same moment; another actor files by hand between a run's read and its write; a
+ * unit dies right after Google filed its request, before it recorded anything. Through all of it
+ * a quota request is filed at most once per pool, and each event is published once.
+ */
+
+const P = 'qu-project';
+const US = 'us-central1';
+const EU = 'europe-west4';
+const HOT = `${P}/${US}/nvidia-l4/zonal`;
+const CALM = `${P}/${EU}/nvidia-l4/zonal`;
+const START = '2026-11-27T12:00:00Z';
+const QUOTA_ID = 'NvidiaL4GpuAllocPerProjectRegion';
+
+const fleet = () => ({
+  start: START,
+  startupSeconds: 30,
+  idleMinutes: 0,
+  warmupMinutes: 40,
+  projects: [
+    {
+      id: P,
+      pools: [
+        { region: US, quota: 4 },
+        { region: EU, quota: 4 },
+      ],
+      services: [
+        { name: 'busy', region: US, gpu: {}, maxInstances: 4, demand: 8 },
+        { name: 'quiet', region: EU, gpu: {}, maxInstances: 2, demand: 1 },
+      ],
+    },
+  ],
+});
+
+const policyOf = (regions: string[]): Policy =>
+  parsePolicy({
+    version: 1,
+    projects: [P],
+    regions,
+    defaults: { headroom: 0 },
+    services: [{ match: {} }],
+    limits: { writesPerMinute: 6000 },
+    quotaRequests: {
+      enabled: true,
+      contactEmail: 'ops@example.com',
+      justification: 'Search inference.',
+      maxIncrease: 4,
+    },
+  });
+
+let emulator: RunningEmulator;
+let ports: GooglePorts;
+let prefs: QuotaPreferenceAdapter;
+let base: StateStore;
+let log: ReturnType<typeof memoryLogger>;
+let other: CloudQuotasClient;
+let beforeCreate: (() => Promise<void>) | null;
+const reports: RunReport[] = [];
+
+beforeEach(async () => {
+  beforeCreate = null;
+  reports.length = 0;
+  emulator = await startEmulator({
+    fleet: fleet(),
+    speed: 'manual',
+    operationDelayMs: 20,
+    faults: async ({ method }) => {
+      if (method.endsWith('/CreateQuotaPreference') && beforeCreate) {
+        const act = beforeCreate;
+        beforeCreate = null; // the other actor's own create passes through here too
+        await act();
+      }
+      return undefined;
+    },
+  });
+  ports = createGooglePorts({ emulatorHost: emulator.host });
+  prefs = createQuotaPreferenceAdapter({ emulatorHost: emulator.host });
+  other = new CloudQuotasClient(clientConfig({ emulatorHost: emulator.host }).options);
+  base = createFileStateStore({ dir: mkdtempSync(join(tmpdir(), 'governor-qu-')) });
+  log = memoryLogger();
+});
+
+afterEach(async () => {
+  await Promise.all([ports.close(), prefs.close(), other.close(), base.close()]);
+  await emulator.stop();
+});
+
+/** The whole project's store: its regional units are those of both regions. */
+const wholeStore = () => projectUnitStore(base, () => Promise.resolve([US, EU]));
+
+let seq = 0;
+function start(
+  region: string | undefined,
+  store: StateStore = region === undefined ? wholeStore() : regionalUnitStore(base, region),
+  q: QuotaRequestPort = prefs,
+): Promise<RunReport> {
+  return reconcile(
+    policyOf(region === undefined ? [US, EU] : [region]),
+    {
+      ports,
+      store,
+      sink: null,
+      log,
+      now: () => Promise.resolve(emulator.now().getTime()),
+      sleep: async () => {},
+      quotaRequests: q,
+    },
+    { runId: `run-${++seq}`, deadlineMs: 60_000, ...(region ? { region } : {}) },
+  );
+}
+
+async function run(region?: string): Promise<RunReport> {
+  const r = await start(region);
+  reports.push(r);
+  return r;
+}
+
+/** Both regional units, started at the same moment. */
+async function both(): Promise<{ us: RunReport; eu: RunReport }> {
+  const [us, eu] = await Promise.all([run(US), run(EU)]);
+  return { us, eu };
+}
+
+const quotaTypes = (r: RunReport) =>
+  r.alerts.map((a) => a.type).filter((t) => t.startsWith('quota.'));
+const ledgerOf = async (key: string) =>
+  (await base.listRuns(key)).find((r) => r.pressure !== undefined)?.pressure;
+const atBudget = (l: Awaited<ReturnType<typeof ledgerOf>>, pool: string) =>
+  (l?.pools[pool]?.days ?? []).reduce((s, d) => s + d.minutesAtBudget, 0);
+
+/** Every message published over the runs, by id: each exactly once. */
+function publishedOnce(): Map<string, Alert> {
+  const byId = new Map<string, Alert>();
+  for (const a of reports.flatMap((r) => r.alerts)) {
+    expect(byId.has(a.id), `${a.id} published twice`).toBe(false);
+    byId.set(a.id, a);
+  }
+  return byId;
+}
+
+describe('a project newly split keeps its pressure ledger', () => {
+  it("each regional unit starts from the project's week, its own region only, and files once", async () => {
+    await seedPressureWeek(base, P, { hot: HOT, calm: CALM });
+    const { us, eu } = await both();
+    // The week of evidence argues for the hot pool at once, as it would have for the project.
+    expect(quotaTypes(us)).toEqual(['quota.requested']);
+    expect(quotaTypes(eu)).toEqual([]);
+    const filed = quotaPreferences(emulator.model);
+    expect(filed).toHaveLength(1);
+    expect(filed[0]?.dimensions).toEqual({ region: US });
+    // 6 × 360 from the project's week, and the 5 minutes since its last run (11:55).
+    expect(filed[0]?.justification).toContain('at its budget for 2165 minutes');
+    const usLedger = await ledgerOf(unitKey({ project: P, region: US }));
+    const euLedger = await ledgerOf(unitKey({ project: P, region: EU }));
+    expect(Object.keys(usLedger?.pools ?? {})).toEqual([HOT]);
+    expect(Object.keys(euLedger?.pools ?? {})).toEqual([CALM]);
+    expect(usLedger?.pools[HOT]?.days).toHaveLength(7);
+    expect(euLedger?.pools[CALM]?.days).toHaveLength(7);
+    expect(usLedger?.requests?.[HOT]?.state).toBe('pending');
+    expect(euLedger?.requests).toBeUndefined();
+    // The project's own records are only read.
+    expect(await base.listRuns(P)).toHaveLength(1);
+    expect(log.lines.map((l) => l.message).join('\n')).toContain(
+      `${P}: no pressure ledger of this unit yet: took what is newer from the whole project (1 pool(s), 0 tracked quota request(s))`,
+    );
+
+    // Later runs read their own ledger: nothing adopted again, nothing filed again.
+    for (let i = 0; i < 2; i++) {
+      emulator.advance(5 * 60_000);
+      const next = await both();
+      expect([...quotaTypes(next.us), ...quotaTypes(next.eu)]).toEqual([]);
+    }
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+    expect(atBudget(await ledgerOf(unitKey({ project: P, region: US })), HOT)).toBe(2165 + 10);
+    publishedOnce();
+  });
+
+  it("a request pending in the project's ledger is tracked by the unit of its pool, and its decision told once", async () => {
+    await seedPressureWeek(base, P, { hot: HOT, calm: CALM });
+    // Governed whole: the project files for its hot pool.
+    expect(quotaTypes(await run())).toEqual(['quota.requested']);
+    const [filed] = quotaPreferences(emulator.model);
+    expect((await ledgerOf(P))?.requests?.[HOT]?.state).toBe('pending');
+
+    // Split: both units at once. Only the unit of us-central1 tracks the request.
+    emulator.advance(5 * 60_000);
+    const split = await both();
+    expect([...quotaTypes(split.us), ...quotaTypes(split.eu)]).toEqual([]);
+    expect((await ledgerOf(unitKey({ project: P, region: US })))?.requests?.[HOT]).toMatchObject({
+      name: filed?.name,
+      by: 'governor',
+      state: 'pending',
+    });
+    expect((await ledgerOf(unitKey({ project: P, region: EU })))?.requests).toBeUndefined();
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), {
+      name: filed?.name ?? '',
+      decision: 'granted',
+    });
+    emulator.advance(5 * 60_000);
+    const decided = await both();
+    expect(quotaTypes(decided.us).sort()).toEqual(['quota.changed', 'quota.granted']);
+    expect(quotaTypes(decided.eu)).toEqual([]);
+    emulator.advance(5 * 60_000);
+    const after = await both();
+    expect([...quotaTypes(after.us), ...quotaTypes(after.eu)]).toEqual([]);
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+    publishedOnce();
+  });
+
+  it('another actor files for the pool between the unit read and its write: nothing doubled, the unit tracks theirs', async () => {
+    await seedPressureWeek(base, P, { hot: HOT, calm: CALM });
+    beforeCreate = async () => {
+      await other.createQuotaPreference({
+        parent: `projects/${P}/locations/global`,
+        quotaPreferenceId: 'by-hand',
+        quotaPreference: {
+          service: 'run.googleapis.com',
+          quotaId: QUOTA_ID,
+          dimensions: { region: US },
+          quotaConfig: { preferredValue: '12' },
+          contactEmail: 'someone@example.com',
+        },
+      });
+    };
+    const first = await both();
+    expect([...quotaTypes(first.us), ...quotaTypes(first.eu)]).toEqual([]);
+    emulator.advance(5 * 60_000);
+    await both();
+    expect(quotaPreferences(emulator.model).map((p) => p.name.split('/').pop())).toEqual([
+      'by-hand',
+    ]);
+    expect((await ledgerOf(unitKey({ project: P, region: US })))?.requests?.[HOT]).toMatchObject({
+      by: 'found',
+      preferredValue: 12,
+    });
+  });
+});
+
+describe('a regional unit that dies right after Google filed its request', () => {
+  it('adopts again, settles its planned request against the preferences, and never files twice', async () => {
+    await seedPressureWeek(base, P, { hot: HOT, calm: CALM });
+    let dead = false;
+    const dying: QuotaRequestPort = mortal(
+      {
+        quotaIdOf: (a, z) => prefs.quotaIdOf(a, z),
+        listPreferences: (p) => prefs.listPreferences(p),
+        getPreference: (n) => prefs.getPreference(n),
+        updatePreference: (i) => prefs.updatePreference(i),
+        createPreference: async (input) => {
+          await prefs.createPreference(input);
+          dead = true;
+          return new Promise(() => {});
+        },
+      },
+      () => dead,
+    );
+    // The two units start at once; us-central1's process dies mid-run (no record, no cleanup).
+    const usStore = mortal(pick(regionalUnitStore(base, US)), () => dead);
+    void start(US, usStore, dying).catch(() => {});
+    const eu = await run(EU);
+    await until(() => dead);
+    expect(quotaTypes(eu)).toEqual([]);
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+    const usKey = unitKey({ project: P, region: US });
+    expect(await base.listRuns(usKey)).toEqual([]);
+    const [orphan] = (await base.listOutbox(usKey)).entries.filter(
+      (e) => e.state === 'pending-outcome' && e.alert.type === 'quota.requested',
+    );
+    expect(orphan).toBeDefined();
+    // Cleared as a person would (`governor unlock`); time moves on.
+    expect(await base.breakLease(usKey)).toBe(true);
+    emulator.advance(5 * 60_000);
+
+    const next = await run(US);
+    expect(next.outcome).toBe('ok');
+    const quota = next.alerts.filter((a) => a.type.startsWith('quota.'));
+    // The planned event, settled as filed; nothing filed anew.
+    expect(quota.map((a) => [a.id, a.details['outcome']])).toEqual([
+      [orphan?.alert.id, 'confirmed-by-observation'],
+    ]);
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+    const ledger = await ledgerOf(usKey);
+    expect(ledger?.requests?.[HOT]).toMatchObject({ state: 'pending', by: 'governor' });
+    // The week was adopted again from the project's records, untouched by the dead run: its
+    // 2160 minutes and the 10 since its last run (11:55), counted once.
+    expect(atBudget(ledger, HOT)).toBe(2170);
+    expect(Object.keys(ledger?.pools ?? {})).toEqual([HOT]);
+    emulator.advance(5 * 60_000);
+    expect(quotaTypes(await run(US))).toEqual([]);
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+    publishedOnce();
+  });
+});
+
+describe('a project governed whole again', () => {
+  it("takes its regional units' newer ledgers back, requests and all, after a gap in its own", async () => {
+    await seedPressureWeek(base, P, { hot: HOT, calm: CALM });
+    // Whole first (its own ledger), then split: the us-central1 unit files.
+    await run();
+    emulator.advance(5 * 60_000);
+    const split = await both();
+    expect(quotaTypes(split.us)).toEqual([]);
+    expect(quotaTypes(await run())).toEqual([]); // whole within the hour: no gap, its own ledger
+    // …then split for longer than an hour, the pool's request filed and granted meanwhile.
+    emulator.advance(5 * 60_000);
+    expect((await ledgerOf(P))?.requests?.[HOT]?.state).toBe('pending');
+    const filed = quotaPreferences(emulator.model)[0];
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+    for (let i = 0; i < 14; i++) {
+      emulator.advance(5 * 60_000);
+      await both();
+    }
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), {
+      name: filed?.name ?? '',
+      decision: 'granted',
+    });
+    emulator.advance(5 * 60_000);
+    const granted = await both();
+    expect(quotaTypes(granted.us).sort()).toEqual(['quota.changed', 'quota.granted']);
+
+    // Whole again: the project's own ledger is over an hour old, so it reads its units'.
+    emulator.advance(5 * 60_000);
+    const whole = await run();
+    // The grant was told by the unit: the project knows it and tells it no second time.
+    expect(quotaTypes(whole)).toEqual([]);
+    const ledger = await ledgerOf(P);
+    expect(ledger?.requests?.[HOT]).toMatchObject({ name: filed?.name, state: 'granted' });
+    expect(Object.keys(ledger?.pools ?? {}).sort()).toEqual([CALM, HOT]);
+    const usLedger = await ledgerOf(unitKey({ project: P, region: US }));
+    // The units' minutes, not the project's stale ones: the split's hour and more is kept.
+    expect(atBudget(ledger, HOT)).toBeGreaterThanOrEqual(atBudget(usLedger, HOT));
+    expect(log.lines.map((l) => l.message).join('\n')).toMatch(
+      new RegExp(
+        `${P}: this unit's pressure ledger is from .*: took what is newer from ${US}, ${EU}`,
+      ),
+    );
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+    publishedOnce();
+  });
+});
+
+/** Stops answering anything once `dead()` is true: the process is gone. */
+function mortal<T extends object>(target: T, dead: () => boolean): T {
+  return new Proxy(target, {
+    get(t, prop, receiver) {
+      const v = Reflect.get(t, prop, receiver) as unknown;
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) =>
+        dead() ? new Promise(() => {}) : (v as (...a: unknown[]) => unknown).apply(t, args);
+    },
+  });
+}
+
+function pick(s: StateStore): StateStore {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(s) as (keyof StateStore)[]) {
+    const v = s[k];
+    out[k] = typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(s) : v;
+  }
+  return out as unknown as StateStore;
+}
+
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 600 && !cond(); i++) await new Promise((r) => setTimeout(r, 50));
+  expect(cond()).toBe(true);
+}
