@@ -7,6 +7,7 @@ import {
   MAX_GAP_MINUTES,
   PressureLedger,
   adoptLedger,
+  adoptQuotas,
   lookAtOtherUnits,
   poolWanted,
   regionOfLedger,
@@ -331,6 +332,24 @@ describe("a unit's ledger and the other side of its project", () => {
     expect(adoptLedger('us-central1', undefined, [{ region: null, ledger: bad }])).toBe(undefined);
     const own = regionOfLedger(project, 'us-central1');
     expect(adoptLedger('us-central1', own, [{ region: null, ledger: bad }])).toEqual(own);
+  });
+
+  it('quota.changed compares with the newest quotas either side read, per pool, cut to the unit', () => {
+    const own = { region: null, at: iso(T0), quotas: { [HOT]: 4, [CALM]: 4 } };
+    const us = { region: 'us-central1', at: iso(T0 + 3_600_000), quotas: { [HOT]: 8, [CALM]: 9 } };
+    const eu = { region: 'europe-west4', at: iso(T0 - 3_600_000), quotas: { [CALM]: 6 } };
+    // The whole project: us-central1's newer read of its pool; europe-west4's is older than its own.
+    expect(adoptQuotas(undefined, own, [us, eu])).toEqual({ [HOT]: 8, [CALM]: 4 });
+    // A regional unit: the project's, cut to its region.
+    const project = { region: null, at: iso(T0 + 60_000), quotas: { [HOT]: 5, [CALM]: 5 } };
+    expect(adoptQuotas('europe-west4', undefined, [project])).toEqual({ [CALM]: 5 });
+    expect(adoptQuotas('europe-west4', undefined, [])).toBe(undefined);
+    expect(adoptQuotas('us-central1', { ...own, quotas: { [HOT]: 4 } }, [project])).toEqual({
+      [HOT]: 5,
+    });
+    // A time that does not parse is not evidence; the unit's own wins a tie.
+    expect(adoptQuotas(undefined, own, [{ ...us, at: 'soon' }])).toEqual(own.quotas);
+    expect(adoptQuotas(undefined, own, [{ ...us, at: own.at }])).toEqual(own.quotas);
   });
 
   it('looks at the other side only without a ledger or after a gap longer than an hour', () => {

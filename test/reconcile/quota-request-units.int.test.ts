@@ -22,7 +22,8 @@ import {
 } from '../../src/emulator/index.js';
 import { memoryLogger } from '../../src/log.js';
 import type { QuotaRequestPort, StateStore } from '../../src/ports/index.js';
-import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
+import { UnavailableError } from '../../src/errors.js';
+import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
 import { projectUnitStore, regionalUnitStore } from '../../src/reconcile/unit-lease.js';
 import { seedPressureWeek } from '../support/pressure-week.js';
 
@@ -324,6 +325,32 @@ describe('a regional unit that dies right after Google filed its request', () =>
     expect(quotaTypes(await run(US))).toEqual([]);
     expect(quotaPreferences(emulator.model)).toHaveLength(1);
     publishedOnce();
+  });
+});
+
+describe("a unit that cannot read the other side's records", () => {
+  it('fails the run, records no ledger that misses them, and adopts them next time', async () => {
+    await seedPressureWeek(base, P, { hot: HOT, calm: CALM });
+    const unreachable: StateStore = {
+      ...pick(base),
+      listRuns: (key) =>
+        key === P
+          ? Promise.reject(new UnavailableError('the store did not answer'))
+          : base.listRuns(key),
+    };
+    const failed = await start(US, regionalUnitStore(unreachable, US)).catch((e: unknown) => e);
+    expect(failed).toBeInstanceOf(RunFailedError);
+    expect((failed as RunFailedError).report.error).toMatch(/the store did not answer/);
+    const usKey = unitKey({ project: P, region: US });
+    expect((await base.listRuns(usKey)).map((r) => [r.outcome, r.pressure])).toEqual([
+      ['failed', undefined],
+    ]);
+    expect(quotaPreferences(emulator.model)).toHaveLength(0);
+    emulator.advance(5 * 60_000);
+    const next = await run(US);
+    expect(quotaTypes(next)).toEqual(['quota.requested']);
+    expect(atBudget(await ledgerOf(usKey), HOT)).toBe(2170);
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
   });
 });
 
