@@ -242,3 +242,53 @@ export function withUniqueIds(messages: readonly Alert[], runId: string): Alert[
     return { ...m, id: count === 1 ? base : `${base}#${count}` };
   });
 }
+
+/**
+ * The handover of conditions when a project is governed per region (docs/organization.md,
+ * "Regional units"): what a regional unit of `region` takes from the state its project left when
+ * it was governed whole, so that every condition there resolves once rather than fire forever.
+ *
+ * - A condition of the unit's region (a pool's, a service's, a region's: its `region`) moves into
+ *   the unit's state: its dedupKey is the same whichever unit raises it (the place includes the
+ *   region), so the unit re-judges it, and it keeps firing without a new message while it holds,
+ *   or resolves once when it no longer does.
+ * - The project's own project-wide conditions (no region) move too, marked as handed over: no
+ *   unit raises them again (a regional unit's carry its region, core/conditions.ts projectWide),
+ *   so the unit's next run that judges the whole of its unit resolves each once, saying the
+ *   project is now governed per region; a unit where the problem holds fires its own.
+ * - A key the unit already keeps stays as the unit keeps it (it was never resolved there: one
+ *   episode, one resolve); it still leaves the project's state.
+ *
+ * Other regions' conditions stay in the project's state, for their own units. `moved` lists the
+ * keys that left the project's state.
+ */
+export function handOverConditions(
+  own: ConditionState,
+  whole: ConditionState,
+  project: string,
+  region: string,
+): { own: ConditionState; whole: ConditionState; moved: string[] } {
+  const nextOwn: ConditionState = { ...own };
+  const left: ConditionState = {};
+  const moved: string[] = [];
+  for (const key of Object.keys(whole).sort(compareText)) {
+    const record = whole[key];
+    if (record === undefined) continue;
+    const mine = record.project === project && record.region === region;
+    const projectWide = record.project === project && record.region === null;
+    if (!mine && !projectWide) {
+      left[key] = record;
+      continue;
+    }
+    moved.push(key);
+    if (nextOwn[key] !== undefined) continue;
+    nextOwn[key] = projectWide
+      ? {
+          ...record,
+          summary: `${record.summary} (the project is now governed per region; handed over to its unit in ${region})`,
+          details: { ...record.details, handedOverTo: region },
+        }
+      : record;
+  }
+  return { own: nextOwn, whole: left, moved };
+}

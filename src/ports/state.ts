@@ -197,6 +197,17 @@ export interface StateStore {
    * in core (quota-pressure.ts adoptLedger). A plain store has none: nothing to adopt.
    */
   listOtherUnitRuns?(project: string): Promise<UnitRuns[]>;
+  /**
+   * Only on a regional unit's store (src/reconcile/unit-lease.ts): the condition state its whole
+   * project keeps (under the project id), read and saved as `loadConditions` / `saveConditions`
+   * (versioned), for the handover of conditions (core/notify.ts handOverConditions).
+   */
+  loadWholeProjectConditions?(project: string): Promise<VersionedConditions>;
+  saveWholeProjectConditions?(
+    project: string,
+    state: ConditionState,
+    expectedVersion: string | null,
+  ): Promise<string>;
   /** Releases connections and handles. */
   close(): Promise<void>;
 }

@@ -9,12 +9,13 @@ import type {
   QuotaRequestPort,
   RunRecord,
   StateStore,
+  VersionedConditions,
 } from '../ports/index.js';
 import type { Alert } from '../core/alert.js';
 import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
 import { durationMs } from '../core/duration.js';
 import { governorMetrics } from '../core/governor-metrics.js';
-import { decideNotifications } from '../core/notify.js';
+import { decideNotifications, handOverConditions } from '../core/notify.js';
 import type { CheckItem } from '../core/permissions.js';
 import type { Plan } from '../core/plan.js';
 import { plan as makePlan } from '../core/planner.js';
@@ -766,11 +767,13 @@ async function alertProject(
     ...quotaChanges(ctx, project, plan, seenQuotas),
     ...quotaEvents,
   ];
-  const { state: previous, version } = await beforeDeadline(
+  const loaded = await beforeDeadline(
     () => deps.store.loadConditions(project),
     grace,
     `reading the alert state of ${project}`,
   );
+  // A regional unit first takes over what its project left firing when it was governed whole.
+  const { state: previous, version } = await handOver(run, project, loaded);
   // A unit's failed delivery (organisation scale) is resolved by a run that succeeds, not by one
   // whose writes failed (the function answers it 500, and the delivery fails again).
   if (report.writes.some((w) => w.project === project && w.outcome === 'failed'))
@@ -895,6 +898,81 @@ async function adoptFromOtherUnits(
     );
   }
   return { ledger, quotas };
+}
+
+/** How many times a handover is tried when another unit of the project saved meanwhile. */
+const HANDOVER_ATTEMPTS = 4;
+
+/**
+ * The handover of conditions to a regional unit (core/notify.ts handOverConditions;
+ * docs/organization.md, "Regional units"): the conditions of its region, and the project's own
+ * project-wide ones, move from the state the project left when it was governed whole into the
+ * unit's, each save versioned (VersionedConditions):
+ *
+ * 1. the unit's own state with them added is saved first: a run that dies here leaves them in
+ *    both, and the next run finds them already its own and only takes them off the project's;
+ * 2. then the project's state without them. Another regional unit of the project saving it
+ *    meanwhile (a ConflictError) makes this run read it again and retry: what the other unit took
+ *    (the project-wide conditions, which any unit may take) is dropped from this unit's state
+ *    again, so exactly one unit resolves each.
+ *
+ * Nothing is published here: the unit's run re-judges what it took, and publishes and saves as
+ * for any condition. A handover that still conflicts after a few attempts fails the run (the
+ * unit's state then holds what it took, and the next run finishes the move); going on would let
+ * this unit resolve a condition the project's state still holds, which would resolve it again.
+ */
+async function handOver(
+  run: Run,
+  project: string,
+  loaded: VersionedConditions,
+): Promise<VersionedConditions> {
+  const { deps } = run;
+  const region = run.options.region;
+  const load = deps.store.loadWholeProjectConditions?.bind(deps.store);
+  const save = deps.store.saveWholeProjectConditions?.bind(deps.store);
+  if (region === undefined || !load || !save) return loaded;
+  const grace = { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall };
+  let { state: own, version } = loaded;
+  const taken = new Set<string>();
+  for (let attempt = 1; ; attempt += 1) {
+    const whole = await beforeDeadline(
+      () => load(project),
+      grace,
+      `reading the alert state the whole project ${project} left`,
+    );
+    // What this run took on an earlier attempt and the project no longer holds, another unit
+    // took: it is that unit's to resolve.
+    const lost = [...taken].filter((k) => whole.state[k] === undefined);
+    const next = handOverConditions(own, whole.state, project, region);
+    if (next.moved.length === 0 && lost.length === 0) return { state: own, version };
+    const merged = { ...next.own };
+    for (const k of lost) delete merged[k];
+    if (lost.length > 0 || next.moved.some((k) => own[k] === undefined)) {
+      version = await beforeDeadline(
+        () => deps.store.saveConditions(project, merged, version),
+        grace,
+        `saving the conditions ${project} takes over`,
+      );
+      for (const k of next.moved) if (own[k] === undefined) taken.add(k);
+      for (const k of lost) taken.delete(k);
+      own = merged;
+    }
+    if (next.moved.length === 0) return { state: own, version };
+    try {
+      await beforeDeadline(
+        () => save(project, next.whole, whole.version),
+        grace,
+        `taking the handed-over conditions off the whole project ${project}`,
+      );
+      deps.log.log(
+        'INFO',
+        `${project}: took over ${next.moved.length} condition(s) the whole project left firing: ${next.moved.join(', ')}`,
+      );
+      return { state: own, version };
+    } catch (e) {
+      if (!(e instanceof ConflictError) || attempt >= HANDOVER_ATTEMPTS) throw e;
+    }
+  }
 }
 
 /** Events earlier versions kept in run records go to the outbox, and leave the records. */

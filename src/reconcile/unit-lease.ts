@@ -81,6 +81,10 @@ export function regionalUnitStore(store: StateStore, region: string): StateStore
     listOtherUnitRuns: async (project): Promise<UnitRuns[]> => [
       { region: null, runs: await store.listRuns(project) },
     ],
+    // The whole project's conditions, for their handover (reconcile.ts handOver).
+    loadWholeProjectConditions: (project) => store.loadConditions(project),
+    saveWholeProjectConditions: (project, state, version) =>
+      store.saveConditions(project, state, version),
     async acquireLease(project, holder, ttlMs, now) {
       const mine = await inner.acquireLease(project, holder, ttlMs, now);
       if (!mine.acquired) return mine;

@@ -6,6 +6,7 @@ import { makeAlert } from '../../src/core/conditions.js';
 import {
   ConditionState,
   decideNotifications,
+  handOverConditions,
   inScope,
   locationKey,
 } from '../../src/core/notify.js';
@@ -335,5 +336,87 @@ describe('decideNotifications over a sequence of runs (property)', () => {
       ),
       fcParams(300),
     );
+  });
+});
+
+describe('handOverConditions (a project newly governed per region)', () => {
+  const record = (project: string, region: string | null, summary: string) => ({
+    type: 'pool.pressure' as const,
+    severity: 'WARNING' as const,
+    project,
+    region,
+    accelerator: region === null ? null : 'nvidia-l4',
+    zonalRedundancy: region === null ? null : true,
+    service: null,
+    summary,
+    details: { n: 1 },
+    firingSince: '2026-11-27T10:00:00.000Z',
+    lastNotifiedAt: '2026-11-27T10:00:00.000Z',
+    lastSeenAt: '2026-11-27T10:00:00.000Z',
+    notifications: 1,
+  });
+  const whole = {
+    'pool.pressure:p/us-central1/nvidia-l4/zonal': record('p', 'us-central1', 'us'),
+    'pool.pressure:p/europe-west4/nvidia-l4/zonal': record('p', 'europe-west4', 'eu'),
+    'governor.degraded:p:observation': {
+      ...record('p', null, 'could not read'),
+      type: 'governor.degraded' as const,
+    },
+    'pool.pressure:q/us-central1/nvidia-l4/zonal': record('q', 'us-central1', 'other project'),
+  };
+
+  it("moves the unit's region and the project-wide ones, and leaves the rest", () => {
+    const out = handOverConditions({}, whole, 'p', 'us-central1');
+    expect(out.moved).toEqual([
+      'governor.degraded:p:observation',
+      'pool.pressure:p/us-central1/nvidia-l4/zonal',
+    ]);
+    expect(Object.keys(out.whole).sort()).toEqual([
+      'pool.pressure:p/europe-west4/nvidia-l4/zonal',
+      'pool.pressure:q/us-central1/nvidia-l4/zonal',
+    ]);
+    expect(out.own['pool.pressure:p/us-central1/nvidia-l4/zonal']).toEqual(
+      whole['pool.pressure:p/us-central1/nvidia-l4/zonal'],
+    );
+    const pw = out.own['governor.degraded:p:observation'];
+    expect(pw?.summary).toMatch(/now governed per region; handed over to its unit in us-central1/);
+    expect(pw?.details).toEqual({ n: 1, handedOverTo: 'us-central1' });
+    expect(ConditionState.safeParse(out.own).success).toBe(true);
+  });
+
+  it('keeps what the unit already keeps; a second handover moves nothing', () => {
+    const mine = { ...record('p', 'us-central1', 'the unit saw it'), notifications: 3 };
+    const out = handOverConditions(
+      { 'pool.pressure:p/us-central1/nvidia-l4/zonal': mine },
+      whole,
+      'p',
+      'us-central1',
+    );
+    expect(out.own['pool.pressure:p/us-central1/nvidia-l4/zonal']).toEqual(mine);
+    expect(out.moved).toContain('pool.pressure:p/us-central1/nvidia-l4/zonal');
+    const again = handOverConditions(out.own, out.whole, 'p', 'us-central1');
+    expect(again.moved).toEqual([]);
+    expect(again.own).toEqual(out.own);
+  });
+
+  it('a resolved handed-over condition says why, once', () => {
+    const { own } = handOverConditions({}, whole, 'p', 'europe-west4');
+    const out = decideNotifications({
+      previous: own,
+      current: [],
+      events: [],
+      now: '2026-11-27T11:00:00.000Z',
+      renotifyAfterMs: 3_600_000,
+      runId: 'r',
+      scope: ['p'],
+    });
+    expect(out.publish.map((a) => [a.dedupKey, a.status])).toEqual([
+      ['governor.degraded:p:observation', 'resolved'],
+      ['pool.pressure:p/europe-west4/nvidia-l4/zonal', 'resolved'],
+    ]);
+    expect(out.publish[0]?.summary).toMatch(
+      /^Resolved: could not read \(the project is now governed per region/,
+    );
+    expect(out.next).toEqual({});
   });
 });
