@@ -248,24 +248,72 @@ export function withUniqueIds(messages: readonly Alert[], runId: string): Alert[
  * "Regional units"): what a regional unit of `region` takes from the state its project left when
  * it was governed whole, so that every condition there resolves once rather than fire forever.
  *
- * - A condition of the unit's region (a pool's, a service's, a region's: its `region`) moves into
- *   the unit's state: its dedupKey is the same whichever unit raises it (the place includes the
- *   region), so the unit re-judges it, and it keeps firing without a new message while it holds,
- *   or resolves once when it no longer does.
- * - The project's own project-wide conditions (no region) move too, marked as handed over: no
- *   unit raises them again (a regional unit's carry its region, core/conditions.ts projectWide),
- *   so the unit's next run that judges the whole of its unit resolves each once, saying the
- *   project is now governed per region; a unit where the problem holds fires its own.
- * - A key the unit already keeps stays as the unit keeps it (it was never resolved there: one
- *   episode, one resolve); it still leaves the project's state.
+ * - A condition of the unit's region (a pool's, a service's, a region's: its `region`) is its:
+ *   its dedupKey is the same whichever unit raises it (the place includes the region), so the
+ *   unit re-judges it, and it keeps firing without a new message while it holds, or resolves once
+ *   when it no longer does.
+ * - The project's own project-wide conditions (no region) go to the one unit that claims them
+ *   first: no unit raises them again (a regional unit's carry its region, core/conditions.ts
+ *   projectWide), so that unit's next run that judges the whole of its unit resolves each once,
+ *   saying the project is now governed per region; a unit where the problem holds fires its own.
  *
- * Other regions' conditions stay in the project's state, for their own units. `moved` lists the
- * keys that left the project's state.
+ * In two steps, each a versioned save of the project's state (the caller's): {@link
+ * claimConditions} marks what the unit takes (`details.handedOverTo`), so that of two units
+ * racing for a project-wide condition exactly one has it; then {@link handOverConditions} moves
+ * what is marked for the unit into its own state (saved first) and off the project's.
+ */
+export const HANDED_OVER_TO = 'handedOverTo';
+
+function handedOverTo(record: ConditionRecord): unknown {
+  return record.details[HANDED_OVER_TO];
+}
+
+/** Whether a record of the project's state is for the unit of `region` to take. */
+function claimable(record: ConditionRecord, project: string, region: string): boolean {
+  if (record.project !== project) return false;
+  if (record.region === region) return true;
+  if (record.region !== null) return false;
+  const to = handedOverTo(record);
+  return to === undefined || to === region;
+}
+
+/**
+ * The project's state with what the unit of `region` takes marked for it; `claimed` lists the
+ * keys newly marked (none: nothing to save).
+ */
+export function claimConditions(
+  whole: ConditionState,
+  project: string,
+  region: string,
+): { whole: ConditionState; claimed: string[] } {
+  const next: ConditionState = { ...whole };
+  const claimed: string[] = [];
+  for (const key of Object.keys(whole).sort(compareText)) {
+    const record = whole[key];
+    if (record === undefined || !claimable(record, project, region)) continue;
+    if (handedOverTo(record) === region) continue;
+    claimed.push(key);
+    next[key] = {
+      ...record,
+      ...(record.region === null
+        ? {
+            summary: `${record.summary} (the project is now governed per region; handed over to its unit in ${region})`,
+          }
+        : {}),
+      details: { ...record.details, [HANDED_OVER_TO]: region },
+    };
+  }
+  return { whole: next, claimed };
+}
+
+/**
+ * What is marked for the unit of `region` moves from the project's state into the unit's. A key
+ * the unit already keeps stays as the unit keeps it (never resolved there: one episode, one
+ * resolve); it still leaves the project's state. `moved` lists the keys that leave it.
  */
 export function handOverConditions(
   own: ConditionState,
   whole: ConditionState,
-  project: string,
   region: string,
 ): { own: ConditionState; whole: ConditionState; moved: string[] } {
   const nextOwn: ConditionState = { ...own };
@@ -274,21 +322,12 @@ export function handOverConditions(
   for (const key of Object.keys(whole).sort(compareText)) {
     const record = whole[key];
     if (record === undefined) continue;
-    const mine = record.project === project && record.region === region;
-    const projectWide = record.project === project && record.region === null;
-    if (!mine && !projectWide) {
+    if (handedOverTo(record) !== region) {
       left[key] = record;
       continue;
     }
     moved.push(key);
-    if (nextOwn[key] !== undefined) continue;
-    nextOwn[key] = projectWide
-      ? {
-          ...record,
-          summary: `${record.summary} (the project is now governed per region; handed over to its unit in ${region})`,
-          details: { ...record.details, handedOverTo: region },
-        }
-      : record;
+    nextOwn[key] ??= record;
   }
   return { own: nextOwn, whole: left, moved };
 }

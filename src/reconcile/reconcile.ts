@@ -15,7 +15,7 @@ import type { Alert } from '../core/alert.js';
 import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
 import { durationMs } from '../core/duration.js';
 import { governorMetrics } from '../core/governor-metrics.js';
-import { decideNotifications, handOverConditions } from '../core/notify.js';
+import { claimConditions, decideNotifications, handOverConditions } from '../core/notify.js';
 import type { CheckItem } from '../core/permissions.js';
 import type { Plan } from '../core/plan.js';
 import { plan as makePlan } from '../core/planner.js';
@@ -904,22 +904,21 @@ async function adoptFromOtherUnits(
 const HANDOVER_ATTEMPTS = 4;
 
 /**
- * The handover of conditions to a regional unit (core/notify.ts handOverConditions;
- * docs/organization.md, "Regional units"): the conditions of its region, and the project's own
- * project-wide ones, move from the state the project left when it was governed whole into the
- * unit's, each save versioned (VersionedConditions):
+ * The handover of conditions to a regional unit (core/notify.ts claimConditions,
+ * handOverConditions; docs/organization.md, "Regional units"): the conditions of its region, and
+ * the project's own project-wide ones, move from the state the project left when it was governed
+ * whole into the unit's, in three versioned saves (VersionedConditions):
  *
- * 1. the unit's own state with them added is saved first: a run that dies here leaves them in
- *    both, and the next run finds them already its own and only takes them off the project's;
- * 2. then the project's state without them. Another regional unit of the project saving it
- *    meanwhile (a ConflictError) makes this run read it again and retry: what the other unit took
- *    (the project-wide conditions, which any unit may take) is dropped from this unit's state
- *    again, so exactly one unit resolves each.
- *
- * Nothing is published here: the unit's run re-judges what it took, and publishes and saves as
- * for any condition. A handover that still conflicts after a few attempts fails the run (the
- * unit's state then holds what it took, and the next run finishes the move); going on would let
- * this unit resolve a condition the project's state still holds, which would resolve it again.
+ * 1. the project's state with what the unit takes marked for it: of two regional units of the
+ *    project racing for a project-wide condition, the one that saves second gets a ConflictError,
+ *    reads again, and finds it marked for the other;
+ * 2. the unit's own state with what is marked for it added;
+ * 3. the project's state without it.
+ * A run that dies after any step leaves the marks: the next run of the unit takes what is marked
+ * for it (whatever it already keeps stays as it is), and no other unit takes it. A conflict on
+ * the project's state (another unit's step) is retried from a fresh read, a few times; then the
+ * run fails, before anything is published, and the next finishes the move. The unit's run then
+ * re-judges what it took, and publishes and saves as for any condition: each resolves once.
  */
 async function handOver(
   run: Run,
@@ -933,32 +932,33 @@ async function handOver(
   if (region === undefined || !load || !save) return loaded;
   const grace = { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall };
   let { state: own, version } = loaded;
-  const taken = new Set<string>();
   for (let attempt = 1; ; attempt += 1) {
-    const whole = await beforeDeadline(
-      () => load(project),
-      grace,
-      `reading the alert state the whole project ${project} left`,
-    );
-    // What this run took on an earlier attempt and the project no longer holds, another unit
-    // took: it is that unit's to resolve.
-    const lost = [...taken].filter((k) => whole.state[k] === undefined);
-    const next = handOverConditions(own, whole.state, project, region);
-    if (next.moved.length === 0 && lost.length === 0) return { state: own, version };
-    const merged = { ...next.own };
-    for (const k of lost) delete merged[k];
-    if (lost.length > 0 || next.moved.some((k) => own[k] === undefined)) {
-      version = await beforeDeadline(
-        () => deps.store.saveConditions(project, merged, version),
-        grace,
-        `saving the conditions ${project} takes over`,
-      );
-      for (const k of next.moved) if (own[k] === undefined) taken.add(k);
-      for (const k of lost) taken.delete(k);
-      own = merged;
-    }
-    if (next.moved.length === 0) return { state: own, version };
     try {
+      let whole = await beforeDeadline(
+        () => load(project),
+        grace,
+        `reading the alert state the whole project ${project} left`,
+      );
+      const claim = claimConditions(whole.state, project, region);
+      if (claim.claimed.length > 0) {
+        const marked = await beforeDeadline(
+          () => save(project, claim.whole, whole.version),
+          grace,
+          `claiming the conditions the whole project ${project} left`,
+        );
+        whole = { state: claim.whole, version: marked };
+      }
+      const next = handOverConditions(own, whole.state, region);
+      if (next.moved.length === 0) return { state: own, version };
+      if (next.moved.some((k) => own[k] === undefined)) {
+        const merged = next.own;
+        version = await beforeDeadline(
+          () => deps.store.saveConditions(project, merged, version),
+          grace,
+          `saving the conditions ${project} takes over`,
+        );
+        own = merged;
+      }
       await beforeDeadline(
         () => save(project, next.whole, whole.version),
         grace,

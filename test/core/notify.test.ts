@@ -5,6 +5,7 @@ import { Alert } from '../../src/core/alert.js';
 import { makeAlert } from '../../src/core/conditions.js';
 import {
   ConditionState,
+  claimConditions,
   decideNotifications,
   handOverConditions,
   inScope,
@@ -365,42 +366,63 @@ describe('handOverConditions (a project newly governed per region)', () => {
     'pool.pressure:q/us-central1/nvidia-l4/zonal': record('q', 'us-central1', 'other project'),
   };
 
+  const handOver = (own: ConditionState, state: ConditionState, region: string) =>
+    handOverConditions(own, claimConditions(state, 'p', region).whole, region);
+
   it("moves the unit's region and the project-wide ones, and leaves the rest", () => {
-    const out = handOverConditions({}, whole, 'p', 'us-central1');
-    expect(out.moved).toEqual([
+    const claim = claimConditions(whole, 'p', 'us-central1');
+    expect(claim.claimed).toEqual([
       'governor.degraded:p:observation',
       'pool.pressure:p/us-central1/nvidia-l4/zonal',
     ]);
+    // Claimed once: a second claim by the same unit marks nothing new.
+    expect(claimConditions(claim.whole, 'p', 'us-central1').claimed).toEqual([]);
+    const out = handOverConditions({}, claim.whole, 'us-central1');
+    expect(out.moved).toEqual(claim.claimed);
     expect(Object.keys(out.whole).sort()).toEqual([
       'pool.pressure:p/europe-west4/nvidia-l4/zonal',
       'pool.pressure:q/us-central1/nvidia-l4/zonal',
     ]);
-    expect(out.own['pool.pressure:p/us-central1/nvidia-l4/zonal']).toEqual(
-      whole['pool.pressure:p/us-central1/nvidia-l4/zonal'],
-    );
+    expect(out.whole).toEqual({
+      'pool.pressure:p/europe-west4/nvidia-l4/zonal':
+        whole['pool.pressure:p/europe-west4/nvidia-l4/zonal'],
+      'pool.pressure:q/us-central1/nvidia-l4/zonal':
+        whole['pool.pressure:q/us-central1/nvidia-l4/zonal'],
+    });
+    expect(out.own['pool.pressure:p/us-central1/nvidia-l4/zonal']?.summary).toBe('us');
     const pw = out.own['governor.degraded:p:observation'];
     expect(pw?.summary).toMatch(/now governed per region; handed over to its unit in us-central1/);
     expect(pw?.details).toEqual({ n: 1, handedOverTo: 'us-central1' });
     expect(ConditionState.safeParse(out.own).success).toBe(true);
   });
 
+  it('a project-wide condition another unit claimed is not taken', () => {
+    const byUs = claimConditions(whole, 'p', 'us-central1').whole;
+    const eu = claimConditions(byUs, 'p', 'europe-west4');
+    expect(eu.claimed).toEqual(['pool.pressure:p/europe-west4/nvidia-l4/zonal']);
+    const out = handOverConditions({}, eu.whole, 'europe-west4');
+    expect(Object.keys(out.own)).toEqual(['pool.pressure:p/europe-west4/nvidia-l4/zonal']);
+    expect(Object.keys(out.whole)).toContain('governor.degraded:p:observation');
+    // Unclaimed records move nothing.
+    expect(handOverConditions({}, whole, 'us-central1').moved).toEqual([]);
+  });
+
   it('keeps what the unit already keeps; a second handover moves nothing', () => {
     const mine = { ...record('p', 'us-central1', 'the unit saw it'), notifications: 3 };
-    const out = handOverConditions(
+    const out = handOver(
       { 'pool.pressure:p/us-central1/nvidia-l4/zonal': mine },
       whole,
-      'p',
       'us-central1',
     );
     expect(out.own['pool.pressure:p/us-central1/nvidia-l4/zonal']).toEqual(mine);
     expect(out.moved).toContain('pool.pressure:p/us-central1/nvidia-l4/zonal');
-    const again = handOverConditions(out.own, out.whole, 'p', 'us-central1');
+    const again = handOver(out.own, out.whole, 'us-central1');
     expect(again.moved).toEqual([]);
     expect(again.own).toEqual(out.own);
   });
 
   it('a resolved handed-over condition says why, once', () => {
-    const { own } = handOverConditions({}, whole, 'p', 'europe-west4');
+    const { own } = handOver({}, whole, 'europe-west4');
     const out = decideNotifications({
       previous: own,
       current: [],

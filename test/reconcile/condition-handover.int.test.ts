@@ -1,0 +1,276 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+import { createFileStateStore } from '../../src/adapters/file-store.js';
+import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
+import type { Alert } from '../../src/core/alert.js';
+import { parsePolicy, type Policy } from '../../src/core/policy.js';
+import { unitKey } from '../../src/core/units.js';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { memoryLogger } from '../../src/log.js';
+import type { StateStore } from '../../src/ports/index.js';
+import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
+import { projectUnitStore, regionalUnitStore } from '../../src/reconcile/unit-lease.js';
+
+/**
+ * The handover of conditions when a project is split into regional units (docs/organization.md,
+ * "Regional units"; core/notify.ts handOverConditions): what the whole project left firing in its
+ * state moves to the unit of its region, which re-judges it: a condition that still holds keeps
+ * firing without a new message, one that ended resolves once, and the project's own project-wide
+ * conditions resolve once, saying the project is now governed per region. Real runs against the
+ * emulator over gRPC, one file state store shared by every unit; the two units start at the same
+ * moment and read the project's state before either saves (so one of them must retry), another
+ * writer moves caps between reads and writes, and a unit dies between its two saves.
+ */
+
+const P = 'ho-project';
+const US = 'us-central1';
+const EU = 'europe-west4';
+const HOT = `${P}/${US}/nvidia-l4/zonal`;
+const OVER = `${P}/${EU}/nvidia-l4/zonal`;
+const PRESSURE = `pool.pressure:${HOT}`;
+const OVER_BUDGET = `pool.over-budget:${OVER}`;
+const PROJECT_WIDE = `governor.degraded:${P}:observation`;
+const US_KEY = unitKey({ project: P, region: US });
+const EU_KEY = unitKey({ project: P, region: EU });
+
+// us-central1 wants twice its quota (pool.pressure while it lasts); europe-west4's caps are over
+// its quota (pool.over-budget until the governor lowers them).
+const fleet = () => ({
+  start: '2026-11-27T12:00:00Z',
+  startupSeconds: 30,
+  idleMinutes: 0,
+  warmupMinutes: 40,
+  projects: [
+    {
+      id: P,
+      pools: [
+        { region: US, quota: 4 },
+        { region: EU, quota: 4 },
+      ],
+      services: [
+        { name: 'busy', region: US, gpu: {}, maxInstances: 4, demand: 8 },
+        { name: 'quiet', region: EU, gpu: {}, maxInstances: 2, demand: 1 },
+        { name: 'extra', region: EU, gpu: {}, maxInstances: 4, demand: 1 },
+      ],
+    },
+  ],
+});
+
+const policyOf = (regions: string[]): Policy =>
+  parsePolicy({
+    version: 1,
+    projects: [P],
+    regions,
+    defaults: { headroom: 0 },
+    services: [{ match: {} }],
+    limits: { writesPerMinute: 6000 },
+  });
+
+let emulator: RunningEmulator;
+let ports: GooglePorts;
+let base: StateStore;
+let log: ReturnType<typeof memoryLogger>;
+const reports: RunReport[] = [];
+
+beforeEach(async () => {
+  reports.length = 0;
+  emulator = await startEmulator({ fleet: fleet(), speed: 'manual', operationDelayMs: 20 });
+  ports = createGooglePorts({ emulatorHost: emulator.host });
+  base = createFileStateStore({ dir: mkdtempSync(join(tmpdir(), 'governor-ho-')) });
+  log = memoryLogger();
+});
+
+afterEach(async () => {
+  await Promise.all([ports.close(), base.close()]);
+  await emulator.stop();
+});
+
+let seq = 0;
+function start(region: string | undefined, store?: StateStore): Promise<RunReport> {
+  const s =
+    store ??
+    (region === undefined
+      ? projectUnitStore(base, () => Promise.resolve([US, EU]))
+      : regionalUnitStore(base, region));
+  return reconcile(
+    policyOf(region === undefined ? [US, EU] : [region]),
+    {
+      ports,
+      store: s,
+      sink: null,
+      log,
+      now: () => Promise.resolve(emulator.now().getTime()),
+      sleep: async () => {},
+    },
+    { runId: `run-${++seq}`, deadlineMs: 60_000, ...(region ? { region } : {}) },
+  );
+}
+
+async function run(region?: string, store?: StateStore): Promise<RunReport> {
+  const r = await start(region, store);
+  reports.push(r);
+  return r;
+}
+
+/** The messages of every run about one dedupKey, as [status, run's unit] pairs. */
+function about(key: string, from: RunReport[] = reports): string[] {
+  return from.flatMap((r) =>
+    r.alerts.filter((a) => a.dedupKey === key).map((a: Alert) => a.status),
+  );
+}
+
+/** The project governed whole once: its state keeps what fired, and one project-wide condition. */
+async function governedWhole(): Promise<void> {
+  const whole = await run();
+  expect(about(PRESSURE, [whole])).toEqual(['firing']);
+  expect(about(OVER_BUDGET, [whole])).toEqual(['firing']);
+  const { state, version } = await base.loadConditions(P);
+  // As a run that could not read something would have left it (region null: the whole project's).
+  const pressure = state[PRESSURE];
+  if (!pressure) throw new Error('no pool.pressure in the project state');
+  await base.saveConditions(
+    P,
+    {
+      ...state,
+      [PROJECT_WIDE]: {
+        ...pressure,
+        type: 'governor.degraded',
+        region: null,
+        accelerator: null,
+        zonalRedundancy: null,
+        summary: 'Could not read the services of europe-west4',
+        details: { reason: 'observation' },
+      },
+    },
+    version,
+  );
+  emulator.advance(5 * 60_000);
+}
+
+/** A store whose reads of the project's own conditions wait for `n` readers the first time. */
+function barrier(n: number, meanwhile: () => void): StateStore {
+  let waiting: (() => void)[] = [];
+  let open = false;
+  return {
+    ...pick(base),
+    loadConditions: async (key) => {
+      const state = await base.loadConditions(key);
+      if (key !== P || open) return state;
+      await new Promise<void>((done) => {
+        waiting.push(done);
+        if (waiting.length >= n) {
+          open = true;
+          meanwhile();
+          for (const w of waiting) w();
+          waiting = [];
+        }
+      });
+      return state;
+    },
+  };
+}
+
+describe('a project newly split: its regional units take over what it left firing', () => {
+  it('both units at once, reading the project state together: each condition resolves once or keeps firing silently', async () => {
+    await governedWhole();
+    // Another actor raises us-central1's quota while both units hold what they read.
+    const shared = barrier(2, () => emulator.setQuota({ project: P, region: US, quota: 5 }));
+    const [us, eu] = await Promise.all([
+      run(US, regionalUnitStore(shared, US)),
+      run(EU, regionalUnitStore(shared, EU)),
+    ]);
+    expect(us.outcome).toBe('ok');
+    expect(eu.outcome).toBe('ok');
+    // The pool still under pressure: its unit keeps it firing, without a new message.
+    expect(about(PRESSURE, [us, eu])).toEqual([]);
+    expect(Object.keys((await base.loadConditions(US_KEY)).state)).toContain(PRESSURE);
+    // The caps the whole project lowered: over budget no more, resolved once, by its unit.
+    expect(about(OVER_BUDGET, [eu])).toEqual(['resolved']);
+    expect(about(OVER_BUDGET, [us])).toEqual([]);
+    // The project's own project-wide condition: resolved once, by one unit, saying why.
+    const pw = [us, eu].flatMap((r) => r.alerts.filter((a) => a.dedupKey === PROJECT_WIDE));
+    expect(pw.map((a) => a.status)).toEqual(['resolved']);
+    expect(pw[0]?.summary).toMatch(/the project is now governed per region/);
+    // Nothing of the project's is left behind, and both units read it at once (one retried).
+    expect((await base.loadConditions(P)).state).toEqual({});
+    expect(log.lines.filter((l) => l.message.includes('took over')).length).toBe(2);
+
+    // Later runs: nothing about them again; the pressure is its unit's now.
+    for (let i = 0; i < 2; i++) {
+      emulator.advance(5 * 60_000);
+      await Promise.all([run(US), run(EU)]);
+    }
+    expect(about(PROJECT_WIDE)).toEqual(['resolved']);
+    expect(about(OVER_BUDGET)).toEqual(['firing', 'resolved']);
+    expect(about(PRESSURE)).toEqual(['firing']);
+    const ids = reports.flatMap((r) => r.alerts.map((a) => a.id));
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('a unit that dies between its own save and the project save finishes the move next time, nothing told twice', async () => {
+    await governedWhole();
+    let dead = false;
+    const dying: StateStore = mortal(
+      {
+        ...pick(base),
+        saveConditions: async (key, state, version) => {
+          const v = await base.saveConditions(key, state, version);
+          if (key === US_KEY) dead = true;
+          return v;
+        },
+      },
+      () => dead,
+    );
+    void start(US, regionalUnitStore(dying, US)).catch(() => {});
+    const eu = await run(EU);
+    await until(() => dead);
+    // The dead unit's state holds what it took; the project's still does too.
+    expect(Object.keys((await base.loadConditions(US_KEY)).state)).toContain(PRESSURE);
+    expect(Object.keys((await base.loadConditions(P)).state)).toContain(PRESSURE);
+    expect(about(OVER_BUDGET, [eu])).toEqual(['resolved']);
+    // Cleared as a person would (`governor unlock`); time moves on.
+    expect(await base.breakLease(US_KEY)).toBe(true);
+    emulator.advance(5 * 60_000);
+    const us = await run(US);
+    expect(us.outcome).toBe('ok');
+    expect(about(PRESSURE, [us])).toEqual([]);
+    expect((await base.loadConditions(P)).state).toEqual({});
+    // The project-wide condition: resolved once in all, by whichever unit took it.
+    expect(about(PROJECT_WIDE)).toEqual(['resolved']);
+    emulator.advance(5 * 60_000);
+    await Promise.all([run(US), run(EU)]);
+    expect(about(PROJECT_WIDE)).toEqual(['resolved']);
+    expect(about(OVER_BUDGET)).toEqual(['firing', 'resolved']);
+    expect(about(PRESSURE)).toEqual(['firing']);
+    expect(Object.keys((await base.loadConditions(EU_KEY)).state)).not.toContain(OVER_BUDGET);
+  });
+});
+
+/** Stops answering anything once `dead()` is true: the process is gone. */
+function mortal<T extends object>(target: T, dead: () => boolean): T {
+  return new Proxy(target, {
+    get(t, prop, receiver) {
+      const v = Reflect.get(t, prop, receiver) as unknown;
+      if (typeof v !== 'function') return v;
+      return (...args: unknown[]) =>
+        dead() ? new Promise(() => {}) : (v as (...a: unknown[]) => unknown).apply(t, args);
+    },
+  });
+}
+
+function pick(s: StateStore): StateStore {
+  const out: Record<string, unknown> = {};
+  for (const k of Object.keys(s) as (keyof StateStore)[]) {
+    const v = s[k];
+    out[k] = typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(s) : v;
+  }
+  return out as unknown as StateStore;
+}
+
+async function until(cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 600 && !cond(); i++) await new Promise((r) => setTimeout(r, 50));
+  expect(cond()).toBe(true);
+}
