@@ -331,3 +331,36 @@ export function handOverConditions(
   }
   return { own: nextOwn, whole: left, moved };
 }
+
+/**
+ * The other way (docs/organization.md, "Regional units"): a project governed whole again takes
+ * back everything the unit of `region` keeps firing. Its pool, service and region conditions have
+ * the dedupKey the project's run raises, so the project re-judges them (firing on without a new
+ * message while they hold, resolved once when they ended); the unit's project-wide ones (its
+ * region, no accelerator) are raised by no run of the whole project, so they resolve once at its
+ * next run that reads everything, saying the project is governed whole again. A key the project
+ * already keeps stays as it keeps it. No claim is needed: the project's lease excludes every
+ * regional unit of it (src/reconcile/unit-lease.ts), so no one else takes from the unit.
+ */
+export function takeBackConditions(
+  own: ConditionState,
+  unit: ConditionState,
+  region: string,
+): { own: ConditionState; moved: string[] } {
+  const next: ConditionState = { ...own };
+  const moved: string[] = [];
+  for (const key of Object.keys(unit).sort(compareText)) {
+    const record = unit[key];
+    if (record === undefined) continue;
+    moved.push(key);
+    next[key] ??=
+      record.region === region && record.accelerator === null
+        ? {
+            ...record,
+            summary: `${record.summary} (the project is governed whole again)`,
+            details: { ...record.details, takenBackFrom: region },
+          }
+        : record;
+  }
+  return { own: next, moved };
+}

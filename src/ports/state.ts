@@ -208,6 +208,19 @@ export interface StateStore {
     state: ConditionState,
     expectedVersion: string | null,
   ): Promise<string>;
+  /**
+   * Only on the store of a run of whole projects (src/reconcile/unit-lease.ts): the regions of
+   * the project's regional units (those the kept discovery counts), and each one's condition
+   * state, read and saved versioned, for the handover back (core/notify.ts takeBackConditions).
+   */
+  regionalUnitsOf?(project: string): Promise<readonly string[]>;
+  loadUnitConditions?(project: string, region: string): Promise<VersionedConditions>;
+  saveUnitConditions?(
+    project: string,
+    region: string,
+    state: ConditionState,
+    expectedVersion: string | null,
+  ): Promise<string>;
   /** Releases connections and handles. */
   close(): Promise<void>;
 }

@@ -15,7 +15,12 @@ import type { Alert } from '../core/alert.js';
 import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
 import { durationMs } from '../core/duration.js';
 import { governorMetrics } from '../core/governor-metrics.js';
-import { claimConditions, decideNotifications, handOverConditions } from '../core/notify.js';
+import {
+  claimConditions,
+  decideNotifications,
+  handOverConditions,
+  takeBackConditions,
+} from '../core/notify.js';
 import type { CheckItem } from '../core/permissions.js';
 import type { Plan } from '../core/plan.js';
 import { plan as makePlan } from '../core/planner.js';
@@ -728,6 +733,8 @@ async function alertProject(
   // The quotas quota.changed compares with: the unit's last run's, or after a gap the newest its
   // project's other units read (see adoptFromOtherUnits).
   let seenQuotas = lastRun[0]?.quotas;
+  // Whether this run looked at the other units of its project (a gap in its own ledger).
+  let looked = false;
   const settledRequests: Alert[] = [];
   const withdrawn: string[] = [];
   if (!run.options.restore) {
@@ -737,6 +744,7 @@ async function alertProject(
       : null;
     const before = adopted ? adopted.ledger : own;
     if (adopted) seenQuotas = adopted.quotas;
+    looked = adopted !== null;
     const requests = await runQuotaRequests({
       policy: run.policy,
       port: deps.quotaRequests,
@@ -772,8 +780,11 @@ async function alertProject(
     grace,
     `reading the alert state of ${project}`,
   );
-  // A regional unit first takes over what its project left firing when it was governed whole.
-  const { state: previous, version } = await handOver(run, project, loaded);
+  // A regional unit first takes over what its project left firing when it was governed whole;
+  // a project governed whole again after a gap, what its regional units left.
+  const { state: previous, version } = looked
+    ? await takeBack(run, project, await handOver(run, project, loaded))
+    : await handOver(run, project, loaded);
   // A unit's failed delivery (organisation scale) is resolved by a run that succeeds, not by one
   // whose writes failed (the function answers it 500, and the delivery fails again).
   if (report.writes.some((w) => w.project === project && w.outcome === 'failed'))
@@ -973,6 +984,70 @@ async function handOver(
       if (!(e instanceof ConflictError) || attempt >= HANDOVER_ATTEMPTS) throw e;
     }
   }
+}
+
+/**
+ * The handover back to a project governed whole again (core/notify.ts takeBackConditions), done
+ * by a run of the whole project that looked at its regional units (a gap in its own ledger: a
+ * project governed whole without a break reads nothing more). Per regional unit, two versioned
+ * saves: the project's state with the unit's conditions added, then the unit's state emptied. A
+ * run that dies in between leaves them in both; the next finds them already the project's and
+ * only empties the unit's. A conflict on a unit's state (its failed-delivery alert, written
+ * outside any lease) is retried from a fresh read; then the run fails before publishing.
+ */
+async function takeBack(
+  run: Run,
+  project: string,
+  loaded: VersionedConditions,
+): Promise<VersionedConditions> {
+  const { deps } = run;
+  const store = deps.store;
+  const regionsOf = store.regionalUnitsOf?.bind(store);
+  const load = store.loadUnitConditions?.bind(store);
+  const save = store.saveUnitConditions?.bind(store);
+  if (run.options.region !== undefined || !regionsOf || !load || !save) return loaded;
+  const grace = { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall };
+  let { state: own, version } = loaded;
+  const regions = await beforeDeadline(
+    () => regionsOf(project),
+    grace,
+    `reading the regional units of ${project}`,
+  );
+  for (const region of regions) {
+    for (let attempt = 1; ; attempt += 1) {
+      try {
+        const unit = await beforeDeadline(
+          () => load(project, region),
+          grace,
+          `reading the alert state of ${project} (${region})`,
+        );
+        const next = takeBackConditions(own, unit.state, region);
+        if (next.moved.length === 0) break;
+        if (next.moved.some((k) => own[k] === undefined)) {
+          const merged = next.own;
+          version = await beforeDeadline(
+            () => deps.store.saveConditions(project, merged, version),
+            grace,
+            `saving the conditions ${project} takes back`,
+          );
+          own = merged;
+        }
+        await beforeDeadline(
+          () => save(project, region, {}, unit.version),
+          grace,
+          `taking the conditions off the regional unit ${project} (${region})`,
+        );
+        deps.log.log(
+          'INFO',
+          `${project}: took back ${next.moved.length} condition(s) the regional unit of ${region} left firing: ${next.moved.join(', ')}`,
+        );
+        break;
+      } catch (e) {
+        if (!(e instanceof ConflictError) || attempt >= HANDOVER_ATTEMPTS) throw e;
+      }
+    }
+  }
+  return { state: own, version };
 }
 
 /** Events earlier versions kept in run records go to the outbox, and leave the records. */

@@ -106,6 +106,11 @@ export function projectUnitStore(
 ): StateStore {
   return {
     ...keyed(store, (p) => p),
+    regionalUnitsOf: async (project) =>
+      project.includes(UNIT_SEPARATOR) ? [] : regionsOf(project),
+    loadUnitConditions: (project, region) => store.loadConditions(unitKey({ project, region })),
+    saveUnitConditions: (project, region, state, version) =>
+      store.saveConditions(unitKey({ project, region }), state, version),
     // Each counted regional unit's records (a regional unit's own key has no other side here).
     async listOtherUnitRuns(project): Promise<UnitRuns[]> {
       if (project.includes(UNIT_SEPARATOR)) return [];

@@ -8,6 +8,7 @@ import {
   claimConditions,
   decideNotifications,
   handOverConditions,
+  takeBackConditions,
   inScope,
   locationKey,
 } from '../../src/core/notify.js';
@@ -440,5 +441,40 @@ describe('handOverConditions (a project newly governed per region)', () => {
       /^Resolved: could not read \(the project is now governed per region/,
     );
     expect(out.next).toEqual({});
+  });
+
+  it('a project governed whole again takes back all a unit keeps; the unit-wide ones say why', () => {
+    const unitWide = {
+      ...record('p', 'us-central1', 'could not read us-central1'),
+      type: 'governor.degraded' as const,
+      accelerator: null,
+      zonalRedundancy: null,
+    };
+    const unit = {
+      'pool.pressure:p/us-central1/nvidia-l4/zonal': record('p', 'us-central1', 'us'),
+      'governor.degraded:p/us-central1:observation': unitWide,
+    };
+    const mine = { ...record('p', 'us-central1', 'the project saw it'), notifications: 2 };
+    const out = takeBackConditions(
+      { 'pool.pressure:p/us-central1/nvidia-l4/zonal': mine },
+      unit,
+      'us-central1',
+    );
+    expect(out.moved).toEqual(Object.keys(unit).sort());
+    expect(out.own['pool.pressure:p/us-central1/nvidia-l4/zonal']).toEqual(mine);
+    expect(out.own['governor.degraded:p/us-central1:observation']?.summary).toBe(
+      'could not read us-central1 (the project is governed whole again)',
+    );
+    const resolved = decideNotifications({
+      previous: out.own,
+      current: [],
+      events: [],
+      now: '2026-11-27T11:00:00.000Z',
+      renotifyAfterMs: 3_600_000,
+      runId: 'r',
+      scope: ['p'],
+    });
+    expect(resolved.publish.map((a) => a.status)).toEqual(['resolved', 'resolved']);
+    expect(takeBackConditions(out.own, {}, 'us-central1').moved).toEqual([]);
   });
 });

@@ -249,6 +249,85 @@ describe('a project newly split: its regional units take over what it left firin
   });
 });
 
+describe('a project governed whole again takes back what its regional units left firing', () => {
+  it('after a gap, once, even when the first run dies between its two saves', async () => {
+    await governedWhole();
+    await Promise.all([run(US), run(EU)]);
+    // Split for more than an hour; then another actor raises the quota (the pool, saturated,
+    // wants all of it: still under pressure).
+    for (let i = 0; i < 13; i++) {
+      emulator.advance(5 * 60_000);
+      await Promise.all([run(US), run(EU)]);
+    }
+    // The last run of the unit of us-central1 left a project-wide condition of its own firing.
+    const UNIT_WIDE = `governor.degraded:${P}/${US}:observation`;
+    const { state, version } = await base.loadConditions(US_KEY);
+    const pressure = state[PRESSURE];
+    if (!pressure) throw new Error('no pool.pressure in the unit state');
+    await base.saveConditions(
+      US_KEY,
+      {
+        ...state,
+        [UNIT_WIDE]: {
+          ...pressure,
+          type: 'governor.degraded',
+          accelerator: null,
+          zonalRedundancy: null,
+          summary: 'Could not read the services of us-central1',
+          details: { reason: 'observation' },
+        },
+      },
+      version,
+    );
+    emulator.setQuota({ project: P, region: US, quota: 10 });
+    emulator.advance(5 * 60_000);
+    const before = reports.length;
+
+    // The first run of the whole project dies right after saving what it took back.
+    let dead = false;
+    let saves = 0;
+    const dying: StateStore = mortal(
+      {
+        ...pick(base),
+        saveConditions: async (key, st, v) => {
+          const out = await base.saveConditions(key, st, v);
+          if (key === P && ++saves === 1) dead = true;
+          return out;
+        },
+      },
+      () => dead,
+    );
+    void start(
+      undefined,
+      projectUnitStore(dying, () => Promise.resolve([US, EU])),
+    ).catch(() => {});
+    await until(() => dead);
+    expect(Object.keys((await base.loadConditions(P)).state)).toContain(PRESSURE);
+    expect(Object.keys((await base.loadConditions(US_KEY)).state)).toContain(PRESSURE);
+    expect(await base.breakLease(P)).toBe(true);
+    emulator.advance(5 * 60_000);
+
+    const whole = await run();
+    expect(whole.outcome).toBe('ok');
+    // Still under pressure: the project keeps it firing, without a new message.
+    expect(about(PRESSURE, [whole])).toEqual([]);
+    expect(Object.keys((await base.loadConditions(P)).state)).toContain(PRESSURE);
+    const unitWide = whole.alerts.filter((a) => a.dedupKey === UNIT_WIDE);
+    expect(unitWide.map((a) => a.status)).toEqual(['resolved']);
+    expect(unitWide[0]?.summary).toMatch(/the project is governed whole again/);
+    expect((await base.loadConditions(US_KEY)).state).toEqual({});
+    expect((await base.loadConditions(EU_KEY)).state).toEqual({});
+    emulator.advance(5 * 60_000);
+    await run();
+    const since = reports.slice(before);
+    expect(about(PRESSURE, since)).toEqual([]);
+    expect(about(UNIT_WIDE, since)).toEqual(['resolved']);
+    expect(about(UNIT_WIDE)).toEqual(['resolved']);
+    const ids = reports.flatMap((r) => r.alerts.map((a) => a.id));
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+});
+
 /** Stops answering anything once `dead()` is true: the process is gone. */
 function mortal<T extends object>(target: T, dead: () => boolean): T {
   return new Proxy(target, {
