@@ -1,10 +1,14 @@
 import { plural } from '../core/text.js';
 import {
+  adoptLedger,
   covered,
   recommendQuotas,
   type PressureLedger,
   type QuotaRecommendation,
+  type UnitLedger,
 } from '../core/quota-pressure.js';
+import { unitKey } from '../core/units.js';
+import type { RunRecord } from '../ports/index.js';
 import { createStore } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
@@ -21,9 +25,10 @@ export interface RecommendFlags {
 /**
  * `governor quota recommend`: per pool of the policy's projects, the quota its sustained pressure
  * argues for, with the evidence, read from the newest run record that carries a pressure ledger
- * (src/core/quota-pressure.ts). It reads the state store only: nothing is observed, written or
- * filed. With `quotaRequests` in the policy, the value the governor would file is shown beside
- * (at most `maxIncrease` above the quota).
+ * (src/core/quota-pressure.ts), and for a project governed per region from its regional
+ * units'. It reads the state store only: nothing is observed, written or filed. With
+ * `quotaRequests` in the policy, the value the governor would file is shown beside (at most
+ * `maxIncrease` above the quota).
  */
 export async function runQuotaRecommend(
   flags: RecommendFlags,
@@ -36,9 +41,20 @@ export async function runQuotaRecommend(
   const recs: QuotaRecommendation[] = [];
   const withoutHistory: string[] = [];
   try {
+    // A project governed per region keeps its ledgers under its units' keys (docs/organization.md,
+    // "Regional units"): the regions the kept discovery counts are read beside its own, and per
+    // pool the newest is shown (adoptLedger), as a run of the whole project would take them.
+    const counted = (await store.loadDiscovery())?.services ?? {};
     for (const project of policy.projects) {
-      const runs = await store.listRuns(project);
-      const ledger: PressureLedger | undefined = runs.find((r) => r.pressure)?.pressure;
+      const newest = (runs: readonly RunRecord[]) => runs.find((r) => r.pressure)?.pressure;
+      const own = newest(await store.listRuns(project));
+      const regional: UnitLedger[] = [];
+      for (const region of Object.keys(counted[project] ?? {})) {
+        const found = newest(await store.listRuns(unitKey({ project, region })));
+        if (found) regional.push({ region, ledger: found });
+      }
+      const ledger: PressureLedger | undefined =
+        regional.length > 0 ? adoptLedger(undefined, own, regional) : own;
       if (!ledger) withoutHistory.push(project);
       recs.push(...recommendQuotas(ledger, at, flags.days ? { days: flags.days } : {}));
     }

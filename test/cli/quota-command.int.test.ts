@@ -201,4 +201,74 @@ describe('governor quota recommend', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('quotaRequests.contactEmail');
   });
+
+  it("a project governed per region: its regional units' ledgers, the newest per pool, cut to their region", async () => {
+    const dir = join(tmp, 'split-state');
+    const store = createFileStateStore({ dir });
+    const days = ['2026-11-27', '2026-11-28', '2026-11-29', '2026-11-30'];
+    const older = new Date(Date.parse(AT) - 3_600_000).toISOString();
+    const ledger = (at: string, region: string, atBudget: number): PressureLedger => ({
+      at,
+      pools: {
+        [`split-proj/${region}/nvidia-l4/zonal`]: pool(
+          'split-proj',
+          region,
+          days.map((d) => day(d, atBudget, atBudget * 3, 12)),
+        ),
+      },
+    });
+    const record = (runId: string, pressure: PressureLedger) => ({
+      runId,
+      startedAt: pressure.at,
+      finishedAt: pressure.at,
+      mode: 'enforce' as const,
+      outcome: 'ok' as const,
+      changes: 0,
+      skips: 0,
+      alerts: 0,
+      error: null,
+      pressure,
+    });
+    // The project's own ledger from before the split, older than its us-central1 unit's.
+    await store.recordRun('split-proj', record('run-whole', ledger(older, 'us-central1', 10)));
+    await store.recordRun(
+      'split-proj@us-central1',
+      record('run-us', ledger(AT, 'us-central1', 300)),
+    );
+    // A regional ledger carrying another region's pool brings nothing of it in.
+    const stray = ledger(AT, 'europe-west4', 0);
+    stray.pools['split-proj/asia-east1/nvidia-l4/zonal'] = pool('split-proj', 'asia-east1', []);
+    await store.recordRun('split-proj@europe-west4', record('run-eu', stray));
+    await store.saveDiscovery({
+      key: 'k',
+      foundAt: AT,
+      projects: ['split-proj'],
+      services: { 'split-proj': { 'us-central1': 30, 'europe-west4': 20 } },
+    });
+    await store.close();
+    const path = join(tmp, 'split.yaml');
+    writeFileSync(path, 'version: 1\nprojects: [split-proj]\n');
+    const r = await governor(
+      'quota',
+      'recommend',
+      '--policy',
+      path,
+      '--state-dir',
+      dir,
+      '--at',
+      AT,
+      '--json',
+    );
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      projectsWithoutHistory: string[];
+      pools: { key: string; status: string; minutesAtBudget: number }[];
+    };
+    expect(out.projectsWithoutHistory).toEqual([]);
+    expect(out.pools.map((p) => [p.key, p.status, p.minutesAtBudget])).toEqual([
+      ['split-proj/europe-west4/nvidia-l4/zonal', 'no-pressure', 0],
+      ['split-proj/us-central1/nvidia-l4/zonal', 'recommend', 1200],
+    ]);
+  });
 });
