@@ -11,6 +11,7 @@ import { unitKey } from '../../src/core/units.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { memoryLogger } from '../../src/log.js';
 import type { StateStore } from '../../src/ports/index.js';
+import { twoRegionFleet } from '../support/quota-world.js';
 import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
 import { projectUnitStore, regionalUnitStore } from '../../src/reconcile/unit-lease.js';
 
@@ -38,26 +39,7 @@ const EU_KEY = unitKey({ project: P, region: EU });
 
 // us-central1 wants twice its quota (pool.pressure while it lasts); europe-west4's caps are over
 // its quota (pool.over-budget until the governor lowers them).
-const fleet = () => ({
-  start: '2026-11-27T12:00:00Z',
-  startupSeconds: 30,
-  idleMinutes: 0,
-  warmupMinutes: 40,
-  projects: [
-    {
-      id: P,
-      pools: [
-        { region: US, quota: 4 },
-        { region: EU, quota: 4 },
-      ],
-      services: [
-        { name: 'busy', region: US, gpu: {}, maxInstances: 4, demand: 8 },
-        { name: 'quiet', region: EU, gpu: {}, maxInstances: 2, demand: 1 },
-        { name: 'extra', region: EU, gpu: {}, maxInstances: 4, demand: 1 },
-      ],
-    },
-  ],
-});
+const fleet = () => twoRegionFleet(P, { extra: true });
 
 const policyOf = (regions: string[]): Policy =>
   parsePolicy({

@@ -24,7 +24,7 @@ import { RpcError } from '../../src/emulator/rpc.js';
 import { memoryLogger } from '../../src/log.js';
 import type { QuotaRequestPort, StateStore } from '../../src/ports/index.js';
 import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
-import { seedPressureWeek } from '../support/pressure-week.js';
+import { seedPressureWeek, twoRegionFleet } from '../support/quota-world.js';
 
 /**
  * Quota requests are as safe as cap writes (docs/rules.md, "Alerts": an event is stored before the writes
@@ -48,32 +48,11 @@ const US = 'us-central1';
 const EU = 'europe-west4';
 const HOT = `${P}/${US}/nvidia-l4/zonal`;
 const CALM = `${P}/${EU}/nvidia-l4/zonal`;
-const START = '2026-11-27T12:00:00Z';
 const PARENT = `projects/${P}/locations/global`;
 const QUOTA_ID = 'NvidiaL4GpuAllocPerProjectRegion';
 
 // europe-west4 is over its quota (caps 6 on 4): every run has a cap to lower there.
-const fleet = (denied: string[] = []) => ({
-  start: START,
-  startupSeconds: 30,
-  idleMinutes: 0,
-  warmupMinutes: 40,
-  projects: [
-    {
-      id: P,
-      ...(denied.length > 0 ? { iam: { denied } } : {}),
-      pools: [
-        { region: US, quota: 4 },
-        { region: EU, quota: 4 },
-      ],
-      services: [
-        { name: 'busy', region: US, gpu: {}, maxInstances: 4, demand: 8 },
-        { name: 'quiet', region: EU, gpu: {}, maxInstances: 2, demand: 1 },
-        { name: 'extra', region: EU, gpu: {}, maxInstances: 4, demand: 1 },
-      ],
-    },
-  ],
-});
+const fleet = (denied: string[] = []) => twoRegionFleet(P, { extra: true, denied });
 
 const policy: Policy = parsePolicy({
   version: 1,

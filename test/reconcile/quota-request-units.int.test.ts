@@ -25,7 +25,7 @@ import type { QuotaRequestPort, StateStore } from '../../src/ports/index.js';
 import { UnavailableError } from '../../src/errors.js';
 import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
 import { projectUnitStore, regionalUnitStore } from '../../src/reconcile/unit-lease.js';
-import { seedPressureWeek } from '../support/pressure-week.js';
+import { seedPressureWeek, twoRegionFleet } from '../support/quota-world.js';
 
 /**
  * The pressure ledger across regional units (docs/organization.md, "Regional units"): a project
@@ -43,28 +43,9 @@ const US = 'us-central1';
 const EU = 'europe-west4';
 const HOT = `${P}/${US}/nvidia-l4/zonal`;
 const CALM = `${P}/${EU}/nvidia-l4/zonal`;
-const START = '2026-11-27T12:00:00Z';
 const QUOTA_ID = 'NvidiaL4GpuAllocPerProjectRegion';
 
-const fleet = () => ({
-  start: START,
-  startupSeconds: 30,
-  idleMinutes: 0,
-  warmupMinutes: 40,
-  projects: [
-    {
-      id: P,
-      pools: [
-        { region: US, quota: 4 },
-        { region: EU, quota: 4 },
-      ],
-      services: [
-        { name: 'busy', region: US, gpu: {}, maxInstances: 4, demand: 8 },
-        { name: 'quiet', region: EU, gpu: {}, maxInstances: 2, demand: 1 },
-      ],
-    },
-  ],
-});
+const fleet = () => twoRegionFleet(P);
 
 const policyOf = (regions: string[]): Policy =>
   parsePolicy({

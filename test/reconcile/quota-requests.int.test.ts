@@ -21,7 +21,7 @@ import {
 import { memoryLogger } from '../../src/log.js';
 import type { StateStore } from '../../src/ports/index.js';
 import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
-import { seedPressureWeek } from '../support/pressure-week.js';
+import { seedPressureWeek, twoRegionFleet } from '../support/quota-world.js';
 
 /**
  * Quota requests in real runs: the emulator over gRPC, the real Cloud Quotas client, the file
@@ -34,27 +34,8 @@ const US = 'us-central1';
 const EU = 'europe-west4';
 const HOT = `${P}/${US}/nvidia-l4/zonal`;
 const CALM = `${P}/${EU}/nvidia-l4/zonal`;
-const START = '2026-11-27T12:00:00Z';
 
-const fleet = () => ({
-  start: START,
-  startupSeconds: 30,
-  idleMinutes: 0,
-  warmupMinutes: 40,
-  projects: [
-    {
-      id: P,
-      pools: [
-        { region: US, quota: 4 },
-        { region: EU, quota: 4 },
-      ],
-      services: [
-        { name: 'busy', region: US, gpu: {}, maxInstances: 4, demand: 8 },
-        { name: 'quiet', region: EU, gpu: {}, maxInstances: 2, demand: 1 },
-      ],
-    },
-  ],
-});
+const fleet = () => twoRegionFleet(P);
 
 const policyOf = (requests: object = { enabled: true, contactEmail: 'ops@example.com' }): Policy =>
   parsePolicy({

@@ -2,6 +2,44 @@ import type { PressureDay, PressureLedger } from '../../src/core/quota-pressure.
 import type { StateStore } from '../../src/ports/index.js';
 
 /**
+ * The two-region project the quota-request and unit-handover tests run (an emulator fleet file's
+ * content): us-central1 and europe-west4 at a quota of 4 each; `busy` in us-central1 capped at 4
+ * and wanting 8 (it is refused at its cap: pressure), `quiet` in europe-west4 capped at 2 and
+ * wanting 1. `extra` adds a third service in europe-west4, capped at 4 and wanting 1, so that the
+ * pool is over its quota (caps 6 on 4) and every run has a cap to lower there; `denied` lists
+ * permissions the project's IAM refuses.
+ */
+export function twoRegionFleet(
+  project: string,
+  options: { extra?: boolean; denied?: string[] } = {},
+) {
+  const denied = options.denied ?? [];
+  return {
+    start: '2026-11-27T12:00:00Z',
+    startupSeconds: 30,
+    idleMinutes: 0,
+    warmupMinutes: 40,
+    projects: [
+      {
+        id: project,
+        ...(denied.length > 0 ? { iam: { denied } } : {}),
+        pools: [
+          { region: 'us-central1', quota: 4 },
+          { region: 'europe-west4', quota: 4 },
+        ],
+        services: [
+          { name: 'busy', region: 'us-central1', gpu: {}, maxInstances: 4, demand: 8 },
+          { name: 'quiet', region: 'europe-west4', gpu: {}, maxInstances: 2, demand: 1 },
+          ...(options.extra
+            ? [{ name: 'extra', region: 'europe-west4', gpu: {}, maxInstances: 4, demand: 1 }]
+            : []),
+        ],
+      },
+    ],
+  };
+}
+
+/**
  * The run record the quota-request tests start from: a week of pressure in the newest record of
  * project `project`, its us-central1 pool (`hot`) at its budget of 4 for 6 hours a day with a
  * peak of 7 wanted, its europe-west4 pool (`calm`) never pressed. Recorded at 11:55 on
