@@ -11,6 +11,7 @@ import {
   SetQuotaInput,
   type EmulatorControl,
 } from './control.js';
+import { portInUse } from './listen.js';
 
 /**
  * The HTTP admin endpoint (JSON, 127.0.0.1 only) over the control API:
@@ -191,7 +192,7 @@ export async function startAdminServer(control: EmulatorControl, port = 0): Prom
     );
   });
   await new Promise<void>((resolveListen, reject) => {
-    server.once('error', reject);
+    server.once('error', (error) => reject(portInUse(error, port, '--admin-port') ?? error));
     server.listen(port, '127.0.0.1', () => resolveListen());
   });
   const address = server.address() as AddressInfo;

@@ -7,6 +7,7 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { assetHandlers } from './asset-api.js';
+import { portInUse } from './listen.js';
 import type { CallRecord, EmulatorContext } from './context.js';
 import { iamPolicyHandlers, permissionDenial } from './iam.js';
 import { monitoringHandlers } from './monitoring-api.js';
@@ -153,7 +154,7 @@ export async function startGrpcServer(ctx: EmulatorContext, port = 0): Promise<G
     server.addService(serviceDefinition(name), implementation(ctx, name, handlers));
   const bound = await new Promise<number>((resolvePort, reject) => {
     server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (error, actual) => {
-      if (error) reject(error);
+      if (error) reject(portInUse(error, port, '--port') ?? error);
       else resolvePort(actual);
     });
   });

@@ -1,4 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -123,4 +125,35 @@ describe('governor emulator', () => {
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('not a valid fleet');
   });
+
+  it.each([
+    ['--port', 'gRPC'],
+    ['--admin-port', 'admin'],
+  ])(
+    'a %s already in use (%s) is one line naming the port, exit 1, no stack trace',
+    async (option) => {
+      // Another program holds a port on 127.0.0.1 (here an HTTP server of this test's own).
+      const holder = createServer();
+      await new Promise<void>((resolve) => holder.listen(0, '127.0.0.1', resolve));
+      const taken = (holder.address() as AddressInfo).port;
+      try {
+        const r = await run(
+          process.execPath,
+          ['bin/governor.js', 'emulator', '--speed', 'manual', option, String(taken)],
+          { env },
+        ).then(
+          () => ({ code: 0, stderr: '' }),
+          (e: { code: number; stderr: string }) => e,
+        );
+        expect(r.code).toBe(1);
+        const errors = r.stderr.split('\n').filter((l) => l.startsWith('error:'));
+        expect(errors).toEqual([
+          `error: port ${taken} on 127.0.0.1 is already in use (another emulator?): stop what listens there, or pass another ${option}, or leave it out for a free port`,
+        ]);
+        expect(r.stderr).not.toMatch(/^\s+at /m);
+      } finally {
+        await new Promise((resolve) => holder.close(resolve));
+      }
+    },
+  );
 });
