@@ -22,7 +22,7 @@ import type {
   WorkPublisher,
 } from './ports/index.js';
 import type { ReconcileDeps } from './reconcile/reconcile.js';
-import { projectUnitStore } from './reconcile/unit-lease.js';
+import { countedRegions, projectUnitStore } from './reconcile/unit-lease.js';
 import type { RuntimeOptions, StateStoreOptions } from './runtime-options.js';
 
 /**
@@ -60,7 +60,7 @@ export async function createRuntime(
   let kept: ReturnType<typeof stored.loadDiscovery> | null =
     overrides.kept === undefined ? null : Promise.resolve(overrides.kept);
   const store = projectUnitStore(stored, async (project) =>
-    Object.keys((await (kept ??= stored.loadDiscovery()))?.services?.[project] ?? {}),
+    countedRegions(await (kept ??= stored.loadDiscovery()), project),
   );
   let ports: GooglePorts | null = null;
   let sink: PubSubAlertSink | null = null;

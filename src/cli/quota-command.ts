@@ -2,13 +2,12 @@ import { plural } from '../core/text.js';
 import {
   adoptLedger,
   covered,
+  newestLedger,
   recommendQuotas,
-  type PressureLedger,
   type QuotaRecommendation,
   type UnitLedger,
 } from '../core/quota-pressure.js';
-import { unitKey } from '../core/units.js';
-import type { RunRecord } from '../ports/index.js';
+import { countedRegions, projectUnitStore } from '../reconcile/unit-lease.js';
 import { createStore } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
@@ -42,19 +41,18 @@ export async function runQuotaRecommend(
   const withoutHistory: string[] = [];
   try {
     // A project governed per region keeps its ledgers under its units' keys (docs/organization.md,
-    // "Regional units"): the regions the kept discovery counts are read beside its own, and per
-    // pool the newest is shown (adoptLedger), as a run of the whole project would take them.
-    const counted = (await store.loadDiscovery())?.services ?? {};
+    // "Regional units"): its regional units' are read beside its own, and per pool the newest is
+    // shown (adoptLedger), as a run of the whole project would take them.
+    const kept = await store.loadDiscovery();
+    const units = projectUnitStore(store, async (project) => countedRegions(kept, project));
     for (const project of policy.projects) {
-      const newest = (runs: readonly RunRecord[]) => runs.find((r) => r.pressure)?.pressure;
-      const own = newest(await store.listRuns(project));
+      const own = newestLedger(await store.listRuns(project));
       const regional: UnitLedger[] = [];
-      for (const region of Object.keys(counted[project] ?? {})) {
-        const found = newest(await store.listRuns(unitKey({ project, region })));
-        if (found) regional.push({ region, ledger: found });
+      for (const unit of (await units.otherUnits?.(project)) ?? []) {
+        const found = newestLedger(await unit.listRuns());
+        if (found) regional.push({ region: unit.region, ledger: found });
       }
-      const ledger: PressureLedger | undefined =
-        regional.length > 0 ? adoptLedger(undefined, own, regional) : own;
+      const ledger = adoptLedger(undefined, own, regional);
       if (!ledger) withoutHistory.push(project);
       recs.push(...recommendQuotas(ledger, at, flags.days ? { days: flags.days } : {}));
     }

@@ -157,6 +157,13 @@ export function rollPressure(
   return { at: plan.at, pools, ...(previous?.requests ? { requests: previous.requests } : {}) };
 }
 
+/** The ledger of the newest run record that carries one (records most recent first). */
+export function newestLedger(
+  runs: readonly { pressure?: PressureLedger | undefined }[],
+): PressureLedger | undefined {
+  return runs.find((r) => r.pressure !== undefined)?.pressure;
+}
+
 /**
  * The ledger of another unit of the same project, as another unit sees it (docs/organization.md,
  * "Regional units"): a project governed whole and its regional units (src/core/units.ts) keep

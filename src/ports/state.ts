@@ -191,44 +191,26 @@ export interface StateStore {
   removeOutbox(project: string, ids: readonly string[], droppedAnnounced?: number): Promise<void>;
   /**
    * Only on the store of a unit (src/reconcile/unit-lease.ts; docs/organization.md, "Regional
-   * units"): the run records the project's other units keep, most recent first in each. For a
-   * regional unit, the whole project's (`region` null); for a run of the whole project, each
-   * regional unit's the kept discovery counts. Read-only; what a unit adopts from them is decided
-   * in core (quota-pressure.ts adoptLedger). A plain store has none: nothing to adopt.
+   * units"): the project's other units. For a regional unit, the whole project (`region` null);
+   * for a run of the whole project, each regional unit the kept discovery counts. A plain store
+   * has none: nothing to adopt or hand over.
    */
-  listOtherUnitRuns?(project: string): Promise<UnitRuns[]>;
-  /**
-   * Only on a regional unit's store (src/reconcile/unit-lease.ts): the condition state its whole
-   * project keeps (under the project id), read and saved as `loadConditions` / `saveConditions`
-   * (versioned), for the handover of conditions (core/notify.ts handOverConditions).
-   */
-  loadWholeProjectConditions?(project: string): Promise<VersionedConditions>;
-  saveWholeProjectConditions?(
-    project: string,
-    state: ConditionState,
-    expectedVersion: string | null,
-  ): Promise<string>;
-  /**
-   * Only on the store of a run of whole projects (src/reconcile/unit-lease.ts): the regions of
-   * the project's regional units (those the kept discovery counts), and each one's condition
-   * state, read and saved versioned, for the handover back (core/notify.ts takeBackConditions).
-   */
-  regionalUnitsOf?(project: string): Promise<readonly string[]>;
-  loadUnitConditions?(project: string, region: string): Promise<VersionedConditions>;
-  saveUnitConditions?(
-    project: string,
-    region: string,
-    state: ConditionState,
-    expectedVersion: string | null,
-  ): Promise<string>;
+  otherUnits?(project: string): Promise<OtherUnit[]>;
   /** Releases connections and handles. */
   close(): Promise<void>;
 }
 
-/** The run records of one other unit of a project: `region` null for the whole project's. */
-export interface UnitRuns {
+/**
+ * Another unit of a project, as a unit's store reaches it (`region` null for the whole project's):
+ * its run records, read only (what a unit adopts from them is decided in core,
+ * quota-pressure.ts adoptLedger), and its condition state, read and saved versioned as
+ * `loadConditions` / `saveConditions`, for the handover of conditions (core/notify.ts).
+ */
+export interface OtherUnit {
   region: string | null;
-  runs: RunRecord[];
+  listRuns(): Promise<RunRecord[]>;
+  loadConditions(): Promise<VersionedConditions>;
+  saveConditions(state: ConditionState, expectedVersion: string | null): Promise<string>;
 }
 
 /** How many run records a store keeps per project by default. */

@@ -10,6 +10,8 @@ import type {
   RunRecord,
   StateStore,
   VersionedConditions,
+  ConditionState,
+  OtherUnit,
 } from '../ports/index.js';
 import type { Alert } from '../core/alert.js';
 import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
@@ -31,6 +33,7 @@ import {
   adoptLedger,
   adoptQuotas,
   lookAtOtherUnits,
+  newestLedger,
   rollPressure,
   type PressureLedger,
 } from '../core/quota-pressure.js';
@@ -408,7 +411,7 @@ export function describeHeldLease(
  */
 async function alertLeaseHeld(run: Run): Promise<void> {
   const { deps, report, ctx } = run;
-  const grace = { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall };
+  const grace = alertGrace(run);
   const attempts = Math.max(1, run.options.leaseAttempts ?? 3);
   for (const refused of report.leaseHeld) {
     const { project } = refused;
@@ -619,7 +622,7 @@ async function writeMetrics(run: Run, held: string[], plan: Plan): Promise<Map<s
     try {
       const outcome = await beforeDeadline(
         () => write(project, run.nowMs, points),
-        { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall },
+        alertGrace(run),
         `writing the governor's metrics of ${project}`,
       );
       if (outcome === 'too-soon')
@@ -713,7 +716,7 @@ async function alertProject(
 ): Promise<void> {
   const { deps, report, ctx } = run;
   const { plan, problems } = decided;
-  const grace = { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall };
+  const grace = alertGrace(run);
   const conditions = [...plan.alerts, ...decided.misconfigured].filter(
     (a) => a.project === project,
   );
@@ -738,7 +741,7 @@ async function alertProject(
   const settledRequests: Alert[] = [];
   const withdrawn: string[] = [];
   if (!run.options.restore) {
-    const own = lastRun.find((r) => r.pressure !== undefined)?.pressure;
+    const own = newestLedger(lastRun);
     const adopted = lookAtOtherUnits(own, ctx.at)
       ? await adoptFromOtherUnits(run, project, own, lastRun[0])
       : null;
@@ -881,15 +884,18 @@ async function adoptFromOtherUnits(
   quotas: Record<string, number | null> | undefined;
 } | null> {
   const { deps } = run;
-  const list = deps.store.listOtherUnitRuns?.bind(deps.store);
-  if (!list) return null;
+  const others = deps.store.otherUnits?.bind(deps.store);
+  if (!others) return null;
   const sides = await beforeDeadline(
-    () => list(project),
-    { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall },
+    async () =>
+      Promise.all(
+        (await others(project)).map(async (u) => ({ region: u.region, runs: await u.listRuns() })),
+      ),
+    alertGrace(run),
     `reading the run records of the other units of ${project}`,
   );
   const ledgers = sides.flatMap((side) => {
-    const ledger = side.runs.find((r) => r.pressure !== undefined)?.pressure;
+    const ledger = newestLedger(side.runs);
     return ledger ? [{ region: side.region, ledger }] : [];
   });
   const quotasOf = (region: string | null, r: RunRecord | undefined) =>
@@ -926,64 +932,32 @@ const HANDOVER_ATTEMPTS = 4;
  * 2. the unit's own state with what is marked for it added;
  * 3. the project's state without it.
  * A run that dies after any step leaves the marks: the next run of the unit takes what is marked
- * for it (whatever it already keeps stays as it is), and no other unit takes it. A conflict on
- * the project's state (another unit's step) is retried from a fresh read, a few times; then the
- * run fails, before anything is published, and the next finishes the move. The unit's run then
- * re-judges what it took, and publishes and saves as for any condition: each resolves once.
+ * for it (whatever it already keeps stays as it is), and no other unit takes it. The unit's run
+ * then re-judges what it took, and publishes and saves as for any condition: each resolves once.
  */
 async function handOver(
   run: Run,
   project: string,
   loaded: VersionedConditions,
 ): Promise<VersionedConditions> {
-  const { deps } = run;
   const region = run.options.region;
-  const load = deps.store.loadWholeProjectConditions?.bind(deps.store);
-  const save = deps.store.saveWholeProjectConditions?.bind(deps.store);
-  if (region === undefined || !load || !save) return loaded;
-  const grace = { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall };
-  let { state: own, version } = loaded;
-  for (let attempt = 1; ; attempt += 1) {
-    try {
-      let whole = await beforeDeadline(
-        () => load(project),
-        grace,
-        `reading the alert state the whole project ${project} left`,
-      );
-      const claim = claimConditions(whole.state, project, region);
-      if (claim.claimed.length > 0) {
-        const marked = await beforeDeadline(
-          () => save(project, claim.whole, whole.version),
-          grace,
-          `claiming the conditions the whole project ${project} left`,
-        );
-        whole = { state: claim.whole, version: marked };
-      }
-      const next = handOverConditions(own, whole.state, region);
-      if (next.moved.length === 0) return { state: own, version };
-      if (next.moved.some((k) => own[k] === undefined)) {
-        const merged = next.own;
-        version = await beforeDeadline(
-          () => deps.store.saveConditions(project, merged, version),
-          grace,
-          `saving the conditions ${project} takes over`,
-        );
-        own = merged;
-      }
-      await beforeDeadline(
-        () => save(project, next.whole, whole.version),
-        grace,
-        `taking the handed-over conditions off the whole project ${project}`,
-      );
-      deps.log.log(
-        'INFO',
-        `${project}: took over ${next.moved.length} condition(s) the whole project left firing: ${next.moved.join(', ')}`,
-      );
-      return { state: own, version };
-    } catch (e) {
-      if (!(e instanceof ConflictError) || attempt >= HANDOVER_ATTEMPTS) throw e;
-    }
-  }
+  const others = run.deps.store.otherUnits?.bind(run.deps.store);
+  if (region === undefined || !others) return loaded;
+  const whole = (
+    await beforeDeadline(() => others(project), alertGrace(run), `finding ${project}'s state`)
+  ).find((u) => u.region === null);
+  if (!whole) return loaded;
+  return moveConditions(run, project, loaded, whole, {
+    said: 'took over',
+    claim: (theirs) => {
+      const claim = claimConditions(theirs, project, region);
+      return claim.claimed.length > 0 ? claim.whole : null;
+    },
+    take: (own, theirs) => {
+      const next = handOverConditions(own, theirs, region);
+      return { own: next.own, rest: next.whole, moved: next.moved };
+    },
+  });
 }
 
 /**
@@ -993,61 +967,107 @@ async function handOver(
  * saves: the project's state with the unit's conditions added, then the unit's state emptied. A
  * run that dies in between leaves them in both; the next finds them already the project's and
  * only empties the unit's. A conflict on a unit's state (its failed-delivery alert, written
- * outside any lease) is retried from a fresh read; then the run fails before publishing.
+ * outside any lease) is retried from a fresh read.
  */
 async function takeBack(
   run: Run,
   project: string,
   loaded: VersionedConditions,
 ): Promise<VersionedConditions> {
-  const { deps } = run;
-  const store = deps.store;
-  const regionsOf = store.regionalUnitsOf?.bind(store);
-  const load = store.loadUnitConditions?.bind(store);
-  const save = store.saveUnitConditions?.bind(store);
-  if (run.options.region !== undefined || !regionsOf || !load || !save) return loaded;
-  const grace = { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall };
-  let { state: own, version } = loaded;
-  const regions = await beforeDeadline(
-    () => regionsOf(project),
-    grace,
+  const others = run.deps.store.otherUnits?.bind(run.deps.store);
+  if (run.options.region !== undefined || !others) return loaded;
+  const units = await beforeDeadline(
+    () => others(project),
+    alertGrace(run),
     `reading the regional units of ${project}`,
   );
-  for (const region of regions) {
-    for (let attempt = 1; ; attempt += 1) {
-      try {
-        const unit = await beforeDeadline(
-          () => load(project, region),
+  let state = loaded;
+  for (const unit of units) {
+    const region = unit.region;
+    if (region === null) continue;
+    state = await moveConditions(run, project, state, unit, {
+      said: 'took back',
+      take: (own, theirs) => ({ ...takeBackConditions(own, theirs, region), rest: {} }),
+    });
+  }
+  return state;
+}
+
+/**
+ * One move of conditions from another unit of the project (`other`) into this run's state, for
+ * the handovers above. `claim`, when it returns a state, is saved on the other's side first (a
+ * mark of what this unit takes); `take` says what moves and what the other keeps. This run's
+ * state is saved with what it did not keep yet, then the other's without what moved, each
+ * versioned. A conflict (another unit saved meanwhile) starts again from a fresh read, up to
+ * HANDOVER_ATTEMPTS times; then the run fails, before anything is published, and the next
+ * finishes the move.
+ */
+async function moveConditions(
+  run: Run,
+  project: string,
+  mine: VersionedConditions,
+  other: OtherUnit,
+  how: {
+    said: string;
+    claim?: (theirs: ConditionState) => ConditionState | null;
+    take: (
+      own: ConditionState,
+      theirs: ConditionState,
+    ) => { own: ConditionState; rest: ConditionState; moved: string[] };
+  },
+): Promise<VersionedConditions> {
+  const { deps } = run;
+  const grace = alertGrace(run);
+  const label =
+    other.region === null ? 'the whole project' : `the regional unit of ${other.region}`;
+  let { state: own, version } = mine;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      let theirs = await beforeDeadline(
+        () => other.loadConditions(),
+        grace,
+        `reading the alert state ${label} ${project} left`,
+      );
+      const claimed = how.claim?.(theirs.state) ?? null;
+      if (claimed !== null) {
+        const marked = await beforeDeadline(
+          () => other.saveConditions(claimed, theirs.version),
           grace,
-          `reading the alert state of ${project} (${region})`,
+          `claiming the conditions ${label} ${project} left`,
         );
-        const next = takeBackConditions(own, unit.state, region);
-        if (next.moved.length === 0) break;
-        if (next.moved.some((k) => own[k] === undefined)) {
-          const merged = next.own;
-          version = await beforeDeadline(
-            () => deps.store.saveConditions(project, merged, version),
-            grace,
-            `saving the conditions ${project} takes back`,
-          );
-          own = merged;
-        }
-        await beforeDeadline(
-          () => save(project, region, {}, unit.version),
-          grace,
-          `taking the conditions off the regional unit ${project} (${region})`,
-        );
-        deps.log.log(
-          'INFO',
-          `${project}: took back ${next.moved.length} condition(s) the regional unit of ${region} left firing: ${next.moved.join(', ')}`,
-        );
-        break;
-      } catch (e) {
-        if (!(e instanceof ConflictError) || attempt >= HANDOVER_ATTEMPTS) throw e;
+        theirs = { state: claimed, version: marked };
       }
+      const next = how.take(own, theirs.state);
+      if (next.moved.length === 0) return { state: own, version };
+      if (next.moved.some((k) => own[k] === undefined)) {
+        const merged = next.own;
+        version = await beforeDeadline(
+          () => deps.store.saveConditions(project, merged, version),
+          grace,
+          `saving the conditions ${project} takes from ${label}`,
+        );
+        own = merged;
+      }
+      const expected = theirs.version;
+      await beforeDeadline(
+        () => other.saveConditions(next.rest, expected),
+        grace,
+        `taking the conditions off ${label} ${project}`,
+      );
+      deps.log.log(
+        'INFO',
+        `${project}: ${how.said} ${next.moved.length} condition(s) ${label} left firing: ${next.moved.join(', ')}`,
+      );
+      return { state: own, version };
+    } catch (e) {
+      if (!(e instanceof ConflictError) || attempt >= HANDOVER_ATTEMPTS) throw e;
     }
   }
-  return { state: own, version };
+}
+
+/** The deadline of a run's alert work: its own, plus the grace alerts get after it. */
+function alertGrace(run: Run): { deadline: number; clock: () => number } {
+  return { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall };
 }
 
 /** Events earlier versions kept in run records go to the outbox, and leave the records. */
@@ -1058,7 +1078,7 @@ async function moveLegacyUndelivered(
 ): Promise<void> {
   const legacy = legacyUndelivered(runs);
   if (legacy.records.length === 0) return;
-  const grace = { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall };
+  const grace = alertGrace(run);
   await beforeDeadline(
     () =>
       run.deps.store.putOutbox(
@@ -1085,7 +1105,7 @@ async function publish(
     try {
       await beforeDeadline(
         () => sink.publish(outgoing.map(alertMessage)),
-        { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall },
+        alertGrace(run),
         `publishing ${outgoing.length} alert(s) of ${project}`,
       );
     } catch (e) {

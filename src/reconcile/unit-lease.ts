@@ -1,5 +1,5 @@
 import { UNIT_SEPARATOR, unitKey } from '../core/units.js';
-import type { Lease, LeaseResult, StateStore, UnitRuns } from '../ports/index.js';
+import type { DiscoveryCache, Lease, LeaseResult, OtherUnit, StateStore } from '../ports/index.js';
 
 /**
  * The state of a regional unit, and why a regional unit and a run of its whole project never
@@ -27,7 +27,7 @@ import type { Lease, LeaseResult, StateStore, UnitRuns } from '../ports/index.js
  * store, so of two such runs the one that reads second sees the other's lease: at most one of
  * them writes (both may step back, and the next delivery or run tries again).
  *
- * Each side also reads the other's run records, never writes them (`listOtherUnitRuns`): a unit
+ * Each side also reaches the other's run records and conditions (`otherUnits`): a unit
  * with no pressure ledger of its own yet starts from the other side's (core/quota-pressure.ts
  * adoptLedger), the regional unit from the project's, the whole project from its regional units'
  * (the same regions as the leases).
@@ -71,20 +71,32 @@ function keyed(store: StateStore, key: (project: string) => string): StateStore 
   };
 }
 
+/** The other unit of a project kept under `key` in `store` (see OtherUnit). */
+function otherUnit(store: StateStore, region: string | null, key: string): OtherUnit {
+  return {
+    region,
+    listRuns: () => store.listRuns(key),
+    loadConditions: () => store.loadConditions(key),
+    saveConditions: (state, version) => store.saveConditions(key, state, version),
+  };
+}
+
+/**
+ * The regions of `project` the kept discovery counts: those a dispatch splits it into, and so
+ * the regional units a run of the whole project looks at. None where nothing was discovered.
+ */
+export function countedRegions(kept: DiscoveryCache | null, project: string): string[] {
+  return Object.keys(kept?.services?.[project] ?? {});
+}
+
 /** The store of the regional unit `region` of its project: see above. */
 export function regionalUnitStore(store: StateStore, region: string): StateStore {
   const key = (project: string) => unitKey({ project, region });
   const inner = keyed(store, key);
   return {
     ...inner,
-    // The whole project's records: its key is the project id itself.
-    listOtherUnitRuns: async (project): Promise<UnitRuns[]> => [
-      { region: null, runs: await store.listRuns(project) },
-    ],
-    // The whole project's conditions, for their handover (reconcile.ts handOver).
-    loadWholeProjectConditions: (project) => store.loadConditions(project),
-    saveWholeProjectConditions: (project, state, version) =>
-      store.saveConditions(project, state, version),
+    // The whole project: its key is the project id itself.
+    otherUnits: async (project) => [otherUnit(store, null, project)],
     async acquireLease(project, holder, ttlMs, now) {
       const mine = await inner.acquireLease(project, holder, ttlMs, now);
       if (!mine.acquired) return mine;
@@ -106,20 +118,11 @@ export function projectUnitStore(
 ): StateStore {
   return {
     ...keyed(store, (p) => p),
-    regionalUnitsOf: async (project) =>
-      project.includes(UNIT_SEPARATOR) ? [] : regionsOf(project),
-    loadUnitConditions: (project, region) => store.loadConditions(unitKey({ project, region })),
-    saveUnitConditions: (project, region, state, version) =>
-      store.saveConditions(unitKey({ project, region }), state, version),
-    // Each counted regional unit's records (a regional unit's own key has no other side here).
-    async listOtherUnitRuns(project): Promise<UnitRuns[]> {
+    // Each counted regional unit (a regional unit's own key has no other side here).
+    async otherUnits(project) {
       if (project.includes(UNIT_SEPARATOR)) return [];
-      const regions = await regionsOf(project);
-      return Promise.all(
-        regions.map(async (region) => ({
-          region,
-          runs: await store.listRuns(unitKey({ project, region })),
-        })),
+      return (await regionsOf(project)).map((region) =>
+        otherUnit(store, region, unitKey({ project, region })),
       );
     },
     async acquireLease(project, holder, ttlMs, now) {
