@@ -14,6 +14,8 @@ import type { StateStore } from '../../src/ports/index.js';
 import { twoRegionFleet } from '../support/quota-world.js';
 import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
 import { projectUnitStore, regionalUnitStore } from '../../src/reconcile/unit-lease.js';
+import { mortal, pick } from '../support/mortal.js';
+import { waitUntil } from '../support/wait.js';
 
 /**
  * The handover of conditions when a project is split into regional units (docs/organization.md,
@@ -208,7 +210,7 @@ describe('a project newly split: its regional units take over what it left firin
     );
     void start(US, regionalUnitStore(dying, US)).catch(() => {});
     const eu = await run(EU);
-    await until(() => dead);
+    await waitUntil('the run to die', () => dead, Boolean, { timeoutMs: 30_000 });
     // The dead unit's state holds what it took; the project's still does too.
     expect(Object.keys((await base.loadConditions(US_KEY)).state)).toContain(PRESSURE);
     expect(Object.keys((await base.loadConditions(P)).state)).toContain(PRESSURE);
@@ -283,7 +285,7 @@ describe('a project governed whole again takes back what its regional units left
       undefined,
       projectUnitStore(dying, () => Promise.resolve([US, EU])),
     ).catch(() => {});
-    await until(() => dead);
+    await waitUntil('the run to die', () => dead, Boolean, { timeoutMs: 30_000 });
     expect(Object.keys((await base.loadConditions(P)).state)).toContain(PRESSURE);
     expect(Object.keys((await base.loadConditions(US_KEY)).state)).toContain(PRESSURE);
     expect(await base.breakLease(P)).toBe(true);
@@ -309,29 +311,3 @@ describe('a project governed whole again takes back what its regional units left
     expect(new Set(ids).size).toBe(ids.length);
   });
 });
-
-/** Stops answering anything once `dead()` is true: the process is gone. */
-function mortal<T extends object>(target: T, dead: () => boolean): T {
-  return new Proxy(target, {
-    get(t, prop, receiver) {
-      const v = Reflect.get(t, prop, receiver) as unknown;
-      if (typeof v !== 'function') return v;
-      return (...args: unknown[]) =>
-        dead() ? new Promise(() => {}) : (v as (...a: unknown[]) => unknown).apply(t, args);
-    },
-  });
-}
-
-function pick(s: StateStore): StateStore {
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(s) as (keyof StateStore)[]) {
-    const v = s[k];
-    out[k] = typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(s) : v;
-  }
-  return out as unknown as StateStore;
-}
-
-async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 600 && !cond(); i++) await new Promise((r) => setTimeout(r, 50));
-  expect(cond()).toBe(true);
-}

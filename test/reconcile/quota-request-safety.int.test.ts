@@ -25,6 +25,8 @@ import { memoryLogger } from '../../src/log.js';
 import type { QuotaRequestPort, StateStore } from '../../src/ports/index.js';
 import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
 import { seedPressureWeek, twoRegionFleet } from '../support/quota-world.js';
+import { mortal, pick } from '../support/mortal.js';
+import { waitUntil } from '../support/wait.js';
 
 /**
  * Quota requests are as safe as cap writes (docs/rules.md, "Alerts": an event is stored before the writes
@@ -153,18 +155,6 @@ function publishedOnce(): Map<string, Alert> {
   return byId;
 }
 
-/** Stops answering anything once `dead()` is true: the process is gone. */
-function mortal<T extends object>(target: T, dead: () => boolean): T {
-  return new Proxy(target, {
-    get(t, prop, receiver) {
-      const v = Reflect.get(t, prop, receiver) as unknown;
-      if (typeof v !== 'function') return v;
-      return (...args: unknown[]) =>
-        dead() ? new Promise(() => {}) : (v as (...a: unknown[]) => unknown).apply(t, args);
-    },
-  });
-}
-
 /** A run that dies right after storing its planned quota request, before filing it. */
 async function dieAfterStoring(): Promise<void> {
   let dead = false;
@@ -187,7 +177,7 @@ async function dieAfterStoring(): Promise<void> {
     dying,
     mortal(prefs, () => dead),
   ).done.catch(() => {});
-  await until(() => dead);
+  await waitUntil('the run to die', () => dead, Boolean, { timeoutMs: 30_000 });
   await settleDeath();
 }
 
@@ -212,22 +202,8 @@ async function dieAfterFiling(): Promise<void> {
     mortal(pick(store), () => dead),
     dying,
   ).done.catch(() => {});
-  await until(() => dead);
+  await waitUntil('the run to die', () => dead, Boolean, { timeoutMs: 30_000 });
   await settleDeath();
-}
-
-function pick(s: StateStore): StateStore {
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(s) as (keyof StateStore)[]) {
-    const v = s[k];
-    out[k] = typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(s) : v;
-  }
-  return out as unknown as StateStore;
-}
-
-async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 600 && !cond(); i++) await new Promise((r) => setTimeout(r, 50));
-  expect(cond()).toBe(true);
 }
 
 /** The dead run's lease is cleared as a person would (`governor unlock`), time moves on. */

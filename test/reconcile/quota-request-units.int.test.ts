@@ -26,6 +26,8 @@ import { UnavailableError } from '../../src/errors.js';
 import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
 import { projectUnitStore, regionalUnitStore } from '../../src/reconcile/unit-lease.js';
 import { seedPressureWeek, twoRegionFleet } from '../support/quota-world.js';
+import { mortal, pick } from '../support/mortal.js';
+import { waitUntil } from '../support/wait.js';
 
 /**
  * The pressure ledger across regional units (docs/organization.md, "Regional units"): a project
@@ -275,7 +277,7 @@ describe('a regional unit that dies right after Google filed its request', () =>
     const usStore = mortal(pick(regionalUnitStore(base, US)), () => dead);
     void start(US, usStore, dying).catch(() => {});
     const eu = await run(EU);
-    await until(() => dead);
+    await waitUntil('the run to die', () => dead, Boolean, { timeoutMs: 30_000 });
     expect(quotaTypes(eu)).toEqual([]);
     expect(quotaPreferences(emulator.model)).toHaveLength(1);
     const usKey = unitKey({ project: P, region: US });
@@ -381,29 +383,3 @@ describe('a project governed whole again', () => {
     publishedOnce();
   });
 });
-
-/** Stops answering anything once `dead()` is true: the process is gone. */
-function mortal<T extends object>(target: T, dead: () => boolean): T {
-  return new Proxy(target, {
-    get(t, prop, receiver) {
-      const v = Reflect.get(t, prop, receiver) as unknown;
-      if (typeof v !== 'function') return v;
-      return (...args: unknown[]) =>
-        dead() ? new Promise(() => {}) : (v as (...a: unknown[]) => unknown).apply(t, args);
-    },
-  });
-}
-
-function pick(s: StateStore): StateStore {
-  const out: Record<string, unknown> = {};
-  for (const k of Object.keys(s) as (keyof StateStore)[]) {
-    const v = s[k];
-    out[k] = typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(s) : v;
-  }
-  return out as unknown as StateStore;
-}
-
-async function until(cond: () => boolean): Promise<void> {
-  for (let i = 0; i < 600 && !cond(); i++) await new Promise((r) => setTimeout(r, 50));
-  expect(cond()).toBe(true);
-}
