@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { createMemoryStateStore } from '../src/adapters/memory/state-store.js';
 import { wantedInstances } from '../src/core/evidence.js';
+import { DEFAULT_CONCURRENCY } from '../src/core/service.js';
 import { parsePolicy, type Policy, type PolicyInput } from '../src/core/policy.js';
 import { FleetModel, MINUTE_MS, type MinuteSample } from '../src/emulator/model.js';
 import { createSimPorts } from '../src/emulator/ports.js';
@@ -65,6 +66,12 @@ const quiet: Logger = { log: () => undefined };
  *   which show their true demand;
  * - `saturation`: observed, and a minute that wanted more than it held and showed no 429 shows one
  *   instance's worth of 429s (wanted = held + 1: that it was short, not by how much);
+ *   `saturation-2`: the same only when the minute before was short too;
+ * - `full-2`: what a rule on `container/max_request_concurrencies` could read: a minute with no
+ *   429 in which every active instance reached its concurrency (the model's `peakConcurrency`),
+ *   as did the minute before, shows one instance's worth of 429s; `full-4-flat`: four minutes
+ *   running, in use unchanged across them; `full-2-at-cap`: `full-2` in minutes at the cap in
+ *   force then (held ≥ the minute's cap);
  * - `util-target` / `util-full`: observed, and a minute's GPU utilization taken as instances
  *   wanted: ceil(in use × utilization ÷ 0.8), or in use + 1 at full utilization (the fleet model's
  *   utilization is demand ÷ instances held, capped at 1);
@@ -78,6 +85,10 @@ export const EVIDENCE_KINDS = [
   'true-where-429',
   'true-where-no-429',
   'saturation',
+  'saturation-2',
+  'full-2',
+  'full-4-flat',
+  'full-2-at-cap',
   'util-target',
   'util-full',
   'no-util',
@@ -95,6 +106,8 @@ const heldOf = (r: MinuteSample) => r.active + r.idle;
 export function shownMinute(
   r: MinuteSample,
   kind: EvidenceKind,
+  before: readonly MinuteSample[] = [],
+  concurrency = 4,
 ): { inUse: number; served: number; refused: number } {
   const observed = { inUse: heldOf(r), served: r.requests.served, refused: r.requests.refused };
   const exact = (inUse: number) => {
@@ -133,6 +146,26 @@ export function shownMinute(
         ? { inUse: held, served: held * R, refused: (w - held) * R }
         : observed;
     }
+    case 'saturation-2':
+    case 'full-2':
+    case 'full-4-flat':
+    case 'full-2-at-cap': {
+      // `before`: the minutes before this one, newest last.
+      const run = kind === 'full-4-flat' ? 4 : 2;
+      const minutes = [...before.slice(-(run - 1)), r];
+      const short = (x: MinuteSample) =>
+        kind === 'saturation-2'
+          ? x.requests.refused === 0 && heldOf(x) > 0 && wantOf(x) > heldOf(x)
+          : x.requests.refused === 0 &&
+            x.active > 0 &&
+            x.peakConcurrency >= concurrency - 1e-9 &&
+            (kind !== 'full-4-flat' || heldOf(x) === heldOf(r)) &&
+            (kind !== 'full-2-at-cap' || heldOf(x) >= x.cap);
+      const held = heldOf(r);
+      return minutes.length === run && minutes.every(short)
+        ? { inUse: held, served: held * R, refused: R }
+        : observed;
+    }
     case 'saturation': {
       const held = heldOf(r);
       const short = r.requests.refused === 0 && held > 0 && wantOf(r) > held;
@@ -158,10 +191,13 @@ export function evidenceMonitoring(
     const out: MetricSeries[] = [];
     for (const s of model.listServices(project)) {
       const points: MetricSeries['points'] = [];
-      for (const row of model.history(s)) {
+      const rows = model.history(s);
+      const concurrency = s.spec.concurrency > 0 ? s.spec.concurrency : DEFAULT_CONCURRENCY;
+      for (let i = 0; i < rows.length; i++) {
+        const row = rows[i] as MinuteSample;
         if (row.at < window.startMs) continue;
         if (row.at > last) break;
-        const v = shownMinute(row, kind)[field];
+        const v = shownMinute(row, kind, rows.slice(Math.max(0, i - 3), i), concurrency)[field];
         // As Cloud Run writes them: no instance count at zero, no request count without requests.
         if (field === 'inUse' ? heldOf(row) > 0 : v > 0) points.push({ at: row.at, value: v });
       }
@@ -392,6 +428,12 @@ export const VARIANTS: readonly Variant[] = [
     what: 'bench policy, + saturation shown where no 429',
     run: (i, m) => playGovernor(i, BENCH, 'saturation', m),
   },
+  ...(['saturation-2', 'full-2', 'full-4-flat', 'full-2-at-cap'] as const).map((k) => ({
+    name: `gov-${k}`,
+    what: `bench policy, + ${k}`,
+    run: (i: Parameters<typeof playGovernor>[0], m: Parameters<typeof playGovernor>[3]) =>
+      playGovernor(i, BENCH, k, m),
+  })),
   {
     name: 'gov-true',
     what: 'bench policy, + true demand',

@@ -1,7 +1,7 @@
 import type { AuditRuleId, AuditSeverity } from './audit-rules.js';
 import { DEFAULT_MAX_INSTANCES, maxInForce, type MaxInForce, type PoolId } from './pool.js';
 import type { Snapshot } from './snapshot.js';
-import type { ObservedContainer, ObservedService } from './service.js';
+import { DEFAULT_CONCURRENCY, type ObservedContainer, type ObservedService } from './service.js';
 
 /**
  * The fleet audit's checks: one pure function per rule (audit-rules.ts), given one GPU service
@@ -12,8 +12,6 @@ import type { ObservedContainer, ObservedService } from './service.js';
 /** Cloud Run's limits when a container sets none. */
 const DEFAULT_CPU = 1;
 const DEFAULT_MEMORY = 512 * 2 ** 20;
-/** Concurrency Cloud Run, the console and gcloud choose when the deployer does not. */
-const DEFAULT_CONCURRENCY = 80;
 
 export type Levels = Partial<Record<AuditRuleId, 'off' | AuditSeverity>>;
 

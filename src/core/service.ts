@@ -75,3 +75,11 @@ export interface ObservedService {
   /** `template.max_instance_request_concurrency`; null when unset (0 on the wire). */
   concurrency: number | null;
 }
+
+/**
+ * The requests one instance serves at once when the template sets none. Cloud Run Admin API v2,
+ * `RevisionTemplate.max_instance_request_concurrency`: "If not specified or 0, concurrency
+ * defaults to 80 when requested CPU >= 1 and defaults to 1 when requested CPU < 1"; a GPU
+ * instance has at least 4 CPUs (Google, "GPU support for services"), so 80.
+ */
+export const DEFAULT_CONCURRENCY = 80;

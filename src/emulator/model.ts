@@ -1,4 +1,5 @@
 import { effectiveMax as maxOfLevels, samePool } from '../core/pool.js';
+import { DEFAULT_CONCURRENCY } from '../core/service.js';
 import { demandAt, type DemandContext } from './demand.js';
 import type {
   Demand,
@@ -174,6 +175,17 @@ export interface MinuteSample {
   readonly idle: number;
   /** Mean GPU (or CPU) utilisation of the revision's instances, 0..1. */
   readonly utilization: number;
+  /**
+   * Mean over the active instances of the most requests each served at once in the minute (what
+   * `run.googleapis.com/container/max_request_concurrencies` shows, state active): the service's
+   * concurrency when requests waited beyond the minute (pending, refused or unavailable), else
+   * its concurrency × the share of the active instances' capacity the minute's requests used.
+   * A fluid minute's peak is its mean: a real instance's peak within a minute is higher, so the
+   * model shows "full" less often than Cloud Run would. Read by bench/evidence-gap.ts only.
+   */
+  readonly peakConcurrency: number;
+  /** The max instances in force that minute (the service's effective cap). */
+  readonly cap: number;
   readonly demand: number;
   readonly refusedCap: number;
   readonly refusedQuota: number;
@@ -204,9 +216,6 @@ export interface RequestMinute {
   /** Still pending at the end of the minute (served or refused later). */
   readonly pending: number;
 }
-
-/** Cloud Run's default `max_instance_request_concurrency` when the template sets none. */
-export const DEFAULT_CONCURRENCY = 80;
 
 /** Requests one instance serves in a minute: concurrency × 60 s ÷ the mean request time. */
 export function requestsPerInstanceMinute(spec: FleetService): number {
@@ -870,12 +879,22 @@ export class FleetModel {
 
     const rows = this.samples.get(serviceId(s));
     if (!rows) return;
+    const limit = s.spec.concurrency > 0 ? s.spec.concurrency : DEFAULT_CONCURRENCY;
+    const waited = requests.pending + requests.refused + requests.unavailable > 0;
+    const peakConcurrency =
+      busy === 0
+        ? 0
+        : waited
+          ? limit
+          : limit * Math.min(1, requests.served / (busy * requestsPerInstanceMinute(s.spec)));
     rows.push({
       at: t,
       revision: revisionName(s),
       active: busy,
       idle: held - busy,
       utilization: held === 0 ? 0 : Math.min(1, s.lastDemand / held),
+      peakConcurrency,
+      cap,
       demand: s.lastDemand,
       refusedCap,
       refusedQuota,

@@ -16,6 +16,8 @@ function row(p: {
   served: number;
   refused: number;
   utilization?: number;
+  peak?: number;
+  cap?: number;
 }): MinuteSample {
   return {
     at: 0,
@@ -23,6 +25,8 @@ function row(p: {
     active: p.active,
     idle: p.idle,
     utilization: p.utilization ?? 0.5,
+    peakConcurrency: p.peak ?? 2,
+    cap: p.cap ?? 3,
     demand: p.demand,
     refusedCap: 0,
     refusedQuota: 0,
@@ -61,6 +65,43 @@ describe('the evidence a variant shows', () => {
     expect(wanted(shownMinute(queued, 'util-full'))).toBe(4);
     expect(wanted(shownMinute(after, 'saturation'))).toBe(wantedInstances(3, 40, 90));
     expect(shownMinute(after, 'busy').inUse).toBe(1);
+  });
+});
+
+describe('two minutes running', () => {
+  // Concurrency 4, cap 3: full (every active instance reached 4) without a 429.
+  const full = row({ active: 3, idle: 0, demand: 2.9, served: 120, refused: 0, peak: 4 });
+  const short = row({ active: 3, idle: 0, demand: 4.2, served: 120, refused: 0, peak: 4 });
+  const calm = row({ active: 3, idle: 0, demand: 2.0, served: 80, refused: 0, peak: 2.7 });
+
+  it('full-2: full in this minute and the one before, whatever the demand', () => {
+    expect(wanted(shownMinute(full, 'full-2', [full], 4))).toBe(4);
+    expect(wanted(shownMinute(full, 'full-2', [calm], 4))).toBe(3);
+    expect(wanted(shownMinute(full, 'full-2', [], 4))).toBe(3);
+    // A concurrency of 8 is not reached by a peak of 4.
+    expect(wanted(shownMinute(full, 'full-2', [full], 8))).toBe(3);
+  });
+
+  it('saturation-2: short by true demand in both, not merely full', () => {
+    expect(wanted(shownMinute(short, 'saturation-2', [short]))).toBe(4);
+    expect(wanted(shownMinute(short, 'saturation-2', [full]))).toBe(3);
+  });
+
+  it('full-2-at-cap and full-4-flat: held at the cap, or unchanged for four minutes', () => {
+    const below = row({
+      active: 3,
+      idle: 0,
+      demand: 2.9,
+      served: 120,
+      refused: 0,
+      peak: 4,
+      cap: 5,
+    });
+    expect(wanted(shownMinute(full, 'full-2-at-cap', [full], 4))).toBe(4);
+    expect(wanted(shownMinute(below, 'full-2-at-cap', [below], 4))).toBe(3);
+    expect(wanted(shownMinute(full, 'full-4-flat', [full, full, full], 4))).toBe(4);
+    const fewer = row({ active: 2, idle: 0, demand: 2.5, served: 80, refused: 0, peak: 4 });
+    expect(wanted(shownMinute(full, 'full-4-flat', [fewer, full, full], 4))).toBe(3);
   });
 });
 

@@ -54,6 +54,23 @@ describe('the fleet model in requests', () => {
     ]);
   });
 
+  it('shows each minute its peak concurrency and the cap in force', () => {
+    // Concurrency 4: at its cap of 2 with requests waiting, every instance is full; at 1.5
+    // instances' worth under a cap of 2, each serves 3 of its 4 on average.
+    const full = model([svc('a', { maxInstances: 2, demand: 4, pendingSeconds: 60 })]);
+    full.advance(2 * MINUTE_MS);
+    expect(full.history(full.findService('a')).map((r) => [r.peakConcurrency, r.cap])).toEqual([
+      [4, 2],
+      [4, 2],
+      [4, 2],
+    ]);
+    const part = model([svc('a', { maxInstances: 2, demand: 1.5, pendingSeconds: 60 })]);
+    part.advance(2 * MINUTE_MS);
+    const last = part.history(part.findService('a')).at(-1);
+    expect(last?.active).toBe(2);
+    expect(last?.peakConcurrency).toBeCloseTo(3, 6);
+  });
+
   it('serves all of a demand within the cap, and absorbs a burst shorter than the window', () => {
     const m = model([svc('a', { maxInstances: 2, demand: 1.5, pendingSeconds: 120 })], {
       idleMinutes: 2,
