@@ -7,7 +7,7 @@ import {
   type UntypedServiceImplementation,
 } from '@grpc/grpc-js';
 import { assetHandlers } from './asset-api.js';
-import { portInUse } from './listen.js';
+import { checkPortFree, portInUse } from './listen.js';
 import type { CallRecord, EmulatorContext } from './context.js';
 import { iamPolicyHandlers, permissionDenial } from './iam.js';
 import { monitoringHandlers } from './monitoring-api.js';
@@ -152,6 +152,7 @@ export async function startGrpcServer(ctx: EmulatorContext, port = 0): Promise<G
   ];
   for (const [name, handlers] of apis)
     server.addService(serviceDefinition(name), implementation(ctx, name, handlers));
+  await checkPortFree(port, '--port');
   const bound = await new Promise<number>((resolvePort, reject) => {
     server.bindAsync(`127.0.0.1:${port}`, ServerCredentials.createInsecure(), (error, actual) => {
       if (error) reject(portInUse(error, port, '--port') ?? error);
