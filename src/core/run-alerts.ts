@@ -5,7 +5,7 @@ import type { Plan, PlanPool } from './plan.js';
 import { poolKey, samePool } from './pool.js';
 import { problemsOf, renderProblem, type ObservationProblem } from './problems.js';
 import { oneLine } from './text.js';
-import { unitLabel } from './units.js';
+import { unitLabel, type SiblingRun } from './units.js';
 import type { DeliveryVerdict } from './work.js';
 import type { WriteResult } from './write-result.js';
 import { plural } from './text.js';
@@ -256,6 +256,35 @@ export function leaseHeldAlert(ctx: RunContext, held: HeldLease, attempts: numbe
       expiresAt: held.expiresAt ?? null,
       attempts,
       clear: 'governor unlock --policy <policy file>, once no other governor runs',
+    },
+  });
+}
+
+/**
+ * governor.degraded (reason units-stopped): regional units of the project this regional unit
+ * runs beside have not run for over `staleAfter` (core/units.ts stoppedSiblings), so their
+ * pools are not governed. Raised by one running unit; resolves once each has run again.
+ */
+export function unitsStoppedAlert(
+  ctx: RunContext,
+  project: string,
+  stopped: readonly SiblingRun[],
+  staleAfter: string,
+): Alert | null {
+  if (stopped.length === 0) return null;
+  const named = stopped.map(
+    (s) =>
+      `${s.region} (${s.lastRunAt ? `last run planned at ${s.lastRunAt}` : 'no run recorded'})`,
+  );
+  return makeAlert(ctx, projectWide(ctx, project), {
+    type: 'governor.degraded',
+    severity: 'ERROR',
+    key: 'units-stopped',
+    summary: `${plural(stopped.length, 'regional unit')} of ${project} ha${stopped.length === 1 ? 's' : 've'} not run for over ${staleAfter}, so ${stopped.length === 1 ? 'its pools are' : 'their pools are'} not governed: ${named.join(', ')}`,
+    details: {
+      reason: 'units-stopped',
+      staleAfter,
+      units: stopped.map((s) => ({ region: s.region, lastRunAt: s.lastRunAt })),
     },
   });
 }

@@ -85,3 +85,42 @@ export function splitUnits(
   }
   return units;
 }
+
+/** Another regional unit of the same project, as a regional unit sees it: its newest run. */
+export interface SiblingRun {
+  region: string;
+  /** The time its newest kept run planned at (or started); null when it has none. */
+  lastRunAt: string | null;
+}
+
+/**
+ * The regional units of a project that stopped running, as one of its running regional units
+ * judges them, and whether that unit is the one to say so. The fan-out's "has not run" alert
+ * policy (terraform/) merges a project's units, so it cannot see one of them stop while another
+ * runs: the running ones can (docs/organization.md, "Regional units").
+ *
+ * - A sibling stopped when its newest run is older than `staleAfterMs` (`fanout.staleAfter`,
+ *   after which a work message is dropped as stale and `governor status --org` shows it stuck).
+ * - A sibling with no run at all stopped only once this unit's own oldest kept run is that old:
+ *   before, the split may be newer than its first run.
+ * - Of the units still running, only the first by region name says so, so that one fact makes
+ *   one alert; when it stops too, the next one takes over (and names both).
+ */
+export function stoppedSiblings(args: {
+  region: string;
+  siblings: readonly SiblingRun[];
+  /** This unit's oldest kept run; null when this is its first. */
+  firstRunAt: string | null;
+  atMs: number;
+  staleAfterMs: number;
+}): { stopped: SiblingRun[]; reporter: boolean } {
+  const old = (at: string | null) => at !== null && args.atMs - Date.parse(at) > args.staleAfterMs;
+  const stopped = args.siblings
+    .filter((s) => s.region !== args.region)
+    .filter((s) => (s.lastRunAt === null ? old(args.firstRunAt) : old(s.lastRunAt)))
+    .sort((a, b) => (a.region < b.region ? -1 : a.region > b.region ? 1 : 0));
+  const down = new Set(stopped.map((s) => s.region));
+  const live = [args.region, ...args.siblings.map((s) => s.region).filter((r) => !down.has(r))];
+  const first = live.reduce((a, b) => (b < a ? b : a));
+  return { stopped, reporter: first === args.region };
+}

@@ -14,7 +14,7 @@ import { dispatch } from '../org/dispatch.js';
 import { alertFailedDelivery, decideUnit } from '../org/unit.js';
 import { ALERT_GRACE_MS, reconcile, RunFailedError } from '../reconcile/reconcile.js';
 import { regionalUnitStore } from '../reconcile/unit-lease.js';
-import { unitLabel } from '../core/units.js';
+import { splitUnits, unitLabel } from '../core/units.js';
 import { createOrgRuntime, createRuntime, createStore, newRunId } from '../runtime.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 import { functionPolicy, summaryFields, type Answer } from './handler.js';
@@ -150,11 +150,21 @@ export async function handleUnitPush(
     dispatchId: message.dispatchId,
     delivery,
   };
-  // A regional unit keeps its state under its own key (src/reconcile/unit-lease.ts).
+  // A regional unit keeps its state under its own key (src/reconcile/unit-lease.ts), and looks at
+  // the project's other regional units as a dispatch splits it now (the organisation's policy).
+  const siblings =
+    region === undefined
+      ? []
+      : splitUnits(
+          [message.project],
+          decision.kept?.services,
+          policy.fanout?.splitAbove,
+          policy.regions,
+        ).flatMap((u) => (u.region === undefined ? [] : [u.region]));
   const deps =
     region === undefined
       ? runtime
-      : { ...runtime, store: regionalUnitStore(runtime.store, region) };
+      : { ...runtime, store: regionalUnitStore(runtime.store, region, siblings) };
   // A failed run answers 500, so Pub/Sub delivers the message again; on what is, or may be, its
   // last delivery the unit alerts first (see alertFailedDelivery), in the unit's own state.
   const failedDelivery = async (cause: string): Promise<void> => {

@@ -196,6 +196,12 @@ export interface StateStore {
    * has none: nothing to adopt or hand over.
    */
   otherUnits?(project: string): Promise<OtherUnit[]>;
+  /**
+   * Only on the store of a regional unit: the project's other regional units, as the fan-out
+   * splits it now (core/units.ts splitUnits on the kept discovery), for noticing one that stopped
+   * running (core/units.ts stoppedSiblings).
+   */
+  siblingUnits?(project: string): Promise<OtherUnit[]>;
   /** Releases connections and handles. */
   close(): Promise<void>;
 }

@@ -27,7 +27,7 @@ import type { CheckItem } from '../core/permissions.js';
 import type { Plan } from '../core/plan.js';
 import { plan as makePlan } from '../core/planner.js';
 import { NO_PROJECTS, type Policy } from '../core/policy.js';
-import { REGION_NAME } from '../core/units.js';
+import { REGION_NAME, stoppedSiblings } from '../core/units.js';
 import { renderProblem, type ObservationProblem } from '../core/problems.js';
 import {
   adoptLedger,
@@ -52,6 +52,7 @@ import {
   quotaChanges,
   runEvents,
   settlePlannedEvent,
+  unitsStoppedAlert,
   type HeldLease,
   type RunContext,
 } from '../core/run-alerts.js';
@@ -731,6 +732,8 @@ async function alertProject(
     `reading the last run of ${project}`,
   );
   await moveLegacyUndelivered(run, project, lastRun);
+  const stopped = await stoppedUnits(run, project, lastRun);
+  if (stopped) conditions.push(stopped);
   // A restore's plan is not the governing one: it says nothing of pressure.
   const quotaEvents: Alert[] = [];
   // The quotas quota.changed compares with: the unit's last run's, or after a gap the newest its
@@ -915,6 +918,46 @@ async function adoptFromOtherUnits(
     );
   }
   return { ledger, quotas };
+}
+
+/**
+ * A regional unit's look at its project's other regional units (core/units.ts stoppedSiblings):
+ * governor.degraded (reason units-stopped) when some have not run for over `fanout.staleAfter`
+ * and this unit is the one to say so; null otherwise, which resolves it where it fired. Their run
+ * records are only read. A store that cannot be read fails the run, as the unit's own would.
+ */
+async function stoppedUnits(
+  run: Run,
+  project: string,
+  own: readonly RunRecord[],
+): Promise<Alert | null> {
+  const region = run.options.region;
+  const siblings = run.deps.store.siblingUnits?.bind(run.deps.store);
+  if (region === undefined || !siblings) return null;
+  const units = await beforeDeadline(
+    async () =>
+      Promise.all(
+        (await siblings(project)).map(async (u) => ({
+          region: u.region,
+          runs: await u.listRuns(),
+        })),
+      ),
+    alertGrace(run),
+    `reading the run records of the other regional units of ${project}`,
+  );
+  // The time a run planned at, on the clock this run plans at (the emulator's, against it).
+  const timeOf = (r: RunRecord | undefined) => (r ? (r.at ?? r.startedAt) : null);
+  const staleAfter = run.policy.fanout?.staleAfter ?? '30m';
+  const verdict = stoppedSiblings({
+    region,
+    siblings: units.flatMap((u) =>
+      u.region === null ? [] : [{ region: u.region, lastRunAt: timeOf(u.runs[0]) }],
+    ),
+    firstRunAt: timeOf(own.at(-1)),
+    atMs: Date.parse(run.ctx.at),
+    staleAfterMs: durationMs(staleAfter),
+  });
+  return verdict.reporter ? unitsStoppedAlert(run.ctx, project, verdict.stopped, staleAfter) : null;
 }
 
 /** How many times a handover is tried when another unit of the project saved meanwhile. */

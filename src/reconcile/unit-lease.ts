@@ -89,14 +89,25 @@ export function countedRegions(kept: DiscoveryCache | null, project: string): st
   return Object.keys(kept?.services?.[project] ?? {});
 }
 
-/** The store of the regional unit `region` of its project: see above. */
-export function regionalUnitStore(store: StateStore, region: string): StateStore {
+/**
+ * The store of the regional unit `region` of its project: see above. `siblings`: the project's
+ * other regional units as the fan-out splits it (the regions, this one left out or not).
+ */
+export function regionalUnitStore(
+  store: StateStore,
+  region: string,
+  siblings: readonly string[] = [],
+): StateStore {
   const key = (project: string) => unitKey({ project, region });
   const inner = keyed(store, key);
   return {
     ...inner,
     // The whole project: its key is the project id itself.
     otherUnits: async (project) => [otherUnit(store, null, project)],
+    siblingUnits: async (project) =>
+      [...new Set(siblings)]
+        .filter((r) => r !== region)
+        .map((r) => otherUnit(store, r, unitKey({ project, region: r }))),
     async acquireLease(project, holder, ttlMs, now) {
       const mine = await inner.acquireLease(project, holder, ttlMs, now);
       if (!mine.acquired) return mine;

@@ -19,6 +19,7 @@ import {
   quotaChanges,
   quotasSeen,
   runEvents,
+  unitsStoppedAlert,
 } from '../../src/core/run-alerts.js';
 import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
 import type { WriteResult } from '../../src/core/write-result.js';
@@ -286,6 +287,45 @@ describe('project-wide conditions of a regional unit', () => {
       status: 'resolved',
     });
     expect(seen.filter((m) => m.status === 'resolved')).toHaveLength(2);
+  });
+});
+
+describe('units-stopped', () => {
+  const ctx = { at: '2026-11-27T15:00:00.000Z', runId: 'run-1', region: 'europe-west4' };
+
+  it("names the regional units that stopped, under the reporting unit's own key", () => {
+    const a = unitsStoppedAlert(
+      ctx,
+      'acme',
+      [
+        { region: 'us-central1', lastRunAt: '2026-11-27T14:20:00.000Z' },
+        { region: 'us-east1', lastRunAt: null },
+      ],
+      '30m',
+    );
+    expect(a).toMatchObject({
+      type: 'governor.degraded',
+      severity: 'ERROR',
+      status: 'firing',
+      project: 'acme',
+      region: 'europe-west4',
+      dedupKey: 'governor.degraded:acme/europe-west4:units-stopped',
+      details: {
+        reason: 'units-stopped',
+        staleAfter: '30m',
+        units: [
+          { region: 'us-central1', lastRunAt: '2026-11-27T14:20:00.000Z' },
+          { region: 'us-east1', lastRunAt: null },
+        ],
+      },
+    });
+    expect(a?.summary).toBe(
+      '2 regional units of acme have not run for over 30m, so their pools are not governed: us-central1 (last run planned at 2026-11-27T14:20:00.000Z), us-east1 (no run recorded)',
+    );
+  });
+
+  it('is no condition when none stopped', () => {
+    expect(unitsStoppedAlert(ctx, 'acme', [], '30m')).toBeNull();
   });
 });
 

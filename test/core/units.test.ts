@@ -1,7 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { selectProjects, Discovery, DiscoveryCache } from '../../src/core/discovery.js';
 import { parsePolicy } from '../../src/core/policy.js';
-import { REGION_NAME, splitUnits, unitKey, unitLabel } from '../../src/core/units.js';
+import {
+  REGION_NAME,
+  splitUnits,
+  stoppedSiblings,
+  unitKey,
+  unitLabel,
+} from '../../src/core/units.js';
 import { MAX_WORK_MESSAGE_BYTES, parseWorkMessage } from '../../src/core/work.js';
 import { InputError } from '../../src/errors.js';
 
@@ -282,5 +288,63 @@ describe('fanout.splitAbove in the policy', () => {
     } catch (e) {
       expect((e as InputError).faults.map((f) => f.path)).toContain('fanout.splitAbove');
     }
+  });
+});
+
+describe('stoppedSiblings', () => {
+  const at = Date.parse('2026-11-27T12:00:00Z');
+  const ago = (min: number) => new Date(at - min * 60_000).toISOString();
+  const judge = (
+    region: string,
+    siblings: { region: string; lastRunAt: string | null }[],
+    firstRunAt: string | null = ago(120),
+  ) => stoppedSiblings({ region, siblings, firstRunAt, atMs: at, staleAfterMs: 30 * 60_000 });
+
+  it('finds none while every sibling ran within staleAfter (30 min exactly still counts)', () => {
+    expect(
+      judge('us-central1', [
+        { region: 'europe-west4', lastRunAt: ago(5) },
+        { region: 'asia-east1', lastRunAt: ago(30) },
+      ]),
+    ).toEqual({ stopped: [], reporter: false });
+  });
+
+  it('names a sibling whose newest run is older, sorted by region', () => {
+    const v = judge('us-central1', [
+      { region: 'us-east1', lastRunAt: ago(31) },
+      { region: 'europe-west4', lastRunAt: ago(45) },
+      { region: 'asia-east1', lastRunAt: ago(1) },
+    ]);
+    expect(v.stopped.map((s) => s.region)).toEqual(['europe-west4', 'us-east1']);
+  });
+
+  it('says so from the first running unit by region name only, whichever judges', () => {
+    const siblings = (self: string) =>
+      [
+        { region: 'asia-east1', lastRunAt: ago(90) },
+        { region: 'europe-west4', lastRunAt: ago(2) },
+        { region: 'us-central1', lastRunAt: ago(3) },
+      ].filter((s) => s.region !== self);
+    // asia-east1 stopped: europe-west4 is the first of the running ones.
+    expect(judge('europe-west4', siblings('europe-west4')).reporter).toBe(true);
+    expect(judge('us-central1', siblings('us-central1')).reporter).toBe(false);
+    // Both agree on what stopped.
+    expect(judge('us-central1', siblings('us-central1')).stopped).toEqual(
+      judge('europe-west4', siblings('europe-west4')).stopped,
+    );
+  });
+
+  it('counts a sibling that never ran only once this unit has run for staleAfter itself', () => {
+    const never = [{ region: 'europe-west4', lastRunAt: null }];
+    expect(judge('us-central1', never, null).stopped).toEqual([]);
+    expect(judge('us-central1', never, ago(10)).stopped).toEqual([]);
+    expect(judge('us-central1', never, ago(40)).stopped).toEqual(never);
+  });
+
+  it('leaves itself out of its siblings', () => {
+    expect(judge('us-central1', [{ region: 'us-central1', lastRunAt: ago(90) }])).toEqual({
+      stopped: [],
+      reporter: true,
+    });
   });
 });

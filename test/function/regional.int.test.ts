@@ -525,4 +525,41 @@ describe('regional units', () => {
     ).toEqual([]);
     expectWithinQuota();
   }, 180_000);
+
+  it('a regional unit that stops is named by the one that runs on, until it runs again', async () => {
+    const key = `governor.degraded:${BIG}/us-central1:units-stopped`;
+    const seen = () => alerts.filter((a) => a.data.dedupKey === key).map((a) => a.data.status);
+    const run = async (region: string) => {
+      const answer = await post(unitServer, push(message(BIG, region)));
+      expect(answer.status, answer.text).toBe(200);
+      return receivedAll(answer);
+    };
+    emulator.setFaults({});
+    emulator.advance(60_000);
+    await Promise.all(REGIONS.map(run));
+    expect(seen()).toEqual([]);
+    // europe-west4's unit stops running; us-central1's runs on, past fanout.staleAfter (30m).
+    emulator.advance(31 * 60_000);
+    await run('us-central1');
+    expect(seen()).toEqual(['firing']);
+    const fired = alerts.find((a) => a.data.dedupKey === key);
+    expect(fired?.data).toMatchObject({
+      type: 'governor.degraded',
+      severity: 'ERROR',
+      region: 'us-central1',
+    });
+    expect(fired?.data.summary).toContain(`1 regional unit of ${BIG} has not run for over 30m`);
+    expect(fired?.data.summary).toContain('europe-west4 (last run planned at');
+    // It runs again: us-central1's next run resolves it, once.
+    emulator.advance(60_000);
+    await run('europe-west4');
+    await run('us-central1');
+    await run('us-central1');
+    expect(seen()).toEqual(['firing', 'resolved']);
+    // Every such condition of this file's runs (the earlier tests let a unit wait too) resolved.
+    const byKey = new Map<string, string[]>();
+    for (const a of alerts.filter((x) => x.data.dedupKey.endsWith(':units-stopped')))
+      byKey.set(a.data.dedupKey, [...(byKey.get(a.data.dedupKey) ?? []), a.data.status]);
+    for (const statuses of byKey.values()) expect(statuses).toEqual(['firing', 'resolved']);
+  }, 120_000);
 });
