@@ -26,6 +26,7 @@ import {
   checkOutboxEntries,
   checkOutboxLimit,
   checkProject,
+  checkLimit,
   checkRunRecord,
   ConditionState,
   decideLease,
@@ -171,8 +172,9 @@ export function createFileStateStore(
       }));
     },
 
-    async listRuns(project) {
-      return sortRuns((await readDocument(fileOf(project), project)).runs);
+    async listRuns(project, limit) {
+      const runs = sortRuns((await readDocument(fileOf(project), project)).runs);
+      return runs.slice(0, checkLimit(limit, runs.length));
     },
 
     acquireLease: (project, holder, ttlMs, now) =>

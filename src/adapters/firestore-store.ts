@@ -56,6 +56,7 @@ import {
   newGovernorId,
   OutboxEntry,
   checkProject,
+  checkLimit,
   checkRunRecord,
   ConditionState,
   decideLease,
@@ -265,10 +266,11 @@ export function createFirestoreStateStore(
       });
     },
 
-    async listRuns(project) {
+    async listRuns(project, limit) {
       const runs = runsOf(project);
+      const most = checkLimit(limit, keep);
       const snap = await call(`listing runs of ${project}`, () =>
-        runs.orderBy('startedAtMs', 'desc').limit(keep).get(),
+        runs.orderBy('startedAtMs', 'desc').limit(most).get(),
       );
       return sortRuns(
         snap.docs.map((doc) => parseStored(RunDocument, doc.data(), `document ${doc.ref.path}`)),

@@ -550,7 +550,7 @@ function faultyStore(inner: StateStore, f: Faulty): StateStore {
     loadConditions: wrap('loadConditions', (p) => inner.loadConditions(p)),
     saveConditions: wrap('saveConditions', (p, s, v) => inner.saveConditions(p, s, v)),
     recordRun: wrap('recordRun', (p, r) => inner.recordRun(p, r)),
-    listRuns: wrap('listRuns', (p) => inner.listRuns(p)),
+    listRuns: wrap('listRuns', (p, limit?: number) => inner.listRuns(p, limit)),
     acquireLease: wrap('acquireLease', (p, h, t, n) => inner.acquireLease(p, h, t, n)),
     renewLease: wrap('renewLease', (p, h, t, n) => inner.renewLease(p, h, t, n)),
     releaseLease: wrap('releaseLease', (p, h) => inner.releaseLease(p, h)),

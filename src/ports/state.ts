@@ -23,7 +23,7 @@ import { Alert } from '../core/alert.js';
 import { ConditionState } from '../core/notify.js';
 import { zodFaults } from '../core/document.js';
 import { PressureLedger } from '../core/quota-pressure.js';
-import { ConflictError, UpstreamError } from '../errors.js';
+import { ConflictError, InputError, UpstreamError } from '../errors.js';
 import type { Fault } from '../errors.js';
 
 export { ConditionState };
@@ -158,8 +158,11 @@ export interface StateStore {
   ): Promise<string>;
   /** Adds a run record (replacing one with the same runId), keeping only the most recent ones. */
   recordRun(project: string, record: RunRecord): Promise<void>;
-  /** The kept run records, the most recent (by `startedAt`) first. */
-  listRuns(project: string): Promise<RunRecord[]>;
+  /**
+   * The kept run records, the most recent (by `startedAt`) first; at most `limit` of them when
+   * given (a positive whole number), so that reading the newest one costs one record's read.
+   */
+  listRuns(project: string, limit?: number): Promise<RunRecord[]>;
   /**
    * Takes the project's lease for `ttlMs` from `now` if nobody holds it, it has expired, or
    * `holder` already holds it. Otherwise `acquired` is false and the answer names the holder.
@@ -214,7 +217,7 @@ export interface StateStore {
  */
 export interface OtherUnit {
   region: string | null;
-  listRuns(): Promise<RunRecord[]>;
+  listRuns(limit?: number): Promise<RunRecord[]>;
   loadConditions(): Promise<VersionedConditions>;
   saveConditions(state: ConditionState, expectedVersion: string | null): Promise<string>;
 }
@@ -331,6 +334,19 @@ export const GovernorId = z.string().regex(/^gov-[0-9a-f]{12}$/);
 /** The records to keep: `record` added (replacing its runId), most recent first, at most `keep`. */
 export function keepRuns(runs: readonly RunRecord[], record: RunRecord, keep: number): RunRecord[] {
   return sortRuns([record, ...runs.filter((r) => r.runId !== record.runId)]).slice(0, keep);
+}
+
+/**
+ * How many run records a `listRuns` with `limit` answers at most: `limit`, or `all` without one.
+ * Anything but a positive whole number is refused (InputError), before any read.
+ */
+export function checkLimit(limit: number | undefined, all: number): number {
+  if (limit === undefined) return all;
+  if (!Number.isInteger(limit) || limit < 1)
+    throw new InputError('listRuns', [
+      { path: 'limit', message: `must be a positive whole number, not ${String(limit)}` },
+    ]);
+  return Math.min(limit, all);
 }
 
 /** Most recent first (by `startedAt`, then runId), the same on every machine. */

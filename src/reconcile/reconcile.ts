@@ -939,7 +939,8 @@ async function stoppedUnits(
       Promise.all(
         (await siblings(project)).map(async (u) => ({
           region: u.region,
-          runs: await u.listRuns(),
+          // The newest record only: one read each.
+          runs: await u.listRuns(1),
         })),
       ),
     alertGrace(run),

@@ -58,7 +58,7 @@ function keyed(store: StateStore, key: (project: string) => string): StateStore 
     loadConditions: (p) => store.loadConditions(key(p)),
     saveConditions: (p, state, version) => store.saveConditions(key(p), state, version),
     recordRun: (p, record) => store.recordRun(key(p), record),
-    listRuns: (p) => store.listRuns(key(p)),
+    listRuns: (p, limit) => store.listRuns(key(p), limit),
     acquireLease: (p, holder, ttlMs, now) => store.acquireLease(key(p), holder, ttlMs, now),
     renewLease: (p, holder, ttlMs, now) => store.renewLease(key(p), holder, ttlMs, now),
     releaseLease: (p, holder) => store.releaseLease(key(p), holder),
@@ -75,7 +75,7 @@ function keyed(store: StateStore, key: (project: string) => string): StateStore 
 function otherUnit(store: StateStore, region: string | null, key: string): OtherUnit {
   return {
     region,
-    listRuns: () => store.listRuns(key),
+    listRuns: (limit) => store.listRuns(key, limit),
     loadConditions: () => store.loadConditions(key),
     saveConditions: (state, version) => store.saveConditions(key, state, version),
   };

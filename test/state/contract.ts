@@ -164,6 +164,20 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
         runRecord(3),
       ]);
       expect(CONTRACT_KEEP_RUNS).toBe(3);
+      // At most `limit`, the newest first; a limit above what is kept gives what is kept.
+      expect(await store.listRuns(project, 1)).toEqual([runRecord(5, { quotas })]);
+      expect((await store.listRuns(project, 2)).map((r) => r.runId)).toEqual([
+        runRecord(5).runId,
+        runRecord(4).runId,
+      ]);
+      expect(await store.listRuns(project, 10)).toHaveLength(3);
+      expect(await store.listRuns(freshProject(), 1)).toEqual([]);
+    });
+
+    it('refuses a limit that is not a positive whole number, before reading', async () => {
+      const store = open();
+      for (const bad of [0, -1, 1.5, Number.NaN])
+        await expect(store.listRuns(freshProject(), bad)).rejects.toThrow(/limit/);
     });
 
     it('refuses a malformed run record', async () => {

@@ -10,6 +10,7 @@ import {
   newGovernorId,
   type OutboxEntry,
   checkProject,
+  checkLimit,
   checkRunRecord,
   decideLease,
   DEFAULT_KEEP_RUNS,
@@ -96,9 +97,10 @@ export function createMemoryStateStore(
       const checked = checkRunRecord(record);
       runs.set(checkProject(project), keepRuns(runs.get(project) ?? [], checked, keep));
     },
-    async listRuns(project) {
+    async listRuns(project, limit) {
       open();
-      return [...(runs.get(checkProject(project)) ?? [])];
+      const kept = runs.get(checkProject(project)) ?? [];
+      return kept.slice(0, checkLimit(limit, kept.length));
     },
     async acquireLease(project, holder, ttlMs, now) {
       return lease(project, 'acquire', holder, ttlMs, now);
