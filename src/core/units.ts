@@ -101,8 +101,10 @@ export interface SiblingRun {
  *
  * - A sibling stopped when its newest run is older than `staleAfterMs` (`fanout.staleAfter`,
  *   after which a work message is dropped as stale and `governor status --org` shows it stuck).
- * - A sibling with no run at all stopped only once this unit's own oldest kept run is that old:
- *   before, the split may be newer than its first run.
+ * - A sibling with no run at all stopped only once this unit's own oldest kept run is that old,
+ *   and so is the discovery that counts it (`countedForMs`: how long ago it was found, on its own
+ *   clock; null when unknown): before, the split may be newer than its first run, or the region
+ *   new to it.
  * - Of the units still running, only the first by region name says so, so that one fact makes
  *   one alert; when it stops too, the next one takes over (and names both).
  */
@@ -111,13 +113,16 @@ export function stoppedSiblings(args: {
   siblings: readonly SiblingRun[];
   /** This unit's oldest kept run; null when this is its first. */
   firstRunAt: string | null;
+  /** How long ago the discovery that splits the project was found; null when unknown. */
+  countedForMs: number | null;
   atMs: number;
   staleAfterMs: number;
 }): { stopped: SiblingRun[]; reporter: boolean } {
   const old = (at: string | null) => at !== null && args.atMs - Date.parse(at) > args.staleAfterMs;
+  const counted = args.countedForMs === null || args.countedForMs > args.staleAfterMs;
   const stopped = args.siblings
     .filter((s) => s.region !== args.region)
-    .filter((s) => (s.lastRunAt === null ? old(args.firstRunAt) : old(s.lastRunAt)))
+    .filter((s) => (s.lastRunAt === null ? counted && old(args.firstRunAt) : old(s.lastRunAt)))
     .sort((a, b) => (a.region < b.region ? -1 : a.region > b.region ? 1 : 0));
   const down = new Set(stopped.map((s) => s.region));
   const live = [args.region, ...args.siblings.map((s) => s.region).filter((r) => !down.has(r))];

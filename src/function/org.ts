@@ -152,15 +152,18 @@ export async function handleUnitPush(
   };
   // A regional unit keeps its state under its own key (src/reconcile/unit-lease.ts), and looks at
   // the project's other regional units as a dispatch splits it now (the organisation's policy).
-  const siblings =
-    region === undefined
-      ? []
-      : splitUnits(
-          [message.project],
-          decision.kept?.services,
-          policy.fanout?.splitAbove,
-          policy.regions,
-        ).flatMap((u) => (u.region === undefined ? [] : [u.region]));
+  const siblings = {
+    regions:
+      region === undefined
+        ? []
+        : splitUnits(
+            [message.project],
+            decision.kept?.services,
+            policy.fanout?.splitAbove,
+            policy.regions,
+          ).flatMap((u) => (u.region === undefined ? [] : [u.region])),
+    foundAt: decision.kept?.foundAt ?? null,
+  };
   const deps =
     region === undefined
       ? runtime

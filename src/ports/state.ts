@@ -201,10 +201,11 @@ export interface StateStore {
   otherUnits?(project: string): Promise<OtherUnit[]>;
   /**
    * Only on the store of a regional unit: the project's other regional units, as the fan-out
-   * splits it now (core/units.ts splitUnits on the kept discovery), for noticing one that stopped
-   * running (core/units.ts stoppedSiblings).
+   * splits it now (core/units.ts splitUnits on the kept discovery), and when that discovery was
+   * found (null when unknown), for noticing one that stopped running (core/units.ts
+   * stoppedSiblings).
    */
-  siblingUnits?(project: string): Promise<OtherUnit[]>;
+  siblingUnits?(project: string): Promise<{ foundAt: string | null; units: OtherUnit[] }>;
   /** Releases connections and handles. */
   close(): Promise<void>;
 }

@@ -934,15 +934,20 @@ async function stoppedUnits(
   const region = run.options.region;
   const siblings = run.deps.store.siblingUnits?.bind(run.deps.store);
   if (region === undefined || !siblings) return null;
-  const units = await beforeDeadline(
-    async () =>
-      Promise.all(
-        (await siblings(project)).map(async (u) => ({
-          region: u.region,
-          // The newest record only: one read each.
-          runs: await u.listRuns(1),
-        })),
-      ),
+  const { foundAt, units } = await beforeDeadline(
+    async () => {
+      const found = await siblings(project);
+      return {
+        foundAt: found.foundAt,
+        units: await Promise.all(
+          found.units.map(async (u) => ({
+            region: u.region,
+            // The newest record only: one read each.
+            runs: await u.listRuns(1),
+          })),
+        ),
+      };
+    },
     alertGrace(run),
     `reading the run records of the other regional units of ${project}`,
   );
@@ -955,6 +960,8 @@ async function stoppedUnits(
       u.region === null ? [] : [{ region: u.region, lastRunAt: timeOf(u.runs[0]) }],
     ),
     firstRunAt: timeOf(own.at(-1)),
+    // The discovery is found on the wall clock: its age on the wall clock too.
+    countedForMs: foundAt === null ? null : run.wall() - Date.parse(foundAt),
     atMs: Date.parse(run.ctx.at),
     staleAfterMs: durationMs(staleAfter),
   });

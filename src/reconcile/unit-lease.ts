@@ -91,12 +91,13 @@ export function countedRegions(kept: DiscoveryCache | null, project: string): st
 
 /**
  * The store of the regional unit `region` of its project: see above. `siblings`: the project's
- * other regional units as the fan-out splits it (the regions, this one left out or not).
+ * regional units as the fan-out splits it (this one left out or not), and when the discovery that
+ * counts them was found.
  */
 export function regionalUnitStore(
   store: StateStore,
   region: string,
-  siblings: readonly string[] = [],
+  siblings: { regions: readonly string[]; foundAt: string | null } = { regions: [], foundAt: null },
 ): StateStore {
   const key = (project: string) => unitKey({ project, region });
   const inner = keyed(store, key);
@@ -104,10 +105,12 @@ export function regionalUnitStore(
     ...inner,
     // The whole project: its key is the project id itself.
     otherUnits: async (project) => [otherUnit(store, null, project)],
-    siblingUnits: async (project) =>
-      [...new Set(siblings)]
+    siblingUnits: async (project) => ({
+      foundAt: siblings.foundAt,
+      units: [...new Set(siblings.regions)]
         .filter((r) => r !== region)
         .map((r) => otherUnit(store, r, unitKey({ project, region: r }))),
+    }),
     async acquireLease(project, holder, ttlMs, now) {
       const mine = await inner.acquireLease(project, holder, ttlMs, now);
       if (!mine.acquired) return mine;

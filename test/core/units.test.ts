@@ -298,7 +298,16 @@ describe('stoppedSiblings', () => {
     region: string,
     siblings: { region: string; lastRunAt: string | null }[],
     firstRunAt: string | null = ago(120),
-  ) => stoppedSiblings({ region, siblings, firstRunAt, atMs: at, staleAfterMs: 30 * 60_000 });
+    countedForMs: number | null = null,
+  ) =>
+    stoppedSiblings({
+      region,
+      siblings,
+      firstRunAt,
+      countedForMs,
+      atMs: at,
+      staleAfterMs: 30 * 60_000,
+    });
 
   it('finds none while every sibling ran within staleAfter (30 min exactly still counts)', () => {
     expect(
@@ -339,6 +348,15 @@ describe('stoppedSiblings', () => {
     expect(judge('us-central1', never, null).stopped).toEqual([]);
     expect(judge('us-central1', never, ago(10)).stopped).toEqual([]);
     expect(judge('us-central1', never, ago(40)).stopped).toEqual(never);
+  });
+
+  it('and only once the discovery that counts it is that old: a region new to the split waits', () => {
+    const never = [{ region: 'europe-west4', lastRunAt: null }];
+    expect(judge('us-central1', never, ago(40), 5 * 60_000).stopped).toEqual([]);
+    expect(judge('us-central1', never, ago(40), 31 * 60_000).stopped).toEqual(never);
+    // A sibling that ran is judged by its run, whenever the discovery was found.
+    const ran = [{ region: 'europe-west4', lastRunAt: ago(45) }];
+    expect(judge('us-central1', ran, ago(40), 5 * 60_000).stopped).toEqual(ran);
   });
 
   it('leaves itself out of its siblings', () => {

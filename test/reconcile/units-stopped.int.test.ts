@@ -48,7 +48,11 @@ afterEach(async () => {
 });
 
 /** One run of the regional unit `region`, beside `units` (the regions the fan-out splits into). */
-async function run(region: string, units: string[] = [US, EU]): Promise<RunReport> {
+async function run(
+  region: string,
+  units: string[] = [US, EU],
+  foundAt: string | null = null,
+): Promise<RunReport> {
   return reconcile(
     parsePolicy({
       version: 1,
@@ -59,7 +63,7 @@ async function run(region: string, units: string[] = [US, EU]): Promise<RunRepor
     }),
     {
       ports,
-      store: regionalUnitStore(base, region, units),
+      store: regionalUnitStore(base, region, { regions: units, foundAt }),
       sink: null,
       log: memoryLogger(),
       now: () => Promise.resolve(emulator.now().getTime()),
@@ -130,5 +134,22 @@ describe('a regional unit that stopped', () => {
       ['firing', `governor.degraded:${P}/${EU}:units-stopped`, [ASIA]],
     ]);
     expect(stopped(await run(US, units))).toEqual([]);
+  });
+
+  it('a region the discovery counted only just now is not named before it had the time to run', async () => {
+    const units = [US, EU, ASIA];
+    const old = new Date(Date.now() - 60 * MIN).toISOString();
+    await run(US, units, old);
+    await run(EU, units, old);
+    emulator.advance(20 * MIN);
+    await run(US, units, old);
+    await run(EU, units, old);
+    emulator.advance(15 * MIN);
+    // A discovery found a minute ago (on the wall clock) added asia-east1 to the split.
+    const fresh = new Date(Date.now() - 1 * MIN).toISOString();
+    expect(stopped(await run(EU, units, fresh))).toEqual([]);
+    expect(stopped(await run(EU, units, old))).toEqual([
+      ['firing', `governor.degraded:${P}/${EU}:units-stopped`, [ASIA]],
+    ]);
   });
 });
