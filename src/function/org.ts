@@ -192,8 +192,13 @@ export async function handleUnitPush(
       runId,
       deadlineMs: options.runDeadlineMs,
       writerId: options.governorId,
-      // Its project-wide alerts and its `unit/*` metrics name the unit's region.
-      ...(region === undefined ? {} : { region }),
+      // Its project-wide alerts and its `unit/*` metrics name the unit's region; a project the
+      // fan-out governs whole takes back what a split of it left, however short.
+      ...(region === undefined
+        ? policy.fanout?.splitAbove === undefined
+          ? {}
+          : { wholeNow: true }
+        : { region }),
     });
     const failed = report.outcome === 'failed' || report.outcome === 'lease-held';
     log.log(failed ? 'ERROR' : 'INFO', `unit ${unit} ${runId}: ${report.outcome}`, {

@@ -145,6 +145,14 @@ export interface ReconcileOptions {
    * `unit/*` metrics carry it. Absent: a run of whole projects.
    */
   region?: string;
+  /**
+   * A run of a whole project that the fan-out governs whole now (its organisation's policy does
+   * not split it): it takes back what the project's regional units left firing at every run, and
+   * their ledgers when one of them ran after its own last run, however short the split was.
+   * Without it, a run of a whole project does both only after a gap of over an hour in its own
+   * ledger (a command line's run, which cannot tell a split that ended from one that goes on).
+   */
+  wholeNow?: boolean;
 }
 
 export interface RunReport {
@@ -745,9 +753,12 @@ async function alertProject(
   const withdrawn: string[] = [];
   if (!run.options.restore) {
     const own = newestLedger(lastRun);
-    const adopted = lookAtOtherUnits(own, ctx.at)
-      ? await adoptFromOtherUnits(run, project, own, lastRun[0])
-      : null;
+    const look =
+      lookAtOtherUnits(own, ctx.at) ||
+      (run.options.wholeNow === true &&
+        own !== undefined &&
+        (await unitsRanSince(run, project, own.at)));
+    const adopted = look ? await adoptFromOtherUnits(run, project, own, lastRun[0]) : null;
     const before = adopted ? adopted.ledger : own;
     if (adopted) seenQuotas = adopted.quotas;
     looked = adopted !== null;
@@ -787,10 +798,13 @@ async function alertProject(
     `reading the alert state of ${project}`,
   );
   // A regional unit first takes over what its project left firing when it was governed whole;
-  // a project governed whole again after a gap, what its regional units left.
-  const { state: previous, version } = looked
-    ? await takeBack(run, project, await handOver(run, project, loaded))
-    : await handOver(run, project, loaded);
+  // a project governed whole again after a gap, what its regional units left; one the fan-out
+  // governs whole now, at every run (a unit's state read each; nothing written when it is empty),
+  // so that a split however short, or followed by a command line's run, leaves nothing behind.
+  const { state: previous, version } =
+    looked || run.options.wholeNow === true
+      ? await takeBack(run, project, await handOver(run, project, loaded))
+      : await handOver(run, project, loaded);
   // A unit's failed delivery (organisation scale) is resolved by a run that succeeds, not by one
   // whose writes failed (the function answers it 500, and the delivery fails again).
   if (report.writes.some((w) => w.project === project && w.outcome === 'failed'))
@@ -966,6 +980,27 @@ async function stoppedUnits(
     staleAfterMs: durationMs(staleAfter),
   });
   return verdict.reporter ? unitsStoppedAlert(run.ctx, project, verdict.stopped, staleAfter) : null;
+}
+
+/**
+ * Whether a regional unit of the project ran after `since` (this whole project's newest ledger):
+ * the project was split meanwhile, however briefly. Each unit's newest record only (one read).
+ */
+async function unitsRanSince(run: Run, project: string, since: string): Promise<boolean> {
+  const others = run.deps.store.otherUnits?.bind(run.deps.store);
+  if (run.options.region !== undefined || !others) return false;
+  const newest = await beforeDeadline(
+    async () =>
+      Promise.all(
+        (await others(project)).filter((u) => u.region !== null).map((u) => u.listRuns(1)),
+      ),
+    alertGrace(run),
+    `reading the newest runs of the regional units of ${project}`,
+  );
+  return newest.some((runs) => {
+    const r = runs[0];
+    return r !== undefined && Date.parse(r.at ?? r.startedAt) > Date.parse(since);
+  });
 }
 
 /** How many times a handover is tried when another unit of the project saved meanwhile. */

@@ -73,7 +73,11 @@ afterEach(async () => {
 });
 
 let seq = 0;
-function start(region: string | undefined, store?: StateStore): Promise<RunReport> {
+function start(
+  region: string | undefined,
+  store?: StateStore,
+  wholeNow = false,
+): Promise<RunReport> {
   const s =
     store ??
     (region === undefined
@@ -89,12 +93,17 @@ function start(region: string | undefined, store?: StateStore): Promise<RunRepor
       now: () => Promise.resolve(emulator.now().getTime()),
       sleep: async () => {},
     },
-    { runId: `run-${++seq}`, deadlineMs: 60_000, ...(region ? { region } : {}) },
+    {
+      runId: `run-${++seq}`,
+      deadlineMs: 60_000,
+      ...(region ? { region } : {}),
+      ...(wholeNow ? { wholeNow } : {}),
+    },
   );
 }
 
-async function run(region?: string, store?: StateStore): Promise<RunReport> {
-  const r = await start(region, store);
+async function run(region?: string, store?: StateStore, wholeNow = false): Promise<RunReport> {
+  const r = await start(region, store, wholeNow);
   reports.push(r);
   return r;
 }
@@ -307,6 +316,55 @@ describe('a project governed whole again takes back what its regional units left
     expect(about(PRESSURE, since)).toEqual([]);
     expect(about(UNIT_WIDE, since)).toEqual(['resolved']);
     expect(about(UNIT_WIDE)).toEqual(['resolved']);
+    const ids = reports.flatMap((r) => r.alerts.map((a) => a.id));
+    expect(new Set(ids).size).toBe(ids.length);
+  });
+
+  it('after a split of 20 minutes, when the fan-out governs it whole now; not from a command line', async () => {
+    await governedWhole();
+    await Promise.all([run(US), run(EU)]);
+    emulator.advance(5 * 60_000);
+    await Promise.all([run(US), run(EU)]);
+    // What the unit of europe-west4 left: a project-wide condition of its own, still firing (a
+    // record shaped from us-central1's pool.pressure).
+    const UNIT_WIDE = `governor.degraded:${P}/${EU}:observation`;
+    const { state, version } = await base.loadConditions(EU_KEY);
+    const pressure = (await base.loadConditions(US_KEY)).state[PRESSURE];
+    if (!pressure) throw new Error('no pool.pressure in the unit state');
+    await base.saveConditions(
+      EU_KEY,
+      {
+        ...state,
+        [UNIT_WIDE]: {
+          ...pressure,
+          region: EU,
+          type: 'governor.degraded',
+          accelerator: null,
+          zonalRedundancy: null,
+          summary: 'Could not read the services of europe-west4',
+          details: { reason: 'observation' },
+        },
+      },
+      version,
+    );
+    emulator.advance(10 * 60_000);
+    const before = reports.length;
+    // A command line's run of the whole project, 20 minutes after the split began: it cannot tell
+    // the split ended, so it leaves the units' states alone.
+    await run();
+    expect(Object.keys((await base.loadConditions(EU_KEY)).state)).toContain(UNIT_WIDE);
+    // The organisation's run of the whole project: the fan-out governs it whole now.
+    emulator.advance(5 * 60_000);
+    const whole = await run(undefined, undefined, true);
+    expect(whole.outcome).toBe('ok');
+    expect(about(UNIT_WIDE, [whole])).toEqual(['resolved']);
+    expect((await base.loadConditions(US_KEY)).state).toEqual({});
+    expect((await base.loadConditions(EU_KEY)).state).toEqual({});
+    // Once: the next runs, of either kind, say nothing more of it.
+    emulator.advance(5 * 60_000);
+    await run(undefined, undefined, true);
+    await run();
+    expect(about(UNIT_WIDE, reports.slice(before))).toEqual(['resolved']);
     const ids = reports.flatMap((r) => r.alerts.map((a) => a.id));
     expect(new Set(ids).size).toBe(ids.length);
   });

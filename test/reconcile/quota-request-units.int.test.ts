@@ -110,6 +110,7 @@ function start(
   region: string | undefined,
   store: StateStore = region === undefined ? wholeStore() : regionalUnitStore(base, region),
   q: QuotaRequestPort = prefs,
+  wholeNow = false,
 ): Promise<RunReport> {
   return reconcile(
     policyOf(region === undefined ? [US, EU] : [region]),
@@ -122,12 +123,17 @@ function start(
       sleep: async () => {},
       quotaRequests: q,
     },
-    { runId: `run-${++seq}`, deadlineMs: 60_000, ...(region ? { region } : {}) },
+    {
+      runId: `run-${++seq}`,
+      deadlineMs: 60_000,
+      ...(region ? { region } : {}),
+      ...(wholeNow ? { wholeNow } : {}),
+    },
   );
 }
 
-async function run(region?: string): Promise<RunReport> {
-  const r = await start(region);
+async function run(region?: string, wholeNow = false): Promise<RunReport> {
+  const r = await start(region, undefined, undefined, wholeNow);
   reports.push(r);
   return r;
 }
@@ -379,6 +385,41 @@ describe('a project governed whole again', () => {
         `${P}: this unit's pressure ledger is from .*: took what is newer from ${US}, ${EU}`,
       ),
     );
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+    publishedOnce();
+  });
+
+  it('after a split of 15 minutes, when the fan-out governs it whole now', async () => {
+    await seedPressureWeek(base, P, { hot: HOT, calm: CALM });
+    // Whole: it files for the pool under pressure. Then split for a quarter of an hour, in which
+    // Google grants the request and the us-central1 unit tells it.
+    await run();
+    const filed = quotaPreferences(emulator.model)[0];
+    expect((await ledgerOf(P))?.requests?.[HOT]?.state).toBe('pending');
+    for (let i = 0; i < 2; i++) {
+      emulator.advance(5 * 60_000);
+      await both();
+    }
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), {
+      name: filed?.name ?? '',
+      decision: 'granted',
+    });
+    emulator.advance(5 * 60_000);
+    expect(quotaTypes((await both()).us).sort()).toEqual(['quota.changed', 'quota.granted']);
+    // Whole again, its own ledger 15 minutes old: a regional unit ran since, so it reads theirs,
+    // and tells the grant (and the new quota) no second time.
+    emulator.advance(5 * 60_000);
+    const whole = await run(undefined, true);
+    expect(quotaTypes(whole)).toEqual([]);
+    expect((await ledgerOf(P))?.requests?.[HOT]).toMatchObject({
+      name: filed?.name,
+      state: 'granted',
+    });
+    expect(log.lines.map((l) => l.message).join('\n')).toMatch(
+      new RegExp(`${P}: this unit's pressure ledger is from .*: took what is newer from`),
+    );
+    emulator.advance(5 * 60_000);
+    expect(quotaTypes(await run(undefined, true))).toEqual([]);
     expect(quotaPreferences(emulator.model)).toHaveLength(1);
     publishedOnce();
   });
