@@ -526,6 +526,45 @@ describe('regional units', () => {
     expectWithinQuota();
   }, 180_000);
 
+  it('a project the fan-out governs whole takes back what a short split of it left', async () => {
+    // As a split of gpu-small-proj a few minutes long would have left it: a project-wide condition
+    // of its unit of us-central1, still firing in that unit's state.
+    const store = createFileStateStore({ dir });
+    const unitKey = `${SMALL}@us-central1`;
+    const key = `governor.degraded:${SMALL}/us-central1:observation`;
+    const firing = new Date(emulator.now().getTime() - 5 * 60_000).toISOString();
+    const { version } = await store.loadConditions(unitKey);
+    await store.saveConditions(
+      unitKey,
+      {
+        [key]: {
+          type: 'governor.degraded',
+          severity: 'WARNING',
+          project: SMALL,
+          region: 'us-central1',
+          accelerator: null,
+          zonalRedundancy: null,
+          service: null,
+          summary: `The governor could not read everything in ${SMALL} (us-central1)`,
+          details: { reason: 'observation' },
+          firingSince: firing,
+          lastNotifiedAt: firing,
+          lastSeenAt: firing,
+          notifications: 1,
+        },
+      },
+      version,
+    );
+    emulator.advance(60_000);
+    const answer = await post(unitServer, push(message(SMALL)));
+    expect(answer.status, answer.text).toBe(200);
+    await receivedAll(answer);
+    expect(alerts.filter((a) => a.data.dedupKey === key).map((a) => a.data.status)).toEqual([
+      'resolved',
+    ]);
+    expect((await store.loadConditions(unitKey)).state).toEqual({});
+  }, 60_000);
+
   it('a regional unit that stops is named by the one that runs on, until it runs again', async () => {
     const key = `governor.degraded:${BIG}/us-central1:units-stopped`;
     const seen = () => alerts.filter((a) => a.data.dedupKey === key).map((a) => a.data.status);
