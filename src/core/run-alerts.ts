@@ -268,7 +268,7 @@ export function leaseHeldAlert(ctx: RunContext, held: HeldLease, attempts: numbe
 export function unitsStoppedAlert(
   ctx: RunContext,
   project: string,
-  stopped: readonly SiblingRun[],
+  stopped: readonly Pick<SiblingRun, 'region' | 'lastRunAt'>[],
   staleAfter: string,
 ): Alert | null {
   if (stopped.length === 0) return null;

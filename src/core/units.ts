@@ -91,6 +91,8 @@ export interface SiblingRun {
   region: string;
   /** The time its newest kept run planned at (or started); null when it has none. */
   lastRunAt: string | null;
+  /** How long ago that run was (ms, each on its own clock); null when it has none. */
+  ageMs: number | null;
 }
 
 /**
@@ -111,18 +113,17 @@ export interface SiblingRun {
 export function stoppedSiblings(args: {
   region: string;
   siblings: readonly SiblingRun[];
-  /** This unit's oldest kept run; null when this is its first. */
-  firstRunAt: string | null;
+  /** How long ago this unit's oldest kept run was (ms); null when this is its first. */
+  firstRunAgeMs: number | null;
   /** How long ago the discovery that splits the project was found; null when unknown. */
   countedForMs: number | null;
-  atMs: number;
   staleAfterMs: number;
 }): { stopped: SiblingRun[]; reporter: boolean } {
-  const old = (at: string | null) => at !== null && args.atMs - Date.parse(at) > args.staleAfterMs;
+  const old = (ageMs: number | null) => ageMs !== null && ageMs > args.staleAfterMs;
   const counted = args.countedForMs === null || args.countedForMs > args.staleAfterMs;
   const stopped = args.siblings
     .filter((s) => s.region !== args.region)
-    .filter((s) => (s.lastRunAt === null ? counted && old(args.firstRunAt) : old(s.lastRunAt)))
+    .filter((s) => (s.ageMs === null ? counted && old(args.firstRunAgeMs) : old(s.ageMs)))
     .sort((a, b) => (a.region < b.region ? -1 : a.region > b.region ? 1 : 0));
   const down = new Set(stopped.map((s) => s.region));
   const live = [args.region, ...args.siblings.map((s) => s.region).filter((r) => !down.has(r))];

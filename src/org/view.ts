@@ -2,7 +2,12 @@ import pLimit from 'p-limit';
 import { durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
 import { splitUnits, unitKey, unitLabel, type Unit } from '../core/units.js';
-import type { DiscoveryCacheStore, RunRecord, StateStore } from '../ports/index.js';
+import {
+  runAgeMs,
+  type DiscoveryCacheStore,
+  type RunRecord,
+  type StateStore,
+} from '../ports/index.js';
 
 /**
  * The organisation view (`governor status --org`): every unit (a project, or a region of it past
@@ -106,13 +111,7 @@ export function unitView(
       refusedEstimate: p.budget === null ? 0 : Math.max(0, p.demand - p.budget),
     }))
     .sort((a, b) => (a.pool < b.pool ? -1 : 1));
-  const age = last
-    ? Math.round(
-        (last.at !== undefined
-          ? now.nowMs - Date.parse(last.at)
-          : now.wallMs - Date.parse(last.startedAt)) / 1000,
-      )
-    : null;
+  const age = last ? Math.round(runAgeMs(last, now) / 1000) : null;
   let stuck: string | null = null;
   if (!last) stuck = 'no run recorded';
   else if (age !== null && age * 1000 > staleAfterMs) stuck = `last run ${age} s ago`;

@@ -350,6 +350,24 @@ export function checkLimit(limit: number | undefined, all: number): number {
   return Math.min(limit, all);
 }
 
+/**
+ * When a run planned, on the clock it planned at (`at`: the emulator's, against it), or when it
+ * started for records without one (earlier versions, runs that planned nothing).
+ */
+export function plannedAt(record: RunRecord): string {
+  return record.at ?? record.startedAt;
+}
+
+/**
+ * How long ago a run was, each time on its own clock: its `at` against the runs' clock (`nowMs`:
+ * the emulator's, against it), else its start against the wall clock (`wallMs`), as leases are.
+ */
+export function runAgeMs(record: RunRecord, now: { nowMs: number; wallMs: number }): number {
+  return record.at !== undefined
+    ? now.nowMs - Date.parse(record.at)
+    : now.wallMs - Date.parse(record.startedAt);
+}
+
 /** Most recent first (by `startedAt`, then runId), the same on every machine. */
 export function sortRuns(runs: readonly RunRecord[]): RunRecord[] {
   return [...runs].sort(

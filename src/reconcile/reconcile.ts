@@ -13,6 +13,7 @@ import type {
   ConditionState,
   OtherUnit,
 } from '../ports/index.js';
+import { plannedAt, runAgeMs } from '../ports/index.js';
 import type { Alert } from '../core/alert.js';
 import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
 import { durationMs } from '../core/duration.js';
@@ -916,7 +917,7 @@ async function adoptFromOtherUnits(
     return ledger ? [{ region: side.region, ledger }] : [];
   });
   const quotasOf = (region: string | null, r: RunRecord | undefined) =>
-    r?.quotas ? [{ region, at: r.at ?? r.startedAt, quotas: r.quotas }] : [];
+    r?.quotas ? [{ region, at: plannedAt(r), quotas: r.quotas }] : [];
   const ledger = adoptLedger(run.options.region, own, ledgers);
   const quotas = adoptQuotas(
     run.options.region,
@@ -965,18 +966,22 @@ async function stoppedUnits(
     alertGrace(run),
     `reading the run records of the other regional units of ${project}`,
   );
-  // The time a run planned at, on the clock this run plans at (the emulator's, against it).
-  const timeOf = (r: RunRecord | undefined) => (r ? (r.at ?? r.startedAt) : null);
+  // Each age on its own clock: a run's `at` on the runs' clock (the emulator's, against it), its
+  // start and the discovery on the wall clock.
+  const now = { nowMs: Date.parse(run.ctx.at), wallMs: run.wall() };
+  const ageOf = (r: RunRecord | undefined) => (r ? runAgeMs(r, now) : null);
   const staleAfter = run.policy.fanout?.staleAfter ?? '30m';
   const verdict = stoppedSiblings({
     region,
-    siblings: units.flatMap((u) =>
-      u.region === null ? [] : [{ region: u.region, lastRunAt: timeOf(u.runs[0]) }],
-    ),
-    firstRunAt: timeOf(own.at(-1)),
-    // The discovery is found on the wall clock: its age on the wall clock too.
-    countedForMs: foundAt === null ? null : run.wall() - Date.parse(foundAt),
-    atMs: Date.parse(run.ctx.at),
+    siblings: units.flatMap((u) => {
+      const newest = u.runs[0];
+      if (u.region === null) return [];
+      return [
+        { region: u.region, lastRunAt: newest ? plannedAt(newest) : null, ageMs: ageOf(newest) },
+      ];
+    }),
+    firstRunAgeMs: ageOf(own.at(-1)),
+    countedForMs: foundAt === null ? null : now.wallMs - Date.parse(foundAt),
     staleAfterMs: durationMs(staleAfter),
   });
   return verdict.reporter ? unitsStoppedAlert(run.ctx, project, verdict.stopped, staleAfter) : null;
@@ -999,7 +1004,8 @@ async function unitsRanSince(run: Run, project: string, since: string): Promise<
   );
   return newest.some((runs) => {
     const r = runs[0];
-    return r !== undefined && Date.parse(r.at ?? r.startedAt) > Date.parse(since);
+    // On the runs' clock: a run that planned nothing (no `at`) governed nothing either.
+    return r?.at !== undefined && Date.parse(r.at) > Date.parse(since);
   });
 }
 

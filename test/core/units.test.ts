@@ -292,75 +292,73 @@ describe('fanout.splitAbove in the policy', () => {
 });
 
 describe('stoppedSiblings', () => {
-  const at = Date.parse('2026-11-27T12:00:00Z');
-  const ago = (min: number) => new Date(at - min * 60_000).toISOString();
+  const MIN = 60_000;
+  /** A sibling whose newest run was `min` minutes ago (null: none). */
+  const sib = (region: string, min: number | null) => ({
+    region,
+    lastRunAt: min === null ? null : `t-${min}`,
+    ageMs: min === null ? null : min * MIN,
+  });
   const judge = (
     region: string,
-    siblings: { region: string; lastRunAt: string | null }[],
-    firstRunAt: string | null = ago(120),
+    siblings: ReturnType<typeof sib>[],
+    firstRunMin: number | null = 120,
     countedForMs: number | null = null,
   ) =>
     stoppedSiblings({
       region,
       siblings,
-      firstRunAt,
+      firstRunAgeMs: firstRunMin === null ? null : firstRunMin * MIN,
       countedForMs,
-      atMs: at,
-      staleAfterMs: 30 * 60_000,
+      staleAfterMs: 30 * MIN,
     });
 
   it('finds none while every sibling ran within staleAfter (30 min exactly still counts)', () => {
-    expect(
-      judge('us-central1', [
-        { region: 'europe-west4', lastRunAt: ago(5) },
-        { region: 'asia-east1', lastRunAt: ago(30) },
-      ]),
-    ).toEqual({ stopped: [], reporter: false });
+    expect(judge('us-central1', [sib('europe-west4', 5), sib('asia-east1', 30)])).toEqual({
+      stopped: [],
+      reporter: false,
+    });
   });
 
   it('names a sibling whose newest run is older, sorted by region', () => {
     const v = judge('us-central1', [
-      { region: 'us-east1', lastRunAt: ago(31) },
-      { region: 'europe-west4', lastRunAt: ago(45) },
-      { region: 'asia-east1', lastRunAt: ago(1) },
+      sib('us-east1', 31),
+      sib('europe-west4', 45),
+      sib('asia-east1', 1),
     ]);
     expect(v.stopped.map((s) => s.region)).toEqual(['europe-west4', 'us-east1']);
   });
 
   it('says so from the first running unit by region name only, whichever judges', () => {
-    const siblings = (self: string) =>
-      [
-        { region: 'asia-east1', lastRunAt: ago(90) },
-        { region: 'europe-west4', lastRunAt: ago(2) },
-        { region: 'us-central1', lastRunAt: ago(3) },
-      ].filter((s) => s.region !== self);
+    const all = [sib('asia-east1', 90), sib('europe-west4', 2), sib('us-central1', 3)];
+    const others = (self: string) => all.filter((s) => s.region !== self);
     // asia-east1 stopped: europe-west4 is the first of the running ones.
-    expect(judge('europe-west4', siblings('europe-west4')).reporter).toBe(true);
-    expect(judge('us-central1', siblings('us-central1')).reporter).toBe(false);
+    expect(judge('europe-west4', others('europe-west4')).reporter).toBe(true);
+    expect(judge('us-central1', others('us-central1')).reporter).toBe(false);
     // Both agree on what stopped.
-    expect(judge('us-central1', siblings('us-central1')).stopped).toEqual(
-      judge('europe-west4', siblings('europe-west4')).stopped,
+    expect(judge('us-central1', others('us-central1')).stopped).toEqual(
+      judge('europe-west4', others('europe-west4')).stopped,
     );
   });
 
   it('counts a sibling that never ran only once this unit has run for staleAfter itself', () => {
-    const never = [{ region: 'europe-west4', lastRunAt: null }];
+    const never = [sib('europe-west4', null)];
     expect(judge('us-central1', never, null).stopped).toEqual([]);
-    expect(judge('us-central1', never, ago(10)).stopped).toEqual([]);
-    expect(judge('us-central1', never, ago(40)).stopped).toEqual(never);
+    expect(judge('us-central1', never, 10).stopped).toEqual([]);
+    expect(judge('us-central1', never, 40).stopped).toEqual(never);
   });
 
   it('and only once the discovery that counts it is that old: a region new to the split waits', () => {
-    const never = [{ region: 'europe-west4', lastRunAt: null }];
-    expect(judge('us-central1', never, ago(40), 5 * 60_000).stopped).toEqual([]);
-    expect(judge('us-central1', never, ago(40), 31 * 60_000).stopped).toEqual(never);
+    const never = [sib('europe-west4', null)];
+    expect(judge('us-central1', never, 40, 5 * MIN).stopped).toEqual([]);
+    expect(judge('us-central1', never, 40, 31 * MIN).stopped).toEqual(never);
     // A sibling that ran is judged by its run, whenever the discovery was found.
-    const ran = [{ region: 'europe-west4', lastRunAt: ago(45) }];
-    expect(judge('us-central1', ran, ago(40), 5 * 60_000).stopped).toEqual(ran);
+    const ran = [sib('europe-west4', 45)];
+    expect(judge('us-central1', ran, 40, 5 * MIN).stopped).toEqual(ran);
   });
 
   it('leaves itself out of its siblings', () => {
-    expect(judge('us-central1', [{ region: 'us-central1', lastRunAt: ago(90) }])).toEqual({
+    expect(judge('us-central1', [sib('us-central1', 90)])).toEqual({
       stopped: [],
       reporter: true,
     });
