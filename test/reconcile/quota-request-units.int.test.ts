@@ -343,6 +343,20 @@ describe("a unit that cannot read the other side's records", () => {
   });
 });
 
+/**
+ * Both regional units every 5 minutes, `rounds` times; then Google grants the preference `name`
+ * and the next round's unit of us-central1 tells it (with the new quota).
+ */
+async function splitThenGranted(rounds: number, name: string): Promise<void> {
+  for (let i = 0; i < rounds; i++) {
+    emulator.advance(5 * 60_000);
+    await both();
+  }
+  decideQuotaPreference(emulator.model, emulator.now().getTime(), { name, decision: 'granted' });
+  emulator.advance(5 * 60_000);
+  expect(quotaTypes((await both()).us).sort()).toEqual(['quota.changed', 'quota.granted']);
+}
+
 describe('a project governed whole again', () => {
   it("takes its regional units' newer ledgers back, requests and all, after a gap in its own", async () => {
     await seedPressureWeek(base, P, { hot: HOT, calm: CALM });
@@ -357,17 +371,7 @@ describe('a project governed whole again', () => {
     expect((await ledgerOf(P))?.requests?.[HOT]?.state).toBe('pending');
     const filed = quotaPreferences(emulator.model)[0];
     expect(quotaPreferences(emulator.model)).toHaveLength(1);
-    for (let i = 0; i < 14; i++) {
-      emulator.advance(5 * 60_000);
-      await both();
-    }
-    decideQuotaPreference(emulator.model, emulator.now().getTime(), {
-      name: filed?.name ?? '',
-      decision: 'granted',
-    });
-    emulator.advance(5 * 60_000);
-    const granted = await both();
-    expect(quotaTypes(granted.us).sort()).toEqual(['quota.changed', 'quota.granted']);
+    await splitThenGranted(14, filed?.name ?? '');
 
     // Whole again: the project's own ledger is over an hour old, so it reads its units'.
     emulator.advance(5 * 60_000);
@@ -396,16 +400,7 @@ describe('a project governed whole again', () => {
     await run();
     const filed = quotaPreferences(emulator.model)[0];
     expect((await ledgerOf(P))?.requests?.[HOT]?.state).toBe('pending');
-    for (let i = 0; i < 2; i++) {
-      emulator.advance(5 * 60_000);
-      await both();
-    }
-    decideQuotaPreference(emulator.model, emulator.now().getTime(), {
-      name: filed?.name ?? '',
-      decision: 'granted',
-    });
-    emulator.advance(5 * 60_000);
-    expect(quotaTypes((await both()).us).sort()).toEqual(['quota.changed', 'quota.granted']);
+    await splitThenGranted(2, filed?.name ?? '');
     // Whole again, its own ledger 15 minutes old: a regional unit ran since, so it reads theirs,
     // and tells the grant (and the new quota) no second time.
     emulator.advance(5 * 60_000);
