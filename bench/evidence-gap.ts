@@ -1,9 +1,8 @@
 import { fileURLToPath } from 'node:url';
 import { createMemoryStateStore } from '../src/adapters/memory/state-store.js';
 import { wantedInstances } from '../src/core/evidence.js';
-import { DEFAULT_CONCURRENCY } from '../src/core/service.js';
 import { parsePolicy, type Policy, type PolicyInput } from '../src/core/policy.js';
-import { FleetModel, MINUTE_MS, type MinuteSample } from '../src/emulator/model.js';
+import { concurrencyOf, FleetModel, MINUTE_MS, type MinuteSample } from '../src/emulator/model.js';
 import { createSimPorts } from '../src/emulator/ports.js';
 import type { Logger } from '../src/log.js';
 import type { MetricSeries, MonitoringPort, ObservePorts, TimeWindow } from '../src/ports/index.js';
@@ -192,7 +191,7 @@ export function evidenceMonitoring(
     for (const s of model.listServices(project)) {
       const points: MetricSeries['points'] = [];
       const rows = model.history(s);
-      const concurrency = s.spec.concurrency > 0 ? s.spec.concurrency : DEFAULT_CONCURRENCY;
+      const concurrency = concurrencyOf(s.spec);
       for (let i = 0; i < rows.length; i++) {
         const row = rows[i] as MinuteSample;
         if (row.at < window.startMs) continue;

@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { compareText } from './pool.js';
 
 /**
  * Units of the fan-out (docs/organization.md): what one function run governs. A unit is a whole
@@ -124,7 +125,7 @@ export function stoppedSiblings(args: {
   const stopped = args.siblings
     .filter((s) => s.region !== args.region)
     .filter((s) => (s.ageMs === null ? counted && old(args.firstRunAgeMs) : old(s.ageMs)))
-    .sort((a, b) => (a.region < b.region ? -1 : a.region > b.region ? 1 : 0));
+    .sort((a, b) => compareText(a.region, b.region));
   const down = new Set(stopped.map((s) => s.region));
   const live = [args.region, ...args.siblings.map((s) => s.region).filter((r) => !down.has(r))];
   const first = live.reduce((a, b) => (b < a ? b : a));

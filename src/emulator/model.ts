@@ -217,10 +217,14 @@ export interface RequestMinute {
   readonly pending: number;
 }
 
+/** Requests one instance serves at once: its template's concurrency, or Cloud Run's default. */
+export function concurrencyOf(spec: FleetService): number {
+  return spec.concurrency > 0 ? spec.concurrency : DEFAULT_CONCURRENCY;
+}
+
 /** Requests one instance serves in a minute: concurrency × 60 s ÷ the mean request time. */
 export function requestsPerInstanceMinute(spec: FleetService): number {
-  const concurrency = spec.concurrency > 0 ? spec.concurrency : DEFAULT_CONCURRENCY;
-  return (concurrency * 60) / spec.requestSeconds;
+  return (concurrencyOf(spec) * 60) / spec.requestSeconds;
 }
 
 /**
@@ -879,7 +883,7 @@ export class FleetModel {
 
     const rows = this.samples.get(serviceId(s));
     if (!rows) return;
-    const limit = s.spec.concurrency > 0 ? s.spec.concurrency : DEFAULT_CONCURRENCY;
+    const limit = concurrencyOf(s.spec);
     const waited = requests.pending + requests.refused + requests.unavailable > 0;
     const peakConcurrency =
       busy === 0

@@ -1,19 +1,20 @@
 import { hostname } from 'node:os';
 
-import type {
-  AlertSink,
-  LeaseResult,
-  ObservePorts,
-  Outbox,
-  OutboxEntry,
-  QuotaRequestPort,
-  RunRecord,
-  StateStore,
-  VersionedConditions,
-  ConditionState,
-  OtherUnit,
+import {
+  type AlertSink,
+  type LeaseResult,
+  type ObservePorts,
+  type Outbox,
+  type OutboxEntry,
+  type QuotaRequestPort,
+  type RunRecord,
+  type StateStore,
+  type VersionedConditions,
+  type ConditionState,
+  type OtherUnit,
+  plannedAt,
+  runAgeMs,
 } from '../ports/index.js';
-import { plannedAt, runAgeMs } from '../ports/index.js';
 import type { Alert } from '../core/alert.js';
 import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
 import { durationMs } from '../core/duration.js';
