@@ -14,7 +14,7 @@ import { dispatch } from '../org/dispatch.js';
 import { alertFailedDelivery, decideUnit } from '../org/unit.js';
 import { ALERT_GRACE_MS, reconcile, RunFailedError } from '../reconcile/reconcile.js';
 import { regionalUnitStore } from '../reconcile/unit-lease.js';
-import { splitUnits, unitLabel } from '../core/units.js';
+import { unitLabel } from '../core/units.js';
 import { createOrgRuntime, createRuntime, createStore, newRunId } from '../runtime.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 import { functionPolicy, summaryFields, type Answer } from './handler.js';
@@ -151,23 +151,11 @@ export async function handleUnitPush(
     delivery,
   };
   // A regional unit keeps its state under its own key (src/reconcile/unit-lease.ts), and looks at
-  // the project's other regional units as a dispatch splits it now (the organisation's policy).
-  const siblings = {
-    regions:
-      region === undefined
-        ? []
-        : splitUnits(
-            [message.project],
-            decision.kept?.services,
-            policy.fanout?.splitAbove,
-            policy.regions,
-          ).flatMap((u) => (u.region === undefined ? [] : [u.region])),
-    foundAt: decision.kept?.foundAt ?? null,
-  };
+  // the project's other regional units as the decision found them.
   const deps =
     region === undefined
       ? runtime
-      : { ...runtime, store: regionalUnitStore(runtime.store, region, siblings) };
+      : { ...runtime, store: regionalUnitStore(runtime.store, region, decision.siblings) };
   // A failed run answers 500, so Pub/Sub delivers the message again; on what is, or may be, its
   // last delivery the unit alerts first (see alertFailedDelivery), in the unit's own state.
   const failedDelivery = async (cause: string): Promise<void> => {
@@ -194,11 +182,8 @@ export async function handleUnitPush(
       writerId: options.governorId,
       // Its project-wide alerts and its `unit/*` metrics name the unit's region; a project the
       // fan-out governs whole takes back what a split of it left, however short.
-      ...(region === undefined
-        ? policy.fanout?.splitAbove === undefined
-          ? {}
-          : { wholeNow: true }
-        : { region }),
+      ...(region === undefined ? {} : { region }),
+      ...(decision.wholeNow ? { wholeNow: true } : {}),
     });
     const failed = report.outcome === 'failed' || report.outcome === 'lease-held';
     log.log(failed ? 'ERROR' : 'INFO', `unit ${unit} ${runId}: ${report.outcome}`, {

@@ -3,7 +3,7 @@ import { durationMs } from '../core/duration.js';
 import { decideNotifications, type ConditionState } from '../core/notify.js';
 import type { Policy } from '../core/policy.js';
 import { alertMessage, deliveryFailedAlert, type FailedDelivery } from '../core/run-alerts.js';
-import { unitLabel } from '../core/units.js';
+import { splitUnits, unitLabel } from '../core/units.js';
 import { staleReason, type WorkMessage } from '../core/work.js';
 import type { Logger } from '../log.js';
 import type { AlertSink, DiscoveryCache, DiscoveryCacheStore, StateStore } from '../ports/index.js';
@@ -20,8 +20,20 @@ export type UnitDecision =
   /**
    * `region`: a regional unit (its state under `project@region`: src/core/units.ts). `kept`: the
    * kept discovery, when the decision read it (the run reuses it rather than read it again).
+   * `siblings`, for a regional unit: the project's regional units as the policy splits it now,
+   * and when the discovery that counts them was found (a unit that stopped is noticed by the
+   * others: reconcile.ts stoppedUnits). `wholeNow`, for a whole project of a policy that splits
+   * projects: the fan-out governs it whole now, so it takes back what a split of it left
+   * (ReconcileOptions.wholeNow).
    */
-  | { kind: 'govern'; policy: Policy; region?: string; kept?: DiscoveryCache | null }
+  | {
+      kind: 'govern';
+      policy: Policy;
+      region?: string;
+      kept?: DiscoveryCache | null;
+      siblings?: { regions: string[]; foundAt: string | null };
+      wholeNow?: boolean;
+    }
   | { kind: 'refuse'; reason: string }
   | { kind: 'stale'; reason: string };
 
@@ -69,13 +81,26 @@ export async function decideUnit(
   // The unit: the same policy, narrowed to its one project (its lease, state and run record),
   // and for a regional unit to its one region.
   const read = cached === null ? {} : { kept: cached };
+  const splits = policy.fanout?.splitAbove !== undefined;
   if (region === undefined)
-    return { kind: 'govern', policy: { ...policy, projects: [message.project] }, ...read };
+    return {
+      kind: 'govern',
+      policy: { ...policy, projects: [message.project] },
+      ...read,
+      ...(splits ? { wholeNow: true } : {}),
+    };
+  const regions = splitUnits(
+    [message.project],
+    cached?.services,
+    policy.fanout?.splitAbove,
+    policy.regions,
+  ).flatMap((u) => (u.region === undefined ? [] : [u.region]));
   return {
     kind: 'govern',
     policy: { ...policy, projects: [message.project], regions: [region] },
     region,
     ...read,
+    siblings: { regions, foundAt: cached?.foundAt ?? null },
   };
 }
 
