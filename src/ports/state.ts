@@ -23,7 +23,7 @@ import { Alert } from '../core/alert.js';
 import { ConditionState } from '../core/notify.js';
 import { zodFaults } from '../core/document.js';
 import { PressureLedger } from '../core/quota-pressure.js';
-import { ConflictError, InputError, UpstreamError } from '../errors.js';
+import { ConflictError, UpstreamError } from '../errors.js';
 import type { Fault } from '../errors.js';
 
 export { ConditionState };
@@ -318,11 +318,15 @@ export function checkOutboxEntries(entries: readonly OutboxEntry[]): OutboxEntry
   });
 }
 
+/** A store's count argument: a whole number, at least 1 (RangeError otherwise, before any I/O). */
+function atLeastOne(name: string, n: number): number {
+  if (!Number.isInteger(n) || n < 1)
+    throw new RangeError(`${name} must be an integer >= 1, not ${n}`);
+  return n;
+}
+
 export function checkOutboxLimit(limit: number): number {
-  if (!Number.isInteger(limit) || limit < 1) {
-    throw new RangeError(`outboxLimit must be an integer >= 1, not ${limit}`);
-  }
-  return limit;
+  return atLeastOne('outboxLimit', limit);
 }
 
 /** A new governor id: random, short enough for an annotation value. */
@@ -339,15 +343,11 @@ export function keepRuns(runs: readonly RunRecord[], record: RunRecord, keep: nu
 
 /**
  * How many run records a `listRuns` with `limit` answers at most: `limit`, or `all` without one.
- * Anything but a positive whole number is refused (InputError), before any read.
+ * Anything but a positive whole number is refused (a RangeError, as the stores' other arguments
+ * are: a caller's mistake, not a user's input), before any read.
  */
 export function checkLimit(limit: number | undefined, all: number): number {
-  if (limit === undefined) return all;
-  if (!Number.isInteger(limit) || limit < 1)
-    throw new InputError('listRuns', [
-      { path: 'limit', message: `must be a positive whole number, not ${String(limit)}` },
-    ]);
-  return Math.min(limit, all);
+  return limit === undefined ? all : Math.min(atLeastOne('limit', limit), all);
 }
 
 /**
@@ -393,10 +393,7 @@ export function checkProject(project: string): string {
 }
 
 export function checkKeep(keep: number): number {
-  if (!Number.isInteger(keep) || keep < 1) {
-    throw new RangeError(`keepRuns must be an integer >= 1, not ${keep}`);
-  }
-  return keep;
+  return atLeastOne('keepRuns', keep);
 }
 
 /** The condition state changed since it was read: another writer saved first. */
