@@ -115,31 +115,45 @@ function about(key: string, from: RunReport[] = reports): string[] {
   );
 }
 
-/** The project governed whole once: its state keeps what fired, and one project-wide condition. */
-async function governedWhole(): Promise<void> {
-  const whole = await run();
-  expect(about(PRESSURE, [whole])).toEqual(['firing']);
-  expect(about(OVER_BUDGET, [whole])).toEqual(['firing']);
-  const { state, version } = await base.loadConditions(P);
-  // As a run that could not read something would have left it (region null: the whole project's).
-  const pressure = state[PRESSURE];
-  if (!pressure) throw new Error('no pool.pressure in the project state');
+/**
+ * Adds to the state under `key` a project-wide condition `dedupKey` (governor.degraded, reason
+ * observation) of `region` (null: the whole project's), as a run that could not read something
+ * leaves it: a record shaped from the pool.pressure a run left under `from`.
+ */
+async function leaveObservation(
+  key: string,
+  dedupKey: string,
+  region: string | null,
+  summary: string,
+  from: string = key,
+): Promise<void> {
+  const pressure = (await base.loadConditions(from)).state[PRESSURE];
+  if (!pressure) throw new Error(`no pool.pressure in the state of ${from}`);
+  const { state, version } = await base.loadConditions(key);
   await base.saveConditions(
-    P,
+    key,
     {
       ...state,
-      [PROJECT_WIDE]: {
+      [dedupKey]: {
         ...pressure,
         type: 'governor.degraded',
-        region: null,
+        region,
         accelerator: null,
         zonalRedundancy: null,
-        summary: 'Could not read the services of europe-west4',
+        summary,
         details: { reason: 'observation' },
       },
     },
     version,
   );
+}
+
+/** The project governed whole once: its state keeps what fired, and one project-wide condition. */
+async function governedWhole(): Promise<void> {
+  const whole = await run();
+  expect(about(PRESSURE, [whole])).toEqual(['firing']);
+  expect(about(OVER_BUDGET, [whole])).toEqual(['firing']);
+  await leaveObservation(P, PROJECT_WIDE, null, 'Could not read the services of europe-west4');
   emulator.advance(5 * 60_000);
 }
 
@@ -254,24 +268,7 @@ describe('a project governed whole again takes back what its regional units left
     }
     // The last run of the unit of us-central1 left a project-wide condition of its own firing.
     const UNIT_WIDE = `governor.degraded:${P}/${US}:observation`;
-    const { state, version } = await base.loadConditions(US_KEY);
-    const pressure = state[PRESSURE];
-    if (!pressure) throw new Error('no pool.pressure in the unit state');
-    await base.saveConditions(
-      US_KEY,
-      {
-        ...state,
-        [UNIT_WIDE]: {
-          ...pressure,
-          type: 'governor.degraded',
-          accelerator: null,
-          zonalRedundancy: null,
-          summary: 'Could not read the services of us-central1',
-          details: { reason: 'observation' },
-        },
-      },
-      version,
-    );
+    await leaveObservation(US_KEY, UNIT_WIDE, US, 'Could not read the services of us-central1');
     emulator.setQuota({ project: P, region: US, quota: 10 });
     emulator.advance(5 * 60_000);
     const before = reports.length;
@@ -328,24 +325,12 @@ describe('a project governed whole again takes back what its regional units left
     // What the unit of europe-west4 left: a project-wide condition of its own, still firing (a
     // record shaped from us-central1's pool.pressure).
     const UNIT_WIDE = `governor.degraded:${P}/${EU}:observation`;
-    const { state, version } = await base.loadConditions(EU_KEY);
-    const pressure = (await base.loadConditions(US_KEY)).state[PRESSURE];
-    if (!pressure) throw new Error('no pool.pressure in the unit state');
-    await base.saveConditions(
+    await leaveObservation(
       EU_KEY,
-      {
-        ...state,
-        [UNIT_WIDE]: {
-          ...pressure,
-          region: EU,
-          type: 'governor.degraded',
-          accelerator: null,
-          zonalRedundancy: null,
-          summary: 'Could not read the services of europe-west4',
-          details: { reason: 'observation' },
-        },
-      },
-      version,
+      UNIT_WIDE,
+      EU,
+      'Could not read the services of europe-west4',
+      US_KEY,
     );
     emulator.advance(10 * 60_000);
     const before = reports.length;
