@@ -579,7 +579,7 @@ async function main(): Promise<void> {
         tickMinutes: TICK,
         lagMinutes: LAG,
         series: false,
-        strategies: ['equal-split', 'cadence-oracle', 'evidence-oracle'],
+        strategies: ['equal-split', 'cadence-oracle', 'evidence-oracle', 'policy-oracle'],
       });
       const refused = (k: string) =>
         base.strategies.find((s) => s.strategy === k)?.totals.refusedGpuMinutes ?? NaN;
@@ -587,6 +587,7 @@ async function main(): Promise<void> {
       const c = refused('cadence-oracle');
       const gap = (g: number) => (e - g) / (e - c);
       push('evidence-oracle', f, gap(refused('evidence-oracle')));
+      push('policy-oracle', f, gap(refused('policy-oracle')));
       for (const v of variants) {
         const r = await v.run(input, parsed.hours * 60);
         push(v.name, f, gap(r));
@@ -603,6 +604,10 @@ async function main(): Promise<void> {
   };
   const rows = [
     { name: 'evidence-oracle', what: 'the evidence-oracle as the bench computes it' },
+    {
+      name: 'policy-oracle',
+      what: "the best at the tick within the policy's priority (a reference)",
+    },
     ...variants,
   ];
   console.log(`| variant | what | ${factors.map((f) => `${f}×`).join(' | ')} |`);

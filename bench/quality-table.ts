@@ -30,6 +30,19 @@ function row(cells: string[]): string {
   return `| ${cells.join(' | ')} |`;
 }
 
+/** The policy-keeping best at the tick's gap closed, mean (worst seed); — where not run or unbound. */
+function policyCell(rs: readonly QualityRow[]): string {
+  const xs = rs.map((r) => r.gapClosedByPolicyOracle).filter((g): g is number => g != null);
+  // Where the policy's priority never binds (one priority), it is the best at the tick itself.
+  if (
+    xs.length === 0 ||
+    rs.every((r) => r.refused['policy-oracle'] === r.refused['cadence-oracle'])
+  )
+    return '—';
+  const g = meanWorst(xs, 'low');
+  return `${f2(g.mean)} (${f2(g.worst)})`;
+}
+
 export function qualityTables(rows: readonly QualityRow[]): string {
   const out: string[] = [];
   out.push(
@@ -42,8 +55,9 @@ export function qualityTables(rows: readonly QualityRow[]): string {
       'reversals/svc/day worst',
       'violations',
       'top prio. refused (tick best)',
+      "tick best within the policy's priority",
     ]),
-    row(Array(8).fill('---')),
+    row(Array(9).fill('---')),
   );
   for (const kind of SCENARIO_KINDS) {
     for (const factor of BENCH_QUOTA_FACTORS) {
@@ -71,6 +85,7 @@ export function qualityTables(rows: readonly QualityRow[]): string {
           f2(Math.max(...rs.map((r) => r.reversalsPerServiceDay))),
           String(rs.reduce((a, r) => a + r.invariantViolations + r.failedRuns, 0)),
           `${r0(top.mean)} (${r0(topBest.mean)})`,
+          policyCell(rs),
         ]),
       );
     }

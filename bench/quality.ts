@@ -60,6 +60,7 @@ const STRATEGIES: Strategy[] = [
   'cadence-oracle',
   'writes-oracle',
   'evidence-oracle',
+  'policy-oracle',
 ];
 
 export interface QualityRow {
@@ -83,6 +84,11 @@ export interface QualityRow {
    * last minutes, 3 min late: no hindsight; no start-up, idle tail or calm either).
    */
   gapClosedByEvidenceOracle: number | null;
+  /**
+   * The gap the best at the tick closes when it keeps the policy's priority as the governor does
+   * (a higher priority's demand, headroom included, served first; hindsight kept).
+   */
+  gapClosedByPolicyOracle: number | null;
   writesPerServiceHour: number;
   reversalsPerServiceDay: number;
   invariantViolations: number;
@@ -168,7 +174,8 @@ function toRow(
     topServices: (gov?.services ?? []).filter((s) => s.priority === topPriority).map((s) => s.name),
     gapClosed: result.headline?.gapClosed ?? null,
     gapClosedClairvoyant: result.headline?.gapClosedClairvoyant ?? null,
-    gapClosedByEvidenceOracle: evidenceGap(result),
+    gapClosedByEvidenceOracle: gapClosedBy(result, 'evidence-oracle'),
+    gapClosedByPolicyOracle: gapClosedBy(result, 'policy-oracle'),
     writesPerServiceHour: result.headline?.writesPerServiceHour ?? 0,
     reversalsPerServiceDay: gov?.totals.reversalsPerServiceDay ?? 0,
     invariantViolations: result.headline?.invariantViolations ?? 0,
@@ -178,13 +185,13 @@ function toRow(
   };
 }
 
-/** (equal split − evidence oracle) ÷ (equal split − best at the tick), or null without a gap. */
-function evidenceGap(result: SimulationResult): number | null {
+/** (equal split − strategy) ÷ (equal split − best at the tick), or null without a gap. */
+function gapClosedBy(result: SimulationResult, strategy: Strategy): number | null {
   const refused = (k: Strategy) =>
     result.strategies.find((s) => s.strategy === k)?.totals.refusedGpuMinutes;
   const e = refused('equal-split');
   const c = refused('cadence-oracle');
-  const v = refused('evidence-oracle');
+  const v = refused(strategy);
   if (e === undefined || c === undefined || v === undefined || e - c <= 0) return null;
   return (e - v) / (e - c);
 }

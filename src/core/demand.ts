@@ -61,6 +61,11 @@ export const DemandEstimate = z.strictObject({
 export type DemandEstimate = z.infer<typeof DemandEstimate>;
 
 const EPS = 1e-9;
+
+/** The policy's demand from a peak: ceil(base × (1 + headroom)), 0 when base is 0. */
+export function withHeadroom(base: number, headroom: number): number {
+  return base === 0 ? 0 : Math.ceil(base * (1 + headroom) - EPS);
+}
 const pct = (x: number): string => `${Math.round(x * 100)}%`;
 
 export function estimateDemand(
@@ -72,8 +77,8 @@ export function estimateDemand(
   rising: RisingEvidence | null = null,
 ): DemandEstimate {
   const base = Math.max(usage.peak, usage.current);
-  const withHeadroom = base === 0 ? 0 : Math.ceil(base * (1 + headroom) - EPS);
-  let instances = withHeadroom;
+  const headroomed = withHeadroom(base, headroom);
+  let instances = headroomed;
   let atCap: DemandEstimate['atCap'] = null;
   let busy: DemandEstimate['busy'] = null;
   let refusedTo: number | null = null;
@@ -114,7 +119,7 @@ export function estimateDemand(
     peak: usage.peak,
     inUse: usage.current,
     headroom,
-    withHeadroom,
+    withHeadroom: headroomed,
     atCap,
     busy,
   };

@@ -59,6 +59,7 @@ export const STRATEGY_COLOURS: Record<Strategy, string> = {
   'cadence-oracle': '#17becf',
   'writes-oracle': '#8c564b',
   'evidence-oracle': '#bcbd22',
+  'policy-oracle': '#e377c2',
 };
 
 export function serviceColour(index: number): string {

@@ -33,7 +33,14 @@ import {
   type TickView,
 } from './result.js';
 import type { SimulationInput } from './scenario.js';
-import { cadenceCaps, fleetFor, idealSplits, runCadenceOracle, runOracle } from './strategies.js';
+import {
+  cadenceCaps,
+  fleetFor,
+  idealSplits,
+  PriorityOracle,
+  runCadenceOracle,
+  runOracle,
+} from './strategies.js';
 import { WriteChecker } from './write-checks.js';
 
 export { STRATEGIES, STRATEGY_LABELS } from './result.js';
@@ -91,7 +98,16 @@ export async function simulate(
                   minutes: EVIDENCE_ORACLE_MINUTES,
                   lag: ctx.lag,
                 })
-              : await runModel(strategy, ctx, () => progress(strategy));
+              : strategy === 'policy-oracle'
+                ? runCadenceOracle(
+                    ctx,
+                    strategy,
+                    ctx.tick,
+                    () => progress(strategy),
+                    null,
+                    new PriorityOracle(ctx.minutes, ctx.lag, ctx.input.fleet.idleMinutes),
+                  )
+                : await runModel(strategy, ctx, () => progress(strategy));
     results.push(result);
   }
   return {

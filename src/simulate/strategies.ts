@@ -2,6 +2,7 @@ import type { Fleet } from '../emulator/fleet.js';
 import { MINUTE_MS } from '../emulator/model.js';
 import { Accounting, type MinuteRow } from './accounting.js';
 import { Heap } from '../core/allocate.js';
+import { withHeadroom } from '../core/demand.js';
 import { reserveOf } from '../core/pool.js';
 import { equalSplit, oracleSplit, overCommit, peakProportional } from './baselines.js';
 import { poolAt, type PolicyView, type PoolInfo, type SimContext } from './context.js';
@@ -191,6 +192,7 @@ export function runCadenceOracle(
   windowMinutes: number,
   progress: () => void,
   evidence: { minutes: number; lag: number } | null = null,
+  priority: PriorityOracle | null = null,
 ): StrategyResult {
   const acc = new Accounting(ctx, ctx.startMs);
   const caps = new Map<string, number>();
@@ -205,7 +207,7 @@ export function runCadenceOracle(
             to: Math.max(1, t - evidence.lag + 1),
           }
         : { from: t, to: end };
-      for (const pool of ctx.pools) decideWindow(ctx, pool, t, end, caps, seen);
+      for (const pool of ctx.pools) decideWindow(ctx, pool, t, end, caps, seen, priority);
     }
     for (const pool of ctx.pools) {
       const rows = pool.members.map((member) => {
@@ -219,6 +221,65 @@ export function runCadenceOracle(
   return acc.result(strategy, { violations: [], violationCount: null, failedRuns: [] });
 }
 
+/**
+ * The best at the tick that keeps the policy's priority (`policy-oracle`, docs/simulation.md
+ * "What the policy's priority costs"): hindsight of each tick as the cadence-limited oracle, and
+ * rule 6 as the governor keeps it. A higher priority's demand, ceil(peak × (1 + headroom)) with
+ * the peak the most instances in use over the lookback as Monitoring shows it at the tick (`lag`
+ * minutes late), is served before a lower priority gets more than its floor and what it has in
+ * use (unless that one is preemptible). In use is this oracle's own: a minute's is min(instances
+ * wanted, its cap then) for the peak (no idle tail, which would raise the demand), and for what a
+ * lower priority keeps, the most any minute of the idle tail wanted, up to its cap (the idle tail
+ * counted, which leaves less for the demand). Both choices favour the oracle. It is a reference,
+ * not a bound on every governor: a governor could hold a lower priority's instances in use on
+ * purpose to keep a higher one below its demand, which this per-tick greedy never plans for.
+ */
+export class PriorityOracle {
+  /** Per service id per minute: the cap this oracle held it at. */
+  private readonly caps = new Map<string, Int32Array>();
+  constructor(
+    private readonly minutes: number,
+    private readonly lag: number,
+    private readonly idleMinutes: number,
+  ) {}
+
+  /** A service's demand as the policy defines it, from the minutes visible at `t`. */
+  demand(
+    id: string,
+    want: Int32Array | undefined,
+    lookback: number,
+    headroom: number,
+    t: number,
+  ): number {
+    const caps = this.rowOf(id);
+    let peak = 0;
+    for (let m = Math.max(0, t - this.lag - lookback + 1); m <= t - this.lag; m++)
+      peak = Math.max(peak, Math.min(want?.[m] ?? 0, caps[m] ?? 0));
+    return withHeadroom(peak, headroom);
+  }
+
+  /** What a service has in use in the newest minute visible at `t` (its idle tail counted). */
+  inUse(id: string, want: Int32Array | undefined, t: number): number {
+    const newest = t - this.lag;
+    if (newest < 0) return 0;
+    let most = 0;
+    for (let m = Math.max(0, newest - this.idleMinutes); m <= newest; m++)
+      most = Math.max(most, want?.[m] ?? 0);
+    return Math.min(most, this.rowOf(id)[newest] ?? 0);
+  }
+
+  /** Record the cap a service is held at over minutes [from, to). */
+  held(id: string, from: number, to: number, cap: number): void {
+    this.rowOf(id).fill(cap, from, to);
+  }
+
+  private rowOf(id: string): Int32Array {
+    let row = this.caps.get(id);
+    if (!row) this.caps.set(id, (row = new Int32Array(this.minutes)));
+    return row;
+  }
+}
+
 function decideWindow(
   ctx: SimContext,
   pool: PoolInfo,
@@ -226,6 +287,7 @@ function decideWindow(
   to: number,
   caps: Map<string, number>,
   seen: { from: number; to: number } = { from, to },
+  priority: PriorityOracle | null = null,
 ): void {
   const at = ctx.startMs + from * MINUTE_MS;
   let available = Infinity;
@@ -236,7 +298,8 @@ function decideWindow(
     quota = Math.min(quota, now.quota);
   }
   let left = available - reserveOf(ctx.policy, pool.id);
-  const slots: (GreedySlot & { id: string })[] = [];
+  const slots: (GreedySlot & { id: string; demand: number; inUse: number; preempt: boolean })[] =
+    [];
   for (const [order, m] of pool.members.entries()) {
     const s = ctx.view.settings(m, at);
     if (!s.managed) {
@@ -254,6 +317,14 @@ function decideWindow(
     }
     slots.push({
       id: m.id,
+      demand: priority
+        ? Math.min(
+            ceiling,
+            priority.demand(m.id, want, Math.round(s.lookbackMs / MINUTE_MS), s.headroom, from),
+          )
+        : 0,
+      inUse: priority ? Math.min(ceiling, priority.inUse(m.id, want, from)) : 0,
+      preempt: s.preempt,
       order,
       gpus: m.gpus,
       weight: s.weight,
@@ -264,7 +335,29 @@ function decideWindow(
     });
     left -= floor * m.gpus;
   }
-  greedyFill(slots, left);
+  if (!priority) greedyFill(slots, left);
+  else {
+    // Highest priority first: the tier's best split with hindsight, then each of its services
+    // raised to its demand, before any lower priority gets more than its floor and its in use.
+    const priorities = [...new Set(slots.map((s) => s.priority))].sort((a, b) => b - a);
+    for (const p of priorities) {
+      const tier = slots.filter((s) => s.priority === p);
+      const before = tier.reduce((a, s) => a + s.level * s.gpus, 0);
+      greedyFill(tier, left);
+      left -= tier.reduce((a, s) => a + s.level * s.gpus, 0) - before;
+      const kept = slots
+        .filter((s) => s.priority < p && !s.preempt)
+        .reduce((a, s) => a + Math.max(0, s.inUse - s.level) * s.gpus, 0);
+      if (!slots.some((s) => s.priority < p)) continue;
+      for (const s of tier) {
+        while (s.level < s.demand && s.gpus <= left - kept) {
+          s.level += 1;
+          left -= s.gpus;
+        }
+      }
+    }
+    for (const s of slots) priority.held(s.id, from, to, s.level);
+  }
   for (const s of slots) caps.set(s.id, s.level);
 }
 

@@ -205,6 +205,57 @@ describe('the best at the tick without hindsight (evidence-oracle)', () => {
   });
 });
 
+describe("the best at the tick keeping the policy's priority (policy-oracle)", () => {
+  // hi (priority 10) wants 5 all hour; lo (priority 0) wants 3, then 10 from minute 30; quota 10,
+  // floors 1, headroom 20%, no idle tail. Both oracles give hi 5 with hindsight; the policy's
+  // demand for hi is ceil(5 × 1.2) = 6 once its minutes are visible (the tick at 5 sees minute 2).
+  const scenario = (loBefore: number): ScenarioInput => ({
+    scenario: 1,
+    start: '2026-11-24T00:00:00Z',
+    hours: 1,
+    quota: 10,
+    startupSeconds: 0,
+    idleMinutes: 0,
+    warmupMinutes: 0,
+    services: [
+      { name: 'hi', maxInstances: 5, demand: { shape: { kind: 'constant', value: 5 } } },
+      {
+        name: 'lo',
+        maxInstances: 5,
+        demand: { shape: { kind: 'step', before: loBefore, after: 10, atMinute: 30 } },
+      },
+    ],
+  });
+  const policy = governSimulation({
+    defaults: { headroom: 0.2 },
+    services: [{ match: { name: 'hi' }, priority: 10 }, { match: {} }],
+  });
+  const run = async (loBefore: number) =>
+    simulate(await buildScenario(parseScenario(scenario(loBefore)), TRACE_DIR), policy, {
+      hours: 1,
+      series: false,
+      strategies: ['cadence-oracle', 'policy-oracle'],
+    });
+
+  it("serves a higher priority's headroom before a lower priority grows", async () => {
+    // While lo wants 3, hi's 6th instance comes from free room. From minute 30 lo wants 10 but
+    // may not grow past what it had in use (3) while hi lacks its demand: lo holds 4 (refused 6
+    // a minute) where the best at the tick gives it 5 (refused 5).
+    const r = await run(3);
+    expect(refused(r, 'cadence-oracle')).toBe(5 * 30);
+    expect(refused(r, 'policy-oracle')).toBe(6 * 30);
+  });
+
+  it('lets a lower priority keep what it has in use (rule 6)', async () => {
+    // lo wants 10 all hour and runs its 5 from the start: hi's headroom would come only from
+    // lo's instances in use, which rule 6 lets it keep, so both oracles split 5 and 5.
+    const r = await run(10);
+    expect(refused(r, 'policy-oracle')).toBe(refused(r, 'cadence-oracle'));
+    expect(refused(r, 'cadence-oracle')).toBe(5 * 60);
+    expect((STRATEGIES as readonly string[]).includes('policy-oracle')).toBe(false);
+  });
+});
+
 describe('baselines', () => {
   const members = [
     { name: 'a', gpus: 1 },

@@ -1,0 +1,74 @@
+import { describe, expect, it } from 'vitest';
+import { addQualityFigures } from '../../bench/quality-figures.js';
+import type { QualityRow } from '../../bench/quality.js';
+
+/** The bench's decision-quality figures (docs/simulation.md "What the policy's priority costs"). */
+
+function row(kind: QualityRow['kind'], seed: number, refused: QualityRow['refused']): QualityRow {
+  const e = refused['equal-split'] ?? 0;
+  const c = refused['cadence-oracle'] ?? 0;
+  const gap = (k: keyof QualityRow['refused']) => (e - (refused[k] ?? 0)) / (e - c);
+  return {
+    kind,
+    scenario: kind,
+    quotaFactor: 0.6,
+    seed,
+    quota: 10,
+    hours: 24,
+    refused,
+    refusedTop: {},
+    topPriority: 10,
+    topServices: [],
+    gapClosed: gap('governor'),
+    gapClosedClairvoyant: gap('governor'),
+    gapClosedByEvidenceOracle: gap('evidence-oracle'),
+    gapClosedByPolicyOracle: gap('policy-oracle'),
+    writesPerServiceHour: 1,
+    reversalsPerServiceDay: 0,
+    invariantViolations: 0,
+    failedRuns: 0,
+    idempotence: { cases: 1, failures: 0, examples: [] },
+    causes: null,
+  };
+}
+
+function figures(rows: QualityRow[]) {
+  const out: { figure: string; shown: string; met: boolean; why: string }[] = [];
+  addQualityFigures(rows, (figure, _v, shown, _t, met, why) =>
+    out.push({ figure, shown, met, why: why ?? '' }),
+  );
+  return out;
+}
+
+describe("the best at the tick within the policy's priority, in the bench's figures", () => {
+  // Equal split 1,000 refused, the best at the tick 0: a strategy refusing 150 closes 0.85.
+  const base = { 'equal-split': 1000, 'cadence-oracle': 0, 'evidence-oracle': 120 };
+
+  it('says a missed target asks for less than the policy when the policy-keeping best misses it', () => {
+    const out = figures([
+      row('mixed', 7, { ...base, governor: 250, 'policy-oracle': 130 }),
+      row('mixed', 11, { ...base, governor: 260, 'policy-oracle': 110 }),
+    ]);
+    const ref = out.find((f) =>
+      f.figure.startsWith("gap closed by the best at the tick keeping the policy's priority"),
+    );
+    expect(ref?.shown).toBe('0.88 (worst 0.87)');
+    const gap = out.find(
+      (f) =>
+        f.figure.startsWith('gap closed vs best at the tick, mixed fleet 0.6×') &&
+        f.figure.endsWith('mean'),
+    );
+    expect(gap?.met).toBe(false);
+    expect(gap?.why).toContain('closes 0.88: the target asks for less than the policy');
+  });
+
+  it('says nothing of the policy where its best reaches the target or does not bind', () => {
+    const reaches = figures([row('mixed', 7, { ...base, governor: 250, 'policy-oracle': 50 })]);
+    expect(
+      reaches.find((f) => f.figure.endsWith('mean') && f.figure.startsWith('gap closed vs'))?.why,
+    ).not.toContain('policy');
+    // One priority: the policy-keeping best is the best at the tick itself, and no line is shown.
+    const unbound = figures([row('traces', 7, { ...base, governor: 250, 'policy-oracle': 0 })]);
+    expect(unbound.some((f) => f.figure.includes("policy's priority"))).toBe(false);
+  });
+});
