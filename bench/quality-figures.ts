@@ -93,12 +93,12 @@ export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
           : null;
       const beyondPolicy =
         po !== null && target !== undefined && po.mean < target
-          ? `; even with hindsight, the best at the tick that serves a higher priority's demand (headroom included) first, as the policy asks, closes ${po.mean.toFixed(2)}: the target asks for less than the policy's headroom`
+          ? `; even with hindsight, the best at the tick that serves a higher priority's demand (headroom included) first, as the policy asks, closes ${po.mean.toFixed(3)}: the target asks for less than the policy's headroom`
           : '';
       add(
         `gap closed vs best at the tick, ${f}, mean`,
         gap.mean,
-        `${gap.mean.toFixed(2)} (clairvoyant ${meanWorst(
+        `${gap.mean.toFixed(3)} (clairvoyant ${meanWorst(
           rs.map((r) => r.gapClosedClairvoyant ?? 1),
           'low',
         ).mean.toFixed(2)})`,
@@ -132,7 +132,7 @@ export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
       add(
         `gap closed vs best at the tick, ${f}, worst seed`,
         gap.worst,
-        gap.worst.toFixed(2),
+        gap.worst.toFixed(3),
         worstTarget === undefined ? '—' : `≥ ${worstTarget}`,
         worstTarget === undefined || gap.worst >= worstTarget,
         whyGap(rs.filter((r) => (r.gapClosed ?? 1) === gap.worst)),

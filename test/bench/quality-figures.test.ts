@@ -59,7 +59,7 @@ describe("the best at the tick within the policy's priority, in the bench's figu
         f.figure.endsWith('mean'),
     );
     expect(gap?.met).toBe(false);
-    expect(gap?.why).toContain('closes 0.88: the target asks for less than the policy');
+    expect(gap?.why).toContain('closes 0.880: the target asks for less than the policy');
   });
 
   it('says nothing of the policy where its best reaches the target or does not bind', () => {
