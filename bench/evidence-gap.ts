@@ -579,7 +579,13 @@ async function main(): Promise<void> {
         tickMinutes: TICK,
         lagMinutes: LAG,
         series: false,
-        strategies: ['equal-split', 'cadence-oracle', 'evidence-oracle', 'policy-oracle'],
+        strategies: [
+          'equal-split',
+          'cadence-oracle',
+          'evidence-oracle',
+          'policy-oracle',
+          'policy-evidence-oracle',
+        ],
       });
       const refused = (k: string) =>
         base.strategies.find((s) => s.strategy === k)?.totals.refusedGpuMinutes ?? NaN;
@@ -588,6 +594,7 @@ async function main(): Promise<void> {
       const gap = (g: number) => (e - g) / (e - c);
       push('evidence-oracle', f, gap(refused('evidence-oracle')));
       push('policy-oracle', f, gap(refused('policy-oracle')));
+      push('policy-evidence-oracle', f, gap(refused('policy-evidence-oracle')));
       for (const v of variants) {
         const r = await v.run(input, parsed.hours * 60);
         push(v.name, f, gap(r));
@@ -607,6 +614,10 @@ async function main(): Promise<void> {
     {
       name: 'policy-oracle',
       what: "the best at the tick within the policy's priority (a reference)",
+    },
+    {
+      name: 'policy-evidence-oracle',
+      what: "the evidence-oracle within the policy's priority (no hindsight; a reference)",
     },
     ...variants,
   ];

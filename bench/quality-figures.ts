@@ -119,6 +119,22 @@ export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
           true,
         );
       }
+      const policyEvidence = rs
+        .map((r) => r.gapClosedByPolicyEvidenceOracle)
+        .filter((g): g is number => g !== null);
+      if (
+        policyEvidence.length > 0 &&
+        rs.some((r) => r.refused['policy-evidence-oracle'] !== r.refused['evidence-oracle'])
+      ) {
+        const pe = meanWorst(policyEvidence, 'low');
+        add(
+          `gap closed by the same keeping the policy's priority, ${f}, mean`,
+          pe.mean,
+          `${pe.mean.toFixed(2)} (worst ${pe.worst.toFixed(2)})`,
+          '— (reference, not a bound)',
+          true,
+        );
+      }
       if (po !== null) {
         add(
           `gap closed by the best at the tick keeping the policy's priority (hindsight), ${f}, mean`,

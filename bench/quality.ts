@@ -61,6 +61,7 @@ const STRATEGIES: Strategy[] = [
   'writes-oracle',
   'evidence-oracle',
   'policy-oracle',
+  'policy-evidence-oracle',
 ];
 
 export interface QualityRow {
@@ -89,6 +90,8 @@ export interface QualityRow {
    * (a higher priority's demand, headroom included, served first; hindsight kept).
    */
   gapClosedByPolicyOracle: number | null;
+  /** The same without hindsight: the evidence-oracle held to the policy's priority. */
+  gapClosedByPolicyEvidenceOracle: number | null;
   writesPerServiceHour: number;
   reversalsPerServiceDay: number;
   invariantViolations: number;
@@ -176,6 +179,7 @@ function toRow(
     gapClosedClairvoyant: result.headline?.gapClosedClairvoyant ?? null,
     gapClosedByEvidenceOracle: gapClosedBy(result, 'evidence-oracle'),
     gapClosedByPolicyOracle: gapClosedBy(result, 'policy-oracle'),
+    gapClosedByPolicyEvidenceOracle: gapClosedBy(result, 'policy-evidence-oracle'),
     writesPerServiceHour: result.headline?.writesPerServiceHour ?? 0,
     reversalsPerServiceDay: gov?.totals.reversalsPerServiceDay ?? 0,
     invariantViolations: result.headline?.invariantViolations ?? 0,

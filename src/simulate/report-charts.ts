@@ -60,6 +60,7 @@ export const STRATEGY_COLOURS: Record<Strategy, string> = {
   'writes-oracle': '#8c564b',
   'evidence-oracle': '#bcbd22',
   'policy-oracle': '#e377c2',
+  'policy-evidence-oracle': '#7f7f7f',
 };
 
 export function serviceColour(index: number): string {

@@ -98,13 +98,15 @@ export async function simulate(
                   minutes: EVIDENCE_ORACLE_MINUTES,
                   lag: ctx.lag,
                 })
-              : strategy === 'policy-oracle'
+              : strategy === 'policy-oracle' || strategy === 'policy-evidence-oracle'
                 ? runCadenceOracle(
                     ctx,
                     strategy,
                     ctx.tick,
                     () => progress(strategy),
-                    null,
+                    strategy === 'policy-evidence-oracle'
+                      ? { minutes: EVIDENCE_ORACLE_MINUTES, lag: ctx.lag }
+                      : null,
                     new PriorityOracle(ctx.minutes, ctx.lag, ctx.input.fleet.idleMinutes),
                   )
                 : await runModel(strategy, ctx, () => progress(strategy));

@@ -23,6 +23,7 @@ function row(kind: QualityRow['kind'], seed: number, refused: QualityRow['refuse
     gapClosedClairvoyant: gap('governor'),
     gapClosedByEvidenceOracle: gap('evidence-oracle'),
     gapClosedByPolicyOracle: gap('policy-oracle'),
+    gapClosedByPolicyEvidenceOracle: gap('policy-evidence-oracle'),
     writesPerServiceHour: 1,
     reversalsPerServiceDay: 0,
     invariantViolations: 0,
@@ -46,9 +47,23 @@ describe("the best at the tick within the policy's priority, in the bench's figu
 
   it('says a missed target asks for less than the policy when the policy-keeping best misses it', () => {
     const out = figures([
-      row('mixed', 7, { ...base, governor: 250, 'policy-oracle': 130 }),
-      row('mixed', 11, { ...base, governor: 260, 'policy-oracle': 110 }),
+      row('mixed', 7, {
+        ...base,
+        governor: 250,
+        'policy-oracle': 130,
+        'policy-evidence-oracle': 200,
+      }),
+      row('mixed', 11, {
+        ...base,
+        governor: 260,
+        'policy-oracle': 110,
+        'policy-evidence-oracle': 240,
+      }),
     ]);
+    const noHindsight = out.find((f) =>
+      f.figure.startsWith("gap closed by the same keeping the policy's priority"),
+    );
+    expect(noHindsight?.shown).toBe('0.78 (worst 0.76)');
     const ref = out.find((f) =>
       f.figure.startsWith("gap closed by the best at the tick keeping the policy's priority"),
     );
@@ -68,7 +83,14 @@ describe("the best at the tick within the policy's priority, in the bench's figu
       reaches.find((f) => f.figure.endsWith('mean') && f.figure.startsWith('gap closed vs'))?.why,
     ).not.toContain('policy');
     // One priority: the policy-keeping best is the best at the tick itself, and no line is shown.
-    const unbound = figures([row('traces', 7, { ...base, governor: 250, 'policy-oracle': 0 })]);
+    const unbound = figures([
+      row('traces', 7, {
+        ...base,
+        governor: 250,
+        'policy-oracle': 0,
+        'policy-evidence-oracle': 120,
+      }),
+    ]);
     expect(unbound.some((f) => f.figure.includes("policy's priority"))).toBe(false);
   });
 });

@@ -234,7 +234,7 @@ describe("the best at the tick keeping the policy's priority (policy-oracle)", (
     simulate(await buildScenario(parseScenario(scenario(loBefore)), TRACE_DIR), policy, {
       hours: 1,
       series: false,
-      strategies: ['cadence-oracle', 'policy-oracle'],
+      strategies: ['cadence-oracle', 'policy-oracle', 'evidence-oracle', 'policy-evidence-oracle'],
     });
 
   it("serves a higher priority's headroom before a lower priority grows", async () => {
@@ -246,6 +246,15 @@ describe("the best at the tick keeping the policy's priority (policy-oracle)", (
     expect(refused(r, 'policy-oracle')).toBe(6 * 30);
   });
 
+  it('without hindsight too: the step is seen 3 minutes late, then the headroom comes first', async () => {
+    // The tick at 30 sees minutes ≤ 27 (lo wants 3): lo held at 3 and refused 7 a minute over
+    // 30–34 either way. From the tick at 35, which sees lo want 10: the evidence-oracle gives
+    // lo 5 (refused 5 a minute), held to the policy it gives hi its 6th first and lo 4 (refused 6).
+    const r = await run(3);
+    expect(refused(r, 'evidence-oracle')).toBe(7 * 5 + 5 * 25);
+    expect(refused(r, 'policy-evidence-oracle')).toBe(7 * 5 + 6 * 25);
+  });
+
   it('lets a lower priority keep what it has in use (rule 6)', async () => {
     // lo wants 10 all hour and runs its 5 from the start: hi's headroom would come only from
     // lo's instances in use, which rule 6 lets it keep, so both oracles split 5 and 5.
@@ -253,6 +262,7 @@ describe("the best at the tick keeping the policy's priority (policy-oracle)", (
     expect(refused(r, 'policy-oracle')).toBe(refused(r, 'cadence-oracle'));
     expect(refused(r, 'cadence-oracle')).toBe(5 * 60);
     expect((STRATEGIES as readonly string[]).includes('policy-oracle')).toBe(false);
+    expect((STRATEGIES as readonly string[]).includes('policy-evidence-oracle')).toBe(false);
   });
 });
 
