@@ -19,6 +19,8 @@ import {
   BENCH_SEEDS,
   benchPolicy,
   mixedFleetScenario,
+  noisyNeighbourPolicy,
+  noisyNeighbourScenario,
   quotaCutScenario,
   TRACE_DIR,
   tracesAloneScenario,
@@ -43,6 +45,7 @@ import { greedyFill, type GreedySlot } from '../src/simulate/strategies.js';
  *
  *   npm run build && node dist/bench/evidence-gap.js
  *   VARIANTS=governor,h0 SEEDS=7,11 FACTORS=0.6 SCENARIO=traces node dist/bench/evidence-gap.js
+ *   SCENARIO=noisy KINDS=observed,true node dist/bench/evidence-gap.js
  *
  * Gap closed = (equal split − variant) ÷ (equal split − best at the tick), in refused
  * GPU-minutes, as the bench reports it; printed as mean (worst seed).
@@ -214,10 +217,16 @@ export function evidenceMonitoring(
 }
 
 /** Refused GPU-minutes of the minute at `at` (the simulator's accounting: above cap + no GPU). */
-function refusedAt(model: FleetModel, pools: readonly PoolInfo[], at: number): number {
+function refusedAt(
+  model: FleetModel,
+  pools: readonly PoolInfo[],
+  at: number,
+  only: ReadonlySet<string> | null = null,
+): number {
   let refused = 0;
   for (const pool of pools)
     for (const m of pool.members) {
+      if (only && !only.has(m.name)) continue;
       const row = model.history(m).at(-1);
       if (row && row.at === at) refused += (row.refusedCap + row.refusedQuota) * m.gpus;
     }
@@ -235,12 +244,16 @@ function newModel(input: SimulationInput, minutes: number): FleetModel {
   return new FleetModel(input.fleet, { traces: input.traces, historyMinutes });
 }
 
-/** The real reconcile every tick on `policy`, reading Monitoring as `kind` shows it. */
+/**
+ * The real reconcile every tick on `policy`, reading Monitoring as `kind` shows it; the refused
+ * GPU-minutes of every service, or of the services named in `only`.
+ */
 export async function playGovernor(
   input: SimulationInput,
   policy: Policy,
   kind: EvidenceKind,
   minutes = HOURS * 60,
+  only: ReadonlySet<string> | null = null,
 ): Promise<number> {
   const model = newModel(input, minutes);
   const pools = poolsOf(model, input.quotaChanges);
@@ -255,7 +268,7 @@ export async function playGovernor(
     const at = model.startMs + t * MINUTE_MS;
     if (t > 0) model.advanceTo(at);
     cutQuota(model, pools, t);
-    refused += refusedAt(model, pools, at);
+    refused += refusedAt(model, pools, at, only);
     if (t % TICK === 0) {
       await reconcile(
         policy,
@@ -551,7 +564,75 @@ function list(name: string): string[] | null {
     : null;
 }
 
+/**
+ * The noisy neighbour (`SCENARIO=noisy`), on its own policy: the highest priority's refused
+ * GPU-minutes (its target: ≤ 1.1× the best at the tick's) with the governor reading Monitoring as
+ * each of `KINDS` shows it, beside the best at the tick and the references, mean (worst seed).
+ */
+async function noisyTop(seeds: readonly number[], factors: readonly number[]): Promise<void> {
+  const policy = parsePolicy(noisyNeighbourPolicy());
+  const kinds = (list('KINDS') ?? ['observed', 'true', 'true-where-no-429', 'saturation-2']).map(
+    (k) => {
+      if (!(EVIDENCE_KINDS as readonly string[]).includes(k))
+        throw new Error(`KINDS: unknown ${k} (${EVIDENCE_KINDS.join(', ')})`);
+      return k as EvidenceKind;
+    },
+  );
+  const strategies = ['cadence-oracle', 'policy-evidence-oracle', 'evidence-oracle'] as const;
+  const rows = new Map<string, Map<number, number[]>>();
+  const push = (name: string, f: number, x: number) => {
+    const byFactor = rows.get(name) ?? new Map<number, number[]>();
+    rows.set(name, byFactor);
+    byFactor.set(f, [...(byFactor.get(f) ?? []), x]);
+  };
+  for (const f of factors) {
+    for (const seed of seeds) {
+      const parsed = parseScenario(noisyNeighbourScenario(f, HOURS, seed));
+      const input = await buildScenario(parsed, TRACE_DIR, `noisy ${f}× seed ${seed}`);
+      const base = await simulate(input, policy, {
+        hours: parsed.hours,
+        tickMinutes: TICK,
+        lagMinutes: LAG,
+        series: false,
+        strategies: [...strategies],
+      });
+      const top = Math.max(...(base.strategies[0]?.services ?? []).map((s) => s.priority));
+      const names = new Set(
+        (base.strategies[0]?.services ?? []).filter((s) => s.priority === top).map((s) => s.name),
+      );
+      for (const k of strategies) {
+        const r = base.strategies.find((s) => s.strategy === k);
+        push(
+          k,
+          f,
+          (r?.services ?? [])
+            .filter((s) => names.has(s.name))
+            .reduce((a, s) => a + s.refusedGpuMinutes, 0),
+        );
+      }
+      for (const k of kinds) {
+        const r = await playGovernor(input, policy, k, parsed.hours * 60, names);
+        push(`governor, ${k}`, f, r);
+        process.stderr.write(`${f}× seed ${seed} ${k}: top priority refused ${r}\n`);
+      }
+    }
+  }
+  const cell = (xs: number[] | undefined) => {
+    if (!xs || xs.length === 0) return '—';
+    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+    return `${mean.toFixed(0)} (${Math.max(...xs).toFixed(0)})`;
+  };
+  console.log(`| highest priority refused GPU-min | ${factors.map((f) => `${f}×`).join(' | ')} |`);
+  console.log(`| --- | ${factors.map(() => '---').join(' | ')} |`);
+  for (const [name, byFactor] of rows)
+    console.log(`| ${name} | ${factors.map((f) => cell(byFactor.get(f))).join(' | ')} |`);
+}
+
 async function main(): Promise<void> {
+  if (process.env['SCENARIO'] === 'noisy') {
+    const seeds = (list('SEEDS') ?? BENCH_SEEDS.map(String)).map(Number);
+    return noisyTop(seeds, (list('FACTORS') ?? ['0.6', '0.8', '1']).map(Number));
+  }
   const only = list('VARIANTS');
   const unknown = (only ?? []).filter((n) => !VARIANTS.some((v) => v.name === n));
   if (unknown.length > 0)
@@ -563,7 +644,9 @@ async function main(): Promise<void> {
   const factors = (list('FACTORS') ?? ['0.6', '0.8']).map(Number);
   const scenario = (process.env['SCENARIO'] ?? 'mixed') as keyof typeof SCENARIOS;
   if (!(scenario in SCENARIOS))
-    throw new Error(`SCENARIO: unknown ${scenario} (${Object.keys(SCENARIOS).join(', ')})`);
+    throw new Error(
+      `SCENARIO: unknown ${scenario} (${[...Object.keys(SCENARIOS), 'noisy'].join(', ')})`,
+    );
   const gaps = new Map<string, Map<number, number[]>>();
   const push = (name: string, f: number, x: number) => {
     const byFactor = gaps.get(name) ?? new Map<number, number[]>();

@@ -121,4 +121,24 @@ describe('the harness plays the governor as the simulator does', () => {
     expect(expected).toBeGreaterThan(0);
     expect(await playGovernor(input, policy, 'observed', 180)).toBe(expected);
   });
+
+  it("counts one service's refusals when asked, as simulate() counts that service's", async () => {
+    const parsed = parseScenario(mixedFleetScenario(0.6, 3, 7));
+    const input = await buildScenario(parsed, TRACE_DIR, 'mixed 0.6 seed 7, 3 h');
+    const policy = parsePolicy(benchPolicy());
+    const sim = await simulate(input, policy, {
+      hours: 3,
+      tickMinutes: 5,
+      lagMinutes: 3,
+      series: false,
+      strategies: ['governor'],
+    });
+    const services = sim.strategies[0]?.services ?? [];
+    const refused = services.filter((s) => s.refusedGpuMinutes > 0);
+    expect(refused.length).toBeGreaterThan(1);
+    const one = refused[0];
+    const got = await playGovernor(input, policy, 'observed', 180, new Set([one?.name ?? '']));
+    expect(got).toBe(one?.refusedGpuMinutes);
+    expect(got).toBeLessThan(sim.strategies[0]?.totals.refusedGpuMinutes ?? 0);
+  });
 });
