@@ -77,7 +77,10 @@ const quiet: Logger = { log: () => undefined };
  * - `util-target` / `util-full`: observed, and a minute's GPU utilization taken as instances
  *   wanted: ceil(in use × utilization ÷ 0.8), or in use + 1 at full utilization (the fleet model's
  *   utilization is demand ÷ instances held, capped at 1);
- * - `no-util`: observed without GPU utilization; `true-no-util`: `true` without it.
+ * - `no-util`: observed without GPU utilization; `true-no-util`: `true` without it;
+ * - `queue-growth`: observed, and the growth of Cloud Run's pending queue over the minute counted
+ *   with its 429s (arrivals = served + failed + the queue's growth): what a rise of the requests'
+ *   wait, read from `request_latencies` by Little's law, could show at best.
  */
 export const EVIDENCE_KINDS = [
   'observed',
@@ -95,6 +98,8 @@ export const EVIDENCE_KINDS = [
   'util-full',
   'no-util',
   'true-no-util',
+  'queue-growth',
+  'queue-growth-2',
 ] as const;
 export type EvidenceKind = (typeof EVIDENCE_KINDS)[number];
 
@@ -166,6 +171,17 @@ export function shownMinute(
       const held = heldOf(r);
       return minutes.length === run && minutes.every(short)
         ? { inUse: held, served: held * R, refused: R }
+        : observed;
+    }
+    case 'queue-growth':
+    case 'queue-growth-2': {
+      const growth = (x: MinuteSample, prev: MinuteSample | undefined) =>
+        Math.max(0, x.requests.pending - (prev?.requests.pending ?? 0));
+      const grew = growth(r, before.at(-1));
+      const held =
+        kind === 'queue-growth' || growth(before.at(-1) ?? r, before.at(-2)) > 0 || !before.at(-1);
+      return grew > 0 && held && r.requests.served > 0
+        ? { ...observed, refused: r.requests.refused + grew }
         : observed;
     }
     case 'saturation': {
@@ -446,6 +462,16 @@ export const VARIANTS: readonly Variant[] = [
     run: (i: Parameters<typeof playGovernor>[0], m: Parameters<typeof playGovernor>[3]) =>
       playGovernor(i, BENCH, k, m),
   })),
+  {
+    name: 'gov-queue-growth',
+    what: "bench policy, + the pending queue's growth as refused",
+    run: (i, m) => playGovernor(i, BENCH, 'queue-growth', m),
+  },
+  {
+    name: 'gov-queue-growth-2',
+    what: "bench policy, + the pending queue's growth as refused, 2 min running",
+    run: (i, m) => playGovernor(i, BENCH, 'queue-growth-2', m),
+  },
   {
     name: 'gov-true',
     what: 'bench policy, + true demand',

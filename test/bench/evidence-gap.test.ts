@@ -18,6 +18,7 @@ function row(p: {
   utilization?: number;
   peak?: number;
   cap?: number;
+  pending?: number;
 }): MinuteSample {
   return {
     at: 0,
@@ -30,7 +31,13 @@ function row(p: {
     demand: p.demand,
     refusedCap: 0,
     refusedQuota: 0,
-    requests: { arrived: 0, served: p.served, refused: p.refused, unavailable: 0, pending: 0 },
+    requests: {
+      arrived: 0,
+      served: p.served,
+      refused: p.refused,
+      unavailable: 0,
+      pending: p.pending ?? 0,
+    },
   };
 }
 const wanted = (m: { inUse: number; served: number; refused: number }) =>
@@ -102,6 +109,30 @@ describe('two minutes running', () => {
     expect(wanted(shownMinute(full, 'full-4-flat', [full, full, full], 4))).toBe(4);
     const fewer = row({ active: 2, idle: 0, demand: 2.5, served: 80, refused: 0, peak: 4 });
     expect(wanted(shownMinute(full, 'full-4-flat', [fewer, full, full], 4))).toBe(3);
+  });
+});
+
+describe("the pending queue's growth as evidence", () => {
+  // 3 instances serving 120 requests a minute; the queue grows by 60 over the minute (arrivals
+  // 180: 4.5 instances' worth), then by 30, then drains.
+  const first = row({ active: 3, idle: 0, demand: 4.5, served: 120, refused: 0, pending: 60 });
+  const second = row({ active: 3, idle: 0, demand: 4, served: 120, refused: 0, pending: 90 });
+  const drain = row({ active: 3, idle: 0, demand: 2, served: 120, refused: 0, pending: 30 });
+
+  it("counts the queue's growth with the 429s, and nothing while it drains", () => {
+    expect(wanted(shownMinute(first, 'queue-growth', []))).toBe(5);
+    expect(shownMinute(second, 'queue-growth', [first])).toEqual({
+      inUse: 3,
+      served: 120,
+      refused: 30,
+    });
+    expect(wanted(shownMinute(drain, 'queue-growth', [first, second]))).toBe(3);
+  });
+
+  it('queue-growth-2: only when the queue grew the minute before too', () => {
+    const calm = row({ active: 3, idle: 0, demand: 3, served: 120, refused: 0, pending: 0 });
+    expect(wanted(shownMinute(first, 'queue-growth-2', [calm]))).toBe(3);
+    expect(wanted(shownMinute(second, 'queue-growth-2', [calm, first]))).toBe(4);
   });
 });
 
