@@ -224,8 +224,10 @@ export function renderTable(result: SimulationResult): string {
     `${result.label}: ${(result.minutes / 60).toFixed(1)} h, governor every ${result.tickMinutes} min, metrics ${result.lagMinutes} min behind`,
     '',
   ];
+  // The first column as wide as the longest strategy's name, so the numbers stay in columns.
+  const width = Math.max('strategy'.length, ...result.strategies.map((s) => s.label.length));
   lines.push(
-    `  ${'strategy'.padEnd(30)} ${'refused GPU-min'.padStart(15)} ${'idle GPU-min'.padStart(12)} ${'writes/svc/h'.padStart(12)} ${'share err'.padStart(9)} ${'inversions'.padStart(10)} ${'violations'.padStart(10)}`,
+    `  ${'strategy'.padEnd(width)} ${'refused GPU-min'.padStart(15)} ${'idle GPU-min'.padStart(12)} ${'writes/svc/h'.padStart(12)} ${'share err'.padStart(9)} ${'inversions'.padStart(10)} ${'violations'.padStart(10)}`,
   );
   for (const s of result.strategies) {
     const share = s.pools.filter((p) => p.shareError !== null);
@@ -234,7 +236,7 @@ export function renderTable(result: SimulationResult): string {
       : '—';
     const inv = s.pools.reduce((a, p) => a + p.priorityInversions, 0);
     lines.push(
-      `  ${s.label.padEnd(30)} ${Math.round(s.totals.refusedGpuMinutes).toString().padStart(15)} ${Math.round(s.totals.idleGpuMinutes).toString().padStart(12)} ${s.totals.writesPerServiceHour.toFixed(2).padStart(12)} ${err.padStart(9)} ${String(inv).padStart(10)} ${(s.totals.invariantViolations === null ? '—' : String(s.totals.invariantViolations)).padStart(10)}`,
+      `  ${s.label.padEnd(width)} ${Math.round(s.totals.refusedGpuMinutes).toString().padStart(15)} ${Math.round(s.totals.idleGpuMinutes).toString().padStart(12)} ${s.totals.writesPerServiceHour.toFixed(2).padStart(12)} ${err.padStart(9)} ${String(inv).padStart(10)} ${(s.totals.invariantViolations === null ? '—' : String(s.totals.invariantViolations)).padStart(10)}`,
     );
   }
   const h = result.headline;

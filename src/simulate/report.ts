@@ -269,6 +269,7 @@ const HOW_TO_READ = `<section id="how-to-read"><h2>How to read this page</h2>
 <dt>over-commit (all at quota)</dt><dd>Every cap at the whole quota: what Cloud Run alone allows. It breaks the quota contract (caps over quota) and is shown so the trade is visible.</dd>
 <dt>clairvoyant oracle</dt><dd>Re-splits the pool every minute knowing that minute’s demand, by priority and weight: the floor on refused GPU-minutes.</dd>
 <dt>best at the same tick (hindsight)</dt><dd>Sets caps once per governor tick, knowing that tick’s demand: floors, budget and whole instances, the highest priority first. The best any governor at the same cadence can do.</dd>
+<dt>best at the same tick, policy kept (hindsight)</dt><dd>The same, but a higher priority first gets its demand as the policy defines it (its peak over the lookback, as Monitoring shows it at the tick, plus headroom) before a lower priority gets more than its floor and what it has in use, as rule 6 asks. Its distance from the line above is what the policy’s headroom costs even with hindsight.</dd>
 <dt>best at ≤ 2 writes/svc/h (hindsight)</dt><dd>The same, re-split every 30 minutes: at most two writes a service an hour.</dd>
 </dl>
 <p>The <b>gap closed</b> is the share of the equal split’s excess refusals over the best at the same tick that the governor removes: 1 is as good as that, 0 no better than the equal split, below 0 worse; the same against the clairvoyant oracle is given beside it. The project’s docs/simulation.md defines every metric and docs/rules.md the rules the invariant check enforces.</p>

@@ -148,6 +148,15 @@ describe('governor simulate', () => {
     );
     expect(code).toBe(0);
     expect(out.join('')).toMatch(/clairvoyant oracle/);
+    // The numbers are right-aligned, so in columns every row of the table is as long as its
+    // header, the longest strategy's name included.
+    const lines = out.join('').split('\n');
+    const head = lines.findIndex((l) => l.startsWith('  strategy '));
+    const end = lines.indexOf('', head);
+    const rows = lines.slice(head, end);
+    expect(rows.length).toBeGreaterThan(8);
+    expect(new Set(rows.map((l) => l.length)).size).toBe(1);
+    expect(rows.some((l) => l.includes('policy kept'))).toBe(true);
     await expect(
       runSimulate(
         { policy: 'examples/sim-policy.yaml', fleet: 'examples/sim-traces.yaml', hours: '-1' },

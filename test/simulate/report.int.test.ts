@@ -175,6 +175,7 @@ describe('the report in headless Chromium', () => {
       'over-commit (all at quota)',
       'clairvoyant oracle',
       'best at the same tick (hindsight)',
+      'best at the same tick, policy kept (hindsight)',
       'best at ≤ 2 writes/svc/h (hindsight)',
     ]);
     await page.close();
