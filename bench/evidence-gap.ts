@@ -590,6 +590,30 @@ function list(name: string): string[] | null {
     : null;
 }
 
+/** Figures per row name and quota factor, one per seed; a cell: mean (worst seed). */
+class Figures {
+  private readonly rows = new Map<string, Map<number, number[]>>();
+  constructor(
+    private readonly digits: number,
+    private readonly worse: 'low' | 'high',
+  ) {}
+  push(name: string, f: number, x: number): void {
+    const byFactor = this.rows.get(name) ?? new Map<number, number[]>();
+    this.rows.set(name, byFactor);
+    byFactor.set(f, [...(byFactor.get(f) ?? []), x]);
+  }
+  names(): string[] {
+    return [...this.rows.keys()];
+  }
+  cell(name: string, f: number): string {
+    const xs = this.rows.get(name)?.get(f);
+    if (!xs || xs.length === 0) return '—';
+    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
+    const worst = this.worse === 'low' ? Math.min(...xs) : Math.max(...xs);
+    return `${mean.toFixed(this.digits)} (${worst.toFixed(this.digits)})`;
+  }
+}
+
 /**
  * The noisy neighbour (`SCENARIO=noisy`), on its own policy: the highest priority's refused
  * GPU-minutes (its target: ≤ 1.1× the best at the tick's) with the governor reading Monitoring as
@@ -605,12 +629,7 @@ async function noisyTop(seeds: readonly number[], factors: readonly number[]): P
     },
   );
   const strategies = ['cadence-oracle', 'policy-evidence-oracle', 'evidence-oracle'] as const;
-  const rows = new Map<string, Map<number, number[]>>();
-  const push = (name: string, f: number, x: number) => {
-    const byFactor = rows.get(name) ?? new Map<number, number[]>();
-    rows.set(name, byFactor);
-    byFactor.set(f, [...(byFactor.get(f) ?? []), x]);
-  };
+  const figures = new Figures(0, 'high');
   for (const f of factors) {
     for (const seed of seeds) {
       const parsed = parseScenario(noisyNeighbourScenario(f, HOURS, seed));
@@ -628,7 +647,7 @@ async function noisyTop(seeds: readonly number[], factors: readonly number[]): P
       );
       for (const k of strategies) {
         const r = base.strategies.find((s) => s.strategy === k);
-        push(
+        figures.push(
           k,
           f,
           (r?.services ?? [])
@@ -638,20 +657,15 @@ async function noisyTop(seeds: readonly number[], factors: readonly number[]): P
       }
       for (const k of kinds) {
         const r = await playGovernor(input, policy, k, parsed.hours * 60, names);
-        push(`governor, ${k}`, f, r);
+        figures.push(`governor, ${k}`, f, r);
         process.stderr.write(`${f}× seed ${seed} ${k}: top priority refused ${r}\n`);
       }
     }
   }
-  const cell = (xs: number[] | undefined) => {
-    if (!xs || xs.length === 0) return '—';
-    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-    return `${mean.toFixed(0)} (${Math.max(...xs).toFixed(0)})`;
-  };
   console.log(`| highest priority refused GPU-min | ${factors.map((f) => `${f}×`).join(' | ')} |`);
   console.log(`| --- | ${factors.map(() => '---').join(' | ')} |`);
-  for (const [name, byFactor] of rows)
-    console.log(`| ${name} | ${factors.map((f) => cell(byFactor.get(f))).join(' | ')} |`);
+  for (const name of figures.names())
+    console.log(`| ${name} | ${factors.map((f) => figures.cell(name, f)).join(' | ')} |`);
 }
 
 async function main(): Promise<void> {
@@ -673,12 +687,7 @@ async function main(): Promise<void> {
     throw new Error(
       `SCENARIO: unknown ${scenario} (${[...Object.keys(SCENARIOS), 'noisy'].join(', ')})`,
     );
-  const gaps = new Map<string, Map<number, number[]>>();
-  const push = (name: string, f: number, x: number) => {
-    const byFactor = gaps.get(name) ?? new Map<number, number[]>();
-    gaps.set(name, byFactor);
-    byFactor.set(f, [...(byFactor.get(f) ?? []), x]);
-  };
+  const gaps = new Figures(3, 'low');
   for (const f of factors) {
     for (const seed of seeds) {
       const parsed = parseScenario(SCENARIOS[scenario](f, seed));
@@ -701,23 +710,18 @@ async function main(): Promise<void> {
       const e = refused('equal-split');
       const c = refused('cadence-oracle');
       const gap = (g: number) => (e - g) / (e - c);
-      push('evidence-oracle', f, gap(refused('evidence-oracle')));
-      push('policy-oracle', f, gap(refused('policy-oracle')));
-      push('policy-evidence-oracle', f, gap(refused('policy-evidence-oracle')));
+      gaps.push('evidence-oracle', f, gap(refused('evidence-oracle')));
+      gaps.push('policy-oracle', f, gap(refused('policy-oracle')));
+      gaps.push('policy-evidence-oracle', f, gap(refused('policy-evidence-oracle')));
       for (const v of variants) {
         const r = await v.run(input, parsed.hours * 60);
-        push(v.name, f, gap(r));
+        gaps.push(v.name, f, gap(r));
         process.stderr.write(
           `${f}× seed ${seed} ${v.name}: refused ${r} gap ${gap(r).toFixed(3)}\n`,
         );
       }
     }
   }
-  const cell = (xs: number[] | undefined) => {
-    if (!xs || xs.length === 0) return '—';
-    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-    return `${mean.toFixed(3)} (${Math.min(...xs).toFixed(3)})`;
-  };
   const rows = [
     { name: 'evidence-oracle', what: 'the evidence-oracle as the bench computes it' },
     {
@@ -734,7 +738,7 @@ async function main(): Promise<void> {
   console.log(`| --- | --- | ${factors.map(() => '---').join(' | ')} |`);
   for (const v of rows)
     console.log(
-      `| ${v.name} | ${v.what} | ${factors.map((f) => cell(gaps.get(v.name)?.get(f))).join(' | ')} |`,
+      `| ${v.name} | ${v.what} | ${factors.map((f) => gaps.cell(v.name, f)).join(' | ')} |`,
     );
 }
 

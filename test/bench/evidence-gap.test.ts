@@ -1,4 +1,4 @@
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
 import { playGovernor, shownMinute } from '../../bench/evidence-gap.js';
 import { wantedInstances } from '../../src/core/evidence.js';
 import { parsePolicy } from '../../src/core/policy.js';
@@ -137,10 +137,13 @@ describe("the pending queue's growth as evidence", () => {
 });
 
 describe('the harness plays the governor as the simulator does', () => {
-  it('refuses exactly what simulate() counts for the governor, on observed evidence', async () => {
+  // Three hours of the mixed fleet at 0.6×, seed 7, played by simulate() and by the harness.
+  const policy = parsePolicy(benchPolicy());
+  let input: Awaited<ReturnType<typeof buildScenario>>;
+  let governor: Awaited<ReturnType<typeof simulate>>['strategies'][number] | undefined;
+  beforeAll(async () => {
     const parsed = parseScenario(mixedFleetScenario(0.6, 3, 7));
-    const input = await buildScenario(parsed, TRACE_DIR, 'mixed 0.6 seed 7, 3 h');
-    const policy = parsePolicy(benchPolicy());
+    input = await buildScenario(parsed, TRACE_DIR, 'mixed 0.6 seed 7, 3 h');
     const sim = await simulate(input, policy, {
       hours: 3,
       tickMinutes: 5,
@@ -148,28 +151,21 @@ describe('the harness plays the governor as the simulator does', () => {
       series: false,
       strategies: ['governor'],
     });
-    const expected = sim.strategies[0]?.totals.refusedGpuMinutes ?? -1;
+    governor = sim.strategies[0];
+  });
+
+  it('refuses exactly what simulate() counts for the governor, on observed evidence', async () => {
+    const expected = governor?.totals.refusedGpuMinutes ?? -1;
     expect(expected).toBeGreaterThan(0);
     expect(await playGovernor(input, policy, 'observed', 180)).toBe(expected);
   });
 
   it("counts one service's refusals when asked, as simulate() counts that service's", async () => {
-    const parsed = parseScenario(mixedFleetScenario(0.6, 3, 7));
-    const input = await buildScenario(parsed, TRACE_DIR, 'mixed 0.6 seed 7, 3 h');
-    const policy = parsePolicy(benchPolicy());
-    const sim = await simulate(input, policy, {
-      hours: 3,
-      tickMinutes: 5,
-      lagMinutes: 3,
-      series: false,
-      strategies: ['governor'],
-    });
-    const services = sim.strategies[0]?.services ?? [];
-    const refused = services.filter((s) => s.refusedGpuMinutes > 0);
+    const refused = (governor?.services ?? []).filter((s) => s.refusedGpuMinutes > 0);
     expect(refused.length).toBeGreaterThan(1);
     const one = refused[0];
     const got = await playGovernor(input, policy, 'observed', 180, new Set([one?.name ?? '']));
     expect(got).toBe(one?.refusedGpuMinutes);
-    expect(got).toBeLessThan(sim.strategies[0]?.totals.refusedGpuMinutes ?? 0);
+    expect(got).toBeLessThan(governor?.totals.refusedGpuMinutes ?? 0);
   });
 });
