@@ -128,6 +128,6 @@ export function stoppedSiblings(args: {
     .sort((a, b) => compareText(a.region, b.region));
   const down = new Set(stopped.map((s) => s.region));
   const live = [args.region, ...args.siblings.map((s) => s.region).filter((r) => !down.has(r))];
-  const first = live.reduce((a, b) => (b < a ? b : a));
+  const first = live.reduce((a, b) => (compareText(b, a) < 0 ? b : a));
   return { stopped, reporter: first === args.region };
 }

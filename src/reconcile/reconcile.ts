@@ -953,16 +953,7 @@ async function stoppedUnits(
   const { foundAt, units } = await beforeDeadline(
     async () => {
       const found = await siblings(project);
-      return {
-        foundAt: found.foundAt,
-        units: await Promise.all(
-          found.units.map(async (u) => ({
-            region: u.region,
-            // The newest record only: one read each.
-            runs: await u.listRuns(1),
-          })),
-        ),
-      };
+      return { foundAt: found.foundAt, units: await newestRuns(found.units) };
     },
     alertGrace(run),
     `reading the run records of the other regional units of ${project}`,
@@ -974,13 +965,11 @@ async function stoppedUnits(
   const staleAfter = run.policy.fanout?.staleAfter ?? '30m';
   const verdict = stoppedSiblings({
     region,
-    siblings: units.flatMap((u) => {
-      const newest = u.runs[0];
-      if (u.region === null) return [];
-      return [
-        { region: u.region, lastRunAt: newest ? plannedAt(newest) : null, ageMs: ageOf(newest) },
-      ];
-    }),
+    siblings: units.flatMap(({ region, newest }) =>
+      region === null
+        ? []
+        : [{ region, lastRunAt: newest ? plannedAt(newest) : null, ageMs: ageOf(newest) }],
+    ),
     firstRunAgeMs: ageOf(own.at(-1)),
     countedForMs: foundAt === null ? null : now.wallMs - Date.parse(foundAt),
     staleAfterMs: durationMs(staleAfter),
@@ -995,19 +984,24 @@ async function stoppedUnits(
 async function unitsRanSince(run: Run, project: string, since: string): Promise<boolean> {
   const others = run.deps.store.otherUnits?.bind(run.deps.store);
   if (run.options.region !== undefined || !others) return false;
-  const newest = await beforeDeadline(
-    async () =>
-      Promise.all(
-        (await others(project)).filter((u) => u.region !== null).map((u) => u.listRuns(1)),
-      ),
+  const units = await beforeDeadline(
+    async () => newestRuns((await others(project)).filter((u) => u.region !== null)),
     alertGrace(run),
     `reading the newest runs of the regional units of ${project}`,
   );
-  return newest.some((runs) => {
-    const r = runs[0];
-    // On the runs' clock: a run that planned nothing (no `at`) governed nothing either.
-    return r?.at !== undefined && Date.parse(r.at) > Date.parse(since);
-  });
+  // On the runs' clock: a run that planned nothing (no `at`) governed nothing either.
+  return units.some(
+    ({ newest }) => newest?.at !== undefined && Date.parse(newest.at) > Date.parse(since),
+  );
+}
+
+/** Each unit's newest run record, if any: one record's read each. */
+async function newestRuns(
+  units: readonly OtherUnit[],
+): Promise<{ region: string | null; newest: RunRecord | undefined }[]> {
+  return Promise.all(
+    units.map(async (u) => ({ region: u.region, newest: (await u.listRuns(1))[0] })),
+  );
 }
 
 /** How many times a handover is tried when another unit of the project saved meanwhile. */
