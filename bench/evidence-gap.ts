@@ -25,7 +25,8 @@ import {
   TRACE_DIR,
   tracesAloneScenario,
 } from '../src/simulate/scenarios.js';
-import { simulate } from '../src/simulate/simulate.js';
+import { gapClosed, simulate } from '../src/simulate/simulate.js';
+import { meanWorst } from './quality.js';
 import { greedyFill, type GreedySlot } from '../src/simulate/strategies.js';
 
 /**
@@ -177,10 +178,12 @@ export function shownMinute(
     case 'queue-growth-2': {
       const growth = (x: MinuteSample, prev: MinuteSample | undefined) =>
         Math.max(0, x.requests.pending - (prev?.requests.pending ?? 0));
-      const grew = growth(r, before.at(-1));
-      const held =
-        kind === 'queue-growth' || growth(before.at(-1) ?? r, before.at(-2)) > 0 || !before.at(-1);
-      return grew > 0 && held && r.requests.served > 0
+      const prev = before.at(-1);
+      const grew = growth(r, prev);
+      // `queue-growth-2`: the queue grew the minute before too (or that minute is not in view).
+      const twice =
+        kind === 'queue-growth' || prev === undefined || growth(prev, before.at(-2)) > 0;
+      return grew > 0 && twice && r.requests.served > 0
         ? { ...observed, refused: r.requests.refused + grew }
         : observed;
     }
@@ -608,8 +611,7 @@ class Figures {
   cell(name: string, f: number): string {
     const xs = this.rows.get(name)?.get(f);
     if (!xs || xs.length === 0) return '—';
-    const mean = xs.reduce((a, b) => a + b, 0) / xs.length;
-    const worst = this.worse === 'low' ? Math.min(...xs) : Math.max(...xs);
+    const { mean, worst } = meanWorst(xs, this.worse);
     return `${mean.toFixed(this.digits)} (${worst.toFixed(this.digits)})`;
   }
 }
@@ -709,7 +711,7 @@ async function main(): Promise<void> {
         base.strategies.find((s) => s.strategy === k)?.totals.refusedGpuMinutes ?? NaN;
       const e = refused('equal-split');
       const c = refused('cadence-oracle');
-      const gap = (g: number) => (e - g) / (e - c);
+      const gap = (g: number) => gapClosed(e, g, c) ?? NaN;
       gaps.push('evidence-oracle', f, gap(refused('evidence-oracle')));
       gaps.push('policy-oracle', f, gap(refused('policy-oracle')));
       gaps.push('policy-evidence-oracle', f, gap(refused('policy-evidence-oracle')));

@@ -1,6 +1,12 @@
 import { BENCH_QUOTA_FACTORS } from '../src/simulate/scenarios.js';
 import type { ExcessCauses } from '../src/simulate/simulate.js';
-import { meanWorst, SCENARIO_KINDS, SCENARIO_NAMES, type QualityRow } from './quality.js';
+import {
+  meanWorst,
+  referenceGap,
+  SCENARIO_KINDS,
+  SCENARIO_NAMES,
+  type QualityRow,
+} from './quality.js';
 
 /**
  * The targets of decision quality (docs/simulation.md "Bench"), each figure with its target, and a "why" when it
@@ -82,15 +88,13 @@ export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
       const gaps = rs.map((r) => r.gapClosed ?? 1);
       const gap = meanWorst(gaps, 'low');
       const target = GAP_TARGET[kind];
-      const policy = rs
-        .map((r) => r.gapClosedByPolicyOracle)
-        .filter((g): g is number => g !== null);
       // Shown where the policy's priority binds the best at the tick (it differs from it).
-      const po =
-        policy.length > 0 &&
-        rs.some((r) => r.refused['policy-oracle'] !== r.refused['cadence-oracle'])
-          ? meanWorst(policy, 'low')
-          : null;
+      const po = referenceGap(
+        rs,
+        'policy-oracle',
+        'cadence-oracle',
+        (r) => r.gapClosedByPolicyOracle,
+      );
       const beyondPolicy =
         po !== null && target !== undefined && po.mean < target
           ? `; even with hindsight, the best at the tick that serves a higher priority's demand (headroom included) first, as the policy asks, closes ${po.mean.toFixed(3)}: the target asks for less than the policy's headroom`
@@ -119,14 +123,13 @@ export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
           true,
         );
       }
-      const policyEvidence = rs
-        .map((r) => r.gapClosedByPolicyEvidenceOracle)
-        .filter((g): g is number => g !== null);
-      if (
-        policyEvidence.length > 0 &&
-        rs.some((r) => r.refused['policy-evidence-oracle'] !== r.refused['evidence-oracle'])
-      ) {
-        const pe = meanWorst(policyEvidence, 'low');
+      const pe = referenceGap(
+        rs,
+        'policy-evidence-oracle',
+        'evidence-oracle',
+        (r) => r.gapClosedByPolicyEvidenceOracle,
+      );
+      if (pe !== null) {
         add(
           `gap closed by the same keeping the policy's priority, ${f}, mean`,
           pe.mean,

@@ -1,7 +1,13 @@
 import { readFile } from 'node:fs/promises';
 import { BENCH_QUOTA_FACTORS } from '../src/simulate/scenarios.js';
 import type { ExcessCauses } from '../src/simulate/simulate.js';
-import { meanWorst, SCENARIO_KINDS, SCENARIO_NAMES, type QualityRow } from './quality.js';
+import {
+  meanWorst,
+  referenceGap,
+  SCENARIO_KINDS,
+  SCENARIO_NAMES,
+  type QualityRow,
+} from './quality.js';
 
 /**
  * `node dist/bench/quality-table.js [bench/results-quality.json]`: the decision-quality rows of a
@@ -32,15 +38,8 @@ function row(cells: string[]): string {
 
 /** The policy-keeping best at the tick's gap closed, mean (worst seed); — where not run or unbound. */
 function policyCell(rs: readonly QualityRow[]): string {
-  const xs = rs.map((r) => r.gapClosedByPolicyOracle).filter((g): g is number => g != null);
-  // Where the policy's priority never binds (one priority), it is the best at the tick itself.
-  if (
-    xs.length === 0 ||
-    rs.every((r) => r.refused['policy-oracle'] === r.refused['cadence-oracle'])
-  )
-    return '—';
-  const g = meanWorst(xs, 'low');
-  return `${f2(g.mean)} (${f2(g.worst)})`;
+  const g = referenceGap(rs, 'policy-oracle', 'cadence-oracle', (r) => r.gapClosedByPolicyOracle);
+  return g === null ? '—' : `${f2(g.mean)} (${f2(g.worst)})`;
 }
 
 export function qualityTables(rows: readonly QualityRow[]): string {

@@ -12,6 +12,7 @@ import {
   tracesAloneScenario,
 } from '../src/simulate/scenarios.js';
 import {
+  gapClosed,
   simulate,
   type RefusalCauses,
   type SimulationResult,
@@ -189,15 +190,30 @@ function toRow(
   };
 }
 
-/** (equal split − strategy) ÷ (equal split − best at the tick), or null without a gap. */
+/** The gap a strategy closes against the best at the tick, or null without it or a gap. */
 function gapClosedBy(result: SimulationResult, strategy: Strategy): number | null {
   const refused = (k: Strategy) =>
     result.strategies.find((s) => s.strategy === k)?.totals.refusedGpuMinutes;
   const e = refused('equal-split');
   const c = refused('cadence-oracle');
   const v = refused(strategy);
-  if (e === undefined || c === undefined || v === undefined || e - c <= 0) return null;
-  return (e - v) / (e - c);
+  return e === undefined || c === undefined || v === undefined ? null : gapClosed(e, v, c);
+}
+
+/**
+ * A reference's gap closed over seeds, mean and worst: where it differs from `same` in some run
+ * (a policy-kept oracle from the one it holds to the policy); null where it never does, or was
+ * not run.
+ */
+export function referenceGap(
+  rows: readonly QualityRow[],
+  reference: Strategy,
+  same: Strategy,
+  gap: (r: QualityRow) => number | null,
+): { mean: number; worst: number } | null {
+  const xs = rows.map(gap).filter((g): g is number => g !== null);
+  if (xs.length === 0 || rows.every((r) => r.refused[reference] === r.refused[same])) return null;
+  return meanWorst(xs, 'low');
 }
 
 /** Mean and worst of a figure over seeds. */

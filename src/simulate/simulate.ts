@@ -86,30 +86,7 @@ export async function simulate(
 
   const results: StrategyResult[] = [];
   for (const strategy of strategies) {
-    const result =
-      strategy === 'oracle'
-        ? runOracle(ctx, () => progress(strategy))
-        : strategy === 'cadence-oracle'
-          ? runCadenceOracle(ctx, strategy, ctx.tick, () => progress(strategy))
-          : strategy === 'writes-oracle'
-            ? runCadenceOracle(ctx, strategy, WRITES_ORACLE_MINUTES, () => progress(strategy))
-            : strategy === 'evidence-oracle'
-              ? runCadenceOracle(ctx, strategy, ctx.tick, () => progress(strategy), {
-                  minutes: EVIDENCE_ORACLE_MINUTES,
-                  lag: ctx.lag,
-                })
-              : strategy === 'policy-oracle' || strategy === 'policy-evidence-oracle'
-                ? runCadenceOracle(
-                    ctx,
-                    strategy,
-                    ctx.tick,
-                    () => progress(strategy),
-                    strategy === 'policy-evidence-oracle'
-                      ? { minutes: EVIDENCE_ORACLE_MINUTES, lag: ctx.lag }
-                      : null,
-                    new PriorityOracle(ctx.minutes, ctx.lag, ctx.input.fleet.idleMinutes),
-                  )
-                : await runModel(strategy, ctx, () => progress(strategy));
+    const result = await runStrategy(strategy, ctx, () => progress(strategy));
     results.push(result);
   }
   return {
@@ -123,6 +100,36 @@ export async function simulate(
     strategies: results,
     headline: headline(results),
   };
+}
+
+/**
+ * One strategy over the run: the oracles computed (each tick's caps chosen with hindsight, or on
+ * the lagged evidence, and held to the policy's priority or not), everything else played in the
+ * fleet model.
+ */
+async function runStrategy(
+  strategy: Strategy,
+  ctx: SimContext,
+  progress: () => void,
+): Promise<StrategyResult> {
+  const lagged = { minutes: EVIDENCE_ORACLE_MINUTES, lag: ctx.lag };
+  const priority = () => new PriorityOracle(ctx.minutes, ctx.lag, ctx.input.fleet.idleMinutes);
+  switch (strategy) {
+    case 'oracle':
+      return runOracle(ctx, progress);
+    case 'cadence-oracle':
+      return runCadenceOracle(ctx, strategy, ctx.tick, progress);
+    case 'writes-oracle':
+      return runCadenceOracle(ctx, strategy, WRITES_ORACLE_MINUTES, progress);
+    case 'evidence-oracle':
+      return runCadenceOracle(ctx, strategy, ctx.tick, progress, lagged);
+    case 'policy-oracle':
+      return runCadenceOracle(ctx, strategy, ctx.tick, progress, null, priority());
+    case 'policy-evidence-oracle':
+      return runCadenceOracle(ctx, strategy, ctx.tick, progress, lagged, priority());
+    default:
+      return runModel(strategy, ctx, progress);
+  }
 }
 
 /** What every strategy shares: pools, demand, the oracle's split, settings, cadence. */
@@ -151,6 +158,14 @@ function createContext(
   };
 }
 
+/**
+ * The share of the gap between the static equal split and a best strategy that another closes,
+ * in refused GPU-minutes: (equal − other) ÷ (equal − best); null when there is no gap.
+ */
+export function gapClosed(equal: number, other: number, best: number): number | null {
+  return equal - best > 0 ? (equal - other) / (equal - best) : null;
+}
+
 export function headline(results: readonly StrategyResult[]): Headline | null {
   const get = (s: Strategy) => results.find((r) => r.strategy === s);
   const gov = get('governor');
@@ -163,8 +178,8 @@ export function headline(results: readonly StrategyResult[]): Headline | null {
   const o = oracle.totals.refusedGpuMinutes;
   const c = cadence.totals.refusedGpuMinutes;
   return {
-    gapClosed: e - c > 0 ? (e - g) / (e - c) : null,
-    gapClosedClairvoyant: e - o > 0 ? (e - g) / (e - o) : null,
+    gapClosed: gapClosed(e, g, c),
+    gapClosedClairvoyant: gapClosed(e, g, o),
     refusedVsEqualSplit: e > 0 ? g / e : null,
     writesPerServiceHour: gov.totals.writesPerServiceHour,
     invariantViolations: gov.totals.invariantViolations ?? 0,
