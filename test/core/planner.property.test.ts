@@ -6,7 +6,12 @@ import { plan } from '../../src/core/planner.js';
 import type { Policy } from '../../src/core/policy.js';
 import { poolKey, type PoolId } from '../../src/core/pool.js';
 import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
-import { likelihood, readEvidence, weightedLikelihood } from '../../src/core/evidence.js';
+import {
+  likelihood,
+  readEvidence,
+  tailLikelihood,
+  weightedLikelihood,
+} from '../../src/core/evidence.js';
 import { assertProperty, AT, caseArb, fcParams, type Case } from '../support/fleet-arbitrary.js';
 import { governAll, minutes, POOL, snapshotService } from '../support/fixtures.js';
 
@@ -408,7 +413,10 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
                   ? 0.5
                   : 0;
             const others = refusedCount - (refusedRecently(g) ? 1 : 0) > 0;
-            const held = k <= g.s.maxInstances && (pr > 0 || !others) ? 1 : 0;
+            // Room never used over the lookback stays sticky while others are refused only when
+            // its tail is at least 4% likely (README, "How the governor decides", step 4).
+            const tail = ev !== null && tailLikelihood(ev, k) >= 0.04;
+            const held = k <= g.s.maxInstances && (pr > 0 || !others || tail) ? 1 : 0;
             const score = Math.floor(weightedLikelihood(pr, g.o.weight) * 20 + 1e-9) + 2 * held;
             return [score, held, -k / g.o.weight];
           };
