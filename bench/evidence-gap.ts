@@ -424,6 +424,25 @@ interface Variant {
 }
 
 export const VARIANTS: readonly Variant[] = [
+  // A longer memory, in the policy (analysis only: the bench's policy keeps 30m and 10m).
+  ...(
+    [
+      ['60m', '10m'],
+      ['60m', '30m'],
+      ['120m', '60m'],
+      ['30m', '30m'],
+    ] as const
+  ).map(([lookback, reclaimWindow]) => ({
+    name: `lb${lookback}-hl${reclaimWindow}`,
+    what: `bench policy, lookback ${lookback}, reclaim window ${reclaimWindow}`,
+    run: (i: SimulationInput, m: number) =>
+      playGovernor(
+        i,
+        withPolicy((p) => ({ ...p, defaults: { ...p.defaults, lookback, reclaimWindow } })),
+        'observed',
+        m,
+      ),
+  })),
   {
     name: 'h0-flat10-true-noutil',
     what: 'h0, 10 flat, true demand, no GPU utilization read',
