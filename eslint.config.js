@@ -10,9 +10,11 @@ import tseslint from 'typescript-eslint';
 export const LAYERS = {
   errors: [],
   log: [],
+  // Reading a file someone named, never more than a limit (any I/O layer may use it).
+  'read-capped': ['errors'],
   core: ['errors'],
   ports: ['core', 'errors'],
-  adapters: ['core', 'ports', 'errors'],
+  adapters: ['core', 'ports', 'errors', 'read-capped'],
   observe: ['core', 'ports', 'errors'],
   reconcile: ['core', 'ports', 'observe', 'errors', 'log'],
   'runtime-options': ['core', 'errors'],
@@ -51,12 +53,23 @@ export const LAYERS = {
     'runtime-options',
     'errors',
     'log',
+    'read-capped',
     'emulator',
     'simulate',
   ],
   // Tools: never imported by the product (the CLI aside, as above).
-  emulator: ['core', 'ports', 'errors'],
-  simulate: ['core', 'ports', 'adapters', 'observe', 'reconcile', 'emulator', 'errors', 'log'],
+  emulator: ['core', 'ports', 'errors', 'read-capped'],
+  simulate: [
+    'core',
+    'ports',
+    'adapters',
+    'observe',
+    'reconcile',
+    'emulator',
+    'errors',
+    'log',
+    'read-capped',
+  ],
   chaos: [
     'core',
     'ports',
@@ -70,7 +83,7 @@ export const LAYERS = {
   ],
 };
 /** Layers that are one module at the root of src/ rather than a folder. */
-const ROOT_MODULES = new Set(['errors', 'log', 'runtime-options', 'runtime']);
+const ROOT_MODULES = new Set(['errors', 'log', 'read-capped', 'runtime-options', 'runtime']);
 
 const escape = (text) => text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 

@@ -26,6 +26,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 
 import { PermissionError, UnavailableError, UpstreamError } from '../errors.js';
+import { readHandleCapped } from '../read-capped.js';
 
 export interface FileLockOptions {
   /** How long to wait for a live holder. */
@@ -36,6 +37,9 @@ export interface FileLockOptions {
 
 /** How old an empty or unreadable lock must be to be broken. */
 export const GARBAGE_GRACE_MS = 1_000;
+
+/** The most of a lock file read: its owner is a few hundred bytes of JSON. */
+const MAX_LOCK_BYTES = 64 << 10;
 
 const LockContent = z.object({
   token: z.string().min(1),
@@ -119,8 +123,10 @@ async function inspect(lock: string): Promise<Seen | null> {
   }
   try {
     const info = await handle.stat();
-    const text = await handle.readFile('utf8');
-    return { ino: info.ino, ageMs: Date.now() - info.mtimeMs, owner: parseLock(text) };
+    // A lock holds one small JSON owner; anything larger is garbage, judged as such.
+    const bytes = await readHandleCapped(handle, MAX_LOCK_BYTES);
+    const owner = bytes === null ? null : parseLock(bytes.toString('utf8'));
+    return { ino: info.ino, ageMs: Date.now() - info.mtimeMs, owner };
   } catch (error) {
     throw fsError(error, `reading ${lock}`);
   } finally {

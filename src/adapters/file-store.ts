@@ -13,11 +13,12 @@
 import { DiscoveryCache } from '../core/discovery.js';
 import type { DiscoveryCacheStore } from '../ports/index.js';
 import { randomUUID } from 'node:crypto';
-import { link, mkdir, open, readdir, readFile, rename, stat } from 'node:fs/promises';
+import { link, mkdir, open, readdir, rename, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 
 import { UpstreamError } from '../errors.js';
+import { MAX_DOCUMENT_BYTES, readCapped, sizeText } from '../read-capped.js';
 import { errnoCode, fsError, removeIfThere, withFileLock } from './file-lock.js';
 import {
   addToOutbox,
@@ -119,13 +120,8 @@ export function createFileStateStore(
     governorId: () => readOrMakeGovernorId(dir),
 
     async loadDiscovery() {
-      let text: string;
-      try {
-        text = await readFile(discoveryFile, 'utf8');
-      } catch (error) {
-        if (errnoCode(error) === 'ENOENT') return null;
-        throw fsError(error, `reading ${discoveryFile}`);
-      }
+      const text = await readStateFile(discoveryFile, 'discovery cache');
+      if (text === null) return null;
       let raw: unknown;
       try {
         raw = JSON.parse(text);
@@ -264,26 +260,36 @@ async function readOrMakeGovernorId(dir: string): Promise<string> {
   return made;
 }
 
-async function readGovernorId(file: string): Promise<string | null> {
-  let text: string;
+/**
+ * A state file's text; null when it does not exist. One larger than MAX_DOCUMENT_BYTES is
+ * refused as corrupt (the governor writes far less), without reading more than the limit.
+ */
+async function readStateFile(file: string, what: string): Promise<string | null> {
+  let bytes: Buffer | null;
   try {
-    text = await readFile(file, 'utf8');
+    bytes = await readCapped(file, MAX_DOCUMENT_BYTES);
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') return null;
     throw fsError(error, `reading ${file}`);
   }
+  if (bytes === null) {
+    throw new StateCorruptError(`${what} ${file}`, [
+      { path: '', message: `over ${sizeText(MAX_DOCUMENT_BYTES)}, more than the governor writes` },
+    ]);
+  }
+  return bytes.toString('utf8');
+}
+
+async function readGovernorId(file: string): Promise<string | null> {
+  const text = await readStateFile(file, 'governor id file');
+  if (text === null) return null;
   return parseStored(GovernorId, text.trim(), `governor id file ${file}`);
 }
 
 async function readDocument(file: string, project: string): Promise<ProjectDocument> {
-  let text: string;
-  try {
-    text = await readFile(file, 'utf8');
-  } catch (error) {
-    if (errnoCode(error) === 'ENOENT') {
-      return { schema: 1, project, conditions: null, lease: null, runs: [], outbox: [] };
-    }
-    throw fsError(error, `reading ${file}`);
+  const text = await readStateFile(file, 'state file');
+  if (text === null) {
+    return { schema: 1, project, conditions: null, lease: null, runs: [], outbox: [] };
   }
   let raw: unknown;
   try {

@@ -1,24 +1,8 @@
-import { readFile } from 'node:fs/promises';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../errors.js';
 import { NO_PROJECTS, parsePolicyText, type Policy } from '../core/policy.js';
 import { parseSnapshotText, type Snapshot } from '../core/snapshot.js';
-
-/** Reads a file named on the command line; a missing or unreadable file is bad input (exit 2). */
-export async function readInputFile(path: string, what: string): Promise<string> {
-  try {
-    return await readFile(path, 'utf8');
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const why =
-      code === 'ENOENT'
-        ? 'no such file'
-        : code === 'EISDIR'
-          ? 'is a directory'
-          : (e as Error).message;
-    throw new InputError(`cannot read the ${what} file ${path}: ${why}`, [], { cause: e });
-  }
-}
+import { MAX_DOCUMENT_BYTES, MAX_POLICY_BYTES, readInputText } from '../read-capped.js';
 
 /**
  * The policy file, parsed. `forProjects`: the command observes or writes the policy's projects,
@@ -29,7 +13,10 @@ export async function loadPolicy(
   path: string,
   use: { forProjects?: string } = {},
 ): Promise<Policy> {
-  const policy = parsePolicyText(await readInputFile(path, 'policy'), `policy ${path}`);
+  const policy = parsePolicyText(
+    await readInputText(path, 'policy', MAX_POLICY_BYTES),
+    `policy ${path}`,
+  );
   if (use.forProjects && policy.projects.length === 0) {
     throw new InputError(`policy ${path} cannot be used by \`governor ${use.forProjects}\``, [
       { path: 'projects', message: NO_PROJECTS },
@@ -39,7 +26,10 @@ export async function loadPolicy(
 }
 
 export async function loadSnapshot(path: string): Promise<Snapshot> {
-  return parseSnapshotText(await readInputFile(path, 'snapshot'), `snapshot ${path}`);
+  return parseSnapshotText(
+    await readInputText(path, 'snapshot', MAX_DOCUMENT_BYTES),
+    `snapshot ${path}`,
+  );
 }
 
 /** A file shipped with the package (examples/…), wherever the package is installed. */

@@ -1,5 +1,12 @@
-import { closeSync, constants, fstatSync, openSync, readSync, realpathSync } from 'node:fs';
-import { readFile } from 'node:fs/promises';
+import { closeSync, constants, fstatSync, openSync, realpathSync } from 'node:fs';
+import {
+  MAX_DOCUMENT_BYTES,
+  MAX_TRACE_BYTES,
+  readCapped,
+  readCappedSync,
+  readFaultText,
+  sizeText,
+} from '../read-capped.js';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { DateTime } from 'luxon';
 import { parse as parseYaml } from 'yaml';
@@ -502,9 +509,6 @@ export function traceFiles(fleet: Fleet): string[] {
   return [...files];
 }
 
-/** The largest trace file read, in bytes (64 MiB). */
-export const MAX_TRACE_BYTES = 64 << 20;
-
 function errorCode(error: unknown): string {
   return typeof error === 'object' && error !== null && 'code' in error
     ? String(error.code)
@@ -517,7 +521,7 @@ function errorCode(error: unknown): string {
  * Reads one trace file, confined to `baseDir` (the fleet file's folder): `file` is resolved
  * against it and must not name `..`; once symlinks are resolved it must still be inside it; it
  * must be a regular file (not a device, a FIFO or a folder) of at most {@link MAX_TRACE_BYTES},
- * and is read with that cap (a file that grows meanwhile is refused). Errors name the file and
+ * and is read with that cap (a file that grows past it meanwhile is refused). Errors name the file and
  * the fault, never the file's contents.
  */
 export function readTrace(baseDir: string, file: string): number[] {
@@ -557,20 +561,14 @@ export function readTrace(baseDir: string, file: string): number[] {
     if (!stat.isFile()) throw new FleetError(`trace ${file}: not a regular file`);
     if (stat.size > MAX_TRACE_BYTES) {
       throw new FleetError(
-        `trace ${file}: ${stat.size} bytes, over the ${MAX_TRACE_BYTES} bytes a trace may have`,
+        `trace ${file}: ${stat.size} bytes, over the ${sizeText(MAX_TRACE_BYTES)} a trace may have`,
       );
     }
-    buffer = Buffer.alloc(stat.size + 1);
-    let length = 0;
-    for (;;) {
-      const n = readSync(fd, buffer, length, buffer.length - length, null);
-      if (n === 0) break;
-      length += n;
-      if (length === buffer.length) {
-        throw new FleetError(`trace ${file}: grew while being read; read it again once written`);
-      }
-    }
-    buffer = buffer.subarray(0, length);
+    // Read with the cap, not the size: a file that grows meanwhile is refused over it.
+    const read = readCappedSync(fd, MAX_TRACE_BYTES);
+    if (read === null)
+      throw new FleetError(`trace ${file}: over the ${sizeText(MAX_TRACE_BYTES)} a trace may have`);
+    buffer = read;
   } finally {
     closeSync(fd);
   }
@@ -600,12 +598,19 @@ export function loadTraces(fleet: Fleet, baseDir: string): Promise<Map<string, n
 export async function loadFleet(
   path: string,
 ): Promise<{ fleet: Fleet; traces: Map<string, number[]> }> {
-  let text: string;
+  let bytes: Buffer | null;
   try {
-    text = await readFile(path, 'utf8');
+    bytes = await readCapped(path, MAX_DOCUMENT_BYTES);
   } catch (error) {
-    throw new FleetError(`cannot read fleet file ${path}`, [], { cause: error });
+    throw new FleetError(`cannot read the fleet file ${path}: ${readFaultText(error)}`, [], {
+      cause: error,
+    });
   }
-  const fleet = parseFleet(text, path);
+  if (bytes === null) {
+    throw new FleetError(
+      `cannot read the fleet file ${path}: over ${sizeText(MAX_DOCUMENT_BYTES)}, the most a fleet file may have`,
+    );
+  }
+  const fleet = parseFleet(bytes.toString('utf8'), path);
   return { fleet, traces: await loadTraces(fleet, dirname(resolve(path))) };
 }

@@ -1,9 +1,9 @@
-import { readFile } from 'node:fs/promises';
 import { dirname, resolve } from 'node:path';
 import { DateTime } from 'luxon';
 import { z } from 'zod';
 import { parseDocument, StringMap, zodFaults } from '../core/document.js';
 import { InputError } from '../errors.js';
+import { MAX_DOCUMENT_BYTES, readInputText } from '../read-capped.js';
 import {
   FleetError,
   loadTraces,
@@ -134,12 +134,7 @@ export type ScenarioInput = z.input<typeof Scenario>;
 
 /** Reads `--fleet`: a scenario file or an emulator fleet file. */
 export async function loadSimulationInput(path: string): Promise<SimulationInput> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new InputError(`cannot read the fleet file ${path}`, [], { cause: e });
-  }
+  const text = await readInputText(path, 'fleet', MAX_DOCUMENT_BYTES);
   const raw = parseDocument(text, `fleet ${path}`);
   const baseDir = dirname(resolve(path));
   if (raw !== null && typeof raw === 'object' && 'scenario' in raw) {

@@ -1,6 +1,6 @@
-import { readFile } from 'node:fs/promises';
 import { z } from 'zod';
 import { InputError } from '../errors.js';
+import { MAX_TRACE_BYTES, readInputText } from '../read-capped.js';
 
 /**
  * The trace demand model: LLM inference request arrivals (the Azure LLM inference traces: one row
@@ -82,13 +82,7 @@ export function parseAzureTrace(text: string, source = 'trace'): TraceRequest[] 
 }
 
 export async function readAzureTrace(path: string): Promise<TraceRequest[]> {
-  let text: string;
-  try {
-    text = await readFile(path, 'utf8');
-  } catch (e) {
-    throw new InputError(`cannot read the trace ${path}`, [], { cause: e });
-  }
-  return parseAzureTrace(text, path);
+  return parseAzureTrace(await readInputText(path, 'trace', MAX_TRACE_BYTES), path);
 }
 
 export function serviceTimeMs(r: TraceRequest, model: ServiceTimeModel): number {

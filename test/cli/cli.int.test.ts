@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -46,6 +46,39 @@ describe('governor CLI', () => {
     const r = await governor('validate', '--policy', 'examples/policy.yaml');
     expect(r.code).toBe(0);
     expect(r.stdout).toContain('valid');
+  });
+
+  it('refuses an endless or oversized input file by its limit, and reads a pipe', async () => {
+    const cases: [string[], string][] = [
+      [['validate', '--policy', '/dev/zero'], 'policy file /dev/zero: over 4 MiB'],
+      [
+        ['plan', '--policy', 'examples/policy.yaml', '--snapshot', '/dev/urandom'],
+        'snapshot file /dev/urandom: over 64 MiB',
+      ],
+      [
+        ['simulate', '--policy', 'examples/sim-policy.yaml', '--fleet', '/dev/zero'],
+        'fleet file /dev/zero: over 64 MiB',
+      ],
+      [['emulator', '--fleet', '/dev/zero'], 'fleet file /dev/zero: over 64 MiB'],
+    ];
+    for (const [args, why] of cases) {
+      const r = await governor(...args);
+      expect(r.code, args.join(' ')).toBe(2);
+      expect(r.stderr, args.join(' ')).toContain(`cannot read the ${why}`);
+      expect(r.stderr, args.join(' ')).not.toMatch(/\n\s+at /);
+    }
+    // A pipe is read like a file: the policy on standard input, through a shell's pipe (Node's
+    // own child stdin is a socket, which /dev/stdin cannot open).
+    const piped = spawnSync(
+      'sh',
+      [
+        '-c',
+        `cat examples/policy.yaml | "${process.execPath}" bin/governor.js validate --policy /dev/stdin`,
+      ],
+      { encoding: 'utf8' },
+    );
+    expect(piped.status, piped.stderr).toBe(0);
+    expect(piped.stdout).toContain('/dev/stdin: valid');
   });
 
   it('validate rejects a bad policy with exit 2, naming every fault', async () => {

@@ -83,7 +83,7 @@ describe('the admin endpoint is not a hazard', () => {
       ['bad.csv', /line 2 is not a number/],
       ['missing.csv', /cannot be read \(ENOENT\)/],
       ['folder.csv', /not a regular file/],
-      ['huge.csv', /68157440 bytes, over the 67108864 bytes a trace may have/],
+      ['huge.csv', /68157440 bytes, over the 64 MiB a trace may have/],
       ['/etc/shadow', /outside the fleet's folder/],
       ['/dev/zero', /outside the fleet's folder/],
     ];

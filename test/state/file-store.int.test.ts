@@ -3,7 +3,7 @@
  * lock file, and processes racing each other).
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, utimes, writeFile } from 'node:fs/promises';
+import { mkdtemp, readdir, readFile, rm, truncate, utimes, writeFile } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -96,6 +96,20 @@ describe('file store: on disk', () => {
     expect((error as StateCorruptError).message).toContain('lease.holder');
   });
 
+  it('refuses a state file over 64 MiB as StateCorruptError, reading no more than that', async () => {
+    const project = freshProject();
+    const file = join(dir, `${project}.json`);
+    // Sparse: 64 MiB and one byte of zeros, on disk as a few blocks.
+    await writeFile(file, '');
+    await truncate(file, 64 * 1024 * 1024 + 1);
+    const error: unknown = await store.loadConditions(project).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StateCorruptError);
+    expect((error as Error).message).toContain(file);
+    expect((error as Error).message).toContain('over 64 MiB, more than the governor writes');
+    await rm(file);
+    await expect(store.loadConditions(project)).resolves.toBeDefined();
+  });
+
   it('waits for a lock held by a live process, then fails with UnavailableError naming it', async () => {
     const project = freshProject();
     const lock = join(dir, `${project}.json.lock`);
@@ -142,6 +156,11 @@ describe('file store: locks in the way', () => {
     ['empty', ''],
     ['garbage', 'not a lock {'],
     ['of another shape', JSON.stringify({ pid: 'x' })],
+    // Read whole, this would name this live process; over 64 KiB it is not read whole.
+    [
+      'over 64 KiB',
+      JSON.stringify({ token: 'x'.repeat(100_000), host: hostname(), pid: process.pid }),
+    ],
   ])('breaks a lock that is %s', async (_, content) => {
     const project = freshProject();
     const lock = join(dir, `${project}.json.lock`);

@@ -1,0 +1,106 @@
+import { readSync } from 'node:fs';
+import { open, type FileHandle } from 'node:fs/promises';
+import { InputError } from './errors.js';
+
+/**
+ * Reading a file someone named, never more than a limit. `readFile` reads until the end, so a
+ * policy named `/dev/zero` or a multi-gigabyte snapshot fills memory before any check runs and
+ * fails with V8's "Invalid string length". Every file the tools read for a user (policy, snapshot,
+ * fleet, trace, the file state store's documents) goes through here with its own limit, and a
+ * file over it is refused by its caller, naming the limit. Pipes and devices are read like files
+ * (`--policy <(…)` works); only the limit stops an endless one.
+ */
+
+/** The largest policy file read, in bytes (4 MiB: thousands of rules). */
+export const MAX_POLICY_BYTES = 4 << 20;
+/** The largest snapshot, fleet or scenario file and state document read, in bytes (64 MiB). */
+export const MAX_DOCUMENT_BYTES = 64 << 20;
+/** The largest request trace read, in bytes (64 MiB; the Azure traces are under 1 MiB). */
+export const MAX_TRACE_BYTES = 64 << 20;
+
+const CHUNK = 1 << 16;
+
+/**
+ * The file's bytes, or `null` when it holds more than `maxBytes` (at most `maxBytes + 1` are
+ * read). File-system errors (ENOENT, EISDIR, EACCES, …) are thrown as they come.
+ */
+export async function readCapped(path: string, maxBytes: number): Promise<Buffer | null> {
+  const handle = await open(path, 'r');
+  try {
+    return await readHandleCapped(handle, maxBytes);
+  } finally {
+    await handle.close();
+  }
+}
+
+/** {@link readCapped} on a file already open, from where it stands; the caller closes it. */
+export async function readHandleCapped(
+  handle: FileHandle,
+  maxBytes: number,
+): Promise<Buffer | null> {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for (;;) {
+    const want = Math.min(CHUNK, maxBytes + 1 - total);
+    const { bytesRead, buffer } = await handle.read(Buffer.alloc(want), 0, want, null);
+    if (bytesRead === 0) break;
+    chunks.push(buffer.subarray(0, bytesRead));
+    total += bytesRead;
+    if (total > maxBytes) return null;
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/** {@link readCapped} on a descriptor already open, synchronously; the caller closes it. */
+export function readCappedSync(fd: number, maxBytes: number): Buffer | null {
+  const chunks: Buffer[] = [];
+  let total = 0;
+  for (;;) {
+    const want = Math.min(CHUNK, maxBytes + 1 - total);
+    const buffer = Buffer.alloc(want);
+    const n = readSync(fd, buffer, 0, want, null);
+    if (n === 0) break;
+    chunks.push(buffer.subarray(0, n));
+    total += n;
+    if (total > maxBytes) return null;
+  }
+  return Buffer.concat(chunks, total);
+}
+
+/** How a limit reads in an error: "4 MiB", "64 MiB", or bytes below 1 KiB. */
+export function sizeText(bytes: number): string {
+  if (bytes >= 1 << 20 && bytes % (1 << 20) === 0) return `${bytes >> 20} MiB`;
+  if (bytes >= 1 << 10 && bytes % (1 << 10) === 0) return `${bytes >> 10} KiB`;
+  return `${bytes} bytes`;
+}
+
+/** An errno of a failed read, in words: "no such file", "is a directory", or the message. */
+export function readFaultText(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code === 'ENOENT') return 'no such file';
+  if (code === 'EISDIR') return 'is a directory';
+  if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  return error instanceof Error ? error.message : String(error);
+}
+
+/**
+ * A file the user named (`what`: "policy", "snapshot", "fleet", …), as UTF-8 text of at most
+ * `maxBytes`. Unreadable or over the limit is bad input (InputError, exit 2), naming the file.
+ */
+export async function readInputText(path: string, what: string, maxBytes: number): Promise<string> {
+  let bytes: Buffer | null;
+  try {
+    bytes = await readCapped(path, maxBytes);
+  } catch (e) {
+    throw new InputError(`cannot read the ${what} file ${path}: ${readFaultText(e)}`, [], {
+      cause: e,
+    });
+  }
+  if (bytes === null) {
+    throw new InputError(
+      `cannot read the ${what} file ${path}: over ${sizeText(maxBytes)}, the most a ${what} file may have`,
+      [],
+    );
+  }
+  return bytes.toString('utf8');
+}
