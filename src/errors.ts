@@ -15,11 +15,34 @@ export interface Fault {
   message: string;
 }
 
-/** The user's input (a policy, a snapshot, a flag) is wrong. Exit code 2; nothing is written. */
+/**
+ * At most `max` faults, each path and message cut to `width` characters, and one more fault
+ * saying how many were left out: what an answer or a log line may carry when the input came from
+ * someone else (a request body with two million unknown keys is two million faults).
+ */
+export function capFaults(faults: readonly Fault[], max = 20, width = 200): Fault[] {
+  const cut = (s: string) => (s.length > width ? `${s.slice(0, width - 1)}…` : s);
+  const kept = faults.slice(0, max).map((f) => ({ path: cut(f.path), message: cut(f.message) }));
+  const more = faults.length - kept.length;
+  if (more > 0)
+    kept.push({ path: '', message: `and ${more} more problem${more === 1 ? '' : 's'}` });
+  return kept;
+}
+
+/** The most faults an InputError's message lists (all of them stay in `faults`). */
+export const MESSAGE_FAULTS = 100;
+
+/**
+ * The user's input (a policy, a snapshot, a flag) is wrong. Exit code 2; nothing is written. The
+ * message lists the first {@link MESSAGE_FAULTS} faults, each cut to 300 characters, and how many
+ * more there are: a 4 MiB policy of unknown keys is one screen, not a hundred thousand lines.
+ */
 export class InputError extends GovernorError {
   readonly faults: readonly Fault[];
   constructor(what: string, faults: readonly Fault[], options?: { cause?: unknown }) {
-    const lines = faults.map((f) => `  - ${f.path ? `${f.path}: ` : ''}${f.message}`);
+    const lines = capFaults(faults, MESSAGE_FAULTS, 300).map(
+      (f) => `  - ${f.path ? `${f.path}: ` : ''}${f.message}`,
+    );
     super(faults.length ? `${what}:\n${lines.join('\n')}` : what, options);
     this.faults = faults;
   }

@@ -47,19 +47,7 @@ export function zodFaults(error: z.ZodError): Fault[] {
   return faults;
 }
 
-/**
- * At most `max` faults, each path and message cut to `width` characters, and one more fault
- * saying how many were left out: what an answer or a log line may carry when the input came from
- * someone else (a request body with two million unknown keys is two million faults).
- */
-export function capFaults(faults: readonly Fault[], max = 20, width = 200): Fault[] {
-  const cut = (s: string) => (s.length > width ? `${s.slice(0, width - 1)}…` : s);
-  const kept = faults.slice(0, max).map((f) => ({ path: cut(f.path), message: cut(f.message) }));
-  const more = faults.length - kept.length;
-  if (more > 0)
-    kept.push({ path: '', message: `and ${more} more problem${more === 1 ? '' : 's'}` });
-  return kept;
-}
+export { capFaults } from '../errors.js';
 
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';

@@ -48,6 +48,24 @@ describe('governor CLI', () => {
     expect(r.stdout).toContain('valid');
   });
 
+  it('lists the first 100 problems of a policy, each cut to 300 characters, and counts the rest', async () => {
+    const keys = Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`k${i}`, 1]));
+    const many = file('many.json', JSON.stringify({ version: 1, projects: ['p'], ...keys }));
+    const r = await governor('validate', '--policy', many);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('is invalid (150 problems)');
+    expect(r.stderr.split('\n').filter((l) => l.endsWith(': unknown key'))).toHaveLength(100);
+    expect(r.stderr).toContain('  - and 50 more problems\n');
+    const long = file(
+      'long.json',
+      JSON.stringify({ version: 1, projects: ['p'], ['x'.repeat(5000)]: 1 }),
+    );
+    const l = await governor('validate', '--policy', long);
+    expect(l.code).toBe(2);
+    expect(l.stderr).toContain(`  - ${'x'.repeat(299)}…: unknown key`);
+    expect(l.stderr.length).toBeLessThan(1000);
+  });
+
   it('refuses an endless or oversized input file by its limit, and reads a pipe', async () => {
     const cases: [string[], string][] = [
       [['validate', '--policy', '/dev/zero'], 'policy file /dev/zero: over 4 MiB'],
