@@ -75,6 +75,67 @@ function lineAndColumn(text: string, offset: number): string {
   return `line ${lines.length}, column ${(lines.at(-1)?.length ?? 0) + 1}`;
 }
 
+/** The deepest brackets (`[`, `{`) may nest: far beyond any policy, snapshot or fleet. */
+export const MAX_FLOW_DEPTH = 100;
+/** The most columns a line may be indented (or nested by `- - -` on one line). */
+export const MAX_INDENT = 256;
+
+/**
+ * Where `text` nests deeper than a document of ours ever does, before the YAML parser sees it:
+ * the parser recurses once per level and runs out of stack somewhere between 400 and 1,000
+ * levels, taking seconds on a few megabytes and, measured here, sometimes failing the process on
+ * a later parse. Brackets are counted outside quotes and comments; a line's depth is its
+ * indentation plus two columns for each `- ` that opens it.
+ */
+export function nestingFault(text: string): Fault | null {
+  let depth = 0;
+  let quote = '';
+  let lineStart = true;
+  let indent = 0;
+  for (let i = 0; i < text.length; i++) {
+    const c = text[i];
+    if (c === '\n') {
+      lineStart = true;
+      indent = 0;
+      continue;
+    }
+    if (lineStart) {
+      if (c === ' ' || (c === '-' && text[i + 1] === ' ')) {
+        indent += c === '-' ? 2 : 1;
+        if (c === '-') i++;
+        if (indent > MAX_INDENT) {
+          return {
+            path: lineAndColumn(text, i),
+            message: `indented or nested more than ${MAX_INDENT} columns deep`,
+          };
+        }
+        continue;
+      }
+      lineStart = false;
+    }
+    if (quote) {
+      if (c === '\\' && quote === '"') i++;
+      else if (c === quote) quote = '';
+      continue;
+    }
+    const prev = i === 0 ? ' ' : text[i - 1];
+    if (c === '"' || (c === "'" && /[\s[{,:]/.test(prev ?? ' '))) quote = c;
+    else if (c === '#' && /\s/.test(prev ?? ' ')) {
+      const end = text.indexOf('\n', i);
+      i = (end === -1 ? text.length : end) - 1;
+    } else if (c === '[' || c === '{') {
+      depth++;
+      if (depth > MAX_FLOW_DEPTH) {
+        return {
+          path: lineAndColumn(text, i),
+          message: `brackets nested more than ${MAX_FLOW_DEPTH} deep`,
+        };
+      }
+    } else if ((c === ']' || c === '}') && depth > 0) depth--;
+  }
+  return null;
+}
+
 /** Where and why `text` does not parse, said in the terms of `format`. */
 export function syntaxFault(text: string, error: unknown, format: DocumentFormat): Fault {
   if (format === 'JSON') {
@@ -101,7 +162,13 @@ export function syntaxFault(text: string, error: unknown, format: DocumentFormat
     const where = error.linePos?.[0]
       ? `line ${error.linePos[0].line}, column ${error.linePos[0].col}`
       : '';
-    return { path: where, message: error.message.split('\n')[0] ?? error.message };
+    const first = error.message.split('\n')[0] ?? error.message;
+    // Thousands of brackets deep: the parser's recursion ran out of stack, which it words in
+    // the engine's terms.
+    if (first.startsWith('Maximum call stack size exceeded')) {
+      return { path: where, message: `nested too deeply to read (brackets or indents)` };
+    }
+    return { path: where, message: first };
   }
   // The parser also throws plain errors for a bad document (an alias to no anchor is a
   // ReferenceError): still bad input, never a crash (found by test/fuzz).
@@ -114,6 +181,8 @@ export function syntaxFault(text: string, error: unknown, format: DocumentFormat
  */
 export function parseDocument(text: string, what: string): unknown {
   const format = expectedFormat(text, what);
+  const deep = nestingFault(text);
+  if (deep) throw new InputError(`${what} is not valid ${format}`, [deep]);
   let value: unknown;
   try {
     value = parseYaml(text, { prettyErrors: true, uniqueKeys: true, logLevel: 'error' });

@@ -11,7 +11,13 @@ import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { DateTime } from 'luxon';
 import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import { expectedFormat, formatPath, StringMap, syntaxFault } from '../core/document.js';
+import {
+  expectedFormat,
+  formatPath,
+  nestingFault,
+  StringMap,
+  syntaxFault,
+} from '../core/document.js';
 import { FleetHierarchy } from './hierarchy.js';
 import { topicNameFault } from './pubsub-store.js';
 
@@ -438,6 +444,11 @@ export function validateFleet(value: unknown, source = 'fleet'): Fleet {
 /** Parses the text of a fleet file (YAML, which includes JSON). */
 export function parseFleet(text: string, source = 'fleet'): Fleet {
   const format = expectedFormat(text, source);
+  const deep = nestingFault(text);
+  if (deep) {
+    const detail = `${deep.path}: ${deep.message}`;
+    throw new FleetError(`${source} is not valid ${format}: ${detail}`, [detail]);
+  }
   let value: unknown;
   try {
     value = parseYaml(text);

@@ -34,6 +34,50 @@ describe('reading a document', () => {
     expect(cut.message).not.toMatch(/YAML/);
   });
 
+  it('refuses a document nested deeper than ours ever are before parsing it, quickly', () => {
+    const deep = `${'['.repeat(1_000_000)}${']'.repeat(1_000_000)}`;
+    const cases: [string, string, RegExp][] = [
+      [deep, 'snapshot s.json', /line 1, column 101: brackets nested more than 100 deep/],
+      [`a: ${deep}`, 'policy p.yaml', /line 1, column 104: brackets nested more than 100 deep/],
+      [`a: ${'{b: '.repeat(200)}1${'}'.repeat(200)}`, 'policy p.yaml', /more than 100 deep/],
+      [
+        `${'- '.repeat(200_000)}x`,
+        'snapshot s.yaml',
+        /line 1, column 25\d: indented or nested more than 256/,
+      ],
+      [
+        Array.from({ length: 300 }, (_, i) => `${' '.repeat(i)}k${i}:`).join('\n'),
+        'policy p.yaml',
+        /line 258, column \d+: indented or nested more than 256 columns deep/,
+      ],
+    ];
+    for (const [text, what, why] of cases) {
+      const began = Date.now();
+      const e = caught(() => parseDocument(text, what));
+      expect(e.message, what).toMatch(why);
+      // Refused by the scan, not by the parser running out of stack.
+      expect(e.message).not.toContain('call stack');
+      expect(Date.now() - began).toBeLessThan(5_000);
+    }
+  });
+
+  it('counts no bracket inside quotes or comments, and reads deep-but-sane documents', () => {
+    const brackets = '['.repeat(300);
+    const text = [
+      `a: "${brackets}"`,
+      `b: '${brackets}'`,
+      `c: 1 # ${brackets}`,
+      `d: ${'['.repeat(50)}1${']'.repeat(50)}`,
+    ].join('\n');
+    const value = parseDocument(text, 'policy p.yaml') as Record<string, unknown>;
+    expect(value.a).toBe(brackets);
+    expect(value.b).toBe(brackets);
+    expect(value.c).toBe(1);
+    expect(JSON.stringify(value.d)).toBe(`${'['.repeat(50)}1${']'.repeat(50)}`);
+    const escaped = { s: `x\\"${brackets}` };
+    expect(parseDocument(JSON.stringify(escaped), 's.json')).toEqual(escaped);
+  });
+
   it('reports a YAML syntax error as YAML', () => {
     const e = caught(() => parsePolicyText('version: 1\nprojects: [p\n', 'policy p.yaml'));
     expect(e.message).toMatch(/^policy p\.yaml is not valid YAML:\n {2}- line \d+, column \d+: /);

@@ -72,6 +72,10 @@ describe('the fleet file', () => {
     expect(() => parseFleet('{"version": 1, "projects": [{"id": "my-proj', 'fleet.json')).toThrow(
       /^fleet\.json is not valid JSON: line 1, column \d+: the JSON ends before it is complete \(unterminated string\)$/,
     );
+    // Nested beyond any fleet: refused by the scan before the YAML parser recurses into it.
+    expect(() => parseFleet(`${'['.repeat(100_000)}${']'.repeat(100_000)}`, 'fleet.json')).toThrow(
+      'fleet.json is not valid JSON: line 1, column 101: brackets nested more than 100 deep',
+    );
   });
 
   it('rejects reserved annotations, two demand kinds and a min above the max', () => {
