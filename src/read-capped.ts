@@ -74,12 +74,14 @@ export function sizeText(bytes: number): string {
   return `${bytes} bytes`;
 }
 
-/** An errno of a failed read, in words: "no such file", "is a directory", or the message. */
-export function readFaultText(error: unknown): string {
+/** The errno of a failed read or write, in words ("no such file", "is a directory", …). */
+export function fileFaultText(error: unknown): string {
   const code = (error as NodeJS.ErrnoException | null)?.code;
   if (code === 'ENOENT') return 'no such file';
   if (code === 'EISDIR') return 'is a directory';
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
+  if (code === 'ENOSPC') return 'no space left on device';
+  if (code === 'EROFS') return 'read-only file system';
   return error instanceof Error ? error.message : String(error);
 }
 
@@ -92,7 +94,7 @@ export async function readInputText(path: string, what: string, maxBytes: number
   try {
     bytes = await readCapped(path, maxBytes);
   } catch (e) {
-    throw new InputError(`cannot read the ${what} file ${path}: ${readFaultText(e)}`, [], {
+    throw new InputError(`cannot read the ${what} file ${path}: ${fileFaultText(e)}`, [], {
       cause: e,
     });
   }

@@ -1,9 +1,9 @@
-import { mkdir, writeFile } from 'node:fs/promises';
+import { mkdir, stat, writeFile } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createGooglePorts } from '../adapters/index.js';
 import { createClock } from '../adapters/clock.js';
 import { durationMs } from '../core/duration.js';
-import { InputError, UsageError } from '../errors.js';
+import { InputError, UpstreamError, UsageError } from '../errors.js';
 import type { Policy } from '../core/policy.js';
 import { compileRules } from '../core/rules.js';
 import type { Fleet } from '../emulator/fleet.js';
@@ -12,6 +12,7 @@ import { renderReport } from '../simulate/report.js';
 import { loadSimulationInput } from '../simulate/scenario.js';
 import { progressBar } from '../simulate/progress.js';
 import { simulate, type SimulationResult } from '../simulate/simulate.js';
+import { fileFaultText } from '../read-capped.js';
 import { loadPolicy } from './files.js';
 import type { Streams } from './io.js';
 import type { RuntimeOptions } from '../runtime-options.js';
@@ -109,8 +110,22 @@ function assertGoverns(policy: Policy, fleet: Fleet, flags: SimulateFlags): void
   );
 }
 
+/**
+ * `--report` names a file that can be written, checked before minutes of simulation rather than
+ * after: an existing folder is bad usage. Other faults (no space, no permission) surface when the
+ * report is written, naming the file.
+ */
+async function checkReportPath(report: string | undefined): Promise<void> {
+  if (!report) return;
+  const info = await stat(report).catch(() => null);
+  if (info?.isDirectory()) {
+    throw new UsageError(`--report ${report}: is a directory; name the HTML file to write`);
+  }
+}
+
 export async function runSimulate(flags: SimulateFlags, io: Streams): Promise<number> {
   const hoursFlag = flags.hours === undefined ? null : parseHours(flags.hours);
+  await checkReportPath(flags.report);
   const tick = parseMinutes('--tick', flags.tick, 5, 1);
   const lag = parseMinutes('--lag', flags.lag, 3, 0);
   const policy = await loadPolicy(flags.policy);
@@ -149,6 +164,7 @@ export async function runReplay(
   }
   if (sinceMs < 60 * 60_000 || sinceMs > 31 * 24 * 3_600_000)
     throw new UsageError(`--since ${flags.since}: expected between 1h and 31d`);
+  await checkReportPath(flags.report);
   const tick = parseMinutes('--tick', flags.tick, 5, 1);
   const lag = parseMinutes('--lag', flags.lag, 3, 0);
   const policy = await loadPolicy(flags.policy);
@@ -200,8 +216,15 @@ async function output(
   notes: readonly string[] = [],
 ): Promise<number> {
   if (flags.report) {
-    await mkdir(dirname(flags.report), { recursive: true });
-    await writeFile(flags.report, renderReport(result, { subtitle, notes }));
+    const html = renderReport(result, { subtitle, notes });
+    try {
+      await mkdir(dirname(flags.report), { recursive: true });
+      await writeFile(flags.report, html);
+    } catch (e) {
+      throw new UpstreamError(`cannot write the report ${flags.report}: ${fileFaultText(e)}`, {
+        cause: e,
+      });
+    }
   }
   if (flags.json) io.stdout.write(JSON.stringify(summary(result), null, 2) + '\n');
   else {

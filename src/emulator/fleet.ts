@@ -4,7 +4,7 @@ import {
   MAX_TRACE_BYTES,
   readCapped,
   readCappedSync,
-  readFaultText,
+  fileFaultText,
   sizeText,
 } from '../read-capped.js';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
@@ -613,7 +613,7 @@ export async function loadFleet(
   try {
     bytes = await readCapped(path, MAX_DOCUMENT_BYTES);
   } catch (error) {
-    throw new FleetError(`cannot read the fleet file ${path}: ${readFaultText(error)}`, [], {
+    throw new FleetError(`cannot read the fleet file ${path}: ${fileFaultText(error)}`, [], {
       cause: error,
     });
   }

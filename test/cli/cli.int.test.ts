@@ -48,6 +48,36 @@ describe('governor CLI', () => {
     expect(r.stdout).toContain('valid');
   });
 
+  it('simulate --report: a folder is refused before simulating, a failed write names the file', async () => {
+    const sim = ['simulate', '--policy', 'examples/sim-policy.yaml', '--fleet'];
+    const folder = await governor(
+      ...sim,
+      'examples/sim-traces.yaml',
+      '--hours',
+      '1',
+      '--report',
+      tmp,
+    );
+    expect(folder.code).toBe(2);
+    expect(folder.stderr).toBe(
+      `error: --report ${tmp}: is a directory; name the HTML file to write\n`,
+    );
+    expect(folder.stdout).toBe('');
+    const full = await governor(
+      ...sim,
+      'examples/sim-traces.yaml',
+      '--hours',
+      '1',
+      '--report',
+      '/dev/full',
+    );
+    expect(full.code).toBe(1);
+    expect(full.stderr).toContain(
+      'error: cannot write the report /dev/full: no space left on device',
+    );
+    expect(full.stderr).not.toContain('unexpected failure');
+  });
+
   it('lists the first 100 problems of a policy, each cut to 300 characters, and counts the rest', async () => {
     const keys = Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`k${i}`, 1]));
     const many = file('many.json', JSON.stringify({ version: 1, projects: ['p'], ...keys }));
