@@ -4,11 +4,22 @@ const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as c
 const PART = /(\d+)(ms|s|m|h|d)/g;
 const WHOLE = /^(\d+(ms|s|m|h|d))+$/;
 
-/** A duration written like `90s`, `15m`, `1h30m`, `2d`. */
+/**
+ * The longest duration any setting takes (366 days): beyond it a window or a delay is a typo, and
+ * far beyond it (`99999999999999999999d`) a time before the first representable date.
+ */
+export const MAX_DURATION_MS = 366 * UNIT_MS.d;
+
+/** A duration written like `90s`, `15m`, `1h30m`, `2d`; at most {@link MAX_DURATION_MS}. */
 export const Duration = z
   .string()
   .regex(WHOLE, 'expected a duration such as "90s", "15m" or "1h30m"')
-  .describe('A duration: digits and a unit (ms, s, m, h, d), e.g. "90s", "15m", "1h30m".');
+  .refine((text) => !WHOLE.test(text) || durationMs(text) <= MAX_DURATION_MS, {
+    message: 'expected at most 366d',
+  })
+  .describe(
+    'A duration: digits and a unit (ms, s, m, h, d), e.g. "90s", "15m", "1h30m"; at most 366d.',
+  );
 export type Duration = z.infer<typeof Duration>;
 
 /** Milliseconds in a duration string already checked by `Duration`. */

@@ -4,7 +4,7 @@ import { InputError, type Fault } from '../errors.js';
 import { AUDIT_RULE_IDS, type AuditRuleId } from './audit-rules.js';
 import { parseDocument, StringMap, zodFaults } from './document.js';
 import { Discovery } from './discovery.js';
-import { Duration } from './duration.js';
+import { Duration, durationMs, formatDuration } from './duration.js';
 import { DEFAULT_ACCELERATOR, poolKey } from './pool.js';
 import { MEMORY_QUANTITY } from './quantity.js';
 import { checkQuotaRequests, QuotaRequestsSettings } from './quota-requests.js';
@@ -463,6 +463,55 @@ function checkGlob(faults: Fault[], path: string, glob: string): void {
   }
 }
 
+/**
+ * The shortest `staleAfter` (5 minutes). Google Cloud metrics become visible some minutes after
+ * they are sampled ("Sampled every 60 seconds. After sampling, data is not visible for up to 240
+ * seconds", the example of https://cloud.google.com/monitoring/api/v3/latency-n-retention; the
+ * figure varies by metric). A service whose newest point is older than staleAfter while the
+ * project's others are fresh is read as stopped (in use 0), so a limit under that latency would
+ * read running services as stopped.
+ */
+export const MIN_STALE_AFTER_MS = 5 * 60_000;
+/**
+ * The longest `lookback` (7 days): the governor reads every minute of it for every service in
+ * each run (observe/observe.ts), 10,080 points a series at this limit.
+ */
+export const MAX_LOOKBACK_MS = 7 * 24 * 3_600_000;
+
+/**
+ * `staleAfter` at least {@link MIN_STALE_AFTER_MS}; `lookback` at least `staleAfter` (a project
+ * with no point at all in its lookback is read as every service at zero, which is true only when
+ * the lookback is longer than Monitoring's latency) and at most {@link MAX_LOOKBACK_MS}.
+ */
+function checkWindows(faults: Fault[], defaults: Raw): void {
+  // A value absent takes the schema's default; a malformed one is reported by the schema.
+  const ms = (v: unknown, field: z.ZodDefault<typeof Duration>): number | null => {
+    const text = v === undefined ? field.parse(undefined) : str(v);
+    return text !== undefined && Duration.safeParse(text).success ? durationMs(text) : null;
+  };
+  const stale = ms(defaults.staleAfter, Defaults.shape.staleAfter);
+  const lookback = ms(defaults.lookback, Defaults.shape.lookback);
+  if (stale !== null && stale < MIN_STALE_AFTER_MS) {
+    faults.push({
+      path: 'defaults.staleAfter',
+      message:
+        'expected at least 5m: Cloud Monitoring shows a minute up to about 4 minutes after it is sampled, so a running service would read as stopped',
+    });
+  }
+  if (lookback !== null && stale !== null && lookback < stale) {
+    faults.push({
+      path: 'defaults.lookback',
+      message: `expected at least staleAfter (${formatDuration(stale)}): a shorter window may hold no point of a running service, which then reads as idle`,
+    });
+  }
+  if (lookback !== null && lookback > MAX_LOOKBACK_MS) {
+    faults.push({
+      path: 'defaults.lookback',
+      message: 'expected at most 7d: every minute of it is read for every service in each run',
+    });
+  }
+}
+
 export function crossCheck(raw: unknown): Fault[] {
   const faults: Fault[] = [];
   if (!isRecord(raw)) return faults;
@@ -471,6 +520,7 @@ export function crossCheck(raw: unknown): Fault[] {
   const dMin = num(defaults.min) ?? 1;
   const dMax = num(defaults.max);
   checkMinMax(faults, 'defaults', dMin, dMax);
+  checkWindows(faults, defaults);
 
   const projects = list(raw.projects)
     .map(str)

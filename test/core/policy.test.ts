@@ -59,6 +59,39 @@ describe('policy', () => {
     );
   });
 
+  it('bounds the windows read from Monitoring, and every duration', () => {
+    const withDefaults = (defaults: Record<string, unknown>) => ({
+      version: 1,
+      projects: ['p'],
+      defaults,
+      services: [{ match: {} }],
+    });
+    // A lookback within Monitoring's latency reads running services as idle.
+    expect(faultsOf(withDefaults({ lookback: '2m' }))).toEqual([
+      'defaults.lookback: expected at least staleAfter (10m): a shorter window may hold no point of a running service, which then reads as idle',
+    ]);
+    expect(faultsOf(withDefaults({ staleAfter: '4m', lookback: '5m' }))).toEqual([
+      expect.stringMatching(/^defaults\.staleAfter: expected at least 5m: Cloud Monitoring shows/),
+    ]);
+    expect(faultsOf(withDefaults({ lookback: '7d1m' }))).toEqual([
+      'defaults.lookback: expected at most 7d: every minute of it is read for every service in each run',
+    ]);
+    expect(faultsOf(withDefaults({ reverseDelay: '99999999999999999999d' }))).toEqual([
+      'defaults.reverseDelay: expected at most 366d',
+    ]);
+    expect(faultsOf(withDefaults({ scaleDownDelay: '366d1ms' }))).toEqual([
+      'defaults.scaleDownDelay: expected at most 366d',
+    ]);
+    // At the limits, and a lookback equal to staleAfter, are accepted.
+    for (const defaults of [
+      { staleAfter: '5m', lookback: '5m' },
+      { lookback: '7d', reverseDelay: '366d' },
+      { lookback: '10m' },
+    ]) {
+      expect(() => parsePolicy(withDefaults(defaults)), JSON.stringify(defaults)).not.toThrow();
+    }
+  });
+
   it('rejects wrong types and unknown keys anywhere with their path', () => {
     const faults = faultsOf({
       version: 2,
