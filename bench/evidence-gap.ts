@@ -500,6 +500,18 @@ export const VARIANTS: readonly Variant[] = [
     run: (i, m) => playGovernor(i, BENCH, 'true', m),
   },
   { name: 'h0', what: "chat-nyc's headroom 0", run: (i, m) => playGovernor(i, H0, 'observed', m) },
+  // Every service's headroom (analysis only: the bench's policy keeps 0.2).
+  ...[0, 0.4, 0.6].map((headroom) => ({
+    name: `headroom${headroom}`,
+    what: `headroom ${headroom} for every service`,
+    run: (i: SimulationInput, m: number) =>
+      playGovernor(
+        i,
+        withPolicy((p) => ({ ...p, defaults: { ...p.defaults, headroom } })),
+        'observed',
+        m,
+      ),
+  })),
   {
     name: 'h0-busy',
     what: 'h0, in use = active only',
