@@ -468,6 +468,13 @@ export function parseFleet(text: string, source = 'fleet'): Fleet {
 export type Traces = ReadonlyMap<string, readonly number[]>;
 
 /**
+ * The longest span a trace of request arrivals may cover, in minutes (31 days, as a scenario's
+ * `hours`). A trace is played minute by minute, so a file of two arrivals a thousand years apart
+ * would ask for 500 million minutes and exhaust memory.
+ */
+export const MAX_TRACE_SPAN_MINUTES = 31 * 24 * 60;
+
+/**
  * Reads a trace CSV into per-minute values. Two shapes are understood: request arrivals with a
  * first column `TIMESTAMP` (the Azure LLM traces: counted per minute), or one number per line
  * (optionally after a header, optionally as the last column of `minute,value`).
@@ -478,6 +485,7 @@ export function parseTrace(text: string, source = 'trace'): number[] {
   if (header === 'TIMESTAMP') {
     const counts = new Map<number, number>();
     let first: number | undefined;
+    let last = -Infinity;
     for (const line of lines.slice(1)) {
       const stamp = line.split(',')[0]?.trim() ?? '';
       const ms = Date.parse(`${stamp.replace(' ', 'T').slice(0, 23)}Z`);
@@ -486,10 +494,15 @@ export function parseTrace(text: string, source = 'trace'): number[] {
         throw new FleetError(`${source}: line ${lines.indexOf(line) + 1}: not a timestamp`);
       const minute = Math.floor(ms / 60_000);
       first = first === undefined ? minute : Math.min(first, minute);
+      last = Math.max(last, minute);
       counts.set(minute, (counts.get(minute) ?? 0) + 1);
     }
     if (first === undefined) throw new FleetError(`${source}: no arrivals`);
-    const last = Math.max(...counts.keys());
+    if (last - first >= MAX_TRACE_SPAN_MINUTES) {
+      throw new FleetError(
+        `${source}: its arrivals span ${Math.round((last - first) / 1440)} days; a trace may span at most 31`,
+      );
+    }
     const samples: number[] = [];
     for (let m = first; m <= last; m++) samples.push(counts.get(m) ?? 0);
     return samples;

@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { InputError } from '../errors.js';
+import { MAX_TRACE_SPAN_MINUTES } from '../emulator/fleet.js';
 import { MAX_TRACE_BYTES, readInputText } from '../read-capped.js';
 
 /**
@@ -75,7 +76,22 @@ export function parseAzureTrace(text: string, source = 'trace'): TraceRequest[] 
     rows.push({ ms, ctx: c, gen: g });
   }
   if (rows.length === 0) throw new InputError(`${source} has no requests`, []);
-  const first = Math.min(...rows.map((r) => r.ms));
+  // A loop, not Math.min(...rows): a trace has up to millions of rows, more than a call's
+  // arguments may be.
+  let first = Infinity;
+  let last = -Infinity;
+  for (const r of rows) {
+    first = Math.min(first, r.ms);
+    last = Math.max(last, r.ms);
+  }
+  if (last - first >= MAX_TRACE_SPAN_MINUTES * 60_000) {
+    throw new InputError(`${source} spans too long`, [
+      {
+        path: '',
+        message: `its requests span ${Math.round((last - first) / 86_400_000)} days; a trace may span at most 31 (it is played minute by minute)`,
+      },
+    ]);
+  }
   return rows
     .map((r) => ({ atMs: r.ms - first, contextTokens: r.ctx, generatedTokens: r.gen }))
     .sort((a, b) => a.atMs - b.atMs);
@@ -102,7 +118,9 @@ export function concurrencyPerMinute(
   requests: readonly TraceRequest[],
   model: ServiceTimeModel,
 ): number[] {
-  const minutes = Math.floor(Math.max(0, ...requests.map((r) => r.atMs)) / 60_000) + 1;
+  let lastMs = 0;
+  for (const r of requests) lastMs = Math.max(lastMs, r.atMs);
+  const minutes = Math.floor(lastMs / 60_000) + 1;
   const busy = new Array<number>(minutes).fill(0);
   for (const r of requests) {
     const start = r.atMs;

@@ -107,6 +107,10 @@ describe('the fleet file', () => {
       ),
     ).toEqual([2, 0, 1]);
     expect(parseTrace('minute,value\n0,1\n1,3\n')).toEqual([1, 3]);
+    // Two arrivals a thousand years apart would be 500 million minutes: refused, not a crash.
+    expect(() =>
+      parseTrace('TIMESTAMP\n2023-11-16 18:17:03\n2999-11-16 18:17:03\n', 'trace far.csv'),
+    ).toThrow(/^trace far\.csv: its arrivals span \d+ days; a trace may span at most 31$/);
     const dir = await mkdtemp(join(tmpdir(), 'fleet-'));
     await writeFile(join(dir, 'trace.csv'), 'value\n1\n3\n');
     await writeFile(

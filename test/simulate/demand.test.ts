@@ -36,6 +36,26 @@ describe('the trace demand model', () => {
     expect(instancesPerMinute(requests, model)).toEqual([(46 / 60) * 2, 0.5]);
   });
 
+  it('reads a trace of 600,000 requests, and refuses one that spans more than 31 days', () => {
+    // Before: Math.min(...rows) overflowed the stack ("unexpected failure"), and two rows a
+    // thousand years apart made the minute-by-minute series exhaust memory (a fatal crash).
+    const header = 'TIMESTAMP,ContextTokens,GeneratedTokens';
+    const rows = Array.from(
+      { length: 600_000 },
+      (_, i) => `2023-11-16 18:${String(Math.floor(i / 12_000)).padStart(2, '0')}:00.000,10,5`,
+    );
+    const requests = parseAzureTrace([header, ...rows].join('\n'));
+    expect(requests).toHaveLength(600_000);
+    expect(concurrencyPerMinute(requests, model)).toHaveLength(50);
+    const far = `${header}\n2023-11-16 18:17:03,1,1\n2999-11-16 18:17:03,1,1\n`;
+    expect(() => parseAzureTrace(far, 'trace far.csv')).toThrow(
+      /^trace far\.csv spans too long:\n {2}- its requests span \d+ days; a trace may span at most 31/,
+    );
+    // 31 days less a minute is still read.
+    const month = `${header}\n2023-11-01 00:00:00,1,1\n2023-12-01 23:59:00,1,1\n`;
+    expect(parseAzureTrace(month)).toHaveLength(2);
+  });
+
   it('rejects a file that is not an Azure trace, naming the line', () => {
     expect(() => parseAzureTrace('a,b\n1,2')).toThrow(InputError);
     expect(() =>
