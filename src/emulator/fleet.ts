@@ -73,10 +73,18 @@ const TimeZone = z
   .refine(isValidTimeZone, 'expected an IANA time zone such as "Europe/Paris"');
 const Instant = z.iso.datetime({ offset: true });
 
+/**
+ * The most instances a service may want in a minute (10,000). The fleet model plays every instance
+ * each minute: a hundred thousand took 8 s an hour of simulation, ten million over two minutes and
+ * 3 GB. GPU quotas are counted in tens.
+ */
+export const MAX_INSTANCES_WANTED = 10_000;
+const Instances = z.number().min(0).max(MAX_INSTANCES_WANTED);
+
 export const DiurnalDemand = z
   .strictObject({
-    base: z.number().min(0).describe('Instances wanted at the quietest hour.'),
-    peak: z.number().min(0).describe('Instances wanted at the busiest hour.'),
+    base: Instances.describe('Instances wanted at the quietest hour.'),
+    peak: Instances.describe('Instances wanted at the busiest hour.'),
     peakHour: z.number().min(0).lt(24).describe('Local hour of the peak (fractions allowed).'),
     timezone: TimeZone.optional().describe("Time zone of peakHour (default: the fleet's)."),
   })
@@ -90,13 +98,13 @@ export const DemandStep = z.strictObject({
       (s) => CLOCK.test(s) || Instant.safeParse(s).success,
       'expected "HH:MM" (every day) or an ISO instant with offset',
     ),
-  value: z.number().min(0),
+  value: Instances,
 });
 export type DemandStep = z.infer<typeof DemandStep>;
 
 export const TraceDemand = z.strictObject({
   file: z.string().min(1).describe('CSV file, relative to the fleet file.'),
-  scale: z.number().min(0).default(1).describe('Instances per unit of the (normalised) trace.'),
+  scale: Instances.default(1).describe('Instances per unit of the (normalised) trace.'),
   normalize: z.boolean().default(true).describe('Divide the trace by its mean first.'),
   offsetMinutes: Count.default(0).describe('Minute of the trace played at the virtual start.'),
 });
@@ -104,7 +112,7 @@ export type TraceDemand = z.infer<typeof TraceDemand>;
 
 const DemandObject = z
   .strictObject({
-    constant: z.number().min(0).optional(),
+    constant: Instances.optional(),
     diurnal: DiurnalDemand.optional(),
     steps: z.array(DemandStep).min(1).optional(),
     trace: TraceDemand.optional(),

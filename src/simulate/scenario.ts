@@ -7,6 +7,7 @@ import { MAX_DOCUMENT_BYTES, readInputText } from '../read-capped.js';
 import {
   FleetError,
   loadTraces,
+  MAX_INSTANCES_WANTED,
   validateFleet,
   type Fleet,
   type FleetInput,
@@ -196,6 +197,19 @@ export async function buildScenario(
   label = 'scenario',
 ): Promise<SimulationInput> {
   const demand = await scenarioDemand(s, baseDir);
+  const tooMuch = s.services.flatMap((svc, i) => {
+    let most = 0;
+    for (const v of demand.get(svc.name) ?? []) most = Math.max(most, v);
+    return most > MAX_INSTANCES_WANTED
+      ? [
+          {
+            path: `services[${i}].demand`,
+            message: `wants ${Math.ceil(most)} instances in a minute; a service may want at most ${MAX_INSTANCES_WANTED} (the simulation plays every instance)`,
+          },
+        ]
+      : [];
+  });
+  if (tooMuch.length > 0) throw new InputError(`${label} is not valid`, tooMuch);
   const gpusOf = new Map(s.services.map((x) => [x.name, x.gpus]));
   let quota = s.quota;
   if (quota === undefined) {

@@ -78,6 +78,29 @@ describe('the fleet file', () => {
     );
   });
 
+  it('bounds the instances a service may want in a minute', () => {
+    for (const demand of [
+      '{ constant: 10001 }',
+      '{ diurnal: { base: 1, peak: 1e9, peakHour: 12 } }',
+      '{ steps: [{ at: "08:00", value: 20000 }] }',
+      '{ trace: { file: t.csv, scale: 1e7 } }',
+    ]) {
+      expect(
+        () =>
+          parseFleet(
+            minimal(`      - { name: a, region: us-central1, demand: ${demand} }`),
+            'fleet.yaml',
+          ),
+        demand,
+      ).toThrow(
+        /projects\[0\]\.services\[0\]\.demand\.[a-z.[\]0-9]+: Too big: expected number to be <=10000/,
+      );
+    }
+    expect(() =>
+      parseFleet(minimal('      - { name: a, region: us-central1, demand: { constant: 10000 } }')),
+    ).not.toThrow();
+  });
+
   it('rejects reserved annotations, two demand kinds and a min above the max', () => {
     expect(() =>
       parseFleet(

@@ -101,6 +101,37 @@ describe('the trace demand model', () => {
     expect(mean).toBeLessThan(4.2);
     expect(new Set(firstHour.map((v) => v.toFixed(3))).size).toBeGreaterThan(30);
   });
+
+  it('refuses a service that wants more than 10,000 instances in a minute, naming it', async () => {
+    // A peak of a billion instances ran for minutes and gigabytes before: every instance is played.
+    const scenario = (peak: number) =>
+      parseScenario({
+        scenario: 1,
+        hours: 1,
+        quota: 10,
+        warmupMinutes: 0,
+        services: [
+          { name: 'a', maxInstances: 2, demand: { shape: { kind: 'constant', value: 1 } } },
+          {
+            name: 'b',
+            maxInstances: 2,
+            demand: {
+              shape: { kind: 'constant', value: 1 },
+              trace: { file: 'azure-llm-2023-conv.csv' },
+            },
+          },
+          { name: 'c', maxInstances: 2, demand: { shape: { kind: 'constant', value: peak } } },
+        ],
+      });
+    const error: unknown = await buildScenario(scenario(1e9), TRACE_DIR, 'scenario s.yaml').catch(
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as Error).message).toBe(
+      'scenario s.yaml is not valid:\n  - services[2].demand: wants 1000000000 instances in a minute; a service may want at most 10000 (the simulation plays every instance)',
+    );
+    await expect(buildScenario(scenario(10_000), TRACE_DIR)).resolves.toBeDefined();
+  });
 });
 
 describe('the synthetic generator', () => {
