@@ -398,20 +398,15 @@ const headroom0 = (p: PolicyInput): PolicyInput => ({
   ...p,
   services: [{ match: { name: 'chat-nyc' }, priority: 10, weight: 2, headroom: 0 }, { match: {} }],
 });
+/** The policy with some of its defaults changed. */
+const withDefaults =
+  (changed: PolicyInput['defaults']) =>
+  (p: PolicyInput): PolicyInput => ({ ...p, defaults: { ...p.defaults, ...changed } });
 /** Ten minutes, each weighing (almost) the same: a half-life far longer than the lookback. */
-const flat10 = (p: PolicyInput): PolicyInput => ({
-  ...p,
-  defaults: { ...p.defaults, lookback: '10m', reclaimWindow: '600m' },
-});
-const lookback10 = (p: PolicyInput): PolicyInput => ({
-  ...p,
-  defaults: { ...p.defaults, lookback: '10m' },
-});
+const flat10 = withDefaults({ lookback: '10m', reclaimWindow: '600m' });
+const lookback10 = withDefaults({ lookback: '10m' });
 /** No reverse delay, no scale-down delay, no headroom for anyone. */
-const bare = (p: PolicyInput): PolicyInput => ({
-  ...p,
-  defaults: { ...p.defaults, headroom: 0, reverseDelay: '0m', scaleDownDelay: '0m' },
-});
+const bare = withDefaults({ headroom: 0, reverseDelay: '0m', scaleDownDelay: '0m' });
 
 const BENCH = withPolicy();
 const H0 = withPolicy(headroom0);
@@ -436,12 +431,7 @@ export const VARIANTS: readonly Variant[] = [
     name: `lb${lookback}-hl${reclaimWindow}`,
     what: `bench policy, lookback ${lookback}, reclaim window ${reclaimWindow}`,
     run: (i: SimulationInput, m: number) =>
-      playGovernor(
-        i,
-        withPolicy((p) => ({ ...p, defaults: { ...p.defaults, lookback, reclaimWindow } })),
-        'observed',
-        m,
-      ),
+      playGovernor(i, withPolicy(withDefaults({ lookback, reclaimWindow })), 'observed', m),
   })),
   {
     name: 'h0-flat10-true-noutil',
@@ -505,12 +495,7 @@ export const VARIANTS: readonly Variant[] = [
     name: `headroom${headroom}`,
     what: `headroom ${headroom} for every service`,
     run: (i: SimulationInput, m: number) =>
-      playGovernor(
-        i,
-        withPolicy((p) => ({ ...p, defaults: { ...p.defaults, headroom } })),
-        'observed',
-        m,
-      ),
+      playGovernor(i, withPolicy(withDefaults({ headroom })), 'observed', m),
   })),
   {
     name: 'h0-busy',

@@ -110,43 +110,39 @@ export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
         target === undefined || gap.mean >= target,
         whyGap(rs) + beyondPolicy,
       );
+      // A reference strategy's gap closed, mean (worst seed): no target, shown when it ran.
+      const reference = (
+        label: string,
+        g: { mean: number; worst: number } | null,
+        note: string,
+      ) => {
+        if (g !== null)
+          add(label, g.mean, `${g.mean.toFixed(2)} (worst ${g.worst.toFixed(2)})`, note, true);
+      };
       const evidence = rs
         .map((r) => r.gapClosedByEvidenceOracle)
         .filter((g): g is number => g !== null);
-      if (evidence.length > 0) {
-        const ev = meanWorst(evidence, 'low');
-        add(
-          `gap closed by the best at the tick without hindsight (lagged evidence), ${f}, mean`,
-          ev.mean,
-          `${ev.mean.toFixed(2)} (worst ${ev.worst.toFixed(2)})`,
-          '— (reference, not a bound)',
-          true,
-        );
-      }
+      reference(
+        `gap closed by the best at the tick without hindsight (lagged evidence), ${f}, mean`,
+        evidence.length > 0 ? meanWorst(evidence, 'low') : null,
+        '— (reference, not a bound)',
+      );
       const pe = referenceGap(
         rs,
         'policy-evidence-oracle',
         'evidence-oracle',
         (r) => r.gapClosedByPolicyEvidenceOracle,
       );
-      if (pe !== null) {
-        add(
-          `gap closed by the same keeping the policy's priority, ${f}, mean`,
-          pe.mean,
-          `${pe.mean.toFixed(2)} (worst ${pe.worst.toFixed(2)})`,
-          '— (reference, not a bound)',
-          true,
-        );
-      }
-      if (po !== null) {
-        add(
-          `gap closed by the best at the tick keeping the policy's priority (hindsight), ${f}, mean`,
-          po.mean,
-          `${po.mean.toFixed(2)} (worst ${po.worst.toFixed(2)})`,
-          '— (reference: what the headroom of a higher priority costs even with hindsight)',
-          true,
-        );
-      }
+      reference(
+        `gap closed by the same keeping the policy's priority, ${f}, mean`,
+        pe,
+        '— (reference, not a bound)',
+      );
+      reference(
+        `gap closed by the best at the tick keeping the policy's priority (hindsight), ${f}, mean`,
+        po,
+        '— (reference: what the headroom of a higher priority costs even with hindsight)',
+      );
       const worstTarget = WORST_GAP_TARGET[kind];
       add(
         `gap closed vs best at the tick, ${f}, worst seed`,

@@ -2,9 +2,8 @@ import { closeSync, constants, fstatSync, openSync, realpathSync } from 'node:fs
 import {
   MAX_DOCUMENT_BYTES,
   MAX_TRACE_BYTES,
-  readCapped,
   readCappedSync,
-  fileFaultText,
+  readInputText,
   sizeText,
 } from '../read-capped.js';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
@@ -630,19 +629,13 @@ export function loadTraces(fleet: Fleet, baseDir: string): Promise<Map<string, n
 export async function loadFleet(
   path: string,
 ): Promise<{ fleet: Fleet; traces: Map<string, number[]> }> {
-  let bytes: Buffer | null;
+  let text: string;
   try {
-    bytes = await readCapped(path, MAX_DOCUMENT_BYTES);
+    text = await readInputText(path, 'fleet', MAX_DOCUMENT_BYTES);
   } catch (error) {
-    throw new FleetError(`cannot read the fleet file ${path}: ${fileFaultText(error)}`, [], {
-      cause: error,
-    });
+    // The same words as every file the tools read, as the emulator's own error.
+    throw new FleetError((error as Error).message, [], { cause: error });
   }
-  if (bytes === null) {
-    throw new FleetError(
-      `cannot read the fleet file ${path}: over ${sizeText(MAX_DOCUMENT_BYTES)}, the most a fleet file may have`,
-    );
-  }
-  const fleet = parseFleet(bytes.toString('utf8'), path);
+  const fleet = parseFleet(text, path);
   return { fleet, traces: await loadTraces(fleet, dirname(resolve(path))) };
 }

@@ -345,10 +345,10 @@ function decideWindow(
       const before = tier.reduce((a, s) => a + s.level * s.gpus, 0);
       greedyFill(tier, left);
       left -= tier.reduce((a, s) => a + s.level * s.gpus, 0) - before;
+      if (!slots.some((s) => s.priority < p)) continue;
       const kept = slots
         .filter((s) => s.priority < p && !s.preempt)
         .reduce((a, s) => a + Math.max(0, s.inUse - s.level) * s.gpus, 0);
-      if (!slots.some((s) => s.priority < p)) continue;
       for (const s of tier) {
         while (s.level < s.demand && s.gpus <= left - kept) {
           s.level += 1;
