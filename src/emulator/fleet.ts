@@ -482,6 +482,15 @@ export type Traces = ReadonlyMap<string, readonly number[]>;
 export const MAX_TRACE_SPAN_MINUTES = 31 * 24 * 60;
 
 /**
+ * The arrival time of an Azure LLM trace row, ms since the epoch (NaN if not a time): its
+ * TIMESTAMP ("2023-11-16 18:17:03.9799600") read as UTC, to the millisecond. Both readers of
+ * these traces (this one, counting arrivals, and the simulator's, modelling service time) use it.
+ */
+export function traceArrivalMs(stamp: string): number {
+  return Date.parse(`${stamp.trim().replace(' ', 'T').slice(0, 23)}Z`);
+}
+
+/**
  * Reads a trace CSV into per-minute values. Two shapes are understood: request arrivals with a
  * first column `TIMESTAMP` (the Azure LLM traces: counted per minute), or one number per line
  * (optionally after a header, optionally as the last column of `minute,value`).
@@ -493,12 +502,10 @@ export function parseTrace(text: string, source = 'trace'): number[] {
     const counts = new Map<number, number>();
     let first: number | undefined;
     let last = -Infinity;
-    for (const line of lines.slice(1)) {
-      const stamp = line.split(',')[0]?.trim() ?? '';
-      const ms = Date.parse(`${stamp.replace(' ', 'T').slice(0, 23)}Z`);
+    for (let i = 1; i < lines.length; i++) {
+      const ms = traceArrivalMs(lines[i]?.split(',')[0] ?? '');
       // Errors name the line, never its text: a trace error must not show a file's contents.
-      if (Number.isNaN(ms))
-        throw new FleetError(`${source}: line ${lines.indexOf(line) + 1}: not a timestamp`);
+      if (Number.isNaN(ms)) throw new FleetError(`${source}: line ${i + 1}: not a timestamp`);
       const minute = Math.floor(ms / 60_000);
       first = first === undefined ? minute : Math.min(first, minute);
       last = Math.max(last, minute);

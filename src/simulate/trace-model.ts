@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { InputError } from '../errors.js';
-import { MAX_TRACE_SPAN_MINUTES } from '../emulator/fleet.js';
+import { MAX_TRACE_SPAN_MINUTES, traceArrivalMs } from '../emulator/fleet.js';
 import { MAX_TRACE_BYTES, readInputText } from '../read-capped.js';
 
 /**
@@ -64,8 +64,7 @@ export function parseAzureTrace(text: string, source = 'trace'): TraceRequest[] 
   const rows: { ms: number; ctx: number; gen: number }[] = [];
   for (let i = 1; i < lines.length; i++) {
     const [stamp = '', ctx = '', gen = ''] = (lines[i] ?? '').split(',');
-    // "2023-11-16 18:17:03.9799600": keep milliseconds, read as UTC.
-    const ms = Date.parse(`${stamp.trim().replace(' ', 'T').slice(0, 23)}Z`);
+    const ms = traceArrivalMs(stamp);
     const c = Number(ctx);
     const g = Number(gen);
     if (Number.isNaN(ms) || !Number.isFinite(c) || !Number.isFinite(g) || c < 0 || g < 0) {
