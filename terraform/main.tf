@@ -27,6 +27,8 @@ locals {
 
   database_id = var.state.create_database ? google_firestore_database.state[0].name : var.state.database_id
 
+  # NODE_ENV: Express, under functions-framework, puts stack traces in its error pages outside
+  # production (the function defaults it too, for deployments made without this module).
   environment = merge(var.function.environment, {
     GOVERNOR_POLICY               = jsonencode(local.policy)
     GOVERNOR_STATE_STORE          = "firestore"
@@ -34,6 +36,7 @@ locals {
     GOVERNOR_FIRESTORE_COLLECTION = var.state.collection
     GOVERNOR_RUN_DEADLINE         = var.function.run_deadline
     GOVERNOR_LOG_FORMAT           = "json"
+    NODE_ENV                      = "production"
   })
 
   apis = [

@@ -1,7 +1,7 @@
 import { cloudEvent, http, type CloudEvent } from '@google-cloud/functions-framework';
 import { jsonLogger } from '../log.js';
 import type { Answer } from './handler.js';
-import { carriesRequestText, MAX_BODY_BYTES, refuseRequest } from './request.js';
+import { carriesRequestText, readTriggerEvent, refuseRequest } from './request.js';
 
 /**
  * The Cloud Function (2nd gen, functions-framework). Two entry points, one run:
@@ -16,6 +16,14 @@ import { carriesRequestText, MAX_BODY_BYTES, refuseRequest } from './request.js'
  * request refused here loads nothing.
  */
 const log = jsonLogger(process.stdout);
+
+// Express, which functions-framework serves with, answers a body its JSON parser refused with its
+// own error page, and outside production that page carries the error's stack trace (express's
+// finalhandler: "env" defaults to development). The framework builds its Express app after it has
+// loaded this module (functions-framework's main.js: getUserFunction, then getServer), so a
+// deployment that did not set NODE_ENV still answers as in production. The Terraform module sets it.
+// Empty counts as unset, as for the governor's own variables (Express reads `NODE_ENV || …`).
+if (!process.env.NODE_ENV) process.env.NODE_ENV = 'production';
 
 // A request's text never reaches the log, not even through the framework: Express's default error
 // handler prints a body the JSON parser refused, text included (see carriesRequestText). Those
@@ -90,35 +98,13 @@ function serve(name: string, run: (body: unknown) => Promise<Answer>, named = fa
 
 serve('governorHttp', (body) => handle(body, process.env));
 
-interface PubSubEventData {
-  message?: { data?: string };
-}
-
-cloudEvent<PubSubEventData>('governorEvent', async (event: CloudEvent<PubSubEventData>) => {
-  const data = event.data?.message?.data ?? '';
-  // Base64 takes 4 characters for every 3 bytes: the cap is checked before decoding.
-  if (data.length > Math.ceil(MAX_BODY_BYTES / 3) * 4) {
-    log.log(
-      'ERROR',
-      `ignored a trigger message of about ${Math.floor((data.length * 3) / 4)} bytes: at most ${MAX_BODY_BYTES} are read`,
-    );
+cloudEvent('governorEvent', async (event: CloudEvent<unknown>) => {
+  const read = readTriggerEvent(event.data);
+  if ('ignored' in read) {
+    log.log('ERROR', `ignored ${read.ignored}`);
     return;
   }
-  const text = Buffer.from(data, 'base64').toString('utf8');
-  let payload: unknown = undefined;
-  if (text.trim() !== '') {
-    try {
-      payload = JSON.parse(text);
-    } catch {
-      // Redelivering a message that is not JSON cannot help: say so and let it go. Not the
-      // parser's message: V8 quotes the text it could not parse ("… is not valid JSON").
-      log.log(
-        'ERROR',
-        `ignored a trigger message that is not valid JSON (${Buffer.byteLength(text)} bytes; its content is not logged)`,
-      );
-      return;
-    }
-  }
+  const payload = read.payload;
   const answer = await handle(payload, process.env);
   if (answer.status === 400 || answer.status === 403) {
     // The same rules as the HTTP entry point: whoever can publish to the trigger topic gets no

@@ -18,6 +18,7 @@ import { unitLabel } from '../core/units.js';
 import { createOrgRuntime, createRuntime, createStore, newRunId } from '../runtime.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 import { functionPolicy, summaryFields, type Answer } from './handler.js';
+import { decodeBase64 } from './request.js';
 
 /**
  * The organisation-scale entry points (docs/organization.md); the single-project ones
@@ -112,7 +113,9 @@ export async function handleUnitPush(
   }
   let message: WorkMessage;
   try {
-    message = parseWorkMessage(Buffer.from(envelope.data.message.data, 'base64'));
+    const bytes = decodeBase64(envelope.data.message.data);
+    if (bytes === null) return drop(log, 'its data is not base64');
+    message = parseWorkMessage(bytes);
   } catch (e) {
     if (!(e instanceof InputError)) throw e;
     return drop(log, e.message, { faults: e.faults });

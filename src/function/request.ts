@@ -78,3 +78,97 @@ export function carriesRequestText(e: unknown): boolean {
   const type = (e as { type?: unknown }).type;
   return Object.hasOwn(e, 'body') || (typeof type === 'string' && type.startsWith('entity.'));
 }
+
+/**
+ * The most JSON a trigger event's `data` may hold: a Pub/Sub message whose `data` is within
+ * MAX_BODY_BYTES once decoded (base64 takes 4 characters for every 3 bytes), with Pub/Sub's own
+ * ceiling on attributes (at most 100, keys ≤ 256 bytes, values ≤ 1,024 bytes:
+ * https://cloud.google.com/pubsub/quotas#resource_limits) and room for the message's ids, times
+ * and subscription name. The framework has parsed the event before the function sees it; past
+ * this, nothing of it is read.
+ */
+export const MAX_EVENT_BYTES = Math.ceil(MAX_BODY_BYTES / 3) * 4 + 100 * (256 + 1024 + 8) + 4096;
+
+/**
+ * Decodes base64 strictly: the standard or the URL-safe alphabet, padding optional, as the proto3
+ * JSON mapping of `bytes` accepts them (https://protobuf.dev/programming-guides/json/, "bytes").
+ * Node's decoder skips what is not base64 and stops at the first `=`, so "!!!@@@" would decode
+ * to nothing and "e30=garbage" to "{}": anything else is `null` here.
+ */
+export function decodeBase64(text: string): Buffer | null {
+  if (!/^[A-Za-z0-9+/_-]*={0,2}$/.test(text)) return null;
+  if (/[+/]/.test(text) && /[_-]/.test(text)) return null; // one alphabet, not both
+  const bare = text.replace(/=+$/, '');
+  if (bare.length % 4 === 1) return null;
+  if (bare.length !== text.length && text.length % 4 !== 0) return null;
+  return Buffer.from(bare, /[_-]/.test(bare) ? 'base64url' : 'base64');
+}
+
+/** What `governorEvent` makes of a trigger event: the request to run with, or why it is ignored. */
+export type TriggerEvent = { payload: unknown } | { ignored: string };
+
+/**
+ * Reads a Pub/Sub trigger event's data: Eventarc delivers a `MessagePublishedData`, an object
+ * whose `message` is a PubsubMessage with its `data` in base64
+ * (https://cloud.google.com/eventarc/docs/cloudevents, google.cloud.pubsub.topic.v1.messagePublished;
+ * https://cloud.google.com/pubsub/docs/reference/rest/v1/PubsubMessage). An empty or absent
+ * `data` is a run with no request, as the scheduler's ticks are; the text, when there is one,
+ * must be JSON. Anything else is not a Pub/Sub message and is ignored: redelivering it could not
+ * help. Nothing of the event's content is quoted in the reason.
+ */
+export function readTriggerEvent(data: unknown): TriggerEvent {
+  const size = jsonBytes(data);
+  if (size === null || size > MAX_EVENT_BYTES) {
+    return {
+      ignored: `a trigger event of ${size === null ? 'unmeasurable size' : `${size} bytes`}: at most ${MAX_EVENT_BYTES} are read`,
+    };
+  }
+  if (!isPlainObject(data) || !isPlainObject(data.message)) {
+    return { ignored: 'a trigger event that is not a Pub/Sub message (no `message` object)' };
+  }
+  // JSON null is a field's default (proto3's JSON mapping): no data.
+  const encoded = data.message.data ?? '';
+  if (typeof encoded !== 'string') {
+    return {
+      ignored: `a trigger message whose data is not base64 text but a JSON ${typeName(encoded)}`,
+    };
+  }
+  // Base64 takes 4 characters for every 3 bytes: the cap is checked before decoding.
+  if (encoded.length > Math.ceil(MAX_BODY_BYTES / 3) * 4) {
+    return {
+      ignored: `a trigger message of about ${Math.floor((encoded.length * 3) / 4)} bytes: at most ${MAX_BODY_BYTES} are read`,
+    };
+  }
+  const bytes = decodeBase64(encoded);
+  if (bytes === null) {
+    return { ignored: `a trigger message whose data is not base64 (${encoded.length} characters)` };
+  }
+  const text = bytes.toString('utf8');
+  if (text.trim() === '') return { payload: undefined };
+  try {
+    return { payload: JSON.parse(text) };
+  } catch {
+    // Not the parser's message: V8 quotes the text it could not parse ("… is not valid JSON").
+    return {
+      ignored: `a trigger message that is not valid JSON (${bytes.length} bytes; its content is not logged)`,
+    };
+  }
+}
+
+function isPlainObject(x: unknown): x is Record<string, unknown> {
+  return typeof x === 'object' && x !== null && !Array.isArray(x);
+}
+
+function typeName(x: unknown): string {
+  return Array.isArray(x) ? 'list' : typeof x;
+}
+
+/** The bytes of `x` as JSON, or null if it cannot be measured (a cycle, a BigInt). */
+function jsonBytes(x: unknown): number | null {
+  try {
+    return Buffer.byteLength(JSON.stringify(x) ?? '');
+  } catch (e) {
+    if (e instanceof TypeError || e instanceof RangeError) return null;
+    throw e;
+  }
+}

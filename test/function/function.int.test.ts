@@ -359,6 +359,39 @@ describe('the Cloud Function (CloudEvent entry point, Pub/Sub trigger)', () => {
     expect(emulator.writes()).toEqual([]);
   });
 
+  it('ignores what is not a Pub/Sub message, in one log line without a stack trace', async () => {
+    const send = async (body: unknown, id: string) =>
+      (
+        await fetch(base(events), {
+          method: 'POST',
+          headers: {
+            'content-type': 'application/json',
+            'ce-specversion': '1.0',
+            'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished',
+            'ce-source': `//pubsub.googleapis.com/projects/${PROJECT}/topics/governor-trigger`,
+            'ce-id': id,
+          },
+          body: JSON.stringify(body),
+        })
+      ).status;
+    const log = await logOf(async () => {
+      expect(await send({ message: { data: 42 } }, 'data-number')).toBeLessThan(300);
+      expect(await send({ message: { data: { a: 1 } } }, 'data-object')).toBeLessThan(300);
+      expect(await send({ message: 'hello' }, 'message-text')).toBeLessThan(300);
+      expect(await send([1, 2], 'a-list')).toBeLessThan(300);
+      expect(await send({ message: { data: '!!!@@@###' } }, 'not-base64')).toBeLessThan(300);
+      const attributes = { big: 'x'.repeat(400 * 1024) };
+      expect(await send({ message: { attributes } }, 'big-attribute')).toBeLessThan(300);
+    });
+    expect(log.match(/"severity":"ERROR"/g)).toHaveLength(6);
+    expect(log).toContain('not base64 text but a JSON number');
+    expect(log).toContain('not a Pub/Sub message');
+    expect(log).toContain('not base64 (9 characters)');
+    expect(log).toMatch(/a trigger event of \d+ bytes: at most/);
+    expect(log).not.toMatch(/TypeError|\bat \S+ \(/);
+    expect(emulator.writes()).toEqual([]);
+  });
+
   it('runs on a Pub/Sub message whose data is the same optional JSON', async () => {
     process.env.GOVERNOR_POLICY = policyWith({ function: { allow: { dryRun: true } } });
     const data = Buffer.from(JSON.stringify({ mode: 'dry-run' })).toString('base64');

@@ -69,6 +69,8 @@ beforeAll(async () => {
         alerts: { topic: TOPIC },
       }),
       GOVERNOR_STATE_DIR: stateDir,
+      // As a deployment made without the Terraform module: NODE_ENV unset (empty counts so).
+      NODE_ENV: '',
     },
   });
 }, 60_000);
@@ -107,5 +109,20 @@ describe('the function loads Google’s clients when a run needs them, not to st
       'google-auth-library',
       '@grpc/grpc-js',
     ]);
+  });
+});
+
+describe('deployed without NODE_ENV, the function still answers as in production', () => {
+  it('a body the framework cannot parse is a 400 with no stack trace and no path of the server', async () => {
+    const res = await fetch(`http://127.0.0.1:${fn.port}/`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: '{"mode": ',
+    });
+    expect(res.status).toBe(400);
+    const text = await res.text();
+    // Outside production Express's error page is the error's stack: "SyntaxError: … at JSON.parse
+    // (<anonymous>) at …/node_modules/body-parser/…".
+    expect(text).not.toMatch(/SyntaxError|\bat \S+ \(|node_modules/);
   });
 });

@@ -185,6 +185,15 @@ describe('fan-out: dispatch, then one function run per project', () => {
         /s ago, more than 1800 s/,
       ],
       ['prototype', push('{"__proto__":{"x":1},"version":1}'), /invalid/],
+      [
+        // Node's decoder would read the message and skip the junk after it.
+        'base64 with junk',
+        {
+          ...push(JSON.stringify(good)),
+          message: { data: `${Buffer.from(JSON.stringify(good)).toString('base64')}!!junk` },
+        },
+        /not base64/,
+      ],
     ];
     for (const [name, body, why] of cases) {
       lines.length = 0;

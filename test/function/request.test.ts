@@ -1,0 +1,95 @@
+import { describe, expect, it } from 'vitest';
+import {
+  decodeBase64,
+  MAX_BODY_BYTES,
+  MAX_EVENT_BYTES,
+  readTriggerEvent,
+} from '../../src/function/request.js';
+
+const b64 = (text: string) => Buffer.from(text).toString('base64');
+
+describe('decodeBase64: strict, as the proto3 JSON mapping of bytes', () => {
+  it('reads the standard and the URL-safe alphabets, with or without padding', () => {
+    expect(decodeBase64('e30=')?.toString()).toBe('{}');
+    expect(decodeBase64('e30')?.toString()).toBe('{}');
+    expect(decodeBase64('')?.toString()).toBe('');
+    const bytes = Buffer.from([0xfb, 0xff, 0xfe]);
+    expect(decodeBase64(bytes.toString('base64'))).toEqual(bytes); // "+//+"
+    expect(decodeBase64(bytes.toString('base64url'))).toEqual(bytes); // "-__-"
+  });
+
+  it('refuses what Node would quietly skip or cut', () => {
+    // Node's decoder gives "" for the first and "{}" for the second.
+    for (const bad of ['!!!@@@###', 'e30=garbage', 'e3 0=', 'e', 'e30===', 'ab+_', 'e3=', '====']) {
+      expect(decodeBase64(bad), bad).toBeNull();
+    }
+  });
+});
+
+describe('readTriggerEvent: a Pub/Sub message or nothing', () => {
+  it('the JSON in a message’s data is the request; no data is a run with none', () => {
+    expect(readTriggerEvent({ message: { data: b64('{"mode":"dry-run"}') } })).toEqual({
+      payload: { mode: 'dry-run' },
+    });
+    expect(readTriggerEvent({ message: {}, subscription: 'projects/p/subscriptions/s' })).toEqual({
+      payload: undefined,
+    });
+    expect(readTriggerEvent({ message: { data: b64('  \n') } })).toEqual({ payload: undefined });
+    // JSON null is a field's default in proto3's JSON mapping: no data.
+    expect(readTriggerEvent({ message: { data: null } })).toEqual({ payload: undefined });
+  });
+
+  it('ignores what is not a Pub/Sub message, saying what it is and never quoting it', () => {
+    const cases: [unknown, RegExp][] = [
+      [undefined, /not a Pub\/Sub message/],
+      [null, /not a Pub\/Sub message/],
+      [[1, 2], /not a Pub\/Sub message/],
+      [{ message: 'hello' }, /not a Pub\/Sub message/],
+      [{ message: null }, /not a Pub\/Sub message/],
+      [{ message: [] }, /not a Pub\/Sub message/],
+      [{ message: { data: 42 } }, /data is not base64 text but a JSON number/],
+      [{ message: { data: { a: 1 } } }, /not base64 text but a JSON object/],
+      [{ message: { data: [] } }, /not base64 text but a JSON list/],
+      [{ message: { data: '!!!@@@SECRET' } }, /not base64 \(12 characters\)/],
+      [{ message: { data: b64('{"token": SECRET}') } }, /not valid JSON \(17 bytes/],
+    ];
+    for (const [event, why] of cases) {
+      const read = readTriggerEvent(event);
+      expect(read, JSON.stringify(event)).toEqual({ ignored: expect.stringMatching(why) });
+      expect(JSON.stringify(read)).not.toContain('SECRET');
+    }
+  });
+
+  it('reads nothing of an event past the cap, whatever part of it is large', () => {
+    const data = b64(`{"mode":"${'x'.repeat(MAX_BODY_BYTES)}"}`);
+    expect(readTriggerEvent({ message: { data } })).toEqual({
+      ignored: expect.stringMatching(/at most 65536 are read/),
+    });
+    const attributes = { big: 'x'.repeat(MAX_EVENT_BYTES) };
+    expect(readTriggerEvent({ message: { attributes } })).toEqual({
+      ignored: expect.stringMatching(/a trigger event of \d+ bytes: at most \d+ are read/),
+    });
+    expect(readTriggerEvent({ message: {}, junk: 'y'.repeat(MAX_EVENT_BYTES) })).toEqual({
+      ignored: expect.stringMatching(/at most/),
+    });
+    // Pub/Sub's largest honest message fits: 100 attributes of 256-byte keys and 1,024-byte values.
+    const most = Object.fromEntries(
+      Array.from({ length: 100 }, (_, i) => [`${i}`.padStart(256, 'k'), 'v'.repeat(1024)]),
+    );
+    const full = b64(`{"mode":"dry-run","pad":"${'p'.repeat(MAX_BODY_BYTES - 40)}"}`);
+    expect(readTriggerEvent({ message: { data: full, attributes: most } })).toEqual({
+      payload: expect.objectContaining({ mode: 'dry-run' }),
+    });
+  });
+
+  it('an event that cannot be measured (a cycle, a BigInt) is ignored, not thrown', () => {
+    const cyclic: Record<string, unknown> = {};
+    cyclic['self'] = cyclic;
+    expect(readTriggerEvent({ message: cyclic })).toEqual({
+      ignored: expect.stringMatching(/unmeasurable size/),
+    });
+    expect(readTriggerEvent({ message: { data: 1n } })).toEqual({
+      ignored: expect.stringMatching(/unmeasurable size/),
+    });
+  });
+});
