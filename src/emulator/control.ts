@@ -208,12 +208,18 @@ export class EmulatorControl {
     return [...this.ctx.writes];
   }
 
+  /** The call log, oldest first: the newest calls only, within its bounds (see CallLog). */
   calls(): readonly CallRecord[] {
-    return [...this.ctx.calls];
+    return this.ctx.calls.list();
+  }
+
+  /** How many older calls the call log dropped to stay within its bounds since the last reset. */
+  droppedCalls(): number {
+    return this.ctx.calls.dropped;
   }
 
   resetCalls(): void {
-    this.ctx.calls.length = 0;
+    this.ctx.calls.reset();
   }
 
   /**

@@ -8,7 +8,7 @@ import {
 } from '@grpc/grpc-js';
 import { assetHandlers } from './asset-api.js';
 import { checkPortFree, portInUse } from './listen.js';
-import type { CallRecord, EmulatorContext } from './context.js';
+import { MAX_LOGGED_REQUEST_BYTES, type CallRecord, type EmulatorContext } from './context.js';
 import { iamPolicyHandlers, permissionDenial } from './iam.js';
 import { monitoringHandlers } from './monitoring-api.js';
 import { afterCall, beforeCall, concurrentChange } from './other-actor.js';
@@ -39,21 +39,44 @@ function statusName(code: number): string {
 
 /** Bytes fields longer than this are logged as their length only (a publish carries up to 10 MB). */
 const LOGGED_BYTES = 64 * 1024;
+/**
+ * Strings (and map keys) longer than this are logged cut, with a marker saying how long they were:
+ * a page token or a name of megabytes is not worth keeping, and kept it filled the emulator's memory.
+ */
+export const LOGGED_TEXT = 2048;
 
-/** Request fields worth keeping in the call log (JSON-safe: Buffers as base64). */
-function summarize(request: unknown): unknown {
-  return JSON.parse(
-    JSON.stringify(request, function (this: unknown, key: string, value: unknown) {
-      // `this[key]` is the value before its toJSON: a Buffer, not a { type, data } array.
-      const original = isMessage(this) || Array.isArray(this) ? (this as Message)[key] : undefined;
-      if (Buffer.isBuffer(original)) {
-        return original.length > LOGGED_BYTES
-          ? `(${original.length} bytes)`
-          : original.toString('base64');
-      }
-      return value;
-    }),
-  );
+function cutText(text: string): string {
+  return text.length > LOGGED_TEXT
+    ? `${text.slice(0, LOGGED_TEXT)}…(cut: ${text.length} characters in all)`
+    : text;
+}
+
+/**
+ * Request fields worth keeping in the call log (JSON-safe: Buffers as base64), with its size as
+ * JSON. Long strings and bytes are cut (above); a request still over MAX_LOGGED_REQUEST_BYTES
+ * (thousands of fields) is kept as its size only.
+ */
+function summarize(request: unknown): { request: unknown; bytes: number } {
+  const json = JSON.stringify(request, function (this: unknown, key: string, value: unknown) {
+    // `this[key]` is the value before its toJSON: a Buffer, not a { type, data } array.
+    const original = isMessage(this) || Array.isArray(this) ? (this as Message)[key] : undefined;
+    if (Buffer.isBuffer(original)) {
+      return original.length > LOGGED_BYTES
+        ? `(${original.length} bytes)`
+        : original.toString('base64');
+    }
+    if (typeof value === 'string') return cutText(value);
+    if (isMessage(value) && Object.keys(value).some((k) => k.length > LOGGED_TEXT)) {
+      // A map's keys are the client's too (labels, annotations, attributes).
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [cutText(k), v]));
+    }
+    return value;
+  });
+  if (json.length > MAX_LOGGED_REQUEST_BYTES) {
+    const note = `(request of ${json.length} characters as JSON: over the ${MAX_LOGGED_REQUEST_BYTES} the call log keeps of one call)`;
+    return { request: note, bytes: note.length };
+  }
+  return { request: JSON.parse(json) as unknown, bytes: json.length };
 }
 
 function implementation(
@@ -71,15 +94,16 @@ function implementation(
     impl[method] = (call: ServerUnaryCall<unknown, unknown>, callback: sendUnaryData<unknown>) => {
       const request: Message = isMessage(call.request) ? call.request : {};
       ctx.sync();
+      const logged = summarize(request);
       const record: CallRecord = {
         seq: ctx.nextSeq(),
         method: fullName,
-        request: summarize(request),
+        request: logged.request,
         at: ctx.nowIso(),
         wallTime: new Date(ctx.wallNow()).toISOString(),
         code: 'PENDING',
       };
-      ctx.calls.push(record);
+      ctx.calls.add(record, logged.bytes);
       const run = async (): Promise<unknown> => {
         beforeCall(ctx, fullName, request);
         const fault = await ctx.faults?.({ method: fullName, request });
