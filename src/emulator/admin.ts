@@ -12,6 +12,8 @@ import {
   type EmulatorControl,
 } from './control.js';
 import { portInUse } from './listen.js';
+import { oneLine } from '../core/text.js';
+import { errorMessage } from '../errors.js';
 
 /**
  * The HTTP admin endpoint (JSON, 127.0.0.1 only) over the control API:
@@ -23,7 +25,8 @@ import { portInUse } from './listen.js';
  * application/json` (415 otherwise, so a browser's cross-site form post or a stray `text/plain`
  * body is refused before anything is read), a body is at most {@link MAX_BODY_BYTES} bytes
  * (413: refused from its `content-length` before reading, or as soon as the bytes received pass
- * the limit), and must be UTF-8 JSON (400).
+ * the limit), and must be UTF-8 JSON (400). Every request is answered: an answer too large to
+ * send ({@link MAX_RESPONSE_CHARS}) is a 500 with one JSON line.
  */
 
 /** The largest request body accepted, in bytes (1 MiB). */
@@ -98,13 +101,60 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   }
 }
 
-function send(res: ServerResponse, code: number, value: unknown): void {
-  const text = `${JSON.stringify(value, null, 2)}\n`;
-  res.writeHead(code, {
-    'content-type': 'application/json; charset=utf-8',
-    'content-length': Buffer.byteLength(text),
-  });
-  res.end(text);
+/**
+ * The largest answer sent, in characters of JSON (64 MiB). A bigger one (the published messages
+ * of a long run, say) is refused with 500 naming the route, rather than built: past V8's longest
+ * string (about 512 MiB) `JSON.stringify` throws, and well before it the answer costs the emulator
+ * gigabytes.
+ */
+export const MAX_RESPONSE_CHARS = 64 << 20;
+
+/** The answer's text: the value as JSON, or a one-line 500 naming why it cannot be sent. */
+function answerText(what: string, code: number, value: unknown): [number, string] {
+  let text: string;
+  try {
+    text = `${JSON.stringify(value, null, 2)}\n`;
+  } catch (error) {
+    // V8's RangeError "Invalid string length", or a value JSON cannot hold: answered, not lost.
+    return [500, errorLine(`cannot send the answer to ${what}: ${errorMessage(error)}`)];
+  }
+  if (text.length > MAX_RESPONSE_CHARS) {
+    return [
+      500,
+      errorLine(
+        `the answer to ${what} is ${text.length} characters of JSON, over the ${MAX_RESPONSE_CHARS} the admin endpoint sends: ask for less (GET /published?topic=..., GET /metrics-written?type=...) or POST /reset-calls`,
+      ),
+    ];
+  }
+  return [code, text];
+}
+
+function errorLine(message: string): string {
+  return `${JSON.stringify({ error: oneLine(message) })}\n`;
+}
+
+/**
+ * Answers the request, whatever happens: a value that cannot be serialized is a 500 with one JSON
+ * line; if even writing fails (the client went away, headers already sent) the connection is
+ * closed rather than left open with no answer.
+ */
+function send(req: IncomingMessage, res: ServerResponse, code: number, value: unknown): void {
+  const [status, text] = answerText(`${req.method ?? 'GET'} ${routePath(req)}`, code, value);
+  try {
+    res.writeHead(status, {
+      'content-type': 'application/json; charset=utf-8',
+      'content-length': Buffer.byteLength(text),
+    });
+    res.end(text);
+  } catch (error) {
+    res.destroy(error instanceof Error ? error : new Error(String(error)));
+  }
+}
+
+/** The request's path, for an error message (cut: it is the client's). */
+function routePath(req: IncomingMessage): string {
+  const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
+  return path.length > 100 ? `${path.slice(0, 100)}…` : path;
 }
 
 function asRecord(value: unknown): Record<string, unknown> {
@@ -180,14 +230,14 @@ export interface AdminServer {
 export async function startAdminServer(control: EmulatorControl, port = 0): Promise<AdminServer> {
   const server = createServer((req, res) => {
     route(control, req).then(
-      ([code, value]) => send(res, code, value),
+      ([code, value]) => send(req, res, code, value),
       (error: unknown) => {
         if (error instanceof HttpError) {
           // The rest of an unread body is not wanted: close the connection after answering.
           res.setHeader('connection', 'close');
-          send(res, error.status, { error: error.message });
-        } else if (error instanceof ControlError) send(res, 400, { error: error.message });
-        else send(res, 500, { error: error instanceof Error ? error.message : String(error) });
+          send(req, res, error.status, { error: error.message });
+        } else if (error instanceof ControlError) send(req, res, 400, { error: error.message });
+        else send(req, res, 500, { error: errorMessage(error) });
       },
     );
   });
