@@ -62,6 +62,8 @@ export interface FileStateStoreOptions {
   lockTimeoutMs?: number;
   /** A lock older than this is broken, whoever holds it. Default 10 s. */
   staleLockMs?: number;
+  /** The wall clock that judges run records from the future (tests). Default `Date.now`. */
+  wallClock?: () => number;
 }
 
 const ProjectDocument = z.strictObject({
@@ -88,6 +90,8 @@ export function createFileStateStore(
     timeoutMs: options.lockTimeoutMs ?? 15_000,
     staleMs: options.staleLockMs ?? 10_000,
   };
+
+  const wall = options.wallClock ?? Date.now;
 
   const fileOf = (project: string): string =>
     join(dir, `${encodeURIComponent(checkProject(project))}.json`);
@@ -163,13 +167,13 @@ export function createFileStateStore(
     async recordRun(project, record) {
       const checked = checkRunRecord(record);
       await update(project, (doc) => ({
-        doc: { ...doc, runs: keepRuns(doc.runs, checked, keep) },
+        doc: { ...doc, runs: keepRuns(doc.runs, checked, keep, wall()) },
         result: undefined,
       }));
     },
 
     async listRuns(project, limit) {
-      const runs = sortRuns((await readDocument(fileOf(project), project)).runs);
+      const runs = sortRuns((await readDocument(fileOf(project), project)).runs, wall());
       return runs.slice(0, checkLimit(limit, runs.length));
     },
 

@@ -46,6 +46,7 @@ import { translateGrpcError } from './grpc-errors.js';
 import { grpcCode } from './retry.js';
 import { UnavailableError } from '../errors.js';
 import { Alert } from '../core/alert.js';
+import { MAX_CLOCK_SKEW_MS } from '../core/quota-pressure.js';
 import {
   checkKeep,
   checkLeaseRequest,
@@ -90,6 +91,8 @@ export interface FirestoreStateStoreOptions {
   timeoutMs?: number;
   /** Attempts of a lease transaction when writers collide. Default 5. */
   transactionAttempts?: number;
+  /** The wall clock that judges run records from the future (tests). Default `Date.now`. */
+  wallClock?: () => number;
 }
 
 const ConditionsDocument = z.object({ json: z.string(), savedAt: z.string() });
@@ -106,6 +109,8 @@ const DiscoveryDocument = z.object({ json: z.string() });
 const REMOVE_CHUNK = 400;
 /** A run document: the record's fields (the sort key `startedAtMs` is dropped on reading). */
 const RunDocument = z.object(RunRecord.shape);
+/** What ranks a run document for pruning. */
+const RunKey = RunRecord.pick({ runId: true, startedAt: true });
 
 export function createFirestoreStateStore(
   options: FirestoreStateStoreOptions = {},
@@ -118,6 +123,7 @@ export function createFirestoreStateStore(
     throw new RangeError(`timeoutMs must be a finite number above 0, not ${timeoutMs}`);
   }
   const maxAttempts = options.transactionAttempts ?? 5;
+  const wall = options.wallClock ?? Date.now;
 
   const db = new Firestore({
     ...(options.projectId === undefined ? {} : { projectId: options.projectId }),
@@ -258,10 +264,19 @@ export function createFirestoreStateStore(
         await runs
           .doc(docId(checked.runId))
           .set({ ...checked, startedAtMs: Date.parse(checked.startedAt) });
-        const old = await runs.orderBy('startedAtMs', 'desc').offset(keep).select().get();
-        if (old.empty) return;
+        // The newest `keep` as listRuns ranks them (records from the future last): two fields of
+        // each record read, as the offset query read each record before.
+        const all = await runs.select('runId', 'startedAt').get();
+        if (all.size <= keep) return;
+        const ranked = sortRuns(
+          all.docs.map((doc) => ({
+            ...parseStored(RunKey, doc.data(), `document ${doc.ref.path}`),
+            doc,
+          })),
+          wall(),
+        );
         const batch = db.batch();
-        for (const doc of old.docs) batch.delete(doc.ref);
+        for (const old of ranked.slice(keep)) batch.delete(old.doc.ref);
         await batch.commit();
       });
     },
@@ -269,12 +284,19 @@ export function createFirestoreStateStore(
     async listRuns(project, limit) {
       const runs = runsOf(project);
       const most = checkLimit(limit, keep);
-      const snap = await call(`listing runs of ${project}`, () =>
-        runs.orderBy('startedAtMs', 'desc').limit(most).get(),
+      // Two queries on one field (no composite index): the records up to now plus the allowed
+      // skew, newest first, and those beyond it, which come last (fromTheFuture).
+      const cutoff = wall() + MAX_CLOCK_SKEW_MS;
+      const [past, future] = await call(`listing runs of ${project}`, () =>
+        Promise.all([
+          runs.where('startedAtMs', '<=', cutoff).orderBy('startedAtMs', 'desc').limit(most).get(),
+          runs.where('startedAtMs', '>', cutoff).orderBy('startedAtMs', 'desc').limit(most).get(),
+        ]),
       );
-      return sortRuns(
-        snap.docs.map((doc) => parseStored(RunDocument, doc.data(), `document ${doc.ref.path}`)),
+      const read = [...past.docs, ...future.docs].map((doc) =>
+        parseStored(RunDocument, doc.data(), `document ${doc.ref.path}`),
       );
+      return sortRuns(read, wall()).slice(0, most);
     },
 
     acquireLease: (project, holder, ttlMs, now) =>

@@ -22,7 +22,7 @@ import { z } from 'zod';
 import { Alert } from '../core/alert.js';
 import { ConditionState } from '../core/notify.js';
 import { zodFaults } from '../core/document.js';
-import { PressureLedger } from '../core/quota-pressure.js';
+import { beyondSkew, PressureLedger } from '../core/quota-pressure.js';
 import { ConflictError, UpstreamError } from '../errors.js';
 import type { Fault } from '../errors.js';
 
@@ -161,6 +161,8 @@ export interface StateStore {
   /**
    * The kept run records, the most recent (by `startedAt`) first; at most `limit` of them when
    * given (a positive whole number), so that reading the newest one costs one record's read.
+   * Records started beyond the store's wall clock plus the allowed skew (`fromTheFuture`) come
+   * after all others: never the newest.
    */
   listRuns(project: string, limit?: number): Promise<RunRecord[]>;
   /**
@@ -336,9 +338,17 @@ export function newGovernorId(): string {
 
 export const GovernorId = z.string().regex(/^gov-[0-9a-f]{12}$/);
 
-/** The records to keep: `record` added (replacing its runId), most recent first, at most `keep`. */
-export function keepRuns(runs: readonly RunRecord[], record: RunRecord, keep: number): RunRecord[] {
-  return sortRuns([record, ...runs.filter((r) => r.runId !== record.runId)]).slice(0, keep);
+/**
+ * The records to keep: `record` added (replacing its runId), most recent first, at most `keep`.
+ * Records from the future (see {@link sortRuns}) rank last, so they are the first pruned.
+ */
+export function keepRuns(
+  runs: readonly RunRecord[],
+  record: RunRecord,
+  keep: number,
+  nowMs: number,
+): RunRecord[] {
+  return sortRuns([record, ...runs.filter((r) => r.runId !== record.runId)], nowMs).slice(0, keep);
 }
 
 /**
@@ -368,10 +378,27 @@ export function runAgeMs(record: RunRecord, now: { nowMs: number; wallMs: number
     : now.wallMs - Date.parse(record.startedAt);
 }
 
-/** Most recent first (by `startedAt`, then runId), the same on every machine. */
-export function sortRuns(runs: readonly RunRecord[]): RunRecord[] {
+/**
+ * Whether a record started beyond `nowMs` (the wall clock, as `startedAt`) plus the allowed clock
+ * skew (core/quota-pressure.ts MAX_CLOCK_SKEW_MS): a writer with a wrong clock or a hand edit
+ * made it. Such a record is never the newest: it would stay so for good, its quotas and pressure
+ * read by every later run. The stores list it after every other record, and prune it first.
+ */
+export function fromTheFuture(record: Pick<RunRecord, 'startedAt'>, nowMs: number): boolean {
+  return beyondSkew(record.startedAt, nowMs);
+}
+
+/**
+ * Most recent first (by `startedAt`, then runId), the same on every machine; records from the
+ * future ({@link fromTheFuture} at `nowMs`) after all others, in the same order among themselves.
+ */
+export function sortRuns<R extends Pick<RunRecord, 'runId' | 'startedAt'>>(
+  runs: readonly R[],
+  nowMs: number,
+): R[] {
   return [...runs].sort(
     (a, b) =>
+      Number(fromTheFuture(a, nowMs)) - Number(fromTheFuture(b, nowMs)) ||
       Date.parse(b.startedAt) - Date.parse(a.startedAt) ||
       (a.runId < b.runId ? 1 : a.runId > b.runId ? -1 : 0),
   );

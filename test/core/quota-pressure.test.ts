@@ -4,7 +4,9 @@ import { parsePolicy } from '../../src/core/policy.js';
 import type { Plan } from '../../src/core/plan.js';
 import {
   LEDGER_DAYS,
+  MAX_CLOCK_SKEW_MS,
   MAX_GAP_MINUTES,
+  newestLedger,
   PressureLedger,
   adoptLedger,
   adoptQuotas,
@@ -127,6 +129,49 @@ describe('the pressure ledger', () => {
     const a = rollPressure(undefined, runPlan(iso(T0 + 60_000)), 'acme');
     expect(rollPressure(a, runPlan(iso(T0)), 'acme')).toBe(a);
     expect(rollPressure(undefined, runPlan(iso(T0)), 'other').pools).toEqual({});
+  });
+
+  it('ignores a ledger dated beyond the plan plus the clock skew, instead of copying it for good', () => {
+    const real = rollPressure(undefined, runPlan(iso(T0)), 'acme');
+    const requests = {
+      [HOT]: {
+        name: 'projects/acme/locations/global/quotaPreferences/hot',
+        quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+        preferredValue: 8,
+        from: 4,
+        filedAt: iso(T0),
+        by: 'governor' as const,
+        state: 'pending' as const,
+        decidedAt: null,
+        grantedValue: null,
+        stateDetail: '',
+        traceId: '',
+      },
+    };
+    const forged: PressureLedger = {
+      ...rollPressure(real, runPlan(iso(T0 + 5 * 60_000)), 'acme'),
+      at: '2099-01-01T00:00:00.000Z',
+      requests,
+    };
+    const next = rollPressure(forged, runPlan(iso(T0 + 10 * 60_000)), 'acme');
+    // A new ledger at the plan: the forged rows are not history, its tracked requests are kept.
+    expect(next.at).toBe(iso(T0 + 10 * 60_000));
+    expect(next.pools[HOT]?.days[0]?.minutes).toBe(0);
+    expect(next.requests).toEqual(requests);
+    // And it rolls on from there.
+    const after = rollPressure(next, runPlan(iso(T0 + 15 * 60_000)), 'acme');
+    expect(after.pools[HOT]?.days[0]?.minutes).toBe(5);
+    // Within the allowed skew a later ledger is still the same history, left as it is.
+    const skewed = { ...real, at: iso(T0 + 10 * 60_000 + MAX_CLOCK_SKEW_MS) };
+    expect(rollPressure(skewed, runPlan(iso(T0 + 10 * 60_000)), 'acme')).toBe(skewed);
+  });
+
+  it('finds the newest ledger that is not from the future', () => {
+    const a = rollPressure(undefined, runPlan(iso(T0)), 'acme');
+    const forged = { ...a, at: '2099-01-01T00:00:00.000Z' };
+    const runs = [{ pressure: forged }, {}, { pressure: a }];
+    expect(newestLedger(runs, iso(T0 + 60_000))).toBe(a);
+    expect(newestLedger(runs)).toBe(forged);
   });
 
   it('keeps at most LEDGER_DAYS days per pool, dropping the oldest', () => {

@@ -174,6 +174,34 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       expect(await store.listRuns(freshProject(), 1)).toEqual([]);
     });
 
+    it('lists a record from the future (a wrong clock, a hand edit) after all others, and prunes it first', async () => {
+      const store = open();
+      const project = freshProject();
+      const future = runRecord(9, {
+        runId: 'run-from-2099',
+        startedAt: '2099-01-01T00:00:00.000Z',
+        finishedAt: '2099-01-01T00:00:00.000Z',
+        quotas: { 'p/us-central1/nvidia-l4/zonal': 999 },
+      });
+      await store.recordRun(project, runRecord(1));
+      await store.recordRun(project, future);
+      await store.recordRun(project, runRecord(2));
+      // Never the newest: its quotas are not the ones the next run compares with.
+      expect((await store.listRuns(project, 1)).map((r) => r.runId)).toEqual(['run-2']);
+      expect((await store.listRuns(project)).map((r) => r.runId)).toEqual([
+        'run-2',
+        'run-1',
+        'run-from-2099',
+      ]);
+      // Three kept: the next record prunes it, not the oldest genuine one.
+      await store.recordRun(project, runRecord(3));
+      expect((await store.listRuns(project)).map((r) => r.runId)).toEqual([
+        'run-3',
+        'run-2',
+        'run-1',
+      ]);
+    });
+
     it('refuses a limit that is not a positive whole number, before reading', async () => {
       const store = open();
       for (const bad of [0, -1, 1.5, Number.NaN])

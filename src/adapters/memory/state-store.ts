@@ -15,6 +15,7 @@ import {
   decideLease,
   DEFAULT_KEEP_RUNS,
   keepRuns,
+  sortRuns,
   versionConflict,
   ConditionState,
   type Lease,
@@ -29,8 +30,14 @@ import {
  * Firestore stores (versions, leases, kept run records), nothing persisted.
  */
 export function createMemoryStateStore(
-  options: { keepRuns?: number; outboxLimit?: number } = {},
+  options: {
+    keepRuns?: number;
+    outboxLimit?: number;
+    /** The wall clock that judges run records from the future. Default `Date.now`. */
+    wallClock?: () => number;
+  } = {},
 ): StateStore & DiscoveryCacheStore {
+  const wall = options.wallClock ?? Date.now;
   const keep = checkKeep(options.keepRuns ?? DEFAULT_KEEP_RUNS);
   const outboxLimit = checkOutboxLimit(options.outboxLimit ?? DEFAULT_OUTBOX_LIMIT);
   const id = newGovernorId();
@@ -95,11 +102,12 @@ export function createMemoryStateStore(
     async recordRun(project, record) {
       open();
       const checked = checkRunRecord(record);
-      runs.set(checkProject(project), keepRuns(runs.get(project) ?? [], checked, keep));
+      runs.set(checkProject(project), keepRuns(runs.get(project) ?? [], checked, keep, wall()));
     },
     async listRuns(project, limit) {
       open();
-      const kept = runs.get(checkProject(project)) ?? [];
+      // Sorted again: a record kept as the newest may have come from the future meanwhile.
+      const kept = sortRuns(runs.get(checkProject(project)) ?? [], wall());
       return kept.slice(0, checkLimit(limit, kept.length));
     },
     async acquireLease(project, holder, ttlMs, now) {
