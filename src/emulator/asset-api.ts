@@ -10,6 +10,7 @@ import {
   text,
   type Handlers,
   type Message,
+  shown,
 } from './rpc.js';
 
 /**
@@ -65,7 +66,7 @@ export function assetHandlers(ctx: EmulatorContext): Handlers {
       const denied = (): RpcError =>
         new RpcError(
           status.PERMISSION_DENIED,
-          `Permission 'cloudasset.assets.searchAllResources' denied on resource '${scope}' (or resource may not exist).`,
+          `Permission 'cloudasset.assets.searchAllResources' denied on resource '${shown(scope)}' (or resource may not exist).`,
         );
       const known =
         !scope.startsWith('organizations/') && !scope.startsWith('folders/')

@@ -8,6 +8,7 @@ import {
   stringMap,
   text,
   type Message,
+  shown,
 } from './rpc.js';
 
 /**
@@ -123,11 +124,11 @@ export class CustomMetricStore {
     const name = text(request, 'name');
     const project = /^projects\/([^/]+)$/.exec(name)?.[1];
     if (project === undefined)
-      throw invalid(`name must look like projects/{project}, got "${name}"`);
+      throw invalid(`name must look like projects/{project}, got "${shown(name)}"`);
     if (!where.projects.includes(project)) {
       throw new RpcError(
         status.PERMISSION_DENIED,
-        `Permission monitoring.timeSeries.create denied on project ${project} (not in the emulated fleet)`,
+        `Permission monitoring.timeSeries.create denied on project ${shown(project)} (not in the emulated fleet)`,
       );
     }
     const all = request['time_series'];
@@ -139,19 +140,27 @@ export class CustomMetricStore {
       );
     }
     const nowMs = where.nowMs;
-    const failures: string[] = [];
+    // Each distinct failure once, with the other series it applies to: 200 series failing alike
+    // would otherwise make a message past what a grpc-message trailer carries.
+    const failures = new Map<string, number[]>();
+    let failed = 0;
     const seen = new Set<string>();
     list.forEach((ts, i) => {
       try {
         this.writeOne(project, ts, nowMs, seen);
       } catch (e) {
         if (!(e instanceof RpcError)) throw e;
-        failures.push(`timeSeries[${i}]: ${e.message}`);
+        failed += 1;
+        failures.set(e.message, [...(failures.get(e.message) ?? []), i]);
       }
     });
-    if (failures.length > 0) {
+    if (failed > 0) {
+      const listed = [...failures].map(
+        ([message, [first, ...rest]]) =>
+          `timeSeries[${first}]: ${message}${rest.length ? ` (the same for timeSeries ${rest.join(', ')})` : ''}`,
+      );
       throw invalid(
-        `One or more TimeSeries could not be written: ${failures.join('; ')} (${list.length - failures.length} of ${list.length} written)`,
+        `One or more TimeSeries could not be written: ${listed.join('; ')} (${list.length - failed} of ${list.length} written)`,
       );
     }
     return {};
@@ -162,27 +171,31 @@ export class CustomMetricStore {
     const type = text(metric, 'type');
     if (!type.startsWith(CUSTOM_PREFIX)) {
       throw invalid(
-        `metric.type "${type}" is not a user-defined metric: CreateTimeSeries writes custom.googleapis.com/ types only`,
+        `metric.type "${shown(type)}" is not a user-defined metric: CreateTimeSeries writes custom.googleapis.com/ types only`,
       );
     }
-    if (!METRIC_TYPE.test(type)) throw invalid(`metric.type "${type}" is not a valid metric type`);
+    if (!METRIC_TYPE.test(type))
+      throw invalid(`metric.type "${shown(type)}" is not a valid metric type`);
     const labels = stringMap(metric, 'labels');
     const keys = Object.keys(labels);
     if (keys.length > MAX_LABELS)
-      throw invalid(`metric ${type} has ${keys.length} labels; the maximum is ${MAX_LABELS}`);
+      throw invalid(
+        `metric ${shown(type)} has ${keys.length} labels; the maximum is ${MAX_LABELS}`,
+      );
     for (const k of keys) {
-      if (!LABEL_KEY.test(k)) throw invalid(`metric label key "${k}" is not a valid label key`);
+      if (!LABEL_KEY.test(k))
+        throw invalid(`metric label key "${shown(k)}" is not a valid label key`);
       if ((labels[k] ?? '').length > MAX_LABEL_VALUE)
-        throw invalid(`metric label ${k} is longer than ${MAX_LABEL_VALUE} characters`);
+        throw invalid(`metric label ${shown(k)} is longer than ${MAX_LABEL_VALUE} characters`);
       if ((labels[k] ?? '') === '')
-        throw invalid(`metric label ${k} has an empty value (the emulator refuses one)`);
+        throw invalid(`metric label ${shown(k)} has an empty value (the emulator refuses one)`);
     }
     const resource = field(ts, 'resource');
     const resourceType = text(resource, 'type');
     const wanted = RESOURCES[resourceType];
     if (!wanted) {
       throw invalid(
-        `resource.type "${resourceType}" cannot hold user-defined metrics in the emulator (${Object.keys(RESOURCES).join(', ')})`,
+        `resource.type "${shown(resourceType)}" cannot hold user-defined metrics in the emulator (${Object.keys(RESOURCES).join(', ')})`,
       );
     }
     const resourceLabels = stringMap(resource, 'labels');
@@ -190,12 +203,12 @@ export class CustomMetricStore {
     const extra = Object.keys(resourceLabels).filter((l) => !wanted.includes(l));
     if (missing.length > 0 || extra.length > 0) {
       throw invalid(
-        `resource ${resourceType} must have exactly the labels ${wanted.join(', ')}${missing.length ? `; missing ${missing.join(', ')}` : ''}${extra.length ? `; unknown ${extra.join(', ')}` : ''}`,
+        `resource ${resourceType} must have exactly the labels ${wanted.join(', ')}${missing.length ? `; missing ${missing.join(', ')}` : ''}${extra.length ? `; unknown ${shown(extra.join(', '))}` : ''}`,
       );
     }
     if (resourceLabels['project_id'] !== project) {
       throw invalid(
-        `resource.labels.project_id "${resourceLabels['project_id'] ?? ''}" is not the project of the request (${project})`,
+        `resource.labels.project_id "${shown(resourceLabels['project_id'] ?? '')}" is not the project of the request (${project})`,
       );
     }
     const points = Array.isArray(ts['points']) ? ts['points'].filter(isMessage) : [];
@@ -216,19 +229,19 @@ export class CustomMetricStore {
     if (descriptor) {
       if (declaredKind !== '' && declaredKind !== descriptor.metricKind) {
         throw invalid(
-          `metric_kind ${declaredKind} is not the kind of ${type} (${descriptor.metricKind})`,
+          `metric_kind ${declaredKind} is not the kind of ${shown(type)} (${descriptor.metricKind})`,
         );
       }
       if (valueType !== descriptor.valueType) {
         throw invalid(
-          `Value type for metric ${type} must be ${descriptor.valueType}, but is ${valueType}`,
+          `Value type for metric ${shown(type)} must be ${descriptor.valueType}, but is ${valueType}`,
         );
       }
       const unknown = keys.filter((k) => !descriptor.labels.includes(k));
       const missing = descriptor.labels.filter((k) => !keys.includes(k));
       if (unknown.length > 0 || missing.length > 0) {
         throw invalid(
-          `metric ${type} has the labels ${descriptor.labels.join(', ') || '(none)'}${missing.length ? `; missing ${missing.join(', ')}` : ''}${unknown.length ? `; not in its descriptor ${unknown.join(', ')}` : ''}`,
+          `metric ${type} has the labels ${descriptor.labels.join(', ') || '(none)'}${missing.length ? `; missing ${missing.join(', ')}` : ''}${unknown.length ? `; not in its descriptor ${shown(unknown.join(', '))}` : ''}`,
         );
       }
       kind = descriptor.metricKind;

@@ -1,6 +1,15 @@
 import { status } from '@grpc/grpc-js';
 import type { Fleet } from './fleet.js';
-import { field, invalid, RpcError, strings, text, type Handlers, type Message } from './rpc.js';
+import {
+  field,
+  invalid,
+  RpcError,
+  strings,
+  text,
+  type Handlers,
+  type Message,
+  shown,
+} from './rpc.js';
 
 /**
  * IAM, as far as the governor can tell: the fleet file lists permissions the caller lacks
@@ -152,7 +161,7 @@ export function permissionDenial(
     }
     return new RpcError(
       status.PERMISSION_DENIED,
-      `Permission '${need.permission}' denied on resource '${need.resource}' (or resource may not exist).`,
+      `Permission '${need.permission}' denied on resource '${shown(need.resource)}' (or resource may not exist).`,
     );
   }
   return undefined;
@@ -166,10 +175,10 @@ function requested(request: Message, applies: (p: string) => boolean, kind: stri
   for (const p of permissions) {
     if (p.includes('*')) {
       throw invalid(
-        `Permissions with wildcards (such as '*' or 'storage.*') are not allowed: ${p}`,
+        `Permissions with wildcards (such as '*' or 'storage.*') are not allowed: ${shown(p)}`,
       );
     }
-    if (!applies(p)) throw invalid(`Permission ${p} is not valid for a ${kind}.`);
+    if (!applies(p)) throw invalid(`Permission ${shown(p)} is not valid for a ${kind}.`);
   }
   return permissions;
 }
@@ -184,7 +193,7 @@ export function testServicePermissions(
   const m = SERVICE.exec(resource);
   if (!m) {
     throw invalid(
-      `resource must look like projects/{project}/locations/{location}/services/{service}, got "${resource}"`,
+      `resource must look like projects/{project}/locations/{location}/services/{service}, got "${shown(resource)}"`,
     );
   }
   const [, project = '', region = '', name = ''] = m;
@@ -210,7 +219,7 @@ export function iamPolicyHandlers(fleet: Fleet, topicExists: (name: string) => b
       if (!m) {
         throw new RpcError(
           status.UNIMPLEMENTED,
-          `TestIamPermissions on "${resource}" is not emulated: only Pub/Sub topics (projects/P/topics/T)`,
+          `TestIamPermissions on "${shown(resource)}" is not emulated: only Pub/Sub topics (projects/P/topics/T)`,
         );
       }
       const permissions = requested(request, (p) => p.startsWith('pubsub.topics.'), 'topic');

@@ -13,6 +13,7 @@ import {
   timestamp,
   type Message,
   type Handlers,
+  shown,
 } from './rpc.js';
 
 /**
@@ -80,7 +81,7 @@ const METRICS: Readonly<Record<string, Descriptor>> = {
 
 function descriptor(metricType: string): Descriptor {
   const d = METRICS[metricType];
-  if (!d) throw invalid(`metric.type "${metricType}" is not served by the emulator`);
+  if (!d) throw invalid(`metric.type "${shown(metricType)}" is not served by the emulator`);
   return d;
 }
 
@@ -248,7 +249,7 @@ export function parseFilter(filter: string): Query {
     )
   ) {
     throw invalid(
-      `filter "${filter}" is not supported by the emulator: use only terms key = "value" joined by AND (metric.type, resource.type, resource.labels.*, metric.labels.*)`,
+      `filter "${shown(filter)}" is not supported by the emulator: use only terms key = "value" joined by AND (metric.type, resource.type, resource.labels.*, metric.labels.*)`,
     );
   }
   let metricType: string | undefined;
@@ -256,7 +257,8 @@ export function parseFilter(filter: string): Query {
   const metricLabels = new Map<string, string>();
   for (const term of filter.split(/\s+AND\s+/)) {
     const m = TERM.exec(term);
-    if (!m) throw invalid(`filter term "${term.trim()}" is not supported: expected key = "value"`);
+    if (!m)
+      throw invalid(`filter term "${shown(term.trim())}" is not supported: expected key = "value"`);
     const key = m[1] ?? '';
     const value = m[2] ?? m[3] ?? '';
     if (key === 'metric.type') {
@@ -267,7 +269,7 @@ export function parseFilter(filter: string): Query {
     if (key === 'resource.type') {
       if (value !== RESOURCE_TYPE) {
         throw invalid(
-          `resource.type "${value}" is not served by the emulator: only "${RESOURCE_TYPE}"`,
+          `resource.type "${shown(value)}" is not served by the emulator: only "${RESOURCE_TYPE}"`,
         );
       }
       continue;
@@ -277,7 +279,7 @@ export function parseFilter(filter: string): Query {
       const label = resource[1] ?? '';
       if (!(RESOURCE_LABELS as readonly string[]).includes(label)) {
         throw invalid(
-          `resource label "${label}" does not exist on ${RESOURCE_TYPE} (labels: ${RESOURCE_LABELS.join(', ')})`,
+          `resource label "${shown(label)}" does not exist on ${RESOURCE_TYPE} (labels: ${RESOURCE_LABELS.join(', ')})`,
         );
       }
       resourceLabels.set(label, value);
@@ -288,18 +290,18 @@ export function parseFilter(filter: string): Query {
       metricLabels.set(metric[1] ?? '', value);
       continue;
     }
-    throw invalid(`filter key "${key}" is not supported by the emulator`);
+    throw invalid(`filter key "${shown(key)}" is not supported by the emulator`);
   }
   if (metricType === undefined) throw invalid('filter must name exactly one metric.type');
   const served = METRICS[metricType];
   if (!served) {
     throw invalid(
-      `metric.type "${metricType}" is not served by the emulator (only ${Object.keys(METRICS).join(', ')})`,
+      `metric.type "${shown(metricType)}" is not served by the emulator (only ${Object.keys(METRICS).join(', ')})`,
     );
   }
   for (const label of metricLabels.keys()) {
     if (!served.labels.includes(label))
-      throw invalid(`${metricType} has no metric label "${label}"`);
+      throw invalid(`${shown(metricType)} has no metric label "${shown(label)}"`);
   }
   return { metricType, resourceLabels, metricLabels };
 }
@@ -312,7 +314,7 @@ function normalizeGroupBy(fieldName: string, metricType: string): string {
   const metric = /^metric\.labels?\.([a-z_]+)$/.exec(fieldName);
   if (metric && labels.includes(metric[1] ?? '')) return `metric.${metric[1]}`;
   throw invalid(
-    `group_by_fields "${fieldName}" is not supported (resource.label.{${RESOURCE_LABELS.join(',')}}${labels.map((l) => `, metric.label.${l}`).join('')})`,
+    `group_by_fields "${shown(fieldName)}" is not supported (resource.label.{${RESOURCE_LABELS.join(',')}}${labels.map((l) => `, metric.label.${l}`).join('')})`,
   );
 }
 
@@ -701,11 +703,12 @@ function listTimeSeries(ctx: EmulatorContext, request: Message): Message {
 function computeTimeSeries(ctx: EmulatorContext, request: Message): TimeSeriesPage {
   const name = text(request, 'name');
   const project = /^projects\/([^/]+)$/.exec(name)?.[1];
-  if (project === undefined) throw invalid(`name must look like projects/{project}, got "${name}"`);
+  if (project === undefined)
+    throw invalid(`name must look like projects/{project}, got "${shown(name)}"`);
   if (!ctx.model.fleet.projects.some((p) => p.id === project)) {
     throw new RpcError(
       status.PERMISSION_DENIED,
-      `Permission monitoring.timeSeries.list denied on project ${project} (not in the emulated fleet)`,
+      `Permission monitoring.timeSeries.list denied on project ${shown(project)} (not in the emulated fleet)`,
     );
   }
   const q = parseFilter(text(request, 'filter'));

@@ -11,6 +11,7 @@ import {
   int,
   type Handlers,
   type Message,
+  shown,
 } from './rpc.js';
 import { checkTopicName, PUBSUB_LIMITS, type TopicRecord } from './pubsub-store.js';
 
@@ -53,9 +54,9 @@ function tooLarge(value: number, what: string, max: number): RpcError {
 }
 
 function attributeTooLong(key: string, part: 'key' | 'value', length: number, max: number) {
-  const shown = key.length > 64 ? `${key.slice(0, 64)}...` : key;
+  const cutKey = key.length > 64 ? `${key.slice(0, 64)}...` : key;
   return invalid(
-    `The attribute "${shown}" in the request has a ${part} that is too long. The length is ${length} bytes, but the maximum allowed is ${max}. Refer to https://cloud.google.com/pubsub/quotas for more information.`,
+    `The attribute "${cutKey}" in the request has a ${part} that is too long. The length is ${length} bytes, but the maximum allowed is ${max}. Refer to https://cloud.google.com/pubsub/quotas for more information.`,
   );
 }
 
@@ -141,7 +142,7 @@ export function publisherHandlers(ctx: EmulatorContext): Handlers {
     ListTopics: (req) => {
       const project = text(req, 'project');
       const match = /^projects\/([^/]+)$/.exec(project);
-      if (!match?.[1]) throw invalid(`Invalid [projects] name: (name=${project})`);
+      if (!match?.[1]) throw invalid(`Invalid [projects] name: (name=${shown(project)})`);
       const { page, nextPageToken } = paginate(store.topicsOf(match[1]), {
         pageSize: int(req, 'page_size'),
         pageToken: text(req, 'page_token'),

@@ -1,5 +1,5 @@
 import { status } from '@grpc/grpc-js';
-import { invalid, RpcError } from './rpc.js';
+import { invalid, RpcError, shown } from './rpc.js';
 
 /**
  * The emulator's Pub/Sub state: topics and every message published to them, with the topic name
@@ -68,7 +68,7 @@ export class PubSubStore {
     if (this.topics.has(name)) {
       throw new RpcError(
         status.ALREADY_EXISTS,
-        `Resource already exists in the project (resource=${topicId(name)}).`,
+        `Resource already exists in the project (resource=${shown(topicId(name))}).`,
       );
     }
     const topic = { name, labels: { ...labels } };
@@ -80,7 +80,10 @@ export class PubSubStore {
     checkTopicName(name);
     const topic = this.topics.get(name);
     if (!topic) {
-      throw new RpcError(status.NOT_FOUND, `Resource not found (resource=${topicId(name)}).`);
+      throw new RpcError(
+        status.NOT_FOUND,
+        `Resource not found (resource=${shown(topicId(name))}).`,
+      );
     }
     return topic;
   }
@@ -123,5 +126,6 @@ export function topicId(name: string): string {
 }
 
 export function checkTopicName(name: string): void {
-  if (topicNameFault(name) !== undefined) throw invalid(`Invalid [topics] name: (name=${name})`);
+  if (topicNameFault(name) !== undefined)
+    throw invalid(`Invalid [topics] name: (name=${shown(name)})`);
 }

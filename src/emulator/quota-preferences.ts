@@ -18,6 +18,7 @@ import {
   timestamp,
   type Handlers,
   type Message,
+  shown,
 } from './rpc.js';
 
 /**
@@ -56,7 +57,9 @@ function parentProject(ctx: EmulatorContext, request: Message): string {
   const parent = text(request, 'parent');
   const m = PARENT.exec(parent);
   if (!m)
-    throw invalid(`parent must look like projects/{project}/locations/global, got "${parent}"`);
+    throw invalid(
+      `parent must look like projects/{project}/locations/global, got "${shown(parent)}"`,
+    );
   const [, project = '', location = ''] = m;
   checkProject(ctx, project, location);
   return project;
@@ -159,9 +162,9 @@ function toMessage(p: StoredPreference): Message {
 
 function checkProject(ctx: EmulatorContext, project: string, location: string): void {
   if (location !== 'global')
-    throw invalid(`the location of a quota preference must be "global", got "${location}"`);
+    throw invalid(`the location of a quota preference must be "global", got "${shown(location)}"`);
   if (!ctx.model.fleet.projects.some((p) => p.id === project))
-    throw notFound(`Project ${project} is not in the emulated fleet`);
+    throw notFound(`Project ${shown(project)} is not in the emulated fleet`);
 }
 
 function preferredValue(config: Message | undefined): number {
@@ -171,7 +174,7 @@ function preferredValue(config: Message | undefined): number {
   const v = typeof raw === 'number' ? raw : Number(raw);
   if (!Number.isInteger(v) || v < -1)
     throw invalid(
-      `quota_preference.quota_config.preferred_value must be an integer >= -1, got ${String(raw)}`,
+      `quota_preference.quota_config.preferred_value must be an integer >= -1, got ${shown(String(raw))}`,
     );
   if (v > MAX_PREFERRED)
     throw invalid(
@@ -183,11 +186,11 @@ function preferredValue(config: Message | undefined): number {
 function checkDimensions(dimensions: Record<string, string>): void {
   for (const [k, v] of Object.entries(dimensions)) {
     if (k === 'user' || k === 'resource')
-      throw invalid(`quota_preference.dimensions: "${k}" must not be set`);
+      throw invalid(`quota_preference.dimensions: "${shown(k)}" must not be set`);
     if (k !== 'region')
-      throw invalid(`quota_preference.dimensions: "${k}" is not a dimension of this quota`);
+      throw invalid(`quota_preference.dimensions: "${shown(k)}" is not a dimension of this quota`);
     if (!/^[a-z0-9-]{1,63}$/.test(v))
-      throw invalid(`quota_preference.dimensions.region: "${v}" is not a region`);
+      throw invalid(`quota_preference.dimensions.region: "${shown(v)}" is not a region`);
   }
 }
 
@@ -198,7 +201,7 @@ function checkEmail(email: string, increase: boolean): void {
     return;
   }
   if (email.length > 254 || !/^[^\s@]+@[^\s@]+\.[^\s@]+$/.test(email))
-    throw invalid(`quota_preference.contact_email "${email}" is not an email address`);
+    throw invalid(`quota_preference.contact_email "${shown(email)}" is not an email address`);
 }
 
 function sameDimensions(a: Record<string, string>, b: Record<string, string>): boolean {
@@ -247,24 +250,26 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
       const id = text(request, 'quota_preference_id') || `pref-${store.serial + 1}`;
       if (!PREFERENCE_ID.test(id))
         throw invalid(
-          `quota_preference_id "${id}" must be lower case letters, digits and hyphens, start with a letter and be at most 63 characters`,
+          `quota_preference_id "${shown(id)}" must be lower case letters, digits and hyphens, start with a letter and be at most 63 characters`,
         );
       const service = text(pref, 'service');
       if (service === '') throw invalid('quota_preference.service is required');
       if (service !== RUN)
-        throw invalid(`quota_preference.service "${service}" has no quotas here (only ${RUN})`);
+        throw invalid(
+          `quota_preference.service "${shown(service)}" has no quotas here (only ${RUN})`,
+        );
       const quotaId = text(pref, 'quota_id');
       if (quotaId === '') throw invalid('quota_preference.quota_id is required');
       if (!hasQuotaId(ctx.model, project, quotaId))
         throw invalid(
-          `quota_preference.quota_id "${quotaId}" is not a quota of ${service} in ${project}`,
+          `quota_preference.quota_id "${shown(quotaId)}" is not a quota of ${shown(service)} in ${project}`,
         );
       const dimensions = stringMap(pref, 'dimensions');
       checkDimensions(dimensions);
       const value = preferredValue(field(pref, 'quota_config'));
       const name = `projects/${project}/locations/global/quotaPreferences/${id}`;
       if (store.byName.has(name))
-        throw new RpcError(status.ALREADY_EXISTS, `QuotaPreference ${name} already exists`);
+        throw new RpcError(status.ALREADY_EXISTS, `QuotaPreference ${shown(name)} already exists`);
       const twin = [...store.byName.values()].find(
         (p) =>
           p.project === project &&
@@ -274,7 +279,7 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
       if (twin)
         throw new RpcError(
           status.ALREADY_EXISTS,
-          `a QuotaPreference for ${quotaId} with these dimensions already exists: ${twin.name}`,
+          `a QuotaPreference for ${shown(quotaId)} with these dimensions already exists: ${twin.name}`,
         );
       const increase = value > currentValue(ctx.model, { project, quotaId, dimensions });
       checkEmail(text(pref, 'contact_email'), increase);
@@ -307,11 +312,11 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
       const m = NAME.exec(name);
       if (!m)
         throw invalid(
-          `name must look like projects/{project}/locations/global/quotaPreferences/{id}, got "${name}"`,
+          `name must look like projects/{project}/locations/global/quotaPreferences/{id}, got "${shown(name)}"`,
         );
       checkProject(ctx, m[1] ?? '', m[2] ?? '');
       const p = store.byName.get(name);
-      if (!p) throw notFound(`QuotaPreference ${name} was not found`);
+      if (!p) throw notFound(`QuotaPreference ${shown(name)} was not found`);
       return toMessage(p);
     },
     ListQuotaPreferences: (request) => {
@@ -344,7 +349,7 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
       const m = NAME.exec(name);
       if (!m)
         throw invalid(
-          `quota_preference.name must look like projects/{project}/locations/global/quotaPreferences/{id}, got "${name}"`,
+          `quota_preference.name must look like projects/{project}/locations/global/quotaPreferences/{id}, got "${shown(name)}"`,
         );
       checkProject(ctx, m[1] ?? '', m[2] ?? '');
       const existing = store.byName.get(name);
@@ -353,18 +358,18 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
           throw invalid(
             'allow_missing is not modelled by the emulator: create the preference instead',
           );
-        throw notFound(`QuotaPreference ${name} was not found`);
+        throw notFound(`QuotaPreference ${shown(name)} was not found`);
       }
       const etag = text(pref, 'etag');
       if (etag !== '' && etag !== existing.etag)
         throw new RpcError(
           status.ABORTED,
-          `the etag of ${name} does not match: it changed since it was read`,
+          `the etag of ${shown(name)} does not match: it changed since it was read`,
         );
       const mask = strings(field(request, 'update_mask'), 'paths');
       for (const path of mask)
         if (!UPDATABLE.includes(path))
-          throw invalid(`update_mask path "${path}" cannot be updated`);
+          throw invalid(`update_mask path "${shown(path)}" cannot be updated`);
       const has = (p: string): boolean => mask.length === 0 || mask.includes(p);
       const dimensions = stringMap(pref, 'dimensions');
       if (mask.length === 0 && !sameDimensions(dimensions, existing.dimensions))

@@ -1,5 +1,14 @@
 import type { EmulatorContext } from './context.js';
-import { int, invalid, notFound, paginate, text, type Handlers, type Message } from './rpc.js';
+import {
+  int,
+  invalid,
+  notFound,
+  paginate,
+  text,
+  type Handlers,
+  type Message,
+  shown,
+} from './rpc.js';
 
 /** Cloud Quotas API v1: the GPU allocation quotas of Cloud Run, one QuotaInfo per (accelerator, zonal redundancy). */
 
@@ -90,11 +99,11 @@ function checkScope(
   service: string,
 ): void {
   if (!ctx.model.fleet.projects.some((p) => p.id === project))
-    throw notFound(`Project ${project} is not in the emulated fleet`);
+    throw notFound(`Project ${shown(project)} is not in the emulated fleet`);
   if (location !== 'global')
-    throw invalid(`location must be "global" for quota infos, got "${location}"`);
+    throw invalid(`location must be "global" for quota infos, got "${shown(location)}"`);
   if (service !== RUN)
-    throw notFound(`Service ${service} has no quota infos in the emulator (only ${RUN})`);
+    throw notFound(`Service ${shown(service)} has no quota infos in the emulator (only ${RUN})`);
 }
 
 export function quotasHandlers(ctx: EmulatorContext): Handlers {
@@ -104,13 +113,13 @@ export function quotasHandlers(ctx: EmulatorContext): Handlers {
       const m = INFO_NAME.exec(name);
       if (!m) {
         throw invalid(
-          `name must look like projects/{project}/locations/global/services/{service}/quotaInfos/{quotaId}, got "${name}"`,
+          `name must look like projects/{project}/locations/global/services/{service}/quotaInfos/{quotaId}, got "${shown(name)}"`,
         );
       }
       const [, project = '', location = '', service = '', id = ''] = m;
       checkScope(ctx, project, location, service);
       const group = groups(ctx, project).get(id);
-      if (!group) throw notFound(`QuotaInfo ${name} was not found`);
+      if (!group) throw notFound(`QuotaInfo ${shown(name)} was not found`);
       return quotaInfo(project, id, group);
     },
     ListQuotaInfos: (request) => {
@@ -118,7 +127,7 @@ export function quotasHandlers(ctx: EmulatorContext): Handlers {
       const m = PARENT.exec(parent);
       if (!m)
         throw invalid(
-          `parent must look like projects/{project}/locations/global/services/{service}, got "${parent}"`,
+          `parent must look like projects/{project}/locations/global/services/{service}, got "${shown(parent)}"`,
         );
       const [, project = '', location = '', service = ''] = m;
       checkScope(ctx, project, location, service);

@@ -12,6 +12,68 @@ export class RpcError extends Error {
   }
 }
 
+/** The most characters of one piece of the client's input an error message quotes. */
+export const SHOWN_INPUT = 200;
+
+/**
+ * A piece of the client's input (a name, an etag, a mask path, a filter) as an error message
+ * quotes it: control characters as spaces, and cut to {@link SHOWN_INPUT} characters with "…".
+ * Echoed whole, a name of megabytes made a grpc-message trailer too large to send (past about
+ * 64 KiB grpc-js drops it and the client's channel waits forever).
+ */
+export function shown(input: string): string {
+  const flat = input.replace(/\p{Cc}/gu, ' ');
+  return flat.length > SHOWN_INPUT ? `${flat.slice(0, SHOWN_INPUT)}…` : flat;
+}
+
+/**
+ * The most characters of an error message answered: a safety net under {@link shown}, well below
+ * the ~64 KiB past which grpc-js drops the grpc-message trailer (Google documents no limit).
+ */
+export const MAX_ERROR_MESSAGE = 16 << 10;
+
+/** An error message as answered: one line, at most {@link MAX_ERROR_MESSAGE} characters. */
+export function answeredMessage(message: string): string {
+  const flat = message.replace(/\p{Cc}/gu, ' ');
+  return flat.length > MAX_ERROR_MESSAGE ? `${flat.slice(0, MAX_ERROR_MESSAGE - 1)}…` : flat;
+}
+
+/**
+ * The ids in a resource name (AIP-122, https://google.aip.dev/122: "resource ID segments"),
+ * checked before anything is looked up, so a malformed or huge id is INVALID_ARGUMENT naming the
+ * segment, not NOT_FOUND. `kind` says which rule applies:
+ * - `project`: Google's project ids "must be 6 to 30 characters" of lower-case letters, digits and
+ *   hyphens, starting with a letter (https://cloud.google.com/resource-manager/docs/creating-managing-projects);
+ *   a project number (digits) is accepted too;
+ * - `service`: a Cloud Run service id "must begin with letter, and cannot end with hyphen; must
+ *   contain fewer than 50 characters" (CreateServiceRequest.service_id in
+ *   google/cloud/run/v2/service.proto; the same rule for worker pools and jobs);
+ * - `id`: any other id (a location, a quota id, a preference id): Google states no one length for
+ *   them, so the emulator is strict and safe: at most 63 characters of letters, digits, `-`, `_`
+ *   and `.` (AIP-122 ids are at most 63 characters), or `-` where a wildcard is meant.
+ */
+export function checkSegment(
+  kind: 'project' | 'service' | 'id',
+  what: string,
+  value: string,
+): void {
+  const ok =
+    kind === 'project'
+      ? /^([a-z][-a-z0-9]{4,28}[a-z0-9]|\d{1,20})$/.test(value)
+      : kind === 'service'
+        ? /^[a-zA-Z]([-a-zA-Z0-9]{0,47}[a-zA-Z0-9])?$/.test(value)
+        : /^[-a-zA-Z0-9_.]{1,63}$/.test(value);
+  if (!ok) {
+    const rule =
+      kind === 'project'
+        ? 'a project id of 6 to 30 lower-case letters, digits and hyphens, or a project number'
+        : kind === 'service'
+          ? 'an id that begins with a letter, does not end with a hyphen and has fewer than 50 characters of letters, digits and hyphens'
+          : 'an id of at most 63 letters, digits, "-", "_" and "."';
+    throw invalid(`${what} must be ${rule}, got "${shown(value)}" (${value.length} characters)`);
+  }
+}
+
 export const invalid = (message: string): RpcError =>
   new RpcError(status.INVALID_ARGUMENT, message);
 export const notFound = (message: string): RpcError => new RpcError(status.NOT_FOUND, message);

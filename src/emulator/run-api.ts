@@ -25,6 +25,8 @@ import {
   text,
   type Message,
   type Handlers,
+  shown,
+  checkSegment,
 } from './rpc.js';
 
 /**
@@ -51,8 +53,12 @@ function parseParent(
 ): { project: string; region: string } {
   const m = PARENT.exec(parent);
   if (!m)
-    throw invalid(`parent must look like projects/{project}/locations/{location}, got "${parent}"`);
+    throw invalid(
+      `parent must look like projects/{project}/locations/{location}, got "${shown(parent)}"`,
+    );
   const [, project = '', region = ''] = m;
+  checkSegment('project', 'the project of parent', project);
+  if (region !== '-') checkSegment('id', 'the location of parent', region);
   if (region === '-') {
     throw invalid(
       `Listing ${what} across all locations (location "-") is not supported: list each region, projects/${project}/locations/{region}`,
@@ -61,7 +67,7 @@ function parseParent(
   if (!ctx.model.fleet.projects.some((p) => p.id === project)) {
     throw new RpcError(
       status.PERMISSION_DENIED,
-      `Permission denied on project ${project} (not in the emulated fleet)`,
+      `Permission denied on project ${shown(project)} (not in the emulated fleet)`,
     );
   }
   return { project, region };
@@ -71,9 +77,13 @@ function parseServiceName(name: string): ServiceKey {
   const m = SERVICE_NAME.exec(name);
   if (!m)
     throw invalid(
-      `name must look like projects/{project}/locations/{location}/services/{service}, got "${name}"`,
+      `name must look like projects/{project}/locations/{location}/services/{service}, got "${shown(name)}"`,
     );
   const [, project = '', region = '', service = ''] = m;
+  // Resource ids checked before anything is looked up (AIP-122; the rules are in checkSegment).
+  checkSegment('project', 'the project of name', project);
+  checkSegment('id', 'the location of name', region);
+  checkSegment('service', 'the service id of name', service);
   return { project, region, name: service };
 }
 
@@ -94,7 +104,7 @@ function packService(service: Message): { type_url: string; value: Buffer } {
 
 function operationMessage(ctx: EmulatorContext, name: string): Message {
   const op = ctx.operations.get(name);
-  if (!op) throw notFound(`Operation ${name} was not found`);
+  if (!op) throw notFound(`Operation ${shown(name)} was not found`);
   const service = renderService(ctx, op.service);
   const done = ctx.wallNow() >= op.doneAt;
   const message: Message = { name: op.name, metadata: packService(service), done };
@@ -119,7 +129,7 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
         'UpdateService with allow_missing (creating a service) is not emulated',
       );
     }
-    throw notFound(`Resource '${text(service, 'name')}' was not found`);
+    throw notFound(`Resource '${shown(text(service, 'name'))}' was not found`);
   }
   const paths = strings(field(request, 'update_mask'), 'paths');
   if (paths.length === 0) {
@@ -131,7 +141,7 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
   const unsupported = paths.filter((p) => MASK_PATHS[p] === undefined);
   if (unsupported.length > 0) {
     throw invalid(
-      `update_mask path(s) ${unsupported.join(', ')} not supported by the emulator: only scaling.max_instance_count and annotations (which create no new revision)`,
+      `update_mask path(s) ${shown(unsupported.join(', '))} not supported by the emulator: only scaling.max_instance_count and annotations (which create no new revision)`,
     );
   }
   const wants = new Set(paths.map((p) => MASK_PATHS[p]));
@@ -154,13 +164,13 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
   if (etag !== '' && etag !== s.etag) {
     throw new RpcError(
       status.ABORTED,
-      `The etag ${etag} does not match the current etag ${s.etag} of ${text(service, 'name')}: the service changed since it was read`,
+      `The etag ${shown(etag)} does not match the current etag ${s.etag} of ${shown(text(service, 'name'))}: the service changed since it was read`,
     );
   }
   if (ctx.reconciling(s)) {
     throw new RpcError(
       status.FAILED_PRECONDITION,
-      `Service ${text(service, 'name')} is reconciling (a deployment or another operation is in progress); retry when it is done`,
+      `Service ${shown(text(service, 'name'))} is reconciling (a deployment or another operation is in progress); retry when it is done`,
     );
   }
 
@@ -198,7 +208,7 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
     const reserved = Object.keys(annotations).filter(isReservedAnnotation);
     if (reserved.length > 0) {
       throw invalid(
-        `annotations ${reserved.join(', ')}: the run.googleapis.com, autoscaling.knative.dev, serving.knative.dev and cloud.googleapis.com namespaces are reserved and cannot be set by users`,
+        `annotations ${shown(reserved.join(', '))}: the run.googleapis.com, autoscaling.knative.dev, serving.knative.dev and cloud.googleapis.com namespaces are reserved and cannot be set by users`,
       );
     }
     change.annotations = annotations;
@@ -347,7 +357,7 @@ export function runExecutionsHandlers(ctx: EmulatorContext): Handlers {
       const m = JOB_PARENT.exec(parent);
       if (!m) {
         throw invalid(
-          `parent must look like projects/{project}/locations/{location}/jobs/{job} (or jobs/-), got "${parent}"`,
+          `parent must look like projects/{project}/locations/{location}/jobs/{job} (or jobs/-), got "${shown(parent)}"`,
         );
       }
       const [, location = '', job = ''] = m;
@@ -355,7 +365,8 @@ export function runExecutionsHandlers(ctx: EmulatorContext): Handlers {
       const jobs = ctx.model
         .listJobs(project)
         .filter((j) => j.region === region && (job === '-' || j.name === job));
-      if (job !== '-' && jobs.length === 0) throw notFound(`Resource '${parent}' was not found`);
+      if (job !== '-' && jobs.length === 0)
+        throw notFound(`Resource '${shown(parent)}' was not found`);
       const all = jobs
         .flatMap((j) => jobExecutions(j, ctx.model.now).sort((a, b) => b.startAt - a.startAt))
         .map(executionResource);
@@ -376,7 +387,7 @@ export function operationsHandlers(ctx: EmulatorContext): Handlers {
       const name = text(request, 'name');
       if (!OPERATION_NAME.test(name)) {
         throw invalid(
-          `name must look like projects/{project}/locations/{location}/operations/{id}, got "${name}"`,
+          `name must look like projects/{project}/locations/{location}/operations/{id}, got "${shown(name)}"`,
         );
       }
       return operationMessage(ctx, name);
@@ -385,7 +396,7 @@ export function operationsHandlers(ctx: EmulatorContext): Handlers {
       const parent = text(request, 'name');
       if (!PARENT.test(parent))
         throw invalid(
-          `name must look like projects/{project}/locations/{location}, got "${parent}"`,
+          `name must look like projects/{project}/locations/{location}, got "${shown(parent)}"`,
         );
       if (text(request, 'filter') !== '')
         throw invalid('ListOperations filters are not supported by the emulator');
@@ -419,13 +430,13 @@ export function locationsHandlers(ctx: EmulatorContext): Handlers {
     ListLocations: (request) => {
       const name = text(request, 'name');
       const m = PROJECT_NAME.exec(name);
-      if (!m) throw invalid(`name must look like projects/{project}, got "${name}"`);
+      if (!m) throw invalid(`name must look like projects/{project}, got "${shown(name)}"`);
       const [, id = ''] = m;
       const project = ctx.model.fleet.projects.find((p) => p.id === id);
       if (!project) {
         throw new RpcError(
           status.PERMISSION_DENIED,
-          `Permission denied on project ${id} (not in the emulated fleet)`,
+          `Permission denied on project ${shown(id)} (not in the emulated fleet)`,
         );
       }
       if (text(request, 'filter') !== '')

@@ -16,7 +16,7 @@ import { serviceDefinition, SERVICES, type ServiceName } from './protos.js';
 import { publisherHandlers } from './pubsub-api.js';
 import { quotasHandlers } from './quotas-api.js';
 import { quotaPreferenceHandlers } from './quota-preferences.js';
-import { RpcError, isMessage, type Handlers, type Message } from './rpc.js';
+import { RpcError, answeredMessage, isMessage, type Handlers, type Message } from './rpc.js';
 import {
   locationsHandlers,
   operationsHandlers,
@@ -142,9 +142,12 @@ function implementation(
                   status.INTERNAL,
                   `emulator bug in ${fullName}: ${error instanceof Error ? error.message : String(error)}`,
                 );
+          // Bounded whatever the handler put in it: a grpc-message trailer over about 64 KiB is
+          // never sent, and the client's channel stalls.
+          const message = answeredMessage(rpc.message);
           record.code = statusName(rpc.code);
-          record.message = rpc.message;
-          callback({ code: rpc.code, details: rpc.message });
+          record.message = message;
+          callback({ code: rpc.code, details: message });
         },
       );
     };

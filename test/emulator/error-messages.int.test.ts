@@ -1,0 +1,112 @@
+/**
+ * Error messages quote the client's input cut and on one line, and resource ids are checked up
+ * front (attack finding 3): a name, etag, mask path or filter of 200,000 characters echoed whole
+ * made a grpc-message trailer past what grpc-js sends, and the client's channel stalled forever.
+ */
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { CONTROL } from '../../src/core/text.js';
+import { SHOWN_INPUT } from '../../src/emulator/rpc.js';
+import { testFleet } from '../support/fixtures.js';
+import { clientsFor, closeClients, codeOf, PARENT, PROJECT, type Clients } from './helpers.js';
+
+const HUGE = 200_000;
+/** One attempt, and a deadline: a stalled channel fails the test instead of hanging it. */
+const once = { timeout: 10_000, retry: null };
+
+let emulator: RunningEmulator;
+let clients: Clients;
+
+beforeAll(async () => {
+  emulator = await startEmulator({ fleet: testFleet(), speed: 'manual' });
+  clients = clientsFor(emulator);
+});
+afterAll(async () => {
+  await closeClients(clients);
+  await emulator.stop();
+});
+
+/** The refusal, checked to be short and on one line. */
+async function refusal(
+  call: Promise<unknown>,
+): Promise<{ code: number | undefined; message: string }> {
+  const answer = await codeOf(call);
+  expect(answer.message.length).toBeLessThan(SHOWN_INPUT + 400);
+  expect(answer.message).not.toMatch(CONTROL);
+  return answer;
+}
+
+describe('errors quote the input cut', () => {
+  it('refuses a huge service id up front, and the channel goes on serving', async () => {
+    const get = await refusal(
+      clients.services.getService({ name: `${PARENT}/services/${'a'.repeat(HUGE)}` }, once),
+    );
+    expect(get.code).toBe(status.INVALID_ARGUMENT);
+    expect(get.message).toContain('fewer than 50 characters');
+    expect(get.message).toContain(`(${HUGE} characters)`);
+    const [alpha] = await clients.services.getService({ name: `${PARENT}/services/alpha` }, once);
+    expect(alpha.name).toBe(`${PARENT}/services/alpha`);
+  });
+
+  it('refuses a service id of 50 characters, as Cloud Run allows fewer', async () => {
+    const fifty = await refusal(
+      clients.services.getService({ name: `${PARENT}/services/${'a'.repeat(50)}` }, once),
+    );
+    expect(fifty.code).toBe(status.INVALID_ARGUMENT);
+    const fortyNine = await refusal(
+      clients.services.getService({ name: `${PARENT}/services/${'a'.repeat(49)}` }, once),
+    );
+    expect(fortyNine.code).toBe(status.NOT_FOUND);
+  });
+
+  it('refuses a malformed name of 200,000 characters with a short message', async () => {
+    const bad = await refusal(
+      clients.services.getService({ name: `projects/${PROJECT}/${'a'.repeat(HUGE)}` }, once),
+    );
+    expect(bad.code).toBe(status.INVALID_ARGUMENT);
+  });
+
+  it('quotes a huge etag and a huge mask path cut, without control characters', async () => {
+    const etag = await refusal(
+      clients.services.updateService(
+        {
+          service: {
+            name: `${PARENT}/services/alpha`,
+            etag: `\u001b[31m\n${'x'.repeat(HUGE)}`,
+            scaling: { maxInstanceCount: 1 },
+          },
+          updateMask: { paths: ['scaling.max_instance_count'] },
+        },
+        once,
+      ),
+    );
+    expect(etag.code).toBe(status.ABORTED);
+    expect(etag.message).toContain('…');
+    const mask = await refusal(
+      clients.services.updateService(
+        {
+          service: { name: `${PARENT}/services/alpha` },
+          updateMask: { paths: ['p'.repeat(HUGE)] },
+        },
+        once,
+      ),
+    );
+    expect(mask.code).toBe(status.INVALID_ARGUMENT);
+  });
+
+  it('quotes a huge Monitoring filter cut', async () => {
+    const now = Math.floor(emulator.now().getTime() / 1000);
+    const filter = await refusal(
+      clients.metrics.listTimeSeries(
+        {
+          name: `projects/${PROJECT}`,
+          filter: `metric.type = "${'m'.repeat(HUGE)}"`,
+          interval: { startTime: { seconds: now - 600 }, endTime: { seconds: now } },
+        },
+        once,
+      ),
+    );
+    expect(filter.code).toBe(status.INVALID_ARGUMENT);
+  });
+});
