@@ -39,6 +39,7 @@ import {
   newGovernorId,
   OutboxEntry,
   parseStored,
+  parseStoredLease,
   RunRecord,
   sortRuns,
   StateCorruptError,
@@ -72,7 +73,11 @@ const ProjectDocument = z.strictObject({
   conditions: z
     .strictObject({ version: z.number().int().min(1), state: ConditionState })
     .nullable(),
-  lease: Lease.nullable(),
+  /**
+   * Parsed where it is used (leaseOf), so that a lease nobody can read makes only the lease
+   * unreadable: `breakLease` (`governor unlock`) removes it, and the rest of the file is kept.
+   */
+  lease: z.unknown(),
   runs: z.array(RunRecord),
   /** Absent in documents written before the outbox. */
   outbox: z.array(OutboxEntry).optional(),
@@ -111,10 +116,14 @@ export function createFileStateStore(
     });
   }
 
+  /** The document's lease, or LeaseCorruptError naming the file. */
+  const leaseOf = (doc: ProjectDocument, project: string): Lease | null =>
+    parseStoredLease(doc.lease, `lease in state file ${fileOf(project)}`);
+
   async function lease(project: string, request: LeaseRequest): Promise<LeaseResult> {
     checkLeaseRequest(request);
     return update(project, (doc) => {
-      const { write, result } = decideLease(doc.lease, request);
+      const { write, result } = decideLease(leaseOf(doc, project), request);
       return { doc: write === null ? null : { ...doc, lease: write }, result };
     });
   }
@@ -185,18 +194,19 @@ export function createFileStateStore(
 
     releaseLease: (project, holder) =>
       update(project, (doc) =>
-        doc.lease?.holder === holder
+        leaseOf(doc, project)?.holder === holder
           ? { doc: { ...doc, lease: null }, result: true }
           : { doc: null, result: false },
       ),
 
     async readLease(project) {
-      return (await readDocument(fileOf(project), project)).lease;
+      return leaseOf(await readDocument(fileOf(project), project), project);
     },
 
+    // Whatever the lease holds, readable or not (the one way to remove one nobody can read).
     breakLease: (project) =>
       update(project, (doc) =>
-        doc.lease === null
+        doc.lease === null || doc.lease === undefined
           ? { doc: null, result: false }
           : { doc: { ...doc, lease: null }, result: true },
       ),

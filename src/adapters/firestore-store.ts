@@ -64,6 +64,7 @@ import {
   DEFAULT_KEEP_RUNS,
   Lease,
   parseStored,
+  parseStoredLease,
   RunRecord,
   sortRuns,
   StateCorruptError,
@@ -323,7 +324,7 @@ export function createFirestoreStateStore(
     async readLease(project) {
       const ref = stateDoc(project, 'lease');
       const snap = await call(`reading ${ref.path}`, () => ref.get());
-      return snap.exists ? parseStored(Lease, snap.data(), `document ${ref.path}`) : null;
+      return snap.exists ? parseStoredLease(snap.data(), `lease document ${ref.path}`) : null;
     },
 
     breakLease(project) {
@@ -457,7 +458,7 @@ function refusedPrecondition(error: unknown): boolean {
 
 async function readLease(tx: Transaction, ref: DocumentReference): Promise<Lease | null> {
   const snap = await tx.get(ref);
-  return snap.exists ? parseStored(Lease, snap.data(), `document ${ref.path}`) : null;
+  return snap.exists ? parseStoredLease(snap.data(), `lease document ${ref.path}`) : null;
 }
 
 /** Whether every promise settled within `ms`. */

@@ -2,6 +2,7 @@ import { createInterface } from 'node:readline/promises';
 
 import { unitKey, unitLabel, type Unit } from '../core/units.js';
 import { UsageError } from '../errors.js';
+import { cutText, LeaseCorruptError, type Lease, type StateStore } from '../ports/index.js';
 import { createStore } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
@@ -43,8 +44,14 @@ export async function runUnlock(
         .map((region) => ({ project, region })),
     ]);
     const held: Unit[] = [];
+    const unreadable = new Set<Unit>();
     for (const unit of units) {
-      const lease = await store.readLease(unitKey(unit));
+      const lease = await readOrReport(store, unit, io);
+      if (lease === 'unreadable') {
+        held.push(unit);
+        unreadable.add(unit);
+        continue;
+      }
       if (lease === null) {
         // A regional unit without a lease says nothing worth reading.
         if (unit.region === undefined) io.stdout.write(`${unitLabel(unit)}: no lease held\n`);
@@ -64,12 +71,33 @@ export async function runUnlock(
     for (const unit of held) {
       const broken = await store.breakLease(unitKey(unit));
       io.stdout.write(
-        `${unitLabel(unit)}: ${broken ? 'lease broken' : 'the lease was already gone'}\n`,
+        `${unitLabel(unit)}: ${broken ? `lease broken${unreadable.has(unit) ? ' (it was unreadable: removed)' : ''}` : 'the lease was already gone'}\n`,
       );
     }
     return 0;
   } finally {
     await store.close();
+  }
+}
+
+/**
+ * The unit's lease; 'unreadable' when it does not parse (LeaseCorruptError), said on stdout with
+ * its faults: no run can take such a lease, and breaking it is the one way to remove it.
+ */
+async function readOrReport(
+  store: StateStore,
+  unit: Unit,
+  io: Streams,
+): Promise<Lease | null | 'unreadable'> {
+  try {
+    return await store.readLease(unitKey(unit));
+  } catch (e) {
+    if (!(e instanceof LeaseCorruptError)) throw e;
+    const faults = e.faults.map((f) => `${f.path ? `${f.path}: ` : ''}${f.message}`).join('; ');
+    io.stdout.write(
+      `${unitLabel(unit)}: the lease cannot be read (${cutText(faults, 500)}): no run can take it; breaking it removes it\n`,
+    );
+    return 'unreadable';
   }
 }
 

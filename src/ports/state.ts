@@ -96,9 +96,17 @@ export const RunRecord = z.strictObject({
 });
 export type RunRecord = z.infer<typeof RunRecord>;
 
+/**
+ * The longest lease holder. A governor's is `<governor id>/<run id>@<host>:<pid>`, about 130
+ * characters at most; a longer one was written by something else, and echoed in every answer,
+ * alert and log line that names the holder. Stored, it makes the lease unreadable (`governor
+ * unlock` removes it).
+ */
+export const MAX_HOLDER_LENGTH = 256;
+
 /** The writer's lease on a project, as stored. */
 export const Lease = z.strictObject({
-  holder: z.string().min(1),
+  holder: z.string().min(1).max(MAX_HOLDER_LENGTH),
   acquiredAt: z.iso.datetime({ offset: true }),
   expiresAt: z.iso.datetime({ offset: true }),
 });
@@ -249,6 +257,11 @@ export function checkLeaseRequest(request: LeaseRequest): LeaseRequest {
     throw new RangeError(`ttlMs must be a finite number above 0, not ${request.ttlMs}`);
   }
   if (request.holder === '') throw new RangeError('holder must not be empty');
+  if (request.holder.length > MAX_HOLDER_LENGTH) {
+    throw new RangeError(
+      `holder must be at most ${MAX_HOLDER_LENGTH} characters, not ${request.holder.length}`,
+    );
+  }
   return request;
 }
 
@@ -445,6 +458,36 @@ export class StateCorruptError extends UpstreamError {
     super(`Unreadable ${what}:\n${lines.join('\n')}`, options);
     this.faults = faults;
   }
+}
+
+/** `text` cut to at most `max` characters, with `…` where it was cut. */
+export function cutText(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, Math.max(0, max - 1))}…` : text;
+}
+
+/** What clears a lease nobody can take: printed wherever such a lease stops a run. */
+export const UNLOCK_FIX = 'governor unlock --policy <file> --yes';
+
+/**
+ * A stored lease that does not parse (a hand edit, another program, a newer version): no run can
+ * take it, and every run fails on it until it is removed, which `governor unlock` does. The
+ * message says so.
+ */
+export class LeaseCorruptError extends StateCorruptError {
+  constructor(what: string, faults: readonly Fault[], options?: { cause?: unknown }) {
+    super(what, faults, options);
+    this.message +=
+      `\nNo run can take this lease until it is removed: if no other governor is running, ` +
+      `remove it with \`${UNLOCK_FIX}\``;
+  }
+}
+
+/** A stored lease (null or absent: none), or LeaseCorruptError naming `what` and each fault. */
+export function parseStoredLease(value: unknown, what: string): Lease | null {
+  if (value === null || value === undefined) return null;
+  const parsed = Lease.safeParse(value);
+  if (parsed.success) return parsed.data;
+  throw new LeaseCorruptError(what, zodFaults(parsed.error), { cause: parsed.error });
 }
 
 /** Parses stored data, naming where it came from when it does not fit. */

@@ -11,7 +11,12 @@ import { makeAlert } from '../../src/core/conditions.js';
 import { decideNotifications } from '../../src/core/notify.js';
 import type { ConditionState } from '../../src/core/notify.js';
 import { ConflictError } from '../../src/errors.js';
-import type { OutboxEntry, RunRecord, StateStore } from '../../src/ports/index.js';
+import {
+  LeaseCorruptError,
+  type OutboxEntry,
+  type RunRecord,
+  type StateStore,
+} from '../../src/ports/index.js';
 import { unitKey } from '../../src/core/units.js';
 import { projectUnitStore, regionalUnitStore } from '../../src/reconcile/unit-lease.js';
 
@@ -541,5 +546,69 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
         (await again.acquireLease(project, 'project-run-3', 60_000, at(2 * MINUTE))).acquired,
       ).toBe(true);
     });
+  });
+}
+
+/** Leases no governor writes: a hand edit, another program, a newer version (attack reports). */
+export const UNREADABLE_LEASES: readonly (readonly [string, Record<string, unknown>])[] = [
+  ['expiresAt "NaN"', { holder: 'x', acquiredAt: '2026-01-01T00:00:00Z', expiresAt: 'NaN' }],
+  ['expiresAt a number', { holder: 'x', acquiredAt: '2026-01-01T00:00:00Z', expiresAt: 12345 }],
+  [
+    'an unknown field',
+    {
+      holder: 'x',
+      acquiredAt: '2026-01-01T00:00:00Z',
+      expiresAt: '2026-01-01T00:00:00Z',
+      extra: 1,
+    },
+  ],
+  ['an empty document', {}],
+  [
+    'a holder of 1 MB (expired)',
+    {
+      holder: 'h'.repeat(1_000_000),
+      acquiredAt: '2026-01-01T00:00:00Z',
+      expiresAt: '2026-01-01T00:00:00Z',
+    },
+  ],
+];
+
+/**
+ * What a store does with a lease it cannot read: every lease call fails naming the lease and the
+ * fix (`governor unlock`), never echoing what it holds, and `breakLease` removes it, nothing else.
+ * `plant` stores `value` as the project's lease, bypassing the store.
+ */
+export function unreadableLeaseContract(
+  name: string,
+  open: () => StateStore,
+  plant: (project: string, value: Record<string, unknown>) => Promise<void>,
+): void {
+  describe(`${name}: an unreadable lease`, () => {
+    for (const [what, value] of UNREADABLE_LEASES) {
+      it(`${what}: every lease call names the fix; breakLease removes it and nothing else`, async () => {
+        const store = open();
+        const project = freshProject();
+        await store.recordRun(project, runRecord(1));
+        await plant(project, value);
+        for (const call of [
+          () => store.acquireLease(project, 'alpha', 60_000, at(0)),
+          () => store.renewLease(project, 'alpha', 60_000, at(0)),
+          () => store.releaseLease(project, 'alpha'),
+          () => store.readLease(project),
+        ]) {
+          const error: unknown = await call().catch((e: unknown) => e);
+          expect(error).toBeInstanceOf(LeaseCorruptError);
+          const message = (error as Error).message;
+          expect(message).toContain('governor unlock');
+          expect(message.length).toBeLessThan(2_000);
+        }
+        expect(await store.breakLease(project)).toBe(true);
+        expect(await store.readLease(project)).toBeNull();
+        expect(await store.acquireLease(project, 'alpha', 60_000, at(0))).toMatchObject({
+          acquired: true,
+        });
+        expect((await store.listRuns(project)).map((r) => r.runId)).toEqual(['run-1']);
+      });
+    }
   });
 }

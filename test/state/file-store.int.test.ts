@@ -18,6 +18,7 @@ import {
   CONTRACT_OUTBOX_LIMIT,
   freshProject,
   stateStoreContract,
+  unreadableLeaseContract,
 } from './contract.js';
 import { transpileForNode } from './transpile.js';
 
@@ -41,6 +42,16 @@ afterAll(async () => {
 });
 
 stateStoreContract('file store', () => store);
+
+unreadableLeaseContract(
+  'file store',
+  () => store,
+  async (project, value) => {
+    const file = join(dir, `${encodeURIComponent(project)}.json`);
+    const doc = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+    await writeFile(file, JSON.stringify({ ...doc, lease: value }));
+  },
+);
 
 const at = '2026-11-27T10:00:00.000Z';
 
@@ -93,7 +104,9 @@ describe('file store: on disk', () => {
     );
     const error: unknown = await store.acquireLease(project, 'a', 1, at).catch((e: unknown) => e);
     expect(error).toBeInstanceOf(StateCorruptError);
-    expect((error as StateCorruptError).message).toContain('lease.holder');
+    expect((error as StateCorruptError).message).toMatch(
+      /Unreadable lease in state file .*\n\s+- holder:/,
+    );
   });
 
   it('refuses a state file over 64 MiB as StateCorruptError, reading no more than that', async () => {

@@ -16,6 +16,7 @@ import {
   CONTRACT_OUTBOX_LIMIT,
   freshProject,
   stateStoreContract,
+  unreadableLeaseContract,
 } from './contract.js';
 
 const projectId = 'governor-test';
@@ -46,6 +47,14 @@ afterAll(async () => {
 });
 
 stateStoreContract('Firestore store', () => store);
+
+unreadableLeaseContract(
+  'Firestore store',
+  () => store,
+  async (project, value) => {
+    await raw.doc(`${collection}/${project}/state/lease`).set(value);
+  },
+);
 
 describe('Firestore store: documents', () => {
   it('lays out conditions, lease and runs under the collection, per project', async () => {

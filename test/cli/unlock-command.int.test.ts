@@ -1,0 +1,135 @@
+/**
+ * `governor unlock` on a lease it cannot read (a hand edit, another program, a newer version):
+ * no run can take such a lease, so unlock is the way out. It says the lease is unreadable and, once
+ * confirmed, removes it, in the file store and in Firestore (Google's emulator, started here).
+ */
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { Firestore } from '@google-cloud/firestore';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+import { createFileStateStore } from '../../src/adapters/file-store.js';
+import { createFirestoreStateStore } from '../../src/adapters/firestore-store.js';
+import { runUnlock } from '../../src/cli/unlock-command.js';
+import { LeaseCorruptError, type StateStore } from '../../src/ports/index.js';
+import { parseRuntimeOptions } from '../../src/runtime-options.js';
+import { startFirestoreEmulator } from '../support/firestore-emulator.js';
+import type { RunningEmulator } from '../support/java-emulator.js';
+import { UNREADABLE_LEASES } from '../state/contract.js';
+
+const PROJECT = 'unlock-project';
+const NOW = new Date().toISOString();
+
+let tmp: string;
+let policy: string;
+let emulator: RunningEmulator;
+let raw: Firestore;
+
+beforeAll(async () => {
+  tmp = await mkdtemp(join(tmpdir(), 'governor-unlock-'));
+  policy = join(tmp, 'policy.yaml');
+  await writeFile(policy, `version: 1\nprojects: [${PROJECT}]\nservices: [{match: {}}]\n`);
+  emulator = await startFirestoreEmulator();
+  raw = new Firestore({ projectId: PROJECT, host: emulator.endpoint, ssl: false });
+});
+
+afterAll(async () => {
+  await raw?.terminate();
+  await emulator?.stop();
+  if (tmp) await rm(tmp, { recursive: true, force: true });
+});
+
+async function unlock(env: Record<string, string>, stateDir?: string) {
+  let out = '';
+  const code = await runUnlock(
+    { policy, yes: true, ...(stateDir ? { stateDir } : {}) },
+    { stdout: { write: (t: string) => (out += t) }, stderr: { write: () => true } },
+    parseRuntimeOptions({ METADATA_SERVER_DETECTION: 'none', ...env }),
+  );
+  return { code, out };
+}
+
+/** The lease unreadable, then unlock --yes: says so, removes it, keeps the rest; a run can take it. */
+async function clearsUnreadable(
+  store: StateStore,
+  plant: (value: Record<string, unknown>) => Promise<void>,
+  run: () => Promise<{ code: number; out: string }>,
+): Promise<void> {
+  for (const [what, value] of UNREADABLE_LEASES) {
+    await store.recordRun(PROJECT, {
+      runId: 'run-1',
+      startedAt: NOW,
+      finishedAt: NOW,
+      mode: 'enforce',
+      outcome: 'ok',
+      changes: 0,
+      skips: 0,
+      alerts: 0,
+      error: null,
+    });
+    await plant(value);
+    await expect(store.acquireLease(PROJECT, 'me', 60_000, NOW), what).rejects.toThrow(
+      LeaseCorruptError,
+    );
+    const r = await run();
+    expect(r.code, what).toBe(0);
+    expect(r.out, what).toMatch(
+      new RegExp(`^${PROJECT}: the lease cannot be read \\(.+\\): no run can take it`, 'm'),
+    );
+    expect(r.out, what).toContain(`${PROJECT}: lease broken (it was unreadable: removed)`);
+    // Nothing of a 1 MB holder is echoed.
+    expect(r.out.length, what).toBeLessThan(2_000);
+    expect(await store.readLease(PROJECT), what).toBeNull();
+    expect(
+      (await store.listRuns(PROJECT)).map((x) => x.runId),
+      what,
+    ).toEqual(['run-1']);
+    expect(await store.acquireLease(PROJECT, 'me', 60_000, NOW), what).toMatchObject({
+      acquired: true,
+    });
+    expect(await store.breakLease(PROJECT)).toBe(true);
+  }
+}
+
+describe('governor unlock: a lease it cannot read', () => {
+  it('file store: says it is unreadable and removes it', async () => {
+    const dir = join(tmp, 'state');
+    const store = createFileStateStore({ dir });
+    const file = join(dir, `${PROJECT}.json`);
+    await clearsUnreadable(
+      store,
+      async (value) => {
+        const doc = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+        await writeFile(file, JSON.stringify({ ...doc, lease: value }));
+      },
+      () => unlock({ GOVERNOR_STATE_STORE: 'file' }, dir),
+    );
+  });
+
+  it('Firestore store: says it is unreadable and removes it', async () => {
+    const collection = 'unlock-test';
+    const env = {
+      GOVERNOR_STATE_STORE: 'firestore',
+      GOVERNOR_FIRESTORE_COLLECTION: collection,
+      FIRESTORE_EMULATOR_HOST: emulator.endpoint,
+      GOOGLE_CLOUD_PROJECT: PROJECT,
+    };
+    const saved = { ...process.env };
+    Object.assign(process.env, env);
+    const store = createFirestoreStateStore({ projectId: PROJECT, collection });
+    try {
+      await clearsUnreadable(
+        store,
+        async (value) => {
+          await raw.doc(`${collection}/${PROJECT}/state/lease`).set(value);
+        },
+        () => unlock(env),
+      );
+    } finally {
+      await store.close();
+      process.env = saved;
+    }
+  });
+});
