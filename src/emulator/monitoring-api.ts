@@ -650,9 +650,46 @@ function toProto(
   };
 }
 
-function enumName(msg: Message | undefined, name: string, fallback: string): string {
+/**
+ * An enum field's value name, or `fallback` when unset. The protos are decoded with enums as their
+ * names; a number the proto does not declare stays a number. proto3 keeps such a value rather
+ * than failing to parse ("unrecognized enum values will be preserved in the message", and what
+ * it means is up to the receiver: https://protobuf.dev/programming-guides/proto3/#enum);
+ * Monitoring does not say how it treats one, so the emulator fails safe: INVALID_ARGUMENT naming
+ * the field and the value, never a silent default.
+ */
+function enumName(msg: Message | undefined, name: string, fallback: string, path: string): string {
   const v = msg?.[name];
+  if (typeof v === 'number') throw invalid(`${path} has an unknown value ${v}: not in its enum`);
   return typeof v === 'string' && v !== '' ? v : fallback;
+}
+
+/**
+ * The range of a google.protobuf.Timestamp (timestamp.proto: "Must be from
+ * 0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z inclusive", seconds -62135596800 to 253402300799;
+ * nanos "Must be from 0 to 999,999,999 inclusive";
+ * https://protobuf.dev/reference/protobuf/google.protobuf/#timestamp).
+ */
+const TIMESTAMP_SECONDS = { min: -62135596800, max: 253402300799 };
+
+/** A Timestamp field as milliseconds (undefined when unset), refused when out of its range. */
+function timestampMillis(msg: Message | undefined, path: string): number | undefined {
+  if (!msg) return undefined;
+  const seconds = int(msg, 'seconds');
+  const nanos = int(msg, 'nanos');
+  if (
+    !Number.isInteger(seconds) ||
+    seconds < TIMESTAMP_SECONDS.min ||
+    seconds > TIMESTAMP_SECONDS.max
+  ) {
+    throw invalid(
+      `${path}.seconds ${shown(String(msg['seconds']))} is out of range: a Timestamp is from ${TIMESTAMP_SECONDS.min} to ${TIMESTAMP_SECONDS.max} seconds (0001-01-01T00:00:00Z to 9999-12-31T23:59:59Z)`,
+    );
+  }
+  if (!Number.isInteger(nanos) || nanos < 0 || nanos > 999_999_999) {
+    throw invalid(`${path}.nanos ${nanos} is out of range: from 0 to 999999999`);
+  }
+  return millis(msg);
 }
 
 /**
@@ -713,20 +750,30 @@ function computeTimeSeries(ctx: EmulatorContext, request: Message): TimeSeriesPa
   }
   const q = parseFilter(text(request, 'filter'));
   const interval = field(request, 'interval');
-  const endMs = millis(field(interval, 'end_time'));
+  const endMs = timestampMillis(field(interval, 'end_time'), 'interval.end_time');
   if (endMs === undefined) throw invalid('interval.end_time is required');
-  const startMs = millis(field(interval, 'start_time')) ?? endMs;
+  const startMs = timestampMillis(field(interval, 'start_time'), 'interval.start_time') ?? endMs;
   if (startMs > endMs) throw invalid('interval.start_time is after interval.end_time');
   if (field(request, 'secondary_aggregation'))
     throw invalid('secondary_aggregation is not supported by the emulator');
   if (text(request, 'order_by') !== '') throw invalid('order_by is not supported by the emulator');
-  const view = enumName(request, 'view', 'FULL');
+  const view = enumName(request, 'view', 'FULL', 'view');
 
   const { kind, valueType } = descriptor(q.metricType);
   const input = { kind, valueType };
   const aggregation = field(request, 'aggregation');
-  const aligner = enumName(aggregation, 'per_series_aligner', 'ALIGN_NONE');
-  const reducer = enumName(aggregation, 'cross_series_reducer', 'REDUCE_NONE');
+  const aligner = enumName(
+    aggregation,
+    'per_series_aligner',
+    'ALIGN_NONE',
+    'aggregation.per_series_aligner',
+  );
+  const reducer = enumName(
+    aggregation,
+    'cross_series_reducer',
+    'REDUCE_NONE',
+    'aggregation.cross_series_reducer',
+  );
   const groupBy = strings(aggregation, 'group_by_fields').map((g) =>
     normalizeGroupBy(g, q.metricType),
   );
