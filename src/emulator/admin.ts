@@ -113,7 +113,8 @@ export const MAX_RESPONSE_CHARS = 64 << 20;
 function answerText(what: string, code: number, value: unknown): [number, string] {
   let text: string;
   try {
-    text = `${JSON.stringify(value, null, 2)}\n`;
+    // An error is one line; other answers are indented for people reading them.
+    text = `${code >= 400 ? JSON.stringify(value) : JSON.stringify(value, null, 2)}\n`;
   } catch (error) {
     // V8's RangeError "Invalid string length", or a value JSON cannot hold: answered, not lost.
     return [500, errorLine(`cannot send the answer to ${what}: ${errorMessage(error)}`)];
@@ -157,13 +158,51 @@ function routePath(req: IncomingMessage): string {
   return path.length > 100 ? `${path.slice(0, 100)}…` : path;
 }
 
-function asRecord(value: unknown): Record<string, unknown> {
-  return typeof value === 'object' && value !== null && !Array.isArray(value)
-    ? (value as Record<string, unknown>)
-    : {};
+/** The body as an object; anything else ([], null, "x", 3) is refused and nothing changes. */
+function asRecord(value: unknown, what: string): Record<string, unknown> {
+  if (typeof value === 'object' && value !== null && !Array.isArray(value))
+    return value as Record<string, unknown>;
+  const got = value === null ? 'null' : Array.isArray(value) ? 'an array' : `a ${typeof value}`;
+  throw new ControlError(`${what}: expected an object, got ${got}`);
 }
 
-async function route(control: EmulatorControl, req: IncomingMessage): Promise<[number, unknown]> {
+/**
+ * The Host header names the admin endpoint itself: 127.0.0.1, localhost or [::1] with its port.
+ * Anything else (a missing Host included) is refused, so a web page whose name a DNS-rebinding
+ * attack points at 127.0.0.1 cannot drive the emulator from a browser.
+ */
+function checkHost(req: IncomingMessage, port: number): void {
+  const host = req.headers.host?.toLowerCase();
+  const allowed = [`127.0.0.1:${port}`, `localhost:${port}`, `[::1]:${port}`];
+  if (host === undefined || !allowed.includes(host)) {
+    throw new HttpError(
+      403,
+      `the Host header must be ${allowed.join(', ')} (got ${host === undefined ? 'none' : JSON.stringify(host.slice(0, 100))})`,
+    );
+  }
+}
+
+/**
+ * Any POST with a body must declare it JSON, on every route, whether or not the route reads it:
+ * a browser's cross-site form post (`/reset-calls` with a text/plain body) is refused with 415
+ * before anything happens.
+ */
+function checkBodyType(req: IncomingMessage): void {
+  if (hasBody(req) && !isJsonType(req.headers['content-type'])) {
+    throw new HttpError(
+      415,
+      `request body must be JSON sent with content-type: application/json (got ${req.headers['content-type'] === undefined ? 'no content-type' : JSON.stringify(req.headers['content-type'].slice(0, 100))})`,
+    );
+  }
+}
+
+async function route(
+  control: EmulatorControl,
+  req: IncomingMessage,
+  port: number,
+): Promise<[number, unknown]> {
+  checkHost(req, port);
+  if (req.method !== 'GET') checkBodyType(req);
   const url = new URL(req.url ?? '/', 'http://127.0.0.1');
   const path = url.pathname;
   const key = `${req.method ?? 'GET'} ${path}`;
@@ -207,9 +246,9 @@ async function route(control: EmulatorControl, req: IncomingMessage): Promise<[n
     case 'GET /faults':
       return [200, control.faults()];
     case 'POST /faults':
-      return [200, control.setFaults(asRecord(await readJson(req)))];
+      return [200, control.setFaults(asRecord(await readJson(req), 'faults'))];
     case 'POST /invariants':
-      return [200, control.setInvariants(asRecord(await readJson(req)))];
+      return [200, control.setInvariants(asRecord(await readJson(req), 'invariants'))];
     case 'GET /violations':
       return [200, control.violations()];
     default:
@@ -229,7 +268,7 @@ export interface AdminServer {
 
 export async function startAdminServer(control: EmulatorControl, port = 0): Promise<AdminServer> {
   const server = createServer((req, res) => {
-    route(control, req).then(
+    route(control, req, (server.address() as AddressInfo).port).then(
       ([code, value]) => send(req, res, code, value),
       (error: unknown) => {
         if (error instanceof HttpError) {
