@@ -37,10 +37,12 @@ import {
   keepRuns,
   Lease,
   newGovernorId,
-  OutboxEntry,
+  type OutboxEntry,
   parseStored,
   parseStoredLease,
   RunRecord,
+  SetAsideEntry,
+  sortOutOutbox,
   sortRuns,
   StateCorruptError,
   versionConflict,
@@ -79,11 +81,21 @@ const ProjectDocument = z.strictObject({
    */
   lease: z.unknown(),
   runs: z.array(RunRecord),
-  /** Absent in documents written before the outbox. */
-  outbox: z.array(OutboxEntry).optional(),
+  /**
+   * Absent in documents written before the outbox. Each entry parsed apart (sortOutOutbox): one
+   * nobody can read is set aside into `outboxSetAside` by the next change, not a reason to stop.
+   */
+  outbox: z.array(z.unknown()).optional(),
   outboxDropped: z.number().int().min(0).optional(),
+  /** Unreadable outbox entries set aside, as they were stored, for a person to look at. */
+  outboxSetAside: z.array(SetAsideEntry).optional(),
 });
-type ProjectDocument = z.infer<typeof ProjectDocument>;
+/** The document as stored. */
+type StoredDocument = z.infer<typeof ProjectDocument>;
+/** The document as a change sees it: its outbox read, what could not be read set aside. */
+type ProjectDocument = Omit<StoredDocument, 'outbox'> & {
+  outbox?: OutboxEntry[];
+};
 
 export function createFileStateStore(
   options: FileStateStoreOptions = {},
@@ -101,23 +113,42 @@ export function createFileStateStore(
   const fileOf = (project: string): string =>
     join(dir, `${encodeURIComponent(checkProject(project))}.json`);
 
-  /** Reads, lets `change` decide, and writes what it returns (unless null). */
+  /**
+   * Reads, lets `change` decide, and writes what it returns (unless null). Outbox entries nobody
+   * can read are set aside first (and written so even when `change` writes nothing); `change`
+   * is told which.
+   */
   async function update<T>(
     project: string,
-    change: (doc: ProjectDocument) => { doc: ProjectDocument | null; result: T },
+    change: (
+      doc: ProjectDocument,
+      setAside: readonly SetAsideEntry[],
+    ) => { doc: ProjectDocument | null; result: T },
   ): Promise<T> {
     const file = fileOf(project);
     await ensureDir(dirname(file));
     return withFileLock(`${file}.lock`, lock, async () => {
       await removeLeftovers(file, lock.staleMs);
-      const { doc, result } = change(await readDocument(file, project));
-      if (doc !== null) await writeAtomically(file, `${JSON.stringify(doc, null, 2)}\n`);
+      const read = await readDocument(file, project);
+      const sorted = sortOutOutbox(read.outbox ?? [], new Date(wall()).toISOString());
+      const clean: ProjectDocument =
+        sorted.setAside.length === 0
+          ? { ...read, outbox: sorted.entries }
+          : {
+              ...read,
+              outbox: sorted.entries,
+              outboxDropped: (read.outboxDropped ?? 0) + sorted.setAside.length,
+              outboxSetAside: [...(read.outboxSetAside ?? []), ...sorted.setAside],
+            };
+      const { doc, result } = change(clean, sorted.setAside);
+      const next = doc ?? (sorted.setAside.length > 0 ? clean : null);
+      if (next !== null) await writeAtomically(file, `${JSON.stringify(next, null, 2)}\n`);
       return result;
     });
   }
 
   /** The document's lease, or LeaseCorruptError naming the file. */
-  const leaseOf = (doc: ProjectDocument, project: string): Lease | null =>
+  const leaseOf = (doc: StoredDocument | ProjectDocument, project: string): Lease | null =>
     parseStoredLease(doc.lease, `lease in state file ${fileOf(project)}`);
 
   async function lease(project: string, request: LeaseRequest): Promise<LeaseResult> {
@@ -228,7 +259,21 @@ export function createFileStateStore(
 
     async listOutbox(project) {
       const doc = await readDocument(fileOf(project), project);
-      return { entries: doc.outbox ?? [], dropped: doc.outboxDropped ?? 0 };
+      const sorted = sortOutOutbox(doc.outbox ?? [], new Date(wall()).toISOString());
+      if (sorted.setAside.length === 0) {
+        return { entries: sorted.entries, dropped: doc.outboxDropped ?? 0 };
+      }
+      // Set aside under the lock, from a fresh read: another writer may have changed it since.
+      return update(project, (fresh, setAside) => ({
+        doc: null,
+        result: {
+          entries: fresh.outbox ?? [],
+          dropped: fresh.outboxDropped ?? 0,
+          ...(setAside.length > 0
+            ? { setAside: setAside.map((e) => ({ id: e.id, faults: e.faults })) }
+            : {}),
+        },
+      }));
     },
 
     async removeOutbox(project, ids, droppedAnnounced = 0) {
@@ -300,7 +345,7 @@ async function readGovernorId(file: string): Promise<string | null> {
   return parseStored(GovernorId, text.trim(), `governor id file ${file}`);
 }
 
-async function readDocument(file: string, project: string): Promise<ProjectDocument> {
+async function readDocument(file: string, project: string): Promise<StoredDocument> {
   const text = await readStateFile(file, 'state file');
   if (text === null) {
     return { schema: 1, project, conditions: null, lease: null, runs: [], outbox: [] };

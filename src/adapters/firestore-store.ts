@@ -44,7 +44,8 @@ import { z } from 'zod';
 
 import { translateGrpcError } from './grpc-errors.js';
 import { grpcCode } from './retry.js';
-import { UnavailableError } from '../errors.js';
+import { capFaults, UnavailableError, type Fault } from '../errors.js';
+import { zodFaults } from '../core/document.js';
 import { Alert } from '../core/alert.js';
 import { MAX_CLOCK_SKEW_MS } from '../core/quota-pressure.js';
 import {
@@ -66,6 +67,8 @@ import {
   parseStored,
   parseStoredLease,
   RunRecord,
+  type SetAsideEntry,
+  type SetAsideReport,
   sortRuns,
   StateCorruptError,
   versionConflict,
@@ -103,6 +106,7 @@ const OutboxDocument = z.object({
   storedAt: OutboxEntry.shape.storedAt,
   order: z.string(),
 });
+const OutboxPlace = OutboxDocument.pick({ storedAt: true, order: true });
 const OutboxCount = z.object({ dropped: z.number().int().min(0) });
 const GovernorDocument = z.object({ id: GovernorId });
 const DiscoveryDocument = z.object({ json: z.string() });
@@ -179,6 +183,46 @@ export function createFirestoreStateStore(
           const { write, result } = decideLease(await readLease(tx, ref), request);
           if (write !== null) tx.set(ref, write);
           return result;
+        },
+        { maxAttempts },
+      ),
+    );
+  }
+
+  /**
+   * Moves one unreadable outbox entry into `<project>/outbox-set-aside` (as it was stored, with its
+   * faults) and counts it as dropped, in one transaction; null when it was removed or became
+   * readable meanwhile (another writer replaced it), in which case it stays.
+   */
+  async function setAsideEntry(
+    project: string,
+    ref: DocumentReference,
+  ): Promise<SetAsideEntry | null> {
+    const countRef = stateDoc(project, 'outbox');
+    return call(`setting aside ${ref.path}`, () =>
+      db.runTransaction(
+        async (tx) => {
+          const [snap, count] = await Promise.all([tx.get(ref), tx.get(countRef)]);
+          if (!snap.exists) return null;
+          const read = outboxEntryOf(snap.data(), ref.path);
+          if ('entry' in read) return null;
+          const setAsideAt = new Date(wall()).toISOString();
+          const kept: SetAsideEntry = {
+            id: ref.id,
+            stored: snap.data(),
+            faults: read.faults,
+            setAsideAt,
+          };
+          tx.set(
+            projectDoc(project).collection('outbox-set-aside').doc(`${ref.id}@${setAsideAt}`),
+            kept,
+          );
+          tx.delete(ref);
+          const before = count.exists
+            ? parseStored(OutboxCount, count.data(), `document ${countRef.path}`).dropped
+            : 0;
+          tx.set(countRef, { dropped: before + 1 });
+          return kept;
         },
         { maxAttempts },
       ),
@@ -351,15 +395,13 @@ export function createFirestoreStateStore(
             // Every read before the first write, as a transaction requires.
             const kept = await tx.get(box.orderBy('order').select('storedAt', 'order'));
             const count = await tx.get(countRef);
+            // An entry whose place cannot be read is not known here (one with the same id is
+            // replaced); listOutbox sets it aside.
             const place = new Map(
-              kept.docs.map((d) => [
-                d.id,
-                parseStored(
-                  OutboxDocument.pick({ storedAt: true, order: true }),
-                  d.data(),
-                  `document ${d.ref.path}`,
-                ),
-              ]),
+              kept.docs.flatMap((d) => {
+                const known = OutboxPlace.safeParse(d.data());
+                return known.success ? [[d.id, known.data] as const] : [];
+              }),
             );
             const ids = kept.docs.map((d) => d.id);
             checked.forEach((entry, i) => {
@@ -394,23 +436,38 @@ export function createFirestoreStateStore(
     async listOutbox(project) {
       const box = outboxOf(project);
       const countRef = stateDoc(project, 'outbox');
-      const [snap, count] = await call(`reading the outbox of ${project}`, () =>
-        Promise.all([box.orderBy('order').get(), countRef.get()]),
-      );
-      return {
-        entries: snap.docs.map((d) => {
-          const what = `document ${d.ref.path}`;
-          const doc = parseStored(OutboxDocument, d.data(), what);
+      const setAside: SetAsideReport[] = [];
+      // An entry nobody can read is set aside (quarantined, not deleted), then the outbox is
+      // read again; the bound only stops a writer adding garbage as fast as it is set aside.
+      for (let pass = 1; ; pass += 1) {
+        const [snap, count] = await call(`reading the outbox of ${project}`, () =>
+          Promise.all([box.orderBy('order').get(), countRef.get()]),
+        );
+        const read = snap.docs.map((d) => ({
+          ref: d.ref,
+          read: outboxEntryOf(d.data(), d.ref.path),
+        }));
+        const unreadable = read.filter((r) => !('entry' in r.read));
+        if (unreadable.length === 0 || pass > 3) {
+          if (unreadable.length > 0) {
+            throw new StateCorruptError(
+              `outbox of ${project} (garbage added as fast as it was set aside)`,
+              [],
+            );
+          }
           return {
-            alert: parseStored(Alert, parseJson(doc.json, d.ref.path), what),
-            state: doc.state,
-            storedAt: doc.storedAt,
+            entries: read.flatMap((r) => ('entry' in r.read ? [r.read.entry] : [])),
+            dropped: count.exists
+              ? parseStored(OutboxCount, count.data(), `document ${countRef.path}`).dropped
+              : 0,
+            ...(setAside.length > 0 ? { setAside } : {}),
           };
-        }),
-        dropped: count.exists
-          ? parseStored(OutboxCount, count.data(), `document ${countRef.path}`).dropped
-          : 0,
-      };
+        }
+        for (const { ref } of unreadable) {
+          const moved = await setAsideEntry(project, ref);
+          if (moved) setAside.push({ id: moved.id, faults: moved.faults });
+        }
+      }
     },
 
     async removeOutbox(project, ids, droppedAnnounced = 0) {
@@ -492,6 +549,22 @@ function decodeVersion(project: string, version: string): Timestamp {
   if (match === null)
     throw new RangeError(`Not a version of ${project}: ${JSON.stringify(version)}`);
   return new Timestamp(Number(match[1]), Number(match[2]));
+}
+
+/** A stored outbox document as an entry, or the faults that make it unreadable. */
+function outboxEntryOf(data: unknown, path: string): { entry: OutboxEntry } | { faults: Fault[] } {
+  const doc = OutboxDocument.safeParse(data);
+  if (!doc.success) return { faults: capFaults(zodFaults(doc.error)) };
+  let json: unknown;
+  try {
+    json = JSON.parse(doc.data.json);
+  } catch (error) {
+    if (!(error instanceof SyntaxError)) throw error;
+    return { faults: [{ path: 'json', message: `not JSON in ${path}` }] };
+  }
+  const alert = Alert.safeParse(json);
+  if (!alert.success) return { faults: capFaults(zodFaults(alert.error)) };
+  return { entry: { alert: alert.data, state: doc.data.state, storedAt: doc.data.storedAt } };
 }
 
 function parseJson(text: string, path: string): unknown {

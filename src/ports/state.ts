@@ -23,7 +23,7 @@ import { Alert } from '../core/alert.js';
 import { ConditionState } from '../core/notify.js';
 import { zodFaults } from '../core/document.js';
 import { beyondSkew, PressureLedger } from '../core/quota-pressure.js';
-import { ConflictError, UpstreamError } from '../errors.js';
+import { capFaults, ConflictError, UpstreamError } from '../errors.js';
 import type { Fault } from '../errors.js';
 
 export { ConditionState };
@@ -139,10 +139,78 @@ export const OutboxEntry = z.strictObject({
 });
 export type OutboxEntry = z.infer<typeof OutboxEntry>;
 
-/** A project's outbox as read: oldest first, and how many entries the bound dropped unannounced. */
+/**
+ * A project's outbox as read: oldest first, and how many entries will not be published and were
+ * not yet announced: dropped by the bound, or set aside because they could not be read.
+ */
 export interface Outbox {
   entries: OutboxEntry[];
   dropped: number;
+  /**
+   * Entries this read found unreadable (garbage, or a newer version's) and set aside, out of the
+   * outbox, into the store's quarantine (never deleted: see `SetAsideEntry`); each also counted
+   * in `dropped`, so the run's `governor.degraded` (reason `outbox`) tells subscribers. Absent
+   * when none.
+   */
+  setAside?: readonly SetAsideReport[];
+}
+
+/** One unreadable outbox entry set aside: its id in the store, and why it was unreadable. */
+export interface SetAsideReport {
+  id: string;
+  faults: readonly Fault[];
+}
+
+/**
+ * An outbox entry nobody can read, as kept in the store's quarantine: what was stored, as it was,
+ * why it could not be read, and when it was set aside. A person looks at it, or removes it.
+ */
+export const SetAsideEntry = z.strictObject({
+  id: z.string(),
+  stored: z.unknown(),
+  faults: z.array(z.strictObject({ path: z.string(), message: z.string() })),
+  setAsideAt: z.iso.datetime({ offset: true }),
+});
+export type SetAsideEntry = z.infer<typeof SetAsideEntry>;
+
+/** The faults of one unreadable entry, as kept and reported: at most 20, each cut to 200. */
+export function outboxFaults(error: unknown): Fault[] {
+  if (error instanceof StateCorruptError) return capFaults(error.faults);
+  return [
+    { path: '', message: cutText(error instanceof Error ? error.message : String(error), 200) },
+  ];
+}
+
+/**
+ * Sorts stored outbox entries into those that read (`entries`, in order) and those that do not
+ * (`setAside`, each with its faults and when, `setAsideAt`).
+ */
+export function sortOutOutbox(
+  stored: readonly unknown[],
+  setAsideAt: string,
+): { entries: OutboxEntry[]; setAside: SetAsideEntry[] } {
+  const entries: OutboxEntry[] = [];
+  const setAside: SetAsideEntry[] = [];
+  stored.forEach((value, i) => {
+    const parsed = OutboxEntry.safeParse(value);
+    if (parsed.success) {
+      entries.push(parsed.data);
+      return;
+    }
+    setAside.push({
+      id: outboxIdOf(value) ?? `entry-${i}`,
+      stored: value,
+      faults: capFaults(zodFaults(parsed.error)),
+      setAsideAt,
+    });
+  });
+  return { entries, setAside };
+}
+
+/** The alert id of a stored entry, when it has a readable one (for naming what was set aside). */
+function outboxIdOf(value: unknown): string | undefined {
+  const id = z.object({ alert: z.object({ id: z.string().min(1).max(500) }) }).safeParse(value);
+  return id.success ? id.data.alert.id : undefined;
 }
 
 export interface StateStore {

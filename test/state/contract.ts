@@ -612,3 +612,54 @@ export function unreadableLeaseContract(
     }
   });
 }
+
+/**
+ * What a store does with outbox entries it cannot read (garbage, a newer version's field): each is
+ * set aside (kept in the store's quarantine, counted as dropped so the run says so) and the rest
+ * of the outbox reads and works as before: one bad entry never stops the runs. `plant` stores two
+ * unreadable entries bypassing the store; `kept` counts what the quarantine holds.
+ */
+export function unreadableOutboxContract(
+  name: string,
+  open: () => StateStore,
+  plant: (project: string) => Promise<void>,
+  kept: (project: string) => Promise<number>,
+): void {
+  describe(`${name}: unreadable outbox entries`, () => {
+    it('are set aside, counted and reported once; the rest of the outbox works', async () => {
+      const store = open();
+      const project = freshProject();
+      await store.putOutbox(project, [outboxEntry(1)]);
+      await plant(project);
+      const first = await store.listOutbox(project);
+      expect(first.entries.map((e) => e.alert.id)).toEqual([outboxEntry(1).alert.id]);
+      expect(first.dropped).toBe(2);
+      expect(first.setAside).toHaveLength(2);
+      for (const s of first.setAside ?? []) expect(s.faults.length).toBeGreaterThan(0);
+      expect(await kept(project)).toBe(2);
+      // Reported once; counted until announced, as dropped entries are.
+      const again = await store.listOutbox(project);
+      expect(again.setAside).toBeUndefined();
+      expect(again.dropped).toBe(2);
+      await store.putOutbox(project, [outboxEntry(2)]);
+      await store.removeOutbox(project, [outboxEntry(1).alert.id], 2);
+      expect(await store.listOutbox(project)).toEqual({ entries: [outboxEntry(2)], dropped: 0 });
+      expect(await kept(project)).toBe(2);
+    });
+
+    it('are set aside by a writer too, before it adds its entries', async () => {
+      const store = open();
+      const project = freshProject();
+      await store.putOutbox(project, [outboxEntry(1)]);
+      await plant(project);
+      await store.putOutbox(project, [outboxEntry(2)]);
+      const box = await store.listOutbox(project);
+      expect(box.entries.map((e) => e.alert.id)).toEqual([
+        outboxEntry(1).alert.id,
+        outboxEntry(2).alert.id,
+      ]);
+      expect(box.dropped).toBe(2);
+      expect(await kept(project)).toBe(2);
+    });
+  });
+}

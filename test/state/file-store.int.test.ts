@@ -19,6 +19,7 @@ import {
   freshProject,
   stateStoreContract,
   unreadableLeaseContract,
+  unreadableOutboxContract,
 } from './contract.js';
 import { transpileForNode } from './transpile.js';
 
@@ -50,6 +51,27 @@ unreadableLeaseContract(
     const file = join(dir, `${encodeURIComponent(project)}.json`);
     const doc = JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
     await writeFile(file, JSON.stringify({ ...doc, lease: value }));
+  },
+);
+
+unreadableOutboxContract(
+  'file store',
+  () => store,
+  async (project) => {
+    const file = join(dir, `${encodeURIComponent(project)}.json`);
+    const doc = JSON.parse(await readFile(file, 'utf8')) as { outbox: Record<string, unknown>[] };
+    const [good] = doc.outbox;
+    doc.outbox.push(
+      { json: 'garbage', state: 'ready', storedAt: '2026-01-01T00:00:00Z' },
+      // A newer version's field.
+      { ...good, alert: { ...(good?.alert as object), id: 'from-a-newer-version', newField: 1 } },
+    );
+    await writeFile(file, JSON.stringify(doc));
+  },
+  async (project) => {
+    const file = join(dir, `${encodeURIComponent(project)}.json`);
+    const doc = JSON.parse(await readFile(file, 'utf8')) as { outboxSetAside?: unknown[] };
+    return doc.outboxSetAside?.length ?? 0;
   },
 );
 

@@ -17,6 +17,7 @@ import {
   freshProject,
   stateStoreContract,
   unreadableLeaseContract,
+  unreadableOutboxContract,
 } from './contract.js';
 
 const projectId = 'governor-test';
@@ -54,6 +55,20 @@ unreadableLeaseContract(
   async (project, value) => {
     await raw.doc(`${collection}/${project}/state/lease`).set(value);
   },
+);
+
+unreadableOutboxContract(
+  'Firestore store',
+  () => store,
+  async (project) => {
+    const box = `${collection}/${project}/outbox`;
+    await raw
+      .doc(`${box}/zzz`)
+      .set({ json: 'garbage', state: 'ready', storedAt: '2026-01-01T00:00:00Z', order: '0' });
+    // No time it was stored, and a newer version's state.
+    await raw.doc(`${box}/yyy`).set({ json: '{}', state: 'sent-by-v9', order: '1' });
+  },
+  async (project) => (await raw.collection(`${collection}/${project}/outbox-set-aside`).get()).size,
 );
 
 describe('Firestore store: documents', () => {
