@@ -87,6 +87,28 @@ function parseServiceName(name: string): ServiceKey {
   return { project, region, name: service };
 }
 
+/**
+ * PERMISSION_DENIED for a resource of a project outside the fleet, before anything is looked up:
+ * "If the user does not have permission to access the resource or parent, regardless of whether
+ * or not it exists, the service must error with PERMISSION_DENIED ... Permission must be checked
+ * prior to checking if the resource or parent exists" (AIP-211, https://google.aip.dev/211). The
+ * emulator's caller holds permissions in the fleet's projects only. Worded as the IAM denial
+ * (iam.ts).
+ */
+function requireProject(
+  ctx: EmulatorContext,
+  project: string,
+  permission: string,
+  resource: string,
+): void {
+  if (!ctx.model.fleet.projects.some((p) => p.id === project)) {
+    throw new RpcError(
+      status.PERMISSION_DENIED,
+      `Permission '${permission}' denied on resource '${shown(resource)}' (or resource may not exist).`,
+    );
+  }
+}
+
 function renderService(ctx: EmulatorContext, key: ServiceKey): Message {
   const s = ctx.model.getService(key);
   if (!s)
@@ -121,6 +143,7 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
   const service = field(request, 'service');
   if (!service) throw invalid('service is required');
   const key = parseServiceName(text(service, 'name'));
+  requireProject(ctx, key.project, 'run.services.update', text(service, 'name'));
   const s = ctx.model.getService(key);
   if (!s) {
     if (request['allow_missing'] === true) {
@@ -160,6 +183,27 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
       );
     }
   }
+  // Arguments wrong whatever the service's state are refused before the state is looked at (a
+  // stale etag, ABORTED; an operation in flight, FAILED_PRECONDITION): INVALID_ARGUMENT "indicates
+  // arguments that are problematic regardless of the state of the system" (google/rpc/code.proto,
+  // https://github.com/googleapis/googleapis/blob/master/google/rpc/code.proto). The checks that
+  // compare with the service (its min, its pool's quota) come after.
+  if (wants.has('max')) {
+    const max = int(scaling, 'max_instance_count');
+    if (!Number.isInteger(max) || max < 0 || max > 1000) {
+      throw invalid(
+        `scaling.max_instance_count must be an integer from 0 (unset) to 1000, got ${max}`,
+      );
+    }
+  }
+  if (wants.has('annotations')) {
+    const reserved = Object.keys(stringMap(service, 'annotations')).filter(isReservedAnnotation);
+    if (reserved.length > 0) {
+      throw invalid(
+        `annotations ${shown(reserved.join(', '))}: the run.googleapis.com, autoscaling.knative.dev, serving.knative.dev and cloud.googleapis.com namespaces are reserved and cannot be set by users`,
+      );
+    }
+  }
   const etag = text(service, 'etag');
   if (etag !== '' && etag !== s.etag) {
     throw new RpcError(
@@ -177,11 +221,6 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
   const change: { maxInstances?: number; annotations?: Record<string, string> } = {};
   if (wants.has('max')) {
     const max = int(scaling, 'max_instance_count');
-    if (!Number.isInteger(max) || max < 0 || max > 1000) {
-      throw invalid(
-        `scaling.max_instance_count must be an integer from 0 (unset) to 1000, got ${max}`,
-      );
-    }
     if (max > 0 && max < s.minInstances) {
       throw invalid(
         `scaling.max_instance_count (${max}) must be greater than or equal to scaling.min_instance_count (${s.minInstances})`,
@@ -204,14 +243,7 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
     change.maxInstances = max;
   }
   if (wants.has('annotations')) {
-    const annotations = stringMap(service, 'annotations');
-    const reserved = Object.keys(annotations).filter(isReservedAnnotation);
-    if (reserved.length > 0) {
-      throw invalid(
-        `annotations ${shown(reserved.join(', '))}: the run.googleapis.com, autoscaling.knative.dev, serving.knative.dev and cloud.googleapis.com namespaces are reserved and cannot be set by users`,
-      );
-    }
-    change.annotations = annotations;
+    change.annotations = stringMap(service, 'annotations');
   }
 
   const name = `projects/${key.project}/locations/${key.region}/operations/${randomUUID()}`;
@@ -296,7 +328,12 @@ export function runServicesHandlers(ctx: EmulatorContext): Handlers {
         next_page_token: nextPageToken,
       };
     },
-    GetService: (request) => renderService(ctx, parseServiceName(text(request, 'name'))),
+    GetService: (request) => {
+      const name = text(request, 'name');
+      const key = parseServiceName(name);
+      requireProject(ctx, key.project, 'run.services.get', name);
+      return renderService(ctx, key);
+    },
     UpdateService: (request) => updateService(ctx, request),
     TestIamPermissions: (request) =>
       testServicePermissions(
@@ -390,6 +427,7 @@ export function operationsHandlers(ctx: EmulatorContext): Handlers {
           `name must look like projects/{project}/locations/{location}/operations/{id}, got "${shown(name)}"`,
         );
       }
+      requireProject(ctx, name.split('/')[1] ?? '', 'run.operations.get', name);
       return operationMessage(ctx, name);
     },
     ListOperations: (request) => {

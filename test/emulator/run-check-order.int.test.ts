@@ -1,0 +1,100 @@
+/**
+ * The order Cloud Run's checks answer in (attack item 8): permission before existence for a
+ * project outside the fleet (AIP-211), and arguments wrong whatever the state (INVALID_ARGUMENT)
+ * before a stale etag (ABORTED) or an operation in flight (FAILED_PRECONDITION).
+ */
+import { status } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { testFleet } from '../support/fixtures.js';
+import { clientsFor, closeClients, codeOf, PARENT, REGION, type Clients } from './helpers.js';
+
+const once = { timeout: 10_000, retry: null };
+const OUTSIDE = `projects/other-project/locations/${REGION}`;
+const MAX = ['scaling.max_instance_count'];
+
+let emulator: RunningEmulator;
+let clients: Clients;
+
+beforeAll(async () => {
+  emulator = await startEmulator({ fleet: testFleet(), speed: 'manual' });
+  clients = clientsFor(emulator);
+});
+afterAll(async () => {
+  await closeClients(clients);
+  await emulator.stop();
+});
+
+describe('Cloud Run answers in the documented order', () => {
+  it('denies a project outside the fleet before looking the resource up', async () => {
+    const get = await codeOf(
+      clients.services.getService({ name: `${OUTSIDE}/services/alpha` }, once),
+    );
+    expect(get.code).toBe(status.PERMISSION_DENIED);
+    expect(get.message).toContain("Permission 'run.services.get' denied");
+    const update = await codeOf(
+      clients.services.updateService(
+        {
+          service: { name: `${OUTSIDE}/services/alpha`, scaling: { maxInstanceCount: 1 } },
+          updateMask: { paths: MAX },
+        },
+        once,
+      ),
+    );
+    expect(update.code).toBe(status.PERMISSION_DENIED);
+    expect(update.message).toContain("Permission 'run.services.update' denied");
+    const operation = await codeOf(
+      clients.services.checkUpdateServiceProgress(`${OUTSIDE}/operations/x`),
+    );
+    expect(operation.code).toBe(status.PERMISSION_DENIED);
+    expect(operation.message).toContain("Permission 'run.operations.get' denied");
+  });
+
+  it('refuses a bad argument before a stale etag, and a stale etag before the quota check', async () => {
+    const update = (maxInstanceCount: number) =>
+      codeOf(
+        clients.services.updateService(
+          {
+            service: {
+              name: `${PARENT}/services/alpha`,
+              etag: '"stale"',
+              scaling: { maxInstanceCount },
+            },
+            updateMask: { paths: MAX },
+          },
+          once,
+        ),
+      );
+    expect((await update(-1)).code).toBe(status.INVALID_ARGUMENT);
+    expect((await update(1001)).code).toBe(status.INVALID_ARGUMENT);
+    // Over the pool's quota depends on the state: the stale etag answers first.
+    expect((await update(50)).code).toBe(status.ABORTED);
+  });
+
+  it('refuses a reserved annotation before saying the service is reconciling', async () => {
+    emulator.deploy({ service: 'beta', seconds: 600 });
+    const reserved = await codeOf(
+      clients.services.updateService(
+        {
+          service: {
+            name: `${PARENT}/services/beta`,
+            annotations: { 'run.googleapis.com/x': 'y' },
+          },
+          updateMask: { paths: ['annotations'] },
+        },
+        once,
+      ),
+    );
+    expect(reserved.code).toBe(status.INVALID_ARGUMENT);
+    const fine = await codeOf(
+      clients.services.updateService(
+        {
+          service: { name: `${PARENT}/services/beta`, annotations: { team: 'b' } },
+          updateMask: { paths: ['annotations'] },
+        },
+        once,
+      ),
+    );
+    expect(fine.code).toBe(status.FAILED_PRECONDITION);
+  });
+});
