@@ -14,14 +14,23 @@
  *   old;
  * - its holder was a process on this host that no longer exists;
  * - it is older (by its mtime) than `staleMs`, whoever's PID it names (PIDs are reused): a lock is
- *   held for one small read-modify-write, so an old one was abandoned.
+ *   held for one small read-modify-write, so an old one was abandoned;
+ * - its mtime is more than `staleMs` in the future (a wrong clock, `touch -d 2099`): its age
+ *   would stay negative, and the lock never broken, however it was left.
+ * A lock that names no process (PID 0 or below: `kill(0, 0)` signals the caller's own process
+ * group and succeeds, `kill(-1, 0)` every process) is garbage, never a live holder.
  * Breaking renames the lock aside first, so that of several processes breaking it only one
  * removes it, and checks that what it moved is the file it judged (same inode): a lock taken
  * meanwhile by a live process is linked back. Any other lock is waited for up to `timeoutMs`, then
  * the call fails with UnavailableError naming the lock, its holder, and how to clear it.
+ *
+ * The lock is opened without blocking and read only when it is a regular file
+ * (`openRegularFile`): a FIFO in its place would block open() for good, one libuv thread per
+ * call, until the pool is exhausted and the process never recovers.
  */
 import { randomUUID } from 'node:crypto';
-import { link, open, rename, stat, unlink } from 'node:fs/promises';
+import { constants, type Stats } from 'node:fs';
+import { link, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
@@ -44,7 +53,8 @@ const MAX_LOCK_BYTES = 64 << 10;
 const LockContent = z.object({
   token: z.string().min(1),
   host: z.string(),
-  pid: z.number().int(),
+  // kill(0, 0) and kill(-1, 0) succeed: such a PID names no holder.
+  pid: z.number().int().positive(),
 });
 type LockContent = z.infer<typeof LockContent>;
 
@@ -116,7 +126,7 @@ interface Seen {
 async function inspect(lock: string): Promise<Seen | null> {
   let handle;
   try {
-    handle = await open(lock, 'r');
+    handle = await openRegularFile(lock);
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') return null;
     throw fsError(error, `opening ${lock}`);
@@ -135,6 +145,8 @@ async function inspect(lock: string): Promise<Seen | null> {
 }
 
 function abandoned(seen: Seen, staleMs: number): boolean {
+  // Dated further ahead than a stale lock is old: no clock of a live holder puts it there.
+  if (seen.ageMs < -staleMs) return true;
   if (seen.owner === null) return seen.ageMs > GARBAGE_GRACE_MS;
   if (seen.ageMs > staleMs) return true;
   return seen.owner.host === hostname() && !processExists(seen.owner.pid);
@@ -200,6 +212,40 @@ function processExists(pid: number): boolean {
     // EPERM: it exists, under another user.
     return errnoCode(error) !== 'ESRCH';
   }
+}
+
+/**
+ * Opens a state or lock file for reading without waiting (O_NONBLOCK: a FIFO opens at once
+ * instead of blocking a libuv thread until a writer comes), then refuses anything but a regular
+ * file (fstat), naming the path and what it is; the pattern of emulator/fleet.ts readTrace. Read
+ * it with read-capped.ts readHandleCapped. Errors of open() (ENOENT…) are thrown as they come.
+ */
+export async function openRegularFile(path: string): Promise<FileHandle> {
+  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  let info: Stats;
+  try {
+    info = await handle.stat();
+  } catch (error) {
+    await handle.close();
+    throw fsError(error, `reading ${path}`);
+  }
+  if (!info.isFile()) {
+    await handle.close();
+    throw new UpstreamError(
+      `State store: ${path} is ${fileKind(info)}, not a regular file: nothing was read from it; ` +
+        `remove it (the governor writes only regular files there)`,
+    );
+  }
+  return handle;
+}
+
+function fileKind(info: Stats): string {
+  if (info.isFIFO()) return 'a FIFO (named pipe)';
+  if (info.isDirectory()) return 'a directory';
+  if (info.isCharacterDevice()) return 'a character device';
+  if (info.isBlockDevice()) return 'a block device';
+  if (info.isSocket()) return 'a socket';
+  return 'not a file';
 }
 
 export async function removeIfThere(file: string): Promise<void> {

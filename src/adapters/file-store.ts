@@ -18,8 +18,8 @@ import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 
 import { UpstreamError } from '../errors.js';
-import { MAX_DOCUMENT_BYTES, readCapped, sizeText } from '../read-capped.js';
-import { errnoCode, fsError, removeIfThere, withFileLock } from './file-lock.js';
+import { MAX_DOCUMENT_BYTES, readHandleCapped, sizeText } from '../read-capped.js';
+import { errnoCode, fsError, openRegularFile, removeIfThere, withFileLock } from './file-lock.js';
 import {
   addToOutbox,
   checkKeep,
@@ -321,15 +321,24 @@ async function readOrMakeGovernorId(dir: string): Promise<string> {
 
 /**
  * A state file's text; null when it does not exist. One larger than MAX_DOCUMENT_BYTES is
- * refused as corrupt (the governor writes far less), without reading more than the limit.
+ * refused as corrupt (the governor writes far less), without reading more than the limit; one
+ * that is not a regular file (a FIFO, a device, a directory) is refused unread, naming it.
  */
 async function readStateFile(file: string, what: string): Promise<string | null> {
-  let bytes: Buffer | null;
+  let handle;
   try {
-    bytes = await readCapped(file, MAX_DOCUMENT_BYTES);
+    handle = await openRegularFile(file);
   } catch (error) {
     if (errnoCode(error) === 'ENOENT') return null;
     throw fsError(error, `reading ${file}`);
+  }
+  let bytes: Buffer | null;
+  try {
+    bytes = await readHandleCapped(handle, MAX_DOCUMENT_BYTES);
+  } catch (error) {
+    throw fsError(error, `reading ${file}`);
+  } finally {
+    await handle.close();
   }
   if (bytes === null) {
     throw new StateCorruptError(`${what} ${file}`, [

@@ -10,7 +10,7 @@ import { promisify } from 'node:util';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { UnavailableError } from '../../src/errors.js';
+import { UnavailableError, UpstreamError } from '../../src/errors.js';
 import { createFileStateStore, DEFAULT_STATE_DIR } from '../../src/adapters/file-store.js';
 import { StateCorruptError, type StateStore } from '../../src/ports/index.js';
 import {
@@ -217,6 +217,72 @@ describe('file store: locks in the way', () => {
       acquired: true,
     });
   });
+
+  it.each([
+    ['empty', ''],
+    ['of another host', JSON.stringify({ token: 't', host: 'elsewhere', pid: 1 })],
+    ['of a dead process here', JSON.stringify({ token: 't', host: hostname(), pid: 999_999 })],
+    ['of this live process', JSON.stringify({ token: 't', host: hostname(), pid: process.pid })],
+  ])(
+    'breaks a lock that is %s, dated in 2099 (its age would stay negative)',
+    async (_, content) => {
+      const project = freshProject();
+      const lock = join(dir, `${project}.json.lock`);
+      await writeFile(lock, content);
+      const future = new Date('2099-01-01T00:00:00Z');
+      await utimes(lock, future, future);
+      expect(await impatient().acquireLease(project, 'a', 60_000, at)).toMatchObject({
+        acquired: true,
+      });
+      expect((await readdir(dir)).filter((f) => f.startsWith(`${project}.json.`))).toEqual([]);
+    },
+  );
+
+  it.each([0, -1, 1.5])(
+    'breaks a fresh lock naming PID %s (kill(pid, 0) succeeds for 0 and -1)',
+    async (pid) => {
+      const project = freshProject();
+      const lock = join(dir, `${project}.json.lock`);
+      await writeFile(lock, JSON.stringify({ token: 't', host: hostname(), pid }));
+      // Judged as garbage: broken after its grace, well before the store gives up (3 s).
+      const patient = createFileStateStore({ dir, lockTimeoutMs: 3_000 });
+      expect(await patient.acquireLease(project, 'a', 60_000, at)).toMatchObject({
+        acquired: true,
+      });
+    },
+  );
+
+  it.each(['state file', 'lock'])(
+    'refuses a FIFO as the %s at once, naming it; the process keeps working',
+    async (which) => {
+      const project = freshProject();
+      const file = join(dir, `${project}.json`);
+      const fifo = which === 'lock' ? `${file}.lock` : file;
+      await promisify(execFile)('mkfifo', [fifo]);
+      // More calls than libuv has threads (4): before, each open() blocked one for good.
+      const calls = Array.from({ length: 8 }, () =>
+        impatient()
+          .acquireLease(project, 'a', 60_000, at)
+          .catch((e: unknown) => e),
+      );
+      for (const error of await Promise.all(calls)) {
+        expect(error).toBeInstanceOf(UpstreamError);
+        expect((error as Error).message).toContain(
+          `${fifo} is a FIFO (named pipe), not a regular file`,
+        );
+      }
+      if (which === 'state file') {
+        await expect(impatient().loadConditions(project)).rejects.toThrow(/not a regular file/);
+      }
+      await rm(fifo);
+      expect(await impatient().acquireLease(project, 'a', 60_000, at)).toMatchObject({
+        acquired: true,
+      });
+      // Another project, files as usual: the thread pool is free.
+      expect(await impatient().listRuns(freshProject())).toEqual([]);
+    },
+    20_000,
+  );
 
   it('says who holds a lock it waited for in vain, and when it will be broken', async () => {
     const project = freshProject();
