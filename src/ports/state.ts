@@ -485,9 +485,22 @@ export function sortRuns<R extends Pick<RunRecord, 'runId' | 'startedAt'>>(
   );
 }
 
-/** Checks a record before it is stored, so a bad one fails the caller, not a later reader. */
+/**
+ * The longest `error` a run record is stored with: one line on what went wrong. A longer one (a
+ * message quoting a megabyte of someone's input) is cut, with `…`, when the record is written.
+ */
+export const MAX_RUN_ERROR_LENGTH = 2_000;
+
+/**
+ * Checks a record before it is stored, so a bad one fails the caller, not a later reader; its
+ * `error` cut to {@link MAX_RUN_ERROR_LENGTH}.
+ */
 export function checkRunRecord(record: RunRecord): RunRecord {
-  const parsed = RunRecord.safeParse(record);
+  const parsed = RunRecord.safeParse(
+    typeof record.error === 'string' && record.error.length > MAX_RUN_ERROR_LENGTH
+      ? { ...record, error: cutText(record.error, MAX_RUN_ERROR_LENGTH) }
+      : record,
+  );
   if (!parsed.success) throw new RangeError(`Invalid run record: ${z.prettifyError(parsed.error)}`);
   return parsed.data;
 }

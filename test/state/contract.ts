@@ -13,6 +13,7 @@ import type { ConditionState } from '../../src/core/notify.js';
 import { ConflictError } from '../../src/errors.js';
 import {
   LeaseCorruptError,
+  MAX_RUN_ERROR_LENGTH,
   type OutboxEntry,
   type RunRecord,
   type StateStore,
@@ -213,6 +214,15 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
         await expect(store.listRuns(freshProject(), bad)).rejects.toThrow(/limit/);
     });
 
+    it("cuts a record's error to MAX_RUN_ERROR_LENGTH when it is written", async () => {
+      const store = open();
+      const project = freshProject();
+      await store.recordRun(project, runRecord(1, { error: 'e'.repeat(1_000_000) }));
+      const [kept] = await store.listRuns(project);
+      expect(kept?.error).toHaveLength(MAX_RUN_ERROR_LENGTH);
+      expect(kept?.error?.endsWith('e…')).toBe(true);
+    });
+
     it('refuses a malformed run record', async () => {
       const store = open();
       const bad = { ...runRecord(1), changes: -1 };
@@ -360,6 +370,10 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       const project = freshProject();
       await expect(store.acquireLease(project, 'alpha', 0, at(0))).rejects.toThrow(RangeError);
       await expect(store.acquireLease(project, '', ttl, at(0))).rejects.toThrow(RangeError);
+      // A holder longer than a stored lease may have: refused, never stored.
+      await expect(store.acquireLease(project, 'h'.repeat(257), ttl, at(0))).rejects.toThrow(
+        /holder must be at most 256 characters, not 257/,
+      );
       await expect(store.renewLease(project, 'alpha', ttl, 'later')).rejects.toThrow(RangeError);
       expect(await store.acquireLease(project, 'beta', ttl, at(0))).toMatchObject({
         acquired: true,
