@@ -97,4 +97,45 @@ describe('Cloud Run answers in the documented order', () => {
     );
     expect(fine.code).toBe(status.FAILED_PRECONDITION);
   });
+
+  it('refuses annotations outside Kubernetes rules before anything is written', async () => {
+    const annotate = (annotations: Record<string, string>) =>
+      codeOf(
+        clients.services.updateService(
+          {
+            service: { name: `${PARENT}/services/gamma`, annotations },
+            updateMask: { paths: ['annotations'] },
+          },
+          once,
+        ),
+      );
+    const writes = emulator.writes().length;
+    for (const bad of <Record<string, string>[]>[
+      { 'bad key!': 'x' },
+      { '-leading': 'x' },
+      { [`${'n'.repeat(64)}`]: 'x' },
+      { 'a/b/c': 'x' },
+      { 'Example.com/x': 'x' },
+    ]) {
+      const refused = await annotate(bad);
+      expect(refused.code).toBe(status.INVALID_ARGUMENT);
+      expect(refused.message).toContain('is not valid');
+    }
+    const big = await annotate({ 'team.example/notes': 'v'.repeat(256 << 10) });
+    expect(big.code).toBe(status.INVALID_ARGUMENT);
+    expect(big.message).toContain('at most 262144');
+    expect(emulator.writes()).toHaveLength(writes);
+    const [operation] = await clients.services.updateService(
+      {
+        service: {
+          name: `${PARENT}/services/gamma`,
+          annotations: { 'gpu-governor.dev/writer': 'run-1', owner_team: 'a.b' },
+        },
+        updateMask: { paths: ['annotations'] },
+      },
+      once,
+    );
+    expect(operation.name).toContain('/operations/');
+    expect(emulator.writes()).toHaveLength(writes + 1);
+  });
 });
