@@ -235,7 +235,15 @@ export class EmulatorControl {
     return this.ctx.pubsub.topicNames();
   }
 
-  /** Every message published to the emulator's Pub/Sub, oldest first; only `topic`'s if given. */
+  /** How many of the oldest published messages were dropped to keep within the store's bounds. */
+  droppedPublished(): number {
+    return this.ctx.pubsub.dropped;
+  }
+
+  /**
+   * The messages published to the emulator's Pub/Sub that are kept (the newest 100,000, within
+   * 256 MiB of data: see PubSubStore), oldest first; only `topic`'s if given.
+   */
   published(topic?: string): readonly PublishedMessage[] {
     if (topic !== undefined) {
       const fault = topicNameFault(topic);

@@ -56,11 +56,31 @@ export interface TopicRecord {
 }
 
 /** Topics and published messages; one per emulator. */
+/** The most published messages kept: older ones are dropped first. */
+export const MAX_KEPT_MESSAGES = 100_000;
+/** The most characters of published data (text and base64) kept: older messages are dropped first. */
+export const MAX_KEPT_CHARS = 256 << 20;
+
+/**
+ * Topics, and the messages published to them. The messages kept are bounded (the newest
+ * `maxMessages`, within `maxChars` of data as text and base64): a publish carries up to 10 MB, so
+ * an unbounded list filled the emulator's memory after a hundred or so. Dropped messages are
+ * counted; the newest message is always kept.
+ */
 export class PubSubStore {
   private readonly topics = new Map<string, TopicRecord>();
-  private readonly messages: PublishedMessage[] = [];
+  private messages: PublishedMessage[] = [];
   private readonly listeners: ((message: PublishedMessage) => void)[] = [];
   private nextId = 1;
+  private seq = 0;
+  private chars = 0;
+  /** Messages dropped (oldest first) to stay within the bounds. */
+  dropped = 0;
+
+  constructor(
+    private readonly maxMessages = MAX_KEPT_MESSAGES,
+    private readonly maxChars = MAX_KEPT_CHARS,
+  ) {}
 
   /** Creates a topic (from the fleet file, or a CreateTopic call); throws RpcError like Pub/Sub. */
   createTopic(name: string, labels: Record<string, string> = {}): TopicRecord {
@@ -103,14 +123,29 @@ export class PubSubStore {
   }
 
   record(message: Omit<PublishedMessage, 'seq' | 'messageId'>): PublishedMessage {
-    const seq = this.messages.length + 1;
-    const recorded = { seq, messageId: String(this.nextId++), ...message };
+    this.seq += 1;
+    const recorded = { seq: this.seq, messageId: String(this.nextId++), ...message };
     this.messages.push(recorded);
+    this.chars += size(recorded);
+    let drop = 0;
+    while (
+      this.messages.length - drop > 1 &&
+      (this.messages.length - drop > this.maxMessages || this.chars > this.maxChars)
+    ) {
+      const oldest = this.messages[drop];
+      if (!oldest) break;
+      this.chars -= size(oldest);
+      drop += 1;
+    }
+    if (drop > 0) {
+      this.messages = this.messages.slice(drop);
+      this.dropped += drop;
+    }
     for (const listener of this.listeners) listener(recorded);
     return recorded;
   }
 
-  /** Every message published so far, oldest first; only `topic`'s when given. */
+  /** The messages kept (see the class), oldest first; only `topic`'s when given. */
   published(topic?: string): PublishedMessage[] {
     return this.messages.filter((m) => topic === undefined || m.topic === topic);
   }
@@ -119,6 +154,10 @@ export class PubSubStore {
   onPublish(listener: (message: PublishedMessage) => void): void {
     this.listeners.push(listener);
   }
+}
+
+function size(m: PublishedMessage): number {
+  return (m.data?.length ?? 0) + m.dataBase64.length;
 }
 
 export function topicId(name: string): string {
