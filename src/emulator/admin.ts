@@ -139,10 +139,17 @@ function errorLine(message: string): string {
  * line; if even writing fails (the client went away, headers already sent) the connection is
  * closed rather than left open with no answer.
  */
-function send(req: IncomingMessage, res: ServerResponse, code: number, value: unknown): void {
+function send(
+  req: IncomingMessage,
+  res: ServerResponse,
+  code: number,
+  value: unknown,
+  headers: Record<string, string> = {},
+): void {
   const [status, text] = answerText(`${req.method ?? 'GET'} ${routePath(req)}`, code, value);
   try {
     res.writeHead(status, {
+      ...(status === code ? headers : {}),
       'content-type': 'application/json; charset=utf-8',
       'content-length': Buffer.byteLength(text),
     });
@@ -200,7 +207,7 @@ async function route(
   control: EmulatorControl,
   req: IncomingMessage,
   port: number,
-): Promise<[number, unknown]> {
+): Promise<[number, unknown, Record<string, string>?]> {
   checkHost(req, port);
   if (req.method !== 'GET') checkBodyType(req);
   const url = new URL(req.url ?? '/', 'http://127.0.0.1');
@@ -214,7 +221,8 @@ async function route(
     case 'GET /writes':
       return [200, control.writes()];
     case 'GET /calls':
-      return [200, control.calls()];
+      // The call log is bounded (context.ts, CallLog): how many older calls it dropped.
+      return [200, control.calls(), { 'x-emulator-calls-dropped': String(control.droppedCalls()) }];
     case 'GET /metrics-written':
       return [200, control.metricsWritten(url.searchParams.get('type') ?? undefined)];
     case 'GET /published':
@@ -269,7 +277,7 @@ export interface AdminServer {
 export async function startAdminServer(control: EmulatorControl, port = 0): Promise<AdminServer> {
   const server = createServer((req, res) => {
     route(control, req, (server.address() as AddressInfo).port).then(
-      ([code, value]) => send(req, res, code, value),
+      ([code, value, headers]) => send(req, res, code, value, headers),
       (error: unknown) => {
         if (error instanceof HttpError) {
           // The rest of an unread body is not wanted: close the connection after answering.

@@ -61,6 +61,9 @@ describe('the call log', () => {
     expect(kept.length + emulator.droppedCalls()).toBe(rounds);
     const bytes = kept.reduce((sum, c) => sum + JSON.stringify(c.request).length, 0);
     expect(bytes).toBeLessThanOrEqual(MAX_CALL_LOG_BYTES);
+    const res = await fetch(`${emulator.adminUrl}/calls`);
+    expect(res.headers.get('x-emulator-calls-dropped')).toBe(String(emulator.droppedCalls()));
+    expect((JSON.parse(await res.text()) as unknown[]).length).toBe(kept.length);
     // The newest call is the one kept last.
     expect(kept.at(-1)?.seq).toBe(Math.max(...kept.map((c) => c.seq)));
   }, 60_000);
