@@ -8,6 +8,7 @@ import {
   type Handlers,
   type Message,
   shown,
+  checkSegment,
 } from './rpc.js';
 
 /** Cloud Quotas API v1: the GPU allocation quotas of Cloud Run, one QuotaInfo per (accelerator, zonal redundancy). */
@@ -98,6 +99,10 @@ function checkScope(
   location: string,
   service: string,
 ): void {
+  // Resource ids checked before anything is looked up (AIP-122; the rules are in checkSegment).
+  checkSegment('project', 'the project of the name', project);
+  checkSegment('id', 'the location of the name', location);
+  checkSegment('id', 'the service of the name', service);
   if (!ctx.model.fleet.projects.some((p) => p.id === project))
     throw notFound(`Project ${shown(project)} is not in the emulated fleet`);
   if (location !== 'global')
@@ -118,6 +123,7 @@ export function quotasHandlers(ctx: EmulatorContext): Handlers {
       }
       const [, project = '', location = '', service = '', id = ''] = m;
       checkScope(ctx, project, location, service);
+      checkSegment('id', 'the quota id of the name', id);
       const group = groups(ctx, project).get(id);
       if (!group) throw notFound(`QuotaInfo ${shown(name)} was not found`);
       return quotaInfo(project, id, group);

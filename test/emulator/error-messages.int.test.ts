@@ -60,6 +60,21 @@ describe('errors quote the input cut', () => {
     expect(fortyNine.code).toBe(status.NOT_FOUND);
   });
 
+  it('refuses a huge quota id up front', async () => {
+    // 5,000 characters: the client's routing header carries the name too, and a far longer one is
+    // refused by HTTP/2 before it reaches the emulator (RST_STREAM).
+    const quota = await refusal(
+      clients.quotas.getQuotaInfo(
+        {
+          name: `projects/${PROJECT}/locations/global/services/run.googleapis.com/quotaInfos/${'Q'.repeat(5000)}`,
+        },
+        once,
+      ),
+    );
+    expect(quota.code).toBe(status.INVALID_ARGUMENT);
+    expect(quota.message).toContain('the quota id of the name');
+  });
+
   it('refuses a malformed name of 200,000 characters with a short message', async () => {
     const bad = await refusal(
       clients.services.getService({ name: `projects/${PROJECT}/${'a'.repeat(HUGE)}` }, once),
