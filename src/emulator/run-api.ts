@@ -336,7 +336,9 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
     wallTime: new Date(wall).toISOString(),
     method: `${SERVICES.runServices}/UpdateService`,
     service: key,
-    updateMask: paths,
+    // Each path once: a mask may repeat a path any number of times (30,000 copies were kept in
+    // every write record), and the write is the same.
+    updateMask: [...new Set(paths)],
     before,
     after: { maxInstances: s.maxInstances, annotations: { ...s.annotations }, etag: s.etag },
     pool: ctx.poolTotals(s),

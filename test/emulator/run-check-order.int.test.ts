@@ -138,4 +138,16 @@ describe('Cloud Run answers in the documented order', () => {
     expect(operation.name).toContain('/operations/');
     expect(emulator.writes()).toHaveLength(writes + 1);
   });
+
+  it('records each mask path of a write once, however often the request repeats it', async () => {
+    const [operation] = await clients.services.updateService(
+      {
+        service: { name: `${PARENT}/services/delta`, scaling: { maxInstanceCount: 1 } },
+        updateMask: { paths: Array.from({ length: 30_000 }, () => 'scaling.max_instance_count') },
+      },
+      once,
+    );
+    expect(operation.name).toContain('/operations/');
+    expect(emulator.writes().at(-1)?.updateMask).toEqual(['scaling.max_instance_count']);
+  });
 });
