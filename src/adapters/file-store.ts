@@ -83,7 +83,8 @@ const ProjectDocument = z.strictObject({
   runs: z.array(RunRecord),
   /**
    * Absent in documents written before the outbox. Each entry parsed apart (sortOutOutbox): one
-   * nobody can read is set aside into `outboxSetAside` by the next change, not a reason to stop.
+   * nobody can read is kept by other changes and set aside into `outboxSetAside` by the next
+   * `listOutbox`, which names it; never a reason to stop.
    */
   outbox: z.array(z.unknown()).optional(),
   outboxDropped: z.number().int().min(0).optional(),
@@ -114,9 +115,11 @@ export function createFileStateStore(
     join(dir, `${encodeURIComponent(checkProject(project))}.json`);
 
   /**
-   * Reads, lets `change` decide, and writes what it returns (unless null). Outbox entries nobody
-   * can read are set aside first (and written so even when `change` writes nothing); `change`
-   * is told which.
+   * Reads, lets `change` decide, and writes what it returns (unless null). The change sees the
+   * outbox entries that read; those nobody can read are kept as they are stored, after the others,
+   * unless `setAside` (listOutbox): then they are set aside (written so even when `change` writes
+   * nothing), counted as dropped, and `change` is told which, so that the run that set them aside
+   * names them.
    */
   async function update<T>(
     project: string,
@@ -124,6 +127,7 @@ export function createFileStateStore(
       doc: ProjectDocument,
       setAside: readonly SetAsideEntry[],
     ) => { doc: ProjectDocument | null; result: T },
+    options: { setAside?: boolean } = {},
   ): Promise<T> {
     const file = fileOf(project);
     await ensureDir(dirname(file));
@@ -131,18 +135,23 @@ export function createFileStateStore(
       await removeLeftovers(file, lock.staleMs);
       const read = await readDocument(file, project);
       const sorted = sortOutOutbox(read.outbox ?? [], new Date(wall()).toISOString());
+      const setAside = options.setAside === true ? sorted.setAside : [];
+      const kept = options.setAside === true ? [] : sorted.setAside.map((e) => e.stored);
       const clean: ProjectDocument =
-        sorted.setAside.length === 0
+        setAside.length === 0
           ? { ...read, outbox: sorted.entries }
           : {
               ...read,
               outbox: sorted.entries,
-              outboxDropped: (read.outboxDropped ?? 0) + sorted.setAside.length,
-              outboxSetAside: [...(read.outboxSetAside ?? []), ...sorted.setAside],
+              outboxDropped: (read.outboxDropped ?? 0) + setAside.length,
+              outboxSetAside: [...(read.outboxSetAside ?? []), ...setAside],
             };
-      const { doc, result } = change(clean, sorted.setAside);
-      const next = doc ?? (sorted.setAside.length > 0 ? clean : null);
-      if (next !== null) await writeAtomically(file, `${JSON.stringify(next, null, 2)}\n`);
+      const { doc, result } = change(clean, setAside);
+      const next = doc ?? (setAside.length > 0 ? clean : null);
+      if (next !== null) {
+        const stored: StoredDocument = { ...next, outbox: [...(next.outbox ?? []), ...kept] };
+        await writeAtomically(file, `${JSON.stringify(stored, null, 2)}\n`);
+      }
       return result;
     });
   }
@@ -264,16 +273,20 @@ export function createFileStateStore(
         return { entries: sorted.entries, dropped: doc.outboxDropped ?? 0 };
       }
       // Set aside under the lock, from a fresh read: another writer may have changed it since.
-      return update(project, (fresh, setAside) => ({
-        doc: null,
-        result: {
-          entries: fresh.outbox ?? [],
-          dropped: fresh.outboxDropped ?? 0,
-          ...(setAside.length > 0
-            ? { setAside: setAside.map((e) => ({ id: e.id, faults: e.faults })) }
-            : {}),
-        },
-      }));
+      return update(
+        project,
+        (fresh, setAside) => ({
+          doc: null,
+          result: {
+            entries: fresh.outbox ?? [],
+            dropped: fresh.outboxDropped ?? 0,
+            ...(setAside.length > 0
+              ? { setAside: setAside.map((e) => ({ id: e.id, faults: e.faults })) }
+              : {}),
+          },
+        }),
+        { setAside: true },
+      );
     },
 
     async removeOutbox(project, ids, droppedAnnounced = 0) {

@@ -46,10 +46,10 @@ export async function runQuotaRecommend(
     const kept = await store.loadDiscovery();
     const units = projectUnitStore(store, async (project) => countedRegions(kept, project));
     for (const project of policy.projects) {
-      const own = newestLedger(await store.listRuns(project));
+      const own = newestLedger(await store.listRuns(project), at);
       const regional: UnitLedger[] = [];
       for (const unit of (await units.otherUnits?.(project)) ?? []) {
-        const found = newestLedger(await unit.listRuns());
+        const found = newestLedger(await unit.listRuns(), at);
         if (found) regional.push({ region: unit.region, ledger: found });
       }
       const ledger = adoptLedger(undefined, own, regional);

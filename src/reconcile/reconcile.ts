@@ -12,6 +12,7 @@ import {
   type VersionedConditions,
   type ConditionState,
   type OtherUnit,
+  fromTheFuture,
   plannedAt,
   runAgeMs,
 } from '../ports/index.js';
@@ -656,6 +657,21 @@ async function writeMetrics(run: Run, held: string[], plan: Plan): Promise<Map<s
  * Nothing is written unless this succeeded, so an event is always stored before the writes it
  * describes.
  */
+/**
+ * Each outbox entry the store set aside as unreadable in this read (`Outbox.setAside`), in one
+ * ERROR line each: its id, where it now is, and why. It is also counted in the outbox's dropped
+ * messages, so `governor.degraded` (reason `outbox`) tells subscribers.
+ */
+function logSetAside(run: Run, project: string, box: Outbox): void {
+  for (const entry of box.setAside ?? []) {
+    const why = entry.faults.map((f) => (f.path ? `${f.path}: ${f.message}` : f.message));
+    run.deps.log.log(
+      'ERROR',
+      `${project}: outbox entry ${entry.id} cannot be read and was set aside, not published (${why.join('; ') || 'no detail'}); see docs/alerts.md`,
+    );
+  }
+}
+
 async function prepareOutbox(
   run: Run,
   project: string,
@@ -664,6 +680,7 @@ async function prepareOutbox(
 ): Promise<void> {
   const { deps, ctx } = run;
   const bound = { deadline: run.deadline, clock: run.wall };
+  logSetAside(run, project, box);
   const pending = box.entries.filter((e) => e.state === 'pending-outcome');
   // Planned quota requests are settled against the quota preferences, by the quota request step.
   const left = pending.filter((e) => e.alert.type !== 'quota.requested');
@@ -741,6 +758,19 @@ async function alertProject(
     grace,
     `reading the last run of ${project}`,
   );
+  // Records are stamped on the wall clock (the store's, as the lease), not the plan's time.
+  const ahead = lastRun.filter((r) => fromTheFuture(r, run.wall()));
+  if (ahead.length > 0) {
+    deps.log.log(
+      'WARNING',
+      `${project}: ${ahead.length} run record(s) dated ahead of the wall clock (${ahead
+        .slice(0, 3)
+        .map((r) => `${r.runId} at ${r.startedAt}`)
+        .join(
+          ', ',
+        )}${ahead.length > 3 ? ', …' : ''}): a writer with a wrong clock, or a hand edit; they are not taken as the last run and are pruned first`,
+    );
+  }
   await moveLegacyUndelivered(run, project, lastRun);
   const stopped = await stoppedUnits(run, project, lastRun);
   if (stopped) conditions.push(stopped);
@@ -754,7 +784,7 @@ async function alertProject(
   const settledRequests: Alert[] = [];
   const withdrawn: string[] = [];
   if (!run.options.restore) {
-    const own = newestLedger(lastRun);
+    const own = newestLedger(lastRun, ctx.at);
     const look =
       lookAtOtherUnits(own, ctx.at) ||
       (run.options.wholeNow === true &&
@@ -845,6 +875,7 @@ async function alertProject(
     grace,
     `reading the outbox of ${project}`,
   );
+  logSetAside(run, project, box);
   if (box.dropped > 0) {
     conditions.push(outboxDroppedAlert(ctx, project, box.dropped, box.entries.length));
   }
@@ -914,7 +945,7 @@ async function adoptFromOtherUnits(
     `reading the run records of the other units of ${project}`,
   );
   const ledgers = sides.flatMap((side) => {
-    const ledger = newestLedger(side.runs);
+    const ledger = newestLedger(side.runs, run.ctx.at);
     return ledger ? [{ region: side.region, ledger }] : [];
   });
   const quotasOf = (region: string | null, r: RunRecord | undefined) =>

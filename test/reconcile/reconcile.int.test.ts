@@ -1,4 +1,4 @@
-import { mkdtempSync, readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
@@ -279,6 +279,60 @@ describe('reconcile', () => {
       severity: 'INFO',
       details: { from: 6, to: 9 },
     });
+  });
+
+  it('a run record dated in the future and an unreadable queued alert neither stop it nor repeat an alert', async () => {
+    await store.close();
+    const dir = mkdtempSync(join(tmpdir(), 'governor-state-'));
+    store = createFileStateStore({ dir });
+    await run(policyOf());
+    const key = `${PROJECT}/${REGION}/nvidia-l4/zonal`;
+    // A writer with a wrong clock (or a hand edit) left a record of 2099 that read a quota of 999;
+    // a newer version left a queued alert this one cannot read.
+    const [newest] = await store.listRuns(PROJECT);
+    if (!newest?.pressure) throw new Error('the first run recorded no pressure');
+    await store.recordRun(PROJECT, {
+      ...newest,
+      runId: 'planted-2099',
+      startedAt: '2099-01-01T00:00:00.000Z',
+      quotas: { ...newest.quotas, [key]: 999 },
+      pressure: { ...newest.pressure, at: '2099-01-01T00:00:00.000Z' },
+    });
+    const file = join(dir, `${encodeURIComponent(PROJECT)}.json`);
+    const doc = JSON.parse(readFileSync(file, 'utf8')) as { outbox?: unknown[] };
+    doc.outbox = [
+      ...(doc.outbox ?? []),
+      { json: 'garbage', state: 'ready', storedAt: '2026-01-01T00:00:00Z' },
+    ];
+    writeFileSync(file, JSON.stringify(doc));
+    // Someone raises a service by hand past the quota: the run must still bring the pool back.
+    emulator.edit({ project: PROJECT, region: REGION, service: 'idle', maxInstances: 9 });
+    for (let i = 0; i < 2; i++) {
+      emulator.advance(5 * 60_000);
+      received.length = 0;
+      log.lines.length = 0;
+      const report = await run(policyOf());
+      expect(report.outcome, JSON.stringify(report)).toBe('ok');
+      for (const total of poolTotalsAfterEachWrite()) expect(total).toBeLessThanOrEqual(6);
+      const sent = await messages(1);
+      // The quota read 6 both times: no quota.changed from 999, on either run.
+      expect(sent.filter((m) => m.type === 'quota.changed')).toEqual([]);
+      const warned = log.lines.filter((l) => l.message.includes('dated ahead'));
+      expect(warned).toHaveLength(1);
+      expect(warned[0]?.message).toContain('planted-2099 at 2099-01-01T00:00:00.000Z');
+      const setAside = log.lines.filter((l) => l.message.includes('was set aside'));
+      // Set aside by the first run that read it, and named once.
+      expect(setAside.length).toBe(i === 0 ? 1 : 0);
+      if (i === 0) expect(setAside[0]?.severity).toBe('ERROR');
+    }
+    expect(
+      emulator.writes().some((w) => w.service.name === 'idle' && w.before.maxInstances === 9),
+    ).toBe(true);
+    // The pressure history rolled on from the genuine record, not frozen at 2099.
+    const runs = await store.listRuns(PROJECT);
+    expect(runs[0]?.runId).not.toBe('planted-2099');
+    expect(runs[0]?.pressure?.at).not.toContain('2099');
+    expect(runs.at(-1)?.runId).toBe('planted-2099');
   });
 
   it('records each pool pressure in the run record, rolled forward from the newest record that has it', async () => {
