@@ -5,64 +5,55 @@
  * `GET /calls` too large to answer.
  */
 import { status } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
 import { MAX_CALL_LOG_BYTES } from '../../src/emulator/context.js';
-import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { LOGGED_TEXT } from '../../src/emulator/server.js';
-import { testFleet } from '../support/fixtures.js';
-import { clientsFor, closeClients, codeOf, PARENT, type Clients } from './helpers.js';
+import { codeOf, emulatorAndClients, PARENT } from './helpers.js';
 
-let emulator: RunningEmulator;
-let clients: Clients;
-
-beforeAll(async () => {
-  emulator = await startEmulator({ fleet: testFleet(), speed: 'manual' });
-  clients = clientsFor(emulator);
-});
-afterAll(async () => {
-  await closeClients(clients);
-  await emulator.stop();
-});
+const t = emulatorAndClients();
 
 describe('the call log', () => {
   it('cuts a long string of a logged request, saying how long it was', async () => {
-    emulator.resetCalls();
+    t.emulator.resetCalls();
     const token = 'A'.repeat(1 << 20);
     const refused = await codeOf(
-      clients.services.listServices({ parent: PARENT, pageToken: token }, { autoPaginate: false }),
+      t.clients.services.listServices(
+        { parent: PARENT, pageToken: token },
+        { autoPaginate: false },
+      ),
     );
     expect(refused.code).toBe(status.INVALID_ARGUMENT);
-    const [call] = emulator.calls();
+    const [call] = t.emulator.calls();
     const logged = (call?.request as { page_token?: string }).page_token ?? '';
     expect(logged.length).toBeLessThan(LOGGED_TEXT + 100);
     expect(logged.startsWith('A'.repeat(LOGGED_TEXT))).toBe(true);
     expect(logged).toContain(`${1 << 20} characters`);
-    const res = await fetch(`${emulator.adminUrl}/calls`);
+    const res = await fetch(`${t.emulator.adminUrl}/calls`);
     expect(res.status).toBe(200);
     expect((await res.text()).length).toBeLessThan(64 << 10);
   });
 
   it('drops the oldest calls once the requests it keeps pass its byte bound', async () => {
-    emulator.resetCalls();
+    t.emulator.resetCalls();
     // 30,000 mask paths (and a stale etag, so nothing is written): each request logs about
     // 840 KB of JSON.
     const paths = Array.from({ length: 30_000 }, () => 'scaling.max_instance_count');
     const rounds = Math.ceil(MAX_CALL_LOG_BYTES / (800 * 1000)) + 4;
     for (let i = 0; i < rounds; i++) {
       await codeOf(
-        clients.services.updateService({
+        t.clients.services.updateService({
           service: { name: `${PARENT}/services/alpha`, etag: '"stale"' },
           updateMask: { paths },
         }),
       );
     }
-    const kept = emulator.calls();
+    const kept = t.emulator.calls();
     expect(kept.length).toBeLessThan(rounds);
-    expect(kept.length + emulator.droppedCalls()).toBe(rounds);
+    expect(kept.length + t.emulator.droppedCalls()).toBe(rounds);
     const bytes = kept.reduce((sum, c) => sum + JSON.stringify(c.request).length, 0);
     expect(bytes).toBeLessThanOrEqual(MAX_CALL_LOG_BYTES);
-    const res = await fetch(`${emulator.adminUrl}/calls`);
-    expect(res.headers.get('x-emulator-calls-dropped')).toBe(String(emulator.droppedCalls()));
+    const res = await fetch(`${t.emulator.adminUrl}/calls`);
+    expect(res.headers.get('x-emulator-calls-dropped')).toBe(String(t.emulator.droppedCalls()));
     expect((JSON.parse(await res.text()) as unknown[]).length).toBe(kept.length);
     // The newest call is the one kept last.
     expect(kept.at(-1)?.seq).toBe(Math.max(...kept.map((c) => c.seq)));

@@ -4,28 +4,16 @@
  * made a grpc-message trailer past what grpc-js sends, and the client's channel stalled forever.
  */
 import { status } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { describe, expect, it } from 'vitest';
 import { CONTROL } from '../../src/core/text.js';
 import { SHOWN_INPUT } from '../../src/emulator/rpc.js';
-import { testFleet } from '../support/fixtures.js';
-import { clientsFor, closeClients, codeOf, PARENT, PROJECT, type Clients } from './helpers.js';
+import { codeOf, emulatorAndClients, PARENT, PROJECT } from './helpers.js';
 
 const HUGE = 200_000;
 /** One attempt, and a deadline: a stalled channel fails the test instead of hanging it. */
 const once = { timeout: 10_000, retry: null };
 
-let emulator: RunningEmulator;
-let clients: Clients;
-
-beforeAll(async () => {
-  emulator = await startEmulator({ fleet: testFleet(), speed: 'manual' });
-  clients = clientsFor(emulator);
-});
-afterAll(async () => {
-  await closeClients(clients);
-  await emulator.stop();
-});
+const t = emulatorAndClients();
 
 /** The refusal, checked to be short and on one line. */
 async function refusal(
@@ -40,22 +28,22 @@ async function refusal(
 describe('errors quote the input cut', () => {
   it('refuses a huge service id up front, and the channel goes on serving', async () => {
     const get = await refusal(
-      clients.services.getService({ name: `${PARENT}/services/${'a'.repeat(HUGE)}` }, once),
+      t.clients.services.getService({ name: `${PARENT}/services/${'a'.repeat(HUGE)}` }, once),
     );
     expect(get.code).toBe(status.INVALID_ARGUMENT);
     expect(get.message).toContain('fewer than 50 characters');
     expect(get.message).toContain(`(${HUGE} characters)`);
-    const [alpha] = await clients.services.getService({ name: `${PARENT}/services/alpha` }, once);
+    const [alpha] = await t.clients.services.getService({ name: `${PARENT}/services/alpha` }, once);
     expect(alpha.name).toBe(`${PARENT}/services/alpha`);
   });
 
   it('refuses a service id of 50 characters, as Cloud Run allows fewer', async () => {
     const fifty = await refusal(
-      clients.services.getService({ name: `${PARENT}/services/${'a'.repeat(50)}` }, once),
+      t.clients.services.getService({ name: `${PARENT}/services/${'a'.repeat(50)}` }, once),
     );
     expect(fifty.code).toBe(status.INVALID_ARGUMENT);
     const fortyNine = await refusal(
-      clients.services.getService({ name: `${PARENT}/services/${'a'.repeat(49)}` }, once),
+      t.clients.services.getService({ name: `${PARENT}/services/${'a'.repeat(49)}` }, once),
     );
     expect(fortyNine.code).toBe(status.NOT_FOUND);
   });
@@ -64,7 +52,7 @@ describe('errors quote the input cut', () => {
     // 5,000 characters: the client's routing header carries the name too, and a far longer one is
     // refused by HTTP/2 before it reaches the emulator (RST_STREAM).
     const quota = await refusal(
-      clients.quotas.getQuotaInfo(
+      t.clients.quotas.getQuotaInfo(
         {
           name: `projects/${PROJECT}/locations/global/services/run.googleapis.com/quotaInfos/${'Q'.repeat(5000)}`,
         },
@@ -77,14 +65,14 @@ describe('errors quote the input cut', () => {
 
   it('refuses a malformed name of 200,000 characters with a short message', async () => {
     const bad = await refusal(
-      clients.services.getService({ name: `projects/${PROJECT}/${'a'.repeat(HUGE)}` }, once),
+      t.clients.services.getService({ name: `projects/${PROJECT}/${'a'.repeat(HUGE)}` }, once),
     );
     expect(bad.code).toBe(status.INVALID_ARGUMENT);
   });
 
   it('quotes a huge etag and a huge mask path cut, without control characters', async () => {
     const etag = await refusal(
-      clients.services.updateService(
+      t.clients.services.updateService(
         {
           service: {
             name: `${PARENT}/services/alpha`,
@@ -99,7 +87,7 @@ describe('errors quote the input cut', () => {
     expect(etag.code).toBe(status.ABORTED);
     expect(etag.message).toContain('…');
     const mask = await refusal(
-      clients.services.updateService(
+      t.clients.services.updateService(
         {
           service: { name: `${PARENT}/services/alpha` },
           updateMask: { paths: ['p'.repeat(HUGE)] },
@@ -111,9 +99,9 @@ describe('errors quote the input cut', () => {
   });
 
   it('quotes a huge Monitoring filter cut', async () => {
-    const now = Math.floor(emulator.now().getTime() / 1000);
+    const now = Math.floor(t.emulator.now().getTime() / 1000);
     const filter = await refusal(
-      clients.metrics.listTimeSeries(
+      t.clients.metrics.listTimeSeries(
         {
           name: `projects/${PROJECT}`,
           filter: `metric.type = "${'m'.repeat(HUGE)}"`,

@@ -4,36 +4,24 @@
  * before a stale etag (ABORTED) or an operation in flight (FAILED_PRECONDITION).
  */
 import { status } from '@grpc/grpc-js';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
-import { testFleet } from '../support/fixtures.js';
-import { clientsFor, closeClients, codeOf, PARENT, REGION, type Clients } from './helpers.js';
+import { describe, expect, it } from 'vitest';
+import { codeOf, emulatorAndClients, PARENT, REGION } from './helpers.js';
 
 const once = { timeout: 10_000, retry: null };
 const OUTSIDE = `projects/other-project/locations/${REGION}`;
 const MAX = ['scaling.max_instance_count'];
 
-let emulator: RunningEmulator;
-let clients: Clients;
-
-beforeAll(async () => {
-  emulator = await startEmulator({ fleet: testFleet(), speed: 'manual' });
-  clients = clientsFor(emulator);
-});
-afterAll(async () => {
-  await closeClients(clients);
-  await emulator.stop();
-});
+const t = emulatorAndClients();
 
 describe('Cloud Run answers in the documented order', () => {
   it('denies a project outside the fleet before looking the resource up', async () => {
     const get = await codeOf(
-      clients.services.getService({ name: `${OUTSIDE}/services/alpha` }, once),
+      t.clients.services.getService({ name: `${OUTSIDE}/services/alpha` }, once),
     );
     expect(get.code).toBe(status.PERMISSION_DENIED);
     expect(get.message).toContain("Permission 'run.services.get' denied");
     const update = await codeOf(
-      clients.services.updateService(
+      t.clients.services.updateService(
         {
           service: { name: `${OUTSIDE}/services/alpha`, scaling: { maxInstanceCount: 1 } },
           updateMask: { paths: MAX },
@@ -44,7 +32,7 @@ describe('Cloud Run answers in the documented order', () => {
     expect(update.code).toBe(status.PERMISSION_DENIED);
     expect(update.message).toContain("Permission 'run.services.update' denied");
     const operation = await codeOf(
-      clients.services.checkUpdateServiceProgress(`${OUTSIDE}/operations/x`),
+      t.clients.services.checkUpdateServiceProgress(`${OUTSIDE}/operations/x`),
     );
     expect(operation.code).toBe(status.PERMISSION_DENIED);
     expect(operation.message).toContain("Permission 'run.operations.get' denied");
@@ -53,7 +41,7 @@ describe('Cloud Run answers in the documented order', () => {
   it('refuses a bad argument before a stale etag, and a stale etag before the quota check', async () => {
     const update = (maxInstanceCount: number) =>
       codeOf(
-        clients.services.updateService(
+        t.clients.services.updateService(
           {
             service: {
               name: `${PARENT}/services/alpha`,
@@ -72,9 +60,9 @@ describe('Cloud Run answers in the documented order', () => {
   });
 
   it('refuses a reserved annotation before saying the service is reconciling', async () => {
-    emulator.deploy({ service: 'beta', seconds: 600 });
+    t.emulator.deploy({ service: 'beta', seconds: 600 });
     const reserved = await codeOf(
-      clients.services.updateService(
+      t.clients.services.updateService(
         {
           service: {
             name: `${PARENT}/services/beta`,
@@ -87,7 +75,7 @@ describe('Cloud Run answers in the documented order', () => {
     );
     expect(reserved.code).toBe(status.INVALID_ARGUMENT);
     const fine = await codeOf(
-      clients.services.updateService(
+      t.clients.services.updateService(
         {
           service: { name: `${PARENT}/services/beta`, annotations: { team: 'b' } },
           updateMask: { paths: ['annotations'] },
@@ -101,7 +89,7 @@ describe('Cloud Run answers in the documented order', () => {
   it('refuses annotations outside Kubernetes rules before anything is written', async () => {
     const annotate = (annotations: Record<string, string>) =>
       codeOf(
-        clients.services.updateService(
+        t.clients.services.updateService(
           {
             service: { name: `${PARENT}/services/gamma`, annotations },
             updateMask: { paths: ['annotations'] },
@@ -109,7 +97,7 @@ describe('Cloud Run answers in the documented order', () => {
           once,
         ),
       );
-    const writes = emulator.writes().length;
+    const writes = t.emulator.writes().length;
     for (const bad of <Record<string, string>[]>[
       { 'bad key!': 'x' },
       { '-leading': 'x' },
@@ -124,8 +112,8 @@ describe('Cloud Run answers in the documented order', () => {
     const big = await annotate({ 'team.example/notes': 'v'.repeat(256 << 10) });
     expect(big.code).toBe(status.INVALID_ARGUMENT);
     expect(big.message).toContain('at most 262144');
-    expect(emulator.writes()).toHaveLength(writes);
-    const [operation] = await clients.services.updateService(
+    expect(t.emulator.writes()).toHaveLength(writes);
+    const [operation] = await t.clients.services.updateService(
       {
         service: {
           name: `${PARENT}/services/gamma`,
@@ -136,11 +124,11 @@ describe('Cloud Run answers in the documented order', () => {
       once,
     );
     expect(operation.name).toContain('/operations/');
-    expect(emulator.writes()).toHaveLength(writes + 1);
+    expect(t.emulator.writes()).toHaveLength(writes + 1);
   });
 
   it('records each mask path of a write once, however often the request repeats it', async () => {
-    const [operation] = await clients.services.updateService(
+    const [operation] = await t.clients.services.updateService(
       {
         service: { name: `${PARENT}/services/delta`, scaling: { maxInstanceCount: 1 } },
         updateMask: { paths: Array.from({ length: 30_000 }, () => 'scaling.max_instance_count') },
@@ -148,6 +136,6 @@ describe('Cloud Run answers in the documented order', () => {
       once,
     );
     expect(operation.name).toContain('/operations/');
-    expect(emulator.writes().at(-1)?.updateMask).toEqual(['scaling.max_instance_count']);
+    expect(t.emulator.writes().at(-1)?.updateMask).toEqual(['scaling.max_instance_count']);
   });
 });
