@@ -163,8 +163,13 @@ function toMessage(p: StoredPreference): Message {
 function checkProject(ctx: EmulatorContext, project: string, location: string): void {
   if (location !== 'global')
     throw invalid(`the location of a quota preference must be "global", got "${shown(location)}"`);
-  if (!ctx.model.fleet.projects.some((p) => p.id === project))
-    throw notFound(`Project ${shown(project)} is not in the emulated fleet`);
+  // Permission before existence (AIP-211, https://google.aip.dev/211), as quota infos are.
+  if (!ctx.model.fleet.projects.some((p) => p.id === project)) {
+    throw new RpcError(
+      status.PERMISSION_DENIED,
+      `Permission denied on project ${shown(project)} (not in the emulated fleet)`,
+    );
+  }
 }
 
 function preferredValue(config: Message | undefined): number {

@@ -1,6 +1,8 @@
+import { status } from '@grpc/grpc-js';
 import type { EmulatorContext } from './context.js';
 import {
   int,
+  RpcError,
   invalid,
   notFound,
   paginate,
@@ -103,8 +105,14 @@ function checkScope(
   checkSegment('project', 'the project of the name', project);
   checkSegment('id', 'the location of the name', location);
   checkSegment('id', 'the service of the name', service);
-  if (!ctx.model.fleet.projects.some((p) => p.id === project))
-    throw notFound(`Project ${shown(project)} is not in the emulated fleet`);
+  // Permission before existence (AIP-211, https://google.aip.dev/211), as Cloud Run's names are
+  // (run-api.ts): the emulator's caller holds permissions in the fleet's projects only.
+  if (!ctx.model.fleet.projects.some((p) => p.id === project)) {
+    throw new RpcError(
+      status.PERMISSION_DENIED,
+      `Permission 'cloudquotas.quotas.get' denied on resource 'projects/${shown(project)}' (or resource may not exist).`,
+    );
+  }
   if (location !== 'global')
     throw invalid(`location must be "global" for quota infos, got "${shown(location)}"`);
   if (service !== RUN)

@@ -205,7 +205,7 @@ describe('quota preferences over gRPC', () => {
     expect((await prefs.getPreference(name)).preferredValue).toBe(10);
   });
 
-  it('rejects what Google rejects, each with INVALID_ARGUMENT or NOT_FOUND', async () => {
+  it('rejects what Google rejects, each with INVALID_ARGUMENT, NOT_FOUND or PERMISSION_DENIED', async () => {
     const parent = `projects/${P}/locations/global`;
     const base = {
       service: 'run.googleapis.com',
@@ -247,7 +247,8 @@ describe('quota preferences over gRPC', () => {
           quotaPreference: base,
         }),
       ),
-    ).toBe(status.NOT_FOUND);
+      // Permission before existence (AIP-211): a project the caller cannot see is denied.
+    ).toBe(status.PERMISSION_DENIED);
     // A decrease needs no contact email, applies at once and has no trace id.
     const [decrease] = await other.createQuotaPreference({
       parent,

@@ -215,10 +215,13 @@ describe('createQuotaAdapter against the emulator', () => {
   });
 
   it('translates errors into the typed errors', async () => {
-    // A project outside the fleet: the emulator answers NOT_FOUND.
-    await expect(
-      adapter().gpuQuota({ ...pool(US), project: 'not-in-fleet' }),
-    ).rejects.toBeInstanceOf(NotFoundError);
+    // A project outside the fleet: permission is checked before existence (AIP-211), so the
+    // emulator answers PERMISSION_DENIED, as Google does for a project the caller cannot see.
+    const outside: unknown = await adapter()
+      .gpuQuota({ ...pool(US), project: 'not-in-fleet' })
+      .catch((e: unknown) => e);
+    expect(outside).toBeInstanceOf(PermissionError);
+    expect((outside as Error).message).toContain('cloudquotas.quotas.get');
 
     failNext(10, status.UNAVAILABLE);
     const unavailable: unknown = await adapter()
