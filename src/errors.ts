@@ -21,12 +21,23 @@ export interface Fault {
  * someone else (a request body with two million unknown keys is two million faults).
  */
 export function capFaults(faults: readonly Fault[], max = 20, width = 200): Fault[] {
-  const cut = (s: string) => (s.length > width ? `${s.slice(0, width - 1)}…` : s);
-  const kept = faults.slice(0, max).map((f) => ({ path: cut(f.path), message: cut(f.message) }));
+  const kept = faults
+    .slice(0, max)
+    .map((f) => ({ path: cutText(f.path, width), message: cutText(f.message, width) }));
   const more = faults.length - kept.length;
   if (more > 0)
     kept.push({ path: '', message: `and ${more} more problem${more === 1 ? '' : 's'}` });
   return kept;
+}
+
+/** `text` cut to at most `max` characters, with `…` where it was cut. */
+export function cutText(text: string, max: number): string {
+  return text.length > max ? `${text.slice(0, Math.max(0, max - 1))}…` : text;
+}
+
+/** One fault in words: `path: message`, or the message alone when it has no path. */
+export function faultText(fault: Fault): string {
+  return fault.path ? `${fault.path}: ${fault.message}` : fault.message;
 }
 
 /** The most faults an InputError's message lists (all of them stay in `faults`). */
@@ -40,9 +51,7 @@ export const MESSAGE_FAULTS = 100;
 export class InputError extends GovernorError {
   readonly faults: readonly Fault[];
   constructor(what: string, faults: readonly Fault[], options?: { cause?: unknown }) {
-    const lines = capFaults(faults, MESSAGE_FAULTS, 300).map(
-      (f) => `  - ${f.path ? `${f.path}: ` : ''}${f.message}`,
-    );
+    const lines = capFaults(faults, MESSAGE_FAULTS, 300).map((f) => `  - ${faultText(f)}`);
     super(faults.length ? `${what}:\n${lines.join('\n')}` : what, options);
     this.faults = faults;
   }

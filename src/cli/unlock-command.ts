@@ -1,8 +1,8 @@
 import { createInterface } from 'node:readline/promises';
 
 import { unitKey, unitLabel, type Unit } from '../core/units.js';
-import { UsageError } from '../errors.js';
-import { cutText, LeaseCorruptError, type Lease, type StateStore } from '../ports/index.js';
+import { cutText, faultText, UsageError } from '../errors.js';
+import { LeaseCorruptError, type Lease, type StateStore } from '../ports/index.js';
 import { createStore } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
@@ -93,7 +93,7 @@ async function readOrReport(
     return await store.readLease(unitKey(unit));
   } catch (e) {
     if (!(e instanceof LeaseCorruptError)) throw e;
-    const faults = e.faults.map((f) => `${f.path ? `${f.path}: ` : ''}${f.message}`).join('; ');
+    const faults = e.faults.map(faultText).join('; ');
     io.stdout.write(
       `${unitLabel(unit)}: the lease cannot be read (${cutText(faults, 500)}): no run can take it; breaking it removes it\n`,
     );

@@ -6,6 +6,7 @@ import {
   readInputText,
   sizeText,
 } from '../read-capped.js';
+import { faultText } from '../errors.js';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { DateTime } from 'luxon';
 import { parse as parseYaml } from 'yaml';
@@ -461,7 +462,7 @@ export function parseFleet(text: string, source = 'fleet'): Fleet {
     value = parseYaml(text);
   } catch (error) {
     const fault = syntaxFault(text, error, format);
-    const detail = fault.path ? `${fault.path}: ${fault.message}` : fault.message;
+    const detail = faultText(fault);
     throw new FleetError(`${source} is not valid ${format}: ${detail}`, [detail], {
       cause: error,
     });

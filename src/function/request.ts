@@ -1,3 +1,4 @@
+import { cutText } from '../errors.js';
 import type { Answer } from './handler.js';
 
 /**
@@ -12,6 +13,9 @@ import type { Answer } from './handler.js';
  * nor the answer grows with it.
  */
 export const MAX_BODY_BYTES = 64 * 1024;
+
+/** The most characters of the request (its path, its method) an answer echoes. */
+const ECHOED = 100;
 
 export interface HttpRequestHead {
   method: string;
@@ -28,14 +32,14 @@ export function refuseRequest(req: HttpRequestHead): Refusal | null {
   if (req.path !== '/') {
     return {
       status: 404,
-      body: { error: `no such path ${JSON.stringify(cut(req.path))}: POST to /` },
+      body: { error: `no such path ${JSON.stringify(cutText(req.path, ECHOED))}: POST to /` },
     };
   }
   if (req.method !== 'POST') {
     return {
       status: 405,
       headers: { Allow: 'POST' },
-      body: { error: `method ${cut(req.method)} is not allowed: POST to /` },
+      body: { error: `method ${cutText(req.method, ECHOED)} is not allowed: POST to /` },
     };
   }
   if (req.bodyBytes > MAX_BODY_BYTES) {
@@ -58,11 +62,6 @@ export function refuseRequest(req: HttpRequestHead): Refusal | null {
 function isJson(contentType: string | undefined): boolean {
   const type = contentType?.split(';')[0]?.trim().toLowerCase();
   return type === 'application/json';
-}
-
-/** Anything of the request echoed in an answer is kept short. */
-function cut(s: string): string {
-  return s.length > 100 ? `${s.slice(0, 99)}…` : s;
 }
 
 /**

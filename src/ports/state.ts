@@ -23,7 +23,7 @@ import { Alert } from '../core/alert.js';
 import { ConditionState } from '../core/notify.js';
 import { zodFaults } from '../core/document.js';
 import { beyondSkew, PressureLedger } from '../core/quota-pressure.js';
-import { capFaults, ConflictError, UpstreamError } from '../errors.js';
+import { capFaults, ConflictError, cutText, faultText, UpstreamError } from '../errors.js';
 import type { Fault } from '../errors.js';
 
 export { ConditionState };
@@ -535,15 +535,10 @@ export function versionConflict(
 export class StateCorruptError extends UpstreamError {
   readonly faults: readonly Fault[];
   constructor(what: string, faults: readonly Fault[], options?: { cause?: unknown }) {
-    const lines = faults.map((f) => `  - ${f.path ? `${f.path}: ` : ''}${f.message}`);
+    const lines = faults.map((f) => `  - ${faultText(f)}`);
     super(`Unreadable ${what}:\n${lines.join('\n')}`, options);
     this.faults = faults;
   }
-}
-
-/** `text` cut to at most `max` characters, with `…` where it was cut. */
-export function cutText(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, Math.max(0, max - 1))}…` : text;
 }
 
 /** What clears a lease nobody can take: printed wherever such a lease stops a run. */

@@ -59,7 +59,7 @@ import {
   type HeldLease,
   type RunContext,
 } from '../core/run-alerts.js';
-import { ConflictError, GovernorError, InputError, errorMessage } from '../errors.js';
+import { ConflictError, GovernorError, InputError, errorMessage, faultText } from '../errors.js';
 import type { Fault } from '../errors.js';
 import { RUN_FAILED_FIELD, type Logger } from '../log.js';
 import { originalMaxes } from '../observe/annotations.js';
@@ -664,7 +664,7 @@ async function writeMetrics(run: Run, held: string[], plan: Plan): Promise<Map<s
  */
 function logSetAside(run: Run, project: string, box: Outbox): void {
   for (const entry of box.setAside ?? []) {
-    const why = entry.faults.map((f) => (f.path ? `${f.path}: ${f.message}` : f.message));
+    const why = entry.faults.map(faultText);
     run.deps.log.log(
       'ERROR',
       `${project}: outbox entry ${entry.id} cannot be read and was set aside, not published (${why.join('; ') || 'no detail'}); see docs/alerts.md`,
