@@ -78,6 +78,9 @@ export function carriesRequestText(e: unknown): boolean {
   return Object.hasOwn(e, 'body') || (typeof type === 'string' && type.startsWith('entity.'));
 }
 
+/** MAX_BODY_BYTES in base64, which takes 4 characters for every 3 bytes. */
+const MAX_DATA_CHARS = Math.ceil(MAX_BODY_BYTES / 3) * 4;
+
 /**
  * The most JSON a trigger event's `data` may hold: a Pub/Sub message whose `data` is within
  * MAX_BODY_BYTES once decoded (base64 takes 4 characters for every 3 bytes), with Pub/Sub's own
@@ -86,7 +89,7 @@ export function carriesRequestText(e: unknown): boolean {
  * and subscription name. The framework has parsed the event before the function sees it; past
  * this, nothing of it is read.
  */
-export const MAX_EVENT_BYTES = Math.ceil(MAX_BODY_BYTES / 3) * 4 + 100 * (256 + 1024 + 8) + 4096;
+export const MAX_EVENT_BYTES = MAX_DATA_CHARS + 100 * (256 + 1024 + 8) + 4096;
 
 /**
  * Decodes base64 strictly: the standard or the URL-safe alphabet, padding optional, as the proto3
@@ -132,8 +135,8 @@ export function readTriggerEvent(data: unknown): TriggerEvent {
       ignored: `a trigger message whose data is not base64 text but a JSON ${typeName(encoded)}`,
     };
   }
-  // Base64 takes 4 characters for every 3 bytes: the cap is checked before decoding.
-  if (encoded.length > Math.ceil(MAX_BODY_BYTES / 3) * 4) {
+  // The cap is checked before decoding.
+  if (encoded.length > MAX_DATA_CHARS) {
     return {
       ignored: `a trigger message of about ${Math.floor((encoded.length * 3) / 4)} bytes: at most ${MAX_BODY_BYTES} are read`,
     };
