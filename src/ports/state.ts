@@ -173,14 +173,6 @@ export const SetAsideEntry = z.strictObject({
 });
 export type SetAsideEntry = z.infer<typeof SetAsideEntry>;
 
-/** The faults of one unreadable entry, as kept and reported: at most 20, each cut to 200. */
-export function outboxFaults(error: unknown): Fault[] {
-  if (error instanceof StateCorruptError) return capFaults(error.faults);
-  return [
-    { path: '', message: cutText(error instanceof Error ? error.message : String(error), 200) },
-  ];
-}
-
 /**
  * Sorts stored outbox entries into those that read (`entries`, in order) and those that do not
  * (`setAside`, each with its faults and when, `setAsideAt`).

@@ -514,7 +514,12 @@ async function firstRound(
     settleAll(
       held.map((project) =>
         beforeDeadline(
-          () => deps.store.listOutbox(project),
+          async () => {
+            // Named where it is read: a run declined or failed after this read still says so.
+            const box = await deps.store.listOutbox(project);
+            logSetAside(run, project, box);
+            return box;
+          },
           bound,
           `reading the outbox of ${project}`,
         ),
@@ -652,12 +657,6 @@ async function writeMetrics(run: Run, held: string[], plan: Plan): Promise<Map<s
 }
 
 /**
- * Before any write: settles the planned events of runs that ended before reporting (against what
- * this run observed, in the outbox read beside it), and stores this run's own planned events.
- * Nothing is written unless this succeeded, so an event is always stored before the writes it
- * describes.
- */
-/**
  * Each outbox entry the store set aside as unreadable in this read (`Outbox.setAside`), in one
  * ERROR line each: its id, where it now is, and why. It is also counted in the outbox's dropped
  * messages, so `governor.degraded` (reason `outbox`) tells subscribers.
@@ -672,6 +671,12 @@ function logSetAside(run: Run, project: string, box: Outbox): void {
   }
 }
 
+/**
+ * Before any write: settles the planned events of runs that ended before reporting (against what
+ * this run observed, in the outbox read beside it), and stores this run's own planned events.
+ * Nothing is written unless this succeeded, so an event is always stored before the writes it
+ * describes.
+ */
 async function prepareOutbox(
   run: Run,
   project: string,
@@ -680,7 +685,6 @@ async function prepareOutbox(
 ): Promise<void> {
   const { deps, ctx } = run;
   const bound = { deadline: run.deadline, clock: run.wall };
-  logSetAside(run, project, box);
   const pending = box.entries.filter((e) => e.state === 'pending-outcome');
   // Planned quota requests are settled against the quota preferences, by the quota request step.
   const left = pending.filter((e) => e.alert.type !== 'quota.requested');
