@@ -57,12 +57,7 @@ function isJsonType(header: string | undefined): boolean {
 
 async function readJson(req: IncomingMessage): Promise<unknown> {
   if (!hasBody(req)) return {};
-  if (!isJsonType(req.headers['content-type'])) {
-    throw new HttpError(
-      415,
-      `request body must be JSON sent with content-type: application/json (got ${req.headers['content-type'] === undefined ? 'no content-type' : JSON.stringify(req.headers['content-type'].slice(0, 100))})`,
-    );
-  }
+  checkBodyType(req);
   const declared = Number(req.headers['content-length'] ?? 0);
   if (declared > MAX_BODY_BYTES) {
     throw new HttpError(
@@ -226,7 +221,11 @@ async function route(
     case 'GET /metrics-written':
       return [200, control.metricsWritten(url.searchParams.get('type') ?? undefined)];
     case 'GET /published':
-      return [200, control.published(url.searchParams.get('topic') ?? undefined)];
+      return [
+        200,
+        control.published(url.searchParams.get('topic') ?? undefined),
+        { 'x-emulator-published-dropped': String(control.droppedPublished()) },
+      ];
     case 'POST /reset-calls':
       control.resetCalls();
       return [200, { ok: true }];

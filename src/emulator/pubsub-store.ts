@@ -55,7 +55,6 @@ export interface TopicRecord {
   readonly labels: Record<string, string>;
 }
 
-/** Topics and published messages; one per emulator. */
 /** The most published messages kept: older ones are dropped first. */
 export const MAX_KEPT_MESSAGES = 100_000;
 /** The most characters of published data (text and base64) kept: older messages are dropped first. */
@@ -72,7 +71,6 @@ export class PubSubStore {
   private messages: PublishedMessage[] = [];
   private readonly listeners: ((message: PublishedMessage) => void)[] = [];
   private nextId = 1;
-  private seq = 0;
   private chars = 0;
   /** Messages dropped (oldest first) to stay within the bounds. */
   dropped = 0;
@@ -123,8 +121,9 @@ export class PubSubStore {
   }
 
   record(message: Omit<PublishedMessage, 'seq' | 'messageId'>): PublishedMessage {
-    this.seq += 1;
-    const recorded = { seq: this.seq, messageId: String(this.nextId++), ...message };
+    // Numbered from 1 in publish order; with drops, the first kept is no longer 1.
+    const id = this.nextId++;
+    const recorded = { seq: id, messageId: String(id), ...message };
     this.messages.push(recorded);
     this.chars += size(recorded);
     let drop = 0;

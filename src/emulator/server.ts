@@ -45,7 +45,8 @@ const LOGGED_BYTES = 64 * 1024;
  */
 export const LOGGED_TEXT = 2048;
 
-function cutText(text: string): string {
+/** A logged string: cut past LOGGED_TEXT, saying how long it was. */
+function loggedText(text: string): string {
   return text.length > LOGGED_TEXT
     ? `${text.slice(0, LOGGED_TEXT)}…(cut: ${text.length} characters in all)`
     : text;
@@ -65,10 +66,10 @@ function summarize(request: unknown): { request: unknown; bytes: number } {
         ? `(${original.length} bytes)`
         : original.toString('base64');
     }
-    if (typeof value === 'string') return cutText(value);
+    if (typeof value === 'string') return loggedText(value);
     if (isMessage(value) && Object.keys(value).some((k) => k.length > LOGGED_TEXT)) {
       // A map's keys are the client's too (labels, annotations, attributes).
-      return Object.fromEntries(Object.entries(value).map(([k, v]) => [cutText(k), v]));
+      return Object.fromEntries(Object.entries(value).map(([k, v]) => [loggedText(k), v]));
     }
     return value;
   });

@@ -11,12 +11,16 @@ import { testFleet } from '../support/fixtures.js';
 import { PROJECT } from './helpers.js';
 
 const TOPIC = `projects/${PROJECT}/topics/big`;
+const QUIET = `projects/${PROJECT}/topics/quiet`;
 
 let emulator: RunningEmulator;
 let publisher: v1.PublisherClient;
 
 beforeAll(async () => {
-  emulator = await startEmulator({ fleet: { ...testFleet(), topics: [TOPIC] }, speed: 'manual' });
+  emulator = await startEmulator({
+    fleet: { ...testFleet(), topics: [TOPIC, QUIET] },
+    speed: 'manual',
+  });
   publisher = new v1.PublisherClient(emulatorClientOptions(emulator.host));
 });
 afterAll(async () => {
@@ -40,5 +44,8 @@ describe('the admin endpoint answers every request', () => {
     expect(error).toContain('GET /published');
     expect(error).toContain(`over the ${MAX_RESPONSE_CHARS}`);
     expect((await fetch(`${emulator.adminUrl}/clock`)).status).toBe(200);
+    // Nothing dropped yet: the header says so, on a listing small enough to send.
+    const none = await fetch(`${emulator.adminUrl}/published?topic=${QUIET}`);
+    expect(none.headers.get('x-emulator-published-dropped')).toBe('0');
   }, 60_000);
 });
