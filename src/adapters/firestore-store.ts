@@ -436,38 +436,34 @@ export function createFirestoreStateStore(
     async listOutbox(project) {
       const box = outboxOf(project);
       const countRef = stateDoc(project, 'outbox');
+      const [snap, count] = await call(`reading the outbox of ${project}`, () =>
+        Promise.all([box.orderBy('order').get(), countRef.get()]),
+      );
+      const read = snap.docs.map((d) => ({
+        ref: d.ref,
+        read: outboxEntryOf(d.data(), d.ref.path),
+      }));
+      const entries = read.flatMap((r) => ('entry' in r.read ? [r.read.entry] : []));
+      const unreadable = read.filter((r) => !('entry' in r.read));
+      // An entry nobody can read is set aside (quarantined, not deleted), each in a transaction
+      // that leaves it where another writer made it readable meanwhile: that one is read next time.
       const setAside: SetAsideReport[] = [];
-      // An entry nobody can read is set aside (quarantined, not deleted), then the outbox is
-      // read again; the bound only stops a writer adding garbage as fast as it is set aside.
-      for (let pass = 1; ; pass += 1) {
-        const [snap, count] = await call(`reading the outbox of ${project}`, () =>
-          Promise.all([box.orderBy('order').get(), countRef.get()]),
-        );
-        const read = snap.docs.map((d) => ({
-          ref: d.ref,
-          read: outboxEntryOf(d.data(), d.ref.path),
-        }));
-        const unreadable = read.filter((r) => !('entry' in r.read));
-        if (unreadable.length === 0 || pass > 3) {
-          if (unreadable.length > 0) {
-            throw new StateCorruptError(
-              `outbox of ${project} (garbage added as fast as it was set aside)`,
-              [],
-            );
-          }
-          return {
-            entries: read.flatMap((r) => ('entry' in r.read ? [r.read.entry] : [])),
-            dropped: count.exists
-              ? parseStored(OutboxCount, count.data(), `document ${countRef.path}`).dropped
-              : 0,
-            ...(setAside.length > 0 ? { setAside } : {}),
-          };
-        }
-        for (const { ref } of unreadable) {
-          const moved = await setAsideEntry(project, ref);
-          if (moved) setAside.push({ id: moved.id, faults: moved.faults });
-        }
+      for (const { ref } of unreadable) {
+        const moved = await setAsideEntry(project, ref);
+        if (moved) setAside.push({ id: moved.id, faults: moved.faults });
       }
+      // Setting aside counted each as dropped: the count is read again only then.
+      const counted =
+        setAside.length > 0
+          ? await call(`reading the outbox of ${project}`, () => countRef.get())
+          : count;
+      return {
+        entries,
+        dropped: counted.exists
+          ? parseStored(OutboxCount, counted.data(), `document ${countRef.path}`).dropped
+          : 0,
+        ...(setAside.length > 0 ? { setAside } : {}),
+      };
     },
 
     async removeOutbox(project, ids, droppedAnnounced = 0) {
