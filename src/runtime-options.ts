@@ -35,10 +35,53 @@ function optional<T extends z.ZodType>(schema: T) {
   return z.preprocess(unsetWhenEmpty, schema.optional());
 }
 
+const HOST_PORT = 'expected HOST:PORT with a port from 1 to 65535, e.g. 127.0.0.1:8085';
 const HostPort = z
   .string()
   .trim()
-  .regex(/^(\[[^\]]+\]|[^:\s]+):\d{1,5}$/, 'expected HOST:PORT, e.g. 127.0.0.1:8085');
+  .refine((text) => {
+    const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(text);
+    const port = Number(m?.[2]);
+    return port >= 1 && port <= 65_535;
+  }, HOST_PORT);
+
+/**
+ * A Firestore database id as Google's CreateDatabase takes it: 4 to 63 characters of [a-z0-9-],
+ * a letter first, a letter or digit last, not UUID-like; or `(default)`
+ * (https://cloud.google.com/firestore/docs/reference/rest/v1/projects.databases/create).
+ */
+const FIRESTORE_DATABASE =
+  'expected a Firestore database id: (default), or 4 to 63 lowercase letters, digits or hyphens, starting with a letter and ending with a letter or digit';
+const FirestoreDatabase = z
+  .string()
+  .trim()
+  .refine(
+    (id) =>
+      id === '(default)' ||
+      (/^[a-z][a-z0-9-]{2,61}[a-z0-9]$/.test(id) &&
+        !/^[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}$/.test(id)),
+    FIRESTORE_DATABASE,
+  );
+
+/**
+ * A Firestore collection id: at most 1,500 bytes of UTF-8, no `/`, not `.` or `..`, not matching
+ * `__.*__` (https://firebase.google.com/docs/firestore/quotas#collections_documents_and_fields).
+ * Checked here so that a bad one is a usage error before any run, not a failed run.
+ */
+const FIRESTORE_COLLECTION =
+  'expected a Firestore collection id: at most 1,500 bytes, no "/", not "." or "..", not __…__';
+const FirestoreCollection = z
+  .string()
+  .trim()
+  .refine(
+    (id) =>
+      Buffer.byteLength(id, 'utf8') <= 1_500 &&
+      !id.includes('/') &&
+      id !== '.' &&
+      id !== '..' &&
+      !/^__.*__$/s.test(id),
+    FIRESTORE_COLLECTION,
+  );
 
 const DELIVERY_ATTEMPTS = `expected a whole number from ${MIN_DELIVERY_ATTEMPTS} to ${MAX_DELIVERY_ATTEMPTS} (the bounds of Pub/Sub's max_delivery_attempts)`;
 
@@ -47,8 +90,8 @@ export const RuntimeEnv = z.object({
   GOVERNOR_POLICY: optional(z.string()),
   GOVERNOR_STATE_STORE: optional(z.enum(['file', 'firestore'])),
   GOVERNOR_STATE_DIR: optional(z.string()),
-  GOVERNOR_FIRESTORE_DATABASE: optional(z.string().trim()),
-  GOVERNOR_FIRESTORE_COLLECTION: optional(z.string().trim()),
+  GOVERNOR_FIRESTORE_DATABASE: optional(FirestoreDatabase),
+  GOVERNOR_FIRESTORE_COLLECTION: optional(FirestoreCollection),
   GOVERNOR_RUN_DEADLINE: optional(Duration),
   // The unit's last delivery is alerted (src/function/org.ts); Pub/Sub's bounds (core/work.ts).
   GOVERNOR_MAX_DELIVERY_ATTEMPTS: optional(

@@ -26,7 +26,7 @@ describe('parseRuntimeOptions', () => {
     const options = parseRuntimeOptions({
       GOVERNOR_POLICY: 'version: 1',
       GOVERNOR_STATE_STORE: 'firestore',
-      GOVERNOR_FIRESTORE_DATABASE: 'db',
+      GOVERNOR_FIRESTORE_DATABASE: 'governor-db',
       GOVERNOR_FIRESTORE_COLLECTION: 'coll',
       GOVERNOR_RUN_DEADLINE: '90s',
       GOVERNOR_MAX_DELIVERY_ATTEMPTS: '7',
@@ -39,7 +39,7 @@ describe('parseRuntimeOptions', () => {
     });
     expect(options).toEqual({
       policyText: 'version: 1',
-      stateStore: { kind: 'firestore', databaseId: 'db', collection: 'coll' },
+      stateStore: { kind: 'firestore', databaseId: 'governor-db', collection: 'coll' },
       runDeadlineMs: 90_000,
       maxDeliveryAttempts: 7,
       emulatorHost: '127.0.0.1:7000',
@@ -86,6 +86,59 @@ describe('parseRuntimeOptions', () => {
       expect(fault?.path, bad).toBe('GOVERNOR_MAX_DELIVERY_ATTEMPTS');
       expect(fault?.message, bad).toMatch(/from 5 to 100/);
       expect(fault?.message, bad).not.toContain('9'.repeat(20));
+    }
+  });
+
+  it('takes an emulator port from 1 to 65535 only', () => {
+    expect(parseRuntimeOptions({ GOVERNOR_EMULATOR_HOST: '[::1]:65535' }).emulatorHost).toBe(
+      '[::1]:65535',
+    );
+    for (const bad of ['127.0.0.1:0', '127.0.0.1:65536', '127.0.0.1:99999', 'localhost:00000']) {
+      for (const name of ['GOVERNOR_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST']) {
+        expect(() => parseRuntimeOptions({ [name]: bad }), `${name}=${bad}`).toThrow(
+          /port from 1 to 65535/,
+        );
+      }
+    }
+  });
+
+  it("holds Firestore ids to Google's rules, so a bad one is refused before any run", () => {
+    const store = (env: Record<string, string>) =>
+      parseRuntimeOptions({ GOVERNOR_STATE_STORE: 'firestore', ...env }).stateStore;
+    // Database ids: projects.databases.create; collection ids: Firestore's limits page.
+    for (const ok of ['(default)', 'gpu-governor', 'abcd', 'a'.repeat(63)])
+      expect(store({ GOVERNOR_FIRESTORE_DATABASE: ok })).toMatchObject({ databaseId: ok });
+    for (const ok of ['gpu-governor', '__x', 'x__', 'ünïcode', 'é'.repeat(750)])
+      expect(store({ GOVERNOR_FIRESTORE_COLLECTION: ok })).toMatchObject({ collection: ok });
+    const faults = (env: Record<string, string>) => {
+      try {
+        store(env);
+      } catch (e) {
+        expect(e).toBeInstanceOf(InputError);
+        return (e as InputError).faults;
+      }
+      return [];
+    };
+    for (const bad of [
+      'db',
+      'Bad_DB',
+      '1abc',
+      'abc-',
+      'a'.repeat(64),
+      '(DEFAULT)',
+      'abcdef01-0123-4567-89ab-0123456789ab', // UUID-like
+    ]) {
+      const [fault] = faults({ GOVERNOR_FIRESTORE_DATABASE: bad });
+      expect(fault?.path, bad).toBe('GOVERNOR_FIRESTORE_DATABASE');
+      expect(fault?.message, bad).toMatch(/Firestore database id/);
+    }
+    // 'default' is 7 lowercase letters: a valid id, only not the default database.
+    expect(faults({ GOVERNOR_FIRESTORE_DATABASE: 'default' })).toEqual([]);
+    for (const bad of ['a/b', '.', '..', '__x__', '____', 'é'.repeat(751), 'x'.repeat(1_501)]) {
+      const [fault] = faults({ GOVERNOR_FIRESTORE_COLLECTION: bad });
+      expect(fault?.path, bad).toBe('GOVERNOR_FIRESTORE_COLLECTION');
+      expect(fault?.message, bad).toMatch(/Firestore collection id/);
+      expect(fault?.message, bad).not.toContain('x'.repeat(100));
     }
   });
 
