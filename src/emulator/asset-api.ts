@@ -5,12 +5,12 @@ import {
   int,
   invalid,
   paginate,
+  permissionDenied,
   RpcError,
   strings,
   text,
   type Handlers,
   type Message,
-  shown,
 } from './rpc.js';
 
 /**
@@ -63,18 +63,14 @@ export function assetHandlers(ctx: EmulatorContext): Handlers {
         throw new RpcError(status.UNIMPLEMENTED, 'the emulator does not evaluate search queries');
       const types = typesOf(strings(request, 'asset_types'));
       const h = ctx.model.fleet.hierarchy;
-      const denied = (): RpcError =>
-        new RpcError(
-          status.PERMISSION_DENIED,
-          `Permission 'cloudasset.assets.searchAllResources' denied on resource '${shown(scope)}' (or resource may not exist).`,
-        );
       const known =
         !scope.startsWith('organizations/') && !scope.startsWith('folders/')
           ? true
           : h !== undefined &&
             (scope === `organizations/${h.organization}` ||
               h.folders.some((f) => `folders/${f.id}` === scope));
-      if (!known || h?.searchDenied.includes(scope)) throw denied();
+      if (!known || h?.searchDenied.includes(scope))
+        throw permissionDenied('cloudasset.assets.searchAllResources', scope);
       const results: Message[] = [];
       for (const project of ctx.model.fleet.projects) {
         const up = h ? ancestry(h, project.id) : { folders: [], organization: '' };

@@ -1,9 +1,9 @@
-import { status } from '@grpc/grpc-js';
 import {
   field,
   invalid,
   isMessage,
   millis,
+  requireFleetProject,
   RpcError,
   stringMap,
   text,
@@ -119,18 +119,13 @@ export class CustomMetricStore {
   /** `where`: the fleet's projects, and the virtual time the request is answered at. */
   createTimeSeries(
     request: Message,
-    where: { projects: readonly string[]; nowMs: number },
+    where: { fleet: readonly { readonly id: string }[]; nowMs: number },
   ): Message {
     const name = text(request, 'name');
     const project = /^projects\/([^/]+)$/.exec(name)?.[1];
     if (project === undefined)
       throw invalid(`name must look like projects/{project}, got "${shown(name)}"`);
-    if (!where.projects.includes(project)) {
-      throw new RpcError(
-        status.PERMISSION_DENIED,
-        `Permission monitoring.timeSeries.create denied on project ${shown(project)} (not in the emulated fleet)`,
-      );
-    }
+    requireFleetProject(where.fleet, project, 'monitoring.timeSeries.create', name);
     const all = request['time_series'];
     const list = Array.isArray(all) ? all.filter(isMessage) : [];
     if (list.length === 0) throw invalid('time_series: at least one TimeSeries is required');

@@ -3,6 +3,7 @@ import type { Fleet } from './fleet.js';
 import {
   field,
   invalid,
+  permissionDenied,
   RpcError,
   strings,
   text,
@@ -159,10 +160,7 @@ export function permissionDenial(
     if (method.startsWith('google.pubsub.')) {
       return new RpcError(status.PERMISSION_DENIED, 'User not authorized to perform this action.');
     }
-    return new RpcError(
-      status.PERMISSION_DENIED,
-      `Permission '${need.permission}' denied on resource '${shown(need.resource)}' (or resource may not exist).`,
-    );
+    return permissionDenied(need.permission, need.resource);
   }
   return undefined;
 }

@@ -7,6 +7,7 @@ import {
   invalid,
   millis,
   paginate,
+  requireFleetProject,
   RpcError,
   strings,
   text,
@@ -742,12 +743,7 @@ function computeTimeSeries(ctx: EmulatorContext, request: Message): TimeSeriesPa
   const project = /^projects\/([^/]+)$/.exec(name)?.[1];
   if (project === undefined)
     throw invalid(`name must look like projects/{project}, got "${shown(name)}"`);
-  if (!ctx.model.fleet.projects.some((p) => p.id === project)) {
-    throw new RpcError(
-      status.PERMISSION_DENIED,
-      `Permission monitoring.timeSeries.list denied on project ${shown(project)} (not in the emulated fleet)`,
-    );
-  }
+  requireFleetProject(ctx.model.fleet.projects, project, 'monitoring.timeSeries.list', name);
   const q = parseFilter(text(request, 'filter'));
   const interval = field(request, 'interval');
   const endMs = timestampMillis(field(interval, 'end_time'), 'interval.end_time');
@@ -873,7 +869,7 @@ export function monitoringHandlers(ctx: EmulatorContext): Handlers {
     ListTimeSeries: (request) => listTimeSeries(ctx, request),
     CreateTimeSeries: (request) =>
       ctx.customMetrics.createTimeSeries(request, {
-        projects: ctx.model.fleet.projects.map((p) => p.id),
+        fleet: ctx.model.fleet.projects,
         nowMs: ctx.model.now,
       }),
   };

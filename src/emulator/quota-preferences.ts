@@ -11,6 +11,7 @@ import {
   invalid,
   notFound,
   paginate,
+  requireFleetProject,
   RpcError,
   stringMap,
   strings,
@@ -52,8 +53,11 @@ import {
 const RUN = 'run.googleapis.com';
 const PARENT = /^projects\/([^/]+)\/locations\/([^/]+)$/;
 
-/** The project of a request's `parent` (projects/{project}/locations/global), checked. */
-function parentProject(ctx: EmulatorContext, request: Message): string {
+/**
+ * The project of a request's `parent` (projects/{project}/locations/global), checked; the call
+ * needs `permission` on it.
+ */
+function parentProject(ctx: EmulatorContext, request: Message, permission: string): string {
   const parent = text(request, 'parent');
   const m = PARENT.exec(parent);
   if (!m)
@@ -61,7 +65,7 @@ function parentProject(ctx: EmulatorContext, request: Message): string {
       `parent must look like projects/{project}/locations/global, got "${shown(parent)}"`,
     );
   const [, project = '', location = ''] = m;
-  checkProject(ctx, project, location);
+  checkProject(ctx, project, location, permission, parent);
   return project;
 }
 const NAME = /^projects\/([^/]+)\/locations\/([^/]+)\/quotaPreferences\/([^/]+)$/;
@@ -160,16 +164,22 @@ function toMessage(p: StoredPreference): Message {
   };
 }
 
-function checkProject(ctx: EmulatorContext, project: string, location: string): void {
+/**
+ * The location and project of a request, checked: the call needs `permission` on `resource` (the
+ * request's name or parent), and `cloudquotas.quotas.get` to read or `cloudquotas.quotas.update`
+ * to create or change (iam.ts).
+ */
+function checkProject(
+  ctx: EmulatorContext,
+  project: string,
+  location: string,
+  permission: string,
+  resource: string,
+): void {
   if (location !== 'global')
     throw invalid(`the location of a quota preference must be "global", got "${shown(location)}"`);
-  // Permission before existence (AIP-211, https://google.aip.dev/211), as quota infos are.
-  if (!ctx.model.fleet.projects.some((p) => p.id === project)) {
-    throw new RpcError(
-      status.PERMISSION_DENIED,
-      `Permission denied on project ${shown(project)} (not in the emulated fleet)`,
-    );
-  }
+  // Permission before existence (AIP-211; rpc.ts, requireFleetProject), as quota infos are.
+  requireFleetProject(ctx.model.fleet.projects, project, permission, resource);
 }
 
 function preferredValue(config: Message | undefined): number {
@@ -249,7 +259,7 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
   const store = storeOf(ctx.model);
   return {
     CreateQuotaPreference: (request) => {
-      const project = parentProject(ctx, request);
+      const project = parentProject(ctx, request, 'cloudquotas.quotas.update');
       const pref = field(request, 'quota_preference');
       if (!pref) throw invalid('quota_preference is required');
       const id = text(request, 'quota_preference_id') || `pref-${store.serial + 1}`;
@@ -319,13 +329,13 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
         throw invalid(
           `name must look like projects/{project}/locations/global/quotaPreferences/{id}, got "${shown(name)}"`,
         );
-      checkProject(ctx, m[1] ?? '', m[2] ?? '');
+      checkProject(ctx, m[1] ?? '', m[2] ?? '', 'cloudquotas.quotas.get', name);
       const p = store.byName.get(name);
       if (!p) throw notFound(`QuotaPreference ${shown(name)} was not found`);
       return toMessage(p);
     },
     ListQuotaPreferences: (request) => {
-      const project = parentProject(ctx, request);
+      const project = parentProject(ctx, request, 'cloudquotas.quotas.get');
       const filter = text(request, 'filter');
       // Filters are not modelled: an unfiltered list is the safe answer only when none is asked.
       if (filter !== '')
@@ -356,7 +366,7 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
         throw invalid(
           `quota_preference.name must look like projects/{project}/locations/global/quotaPreferences/{id}, got "${shown(name)}"`,
         );
-      checkProject(ctx, m[1] ?? '', m[2] ?? '');
+      checkProject(ctx, m[1] ?? '', m[2] ?? '', 'cloudquotas.quotas.update', name);
       const existing = store.byName.get(name);
       if (!existing) {
         if (bool(request, 'allow_missing'))

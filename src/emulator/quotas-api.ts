@@ -1,8 +1,7 @@
-import { status } from '@grpc/grpc-js';
 import type { EmulatorContext } from './context.js';
 import {
   int,
-  RpcError,
+  requireFleetProject,
   invalid,
   notFound,
   paginate,
@@ -95,24 +94,20 @@ function quotaInfo(project: string, id: string, g: QuotaGroup): Message {
   };
 }
 
+/** The scope of a quota info request, checked; `resource` is the request's name or parent. */
 function checkScope(
   ctx: EmulatorContext,
   project: string,
   location: string,
   service: string,
+  resource: string,
 ): void {
   // Resource ids checked before anything is looked up (AIP-122; the rules are in checkSegment).
   checkSegment('project', 'the project of the name', project);
   checkSegment('id', 'the location of the name', location);
   checkSegment('id', 'the service of the name', service);
-  // Permission before existence (AIP-211, https://google.aip.dev/211), as Cloud Run's names are
-  // (run-api.ts): the emulator's caller holds permissions in the fleet's projects only.
-  if (!ctx.model.fleet.projects.some((p) => p.id === project)) {
-    throw new RpcError(
-      status.PERMISSION_DENIED,
-      `Permission 'cloudquotas.quotas.get' denied on resource 'projects/${shown(project)}' (or resource may not exist).`,
-    );
-  }
+  // Permission before existence (AIP-211; rpc.ts, requireFleetProject).
+  requireFleetProject(ctx.model.fleet.projects, project, 'cloudquotas.quotas.get', resource);
   if (location !== 'global')
     throw invalid(`location must be "global" for quota infos, got "${shown(location)}"`);
   if (service !== RUN)
@@ -130,7 +125,7 @@ export function quotasHandlers(ctx: EmulatorContext): Handlers {
         );
       }
       const [, project = '', location = '', service = '', id = ''] = m;
-      checkScope(ctx, project, location, service);
+      checkScope(ctx, project, location, service, name);
       checkSegment('id', 'the quota id of the name', id);
       const group = groups(ctx, project).get(id);
       if (!group) throw notFound(`QuotaInfo ${shown(name)} was not found`);
@@ -144,7 +139,7 @@ export function quotasHandlers(ctx: EmulatorContext): Handlers {
           `parent must look like projects/{project}/locations/global/services/{service}, got "${shown(parent)}"`,
         );
       const [, project = '', location = '', service = ''] = m;
-      checkScope(ctx, project, location, service);
+      checkScope(ctx, project, location, service, parent);
       const infos = [...groups(ctx, project).entries()]
         .sort(([a], [b]) => a.localeCompare(b))
         .map(([id, g]) => quotaInfo(project, id, g));

@@ -78,6 +78,39 @@ export const invalid = (message: string): RpcError =>
   new RpcError(status.INVALID_ARGUMENT, message);
 export const notFound = (message: string): RpcError => new RpcError(status.NOT_FOUND, message);
 
+/**
+ * PERMISSION_DENIED: the caller lacks `permission` on `resource` (a resource name from the
+ * request). Every API answers it in these words, as Cloud Run does (`Permission 'run.services.get'
+ * denied on resource '...' (or resource may not exist).`): Google's permission errors name "the
+ * missing required permissions" and "the resource that you tried to access"
+ * (https://cloud.google.com/iam/docs/permission-error-messages), and the governor's adapters read
+ * the permission from these words (src/adapters/grpc-errors.ts). Pub/Sub words its own denial
+ * differently (iam.ts).
+ */
+export function permissionDenied(permission: string, resource: string): RpcError {
+  return new RpcError(
+    status.PERMISSION_DENIED,
+    `Permission '${permission}' denied on resource '${shown(resource)}' (or resource may not exist).`,
+  );
+}
+
+/**
+ * Refuses a request on a project outside the fleet, before anything is looked up: "If the user
+ * does not have permission to access the resource or parent, regardless of whether or not it
+ * exists, the service must error with PERMISSION_DENIED ... Permission must be checked prior to
+ * checking if the resource or parent exists" (AIP-211, https://google.aip.dev/211). The emulator's
+ * caller holds permissions in the fleet's projects (`fleet`) only; `permission` is the one the
+ * method needs on `resource` (the request's name or parent), as iam.ts lists them.
+ */
+export function requireFleetProject(
+  fleet: readonly { readonly id: string }[],
+  project: string,
+  permission: string,
+  resource: string,
+): void {
+  if (!fleet.some((p) => p.id === project)) throw permissionDenied(permission, resource);
+}
+
 export type Message = Record<string, unknown>;
 
 /** One API's methods by name, each answering a request (or throwing an RpcError). */

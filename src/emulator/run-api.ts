@@ -19,6 +19,8 @@ import {
   isSet,
   notFound,
   paginate,
+  permissionDenied,
+  requireFleetProject,
   RpcError,
   stringMap,
   strings,
@@ -46,10 +48,17 @@ const MASK_PATHS: Readonly<Record<string, 'max' | 'annotations'>> = {
   annotations: 'annotations',
 };
 
+/**
+ * The project and region of a List call's `parent` (`projects/P/locations/R`), checked; a project
+ * outside the fleet is refused for `permission` on `resource` (the request's parent: a job's for
+ * ListExecutions).
+ */
 function parseParent(
   ctx: EmulatorContext,
   parent: string,
   what: string,
+  permission: string,
+  resource = parent,
 ): { project: string; region: string } {
   const m = PARENT.exec(parent);
   if (!m)
@@ -64,12 +73,7 @@ function parseParent(
       `Listing ${what} across all locations (location "-") is not supported: list each region, projects/${project}/locations/{region}`,
     );
   }
-  if (!ctx.model.fleet.projects.some((p) => p.id === project)) {
-    throw new RpcError(
-      status.PERMISSION_DENIED,
-      `Permission denied on project ${shown(project)} (not in the emulated fleet)`,
-    );
-  }
+  requireFleetProject(ctx.model.fleet.projects, project, permission, resource);
   return { project, region };
 }
 
@@ -85,28 +89,6 @@ function parseServiceName(name: string): ServiceKey {
   checkSegment('id', 'the location of name', region);
   checkSegment('service', 'the service id of name', service);
   return { project, region, name: service };
-}
-
-/**
- * PERMISSION_DENIED for a resource of a project outside the fleet, before anything is looked up:
- * "If the user does not have permission to access the resource or parent, regardless of whether
- * or not it exists, the service must error with PERMISSION_DENIED ... Permission must be checked
- * prior to checking if the resource or parent exists" (AIP-211, https://google.aip.dev/211). The
- * emulator's caller holds permissions in the fleet's projects only. Worded as the IAM denial
- * (iam.ts).
- */
-function requireProject(
-  ctx: EmulatorContext,
-  project: string,
-  permission: string,
-  resource: string,
-): void {
-  if (!ctx.model.fleet.projects.some((p) => p.id === project)) {
-    throw new RpcError(
-      status.PERMISSION_DENIED,
-      `Permission '${permission}' denied on resource '${shown(resource)}' (or resource may not exist).`,
-    );
-  }
 }
 
 function renderService(ctx: EmulatorContext, key: ServiceKey): Message {
@@ -179,7 +161,12 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
   const service = field(request, 'service');
   if (!service) throw invalid('service is required');
   const key = parseServiceName(text(service, 'name'));
-  requireProject(ctx, key.project, 'run.services.update', text(service, 'name'));
+  requireFleetProject(
+    ctx.model.fleet.projects,
+    key.project,
+    'run.services.update',
+    text(service, 'name'),
+  );
   const s = ctx.model.getService(key);
   if (!s) {
     if (request['allow_missing'] === true) {
@@ -350,7 +337,12 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
 export function runServicesHandlers(ctx: EmulatorContext): Handlers {
   return {
     ListServices: (request) => {
-      const { project, region } = parseParent(ctx, text(request, 'parent'), 'services');
+      const { project, region } = parseParent(
+        ctx,
+        text(request, 'parent'),
+        'services',
+        'run.services.list',
+      );
       const all = ctx.model.listServices(project).filter((s) => s.region === region);
       const { page, nextPageToken } = paginate(all, {
         pageSize: int(request, 'page_size'),
@@ -370,7 +362,7 @@ export function runServicesHandlers(ctx: EmulatorContext): Handlers {
     GetService: (request) => {
       const name = text(request, 'name');
       const key = parseServiceName(name);
-      requireProject(ctx, key.project, 'run.services.get', name);
+      requireFleetProject(ctx.model.fleet.projects, key.project, 'run.services.get', name);
       return renderService(ctx, key);
     },
     UpdateService: (request) => updateService(ctx, request),
@@ -386,7 +378,12 @@ export function runServicesHandlers(ctx: EmulatorContext): Handlers {
 export function runWorkerPoolsHandlers(ctx: EmulatorContext): Handlers {
   return {
     ListWorkerPools: (request) => {
-      const { project, region } = parseParent(ctx, text(request, 'parent'), 'worker pools');
+      const { project, region } = parseParent(
+        ctx,
+        text(request, 'parent'),
+        'worker pools',
+        'run.workerpools.list',
+      );
       const all = ctx.model.listWorkerPools(project).filter((w) => w.region === region);
       const { page, nextPageToken } = paginate(all, {
         pageSize: int(request, 'page_size'),
@@ -403,7 +400,12 @@ export function runWorkerPoolsHandlers(ctx: EmulatorContext): Handlers {
 export function runJobsHandlers(ctx: EmulatorContext): Handlers {
   return {
     ListJobs: (request) => {
-      const { project, region } = parseParent(ctx, text(request, 'parent'), 'jobs');
+      const { project, region } = parseParent(
+        ctx,
+        text(request, 'parent'),
+        'jobs',
+        'run.jobs.list',
+      );
       const all = ctx.model.listJobs(project).filter((j) => j.region === region);
       const { page, nextPageToken } = paginate(all, {
         pageSize: int(request, 'page_size'),
@@ -437,7 +439,13 @@ export function runExecutionsHandlers(ctx: EmulatorContext): Handlers {
         );
       }
       const [, location = '', job = ''] = m;
-      const { project, region } = parseParent(ctx, location, 'executions');
+      const { project, region } = parseParent(
+        ctx,
+        location,
+        'executions',
+        'run.executions.list',
+        parent,
+      );
       const jobs = ctx.model
         .listJobs(project)
         .filter((j) => j.region === region && (job === '-' || j.name === job));
@@ -466,7 +474,12 @@ export function operationsHandlers(ctx: EmulatorContext): Handlers {
           `name must look like projects/{project}/locations/{location}/operations/{id}, got "${shown(name)}"`,
         );
       }
-      requireProject(ctx, name.split('/')[1] ?? '', 'run.operations.get', name);
+      requireFleetProject(
+        ctx.model.fleet.projects,
+        name.split('/')[1] ?? '',
+        'run.operations.get',
+        name,
+      );
       return operationMessage(ctx, name);
     },
     ListOperations: (request) => {
@@ -510,12 +523,7 @@ export function locationsHandlers(ctx: EmulatorContext): Handlers {
       if (!m) throw invalid(`name must look like projects/{project}, got "${shown(name)}"`);
       const [, id = ''] = m;
       const project = ctx.model.fleet.projects.find((p) => p.id === id);
-      if (!project) {
-        throw new RpcError(
-          status.PERMISSION_DENIED,
-          `Permission denied on project ${shown(id)} (not in the emulated fleet)`,
-        );
-      }
+      if (!project) throw permissionDenied('run.locations.list', name);
       if (text(request, 'filter') !== '')
         throw invalid('ListLocations filters are not supported by the emulator');
       const regions = [

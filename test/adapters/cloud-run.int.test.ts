@@ -310,7 +310,11 @@ describe('reading', () => {
     const denied = await failure(adapter.listServices('someone-else', REGION));
     expect(denied).toBeInstanceOf(PermissionError);
     expect(denied.message).toContain('listing the services of projects/someone-else');
-    expect(await failure(adapter.listRegions('someone-else'))).toBeInstanceOf(PermissionError);
+    // The refusal names the permission, as Google's does: the adapter reads it.
+    expect((denied as PermissionError).permissions).toEqual(['run.services.list']);
+    const regions = await failure(adapter.listRegions('someone-else'));
+    expect(regions).toBeInstanceOf(PermissionError);
+    expect((regions as PermissionError).permissions).toEqual(['run.locations.list']);
     expect(await failure(adapter.listWorkerPools('someone-else', REGION))).toBeInstanceOf(
       PermissionError,
     );

@@ -3,12 +3,12 @@ import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js
 import { createMonitoringAdapter, MAX_SERIES_PER_CREATE } from '../../src/adapters/monitoring.js';
 import { GOVERNOR_METRICS, METRIC_PREFIX } from '../../src/core/governor-metrics.js';
 import { parsePolicyText } from '../../src/core/policy.js';
-import { RpcError, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { permissionDenied } from '../../src/emulator/rpc.js';
 import { memoryLogger } from '../../src/log.js';
 import { reconcile } from '../../src/reconcile/reconcile.js';
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import type { GovernorMetricPoint } from '../../src/core/governor-metrics.js';
-import { status } from '@grpc/grpc-js';
 
 /**
  * The governor's own metrics: the Monitoring adapter's writeGovernorMetrics through
@@ -44,10 +44,7 @@ async function start(faultCreate = false): Promise<RunningEmulator> {
       ? {
           faults: ({ method }) =>
             method.endsWith('/CreateTimeSeries')
-              ? new RpcError(
-                  status.PERMISSION_DENIED,
-                  'Permission monitoring.timeSeries.create denied',
-                )
+              ? permissionDenied('monitoring.timeSeries.create', 'projects/demo-gpu-project')
               : undefined,
         }
       : {}),

@@ -463,6 +463,8 @@ describe('createMonitoringAdapter: failures', () => {
     expect((error as Error).message).toMatch(
       /instance_count of project not-in-fleet .*PERMISSION_DENIED/,
     );
+    // The emulator's refusal names the permission, as Google's does: the adapter reads it.
+    expect((error as PermissionError).permissions).toEqual(['monitoring.timeSeries.list']);
     expect(listCalls()).toHaveLength(1); // not worth a retry
   });
 

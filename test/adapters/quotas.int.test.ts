@@ -221,7 +221,7 @@ describe('createQuotaAdapter against the emulator', () => {
       .gpuQuota({ ...pool(US), project: 'not-in-fleet' })
       .catch((e: unknown) => e);
     expect(outside).toBeInstanceOf(PermissionError);
-    expect((outside as Error).message).toContain('cloudquotas.quotas.get');
+    expect((outside as PermissionError).permissions).toEqual(['cloudquotas.quotas.get']);
 
     failNext(10, status.UNAVAILABLE);
     const unavailable: unknown = await adapter()
