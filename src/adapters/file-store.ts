@@ -32,6 +32,8 @@ import {
   ConditionState,
   decideLease,
   DEFAULT_KEEP_RUNS,
+  acknowledgeDropped,
+  DroppedCount,
   DEFAULT_OUTBOX_LIMIT,
   GovernorId,
   keepRuns,
@@ -40,6 +42,7 @@ import {
   type OutboxEntry,
   parseStored,
   parseStoredLease,
+  readDroppedCount,
   RunRecord,
   SetAsideEntry,
   sortOutOutbox,
@@ -49,6 +52,7 @@ import {
   type LeaseRequest,
   type LeaseResult,
   type StateStore,
+  type UnreadableCount,
   type VersionedConditions,
 } from '../ports/index.js';
 
@@ -87,7 +91,12 @@ const ProjectDocument = z.strictObject({
    * `listOutbox`, which names it; never a reason to stop.
    */
   outbox: z.array(z.unknown()).optional(),
-  outboxDropped: z.number().int().min(0).optional(),
+  /**
+   * Entries dropped and not yet announced; absent: none. Parsed where it is used (countOf), so
+   * that a count nobody can read makes only the count unknown, never the rest of the file: it
+   * reads as at least 1, and the next change that counts replaces it with a number.
+   */
+  outboxDropped: z.unknown().optional(),
   /** Unreadable outbox entries set aside, as they were stored, for a person to look at. */
   outboxSetAside: z.array(SetAsideEntry).optional(),
 });
@@ -114,18 +123,28 @@ export function createFileStateStore(
   const fileOf = (project: string): string =>
     join(dir, `${encodeURIComponent(checkProject(project))}.json`);
 
+  /** The document's count of dropped entries; an unreadable one reads as 1, and says so. */
+  const countOf = (doc: StoredDocument | ProjectDocument, project: string) =>
+    readDroppedCount(
+      doc.outboxDropped,
+      `outboxDropped in state file ${fileOf(project)}`,
+      DroppedCount.default(0),
+    );
+
   /**
    * Reads, lets `change` decide, and writes what it returns (unless null). The change sees the
    * outbox entries that read; those nobody can read are kept as they are stored, after the others,
    * unless `setAside` (listOutbox): then they are set aside (written so even when `change` writes
    * nothing), counted as dropped, and `change` is told which, so that the run that set them aside
-   * names them.
+   * names them; and it is told when the count of dropped entries was unreadable as read (setting
+   * aside replaced it with a number).
    */
   async function update<T>(
     project: string,
     change: (
       doc: ProjectDocument,
       setAside: readonly SetAsideEntry[],
+      unreadableCount: UnreadableCount | undefined,
     ) => { doc: ProjectDocument | null; result: T },
     options: { setAside?: boolean } = {},
   ): Promise<T> {
@@ -137,16 +156,17 @@ export function createFileStateStore(
       const sorted = sortOutOutbox(read.outbox ?? [], new Date(wall()).toISOString());
       const setAside = options.setAside === true ? sorted.setAside : [];
       const kept = options.setAside === true ? [] : sorted.setAside.map((e) => e.stored);
+      const count = countOf(read, project);
       const clean: ProjectDocument =
         setAside.length === 0
           ? { ...read, outbox: sorted.entries }
           : {
               ...read,
               outbox: sorted.entries,
-              outboxDropped: (read.outboxDropped ?? 0) + setAside.length,
+              outboxDropped: count.dropped + setAside.length,
               outboxSetAside: [...(read.outboxSetAside ?? []), ...setAside],
             };
-      const { doc, result } = change(clean, setAside);
+      const { doc, result } = change(clean, setAside, count.unreadable);
       const next = doc ?? (setAside.length > 0 ? clean : null);
       if (next !== null) {
         const stored: StoredDocument = { ...next, outbox: [...(next.outbox ?? []), ...kept] };
@@ -255,11 +275,16 @@ export function createFileStateStore(
       const checked = checkOutboxEntries(entries);
       return update(project, (doc) => {
         const next = addToOutbox(doc.outbox ?? [], checked, outboxLimit);
+        const count = countOf(doc, project);
         return {
           doc: {
             ...doc,
             outbox: next.entries,
-            outboxDropped: (doc.outboxDropped ?? 0) + next.dropped,
+            // An unreadable count is left as stored unless this adds to it (then at least 1 more).
+            outboxDropped:
+              count.unreadable && next.dropped === 0
+                ? doc.outboxDropped
+                : count.dropped + next.dropped,
           },
           result: next.dropped,
         };
@@ -270,19 +295,25 @@ export function createFileStateStore(
       const doc = await readDocument(fileOf(project), project);
       const sorted = sortOutOutbox(doc.outbox ?? [], new Date(wall()).toISOString());
       if (sorted.setAside.length === 0) {
-        return { entries: sorted.entries, dropped: doc.outboxDropped ?? 0 };
+        const count = countOf(doc, project);
+        return {
+          entries: sorted.entries,
+          dropped: count.dropped,
+          ...(count.unreadable ? { droppedUnreadable: count.unreadable } : {}),
+        };
       }
       // Set aside under the lock, from a fresh read: another writer may have changed it since.
       return update(
         project,
-        (fresh, setAside) => ({
+        (fresh, setAside, unreadable) => ({
           doc: null,
           result: {
             entries: fresh.outbox ?? [],
-            dropped: fresh.outboxDropped ?? 0,
+            dropped: countOf(fresh, project).dropped,
             ...(setAside.length > 0
               ? { setAside: setAside.map((e) => ({ id: e.id, faults: e.faults })) }
               : {}),
+            ...(unreadable ? { droppedUnreadable: unreadable } : {}),
           },
         }),
         { setAside: true },
@@ -291,14 +322,21 @@ export function createFileStateStore(
 
     async removeOutbox(project, ids, droppedAnnounced = 0) {
       const gone = new Set(ids);
-      await update(project, (doc) => ({
-        doc: {
-          ...doc,
-          outbox: (doc.outbox ?? []).filter((e) => !gone.has(e.alert.id)),
-          outboxDropped: Math.max(0, (doc.outboxDropped ?? 0) - droppedAnnounced),
-        },
-        result: undefined,
-      }));
+      await update(project, (doc) => {
+        const count = countOf(doc, project);
+        return {
+          doc: {
+            ...doc,
+            outbox: (doc.outbox ?? []).filter((e) => !gone.has(e.alert.id)),
+            // An unreadable count nobody announced yet is left for the run that will.
+            outboxDropped:
+              count.unreadable && droppedAnnounced <= 0
+                ? doc.outboxDropped
+                : acknowledgeDropped(count, droppedAnnounced),
+          },
+          result: undefined,
+        };
+      });
     },
 
     close: () => Promise.resolve(),

@@ -49,6 +49,7 @@ import { zodFaults } from '../core/document.js';
 import { Alert } from '../core/alert.js';
 import { MAX_CLOCK_SKEW_MS } from '../core/quota-pressure.js';
 import {
+  acknowledgeDropped,
   checkKeep,
   checkLeaseRequest,
   checkOutboxEntries,
@@ -66,6 +67,7 @@ import {
   Lease,
   parseStored,
   parseStoredLease,
+  readDroppedCount,
   RunRecord,
   type SetAsideEntry,
   type SetAsideReport,
@@ -75,6 +77,7 @@ import {
   type LeaseRequest,
   type LeaseResult,
   type StateStore,
+  type UnreadableCount,
   type VersionedConditions,
 } from '../ports/index.js';
 
@@ -107,6 +110,13 @@ const OutboxDocument = z.object({
   order: z.string(),
 });
 const OutboxPlace = OutboxDocument.pick({ storedAt: true, order: true });
+/**
+ * The count of dropped entries, read apart (countOf). Firestore keeps no schema: a field may hold
+ * any of its types (https://firebase.google.com/docs/firestore/manage-data/data-types) and the
+ * documents of a collection may have different fields
+ * (https://firebase.google.com/docs/firestore/data-model), so a count written by hand or by
+ * another program may be anything: unreadable, never a reason to stop.
+ */
 const OutboxCount = z.object({ dropped: z.number().int().min(0) });
 const GovernorDocument = z.object({ id: GovernorId });
 const DiscoveryDocument = z.object({ json: z.string() });
@@ -218,10 +228,7 @@ export function createFirestoreStateStore(
             kept,
           );
           tx.delete(ref);
-          const before = count.exists
-            ? parseStored(OutboxCount, count.data(), `document ${countRef.path}`).dropped
-            : 0;
-          tx.set(countRef, { dropped: before + 1 });
+          tx.set(countRef, { dropped: countOf(count, countRef.path).dropped + 1 });
           return kept;
         },
         { maxAttempts },
@@ -421,10 +428,7 @@ export function createFirestoreStateStore(
             const dropped = Math.max(0, ids.length - outboxLimit);
             for (const id of ids.slice(0, dropped)) tx.delete(box.doc(id));
             if (dropped > 0) {
-              const before = count.exists
-                ? parseStored(OutboxCount, count.data(), `document ${countRef.path}`).dropped
-                : 0;
-              tx.set(countRef, { dropped: before + dropped });
+              tx.set(countRef, { dropped: countOf(count, countRef.path).dropped + dropped });
             }
             return dropped;
           },
@@ -452,17 +456,22 @@ export function createFirestoreStateStore(
         const moved = await setAsideEntry(project, ref);
         if (moved) setAside.push({ id: moved.id, faults: moved.faults });
       }
-      // Setting aside counted each as dropped: the count is read again only then.
+      // Setting aside counted each as dropped: the count is read again only then. One unreadable
+      // as first read is reported (setting aside replaced it with a number).
+      const first = countOf(count, countRef.path);
       const counted =
         setAside.length > 0
-          ? await call(`reading the outbox of ${project}`, () => countRef.get())
-          : count;
+          ? countOf(
+              await call(`reading the outbox of ${project}`, () => countRef.get()),
+              countRef.path,
+            )
+          : first;
+      const droppedUnreadable = first.unreadable ?? counted.unreadable;
       return {
         entries,
-        dropped: counted.exists
-          ? parseStored(OutboxCount, counted.data(), `document ${countRef.path}`).dropped
-          : 0,
+        dropped: counted.dropped,
         ...(setAside.length > 0 ? { setAside } : {}),
+        ...(droppedUnreadable ? { droppedUnreadable } : {}),
       };
     },
 
@@ -483,8 +492,10 @@ export function createFirestoreStateStore(
           async (tx) => {
             const count = await tx.get(countRef);
             if (!count.exists) return;
-            const before = parseStored(OutboxCount, count.data(), `document ${countRef.path}`);
-            tx.set(countRef, { dropped: Math.max(0, before.dropped - droppedAnnounced) });
+            // An unreadable count reads as 1: announced, it is replaced by a number.
+            tx.set(countRef, {
+              dropped: acknowledgeDropped(countOf(count, countRef.path), droppedAnnounced),
+            });
           },
           { maxAttempts },
         ),
@@ -545,6 +556,23 @@ function decodeVersion(project: string, version: string): Timestamp {
   if (match === null)
     throw new RangeError(`Not a version of ${project}: ${JSON.stringify(version)}`);
   return new Timestamp(Number(match[1]), Number(match[2]));
+}
+
+/**
+ * The stored count of dropped entries (no document: 0); one nobody can read reads as 1 and says
+ * so. Writers that add to it or acknowledge it write a number from there.
+ */
+function countOf(
+  snap: { exists: boolean; data(): unknown },
+  path: string,
+): { dropped: number; unreadable?: UnreadableCount } {
+  return snap.exists
+    ? readDroppedCount(
+        snap.data(),
+        `document ${path}`,
+        OutboxCount.transform((d) => d.dropped),
+      )
+    : { dropped: 0 };
 }
 
 /** A stored outbox document as an entry, or the faults that make it unreadable. */

@@ -153,6 +153,70 @@ export interface Outbox {
    * when none.
    */
   setAside?: readonly SetAsideReport[];
+  /**
+   * The stored count of dropped entries could not be read (a hand edit, another program): it
+   * counts as 1 in `dropped` (at least one entry was dropped; how many is unknown), so the run
+   * announces it, and it says what was stored and why it is unreadable. A count nobody can read is
+   * never a reason to stop: it is reported by every read until a writer replaces it with a number
+   * (`removeOutbox` acknowledging the announcement, or a change that adds to the count). Absent
+   * when the count read.
+   */
+  droppedUnreadable?: UnreadableCount;
+}
+
+/** A stored count nobody can read: where it is, what it holds (quoted, cut short), and why. */
+export interface UnreadableCount {
+  where: string;
+  stored: string;
+  faults: readonly Fault[];
+}
+
+/** A stored count of dropped outbox entries: a whole number, 0 or more. */
+export const DroppedCount = z.number().int().min(0);
+
+/** The longest quote of an unreadable stored value a report (and so a log line) carries. */
+export const MAX_QUOTED_VALUE = 100;
+
+/**
+ * A stored count of dropped outbox entries as read through `schema` (it makes the number of what
+ * is stored): the number, or, when it does not parse, 1 (at least one entry was dropped) and what
+ * was stored at `where`, quoted and cut to {@link MAX_QUOTED_VALUE} characters, with the faults.
+ * Never throws: a count is not worth stopping a run for. Writers that change the count start from
+ * `dropped` (so an unreadable one is replaced by a number, a lower bound); the others leave it
+ * as it is stored.
+ */
+export function readDroppedCount(
+  stored: unknown,
+  where: string,
+  schema: z.ZodType<number> = DroppedCount,
+): { dropped: number; unreadable?: UnreadableCount } {
+  const parsed = schema.safeParse(stored);
+  if (parsed.success) return { dropped: parsed.data };
+  return {
+    dropped: 1,
+    unreadable: {
+      where,
+      stored: cutText(quoteStored(stored), MAX_QUOTED_VALUE),
+      faults: capFaults(zodFaults(parsed.error), 5),
+    },
+  };
+}
+
+/**
+ * The count once `announced` dropped entries were told to subscribers: never below 0. An
+ * unreadable count read as 1, so any announcement replaces it with a number.
+ */
+export function acknowledgeDropped(count: { dropped: number }, announced: number): number {
+  return Math.max(0, count.dropped - announced);
+}
+
+/** What was stored, as JSON where it can be (a string quoted, `undefined` for nothing). */
+function quoteStored(value: unknown): string {
+  try {
+    return JSON.stringify(value) ?? String(value);
+  } catch {
+    return String(value);
+  }
 }
 
 /** One unreadable outbox entry set aside: its id in the store, and why it was unreadable. */
@@ -259,7 +323,8 @@ export interface StateStore {
   listOutbox(project: string): Promise<Outbox>;
   /**
    * Removes published entries by alert id (ids not there are ignored), and takes
-   * `droppedAnnounced` off the dropped count (the run told subscribers about them).
+   * `droppedAnnounced` off the dropped count (the run told subscribers about them). A count that
+   * was unreadable counts as 1 (see `Outbox.droppedUnreadable`): announcing it stores a number.
    */
   removeOutbox(project: string, ids: readonly string[], droppedAnnounced?: number): Promise<void>;
   /**

@@ -2,6 +2,7 @@ import { DiscoveryCache } from '../../core/discovery.js';
 import type { DiscoveryCacheStore } from '../../ports/index.js';
 import { ConflictError } from '../../errors.js';
 import {
+  acknowledgeDropped,
   addToOutbox,
   checkKeep,
   checkOutboxEntries,
@@ -15,6 +16,7 @@ import {
   decideLease,
   DEFAULT_KEEP_RUNS,
   keepRuns,
+  readDroppedCount,
   sortRuns,
   versionConflict,
   ConditionState,
@@ -41,7 +43,11 @@ export function createMemoryStateStore(
   const keep = checkKeep(options.keepRuns ?? DEFAULT_KEEP_RUNS);
   const outboxLimit = checkOutboxLimit(options.outboxLimit ?? DEFAULT_OUTBOX_LIMIT);
   const id = newGovernorId();
+  // The count is only ever written by this code, so it always reads; it is read the way the other
+  // stores read theirs all the same (readDroppedCount: one that does not read counts as 1).
   const outboxes = new Map<string, { entries: OutboxEntry[]; dropped: number }>();
+  const countOf = (project: string, dropped: unknown) =>
+    readDroppedCount(dropped, `dropped count of the memory outbox of ${project}`);
   const conditions = new Map<string, { version: number; state: ConditionState }>();
   const runs = new Map<string, RunRecord[]>();
   const leases = new Map<string, Lease>();
@@ -137,13 +143,21 @@ export function createMemoryStateStore(
       const checked = structuredClone(checkOutboxEntries(entries));
       const box = outboxes.get(checkProject(project)) ?? { entries: [], dropped: 0 };
       const next = addToOutbox(box.entries, checked, outboxLimit);
-      outboxes.set(project, { entries: next.entries, dropped: box.dropped + next.dropped });
+      outboxes.set(project, {
+        entries: next.entries,
+        dropped: countOf(project, box.dropped).dropped + next.dropped,
+      });
       return next.dropped;
     },
     async listOutbox(project) {
       open();
       const box = outboxes.get(checkProject(project)) ?? { entries: [], dropped: 0 };
-      return { entries: structuredClone(box.entries), dropped: box.dropped };
+      const count = countOf(project, box.dropped);
+      return {
+        entries: structuredClone(box.entries),
+        dropped: count.dropped,
+        ...(count.unreadable ? { droppedUnreadable: count.unreadable } : {}),
+      };
     },
     async removeOutbox(project, ids, droppedAnnounced = 0) {
       open();
@@ -152,7 +166,7 @@ export function createMemoryStateStore(
       const gone = new Set(ids);
       outboxes.set(project, {
         entries: box.entries.filter((e) => !gone.has(e.alert.id)),
-        dropped: Math.max(0, box.dropped - droppedAnnounced),
+        dropped: acknowledgeDropped(countOf(project, box.dropped), droppedAnnounced),
       });
     },
     async close() {
