@@ -677,3 +677,126 @@ export function unreadableOutboxContract(
     });
   });
 }
+
+/** One unreadable count of dropped entries, as a store holds it, and how a read must quote it. */
+export interface UnreadableCountVariant {
+  what: string;
+  /** What `plant` stores: the file's `outboxDropped`, or the Firestore count document. */
+  value: unknown;
+  /** The quote the read reports (a RegExp where it is cut short). */
+  quote: string | RegExp;
+}
+
+/**
+ * What a store does with a count of dropped outbox entries it cannot read (a hand edit, another
+ * program): every read goes on, the count reads as at least 1 with what was stored named (quoted,
+ * cut short), the rest of the project's state reads and works, writers that do not count leave it
+ * as it is, and the announcement (`removeOutbox` with the count read) stores a number, so the next
+ * read is clean. `plant` stores `value` as the count bypassing the store; `stored` reads the count
+ * back as stored, and `asStored(n)` is a valid count of n as the store keeps it; `openOther` opens
+ * a second client on the same store (another writer; closed by the test); `plantEntries` stores
+ * unreadable outbox entries (as for unreadableOutboxContract).
+ */
+export function unreadableCountContract(
+  name: string,
+  options: {
+    open: () => StateStore;
+    openOther: () => StateStore;
+    variants: readonly UnreadableCountVariant[];
+    plant: (project: string, value: unknown) => Promise<void>;
+    stored: (project: string) => Promise<unknown>;
+    asStored: (n: number) => unknown;
+    plantEntries: (project: string) => Promise<void>;
+  },
+): void {
+  const { open, openOther, variants, plant, stored, asStored, plantEntries } = options;
+  describe(`${name}: an unreadable count of dropped outbox entries`, () => {
+    for (const { what, value, quote } of variants) {
+      it(`${what}: reads as at least 1, named; the rest works; the announcement stores a number`, async () => {
+        const store = open();
+        const project = freshProject();
+        await store.saveConditions(project, someState(1), null);
+        await store.recordRun(project, runRecord(1));
+        await store.putOutbox(project, [outboxEntry(1)]);
+        await plant(project, value);
+        const box = await store.listOutbox(project);
+        expect(box.entries).toEqual([outboxEntry(1)]);
+        expect(box.dropped).toBe(1);
+        const unreadable = box.droppedUnreadable;
+        expect(unreadable?.where).toContain(project);
+        if (typeof quote === 'string') expect(unreadable?.stored).toBe(quote);
+        else expect(unreadable?.stored).toMatch(quote);
+        expect(unreadable?.stored.length).toBeLessThanOrEqual(100);
+        expect(unreadable?.faults.length).toBeGreaterThan(0);
+        // The rest of the project's state reads and works.
+        expect((await store.loadConditions(project)).state).toEqual(someState(1));
+        expect((await store.listRuns(project)).map((r) => r.runId)).toEqual(['run-1']);
+        expect(await store.acquireLease(project, 'alpha', 60_000, at(0))).toMatchObject({
+          acquired: true,
+        });
+        await store.recordRun(project, runRecord(2));
+        // Writers that do not count leave it as stored: the next read still names it.
+        await store.putOutbox(project, [outboxEntry(2)]);
+        await store.removeOutbox(project, [outboxEntry(2).alert.id]);
+        expect(await stored(project)).toEqual(value);
+        expect((await store.listOutbox(project)).droppedUnreadable).toEqual(unreadable);
+        // Announced: a number, and a clean read.
+        await store.removeOutbox(project, [outboxEntry(1).alert.id], box.dropped);
+        expect(await stored(project)).toEqual(asStored(0));
+        expect(await store.listOutbox(project)).toEqual({ entries: [], dropped: 0 });
+        expect(await store.releaseLease(project, 'alpha')).toBe(true);
+      });
+    }
+
+    const [first] = variants;
+    if (!first) return;
+
+    it(`${first.what}: drops another writer makes between the read and the announcement stay counted`, async () => {
+      const store = open();
+      const other = openOther();
+      try {
+        const project = freshProject();
+        const full = Array.from({ length: CONTRACT_OUTBOX_LIMIT }, (_, i) => outboxEntry(i + 1));
+        await store.putOutbox(project, full);
+        await plant(project, first.value);
+        const box = await store.listOutbox(project);
+        expect(box.dropped).toBe(1);
+        expect(box.droppedUnreadable).toBeDefined();
+        // Another writer fills the outbox past its bound: its 2 drops are counted from the
+        // unreadable count's lower bound, 1.
+        expect(await other.putOutbox(project, [outboxEntry(11), outboxEntry(12)])).toBe(2);
+        expect(await stored(project)).toEqual(asStored(3));
+        await store.removeOutbox(
+          project,
+          box.entries.map((e) => e.alert.id),
+          box.dropped,
+        );
+        expect(await stored(project)).toEqual(asStored(2));
+        expect(await store.listOutbox(project)).toEqual({
+          entries: [outboxEntry(11), outboxEntry(12)],
+          dropped: 2,
+        });
+      } finally {
+        await other.close();
+      }
+    });
+
+    it(`${first.what}, beside unreadable entries: both reported, the entries counted on top`, async () => {
+      const store = open();
+      const project = freshProject();
+      await store.putOutbox(project, [outboxEntry(1)]);
+      await plantEntries(project);
+      await plant(project, first.value);
+      const box = await store.listOutbox(project);
+      expect(box.setAside).toHaveLength(2);
+      expect(box.droppedUnreadable?.stored).toEqual(
+        typeof first.quote === 'string' ? first.quote : expect.stringMatching(first.quote),
+      );
+      // At least 1, plus the 2 set aside; setting them aside wrote a number.
+      expect(box.dropped).toBe(3);
+      expect(await stored(project)).toEqual(asStored(3));
+      await store.removeOutbox(project, [outboxEntry(1).alert.id], box.dropped);
+      expect(await store.listOutbox(project)).toEqual({ entries: [], dropped: 0 });
+    });
+  });
+}

@@ -18,6 +18,7 @@ import {
   CONTRACT_OUTBOX_LIMIT,
   freshProject,
   stateStoreContract,
+  unreadableCountContract,
   unreadableLeaseContract,
   unreadableOutboxContract,
 } from './contract.js';
@@ -54,26 +55,55 @@ unreadableLeaseContract(
   },
 );
 
+/** Two unreadable outbox entries, stored beside the readable ones, bypassing the store. */
+async function plantUnreadableEntries(project: string): Promise<void> {
+  const file = join(dir, `${encodeURIComponent(project)}.json`);
+  const doc = JSON.parse(await readFile(file, 'utf8')) as { outbox: Record<string, unknown>[] };
+  const [good] = doc.outbox;
+  doc.outbox.push(
+    { json: 'garbage', state: 'ready', storedAt: '2026-01-01T00:00:00Z' },
+    // A newer version's field.
+    { ...good, alert: { ...(good?.alert as object), id: 'from-a-newer-version', newField: 1 } },
+  );
+  await writeFile(file, JSON.stringify(doc));
+}
+
 unreadableOutboxContract(
   'file store',
   () => store,
-  async (project) => {
-    const file = join(dir, `${encodeURIComponent(project)}.json`);
-    const doc = JSON.parse(await readFile(file, 'utf8')) as { outbox: Record<string, unknown>[] };
-    const [good] = doc.outbox;
-    doc.outbox.push(
-      { json: 'garbage', state: 'ready', storedAt: '2026-01-01T00:00:00Z' },
-      // A newer version's field.
-      { ...good, alert: { ...(good?.alert as object), id: 'from-a-newer-version', newField: 1 } },
-    );
-    await writeFile(file, JSON.stringify(doc));
-  },
+  plantUnreadableEntries,
   async (project) => {
     const file = join(dir, `${encodeURIComponent(project)}.json`);
     const doc = JSON.parse(await readFile(file, 'utf8')) as { outboxSetAside?: unknown[] };
     return doc.outboxSetAside?.length ?? 0;
   },
 );
+
+/** The state file's fields, as stored. */
+async function stateFile(project: string): Promise<Record<string, unknown>> {
+  const file = join(dir, `${encodeURIComponent(project)}.json`);
+  return JSON.parse(await readFile(file, 'utf8')) as Record<string, unknown>;
+}
+
+// Before, one such count made the whole state file unreadable: leases, run records and outbox.
+unreadableCountContract('file store', {
+  open: () => store,
+  openOther: () => createFileStateStore({ dir, outboxLimit: CONTRACT_OUTBOX_LIMIT }),
+  variants: [
+    { what: 'a negative count (-3)', value: -3, quote: '-3' },
+    { what: 'a string ("x")', value: 'x', quote: '"x"' },
+    { what: 'a fraction (1.5)', value: 1.5, quote: '1.5' },
+    { what: 'null', value: null, quote: 'null' },
+    { what: 'a string of 1 MB', value: 'y'.repeat(1_000_000), quote: /^"y{98}…$/ },
+  ],
+  plant: async (project, value) => {
+    const file = join(dir, `${encodeURIComponent(project)}.json`);
+    await writeFile(file, JSON.stringify({ ...(await stateFile(project)), outboxDropped: value }));
+  },
+  stored: async (project) => (await stateFile(project))['outboxDropped'],
+  asStored: (n) => n,
+  plantEntries: plantUnreadableEntries,
+});
 
 const at = '2026-11-27T10:00:00.000Z';
 

@@ -16,6 +16,7 @@ import {
   CONTRACT_OUTBOX_LIMIT,
   freshProject,
   stateStoreContract,
+  unreadableCountContract,
   unreadableLeaseContract,
   unreadableOutboxContract,
 } from './contract.js';
@@ -57,19 +58,47 @@ unreadableLeaseContract(
   },
 );
 
+/** Two unreadable outbox entries, stored beside the readable ones, bypassing the store. */
+async function plantUnreadableEntries(project: string): Promise<void> {
+  const box = `${collection}/${project}/outbox`;
+  await raw
+    .doc(`${box}/zzz`)
+    .set({ json: 'garbage', state: 'ready', storedAt: '2026-01-01T00:00:00Z', order: '0' });
+  // No time it was stored, and a newer version's state.
+  await raw.doc(`${box}/yyy`).set({ json: '{}', state: 'sent-by-v9', order: '1' });
+}
+
 unreadableOutboxContract(
   'Firestore store',
   () => store,
-  async (project) => {
-    const box = `${collection}/${project}/outbox`;
-    await raw
-      .doc(`${box}/zzz`)
-      .set({ json: 'garbage', state: 'ready', storedAt: '2026-01-01T00:00:00Z', order: '0' });
-    // No time it was stored, and a newer version's state.
-    await raw.doc(`${box}/yyy`).set({ json: '{}', state: 'sent-by-v9', order: '1' });
-  },
+  plantUnreadableEntries,
   async (project) => (await raw.collection(`${collection}/${project}/outbox-set-aside`).get()).size,
 );
+
+// A document holds any fields and a field any type
+// (https://firebase.google.com/docs/firestore/manage-data/data-types): before, each of these
+// failed every run that read the count.
+unreadableCountContract('Firestore store', {
+  open: () => store,
+  openOther: () =>
+    createFirestoreStateStore({ projectId, outboxLimit: CONTRACT_OUTBOX_LIMIT, timeoutMs: 10_000 }),
+  variants: [
+    { what: 'a negative count ({dropped: -5})', value: { dropped: -5 }, quote: '{"dropped":-5}' },
+    { what: 'a string ({dropped: "x"})', value: { dropped: 'x' }, quote: '{"dropped":"x"}' },
+    { what: 'no count ({})', value: {}, quote: '{}' },
+    {
+      what: 'a string of 100 KB',
+      value: { dropped: 'y'.repeat(100_000) },
+      quote: /^\{"dropped":"y{87}…$/,
+    },
+  ],
+  plant: async (project, value) => {
+    await raw.doc(`${collection}/${project}/state/outbox`).set(value as Record<string, unknown>);
+  },
+  stored: async (project) => (await raw.doc(`${collection}/${project}/state/outbox`).get()).data(),
+  asStored: (n) => ({ dropped: n }),
+  plantEntries: plantUnreadableEntries,
+});
 
 describe('Firestore store: documents', () => {
   it('lays out conditions, lease and runs under the collection, per project', async () => {
