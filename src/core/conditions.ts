@@ -17,6 +17,8 @@ export interface AlertContext {
 /** What the conditions need to know of one governed service. */
 export interface ServiceFacts {
   name: string;
+  /** Its cap before the plan, and after. */
+  from: number;
   to: number;
   want: number;
   peak: number | null;
@@ -112,13 +114,22 @@ export function poolConditions(
     floors: pool.floors,
   };
   if (pool.budget === null) {
+    // The quota may be known while the budget is not (unmanaged usage in the region could not be
+    // read): say which, under the same key, so that one condition fires and resolves either way.
     alerts.push(
       makeAlert(ctx, pool, {
         type: 'governor.degraded',
         severity: 'WARNING',
         key: 'quota',
-        summary: `Quota of ${where} unknown: nothing in the pool is raised until it can be read`,
-        details: { reason: 'quota-unknown', ...numbers },
+        summary:
+          pool.quota === null
+            ? `Quota of ${where} unknown: nothing in the pool is raised until it can be read`
+            : `Budget of ${where} unknown: the GPUs its worker pools and jobs use could not be read, so nothing in the pool is raised until they can be`,
+        details: {
+          reason: pool.quota === null ? 'quota-unknown' : 'budget-unknown',
+          ...numbers,
+          note: pool.note,
+        },
       }),
     );
   } else {
@@ -160,15 +171,28 @@ export function poolConditions(
   }
   const unknown = services.filter((s) => s.usageUnknown);
   if (unknown.length > 0) {
+    // Fail static holds their caps, except where the budget or a ceiling comes first (rules 1, 2).
+    const lowered = unknown.filter((s) => s.to < s.from).length;
+    const held =
+      lowered === 0
+        ? 'their caps are held'
+        : lowered === unknown.length
+          ? `${lowered === 1 ? 'its cap is' : 'their caps are'} lowered all the same: the budget or a ceiling requires it`
+          : `their caps are held, except ${lowered} lowered because the budget or a ceiling requires it`;
     alerts.push(
       makeAlert(ctx, pool, {
         type: 'governor.degraded',
         severity: 'WARNING',
         key: 'usage',
-        summary: `Usage unknown for ${unknown.length} service${unknown.length === 1 ? '' : 's'} in ${where}: their caps are held`,
+        summary: `Usage unknown for ${unknown.length} service${unknown.length === 1 ? '' : 's'} in ${where}: ${held}`,
         details: {
           reason: 'usage-unknown',
-          services: unknown.map((s) => ({ name: s.name, note: s.usageNote ?? null })),
+          services: unknown.map((s) => ({
+            name: s.name,
+            note: s.usageNote ?? null,
+            from: s.from,
+            to: s.to,
+          })),
         },
       }),
     );

@@ -207,6 +207,7 @@ export function plan(
           )
           .map((m) => ({
             name: m.svc.name,
+            from: m.cap,
             to: m.level,
             want: m.want,
             peak: m.peak,

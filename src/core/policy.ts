@@ -196,7 +196,9 @@ export const Defaults = z.strictObject({
     .describe('GPU utilization above which demand grows past the instances in use.'),
   scaleDownDelay: Duration.default('15m'),
   lookback: Duration.default('30m').describe('Window over which the peak is measured.'),
-  staleAfter: Duration.default('10m').describe('Usage older than this is treated as unknown.'),
+  staleAfter: Duration.default('10m').describe(
+    "When the project's newest instance-count point is older than this, its usage is unknown (Monitoring is behind); one service's series older than this, while others are fresh, reads as stopped (in use 0).",
+  ),
   reclaimWindow: Duration.default('10m').describe(
     "A refusal (a minute at the cap with 429s) this recent lets room above other services' recent use move to the refused service.",
   ),

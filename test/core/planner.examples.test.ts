@@ -204,9 +204,33 @@ describe('rule 4: fail static', () => {
     );
     expect(to(p, 'blind')).toBe(5);
     expect(reason(p, 'blind')).toContain('usage unknown (no point since 14:31)');
-    expect(p.alerts.find((a) => a.type === 'governor.degraded')?.details).toMatchObject({
+    const degraded = p.alerts.find((a) => a.type === 'governor.degraded');
+    expect(degraded?.details).toMatchObject({
       reason: 'usage-unknown',
+      services: [{ name: 'blind', note: 'no point since 14:31', from: 5, to: 5 }],
     });
+    expect(degraded?.summary).toMatch(/: their caps are held$/);
+  });
+
+  it('says so when the budget lowers a cap whose usage is unknown all the same', () => {
+    // The pool is over budget (caps 9 of 6): rule 1 comes before fail static.
+    const p = plan(
+      snap(6, [
+        svc('blind', 5, null, { usageNote: 'no point since 14:31' }),
+        svc('dim', 1, null),
+        svc('other', 3, { current: 3, peak: 3 }),
+      ]),
+      policy(),
+      AT,
+    );
+    expect(to(p, 'blind')).toBeLessThan(5);
+    expect(to(p, 'dim')).toBe(1);
+    const degraded = p.alerts.find(
+      (a) => a.type === 'governor.degraded' && a.details.reason === 'usage-unknown',
+    );
+    expect(degraded?.summary).toBe(
+      'Usage unknown for 2 services in us-central1 nvidia-l4: their caps are held, except 1 lowered because the budget or a ceiling requires it',
+    );
   });
 
   it('raises nothing in a pool whose quota is unknown', () => {
@@ -220,6 +244,25 @@ describe('rule 4: fail static', () => {
     expect(to(p, 'b')).toBe(4); // only lowered to its ceiling
     expect(p.alerts.find((a) => a.type === 'governor.degraded')?.details).toMatchObject({
       reason: 'quota-unknown',
+    });
+  });
+
+  it('says the budget, not the quota, is unknown when only the unmanaged use could not be read', () => {
+    const s = snap(8, [svc('a', 1, { current: 1, peak: 1 })]);
+    s.pools = [
+      { ...POOL, quota: 8, budgetUnknown: 'us-central1: its worker pools could not be listed' },
+    ];
+    const p = plan(s, policy(), AT);
+    expect(p.pools[0]?.status).toBe('unknown-quota');
+    const degraded = p.alerts.find((a) => a.type === 'governor.degraded');
+    expect(degraded?.summary).toMatch(
+      /^Budget of us-central1 nvidia-l4 unknown: the GPUs its worker pools/,
+    );
+    expect(degraded?.details).toMatchObject({
+      reason: 'budget-unknown',
+      quota: 8,
+      budget: null,
+      note: expect.stringContaining('its worker pools could not be listed'),
     });
   });
 });
@@ -288,7 +331,7 @@ describe('rule 6: priority, then weight', () => {
   });
 });
 
-describe('rule 7: burst room', () => {
+describe('burst room (planner step 6): what is left, by weight', () => {
   it('gives what is left to the services by weight, up to their ceilings, and says so', () => {
     const p = plan(
       snap(10, [svc('a', 1, { current: 1, peak: 1 }), svc('b', 1, { current: 1, peak: 1 })]),
