@@ -216,7 +216,7 @@ async function route(
     case 'GET /writes':
       return [200, control.writes()];
     case 'GET /calls':
-      // The call log is bounded (context.ts, CallLog): how many older calls it dropped.
+      // The call log is bounded (context.ts, `calls`): how many older calls it dropped.
       return [200, control.calls(), { 'x-emulator-calls-dropped': String(control.droppedCalls()) }];
     case 'GET /metrics-written':
       return [200, control.metricsWritten(url.searchParams.get('type') ?? undefined)];

@@ -1,4 +1,5 @@
 import { samePool } from '../core/pool.js';
+import { BoundedLog } from './bounded-log.js';
 import type { VirtualClock } from './clock.js';
 import { FaultInjector, type ConcurrentChange, type OtherActorChange } from './faults.js';
 import { InvariantMonitor } from './invariants.js';
@@ -94,55 +95,15 @@ export const MAX_CALL_LOG_BYTES = 32 << 20;
 /** A logged request over this many bytes of JSON is kept as its size only. */
 export const MAX_LOGGED_REQUEST_BYTES = 1 << 20;
 
-/**
- * The call log, bounded: at most {@link MAX_LOGGED_CALLS} calls and {@link MAX_CALL_LOG_BYTES} of
- * their requests, the oldest dropped first and counted, so a client sending big requests for hours
- * (or an attacker) cannot fill the emulator's memory or make `GET /calls` too large to answer.
- */
-export class CallLog {
-  private records: { record: CallRecord; bytes: number }[] = [];
-  private first = 0;
-  private bytes = 0;
-  /** Calls dropped (oldest first) to keep within the bounds since the last reset. */
-  dropped = 0;
-
-  /** Logs a call whose request takes `bytes` bytes as JSON. */
-  add(record: CallRecord, bytes: number): void {
-    this.records.push({ record, bytes });
-    this.bytes += bytes;
-    while (
-      this.records.length - this.first > MAX_LOGGED_CALLS ||
-      (this.bytes > MAX_CALL_LOG_BYTES && this.records.length - this.first > 1)
-    ) {
-      const oldest = this.records[this.first];
-      if (!oldest) break;
-      this.bytes -= oldest.bytes;
-      this.first += 1;
-      this.dropped += 1;
-    }
-    // Compact now and then rather than shifting the array on every drop.
-    if (this.first > MAX_LOGGED_CALLS) {
-      this.records = this.records.slice(this.first);
-      this.first = 0;
-    }
-  }
-
-  /** The calls kept, oldest first. */
-  list(): CallRecord[] {
-    return this.records.slice(this.first).map((r) => r.record);
-  }
-
-  reset(): void {
-    this.records = [];
-    this.first = 0;
-    this.bytes = 0;
-    this.dropped = 0;
-  }
-}
-
 /** What every API handler shares: the model, the clock, and the records of calls and writes. */
 export class EmulatorContext {
-  readonly calls = new CallLog();
+  /**
+   * The call log, bounded: at most {@link MAX_LOGGED_CALLS} calls and {@link MAX_CALL_LOG_BYTES} of
+   * their requests (as JSON), the oldest dropped first and counted, so a client sending big
+   * requests for hours (or an attacker) cannot fill the emulator's memory or make `GET /calls` too
+   * large to answer.
+   */
+  readonly calls = new BoundedLog<CallRecord>(MAX_LOGGED_CALLS, MAX_CALL_LOG_BYTES);
   readonly writes: WriteRecord[] = [];
   readonly operations = new Map<string, OperationRecord>();
   /** Seeded fault injection, configured through the control surface (see faults.ts). */

@@ -208,7 +208,7 @@ export class EmulatorControl {
     return [...this.ctx.writes];
   }
 
-  /** The call log, oldest first: the newest calls only, within its bounds (see CallLog). */
+  /** The call log, oldest first: the newest calls only, within its bounds (context.ts, `calls`). */
   calls(): readonly CallRecord[] {
     return this.ctx.calls.list();
   }

@@ -1,4 +1,5 @@
 import { status } from '@grpc/grpc-js';
+import { BoundedLog } from './bounded-log.js';
 import { invalid, RpcError, shown } from './rpc.js';
 
 /**
@@ -64,21 +65,22 @@ export const MAX_KEPT_CHARS = 256 << 20;
  * Topics, and the messages published to them. The messages kept are bounded (the newest
  * `maxMessages`, within `maxChars` of data as text and base64): a publish carries up to 10 MB, so
  * an unbounded list filled the emulator's memory after a hundred or so. Dropped messages are
- * counted; the newest message is always kept.
+ * counted; the newest message is always kept (a BoundedLog, as the call log is).
  */
 export class PubSubStore {
   private readonly topics = new Map<string, TopicRecord>();
-  private messages: PublishedMessage[] = [];
+  private readonly messages: BoundedLog<PublishedMessage>;
   private readonly listeners: ((message: PublishedMessage) => void)[] = [];
   private nextId = 1;
-  private chars = 0;
-  /** Messages dropped (oldest first) to stay within the bounds. */
-  dropped = 0;
 
-  constructor(
-    private readonly maxMessages = MAX_KEPT_MESSAGES,
-    private readonly maxChars = MAX_KEPT_CHARS,
-  ) {}
+  constructor(maxMessages = MAX_KEPT_MESSAGES, maxChars = MAX_KEPT_CHARS) {
+    this.messages = new BoundedLog(maxMessages, maxChars);
+  }
+
+  /** Messages dropped (oldest first) to stay within the bounds. */
+  get dropped(): number {
+    return this.messages.dropped;
+  }
 
   /** Creates a topic (from the fleet file, or a CreateTopic call); throws RpcError like Pub/Sub. */
   createTopic(name: string, labels: Record<string, string> = {}): TopicRecord {
@@ -124,39 +126,21 @@ export class PubSubStore {
     // Numbered from 1 in publish order; with drops, the first kept is no longer 1.
     const id = this.nextId++;
     const recorded = { seq: id, messageId: String(id), ...message };
-    this.messages.push(recorded);
-    this.chars += size(recorded);
-    let drop = 0;
-    while (
-      this.messages.length - drop > 1 &&
-      (this.messages.length - drop > this.maxMessages || this.chars > this.maxChars)
-    ) {
-      const oldest = this.messages[drop];
-      if (!oldest) break;
-      this.chars -= size(oldest);
-      drop += 1;
-    }
-    if (drop > 0) {
-      this.messages = this.messages.slice(drop);
-      this.dropped += drop;
-    }
+    this.messages.add(recorded, (recorded.data?.length ?? 0) + recorded.dataBase64.length);
     for (const listener of this.listeners) listener(recorded);
     return recorded;
   }
 
   /** The messages kept (see the class), oldest first; only `topic`'s when given. */
   published(topic?: string): PublishedMessage[] {
-    return this.messages.filter((m) => topic === undefined || m.topic === topic);
+    const all = this.messages.list();
+    return topic === undefined ? all : all.filter((m) => m.topic === topic);
   }
 
   /** Calls `listener` with each message once it is published. */
   onPublish(listener: (message: PublishedMessage) => void): void {
     this.listeners.push(listener);
   }
-}
-
-function size(m: PublishedMessage): number {
-  return (m.data?.length ?? 0) + m.dataBase64.length;
 }
 
 export function topicId(name: string): string {
