@@ -365,19 +365,27 @@ export function heldDeliveryCondition(
     );
 }
 
-/** governor.degraded (reason outbox): the outbox overflowed, and its oldest events were dropped. */
+/**
+ * governor.degraded (reason outbox): the outbox overflowed, and its oldest events were dropped.
+ * `droppedUnknown`: the stored count of them could not be read, so `dropped` is a lower bound
+ * (the unreadable count taken as 1) and the true number is unknown; the details say so.
+ */
 export function outboxDroppedAlert(
   ctx: RunContext,
   project: string,
   dropped: number,
   backlog: number,
+  droppedUnknown = false,
 ): Alert {
+  const unit = unitLabel({ project, ...ctx });
   return makeAlert(ctx, projectWide(ctx, project), {
     type: 'governor.degraded',
     severity: 'ERROR',
     key: 'outbox',
-    summary: `${plural(dropped, 'alert event')} of ${unitLabel({ project, ...ctx })} could not be published and were dropped (the outbox was full)`,
-    details: { reason: 'outbox', dropped, backlog },
+    summary: droppedUnknown
+      ? `An unknown number of alert events of ${unit} (at least ${dropped}) could not be published and were dropped (the stored count of them was unreadable)`
+      : `${plural(dropped, 'alert event')} of ${unit} could not be published and were dropped (the outbox was full)`,
+    details: { reason: 'outbox', dropped, backlog, ...(droppedUnknown ? { droppedUnknown } : {}) },
   });
 }
 

@@ -202,6 +202,11 @@ interface Run {
    * the outbox (read before the writes); the quota request step settles them.
    */
   quotaOrphans: Map<string, Alert[]>;
+  /**
+   * The projects whose outbox's count of dropped entries this run found unreadable: named once
+   * (logUnreadableCount), and announced as a count whose number is unknown.
+   */
+  unreadableCounts: Set<string>;
 }
 
 export async function reconcile(
@@ -342,6 +347,7 @@ async function startRun(
     report,
     holder: `${report.governorId}/${options.runId}@${hostname()}:${process.pid}`,
     quotaOrphans: new Map(),
+    unreadableCounts: new Set(),
   };
 }
 
@@ -518,6 +524,7 @@ async function firstRound(
             // Named where it is read: a run declined or failed after this read still says so.
             const box = await deps.store.listOutbox(project);
             logSetAside(run, project, box);
+            logUnreadableCount(run, project, box);
             return box;
           },
           bound,
@@ -669,6 +676,24 @@ function logSetAside(run: Run, project: string, box: Outbox): void {
       `${project}: outbox entry ${entry.id} cannot be read and was set aside, not published (${why.join('; ') || 'no detail'}); see docs/alerts.md`,
     );
   }
+}
+
+/**
+ * The outbox's count of dropped entries, when the store could not read it
+ * (`Outbox.droppedUnreadable`), in one ERROR line per run: where it is, what it holds (quoted,
+ * cut short) and why. The run goes on: the count is taken as at least 1, announced by
+ * `governor.degraded` (reason `outbox`) as a number unknown, and replaced by a number once
+ * announced.
+ */
+function logUnreadableCount(run: Run, project: string, box: Outbox): void {
+  const count = box.droppedUnreadable;
+  if (!count || run.unreadableCounts.has(project)) return;
+  run.unreadableCounts.add(project);
+  const why = count.faults.map(faultText);
+  run.deps.log.log(
+    'ERROR',
+    `${project}: the outbox's count of dropped entries cannot be read (${count.where} holds ${count.stored}: ${why.join('; ') || 'no detail'}); counted as at least 1 dropped, the number unknown, for governor.degraded (reason outbox) to announce; see docs/alerts.md`,
+  );
 }
 
 /**
@@ -880,8 +905,17 @@ async function alertProject(
     `reading the outbox of ${project}`,
   );
   logSetAside(run, project, box);
+  logUnreadableCount(run, project, box);
   if (box.dropped > 0) {
-    conditions.push(outboxDroppedAlert(ctx, project, box.dropped, box.entries.length));
+    conditions.push(
+      outboxDroppedAlert(
+        ctx,
+        project,
+        box.dropped,
+        box.entries.length,
+        run.unreadableCounts.has(project),
+      ),
+    );
   }
   const notifications = decideNotifications({
     previous,

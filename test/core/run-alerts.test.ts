@@ -290,6 +290,24 @@ describe('project-wide conditions of a regional unit', () => {
   });
 });
 
+describe('outbox', () => {
+  it('says how many were dropped, or that the number is unknown when the stored count was unreadable', () => {
+    const known = outboxDroppedAlert(CTX, 'acme', 3, 500);
+    expect(known.details).toEqual({ reason: 'outbox', dropped: 3, backlog: 500 });
+    expect(known.summary).toContain('3 alert events of acme');
+    const unknown = outboxDroppedAlert(CTX, 'acme', 1, 0, true);
+    // The same condition (one dedupKey), its details a superset: subscribers keep reading `dropped`.
+    expect(unknown.dedupKey).toBe(known.dedupKey);
+    expect(unknown.details).toEqual({
+      reason: 'outbox',
+      dropped: 1,
+      backlog: 0,
+      droppedUnknown: true,
+    });
+    expect(unknown.summary).toContain('An unknown number of alert events of acme (at least 1)');
+  });
+});
+
 describe('units-stopped', () => {
   const ctx = { at: '2026-11-27T15:00:00.000Z', runId: 'run-1', region: 'europe-west4' };
 

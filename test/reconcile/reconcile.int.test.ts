@@ -1,6 +1,7 @@
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { Firestore } from '@google-cloud/firestore';
 import { PubSub, type Message, type Subscription } from '@google-cloud/pubsub';
 import { status } from '@grpc/grpc-js';
 import { Ajv2020 } from 'ajv/dist/2020.js';
@@ -18,8 +19,13 @@ import {
   type RunReport,
 } from '../../src/reconcile/reconcile.js';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
+import { createFirestoreStateStore } from '../../src/adapters/firestore-store.js';
 import type { StateStore } from '../../src/ports/index.js';
-import { sharedPubSubEmulator, type SharedEmulator } from '../support/shared-emulators.js';
+import {
+  sharedFirestoreEmulator,
+  sharedPubSubEmulator,
+  type SharedEmulator,
+} from '../support/shared-emulators.js';
 import { waitUntil } from '../support/wait.js';
 
 /**
@@ -456,5 +462,135 @@ describe('reconcile', () => {
     const idle = report.writes.find((w) => w.name === 'idle');
     expect(idle?.written ?? 0).toBeLessThanOrEqual(3);
     for (const total of poolTotalsAfterEachWrite()) expect(total).toBeLessThanOrEqual(6);
+  });
+});
+
+/**
+ * A count of dropped outbox entries nobody can read (a hand edit, another program): before, every
+ * run failed on it, and in the file store it made the whole state file unreadable.
+ */
+describe('reconcile: an unreadable count of dropped outbox entries', () => {
+  const NAMED = "the outbox's count of dropped entries cannot be read";
+
+  /**
+   * With the count planted by `plant` (before the run, or during it by `during`): the run governs,
+   * names the count in one ERROR line quoting `quote`, announces governor.degraded (reason
+   * outbox) as a number unknown, and stores a number (`clean`); the next run is quiet about it.
+   */
+  async function governsThrough(options: {
+    plant?: () => Promise<void>;
+    during?: () => Promise<void>;
+    quote: string;
+    where: string;
+    stored: () => Promise<unknown>;
+    clean: unknown;
+  }): Promise<void> {
+    await run(policyOf());
+    await options.plant?.();
+    // Someone raises a service by hand past the quota: the run must still bring the pool back.
+    emulator.edit({ project: PROJECT, region: REGION, service: 'idle', maxInstances: 9 });
+    emulator.advance(5 * 60_000);
+    received.length = 0;
+    log.lines.length = 0;
+    const during = options.during;
+    const report = await run(
+      policyOf(),
+      during
+        ? {
+            confirm: async () => {
+              await during();
+              return true;
+            },
+          }
+        : {},
+    );
+    expect(report.outcome, JSON.stringify(report)).toBe('ok');
+    expect(
+      emulator.writes().some((w) => w.service.name === 'idle' && w.before.maxInstances === 9),
+    ).toBe(true);
+    for (const total of poolTotalsAfterEachWrite()) expect(total).toBeLessThanOrEqual(6);
+    const outbox = (sent: Record<string, unknown>[]) =>
+      sent.filter((m) => m.dedupKey === `governor.degraded:${PROJECT}:outbox`);
+    expect(outbox(await messages(1))).toMatchObject([
+      {
+        status: 'firing',
+        severity: 'ERROR',
+        details: { reason: 'outbox', dropped: 1, droppedUnknown: true },
+      },
+    ]);
+    const named = log.lines.filter((l) => l.message.includes(NAMED));
+    expect(named).toHaveLength(1);
+    expect(named[0]?.severity).toBe('ERROR');
+    expect(named[0]?.message).toContain(`${options.where} holds ${options.quote}:`);
+    expect(await options.stored()).toEqual(options.clean);
+    // The next run finds a number: nothing named, the condition resolved.
+    emulator.advance(5 * 60_000);
+    received.length = 0;
+    log.lines.length = 0;
+    expect((await run(policyOf())).outcome).toBe('ok');
+    expect(outbox(await messages(1)).map((m) => m.status)).toEqual(['resolved']);
+    expect(log.lines.filter((l) => l.message.includes(NAMED))).toEqual([]);
+    expect(await store.listOutbox(PROJECT)).toEqual({ entries: [], dropped: 0 });
+  }
+
+  const fileStore = async (): Promise<{ file: string; plant: (v: unknown) => Promise<void> }> => {
+    await store.close();
+    const dir = mkdtempSync(join(tmpdir(), 'governor-state-'));
+    store = createFileStateStore({ dir });
+    const file = join(dir, `${encodeURIComponent(PROJECT)}.json`);
+    return {
+      file,
+      plant: async (value) => {
+        const doc = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+        writeFileSync(file, JSON.stringify({ ...doc, outboxDropped: value }));
+      },
+    };
+  };
+  const storedIn = (file: string) => async () =>
+    (JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>).outboxDropped;
+
+  it('file store, a count of -3: the run governs, names it once, announces it; then a number', async () => {
+    const { file, plant } = await fileStore();
+    await governsThrough({
+      plant: () => plant(-3),
+      quote: '-3',
+      where: `outboxDropped in state file ${file}`,
+      stored: storedIn(file),
+      clean: 0,
+    });
+  });
+
+  it('file store, a count another writer spoils during the run: that run names and announces it', async () => {
+    const { file, plant } = await fileStore();
+    await governsThrough({
+      during: () => plant('x'),
+      quote: '"x"',
+      where: `outboxDropped in state file ${file}`,
+      stored: storedIn(file),
+      clean: 0,
+    });
+  });
+
+  it('Firestore store (its emulator), a count document of {}: the same', async () => {
+    const projectId = 'rc-state';
+    const firestore = await sharedFirestoreEmulator(projectId);
+    process.env.FIRESTORE_EMULATOR_HOST = firestore.endpoint;
+    const collection = `rc-${Math.random().toString(16).slice(2)}`;
+    const raw = new Firestore({ projectId });
+    try {
+      await store.close();
+      store = createFirestoreStateStore({ projectId, collection, timeoutMs: 10_000 });
+      const count = raw.doc(`${collection}/${PROJECT}/state/outbox`);
+      await governsThrough({
+        plant: () => count.set({}).then(() => undefined),
+        quote: '{}',
+        where: `document ${count.path}`,
+        stored: async () => (await count.get()).data(),
+        clean: { dropped: 0 },
+      });
+    } finally {
+      await raw.terminate();
+      delete process.env.FIRESTORE_EMULATOR_HOST;
+    }
   });
 });
