@@ -13,7 +13,7 @@ import {
 } from './control.js';
 import { portInUse } from './listen.js';
 import { oneLine } from '../core/text.js';
-import { errorMessage } from '../errors.js';
+import { cutText, errorMessage } from '../errors.js';
 
 /**
  * The HTTP admin endpoint (JSON, 127.0.0.1 only) over the control API:
@@ -154,10 +154,9 @@ function send(
   }
 }
 
-/** The request's path, for an error message (cut: it is the client's). */
+/** The request's path, for an error message (cut to 100 characters: it is the client's). */
 function routePath(req: IncomingMessage): string {
-  const path = new URL(req.url ?? '/', 'http://127.0.0.1').pathname;
-  return path.length > 100 ? `${path.slice(0, 100)}…` : path;
+  return cutText(new URL(req.url ?? '/', 'http://127.0.0.1').pathname, 100);
 }
 
 /** The body as an object; anything else ([], null, "x", 3) is refused and nothing changes. */

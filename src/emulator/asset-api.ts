@@ -11,6 +11,7 @@ import {
   text,
   type Handlers,
   type Message,
+  shown,
 } from './rpc.js';
 
 /**
@@ -56,7 +57,7 @@ export function assetHandlers(ctx: EmulatorContext): Handlers {
       const scope = text(request, 'scope');
       if (!SCOPE.test(scope)) {
         throw invalid(
-          `scope must be projects/{PROJECT}, folders/{FOLDER_NUMBER} or organizations/{ORGANIZATION_NUMBER}, got "${scope.slice(0, 200)}"`,
+          `scope must be projects/{PROJECT}, folders/{FOLDER_NUMBER} or organizations/{ORGANIZATION_NUMBER}, got "${shown(scope)}"`,
         );
       }
       if (text(request, 'query') !== '')

@@ -1,5 +1,7 @@
 import { createHash } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
+import { CONTROL } from '../core/text.js';
+import { cutText } from '../errors.js';
 
 /** An error answered to the client with a gRPC status code. */
 export class RpcError extends Error {
@@ -12,18 +14,24 @@ export class RpcError extends Error {
   }
 }
 
-/** The most characters of one piece of the client's input an error message quotes. */
+/** The most characters one piece of the client's input takes in an error message. */
 export const SHOWN_INPUT = 200;
+
+const CONTROLS = new RegExp(CONTROL.source, 'gu');
+
+/** Each control character (core/text.ts, CONTROL) as a space: the text keeps its length. */
+function spaced(text: string): string {
+  return text.replace(CONTROLS, ' ');
+}
 
 /**
  * A piece of the client's input (a name, an etag, a mask path, a filter) as an error message
- * quotes it: control characters as spaces, and cut to {@link SHOWN_INPUT} characters with "…".
- * Echoed whole, a name of megabytes made a grpc-message trailer too large to send (past about
- * 64 KiB grpc-js drops it and the client's channel waits forever).
+ * quotes it: control characters as spaces, and cut to {@link SHOWN_INPUT} characters, "…"
+ * included (cutText). Echoed whole, a name of megabytes made a grpc-message trailer too large to send
+ * (past about 64 KiB grpc-js drops it and the client's channel waits forever).
  */
 export function shown(input: string): string {
-  const flat = input.replace(/\p{Cc}/gu, ' ');
-  return flat.length > SHOWN_INPUT ? `${flat.slice(0, SHOWN_INPUT)}…` : flat;
+  return cutText(spaced(input), SHOWN_INPUT);
 }
 
 /**
@@ -34,8 +42,7 @@ export const MAX_ERROR_MESSAGE = 16 << 10;
 
 /** An error message as answered: one line, at most {@link MAX_ERROR_MESSAGE} characters. */
 export function answeredMessage(message: string): string {
-  const flat = message.replace(/\p{Cc}/gu, ' ');
-  return flat.length > MAX_ERROR_MESSAGE ? `${flat.slice(0, MAX_ERROR_MESSAGE - 1)}…` : flat;
+  return cutText(spaced(message), MAX_ERROR_MESSAGE);
 }
 
 /**
