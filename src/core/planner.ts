@@ -517,7 +517,12 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
 
   const raised = all.some((m) => m.kind !== 'fixed' && m.level > m.cap);
   const overBudget = budget !== null && capsBefore > budget;
-  for (const m of all) describe(m, raised && !overBudget);
+  // The highest priority raised: the room a lower one gives goes to its demand first (rule 6).
+  let raisedPriority: number | null = null;
+  for (const m of all)
+    if (m.kind !== 'fixed' && m.level > m.cap)
+      raisedPriority = Math.max(raisedPriority ?? -Infinity, m.settings.priority);
+  for (const m of all) describe(m, raised && !overBudget, raisedPriority);
   return {
     budget,
     unmanagedGpus,
@@ -681,10 +686,11 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
       if (excess <= 0) break;
     }
   }
-  // 4. demand. While nobody in the pool was refused and every observed peak fits, peaks are
-  // served before any headroom (calm: nothing moves). Once someone is refused, room above a
-  // service's use is no reservation (rule 5): each tier, highest first, rises toward its demand
-  // one instance at a time, each where it is most likely used (rule 6).
+  // 4. demand. Each tier, highest first, rises toward its demand one instance at a time, each
+  // where it is most likely used (rule 6), before a lower tier gets more than it has in use. While
+  // nobody in the pool was refused and every observed peak fits, a tier's peaks come before its
+  // own headroom (calm: nothing moves within a priority), but never before a higher tier's demand.
+  // Once someone is refused, room above a service's use is no reservation (rule 5).
   let left = room - sum(movable, (m) => m.level * m.g);
   const refusedCount = sum(active, (m) => (m.refused ? 1 : 0));
   const calm = refusedCount === 0;
@@ -694,15 +700,14 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
     m.reverseHold ? Math.min(to, Math.max(m.level, m.cap)) : to;
   const peakOf = (m: Governed) => Math.max(m.level, held(m, m.peakTarget));
   const peakNeed = sum(active, (m) => peakOf(m) * m.g);
-  if (calm && excess <= 0 && peakNeed - sum(active, (m) => m.level * m.g) <= left) {
-    for (const m of active) m.level = peakOf(m);
-    left = room - sum(movable, (m) => m.level * m.g);
-  }
+  const calmPeaks = calm && excess <= 0 && peakNeed - sum(active, (m) => m.level * m.g) <= left;
   const upper = (m: Governed) => held(m, m.want);
   if (excess <= 0) {
     const ordered = tiers(active, 'desc');
     for (const [i, tier] of ordered.entries()) {
       const priority = tier[0]?.settings.priority ?? 0;
+      // Higher tiers' headroom may have taken the room of this tier's peaks: shared by weight.
+      if (calmPeaks) left = fill(tier, peakOf, left);
       left = fillByLikelihood(tier, upper, left, preemptor(active, priority));
       // The loan guard: when every lower priority's rule sets `preempt`, the room this tier
       // holds up to its guard is not lent to them (it could take it back only a run and
@@ -793,8 +798,11 @@ function tiers(ms: Governed[], dir: 'asc' | 'desc'): Governed[][] {
   return keys.map((k) => byPriority.get(k) ?? []);
 }
 
-/** The clauses of a service's `why` that depend on the final plan. `moved`: others were raised. */
-function describe(m: Governed, moved: boolean): void {
+/**
+ * The clauses of a service's `why` that depend on the final plan. `moved`: others were raised;
+ * `raisedPriority`: the highest priority among them.
+ */
+function describe(m: Governed, moved: boolean, raisedPriority: number | null): void {
   const to = m.level;
   if (m.kind === 'active' && m.alloc < m.want) m.why.shortBy = m.want - m.alloc;
   if (to < m.cap && m.inUse !== null && to < m.inUse) m.why.belowInUse = m.inUse;
@@ -804,6 +812,9 @@ function describe(m: Governed, moved: boolean): void {
     m.why.reclaimed = {
       instances: kept - to,
       likelihood: m.ev ? Math.round(likelihood(m.ev, to + 1) * 100) / 100 : null,
+      ...(raisedPriority !== null && raisedPriority > m.settings.priority
+        ? { forPriority: raisedPriority }
+        : {}),
     };
   }
   if (m.reverseHold && to <= m.cap && m.alloc < m.want) m.why.reverseHeld = m.reverseHold;

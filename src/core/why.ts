@@ -167,10 +167,17 @@ export const PlanWhy = z
           .describe(
             'Share of recent minutes that used its next instance; null without per-minute counts.',
           ),
+        forPriority: z
+          .number()
+          .int()
+          .optional()
+          .describe(
+            "Set when a higher priority was raised in the pool: the room went to that priority's demand first (rule 6).",
+          ),
       })
       .optional()
       .describe(
-        'Room it held above its use moved to where it is more likely used (rules 5 and 6).',
+        "Room it held above its use moved to a higher priority's demand, or to where it is more likely used (rules 5 and 6).",
       ),
     tailHeld: z
       .strictObject({
@@ -260,9 +267,15 @@ export function renderReason(why: PlanWhy): string {
     );
   }
   if (why.reclaimed) {
-    const { instances, likelihood } = why.reclaimed;
+    const { instances, likelihood, forPriority } = why.reclaimed;
+    const used =
+      likelihood === null
+        ? ''
+        : ` (its next instance was used ${Math.round(likelihood * 100)}% of recent minutes)`;
     clauses.push(
-      `gives ${instances} to where ${instances === 1 ? 'it is' : 'they are'} more likely used${likelihood === null ? '' : ` (its next instance was used ${Math.round(likelihood * 100)}% of recent minutes)`}`,
+      forPriority === undefined
+        ? `gives ${instances} to where ${instances === 1 ? 'it is' : 'they are'} more likely used${used}`
+        : `gives ${instances} to priority ${forPriority}'s demand, served first${used}`,
     );
   }
   if (why.tailHeld) {

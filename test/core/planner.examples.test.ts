@@ -268,17 +268,33 @@ describe('rule 4: fail static', () => {
 });
 
 describe('rule 5: enough for what is used', () => {
-  it('serves every observed peak before anyone gets headroom', () => {
+  it('in a calm pool, serves the peaks of one priority before its headroom', () => {
     const p = plan(
-      snap(10, [svc('vip', 4, { current: 4, peak: 4 }), svc('plain', 3, { current: 3, peak: 6 })]),
+      snap(10, [svc('vip', 4, { current: 4, peak: 4 }), svc('plain', 6, { current: 3, peak: 6 })]),
+      policy({ defaults: { headroom: 0.5 } }),
+      AT,
+    );
+    expect(to(p, 'plain')).toBe(6); // its peak, although vip wanted headroom: nothing moves
+    expect(to(p, 'vip')).toBe(4);
+    expect(p.changes).toEqual([]);
+  });
+
+  it("but a higher priority's demand, headroom included, before a lower one's peak (rule 6)", () => {
+    const p = plan(
+      snap(10, [svc('vip', 4, { current: 4, peak: 4 }), svc('plain', 6, { current: 3, peak: 6 })]),
       policy({
         defaults: { headroom: 0.5 },
         services: [{ match: { name: 'vip' }, priority: 10 }, { match: {} }],
       }),
       AT,
     );
-    expect(to(p, 'plain')).toBe(6); // its peak, although vip (priority 10) wanted more headroom
-    expect(to(p, 'vip')).toBe(4);
+    expect(to(p, 'vip')).toBe(6); // peak 4 + 50%
+    expect(to(p, 'plain')).toBe(4); // the rest, above the 3 it has in use
+    expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([
+      ['plain', 6, 4],
+      ['vip', 4, 6],
+    ]);
+    expect(reason(p, 'plain')).toContain("gives 2 to priority 10's demand, served first");
   });
 
   it('does not reclaim below what a service has in use to fund another', () => {
