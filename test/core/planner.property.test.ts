@@ -343,7 +343,7 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
         for (const pf of facts(c).values()) {
           if (pf.budget === null || !floorsFit(pf) || floorsSqueeze(pf)) continue;
           const active = pf.governed.filter((g) => !g.s.reconciling && g.s.usage !== null);
-          // Its floor or what it has in use (SPEC rule 6), its peak not included.
+          // Its floor or what it has in use (rule 6 of docs/rules.md), its peak not included.
           const base = (g: (typeof active)[number]) => {
             const u = g.s.usage;
             if (!u) return 0;
