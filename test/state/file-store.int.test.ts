@@ -289,11 +289,12 @@ describe('file store: locks in the way', () => {
       const file = join(dir, `${project}.json`);
       const fifo = which === 'lock' ? `${file}.lock` : file;
       await promisify(execFile)('mkfifo', [fifo]);
-      // More calls than libuv has threads (4): before, each open() blocked one for good.
+      // More calls than libuv has threads (4): before, each open() blocked one for good. They
+      // queue on the store's lock, each holder failing at once: a patient store, so that on a
+      // loaded machine the last in the queue still reaches the FIFO rather than the lock timeout.
+      const patient = createFileStateStore({ dir, lockTimeoutMs: 15_000 });
       const calls = Array.from({ length: 8 }, () =>
-        impatient()
-          .acquireLease(project, 'a', 60_000, at)
-          .catch((e: unknown) => e),
+        patient.acquireLease(project, 'a', 60_000, at).catch((e: unknown) => e),
       );
       for (const error of await Promise.all(calls)) {
         expect(error).toBeInstanceOf(UpstreamError);
