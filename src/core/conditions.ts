@@ -175,7 +175,9 @@ export function poolConditions(
     const lowered = unknown.filter((s) => s.to < s.from).length;
     const held =
       lowered === 0
-        ? 'their caps are held'
+        ? unknown.length === 1
+          ? 'its cap is held'
+          : 'their caps are held'
         : lowered === unknown.length
           ? `${lowered === 1 ? 'its cap is' : 'their caps are'} lowered all the same: the budget or a ceiling requires it`
           : `their caps are held, except ${lowered} lowered because the budget or a ceiling requires it`;

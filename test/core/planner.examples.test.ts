@@ -209,7 +209,7 @@ describe('rule 4: fail static', () => {
       reason: 'usage-unknown',
       services: [{ name: 'blind', note: 'no point since 14:31', from: 5, to: 5 }],
     });
-    expect(degraded?.summary).toMatch(/: their caps are held$/);
+    expect(degraded?.summary).toMatch(/: its cap is held$/);
   });
 
   it('says so when the budget lowers a cap whose usage is unknown all the same', () => {
