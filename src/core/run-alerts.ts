@@ -384,7 +384,7 @@ export function outboxDroppedAlert(
     key: 'outbox',
     summary: droppedUnknown
       ? `An unknown number of alert events of ${unit} (at least ${dropped}) could not be published and were dropped (the stored count of them was unreadable)`
-      : `${plural(dropped, 'alert event')} of ${unit} could not be published and were dropped (the outbox was full)`,
+      : `${plural(dropped, 'alert event')} of ${unit} could not be published and ${dropped === 1 ? 'was' : 'were'} dropped (the outbox was full, or an entry could not be read and was set aside)`,
     details: { reason: 'outbox', dropped, backlog, ...(droppedUnknown ? { droppedUnknown } : {}) },
   });
 }

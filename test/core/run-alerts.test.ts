@@ -295,6 +295,13 @@ describe('outbox', () => {
     const known = outboxDroppedAlert(CTX, 'acme', 3, 500);
     expect(known.details).toEqual({ reason: 'outbox', dropped: 3, backlog: 500 });
     expect(known.summary).toContain('3 alert events of acme');
+    // Full outbox or unreadable entries set aside: the count holds both, so the summary names both.
+    expect(known.summary).toMatch(
+      /were dropped \(the outbox was full, or an entry could not be read/,
+    );
+    expect(outboxDroppedAlert(CTX, 'acme', 1, 0).summary).toContain(
+      '1 alert event of acme could not be published and was dropped',
+    );
     const unknown = outboxDroppedAlert(CTX, 'acme', 1, 0, true);
     // The same condition (one dedupKey), its details a superset: subscribers keep reading `dropped`.
     expect(unknown.dedupKey).toBe(known.dedupKey);
