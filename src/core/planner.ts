@@ -699,7 +699,9 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
   const held = (m: Governed, to: number) =>
     m.reverseHold ? Math.min(to, Math.max(m.level, m.cap)) : to;
   const peakOf = (m: Governed) => Math.max(m.level, held(m, m.peakTarget));
-  const peakNeed = sum(active, (m) => peakOf(m) * m.g);
+  // Whether every peak fits is judged on the peaks alone, not on reverse holds: applying a plan
+  // sets holds, and the same usage must take the same path again (rule 7).
+  const peakNeed = sum(active, (m) => Math.max(m.level, m.peakTarget) * m.g);
   const calmPeaks = calm && excess <= 0 && peakNeed - sum(active, (m) => m.level * m.g) <= left;
   const upper = (m: Governed) => held(m, m.want);
   if (excess <= 0) {
