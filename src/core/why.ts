@@ -229,7 +229,7 @@ export function renderReason(why: PlanWhy): string {
   if (why.cut) {
     const { from, to, priority } = why.cut;
     clauses.push(
-      `cut from ${from} to ${to}: in-use room does not fit the budget (priority ${priority} cut first)`,
+      `cut from ${from} to ${to}: in-use room does not fit the budget (lower priorities are cut first; this is priority ${priority})`,
     );
   }
   if (why.stickyOverridden) clauses.push('room needed by others: scale-down delay overridden');
@@ -241,7 +241,7 @@ export function renderReason(why: PlanWhy): string {
   }
   if (why.burstKept)
     clauses.push(
-      `+${why.burstKept.instances} burst room (leftover GPUs: keeps its cap of ${why.burstKept.cap})`,
+      `+${why.burstKept.instances} burst room (leftover GPUs left where they were, toward its cap of ${why.burstKept.cap})`,
     );
   if (why.burstShared)
     clauses.push(`+${why.burstShared} burst room (leftover GPUs shared by weight)`);

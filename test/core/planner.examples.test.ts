@@ -606,7 +606,9 @@ describe('rule 8: calm', () => {
   it('once the delay is over, keeps the room where it is while no one needs it: no write', () => {
     const p = plan(fleet('2026-11-27T14:40:00Z'), policy(), AT);
     expect(p.changes).toEqual([]);
-    expect(reason(p, 'was-busy')).toContain('burst room (leftover GPUs: keeps its cap of 6)');
+    expect(reason(p, 'was-busy')).toContain(
+      'burst room (leftover GPUs left where they were, toward its cap of 6)',
+    );
   });
 
   it('once the delay is over, hands over what another demand needs and keeps the rest', () => {

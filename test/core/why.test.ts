@@ -103,7 +103,9 @@ describe('the structured why of a plan row', () => {
     expect(row(p, 'a').why).toMatchObject({ burstKept: { instances: 2, cap: 3 }, burstShared: 1 });
     expect(row(p, 'b').why).toMatchObject({ burstShared: 2 });
     expect(p.services.map((s) => s.why.shortBy)).toEqual([undefined, undefined]);
-    expect(row(p, 'a').reason).toContain('+2 burst room (leftover GPUs: keeps its cap of 3)');
+    expect(row(p, 'a').reason).toContain(
+      '+2 burst room (leftover GPUs left where they were, toward its cap of 3)',
+    );
   });
 
   it('says sticky until the scale-down delay runs out, with when it was raised', () => {
@@ -186,7 +188,7 @@ describe('the structured why of a plan row', () => {
         deferred: { limit: 5, stays: 3, planned: 2 },
       }),
     ).toBe(
-      'floor 2 is above ceiling 1: the floor wins; deploying (reconciling): left as it is, counted at its cap; cut from 3 to 2: in-use room does not fit the budget (priority 0 cut first); room needed by others: scale-down delay overridden; below the 3 in use; deferred: limits.maxChangesPerRun (5) reached, stays 3 until a later run',
+      'floor 2 is above ceiling 1: the floor wins; deploying (reconciling): left as it is, counted at its cap; cut from 3 to 2: in-use room does not fit the budget (lower priorities are cut first; this is priority 0); room needed by others: scale-down delay overridden; below the 3 in use; deferred: limits.maxChangesPerRun (5) reached, stays 3 until a later run',
     );
   });
 });
