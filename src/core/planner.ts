@@ -766,9 +766,13 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
   }
   // 6. burst: what is left goes first to keeping the caps services already have (room nobody
   // needs stays where it is: no write is spent moving it), then by weight up to ceilings (not
-  // above its cap for a service within its reverse delay).
+  // above its cap for a service within its reverse delay). A service whose usage is unknown
+  // takes part in keeping caps, never in rising: the repair cuts whole instances, and room it
+  // freed beyond the excess goes back to whom it was cut from before anyone rises.
   if (over < 0) {
-    const open = active.filter((m) => m.preempted === 0);
+    const open = movable.filter(
+      (m) => m.kind === 'held' || (m.kind === 'active' && m.preempted === 0),
+    );
     // Levels by position in `open`: before the burst, and once caps are kept.
     const before = open.map((m) => m.level);
     const left = fill(open, (m) => Math.min(m.cap, m.ceiling), -over);
@@ -776,13 +780,25 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
     if (left > 0)
       fill(
         open,
-        (m) => (m.reverseHold ? Math.max(m.level, Math.min(m.cap, m.ceiling)) : m.ceiling),
+        (m) =>
+          m.kind === 'held'
+            ? m.level
+            : m.reverseHold
+              ? Math.max(m.level, Math.min(m.cap, m.ceiling))
+              : m.ceiling,
         left,
       );
     open.forEach((m, i) => {
       const keep = (kept[i] ?? m.level) - (before[i] ?? m.level);
       const got = m.level - (kept[i] ?? m.level);
-      if (keep > 0) m.why.burstKept = { instances: keep, cap: m.cap };
+      const cutWhy = m.why.cut;
+      // A cut is told net of what the burst gave back; undone, it is not told at all.
+      const above = (kept[i] ?? m.level) - (cutWhy ? cutWhy.from : (before[i] ?? m.level));
+      if (cutWhy && keep > 0) {
+        if (above >= 0) delete m.why.cut;
+        else cutWhy.to = kept[i] ?? m.level;
+      }
+      if (above > 0) m.why.burstKept = { instances: above, cap: m.cap };
       if (got > 0) m.why.burstShared = got;
     });
   }

@@ -233,6 +233,30 @@ describe('rule 4: fail static', () => {
     );
   });
 
+  it('gives a service whose usage is unknown back the room a coarse cut freed beyond the excess', () => {
+    // Caps 11 of 8. Lowest priority first: blind down to its floor of 1 (2 GPUs), still 1 over;
+    // then big, 4 GPUs an instance, gives one instance: 3 GPUs more than needed, which go back
+    // to blind's cap before anything else. Without that the pool would end at 5 of 8.
+    const p = plan(
+      snap(8, [
+        svc('big', 2, { current: 2, peak: 2 }, { gpusPerInstance: 4 }),
+        svc('blind', 3, null, { usageNote: 'no point since 14:31' }),
+      ]),
+      policy({
+        services: [
+          { match: { name: 'big' }, priority: 10 },
+          { match: { name: 'blind' }, min: 1 },
+        ],
+      }),
+      AT,
+    );
+    expect(to(p, 'big')).toBe(1);
+    expect(to(p, 'blind')).toBe(3);
+    // Its cap is held in the end: no cut is told.
+    expect(reason(p, 'blind')).not.toContain('cut from');
+    expect(p.pools[0]?.status).toBe('over-budget');
+  });
+
   it('raises nothing in a pool whose quota is unknown', () => {
     const p = plan(
       snap(null, [svc('a', 1, { current: 1, peak: 1 }), svc('b', 6, { current: 0, peak: 0 })]),
