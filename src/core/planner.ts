@@ -41,7 +41,7 @@ import { renderReason, type PlanWhy } from './why.js';
  *  6. burst: what is left first keeps current caps (no write for idle room), then is shared by
  *     weight up to ceilings.
  *  7. order: per pool, decreases then increases, so that the sum stays within budget after every
- *     write; then limits.maxChangesPerRun keeps a prefix.
+ *     write (urgent pools' decreases first of all); then limits.maxChangesPerRun keeps a prefix.
  */
 
 export interface PlanOptions {
@@ -164,12 +164,18 @@ export function plan(
   const ctx: AlertContext = { at, runId, pressure: policy.alerts.pressure };
   const decided = pools.map((work) => ({ work, ...planPool(work, atMs, ctx.pressure) }));
 
-  // Execution order: urgent pools (over budget, infeasible) first, then by key; within a pool,
-  // decreases then increases. Any prefix of this list keeps every pool within budget, so the
-  // change limit keeps a prefix and the rest waits for a later run.
-  const urgent = (d: (typeof decided)[number]) =>
-    d.status === 'over-budget' || d.status === 'infeasible' ? 0 : 1;
-  const ordered = [...decided].sort((a, b) => urgent(a) - urgent(b)).flatMap((d) => d.changes);
+  // Execution order: the decreases of urgent pools (over budget, infeasible), then their
+  // increases, then the other pools by key, each pool's decreases before its increases. Any prefix
+  // of this list keeps every pool within budget, and a short change limit spends its writes on
+  // bringing urgent pools back before it raises anything in them; the rest waits for a later run.
+  const isUrgent = (d: (typeof decided)[number]) =>
+    d.status === 'over-budget' || d.status === 'infeasible';
+  const urgentPools = decided.filter(isUrgent);
+  const ordered = [
+    ...urgentPools.flatMap((d) => d.changes.filter((m) => m.level < m.cap)),
+    ...urgentPools.flatMap((d) => d.changes.filter((m) => m.level > m.cap)),
+    ...decided.filter((d) => !isUrgent(d)).flatMap((d) => d.changes),
+  ];
   const limit = policy.limits.maxChangesPerRun;
   for (const m of ordered.slice(limit)) {
     m.why.deferred = { limit, stays: m.cap, planned: m.level };

@@ -681,6 +681,40 @@ describe('rule 8: calm', () => {
     expect(p.deferred.length).toBeGreaterThan(0);
     expect(reason(p, p.deferred[0]?.name ?? '')).toContain('deferred: limits.maxChangesPerRun (1)');
   });
+
+  it('spends a short change limit on bringing every over-budget pool back before raising in one', () => {
+    // Pools are listed by key, so europe-west4 comes before us-central1.
+    const EU = { ...POOL, region: 'europe-west4' };
+    const eu = (s: SnapshotService): SnapshotService => ({ ...s, ...EU });
+    const p = plan(
+      {
+        version: 1,
+        takenAt: AT,
+        pools: [
+          { ...EU, quota: 6 },
+          { ...POOL, quota: 4 },
+        ],
+        services: [
+          // europe-west4: caps 7 of 6, and busy (refused at its cap) wants more.
+          eu(svc('busy', 1, { current: 1, peak: 1, perMinute: minutes([1, 1, 1], [0, 0, 50]) })),
+          eu(svc('idle', 6, { current: 0, peak: 0 })),
+          // us-central1: caps 6 of 4.
+          svc('us-idle', 6, { current: 0, peak: 0 }),
+        ],
+        unmanagedUsage: [],
+      },
+      policy({ limits: { maxChangesPerRun: 2 } }),
+      AT,
+    );
+    expect(p.pools.map((pool) => [pool.region, pool.status])).toEqual([
+      ['europe-west4', 'over-budget'],
+      ['us-central1', 'over-budget'],
+    ]);
+    // Both decreases are written; busy's raise waits for the next run.
+    expect(p.changes.map((c) => c.name)).toEqual(['idle', 'us-idle']);
+    expect(p.changes.every((c) => c.to < c.from)).toBe(true);
+    expect(p.deferred.map((c) => c.name)).toEqual(['busy']);
+  });
 });
 
 describe('demand', () => {
