@@ -493,7 +493,7 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
     }
   } else if (floorsGpus > budget) {
     status = 'infeasible';
-    note = `floors need ${floorsGpus} GPUs but the budget is ${budget}: caps lowered to their floors, none raised past the quota`;
+    note = `floors need ${floorsGpus} GPUs but the budget is ${budget}: caps lowered to their floors as far as that funds another's floor, none raised past the quota`;
     // Floors yield to the quota (docs/rules.md, promise 1): a cap above its floor comes down to
     // it; a cap below its floor rises toward it only with what the budget has left once every
     // other cap is at its floor (or, deploying, at its cap), highest priority first.
@@ -503,9 +503,20 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
       if (left <= 0) break;
       left = fill(tier, (m) => m.floor, left);
     }
+    // What is left cannot buy an instance of any service below its floor: it goes back to the
+    // caps just lowered, highest priority first, so no cut is made that funds nothing.
+    for (const tier of tiers(movable, 'desc')) {
+      if (left <= 0) break;
+      left = fill(tier, (m) => Math.min(m.cap, m.ceiling), left);
+    }
     for (const m of movable) {
-      const belowFloor = m.level < m.floor ? { belowFloor: { from: m.cap, to: m.level } } : {};
-      m.why.pool = { kind: 'infeasible', floorsGpus, budget, floor: m.floor, ...belowFloor };
+      const side =
+        m.level < m.floor
+          ? { belowFloor: { from: m.cap, to: m.level } }
+          : m.level > m.floor
+            ? { aboveFloor: m.level }
+            : {};
+      m.why.pool = { kind: 'infeasible', floorsGpus, budget, floor: m.floor, ...side };
     }
   } else {
     const room = budget - fixedGpus;

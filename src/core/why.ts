@@ -87,9 +87,14 @@ export const PoolCase = z
           .describe(
             'Set when the cap stays below the floor: raised from `from` only to `to` (or not at all), because the budget had no more room. The quota comes before floors.',
           ),
+        aboveFloor: Count.min(1)
+          .optional()
+          .describe(
+            'Set when the cap stays above the floor, at this many instances: the room left once every floor below got what the budget allows could not buy another of their instances, so it stays where it was.',
+          ),
       })
       .describe(
-        'The floors do not fit the budget: caps above their floor come down to it, caps below it rise toward it only as far as the budget allows, highest priority first.',
+        'The floors do not fit the budget: caps above their floor come down to it, caps below it rise toward it only as far as the budget allows, highest priority first; room that buys no instance of a floor below stays where it was.',
       ),
   ])
   .describe('The pool could not be split normally.');
@@ -332,6 +337,8 @@ function poolText(p: PoolCase): string {
     case 'infeasible': {
       const head = `pool infeasible (floors ${p.floorsGpus} > budget ${p.budget})`;
       const b = p.belowFloor;
+      if (p.aboveFloor !== undefined)
+        return `${head}: kept at ${p.aboveFloor}, above its floor ${p.floor}: the room would buy no floor's instance`;
       if (!b) return `${head}: set to floor ${p.floor}`;
       return b.to > b.from
         ? `${head}: raised to ${b.to} of its floor ${p.floor}, no further: the quota comes before floors`

@@ -116,6 +116,29 @@ describe('rule 2: floors and ceilings', () => {
     expect(to(p, 'huge')).toBe(5); // a cap comes down to its ceiling even below what is in use
   });
 
+  it('makes no cut that funds nothing in a pool whose floors do not fit', () => {
+    // Budget 8 − 4 unmanaged = 4; floors 1 + 4 (one 4-GPU instance) = 5. Cutting busy to its
+    // floor would leave 3 GPUs, not enough for one instance of big: busy keeps its 3 in use.
+    const p = plan(
+      snap(
+        8,
+        [
+          svc('busy', 3, { current: 3, peak: 3 }),
+          svc('big', 0, { current: 0, peak: 0 }, { gpusPerInstance: 4 }),
+        ],
+        4,
+      ),
+      policy({ services: [{ match: {}, min: 1 }] }),
+      AT,
+    );
+    expect(p.pools[0]).toMatchObject({ status: 'infeasible', budget: 4, floors: 5 });
+    expect(to(p, 'busy')).toBe(3);
+    expect(to(p, 'big')).toBe(0);
+    expect(p.changes).toEqual([]);
+    expect(reason(p, 'busy')).toContain('kept at 3, above its floor 1');
+    expect(reason(p, 'big')).toContain('the quota comes before floors');
+  });
+
   it('lowers everyone to the floor and raises pool.infeasible when the floors do not fit', () => {
     const p = plan(
       snap(3, [svc('a', 3, { current: 3, peak: 3 }), svc('b', 1, { current: 1, peak: 1 })]),

@@ -194,7 +194,7 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
     );
   });
 
-  it('rule 2: every governed service ends between its floor and its ceiling (below its floor only where the quota comes first)', () => {
+  it('rule 2: every governed service ends between its floor and its ceiling (below its floor only where the quota comes first; above it in an infeasible pool only with room no floor can use)', () => {
     assertProperty(
       fc.property(caseArb({ mixedGpus: true }), (c) => {
         const p = run(c);
@@ -216,6 +216,22 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
             }
             expect(to).toBeGreaterThanOrEqual(g.floor);
             expect(to).toBeLessThanOrEqual(g.ceiling);
+            if (!infeasible) continue;
+            const pool = pools.get(poolKey(pf.id));
+            const left = (pool?.budget ?? 0) - (pool?.capsAfter ?? 0);
+            // No cut that funds nothing: a cap lowered could not have one instance back.
+            if (to < Math.min(g.s.maxInstances, g.ceiling))
+              expect(g.s.gpusPerInstance).toBeGreaterThan(left);
+            if (to > g.floor) {
+              // Kept above its floor only with room that buys no instance of a floor below.
+              expect(to).toBeLessThanOrEqual(g.s.maxInstances);
+              for (const h of pf.governed) {
+                const hTo = rows.get(key(h.s))?.to ?? -1;
+                if (!h.s.reconciling && hTo < h.floor)
+                  expect(h.s.gpusPerInstance).toBeGreaterThan(left);
+              }
+              expect(row?.reason).toContain('above its floor');
+            }
           }
         }
       }),
