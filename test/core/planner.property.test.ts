@@ -142,6 +142,15 @@ const floorsFit = (f: PoolFacts) =>
     (a, g) => a + (g.s.reconciling ? g.s.maxInstances : g.floor) * g.s.gpusPerInstance,
     0,
   ) <= f.budget;
+/** Services s0, s1, … each with its own priority and headroom. */
+const specPolicy = (specs: readonly { priority: number; headroom: number }[]) =>
+  governAll({
+    services: specs.map((x, i) => ({
+      match: { name: `s${i}` },
+      priority: x.priority,
+      headroom: x.headroom,
+    })),
+  });
 const params = fcParams(3000);
 
 // Thousands of cases a property: minutes on a busy machine, not the unit project's 20 s.
@@ -422,13 +431,7 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
             services,
             unmanagedUsage: [],
           };
-          const policy = governAll({
-            services: specs.map((x, i) => ({
-              match: { name: `s${i}` },
-              priority: x.priority,
-              headroom: x.headroom,
-            })),
-          });
+          const policy = specPolicy(specs);
           const p = plan(snapshot, policy, AT);
           const row = (i: number) => p.services.find((r) => r.name === `s${i}`);
           specs.forEach((hi, h) => {
@@ -693,13 +696,7 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
             ),
             unmanagedUsage: [],
           };
-          const policy = governAll({
-            services: specs.map((x, i) => ({
-              match: { name: `s${i}` },
-              priority: x.priority,
-              headroom: x.headroom,
-            })),
-          });
+          const policy = specPolicy(specs);
           const first = plan(snapshot, policy, AT);
           fc.pre(first.deferred.length === 0);
           const again = plan(applyPlan(snapshot, first), policy, AT);
