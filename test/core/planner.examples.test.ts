@@ -294,6 +294,16 @@ describe('rule 4: fail static', () => {
     });
   });
 
+  it('leaves a cap below its floor there while the quota is unknown', () => {
+    const p = plan(
+      snap(null, [svc('a', 1, { current: 1, peak: 1 })]),
+      policy({ defaults: { headroom: 0, min: 3 } }),
+      AT,
+    );
+    expect(p.services[0]).toMatchObject({ floor: 3, from: 1, to: 1 });
+    expect(p.changes).toEqual([]);
+  });
+
   it('says the budget, not the quota, is unknown when only the unmanaged use could not be read', () => {
     const s = snap(8, [svc('a', 1, { current: 1, peak: 1 })]);
     s.pools = [
