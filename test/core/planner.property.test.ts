@@ -190,8 +190,8 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
           const before = sums.get(k) ?? 0;
           const after = before + (change.to - change.from) * change.gpusPerInstance;
           sums.set(k, after);
-          // An increase only when it fits, whether or not the floors do; a pool over budget
-          // only goes down.
+          // An increase only when it fits, whether or not the floors do: a pool over budget
+          // goes down until it fits before anything in it goes up.
           if (change.to > change.from) expect(after).toBeLessThanOrEqual(pf.budget ?? -1);
         }
         if (p.deferred.length === 0) {
