@@ -659,6 +659,9 @@ function preemptor(
   });
   for (const v of victims) heap.push(v);
   return (need) => {
+    // All or nothing: instances taken that still leave the next instance unaffordable would be
+    // cut for nobody (and given back to the victim's own tier later, with a false reason).
+    if (sum(victims, (v) => Math.max(0, v.level - v.floor) * v.cost) < need) return 0;
     let freed = 0;
     while (freed < need && heap.size > 0) {
       const v = heap.pop() as Governed;
@@ -701,6 +704,16 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
         if (m.level < was) m.why.cut = { from: was, to: m.level, priority: m.settings.priority };
       });
       if (excess <= 0) break;
+    }
+    // Whole instances can free more than the excess. What they freed beyond it goes back first to
+    // services whose usage is unknown, highest priority first: the demand step never raises them,
+    // and fail static lowers them only as far as the budget needs.
+    if (excess < 0) {
+      const cutHeld = movable.filter((m) => m.kind === 'held' && m.why.cut);
+      for (const tier of tiers(cutHeld, 'desc')) {
+        if (excess >= 0) break;
+        excess = -fill(tier, (m) => m.why.cut?.from ?? m.level, -excess);
+      }
     }
   }
   // 4. demand. Each tier, highest first, rises toward its demand one instance at a time, each
@@ -806,18 +819,22 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
         left,
       );
     open.forEach((m, i) => {
-      const keep = (kept[i] ?? m.level) - (before[i] ?? m.level);
       const got = m.level - (kept[i] ?? m.level);
-      const cutWhy = m.why.cut;
-      // A cut is told net of what the burst gave back; undone, it is not told at all.
-      const above = (kept[i] ?? m.level) - (cutWhy ? cutWhy.from : (before[i] ?? m.level));
-      if (cutWhy && keep > 0) {
-        if (above >= 0) delete m.why.cut;
-        else cutWhy.to = kept[i] ?? m.level;
-      }
+      // Burst room kept is what the keep phase gave above the level it had, or above the level a
+      // cut took it from: giving back a cut is telling less of the cut, not burst room.
+      const base = Math.max(before[i] ?? m.level, m.why.cut?.from ?? 0);
+      const above = (kept[i] ?? m.level) - base;
       if (above > 0) m.why.burstKept = { instances: above, cap: m.cap };
       if (got > 0) m.why.burstShared = got;
     });
+  }
+  // A cut is told net of what later steps gave back (the demand step, the burst); undone, it is
+  // not told at all.
+  for (const m of movable) {
+    const c = m.why.cut;
+    if (!c) continue;
+    if (m.level >= c.from) delete m.why.cut;
+    else c.to = m.level;
   }
 }
 

@@ -280,6 +280,44 @@ describe('rule 4: fail static', () => {
     expect(p.pools[0]?.status).toBe('over-budget');
   });
 
+  it('gives room a coarse cut freed beyond the excess to a held service before anyone rises', () => {
+    // Caps 10 of 9. The repair takes one 2-GPU instance of prio (usage unknown, priority 10): one
+    // GPU more than needed. It goes back to blind's cap, not to refused's headroom.
+    const p = plan(
+      snap(9, [
+        svc('refused', 0, { current: 0, peak: 0, perMinute: minutes([0], [101]) }),
+        svc('blind', 2, null),
+        svc('prio', 4, null, { gpusPerInstance: 2 }),
+      ]),
+      policy({
+        defaults: { headroom: 0.2 },
+        services: [{ match: { name: 'prio' }, priority: 10 }, { match: {} }],
+      }),
+      AT,
+    );
+    expect([to(p, 'refused'), to(p, 'blind'), to(p, 'prio')]).toEqual([1, 2, 3]);
+    expect(reason(p, 'blind')).not.toContain('cut from');
+  });
+
+  it('tells a cut net of what the demand step gave back', () => {
+    // Caps 17 of 15: busy is cut to its floor first, then blind (3 GPUs an instance) frees 3,
+    // two more than needed, and busy's demand takes them back and one more.
+    const p = plan(
+      snap(15, [
+        svc('busy', 2, { current: 2, peak: 2 }),
+        svc('blind', 5, null, { gpusPerInstance: 3 }),
+      ]),
+      policy({
+        defaults: { headroom: 0.2, min: 1 },
+        services: [{ match: { name: 'blind' }, priority: 5 }, { match: {} }],
+      }),
+      AT,
+    );
+    expect([to(p, 'busy'), to(p, 'blind')]).toEqual([3, 4]);
+    expect(reason(p, 'busy')).not.toContain('cut from');
+    expect(reason(p, 'blind')).toContain('cut from 5 to 4');
+  });
+
   it('raises nothing in a pool whose quota is unknown', () => {
     const p = plan(
       snap(null, [svc('a', 1, { current: 1, peak: 1 }), svc('b', 6, { current: 0, peak: 0 })]),
@@ -485,6 +523,38 @@ describe('rules 5 and 6: refusals move room to where it is used', () => {
     // After the delay, the burst room comes back.
     const later = plan(snap(8, [lowered(Array(10).fill(0))]), policy(), '2026-11-27T15:21:00Z');
     expect(to(later, 'lowered')).toBe(8);
+  });
+});
+
+describe('preempt: all or nothing', () => {
+  it('takes no in-use instance when what it could take would not buy the next instance', () => {
+    // Budget 14 − 9 unmanaged = 5. big (priority 5, 3 GPUs an instance) gets its floor; its
+    // next instance needs 3 GPUs, but small (preempt: true) could give only 1 above its floor.
+    const p = plan(
+      snap(
+        14,
+        [
+          svc(
+            'big',
+            0,
+            { current: 0, peak: 0, perMinute: minutes([0], [1]) },
+            { gpusPerInstance: 3 },
+          ),
+          svc('small', 2, { current: 2, peak: 2 }),
+        ],
+        9,
+      ),
+      policy({
+        defaults: { headroom: 0.2, min: 1 },
+        services: [
+          { match: { name: 'big' }, priority: 5 },
+          { match: { name: 'small' }, preempt: true },
+        ],
+      }),
+      AT,
+    );
+    expect([to(p, 'big'), to(p, 'small')]).toEqual([1, 2]);
+    expect(reason(p, 'small')).not.toContain('preempted');
   });
 });
 

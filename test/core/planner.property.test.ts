@@ -248,6 +248,27 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
     );
   });
 
+  it('reasons agree with the numbers: a cut, a preemption and a kept floor are told as they end', () => {
+    assertProperty(
+      fc.property(caseArb({ mixedGpus: true }), (c) => {
+        const p = run(c);
+        fc.pre(p.deferred.length === 0); // a deferred row's why tells the planned level
+        for (const row of p.services) {
+          if (!row.managed) continue;
+          const { cut, preempted, pool } = row.why;
+          if (cut) {
+            expect(cut.to).toBe(row.to);
+            expect(cut.to).toBeLessThan(cut.from);
+          }
+          if (preempted) expect(row.to).toBeLessThanOrEqual(row.from - preempted.instances);
+          if (pool?.kind === 'infeasible' && pool.aboveFloor !== undefined)
+            expect(pool.aboveFloor).toBe(row.to);
+        }
+      }),
+      params,
+    );
+  });
+
   it('rule 3: unmanaged and reconciling services are never written', () => {
     assertProperty(
       fc.property(caseArb(), (c) => {
