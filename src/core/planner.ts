@@ -499,16 +499,10 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
     // other cap is at its floor (or, deploying, at its cap), highest priority first.
     for (const m of movable) m.level = Math.min(m.cap, m.floor);
     let left = budget - fixedGpus - sum(movable, (m) => m.level * m.g);
-    for (const tier of tiers(movable, 'desc')) {
-      if (left <= 0) break;
-      left = fill(tier, (m) => m.floor, left);
-    }
+    left = fillByPriority(movable, (m) => m.floor, left);
     // What is left cannot buy an instance of any service below its floor: it goes back to the
     // caps just lowered, highest priority first, so no cut is made that funds nothing.
-    for (const tier of tiers(movable, 'desc')) {
-      if (left <= 0) break;
-      left = fill(tier, (m) => Math.min(m.cap, m.ceiling), left);
-    }
+    fillByPriority(movable, (m) => Math.min(m.cap, m.ceiling), left);
     for (const m of movable) {
       const side =
         m.level < m.floor
@@ -658,14 +652,17 @@ function preemptor(
     return x > y || (x === y && a.order > b.order);
   });
   for (const v of victims) heap.push(v);
+  // GPUs the victims hold above their floors: only this closure lowers them while the tier fills.
+  let takeable = sum(victims, (v) => (v.level - v.floor) * v.cost);
   return (need) => {
     // All or nothing: instances taken that still leave the next instance unaffordable would be
     // cut for nobody (and given back to the victim's own tier later, with a false reason).
-    if (sum(victims, (v) => Math.max(0, v.level - v.floor) * v.cost) < need) return 0;
+    if (takeable < need) return 0;
     let freed = 0;
     while (freed < need && heap.size > 0) {
       const v = heap.pop() as Governed;
       v.level -= 1;
+      takeable -= v.cost;
       v.preempted += 1;
       v.why.preempted = { instances: v.preempted, priority };
       freed += v.cost;
@@ -710,10 +707,7 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
     // and fail static lowers them only as far as the budget needs.
     if (excess < 0) {
       const cutHeld = movable.filter((m) => m.kind === 'held' && m.why.cut);
-      for (const tier of tiers(cutHeld, 'desc')) {
-        if (excess >= 0) break;
-        excess = -fill(tier, (m) => m.why.cut?.from ?? m.level, -excess);
-      }
+      excess = -fillByPriority(cutHeld, (m) => m.why.cut?.from ?? m.level, -excess);
     }
   }
   // 4. demand. Each tier, highest first, rises toward its demand one instance at a time, each
@@ -836,6 +830,16 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
     if (m.level >= c.from) delete m.why.cut;
     else c.to = m.level;
   }
+}
+
+/** `fill` tier by tier, highest priority first, until the GPUs run out. Returns the GPUs left. */
+function fillByPriority(ms: Governed[], upper: (m: Governed) => number, gpus: number): number {
+  let left = gpus;
+  for (const tier of tiers(ms, 'desc')) {
+    if (left <= 0) break;
+    left = fill(tier, upper, left);
+  }
+  return left;
 }
 
 function tiers(ms: Governed[], dir: 'asc' | 'desc'): Governed[][] {
