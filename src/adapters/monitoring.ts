@@ -445,10 +445,13 @@ function checkQuery(project: string, window: TimeWindow): void {
     faults.push({ path: 'project', message: `must be a project id, not "${project}"` });
   }
   const { startMs, endMs } = window;
-  if (!Number.isFinite(startMs) || !Number.isFinite(endMs) || startMs < 0 || startMs > endMs) {
+  // Monitoring reads the interval (start, end], "The start time must be specified, must be
+  // earlier than the end time" (TimeInterval in google/monitoring/v3/common.proto): an empty
+  // window is refused here rather than sent.
+  if (!Number.isFinite(startMs) || !Number.isFinite(endMs) || startMs < 0 || startMs >= endMs) {
     faults.push({
       path: 'window',
-      message: `must be finite times with startMs <= endMs, not ${startMs}..${endMs}`,
+      message: `must be finite times with startMs < endMs, not ${startMs}..${endMs}`,
     });
   }
   if (faults.length > 0) throw new InputError('Invalid Monitoring query', faults);

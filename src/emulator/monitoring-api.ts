@@ -748,8 +748,23 @@ function computeTimeSeries(ctx: EmulatorContext, request: Message): TimeSeriesPa
   const interval = field(request, 'interval');
   const endMs = timestampMillis(field(interval, 'end_time'), 'interval.end_time');
   if (endMs === undefined) throw invalid('interval.end_time is required');
-  const startMs = timestampMillis(field(interval, 'start_time'), 'interval.start_time') ?? endMs;
-  if (startMs > endMs) throw invalid('interval.start_time is after interval.end_time');
+  // Reads: "A half-open time interval. It includes the end time but excludes the start time:
+  // (startTime, endTime]. The start time must be specified, must be earlier than the end time"
+  // (TimeInterval in google/monitoring/v3/common.proto;
+  // https://cloud.google.com/monitoring/api/ref_v3/rpc/google.monitoring.v3#timeinterval). The
+  // field's own comment lets a start default to the end, which is for writes of GAUGE points: a
+  // read without a start, or with start = end, is refused, the strict reading.
+  const startMs = timestampMillis(field(interval, 'start_time'), 'interval.start_time');
+  if (startMs === undefined) {
+    throw invalid(
+      'interval.start_time is required: a read interval is (start_time, end_time], the start earlier than the end',
+    );
+  }
+  if (startMs >= endMs) {
+    throw invalid(
+      `interval.start_time must be earlier than interval.end_time (a read interval is (start_time, end_time]), got ${new Date(startMs).toISOString()} and ${new Date(endMs).toISOString()}`,
+    );
+  }
   if (field(request, 'secondary_aggregation'))
     throw invalid('secondary_aggregation is not supported by the emulator');
   if (text(request, 'order_by') !== '') throw invalid('order_by is not supported by the emulator');

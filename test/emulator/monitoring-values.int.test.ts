@@ -37,6 +37,27 @@ function list(more: Record<string, unknown>) {
   );
 }
 
+describe('ListTimeSeries refuses a read interval Monitoring does not take', () => {
+  it('refuses a missing start time, and a start not earlier than the end', async () => {
+    // TimeInterval (common.proto), reads: "(startTime, endTime]. The start time must be
+    // specified, must be earlier than the end time".
+    const missing = await codeOf(list({ interval: { endTime: { seconds: now } } }));
+    expect(missing.code).toBe(status.INVALID_ARGUMENT);
+    expect(missing.message).toContain('interval.start_time is required');
+    for (const start of [now, now + 60]) {
+      const refused = await codeOf(
+        list({ interval: { startTime: { seconds: start }, endTime: { seconds: now } } }),
+      );
+      expect(refused.code).toBe(status.INVALID_ARGUMENT);
+      expect(refused.message).toContain('must be earlier than interval.end_time');
+    }
+    const [series] = await list({
+      interval: { startTime: { seconds: now - 1 }, endTime: { seconds: now } },
+    });
+    expect(Array.isArray(series)).toBe(true);
+  });
+});
+
 describe('ListTimeSeries refuses values outside their types', () => {
   it('refuses an enum number the proto does not declare, naming the field and the value', async () => {
     const cases: [Record<string, unknown>, string][] = [
