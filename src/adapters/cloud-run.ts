@@ -17,7 +17,7 @@ import { status } from '@grpc/grpc-js';
 import type { CallOptions } from 'google-gax';
 
 import { parseCpu, parseMemory } from '../core/quantity.js';
-import { ConflictError, InputError } from '../errors.js';
+import { ConflictError, InputError, QuotaRejectedError } from '../errors.js';
 import type { Fault } from '../errors.js';
 import type {
   CloudRunPort,
@@ -28,7 +28,13 @@ import type {
 import type { GpuSpec, ObservedContainer, ObservedService } from '../core/service.js';
 import { clientConfig } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
-import { checkRetryPolicy, defaultRetryPolicy, definedOnly, gaxBackoff } from './retry.js';
+import {
+  checkRetryPolicy,
+  defaultRetryPolicy,
+  definedOnly,
+  gaxBackoff,
+  grpcCode,
+} from './retry.js';
 import type { RetryPolicy } from './retry.js';
 
 type Service = protos.google.cloud.run.v2.IService;
@@ -105,6 +111,37 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
         Promise.reject(translateGrpcError(error, `getting service ${name}`)),
       );
     return service;
+  }
+
+  /**
+   * UpdateService's refusal as a typed error. A stale etag is a ConflictError whatever code says
+   * it: Cloud Run documents none (the emulator answers ABORTED, as many Google APIs do), and
+   * AIP-154 (https://google.aip.dev/154) says a service "must send a FAILED_PRECONDITION error
+   * response" for it, the code Cloud Run also may use for other refusals (a deployment in
+   * flight). So on a FAILED_PRECONDITION that is not the quota refusal the service is read again:
+   * an etag other than the one sent means the service changed (ConflictError, left for the next
+   * run); otherwise, or if that read fails, the refusal stays what it is.
+   */
+  async function writeRefusal(
+    error: unknown,
+    name: string,
+    update: MaxInstancesUpdate,
+  ): Promise<Error> {
+    const translated = translateGrpcError(
+      error,
+      `setting max instances of ${name} to ${update.maxInstances}`,
+    );
+    if (grpcCode(error) !== status.FAILED_PRECONDITION || translated instanceof QuotaRejectedError)
+      return translated;
+    const now = await fetchService(name).then(
+      (s) => s.etag ?? '',
+      () => undefined,
+    );
+    if (now === undefined || now === update.etag) return translated;
+    return new ConflictError(
+      `${name} changed since it was read (etag ${update.etag}, now ${now}): not written (${translated.message})`,
+      { cause: error },
+    );
   }
 
   return {
@@ -193,11 +230,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
 
       const [operation] = await services
         .updateService({ service, updateMask: { paths } }, writes)
-        .catch((error: unknown) =>
-          Promise.reject(
-            translateGrpcError(error, `setting max instances of ${name} to ${update.maxInstances}`),
-          ),
-        );
+        .catch(async (error: unknown) => Promise.reject(await writeRefusal(error, name, update)));
       const [updated] = await operation
         .promise()
         .catch((error: unknown) =>

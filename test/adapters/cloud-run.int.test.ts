@@ -494,6 +494,28 @@ describe('updateMaxInstances', () => {
     expectCalls(['GetService OK', 'GetService OK', 'UpdateService ABORTED']);
   });
 
+  it('turns a FAILED_PRECONDITION for a service changed since it was read into ConflictError', async () => {
+    // AIP-154 has a stale etag answered FAILED_PRECONDITION; Cloud Run documents no code.
+    const before = await adapter.getService(PROJECT, REGION, 'web');
+    inject = (method) => {
+      if (method !== 'UpdateService') return undefined;
+      emulator.model.update({ project: PROJECT, region: REGION, name: 'web' }, {});
+      return new RpcError(status.FAILED_PRECONDITION, 'etag mismatch');
+    };
+    const writes = emulator.writes().length;
+    const error = await failure(adapter.updateMaxInstances(update('web', before.etag, 5)));
+    expect(error).toBeInstanceOf(ConflictError);
+    expect(error.message).toContain('changed since it was read');
+    expect(error.message).toContain('FAILED_PRECONDITION');
+    expect(emulator.writes()).toHaveLength(writes);
+    expectCalls([
+      'GetService OK',
+      'GetService OK',
+      'UpdateService FAILED_PRECONDITION',
+      'GetService OK',
+    ]);
+  });
+
   it('reports a max above the quota as QuotaRejectedError, writing nothing', async () => {
     const beta = await adapter.getService(PROJECT, REGION, 'beta');
     const writes = emulator.writes().length;
@@ -531,11 +553,13 @@ describe('updateMaxInstances', () => {
     expect(error).not.toBeInstanceOf(QuotaRejectedError);
     expect(error.message).toContain('FAILED_PRECONDITION');
     emulator.advance(120_000);
+    // The refusal is not a conflict: the service read again still has the etag sent.
     expectCalls([
       'GetService OK',
       'GetService OK',
       'GetService OK',
       'UpdateService FAILED_PRECONDITION',
+      'GetService OK',
     ]);
   });
 });
