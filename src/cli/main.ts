@@ -16,10 +16,15 @@ import type { ReplayFlags, SimulateFlags } from './simulate-command.js';
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
+/** A file shipped with the governor, shown in help by its name in the package, not its path here. */
+function packagedDefault(option: Option, relative: string): Option {
+  return option.default(packagedFile(relative), `${relative}, shipped with the governor`);
+}
+
 /** `--policy`, the same on every command: required, unless the command has a default file. */
 function policyOption(fallback?: string): Option {
   const option = new Option('--policy <file>', 'policy file (YAML or JSON)');
-  return fallback === undefined ? option.makeOptionMandatory() : option.default(fallback);
+  return fallback === undefined ? option.makeOptionMandatory() : packagedDefault(option, fallback);
 }
 
 function parseAt(text: string): string {
@@ -346,7 +351,12 @@ export function buildProgram(
     .description(
       'Run the local emulator of Cloud Run, Monitoring, Cloud Quotas and Pub/Sub (publisher) until interrupted.',
     )
-    .option('--fleet <file>', 'fleet file (YAML or JSON)', packagedFile('examples/fleet.yaml'))
+    .addOption(
+      packagedDefault(
+        new Option('--fleet <file>', 'fleet file (YAML or JSON)'),
+        'examples/fleet.yaml',
+      ),
+    )
     .option('--port <n>', 'gRPC port on 127.0.0.1 (default: a free port)', parsePort)
     .option('--admin-port <n>', 'HTTP admin port on 127.0.0.1 (default: a free port)', parsePort)
     .option(
@@ -374,8 +384,10 @@ export function buildProgram(
     .description(
       'A simulated day of a GPU fleet: the governor on the embedded emulator beside static caps and over-commit. No Google account needed.',
     )
-    .option('--fleet <file>', 'fleet file', packagedFile('examples/demo-fleet.yaml'))
-    .addOption(policyOption(packagedFile('examples/demo-policy.yaml')))
+    .addOption(
+      packagedDefault(new Option('--fleet <file>', 'fleet file'), 'examples/demo-fleet.yaml'),
+    )
+    .addOption(policyOption('examples/demo-policy.yaml'))
     .option('--hours <n>', 'virtual hours to play', (v) => parseCount(v, '--hours', 48), 24)
     .option(
       '--every <minutes>',
