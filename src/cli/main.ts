@@ -16,6 +16,17 @@ import type { ReplayFlags, SimulateFlags } from './simulate-command.js';
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 
+/**
+ * Options a command cannot run without. Commander checks its own mandatory options before it
+ * rejects unknown ones, so a misspelt `--polcy` would be reported as a missing `--policy`; these
+ * are checked by the program's preAction hook instead, after the unknown option has been named.
+ */
+const REQUIRED = new WeakSet<Option>();
+function required(option: Option): Option {
+  REQUIRED.add(option);
+  return option;
+}
+
 /** A file shipped with the governor, shown in help by its name in the package, not its path here. */
 function packagedDefault(option: Option, relative: string): Option {
   return option.default(packagedFile(relative), `${relative}, shipped with the governor`);
@@ -24,7 +35,7 @@ function packagedDefault(option: Option, relative: string): Option {
 /** `--policy`, the same on every command: required, unless the command has a default file. */
 function policyOption(fallback?: string): Option {
   const option = new Option('--policy <file>', 'policy file (YAML or JSON)');
-  return fallback === undefined ? option.makeOptionMandatory() : packagedDefault(option, fallback);
+  return fallback === undefined ? required(option) : packagedDefault(option, fallback);
 }
 
 function parseAt(text: string): string {
@@ -98,6 +109,13 @@ export function buildProgram(
     .exitOverride()
     .configureOutput({ writeOut: (s) => io.stdout.write(s), writeErr: (s) => io.stderr.write(s) })
     .showHelpAfterError('(run governor --help for usage)')
+    .hook('preAction', (_program, command) => {
+      for (const option of command.options)
+        if (REQUIRED.has(option) && command.getOptionValue(option.attributeName()) === undefined)
+          command.error(`error: required option '${option.flags}' not specified`, {
+            code: 'commander.missingMandatoryOptionValue',
+          });
+    })
     .addHelpText(
       'after',
       '\nEnvironment: Google endpoints with Application Default Credentials, or the emulator when\nGOVERNOR_EMULATOR_HOST is set (see `governor emulator`); PUBSUB_EMULATOR_HOST for Pub/Sub.\nExit codes: 0 success, 1 a run failed (API, publish), 2 bad usage or bad input.',
@@ -314,7 +332,9 @@ export function buildProgram(
       'Simulate the policy minute by minute against a fleet, beside the baselines, on the same demand.',
     )
     .addOption(policyOption())
-    .requiredOption('--fleet <file>', 'scenario file (scenario: 1) or emulator fleet file')
+    .addOption(
+      required(new Option('--fleet <file>', 'scenario file (scenario: 1) or emulator fleet file')),
+    )
     .option('--hours <n>', "simulated hours (default: the scenario's, else 24)")
     .option('--report <file>', 'write the HTML report')
     .option('--json', 'print the results as JSON')
@@ -334,7 +354,7 @@ export function buildProgram(
       "Simulate the policy on the project's Monitoring history: what the governor would have done.",
     )
     .addOption(policyOption())
-    .requiredOption('--since <duration>', 'window to replay, e.g. 7d')
+    .addOption(required(new Option('--since <duration>', 'window to replay, e.g. 7d')))
     .option('--report <file>', 'write the HTML report')
     .option('--json', 'print the results as JSON')
     .option('--tick <duration>', 'virtual time between governor runs', '5m')

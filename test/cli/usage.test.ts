@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { packagedFile } from '../../src/cli/files.js';
 import { main } from '../../src/cli/main.js';
 
-/** What a person sees when asking for help: no file of this machine. */
+/** What a person sees when asking for help or mistyping an option: no file of this machine, the real fault. */
 
 async function governor(
   ...argv: string[]
@@ -32,4 +32,30 @@ describe('help', () => {
       expect(help).not.toContain(packagedFile(file));
     },
   );
+});
+
+describe('a misspelt required option', () => {
+  it.each([
+    [['plan', '--polcy', 'examples/policy.yaml'], '--polcy'],
+    [['quota', 'recommend', '--polcy', 'p.yaml'], '--polcy'],
+    [['simulate', '--policy', 'p.yaml', '--fleat', 'f.yaml'], '--fleat'],
+    [['replay', '--policy', 'p.yaml', '--snice', '7d'], '--snice'],
+  ])('%j is named as unknown, not reported as a missing option; exit 2', async (argv, typo) => {
+    const r = await governor(...argv);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error: unknown option '${typo}'`);
+    expect(r.stderr).not.toContain('required option');
+    expect(r.stdout).toBe('');
+  });
+
+  it.each([
+    [['plan'], '--policy <file>'],
+    [['simulate', '--policy', 'p.yaml'], '--fleet <file>'],
+    [['replay', '--policy', 'p.yaml'], '--since <duration>'],
+  ])('%j without the option still says it is required; exit 2', async (argv, flags) => {
+    const r = await governor(...argv);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error: required option '${flags}' not specified`);
+    expect(r.stdout).toBe('');
+  });
 });
