@@ -9,6 +9,13 @@ process.removeAllListeners('warning');
 process.on('warning', (w) => {
   if (w.name !== 'MetadataLookupWarning') process.stderr.write(`warning: ${oneLine(w)}\n`);
 });
+// A reader that stops early (`governor plan | head`) closes the pipe: what was asked for has been
+// read, so the process ends quietly instead of reporting a failed write to stdout.
+process.stdout.on('error', (e) => {
+  if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
+  process.stderr.write(`error: ${oneLine(e)}\n`);
+  process.exit(1);
+});
 process.on('uncaughtException', (e) => {
   process.stderr.write(`error: ${oneLine(e)}\n`);
   process.exit(1);

@@ -1,4 +1,4 @@
-import { execFile, spawnSync } from 'node:child_process';
+import { execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -40,6 +40,20 @@ describe('governor CLI', () => {
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/plan/);
     expect(r.stdout).toMatch(/validate/);
+  });
+
+  it('a reader that closes the pipe early ends the process quietly, exit 0', async () => {
+    // `governor plan | head -1`: the reader is gone before the output is written. Before, Node
+    // reported the failed write as "error: write EPIPE" and exited 1.
+    const child = spawn(process.execPath, ['bin/governor.js', 'plan', '--json', ...EXAMPLE], {
+      env: { ...process.env, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' },
+    });
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).toBe('');
+    expect(code).toBe(0);
   });
 
   it('validate accepts the example policy', async () => {
