@@ -162,7 +162,11 @@ export function syntaxFault(text: string, error: unknown, format: DocumentFormat
     const where = error.linePos?.[0]
       ? `line ${error.linePos[0].line}, column ${error.linePos[0].col}`
       : '';
-    const first = error.message.split('\n')[0] ?? error.message;
+    // The parser's message repeats the position the path already gives ("… at line 3, column 1:").
+    const first = (error.message.split('\n')[0] ?? error.message).replace(
+      /\s+at line \d+, column \d+:?$/,
+      '',
+    );
     // Thousands of brackets deep: the parser's recursion ran out of stack, which it words in
     // the engine's terms.
     if (first.startsWith('Maximum call stack size exceeded')) {

@@ -12,7 +12,13 @@ export const MAX_DURATION_MS = 366 * UNIT_MS.d;
 
 /** A duration written like `90s`, `15m`, `1h30m`, `2d`; at most {@link MAX_DURATION_MS}. */
 export const Duration = z
-  .string()
+  .string({
+    // `lookback: 30` is the likeliest slip: say what a duration looks like, not only "string".
+    error: (issue) =>
+      typeof issue.input === 'number'
+        ? `expected a duration with its unit, such as "${issue.input}m" or "${issue.input}s", not the number ${issue.input}`
+        : undefined,
+  })
   .regex(WHOLE, 'expected a duration such as "90s", "15m" or "1h30m"')
   .refine((text) => !WHOLE.test(text) || durationMs(text) <= MAX_DURATION_MS, {
     message: 'expected at most 366d',

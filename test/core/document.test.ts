@@ -83,6 +83,25 @@ describe('reading a document', () => {
     expect(e.message).toMatch(/^policy p\.yaml is not valid YAML:\n {2}- line \d+, column \d+: /);
   });
 
+  it('gives the position of a YAML error once, in its path', () => {
+    const e = caught(() => parsePolicyText('version: 1\nprojects: [p]\n  x: 1\n', 'policy p.yaml'));
+    expect(e.faults).toHaveLength(1);
+    expect(e.faults[0]?.path).toBe('line 3, column 1');
+    expect(e.faults[0]?.message).toBe('All mapping items must start at the same column');
+  });
+
+  it('says a duration written as a bare number needs its unit', () => {
+    const e = caught(() =>
+      parsePolicyText('version: 1\nprojects: [p]\ndefaults:\n  lookback: 30\n', 'policy p.yaml'),
+    );
+    expect(e.faults).toEqual([
+      {
+        path: 'defaults.lookback',
+        message: 'expected a duration with its unit, such as "30m" or "30s", not the number 30',
+      },
+    ]);
+  });
+
   it('names an empty document instead of "expected object, received null"', () => {
     for (const text of ['', '\n', '# only a comment\n']) {
       const e = caught(() => parsePolicyText(text, 'policy p.yaml'));
