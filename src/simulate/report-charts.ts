@@ -15,8 +15,11 @@ import type { PoolSeries, Strategy, StrategyResult } from './result.js';
  *   line behind it: the minute texture is visible without hiding the level.
  */
 
-/** The two widths each chart is drawn at: the page shows the one that fits the window. */
-export const CHART_WIDTHS = { wide: 1100, narrow: 660 } as const;
+/**
+ * The widths each chart is drawn at: the page shows the one that fits the window, so a chart's
+ * text keeps its size on a phone instead of shrinking with the picture.
+ */
+export const CHART_WIDTHS = { wide: 1100, narrow: 660, phone: 360 } as const;
 const PLOT_HEIGHT = 250;
 const TOP = 44;
 const LEFT = 64;
@@ -57,10 +60,10 @@ export const STRATEGY_COLOURS: Record<Strategy, string> = {
   'over-commit': '#b07aa1',
   oracle: '#6b6b6b',
   'cadence-oracle': '#17becf',
-  'writes-oracle': '#8c564b',
+  'writes-oracle': '#e15759',
   'evidence-oracle': '#bcbd22',
   'policy-oracle': '#e377c2',
-  'policy-evidence-oracle': '#7f7f7f',
+  'policy-evidence-oracle': '#000000',
 };
 
 export function serviceColour(index: number): string {
@@ -177,6 +180,29 @@ const ICON = 14;
 const ICON_GAP = 5;
 const ITEM_GAP = 16;
 
+const TITLE_SIZE = 15;
+const TITLE_LINE = 20;
+
+/**
+ * The title in lines that fit `width` at its size, broken between words. ECharts' server-side
+ * renderer would break it by its own narrow guess of the font, so it is broken here by the same
+ * wide estimate as the legend (a phone's chart is too narrow for one line).
+ */
+function wrapTitle(title: string, width: number): string[] {
+  const fits = (text: string) => (labelWidth(text) * TITLE_SIZE) / 12 <= width;
+  const lines: string[] = [];
+  let current = '';
+  for (const word of title.split(' ')) {
+    const next = current === '' ? word : `${current} ${word}`;
+    if (current !== '' && !fits(next)) {
+      lines.push(current);
+      current = word;
+    } else current = next;
+  }
+  lines.push(current);
+  return lines;
+}
+
 /** Rows the plain legend wraps onto; ECharts lays it out, this reserves room for it. */
 function legendRows(names: readonly string[], chartWidth: number): number {
   const width = chartWidth - LEFT - RIGHT;
@@ -206,14 +232,21 @@ function render(
   // Below the plot: two lines of tick labels, the axis name, then the legend's rows, which
   // ECharts spaces by the item gap.
   const bottom = 74 + rows * 14 + (rows - 1) * ITEM_GAP;
-  const height = TOP + PLOT_HEIGHT + bottom;
+  const titleLines = wrapTitle(title, width - LEFT - RIGHT);
+  const top = TOP + (titleLines.length - 1) * TITLE_LINE;
+  const height = top + PLOT_HEIGHT + bottom;
   const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width, height });
   try {
     chart.setOption({
       animation: false,
       textStyle: { fontFamily: 'system-ui, sans-serif' },
-      title: { text: title, left: LEFT, top: 8, textStyle: { fontSize: 15, fontWeight: 600 } },
-      grid: { top: TOP, left: LEFT, right: RIGHT, bottom },
+      title: {
+        text: titleLines.join('\n'),
+        left: LEFT,
+        top: 8,
+        textStyle: { fontSize: TITLE_SIZE, fontWeight: 600, lineHeight: TITLE_LINE },
+      },
+      grid: { top, left: LEFT, right: RIGHT, bottom },
       legend: {
         type: 'plain',
         orient: 'horizontal',

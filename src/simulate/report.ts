@@ -195,7 +195,7 @@ function slug(text: string): string {
 }
 
 /**
- * A chart drawn at both widths; the style shows the one that fits the window, so the text of a
+ * A chart drawn at each of its widths; the style shows the one that fits the window, so the text of a
  * chart keeps its size on a narrow screen instead of shrinking with the picture.
  */
 function figure(
@@ -280,6 +280,7 @@ table{border-collapse:collapse;margin:12px 0}th,td{border:1px solid #ccc;padding
 th:first-child{text-align:left}th[title]{cursor:help}tr.governor{background:#eef4ff;font-weight:600}
 caption{text-align:left;font-weight:600;padding:4px 0}figure{margin:16px 0}figure svg{max-width:100%;height:auto;display:block}
 @media (max-width:900px){figure .wide{display:none}}@media (min-width:901px){figure .narrow{display:none}}
+@media (max-width:700px){figure .narrow{display:none}caption{position:sticky;left:0;max-width:calc(100vw - 48px)}}@media (min-width:701px){figure .phone{display:none}}
 .note,small{color:#666}.notes{background:#fff6dd;border:1px solid #e8c860;padding:8px 12px}
 dl.columns,dl.strategies{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;color:#444}
 dl dt{font-weight:600}dl dd{margin:0}.explain{background:#f6f6f6;padding:4px 12px;margin:12px 0}

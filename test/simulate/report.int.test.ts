@@ -18,7 +18,7 @@ import { simulate } from '../../src/simulate/simulate.js';
  */
 
 const CHROMIUM = '/usr/bin/chromium';
-const WIDTHS = [1280, 700] as const;
+const WIDTHS = [1280, 700, 390] as const;
 /** Pixels two text boxes may share (anti-aliasing, rounding) before they count as overlapping. */
 const TOLERANCE = 1;
 
@@ -65,6 +65,8 @@ interface LegendCheck {
   labels: string[];
   svgRight: number;
   textRight: number;
+  /** The chart's width on the page ÷ the width it was drawn for: below 1 its text shrank. */
+  scale: number;
 }
 
 /** For each visible chart: its declared series, its legend icons and its drawn lines. */
@@ -105,6 +107,7 @@ async function charts(page: Page): Promise<LegendCheck[]> {
             .map((t) => t.textContent ?? ''),
           labels: texts.map((t) => t.textContent ?? ''),
           svgRight: box.right,
+          scale: box.width / Number(svg.getAttribute('width')),
           textRight: Math.max(...texts.map((t) => t.getBoundingClientRect().right)),
         };
       }),
@@ -218,9 +221,25 @@ describe('the report in headless Chromium', () => {
         }
       expect(clashes).toEqual([]);
 
+      // Nothing wider than the window but what scrolls in its own box, every caption readable
+      // whole, and each chart drawn for the width it is shown at (its text keeps its size).
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(
+        width,
+      );
+      const captions = await page.$$eval('caption', (cs) =>
+        cs.map((c) => {
+          const range = document.createRange();
+          range.selectNodeContents(c);
+          return { text: c.textContent ?? '', right: range.getBoundingClientRect().right };
+        }),
+      );
+      expect(captions.length).toBeGreaterThan(0);
+      for (const c of captions) expect(c.right, c.text).toBeLessThanOrEqual(width);
       const visible = await charts(page);
       expect(visible).toHaveLength(2);
       for (const chart of visible) {
+        expect(chart.scale).toBeGreaterThan(0.9);
+        expect(chart.scale).toBeLessThanOrEqual(1);
         // A plain legend: every entry whole, none paged away, nothing drawn past the picture.
         for (const name of chart.names) expect(chart.legendTexts).toContain(name);
         expect(chart.labels.some((t) => /^\d+\/\d+$/.test(t))).toBe(false);

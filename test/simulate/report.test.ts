@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { STRATEGY_COLOURS } from '../../src/simulate/report-charts.js';
 import { renderReport } from '../../src/simulate/report.js';
 import type { PoolMetrics, SimulationResult, StrategyResult } from '../../src/simulate/result.js';
 import { STRATEGY_LABELS, type Strategy } from '../../src/simulate/result.js';
@@ -129,5 +130,40 @@ describe('the report explains', () => {
     expect(html.match(/<dl class="columns">/g)).toHaveLength(2);
     expect(html).not.toMatch(/https?:\/\/(?!www\.w3\.org)/);
     expect(html).toContain('<a href="#how-to-read">');
+  });
+});
+
+/** CIE L*a*b* of an sRGB colour written #rrggbb (D65). */
+function lab(hex: string): [number, number, number] {
+  const [r, g, b] = [1, 3, 5]
+    .map((i) => parseInt(hex.slice(i, i + 2), 16) / 255)
+    .map((c) => (c <= 0.04045 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4)) as [
+    number,
+    number,
+    number,
+  ];
+  const f = (t: number) => (t > 0.008856 ? Math.cbrt(t) : 7.787 * t + 16 / 116);
+  const x = f((r * 0.4124 + g * 0.3576 + b * 0.1805) / 0.95047);
+  const y = f(r * 0.2126 + g * 0.7152 + b * 0.0722);
+  const z = f((r * 0.0193 + g * 0.1192 + b * 0.9505) / 1.08883);
+  return [116 * y - 16, 500 * (x - y), 200 * (y - z)];
+}
+
+describe('the strategies chart', () => {
+  it('draws no two strategies in colours a reader could mistake for each other', () => {
+    // CIE76 distance: about 2 is the smallest difference seen side by side; lines a legend
+    // names apart need far more. Two browns (fleet caps, the writes-limited oracle) were 13.6.
+    const entries = Object.entries(STRATEGY_COLOURS);
+    const close: string[] = [];
+    for (let i = 0; i < entries.length; i++)
+      for (let j = i + 1; j < entries.length; j++) {
+        const [a, ca] = entries[i] ?? ['', ''];
+        const [b, cb] = entries[j] ?? ['', ''];
+        const [l1, a1, b1] = lab(ca);
+        const [l2, a2, b2] = lab(cb);
+        const distance = Math.hypot(l1 - l2, a1 - a2, b1 - b2);
+        if (distance < 20) close.push(`${a} ${ca} ~ ${b} ${cb}: ${distance.toFixed(1)}`);
+      }
+    expect(close).toEqual([]);
   });
 });
