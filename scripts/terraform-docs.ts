@@ -5,11 +5,12 @@ import { parse } from '@cdktf/hcl2json';
 import * as prettier from 'prettier';
 
 /**
- * Writes the inputs and outputs tables of `terraform/README.md` from the module's `variable` and
+ * Writes the inputs and outputs tables of each module's README (`terraform/README.md`,
+ * `terraform/organization/README.md`) from the module's `variable` and
  * `output` blocks, between the markers below, then formats the README with the project's prettier
  * settings (so `prettier --check` and this script agree).
  *
- *   npm run build && node dist/scripts/terraform-docs.js           rewrite terraform/README.md
+ *   npm run build && node dist/scripts/terraform-docs.js           rewrite the READMEs
  *   npm run build && node dist/scripts/terraform-docs.js --check   exit 1 when it is stale
  */
 
@@ -157,7 +158,7 @@ export async function renderReadme(
   return prettier.format(text, { ...config, filepath });
 }
 
-/** What terraform/README.md should hold, and what it holds. */
+/** What a module's README.md should hold, and what it holds. */
 export async function expectedModuleReadme(
   moduleDir: string,
 ): Promise<{ path: string; current: string; expected: string }> {
@@ -167,20 +168,24 @@ export async function expectedModuleReadme(
   return { path, current, expected };
 }
 
+/** The modules whose README carries generated tables. */
+export const MODULE_DIRS = ['terraform', 'terraform/organization'] as const;
+
 async function main(): Promise<void> {
   const check = process.argv.includes('--check');
-  const moduleDir = resolve(process.cwd(), 'terraform');
-  const { path, current, expected } = await expectedModuleReadme(moduleDir);
-  if (current === expected) {
-    console.log('terraform/README.md is up to date');
-  } else if (check) {
-    console.error(
-      'terraform/README.md is stale: run npm run build && node dist/scripts/terraform-docs.js',
-    );
-    process.exitCode = 1;
-  } else {
-    await writeFile(path, expected);
-    console.log('wrote terraform/README.md');
+  for (const dir of MODULE_DIRS) {
+    const { path, current, expected } = await expectedModuleReadme(resolve(process.cwd(), dir));
+    if (current === expected) {
+      console.log(`${dir}/README.md is up to date`);
+    } else if (check) {
+      console.error(
+        `${dir}/README.md is stale: run npm run build && node dist/scripts/terraform-docs.js`,
+      );
+      process.exitCode = 1;
+    } else {
+      await writeFile(path, expected);
+      console.log(`wrote ${dir}/README.md`);
+    }
   }
 }
 

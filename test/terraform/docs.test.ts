@@ -1,16 +1,21 @@
 import { describe, expect, it } from 'vitest';
 import {
   expectedModuleReadme,
+  MODULE_DIRS,
   readModuleInterface,
   renderTables,
   typeExpression,
 } from '../../scripts/terraform-docs.js';
 
-describe('terraform/README.md', () => {
-  it('has the inputs and outputs tables generated from variables.tf and outputs.tf (run npm run build && node dist/scripts/terraform-docs.js if this fails)', async () => {
-    const { current, expected } = await expectedModuleReadme('terraform');
-    expect(current).toBe(expected);
-  });
+describe("the modules' READMEs", () => {
+  it.each(MODULE_DIRS)(
+    '%s/README.md has the inputs and outputs tables generated from variables.tf and outputs.tf (run npm run build && node dist/scripts/terraform-docs.js if this fails)',
+    async (dir) => {
+      const { current, expected } = await expectedModuleReadme(dir);
+      expect(current).toBe(expected);
+      expect(current).toMatch(/### Inputs/);
+    },
+  );
 
   it('lists every variable and output of the module', async () => {
     const module = await readModuleInterface('terraform');
