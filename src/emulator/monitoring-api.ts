@@ -412,7 +412,8 @@ function rawSeries(
   for (const s of services) {
     const byRevision = new Map<string, MinuteSample[]>();
     for (const row of ctx.model.history(s)) {
-      if (row.at > visibleUntil || row.at < startMs || row.at > endMs) continue;
+      // The interval is (start, end]: a point at the start time is not in it (TimeInterval).
+      if (row.at > visibleUntil || row.at <= startMs || row.at > endMs) continue;
       // Scaled to zero, Cloud Run writes no instance or utilization point; a count of requests
       // exists only in minutes with such requests.
       if (!requests && row.active + row.idle === 0) continue;

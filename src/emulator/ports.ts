@@ -34,13 +34,13 @@ export interface SimPortsOptions {
   lagMs: number;
 }
 
-/** Index of the first row at or after `ms` (rows are oldest first). */
-function firstAtOrAfter(rows: readonly { at: number }[], ms: number): number {
+/** Index of the first row after `ms` (rows are oldest first). */
+function firstAfter(rows: readonly { at: number }[], ms: number): number {
   let lo = 0;
   let hi = rows.length;
   while (lo < hi) {
     const mid = (lo + hi) >> 1;
-    if ((rows[mid]?.at ?? Infinity) < ms) lo = mid + 1;
+    if ((rows[mid]?.at ?? Infinity) <= ms) lo = mid + 1;
     else hi = mid;
   }
   return lo;
@@ -198,7 +198,8 @@ export function createSimPorts(model: FleetModel, options: SimPortsOptions): Obs
       const points: MetricSeries['points'] = [];
       const rows = model.history(s);
       const last = Math.min(visibleUntil, window.endMs);
-      for (let i = firstAtOrAfter(rows, window.startMs); i < rows.length; i++) {
+      // Monitoring reads (start, end], as the emulator's ListTimeSeries does (monitoring-api.ts).
+      for (let i = firstAfter(rows, window.startMs); i < rows.length; i++) {
         const row = rows[i];
         if (!row || row.at > last) break;
         if (only === 'requests') {

@@ -202,7 +202,7 @@ export async function observe(
     const refused = p.refused.ok ? indexSeries(p.refused.value) : null;
     // The minutes of the window, one a minute, up to the newest the project has.
     const minutes =
-      counts !== null && newest >= window.startMs ? minuteGrid(window.startMs, newest) : null;
+      counts !== null && newest > window.startMs ? minuteGrid(window.startMs, newest) : null;
     for (const svc of p.services) {
       if (!svc.gpu) continue;
       const id = poolOf(svc.project, svc.region, svc.gpu);
@@ -354,9 +354,14 @@ function indexSeries(series: MetricSeries[]): Map<string, MetricSeries> {
 const EMPTY: MetricSeries = { service: '', region: '', points: [] };
 const MINUTE_MS = 60_000;
 
-/** Minute times from the first at or after `startMs` to `endMs`, stepping back from `endMs`. */
+/**
+ * Minute times from the first after `startMs` to `endMs`, stepping back from `endMs`. Monitoring
+ * reads the interval (start, end] ("It includes the end time but excludes the start time",
+ * TimeInterval: https://cloud.google.com/monitoring/api/ref_v3/rpc/google.monitoring.v3#timeinterval),
+ * so a minute at `startMs` has no point and would read as a minute of 0.
+ */
 function minuteGrid(startMs: number, endMs: number): { start: number; length: number } {
-  const length = Math.floor((endMs - startMs) / MINUTE_MS) + 1;
+  const length = Math.floor((endMs - startMs - 1) / MINUTE_MS) + 1;
   return { start: endMs - (length - 1) * MINUTE_MS, length };
 }
 

@@ -137,15 +137,16 @@ describe('createMonitoringAdapter: instance counts', () => {
         `web@${US}`,
       ].sort(),
     );
-    // Minutes -10 .. -3: the newest point is as old as the metrics lag.
+    // Minutes -9 .. -3: a read interval is (start, end], so the minute at its start is not in it,
+    // and the newest point is as old as the metrics lag.
     const steady = find(series, 'steady');
     expect(steady?.points.map((p) => p.at)).toEqual(
-      [10, 9, 8, 7, 6, 5, 4, 3].map((m) => now - m * MINUTE),
+      [9, 8, 7, 6, 5, 4, 3].map((m) => now - m * MINUTE),
     );
-    expect(values(steady)).toEqual(Array(8).fill(2)); // 1 active + 1 idle
-    expect(values(find(series, 'twin', US))).toEqual(Array(8).fill(1));
-    expect(values(find(series, 'twin', EU))).toEqual(Array(8).fill(2));
-    expect(values(find(series, 'web'))).toEqual(Array(8).fill(2));
+    expect(values(steady)).toEqual(Array(7).fill(2)); // 1 active + 1 idle
+    expect(values(find(series, 'twin', US))).toEqual(Array(7).fill(1));
+    expect(values(find(series, 'twin', EU))).toEqual(Array(7).fill(2));
+    expect(values(find(series, 'web'))).toEqual(Array(7).fill(2));
   });
 
   it('asks exactly as documented: one aggregated query per project', async () => {
@@ -196,7 +197,7 @@ describe('createMonitoringAdapter: instance counts', () => {
     // ...and the adapter sees one service holding three instances every minute.
     const series = await adapter().instanceCounts(PROJECT, window);
     expect(series.filter((s) => s.service === 'rolling')).toHaveLength(1);
-    expect(values(find(series, 'rolling'))).toEqual(Array(8).fill(3));
+    expect(values(find(series, 'rolling'))).toEqual(Array(7).fill(3));
   });
 
   it('gives a service scaled to zero no series at all', async () => {
@@ -255,9 +256,9 @@ describe('createMonitoringAdapter: instance counts', () => {
     expect(keys(series)).toHaveLength(RUNNING);
     const steady = find(series, 'steady');
     expect(steady?.points.map((p) => p.at)).toEqual(
-      [10, 9, 8, 7, 6, 5, 4, 3].map((m) => now - m * MINUTE),
+      [9, 8, 7, 6, 5, 4, 3].map((m) => now - m * MINUTE),
     );
-    expect(values(steady)).toEqual(Array(8).fill(2));
+    expect(values(steady)).toEqual(Array(7).fill(2));
   });
 });
 
@@ -269,8 +270,8 @@ describe('createMonitoringAdapter: GPU utilization', () => {
     expect(keys(series)).not.toContain(`asleep@${US}`);
     expect(series).toHaveLength(RUNNING - 1);
     // Demand 1 on 2 GPUs: one instance busy (1.0), one idle (0.0); the mean, not the median.
-    expect(values(find(series, 'steady'))).toEqual(Array(8).fill(0.5));
-    expect(values(find(series, 'rolling'))).toEqual(Array(8).fill(1));
+    expect(values(find(series, 'steady'))).toEqual(Array(7).fill(0.5));
+    expect(values(find(series, 'rolling'))).toEqual(Array(7).fill(1));
     // Paged by a few points, the same answer.
     expect(await adapter({ pageSize: 3 }).gpuUtilization(PROJECT, window)).toEqual(series);
     emulator.resetCalls();
@@ -405,10 +406,10 @@ describe('createMonitoringAdapter: requests served and refused', () => {
         reader.servedRequests(PROJECT, window),
         reader.refusedRequests(PROJECT, window),
       ]);
-      const minutes = [10, 9, 8, 7, 6, 5, 4, 3].map((m) => now - m * MINUTE);
+      const minutes = [9, 8, 7, 6, 5, 4, 3].map((m) => now - m * MINUTE);
       expect(keys(served)).toEqual([`capped@${US}`, `easy@${EU}`]);
       expect(find(served, 'capped')?.points).toEqual(minutes.map((at) => ({ at, value: 80 })));
-      expect(values(find(served, 'easy', EU))).toEqual(Array(8).fill(40));
+      expect(values(find(served, 'easy', EU))).toEqual(Array(7).fill(40));
       expect(keys(refused)).toEqual([`capped@${US}`]);
       expect(find(refused, 'capped')?.points).toEqual(minutes.map((at) => ({ at, value: 80 })));
 
@@ -483,8 +484,8 @@ describe('createMonitoringAdapter: failures', () => {
     const { window } = lastMinutes(10);
     const expected = await adapter().instanceCounts(PROJECT, window);
     emulator.resetCalls();
-    // 88 points in pages of 32: three pages; the second fails twice before it is served.
-    expect(expected.reduce((n, s) => n + s.points.length, 0)).toBe(88);
+    // 77 points in pages of 32: three pages; the second fails twice before it is served.
+    expect(expected.reduce((n, s) => n + s.points.length, 0)).toBe(77);
     failNext(2, status.UNAVAILABLE, 1);
     await expect(adapter({ pageSize: 32 }).instanceCounts(PROJECT, window)).resolves.toEqual(
       expected,

@@ -91,9 +91,9 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
     expect(endOf(alpha?.points?.[0])).toBe(now - 3 * 60_000);
     const ends = (alpha?.points ?? []).map(endOf);
     expect(ends).toEqual([...ends].sort((a, b) => b - a));
-    expect(ends).toHaveLength(8); // minutes -10 .. -3
+    expect(ends).toHaveLength(7); // minutes -9 .. -3: the interval (start, end] leaves out -10
     expect(valueOf(services.get('render-x')?.points?.[0])).toBe(1); // its min instance, idle
-    // 48 points fit one page: ListTimeSeries pages by points (100,000 by default), not by the
+    // 42 points fit one page: ListTimeSeries pages by points (100,000 by default), not by the
     // emulator's page size of other List calls.
     expect(emulator.calls().filter((c) => c.method.endsWith('/ListTimeSeries'))).toHaveLength(1);
   });
@@ -149,7 +149,7 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
       service_name: 'delta',
       revision_name: expect.stringMatching(/^delta-00001-/),
     });
-    expect(s?.points).toHaveLength(3);
+    expect(s?.points).toHaveLength(2); // minutes -4 and -3: (start, end], 3 minutes' lag
   });
 
   async function utilization(aggregation: Record<string, unknown> | undefined, extra = '') {
@@ -287,8 +287,8 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
       pages.push(series as Series[]);
       pageToken = response?.nextPageToken ?? '';
     } while (pageToken !== '' && pages.length < 10);
-    // One series of 8 points, 3 per page: the same series on three pages.
-    expect(pages.map((p) => p.map((s) => s.points?.length))).toEqual([[3], [3], [2]]);
+    // One series of 7 points, 3 per page: the same series on three pages.
+    expect(pages.map((p) => p.map((s) => s.points?.length))).toEqual([[3], [3], [1]]);
     const ends = pages.flat().flatMap((s) => (s.points ?? []).map(endOf));
     expect(ends).toEqual([...new Set(ends)].sort((a, b) => b - a));
     for (const page of pages) expect(page[0]?.resource?.labels).toEqual({ service_name: 'alpha' });

@@ -136,17 +136,19 @@ describe('observe', () => {
       NOW,
     );
     // The default lookback is 30 minutes; the newest point of the project is 3 minutes old.
+    // Monitoring reads (start, end]: the minute 30 minutes ago is not in the window, so the
+    // grid starts a minute later rather than with a minute of 0 nothing was read for.
     const zeros = (n: number) => Array<number>(n).fill(0);
     const a = o.snapshot.services.find((s) => s.name === 'a')?.usage?.perMinute;
     expect(a).toEqual({
-      start: new Date(NOW - 30 * MIN).toISOString(),
-      inUse: [...zeros(25), 2, 3, 3],
-      served: [...zeros(25), 80, 120, 90],
-      refused: [...zeros(27), 40],
+      start: new Date(NOW - 29 * MIN).toISOString(),
+      inUse: [...zeros(24), 2, 3, 3],
+      served: [...zeros(24), 80, 120, 90],
+      refused: [...zeros(26), 40],
     });
     // Read, and none: zeros, not absent.
     const b = o.snapshot.services.find((s) => s.name === 'b')?.usage?.perMinute;
-    expect(b?.refused).toEqual(zeros(28));
+    expect(b?.refused).toEqual(zeros(27));
     expect(b?.inUse.at(-1)).toBe(1);
     expect(o.problems).toEqual([]);
   });
