@@ -17,6 +17,7 @@ import { CloudQuotasClient } from '@google-cloud/cloudquotas';
 import type { protos } from '@google-cloud/cloudquotas';
 
 import { InputError, UpstreamError } from '../errors.js';
+import { MAX_QUOTA_GPUS } from '../core/policy.js';
 import type { Fault } from '../errors.js';
 import type { QuotaPort, QuotaQuery } from '../ports/index.js';
 import { clientConfig } from './client-config.js';
@@ -90,7 +91,9 @@ export interface QuotaAdapter extends QuotaPort {
  * - {@link NotFoundError} when the quota info does not exist (NOT_FOUND): most likely a quota id
  *   that is not Google's (see {@link gpuQuotaId}), which must not read as "no quota";
  * - {@link UpstreamError} when a value is not a non-negative integer (an int64 beyond 2^53, or -1,
- *   which Cloud Quotas uses for "unlimited" and no budget can be made of);
+ *   which Cloud Quotas uses for "unlimited" and no budget can be made of), or is above
+ *   MAX_QUOTA_GPUS, the most the policy may give (the pool is then planned as one whose quota is
+ *   unknown: nothing in it raised);
  * - the other typed errors of src/errors.ts for the call's failures.
  *
  * Each (project, quota id) is read once per adapter, failures included: pools sharing a quota id
@@ -163,7 +166,13 @@ function pickValue(
     if (!e.details) throw new UpstreamError(`${what}: ${where} has no details`);
     return parseQuotaValue(e.details.value, `${what}, ${where}`);
   });
-  return Math.min(...values);
+  const value = Math.min(...values);
+  if (value > MAX_QUOTA_GPUS) {
+    throw new UpstreamError(
+      `${what}: ${value} GPUs is more than the ${MAX_QUOTA_GPUS} a pool's quota may have (set the quota in the policy)`,
+    );
+  }
+  return value;
 }
 
 /**

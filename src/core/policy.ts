@@ -170,12 +170,19 @@ export const ServiceRule = z.strictObject({
 });
 export type ServiceRule = z.infer<typeof ServiceRule>;
 
+/**
+ * The most GPUs a pool's quota may have, whether the policy gives it or Cloud Quotas answers it:
+ * the planner hands out a pool's GPUs one instance at a time (core/allocate.ts), so a quota in the
+ * billions would keep a run planning for hours, its lease held.
+ */
+export const MAX_QUOTA_GPUS = 1_000_000;
+
 export const PoolSettings = z.strictObject({
   project: z.string().min(1).describe('Default: every project of the policy.').optional(),
   region: z.string().min(1),
   accelerator: z.string().min(1).default(DEFAULT_ACCELERATOR),
   zonalRedundancy: z.boolean().default(true),
-  quota: Count.max(1_000_000)
+  quota: Count.max(MAX_QUOTA_GPUS)
     .describe('GPUs; overrides the quota read from the Cloud Quotas API.')
     .optional(),
   reserve: Count.max(1_000_000).describe('GPUs kept free in this pool.').optional(),

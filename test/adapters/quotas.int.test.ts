@@ -2,6 +2,7 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { createQuotaAdapter, gpuQuotaId, parseQuotaValue } from '../../src/adapters/quotas.js';
+import { MAX_QUOTA_GPUS } from '../../src/core/policy.js';
 import type { QuotaAdapter } from '../../src/adapters/quotas.js';
 import { startEmulator, RpcError } from '../../src/emulator/index.js';
 import type { FaultHook, RunningEmulator } from '../../src/emulator/index.js';
@@ -165,10 +166,26 @@ describe('createQuotaAdapter against the emulator', () => {
     expect(reads()).toEqual(['NvidiaH100GpuAllocPerProjectRegion']); // not retried
   });
 
-  it('reads large int64 values sent as strings', async () => {
-    emulator.setQuota({ project: PROJECT, region: ASIA, quota: 2_000_000_000_000 });
+  it('reads int64 values sent as strings, up to the most a pool may have', async () => {
+    emulator.setQuota({ project: PROJECT, region: ASIA, quota: MAX_QUOTA_GPUS });
     try {
-      await expect(adapter().gpuQuota(pool(ASIA))).resolves.toBe(2_000_000_000_000);
+      await expect(adapter().gpuQuota(pool(ASIA))).resolves.toBe(MAX_QUOTA_GPUS);
+    } finally {
+      emulator.setQuota({ project: PROJECT, region: ASIA, quota: null });
+    }
+  });
+
+  it('rejects a quota above the most a pool may have, which the planner cannot hand out', async () => {
+    // Planned one instance at a time, 10^10 GPUs kept a run planning for many minutes.
+    emulator.setQuota({ project: PROJECT, region: ASIA, quota: 10_000_000_000 });
+    try {
+      const error: unknown = await adapter()
+        .gpuQuota(pool(ASIA))
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(UpstreamError);
+      expect((error as Error).message).toMatch(
+        /10000000000 GPUs is more than the 1000000 a pool's quota may have \(set the quota in the policy\)/,
+      );
     } finally {
       emulator.setQuota({ project: PROJECT, region: ASIA, quota: null });
     }
