@@ -1,7 +1,12 @@
 import { cloudEvent, http, type CloudEvent } from '@google-cloud/functions-framework';
 import { jsonLogger } from '../log.js';
 import type { Answer } from './handler.js';
-import { carriesRequestText, readTriggerEvent, refuseRequest } from './request.js';
+import {
+  carriesRequestText,
+  frameworkRefusal,
+  readTriggerEvent,
+  refuseRequest,
+} from './request.js';
 
 /**
  * The Cloud Function (2nd gen, functions-framework). Two entry points, one run:
@@ -28,6 +33,8 @@ if (!process.env.NODE_ENV) process.env.NODE_ENV = 'production';
 // A request's text never reaches the log, not even through the framework: Express's default error
 // handler prints a body the JSON parser refused, text included (see carriesRequestText). Those
 // errors are replaced by one line that says what happened; everything else is printed as before.
+// The framework's other refusals of a request (an unsupported charset or Content-Encoding, a body
+// that does not inflate) are bad input too: one line saying why, not a stack trace.
 const printError = console.error.bind(console);
 console.error = (...args: unknown[]): void => {
   if (args.some(carriesRequestText)) {
@@ -35,6 +42,11 @@ console.error = (...args: unknown[]): void => {
       'WARNING',
       'refused a request body that could not be parsed (400); its content is not logged',
     );
+    return;
+  }
+  const refusal = args.map(frameworkRefusal).find((r) => r !== null);
+  if (refusal) {
+    log.log('WARNING', `refused a request (${refusal.status}): ${refusal.reason}`);
     return;
   }
   printError(...args);

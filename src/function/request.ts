@@ -1,3 +1,4 @@
+import { oneLine } from '../core/text.js';
 import { cutText } from '../errors.js';
 import type { Answer } from './handler.js';
 
@@ -76,6 +77,27 @@ export function carriesRequestText(e: unknown): boolean {
   if (typeof e !== 'object' || e === null) return false;
   const type = (e as { type?: unknown }).type;
   return Object.hasOwn(e, 'body') || (typeof type === 'string' && type.startsWith('entity.'));
+}
+
+/**
+ * A request the framework refused before the function ran, as the error Express's default handler
+ * is given: body-parser's errors (http-errors) carry a 4xx `status` and `expose: true`
+ * (body-parser's lib/read.js: an unsupported charset or Content-Encoding is 415, a body that does
+ * not inflate is 400). What to log for it, in one line: the reason, cut, or, when the error
+ * carries the request's text (see carriesRequestText), not even that. Null for any other error.
+ */
+export function frameworkRefusal(e: unknown): { status: number; reason: string } | null {
+  if (typeof e !== 'object' || e === null) return null;
+  const { status, statusCode, expose } = e as {
+    status?: unknown;
+    statusCode?: unknown;
+    expose?: unknown;
+  };
+  const code = typeof status === 'number' ? status : statusCode;
+  if (expose !== true || typeof code !== 'number' || code < 400 || code > 499) return null;
+  if (carriesRequestText(e)) return { status: code, reason: 'its content is not logged' };
+  const message = (e as { message?: unknown }).message;
+  return { status: code, reason: cutText(oneLine(String(message ?? 'no reason given')), ECHOED) };
 }
 
 /** MAX_BODY_BYTES in base64, which takes 4 characters for every 3 bytes. */

@@ -215,6 +215,41 @@ describe('the Cloud Function (HTTP entry point)', () => {
     expect(emulator.writes()).toEqual([]);
   });
 
+  it('logs one line, no stack trace, for a body the framework refuses before the function runs', async () => {
+    const before = printed.length;
+    const refused: [Record<string, string>, string, number, RegExp][] = [
+      [
+        { 'content-type': 'application/json; charset=latin1' },
+        '{}',
+        415,
+        /refused a request \(415\): unsupported charset \W*LATIN1/,
+      ],
+      [
+        { 'content-type': 'application/json', 'content-encoding': 'x-evil' },
+        '{}',
+        415,
+        /refused a request \(415\): unsupported content encoding \W*x-evil/,
+      ],
+      [
+        { 'content-type': 'application/json', 'content-encoding': 'gzip' },
+        'not gzip at all',
+        400,
+        /refused a request \(400\): /,
+      ],
+    ];
+    for (const [headers, body, status, line] of refused) {
+      const log = await logOf(async () => {
+        const res = await fetch(`${base(http)}/`, { method: 'POST', headers, body });
+        expect(res.status, JSON.stringify(headers)).toBe(status);
+      });
+      expect(log, JSON.stringify(headers)).toMatch(line);
+      expect(log.trim().split('\n'), JSON.stringify(headers)).toHaveLength(1);
+    }
+    const seen = printed.slice(before).join('\n');
+    expect(seen).not.toMatch(/\bat \S+ \(|node_modules|UnsupportedMediaTypeError/);
+    expect(emulator.writes()).toEqual([]);
+  });
+
   it('caps the body (413), refuses a body that is not JSON (415), and caps the faults', async () => {
     const big = await post(http, { mode: 'x'.repeat(100 * 1024) });
     expect(big.status).toBe(413);

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import {
   decodeBase64,
+  frameworkRefusal,
   MAX_BODY_BYTES,
   MAX_EVENT_BYTES,
   readTriggerEvent,
@@ -91,5 +92,43 @@ describe('readTriggerEvent: a Pub/Sub message or nothing', () => {
     expect(readTriggerEvent({ message: { data: 1n } })).toEqual({
       ignored: expect.stringMatching(/unmeasurable size/),
     });
+  });
+});
+
+describe("frameworkRefusal: the framework's 4xx refusals, in one line", () => {
+  it('names the reason of an exposed 4xx, cut and on one line, and never a body it carries', () => {
+    const charset = Object.assign(new Error('unsupported charset "LATIN1"'), {
+      status: 415,
+      expose: true,
+      type: 'charset.unsupported',
+    });
+    expect(frameworkRefusal(charset)).toEqual({
+      status: 415,
+      reason: 'unsupported charset "LATIN1"',
+    });
+    const long = Object.assign(new Error(`x\n${'y'.repeat(500)}`), {
+      statusCode: 400,
+      expose: true,
+    });
+    const cut = frameworkRefusal(long);
+    expect(cut?.reason).not.toContain('\n');
+    expect(cut?.reason.length).toBeLessThanOrEqual(100);
+    const parse = Object.assign(new Error('Unexpected token in "SECRET"'), {
+      status: 400,
+      expose: true,
+      body: 'SECRET',
+      type: 'entity.parse.failed',
+    });
+    expect(JSON.stringify(frameworkRefusal(parse))).not.toContain('SECRET');
+  });
+
+  it('leaves every other error to be printed as it is', () => {
+    expect(frameworkRefusal(new Error('a bug'))).toBeNull();
+    expect(
+      frameworkRefusal(Object.assign(new Error('x'), { status: 500, expose: false })),
+    ).toBeNull();
+    expect(frameworkRefusal(Object.assign(new Error('x'), { status: 415 }))).toBeNull();
+    expect(frameworkRefusal('text')).toBeNull();
+    expect(frameworkRefusal(null)).toBeNull();
   });
 });
