@@ -4,7 +4,7 @@ import { StringMap } from '../core/document.js';
 import type { CallRecord, EmulatorContext, WriteRecord } from './context.js';
 import type { FaultConfig, FaultConfigInput } from './faults.js';
 import type { InvariantSpec, InvariantSpecInput, Violation } from './invariants.js';
-import { Demand, readTrace } from './fleet.js';
+import { Accelerator, Demand, readTrace, Region } from './fleet.js';
 import { topicNameFault, type PublishedMessage } from './pubsub-store.js';
 import {
   decideQuotaPreference,
@@ -33,15 +33,12 @@ const Target = {
 export const SetDemandInput = z.strictObject({ ...Target, demand: Demand });
 export type SetDemandInput = z.input<typeof SetDemandInput>;
 
+// The region and accelerator as the fleet file checks them: a quota entry under "../x" or a
+// 5,000-character accelerator would be a pool no service can be in, answered by the Quotas API.
 export const SetQuotaInput = z.strictObject({
   project: z.string().min(1),
-  region: z
-    .string()
-    .min(1)
-    .nullable()
-    .optional()
-    .describe('Absent or null: the regionless default entry.'),
-  accelerator: z.string().min(1).default('nvidia-l4'),
+  region: Region.nullable().optional().describe('Absent or null: the regionless default entry.'),
+  accelerator: Accelerator.default('nvidia-l4'),
   zonalRedundancy: z.boolean().default(true),
   quota: z
     .number()

@@ -64,9 +64,12 @@ const Name = z
     /^[a-z]([-a-z0-9]{0,47}[a-z0-9])?$/,
     'expected a Cloud Run name: lower-case letters, digits and "-"',
   );
-const Region = z.string().regex(/^[a-z]+-[a-z]+\d+$/, 'expected a region such as "us-central1"');
-const Accelerator = z
+export const Region = z
   .string()
+  .regex(/^[a-z]+-[a-z]+\d+$/, 'expected a region such as "us-central1"');
+export const Accelerator = z
+  .string()
+  .max(63)
   .regex(/^[a-z][-a-z0-9]*$/, 'expected an accelerator such as "nvidia-l4"');
 const TimeZone = z
   .string()

@@ -93,6 +93,27 @@ describe('the HTTP admin endpoint', () => {
     expect(gamma()?.reconciling).toBe(false);
   });
 
+  it('refuses a quota for a region or an accelerator no fleet could name, changing nothing', async () => {
+    const before = emulator.state().pools;
+    const badRegion = await post('/quota', {
+      project: 'test-project',
+      region: '../x',
+      quota: 1,
+    });
+    expect(badRegion.status).toBe(400);
+    expect(String(badRegion.body['error'])).toMatch(/region: expected a region such as/);
+    const badAccelerator = await post('/quota', {
+      project: 'test-project',
+      region: 'us-central1',
+      accelerator: 'a'.repeat(5000),
+      quota: 1,
+    });
+    expect(badAccelerator.status).toBe(400);
+    expect(String(badAccelerator.body['error'])).toMatch(/accelerator: Too big/);
+    expect(String(badAccelerator.body['error']).length).toBeLessThan(500);
+    expect(emulator.state().pools).toEqual(before);
+  });
+
   it('answers 400 with the faulty field for bad input, 404 for unknown routes', async () => {
     const bad = await post('/demand', { service: 'gamma', demand: { constant: -1 } });
     expect(bad.status).toBe(400);
