@@ -1,5 +1,6 @@
 import { DateTime } from 'luxon';
 import { z } from 'zod';
+import { isValidTimeZone } from '../core/schedule.js';
 
 /**
  * The seeded synthetic demand generator: per-minute instances wanted, from a few shapes a platform
@@ -16,7 +17,11 @@ export const SyntheticShape = z.discriminatedUnion('kind', [
     base: z.number().min(0).describe('Instances at the quietest hour.'),
     peak: z.number().min(0).describe('Instances at the busiest hour.'),
     peakHour: Hour.describe('Local hour of the peak.'),
-    timezone: z.string().min(1).default('UTC'),
+    // Checked here: an unknown zone makes every minute NaN, and the scenario's quota with it.
+    timezone: z
+      .string()
+      .refine(isValidTimeZone, 'expected an IANA time zone such as "Europe/Paris"')
+      .default('UTC'),
     sharpness: z.number().min(0.1).max(20).default(2).describe('Higher: a shorter busy period.'),
   }),
   z.strictObject({

@@ -102,6 +102,29 @@ describe('the trace demand model', () => {
     expect(new Set(firstHour.map((v) => v.toFixed(3))).size).toBeGreaterThan(30);
   });
 
+  it('refuses a diurnal shape in an unknown time zone, naming it (not a fleet with a NaN quota)', () => {
+    const scenario = (timezone: string) => () =>
+      parseScenario(
+        {
+          scenario: 1,
+          quotaFactor: 0.8,
+          services: [
+            {
+              name: 'a',
+              maxInstances: 2,
+              demand: { shape: { kind: 'diurnal', base: 0, peak: 3, peakHour: 14, timezone } },
+            },
+          ],
+        },
+        'scenario s.yaml',
+      );
+    expect(scenario('Mars/Phobos')).toThrow(InputError);
+    expect(scenario('Mars/Phobos')).toThrow(
+      'scenario s.yaml is not valid:\n  - services[0].demand.shape.timezone: expected an IANA time zone such as "Europe/Paris"',
+    );
+    expect(scenario('America/New_York')).not.toThrow();
+  });
+
   it('refuses a service that wants more than 10,000 instances in a minute, naming it', async () => {
     // A peak of a billion instances ran for minutes and gigabytes before: every instance is played.
     const scenario = (peak: number) =>
