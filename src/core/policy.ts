@@ -18,6 +18,32 @@ import { clockMinutes, isValidTimeZone, WEEKDAYS } from './schedule.js';
  */
 
 const Count = z.number().int().min(0);
+
+/**
+ * A project of the policy: it names resources (`projects/{project}/locations/{region}`), a
+ * Monitoring filter and the state store's file, so only the characters of Google's project ids
+ * are accepted: lower-case letters, digits and hyphens, at most 30, not beginning or ending with a
+ * hyphen ("must be 6 to 30 characters", https://cloud.google.com/resource-manager/docs/creating-managing-projects);
+ * a project number is digits; a legacy domain-scoped project is `example.com:my-project`. Never
+ * "a/b", "../x", spaces or quotes, which would otherwise reach Google as a name and fail the run.
+ */
+export const ProjectId = z
+  .string()
+  .regex(
+    /^([a-z0-9][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$/,
+    'expected a project id such as "my-project": lower-case letters, digits and hyphens, at most 30, not beginning or ending with a hyphen',
+  );
+
+/**
+ * A region (`us-central1`): one segment of a resource name, so lower-case letters, digits and
+ * hyphens only, a letter first, at most 63 (AIP-122 ids, https://google.aip.dev/122).
+ */
+export const RegionId = z
+  .string()
+  .regex(
+    /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/,
+    'expected a region such as "us-central1": lower-case letters, digits and hyphens, a letter first',
+  );
 const Weight = z.number().positive().max(1_000_000);
 const Priority = z.number().int().min(-1_000_000).max(1_000_000);
 const Headroom = z.number().min(0).max(10);
@@ -178,8 +204,8 @@ export type ServiceRule = z.infer<typeof ServiceRule>;
 export const MAX_QUOTA_GPUS = 1_000_000;
 
 export const PoolSettings = z.strictObject({
-  project: z.string().min(1).describe('Default: every project of the policy.').optional(),
-  region: z.string().min(1),
+  project: ProjectId.describe('Default: every project of the policy.').optional(),
+  region: RegionId,
   accelerator: z.string().min(1).default(DEFAULT_ACCELERATOR),
   zonalRedundancy: z.boolean().default(true),
   quota: Count.max(MAX_QUOTA_GPUS)
@@ -258,7 +284,7 @@ export const Policy = z
     $schema: z.string().optional(),
     version: z.literal(1),
     projects: z
-      .array(z.string().min(1))
+      .array(ProjectId)
       .default([])
       .describe('Projects to govern; may be empty only when `discovery` names where to find them.'),
     discovery: Discovery.optional(),
@@ -284,7 +310,7 @@ export const Policy = z
       .optional()
       .describe('Govern each project in its own function run, fanned out through Pub/Sub.'),
     regions: z
-      .array(z.string().min(1))
+      .array(RegionId)
       .min(1)
       .describe('Default: every region that has GPU services.')
       .optional(),

@@ -246,6 +246,24 @@ describe('governor CLI', () => {
     expect(r.stderr).not.toContain('    at ');
   });
 
+  it('plan refuses a project or region that is no resource name segment, exit 2, before any call', async () => {
+    // Before any Google call: without credentials, a call would be exit 1 instead.
+    const env: NodeJS.ProcessEnv = { ...process.env, HOME: tmp, METADATA_SERVER_DETECTION: 'none' };
+    delete env.GOOGLE_APPLICATION_CREDENTIALS;
+    delete env.GOVERNOR_EMULATOR_HOST;
+    const bad = file('names.yaml', 'version: 1\nprojects: [../x]\nregions: [us central1]\n');
+    const r = await run(process.execPath, ['bin/governor.js', 'plan', '--policy', bad], {
+      env,
+    }).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain('projects[0]: expected a project id such as "my-project"');
+    expect(r.stderr).toContain('regions[0]: expected a region such as "us-central1"');
+    expect(r.stderr).not.toContain('    at ');
+  });
+
   it('reports a YAML syntax error with its line, exit 2', async () => {
     const broken = file('broken.yaml', 'version: 1\nprojects: [p\n');
     const r = await governor('validate', '--policy', broken);

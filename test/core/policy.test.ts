@@ -175,6 +175,40 @@ describe('policy', () => {
     expect(faults).toContain('services[0].match.project: "q" is not one of the policy\'s projects');
   });
 
+  it('refuses projects and regions that could not be one segment of a resource name', () => {
+    const projects = [
+      '../x',
+      'a/b',
+      '%2F',
+      'a b',
+      'My-Project',
+      'ünï',
+      'p"x',
+      '-p',
+      'a'.repeat(31),
+    ];
+    const regions = ['../x', 'us central1', '-', 'US-CENTRAL1', 'r'.repeat(64)];
+    const faults = faultsOf({
+      version: 1,
+      projects,
+      regions,
+      pools: [{ project: 'a/b', region: 'a/b' }],
+    });
+    const project = /^expected a project id such as "my-project"/;
+    const region = /^expected a region such as "us-central1"/;
+    for (const i of projects.keys())
+      expect(faults.find((f) => f.startsWith(`projects[${i}]: `))?.split(': ')[1]).toMatch(project);
+    for (const i of regions.keys())
+      expect(faults.find((f) => f.startsWith(`regions[${i}]: `))?.split(': ')[1]).toMatch(region);
+    expect(faults.find((f) => f.startsWith('pools[0].project: '))).toMatch(/project id/);
+    expect(faults.find((f) => f.startsWith('pools[0].region: '))).toMatch(/region such as/);
+    // Google's ids, project numbers and legacy domain-scoped projects are kept.
+    const ok = ['my-project', 'p', '123456789012', 'example.com:my-project', 'a'.repeat(30)];
+    expect(
+      parsePolicy({ version: 1, projects: ok, regions: ['us-central1', 'europe-west10'] }).projects,
+    ).toEqual(ok);
+  });
+
   it('refuses a __proto__ label key with its path, from YAML and from JSON', () => {
     // JSON.parse and YAML make "__proto__" an own key; a plain z.record used to drop it silently,
     // so the rule matched every service instead of none.
