@@ -1,4 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
+import { z } from 'zod';
 import { isInputError, GovernorError, UsageError } from '../errors.js';
 import { plan } from '../core/planner.js';
 import type { Policy } from '../core/policy.js';
@@ -38,14 +39,20 @@ function policyOption(fallback?: string): Option {
   return fallback === undefined ? required(option) : packagedDefault(option, fallback);
 }
 
+/**
+ * `--at`: a time with its offset (`Z` or `+01:00`) and a real date, as the snapshot's `takenAt`.
+ * `Date.parse` alone would read a time without an offset in the machine's own zone (the same
+ * command planning for another hour on another laptop) and roll 2026-02-30 over to March 2.
+ */
+const AtTime = z.iso.datetime({ offset: true });
+
 function parseAt(text: string): string {
-  const ms = Date.parse(text);
-  if (!/^\d{4}-\d{2}-\d{2}T/.test(text) || Number.isNaN(ms)) {
+  if (!AtTime.safeParse(text).success) {
     throw new UsageError(
-      `--at ${JSON.stringify(text)} is not an ISO 8601 time such as 2026-11-27T10:00:00Z`,
+      `--at ${JSON.stringify(text)} is not an ISO 8601 time with its offset, such as 2026-11-27T10:00:00Z`,
     );
   }
-  return new Date(ms).toISOString();
+  return new Date(Date.parse(text)).toISOString();
 }
 
 function parsePort(text: string): number {
@@ -134,7 +141,7 @@ export function buildProgram(
     .action(
       run(async (opts: { policy: string; snapshot?: string; at?: string; json?: boolean }) => {
         const policy = await loadPolicy(opts.policy, opts.snapshot ? {} : { forProjects: 'plan' });
-        const at = opts.at ? parseAt(opts.at) : undefined;
+        const at = opts.at !== undefined ? parseAt(opts.at) : undefined;
         const snapshot = await snapshotFor(policy, opts.snapshot, io, options);
         const result = plan(snapshot, policy, at ?? snapshot.takenAt);
         io.stdout.write(

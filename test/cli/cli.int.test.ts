@@ -187,6 +187,28 @@ describe('governor CLI', () => {
     expect(saturday.at).toBe('2026-11-28T15:00:00.000Z');
   });
 
+  it('--at needs its offset and a real date: never the machine zone, never a rolled-over day', async () => {
+    // Without an offset Date.parse reads the machine's zone: in New York, 10:00 was 15:00Z.
+    const at = (text: string) =>
+      run(process.execPath, ['bin/governor.js', 'plan', ...EXAMPLE, '--json', '--at', text], {
+        env: { ...process.env, TZ: 'America/New_York', METADATA_SERVER_DETECTION: 'none' },
+      }).then(
+        (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
+        (e: { code: number; stdout: string; stderr: string }) => e,
+      );
+    for (const bad of ['2026-11-27T10:00:00', '2026-02-30T10:00:00Z', '']) {
+      const r = await at(bad);
+      expect(r.code, bad).toBe(2);
+      expect(r.stderr).toBe(
+        `error: --at ${JSON.stringify(bad)} is not an ISO 8601 time with its offset, such as 2026-11-27T10:00:00Z\n`,
+      );
+      expect(r.stdout).toBe('');
+    }
+    const paris = await at('2026-11-27T10:00:00+01:00');
+    expect(paris.code).toBe(0);
+    expect(Plan.parse(JSON.parse(paris.stdout)).at).toBe('2026-11-27T09:00:00.000Z');
+  });
+
   it('rejects a bad snapshot with exit 2, naming the fields', async () => {
     const bad = file('bad.json', '{"version": 1, "takenAt": "yesterday", "pools": 3}');
     const r = await governor(
