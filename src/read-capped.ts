@@ -104,5 +104,37 @@ export async function readInputText(path: string, what: string, maxBytes: number
       [],
     );
   }
-  return bytes.toString('utf8');
+  const text = utf8Text(bytes);
+  if (text === null) {
+    throw new InputError(
+      `cannot read the ${what} file ${path}: line ${invalidUtf8Line(bytes)} is not UTF-8 text`,
+      [],
+    );
+  }
+  return text;
+}
+
+/**
+ * The bytes as UTF-8 text, or null when they are not UTF-8: `toString('utf8')` would turn each
+ * bad byte into U+FFFD silently, so a policy saved in Latin-1 would match or name something else.
+ */
+function utf8Text(bytes: Buffer): string | null {
+  try {
+    return new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    return null;
+  }
+}
+
+/** The 1-based line holding the first byte that is not UTF-8. */
+function invalidUtf8Line(bytes: Buffer): number {
+  let line = 1;
+  let start = 0;
+  for (;;) {
+    const end = bytes.indexOf(0x0a, start);
+    if (utf8Text(bytes.subarray(start, end === -1 ? bytes.length : end)) === null) return line;
+    if (end === -1) return line;
+    line += 1;
+    start = end + 1;
+  }
 }

@@ -52,6 +52,19 @@ describe('reading a named file, never more than a limit', () => {
     expect(await readInputText(file('small', 3), 'policy', 1024)).toBe('aaa');
   });
 
+  it('refuses bytes that are not UTF-8, naming the line, rather than reading U+FFFD', async () => {
+    const latin1 = join(dir, 'latin1.yaml');
+    writeFileSync(latin1, Buffer.from('version: 1\nprojects: [caf\xe9]\n', 'latin1'));
+    const error: unknown = await readInputText(latin1, 'policy', 1024).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as Error).message).toBe(
+      `cannot read the policy file ${latin1}: line 2 is not UTF-8 text`,
+    );
+    const utf8 = join(dir, 'utf8.yaml');
+    writeFileSync(utf8, '\ufeffname: café ✓\n');
+    expect(await readInputText(utf8, 'policy', 1024)).toBe('name: café ✓\n');
+  });
+
   it('writes a limit in MiB, KiB or bytes', () => {
     expect(sizeText(64 << 20)).toBe('64 MiB');
     expect(sizeText(4 << 10)).toBe('4 KiB');
