@@ -55,15 +55,18 @@ function parseAt(text: string): string {
   return new Date(Date.parse(text)).toISOString();
 }
 
-function parsePort(text: string): number {
-  const n = Number(text);
+/** Digits only: `Number` would also take "1e3", "0x50", " 8 " and "" (0). */
+const DIGITS = /^\d{1,9}$/;
+
+function parsePort(text: string, flag: string): number {
+  const n = DIGITS.test(text) ? Number(text) : NaN;
   if (!Number.isInteger(n) || n < 0 || n > 65_535)
-    throw new UsageError(`${JSON.stringify(text)} is not a port (0–65535)`);
+    throw new UsageError(`${flag} ${JSON.stringify(text)} is not a port (0–65535)`);
   return n;
 }
 
 function parseCount(text: string, flag: string, max = 1000): number {
-  const n = Number(text);
+  const n = DIGITS.test(text) ? Number(text) : NaN;
   if (!Number.isInteger(n) || n < 1 || n > max)
     throw new UsageError(
       `${flag} ${JSON.stringify(text)}: expected a whole number from 1 to ${max}`,
@@ -384,8 +387,12 @@ export function buildProgram(
         'examples/fleet.yaml',
       ),
     )
-    .option('--port <n>', 'gRPC port on 127.0.0.1 (default: a free port)', parsePort)
-    .option('--admin-port <n>', 'HTTP admin port on 127.0.0.1 (default: a free port)', parsePort)
+    .option('--port <n>', 'gRPC port on 127.0.0.1 (default: a free port)', (t) =>
+      parsePort(t, '--port'),
+    )
+    .option('--admin-port <n>', 'HTTP admin port on 127.0.0.1 (default: a free port)', (t) =>
+      parsePort(t, '--admin-port'),
+    )
     .option(
       '--speed <n>',
       'virtual seconds per second, or "manual" (time moves only via the admin endpoint)',

@@ -182,6 +182,11 @@ describe('governor quota recommend', () => {
       ['--days', '0'],
       ['--days', '15'],
       ['--days', 'many'],
+      // Number() would read these as 10, 5, 5 and 0: a whole number is digits.
+      ['--days', '1e1'],
+      ['--days', '0x5'],
+      ['--days', ' 5'],
+      ['--days', ''],
       ['--at', 'yesterday'],
     ]) {
       const r = await governor(
@@ -193,7 +198,7 @@ describe('governor quota recommend', () => {
         stateDir,
         ...bad,
       );
-      expect(r.code).toBe(2);
+      expect(r.code, bad.join(' ')).toBe(2);
       expect(r.stderr).not.toMatch(/\n\s+at /);
     }
     const badPolicy = policy('bad.yaml', 'quotaRequests: {enabled: true}\n');
