@@ -1,8 +1,9 @@
 import { relative } from 'node:path';
-import { InputError } from '../errors.js';
+import { InputError, UsageError } from '../errors.js';
 import { oneLine as oneLineText } from '../core/text.js';
 import {
   FleetError,
+  MAX_CLOCK_SPEED,
   startEmulator,
   type PublishedMessage,
   type RunningEmulator,
@@ -60,6 +61,11 @@ export async function runEmulatorCommand(
   opts: { fleet: string; port?: number; adminPort?: number; speed: number | 'manual' },
   io: Streams,
 ): Promise<number> {
+  if (opts.speed !== 'manual' && opts.speed > MAX_CLOCK_SPEED) {
+    throw new UsageError(
+      `--speed ${opts.speed}: at most ${MAX_CLOCK_SPEED} (a virtual day a second); the emulator plays every virtual minute and would never catch up`,
+    );
+  }
   const emulator = await start({
     fleet: opts.fleet,
     speed: opts.speed,

@@ -6,6 +6,13 @@
 export type ClockMode =
   { readonly kind: 'real'; readonly speed: number } | { readonly kind: 'manual' };
 
+/**
+ * The fastest a `real` clock may run: a virtual day per second. The emulator plays every virtual
+ * minute of every service, so a clock much faster than this spends each second of the wall clock
+ * modelling more minutes than it can, and never catches up.
+ */
+export const MAX_CLOCK_SPEED = 86_400;
+
 export class VirtualClock {
   private baseVirtual: number;
   private baseWall: number;
@@ -15,8 +22,8 @@ export class VirtualClock {
     readonly mode: ClockMode,
     private readonly wallNow: () => number = Date.now,
   ) {
-    if (mode.kind === 'real' && !(mode.speed > 0))
-      throw new RangeError('clock speed must be above 0');
+    if (mode.kind === 'real' && !(mode.speed > 0 && mode.speed <= MAX_CLOCK_SPEED))
+      throw new RangeError(`clock speed must be above 0 and at most ${MAX_CLOCK_SPEED}`);
     this.baseVirtual = startMs;
     this.baseWall = wallNow();
   }

@@ -142,6 +142,7 @@ export {
   type FleetInput,
 } from './fleet.js';
 export { FleetModel } from './model.js';
+export { MAX_CLOCK_SPEED } from './clock.js';
 export type { CallRecord, FaultHook, WriteRecord } from './context.js';
 export type { EmulatorControl, EmulatorState, PoolView, ServiceView } from './control.js';
 export {

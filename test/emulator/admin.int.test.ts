@@ -1,5 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { VirtualClock } from '../../src/emulator/clock.js';
+import { MAX_CLOCK_SPEED, VirtualClock } from '../../src/emulator/clock.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { clientsFor, closeClients, PARENT } from './helpers.js';
 import { testFleet } from '../support/fixtures.js';
@@ -18,6 +18,15 @@ describe('the virtual clock', () => {
     expect(manual.now()).toBe(5_000);
     expect(fast.now()).toBe(125_000);
     expect(() => manual.advance(-1)).toThrow();
+  });
+
+  it('runs no faster than a virtual day a second, nor at 0', () => {
+    expect(() => new VirtualClock(0, { kind: 'real', speed: MAX_CLOCK_SPEED })).not.toThrow();
+    expect(() => new VirtualClock(0, { kind: 'real', speed: MAX_CLOCK_SPEED + 1 })).toThrow(
+      RangeError,
+    );
+    expect(() => new VirtualClock(0, { kind: 'real', speed: 0 })).toThrow(RangeError);
+    expect(MAX_CLOCK_SPEED).toBe(86_400);
   });
 });
 
