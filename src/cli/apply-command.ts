@@ -2,6 +2,7 @@ import { createInterface } from 'node:readline/promises';
 import type { Plan } from '../core/plan.js';
 import { restoreProgress } from '../core/restore.js';
 import { CAUSE_LABELS, type WriteCause } from '../core/write-result.js';
+import { listOnOneLine } from '../core/text.js';
 import { UsageError } from '../errors.js';
 import { assertCredentials } from '../adapters/credentials.js';
 import { textLogger } from '../log.js';
@@ -76,7 +77,7 @@ export async function runApply(
   } catch (e) {
     if (!(e instanceof RunFailedError)) throw e;
     // One line on stderr; how far the run got on stdout.
-    io.stderr.write(`error: ${oneLine(e.message)}\n`);
+    io.stderr.write(`error: ${listOnOneLine(e.message)}\n`);
     io.stdout.write(summary(e.report) + '\n');
     return 1;
   } finally {
@@ -100,10 +101,6 @@ export async function runApply(
   if (restore && report.plan && report.outcome !== 'declined' && report.outcome !== 'lease-held')
     io.stdout.write(restoreSummary(report.plan, report) + '\n');
   return report.outcome === 'failed' || report.outcome === 'lease-held' ? 1 : 0;
-}
-
-function oneLine(text: string): string {
-  return text.replace(/\s*\n\s*/g, '; ');
 }
 
 /** How far `governor restore` got, and what to do when it could not finish. */

@@ -40,6 +40,13 @@ export function zodFaults(error: z.ZodError): Fault[] {
       }
     } else if (issue.code === 'invalid_union' && issue.errors.length > 0) {
       faults.push({ path, message: issue.message });
+    } else if (issue.code === 'invalid_type' && / received undefined$/.test(issue.message)) {
+      // A key left out reads "expected string, received undefined": say it is missing.
+      faults.push({
+        path,
+        message:
+          issue.expected === 'nonoptional' ? 'missing' : `missing (expected ${issue.expected})`,
+      });
     } else {
       faults.push({ path, message: issue.message });
     }
@@ -171,6 +178,13 @@ export function syntaxFault(text: string, error: unknown, format: DocumentFormat
     // the engine's terms.
     if (first.startsWith('Maximum call stack size exceeded')) {
       return { path: where, message: `nested too deeply to read (brackets or indents)` };
+    }
+    // The parser's advice is for programmers ("please use YAML.parseAllDocuments()").
+    if (error.code === 'MULTIPLE_DOCS') {
+      return {
+        path: where,
+        message: 'a second document starts here (a line "---"): the file must hold one',
+      };
     }
     return { path: where, message: first };
   }

@@ -12,6 +12,14 @@ export function oneLine(text: string): string {
   return text.replace(/\p{Cc}+/gu, ' ').trim();
 }
 
+/**
+ * One of the governor's own messages of several lines on one line, its list kept readable:
+ * "Unreadable X:\n  - a\n  - b" becomes "Unreadable X: a; b" (for a log or a terminal line).
+ */
+export function listOnOneLine(text: string): string {
+  return text.replace(/:\s*\n\s*-\s+/g, ': ').replace(/\s*\n\s*(?:-\s+)?/g, '; ');
+}
+
 /** `1 minute`, `2 minutes`, `0.5 days`: a count and its noun, singular only for exactly one. */
 export function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;

@@ -90,6 +90,25 @@ describe('reading a document', () => {
     expect(e.faults[0]?.message).toBe('All mapping items must start at the same column');
   });
 
+  it('names a key left out as missing, not "received undefined"', () => {
+    const e = caught(() =>
+      parsePolicyText('version: 1\nprojects: [p]\nservices:\n  - {}\n', 'policy p.yaml'),
+    );
+    expect(e.faults).toEqual([{ path: 'services[0].match', message: 'missing (expected object)' }]);
+  });
+
+  it("says a file holds two YAML documents in a reader's words", () => {
+    const e = caught(() =>
+      parsePolicyText('version: 1\nprojects: [p]\n---\nversion: 1\n', 'policy p.yaml'),
+    );
+    expect(e.faults).toEqual([
+      {
+        path: 'line 3, column 1',
+        message: 'a second document starts here (a line "---"): the file must hold one',
+      },
+    ]);
+  });
+
   it('says a duration written as a bare number needs its unit', () => {
     const e = caught(() =>
       parsePolicyText('version: 1\nprojects: [p]\ndefaults:\n  lookback: 30\n', 'policy p.yaml'),

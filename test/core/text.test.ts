@@ -1,0 +1,15 @@
+import { describe, expect, it } from 'vitest';
+import { listOnOneLine } from '../../src/core/text.js';
+
+describe('listOnOneLine', () => {
+  it('puts a message and its list of faults on one line, no stray separator after the colon', () => {
+    expect(
+      listOnOneLine('Unreadable state file s.json:\n  - project: missing\n  - runs: missing'),
+    ).toBe('Unreadable state file s.json: project: missing; runs: missing');
+  });
+
+  it('joins other lines with "; " and leaves a single line as it is', () => {
+    expect(listOnOneLine('first\n  second')).toBe('first; second');
+    expect(listOnOneLine('one line: with a colon')).toBe('one line: with a colon');
+  });
+});
