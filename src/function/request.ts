@@ -12,6 +12,13 @@ import type { Answer } from './handler.js';
  * the cap is applied to the bytes it read, before the body is validated. What a request may ask
  * is tens of bytes: a body past the cap is refused without looking at it, so neither validation
  * nor the answer grows with it.
+ *
+ * Not bounded here: what the framework spends before the function runs. A compressed body
+ * (`Content-Encoding: gzip`) is inflated and parsed first, up to that 1024mb limit: 194 KB of gzip
+ * that inflates to 200 MB was answered 413 here, but left the process at about 730 MB. Only a
+ * caller who passes Cloud Run's IAM check (the scheduler's OIDC identity, `roles/run.invoker`)
+ * reaches it; the Terraform module grants that to the scheduler alone, and the function's memory
+ * limit ends such a request with the instance, not with a wrong write.
  */
 export const MAX_BODY_BYTES = 64 * 1024;
 
