@@ -1,5 +1,6 @@
-import { mkdir, stat, writeFile } from 'node:fs/promises';
-import { dirname } from 'node:path';
+import { constants } from 'node:fs';
+import { access, mkdir, stat, writeFile } from 'node:fs/promises';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { createGooglePorts } from '../adapters/index.js';
 import { createClock } from '../adapters/clock.js';
 import { durationMs } from '../core/duration.js';
@@ -112,14 +113,37 @@ function assertGoverns(policy: Policy, fleet: Fleet, flags: SimulateFlags): void
 
 /**
  * `--report` names a file that can be written, checked before minutes of simulation rather than
- * after: an existing folder is bad usage. Other faults (no space, no permission) surface when the
- * report is written, naming the file.
+ * after: an existing folder is bad usage, and so is a path whose nearest existing ancestor is not
+ * a folder this process may write in (the report's folders are made when it is written). Other
+ * faults (no space, a read-only file system) surface when the report is written, naming the file.
  */
 async function checkReportPath(report: string | undefined): Promise<void> {
   if (!report) return;
   const info = await stat(report).catch(() => null);
   if (info?.isDirectory()) {
     throw new UsageError(`--report ${report}: is a directory; name the HTML file to write`);
+  }
+  if (info) return;
+  let ancestor = dirname(resolvePath(report));
+  for (;;) {
+    const found = await stat(ancestor).catch(() => null);
+    if (found) {
+      const writable = found.isDirectory()
+        ? await access(ancestor, constants.W_OK).then(
+            () => true,
+            () => false,
+          )
+        : false;
+      if (!writable) {
+        throw new UsageError(
+          `--report ${report}: ${ancestor} is ${found.isDirectory() ? 'a folder this process cannot write in' : 'not a folder'}; name a file in a folder you can write`,
+        );
+      }
+      return;
+    }
+    const parent = dirname(ancestor);
+    if (parent === ancestor) return;
+    ancestor = parent;
   }
 }
 
@@ -131,6 +155,11 @@ export async function runSimulate(flags: SimulateFlags, io: Streams): Promise<nu
   const policy = await loadPolicy(flags.policy);
   const input = await loadSimulationInput(flags.fleet);
   const hours = hoursFlag ?? input.hours ?? 24;
+  if (hours * 60 < tick) {
+    throw new UsageError(
+      `--hours ${hours}: shorter than one tick of the governor (${tick} min), which would never run`,
+    );
+  }
   assertGoverns(policy, input.fleet, flags);
   const bar = progressBar(io.stderr);
   let result: SimulationResult;

@@ -90,6 +90,35 @@ describe('governor CLI', () => {
       'error: cannot write the report /dev/full: no space left on device',
     );
     expect(full.stderr).not.toContain('unexpected failure');
+    // Under a file, as if it were a folder: refused before simulating too.
+    const plain = file('plain.txt', 'not a folder');
+    const under = await governor(
+      ...sim,
+      'examples/sim-traces.yaml',
+      '--report',
+      join(plain, 'sub', 'report.html'),
+    );
+    expect(under.code).toBe(2);
+    expect(under.stderr).toBe(
+      `error: --report ${join(plain, 'sub', 'report.html')}: ${plain} is not a folder; name a file in a folder you can write\n`,
+    );
+    expect(under.stdout).toBe('');
+  });
+
+  it('simulate --hours shorter than one tick is bad usage, not a run in which nothing is governed', async () => {
+    const r = await governor(
+      'simulate',
+      '--policy',
+      'examples/sim-policy.yaml',
+      '--fleet',
+      'examples/sim-traces.yaml',
+      '--hours',
+      '0.001',
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      'error: --hours 0.001: shorter than one tick of the governor (5 min), which would never run\n',
+    );
   });
 
   it('lists the first 100 problems of a policy, each cut to 300 characters, and counts the rest', async () => {
