@@ -35,7 +35,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 
 import { PermissionError, UnavailableError, UpstreamError } from '../errors.js';
-import { readHandleCapped } from '../read-capped.js';
+import { fileFaultText, readHandleCapped } from '../read-capped.js';
 
 export interface FileLockOptions {
   /** How long to wait for a live holder. */
@@ -264,7 +264,7 @@ export function errnoCode(error: unknown): string | undefined {
 export function fsError(error: unknown, what: string): Error {
   if (error instanceof UpstreamError) return error;
   const code = errnoCode(error);
-  const message = `State store: ${what} failed: ${error instanceof Error ? error.message : String(error)}`;
+  const message = `State store: ${what} failed: ${fileFaultText(error)}`;
   if (code === 'EACCES' || code === 'EPERM') return new PermissionError(message, { cause: error });
   return new UpstreamError(message, { cause: error });
 }

@@ -117,6 +117,21 @@ describe('file store: on disk', () => {
     expect(await createFileStateStore({ dir: other }).governorId()).not.toBe(id);
   });
 
+  it('a folder that is a file says so, not ENOTDIR', async () => {
+    const plain = join(dir, 'plain-file');
+    await writeFile(plain, 'not a folder');
+    const error = await createFileStateStore({ dir: plain })
+      .loadConditions(freshProject())
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
+    expect(error).toBeInstanceOf(UpstreamError);
+    expect((error as Error).message).toMatch(
+      /^State store: reading .*plain-file\/.*\.json failed: a part of the path that should be a folder is not one$/,
+    );
+  });
+
   it('defaults to .governor/state', () => {
     expect(DEFAULT_STATE_DIR).toBe(join('.governor', 'state'));
   });
