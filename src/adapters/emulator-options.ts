@@ -21,7 +21,9 @@ export function emulatorClientOptions(hostPort: string): EmulatorClientOptions {
   if (!m) throw new Error(`expected host:port for the emulator, got "${hostPort}"`);
   const [, host = '', port = ''] = m;
   return {
-    apiEndpoint: host.replace(/^\[|\]$/g, ''),
+    // google-gax dials `${apiEndpoint}:${port}` (createStub in its grpc.ts), so an IPv6 host keeps
+    // its brackets: "[::1]:8080", not "::1:8080", which gRPC cannot parse.
+    apiEndpoint: host,
     port: Number(port),
     sslCreds: credentials.createInsecure(),
     universeDomain: 'googleapis.com',
