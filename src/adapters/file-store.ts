@@ -11,6 +11,7 @@
  * older than a stale lock. See `file-lock.ts` for the lock.
  */
 import { DiscoveryCache } from '../core/discovery.js';
+import { jsonErrorText } from '../core/document.js';
 import type { DiscoveryCacheStore } from '../ports/index.js';
 import { randomUUID } from 'node:crypto';
 import { link, mkdir, open, readdir, rename, stat } from 'node:fs/promises';
@@ -419,7 +420,7 @@ async function readDocument(file: string, project: string): Promise<StoredDocume
       [
         {
           path: '',
-          message: `not JSON (${error instanceof Error ? error.message : String(error)})`,
+          message: `not JSON (${jsonErrorText(error)})`,
         },
       ],
       { cause: error },

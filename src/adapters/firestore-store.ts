@@ -45,7 +45,7 @@ import { z } from 'zod';
 import { translateGrpcError } from './grpc-errors.js';
 import { grpcCode } from './retry.js';
 import { capFaults, UnavailableError, type Fault } from '../errors.js';
-import { zodFaults } from '../core/document.js';
+import { jsonErrorText, zodFaults } from '../core/document.js';
 import { Alert } from '../core/alert.js';
 import { MAX_CLOCK_SKEW_MS } from '../core/quota-pressure.js';
 import {
@@ -597,7 +597,7 @@ function parseJson(text: string, path: string): unknown {
   } catch (error) {
     throw new StateCorruptError(
       `document ${path}`,
-      [{ path: 'json', message: `not JSON (${error instanceof Error ? error.message : ''})` }],
+      [{ path: 'json', message: `not JSON (${jsonErrorText(error)})` }],
       { cause: error },
     );
   }

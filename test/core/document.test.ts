@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { expectedFormat, parseDocument } from '../../src/core/document.js';
+import { expectedFormat, jsonErrorText, parseDocument } from '../../src/core/document.js';
 import { parsePolicyText } from '../../src/core/policy.js';
 import { parseSnapshotText } from '../../src/core/snapshot.js';
 import { InputError } from '../../src/errors.js';
@@ -119,6 +119,21 @@ describe('reading a document', () => {
         message: 'expected a duration with its unit, such as "30m" or "30s", not the number 30',
       },
     ]);
+  });
+
+  it('tells why JSON was refused without quoting the text', () => {
+    const refusal = (text: string): unknown => {
+      try {
+        JSON.parse(text);
+      } catch (e) {
+        return e;
+      }
+      return null;
+    };
+    const told = jsonErrorText(refusal('root:x:0:0:root:/root:/bin/bash\n'));
+    expect(told).not.toContain('root:x');
+    expect(told).toMatch(/^Unexpected token/);
+    expect(jsonErrorText(refusal('{"a": 1'))).not.toContain('"a"');
   });
 
   it('names an empty document instead of "expected object, received null"', () => {
