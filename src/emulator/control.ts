@@ -49,7 +49,8 @@ export const SetQuotaInput = z.strictObject({
 });
 export type SetQuotaInput = z.input<typeof SetQuotaInput>;
 
-export const DeployInput = z.strictObject({ ...Target, seconds: z.number().min(0) });
+/** A deployment of at most a virtual day: longer is a service `reconciling` for good. */
+export const DeployInput = z.strictObject({ ...Target, seconds: z.number().min(0).max(86_400) });
 export type DeployInput = z.input<typeof DeployInput>;
 
 /** The most virtual time one `advance` may cover: 7 days. */

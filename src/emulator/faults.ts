@@ -1,6 +1,7 @@
 import { status } from '@grpc/grpc-js';
 import { z } from 'zod';
 import { RpcError, type Message } from './rpc.js';
+import { SERVICES, serviceDefinition } from './protos.js';
 
 /**
  * Seeded, reproducible fault injection for the emulator's gRPC APIs, configured through the
@@ -54,7 +55,7 @@ export const FaultConfig = z.strictObject({
       failRate: z.number().min(0).max(1).default(0),
       hangRate: z.number().min(0).max(1).default(0),
       /** Wall ms a hung operation stays running. */
-      hangMs: z.number().min(0).default(3_600_000),
+      hangMs: z.number().min(0).max(86_400_000).default(3_600_000),
     })
     .default({ failRate: 0, hangRate: 0, hangMs: 3_600_000 }),
   monitoring: z
@@ -71,7 +72,7 @@ export const FaultConfig = z.strictObject({
       rate: z.number().min(0).max(1).default(0),
       /** What it does: deploy (reconciling), edit an annotation (etag), change the max. */
       kinds: z.array(z.enum(['deploy', 'annotate', 'max'])).default(['deploy', 'annotate', 'max']),
-      deploySeconds: z.number().min(0).default(120),
+      deploySeconds: z.number().min(0).max(86_400).default(120),
     })
     .default({ rate: 0, kinds: ['deploy', 'annotate', 'max'], deploySeconds: 120 }),
   otherActor: z
@@ -89,7 +90,7 @@ export const FaultConfig = z.strictObject({
         .default(['fill', 'cut-quota', 'deploy']),
       /** GPUs a quota cut takes, at most (at least 1). */
       maxCut: z.number().int().min(1).default(3),
-      deploySeconds: z.number().min(0).default(120),
+      deploySeconds: z.number().min(0).max(86_400).default(120),
     })
     .default({ rate: 0, kinds: ['fill', 'cut-quota', 'deploy'], maxCut: 3, deploySeconds: 120 }),
 });
@@ -106,6 +107,13 @@ export function seededRandom(seed: number): () => number {
     t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
     return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
   };
+}
+
+/** Every method the emulator's gRPC services define, by full name. */
+function servedMethods(): string[] {
+  return Object.values(SERVICES).flatMap((service) =>
+    Object.keys(serviceDefinition(service)).map((method) => `${service}/${method}`),
+  );
 }
 
 export function methodMatches(pattern: string, fullName: string): boolean {
@@ -139,6 +147,18 @@ export class FaultInjector {
     if (!parsed.success) {
       throw new Error(
         `bad faults: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`,
+      );
+    }
+    // A rule whose method matches nothing the emulator serves would never fire, silently.
+    const served = servedMethods();
+    const unmatched = (['errors', 'latency'] as const).flatMap((kind) =>
+      parsed.data[kind]
+        .map((rule, i) => ({ where: `${kind}[${i}].method`, method: rule.method }))
+        .filter(({ method }) => !served.some((name) => methodMatches(method, name))),
+    );
+    if (unmatched.length > 0) {
+      throw new Error(
+        `bad faults: ${unmatched.map((u) => `${u.where}: ${JSON.stringify(u.method.slice(0, 200))} names no method the emulator serves (such as "UpdateService" or "google.cloud.run.v2.Services/GetService")`).join('; ')}`,
       );
     }
     this.config = parsed.data;

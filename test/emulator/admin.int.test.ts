@@ -132,6 +132,25 @@ describe('the HTTP admin endpoint', () => {
     expect((await get('/nowhere')).status).toBe(404);
   });
 
+  it('refuses a fault rule that could never fire, and waits that never end', async () => {
+    const before = await get('/faults');
+    const nowhere = await post('/faults', {
+      errors: [{ method: '../../x', code: 'UNAVAILABLE', rate: 1 }],
+    });
+    expect(nowhere.status).toBe(400);
+    expect(String(nowhere.body['error'])).toContain(
+      'errors[0].method: "../../x" names no method the emulator serves',
+    );
+    // A method by its short name or full name, and "*", are served.
+    for (const method of ['UpdateService', 'google.monitoring.v3.MetricService/ListTimeSeries'])
+      expect(
+        (await post('/faults', { errors: [{ method, code: 'UNAVAILABLE', rate: 0 }] })).status,
+      ).toBe(200);
+    expect((await post('/faults', { operations: { hangMs: 1e308 } })).status).toBe(400);
+    expect((await post('/deploy', { service: 'beta', seconds: 1e308 })).status).toBe(400);
+    await post('/faults', before.body['config'] as Record<string, unknown>);
+  });
+
   it('records calls and writes, and resets the call log', async () => {
     const clients = clientsFor(emulator);
     try {
