@@ -47,6 +47,9 @@ export function zodFaults(error: z.ZodError): Fault[] {
         message:
           issue.expected === 'nonoptional' ? 'missing' : `missing (expected ${issue.expected})`,
       });
+    } else if (issue.code === 'invalid_value' && 'input' in issue && issue.input === undefined) {
+      // The same for a fixed value (`version: 1`), when the parse reported its input.
+      faults.push({ path, message: `missing (expected ${issue.values.map(String).join(' or ')})` });
     } else {
       faults.push({ path, message: issue.message });
     }

@@ -368,7 +368,8 @@ export type PolicyInput = z.input<typeof Policy>;
 
 /** Parses and checks a policy document; throws InputError listing every fault. */
 export function parsePolicy(raw: unknown, what = 'policy'): Policy {
-  const result = Policy.safeParse(raw);
+  // reportInput: a key left out is told apart from a wrong value (zodFaults says "missing").
+  const result = Policy.safeParse(raw, { reportInput: true });
   const faults = result.success ? [] : zodFaults(result.error);
   faults.push(...crossCheck(raw));
   if (!result.success || faults.length > 0) {

@@ -149,7 +149,7 @@ export function serviceKey(s: { project: string; region: string; name: string })
 
 /** Parses a snapshot document; throws InputError naming every fault. */
 export function parseSnapshot(raw: unknown, what = 'snapshot'): Snapshot {
-  const result = Snapshot.safeParse(raw);
+  const result = Snapshot.safeParse(raw, { reportInput: true });
   if (!result.success) {
     throw new InputError(`${what} is invalid`, zodFaults(result.error));
   }

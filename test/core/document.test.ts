@@ -109,6 +109,13 @@ describe('reading a document', () => {
     ]);
   });
 
+  it('tells a fixed value left out from a wrong one', () => {
+    const missing = caught(() => parsePolicyText('projects: [p]\n', 'policy p.yaml'));
+    expect(missing.faults).toEqual([{ path: 'version', message: 'missing (expected 1)' }]);
+    const wrong = caught(() => parsePolicyText('version: 2\nprojects: [p]\n', 'policy p.yaml'));
+    expect(wrong.faults).toEqual([{ path: 'version', message: 'Invalid input: expected 1' }]);
+  });
+
   it('says a duration written as a bare number needs its unit', () => {
     const e = caught(() =>
       parsePolicyText('version: 1\nprojects: [p]\ndefaults:\n  lookback: 30\n', 'policy p.yaml'),
