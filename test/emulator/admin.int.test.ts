@@ -148,7 +148,7 @@ describe('the HTTP admin endpoint', () => {
       ).toBe(200);
     expect((await post('/faults', { operations: { hangMs: 1e308 } })).status).toBe(400);
     expect((await post('/deploy', { service: 'beta', seconds: 1e308 })).status).toBe(400);
-    await post('/faults', before.body['config'] as Record<string, unknown>);
+    await post('/faults', (before.body as { config: Record<string, unknown> }).config);
   });
 
   it('records calls and writes, and resets the call log', async () => {
