@@ -63,6 +63,8 @@ export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';
   for (const part of path) {
     if (typeof part === 'number') out += `[${part}]`;
+    // An empty key (YAML's `~:` or `"":`) is shown quoted, so the fault still says where it is.
+    else if (String(part) === '') out += '[""]';
     else out += out ? `.${String(part)}` : String(part);
   }
   return out;

@@ -116,6 +116,15 @@ describe('reading a document', () => {
     expect(wrong.faults).toEqual([{ path: 'version', message: 'Invalid input: expected 1' }]);
   });
 
+  it('names an empty key where it is, quoted', () => {
+    const e = caught(() => parsePolicyText('version: 1\nprojects: [p]\n~: 1\n', 'policy p.yaml'));
+    expect(e.faults).toEqual([{ path: '[""]', message: 'unknown key' }]);
+    const nested = caught(() =>
+      parsePolicyText('version: 1\nprojects: [p]\ndefaults:\n  "": 1\n', 'policy p.yaml'),
+    );
+    expect(nested.faults).toEqual([{ path: 'defaults[""]', message: 'unknown key' }]);
+  });
+
   it('says a duration written as a bare number needs its unit', () => {
     const e = caught(() =>
       parsePolicyText('version: 1\nprojects: [p]\ndefaults:\n  lookback: 30\n', 'policy p.yaml'),
