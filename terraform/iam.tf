@@ -47,9 +47,11 @@ locals {
     "run.services.get",     # Services.GetService: the fresh read (etag) before each write
     "run.operations.get",   # Operations.GetOperation: waiting for an UpdateService to finish
     "run.workerpools.list", # WorkerPools.ListWorkerPools: GPU worker pools are unmanaged usage
-    # Cloud Run jobs hold GPUs while their tasks run: unmanaged usage
-    "run.jobs.list",       # Jobs.ListJobs
-    "run.executions.list", # Executions.ListExecutions: the running executions of each job
+    # Cloud Run jobs hold GPUs while their tasks run: unmanaged usage. One ListExecutions per region
+    # with parent jobs/- (every job) needs run.executions.list on the parent and nothing else, so no
+    # run.jobs.list (the code never calls ListJobs):
+    # https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs.executions/list
+    "run.executions.list", # Executions.ListExecutions: the running executions of every job
     # Cloud Monitoring, src/adapters/monitoring.ts: instance counts, GPU utilization, 429s
     "monitoring.timeSeries.list", # MetricService.ListTimeSeries
     # Cloud Monitoring, src/adapters/monitoring.ts: the governor's own metrics, once per run

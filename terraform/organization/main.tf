@@ -26,7 +26,6 @@ locals {
     "run.services.get",
     "run.operations.get",
     "run.workerpools.list",
-    "run.jobs.list",
     "run.executions.list",
     "monitoring.timeSeries.list",
     "monitoring.timeSeries.create",

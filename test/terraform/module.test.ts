@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
+import { PERMISSION_GRANTS } from '../../src/core/permissions.js';
 import {
   allText,
   block,
@@ -246,13 +247,13 @@ describe('identity and permissions', () => {
     const permissions = module.locals['governor_read_permissions'] as string[];
     expect([...permissions].sort()).toEqual(
       [
-        // Cloud Run Admin v2: regions, services, the update's operation, worker pools, jobs
+        // Cloud Run Admin v2: regions, services, the update's operation, worker pools, and the
+        // running job executions (ListExecutions on jobs/-: run.executions.list, no ListJobs)
         'run.locations.list',
         'run.services.list',
         'run.services.get',
         'run.operations.get',
         'run.workerpools.list',
-        'run.jobs.list',
         'run.executions.list',
         // Cloud Monitoring and Cloud Quotas
         'monitoring.timeSeries.list',
@@ -265,6 +266,16 @@ describe('identity and permissions', () => {
     // project-wide to change: the one create adds points to the governor's own metrics.
     for (const p of permissions.filter((x) => x !== 'monitoring.timeSeries.create'))
       expect(p).not.toMatch(/\.(update|create|delete|setIamPolicy)$/);
+  });
+
+  it('grants no permission the code does not know it needs (src/core/permissions.ts)', () => {
+    const granted = [
+      ...(module.locals['governor_read_permissions'] as string[]),
+      ...(module.locals['governor_write_permissions'] as string[]),
+      ...(module.locals['governor_quota_request_permissions'] as string[]),
+    ];
+    const needed = Object.keys(PERMISSION_GRANTS);
+    expect(granted.filter((p) => !needed.includes(p))).toEqual([]);
   });
 
   it('the write role holds run.services.update alone', () => {
