@@ -44,7 +44,9 @@ resource "google_cloud_scheduler_job" "governor" {
   schedule         = var.schedule
   time_zone        = var.time_zone
   paused           = var.paused
-  attempt_deadline = local.http ? "${min(var.function.timeout_seconds + 30, 1800)}s" : null
+  # The run's timeout plus 30 s to answer: at most 1800 s, Cloud Scheduler's limit for HTTP targets
+  # (function.timeout_seconds is at most 1770, variables.tf).
+  attempt_deadline = local.http ? "${var.function.timeout_seconds + 30}s" : null
 
   retry_config {
     retry_count          = var.scheduler_retry.retry_count

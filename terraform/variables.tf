@@ -84,9 +84,14 @@ variable "function" {
   description = "The function's resources. timeout_seconds bounds a request; run_deadline (GOVERNOR_RUN_DEADLINE, \"240s\" or \"4m\") is when the governor stops starting writes, and must be at least 15 s shorter than the timeout so that it can still publish and answer. environment adds variables; it cannot override the module's GOVERNOR_POLICY, GOVERNOR_STATE_STORE, GOVERNOR_FIRESTORE_*, GOVERNOR_RUN_DEADLINE, GOVERNOR_LOG_FORMAT or NODE_ENV, nor set anything that redirects the API calls (*_EMULATOR_HOST, GOVERNOR_EMULATOR_*, proxies, TLS overrides, GOOGLE_APPLICATION_CREDENTIALS). The function always runs at most one instance with one request at a time."
   default     = {}
 
+  # Cloud Scheduler waits for an HTTP target at most 30 minutes: Job.attempt_deadline "must be in
+  # the interval [15 seconds, 30 minutes]"
+  # (https://cloud.google.com/dotnet/docs/reference/Google.Cloud.Scheduler.V1/latest/Google.Cloud.Scheduler.V1.Job),
+  # and the job's deadline is the timeout plus 30 s (scheduler.tf). A longer timeout would have the
+  # job give up on a run still going, count it failed and send its retry into the busy function.
   validation {
-    condition     = var.function.timeout_seconds >= 60 && var.function.timeout_seconds <= 3600 && floor(var.function.timeout_seconds) == var.function.timeout_seconds
-    error_message = "function.timeout_seconds must be a whole number of seconds from 60 to 3600 (540 at most with trigger = \"pubsub\")."
+    condition     = var.function.timeout_seconds >= 60 && var.function.timeout_seconds <= 1770 && floor(var.function.timeout_seconds) == var.function.timeout_seconds
+    error_message = "function.timeout_seconds must be a whole number of seconds from 60 to 1770, so that Cloud Scheduler's attempt deadline (the timeout plus 30 s, at most 30 minutes) outlasts a run (540 at most with trigger = \"pubsub\")."
   }
 
   validation {

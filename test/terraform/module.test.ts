@@ -102,7 +102,7 @@ describe('variables', () => {
   it('keeps the run deadline shorter than the function timeout, in the same variable', () => {
     const conditions = validations(module, 'function').map((v) => String(v['condition']));
     expect(conditions.some((c) => /run_deadline/.test(c) && /timeout_seconds/.test(c))).toBe(true);
-    expect(conditions.some((c) => /timeout_seconds\s*<=\s*3600/.test(c))).toBe(true);
+    expect(conditions.some((c) => /timeout_seconds\s*<=\s*1770/.test(c))).toBe(true);
     const fn = String(module.variables.get('function')?.['type']);
     expect(fn).toContain('run_deadline     = optional(string, "240s")');
     expect(fn).toContain('timeout_seconds  = optional(number, 300)');
@@ -457,6 +457,22 @@ describe('identity and permissions', () => {
       '${google_cloudfunctions2_function.governor.service_config[0].service}',
     );
     expect(allText(module).match(/role\s*=\s*"roles\/run\.invoker"/g)?.length).toBe(1);
+  });
+
+  it("the scheduler's attempt deadline outlasts the longest run and stays within Google's 30 minutes", () => {
+    // Job.attempt_deadline for HTTP targets: "in the interval [15 seconds, 30 minutes]".
+    const job = resource(module, 'google_cloud_scheduler_job', 'governor');
+    const deadline = String(job['attempt_deadline']);
+    const slack = /var\.function\.timeout_seconds \+ (\d+)/.exec(deadline);
+    expect(slack, deadline).not.toBeNull();
+    const bounds = validations(module, 'function')
+      .map((v) => /timeout_seconds\s*<=\s*(\d+)/.exec(String(v['condition'])))
+      .filter((m) => m !== null)
+      .map((m) => Number(m[1]));
+    expect(bounds.length).toBeGreaterThan(0);
+    const longest = Math.min(...bounds);
+    expect(longest + Number(slack?.[1])).toBeLessThanOrEqual(1800);
+    expect(60 + Number(slack?.[1])).toBeGreaterThanOrEqual(15);
   });
 
   it('the scheduler has retry settings, cron and time zone from variables', () => {
