@@ -59,6 +59,7 @@ locals {
   environment = {
     GOVERNOR_POLICY                = jsonencode(local.policy)
     GOVERNOR_STATE_STORE           = "firestore"
+    GOVERNOR_FIRESTORE_DATABASE    = google_firestore_database.state.name
     GOVERNOR_RUN_DEADLINE          = "${var.timeout_seconds - 30}s"
     GOVERNOR_LOG_FORMAT            = "json"
     GOVERNOR_MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
@@ -102,9 +103,28 @@ resource "google_folder_iam_member" "governor" {
   member = local.governor_member
 }
 
-# The state store (Firestore in the host project) and the work topic.
+# The state store: a Firestore database of the governor's own in the host project. Without it the
+# functions would use the project's "(default)" database, which a new project does not have (every
+# run would fail) and which other applications may share (roles/datastore.user there reaches their
+# data). https://registry.terraform.io/providers/hashicorp/google/latest/docs/resources/firestore_database
+resource "google_firestore_database" "state" {
+  project                 = var.project_id
+  name                    = var.state.database_id
+  location_id             = coalesce(var.state.location_id, var.region)
+  type                    = "FIRESTORE_NATIVE"
+  delete_protection_state = var.state.deletion_protection ? "DELETE_PROTECTION_ENABLED" : "DELETE_PROTECTION_DISABLED"
+  deletion_policy         = var.state.deletion_protection ? "ABANDON" : "DELETE"
+}
+
+# The governor reaches that database only, as in the single-project module (terraform/iam.tf).
 resource "google_project_iam_member" "state" {
   project = var.project_id
   role    = "roles/datastore.user"
   member  = local.governor_member
+
+  condition {
+    title       = "${var.name} state only"
+    description = "Only the Firestore database ${google_firestore_database.state.name}."
+    expression  = "resource.name == \"projects/${var.project_id}/databases/${google_firestore_database.state.name}\" || resource.name.startsWith(\"projects/${var.project_id}/databases/${google_firestore_database.state.name}/\")"
+  }
 }

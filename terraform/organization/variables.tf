@@ -111,3 +111,18 @@ variable "timeout_seconds" {
     error_message = "timeout_seconds must be between 60 and 600 (the push subscription's ack deadline is at most 600 s)."
   }
 }
+
+variable "state" {
+  type = object({
+    database_id         = optional(string, "gpu-governor-org")
+    location_id         = optional(string)
+    deletion_protection = optional(bool, true)
+  })
+  description = "The governor's state store: a Firestore (native mode) database of its own in project_id, created by the module in location_id (default: region). The governor's account gets roles/datastore.user on that database only (an IAM condition on its name), never on the project's (default) database."
+  default     = {}
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{2,61}[a-z0-9]$", var.state.database_id))
+    error_message = "state.database_id must be 4 to 63 lowercase letters, digits or hyphens starting with a letter, and not \"(default)\": the governor gets a database of its own, so that its access reaches no other data."
+  }
+}

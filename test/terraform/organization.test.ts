@@ -86,6 +86,27 @@ describe('the work topic', () => {
     expect(unit?.['timeout_seconds']).toBe('${var.timeout_seconds}');
   });
 
+  it('keeps its state in a Firestore database it creates, reached through a condition on its name', () => {
+    // Without GOVERNOR_FIRESTORE_DATABASE the functions use "(default)", which a new host project
+    // does not have and which other applications may share.
+    const db = resource(org, 'google_firestore_database', 'state');
+    expect(db['type']).toBe('FIRESTORE_NATIVE');
+    expect(db['name']).toBe('${var.state.database_id}');
+    const env = org.locals['environment'] as Record<string, string>;
+    expect(env['GOVERNOR_FIRESTORE_DATABASE']).toBe('${google_firestore_database.state.name}');
+    const grant = resource(org, 'google_project_iam_member', 'state');
+    expect(grant['role']).toBe('roles/datastore.user');
+    expect(String(block(grant, 'condition')?.['expression'])).toContain(
+      'resource.name == "projects/${var.project_id}/databases/${google_firestore_database.state.name}"',
+    );
+    const id = /regex\("([^"]+)"/.exec(
+      String((org.variables.get('state')?.['validation'] as Body[])[0]?.['condition']),
+    )?.[1];
+    expect(id).toBeDefined();
+    expect(new RegExp(JSON.parse(`"${id}"`) as string).test('(default)')).toBe(false);
+    expect(new RegExp(JSON.parse(`"${id}"`) as string).test('gpu-governor-org')).toBe(true);
+  });
+
   it("lets Pub/Sub's service agent forward dead letters, and alerts on them", () => {
     const pub = resource(org, 'google_pubsub_topic_iam_member', 'agent_publishes_dead_letters');
     expect(pub).toMatchObject({ role: 'roles/pubsub.publisher', member: '${local.pubsub_agent}' });
