@@ -52,6 +52,8 @@ locals {
       var.discovery.labels == null ? {} : { labels = var.discovery.labels },
     )
     fanout = { topic = google_pubsub_topic.work.id }
+    # Every unit publishes its alerts; without a topic a run's alerts would have nowhere to go.
+    alerts = merge({ topic = google_pubsub_topic.alerts.id }, try(var.policy.alerts, {}))
   })
 
   # GOVERNOR_MAX_DELIVERY_ATTEMPTS: the work subscription's dead_letter_policy (pubsub.tf), from the

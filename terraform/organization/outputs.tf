@@ -20,3 +20,8 @@ output "role" {
     permissions = google_organization_iam_custom_role.governor.permissions
   }
 }
+
+output "alert_topic" {
+  description = "Where every unit publishes its alerts (docs/alerts.md), unless the policy names another topic."
+  value       = google_pubsub_topic.alerts.id
+}

@@ -5,6 +5,20 @@ resource "google_pubsub_topic" "work" {
   message_retention_duration = "3600s"
 }
 
+# The alerts of every unit (docs/alerts.md), in the host project: the policy's alerts.topic is
+# this topic unless the policy names another, whose publish grant is then the deployer's to give.
+resource "google_pubsub_topic" "alerts" {
+  project = var.project_id
+  name    = "${var.name}-alerts"
+}
+
+resource "google_pubsub_topic_iam_member" "governor_publishes_alerts" {
+  project = var.project_id
+  topic   = google_pubsub_topic.alerts.name
+  role    = "roles/pubsub.publisher"
+  member  = local.governor_member
+}
+
 resource "google_pubsub_topic" "dead_letter" {
   project = var.project_id
   name    = "${var.name}-work-dead-letter"

@@ -176,6 +176,8 @@ const POLICY_EXPRESSION = `merge(var.policy, {
       var.discovery.labels == null ? {} : { labels = var.discovery.labels },
     )
     fanout = { topic = google_pubsub_topic.work.id }
+    # Every unit publishes its alerts; without a topic a run's alerts would have nowhere to go.
+    alerts = merge({ topic = google_pubsub_topic.alerts.id }, try(var.policy.alerts, {}))
   })`;
 
 interface OrgInputs {
@@ -203,6 +205,10 @@ function assembledPolicy(i: OrgInputs): Body {
     },
     // google_pubsub_topic's id is projects/{{project}}/topics/{{name}} (the provider's import id).
     fanout: { topic: `projects/${i.projectId}/topics/${i.name}-work` },
+    alerts: {
+      topic: `projects/${i.projectId}/topics/${i.name}-alerts`,
+      ...(isBody(i.policy['alerts']) ? i.policy['alerts'] : {}),
+    },
   };
 }
 
@@ -237,6 +243,13 @@ describe('the policy the organisation module assembles', () => {
     expect(parsed.discovery?.folders).toEqual(['111111111111', '222222222222', '333333333333']);
     expect(parsed.discovery?.exclude).toEqual(['*-sandbox']);
     expect(parsed.fanout?.topic).toBe('projects/gpu-host/topics/gpu-governor-org-work');
+    // The units' alerts go to the module's topic, on which the governor may publish.
+    expect(parsed.alerts?.topic).toBe('projects/gpu-host/topics/gpu-governor-org-alerts');
+    expect(resource(org, 'google_pubsub_topic', 'alerts')['name']).toBe('${var.name}-alerts');
+    const grant = resource(org, 'google_pubsub_topic_iam_member', 'governor_publishes_alerts');
+    expect(grant['topic']).toBe('${google_pubsub_topic.alerts.name}');
+    expect(grant['role']).toBe('roles/pubsub.publisher');
+    expect(grant['member']).toBe('${local.governor_member}');
     expect(parsed.mode).toBe('dry-run');
   });
 
