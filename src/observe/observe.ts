@@ -23,6 +23,7 @@ import type {
 } from '../core/snapshot.js';
 import { NotFoundError, errorMessage } from '../errors.js';
 import type { GpuSpec, ObservedService } from '../core/service.js';
+import { minInstances } from '../core/audit-checks.js';
 import type {
   MetricSeries,
   ObservedJobExecution,
@@ -197,7 +198,16 @@ export async function observe(
     const newest = counts
       ? Math.max(-Infinity, ...[...counts.values()].map((s) => s.points.at(-1)?.at ?? -Infinity))
       : -Infinity;
-    const projectFresh = counts !== null && (counts.size === 0 || nowMs - newest <= staleAfterMs);
+    // No series at all is a project scaled to zero, or Monitoring further behind than the whole
+    // lookback: a service that keeps min instances always has instances, hence a series (only a
+    // service at zero has none: https://cloud.google.com/monitoring/api/metrics_gcp_p_z#gcp-run
+    // lists the instance count per revision, written while it has instances), so one without
+    // tells the two apart.
+    const warm = counts !== null && counts.size === 0 ? p.services.find(keepsWarm) : undefined;
+    const projectFresh =
+      counts !== null &&
+      warm === undefined &&
+      (counts.size === 0 || nowMs - newest <= staleAfterMs);
     const served = p.served.ok ? indexSeries(p.served.value) : null;
     const refused = p.refused.ok ? indexSeries(p.refused.value) : null;
     // The minutes of the window, one a minute, up to the newest the project has.
@@ -222,6 +232,13 @@ export async function observe(
         nowMs,
         staleAfterMs,
         error: p.counts.ok ? null : p.counts.error,
+        ...(warm
+          ? {
+              behind: `no instance-count series in the ${Math.round(lookbackMs / 60_000)}m lookback for the project, though ${warm.region}/${warm.name} keeps ${minInstances(warm)} min instance(s) (metrics are behind)`,
+            }
+          : {}),
+        minInstances: keepsWarm(svc) ? minInstances(svc) : 0,
+        activeAt: newestActivity(served?.get(key), utilization.get(key)),
       });
       if (usage.usage && minutes) {
         usage.usage.perMinute = perMinute(minutes, {
@@ -402,6 +419,29 @@ interface UsageContext {
   nowMs: number;
   staleAfterMs: number;
   error: string | null;
+  /** Why the project's metrics are taken as behind, when not by the age of its newest point. */
+  behind?: string;
+  /** Min instances the service keeps (0 for none): it is never at zero, so never without points. */
+  minInstances?: number;
+  /** The newest minute it served requests or reported GPU utilization: it had instances then. */
+  activeAt?: number | null;
+}
+
+/** The newest minute with requests served or a GPU utilization point, or null. */
+function newestActivity(
+  served: MetricSeries | undefined,
+  utilization: MetricSeries | undefined,
+): number | null {
+  const times = [
+    ...(served?.points ?? []).filter((p) => p.value > 0).map((p) => p.at),
+    ...(utilization?.points ?? []).map((p) => p.at),
+  ];
+  return times.length > 0 ? Math.max(...times) : null;
+}
+
+/** An autoscaled service that keeps min instances: it always has instances, so a series. */
+function keepsWarm(svc: ObservedService): boolean {
+  return svc.scalingMode !== 'MANUAL' && minInstances(svc) > 0 && effectiveMax(svc) > 0;
 }
 
 /**
@@ -422,13 +462,36 @@ export function usageOf(
   if (!ctx.projectFresh) {
     return {
       usage: null,
-      note: `no instance-count point in the last ${Math.round(ctx.staleAfterMs / 60_000)}m for the project (metrics are behind)`,
+      note:
+        ctx.behind ??
+        `no instance-count point in the last ${Math.round(ctx.staleAfterMs / 60_000)}m for the project (metrics are behind)`,
     };
   }
   const points = counts?.points ?? [];
   const last = points.at(-1);
   const peak = Math.ceil(Math.max(0, ...points.map((p) => p.value)));
   const stopped = last === undefined || ctx.nowMs - last.at > ctx.staleAfterMs;
+  // A service that keeps min instances is never at zero: its series missing is a gap in
+  // Monitoring's answer, not a service that scaled to zero.
+  if (stopped && (ctx.minInstances ?? 0) > 0) {
+    return {
+      usage: null,
+      note: `no instance-count point in the last ${Math.round(ctx.staleAfterMs / 60_000)}m though it keeps ${ctx.minInstances} min instance(s) (its series is missing)`,
+    };
+  }
+  // Nor is one that served requests (or reported GPU use) since its newest instance count.
+  const activeAt = ctx.activeAt ?? null;
+  if (
+    stopped &&
+    activeAt !== null &&
+    ctx.nowMs - activeAt <= ctx.staleAfterMs &&
+    (last === undefined || activeAt > last.at)
+  ) {
+    return {
+      usage: null,
+      note: `no instance-count point in the last ${Math.round(ctx.staleAfterMs / 60_000)}m though it served requests or used its GPU at ${new Date(activeAt).toISOString()} (its series is missing)`,
+    };
+  }
   const current = stopped ? 0 : Math.round(last.value);
   const sampledAt = new Date(stopped ? ctx.nowMs : last.at).toISOString();
   const util = utilization?.points.at(-1);

@@ -225,6 +225,40 @@ describe('observe', () => {
     expect(failed.problems.map(renderProblem).join('\n')).toContain('instance counts unreadable');
   });
 
+  it('no series at all while a service keeps min instances is metrics behind, not a project at zero', async () => {
+    // Monitoring further behind than the whole lookback answers no series at all: a service that
+    // keeps a min instance cannot be at zero, so every usage is unknown (nothing lowered on it).
+    const o = await observe(
+      policy(),
+      ports({ services: [service('a', { serviceMinInstances: 1 }), service('b')], series: [] }),
+      NOW,
+    );
+    for (const s of o.snapshot.services) {
+      expect(s.usage).toBeNull();
+      expect(s.usageNote).toContain('metrics are behind');
+      expect(s.usageNote).toContain('r1/a keeps 1 min instance');
+    }
+  });
+
+  it('a series missing from a fresh answer is not read as zero when the service cannot be at zero', async () => {
+    const fresh = { service: 'b', region: 'r1', points: points([2, 1]) };
+    const o = await observe(
+      policy(),
+      ports({
+        services: [service('warm', { revisionMinInstances: 2 }), service('busy'), service('b')],
+        series: [fresh],
+        served: [{ service: 'busy', region: 'r1', points: points([4, 0], [3, 120]) }],
+      }),
+      NOW,
+    );
+    const by = (name: string) => o.snapshot.services.find((s) => s.name === name);
+    expect(by('warm')?.usage).toBeNull();
+    expect(by('warm')?.usageNote).toContain('keeps 2 min instance(s) (its series is missing)');
+    expect(by('busy')?.usage).toBeNull();
+    expect(by('busy')?.usageNote).toContain('served requests or used its GPU');
+    expect(by('b')?.usage).toMatchObject({ current: 1 });
+  });
+
   it('skips a region it cannot list, and says so', async () => {
     const o = await observe(
       policy(),
