@@ -205,6 +205,12 @@ export async function runReplay(
   } finally {
     await ports.close();
   }
+  if (input.history.gpuServices === 0) {
+    throw new InputError(
+      `${policy.projects.join(', ')} ${policy.projects.length === 1 ? 'has' : 'have'} no GPU services${policy.regions ? ` in ${policy.regions.join(', ')}` : ''}: nothing to replay`,
+      [],
+    );
+  }
   if (input.history.minutes <= 0) {
     throw new InputError(
       `Monitoring has no instance counts for the GPU services of ${policy.projects.join(', ')} in the last ${flags.since}: nothing to replay`,

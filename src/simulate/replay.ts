@@ -28,6 +28,8 @@ export interface ReplayHistory {
   start: string;
   /** True when the window was shortened to the history there is. */
   shortened: boolean;
+  /** GPU services listed now, over every project: 0 means there is nothing to replay. */
+  gpuServices: number;
 }
 
 export interface ReplayInput extends SimulationInput {
@@ -54,10 +56,7 @@ export async function buildReplayInput(
       await ports.monitoring.instanceCounts(project, { startMs: requestedStartMs, endMs }),
     );
   }
-  const startMs = historyStart([...counts.values()].flat(), requestedStartMs, endMs);
-  const minutes = Math.max(1, (endMs - startMs) / MINUTE_MS);
-  const traces = new Map<string, number[]>();
-  const projects: NonNullable<FleetInput['projects']> = [];
+  const listedProjects = [];
   for (const project of policy.projects) {
     const regions = policy.regions ?? (await ports.run.listRegions(project));
     const listed = await Promise.all(
@@ -66,11 +65,27 @@ export async function buildReplayInput(
         workerPools: await ports.run.listWorkerPools(project, r),
       })),
     );
-    const byService = new Map(
-      (counts.get(project) ?? []).map((s) => [`${s.region}/${s.service}`, s]),
-    );
     const services = listed.flatMap((l) => l.services).filter((s) => s.gpu !== null);
     const workerPools = listed.flatMap((l) => l.workerPools).filter((w) => w.gpu !== null);
+    const keys = new Set(services.map((s) => `${s.region}/${s.name}`));
+    // Only the GPU services' series are history: a project's other services (web front ends,
+    // services since deleted) have instance counts too, and would pass for GPU demand's history.
+    const byService = new Map(
+      (counts.get(project) ?? [])
+        .map((s) => [`${s.region}/${s.service}`, s] as const)
+        .filter(([key]) => keys.has(key)),
+    );
+    listedProjects.push({ project, services, workerPools, byService });
+  }
+  const startMs = historyStart(
+    listedProjects.flatMap((l) => [...l.byService.values()]),
+    requestedStartMs,
+    endMs,
+  );
+  const minutes = Math.max(1, (endMs - startMs) / MINUTE_MS);
+  const traces = new Map<string, number[]>();
+  const projects: NonNullable<FleetInput['projects']> = [];
+  for (const { project, services, workerPools, byService } of listedProjects) {
     const pools = new Map<string, PoolId>();
     for (const s of [...services, ...workerPools]) {
       if (!s.gpu) continue;
@@ -149,6 +164,7 @@ export async function buildReplayInput(
       minutes: (endMs - startMs) / MINUTE_MS,
       start: new Date(startMs).toISOString(),
       shortened: startMs > requestedStartMs,
+      gpuServices: listedProjects.reduce((n, l) => n + l.services.length, 0),
     },
   };
 }

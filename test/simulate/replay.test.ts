@@ -1,5 +1,8 @@
 import { describe, expect, it } from 'vitest';
-import { historyStart, historyWarning } from '../../src/simulate/replay.js';
+import { buildReplayInput, historyStart, historyWarning } from '../../src/simulate/replay.js';
+import type { MetricSeries, ObservePorts } from '../../src/ports/index.js';
+import type { ObservedService } from '../../src/core/service.js';
+import { governSimulation, observedService, SIM_PROJECT } from '../support/fixtures.js';
 
 const MIN = 60_000;
 const start = Date.parse('2026-11-20T00:00:00Z');
@@ -24,16 +27,80 @@ describe('the history a replay covers', () => {
   });
 
   it('warns only when the window was shortened', () => {
-    const whole = { requestedMinutes: 600, minutes: 600, start: 'x', shortened: false };
+    const whole = {
+      requestedMinutes: 600,
+      minutes: 600,
+      start: 'x',
+      shortened: false,
+      gpuServices: 1,
+    };
     expect(historyWarning(whole, '10h')).toBeNull();
     const short = {
       requestedMinutes: 7 * 24 * 60,
       minutes: 61,
       start: '2026-11-26T23:59:00.000Z',
       shortened: true,
+      gpuServices: 1,
     };
     expect(historyWarning(short, '7d')).toBe(
       'Monitoring has instance counts for only 1.0 h of the 168 h asked for (--since 7d): replaying from 2026-11-26T23:59:00.000Z, the first minute with data, instead.',
     );
+  });
+});
+
+describe('the services a replay reads history from', () => {
+  const NOW = end;
+  function ports(services: ObservedService[], series: MetricSeries[]): ObservePorts {
+    const unused = () => Promise.reject(new Error('not used by a replay'));
+    return {
+      run: {
+        listRegions: () => Promise.resolve(['us-central1']),
+        listServices: () => Promise.resolve(services),
+        getService: unused,
+        listWorkerPools: () => Promise.resolve([]),
+        listRunningExecutions: () => Promise.resolve([]),
+        updateMaxInstances: unused,
+      },
+      monitoring: {
+        instanceCounts: () => Promise.resolve(series),
+        gpuUtilization: () => Promise.resolve([]),
+        servedRequests: () => Promise.resolve([]),
+        refusedRequests: () => Promise.resolve([]),
+      },
+      quotas: { gpuQuota: () => Promise.resolve(8) },
+    };
+  }
+  const every = (service: string, from: number) => ({
+    service,
+    region: 'us-central1',
+    points: Array.from({ length: (NOW - from) / MIN }, (_, i) => ({
+      at: from + (i + 1) * MIN,
+      value: 1,
+    })),
+  });
+  const web = observedService('web', { project: SIM_PROJECT, gpu: null });
+
+  it('dates the history from the GPU services only, not a web service that ran longer', async () => {
+    const input = await buildReplayInput(
+      governSimulation(),
+      ports(
+        [observedService('llm', { project: SIM_PROJECT }), web],
+        [every('llm', NOW - 60 * MIN), every('web', start)],
+      ),
+      NOW,
+      24 * 60 * MIN,
+    );
+    expect(input.history).toMatchObject({ shortened: true, minutes: 60, gpuServices: 1 });
+  });
+
+  it('says there is no GPU service to replay rather than replaying a web service as nothing', async () => {
+    const input = await buildReplayInput(
+      governSimulation(),
+      ports([web], [every('web', start)]),
+      NOW,
+      60 * MIN,
+    );
+    expect(input.history.gpuServices).toBe(0);
+    expect(input.history.minutes).toBe(0);
   });
 });
