@@ -54,7 +54,15 @@ export async function runQuotaRecommend(
       }
       const ledger = adoptLedger(undefined, own, regional);
       if (!ledger) withoutHistory.push(project);
-      recs.push(...recommendQuotas(ledger, at, flags.days ? { days: flags.days } : {}));
+      // Only this project's pools, as the filing does (src/reconcile/quota-requests.ts): a ledger
+      // holding another project's pools (a state file copied or edited) says nothing of this one.
+      const all = recommendQuotas(ledger, at, flags.days ? { days: flags.days } : {});
+      const foreign = all.filter((r) => r.project !== project);
+      if (foreign.length > 0)
+        io.stderr.write(
+          `warning: the state of ${project} holds pressure history of other projects' pools (${foreign.map((r) => r.key).join(', ')}): left out\n`,
+        );
+      recs.push(...all.filter((r) => r.project === project));
     }
   } finally {
     await store.close();

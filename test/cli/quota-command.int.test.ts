@@ -129,6 +129,47 @@ describe('governor quota recommend', () => {
     expect(r.stdout).toContain('Nothing was filed: quota requests are off in this policy');
   });
 
+  it("leaves out another project's pools found in a project's state, and says so", async () => {
+    const dir = join(tmp, 'state-foreign');
+    const store = createFileStateStore({ dir });
+    const days = ['2026-11-26', '2026-11-27', '2026-11-28', '2026-11-29'];
+    const other = pool(
+      'elsewhere',
+      'us-central1',
+      days.map((d) => day(d, 300, 900, 12)),
+    );
+    await store.recordRun('hot', {
+      runId: 'run-9',
+      startedAt: AT,
+      finishedAt: AT,
+      mode: 'enforce',
+      outcome: 'ok',
+      changes: 0,
+      skips: 0,
+      alerts: 0,
+      error: null,
+      pressure: { at: AT, pools: { 'elsewhere/us-central1/nvidia-l4/zonal': other } },
+    });
+    await store.close();
+    const r = await governor(
+      'quota',
+      'recommend',
+      '--policy',
+      policy('p.yaml'),
+      '--state-dir',
+      dir,
+      '--at',
+      AT,
+      '--json',
+    );
+    expect(r.code).toBe(0);
+    const json = JSON.parse(r.stdout) as { pools: { key: string }[] };
+    expect(json.pools.map((p) => p.key)).toEqual([]);
+    expect(r.stderr).toContain(
+      "warning: the state of hot holds pressure history of other projects' pools (elsewhere/us-central1/nvidia-l4/zonal): left out",
+    );
+  });
+
   it('--json: the same, with what a request would ask under maxIncrease', async () => {
     const p = policy(
       'q.yaml',
