@@ -44,6 +44,18 @@ export function poolTitle(p: PoolId & { project: string }): string {
 }
 
 /** "3 (service render-frames: 2, worker pool video-encoder: 1)": what the unmanaged GPUs are. */
+/**
+ * The pool's GPUs in use, as far as known: the plan sums known usage only, so a pool whose
+ * governed services' usage is partly unknown shows a lower bound, and wholly unknown shows "?".
+ */
+function inUseText(p: PlanPool, rows: readonly PlanService[]): string {
+  const governed = rows.filter((s) => s.managed);
+  const unknown = governed.filter((s) => s.inUse === null).length;
+  if (unknown === 0) return String(p.inUse);
+  if (unknown === governed.length) return '? (usage unknown)';
+  return `≥ ${p.inUse} (${unknown} of ${governed.length} unknown)`;
+}
+
 function unmanaged(p: PlanPool): string {
   if (p.unmanaged.length === 0) return String(p.unmanagedGpus);
   return `${p.unmanagedGpus} (${p.unmanaged.map((u) => `${u.source}: ${u.gpus}`).join(', ')})`;
@@ -130,11 +142,11 @@ export function renderPlan(plan: Plan, c: Colors, options: { alerts?: boolean } 
     out.push(
       `  quota ${quota} · reserve ${p.reserve} · unmanaged ${unmanaged(p)} · budget ${p.budget ?? 'unknown'} GPUs`,
     );
+    const rows = byPool.get(poolKey(p)) ?? [];
     out.push(
-      `  caps ${p.capsBefore} → ${p.capsAfter} · in use ${p.inUse} · demand ${p.demand} · floors ${p.floors}`,
+      `  caps ${p.capsBefore} → ${p.capsAfter} · in use ${inUseText(p, rows)} · demand ${p.demand} · floors ${p.floors}`,
     );
     if (p.note) out.push(c.dim(`  ${p.note}`));
-    const rows = byPool.get(poolKey(p)) ?? [];
     if (rows.length === 0) continue;
     out.push('');
     out.push(...serviceRows(rows, c));
@@ -164,10 +176,10 @@ export function renderStatus(plan: Plan, c: Colors): string {
     const color = c[STATUS_COLOR[p.status]] as (s: string) => string;
     out.push('');
     out.push(`${c.bold(poolTitle(p))}  ${color(`[${p.status}]`)}`);
-    out.push(
-      `  quota ${p.quota ?? 'unknown'} · reserve ${p.reserve} · unmanaged ${unmanaged(p)} · budget ${p.budget ?? 'unknown'} · caps ${p.capsBefore} · in use ${p.inUse} · demand ${p.demand} GPUs`,
-    );
     const rows = byPool.get(poolKey(p)) ?? [];
+    out.push(
+      `  quota ${p.quota ?? 'unknown'} · reserve ${p.reserve} · unmanaged ${unmanaged(p)} · budget ${p.budget ?? 'unknown'} · caps ${p.capsBefore} · in use ${inUseText(p, rows)} · demand ${p.demand} GPUs`,
+    );
     if (rows.length === 0) continue;
     const width = Math.max(7, ...rows.map((s) => s.name.length));
     const cell = (v: number | null) => String(v ?? '?').padStart(6);

@@ -5,7 +5,7 @@ import type { Alert } from '../../src/core/alert.js';
 import { plan } from '../../src/core/planner.js';
 import { parsePolicyText } from '../../src/core/policy.js';
 import { parseSnapshotText } from '../../src/core/snapshot.js';
-import { alertStatus, renderAlerts, renderPlan } from '../../src/cli/render.js';
+import { alertStatus, renderAlerts, renderPlan, renderStatus } from '../../src/cli/render.js';
 import { memoryLogger, textLogger } from '../../src/log.js';
 
 /** What `governor plan` and `governor apply` print, on the example snapshot and policy (issue #16). */
@@ -44,6 +44,27 @@ describe('the plan, for people', () => {
     expect(text).toMatch(/^ {2}~ llm-chat +10 +3 +3 → 5 +demand 5/m);
     // An unmanaged service has neither.
     expect(text).toMatch(/^ {2}= render-thumbs +– +– +1 +unmanaged/m);
+  });
+
+  it('says how much of a pool\'s use is known: a lower bound when part of it is, "?" when none is', () => {
+    const blind = (names: readonly string[]) =>
+      parseSnapshotText(
+        JSON.stringify({
+          ...snapshot,
+          services: snapshot.services.map((s) =>
+            names.includes(s.name) ? { ...s, usage: null, usageNote: 'metrics are behind' } : s,
+          ),
+        }),
+        'snapshot',
+      );
+    // The example's pressured pool: one of its 4 governed services has no usage (stale).
+    expect(renderStatus(result, c)).toContain('in use ≥ 4 (1 of 4 unknown)');
+    // Fully known: the number alone, as before.
+    expect(renderStatus(result, c)).toMatch(/ · in use 1 · /);
+    const all = plan(blind(snapshot.services.map((s) => s.name)), policy, snapshot.takenAt);
+    expect(renderStatus(all, c)).toContain('in use ? (usage unknown)');
+    expect(renderPlan(all, c)).toContain('in use ? (usage unknown)');
+    expect(renderStatus(all, c)).not.toMatch(/ · in use \d/);
   });
 
   it('lists what the unmanaged GPUs are', () => {
