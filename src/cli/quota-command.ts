@@ -3,7 +3,7 @@ import {
   adoptLedger,
   covered,
   newestLedger,
-  recommendQuotas,
+  recommendQuotasOf,
   type QuotaRecommendation,
   type UnitLedger,
 } from '../core/quota-pressure.js';
@@ -54,15 +54,18 @@ export async function runQuotaRecommend(
       }
       const ledger = adoptLedger(undefined, own, regional);
       if (!ledger) withoutHistory.push(project);
-      // Only this project's pools, as the filing does (src/reconcile/quota-requests.ts): a ledger
-      // holding another project's pools (a state file copied or edited) says nothing of this one.
-      const all = recommendQuotas(ledger, at, flags.days ? { days: flags.days } : {});
-      const foreign = all.filter((r) => r.project !== project);
+      // Only this project's pools, as the filing reads them (src/reconcile/quota-requests.ts).
+      const { own: ownRecs, foreign } = recommendQuotasOf(
+        project,
+        ledger,
+        at,
+        flags.days ? { days: flags.days } : {},
+      );
       if (foreign.length > 0)
         io.stderr.write(
           `warning: the state of ${project} holds pressure history of other projects' pools (${foreign.map((r) => r.key).join(', ')}): left out\n`,
         );
-      recs.push(...all.filter((r) => r.project === project));
+      recs.push(...ownRecs);
     }
   } finally {
     await store.close();

@@ -43,7 +43,6 @@ export function poolTitle(p: PoolId & { project: string }): string {
   return `${p.project}/${p.region} ${p.accelerator}${p.zonalRedundancy ? '' : ' (no zonal redundancy)'}`;
 }
 
-/** "3 (service render-frames: 2, worker pool video-encoder: 1)": what the unmanaged GPUs are. */
 /**
  * The pool's GPUs in use, as far as known: the plan sums known usage only, so a pool whose
  * governed services' usage is partly unknown shows a lower bound, and wholly unknown shows "?".
@@ -56,6 +55,7 @@ function inUseText(p: PlanPool, rows: readonly PlanService[]): string {
   return `≥ ${p.inUse} (${unknown} of ${governed.length} unknown)`;
 }
 
+/** "3 (service render-frames: 2, worker pool video-encoder: 1)": what the unmanaged GPUs are. */
 function unmanaged(p: PlanPool): string {
   if (p.unmanaged.length === 0) return String(p.unmanagedGpus);
   return `${p.unmanagedGpus} (${p.unmanaged.map((u) => `${u.source}: ${u.gpus}`).join(', ')})`;

@@ -156,8 +156,9 @@ export async function runSimulate(flags: SimulateFlags, io: Streams): Promise<nu
   const input = await loadSimulationInput(flags.fleet);
   const hours = hoursFlag ?? input.hours ?? 24;
   if (hours * 60 < tick) {
+    const where = hoursFlag === null ? `${flags.fleet}: hours` : '--hours';
     throw new UsageError(
-      `--hours ${hours}: shorter than one tick of the governor (${tick} min), which would never run`,
+      `${where} ${hours}: shorter than one tick of the governor (${tick} min), which would never run`,
     );
   }
   assertGoverns(policy, input.fleet, flags);

@@ -40,21 +40,26 @@ export function zodFaults(error: z.ZodError): Fault[] {
       }
     } else if (issue.code === 'invalid_union' && issue.errors.length > 0) {
       faults.push({ path, message: issue.message });
-    } else if (issue.code === 'invalid_type' && / received undefined$/.test(issue.message)) {
+    } else if (issue.code === 'invalid_type' && isMissing(issue)) {
       // A key left out reads "expected string, received undefined": say it is missing.
-      faults.push({
-        path,
-        message:
-          issue.expected === 'nonoptional' ? 'missing' : `missing (expected ${issue.expected})`,
-      });
-    } else if (issue.code === 'invalid_value' && 'input' in issue && issue.input === undefined) {
-      // The same for a fixed value (`version: 1`), when the parse reported its input.
+      const expected = issue.expected === 'nonoptional' ? '' : ` (expected ${issue.expected})`;
+      faults.push({ path, message: `missing${expected}` });
+    } else if (issue.code === 'invalid_value' && isMissing(issue)) {
+      // The same for a fixed value (`version: 1`).
       faults.push({ path, message: `missing (expected ${issue.values.map(String).join(' or ')})` });
     } else {
       faults.push({ path, message: issue.message });
     }
   }
   return faults;
+}
+
+/**
+ * A key left out rather than given a wrong value: told by the issue's input where the parse
+ * reported it (`safeParse(raw, { reportInput: true })`), else only by zod's "received undefined".
+ */
+function isMissing(issue: z.core.$ZodIssue): boolean {
+  return 'input' in issue ? issue.input === undefined : / received undefined$/.test(issue.message);
 }
 
 export { capFaults } from '../errors.js';

@@ -470,6 +470,23 @@ export function recommendQuotas(
   return out.sort((a, b) => a.key.localeCompare(b.key));
 }
 
+/**
+ * The recommendations for `project`'s own pools, and apart those of other projects' pools a
+ * ledger may hold (a state file copied or edited by hand): only the own are filed or shown.
+ */
+export function recommendQuotasOf(
+  project: string,
+  ledger: PressureLedger | undefined,
+  at: string,
+  settings: Partial<RecommendSettings> = {},
+): { own: QuotaRecommendation[]; foreign: QuotaRecommendation[] } {
+  const all = recommendQuotas(ledger, at, settings);
+  return {
+    own: all.filter((r) => r.project === project),
+    foreign: all.filter((r) => r.project !== project),
+  };
+}
+
 function checkSettings(s: RecommendSettings): void {
   const bad = (name: string, v: number): never => {
     throw new RangeError(`${name} out of range: ${v}`);

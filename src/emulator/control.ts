@@ -2,7 +2,7 @@ import type { WrittenSeries } from './custom-metrics.js';
 import { z } from 'zod';
 import { StringMap } from '../core/document.js';
 import type { CallRecord, EmulatorContext, WriteRecord } from './context.js';
-import type { FaultConfig, FaultConfigInput } from './faults.js';
+import { MAX_WAIT_SECONDS, type FaultConfig, type FaultConfigInput } from './faults.js';
 import type { InvariantSpec, InvariantSpecInput, Violation } from './invariants.js';
 import { Accelerator, Demand, readTrace, Region } from './fleet.js';
 import { topicNameFault, type PublishedMessage } from './pubsub-store.js';
@@ -49,8 +49,11 @@ export const SetQuotaInput = z.strictObject({
 });
 export type SetQuotaInput = z.input<typeof SetQuotaInput>;
 
-/** A deployment of at most a virtual day: longer is a service `reconciling` for good. */
-export const DeployInput = z.strictObject({ ...Target, seconds: z.number().min(0).max(86_400) });
+/** A deployment in flight of at most MAX_WAIT_SECONDS (a virtual day). */
+export const DeployInput = z.strictObject({
+  ...Target,
+  seconds: z.number().min(0).max(MAX_WAIT_SECONDS),
+});
 export type DeployInput = z.input<typeof DeployInput>;
 
 /** The most virtual time one `advance` may cover: 7 days. */

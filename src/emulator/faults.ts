@@ -46,6 +46,13 @@ export const LatencyRule = z.strictObject({
   meanMs: z.number().min(0).optional(),
 });
 
+/**
+ * The longest wait any emulated delay may ask for, in seconds (a day): a hung operation, a
+ * deployment in flight. Longer leaves a service `reconciling` or an operation running for good.
+ */
+export const MAX_WAIT_SECONDS = 86_400;
+const WaitSeconds = z.number().min(0).max(MAX_WAIT_SECONDS);
+
 export const FaultConfig = z.strictObject({
   seed: z.number().int().default(1),
   errors: z.array(ErrorRule).default([]),
@@ -55,7 +62,11 @@ export const FaultConfig = z.strictObject({
       failRate: z.number().min(0).max(1).default(0),
       hangRate: z.number().min(0).max(1).default(0),
       /** Wall ms a hung operation stays running. */
-      hangMs: z.number().min(0).max(86_400_000).default(3_600_000),
+      hangMs: z
+        .number()
+        .min(0)
+        .max(MAX_WAIT_SECONDS * 1000)
+        .default(3_600_000),
     })
     .default({ failRate: 0, hangRate: 0, hangMs: 3_600_000 }),
   monitoring: z
@@ -72,7 +83,7 @@ export const FaultConfig = z.strictObject({
       rate: z.number().min(0).max(1).default(0),
       /** What it does: deploy (reconciling), edit an annotation (etag), change the max. */
       kinds: z.array(z.enum(['deploy', 'annotate', 'max'])).default(['deploy', 'annotate', 'max']),
-      deploySeconds: z.number().min(0).max(86_400).default(120),
+      deploySeconds: WaitSeconds.default(120),
     })
     .default({ rate: 0, kinds: ['deploy', 'annotate', 'max'], deploySeconds: 120 }),
   otherActor: z
@@ -90,7 +101,7 @@ export const FaultConfig = z.strictObject({
         .default(['fill', 'cut-quota', 'deploy']),
       /** GPUs a quota cut takes, at most (at least 1). */
       maxCut: z.number().int().min(1).default(3),
-      deploySeconds: z.number().min(0).max(86_400).default(120),
+      deploySeconds: WaitSeconds.default(120),
     })
     .default({ rate: 0, kinds: ['fill', 'cut-quota', 'deploy'], maxCut: 3, deploySeconds: 120 }),
 });

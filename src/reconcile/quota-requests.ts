@@ -4,7 +4,7 @@ import type { Alert } from '../core/alert.js';
 import type { Policy } from '../core/policy.js';
 import {
   quotaJustification,
-  recommendQuotas,
+  recommendQuotasOf,
   type PressureLedger,
   type QuotaRecommendation,
   type TrackedRequest,
@@ -203,7 +203,7 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
     if (pool) events.push(quotaDecidedAlert(ctx, pool, decided));
   }
 
-  const recs = recommendQuotas(input.ledger, ctx.at).filter((r) => r.project === project);
+  const recs = recommendQuotasOf(project, input.ledger, ctx.at).own;
   for (const rec of recs) {
     const decision = requestToFile(rec, tracked[rec.key], settings, ctx.at);
     if (!decision.file) continue;
