@@ -259,6 +259,28 @@ describe('observe', () => {
     expect(by('b')?.usage).toMatchObject({ current: 1 });
   });
 
+  it('a service whose series is missing keeps its cap while a neighbour is refused (fail static, rule 4)', async () => {
+    // warm keeps a min instance, so its missing series is a gap, not a service at zero whose
+    // room could move to the refused neighbour; the plan leaves its cap where it is.
+    const o = await observe(
+      policy(),
+      ports({
+        services: [
+          service('warm', { serviceMaxInstances: 4, serviceMinInstances: 1 }),
+          service('pressed', { serviceMaxInstances: 4 }),
+        ],
+        series: [{ service: 'pressed', region: 'r1', points: points([5, 4], [4, 4], [3, 4]) }],
+        served: [{ service: 'pressed', region: 'r1', points: points([5, 80], [4, 80], [3, 80]) }],
+        refused: [{ service: 'pressed', region: 'r1', points: points([5, 40], [4, 40], [3, 40]) }],
+      }),
+      NOW,
+    );
+    const planned = plan(o.snapshot, policy(), new Date(NOW).toISOString());
+    const warm = planned.services.find((s) => s.name === 'warm');
+    expect(warm?.inUse).toBeNull();
+    expect(warm?.to).toBe(warm?.from);
+  });
+
   it('skips a region it cannot list, and says so', async () => {
     const o = await observe(
       policy(),
