@@ -87,14 +87,46 @@ export const TrackedRequest = z.strictObject({
 });
 export type TrackedRequest = z.infer<typeof TrackedRequest>;
 
-export const PressureLedger = z.strictObject({
-  at: z.iso.datetime({ offset: true }).describe('The run that rolled the ledger last.'),
-  pools: z.record(z.string().min(1), PressurePool).describe('By pool key.'),
-  requests: z
-    .record(z.string().min(1), TrackedRequest)
-    .optional()
-    .describe('By pool key: the last quota request of the pool and its state.'),
-});
+export const PressureLedger = z
+  .strictObject({
+    at: z.iso.datetime({ offset: true }).describe('The run that rolled the ledger last.'),
+    pools: z.record(z.string().min(1), PressurePool).describe('By pool key.'),
+    requests: z
+      .record(z.string().min(1), TrackedRequest)
+      .optional()
+      .describe('By pool key: the last quota request of the pool and its state.'),
+  })
+  .superRefine((ledger, ctx) => {
+    // A ledger is read back from a state file or document anyone may edit. Its rows are rolled
+    // forward under their key but reported (and quota requests filed) under their fields, so a
+    // key that names another pool would put one pool's history, or a request, on another.
+    for (const [key, pool] of Object.entries(ledger.pools)) {
+      if (key !== poolKey(pool)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['pools', key],
+          message: `is the key of another pool than its fields name (${poolKey(pool)})`,
+        });
+      }
+      pool.days.forEach((d, i) => {
+        const before = pool.days[i - 1];
+        if (before !== undefined && before.day >= d.day) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['pools', key, 'days', i, 'day'],
+            message: `is not after the row before it (${before.day}): one row a day, oldest first`,
+          });
+        }
+        if (d.minutesAtBudget > d.minutes) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['pools', key, 'days', i, 'minutesAtBudget'],
+            message: `is more than the day's minutes (${d.minutes})`,
+          });
+        }
+      });
+    }
+  });
 export type PressureLedger = z.infer<typeof PressureLedger>;
 
 const MINUTE_MS = 60_000;

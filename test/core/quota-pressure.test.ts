@@ -125,6 +125,32 @@ describe('the pressure ledger', () => {
     expect(late.pools[HOT]?.days[0]?.minutes).toBe(5 + MAX_GAP_MINUTES);
   });
 
+  it('refuses a ledger whose key names another pool than its fields, or whose days disagree', () => {
+    const { ledger } = week(48, 60);
+    const hot = ledger.pools[HOT];
+    if (hot === undefined) throw new Error('no hot pool');
+    // The rows of us-central1 filed under the key of another region: rolled forward under the key
+    // but recommended (and filed) for the fields, one pool's history would land on another.
+    const moved = { ...ledger, pools: { [CALM]: hot } };
+    const issues = PressureLedger.safeParse(moved).error?.issues ?? [];
+    expect(issues.map((i) => [i.path.join('.'), i.message])).toEqual([
+      [`pools.${CALM}`, `is the key of another pool than its fields name (${HOT})`],
+    ]);
+    const [first, second] = hot.days;
+    if (first === undefined || second === undefined) throw new Error('two days expected');
+    const twice = { ...ledger, pools: { [HOT]: { ...hot, days: [second, first] } } };
+    expect(PressureLedger.safeParse(twice).error?.issues.map((i) => i.path.join('.'))).toEqual([
+      `pools.${HOT}.days.1.day`,
+    ]);
+    const over = { ...first, minutesAtBudget: first.minutes + 1 };
+    const wrong = { ...ledger, pools: { [HOT]: { ...hot, days: [over] } } };
+    expect(PressureLedger.safeParse(wrong).error?.issues.map((i) => i.message)).toEqual([
+      `is more than the day's minutes (${first.minutes})`,
+    ]);
+    // What the runs themselves roll is consistent.
+    expect(PressureLedger.safeParse(ledger).success).toBe(true);
+  });
+
   it('ignores a plan older than the ledger, and other projects', () => {
     const a = rollPressure(undefined, runPlan(iso(T0 + 60_000)), 'acme');
     expect(rollPressure(a, runPlan(iso(T0)), 'acme')).toBe(a);
