@@ -4,7 +4,9 @@
  * The only file that imports `@google-cloud/firestore`.
  *
  * Layout, under one collection (default `gpu-governor`), per governed project:
- *   <collection>/<project>/state/conditions   { json: <ConditionState as JSON text>, savedAt }
+ *   <collection>/<project>/state/conditions   { json: <ConditionState as JSON text>, savedAt },
+ *                                             or { gz: <that text gzipped>, savedAt } when the
+ *                                             text is too long for one document (below)
  *   <collection>/<project>/state/lease        { holder, acquiredAt, expiresAt }
  *   <collection>/<project>/runs/<runId>       a RunRecord, plus startedAtMs to sort by
  *   <collection>/<project>/outbox/<alertId>   { json: <Alert as JSON text>, state, storedAt, order }
@@ -23,6 +25,15 @@
  * see "Data contention in transactions", cloud.google.com/firestore/docs/transaction-data-contention).
  * The outbox sorts by one field (`order`), so it needs no composite index.
  *
+ * Size: a document is at most 1 MiB (1,048,576 bytes) and a field value at most 1,048,487 bytes
+ * (https://cloud.google.com/firestore/quotas). The condition state is the one document that grows
+ * with the fleet: one record of about 500 bytes per firing condition, so a project with a few
+ * thousand services starved or misconfigured at once is over 1 MiB of JSON (2.5 MB for a project
+ * of 10,000 services in 200 pools, 4,416 of them starved). Such a state is stored gzipped (JSON of
+ * conditions shrinks 10 to 30 times); one still over {@link MAX_FIELD_BYTES} compressed is
+ * refused with StateTooLargeError before anything is written, so the state saved before stays
+ * whole. Every other document holds one alert, one lease, one run or one count, each bounded.
+ *
  * Time bounds: every call is bounded by `timeoutMs`, after which it fails with UnavailableError.
  * The client's own retries cannot be relied on for this: against a server that refuses
  * connections, a `get` gives up after about 45 s (five attempts, each waiting for a connection)
@@ -37,14 +48,16 @@
  */
 import { DiscoveryCache } from '../core/discovery.js';
 import type { DiscoveryCacheStore } from '../ports/index.js';
-import { Firestore, Timestamp } from '@google-cloud/firestore';
+import { gunzipSync, gzipSync } from 'node:zlib';
+
+import { FieldValue, Firestore, Timestamp } from '@google-cloud/firestore';
 import type { DocumentReference, Transaction } from '@google-cloud/firestore';
 import { status } from '@grpc/grpc-js';
 import { z } from 'zod';
 
 import { translateGrpcError } from './grpc-errors.js';
 import { grpcCode } from './retry.js';
-import { capFaults, UnavailableError, type Fault } from '../errors.js';
+import { capFaults, errorMessage, UnavailableError, type Fault } from '../errors.js';
 import { jsonErrorText, zodFaults } from '../core/document.js';
 import { Alert } from '../core/alert.js';
 import { MAX_CLOCK_SKEW_MS } from '../core/quota-pressure.js';
@@ -73,6 +86,7 @@ import {
   type SetAsideReport,
   sortRuns,
   StateCorruptError,
+  StateTooLargeError,
   versionConflict,
   type LeaseRequest,
   type LeaseResult,
@@ -102,7 +116,20 @@ export interface FirestoreStateStoreOptions {
   wallClock?: () => number;
 }
 
-const ConditionsDocument = z.object({ json: z.string(), savedAt: z.string() });
+const ConditionsDocument = z.union([
+  z.object({ gz: z.instanceof(Uint8Array), savedAt: z.string() }),
+  z.object({ json: z.string(), savedAt: z.string() }),
+]);
+/**
+ * The most bytes the store puts in the one field of the conditions document: Firestore's
+ * 1,048,487 bytes for a field value and 1 MiB for the document
+ * (https://cloud.google.com/firestore/quotas), less room for the document's name (a project id
+ * escaped, up to 600 bytes), its field names and `savedAt`
+ * (https://cloud.google.com/firestore/docs/storage-size).
+ */
+export const MAX_FIELD_BYTES = 1_040_000;
+/** The most a stored gzipped state may unpack to: 64 MiB, as the file store reads at most. */
+const MAX_UNPACKED_BYTES = 64 * 1024 * 1024;
 const OutboxDocument = z.object({
   json: z.string(),
   state: OutboxEntry.shape.state,
@@ -280,25 +307,31 @@ export function createFirestoreStateStore(
       const snap = await call(`reading ${ref.path}`, () => ref.get());
       if (!snap.exists || snap.updateTime === undefined) return { state: {}, version: null };
       const doc = parseStored(ConditionsDocument, snap.data(), `document ${ref.path}`);
+      const text = 'gz' in doc ? unpack(doc.gz, ref.path) : doc.json;
       return {
-        state: parseStored(ConditionState, parseJson(doc.json, ref.path), `document ${ref.path}`),
+        state: parseStored(ConditionState, parseJson(text, ref.path), `document ${ref.path}`),
         version: encodeVersion(snap.updateTime),
       };
     },
 
     async saveConditions(project, state, expectedVersion) {
       const ref = stateDoc(project, 'conditions');
-      const data = {
-        json: JSON.stringify(ConditionState.parse(state)),
-        savedAt: new Date().toISOString(),
-      };
+      const checked = ConditionState.parse(state);
+      const body = conditionsBody(project, checked);
+      const savedAt = new Date().toISOString();
       const lastUpdateTime =
         expectedVersion === null ? null : decodeVersion(project, expectedVersion);
       const written = await call(`writing ${ref.path}`, async () => {
         try {
+          // An update keeps the fields it does not name: the other form's is deleted.
           return lastUpdateTime === null
-            ? await ref.create(data)
-            : await ref.update(data, { lastUpdateTime });
+            ? await ref.create({ ...body, savedAt })
+            : await ref.update(
+                'gz' in body
+                  ? { ...body, savedAt, json: FieldValue.delete() }
+                  : { ...body, savedAt, gz: FieldValue.delete() },
+                { lastUpdateTime },
+              );
         } catch (error) {
           if (!refusedPrecondition(error)) throw error;
           const found = await ref.get();
@@ -589,6 +622,35 @@ function outboxEntryOf(data: unknown, path: string): { entry: OutboxEntry } | { 
   const alert = Alert.safeParse(json);
   if (!alert.success) return { faults: capFaults(zodFaults(alert.error)) };
   return { entry: { alert: alert.data, state: doc.data.state, storedAt: doc.data.storedAt } };
+}
+
+/**
+ * The stored form of a condition state: its JSON text, or that text gzipped when it is longer
+ * than a field may be; refused when even that is too long (see "Size" above).
+ */
+function conditionsBody(project: string, state: ConditionState): { json: string } | { gz: Buffer } {
+  const json = JSON.stringify(state);
+  const bytes = Buffer.byteLength(json);
+  if (bytes <= MAX_FIELD_BYTES) return { json };
+  const gz = gzipSync(json);
+  if (gz.length <= MAX_FIELD_BYTES) return { gz };
+  const n = Object.keys(state).length;
+  throw new StateTooLargeError(
+    `the alert state of ${project} (${n} firing condition${n === 1 ? '' : 's'}) is ${gz.length.toLocaleString('en-US')} bytes compressed (${bytes.toLocaleString('en-US')} as JSON), over the ${MAX_FIELD_BYTES.toLocaleString('en-US')} bytes one Firestore document holds here (1 MiB at most: https://cloud.google.com/firestore/quotas); not saved, the state saved before is kept`,
+  );
+}
+
+/** The JSON text of a gzipped state, refused beyond {@link MAX_UNPACKED_BYTES} or when corrupt. */
+function unpack(gz: Uint8Array, path: string): string {
+  try {
+    return gunzipSync(gz, { maxOutputLength: MAX_UNPACKED_BYTES }).toString('utf8');
+  } catch (error) {
+    throw new StateCorruptError(
+      `document ${path}`,
+      [{ path: 'gz', message: `not gzipped JSON of at most 64 MiB (${errorMessage(error)})` }],
+      { cause: error },
+    );
+  }
 }
 
 function parseJson(text: string, path: string): unknown {

@@ -598,6 +598,12 @@ export class StateCorruptError extends UpstreamError {
   }
 }
 
+/**
+ * What a store was asked to keep is larger than it can hold (a Firestore document is at most
+ * 1 MiB). Nothing was written: what was stored before stays. Exit code 1.
+ */
+export class StateTooLargeError extends UpstreamError {}
+
 /** What clears a lease nobody can take: printed wherever such a lease stops a run. */
 export const UNLOCK_FIX = 'governor unlock --policy <file> --yes';
 

@@ -3,12 +3,16 @@
  * it fails the tests): the shared contract, the documents as stored, what is read back being
  * parsed, and a stopped emulator failing fast with a typed error.
  */
+import { randomBytes } from 'node:crypto';
+
 import { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { UnavailableError } from '../../src/errors.js';
 import { createFirestoreStateStore } from '../../src/adapters/firestore-store.js';
-import { StateCorruptError, type StateStore } from '../../src/ports/index.js';
+import { makeAlert } from '../../src/core/conditions.js';
+import { decideNotifications, type ConditionState } from '../../src/core/notify.js';
+import { StateCorruptError, StateTooLargeError, type StateStore } from '../../src/ports/index.js';
 import { startFirestoreEmulator } from '../support/firestore-emulator.js';
 import type { RunningEmulator } from '../support/java-emulator.js';
 import {
@@ -148,6 +152,8 @@ describe('Firestore store: documents', () => {
     await expect(store.loadConditions(project)).rejects.toBeInstanceOf(StateCorruptError);
     await raw.doc(`${base}/state/conditions`).set({ json: 'not json', savedAt: at });
     await expect(store.loadConditions(project)).rejects.toBeInstanceOf(StateCorruptError);
+    await raw.doc(`${base}/state/conditions`).set({ gz: Buffer.from('not gzip'), savedAt: at });
+    await expect(store.loadConditions(project)).rejects.toBeInstanceOf(StateCorruptError);
     await raw.doc(`${base}/state/lease`).set({ holder: 7 });
     await expect(store.acquireLease(project, 'a', 60_000, at)).rejects.toBeInstanceOf(
       StateCorruptError,
@@ -165,6 +171,87 @@ describe('Firestore store: documents', () => {
     } finally {
       await Promise.all(clients.map((c) => c.close()));
     }
+  });
+});
+
+/**
+ * A project's firing conditions, one `service.starved` per service spread over `pools` pools, as
+ * the planner raises them (about 560 bytes of JSON each). `noise` adds to each record that many
+ * random hex characters, which no compression shrinks.
+ */
+function starvedState(services: number, pools: number, noise = 0): ConditionState {
+  const current = Array.from({ length: services }, (_, i) =>
+    makeAlert(
+      { at, runId: 'r' },
+      {
+        project: 'p',
+        region: `region-${i % pools}`,
+        accelerator: 'nvidia-l4',
+        zonalRedundancy: i % 2 === 0,
+      },
+      {
+        type: 'service.starved',
+        severity: 'WARNING',
+        service: `inference-${i}`,
+        summary: `inference-${i} gets 2 instances, short of its demand of 5`,
+        details: {
+          cap: 2,
+          demand: 5,
+          peak: 4,
+          inUse: 2,
+          shortfall: 3,
+          ...(noise > 0 ? { noise: randomBytes(noise / 2).toString('hex') } : {}),
+        },
+      },
+    ),
+  );
+  return decideNotifications({
+    previous: {},
+    current,
+    events: [],
+    now: at,
+    renotifyAfterMs: 3_600_000,
+    runId: 'r',
+    scope: ['p'],
+  }).next;
+}
+
+describe("Firestore store: Firestore's 1 MiB document limit", () => {
+  // https://cloud.google.com/firestore/quotas: a document is at most 1 MiB (1,048,576 bytes), a
+  // field value at most 1,048,487 bytes.
+  it('saves and reads back a condition state whose JSON is over 1 MiB (4,000 conditions)', async () => {
+    const project = freshProject();
+    const state = starvedState(4_000, 200);
+    expect(Buffer.byteLength(JSON.stringify(state))).toBeGreaterThan(1_900_000);
+    const first = await store.saveConditions(project, state, null);
+    expect(await store.loadConditions(project)).toEqual({ state, version: first });
+    // An update, with the version as precondition, and a small state written over the large one.
+    const second = await store.saveConditions(project, {}, first);
+    expect(await store.loadConditions(project)).toEqual({ state: {}, version: second });
+    // A small state keeps its readable JSON text.
+    expect((await raw.doc(`${collection}/${project}/state/conditions`).get()).data()).toMatchObject(
+      { json: '{}' },
+    );
+    const third = await store.saveConditions(project, state, second);
+    expect(await store.loadConditions(project)).toEqual({ state, version: third });
+  });
+
+  it('refuses, in one line naming the sizes, a state too large even compressed; the saved one stays', async () => {
+    const project = freshProject();
+    const small = starvedState(3, 1);
+    const version = await store.saveConditions(project, small, null);
+    const huge = starvedState(1_000, 10, 3_000);
+    const error = await store.saveConditions(project, huge, version).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(StateTooLargeError);
+    const message = (error as Error).message;
+    expect(message).not.toContain('\n');
+    expect(message).toMatch(
+      /^the alert state of proj-[0-9a-f]{8} \(1000 firing conditions\) is [\d,]+ bytes compressed \([\d,]+ as JSON\), over the 1,040,000 bytes one Firestore document holds here/,
+    );
+    expect(await store.loadConditions(project)).toEqual({ state: small, version });
   });
 });
 
