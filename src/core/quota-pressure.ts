@@ -57,7 +57,15 @@ export const PressureDay = z.strictObject({
   refusedGpuMinutes: Int.describe('Estimated GPU-minutes wanted above the budget.'),
   peakWanted: Int.describe('The most GPUs the pool wanted in one run.'),
   quota: Int.nullable().describe('The quota at the last run of the day; null unknown.'),
-  budget: Int.nullable().describe('The budget at the last run of the day; null unknown.'),
+  // The plan's budget: below 0 where unmanaged caps are over the quota (Cloud Run checks each
+  // service's max against the quota, never their sum), so not `Int` like the counts above.
+  budget: z
+    .number()
+    .int()
+    .nullable()
+    .describe(
+      'The budget at the last run of the day (below 0: unmanaged caps over the quota); null unknown.',
+    ),
 });
 export type PressureDay = z.infer<typeof PressureDay>;
 

@@ -18,6 +18,7 @@ import {
   rollPressure,
 } from '../../src/core/quota-pressure.js';
 import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
+import { checkRunRecord } from '../../src/ports/index.js';
 
 /** Pressure from the runs' records: the ledger each run rolls, and the quota it argues for. */
 
@@ -207,6 +208,56 @@ describe('the pressure ledger', () => {
     // The last run is on 2026-12-10 00:00: it and the 13 days before it.
     expect(days[0]?.day).toBe('2026-11-27');
     expect(days.every((d) => d.minutes <= 1440)).toBe(true);
+  });
+
+  it('keeps a pool whose unmanaged caps are over its quota (a budget below 0), as the plan says', () => {
+    // Cloud Run checks one service's max against the quota, never their sum: two unmanaged
+    // services with a max of 3 each fit a quota of 4 one by one, and leave a budget of -2.
+    const at = iso(T0);
+    const unmanaged = parsePolicy({
+      version: 1,
+      projects: ['acme'],
+      services: [{ match: { name: 'team-*' }, managed: false }, { match: {} }],
+    });
+    const snapshot: Snapshot = {
+      version: 1,
+      takenAt: at,
+      pools: [
+        {
+          project: 'acme',
+          region: 'us-central1',
+          accelerator: 'nvidia-l4',
+          zonalRedundancy: true,
+          quota: 4,
+        },
+      ],
+      services: [
+        svc('us-central1', 'team-a', 3, 1, at),
+        svc('us-central1', 'team-b', 3, 1, at),
+        svc('us-central1', 'llm', 1, 1, at),
+      ],
+      unmanagedUsage: [],
+    };
+    const p = plan(snapshot, unmanaged, at, { runId: 'r' });
+    expect(p.pools[0]?.budget).toBe(-2);
+    const ledger = rollPressure(undefined, p, 'acme');
+    expect(ledger.pools[HOT]?.days[0]?.budget).toBe(-2);
+    // What every run record carries, and what a store checks before writing it.
+    expect(PressureLedger.safeParse(ledger).error).toBeUndefined();
+    expect(
+      checkRunRecord({
+        runId: 'r',
+        startedAt: at,
+        finishedAt: at,
+        mode: 'enforce',
+        outcome: 'ok',
+        changes: 0,
+        skips: 0,
+        alerts: 0,
+        error: null,
+        pressure: ledger,
+      }).pressure,
+    ).toEqual(ledger);
   });
 
   it('rejects a plan without a time', () => {
