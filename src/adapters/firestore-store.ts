@@ -8,7 +8,10 @@
  *                                             or { gz: <that text gzipped>, savedAt } when the
  *                                             text is too long for one document (below)
  *   <collection>/<project>/state/lease        { holder, acquiredAt, expiresAt }
- *   <collection>/<project>/runs/<runId>       a RunRecord, plus startedAtMs to sort by
+ *   <collection>/<project>/runs/<runId>       a RunRecord, plus startedAtMs to sort by; or,
+ *                                             when too long for one document (below),
+ *                                             { runId, startedAt, startedAtMs, gz: <the
+ *                                             record's JSON text gzipped> }
  *   <collection>/<project>/outbox/<alertId>   { json: <Alert as JSON text>, state, storedAt, order }
  *   <collection>/<project>/state/outbox       { dropped }: entries the bound dropped, unannounced
  *   <collection>/%governor                    { id }: this governor's id (no project id maps to
@@ -32,7 +35,11 @@
  * of 10,000 services in 200 pools, 4,416 of them starved). Such a state is stored gzipped (JSON of
  * conditions shrinks 10 to 30 times); one still over {@link MAX_FIELD_BYTES} compressed is
  * refused with StateTooLargeError before anything is written, so the state saved before stays
- * whole. Every other document holds one alert, one lease, one run or one count, each bounded.
+ * whole. A run record grows with the project's pools: its pools, quotas and 14 days of pressure
+ * ledger are about 2 KB a pool, up to 4.5 KB with a tracked quota request (890 KB for 200 pools,
+ * 1.3 MB for 300): one over {@link MAX_RUN_INLINE_BYTES} of JSON is stored the same way, beside
+ * the fields that rank and prune it, and refused the same way when still too large. Every other
+ * document holds one alert, one lease or one count, each bounded.
  *
  * Time bounds: every call is bounded by `timeoutMs`, after which it fails with UnavailableError.
  * The client's own retries cannot be relied on for this: against a server that refuses
@@ -116,10 +123,9 @@ export interface FirestoreStateStoreOptions {
   wallClock?: () => number;
 }
 
-const ConditionsDocument = z.union([
-  z.object({ gz: z.instanceof(Uint8Array), savedAt: z.string() }),
-  z.object({ json: z.string(), savedAt: z.string() }),
-]);
+const ConditionsDocument = z.object({ json: z.string(), savedAt: z.string() });
+/** A document stored gzipped (see "Size" above): read as such whenever it has a `gz` field. */
+const Gzipped = z.object({ gz: z.instanceof(Uint8Array) });
 /**
  * The most bytes the store puts in the one field of the conditions document: Firestore's
  * 1,048,487 bytes for a field value and 1 MiB for the document
@@ -128,6 +134,12 @@ const ConditionsDocument = z.union([
  * (https://cloud.google.com/firestore/docs/storage-size).
  */
 export const MAX_FIELD_BYTES = 1_040_000;
+/**
+ * The most JSON of a run record stored as fields. Firestore counts 8 bytes for every number and
+ * one more for every string and field name (https://cloud.google.com/firestore/docs/storage-size),
+ * so a record's document may be larger than its JSON: 1/4 is kept for that.
+ */
+const MAX_RUN_INLINE_BYTES = 780_000;
 /** The most a stored gzipped state may unpack to: 64 MiB, as the file store reads at most. */
 const MAX_UNPACKED_BYTES = 64 * 1024 * 1024;
 const OutboxDocument = z.object({
@@ -149,7 +161,10 @@ const GovernorDocument = z.object({ id: GovernorId });
 const DiscoveryDocument = z.object({ json: z.string() });
 /** Entries removed per transaction (a commit is bounded in writes). */
 const REMOVE_CHUNK = 400;
-/** A run document: the record's fields (the sort key `startedAtMs` is dropped on reading). */
+/**
+ * A run document: the record's fields (the sort key `startedAtMs` is dropped on reading), unless
+ * it is stored gzipped.
+ */
 const RunDocument = z.object(RunRecord.shape);
 /** What ranks a run document for pruning. */
 const RunKey = RunRecord.pick({ runId: true, startedAt: true });
@@ -306,8 +321,11 @@ export function createFirestoreStateStore(
       const ref = stateDoc(project, 'conditions');
       const snap = await call(`reading ${ref.path}`, () => ref.get());
       if (!snap.exists || snap.updateTime === undefined) return { state: {}, version: null };
-      const doc = parseStored(ConditionsDocument, snap.data(), `document ${ref.path}`);
-      const text = 'gz' in doc ? unpack(doc.gz, ref.path) : doc.json;
+      const where = `document ${ref.path}`;
+      const data = snap.data();
+      const text = isGzipped(data)
+        ? unpack(parseStored(Gzipped, data, where).gz, ref.path)
+        : parseStored(ConditionsDocument, data, where).json;
       return {
         state: parseStored(ConditionState, parseJson(text, ref.path), `document ${ref.path}`),
         version: encodeVersion(snap.updateTime),
@@ -345,10 +363,11 @@ export function createFirestoreStateStore(
     async recordRun(project, record) {
       const checked = checkRunRecord(record);
       const runs = runsOf(project);
+      const body = runBody(project, checked);
       await call(`recording run ${checked.runId} of ${project}`, async () => {
         await runs
           .doc(docId(checked.runId))
-          .set({ ...checked, startedAtMs: Date.parse(checked.startedAt) });
+          .set({ ...body, startedAtMs: Date.parse(checked.startedAt) });
         // The newest `keep` as listRuns ranks them (records from the future last): two fields of
         // each record read, as the offset query read each record before.
         const all = await runs.select('runId', 'startedAt').get();
@@ -378,9 +397,13 @@ export function createFirestoreStateStore(
           runs.where('startedAtMs', '>', cutoff).orderBy('startedAtMs', 'desc').limit(most).get(),
         ]),
       );
-      const read = [...past.docs, ...future.docs].map((doc) =>
-        parseStored(RunDocument, doc.data(), `document ${doc.ref.path}`),
-      );
+      const read = [...past.docs, ...future.docs].map((doc) => {
+        const where = `document ${doc.ref.path}`;
+        const data = doc.data();
+        if (!isGzipped(data)) return parseStored(RunDocument, data, where);
+        const text = unpack(parseStored(Gzipped, data, where).gz, doc.ref.path);
+        return parseStored(RunRecord, parseJson(text, doc.ref.path), where);
+      });
       return sortRuns(read, wall()).slice(0, most);
     },
 
@@ -640,7 +663,30 @@ function conditionsBody(project: string, state: ConditionState): { json: string 
   );
 }
 
-/** The JSON text of a gzipped state, refused beyond {@link MAX_UNPACKED_BYTES} or when corrupt. */
+/**
+ * The stored form of a run record: its fields, or (too long for that) the fields that rank and
+ * prune it beside the whole record gzipped; refused when even that is too long.
+ */
+function runBody(
+  project: string,
+  record: RunRecord,
+): RunRecord | (Pick<RunRecord, 'runId' | 'startedAt'> & { gz: Buffer }) {
+  const json = JSON.stringify(record);
+  const bytes = Buffer.byteLength(json);
+  if (bytes <= MAX_RUN_INLINE_BYTES) return record;
+  const gz = gzipSync(json);
+  if (gz.length <= MAX_FIELD_BYTES) return { runId: record.runId, startedAt: record.startedAt, gz };
+  throw new StateTooLargeError(
+    `the record of run ${record.runId} of ${project} is ${gz.length.toLocaleString('en-US')} bytes compressed (${bytes.toLocaleString('en-US')} as JSON), over the ${MAX_FIELD_BYTES.toLocaleString('en-US')} bytes one Firestore document holds here (1 MiB at most: https://cloud.google.com/firestore/quotas); not recorded`,
+  );
+}
+
+/** Whether a stored document is in its gzipped form (it has a `gz` field). */
+function isGzipped(data: unknown): boolean {
+  return typeof data === 'object' && data !== null && 'gz' in data;
+}
+
+/** The JSON text of a gzipped state or record, refused beyond {@link MAX_UNPACKED_BYTES} or when corrupt. */
 function unpack(gz: Uint8Array, path: string): string {
   try {
     return gunzipSync(gz, { maxOutputLength: MAX_UNPACKED_BYTES }).toString('utf8');

@@ -12,7 +12,13 @@ import { UnavailableError } from '../../src/errors.js';
 import { createFirestoreStateStore } from '../../src/adapters/firestore-store.js';
 import { makeAlert } from '../../src/core/conditions.js';
 import { decideNotifications, type ConditionState } from '../../src/core/notify.js';
-import { StateCorruptError, StateTooLargeError, type StateStore } from '../../src/ports/index.js';
+import type { PressureLedger } from '../../src/core/quota-pressure.js';
+import {
+  StateCorruptError,
+  StateTooLargeError,
+  type RunRecord,
+  type StateStore,
+} from '../../src/ports/index.js';
 import { startFirestoreEmulator } from '../support/firestore-emulator.js';
 import type { RunningEmulator } from '../support/java-emulator.js';
 import {
@@ -216,6 +222,63 @@ function starvedState(services: number, pools: number, noise = 0): ConditionStat
   }).next;
 }
 
+/**
+ * A run record whose pressure ledger covers `pools` pools over 14 days, each with a tracked quota
+ * request whose `stateDetail` and `traceId` are as long as a record allows; `random` fills them
+ * with random characters, which no compression shrinks much.
+ */
+function bigRunRecord(runId: string, pools: number, random = false): RunRecord {
+  const text = (n: number) =>
+    random
+      ? randomBytes(n).toString('base64').slice(0, n)
+      : 'quota request pending '.repeat(n).slice(0, n);
+  const ledger: PressureLedger = { at, pools: {}, requests: {} };
+  for (let i = 0; i < pools; i++) {
+    const key = `p/region-${i}/nvidia-l4/zonal`;
+    ledger.pools[key] = {
+      project: 'p',
+      region: `region-${i}`,
+      accelerator: 'nvidia-l4',
+      zonalRedundancy: true,
+      days: Array.from({ length: 14 }, (_, d) => ({
+        day: `2026-11-${String(d + 10).padStart(2, '0')}`,
+        minutes: 1440,
+        minutesAtBudget: 700 + d,
+        refusedGpuMinutes: 123_456 + i,
+        peakWanted: 40 + d,
+        quota: 32,
+        budget: 30 - d,
+      })),
+    };
+    (ledger.requests ??= {})[key] = {
+      name: `projects/p/locations/global/quotaPreferences/gpu-governor-region-${i}-nvidia-l4`,
+      quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+      preferredValue: 48,
+      from: 32,
+      filedAt: at,
+      by: 'governor',
+      state: 'pending',
+      decidedAt: null,
+      grantedValue: null,
+      stateDetail: text(2000),
+      traceId: text(500),
+    };
+  }
+  return {
+    runId,
+    startedAt: at,
+    finishedAt: at,
+    at,
+    mode: 'enforce',
+    outcome: 'ok',
+    changes: 0,
+    skips: 0,
+    alerts: 0,
+    error: null,
+    pressure: ledger,
+  };
+}
+
 describe("Firestore store: Firestore's 1 MiB document limit", () => {
   // https://cloud.google.com/firestore/quotas: a document is at most 1 MiB (1,048,576 bytes), a
   // field value at most 1,048,487 bytes.
@@ -252,6 +315,44 @@ describe("Firestore store: Firestore's 1 MiB document limit", () => {
       /^the alert state of proj-[0-9a-f]{8} \(1000 firing conditions\) is [\d,]+ bytes compressed \([\d,]+ as JSON\), over the 1,040,000 bytes one Firestore document holds here/,
     );
     expect(await store.loadConditions(project)).toEqual({ state: small, version });
+  });
+
+  it('records and lists a run record over 1 MiB (a pressure ledger of 300 pools)', async () => {
+    const project = freshProject();
+    const record = bigRunRecord('big-run', 300);
+    expect(Buffer.byteLength(JSON.stringify(record))).toBeGreaterThan(1_200_000);
+    await store.recordRun(project, record);
+    expect(await store.listRuns(project, 1)).toEqual([record]);
+    // Ranked and pruned among the others as before: the newest CONTRACT_KEEP_RUNS are kept.
+    for (let i = 1; i <= CONTRACT_KEEP_RUNS; i++) {
+      const t = new Date(Date.parse(at) + i * 60_000).toISOString();
+      await store.recordRun(project, {
+        ...record,
+        runId: `small-${i}`,
+        startedAt: t,
+        finishedAt: t,
+        pressure: { at: t, pools: {} },
+      });
+    }
+    expect((await store.listRuns(project, 10)).map((r) => r.runId)).toEqual([
+      'small-3',
+      'small-2',
+      'small-1',
+    ]);
+  });
+
+  it('refuses, in one line naming the sizes, a run record too large even compressed', async () => {
+    const project = freshProject();
+    const record = bigRunRecord('huge-run', 1_000, true);
+    const error = await store.recordRun(project, record).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(StateTooLargeError);
+    expect((error as Error).message).toMatch(
+      /^the record of run huge-run of proj-[0-9a-f]{8} is [\d,]+ bytes compressed \([\d,]+ as JSON\), over the 1,040,000 bytes one Firestore document holds here[^\n]*$/,
+    );
+    expect(await store.listRuns(project, 10)).toEqual([]);
   });
 });
 
