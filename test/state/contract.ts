@@ -228,6 +228,42 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       const bad = { ...runRecord(1), changes: -1 };
       await expect(store.recordRun(freshProject(), bad)).rejects.toThrow(/changes/);
     });
+
+    it('refuses a record with thousands of faults in one short line (a log entry is at most 256 KiB)', async () => {
+      // https://cloud.google.com/logging/quotas: the line that logs the refusal is one LogEntry.
+      const store = open();
+      const days = Array.from({ length: 14 }, (_, d) => ({
+        day: `2026-11-${String(d + 10).padStart(2, '0')}`,
+        minutes: -1,
+        minutesAtBudget: -1,
+        refusedGpuMinutes: -1,
+        peakWanted: -1,
+        quota: -1,
+        budget: 1,
+      }));
+      const pools = Object.fromEntries(
+        Array.from({ length: 200 }, (_, i) => [
+          `p/region-${i}/nvidia-l4/zonal`,
+          {
+            project: 'p',
+            region: `region-${i}`,
+            accelerator: 'nvidia-l4',
+            zonalRedundancy: true,
+            days,
+          },
+        ]),
+      );
+      const bad = { ...runRecord(1), pressure: { at: at(0), pools } };
+      const error = await store.recordRun(freshProject(), bad).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      const message = (error as Error).message;
+      expect(message).toMatch(/^Invalid run record: pressure\.pools\./);
+      expect(message).toContain('and 13995 more problems');
+      expect(message).not.toContain('\n');
+      expect(message.length).toBeLessThan(2_000);
+    });
   });
 
   describe(`${name}: lease`, () => {
