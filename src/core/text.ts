@@ -24,3 +24,13 @@ export function listOnOneLine(text: string): string {
 export function plural(n: number, word: string): string {
   return `${n} ${word}${n === 1 ? '' : 's'}`;
 }
+
+/**
+ * The first `max` items, comma-separated, and how many more there are: a list that grows with the
+ * fleet, in a line that must stay short (a Cloud Logging entry is at most 256 KiB:
+ * https://cloud.google.com/logging/quotas).
+ */
+export function someOf(items: readonly string[], max: number): string {
+  const shown = items.slice(0, max).join(', ');
+  return items.length > max ? `${shown} and ${items.length - max} more` : shown;
+}

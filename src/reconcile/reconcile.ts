@@ -32,6 +32,7 @@ import { plan as makePlan } from '../core/planner.js';
 import { NO_PROJECTS, type Policy } from '../core/policy.js';
 import { REGION_NAME, stoppedSiblings } from '../core/units.js';
 import { renderProblem, type ObservationProblem } from '../core/problems.js';
+import { someOf } from '../core/text.js';
 import {
   adoptLedger,
   adoptQuotas,
@@ -1212,7 +1213,7 @@ async function moveConditions(
       );
       deps.log.log(
         'INFO',
-        `${project}: ${how.said} ${next.moved.length} condition(s) ${label} left firing: ${next.moved.join(', ')}`,
+        `${project}: ${how.said} ${next.moved.length} condition(s) ${label} left firing: ${someOf(next.moved, 10)}`,
       );
       return { state: own, version };
     } catch (e) {

@@ -256,6 +256,35 @@ describe('a project newly split: its regional units take over what it left firin
   });
 });
 
+describe('a handover of thousands of conditions', () => {
+  it('logs one short line naming a few of them and how many more (a log entry is at most 256 KiB)', async () => {
+    // https://cloud.google.com/logging/quotas: each line the function logs is one LogEntry.
+    await governedWhole();
+    const { state, version } = await base.loadConditions(P);
+    const pressure = state[PRESSURE];
+    if (!pressure) throw new Error('no pool.pressure in the project state');
+    const starved = Object.fromEntries(
+      Array.from({ length: 4_000 }, (_, i) => [
+        `service.starved:${HOT}:inference-service-number-${i}`,
+        {
+          ...pressure,
+          type: 'service.starved' as const,
+          service: `inference-service-number-${i}`,
+          summary: `inference-service-number-${i} gets 1 instance, short of its demand of 3`,
+          details: { cap: 1, demand: 3 },
+        },
+      ]),
+    );
+    await base.saveConditions(P, { ...state, ...starved }, version);
+    const us = await run(US);
+    expect(us.outcome).toBe('ok');
+    const line = log.lines.find((l) => l.message.includes('took over'))?.message ?? '';
+    expect(line).toMatch(/took over 400\d condition\(s\) the whole project left firing: /);
+    expect(line).toMatch(/ and 39\d\d more$/);
+    expect(line.length).toBeLessThan(2_000);
+  });
+});
+
 describe('a project governed whole again takes back what its regional units left firing', () => {
   it('after a gap, once, even when the first run dies between its two saves', async () => {
     await governedWhole();
