@@ -38,8 +38,9 @@
  * whole. A run record grows with the project's pools: its pools, quotas and 14 days of pressure
  * ledger are about 2 KB a pool, up to 4.5 KB with a tracked quota request (890 KB for 200 pools,
  * 1.3 MB for 300): one over {@link MAX_RUN_INLINE_BYTES} of JSON is stored the same way, beside
- * the fields that rank and prune it, and refused the same way when still too large. Every other
- * document holds one alert, one lease or one count, each bounded.
+ * the fields that rank and prune it, and refused the same way when still too large; so is the
+ * organisation's discovery (about 65 bytes a project). Every other document holds one alert, one
+ * lease or one count, each bounded.
  *
  * Time bounds: every call is bounded by `timeoutMs`, after which it fails with UnavailableError.
  * The client's own retries cannot be relied on for this: against a server that refuses
@@ -306,15 +307,24 @@ export function createFirestoreStateStore(
       const ref = db.collection(collection).doc('%discovery');
       const snap = await call(`reading ${ref.path}`, () => ref.get());
       if (!snap.exists) return null;
-      const doc = parseStored(DiscoveryDocument, snap.data(), `document ${ref.path}`);
-      return parseStored(DiscoveryCache, parseJson(doc.json, ref.path), `document ${ref.path}`);
+      const where = `document ${ref.path}`;
+      const data = snap.data();
+      const text = isGzipped(data)
+        ? unpack(parseStored(Gzipped, data, where).gz, ref.path)
+        : parseStored(DiscoveryDocument, data, where).json;
+      return parseStored(DiscoveryCache, parseJson(text, ref.path), where);
     },
 
     async saveDiscovery(cache) {
       const ref = db.collection(collection).doc('%discovery');
-      // One field of JSON text: a thousand project ids stay far below Firestore's 1 MiB document.
-      const json = JSON.stringify(DiscoveryCache.parse(cache));
-      await call(`writing ${ref.path}`, () => ref.set({ json }));
+      // One field of JSON text, about 65 bytes a project: gzipped beyond about 16,000 projects.
+      const checked = DiscoveryCache.parse(cache);
+      const body = packJson(
+        JSON.stringify(checked),
+        `the discovery of ${checked.projects.length} project(s)`,
+        'not saved, the discovery saved before is kept',
+      );
+      await call(`writing ${ref.path}`, () => ref.set(body));
     },
 
     async loadConditions(project): Promise<VersionedConditions> {
@@ -652,14 +662,30 @@ function outboxEntryOf(data: unknown, path: string): { entry: OutboxEntry } | { 
  * than a field may be; refused when even that is too long (see "Size" above).
  */
 function conditionsBody(project: string, state: ConditionState): { json: string } | { gz: Buffer } {
-  const json = JSON.stringify(state);
+  const n = Object.keys(state).length;
+  return packJson(
+    JSON.stringify(state),
+    `the alert state of ${project} (${n} firing condition${n === 1 ? '' : 's'})`,
+    'not saved, the state saved before is kept',
+  );
+}
+
+/**
+ * JSON text as one field: as it is when it fits, else gzipped; refused with StateTooLargeError,
+ * naming `what`, its sizes and `outcome`, when even that is too long.
+ */
+function packJson(json: string, what: string, outcome: string): { json: string } | { gz: Buffer } {
   const bytes = Buffer.byteLength(json);
   if (bytes <= MAX_FIELD_BYTES) return { json };
   const gz = gzipSync(json);
   if (gz.length <= MAX_FIELD_BYTES) return { gz };
-  const n = Object.keys(state).length;
-  throw new StateTooLargeError(
-    `the alert state of ${project} (${n} firing condition${n === 1 ? '' : 's'}) is ${gz.length.toLocaleString('en-US')} bytes compressed (${bytes.toLocaleString('en-US')} as JSON), over the ${MAX_FIELD_BYTES.toLocaleString('en-US')} bytes one Firestore document holds here (1 MiB at most: https://cloud.google.com/firestore/quotas); not saved, the state saved before is kept`,
+  throw tooLarge(what, gz.length, bytes, outcome);
+}
+
+function tooLarge(what: string, gz: number, json: number, outcome: string): StateTooLargeError {
+  const n = (x: number) => x.toLocaleString('en-US');
+  return new StateTooLargeError(
+    `${what} is ${n(gz)} bytes compressed (${n(json)} as JSON), over the ${n(MAX_FIELD_BYTES)} bytes one Firestore document holds here (1 MiB at most: https://cloud.google.com/firestore/quotas); ${outcome}`,
   );
 }
 
@@ -676,8 +702,11 @@ function runBody(
   if (bytes <= MAX_RUN_INLINE_BYTES) return record;
   const gz = gzipSync(json);
   if (gz.length <= MAX_FIELD_BYTES) return { runId: record.runId, startedAt: record.startedAt, gz };
-  throw new StateTooLargeError(
-    `the record of run ${record.runId} of ${project} is ${gz.length.toLocaleString('en-US')} bytes compressed (${bytes.toLocaleString('en-US')} as JSON), over the ${MAX_FIELD_BYTES.toLocaleString('en-US')} bytes one Firestore document holds here (1 MiB at most: https://cloud.google.com/firestore/quotas); not recorded`,
+  throw tooLarge(
+    `the record of run ${record.runId} of ${project}`,
+    gz.length,
+    bytes,
+    'not recorded',
   );
 }
 

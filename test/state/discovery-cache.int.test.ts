@@ -31,6 +31,24 @@ function contract(name: string, open: () => Store): void {
       await store.saveDiscovery({ ...cache, projects: ['gamma-proj'] });
       expect((await store.loadDiscovery())?.projects).toEqual(['gamma-proj']);
     });
+    it('holds the discovery of 30,000 projects (1.9 MB of JSON, over a 1 MiB Firestore document)', async () => {
+      // https://cloud.google.com/firestore/quotas: a document is at most 1 MiB.
+      const store = open();
+      const ids = Array.from(
+        { length: 30_000 },
+        (_, i) => `inference-team-${String(i).padStart(5, '0')}`,
+      );
+      const large = {
+        ...cache,
+        projects: ids,
+        services: Object.fromEntries(ids.map((id) => [id, { 'us-central1': 3 }])),
+      };
+      expect(Buffer.byteLength(JSON.stringify(large))).toBeGreaterThan(1_900_000);
+      await store.saveDiscovery(large);
+      expect(await store.loadDiscovery()).toEqual(large);
+      await store.saveDiscovery(cache);
+      expect(await store.loadDiscovery()).toEqual(cache);
+    });
     it('refuses to save a malformed one, and keeps the last good one', async () => {
       const store = open();
       await store.saveDiscovery(cache);
