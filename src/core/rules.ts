@@ -39,7 +39,19 @@ interface CompiledRule {
   index: number;
   rule: ServiceRule;
   matchName: ((name: string) => boolean) | null;
+  /** The rule's labels as [key, value] pairs; null when it names none. */
+  labels: [string, string][] | null;
   settings: Settings;
+}
+
+/**
+ * A name glob as a test of one name: what `picomatch(glob)(name)` answers (an empty name never
+ * matches; the glob itself always does; otherwise its RegExp decides), without the result objects
+ * picomatch's matcher builds on every call.
+ */
+function nameMatcher(glob: string): (name: string) => boolean {
+  const re = picomatch.makeRe(glob);
+  return (name) => name !== '' && (name === glob || re.test(name));
 }
 
 /**
@@ -95,8 +107,9 @@ export function compileRules(policy: Policy, atMs: number): (s: ServiceLike) => 
         headroom: win.headroom ?? settings.headroom,
       };
     }
-    const matchName = rule.match.name ? picomatch(rule.match.name) : null;
-    return { index, rule, matchName, settings };
+    const matchName = rule.match.name ? nameMatcher(rule.match.name) : null;
+    const labels = rule.match.labels ? Object.entries(rule.match.labels) : null;
+    return { index, rule, matchName, labels, settings };
   });
 
   return (s) => {
@@ -106,13 +119,15 @@ export function compileRules(policy: Policy, atMs: number): (s: ServiceLike) => 
       if (m.region !== undefined && m.region !== s.region) continue;
       if (m.accelerator !== undefined && m.accelerator !== s.accelerator) continue;
       if (r.matchName && !r.matchName(s.name)) continue;
-      if (
-        m.labels &&
-        !Object.entries(m.labels).every(([k, v]) => Object.hasOwn(s.labels, k) && s.labels[k] === v)
-      )
-        continue;
+      if (r.labels && !hasLabels(s.labels, r.labels)) continue;
       return r.settings;
     }
     return unmatched;
   };
+}
+
+/** The service has every one of these labels, with these exact values. */
+function hasLabels(labels: Record<string, string>, wanted: [string, string][]): boolean {
+  for (const [k, v] of wanted) if (!Object.hasOwn(labels, k) || labels[k] !== v) return false;
+  return true;
 }

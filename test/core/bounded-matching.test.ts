@@ -1,3 +1,4 @@
+import picomatch from 'picomatch';
 import { describe, expect, it } from 'vitest';
 import { plan, PlanningStoppedError } from '../../src/core/planner.js';
 import { globWildcards, MAX_GLOB_WILDCARDS, parsePolicy } from '../../src/core/policy.js';
@@ -50,6 +51,41 @@ describe('name globs', () => {
     const svc = (name: string) => ({ ...POOL, name, labels: {} });
     expect(resolve(svc('llm-prod-a')).managed).toBe(true);
     expect(resolve(svc('llm-dev-a')).managed).toBe(false);
+  });
+
+  it('matches a name exactly as picomatch does, and labels exactly', () => {
+    // The rules test a glob's RegExp directly (without picomatch's per-call result objects): the
+    // answers must be picomatch's own, the empty name and a glob equal to the name included.
+    const globs = ['llm-*', '*-prod-*', '**', 'llm-?', 'llm-[a-c]*', '{a,b}-*', 'a.b', 'x+(y)'];
+    const names = ['', 'llm-', 'llm-1', 'llm-12', 'llm-b7', 'a-x', 'c-x', 'a.b', 'axb', 'x', 'xyy'];
+    for (const glob of [...globs, ...names.filter((n) => n !== '')]) {
+      const resolve = compileRules(
+        parsePolicy({ version: 1, projects: ['p'], services: [{ match: { name: glob } }] }),
+        0,
+      );
+      for (const name of [...names, glob])
+        expect({ glob, name, managed: resolve({ ...POOL, name, labels: {} }).managed }).toEqual({
+          glob,
+          name,
+          managed: picomatch(glob)(name),
+        });
+    }
+    const resolve = compileRules(
+      parsePolicy({
+        version: 1,
+        projects: ['p'],
+        services: [{ match: { labels: { team: 'search', tier: 'gold' } } }],
+      }),
+      0,
+    );
+    const labelled = (labels: Record<string, string>) =>
+      resolve({ ...POOL, name: 'svc', labels }).managed;
+    expect(labelled({ team: 'search', tier: 'gold', other: 'x' })).toBe(true);
+    expect(labelled({ team: 'search' })).toBe(false);
+    expect(labelled({ team: 'search', tier: 'silver' })).toBe(false);
+    expect(
+      labelled(Object.create({ team: 'search', tier: 'gold' }) as Record<string, string>),
+    ).toBe(false);
   });
 
   it('counts runs of "*" and extglob groups, not escaped or bracketed characters', () => {
