@@ -76,6 +76,9 @@ function stoppable<S>(resolve: (s: S) => Settings, shouldStop: () => boolean): (
 
 interface Member {
   svc: SnapshotService;
+  /** The service's name (the sort key, and every row's), read once from the snapshot. */
+  name: string;
+  /** Its place in the pool's name order, once the pool's services are sorted. */
   order: number;
   settings: Settings;
   cap: number; // current max instances
@@ -126,6 +129,8 @@ interface PoolWork {
   /** Why the budget cannot be known although the quota may be; null when it can. */
   budgetUnknown: string | null;
   reserve: number;
+  /** Its services' working rows, in name order once gathered. */
+  members: (Member | Governed)[];
   unmanaged: Member[];
   unmanagedUsage: number;
   /** Where `unmanagedUsage` comes from, as the snapshot names it. */
@@ -198,7 +203,7 @@ export function plan(
         services.push(unmanagedRow(um));
         u++;
       } else if (gm) {
-        services.push(governedRow(gm));
+        services.push(governedRow(gm, d.work.id));
         g++;
       }
     }
@@ -212,7 +217,7 @@ export function plan(
             (m) => m.kind === 'held' || (m.kind === 'active' && isStarved(m.level, m.want, m.peak)),
           )
           .map((m) => ({
-            name: m.svc.name,
+            name: m.name,
             from: m.cap,
             to: m.level,
             want: m.want,
@@ -282,13 +287,16 @@ function gatherPools(
         zonalRedundancy: id.zonalRedundancy,
       };
       const key = poolKey(pid);
+      // A quota the policy sets comes before the snapshot's.
+      const ps = poolSettings(policy, pid);
       w = {
         id: pid,
         key,
-        quota: null,
-        quotaSource: 'unknown',
+        quota: ps.quota,
+        quotaSource: ps.quota !== null ? 'policy' : 'unknown',
         budgetUnknown: null,
-        reserve: 0,
+        reserve: ps.reserve,
+        members: [],
         unmanaged: [],
         unmanagedUsage: 0,
         usageSources: [],
@@ -303,7 +311,7 @@ function gatherPools(
     if (!inScope(p)) continue;
     const w = workFor(p);
     if (p.budgetUnknown) w.budgetUnknown = p.budgetUnknown;
-    if (p.quota !== null) {
+    if (p.quota !== null && w.quotaSource !== 'policy') {
       w.quota = p.quota;
       w.quotaSource = p.quotaSource ?? 'snapshot';
     }
@@ -317,29 +325,33 @@ function gatherPools(
     w.unmanagedUsage += u.gpus;
     w.usageSources.push({ source: usageSource(u.source), gpus: u.gpus });
   }
-  const members = new Map<PoolWork, SnapshotService[]>();
+  // Every pool's quota is known here: each service's working row is made in the snapshot's order
+  // (one pass over it), then the pool's rows are put in name order.
   for (const svc of snapshot.services) {
     if (!inScope(svc)) continue;
     const w = workFor(svc);
-    const list = members.get(w);
-    if (list) list.push(svc);
-    else members.set(w, [svc]);
+    const settings = resolve(svc);
+    w.members.push(
+      settings.managed
+        ? toGoverned(svc, settings, w.quota, atMs)
+        : {
+            svc,
+            name: svc.name,
+            order: 0,
+            settings,
+            cap: svc.maxInstances,
+            g: svc.gpusPerInstance,
+          },
+    );
   }
   for (const w of works.values()) {
-    const ps = poolSettings(policy, w.id);
-    if (ps.quota !== null) {
-      w.quota = ps.quota;
-      w.quotaSource = 'policy';
-    }
-    w.reserve = ps.reserve;
     // Name order within the pool: the tie-break of every allocation step, whatever the input order.
-    const list = (members.get(w) ?? []).sort((a, b) => compareText(a.name, b.name));
+    const list = w.members.sort((a, b) => compareText(a.name, b.name));
     for (let order = 0; order < list.length; order++) {
-      const svc = list[order] as SnapshotService;
-      const settings = resolve(svc);
-      if (settings.managed) w.governed.push(toGoverned(svc, order, settings, w.quota, atMs));
-      else
-        w.unmanaged.push({ svc, order, settings, cap: svc.maxInstances, g: svc.gpusPerInstance });
+      const m = list[order] as Member | Governed;
+      m.order = order;
+      if ('kind' in m) w.governed.push(m);
+      else w.unmanaged.push(m);
     }
   }
   return [...works.values()].sort((a, b) => compareText(a.key, b.key));
@@ -347,7 +359,6 @@ function gatherPools(
 
 function toGoverned(
   svc: SnapshotService,
-  order: number,
   settings: Settings,
   quota: number | null,
   atMs: number,
@@ -421,7 +432,8 @@ function toGoverned(
   if (svc.maxUnset) why.maxUnset = { countedAt: cap };
   return {
     svc,
-    order,
+    name: svc.name,
+    order: 0, // set once the pool is in name order
     settings,
     cap,
     g,
@@ -930,7 +942,7 @@ function usageSource(source: string): string {
 /** What the pool's unmanaged GPUs are: unmanaged services at their caps, then other usage. */
 function unmanagedSources(work: PoolWork): { source: string; gpus: number }[] {
   const all = [
-    ...work.unmanaged.map((m) => ({ source: `service ${m.svc.name}`, gpus: m.cap * m.g })),
+    ...work.unmanaged.map((m) => ({ source: `service ${m.name}`, gpus: m.cap * m.g })),
     ...work.usageSources,
   ];
   // Largest first, then by name: the same order whatever the order of the snapshot.
@@ -939,13 +951,14 @@ function unmanagedSources(work: PoolWork): { source: string; gpus: number }[] {
     .sort((a, b) => b.gpus - a.gpus || compareText(a.source, b.source));
 }
 
-function governedRow(m: Governed): PlanService {
+/** A governed service's row. Its pool's id gives the four fields that make the pool. */
+function governedRow(m: Governed, pool: PoolId): PlanService {
   return {
-    project: m.svc.project,
-    region: m.svc.region,
-    name: m.svc.name,
-    accelerator: m.svc.accelerator,
-    zonalRedundancy: m.svc.zonalRedundancy,
+    project: pool.project,
+    region: pool.region,
+    name: m.name,
+    accelerator: pool.accelerator,
+    zonalRedundancy: pool.zonalRedundancy,
     managed: true,
     gpusPerInstance: m.g,
     from: m.cap,
