@@ -86,6 +86,9 @@ interface Member {
 }
 
 interface Governed extends Member, Slot {
+  /** Its pool, and the service's etag: what its change carries besides the name. */
+  pool: PoolId;
+  etag: string;
   kind: 'active' | 'held' | 'fixed';
   floor: number;
   ceiling: number;
@@ -203,7 +206,7 @@ export function plan(
         services.push(unmanagedRow(um));
         u++;
       } else if (gm) {
-        services.push(governedRow(gm, d.work.id));
+        services.push(governedRow(gm));
         g++;
       }
     }
@@ -230,15 +233,15 @@ export function plan(
     );
   }
   const toChange = (m: Governed, to: number): PlanChange => ({
-    project: m.svc.project,
-    region: m.svc.region,
-    name: m.svc.name,
-    accelerator: m.svc.accelerator,
-    zonalRedundancy: m.svc.zonalRedundancy,
+    project: m.pool.project,
+    region: m.pool.region,
+    name: m.name,
+    accelerator: m.pool.accelerator,
+    zonalRedundancy: m.pool.zonalRedundancy,
     from: m.cap,
     to,
     gpusPerInstance: m.g,
-    etag: m.svc.etag,
+    etag: m.etag,
     why: m.why,
     reason: reasonOf(m),
   });
@@ -333,7 +336,7 @@ function gatherPools(
     const settings = resolve(svc);
     w.members.push(
       settings.managed
-        ? toGoverned(svc, settings, w.quota, atMs)
+        ? toGoverned(svc, settings, w, atMs)
         : {
             svc,
             name: svc.name,
@@ -360,9 +363,10 @@ function gatherPools(
 function toGoverned(
   svc: SnapshotService,
   settings: Settings,
-  quota: number | null,
+  work: PoolWork,
   atMs: number,
 ): Governed {
+  const quota = work.quota;
   const cap = svc.maxInstances;
   const g = svc.gpusPerInstance;
   const floor = Math.max(1, svc.minInstances, settings.min);
@@ -434,6 +438,8 @@ function toGoverned(
     svc,
     name: svc.name,
     order: 0, // set once the pool is in name order
+    pool: work.id,
+    etag: svc.etag,
     settings,
     cap,
     g,
@@ -952,13 +958,13 @@ function unmanagedSources(work: PoolWork): { source: string; gpus: number }[] {
 }
 
 /** A governed service's row. Its pool's id gives the four fields that make the pool. */
-function governedRow(m: Governed, pool: PoolId): PlanService {
+function governedRow(m: Governed): PlanService {
   return {
-    project: pool.project,
-    region: pool.region,
+    project: m.pool.project,
+    region: m.pool.region,
     name: m.name,
-    accelerator: pool.accelerator,
-    zonalRedundancy: pool.zonalRedundancy,
+    accelerator: m.pool.accelerator,
+    zonalRedundancy: m.pool.zonalRedundancy,
     managed: true,
     gpusPerInstance: m.g,
     from: m.cap,
