@@ -24,6 +24,7 @@ export interface ServiceFacts {
   peak: number | null;
   inUse: number | null;
   usageUnknown: boolean;
+  /** Why its usage is unknown: read only when `usageUnknown`. */
   usageNote: string | undefined;
 }
 

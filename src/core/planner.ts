@@ -227,7 +227,8 @@ export function plan(
             peak: m.peak,
             inUse: m.inUse,
             usageUnknown: m.kind === 'held',
-            usageNote: m.svc.usageNote,
+            // Only a service whose usage is unknown is told with its note.
+            usageNote: m.kind === 'held' ? m.svc.usageNote : undefined,
           })),
       ),
     );
