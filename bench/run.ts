@@ -233,7 +233,7 @@ if (withPlanner)
     tenK.toFixed(1),
     `≤ ${TARGET_10K_MS}`,
     tenK <= TARGET_10K_MS,
-    `CPU ${tenKCpu.toFixed(0)} ms: most goes to allocating the plan's 10,000 rows, reasons and working rows, and to collecting them (profile in docs/performance.md); the wall time also waits for a core on a loaded machine`,
+    `CPU ${tenKCpu.toFixed(0)} ms: most goes to allocating the plan's 10,000 rows, reasons, alerts and working rows, and to collecting them (profile in docs/performance.md; a larger young generation, node --max-semi-space-size=64, about meets the target); the wall time also waits for a core on a loaded machine`,
   );
 if (withPlanner)
   add(
