@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 import type { PressureDay, PressureLedger } from '../../src/core/quota-pressure.js';
+import { quietRun } from '../support/fixtures.js';
 
 /** `governor quota recommend` through the real process, from a file state store's records. */
 
@@ -77,18 +78,8 @@ beforeAll(async () => {
     },
   };
   const store = createFileStateStore({ dir: stateDir });
-  const record = (runId: string, pressure?: PressureLedger) => ({
-    runId,
-    startedAt: AT,
-    finishedAt: AT,
-    mode: 'enforce' as const,
-    outcome: 'ok' as const,
-    changes: 0,
-    skips: 0,
-    alerts: 0,
-    error: null,
-    ...(pressure ? { pressure } : {}),
-  });
+  const record = (runId: string, pressure?: PressureLedger) =>
+    quietRun(runId, AT, pressure ? { pressure } : {});
   await store.recordRun('hot', record('run-1', hot));
   await store.recordRun('fresh', record('run-2', fresh));
   await store.recordRun('never', record('run-3'));
@@ -138,18 +129,12 @@ describe('governor quota recommend', () => {
       'us-central1',
       days.map((d) => day(d, 300, 900, 12)),
     );
-    await store.recordRun('hot', {
-      runId: 'run-9',
-      startedAt: AT,
-      finishedAt: AT,
-      mode: 'enforce',
-      outcome: 'ok',
-      changes: 0,
-      skips: 0,
-      alerts: 0,
-      error: null,
-      pressure: { at: AT, pools: { 'elsewhere/us-central1/nvidia-l4/zonal': other } },
-    });
+    await store.recordRun(
+      'hot',
+      quietRun('run-9', AT, {
+        pressure: { at: AT, pools: { 'elsewhere/us-central1/nvidia-l4/zonal': other } },
+      }),
+    );
     await store.close();
     const r = await governor(
       'quota',
@@ -263,18 +248,8 @@ describe('governor quota recommend', () => {
         ),
       },
     });
-    const record = (runId: string, pressure: PressureLedger) => ({
-      runId,
-      startedAt: pressure.at,
-      finishedAt: pressure.at,
-      mode: 'enforce' as const,
-      outcome: 'ok' as const,
-      changes: 0,
-      skips: 0,
-      alerts: 0,
-      error: null,
-      pressure,
-    });
+    const record = (runId: string, pressure: PressureLedger) =>
+      quietRun(runId, pressure.at, { pressure });
     // The project's own ledger from before the split, older than its us-central1 unit's.
     await store.recordRun('split-proj', record('run-whole', ledger(older, 'us-central1', 10)));
     await store.recordRun(

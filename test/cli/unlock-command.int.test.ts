@@ -16,6 +16,7 @@ import { runUnlock } from '../../src/cli/unlock-command.js';
 import { LeaseCorruptError, type StateStore } from '../../src/ports/index.js';
 import { parseRuntimeOptions } from '../../src/runtime-options.js';
 import { startFirestoreEmulator } from '../support/firestore-emulator.js';
+import { quietRun } from '../support/fixtures.js';
 import type { RunningEmulator } from '../support/java-emulator.js';
 import { UNREADABLE_LEASES } from '../state/contract.js';
 
@@ -58,17 +59,7 @@ async function clearsUnreadable(
   run: () => Promise<{ code: number; out: string }>,
 ): Promise<void> {
   for (const [what, value] of UNREADABLE_LEASES) {
-    await store.recordRun(PROJECT, {
-      runId: 'run-1',
-      startedAt: NOW,
-      finishedAt: NOW,
-      mode: 'enforce',
-      outcome: 'ok',
-      changes: 0,
-      skips: 0,
-      alerts: 0,
-      error: null,
-    });
+    await store.recordRun(PROJECT, quietRun('run-1', NOW));
     await plant(value);
     await expect(store.acquireLease(PROJECT, 'me', 60_000, NOW), what).rejects.toThrow(
       LeaseCorruptError,

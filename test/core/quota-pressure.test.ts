@@ -19,6 +19,7 @@ import {
 } from '../../src/core/quota-pressure.js';
 import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
 import { checkRunRecord } from '../../src/ports/index.js';
+import { quietRun } from '../support/fixtures.js';
 
 /** Pressure from the runs' records: the ledger each run rolls, and the quota it argues for. */
 
@@ -56,27 +57,17 @@ const policy = parsePolicy({
   services: [{ match: {} }],
 });
 
+/** A pool of project acme (nvidia-l4, zonal redundancy) with its quota. */
+function acmePool(region: string, quota: number): Snapshot['pools'][number] {
+  return { project: 'acme', region, accelerator: 'nvidia-l4', zonalRedundancy: true, quota };
+}
+
 /** Two pools: us-central1 (quota 4) with two services each at their cap; europe-west4 calm. */
 function runPlan(at: string, hot = true): Plan {
   const snapshot: Snapshot = {
     version: 1,
     takenAt: at,
-    pools: [
-      {
-        project: 'acme',
-        region: 'us-central1',
-        accelerator: 'nvidia-l4',
-        zonalRedundancy: true,
-        quota: 4,
-      },
-      {
-        project: 'acme',
-        region: 'europe-west4',
-        accelerator: 'nvidia-l4',
-        zonalRedundancy: true,
-        quota: 8,
-      },
-    ],
+    pools: [acmePool('us-central1', 4), acmePool('europe-west4', 8)],
     services: [
       svc('us-central1', 'llm-a', 2, hot ? 2 : 0, at),
       svc('us-central1', 'llm-b', 2, hot ? 2 : 0, at),
@@ -222,15 +213,7 @@ describe('the pressure ledger', () => {
     const snapshot: Snapshot = {
       version: 1,
       takenAt: at,
-      pools: [
-        {
-          project: 'acme',
-          region: 'us-central1',
-          accelerator: 'nvidia-l4',
-          zonalRedundancy: true,
-          quota: 4,
-        },
-      ],
+      pools: [acmePool('us-central1', 4)],
       services: [
         svc('us-central1', 'team-a', 3, 1, at),
         svc('us-central1', 'team-b', 3, 1, at),
@@ -244,20 +227,7 @@ describe('the pressure ledger', () => {
     expect(ledger.pools[HOT]?.days[0]?.budget).toBe(-2);
     // What every run record carries, and what a store checks before writing it.
     expect(PressureLedger.safeParse(ledger).error).toBeUndefined();
-    expect(
-      checkRunRecord({
-        runId: 'r',
-        startedAt: at,
-        finishedAt: at,
-        mode: 'enforce',
-        outcome: 'ok',
-        changes: 0,
-        skips: 0,
-        alerts: 0,
-        error: null,
-        pressure: ledger,
-      }).pressure,
-    ).toEqual(ledger);
+    expect(checkRunRecord(quietRun('r', at, { pressure: ledger })).pressure).toEqual(ledger);
   });
 
   it('rejects a plan without a time', () => {

@@ -7,7 +7,7 @@ import { main } from '../../src/cli/main.js';
 import type { RunRecord } from '../../src/ports/index.js';
 import type { OrgView } from '../../src/org/view.js';
 import { startEmulator } from '../../src/emulator/index.js';
-import { testFleet } from '../support/fixtures.js';
+import { quietRun, testFleet } from '../support/fixtures.js';
 
 /**
  * `governor status --org`: every unit from the state store alone (the CLI with a file store):
@@ -15,18 +15,8 @@ import { testFleet } from '../support/fixtures.js';
  */
 const NOW = Date.now();
 const ago = (min: number) => new Date(NOW - min * 60_000).toISOString();
-const record = (id: string, minAgo: number, extra: Partial<RunRecord> = {}): RunRecord => ({
-  runId: id,
-  startedAt: ago(minAgo),
-  finishedAt: ago(minAgo),
-  mode: 'enforce',
-  outcome: 'ok',
-  changes: 0,
-  skips: 0,
-  alerts: 0,
-  error: null,
-  ...extra,
-});
+const record = (id: string, minAgo: number, extra: Partial<RunRecord> = {}): RunRecord =>
+  quietRun(id, ago(minAgo), extra);
 const pool = (budget: number | null, demand: number) => ({
   budget,
   caps: Math.min(budget ?? demand, demand),

@@ -20,6 +20,7 @@ import {
   type StateStore,
 } from '../../src/ports/index.js';
 import { startFirestoreEmulator } from '../support/firestore-emulator.js';
+import { quietRun } from '../support/fixtures.js';
 import type { RunningEmulator } from '../support/java-emulator.js';
 import {
   CONTRACT_KEEP_RUNS,
@@ -264,19 +265,7 @@ function bigRunRecord(runId: string, pools: number, random = false): RunRecord {
       traceId: text(500),
     };
   }
-  return {
-    runId,
-    startedAt: at,
-    finishedAt: at,
-    at,
-    mode: 'enforce',
-    outcome: 'ok',
-    changes: 0,
-    skips: 0,
-    alerts: 0,
-    error: null,
-    pressure: ledger,
-  };
+  return quietRun(runId, at, { at, pressure: ledger });
 }
 
 describe("Firestore store: Firestore's 1 MiB document limit", () => {

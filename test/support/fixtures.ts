@@ -1,6 +1,7 @@
 import { parsePolicy, type Policy, type PolicyInput } from '../../src/core/policy.js';
 import type { SnapshotService, Usage, UsageMinutes } from '../../src/core/snapshot.js';
 import type { ObservedContainer, ObservedService } from '../../src/core/service.js';
+import type { RunRecord } from '../../src/ports/state.js';
 import {
   buildScenario,
   parseScenario,
@@ -36,6 +37,27 @@ export const SIM_PROJECT = 'sim-project';
 /** A policy that governs every service of a simulation scenario. */
 export function governSimulation(extra: Partial<PolicyInput> = {}): Policy {
   return governAll({ projects: [SIM_PROJECT], ...extra });
+}
+
+// Run records
+
+/**
+ * The record of an enforce run that started and ended at `at`, changed, skipped and published
+ * nothing; `extra` sets any other field (the pressure ledger, an outcome, quotas).
+ */
+export function quietRun(runId: string, at: string, extra: Partial<RunRecord> = {}): RunRecord {
+  return {
+    runId,
+    startedAt: at,
+    finishedAt: at,
+    mode: 'enforce',
+    outcome: 'ok',
+    changes: 0,
+    skips: 0,
+    alerts: 0,
+    error: null,
+    ...extra,
+  };
 }
 
 // Snapshot services

@@ -1,5 +1,6 @@
 import type { PressureDay, PressureLedger } from '../../src/core/quota-pressure.js';
 import type { StateStore } from '../../src/ports/index.js';
+import { quietRun } from './fixtures.js';
 
 /**
  * The two-region project the quota-request and unit-handover tests run (an emulator fleet file's
@@ -51,15 +52,8 @@ export async function seedPressureWeek(
   pools: { hot: string; calm: string },
 ): Promise<void> {
   await store.recordRun(project, {
-    runId: 'run-seed',
-    startedAt: '2026-11-27T11:55:00.000Z',
+    ...quietRun('run-seed', '2026-11-27T11:55:00.000Z'),
     finishedAt: '2026-11-27T11:55:01.000Z',
-    mode: 'enforce',
-    outcome: 'ok',
-    changes: 0,
-    skips: 0,
-    alerts: 0,
-    error: null,
     quotas: { [pools.hot]: 4, [pools.calm]: 4 },
     pressure: pressureWeek(project, pools),
   });
