@@ -72,7 +72,7 @@ import { grpcCode } from './retry.js';
 import { capFaults, errorMessage, UnavailableError, type Fault } from '../errors.js';
 import { jsonErrorText, zodFaults } from '../core/document.js';
 import { Alert } from '../core/alert.js';
-import { MAX_CLOCK_SKEW_MS } from '../core/quota-pressure.js';
+import { MAX_CLOCK_SKEW_MS } from '../core/duration.js';
 import {
   acknowledgeDropped,
   checkKeep,

@@ -57,3 +57,16 @@ export function formatDuration(ms: number): string {
   if (rest > 0 && parts.length === 0) parts.push(`${rest}ms`);
   return parts.join('');
 }
+
+/**
+ * How far ahead of a reader's clock a stored time may be and still count (clocks of two machines
+ * disagree a little). A time written later was written on a wrong clock or edited by hand: a run
+ * record or pressure ledger dated so is never "the newest", or it would stay so for good, and a
+ * service's last raise or decrease dated so starts no delay, or the delay would hold for good.
+ */
+export const MAX_CLOCK_SKEW_MS = 60_000;
+
+/** Whether `time` (ISO 8601) lies beyond `nowMs` plus {@link MAX_CLOCK_SKEW_MS}. */
+export function beyondSkew(time: string, nowMs: number): boolean {
+  return Date.parse(time) > nowMs + MAX_CLOCK_SKEW_MS;
+}

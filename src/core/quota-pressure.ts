@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { beyondSkew } from './duration.js';
 import type { Plan } from './plan.js';
 import { poolKey } from './pool.js';
 import { plural } from './text.js';
@@ -35,18 +36,6 @@ import { plural } from './text.js';
 export const LEDGER_DAYS = 14;
 /** Most minutes one run counts for: longer gaps between runs are not evidence. */
 export const MAX_GAP_MINUTES = 60;
-
-/**
- * How far ahead of a reader's clock a stored time may be and still count (clocks of two machines
- * disagree a little). A run record or pressure ledger dated later was written on a wrong clock or
- * edited by hand: it is never "the newest", or it would stay so for good.
- */
-export const MAX_CLOCK_SKEW_MS = 60_000;
-
-/** Whether `time` (ISO 8601) lies beyond `nowMs` plus {@link MAX_CLOCK_SKEW_MS}. */
-export function beyondSkew(time: string, nowMs: number): boolean {
-  return Date.parse(time) > nowMs + MAX_CLOCK_SKEW_MS;
-}
 
 const Int = z.number().int().min(0);
 
@@ -157,11 +146,11 @@ export function poolWanted(plan: Plan, key: string): number {
 /**
  * The project's ledger after this plan: this run's minutes added to today's row of each of its
  * pools, rows older than {@link LEDGER_DAYS} dropped. Pools the plan does not show keep their rows
- * (they age out). A plan older than the ledger (within {@link MAX_CLOCK_SKEW_MS}) adds nothing. A
- * ledger dated beyond the plan's time plus that skew is not history (a wrong clock or a hand edit
- * wrote it; returned unchanged, it would be copied by every later run for good): its rows are
- * ignored and a new ledger starts at the plan, keeping only its tracked quota requests (what was
- * filed at Google's side, so that nothing is filed twice).
+ * (they age out). A plan older than the ledger (within the clock skew allowed, MAX_CLOCK_SKEW_MS
+ * in duration.ts) adds nothing. A ledger dated beyond the plan's time plus that skew is not
+ * history (a wrong clock or a hand edit wrote it; returned unchanged, it would be copied by every
+ * later run for good): its rows are ignored and a new ledger starts at the plan, keeping only its
+ * tracked quota requests (what was filed at Google's side, so that nothing is filed twice).
  */
 export function rollPressure(
   given: PressureLedger | undefined,
@@ -219,7 +208,8 @@ export function rollPressure(
 
 /**
  * The ledger of the newest run record that carries one (records most recent first). Given `at`
- * (the reader's time), a ledger dated beyond it plus {@link MAX_CLOCK_SKEW_MS} is passed over.
+ * (the reader's time), a ledger dated beyond it plus the clock skew allowed (MAX_CLOCK_SKEW_MS,
+ * duration.ts) is passed over.
  */
 export function newestLedger(
   runs: readonly { pressure?: PressureLedger | undefined }[],

@@ -22,7 +22,8 @@ import { z } from 'zod';
 import { Alert } from '../core/alert.js';
 import { ConditionState } from '../core/notify.js';
 import { zodFaults } from '../core/document.js';
-import { beyondSkew, PressureLedger } from '../core/quota-pressure.js';
+import { beyondSkew } from '../core/duration.js';
+import { PressureLedger } from '../core/quota-pressure.js';
 import { capFaults, ConflictError, cutText, faultText, UpstreamError } from '../errors.js';
 import type { Fault } from '../errors.js';
 
@@ -518,7 +519,7 @@ export function runAgeMs(record: RunRecord, now: { nowMs: number; wallMs: number
 
 /**
  * Whether a record started beyond `nowMs` (the wall clock, as `startedAt`) plus the allowed clock
- * skew (core/quota-pressure.ts MAX_CLOCK_SKEW_MS): a writer with a wrong clock or a hand edit
+ * skew (core/duration.ts MAX_CLOCK_SKEW_MS): a writer with a wrong clock or a hand edit
  * made it. Such a record is never the newest: it would stay so for good, its quotas and pressure
  * read by every later run. The stores list it after every other record, and prune it first.
  */

@@ -4,7 +4,6 @@ import { parsePolicy } from '../../src/core/policy.js';
 import type { Plan } from '../../src/core/plan.js';
 import {
   LEDGER_DAYS,
-  MAX_CLOCK_SKEW_MS,
   MAX_GAP_MINUTES,
   newestLedger,
   PressureLedger,
@@ -18,6 +17,7 @@ import {
   rollPressure,
 } from '../../src/core/quota-pressure.js';
 import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
+import { MAX_CLOCK_SKEW_MS } from '../../src/core/duration.js';
 import { checkRunRecord } from '../../src/ports/index.js';
 import { quietRun } from '../support/fixtures.js';
 
