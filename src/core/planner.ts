@@ -3,6 +3,7 @@ import type { Alert } from './alert.js';
 import { cut, fill, Heap, type Slot } from './allocate.js';
 import { isStarved, poolConditions, type AlertContext } from './conditions.js';
 import { estimateDemand } from './demand.js';
+import { beyondSkew } from './duration.js';
 import {
   likelihood,
   readEvidence,
@@ -412,7 +413,12 @@ function toGoverned(
     );
     refused = est.saturated;
     demand = est.instances;
-    const lowered = svc.lastLoweredAt ? Date.parse(svc.lastLoweredAt) : null;
+    // A last change dated later than now (beyond the clock skew allowed) was stamped on a wrong
+    // clock or by hand: it starts no delay, or the delay would hold for good.
+    const lowered =
+      svc.lastLoweredAt && !beyondSkew(svc.lastLoweredAt, atMs)
+        ? Date.parse(svc.lastLoweredAt)
+        : null;
     if (lowered !== null && lowered + settings.reverseDelayMs >= atMs) {
       // Refused at its new cap since it was lowered: the hold ends.
       const refusedSince = ev?.lastRefusedMs != null && ev.lastRefusedMs >= lowered;
@@ -427,7 +433,7 @@ function toGoverned(
     const peak = Math.max(usage.peak, usage.current);
     peakTarget = Math.min(want, Math.max(protect, clamp(peak, floor, ceiling)));
     basis = { kind: 'demand', estimate: est };
-    if (svc.lastChangedAt !== null) {
+    if (svc.lastChangedAt !== null && !beyondSkew(svc.lastChangedAt, atMs)) {
       const until = Date.parse(svc.lastChangedAt) + settings.scaleDownDelayMs;
       if (until > atMs) stickyUntil = until;
     }

@@ -524,6 +524,29 @@ describe('rules 5 and 6: refusals move room to where it is used', () => {
     const later = plan(snap(8, [lowered(Array(10).fill(0))]), policy(), '2026-11-27T15:21:00Z');
     expect(to(later, 'lowered')).toBe(8);
   });
+
+  it('starts no reverse delay from a decrease dated later than now (a wrong clock or a hand edit)', () => {
+    const lowered = (at: string, refused: number[]) =>
+      svc(
+        'lowered',
+        2,
+        { current: 2, peak: 3, perMinute: minutes([3, 3, 3, 2, 2, 2, 2, 2, 2, 2], refused) },
+        { lastLoweredAt: at },
+      );
+    const quiet = Array(10).fill(0);
+    const busy = [0, 0, 0, 0, 0, 0, 0, 0, 0, 100];
+    // Stamped in 2099, the hold would run until then and, no minute being "since" the lowering,
+    // even 429s at the new cap would never end it.
+    for (const refused of [quiet, busy]) {
+      const p = plan(snap(8, [lowered('2099-01-01T00:00:00Z', refused)]), policy(), AT);
+      expect(to(p, 'lowered')).toBeGreaterThan(2);
+      expect(reason(p, 'lowered')).not.toContain('not raised back');
+    }
+    // Within the clock skew two machines may have (a minute), the stamp still holds.
+    const skewed = plan(snap(8, [lowered('2026-11-27T15:00:30Z', quiet)]), policy(), AT);
+    expect(to(skewed, 'lowered')).toBe(2);
+    expect(reason(skewed, 'lowered')).toContain('not raised back');
+  });
 });
 
 describe('preempt: all or nothing', () => {
@@ -728,6 +751,12 @@ describe('rule 8: calm', () => {
     expect(reason(p, 'was-busy')).toContain(
       'scale-down delay 15m runs until 2026-11-27T15:05:00.000Z',
     );
+  });
+
+  it('starts no scale-down delay from a raise dated later than now', () => {
+    const p = plan(fleet('2099-01-01T00:00:00Z'), policy(), AT);
+    expect(reason(p, 'was-busy')).not.toContain('scale-down delay');
+    expect(reason(p, 'was-busy')).toContain('burst room');
   });
 
   it('once the delay is over, keeps the room where it is while no one needs it: no write', () => {

@@ -1,5 +1,6 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
+import { MAX_CLOCK_SKEW_MS } from '../../src/core/duration.js';
 import { applyPlan } from '../../src/core/apply.js';
 import { Plan as PlanSchema, type Plan } from '../../src/core/plan.js';
 import { plan } from '../../src/core/planner.js';
@@ -807,7 +808,9 @@ function refusedRecently(g: Governed): boolean {
 /** Lowered within its reverse delay, and no 429 in a minute since. */
 function reverseHeld(g: Governed): boolean {
   const lowered = g.s.lastLoweredAt ? Date.parse(g.s.lastLoweredAt) : null;
-  if (lowered === null || lowered + g.o.reverseMs < Date.parse(AT)) return false;
+  // A decrease dated beyond now and the clock skew allowed starts no delay.
+  if (lowered === null || lowered > Date.parse(AT) + MAX_CLOCK_SKEW_MS) return false;
+  if (lowered + g.o.reverseMs < Date.parse(AT)) return false;
   const pm = g.s.usage?.perMinute;
   if (!pm?.refused) return true;
   const start = Date.parse(pm.start);
