@@ -1,6 +1,7 @@
 import { z } from 'zod';
 
 import { Alert } from './alert.js';
+import { beyondSkew } from './duration.js';
 import { compareText, poolKey } from './pool.js';
 
 /**
@@ -144,20 +145,27 @@ export function decideNotifications(input: NotifyInput): NotifyOutput {
     if (before === undefined) {
       firing.push(firingMessage(alert, { firingSince: now }, now, runId));
       next[key] = { ...seen, firingSince: now, lastNotifiedAt: now, notifications: 1 };
-    } else if (nowMs - Date.parse(before.lastNotifiedAt) >= renotifyAfterMs) {
-      firing.push(
-        firingMessage(alert, { firingSince: before.firingSince, renotify: true }, now, runId),
-      );
+      continue;
+    }
+    // Times dated beyond now plus the clock skew allowed were stamped on a wrong clock or by
+    // hand: a last notification so dated is due now (taken at its word, the condition would stay
+    // silent until then), and an episode so dated is taken to start now.
+    const firingSince = beyondSkew(before.firingSince, nowMs) ? now : before.firingSince;
+    if (
+      beyondSkew(before.lastNotifiedAt, nowMs) ||
+      nowMs - Date.parse(before.lastNotifiedAt) >= renotifyAfterMs
+    ) {
+      firing.push(firingMessage(alert, { firingSince, renotify: true }, now, runId));
       next[key] = {
         ...seen,
-        firingSince: before.firingSince,
+        firingSince,
         lastNotifiedAt: now,
         notifications: before.notifications + 1,
       };
     } else {
       next[key] = {
         ...seen,
-        firingSince: before.firingSince,
+        firingSince,
         lastNotifiedAt: before.lastNotifiedAt,
         notifications: before.notifications,
       };

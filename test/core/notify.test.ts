@@ -130,6 +130,36 @@ describe('decideNotifications', () => {
     expect(run(third.next, [pressure(east)], 2 * HOUR).publish).toHaveLength(1);
   });
 
+  it('re-notifies a condition whose last notification is dated later than now (a wrong clock or a hand edit)', () => {
+    const s0 = run({}, [pressure(east)], 0).next;
+    const key = pressure(east).dedupKey;
+    const record = s0[key];
+    if (!record) throw new Error('no record');
+    const stamped: ConditionState = {
+      [key]: {
+        ...record,
+        firingSince: '2099-01-01T00:00:00.000Z',
+        lastNotifiedAt: '2099-01-01T00:00:00.000Z',
+      },
+    };
+    // Taken at its word, the condition would stay silent until 2099.
+    const out = run(stamped, [pressure(east)], 5 * 60_000);
+    expect(out.publish).toHaveLength(1);
+    expect(out.publish[0]).toMatchObject({
+      status: 'firing',
+      details: { renotify: true, firingSince: at(5 * 60_000) },
+    });
+    expect(out.next[key]).toMatchObject({
+      firingSince: at(5 * 60_000),
+      lastNotifiedAt: at(5 * 60_000),
+    });
+    // Within the clock skew two machines may have (a minute), the stamp still holds.
+    const skewed: ConditionState = {
+      [key]: { ...record, lastNotifiedAt: at(5 * 60_000 + 30_000) },
+    };
+    expect(run(skewed, [pressure(east)], 5 * 60_000).publish).toEqual([]);
+  });
+
   it('resolves once, with the last facts, and forgets the condition', () => {
     const s0 = run({}, [pressure(east, 9)], 0).next;
     const s1 = run(s0, [pressure(east, 11)], 60_000).next;
