@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import type { Alert } from './alert.js';
 import { makeAlert, projectWide } from './conditions.js';
+import { beyondSkew } from './duration.js';
 import { withUniqueIds } from './notify.js';
 import type { QuotaRecommendation, TrackedRequest } from './quota-pressure.js';
 import type { RunContext } from './run-alerts.js';
@@ -84,6 +85,11 @@ export function requestToFile(
     return { file: false, why: rec.why };
   if (last?.state === 'pending')
     return { file: false, why: `a request is pending: ${last.name} for ${last.preferredValue}` };
+  if (last?.decidedAt && beyondSkew(last.decidedAt, Date.parse(at)))
+    return {
+      file: false,
+      why: `the last request was ${last.state} at ${last.decidedAt}, later than now (a wrong clock or a hand edit): the cooldown of ${cooldownDays} days starts now`,
+    };
   if (last?.decidedAt) {
     const since = Date.parse(at) - Date.parse(last.decidedAt);
     if (since < cooldownDays * 86_400_000)
@@ -96,6 +102,26 @@ export function requestToFile(
     file: true,
     preferredValue: Math.min(rec.recommended, rec.quota + settings.maxIncrease),
   };
+}
+
+/**
+ * The tracked requests with every decision dated beyond `at` plus the clock skew allowed
+ * (MAX_CLOCK_SKEW_MS, duration.ts) dated `at` instead: a wrong clock or a hand edit stamped it.
+ * Kept as it is, a decision in 2099 would start a cooldown that ends after 2099, so nothing would
+ * be filed for the pool again; dated now (the latest it can have happened), the cooldown ends
+ * {@link requestToFile}'s days later, never sooner than it would have.
+ */
+export function redateDecisions(
+  requests: Readonly<Record<string, TrackedRequest>>,
+  at: string,
+): Record<string, TrackedRequest> {
+  const atMs = Date.parse(at);
+  return Object.fromEntries(
+    Object.entries(requests).map(([key, req]) => [
+      key,
+      req.decidedAt !== null && beyondSkew(req.decidedAt, atMs) ? { ...req, decidedAt: at } : req,
+    ]),
+  );
 }
 
 /**

@@ -15,6 +15,7 @@ import {
   QUOTA_CALL_PERMISSION,
   quotaDecidedAlert,
   quotaRequestedAlert,
+  redateDecisions,
   requestToFile,
   settlePlannedRequest,
   type QuotaCall,
@@ -90,7 +91,11 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
   const { policy, port, ctx, project, log } = input;
   const bound = input.bound ?? (<T>(call: () => Promise<T>) => call());
   const settings = policy.quotaRequests;
-  const tracked: Record<string, TrackedRequest> = { ...(input.ledger.requests ?? {}) };
+  // A decision dated later than now is dated now (its cooldown would otherwise never end).
+  const tracked: Record<string, TrackedRequest> = redateDecisions(
+    input.ledger.requests ?? {},
+    ctx.at,
+  );
   const events: Alert[] = [];
   const settled: Alert[] = [];
   const withdrawn: string[] = [];

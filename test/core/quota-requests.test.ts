@@ -5,6 +5,7 @@ import {
   judgeRequest,
   quotaDecidedAlert,
   quotaRequestedAlert,
+  redateDecisions,
   requestToFile,
   QuotaRequestsSettings,
 } from '../../src/core/quota-requests.js';
@@ -83,6 +84,34 @@ describe('requestToFile', () => {
     expect(requestToFile(rec(), decided, on, '2026-12-02T12:00:00.000Z')).toEqual({
       file: true,
       preferredValue: 11,
+    });
+  });
+});
+
+describe('a decision dated later than now (a wrong clock or a hand edit)', () => {
+  const future = req({ state: 'denied', decidedAt: '2099-01-01T00:00:00.000Z' });
+
+  it('files nothing and says why, and is dated now, so the cooldown ends 7 days later', () => {
+    expect(requestToFile(rec(), future, on, AT)).toEqual({
+      file: false,
+      why: 'the last request was denied at 2099-01-01T00:00:00.000Z, later than now (a wrong clock or a hand edit): the cooldown of 7 days starts now',
+    });
+    const redated = redateDecisions({ k: future, pending: req() }, AT);
+    expect(redated).toEqual({ k: { ...future, decidedAt: AT }, pending: req() });
+    // Taken at its word, the decision in 2099 would hold every request until 2099.
+    const later = '2026-12-07T12:00:01.000Z';
+    expect(requestToFile(rec(), redated['k'], on, later)).toEqual({
+      file: true,
+      preferredValue: 11,
+    });
+  });
+
+  it('keeps a decision within the clock skew two machines may have (a minute)', () => {
+    const skewed = req({ state: 'denied', decidedAt: '2026-11-30T12:00:30.000Z' });
+    expect(redateDecisions({ k: skewed }, AT)).toEqual({ k: skewed });
+    expect(requestToFile(rec(), skewed, on, AT)).toMatchObject({
+      file: false,
+      why: expect.stringMatching(/within 7 days/) as unknown,
     });
   });
 });

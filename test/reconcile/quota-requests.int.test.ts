@@ -177,6 +177,33 @@ describe('quota requests in a run', () => {
     expect(quotaPreferences(emulator.model)).toHaveLength(1);
   });
 
+  it('a decision dated later than now (a wrong clock or a hand edit) is dated by the next run, so its cooldown ends', async () => {
+    await run(policyOf());
+    const name = quotaPreferences(emulator.model)[0]?.name ?? '';
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), { name, decision: 'denied' });
+    emulator.advance(5 * 60_000);
+    expect(types(await run(policyOf()))).toEqual(['quota.denied']);
+    const [newest] = await store.listRuns(P);
+    const decided = newest?.pressure?.requests?.[HOT];
+    if (!newest?.pressure?.requests || !decided) throw new Error('no tracked request');
+    await store.recordRun(P, {
+      ...newest,
+      pressure: {
+        ...newest.pressure,
+        requests: {
+          ...newest.pressure.requests,
+          [HOT]: { ...decided, decidedAt: '2099-01-01T00:00:00.000Z' },
+        },
+      },
+    });
+    emulator.advance(5 * 60_000);
+    const at = emulator.now().toISOString();
+    expect(types(await run(policyOf()))).toEqual([]);
+    // Kept as it was, the cooldown would end in 2099: nothing would be filed for the pool again.
+    expect((await tracked())?.decidedAt).toBe(at);
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+  });
+
   it('another actor files for the same quota between the governor read and its write: nothing doubled, and the next run tracks theirs', async () => {
     beforeCreate = async () => {
       await other.createQuotaPreference({
