@@ -42,6 +42,33 @@ function heldByOther(lease: Lease | null, holder: string, now: string): lease is
   return lease !== null && lease.holder !== holder && Date.parse(lease.expiresAt) > Date.parse(now);
 }
 
+/**
+ * The lease of the other side, kept under `key`. One whose expiry lies beyond `now` plus the
+ * reader's time-to-live was written on a wrong clock or by hand: it is capped as the store caps
+ * it for anyone who asks for it (core decideLease), by a renewal that is never granted (the
+ * holder is not the reader), so that it ends like any other lease. Read only, a lease stamped to
+ * expire in 2099 on a side that no longer runs (a project now governed per region, or whole
+ * again) would hold the other side off until 2099. Capped, it still holds now: a holder that is
+ * alive is not overrun; one that is gone lets go within a time-to-live.
+ */
+async function otherLease(
+  store: StateStore,
+  key: string,
+  holder: string,
+  ttlMs: number,
+  now: string,
+): Promise<Lease | null> {
+  const lease = await store.readLease(key);
+  if (lease === null || lease.holder === holder) return lease;
+  if (!(Date.parse(lease.expiresAt) > Date.parse(now) + ttlMs)) return lease;
+  const capped = await store.renewLease(key, holder, ttlMs, now);
+  if (capped.acquired) throw new Error(`bug: a renewal of another's lease ${key} was granted`);
+  const { heldBy, acquiredAt, expiresAt } = capped;
+  return heldBy === undefined || acquiredAt === undefined || expiresAt === undefined
+    ? null
+    : { holder: heldBy, acquiredAt, expiresAt };
+}
+
 function refused(lease: Lease, whose: string): LeaseResult {
   return {
     acquired: false,
@@ -114,7 +141,7 @@ export function regionalUnitStore(
     async acquireLease(project, holder, ttlMs, now) {
       const mine = await inner.acquireLease(project, holder, ttlMs, now);
       if (!mine.acquired) return mine;
-      const whole = await store.readLease(project);
+      const whole = await otherLease(store, project, holder, ttlMs, now);
       if (!heldByOther(whole, holder, now)) return mine;
       await inner.releaseLease(project, holder);
       return refused(whole, `a run of the whole project ${project}`);
@@ -155,7 +182,7 @@ export function projectUnitStore(
         throw counted.reason;
       }
       for (const region of counted.value) {
-        const theirs = await store.readLease(unitKey({ project, region }));
+        const theirs = await otherLease(store, unitKey({ project, region }), holder, ttlMs, now);
         if (!heldByOther(theirs, holder, now)) continue;
         await store.releaseLease(project, holder);
         return refused(theirs, `the regional unit ${project} (${region})`);

@@ -554,6 +554,39 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       expect(await store.readLease(project)).toBeNull();
     });
 
+    it('lets a lease of the other side stamped to expire in 2099 (a wrong clock) go within a time-to-live', async () => {
+      const store = open();
+      const project = freshProject();
+      const central = unitKey({ project, region: 'us-central1' });
+      const regional = regionalUnitStore(store, 'us-central1');
+      const whole = projectUnitStore(store, () => Promise.resolve(['us-central1']));
+      const wrong = '2099-01-01T00:00:00.000Z';
+      // A run of the whole project on a clock in 2099, then never again (the project is split).
+      expect((await store.acquireLease(project, 'wrong-clock', 60_000, wrong)).acquired).toBe(true);
+      // The regional unit does not overrun it at once (its holder may be alive) ...
+      expect(await regional.acquireLease(project, 'regional-run', 60_000, at(0))).toMatchObject({
+        acquired: false,
+        expiresAt: at(MINUTE),
+      });
+      expect(await store.readLease(project)).toMatchObject({
+        holder: 'wrong-clock',
+        expiresAt: at(MINUTE),
+      });
+      // ... but once a time-to-live has passed with no renewal, it runs, rather than in 2099.
+      expect(
+        (await regional.acquireLease(project, 'regional-run', 60_000, at(2 * MINUTE))).acquired,
+      ).toBe(true);
+      expect(await regional.releaseLease(project, 'regional-run')).toBe(true);
+      // And the other way: a regional unit's lease stamped so, then the project governed whole.
+      expect((await store.acquireLease(central, 'wrong-unit', 60_000, wrong)).acquired).toBe(true);
+      expect(
+        (await whole.acquireLease(project, 'project-run', 60_000, at(3 * MINUTE))).acquired,
+      ).toBe(false);
+      expect(
+        (await whole.acquireLease(project, 'project-run', 60_000, at(5 * MINUTE))).acquired,
+      ).toBe(true);
+    });
+
     it("refuses a regional unit while its project's run holds the lease, and the other way", async () => {
       const store = open();
       const project = freshProject();
