@@ -121,7 +121,8 @@ export function contendedAlert(
     type: 'governor.degraded',
     severity: 'WARNING',
     key: 'other-governor',
-    summary: `Another governor is writing in ${unitLabel({ project, ...ctx })}: ${plural(held.length, 'change')} not made where it wrote within a lease`,
+    // The first skip's reason names the other governor, the service it stamped and when.
+    summary: `Another governor is writing in ${unitLabel({ project, ...ctx })}: ${plural(held.length, 'change')} not made where it wrote within a lease${held[0] ? `; ${held[0].reason}` : ''}`,
     details: {
       reason: 'other-governor',
       skipped: held.map((w) => ({ service: w.name, region: w.region, reason: w.reason })),

@@ -260,7 +260,10 @@ function otherGovernors(
 }
 
 function otherGovernor(other: OtherWriter, what: 'raised' | 'lowered'): string {
-  return `another governor (${other.writer}) wrote ${other.service} in this pool at ${other.at}, within a lease: nothing ${what} here while it may be writing`;
+  const said = `another governor (${other.writer}) wrote ${other.service} in this pool at ${other.at}, within a lease: nothing ${what} here while it may be writing`;
+  if (!other.ahead) return said;
+  // Held until that time: say where the stamp is and how to end the hold.
+  return `${said}; that time is later than this governor's clock by more than a minute (a wrong clock or a hand edit wrote it), so the pool is held until then: fix the clock of the machine that runs ${other.writer}, or correct or remove the ${ANNOTATIONS.writtenAt} annotation of ${other.service}`;
 }
 
 async function decrease(

@@ -1,3 +1,4 @@
+import { beyondSkew } from '../core/duration.js';
 import type { Plan, PlanPool } from '../core/plan.js';
 import { effectiveMax, poolBudget, samePool } from '../core/pool.js';
 import { ANNOTATIONS } from '../observe/annotations.js';
@@ -105,6 +106,12 @@ export interface OtherWriter {
   writer: string;
   at: string;
   service: string;
+  /**
+   * The stamp is later than the reader's clock by more than the clock skew allowed
+   * (MAX_CLOCK_SKEW_MS, core/duration.ts): a wrong clock or a hand edit wrote it. It holds the
+   * pool all the same (no write is the safe side), until that time and a lease.
+   */
+  ahead: boolean;
 }
 
 /**
@@ -127,7 +134,8 @@ export function otherWriter(
     if (!writer || sameGovernor(writer, self) || !at) continue;
     const ms = Date.parse(at);
     if (Number.isNaN(ms) || nowMs - ms > ttlMs) continue;
-    if (!found || Date.parse(found.at) < ms) found = { writer, at, service: s.name };
+    if (!found || Date.parse(found.at) < ms)
+      found = { writer, at, service: s.name, ahead: beyondSkew(at, nowMs) };
   }
   return found;
 }

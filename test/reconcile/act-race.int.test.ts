@@ -303,6 +303,23 @@ describe('act: another writer between the governor reads and its writes', () => 
     expect(emulator.writes()).toEqual([]);
   });
 
+  it("another governor's stamp from the future holds the pool, and the alert says where it is and how to end it", async () => {
+    // Written on a clock a year ahead (or by hand): no write is the safe side, until that time.
+    await start({ annotations: otherStamp(-365 * 86_400_000) });
+    const sink = new RecordingSink();
+    const report = await run(sink);
+    expect(report.writes.length).toBeGreaterThan(0);
+    for (const w of report.writes) expect(w.cause, w.name).toBe('other-governor');
+    const alert = sink.delivered.find(
+      (a: Alert) => a.type === 'governor.degraded' && a.details['reason'] === 'other-governor',
+    );
+    // A human reading the page alone learns the writer, the service, the annotation and the fix.
+    expect(alert?.summary).toContain('cli:someone@elsewhere/gov-0123456789ab');
+    expect(alert?.summary).toContain('later than this governor');
+    expect(alert?.summary).toContain('gpu-governor.dev/written-at annotation of svc-a');
+    expect(alert?.summary).toContain('fix the clock');
+  });
+
   it('a stamp older than a lease on the wall clock holds nothing back, whatever the emulator clock says', async () => {
     // The emulator's virtual time is days behind the wall clock here: only the wall clock counts.
     await start({ annotations: otherStamp(30_000 + 60_000 + 60_000) });
