@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
 import { parsePolicy } from '../../src/core/policy.js';
+import { unitKey } from '../../src/core/units.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { memoryLogger } from '../../src/log.js';
 import type { StateStore } from '../../src/ports/index.js';
@@ -109,6 +110,20 @@ describe('a regional unit that stopped', () => {
     ]);
     emulator.advance(5 * MIN);
     expect(stopped(await run(US))).toEqual([]);
+  });
+
+  it('a unit whose newest run is dated later than now (a wrong clock or a hand edit) is named once it stops', async () => {
+    await run(US);
+    await run(EU);
+    const eu = unitKey({ project: P, region: EU });
+    const [newest] = await base.listRuns(eu);
+    if (!newest) throw new Error('no run of europe-west4');
+    await base.recordRun(eu, { ...newest, at: '2099-01-01T00:00:00.000Z' });
+    emulator.advance(35 * MIN);
+    // Taken at its word, europe-west4 ran "in 2099" and would not be named before then.
+    expect(stopped(await run(US))).toEqual([
+      ['firing', `governor.degraded:${P}/${US}:units-stopped`, [EU]],
+    ]);
   });
 
   it('the other way round, from europe-west4', async () => {
