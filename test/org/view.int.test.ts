@@ -158,11 +158,13 @@ describe('governor status --org against the emulator', () => {
       await store.saveDiscovery({
         key: 'k',
         foundAt: ago(1),
-        projects: ['fresh-proj', 'late-proj'],
+        projects: ['fresh-proj', 'late-proj', 'future-proj'],
       });
       // Started on the wall clock a minute ago (as leases are), planned at the emulator's time.
       await store.recordRun('fresh-proj', record('r1', 1, { at: at(4) }));
       await store.recordRun('late-proj', record('r1', 1, { at: at(95) }));
+      // Planned "in 2099" (a wrong clock or a hand edit): it would never look stale.
+      await store.recordRun('future-proj', record('r1', 1, { at: '2099-01-01T00:00:00.000Z' }));
       await store.close();
       const file = join(here, 'policy.json');
       await writeFile(
@@ -192,6 +194,9 @@ describe('governor status --org against the emulator', () => {
       expect(by.get('fresh-proj')?.stuck).toBeNull();
       // Stale on the runs' clock, though it started a minute ago on the wall clock.
       expect(by.get('late-proj')?.stuck).toBe('last run 5700 s ago');
+      expect(by.get('future-proj')?.stuck).toBe(
+        'last run dated 2099-01-01T00:00:00.000Z, later than now: a wrong clock or a hand edit stamped it',
+      );
       out = '';
       expect(await run(false)).toBe(0);
       expect(out).toMatch(
