@@ -63,7 +63,7 @@ import type { DiscoveryCacheStore } from '../ports/index.js';
 import { gunzipSync, gzipSync } from 'node:zlib';
 
 import { FieldValue, Firestore, Timestamp } from '@google-cloud/firestore';
-import type { DocumentReference, Transaction } from '@google-cloud/firestore';
+import type { DocumentReference, DocumentSnapshot, Transaction } from '@google-cloud/firestore';
 import { status } from '@grpc/grpc-js';
 import { z } from 'zod';
 
@@ -99,6 +99,7 @@ import {
   sortRuns,
   StateCorruptError,
   StateTooLargeError,
+  ClockSkewError,
   versionConflict,
   type LeaseRequest,
   type LeaseResult,
@@ -124,7 +125,10 @@ export interface FirestoreStateStoreOptions {
   timeoutMs?: number;
   /** Attempts of a lease transaction when writers collide. Default 5. */
   transactionAttempts?: number;
-  /** The wall clock that judges run records from the future (tests). Default `Date.now`. */
+  /**
+   * The wall clock that judges run records from the future, and that a lease request checks
+   * against Firestore's (tests). Default `Date.now`.
+   */
   wallClock?: () => number;
 }
 
@@ -237,7 +241,9 @@ export function createFirestoreStateStore(
     return call(`${request.kind} the lease of ${project}`, () =>
       db.runTransaction(
         async (tx) => {
-          const { write, result } = decideLease(await readLease(tx, ref), request);
+          const snap = await tx.get(ref);
+          checkClock(snap.readTime.toMillis(), wall(), project);
+          const { write, result } = decideLease(leaseOf(snap, ref), request);
           if (write !== null) tx.set(ref, write);
           return result;
         },
@@ -591,8 +597,30 @@ function refusedPrecondition(error: unknown): boolean {
 }
 
 async function readLease(tx: Transaction, ref: DocumentReference): Promise<Lease | null> {
-  const snap = await tx.get(ref);
+  return leaseOf(await tx.get(ref), ref);
+}
+
+function leaseOf(snap: DocumentSnapshot, ref: DocumentReference): Lease | null {
   return snap.exists ? parseStoredLease(snap.data(), `lease document ${ref.path}`) : null;
+}
+
+/**
+ * Refuses to take or renew a lease on a machine whose clock is more than the clock skew allowed
+ * away from Firestore's. A lease is timed on the clock of whoever takes it, and every governor
+ * judges it on its own: one taken on a clock a day behind has expired for everyone else at once,
+ * and two runs would write the same pool together; one taken a day ahead holds everyone off for a
+ * day. Firestore's read time (the server's clock, the same for every governor) is the reference.
+ */
+function checkClock(serverMs: number, hereMs: number, project: string): void {
+  const skewMs = hereMs - serverMs;
+  if (Math.abs(skewMs) <= MAX_CLOCK_SKEW_MS) return;
+  const seconds = Math.round(Math.abs(skewMs) / 1000).toLocaleString('en-US');
+  throw new ClockSkewError(
+    `this machine's clock is ${seconds} s ${skewMs < 0 ? 'behind' : 'ahead of'} Firestore's ` +
+      `(${new Date(hereMs).toISOString()} here, ${new Date(serverMs).toISOString()} at Firestore): ` +
+      `a lease of ${project} timed on it would let two governors write at once or hold them off, ` +
+      `so none was taken and nothing was written. Set the clock right (NTP) and run again.`,
+  );
 }
 
 /** Whether every promise settled within `ms`. */

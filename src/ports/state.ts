@@ -612,6 +612,12 @@ export class StateCorruptError extends UpstreamError {
  */
 export class StateTooLargeError extends UpstreamError {}
 
+/**
+ * This machine's clock is too far from the state store's to time a lease (the Firestore store
+ * compares it with the server's read time). Nothing was taken or written. Exit code 1.
+ */
+export class ClockSkewError extends UpstreamError {}
+
 /** What clears a lease nobody can take: printed wherever such a lease stops a run. */
 export const UNLOCK_FIX = 'governor unlock --policy <file> --yes';
 

@@ -14,6 +14,7 @@ import { makeAlert } from '../../src/core/conditions.js';
 import { decideNotifications, type ConditionState } from '../../src/core/notify.js';
 import type { PressureLedger } from '../../src/core/quota-pressure.js';
 import {
+  ClockSkewError,
   StateCorruptError,
   StateTooLargeError,
   type RunRecord,
@@ -165,6 +166,46 @@ describe('Firestore store: documents', () => {
     await expect(store.acquireLease(project, 'a', 60_000, at)).rejects.toBeInstanceOf(
       StateCorruptError,
     );
+  });
+
+  it("takes no lease on a machine whose clock is more than a minute from Firestore's", async () => {
+    const DAY = 86_400_000;
+    const offBy = (ms: number) =>
+      createFirestoreStateStore({ projectId, wallClock: () => Date.now() + ms });
+    const project = freshProject();
+    const now = () => new Date().toISOString();
+    for (const [skew, word] of [
+      [-DAY, 'behind'],
+      [DAY, 'ahead of'],
+    ] as const) {
+      const skewed = offBy(skew);
+      try {
+        // A day behind, its lease would have expired for everyone else at once; a day ahead, it
+        // would hold them off a day. Each would time the lease on its own clock.
+        const asked = new Date(Date.now() + skew).toISOString();
+        const error: unknown = await skewed.acquireLease(project, 'skewed', 60_000, asked).then(
+          () => null,
+          (e: unknown) => e,
+        );
+        expect(error).toBeInstanceOf(ClockSkewError);
+        expect(String(error)).toContain(`86,400 s ${word} Firestore's`);
+        expect((await raw.doc(`${collection}/${project}/state/lease`).get()).exists).toBe(false);
+        await expect(skewed.renewLease(project, 'skewed', 60_000, asked)).rejects.toBeInstanceOf(
+          ClockSkewError,
+        );
+      } finally {
+        await skewed.close();
+      }
+    }
+    // Within the skew two machines may have, the lease is taken.
+    const close = offBy(20_000);
+    try {
+      expect(await close.acquireLease(project, 'close', 60_000, now())).toMatchObject({
+        acquired: true,
+      });
+    } finally {
+      await close.close();
+    }
   });
 
   it('lets two clients race for the lease: exactly one wins', async () => {
