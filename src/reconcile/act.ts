@@ -11,6 +11,7 @@ import {
   GovernorError,
   PermissionError,
   UnavailableError,
+  cutText,
   errorMessage,
 } from '../errors.js';
 import type { Logger } from '../log.js';
@@ -129,6 +130,8 @@ export async function beforeDeadline<T>(
 }
 
 const REASON_MAX = 500;
+/** The most characters of another governor's stamp a reason shows. */
+const WRITER_SHOWN = 200;
 
 /** The permissions a scaling write needs, named when a denial does not say which it lacked. */
 export const WRITE_PERMISSIONS = ['run.services.update', 'iam.serviceAccounts.actAs'] as const;
@@ -260,10 +263,11 @@ function otherGovernors(
 }
 
 function otherGovernor(other: OtherWriter, what: 'raised' | 'lowered'): string {
-  const said = `another governor (${other.writer}) wrote ${other.service} in this pool at ${other.at}, within a lease: nothing ${what} here while it may be writing`;
+  // The stamp is anyone's annotation: a name for people, cut to a length a line can carry.
+  const said = `another governor (${cutText(other.writer, WRITER_SHOWN)}) wrote ${other.service} in this pool at ${other.at}, within a lease: nothing ${what} here while it may be writing`;
   if (!other.ahead) return said;
   // Held until that time: say where the stamp is and how to end the hold.
-  return `${said}; that time is later than this governor's clock by more than a minute (a wrong clock or a hand edit wrote it), so the pool is held until then: fix the clock of the machine that runs ${other.writer}, or correct or remove the ${ANNOTATIONS.writtenAt} annotation of ${other.service}`;
+  return `${said}; that time is later than this governor's clock by more than a minute (a wrong clock or a hand edit wrote it), so the pool is held until then: fix the clock of the machine that runs ${cutText(other.writer, WRITER_SHOWN)}, or correct or remove the ${ANNOTATIONS.writtenAt} annotation of ${other.service}`;
 }
 
 async function decrease(
@@ -647,7 +651,7 @@ async function write(
   if (pacing === 'wait-for-slot') await opts.pacer.slot(c.region);
   if (opts.clock() > opts.deadline) return late();
   const annotations: Record<string, string> = {
-    [ANNOTATIONS.reason]: truncate(c.reason + note),
+    [ANNOTATIONS.reason]: cutText(c.reason + note, REASON_MAX),
     [ANNOTATIONS.writer]: opts.writerId,
     // On the wall clock, as a lease: another governor judges it against its own wall clock.
     [ANNOTATIONS.writtenAt]: new Date(opts.clock()).toISOString(),
@@ -761,8 +765,4 @@ function skipped(c: PlanChange, cause: WriteCause, reason: string): WriteResult 
 
 function failed(c: PlanChange, cause: WriteCause, reason: string): WriteResult {
   return { ...base(c), written: null, outcome: 'failed', cause, reason };
-}
-
-function truncate(s: string): string {
-  return s.length <= REASON_MAX ? s : `${s.slice(0, REASON_MAX - 1)}…`;
 }

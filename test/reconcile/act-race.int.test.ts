@@ -320,6 +320,25 @@ describe('act: another writer between the governor reads and its writes', () => 
     expect(alert?.summary).toContain('fix the clock');
   });
 
+  it("another governor's stamp of 20,000 characters is shown cut, not carried whole into the alert", async () => {
+    const writer = `cli:${'x'.repeat(20_000)}/gov-0123456789ab`;
+    await start({
+      annotations: { ...otherStamp(30_000), 'gpu-governor.dev/writer': writer },
+    });
+    const sink = new RecordingSink();
+    const report = await run(sink);
+    expect(report.writes.length).toBeGreaterThan(0);
+    for (const w of report.writes) {
+      expect(w.cause, w.name).toBe('other-governor');
+      expect(w.reason.length, w.name).toBeLessThan(1_000);
+    }
+    const alert = sink.delivered.find(
+      (a: Alert) => a.type === 'governor.degraded' && a.details['reason'] === 'other-governor',
+    );
+    expect(alert?.summary).toContain('another governor (cli:xxx');
+    expect(alert?.summary.length).toBeLessThan(1_000);
+  });
+
   it('a stamp older than a lease on the wall clock holds nothing back, whatever the emulator clock says', async () => {
     // The emulator's virtual time is days behind the wall clock here: only the wall clock counts.
     await start({ annotations: otherStamp(30_000 + 60_000 + 60_000) });
