@@ -391,6 +391,7 @@ function toGoverned(
   let ev: Evidence | null = null;
   let refused = false;
   let reverseHold: Governed['reverseHold'] = null;
+  let futureStamps: PlanWhy['futureStamps'] = undefined;
   let basis: PlanWhy['basis'];
   if (svc.reconciling) {
     kind = 'fixed';
@@ -414,11 +415,16 @@ function toGoverned(
     refused = est.saturated;
     demand = est.instances;
     // A last change dated later than now (beyond the clock skew allowed) was stamped on a wrong
-    // clock or by hand: it starts no delay, or the delay would hold for good.
-    const lowered =
-      svc.lastLoweredAt && !beyondSkew(svc.lastLoweredAt, atMs)
-        ? Date.parse(svc.lastLoweredAt)
-        : null;
+    // clock or by hand: it starts no delay, or the delay would hold for good; the reason says so.
+    const loweredAhead = svc.lastLoweredAt != null && beyondSkew(svc.lastLoweredAt, atMs);
+    const changedAhead = svc.lastChangedAt !== null && beyondSkew(svc.lastChangedAt, atMs);
+    if (loweredAhead || changedAhead) {
+      futureStamps = {
+        ...(changedAhead && svc.lastChangedAt !== null ? { lastChangedAt: svc.lastChangedAt } : {}),
+        ...(loweredAhead && svc.lastLoweredAt ? { lastLoweredAt: svc.lastLoweredAt } : {}),
+      };
+    }
+    const lowered = svc.lastLoweredAt && !loweredAhead ? Date.parse(svc.lastLoweredAt) : null;
     if (lowered !== null && lowered + settings.reverseDelayMs >= atMs) {
       // Refused at its new cap since it was lowered: the hold ends.
       const refusedSince = ev?.lastRefusedMs != null && ev.lastRefusedMs >= lowered;
@@ -433,7 +439,7 @@ function toGoverned(
     const peak = Math.max(usage.peak, usage.current);
     peakTarget = Math.min(want, Math.max(protect, clamp(peak, floor, ceiling)));
     basis = { kind: 'demand', estimate: est };
-    if (svc.lastChangedAt !== null && !beyondSkew(svc.lastChangedAt, atMs)) {
+    if (svc.lastChangedAt !== null && !changedAhead) {
       const until = Date.parse(svc.lastChangedAt) + settings.scaleDownDelayMs;
       if (until > atMs) stickyUntil = until;
     }
@@ -441,6 +447,7 @@ function toGoverned(
   // Key order is the JSON's: floorAboveCeiling, basis, maxUnset, then the clauses of later steps.
   const why: PlanWhy = floorAboveCeiling ? { floorAboveCeiling, basis } : { basis };
   if (svc.maxUnset) why.maxUnset = { countedAt: cap };
+  if (futureStamps) why.futureStamps = futureStamps;
   return {
     svc,
     name: svc.name,

@@ -114,6 +114,12 @@ export const PlanWhy = z
       .describe(
         'It sets no max instances: Cloud Run derives one from the regional quota, so it is counted at quota ÷ GPUs per instance.',
       ),
+    futureStamps: z
+      .strictObject({ lastChangedAt: z.string().optional(), lastLoweredAt: z.string().optional() })
+      .optional()
+      .describe(
+        "The service's last raise or decrease is dated later than the plan's time by more than the clock skew allowed (a minute): a wrong clock or a hand edit stamped it, so it starts no scale-down or reverse delay.",
+      ),
     cut: z
       .strictObject({ from: Count, to: Count, priority: z.number() })
       .optional()
@@ -230,6 +236,16 @@ export function renderReason(why: PlanWhy): string {
     );
   }
   clauses.push(basisText(why.basis));
+  if (why.futureStamps) {
+    const { lastChangedAt, lastLoweredAt } = why.futureStamps;
+    const stamps = [
+      ...(lastChangedAt ? [`last raised at ${lastChangedAt}`] : []),
+      ...(lastLoweredAt ? [`last lowered at ${lastLoweredAt}`] : []),
+    ];
+    clauses.push(
+      `${stamps.join(' and ')}, later than now (a wrong clock or a hand edit stamped it): no delay taken from it`,
+    );
+  }
   if (why.pool) clauses.push(poolText(why.pool));
   if (why.cut) {
     const { from, to, priority } = why.cut;

@@ -541,11 +541,18 @@ describe('rules 5 and 6: refusals move room to where it is used', () => {
       const p = plan(snap(8, [lowered('2099-01-01T00:00:00Z', refused)]), policy(), AT);
       expect(to(p, 'lowered')).toBeGreaterThan(2);
       expect(reason(p, 'lowered')).not.toContain('not raised back');
+      expect(reason(p, 'lowered')).toContain(
+        'last lowered at 2099-01-01T00:00:00Z, later than now (a wrong clock or a hand edit stamped it): no delay taken from it',
+      );
+      expect(p.services.find((s) => s.name === 'lowered')?.why.futureStamps).toEqual({
+        lastLoweredAt: '2099-01-01T00:00:00Z',
+      });
     }
     // Within the clock skew two machines may have (a minute), the stamp still holds.
     const skewed = plan(snap(8, [lowered('2026-11-27T15:00:30Z', quiet)]), policy(), AT);
     expect(to(skewed, 'lowered')).toBe(2);
     expect(reason(skewed, 'lowered')).toContain('not raised back');
+    expect(reason(skewed, 'lowered')).not.toContain('later than now');
   });
 });
 
@@ -757,6 +764,7 @@ describe('rule 8: calm', () => {
     const p = plan(fleet('2099-01-01T00:00:00Z'), policy(), AT);
     expect(reason(p, 'was-busy')).not.toContain('scale-down delay');
     expect(reason(p, 'was-busy')).toContain('burst room');
+    expect(reason(p, 'was-busy')).toContain('last raised at 2099-01-01T00:00:00Z, later than now');
   });
 
   it('once the delay is over, keeps the room where it is while no one needs it: no write', () => {
