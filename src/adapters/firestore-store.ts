@@ -317,12 +317,8 @@ export function createFirestoreStateStore(
       const ref = db.collection(collection).doc('%discovery');
       const snap = await call(`reading ${ref.path}`, () => ref.get());
       if (!snap.exists) return null;
-      const where = `document ${ref.path}`;
-      const data = snap.data();
-      const text = isGzipped(data)
-        ? unpack(parseStored(Gzipped, data, where).gz, ref.path)
-        : parseStored(DiscoveryDocument, data, where).json;
-      return parseStored(DiscoveryCache, parseJson(text, ref.path), where);
+      const text = storedJson(DiscoveryDocument, snap.data(), ref.path);
+      return parseStored(DiscoveryCache, parseJson(text, ref.path), `document ${ref.path}`);
     },
 
     async saveDiscovery(cache) {
@@ -341,11 +337,7 @@ export function createFirestoreStateStore(
       const ref = stateDoc(project, 'conditions');
       const snap = await call(`reading ${ref.path}`, () => ref.get());
       if (!snap.exists || snap.updateTime === undefined) return { state: {}, version: null };
-      const where = `document ${ref.path}`;
-      const data = snap.data();
-      const text = isGzipped(data)
-        ? unpack(parseStored(Gzipped, data, where).gz, ref.path)
-        : parseStored(ConditionsDocument, data, where).json;
+      const text = storedJson(ConditionsDocument, snap.data(), ref.path);
       return {
         state: parseStored(ConditionState, parseJson(text, ref.path), `document ${ref.path}`),
         version: encodeVersion(snap.updateTime),
@@ -703,21 +695,22 @@ function conditionsBody(project: string, state: ConditionState): { json: string 
 }
 
 /**
- * JSON text as one field: as it is when it fits, else gzipped; refused with StateTooLargeError,
- * naming `what`, its sizes and `outcome`, when even that is too long.
+ * JSON text as one field: as it is when it is at most `inlineMax` bytes, else gzipped; refused
+ * with StateTooLargeError, naming `what`, its sizes and `outcome`, when even that is too long.
  */
-function packJson(json: string, what: string, outcome: string): { json: string } | { gz: Buffer } {
+function packJson(
+  json: string,
+  what: string,
+  outcome: string,
+  inlineMax = MAX_FIELD_BYTES,
+): { json: string } | { gz: Buffer } {
   const bytes = Buffer.byteLength(json);
-  if (bytes <= MAX_FIELD_BYTES) return { json };
+  if (bytes <= inlineMax) return { json };
   const gz = gzipSync(json);
   if (gz.length <= MAX_FIELD_BYTES) return { gz };
-  throw tooLarge(what, gz.length, bytes, outcome);
-}
-
-function tooLarge(what: string, gz: number, json: number, outcome: string): StateTooLargeError {
   const n = (x: number) => x.toLocaleString('en-US');
-  return new StateTooLargeError(
-    `${what} is ${n(gz)} bytes compressed (${n(json)} as JSON), over the ${n(MAX_FIELD_BYTES)} bytes one Firestore document holds here (1 MiB at most: https://cloud.google.com/firestore/quotas); ${outcome}`,
+  throw new StateTooLargeError(
+    `${what} is ${n(gz.length)} bytes compressed (${n(bytes)} as JSON), over the ${n(MAX_FIELD_BYTES)} bytes one Firestore document holds here (1 MiB at most: https://cloud.google.com/firestore/quotas); ${outcome}`,
   );
 }
 
@@ -729,17 +722,26 @@ function runBody(
   project: string,
   record: RunRecord,
 ): RunRecord | (Pick<RunRecord, 'runId' | 'startedAt'> & { gz: Buffer }) {
-  const json = JSON.stringify(record);
-  const bytes = Buffer.byteLength(json);
-  if (bytes <= MAX_RUN_INLINE_BYTES) return record;
-  const gz = gzipSync(json);
-  if (gz.length <= MAX_FIELD_BYTES) return { runId: record.runId, startedAt: record.startedAt, gz };
-  throw tooLarge(
+  const packed = packJson(
+    JSON.stringify(record),
     `the record of run ${record.runId} of ${project}`,
-    gz.length,
-    bytes,
     'not recorded',
+    MAX_RUN_INLINE_BYTES,
   );
+  return 'gz' in packed
+    ? { runId: record.runId, startedAt: record.startedAt, gz: packed.gz }
+    : record;
+}
+
+/**
+ * The JSON text of a document that keeps it in one field: its `json` field as `plain` reads it,
+ * or its `gz` field unpacked when it is stored gzipped (see "Size" above).
+ */
+function storedJson(plain: z.ZodType<{ json: string }>, data: unknown, path: string): string {
+  const where = `document ${path}`;
+  return isGzipped(data)
+    ? unpack(parseStored(Gzipped, data, where).gz, path)
+    : parseStored(plain, data, where).json;
 }
 
 /** Whether a stored document is in its gzipped form (it has a `gz` field). */
