@@ -416,15 +416,18 @@ function toGoverned(
     demand = est.instances;
     // A last change dated later than now (beyond the clock skew allowed) was stamped on a wrong
     // clock or by hand: it starts no delay, or the delay would hold for good; the reason says so.
-    const loweredAhead = svc.lastLoweredAt != null && beyondSkew(svc.lastLoweredAt, atMs);
-    const changedAhead = svc.lastChangedAt !== null && beyondSkew(svc.lastChangedAt, atMs);
-    if (loweredAhead || changedAhead) {
+    const ahead = (time: string | null | undefined) =>
+      time != null && beyondSkew(time, atMs) ? time : null;
+    const loweredAhead = ahead(svc.lastLoweredAt);
+    const changedAhead = ahead(svc.lastChangedAt);
+    if (loweredAhead !== null || changedAhead !== null) {
       futureStamps = {
-        ...(changedAhead && svc.lastChangedAt !== null ? { lastChangedAt: svc.lastChangedAt } : {}),
-        ...(loweredAhead && svc.lastLoweredAt ? { lastLoweredAt: svc.lastLoweredAt } : {}),
+        ...(changedAhead !== null ? { lastChangedAt: changedAhead } : {}),
+        ...(loweredAhead !== null ? { lastLoweredAt: loweredAhead } : {}),
       };
     }
-    const lowered = svc.lastLoweredAt && !loweredAhead ? Date.parse(svc.lastLoweredAt) : null;
+    const lowered =
+      svc.lastLoweredAt && loweredAhead === null ? Date.parse(svc.lastLoweredAt) : null;
     if (lowered !== null && lowered + settings.reverseDelayMs >= atMs) {
       // Refused at its new cap since it was lowered: the hold ends.
       const refusedSince = ev?.lastRefusedMs != null && ev.lastRefusedMs >= lowered;
@@ -439,7 +442,7 @@ function toGoverned(
     const peak = Math.max(usage.peak, usage.current);
     peakTarget = Math.min(want, Math.max(protect, clamp(peak, floor, ceiling)));
     basis = { kind: 'demand', estimate: est };
-    if (svc.lastChangedAt !== null && !changedAhead) {
+    if (svc.lastChangedAt !== null && changedAhead === null) {
       const until = Date.parse(svc.lastChangedAt) + settings.scaleDownDelayMs;
       if (until > atMs) stickyUntil = until;
     }
