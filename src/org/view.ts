@@ -1,10 +1,11 @@
 import pLimit from 'p-limit';
-import { durationMs, MAX_CLOCK_SKEW_MS } from '../core/duration.js';
+import { durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
 import { splitUnits, unitKey, unitLabel, type Unit } from '../core/units.js';
 import {
   plannedAt,
   runAgeMs,
+  runDatedAhead,
   type DiscoveryCacheStore,
   type RunRecord,
   type StateStore,
@@ -116,8 +117,7 @@ export function unitView(
   let stuck: string | null = null;
   if (!last) stuck = 'no run recorded';
   else if (age !== null && age * 1000 > staleAfterMs) stuck = `last run ${age} s ago`;
-  // Dated later than now (a wrong clock or a hand edit), a run would never grow old: say so.
-  else if (age !== null && age * 1000 < -MAX_CLOCK_SKEW_MS)
+  else if (runDatedAhead(last, now))
     stuck = `last run dated ${plannedAt(last)}, later than now: a wrong clock or a hand edit stamped it`;
   if (lease && Date.parse(lease.expiresAt) < now.wallMs)
     stuck = `a lease expired at ${lease.expiresAt} is still held${stuck ? `; ${stuck}` : ''}`;

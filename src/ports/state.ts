@@ -22,7 +22,7 @@ import { z } from 'zod';
 import { Alert } from '../core/alert.js';
 import { ConditionState } from '../core/notify.js';
 import { zodFaults } from '../core/document.js';
-import { beyondSkew } from '../core/duration.js';
+import { beyondSkew, MAX_CLOCK_SKEW_MS } from '../core/duration.js';
 import { PressureLedger } from '../core/quota-pressure.js';
 import { capFaults, ConflictError, cutText, faultText, UpstreamError } from '../errors.js';
 import type { Fault } from '../errors.js';
@@ -515,6 +515,15 @@ export function runAgeMs(record: RunRecord, now: { nowMs: number; wallMs: number
   return record.at !== undefined
     ? now.nowMs - Date.parse(record.at)
     : now.wallMs - Date.parse(record.startedAt);
+}
+
+/**
+ * Whether a run is dated later than now, on its own clock ({@link runAgeMs}), by more than the
+ * clock skew allowed: a wrong clock or a hand edit stamped it. Its age says nothing of when its
+ * unit last ran; taken at its word, it would never grow old.
+ */
+export function runDatedAhead(record: RunRecord, now: { nowMs: number; wallMs: number }): boolean {
+  return runAgeMs(record, now) < -MAX_CLOCK_SKEW_MS;
 }
 
 /**

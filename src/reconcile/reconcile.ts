@@ -15,10 +15,11 @@ import {
   fromTheFuture,
   plannedAt,
   runAgeMs,
+  runDatedAhead,
 } from '../ports/index.js';
 import type { Alert } from '../core/alert.js';
 import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
-import { durationMs, MAX_CLOCK_SKEW_MS } from '../core/duration.js';
+import { durationMs } from '../core/duration.js';
 import { governorMetrics } from '../core/governor-metrics.js';
 import {
   claimConditions,
@@ -1031,13 +1032,9 @@ async function stoppedUnits(
   // Each age on its own clock: a run's `at` on the runs' clock (the emulator's, against it), its
   // start and the discovery on the wall clock.
   const now = { nowMs: Date.parse(run.ctx.at), wallMs: run.wall() };
-  // A run dated later than now beyond the clock skew allowed (a wrong clock or a hand edit) says
-  // nothing of when its unit last ran: judged as none, or it would never grow old and a unit that
-  // stopped after it would never be named.
-  const ageOf = (r: RunRecord | undefined) => {
-    const age = r ? runAgeMs(r, now) : null;
-    return age === null || age < -MAX_CLOCK_SKEW_MS ? null : age;
-  };
+  // A run dated later than now is judged as none: a unit that stopped after it would never be named.
+  const ageOf = (r: RunRecord | undefined) =>
+    r && !runDatedAhead(r, now) ? runAgeMs(r, now) : null;
   const staleAfter = run.policy.fanout?.staleAfter ?? '30m';
   const verdict = stoppedSiblings({
     region,
