@@ -459,12 +459,11 @@ export function usageOf(
 ): { usage: Usage | null; note?: string } {
   if (!ctx.queried)
     return { usage: null, note: `Monitoring read failed: ${ctx.error ?? 'unknown error'}` };
+  const noPoint = `no instance-count point in the last ${Math.round(ctx.staleAfterMs / 60_000)}m`;
   if (!ctx.projectFresh) {
     return {
       usage: null,
-      note:
-        ctx.behind ??
-        `no instance-count point in the last ${Math.round(ctx.staleAfterMs / 60_000)}m for the project (metrics are behind)`,
+      note: ctx.behind ?? `${noPoint} for the project (metrics are behind)`,
     };
   }
   const points = counts?.points ?? [];
@@ -476,7 +475,7 @@ export function usageOf(
   if (stopped && (ctx.minInstances ?? 0) > 0) {
     return {
       usage: null,
-      note: `no instance-count point in the last ${Math.round(ctx.staleAfterMs / 60_000)}m though it keeps ${ctx.minInstances} min instance(s) (its series is missing)`,
+      note: `${noPoint} though it keeps ${ctx.minInstances} min instance(s) (its series is missing)`,
     };
   }
   // Nor is one that served requests (or reported GPU use) since its newest instance count.
@@ -489,7 +488,7 @@ export function usageOf(
   ) {
     return {
       usage: null,
-      note: `no instance-count point in the last ${Math.round(ctx.staleAfterMs / 60_000)}m though it served requests or used its GPU at ${new Date(activeAt).toISOString()} (its series is missing)`,
+      note: `${noPoint} though it served requests or used its GPU at ${new Date(activeAt).toISOString()} (its series is missing)`,
     };
   }
   const current = stopped ? 0 : Math.round(last.value);

@@ -28,6 +28,11 @@ async function governor(...args: string[]) {
   }
 }
 
+/** `governor quota recommend` with this policy and state directory, and any further flags. */
+function recommend(policyPath: string, dir: string, ...more: string[]) {
+  return governor('quota', 'recommend', '--policy', policyPath, '--state-dir', dir, ...more);
+}
+
 function policy(name: string, extra = ''): string {
   const path = join(tmp, name);
   writeFileSync(path, `version: 1\nprojects: [hot, fresh, never]\n${extra}`);
@@ -88,16 +93,7 @@ beforeAll(async () => {
 
 describe('governor quota recommend', () => {
   it('recommends for the pool under pressure only, with its evidence, and says where history is short', async () => {
-    const r = await governor(
-      'quota',
-      'recommend',
-      '--policy',
-      policy('p.yaml'),
-      '--state-dir',
-      stateDir,
-      '--at',
-      AT,
-    );
+    const r = await recommend(policy('p.yaml'), stateDir, '--at', AT);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^pool hot\/us-central1\/nvidia-l4\/zonal {2}\[recommend\]$/m);
@@ -136,17 +132,7 @@ describe('governor quota recommend', () => {
       }),
     );
     await store.close();
-    const r = await governor(
-      'quota',
-      'recommend',
-      '--policy',
-      policy('p.yaml'),
-      '--state-dir',
-      dir,
-      '--at',
-      AT,
-      '--json',
-    );
+    const r = await recommend(policy('p.yaml'), dir, '--at', AT, '--json');
     expect(r.code).toBe(0);
     const json = JSON.parse(r.stdout) as { pools: { key: string }[] };
     expect(json.pools.map((p) => p.key)).toEqual([]);
@@ -160,17 +146,7 @@ describe('governor quota recommend', () => {
       'q.yaml',
       'quotaRequests: {enabled: true, maxIncrease: 2, contactEmail: ops@example.com}\n',
     );
-    const r = await governor(
-      'quota',
-      'recommend',
-      '--policy',
-      p,
-      '--state-dir',
-      stateDir,
-      '--at',
-      AT,
-      '--json',
-    );
+    const r = await recommend(p, stateDir, '--at', AT, '--json');
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as {
       projectsWithoutHistory: string[];
@@ -189,19 +165,7 @@ describe('governor quota recommend', () => {
 
   it('--days narrows the window; bad flags and policies exit 2 with a clear message', async () => {
     const p = policy('d.yaml');
-    const narrow = await governor(
-      'quota',
-      'recommend',
-      '--policy',
-      p,
-      '--state-dir',
-      stateDir,
-      '--at',
-      AT,
-      '--days',
-      '1',
-      '--json',
-    );
+    const narrow = await recommend(p, stateDir, '--at', AT, '--days', '1', '--json');
     expect(narrow.code).toBe(0);
     expect(JSON.parse(narrow.stdout).pools[1]).toMatchObject({ status: 'too-little-history' });
     for (const bad of [
@@ -215,20 +179,12 @@ describe('governor quota recommend', () => {
       ['--days', ''],
       ['--at', 'yesterday'],
     ]) {
-      const r = await governor(
-        'quota',
-        'recommend',
-        '--policy',
-        p,
-        '--state-dir',
-        stateDir,
-        ...bad,
-      );
+      const r = await recommend(p, stateDir, ...bad);
       expect(r.code, bad.join(' ')).toBe(2);
       expect(r.stderr).not.toMatch(/\n\s+at /);
     }
     const badPolicy = policy('bad.yaml', 'quotaRequests: {enabled: true}\n');
-    const r = await governor('quota', 'recommend', '--policy', badPolicy, '--state-dir', stateDir);
+    const r = await recommend(badPolicy, stateDir);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('quotaRequests.contactEmail');
   });
@@ -269,17 +225,7 @@ describe('governor quota recommend', () => {
     await store.close();
     const path = join(tmp, 'split.yaml');
     writeFileSync(path, 'version: 1\nprojects: [split-proj]\n');
-    const r = await governor(
-      'quota',
-      'recommend',
-      '--policy',
-      path,
-      '--state-dir',
-      dir,
-      '--at',
-      AT,
-      '--json',
-    );
+    const r = await recommend(path, dir, '--at', AT, '--json');
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as {
