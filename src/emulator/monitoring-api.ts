@@ -786,15 +786,16 @@ function computeTimeSeries(ctx: EmulatorContext, request: Message): TimeSeriesPa
     'REDUCE_NONE',
     'aggregation.cross_series_reducer',
   );
-  const groupBy = strings(aggregation, 'group_by_fields').map((g) =>
-    normalizeGroupBy(g, q.metricType),
-  );
+  // "If `cross_series_reducer` is not defined, this field is ignored" (Aggregation.group_by_fields
+  // in google/monitoring/v3/common.proto): without a reducer the fields are neither checked nor used.
+  const groupBy =
+    reducer === 'REDUCE_NONE'
+      ? []
+      : strings(aggregation, 'group_by_fields').map((g) => normalizeGroupBy(g, q.metricType));
   let periodMs = 0;
   if (aligner === 'ALIGN_NONE') {
     if (reducer !== 'REDUCE_NONE')
       throw invalid('The aligner cannot be ALIGN_NONE if a cross-series reducer is specified');
-    if (groupBy.length > 0)
-      throw invalid('group_by_fields needs a per_series_aligner and a cross_series_reducer');
   } else {
     // Checked before any data is read, as Monitoring checks the request against the metric's
     // descriptor: an invalid pair is refused even when no series matches.
@@ -806,8 +807,16 @@ function computeTimeSeries(ctx: EmulatorContext, request: Message): TimeSeriesPa
       const reduceRule = REDUCERS[reducer];
       if (!reduceRule) throw invalid(`cross_series_reducer ${reducer} is not a Reducer`);
       checkFits('reducer', reducer, reduceRule, aligned);
-    } else if (groupBy.length > 0) {
-      throw invalid('group_by_fields needs a cross_series_reducer other than REDUCE_NONE');
+    }
+    // "The value must be at least 60 seconds. If a per-series aligner other than `ALIGN_NONE` is
+    // specified, this field is required or an error is returned" (Aggregation.alignment_period,
+    // common.proto). A valid period that is not whole minutes is Google's to serve, not the
+    // emulator's (its points are per minute): UNIMPLEMENTED, never a refusal Google would not make.
+    const period = millis(field(aggregation, 'alignment_period'));
+    if (period === undefined || period < MINUTE_MS) {
+      throw invalid(
+        'aggregation.alignment_period is required with a per_series_aligner other than ALIGN_NONE, and must be at least 60s',
+      );
     }
     if (
       !COMPUTED_ALIGNERS.has(aligner) ||
@@ -818,9 +827,11 @@ function computeTimeSeries(ctx: EmulatorContext, request: Message): TimeSeriesPa
         `${aligner}${reducer === 'REDUCE_NONE' ? '' : ` with ${reducer}`} is valid on Cloud Monitoring but not computed by the emulator (aligners: ${[...COMPUTED_ALIGNERS].join(', ')}; reducers: ${[...COMPUTED_REDUCERS].join(', ')})`,
       );
     }
-    const period = millis(field(aggregation, 'alignment_period'));
-    if (period === undefined || period < MINUTE_MS || period % MINUTE_MS !== 0) {
-      throw invalid('aggregation.alignment_period must be a whole number of minutes, at least 60s');
+    if (period % MINUTE_MS !== 0) {
+      throw new RpcError(
+        status.UNIMPLEMENTED,
+        `aggregation.alignment_period of ${period / 1000}s is valid on Cloud Monitoring but not computed by the emulator: it aligns whole minutes only`,
+      );
     }
     periodMs = period;
   }

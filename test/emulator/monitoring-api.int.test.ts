@@ -344,6 +344,49 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
       expect(code, JSON.stringify(request)).toBe(status.INVALID_ARGUMENT);
     }
   });
+
+  it('accepts what Google accepts: group_by_fields without a reducer, a period in seconds', async () => {
+    // Aggregation in google/monitoring/v3/common.proto: group_by_fields "If cross_series_reducer
+    // is not defined, this field is ignored"; alignment_period "must be at least 60 seconds".
+    const now = emulator.now().getTime();
+    const base = {
+      name: `projects/${PROJECT}`,
+      filter: `${INSTANCE_COUNT} AND resource.labels.service_name = "alpha"`,
+      interval: { startTime: seconds(now - 600_000), endTime: seconds(now) },
+      view: 'FULL' as const,
+    };
+    const [ignored] = await clients.metrics.listTimeSeries({
+      ...base,
+      aggregation: {
+        alignmentPeriod: { seconds: 60 },
+        perSeriesAligner: 'ALIGN_MAX',
+        groupByFields: ['resource.label.service_name', 'resource.label.zone'],
+      },
+    });
+    // Not grouped: one aligned series per revision and state, as without the fields.
+    expect((ignored as Series[]).map((s) => s.metric?.labels?.['state']).sort()).toEqual([
+      'active',
+      'idle',
+    ]);
+    const [raw] = await clients.metrics.listTimeSeries({
+      ...base,
+      aggregation: { groupByFields: ['resource.label.service_name'] },
+    });
+    expect(raw.length).toBeGreaterThan(0);
+    // A valid period the emulator does not compute is UNIMPLEMENTED, not a refusal.
+    const odd = await codeOf(
+      clients.metrics.listTimeSeries({
+        ...base,
+        aggregation: { alignmentPeriod: { seconds: 90 }, perSeriesAligner: 'ALIGN_MAX' },
+      }),
+    );
+    expect(odd.code).toBe(status.UNIMPLEMENTED);
+    // No period with an aligner: refused, as Google refuses it.
+    const none = await codeOf(
+      clients.metrics.listTimeSeries({ ...base, aggregation: { perSeriesAligner: 'ALIGN_MAX' } }),
+    );
+    expect(none.code).toBe(status.INVALID_ARGUMENT);
+  });
 });
 
 describe('request counts through @google-cloud/monitoring', () => {
