@@ -355,7 +355,16 @@ export class EmulatorControl {
       throw new ControlError(`quota preference ${q.name} is not pending (it was decided already)`);
     if (q.grantedValue !== undefined && q.decision !== 'granted')
       throw new ControlError('grantedValue goes only with decision "granted"');
-    if (q.grantedValue !== undefined && q.grantedValue > p.preferredValue)
+    // -1 asks for unlimited: a grant gives a number of GPUs (the pools hold a count), any number.
+    if (q.decision === 'granted' && p.preferredValue === -1 && q.grantedValue === undefined)
+      throw new ControlError(
+        `quota preference ${q.name} asks for unlimited (-1): grant a number of GPUs with grantedValue`,
+      );
+    if (
+      q.grantedValue !== undefined &&
+      p.preferredValue !== -1 &&
+      q.grantedValue > p.preferredValue
+    )
       throw new ControlError(
         `grantedValue ${q.grantedValue} is above the preferred value ${p.preferredValue}`,
       );

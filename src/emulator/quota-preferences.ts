@@ -39,7 +39,18 @@ import {
  *   dimensions": a second for the same quota and dimensions is ALREADY_EXISTS, as is an id
  *   already used under the parent;
  * - `dimensions` is immutable; an update whose etag no longer matches is ABORTED (resources.proto
- *   `etag`); an update of a missing preference is NOT_FOUND unless `allow_missing`.
+ *   `etag`); an update of a missing preference is NOT_FOUND unless `allow_missing`;
+ * - -1 is "unlimited" (QuotaConfig.preferred_value), so it is an increase whatever the quota:
+ *   it needs a contact email and waits for Google's decision;
+ * - a decrease passes Google's quota safety checks (`QuotaSafetyCheck` in resources.proto,
+ *   https://cloud.google.com/docs/quotas/reference/rest/v1/QuotaSafetyCheck) unless the request's
+ *   `ignore_safety_checks` names them: `QUOTA_DECREASE_PERCENTAGE_TOO_HIGH`, the limit may not
+ *   fall by more than 10 percent; `QUOTA_DECREASE_BELOW_USAGE`, nor below the GPUs in use (the
+ *   most any region it applies to holds now). Google does not say which code a failed check gets:
+ *   the emulator answers FAILED_PRECONDITION, the code for a request refused for the system's
+ *   state (google/rpc/code.proto), naming the check to ignore;
+ * - a list is in creation order ("By default, the results are ordered by create time",
+ *   ListQuotaPreferencesRequest.order_by).
  * Where Google is silent, the emulator takes the strict side and says so: a preference id must
  * look like an AIP-122 resource id (lower case letters, digits, hyphens; at most 63), and the
  * preferred value must be at most 1,000,000 (Google states no upper bound).
@@ -233,9 +244,81 @@ function currentValue(
   return quotaEntry(model, p.project, p.quotaId, p.dimensions['region'])?.quota ?? 0;
 }
 
+/** Whether a preferred value asks for more than the quota has now (-1, unlimited, always does). */
+function isIncrease(
+  model: FleetModel,
+  p: Pick<StoredPreference, 'project' | 'quotaId' | 'dimensions' | 'preferredValue'>,
+): boolean {
+  return p.preferredValue === -1 || p.preferredValue > currentValue(model, p);
+}
+
+/**
+ * GPUs in use now where a preference applies: its region's pool, or for a preference without a
+ * region every pool of the quota id that has no regional entry of its own (the most of them).
+ */
+function usageOf(
+  model: FleetModel,
+  p: Pick<StoredPreference, 'project' | 'quotaId' | 'dimensions'>,
+): number {
+  const region = p.dimensions['region'];
+  const ownEntry = new Set(
+    model
+      .quotaEntries(p.project)
+      .filter((e) => e.key.region !== undefined && e.quota !== undefined)
+      .map((e) => `${gpuQuotaId(e.key.accelerator, e.key.zonalRedundancy)}/${e.key.region}`),
+  );
+  const pools = model
+    .pools(p.project)
+    .filter(
+      (pool) =>
+        gpuQuotaId(pool.accelerator, pool.zonalRedundancy) === p.quotaId &&
+        (region === undefined
+          ? !ownEntry.has(`${p.quotaId}/${pool.region}`)
+          : pool.region === region),
+    );
+  return Math.max(0, ...pools.map((pool) => pool.serviceGpus + pool.workerPoolGpus + pool.jobGpus));
+}
+
+const SAFETY_CHECKS = ['QUOTA_DECREASE_BELOW_USAGE', 'QUOTA_DECREASE_PERCENTAGE_TOO_HIGH'] as const;
+
+/**
+ * Google's quota safety checks on a decrease (see the top of this file), each skipped when the
+ * request's `ignore_safety_checks` names it. An unknown enum number there is INVALID_ARGUMENT.
+ */
+function checkSafety(
+  model: FleetModel,
+  request: Message,
+  p: Pick<StoredPreference, 'project' | 'quotaId' | 'dimensions' | 'preferredValue'>,
+): void {
+  const raw = request['ignore_safety_checks'];
+  const ignored = new Set<string>();
+  for (const v of Array.isArray(raw) ? (raw as unknown[]) : []) {
+    if (typeof v !== 'string')
+      throw invalid(
+        `ignore_safety_checks has an unknown value ${String(v)}: not a QuotaSafetyCheck`,
+      );
+    ignored.add(v);
+  }
+  if (isIncrease(model, p)) return;
+  const current = currentValue(model, p);
+  const value = p.preferredValue;
+  const where = `${p.quotaId}${p.dimensions['region'] ? ` in ${p.dimensions['region']}` : ''}`;
+  const usage = usageOf(model, p);
+  if (!ignored.has(SAFETY_CHECKS[0]) && value < usage)
+    throw new RpcError(
+      status.FAILED_PRECONDITION,
+      `quota safety check ${SAFETY_CHECKS[0]} failed: ${value} is below the ${usage} in use for ${where}; to decrease anyway, set ignore_safety_checks to ${SAFETY_CHECKS[0]}`,
+    );
+  if (!ignored.has(SAFETY_CHECKS[1]) && (current - value) * 10 > current)
+    throw new RpcError(
+      status.FAILED_PRECONDITION,
+      `quota safety check ${SAFETY_CHECKS[1]} failed: ${current} to ${value} for ${where} is a decrease of more than 10 percent; to decrease anyway, set ignore_safety_checks to ${SAFETY_CHECKS[1]}`,
+    );
+}
+
 function settle(ctx: EmulatorContext, p: StoredPreference, store: PreferenceStore): void {
   const now = ctx.clock.now();
-  const increase = p.preferredValue > currentValue(ctx.model, p);
+  const increase = isIncrease(ctx.model, p);
   p.updateMs = now;
   if (increase) {
     p.reconciling = true;
@@ -296,8 +379,9 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
           status.ALREADY_EXISTS,
           `a QuotaPreference for ${shown(quotaId)} with these dimensions already exists: ${twin.name}`,
         );
-      const increase = value > currentValue(ctx.model, { project, quotaId, dimensions });
-      checkEmail(text(pref, 'contact_email'), increase);
+      const asked = { project, quotaId, dimensions, preferredValue: value };
+      checkEmail(text(pref, 'contact_email'), isIncrease(ctx.model, asked));
+      checkSafety(ctx.model, request, asked);
       if (bool(request, 'validate_only'))
         throw invalid('validate_only is not a field of CreateQuotaPreferenceRequest');
       const now = ctx.clock.now();
@@ -340,10 +424,9 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
       // Filters are not modelled: an unfiltered list is the safe answer only when none is asked.
       if (filter !== '')
         throw invalid('filter is not supported by the emulator: list and filter client side');
-      const all = [...store.byName.values()]
-        .filter((p) => p.project === project)
-        .sort((a, b) => a.name.localeCompare(b.name))
-        .map(toMessage);
+      // In creation order: the map keeps the order preferences were created in (an update
+      // replaces its entry in place).
+      const all = [...store.byName.values()].filter((p) => p.project === project).map(toMessage);
       const { page, nextPageToken } = paginate(all, {
         pageSize: int(request, 'page_size'),
         pageToken: text(request, 'page_token'),
@@ -394,8 +477,8 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
         next.preferredValue = preferredValue(field(pref, 'quota_config'));
       if (has('justification')) next.justification = text(pref, 'justification');
       if (has('contact_email')) next.contactEmail = text(pref, 'contact_email');
-      const increase = next.preferredValue > currentValue(ctx.model, next);
-      checkEmail(next.contactEmail, increase);
+      checkEmail(next.contactEmail, isIncrease(ctx.model, next));
+      checkSafety(ctx.model, request, next);
       if (bool(request, 'validate_only')) return toMessage(existing);
       settle(ctx, next, store);
       store.byName.set(name, next);
@@ -433,6 +516,10 @@ export function decideQuotaPreference(
   if (!p.reconciling) throw new Error(`quota preference ${input.name} is not pending`);
   const before = currentValue(model, p);
   const granted = input.decision === 'granted' ? (input.grantedValue ?? p.preferredValue) : before;
+  if (granted === -1)
+    throw new Error(
+      `quota preference ${input.name} asks for unlimited (-1): grant a number of GPUs (grantedValue), the emulator's pools hold a count`,
+    );
   if (!Number.isInteger(granted) || granted < 0) throw new Error(`bad granted value ${granted}`);
   const next: StoredPreference = {
     ...p,

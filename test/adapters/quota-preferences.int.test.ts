@@ -1,5 +1,5 @@
 import { status } from '@grpc/grpc-js';
-import { CloudQuotasClient } from '@google-cloud/cloudquotas';
+import { CloudQuotasClient, protos } from '@google-cloud/cloudquotas';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { clientConfig } from '../../src/adapters/client-config.js';
@@ -27,6 +27,9 @@ const US = 'us-central1';
 const EU = 'europe-west4';
 const L4 = 'NvidiaL4GpuAllocPerProjectRegion';
 const L4_NZ = 'NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion';
+/** Google's check that a quota does not fall by more than 10 percent, to ignore by name. */
+const PERCENTAGE_TOO_HIGH =
+  protos.google.api.cloudquotas.v1.QuotaSafetyCheck.QUOTA_DECREASE_PERCENTAGE_TOO_HIGH;
 
 const fleet = {
   start: '2026-11-27T12:00:00Z',
@@ -249,11 +252,13 @@ describe('quota preferences over gRPC', () => {
       ),
       // Permission before existence (AIP-211): a project the caller cannot see is denied.
     ).toBe(status.PERMISSION_DENIED);
-    // A decrease needs no contact email, applies at once and has no trace id.
+    // A decrease needs no contact email, applies at once and has no trace id (3 to 1 is more
+    // than 10 percent: Google's safety check is ignored by name).
     const [decrease] = await other.createQuotaPreference({
       parent,
       quotaPreferenceId: 'down',
       quotaPreference: { ...base, quotaConfig: { preferredValue: '1' }, contactEmail: '' },
+      ignoreSafetyChecks: [PERCENTAGE_TOO_HIGH],
     });
     expect(decrease.reconciling).toBe(false);
     expect(decrease.quotaConfig?.traceId).toBe('');
@@ -327,5 +332,123 @@ describe('quota preferences over gRPC', () => {
       await a.close();
       await small.stop();
     }
+  });
+});
+
+describe('quota preferences: unlimited, safety checks and order, as Google documents them', () => {
+  // resources.proto: QuotaConfig.preferred_value (-1 is unlimited), QuotaSafetyCheck;
+  // cloudquotas.proto: ListQuotaPreferencesRequest.order_by ("ordered by create time").
+  const Q = 'qp-safety';
+  let emu: RunningEmulator;
+  let raw: CloudQuotasClient;
+  const parent = `projects/${Q}/locations/global`;
+  const base = {
+    service: 'run.googleapis.com',
+    quotaId: L4,
+    dimensions: { region: US },
+    contactEmail: '',
+  };
+  const create = (id: string, value: string, req: object = {}, over: object = {}) =>
+    raw.createQuotaPreference({
+      parent,
+      quotaPreferenceId: id,
+      quotaPreference: { ...base, quotaConfig: { preferredValue: value }, ...over },
+      ...req,
+    });
+
+  beforeAll(async () => {
+    emu = await startEmulator({
+      fleet: {
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 0,
+        startupSeconds: 0,
+        projects: [
+          {
+            id: Q,
+            pools: [
+              { region: US, quota: 10 },
+              { region: EU, quota: 4 },
+              { region: US, zonalRedundancy: false, quota: 8 },
+            ],
+            services: [{ name: 'busy', region: US, gpu: {}, maxInstances: 3, demand: 3 }],
+          },
+        ],
+      },
+      speed: 'manual',
+    });
+    emu.advance(60_000);
+    raw = new CloudQuotasClient(clientConfig({ emulatorHost: emu.host }).options);
+  });
+  afterAll(async () => {
+    await raw.close();
+    await emu.stop();
+  });
+
+  it('-1 (unlimited) is an increase: it needs a contact email and waits, the quota unchanged', async () => {
+    expect(await rawCode(create('unlimited', '-1'))).toBe(status.INVALID_ARGUMENT);
+    const [p] = await create('unlimited', '-1', {}, { contactEmail: 'ops@example.com' });
+    expect(p.reconciling).toBe(true);
+    expect(p.quotaConfig?.traceId).not.toBe('');
+    const quotas = createQuotaAdapter({ emulatorHost: emu.host });
+    try {
+      expect(
+        await quotas.gpuQuota({
+          project: Q,
+          region: US,
+          accelerator: 'nvidia-l4',
+          zonalRedundancy: true,
+        }),
+      ).toBe(10);
+    } finally {
+      await quotas.close();
+    }
+    // Listed in creation order, not by name.
+    await create('a-later', '4', {}, { dimensions: { region: EU } });
+    const [list] = await raw.listQuotaPreferences({ parent });
+    expect(list.map((x) => x.name?.split('/').pop())).toEqual(['unlimited', 'a-later']);
+  });
+
+  it('a decrease of more than 10 percent, or below the GPUs in use, is refused unless that check is ignored', async () => {
+    const [first] = await raw.listQuotaPreferences({ parent });
+    const name = `${parent}/quotaPreferences/unlimited`;
+    expect(first.some((x) => x.name === name)).toBe(true);
+    const [current] = await raw.getQuotaPreference({ name });
+    const update = (value: string, req: object = {}) =>
+      raw.updateQuotaPreference({
+        quotaPreference: { ...current, quotaConfig: { preferredValue: value } },
+        updateMask: { paths: ['quota_config.preferred_value'] },
+        ...req,
+      });
+    const tooFar = await update('5').catch((e: Error & { code?: number }) => e);
+    expect((tooFar as { code?: number }).code).toBe(status.FAILED_PRECONDITION);
+    expect(String((tooFar as Error).message)).toMatch(/QUOTA_DECREASE_PERCENTAGE_TOO_HIGH/);
+    const below = await update('2', {
+      ignoreSafetyChecks: [PERCENTAGE_TOO_HIGH],
+    }).catch((e: Error & { code?: number }) => e);
+    expect((below as { code?: number }).code).toBe(status.FAILED_PRECONDITION);
+    expect(String((below as Error).message)).toMatch(/QUOTA_DECREASE_BELOW_USAGE.*3 in use/);
+    // Nothing changed by the refusals.
+    expect(
+      emu.model.quotaFor({
+        project: Q,
+        region: US,
+        accelerator: 'nvidia-l4',
+        zonalRedundancy: true,
+      }),
+    ).toBe(10);
+    // 10 to 9 is 10 percent: allowed; and with the check ignored, further down to the usage.
+    const [nine] = await update('9');
+    expect(nine.quotaConfig?.grantedValue?.value).toBe('9');
+    const [three] = await raw.updateQuotaPreference({
+      quotaPreference: { ...nine, quotaConfig: { preferredValue: '3' } },
+      updateMask: { paths: ['quota_config.preferred_value'] },
+      ignoreSafetyChecks: [PERCENTAGE_TOO_HIGH],
+    });
+    expect(three.quotaConfig?.grantedValue?.value).toBe('3');
+    // A create is checked the same way: 8 to 7 without zonal redundancy is 12.5 percent.
+    const nz = { quotaId: L4_NZ };
+    expect(await rawCode(create('nz-down', '7', {}, nz))).toBe(status.FAILED_PRECONDITION);
+    const [down] = await create('nz-down', '7', { ignoreSafetyChecks: [PERCENTAGE_TOO_HIGH] }, nz);
+    expect(down.reconciling).toBe(false);
   });
 });
