@@ -87,3 +87,19 @@ export function encodeWith(service: ServiceName, method: string, message: unknow
   if (!def) throw new Error(`${service}/${method} is not in the loaded protos`);
   return def.responseSerialize(message);
 }
+
+/** The field names (snake_case) of a message type of the loaded protos, e.g. `google.cloud.run.v2.Service`. */
+export function messageFields(typeName: string): ReadonlySet<string> {
+  const def: unknown = loadProtos()[typeName];
+  const type: unknown = typeof def === 'object' && def !== null && 'type' in def ? def.type : null;
+  const fields: unknown =
+    typeof type === 'object' && type !== null && 'field' in type ? type.field : null;
+  if (!Array.isArray(fields)) throw new Error(`${typeName} is not a message in the loaded protos`);
+  return new Set(
+    fields.flatMap((f: unknown) =>
+      typeof f === 'object' && f !== null && 'name' in f && typeof f.name === 'string'
+        ? [f.name]
+        : [],
+    ),
+  );
+}

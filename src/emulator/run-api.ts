@@ -4,7 +4,7 @@ import type { EmulatorContext } from './context.js';
 import { isReservedAnnotation } from './fleet.js';
 import { effectiveMax, gpusPerInstance, jobExecutions, type ServiceKey } from './model.js';
 import { testServicePermissions } from './iam.js';
-import { encodeWith, SERVICES } from './protos.js';
+import { encodeWith, messageFields, SERVICES } from './protos.js';
 import { gpuQuotaId } from './quotas-api.js';
 import {
   executionResource,
@@ -16,7 +16,6 @@ import {
   field,
   int,
   invalid,
-  isSet,
   notFound,
   paginate,
   permissionDenied,
@@ -117,6 +116,13 @@ function operationMessage(ctx: EmulatorContext, name: string): Message {
   return message;
 }
 
+let cachedServiceFields: ReadonlySet<string> | undefined;
+/** The top-level fields of google.cloud.run.v2.Service, from the shipped proto. */
+function serviceFields(): ReadonlySet<string> {
+  cachedServiceFields ??= messageFields('google.cloud.run.v2.Service');
+  return cachedServiceFields;
+}
+
 function camelToSnake(path: string): string {
   return path.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
@@ -184,28 +190,31 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
       'UpdateService without an update_mask (a whole-service replacement that creates a revision) is not emulated: send update_mask "scaling.max_instance_count" and/or "annotations"',
     );
   }
+  // A path that names no field of Service is the client's error; one that names a field the
+  // emulator does not write (labels, template...) is valid on Cloud Run: UNIMPLEMENTED.
   const unsupported = paths.filter((p) => MASK_PATHS[p] === undefined);
-  if (unsupported.length > 0) {
+  const unknown = unsupported.filter(
+    (p) => !serviceFields().has(camelToSnake(p.split('.')[0] ?? '')),
+  );
+  if (unknown.length > 0) {
     throw invalid(
-      `update_mask path(s) ${shown(unsupported.join(', '))} not supported by the emulator: only scaling.max_instance_count and annotations (which create no new revision)`,
+      `update_mask path(s) ${shown(unknown.join(', '))} name no field of google.cloud.run.v2.Service`,
+    );
+  }
+  if (unsupported.length > 0) {
+    throw new RpcError(
+      status.UNIMPLEMENTED,
+      `update_mask path(s) ${shown(unsupported.join(', '))} are not emulated: only scaling.max_instance_count and annotations (which create no new revision)`,
     );
   }
   const wants = new Set(paths.map((p) => MASK_PATHS[p]));
-  for (const [k, v] of Object.entries(service)) {
-    if (!['name', 'etag', 'scaling', 'annotations'].includes(k) && isSet(v)) {
-      throw invalid(
-        `Service.${k} is set: send a minimal Service {name, etag, scaling.max_instance_count, annotations}. (Sending the whole fetched service has been reported to fail on Cloud Run with "409 Revision named ... already exists".)`,
-      );
-    }
-  }
+  // Fields outside the mask are ignored, not refused: a field mask says "exactly which fields are
+  // being updated, so that the service can ignore the rest, even if the user sends new values",
+  // and updating a resource with the data just read and a mask "must be a no-op" for the fields
+  // outside it (AIP-161, https://google.aip.dev/161). So the whole fetched Service, OUTPUT_ONLY
+  // fields included, may be sent with a mask; the governor sends a minimal one all the same
+  // (src/adapters/cloud-run.ts; its test checks the request).
   const scaling = field(service, 'scaling');
-  for (const [k, v] of Object.entries(scaling ?? {})) {
-    if (k !== 'max_instance_count' && isSet(v)) {
-      throw invalid(
-        `Service.scaling.${camelToSnake(k)} is set: only scaling.max_instance_count can be written here`,
-      );
-    }
-  }
   // Arguments wrong whatever the service's state are refused before the state is looked at (a
   // stale etag, ABORTED; an operation in flight, FAILED_PRECONDITION): INVALID_ARGUMENT "indicates
   // arguments that are problematic regardless of the state of the system" (google/rpc/code.proto,
