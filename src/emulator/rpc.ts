@@ -174,6 +174,23 @@ export function timestamp(ms: number): { seconds: string; nanos: number } {
   return { seconds: String(seconds), nanos: Math.round((ms - seconds * 1000) * 1e6) };
 }
 
+/** True when a decoded value carries something (proto3 defaults count as nothing). */
+export function isSet(value: unknown): boolean {
+  if (
+    value === undefined ||
+    value === null ||
+    value === '' ||
+    value === 0 ||
+    value === false ||
+    value === '0'
+  )
+    return false;
+  if (Array.isArray(value)) return value.length > 0;
+  if (Buffer.isBuffer(value)) return value.length > 0;
+  if (isMessage(value)) return Object.values(value).some(isSet);
+  return true;
+}
+
 /**
  * Opaque page tokens bound to the request that produced them (AIP-158): a token used with other
  * filters is rejected rather than silently paging something else.

@@ -16,6 +16,7 @@ import {
   field,
   int,
   invalid,
+  isSet,
   notFound,
   paginate,
   permissionDenied,
@@ -208,12 +209,36 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
     );
   }
   const wants = new Set(paths.map((p) => MASK_PATHS[p]));
-  // Fields outside the mask are ignored, not refused: a field mask says "exactly which fields are
-  // being updated, so that the service can ignore the rest, even if the user sends new values",
-  // and updating a resource with the data just read and a mask "must be a no-op" for the fields
-  // outside it (AIP-161, https://google.aip.dev/161). So the whole fetched Service, OUTPUT_ONLY
-  // fields included, may be sent with a mask; the governor sends a minimal one all the same
-  // (src/adapters/cloud-run.ts; its test checks the request).
+  // Fields outside the mask: AIP-161 (https://google.aip.dev/161) says a mask lets a service
+  // "ignore the rest, even if the user sends new values", but Cloud Run does not do so for the
+  // whole fetched Service: sent with update_mask "scaling.minInstanceCount" it answered 409
+  // "Revision named '...' with different configuration already exists"
+  // (https://github.com/googleapis/google-cloud-python/issues/14259). So the template is refused as
+  // reported (ALREADY_EXISTS), and any other field outside the minimal Service too, since what
+  // Cloud Run does with it is undocumented: the emulator fails safe, and the governor sends
+  // {name, etag, scaling.max_instance_count, annotations} only (src/adapters/cloud-run.ts).
+  const { template, ...rest } = service;
+  if (isSet(template)) {
+    const revision = text(field(service, 'template'), 'revision') || 'the serving revision';
+    throw new RpcError(
+      status.ALREADY_EXISTS,
+      `Revision named '${revision}' with different configuration already exists: send a minimal Service {name, etag, scaling.max_instance_count, annotations}, not the whole fetched one`,
+    );
+  }
+  for (const [k, v] of Object.entries(rest)) {
+    if (!['name', 'etag', 'scaling', 'annotations'].includes(k) && isSet(v)) {
+      throw invalid(
+        `Service.${k} is set: send a minimal Service {name, etag, scaling.max_instance_count, annotations} (Cloud Run refuses the whole fetched Service even with an update mask)`,
+      );
+    }
+  }
+  for (const [k, v] of Object.entries(field(service, 'scaling') ?? {})) {
+    if (k !== 'max_instance_count' && isSet(v)) {
+      throw invalid(
+        `Service.scaling.${camelToSnake(k)} is set: only scaling.max_instance_count can be written here`,
+      );
+    }
+  }
   const scaling = field(service, 'scaling');
   // Arguments wrong whatever the service's state are refused before the state is looked at (a
   // stale etag, ABORTED; an operation in flight, FAILED_PRECONDITION): INVALID_ARGUMENT "indicates

@@ -195,30 +195,36 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
     expect(message).toContain('requested: 7 allowed: 6');
   });
 
-  it('writes only the masked fields, ignoring the rest of a whole fetched Service (AIP-161)', async () => {
+  it('refuses the whole fetched Service even with a mask, as Cloud Run does', async () => {
     const [full] = await clients.services.getService({ name: name('beta') });
     const before = emulator.writes().length;
-    // The whole service as read, OUTPUT_ONLY fields and all, with other values outside the mask.
-    const [operation] = await clients.services.updateService({
-      service: {
-        ...full,
-        labels: { changed: 'yes' },
-        annotations: { 'team.example.com/x': 'y' },
-        scaling: { ...full.scaling, maxInstanceCount: 1, minInstanceCount: 1 },
-      },
-      updateMask: { paths: ['scaling.max_instance_count'] },
-    });
-    const [after] = await operation.promise();
-    expect(after.scaling?.maxInstanceCount).toBe(1);
-    expect(after.scaling?.minInstanceCount ?? 0).toBe(full.scaling?.minInstanceCount ?? 0);
-    expect(after.labels).toEqual(full.labels);
-    expect(after.annotations).toEqual(full.annotations);
-    expect(
-      emulator
-        .writes()
-        .slice(before)
-        .map((w) => w.updateMask),
-    ).toEqual([['scaling.max_instance_count']]);
+    // Cloud Run answers the whole fetched Service 409 even with an update mask
+    // (https://github.com/googleapis/google-cloud-python/issues/14259).
+    const whole = await codeOf(
+      clients.services.updateService({
+        service: full,
+        updateMask: { paths: ['scaling.max_instance_count'] },
+      }),
+    );
+    expect(whole.code).toBe(status.ALREADY_EXISTS);
+    expect(whole.message).toContain('with different configuration already exists');
+    // Other fields outside the minimal Service: undocumented, refused to fail safe.
+    const labelled = await codeOf(
+      clients.services.updateService({
+        service: { name: name('beta'), labels: { a: 'b' }, scaling: { maxInstanceCount: 1 } },
+        updateMask: { paths: ['scaling.max_instance_count'] },
+      }),
+    );
+    expect(labelled.code).toBe(status.INVALID_ARGUMENT);
+    expect(labelled.message).toContain('Service.labels is set');
+    const minCount = await codeOf(
+      clients.services.updateService({
+        service: { name: name('beta'), scaling: { maxInstanceCount: 1, minInstanceCount: 1 } },
+        updateMask: { paths: ['scaling.max_instance_count'] },
+      }),
+    );
+    expect(minCount.code).toBe(status.INVALID_ARGUMENT);
+    expect(emulator.writes().length).toBe(before);
     const noMask = await codeOf(
       clients.services.updateService({
         service: { name: name('beta'), scaling: { maxInstanceCount: 1 } },
