@@ -17,7 +17,13 @@ import { status } from '@grpc/grpc-js';
 import type { CallOptions } from 'google-gax';
 
 import { parseCpu, parseMemory } from '../core/quantity.js';
-import { ConflictError, InputError, QuotaRejectedError } from '../errors.js';
+import {
+  ConflictError,
+  InputError,
+  NotFoundError,
+  QuotaRejectedError,
+  UnavailableError,
+} from '../errors.js';
 import type { Fault } from '../errors.js';
 import type {
   CloudRunPort,
@@ -231,16 +237,17 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
       const [operation] = await services
         .updateService({ service, updateMask: { paths } }, writes)
         .catch(async (error: unknown) => Promise.reject(await writeRefusal(error, name, update)));
-      const [updated] = await operation
-        .promise()
-        .catch((error: unknown) =>
-          Promise.reject(
-            translateGrpcError(
-              error,
-              `waiting for ${name} to take max instances ${update.maxInstances} (the write was accepted and may still apply)`,
-            ),
-          ),
+      const [updated] = await operation.promise().catch((error: unknown) => {
+        const what = `waiting for ${name} to take max instances ${update.maxInstances} (the write was accepted and may still apply)`;
+        const translated = translateGrpcError(error, what);
+        // NOT_FOUND here is the operation's (GetOperation), or the service's after the write was
+        // accepted: not "the service was never there". The write may still apply.
+        return Promise.reject(
+          translated instanceof NotFoundError
+            ? new UnavailableError(translated.message, { cause: error })
+            : translated,
         );
+      });
       return toObservedService(updated, update.project, update.region);
     },
 

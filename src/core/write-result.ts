@@ -16,7 +16,8 @@ export type WriteOutcome = 'written' | 'skipped' | 'failed';
  * - `reconciling`: a deployment is in progress;
  * - `etag`: the service changed since it was observed;
  * - `changed`: its max changed since it was observed;
- * - `gone`: the service is no longer there;
+ * - `gone`: the service is no longer there (the read no longer lists it, or Cloud Run answered
+ *   NOT_FOUND to the write: someone deleted it);
  * - `no-room`: the pool, read again after its decreases, has no room for this increase;
  * - `pool-unreadable`: the pool could not be read again after its decreases;
  * - `other-governor`: another governor's stamp on a service of the pool is fresher than a lease:

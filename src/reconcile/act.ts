@@ -9,6 +9,7 @@ import {
 import {
   ConflictError,
   GovernorError,
+  NotFoundError,
   PermissionError,
   UnavailableError,
   cutText,
@@ -688,13 +689,26 @@ async function write(
   return { ...base(c), written: to, outcome: 'written', cause: 'written', reason: c.reason + note };
 }
 
-/** What a write that threw means: skipped on a conflict, else failed (maybe still applying). */
+/**
+ * What a write that threw means: skipped on a conflict or a service deleted meanwhile, else
+ * failed (maybe still applying). The update is sent without `allow_missing`, so Cloud Run
+ * creates nothing and answers NOT_FOUND for a service someone deleted after the read
+ * (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services/patch,
+ * https://google.aip.dev/134): it holds no GPUs any more, like a service the read no longer
+ * lists (`gone`), and is not a failure of the run.
+ */
 function writeFailed(c: PlanChange, to: number, e: unknown, opts: ActOptions): WriteResult {
   if (e instanceof ConflictError)
     return skipped(
       c,
       'conflict',
       `changed while the governor was writing it (${errorMessage(e)}): left for the next run`,
+    );
+  if (e instanceof NotFoundError)
+    return skipped(
+      c,
+      'gone',
+      `the service was deleted while the governor was writing it (${errorMessage(e)})`,
     );
   opts.log.log(
     'ERROR',

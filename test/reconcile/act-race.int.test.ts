@@ -245,6 +245,39 @@ describe('act: another writer between the governor reads and its writes', () => 
     expect(emulator.violations().violations).toEqual([]);
   });
 
+  it('a governed service deleted before its raise (NOT_FOUND): skipped as gone, no apply.failed, the rest within quota', async () => {
+    await start();
+    // Cloud Run answers NOT_FOUND to an update of a service someone deleted (the update is sent
+    // without allow_missing, so nothing is created).
+    hook = (name, request) =>
+      name === 'UpdateService' && JSON.stringify(request).includes('/services/svc-a"')
+        ? new RpcError(status.NOT_FOUND, 'Resource svc-a of kind SERVICE does not exist.')
+        : undefined;
+    const sink = new RecordingSink();
+    const report = await run(sink);
+    const a = report.writes.find((w) => w.name === 'svc-a');
+    expect(a?.outcome).toBe('skipped');
+    expect(a?.cause).toBe('gone');
+    expect(a?.reason).toContain('deleted');
+    expect(report.outcome).toBe('ok');
+    expect(sink.delivered.filter((x: Alert) => x.type === 'apply.failed')).toEqual([]);
+    expect(report.writes.some((w) => w.outcome === 'written')).toBe(true);
+    expect(poolCaps()).toBeLessThanOrEqual(12);
+    expect(emulator.violations().violations).toEqual([]);
+  });
+
+  it('NOT_FOUND while polling an accepted write is not a deleted service: the write may still apply', async () => {
+    await start();
+    hook = (name) =>
+      name === 'GetOperation' ? new RpcError(status.NOT_FOUND, 'operation not found') : undefined;
+    const report = await run();
+    const raised = report.writes.filter((w) => w.planned > w.from);
+    expect(raised.length).toBeGreaterThan(0);
+    for (const w of raised) expect(w.cause, w.name).toBe('uncertain');
+    expect(report.outcome).toBe('failed');
+    expect(poolCaps()).toBeLessThanOrEqual(12);
+  });
+
   it('a write denied for a permission ends in one alert that names the permission and the service', async () => {
     await start();
     hook = (name, request) =>
