@@ -48,6 +48,7 @@ import {
   SetAsideEntry,
   sortOutOutbox,
   sortRuns,
+  stillTheLease,
   StateCorruptError,
   versionConflict,
   type LeaseRequest,
@@ -264,10 +265,13 @@ export function createFileStateStore(
       return leaseOf(await readDocument(fileOf(project), project), project);
     },
 
-    // Whatever the lease holds, readable or not (the one way to remove one nobody can read).
-    breakLease: (project) =>
+    // Whatever the lease holds, readable or not (the one way to remove one nobody can read);
+    // with `seen`, only while it is still that lease.
+    breakLease: (project, seen) =>
       update(project, (doc) =>
-        doc.lease === null || doc.lease === undefined
+        doc.lease === null ||
+        doc.lease === undefined ||
+        (seen !== undefined && !stillTheLease(doc.lease, seen))
           ? { doc: null, result: false }
           : { doc: { ...doc, lease: null }, result: true },
       ),

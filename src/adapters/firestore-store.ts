@@ -97,6 +97,7 @@ import {
   type SetAsideEntry,
   type SetAsideReport,
   sortRuns,
+  stillTheLease,
   StateCorruptError,
   StateTooLargeError,
   ClockSkewError,
@@ -446,12 +447,14 @@ export function createFirestoreStateStore(
       return snap.exists ? parseStoredLease(snap.data(), `lease document ${ref.path}`) : null;
     },
 
-    breakLease(project) {
+    breakLease(project, seen) {
       const ref = stateDoc(project, 'lease');
       return call(`breaking the lease of ${project}`, () =>
         db.runTransaction(
           async (tx) => {
-            if (!(await tx.get(ref)).exists) return false;
+            const snap = await tx.get(ref);
+            if (!snap.exists) return false;
+            if (seen !== undefined && !stillTheLease(snap.data(), seen)) return false;
             tx.delete(ref);
             return true;
           },

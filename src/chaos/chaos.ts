@@ -556,7 +556,7 @@ function faultyStore(inner: StateStore, f: Faulty): StateStore {
     releaseLease: wrap('releaseLease', (p, h) => inner.releaseLease(p, h)),
     governorId: wrap('governorId', () => inner.governorId()),
     readLease: wrap('readLease', (p) => inner.readLease(p)),
-    breakLease: wrap('breakLease', (p) => inner.breakLease(p)),
+    breakLease: wrap('breakLease', (p, seen) => inner.breakLease(p, seen)),
     putOutbox: wrap('putOutbox', (p, e) => inner.putOutbox(p, e)),
     listOutbox: wrap('listOutbox', (p) => inner.listOutbox(p)),
     removeOutbox: wrap('removeOutbox', (p, i, d) => inner.removeOutbox(p, i, d)),

@@ -2,7 +2,7 @@ import { createInterface } from 'node:readline/promises';
 
 import { unitKey, unitLabel, type Unit } from '../core/units.js';
 import { cutText, faultText, UsageError } from '../errors.js';
-import { LeaseCorruptError, type Lease, type StateStore } from '../ports/index.js';
+import { LeaseCorruptError, type Lease, type SeenLease, type StateStore } from '../ports/index.js';
 import { createStore } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
@@ -43,13 +43,12 @@ export async function runUnlock(
         .sort()
         .map((region) => ({ project, region })),
     ]);
-    const held: Unit[] = [];
-    const unreadable = new Set<Unit>();
+    // Each lease as shown: only that lease is broken once confirmed (see stillTheLease).
+    const held: { unit: Unit; seen: SeenLease }[] = [];
     for (const unit of units) {
       const lease = await readOrReport(store, unit, io);
       if (lease === 'unreadable') {
-        held.push(unit);
-        unreadable.add(unit);
+        held.push({ unit, seen: lease });
         continue;
       }
       if (lease === null) {
@@ -61,20 +60,34 @@ export async function runUnlock(
       io.stdout.write(
         `${unitLabel(unit)}: lease held by ${lease.holder} since ${lease.acquiredAt} until ${lease.expiresAt}${expired ? ' (expired)' : ''}\n`,
       );
-      held.push(unit);
+      held.push({ unit, seen: lease });
     }
     if (held.length === 0) return 0;
     if (!flags.yes && !(await confirm(held.length))) {
       io.stdout.write('Nothing broken: not confirmed.\n');
       return 0;
     }
-    for (const unit of held) {
-      const broken = await store.breakLease(unitKey(unit));
+    let changed = 0;
+    for (const { unit, seen } of held) {
+      if (await store.breakLease(unitKey(unit), seen)) {
+        io.stdout.write(
+          `${unitLabel(unit)}: lease broken${seen === 'unreadable' ? ' (it was unreadable: removed)' : ''}\n`,
+        );
+        continue;
+      }
+      const now = await readOrReport(store, unit, io);
+      if (now === null) {
+        io.stdout.write(`${unitLabel(unit)}: the lease was already gone\n`);
+        continue;
+      }
+      changed += 1;
+      const holder =
+        now === 'unreadable' ? 'an unreadable lease' : `${now.holder} since ${now.acquiredAt}`;
       io.stdout.write(
-        `${unitLabel(unit)}: ${broken ? `lease broken${unreadable.has(unit) ? ' (it was unreadable: removed)' : ''}` : 'the lease was already gone'}\n`,
+        `${unitLabel(unit)}: not broken: the lease changed since it was shown (now ${holder}); a run may have taken it: run unlock again if no other governor is running\n`,
       );
     }
-    return 0;
+    return changed > 0 ? 1 : 0;
   } finally {
     await store.close();
   }

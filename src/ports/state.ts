@@ -312,8 +312,12 @@ export interface StateStore {
   releaseLease(project: string, holder: string): Promise<boolean>;
   /** The lease as stored, whoever holds it, expired or not; null when there is none. */
   readLease(project: string): Promise<Lease | null>;
-  /** Removes the lease whoever holds it (`governor unlock`); true when there was one. */
-  breakLease(project: string): Promise<boolean>;
+  /**
+   * Removes the lease whoever holds it (`governor unlock`); true when it did. With `seen` (the
+   * lease as shown to the person who confirmed), only if the stored lease is still that one
+   * ({@link stillTheLease}): a run that took the lease since is not broken (false).
+   */
+  breakLease(project: string, seen?: SeenLease): Promise<boolean>;
   /**
    * Adds entries to the project's outbox. An entry whose alert id is already there replaces it
    * and keeps its place (and its `storedAt`). Beyond the store's bound the oldest entries are
@@ -642,6 +646,26 @@ export class LeaseCorruptError extends StateCorruptError {
       `\nNo run can take this lease until it is removed: if no other governor is running, ` +
       `remove it with \`${UNLOCK_FIX}\``;
   }
+}
+
+/** A lease as `governor unlock` showed it: as read, or `unreadable` (it did not parse). */
+export type SeenLease = Lease | 'unreadable';
+
+/**
+ * Whether the stored lease (as stored, unparsed) is still the one `seen`: the same holder taking
+ * it at the same time, or still unreadable. Between `governor unlock` showing a lease and
+ * breaking it (a confirmation prompt may take minutes), the lease may expire and a run take it:
+ * breaking that run's lease would let two governors write the same pools at once.
+ */
+export function stillTheLease(stored: unknown, seen: SeenLease): boolean {
+  if (stored === null || stored === undefined) return false;
+  const parsed = Lease.safeParse(stored);
+  if (seen === 'unreadable') return !parsed.success;
+  return (
+    parsed.success &&
+    parsed.data.holder === seen.holder &&
+    parsed.data.acquiredAt === seen.acquiredAt
+  );
 }
 
 /** A stored lease (null or absent: none), or LeaseCorruptError naming `what` and each fault. */

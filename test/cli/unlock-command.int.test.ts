@@ -3,6 +3,7 @@
  * no run can take such a lease, so unlock is the way out. It says the lease is unreadable and, once
  * confirmed, removes it, in the file store and in Firestore (Google's emulator, started here).
  */
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -122,5 +123,51 @@ describe('governor unlock: a lease it cannot read', () => {
       await store.close();
       process.env = saved;
     }
+  });
+});
+
+describe('governor unlock: only the lease it showed', () => {
+  it('file store: a run that took the lease after it was shown keeps it', async () => {
+    const dir = join(tmp, 'state-race');
+    const store = createFileStateStore({ dir });
+    const file = join(dir, `${PROJECT}.json`);
+    // A run that died: its lease expired an hour ago.
+    const hourAgo = new Date(Date.now() - 3_600_000).toISOString();
+    await store.acquireLease(PROJECT, 'dead-run', 60_000, hourAgo);
+    const fresh = {
+      holder: 'gpu-governor/gov-0123456789ab/live-run@host:1',
+      acquiredAt: new Date().toISOString(),
+      expiresAt: new Date(Date.now() + 600_000).toISOString(),
+    };
+    let out = '';
+    const code = await runUnlock(
+      { policy, yes: true, stateDir: dir },
+      {
+        stdout: {
+          write: (t: string) => {
+            out += t;
+            // While the person reads the lease shown (and before they confirm), the dead run's
+            // lease, expired, is taken by a live run.
+            if (t.includes('lease held by dead-run')) {
+              const doc = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+              writeFileSync(file, JSON.stringify({ ...doc, lease: fresh }));
+            }
+            return true;
+          },
+        },
+        stderr: { write: () => true },
+      },
+      parseRuntimeOptions({ METADATA_SERVER_DETECTION: 'none', GOVERNOR_STATE_STORE: 'file' }),
+    );
+    expect(out).toContain(`${PROJECT}: lease held by dead-run`);
+    expect(out).toContain(
+      `${PROJECT}: not broken: the lease changed since it was shown (now ${fresh.holder}`,
+    );
+    expect(code).toBe(1);
+    expect(await store.readLease(PROJECT)).toEqual(fresh);
+    // Asked again, it shows the live run's lease, and breaks it once confirmed.
+    const again = await unlock({ GOVERNOR_STATE_STORE: 'file' }, dir);
+    expect(again.out).toContain(`${PROJECT}: lease broken`);
+    expect(await store.readLease(PROJECT)).toBeNull();
   });
 });

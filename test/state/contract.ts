@@ -401,6 +401,27 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       expect(await store.releaseLease(project, 'alpha')).toBe(false);
     });
 
+    it('breakLease with the lease shown breaks only that lease, not one taken since', async () => {
+      const store = open();
+      const project = freshProject();
+      expect(await store.breakLease(project, 'unreadable')).toBe(false);
+      await store.acquireLease(project, 'alpha', ttl, at(0));
+      const shown = await store.readLease(project);
+      if (shown === null) throw new Error('no lease');
+      // Expired, and taken by another run before the person confirmed.
+      await store.acquireLease(project, 'beta', ttl, at(ttl + 1));
+      expect(await store.breakLease(project, shown)).toBe(false);
+      expect(await store.breakLease(project, 'unreadable')).toBe(false);
+      expect(await store.readLease(project)).toMatchObject({ holder: 'beta' });
+      // Renewed by its holder, it is still the lease shown.
+      const beta = await store.readLease(project);
+      if (beta === null) throw new Error('no lease');
+      await store.renewLease(project, 'beta', ttl, at(ttl + 2));
+      expect(await store.breakLease(project, beta)).toBe(true);
+      expect(await store.readLease(project)).toBeNull();
+      expect(await store.breakLease(project, beta)).toBe(false);
+    });
+
     it('refuses nonsense arguments before touching the store', async () => {
       const store = open();
       const project = freshProject();
@@ -685,7 +706,10 @@ export function unreadableLeaseContract(
           expect(message).toContain('governor unlock');
           expect(message.length).toBeLessThan(2_000);
         }
-        expect(await store.breakLease(project)).toBe(true);
+        // Shown as a readable lease, it is not the one shown: left alone.
+        const other = { holder: 'alpha', acquiredAt: at(0), expiresAt: at(60_000) };
+        expect(await store.breakLease(project, other)).toBe(false);
+        expect(await store.breakLease(project, 'unreadable')).toBe(true);
         expect(await store.readLease(project)).toBeNull();
         expect(await store.acquireLease(project, 'alpha', 60_000, at(0))).toMatchObject({
           acquired: true,

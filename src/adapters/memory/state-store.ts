@@ -18,6 +18,7 @@ import {
   keepRuns,
   readDroppedCount,
   sortRuns,
+  stillTheLease,
   versionConflict,
   ConditionState,
   type Lease,
@@ -134,9 +135,11 @@ export function createMemoryStateStore(
       const held = leases.get(checkProject(project));
       return held ? { ...held } : null;
     },
-    async breakLease(project) {
+    async breakLease(project, seen) {
       open();
-      return leases.delete(checkProject(project));
+      const held = leases.get(checkProject(project));
+      if (seen !== undefined && !stillTheLease(held, seen)) return false;
+      return leases.delete(project);
     },
     async putOutbox(project, entries) {
       open();
