@@ -122,8 +122,8 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
   /**
    * UpdateService's refusal as a typed error. A stale etag is a ConflictError whatever code says
    * it: Cloud Run documents none; AIP-154 (https://google.aip.dev/154) says a service "must send
-   * an ABORTED error response" for it (the emulator answers that), and its earlier versions said
-   * FAILED_PRECONDITION, the code Cloud Run also may use for other refusals (a deployment in
+   * an ABORTED error response" (the emulator does), but said FAILED_PRECONDITION until 2021
+   * (its changelog), the code Cloud Run also may use for other refusals (a deployment in
    * flight). So on a FAILED_PRECONDITION that is not the quota refusal the service is read again:
    * an etag other than the one sent means the service changed (ConflictError, left for the next
    * run); otherwise, or if that read fails, the refusal stays what it is.
@@ -208,7 +208,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
      * Why read first: Cloud Run's own enforcement of a stale etag is undocumented (its v2
      * reference says the etag "may be used to detect modification conflict during updates",
      * https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services; AIP-154
-     * says a mismatch gets ABORTED, its earlier versions FAILED_PRECONDITION), so a mismatch
+     * says a mismatch gets ABORTED, FAILED_PRECONDITION before 2021), so a mismatch
      * is caught here (ConflictError, nothing sent); the etag is still sent, for the race between
      * this read and the write. And a masked write of `annotations` replaces the service's whole map,
      * so the governor's annotations are merged into the map of this same read (the caller's state,

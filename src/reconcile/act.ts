@@ -633,8 +633,10 @@ function validate(
  * Writes `to` with the etag of `svc` (the read it was validated against). Google's v2 reference
  * (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services) says only that
  * the etag "may be used to detect modification conflict during updates", not how a stale one is
- * answered: ABORTED is taken as a conflict (skipped, decided again next run), FAILED_PRECONDITION
- * (AIP-154's code, https://google.aip.dev/154) as a failed write, never as one made. The update
+ * answered. AIP-154 (https://google.aip.dev/154) says ABORTED (its code since 2021; it said
+ * FAILED_PRECONDITION before): a conflict, skipped and decided again next run. A
+ * FAILED_PRECONDITION the adapter finds with the etag changed is the same conflict; any other is
+ * a failed write, never one made. The update
  * answers with a long-running operation and Google does not say when the max takes effect: a
  * write is made once its operation is done; one whose operation does not answer is `uncertain`
  * (its room stays spent). The governor's annotations merge into the ones of that read.
