@@ -33,7 +33,7 @@ import {
   errorMessage,
 } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { QuotaPreferenceView, QuotaRequestPort } from '../ports/index.js';
+import type { QuotaPort, QuotaPreferenceView, QuotaRequestPort } from '../ports/index.js';
 
 /**
  * Quota requests in a run (docs/quota-requests.md): settle the planned `quota.requested` of runs
@@ -63,6 +63,11 @@ import type { QuotaPreferenceView, QuotaRequestPort } from '../ports/index.js';
 export interface QuotaRequestsInput {
   policy: Policy;
   port: QuotaRequestPort | undefined;
+  /**
+   * Google's quotas, read again just before a request is filed: a preference below Google's
+   * quota now is a decrease, which Google fulfils at once.
+   */
+  quotas: QuotaPort;
   ctx: RunContext;
   project: string;
   ledger: PressureLedger;
@@ -224,6 +229,40 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
         `${rec.key}: could not file a quota request: the preferences could not be listed`,
       );
       break;
+    }
+    // The quota the run planned with is not always Google's: a policy's pools[].quota, or one
+    // raised since the observation. A preference below Google's quota asks for a decrease, and
+    // "quota decreases are fulfilled immediately"
+    // (https://cloud.google.com/sdk/gcloud/reference/beta/quotas/preferences): read it now.
+    const info = `projects/${project}/locations/global/services/run.googleapis.com/quotaInfos/${quotaId}`;
+    let google: number | null;
+    try {
+      input.quotas.clearCache?.();
+      google = await bound(
+        () =>
+          input.quotas.gpuQuota({
+            project,
+            region: rec.region,
+            accelerator: rec.accelerator,
+            zonalRedundancy: rec.zonalRedundancy,
+          }),
+        `reading ${info}`,
+      );
+    } catch (e) {
+      failed(
+        'get',
+        info,
+        e,
+        `${rec.key}: could not file a quota request: Google's quota could not be read again`,
+      );
+      continue;
+    }
+    if (google === null || google >= decision.preferredValue) {
+      log.log(
+        'INFO',
+        `${rec.key}: no quota request filed: ${google === null ? "Google's quota info has no entry for the region now" : `the quota is ${google} at Google now (this run planned with ${rec.quota ?? 'unknown'}: a quota the policy sets, or one changed since it was read), and a request for ${decision.preferredValue} would lower it`}`,
+      );
+      continue;
     }
     const justification = quotaJustification(rec, settings.justification ?? '');
     const filing = plan(rec, quotaId, existing, decision.preferredValue, project);

@@ -828,6 +828,7 @@ async function alertProject(
     const requests = await runQuotaRequests({
       policy: run.policy,
       port: deps.quotaRequests,
+      quotas: deps.ports.quotas,
       ctx,
       project,
       ledger: rollPressure(before, plan, project),

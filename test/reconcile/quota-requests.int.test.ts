@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { CloudQuotasClient } from '@google-cloud/cloudquotas';
+import { status } from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { clientConfig } from '../../src/adapters/client-config.js';
@@ -15,6 +16,7 @@ import { parsePolicy, type Policy } from '../../src/core/policy.js';
 import {
   decideQuotaPreference,
   quotaPreferences,
+  RpcError,
   startEmulator,
   type RunningEmulator,
 } from '../../src/emulator/index.js';
@@ -55,14 +57,25 @@ let store: StateStore;
 let log: ReturnType<typeof memoryLogger>;
 let other: CloudQuotasClient;
 let beforeCreate: (() => Promise<void>) | null;
+let beforeList: (() => void) | null;
+let quotaInfoDenied: boolean;
 
 beforeEach(async () => {
   beforeCreate = null;
+  beforeList = null;
+  quotaInfoDenied = false;
   emulator = await startEmulator({
     fleet: fleet(),
     speed: 'manual',
     operationDelayMs: 20,
     faults: async ({ method }) => {
+      if (method.endsWith('/GetQuotaInfo') && quotaInfoDenied)
+        return new RpcError(status.PERMISSION_DENIED, "Permission 'cloudquotas.quotas.get' denied");
+      if (method.endsWith('/ListQuotaPreferences') && beforeList) {
+        const act = beforeList;
+        beforeList = null;
+        act();
+      }
       if (method.endsWith('/CreateQuotaPreference') && beforeCreate) {
         const act = beforeCreate;
         beforeCreate = null; // the other actor's own create passes through here too
@@ -259,6 +272,47 @@ describe('quota requests in a run', () => {
     const all = quotaPreferences(emulator.model);
     expect(all).toHaveLength(1);
     expect(all[0]).toMatchObject({ name: earlier.name, preferredValue: 8, reconciling: true });
+  });
+
+  /** Google's quota of the hot pool now (the emulator's), whatever the policy says. */
+  const googleQuota = () =>
+    emulator.state().pools.find((p) => p.region === US && p.zonalRedundancy)?.quota;
+
+  it("a quota the policy caps below Google's is never 'raised' by a request that would lower Google's", async () => {
+    // Google grants 16; the policy holds the pool to 4 (leaving the rest to others), so the pool is
+    // at its budget all week. A request for 4 + 4 = 8 would be a decrease at Google's side.
+    emulator.setQuota({ project: P, region: US, quota: 16 });
+    const capped = parsePolicy({ ...policyOf(), pools: [{ region: US, quota: 4 }] });
+    const r = await run(capped);
+    expect(types(r)).toEqual([]);
+    expect(quotaPreferences(emulator.model)).toEqual([]);
+    expect(googleQuota()).toBe(16);
+    expect(log.lines.map((l) => l.message).join('\n')).toMatch(
+      /no quota request filed: .*quota is 16 at Google now/,
+    );
+  });
+
+  it('the quota raised by someone else after the run read it: no request for less is filed', async () => {
+    // Between the observation (quota 4) and the filing, someone raises the quota to 16.
+    beforeList = () => void emulator.setQuota({ project: P, region: US, quota: 16 });
+    const r = await run(policyOf());
+    expect(types(r)).toEqual([]);
+    expect(quotaPreferences(emulator.model)).toEqual([]);
+    expect(googleQuota()).toBe(16);
+  });
+
+  it("Google's quota that cannot be read again before filing: nothing filed, governor.degraded names the call", async () => {
+    beforeList = () => void (quotaInfoDenied = true);
+    const r = await run(policyOf());
+    expect(types(r)).toEqual([]);
+    expect(quotaPreferences(emulator.model)).toEqual([]);
+    const degraded = r.alerts.find(
+      (a) => a.type === 'governor.degraded' && a.details['reason'] === 'quota-requests',
+    );
+    expect(JSON.stringify(degraded?.details)).toContain(
+      'quotaInfos/NvidiaL4GpuAllocPerProjectRegion',
+    );
+    expect(JSON.stringify(degraded?.details)).toContain('cloudquotas.quotas.get');
   });
 
   it('files nothing when off, in a dry run, or without the port; the recommendation is still recorded', async () => {
