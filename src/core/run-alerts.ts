@@ -428,6 +428,57 @@ export function quotaChanges(
   return events;
 }
 
+/**
+ * A pool the act step's verify read found over its budget just after this run's raises (another
+ * writer filled it, or the quota was cut, in the round trip before them), still over once this
+ * run lowered back what it could: `caps` is what its governed services hold then, `budget` what
+ * they may hold on that read.
+ */
+export interface OverAfterRaises {
+  project: string;
+  region: string;
+  accelerator: string;
+  zonalRedundancy: boolean;
+  quota: number | null;
+  budget: number;
+  caps: number;
+}
+
+/**
+ * `pool.over-budget` for each pool of the project the verify read left over its budget, unless
+ * the run's conditions already hold one for the pool (the same dedupKey as the planner's, so the
+ * next run, which plans from the pool as it is, keeps it firing or resolves it).
+ */
+export function overAfterRaisesAlerts(
+  ctx: RunContext,
+  project: string,
+  over: readonly OverAfterRaises[],
+  conditions: readonly Alert[],
+): Alert[] {
+  const out: Alert[] = [];
+  for (const o of over.filter((x) => x.project === project)) {
+    const where = `${o.region} ${o.accelerator}${o.zonalRedundancy ? '' : ' (no zonal redundancy)'}`;
+    const alert = makeAlert(ctx, o, {
+      type: 'pool.over-budget',
+      severity: 'ERROR',
+      summary: `Caps in ${where} sum to ${o.caps} GPUs just after this run's raises, over the budget of ${o.budget}: another writer raised a max, or the quota was cut, in the round trip before them, and what this run raised could not all be lowered back; the next run lowers the pool`,
+      details: {
+        quota: o.quota,
+        budget: o.budget,
+        capsAfter: o.caps,
+        over: o.caps - o.budget,
+        source: 'verify',
+      },
+    });
+    if (
+      !conditions.some((c) => c.dedupKey === alert.dedupKey) &&
+      !out.some((c) => c.dedupKey === alert.dedupKey)
+    )
+      out.push(alert);
+  }
+  return out;
+}
+
 /** governor.degraded for what observation could not read in the project; null when all was read. */
 export function degradedAlert(
   ctx: RunContext,

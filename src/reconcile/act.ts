@@ -1,4 +1,5 @@
 import type { Plan, PlanChange, PlanPool } from '../core/plan.js';
+import type { OverAfterRaises } from '../core/run-alerts.js';
 import { effectiveMax, poolIdOf, poolKey, samePool } from '../core/pool.js';
 import {
   mayHaveLanded,
@@ -99,6 +100,11 @@ export interface ActOptions {
   writerId: string;
   /** Another governor's stamp fresher than this (ms, wall clock) keeps a pool from any write. */
   otherWriterTtlMs: number;
+  /**
+   * Told of each pool the verify read finds over its budget just after the raises and that stays
+   * over once this run's raises are lowered back as far as they can be (for an alert).
+   */
+  onOverAfterRaises?: (over: OverAfterRaises) => void;
 }
 
 /** The run deadline passed while a call was in flight (it may still complete on the server). */
@@ -573,7 +579,7 @@ async function compensate(
     );
     return [];
   }
-  const { room } = roomOf(plan, pool, read);
+  const { room, allowed, governed } = roomOf(plan, pool, read);
   if (room >= 0) return [];
   let over = -room;
   const byName = new Map(inPool(pool, read.services).map((s) => [s.name, s]));
@@ -591,7 +597,7 @@ async function compensate(
     'WARNING',
     `${poolKey(pool)}: over its quota by ${-room} GPUs just after this run's raises (another writer, or a quota cut, in the round trip before them): lowering ${plans.length} raise(s) back`,
   );
-  return Promise.all(
+  const results = await Promise.all(
     plans.map(({ change, svc, to }) =>
       gate(async () => {
         const from = effectiveMax(svc);
@@ -604,6 +610,22 @@ async function compensate(
       }),
     ),
   );
+  // What the pool holds once the raises that could be lowered back are: still over is said.
+  const lowered = results.reduce((sum, w, i) => {
+    const p = plans[i];
+    return w.cause === 'compensated' && p && w.written !== null
+      ? sum + (w.from - w.written) * (p.svc.gpu?.count ?? 1)
+      : sum;
+  }, 0);
+  const caps = governed - lowered;
+  if (caps > allowed) {
+    opts.log.log(
+      'ERROR',
+      `${poolKey(pool)}: still over its budget (${caps} GPUs on ${allowed}) once this run lowered back what it could: another writer's change (or a deploying service) holds the rest; the next run lowers the pool`,
+    );
+    opts.onOverAfterRaises?.({ ...poolIdOf(pool), quota: read.quota, budget: allowed, caps });
+  }
+  return results;
 }
 
 // --- one write ---

@@ -53,12 +53,14 @@ import {
   leaseHeldAlert,
   alertMessage,
   outboxDroppedAlert,
+  overAfterRaisesAlerts,
   plannedEvents,
   quotaChanges,
   runEvents,
   settlePlannedEvent,
   unitsStoppedAlert,
   type HeldLease,
+  type OverAfterRaises,
   type RunContext,
 } from '../core/run-alerts.js';
 import { ConflictError, GovernorError, InputError, errorMessage, faultText } from '../errors.js';
@@ -209,6 +211,8 @@ interface Run {
    * (logUnreadableCount), and announced as a count whose number is unknown.
    */
   unreadableCounts: Set<string>;
+  /** The pools the act step left over their budget just after its raises (see act.ts, verify). */
+  overAfterRaises: OverAfterRaises[];
 }
 
 export async function reconcile(
@@ -350,6 +354,7 @@ async function startRun(
     holder: `${report.governorId}/${options.runId}@${hostname()}:${process.pid}`,
     quotaOrphans: new Map(),
     unreadableCounts: new Set(),
+    overAfterRaises: [],
   };
 }
 
@@ -611,6 +616,7 @@ async function act(
     writerId: writerStamp(run),
     // Another governor's stamp counts as long as its lease could: the same TTL as ours.
     otherWriterTtlMs: leaseTtlMs(options),
+    onOverAfterRaises: (over) => run.overAfterRaises.push(over),
   });
 }
 
@@ -784,6 +790,7 @@ async function alertProject(
   if (metricsError !== null) conditions.push(metricsDegradedAlert(ctx, project, metricsError));
   const contended = contendedAlert(ctx, project, report.writes);
   if (contended) conditions.push(contended);
+  conditions.push(...overAfterRaisesAlerts(ctx, project, run.overAfterRaises, conditions));
   const lastRun = await beforeDeadline(
     () => deps.store.listRuns(project),
     grace,

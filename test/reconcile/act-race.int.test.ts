@@ -147,6 +147,40 @@ describe('act: another writer between the governor reads and its writes', () => 
     expect(summary(report)).toContain(`${lowered.length} raise(s) lowered back`);
   });
 
+  it('another writer fills the pool and deploys the raised services: what cannot be lowered back fires pool.over-budget in this run', async () => {
+    await start();
+    // Right after the last raise, another writer fills the pool, and before the read that
+    // verifies it, every service this run raised starts a deployment: hands off (reconciling),
+    // so none of the raises can be lowered back.
+    let writes = 0;
+    let deployed = false;
+    hook = (name) => {
+      if (name === 'UpdateService' && ++writes === 4) fillThePool();
+      if (name === 'ListServices' && writes >= 4 && !deployed) {
+        deployed = true;
+        for (const s of ['svc-a', 'svc-b', 'svc-c', 'svc-d'])
+          emulator.deploy({ project: PROJECT, region: REGION, service: s, seconds: 600 });
+      }
+      return undefined;
+    };
+    const sink = new RecordingSink();
+    const store = createMemoryStateStore();
+    const report = await run(sink, store);
+    expect(report.writes.filter((w) => w.cause === 'compensated')).toEqual([]);
+    expect(poolCaps()).toBeGreaterThan(12);
+    const over = sink.delivered.filter(
+      (a: Alert) => a.type === 'pool.over-budget' && a.status === 'firing',
+    );
+    expect(over).toHaveLength(1);
+    expect(over[0]?.details['source']).toBe('verify');
+    expect(over[0]?.summary).toContain("just after this run's raises");
+    // The next run plans from the pool as it is: the same condition, not notified twice.
+    emulator.advance(60_000);
+    const next = new RecordingSink();
+    await run(next, store);
+    expect(next.delivered.filter((a: Alert) => a.type === 'pool.over-budget')).toEqual([]);
+  });
+
   it('a fresh read that shows the pool filled: no raise is written, each counted with its reason', async () => {
     await start();
     // The other writer fills the pool just before the governor's read before its increases
