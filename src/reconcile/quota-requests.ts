@@ -260,7 +260,7 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
     if (google === null || google >= decision.preferredValue) {
       log.log(
         'INFO',
-        `${rec.key}: no quota request filed: ${google === null ? "Google's quota info has no entry for the region now" : `the quota is ${google} at Google now (this run planned with ${rec.quota ?? 'unknown'}: a quota the policy sets, or one changed since it was read), and a request for ${decision.preferredValue} would lower it`}`,
+        `${rec.key}: no quota request filed: ${google === null ? "Google's quota info has no entry for the region now" : `the quota is ${google} at Google now (this run planned with ${rec.quota ?? 'unknown'}: a quota the policy sets, or one changed since it was read), so a request for ${decision.preferredValue} would not raise it${google > decision.preferredValue ? ' but lower it' : ''}`}`,
       );
       continue;
     }
