@@ -186,6 +186,8 @@ export function buildProgram(
           org?: boolean;
           stateDir?: string;
         }) => {
+          if (!opts.org && opts.stateDir !== undefined)
+            throw new UsageError('--state-dir is read with --org only: add --org, or drop it');
           const policy = await loadPolicy(opts.policy, opts.org ? {} : { forProjects: 'status' });
           if (opts.org) {
             if (opts.snapshot) throw new UsageError('--org reads the state store: drop --snapshot');

@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
 import { access, mkdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
+import { assertCredentials } from '../adapters/credentials.js';
 import { createGooglePorts } from '../adapters/index.js';
 import { createClock } from '../adapters/clock.js';
 import { durationMs } from '../core/duration.js';
@@ -198,6 +199,8 @@ export async function runReplay(
   const tick = parseMinutes('--tick', flags.tick, 5, 1);
   const lag = parseMinutes('--lag', flags.lag, 3, 0);
   const policy = await loadPolicy(flags.policy);
+  // One line and a hint without credentials, before a client fails in the background.
+  await assertCredentials(options);
   const ports = createGooglePorts(options);
   let input: ReplayInput;
   try {

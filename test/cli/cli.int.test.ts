@@ -273,29 +273,45 @@ describe('governor CLI', () => {
     expect((await governor('no-such-command')).code).toBe(2);
   });
 
-  it('live observation without Google credentials fails with one clear message, exit 1', async () => {
-    const env: NodeJS.ProcessEnv = {
-      ...process.env,
-      HOME: tmp,
-      NO_COLOR: '1',
-      METADATA_SERVER_DETECTION: 'none',
-    };
-    delete env.GOOGLE_APPLICATION_CREDENTIALS;
-    delete env.GOVERNOR_EMULATOR_HOST;
-    const r = await run(
-      process.execPath,
-      ['bin/governor.js', 'plan', '--policy', 'examples/policy.yaml'],
-      { env },
-    ).then(
-      () => ({ code: 0, stderr: '' }),
-      (e: { code: number; stderr: string }) => e,
-    );
-    expect(r.code).toBe(1);
-    expect(r.stderr).toMatch(
-      /^error: no Google credentials: .*gcloud auth application-default login/m,
-    );
-    expect(r.stderr).not.toContain('    at ');
-  });
+  it.each([
+    ['plan'],
+    ['snapshot'],
+    ['status'],
+    ['audit'],
+    ['check'],
+    ['apply', '--yes'],
+    ['restore', '--dry-run'],
+    ['replay', '--since', '1d'],
+  ])(
+    'live %s without Google credentials fails with one clear line and a hint, exit 1',
+    async (...command) => {
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        HOME: tmp,
+        NO_COLOR: '1',
+        METADATA_SERVER_DETECTION: 'none',
+        GOVERNOR_STATE_DIR: join(tmp, 'no-credentials-state'),
+      };
+      delete env.GOOGLE_APPLICATION_CREDENTIALS;
+      delete env.GOVERNOR_EMULATOR_HOST;
+      delete env.PUBSUB_EMULATOR_HOST;
+      const r = await run(
+        process.execPath,
+        ['bin/governor.js', ...command, '--policy', 'examples/policy.yaml'],
+        { env },
+      ).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(
+        /^error: no Google credentials: .*gcloud auth application-default login/m,
+      );
+      // One line: no second report of the same failure from a client in the background.
+      expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).not.toContain('    at ');
+    },
+  );
 
   it('plan refuses a project or region that is no resource name segment, exit 2, before any call', async () => {
     // Before any Google call: without credentials, a call would be exit 1 instead.

@@ -59,3 +59,20 @@ describe('a misspelt required option', () => {
     expect(r.stdout).toBe('');
   });
 });
+
+describe('an option the command would ignore', () => {
+  it('status --state-dir without --org is refused, not silently dropped; exit 2', async () => {
+    const r = await governor(
+      'status',
+      '--policy',
+      'examples/policy.yaml',
+      '--snapshot',
+      'examples/snapshot.json',
+      '--state-dir',
+      'somewhere',
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('error: --state-dir is read with --org only: add --org, or drop it\n');
+    expect(r.stdout).toBe('');
+  });
+});
