@@ -275,8 +275,8 @@ const HOW_TO_READ = `<section id="how-to-read"><h2>How to read this page</h2>
 <p>The <b>gap closed</b> is the share of the equal split’s excess refusals over the best at the same tick that the governor removes: 1 is as good as that, 0 no better than the equal split, below 0 worse; the same against the clairvoyant oracle is given beside it. The project’s docs/simulation.md defines every metric and docs/rules.md the rules the invariant check enforces.</p>
 </section>`;
 
-const STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1140px;padding:0 16px;color:#222}
-table{border-collapse:collapse;margin:12px 0}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
+const STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1200px;padding:0 16px;color:#222}
+table{border-collapse:collapse;margin:12px 0;display:block;overflow-x:auto}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th:first-child{text-align:left}th[title]{cursor:help}tr.governor{background:#eef4ff;font-weight:600}
 caption{text-align:left;font-weight:600;padding:4px 0}figure{margin:16px 0}figure svg{max-width:100%;height:auto;display:block}
 @media (max-width:900px){figure .wide{display:none}}@media (min-width:901px){figure .narrow{display:none}}
@@ -284,8 +284,7 @@ caption{text-align:left;font-weight:600;padding:4px 0}figure{margin:16px 0}figur
 .note,small{color:#666}.notes{background:#fff6dd;border:1px solid #e8c860;padding:8px 12px}
 dl.columns,dl.strategies{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;color:#444}
 dl dt{font-weight:600}dl dd{margin:0}.explain{background:#f6f6f6;padding:4px 12px;margin:12px 0}
-@media (max-width:760px){dl.columns,dl.strategies{grid-template-columns:1fr}dl dd{margin-bottom:6px}
-table{display:block;overflow-x:auto}}`;
+@media (max-width:760px){dl.columns,dl.strategies{grid-template-columns:1fr}dl dd{margin-bottom:6px}}`;
 
 export function renderReport(result: SimulationResult, options: ReportOptions = {}): string {
   const governor = result.strategies.find((s) => s.strategy === 'governor') ?? result.strategies[0];

@@ -207,6 +207,22 @@ describe('the report in headless Chromium', () => {
     await page.close();
   });
 
+  it.each([800, 1000, 1100])(
+    'at %i px, between the phone and the desktop layouts, only a table scrolls, never the page',
+    async (width) => {
+      const { page } = await open(width);
+      const wide = await page.$$eval('table', (ts) =>
+        ts.filter((t) => t.scrollWidth > t.clientWidth).map((t) => t.className),
+      );
+      // The per-service table has a column per strategy: wider than these windows.
+      expect(wide).toContain('services');
+      expect(await page.evaluate(() => document.documentElement.scrollWidth)).toBeLessThanOrEqual(
+        width,
+      );
+      await page.close();
+    },
+  );
+
   for (const width of WIDTHS) {
     it(`at ${width} px: no text overlaps, legends fit and match their series, axes say units and zone`, async () => {
       const { page } = await open(width);
