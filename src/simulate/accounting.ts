@@ -212,6 +212,7 @@ function newServiceMetrics(
   return {
     pool: p.key,
     name: m.name,
+    managed: s.managed,
     priority: s.priority,
     weight: s.weight,
     demandGpuMinutes: 0,

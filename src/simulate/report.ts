@@ -115,7 +115,10 @@ ${columnLegend(COMPARISON_COLUMNS)}`;
 function servicesTable(result: SimulationResult, pool: string): string {
   const first = result.strategies[0]?.services.filter((s) => s.pool === pool) ?? [];
   const columns: Column[] = [
-    { head: 'service', explain: 'The Cloud Run service.' },
+    {
+      head: 'service',
+      explain: 'The Cloud Run service; unmanaged: the policy leaves it alone, counted at its cap.',
+    },
     {
       head: 'priority',
       explain: 'Its priority in the policy: a higher one is served first under scarcity.',
@@ -138,7 +141,10 @@ function servicesTable(result: SimulationResult, pool: string): string {
         m.writes > 0 ? ` <small>(${m.writes} ${m.writes === 1 ? 'write' : 'writes'})</small>` : '';
       return `<td>${fmt(m.refusedGpuMinutes)}${writes}</td>`;
     });
-    return `<tr><th scope="row">${escape(svc.name)}</th><td>${svc.priority}</td><td>${svc.weight}</td><td>${fmt(svc.demandGpuMinutes)}</td>${cells.join('')}</tr>`;
+    // A service the policy leaves alone has no priority or weight of its own (as in `governor plan`).
+    const name = svc.managed ? escape(svc.name) : `${escape(svc.name)} <small>(unmanaged)</small>`;
+    const [priority, weight] = svc.managed ? [svc.priority, svc.weight] : ['–', '–'];
+    return `<tr><th scope="row">${name}</th><td>${priority}</td><td>${weight}</td><td>${fmt(svc.demandGpuMinutes)}</td>${cells.join('')}</tr>`;
   });
   const explained = columns.slice(0, 4);
   return `<table class="services"><caption>Refused GPU-minutes per service and strategy</caption><thead><tr>${header(columns)}</tr></thead><tbody>${body.join('')}</tbody></table>

@@ -116,6 +116,8 @@ export interface TickView {
 export interface ServiceMetrics {
   pool: string;
   name: string;
+  /** False for a service the policy leaves alone (`managed: false`, or no rule matches). */
+  managed: boolean;
   priority: number;
   weight: number;
   demandGpuMinutes: number;

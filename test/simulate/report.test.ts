@@ -39,6 +39,7 @@ function strategy(
     services: ['a', 'b'].map((name, i) => ({
       pool: POOL,
       name,
+      managed: true,
       priority: 0,
       weight: 1,
       demandGpuMinutes: 300,
@@ -120,6 +121,25 @@ describe('the report explains', () => {
       result([strategy('governor', [5, 0], [2, 2]), strategy('fleet-caps', [10, 0], [2, 2])], 0.9),
     );
     expect(better).not.toContain('Why the governor refused more');
+  });
+
+  it('a service the policy leaves alone as unmanaged, with no priority or weight of its own', () => {
+    const unmanaged = (r: StrategyResult): StrategyResult => ({
+      ...r,
+      services: r.services.map((s) => (s.name === 'b' ? { ...s, managed: false } : s)),
+    });
+    const html = renderReport(
+      result(
+        [strategy('governor', [5, 0], [2, 2]), strategy('fleet-caps', [10, 0], [2, 2])].map(
+          unmanaged,
+        ),
+        0.9,
+      ),
+    );
+    expect(html).toContain(
+      '<tr><th scope="row">b <small>(unmanaged)</small></th><td>–</td><td>–</td><td>300</td>',
+    );
+    expect(html).toContain('<tr><th scope="row">a</th><td>0</td><td>1</td><td>300</td>');
   });
 
   it('every column of its tables, and the page needs nothing else', () => {
