@@ -82,7 +82,13 @@ export async function buildReplayInput(
     requestedStartMs,
     endMs,
   );
-  const minutes = Math.max(1, (endMs - startMs) / MINUTE_MS);
+  const stopMs = historyEnd(
+    listedProjects.map((l) => [...l.byService.values()]),
+    startMs,
+    endMs,
+    durationMs(policy.defaults.staleAfter),
+  );
+  const minutes = Math.max(1, (stopMs - startMs) / MINUTE_MS);
   const traces = new Map<string, number[]>();
   const projects: NonNullable<FleetInput['projects']> = [];
   for (const { project, services, workerPools, byService } of listedProjects) {
@@ -161,7 +167,7 @@ export async function buildReplayInput(
     hours: minutes / 60,
     history: {
       requestedMinutes,
-      minutes: (endMs - startMs) / MINUTE_MS,
+      minutes: (stopMs - startMs) / MINUTE_MS,
       start: new Date(startMs).toISOString(),
       shortened: startMs > requestedStartMs,
       gpuServices: listedProjects.reduce((n, l) => n + l.services.length, 0),
@@ -185,6 +191,34 @@ export function historyStart(
   if (first === Infinity) return endMs;
   const firstMinute = Math.floor((first - MINUTE_MS) / MINUTE_MS) * MINUTE_MS;
   return firstMinute - startMs > SLACK_MINUTES * MINUTE_MS ? firstMinute : startMs;
+}
+
+/**
+ * The end of the window to replay: now, or the newest minute Monitoring has an instance count for
+ * when that is earlier. Points become visible minutes after their minute (about 3 minutes in
+ * Google's example, https://cloud.google.com/monitoring/api/v3/latency-n-retention), so the
+ * window's last minutes have no point yet: replayed, they would read as no demand at all. Each
+ * project's newest point says how far its Monitoring has got; the window ends at the earliest of
+ * them (a project with no point in the window says nothing). At most `maxLagMs` is cut, the
+ * policy's `staleAfter`, as when the governor observes: within it the newest point is where
+ * Monitoring has got to, and series that stopped before it scaled to zero.
+ */
+export function historyEnd(
+  projects: readonly (readonly MetricSeries[])[],
+  startMs: number,
+  endMs: number,
+  maxLagMs: number,
+): number {
+  let end = endMs;
+  for (const series of projects) {
+    let newest = -Infinity;
+    for (const s of series)
+      for (const p of s.points)
+        if (p.at > startMs && p.at <= endMs) newest = Math.max(newest, p.at);
+    if (newest === -Infinity) continue;
+    end = Math.min(end, Math.ceil(newest / MINUTE_MS) * MINUTE_MS);
+  }
+  return Math.max(end, endMs - maxLagMs, startMs);
 }
 
 /** What to tell the reader about the history, or null when the whole window was there. */

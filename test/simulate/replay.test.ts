@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { buildReplayInput, historyStart, historyWarning } from '../../src/simulate/replay.js';
+import {
+  buildReplayInput,
+  historyEnd,
+  historyStart,
+  historyWarning,
+} from '../../src/simulate/replay.js';
 import type { MetricSeries, ObservePorts } from '../../src/ports/index.js';
 import type { ObservedService } from '../../src/core/service.js';
 import { governSimulation, observedService, SIM_PROJECT } from '../support/fixtures.js';
@@ -24,6 +29,23 @@ describe('the history a replay covers', () => {
 
   it('has no window at all without a single count', () => {
     expect(historyStart(series([]), start, end)).toBe(end);
+  });
+
+  it('ends at the newest minute Monitoring shows, not at now: its lag is no minute of idleness', () => {
+    const lag = 10 * MIN;
+    // Points 3 minutes behind now (Monitoring's lag), on minute boundaries.
+    expect(historyEnd([series([end - 4 * MIN, end - 3 * MIN])], start, end, lag)).toBe(
+      end - 3 * MIN,
+    );
+    // Every project counts: the window ends where the one furthest behind has got to.
+    expect(
+      historyEnd([series([end - 2 * MIN]), series([end - 5 * MIN]), series([])], start, end, lag),
+    ).toBe(end - 5 * MIN);
+    // Up to date, or no point at all: the window keeps its end.
+    expect(historyEnd([series([end])], start, end, lag)).toBe(end);
+    expect(historyEnd([series([])], start, end, lag)).toBe(end);
+    // Series that stopped longer ago than staleAfter: the services scaled to zero, replayed so.
+    expect(historyEnd([series([end - 60 * MIN])], start, end, lag)).toBe(end - lag);
   });
 
   it('warns only when the window was shortened', () => {
@@ -91,6 +113,23 @@ describe('the services a replay reads history from', () => {
       24 * 60 * MIN,
     );
     expect(input.history).toMatchObject({ shortened: true, minutes: 60, gpuServices: 1 });
+  });
+
+  it('ends the window at the newest minute Monitoring shows, so the last minutes replay their demand', async () => {
+    const behind = every('llm', start);
+    behind.points = behind.points.filter((p) => p.at <= NOW - 3 * MIN);
+    const input = await buildReplayInput(
+      governSimulation(),
+      ports([observedService('llm', { project: SIM_PROJECT })], [behind]),
+      NOW,
+      60 * MIN,
+    );
+    expect(input.history).toMatchObject({ shortened: false, minutes: 57 });
+    expect(input.hours).toBe(57 / 60);
+    // Demand 1 every minute replayed, the last one too: none reads as idle.
+    const trace = input.traces.get(`replay:${SIM_PROJECT}/us-central1/llm`) ?? [];
+    expect(trace.length).toBeGreaterThan(57);
+    expect(Math.min(...trace)).toBe(1);
   });
 
   it('says there is no GPU service to replay rather than replaying a web service as nothing', async () => {
