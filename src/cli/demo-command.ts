@@ -400,7 +400,9 @@ function summary(
   const o = figures('over-commit', strategy(baselines, 'over-commit'), 0);
   const out = [
     c.bold(
-      `Summary of the day (${(baselines.minutes / 60).toFixed(0)} h, the same demand for all three):`,
+      baselines.minutes === 24 * 60
+        ? 'Summary of the day (24 h, the same demand for all three):'
+        : `Summary of the ${(baselines.minutes / 60).toFixed(0)} h played (the same demand for all three):`,
     ),
     '',
     ...summaryTable([g, f, o], c),
@@ -422,11 +424,13 @@ function summary(
   }
   const noGpu =
     o.noGpu === 0
-      ? 'none of them for want of a GPU on this day'
+      ? 'none of them for want of a GPU here'
       : `${o.noGpu === o.refused ? 'every one' : `${count(o.noGpu)} of them`} an instance that could not start because other services held every GPU`;
   out.push(
     ...wrap(
-      `Over-commit refused ${count(o.refused)} GPU-minutes, ${noGpu}: with caps over the quota, whoever scales up first takes the GPUs, whatever the priorities.`,
+      o.refused === 0
+        ? `Over-commit refused nothing here, with its caps above the quota for ${count(o.capsOverQuotaMinutes)} pool-minutes: when demand fills the pool, whoever scales up first takes the GPUs, whatever the priorities.`
+        : `Over-commit refused ${count(o.refused)} GPU-minutes, ${noGpu}: with caps over the quota, whoever scales up first takes the GPUs, whatever the priorities.`,
     ),
   );
   const violations = gov.totals.invariantViolations ?? 0;

@@ -251,6 +251,12 @@ describe('governor demo (npm start)', () => {
       ['no zonal redundancy', 3],
       ['zonal redundancy', 10],
     ]);
+    // Two hours are no day, and an over-commit that refused nothing is not said to refuse.
+    const text = screen.join('\n');
+    expect(text).toContain('Summary of the 2 h played (the same demand for all three):');
+    expect(text).not.toContain('Summary of the day');
+    expect(text).toMatch(/Over-commit refused nothing here, with its caps above the quota for/);
+    expect(text).not.toMatch(/refused 0 GPU-minutes, none of them/);
     const refused = rows.reduce((a, m) => a + Number((m[6] ?? '').replace(/,/g, '')), 0);
     const gov = summaryRow(screen.join('\n'), 'the governor');
     expect(refused).toBe(gov[0]);
