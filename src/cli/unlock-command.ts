@@ -16,7 +16,7 @@ export interface UnlockFlags {
 
 /**
  * `governor unlock`: shows who holds each project's writer lease and until when, and breaks it
- * once confirmed (on a terminal: "yes"; elsewhere: --yes). For a lease left by a run that died,
+ * once confirmed (on a terminal: "yes"; elsewhere: --yes, without which it only shows them). For a lease left by a run that died,
  * or one that will not end (an expiry far in the future); breaking the lease of a governor that is
  * still running lets two write at once, hence the confirmation.
  */
@@ -27,11 +27,6 @@ export async function runUnlock(
 ): Promise<number> {
   const policy = await loadPolicy(flags.policy, { forProjects: 'unlock' });
   const interactive = Boolean(process.stdin.isTTY && io.stdout.isTTY);
-  if (!flags.yes && !interactive) {
-    throw new UsageError(
-      'not on a terminal, so nothing can be confirmed: pass --yes to break the lease',
-    );
-  }
   const store = await createStore(options.stateStore, flags.stateDir);
   try {
     // With `fanout.splitAbove`, a large project's regions are units of their own, each with its
@@ -63,6 +58,12 @@ export async function runUnlock(
       held.push({ unit, seen: lease });
     }
     if (held.length === 0) return 0;
+    // Showing needs no confirmation; breaking does, and only a terminal can give it.
+    if (!flags.yes && !interactive) {
+      throw new UsageError(
+        'not on a terminal, so nothing can be confirmed: pass --yes to break the lease',
+      );
+    }
     if (!flags.yes && !(await confirm(held.length))) {
       io.stdout.write('Nothing broken: not confirmed.\n');
       return 0;

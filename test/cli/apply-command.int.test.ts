@@ -163,9 +163,10 @@ describe('a lease another governor holds', () => {
     expect(r.stderr).not.toMatch(/\n\s+at /); // no stack trace
   });
 
-  it('unlock refuses to break it unasked when there is no terminal (exit 2)', async () => {
+  it('unlock shows the holder but refuses to break it unasked when there is no terminal (exit 2)', async () => {
     const r = await governor('unlock', '--policy', policy);
     expect(r.code).toBe(2);
+    expect(r.stdout).toMatch(new RegExp(`^${PROJECT}: lease held by someone-else since`, 'm'));
     expect(r.stderr).toContain('--yes');
     expect(await createFileStateStore({ dir: stateDir }).readLease(PROJECT)).toMatchObject({
       holder: 'someone-else',
@@ -183,6 +184,10 @@ describe('a lease another governor holds', () => {
     expect((await governor('unlock', '--policy', policy, '--yes')).stdout).toContain(
       'no lease held',
     );
+    // With nothing to break, showing needs neither a terminal nor --yes.
+    const shown = await governor('unlock', '--policy', policy);
+    expect(shown.code).toBe(0);
+    expect(shown.stdout).toBe(`${PROJECT}: no lease held\n`);
     const again = await governor('apply', '--policy', policy, '--dry-run');
     expect(again.code).toBe(0);
   });
