@@ -114,14 +114,16 @@ export function restoreSummary(plan: Plan, r: RunReport): string {
   const p = restoreProgress(plan, dry ? new Map() : written);
   const lines = [
     dry
-      ? `Restore (dry run): ${p.restored} of ${p.total} governed service(s) already at their max from before the governor; ${p.total - p.restored} would be restored.`
+      ? `Restore (dry run): ${p.restored} of ${p.total} governed service(s) already at their max from before the governor; ${p.total - p.restored} to restore, as far as each pool has room.`
       : `Restore: ${p.restored} of ${p.total} governed service(s) are back at their max from before the governor.`,
   ];
-  if (dry || p.waiting.length === 0) return lines.join('\n');
   for (const w of p.waiting) {
+    const overBudget = w.budget !== null && w.needs > w.budget;
+    // A dry run cannot know the room a run would find, but it can tell a restore that cannot fit.
+    if (dry && !overBudget) continue;
     const names = w.services.map((s) => `${s.name} (${s.at}, back to ${s.target})`).join(', ');
-    lines.push(`  ${w.pool}: not yet: ${names}.`);
-    if (w.budget !== null && w.needs > w.budget) {
+    lines.push(`  ${w.pool}: ${dry ? 'to restore' : 'not yet'}: ${names}.`);
+    if (overBudget) {
       lines.push(
         `    Their max from before the governor needs ${w.needs} GPUs but the pool's budget is ${w.budget}: restore cannot finish until the quota grows by ${w.needs - w.budget} GPUs, or you set lower maxes by hand (gcloud run services update S --max N).`,
       );

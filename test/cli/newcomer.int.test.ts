@@ -165,6 +165,13 @@ describe('the newcomer path, each step a process of its own', () => {
       (await (await fetch(`${admin}/published`)).json()) as {
         attributes: Record<string, string>;
       }[];
+    // A dry run says up front that the originals cannot fit, rather than that all would be restored.
+    const dry = await governor(env, 'restore', '--policy', DEMO, '--dry-run');
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).toMatch(
+      /^Restore \(dry run\): 0 of 3 governed service\(s\) already at their max from before the governor; 3 to restore, as far as each pool has room\.$/m,
+    );
+    expect(dry.stdout).toContain('restore cannot finish until the quota grows by 4 GPUs');
     const before = (await published()).length;
     const restore = await governor(env, 'restore', '--policy', DEMO, '--yes');
     expect(restore.code).toBe(0);
