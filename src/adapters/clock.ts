@@ -16,8 +16,11 @@ export function createClock(options: { emulatorAdmin: string | null }): Clock {
       if (!res.ok) throw new Error(`HTTP ${res.status}`);
       body = await res.json();
     } catch (e) {
+      // fetch says only "fetch failed"; its cause says why (connect ECONNREFUSED 127.0.0.1:PORT).
+      const cause = (e as Error).cause;
+      const why = cause instanceof Error && cause.message ? ` (${cause.message})` : '';
       throw new UpstreamError(
-        `cannot read the emulator's clock at ${admin}: ${(e as Error).message}`,
+        `cannot read the emulator's clock at ${admin}: ${(e as Error).message}${why}`,
         { cause: e },
       );
     }

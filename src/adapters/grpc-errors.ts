@@ -99,11 +99,23 @@ function detailsOf(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
 }
 
+/**
+ * google-gax's message when retries ran out repeats every attempt's error after the last one
+ * (`... before any response was received : Previous errors : [{message: ...}, ...]`), a few
+ * thousand characters for one unreachable endpoint. The last error's own words say it all.
+ */
+const retriesText =
+  /^Exceeded maximum number of retries retrying error \w*:? ?\d+ [A-Z_]+: ([\s\S]*?)\s*(?:Resolution note: *)?\s*before any response was received[\s\S]*$/;
+
 /** `NOT_FOUND: Resource '...' was not found` (the code by name, then the server's words). */
 function describeGrpcError(error: unknown, code: number | undefined): string {
   const name = grpcCodeName(code);
   // grpc-js prefixes its messages with "<code> <NAME>: "; the details are the same without it.
-  const details = detailsOf(error).replace(/^\d+ [A-Z_]+: /, '');
+  let details = detailsOf(error).replace(/^\d+ [A-Z_]+: /, '');
+  const retried = retriesText.exec(details);
+  if (retried?.[1]) details = `${retried[1].replace(/\.$/, '')} (after retries)`;
+  // grpc-js ends a connection failure with an empty "Resolution note: ".
+  details = details.replace(/\.?\s*Resolution note:\s*$/, '');
   if (name === undefined) return details;
   return details.startsWith(`${name}:`) ? details : `${name}: ${details}`;
 }

@@ -11,6 +11,7 @@ import { skipsByCause } from '../reconcile/run-record.js';
 import { createRuntime, newRunId } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
+import { emulatorGoneHint } from './hints.js';
 import type { Streams } from './io.js';
 import { colorsFor, renderAlerts, renderPlan } from './render.js';
 
@@ -77,7 +78,8 @@ export async function runApply(
   } catch (e) {
     if (!(e instanceof RunFailedError)) throw e;
     // One line on stderr; how far the run got on stdout.
-    io.stderr.write(`error: ${listOnOneLine(e.message)}\n`);
+    const hint = emulatorGoneHint(e.message, options);
+    io.stderr.write(`error: ${listOnOneLine(e.message)}${hint ? ` — ${hint}` : ''}\n`);
     io.stdout.write(summary(e.report) + '\n');
     return 1;
   } finally {
@@ -123,7 +125,7 @@ export function restoreSummary(plan: Plan, r: RunReport): string {
     if (dry && !overBudget) continue;
     const names = w.services.map((s) => `${s.name} (${s.at}, back to ${s.target})`).join(', ');
     lines.push(`  ${w.pool}: ${dry ? 'to restore' : 'not yet'}: ${names}.`);
-    if (overBudget) {
+    if (overBudget && w.budget !== null) {
       lines.push(
         `    Their max from before the governor needs ${w.needs} GPUs but the pool's budget is ${w.budget}: restore cannot finish until the quota grows by ${w.needs - w.budget} GPUs, or you set lower maxes by hand (gcloud run services update S --max N).`,
       );

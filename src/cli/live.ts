@@ -5,11 +5,12 @@ import { createClock } from '../adapters/clock.js';
 import type { Policy } from '../core/policy.js';
 import { observe, type Observation } from '../observe/observe.js';
 import type { RuntimeOptions } from '../runtime-options.js';
+import { emulatorGoneHint } from './hints.js';
 
 /** Observes the project(s) of a policy through Google's clients (or the emulator the options name). */
 export async function observeLive(
   policy: Policy,
-  options: Pick<RuntimeOptions, 'emulatorHost' | 'emulatorAdmin'>,
+  options: Pick<RuntimeOptions, 'emulatorHost' | 'emulatorAdmin' | 'pubsubEmulatorHost'>,
 ): Promise<Observation> {
   await assertCredentials(options);
   const now = await createClock(options)();
@@ -29,8 +30,12 @@ export async function observeLive(
   // Not one region could be listed: an empty snapshot would pass for an empty project.
   const first = observation.problems.find((p) => p.subject === 'services');
   if (observation.regionsListed === 0 && first) {
+    // An emulator that is not there is no missing permission: main gives that hint instead.
+    const hint = emulatorGoneHint(first.error, options)
+      ? ''
+      : ' (governor check --policy P lists each permission a run needs)';
     throw new UpstreamError(
-      `nothing could be read in ${policy.projects.join(', ')}: ${first.error} (governor check --policy P lists each permission a run needs)`,
+      `nothing could be read in ${policy.projects.join(', ')}: ${first.error}${hint}`,
     );
   }
   return observation;

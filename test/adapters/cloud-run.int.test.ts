@@ -597,6 +597,16 @@ describe('translateGrpcError', () => {
       { code: status.DEADLINE_EXCEEDED },
     );
     expect(translateGrpcError(exhausted, 'x')).toBeInstanceOf(UnavailableError);
+    // The last error's words, not google-gax's account of every attempt.
+    const retried = Object.assign(
+      new Error(
+        'Exceeded maximum number of retries retrying error Error: 14 UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1. Resolution note:  before any response was received : Previous errors : [{message: 14 UNAVAILABLE: No connection established, code: 14}]',
+      ),
+      { code: status.DEADLINE_EXCEEDED },
+    );
+    expect(translateGrpcError(retried, 'x').message).toBe(
+      'x failed: UNAVAILABLE: No connection established. Last error: Error: connect ECONNREFUSED 127.0.0.1:1 (after retries)',
+    );
     const plain = translateGrpcError(new Error('socket hang up'), 'x');
     expect(plain.constructor).toBe(UpstreamError);
     const ours = new ConflictError('already translated');

@@ -1,5 +1,6 @@
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -309,6 +310,51 @@ describe('governor CLI', () => {
       );
       // One line: no second report of the same failure from a client in the background.
       expect(r.stderr.trim().split('\n')).toHaveLength(1);
+      expect(r.stderr).not.toContain('    at ');
+    },
+  );
+
+  it.each([
+    ['plan', false],
+    ['apply', false],
+    ['plan', true],
+  ])(
+    '%s against an emulator that has stopped (admin URL too: %s): one short line saying so, exit 1',
+    async (command, withAdmin) => {
+      // Ports nothing listens on: the emulator was stopped, or started again elsewhere.
+      const closed = async () => {
+        const server = createServer();
+        await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+        const { port } = server.address() as AddressInfo;
+        await new Promise((resolve) => server.close(resolve));
+        return `127.0.0.1:${port}`;
+      };
+      const host = await closed();
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        NO_COLOR: '1',
+        METADATA_SERVER_DETECTION: 'none',
+        GOVERNOR_EMULATOR_HOST: host,
+        PUBSUB_EMULATOR_HOST: host,
+        GOVERNOR_STATE_DIR: join(tmp, `gone-${command}-${String(withAdmin)}`),
+      };
+      delete env.GOVERNOR_EMULATOR_ADMIN;
+      if (withAdmin) env.GOVERNOR_EMULATOR_ADMIN = `http://${await closed()}`;
+      const args = ['bin/governor.js', command, '--policy', 'examples/demo-policy.yaml'];
+      if (command === 'apply') args.push('--yes');
+      const r = await run(process.execPath, args, { env }).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(r.code).toBe(1);
+      const errors = r.stderr.split('\n').filter((l) => l.startsWith('error: '));
+      expect(errors).toHaveLength(1);
+      const line = errors[0] ?? '';
+      expect(line).toContain('is `governor emulator` still running?');
+      // Not google-gax's account of every retry, nor grpc-js's empty note.
+      expect(line).not.toContain('Previous errors');
+      expect(line).not.toContain('Resolution note');
+      expect(line.length).toBeLessThan(600);
       expect(r.stderr).not.toContain('    at ');
     },
   );

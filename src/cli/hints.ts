@@ -1,0 +1,26 @@
+import type { RuntimeOptions } from '../runtime-options.js';
+
+/**
+ * The hint for a call refused at an emulator's address: the emulator the environment names is not
+ * listening there (stopped, or started again on new ports), which no permission would change.
+ * Null when the failure names no emulator address of the environment.
+ */
+export function emulatorGoneHint(
+  text: string,
+  options: Pick<RuntimeOptions, 'emulatorHost' | 'emulatorAdmin' | 'pubsubEmulatorHost'>,
+): string | null {
+  const admin = hostOf(options.emulatorAdmin);
+  const hosts = [options.emulatorHost, options.pubsubEmulatorHost, admin].filter(
+    (h): h is string => typeof h === 'string' && h !== '',
+  );
+  if (!hosts.some((h) => text.includes(`ECONNREFUSED ${h}`))) return null;
+  return 'is `governor emulator` still running? Each start prints new addresses to export; unset GOVERNOR_EMULATOR_HOST, GOVERNOR_EMULATOR_ADMIN and PUBSUB_EMULATOR_HOST to use Google instead';
+}
+
+function hostOf(url: string | null): string | undefined {
+  try {
+    return url ? new URL(url).host : undefined;
+  } catch {
+    return undefined;
+  }
+}
