@@ -11,6 +11,7 @@ import {
 } from '../simulate/simulate.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
+import { assertGoverns } from './simulate-command.js';
 import type { Streams } from './io.js';
 import { alertStatus, colorsFor, oneLine, poolTitle, type Colors } from './render.js';
 
@@ -52,6 +53,8 @@ export async function runDemo(
   const topic = policy.alerts.topic;
   const fleetName = relative(process.cwd(), flags.fleet) || flags.fleet;
   const policyName = relative(process.cwd(), flags.policy) || flags.policy;
+  // A day of runs that govern nothing, each failing, would say nothing about the governor.
+  assertGoverns(policy, input.fleet, { policy: policyName, fleet: fleetName });
   io.stdout.write(
     [
       c.bold('Cloud Run GPU governor: a simulated day'),

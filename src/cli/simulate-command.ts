@@ -83,9 +83,13 @@ function parseMinutes(
 
 /**
  * A simulation of a policy that governs nothing would run, and report, as if nothing were wrong:
- * it is bad input (exit 2), said plainly.
+ * it is bad input (exit 2), said plainly. `governor demo` asks the same before its day.
  */
-function assertGoverns(policy: Policy, fleet: Fleet, flags: SimulateFlags): void {
+export function assertGoverns(
+  policy: Policy,
+  fleet: Fleet,
+  flags: Pick<SimulateFlags, 'policy' | 'fleet'>,
+): void {
   const resolve = compileRules(policy, Date.parse(fleet.start));
   const gpu = fleet.projects.flatMap((p) =>
     p.services

@@ -337,6 +337,21 @@ describe('governor demo (npm start)', () => {
     });
   });
 
+  it('refuses a fleet the policy governs nothing of, before playing a day of failed runs (exit 2)', async () => {
+    // The README's `--fleet`, with the default policy, whose project is not the fleet's.
+    const r = await run(process.execPath, [
+      'bin/governor.js',
+      'demo',
+      '--fleet',
+      'examples/sim-mixed.yaml',
+    ]);
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toBe(
+      "error: policy examples/demo-policy.yaml governs none of the 7 GPU service(s) of examples/sim-mixed.yaml: the policy's projects are demo-gpu-project (regions us-central1), the fleet's sim-project; check projects, regions and the rules under services\n",
+    );
+  });
+
   it('refuses a bad --hours as bad usage (exit 2)', async () => {
     const r = await run(process.execPath, ['bin/governor.js', 'demo', '--hours', '0']);
     expect(r.code).toBe(2);
