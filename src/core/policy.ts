@@ -457,10 +457,12 @@ function checkWindow(
 export const MAX_GLOB_WILDCARDS = 4;
 
 /**
- * Counts the constructs of a glob that match a variable number of characters: each run of `*`
- * (`**` is one) and each extglob group (`+(…)`, `@(…)`, `!(…)`, `?(…)`; `*(…)` is already a `*`).
- * Escaped characters and characters inside brackets are literal. Inside a brace alternation every
- * `*` counts, which errs on the safe side.
+ * Counts the constructs of a glob that match a variable number of characters or choose between
+ * alternatives: each run of `*` (`**` is one), each extglob group (`+(…)`, `@(…)`, `!(…)`,
+ * `?(…)`; `*(…)` is already a `*`) and each brace group (`{a,b}`, which picomatch compiles to an
+ * alternation `(a|b)`: `{a,aa}` forty times over is tried in 2^40 ways against a name it almost
+ * matches). Escaped characters and characters inside brackets are literal. Inside a brace
+ * alternation every `*` counts, which errs on the safe side.
  */
 export function globWildcards(glob: string): number {
   let count = 0;
@@ -478,9 +480,46 @@ export function globWildcards(glob: string): number {
       while (glob[i + 1] === '*') i++;
     } else if ((c === '+' || c === '@' || c === '!' || c === '?') && glob[i + 1] === '(') {
       count++;
+    } else if (c === '{') {
+      count++;
     }
   }
   return count;
+}
+
+/**
+ * The first construct of varying length (a `*`, a group, a brace alternation or a `|`) that a
+ * repeating extglob group (`+(…)`, `*(…)`) encloses, or null when there is none. picomatch
+ * compiles `+(*)` to `(?:[^/]*?)+`: a repetition of something that itself varies, which a
+ * backtracking RegExp tries in exponentially many ways (`+(*)b` against 26 characters took 1.6
+ * s, and doubles with every character), however few wildcards the glob has. A repeated group of
+ * fixed width (`+([a-z])`, `*(ab)`) is linear and kept.
+ */
+export function repeatedVariable(glob: string): string | null {
+  const open: boolean[] = []; // one per open group: whether it (or one around it) repeats
+  let inClass = false;
+  const repeating = () => open.length > 0 && open[open.length - 1] === true;
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob.charAt(i);
+    if (c === '\\') {
+      i++;
+    } else if (inClass) {
+      if (c === ']') inClass = false;
+    } else if (c === '[') {
+      inClass = true;
+    } else if ('*+@!?'.includes(c) && glob[i + 1] === '(') {
+      if (repeating()) return `${c}(`;
+      open.push(c === '*' || c === '+');
+      i++;
+    } else if (c === '(') {
+      open.push(repeating());
+    } else if (c === ')') {
+      open.pop();
+    } else if (repeating() && (c === '*' || c === '{' || c === '|')) {
+      return c;
+    }
+  }
+  return null;
 }
 
 function checkGlob(faults: Fault[], path: string, glob: string): void {
@@ -490,11 +529,19 @@ function checkGlob(faults: Fault[], path: string, glob: string): void {
     faults.push({ path, message: `invalid glob "${glob}": ${(e as Error).message}` });
     return;
   }
+  const nested = repeatedVariable(glob);
+  if (nested !== null) {
+    faults.push({
+      path,
+      message: `glob "${glob}" repeats a pattern of varying length ("${nested}" inside "+(…)" or "*(…)"): matching a service name could take exponential time`,
+    });
+    return;
+  }
   const wildcards = globWildcards(glob);
   if (wildcards > MAX_GLOB_WILDCARDS) {
     faults.push({
       path,
-      message: `glob "${glob}" has ${wildcards} wildcards (runs of "*" and extglob groups): at most ${MAX_GLOB_WILDCARDS} are allowed, so that matching a service name takes bounded time`,
+      message: `glob "${glob}" has ${wildcards} wildcards (runs of "*", extglob groups and brace groups): at most ${MAX_GLOB_WILDCARDS} are allowed, so that matching a service name takes bounded time`,
     });
   }
 }

@@ -1,7 +1,12 @@
 import picomatch from 'picomatch';
 import { describe, expect, it } from 'vitest';
 import { plan, PlanningStoppedError } from '../../src/core/planner.js';
-import { globWildcards, MAX_GLOB_WILDCARDS, parsePolicy } from '../../src/core/policy.js';
+import {
+  globWildcards,
+  MAX_GLOB_WILDCARDS,
+  parsePolicy,
+  repeatedVariable,
+} from '../../src/core/policy.js';
 import { compileRules } from '../../src/core/rules.js';
 import type { Snapshot } from '../../src/core/snapshot.js';
 import { InputError } from '../../src/errors.js';
@@ -88,11 +93,59 @@ describe('name globs', () => {
     ).toBe(false);
   });
 
-  it('counts runs of "*" and extglob groups, not escaped or bracketed characters', () => {
+  it('counts runs of "*", extglob and brace groups, not escaped or bracketed characters', () => {
     expect(globWildcards('llm-*')).toBe(1);
     expect(globWildcards('**')).toBe(1);
     expect(globWildcards('a\\*b[*]c')).toBe(0);
     expect(globWildcards('@(a|b)-*')).toBe(2);
+    expect(globWildcards('{a,b}-*')).toBe(2);
+    expect(globWildcards('\\{a,b}[{]')).toBe(0);
+  });
+
+  it('refuses brace alternations past the limit: each is tried both ways', () => {
+    // picomatch compiles {a,aa} to (a|aa): forty of them against a name they almost match ran for
+    // hours, with no "*" at all.
+    const glob = '{a,aa}'.repeat(40);
+    expect(ruleFaults(glob).join('\n')).toMatch(/match\.name: glob .* has 40 wildcards/);
+    expect(ruleFaults('{a,b}{c,d}-*')).toEqual([]);
+  });
+
+  it('refuses a repeated group of varying length, however few wildcards it has', () => {
+    for (const [glob, nested] of [
+      ['+(*)b', '*'],
+      ['*(*a)', '*'],
+      ['+(a|aa)', '|'],
+      ['x+({a,aa})', '{'],
+      ['+(@(a))', '@('],
+      ['+((a*))', '*'],
+    ] as const) {
+      expect(repeatedVariable(glob)).toBe(nested);
+      expect(ruleFaults(glob).join('\n')).toContain(
+        `glob "${glob}" repeats a pattern of varying length ("${nested}"`,
+      );
+    }
+    for (const glob of ['+([a-z])-*', '*(ab)', '@(a|aa)-*', '+(?)', 'a\\+(*)', '+([*])'])
+      expect({ glob, nested: repeatedVariable(glob) }).toEqual({ glob, nested: null });
+  });
+
+  it('matches the worst name for the globs it keeps in bounded time', () => {
+    // The shapes still allowed, each at the limit, against names that almost match.
+    const globs = [
+      '{a,aa}{a,aa}{a,aa}{a,aa}',
+      '*{a,aa}*{a,aa}',
+      '+([a-z])+([a-z])+([a-z])+([a-z])b',
+      '@(a|aa)@(a|aa)*(a)*b',
+    ];
+    for (const glob of globs) {
+      expect({ glob, faults: ruleFaults(glob) }).toEqual({ glob, faults: [] });
+      const resolve = compileRules(
+        parsePolicy({ version: 1, projects: ['p'], services: [{ match: { name: glob } }] }),
+        0,
+      );
+      const started = performance.now();
+      resolve({ ...POOL, name: `${'a'.repeat(48)}c`, labels: {} });
+      expect({ glob, ms: performance.now() - started < 1000 }).toEqual({ glob, ms: true });
+    }
   });
 
   it('matches the worst name for the largest glob allowed in bounded time', () => {
