@@ -1,5 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { expectedFormat, jsonErrorText, parseDocument } from '../../src/core/document.js';
+import {
+  duplicateKey,
+  expectedFormat,
+  jsonErrorText,
+  parseDocument,
+} from '../../src/core/document.js';
 import { parsePolicyText } from '../../src/core/policy.js';
 import { parseSnapshotText } from '../../src/core/snapshot.js';
 import { InputError } from '../../src/errors.js';
@@ -166,5 +171,46 @@ describe('reading a document', () => {
   it('names a key written twice in JSON', () => {
     const e = caught(() => parseDocument('{"a": 1, "a": 2}', 'policy p.json'));
     expect(e.message).toMatch(/^policy p\.json is not valid JSON:/);
+    // Where and which, however it is spelled, at any depth.
+    expect(
+      caught(() => parseDocument('{"x": [{"a:b": 1,\n "a\\u003ab": 2}]}', 's.json')).message,
+    ).toBe(
+      's.json is not valid JSON:\n  - line 2, column 2: the key "a:b" is written twice in one object',
+    );
+    // The same key in two objects, as a value, or in an array is no duplicate.
+    expect(
+      duplicateKey('{"a": {"a": "a"}, "b": ["a", "a", {"a": 1}], "c": {"a": [1]}}'),
+    ).toBeNull();
+    expect(duplicateKey('[{"a": 1}, {"a": 2}]')).toBeNull();
+    expect(duplicateKey('{"k\\"": 1, "b": {"q": 1, "q": 2}}')).toEqual({ key: 'q', offset: 25 });
+  });
+
+  it('reads a large JSON document as JSON: seconds and gigabytes as YAML', () => {
+    // A snapshot of 40,000 services (14 MB) took 9 s and over 1 GB through the YAML parser; one
+    // near the 64 MiB limit ran out of memory.
+    const service = {
+      project: 'p',
+      region: 'us-central1',
+      accelerator: 'nvidia-l4',
+      zonalRedundancy: true,
+      gpusPerInstance: 1,
+      labels: { team: 'search' },
+      maxInstances: 2,
+      minInstances: 0,
+      reconciling: false,
+      etag: '"e-1"',
+      lastChangedAt: null,
+      usage: { current: 1, peak: 1, sampledAt: '2026-11-27T14:57:00Z' },
+    };
+    const text = JSON.stringify({
+      version: 1,
+      takenAt: '2026-11-27T15:00:00Z',
+      pools: [],
+      services: Array.from({ length: 40_000 }, (_, i) => ({ ...service, name: `s-${i}` })),
+      unmanagedUsage: [],
+    });
+    const started = performance.now();
+    expect(parseSnapshotText(text, 'snapshot s.json').services).toHaveLength(40_000);
+    expect(performance.now() - started).toBeLessThan(3000);
   });
 });
