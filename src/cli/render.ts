@@ -62,11 +62,21 @@ function unmanaged(p: PlanPool): string {
 }
 
 /**
+ * The longest text of the items, at least `least`: a loop, as a spread (`Math.max(...rows)`)
+ * passes every item as an argument, and a plan of some 120,000 services overflowed the stack.
+ */
+function widest<T>(items: readonly T[], text: (item: T) => string, least = 0): number {
+  let width = least;
+  for (const item of items) width = Math.max(width, text(item).length);
+  return width;
+}
+
+/**
  * One pool's services: priority and weight beside each, so a reader sees why one was cut and
  * another kept; then the cap (before → after) and the reason.
  */
 function serviceRows(rows: readonly PlanService[], c: Colors): string[] {
-  const width = Math.max(7, ...rows.map((s) => s.name.length));
+  const width = widest(rows, (s) => s.name, 7);
   const num = (v: number | null, w: number) => (v === null ? '–' : String(v)).padStart(w);
   const out = [c.dim(`    ${'service'.padEnd(width)}  priority  weight  cap`)];
   for (const s of rows) {
@@ -110,9 +120,9 @@ export function renderAlerts(
   options: { status?: boolean } = {},
 ): string[] {
   const out = [c.bold(title)];
-  const sevWidth = Math.max(...alerts.map((a) => a.severity.length));
-  const statusWidth = Math.max(...alerts.map((a) => alertStatus(a).length));
-  const typeWidth = Math.max(...alerts.map((a) => a.type.length));
+  const sevWidth = widest(alerts, (a) => a.severity);
+  const statusWidth = widest(alerts, alertStatus);
+  const typeWidth = widest(alerts, (a) => a.type);
   for (const a of alerts) {
     const padded = a.severity.padEnd(sevWidth);
     const sev =
@@ -149,11 +159,12 @@ export function renderPlan(plan: Plan, c: Colors, options: { alerts?: boolean } 
     if (p.note) out.push(c.dim(`  ${p.note}`));
     if (rows.length === 0) continue;
     out.push('');
-    out.push(...serviceRows(rows, c));
+    for (const row of serviceRows(rows, c)) out.push(row);
   }
   if (options.alerts !== false && plan.alerts.length > 0) {
     out.push('');
-    out.push(...renderAlerts(plan.alerts, c, `Alerts (${plan.alerts.length}):`));
+    for (const line of renderAlerts(plan.alerts, c, `Alerts (${plan.alerts.length}):`))
+      out.push(line);
   }
   const raise = plan.changes.filter((x) => x.to > x.from).length;
   const lower = plan.changes.filter((x) => x.to < x.from).length;
@@ -181,7 +192,7 @@ export function renderStatus(plan: Plan, c: Colors): string {
       `  quota ${p.quota ?? 'unknown'} · reserve ${p.reserve} · unmanaged ${unmanaged(p)} · budget ${p.budget ?? 'unknown'} · caps ${p.capsBefore} · in use ${inUseText(p, rows)} · demand ${p.demand} GPUs`,
     );
     if (rows.length === 0) continue;
-    const width = Math.max(7, ...rows.map((s) => s.name.length));
+    const width = widest(rows, (s) => s.name, 7);
     const cell = (v: number | null) => String(v ?? '?').padStart(6);
     out.push(c.dim(`  ${'service'.padEnd(width)}  in use   peak demand    cap   plan  governed`));
     for (const s of rows) {

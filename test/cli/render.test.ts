@@ -38,6 +38,21 @@ function alert(over: Partial<Alert>): Alert {
 }
 
 describe('the plan, for people', () => {
+  it('renders a plan of hundreds of thousands of services and alerts', () => {
+    // Widths were measured with Math.max(...rows): past some 120,000 arguments (as the stack
+    // allows) that overflowed the stack, and `governor plan` on a large snapshot failed with
+    // "unexpected failure".
+    const one = result.services[0]!;
+    const many = {
+      ...result,
+      services: Array.from({ length: 600_000 }, (_, i) => ({ ...one, name: `s-${i}` })),
+      alerts: Array.from({ length: 200_000 }, () => alert({})),
+    };
+    const out = renderPlan(many, c);
+    expect(out).toMatch(/^ {2}. s-599999 /m);
+    expect(out).toContain('Alerts (200000):');
+  });
+
   it("shows each service's priority and weight beside its cap", () => {
     expect(text).toMatch(/^ {4}service +priority +weight +cap$/m);
     // llm-chat: priority 10, weight 3 in examples/policy.yaml; raised.
