@@ -85,17 +85,19 @@ function serviceRows(rows: readonly PlanService[], c: Colors): string[] {
     if (!s.managed) {
       out.push(
         c.dim(
-          `  = ${name}  ${num(null, 8)}  ${num(null, 6)}  ${String(s.from).padStart(3)}        ${s.reason}`,
+          `  = ${name}  ${num(null, 8)}  ${num(null, 6)}  ${String(s.from).padStart(3)}        ${oneLine(s.reason)}`,
         ),
       );
     } else if (s.to === s.from) {
-      out.push(`    ${name}  ${pw}  ${String(s.from).padStart(3)}        ${c.dim(s.reason)}`);
+      out.push(
+        `    ${name}  ${pw}  ${String(s.from).padStart(3)}        ${c.dim(oneLine(s.reason))}`,
+      );
     } else {
       const up = s.to > s.from;
       const mark = up ? c.green('~') : c.red('~');
       const arrow = `${String(s.from).padStart(3)} → ${String(s.to).padEnd(3)}`;
       out.push(
-        `  ${mark} ${c.bold(name)}  ${pw}  ${up ? c.green(arrow) : c.red(arrow)}  ${s.reason}`,
+        `  ${mark} ${c.bold(name)}  ${pw}  ${up ? c.green(arrow) : c.red(arrow)}  ${oneLine(s.reason)}`,
       );
     }
   }
@@ -148,7 +150,7 @@ export function renderPlan(plan: Plan, c: Colors, options: { alerts?: boolean } 
     const color = c[STATUS_COLOR[p.status]] as (s: string) => string;
     out.push('');
     out.push(`${c.bold(`pool ${poolTitle(p)}`)}  ${color(`[${p.status}]`)}`);
-    const quota = p.quota === null ? 'unknown' : `${p.quota} (${p.quotaSource})`;
+    const quota = p.quota === null ? 'unknown' : `${p.quota} (${oneLine(p.quotaSource)})`;
     out.push(
       `  quota ${quota} · reserve ${p.reserve} · unmanaged ${unmanaged(p)} · budget ${p.budget ?? 'unknown'} GPUs`,
     );
@@ -156,7 +158,7 @@ export function renderPlan(plan: Plan, c: Colors, options: { alerts?: boolean } 
     out.push(
       `  caps ${p.capsBefore} → ${p.capsAfter} · in use ${inUseText(p, rows)} · demand ${p.demand} · floors ${p.floors}`,
     );
-    if (p.note) out.push(c.dim(`  ${p.note}`));
+    if (p.note) out.push(c.dim(`  ${oneLine(p.note)}`));
     if (rows.length === 0) continue;
     out.push('');
     for (const row of serviceRows(rows, c)) out.push(row);

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { InputError } from '../errors.js';
 import { parseDocument, StringMap, zodFaults } from './document.js';
 import { poolKey } from './pool.js';
+import { CONTROL } from './text.js';
 
 /**
  * The snapshot: everything the governor observed, the planner's whole input besides the policy and
@@ -9,7 +10,17 @@ import { poolKey } from './pool.js';
  */
 
 const IsoInstant = z.iso.datetime({ offset: true });
-const Name = z.string().min(1);
+/**
+ * A name of the snapshot (project, region, accelerator, service, source) or an etag: one line,
+ * without control characters. A live snapshot never holds one (Google's names are letters, digits
+ * and hyphens), but a snapshot file is anyone's, and `governor plan` printed a service named
+ * "llm\u001b[31m…" with its terminal escape intact. (Notes may quote an error of several lines:
+ * they are put on one line where they are shown.)
+ */
+const Line = z
+  .string()
+  .refine((s) => !CONTROL.test(s), 'must be one line of text without control characters');
+const Name = Line.min(1);
 
 const PoolFields = {
   project: Name,
@@ -111,7 +122,7 @@ export const SnapshotService = z.strictObject({
     ),
   minInstances: z.number().int().min(0).default(0),
   reconciling: z.boolean().default(false),
-  etag: z.string().default(''),
+  etag: Line.default(''),
   lastChangedAt: IsoInstant.nullable()
     .default(null)
     .describe("When the governor last raised this service's cap (its annotation)."),
@@ -128,7 +139,7 @@ export type SnapshotService = z.infer<typeof SnapshotService>;
 export const UnmanagedUsage = z.strictObject({
   ...PoolFields,
   gpus: z.number().int().min(0),
-  source: z.string().min(1).describe('What holds the GPUs, e.g. "worker-pool/encoder".'),
+  source: Line.min(1).describe('What holds the GPUs, e.g. "worker-pool/encoder".'),
 });
 export type UnmanagedUsage = z.infer<typeof UnmanagedUsage>;
 

@@ -38,6 +38,24 @@ function alert(over: Partial<Alert>): Alert {
 }
 
 describe('the plan, for people', () => {
+  it('shows notes from elsewhere on one line, without their control characters', () => {
+    // A note may quote an error of several lines from Google, or anything from a snapshot file.
+    const noted = parseSnapshotText(
+      JSON.stringify({
+        ...snapshot,
+        services: snapshot.services.map((s) =>
+          s.name === 'image-tagger' ? { ...s, usageNote: 'read failed:\n\u001b[2Jgone' } : s,
+        ),
+        pools: snapshot.pools.map((p) => ({ ...p, quotaSource: 'x\u001b[31m' })),
+      }),
+      'snapshot',
+    );
+    const out = renderPlan(plan(noted, policy, noted.takenAt), c);
+    expect(out).toContain('usage unknown (read failed: [2Jgone)');
+    // No control character but the newlines between lines.
+    expect(out.replaceAll('\n', '')).not.toMatch(/\p{Cc}/u);
+  });
+
   it('renders a plan of hundreds of thousands of services and alerts', () => {
     // Widths were measured with Math.max(...rows): past some 120,000 arguments (as the stack
     // allows) that overflowed the stack, and `governor plan` on a large snapshot failed with

@@ -23,6 +23,26 @@ describe('snapshot', () => {
       /^services\[\d+\]\.labels\.__proto__: "__proto__" cannot be/m,
     );
   });
+
+  it('refuses a name with a control character (a terminal escape), naming its path', () => {
+    const example = JSON.parse(readFileSync('examples/snapshot.json', 'utf8')) as {
+      services: { name: string }[];
+      unmanagedUsage: { source: string }[];
+    };
+    example.services[1]!.name = 'llm\u001b]0;pwned\u0007';
+    example.unmanagedUsage[0]!.source = 'job/a\nb';
+    let faults: string[] = [];
+    try {
+      parseSnapshotText(JSON.stringify(example));
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      faults = e.faults.map((f) => `${f.path}: ${f.message}`);
+    }
+    expect(faults).toEqual([
+      'services[1].name: must be one line of text without control characters',
+      'unmanagedUsage[0].source: must be one line of text without control characters',
+    ]);
+  });
 });
 
 /** The per-minute usage evidence is optional: snapshots written before it still plan. */
