@@ -533,7 +533,7 @@ function checkGlob(faults: Fault[], path: string, glob: string): void {
   if (nested !== null) {
     faults.push({
       path,
-      message: `glob "${glob}" repeats a pattern of varying length ("${nested}" inside "+(…)" or "*(…)"): matching a service name could take exponential time`,
+      message: `glob "${glob}" repeats a pattern of varying length ("${nested}" inside "+(…)" or "*(…)"): matching a name could take exponential time`,
     });
     return;
   }
@@ -541,7 +541,7 @@ function checkGlob(faults: Fault[], path: string, glob: string): void {
   if (wildcards > MAX_GLOB_WILDCARDS) {
     faults.push({
       path,
-      message: `glob "${glob}" has ${wildcards} wildcards (runs of "*", extglob groups and brace groups): at most ${MAX_GLOB_WILDCARDS} are allowed, so that matching a service name takes bounded time`,
+      message: `glob "${glob}" has ${wildcards} wildcards (runs of "*", extglob groups and brace groups): at most ${MAX_GLOB_WILDCARDS} are allowed, so that matching a name takes bounded time`,
     });
   }
 }

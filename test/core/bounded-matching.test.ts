@@ -124,6 +124,14 @@ describe('name globs', () => {
         `glob "${glob}" repeats a pattern of varying length ("${nested}"`,
       );
     }
+    // The same for the project globs of discovery.
+    expect(() =>
+      parsePolicy({
+        version: 1,
+        projects: [],
+        discovery: { organization: '123', include: ['+(*)b'] },
+      }),
+    ).toThrow(/discovery\.include\[0\]: glob "\+\(\*\)b" repeats a pattern of varying length/);
     for (const glob of ['+([a-z])-*', '*(ab)', '@(a|aa)-*', '+(?)', 'a\\+(*)', '+([*])'])
       expect({ glob, nested: repeatedVariable(glob) }).toEqual({ glob, nested: null });
   });
