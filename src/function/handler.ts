@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { capFaults, zodFaults } from '../core/document.js';
 import { NO_PROJECTS, parsePolicyText, type Policy } from '../core/policy.js';
 import { renderProblem } from '../core/problems.js';
-import { InputError, isInputError, type Fault } from '../errors.js';
+import { cutText, InputError, isInputError, type Fault } from '../errors.js';
 import type { Logger } from '../log.js';
 import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
 import { skipsByCause } from '../reconcile/run-record.js';
@@ -37,6 +37,17 @@ export interface Answer {
 export function functionPolicy(options: Pick<RuntimeOptions, 'policyText'>): Policy {
   const text = options.policyText;
   if (!text) throw new InputError('GOVERNOR_POLICY is not set: the function has no policy', []);
+  // A path where the text belongs ("/workspace/policy.yaml") is a YAML string, which the schema
+  // would refuse as "expected object, received string": say what the variable holds instead.
+  const line = text.trim();
+  if (!/[\n:{}[\]]/.test(line) && /[/\\]|\.(ya?ml|json)$/i.test(line)) {
+    throw new InputError('GOVERNOR_POLICY is invalid', [
+      {
+        path: '',
+        message: `it holds what looks like a file name (${JSON.stringify(cutText(line, 100))}): it must hold the policy itself, as YAML or JSON text`,
+      },
+    ]);
+  }
   return parsePolicyText(text, 'GOVERNOR_POLICY');
 }
 

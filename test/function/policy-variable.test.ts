@@ -1,0 +1,35 @@
+import { describe, expect, it } from 'vitest';
+import { functionPolicy } from '../../src/function/handler.js';
+import { InputError } from '../../src/errors.js';
+
+/** GOVERNOR_POLICY holds the policy's text; the function says so when it holds something else. */
+
+function refusal(policyText: string | null): string {
+  try {
+    functionPolicy({ policyText });
+  } catch (e) {
+    if (e instanceof InputError) return e.message;
+    throw e;
+  }
+  throw new Error('expected an InputError');
+}
+
+describe('GOVERNOR_POLICY', () => {
+  it('names a file name given where the policy belongs, rather than "received string"', () => {
+    for (const path of ['/workspace/policy.yaml', 'policy.json', ' ./p.yml\n', 'gov\\policy']) {
+      const told = refusal(path);
+      expect(told).toContain('looks like a file name');
+      expect(told).toContain('must hold the policy itself');
+      expect(told).not.toContain('received string');
+    }
+  });
+
+  it('reads a policy, in YAML or JSON, and refuses a bare word by the schema', () => {
+    expect(functionPolicy({ policyText: 'version: 1\nprojects: [p]\n' }).projects).toEqual(['p']);
+    expect(functionPolicy({ policyText: '{"version": 1, "projects": ["p"]}' }).projects).toEqual([
+      'p',
+    ]);
+    expect(refusal('hello')).toContain('expected object, received string');
+    expect(refusal(null)).toContain('GOVERNOR_POLICY is not set');
+  });
+});
