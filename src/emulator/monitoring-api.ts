@@ -8,6 +8,7 @@ import {
   millis,
   paginate,
   requireFleetProject,
+  notEmulated,
   RpcError,
   strings,
   text,
@@ -80,9 +81,21 @@ const METRICS: Readonly<Record<string, Descriptor>> = {
   [REFUSED_REQUESTS]: { kind: 'DELTA', valueType: 'INT64', unit: '1', labels: [] },
 };
 
+/**
+ * A metric type with no descriptor: Google answers INVALID_ARGUMENT "The provided filter doesn't
+ * refer to any known metric." (seen in
+ * https://github.com/prometheus-community/stackdriver_exporter/issues/28), as the emulator does for
+ * every metric it does not serve.
+ */
+function unknownMetric(metricType: string): RpcError {
+  return invalid(
+    `The provided filter doesn't refer to any known metric: "${shown(metricType)}" (the emulator serves ${Object.keys(METRICS).join(', ')})`,
+  );
+}
+
 function descriptor(metricType: string): Descriptor {
   const d = METRICS[metricType];
-  if (!d) throw invalid(`metric.type "${shown(metricType)}" is not served by the emulator`);
+  if (!d) throw unknownMetric(metricType);
   return d;
 }
 
@@ -239,6 +252,13 @@ interface Series {
 
 const TERM = /^\s*([a-z_.]+)\s*=\s*(?:"([^"]*)"|'([^']*)')\s*$/;
 
+/**
+ * The filter, read as far as the emulator evaluates it: terms key = "value" joined by AND. What
+ * Monitoring's grammar (https://cloud.google.com/monitoring/api/v3/filters) has beyond that (OR,
+ * NOT, parentheses, `:`, `!=`, functions, the project, group.id and metadata selectors) is
+ * UNIMPLEMENTED; INVALID_ARGUMENT stays for what Google refuses too: no filter, a key that is no
+ * selector, not exactly one metric type, a metric it has no descriptor of, another resource type.
+ */
 export function parseFilter(filter: string): Query {
   if (filter.trim() === '')
     throw invalid(
@@ -249,8 +269,9 @@ export function parseFilter(filter: string): Query {
       filter.replace(/"[^"]*"|'[^']*'/g, '""'),
     )
   ) {
-    throw invalid(
-      `filter "${shown(filter)}" is not supported by the emulator: use only terms key = "value" joined by AND (metric.type, resource.type, resource.labels.*, metric.labels.*)`,
+    throw notEmulated(
+      `filter "${shown(filter)}"`,
+      'use only terms key = "value" joined by AND (metric.type, resource.type, resource.labels.*, metric.labels.*)',
     );
   }
   let metricType: string | undefined;
@@ -269,8 +290,10 @@ export function parseFilter(filter: string): Query {
     }
     if (key === 'resource.type') {
       if (value !== RESOURCE_TYPE) {
+        // Google's words for a metric read on a resource type it is not written on (seen in
+        // https://github.com/prometheus-community/stackdriver_exporter/issues/104).
         throw invalid(
-          `resource.type "${shown(value)}" is not served by the emulator: only "${RESOURCE_TYPE}"`,
+          `The supplied filter does not specify a valid combination of metric and monitored resource descriptors (resource.type "${shown(value)}"; the emulator serves "${RESOURCE_TYPE}")`,
         );
       }
       continue;
@@ -291,14 +314,15 @@ export function parseFilter(filter: string): Query {
       metricLabels.set(metric[1] ?? '', value);
       continue;
     }
-    throw invalid(`filter key "${shown(key)}" is not supported by the emulator`);
+    // The grammar's other selectors (project, group.id, metadata.*) exist; any other key does not.
+    if (/^(project|group\.id|metadata\.(system|user)_labels?\.[a-z_]+)$/.test(key))
+      throw notEmulated(`filter key "${shown(key)}"`);
+    throw invalid(`filter key "${shown(key)}" is not a selector of a Monitoring filter`);
   }
   if (metricType === undefined) throw invalid('filter must name exactly one metric.type');
   const served = METRICS[metricType];
   if (!served) {
-    throw invalid(
-      `metric.type "${shown(metricType)}" is not served by the emulator (only ${Object.keys(METRICS).join(', ')})`,
-    );
+    throw unknownMetric(metricType);
   }
   for (const label of metricLabels.keys()) {
     if (!served.labels.includes(label))
@@ -766,9 +790,8 @@ function computeTimeSeries(ctx: EmulatorContext, request: Message): TimeSeriesPa
       `interval.start_time must be earlier than interval.end_time (a read interval is (start_time, end_time]), got ${new Date(startMs).toISOString()} and ${new Date(endMs).toISOString()}`,
     );
   }
-  if (field(request, 'secondary_aggregation'))
-    throw invalid('secondary_aggregation is not supported by the emulator');
-  if (text(request, 'order_by') !== '') throw invalid('order_by is not supported by the emulator');
+  if (field(request, 'secondary_aggregation')) throw notEmulated('secondary_aggregation');
+  if (text(request, 'order_by') !== '') throw notEmulated('order_by');
   const view = enumName(request, 'view', 'FULL', 'view');
 
   const { kind, valueType } = descriptor(q.metricType);

@@ -9,6 +9,7 @@ import {
   field,
   int,
   invalid,
+  notEmulated,
   notFound,
   paginate,
   requireFleetProject,
@@ -423,7 +424,7 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
       const filter = text(request, 'filter');
       // Filters are not modelled: an unfiltered list is the safe answer only when none is asked.
       if (filter !== '')
-        throw invalid('filter is not supported by the emulator: list and filter client side');
+        throw notEmulated('ListQuotaPreferences filter', 'list and filter client side');
       // In creation order: the map keeps the order preferences were created in (an update
       // replaces its entry in place).
       const all = [...store.byName.values()].filter((p) => p.project === project).map(toMessage);

@@ -84,6 +84,15 @@ export function checkSegment(
 export const invalid = (message: string): RpcError =>
   new RpcError(status.INVALID_ARGUMENT, message);
 export const notFound = (message: string): RpcError => new RpcError(status.NOT_FOUND, message);
+/**
+ * What Google's API accepts and the emulator does not serve: UNIMPLEMENTED, never a refusal Google
+ * would not make (INVALID_ARGUMENT) and never an empty answer.
+ */
+export const notEmulated = (what: string, hint?: string): RpcError =>
+  new RpcError(
+    status.UNIMPLEMENTED,
+    `${what} is valid on Google's API but not emulated${hint ? `: ${hint}` : ''}`,
+  );
 
 /**
  * PERMISSION_DENIED: the caller lacks `permission` on `resource` (a resource name from the

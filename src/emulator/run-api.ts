@@ -16,6 +16,7 @@ import {
   field,
   int,
   invalid,
+  notEmulated,
   isSet,
   notFound,
   paginate,
@@ -522,8 +523,7 @@ export function operationsHandlers(ctx: EmulatorContext): Handlers {
         throw invalid(
           `name must look like projects/{project}/locations/{location}, got "${shown(parent)}"`,
         );
-      if (text(request, 'filter') !== '')
-        throw invalid('ListOperations filters are not supported by the emulator');
+      if (text(request, 'filter') !== '') throw notEmulated('ListOperations filter');
       const names = [...ctx.operations.keys()]
         .filter((n) => n.startsWith(`${parent}/operations/`))
         .sort();
@@ -558,8 +558,7 @@ export function locationsHandlers(ctx: EmulatorContext): Handlers {
       const [, id = ''] = m;
       const project = ctx.model.fleet.projects.find((p) => p.id === id);
       if (!project) throw permissionDenied('run.locations.list', name);
-      if (text(request, 'filter') !== '')
-        throw invalid('ListLocations filters are not supported by the emulator');
+      if (text(request, 'filter') !== '') throw notEmulated('ListLocations filter');
       const regions = [
         ...new Set([
           ...project.services.map((s) => s.region),

@@ -309,10 +309,27 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
       interval: { startTime: seconds(now - 600_000), endTime: seconds(now) },
       view: 'FULL' as const,
     };
+    // Valid on Cloud Monitoring but not emulated: UNIMPLEMENTED, never an empty answer.
+    const notEmulated = [
+      { ...base, filter: `${INSTANCE_COUNT} OR resource.labels.location = "x"` },
+      { ...base, filter: `NOT ${INSTANCE_COUNT}` },
+      { ...base, filter: `${INSTANCE_COUNT} AND resource.labels.service_name != "x"` },
+      { ...base, filter: `${INSTANCE_COUNT} AND project = "${PROJECT}"` },
+      { ...base, filter: INSTANCE_COUNT, orderBy: 'metric.labels.state' },
+    ];
+    for (const request of notEmulated) {
+      const { code } = await codeOf(clients.metrics.listTimeSeries(request));
+      expect(code, JSON.stringify(request)).toBe(status.UNIMPLEMENTED);
+    }
     const cases = [
       { ...base, filter: 'metric.type = "run.googleapis.com/request_latencies"' },
-      { ...base, filter: `${INSTANCE_COUNT} OR resource.labels.location = "x"` },
+      {
+        ...base,
+        filter:
+          'metric.type = "run.googleapis.com/request_count" AND resource.type = "gce_instance"',
+      },
       { ...base, filter: 'resource.type = "cloud_run_revision"' },
+      { ...base, filter: `${INSTANCE_COUNT} AND metric.typo = "x"` },
       {
         ...base,
         filter: INSTANCE_COUNT,
