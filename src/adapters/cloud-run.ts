@@ -11,6 +11,8 @@
  * annotations it has just read), one UpdateService and a few GetOperation polls. Spacing the writes belongs to the reconcile step; this adapter only retries
  * what is safe to retry (see `readOptions` and `writeOptions`).
  */
+import { randomUUID } from 'node:crypto';
+
 import { v2 } from '@google-cloud/run';
 import type { protos } from '@google-cloud/run';
 import { status } from '@grpc/grpc-js';
@@ -83,6 +85,7 @@ export interface CloudRunAdapterOptions {
 /** A {@link CloudRunPort} holding two gRPC clients, to be closed once no longer needed. */
 export interface CloudRunAdapter extends CloudRunPort {
   testPermissions: NonNullable<CloudRunPort['testPermissions']>;
+  probeOperations: NonNullable<CloudRunPort['probeOperations']>;
   close(): Promise<void>;
 }
 
@@ -265,6 +268,29 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
           Promise.reject(translateGrpcError(error, `testing permissions on ${resource}`)),
         );
       return answer.permissions ?? [];
+    },
+
+    /**
+     * `Operations.GetOperation` on an operation that does not exist (a fresh UUID, the form of
+     * Cloud Run's operation ids): Google checks the permission before it looks the resource up
+     * ("Permission must be checked prior to checking if the resource or parent exists",
+     * AIP-211, https://google.aip.dev/211), so NOT_FOUND means `run.operations.get` is held and
+     * PERMISSION_DENIED that it is not. Nothing is written.
+     */
+    async probeOperations(project, region) {
+      const name = `${parentOf(project, region)}/operations/${randomUUID()}`;
+      try {
+        // The typing asks for the message class; the client takes a plain object, as everywhere.
+        const request = { name } as protos.google.longrunning.GetOperationRequest;
+        await services.getOperation(request, reads);
+      } catch (error) {
+        const translated = translateGrpcError(
+          error,
+          `reading operation ${name} (a probe of run.operations.get)`,
+        );
+        if (translated instanceof NotFoundError) return;
+        throw translated;
+      }
     },
 
     close: async () => {

@@ -72,4 +72,10 @@ export interface CloudRunPort {
     name: string,
     permissions: readonly string[],
   ): Promise<string[]>;
+  /**
+   * Proves `run.operations.get` in the region (what waiting for every write needs, and which
+   * TestIamPermissions on a service cannot test) without writing: resolves when it is held,
+   * throws a PermissionError when it is not. Absent where nothing can be probed: unverified.
+   */
+  probeOperations?(project: string, region: string): Promise<void>;
 }

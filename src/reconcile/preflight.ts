@@ -39,6 +39,9 @@ import type { AlertSink, ObservePorts } from '../ports/index.js';
  *   list permissions are checked on the parent: the smallest real read is the probe
  *   (`governor check` only). `monitoring.timeSeries.create`, for the governor's own metrics, has
  *   no read to probe it: unverified.
+ * - `run.operations.get` (waiting for each write): GetOperation of an operation that does not
+ *   exist, NOT_FOUND meaning allowed, as Google checks permissions first (AIP-211,
+ *   https://google.aip.dev/211); in enforce mode only (`governor check` only).
  */
 
 /** The run cannot publish its alerts, or cannot be checked: it stops before writing. */
@@ -148,6 +151,35 @@ export async function checkServices(
 }
 
 /**
+ * `run.operations.get`, which every write needs to wait for its operation: one GetOperation of an
+ * operation that does not exist, in a region the policy writes in (the permission is granted on the
+ * project). Without it a write is applied and then reported as failed.
+ */
+async function checkOperations(
+  project: string,
+  region: string,
+  run: ObservePorts['run'],
+): Promise<CheckItem> {
+  const subject = `project ${project}`;
+  const read = run.probeOperations?.bind(run);
+  if (!read) {
+    return {
+      subject,
+      permission: 'run.operations.get',
+      status: 'unverified',
+      detail: 'these ports cannot probe operations',
+      fix: null,
+    };
+  }
+  return probe(
+    subject,
+    'run.operations.get',
+    () => read(project, region),
+    'read an operation that does not exist (NOT_FOUND: allowed; Cloud Run has no TestIamPermissions for operations)',
+  );
+}
+
+/**
  * The topic half of a run's preflight: one TestIamPermissions, asked in the run's first round
  * beside the observation (it depends on nothing the run reads). Throws {@link PreflightError}
  * when alerts cannot be published: the run must not write what it could not tell anyone about
@@ -193,8 +225,8 @@ export async function preflightServices(
 /**
  * `governor check`: every permission a run needs, checked in the project(s) of the policy. The
  * listings are probed by listing (their permissions are checked on the parent and cannot be
- * tested on a service); each governed service by TestIamPermissions; Monitoring by its smallest
- * read; Cloud Quotas by reading each pool's quota the policy does not set; the topic by
+ * tested on a service); each governed service by TestIamPermissions; operations by reading one
+ * that does not exist; Monitoring by its smallest read; Cloud Quotas by reading each pool's quota the policy does not set; the topic by
  * TestIamPermissions.
  */
 export async function checkPolicy(
@@ -344,6 +376,10 @@ export async function checkPolicy(
         ? ['run.services.get', 'run.services.update']
         : ['run.services.get'];
     items.push(...(await checkServices(mine, wanted, ports.run)));
+    const first = mine[0];
+    if (policy.mode === 'enforce' && first) {
+      items.push(await checkOperations(project, first.region, ports.run));
+    }
     if (policy.mode === 'enforce' && mine.length > 0) {
       items.push({
         subject: `project ${project}`,

@@ -51,6 +51,7 @@ const fleet = {
       iam: {
         denied: [
           'run.workerpools.list',
+          'run.operations.get',
           'monitoring.timeSeries.list',
           'monitoring.timeSeries.create',
           'cloudquotas.quotas.get',
@@ -173,6 +174,20 @@ describe('Cloud Run TestIamPermissions', () => {
     await expect(denied).rejects.toBeInstanceOf(PermissionError);
     await expect(denied).rejects.toThrow(/monitoring\.timeSeries\.create/);
     await expect(write(OPEN, at, [point])).resolves.toBe('written');
+  });
+});
+
+describe('run.operations.get, probed without a write', () => {
+  it('GetOperation of an operation that does not exist: NOT_FOUND is allowed, a denial is not', async () => {
+    await expect(run.probeOperations(OPEN, REGION)).resolves.toBeUndefined();
+    const denied = run.probeOperations(LOCKED, REGION);
+    await expect(denied).rejects.toBeInstanceOf(PermissionError);
+    await expect(denied).rejects.toThrow(
+      new RegExp(
+        `Permission 'run\\.operations\\.get' denied on resource 'projects/${LOCKED}/locations/${REGION}/operations/`,
+      ),
+    );
+    expect(emulator.writes()).toEqual([]);
   });
 });
 

@@ -115,6 +115,7 @@ describe('the newcomer path, each step a process of its own', () => {
     expect(check.stdout).toMatch(
       /OK +service demo-gpu-project\/us-central1\/llm-chat +run\.services\.update/,
     );
+    expect(check.stdout).toMatch(/OK +project demo-gpu-project +run\.operations\.get/);
     // The governor's own metrics cannot be tested without writing a point: unverified, with the grant.
     expect(check.stdout).toMatch(
       /^ {2}UNVERIFIED +project demo-gpu-project +monitoring\.timeSeries\.create +the governor's own metrics/m,
@@ -193,6 +194,7 @@ describe('what used to go wrong, against the emulator', () => {
   let emulator: RunningEmulator;
   const PROJECT = 'newcomer-project';
   const LOCKED = 'locked-down-project';
+  const NO_OPERATIONS = 'no-operations-project';
   const REGION = 'us-central1';
   const TOPIC = `projects/${PROJECT}/topics/gpu-alerts`;
   const policyFile = (name: string, text: string) => {
@@ -244,6 +246,12 @@ describe('what used to go wrong, against the emulator', () => {
             iam: {
               denied: ['run.services.list', 'monitoring.timeSeries.list', 'pubsub.topics.publish'],
             },
+          },
+          {
+            id: NO_OPERATIONS,
+            pools: [{ region: REGION, quota: 4 }],
+            services: [{ name: 'svc', region: REGION, gpu: {}, maxInstances: 2 }],
+            iam: { denied: ['run.operations.get'] },
           },
         ],
       },
@@ -300,6 +308,23 @@ describe('what used to go wrong, against the emulator', () => {
     const json = await governor(envOf(), 'check', '--policy', locked, '--json');
     expect(json.code).toBe(1);
     expect((JSON.parse(json.stdout) as { passed: boolean }).passed).toBe(false);
+  });
+
+  it('check probes run.operations.get, which each write waits with; only when it writes', async () => {
+    const text = `version: 1\nprojects: [${NO_OPERATIONS}]\nregions: [${REGION}]\nservices: [{match: {}}]\nalerts: {topic: ${TOPIC}}\n`;
+    const r = await governor(envOf(), 'check', '--policy', policyFile('no-ops.yaml', text));
+    expect(r.code).toBe(1);
+    expect(r.stdout).toMatch(/MISSING +project no-operations-project +run\.operations\.get/);
+    expect(r.stdout).toContain('→ grant roles/run.viewer on the project');
+    const dry = await governor(
+      envOf(),
+      'check',
+      '--policy',
+      policyFile('no-ops-dry.yaml', `${text}mode: dry-run\n`),
+    );
+    expect(dry.code).toBe(0);
+    expect(dry.stdout).not.toContain('run.operations.get');
+    expect(emulator.writes()).toEqual([]);
   });
 
   it('a denied topic stops apply before any write; a denied service write is reported, the rest written', async () => {
