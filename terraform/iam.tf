@@ -64,6 +64,11 @@ locals {
     # permission: https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services/testIamPermissions
   ]
 
+  # run.locations.list serves one call, ListLocations when the policy names no regions: a policy
+  # that names its regions never makes it, and its role goes without.
+  lists_regions             = !can(local.policy_input.regions)
+  governor_role_permissions = [for p in local.governor_read_permissions : p if local.lists_regions || p != "run.locations.list"]
+
   # The one write: Services.UpdateService with update_mask scaling.max_instance_count (+ annotations).
   # Never granted project-wide unless write_access.project_wide says so; see governor_writes below.
   governor_write_permissions = ["run.services.update"]
@@ -103,7 +108,7 @@ resource "google_project_iam_custom_role" "governor" {
   role_id     = replace(var.name, "-", "_")
   title       = "Cloud Run GPU governor"
   description = "Read GPU quotas and usage, Cloud Run services, worker pools and jobs; write the governor's own metrics (${var.name})."
-  permissions = local.governor_read_permissions
+  permissions = local.governor_role_permissions
 }
 
 resource "google_project_iam_member" "governor" {

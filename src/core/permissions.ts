@@ -20,7 +20,7 @@ export const PERMISSION_GRANTS = {
   'run.locations.list': {
     call: 'Locations.ListLocations (when the policy names no regions)',
     role: 'roles/run.viewer on the project',
-    terraform: READ_ROLE,
+    terraform: `${READ_ROLE}, which holds it when the policy names no \`regions\``,
   },
   'run.services.list': {
     call: 'Services.ListServices',

@@ -34,6 +34,9 @@ locals {
     # folder searched: https://cloud.google.com/asset-inventory/docs/access-control#required_permissions
     "cloudasset.assets.searchAllResources",
   ]
+  # ListLocations (run.locations.list) is called only when the policy names no regions.
+  lists_regions = !can(var.policy.regions)
+  org_role_read = [for p in local.org_read_permissions : p if local.lists_regions || p != "run.locations.list"]
   # Services.UpdateService (max instances) needs actAs on the service's runtime account:
   # https://cloud.google.com/run/docs/reference/iam/permissions
   org_write_permissions = ["run.services.update", "iam.serviceAccounts.actAs"]
@@ -86,7 +89,7 @@ resource "google_organization_iam_custom_role" "governor" {
   role_id     = replace(var.name, "-", "_")
   title       = "Cloud Run GPU governor (organisation)"
   description = "Find Cloud Run GPU projects, read their quotas and usage, write GPU services' max instances (${var.name})."
-  permissions = concat(local.org_read_permissions, var.write ? local.org_write_permissions : [], local.org_quota_request_permissions)
+  permissions = concat(local.org_role_read, var.write ? local.org_write_permissions : [], local.org_quota_request_permissions)
 }
 
 resource "google_organization_iam_member" "governor" {

@@ -243,7 +243,7 @@ describe('the function', () => {
 describe('identity and permissions', () => {
   it('the read role holds exactly the permissions the code calls', () => {
     const role = resource(module, 'google_project_iam_custom_role', 'governor');
-    expect(role['permissions']).toBe('${local.governor_read_permissions}');
+    expect(role['permissions']).toBe('${local.governor_role_permissions}');
     const permissions = module.locals['governor_read_permissions'] as string[];
     expect([...permissions].sort()).toEqual(
       [
@@ -266,6 +266,14 @@ describe('identity and permissions', () => {
     // project-wide to change: the one create adds points to the governor's own metrics.
     for (const p of permissions.filter((x) => x !== 'monitoring.timeSeries.create'))
       expect(p).not.toMatch(/\.(update|create|delete|setIamPolicy)$/);
+  });
+
+  it('grants run.locations.list only when the policy names no regions (its one call)', () => {
+    // ListLocations is called for nothing but a policy without regions (src/observe/observe.ts).
+    expect(module.locals['lists_regions']).toBe('${!can(local.policy_input.regions)}');
+    expect(module.locals['governor_role_permissions']).toBe(
+      '${[for p in local.governor_read_permissions : p if local.lists_regions || p != "run.locations.list"]}',
+    );
   });
 
   it('grants no permission the code does not know it needs (src/core/permissions.ts)', () => {

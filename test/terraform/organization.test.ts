@@ -32,7 +32,12 @@ describe('the organisation role', () => {
     const role = resource(org, 'google_organization_iam_custom_role', 'governor');
     expect(role['org_id']).toBe('${var.organization_id}');
     expect(String(role['permissions'])).toBe(
-      '${concat(local.org_read_permissions, var.write ? local.org_write_permissions : [], local.org_quota_request_permissions)}',
+      '${concat(local.org_role_read, var.write ? local.org_write_permissions : [], local.org_quota_request_permissions)}',
+    );
+    // run.locations.list only for a policy without regions, the one case that lists them.
+    expect(org.locals['lists_regions']).toBe('${!can(var.policy.regions)}');
+    expect(org.locals['org_role_read']).toBe(
+      '${[for p in local.org_read_permissions : p if local.lists_regions || p != "run.locations.list"]}',
     );
     // The quota request permission only when the policy files quota requests.
     expect(org.locals['org_quota_request_permissions']).toBe(
