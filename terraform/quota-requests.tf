@@ -4,8 +4,9 @@
  * cloudquotas.quotas.update on the project
  * (https://cloud.google.com/docs/quotas/reference/rest/v1/folders.locations.quotaPreferences/patch,
  * "IAM Permissions"); reading preferences back (Get/ListQuotaPreferences) uses the read role's
- * cloudquotas.quotas.get (not stated on Google's pages we could read: a denial is logged and the
- * run goes on).
+ * cloudquotas.quotas.get (GetQuotaPreference's "IAM Permissions",
+ * https://cloud.google.com/docs/quotas/reference/rest/v1/organizations.locations.quotaPreferences/get;
+ * the list page we could read names none: a denial is logged and the run goes on).
  */
 
 locals {

@@ -58,7 +58,7 @@ export const PERMISSION_GRANTS = {
     terraform: READ_ROLE,
   },
   'cloudquotas.quotas.get': {
-    call: 'CloudQuotas.GetQuotaInfo',
+    call: 'CloudQuotas.GetQuotaInfo (and Get/ListQuotaPreferences, with quotaRequests on)',
     role: 'roles/cloudquotas.viewer on the project',
     terraform: READ_ROLE,
   },
