@@ -38,6 +38,8 @@ resource "google_cloudfunctions2_function" "dispatch" {
     ingress_settings                 = "ALLOW_ALL"
     environment_variables            = local.environment
   }
+
+  depends_on = [google_project_service.cloudasset]
 }
 
 # The unit: one project per request, at most unit_concurrency at once; Pub/Sub's push backs off

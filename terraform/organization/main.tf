@@ -71,6 +71,19 @@ locals {
   }
 }
 
+# SearchAllResources is made from the host project (the governor's account lives there), whose
+# Cloud Asset API must be enabled: "Enable the Cloud Asset Inventory API in the project you're
+# running Cloud Asset Inventory commands from" (https://cloud.google.com/asset-inventory/docs/search-resources).
+# Without it every dispatch's search is refused (PERMISSION_DENIED, SERVICE_DISABLED) at run time.
+resource "google_project_service" "cloudasset" {
+  count = var.enable_apis ? 1 : 0
+
+  project                    = var.project_id
+  service                    = "cloudasset.googleapis.com"
+  disable_on_destroy         = false
+  disable_dependent_services = false
+}
+
 resource "google_service_account" "governor" {
   project      = var.project_id
   account_id   = var.name

@@ -101,6 +101,12 @@ variable "write" {
   default     = true
 }
 
+variable "enable_apis" {
+  type        = bool
+  description = "Enable in project_id the Cloud Asset API, which the dispatch's search calls are made from (never disabled on destroy). The other APIs the module uses (Cloud Functions, Cloud Build, Cloud Run, Pub/Sub, Firestore, Cloud Scheduler) fail the apply itself when disabled; this one would only fail at run time."
+  default     = true
+}
+
 variable "timeout_seconds" {
   type        = number
   description = "The unit function's request timeout; the work subscription's ack deadline follows it (at most 600 s)."

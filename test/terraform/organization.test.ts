@@ -62,6 +62,21 @@ describe('the organisation role', () => {
   });
 });
 
+describe('the host project', () => {
+  it("enables the Cloud Asset API the dispatch's search is made from, unless told not to", () => {
+    // https://cloud.google.com/asset-inventory/docs/search-resources: enabled in the project the
+    // calls are made from (the governor's account's project), or every search is refused.
+    const api = resource(org, 'google_project_service', 'cloudasset');
+    expect(api['service']).toBe('cloudasset.googleapis.com');
+    expect(api['project']).toBe('${var.project_id}');
+    expect(api['count']).toBe('${var.enable_apis ? 1 : 0}');
+    expect(api['disable_on_destroy']).toBe(false);
+    expect(org.variables.get('enable_apis')?.['default']).toBe(true);
+    const dispatch = resource(org, 'google_cloudfunctions2_function', 'dispatch');
+    expect(dispatch['depends_on']).toEqual(['${google_project_service.cloudasset}']);
+  });
+});
+
 describe('the work topic', () => {
   it('pushes to the unit function with an OIDC token, retries, then dead-letters', () => {
     const sub = resource(org, 'google_pubsub_subscription', 'work');
