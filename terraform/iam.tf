@@ -73,14 +73,18 @@ locals {
   # Never granted project-wide unless write_access.project_wide says so; see governor_writes below.
   governor_write_permissions = ["run.services.update"]
 
+  # A run writes only in enforce mode: the policy's, or one a request may ask for
+  # (function.allow.enforce). A policy that can never enforce gets no write grant at all.
+  may_write = try(local.policy_input.mode, "enforce") != "dry-run" || try(local.policy_input.function.allow.enforce, false) == true
+
   # Services the governor may write, by "project/region/name".
   writable_services = {
     for service in var.write_access.services :
     "${coalesce(service.project, var.project_id)}/${service.region}/${service.name}" => merge(service, {
       project = coalesce(service.project, var.project_id)
-    })
+    }) if local.may_write
   }
-  governor_writes = var.write_access.project_wide || length(local.writable_services) > 0
+  governor_writes = local.may_write && (var.write_access.project_wide || length(local.writable_services) > 0)
 
   # Runtime accounts of the governed services that the governor may act as (only when it may write):
   # the default compute account of each governed project, and the accounts listed.
@@ -159,7 +163,7 @@ resource "google_cloud_run_v2_service_iam_member" "governor_writes" {
 
 # Opt-in only: every service of every governed project, including services created later.
 resource "google_project_iam_member" "governor_writes_project_wide" {
-  for_each = var.write_access.project_wide ? local.governed_projects : toset([])
+  for_each = var.write_access.project_wide && local.may_write ? local.governed_projects : toset([])
 
   project = each.key
   role    = google_project_iam_custom_role.governor_writer[each.key].id

@@ -289,7 +289,7 @@ variable "write_access" {
     })), [])
     project_wide = optional(bool, false)
   })
-  description = "Which Cloud Run services the governor may update (run.services.update, through a custom role holding that permission alone). services: each service it may write (project defaults to project_id), granted on that service only. project_wide: every service of every governed project, including services created later, which also lets a compromised function redeploy any of them; see the README. Default: none, which suits a dry-run policy; a policy that enforces with no write access is refused at plan time."
+  description = "Which Cloud Run services the governor may update (run.services.update, through a custom role holding that permission alone). services: each service it may write (project defaults to project_id), granted on that service only. project_wide: every service of every governed project, including services created later, which also lets a compromised function redeploy any of them; see the README. Default: none, which suits a dry-run policy; a policy that enforces with no write access is refused at plan time. Granted only when the policy may write (mode enforce, or function.allow.enforce): a dry-run policy gets no write grant, nor actAs on any account."
   default     = {}
 
   validation {

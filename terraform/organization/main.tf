@@ -37,6 +37,9 @@ locals {
   # ListLocations (run.locations.list) is called only when the policy names no regions.
   lists_regions = !can(var.policy.regions)
   org_role_read = [for p in local.org_read_permissions : p if local.lists_regions || p != "run.locations.list"]
+  # The write only when asked (var.write) and a run may write: the policy enforces, or lets a
+  # request ask to (function.allow.enforce); a dry run never calls UpdateService.
+  org_may_write = var.write && (try(var.policy.mode, "enforce") != "dry-run" || try(var.policy.function.allow.enforce, false) == true)
   # Services.UpdateService (max instances) needs actAs on the service's runtime account:
   # https://cloud.google.com/run/docs/reference/iam/permissions
   org_write_permissions = ["run.services.update", "iam.serviceAccounts.actAs"]
@@ -102,7 +105,7 @@ resource "google_organization_iam_custom_role" "governor" {
   role_id     = replace(var.name, "-", "_")
   title       = "Cloud Run GPU governor (organisation)"
   description = "Find Cloud Run GPU projects, read their quotas and usage, write GPU services' max instances (${var.name})."
-  permissions = concat(local.org_role_read, var.write ? local.org_write_permissions : [], local.org_quota_request_permissions)
+  permissions = concat(local.org_role_read, local.org_may_write ? local.org_write_permissions : [], local.org_quota_request_permissions)
 }
 
 resource "google_organization_iam_member" "governor" {

@@ -97,7 +97,7 @@ variable "max_delivery_attempts" {
 
 variable "write" {
   type        = bool
-  description = "Grant the write (run.services.update, and iam.serviceAccounts.actAs on the services' runtime accounts) in the governed scope. false: the governor only reads (use mode dry-run)."
+  description = "Grant the write (run.services.update, and iam.serviceAccounts.actAs on the services' runtime accounts) in the governed scope, when the policy may write (mode enforce, or function.allow.enforce): a dry-run policy gets no write grant either way. false: the governor only reads (use mode dry-run)."
   default     = true
 }
 

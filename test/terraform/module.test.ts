@@ -312,7 +312,7 @@ describe('identity and permissions', () => {
       'governor_writes_project_wide',
     );
     expect(projectWide['for_each']).toBe(
-      '${var.write_access.project_wide ? local.governed_projects : toset([])}',
+      '${var.write_access.project_wide && local.may_write ? local.governed_projects : toset([])}',
     );
     // Defaults: no service, not project-wide (the narrowest grant).
     const type = String(module.variables.get('write_access')?.['type']);
@@ -337,8 +337,21 @@ describe('identity and permissions', () => {
       ),
     ).toBe(true);
     expect(String(module.locals['governor_writes'])).toBe(
-      '${var.write_access.project_wide || length(local.writable_services) > 0}',
+      '${local.may_write && (var.write_access.project_wide || length(local.writable_services) > 0)}',
     );
+  });
+
+  it('grants no write, nor actAs, to a policy that can never enforce (a dry run writes nothing)', () => {
+    // Runs write in enforce mode only: the policy's, or a request's when function.allow.enforce.
+    expect(module.locals['may_write']).toBe(
+      '${try(local.policy_input.mode, "enforce") != "dry-run" || try(local.policy_input.function.allow.enforce, false) == true}',
+    );
+    // Each per-service grant is filtered by it, the project-wide one too (above), and actAs
+    // follows governor_writes, which requires it.
+    expect(String(module.text.get('iam.tf'))).toMatch(
+      /writable_services = \{\s+for service in var\.write_access\.services :[\s\S]*?\}\) if local\.may_write\s+\}/,
+    );
+    expect(String(module.locals['acts_as'])).toMatch(/^\$\{local\.governor_writes \?/);
   });
 
   it('grants the custom role to the governor in every governed project', () => {

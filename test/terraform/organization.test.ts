@@ -32,7 +32,11 @@ describe('the organisation role', () => {
     const role = resource(org, 'google_organization_iam_custom_role', 'governor');
     expect(role['org_id']).toBe('${var.organization_id}');
     expect(String(role['permissions'])).toBe(
-      '${concat(local.org_role_read, var.write ? local.org_write_permissions : [], local.org_quota_request_permissions)}',
+      '${concat(local.org_role_read, local.org_may_write ? local.org_write_permissions : [], local.org_quota_request_permissions)}',
+    );
+    // The write only when asked and when a run may write (a dry-run policy never calls UpdateService).
+    expect(org.locals['org_may_write']).toBe(
+      '${var.write && (try(var.policy.mode, "enforce") != "dry-run" || try(var.policy.function.allow.enforce, false) == true)}',
     );
     // run.locations.list only for a policy without regions, the one case that lists them.
     expect(org.locals['lists_regions']).toBe('${!can(var.policy.regions)}');
