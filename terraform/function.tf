@@ -73,9 +73,9 @@ resource "google_cloudfunctions2_function" "governor" {
     for_each = local.http ? [] : [google_pubsub_topic.trigger[0].id]
 
     content {
-      trigger_region        = var.region
-      event_type            = "google.cloud.pubsub.topic.v1.messagePublished"
-      pubsub_topic          = event_trigger.value
+      trigger_region = var.region
+      event_type     = "google.cloud.pubsub.topic.v1.messagePublished"
+      pubsub_topic   = event_trigger.value
       # A failed run is not redelivered: the next scheduled run is the retry. Retries would redeliver
       # the same tick for up to 24 hours with backoff of 10 to 600 s
       # (https://cloud.google.com/functions/docs/bestpractices/retries), each a whole run queued

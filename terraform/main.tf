@@ -18,7 +18,7 @@ locals {
   policy_input      = try(yamldecode(var.policy), var.policy)
   policy_topic      = try(local.policy_input.alerts.topic, null)
   governed_projects = toset(local.policy_input.projects)
-  policy            = merge(local.policy_input, {
+  policy = merge(local.policy_input, {
     alerts = merge({ topic = google_pubsub_topic.alerts.id }, try(local.policy_input.alerts, {}))
   })
 

@@ -37,13 +37,13 @@ locals {
 }
 
 resource "google_cloud_scheduler_job" "governor" {
-  project          = var.project_id
-  region           = var.region
-  name             = var.name
-  description      = "Runs the Cloud Run GPU governor."
-  schedule         = var.schedule
-  time_zone        = var.time_zone
-  paused           = var.paused
+  project     = var.project_id
+  region      = var.region
+  name        = var.name
+  description = "Runs the Cloud Run GPU governor."
+  schedule    = var.schedule
+  time_zone   = var.time_zone
+  paused      = var.paused
   # The run's timeout plus 30 s to answer: at most 1800 s, Cloud Scheduler's limit for HTTP targets
   # (function.timeout_seconds is at most 1770, variables.tf).
   attempt_deadline = local.http ? "${var.function.timeout_seconds + 30}s" : null
