@@ -24,6 +24,19 @@
  * meanwhile by a live process is linked back. Any other lock is waited for up to `timeoutMs`, then
  * the call fails with UnavailableError naming the lock, its holder, and how to clear it.
  *
+ * Fencing. Breaking a stale lock is right for a holder that died, but a holder that merely stalled
+ * (SIGSTOP, swapping, an fsync that took seconds) past `staleMs` is still running: it would go on
+ * and write what it decided on a read that another process has since written over. So a holder
+ * commits only through `fence`: just before the rename of the new document over the old, it reads
+ * the lock again and finds there the token it wrote, or refuses the write (LockLostError, nothing
+ * written). What remains: the check and the rename are two steps, not one atomic one (POSIX has no
+ * rename conditional on another file), so a holder that stalls for more than `staleMs` exactly
+ * between them still overwrites. That window is the few system calls from reading the lock to the
+ * rename, instead of the whole read-modify-write with its fsync (the step most likely to stall);
+ * and it is not silent: the holder then finds its lock gone when it releases it, and fails loudly
+ * there. For a store meant for one machine (the CLI's default; state shared across machines is the
+ * Firestore store, with transactions) that is acceptable.
+ *
  * The lock is opened without blocking and read only when it is a regular file
  * (`openRegularFile`): a FIFO in its place would block open() for good, one libuv thread per
  * call, until the pool is exhausted and the process never recovers.
@@ -58,11 +71,20 @@ const LockContent = z.object({
 });
 type LockContent = z.infer<typeof LockContent>;
 
-/** Runs `fn` while holding the lock file `lock`. */
+/**
+ * The holder's check that the lock is still its own, made just before its commit (see Fencing
+ * above); throws LockLostError when it is not.
+ */
+export type Fence = () => Promise<void>;
+
+/** The lock was broken as stale (its holder stalled past `staleMs`): nothing was written. */
+export class LockLostError extends UpstreamError {}
+
+/** Runs `fn` while holding the lock file `lock`; `fn` commits only after `fence` passes. */
 export async function withFileLock<T>(
   lock: string,
   options: FileLockOptions,
-  fn: () => Promise<T>,
+  fn: (fence: Fence) => Promise<T>,
 ): Promise<T> {
   const mine = {
     token: randomUUID(),
@@ -88,10 +110,22 @@ export async function withFileLock<T>(
     }
     await sleep(5 + Math.random() * 20);
   }
+  let lost = false;
+  const fence: Fence = async () => {
+    const seen = await inspect(lock);
+    if (seen?.owner?.token === mine.token) return;
+    lost = true;
+    throw new LockLostError(
+      `State store: the write was refused, nothing written: this process held the lock ${lock} ` +
+        `for over ${Math.round(options.staleMs / 1000)} s (stalled), so another process broke it ` +
+        `as stale and may have changed the file since; run again (a fresh read decides it anew)`,
+    );
+  };
   try {
-    return await fn();
+    return await fn(fence);
   } finally {
-    await unlock(lock, mine.token);
+    // A lock found lost is no longer this process's to remove (it may be another's now).
+    if (!lost) await unlock(lock, mine.token);
   }
 }
 

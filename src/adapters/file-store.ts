@@ -20,7 +20,14 @@ import { z } from 'zod';
 
 import { UpstreamError } from '../errors.js';
 import { MAX_DOCUMENT_BYTES, readHandleCapped, sizeText } from '../read-capped.js';
-import { errnoCode, fsError, openRegularFile, removeIfThere, withFileLock } from './file-lock.js';
+import {
+  errnoCode,
+  type Fence,
+  fsError,
+  openRegularFile,
+  removeIfThere,
+  withFileLock,
+} from './file-lock.js';
 import {
   addToOutbox,
   checkKeep,
@@ -152,7 +159,7 @@ export function createFileStateStore(
   ): Promise<T> {
     const file = fileOf(project);
     await ensureDir(dirname(file));
-    return withFileLock(`${file}.lock`, lock, async () => {
+    return withFileLock(`${file}.lock`, lock, async (fence) => {
       await removeLeftovers(file, lock.staleMs);
       const read = await readDocument(file, project);
       const sorted = sortOutOutbox(read.outbox ?? [], new Date(wall()).toISOString());
@@ -172,7 +179,8 @@ export function createFileStateStore(
       const next = doc ?? (setAside.length > 0 ? clean : null);
       if (next !== null) {
         const stored: StoredDocument = { ...next, outbox: [...(next.outbox ?? []), ...kept] };
-        await writeAtomically(file, `${JSON.stringify(stored, null, 2)}\n`);
+        // Committed only while the lock is still this call's (file-lock.ts, Fencing).
+        await writeAtomically(file, `${JSON.stringify(stored, null, 2)}\n`, fence);
       }
       return result;
     });
@@ -437,11 +445,15 @@ async function readDocument(file: string, project: string): Promise<StoredDocume
   return doc;
 }
 
-/** Writes a sibling temporary file, flushes it to disk, then renames it over the target. */
-async function writeAtomically(file: string, text: string): Promise<void> {
+/**
+ * Writes a sibling temporary file, flushes it to disk, then renames it over the target; with a
+ * `fence`, only once it passes, just before the rename (after the flush, the slow step).
+ */
+async function writeAtomically(file: string, text: string, fence?: Fence): Promise<void> {
   const temp = `${file}.${process.pid}.${randomUUID()}.tmp`;
   try {
     await writeFileSynced(temp, text);
+    await fence?.();
     await rename(temp, file);
   } catch (error) {
     await removeIfThere(temp);

@@ -346,11 +346,83 @@ describe('file store: locks in the way', () => {
 
 describe('file store: a process killed or starved in the middle', () => {
   let script: string;
+  let preload: string;
 
   beforeAll(async () => {
     const compiled = await transpileForNode(join(import.meta.dirname, 'lock-child.ts'));
-    cleanups.push(compiled.dir);
+    const compiledPreload = await transpileForNode(
+      join(import.meta.dirname, '../support/crash-at.ts'),
+    );
+    cleanups.push(compiled.dir, compiledPreload.dir);
     script = compiled.script;
+    preload = compiledPreload.script;
+  });
+
+  /** Runs lock-child under the crash-at preload; resolves with its stdout once it exits. */
+  function child(project: string, args: string[], env: Record<string, string> = {}) {
+    const p = spawn(process.execPath, ['--import', preload, script, dir, project, ...args], {
+      env: { ...process.env, CRASH_FILTER: `${dir}/${project}.json`, ...env },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let stdout = '';
+    p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+    const exited = new Promise<{ code: number | null; stdout: string }>((done, fail) => {
+      p.on('error', fail);
+      p.on('exit', (code) => done({ code, stdout }));
+    });
+    const said = (line: string) =>
+      new Promise<void>((done, fail) => {
+        const seen = () => stdout.split('\n').includes(line);
+        p.stdout.on('data', () => {
+          if (seen()) done();
+        });
+        void exited.then((e) =>
+          fail(new Error(`exited (${e.code}) before "${line}": ${e.stdout}`)),
+        );
+      });
+    return { process: p, exited, said };
+  }
+
+  it('a holder stalled past the stale limit has its write refused; the change of the process that broke its lock stays', async () => {
+    // Where the first process stalls: after it read the document under the lock and decided,
+    // before it writes the new document (its temporary file), as a process swapped out would.
+    const traced = freshProject();
+    const trace = join(dir, `${traced}.trace`);
+    expect((await child(traced, ['acquire', 'first'], { CRASH_TRACE: trace }).exited).code).toBe(0);
+    const steps = (await readFile(trace, 'utf8')).trim().split('\n');
+    await rm(trace);
+    const at = steps.findIndex((l) => /^\d+ open .*\.json\.\d+\.[0-9a-f-]+\.tmp$/.test(l)) + 1;
+    expect(at, steps.join('\n')).toBeGreaterThan(0);
+
+    const project = freshProject();
+    const first = child(project, ['acquire', 'first'], {
+      CRASH_AT: String(at),
+      CRASH_WHEN: 'before',
+      CRASH_SIGNAL: 'SIGSTOP',
+    });
+    await first.said('paused');
+    // Stalled past the stale limit (10 s), without waiting 10 s: its lock is dated a minute back.
+    const lock = join(dir, `${project}.json.lock`);
+    const then = new Date(Date.now() - 60_000);
+    await utimes(lock, then, then);
+
+    // Another process breaks the stale lock and takes the lease.
+    const second = await child(project, ['acquire', 'second']).exited;
+    expect(second.code, second.stdout).toBe(0);
+    expect(JSON.parse(second.stdout)).toMatchObject({ acquired: true });
+
+    // The first goes on: it decided on the free lease it read, but its write is refused.
+    first.process.kill('SIGCONT');
+    const late = await first.exited;
+    // The second's change stands (before, the first's late write put its own lease over it).
+    expect((await impatient().readLease(project))?.holder).toBe('second');
+    expect(late.code, late.stdout).toBe(1);
+    expect(late.stdout).toMatch(/^failed State store: the write was refused, nothing written: /m);
+    expect(late.stdout).toContain('broke it as stale');
+    // Nothing is left beside the document.
+    expect((await readdir(dir)).filter((f) => f.startsWith(`${project}.json`))).toEqual([
+      `${project}.json`,
+    ]);
   });
 
   it('a process killed while it holds the lock does not lock out the next one', async () => {

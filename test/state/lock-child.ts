@@ -4,7 +4,7 @@
  * - `hold`: take the project's lock, print `locked`, and hold it until killed;
  * - `save`: save an empty condition state; print `saved`, or `failed <message>` and exit 1;
  * - `acquire HOLDER`, `release HOLDER`: take or give back the project's lease as HOLDER (60 s on
- *   the wall clock); print the answer as JSON;
+ *   the wall clock); print the answer as JSON, or `failed <message>` and exit 1;
  * - `outbox`: add one alert message to the project's outbox; print `stored`.
  */
 import { join } from 'node:path';
@@ -27,11 +27,16 @@ if (what === 'hold') {
   });
 } else if (what === 'acquire' || what === 'release') {
   if (holder === undefined) throw new Error(`${what} needs a holder`);
-  const answer =
-    what === 'acquire'
-      ? await store.acquireLease(project, holder, 60_000, now)
-      : await store.releaseLease(project, holder);
-  process.stdout.write(`${JSON.stringify(answer)}\n`);
+  try {
+    const answer =
+      what === 'acquire'
+        ? await store.acquireLease(project, holder, 60_000, now)
+        : await store.releaseLease(project, holder);
+    process.stdout.write(`${JSON.stringify(answer)}\n`);
+  } catch (error) {
+    process.stdout.write(`failed ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exitCode = 1;
+  }
 } else if (what === 'outbox') {
   const alert = makeAlert(
     { at: now, runId: 'child-run' },

@@ -12,8 +12,11 @@
  * - `CRASH_TRACE=<file>`: append one line per step (`<n> <call> <file name>`), crash nowhere.
  * - `CRASH_AT=<n>` and `CRASH_WHEN=before|after`: SIGKILL just before step n is made, or just
  *   after it completed (succeeded or failed).
+ * - `CRASH_SIGNAL=SIGSTOP` (with `CRASH_AT`): stall there instead of dying: print `paused` on
+ *   stdout, stop (SIGSTOP), and go on where it was once the test sends SIGCONT; a process that
+ *   stalls as one swapped out or starved would.
  */
-import { appendFileSync } from 'node:fs';
+import { appendFileSync, writeSync } from 'node:fs';
 import { createRequire, syncBuiltinESMExports } from 'node:module';
 import { basename } from 'node:path';
 
@@ -26,7 +29,16 @@ const trace = process.env.CRASH_TRACE;
 const at = Number(process.env.CRASH_AT ?? '0');
 const when = process.env.CRASH_WHEN === 'before' ? 'before' : 'after';
 const calls = process.env.CRASH_CALLS ? process.env.CRASH_CALLS.split(',') : null;
+const stall = process.env.CRASH_SIGNAL === 'SIGSTOP';
 let count = 0;
+
+/** Stops this process until SIGCONT (CRASH_SIGNAL=SIGSTOP), else dies. */
+function halt(): void {
+  if (!stall) die();
+  // Written at once (not through the stream's buffer): the test waits for it.
+  writeSync(1, 'paused\n');
+  process.kill(process.pid, 'SIGSTOP');
+}
 
 function die(): never {
   process.kill(process.pid, 'SIGKILL');
@@ -49,12 +61,12 @@ for (const name of ['mkdir', 'open', 'link', 'rename', 'unlink'] as const) {
     count += 1;
     const step = count;
     if (trace) appendFileSync(trace, `${step} ${name} ${basename(target)}\n`);
-    if (step === at && when === 'before') die();
+    if (step === at && when === 'before') halt();
     try {
       return await original(...args);
     } finally {
       // After the call, whether it succeeded or failed (a link onto a lock that exists fails).
-      if (step === at && when === 'after') die();
+      if (step === at && when === 'after') halt();
     }
   };
 }
