@@ -119,17 +119,30 @@ export function restoreSummary(plan: Plan, r: RunReport): string {
       ? `Restore (dry run): ${p.restored} of ${p.total} governed service(s) already at their max from before the governor; ${p.total - p.restored} to restore, as far as each pool has room.`
       : `Restore: ${p.restored} of ${p.total} governed service(s) are back at their max from before the governor.`,
   ];
+  if (p.deferred) {
+    const { count, limit } = p.deferred;
+    lines.push(
+      dry
+        ? `  At most ${limit} change(s) per run (limits.maxChangesPerRun): ${count} left for the next restore.`
+        : `  ${count} change(s) left for the next restore: this run made at most ${limit} (limits.maxChangesPerRun); run \`governor restore\` again.`,
+    );
+  }
   for (const w of p.waiting) {
     const overBudget = w.budget !== null && w.needs > w.budget;
     // A dry run cannot know the room a run would find, but it can tell a restore that cannot fit.
     if (dry && !overBudget) continue;
-    const names = w.services.map((s) => `${s.name} (${s.at}, back to ${s.target})`).join(', ');
+    const names = w.services
+      .map(
+        (s) =>
+          `${s.name} (${s.at}, back to ${s.target}${s.deferred ? ', by the next restore' : ''})`,
+      )
+      .join(', ');
     lines.push(`  ${w.pool}: ${dry ? 'to restore' : 'not yet'}: ${names}.`);
     if (overBudget && w.budget !== null) {
       lines.push(
         `    Their max from before the governor needs ${w.needs} GPUs but the pool's budget is ${w.budget}: restore cannot finish until the quota grows by ${w.needs - w.budget} GPUs, or you set lower maxes by hand (gcloud run services update S --max N).`,
       );
-    } else {
+    } else if (w.services.some((s) => !s.deferred)) {
       lines.push(
         '    The pool has no room for them yet: run `governor restore` again; each run restores as far as the room allows, until every service is back.',
       );

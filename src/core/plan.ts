@@ -104,3 +104,30 @@ export const Plan = z.strictObject({
   alerts: z.array(Alert),
 });
 export type Plan = z.infer<typeof Plan>;
+
+/**
+ * The order a plan's changes are carried out in (rule 1: within quota after every write): the
+ * decreases of urgent pools (over budget, infeasible), then their increases, then the other pools
+ * in the order given, each pool's decreases before its increases. Any prefix of it keeps every
+ * pool within budget, and a short limits.maxChangesPerRun spends its writes on bringing urgent
+ * pools back before it raises anything in them: the limit keeps a prefix, the rest waits for a
+ * later run. Used by the plan and by the restore plan alike.
+ */
+export function executionOrder<T>(
+  pools: readonly { urgent: boolean; changes: readonly T[] }[],
+  lowers: (change: T) => boolean,
+): T[] {
+  const down = (p: { changes: readonly T[] }) => p.changes.filter(lowers);
+  const up = (p: { changes: readonly T[] }) => p.changes.filter((c) => !lowers(c));
+  const urgent = pools.filter((p) => p.urgent);
+  return [
+    ...urgent.flatMap(down),
+    ...urgent.flatMap(up),
+    ...pools.filter((p) => !p.urgent).flatMap((p) => [...down(p), ...up(p)]),
+  ];
+}
+
+/** An urgent pool: its changes come first (executionOrder). */
+export function isUrgent(status: PoolStatus): boolean {
+  return status === 'over-budget' || status === 'infeasible';
+}

@@ -11,7 +11,15 @@ import {
   weightedLikelihood,
   type Evidence,
 } from './evidence.js';
-import type { Plan, PlanChange, PlanPool, PlanService, PoolStatus } from './plan.js';
+import {
+  executionOrder,
+  isUrgent,
+  type Plan,
+  type PlanChange,
+  type PlanPool,
+  type PlanService,
+  type PoolStatus,
+} from './plan.js';
 import type { Policy } from './policy.js';
 import {
   compareText,
@@ -173,18 +181,12 @@ export function plan(
   const ctx: AlertContext = { at, runId, pressure: policy.alerts.pressure };
   const decided = pools.map((work) => ({ work, ...planPool(work, atMs, ctx.pressure) }));
 
-  // Execution order: the decreases of urgent pools (over budget, infeasible), then their
-  // increases, then the other pools by key, each pool's decreases before its increases. Any prefix
-  // of this list keeps every pool within budget, and a short change limit spends its writes on
-  // bringing urgent pools back before it raises anything in them; the rest waits for a later run.
-  const isUrgent = (d: (typeof decided)[number]) =>
-    d.status === 'over-budget' || d.status === 'infeasible';
-  const urgentPools = decided.filter(isUrgent);
-  const ordered = [
-    ...urgentPools.flatMap((d) => d.changes.filter((m) => m.level < m.cap)),
-    ...urgentPools.flatMap((d) => d.changes.filter((m) => m.level > m.cap)),
-    ...decided.filter((d) => !isUrgent(d)).flatMap((d) => d.changes),
-  ];
+  // Execution order (executionOrder): urgent pools first, decreases before increases; the change
+  // limit keeps a prefix, which keeps every pool within budget.
+  const ordered = executionOrder(
+    decided.map((d) => ({ urgent: isUrgent(d.status), changes: d.changes })),
+    (m) => m.level < m.cap,
+  );
   const limit = policy.limits.maxChangesPerRun;
   for (const m of ordered.slice(limit)) {
     m.why.deferred = { limit, stays: m.cap, planned: m.level };

@@ -1,4 +1,11 @@
-import type { Plan, PlanChange, PlanPool, PlanService } from './plan.js';
+import {
+  executionOrder,
+  isUrgent,
+  type Plan,
+  type PlanChange,
+  type PlanPool,
+  type PlanService,
+} from './plan.js';
 import { compareText, poolKey, samePool } from './pool.js';
 import { serviceKey } from './snapshot.js';
 import { renderReason, type PlanWhy } from './why.js';
@@ -20,58 +27,82 @@ export interface RestoreTarget {
 
 /**
  * The plan of `governor restore`: every governed service back to the max it had before the
- * governor first changed it, decreases first within each pool, pools in key order. Acting on it
- * keeps the same quota rules as any run: an increase is written only as far as the pool has room.
+ * governor first changed it, in the order of any plan (executionOrder: urgent pools first, then
+ * pools in key order, each pool's decreases before its increases, by name within each), at most
+ * `limit` changes (limits.maxChangesPerRun): the rest are `deferred`, each service staying at its
+ * cap until a later restore, as in any plan. Acting on it keeps the same quota rules as any run:
+ * an increase is written only as far as the pool has room.
  *
  * It is the plan that is shown, confirmed and carried out: each governed row says what restore
  * does to it (`to`, `why`, `reason`), each pool's `capsAfter` is what the restore leaves, and it
  * carries no conditions (`alerts` empty): a restore decides nothing about starvation or pressure,
  * so it must neither fire nor resolve them (the run judges no scope for conditions).
  */
-export function restorePlan(plan: Plan, targets: readonly RestoreTarget[]): Plan {
+export function restorePlan(plan: Plan, targets: readonly RestoreTarget[], limit: number): Plan {
   const byService = new Map(targets.map((t) => [serviceKey(t), t]));
   const changes: PlanChange[] = [];
+  for (const row of plan.services) {
+    if (!row.managed) continue;
+    const target = byService.get(serviceKey(row));
+    if (!target || target.to === null || target.to === row.from) continue;
+    const why: PlanWhy = { basis: { kind: 'restore', to: target.to, source: target.source } };
+    changes.push({
+      project: row.project,
+      region: row.region,
+      name: row.name,
+      accelerator: row.accelerator,
+      zonalRedundancy: row.zonalRedundancy,
+      from: row.from,
+      to: target.to,
+      gpusPerInstance: row.gpusPerInstance,
+      etag: target.etag,
+      why,
+      reason: renderReason(why),
+    });
+  }
+  const ordered = executionOrder(
+    [...plan.pools]
+      .sort((a, b) => compareText(poolKey(a), poolKey(b)))
+      .map((p) => ({
+        urgent: isUrgent(p.status),
+        changes: changes.filter((c) => samePool(c, p)).sort((a, b) => compareText(a.name, b.name)),
+      })),
+    (c) => c.to < c.from,
+  );
+  // Held back by the limit: stays at its cap, planned for a later restore (as in any plan).
+  const deferred = ordered.slice(limit).map((c): PlanChange => {
+    const why: PlanWhy = { ...c.why, deferred: { limit, stays: c.from, planned: c.to } };
+    return { ...c, why, reason: renderReason(why) };
+  });
+  const rowOf = new Map([...ordered.slice(0, limit), ...deferred].map((c) => [serviceKey(c), c]));
   const services: PlanService[] = plan.services.map((row) => {
     if (!row.managed) return row;
+    const change = rowOf.get(serviceKey(row));
+    if (change) {
+      const to = change.why.deferred ? row.from : change.to;
+      return { ...row, to, why: change.why, reason: change.reason };
+    }
     const target = byService.get(serviceKey(row));
-    if (!target || target.to === null) {
-      const why: PlanWhy = {
-        basis: { kind: 'restore-none', why: target ? 'no-original' : 'never-changed' },
-      };
-      return { ...row, to: row.from, why, reason: renderReason(why) };
-    }
-    const why: PlanWhy = { basis: { kind: 'restore', to: target.to, source: target.source } };
-    const reason = renderReason(why);
-    if (target.to !== row.from) {
-      changes.push({
-        project: row.project,
-        region: row.region,
-        name: row.name,
-        accelerator: row.accelerator,
-        zonalRedundancy: row.zonalRedundancy,
-        from: row.from,
-        to: target.to,
-        gpusPerInstance: row.gpusPerInstance,
-        etag: target.etag,
-        why,
-        reason,
-      });
-    }
-    return { ...row, to: target.to, why, reason };
+    const why: PlanWhy =
+      target && target.to !== null
+        ? { basis: { kind: 'restore', to: target.to, source: target.source } }
+        : { basis: { kind: 'restore-none', why: target ? 'no-original' : 'never-changed' } };
+    return { ...row, to: row.from, why, reason: renderReason(why) };
   });
-  const ordered = [...changes].sort(
-    (a, b) =>
-      compareText(poolKey(a), poolKey(b)) ||
-      Number(a.to > a.from) - Number(b.to > b.from) ||
-      compareText(a.name, b.name),
-  );
   const pools: PlanPool[] = plan.pools.map((p) => ({
     ...p,
     capsAfter: services
       .filter((r) => r.managed && samePool(r, p))
       .reduce((sum, r) => sum + r.to * r.gpusPerInstance, 0),
   }));
-  return { ...plan, pools, services, changes: ordered, deferred: [], alerts: [] };
+  return {
+    ...plan,
+    pools,
+    services,
+    changes: ordered.slice(0, limit),
+    deferred,
+    alerts: [],
+  };
 }
 
 /** How far a restore got, for people: what is back, what waits, and what to do about it. */
@@ -80,14 +111,25 @@ export interface RestoreProgress {
   total: number;
   /** Of those, the ones at their max from before the governor now. */
   restored: number;
+  /**
+   * Changes this run did not make because of limits.maxChangesPerRun (`limit`): left for the next
+   * restore.
+   */
+  deferred: { count: number; limit: number } | null;
   /** Per pool, the services still away from it, and why. */
   waiting: {
     pool: string;
-    services: { name: string; at: number; target: number }[];
+    /** `deferred`: held back by limits.maxChangesPerRun, not for want of room. */
+    services: { name: string; at: number; target: number; deferred: boolean }[];
     /** GPUs the targets of the pool's governed services need, against its budget. */
     needs: number;
     budget: number | null;
   }[];
+}
+
+/** What restore puts a row back to (its `to` is its cap while deferred). */
+function targetOf(r: PlanService): number {
+  return r.why.basis.kind === 'restore' ? r.why.basis.to : r.to;
 }
 
 /**
@@ -97,19 +139,30 @@ export interface RestoreProgress {
 export function restoreProgress(plan: Plan, written: ReadonlyMap<string, number>): RestoreProgress {
   const rows = plan.services.filter((r) => r.managed && r.why.basis.kind === 'restore');
   const now = (r: PlanService) => written.get(serviceKey(r)) ?? r.from;
-  const away = rows.filter((r) => now(r) !== r.to);
+  const away = rows.filter((r) => now(r) !== targetOf(r));
   const waiting = plan.pools
     .map((p) => {
       const mine = away.filter((r) => samePool(r, p));
       return {
         pool: poolKey(p),
-        services: mine.map((r) => ({ name: r.name, at: now(r), target: r.to })),
+        services: mine.map((r) => ({
+          name: r.name,
+          at: now(r),
+          target: targetOf(r),
+          deferred: r.why.deferred !== undefined,
+        })),
         needs: plan.services
           .filter((r) => r.managed && samePool(r, p))
-          .reduce((sum, r) => sum + r.to * r.gpusPerInstance, 0),
+          .reduce((sum, r) => sum + targetOf(r) * r.gpusPerInstance, 0),
         budget: p.budget,
       };
     })
     .filter((w) => w.services.length > 0);
-  return { total: rows.length, restored: rows.length - away.length, waiting };
+  const limit = plan.deferred[0]?.why.deferred?.limit;
+  return {
+    total: rows.length,
+    restored: rows.length - away.length,
+    deferred: limit === undefined ? null : { count: plan.deferred.length, limit },
+    waiting,
+  };
 }

@@ -496,7 +496,7 @@ async function observeAndPlan(run: Run, held: string[]): Promise<Decided> {
     shouldStop: () => run.wall() > run.deadline,
   });
   const plan = options.restore
-    ? restorePlan(planned, originalMaxes(observation.services))
+    ? restorePlan(planned, originalMaxes(observation.services), scoped.limits.maxChangesPerRun)
     : planned;
   report.plan = plan;
   // The fleet audit: one service.misconfigured condition per service that breaks a rule.

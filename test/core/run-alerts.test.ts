@@ -3,7 +3,7 @@ import { plan } from '../../src/core/planner.js';
 import { parsePolicy, type PolicyInput } from '../../src/core/policy.js';
 import type { Plan } from '../../src/core/plan.js';
 import type { ObservationProblem } from '../../src/core/problems.js';
-import { restorePlan } from '../../src/core/restore.js';
+import { restorePlan, restoreProgress } from '../../src/core/restore.js';
 import { alertAttributes } from '../../src/core/alert.js';
 import { decideNotifications, type ConditionState } from '../../src/core/notify.js';
 import { quotaRequestsDegradedAlert } from '../../src/core/quota-requests.js';
@@ -365,7 +365,7 @@ describe('restore', () => {
       to,
       source,
     });
-    const r = restorePlan(p, [target('busy', 4), target('idle', 2), target('train', null)]);
+    const r = restorePlan(p, [target('busy', 4), target('idle', 2), target('train', null)], 50);
     expect(r.changes.map((c) => [c.name, c.from, c.to, c.etag])).toEqual([
       ['idle', 3, 2, 'now-idle'],
       ['busy', 1, 4, 'now-busy'],
@@ -375,6 +375,34 @@ describe('restore', () => {
     });
     expect(r.changes[1]?.reason).toBe('restore: back to its max before the governor, 4');
     expect(r.deferred).toEqual([]);
+  });
+
+  it('makes at most limits.maxChangesPerRun changes, decreases first; the rest stay at their cap for the next restore', () => {
+    const p = fleetPlan();
+    const target = (name: string, to: number) => ({
+      project: 'acme',
+      region: 'r1',
+      name,
+      etag: `now-${name}`,
+      to,
+      source: 'original-max' as const,
+    });
+    // Before, restore wrote every change, whatever the limit.
+    const r = restorePlan(p, [target('busy', 4), target('idle', 2)], 1);
+    expect(r.changes.map((c) => [c.name, c.from, c.to])).toEqual([['idle', 3, 2]]);
+    expect(r.deferred.map((c) => [c.name, c.from, c.to])).toEqual([['busy', 1, 4]]);
+    expect(r.deferred[0]?.reason).toBe(
+      'restore: back to its max before the governor, 4; deferred: limits.maxChangesPerRun (1) reached, stays 1 until a later run',
+    );
+    const busy = r.services.find((s) => s.name === 'busy');
+    expect(busy).toMatchObject({ from: 1, to: 1, reason: r.deferred[0]?.reason });
+    // What the restore leaves in acme/r1: idle at 2, busy at its cap of 1.
+    expect(r.pools.find((q) => q.project === 'acme' && q.region === 'r1')?.capsAfter).toBe(3);
+    const progress = restoreProgress(r, new Map([['acme/r1/idle', 2]]));
+    expect(progress).toMatchObject({ total: 2, restored: 1, deferred: { count: 1, limit: 1 } });
+    expect(progress.waiting[0]?.services).toEqual([
+      { name: 'busy', at: 1, target: 4, deferred: true },
+    ]);
   });
 });
 

@@ -19,6 +19,7 @@ import {
   type RunReport,
 } from '../../src/reconcile/reconcile.js';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
+import { restoreSummary } from '../../src/cli/apply-command.js';
 import { createFirestoreStateStore } from '../../src/adapters/firestore-store.js';
 import type { StateStore } from '../../src/ports/index.js';
 import {
@@ -463,6 +464,51 @@ describe('reconcile', () => {
     // idle goes back toward 4 only as far as the pool has room (quota 6, encoder 1, busy 1, steady 1).
     const idle = report.writes.find((w) => w.name === 'idle');
     expect(idle?.written ?? 0).toBeLessThanOrEqual(3);
+    for (const total of poolTotalsAfterEachWrite()) expect(total).toBeLessThanOrEqual(6);
+  });
+
+  it('restore makes at most limits.maxChangesPerRun writes, decreases first, and says what waits for the next restore', async () => {
+    await run(policyOf());
+    const governed = Object.fromEntries(emulator.writes().map((w) => [w.service.name, w.after]));
+    expect(governed).toMatchObject({ idle: { maxInstances: 1 }, busy: { maxInstances: 3 } });
+    const limited = policyOf({ limits: { writesPerMinute: 6000, maxChangesPerRun: 1 } });
+
+    // Before, restore wrote both (busy back to 1, idle up to 3), whatever the limit.
+    let before = emulator.writes().length;
+    const first = await run(limited, { restore: true });
+    expect(first.outcome).toBe('ok');
+    const made = (from: number) =>
+      emulator
+        .writes()
+        .slice(from)
+        .map((w) => [w.service.name, w.before.maxInstances, w.after.maxInstances]);
+    expect(made(before)).toEqual([['busy', 3, 1]]);
+    expect(first.plan?.deferred.map((c) => [c.name, c.from, c.to])).toEqual([['idle', 1, 4]]);
+    const told = first.plan ? restoreSummary(first.plan, first) : '';
+    expect(told).toContain(
+      '1 change(s) left for the next restore: this run made at most 1 (limits.maxChangesPerRun)',
+    );
+    expect(told).toContain('idle (1, back to 4, by the next restore)');
+    expect(told).not.toContain('no room');
+
+    // The next restore raises idle; another writer raises steady in the middle (after the plan,
+    // before the writes): idle goes up only as far as the room steady left (budget 5: busy 1,
+    // steady 2, so idle 2).
+    before = emulator.writes().length;
+    const second = await run(limited, {
+      restore: true,
+      confirm: () => {
+        emulator.edit({ project: PROJECT, region: REGION, service: 'steady', maxInstances: 2 });
+        return Promise.resolve(true);
+      },
+    });
+    expect(made(before)).toEqual([['idle', 1, 2]]);
+    expect(second.plan?.deferred).toEqual([]);
+    const then = second.plan ? restoreSummary(second.plan, second) : '';
+    expect(then).not.toContain('left for the next restore');
+    expect(then).toContain('idle (2, back to 4)');
+    // idle 4, busy 1 and steady 1 need 6 GPUs: more than the budget, whatever the room.
+    expect(then).toContain('restore cannot finish until the quota grows by 1 GPUs');
     for (const total of poolTotalsAfterEachWrite()) expect(total).toBeLessThanOrEqual(6);
   });
 });
