@@ -66,11 +66,16 @@ import {
  * documents of the etag and the operation, and how the governor fails safe where it is silent:
  * docs/performance.md ("What Google documents").
  *
- * Every call is bounded by the run deadline, and no write starts after it. The governor stamps
- * its id and the wall-clock time on every service it writes; a pool where another governor's
- * stamp is fresher than a lease gets no write (`other-governor`): not its decreases, on the read
- * they go by, and not its increases, on the fresh read of step 2 (which also sees the stamps of a
- * governor that started writing during step 1).
+ * Every call is bounded by the run deadline, and no write starts after it. A pool's raises start
+ * only while enough of the run is left to verify them (step 4): the time a read and a write took
+ * in this run (raiseMargin). A raise sent later could be neither read back nor lowered back before
+ * the deadline, should another writer fill the pool in its round trip: it waits for the next run
+ * instead (`deadline`).
+ *
+ * The governor stamps its id and the wall-clock time on every service it writes; a pool where
+ * another governor's stamp is fresher than a lease gets no write (`other-governor`): not its
+ * decreases, on the read they go by, and not its increases, on the fresh read of step 2 (which
+ * also sees the stamps of a governor that started writing during step 1).
  */
 
 export type { WriteCause, WriteOutcome, WriteResult };
@@ -105,6 +110,14 @@ export interface ActOptions {
    * over once this run's raises are lowered back as far as they can be (for an alert).
    */
   onOverAfterRaises?: (over: OverAfterRaises) => void;
+}
+
+/**
+ * The options as the steps see them: with what this run has seen of how long a write takes
+ * (the slowest so far, measured on `clock`), for raiseMargin.
+ */
+interface Acting extends ActOptions {
+  timing: { slowestWriteMs: number };
 }
 
 /** The run deadline passed while a call was in flight (it may still complete on the server). */
@@ -143,7 +156,8 @@ const WRITER_SHOWN = 200;
 /** The permissions a scaling write needs, named when a denial does not say which it lacked. */
 export const WRITE_PERMISSIONS = ['run.services.update', 'iam.serviceAccounts.actAs'] as const;
 
-export async function actOnPlan(plan: Plan, opts: ActOptions): Promise<WriteResult[]> {
+export async function actOnPlan(plan: Plan, options: ActOptions): Promise<WriteResult[]> {
+  const opts: Acting = { ...options, timing: { slowestWriteMs: 0 } };
   const pools = new Set(plan.pools.map((p) => poolKey(p)));
   for (const c of plan.changes)
     if (!pools.has(poolKey(c)))
@@ -168,11 +182,21 @@ export async function actOnPlan(plan: Plan, opts: ActOptions): Promise<WriteResu
   const raisedPools = plan.pools.filter((p) => increases.some((c) => samePool(c, p)));
   const raisesOf = (pool: PlanPool) => increases.filter((c) => samePool(c, pool));
   const firstSlots = await Promise.all(raisedPools.map((p) => slotsFor(p, raisesOf(p), opts)));
+  const readFrom = opts.clock();
   const fresh = await readPools(raisedPools, opts);
+  const first = { slots: 0, readMs: opts.clock() - readFrom };
   const raised = (
     await Promise.all(
       raisedPools.map((pool, i) =>
-        raisePool(plan, pool, raisesOf(pool), readOf(fresh, pool), firstSlots[i] ?? 0, gate, opts),
+        raisePool(
+          plan,
+          pool,
+          raisesOf(pool),
+          readOf(fresh, pool),
+          { ...first, slots: firstSlots[i] ?? 0 },
+          gate,
+          opts,
+        ),
       ),
     )
   ).flat();
@@ -280,7 +304,7 @@ function otherGovernor(other: OtherWriter, what: 'raised' | 'lowered'): string {
 async function decrease(
   c: PlanChange,
   latest: Map<string, ObservedService | string>,
-  opts: ActOptions,
+  opts: Acting,
 ): Promise<WriteResult> {
   const svc = latest.get(serviceKey(c));
   if (typeof svc === 'string')
@@ -421,35 +445,37 @@ async function slotsFor(
 /**
  * The increases of one pool, in rounds: each decided on a read taken after its write slots, so
  * that nothing but the room is computed between the read and the raises. The first round's read
- * is `read` (step 2, with `slots` taken); a pool with more raises than slots takes slots and
- * reads again for the rest. A raise of an earlier round that may still apply (no answer) keeps
- * its room spent in the rounds after.
+ * is `read` (step 2, with `first.slots` taken; it took `first.readMs`); a pool with more raises
+ * than slots takes slots and reads again for the rest. A raise of an earlier round that may still
+ * apply (no answer) keeps its room spent in the rounds after.
  */
 async function raisePool(
   plan: Plan,
   pool: PlanPool,
   increases: readonly PlanChange[],
   read: PoolRead | Error,
-  slots: number,
+  first: { slots: number; readMs: number },
   gate: Gate,
-  opts: ActOptions,
+  opts: Acting,
 ): Promise<Raise[]> {
   const out: Raise[] = [];
   let pending = [...increases];
   let uncertain = 0;
   for (let round = 0; pending.length > 0; round++) {
-    const taken = round === 0 ? slots : await slotsFor(pool, pending, opts);
+    const taken = round === 0 ? first.slots : await slotsFor(pool, pending, opts);
     if (taken === 0) {
       const why = `Cloud Run's write quota (limits.writesPerMinute) would have held it past the run deadline: left for the next run`;
       out.push(...pending.map((c) => notSent(c, skipped(c, 'deadline', why))));
       break;
     }
+    const readFrom = opts.clock();
     const now = round === 0 ? read : readOf(await readPools([pool], opts), pool);
+    const readMs = round === 0 ? first.readMs : opts.clock() - readFrom;
     const { raises, rest } = await raiseRound(
       plan,
       pool,
       pending,
-      now,
+      { read: now, readMs },
       taken,
       uncertain,
       gate,
@@ -467,19 +493,34 @@ async function raisePool(
 const notSent = (change: PlanChange, result: WriteResult): Raise => ({ change, to: null, result });
 
 /**
- * One round of a pool's increases on one read: decided in plan order, at most `slots` sent (the
- * others are `rest`, for the next round), then sent all at once. `spent`: GPUs of earlier rounds'
- * raises that may still apply, kept off the room.
+ * How much of the run must be left for a pool's raises to start: enough for one write (the raise)
+ * and one read (step 4's, which verifies it), so that a raise that another writer's change took
+ * over the quota can still be read back and lowered back before the deadline. Google documents
+ * no duration for either (the update answers with a long-running operation and says not when it
+ * completes, docs/performance.md), so the margin is what this run measured: the read the raises
+ * are decided on (the same calls as the verify read), and the slowest write so far; before any
+ * write, the read again (a write is at least a round trip). A first write slower than that read
+ * can still end too late to be verified: the run then logs the pool as not verified, as before.
+ */
+function raiseMargin(readMs: number, opts: Acting): number {
+  return readMs + Math.max(opts.timing.slowestWriteMs, readMs);
+}
+
+/**
+ * One round of a pool's increases on one read (which took `readMs`): decided in plan order, at
+ * most `slots` sent (the others are `rest`, for the next round), then sent all at once. `spent`:
+ * GPUs of earlier rounds' raises that may still apply, kept off the room. None is sent with less
+ * of the run left than raiseMargin.
  */
 async function raiseRound(
   plan: Plan,
   pool: PlanPool,
   increases: readonly PlanChange[],
-  read: PoolRead | Error,
+  { read, readMs }: { read: PoolRead | Error; readMs: number },
   slots: number,
   spent: number,
   gate: Gate,
-  opts: ActOptions,
+  opts: Acting,
 ): Promise<{ raises: Raise[]; rest: PlanChange[] }> {
   if (read instanceof Error) {
     const late = read instanceof DeadlineError;
@@ -499,6 +540,15 @@ async function raiseRound(
     opts.log.log('WARNING', `${poolKey(pool)}: ${why}`);
     return {
       raises: increases.map((c) => notSent(c, skipped(c, 'other-governor', why))),
+      rest: [],
+    };
+  }
+  const left = opts.deadline - opts.clock();
+  const margin = raiseMargin(readMs, opts);
+  if (left < margin) {
+    const why = `too little of the run was left to verify it (${Math.max(0, Math.round(left))} ms before the run deadline; a read and a write took ${Math.round(margin)} ms in this run): a raise that could not be read back could not be lowered back, should another writer fill the pool meanwhile; left for the next run`;
+    return {
+      raises: increases.map((c) => notSent(c, skipped(c, 'deadline', why))),
       rest: [],
     };
   }
@@ -570,7 +620,7 @@ async function compensate(
   raises: readonly Raise[],
   read: PoolRead | Error,
   gate: Gate,
-  opts: ActOptions,
+  opts: Acting,
 ): Promise<WriteResult[]> {
   if (read instanceof Error) {
     opts.log.log(
@@ -667,7 +717,7 @@ async function write(
   c: PlanChange,
   to: number,
   svc: ObservedService,
-  opts: ActOptions,
+  opts: Acting,
   note = '',
   pacing: 'wait-for-slot' | 'slot-taken' = 'wait-for-slot',
 ): Promise<WriteResult> {
@@ -687,6 +737,7 @@ async function write(
   }
   if (to > c.from) annotations[ANNOTATIONS.lastChanged] = opts.nowIso;
   if (to < c.from) annotations[ANNOTATIONS.lastLowered] = opts.nowIso;
+  const started = opts.clock();
   try {
     await beforeDeadline(
       () =>
@@ -704,6 +755,10 @@ async function write(
     );
   } catch (e) {
     return writeFailed(c, to, e, opts);
+  } finally {
+    // For raiseMargin: how long a write takes here, its operation included.
+    const took = opts.clock() - started;
+    opts.timing.slowestWriteMs = Math.max(opts.timing.slowestWriteMs, took);
   }
   opts.log.log('INFO', `${c.project}/${c.region}/${c.name}: max instances ${c.from} → ${to}`, {
     service: c.name,

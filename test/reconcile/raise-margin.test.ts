@@ -1,0 +1,148 @@
+import { describe, expect, it } from 'vitest';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { validateFleet } from '../../src/emulator/fleet.js';
+import { FleetModel } from '../../src/emulator/model.js';
+import { createSimPorts } from '../../src/emulator/ports.js';
+import { memoryLogger } from '../../src/log.js';
+import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
+
+/**
+ * Raises start only while enough of the run is left to verify them. On a fake wall clock over the
+ * emulator's model, a read takes 100 ms and a write 3 s; the run has spent most of its time
+ * before it acts (a slow observation, a person at the confirmation). Quota 12: `idle` (4, unused)
+ * is lowered, `svc-a` and `svc-b` (1, want 4) raised; `ext` (unmanaged, 1) is another writer's,
+ * which fills the pool right after the read before the raises, inside the round trip Cloud Run
+ * leaves open.
+ */
+
+const PROJECT = 'margin-project';
+const REGION = 'us-central1';
+const READ_MS = 100;
+const WRITE_MS = 3_000;
+const DEADLINE_MS = 60_000;
+
+function model(): FleetModel {
+  const svc = (name: string, max: number, demand: number) => ({
+    name,
+    region: REGION,
+    gpu: {},
+    maxInstances: max,
+    demand: { constant: demand },
+  });
+  return new FleetModel(
+    validateFleet({
+      start: '2026-11-27T12:00:00Z',
+      warmupMinutes: 40,
+      idleMinutes: 0,
+      projects: [
+        {
+          id: PROJECT,
+          pools: [{ region: REGION, quota: 12 }],
+          services: [svc('idle', 4, 0), svc('svc-a', 1, 4), svc('svc-b', 1, 4), svc('ext', 1, 0)],
+        },
+      ],
+    }),
+  );
+}
+
+const policy = parsePolicy({
+  version: 1,
+  projects: [PROJECT],
+  regions: [REGION],
+  defaults: { headroom: 0, max: 4, scaleDownDelay: '0s' },
+  services: [{ match: { name: 'ext' }, managed: false }, { match: {} }],
+  limits: { writesPerMinute: 6000 },
+});
+
+/** One run whose act step starts with `leftMs` of the run left. */
+async function runWith(leftMs: number) {
+  const m = model();
+  const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+  const start = Date.parse('2026-11-27T13:00:00Z');
+  let t = start;
+  let wrote = false;
+  let filled = false;
+  const caps = () => m.listServices().reduce((a, s) => a + s.maxInstances, 0);
+  const run = {
+    ...sim.run,
+    listServices: async (p: string, r: string) => {
+      t += READ_MS;
+      const read = await sim.run.listServices(p, r);
+      // The read before the raises (the first after a write): right after it, another writer
+      // raises ext until the pool is full.
+      if (wrote && !filled) {
+        filled = true;
+        const ext = m.findService('ext', PROJECT, REGION);
+        m.update(ext, { maxInstances: ext.maxInstances + (12 - caps()) });
+      }
+      return read;
+    },
+    updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
+      t += WRITE_MS;
+      wrote = true;
+      return sim.run.updateMaxInstances(u);
+    },
+  };
+  const log = memoryLogger();
+  let report: RunReport;
+  try {
+    report = await reconcile(
+      policy,
+      {
+        ports: { ...sim, run },
+        store: createMemoryStateStore(),
+        sink: null,
+        log,
+        now: async () => m.now,
+        wallClock: () => t,
+        sleep: async (ms) => {
+          t += ms;
+        },
+      },
+      {
+        runId: 'margin',
+        deadlineMs: DEADLINE_MS,
+        writerId: 'me',
+        confirm: () => {
+          t = start + DEADLINE_MS - leftMs;
+          return Promise.resolve(true);
+        },
+      },
+    );
+  } catch (e) {
+    if (!(e instanceof RunFailedError)) throw e;
+    report = e.report;
+  }
+  return { report, log, filled, caps: caps() };
+}
+
+describe('raises and the run deadline', () => {
+  it('with enough of the run left, a raise another writer took over the quota is read back and lowered back', async () => {
+    const { report, filled, caps } = await runWith(20_000);
+    expect(filled).toBe(true);
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(raises.map((w) => w.cause)).toEqual(['written', 'written']);
+    expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
+    expect(caps).toBeLessThanOrEqual(12);
+  });
+
+  it('with less left than a write and a read took, no raise starts: each is left for the next run, with its reason', async () => {
+    // The decrease (3 s) leaves about 0.4 s. Before, both raises were sent then, never read back
+    // (the verify read came after the deadline: "not verified"), and the pool ended with 15 GPUs
+    // of caps on its quota of 12.
+    const { report, log, filled, caps } = await runWith(3_500);
+    expect(filled).toBe(true);
+    expect(report.writes.find((w) => w.name === 'idle')?.cause).toBe('written');
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(raises).toHaveLength(2);
+    for (const w of raises) {
+      expect(w.cause).toBe('deadline');
+      expect(w.reason).toMatch(
+        /^too little of the run was left to verify it \(\d+ ms before the run deadline; a read and a write took 3100 ms in this run\)/,
+      );
+    }
+    expect(caps).toBeLessThanOrEqual(12);
+    expect(log.lines.some((l) => l.message.includes('not verified'))).toBe(false);
+  });
+});
