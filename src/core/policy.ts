@@ -466,18 +466,11 @@ export const MAX_GLOB_WILDCARDS = 4;
  */
 export function globWildcards(glob: string): number {
   let count = 0;
-  let inClass = false;
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob[i];
-    if (c === '\\') {
-      i++;
-    } else if (inClass) {
-      if (c === ']') inClass = false;
-    } else if (c === '[') {
-      inClass = true;
-    } else if (c === '*') {
-      count++;
-      while (glob[i + 1] === '*') i++;
+  let lastStar = -2;
+  for (const [c, i] of globSyntax(glob)) {
+    if (c === '*') {
+      if (lastStar !== i - 1) count++;
+      lastStar = i;
     } else if ((c === '+' || c === '@' || c === '!' || c === '?') && glob[i + 1] === '(') {
       count++;
     } else if (c === '{') {
@@ -485,6 +478,26 @@ export function globWildcards(glob: string): number {
     }
   }
   return count;
+}
+
+/**
+ * The characters of a glob that are syntax, with their index: escaped characters and characters
+ * inside brackets are literal and skipped.
+ */
+function* globSyntax(glob: string): Generator<[string, number]> {
+  let inClass = false;
+  for (let i = 0; i < glob.length; i++) {
+    const c = glob.charAt(i);
+    if (c === '\\') {
+      i++;
+    } else if (inClass) {
+      if (c === ']') inClass = false;
+    } else if (c === '[') {
+      inClass = true;
+    } else {
+      yield [c, i];
+    }
+  }
 }
 
 /**
@@ -497,20 +510,14 @@ export function globWildcards(glob: string): number {
  */
 export function repeatedVariable(glob: string): string | null {
   const open: boolean[] = []; // one per open group: whether it (or one around it) repeats
-  let inClass = false;
   const repeating = () => open.length > 0 && open[open.length - 1] === true;
-  for (let i = 0; i < glob.length; i++) {
-    const c = glob.charAt(i);
-    if (c === '\\') {
-      i++;
-    } else if (inClass) {
-      if (c === ']') inClass = false;
-    } else if (c === '[') {
-      inClass = true;
-    } else if ('*+@!?'.includes(c) && glob[i + 1] === '(') {
+  let groupAt = -1; // the index of the '(' that opens an extglob group just seen
+  for (const [c, i] of globSyntax(glob)) {
+    if (i === groupAt) continue;
+    if ('*+@!?'.includes(c) && glob[i + 1] === '(') {
       if (repeating()) return `${c}(`;
       open.push(c === '*' || c === '+');
-      i++;
+      groupAt = i + 1;
     } else if (c === '(') {
       open.push(repeating());
     } else if (c === ')') {
