@@ -7,6 +7,7 @@ import { createSimPorts } from '../../src/emulator/ports.js';
 import { UnavailableError } from '../../src/errors.js';
 import { memoryLogger } from '../../src/log.js';
 import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
+import { onePoolFleet } from '../support/fixtures.js';
 
 /**
  * The read before the raises is fresh for everything that holds the pool's GPUs, not only the
@@ -19,35 +20,13 @@ const PROJECT = 'fresh-project';
 const REGION = 'us-central1';
 
 function model(): FleetModel {
+  const services = ['a', 'b', 'c', 'd'].map((n) => [`svc-${n}`, 1, 4] as const);
+  const batch = { name: 'batch', region: REGION, gpu: {}, taskCount: 4, parallelism: 4 };
+  const executions = [{ startMinute: 5, taskMinutes: 60 }];
   return new FleetModel(
-    validateFleet({
-      start: '2026-11-27T12:00:00Z',
-      warmupMinutes: 40,
-      idleMinutes: 0,
-      projects: [
-        {
-          id: PROJECT,
-          pools: [{ region: REGION, quota: 12 }],
-          services: ['a', 'b', 'c', 'd'].map((n) => ({
-            name: `svc-${n}`,
-            region: REGION,
-            gpu: {},
-            maxInstances: 1,
-            demand: { constant: 4 },
-          })),
-          jobs: [
-            {
-              name: 'batch',
-              region: REGION,
-              gpu: {},
-              taskCount: 4,
-              parallelism: 4,
-              executions: [{ startMinute: 5, taskMinutes: 60 }],
-            },
-          ],
-        },
-      ],
-    }),
+    validateFleet(
+      onePoolFleet(PROJECT, REGION, 12, services, { jobs: [{ ...batch, executions }] }),
+    ),
   );
 }
 

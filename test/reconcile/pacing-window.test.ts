@@ -6,6 +6,7 @@ import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
 import { memoryLogger } from '../../src/log.js';
 import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
+import { onePoolFleet } from '../support/fixtures.js';
 
 /**
  * The window between the read that allows a raise and the raise is one round trip, even when
@@ -18,33 +19,9 @@ const PROJECT = 'pace-project';
 const REGION = 'us-central1';
 
 function model(): FleetModel {
-  const svc = (name: string, max: number, demand: number) => ({
-    name,
-    region: REGION,
-    gpu: {},
-    maxInstances: max,
-    demand: { constant: demand },
-  });
+  const busy = ['busy-c', 'busy-d', 'busy-e', 'busy-f'].map((n) => [n, 1, 2] as const);
   return new FleetModel(
-    validateFleet({
-      start: '2026-11-27T12:00:00Z',
-      warmupMinutes: 40,
-      idleMinutes: 0,
-      projects: [
-        {
-          id: PROJECT,
-          pools: [{ region: REGION, quota: 12 }],
-          services: [
-            svc('idle-a', 4, 0),
-            svc('idle-b', 4, 0),
-            svc('busy-c', 1, 2),
-            svc('busy-d', 1, 2),
-            svc('busy-e', 1, 2),
-            svc('busy-f', 1, 2),
-          ],
-        },
-      ],
-    }),
+    validateFleet(onePoolFleet(PROJECT, REGION, 12, [['idle-a', 4, 0], ['idle-b', 4, 0], ...busy])),
   );
 }
 

@@ -6,6 +6,7 @@ import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
 import { memoryLogger } from '../../src/log.js';
 import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
+import { onePoolFleet } from '../support/fixtures.js';
 
 /**
  * Raises start only while enough of the run is left to verify them. On a fake wall clock over the
@@ -23,26 +24,15 @@ const WRITE_MS = 3_000;
 const DEADLINE_MS = 60_000;
 
 function model(): FleetModel {
-  const svc = (name: string, max: number, demand: number) => ({
-    name,
-    region: REGION,
-    gpu: {},
-    maxInstances: max,
-    demand: { constant: demand },
-  });
   return new FleetModel(
-    validateFleet({
-      start: '2026-11-27T12:00:00Z',
-      warmupMinutes: 40,
-      idleMinutes: 0,
-      projects: [
-        {
-          id: PROJECT,
-          pools: [{ region: REGION, quota: 12 }],
-          services: [svc('idle', 4, 0), svc('svc-a', 1, 4), svc('svc-b', 1, 4), svc('ext', 1, 0)],
-        },
-      ],
-    }),
+    validateFleet(
+      onePoolFleet(PROJECT, REGION, 12, [
+        ['idle', 4, 0],
+        ['svc-a', 1, 4],
+        ['svc-b', 1, 4],
+        ['ext', 1, 0],
+      ]),
+    ),
   );
 }
 

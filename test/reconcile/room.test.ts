@@ -7,6 +7,7 @@ import { observe } from '../../src/observe/observe.js';
 import { createPacer } from '../../src/reconcile/pacing.js';
 import { otherWriter, roomOf, sameGovernor } from '../../src/reconcile/room.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
+import { onePoolFleet } from '../support/fixtures.js';
 
 /**
  * The room a read of a pool leaves for raises, and the pacer. The first case is the over-quota
@@ -22,33 +23,9 @@ const REGION = 'us-central1';
 const PROJECT = 'room-project';
 
 function model(): FleetModel {
-  const svc = (name: string, max: number) => ({
-    name,
-    region: REGION,
-    gpu: {},
-    maxInstances: max,
-    demand: { constant: 0.5 },
-  });
+  const small = [0, 1, 2, 3, 4].map((i) => [`svc-z${i}`, 1, 0.5] as const);
   return new FleetModel(
-    validateFleet({
-      start: '2026-11-27T12:00:00Z',
-      warmupMinutes: 40,
-      idleMinutes: 0,
-      projects: [
-        {
-          id: PROJECT,
-          pools: [{ region: REGION, quota: 8 }],
-          services: [
-            svc('svc-z0', 1),
-            svc('svc-z1', 1),
-            svc('svc-z2', 1),
-            svc('svc-z3', 1),
-            svc('svc-z4', 1),
-            svc('svc-z5', 4),
-          ],
-        },
-      ],
-    }),
+    validateFleet(onePoolFleet(PROJECT, REGION, 8, [...small, ['svc-z5', 4, 0.5]])),
   );
 }
 

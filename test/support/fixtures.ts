@@ -248,6 +248,40 @@ export async function constantFleet(
 }
 
 /**
+ * An emulator fleet file's content: one project with one zonal L4 pool of `quota` in `region`,
+ * and GPU services of constant demand, each as [name, max instances, demand]. Virtual time starts
+ * at 12:00 UTC after 40 warm-up minutes; instances never idle. `project` adds to the project
+ * (jobs, worker pools).
+ */
+export function onePoolFleet(
+  id: string,
+  region: string,
+  quota: number,
+  services: readonly (readonly [name: string, max: number, demand: number])[],
+  project: Record<string, unknown> = {},
+) {
+  return {
+    start: '2026-11-27T12:00:00Z',
+    warmupMinutes: 40,
+    idleMinutes: 0,
+    projects: [
+      {
+        id,
+        pools: [{ region, quota }],
+        services: services.map(([name, max, demand]) => ({
+          name,
+          region,
+          gpu: {},
+          maxInstances: max,
+          demand: { constant: demand },
+        })),
+        ...project,
+      },
+    ],
+  };
+}
+
+/**
  * Caps 14 on a quota of `quota` (12 in the chaos tests): four idle services capped 3, 3, 2, 2
  * (`idle-0` … `idle-3`) that can come down to 1, and four (`hi-0` … `hi-3`) capped at 1 that a
  * policy can raise. An emulator fleet file's content.
