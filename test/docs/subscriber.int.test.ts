@@ -51,6 +51,29 @@ describe('docs/alerts.md', () => {
     for (const type of Alert.shape.type.options) expect(doc).toContain(`| \`${type}\``);
   });
 
+  it('names every reason of governor.degraded the code can raise, in its row', async () => {
+    // Each governor.degraded the code builds sets details.reason to a literal (or picks one of
+    // two); a subscriber routes on it, so the row of the type must name each one.
+    const files = [
+      'src/core/conditions.ts',
+      'src/core/run-alerts.ts',
+      'src/core/quota-requests.ts',
+    ];
+    const reasons = new Set<string>();
+    for (const file of files) {
+      const text = await readFile(file, 'utf8');
+      for (const at of text.matchAll(/type: 'governor\.degraded',/g)) {
+        const rest = text.slice(at.index);
+        const line = /\breason: ([^\n]*)/.exec(rest)?.[1] ?? '';
+        for (const m of line.matchAll(/'([a-z]+(?:-[a-z]+)*)'/g)) reasons.add(m[1] ?? '');
+      }
+    }
+    expect(reasons.size).toBeGreaterThan(8);
+    const doc = await readFile('docs/alerts.md', 'utf8');
+    const row = doc.split('\n').find((l) => l.startsWith('| `governor.degraded`')) ?? '';
+    expect([...reasons].filter((r) => !row.includes(`\`${r}\``))).toEqual([]);
+  });
+
   it('relays the sample to a Slack webhook, and leaves INFO events out', async () => {
     const [data, attributes] = await jsonBlocks();
     const posts: unknown[] = [];
