@@ -86,9 +86,15 @@ export class UnavailableError extends UpstreamError {}
 export class PermissionError extends UpstreamError {
   /** The IAM permission(s) the error names (e.g. `run.services.update`); empty when it names none. */
   readonly permissions: readonly string[];
-  constructor(message: string, options?: { cause?: unknown; permissions?: readonly string[] }) {
+  /** The resource the error says the permission was denied on; null when it names none. */
+  readonly resource: string | null;
+  constructor(
+    message: string,
+    options?: { cause?: unknown; permissions?: readonly string[]; resource?: string | null },
+  ) {
     super(message, options);
     this.permissions = options?.permissions ?? [];
+    this.resource = options?.resource ?? null;
   }
 }
 

@@ -53,7 +53,11 @@ export function translateGrpcError(error: unknown, what: string): Error {
       return new UnavailableError(message, options);
     case status.PERMISSION_DENIED:
     case status.UNAUTHENTICATED:
-      return new PermissionError(message, { ...options, permissions: permissionsOf(error) });
+      return new PermissionError(message, {
+        ...options,
+        permissions: permissionsOf(error),
+        resource: resourceOf(error),
+      });
     case status.INVALID_ARGUMENT:
     case status.FAILED_PRECONDITION:
       return quotaRefusal.test(detailsOf(error))
@@ -81,6 +85,27 @@ function permissionsOf(error: unknown): string[] {
   for (const m of detailsOf(error).matchAll(/[Pp]ermissions? '([\w.]+)' (?:is )?denied/g))
     if (m[1]) found.add(m[1]);
   return [...found];
+}
+
+/**
+ * The resource a PERMISSION_DENIED says the permission was denied on: ErrorInfo's `resource`
+ * (reason IAM_PERMISSION_DENIED carries `permission` and `resource`,
+ * https://github.com/googleapis/googleapis/blob/master/google/api/error_reason.proto), else the
+ * text's `denied on resource '...'` or, for `iam.serviceAccounts.actAs`, `denied on service
+ * account ... (or it may not exist)`. Google's permission errors name "the resource that you
+ * tried to access" (https://cloud.google.com/iam/docs/permission-error-messages). Null when
+ * neither says.
+ */
+function resourceOf(error: unknown): string | null {
+  if (typeof error === 'object' && error !== null && 'errorInfoMetadata' in error) {
+    const meta = error.errorInfoMetadata;
+    if (typeof meta === 'object' && meta !== null && 'resource' in meta) {
+      const r = meta.resource;
+      if (typeof r === 'string' && r !== '') return r;
+    }
+  }
+  const m = /denied on (?:resource '([^']+)'|service account '?([^\s'()]+))/.exec(detailsOf(error));
+  return m?.[1] ?? m?.[2] ?? null;
 }
 
 function effectiveCode(error: unknown): number | undefined {

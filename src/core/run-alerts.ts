@@ -81,6 +81,7 @@ export function runEvents(
             reason: w.reason,
             cause: w.cause,
             ...(w.permissions ? { permissions: w.permissions } : {}),
+            ...(w.resource ? { resource: w.resource } : {}),
           },
         }),
       );
@@ -99,9 +100,19 @@ function failedSummary(w: WriteResult): string {
   if (w.cause !== 'denied')
     return `Could not set ${w.name} from ${w.from} to ${w.planned}: ${w.reason}`;
   const perms = w.permissions ?? [];
+  // actAs is held on the runtime service account: when the error named only the service, say so.
+  const onService = w.resource !== undefined && /\/services\/[^/]+$/.test(w.resource);
+  const actAsOnly =
+    perms.length > 0 && perms.every((p) => /^iam\.serviceAccounts\.actAs$/i.test(p));
+  const where =
+    w.resource === undefined
+      ? ''
+      : actAsOnly && onService
+        ? ` on the runtime service account of ${w.resource}`
+        : ` on ${w.resource}`;
   const what =
     perms.length > 0
-      ? `it lacks ${perms.join(' and ')}`
+      ? `it lacks ${perms.join(' and ')}${where}`
       : 'it lacks run.services.update on the service or iam.serviceAccounts.actAs on its runtime service account';
   return `Permission denied: the governor may not change the max instances of ${w.name} (${what}); grant it to the governor's service account`;
 }

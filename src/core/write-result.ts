@@ -64,6 +64,11 @@ export interface WriteResult {
    * (`run.services.update` on the service, `iam.serviceAccounts.actAs` on its runtime account).
    */
   permissions?: string[];
+  /**
+   * For `denied`: the resource the permission is lacked on, as the error names it, else the
+   * service (`projects/P/locations/R/services/S`).
+   */
+  resource?: string;
 }
 
 /** A write that landed, or may still land: its room is spent either way. */

@@ -799,6 +799,9 @@ function writeFailed(c: PlanChange, to: number, e: unknown, opts: ActOptions): W
   if (e instanceof PermissionError) {
     const named = e.permissions.length > 0;
     const permissions = named ? [...e.permissions] : [...WRITE_PERMISSIONS];
+    // The resource: as the error names it, else the service written (a subscriber's alert
+    // names the permission and the resource, docs/alerts.md).
+    const resource = e.resource ?? `projects/${c.project}/locations/${c.region}/services/${c.name}`;
     const which = named
       ? `it lacks ${permissions.join(' and ')}`
       : `it likely lacks run.services.update on the service or iam.serviceAccounts.actAs on the service's runtime service account`;
@@ -809,6 +812,7 @@ function writeFailed(c: PlanChange, to: number, e: unknown, opts: ActOptions): W
         `permission denied: the governor may not write ${c.name} (${which}): ${errorMessage(e)}`,
       ),
       permissions,
+      resource,
     };
   }
   return failed(c, 'failed', `write failed: ${errorMessage(e)}`);

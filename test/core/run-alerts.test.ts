@@ -124,6 +124,29 @@ describe('the events of a run', () => {
     expect(runEvents(CTX, 'acme-ml', p, [], 'enforce')).toEqual([]);
   });
 
+  it('a denied write names the permission and the resource it is lacked on', () => {
+    const svc = 'projects/acme/locations/r1/services/busy';
+    const denied = (permissions: string[], resource: string) =>
+      runEvents(
+        CTX,
+        'acme',
+        fleetPlan(),
+        [write('busy', { outcome: 'failed', cause: 'denied', permissions, resource })],
+        'enforce',
+      )[0];
+    const update = denied(['run.services.update'], svc);
+    expect(update?.details).toMatchObject({ permissions: ['run.services.update'], resource: svc });
+    expect(update?.summary).toContain(`it lacks run.services.update on ${svc}`);
+    // actAs is held on the runtime account: one the error names, else the service's own.
+    const account = 'busy-sa@acme.iam.gserviceaccount.com';
+    expect(denied(['iam.serviceaccounts.actAs'], account)?.summary).toContain(
+      `it lacks iam.serviceaccounts.actAs on ${account}`,
+    );
+    expect(denied(['iam.serviceAccounts.actAs'], svc)?.summary).toContain(
+      `it lacks iam.serviceAccounts.actAs on the runtime service account of ${svc}`,
+    );
+  });
+
   it('a dry run tells what it would change, per pool', () => {
     const events = runEvents(CTX, 'acme', fleetPlan(), [], 'dry-run');
     expect(events.map((e) => [e.type, e.region])).toEqual([['rebalance.planned', 'r1']]);

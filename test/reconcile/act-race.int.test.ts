@@ -333,6 +333,13 @@ describe('act: another writer between the governor reads and its writes', () => 
     expect(aboutA[0]?.summary).toContain('Permission denied');
     expect(aboutA[0]?.summary).toContain('iam.serviceaccounts.actAs');
     expect(aboutA[0]?.summary).toContain('svc-a');
+    // And the resource it lacks it on, as Google's error names it: here the runtime account.
+    const account = 'svc-a-runtime@race-project.iam.gserviceaccount.com';
+    expect(aboutA[0]?.details).toMatchObject({
+      permissions: ['iam.serviceaccounts.actAs'],
+      resource: account,
+    });
+    expect(aboutA[0]?.summary).toContain(`iam.serviceaccounts.actAs on ${account}`);
   });
 
   /** A stamp of another governor (on its own store), `agoMs` ago on the wall clock. */
