@@ -49,6 +49,20 @@ describe('docs/alerts.md', () => {
     const doc = await readFile('docs/alerts.md', 'utf8');
     expect(doc).toContain(`ordering key is the pool, \`${orderingKey(alert)}\``);
     for (const type of Alert.shape.type.options) expect(doc).toContain(`| \`${type}\``);
+    // An alert with no pool (about a project, or a regional unit's project alert) is ordered
+    // by its project, and the page says so.
+    const unit = { ...alert, region: 'us-east1', accelerator: null, zonalRedundancy: null };
+    expect(orderingKey(unit)).toBe(alert.project);
+    expect(doc).toMatch(/no pool[^.]*ordering key is its `project`/);
+  });
+
+  it("the README's alert format lists every type", async () => {
+    const readme = await readFile('README.md', 'utf8');
+    const bullet = readme.slice(
+      readme.indexOf('- **Alert** ('),
+      readme.indexOf('docs/alerts.md)', readme.indexOf('- **Alert** (')),
+    );
+    expect(Alert.shape.type.options.filter((t) => !bullet.includes(`\`${t}\``))).toEqual([]);
   });
 
   it('names every reason of governor.degraded the code can raise, in its row', async () => {
