@@ -3,6 +3,7 @@ import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { describe, expect, it } from 'vitest';
 import { Alert, alertAttributes } from '../../src/core/alert.js';
+import { decideNotifications } from '../../src/core/notify.js';
 import { orderingKey } from '../../src/core/run-alerts.js';
 
 /**
@@ -54,6 +55,44 @@ describe('docs/alerts.md', () => {
     const unit = { ...alert, region: 'us-east1', accelerator: null, zonalRedundancy: null };
     expect(orderingKey(unit)).toBe(alert.project);
     expect(doc).toMatch(/no pool[^.]*ordering key is its `project`/);
+  });
+
+  it('names the details every firing, re-notified and resolved message carries', async () => {
+    const [data] = await jsonBlocks();
+    const alert = Alert.parse(data);
+    const base = { renotifyAfterMs: 0, scope: [alert.project], events: [] };
+    const first = decideNotifications({
+      ...base,
+      previous: {},
+      current: [alert],
+      now: '2026-11-27T06:00:00Z',
+      runId: 'r1',
+    });
+    const again = decideNotifications({
+      ...base,
+      previous: first.next,
+      current: [alert],
+      now: '2026-11-27T07:00:00Z',
+      runId: 'r2',
+    });
+    const resolved = decideNotifications({
+      ...base,
+      previous: again.next,
+      current: [],
+      now: '2026-11-27T08:00:00Z',
+      runId: 'r3',
+    });
+    const keys = (m: { details: object } | undefined, without: object) =>
+      Object.keys(m?.details ?? {}).filter((k) => !(k in without));
+    const added = [
+      ...keys(first.publish[0], alert.details),
+      ...keys(again.publish[0], alert.details),
+      ...keys(resolved.publish[0], {}),
+    ];
+    expect(resolved.publish.map((m) => m.status)).toEqual(['resolved']);
+    expect(added).toContain('renotify');
+    const doc = await readFile('docs/alerts.md', 'utf8');
+    expect([...new Set(added)].filter((k) => !doc.includes(`\`${k}\``))).toEqual([]);
   });
 
   it("the README's alert format lists every type", async () => {
