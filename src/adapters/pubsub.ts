@@ -232,8 +232,10 @@ async function publishAll(
         await pRetry(
           async () => {
             attempts += 1;
-            // The client's contract: a failed publish pauses its key until resumed. (The 5.x
-            // client drops a queue once emptied, pause included, but that is not promised.)
+            // The client's contract: a failed publish pauses its key, failing what is queued
+            // and later publishes on it, until resumed
+            // (https://cloud.google.com/pubsub/docs/samples/pubsub-resume-publish-with-ordering-keys).
+            // (The 5.x client drops a queue once emptied, pause included, but that is not promised.)
             topic.resumePublishing(orderingKey);
             const pending = items.filter((item) => results[item.slot] === undefined);
             const outcomes = await Promise.allSettled(

@@ -55,6 +55,8 @@ describe('docs/alerts.md', () => {
     const unit = { ...alert, region: 'us-east1', accelerator: null, zonalRedundancy: null };
     expect(orderingKey(unit)).toBe(alert.project);
     expect(doc).toMatch(/no pool[^.]*ordering key is its `project`/);
+    // Ordering holds only within a region and on an ordered subscription: the page says so.
+    expect(doc).toContain('(https://cloud.google.com/pubsub/docs/ordering)');
   });
 
   it('names the details every firing, re-notified and resolved message carries', async () => {
