@@ -1,4 +1,6 @@
 import { cloudEvent, http, type CloudEvent } from '@google-cloud/functions-framework';
+import { listOnOneLine } from '../core/text.js';
+import { cutText } from '../errors.js';
 import { jsonLogger } from '../log.js';
 import type { Answer } from './handler.js';
 import {
@@ -129,9 +131,20 @@ cloudEvent('governorEvent', async (event: CloudEvent<unknown>) => {
   // A failed run throws so that the invocation is reported as failed (logs, error metrics). It is
   // not redelivered: the module's trigger sets RETRY_POLICY_DO_NOT_RETRY, and the next scheduled
   // run is the retry (a redelivered, stale tick would run again for up to a day, behind fresh ones).
-  if (answer.status >= 500)
-    throw new Error(`run failed: ${String(answer.body.error ?? answer.body.outcome)}`);
+  if (answer.status >= 500) throw runFailed(answer);
 });
+
+/**
+ * What a failed run throws: functions-framework answers 500 and prints the error's `stack`
+ * (its logger.js, `console.error(err.stack || err)`). The handler has already logged why, in one
+ * ERROR line; so the stack is one line too, with no frames of the function's code.
+ */
+function runFailed(answer: Answer): Error {
+  const why = String(answer.body.error ?? answer.body.outcome);
+  const error = new Error(`run failed: ${cutText(listOnOneLine(why), 300)}`);
+  error.stack = error.message;
+  return error;
+}
 
 /**
  * Organisation scale (docs/organization.md): `governorDispatch` sends one work message per project

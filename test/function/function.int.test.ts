@@ -418,6 +418,26 @@ describe('the Cloud Function (CloudEvent entry point, Pub/Sub trigger)', () => {
     expect(emulator.writes()).toEqual([]);
   });
 
+  it('a run that fails answers 500 (a failed invocation), logged once without a stack trace', async () => {
+    // Eventarc counts a non-2xx answer as a failed delivery; the module's trigger does not retry
+    // it (RETRY_POLICY_DO_NOT_RETRY). The handler's own ERROR line says why; what the framework
+    // prints of the thrown error must not add a stack trace of the function's code.
+    process.env.GOVERNOR_POLICY = '{"version": 1, "projects": 3}';
+    printed.length = 0;
+    let status = 0;
+    const log = await logOf(async () => {
+      status = await deliver(undefined, 'bad-policy');
+    });
+    expect(status).toBe(500);
+    expect(log.match(/"severity":"ERROR"/g)).toHaveLength(1);
+    expect(log).toContain('misconfigured: GOVERNOR_POLICY is invalid');
+    const framework = printed.join('\n');
+    expect(framework).toContain('run failed: misconfigured');
+    expect(framework).not.toMatch(/\bat \S+:\d+:\d+|processTicksAndRejections/);
+    expect(framework.split('\n')).toHaveLength(1);
+    expect(emulator.writes()).toEqual([]);
+  });
+
   it('runs on a Pub/Sub message whose data is the same optional JSON', async () => {
     process.env.GOVERNOR_POLICY = policyWith({ function: { allow: { dryRun: true } } });
     const data = Buffer.from(JSON.stringify({ mode: 'dry-run' })).toString('base64');
