@@ -14,8 +14,10 @@ import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js'
  * reconcile as `governor apply --yes`, and answer with a short JSON summary. 200: the run
  * completed; 400: a bad request, nothing done; 403: the request asks for what the policy does not
  * allow (`function.allow`), nothing done; 500: the run failed, another governor held the lease
- * (after the run asked a few times and alerted), or the deployment is misconfigured (so Cloud
- * Scheduler's retry applies).
+ * (after the run asked a few times and alerted), or the deployment is misconfigured. Cloud
+ * Scheduler retries any answer outside 2xx as its retry config says (the module: once), 4xx
+ * included ("acknowledged by means of an HTTP response code in the range [200 - 299]",
+ * https://cloud.google.com/scheduler/docs/reference/rest/v1/projects.locations.jobs#HttpTarget).
  */
 
 /** What a trigger may ask, where the policy allows it; an empty body is a normal run. */
