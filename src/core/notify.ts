@@ -176,6 +176,29 @@ export function decideNotifications(input: NotifyInput): NotifyOutput {
   return { publish: withUniqueIds(publish, runId), next };
 }
 
+/**
+ * The state to save when Pub/Sub acknowledged only some of `output.publish` (`acknowledged`: their
+ * ids). What went out counts: a firing is stored as notified, a resolved condition is gone. What
+ * did not is left as it was before the run, so the next run sends it again (a condition new in
+ * this run stays unknown, and fires then). A condition no message was about takes its next state.
+ * Saving this rather than nothing keeps the promise of one firing and one resolved per episode
+ * when one pool's messages fail and another's went out.
+ */
+export function acknowledgedState(
+  previous: ConditionState,
+  output: NotifyOutput,
+  acknowledged: ReadonlySet<string>,
+): ConditionState {
+  const next: ConditionState = { ...output.next };
+  for (const m of output.publish) {
+    if (m.status === 'event' || acknowledged.has(m.id)) continue;
+    const before = previous[m.dedupKey];
+    if (before === undefined) delete next[m.dedupKey];
+    else next[m.dedupKey] = before;
+  }
+  return next;
+}
+
 function firingMessage(
   alert: Alert,
   extra: { firingSince: string; renotify?: true },

@@ -22,10 +22,12 @@ import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js'
 import { durationMs } from '../core/duration.js';
 import { governorMetrics } from '../core/governor-metrics.js';
 import {
+  acknowledgedState,
   claimConditions,
   decideNotifications,
   handOverConditions,
   takeBackConditions,
+  type NotifyOutput,
 } from '../core/notify.js';
 import type { CheckItem } from '../core/permissions.js';
 import type { Plan } from '../core/plan.js';
@@ -940,9 +942,25 @@ async function alertProject(
   const ready = box.entries.filter((e) => e.state === 'ready').map((e) => e.alert);
   const earlier = ready.filter((a) => a.runId !== ctx.runId);
   const mine = ready.filter((a) => a.runId === ctx.runId);
-  await publish(run, project, [...earlier, ...notifications.publish, ...mine], mine);
-  // Only once every message is acknowledged: a failed publish leaves the outbox and the state as
-  // they were, so the next run sends again what this one could not.
+  const outgoing = [...earlier, ...notifications.publish, ...mine];
+  try {
+    await publish(run, project, outgoing, mine);
+  } catch (e) {
+    // Some messages may have gone out (another pool's, on its own ordering key): the outbox
+    // forgets those and the state counts them, so the next run neither repeats a firing under a
+    // new id nor loses a resolved one; what did not go out is sent again by the next run.
+    await keepAcknowledged(run, project, {
+      acknowledged: acknowledgedIds(e, outgoing),
+      ready,
+      dropped: box.dropped,
+      previous,
+      notifications,
+      version,
+    });
+    throw e;
+  }
+  // Once every message is acknowledged: a failed publish leaves the outbox and the state as they
+  // were, but for what it did publish (above), so the next run sends again what this one could not.
   await beforeDeadline(
     () =>
       deps.store.removeOutbox(
@@ -958,6 +976,70 @@ async function alertProject(
     grace,
     `saving the alert state of ${project}`,
   );
+}
+
+/**
+ * The ids of the messages a failed publish still got acknowledged: the sink's error lists one
+ * result per message given (the Pub/Sub sink's PublishError `results`, src/ports/alerts.ts),
+ * `undefined` for those not published. An error without them: none.
+ */
+function acknowledgedIds(error: unknown, outgoing: readonly Alert[]): Set<string> {
+  const results =
+    typeof error === 'object' && error !== null && 'results' in error ? error.results : null;
+  if (!Array.isArray(results) || results.length !== outgoing.length) return new Set();
+  return new Set(outgoing.filter((_, i) => results[i] !== undefined).map((a) => a.id));
+}
+
+/**
+ * After a publish that failed part-way: the acknowledged events leave the outbox, and the
+ * condition state records what went out (core/notify.ts acknowledgedState). Best effort: if the
+ * store fails too, the run's error stands and the next run sends everything again, as before.
+ */
+async function keepAcknowledged(
+  run: Run,
+  project: string,
+  p: {
+    acknowledged: ReadonlySet<string>;
+    ready: readonly Alert[];
+    dropped: number;
+    previous: ConditionState;
+    notifications: NotifyOutput;
+    version: string | null;
+  },
+): Promise<void> {
+  if (p.acknowledged.size === 0) return;
+  const grace = alertGrace(run);
+  // The count of dropped events is announced by governor.degraded (reason outbox): cleared only
+  // when that message went out.
+  const announced = p.notifications.publish.some(
+    (a) =>
+      a.type === 'governor.degraded' &&
+      a.details['reason'] === 'outbox' &&
+      p.acknowledged.has(a.id),
+  );
+  try {
+    await beforeDeadline(
+      () =>
+        run.deps.store.removeOutbox(
+          project,
+          p.ready.filter((a) => p.acknowledged.has(a.id)).map((a) => a.id),
+          announced ? p.dropped : 0,
+        ),
+      grace,
+      `removing the published events of ${project}`,
+    );
+    const state = acknowledgedState(p.previous, p.notifications, p.acknowledged);
+    await beforeDeadline(
+      () => run.deps.store.saveConditions(project, state, p.version),
+      grace,
+      `saving the alert state of ${project}`,
+    );
+  } catch (e) {
+    run.deps.log.log(
+      'WARNING',
+      `${project}: could not record the ${p.acknowledged.size} alert(s) published before the publish failed; the next run sends them again: ${errorMessage(e)}`,
+    );
+  }
 }
 
 /**

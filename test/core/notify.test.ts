@@ -5,6 +5,7 @@ import { Alert } from '../../src/core/alert.js';
 import { makeAlert } from '../../src/core/conditions.js';
 import {
   ConditionState,
+  acknowledgedState,
   claimConditions,
   decideNotifications,
   handOverConditions,
@@ -78,6 +79,40 @@ function run(
     ...extra,
   });
 }
+
+describe('acknowledgedState', () => {
+  it('counts what went out and leaves the rest as before, so each fires and resolves once', () => {
+    const first = run({}, [pressure(east), pressure(central)], 0);
+    // Run 2: east's pressure ends, central's holds, a starved service in each pool is new; only
+    // central's messages went out.
+    const second = run(
+      first.next,
+      [pressure(central), starved(east, 'a'), starved(central, 'b')],
+      2 * HOUR,
+    );
+    const sent = new Set(
+      second.publish.filter((m) => m.region === central.region).map((m) => m.id),
+    );
+    const saved = acknowledgedState(first.next, second, sent);
+    const third = run(
+      saved,
+      [pressure(central), starved(east, 'a'), starved(central, 'b')],
+      2 * HOUR + 60_000,
+    );
+    // What failed is sent now, once; what went out is not sent again.
+    expect(third.publish.map((m) => [m.type, m.region, m.status])).toEqual([
+      ['pool.pressure', east.region, 'resolved'],
+      ['service.starved', east.region, 'firing'],
+    ]);
+    // The re-notification that went out is recorded as sent.
+    const centralPressure = second.publish.find(
+      (m) => m.type === 'pool.pressure' && m.region === central.region,
+    );
+    expect(saved[centralPressure?.dedupKey ?? '']?.lastNotifiedAt).toBe(at(2 * HOUR));
+    // Nothing acknowledged: the state before, but for the conditions no message was about.
+    expect(acknowledgedState(first.next, second, new Set())).toEqual(first.next);
+  });
+});
 
 describe('decideNotifications', () => {
   it('fires a new condition once, with the run id and time', () => {

@@ -1,0 +1,125 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { status } from '@grpc/grpc-js';
+import { expect, it } from 'vitest';
+import { createGooglePorts } from '../../src/adapters/index.js';
+import { createPubSubAlertSink } from '../../src/adapters/pubsub.js';
+import { createFileStateStore } from '../../src/adapters/file-store.js';
+import type { Alert } from '../../src/core/alert.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { RpcError, startEmulator } from '../../src/emulator/index.js';
+import { memoryLogger } from '../../src/log.js';
+import { reconcile, RunFailedError } from '../../src/reconcile/reconcile.js';
+
+/**
+ * A publish that fails for one pool's ordering key while another pool's messages went out (the
+ * real Pub/Sub client against the emulator's Publisher, its Publish refused for one key): the
+ * next run sends what failed, and does not repeat what went out. Each condition still fires once
+ * and resolves once, and an event that went out is not sent again.
+ */
+
+const PROJECT = 'pp-project';
+const US = 'us-central1';
+const EU = 'europe-west4';
+const TOPIC = `projects/${PROJECT}/topics/alerts`;
+const EU_KEY = `${PROJECT}/${EU}/nvidia-l4/zonal`;
+
+it('one pool fails to publish: the next run sends it, and repeats nothing the other pool sent', async () => {
+  let refuse: string | null = EU_KEY;
+  const emulator = await startEmulator({
+    fleet: {
+      start: '2026-11-27T12:00:00Z',
+      startupSeconds: 30,
+      idleMinutes: 0,
+      warmupMinutes: 40,
+      topics: [TOPIC],
+      projects: [
+        {
+          id: PROJECT,
+          pools: [
+            { region: US, quota: 4 },
+            { region: EU, quota: 4 },
+          ],
+          services: [
+            // us-central1: caps of 5 over a quota of 4 (pool.over-budget, fixed by the run).
+            { name: 'idle', region: US, gpu: {}, maxInstances: 4, demand: 0 },
+            { name: 'busy', region: US, gpu: {}, maxInstances: 1, demand: 3 },
+            { name: 'eu', region: EU, gpu: {}, maxInstances: 6, demand: 1 },
+          ],
+        },
+      ],
+    },
+    speed: 'manual',
+    operationDelayMs: 20,
+    faults: ({ method, request }) =>
+      method.endsWith('Publisher/Publish') &&
+      refuse !== null &&
+      JSON.stringify(request).includes(`"${refuse}"`)
+        ? new RpcError(status.UNAVAILABLE, 'unavailable for the test')
+        : undefined,
+  });
+  const ports = createGooglePorts({ emulatorHost: emulator.host });
+  const sink = createPubSubAlertSink({
+    topic: TOPIC,
+    emulatorHost: emulator.host,
+    maxAttempts: 1,
+  });
+  const store = createFileStateStore({ dir: mkdtempSync(join(tmpdir(), 'governor-state-')) });
+  try {
+    const policy = parsePolicy({
+      version: 1,
+      projects: [PROJECT],
+      regions: [US, EU],
+      defaults: { headroom: 0 },
+      services: [{ match: {} }],
+      limits: { writesPerMinute: 6000 },
+      alerts: { topic: TOPIC, renotifyAfter: '1h' },
+    });
+    const deps = {
+      ports,
+      store,
+      sink,
+      log: memoryLogger(),
+      now: () => Promise.resolve(emulator.now().getTime()),
+      sleep: async () => {},
+    };
+    const sent = () => emulator.published(TOPIC).map((m) => JSON.parse(m.data ?? 'null') as Alert);
+    await expect(reconcile(policy, deps, { runId: 'run-1', deadlineMs: 60_000 })).rejects.toThrow(
+      RunFailedError,
+    );
+    const first = sent();
+    expect(first.length).toBeGreaterThan(0);
+    expect(first.every((a) => a.region === US)).toBe(true);
+    expect(first.map((a) => [a.type, a.status])).toContainEqual(['pool.over-budget', 'firing']);
+
+    refuse = null;
+    for (const runId of ['run-2', 'run-3']) {
+      emulator.advance(5 * 60_000);
+      const report = await reconcile(policy, deps, { runId, deadlineMs: 60_000 });
+      expect(report.outcome).toBe('ok');
+    }
+    const all = sent();
+    // Nothing is sent twice under one id, and each condition fired once, in both pools.
+    const ids = all.map((a) => a.id);
+    expect(ids.filter((id, i) => ids.indexOf(id) !== i)).toEqual([]);
+    const firing = all.filter((a) => a.status === 'firing').map((a) => a.dedupKey);
+    expect(firing.filter((k, i) => firing.indexOf(k) !== i)).toEqual([]);
+    expect(firing.some((k) => k.includes(EU_KEY))).toBe(true);
+    // The over-budget condition the first run fixed resolves, once.
+    expect(
+      all.filter((a) => a.type === 'pool.over-budget').map((a) => [a.region, a.status]),
+    ).toEqual([
+      [US, 'firing'],
+      [US, 'resolved'],
+    ]);
+    // The EU pool's events, refused in the first run, went out later with their own ids.
+    expect(all.filter((a) => a.type === 'rebalance.applied').map((a) => a.id)).toEqual([
+      `run-1:rebalance.applied:${PROJECT}/${US}/nvidia-l4/zonal:event`,
+      `run-1:rebalance.applied:${EU_KEY}:event`,
+    ]);
+  } finally {
+    await Promise.all([ports.close(), sink.close(), store.close()]);
+    await emulator.stop();
+  }
+}, 60_000);
