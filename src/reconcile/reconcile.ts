@@ -1361,7 +1361,8 @@ async function publish(
     } catch (e) {
       // Conditions are decided again by the next run (the state is not saved); events stay in
       // the outbox, and this run's record names its own.
-      report.undelivered.push(...decided);
+      const sent = acknowledgedIds(e, outgoing);
+      report.undelivered.push(...decided.filter((a) => !sent.has(a.id)));
       throw e;
     }
   }

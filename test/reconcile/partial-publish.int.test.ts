@@ -85,9 +85,14 @@ it('one pool fails to publish: the next run sends it, and repeats nothing the ot
       sleep: async () => {},
     };
     const sent = () => emulator.published(TOPIC).map((m) => JSON.parse(m.data ?? 'null') as Alert);
-    await expect(reconcile(policy, deps, { runId: 'run-1', deadlineMs: 60_000 })).rejects.toThrow(
-      RunFailedError,
+    const failed = await reconcile(policy, deps, { runId: 'run-1', deadlineMs: 60_000 }).catch(
+      (e: unknown) => e,
     );
+    expect(failed).toBeInstanceOf(RunFailedError);
+    // The run's failure names as undelivered only what did not go out: the EU pool's.
+    const undelivered = (failed as RunFailedError).report.undelivered;
+    expect(undelivered.length).toBeGreaterThan(0);
+    expect(undelivered.every((a) => a.region === EU)).toBe(true);
     const first = sent();
     expect(first.length).toBeGreaterThan(0);
     expect(first.every((a) => a.region === US)).toBe(true);
