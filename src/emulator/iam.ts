@@ -1,5 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import type { Fleet } from './fleet.js';
+import { runtimeServiceAccount } from './resources.js';
 import {
   field,
   invalid,
@@ -46,6 +47,8 @@ interface Need {
   project: string;
   /** Set when the resource is one service: its own `iam.denied` applies too. */
   service?: { region: string; name: string };
+  /** Set for actAs: the runtime service account the permission is held on, named in the denial. */
+  serviceAccount?: string;
 }
 
 const PROJECT_OF = /^projects\/([^/]+)/;
@@ -76,7 +79,11 @@ const NEEDS: Readonly<Record<string, (request: Message) => Need[]>> = {
   // (https://cloud.google.com/run/docs/securing/service-identity); the emulator asks for it too.
   'google.cloud.run.v2.Services/UpdateService': (r) => {
     const name = text(field(r, 'service'), 'name');
-    return [onResource('run.services.update', name), onResource('iam.serviceAccounts.actAs', name)];
+    const actAs = onResource('iam.serviceAccounts.actAs', name);
+    return [
+      onResource('run.services.update', name),
+      { ...actAs, serviceAccount: runtimeServiceAccount(actAs.project) },
+    ];
   },
   'google.cloud.run.v2.WorkerPools/ListWorkerPools': (r) => [
     onResource('run.workerpools.list', text(r, 'parent')),
@@ -159,6 +166,15 @@ export function permissionDenial(
     if (!deniedOn(fleet, need.project, need.service).has(need.permission)) continue;
     if (method.startsWith('google.pubsub.')) {
       return new RpcError(status.PERMISSION_DENIED, 'User not authorized to perform this action.');
+    }
+    if (need.serviceAccount !== undefined) {
+      // Cloud Run names the account, in its own words and casing: "Permission
+      // 'iam.serviceaccounts.actAs' denied on service account X (or it may not exist)." (seen in
+      // GoogleCloudPlatform/cloud-run-release-manager#81 and google/keyword_factory#22).
+      return new RpcError(
+        status.PERMISSION_DENIED,
+        `Permission 'iam.serviceaccounts.actAs' denied on service account ${need.serviceAccount} (or it may not exist).`,
+      );
     }
     return permissionDenied(need.permission, need.resource);
   }

@@ -138,7 +138,7 @@ export function serviceResource(
       max_instance_count: s.revisionMaxInstances,
     },
     timeout: { seconds: '300' },
-    service_account: `${s.project.replace(/[^a-z0-9-]/g, '')}-run@${s.project}.iam.gserviceaccount.com`,
+    service_account: runtimeServiceAccount(s.project),
     containers: containers(s),
     execution_environment: 'EXECUTION_ENVIRONMENT_GEN2',
     max_instance_request_concurrency: s.spec.concurrency,
@@ -344,4 +344,9 @@ export function executionResource(e: ExecutionState): Message {
     retried_count: 0,
     etag: jobEtag(name),
   };
+}
+
+/** The runtime service account of every emulated service of a project (its template's). */
+export function runtimeServiceAccount(project: string): string {
+  return `${project.replace(/[^a-z0-9-]/g, '')}-run@${project}.iam.gserviceaccount.com`;
 }

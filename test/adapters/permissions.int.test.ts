@@ -131,17 +131,27 @@ describe('Cloud Run TestIamPermissions', () => {
       `Permission 'run.services.update' denied on resource 'projects/${OPEN}/locations/${REGION}/services/read-only'`,
     );
     // actAs is asked of the update too, though TestIamPermissions on the service cannot test it.
+    // Cloud Run names the runtime service account it is held on, in its own casing.
     const other = await run.getService(OPEN, REGION, 'no-act-as');
-    await expect(
-      run.updateMaxInstances({
+    const account = `${OPEN}-run@${OPEN}.iam.gserviceaccount.com`;
+    const actAs = await run
+      .updateMaxInstances({
         project: OPEN,
         region: REGION,
         name: 'no-act-as',
         maxInstances: 1,
         etag: other.etag,
         annotations: {},
-      }),
-    ).rejects.toThrow(/iam\.serviceAccounts\.actAs/);
+      })
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
+    expect(actAs).toBeInstanceOf(PermissionError);
+    expect(actAs).toMatchObject({ permissions: ['iam.serviceaccounts.actAs'], resource: account });
+    expect((actAs as Error).message).toContain(
+      `Permission 'iam.serviceaccounts.actAs' denied on service account ${account} (or it may not exist).`,
+    );
     expect(emulator.writes()).toEqual([]);
   });
 
