@@ -1,4 +1,5 @@
 import { plural } from '../core/text.js';
+import { quotaFromPolicy } from '../core/pool.js';
 import {
   adoptLedger,
   covered,
@@ -103,9 +104,19 @@ export async function runQuotaRecommend(
     );
     if (r.recommended !== null) {
       const file = filed(r);
-      io.stdout.write(
-        `  recommended quota: ${r.recommended}${file === null ? '' : file < r.recommended ? ` (a request would ask ${file}: quotaRequests.maxIncrease)` : ' (a request would ask this)'}\n`,
-      );
+      const asks =
+        file === null
+          ? ''
+          : file < r.recommended
+            ? ` (a request would ask ${file}: quotaRequests.maxIncrease)`
+            : ' (a request would ask this)';
+      // The run files only what raises Google's quota, read again at filing
+      // (src/reconcile/quota-requests.ts): with the policy's own quota, it may file nothing.
+      const set =
+        file !== null && quotaFromPolicy(policy, r) !== null
+          ? ` (pools[].quota sets this pool to ${r.quota}; a request is filed only if Google's quota is below ${file} when the run files it)`
+          : asks;
+      io.stdout.write(`  recommended quota: ${r.recommended}${set}\n`);
     }
     io.stdout.write(`  why: ${r.why}\n`);
   }

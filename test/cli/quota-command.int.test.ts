@@ -163,6 +163,19 @@ describe('governor quota recommend', () => {
     expect(out.pools.filter((x) => x.recommended !== null)).toHaveLength(1);
   });
 
+  it("a pool whose quota the policy sets: says a request is filed only below Google's quota", async () => {
+    const p = policy(
+      'q-set.yaml',
+      'pools: [{region: us-central1, quota: 8}]\nquotaRequests: {enabled: true, maxIncrease: 2, contactEmail: ops@example.com}\n',
+    );
+    const r = await recommend(p, stateDir, '--at', AT);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      "recommended quota: 12 (pools[].quota sets this pool to 8; a request is filed only if Google's quota is below 10 when the run files it)",
+    );
+    expect(r.stdout).not.toContain('a request would ask');
+  });
+
   it('--days narrows the window; bad flags and policies exit 2 with a clear message', async () => {
     const p = policy('d.yaml');
     const narrow = await recommend(p, stateDir, '--at', AT, '--days', '1', '--json');
