@@ -28,6 +28,7 @@ import type { ObservedService } from '../core/service.js';
 import type { Pacer } from './pacing.js';
 import {
   inPool,
+  instanceGpus,
   otherUsageOf,
   otherWriter,
   roomOf,
@@ -638,7 +639,7 @@ async function compensate(
     if (over <= 0) break;
     const svc = byName.get(r.change.name);
     if (!svc || r.to === null || svc.reconciling || effectiveMax(svc) !== r.to) continue;
-    const g = svc.gpu?.count ?? 1;
+    const g = instanceGpus(svc);
     const to = Math.max(r.change.from, r.to - Math.ceil(over / g));
     over -= (r.to - to) * g;
     plans.push({ change: r.change, svc, to });
@@ -664,7 +665,7 @@ async function compensate(
   const lowered = results.reduce((sum, w, i) => {
     const p = plans[i];
     return w.cause === 'compensated' && p && w.written !== null
-      ? sum + (w.from - w.written) * (p.svc.gpu?.count ?? 1)
+      ? sum + (w.from - w.written) * instanceGpus(p.svc)
       : sum;
   }, 0);
   const caps = governed - lowered;
@@ -754,7 +755,7 @@ async function write(
       `writing ${c.name}`,
     );
   } catch (e) {
-    return writeFailed(c, to, e, opts);
+    return writeFailed(c, to, svc, e, opts);
   } finally {
     // For raiseMargin: how long a write takes here, its operation included.
     const took = opts.clock() - started;
@@ -776,7 +777,13 @@ async function write(
  * https://google.aip.dev/134): it holds no GPUs any more, like a service the read no longer
  * lists (`gone`), and is not a failure of the run.
  */
-function writeFailed(c: PlanChange, to: number, e: unknown, opts: ActOptions): WriteResult {
+function writeFailed(
+  c: PlanChange,
+  to: number,
+  svc: ObservedService,
+  e: unknown,
+  opts: ActOptions,
+): WriteResult {
   if (e instanceof ConflictError)
     return skipped(
       c,
@@ -801,7 +808,7 @@ function writeFailed(c: PlanChange, to: number, e: unknown, opts: ActOptions): W
     const permissions = named ? [...e.permissions] : [...WRITE_PERMISSIONS];
     // The resource: as the error names it, else the service written (a subscriber's alert
     // names the permission and the resource, docs/alerts.md).
-    const resource = e.resource ?? `projects/${c.project}/locations/${c.region}/services/${c.name}`;
+    const resource = e.resource ?? svc.resourceName;
     const which = named
       ? `it lacks ${permissions.join(' and ')}`
       : `it likely lacks run.services.update on the service or iam.serviceAccounts.actAs on the service's runtime service account`;

@@ -53,9 +53,14 @@ export function inPool(pool: PlanPool, services: readonly ObservedService[]): Ob
   );
 }
 
+/** GPUs one instance of the service holds (1 for a service read without its GPU count). */
+export function instanceGpus(s: ObservedService): number {
+  return s.gpu?.count ?? 1;
+}
+
 /** A cap in GPUs: effective max × GPUs per instance. */
 export function capGpus(s: ObservedService): number {
-  return effectiveMax(s) * (s.gpu?.count ?? 1);
+  return effectiveMax(s) * instanceGpus(s);
 }
 
 export interface PoolRoom {
