@@ -943,22 +943,19 @@ async function alertProject(
   const earlier = ready.filter((a) => a.runId !== ctx.runId);
   const mine = ready.filter((a) => a.runId === ctx.runId);
   const outgoing = [...earlier, ...notifications.publish, ...mine];
-  try {
-    await publish(run, project, outgoing, mine);
-  } catch (e) {
-    // Some messages may have gone out (another pool's, on its own ordering key): the outbox
-    // forgets those and the state counts them, so the next run neither repeats a firing under a
-    // new id nor loses a resolved one; what did not go out is sent again by the next run.
-    await keepAcknowledged(run, project, {
-      acknowledged: acknowledgedIds(e, outgoing),
+  // Some messages may go out when others fail (another pool's, on its own ordering key): the
+  // outbox forgets those and the state counts them, so the next run neither repeats a firing
+  // under a new id nor loses a resolved one; what did not go out is sent again by the next run.
+  await publish(run, project, outgoing, mine, (acknowledged) =>
+    keepAcknowledged(run, project, {
+      acknowledged,
       ready,
       dropped: box.dropped,
       previous,
       notifications,
       version,
-    });
-    throw e;
-  }
+    }),
+  );
   // Once every message is acknowledged: a failed publish leaves the outbox and the state as they
   // were, but for what it did publish (above), so the next run sends again what this one could not.
   await beforeDeadline(
@@ -1007,7 +1004,6 @@ async function keepAcknowledged(
     version: string | null;
   },
 ): Promise<void> {
-  if (p.acknowledged.size === 0) return;
   const grace = alertGrace(run);
   // The count of dropped events is announced by governor.degraded (reason outbox): cleared only
   // when that message went out.
@@ -1347,6 +1343,7 @@ async function publish(
   project: string,
   outgoing: Alert[],
   decided: Alert[],
+  afterPartial?: (acknowledged: ReadonlySet<string>) => Promise<void>,
 ): Promise<void> {
   const { deps, report } = run;
   if (outgoing.length === 0) return;
@@ -1359,14 +1356,25 @@ async function publish(
         `publishing ${outgoing.length} alert(s) of ${project}`,
       );
     } catch (e) {
-      // Conditions are decided again by the next run (the state is not saved); events stay in
-      // the outbox, and this run's record names its own.
+      // What went out is told as published; the rest is decided again by the next run (the
+      // state is not saved for it), events stay in the outbox, and this run's record names its
+      // own that did not go out.
       const sent = acknowledgedIds(e, outgoing);
+      announce(
+        run,
+        outgoing.filter((a) => sent.has(a.id)),
+      );
       report.undelivered.push(...decided.filter((a) => !sent.has(a.id)));
+      if (sent.size > 0) await afterPartial?.(sent);
       throw e;
     }
   }
-  for (const a of outgoing) {
+  announce(run, outgoing);
+}
+
+/** Alerts Pub/Sub acknowledged: logged as alerts, and counted in the run's report. */
+function announce(run: Run, published: readonly Alert[]): void {
+  for (const a of published) {
     const severity =
       a.status !== 'firing' || a.severity === 'INFO'
         ? 'INFO'
@@ -1375,10 +1383,10 @@ async function publish(
           : 'ERROR';
     // `alert` marks the line as an alert, not a fault of the run: a terminal prints these as
     // alerts (from `report.alerts`), not as log lines (see ALERT_FIELD in log.ts).
-    deps.log.log(severity, `alert ${a.type} ${a.status}: ${a.summary}`, { alert: a.dedupKey });
+    run.deps.log.log(severity, `alert ${a.type} ${a.status}: ${a.summary}`, { alert: a.dedupKey });
   }
-  report.published += outgoing.length;
-  report.alerts.push(...outgoing);
+  run.report.published += published.length;
+  run.report.alerts.push(...published);
 }
 
 /**

@@ -97,6 +97,10 @@ it('one pool fails to publish: the next run sends it, and repeats nothing the ot
     expect(first.length).toBeGreaterThan(0);
     expect(first.every((a) => a.region === US)).toBe(true);
     expect(first.map((a) => [a.type, a.status])).toContainEqual(['pool.over-budget', 'firing']);
+    // And the run's report counts what did go out as published, not as nothing.
+    const failedReport = (failed as RunFailedError).report;
+    expect(failedReport.published).toBe(first.length);
+    expect(failedReport.alerts.map((a) => a.id).sort()).toEqual(first.map((a) => a.id).sort());
 
     refuse = null;
     for (const runId of ['run-2', 'run-3']) {
