@@ -16,9 +16,10 @@ export interface UnlockFlags {
 
 /**
  * `governor unlock`: shows who holds each project's writer lease and until when, and breaks it
- * once confirmed (on a terminal: "yes"; elsewhere: --yes, without which it only shows them). For a lease left by a run that died,
- * or one that will not end (an expiry far in the future); breaking the lease of a governor that is
- * still running lets two write at once, hence the confirmation.
+ * once confirmed (on a terminal: "yes"; elsewhere: --yes, without which it only shows them). For
+ * a lease left by a run that died, or one that will not end (an expiry far in the future);
+ * breaking the lease of a governor that is still running lets two write at once, hence the
+ * confirmation.
  */
 export async function runUnlock(
   flags: UnlockFlags,

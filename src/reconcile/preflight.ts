@@ -226,8 +226,8 @@ export async function preflightServices(
  * `governor check`: every permission a run needs, checked in the project(s) of the policy. The
  * listings are probed by listing (their permissions are checked on the parent and cannot be
  * tested on a service); each governed service by TestIamPermissions; operations by reading one
- * that does not exist; Monitoring by its smallest read; Cloud Quotas by reading each pool's quota the policy does not set; the topic by
- * TestIamPermissions.
+ * that does not exist; Monitoring by its smallest read; Cloud Quotas by reading each pool's quota
+ * the policy does not set; the topic by TestIamPermissions.
  */
 export async function checkPolicy(
   policy: Policy,
