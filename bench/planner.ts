@@ -1,5 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { plan } from '../src/core/planner.js';
+import { parsePolicy } from '../src/core/policy.js';
+import { compileRules } from '../src/core/rules.js';
 import { BENCH_AT, syntheticFleet } from './fleet.js';
 
 export interface PlannerRow {
@@ -59,4 +61,59 @@ export function benchPlanner(
 
 function round(x: number): number {
   return Math.round(x * 100) / 100;
+}
+
+export interface RuleLookupRow {
+  rules: number;
+  services: number;
+  /** Compiling the rules and looking up every service once (wall time, best of three). */
+  ms: number;
+  /** Services that matched a rule: every one but those named by no rule. */
+  matched: number;
+}
+
+/**
+ * Times looking the policy's rules up for every service, on a policy of the shape large
+ * organisations write: one rule per service by its exact name (and project), then a few globs. A
+ * scan of every rule for every service is quadratic (20,000 rules against 50,000 services took
+ * 636 s); the lookup by name and project should grow with rules + services.
+ */
+export function benchRuleLookup(
+  sizes: readonly [number, number][] = [
+    [2_000, 5_000],
+    [20_000, 50_000],
+  ],
+): RuleLookupRow[] {
+  return sizes.map(([rules, services]) => {
+    const project = (i: number) => `project-${i % 4}`;
+    const policy = parsePolicy({
+      version: 1,
+      projects: ['project-0', 'project-1', 'project-2', 'project-3'],
+      services: [
+        ...Array.from({ length: rules }, (_, i) => ({
+          match: { project: project(i), name: `svc-${i}` },
+          priority: i % 3,
+        })),
+        { match: { name: 'batch-*' }, priority: 0 },
+        { match: { labels: { tier: 'gold' } }, priority: 5 },
+      ],
+    });
+    const fleet = Array.from({ length: services }, (_, i) => ({
+      project: project(i),
+      region: 'us-central1',
+      accelerator: 'nvidia-l4',
+      name: i % 10 === 9 ? `batch-${i}` : `svc-${i}`,
+      labels: (i % 7 === 0 ? { tier: 'gold' } : {}) as Record<string, string>,
+    }));
+    let best = Infinity;
+    let matched = 0;
+    for (let run = 0; run < 3; run++) {
+      const t0 = performance.now();
+      const resolve = compileRules(policy, Date.parse(BENCH_AT));
+      matched = 0;
+      for (const s of fleet) if (resolve(s).rule !== null) matched++;
+      best = Math.min(best, performance.now() - t0);
+    }
+    return { rules, services, ms: round(best), matched };
+  });
 }

@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { benchFunction } from './function.js';
 import { benchObservation } from './observation.js';
-import { benchPlanner } from './planner.js';
+import { benchPlanner, benchRuleLookup } from './planner.js';
 import { addQualityFigures } from './quality-figures.js';
 import { benchQuality } from './quality.js';
 import type { Strategy } from '../src/simulate/simulate.js';
@@ -113,6 +113,7 @@ const TARGET_10K_MS = 50;
 const TARGET_GROWTH = 12;
 
 const planner = withPlanner ? benchPlanner() : [];
+const ruleLookup = withPlanner ? benchRuleLookup() : [];
 const lines: string[] = [];
 lines.push('Planner: plan(snapshot, policy, time), median of repeated runs after warm-up');
 lines.push(
@@ -133,6 +134,17 @@ for (const r of planner) {
 const tenK = planner.find((r) => r.services === 10_000)?.medianMs ?? NaN;
 const tenKCpu = planner.find((r) => r.services === 10_000)?.cpuMedianMs ?? NaN;
 const worstGrowth = growth.length ? Math.max(...growth) : NaN;
+const [smallLookup, largeLookup] = ruleLookup;
+const lookupGrowth = smallLookup && largeLookup ? largeLookup.ms / smallLookup.ms : NaN;
+if (withPlanner) {
+  lines.push('');
+  lines.push('Rule lookup: compiling the rules and resolving every service once (best of three)');
+  lines.push('     rules   services          ms   matched');
+  for (const r of ruleLookup)
+    lines.push(
+      `  ${String(r.rules).padStart(8)} ${String(r.services).padStart(10)} ${r.ms.toFixed(1).padStart(11)} ${String(r.matched).padStart(9)}`,
+    );
+}
 lines.push('');
 lines.push(
   `  10,000 services: ${tenK.toFixed(1)} ms (target ≤ ${TARGET_10K_MS} ms) ${tenK <= TARGET_10K_MS ? 'met' : 'MISSED'}`,
@@ -243,6 +255,15 @@ if (withPlanner)
     `≤ ${TARGET_GROWTH}×`,
     worstGrowth <= TARGET_GROWTH,
   );
+if (withPlanner)
+  add(
+    'rule lookup growth, 10× rules and 10× services',
+    lookupGrowth,
+    `${lookupGrowth.toFixed(1)}×`,
+    `≤ ${TARGET_GROWTH}×`,
+    lookupGrowth <= TARGET_GROWTH,
+    'a scan of every rule for every service grows 100× here',
+  );
 addQualityFigures(quality, add);
 if (rtt) {
   add(
@@ -330,6 +351,7 @@ await writeFile(
       planner: {
         rows: planner,
         growth,
+        ruleLookup,
         targets: { tenThousandMs: TARGET_10K_MS, growthPer10x: TARGET_GROWTH },
       },
       observation,

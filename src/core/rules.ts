@@ -112,18 +112,64 @@ export function compileRules(policy: Policy, atMs: number): (s: ServiceLike) => 
     return { index, rule, matchName, labels, settings };
   });
 
+  // First match wins, so a service must see the rules in the policy's order; testing every rule
+  // against every service is quadratic (20,000 rules naming one service each against 50,000
+  // services took 636 s). Each rule goes into one bucket by the most selective exact field it has:
+  // a literal name, else its project, else the general list. A service reads only its name's
+  // bucket, its project's and the general one, each in the policy's order, and takes the earliest
+  // rule that matches in any of them: the same answer as the scan of every rule.
+  const byName = new Map<string, CompiledRule[]>();
+  const byProject = new Map<string, CompiledRule[]>();
+  const general: CompiledRule[] = [];
+  for (const r of rules) {
+    const { name, project } = r.rule.match;
+    if (name !== undefined && literalName.test(name)) bucket(byName, name).push(r);
+    else if (project !== undefined) bucket(byProject, project).push(r);
+    else general.push(r);
+  }
+  const none: CompiledRule[] = [];
   return (s) => {
-    for (const r of rules) {
-      const m = r.rule.match;
-      if (m.project !== undefined && m.project !== s.project) continue;
-      if (m.region !== undefined && m.region !== s.region) continue;
-      if (m.accelerator !== undefined && m.accelerator !== s.accelerator) continue;
-      if (r.matchName && !r.matchName(s.name)) continue;
-      if (r.labels && !hasLabels(s.labels, r.labels)) continue;
-      return r.settings;
-    }
-    return unmatched;
+    let best = firstMatch(byName.get(s.name) ?? none, s, Infinity);
+    best = firstMatch(byProject.get(s.project) ?? none, s, best?.index ?? Infinity) ?? best;
+    best = firstMatch(general, s, best?.index ?? Infinity) ?? best;
+    return best ? best.settings : unmatched;
   };
+}
+
+/**
+ * A name glob that only ever matches itself: letters, digits, `-` and `_` are no glob syntax for
+ * picomatch, so the glob's RegExp accepts exactly the one name (what `bounded-matching.test.ts`
+ * checks against picomatch).
+ */
+const literalName = /^[A-Za-z0-9_-]+$/;
+
+function bucket<K>(map: Map<K, CompiledRule[]>, key: K): CompiledRule[] {
+  let list = map.get(key);
+  if (!list) map.set(key, (list = []));
+  return list;
+}
+
+/** The first rule of `list` (in the policy's order) before index `before` that matches `s`. */
+function firstMatch(
+  list: readonly CompiledRule[],
+  s: ServiceLike,
+  before: number,
+): CompiledRule | undefined {
+  for (const r of list) {
+    if (r.index >= before) return undefined;
+    if (matches(r, s)) return r;
+  }
+  return undefined;
+}
+
+function matches(r: CompiledRule, s: ServiceLike): boolean {
+  const m = r.rule.match;
+  if (m.project !== undefined && m.project !== s.project) return false;
+  if (m.region !== undefined && m.region !== s.region) return false;
+  if (m.accelerator !== undefined && m.accelerator !== s.accelerator) return false;
+  if (r.matchName && !r.matchName(s.name)) return false;
+  if (r.labels && !hasLabels(s.labels, r.labels)) return false;
+  return true;
 }
 
 /** The service has every one of these labels, with these exact values. */

@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import picomatch from 'picomatch';
 import { describe, expect, it } from 'vitest';
 import { plan, PlanningStoppedError } from '../../src/core/planner.js';
@@ -10,6 +11,7 @@ import {
 import { compileRules } from '../../src/core/rules.js';
 import type { Snapshot } from '../../src/core/snapshot.js';
 import { InputError } from '../../src/errors.js';
+import { assertProperty, fcParams } from '../support/fleet-arbitrary.js';
 import { governAll, POOL, snapshotService } from '../support/fixtures.js';
 
 /**
@@ -167,6 +169,85 @@ describe('name globs', () => {
     // A Cloud Run service name has at most 49 characters; this one almost matches everywhere.
     expect(resolve({ ...POOL, name: `${'a'.repeat(48)}c`, labels: {} }).managed).toBe(false);
     expect(performance.now() - started).toBeLessThan(1000);
+  });
+});
+
+describe('rule lookup', () => {
+  // The rules are looked up by literal name and by project (rules.ts) rather than scanned one by
+  // one: the answer must stay the first rule, in the policy's order, that a scan would match.
+  const names = ['llm-a', 'llm-b', 'LLM-a', 'x_1', 'svc', 'svc-2'];
+  const rule = fc.record(
+    {
+      name: fc.constantFrom(...names, 'llm-*', '*', 'svc*', '{svc,x_1}', 'llm-?'),
+      project: fc.constantFrom('p', 'q'),
+      region: fc.constantFrom('r1', 'r2'),
+      labels: fc.constantFrom<Record<string, string>>(
+        { team: 'a' },
+        { team: 'b' },
+        { team: 'a', tier: 'gold' },
+      ),
+    },
+    { requiredKeys: [] },
+  );
+  const service = fc.record({
+    name: fc.constantFrom(...names, 'llm-zz', 'other'),
+    project: fc.constantFrom('p', 'q', 'z'),
+    region: fc.constantFrom('r1', 'r2'),
+    labels: fc.constantFrom<Record<string, string>>(
+      {},
+      { team: 'a' },
+      { team: 'b', tier: 'gold' },
+      { team: 'a', tier: 'gold' },
+    ),
+  });
+
+  function scan(
+    rules: { name?: string; project?: string; region?: string; labels?: Record<string, string> }[],
+    s: { name: string; project: string; region: string; labels: Record<string, string> },
+  ): number | null {
+    const i = rules.findIndex(
+      (r) =>
+        (r.name === undefined || picomatch(r.name)(s.name)) &&
+        (r.project === undefined || r.project === s.project) &&
+        (r.region === undefined || r.region === s.region) &&
+        Object.entries(r.labels ?? {}).every(([k, v]) => s.labels[k] === v),
+    );
+    return i < 0 ? null : i;
+  }
+
+  it("answers the first matching rule in the policy's order, as a scan of every rule does", () => {
+    assertProperty(
+      fc.property(
+        fc.array(rule, { maxLength: 12 }),
+        fc.array(service, { minLength: 1, maxLength: 8 }),
+        (rules, services) => {
+          const resolve = compileRules(
+            parsePolicy({
+              version: 1,
+              projects: ['p', 'q', 'z'],
+              services: rules.map((match) => ({ match })),
+            }),
+            0,
+          );
+          for (const s of services) {
+            const svc = { ...s, accelerator: 'nvidia-l4' };
+            expect({ s, rule: resolve(svc).rule }).toEqual({ s, rule: scan(rules, svc) });
+          }
+        },
+      ),
+      fcParams(3000),
+    );
+  });
+
+  it('treats a name of letters, digits, "-" and "_" as itself only, as picomatch does', () => {
+    const word = fc.stringMatching(/^[A-Za-z0-9_-]{1,12}$/);
+    assertProperty(
+      fc.property(word, word, (glob, name) => {
+        expect(picomatch(glob)(name)).toBe(glob === name);
+        expect(picomatch(glob)(glob)).toBe(true);
+      }),
+      fcParams(3000),
+    );
   });
 });
 
