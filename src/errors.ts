@@ -50,7 +50,12 @@ export const MESSAGE_FAULTS = 100;
  */
 export class InputError extends GovernorError {
   readonly faults: readonly Fault[];
-  constructor(what: string, faults: readonly Fault[], options?: { cause?: unknown }) {
+  constructor(
+    /** What is wrong, without the faults: "policy.yaml is not valid YAML". */
+    readonly what: string,
+    faults: readonly Fault[],
+    options?: { cause?: unknown },
+  ) {
     const lines = capFaults(faults, MESSAGE_FAULTS, 300).map((f) => `  - ${faultText(f)}`);
     super(faults.length ? `${what}:\n${lines.join('\n')}` : what, options);
     this.faults = faults;

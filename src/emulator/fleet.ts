@@ -6,18 +6,11 @@ import {
   readInputText,
   sizeText,
 } from '../read-capped.js';
-import { faultText } from '../errors.js';
+import { faultText, InputError } from '../errors.js';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { DateTime } from 'luxon';
-import { parse as parseYaml } from 'yaml';
 import { z } from 'zod';
-import {
-  expectedFormat,
-  formatPath,
-  nestingFault,
-  StringMap,
-  syntaxFault,
-} from '../core/document.js';
+import { formatPath, parseDocument, StringMap } from '../core/document.js';
 import { FleetHierarchy } from './hierarchy.js';
 import { topicNameFault } from './pubsub-store.js';
 
@@ -452,26 +445,23 @@ export function validateFleet(value: unknown, source = 'fleet'): Fleet {
   return result.data;
 }
 
-/** Parses the text of a fleet file (YAML, which includes JSON). */
+/**
+ * Parses the text of a fleet file, YAML or JSON, as the governor reads its own documents
+ * (`parseDocument`: JSON by `JSON.parse`, duplicate keys refused, nesting bounded).
+ */
 export function parseFleet(text: string, source = 'fleet'): Fleet {
-  const format = expectedFormat(text, source);
-  const deep = nestingFault(text);
-  if (deep) {
-    const detail = `${deep.path}: ${deep.message}`;
-    throw new FleetError(`${source} is not valid ${format}: ${detail}`, [detail]);
-  }
   let value: unknown;
   try {
-    value = parseYaml(text);
+    value = parseDocument(text, source);
   } catch (error) {
-    const fault = syntaxFault(text, error, format);
-    const detail = faultText(fault);
-    throw new FleetError(`${source} is not valid ${format}: ${detail}`, [detail], {
-      cause: error,
-    });
+    if (!(error instanceof InputError)) throw error;
+    const details = error.faults.map(faultText);
+    throw new FleetError(
+      details.length ? `${error.what}: ${details.join('; ')}` : error.what,
+      details,
+      { cause: error },
+    );
   }
-  if (value === null || value === undefined)
-    throw new FleetError(`${source} is empty: expected a ${format} document`);
   return validateFleet(value, source);
 }
 

@@ -78,6 +78,15 @@ describe('the fleet file', () => {
     );
   });
 
+  it('reads JSON as the governor reads its own documents: duplicate keys named by line', () => {
+    // JSON.parse keeps the last of two keys silently; the fleet is held to the policy's rule.
+    expect(() =>
+      parseFleet('{"version": 1,\n "version": 2, "projects": []}', 'fleet.json'),
+    ).toThrow(
+      'fleet.json is not valid JSON: line 2, column 2: the key "version" is written twice in one object',
+    );
+  });
+
   it('bounds the instances a service may want in a minute', () => {
     for (const demand of [
       '{ constant: 10001 }',
