@@ -373,15 +373,33 @@ function toGoverned(
   const quota = work.quota;
   const cap = svc.maxInstances;
   const g = svc.gpusPerInstance;
-  const floor = Math.max(1, svc.minInstances, settings.min);
-  let ceiling = Math.min(
-    settings.max ?? Infinity,
-    quota === null ? Infinity : Math.floor(quota / g),
-  );
+  let floor = Math.max(1, svc.minInstances, settings.min);
+  // Cloud Run refuses a max instances whose GPUs exceed the regional quota, and one below the
+  // service's min instances (GCP-facts: "Max instances must be set to N or fewer ... Quota
+  // violated"; "max_instance_count must be greater than or equal to min_instance_count"), so a
+  // floor above the quota's ceiling yields to it, and a service whose own min instances are above
+  // it can be written no max at all: it is left as it is (like one being deployed).
+  const quotaCeiling = quota === null ? Infinity : Math.floor(quota / g);
+  let ceiling = Math.min(settings.max ?? Infinity, quotaCeiling);
   let floorAboveCeiling: PlanWhy['floorAboveCeiling'];
+  let unwritable = false;
   if (floor > ceiling) {
-    floorAboveCeiling = { floor, ceiling };
-    ceiling = floor;
+    if (floor <= quotaCeiling) {
+      floorAboveCeiling = { floor, ceiling };
+      ceiling = floor;
+    } else if (svc.minInstances <= quotaCeiling && quotaCeiling >= 1) {
+      // Above the policy's max as well, the floor would win that; not the quota.
+      floorAboveCeiling = { floor, ceiling: quotaCeiling, wins: 'quota' };
+      floor = ceiling = quotaCeiling;
+    } else {
+      floorAboveCeiling = {
+        floor,
+        ceiling: quotaCeiling,
+        wins: 'neither',
+        minInstances: svc.minInstances,
+      };
+      unwritable = true;
+    }
   }
   const usage = svc.usage;
   let kind: Governed['kind'];
@@ -399,6 +417,10 @@ function toGoverned(
     kind = 'fixed';
     protect = want = peakTarget = cap;
     basis = { kind: 'deploying' };
+  } else if (unwritable) {
+    kind = 'fixed';
+    protect = want = peakTarget = cap;
+    basis = { kind: 'unwritable' };
   } else if (usage === null) {
     kind = 'held';
     protect = want = peakTarget = clamp(cap, floor, ceiling);

@@ -27,6 +27,11 @@ export const Basis = z
       .strictObject({ kind: z.literal('deploying') })
       .describe('A deployment is in flight (reconciling): left as it is, counted at its cap.'),
     z
+      .strictObject({ kind: z.literal('unwritable') })
+      .describe(
+        'Cloud Run accepts no max instances for it: its min instances need more GPUs than the quota (see floorAboveCeiling), and a max must be at least the min and within the quota. Left as it is, counted at its cap.',
+      ),
+    z
       .strictObject({
         kind: z.literal('usage-unknown'),
         heldAt: Count,
@@ -104,9 +109,19 @@ export const PlanWhy = z
   .strictObject({
     basis: Basis,
     floorAboveCeiling: z
-      .strictObject({ floor: Count, ceiling: Count })
+      .strictObject({
+        floor: Count,
+        ceiling: Count,
+        wins: z
+          .enum(['quota', 'neither'])
+          .optional()
+          .describe(
+            "Absent: the ceiling is the policy's max, and the floor wins. quota: the ceiling is the quota ÷ GPUs per instance, the most Cloud Run accepts, so the floor yields to it. neither: the service's own min instances are above that too, so Cloud Run accepts no max for it (basis unwritable).",
+          ),
+        minInstances: Count.optional().describe('With `neither`: its min instances.'),
+      })
       .optional()
-      .describe('The floor is above the ceiling: the floor wins.'),
+      .describe('The floor is above the ceiling.'),
     pool: PoolCase.optional(),
     maxUnset: z
       .strictObject({ countedAt: Count })
@@ -227,8 +242,16 @@ export type PlanWhy = z.infer<typeof PlanWhy>;
 export function renderReason(why: PlanWhy): string {
   const clauses: string[] = [];
   if (why.floorAboveCeiling) {
-    const { floor, ceiling } = why.floorAboveCeiling;
-    clauses.push(`floor ${floor} is above ceiling ${ceiling}: the floor wins`);
+    const { floor, ceiling, wins, minInstances } = why.floorAboveCeiling;
+    clauses.push(
+      wins === 'quota'
+        ? `floor ${floor} is above ${ceiling}, the most Cloud Run accepts within the quota: the quota wins`
+        : wins === 'neither'
+          ? ceiling === 0
+            ? 'the quota holds no instance of it: Cloud Run refuses any max instances for it'
+            : `its min instances (${minInstances ?? floor}) are above ${ceiling}, the most Cloud Run accepts within the quota: Cloud Run refuses any max instances for it`
+          : `floor ${floor} is above ceiling ${ceiling}: the floor wins`,
+    );
   }
   if (why.maxUnset) {
     clauses.push(
@@ -330,6 +353,8 @@ function basisText(b: Basis): string {
         : `unmanaged (rule ${b.rule}, managed: false): counted at its cap of ${gpus(b.capGpus)}`;
     case 'deploying':
       return 'deploying (reconciling): left as it is, counted at its cap';
+    case 'unwritable':
+      return 'left as it is, counted at its cap (raise the quota or lower its min instances)';
     case 'usage-unknown':
       return `usage unknown${b.note ? ` (${b.note})` : ''}: held at ${b.heldAt} (fail static)`;
     case 'demand':

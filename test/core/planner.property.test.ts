@@ -72,7 +72,14 @@ interface PoolFacts {
   id: PoolId;
   quota: number | null;
   budget: number | null;
-  governed: { s: SnapshotService; o: Oracle; floor: number; ceiling: number }[];
+  governed: {
+    s: SnapshotService;
+    o: Oracle;
+    floor: number;
+    ceiling: number;
+    /** Cloud Run accepts no max for it: left as it is, like a service being deployed. */
+    unwritable: boolean;
+  }[];
 }
 
 function facts(c: Case): Map<string, PoolFacts> {
@@ -121,15 +128,15 @@ function facts(c: Case): Map<string, PoolFacts> {
     const f = get(s);
     const o = settingsOf(policy, s);
     if (!o.managed) continue;
-    const floor = Math.max(1, s.minInstances, o.min);
-    const ceiling = Math.max(
-      floor,
-      Math.min(
-        o.max ?? Infinity,
-        f.quota === null ? Infinity : Math.floor(f.quota / s.gpusPerInstance),
-      ),
-    );
-    f.governed.push({ s, o, floor, ceiling });
+    // Bounds: a floor above the policy's max wins it; above quota ÷ GPUs (the most Cloud Run
+    // accepts) it yields, unless the service's own min instances are above that too: then Cloud
+    // Run accepts no max for it, and it is left as it is.
+    const quotaCeiling = f.quota === null ? Infinity : Math.floor(f.quota / s.gpusPerInstance);
+    let floor = Math.max(1, s.minInstances, o.min);
+    let ceiling = Math.max(floor, Math.min(o.max ?? Infinity, quotaCeiling));
+    const unwritable = floor > quotaCeiling && (s.minInstances > quotaCeiling || quotaCeiling < 1);
+    if (floor > quotaCeiling) floor = ceiling = quotaCeiling;
+    f.governed.push({ s, o, floor, ceiling, unwritable });
   }
   return out;
 }
@@ -137,10 +144,12 @@ function facts(c: Case): Map<string, PoolFacts> {
 const key = (s: { project: string; region: string; name: string }) =>
   `${s.project}/${s.region}/${s.name}`;
 const run = (c: Case): Plan => plan(c.snapshot, c.policy, AT);
+/** Left as it is and counted at its cap: being deployed, or no max Cloud Run accepts. */
+const isFixed = (g: { s: SnapshotService; unwritable: boolean }) => g.s.reconciling || g.unwritable;
 const floorsFit = (f: PoolFacts) =>
   f.budget !== null &&
   f.governed.reduce(
-    (a, g) => a + (g.s.reconciling ? g.s.maxInstances : g.floor) * g.s.gpusPerInstance,
+    (a, g) => a + (isFixed(g) ? g.s.maxInstances : g.floor) * g.s.gpusPerInstance,
     0,
   ) <= f.budget;
 /** Services s0, s1, … each with its own priority and headroom. */
@@ -215,7 +224,7 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
           if (pf.budget === null) continue; // unknown quota: nothing raised (rule 4 wins)
           const infeasible = pools.get(poolKey(pf.id))?.status === 'infeasible';
           for (const g of pf.governed) {
-            if (g.s.reconciling) continue;
+            if (isFixed(g)) continue;
             const row = rows.get(key(g.s));
             const to = row?.to ?? -1;
             if (infeasible && to < g.floor) {
@@ -237,8 +246,7 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
               expect(to).toBeLessThanOrEqual(g.s.maxInstances);
               for (const h of pf.governed) {
                 const hTo = rows.get(key(h.s))?.to ?? -1;
-                if (!h.s.reconciling && hTo < h.floor)
-                  expect(h.s.gpusPerInstance).toBeGreaterThan(left);
+                if (!isFixed(h) && hTo < h.floor) expect(h.s.gpusPerInstance).toBeGreaterThan(left);
               }
               expect(row?.reason).toContain('above its floor');
             }
@@ -279,6 +287,9 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
             .filter((s) => s.reconciling || !settingsOf(c.policy, s).managed)
             .map(key),
         );
+        // Nor is a service Cloud Run accepts no max for (its min instances above the quota).
+        for (const pf of facts(c).values())
+          for (const g of pf.governed) if (g.unwritable) hands.add(key(g.s));
         for (const ch of [...p.changes, ...p.deferred]) expect(hands.has(key(ch))).toBe(false);
         for (const row of p.services) if (hands.has(key(row))) expect(row.to).toBe(row.from);
       }),
@@ -318,14 +329,14 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
             // Never raised on unknown usage, only up to a floor above its cap.
             if (g.s.usage === null) expect(row.to).toBeLessThanOrEqual(Math.max(row.from, g.floor));
           }
-          if (pf.budget === null && pf.governed.some((g) => !g.s.reconciling)) {
+          if (pf.budget === null && pf.governed.some((g) => !isFixed(g))) {
             expect(
               p.alerts.some(
                 (a) => a.type === 'governor.degraded' && a.dedupKey.includes(poolKey(pf.id)),
               ),
             ).toBe(true);
           }
-          if (pf.governed.some((g) => g.s.usage === null && !g.s.reconciling)) {
+          if (pf.governed.some((g) => g.s.usage === null && !isFixed(g))) {
             expect(
               p.alerts.some(
                 (a) =>
@@ -376,7 +387,7 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
             });
           for (const g of pf.governed) {
             const row = rows.get(key(g.s));
-            if (!row || g.s.reconciling || g.s.usage === null) continue;
+            if (!row || isFixed(g) || g.s.usage === null) continue;
             if (calm && need <= pf.budget && !reverseHeld(g) && !headroomAbove(g)) {
               expect(row.to).toBeGreaterThanOrEqual(
                 Math.min(Math.max(g.s.usage.peak, g.s.usage.current), g.ceiling),
@@ -407,7 +418,7 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
         const rows = new Map(p.services.map((s) => [key(s), s]));
         for (const pf of facts(c).values()) {
           if (pf.budget === null || !floorsFit(pf) || floorsSqueeze(pf)) continue;
-          const active = pf.governed.filter((g) => !g.s.reconciling && g.s.usage !== null);
+          const active = pf.governed.filter((g) => !isFixed(g) && g.s.usage !== null);
           // Its floor or what it has in use (rule 6 of docs/rules.md), its peak not included.
           const base = (g: (typeof active)[number]) => {
             const u = g.s.usage;
@@ -496,7 +507,7 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
         const rows = new Map(p.services.map((s) => [key(s), s]));
         for (const pf of facts(c).values()) {
           if (pf.budget === null || !floorsFit(pf) || floorsSqueeze(pf)) continue;
-          const active = pf.governed.filter((g) => !g.s.reconciling && g.s.usage !== null);
+          const active = pf.governed.filter((g) => !isFixed(g) && g.s.usage !== null);
           if (active.some((g) => rows.get(key(g.s))?.why.preempted)) continue;
           const refusedCount = active.filter(refusedRecently).length;
           const calm = refusedCount === 0;
@@ -568,7 +579,7 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
         let held = 0;
         for (const pf of facts(c).values()) {
           for (const g of pf.governed) {
-            if (g.s.reconciling || g.s.usage === null || !reverseHeld(g)) continue;
+            if (isFixed(g) || g.s.usage === null || !reverseHeld(g)) continue;
             held += 1;
             const row = rows.get(key(g.s));
             expect(row?.to ?? 0).toBeLessThanOrEqual(Math.max(g.s.maxInstances, g.floor));
@@ -800,7 +811,7 @@ function refusedMinutes(g: Governed): number {
 
 function refusedRecently(g: Governed): boolean {
   const u = g.s.usage;
-  if (!u || g.s.reconciling) return false;
+  if (!u || isFixed(g)) return false;
   if (u.perMinute?.refused) return refusedMinutes(g) > 0;
   return u.saturated === true;
 }
@@ -822,7 +833,7 @@ function floorsSqueeze(pf: PoolFacts): boolean {
   if (pf.budget === null) return false;
   const protect = pf.governed.reduce((a, g) => {
     const s = g.s;
-    if (s.reconciling) return a + s.maxInstances * s.gpusPerInstance;
+    if (isFixed(g)) return a + s.maxInstances * s.gpusPerInstance;
     const held = s.usage === null ? s.maxInstances : Math.min(s.maxInstances, s.usage.current);
     return a + Math.min(Math.max(held, g.floor), g.ceiling) * s.gpusPerInstance;
   }, 0);
@@ -833,7 +844,7 @@ function peaksFitIn(pf: PoolFacts): boolean {
   if (pf.budget === null) return false;
   const total = pf.governed.reduce((a, g) => {
     const s = g.s;
-    if (s.reconciling) return a + s.maxInstances * s.gpusPerInstance;
+    if (isFixed(g)) return a + s.maxInstances * s.gpusPerInstance;
     const held = s.usage === null ? s.maxInstances : Math.min(s.maxInstances, s.usage.current);
     const protect = Math.min(Math.max(held, g.floor), g.ceiling);
     const peak =

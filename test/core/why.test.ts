@@ -171,10 +171,42 @@ describe('the structured why of a plan row', () => {
       ),
     );
     expect(row(p, 'ext').why).toEqual({ basis: { kind: 'unmanaged', rule: 0, capGpus: 1 } });
-    expect(row(p, 'a').why).toMatchObject({
-      floorAboveCeiling: { floor: 3, ceiling: 2 },
-      pool: { kind: 'infeasible', floorsGpus: 3, budget: 1, floor: 3 },
+    // Its min instances need 3 GPUs of a quota of 2: Cloud Run accepts no max for it (a max must
+    // be at least the min and within the quota), so nothing is written and it counts at its cap.
+    expect(row(p, 'a').why).toEqual({
+      floorAboveCeiling: { floor: 3, ceiling: 2, wins: 'neither', minInstances: 3 },
+      basis: { kind: 'unwritable' },
     });
+    expect(row(p, 'a').to).toBe(3);
+    expect(p.changes).toEqual([]);
+    expect(row(p, 'a').reason).toBe(
+      'its min instances (3) are above 2, the most Cloud Run accepts within the quota: Cloud Run refuses any max instances for it; left as it is, counted at its cap (raise the quota or lower its min instances)',
+    );
+    expect(p.pools[0]?.status).toBe('infeasible');
+  });
+
+  it("yields a policy's floor above the quota to the quota, and lets a floor win a policy's max", () => {
+    // The policy's min (4) is above quota 3 ÷ 1 GPU: Cloud Run would refuse 4, so the floor is 3.
+    const quota = consistent(
+      plan(snap(3, [svc('a', 1, { current: 1, peak: 1 })]), policy({ defaults: { min: 4 } }), AT),
+    );
+    expect(row(quota, 'a').why).toMatchObject({
+      floorAboveCeiling: { floor: 4, ceiling: 3, wins: 'quota' },
+    });
+    expect(row(quota, 'a')).toMatchObject({ to: 3, floor: 3, ceiling: 3 });
+    expect(row(quota, 'a').reason).toContain(
+      'floor 4 is above 3, the most Cloud Run accepts within the quota: the quota wins',
+    );
+    // Its min instances (2) above the policy's max (1), within the quota: the floor wins.
+    const max = consistent(
+      plan(
+        snap(6, [svc('a', 1, { current: 1, peak: 1 }, { minInstances: 2 })]),
+        policy({ defaults: { max: 1 } }),
+        AT,
+      ),
+    );
+    expect(row(max, 'a').why).toMatchObject({ floorAboveCeiling: { floor: 2, ceiling: 1 } });
+    expect(row(max, 'a').to).toBe(2);
   });
 
   it('renders every field, in the order the planner takes its steps', () => {
