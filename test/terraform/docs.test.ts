@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { readdirSync, readFileSync } from 'node:fs';
 import {
   expectedModuleReadme,
   MODULE_DIRS,
@@ -34,5 +35,19 @@ describe('typeExpression', () => {
       'object({ a = string, b = optional(number, 3) })',
     );
     expect(typeExpression(undefined)).toBe('any');
+  });
+});
+
+describe("the module README's table of what the module creates", () => {
+  it('has a row for every .tf file of the module, and only for those', () => {
+    const files = readdirSync('terraform')
+      .filter((f) => f.endsWith('.tf'))
+      .sort();
+    const readme = readFileSync('terraform/README.md', 'utf8');
+    const table = /What the module creates:\n\n((?:\|.*\n)+)/.exec(readme)?.[1] ?? '';
+    const rows = [...table.matchAll(/^\| `([^`]+\.tf)` /gm)].map((m) => m[1]).sort();
+    expect(rows).toEqual(
+      files.filter((f) => f !== 'variables.tf' && f !== 'outputs.tf' && f !== 'versions.tf'),
+    );
   });
 });
