@@ -57,7 +57,8 @@ locals {
       { exclude = var.discovery.exclude, cacheTtl = var.discovery.cache_ttl },
       var.discovery.labels == null ? {} : { labels = var.discovery.labels },
     )
-    fanout = { topic = google_pubsub_topic.work.id }
+    # The policy's own fanout settings (staleAfter, splitAbove) are kept; the topic is the module's.
+    fanout = merge(try(var.policy.fanout, {}), { topic = google_pubsub_topic.work.id })
     # Every unit publishes its alerts; without a topic a run's alerts would have nowhere to go.
     alerts = merge({ topic = google_pubsub_topic.alerts.id }, try(var.policy.alerts, {}))
   })

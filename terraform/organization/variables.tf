@@ -42,8 +42,30 @@ variable "folder_ids" {
 
 variable "policy" {
   type        = any
-  description = "The governor's policy as an object (schema/policy.schema.json) without projects: the module sets discovery (organisation or folders) and fanout (the work topic)."
+  description = "The governor's policy as an object (schema/policy.schema.json; from a file: yamldecode(file(\"policy.yaml\"))), usually without projects. The module sets discovery (organization_id or folder_ids, and the discovery variable), fanout.topic (the work topic; the policy's fanout.staleAfter and fanout.splitAbove are kept), version 1 and, unless the policy names one, alerts.topic."
   default     = {}
+
+  # The module merges into the policy: text would fail there with a message that names no variable.
+  validation {
+    condition     = can(keys(var.policy))
+    error_message = "policy must be an object: an HCL object, or yamldecode(file(\"policy.yaml\")) for a YAML or JSON file."
+  }
+
+  # What the module sets would silently replace what the policy says.
+  validation {
+    condition     = !can(var.policy.discovery)
+    error_message = "policy.discovery is set by the module: use organization_id, folder_ids and the discovery variable (include, exclude, labels, cache_ttl) instead."
+  }
+
+  validation {
+    condition     = !can(var.policy.fanout.topic)
+    error_message = "policy.fanout.topic is the module's work topic: leave it out (fanout.staleAfter and fanout.splitAbove are kept)."
+  }
+
+  validation {
+    condition     = try(var.policy.version, 1) == 1
+    error_message = "policy.version must be 1 (or left out)."
+  }
 }
 
 variable "discovery" {

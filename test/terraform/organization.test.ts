@@ -199,7 +199,8 @@ const POLICY_EXPRESSION = `merge(var.policy, {
       { exclude = var.discovery.exclude, cacheTtl = var.discovery.cache_ttl },
       var.discovery.labels == null ? {} : { labels = var.discovery.labels },
     )
-    fanout = { topic = google_pubsub_topic.work.id }
+    # The policy's own fanout settings (staleAfter, splitAbove) are kept; the topic is the module's.
+    fanout = merge(try(var.policy.fanout, {}), { topic = google_pubsub_topic.work.id })
     # Every unit publishes its alerts; without a topic a run's alerts would have nowhere to go.
     alerts = merge({ topic = google_pubsub_topic.alerts.id }, try(var.policy.alerts, {}))
   })`;
@@ -228,7 +229,10 @@ function assembledPolicy(i: OrgInputs): Body {
       ...(d['labels'] == null ? {} : { labels: d['labels'] }),
     },
     // google_pubsub_topic's id is projects/{{project}}/topics/{{name}} (the provider's import id).
-    fanout: { topic: `projects/${i.projectId}/topics/${i.name}-work` },
+    fanout: {
+      ...(isBody(i.policy['fanout']) ? i.policy['fanout'] : {}),
+      topic: `projects/${i.projectId}/topics/${i.name}-work`,
+    },
     alerts: {
       topic: `projects/${i.projectId}/topics/${i.name}-alerts`,
       ...(isBody(i.policy['alerts']) ? i.policy['alerts'] : {}),
@@ -286,6 +290,7 @@ describe('the policy the organisation module assembles', () => {
         { include: ['ml-*'], exclude: [], labels: { team: 'search' }, cache_ttl: '15m' },
         { alerts: { topic: 'projects/gpu-host/topics/alerts' } },
       ],
+      [[], {}, { fanout: { splitAbove: 40, staleAfter: '20m' }, services: [{ match: {} }] }],
       [
         [],
         {},
@@ -305,6 +310,26 @@ describe('the policy the organisation module assembles', () => {
       });
       expect(check(assembled), JSON.stringify(check.errors)).toBe(true);
       expect(() => parsePolicy(assembled)).not.toThrow();
+      // What the policy says of the fan-out reaches the functions; only the topic is the module's.
+      const fanout = isBody(policy['fanout']) ? policy['fanout'] : {};
+      expect(parsePolicy(assembled).fanout).toMatchObject({
+        ...fanout,
+        topic: 'projects/gpu-host/topics/gpu-governor-org-work',
+      });
     }
+  });
+
+  it('refuses at plan time a policy the module would silently rewrite, or one that is not an object', () => {
+    const conditions = (
+      (org.variables.get('policy')?.['validation'] as Body[] | undefined) ?? []
+    ).map((v): [string, string] => [String(v['condition']), String(v['error_message'])]);
+    const about = (what: RegExp) => conditions.find(([c]) => what.test(c));
+    // YAML or JSON text would fail merge() with a message that does not name the variable.
+    expect(about(/can\(keys\(var\.policy\)\)/)?.[1]).toMatch(/^policy must be an object/);
+    // discovery comes from organization_id, folder_ids and the discovery variable.
+    expect(about(/var\.policy\.discovery/)?.[1]).toMatch(/discovery variable/);
+    // fanout.topic is the module's work topic.
+    expect(about(/var\.policy\.fanout\.topic/)?.[1]).toMatch(/work topic/);
+    expect(about(/var\.policy\.version/)?.[1]).toMatch(/version/);
   });
 });
