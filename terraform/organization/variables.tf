@@ -1,11 +1,21 @@
 variable "project_id" {
   type        = string
   description = "The host project: where the functions, the work topic, the state store (Firestore) and the alerts live."
+
+  validation {
+    condition     = can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", var.project_id))
+    error_message = "project_id must be a project ID (6 to 30 lowercase letters, digits and hyphens), not a project number or display name."
+  }
 }
 
 variable "region" {
   type        = string
   description = "Region of the functions and the scheduler job."
+
+  validation {
+    condition     = can(regex("^[a-z]+-[a-z]+[0-9]+$", var.region))
+    error_message = "region must be a Google Cloud region such as us-central1."
+  }
 }
 
 variable "name" {
@@ -75,8 +85,14 @@ variable "discovery" {
     labels    = optional(map(string))
     cache_ttl = optional(string, "1h")
   })
-  description = "Filters on the projects found (globs on project ids, labels of their Cloud Run resources) and how long what was found is reused."
+  description = "Filters on the projects found (globs on project ids, labels of their Cloud Run resources) and how long what was found is reused (cache_ttl, a duration such as \"1h\" or \"15m\")."
   default     = {}
+
+  # The policy's duration format (src/core/duration.ts): caught here rather than by every run.
+  validation {
+    condition     = can(regex("^([0-9]+(ms|s|m|h|d))+$", var.discovery.cache_ttl))
+    error_message = "discovery.cache_ttl must be a duration such as \"1h\", \"15m\" or \"1h30m\"."
+  }
 }
 
 variable "source_archive" {
@@ -91,8 +107,13 @@ variable "source_archive" {
 
 variable "schedule" {
   type        = string
-  description = "Cron schedule of the dispatch (every unit is governed once per dispatch)."
+  description = "When the dispatch runs (every unit is governed once per dispatch): a five-field unix-cron expression, in UTC."
   default     = "*/5 * * * *"
+
+  validation {
+    condition     = can(regex("^\\s*([0-9A-Za-z*/,?-]+\\s+){4}[0-9A-Za-z*/,?-]+\\s*$", var.schedule))
+    error_message = "schedule must be a five-field cron expression such as \"*/5 * * * *\"."
+  }
 }
 
 variable "unit_concurrency" {

@@ -333,3 +333,46 @@ describe('the policy the organisation module assembles', () => {
     expect(about(/var\.policy\.version/)?.[1]).toMatch(/version/);
   });
 });
+
+describe('the variables', () => {
+  const validationsOf = (config: Config, name: string): Body[] =>
+    (config.variables.get(name)?.['validation'] as Body[] | undefined) ?? [];
+  const patternOf = (config: Config, name: string, index = 0): string => {
+    const m = /regex\("((?:[^"\\]|\\.)*)"/.exec(
+      String(validationsOf(config, name)[index]?.['condition']),
+    );
+    if (m?.[1] === undefined) throw new Error(`${name}: no regex in its validation`);
+    return JSON.parse(`"${m[1]}"`) as string;
+  };
+
+  it('check the project, the region and the schedule as the single-project module does', () => {
+    for (const name of ['project_id', 'region', 'schedule']) {
+      expect(validationsOf(org, name).length, name).toBeGreaterThan(0);
+      expect(patternOf(org, name), name).toBe(patternOf(single, name));
+      expect(String(validationsOf(org, name)[0]?.['error_message']), name).toMatch(
+        new RegExp(`^${name} `),
+      );
+    }
+  });
+
+  it('check discovery.cache_ttl as the policy checks a duration, at plan time', () => {
+    const condition = validationsOf(org, 'discovery')
+      .map((v) => String(v['condition']))
+      .find((c) => c.includes('cache_ttl'));
+    expect(condition).toBeDefined();
+    const re = new RegExp(patternOf(org, 'discovery'));
+    for (const ttl of ['1h', '15m', '90s', '1h30m', '2d', '1 hour', '60', 'h', '']) {
+      let accepted = true;
+      try {
+        parsePolicy({
+          version: 1,
+          discovery: { organization: '1', cacheTtl: ttl },
+          services: [{ match: {} }],
+        });
+      } catch {
+        accepted = false;
+      }
+      expect(re.test(ttl), ttl).toBe(accepted);
+    }
+  });
+});
