@@ -13,6 +13,51 @@ resource "google_storage_bucket_object" "source" {
   source = var.source_archive
 }
 
+# Cloud Build builds both functions as an account of the module's own, into an image repository of
+# the module's own, as in the single-project module (terraform/function.tf, terraform/iam.tf). The
+# default build account of a project created since July 2024 is the default compute account, which
+# "may be using a default Cloud Build service account with insufficient permissions for building a
+# function": https://cloud.google.com/functions/docs/securing/build-custom-sa
+resource "google_service_account" "build" {
+  project      = var.project_id
+  account_id   = "${var.name}-build"
+  display_name = "Cloud Run GPU governor build (organisation)"
+  description  = "Cloud Build identity for building the ${var.name} functions."
+}
+
+# build_config.docker_repository must be a DOCKER repository in the function's project and region:
+# https://cloud.google.com/ruby/docs/reference/google-cloud-functions-v2/latest/Google-Cloud-Functions-V2-BuildConfig
+resource "google_artifact_registry_repository" "function" {
+  project       = var.project_id
+  location      = var.region
+  repository_id = "${var.name}-function"
+  format        = "DOCKER"
+  description   = "Images of the ${var.name} functions, built by Cloud Build."
+}
+
+# The roles Google documents for a function's build account, each on the one resource it needs:
+# https://cloud.google.com/run/docs/configuring/services/build-service-account
+# Logs have no narrower resource than the project.
+resource "google_project_iam_member" "build_logs" {
+  project = var.project_id
+  role    = "roles/logging.logWriter"
+  member  = "serviceAccount:${google_service_account.build.email}"
+}
+
+resource "google_artifact_registry_repository_iam_member" "build_writes_images" {
+  project    = var.project_id
+  location   = google_artifact_registry_repository.function.location
+  repository = google_artifact_registry_repository.function.name
+  role       = "roles/artifactregistry.writer"
+  member     = "serviceAccount:${google_service_account.build.email}"
+}
+
+resource "google_storage_bucket_iam_member" "build_reads_source" {
+  bucket = google_storage_bucket.source.name
+  role   = "roles/storage.objectAdmin"
+  member = "serviceAccount:${google_service_account.build.email}"
+}
+
 # The dispatch: one run at a time, each a few seconds (a search at most once per cache_ttl).
 resource "google_cloudfunctions2_function" "dispatch" {
   project  = var.project_id
@@ -20,8 +65,10 @@ resource "google_cloudfunctions2_function" "dispatch" {
   name     = "${var.name}-dispatch"
 
   build_config {
-    runtime     = "nodejs22"
-    entry_point = "governorDispatch"
+    runtime           = "nodejs22"
+    entry_point       = "governorDispatch"
+    service_account   = google_service_account.build.id
+    docker_repository = google_artifact_registry_repository.function.id
     source {
       storage_source {
         bucket = google_storage_bucket_object.source.bucket
@@ -39,7 +86,12 @@ resource "google_cloudfunctions2_function" "dispatch" {
     environment_variables            = local.environment
   }
 
-  depends_on = [google_project_service.cloudasset]
+  depends_on = [
+    google_project_service.cloudasset,
+    google_project_iam_member.build_logs,
+    google_artifact_registry_repository_iam_member.build_writes_images,
+    google_storage_bucket_iam_member.build_reads_source,
+  ]
 }
 
 # The unit: one project per request, at most unit_concurrency at once; Pub/Sub's push backs off
@@ -50,8 +102,10 @@ resource "google_cloudfunctions2_function" "unit" {
   name     = "${var.name}-unit"
 
   build_config {
-    runtime     = "nodejs22"
-    entry_point = "governorUnit"
+    runtime           = "nodejs22"
+    entry_point       = "governorUnit"
+    service_account   = google_service_account.build.id
+    docker_repository = google_artifact_registry_repository.function.id
     source {
       storage_source {
         bucket = google_storage_bucket_object.source.bucket
@@ -69,6 +123,12 @@ resource "google_cloudfunctions2_function" "unit" {
     ingress_settings                 = "ALLOW_ALL"
     environment_variables            = local.environment
   }
+
+  depends_on = [
+    google_project_iam_member.build_logs,
+    google_artifact_registry_repository_iam_member.build_writes_images,
+    google_storage_bucket_iam_member.build_reads_source,
+  ]
 }
 
 resource "google_cloud_run_service_iam_member" "invoker" {

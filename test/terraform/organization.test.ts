@@ -77,7 +77,7 @@ describe('the host project', () => {
     expect(api['disable_on_destroy']).toBe(false);
     expect(org.variables.get('enable_apis')?.['default']).toBe(true);
     const dispatch = resource(org, 'google_cloudfunctions2_function', 'dispatch');
-    expect(dispatch['depends_on']).toEqual(['${google_project_service.cloudasset}']);
+    expect(dispatch['depends_on']).toContain('${google_project_service.cloudasset}');
   });
 });
 
@@ -162,6 +162,55 @@ describe('the functions', () => {
         'entry_point'
       ],
     ).toBe('governorDispatch');
+  });
+
+  // Since July 2024 a new project's default Cloud Build account may lack what a function build
+  // needs (https://cloud.google.com/functions/docs/securing/build-custom-sa), and it is the default
+  // compute account: both functions build as an account of their own, as in terraform/.
+  it('build as an account of their own, into an image repository of their own', () => {
+    for (const name of ['dispatch', 'unit']) {
+      const build = block(resource(org, 'google_cloudfunctions2_function', name), 'build_config');
+      expect(build?.['service_account'], name).toBe('${google_service_account.build.id}');
+      expect(build?.['docker_repository'], name).toBe(
+        '${google_artifact_registry_repository.function.id}',
+      );
+    }
+    expect(resource(org, 'google_service_account', 'build')['account_id']).toBe(
+      '${var.name}-build',
+    );
+    expect(resource(org, 'google_artifact_registry_repository', 'function')['format']).toBe(
+      'DOCKER',
+    );
+    // The roles Google documents for a function's build account
+    // (https://cloud.google.com/run/docs/configuring/services/build-service-account), each on the
+    // one resource it needs, as the single-project module grants them.
+    const member = 'serviceAccount:${google_service_account.build.email}';
+    expect(resource(org, 'google_project_iam_member', 'build_logs')).toMatchObject({
+      role: 'roles/logging.logWriter',
+      member,
+    });
+    expect(
+      resource(org, 'google_artifact_registry_repository_iam_member', 'build_writes_images'),
+    ).toMatchObject({
+      repository: '${google_artifact_registry_repository.function.name}',
+      role: 'roles/artifactregistry.writer',
+      member,
+    });
+    expect(resource(org, 'google_storage_bucket_iam_member', 'build_reads_source')).toMatchObject({
+      bucket: '${google_storage_bucket.source.name}',
+      role: 'roles/storage.objectAdmin',
+      member,
+    });
+    for (const name of ['dispatch', 'unit']) {
+      const deps = resource(org, 'google_cloudfunctions2_function', name)['depends_on'];
+      for (const binding of [
+        'google_project_iam_member.build_logs',
+        'google_artifact_registry_repository_iam_member.build_writes_images',
+        'google_storage_bucket_iam_member.build_reads_source',
+      ]) {
+        expect(deps, `${name} waits for ${binding}`).toContain(`\${${binding}}`);
+      }
+    }
   });
 
   it('rejects a delivery-attempt count Pub/Sub would refuse', () => {
