@@ -229,6 +229,12 @@ variable "alerts" {
     error_message = "alerts.message_retention_duration must be whole seconds from 600s (10 minutes) to 2678400s (31 days)."
   }
 
+  # https://cloud.google.com/pubsub/docs/subscription-properties: 10 minutes to 31 days.
+  validation {
+    condition     = var.alerts.subscription == null || try(can(regex("^[0-9]+s$", var.alerts.subscription.message_retention_duration)) && tonumber(trimsuffix(var.alerts.subscription.message_retention_duration, "s")) >= 600 && tonumber(trimsuffix(var.alerts.subscription.message_retention_duration, "s")) <= 2678400, false)
+    error_message = "alerts.subscription.message_retention_duration must be whole seconds from 600s (10 minutes) to 2678400s (31 days)."
+  }
+
   validation {
     condition     = var.alerts.subscription == null || try(startswith(var.alerts.subscription.push_endpoint, "https://"), var.alerts.subscription.push_endpoint == null)
     error_message = "alerts.subscription.push_endpoint must be an https:// URL, or null for a pull subscription."
@@ -342,8 +348,25 @@ variable "enable_apis" {
 
 variable "labels" {
   type        = map(string)
-  description = "Labels added to every labelled resource the module creates (the module adds app = gpu-governor)."
+  description = "Labels added to every labelled resource the module creates (the module adds app = gpu-governor). Google's rules: keys of lowercase letters, digits, \"_\" and \"-\" starting with a letter, values of the same, each at most 63 characters."
   default     = {}
+
+  # https://cloud.google.com/resource-manager/docs/labels-overview#requirements (international
+  # lowercase letters are allowed): refused here rather than by the first resource created.
+  validation {
+    condition     = alltrue([for key in keys(var.labels) : can(regex("^[\\p{Ll}\\p{Lo}][\\p{Ll}\\p{Lo}\\p{N}_-]{0,62}$", key))])
+    error_message = "labels keys must be 1 to 63 lowercase letters, digits, underscores or hyphens, starting with a lowercase letter."
+  }
+
+  validation {
+    condition     = alltrue([for value in values(var.labels) : can(regex("^[\\p{Ll}\\p{Lo}\\p{N}_-]{0,63}$", value))])
+    error_message = "labels values must be at most 63 lowercase letters, digits, underscores or hyphens."
+  }
+
+  validation {
+    condition     = length(var.labels) <= 63
+    error_message = "labels takes at most 63 labels: a resource carries at most 64, and the module adds app."
+  }
 }
 
 variable "monitoring" {
@@ -362,6 +385,13 @@ variable "monitoring" {
       coalesce(var.monitoring.not_running_minutes, 0) <= 1410
     )
     error_message = "monitoring.not_running_minutes must be a whole number of minutes from 10 to 1410 (Monitoring's metric-absence conditions allow at most 23.5 hours), or null for no alert policy."
+  }
+
+  # AlertPolicy.notification_channels: "projects/[PROJECT_ID_OR_NUMBER]/notificationChannels/[CHANNEL_ID]"
+  # (google/monitoring/v3/alert.proto; https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.alertPolicies).
+  validation {
+    condition     = alltrue([for channel in var.monitoring.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", channel))])
+    error_message = "monitoring.notification_channels must hold channel names such as projects/my-project/notificationChannels/1234567890."
   }
 }
 

@@ -127,6 +127,54 @@ describe('variables', () => {
     expect(alerts.some((c) => c.includes('["AVRO", "PROTOCOL_BUFFER"]'))).toBe(true);
   });
 
+  // https://cloud.google.com/resource-manager/docs/labels-overview#requirements: at most 64 labels;
+  // keys of 1 to 63 lowercase letters (international ones included), digits, "_" or "-", starting
+  // with a letter; values the same, 0 to 63, any first character.
+  it('refuses labels Google would refuse, at plan time', () => {
+    const conditions = validations(module, 'labels').map((v) => String(v['condition']));
+    const keyCondition = conditions.find((c) => /keys\(var\.labels\)/.test(c));
+    const valueCondition = conditions.find((c) => /values\(var\.labels\)/.test(c));
+    const key = new RegExp(patternIn(keyCondition), 'u');
+    const value = new RegExp(patternIn(valueCondition), 'u');
+    for (const ok of ['team', 'cost-center', 'a_b', 'équipe', 'k'.repeat(63)]) {
+      expect(key.test(ok), ok).toBe(true);
+    }
+    for (const bad of ['Team', '1team', '-x', 'a.b', 'a b', '', 'k'.repeat(64)]) {
+      expect(key.test(bad), bad).toBe(false);
+    }
+    for (const ok of ['', 'ml', '42', 'x-y_z', 'sécurité', 'v'.repeat(63)]) {
+      expect(value.test(ok), ok).toBe(true);
+    }
+    for (const bad of ['ML', 'a/b', 'a.b', 'v'.repeat(64)]) {
+      expect(value.test(bad), bad).toBe(false);
+    }
+    // The module adds app = gpu-governor: 63 of the user's own at most.
+    expect(conditions.some((c) => /length\(var\.labels\) <= 63/.test(c))).toBe(true);
+  });
+
+  // https://cloud.google.com/pubsub/docs/subscription-properties: 10 minutes to 31 days.
+  it("checks the alert subscription's retention as it checks the topic's", () => {
+    const conditions = validations(module, 'alerts').map((v) => String(v['condition']));
+    const bounds = (field: string) =>
+      conditions.find(
+        (c) => c.includes(`${field}, "s")) >= 600`) && c.includes(`${field}, "s")) <= 2678400`),
+      );
+    expect(bounds('var.alerts.message_retention_duration')).toBeDefined();
+    expect(bounds('var.alerts.subscription.message_retention_duration')).toBeDefined();
+  });
+
+  it('checks the notification channels are channel names', () => {
+    const re = regexIn(
+      validations(module, 'monitoring').find((v) =>
+        String(v['condition']).includes('notification_channels'),
+      )?.['condition'],
+    );
+    expect(re.test('projects/my-project/notificationChannels/123456')).toBe(true);
+    for (const bad of ['123456', 'notificationChannels/1', 'projects/p/notificationChannels/']) {
+      expect(re.test(bad), bad).toBe(false);
+    }
+  });
+
   it('every var.x the module uses is declared, and every declared variable is used', () => {
     const used = new Set(
       [...allText(module).matchAll(/\bvar\.([a-z_][a-z0-9_]*)/g)].map((m) => m[1]),
