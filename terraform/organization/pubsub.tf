@@ -109,4 +109,7 @@ resource "google_monitoring_alert_policy" "dead_letters" {
       }
     }
   }
+
+  # Without channels the policy only opens incidents in the console.
+  notification_channels = var.notification_channels
 }

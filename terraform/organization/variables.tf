@@ -175,3 +175,16 @@ variable "state" {
     error_message = "state.database_id must be 4 to 63 lowercase letters, digits or hyphens starting with a letter, and not \"(default)\": the governor gets a database of its own, so that its access reaches no other data."
   }
 }
+
+variable "notification_channels" {
+  type        = list(string)
+  description = "Notification channels (projects/P/notificationChannels/N) of the alert policy on dead-lettered work messages. Empty: the policy only opens incidents in the console, and nobody is told that a unit failed every delivery."
+  default     = []
+
+  # AlertPolicy.notification_channels: "projects/[PROJECT_ID_OR_NUMBER]/notificationChannels/[CHANNEL_ID]"
+  # (google/monitoring/v3/alert.proto; https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.alertPolicies).
+  validation {
+    condition     = alltrue([for channel in var.notification_channels : can(regex("^projects/[^/]+/notificationChannels/[^/]+$", channel))])
+    error_message = "notification_channels must hold channel names such as projects/my-project/notificationChannels/1234567890."
+  }
+}

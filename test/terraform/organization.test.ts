@@ -137,6 +137,19 @@ describe('the work topic', () => {
     const sub = resource(org, 'google_pubsub_subscription_iam_member', 'agent_subscribes_work');
     expect(sub).toMatchObject({ role: 'roles/pubsub.subscriber', member: '${local.pubsub_agent}' });
     const alert = resource(org, 'google_monitoring_alert_policy', 'dead_letters');
+    // Without channels an alert policy only opens incidents in the console: nobody is told.
+    expect(alert['notification_channels']).toBe('${var.notification_channels}');
+    const channels = (org.variables.get('notification_channels')?.['validation'] as Body[])[0];
+    const channel = /regex\("((?:[^"\\]|\\.)*)"/.exec(String(channels?.['condition']))?.[1];
+    const singleChannel = /regex\("((?:[^"\\]|\\.)*)"/.exec(
+      String(
+        (single.variables.get('monitoring')?.['validation'] as Body[])
+          .map((v) => String(v['condition']))
+          .find((c) => c.includes('notification_channels')),
+      ),
+    )?.[1];
+    expect(channel).toBeDefined();
+    expect(channel).toBe(singleChannel);
     const cond = block(alert, 'conditions');
     expect(String(block(cond, 'condition_threshold')?.['filter'])).toContain(
       'subscription/num_undelivered_messages',
