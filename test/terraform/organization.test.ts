@@ -235,6 +235,23 @@ describe('the functions', () => {
 });
 
 describe('examples/org-folders', () => {
+  it('is a complete root module: pins Terraform and the provider like the module, configures it', () => {
+    const tf = example.terraform[0];
+    expect(tf?.['required_version']).toBe(org.terraform[0]?.['required_version']);
+    expect(block(tf, 'required_providers')?.['google']).toEqual(
+      block(org.terraform[0], 'required_providers')?.['google'],
+    );
+    expect(example.providers.has('google')).toBe(true);
+    const text = [...example.text.values()].join('\n');
+    for (const m of text.matchAll(/\bvar\.([a-z_][a-z0-9_]*)/g)) {
+      expect(example.variables.has(m[1] ?? ''), m[0]).toBe(true);
+    }
+    for (const [variable, body] of example.variables) {
+      expect(body['type'], variable).toBeDefined();
+      expect(body['description'], variable).toBeDefined();
+    }
+  });
+
   it('governs three folders through the organisation module', () => {
     const mod = example.modules.get('gpu_governor_org');
     expect(mod?.['source']).toBe('../../organization');

@@ -3,6 +3,12 @@ variable "project_id" {
   description = "The host project."
 }
 
+variable "region" {
+  type        = string
+  description = "Region of the functions, the scheduler job and the state database."
+  default     = "us-central1"
+}
+
 variable "organization_id" {
   type        = string
   description = "The organisation number."
