@@ -174,6 +174,11 @@ variable "state" {
     condition     = can(regex("^[a-z][a-z0-9-]{2,61}[a-z0-9]$", var.state.database_id))
     error_message = "state.database_id must be 4 to 63 lowercase letters, digits or hyphens starting with a letter, and not \"(default)\": the governor gets a database of its own, so that its access reaches no other data."
   }
+  # A region or a multi-region (nam5, eur3): https://cloud.google.com/firestore/docs/locations
+  validation {
+    condition     = var.state.location_id == null || can(regex("^([a-z]+-[a-z]+[0-9]+|(nam|eur)[0-9]+)$", coalesce(var.state.location_id, "-")))
+    error_message = "state.location_id must be a Firestore location: a region such as us-central1, or a multi-region such as nam5 or eur3."
+  }
 }
 
 variable "notification_channels" {

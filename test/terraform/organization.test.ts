@@ -455,3 +455,25 @@ describe('the variables', () => {
     }
   });
 });
+
+// https://cloud.google.com/firestore/docs/locations: a region, or a multi-region such as nam5 or
+// eur3. A location the database cannot have fails the apply part way, after the functions' build.
+describe('state.location_id', () => {
+  it.each([
+    ['terraform', () => single],
+    ['terraform/organization', () => org],
+  ])('%s checks it at plan time', (_dir, config) => {
+    const condition = ((config().variables.get('state')?.['validation'] as Body[]) ?? [])
+      .map((v) => String(v['condition']))
+      .find((c) => c.includes('location_id'));
+    expect(condition).toContain('var.state.location_id == null');
+    const m = /regex\("((?:[^"\\]|\\.)*)"/.exec(String(condition));
+    const re = new RegExp(JSON.parse(`"${m?.[1] ?? ''}"`) as string);
+    for (const ok of ['us-central1', 'europe-west4', 'nam5', 'eur3', 'northamerica-northeast1']) {
+      expect(re.test(ok), ok).toBe(true);
+    }
+    for (const bad of ['US', 'us', 'europe', 'us-central1-a', 'EU', '']) {
+      expect(re.test(bad), bad).toBe(false);
+    }
+  });
+});
