@@ -240,6 +240,11 @@ variable "alerts" {
     error_message = "alerts.subscription.push_endpoint must be an https:// URL, or null for a pull subscription."
   }
 
+  validation {
+    condition     = var.alerts.subscription == null || try(var.alerts.subscription.push_service_account_email == null || can(regex("^[a-z0-9-]+@[a-z0-9.-]+\\.gserviceaccount\\.com$", var.alerts.subscription.push_service_account_email)), false)
+    error_message = "alerts.subscription.push_service_account_email must be a service account email (name@project.iam.gserviceaccount.com)."
+  }
+
   # A push endpoint receives alerts; without an OIDC token it cannot tell Pub/Sub from anyone else.
   validation {
     condition     = var.alerts.subscription == null || try(var.alerts.subscription.push_endpoint == null || var.alerts.subscription.push_service_account_email != null, false)
@@ -339,6 +344,11 @@ variable "build_service_account" {
   type        = string
   description = "Email of an existing service account for Cloud Build to build the function with. Null creates <name>-build with the roles Google documents for function builds, each on the one resource it needs: logs writer (project), Artifact Registry writer on the module's image repository, Storage object admin on the source bucket. An account given here gets nothing from the module: grant it those yourself. Never the default compute account."
   default     = null
+
+  validation {
+    condition     = var.build_service_account == null || can(regex("^[a-z0-9-]+@[a-z0-9.-]+\\.gserviceaccount\\.com$", coalesce(var.build_service_account, "-")))
+    error_message = "build_service_account must be a service account email (name@project.iam.gserviceaccount.com)."
+  }
 
   validation {
     condition     = var.build_service_account == null || !can(regex("-compute@developer\\.gserviceaccount\\.com$", coalesce(var.build_service_account, "-")))

@@ -163,6 +163,34 @@ describe('variables', () => {
     expect(bounds('var.alerts.subscription.message_retention_duration')).toBeDefined();
   });
 
+  it('checks that the service accounts it is given are service account emails', () => {
+    const emailRe = (variable: string, field: string) =>
+      regexIn(
+        validations(module, variable)
+          .map((v) => String(v['condition']))
+          .find((c) => c.includes(field) && c.includes(']+@[')),
+      );
+    for (const re of [
+      emailRe('governed_service_accounts', 'email'),
+      emailRe('build_service_account', 'var.build_service_account'),
+      emailRe('alerts', 'push_service_account_email'),
+    ]) {
+      for (const ok of [
+        'builder@my-project.iam.gserviceaccount.com',
+        'a-b@p.iam.gserviceaccount.com',
+      ]) {
+        expect(re.test(ok), ok).toBe(true);
+      }
+      for (const bad of [
+        'builder',
+        'me@example.com',
+        'projects/p/serviceAccounts/x@p.iam.gserviceaccount.com',
+      ]) {
+        expect(re.test(bad), bad).toBe(false);
+      }
+    }
+  });
+
   it('checks the notification channels are channel names', () => {
     const re = regexIn(
       validations(module, 'monitoring').find((v) =>
@@ -712,7 +740,7 @@ describe('hardening (security review)', () => {
   it('push subscriptions always carry an OIDC token', () => {
     const condition = validations(module, 'alerts')
       .map((v) => String(v['condition']))
-      .find((c) => c.includes('push_service_account_email'));
+      .find((c) => c.includes('push_service_account_email != null'));
     expect(condition).toContain(
       'var.alerts.subscription.push_endpoint == null || var.alerts.subscription.push_service_account_email != null',
     );
