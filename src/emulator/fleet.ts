@@ -557,6 +557,15 @@ function errorCode(error: unknown): string {
  * the fault, never the file's contents.
  */
 export function readTrace(baseDir: string, file: string): number[] {
+  return parseTrace(readTraceText(baseDir, file), `trace ${file}`);
+}
+
+/**
+ * The text of one trace file, confined to `baseDir` as {@link readTrace} says: the one reading of a
+ * trace file for the emulator's fleets and the simulator's scenarios alike. Errors (FleetError)
+ * name the file and the fault, never the file's contents.
+ */
+export function readTraceText(baseDir: string, file: string): string {
   if (file.split(/[\\/]/).includes('..')) {
     throw new FleetError(`trace ${file}: ".." is not allowed; name a file in the fleet's folder`);
   }
@@ -604,7 +613,7 @@ export function readTrace(baseDir: string, file: string): number[] {
   } finally {
     closeSync(fd);
   }
-  return parseTrace(buffer.toString('utf8'), `trace ${file}`);
+  return buffer.toString('utf8');
 }
 
 /** Reads the traces a fleet uses, each confined to `baseDir` (see {@link readTrace}). */

@@ -4,7 +4,9 @@ import { z } from 'zod';
 import { parseDocument, StringMap, zodFaults } from '../core/document.js';
 import { InputError } from '../errors.js';
 import { MAX_DOCUMENT_BYTES, readInputText } from '../read-capped.js';
+import { MAX_QUOTA_GPUS } from '../core/policy.js';
 import {
+  Accelerator,
   FleetError,
   loadTraces,
   MAX_INSTANCES_WANTED,
@@ -99,8 +101,14 @@ export const Scenario = z
       .string()
       .regex(/^[a-z]+-[a-z]+\d+$/)
       .default('us-central1'),
-    accelerator: z.string().default('nvidia-l4'),
-    quota: z.number().int().min(0).optional().describe('GPUs of the pool.'),
+    accelerator: Accelerator.default('nvidia-l4'),
+    quota: z
+      .number()
+      .int()
+      .min(0)
+      .max(MAX_QUOTA_GPUS)
+      .optional()
+      .describe('GPUs of the pool (at most the most a policy may give a pool).'),
     quotaFactor: z
       .number()
       .positive()
@@ -129,6 +137,29 @@ export const Scenario = z
   .refine((s) => (s.quota === undefined) !== (s.quotaFactor === undefined), {
     message: 'expected exactly one of quota, quotaFactor',
     path: ['quota'],
+  })
+  .superRefine((s, ctx) => {
+    const names = new Set<string>();
+    s.services.forEach((svc, i) => {
+      if (names.has(svc.name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['services', i, 'name'],
+          message: `duplicate service ${svc.name}`,
+        });
+      }
+      names.add(svc.name);
+    });
+    // An unknown name would count nothing, and the quota would silently shrink to 1 GPU.
+    s.quotaPeakOf?.forEach((name, i) => {
+      if (!names.has(name)) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['quotaPeakOf', i],
+          message: `no service named ${name} in this scenario`,
+        });
+      }
+    });
   });
 export type Scenario = z.infer<typeof Scenario>;
 export type ScenarioInput = z.input<typeof Scenario>;
@@ -143,11 +174,33 @@ export async function loadSimulationInput(path: string): Promise<SimulationInput
   }
   try {
     const fleet = validateFleet(raw, `fleet ${path}`);
+    const tooBig = quotaFaults(fleet);
+    if (tooBig.length > 0) throw new InputError(`fleet ${path} is not valid`, tooBig);
     return { label: path, fleet, traces: await loadTraces(fleet, baseDir), hours: null };
   } catch (e) {
     if (e instanceof FleetError) throw new InputError(e.message, [], { cause: e });
     throw e;
   }
+}
+
+/**
+ * Pools whose quota the simulation cannot plan: the emulator serves any quota (a test of the Cloud
+ * Quotas adapter's own refusal needs one), but the simulator's in-memory ports skip that adapter,
+ * and the planner hands a pool out one instance at a time, so 10^12 GPUs would run for hours.
+ */
+function quotaFaults(fleet: Fleet): { path: string; message: string }[] {
+  return fleet.projects.flatMap((project, p) =>
+    project.pools.flatMap((pool, i) =>
+      pool.quota !== undefined && pool.quota > MAX_QUOTA_GPUS
+        ? [
+            {
+              path: `projects[${p}].pools[${i}].quota`,
+              message: `${pool.quota} GPUs; a pool may have at most ${MAX_QUOTA_GPUS} (the planner hands a pool out one instance at a time)`,
+            },
+          ]
+        : [],
+    ),
+  );
 }
 
 export function parseScenario(raw: unknown, what = 'scenario'): Scenario {
@@ -175,7 +228,7 @@ export async function scenarioDemand(
       const path = resolve(baseDir, tr.file);
       let requests = traceCache.get(path);
       if (!requests) {
-        requests = await readAzureTrace(path);
+        requests = await readAzureTrace(baseDir, tr.file);
         traceCache.set(path, requests);
       }
       const per = instancesPerMinute(requests, tr.model);
@@ -225,6 +278,14 @@ export async function buildScenario(
       peak = Math.max(peak, sum);
     }
     quota = Math.max(1, Math.round(peak * (s.quotaFactor ?? 1)));
+    if (quota > MAX_QUOTA_GPUS) {
+      throw new InputError(`${label} is not valid`, [
+        {
+          path: 'quotaFactor',
+          message: `makes the quota ${quota.toLocaleString('en-US', { useGrouping: false })} GPUs; a pool may have at most ${MAX_QUOTA_GPUS}`,
+        },
+      ]);
+    }
   }
   const traces = new Map<string, number[]>();
   const fleet: FleetInput = {
@@ -266,5 +327,14 @@ export async function buildScenario(
         },
       ]
     : [];
-  return { label, fleet: validateFleet(fleet, label), traces, hours: s.hours, quotaChanges };
+  let valid: Fleet;
+  try {
+    valid = validateFleet(fleet, label);
+  } catch (e) {
+    // The scenario's schema should catch every fault first; one that slips through is still bad
+    // input, named, not an unexpected failure.
+    if (e instanceof FleetError) throw new InputError(e.message, [], { cause: e });
+    throw e;
+  }
+  return { label, fleet: valid, traces, hours: s.hours, quotaChanges };
 }

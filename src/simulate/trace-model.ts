@@ -1,7 +1,11 @@
 import { z } from 'zod';
 import { InputError } from '../errors.js';
-import { MAX_TRACE_SPAN_MINUTES, traceArrivalMs } from '../emulator/fleet.js';
-import { MAX_TRACE_BYTES, readInputText } from '../read-capped.js';
+import {
+  FleetError,
+  MAX_TRACE_SPAN_MINUTES,
+  readTraceText,
+  traceArrivalMs,
+} from '../emulator/fleet.js';
 
 /**
  * The trace demand model: LLM inference request arrivals (the Azure LLM inference traces: one row
@@ -57,7 +61,8 @@ export function parseAzureTrace(text: string, source = 'trace'): TraceRequest[] 
     throw new InputError(`${source} is not an Azure LLM trace`, [
       {
         path: 'line 1',
-        message: `expected the header ${expected.join(',')}, got ${lines[0] ?? '(empty)'}`,
+        // Never the line itself: an error must not show a file's contents.
+        message: `expected the header ${expected.join(',')}`,
       },
     ]);
   }
@@ -69,7 +74,10 @@ export function parseAzureTrace(text: string, source = 'trace'): TraceRequest[] 
     const g = Number(gen);
     if (Number.isNaN(ms) || !Number.isFinite(c) || !Number.isFinite(g) || c < 0 || g < 0) {
       throw new InputError(`${source} has a bad row`, [
-        { path: `line ${i + 1}`, message: JSON.stringify(lines[i]) },
+        {
+          path: `line ${i + 1}`,
+          message: 'expected a TIMESTAMP and two token counts of 0 or more',
+        },
       ]);
     }
     rows.push({ ms, ctx: c, gen: g });
@@ -96,8 +104,20 @@ export function parseAzureTrace(text: string, source = 'trace'): TraceRequest[] 
     .sort((a, b) => a.atMs - b.atMs);
 }
 
-export async function readAzureTrace(path: string): Promise<TraceRequest[]> {
-  return parseAzureTrace(await readInputText(path, 'trace', MAX_TRACE_BYTES), path);
+/**
+ * Reads a scenario's trace `file`, confined to `baseDir` (the scenario file's folder) as a fleet
+ * file's traces are (emulator/fleet.ts, readTraceText): a scenario from someone else must not read,
+ * or quote, a file elsewhere.
+ */
+export function readAzureTrace(baseDir: string, file: string): Promise<TraceRequest[]> {
+  let text: string;
+  try {
+    text = readTraceText(baseDir, file);
+  } catch (e) {
+    if (e instanceof FleetError) return Promise.reject(new InputError(e.message, [], { cause: e }));
+    throw e;
+  }
+  return Promise.resolve(parseAzureTrace(text, `trace ${file}`));
 }
 
 export function serviceTimeMs(r: TraceRequest, model: ServiceTimeModel): number {

@@ -10,7 +10,6 @@ import {
   ServiceTimeModel,
 } from '../../src/simulate/trace-model.js';
 import { InputError } from '../../src/errors.js';
-import { join } from 'node:path';
 
 describe('the trace demand model', () => {
   const csv = [
@@ -65,7 +64,7 @@ describe('the trace demand model', () => {
 
   it('reads the shipped traces: an hour each, bursty', async () => {
     for (const file of ['azure-llm-2023-conv.csv', 'azure-llm-2023-code.csv']) {
-      const per = instancesPerMinute(await readAzureTrace(join(TRACE_DIR, file)));
+      const per = instancesPerMinute(await readAzureTrace(TRACE_DIR, file));
       expect(per.length).toBeGreaterThanOrEqual(58);
       expect(per.length).toBeLessThanOrEqual(61);
       const mean = per.reduce((a, b) => a + b, 0) / per.length;

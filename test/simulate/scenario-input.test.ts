@@ -1,0 +1,124 @@
+import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { InputError } from '../../src/errors.js';
+import { MAX_QUOTA_GPUS } from '../../src/core/policy.js';
+import { loadSimulationInput } from '../../src/simulate/scenario.js';
+
+/**
+ * `--fleet` as an outsider writes it: every fault in a scenario or fleet file is bad input (an
+ * InputError, exit 2) that names the key at fault, found before any minute is simulated.
+ */
+
+const dir = mkdtempSync(join(tmpdir(), 'scenario-input-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+let n = 0;
+function file(text: string, folder = dir): string {
+  const path = join(folder, `s${n++}.yaml`);
+  writeFileSync(path, text);
+  return path;
+}
+
+const HEAD = 'scenario: 1\nproject: sim-project\nhours: 1\n';
+const ONE = 'services: [{name: a, maxInstances: 2, demand: {shape: {kind: constant, value: 1}}}]\n';
+
+async function fault(path: string): Promise<InputError> {
+  const error: unknown = await loadSimulationInput(path).catch((e: unknown) => e);
+  expect(error).toBeInstanceOf(InputError);
+  return error as InputError;
+}
+
+describe('a scenario file with a fault', () => {
+  it('names an accelerator that is not one, as the scenario key (not the fleet built from it)', async () => {
+    // Before: the fleet built from the scenario failed validation, a FleetError that the command
+    // line reported as "unexpected failure: … is not a valid fleet:" with no fault, exit 1.
+    const error = await fault(file(`${HEAD}quota: 4\naccelerator: "<img src=x>"\n${ONE}`));
+    expect(error.faults.map((f) => f.path)).toEqual(['accelerator']);
+  });
+
+  it('names a service listed twice', async () => {
+    const svc = '{name: a, maxInstances: 2, demand: {shape: {kind: constant, value: 1}}}';
+    const error = await fault(file(`${HEAD}quota: 4\nservices: [${svc}, ${svc}]\n`));
+    expect(error.faults).toEqual([{ path: 'services[1].name', message: 'duplicate service a' }]);
+  });
+
+  it('names a service of quotaPeakOf that the scenario does not have', async () => {
+    // Before: the unknown name counted nothing, the quota silently became 1 GPU.
+    const error = await fault(file(`${HEAD}quotaFactor: 1\nquotaPeakOf: [a, nosuch]\n${ONE}`));
+    expect(error.faults).toEqual([
+      { path: 'quotaPeakOf[1]', message: 'no service named nosuch in this scenario' },
+    ]);
+  });
+
+  it(`refuses a quota above ${MAX_QUOTA_GPUS} GPUs, given or from quotaFactor`, async () => {
+    // Before: the planner hands out a pool one instance at a time, so 10^12 GPUs ran for hours.
+    const given = await fault(file(`${HEAD}quota: 1000000000000\n${ONE}`));
+    expect(given.faults.map((f) => f.path)).toEqual(['quota']);
+    const factor = await fault(file(`${HEAD}quotaFactor: 1e300\n${ONE}`));
+    expect(factor.faults).toEqual([
+      {
+        path: 'quotaFactor',
+        message: `makes the quota ${(1e300).toLocaleString('en-US', { useGrouping: false })} GPUs; a pool may have at most ${MAX_QUOTA_GPUS}`,
+      },
+    ]);
+  });
+});
+
+describe('an emulator fleet file given to the simulator', () => {
+  it(`refuses a pool quota above ${MAX_QUOTA_GPUS} GPUs, naming the pool`, async () => {
+    const fleet = file(
+      [
+        'projects:',
+        '  - id: sim-project',
+        '    pools: [{region: us-central1, quota: 1000000000000}]',
+        '    services: [{name: a, region: us-central1, gpu: {}, maxInstances: 2, demand: 1}]',
+      ].join('\n'),
+    );
+    const error = await fault(fleet);
+    expect(error.faults).toEqual([
+      {
+        path: 'projects[0].pools[0].quota',
+        message: `1000000000000 GPUs; a pool may have at most ${MAX_QUOTA_GPUS} (the planner hands a pool out one instance at a time)`,
+      },
+    ]);
+  });
+});
+
+describe("a scenario's trace files", () => {
+  const secret = join(dir, 'outside', 'secret.csv');
+  mkdirSync(join(dir, 'outside'));
+  writeFileSync(secret, 'password=hunter2\n');
+  const folder = join(dir, 'scenario');
+  mkdirSync(folder);
+  const traced = (trace: string) =>
+    `${HEAD}quota: 4\nservices: [{name: a, maxInstances: 2, demand: {trace: {file: ${JSON.stringify(trace)}}}}]\n`;
+
+  it('are confined to the scenario file’s folder, as a fleet file’s are', async () => {
+    // Before: any path was read, and the error quoted its first line.
+    for (const name of [secret, '../outside/secret.csv']) {
+      const error = await fault(file(traced(name), folder));
+      expect(error.message).not.toContain('hunter2');
+      expect(error.message).toMatch(/outside the fleet's folder|"\.\." is not allowed/);
+    }
+    symlinkSync(secret, join(folder, 'link.csv'));
+    const linked = await fault(file(traced('link.csv'), folder));
+    expect(linked.message).toMatch(/outside the fleet's folder/);
+    expect(linked.message).not.toContain('hunter2');
+  });
+
+  it('never show a line of the file in an error', async () => {
+    writeFileSync(join(folder, 'not-azure.csv'), 'password=hunter2\n');
+    const header = await fault(file(traced('not-azure.csv'), folder));
+    expect(header.message).toContain('line 1');
+    expect(header.message).not.toContain('hunter2');
+    writeFileSync(
+      join(folder, 'bad-row.csv'),
+      'TIMESTAMP,ContextTokens,GeneratedTokens\nhunter2,1,2\n',
+    );
+    const row = await fault(file(traced('bad-row.csv'), folder));
+    expect(row.message).toContain('line 2');
+    expect(row.message).not.toContain('hunter2');
+  });
+});
