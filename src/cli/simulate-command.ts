@@ -47,8 +47,11 @@ export interface ReplayFlags {
 
 const MAX_HOURS = 24 * 31;
 
+/** A plain decimal number: `Number` would also take "0x10" (16), "1e1" and " 2". */
+const DECIMAL = /^(\d+(\.\d*)?|\.\d+)$/;
+
 function parseHours(text: string): number {
-  const n = Number(text);
+  const n = DECIMAL.test(text) ? Number(text) : NaN;
   if (!Number.isFinite(n) || n <= 0 || n > MAX_HOURS) {
     throw new UsageError(
       `--hours ${JSON.stringify(text)}: expected a number of hours above 0 and at most ${MAX_HOURS}`,
@@ -118,17 +121,35 @@ export function assertGoverns(
 
 /**
  * `--report` names a file that can be written, checked before minutes of simulation rather than
- * after: an existing folder is bad usage, and so is a path whose nearest existing ancestor is not
+ * after: an empty name or an existing folder is bad usage, and so is one of the command's own input
+ * files (the page would replace it), and a path whose nearest existing ancestor is not
  * a folder this process may write in (the report's folders are made when it is written). Other
  * faults (no space, a read-only file system) surface when the report is written, naming the file.
  */
-async function checkReportPath(report: string | undefined): Promise<void> {
-  if (!report) return;
+async function checkReportPath(
+  report: string | undefined,
+  inputs: readonly (readonly [flag: string, path: string])[],
+): Promise<void> {
+  if (report === undefined) return;
+  if (report.trim() === '') {
+    throw new UsageError(`--report ${JSON.stringify(report)}: name the HTML file to write`);
+  }
   const info = await stat(report).catch(() => null);
   if (info?.isDirectory()) {
     throw new UsageError(`--report ${report}: is a directory; name the HTML file to write`);
   }
-  if (info) return;
+  if (info) {
+    // The same file by any name (a symlink, a hard link): its device and inode.
+    for (const [flag, path] of inputs) {
+      const input = await stat(path).catch(() => null);
+      if (input && input.dev === info.dev && input.ino === info.ino) {
+        throw new UsageError(
+          `--report ${report}: is the ${flag} file; name another file for the report`,
+        );
+      }
+    }
+    return;
+  }
   let ancestor = dirname(resolvePath(report));
   for (;;) {
     const found = await stat(ancestor).catch(() => null);
@@ -154,7 +175,10 @@ async function checkReportPath(report: string | undefined): Promise<void> {
 
 export async function runSimulate(flags: SimulateFlags, io: Streams): Promise<number> {
   const hoursFlag = flags.hours === undefined ? null : parseHours(flags.hours);
-  await checkReportPath(flags.report);
+  await checkReportPath(flags.report, [
+    ['--policy', flags.policy],
+    ['--fleet', flags.fleet],
+  ]);
   const tick = parseMinutes('--tick', flags.tick, 5, 1);
   const lag = parseMinutes('--lag', flags.lag, 3, 0);
   const policy = await loadPolicy(flags.policy);
@@ -199,7 +223,7 @@ export async function runReplay(
   }
   if (sinceMs < 60 * 60_000 || sinceMs > 31 * 24 * 3_600_000)
     throw new UsageError(`--since ${flags.since}: expected between 1h and 31d`);
-  await checkReportPath(flags.report);
+  await checkReportPath(flags.report, [['--policy', flags.policy]]);
   const tick = parseMinutes('--tick', flags.tick, 5, 1);
   const lag = parseMinutes('--lag', flags.lag, 3, 0);
   const policy = await loadPolicy(flags.policy);

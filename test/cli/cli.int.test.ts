@@ -1,5 +1,5 @@
 import { execFile, spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -104,6 +104,51 @@ describe('governor CLI', () => {
       `error: --report ${join(plain, 'sub', 'report.html')}: ${plain} is not a folder; name a file in a folder you can write\n`,
     );
     expect(under.stdout).toBe('');
+  });
+
+  it('simulate --report: an empty path, or one of the input files, is refused before simulating', async () => {
+    // Before: `--report ""` (an unset variable, say) ran the whole simulation, wrote no report and
+    // exited 0; `--report` naming the fleet or the policy overwrote it with the HTML page.
+    const fleet = file(
+      'fleet-kept.yaml',
+      'scenario: 1\nproject: sim-project\nquota: 2\nservices: [{name: a, maxInstances: 1, demand: {shape: {kind: constant, value: 1}}}]\n',
+    );
+    const sim = ['simulate', '--policy', 'examples/sim-policy.yaml', '--fleet', fleet];
+    const empty = await governor(...sim, '--hours', '1', '--report', '');
+    expect(empty.code).toBe(2);
+    expect(empty.stderr).toBe('error: --report "": name the HTML file to write\n');
+    expect(empty.stdout).toBe('');
+    for (const [flag, input] of [
+      ['--fleet', fleet],
+      ['--policy', 'examples/sim-policy.yaml'],
+    ] as const) {
+      const before = readFileSync(input, 'utf8');
+      const r = await governor(...sim, '--hours', '1', '--report', input);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(
+        `error: --report ${input}: is the ${flag} file; name another file for the report\n`,
+      );
+      expect(readFileSync(input, 'utf8')).toBe(before);
+    }
+  });
+
+  it('simulate --hours takes a decimal number of hours only', async () => {
+    // Before: Number() read "0x10" as 16 hours and "1e1" as 10.
+    for (const hours of ['0x10', '1e1', ' 2']) {
+      const r = await governor(
+        'simulate',
+        '--policy',
+        'examples/sim-policy.yaml',
+        '--fleet',
+        'examples/sim-traces.yaml',
+        '--hours',
+        hours,
+      );
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(
+        `error: --hours ${JSON.stringify(hours)}: expected a number of hours above 0 and at most 744\n`,
+      );
+    }
   });
 
   it('simulate --hours shorter than one tick is bad usage, not a run in which nothing is governed', async () => {
