@@ -250,6 +250,7 @@ function newSeries(p: PoolInfo, minutes: number): PoolSeries {
     pool: p.key,
     quota: p.quota,
     available: p.available,
+    quotaChanges: p.changes.map((c) => ({ minute: c.minute, quota: c.quota })),
     services: p.members.map((m) => m.name),
     demand: new Array<number>(minutes).fill(0),
     caps: Object.fromEntries(p.members.map((m) => [m.name, new Array<number>(minutes).fill(0)])),

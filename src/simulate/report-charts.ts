@@ -310,20 +310,24 @@ export function capsChart(series: PoolSeries, frame: TimeFrame, refusedBy: strin
     { name: refusedLabel, colour: COLOURS.refused },
   );
   const endMs = startMs + minutes * 60_000;
+  // The quota as it was minute by minute: a cut moves the line down from its minute on.
+  const quota: Point[] = [[startMs, series.quota]];
+  let level = series.quota;
+  for (const change of series.quotaChanges) {
+    const at = startMs + change.minute * 60_000;
+    if (at >= endMs) break;
+    quota.push([at, level], [at, change.quota]);
+    level = change.quota;
+  }
+  quota.push([endMs, level]);
   const svg = render('Governor caps, demand and refused demand', frame.width, drawn, {
     xAxis: timeAxis(frame),
     yAxis: valueAxis('GPUs'),
     series: [
       ...caps,
-      line(
-        'quota',
-        COLOURS.quota,
-        [
-          [startMs, series.quota],
-          [endMs, series.quota],
-        ],
-        { lineStyle: { color: COLOURS.quota, width: 2, type: 'dashed' } },
-      ),
+      line('quota', COLOURS.quota, quota, {
+        lineStyle: { color: COLOURS.quota, width: 2, type: 'dashed' },
+      }),
       line('demand, per minute', COLOURS.demandMinute, perMinute(series.demand, startMs), {
         lineStyle: { color: COLOURS.demandMinute, width: 0.6 },
       }),

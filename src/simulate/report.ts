@@ -7,7 +7,7 @@ import {
   type Chart,
   type TimeFrame,
 } from './report-charts.js';
-import type { PoolMetrics, SimulationResult, StrategyResult } from './result.js';
+import type { PoolMetrics, PoolSeries, SimulationResult, StrategyResult } from './result.js';
 
 /**
  * The report: one static HTML page with no script and no external resource, so it opens anywhere,
@@ -236,7 +236,7 @@ function poolSection(
   const refused = (w: number) => refusedChart(series.pool, result.strategies, frame(w));
   return `<section class="pool">
 <h2>${escape(series.pool)}</h2>
-<p>${quotaLine(series.quota, series.available, series.services.length)}</p>
+<p>${quotaLine(result, series)}</p>
 ${figure('caps', series.pool, points, caps)}
 ${figure('refused', series.pool, points, refused)}
 ${versusStaticCaps(result, series.pool)}
@@ -244,11 +244,31 @@ ${servicesTable(result, series.pool)}
 </section>`;
 }
 
-function quotaLine(quota: number, available: number, services: number): string {
+function quotaLine(result: SimulationResult, series: PoolSeries): string {
+  const { quota, available } = series;
+  const services = series.services.length;
   const them = `${services} ${services === 1 ? 'service' : 'services'}`;
-  return available === quota
-    ? `Quota ${quota} GPUs, all of them for these ${them}.`
-    : `Quota ${quota} GPUs, ${available} of them for these ${them} (the rest is reserve, unmanaged caps and worker pools).`;
+  const line =
+    available === quota
+      ? `Quota ${quota} GPUs, all of them for these ${them}`
+      : `Quota ${quota} GPUs, ${available} of them for these ${them} (the rest is reserve, unmanaged caps and worker pools)`;
+  return `${line}${quotaChangesText(result, series)}.`;
+}
+
+/** "; from 13:00 on, 4 GPUs (the quota was cut)" for each change of the quota during the run. */
+function quotaChangesText(result: SimulationResult, series: PoolSeries): string {
+  const startMs = Date.parse(result.start);
+  const format = result.minutes > 1440 ? 'ccc d LLL HH:mm' : 'HH:mm';
+  let before = series.quota;
+  return series.quotaChanges
+    .filter((c) => c.minute < result.minutes)
+    .map((c) => {
+      const at = DateTime.fromMillis(startMs + c.minute * 60_000, { zone: result.timezone });
+      const how = c.quota < before ? 'cut' : 'raised';
+      before = c.quota;
+      return `; from ${escape(at.toFormat(format))} on, ${c.quota} GPUs (the quota was ${how})`;
+    })
+    .join('');
 }
 
 function headline(result: SimulationResult): string {

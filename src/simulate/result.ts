@@ -156,8 +156,11 @@ export interface PoolMetrics {
 
 export interface PoolSeries {
   pool: string;
+  /** The quota at the start; `quotaChanges` says how it changed. */
   quota: number;
   available: number;
+  /** Quota changes during the run (a scenario's quotaCut), in minute order: from `minute` on. */
+  quotaChanges: { minute: number; quota: number }[];
   services: string[];
   /** Per minute, GPUs wanted by the pool's services. */
   demand: number[];

@@ -1,4 +1,8 @@
 import { describe, expect, it } from 'vitest';
+import { parsePolicy } from '../../src/core/policy.js';
+import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
+import { benchPolicy, TRACE_DIR } from '../../src/simulate/scenarios.js';
+import { simulate } from '../../src/simulate/simulate.js';
 import { STRATEGY_COLOURS } from '../../src/simulate/report-charts.js';
 import { renderReport } from '../../src/simulate/report.js';
 import type { PoolMetrics, SimulationResult, StrategyResult } from '../../src/simulate/result.js';
@@ -64,6 +68,7 @@ function strategy(
         pool: POOL,
         quota: 4,
         available: 4,
+        quotaChanges: [],
         services: ['a', 'b'],
         demand: new Array<number>(minutes).fill(5),
         caps: {
@@ -185,5 +190,40 @@ describe('the strategies chart', () => {
         if (distance < 20) close.push(`${a} ${ca} ~ ${b} ${cb}: ${distance.toFixed(1)}`);
       }
     expect(close).toEqual([]);
+  });
+});
+
+describe('a pool whose quota is cut during the run', () => {
+  it('draws the quota line at each quota it had, and says when it changed', async () => {
+    // Before: the caps chart drew the quota at its first value for the whole run, above caps
+    // that the cut had brought down, and the pool's line said nothing of the cut.
+    const input = await buildScenario(
+      parseScenario({
+        scenario: 1,
+        hours: 2,
+        quota: 8,
+        warmupMinutes: 0,
+        quotaCut: { atHour: 1, factor: 0.5 },
+        services: ['a', 'b'].map((name) => ({
+          name,
+          maxInstances: 4,
+          demand: { shape: { kind: 'constant', value: 3 } },
+        })),
+      }),
+      TRACE_DIR,
+    );
+    const result = await simulate(input, parsePolicy(benchPolicy()), { hours: 2 });
+    const governor = result.strategies.find((s) => s.strategy === 'governor');
+    expect(governor?.series[0]?.quotaChanges).toEqual([{ minute: 60, quota: 4 }]);
+    const html = renderReport(result);
+    expect(html).toContain(
+      'Quota 8 GPUs, all of them for these 2 services; from 01:00 on, 4 GPUs (the quota was cut).',
+    );
+    // The dashed quota line of the caps chart: at 8 GPUs, then at 4 from the cut.
+    const quotaLine = html.match(/<path d="([^"]+)"[^>]*stroke="#000000"[^>]*stroke-dasharray/);
+    const ys = new Set(
+      [...(quotaLine?.[1] ?? '').matchAll(/[ML][\d.]+ ([\d.]+)/g)].map((m) => m[1]),
+    );
+    expect(ys.size).toBe(2);
   });
 });
