@@ -3,7 +3,12 @@ import { parsePolicy } from '../../src/core/policy.js';
 import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
 import { benchPolicy, TRACE_DIR } from '../../src/simulate/scenarios.js';
 import { simulate } from '../../src/simulate/simulate.js';
-import { STRATEGY_COLOURS } from '../../src/simulate/report-charts.js';
+import {
+  capsChart,
+  CHART_WIDTHS,
+  legendLabel,
+  STRATEGY_COLOURS,
+} from '../../src/simulate/report-charts.js';
 import { renderReport } from '../../src/simulate/report.js';
 import type { PoolMetrics, SimulationResult, StrategyResult } from '../../src/simulate/result.js';
 import { STRATEGY_LABELS, type Strategy } from '../../src/simulate/result.js';
@@ -225,5 +230,42 @@ describe('a pool whose quota is cut during the run', () => {
       [...(quotaLine?.[1] ?? '').matchAll(/[ML][\d.]+ ([\d.]+)/g)].map((m) => m[1]),
     );
     expect(ys.size).toBe(2);
+  });
+});
+
+describe('the legend on a phone', () => {
+  it('shows a long service name by its start and end, within the picture, each entry distinct', () => {
+    // Before: a 49-character Cloud Run name ran past the 360 px chart's edge and was cut off
+    // there, so every long name of a fleet read the same on a phone.
+    const names = ['a', 'b'].map((end) => `serving-with-a-long-team-prefix-and-a-model-nam-${end}`);
+    expect(names.every((n) => n.length === 49)).toBe(true);
+    const minutes = 60;
+    const chart = capsChart(
+      {
+        pool: POOL,
+        quota: 4,
+        available: 4,
+        quotaChanges: [],
+        services: names,
+        demand: new Array<number>(minutes).fill(1),
+        caps: Object.fromEntries(names.map((n) => [n, new Array<number>(minutes).fill(2)])),
+        refused: new Array<number>(minutes).fill(0),
+      },
+      {
+        startMs: Date.parse('2026-11-24T00:00:00Z'),
+        minutes,
+        timezone: 'UTC',
+        width: CHART_WIDTHS.phone,
+      },
+      'governor',
+    );
+    const shown = names.map((n) => legendLabel(`cap ${n}`, CHART_WIDTHS.phone));
+    expect(shown).toEqual([
+      expect.stringMatching(/^cap serving-.*….*-a$/),
+      expect.stringMatching(/^cap serving-.*….*-b$/),
+    ]);
+    for (const label of shown) expect(chart.svg).toContain(`>${label}</text>`);
+    // Wide enough, the name is whole.
+    expect(legendLabel(`cap ${names[0] ?? ''}`, CHART_WIDTHS.wide)).toBe(`cap ${names[0] ?? ''}`);
   });
 });
