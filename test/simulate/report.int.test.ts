@@ -207,6 +207,24 @@ describe('the report in headless Chromium', () => {
     await page.close();
   });
 
+  it('at 1280 px, each service name and each of its cells keeps to one line', async () => {
+    // Nine strategy columns squeezed the name column: "code-tokyo" broke at its hyphen and
+    // "37 (5 writes)" under it. The table scrolls in its own box instead.
+    const { page } = await open(1280);
+    const wrapped = await page.$$eval('table.services tbody th, table.services tbody td', (cells) =>
+      cells
+        .filter((c) => {
+          const range = document.createRange();
+          range.selectNodeContents(c);
+          const line = parseFloat(getComputedStyle(c).lineHeight);
+          return range.getBoundingClientRect().height > 1.5 * line;
+        })
+        .map((c) => c.textContent ?? ''),
+    );
+    expect(wrapped).toEqual([]);
+    await page.close();
+  });
+
   it.each([800, 1000, 1100])(
     'at %i px, between the phone and the desktop layouts, only a table scrolls, never the page',
     async (width) => {
