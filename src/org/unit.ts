@@ -1,4 +1,5 @@
 import type { Alert } from '../core/alert.js';
+import { discoveryKey } from '../core/discovery.js';
 import { durationMs } from '../core/duration.js';
 import { decideNotifications, type ConditionState } from '../core/notify.js';
 import type { Policy } from '../core/policy.js';
@@ -65,17 +66,29 @@ export async function decideUnit(
   // the whole project checks for regional leases (src/reconcile/unit-lease.ts).
   const cached =
     (!known || region !== undefined) && policy.discovery ? await deps.cache.loadDiscovery() : null;
-  if (!known) known = cached?.projects.includes(message.project) ?? false;
+  // Only what this policy's discovery found counts: a discovery kept from other scopes or filters
+  // (the policy changed, and no dispatch has searched with it yet) may list a project the policy
+  // now excludes. A dispatch with this policy searches again before it sends anything (its key
+  // differs: org/discover.ts), so no message it sends is refused here.
+  const ours =
+    cached !== null && policy.discovery && cached.key === discoveryKey(policy.discovery)
+      ? cached
+      : null;
+  const other =
+    cached !== null && ours === null
+      ? ` (the kept discovery was made with other discovery settings, at ${cached.foundAt}; the next dispatch searches again)`
+      : '';
+  if (!known) known = ours?.projects.includes(message.project) ?? false;
   if (!known) {
     return {
       kind: 'refuse',
-      reason: `project ${message.project} is neither in the policy's projects nor among those its discovery found`,
+      reason: `project ${message.project} is neither in the policy's projects nor among those its discovery found${other}`,
     };
   }
-  if (region !== undefined && !cached?.services?.[message.project]?.[region]) {
+  if (region !== undefined && !ours?.services?.[message.project]?.[region]) {
     return {
       kind: 'refuse',
-      reason: `${label}: the kept discovery counts no Cloud Run service of ${message.project} in ${region}, so no regional unit governs it`,
+      reason: `${label}: the kept discovery counts no Cloud Run service of ${message.project} in ${region}, so no regional unit governs it${other}`,
     };
   }
   // The unit: the same policy, narrowed to its one project (its lease, state and run record),
@@ -91,7 +104,7 @@ export async function decideUnit(
     };
   const regions = splitUnits(
     [message.project],
-    cached?.services,
+    ours?.services,
     policy.fanout?.splitAbove,
     policy.regions,
   ).flatMap((u) => (u.region === undefined ? [] : [u.region]));
@@ -100,7 +113,7 @@ export async function decideUnit(
     policy: { ...policy, projects: [message.project], regions: [region] },
     region,
     ...read,
-    siblings: { regions, foundAt: cached?.foundAt ?? null },
+    siblings: { regions, foundAt: ours?.foundAt ?? null },
   };
 }
 

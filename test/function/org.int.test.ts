@@ -210,6 +210,43 @@ describe('fan-out: dispatch, then one function run per project', () => {
     expect(big.status).toBe(413);
   });
 
+  it('refuses a project only a discovery made under another policy found (the policy changed since)', async () => {
+    // The kept discovery was made by the first dispatch, for POLICY. The policy now excludes a
+    // project it found: until a dispatch searches again with the new filters, a message naming
+    // that project (in flight from before the change, or sent by anyone who can publish) must
+    // not govern it.
+    const excluded = orgProjectId(3);
+    const env = {
+      ...process.env,
+      GOVERNOR_POLICY: JSON.stringify({
+        ...JSON.parse(POLICY),
+        discovery: { organization: ORG, exclude: [excluded] },
+      }),
+    };
+    const lines: string[] = [];
+    const log = textLogger({ write: (s: string) => lines.push(s) });
+    const store = createFileStateStore({ dir });
+    expect((await store.loadDiscovery())?.projects).toContain(excluded);
+    const runsBefore = await store.listRuns(excluded);
+    const before = emulator.writes().length;
+    const work = (project: string) =>
+      JSON.stringify({
+        version: 1,
+        kind: 'govern',
+        project,
+        dispatchId: 'd-changed',
+        issuedAt: new Date().toISOString(),
+      });
+    const answer = await handleUnitPush(push(work(excluded)), env, log);
+    expect(answer.status).toBe(204);
+    expect(lines.join('')).toMatch(
+      /ignored a work message: project gpu-proj-0003 is neither in the policy's projects nor among those its discovery found \(the kept discovery was made with other discovery settings/,
+    );
+    expect(await store.listRuns(excluded)).toEqual(runsBefore);
+    expect(emulator.writes()).toHaveLength(before);
+    expect(await store.readLease(excluded)).toBeNull();
+  });
+
   it('alerts a failed unit on its last delivery (the push deliveryAttempt at the max), not before', async () => {
     // Google's push body with a dead-letter policy (https://cloud.google.com/pubsub/docs/push),
     // for the project whose writes are refused: every run of its unit fails.
