@@ -14,6 +14,7 @@ import { dispatch } from '../org/dispatch.js';
 import { alertFailedDelivery, decideUnit } from '../org/unit.js';
 import { ALERT_GRACE_MS, reconcile, RunFailedError } from '../reconcile/reconcile.js';
 import { regionalUnitStore } from '../reconcile/unit-lease.js';
+import { listOnOneLine } from '../core/text.js';
 import { unitLabel } from '../core/units.js';
 import { createOrgRuntime, createRuntime, createStore, newRunId } from '../runtime.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
@@ -123,14 +124,21 @@ export async function handleUnitPush(
   const ready = setup(env, log);
   if ('status' in ready) return ready;
   const { options, policy } = ready;
-  // One store for the decision and the run: the runtime takes it over (and closes it).
-  const store = await createStore(options.stateStore);
+  // One store for the decision and the run: the runtime takes it over (and closes it). A store
+  // that cannot be opened or read (the kept discovery unreadable, the database unreachable) is
+  // not the message's fault: one line says why, and the 500 has Pub/Sub deliver it again (the
+  // store may be mended by then; after max_delivery_attempts the dead-letter alert fires).
+  // Nothing was checked, so nothing is governed, written or alerted for the project it names.
+  let store;
   let decision;
   try {
+    store = await createStore(options.stateStore);
     decision = await decideUnit(policy, message, { cache: store, nowMs: Date.now() });
   } catch (e) {
-    await store.close();
-    throw e;
+    await store?.close().catch(() => undefined);
+    const why = `unit ${unitLabel(message)}: the work message could not be checked: ${listOnOneLine(errorMessage(e))}`;
+    log.log('ERROR', why, { project: message.project, dispatchId: message.dispatchId });
+    return { status: 500, body: { error: why } };
   }
   if (decision.kind !== 'govern') {
     await store.close();

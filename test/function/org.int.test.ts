@@ -8,7 +8,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PubSub, type Subscription } from '@google-cloud/pubsub';
@@ -245,6 +245,38 @@ describe('fan-out: dispatch, then one function run per project', () => {
     expect(await store.listRuns(excluded)).toEqual(runsBefore);
     expect(emulator.writes()).toHaveLength(before);
     expect(await store.readLease(excluded)).toBeNull();
+  });
+
+  it('answers 500 in one line, no stack trace, when the kept discovery cannot be read to check a message', async () => {
+    // Not the message's fault: it is delivered again (the store may be mended meanwhile), and
+    // nothing is governed without the check.
+    const broken = await mkdtemp(join(tmpdir(), 'org-fn-corrupt-'));
+    try {
+      await writeFile(join(broken, 'discovery.json'), '{"key":"k","foundAt":"x","projects":[]}');
+      const lines: string[] = [];
+      const log = textLogger({ write: (s: string) => lines.push(s) });
+      const work = JSON.stringify({
+        version: 1,
+        kind: 'govern',
+        project: orgProjectId(0),
+        dispatchId: 'd-corrupt',
+        issuedAt: new Date().toISOString(),
+      });
+      const answer = await handleUnitPush(
+        push(work),
+        { ...process.env, GOVERNOR_STATE_DIR: broken },
+        log,
+      );
+      expect(answer.status).toBe(500);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(
+        /unit gpu-proj-0000: the work message could not be checked: .*discovery cache .*foundAt/,
+      );
+      expect(lines[0]).not.toMatch(/\n\s+at /);
+      expect(await createFileStateStore({ dir: broken }).listRuns(orgProjectId(0))).toEqual([]);
+    } finally {
+      await rm(broken, { recursive: true, force: true });
+    }
   });
 
   it('alerts a failed unit on its last delivery (the push deliveryAttempt at the max), not before', async () => {
