@@ -62,10 +62,15 @@ export async function decideUnit(
     };
   }
   let known = policy.projects.includes(message.project);
+  const splits = policy.fanout?.splitAbove !== undefined;
   // A regional unit also needs its region counted by the kept discovery: the regions a run of
-  // the whole project checks for regional leases (src/reconcile/unit-lease.ts).
+  // the whole project checks for regional leases (src/reconcile/unit-lease.ts); a whole project,
+  // under a policy that splits, needs the kept discovery not to split it now (below). The run
+  // reuses what is read here, and reads it anyway (runtime.ts), so this adds no read.
   const cached =
-    (!known || region !== undefined) && policy.discovery ? await deps.cache.loadDiscovery() : null;
+    (!known || region !== undefined || splits) && policy.discovery
+      ? await deps.cache.loadDiscovery()
+      : null;
   // Only what this policy's discovery found counts: a discovery kept from other scopes or filters
   // (the policy changed, and no dispatch has searched with it yet) may list a project the policy
   // now excludes. A dispatch with this policy searches again before it sends anything (its key
@@ -94,20 +99,31 @@ export async function decideUnit(
   // The unit: the same policy, narrowed to its one project (its lease, state and run record),
   // and for a regional unit to its one region.
   const read = cached === null ? {} : { kept: cached };
-  const splits = policy.fanout?.splitAbove !== undefined;
-  if (region === undefined)
-    return {
-      kind: 'govern',
-      policy: { ...policy, projects: [message.project] },
-      ...read,
-      ...(splits ? { wholeNow: true } : {}),
-    };
+  // The regional units the fan-out splits the project into now (none: it governs it whole).
   const regions = splitUnits(
     [message.project],
     ours?.services,
     policy.fanout?.splitAbove,
     policy.regions,
   ).flatMap((u) => (u.region === undefined ? [] : [u.region]));
+  if (region === undefined) {
+    // A message of the whole project while the kept discovery splits it was sent before the split
+    // (or by someone else): the dispatch that split it sent its regional units, which govern it. A
+    // run of the whole project would hold each of them off while it runs, and, told that the
+    // fan-out governs the project whole (wholeNow), take back what they keep firing.
+    if (regions.length > 0) {
+      return {
+        kind: 'refuse',
+        reason: `${label}: the kept discovery splits it into regional units (${regions.join(', ')}), which govern it; a message of the whole project is from before the split`,
+      };
+    }
+    return {
+      kind: 'govern',
+      policy: { ...policy, projects: [message.project] },
+      ...read,
+      ...(splits ? { wholeNow: true } : {}),
+    };
+  }
   return {
     kind: 'govern',
     policy: { ...policy, projects: [message.project], regions: [region] },

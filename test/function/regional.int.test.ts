@@ -601,4 +601,59 @@ describe('regional units', () => {
       byKey.set(a.data.dedupKey, [...(byKey.get(a.data.dedupKey) ?? []), a.data.status]);
     for (const statuses of byKey.values()) expect(statuses).toEqual(['firing', 'resolved']);
   }, 120_000);
+
+  it('refuses a whole-project message for a project the kept discovery splits now, writing nothing', async () => {
+    // A message of the whole big project: one a dispatch sent before the split, redelivered after
+    // it, or one anybody who can publish sends. The dispatch that split the project sent its
+    // regional units; a run of the whole project would take back what they keep firing (and
+    // resolve their own project-wide conditions), and hold each of them off while it runs.
+    const store = createFileStateStore({ dir });
+    const unitKey = `${BIG}@us-central1`;
+    const key = `governor.degraded:${BIG}/us-central1:observation`;
+    const firing = new Date(emulator.now().getTime() - 5 * 60_000).toISOString();
+    const before = await store.loadConditions(unitKey);
+    await store.saveConditions(
+      unitKey,
+      {
+        ...before.state,
+        [key]: {
+          type: 'governor.degraded',
+          severity: 'WARNING',
+          project: BIG,
+          region: 'us-central1',
+          accelerator: null,
+          zonalRedundancy: null,
+          service: null,
+          summary: `The governor could not read everything in ${BIG} (us-central1)`,
+          details: { reason: 'observation' },
+          firingSince: firing,
+          lastNotifiedAt: firing,
+          lastSeenAt: firing,
+          notifications: 1,
+        },
+      },
+      before.version,
+    );
+    const kept = (await store.loadConditions(unitKey)).state;
+    const runs = (await store.listRuns(BIG)).map((r) => r.runId);
+    const writes = emulator.writes().length;
+    const published = alerts.length;
+    const lines: string[] = [];
+    const { handleUnitPush } = await import('../../src/function/org.js');
+    const answer = await handleUnitPush(
+      push(message(BIG)),
+      process.env,
+      textLogger({ write: (s) => lines.push(s) }),
+    );
+    expect(answer.status).toBe(204);
+    expect(lines.join('')).toMatch(
+      /ignored a work message: gpu-big-proj: the kept discovery splits it into regional units \(europe-west4, us-central1\)/,
+    );
+    expect((await store.listRuns(BIG)).map((r) => r.runId)).toEqual(runs);
+    expect((await store.loadConditions(unitKey)).state).toEqual(kept);
+    expect(emulator.writes()).toHaveLength(writes);
+    // Nothing was resolved or fired for it (the alert topic's subscriber has had time to see it).
+    await new Promise((r) => setTimeout(r, 500));
+    expect(alerts).toHaveLength(published);
+  }, 60_000);
 });
