@@ -106,6 +106,15 @@ export async function decideUnit(
     policy.fanout?.splitAbove,
     policy.regions,
   ).flatMap((u) => (u.region === undefined ? [] : [u.region]));
+  // Likewise a regional message for a project the kept discovery does not split (now, or not
+  // into this region): the dispatch sends that project whole, and a regional unit of it would
+  // take over the whole project's project-wide conditions and judge them under its own keys.
+  if (region !== undefined && !regions.includes(region)) {
+    return {
+      kind: 'refuse',
+      reason: `${label}: the kept discovery does not split ${message.project} into regional units (it counts no more than fanout.splitAbove services, or in one region); it is governed whole`,
+    };
+  }
   if (region === undefined) {
     // A message of the whole project while the kept discovery splits it was sent before the split
     // (or by someone else): the dispatch that split it sent its regional units, which govern it. A

@@ -656,4 +656,55 @@ describe('regional units', () => {
     await new Promise((r) => setTimeout(r, 500));
     expect(alerts).toHaveLength(published);
   }, 60_000);
+
+  it('refuses a regional message for a project the kept discovery does not split, writing nothing', async () => {
+    // The small project lies in one region: the dispatch sends it whole. A regional message for
+    // it (sent while it was split, redelivered after, or by anybody who can publish) would take
+    // over the whole project's project-wide conditions and resolve them under its own keys.
+    const store = createFileStateStore({ dir });
+    const key = `governor.degraded:${SMALL}:observation`;
+    const firing = new Date(emulator.now().getTime() - 5 * 60_000).toISOString();
+    const before = await store.loadConditions(SMALL);
+    await store.saveConditions(
+      SMALL,
+      {
+        ...before.state,
+        [key]: {
+          type: 'governor.degraded',
+          severity: 'WARNING',
+          project: SMALL,
+          region: null,
+          accelerator: null,
+          zonalRedundancy: null,
+          service: null,
+          summary: `The governor could not read everything in ${SMALL}`,
+          details: { reason: 'observation' },
+          firingSince: firing,
+          lastNotifiedAt: firing,
+          lastSeenAt: firing,
+          notifications: 1,
+        },
+      },
+      before.version,
+    );
+    const kept = (await store.loadConditions(SMALL)).state;
+    const writes = emulator.writes().length;
+    const published = alerts.length;
+    const lines: string[] = [];
+    const { handleUnitPush } = await import('../../src/function/org.js');
+    const answer = await handleUnitPush(
+      push(message(SMALL, 'us-central1')),
+      process.env,
+      textLogger({ write: (s) => lines.push(s) }),
+    );
+    expect(answer.status).toBe(204);
+    expect(lines.join('')).toMatch(
+      /ignored a work message: gpu-small-proj \(us-central1\): the kept discovery does not split gpu-small-proj/,
+    );
+    expect(await store.listRuns(`${SMALL}@us-central1`)).toEqual([]);
+    expect((await store.loadConditions(SMALL)).state).toEqual(kept);
+    expect(emulator.writes()).toHaveLength(writes);
+    await new Promise((r) => setTimeout(r, 500));
+    expect(alerts).toHaveLength(published);
+  }, 60_000);
 });
