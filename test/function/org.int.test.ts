@@ -247,6 +247,41 @@ describe('fan-out: dispatch, then one function run per project', () => {
     expect(await store.readLease(excluded)).toBeNull();
   });
 
+  it('a unit that died holding its lease holds the next delivery off until the lease expires', async () => {
+    const project = orgProjectId(2);
+    const store = createFileStateStore({ dir });
+    const work = JSON.stringify({
+      version: 1,
+      kind: 'govern',
+      project,
+      dispatchId: 'd-crash',
+      issuedAt: new Date().toISOString(),
+    });
+    const lines: string[] = [];
+    const log = textLogger({ write: (s: string) => lines.push(s) });
+    const env = { ...process.env, GOVERNOR_MAX_DELIVERY_ATTEMPTS: '5' };
+    const runs = (await store.listRuns(project)).length;
+    // The dead run's lease, still live: the delivery is answered 500 (delivered again later).
+    const taken = await store.acquireLease(project, 'dead-unit', 300_000, new Date().toISOString());
+    expect(taken.acquired).toBe(true);
+    const held = await handleUnitPush(push(work, { deliveryAttempt: 1 }), env, log);
+    expect(held.status).toBe(500);
+    expect(held.body).toMatchObject({ outcome: 'lease-held', written: 0 });
+    expect(lines.join('')).toMatch(/lease is held by dead-unit/);
+    expect((await store.readLease(project))?.holder).toBe('dead-unit');
+    // Once it has expired, the next delivery governs the project and leaves no lease behind.
+    await store.breakLease(project);
+    const stale = new Date(Date.now() - 10 * 60_000).toISOString();
+    expect((await store.acquireLease(project, 'dead-unit', 300_000, stale)).acquired).toBe(true);
+    lines.length = 0;
+    const next = await handleUnitPush(push(work, { deliveryAttempt: 2 }), env, log);
+    expect(next.status, lines.join('')).toBe(200);
+    expect(await store.readLease(project)).toBeNull();
+    const after = await store.listRuns(project);
+    expect(after.length).toBeGreaterThan(runs);
+    expect(after[0]?.outcome).toBe('ok');
+  }, 30_000);
+
   it('answers 500 in one line, no stack trace, when the kept discovery cannot be read to check a message', async () => {
     // Not the message's fault: it is delivered again (the store may be mended meanwhile), and
     // nothing is governed without the check.
