@@ -4,6 +4,7 @@ import { ancestry, projectNumber } from './hierarchy.js';
 import {
   int,
   invalid,
+  isMessage,
   paginate,
   permissionDenied,
   RpcError,
@@ -25,8 +26,12 @@ import {
  * - `asset_types`: RE2 expressions; one that matches no asset type the emulator knows is
  *   INVALID_ARGUMENT ("If the regular expression does not match any supported asset type").
  * - `page_size`: zero or negative picks the default; above 500 is capped at 500 (not refused).
- * - `page_token`: valid only with the same other parameters, else INVALID_ARGUMENT.
- * - `query`: the emulator does not evaluate queries and answers UNIMPLEMENTED for a non-empty one.
+ * - `page_token`: valid only with the same other parameters ("The values of all other method
+ *   parameters, must be identical to those in the previous call"), `page_size` included, else
+ *   INVALID_ARGUMENT (Google does not say which error: failing is the safe side).
+ * - `query`, `order_by`, `read_mask`: the emulator evaluates none of them (read_mask would change
+ *   which fields a result carries, order_by their order) and answers UNIMPLEMENTED for any that is
+ *   set, rather than ignore it and answer what Google would not.
  */
 
 const KNOWN_TYPES = ['run.googleapis.com/Service', 'run.googleapis.com/WorkerPool'];
@@ -62,6 +67,11 @@ export function assetHandlers(ctx: EmulatorContext): Handlers {
       }
       if (text(request, 'query') !== '')
         throw new RpcError(status.UNIMPLEMENTED, 'the emulator does not evaluate search queries');
+      if (text(request, 'order_by') !== '')
+        throw new RpcError(status.UNIMPLEMENTED, 'the emulator does not sort by order_by');
+      const mask = request['read_mask'];
+      if (isMessage(mask) && strings(mask, 'paths').length > 0)
+        throw new RpcError(status.UNIMPLEMENTED, 'the emulator does not apply a read_mask');
       const types = typesOf(strings(request, 'asset_types'));
       const h = ctx.model.fleet.hierarchy;
       const known =
@@ -115,12 +125,13 @@ export function assetHandlers(ctx: EmulatorContext): Handlers {
         }
       }
       results.sort((a, b) => String(a.name).localeCompare(String(b.name)));
+      const pageSize = Math.max(0, int(request, 'page_size'));
       const { page, nextPageToken } = paginate(results, {
-        pageSize: Math.max(0, int(request, 'page_size')),
+        pageSize,
         pageToken: text(request, 'page_token'),
         defaultPageSize: ctx.settings.pageSize,
         maxPageSize: MAX_PAGE,
-        fingerprint: ['SearchAllResources', scope, types],
+        fingerprint: ['SearchAllResources', scope, types, pageSize],
       });
       return { results: page, next_page_token: nextPageToken };
     },

@@ -93,6 +93,22 @@ describe('Cloud Asset Inventory SearchAllResources through @google-cloud/asset',
     );
     expect((await mismatched).code).toBe(status.INVALID_ARGUMENT);
     expect((await codeOf(page({ pageToken: 'not-a-token' }))).code).toBe(status.INVALID_ARGUMENT);
+    // "The values of all other method parameters, must be identical to those in the previous
+    // call": the page size too.
+    expect((await codeOf(page({ pageSize: 6, pageToken: first.nextPageToken }))).code).toBe(
+      status.INVALID_ARGUMENT,
+    );
+    expect((await page({ pageSize: 5, pageToken: first.nextPageToken })).results).toHaveLength(5);
+  });
+
+  it('answers UNIMPLEMENTED for what it does not evaluate, rather than ignore it', async () => {
+    for (const req of [
+      { query: 'state:ACTIVE' },
+      { orderBy: 'location DESC, name' },
+      { readMask: { paths: ['name'] } },
+    ]) {
+      expect((await codeOf(page(req))).code, JSON.stringify(req)).toBe(status.UNIMPLEMENTED);
+    }
   });
 
   it('refuses a scope without the search permission, and an unknown organisation', async () => {
