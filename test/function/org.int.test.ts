@@ -186,6 +186,27 @@ describe('fan-out: dispatch, then one function run per project', () => {
       ],
       ['prototype', push('{"__proto__":{"x":1},"version":1}'), /invalid/],
       [
+        'another version',
+        push(JSON.stringify({ ...good, version: 2 })),
+        /invalid[\s\S]*version: Invalid input: expected 1/,
+      ],
+      [
+        'another kind',
+        push(JSON.stringify({ ...good, kind: 'restore' })),
+        /invalid[\s\S]*kind: Invalid input: expected "govern"/,
+      ],
+      [
+        'from the future',
+        push(JSON.stringify({ ...good, issuedAt: new Date(Date.now() + 3_600_000).toISOString() })),
+        /issued 3600 s in the future/,
+      ],
+      [
+        // Pub/Sub never sends data that is not a string; nor is a number base64.
+        'data not a string',
+        { ...push(''), message: { data: 12345, messageId: '1' } },
+        /not a Pub\/Sub push request/,
+      ],
+      [
         // Node's decoder would read the message and skip the junk after it.
         'base64 with junk',
         {
