@@ -135,9 +135,17 @@ export async function handleUnitPush(
     store = await createStore(options.stateStore);
     decision = await decideUnit(policy, message, { cache: store, nowMs: Date.now() });
   } catch (e) {
-    await store?.close().catch(() => undefined);
     const why = `unit ${unitLabel(message)}: the work message could not be checked: ${listOnOneLine(errorMessage(e))}`;
     log.log('ERROR', why, { project: message.project, dispatchId: message.dispatchId });
+    // The store is closed all the same; a failure to close it is told, not thrown over the 500.
+    await store
+      ?.close()
+      .catch((closing: unknown) =>
+        log.log(
+          'WARNING',
+          `unit ${unitLabel(message)}: closing the state store failed: ${listOnOneLine(errorMessage(closing))}`,
+        ),
+      );
     return { status: 500, body: { error: why } };
   }
   if (decision.kind !== 'govern') {
