@@ -75,6 +75,15 @@ const Instant = z.iso.datetime({ offset: true });
  * 3 GB. GPU quotas are counted in tens.
  */
 export const MAX_INSTANCES_WANTED = 10_000;
+
+/**
+ * The longest instance start a fleet may model, an hour: past the longest startup probe window
+ * Cloud Run documents (1,800 s, for GPU jobs:
+ * https://cloud.google.com/run/docs/configuring/jobs/healthchecks), after which it shuts the
+ * container down, so never a real start; 1e300 s would leave every instance starting for the
+ * whole run without a word.
+ */
+export const MAX_STARTUP_SECONDS = 3600;
 const Instances = z.number().min(0).max(MAX_INSTANCES_WANTED);
 
 export const DiurnalDemand = z
@@ -232,6 +241,7 @@ export const FleetService = z
     startupSeconds: z
       .number()
       .min(0)
+      .max(MAX_STARTUP_SECONDS)
       .optional()
       .describe('Instance start time, model load included.'),
     requestSeconds: z
@@ -353,6 +363,7 @@ export const Fleet = z
     startupSeconds: z
       .number()
       .min(0)
+      .max(MAX_STARTUP_SECONDS)
       .default(35)
       .describe('Default instance start time (5 s + model load).'),
     idleMinutes: Count.max(60)

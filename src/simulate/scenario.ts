@@ -10,6 +10,7 @@ import {
   FleetError,
   loadTraces,
   MAX_INSTANCES_WANTED,
+  MAX_STARTUP_SECONDS,
   validateFleet,
   type Fleet,
   type FleetInput,
@@ -72,7 +73,7 @@ const ScenarioService = z.strictObject({
   gpus: z.number().int().min(1).max(8).default(1).describe('GPUs per instance.'),
   maxInstances: z.number().int().min(1).max(1000).describe("Today's static max instances."),
   minInstances: z.number().int().min(0).max(1000).default(0),
-  startupSeconds: z.number().min(0).optional(),
+  startupSeconds: z.number().min(0).max(MAX_STARTUP_SECONDS).optional(),
   demand: ScenarioDemand,
 });
 
@@ -123,12 +124,15 @@ export const Scenario = z
       ),
     quotaCut: z
       .strictObject({
-        atHour: z.number().min(0).describe('Hours after start when the quota is cut.'),
+        atHour: z
+          .number()
+          .min(0)
+          .describe("Hours after start when the quota is cut: within the scenario's hours."),
         factor: z.number().positive().max(1).describe('The new quota as a share of the old.'),
       })
       .optional()
       .describe('A quota cut in the middle of the run: from then on the pool has fewer GPUs.'),
-    startupSeconds: z.number().min(0).default(35),
+    startupSeconds: z.number().min(0).max(MAX_STARTUP_SECONDS).default(35),
     idleMinutes: z.number().int().min(0).max(60).default(2),
     warmupMinutes: z.number().int().min(0).max(1440).default(60),
     seed: z.number().int().default(1),
@@ -139,6 +143,14 @@ export const Scenario = z
     path: ['quota'],
   })
   .superRefine((s, ctx) => {
+    // A cut after the run would silently never happen.
+    if (s.quotaCut && s.quotaCut.atHour >= s.hours) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['quotaCut', 'atHour'],
+        message: `${s.quotaCut.atHour} is not within the scenario's hours (${s.hours})`,
+      });
+    }
     const names = new Set<string>();
     s.services.forEach((svc, i) => {
       if (names.has(svc.name)) {

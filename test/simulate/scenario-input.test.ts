@@ -44,6 +44,17 @@ describe('a scenario file with a fault', () => {
     expect(error.faults).toEqual([{ path: 'services[1].name', message: 'duplicate service a' }]);
   });
 
+  it('names a quota cut after the run, and a start time no instance could have', async () => {
+    // Before: the cut at hour 5 of a 1-hour scenario never happened, without a word.
+    const cut = await fault(file(`${HEAD}quota: 4\nquotaCut: {atHour: 5, factor: 0.5}\n${ONE}`));
+    expect(cut.faults).toEqual([
+      { path: 'quotaCut.atHour', message: "5 is not within the scenario's hours (1)" },
+    ]);
+    // Before: 1e300 s left every instance starting for the whole run.
+    const slow = await fault(file(`${HEAD}quota: 4\nstartupSeconds: 1e300\n${ONE}`));
+    expect(slow.faults.map((f) => f.path)).toEqual(['startupSeconds']);
+  });
+
   it('names a service of quotaPeakOf that the scenario does not have', async () => {
     // Before: the unknown name counted nothing, the quota silently became 1 GPU.
     const error = await fault(file(`${HEAD}quotaFactor: 1\nquotaPeakOf: [a, nosuch]\n${ONE}`));
