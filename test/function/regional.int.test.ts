@@ -247,6 +247,45 @@ async function receivedAll(answer: { status: number; text: string }): Promise<st
   return runId;
 }
 
+/**
+ * Stores a firing `governor.degraded` (observation) condition under `key` (a project, or a
+ * regional unit's `project@region`), as a run of that unit left it 5 minutes ago; returns the
+ * condition's dedupKey.
+ */
+async function seedObservationCondition(
+  store: ReturnType<typeof createFileStateStore>,
+  project: string,
+  region: string | null,
+): Promise<string> {
+  const unitKey = region === null ? project : `${project}@${region}`;
+  const key = `governor.degraded:${region === null ? project : `${project}/${region}`}:observation`;
+  const firing = new Date(emulator.now().getTime() - 5 * 60_000).toISOString();
+  const before = await store.loadConditions(unitKey);
+  await store.saveConditions(
+    unitKey,
+    {
+      ...before.state,
+      [key]: {
+        type: 'governor.degraded',
+        severity: 'WARNING',
+        project,
+        region,
+        accelerator: null,
+        zonalRedundancy: null,
+        service: null,
+        summary: `The governor could not read everything in ${project}${region === null ? '' : ` (${region})`}`,
+        details: { reason: 'observation' },
+        firingSince: firing,
+        lastNotifiedAt: firing,
+        lastSeenAt: firing,
+        notifications: 1,
+      },
+    },
+    before.version,
+  );
+  return key;
+}
+
 async function waitForLease(key: string): Promise<void> {
   const store = createFileStateStore({ dir });
   const until = Date.now() + 30_000;
@@ -531,30 +570,7 @@ describe('regional units', () => {
     // of its unit of us-central1, still firing in that unit's state.
     const store = createFileStateStore({ dir });
     const unitKey = `${SMALL}@us-central1`;
-    const key = `governor.degraded:${SMALL}/us-central1:observation`;
-    const firing = new Date(emulator.now().getTime() - 5 * 60_000).toISOString();
-    const { version } = await store.loadConditions(unitKey);
-    await store.saveConditions(
-      unitKey,
-      {
-        [key]: {
-          type: 'governor.degraded',
-          severity: 'WARNING',
-          project: SMALL,
-          region: 'us-central1',
-          accelerator: null,
-          zonalRedundancy: null,
-          service: null,
-          summary: `The governor could not read everything in ${SMALL} (us-central1)`,
-          details: { reason: 'observation' },
-          firingSince: firing,
-          lastNotifiedAt: firing,
-          lastSeenAt: firing,
-          notifications: 1,
-        },
-      },
-      version,
-    );
+    const key = await seedObservationCondition(store, SMALL, 'us-central1');
     emulator.advance(60_000);
     const answer = await post(unitServer, push(message(SMALL)));
     expect(answer.status, answer.text).toBe(200);
@@ -609,31 +625,7 @@ describe('regional units', () => {
     // resolve their own project-wide conditions), and hold each of them off while it runs.
     const store = createFileStateStore({ dir });
     const unitKey = `${BIG}@us-central1`;
-    const key = `governor.degraded:${BIG}/us-central1:observation`;
-    const firing = new Date(emulator.now().getTime() - 5 * 60_000).toISOString();
-    const before = await store.loadConditions(unitKey);
-    await store.saveConditions(
-      unitKey,
-      {
-        ...before.state,
-        [key]: {
-          type: 'governor.degraded',
-          severity: 'WARNING',
-          project: BIG,
-          region: 'us-central1',
-          accelerator: null,
-          zonalRedundancy: null,
-          service: null,
-          summary: `The governor could not read everything in ${BIG} (us-central1)`,
-          details: { reason: 'observation' },
-          firingSince: firing,
-          lastNotifiedAt: firing,
-          lastSeenAt: firing,
-          notifications: 1,
-        },
-      },
-      before.version,
-    );
+    await seedObservationCondition(store, BIG, 'us-central1');
     const kept = (await store.loadConditions(unitKey)).state;
     const runs = (await store.listRuns(BIG)).map((r) => r.runId);
     const writes = emulator.writes().length;
@@ -662,31 +654,7 @@ describe('regional units', () => {
     // it (sent while it was split, redelivered after, or by anybody who can publish) would take
     // over the whole project's project-wide conditions and resolve them under its own keys.
     const store = createFileStateStore({ dir });
-    const key = `governor.degraded:${SMALL}:observation`;
-    const firing = new Date(emulator.now().getTime() - 5 * 60_000).toISOString();
-    const before = await store.loadConditions(SMALL);
-    await store.saveConditions(
-      SMALL,
-      {
-        ...before.state,
-        [key]: {
-          type: 'governor.degraded',
-          severity: 'WARNING',
-          project: SMALL,
-          region: null,
-          accelerator: null,
-          zonalRedundancy: null,
-          service: null,
-          summary: `The governor could not read everything in ${SMALL}`,
-          details: { reason: 'observation' },
-          firingSince: firing,
-          lastNotifiedAt: firing,
-          lastSeenAt: firing,
-          notifications: 1,
-        },
-      },
-      before.version,
-    );
+    await seedObservationCondition(store, SMALL, null);
     const kept = (await store.loadConditions(SMALL)).state;
     const writes = emulator.writes().length;
     const published = alerts.length;
