@@ -308,7 +308,11 @@ export function buildProgram(
     .option('--days <n>', 'days of history to look at (1-14, default 7)', (t) =>
       parseCount(t, '--days', 14),
     )
-    .option('--at <iso>', 'judge as of this time instead of now', parseAt)
+    .option(
+      '--at <iso>',
+      "judge as of this time instead of now (the emulator's clock against the emulator)",
+      parseAt,
+    )
     .option('--state-dir <dir>', 'the local state store (default .governor/state)')
     .action(
       run(

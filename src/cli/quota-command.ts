@@ -1,3 +1,4 @@
+import { createClock } from '../adapters/clock.js';
 import { plural } from '../core/text.js';
 import { quotaFromPolicy } from '../core/pool.js';
 import {
@@ -36,7 +37,9 @@ export async function runQuotaRecommend(
   options: RuntimeOptions,
 ): Promise<number> {
   const policy = await loadPolicy(flags.policy);
-  const at = flags.at ?? new Date().toISOString();
+  // Now is the runs' clock, as for `status --org`: against the emulator its virtual clock, on
+  // which its runs dated their records (and their pressure ledger), else the wall clock.
+  const at = flags.at ?? new Date(await createClock(options)()).toISOString();
   const store = await createStore(options.stateStore, flags.stateDir);
   const recs: QuotaRecommendation[] = [];
   const withoutHistory: string[] = [];

@@ -6,6 +6,7 @@ import { promisify } from 'node:util';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 import type { PressureDay, PressureLedger } from '../../src/core/quota-pressure.js';
+import { startEmulator } from '../../src/emulator/index.js';
 import { quietRun } from '../support/fixtures.js';
 
 /** `governor quota recommend` through the real process, from a file state store's records. */
@@ -15,10 +16,10 @@ const tmp = mkdtempSync(join(tmpdir(), 'governor-quota-'));
 const stateDir = join(tmp, 'state');
 const AT = '2026-11-30T12:00:00.000Z';
 
-async function governor(...args: string[]) {
+async function governor(args: string[], env: Record<string, string> = {}) {
   try {
     const { stdout, stderr } = await exec(process.execPath, ['bin/governor.js', ...args], {
-      env: { ...process.env, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' },
+      env: { ...process.env, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none', ...env },
     });
     return { code: 0, stdout, stderr };
   } catch (e) {
@@ -30,7 +31,7 @@ async function governor(...args: string[]) {
 
 /** `governor quota recommend` with this policy and state directory, and any further flags. */
 function recommend(policyPath: string, dir: string, ...more: string[]) {
-  return governor('quota', 'recommend', '--policy', policyPath, '--state-dir', dir, ...more);
+  return governor(['quota', 'recommend', '--policy', policyPath, '--state-dir', dir, ...more]);
 }
 
 function policy(name: string, extra = ''): string {
@@ -250,5 +251,32 @@ describe('governor quota recommend', () => {
       ['split-proj/europe-west4/nvidia-l4/zonal', 'no-pressure', 0],
       ['split-proj/us-central1/nvidia-l4/zonal', 'recommend', 1200],
     ]);
+  });
+
+  it("against the emulator, judges as of the emulator's clock, on which the runs recorded", async () => {
+    // The runs of the emulator's fleet date their records on its virtual clock (here AT), which
+    // may be days or years from the wall clock; `status --org` reads them on that clock too.
+    const emulator = await startEmulator({
+      speed: 'manual',
+      fleet: { start: AT, warmupMinutes: 1, projects: [{ id: 'clock-project', services: [] }] },
+    });
+    try {
+      const args = ['quota', 'recommend', '--policy', policy('e.yaml'), '--state-dir', stateDir];
+      const env = { GOVERNOR_EMULATOR_ADMIN: `http://127.0.0.1:${emulator.adminPort}` };
+      const r = await governor([...args, '--json'], env);
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      const out = JSON.parse(r.stdout) as { at: string; pools: { key: string; status: string }[] };
+      expect(out.at).toBe(AT);
+      expect(out.pools.find((p) => p.key === 'hot/us-central1/nvidia-l4/zonal')?.status).toBe(
+        'recommend',
+      );
+      // --at still wins.
+      const at = '2026-12-30T00:00:00.000Z';
+      const later = await governor([...args, '--json', '--at', at], env);
+      expect((JSON.parse(later.stdout) as { at: string }).at).toBe(at);
+    } finally {
+      await emulator.stop();
+    }
   });
 });
