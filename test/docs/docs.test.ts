@@ -1,11 +1,15 @@
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
+import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
+import { buildProgram } from '../../src/cli/main.js';
+import { parseRuntimeOptions } from '../../src/runtime-options.js';
 
 /**
  * The documentation stands on its own: every relative link opens a file of the repository, no
- * page leans on a document or an issue a reader cannot open, and every environment variable the
- * code reads is in the README's table.
+ * page leans on a document or an issue a reader cannot open, every environment variable the
+ * code reads is in the README's table, the README's list of commands is the command line's, and
+ * every `npm run` script and emulator admin route the docs name exists, and the other way round.
  */
 
 const PAGES = [
@@ -64,5 +68,68 @@ describe('the docs', () => {
       (name) => !table.includes(`\`${name}\``) && !table.includes(`${name}=`),
     );
     expect(missing).toEqual([]);
+  });
+
+  it("list each command of the command line with exactly its options in the README's Commands", () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const section = readme.slice(readme.indexOf('## Commands'));
+    const block = /```\n([\s\S]*?)```/.exec(section)?.[1] ?? '';
+    const documented = new Map<string, Set<string>>();
+    for (const line of block.split('\n')) {
+      const m = /^governor ((?:[a-z]+ )*?[a-z]+)(?= +\[|\s+--|$)/.exec(line.trimEnd());
+      if (!m?.[1]) continue;
+      const flags = documented.get(m[1]) ?? new Set<string>();
+      for (const f of line.matchAll(/--[a-z][a-z-]*/g)) flags.add(f[0]);
+      documented.set(m[1], flags);
+    }
+    const program = buildProgram(
+      { stdout: { write: () => true }, stderr: { write: () => true } },
+      parseRuntimeOptions({}),
+      () => undefined,
+    );
+    const actual = new Map<string, Set<string>>();
+    const visit = (command: Command, prefix: string) => {
+      for (const sub of command.commands) {
+        const name = `${prefix}${sub.name()}`;
+        if (sub.commands.length > 0) visit(sub, `${name} `);
+        else actual.set(name, new Set(sub.options.map((o) => o.long ?? '')));
+      }
+    };
+    visit(program, '');
+    actual.set('--help', new Set());
+    documented.delete('--help');
+    actual.delete('--help');
+    const asObject = (m: Map<string, Set<string>>) =>
+      Object.fromEntries([...m].map(([k, v]) => [k, [...v].sort()]).sort());
+    expect(asObject(documented)).toEqual(asObject(actual));
+    // docs/rules.md names the same commands.
+    const rules = readFileSync('docs/rules.md', 'utf8');
+    const line = rules.slice(rules.indexOf('## The command line')).split('\n\n')[1] ?? '';
+    const named = [...line.matchAll(/`(?:governor )?([a-z][a-z ]*)`/g)].map((m) => m[1]);
+    expect(named.sort()).toEqual([...actual.keys()].sort());
+  });
+
+  it('name only npm scripts that exist', () => {
+    const scripts = Object.keys(
+      (JSON.parse(readFileSync('package.json', 'utf8')) as { scripts: Record<string, string> })
+        .scripts,
+    );
+    const unknown: string[] = [];
+    for (const page of [...PAGES, 'terraform/README.md']) {
+      const text = readFileSync(page, 'utf8');
+      for (const m of text.matchAll(/npm run ([a-z][a-z0-9:-]*[a-z0-9])/g))
+        if (!scripts.includes(m[1] ?? '')) unknown.push(`${page}: npm run ${m[1]}`);
+    }
+    expect(unknown).toEqual([]);
+  });
+
+  it("document every route of the emulator's admin endpoint in docs/emulator.md, and no other", () => {
+    const admin = readFileSync('src/emulator/admin.ts', 'utf8');
+    const routes = [...admin.matchAll(/case '((?:GET|POST) \/[a-z/-]*)':/g)].map((m) => m[1] ?? '');
+    expect(routes.length).toBeGreaterThan(10);
+    const page = readFileSync('docs/emulator.md', 'utf8');
+    expect(routes.filter((r) => !page.includes(r))).toEqual([]);
+    const named = [...page.matchAll(/`((?:GET|POST) \/[a-z/-]*)/g)].map((m) => m[1] ?? '');
+    expect([...new Set(named)].filter((r) => !routes.includes(r))).toEqual([]);
   });
 });
