@@ -240,7 +240,7 @@ export function buildProgram(
   program
     .command('check')
     .description(
-      'Check every permission a run of the policy needs (exit 1 when one is missing); writes nothing.',
+      'Check every permission a run of the policy needs (exit 1 when one is missing or its check failed); writes nothing.',
     )
     .addOption(policyOption())
     .option('--json', 'print the check report as JSON only')
