@@ -197,6 +197,59 @@ function checkBodyType(req: IncomingMessage): void {
   }
 }
 
+/** Every route, and the query parameters it reads (most read none). */
+export const ADMIN_ROUTES: Readonly<Record<string, readonly string[]>> = {
+  'GET /state': [],
+  'GET /clock': [],
+  'GET /writes': [],
+  'GET /calls': [],
+  'GET /published': ['topic'],
+  'GET /metrics-written': ['type'],
+  'GET /faults': [],
+  'GET /violations': [],
+  'GET /quota-preferences': [],
+  'POST /advance': [],
+  'POST /demand': [],
+  'POST /quota': [],
+  'POST /deploy': [],
+  'POST /edit': [],
+  'POST /faults': [],
+  'POST /invariants': [],
+  'POST /reset-calls': [],
+  'POST /quota-preferences/decide': [],
+};
+
+/**
+ * A query parameter the route does not read, or one given twice, is refused (400): ignored, it
+ * answered the unfiltered list as if filtered (`/published?type=…` returned every message).
+ */
+function checkQuery(key: string, params: URLSearchParams): void {
+  const known = ADMIN_ROUTES[key];
+  if (known === undefined) return; // no such route: answered 404 below
+  const seen = new Set<string>();
+  for (const name of params.keys()) {
+    const shown = JSON.stringify(cutText(name, 100));
+    if (!known.includes(name)) {
+      throw new ControlError(
+        `${cutText(key, 100)}: unknown query parameter ${shown} (${known.length ? `it takes ${known.join(', ')}` : 'it takes none'})`,
+      );
+    }
+    if (seen.has(name))
+      throw new ControlError(`${cutText(key, 100)}: query parameter ${shown} given twice`);
+    seen.add(name);
+  }
+}
+
+/** "GET /state /clock …; POST /advance …": every route, by method. */
+function routeList(): string {
+  const byMethod = new Map<string, string[]>();
+  for (const key of Object.keys(ADMIN_ROUTES)) {
+    const [method = '', path = ''] = key.split(' ');
+    byMethod.set(method, [...(byMethod.get(method) ?? []), path]);
+  }
+  return [...byMethod].map(([method, paths]) => `${method} ${paths.join(' ')}`).join('; ');
+}
+
 async function route(
   control: EmulatorControl,
   req: IncomingMessage,
@@ -207,6 +260,7 @@ async function route(
   const url = new URL(req.url ?? '/', 'http://127.0.0.1');
   const path = url.pathname;
   const key = `${req.method ?? 'GET'} ${path}`;
+  checkQuery(key, url.searchParams);
   switch (key) {
     case 'GET /state':
       return [200, control.state()];
@@ -261,7 +315,7 @@ async function route(
       return [
         404,
         {
-          error: `no route ${key}: GET /state /clock /writes /calls /published /metrics-written /faults /violations /quota-preferences; POST /advance /demand /quota /deploy /edit /faults /invariants /reset-calls /quota-preferences/decide`,
+          error: `no route ${key}: ${routeList()}`,
         },
       ];
   }

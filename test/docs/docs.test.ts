@@ -3,6 +3,7 @@ import { dirname, join } from 'node:path';
 import type { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
 import { buildProgram } from '../../src/cli/main.js';
+import { ADMIN_ROUTES } from '../../src/emulator/admin.js';
 import { parseRuntimeOptions } from '../../src/runtime-options.js';
 
 /**
@@ -127,6 +128,8 @@ describe('the docs', () => {
     const admin = readFileSync('src/emulator/admin.ts', 'utf8');
     const routes = [...admin.matchAll(/case '((?:GET|POST) \/[a-z/-]*)':/g)].map((m) => m[1] ?? '');
     expect(routes.length).toBeGreaterThan(10);
+    // The routes the endpoint serves are the ones it lists (404) and checks the query of.
+    expect([...routes].sort()).toEqual(Object.keys(ADMIN_ROUTES).sort());
     const page = readFileSync('docs/emulator.md', 'utf8');
     expect(routes.filter((r) => !page.includes(r))).toEqual([]);
     const named = [...page.matchAll(/`((?:GET|POST) \/[a-z/-]*)/g)].map((m) => m[1] ?? '');

@@ -61,6 +61,29 @@ describe('the HTTP admin endpoint', () => {
     });
   });
 
+  it('refuses a query parameter a route does not read, or one given twice', async () => {
+    // Ignored, `/published?type=…` answered every message as if filtered.
+    const unknown = await get('/published?type=pool.over-budget');
+    expect(unknown).toEqual({
+      status: 400,
+      body: { error: 'GET /published: unknown query parameter "type" (it takes topic)' },
+    });
+    expect((await get('/state?verbose=1')).body).toEqual({
+      error: 'GET /state: unknown query parameter "verbose" (it takes none)',
+    });
+    expect((await get('/published?topic=a&topic=b')).body).toEqual({
+      error: 'GET /published: query parameter "topic" given twice',
+    });
+    // The one it reads is read: a topic the emulator does not have is named as such.
+    expect(
+      JSON.stringify((await get('/published?topic=projects/p/topics/nothing')).body),
+    ).toContain('no topic projects/p/topics/nothing');
+    // An unknown route is still a 404 that lists the routes.
+    const missing = await get('/publshed?topic=x');
+    expect(missing.status).toBe(404);
+    expect(JSON.stringify(missing.body)).toContain('GET /state /clock');
+  });
+
   it('shows the state and moves the clock', async () => {
     const { body } = (await get('/state')) as { body: Record<string, unknown> };
     expect(body['now']).toBe('2026-11-27T12:00:00.000Z');
