@@ -23,8 +23,9 @@ import {
  *   is INVALID_ARGUMENT. A scope the caller may not search (the fleet's
  *   `hierarchy.searchDenied`, or an organisation or folder the fleet does not have) is
  *   PERMISSION_DENIED, as Google answers without cloudasset.assets.searchAllResources on it.
- * - `asset_types`: RE2 expressions; one that matches no asset type the emulator knows is
- *   INVALID_ARGUMENT ("If the regular expression does not match any supported asset type").
+ * - `asset_types`: RE2 expressions; one that matches no asset type is INVALID_ARGUMENT ("If the
+ *   regular expression does not match any supported asset type"); one that names another Google
+ *   service's types, which the emulator does not model, is UNIMPLEMENTED.
  * - `page_size`: zero or negative picks the default; above 500 is capped at 500 (not refused).
  * - `page_token`: valid only with the same other parameters ("The values of all other method
  *   parameters, must be identical to those in the previous call"), `page_size` included, else
@@ -49,6 +50,15 @@ function typesOf(patterns: string[]): string[] {
       throw invalid(`asset_types: "${p.slice(0, 100)}" is not a valid regular expression`);
     }
     const matched = KNOWN_TYPES.filter((t) => re.test(t));
+    // Google searches every supported asset type (compute.googleapis.com/Instance among them:
+    // https://cloud.google.com/asset-inventory/docs/supported-asset-types); the emulator models
+    // only Cloud Run's. A pattern that names a Google service may match one of those: not served
+    // here (UNIMPLEMENTED), rather than refused as Google would not. Any other matches nothing.
+    if (matched.length === 0 && p.includes('googleapis.com'))
+      throw new RpcError(
+        status.UNIMPLEMENTED,
+        `asset_types: "${p.slice(0, 100)}": the emulator models only ${KNOWN_TYPES.join(' and ')}`,
+      );
     if (matched.length === 0)
       throw invalid(`asset_types: "${p.slice(0, 100)}" does not match any supported asset type`);
     for (const t of matched) out.add(t);
