@@ -5,12 +5,12 @@ import { createCloudRunAdapter } from '../../src/adapters/cloud-run.js';
 import { createMonitoringAdapter } from '../../src/adapters/monitoring.js';
 import { createQuotaAdapter } from '../../src/adapters/quotas.js';
 import { RecordingSink } from '../../src/adapters/memory/alert-sink.js';
-import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { RpcError, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { memoryLogger, type Logger } from '../../src/log.js';
 import type { AlertSink, ObservePorts } from '../../src/ports/index.js';
-import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
+import { type RunReport } from '../../src/reconcile/reconcile.js';
+import { reconcileReport } from '../support/reconcile-run.js';
 
 /**
  * The act step's parallel batches under faults, through gRPC and Google's clients: a pool with
@@ -108,23 +108,16 @@ async function run(
   sink: AlertSink = new RecordingSink(),
   log: Logger = memoryLogger(),
 ): Promise<RunReport> {
-  try {
-    return await reconcile(
-      policy,
-      {
-        ports,
-        store: createMemoryStateStore(),
-        sink,
-        log,
-        now: async () => emulator.now().getTime(),
-        sleep: async () => {},
-      },
-      { runId: `batch-${Math.random().toString(16).slice(2)}`, deadlineMs: 30_000 },
-    );
-  } catch (e) {
-    if (e instanceof RunFailedError) return e.report;
-    throw e;
-  }
+  return reconcileReport(
+    policy,
+    {
+      ports,
+      sink,
+      log,
+      clock: () => emulator.now().getTime(),
+    },
+    { runId: `batch-${Math.random().toString(16).slice(2)}`, deadlineMs: 30_000 },
+  );
 }
 
 /** The pool's caps in GPUs, now. */

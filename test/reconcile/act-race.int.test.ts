@@ -6,10 +6,11 @@ import { parsePolicy, type Policy } from '../../src/core/policy.js';
 import { RecordingSink } from '../../src/adapters/memory/alert-sink.js';
 import { RpcError, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { memoryLogger } from '../../src/log.js';
-import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
+import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { summary } from '../../src/cli/apply-command.js';
 import type { StateStore } from '../../src/ports/index.js';
+import { reconcileReport } from '../support/reconcile-run.js';
 
 /**
  * The act step against another writer, through the emulator and Google's clients: the pool is
@@ -90,23 +91,16 @@ async function run(
   sink: RecordingSink | null = null,
   store: StateStore = createMemoryStateStore(),
 ): Promise<RunReport> {
-  try {
-    return await reconcile(
-      policy,
-      {
-        ports,
-        store,
-        sink,
-        log: memoryLogger(),
-        now: async () => emulator.now().getTime(),
-        sleep: async () => {},
-      },
-      { runId: `race-${Math.random().toString(16).slice(2)}`, deadlineMs: 30_000, writerId: 'me' },
-    );
-  } catch (e) {
-    if (e instanceof RunFailedError) return e.report;
-    throw e;
-  }
+  return reconcileReport(
+    policy,
+    {
+      ports,
+      store,
+      sink,
+      clock: () => emulator.now().getTime(),
+    },
+    { runId: `race-${Math.random().toString(16).slice(2)}`, deadlineMs: 30_000, writerId: 'me' },
+  );
 }
 
 /** Caps of every service in the pool, in GPUs. */

@@ -1,11 +1,10 @@
 import { afterEach, describe, expect, it } from 'vitest';
 import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
 import { RecordingSink } from '../../src/adapters/memory/alert-sink.js';
-import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
-import { memoryLogger } from '../../src/log.js';
-import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
+import { type RunReport } from '../../src/reconcile/reconcile.js';
+import { reconcileReport } from '../support/reconcile-run.js';
 
 /**
  * A floor the quota cannot hold, through the emulator and Google's clients. Cloud Run refuses a
@@ -54,27 +53,19 @@ async function run(
   policy: ReturnType<typeof parsePolicy>,
   sink: RecordingSink,
 ): Promise<RunReport> {
-  try {
-    return await reconcile(
-      policy,
-      {
-        ports,
-        store: createMemoryStateStore(),
-        sink,
-        log: memoryLogger(),
-        now: async () => emulator.now().getTime(),
-        sleep: async () => {},
-      },
-      {
-        runId: `floors-${Math.random().toString(16).slice(2)}`,
-        deadlineMs: 30_000,
-        writerId: 'me',
-      },
-    );
-  } catch (e) {
-    if (e instanceof RunFailedError) return e.report;
-    throw e;
-  }
+  return reconcileReport(
+    policy,
+    {
+      ports,
+      sink,
+      clock: () => emulator.now().getTime(),
+    },
+    {
+      runId: `floors-${Math.random().toString(16).slice(2)}`,
+      deadlineMs: 30_000,
+      writerId: 'me',
+    },
+  );
 }
 
 const caps = () =>

@@ -1,13 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
 import { UnavailableError } from '../../src/errors.js';
-import { memoryLogger } from '../../src/log.js';
-import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
 import { onePoolFleet } from '../support/fixtures.js';
+import { reconcileReport } from '../support/reconcile-run.js';
 
 /**
  * The read before the raises is fresh for everything that holds the pool's GPUs, not only the
@@ -52,24 +50,14 @@ describe('the read before the raises', () => {
         return sim.run.listServices(p, r);
       },
     };
-    let report: RunReport;
-    try {
-      report = await reconcile(
-        policy,
-        {
-          ports: { ...sim, run },
-          store: createMemoryStateStore(),
-          sink: null,
-          log: memoryLogger(),
-          now: async () => m.now,
-          sleep: async () => {},
-        },
-        { runId: 'fresh', deadlineMs: 60_000, writerId: 'me' },
-      );
-    } catch (e) {
-      if (!(e instanceof RunFailedError)) throw e;
-      report = e.report;
-    }
+    const report = await reconcileReport(
+      policy,
+      {
+        ports: { ...sim, run },
+        clock: () => m.now,
+      },
+      { runId: 'fresh', deadlineMs: 60_000, writerId: 'me' },
+    );
     const pool = m.pools()[0];
     expect(pool?.jobGpus).toBe(4);
     // The plan, made before the job, raised to the whole quota...
@@ -92,24 +80,14 @@ describe('the read before the raises', () => {
         return sim.run.listRunningExecutions(p, r);
       },
     };
-    let report: RunReport;
-    try {
-      report = await reconcile(
-        policy,
-        {
-          ports: { ...sim, run },
-          store: createMemoryStateStore(),
-          sink: null,
-          log: memoryLogger(),
-          now: async () => m.now,
-          sleep: async () => {},
-        },
-        { runId: 'blind', deadlineMs: 60_000, writerId: 'me' },
-      );
-    } catch (e) {
-      if (!(e instanceof RunFailedError)) throw e;
-      report = e.report;
-    }
+    const report = await reconcileReport(
+      policy,
+      {
+        ports: { ...sim, run },
+        clock: () => m.now,
+      },
+      { runId: 'blind', deadlineMs: 60_000, writerId: 'me' },
+    );
     const raises = report.writes.filter((w) => w.planned > w.from);
     expect(raises.length).toBeGreaterThan(0);
     for (const w of raises) expect(w.cause).toBe('pool-unreadable');

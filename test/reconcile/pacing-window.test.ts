@@ -1,12 +1,10 @@
 import { describe, expect, it } from 'vitest';
-import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
-import { memoryLogger } from '../../src/log.js';
-import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
 import { onePoolFleet } from '../support/fixtures.js';
+import { reconcileReport } from '../support/reconcile-run.js';
 
 /**
  * The window between the read that allows a raise and the raise is one round trip, even when
@@ -55,27 +53,18 @@ describe('act under the write quota', () => {
         return sim.run.updateMaxInstances(u);
       },
     };
-    let report: RunReport;
-    try {
-      report = await reconcile(
-        policy,
-        {
-          ports: { ...sim, run },
-          store: createMemoryStateStore(),
-          sink: null,
-          log: memoryLogger(),
-          now: async () => m.now,
-          wallClock: () => t,
-          sleep: async (ms) => {
-            t += ms;
-          },
+    const report = await reconcileReport(
+      policy,
+      {
+        ports: { ...sim, run },
+        clock: () => m.now,
+        wallClock: () => t,
+        sleep: async (ms) => {
+          t += ms;
         },
-        { runId: 'paced', deadlineMs: 4 * 60_000, writerId: 'me' },
-      );
-    } catch (e) {
-      if (!(e instanceof RunFailedError)) throw e;
-      report = e.report;
-    }
+      },
+      { runId: 'paced', deadlineMs: 4 * 60_000, writerId: 'me' },
+    );
     const raised = report.writes.filter((w) => w.planned > w.from);
     expect(raised).toHaveLength(4);
     // Every raise was written, within the run.

@@ -5,13 +5,12 @@ import { RecordingSink } from '../../src/adapters/memory/alert-sink.js';
 import { validateFleet, type FleetInput } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { UnavailableError } from '../../src/errors.js';
-import { memoryLogger } from '../../src/log.js';
 import { observe } from '../../src/observe/observe.js';
 import type { ObservePorts } from '../../src/ports/index.js';
 import { plan } from '../../src/core/planner.js';
-import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
-import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
+import { type RunReport } from '../../src/reconcile/reconcile.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
+import { reconcileReport } from '../support/reconcile-run.js';
 
 /**
  * Runs over more than one project, through the in-memory ports over the emulator's fleet model:
@@ -56,24 +55,15 @@ async function runOnce(
 ): Promise<{ report: RunReport; delivered: Alert[] }> {
   const model = new FleetModel(validateFleet(fleetOf(projects, 8)));
   const sink = new RecordingSink();
-  let report: RunReport;
-  try {
-    report = await reconcile(
-      policyOf(projects),
-      {
-        ports: ports(createSimPorts(model, { lagMs: 3 * 60_000 })),
-        store: createMemoryStateStore(),
-        sink,
-        log: memoryLogger(),
-        now: async () => model.now,
-        sleep: async () => {},
-      },
-      { runId: 'run-1', deadlineMs: 60_000 },
-    );
-  } catch (e) {
-    if (!(e instanceof RunFailedError)) throw e;
-    report = e.report;
-  }
+  const report = await reconcileReport(
+    policyOf(projects),
+    {
+      ports: ports(createSimPorts(model, { lagMs: 3 * 60_000 })),
+      sink,
+      clock: () => model.now,
+    },
+    { runId: 'run-1', deadlineMs: 60_000 },
+  );
   return { report, delivered: sink.delivered };
 }
 

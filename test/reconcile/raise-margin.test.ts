@@ -1,12 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
 import { memoryLogger } from '../../src/log.js';
-import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
 import { onePoolFleet } from '../support/fixtures.js';
+import { reconcileReport } from '../support/reconcile-run.js';
 
 /**
  * Raises start only while enough of the run is left to verify them. On a fake wall clock over the
@@ -75,35 +74,27 @@ async function runWith(leftMs: number) {
     },
   };
   const log = memoryLogger();
-  let report: RunReport;
-  try {
-    report = await reconcile(
-      policy,
-      {
-        ports: { ...sim, run },
-        store: createMemoryStateStore(),
-        sink: null,
-        log,
-        now: async () => m.now,
-        wallClock: () => t,
-        sleep: async (ms) => {
-          t += ms;
-        },
+  const report = await reconcileReport(
+    policy,
+    {
+      ports: { ...sim, run },
+      log,
+      clock: () => m.now,
+      wallClock: () => t,
+      sleep: async (ms) => {
+        t += ms;
       },
-      {
-        runId: 'margin',
-        deadlineMs: DEADLINE_MS,
-        writerId: 'me',
-        confirm: () => {
-          t = start + DEADLINE_MS - leftMs;
-          return Promise.resolve(true);
-        },
+    },
+    {
+      runId: 'margin',
+      deadlineMs: DEADLINE_MS,
+      writerId: 'me',
+      confirm: () => {
+        t = start + DEADLINE_MS - leftMs;
+        return Promise.resolve(true);
       },
-    );
-  } catch (e) {
-    if (!(e instanceof RunFailedError)) throw e;
-    report = e.report;
-  }
+    },
+  );
   return { report, log, filled, caps: caps() };
 }
 
