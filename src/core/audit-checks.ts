@@ -1,5 +1,11 @@
 import type { AuditRuleId, AuditSeverity } from './audit-rules.js';
-import { DEFAULT_MAX_INSTANCES, maxInForce, type MaxInForce, type PoolId } from './pool.js';
+import {
+  DEFAULT_MAX_INSTANCES,
+  maxInForce,
+  quotaInstances,
+  type MaxInForce,
+  type PoolId,
+} from './pool.js';
 import type { Snapshot } from './snapshot.js';
 import { DEFAULT_CONCURRENCY, type ObservedContainer, type ObservedService } from './service.js';
 
@@ -198,7 +204,7 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
         ? { max: s.manualInstanceCount ?? 0, how: 'manual instance count' }
         : effectiveMaxOf(s);
     if (max * gpus <= quota) return null;
-    const fit = Math.floor(quota / gpus);
+    const fit = quotaInstances(quota, gpus);
     const what = s.scalingMode === 'MANUAL' ? 'manual instances' : 'max instances';
     return {
       problem: `${what} ${max} (${how}) × ${plural(gpus, 'GPU')} = ${max * gpus} GPUs, above the pool's quota of ${quota}: Cloud Run refuses to deploy it`,
@@ -224,7 +230,7 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
 
   'max-unset': ({ s, quota }) => {
     if (s.scalingMode === 'MANUAL' || maxInForce(s).level !== 'default') return null;
-    const counted = quota === null ? null : Math.floor(quota / s.gpu.count);
+    const counted = quota === null ? null : quotaInstances(quota, s.gpu.count);
     return {
       problem:
         counted === null

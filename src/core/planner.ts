@@ -27,6 +27,7 @@ import {
   poolKey,
   poolSettings,
   policyPools,
+  quotaInstances,
   type PoolId,
 } from './pool.js';
 import { compileRules, type Settings } from './rules.js';
@@ -379,7 +380,7 @@ function toGoverned(
   // violated"; "max_instance_count must be greater than or equal to min_instance_count"), so a
   // floor above the quota's ceiling yields to it, and a service whose own min instances are above
   // it can be written no max at all: it is left as it is (like one being deployed).
-  const quotaCeiling = quota === null ? Infinity : Math.floor(quota / g);
+  const quotaCeiling = quota === null ? Infinity : quotaInstances(quota, g);
   let ceiling = Math.min(settings.max ?? Infinity, quotaCeiling);
   let floorAboveCeiling: PlanWhy['floorAboveCeiling'];
   let unwritable = false;

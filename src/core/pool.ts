@@ -176,9 +176,18 @@ export function poolBudget(b: BudgetInput): number | null {
  */
 export const DEFAULT_MAX_INSTANCES = 100;
 
+/**
+ * The most max instances Cloud Run accepts for a service of `gpusPerInstance` GPUs in a pool of
+ * `quota` GPUs: it refuses one whose GPUs exceed the quota ("Max instances must be set to N or
+ * fewer ... Quota violated"), and derives an unset max from the same quota.
+ */
+export function quotaInstances(quota: number, gpusPerInstance: number): number {
+  return Math.floor(quota / Math.max(1, gpusPerInstance));
+}
+
 /** What Cloud Run allows a GPU service that sets no max: as many instances as its pool's quota. */
 export function unsetMaxFor(quota: number | null, gpusPerInstance: number): number {
-  return quota === null ? DEFAULT_MAX_INSTANCES : Math.floor(quota / Math.max(1, gpusPerInstance));
+  return quota === null ? DEFAULT_MAX_INSTANCES : quotaInstances(quota, gpusPerInstance);
 }
 
 export interface MaxLevels {

@@ -45,7 +45,7 @@ export function restorePlan(plan: Plan, targets: readonly RestoreTarget[], limit
     if (!row.managed) continue;
     const target = byService.get(serviceKey(row));
     if (!target || target.to === null || target.to === row.from) continue;
-    const why: PlanWhy = { basis: { kind: 'restore', to: target.to, source: target.source } };
+    const why = restoreWhy(target);
     changes.push({
       project: row.project,
       region: row.region,
@@ -82,11 +82,7 @@ export function restorePlan(plan: Plan, targets: readonly RestoreTarget[], limit
       const to = change.why.deferred ? row.from : change.to;
       return { ...row, to, why: change.why, reason: change.reason };
     }
-    const target = byService.get(serviceKey(row));
-    const why: PlanWhy =
-      target && target.to !== null
-        ? { basis: { kind: 'restore', to: target.to, source: target.source } }
-        : { basis: { kind: 'restore-none', why: target ? 'no-original' : 'never-changed' } };
+    const why = restoreWhy(byService.get(serviceKey(row)));
     return { ...row, to: row.from, why, reason: renderReason(why) };
   });
   const pools: PlanPool[] = plan.pools.map((p) => ({
@@ -103,6 +99,13 @@ export function restorePlan(plan: Plan, targets: readonly RestoreTarget[], limit
     deferred,
     alerts: [],
   };
+}
+
+/** Why restore sets a row where it does: back to its max from before, or nothing to put back. */
+function restoreWhy(target: RestoreTarget | undefined): PlanWhy {
+  return target && target.to !== null
+    ? { basis: { kind: 'restore', to: target.to, source: target.source } }
+    : { basis: { kind: 'restore-none', why: target ? 'no-original' : 'never-changed' } };
 }
 
 /** How far a restore got, for people: what is back, what waits, and what to do about it. */
