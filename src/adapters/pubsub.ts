@@ -15,7 +15,7 @@ import pLimit from 'p-limit';
 import pRetry from 'p-retry';
 import { status } from '@grpc/grpc-js';
 
-import { CredentialsError, InputError, UpstreamError } from '../errors.js';
+import { CredentialsError, InputError } from '../errors.js';
 import type { Fault } from '../errors.js';
 import { translateGrpcError } from './grpc-errors.js';
 import {
@@ -27,7 +27,12 @@ import {
   isTransient,
 } from './retry.js';
 import type { RetryPolicy } from './retry.js';
-import type { AlertSink, OutgoingMessage, PublishResult } from '../ports/index.js';
+import {
+  PartialPublishError,
+  type AlertSink,
+  type OutgoingMessage,
+  type PublishResult,
+} from '../ports/index.js';
 
 /** An {@link AlertSink} holding a Pub/Sub client, to be closed once no longer needed. */
 export interface PubSubAlertSink extends AlertSink {
@@ -56,10 +61,8 @@ export interface KeyFailure {
 }
 
 /** Some messages were not acknowledged by Pub/Sub, even after the retries. */
-export class PublishError extends UpstreamError {
+export class PublishError extends PartialPublishError {
   readonly topic: string;
-  /** One slot per message given: its result if it was published, `undefined` if not. */
-  readonly results: readonly (PublishResult | undefined)[];
   readonly published: number;
   readonly notPublished: number;
   readonly failures: readonly KeyFailure[];
@@ -78,6 +81,7 @@ export class PublishError extends UpstreamError {
     super(
       `Published ${published} of ${results.length} message(s) to ${topic}; ` +
         `${notPublished} not published (${reasons.join('; ')})`,
+      results,
       {
         cause:
           failures.length === 1
@@ -89,7 +93,6 @@ export class PublishError extends UpstreamError {
       },
     );
     this.topic = topic;
-    this.results = results;
     this.published = published;
     this.notPublished = notPublished;
     this.failures = failures;

@@ -1,3 +1,5 @@
+import { UpstreamError } from '../errors.js';
+
 /**
  * Where alerts go. Each alert is one message (JSON `data`, string `attributes`, one ordering key
  * per pool); `publish` settles only once every message was acknowledged, or once it is sure some
@@ -20,12 +22,27 @@ export interface PublishResult {
   orderingKey: string;
 }
 
+/**
+ * A publish that failed part-way: `results` has one slot per message given, its result if Pub/Sub
+ * acknowledged it, `undefined` if not. A sink that knows which messages went out rejects with one
+ * (the Pub/Sub sink's PublishError); any other rejection says nothing of them.
+ */
+export class PartialPublishError extends UpstreamError {
+  constructor(
+    message: string,
+    readonly results: readonly (PublishResult | undefined)[],
+    options?: { cause?: unknown },
+  ) {
+    super(message, options);
+  }
+}
+
 export interface AlertSink {
   /**
    * Publishes the messages, keeping their order within each ordering key. Resolves with one
    * result per message, in the order given, once the server has acknowledged all of them; rejects
-   * with an UpstreamError (the Pub/Sub sink's PublishError, which says which messages went out)
-   * if any was still not acknowledged after the retries.
+   * with an UpstreamError (a PartialPublishError when it knows which messages went out) if any
+   * was still not acknowledged after the retries.
    */
   publish(messages: readonly OutgoingMessage[]): Promise<PublishResult[]>;
   /**

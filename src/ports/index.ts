@@ -14,7 +14,7 @@ import type { CloudRunPort } from './cloud-run.js';
 import type { MonitoringPort } from './monitoring.js';
 import type { QuotaPort } from './quotas.js';
 
-export type * from './alerts.js';
+export * from './alerts.js';
 export type * from './clock.js';
 export type * from './cloud-run.js';
 export type * from './discovery.js';

@@ -16,6 +16,7 @@ import {
   plannedAt,
   runAgeMs,
   runDatedAhead,
+  PartialPublishError,
 } from '../ports/index.js';
 import type { Alert } from '../core/alert.js';
 import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
@@ -976,14 +977,14 @@ async function alertProject(
 }
 
 /**
- * The ids of the messages a failed publish still got acknowledged: the sink's error lists one
- * result per message given (the Pub/Sub sink's PublishError `results`, src/ports/alerts.ts),
- * `undefined` for those not published. An error without them: none.
+ * The ids of the messages a failed publish still got acknowledged: a PartialPublishError (the
+ * sink port's) lists one result per message given, `undefined` for those not published. Any other
+ * error: none.
  */
 function acknowledgedIds(error: unknown, outgoing: readonly Alert[]): Set<string> {
-  const results =
-    typeof error === 'object' && error !== null && 'results' in error ? error.results : null;
-  if (!Array.isArray(results) || results.length !== outgoing.length) return new Set();
+  if (!(error instanceof PartialPublishError) || error.results.length !== outgoing.length)
+    return new Set();
+  const { results } = error;
   return new Set(outgoing.filter((_, i) => results[i] !== undefined).map((a) => a.id));
 }
 
