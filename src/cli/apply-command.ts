@@ -11,7 +11,7 @@ import { skipsByCause } from '../reconcile/run-record.js';
 import { createRuntime, newRunId } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
-import { emulatorGoneHint } from './hints.js';
+import { failureLine } from './hints.js';
 import type { Streams } from './io.js';
 import { colorsFor, renderAlerts, renderPlan } from './render.js';
 
@@ -78,8 +78,7 @@ export async function runApply(
   } catch (e) {
     if (!(e instanceof RunFailedError)) throw e;
     // One line on stderr; how far the run got on stdout.
-    const hint = emulatorGoneHint(e.message, options);
-    io.stderr.write(`error: ${listOnOneLine(e.message)}${hint ? ` — ${hint}` : ''}\n`);
+    io.stderr.write(failureLine(listOnOneLine(e.message), options));
     io.stdout.write(summary(e.report) + '\n');
     return 1;
   } finally {

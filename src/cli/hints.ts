@@ -17,6 +17,15 @@ export function emulatorGoneHint(
   return 'is `governor emulator` still running? Each start prints new addresses to export; unset GOVERNOR_EMULATOR_HOST, GOVERNOR_EMULATOR_ADMIN and PUBSUB_EMULATOR_HOST to use Google instead';
 }
 
+/** The one line a failed command prints on stderr: the error, and the emulator hint if it applies. */
+export function failureLine(
+  message: string,
+  options: Pick<RuntimeOptions, 'emulatorHost' | 'emulatorAdmin' | 'pubsubEmulatorHost'> | null,
+): string {
+  const hint = options ? emulatorGoneHint(message, options) : null;
+  return `error: ${message}${hint ? ` — ${hint}` : ''}\n`;
+}
+
 function hostOf(url: string | null): string | undefined {
   try {
     return url ? new URL(url).host : undefined;

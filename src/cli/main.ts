@@ -10,7 +10,7 @@ import { orgView, renderOrgView } from '../org/view.js';
 import { createClock } from '../adapters/clock.js';
 import { createStore } from '../runtime.js';
 import { loadPolicy, loadSnapshot, packagedFile } from './files.js';
-import { emulatorGoneHint } from './hints.js';
+import { failureLine } from './hints.js';
 import { processIo, type Io, type Streams } from './io.js';
 import { colorsFor, renderPlan, renderStatus } from './render.js';
 import type { DemoFlags } from './demo-command.js';
@@ -469,8 +469,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
       return EXIT.usage;
     }
     if (e instanceof GovernorError) {
-      const hint = options ? emulatorGoneHint(e.message, options) : null;
-      io.stderr.write(`error: ${e.message}${hint ? ` — ${hint}` : ''}\n`);
+      io.stderr.write(failureLine(e.message, options ?? null));
       return EXIT.failed;
     }
     // Never a stack trace: one line, what failed (GOVERNOR_DEBUG=1 adds it, for a bug report).
