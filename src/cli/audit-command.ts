@@ -14,7 +14,7 @@ import { loadPolicy } from './files.js';
 import { observeLive } from './live.js';
 import type { Streams } from './io.js';
 import type { RuntimeOptions } from '../runtime-options.js';
-import { colorsFor, type Colors } from './render.js';
+import { colorsFor, poolTitle, type Colors } from './render.js';
 
 /**
  * `governor audit --policy P [--json]`: every GPU service of the policy's projects checked against
@@ -150,15 +150,13 @@ export function auditReport(
 /** The audit for people: per failing service a table (severity, rule, what is wrong, fix). */
 export function renderAudit(report: AuditReport, c: Colors): string {
   const out: string[] = [c.bold(`Governor audit at ${report.at}`)];
-  const whereOf = (s: AuditedService) =>
-    `${s.project}/${s.region} ${s.accelerator}${s.zonalRedundancy ? '' : ' (no zonal redundancy)'}`;
   for (const s of report.services) {
     if (s.result === 'ok') continue;
     const mark = s.result === 'required' ? c.red('✗') : c.yellow('!');
     const label =
       s.result === 'required' ? c.red('fails required rules') : c.yellow('recommendations');
     out.push('');
-    out.push(`${mark} ${c.bold(s.name)}  ${c.dim(whereOf(s))}  ${label}`);
+    out.push(`${mark} ${c.bold(s.name)}  ${c.dim(poolTitle(s))}  ${label}`);
     const ruleWidth = Math.max(4, ...s.findings.map((f) => f.rule.length));
     out.push(c.dim(`    ${'severity'.padEnd(11)}  ${'rule'.padEnd(ruleWidth)}  what is wrong`));
     for (const f of s.findings) {
@@ -172,7 +170,7 @@ export function renderAudit(report: AuditReport, c: Colors): string {
   const clean = report.services.filter((s) => s.result === 'ok');
   if (clean.length > 0) {
     out.push('');
-    for (const s of clean) out.push(`${c.green('✓')} ${s.name}  ${c.dim(whereOf(s))}  ok`);
+    for (const s of clean) out.push(`${c.green('✓')} ${s.name}  ${c.dim(poolTitle(s))}  ok`);
   }
   const { services, failingRequired, recommendedOnly } = report.summary;
   out.push('');

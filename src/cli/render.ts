@@ -1,7 +1,7 @@
 import pc from 'picocolors';
 import type { Alert } from '../core/alert.js';
 import type { Plan, PlanPool, PlanService } from '../core/plan.js';
-import { poolKey, type PoolId } from '../core/pool.js';
+import { poolKey, poolWords, type PoolId } from '../core/pool.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { oneLine } from '../core/text.js';
 
@@ -40,7 +40,7 @@ function servicesByPool(plan: Plan): Map<string, PlanService[]> {
 
 /** "project/region accelerator", and "(no zonal redundancy)" for that pool. */
 export function poolTitle(p: PoolId & { project: string }): string {
-  return `${p.project}/${p.region} ${p.accelerator}${p.zonalRedundancy ? '' : ' (no zonal redundancy)'}`;
+  return `${p.project}/${poolWords(p)}`;
 }
 
 /**

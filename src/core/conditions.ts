@@ -1,6 +1,6 @@
 import type { Alert, AlertType, Severity } from './alert.js';
 import type { PlanPool } from './plan.js';
-import { poolKey } from './pool.js';
+import { poolKey, poolWords } from './pool.js';
 
 /**
  * The condition alerts a plan implies: what is wrong right now. Whether each one is new, still
@@ -103,7 +103,7 @@ export function poolConditions(
   services: readonly ServiceFacts[],
 ): Alert[] {
   const alerts: Alert[] = [];
-  const where = `${pool.region} ${pool.accelerator}${pool.zonalRedundancy ? '' : ' (no zonal redundancy)'}`;
+  const where = poolWords(pool);
   const numbers = {
     quota: pool.quota,
     reserve: pool.reserve,

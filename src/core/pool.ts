@@ -176,6 +176,11 @@ export function poolBudget(b: BudgetInput): number | null {
  */
 export const DEFAULT_MAX_INSTANCES = 100;
 
+/** A pool in words: "us-central1 nvidia-l4", and " (no zonal redundancy)" for that pool. */
+export function poolWords(p: Pick<PoolId, 'region' | 'accelerator' | 'zonalRedundancy'>): string {
+  return `${p.region} ${p.accelerator}${p.zonalRedundancy ? '' : ' (no zonal redundancy)'}`;
+}
+
 /**
  * The most max instances Cloud Run accepts for a service of `gpusPerInstance` GPUs in a pool of
  * `quota` GPUs: it refuses one whose GPUs exceed the quota ("Max instances must be set to N or

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { beyondSkew } from './duration.js';
 import type { Plan } from './plan.js';
-import { poolKey } from './pool.js';
+import { poolKey, poolWords } from './pool.js';
 import { plural } from './text.js';
 
 /**
@@ -538,6 +538,6 @@ function pct(x: number): string {
 
 /** The justification sent with a quota request: the evidence, in one paragraph (≤ 1,000 chars). */
 export function quotaJustification(r: QuotaRecommendation, prefix: string): string {
-  const text = `${prefix.trim()}${prefix.trim() === '' ? '' : ' '}Cloud Run GPU pool ${r.region} ${r.accelerator}${r.zonalRedundancy ? '' : ' (no zonal redundancy)'}: over the last ${r.daysCovered} day(s) of governed runs it was at its budget for ${r.minutesAtBudget} minutes, about ${r.refusedGpuMinutes} GPU-minutes of demand did not fit, and it wanted up to ${r.peakWanted} GPUs at once against a quota of ${r.quota ?? 'unknown'}.`;
+  const text = `${prefix.trim()}${prefix.trim() === '' ? '' : ' '}Cloud Run GPU pool ${poolWords(r)}: over the last ${r.daysCovered} day(s) of governed runs it was at its budget for ${r.minutesAtBudget} minutes, about ${r.refusedGpuMinutes} GPU-minutes of demand did not fit, and it wanted up to ${r.peakWanted} GPUs at once against a quota of ${r.quota ?? 'unknown'}.`;
   return text.length <= 1000 ? text : `${text.slice(0, 997)}...`;
 }

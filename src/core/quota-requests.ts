@@ -7,6 +7,7 @@ import type { QuotaRecommendation, TrackedRequest } from './quota-pressure.js';
 import type { RunContext } from './run-alerts.js';
 import { CONTROL } from './text.js';
 import { unitLabel } from './units.js';
+import { poolWords } from './pool.js';
 
 /**
  * The policy's `quotaRequests` section: whether the governor may ask Google for more quota where
@@ -152,9 +153,6 @@ const where = (
   zonalRedundancy: r.zonalRedundancy,
 });
 
-const poolName = (r: Pick<QuotaRecommendation, 'region' | 'accelerator' | 'zonalRedundancy'>) =>
-  `${r.region} ${r.accelerator}${r.zonalRedundancy ? '' : ' (no zonal redundancy)'}`;
-
 /** quota.requested: the governor filed (or raised) a quota preference, with its evidence. */
 export function quotaRequestedAlert(
   ctx: RunContext,
@@ -166,7 +164,7 @@ export function quotaRequestedAlert(
     type: 'quota.requested',
     status: 'event',
     severity: 'INFO',
-    summary: `Asked Google for a GPU quota of ${req.preferredValue} in ${poolName(rec)} (now ${rec.quota ?? 'unknown'})`,
+    summary: `Asked Google for a GPU quota of ${req.preferredValue} in ${poolWords(rec)} (now ${rec.quota ?? 'unknown'})`,
     details: {
       preference: req.name,
       quotaId: req.quotaId,
@@ -197,8 +195,8 @@ export function quotaDecidedAlert(
     status: 'event',
     severity: granted ? 'INFO' : 'WARNING',
     summary: granted
-      ? `Google granted a GPU quota of ${req.grantedValue ?? req.preferredValue} in ${poolName(pool)}`
-      : `Google did not grant the GPU quota of ${req.preferredValue} asked in ${poolName(pool)}${req.stateDetail ? `: ${req.stateDetail}` : ''}`,
+      ? `Google granted a GPU quota of ${req.grantedValue ?? req.preferredValue} in ${poolWords(pool)}`
+      : `Google did not grant the GPU quota of ${req.preferredValue} asked in ${poolWords(pool)}${req.stateDetail ? `: ${req.stateDetail}` : ''}`,
     details: {
       preference: req.name,
       quotaId: req.quotaId,

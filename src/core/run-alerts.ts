@@ -2,7 +2,7 @@ import { alertAttributes, type Alert } from './alert.js';
 import { makeAlert, projectWide } from './conditions.js';
 import { recordAlert, withUniqueIds, type ConditionState } from './notify.js';
 import type { Plan, PlanPool } from './plan.js';
-import { poolKey, samePool } from './pool.js';
+import { poolKey, poolWords, samePool } from './pool.js';
 import { problemsOf, renderProblem, type ObservationProblem } from './problems.js';
 import { oneLine } from './text.js';
 import { unitLabel, type SiblingRun } from './units.js';
@@ -431,7 +431,7 @@ export function quotaChanges(
         type: 'quota.changed',
         status: 'event',
         severity: 'INFO',
-        summary: `The GPU quota of ${pool.region} ${pool.accelerator}${pool.zonalRedundancy ? '' : ' (no zonal redundancy)'} changed from ${before} to ${pool.quota}`,
+        summary: `The GPU quota of ${poolWords(pool)} changed from ${before} to ${pool.quota}`,
         details: { from: before, to: pool.quota, source: pool.quotaSource },
       }),
     );
@@ -468,7 +468,7 @@ export function overAfterRaisesAlerts(
 ): Alert[] {
   const out: Alert[] = [];
   for (const o of over.filter((x) => x.project === project)) {
-    const where = `${o.region} ${o.accelerator}${o.zonalRedundancy ? '' : ' (no zonal redundancy)'}`;
+    const where = poolWords(o);
     const alert = makeAlert(ctx, o, {
       type: 'pool.over-budget',
       severity: 'ERROR',
