@@ -12,6 +12,9 @@ import { defineConfig } from 'vitest/config';
  */
 const INTEGRATION = 'test/**/*.int.test.ts';
 
+/** One temporary directory for the run, removed at its end (the file says how). */
+const TEMP_ROOT = 'test/support/temp-root.global.ts';
+
 /**
  * Test files at once: one per CPU. https://vitest.dev/config/maxworkers says the default of
  * `vitest run` is all the available parallelism, but vitest 4.1's `resolveMaxWorkers` takes one
@@ -40,6 +43,7 @@ export default defineConfig({
           // each module is loaded once per worker, not once per file.
           pool: 'threads',
           isolate: false,
+          globalSetup: [TEMP_ROOT],
         },
       },
       {
@@ -49,7 +53,7 @@ export default defineConfig({
           include: [INTEGRATION],
           // One Pub/Sub and one Firestore emulator for the run, started on first use
           // (test/support/shared-emulators.ts).
-          globalSetup: ['test/support/java-emulators.global.ts'],
+          globalSetup: [TEMP_ROOT, 'test/support/java-emulators.global.ts'],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },
