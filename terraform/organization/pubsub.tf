@@ -40,6 +40,19 @@ resource "google_pubsub_topic_iam_member" "dispatch_publishes_work" {
   member  = local.governor_member
 }
 
+locals {
+  # A unit that crashed (its instance lost, out of memory) holds its project's lease for its time
+  # to live: the run deadline (timeout_seconds - 30, main.tf) plus a minute (LEASE_MARGIN_MS in
+  # src/reconcile/reconcile.ts), so timeout_seconds + 30. Each redelivery meanwhile finds the lease
+  # held and fails. With a 10 s minimum backoff the max_delivery_attempts - 1 redeliveries were
+  # spent in about 150 s, and the message was dead-lettered while the lease still stood. The
+  # minimum delay between deliveries is spread so that they span the lease. Pub/Sub applies it
+  # on a best-effort basis ("the delay between consecutive deliveries may not match the
+  # configuration": RetryPolicy, https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.subscriptions#retrypolicy),
+  # 0 to 600 s; the next dispatch recovers a message dead-lettered all the same.
+  work_minimum_backoff = min(600, max(10, ceil((var.timeout_seconds + 30) / (var.max_delivery_attempts - 1))))
+}
+
 # Push with an OIDC token of the invoker (https://cloud.google.com/pubsub/docs/authenticate-push-subscriptions):
 # a 2xx answer acknowledges, anything else is redelivered with backoff, then dead-lettered.
 resource "google_pubsub_subscription" "work" {
@@ -58,7 +71,7 @@ resource "google_pubsub_subscription" "work" {
   }
 
   retry_policy {
-    minimum_backoff = "10s"
+    minimum_backoff = "${local.work_minimum_backoff}s"
     maximum_backoff = "600s"
   }
 

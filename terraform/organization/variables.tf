@@ -129,7 +129,7 @@ variable "unit_concurrency" {
 
 variable "max_delivery_attempts" {
   type        = number
-  description = "Deliveries of a work message before it goes to the dead-letter topic; the unit function is told it too (GOVERNOR_MAX_DELIVERY_ATTEMPTS), to alert on the last. Pub/Sub allows 5 to 100: https://cloud.google.com/pubsub/docs/handling-failures#dead_letter_topic"
+  description = "Deliveries of a work message before it goes to the dead-letter topic; the unit function is told it too (GOVERNOR_MAX_DELIVERY_ATTEMPTS), to alert on the last. The retry policy spreads them over a crashed unit's lease (minimum backoff (timeout_seconds + 30) / (max_delivery_attempts - 1) s, docs/organization.md). Pub/Sub allows 5 to 100: https://cloud.google.com/pubsub/docs/handling-failures#dead_letter_topic"
   default     = 5
 
   validation {

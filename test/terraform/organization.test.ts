@@ -3,6 +3,7 @@ import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../src/core/policy.js';
+import { LEASE_MARGIN_MS } from '../../src/reconcile/reconcile.js';
 import { block, isBody, loadConfig, resource, type Body, type Config } from './hcl.js';
 
 /** Structural checks of the organisation variant (terraform/organization) and its example. */
@@ -93,8 +94,38 @@ describe('the work topic', () => {
     const dlq = block(sub, 'dead_letter_policy');
     expect(dlq?.['dead_letter_topic']).toBe('${google_pubsub_topic.dead_letter.id}');
     expect(dlq?.['max_delivery_attempts']).toBe('${var.max_delivery_attempts}');
-    expect(block(sub, 'retry_policy')).toMatchObject({ minimum_backoff: '10s' });
+    expect(block(sub, 'retry_policy')).toMatchObject({
+      minimum_backoff: '${local.work_minimum_backoff}s',
+      maximum_backoff: '600s',
+    });
     expect(sub['ack_deadline_seconds']).toBe('${var.timeout_seconds}');
+  });
+
+  it("spreads the redeliveries over a crashed unit's lease, so its message is not dead-lettered while it stands", () => {
+    // The lease a unit takes lives for its run deadline plus LEASE_MARGIN_MS; the module sets the
+    // deadline to timeout_seconds - 30 (GOVERNOR_RUN_DEADLINE), so the lease lives
+    // timeout_seconds - 30 + 60 seconds.
+    const env = org.locals['environment'] as Record<string, string>;
+    const deadlineCut = Number(
+      /^\$\{var\.timeout_seconds - (\d+)\}s$/.exec(env['GOVERNOR_RUN_DEADLINE'] ?? '')?.[1],
+    );
+    const beyondTimeout = LEASE_MARGIN_MS / 1000 - deadlineCut;
+    expect(beyondTimeout).toBe(30);
+    expect(org.locals['work_minimum_backoff']).toBe(
+      `\${min(600, max(10, ceil((var.timeout_seconds + ${beyondTimeout}) / (var.max_delivery_attempts - 1))))}`,
+    );
+    // The same expression over every value the variables' validations allow.
+    const backoff = (timeout: number, attempts: number): number =>
+      Math.min(600, Math.max(10, Math.ceil((timeout + beyondTimeout) / (attempts - 1))));
+    for (let timeout = 60; timeout <= 600; timeout += 1) {
+      for (let attempts = 5; attempts <= 100; attempts += 1) {
+        const s = backoff(timeout, attempts);
+        expect(s).toBeLessThanOrEqual(600);
+        // attempts - 1 redeliveries, each at least the minimum backoff after the one before.
+        expect((attempts - 1) * s).toBeGreaterThanOrEqual(timeout + beyondTimeout);
+      }
+    }
+    expect(backoff(300, 5)).toBe(83);
   });
 
   it('tells the unit function the max delivery attempts of the same variable as the dead-letter policy', () => {
