@@ -1,11 +1,5 @@
 import type { AuditRuleId, AuditSeverity } from './audit-rules.js';
-import {
-  DEFAULT_MAX_INSTANCES,
-  maxInForce,
-  quotaInstances,
-  type MaxInForce,
-  type PoolId,
-} from './pool.js';
+import { DEFAULT_MAX_INSTANCES, maxInForce, quotaInstances, type MaxInForce } from './pool.js';
 import type { Snapshot } from './snapshot.js';
 import { DEFAULT_CONCURRENCY, type ObservedContainer, type ObservedService } from './service.js';
 
@@ -56,15 +50,6 @@ export interface ServiceContext {
 
 /** What is wrong (null: nothing), and a fix for this service when the rule's general one will not do. */
 export type Broken = { problem: string; fix?: string } | null;
-
-export function poolOf(s: GpuService): PoolId {
-  return {
-    project: s.project,
-    region: s.region,
-    accelerator: s.gpu.accelerator,
-    zonalRedundancy: s.gpu.zonalRedundancy,
-  };
-}
 
 export function minInstances(s: ObservedService): number {
   return Math.max(s.serviceMinInstances ?? 0, s.revisionMinInstances ?? 0);

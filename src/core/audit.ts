@@ -2,7 +2,6 @@ import type { Alert } from './alert.js';
 import {
   CHECKS,
   minInstances,
-  poolOf,
   type EffectiveSettings,
   type GpuService,
   type ServiceContext,
@@ -16,7 +15,7 @@ import {
 } from './audit-rules.js';
 import { makeAlert } from './conditions.js';
 import type { AuditOverride, AuditSettings, Policy } from './policy.js';
-import { compareText, poolKey, quotaFromPolicy, type PoolId } from './pool.js';
+import { compareText, gpuPool, poolKey, quotaFromPolicy, type PoolId } from './pool.js';
 import { parseMemory } from './quantity.js';
 import { compileRules } from './rules.js';
 import type { Snapshot } from './snapshot.js';
@@ -88,7 +87,7 @@ export function auditServices(input: AuditInput): AuditFinding[] {
 
   const findings: AuditFinding[] = [];
   for (const s of gpuServices) {
-    const pool = poolOf(s);
+    const pool = gpuPool(s);
     const settings = resolve({
       project: s.project,
       region: s.region,
@@ -124,7 +123,7 @@ function minLockedByPool(services: readonly GpuService[]): Map<string, number> {
   const minLocked = new Map<string, number>();
   for (const s of services) {
     if (s.scalingMode === 'MANUAL') continue;
-    const key = poolKey(poolOf(s));
+    const key = poolKey(gpuPool(s));
     minLocked.set(key, (minLocked.get(key) ?? 0) + minInstances(s) * s.gpu.count);
   }
   return minLocked;
@@ -133,7 +132,7 @@ function minLockedByPool(services: readonly GpuService[]): Map<string, number> {
 /** The rules one service breaks, each at the severity its settings give the rule. */
 function findingsOf(ctx: ServiceContext): AuditFinding[] {
   const { s, config } = ctx;
-  const pool = poolOf(s);
+  const pool = gpuPool(s);
   const findings: AuditFinding[] = [];
   for (const id of AUDIT_RULE_IDS) {
     const level = config.rules[id] ?? AUDIT_RULES[id].severity;

@@ -20,6 +20,23 @@ export interface PoolId {
 /** The accelerator of a policy `pools` entry that names none (the schema's default too). */
 export const DEFAULT_ACCELERATOR = 'nvidia-l4';
 
+/**
+ * The pool a GPU service, worker pool or job draws from: its project and region, its GPU's
+ * accelerator and zonal redundancy.
+ */
+export function gpuPool(s: {
+  project: string;
+  region: string;
+  gpu: { accelerator: string; zonalRedundancy: boolean };
+}): PoolId {
+  return {
+    project: s.project,
+    region: s.region,
+    accelerator: s.gpu.accelerator,
+    zonalRedundancy: s.gpu.zonalRedundancy,
+  };
+}
+
 /** Just the four fields of a pool, from anything that has them (a service, a plan row). */
 export function poolIdOf(p: PoolId): PoolId {
   return {

@@ -5,6 +5,7 @@ import {
   comparePools,
   DEFAULT_ACCELERATOR,
   effectiveMax,
+  gpuPool,
   maxInForce,
   poolKey,
   quotaFromPolicy,
@@ -178,12 +179,7 @@ export async function observe(
   const poolIds = new Map<string, PoolId>();
   /** The pool a GPU service, worker pool or job draws from, noted as seen. */
   const poolOf = (project: string, region: string, gpu: GpuSpec): PoolId => {
-    const id = {
-      project,
-      region,
-      accelerator: gpu.accelerator,
-      zonalRedundancy: gpu.zonalRedundancy,
-    };
+    const id = gpuPool({ project, region, gpu });
     poolIds.set(poolKey(id), id);
     return id;
   };

@@ -1,4 +1,4 @@
-import { unsetMaxFor, type PoolId } from '../core/pool.js';
+import { gpuPool, unsetMaxFor, type PoolId } from '../core/pool.js';
 import type { ObservedService } from '../core/service.js';
 import type { CloudRunPort } from '../ports/index.js';
 
@@ -14,12 +14,7 @@ export function withUnsetMax(
 ): CloudRunPort {
   const fill = (s: ObservedService): ObservedService => {
     if (!s.gpu) return s;
-    const quota = quotaOf({
-      project: s.project,
-      region: s.region,
-      accelerator: s.gpu.accelerator,
-      zonalRedundancy: s.gpu.zonalRedundancy,
-    });
+    const quota = quotaOf(gpuPool({ project: s.project, region: s.region, gpu: s.gpu }));
     return { ...s, unsetMax: unsetMaxFor(quota, s.gpu.count) };
   };
   const test = run.testPermissions?.bind(run);

@@ -10,7 +10,7 @@ import {
   type GovernorPermission,
 } from '../core/permissions.js';
 import type { Policy } from '../core/policy.js';
-import { quotaFromPolicy, poolKey, type PoolId } from '../core/pool.js';
+import { gpuPool, quotaFromPolicy, poolKey, type PoolId } from '../core/pool.js';
 import { compileRules } from '../core/rules.js';
 import {
   CredentialsError,
@@ -326,12 +326,7 @@ export async function checkPolicy(
     const pools = new Map<string, PoolId>();
     for (const s of gpu) {
       if (!s.gpu) continue;
-      const id = {
-        project,
-        region: s.region,
-        accelerator: s.gpu.accelerator,
-        zonalRedundancy: s.gpu.zonalRedundancy,
-      };
+      const id = gpuPool({ project, region: s.region, gpu: s.gpu });
       if (quotaFromPolicy(policy, id) === null) pools.set(poolKey(id), id);
     }
     for (const [key, id] of pools) {

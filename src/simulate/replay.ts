@@ -1,7 +1,7 @@
 import { durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
 import { validateFleet, type FleetInput } from '../emulator/fleet.js';
-import { effectiveMax, poolKey, quotaFromPolicy, type PoolId } from '../core/pool.js';
+import { effectiveMax, gpuPool, poolKey, quotaFromPolicy, type PoolId } from '../core/pool.js';
 import type { MetricSeries, ObservePorts } from '../ports/index.js';
 import { MINUTE_MS } from '../emulator/model.js';
 import type { SimulationInput } from './scenario.js';
@@ -95,12 +95,7 @@ export async function buildReplayInput(
     const pools = new Map<string, PoolId>();
     for (const s of [...services, ...workerPools]) {
       if (!s.gpu) continue;
-      const id = {
-        project,
-        region: s.region,
-        accelerator: s.gpu.accelerator,
-        zonalRedundancy: s.gpu.zonalRedundancy,
-      };
+      const id = gpuPool({ project, region: s.region, gpu: s.gpu });
       pools.set(poolKey(id), id);
     }
     const poolList = await Promise.all(
