@@ -45,11 +45,13 @@ import {
   DEFAULT_OUTBOX_LIMIT,
   GovernorId,
   keepRuns,
+  keepUnreadable,
   Lease,
   newGovernorId,
   type OutboxEntry,
   parseStored,
   parseStoredLease,
+  readConditions,
   readDroppedCount,
   RunRecord,
   SetAsideEntry,
@@ -85,9 +87,11 @@ export interface FileStateStoreOptions {
 const ProjectDocument = z.strictObject({
   schema: z.literal(1),
   project: z.string(),
-  conditions: z
-    .strictObject({ version: z.number().int().min(1), state: ConditionState })
-    .nullable(),
+  /**
+   * `state` is read record by record where it is used (readConditions): one a newer version wrote
+   * is left out of what a run reads, and kept as stored by every save.
+   */
+  conditions: z.strictObject({ version: z.number().int().min(1), state: z.unknown() }).nullable(),
   /**
    * Parsed where it is used (leaseOf), so that a lease nobody can read makes only the lease
    * unreadable: `breakLease` (`governor unlock`) removes it, and the rest of the file is kept.
@@ -186,6 +190,10 @@ export function createFileStateStore(
     });
   }
 
+  /** The document's condition records, read one by one (readConditions). */
+  const conditionsOf = (doc: StoredDocument | ProjectDocument, project: string) =>
+    readConditions(doc.conditions?.state ?? {}, `conditions in state file ${fileOf(project)}`);
+
   /** The document's lease, or LeaseCorruptError naming the file. */
   const leaseOf = (doc: StoredDocument | ProjectDocument, project: string): Lease | null =>
     parseStoredLease(doc.lease, `lease in state file ${fileOf(project)}`);
@@ -223,9 +231,13 @@ export function createFileStateStore(
 
     async loadConditions(project): Promise<VersionedConditions> {
       const doc = await readDocument(fileOf(project), project);
-      return doc.conditions === null
-        ? { state: {}, version: null }
-        : { state: doc.conditions.state, version: String(doc.conditions.version) };
+      if (doc.conditions === null) return { state: {}, version: null };
+      const { state, unreadable } = conditionsOf(doc, project);
+      return {
+        state,
+        version: String(doc.conditions.version),
+        ...(unreadable.length > 0 ? { unreadable } : {}),
+      };
     },
 
     async saveConditions(project, state, expectedVersion) {
@@ -235,9 +247,11 @@ export function createFileStateStore(
         if (current !== expectedVersion) {
           throw versionConflict(project, expectedVersion, current);
         }
+        // What this version cannot read stays as stored, for the version that can.
+        const kept = doc.conditions === null ? {} : conditionsOf(doc, project).kept;
         const version = (doc.conditions?.version ?? 0) + 1;
         return {
-          doc: { ...doc, conditions: { version, state: checked } },
+          doc: { ...doc, conditions: { version, state: keepUnreadable(checked, kept) } },
           result: String(version),
         };
       });

@@ -89,8 +89,10 @@ import {
   ConditionState,
   decideLease,
   DEFAULT_KEEP_RUNS,
+  keepUnreadable,
   Lease,
   parseStored,
+  readConditions,
   parseStoredLease,
   readDroppedCount,
   RunRecord,
@@ -290,6 +292,26 @@ export function createFirestoreStateStore(
     );
   }
 
+  /**
+   * Per project, the condition records this client read and could not (readConditions), at the
+   * version it read them: what a save at that version keeps as stored.
+   */
+  const keptConditions = new Map<string, { version: string; kept: Record<string, unknown> }>();
+
+  /** The unreadable condition records stored at `version`; ConflictError when it no longer is. */
+  async function keptAt(
+    project: string,
+    ref: DocumentReference,
+    version: string,
+  ): Promise<Record<string, unknown>> {
+    const known = keptConditions.get(project);
+    if (known?.version === version) return known.kept;
+    const snap = await call(`reading ${ref.path}`, () => ref.get());
+    const found = snap.exists && snap.updateTime ? encodeVersion(snap.updateTime) : null;
+    if (found !== version) throw versionConflict(project, version, found);
+    return conditionsOf(snap.data(), ref.path).kept;
+  }
+
   async function readOrMakeGovernorId(): Promise<string> {
     const ref = db.collection(collection).doc('%governor');
     // Made once and never changed: a plain read finds it in one round trip, where a transaction
@@ -338,17 +360,20 @@ export function createFirestoreStateStore(
       const ref = stateDoc(project, 'conditions');
       const snap = await call(`reading ${ref.path}`, () => ref.get());
       if (!snap.exists || snap.updateTime === undefined) return { state: {}, version: null };
-      const text = storedJson(ConditionsDocument, snap.data(), ref.path);
-      return {
-        state: parseStored(ConditionState, parseJson(text, ref.path), `document ${ref.path}`),
-        version: encodeVersion(snap.updateTime),
-      };
+      const version = encodeVersion(snap.updateTime);
+      const { state, kept, unreadable } = conditionsOf(snap.data(), ref.path);
+      keptConditions.set(project, { version, kept });
+      return { state, version, ...(unreadable.length > 0 ? { unreadable } : {}) };
     },
 
     async saveConditions(project, state, expectedVersion) {
       const ref = stateDoc(project, 'conditions');
       const checked = ConditionState.parse(state);
-      const body = conditionsBody(project, checked);
+      // What this version cannot read stays as stored, for the version that can: the records
+      // kept at the version read (the update below is conditional on it, so they are still
+      // those), read again when that read was not this client's.
+      const kept = expectedVersion === null ? {} : await keptAt(project, ref, expectedVersion);
+      const body = conditionsBody(project, keepUnreadable(checked, kept));
       const savedAt = new Date().toISOString();
       const lastUpdateTime =
         expectedVersion === null ? null : decodeVersion(project, expectedVersion);
@@ -370,7 +395,10 @@ export function createFirestoreStateStore(
           throw versionConflict(project, expectedVersion, version, error);
         }
       });
-      return encodeVersion(written.writeTime);
+      const version = encodeVersion(written.writeTime);
+      const left = Object.entries(kept).filter(([key]) => !Object.hasOwn(checked, key));
+      keptConditions.set(project, { version, kept: Object.fromEntries(left) });
+      return version;
     },
 
     async recordRun(project, record) {
@@ -684,11 +712,22 @@ function outboxEntryOf(data: unknown, path: string): { entry: OutboxEntry } | { 
   return { entry: { alert: alert.data, state: doc.data.state, storedAt: doc.data.storedAt } };
 }
 
+/** A stored conditions document, record by record (readConditions). */
+function conditionsOf(data: unknown, path: string): ReturnType<typeof readConditions> {
+  return readConditions(
+    parseJson(storedJson(ConditionsDocument, data, path), path),
+    `document ${path}`,
+  );
+}
+
 /**
  * The stored form of a condition state: its JSON text, or that text gzipped when it is longer
  * than a field may be; refused when even that is too long (see "Size" above).
  */
-function conditionsBody(project: string, state: ConditionState): { json: string } | { gz: Buffer } {
+function conditionsBody(
+  project: string,
+  state: Readonly<Record<string, unknown>>,
+): { json: string } | { gz: Buffer } {
   const n = Object.keys(state).length;
   return packJson(
     JSON.stringify(state),

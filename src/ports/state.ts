@@ -20,7 +20,7 @@ import { randomBytes } from 'node:crypto';
 import { z } from 'zod';
 
 import { Alert } from '../core/alert.js';
-import { ConditionState } from '../core/notify.js';
+import { ConditionRecord, ConditionState } from '../core/notify.js';
 import { zodFaults } from '../core/document.js';
 import { beyondSkew, MAX_CLOCK_SKEW_MS } from '../core/duration.js';
 import { PressureLedger } from '../core/quota-pressure.js';
@@ -34,6 +34,66 @@ export interface VersionedConditions {
   state: ConditionState;
   /** Opaque; null when nothing was ever saved for the project. */
   version: string | null;
+  /**
+   * The stored condition records this version cannot read (a newer version's alert type or
+   * field, a hand edit), by key, with why: left out of `state`, so never published, re-notified
+   * or resolved here, and kept as stored by every save (see {@link readConditions}). Absent when
+   * none.
+   */
+  unreadable?: readonly UnreadableCondition[];
+}
+
+/** A stored condition record nobody here can read: its key (dedupKey) and why. */
+export interface UnreadableCondition {
+  key: string;
+  faults: readonly Fault[];
+}
+
+/**
+ * A stored condition state, record by record: those that read (`state`) and those that do not,
+ * as stored (`kept`) and why (`unreadable`). One record a newer version wrote (an alert type or a
+ * field this version does not know: versions of the governor run side by side during a deploy,
+ * and after a rollback) must not make the whole state unreadable: every run would fail to
+ * publish any alert, for good, since only the version that wrote the record can resolve it. The
+ * record is kept as stored by {@link keepUnreadable} on every save, so the newer version finds
+ * it again. A state that is not an object at all is unreadable as a whole (StateCorruptError).
+ */
+export function readConditions(
+  stored: unknown,
+  what: string,
+): { state: ConditionState; kept: Record<string, unknown>; unreadable: UnreadableCondition[] } {
+  if (typeof stored !== 'object' || stored === null || Array.isArray(stored)) {
+    throw new StateCorruptError(what, [
+      { path: '', message: 'not an object of condition records' },
+    ]);
+  }
+  // Entries, then fromEntries: a key such as `__proto__` stays a key, never a prototype.
+  const read: [string, ConditionRecord][] = [];
+  const kept: [string, unknown][] = [];
+  const unreadable: UnreadableCondition[] = [];
+  for (const [key, value] of Object.entries(stored)) {
+    const parsed = ConditionRecord.safeParse(value);
+    if (parsed.success && key !== '') read.push([key, parsed.data]);
+    else {
+      kept.push([key, value]);
+      const faults = parsed.success
+        ? [{ path: '', message: 'an empty key' }]
+        : zodFaults(parsed.error);
+      unreadable.push({ key, faults: capFaults(faults, 5) });
+    }
+  }
+  return { state: Object.fromEntries(read), kept: Object.fromEntries(kept), unreadable };
+}
+
+/**
+ * The state to store: `next` and the records `kept` as stored (unreadable here) beside it. A key
+ * `next` has wins: this version judged that condition afresh.
+ */
+export function keepUnreadable(
+  next: ConditionState,
+  kept: Readonly<Record<string, unknown>>,
+): Record<string, unknown> {
+  return { ...kept, ...next };
 }
 
 /** One governor run, as kept for `governor status` and for people looking into the store. */

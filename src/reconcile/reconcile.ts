@@ -66,7 +66,14 @@ import {
   type OverAfterRaises,
   type RunContext,
 } from '../core/run-alerts.js';
-import { ConflictError, GovernorError, InputError, errorMessage, faultText } from '../errors.js';
+import {
+  ConflictError,
+  cutText,
+  GovernorError,
+  InputError,
+  errorMessage,
+  faultText,
+} from '../errors.js';
 import type { Fault } from '../errors.js';
 import { RUN_FAILED_FIELD, type Logger } from '../log.js';
 import { originalMaxes } from '../observe/annotations.js';
@@ -690,6 +697,25 @@ function logSetAside(run: Run, project: string, box: Outbox): void {
 }
 
 /**
+ * The stored condition records this version cannot read (`VersionedConditions.unreadable`: a
+ * newer version's alert type or field, a hand edit), in one ERROR line per run: how many, the
+ * first few keys and why. The run goes on without them: they are not published, re-notified or
+ * resolved here, and the store keeps them as stored for the version that reads them.
+ */
+function logUnreadableConditions(run: Run, project: string, loaded: VersionedConditions): void {
+  const unreadable = loaded.unreadable ?? [];
+  if (unreadable.length === 0) return;
+  const first = unreadable
+    .slice(0, 3)
+    .map((u) => `${cutText(u.key, 200)} (${u.faults.map(faultText).join('; ') || 'no detail'})`);
+  const more = unreadable.length > 3 ? `, and ${unreadable.length - 3} more` : '';
+  run.deps.log.log(
+    'ERROR',
+    `${project}: ${unreadable.length} stored alert condition(s) cannot be read by this version and are left as stored, neither published nor resolved by it: ${first.join(', ')}${more}. A newer version of the governor wrote them (it reads them again), or a hand edit did; see README.md, "Upgrades and rollbacks"`,
+  );
+}
+
+/**
  * The outbox's count of dropped entries, when the store could not read it
  * (`Outbox.droppedUnreadable`), in one ERROR line per run: where it is, what it holds (quoted,
  * cut short) and why. The run goes on: the count is taken as at least 1, announced by
@@ -871,6 +897,7 @@ async function alertProject(
     grace,
     `reading the alert state of ${project}`,
   );
+  logUnreadableConditions(run, project, loaded);
   // A regional unit first takes over what its project left firing when it was governed whole;
   // a project governed whole again after a gap, what its regional units left; one the fan-out
   // governs whole now, at every run (a unit's state read each; nothing written when it is empty),

@@ -288,6 +288,82 @@ describe('reconcile', () => {
     });
   });
 
+  /**
+   * A condition a newer version left firing, of an alert type this version does not know (during
+   * a deploy both run; after a rollback only this one does): the run governs and publishes as
+   * before, names it in an ERROR line, and leaves it as stored for the newer version. Before, it
+   * made the whole state unreadable: the file store took no lease (no run at all), Firestore failed
+   * every run after its writes, before any alert, for good (only the newer version resolves it).
+   */
+  async function governsBesideNewerCondition(
+    stored: () => Promise<Record<string, unknown>>,
+    plant: (records: Record<string, unknown>) => Promise<void>,
+  ): Promise<void> {
+    await run(policyOf());
+    const [key, record] = Object.entries(await stored())[0] ?? [];
+    if (!key) throw new Error('the first run saved no condition');
+    const newer = {
+      [`pool.hot-spare:${PROJECT}/${REGION}/nvidia-l4/zonal`]: {
+        ...(record as object),
+        type: 'pool.hot-spare',
+      },
+    };
+    await plant(newer);
+    emulator.edit({ project: PROJECT, region: REGION, service: 'idle', maxInstances: 9 });
+    emulator.advance(5 * 60_000);
+    received.length = 0;
+    log.lines.length = 0;
+    const report = await run(policyOf());
+    expect(report.outcome, JSON.stringify(report.error)).toBe('ok');
+    expect(report.writes.some((w) => w.name === 'idle' && w.outcome === 'written')).toBe(true);
+    for (const total of poolTotalsAfterEachWrite()) expect(total).toBeLessThanOrEqual(6);
+    expect((await messages(1)).map((m) => m.type)).toContain('rebalance.applied');
+    const named = log.lines.filter((l) => l.message.includes('cannot be read by this version'));
+    expect(named).toHaveLength(1);
+    expect(named[0]?.severity).toBe('ERROR');
+    expect(named[0]?.message).toContain(Object.keys(newer)[0]);
+    expect(await stored()).toMatchObject(newer);
+  }
+
+  it('file store: a condition a newer version left firing neither stops the run nor its alerts, and stays', async () => {
+    await store.close();
+    const dir = mkdtempSync(join(tmpdir(), 'governor-state-'));
+    store = createFileStateStore({ dir });
+    const file = join(dir, `${encodeURIComponent(PROJECT)}.json`);
+    type Doc = { conditions: { version: number; state: Record<string, unknown> } };
+    const read = () => JSON.parse(readFileSync(file, 'utf8')) as Doc;
+    await governsBesideNewerCondition(
+      async () => read().conditions.state,
+      async (records) => {
+        const doc = read();
+        doc.conditions.state = { ...doc.conditions.state, ...records };
+        doc.conditions.version += 1;
+        writeFileSync(file, JSON.stringify(doc));
+      },
+    );
+  });
+
+  it('Firestore store (its emulator): a condition a newer version left firing, the same', async () => {
+    const projectId = 'rc-state';
+    const firestore = await sharedFirestoreEmulator(projectId);
+    process.env.FIRESTORE_EMULATOR_HOST = firestore.endpoint;
+    const collection = `rc-${Math.random().toString(16).slice(2)}`;
+    const raw = new Firestore({ projectId });
+    try {
+      await store.close();
+      store = createFirestoreStateStore({ projectId, collection, timeoutMs: 10_000 });
+      const ref = raw.doc(`${collection}/${PROJECT}/state/conditions`);
+      const stored = async () =>
+        JSON.parse(String((await ref.get()).get('json'))) as Record<string, unknown>;
+      await governsBesideNewerCondition(stored, async (records) => {
+        await ref.update({ json: JSON.stringify({ ...(await stored()), ...records }) });
+      });
+    } finally {
+      await raw.terminate();
+      delete process.env.FIRESTORE_EMULATOR_HOST;
+    }
+  });
+
   it('a run record dated in the future and an unreadable queued alert neither stop it nor repeat an alert', async () => {
     await store.close();
     const dir = mkdtempSync(join(tmpdir(), 'governor-state-'));

@@ -893,3 +893,82 @@ export function unreadableCountContract(
     });
   });
 }
+
+/**
+ * What a store does with stored condition records it cannot read (a newer version's alert type or
+ * field: two versions run side by side during a deploy, and the older one runs again after a
+ * rollback): the others read as before, the unreadable ones are named (key and why) and kept as
+ * stored by every save, its own and another writer's, so the version that wrote them finds them
+ * again; a save that judges the same key afresh replaces it; versioning still holds. `plant` adds
+ * `records` to the project's stored state bypassing the store; `stored` reads the stored state
+ * back as it is; `openOther` opens a second client on the same store (another writer; closed by
+ * the test).
+ */
+export function unreadableConditionsContract(
+  name: string,
+  options: {
+    open: () => StateStore;
+    openOther: () => StateStore;
+    plant: (project: string, records: Record<string, unknown>) => Promise<void>;
+    stored: (project: string) => Promise<Record<string, unknown>>;
+  },
+): void {
+  const readable = someState(1);
+  const record = Object.values(readable)[0];
+  const newer = {
+    // An alert type this version does not know, and a field it does not know.
+    'pool.hot-spare:p/us-central1/nvidia-l4/zonal': { ...record, type: 'pool.hot-spare' },
+    'pool.pressure:p/europe-west4/nvidia-l4/zonal': { ...record, escalation: 2 },
+  };
+  describe(`${name}: condition records a newer version wrote`, () => {
+    it('the rest reads; they are named, and kept as stored by every save', async () => {
+      const store = options.open();
+      const project = freshProject();
+      const v1 = await store.saveConditions(project, readable, null);
+      await options.plant(project, newer);
+      const loaded = await store.loadConditions(project);
+      expect(loaded.state).toEqual(readable);
+      expect(loaded.version).not.toBe(v1);
+      expect(loaded.unreadable?.map((u) => u.key).sort()).toEqual(Object.keys(newer).sort());
+      const why = JSON.stringify(loaded.unreadable);
+      expect(why).toContain('type');
+      expect(why).toContain('escalation');
+      // This version resolves what it reads; what it cannot read stays, as it was stored.
+      const v2 = await store.saveConditions(project, {}, loaded.version);
+      expect(await options.stored(project)).toEqual(newer);
+      const again = await store.loadConditions(project);
+      expect(again).toMatchObject({ state: {}, version: v2 });
+      expect(again.unreadable).toHaveLength(2);
+      // A save that judges one of their keys afresh replaces that one only.
+      const hot = Object.keys(newer)[0] as string;
+      const fresh = { [hot]: record };
+      await store.saveConditions(project, fresh as ConditionState, v2);
+      expect(await options.stored(project)).toEqual({ ...newer, ...fresh });
+      expect((await store.loadConditions(project)).unreadable?.map((u) => u.key)).toEqual([
+        Object.keys(newer)[1],
+      ]);
+    });
+
+    it("another writer's save keeps them too, and a stale version is still refused", async () => {
+      const store = options.open();
+      const other = options.openOther();
+      try {
+        const project = freshProject();
+        await store.saveConditions(project, readable, null);
+        await options.plant(project, newer);
+        const loaded = await store.loadConditions(project);
+        // The other writer saves at the version this one read, without having read it itself.
+        const v2 = await other.saveConditions(project, {}, loaded.version);
+        expect(await options.stored(project)).toEqual(newer);
+        await expect(store.saveConditions(project, readable, loaded.version)).rejects.toThrow(
+          ConflictError,
+        );
+        expect(await options.stored(project)).toEqual(newer);
+        await store.saveConditions(project, readable, v2);
+        expect(await options.stored(project)).toEqual({ ...newer, ...readable });
+      } finally {
+        await other.close();
+      }
+    });
+  });
+}

@@ -18,6 +18,7 @@ import {
   CONTRACT_OUTBOX_LIMIT,
   freshProject,
   stateStoreContract,
+  unreadableConditionsContract,
   unreadableCountContract,
   unreadableLeaseContract,
   unreadableOutboxContract,
@@ -103,6 +104,30 @@ unreadableCountContract('file store', {
   stored: async (project) => (await stateFile(project))['outboxDropped'],
   asStored: (n) => n,
   plantEntries: plantUnreadableEntries,
+});
+
+// Before, one such record made the whole state file unreadable: no lease, so no run at all.
+unreadableConditionsContract('file store', {
+  open: () => store,
+  openOther: () => createFileStateStore({ dir }),
+  plant: async (project, records) => {
+    const file = join(dir, `${encodeURIComponent(project)}.json`);
+    const doc = await stateFile(project);
+    const conditions = doc['conditions'] as { version: number; state: object };
+    await writeFile(
+      file,
+      JSON.stringify({
+        ...doc,
+        conditions: {
+          ...conditions,
+          version: conditions.version + 1,
+          state: { ...conditions.state, ...records },
+        },
+      }),
+    );
+  },
+  stored: async (project) =>
+    stateFile(project).then((d) => (d['conditions'] as { state: Record<string, unknown> }).state),
 });
 
 const at = '2026-11-27T10:00:00.000Z';

@@ -28,6 +28,7 @@ import {
   CONTRACT_OUTBOX_LIMIT,
   freshProject,
   stateStoreContract,
+  unreadableConditionsContract,
   unreadableCountContract,
   unreadableLeaseContract,
   unreadableOutboxContract,
@@ -112,6 +113,22 @@ unreadableCountContract('Firestore store', {
   plantEntries: plantUnreadableEntries,
 });
 
+// Before, one such record made the whole state unreadable: every run failed after its writes,
+// before publishing any alert, for good after a rollback.
+unreadableConditionsContract('Firestore store', {
+  open: () => store,
+  openOther: () => createFirestoreStateStore({ projectId, timeoutMs: 10_000 }),
+  plant: async (project, records) => {
+    const ref = raw.doc(`${collection}/${project}/state/conditions`);
+    const stored = JSON.parse(String((await ref.get()).get('json'))) as object;
+    await ref.update({ json: JSON.stringify({ ...stored, ...records }) });
+  },
+  stored: async (project) =>
+    JSON.parse(
+      String((await raw.doc(`${collection}/${project}/state/conditions`).get()).get('json')),
+    ) as Record<string, unknown>,
+});
+
 describe('Firestore store: documents', () => {
   it('lays out conditions, lease and runs under the collection, per project', async () => {
     const project = freshProject();
@@ -156,7 +173,7 @@ describe('Firestore store: documents', () => {
   it('reports stored documents that do not parse as StateCorruptError', async () => {
     const project = freshProject();
     const base = `${collection}/${project}`;
-    await raw.doc(`${base}/state/conditions`).set({ json: '{"k": {"type": "nope"}}', savedAt: at });
+    await raw.doc(`${base}/state/conditions`).set({ json: '[{"type": "nope"}]', savedAt: at });
     await expect(store.loadConditions(project)).rejects.toBeInstanceOf(StateCorruptError);
     await raw.doc(`${base}/state/conditions`).set({ json: 'not json', savedAt: at });
     await expect(store.loadConditions(project)).rejects.toBeInstanceOf(StateCorruptError);
