@@ -1,4 +1,5 @@
 import { fill, type Slot } from '../core/allocate.js';
+import { exactFill } from './exact-fill.js';
 
 /**
  * The baselines' caps, and the clairvoyant oracle's split. Each works on one pool: the GPUs
@@ -83,7 +84,8 @@ export interface OracleMember extends PoolMember {
  * (up to their caps), then priority tiers, highest first, each raised toward its demand by
  * weighted max-min (the planner's own `fill`). Returns instances per service. With one GPU per
  * instance the refused GPUs, Σ(want − alloc), equal max(0, Σ want − available): no policy can
- * refuse less in that minute.
+ * refuse less in that minute. A tier with different GPUs per instance, where max-min can leave
+ * GPUs unused that another split would serve, gets the most it can be served (`exactFill`).
  */
 export function oracleSplit(
   members: readonly OracleMember[],
@@ -112,7 +114,25 @@ export function oracleSplit(
         weight: m.weight,
         order: i,
       }));
-    left = fill(slots, (s) => s.want, Math.max(0, left));
+    const room = Math.max(0, left);
+    left = fill(slots, (s) => s.want, room);
+    // With different GPUs per instance max-min can leave GPUs a whole instance cannot use that
+    // another split would (3 GPUs: 1 + 2 where max-min gives 1 + 1): then the most the tier can
+    // be served, exactly.
+    const wanted = slots.reduce((a, s) => a + s.want * s.cost, 0);
+    if (new Set(slots.map((s) => s.cost)).size > 1 && room - left < Math.min(room, wanted)) {
+      const exact = slots.map((s) => ({
+        gpus: s.cost,
+        level: 0,
+        ceiling: s.want,
+        gain: (k: number) => (k <= s.want ? 1 : 0),
+      }));
+      const spent = exactFill(exact, room);
+      if (spent > room - left) {
+        slots.forEach((s, i) => (s.level = exact[i]?.level ?? 0));
+        left = room - spent;
+      }
+    }
     for (const s of slots) alloc.set(s.name, s.level);
   }
   return alloc;

@@ -2,6 +2,7 @@ import type { Fleet } from '../emulator/fleet.js';
 import { MINUTE_MS } from '../emulator/model.js';
 import { Accounting, type MinuteRow } from './accounting.js';
 import { Heap } from '../core/allocate.js';
+import { exactFill } from './exact-fill.js';
 import { withHeadroom } from '../core/demand.js';
 import { reserveOf } from '../core/pool.js';
 import { equalSplit, oracleSplit, overCommit, peakProportional } from './baselines.js';
@@ -157,8 +158,11 @@ export function runOracle(ctx: SimContext, progress: () => void): StrategyResult
  * unmanaged services), every governed service at least at its floor, then hands out instances
  * highest priority first, each where it serves the most of the window's minutes (a service's
  * k-th instance serves the minutes it wants at least k). Each service's minutes served are
- * concave in its cap, so this greedy is optimal for the window. Computed, not played, like the
- * clairvoyant oracle: no start-up, no idle tail, refusals Σ max(0, want − cap) × GPUs.
+ * concave in its cap, so this greedy is optimal for the window when a tier's services have the
+ * same GPUs per instance; a tier that mixes them is split exactly (`greedyFill`). Computed, not
+ * played, like the clairvoyant oracle: no start-up, no idle tail, refusals Σ max(0, want − cap) ×
+ * GPUs, and never more served in a minute than the pool holds (`withinPool`). Brute force checks
+ * it on small pools (test/simulate/oracle-optimality.test.ts).
  *
  * With `evidence`, the same greedy without hindsight: each window's caps are chosen on the
  * `evidence.minutes` minutes a governor could see at its start (Monitoring `evidence.lag` minutes
@@ -214,11 +218,42 @@ export function runCadenceOracle(
         const cap = caps.get(member.id) ?? 0;
         return cappedMinute(acc, last, t, member, ctx.want.get(member.id)?.[t] ?? 0, cap, cap);
       });
-      acc.minute(pool, t, rows);
+      acc.minute(pool, t, withinPool(ctx, pool, t, rows));
     }
     progress();
   }
   return acc.result(strategy, { violations: [], violationCount: null, failedRuns: [] });
+}
+
+/**
+ * A minute's rows within the GPUs the pool has. The caps fit the budget, so this changes nothing
+ * unless the floors and the unmanaged services' caps alone are above it (a pool cut below its
+ * floors): then the pool cannot hold every instance the caps allow, and the best it can do is
+ * the clairvoyant split of what the caps let through (unmanaged first, then by priority).
+ */
+function withinPool(ctx: SimContext, pool: PoolInfo, t: number, rows: MinuteRow[]): MinuteRow[] {
+  const { available } = poolAt(pool, t);
+  if (rows.reduce((a, r) => a + r.served, 0) <= available) return rows;
+  const at = ctx.startMs + t * MINUTE_MS;
+  const split = oracleSplit(
+    rows.map((r) => {
+      const s = ctx.view.settings(r.member, at);
+      const through = r.served / r.member.gpus;
+      return {
+        name: r.member.id,
+        gpus: r.member.gpus,
+        want: through,
+        priority: s.priority,
+        weight: s.weight,
+        fixedCap: s.managed ? null : through,
+      };
+    }),
+    available,
+  );
+  return rows.map((r) => {
+    const served = (split.get(r.member.id) ?? 0) * r.member.gpus;
+    return { ...r, served, refused: r.want * r.member.gpus - served };
+  });
 }
 
 /**
@@ -375,15 +410,38 @@ export interface GreedySlot {
 }
 
 /**
- * The greedy split: each next instance, priority first, goes where the most minutes of the window
- * would use it (per GPU), ties by weighted max-min, then order; `left` GPUs above the floors.
+ * The best split of `left` GPUs above the floors, tier by tier, highest priority first: each tier
+ * serves the most GPU-minutes of the window it can, then leaves what it did not need to the next.
+ * Within a tier whose services all have the same GPUs per instance, each next instance goes where
+ * the most minutes of the window would use it (ties by weighted max-min, then order): served
+ * minutes are concave in the cap, so this greedy is optimal. A tier with different GPUs per
+ * instance is a knapsack, which the greedy can get wrong: it is split exactly (`exactFill`).
  */
 export function greedyFill(slots: readonly GreedySlot[], left: number): void {
+  const tiers = [...new Set(slots.map((s) => s.priority))].sort((a, b) => b - a);
+  for (const p of tiers) {
+    const tier = slots.filter((s) => s.priority === p);
+    if (new Set(tier.map((s) => s.gpus)).size <= 1) {
+      left = fillTier(tier, left);
+      continue;
+    }
+    const exact = tier.map((s) => ({
+      gpus: s.gpus,
+      level: s.level,
+      ceiling: s.ceiling,
+      gain: (k: number) => s.atLeast[k] ?? 0,
+    }));
+    left -= exactFill(exact, left);
+    tier.forEach((s, i) => (s.level = exact[i]?.level ?? s.level));
+  }
+}
+
+/** One tier of the same GPUs per instance, one instance at a time; returns the GPUs left. */
+function fillTier(slots: readonly GreedySlot[], left: number): number {
   const gain = (s: GreedySlot) => s.atLeast[s.level + 1] ?? 0;
   const heap = new Heap<GreedySlot>((a, b) => {
-    if (a.priority !== b.priority) return a.priority > b.priority;
-    const x = gain(a) / a.gpus;
-    const y = gain(b) / b.gpus;
+    const x = gain(a);
+    const y = gain(b);
     if (x !== y) return x > y;
     const na = ((a.level + 1) * a.gpus) / a.weight;
     const nb = ((b.level + 1) * b.gpus) / b.weight;
@@ -397,4 +455,5 @@ export function greedyFill(slots: readonly GreedySlot[], left: number): void {
     left -= s.gpus;
     if (s.level < s.ceiling && gain(s) > 0) heap.push(s);
   }
+  return left;
 }
