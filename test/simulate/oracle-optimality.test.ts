@@ -525,3 +525,43 @@ describe('exactFill', () => {
     );
   });
 });
+
+describe('the oracles’ accounting, by hand', () => {
+  it('counts refusals, writes and reversals as docs/simulation.md "Metrics" defines them', () => {
+    // Quota 4, two 1-GPU services at floor 1, ticks of 5 minutes over 15. a wants 3, 1, 3 in
+    // the three ticks, b 1, 3, 1. The best at the tick follows them exactly: caps (3, 1), (1, 3),
+    // (3, 1), nothing refused; each service's cap changes at minutes 5 and 10: 4 writes, 8 a
+    // service an hour. a is lowered at 5 and raised at 10 without being refused at 1 in between:
+    // one reversal, 48 a service a day. b is raised, then lowered: none.
+    const c: Case = {
+      quota: 4,
+      reserve: 0,
+      cut: null,
+      services: [svcOf(1), svcOf(1)],
+      want: [
+        [3, 3, 3, 3, 3, 1, 1, 1, 1, 1, 3, 3, 3, 3, 3],
+        [1, 1, 1, 1, 1, 3, 3, 3, 3, 3, 1, 1, 1, 1, 1],
+      ],
+      tick: 5,
+    };
+    const ctx = contextOf(c);
+    const tick = runCadenceOracle(ctx, 'cadence-oracle', 5, noop);
+    expect(tick.totals.refusedGpuMinutes).toBe(0);
+    expect(tick.services.map((s) => s.writes)).toEqual([2, 2]);
+    expect(tick.totals.writesPerServiceHour).toBe(8);
+    expect(tick.services.map((s) => s.reversals)).toEqual([1, 0]);
+    expect(tick.totals.reversalsPerServiceDay).toBe(48);
+    // One window of 30 minutes covers the run: a's 2nd and 3rd instances serve 10 minutes each,
+    // b's 2nd 5: caps (3, 1) throughout, b refused 2 GPUs for 5 minutes, no write.
+    const limited = runCadenceOracle(ctx, 'writes-oracle', WRITES_ORACLE_MINUTES, noop);
+    expect(limited.totals.refusedGpuMinutes).toBe(10);
+    expect(limited.services.map((s) => s.refusedCapGpuMinutes)).toEqual([0, 10]);
+    expect(limited.totals.writesPerServiceHour).toBe(0);
+    // The clairvoyant oracle: nothing refused, the same 4 changes of split.
+    const clairvoyant = runOracle(ctx, noop);
+    expect(clairvoyant.totals.refusedGpuMinutes).toBe(0);
+    expect(clairvoyant.services.map((s) => s.writes)).toEqual([2, 2]);
+    // Demand in GPU-minutes: 35 + 25.
+    expect(tick.services.map((s) => s.demandGpuMinutes)).toEqual([35, 25]);
+  });
+});
