@@ -231,8 +231,8 @@ export function requestsPerInstanceMinute(spec: FleetService): number {
  * How long a request pends for an instance before Cloud Run answers 429: the service's own
  * `pendingSeconds`, else Google's rule (docs.cloud.google.com/run/docs/about-instance-autoscaling,
  * "Exceeding maximum instances": "up to 3.5 times the average startup time of container instances
- * of this service, or 10 seconds, whichever is greater"). Older versions of the page said 60 s;
- * the window only matters for bursts shorter than it.
+ * of this service, or 10 seconds, whichever is greater"). Other versions of the page say "up to
+ * 60 seconds" and "up to 10 seconds"; the window only matters for bursts shorter than it.
  */
 export function pendingSecondsOf(spec: FleetService, fleetStartupSeconds: number): number {
   if (spec.pendingSeconds !== undefined) return spec.pendingSeconds;
