@@ -109,8 +109,9 @@ export function mixedFleetScenario(quotaFactor: number, hours = 24, seed = 7): S
 }
 
 /**
- * Two traces, each shifted into three services: pure minute-level burstiness. The seed moves the
- * hour of the traces played (every seed plays a different 6 hours of the same day of requests).
+ * Two traces, each shifted into three services: pure minute-level burstiness. Each trace file holds
+ * one hour of requests, looped; the seed moves where the loops start (and so how the two traces
+ * line up), so every seed replays the same requests (docs/simulation.md "Bench").
  */
 export function tracesAloneScenario(quotaFactor: number, hours = 6, seed = 7): ScenarioInput {
   const shift = seed === 7 ? 0 : (seed * 97) % 720;
