@@ -1,4 +1,5 @@
 // @ts-check
+import { builtinModules } from 'node:module';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -92,23 +93,30 @@ function reaching(target, depth) {
 }
 
 const GOOGLE = ['@google-cloud/*', 'google-gax', 'google-auth-library'];
+/** Every module of Node.js, with and without `node:` (`os` is `node:os`), and their subpaths. */
+const NODE_BUILTINS = ['node:*', ...builtinModules.flatMap((m) => [m, `${m}/*`])];
 /** Who may import which outside package, beyond the layers. */
 const PACKAGE_RULES = {
   adapters: [],
   emulator: [{ group: GOOGLE, message: 'Only adapters import Google libraries.' }],
   core: [
-    {
-      group: ['node:*', 'fs', 'path', 'http', 'https', 'child_process'],
-      message: 'The core has no I/O.',
-    },
+    { group: NODE_BUILTINS, message: 'The core has no I/O: it imports no module of Node.js.' },
     { group: [...GOOGLE, '@grpc/*'], message: 'Only adapters talk to Google.' },
   ],
 };
 const DEFAULT_PACKAGE_RULES = [
   { group: [...GOOGLE, '@grpc/*'], message: 'Only adapters import Google libraries.' },
 ];
+/** The function's host (function/index.ts): functions-framework is its one Google import. */
+const HOST_PACKAGE_RULES = [
+  {
+    group: [...GOOGLE, '!@google-cloud/functions-framework', '@grpc/*'],
+    message: "Only adapters import Google libraries (the function's host: functions-framework).",
+  },
+];
 
-const ENV_READERS = ['src/runtime-options.ts', 'src/cli/io.ts', 'src/function/index.ts'];
+const HOST = 'src/function/index.ts';
+const ENV_READERS = ['src/runtime-options.ts', 'src/cli/io.ts', HOST];
 const NO_ENV = {
   object: 'process',
   property: 'env',
@@ -120,6 +128,37 @@ const NO_CLOCK = {
   property: 'now',
   message: 'The core has no clock: take the time as input.',
 };
+/** `import { env } from 'node:process'` reads the environment as `process.env` does. */
+const NO_ENV_IMPORT = ['process', 'node:process'].map((name) => ({
+  name,
+  importNames: ['env'],
+  message: NO_ENV.message,
+}));
+/** The globals through which code reaches a clock, a timer, the process or the network. */
+const CORE_GLOBALS = [
+  'process',
+  'performance',
+  'fetch',
+  'console',
+  'setTimeout',
+  'setInterval',
+  'setImmediate',
+  'require',
+].map((name) => ({ name, message: 'The core is pure: no I/O, no clock, no timer, no process.' }));
+const CORE_SYNTAX = [
+  {
+    selector: "NewExpression[callee.name='Date'][arguments.length=0]",
+    message: 'The core has no clock: take the time as input (`new Date()` reads it).',
+  },
+  {
+    selector: "CallExpression[callee.name='Date']",
+    message: 'The core has no clock: take the time as input (`Date()` reads it).',
+  },
+  {
+    selector: "CallExpression[callee.object.name='Math'][callee.property.name='random']",
+    message: 'The core is pure: take randomness as input (a seed), as the tests do.',
+  },
+];
 
 /** One config block per layer and depth, with every import rule of the files it covers. */
 function layerConfigs() {
@@ -140,44 +179,73 @@ function layerConfigs() {
       ];
       if (layer === 'emulator') {
         patterns.push({
-          regex: `^${up(depth)}core/planner\\.js$`,
-          message: "The emulator fakes Google's APIs; it never runs the governor's planner.",
+          regex: `^${up(depth)}core/(planner|allocate)\\.js$`,
+          message:
+            "The emulator fakes Google's APIs; it never runs the governor's planner or its allocation.",
         });
       }
+      const rules = {
+        'no-restricted-imports': ['error', { patterns, paths: NO_ENV_IMPORT }],
+        'no-restricted-properties': ['error', NO_ENV, ...(layer === 'core' ? [NO_CLOCK] : [])],
+        ...(layer === 'core' ? { 'no-restricted-globals': ['error', ...CORE_GLOBALS] } : {}),
+      };
       configs.push({
         files,
-        ignores: layer === 'function' ? ['src/function/index.ts'] : [],
-        rules: {
-          'no-restricted-imports': ['error', { patterns }],
-          'no-restricted-properties': ['error', NO_ENV, ...(layer === 'core' ? [NO_CLOCK] : [])],
-        },
+        ignores: layer === 'function' ? [HOST] : [],
+        rules,
       });
+      // An entry point that reads the environment: the same rules, but for the environment.
+      const readers = ENV_READERS.filter((f) =>
+        ROOT_MODULES.has(layer)
+          ? f === files[0]
+          : depth === 1 && f !== HOST && f.slice(0, f.lastIndexOf('/')) === `src/${layer}`,
+      );
+      if (readers.length > 0) {
+        configs.push({
+          files: readers,
+          rules: {
+            ...rules,
+            'no-restricted-imports': ['error', { patterns }],
+            'no-restricted-properties': 'off',
+          },
+        });
+      }
     }
   }
   // The function's host: functions-framework is its one Google import.
   configs.push({
-    files: ['src/function/index.ts'],
+    files: [HOST],
     rules: {
       'no-restricted-imports': [
         'error',
         {
-          patterns: Object.keys(LAYERS)
-            .filter((l) => !LAYERS.function.includes(l) && l !== 'function')
-            .map((other) => ({
-              regex: reaching(other, 1),
-              message: `function may import only ${LAYERS.function.join(', ')}, not ${other}.`,
-            })),
+          patterns: [
+            ...Object.keys(LAYERS)
+              .filter((l) => !LAYERS.function.includes(l) && l !== 'function')
+              .map((other) => ({
+                regex: reaching(other, 1),
+                message: `function may import only ${LAYERS.function.join(', ')}, not ${other}.`,
+              })),
+            ...HOST_PACKAGE_RULES,
+          ],
         },
       ],
+      'no-restricted-properties': 'off',
     },
   });
-  configs.push({ files: ENV_READERS, rules: { 'no-restricted-properties': 'off' } });
   // The layer rules see static imports only: a dynamic import stays within its folder, and only
   // adapters load Google's libraries, dynamically (src/adapters/load.ts) as statically.
   const acrossFolders = {
     selector: 'ImportExpression[source.value=/^\\.\\./]',
     message: 'Import across folders statically, so that the layer rules see it.',
   };
+  const googleDynamic = {
+    // esquery's regular expressions cannot hold a slash: \x2F is one.
+    selector:
+      'ImportExpression[source.value=/^(@google-cloud\\x2F|google-gax|google-auth-library|@grpc\\x2F)/]',
+    message: 'Only adapters import Google libraries (src/adapters/load.ts loads them lazily).',
+  };
+  // Each block replaces the rule's options of the one before for the files both cover.
   configs.push({
     files: ['src/**/*.ts'],
     rules: { 'no-restricted-syntax': ['error', acrossFolders] },
@@ -185,19 +253,11 @@ function layerConfigs() {
   configs.push({
     files: ['src/**/*.ts'],
     ignores: ['src/adapters/**'],
-    rules: {
-      'no-restricted-syntax': [
-        'error',
-        acrossFolders,
-        {
-          // esquery's regular expressions cannot hold a slash: \x2F is one.
-          selector:
-            'ImportExpression[source.value=/^(@google-cloud\\x2F|google-gax|google-auth-library|@grpc\\x2F)/]',
-          message:
-            'Only adapters import Google libraries (src/adapters/load.ts loads them lazily).',
-        },
-      ],
-    },
+    rules: { 'no-restricted-syntax': ['error', acrossFolders, googleDynamic] },
+  });
+  configs.push({
+    files: ['src/core/**/*.ts'],
+    rules: { 'no-restricted-syntax': ['error', acrossFolders, googleDynamic, ...CORE_SYNTAX] },
   });
   return configs;
 }
