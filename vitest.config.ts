@@ -52,8 +52,13 @@ export default defineConfig({
           name: 'integration',
           include: [INTEGRATION],
           // One Pub/Sub and one Firestore emulator for the run, started on first use
-          // (test/support/shared-emulators.ts).
-          globalSetup: [TEMP_ROOT, 'test/support/java-emulators.global.ts'],
+          // (test/support/shared-emulators.ts); and a warning when dist/ is missing or older than
+          // the sources, which the tests of bin/governor.js run.
+          globalSetup: [
+            TEMP_ROOT,
+            'test/support/java-emulators.global.ts',
+            'test/support/build-check.global.ts',
+          ],
           testTimeout: 60_000,
           hookTimeout: 60_000,
         },
