@@ -1,7 +1,9 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
+import { AUDIT_RULE_IDS } from '../../src/core/audit-rules.js';
 import { parsePolicy, parsePolicyText } from '../../src/core/policy.js';
+import { jsonSchemas } from '../../src/core/schemas.js';
 
 function faultsOf(raw: unknown): string[] {
   try {
@@ -20,6 +22,26 @@ describe('policy', () => {
     expect(policy.services).toHaveLength(3);
     expect(policy.services[0]?.schedule[0]?.timezone).toBe('America/New_York');
     expect(parsePolicyText(JSON.stringify(policy))).toEqual(policy);
+  });
+
+  it('the commented example names every key of the schema (the README says it shows them all)', () => {
+    const keys = new Set<string>();
+    const walk = (node: unknown): void => {
+      if (Array.isArray(node)) return node.forEach(walk);
+      if (typeof node !== 'object' || node === null) return;
+      const { properties } = node as { properties?: unknown };
+      if (typeof properties === 'object' && properties !== null)
+        for (const key of Object.keys(properties)) keys.add(key);
+      Object.values(node).forEach(walk);
+    };
+    walk(jsonSchemas()['policy.schema.json']);
+    expect(keys.size).toBeGreaterThan(50);
+    // The audit's rule ids are listed in the README's "Fleet audit"; `$schema` is the example's
+    // first line, for editors.
+    const skip = new Set<string>(['$schema', ...AUDIT_RULE_IDS]);
+    const text = readFileSync('examples/policy.yaml', 'utf8');
+    const shown = (key: string) => new RegExp(`(^|[\\s{,#-])${key}:`, 'm').test(text);
+    expect([...keys].filter((k) => !skip.has(k) && !shown(k))).toEqual([]);
   });
 
   it('fills the documented defaults', () => {
