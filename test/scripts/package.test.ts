@@ -1,3 +1,4 @@
+import { existsSync, readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, utimes, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -172,5 +173,23 @@ describe('functionPackageJson', () => {
       main: FUNCTION_MAIN,
       scripts: { 'gcp-build': '' },
     });
+  });
+});
+
+describe("the project's package.json", () => {
+  it('names as entry points only files the repository holds or the build writes', () => {
+    const pkg = JSON.parse(readFileSync('package.json', 'utf8')) as {
+      main?: string;
+      types?: string;
+      bin: Record<string, string>;
+    };
+    const entries = [pkg.main, pkg.types, ...Object.values(pkg.bin)].filter(
+      (e): e is string => e !== undefined,
+    );
+    expect(entries.length).toBeGreaterThan(0);
+    // dist/X.js and dist/X.d.ts come from X.ts (tsconfig.json: rootDir ., outDir dist).
+    const source = (entry: string) =>
+      entry.startsWith('dist/') ? entry.slice(5).replace(/(\.d\.ts|\.js)$/, '.ts') : entry;
+    expect(entries.filter((e) => !existsSync(source(e)))).toEqual([]);
   });
 });
