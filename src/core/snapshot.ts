@@ -152,7 +152,6 @@ export const Snapshot = z.strictObject({
   unmanagedUsage: z.array(UnmanagedUsage).default([]),
 });
 export type Snapshot = z.infer<typeof Snapshot>;
-export type SnapshotInput = z.input<typeof Snapshot>;
 
 export function serviceKey(s: { project: string; region: string; name: string }): string {
   return `${s.project}/${s.region}/${s.name}`;

@@ -45,7 +45,6 @@ export const SyntheticShape = z.discriminatedUnion('kind', [
   }),
 ]);
 export type SyntheticShape = z.infer<typeof SyntheticShape>;
-export type SyntheticShapeInput = z.input<typeof SyntheticShape>;
 
 /** xorshift32: small, fast, and the same everywhere. */
 export function prng(seed: number): () => number {

@@ -48,7 +48,6 @@ export const ServiceTimeModel = z.strictObject({
     .describe('Requests one instance serves at once (its batch, Cloud Run concurrency).'),
 });
 export type ServiceTimeModel = z.infer<typeof ServiceTimeModel>;
-export type ServiceTimeModelInput = z.input<typeof ServiceTimeModel>;
 
 export const DEFAULT_SERVICE_TIME: ServiceTimeModel = ServiceTimeModel.parse({});
 
