@@ -136,3 +136,19 @@ describe('the docs', () => {
     expect([...new Set(named)].filter((r) => !routes.includes(r))).toEqual([]);
   });
 });
+
+describe('docs/emulator.md', () => {
+  it('lists every option of startEmulator in its table, and no other', () => {
+    const source = readFileSync('src/emulator/index.ts', 'utf8');
+    const body = /export interface EmulatorOptions \{([\s\S]*?)\n\}/.exec(source)?.[1] ?? '';
+    const options = [...body.matchAll(/^ {2}readonly (\w+)\??:/gm)].map((m) => m[1] ?? '');
+    expect(options.length).toBeGreaterThan(10);
+    const page = readFileSync('docs/emulator.md', 'utf8');
+    const table = page.slice(
+      page.indexOf('| option '),
+      page.indexOf('The returned `RunningEmulator`'),
+    );
+    const listed = [...table.matchAll(/^\| `(\w+)`/gm)].map((m) => m[1] ?? '');
+    expect(listed.sort()).toEqual(options.sort());
+  });
+});
