@@ -222,10 +222,14 @@ export async function benchOrg(
 }
 
 // `node dist/bench/org.js`: everything in this one process (the profile of docs/performance.md).
+// BENCH_ORG_PROJECTS (default 200) and BENCH_ORG_INSTANCES (units at once, default 500), the names
+// npm run bench reads; BENCH_ORG_CONCURRENCY is the older name of the second.
 if (process.argv[1]?.endsWith('/org.js')) {
   const r = await benchOrg({
     projects: Number(process.env.BENCH_ORG_PROJECTS ?? 200),
-    concurrency: Number(process.env.BENCH_ORG_CONCURRENCY ?? 500),
+    concurrency: Number(
+      process.env.BENCH_ORG_INSTANCES ?? process.env.BENCH_ORG_CONCURRENCY ?? 500,
+    ),
   });
   console.log(JSON.stringify(r, null, 2));
 }
