@@ -94,6 +94,19 @@ describe('startJavaEmulator failures', () => {
     );
   });
 
+  it('says what to do when there is no Java to run', async () => {
+    const before = process.env['JAVA_HOME'];
+    process.env['JAVA_HOME'] = '/nonexistent-java';
+    try {
+      await expect(startJavaEmulator(pubSubEmulator)).rejects.toThrow(
+        /Could not run \/nonexistent-java\/bin\/java for the Pub\/Sub emulator: .*ENOENT \(JAVA_HOME is \/nonexistent-java, which has no bin\/java\)/,
+      );
+    } finally {
+      if (before === undefined) delete process.env['JAVA_HOME'];
+      else process.env['JAVA_HOME'] = before;
+    }
+  });
+
   it('throws with the output of a JVM that exits before serving', async () => {
     const broken = { ...pubSubEmulator, javaArgs: () => ['-jar', '/nonexistent/emulator.jar'] };
     await expect(startJavaEmulator(broken)).rejects.toThrow(

@@ -184,7 +184,13 @@ async function launch(
   const deadline = Date.now() + startTimeoutMs;
   for (;;) {
     if (spawnError) {
-      throw new Error(`Could not run ${java} for the ${spec.name}: ${spawnError.message}`, {
+      const missing = (spawnError as NodeJS.ErrnoException).code === 'ENOENT';
+      const hint = !missing
+        ? ''
+        : process.env['JAVA_HOME']
+          ? ` (JAVA_HOME is ${process.env['JAVA_HOME']}, which has no bin/java)`
+          : ' (no java on PATH: install a Java runtime, or set JAVA_HOME)';
+      throw new Error(`Could not run ${java} for the ${spec.name}: ${spawnError.message}${hint}`, {
         cause: spawnError,
       });
     }
