@@ -266,8 +266,7 @@ export async function reconcile(
       report.writes = await act(run, decided.plan, asked ? undefined : decided.observed);
     await checks;
     const metricErrors = await writeMetrics(run, held, decided.plan);
-    for (const project of held)
-      await alertProject(run, project, decided, metricErrors.get(project) ?? null);
+    await alertEachProject(run, held, decided, metricErrors);
     const failed = report.writes.filter((w) => w.outcome === 'failed').length;
     if (failed > 0) {
       report.outcome = 'failed';
@@ -792,6 +791,38 @@ async function prepareOutbox(
 
 function entry(run: Run, alert: Alert, state: OutboxEntry['state']): OutboxEntry {
   return { alert, state, storedAt: new Date(run.wall()).toISOString() };
+}
+
+/**
+ * alertProject for every held project, one after another (each bounded by the alert grace), and
+ * each on its own: a project whose alerting fails (its run records or conditions unreadable, its
+ * store failing) does not keep the projects after it from publishing theirs. Otherwise one such
+ * project, failing at every run, would hold back every other project's alerts for good. Every
+ * project is tried; then the run fails with each project's error, the first as the cause.
+ */
+async function alertEachProject(
+  run: Run,
+  held: readonly string[],
+  decided: Decided,
+  metricErrors: ReadonlyMap<string, string>,
+): Promise<void> {
+  const failures: { project: string; error: unknown }[] = [];
+  for (const project of held) {
+    try {
+      await alertProject(run, project, decided, metricErrors.get(project) ?? null);
+    } catch (error) {
+      failures.push({ project, error });
+    }
+  }
+  const [first] = failures;
+  if (first === undefined) return;
+  if (failures.length === 1) throw first.error;
+  throw new GovernorError(
+    `alerting failed in ${failures.length} projects: ${failures
+      .map((f) => `${f.project}: ${errorMessage(f.error)}`)
+      .join('; ')}`,
+    { cause: first.error },
+  );
 }
 
 /**
