@@ -50,6 +50,7 @@ import {
   newGovernorId,
   type OutboxEntry,
   parseStored,
+  parseRunRecord,
   parseStoredLease,
   readConditions,
   readDroppedCount,
@@ -97,7 +98,8 @@ const ProjectDocument = z.strictObject({
    * unreadable: `breakLease` (`governor unlock`) removes it, and the rest of the file is kept.
    */
   lease: z.unknown(),
-  runs: z.array(RunRecord),
+  /** Each read by parseRunRecord (readDocument): a newer version's fields are left out. */
+  runs: z.array(z.unknown()),
   /**
    * Absent in documents written before the outbox. Each entry parsed apart (sortOutOutbox): one
    * nobody can read is kept by other changes and set aside into `outboxSetAside` by the next
@@ -113,8 +115,8 @@ const ProjectDocument = z.strictObject({
   /** Unreadable outbox entries set aside, as they were stored, for a person to look at. */
   outboxSetAside: z.array(SetAsideEntry).optional(),
 });
-/** The document as stored. */
-type StoredDocument = z.infer<typeof ProjectDocument>;
+/** The document as stored, its run records read. */
+type StoredDocument = Omit<z.infer<typeof ProjectDocument>, 'runs'> & { runs: RunRecord[] };
 /** The document as a change sees it: its outbox read, what could not be read set aside. */
 type ProjectDocument = Omit<StoredDocument, 'outbox'> & {
   outbox?: OutboxEntry[];
@@ -456,7 +458,10 @@ async function readDocument(file: string, project: string): Promise<StoredDocume
   if (doc.project !== project) {
     throw new UpstreamError(`State file ${file} belongs to project ${doc.project}, not ${project}`);
   }
-  return doc;
+  return {
+    ...doc,
+    runs: doc.runs.map((r, i) => parseRunRecord(r, `state file ${file}, runs[${i}]`)),
+  };
 }
 
 /**

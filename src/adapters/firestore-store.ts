@@ -91,6 +91,7 @@ import {
   DEFAULT_KEEP_RUNS,
   keepUnreadable,
   Lease,
+  parseRunRecord,
   parseStored,
   readConditions,
   parseStoredLease,
@@ -177,7 +178,6 @@ const REMOVE_CHUNK = 400;
  * A run document: the record's fields (the sort key `startedAtMs` is dropped on reading), unless
  * it is stored gzipped.
  */
-const RunDocument = z.object(RunRecord.shape);
 /** What ranks a run document for pruning. */
 const RunKey = RunRecord.pick({ runId: true, startedAt: true });
 
@@ -441,9 +441,14 @@ export function createFirestoreStateStore(
       const read = [...past.docs, ...future.docs].map((doc) => {
         const where = `document ${doc.ref.path}`;
         const data = doc.data();
-        if (!isGzipped(data)) return parseStored(RunDocument, data, where);
+        if (!isGzipped(data)) {
+          // startedAtMs is the store's own, beside the record (recordRun).
+          const record: Record<string, unknown> = { ...data };
+          delete record['startedAtMs'];
+          return parseRunRecord(record, where);
+        }
         const text = unpack(parseStored(Gzipped, data, where).gz, doc.ref.path);
-        return parseStored(RunRecord, parseJson(text, doc.ref.path), where);
+        return parseRunRecord(parseJson(text, doc.ref.path), where);
       });
       return sortRuns(read, wall()).slice(0, most);
     },

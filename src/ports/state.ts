@@ -638,6 +638,36 @@ export function checkRunRecord(record: RunRecord): RunRecord {
   return parsed.data;
 }
 
+/**
+ * A stored run record, read as this version reads it: fields it does not know (a newer version's,
+ * at any depth: versions of the governor run side by side during a deploy, and after a rollback
+ * the older one reads what the newer wrote) are left out, as a reader of a record it did not
+ * write should, and the rest is checked as strictly as ever. Without this one field a newer
+ * version added to its records (to a pool of the pressure ledger, say) made every run of the
+ * older version fail once its caps were written, before any alert. A value this version cannot
+ * read (a new outcome, a field of another type) is still StateCorruptError: such a record's
+ * ledger cannot be trusted. Dropping the unknown fields drops nothing this version uses; a newer
+ * version reading the record this one writes next finds them absent, as in an earlier version's.
+ */
+export function parseRunRecord(value: unknown, what: string): RunRecord {
+  const parsed = RunRecord.safeParse(value);
+  if (parsed.success) return parsed.data;
+  const unknownOnly = parsed.error.issues.every((i) => i.code === 'unrecognized_keys');
+  if (!unknownOnly) {
+    throw new StateCorruptError(what, zodFaults(parsed.error), { cause: parsed.error });
+  }
+  const pruned = structuredClone(value);
+  for (const issue of parsed.error.issues) {
+    if (issue.code !== 'unrecognized_keys') continue;
+    const at = issue.path.reduce<unknown>(
+      (node, key) => (node as Record<PropertyKey, unknown>)[key],
+      pruned,
+    ) as Record<string, unknown>;
+    for (const key of issue.keys) delete at[key];
+  }
+  return parseStored(RunRecord, pruned, what);
+}
+
 /** The first few faults of a refused document, in one line, and how many more there are. */
 function faultLine(error: z.ZodError): string {
   return capFaults(zodFaults(error), 5).map(faultText).join('; ');

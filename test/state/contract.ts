@@ -13,6 +13,7 @@ import type { ConditionState } from '../../src/core/notify.js';
 import { ConflictError } from '../../src/errors.js';
 import {
   LeaseCorruptError,
+  StateCorruptError,
   MAX_RUN_ERROR_LENGTH,
   type OutboxEntry,
   type RunRecord,
@@ -969,6 +970,89 @@ export function unreadableConditionsContract(
       } finally {
         await other.close();
       }
+    });
+  });
+}
+
+/**
+ * Run records a newer version wrote (versions run side by side during a deploy; after a rollback
+ * the older one reads what the newer wrote): fields this version does not know, at any depth, are
+ * left out and the record reads (parseRunRecord); a value it cannot read is still refused, naming
+ * where. `rewrite` changes the stored record of `runId` in place, bypassing the store, as a newer
+ * version's write would.
+ */
+export function newerRunRecordContract(
+  name: string,
+  options: {
+    open: () => StateStore;
+    rewrite: (
+      project: string,
+      runId: string,
+      change: (record: Record<string, unknown>) => void,
+    ) => Promise<void>;
+  },
+): void {
+  const pool = 'p/us-central1/nvidia-l4/zonal';
+  const record = runRecord(1, {
+    pools: { [pool]: { budget: 5, caps: 5, demand: 6, inUse: 4, status: 'pressure' } },
+    pressure: {
+      at: at(MINUTE),
+      pools: {
+        [pool]: {
+          project: 'p',
+          region: 'us-central1',
+          accelerator: 'nvidia-l4',
+          zonalRedundancy: true,
+          days: [
+            {
+              day: '2026-11-27',
+              minutes: 5,
+              minutesAtBudget: 5,
+              refusedGpuMinutes: 3,
+              peakWanted: 6,
+              quota: 6,
+              budget: 5,
+            },
+          ],
+        },
+      },
+    },
+  });
+  type Node = Record<string, Record<string, unknown>>;
+
+  describe(`${name}: run records a newer version wrote`, () => {
+    it('a field this version does not know, at any depth, is left out and the record reads', async () => {
+      const store = options.open();
+      const project = freshProject();
+      await store.recordRun(project, record);
+      await options.rewrite(project, record.runId, (r) => {
+        r['preemptions'] = 2;
+        ((r['pools'] as Node)[pool] as Record<string, unknown>)['preempted'] = 1;
+        const days = (((r['pressure'] as Node)['pools'] as Node)[pool] as Record<string, unknown>)[
+          'days'
+        ] as Record<string, unknown>[];
+        (days[0] as Record<string, unknown>)['preemptedGpuMinutes'] = 7;
+      });
+      expect(await store.listRuns(project)).toEqual([record]);
+      // And the store goes on: the next record is kept beside it.
+      await store.recordRun(project, runRecord(2));
+      expect((await store.listRuns(project)).map((r) => r.runId)).toEqual(['run-2', 'run-1']);
+    });
+
+    it('a value this version cannot read is refused, naming the record and the field', async () => {
+      const store = options.open();
+      const project = freshProject();
+      await store.recordRun(project, record);
+      await options.rewrite(project, record.runId, (r) => {
+        r['outcome'] = 'preempted';
+        r['preemptions'] = 2;
+      });
+      const error = await store.listRuns(project).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(StateCorruptError);
+      expect((error as Error).message).toContain('outcome');
     });
   });
 }

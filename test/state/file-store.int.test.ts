@@ -18,6 +18,7 @@ import {
   CONTRACT_OUTBOX_LIMIT,
   freshProject,
   stateStoreContract,
+  newerRunRecordContract,
   unreadableConditionsContract,
   unreadableCountContract,
   unreadableLeaseContract,
@@ -128,6 +129,20 @@ unreadableConditionsContract('file store', {
   },
   stored: async (project) =>
     stateFile(project).then((d) => (d['conditions'] as { state: Record<string, unknown> }).state),
+});
+
+// Before, one field a newer version added to a run record made the whole state file unreadable.
+newerRunRecordContract('file store', {
+  open: () => store,
+  rewrite: async (project, runId, change) => {
+    const file = join(dir, `${encodeURIComponent(project)}.json`);
+    const doc = await stateFile(project);
+    const runs = doc['runs'] as Record<string, unknown>[];
+    const run = runs.find((r) => r['runId'] === runId);
+    if (run === undefined) throw new Error(`no record ${runId} in ${file}`);
+    change(run);
+    await writeFile(file, JSON.stringify(doc));
+  },
 });
 
 const at = '2026-11-27T10:00:00.000Z';

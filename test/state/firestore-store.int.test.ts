@@ -28,6 +28,7 @@ import {
   CONTRACT_OUTBOX_LIMIT,
   freshProject,
   stateStoreContract,
+  newerRunRecordContract,
   unreadableConditionsContract,
   unreadableCountContract,
   unreadableLeaseContract,
@@ -127,6 +128,19 @@ unreadableConditionsContract('Firestore store', {
     JSON.parse(
       String((await raw.doc(`${collection}/${project}/state/conditions`).get()).get('json')),
     ) as Record<string, unknown>,
+});
+
+// Before, one field a newer version added to a record's pools or ledger failed every run after
+// its writes, before any alert.
+newerRunRecordContract('Firestore store', {
+  open: () => store,
+  rewrite: async (project, runId, change) => {
+    const ref = raw.doc(`${collection}/${project}/runs/${runId}`);
+    const data = (await ref.get()).data();
+    if (data === undefined) throw new Error(`no document ${ref.path}`);
+    change(data);
+    await ref.set(data);
+  },
 });
 
 describe('Firestore store: documents', () => {
