@@ -85,7 +85,13 @@ export interface FileStateStoreOptions {
   wallClock?: () => number;
 }
 
-const ProjectDocument = z.strictObject({
+/**
+ * A project's state file. Keys this version does not know (a newer version's: versions run side
+ * by side during a deploy, and after a rollback the older one reads what the newer wrote) are
+ * kept as stored by every write, never a reason to refuse the file; `schema` changes when a
+ * version writes what an older one must not read.
+ */
+const documentFields = {
   schema: z.literal(1),
   project: z.string(),
   /**
@@ -114,9 +120,15 @@ const ProjectDocument = z.strictObject({
   outboxDropped: z.unknown().optional(),
   /** Unreadable outbox entries set aside, as they were stored, for a person to look at. */
   outboxSetAside: z.array(SetAsideEntry).optional(),
-});
-/** The document as stored, its run records read. */
-type StoredDocument = Omit<z.infer<typeof ProjectDocument>, 'runs'> & { runs: RunRecord[] };
+};
+const ProjectDocument = z.looseObject(documentFields);
+/**
+ * The document as stored, its run records read. The keys this version does not know are there
+ * too, untyped: a change spreads the document it read, so they are written back as they were.
+ */
+type StoredDocument = Omit<z.infer<z.ZodObject<typeof documentFields>>, 'runs'> & {
+  runs: RunRecord[];
+};
 /** The document as a change sees it: its outbox read, what could not be read set aside. */
 type ProjectDocument = Omit<StoredDocument, 'outbox'> & {
   outbox?: OutboxEntry[];

@@ -172,6 +172,41 @@ describe('file store: on disk', () => {
     );
   });
 
+  it('keeps a key a newer version added to the file, and refuses a newer schema naming it', async () => {
+    const project = freshProject();
+    const file = join(dir, `${encodeURIComponent(project)}.json`);
+    await store.saveConditions(project, {}, null);
+    const newer = { hotSpares: { 'us-central1': 1 } };
+    await writeFile(file, JSON.stringify({ ...(await stateFile(project)), ...newer }));
+    // Every kind of change works beside it, and writes it back as it was.
+    const lease = await store.acquireLease(project, 'alpha', 60_000, '2026-11-27T10:00:00.000Z');
+    expect(lease.acquired).toBe(true);
+    await store.recordRun(project, {
+      runId: 'run-1',
+      startedAt: '2026-11-27T10:00:00.000Z',
+      finishedAt: '2026-11-27T10:00:05.000Z',
+      mode: 'enforce',
+      outcome: 'ok',
+      changes: 0,
+      skips: 0,
+      alerts: 0,
+      error: null,
+    });
+    const { version } = await store.loadConditions(project);
+    await store.saveConditions(project, {}, version);
+    await store.releaseLease(project, 'alpha');
+    expect((await store.listRuns(project)).map((r) => r.runId)).toEqual(['run-1']);
+    expect(await stateFile(project)).toMatchObject(newer);
+    // A file whose schema a newer version changed is not read, and the error says which field.
+    await writeFile(file, JSON.stringify({ ...(await stateFile(project)), schema: 2 }));
+    const error = await store.loadConditions(project).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(StateCorruptError);
+    expect((error as Error).message).toContain('schema');
+  });
+
   it('defaults to .governor/state', () => {
     expect(DEFAULT_STATE_DIR).toBe(join('.governor', 'state'));
   });
