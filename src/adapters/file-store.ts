@@ -51,6 +51,7 @@ import {
   type OutboxEntry,
   parseStored,
   parseRunRecord,
+  parseStoredKnown,
   parseStoredLease,
   readConditions,
   readDroppedCount,
@@ -235,7 +236,8 @@ export function createFileStateStore(
           { path: '', message: 'not JSON' },
         ]);
       }
-      return parseStored(DiscoveryCache, raw, `discovery cache ${discoveryFile}`);
+      // A newer version's fields are left out (parseStoredKnown): the cache stays readable.
+      return parseStoredKnown(DiscoveryCache, raw, `discovery cache ${discoveryFile}`);
     },
 
     async saveDiscovery(cache) {

@@ -92,6 +92,7 @@ import {
   keepUnreadable,
   Lease,
   parseRunRecord,
+  parseStoredKnown,
   parseStored,
   readConditions,
   parseStoredLease,
@@ -341,7 +342,8 @@ export function createFirestoreStateStore(
       const snap = await call(`reading ${ref.path}`, () => ref.get());
       if (!snap.exists) return null;
       const text = storedJson(DiscoveryDocument, snap.data(), ref.path);
-      return parseStored(DiscoveryCache, parseJson(text, ref.path), `document ${ref.path}`);
+      // A newer version's fields are left out (parseStoredKnown): the cache stays readable.
+      return parseStoredKnown(DiscoveryCache, parseJson(text, ref.path), `document ${ref.path}`);
     },
 
     async saveDiscovery(cache) {

@@ -639,21 +639,23 @@ export function checkRunRecord(record: RunRecord): RunRecord {
 }
 
 /**
- * A stored run record, read as this version reads it: fields it does not know (a newer version's,
- * at any depth: versions of the governor run side by side during a deploy, and after a rollback
- * the older one reads what the newer wrote) are left out, as a reader of a record it did not
- * write should, and the rest is checked as strictly as ever. Without this one field a newer
- * version added to its records (to a pool of the pressure ledger, say) made every run of the
- * older version fail once its caps were written, before any alert. A value this version cannot
- * read (a new outcome, a field of another type) is still StateCorruptError: such a record's
- * ledger cannot be trusted. Dropping the unknown fields drops nothing this version uses; a newer
- * version reading the record this one writes next finds them absent, as in an earlier version's.
+ * Stored data read as this version reads it: fields it does not know, at any depth, are left
+ * out, as a reader of a document it did not write should, and the rest is checked as strictly
+ * as ever (StateCorruptError, naming where). Versions of the governor run side by side during a
+ * deploy, and after a rollback the older one reads what the newer wrote: one field a newer
+ * version added must not stop the older for good. A value this version cannot read (a new enum
+ * value, a field of another type) is still refused. Dropping the unknown fields drops nothing
+ * this version uses; a newer version reading what this one writes next finds them absent, as in
+ * an earlier version's documents.
  */
-export function parseRunRecord(value: unknown, what: string): RunRecord {
-  const parsed = RunRecord.safeParse(value);
+export function parseStoredKnown<S extends z.ZodType>(
+  schema: S,
+  value: unknown,
+  what: string,
+): z.output<S> {
+  const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
-  const unknownOnly = parsed.error.issues.every((i) => i.code === 'unrecognized_keys');
-  if (!unknownOnly) {
+  if (!parsed.error.issues.every((i) => i.code === 'unrecognized_keys')) {
     throw new StateCorruptError(what, zodFaults(parsed.error), { cause: parsed.error });
   }
   const pruned = structuredClone(value);
@@ -665,7 +667,17 @@ export function parseRunRecord(value: unknown, what: string): RunRecord {
     ) as Record<string, unknown>;
     for (const key of issue.keys) delete at[key];
   }
-  return parseStored(RunRecord, pruned, what);
+  return parseStored(schema, pruned, what);
+}
+
+/**
+ * A stored run record (parseStoredKnown). Without it, one field a newer version added to its
+ * records (to a pool of the pressure ledger, say) made every run of the older version fail:
+ * with Firestore once its caps were written, before any alert. A value it cannot read (a new
+ * outcome) is still refused: such a record's ledger cannot be trusted.
+ */
+export function parseRunRecord(value: unknown, what: string): RunRecord {
+  return parseStoredKnown(RunRecord, value, what);
 }
 
 /** The first few faults of a refused document, in one line, and how many more there are. */

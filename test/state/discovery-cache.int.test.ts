@@ -2,7 +2,7 @@
  * The discovery cache (organisation scale) in every state store: the file and memory stores, and
  * the Firestore store against Google's real Firestore emulator. What is read back is parsed.
  */
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Firestore } from '@google-cloud/firestore';
@@ -87,6 +87,43 @@ contract('Firestore store', () => {
   const store = createFirestoreStateStore({ projectId, collection: `c${n++}`, timeoutMs: 10_000 });
   opened.push(store);
   return store;
+});
+
+/**
+ * A cache a newer version wrote with a field this one does not know (both run during a deploy;
+ * after a rollback the older reads what the newer wrote) reads without it. Before, it was refused
+ * as corrupt, and the dispatcher failed at every run without ever writing a cache it could read.
+ */
+describe('a discovery cache a newer version wrote', () => {
+  const newer = { ...cache, services: { 'alpha-proj': { 'us-central1': 2 } }, hotSpares: 3 };
+  const read = { ...cache, services: { 'alpha-proj': { 'us-central1': 2 } } };
+
+  it('file store: reads, the unknown field left out', async () => {
+    const at = join(dir, 'newer');
+    const store = createFileStateStore({ dir: at });
+    await store.saveDiscovery(cache);
+    await writeFile(join(at, 'discovery.json'), JSON.stringify(newer));
+    expect(await store.loadDiscovery()).toEqual(read);
+  });
+
+  it('Firestore store: reads, the unknown field left out; a value it cannot read is refused', async () => {
+    const store = createFirestoreStateStore({ projectId, collection: 'newer', timeoutMs: 10_000 });
+    try {
+      await store.saveDiscovery(cache);
+      await raw
+        .collection('newer')
+        .doc('%discovery')
+        .set({ json: JSON.stringify(newer) });
+      expect(await store.loadDiscovery()).toEqual(read);
+      await raw
+        .collection('newer')
+        .doc('%discovery')
+        .set({ json: JSON.stringify({ ...newer, foundAt: 'yesterday' }) });
+      await expect(store.loadDiscovery()).rejects.toBeInstanceOf(StateCorruptError);
+    } finally {
+      await store.close();
+    }
+  });
 });
 
 describe('Firestore store: a hand-edited discovery document', () => {
