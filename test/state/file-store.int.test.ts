@@ -24,6 +24,7 @@ import {
   unreadableLeaseContract,
   unreadableOutboxContract,
 } from './contract.js';
+import { quietRun } from '../support/fixtures.js';
 import { transpileForNode } from './transpile.js';
 
 let dir: string;
@@ -181,17 +182,7 @@ describe('file store: on disk', () => {
     // Every kind of change works beside it, and writes it back as it was.
     const lease = await store.acquireLease(project, 'alpha', 60_000, '2026-11-27T10:00:00.000Z');
     expect(lease.acquired).toBe(true);
-    await store.recordRun(project, {
-      runId: 'run-1',
-      startedAt: '2026-11-27T10:00:00.000Z',
-      finishedAt: '2026-11-27T10:00:05.000Z',
-      mode: 'enforce',
-      outcome: 'ok',
-      changes: 0,
-      skips: 0,
-      alerts: 0,
-      error: null,
-    });
+    await store.recordRun(project, quietRun('run-1', '2026-11-27T10:00:00.000Z'));
     const { version } = await store.loadConditions(project);
     await store.saveConditions(project, {}, version);
     await store.releaseLease(project, 'alpha');
