@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { main } from '../dist/src/cli/main.js';
+import { main, mustFinishRunning } from '../dist/src/cli/main.js';
 
 // A client library's background failure must reach the user as one line, never a stack trace.
 const oneLine = (e) => (e instanceof Error ? e.message.split('\n')[0] : String(e));
@@ -10,8 +10,14 @@ process.on('warning', (w) => {
   if (w.name !== 'MetadataLookupWarning') process.stderr.write(`warning: ${oneLine(w)}\n`);
 });
 // A reader that stops early (`governor plan | head`) closes the pipe: what was asked for has been
-// read, so the process ends quietly instead of reporting a failed write to stdout.
+// read, so the process ends quietly instead of reporting a failed write to stdout. Unless a run
+// that holds leases and writes is under way (`governor apply --yes | head`: src/cli/finishing.ts):
+// then stdout goes quiet and the run ends as it would have (lease released, run recorded).
 process.stdout.on('error', (e) => {
+  if (e.code === 'EPIPE' && mustFinishRunning()) {
+    process.stdout.write = () => true;
+    return;
+  }
   if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
   process.stderr.write(`error: ${oneLine(e)}\n`);
   process.exit(1);

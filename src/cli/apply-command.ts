@@ -12,6 +12,7 @@ import { createRuntime, newRunId } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
 import { failureLine } from './hints.js';
+import { mustFinish } from './finishing.js';
 import type { Streams } from './io.js';
 import { colorsFor, renderAlerts, renderPlan } from './render.js';
 
@@ -53,28 +54,30 @@ export async function runApply(
   let report: RunReport;
   try {
     const runId = newRunId(Date.now());
-    report = await reconcile(policy, runtime, {
-      runId,
-      deadlineMs: options.runDeadlineMs,
-      writerId: options.governorId,
-      restore,
-      unlockHint: `governor unlock --policy ${flags.policy}${flags.stateDir ? ` --state-dir ${flags.stateDir}` : ''}`,
-      ...(flags.dryRun ? { mode: 'dry-run' as const } : {}),
-      confirm: async (plan: Plan) => {
-        // The plan's alerts are left out here: the run prints what it published, once, below.
-        io.stdout.write(renderPlan(plan, c, { alerts: false }));
-        if (flags.yes) return true;
-        const rl = createInterface({ input: process.stdin, output: process.stdout });
-        try {
-          const answer = await rl.question(
-            `\nWrite these ${plan.changes.length} change(s)? Only "yes" is accepted: `,
-          );
-          return answer.trim() === 'yes';
-        } finally {
-          rl.close();
-        }
-      },
-    });
+    report = await mustFinish(() =>
+      reconcile(policy, runtime, {
+        runId,
+        deadlineMs: options.runDeadlineMs,
+        writerId: options.governorId,
+        restore,
+        unlockHint: `governor unlock --policy ${flags.policy}${flags.stateDir ? ` --state-dir ${flags.stateDir}` : ''}`,
+        ...(flags.dryRun ? { mode: 'dry-run' as const } : {}),
+        confirm: async (plan: Plan) => {
+          // The plan's alerts are left out here: the run prints what it published, once, below.
+          io.stdout.write(renderPlan(plan, c, { alerts: false }));
+          if (flags.yes) return true;
+          const rl = createInterface({ input: process.stdin, output: process.stdout });
+          try {
+            const answer = await rl.question(
+              `\nWrite these ${plan.changes.length} change(s)? Only "yes" is accepted: `,
+            );
+            return answer.trim() === 'yes';
+          } finally {
+            rl.close();
+          }
+        },
+      }),
+    );
   } catch (e) {
     if (!(e instanceof RunFailedError)) throw e;
     // One line on stderr; how far the run got on stdout.

@@ -446,6 +446,8 @@ export function buildProgram(
   return program;
 }
 
+export { mustFinishRunning } from './finishing.js';
+
 /**
  * Runs the command line; returns the exit code. The environment is parsed here, once; errors are
  * reported here and only here.

@@ -6,6 +6,7 @@ import { LeaseCorruptError, type Lease, type SeenLease, type StateStore } from '
 import { createStore } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
+import { mustFinish } from './finishing.js';
 import type { Streams } from './io.js';
 
 export interface UnlockFlags {
@@ -69,27 +70,30 @@ export async function runUnlock(
       io.stdout.write('Nothing broken: not confirmed.\n');
       return 0;
     }
-    let changed = 0;
-    for (const { unit, seen } of held) {
-      if (await store.breakLease(unitKey(unit), seen)) {
+    // Once confirmed, every lease shown is tried, even if the reader of stdout has gone.
+    return await mustFinish(async () => {
+      let changed = 0;
+      for (const { unit, seen } of held) {
+        if (await store.breakLease(unitKey(unit), seen)) {
+          io.stdout.write(
+            `${unitLabel(unit)}: lease broken${seen === 'unreadable' ? ' (it was unreadable: removed)' : ''}\n`,
+          );
+          continue;
+        }
+        const now = await readOrReport(store, unit, io);
+        if (now === null) {
+          io.stdout.write(`${unitLabel(unit)}: the lease was already gone\n`);
+          continue;
+        }
+        changed += 1;
+        const holder =
+          now === 'unreadable' ? 'an unreadable lease' : `${now.holder} since ${now.acquiredAt}`;
         io.stdout.write(
-          `${unitLabel(unit)}: lease broken${seen === 'unreadable' ? ' (it was unreadable: removed)' : ''}\n`,
+          `${unitLabel(unit)}: not broken: the lease changed since it was shown (now ${holder}); a run may have taken it: run unlock again if no other governor is running\n`,
         );
-        continue;
       }
-      const now = await readOrReport(store, unit, io);
-      if (now === null) {
-        io.stdout.write(`${unitLabel(unit)}: the lease was already gone\n`);
-        continue;
-      }
-      changed += 1;
-      const holder =
-        now === 'unreadable' ? 'an unreadable lease' : `${now.holder} since ${now.acquiredAt}`;
-      io.stdout.write(
-        `${unitLabel(unit)}: not broken: the lease changed since it was shown (now ${holder}); a run may have taken it: run unlock again if no other governor is running\n`,
-      );
-    }
-    return changed > 0 ? 1 : 0;
+      return changed > 0 ? 1 : 0;
+    });
   } finally {
     await store.close();
   }

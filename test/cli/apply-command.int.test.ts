@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
@@ -252,5 +252,39 @@ describe('governor apply with a lock left in the state folder (issue #13, findin
     expect(r.code, r.stderr).toBe(0);
     expect(r.stdout).toMatch(/\(dry-run\)/);
     expect(existsSync(lock)).toBe(false);
+  });
+});
+
+describe('governor apply --yes whose reader goes away (`governor apply --yes | head`)', () => {
+  it('finishes the run: its writes within quota, the run recorded, the lease released', async () => {
+    const stateDir = join(tmp, 'state-reader-gone');
+    // Another writer raises a cap over the quota: the run has a change to make.
+    emulator.edit({ project: PROJECT, region: REGION, service: 'idle', maxInstances: 4 });
+    const before = emulator.writes().length;
+    const child = spawn(
+      process.execPath,
+      ['bin/governor.js', 'apply', '--policy', policy, '--yes', '--state-dir', stateDir],
+      { env: { ...process.env, ...emulator.env, NO_COLOR: '1' } },
+    );
+    // The reader is gone before the run writes a line. Before, the process ended on the first
+    // line it wrote, holding the lease, with nothing recorded.
+    child.stdout.destroy();
+    let stderr = '';
+    child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stderr).not.toMatch(/error|EPIPE/i);
+    expect(code).toBe(0);
+    const writes = emulator.writes().slice(before);
+    expect(writes.length).toBeGreaterThan(0);
+    for (const w of writes) expect(w.pool?.capsGpus).toBeLessThanOrEqual(5);
+    const store = createFileStateStore({ dir: stateDir });
+    try {
+      expect(await store.readLease(PROJECT)).toBeNull();
+      const [record] = await store.listRuns(PROJECT);
+      expect(record).toMatchObject({ outcome: 'ok', changes: writes.length });
+      expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
+    } finally {
+      await store.close();
+    }
   });
 });
