@@ -22,6 +22,28 @@ process.stdout.on('error', (e) => {
   process.stderr.write(`error: ${oneLine(e)}\n`);
   process.exit(1);
 });
+// Ctrl-C (or SIGTERM) while a run that holds leases is writing: stopping there would leave the
+// lease held until it expires and the run unrecorded, so the first signal lets the run end (it
+// is bounded by its deadline) and says so; a second one stops at once. Otherwise, at once.
+let interrupted = false;
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+]) {
+  process.on(signal, () => {
+    if (!mustFinishRunning()) process.exit(code);
+    if (interrupted) {
+      process.stderr.write(
+        `\n${signal} again: stopped during the run; its lease stays held until it expires (governor unlock breaks it once no run is under way)\n`,
+      );
+      process.exit(code);
+    }
+    interrupted = true;
+    process.stderr.write(
+      `\n${signal}: finishing the run first (the writes it planned, its record, its lease); ${signal} again stops at once\n`,
+    );
+  });
+}
 process.on('uncaughtException', (e) => {
   process.stderr.write(`error: ${oneLine(e)}\n`);
   process.exit(1);

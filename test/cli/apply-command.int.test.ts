@@ -288,3 +288,97 @@ describe('governor apply --yes whose reader goes away (`governor apply --yes | h
     }
   });
 });
+
+describe('governor apply --yes interrupted (Ctrl-C, SIGTERM) while it writes', () => {
+  let slow: RunningEmulator;
+  beforeAll(async () => {
+    // Each write takes over a second, so the signal comes while the run is writing.
+    slow = await startEmulator({
+      speed: 'manual',
+      operationDelayMs: 1_200,
+      fleet: {
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 40,
+        projects: [
+          {
+            id: PROJECT,
+            pools: [{ region: REGION, quota: 5 }],
+            services: [
+              { name: 'idle', region: REGION, gpu: {}, maxInstances: 4, demand: 0 },
+              { name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: 3 },
+            ],
+          },
+        ],
+      },
+    });
+  });
+  afterAll(async () => {
+    await slow?.stop();
+  });
+
+  /** Runs apply --yes, sends `signals` once the plan is out, and reads what is left. */
+  async function interrupted(signals: NodeJS.Signals[], stateDir: string) {
+    // Another writer raises a cap over the quota: the run has a change to make.
+    slow.edit({ project: PROJECT, region: REGION, service: 'idle', maxInstances: 4 });
+    const before = slow.writes().length;
+    const child = spawn(
+      process.execPath,
+      ['bin/governor.js', 'apply', '--policy', policy, '--yes', '--state-dir', stateDir],
+      { env: { ...process.env, ...slow.env, NO_COLOR: '1' } },
+    );
+    let stdout = '';
+    let stderr = '';
+    let sent = false;
+    // The second signal once the first is acknowledged: two sent at once may arrive as one.
+    child.stderr.on('data', (chunk: Buffer) => {
+      stderr += chunk.toString();
+      const next = signals[1];
+      if (next !== undefined && stderr.includes('finishing the run first')) {
+        signals.splice(1, 1);
+        child.kill(next);
+      }
+    });
+    child.stdout.on('data', (chunk: Buffer) => {
+      stdout += chunk.toString();
+      if (!sent && stdout.includes('Plan: ')) {
+        sent = true;
+        child.kill(signals[0]);
+      }
+    });
+    const code = await new Promise<number | null>((resolve) =>
+      child.on('close', (c, s) => resolve(c ?? (s === null ? null : -1))),
+    );
+    expect(sent).toBe(true);
+    const store = createFileStateStore({ dir: stateDir });
+    try {
+      return {
+        code,
+        stderr,
+        writes: slow.writes().slice(before),
+        lease: await store.readLease(PROJECT),
+        runs: await store.listRuns(PROJECT),
+      };
+    } finally {
+      await store.close();
+    }
+  }
+
+  it('the first signal lets the run finish: its writes, its record, its lease released', async () => {
+    const r = await interrupted(['SIGINT'], join(tmp, 'state-sigint'));
+    expect(r.stderr).toContain('SIGINT: finishing the run first');
+    expect(r.code).toBe(0);
+    expect(r.writes.length).toBeGreaterThan(0);
+    for (const w of r.writes) expect(w.pool?.capsGpus).toBeLessThanOrEqual(5);
+    expect(r.lease).toBeNull();
+    expect(r.runs[0]).toMatchObject({ outcome: 'ok', changes: r.writes.length });
+  });
+
+  it('a second signal stops at once, saying the lease stays held and how to break it', async () => {
+    const r = await interrupted(['SIGTERM', 'SIGTERM'], join(tmp, 'state-sigterm'));
+    expect(r.stderr).toContain('SIGTERM again: stopped during the run');
+    expect(r.stderr).toContain('governor unlock');
+    expect(r.code).toBe(143);
+    expect(r.lease).not.toBeNull();
+    for (const w of r.writes) expect(w.pool?.capsGpus).toBeLessThanOrEqual(5);
+  });
+});
