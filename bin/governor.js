@@ -24,14 +24,18 @@ process.stdout.on('error', (e) => {
 });
 // Ctrl-C (or SIGTERM) while a run that holds leases is writing: stopping there would leave the
 // lease held until it expires and the run unrecorded, so the first signal lets the run end (it
-// is bounded by its deadline) and says so; a second one stops at once. Otherwise, at once.
+// is bounded by its deadline) and says so; a second one stops at once. Otherwise at once, unless
+// the command handles the signal itself (`governor emulator` stops its servers first).
 let interrupted = false;
 for (const [signal, code] of [
   ['SIGINT', 130],
   ['SIGTERM', 143],
 ]) {
   process.on(signal, () => {
-    if (!mustFinishRunning()) process.exit(code);
+    if (!mustFinishRunning()) {
+      if (process.listenerCount(signal) > 1) return;
+      process.exit(code);
+    }
     if (interrupted) {
       process.stderr.write(
         `\n${signal} again: stopped during the run; its lease stays held until it expires (governor unlock breaks it once no run is under way)\n`,
