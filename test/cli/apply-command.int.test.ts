@@ -257,9 +257,11 @@ describe('governor apply with a lock left in the state folder (issue #13, findin
 
 describe('governor apply --yes whose reader goes away (`governor apply --yes | head`)', () => {
   it('finishes the run: its writes within quota, the run recorded, the lease released', async () => {
-    const stateDir = join(tmp, 'state-reader-gone');
-    // Another writer raises a cap over the quota: the run has a change to make.
-    emulator.edit({ project: PROJECT, region: REGION, service: 'idle', maxInstances: 4 });
+    // The state of the runs above: a fresh one would be another governor, which waits while
+    // this one's recent writes may still be going on.
+    const stateDir = join(tmp, 'state');
+    // Another writer raises a cap so that the caps sum over the quota of 5: the run must lower.
+    emulator.edit({ project: PROJECT, region: REGION, service: 'idle', maxInstances: 5 });
     const before = emulator.writes().length;
     const child = spawn(
       process.execPath,
@@ -275,13 +277,14 @@ describe('governor apply --yes whose reader goes away (`governor apply --yes | h
     expect(stderr).not.toMatch(/error|EPIPE/i);
     expect(code).toBe(0);
     const writes = emulator.writes().slice(before);
-    expect(writes.length).toBeGreaterThan(0);
+    expect(writes.length, stderr).toBeGreaterThan(0);
     for (const w of writes) expect(w.pool?.capsGpus).toBeLessThanOrEqual(5);
     const store = createFileStateStore({ dir: stateDir });
     try {
       expect(await store.readLease(PROJECT)).toBeNull();
       const [record] = await store.listRuns(PROJECT);
       expect(record).toMatchObject({ outcome: 'ok', changes: writes.length });
+      expect(Date.parse(record?.startedAt ?? '')).toBeGreaterThan(Date.now() - 60_000);
       expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
     } finally {
       await store.close();
