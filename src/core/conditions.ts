@@ -47,16 +47,7 @@ export function makeAlert(
   },
 ): Alert {
   const service = a.service ?? null;
-  const place =
-    where.region !== null && where.accelerator !== null && where.zonalRedundancy !== null
-      ? poolKey({
-          project: where.project,
-          region: where.region,
-          accelerator: where.accelerator,
-          zonalRedundancy: where.zonalRedundancy,
-        })
-      : [where.project, where.region].filter((x) => x !== null).join('/');
-  const dedupKey = [a.type, place, service, a.key].filter((x) => x).join(':');
+  const dedupKey = dedupKeyOf(a.type, where, service, a.key);
   return {
     version: 1,
     id: `${ctx.runId}:${dedupKey}`,
@@ -74,6 +65,30 @@ export function makeAlert(
     time: ctx.at,
     dedupKey,
   };
+}
+
+/** `type:place[:service][:key]`: the same condition keeps it from firing to resolved. */
+export function dedupKeyOf(
+  type: AlertType,
+  where: {
+    project: string;
+    region: string | null;
+    accelerator: string | null;
+    zonalRedundancy: boolean | null;
+  },
+  service: string | null = null,
+  key?: string,
+): string {
+  const place =
+    where.region !== null && where.accelerator !== null && where.zonalRedundancy !== null
+      ? poolKey({
+          project: where.project,
+          region: where.region,
+          accelerator: where.accelerator,
+          zonalRedundancy: where.zonalRedundancy,
+        })
+      : [where.project, where.region].filter((x) => x !== null).join('/');
+  return [type, place, service, key].filter((x) => x).join(':');
 }
 
 /**

@@ -63,6 +63,13 @@ export interface NotifyInput {
    * when the whole project was observed: then pools that vanished resolve too.
    */
   scope: readonly string[];
+  /**
+   * Conditions (dedupKeys) this run could not judge although `scope` covers their place: a
+   * service's `service.starved` while its usage is unknown or it is deploying. Absent from
+   * `current`, each is kept as stored, neither resolved nor re-notified: not knowing is not the
+   * same as fixed, and a resolve the next run contradicts would page twice for one episode.
+   */
+  unjudged?: readonly string[];
 }
 
 export interface NotifyOutput {
@@ -94,6 +101,7 @@ export function inScope(scope: readonly string[], location: string): boolean {
 
 export function decideNotifications(input: NotifyInput): NotifyOutput {
   const { previous, current, events, now, renotifyAfterMs, runId, scope } = input;
+  const unjudged = new Set(input.unjudged ?? []);
   const nowMs = Date.parse(now);
   if (!Number.isFinite(nowMs)) throw new RangeError(`now is not a time: ${JSON.stringify(now)}`);
   if (!Number.isFinite(renotifyAfterMs) || renotifyAfterMs < 0) {
@@ -119,7 +127,7 @@ export function decideNotifications(input: NotifyInput): NotifyOutput {
   for (const key of Object.keys(previous).sort(compareText)) {
     const record = previous[key];
     if (record === undefined || holding.has(key)) continue;
-    if (inScope(scope, locationKey(record))) {
+    if (inScope(scope, locationKey(record)) && !unjudged.has(key)) {
       resolved.push(resolvedMessage(key, record, now, nowMs, runId));
     } else {
       next[key] = record;

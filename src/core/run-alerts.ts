@@ -1,5 +1,5 @@
 import { alertAttributes, type Alert } from './alert.js';
-import { makeAlert, projectWide } from './conditions.js';
+import { dedupKeyOf, makeAlert, projectWide } from './conditions.js';
 import { recordAlert, withUniqueIds, type ConditionState } from './notify.js';
 import type { Plan, PlanPool } from './plan.js';
 import { poolKey, poolWords, samePool } from './pool.js';
@@ -542,6 +542,23 @@ export function judgedScope(
   const known = pools.filter((p) => p.budget !== null && !unlisted.has(p.region));
   if (mine.length === 0 && known.length === pools.length) return [project];
   return known.map((p) => poolKey(p));
+}
+
+/**
+ * The conditions of the project this run could not judge although it observed their pool: the
+ * `service.starved` of each governed service whose usage is unknown (fail static holds its cap)
+ * or that is deploying. The planner judges starvation only on known usage, so their absence from
+ * the plan says nothing: a firing one is kept as it is (`unjudged` of decideNotifications).
+ */
+export function unjudgedConditions(project: string, plan: Plan): string[] {
+  return plan.services
+    .filter(
+      (s) =>
+        s.project === project &&
+        s.managed &&
+        (s.why.basis.kind === 'usage-unknown' || s.why.basis.kind === 'deploying'),
+    )
+    .map((s) => dedupKeyOf('service.starved', s, s.name));
 }
 
 /** An alert as the one Pub/Sub message subscribers read (docs/alerts.md): data, attributes, key. */

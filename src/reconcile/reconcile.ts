@@ -52,6 +52,7 @@ import {
   degradedAlert,
   heldDeliveryCondition,
   judgedScope,
+  unjudgedConditions,
   metricsDegradedAlert,
   leaseHeldAlert,
   alertMessage,
@@ -997,6 +998,7 @@ async function alertProject(
     runId: ctx.runId,
     // A restore judges no condition (its plan is not the governing one): none may resolve.
     scope: run.options.restore ? [] : judgedScope(project, plan, problems),
+    unjudged: unjudgedConditions(project, plan),
   });
   const ready = box.entries.filter((e) => e.state === 'ready').map((e) => e.alert);
   const earlier = ready.filter((a) => a.runId !== ctx.runId);

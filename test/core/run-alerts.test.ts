@@ -20,6 +20,7 @@ import {
   quotasSeen,
   runEvents,
   unitsStoppedAlert,
+  unjudgedConditions,
 } from '../../src/core/run-alerts.js';
 import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
 import type { WriteResult } from '../../src/core/write-result.js';
@@ -210,6 +211,76 @@ describe('observation problems', () => {
     // A pool whose quota is unknown is not judged either.
     expect(judgedScope('acme', fleetPlan(), [])).toEqual(['acme/r1/nvidia-l4/zonal']);
   });
+});
+
+describe('a service this run could not judge keeps its conditions', () => {
+  // Two services at their caps in a pool of 2 GPUs: each is starved. Then Monitoring fails for
+  // one (usage unknown: its cap is held), or it starts deploying: the run cannot tell whether it
+  // is still short, so its starved condition neither resolves nor fires anew; the other one,
+  // judged, resolves once it is no longer starved.
+  function starvedPlan(at: string, usageOfA: 'known' | 'unknown' | 'deploying', b = 1): Plan {
+    const a = svc('acme', 'r1', 'a', 1, 1);
+    const snapshot: Snapshot = {
+      version: 1,
+      takenAt: at,
+      pools: [{ ...pool('acme', 'r1'), quota: 2, quotaSource: 'cloudquotas' }],
+      services: [
+        usageOfA === 'unknown'
+          ? { ...a, usage: null, usageNote: 'Monitoring read failed' }
+          : { ...a, reconciling: usageOfA === 'deploying' },
+        svc('acme', 'r1', 'b', 1, b),
+      ],
+      unmanagedUsage: [],
+    };
+    const policy = parsePolicy({
+      version: 1,
+      projects: ['acme'],
+      defaults: { headroom: 0 },
+      services: [{ match: {} }],
+    });
+    return plan(snapshot, policy, at, { runId: 'run' });
+  }
+  const notify = (previous: ConditionState, p: Plan, problems: ObservationProblem[]) =>
+    decideNotifications({
+      previous,
+      current: p.alerts,
+      events: [],
+      now: p.at,
+      renotifyAfterMs: 3_600_000,
+      runId: `run-${p.at}`,
+      scope: judgedScope('acme', p, problems),
+      unjudged: unjudgedConditions('acme', p),
+    });
+  const monitoringDown: ObservationProblem = {
+    project: 'acme',
+    region: null,
+    pool: null,
+    subject: 'instance-counts',
+    error: 'UNAVAILABLE',
+  };
+  const starvedOf = (m: { type: string; service: string | null; status: string }[]) =>
+    m.filter((x) => x.type === 'service.starved').map((x) => [x.service, x.status]);
+
+  it.each(['unknown', 'deploying'] as const)(
+    'usage %s: no resolved message, and no second firing once it is judged again',
+    (state) => {
+      const first = notify({}, starvedPlan(AT, 'known'), []);
+      expect(starvedOf(first.publish)).toEqual([
+        ['a', 'firing'],
+        ['b', 'firing'],
+      ]);
+      // b is idle now (judged: resolves); a cannot be judged (kept as it was).
+      const blind = starvedPlan('2026-11-27T15:05:00.000Z', state, 0);
+      const second = notify(first.next, blind, state === 'unknown' ? [monitoringDown] : []);
+      expect(starvedOf(second.publish)).toEqual([['b', 'resolved']]);
+      const key = first.publish.find((m) => m.service === 'a')?.dedupKey ?? '';
+      expect(second.next[key]).toEqual(first.next[key]);
+      // Judged again and still short: the same episode, no new firing.
+      const third = notify(second.next, starvedPlan('2026-11-27T15:10:00.000Z', 'known', 0), []);
+      expect(starvedOf(third.publish)).toEqual([]);
+      expect(third.next[key]?.firingSince).toBe(AT);
+    },
+  );
 });
 
 describe('project-wide conditions of a regional unit', () => {
