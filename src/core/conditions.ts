@@ -1,6 +1,6 @@
 import type { Alert, AlertType, Severity } from './alert.js';
 import type { PlanPool } from './plan.js';
-import { poolKey, poolWords } from './pool.js';
+import { compareText, poolKey, poolWords } from './pool.js';
 
 /**
  * The condition alerts a plan implies: what is wrong right now. Whether each one is new, still
@@ -103,6 +103,32 @@ export function projectWide(
   return { project, region: ctx.region ?? null, accelerator: null, zonalRedundancy: null };
 }
 
+/**
+ * What one governed service adds to its pool's floors, in GPUs: its floor (the highest of 1, its
+ * own min instances and the policy's min), or its cap when the planner cannot move it (deploying,
+ * or min instances above what Cloud Run accepts within the quota). `pool.infeasible` names them,
+ * so the person paged knows which min instances to lower.
+ */
+export interface FloorFacts {
+  name: string;
+  gpus: number;
+  /** The service's own min instances (Cloud Run's `scaling.min_instance_count`). */
+  minInstances: number;
+  /** Counted at its cap: the planner cannot move it this run. */
+  atCap: boolean;
+}
+
+/** Services named in a pool.infeasible summary, the largest floors first; the rest are counted. */
+const FLOORS_NAMED = 3;
+
+function floorsInWords(floors: readonly FloorFacts[]): string {
+  const named = floors
+    .slice(0, FLOORS_NAMED)
+    .map((f) => `${f.name} ${f.gpus}${f.atCap ? ' (at its cap)' : ''}`);
+  const rest = floors.length - named.length;
+  return `${named.join(', ')}${rest > 0 ? ` and ${rest} more` : ''}`;
+}
+
 /** Starved: the cap ends below demand and gives no room above what the service already used. */
 export function isStarved(to: number, want: number, peak: number | null): boolean {
   return to < want && peak !== null && to <= peak;
@@ -116,6 +142,7 @@ export function poolConditions(
   ctx: AlertContext,
   pool: PlanPool,
   services: readonly ServiceFacts[],
+  floors: readonly FloorFacts[] = [],
 ): Alert[] {
   const alerts: Alert[] = [];
   const where = poolWords(pool);
@@ -129,6 +156,8 @@ export function poolConditions(
     demand: pool.demand,
     floors: pool.floors,
   };
+  // The largest floors first, then by name: what to lower first.
+  const floorsFirst = [...floors].sort((a, b) => b.gpus - a.gpus || compareText(a.name, b.name));
   if (pool.budget === null) {
     // The quota may be known while the budget is not (unmanaged usage in the region could not be
     // read): say which, under the same key, so that one condition fires and resolves either way.
@@ -154,8 +183,16 @@ export function poolConditions(
         makeAlert(ctx, pool, {
           type: 'pool.infeasible',
           severity: 'CRITICAL',
-          summary: `Floors in ${where} need ${pool.floors} GPUs but the budget is ${pool.budget}`,
-          details: numbers,
+          summary: `Floors in ${where} need ${pool.floors} GPUs but the budget is ${pool.budget}${floors.length > 0 ? ` (${floorsInWords(floorsFirst)})` : ''}: caps are held at their floors at most; raise the quota, or lower min instances (the services' own, or the policy's min)`,
+          details: {
+            ...numbers,
+            floorsBy: floorsFirst.map((f) => ({
+              service: f.name,
+              gpus: f.gpus,
+              minInstances: f.minInstances,
+              atCap: f.atCap,
+            })),
+          },
         }),
       );
     }

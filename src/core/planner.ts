@@ -234,6 +234,12 @@ export function plan(
             // Only a service whose usage is unknown is told with its note.
             usageNote: m.kind === 'held' ? m.svc.usageNote : undefined,
           })),
+        d.work.governed.map((m) => ({
+          name: m.name,
+          gpus: (m.kind === 'fixed' ? m.cap : m.floor) * m.g,
+          minInstances: m.svc.minInstances,
+          atCap: m.kind === 'fixed',
+        })),
       ),
     );
   }

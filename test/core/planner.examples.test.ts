@@ -152,6 +152,32 @@ describe('rule 2: floors and ceilings', () => {
     expect(p.alerts.find((a) => a.type === 'pool.infeasible')?.severity).toBe('CRITICAL');
   });
 
+  it('pool.infeasible names the services whose floors fill the pool, and what to do', () => {
+    // big's own min instances (3) hold most of the floors; c is counted at its cap (deploying).
+    const p = plan(
+      snap(4, [
+        svc('a', 1, { current: 1, peak: 1 }),
+        svc('big', 3, { current: 3, peak: 3 }, { minInstances: 3 }),
+        svc('c', 2, { current: 2, peak: 2 }, { reconciling: true }),
+      ]),
+      policy(),
+      AT,
+    );
+    const alert = p.alerts.find((a) => a.type === 'pool.infeasible');
+    expect(alert?.details).toMatchObject({
+      floors: 6,
+      budget: 4,
+      floorsBy: [
+        { service: 'big', gpus: 3, minInstances: 3, atCap: false },
+        { service: 'c', gpus: 2, minInstances: 0, atCap: true },
+        { service: 'a', gpus: 1, minInstances: 0, atCap: false },
+      ],
+    });
+    expect(alert?.summary).toBe(
+      "Floors in us-central1 nvidia-l4 need 6 GPUs but the budget is 4 (big 3, c 2 (at its cap), a 1): caps are held at their floors at most; raise the quota, or lower min instances (the services' own, or the policy's min)",
+    );
+  });
+
   it('floors yield to the quota: a raise to a floor stops at the budget, highest priority first', () => {
     // Infeasible only because a service is deploying: held at its cap of 3, it leaves 5 GPUs of
     // the 8 for svc-z0 (2 GPUs an instance, floor 3) and svc-z2 (floor 1). The chaos suite found
