@@ -238,7 +238,8 @@ function parseLock(text: string): LockContent | null {
   return parsed.success ? parsed.data : null;
 }
 
-function processExists(pid: number): boolean {
+/** Whether a process of this id runs on this host (signal 0 tests without sending). */
+export function processExists(pid: number): boolean {
   try {
     process.kill(pid, 0);
     return true;

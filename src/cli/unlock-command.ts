@@ -1,4 +1,7 @@
+import { hostname } from 'node:os';
 import { createInterface } from 'node:readline/promises';
+
+import { processExists } from '../adapters/file-lock.js';
 
 import { unitKey, unitLabel, type Unit } from '../core/units.js';
 import { cutText, faultText, UsageError } from '../errors.js';
@@ -55,7 +58,7 @@ export async function runUnlock(
       }
       const expired = Date.parse(lease.expiresAt) <= Date.now();
       io.stdout.write(
-        `${unitLabel(unit)}: lease held by ${lease.holder} since ${lease.acquiredAt} until ${lease.expiresAt}${expired ? ' (expired)' : ''}\n`,
+        `${unitLabel(unit)}: lease held by ${lease.holder} since ${lease.acquiredAt} until ${lease.expiresAt}${expired ? ' (expired)' : ` (it ends by itself then)`}; ${holderProcess(lease.holder)}\n`,
       );
       held.push({ unit, seen: lease });
     }
@@ -97,6 +100,24 @@ export async function runUnlock(
   } finally {
     await store.close();
   }
+}
+
+/**
+ * What this machine can tell of a lease's holder, named `governor-id/run-id@host:pid` (see
+ * reconcile.ts): whether its process still runs when it ran here, so that the person deciding to
+ * break the lease knows whether a run is still writing. A pid may have been reused since.
+ */
+export function holderProcess(holder: string, here = hostname()): string {
+  const m = /@([^@]*):(\d+)$/.exec(holder);
+  const host = m?.[1];
+  const pid = Number(m?.[2]);
+  if (host === undefined || !Number.isSafeInteger(pid) || pid <= 0)
+    return 'its holder names no process this machine can check: make sure no governor run is in progress before breaking it';
+  if (host !== here)
+    return `its holder ran on host ${host}, not here: check there (or the function's logs) that no run is in progress before breaking it`;
+  return processExists(pid)
+    ? `process ${pid} is running on this host: if it is that run, breaking the lease lets two write at once; let it finish`
+    : `process ${pid} is gone from this host: the run that took it has ended, and breaking it is safe`;
 }
 
 /**
