@@ -133,7 +133,7 @@ export function contendedAlert(
     severity: 'WARNING',
     key: 'other-governor',
     // The first skip's reason names the other governor, the service it stamped and when.
-    summary: `Another governor is writing in ${unitLabel({ project, ...ctx })}: ${plural(held.length, 'change')} not made where it wrote within a lease${held[0] ? `; ${held[0].reason}` : ''}`,
+    summary: `Another governor is writing in ${unitLabel({ project, ...ctx })}: ${plural(held.length, 'change')} not made where it wrote within a lease${held[0] ? `; ${held[0].reason}` : ''}. Stop one of them, or give both the same state store`,
     details: {
       reason: 'other-governor',
       skipped: held.map((w) => ({ service: w.name, region: w.region, reason: w.reason })),
@@ -260,7 +260,9 @@ export function leaseHeldAlert(ctx: RunContext, held: HeldLease, attempts: numbe
     type: 'governor.degraded',
     severity: 'ERROR',
     key: 'lease',
-    summary: `${unitLabel({ ...ctx, project: held.project })} is not governed: another governor (${held.heldBy ?? 'unknown'}) holds its lease until ${held.expiresAt ?? 'an unknown time'}`,
+    // A run of this governor or of another on the same store: the lease ends by itself (a run
+    // that crashed keeps it until then); breaking it while its run still writes lets two write.
+    summary: `${unitLabel({ ...ctx, project: held.project })} is not governed: another run (${held.heldBy ?? 'unknown'}) holds its lease until ${held.expiresAt ?? 'an unknown time'}; the lease ends by itself then, or, if that run has died, \`governor unlock\` clears it sooner`,
     details: {
       reason: 'lease',
       heldBy: held.heldBy ?? null,

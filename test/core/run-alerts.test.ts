@@ -310,6 +310,21 @@ describe('project-wide conditions of a regional unit', () => {
     ]),
   ];
 
+  it('the lease and another governor say what to do first', () => {
+    const lease = leaseHeldAlert(
+      CTX,
+      { project: 'acme', heldBy: 'gov/run-0@vm:42', expiresAt: '2026-11-27T15:05:00.000Z' },
+      3,
+    );
+    expect(lease.summary).toBe(
+      'acme is not governed: another run (gov/run-0@vm:42) holds its lease until 2026-11-27T15:05:00.000Z; the lease ends by itself then, or, if that run has died, `governor unlock` clears it sooner',
+    );
+    const other = contendedAlert(CTX, 'acme', [
+      { ...failed, reason: 'another governor (cli:me@laptop/gov-2) wrote busy at T' },
+    ]);
+    expect(other?.summary).toMatch(/Stop one of them, or give both the same state store$/);
+  });
+
   it('a whole-project run keeps them as they always were: no region, keyed by the project', () => {
     const alerts = all(CTX);
     expect(alerts.map((a) => a?.dedupKey)).toEqual([
