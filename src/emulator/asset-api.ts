@@ -142,6 +142,7 @@ export function assetHandlers(ctx: EmulatorContext): Handlers {
         defaultPageSize: ctx.settings.pageSize,
         maxPageSize: MAX_PAGE,
         fingerprint: ['SearchAllResources', scope, types, pageSize],
+        cut: ctx.injector.pageCut,
       });
       return { results: page, next_page_token: nextPageToken };
     },

@@ -77,6 +77,18 @@ export const FaultConfig = z.strictObject({
       extraLagMs: z.number().min(0).default(0),
     })
     .default({ gapRate: 0, extraLagMs: 0 }),
+  paging: z
+    .strictObject({
+      /**
+       * Share of list pages answered short: fewer results than the page size, none at times, with
+       * a next_page_token all the same. Google's lists may do so: "The API may return fewer
+       * results than the number requested (including zero results), even if not at the end of
+       * the collection" (AIP-158, https://google.aip.dev/158). At most 0.9: a short page is
+       * never the last, so at 1 a list would never end.
+       */
+      shortRate: z.number().min(0).max(0.9).default(0),
+    })
+    .default({ shortRate: 0 }),
   concurrent: z
     .strictObject({
       /** Chance, on each GetService / ListServices, that another actor changes a service first. */
@@ -257,6 +269,18 @@ export class FaultInjector {
     this.count('monitoring-gap');
     return true;
   }
+
+  /**
+   * How many of the `n` results a whole page would hold to serve: `n`, or, at
+   * `paging.shortRate`, fewer, from 0 to n - 1 (paginate() in rpc.ts then still gives a
+   * next_page_token: the page is short, not the last).
+   */
+  readonly pageCut = (n: number): number => {
+    const { shortRate } = this.config.paging;
+    if (shortRate === 0 || n <= 0 || this.random() >= shortRate) return n;
+    this.count('short-page');
+    return Math.floor(this.random() * n);
+  };
 
   /**
    * The other writer's change right after a governor's read or write, or null. `where` picks the

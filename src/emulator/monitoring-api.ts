@@ -883,6 +883,7 @@ function computeTimeSeries(ctx: EmulatorContext, request: Message): TimeSeriesPa
       aggregation ?? null,
       view,
     ],
+    cut: ctx.injector.pageCut,
   };
   let timeSeries: Message[];
   let nextPageToken: string;

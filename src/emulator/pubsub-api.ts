@@ -148,6 +148,7 @@ export function publisherHandlers(ctx: EmulatorContext): Handlers {
         pageToken: text(req, 'page_token'),
         defaultPageSize: 100,
         fingerprint: { project },
+        cut: ctx.injector.pageCut,
       });
       return { topics: page.map(topicMessage), next_page_token: nextPageToken };
     },

@@ -438,6 +438,7 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
           filter,
           text(request, 'order_by'),
         ],
+        cut: ctx.injector.pageCut,
       });
       return { quota_preferences: page, next_page_token: nextPageToken, unreachable: [] };
     },

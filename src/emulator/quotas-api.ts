@@ -148,6 +148,7 @@ export function quotasHandlers(ctx: EmulatorContext): Handlers {
         pageToken: text(request, 'page_token'),
         defaultPageSize: ctx.settings.pageSize,
         fingerprint: ['ListQuotaInfos', parent],
+        cut: ctx.injector.pageCut,
       });
       return { quota_infos: page, next_page_token: nextPageToken };
     },

@@ -200,6 +200,9 @@ export function isSet(value: unknown): boolean {
   return true;
 }
 
+/** Short pages served so far: each one's token is new (see paginate). */
+let shortPages = 0;
+
 /**
  * Opaque page tokens bound to the request that produced them (AIP-158): a token used with other
  * filters is rejected rather than silently paging something else.
@@ -213,10 +216,17 @@ export function paginate<T>(
     fingerprint: unknown;
     /** Largest page served whatever the request asks (default 1000). */
     maxPageSize?: number;
+    /**
+     * How many of the `n` results a whole page would hold from here to serve this time
+     * (FaultInjector.pageCut): fewer, even none, is a short page that still has a
+     * next_page_token, as AIP-158 lets Google answer (https://google.aip.dev/158). Absent: whole
+     * pages.
+     */
+    cut?: (n: number) => number;
   },
 ): { page: T[]; nextPageToken: string } {
   if (request.pageSize < 0) throw invalid('page_size must not be negative');
-  const size = Math.min(
+  const full = Math.min(
     request.pageSize > 0 ? request.pageSize : request.defaultPageSize,
     request.maxPageSize ?? 1000,
   );
@@ -234,10 +244,17 @@ export function paginate<T>(
       );
     }
   }
+  // What a whole page would hold from here, and what is served of it this time.
+  const whole = Math.max(0, Math.min(full, items.length - offset));
+  const served = Math.max(0, Math.min(whole, request.cut?.(whole) ?? whole));
+  const size = served < whole ? served : full;
   const page = items.slice(offset, offset + size);
   const next = offset + size;
+  // A short page's token also carries a serial, so that an empty page's token is never the one
+  // it was asked with (a client that sees a token twice may take it for a loop).
+  const token = size < full ? `${print}:${next}:${++shortPages}` : `${print}:${next}`;
   return {
     page,
-    nextPageToken: next < items.length ? Buffer.from(`${print}:${next}`).toString('base64url') : '',
+    nextPageToken: next < items.length ? Buffer.from(token).toString('base64url') : '',
   };
 }

@@ -384,6 +384,7 @@ export function runServicesHandlers(ctx: EmulatorContext): Handlers {
         pageToken: text(request, 'page_token'),
         defaultPageSize: ctx.settings.pageSize,
         fingerprint: ['ListServices', project, region],
+        cut: ctx.injector.pageCut,
       });
       return {
         services: page.map((s) => {
@@ -425,6 +426,7 @@ export function runWorkerPoolsHandlers(ctx: EmulatorContext): Handlers {
         pageToken: text(request, 'page_token'),
         defaultPageSize: ctx.settings.pageSize,
         fingerprint: ['ListWorkerPools', project, region],
+        cut: ctx.injector.pageCut,
       });
       return { worker_pools: page.map(workerPoolResource), next_page_token: nextPageToken };
     },
@@ -447,6 +449,7 @@ export function runJobsHandlers(ctx: EmulatorContext): Handlers {
         pageToken: text(request, 'page_token'),
         defaultPageSize: ctx.settings.pageSize,
         fingerprint: ['ListJobs', project, region],
+        cut: ctx.injector.pageCut,
       });
       return {
         jobs: page.map((j) => jobResource(j, ctx.model.now)),
@@ -494,6 +497,7 @@ export function runExecutionsHandlers(ctx: EmulatorContext): Handlers {
         pageToken: text(request, 'page_token'),
         defaultPageSize: ctx.settings.pageSize,
         fingerprint: ['ListExecutions', parent],
+        cut: ctx.injector.pageCut,
       });
       return { executions: page, next_page_token: nextPageToken };
     },
@@ -532,6 +536,7 @@ export function operationsHandlers(ctx: EmulatorContext): Handlers {
         pageToken: text(request, 'page_token'),
         defaultPageSize: ctx.settings.pageSize,
         fingerprint: ['ListOperations', parent],
+        cut: ctx.injector.pageCut,
       });
       return {
         operations: page.map((n) => operationMessage(ctx, n)),
@@ -572,6 +577,7 @@ export function locationsHandlers(ctx: EmulatorContext): Handlers {
         pageToken: text(request, 'page_token'),
         defaultPageSize: ctx.settings.pageSize,
         fingerprint: ['ListLocations', id],
+        cut: ctx.injector.pageCut,
       });
       return {
         locations: page.map((region) => ({

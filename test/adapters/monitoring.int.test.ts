@@ -260,6 +260,21 @@ describe('createMonitoringAdapter: instance counts', () => {
     );
     expect(values(steady)).toEqual(Array(7).fill(2));
   });
+
+  it('reads the whole answer when pages come back short or empty, each with a token', async () => {
+    const { window } = lastMinutes(10);
+    const whole = await adapter().instanceCounts(PROJECT, window);
+    // Google may answer fewer points than the page size, none at all, before the end
+    // (https://google.aip.dev/158): only an empty next_page_token ends the answer.
+    emulator.setFaults({ seed: 5, paging: { shortRate: 0.6 } });
+    try {
+      const paged = await adapter({ pageSize: 4 }).instanceCounts(PROJECT, window);
+      expect(paged).toEqual(whole);
+      expect(emulator.faults().injected['short-page']).toBeGreaterThan(5);
+    } finally {
+      emulator.setFaults({});
+    }
+  });
 });
 
 describe('createMonitoringAdapter: GPU utilization', () => {

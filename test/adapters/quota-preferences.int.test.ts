@@ -328,6 +328,14 @@ describe('quota preferences over gRPC', () => {
         'a2',
         'a3',
       ]);
+      // Pages shorter than asked, even empty, before the end (https://google.aip.dev/158).
+      small.setFaults({ seed: 1, paging: { shortRate: 0.9 } });
+      expect((await a.listPreferences(P)).map((p) => p.name.split('/').pop())).toEqual([
+        'a1',
+        'a2',
+        'a3',
+      ]);
+      expect(small.faults().injected['short-page']).toBeGreaterThan(0);
     } finally {
       await a.close();
       await small.stop();

@@ -302,6 +302,49 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
     expect(headers.every((h) => (h.points ?? []).length === 0)).toBe(true);
   });
 
+  it('answers short and empty pages with a next token when told to, as Google may', async () => {
+    const now = emulator.now().getTime();
+    const request = {
+      name: `projects/${PROJECT}`,
+      filter: INSTANCE_COUNT,
+      interval: { startTime: seconds(now - 10 * 60_000), endTime: seconds(now) },
+      view: 'FULL' as const,
+      pageSize: 3,
+    };
+    const read = async () => {
+      const pages: { points: number; token: string; asked: string }[] = [];
+      let pageToken = '';
+      do {
+        const [series, , response] = await clients.metrics.listTimeSeries(
+          { ...request, pageToken },
+          { autoPaginate: false },
+        );
+        const points = (series as Series[]).reduce((n, s) => n + (s.points ?? []).length, 0);
+        pages.push({ points, token: response?.nextPageToken ?? '', asked: pageToken });
+        pageToken = response?.nextPageToken ?? '';
+      } while (pageToken !== '' && pages.length < 500);
+      return pages;
+    };
+    const whole = await read();
+    expect(whole.slice(0, -1).every((p) => p.points === 3)).toBe(true);
+    const total = whole.reduce((n, p) => n + p.points, 0);
+
+    // "The API may return fewer results than the number requested (including zero results),
+    // even if not at the end of the collection" (https://google.aip.dev/158).
+    emulator.setFaults({ seed: 2, paging: { shortRate: 0.7 } });
+    try {
+      const short = await read();
+      expect(short.reduce((n, p) => n + p.points, 0)).toBe(total);
+      const cut = short.filter((p) => p.token !== '' && p.points < 3);
+      expect(cut.some((p) => p.points === 0)).toBe(true);
+      expect(cut.some((p) => p.points > 0)).toBe(true);
+      // Never the token it was asked with: a client would take that for a loop.
+      for (const p of short) expect(p.token).not.toBe(p.asked);
+    } finally {
+      emulator.setFaults({});
+    }
+  });
+
   it('rejects what it does not support instead of answering empty', async () => {
     const now = emulator.now().getTime();
     const base = {
