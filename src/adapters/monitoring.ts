@@ -202,9 +202,10 @@ export function createMonitoringAdapter(options: MonitoringAdapterOptions = {}):
       try {
         return await read(project, window, QUERIES.gpuUtilization);
       } catch (error) {
-        // GPU utilization is optional: a project where the metric does not exist has none.
-        // (Unconfirmed how Google words that case: an unknown metric type is NOT_FOUND for custom
-        // metrics. Any other failure, and the same call for instance counts, stays an error.)
+        // GPU utilization is optional: a project where Monitoring knows no such metric has none
+        // (INVALID_ARGUMENT "doesn't refer to any known metric", unknownMetricError; NOT_FOUND
+        // too, should Google answer so). Any other failure, and the same answer for the other
+        // metrics, stays an error.
         if (error instanceof NotFoundError) return [];
         throw error;
       }
@@ -374,7 +375,7 @@ async function listSeries(
     try {
       page = await client.listTimeSeries({ ...request, pageToken }, callOptions);
     } catch (error) {
-      throw translateGrpcError(error, what);
+      throw unknownMetricError(error, query, project, what) ?? translateGrpcError(error, what);
     }
     const [series, , response] = page;
     const errors = response.executionErrors ?? [];
@@ -412,6 +413,32 @@ async function listSeries(
     else byService.set(key, { ...s, points });
   }
   return [...byService.values()];
+}
+
+/**
+ * Monitoring's refusal of a metric type it has no descriptor of in the project: INVALID_ARGUMENT
+ * "The provided filter doesn't refer to any known metric." (as public reports quote it:
+ * https://github.com/prometheus-community/stackdriver_exporter/issues/28). That is what a
+ * logs-based metric answers where it was never defined, so the refusals metric where terraform/
+ * is not deployed. A NotFoundError saying what to do; null for any other error.
+ */
+function unknownMetricError(
+  error: unknown,
+  query: Query,
+  project: string,
+  what: string,
+): NotFoundError | null {
+  if (grpcCodeName(grpcCode(error)) !== 'INVALID_ARGUMENT') return null;
+  const text = error instanceof Error ? error.message : String(error);
+  if (!/doesn't refer to any known metric/.test(text)) return null;
+  const fix =
+    query.metric === REFUSED_REQUESTS_METRIC
+      ? `: it is the logs-based metric terraform/ defines in each governed project (signals.tf); deploy the module (or define the metric as it does), and until then the 429s stay unknown`
+      : '';
+  return new NotFoundError(
+    `${what} failed: project ${project} has no metric ${query.metric}${fix}`,
+    { cause: error },
+  );
 }
 
 /** Two series' points added where their times meet, oldest first. */

@@ -21,7 +21,7 @@ export type ProblemSubject =
   | 'served-requests'
   /**
    * The project's requests refused (429) per minute: no `refused` counts (where the logs-based
-   * metric of terraform/ is not defined, Monitoring may answer NOT_FOUND).
+   * metric of terraform/ is not defined, Monitoring knows no such metric, and the error says so).
    */
   | 'refused-requests'
   /** A pool's quota: unknown, so nothing in the pool is raised. */

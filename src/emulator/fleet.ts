@@ -350,6 +350,12 @@ export const FleetProject = z.strictObject({
   iam: FleetIam.optional().describe(
     'Permissions denied in the whole project: on its services, worker pools, jobs, Monitoring, Cloud Quotas, and its Pub/Sub topics.',
   ),
+  unknownMetrics: z
+    .array(z.string().min(1))
+    .default([])
+    .describe(
+      'Metric types Monitoring has no descriptor of in this project, such as the logs-based metric of terraform/ where it is not deployed: ListTimeSeries naming one answers INVALID_ARGUMENT.',
+    ),
 });
 export type FleetProject = z.infer<typeof FleetProject>;
 

@@ -770,6 +770,12 @@ function computeTimeSeries(ctx: EmulatorContext, request: Message): TimeSeriesPa
     throw invalid(`name must look like projects/{project}, got "${shown(name)}"`);
   requireFleetProject(ctx.model.fleet.projects, project, 'monitoring.timeSeries.list', name);
   const q = parseFilter(text(request, 'filter'));
+  // A metric with no descriptor in the project (a logs-based metric never defined there): the
+  // same refusal as for any unknown metric, not an empty answer.
+  if (ctx.model.fleet.projects.find((p) => p.id === project)?.unknownMetrics.includes(q.metricType))
+    throw invalid(
+      `The provided filter doesn't refer to any known metric: "${shown(q.metricType)}" has no metric descriptor in project ${project}`,
+    );
   const interval = field(request, 'interval');
   const endMs = timestampMillis(field(interval, 'end_time'), 'interval.end_time');
   if (endMs === undefined) throw invalid('interval.end_time is required');

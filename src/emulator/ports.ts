@@ -18,6 +18,12 @@ import {
   type ServiceState,
 } from './model.js';
 import { observedContainerFacts } from './resources.js';
+import {
+  GPU_UTILIZATIONS,
+  INSTANCE_COUNT,
+  REFUSED_REQUESTS,
+  REQUEST_COUNT,
+} from './monitoring-api.js';
 import type { ObservedService } from '../core/service.js';
 
 /**
@@ -215,18 +221,36 @@ export function createSimPorts(model: FleetModel, options: SimPortsOptions): Obs
     return out;
   };
 
+  /**
+   * A metric the project's fleet lists in `unknownMetrics` is one Monitoring knows nothing of:
+   * NotFoundError, as the Monitoring adapter answers (ListTimeSeries: INVALID_ARGUMENT).
+   */
+  const known = (project: string, metric: string): void => {
+    if (model.fleet.projects.find((p) => p.id === project)?.unknownMetrics.includes(metric))
+      throw new NotFoundError(`project ${project} has no metric ${metric}`);
+  };
   const monitoring: MonitoringPort = {
     async instanceCounts(project, window) {
+      known(project, INSTANCE_COUNT);
       return series(project, window, (r) => r.active + r.idle, 'all');
     },
     async gpuUtilization(project, window) {
+      // Optional, as for the adapter: a project that knows no such metric has none.
+      if (
+        model.fleet.projects
+          .find((p) => p.id === project)
+          ?.unknownMetrics.includes(GPU_UTILIZATIONS)
+      )
+        return [];
       return series(project, window, (r) => r.utilization, 'gpu');
     },
     // As the emulator serves them: requests that reached an instance, and Cloud Run's 429s.
     async servedRequests(project, window) {
+      known(project, REQUEST_COUNT);
       return series(project, window, (r) => r.requests.served, 'requests');
     },
     async refusedRequests(project, window) {
+      known(project, REFUSED_REQUESTS);
       return series(project, window, (r) => r.requests.refused, 'requests');
     },
   };

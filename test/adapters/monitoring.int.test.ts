@@ -13,6 +13,7 @@ import { startEmulator, RpcError } from '../../src/emulator/index.js';
 import type { CallRecord, FaultHook, RunningEmulator } from '../../src/emulator/index.js';
 import {
   InputError,
+  NotFoundError,
   PermissionError,
   RateLimitedError,
   UnavailableError,
@@ -379,6 +380,48 @@ describe('createMonitoringAdapter: GPU utilization', () => {
     await expect(adapter().gpuUtilization('not-in-fleet', window)).rejects.toBeInstanceOf(
       PermissionError,
     );
+  });
+});
+
+describe('createMonitoringAdapter: a metric the project does not know', () => {
+  // Monitoring answers INVALID_ARGUMENT "The provided filter doesn't refer to any known metric."
+  // for a metric type with no descriptor (public reports:
+  // https://github.com/prometheus-community/stackdriver_exporter/issues/28): so it answers for the
+  // logs-based refusals metric in a project where terraform/ was not deployed.
+  it('reads no GPU utilization, and names the fix for the refusals metric', async () => {
+    const own = await startEmulator({
+      fleet: {
+        ...fleet,
+        projects: fleet.projects.map((p) => ({
+          ...p,
+          unknownMetrics: [GPU_UTILIZATION_METRIC, REFUSED_REQUESTS_METRIC],
+        })),
+      },
+      speed: 'manual',
+      metricsLagMs: LAG,
+    });
+    const a = createMonitoringAdapter({ emulatorHost: own.host, retry: quick });
+    try {
+      const now = own.now().getTime();
+      const window = { startMs: now - 10 * MINUTE, endMs: now };
+      await expect(a.gpuUtilization(PROJECT, window)).resolves.toEqual([]);
+      const error: unknown = await a.refusedRequests(PROJECT, window).catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(NotFoundError);
+      expect((error as Error).message).toContain(
+        `project ${PROJECT} has no metric ${REFUSED_REQUESTS_METRIC}`,
+      );
+      expect((error as Error).message).toMatch(/terraform\/.*signals\.tf/);
+      // Asked once: a refusal for the request itself is not retried.
+      const refusals = own
+        .calls()
+        .filter((c) => JSON.stringify(c.request).includes(REFUSED_REQUESTS_METRIC));
+      expect(refusals).toHaveLength(1);
+      // The metrics the project knows read as ever.
+      expect(keys(await a.instanceCounts(PROJECT, window))).toHaveLength(RUNNING);
+    } finally {
+      await a.close();
+      await own.stop();
+    }
   });
 });
 
