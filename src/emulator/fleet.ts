@@ -359,6 +359,22 @@ export const FleetProject = z.strictObject({
 });
 export type FleetProject = z.infer<typeof FleetProject>;
 
+/**
+ * The regions a project's fleet uses (its services, worker pools, jobs and regional quota pools),
+ * sorted: where Cloud Run is "available" to the project as the emulator answers it (ListLocations,
+ * and the locations a quota's regionless entry applies to).
+ */
+export function fleetRegions(project: FleetProject): string[] {
+  return [
+    ...new Set([
+      ...project.services.map((s) => s.region),
+      ...project.workerPools.map((w) => w.region),
+      ...project.jobs.map((j) => j.region),
+      ...project.pools.flatMap((p) => (p.region === undefined ? [] : [p.region])),
+    ]),
+  ].sort();
+}
+
 export const Fleet = z
   .strictObject({
     version: z.literal(1).default(1),

@@ -1,4 +1,5 @@
 import type { EmulatorContext } from './context.js';
+import { fleetRegions } from './fleet.js';
 import {
   int,
   requireFleetProject,
@@ -59,7 +60,20 @@ function groups(ctx: EmulatorContext, project: string): Map<string, QuotaGroup> 
   return out;
 }
 
-function quotaInfo(project: string, id: string, g: QuotaGroup): Message {
+/**
+ * One quota info. `regions`: where Cloud Run is available to the project (the emulator's
+ * ListLocations). Each dimensions info lists the locations it applies to
+ * (`DimensionsInfo.applicable_locations` in google/api/cloudquotas/v1/resources.proto: "set to
+ * the list of locations this dimension info is applicable to"): a region's own entry that region,
+ * the regionless entry every other region ("applies to all the dimension values except for those
+ * that have another DimensionInfo instance configured for the specific value").
+ */
+function quotaInfo(
+  project: string,
+  id: string,
+  g: QuotaGroup,
+  regions: readonly string[],
+): Message {
   const gpu = g.accelerator.replace(/^nvidia-/, '').toUpperCase();
   const regional = g.entries
     .filter((e) => e.region !== undefined)
@@ -88,10 +102,15 @@ function quotaInfo(project: string, id: string, g: QuotaGroup): Message {
       ...fallback.map((e) => ({
         dimensions: {},
         details: { value: String(e.quota) },
-        applicable_locations: [],
+        applicable_locations: regions.filter((r) => !regional.some((o) => o.region === r)),
       })),
     ],
   };
+}
+
+function regionsOf(ctx: EmulatorContext, project: string): string[] {
+  const p = ctx.model.fleet.projects.find((x) => x.id === project);
+  return p ? fleetRegions(p) : [];
 }
 
 /** The scope of a quota info request, checked; `resource` is the request's name or parent. */
@@ -129,7 +148,7 @@ export function quotasHandlers(ctx: EmulatorContext): Handlers {
       checkSegment('id', 'the quota id of the name', id);
       const group = groups(ctx, project).get(id);
       if (!group) throw notFound(`QuotaInfo ${shown(name)} was not found`);
-      return quotaInfo(project, id, group);
+      return quotaInfo(project, id, group, regionsOf(ctx, project));
     },
     ListQuotaInfos: (request) => {
       const parent = text(request, 'parent');
@@ -142,7 +161,7 @@ export function quotasHandlers(ctx: EmulatorContext): Handlers {
       checkScope(ctx, project, location, service, parent);
       const infos = [...groups(ctx, project).entries()]
         .sort(([a], [b]) => a.localeCompare(b))
-        .map(([id, g]) => quotaInfo(project, id, g));
+        .map(([id, g]) => quotaInfo(project, id, g, regionsOf(ctx, project)));
       const { page, nextPageToken } = paginate(infos, {
         pageSize: int(request, 'page_size'),
         pageToken: text(request, 'page_token'),

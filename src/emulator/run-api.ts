@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import type { EmulatorContext } from './context.js';
-import { isReservedAnnotation } from './fleet.js';
+import { fleetRegions, isReservedAnnotation } from './fleet.js';
 import { effectiveMax, gpusPerInstance, jobExecutions, type ServiceKey } from './model.js';
 import { testServicePermissions } from './iam.js';
 import { encodeWith, messageFields, SERVICES } from './protos.js';
@@ -564,14 +564,7 @@ export function locationsHandlers(ctx: EmulatorContext): Handlers {
       const project = ctx.model.fleet.projects.find((p) => p.id === id);
       if (!project) throw permissionDenied('run.locations.list', name);
       if (text(request, 'filter') !== '') throw notEmulated('ListLocations filter');
-      const regions = [
-        ...new Set([
-          ...project.services.map((s) => s.region),
-          ...project.workerPools.map((w) => w.region),
-          ...project.jobs.map((j) => j.region),
-          ...project.pools.flatMap((p) => (p.region === undefined ? [] : [p.region])),
-        ]),
-      ].sort();
+      const regions = fleetRegions(project);
       const { page, nextPageToken } = paginate(regions, {
         pageSize: int(request, 'page_size'),
         pageToken: text(request, 'page_token'),

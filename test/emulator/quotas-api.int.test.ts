@@ -53,6 +53,12 @@ describe('Cloud Quotas API v1 through @google-cloud/cloudquotas', () => {
       (quota.dimensionsInfos ?? []).find((d) => d.dimensions?.['region'] === region) ??
       (quota.dimensionsInfos ?? []).find((d) => d.dimensions?.['region'] === undefined);
     expect(Number(pick('europe-west4')?.details?.value)).toBe(6);
+    // Each entry lists where it applies (DimensionsInfo.applicable_locations, resources.proto):
+    // its own region, or every region of the project without an entry of its own.
+    expect((quota.dimensionsInfos ?? []).map((d) => d.applicableLocations)).toEqual([
+      ['us-central1'],
+      ['europe-west4'],
+    ]);
   });
 
   it('answers NOT_FOUND for a quota the project does not have', async () => {
