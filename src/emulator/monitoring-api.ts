@@ -766,8 +766,14 @@ function listTimeSeries(ctx: EmulatorContext, request: Message): Message {
 function computeTimeSeries(ctx: EmulatorContext, request: Message): TimeSeriesPage {
   const name = text(request, 'name');
   const project = /^projects\/([^/]+)$/.exec(name)?.[1];
+  // An organization or a folder is a valid scope too (ListTimeSeriesRequest.name in
+  // metric_service.proto: projects/, organizations/ or folders/): not emulated, never refused.
+  if (project === undefined && /^(organizations|folders)\/[^/]+$/.test(name))
+    throw notEmulated(`ListTimeSeries on ${shown(name)}`, 'read each project (projects/{project})');
   if (project === undefined)
-    throw invalid(`name must look like projects/{project}, got "${shown(name)}"`);
+    throw invalid(
+      `name must look like projects/{project}, organizations/{id} or folders/{id}, got "${shown(name)}"`,
+    );
   requireFleetProject(ctx.model.fleet.projects, project, 'monitoring.timeSeries.list', name);
   const q = parseFilter(text(request, 'filter'));
   // A metric with no descriptor in the project (a logs-based metric never defined there): the

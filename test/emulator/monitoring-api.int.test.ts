@@ -359,6 +359,9 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
       { ...base, filter: `${INSTANCE_COUNT} AND resource.labels.service_name != "x"` },
       { ...base, filter: `${INSTANCE_COUNT} AND project = "${PROJECT}"` },
       { ...base, filter: INSTANCE_COUNT, orderBy: 'metric.labels.state' },
+      // metric_service.proto: name may be an organization or a folder too.
+      { ...base, filter: INSTANCE_COUNT, name: 'organizations/123' },
+      { ...base, filter: INSTANCE_COUNT, name: 'folders/456' },
     ];
     for (const request of notEmulated) {
       const { code } = await codeOf(clients.metrics.listTimeSeries(request));
