@@ -25,6 +25,7 @@ import {
   NotFoundError,
   QuotaRejectedError,
   UnavailableError,
+  UpstreamError,
 } from '../errors.js';
 import type { Fault } from '../errors.js';
 import type {
@@ -109,7 +110,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
   const workerPools = new v2.WorkerPoolsClient(clientOptions);
   const executions = new v2.ExecutionsClient(clientOptions);
   const reads = readOptions(policy);
-  // The async iterators fetch one page per call already; google-gax warns unless told so.
+  // One page per call: allPages() follows the tokens itself.
   const pages: CallOptions = { ...reads, autoPaginate: false };
   const writes = writeOptions(policy, polling);
 
@@ -156,8 +157,8 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
   return {
     async listRegions(project) {
       const name = `projects/${segment('project', project)}`;
-      const locations = await collect(
-        services.listLocationsAsync({ name, pageSize }, pages),
+      const locations = await allPages(
+        (pageToken) => services.locationsClient.listLocations({ name, pageSize, pageToken }, pages),
         `listing the Cloud Run regions of ${name}`,
       );
       const regions = locations.map((l) => l.locationId || lastSegment(l.name ?? ''));
@@ -166,8 +167,8 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
 
     async listServices(project, region) {
       const parent = parentOf(project, region);
-      const found = await collect(
-        services.listServicesAsync({ parent, pageSize }, pages),
+      const found = await allPages(
+        (pageToken) => services.listServices({ parent, pageSize, pageToken }, pages),
         `listing the services of ${parent}`,
       );
       return found.map((s) => toObservedService(s, project, region));
@@ -182,8 +183,8 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
 
     async listWorkerPools(project, region) {
       const parent = parentOf(project, region);
-      const found = await collect(
-        workerPools.listWorkerPoolsAsync({ parent, pageSize }, pages),
+      const found = await allPages(
+        (pageToken) => workerPools.listWorkerPools({ parent, pageSize, pageToken }, pages),
         `listing the worker pools of ${parent}`,
       );
       return found.map((w) => toObservedWorkerPool(w, project, region));
@@ -196,8 +197,8 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
      */
     async listRunningExecutions(project, region) {
       const parent = `${parentOf(project, region)}/jobs/-`;
-      const found = await collect(
-        executions.listExecutionsAsync({ parent, pageSize }, pages),
+      const found = await allPages(
+        (pageToken) => executions.listExecutions({ parent, pageSize, pageToken }, pages),
         `listing the job executions of ${parentOf(project, region)}`,
       );
       return found
@@ -590,12 +591,38 @@ function checkPolling(polling: OperationPolling): OperationPolling {
 }
 
 /** Every item of a paged listing; a failure on any page is translated. */
-async function collect<T>(items: AsyncIterable<T>, what: string): Promise<T[]> {
+/**
+ * Every item of a list, page after page until the next_page_token is empty: "If the end of the
+ * collection has been reached, the next_page_token field must be empty. This is the only way to
+ * communicate end-of-collection", and a page may hold "fewer results than the number requested
+ * (including zero results), even if not at the end of the collection" (AIP-158,
+ * https://google.aip.dev/158). Not google-gax's async iterators (`list...Async`): they end the
+ * list after ten empty pages in a row whatever the token says (`maxAttemptsEmptyResponse` in
+ * google-gax's pageDescriptor.js), which would read a region's services as fewer than they are.
+ * A token that comes back twice would loop for ever: an UpstreamError.
+ */
+async function allPages<T>(
+  page: (
+    pageToken: string,
+  ) => Promise<[T[], unknown, { nextPageToken?: string | null } | null | undefined]>,
+  what: string,
+): Promise<T[]> {
   const all: T[] = [];
-  try {
-    for await (const item of items) all.push(item);
-  } catch (error) {
-    throw translateGrpcError(error, what);
-  }
+  const seen = new Set<string>();
+  let pageToken = '';
+  do {
+    let answer: Awaited<ReturnType<typeof page>>;
+    try {
+      answer = await page(pageToken);
+    } catch (error) {
+      throw translateGrpcError(error, what);
+    }
+    const [items, , response] = answer;
+    all.push(...items);
+    pageToken = response?.nextPageToken ?? '';
+    if (seen.has(pageToken))
+      throw new UpstreamError(`${what}: the page token "${pageToken}" came back twice`);
+    seen.add(pageToken);
+  } while (pageToken !== '');
   return all;
 }

@@ -87,8 +87,10 @@ export const FaultConfig = z.strictObject({
        * never the last, so at 1 a list would never end.
        */
       shortRate: z.number().min(0).max(0.9).default(0),
+      /** Empty pages answered in a row before each page with results (each with a token). */
+      emptyRun: z.number().int().min(0).max(100).default(0),
     })
-    .default({ shortRate: 0 }),
+    .default({ shortRate: 0, emptyRun: 0 }),
   concurrent: z
     .strictObject({
       /** Chance, on each GetService / ListServices, that another actor changes a service first. */
@@ -271,12 +273,17 @@ export class FaultInjector {
   }
 
   /**
-   * How many of the `n` results a whole page would hold to serve: `n`, or, at
+   * How many of the `n` results a whole page would hold to serve: none while fewer than
+   * `paging.emptyRun` empty pages were answered in a row here; else `n`, or, at
    * `paging.shortRate`, fewer, from 0 to n - 1 (paginate() in rpc.ts then still gives a
    * next_page_token: the page is short, not the last).
    */
-  readonly pageCut = (n: number): number => {
-    const { shortRate } = this.config.paging;
+  readonly pageCut = (n: number, empties: number): number => {
+    const { shortRate, emptyRun } = this.config.paging;
+    if (n > 0 && empties < emptyRun) {
+      this.count('empty-page');
+      return 0;
+    }
     if (shortRate === 0 || n <= 0 || this.random() >= shortRate) return n;
     this.count('short-page');
     return Math.floor(this.random() * n);

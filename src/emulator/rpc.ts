@@ -218,11 +218,11 @@ export function paginate<T>(
     maxPageSize?: number;
     /**
      * How many of the `n` results a whole page would hold from here to serve this time
-     * (FaultInjector.pageCut): fewer, even none, is a short page that still has a
-     * next_page_token, as AIP-158 lets Google answer (https://google.aip.dev/158). Absent: whole
-     * pages.
+     * (FaultInjector.pageCut), `empties` the empty pages already answered at this point of the
+     * list: fewer, even none, is a short page that still has a next_page_token, as AIP-158 lets
+     * Google answer (https://google.aip.dev/158). Absent: whole pages.
      */
-    cut?: (n: number) => number;
+    cut?: (n: number, empties: number) => number;
   },
 ): { page: T[]; nextPageToken: string } {
   if (request.pageSize < 0) throw invalid('page_size must not be negative');
@@ -235,9 +235,11 @@ export function paginate<T>(
     .digest('base64url')
     .slice(0, 12);
   let offset = 0;
+  let empties = 0;
   if (request.pageToken !== '') {
-    const [p, o] = Buffer.from(request.pageToken, 'base64url').toString('utf8').split(':');
+    const [p, o, , e] = Buffer.from(request.pageToken, 'base64url').toString('utf8').split(':');
     offset = Number(o);
+    empties = Number(e ?? 0) || 0;
     if (p !== print || !Number.isInteger(offset) || offset < 0) {
       throw invalid(
         'page_token is not valid for this request (it was issued for another request, or is corrupt)',
@@ -246,13 +248,17 @@ export function paginate<T>(
   }
   // What a whole page would hold from here, and what is served of it this time.
   const whole = Math.max(0, Math.min(full, items.length - offset));
-  const served = Math.max(0, Math.min(whole, request.cut?.(whole) ?? whole));
+  const served = Math.max(0, Math.min(whole, request.cut?.(whole, empties) ?? whole));
   const size = served < whole ? served : full;
   const page = items.slice(offset, offset + size);
   const next = offset + size;
   // A short page's token also carries a serial, so that an empty page's token is never the one
-  // it was asked with (a client that sees a token twice may take it for a loop).
-  const token = size < full ? `${print}:${next}:${++shortPages}` : `${print}:${next}`;
+  // it was asked with (a client that sees a token twice may take it for a loop), and the empty
+  // pages answered in a row at this point.
+  const token =
+    size < full
+      ? `${print}:${next}:${++shortPages}:${size === 0 ? empties + 1 : 0}`
+      : `${print}:${next}`;
   return {
     page,
     nextPageToken: next < items.length ? Buffer.from(token).toString('base64url') : '',

@@ -171,6 +171,23 @@ describe('reading', () => {
     expectCalls(['ListServices OK', 'ListServices OK', 'ListServices OK']);
   });
 
+  it('reads past any number of empty pages: only an empty token ends a list', async () => {
+    // "The API may return fewer results than the number requested (including zero results),
+    // even if not at the end of the collection" (https://google.aip.dev/158). google-gax's
+    // async iterators stop after ten empty pages in a row, as if the list had ended.
+    emulator.setFaults({ paging: { emptyRun: 12 } });
+    try {
+      const services = await adapter.listServices(PROJECT, REGION);
+      expect(services.map((s) => s.name)).toEqual(['alpha', 'beta', 'gamma', 'manual', 'web']);
+      expect(await adapter.listRegions(PROJECT)).toEqual([EU, REGION]);
+      expect((await adapter.listWorkerPools(PROJECT, REGION)).length).toBeGreaterThan(0);
+      expect(emulator.faults().injected['empty-page']).toBeGreaterThan(36);
+    } finally {
+      emulator.setFaults({});
+      emulator.resetCalls();
+    }
+  });
+
   it('maps GPU and non-GPU services', async () => {
     const byName = new Map((await adapter.listServices(PROJECT, REGION)).map((s) => [s.name, s]));
     expectCalls(['ListServices OK', 'ListServices OK', 'ListServices OK']);
