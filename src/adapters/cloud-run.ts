@@ -590,9 +590,8 @@ function checkPolling(polling: OperationPolling): OperationPolling {
   return polling;
 }
 
-/** Every item of a paged listing; a failure on any page is translated. */
 /**
- * Every item of a list, page after page until the next_page_token is empty: "If the end of the
+ * Every item of a list (a failure on any page translated), page after page until the next_page_token is empty: "If the end of the
  * collection has been reached, the next_page_token field must be empty. This is the only way to
  * communicate end-of-collection", and a page may hold "fewer results than the number requested
  * (including zero results), even if not at the end of the collection" (AIP-158,
