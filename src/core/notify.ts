@@ -1,6 +1,6 @@
 import { z } from 'zod';
 
-import { Alert } from './alert.js';
+import { Alert, Severity } from './alert.js';
 import { beyondSkew } from './duration.js';
 import { compareText, poolKey } from './pool.js';
 
@@ -159,11 +159,24 @@ export function decideNotifications(input: NotifyInput): NotifyOutput {
     // hand: a last notification so dated is due now (taken at its word, the condition would stay
     // silent until then), and an episode so dated is taken to start now.
     const firingSince = beyondSkew(before.firingSince, nowMs) ? now : before.firingSince;
+    // A condition whose severity rose (a misconfiguration that now breaks a required rule, a
+    // project no longer governed at all) is sent again at once: a pager routes on severity, and
+    // waiting for renotifyAfter would keep the worse news at the lesser severity until then.
+    const escalated =
+      Severity.options.indexOf(alert.severity) > Severity.options.indexOf(before.severity);
     if (
+      escalated ||
       beyondSkew(before.lastNotifiedAt, nowMs) ||
       nowMs - Date.parse(before.lastNotifiedAt) >= renotifyAfterMs
     ) {
-      firing.push(firingMessage(alert, { firingSince, renotify: true }, now, runId));
+      firing.push(
+        firingMessage(
+          alert,
+          { firingSince, renotify: true, ...(escalated ? { escalatedFrom: before.severity } : {}) },
+          now,
+          runId,
+        ),
+      );
       next[key] = {
         ...seen,
         firingSince,
@@ -209,7 +222,7 @@ export function acknowledgedState(
 
 function firingMessage(
   alert: Alert,
-  extra: { firingSince: string; renotify?: true },
+  extra: { firingSince: string; renotify?: true; escalatedFrom?: Severity },
   now: string,
   runId: string,
 ): Alert {

@@ -2,13 +2,12 @@ import { alertAttributes, type Alert } from './alert.js';
 import { dedupKeyOf, makeAlert, projectWide } from './conditions.js';
 import { recordAlert, withUniqueIds, type ConditionState } from './notify.js';
 import type { Plan, PlanPool } from './plan.js';
-import { poolKey, poolWords, samePool } from './pool.js';
+import { compareText, poolKey, poolWords, samePool } from './pool.js';
 import { problemsOf, renderProblem, type ObservationProblem } from './problems.js';
-import { oneLine } from './text.js';
 import { unitLabel, type SiblingRun } from './units.js';
 import type { DeliveryVerdict } from './work.js';
 import type { WriteResult } from './write-result.js';
-import { plural } from './text.js';
+import { oneLine, plural, someOf } from './text.js';
 
 /**
  * What one run tells about one project, besides the plan's own conditions: the events of its
@@ -500,11 +499,20 @@ export function degradedAlert(
 ): Alert | null {
   const mine = problemsOf(problems, project);
   if (mine.length === 0) return null;
+  // A region whose services could not be listed is skipped whole: nothing there is governed,
+  // which is as grave as a held lease (ERROR), not a partial read (WARNING).
+  const skipped = [
+    ...new Set(mine.filter((p) => p.subject === 'services').map((p) => p.region ?? '?')),
+  ].sort(compareText);
+  const unit = unitLabel({ project, ...ctx });
   return makeAlert(ctx, projectWide(ctx, project), {
     type: 'governor.degraded',
-    severity: 'WARNING',
+    severity: skipped.length > 0 ? 'ERROR' : 'WARNING',
     key: 'observation',
-    summary: `The governor could not read everything in ${unitLabel({ project, ...ctx })}: ${plural(mine.length, 'problem')}`,
+    summary:
+      skipped.length > 0
+        ? `${unit} is not governed in ${someOf(skipped, 3)}: its services could not be listed (${plural(mine.length, 'problem')}; governor check names a missing permission)`
+        : `The governor could not read everything in ${unit}: ${plural(mine.length, 'problem')}`,
     details: { reason: 'observation', problems: mine.map(renderProblem) },
   });
 }

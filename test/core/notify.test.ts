@@ -165,6 +165,31 @@ describe('decideNotifications', () => {
     expect(run(third.next, [pressure(east)], 2 * HOUR).publish).toHaveLength(1);
   });
 
+  it('sends a condition again at once when its severity rises, never when it falls', () => {
+    const warning = pressure(east);
+    const error: Alert = { ...warning, severity: 'ERROR', summary: 'Demand is 9 GPUs, and worse' };
+    const s0 = run({}, [warning], 0).next;
+    // Inside renotifyAfter: a rise is sent now, saying from what; the clock restarts from it.
+    const rose = run(s0, [error], 10 * 60_000);
+    expect(rose.publish).toHaveLength(1);
+    expect(rose.publish[0]).toMatchObject({
+      status: 'firing',
+      severity: 'ERROR',
+      details: { renotify: true, escalatedFrom: 'WARNING', firingSince: at(0) },
+    });
+    expect(() => Alert.parse(rose.publish[0])).not.toThrow();
+    expect(rose.next[warning.dedupKey]).toMatchObject({ severity: 'ERROR', notifications: 2 });
+    expect(run(rose.next, [error], 20 * 60_000).publish).toEqual([]);
+    // A fall waits for renotifyAfter, as any other change of its facts does.
+    const fell = run(rose.next, [warning], 30 * 60_000);
+    expect(fell.publish).toEqual([]);
+    expect(fell.next[warning.dedupKey]).toMatchObject({ severity: 'WARNING' });
+    // And a rise after the fall is news again.
+    expect(run(fell.next, [error], 40 * 60_000).publish[0]?.details).toMatchObject({
+      escalatedFrom: 'WARNING',
+    });
+  });
+
   it('re-notifies a condition whose last notification is dated later than now (a wrong clock or a hand edit)', () => {
     const s0 = run({}, [pressure(east)], 0).next;
     const key = pressure(east).dedupKey;

@@ -196,6 +196,22 @@ describe('observation problems', () => {
     });
   });
 
+  it('degraded is an ERROR naming the regions left ungoverned when their services could not be listed', () => {
+    const partial = degradedAlert(CTX, 'acme', [problem('acme')]);
+    expect(partial?.severity).toBe('WARNING');
+    const skipped = degradedAlert(CTX, 'acme', [
+      problem('acme'),
+      problem('acme', { subject: 'services', region: 'us-east1', error: 'PERMISSION_DENIED' }),
+      problem('acme', { subject: 'services', region: 'europe-west4', error: 'PERMISSION_DENIED' }),
+    ]);
+    expect(skipped).toMatchObject({
+      severity: 'ERROR',
+      dedupKey: partial?.dedupKey,
+      summary:
+        'acme is not governed in europe-west4, us-east1: its services could not be listed (3 problems; governor check names a missing permission)',
+    });
+  });
+
   it('conditions are judged over the whole project only when everything was read', () => {
     const p = fleetPlan({ pools: [{ region: 'r2', quota: 3 }] });
     expect(judgedScope('acme', p, [])).toEqual(['acme']);
