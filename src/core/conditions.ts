@@ -201,7 +201,15 @@ export function poolConditions(
         makeAlert(ctx, pool, {
           type: 'pool.over-budget',
           severity: 'ERROR',
-          summary: `Caps in ${where} sum to ${pool.capsBefore} GPUs, over the budget of ${pool.budget}`,
+          // Observed before the plan: say what the plan does about it, so that a page for a pool
+          // the same run brings back within its budget does not read as work for a person.
+          summary: `Caps in ${where} sum to ${pool.capsBefore} GPUs, over the budget of ${pool.budget}: ${
+            pool.capsAfter >= pool.capsBefore
+              ? 'the plan cannot lower them (governor plan shows what holds each)'
+              : pool.capsAfter <= pool.budget
+                ? `the plan lowers them to ${pool.capsAfter}`
+                : `the plan lowers them to ${pool.capsAfter}, still over (governor plan shows what holds the rest)`
+          }`,
           details: numbers,
         }),
       );
