@@ -94,12 +94,14 @@ interface Point {
 
 /**
  * The evidence of one service, or null without per-minute counts. `lookbackMs` bounds the
- * minutes read, counted back from `atMs`; `reclaimWindowMs` is the window refusals are counted in
- * (back from the newest minute) and the half-life of a minute's weight.
+ * minutes read, counted back from `observedMs`, the time the usage was observed (the snapshot's
+ * `takenAt`, not the plan's time: planning for another instant does not age the observation);
+ * `reclaimWindowMs` is the window refusals are counted in (back from the newest minute) and the
+ * half-life of a minute's weight.
  */
 export function readEvidence(
   usage: Usage,
-  atMs: number,
+  observedMs: number,
   lookbackMs: number,
   reclaimWindowMs: number,
 ): Evidence | null {
@@ -117,7 +119,7 @@ export function readEvidence(
   let most: RefusalEvidence['wanted'] = null;
   for (let i = 0; i < n; i++) {
     const minuteMs = startMs + i * MINUTE_MS;
-    if (minuteMs <= atMs - lookbackMs) continue;
+    if (minuteMs <= observedMs - lookbackMs) continue;
     const inUse = pm.inUse[i] ?? 0;
     const refused = pm.refused?.[i] ?? 0;
     const served = pm.served?.[i] ?? 0;

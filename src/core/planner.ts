@@ -280,6 +280,9 @@ function gatherPools(
   const projects = new Set(policy.projects);
   const regions = policy.regions ? new Set(policy.regions) : null;
   const inScope = (p: PoolId) => projects.has(p.project) && (!regions || regions.has(p.region));
+  // The usage is what was observed at takenAt: its minutes are read back from then, whatever the
+  // plan's time (`--at` moves the policy's clock: windows and delays, not the observation's age).
+  const observedMs = Date.parse(snapshot.takenAt);
   const works = new Map<string, PoolWork>();
   // Pools by project, region, accelerator and zonal redundancy, without building a key string for
   // every service.
@@ -347,7 +350,7 @@ function gatherPools(
     const settings = resolve(svc);
     w.members.push(
       settings.managed
-        ? toGoverned(svc, settings, w, atMs)
+        ? toGoverned(svc, settings, w, atMs, observedMs)
         : {
             svc,
             name: svc.name,
@@ -376,6 +379,7 @@ function toGoverned(
   settings: Settings,
   work: PoolWork,
   atMs: number,
+  observedMs: number,
 ): Governed {
   const quota = work.quota;
   const cap = svc.maxInstances;
@@ -434,7 +438,7 @@ function toGoverned(
     basis = { kind: 'usage-unknown', heldAt: protect, note: svc.usageNote ?? null };
   } else {
     kind = 'active';
-    ev = readEvidence(usage, atMs, settings.lookbackMs, settings.reclaimWindowMs);
+    ev = readEvidence(usage, observedMs, settings.lookbackMs, settings.reclaimWindowMs);
     const est = estimateDemand(
       usage,
       cap,
