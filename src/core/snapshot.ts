@@ -1,6 +1,7 @@
 import { z } from 'zod';
-import { InputError } from '../errors.js';
+import { InputError, type Fault } from '../errors.js';
 import { parseDocument, StringMap, zodFaults } from './document.js';
+import { beyondSkew } from './duration.js';
 import { poolKey } from './pool.js';
 import { CONTROL } from './text.js';
 
@@ -163,7 +164,7 @@ export function parseSnapshot(raw: unknown, what = 'snapshot'): Snapshot {
   if (!result.success) {
     throw new InputError(`${what} is invalid`, zodFaults(result.error));
   }
-  const faults = [];
+  const faults: Fault[] = [];
   const pools = new Map<string, number>();
   for (const [i, p] of result.data.pools.entries()) {
     const key = poolKey(p);
@@ -182,9 +183,43 @@ export function parseSnapshot(raw: unknown, what = 'snapshot'): Snapshot {
         message: `same service as services[${before}] (${key})`,
       });
     else services.set(key, i);
+    faults.push(...observedAfter(s, i, result.data.takenAt));
   }
   if (faults.length) throw new InputError(`${what} is invalid`, faults);
   return result.data;
+}
+
+/**
+ * A usage sampled after the snapshot was taken (beyond the clock skew allowed): an observation
+ * holds nothing later than its `takenAt` (Monitoring answers only points up to the end of the
+ * interval read, which ends then), so a later time is a wrong clock or a hand edit. Read as
+ * evidence, a future minute's 429s would move GPUs on the strength of a time that has not come.
+ */
+function observedAfter(s: SnapshotService, i: number, takenAt: string): Fault[] {
+  const faults: Fault[] = [];
+  const iso = (ms: number) => new Date(ms).toISOString();
+  const taken = iso(Date.parse(takenAt));
+  const tail = `is after the snapshot's takenAt, ${taken}: a snapshot holds only what was observed by then`;
+  const usage = s.usage;
+  if (!usage) return faults;
+  const takenMs = Date.parse(takenAt);
+  if (beyondSkew(usage.sampledAt, takenMs)) {
+    faults.push({
+      path: `services[${i}].usage.sampledAt`,
+      message: `${iso(Date.parse(usage.sampledAt))} ${tail}`,
+    });
+  }
+  const pm = usage.perMinute;
+  if (pm && pm.inUse.length > 0) {
+    const newest = Date.parse(pm.start) + (pm.inUse.length - 1) * 60_000;
+    if (beyondSkew(iso(newest), takenMs)) {
+      faults.push({
+        path: `services[${i}].usage.perMinute`,
+        message: `its newest minute, ${iso(newest)}, ${tail}`,
+      });
+    }
+  }
+  return faults;
 }
 
 export function parseSnapshotText(text: string, what = 'snapshot'): Snapshot {

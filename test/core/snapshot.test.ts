@@ -133,3 +133,47 @@ describe('per-minute usage in the snapshot', () => {
     ]);
   });
 });
+
+describe('times in the snapshot', () => {
+  /** The faults of the example snapshot with its first measured service's usage changed. */
+  const faultsWith = (usage: Record<string, unknown>): string[] => {
+    const doc = JSON.parse(readFileSync('examples/snapshot.json', 'utf8')) as {
+      takenAt: string;
+      services: { usage: Record<string, unknown> | null }[];
+    };
+    expect(doc.takenAt).toBe('2026-11-27T15:00:00Z');
+    const first = doc.services.find((s) => s.usage !== null);
+    if (!first?.usage) throw new Error('the example has no measured service');
+    Object.assign(first.usage, usage);
+    try {
+      parseSnapshot(doc);
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      return e.faults.map((f) => `${f.path}: ${f.message}`);
+    }
+    return [];
+  };
+
+  it('refuses usage sampled after the snapshot was taken, naming the path and both times', () => {
+    // A minute dated after takenAt was not observed by then: a wrong clock or a hand edit. Read
+    // as evidence, its 429s would move GPUs on the strength of a time that has not come.
+    expect(
+      faultsWith({
+        sampledAt: '2026-11-27T14:57:00Z',
+        perMinute: { start: '2026-11-27T14:59:00Z', inUse: [3, 3, 3, 3], refused: [0, 9, 9, 9] },
+      }),
+    ).toEqual([
+      "services[0].usage.perMinute: its newest minute, 2026-11-27T15:02:00.000Z, is after the snapshot's takenAt, 2026-11-27T15:00:00.000Z: a snapshot holds only what was observed by then",
+    ]);
+    expect(faultsWith({ sampledAt: '2026-11-28T15:00:00Z' })).toEqual([
+      "services[0].usage.sampledAt: 2026-11-28T15:00:00.000Z is after the snapshot's takenAt, 2026-11-27T15:00:00.000Z: a snapshot holds only what was observed by then",
+    ]);
+  });
+
+  it('accepts a newest minute up to the clock skew allowed after takenAt, and one at it', () => {
+    expect(faultsWith({ perMinute: { start: '2026-11-27T14:59:00Z', inUse: [3, 3, 3] } })).toEqual(
+      [],
+    );
+    expect(faultsWith({ sampledAt: '2026-11-27T15:00:00Z' })).toEqual([]);
+  });
+});
