@@ -51,6 +51,23 @@ const Clock = z
   .string()
   .regex(/^(([01]\d|2[0-3]):[0-5]\d|24:00)$/, 'expected a time "HH:MM" between 00:00 and 24:00');
 
+/**
+ * The reclaim window: refusals are counted per minute, back from the newest minute of the usage
+ * (core/evidence.ts), and a minute's weight halves over it, so under a minute it would read as
+ * "never" while the planner counts the newest minute. Longer than the lookback, it counts the
+ * refusals of the whole lookback (none older is read) and still slows the halving.
+ */
+const ReclaimWindow = Duration.refine(
+  (text) => {
+    try {
+      return durationMs(text) >= 60_000;
+    } catch {
+      return true; // not a duration: Duration says so
+    }
+  },
+  { message: 'expected at least 1m: refusals are counted per minute, back from the newest' },
+);
+
 /** The settings a rule, the defaults and a time window may set. */
 const settingFields = {
   min: Count.max(100_000).describe('Fewest instances the governor keeps as the cap.').optional(),
@@ -183,7 +200,7 @@ export const ServiceRule = z.strictObject({
     .describe('false: the service is counted against the pool but never written.'),
   ...settingFields,
   scaleDownDelay: Duration.optional(),
-  reclaimWindow: Duration.optional(),
+  reclaimWindow: ReclaimWindow.optional(),
   reverseDelay: Duration.optional(),
   preempt: z
     .boolean()
@@ -232,8 +249,8 @@ export const Defaults = z.strictObject({
   staleAfter: Duration.default('10m').describe(
     "When the project's newest instance-count point is older than this, its usage is unknown (Monitoring is behind); one service's series older than this, while others are fresh, reads as stopped (in use 0).",
   ),
-  reclaimWindow: Duration.default('10m').describe(
-    "A refusal (a minute at the cap with 429s) this recent lets room above other services' recent use move to the refused service.",
+  reclaimWindow: ReclaimWindow.default('10m').describe(
+    "A refusal (a minute at the cap with 429s) this recent lets room above other services' recent use move to the refused service; whole minutes, at least 1m, read within the lookback.",
   ),
   reverseDelay: Duration.default('30m').describe(
     'A service lowered to make room for another is not raised again sooner, unless it is refused at its new cap.',

@@ -104,11 +104,25 @@ describe('policy', () => {
     expect(faultsOf(withDefaults({ scaleDownDelay: '366d1ms' }))).toEqual([
       'defaults.scaleDownDelay: expected at most 366d',
     ]);
+    // Refusals are counted in whole minutes: a reclaim window under a minute would mean "never"
+    // to its reader, but the planner would count the newest minute.
+    expect(
+      faultsOf({
+        ...withDefaults({ reclaimWindow: '0s' }),
+        services: [{ match: { name: 'a' }, reclaimWindow: '59s' }, { match: {} }],
+      }),
+    ).toEqual([
+      'defaults.reclaimWindow: expected at least 1m: refusals are counted per minute, back from the newest',
+      'services[0].reclaimWindow: expected at least 1m: refusals are counted per minute, back from the newest',
+    ]);
     // At the limits, and a lookback equal to staleAfter, are accepted.
     for (const defaults of [
       { staleAfter: '5m', lookback: '5m' },
       { lookback: '7d', reverseDelay: '366d' },
       { lookback: '10m' },
+      { reclaimWindow: '1m', scaleDownDelay: '0s', reverseDelay: '0s' },
+      // Longer than the lookback: refusals are read over the lookback, weights halve slower.
+      { lookback: '10m', reclaimWindow: '600m' },
     ]) {
       expect(() => parsePolicy(withDefaults(defaults)), JSON.stringify(defaults)).not.toThrow();
     }
