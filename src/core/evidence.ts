@@ -110,8 +110,10 @@ export function readEvidence(
   const startMs = Date.parse(pm.start);
   const n = pm.inUse.length;
   const newestMs = startMs + (n - 1) * MINUTE_MS;
-  const windowMinutes = Math.max(1, Math.round(reclaimWindowMs / MINUTE_MS));
-  const halfLife = windowMinutes;
+  const halfLife = Math.max(1, Math.round(reclaimWindowMs / MINUTE_MS));
+  // No minute older than the lookback is read: a longer reclaim window counts the lookback's
+  // refusals (and says so), while its half-life still weighs the minutes.
+  const windowMinutes = Math.max(1, Math.min(halfLife, Math.floor(lookbackMs / MINUTE_MS)));
   const points: Point[] = [];
   let total = 0;
   let refusedMinutes = 0;

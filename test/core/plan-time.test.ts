@@ -56,3 +56,27 @@ describe('planning a snapshot for another instant', () => {
     expect(decisions('2027-11-27T15:00:00.000Z')).toEqual(atTaken);
   });
 });
+
+describe('the reclaim window against the lookback', () => {
+  it('counts refusals over the lookback alone, and the reason says so, when the window is longer', () => {
+    // 429s at 14:51, six minutes before the newest minute (14:57), inside a 10m lookback.
+    const s: Snapshot = {
+      ...snapshot(),
+      services: [
+        svc('busy', 2, {
+          current: 2,
+          peak: 2,
+          perMinute: minutes([2, 2, 2, 2, 2, 2, 2, 2, 2], [0, 0, 50, 0, 0, 0, 0, 0, 0]),
+        }),
+        svc('idle', 2, { current: 0, peak: 0, perMinute: minutes([0, 0, 0, 0, 0, 0, 0, 0, 0]) }),
+      ],
+    };
+    const reason = (reclaimWindow: string) =>
+      plan(s, governAll({ defaults: { headroom: 0, lookback: '10m', reclaimWindow } }), TAKEN)
+        .services[0]?.reason;
+    expect(reason('10m')).toContain('refused 1 min of the last 10;');
+    // Only ten minutes are read: the reason does not claim 600.
+    expect(reason('600m')).toContain('refused 1 min of the last 10;');
+    expect(reason('5m')).toContain('no 429s in the last 5 min');
+  });
+});
