@@ -1,5 +1,7 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { windowHolds, type WindowSpec } from '../../src/core/schedule.js';
+import { WEEKDAYS, windowHolds, type Weekday, type WindowSpec } from '../../src/core/schedule.js';
+import { fcParams } from '../support/fleet-arbitrary.js';
 
 const at = (iso: string) => Date.parse(iso);
 
@@ -76,5 +78,212 @@ describe('time windows', () => {
     for (let t = at('2026-03-28T20:00:00Z'); t < at('2026-03-29T08:00:00Z'); t += 60_000)
       if (windowHolds(w, t)) minutes += 1;
     expect(minutes).toBe(5 * 60);
+  });
+});
+
+/**
+ * An oracle for windows built on Intl alone (the code uses luxon): a zone's offset at an instant
+ * from Intl's wall-clock parts, and a wall time turned into an instant by the "compatible" rule
+ * the README promises (Temporal's default: a wall time that exists twice is the earlier instant;
+ * one that does not exist moves forward by the gap, i.e. is read with the offset before it).
+ */
+const formats = new Map<string, Intl.DateTimeFormat>();
+function wall(zone: string, ms: number) {
+  let f = formats.get(zone);
+  if (!f) {
+    f = new Intl.DateTimeFormat('en-US', {
+      timeZone: zone,
+      hourCycle: 'h23',
+      year: 'numeric',
+      month: 'numeric',
+      day: 'numeric',
+      hour: 'numeric',
+      minute: 'numeric',
+      second: 'numeric',
+    });
+    formats.set(zone, f);
+  }
+  const part = Object.fromEntries(f.formatToParts(new Date(ms)).map((p) => [p.type, p.value]));
+  const n = (k: string) => Number(part[k]);
+  return {
+    y: n('year'),
+    mo: n('month'),
+    d: n('day'),
+    h: n('hour'),
+    mi: n('minute'),
+    s: n('second'),
+  };
+}
+function offsetMs(zone: string, ms: number): number {
+  const w = wall(zone, ms);
+  return Date.UTC(w.y, w.mo - 1, w.d, w.h, w.mi, w.s) - Math.floor(ms / 1000) * 1000;
+}
+const DAY = 86_400_000;
+/** The instant of `minutes` after midnight on the local date of UTC-midnight `dateMs`. */
+function compatible(zone: string, dateMs: number, minutes: number): number {
+  const naive = dateMs + minutes * 60_000;
+  const before = offsetMs(zone, naive - DAY);
+  const after = offsetMs(zone, naive + DAY);
+  const exact = [...new Set([before, after])]
+    .map((o) => naive - o)
+    .filter((t) => offsetMs(zone, t) === naive - t);
+  return exact.length > 0 ? Math.min(...exact) : naive - before;
+}
+const clock = (hhmm: string) => Number(hhmm.slice(0, 2)) * 60 + Number(hhmm.slice(3));
+function oracleHolds(w: WindowSpec, t: number): boolean {
+  const s = clock(w.start);
+  const e = clock(w.end);
+  const crosses = e <= s;
+  const here = wall(w.timezone, t);
+  const today = Date.UTC(here.y, here.mo - 1, here.d);
+  for (const day of crosses ? [today - DAY, today] : [today]) {
+    const weekday = WEEKDAYS[(new Date(day).getUTCDay() + 6) % 7] as Weekday;
+    if (w.days && !w.days.includes(weekday)) continue;
+    const from = compatible(w.timezone, day, s);
+    const to = compatible(w.timezone, crosses ? day + DAY : day, e);
+    if (from <= t && t < to) return true;
+  }
+  return false;
+}
+
+/** Zones with every kind of offset change: an hour, half an hour (Lord Howe), two hours (Troll), at midnight (Havana, Santiago), quarter-hour offsets (Kathmandu, Chatham), none (UTC, Etc/GMT+5). */
+const ZONES = [
+  'America/New_York',
+  'Europe/Berlin',
+  'Australia/Lord_Howe',
+  'America/Havana',
+  'America/Santiago',
+  'Antarctica/Troll',
+  'Pacific/Chatham',
+  'America/St_Johns',
+  'Africa/Casablanca',
+  'Asia/Kathmandu',
+  'Etc/GMT+5',
+  'UTC',
+];
+
+/** The instants of 2026 and 2027 at which `zone` changes its offset (to the minute). */
+function transitions(zone: string): number[] {
+  const out: number[] = [];
+  const end = Date.parse('2028-01-01T00:00:00Z');
+  for (let t = Date.parse('2026-01-01T00:00:00Z'); t < end; t += 3 * DAY) {
+    if (offsetMs(zone, t) === offsetMs(zone, t + 3 * DAY)) continue;
+    let lo = t;
+    let hi = t + 3 * DAY;
+    while (hi - lo > 60_000) {
+      const mid = lo + Math.floor((hi - lo) / 120_000) * 60_000;
+      if (offsetMs(zone, mid) === offsetMs(zone, lo)) lo = mid;
+      else hi = mid;
+    }
+    out.push(hi);
+  }
+  return out;
+}
+
+describe('time windows against an oracle', () => {
+  const near = new Map(ZONES.map((z) => [z, transitions(z)]));
+  const CLOCKS = [
+    '00:00',
+    '00:30',
+    '01:00',
+    '01:30',
+    '02:00',
+    '02:30',
+    '03:00',
+    '23:00',
+    '23:30',
+    '24:00',
+  ];
+  const clockArb = fc.oneof(
+    fc.constantFrom(...CLOCKS),
+    fc
+      .integer({ min: 0, max: 24 * 4 })
+      .map(
+        (q) =>
+          `${String(Math.floor(q / 4)).padStart(2, '0')}:${String((q % 4) * 15).padStart(2, '0')}`,
+      ),
+  );
+  const windowArb = fc
+    .record({
+      timezone: fc.constantFrom(...ZONES),
+      start: clockArb,
+      end: clockArb,
+      days: fc.option(fc.uniqueArray(fc.constantFrom(...WEEKDAYS), { minLength: 1 }), {
+        nil: undefined,
+      }),
+    })
+    .filter((w) => w.start !== '24:00' && w.start !== w.end);
+
+  it('holds exactly when the compatible rule, computed from Intl alone, says so, around every offset change', () => {
+    fc.assert(
+      fc.property(
+        windowArb,
+        fc.nat(),
+        fc.integer({ min: -36 * 60, max: 36 * 60 }),
+        (w, pick, minutes) => {
+          const list = near.get(w.timezone) ?? [];
+          const base =
+            list.length > 0
+              ? (list[pick % list.length] as number)
+              : Date.parse('2026-06-01T00:00:00Z') + (pick % 365) * DAY;
+          const t = base + minutes * 60_000;
+          const spec: WindowSpec = w.days
+            ? w
+            : { start: w.start, end: w.end, timezone: w.timezone };
+          expect(
+            windowHolds(spec, t),
+            `${JSON.stringify(spec)} at ${new Date(t).toISOString()}`,
+          ).toBe(oracleHolds(spec, t));
+        },
+      ),
+      fcParams(2_000),
+    );
+  });
+
+  it('in a zone without offset changes, holds iff the local time of a listed day is in [start, end)', () => {
+    const fixed = ['UTC', 'Etc/GMT+5', 'Etc/GMT-14', 'Asia/Kathmandu', 'Asia/Kolkata'];
+    fc.assert(
+      fc.property(
+        windowArb.map((w) => ({
+          ...w,
+          timezone: fixed[w.timezone.length % fixed.length] as string,
+        })),
+        fc.integer({
+          min: Date.parse('2024-01-01T00:00:00Z'),
+          max: Date.parse('2030-01-01T00:00:00Z'),
+        }),
+        (w, t) => {
+          const local = wall(w.timezone, t);
+          const minute = local.h * 60 + local.mi;
+          const weekdayOf = (dayMs: number) =>
+            WEEKDAYS[(new Date(dayMs).getUTCDay() + 6) % 7] as Weekday;
+          const today = Date.UTC(local.y, local.mo - 1, local.d);
+          const listed = (dayMs: number) => !w.days || w.days.includes(weekdayOf(dayMs));
+          const s = clock(w.start);
+          const e = clock(w.end);
+          const expected =
+            e > s
+              ? listed(today) && s <= minute && minute < e
+              : (listed(today) && minute >= s) || (listed(today - DAY) && minute < e);
+          expect(windowHolds(w, t), `${JSON.stringify(w)} at ${new Date(t).toISOString()}`).toBe(
+            expected,
+          );
+        },
+      ),
+      fcParams(2_000),
+    );
+  });
+
+  it('the oracle itself knows the documented nights', () => {
+    // Berlin, 29 March 2026: 02:30 does not exist and moves to 03:30 CEST (01:30Z); New York,
+    // 1 November 2026: 01:30 exists twice, the first at 05:30Z.
+    expect(new Date(compatible('Europe/Berlin', Date.UTC(2026, 2, 29), 150)).toISOString()).toBe(
+      '2026-03-29T01:30:00.000Z',
+    );
+    expect(new Date(compatible('America/New_York', Date.UTC(2026, 10, 1), 90)).toISOString()).toBe(
+      '2026-11-01T05:30:00.000Z',
+    );
+    expect(near.get('Australia/Lord_Howe')).toHaveLength(4);
+    expect(near.get('UTC')).toEqual([]);
   });
 });
