@@ -90,7 +90,9 @@ export const TimeWindow = z
       .describe('Weekdays on which the window starts (default every day).')
       .optional(),
     start: Clock.describe('Local start time, "HH:MM".'),
-    end: Clock.describe('Local end time, "HH:MM"; at or before start means the next day.'),
+    end: Clock.describe(
+      'Local end time, "HH:MM"; before start means the next day (equal to start is refused).',
+    ),
     timezone: z.string().min(1).default('UTC').describe('IANA time zone (default UTC).'),
     ...settingFields,
   })
@@ -440,7 +442,8 @@ function checkWindow(
   ruleMax: number | undefined,
 ): void {
   const tz = str(w.timezone);
-  if (tz !== undefined && !isValidTimeZone(tz)) {
+  // An empty zone is the schema's fault already.
+  if (tz !== undefined && tz !== '' && !isValidTimeZone(tz)) {
     faults.push({ path: `${path}.timezone`, message: `unknown IANA time zone "${tz}"` });
   }
   const start = str(w.start);
@@ -456,7 +459,7 @@ function checkWindow(
   ) {
     faults.push({
       path: `${path}.end`,
-      message: `start and end are both ${start}: the window would be empty`,
+      message: `start and end are both ${start}: a window of no length, or of a whole day? Write 00:00 to 24:00 for whole days, or two windows`,
     });
   }
   const min = num(w.min) ?? ruleMin;

@@ -18,7 +18,7 @@ export interface WindowSpec {
   days?: readonly Weekday[] | undefined;
   /** "HH:MM" (00:00–23:59). */
   start: string;
-  /** "HH:MM" (00:00–24:00); at or before `start` means the next day. */
+  /** "HH:MM" (00:00–24:00); before `start` means the next day (the policy refuses it equal). */
   end: string;
   /** IANA time zone, e.g. "America/New_York". */
   timezone: string;

@@ -178,6 +178,7 @@ describe('policy', () => {
           schedule: [
             { days: ['mon', 'funday'], start: '25:00', end: '10:00', timezone: 'Mars/Olympus' },
             { start: '09:00', end: '09:00' },
+            { start: '09:00', end: '10:00', timezone: '' },
           ],
         },
       ],
@@ -188,7 +189,14 @@ describe('policy', () => {
     expect(text).toContain(
       'services[0].schedule[0].timezone: unknown IANA time zone "Mars/Olympus"',
     );
-    expect(text).toContain('services[0].schedule[1].end: start and end are both 09:00');
+    // Equal bounds: no length, or a whole day? Refused, saying how to write a whole day.
+    expect(faults).toContain(
+      'services[0].schedule[1].end: start and end are both 09:00: a window of no length, or of a whole day? Write 00:00 to 24:00 for whole days, or two windows',
+    );
+    // An empty zone is one fault, not two.
+    expect(faults.filter((f) => f.startsWith('services[0].schedule[2].timezone'))).toEqual([
+      'services[0].schedule[2].timezone: Too small: expected string to have >=1 characters',
+    ]);
   });
 
   it('checks globs, pool keys and references to projects and regions', () => {
