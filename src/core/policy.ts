@@ -4,7 +4,7 @@ import { InputError, type Fault } from '../errors.js';
 import { AUDIT_RULE_IDS, type AuditRuleId } from './audit-rules.js';
 import { parseDocument, StringMap, zodFaults } from './document.js';
 import { Discovery } from './discovery.js';
-import { Duration, durationMs, formatDuration } from './duration.js';
+import { Duration, durationMs, formatDuration, MAX_CLOCK_SKEW_MS } from './duration.js';
 import { DEFAULT_ACCELERATOR, poolKey } from './pool.js';
 import { MEMORY_QUANTITY } from './quantity.js';
 import { checkQuotaRequests, QuotaRequestsSettings } from './quota-requests.js';
@@ -57,16 +57,24 @@ const Clock = z
  * "never" while the planner counts the newest minute. Longer than the lookback, it counts the
  * refusals of the whole lookback (none older is read) and still slows the halving.
  */
-const ReclaimWindow = Duration.refine(
-  (text) => {
-    try {
-      return durationMs(text) >= 60_000;
-    } catch {
-      return true; // not a duration: Duration says so
-    }
-  },
-  { message: 'expected at least 1m: refusals are counted per minute, back from the newest' },
+const ReclaimWindow = durationAtLeast(
+  60_000,
+  'expected at least 1m: refusals are counted per minute, back from the newest',
 );
+
+/** A duration of at least `ms`, refused otherwise with `message`. */
+function durationAtLeast(ms: number, message: string) {
+  return Duration.refine(
+    (text) => {
+      try {
+        return durationMs(text) >= ms;
+      } catch {
+        return true; // not a duration: Duration says so
+      }
+    },
+    { message },
+  );
+}
 
 /** The settings a rule, the defaults and a time window may set. */
 const settingFields = {
@@ -313,9 +321,14 @@ export const Policy = z
           .string()
           .regex(/^projects\/[^/]+\/topics\/[^/]+$/, 'expected "projects/PROJECT/topics/TOPIC"')
           .describe('The work topic: one message per project to govern (docs/organization.md).'),
-        staleAfter: Duration.default('30m').describe(
-          'A work message older than this is dropped (a newer dispatch has sent its own), and a unit whose last run is older is shown as stuck.',
-        ),
+        staleAfter: durationAtLeast(
+          MAX_CLOCK_SKEW_MS,
+          'expected at least 1m: a work message is judged with a minute of clock skew allowed, so a shorter one would drop every message on its delivery time alone',
+        )
+          .default('30m')
+          .describe(
+            'A work message older than this is dropped (a newer dispatch has sent its own), and a unit whose last run is older is shown as stuck; at least 1m.',
+          ),
         splitAbove: z
           .number()
           .int()

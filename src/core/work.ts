@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { zodFaults, capFaults } from './document.js';
+import { MAX_CLOCK_SKEW_MS } from './duration.js';
 import { InputError } from '../errors.js';
 import { RegionName } from './units.js';
 
@@ -62,8 +63,8 @@ export function staleReason(
   staleAfterMs: number,
 ): string | null {
   const age = messageAgeMs(message, nowMs);
-  // A minute of skew between the dispatcher's clock and this one is tolerated.
-  if (age < -60_000) return `issued ${Math.round(-age / 1000)} s in the future`;
+  // The clock skew allowed everywhere (a minute) between the dispatcher's clock and this one.
+  if (age < -MAX_CLOCK_SKEW_MS) return `issued ${Math.round(-age / 1000)} s in the future`;
   if (age > staleAfterMs)
     return `issued ${Math.round(age / 1000)} s ago, more than ${Math.round(staleAfterMs / 1000)} s: a newer dispatch has sent its own`;
   return null;

@@ -115,6 +115,22 @@ describe('policy', () => {
       'defaults.reclaimWindow: expected at least 1m: refusals are counted per minute, back from the newest',
       'services[0].reclaimWindow: expected at least 1m: refusals are counted per minute, back from the newest',
     ]);
+    // A work message's age is judged with a minute of clock skew allowed: a fanout.staleAfter
+    // under that drops every message on its delivery time alone, and nothing is governed.
+    expect(
+      faultsOf({
+        ...withDefaults({}),
+        fanout: { topic: 'projects/p/topics/work', staleAfter: '0s' },
+      }),
+    ).toEqual([
+      'fanout.staleAfter: expected at least 1m: a work message is judged with a minute of clock skew allowed, so a shorter one would drop every message on its delivery time alone',
+    ]);
+    expect(() =>
+      parsePolicy({
+        ...withDefaults({}),
+        fanout: { topic: 'projects/p/topics/w', staleAfter: '1m' },
+      }),
+    ).not.toThrow();
     // At the limits, and a lookback equal to staleAfter, are accepted.
     for (const defaults of [
       { staleAfter: '5m', lookback: '5m' },
