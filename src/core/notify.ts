@@ -23,12 +23,17 @@ import { compareText, poolKey } from './pool.js';
 /** What the store keeps of one firing condition: enough to re-notify and to resolve it. */
 export const ConditionRecord = Alert.pick({
   type: true,
-  severity: true,
   project: true,
   region: true,
   accelerator: true,
   zonalRedundancy: true,
   service: true,
+  /**
+   * `severity` is the one last published: a fall is not sent until renotifyAfter, so a rise back
+   * to what the receiver last heard is no news, and the resolved message keeps the severity a
+   * subscription filtered on it received (docs/alerts.md, "Receiving them").
+   */
+  severity: true,
   /** The latest summary and details seen, whether or not they were published. */
   summary: true,
   details: true,
@@ -184,8 +189,11 @@ export function decideNotifications(input: NotifyInput): NotifyOutput {
         notifications: before.notifications + 1,
       };
     } else {
+      // Nothing sent: the receiver still knows the condition at the severity last sent (a fall
+      // is not news until renotifyAfter; a rise back to it is none at all).
       next[key] = {
         ...seen,
+        severity: before.severity,
         firingSince,
         lastNotifiedAt: before.lastNotifiedAt,
         notifications: before.notifications,

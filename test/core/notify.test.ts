@@ -180,12 +180,26 @@ describe('decideNotifications', () => {
     expect(() => Alert.parse(rose.publish[0])).not.toThrow();
     expect(rose.next[warning.dedupKey]).toMatchObject({ severity: 'ERROR', notifications: 2 });
     expect(run(rose.next, [error], 20 * 60_000).publish).toEqual([]);
-    // A fall waits for renotifyAfter, as any other change of its facts does.
+    // A fall waits for renotifyAfter, as any other change of its facts does: the receiver still
+    // knows the condition as ERROR, so that is the severity kept.
     const fell = run(rose.next, [warning], 30 * 60_000);
     expect(fell.publish).toEqual([]);
-    expect(fell.next[warning.dedupKey]).toMatchObject({ severity: 'WARNING' });
-    // And a rise after the fall is news again.
-    expect(run(fell.next, [error], 40 * 60_000).publish[0]?.details).toMatchObject({
+    expect(fell.next[warning.dedupKey]).toMatchObject({
+      severity: 'ERROR',
+      summary: warning.summary,
+    });
+    // A rise back to what was last sent is no news: a condition that flaps between WARNING and
+    // ERROR pages once per renotifyAfter, not at every rise.
+    const back = run(fell.next, [error], 40 * 60_000);
+    expect(back.publish).toEqual([]);
+    // Resolved now, it says ERROR: a subscription filtered on ERROR got the firing, and gets this.
+    const gone = run(back.next, [], 50 * 60_000);
+    expect(gone.publish).toMatchObject([{ status: 'resolved', severity: 'ERROR' }]);
+    // Once the fall is sent (renotifyAfter), a rise after it is news again.
+    const sentFall = run(fell.next, [warning], 10 * 60_000 + HOUR);
+    expect(sentFall.publish).toMatchObject([{ severity: 'WARNING' }]);
+    expect(sentFall.next[warning.dedupKey]).toMatchObject({ severity: 'WARNING' });
+    expect(run(sentFall.next, [error], 20 * 60_000 + HOUR).publish[0]?.details).toMatchObject({
       escalatedFrom: 'WARNING',
     });
   });
