@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-import { main, mustFinishRunning } from '../dist/src/cli/main.js';
+import { interruptPrompts, main, mustFinishRunning } from '../dist/src/cli/main.js';
 
 // A client library's background failure must reach the user as one line, never a stack trace.
 const oneLine = (e) => (e instanceof Error ? e.message.split('\n')[0] : String(e));
@@ -43,6 +43,14 @@ for (const [signal, code] of [
       process.exit(code);
     }
     interrupted = true;
+    // At the confirmation prompt nothing is written yet: the signal answers it no, and the run
+    // ends as a declined one does (its lease released).
+    if (interruptPrompts()) {
+      process.stderr.write(
+        `\n${signal}: not confirmed, nothing written; the run ends (its record, its lease); ${signal} again stops at once\n`,
+      );
+      return;
+    }
     process.stderr.write(
       `\n${signal}: finishing the run first (the writes it planned, its record, its lease); ${signal} again stops at once\n`,
     );

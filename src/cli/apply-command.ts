@@ -1,4 +1,3 @@
-import { createInterface } from 'node:readline/promises';
 import type { Plan } from '../core/plan.js';
 import { restoreProgress } from '../core/restore.js';
 import { CAUSE_LABELS, type WriteCause } from '../core/write-result.js';
@@ -12,7 +11,7 @@ import { createRuntime, newRunId } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
 import { failureLine } from './hints.js';
-import { mustFinish } from './finishing.js';
+import { askYes, mustFinish } from './finishing.js';
 import type { Streams } from './io.js';
 import { colorsFor, renderAlerts, renderPlan } from './render.js';
 
@@ -66,15 +65,7 @@ export async function runApply(
           // The plan's alerts are left out here: the run prints what it published, once, below.
           io.stdout.write(renderPlan(plan, c, { alerts: false }));
           if (flags.yes) return true;
-          const rl = createInterface({ input: process.stdin, output: process.stdout });
-          try {
-            const answer = await rl.question(
-              `\nWrite these ${plan.changes.length} change(s)? Only "yes" is accepted: `,
-            );
-            return answer.trim() === 'yes';
-          } finally {
-            rl.close();
-          }
+          return askYes(`\nWrite these ${plan.changes.length} change(s)? Only "yes" is accepted: `);
         },
       }),
     );

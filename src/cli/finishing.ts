@@ -1,3 +1,5 @@
+import { createInterface } from 'node:readline/promises';
+
 /**
  * Work the process must finish even when its reader has gone: a run that holds leases and writes
  * (`apply`, `restore`) or breaks them (`unlock`). `governor apply --yes | head` closes the pipe
@@ -21,4 +23,42 @@ export async function mustFinish<T>(work: () => Promise<T>): Promise<T> {
 /** Whether work the process must finish is running. */
 export function mustFinishRunning(): boolean {
   return running > 0;
+}
+
+/** The confirmation prompts waiting for an answer (askYes), each stopped by its controller. */
+const prompts = new Set<AbortController>();
+
+/**
+ * Asks `question` on the terminal: true only for "yes". Ctrl-C typed at the prompt, or Ctrl-C or
+ * SIGTERM sent to the process while it waits (bin/governor.js calls interruptPrompts), is a no:
+ * nothing is written yet, and the run that asked (holding its lease) ends as a declined one does,
+ * its lease released, instead of waiting for an answer the one who stopped it will not give.
+ */
+export async function askYes(
+  question: string,
+  input: NodeJS.ReadableStream = process.stdin,
+  output: NodeJS.WritableStream = process.stdout,
+): Promise<boolean> {
+  const rl = createInterface({ input, output });
+  const controller = new AbortController();
+  prompts.add(controller);
+  try {
+    const answer = await rl.question(question, { signal: controller.signal });
+    return answer.trim() === 'yes';
+  } catch (e) {
+    // readline's AbortError: Ctrl-C typed at the prompt closes it, an abort stops it.
+    if (!(e instanceof Error && e.name === 'AbortError')) throw e;
+    output.write('\n');
+    return false;
+  } finally {
+    prompts.delete(controller);
+    rl.close();
+  }
+}
+
+/** Answers every waiting prompt (askYes) no; whether one was waiting. */
+export function interruptPrompts(): boolean {
+  if (prompts.size === 0) return false;
+  for (const c of prompts) c.abort();
+  return true;
 }

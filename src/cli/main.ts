@@ -446,7 +446,7 @@ export function buildProgram(
   return program;
 }
 
-export { mustFinishRunning } from './finishing.js';
+export { interruptPrompts, mustFinishRunning } from './finishing.js';
 
 /**
  * Runs the command line; returns the exit code. The environment is parsed here, once; errors are

@@ -1,5 +1,4 @@
 import { hostname } from 'node:os';
-import { createInterface } from 'node:readline/promises';
 
 import { processExists } from '../adapters/file-lock.js';
 
@@ -9,7 +8,7 @@ import { LeaseCorruptError, type Lease, type SeenLease, type StateStore } from '
 import { createStore } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
-import { mustFinish } from './finishing.js';
+import { askYes, mustFinish } from './finishing.js';
 import type { Streams } from './io.js';
 
 export interface UnlockFlags {
@@ -141,14 +140,8 @@ async function readOrReport(
   }
 }
 
-async function confirm(count: number): Promise<boolean> {
-  const rl = createInterface({ input: process.stdin, output: process.stdout });
-  try {
-    const answer = await rl.question(
-      `\nBreak ${count} lease(s)? If another governor is still running, two will write at once. Only "yes" is accepted: `,
-    );
-    return answer.trim() === 'yes';
-  } finally {
-    rl.close();
-  }
+function confirm(count: number): Promise<boolean> {
+  return askYes(
+    `\nBreak ${count} lease(s)? If another governor is still running, two will write at once. Only "yes" is accepted: `,
+  );
 }

@@ -1,5 +1,12 @@
-import { execFile, spawn } from 'node:child_process';
-import { existsSync, mkdirSync, mkdtempSync, utimesSync, writeFileSync } from 'node:fs';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import {
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  utimesSync,
+  writeFileSync,
+} from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
@@ -14,6 +21,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'governor-apply-'));
 const PROJECT = 'cli-project';
 const REGION = 'us-central1';
 let emulator: RunningEmulator;
+const hasScript = scriptAvailable();
 
 const policy = join(tmp, 'policy.yaml');
 writeFileSync(
@@ -384,4 +392,69 @@ describe('governor apply --yes interrupted (Ctrl-C, SIGTERM) while it writes', (
     expect(r.lease).not.toBeNull();
     for (const w of r.writes) expect(w.pool?.capsGpus).toBeLessThanOrEqual(5);
   });
+
+  /**
+   * Runs apply without --yes on a terminal (util-linux `script` gives it one), and once it asks
+   * for confirmation stops it with `stop`: Ctrl-C typed, or a signal sent to the process.
+   */
+  async function atPrompt(stop: 'ctrl-c' | NodeJS.Signals, stateDir: string) {
+    slow.edit({ project: PROJECT, region: REGION, service: 'idle', maxInstances: 4 });
+    const before = slow.writes().length;
+    mkdirSync(stateDir, { recursive: true });
+    const pidFile = join(stateDir, 'governor.pid');
+    const runSh = join(stateDir, 'run.sh');
+    writeFileSync(
+      runSh,
+      `echo $$ > '${pidFile}'\nexec '${process.execPath}' bin/governor.js apply --policy '${policy}' --state-dir '${stateDir}'\n`,
+    );
+    const child = spawn('script', ['-qfec', `sh '${runSh}'`, '/dev/null'], {
+      env: { ...process.env, ...slow.env, NO_COLOR: '1' },
+    });
+    let out = '';
+    let stopped = false;
+    child.stdout.on('data', (chunk: Buffer) => {
+      out += chunk.toString();
+      if (!stopped && out.includes('Only "yes" is accepted')) {
+        stopped = true;
+        if (stop === 'ctrl-c') child.stdin.write('\x03');
+        else process.kill(Number(readFileSync(pidFile, 'utf8')), stop);
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(stopped).toBe(true);
+    const store = createFileStateStore({ dir: stateDir });
+    try {
+      return {
+        code,
+        out,
+        writes: slow.writes().slice(before),
+        lease: await store.readLease(PROJECT),
+        runs: await store.listRuns(PROJECT),
+      };
+    } finally {
+      await store.close();
+    }
+  }
+
+  it.skipIf(!hasScript).each(['ctrl-c', 'SIGTERM', 'SIGINT'] as const)(
+    '%s at the confirmation prompt is a no: nothing written, the lease released, the run recorded',
+    async (stop) => {
+      const r = await atPrompt(stop, join(tmp, `state-prompt-${stop}`));
+      if (stop !== 'ctrl-c') expect(r.out).toContain(`${stop}: not confirmed, nothing written`);
+      expect(r.out).toContain('Nothing written: not confirmed.');
+      expect(r.code).toBe(0);
+      expect(r.writes).toEqual([]);
+      expect(r.lease).toBeNull();
+      expect(r.runs[0]).toMatchObject({ outcome: 'ok', changes: 0 });
+    },
+  );
 });
+
+/** Whether util-linux `script`, which runs a command on a terminal of its own, is here. */
+function scriptAvailable(): boolean {
+  try {
+    return execFileSync('script', ['--version'], { encoding: 'utf8' }).includes('util-linux');
+  } catch {
+    return false;
+  }
+}
