@@ -658,13 +658,27 @@ export function parseStoredKnown<S extends z.ZodType>(
   if (!parsed.error.issues.every((i) => i.code === 'unrecognized_keys')) {
     throw new StateCorruptError(what, zodFaults(parsed.error), { cause: parsed.error });
   }
-  const pruned = structuredClone(value);
+  // Copied only along the paths to what is left out, never whole: an unknown field may hold
+  // anything (nested deeper than structuredClone can copy, or large), and none of it is read.
+  const own = (node: object, key: PropertyKey): unknown =>
+    Object.getOwnPropertyDescriptor(node, key)?.value;
+  const copy = (node: unknown): Record<PropertyKey, unknown> =>
+    (Array.isArray(node) ? [...node] : { ...(node as object) }) as Record<PropertyKey, unknown>;
+  const pruned = copy(value);
   for (const issue of parsed.error.issues) {
     if (issue.code !== 'unrecognized_keys') continue;
-    const at = issue.path.reduce<unknown>(
-      (node, key) => (node as Record<PropertyKey, unknown>)[key],
-      pruned,
-    ) as Record<string, unknown>;
+    let at = pruned;
+    for (const key of issue.path) {
+      const child = copy(own(at, key));
+      // Defined, not assigned: a key such as `__proto__` stays a key, never a prototype.
+      Object.defineProperty(at, key, {
+        value: child,
+        writable: true,
+        enumerable: true,
+        configurable: true,
+      });
+      at = child;
+    }
     for (const key of issue.keys) delete at[key];
   }
   return parseStored(schema, pruned, what);
