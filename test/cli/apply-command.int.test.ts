@@ -1,4 +1,4 @@
-import { execFile, execFileSync, spawn } from 'node:child_process';
+import { execFile, spawn } from 'node:child_process';
 import {
   existsSync,
   mkdirSync,
@@ -21,7 +21,6 @@ const tmp = mkdtempSync(join(tmpdir(), 'governor-apply-'));
 const PROJECT = 'cli-project';
 const REGION = 'us-central1';
 let emulator: RunningEmulator;
-const hasScript = scriptAvailable();
 
 const policy = join(tmp, 'policy.yaml');
 writeFileSync(
@@ -420,7 +419,17 @@ describe('governor apply --yes interrupted (Ctrl-C, SIGTERM) while it writes', (
         else process.kill(Number(readFileSync(pidFile, 'utf8')), stop);
       }
     });
-    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    const code = await new Promise<number | null>((resolve, reject) => {
+      child.on('close', resolve);
+      // Never skipped: without `script` the test fails, saying what to install.
+      child.on('error', (e) =>
+        reject(
+          new Error(
+            `util-linux script gives the CLI a terminal here and could not run (${e.message}): install it (Debian: bsdutils)`,
+          ),
+        ),
+      );
+    });
     expect(stopped).toBe(true);
     const store = createFileStateStore({ dir: stateDir });
     try {
@@ -436,7 +445,7 @@ describe('governor apply --yes interrupted (Ctrl-C, SIGTERM) while it writes', (
     }
   }
 
-  it.skipIf(!hasScript).each(['ctrl-c', 'SIGTERM', 'SIGINT'] as const)(
+  it.each(['ctrl-c', 'SIGTERM', 'SIGINT'] as const)(
     '%s at the confirmation prompt is a no: nothing written, the lease released, the run recorded',
     async (stop) => {
       const r = await atPrompt(stop, join(tmp, `state-prompt-${stop}`));
@@ -449,12 +458,3 @@ describe('governor apply --yes interrupted (Ctrl-C, SIGTERM) while it writes', (
     },
   );
 });
-
-/** Whether util-linux `script`, which runs a command on a terminal of its own, is here. */
-function scriptAvailable(): boolean {
-  try {
-    return execFileSync('script', ['--version'], { encoding: 'utf8' }).includes('util-linux');
-  } catch {
-    return false;
-  }
-}
