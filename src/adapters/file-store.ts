@@ -11,7 +11,7 @@
  * older than a stale lock. See `file-lock.ts` for the lock.
  */
 import { DiscoveryCache } from '../core/discovery.js';
-import { jsonErrorText } from '../core/document.js';
+import { jsonErrorText, nestingFault } from '../core/document.js';
 import type { DiscoveryCacheStore } from '../ports/index.js';
 import { randomUUID } from 'node:crypto';
 import { link, mkdir, open, readdir, rename, stat } from 'node:fs/promises';
@@ -228,6 +228,7 @@ export function createFileStateStore(
     async loadDiscovery() {
       const text = await readStateFile(discoveryFile, 'discovery cache');
       if (text === null) return null;
+      refuseDeepNesting(text, `discovery cache ${discoveryFile}`);
       let raw: unknown;
       try {
         raw = JSON.parse(text);
@@ -453,6 +454,7 @@ async function readDocument(file: string, project: string): Promise<StoredDocume
   if (text === null) {
     return { schema: 1, project, conditions: null, lease: null, runs: [], outbox: [] };
   }
+  refuseDeepNesting(text, `state file ${file}`);
   let raw: unknown;
   try {
     raw = JSON.parse(text);
@@ -476,6 +478,17 @@ async function readDocument(file: string, project: string): Promise<StoredDocume
     ...doc,
     runs: doc.runs.map((r, i) => parseRunRecord(r, `state file ${file}, runs[${i}]`)),
   };
+}
+
+/**
+ * A stored file nested far deeper than the governor ever writes (its documents nest about ten
+ * levels) is refused before it is parsed, naming it: keys this version does not know are kept as
+ * stored, and one nested thousands of levels deep would make every later write fail with a stack
+ * overflow that names nothing (`nestingFault`, the same bound as the policy's documents).
+ */
+function refuseDeepNesting(text: string, what: string): void {
+  const fault = nestingFault(text);
+  if (fault !== null) throw new StateCorruptError(what, [fault]);
 }
 
 /**

@@ -198,6 +198,27 @@ describe('file store: on disk', () => {
     expect((error as Error).message).toContain('schema');
   });
 
+  it('refuses a state file nested far deeper than the governor writes, naming it, and writes nothing', async () => {
+    const project = freshProject();
+    const file = join(dir, `${encodeURIComponent(project)}.json`);
+    await store.saveConditions(project, {}, null);
+    // A key this version does not know, nested 5,000 deep: kept as stored, it would make every
+    // later write overflow the stack with an error that names nothing.
+    const deep = `${'['.repeat(5_000)}${']'.repeat(5_000)}`;
+    const text = JSON.stringify(await stateFile(project)).replace(/}$/, `,"deep":${deep}}`);
+    await writeFile(file, text);
+    const error = await store
+      .acquireLease(project, 'alpha', 60_000, '2026-11-27T10:00:00.000Z')
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
+    expect(error).toBeInstanceOf(StateCorruptError);
+    expect((error as Error).message).toContain(file);
+    expect((error as Error).message).toContain('nested more than 100 deep');
+    expect(await readFile(file, 'utf8')).toBe(text);
+  });
+
   it('defaults to .governor/state', () => {
     expect(DEFAULT_STATE_DIR).toBe(join('.governor', 'state'));
   });
