@@ -48,24 +48,27 @@ async function governor(
   }
 }
 
+/** Quota 5: `idle` holds 4 and uses nothing, `busy` needs 3 and may use 1. */
+const fleet = () => ({
+  start: '2026-11-27T12:00:00Z',
+  warmupMinutes: 40,
+  projects: [
+    {
+      id: PROJECT,
+      pools: [{ region: REGION, quota: 5 }],
+      services: [
+        { name: 'idle', region: REGION, gpu: {}, maxInstances: 4, demand: 0 },
+        { name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: 3 },
+      ],
+    },
+  ],
+});
+
 beforeAll(async () => {
   emulator = await startEmulator({
     speed: 'manual',
     operationDelayMs: 20,
-    fleet: {
-      start: '2026-11-27T12:00:00Z',
-      warmupMinutes: 40,
-      projects: [
-        {
-          id: PROJECT,
-          pools: [{ region: REGION, quota: 5 }],
-          services: [
-            { name: 'idle', region: REGION, gpu: {}, maxInstances: 4, demand: 0 },
-            { name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: 3 },
-          ],
-        },
-      ],
-    },
+    fleet: fleet(),
   });
 });
 afterAll(async () => {
@@ -306,20 +309,7 @@ describe('governor apply --yes interrupted (Ctrl-C, SIGTERM) while it writes', (
     slow = await startEmulator({
       speed: 'manual',
       operationDelayMs: 1_200,
-      fleet: {
-        start: '2026-11-27T12:00:00Z',
-        warmupMinutes: 40,
-        projects: [
-          {
-            id: PROJECT,
-            pools: [{ region: REGION, quota: 5 }],
-            services: [
-              { name: 'idle', region: REGION, gpu: {}, maxInstances: 4, demand: 0 },
-              { name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: 3 },
-            ],
-          },
-        ],
-      },
+      fleet: fleet(),
     });
   });
   afterAll(async () => {
