@@ -31,7 +31,8 @@ export const ConditionRecord = Alert.pick({
   /**
    * `severity` is the one last published: a fall is not sent until renotifyAfter, so a rise back
    * to what the receiver last heard is no news, and the resolved message keeps the severity a
-   * subscription filtered on it received (docs/alerts.md, "Receiving them").
+   * subscription filtered on it received (docs/alerts.md, "Receiving them"); a fall, once due,
+   * resolves the episode at that severity and fires a new one at the lower.
    */
   severity: true,
   /** The latest summary and details seen, whether or not they were published. */
@@ -169,11 +170,23 @@ export function decideNotifications(input: NotifyInput): NotifyOutput {
     // waiting for renotifyAfter would keep the worse news at the lesser severity until then.
     const escalated =
       Severity.options.indexOf(alert.severity) > Severity.options.indexOf(before.severity);
-    if (
+    const due =
       escalated ||
       beyondSkew(before.lastNotifiedAt, nowMs) ||
-      nowMs - Date.parse(before.lastNotifiedAt) >= renotifyAfterMs
-    ) {
+      nowMs - Date.parse(before.lastNotifiedAt) >= renotifyAfterMs;
+    const fell =
+      Severity.options.indexOf(alert.severity) < Severity.options.indexOf(before.severity);
+    if (due && fell) {
+      // A fall, due to be told: the episode at the higher severity ends (its resolve at that
+      // severity, which a subscription filtering on it receives: the page it opened closes) and
+      // one at the lower severity begins. Sent as a re-notification at the lower severity alone,
+      // an ERROR-only subscription would never hear the end of what it was paged for.
+      resolved.push(resolvedMessage(key, before, now, nowMs, runId));
+      firing.push(
+        firingMessage(alert, { firingSince: now, fellFrom: before.severity }, now, runId),
+      );
+      next[key] = { ...seen, firingSince: now, lastNotifiedAt: now, notifications: 1 };
+    } else if (due) {
       firing.push(
         firingMessage(
           alert,
@@ -221,6 +234,17 @@ export function acknowledgedState(
   const next: ConditionState = { ...output.next };
   for (const m of output.publish) {
     if (m.status === 'event' || acknowledged.has(m.id)) continue;
+    // A fall's new episode that did not go out after its old one's resolve did: the old one is
+    // over; the new one fires as new next run.
+    if (
+      m.status === 'firing' &&
+      output.publish.some(
+        (r) => r.status === 'resolved' && r.dedupKey === m.dedupKey && acknowledged.has(r.id),
+      )
+    ) {
+      delete next[m.dedupKey];
+      continue;
+    }
     const before = previous[m.dedupKey];
     if (before === undefined) delete next[m.dedupKey];
     else next[m.dedupKey] = before;
@@ -230,7 +254,7 @@ export function acknowledgedState(
 
 function firingMessage(
   alert: Alert,
-  extra: { firingSince: string; renotify?: true; escalatedFrom?: Severity },
+  extra: { firingSince: string; renotify?: true; escalatedFrom?: Severity; fellFrom?: Severity },
   now: string,
   runId: string,
 ): Alert {

@@ -165,7 +165,7 @@ describe('decideNotifications', () => {
     expect(run(third.next, [pressure(east)], 2 * HOUR).publish).toHaveLength(1);
   });
 
-  it('sends a condition again at once when its severity rises, never when it falls', () => {
+  it('sends a rise in severity at once; a fall, once due, as the end of one episode and the start of another', () => {
     const warning = pressure(east);
     const error: Alert = { ...warning, severity: 'ERROR', summary: 'Demand is 9 GPUs, and worse' };
     const s0 = run({}, [warning], 0).next;
@@ -195,13 +195,38 @@ describe('decideNotifications', () => {
     // Resolved now, it says ERROR: a subscription filtered on ERROR got the firing, and gets this.
     const gone = run(back.next, [], 50 * 60_000);
     expect(gone.publish).toMatchObject([{ status: 'resolved', severity: 'ERROR' }]);
-    // Once the fall is sent (renotifyAfter), a rise after it is news again.
+    // Once the fall is due (renotifyAfter), the ERROR episode resolves, at ERROR (the page a
+    // subscription filtered on ERROR opened closes), and a WARNING one begins.
     const sentFall = run(fell.next, [warning], 10 * 60_000 + HOUR);
-    expect(sentFall.publish).toMatchObject([{ severity: 'WARNING' }]);
-    expect(sentFall.next[warning.dedupKey]).toMatchObject({ severity: 'WARNING' });
+    expect(sentFall.publish).toMatchObject([
+      { status: 'resolved', severity: 'ERROR', details: { firingSince: at(0) } },
+      {
+        status: 'firing',
+        severity: 'WARNING',
+        details: { fellFrom: 'ERROR', firingSince: at(10 * 60_000 + HOUR) },
+      },
+    ]);
+    expect(sentFall.publish[1]?.details).not.toHaveProperty('renotify');
+    for (const m of sentFall.publish) expect(() => Alert.parse(m)).not.toThrow();
+    expect(new Set(sentFall.publish.map((m) => m.id)).size).toBe(2);
+    expect(sentFall.next[warning.dedupKey]).toMatchObject({
+      severity: 'WARNING',
+      notifications: 1,
+      firingSince: at(10 * 60_000 + HOUR),
+    });
+    // A rise after it is news again.
     expect(run(sentFall.next, [error], 20 * 60_000 + HOUR).publish[0]?.details).toMatchObject({
       escalatedFrom: 'WARNING',
     });
+    // Only the resolve went out: the ERROR episode is over, and the WARNING one fires as new.
+    const resolveOnly = new Set([sentFall.publish[0]?.id ?? '']);
+    const saved = acknowledgedState(fell.next, sentFall, resolveOnly);
+    expect(saved[warning.dedupKey]).toBeUndefined();
+    expect(run(saved, [warning], 15 * 60_000 + HOUR).publish).toMatchObject([
+      { status: 'firing', severity: 'WARNING' },
+    ]);
+    // Nothing went out: as before the run, and the next run tells the fall again.
+    expect(acknowledgedState(fell.next, sentFall, new Set())).toEqual(fell.next);
   });
 
   it('re-notifies a condition whose last notification is dated later than now (a wrong clock or a hand edit)', () => {
