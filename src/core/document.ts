@@ -156,12 +156,13 @@ export function nestingFault(text: string): Fault | null {
 
 /**
  * Why JSON.parse refused a text, without the excerpt of the text Node quotes in its message
- * (`Unexpected token 'r', "root:x:0:0"... is not valid JSON`): a stored file's content is not
- * echoed into logs and alerts, whatever the file turns out to hold.
+ * (`Unexpected token 'r', "root:x:0:0"... is not valid JSON`, or `..."tions":nul\n" is not
+ * valid JSON` from the middle of a text): a stored file's content is not echoed into logs and
+ * alerts, whatever the file turns out to hold.
  */
 export function jsonErrorText(error: unknown): string {
   return errorMessage(error)
-    .replace(/,\s*"[\s\S]*"(?:\.\.\.)?\s+is not valid JSON$/, '')
+    .replace(/,\s*(?:\.\.\.)?"[\s\S]*"(?:\.\.\.)?\s+is not valid JSON$/, '')
     .replace(/ in JSON at position (\d+)[\s\S]*$/, ' at position $1');
 }
 

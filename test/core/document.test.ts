@@ -155,6 +155,9 @@ describe('reading a document', () => {
     expect(told).not.toContain('root:x');
     expect(told).toMatch(/^Unexpected token/);
     expect(jsonErrorText(refusal('{"a": 1'))).not.toContain('"a"');
+    // From the middle of a longer text Node's excerpt starts with "...".
+    const middle = jsonErrorText(refusal('{"schema":1,"project":"secret-project","apikey":nul\n'));
+    expect(middle).toBe("Unexpected token '\n'");
   });
 
   it('names an empty document instead of "expected object, received null"', () => {
