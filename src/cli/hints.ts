@@ -17,12 +17,21 @@ export function emulatorGoneHint(
   return 'is `governor emulator` still running? Each start prints new addresses to export; unset GOVERNOR_EMULATOR_HOST, GOVERNOR_EMULATOR_ADMIN and PUBSUB_EMULATOR_HOST to use Google instead';
 }
 
-/** The one line a failed command prints on stderr: the error, and the emulator hint if it applies. */
+/**
+ * The hint for a state file the governor cannot read: every run fails on it until a person acts,
+ * and what moving it aside costs is in the runbook. Null when the failure is not that.
+ */
+export function corruptStateHint(text: string): string | null {
+  if (!text.includes('Unreadable state file ')) return null;
+  return 'every run fails on it until it is mended or moved aside (the next run then starts a new one, and what it held is lost: docs/alerts.md, "When an alert fires")';
+}
+
+/** The one line a failed command prints on stderr: the error, and a hint if one applies. */
 export function failureLine(
   message: string,
   options: Pick<RuntimeOptions, 'emulatorHost' | 'emulatorAdmin' | 'pubsubEmulatorHost'> | null,
 ): string {
-  const hint = options ? emulatorGoneHint(message, options) : null;
+  const hint = (options ? emulatorGoneHint(message, options) : null) ?? corruptStateHint(message);
   return `error: ${message}${hint ? ` — ${hint}` : ''}\n`;
 }
 

@@ -448,3 +448,23 @@ describe('governor apply --yes interrupted (Ctrl-C, SIGTERM) while it writes', (
     },
   );
 });
+
+describe('governor apply on a state file it cannot read', () => {
+  it('fails in one line naming the file, without quoting it, and says what mending it costs', async () => {
+    const stateDir = join(tmp, 'state-corrupt');
+    mkdirSync(stateDir, { recursive: true });
+    const file = join(stateDir, `${PROJECT}.json`);
+    writeFileSync(file, `{"schema":1,"project":"${PROJECT}","conditions":nul\n`);
+    const before = emulator.writes().length;
+    const r = await governor('apply', '--policy', policy, '--yes', '--state-dir', stateDir);
+    expect(r.code).toBe(1);
+    const errors = r.stderr.split('\n').filter((l) => l.startsWith('error: '));
+    expect(errors).toHaveLength(1);
+    expect(errors[0]).toContain(`Unreadable state file ${file}: not JSON`);
+    expect(errors[0]).not.toContain('conditions');
+    expect(errors[0]).toContain('moved aside');
+    expect(errors[0]).toContain('docs/alerts.md, "When an alert fires"');
+    expect(r.stderr).not.toMatch(/^\s+at /m);
+    expect(emulator.writes().length).toBe(before);
+  });
+});
