@@ -656,7 +656,7 @@ export function parseStoredKnown<S extends z.ZodType>(
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
   if (!parsed.error.issues.every((i) => i.code === 'unrecognized_keys')) {
-    throw new StateCorruptError(what, zodFaults(parsed.error), { cause: parsed.error });
+    throw storedRefusal(what, parsed.error);
   }
   // Copied only along the paths to what is left out, never whole: an unknown field may hold
   // anything (nested deeper than structuredClone can copy, or large), and none of it is read.
@@ -800,7 +800,12 @@ export function parseStored<S extends z.ZodType>(
 ): z.output<S> {
   const parsed = schema.safeParse(value);
   if (parsed.success) return parsed.data;
-  throw new StateCorruptError(what, zodFaults(parsed.error), { cause: parsed.error });
+  throw storedRefusal(what, parsed.error);
+}
+
+/** Stored data that does not fit its schema, naming where it came from and every fault. */
+function storedRefusal(what: string, error: z.ZodError): StateCorruptError {
+  return new StateCorruptError(what, zodFaults(error), { cause: error });
 }
 
 function checkTime(text: string, what: string): number {
