@@ -168,14 +168,14 @@ export function decideNotifications(input: NotifyInput): NotifyOutput {
     // A condition whose severity rose (a misconfiguration that now breaks a required rule, a
     // project no longer governed at all) is sent again at once: a pager routes on severity, and
     // waiting for renotifyAfter would keep the worse news at the lesser severity until then.
-    const escalated =
-      Severity.options.indexOf(alert.severity) > Severity.options.indexOf(before.severity);
+    const change =
+      Severity.options.indexOf(alert.severity) - Severity.options.indexOf(before.severity);
+    const escalated = change > 0;
     const due =
       escalated ||
       beyondSkew(before.lastNotifiedAt, nowMs) ||
       nowMs - Date.parse(before.lastNotifiedAt) >= renotifyAfterMs;
-    const fell =
-      Severity.options.indexOf(alert.severity) < Severity.options.indexOf(before.severity);
+    const fell = change < 0;
     if (due && fell) {
       // A fall, due to be told: the episode at the higher severity ends (its resolve at that
       // severity, which a subscription filtering on it receives: the page it opened closes) and
