@@ -164,6 +164,26 @@ async function messages(count: number): Promise<Record<string, unknown>[]> {
   return received.map((m) => JSON.parse(m.data.toString('utf8')) as Record<string, unknown>);
 }
 
+/**
+ * Runs `body` with the run's state store on Firestore (Google's emulator, a collection of its
+ * own) and a raw client on the same database to plant documents; both closed after.
+ */
+async function onFirestore(body: (raw: Firestore, collection: string) => Promise<void>) {
+  const projectId = 'rc-state';
+  const firestore = await sharedFirestoreEmulator(projectId);
+  process.env.FIRESTORE_EMULATOR_HOST = firestore.endpoint;
+  const collection = `rc-${Math.random().toString(16).slice(2)}`;
+  const raw = new Firestore({ projectId });
+  try {
+    await store.close();
+    store = createFirestoreStateStore({ projectId, collection, timeoutMs: 10_000 });
+    await body(raw, collection);
+  } finally {
+    await raw.terminate();
+    delete process.env.FIRESTORE_EMULATOR_HOST;
+  }
+}
+
 /** Governed caps + unmanaged usage after every write, from the emulator's own write log. */
 function poolTotalsAfterEachWrite(): number[] {
   return emulator.writes().map((w) => (w.pool ? w.pool.capsGpus + w.pool.workerPoolGpus : NaN));
@@ -344,24 +364,14 @@ describe('reconcile', () => {
   });
 
   it('Firestore store (its emulator): a condition a newer version left firing, the same', async () => {
-    const projectId = 'rc-state';
-    const firestore = await sharedFirestoreEmulator(projectId);
-    process.env.FIRESTORE_EMULATOR_HOST = firestore.endpoint;
-    const collection = `rc-${Math.random().toString(16).slice(2)}`;
-    const raw = new Firestore({ projectId });
-    try {
-      await store.close();
-      store = createFirestoreStateStore({ projectId, collection, timeoutMs: 10_000 });
+    await onFirestore(async (raw, collection) => {
       const ref = raw.doc(`${collection}/${PROJECT}/state/conditions`);
       const stored = async () =>
         JSON.parse(String((await ref.get()).get('json'))) as Record<string, unknown>;
       await governsBesideNewerCondition(stored, async (records) => {
         await ref.update({ json: JSON.stringify({ ...(await stored()), ...records }) });
       });
-    } finally {
-      await raw.terminate();
-      delete process.env.FIRESTORE_EMULATOR_HOST;
-    }
+    });
   });
 
   it('a run record dated in the future and an unreadable queued alert neither stop it nor repeat an alert', async () => {
@@ -696,14 +706,7 @@ describe('reconcile: an unreadable count of dropped outbox entries', () => {
   });
 
   it('Firestore store (its emulator), a count document of {}: the same', async () => {
-    const projectId = 'rc-state';
-    const firestore = await sharedFirestoreEmulator(projectId);
-    process.env.FIRESTORE_EMULATOR_HOST = firestore.endpoint;
-    const collection = `rc-${Math.random().toString(16).slice(2)}`;
-    const raw = new Firestore({ projectId });
-    try {
-      await store.close();
-      store = createFirestoreStateStore({ projectId, collection, timeoutMs: 10_000 });
+    await onFirestore(async (raw, collection) => {
       const count = raw.doc(`${collection}/${PROJECT}/state/outbox`);
       await governsThrough({
         plant: () => count.set({}).then(() => undefined),
@@ -712,9 +715,6 @@ describe('reconcile: an unreadable count of dropped outbox entries', () => {
         stored: async () => (await count.get()).data(),
         clean: { dropped: 0 },
       });
-    } finally {
-      await raw.terminate();
-      delete process.env.FIRESTORE_EMULATOR_HOST;
-    }
+    });
   });
 });
