@@ -34,6 +34,14 @@ function file(name: string, text: string): string {
 }
 
 const EXAMPLE = ['--policy', 'examples/policy.yaml', '--snapshot', 'examples/snapshot.json'];
+/** `governor simulate` of the example policy on the example traces. */
+const SIM_TRACES = [
+  'simulate',
+  '--policy',
+  'examples/sim-policy.yaml',
+  '--fleet',
+  'examples/sim-traces.yaml',
+];
 
 describe('governor CLI', () => {
   it('--help lists the commands and exits 0', async () => {
@@ -135,15 +143,7 @@ describe('governor CLI', () => {
   it('simulate --hours takes a decimal number of hours only', async () => {
     // Before: Number() read "0x10" as 16 hours and "1e1" as 10.
     for (const hours of ['0x10', '1e1', ' 2']) {
-      const r = await governor(
-        'simulate',
-        '--policy',
-        'examples/sim-policy.yaml',
-        '--fleet',
-        'examples/sim-traces.yaml',
-        '--hours',
-        hours,
-      );
+      const r = await governor(...SIM_TRACES, '--hours', hours);
       expect(r.code).toBe(2);
       expect(r.stderr).toBe(
         `error: --hours ${JSON.stringify(hours)}: expected a number of hours above 0 and at most 744\n`,
@@ -152,15 +152,7 @@ describe('governor CLI', () => {
   });
 
   it('simulate --hours shorter than one tick is bad usage, not a run in which nothing is governed', async () => {
-    const r = await governor(
-      'simulate',
-      '--policy',
-      'examples/sim-policy.yaml',
-      '--fleet',
-      'examples/sim-traces.yaml',
-      '--hours',
-      '0.001',
-    );
+    const r = await governor(...SIM_TRACES, '--hours', '0.001');
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(
       'error: --hours 0.001: shorter than one tick of the governor (5 min), which would never run\n',
