@@ -1,5 +1,7 @@
 // @ts-check
 import { builtinModules } from 'node:module';
+import { dirname, posix, relative, sep } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
 
@@ -144,7 +146,20 @@ const CORE_GLOBALS = [
   'setInterval',
   'setImmediate',
   'require',
+  'queueMicrotask',
+  // Web Crypto: randomness (randomUUID, getRandomValues).
+  'crypto',
+  'navigator',
+  'WebSocket',
+  'XMLHttpRequest',
+  'EventSource',
 ].map((name) => ({ name, message: 'The core is pure: no I/O, no clock, no timer, no process.' }));
+/** The global object reaches every global by another name (`globalThis.process.env`), past the rules. */
+const GLOBAL_OBJECTS = ['globalThis', 'global', 'self', 'window'].map((name) => ({
+  name,
+  message:
+    'Reach a global by its own name (`process`, not `globalThis.process`), so the lint rules see it.',
+}));
 const CORE_SYNTAX = [
   {
     selector: "NewExpression[callee.name='Date'][arguments.length=0]",
@@ -159,6 +174,59 @@ const CORE_SYNTAX = [
     message: 'The core is pure: take randomness as input (a seed), as the tests do.',
   },
 ];
+
+const ROOT = dirname(fileURLToPath(import.meta.url));
+
+/**
+ * The layer rules read an import's path as written, so they see only paths in their shortest form
+ * that stay inside src/: `./../adapters/x.js`, `../core/../adapters/x.js` or `../../src/adapters/x.js`
+ * would reach a layer past them. This rule holds every relative path of src/ to that form, and
+ * keeps `import('…')` types within their folder as the dynamic imports are.
+ */
+const importPath = {
+  meta: { type: 'problem', schema: [] },
+  create(context) {
+    const file = relative(ROOT, context.filename).split(sep).join('/');
+    const check = (node, kind) => {
+      const path = node?.value;
+      if (typeof path !== 'string' || !path.startsWith('.')) return;
+      const dir = posix.dirname(file);
+      const target = posix.join(dir, path);
+      const way = posix.relative(dir, target);
+      const shortest = way === '..' || way.startsWith('../') ? way : `./${way}`;
+      if (path !== shortest) {
+        context.report({
+          node,
+          message: `Write the path as '${shortest}', so that the layer rules see where it goes.`,
+        });
+        return;
+      }
+      if (file.startsWith('src/') && !target.startsWith('src/')) {
+        context.report({
+          node,
+          message: `src/ imports nothing outside src/ by a relative path ('${path}' leaves it).`,
+        });
+        return;
+      }
+      if (kind === 'type' && path.startsWith('../')) {
+        context.report({
+          node,
+          message:
+            'Import a type across folders with `import type`, so that the layer rules see it.',
+        });
+      }
+    };
+    return {
+      ImportDeclaration: (node) => check(node.source),
+      ExportNamedDeclaration: (node) => check(node.source),
+      ExportAllDeclaration: (node) => check(node.source),
+      ImportExpression: (node) => check(node.source),
+      TSImportType: (node) => check(node.source ?? node.argument?.literal, 'type'),
+      TSExternalModuleReference: (node) => check(node.expression),
+    };
+  },
+};
+const HOUSE = { rules: { 'import-path': importPath } };
 
 /** One config block per layer and depth, with every import rule of the files it covers. */
 function layerConfigs() {
@@ -187,7 +255,11 @@ function layerConfigs() {
       const rules = {
         'no-restricted-imports': ['error', { patterns, paths: NO_ENV_IMPORT }],
         'no-restricted-properties': ['error', NO_ENV, ...(layer === 'core' ? [NO_CLOCK] : [])],
-        ...(layer === 'core' ? { 'no-restricted-globals': ['error', ...CORE_GLOBALS] } : {}),
+        'no-restricted-globals': [
+          'error',
+          ...GLOBAL_OBJECTS,
+          ...(layer === 'core' ? CORE_GLOBALS : []),
+        ],
       };
       configs.push({
         files,
@@ -231,6 +303,7 @@ function layerConfigs() {
         },
       ],
       'no-restricted-properties': 'off',
+      'no-restricted-globals': ['error', ...GLOBAL_OBJECTS],
     },
   });
   // The layer rules see static imports only: a dynamic import stays within its folder, and only
@@ -276,6 +349,11 @@ export default tseslint.config(
       '@typescript-eslint/no-unused-vars': ['error', { argsIgnorePattern: '^_' }],
       'no-empty': ['error', { allowEmptyCatch: false }],
     },
+  },
+  {
+    files: ['src/**/*.ts'],
+    plugins: { house: HOUSE },
+    rules: { 'house/import-path': 'error' },
   },
   ...layerConfigs(),
 );

@@ -180,6 +180,78 @@ describe('a wrong-way import fails lint', () => {
   });
 });
 
+describe('a path the layer rules would not read fails lint', () => {
+  it.each([
+    [
+      'a detour through the own folder',
+      'src/core/x.ts',
+      `import { c } from './../adapters/clock.js';`,
+    ],
+    [
+      'a detour through another folder',
+      'src/core/x.ts',
+      `import { c } from '../core/../adapters/clock.js';`,
+    ],
+    [
+      'a detour out of src/ and back',
+      'src/core/x.ts',
+      `import { c } from '../../src/adapters/clock.js';`,
+    ],
+    ['a doubled slash', 'src/core/x.ts', `import { c } from '..//adapters/clock.js';`],
+    ['a re-export by a detour', 'src/core/x.ts', `export { c } from './../adapters/clock.js';`],
+    ['out of src/', 'src/core/x.ts', `import { c } from '../../bench/fleet.js';`],
+  ])('%s', async (_, filePath, line) => {
+    const found = await problems(filePath, line + (line.startsWith('import') ? use('c') : '\n'));
+    expect(
+      found.some((p) => p.startsWith('house/import-path')),
+      found.join('\n'),
+    ).toBe(true);
+  });
+
+  it('a type imported by `import(…)` across folders', async () => {
+    const code = `export type C = import('../adapters/clock.js').Clock;\n`;
+    expect(await problems('src/core/x.ts', code)).toEqual([
+      expect.stringMatching(/^house\/import-path: .*import type/),
+    ]);
+    // Within its folder, as a dynamic import may.
+    expect(
+      await problems('src/core/x.ts', `export type C = import('./alert.js').Alert;\n`),
+    ).toEqual([]);
+  });
+
+  it.each([
+    ['globalThis.process.env', 'src/adapters/x.ts', 'export const h = globalThis.process.env.X;'],
+    ['global.process.env', 'src/cli/x.ts', "export const h = global['process'].env.X;"],
+    [
+      'globalThis.Date.now() in the core',
+      'src/core/x.ts',
+      'export const h = globalThis.Date.now();',
+    ],
+    [
+      'Reflect.get(globalThis, …)',
+      'src/core/x.ts',
+      "export const f = Reflect.get(globalThis, 'fetch');",
+    ],
+    ["the function's host", 'src/function/index.ts', 'export const h = globalThis.process.env.X;'],
+  ])('a global reached through the global object: %s', async (_, filePath, code) => {
+    const found = await problems(filePath, code + '\n');
+    expect(
+      found.some((p) => p.startsWith('no-restricted-globals')),
+      found.join('\n'),
+    ).toBe(true);
+  });
+
+  it.each([
+    ['crypto.randomUUID()', 'export const id = crypto.randomUUID();'],
+    ['queueMicrotask', 'export const later = () => queueMicrotask(() => undefined);'],
+  ])('the core has no randomness and no scheduling: %s', async (_, code) => {
+    expect(await problems('src/core/x.ts', code + '\n')).toEqual([
+      expect.stringMatching(/^no-restricted-globals/),
+    ]);
+    expect(await problems('src/adapters/x.ts', code + '\n')).toEqual([]);
+  });
+});
+
 describe('the right-way imports pass', () => {
   it.each([
     ['core → errors', 'src/core/x.ts', `import { InputError } from '../errors.js';`],
