@@ -603,7 +603,15 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
   for (const m of all)
     if (m.kind !== 'fixed' && m.level > m.cap)
       raisedPriority = Math.max(raisedPriority ?? -Infinity, m.settings.priority);
-  for (const m of all) describe(m, raised && !overBudget, raisedPriority);
+  // GPUs the plan leaves free in the pool: none to tell where its quota is unknown, none to give
+  // where floors exceed the budget (the rule there raises nothing past a cap).
+  const free =
+    budget === null
+      ? null
+      : status === 'infeasible'
+        ? 0
+        : budget - fixedGpus - sum(movable, (m) => m.level * m.g);
+  for (const m of all) describe(m, raised && !overBudget, raisedPriority, free);
   return {
     budget,
     unmanagedGpus,
@@ -928,9 +936,20 @@ function tiers(ms: Governed[], dir: 'asc' | 'desc'): Governed[][] {
  * The clauses of a service's `why` that depend on the final plan. `moved`: others were raised;
  * `raisedPriority`: the highest priority among them.
  */
-function describe(m: Governed, moved: boolean, raisedPriority: number | null): void {
+function describe(
+  m: Governed,
+  moved: boolean,
+  raisedPriority: number | null,
+  free: number | null,
+): void {
   const to = m.level;
-  if (m.kind === 'active' && m.alloc < m.want) m.why.shortBy = m.want - m.alloc;
+  // Short of its demand in the plan, not at some step of it: where the quota is unknown nothing
+  // is allocated, and the calm and burst steps may still give a service its demand. The pool is
+  // scarce for it when what the plan leaves free buys none of its instances.
+  if (m.kind === 'active' && to < m.want) {
+    m.why.shortBy = m.want - to;
+    if (free !== null && free < m.g) m.why.scarce = true;
+  }
   if (to < m.cap && m.inUse !== null && to < m.inUse) m.why.belowInUse = m.inUse;
   if (m.kind !== 'active') return;
   const kept = Math.min(m.cap, m.ceiling);
@@ -943,7 +962,9 @@ function describe(m: Governed, moved: boolean, raisedPriority: number | null): v
         : {}),
     };
   }
-  if (m.reverseHold && to <= m.cap && m.alloc < m.want) m.why.reverseHeld = m.reverseHold;
+  // The hold keeps it at what it had or what it must keep (its floor, its instances in use).
+  if (m.reverseHold && to <= Math.max(m.cap, m.protect) && to < m.want)
+    m.why.reverseHeld = m.reverseHold;
   if (m.ev && m.poolRefused) {
     // Held room above all of its use that its tail kept sticky (KEEP_TAIL).
     const most = m.ev.most;

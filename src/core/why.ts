@@ -226,7 +226,15 @@ export const PlanWhy = z
       .describe(
         'Lowered recently to make room, not refused since: not raised above its cap until the reverse delay runs out.',
       ),
-    shortBy: Count.min(1).optional().describe('Instances short of its demand: the pool is scarce.'),
+    shortBy: Count.min(1)
+      .optional()
+      .describe(
+        'Instances the planned cap is short of its demand (the reason says why: a scarce pool, the reverse delay, an unknown quota).',
+      ),
+    scarce: z
+      .literal(true)
+      .optional()
+      .describe('Short because what the plan leaves free in the pool buys none of its instances.'),
     belowInUse: Count.optional().describe('Lowered below this many instances in use.'),
     deferred: z
       .strictObject({ limit: Count, stays: Count, planned: Count })
@@ -334,7 +342,8 @@ export function renderReason(why: PlanWhy): string {
       `not raised back: lowered at ${loweredAt}, not refused since, reverse delay runs until ${until}`,
     );
   }
-  if (why.shortBy) clauses.push(`short of demand by ${why.shortBy}: pool is scarce`);
+  if (why.shortBy)
+    clauses.push(`short of demand by ${why.shortBy}${why.scarce ? ': pool is scarce' : ''}`);
   if (why.belowInUse !== undefined) clauses.push(`below the ${why.belowInUse} in use`);
   if (why.deferred) {
     const { limit, stays } = why.deferred;

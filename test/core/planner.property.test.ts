@@ -257,14 +257,43 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
     );
   });
 
-  it('reasons agree with the numbers: a cut, a preemption and a kept floor are told as they end', () => {
+  it('reasons agree with the numbers: a cut, a preemption, a kept floor and a shortage are told as they end', () => {
     assertProperty(
       fc.property(caseArb({ mixedGpus: true }), (c) => {
         const p = run(c);
         fc.pre(p.deferred.length === 0); // a deferred row's why tells the planned level
+        // GPUs each pool's plan leaves free: its budget less every managed cap it plans.
+        const free = new Map<string, number | null>();
+        for (const pool of p.pools) {
+          const key = poolKey(pool);
+          const planned = p.services
+            .filter((r) => r.managed && poolKey(r) === key)
+            .reduce((a, r) => a + r.to * r.gpusPerInstance, 0);
+          free.set(key, pool.budget === null ? null : pool.budget - planned);
+        }
         for (const row of p.services) {
           if (!row.managed) continue;
-          const { cut, preempted, pool } = row.why;
+          const { cut, preempted, pool, shortBy, scarce, reverseHeld } = row.why;
+          if (shortBy !== undefined) {
+            // Short in the plan as it ends, and the reason says why.
+            const floor =
+              facts(c)
+                .get(poolKey(row))
+                ?.governed.find((g) => g.s.name === row.name && g.s.project === row.project)
+                ?.floor ?? 0;
+            expect(row.demand).not.toBeNull();
+            expect(row.to + shortBy).toBeLessThanOrEqual(Math.max(row.demand ?? 0, floor));
+            const left = free.get(poolKey(row)) ?? null;
+            if (scarce) {
+              expect(
+                pool?.kind === 'infeasible' || (left !== null && left < row.gpusPerInstance),
+              ).toBe(true);
+              expect(row.reason).toContain(`short of demand by ${shortBy}: pool is scarce`);
+            } else {
+              expect(reverseHeld !== undefined || pool?.kind === 'quota-unknown').toBe(true);
+              expect(row.reason).not.toContain('pool is scarce');
+            }
+          } else expect(scarce).toBeUndefined();
           if (cut) {
             expect(cut.to).toBe(row.to);
             expect(cut.to).toBeLessThan(cut.from);
