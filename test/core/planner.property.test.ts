@@ -257,7 +257,7 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
     );
   });
 
-  it('reasons agree with the numbers: a cut, a preemption, a kept floor and a shortage are told as they end', () => {
+  it('reasons agree with the numbers: every clause of why is told as the plan ends', () => {
     assertProperty(
       fc.property(caseArb({ mixedGpus: true }), (c) => {
         const p = run(c);
@@ -274,13 +274,13 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
         for (const row of p.services) {
           if (!row.managed) continue;
           const { cut, preempted, pool, shortBy, scarce, reverseHeld } = row.why;
+          const floor =
+            facts(c)
+              .get(poolKey(row))
+              ?.governed.find((g) => g.s.name === row.name && g.s.project === row.project)?.floor ??
+            0;
           if (shortBy !== undefined) {
             // Short in the plan as it ends, and the reason says why.
-            const floor =
-              facts(c)
-                .get(poolKey(row))
-                ?.governed.find((g) => g.s.name === row.name && g.s.project === row.project)
-                ?.floor ?? 0;
             expect(row.demand).not.toBeNull();
             expect(row.to + shortBy).toBeLessThanOrEqual(Math.max(row.demand ?? 0, floor));
             const left = free.get(poolKey(row)) ?? null;
@@ -301,6 +301,23 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
           if (preempted) expect(row.to).toBeLessThanOrEqual(row.from - preempted.instances);
           if (pool?.kind === 'infeasible' && pool.aboveFloor !== undefined)
             expect(pool.aboveFloor).toBe(row.to);
+          const w = row.why;
+          if (w.belowInUse !== undefined) {
+            expect(row.to, 'belowInUse').toBeLessThan(w.belowInUse);
+            expect(row.to, 'belowInUse lowers').toBeLessThan(row.from);
+          }
+          if (w.reclaimed) {
+            expect(row.to + w.reclaimed.instances, 'reclaimed').toBeLessThanOrEqual(row.from);
+          }
+          if (w.reverseHeld)
+            expect(row.to, 'reverseHeld').toBeLessThanOrEqual(Math.max(row.from, floor));
+          if (w.burstShared !== undefined)
+            expect(row.to, 'burstShared').toBeGreaterThanOrEqual(w.burstShared);
+          if (w.burstKept)
+            expect(row.to - (w.burstShared ?? 0), 'burstKept').toBeLessThanOrEqual(w.burstKept.cap);
+          if (w.sticky) expect(row.to, 'sticky').toBeGreaterThanOrEqual(w.sticky.kept);
+          if (w.tailHeld) expect(row.to, 'tailHeld').toBeGreaterThan(w.tailHeld.most);
+          if (w.stickyOverridden) expect(row.to, 'stickyOverridden').toBeLessThan(row.from);
         }
       }),
       params,
