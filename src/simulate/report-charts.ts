@@ -26,10 +26,20 @@ const LEFT = 64;
 const RIGHT = 28;
 /** Minutes averaged into the demand and refused lines. */
 export const SMOOTH_MINUTES = 15;
-/** Most points per per-minute series; longer runs are averaged into buckets. */
-const MAX_POINTS = 1440;
+/**
+ * Most points of a series: one per pixel of the plot. Longer series are averaged into buckets of
+ * a few minutes; more points would only add bytes (a week of sixty services was 5.7 MB).
+ */
+function maxPoints(width: number): number {
+  return width - LEFT - RIGHT;
+}
 
-/** Colours of the caps, one per service in order (Tableau 10 without its red, then a few more). */
+/**
+ * Colours of the caps, one per service in order (Tableau 10 without its red, then a few more), and
+ * the grey of the band that sums the services beyond them: a colour used twice would name two
+ * services in the legend, so a pool of more services than colours draws the ones with the most
+ * cap each in its colour and the rest as one band (the tables give every service).
+ */
 const SERVICE_COLOURS = [
   '#4e79a7',
   '#f28e2b',
@@ -39,11 +49,11 @@ const SERVICE_COLOURS = [
   '#76b7b2',
   '#ff9da7',
   '#9c755f',
-  '#bab0ac',
   '#86bcb6',
   '#d4a6c8',
   '#a0cbe8',
 ] as const;
+export const OTHER_SERVICES_COLOUR = '#bab0ac';
 
 export const COLOURS = {
   quota: '#000000',
@@ -67,7 +77,46 @@ export const STRATEGY_COLOURS: Record<Strategy, string> = {
 };
 
 export function serviceColour(index: number): string {
-  return SERVICE_COLOURS[index % SERVICE_COLOURS.length] ?? '#888888';
+  return SERVICE_COLOURS[index % SERVICE_COLOURS.length] ?? OTHER_SERVICES_COLOUR;
+}
+
+/** A band of the caps chart: one service, or the sum of the services beyond the palette. */
+interface Band {
+  name: string;
+  colour: string;
+  caps: readonly number[];
+}
+
+/**
+ * The caps chart's bands: every service in its own colour when there are colours enough, else the
+ * services with the most cap over the run in theirs (in the pool's order) and the rest summed.
+ */
+export function capBands(series: PoolSeries): Band[] {
+  const caps = (name: string) => series.caps[name] ?? [];
+  const names = series.services;
+  if (names.length <= SERVICE_COLOURS.length)
+    return names.map((name, i) => ({
+      name: `cap ${name}`,
+      colour: serviceColour(i),
+      caps: caps(name),
+    }));
+  const total = (name: string) => caps(name).reduce((a, v) => a + v, 0);
+  const own = new Set(
+    [...names].sort((a, b) => total(b) - total(a)).slice(0, SERVICE_COLOURS.length - 1),
+  );
+  const rest = names.filter((n) => !own.has(n));
+  const summed = new Array<number>(series.demand.length).fill(0);
+  for (const name of rest) caps(name).forEach((v, m) => (summed[m] = (summed[m] ?? 0) + v));
+  return [
+    ...names
+      .filter((n) => own.has(n))
+      .map((name, i) => ({ name: `cap ${name}`, colour: serviceColour(i), caps: caps(name) })),
+    {
+      name: `caps of the ${rest.length} other services`,
+      colour: OTHER_SERVICES_COLOUR,
+      caps: summed,
+    },
+  ];
 }
 
 /** A series as the legend names it and the colour it is drawn in (for the page and its tests). */
@@ -104,29 +153,89 @@ export function bucketMeans(values: readonly number[], startMs: number, size: nu
   return out;
 }
 
-/** Per-minute values as step points, averaged into buckets when the run is long. */
-function perMinute(values: readonly number[], startMs: number): Point[] {
-  const size = Math.max(1, Math.ceil(values.length / MAX_POINTS));
+/** Per-minute values as points, averaged into buckets when there are more than `most`. */
+function perMinute(values: readonly number[], startMs: number, most: number): Point[] {
+  const size = Math.max(1, Math.ceil(values.length / most));
   if (size === 1) return values.map((v, i) => [startMs + i * 60_000, v]);
   return bucketMeans(values, startMs, size);
 }
 
+/**
+ * Stacked step series, each a point only where some series of the stack changes (ECharts stacks a
+ * point on the point of the series below at the same time, so every series gets the same times),
+ * and a last point at the end of the run; caps move at writes, a few an hour, so this is far
+ * fewer points than minutes. When the changes are more than `most`, bucket means instead.
+ */
+export function stackedSteps(
+  stack: readonly (readonly number[])[],
+  startMs: number,
+  most: number,
+): Point[][] {
+  const minutes = Math.max(0, ...stack.map((s) => s.length));
+  const changes: number[] = [];
+  for (let m = 0; m < minutes; m++)
+    if (m === 0 || stack.some((s) => s[m] !== s[m - 1])) changes.push(m);
+  if (changes.length + 1 > most) return stack.map((s) => perMinute(s, startMs, most));
+  return stack.map((s) => [
+    ...changes.map((m): Point => [startMs + m * 60_000, s[m] ?? 0]),
+    [startMs + minutes * 60_000, s[minutes - 1] ?? 0],
+  ]);
+}
+
 /** Tick spacing in minutes for a span: the smallest step giving at most `most` ticks. */
 function tickMinutes(minutes: number, most: number): number {
-  const steps = [15, 30, 60, 120, 180, 360, 720, 1440, 2880, 10080];
+  const steps = [15, 30, 60, 120, 180, 360, 720, 1440, 2880, 4320, 10080];
   return steps.find((s) => minutes / s <= most) ?? 10080;
 }
 
-/** Tick times: every `step` minutes on the local clock (whole hours, local midnight), in the run. */
+/**
+ * Tick times in the run: every `step` minutes of the local clock from each local midnight, or
+ * every `step` ÷ 1440 local midnights. Read off the wall clock, not added as minutes: across a
+ * change of summer time, minutes added put the day ticks at 23:00, under the day before's name.
+ */
 function ticks(frame: TimeFrame, step: number): number[] {
   const endMs = frame.startMs + frame.minutes * 60_000;
-  const local = DateTime.fromMillis(frame.startMs, { zone: frame.timezone });
-  const day = local.startOf('day');
-  const since = Math.ceil(local.diff(day, 'minutes').minutes / step) * step;
-  const out: number[] = [];
-  for (let t = day.plus({ minutes: since }); t.toMillis() <= endMs; t = t.plus({ minutes: step }))
-    out.push(t.toMillis());
+  const first = DateTime.fromMillis(frame.startMs, { zone: frame.timezone }).startOf('day');
+  const times = new Set<number>();
+  for (let i = 0, day = first; day.toMillis() <= endMs; i++, day = first.plus({ days: i })) {
+    if (step >= 1440) {
+      if (i % (step / 1440) === 0) times.add(day.toMillis());
+      continue;
+    }
+    for (let k = 0; k < 1440; k += step)
+      times.add(day.set({ hour: Math.floor(k / 60), minute: k % 60 }).toMillis());
+  }
+  return [...times].filter((t) => t >= frame.startMs && t <= endMs).sort((x, y) => x - y);
+}
+
+/**
+ * The zone's offsets from UTC over the run: the first at minute 0, then one at each minute the
+ * clocks move (summer time); a week across such a change otherwise named one offset for both sides.
+ */
+export function offsetChanges(
+  frame: Pick<TimeFrame, 'startMs' | 'minutes' | 'timezone'>,
+): { minute: number; offset: string }[] {
+  const at = (minute: number) =>
+    DateTime.fromMillis(frame.startMs + minute * 60_000, { zone: frame.timezone });
+  const out = [{ minute: 0, offset: at(0).toFormat('ZZ') }];
+  let offset = at(0).offset;
+  // Hour by hour, then the minute: zones move their clocks on whole or half hours.
+  for (let m = 60; m < frame.minutes + 60; m += 60) {
+    const hour = Math.min(m, frame.minutes);
+    if (at(hour).offset === offset) continue;
+    let minute = Math.max(0, hour - 60);
+    while (at(minute).offset === offset) minute++;
+    offset = at(minute).offset;
+    out.push({ minute, offset: at(minute).toFormat('ZZ') });
+  }
   return out;
+}
+
+/** "UTC+01:00", or "UTC-04:00 then -05:00" when the clocks move during the run. */
+function offsetsName(frame: TimeFrame): string {
+  return `UTC${offsetChanges(frame)
+    .map((c) => c.offset)
+    .join(' then ')}`;
 }
 
 /** The time axis: ticks on whole local hours (or days), labels in the zone, the date once a day. */
@@ -142,12 +251,11 @@ function timeAxis(frame: TimeFrame): echarts.EChartsOption['xAxis'] {
       ? `${t.toFormat('HH:mm')}\n${t.toFormat('ccc d LLL')}`
       : t.toFormat('HH:mm');
   };
-  const offset = DateTime.fromMillis(frame.startMs, { zone: frame.timezone }).toFormat('ZZ');
   return {
     type: 'value',
     min: frame.startMs,
     max: frame.startMs + frame.minutes * 60_000,
-    name: `time (${frame.timezone}, UTC${offset})`,
+    name: `time (${frame.timezone}, ${offsetsName(frame)})`,
     nameLocation: 'middle',
     nameGap: 42,
     splitLine: { show: false },
@@ -315,17 +423,22 @@ function line(name: string, colour: string, data: Point[], extra: Record<string,
 /** The governor's caps stacked per service under the quota, demand and refused demand. */
 export function capsChart(series: PoolSeries, frame: TimeFrame, refusedBy: string): Chart {
   const { startMs, minutes } = frame;
-  const drawn: DrawnSeries[] = [];
-  const caps = series.services.map((name, i) => {
-    const colour = serviceColour(i);
-    drawn.push({ name: `cap ${name}`, colour });
-    return line(`cap ${name}`, colour, perMinute(series.caps[name] ?? [], startMs), {
+  const most = maxPoints(frame.width);
+  const bands = capBands(series);
+  const steps = stackedSteps(
+    bands.map((b) => b.caps),
+    startMs,
+    most,
+  );
+  const drawn: DrawnSeries[] = bands.map((b) => ({ name: b.name, colour: b.colour }));
+  const caps = bands.map((b, i) =>
+    line(b.name, b.colour, steps[i] ?? [], {
       stack: 'caps',
       step: 'end',
-      lineStyle: { color: colour, width: 0.6 },
-      areaStyle: { color: colour, opacity: 0.45 },
-    });
-  });
+      lineStyle: { color: b.colour, width: 0.6 },
+      areaStyle: { color: b.colour, opacity: 0.45 },
+    }),
+  );
   const demandLabel = `demand, ${SMOOTH_MINUTES}-min mean`;
   const refusedLabel = `refused (${refusedBy}), ${SMOOTH_MINUTES}-min mean`;
   drawn.push(
@@ -353,7 +466,7 @@ export function capsChart(series: PoolSeries, frame: TimeFrame, refusedBy: strin
       line('quota', COLOURS.quota, quota, {
         lineStyle: { color: COLOURS.quota, width: 2, type: 'dashed' },
       }),
-      line('demand, per minute', COLOURS.demandMinute, perMinute(series.demand, startMs), {
+      line('demand, per minute', COLOURS.demandMinute, perMinute(series.demand, startMs, most), {
         lineStyle: { color: COLOURS.demandMinute, width: 0.6 },
       }),
       line(demandLabel, COLOURS.demand, bucketMeans(series.demand, startMs, SMOOTH_MINUTES), {
@@ -382,7 +495,7 @@ export function refusedChart(
     drawn.push({ name: s.label, colour });
     let sum = 0;
     const cumulative = series.refused.map((v) => (sum += v));
-    const size = Math.max(1, Math.ceil(cumulative.length / MAX_POINTS));
+    const size = Math.max(1, Math.ceil(cumulative.length / maxPoints(frame.width)));
     const points: Point[] = [[frame.startMs, 0]];
     for (let i = size - 1; i < cumulative.length; i += size)
       points.push([frame.startMs + (i + 1) * 60_000, cumulative[i] ?? 0]);

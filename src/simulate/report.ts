@@ -2,6 +2,7 @@ import { DateTime } from 'luxon';
 import {
   capsChart,
   CHART_WIDTHS,
+  offsetChanges,
   refusedChart,
   SMOOTH_MINUTES,
   type Chart,
@@ -202,20 +203,112 @@ function slug(text: string): string {
 
 /**
  * A chart drawn at each of its widths; the style shows the one that fits the window, so the text of a
- * chart keeps its size on a narrow screen instead of shrinking with the picture.
+ * chart keeps its size on a narrow screen instead of shrinking with the picture. Each picture is an
+ * image to assistive technology, named by `describe`, and the numbers it draws follow it as a table
+ * (closed, so the page stays short): a chart alone tells nothing to a reader who cannot see it.
  */
 function figure(
   kind: string,
   pool: string,
   points: number,
   draw: (width: number) => Chart,
+  describe: string,
+  numbers: string,
 ): string {
   const drawn = Object.entries(CHART_WIDTHS).map(([name, width]) => {
     const chart = draw(width);
     const series = escape(JSON.stringify(chart.series));
-    return `<div class="${name}" data-series="${series}">${chart.svg}</div>`;
+    return `<div class="${name}" role="img" aria-label="${escape(describe)}" data-series="${series}">${chart.svg}</div>`;
   });
-  return `<figure class="chart" data-chart="${kind}" data-pool="${escape(pool)}" data-points="${points}">${drawn.join('')}</figure>`;
+  return `<figure class="chart" data-chart="${kind}" data-pool="${escape(pool)}" data-points="${points}">${drawn.join('')}
+<details><summary>The chart’s numbers</summary>${numbers}</details></figure>`;
+}
+
+/** The chart tables' period: an hour, or longer when a run has more than a week of hours. */
+function periodMinutes(minutes: number): number {
+  return [60, 180, 360, 720].find((p) => minutes / p <= 168) ?? 1440;
+}
+
+/** The periods of the run, each as [first minute, end minute) and its times in the run's zone. */
+function periods(result: SimulationResult): { from: number; to: number; label: string }[] {
+  const step = periodMinutes(result.minutes);
+  const startMs = Date.parse(result.start);
+  const long = result.minutes > 1440;
+  const at = (m: number, withDay: boolean) =>
+    DateTime.fromMillis(startMs + m * 60_000, { zone: result.timezone }).toFormat(
+      withDay ? 'ccc d LLL HH:mm' : 'HH:mm',
+    );
+  const out: { from: number; to: number; label: string }[] = [];
+  for (let from = 0; from < result.minutes; from += step) {
+    const to = Math.min(result.minutes, from + step);
+    out.push({ from, to, label: `${at(from, long)}–${at(to, false)}` });
+  }
+  return out;
+}
+
+const sum = (values: readonly number[], from = 0, to = values.length): number => {
+  let total = 0;
+  for (let m = from; m < to; m++) total += values[m] ?? 0;
+  return total;
+};
+
+/** The pool's quota at a minute of the run. */
+function quotaAt(series: PoolSeries, minute: number): number {
+  let quota = series.quota;
+  for (const c of series.quotaChanges) if (c.minute <= minute) quota = c.quota;
+  return quota;
+}
+
+/** The governor's caps summed over the pool's services, minute by minute. */
+function capsSum(series: PoolSeries): number[] {
+  const out = new Array<number>(series.demand.length).fill(0);
+  for (const caps of Object.values(series.caps))
+    caps.forEach((v, m) => (out[m] = (out[m] ?? 0) + v));
+  return out;
+}
+
+/** The caps chart in words, and its numbers period by period. */
+function capsNumbers(
+  result: SimulationResult,
+  series: PoolSeries,
+  governor: string,
+): { describe: string; table: string } {
+  const caps = capsSum(series);
+  const zone = escape(result.timezone);
+  const rows = periods(result).map(({ from, to, label }) => {
+    const minutes = to - from;
+    const demand = series.demand.slice(from, to);
+    return `<tr><th scope="row">${escape(label)}</th><td>${fmt(quotaAt(series, from))}</td><td>${fmt(sum(caps, from, to) / minutes, 1)}</td><td>${fmt(sum(demand) / minutes, 1)}</td><td>${fmt(Math.max(0, ...demand))}</td><td>${fmt(sum(series.refused, from, to))}</td></tr>`;
+  });
+  const peak = Math.max(0, ...series.demand);
+  const peakAt = series.demand.indexOf(peak);
+  const when = DateTime.fromMillis(Date.parse(result.start) + peakAt * 60_000, {
+    zone: result.timezone,
+  }).toFormat(result.minutes > 1440 ? 'ccc d LLL HH:mm' : 'HH:mm');
+  const describe = `Governor caps, demand and refused demand in ${series.pool}: quota ${fmt(series.quota)} GPUs; demand at most ${fmt(peak)} GPUs, at ${when} (${result.timezone}); the ${governor}’s caps summed to at most ${fmt(Math.max(0, ...caps))} GPUs; it refused ${fmt(sum(series.refused))} GPU-minutes. The table under the chart gives the numbers.`;
+  const table = `<table class="numbers"><caption>Governor caps, demand and refused demand in ${escape(series.pool)}, by period (${zone})</caption><thead><tr><th scope="col">period (${zone})</th><th scope="col">quota (GPUs)</th><th scope="col">caps summed, mean (GPUs)</th><th scope="col">demand, mean (GPUs)</th><th scope="col">demand, busiest minute (GPUs)</th><th scope="col">refused (GPU-min)</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  return { describe, table };
+}
+
+/** The refused chart in words, and every strategy's refused GPU-minutes so far, period by period. */
+function refusedNumbers(
+  result: SimulationResult,
+  pool: string,
+): { describe: string; table: string } {
+  const drawn = result.strategies.flatMap((s) => {
+    const series = s.series.find((p) => p.pool === pool);
+    return series ? [{ label: s.label, refused: series.refused }] : [];
+  });
+  const zone = escape(result.timezone);
+  const rows = periods(result).map(
+    ({ to, label }) =>
+      `<tr><th scope="row">${escape(label)}</th>${drawn.map((d) => `<td>${fmt(sum(d.refused, 0, to))}</td>`).join('')}</tr>`,
+  );
+  const totals = drawn.map((d) => `${d.label} ${fmt(sum(d.refused))}`).join(', ');
+  const describe = `Refused GPU-minutes so far, by strategy, in ${pool}; at the end of the run: ${totals}. The table under the chart gives the numbers.`;
+  const heads = drawn.map((d) => `<th scope="col">${escape(d.label)}</th>`).join('');
+  const table = `<table class="numbers"><caption>Refused GPU-minutes so far in ${escape(pool)}, at the end of each period (${zone})</caption><thead><tr><th scope="col">period (${zone})</th>${heads}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
+  return { describe, table };
 }
 
 function poolSection(
@@ -234,11 +327,20 @@ function poolSection(
   const points = series.demand.length;
   const caps = (w: number) => capsChart(series, frame(w), governor.label);
   const refused = (w: number) => refusedChart(series.pool, result.strategies, frame(w));
+  const capsText = capsNumbers(result, series, governor.label);
+  // Lines that all lie on 0 tell nothing and hide each other: say it instead.
+  const refusedAny = result.strategies.some((s) =>
+    s.series.some((p) => p.pool === series.pool && p.refused.some((v) => v > 0)),
+  );
+  const refusedText = refusedNumbers(result, series.pool);
+  const refusedFigure = refusedAny
+    ? figure('refused', series.pool, points, refused, refusedText.describe, refusedText.table)
+    : '<p class="none">No strategy refused any demand in this pool.</p>';
   return `<section class="pool">
 <h2>${escape(series.pool)}</h2>
 <p>${quotaLine(result, series)}</p>
-${figure('caps', series.pool, points, caps)}
-${figure('refused', series.pool, points, refused)}
+${figure('caps', series.pool, points, caps, capsText.describe, capsText.table)}
+${refusedFigure}
 ${versusStaticCaps(result, series.pool)}
 ${servicesTable(result, series.pool)}
 </section>`;
@@ -271,6 +373,18 @@ function quotaChangesText(result: SimulationResult, series: PoolSeries): string 
     .join('');
 }
 
+/** " (the clocks moved to UTC-05:00 at Sun 1 Nov 01:00)" when they moved during the run. */
+function clockChanges(result: SimulationResult): string {
+  const startMs = Date.parse(result.start);
+  const changes = offsetChanges({ startMs, minutes: result.minutes, timezone: result.timezone })
+    .slice(1)
+    .map((c) => {
+      const at = DateTime.fromMillis(startMs + c.minute * 60_000, { zone: result.timezone });
+      return `to UTC${c.offset} at ${at.toFormat('ccc d LLL HH:mm')}`;
+    });
+  return changes.length ? ` (the clocks moved ${changes.join(', then ')})` : '';
+}
+
 function headline(result: SimulationResult): string {
   const h = result.headline;
   if (!h) return '';
@@ -280,7 +394,7 @@ function headline(result: SimulationResult): string {
       : `<b>${fmt(h.gapClosed, 2)}</b>${h.gapClosed < 0 ? ' (negative: the governor refused more than the equal split)' : ''}`;
   return `<ul class="headline">
 <li>Gap closed, (equal split − governor) ÷ (equal split − the best at the same tick, with hindsight), in refused GPU-minutes: ${gap}; against the clairvoyant oracle (re-split every minute): <b>${h.gapClosedClairvoyant === null ? '—' : fmt(h.gapClosedClairvoyant, 2)}</b></li>
-<li>Refused GPU-minutes, governor ÷ equal split: <b>${h.refusedVsEqualSplit === null ? '—' : fmt(h.refusedVsEqualSplit, 2)}</b></li>
+<li>Refused GPU-minutes, governor ÷ equal split: <b>${h.refusedVsEqualSplit === null ? '—' : fmt(h.refusedVsEqualSplit, 2)}</b>${h.refusedVsEqualSplit === null ? ' (the equal split refused nothing)' : ''}</li>
 <li>Writes per service per hour: <b>${fmt(h.writesPerServiceHour, 2)}</b> · invariant violations: <b>${h.invariantViolations}</b></li>
 </ul>`;
 }
@@ -301,7 +415,7 @@ const HOW_TO_READ = `<section id="how-to-read"><h2>How to read this page</h2>
 <p>The <b>gap closed</b> is the share of the equal split’s excess refusals over the best at the same tick that the governor removes: 1 is as good as that, 0 no better than the equal split, below 0 worse; the same against the clairvoyant oracle is given beside it. The project’s docs/simulation.md defines every metric and docs/rules.md the rules the invariant check enforces.</p>
 </section>`;
 
-const STYLE = `body{font:14px/1.45 system-ui,sans-serif;margin:24px auto;max-width:1200px;padding:0 16px;color:#222}
+const STYLE = `body{font:14px/1.45 system-ui,sans-serif;overflow-wrap:break-word;margin:24px auto;max-width:1200px;padding:0 16px;color:#222}
 table{border-collapse:collapse;margin:12px 0;display:block;overflow-x:auto}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th:first-child{text-align:left}th[title]{cursor:help}table.services tbody th,table.services td{white-space:nowrap}tr.governor{background:#eef4ff;font-weight:600}
 caption{text-align:left;font-weight:600;padding:4px 0}figure{margin:16px 0}figure svg{max-width:100%;height:auto;display:block}
@@ -310,7 +424,9 @@ caption{text-align:left;font-weight:600;padding:4px 0}figure{margin:16px 0}figur
 .note,small{color:#666}.notes{background:#fff6dd;border:1px solid #e8c860;padding:8px 12px}
 dl.columns,dl.strategies{display:grid;grid-template-columns:max-content 1fr;gap:2px 12px;color:#444}
 dl dt{font-weight:600}dl dd{margin:0}.explain{background:#f6f6f6;padding:4px 12px;margin:12px 0}
-@media (max-width:760px){dl.columns,dl.strategies{grid-template-columns:1fr}dl dd{margin-bottom:6px}}`;
+@media (max-width:760px){dl.columns,dl.strategies{grid-template-columns:1fr}dl dd{margin-bottom:6px}}
+details{margin:4px 0 0}summary{cursor:pointer;color:#1f4e9c}table.numbers td{font-variant-numeric:tabular-nums}table.numbers tbody th{white-space:nowrap}
+@media print{body{margin:0;max-width:none;font-size:11px}table{display:table;font-size:10px}table.services tbody th,table.services td{white-space:normal}th,td{padding:2px 4px}figure,tr,.explain{break-inside:avoid}details{display:none}}`;
 
 export function renderReport(result: SimulationResult, options: ReportOptions = {}): string {
   const governor = result.strategies.find((s) => s.strategy === 'governor') ?? result.strategies[0];
@@ -330,7 +446,7 @@ ${STYLE}
 <h1>${escape(title)}</h1>
 ${options.subtitle ? `<p>${escape(options.subtitle)}</p>` : ''}
 ${notes ? `<ul class="notes">${notes}</ul>` : ''}
-<p>From ${escape(start.toFormat('ccc d LLL yyyy HH:mm'))} (${escape(result.timezone)}) for ${fmt(result.minutes / 60, 1)} h, minute by minute; the governor runs every ${result.tickMinutes} min on Monitoring data ${result.lagMinutes} min behind${result.viaEmulator ? ', through the gRPC emulator' : ''}. Every strategy sees the same demand. <a href="#how-to-read">How to read this page</a>.</p>
+<p>From ${escape(start.toFormat('ccc d LLL yyyy HH:mm'))} (${escape(result.timezone)}) for ${fmt(result.minutes / 60, 1)} h${clockChanges(result)}, minute by minute; the governor runs every ${result.tickMinutes} min on Monitoring data ${result.lagMinutes} min behind${result.viaEmulator ? ', through the gRPC emulator' : ''}. Every strategy sees the same demand. <a href="#how-to-read">How to read this page</a>.</p>
 ${headline(result)}
 <h2>Comparison</h2>
 ${comparisonTable(result)}

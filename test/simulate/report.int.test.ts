@@ -9,6 +9,12 @@ import { renderReport } from '../../src/simulate/report.js';
 import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
 import { benchPolicy, mixedFleetScenario, TRACE_DIR } from '../../src/simulate/scenarios.js';
 import { simulate } from '../../src/simulate/simulate.js';
+import {
+  STRATEGIES,
+  STRATEGY_LABELS,
+  type SimulationResult,
+  type StrategyResult,
+} from '../../src/simulate/result.js';
 
 /**
  * The report as a person sees it: rendered from a short simulation, opened in headless Chromium
@@ -47,6 +53,8 @@ async function textBoxes(page: Page): Promise<Box[]> {
     for (const t of document.querySelectorAll('svg text'))
       push(`svg text "${t.textContent ?? ''}"`, t.getBoundingClientRect());
     for (const h of document.querySelectorAll('h1, h2, h3, caption, th, dt')) {
+      // A closed <details> shows only its summary (Chromium still gives its content boxes).
+      if (h.closest('details:not([open])')) continue;
       const range = document.createRange();
       range.selectNodeContents(h);
       for (const r of range.getClientRects()) push(`<${h.tagName}> "${h.textContent ?? ''}"`, r);
@@ -114,9 +122,110 @@ async function charts(page: Page): Promise<LegendCheck[]> {
   );
 }
 
+/** Text that would run as script or end an attribute if the page did not escape it. */
+const EVIL = '<script>alert(1)</script>"onload="alert(2)\'<img src=x onerror=alert(3)>';
+
+/**
+ * A week of sixty services, each named past 60 characters with HTML in it, across the end of
+ * summer time in New York: made by hand, since a scenario accepts only Cloud Run names (and
+ * simulating it takes a minute). Caps move every 5 minutes, as a busy governor's would.
+ */
+function bigResult(): SimulationResult {
+  const minutes = 7 * 1440;
+  const pool = `p-${EVIL}/us-central1/nvidia-l4/zonal`;
+  const names = Array.from(
+    { length: 60 },
+    (_, i) => `team-${String(i).padStart(2, '0')}-serving-with-a-rather-long-model-name-${EVIL}`,
+  );
+  const wave = (i: number, m: number) =>
+    1 + Math.round(2 + 2 * Math.sin((m / 1440 + i / 60) * 2 * Math.PI));
+  const strategy = (s: (typeof STRATEGIES)[number]): StrategyResult => {
+    const refused = Array.from({ length: minutes }, (_, m) => (m % 97 < 10 ? (m % 7) + 1 : 0));
+    const total = refused.reduce((a, v) => a + v, 0);
+    return {
+      strategy: s,
+      label: STRATEGY_LABELS[s],
+      pools: [
+        {
+          pool,
+          quota: 150,
+          available: 150,
+          services: 60,
+          demandGpuMinutes: 1,
+          refusedGpuMinutes: total,
+          idleGpuMinutes: 0,
+          writes: 0,
+          writesPerServiceHour: 0,
+          scarceMinutes: 0,
+          shareError: null,
+          priorityInversions: 0,
+          capsOverQuotaMinutes: 0,
+          invariantViolations: null,
+        },
+      ],
+      services: names.map((name) => ({
+        pool,
+        name,
+        managed: true,
+        priority: 0,
+        weight: 1,
+        demandGpuMinutes: 1,
+        refusedGpuMinutes: 1,
+        refusedCapGpuMinutes: 1,
+        refusedQuotaGpuMinutes: 0,
+        idleGpuMinutes: 0,
+        writes: 0,
+        reversals: 0,
+      })),
+      totals: {
+        refusedGpuMinutes: total,
+        idleGpuMinutes: 0,
+        writesPerServiceHour: 0,
+        reversalsPerServiceDay: 0,
+        invariantViolations: s === 'governor' ? 0 : null,
+      },
+      violations: [],
+      failedRuns: [],
+      series: [
+        {
+          pool,
+          quota: 150,
+          available: 150,
+          quotaChanges: [],
+          services: names,
+          demand: Array.from(
+            { length: minutes },
+            (_, m) => 120 + 60 * Math.sin((m / 1440) * 2 * Math.PI),
+          ),
+          caps: Object.fromEntries(
+            names.map((n, i) => [
+              n,
+              Array.from({ length: minutes }, (_, m) => wave(i, m - (m % 5))),
+            ]),
+          ),
+          refused,
+        },
+      ],
+    };
+  };
+  return {
+    label: EVIL,
+    start: '2026-10-29T00:00:00.000Z',
+    timezone: 'America/New_York',
+    minutes,
+    tickMinutes: 5,
+    lagMinutes: 3,
+    viaEmulator: false,
+    strategies: STRATEGIES.map(strategy),
+    headline: null,
+  };
+}
+
 describe('the report in headless Chromium', () => {
   let browser: Browser;
   let file: string;
+  let big: string;
+  let bigBytes: number;
   let dir: string;
 
   beforeAll(async () => {
@@ -132,6 +241,10 @@ describe('the report in headless Chromium', () => {
     dir = await mkdtemp(join(tmpdir(), 'governor-report-'));
     file = join(dir, 'report.html');
     await writeFile(file, html);
+    big = join(dir, 'big.html');
+    const bigHtml = renderReport(bigResult(), { subtitle: EVIL, notes: [EVIL] });
+    bigBytes = Buffer.byteLength(bigHtml);
+    await writeFile(big, bigHtml);
     browser = await chromium.launch({
       executablePath: CHROMIUM,
       args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
@@ -139,12 +252,20 @@ describe('the report in headless Chromium', () => {
   }, 120_000);
   afterAll(async () => browser?.close());
 
-  async function open(width: number): Promise<{ page: Page; requests: string[] }> {
+  async function open(
+    width: number,
+    path = file,
+  ): Promise<{ page: Page; requests: string[]; dialogs: string[] }> {
     const page = await browser.newPage({ viewport: { width, height: 900 } });
     const requests: string[] = [];
+    const dialogs: string[] = [];
     page.on('request', (r) => requests.push(r.url()));
-    await page.goto(`file://${file}`);
-    return { page, requests };
+    page.on('dialog', (d) => {
+      dialogs.push(d.message());
+      void d.dismiss();
+    });
+    await page.goto(`file://${path}`);
+    return { page, requests, dialogs };
   }
 
   it('draws both charts of the pool with data, and loads nothing but itself', async () => {
@@ -186,7 +307,7 @@ describe('the report in headless Chromium', () => {
 
   it('explains every table column and links how to read the page', async () => {
     const { page } = await open(1280);
-    const tables = await page.$$eval('table', (ts) =>
+    const tables = await page.$$eval('table:not(.numbers)', (ts) =>
       ts.map((t) => ({
         caption: t.querySelector('caption')?.textContent ?? '',
         untitled: [...t.querySelectorAll('thead th')]
@@ -299,4 +420,138 @@ describe('the report in headless Chromium', () => {
       await page.close();
     });
   }
+
+  it('gives every chart a name in words and its numbers in a table, equal to the comparison', async () => {
+    // Before: a chart was an SVG of tick labels to a screen reader, and its numbers were
+    // nowhere else on the page.
+    const { page } = await open(1280);
+    const named = await page.$$eval('figure.chart > div', (divs) =>
+      divs
+        .filter((d) => d.getBoundingClientRect().width > 0)
+        .map((d) => ({ role: d.getAttribute('role'), label: d.getAttribute('aria-label') ?? '' })),
+    );
+    expect(named).toHaveLength(2);
+    for (const n of named) {
+      expect(n.role).toBe('img');
+      expect(n.label).toMatch(/GPU-minutes/);
+    }
+    const compared = await page.$$eval('table.comparison tbody tr', (trs) =>
+      trs.map((tr) => tr.querySelector('td')?.textContent ?? ''),
+    );
+    // The refused chart's table: its last row is each strategy's total, as in the comparison.
+    const last = await page.$$eval('figure[data-chart="refused"] table.numbers', ([t]) => ({
+      heads: [...(t?.querySelectorAll('thead th[scope="col"]') ?? [])].map((th) => th.textContent),
+      row: [...(t?.querySelectorAll('tbody tr:last-child td') ?? [])].map((td) => td.textContent),
+      rows: t?.querySelectorAll('tbody th[scope="row"]').length,
+    }));
+    expect(last.rows).toBe(4);
+    expect(last.heads.slice(1)).toEqual(
+      await page.$$eval('table.comparison tbody th', (ths) => ths.map((th) => th.textContent)),
+    );
+    expect(last.row).toEqual(compared);
+    for (const label of compared) expect(named[1]?.label).toContain(label);
+    await page.close();
+  });
+
+  it('keeps headings in order and every text at a contrast of 4.5:1 or more', async () => {
+    const { page } = await open(1280);
+    await page.$$eval('details', (ds) => ds.forEach((d) => (d.open = true)));
+    const levels = await page.$$eval('h1, h2, h3, h4', (hs) => hs.map((h) => Number(h.tagName[1])));
+    expect(levels[0]).toBe(1);
+    for (let i = 1; i < levels.length; i++)
+      expect(levels[i] ?? 0).toBeLessThanOrEqual((levels[i - 1] ?? 0) + 1);
+    const low = await page.evaluate(() => {
+      const rgb = (c: string): number[] => (c.match(/[\d.]+/g) ?? []).map(Number);
+      const lum = ([r = 0, g = 0, b = 0]: number[]) => {
+        const f = (v: number) => {
+          const c = v / 255;
+          return c <= 0.03928 ? c / 12.92 : ((c + 0.055) / 1.055) ** 2.4;
+        };
+        return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+      };
+      const background = (e: Element | null): number[] => {
+        for (let x = e; x; x = x.parentElement) {
+          const c = rgb(getComputedStyle(x).backgroundColor);
+          if (c.length === 3 || (c[3] ?? 0) > 0) return c.slice(0, 3);
+        }
+        return [255, 255, 255];
+      };
+      const ratio = (a: number[], b: number[]) => {
+        const [l1, l2] = [lum(a), lum(b)].sort((x, y) => y - x);
+        return ((l1 ?? 0) + 0.05) / ((l2 ?? 0) + 0.05);
+      };
+      const out: string[] = [];
+      for (const e of document.body.querySelectorAll('*')) {
+        const own = [...e.childNodes].some((n) => n.nodeType === 3 && n.textContent?.trim());
+        if (!own || e.getBoundingClientRect().width === 0) continue;
+        const svgText = e instanceof SVGElement;
+        const colour = svgText ? rgb(getComputedStyle(e).fill) : rgb(getComputedStyle(e).color);
+        const r = ratio(colour, svgText ? [255, 255, 255] : background(e));
+        if (r < 4.5)
+          out.push(`${e.tagName} "${e.textContent?.slice(0, 30) ?? ''}" ${r.toFixed(2)}`);
+      }
+      return out;
+    });
+    expect(low).toEqual([]);
+    await page.close();
+  });
+
+  it('prints every column of every table, and reads the same without JavaScript', async () => {
+    // Before: in print the per-service table was a scroll box cut at the paper's edge, six of
+    // its strategies' columns lost.
+    const { page } = await open(718);
+    await page.emulateMedia({ media: 'print' });
+    const cut = await page.$$eval('table', (ts) =>
+      ts
+        .filter((t) => t.getBoundingClientRect().width > 0 && t.scrollWidth > t.clientWidth + 1)
+        .map((t) => t.className),
+    );
+    expect(cut).toEqual([]);
+    expect((await page.pdf({ format: 'A4' })).byteLength).toBeGreaterThan(50_000);
+    await page.close();
+    const context = await browser.newContext({ javaScriptEnabled: false });
+    const plain = await context.newPage();
+    await plain.goto(`file://${file}`);
+    const shown = await plain.$$eval(
+      'figure.chart svg',
+      (svgs) => svgs.filter((s) => s.getBoundingClientRect().width > 0).length,
+    );
+    expect(shown).toBe(2);
+    await context.close();
+  });
+
+  it.each([1280, 390])(
+    'sixty services over a week, named with HTML in them, at %i px: small, escaped, readable',
+    async (width) => {
+      // Before: 5.7 MB for a week of sixty services, twelve colours for sixty bands, a legend
+      // of thirty rows, and one offset from UTC for a week across the end of summer time.
+      expect(bigBytes).toBeLessThan(1_500_000);
+      const { page, requests, dialogs } = await open(width, big);
+      expect(requests).toEqual([`file://${big}`]);
+      expect(dialogs).toEqual([]);
+      const dom = await page.evaluate(() => ({
+        scripts: document.querySelectorAll('script, img, iframe').length,
+        handlers: [...document.querySelectorAll('*')].flatMap((e) =>
+          e.getAttributeNames().filter((a) => a.startsWith('on')),
+        ),
+        h1: document.querySelector('h1')?.textContent ?? '',
+        width: document.documentElement.scrollWidth,
+      }));
+      expect(dom.scripts).toBe(0);
+      expect(dom.handlers).toEqual([]);
+      expect(dom.h1).toBe(`Governor simulation: ${EVIL}`);
+      expect(dom.width).toBeLessThanOrEqual(width);
+      const [caps] = await charts(page);
+      expect(caps?.declared.length).toBeLessThanOrEqual(15);
+      expect(new Set(caps?.declared.map((d) => d.colour)).size).toBe(caps?.declared.length);
+      expect(caps?.declared.map((d) => d.name)).toContain('caps of the 50 other services');
+      expect(caps?.axisNames).toContain('time (America/New_York, UTC-04:00 then -05:00)');
+      expect(caps?.textRight).toBeLessThanOrEqual((caps?.svgRight ?? 0) + TOLERANCE);
+      await page.screenshot({
+        path: join(process.env.SCREENSHOT_DIR ?? dir, `simulation-report-big-${width}.png`),
+        fullPage: true,
+      });
+      await page.close();
+    },
+  );
 });

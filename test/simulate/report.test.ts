@@ -4,9 +4,12 @@ import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
 import { benchPolicy, TRACE_DIR } from '../../src/simulate/scenarios.js';
 import { simulate } from '../../src/simulate/simulate.js';
 import {
+  capBands,
   capsChart,
   CHART_WIDTHS,
   legendLabel,
+  offsetChanges,
+  stackedSteps,
   STRATEGY_COLOURS,
 } from '../../src/simulate/report-charts.js';
 import { renderReport } from '../../src/simulate/report.js';
@@ -156,7 +159,8 @@ describe('the report explains', () => {
     const html = renderReport(
       result([strategy('governor', [5, 0], [2, 2]), strategy('fleet-caps', [10, 0], [2, 2])], 0.9),
     );
-    expect(html.match(/<caption>/g)).toHaveLength(2);
+    expect(html.match(/<caption>/g)).toHaveLength(4);
+    expect(html.match(/<table class="numbers">/g)).toHaveLength(2);
     expect(html.match(/<dl class="columns">/g)).toHaveLength(2);
     expect(html).not.toMatch(/https?:\/\/(?!www\.w3\.org)/);
     expect(html).toContain('<a href="#how-to-read">');
@@ -267,5 +271,205 @@ describe('the legend on a phone', () => {
     for (const label of shown) expect(chart.svg).toContain(`>${label}</text>`);
     // Wide enough, the name is whole.
     expect(legendLabel(`cap ${names[0] ?? ''}`, CHART_WIDTHS.wide)).toBe(`cap ${names[0] ?? ''}`);
+  });
+});
+
+describe('a pool of more services than colours', () => {
+  it('draws the services with the most cap in their own colours and the rest as one band', () => {
+    // Before: twelve colours for sixty services, so "cap team-00" and "cap team-12" had one
+    // colour and the legend named neither band; the legend was thirty rows, taller than the plot.
+    const names = Array.from({ length: 60 }, (_, i) => `svc-${String(i).padStart(2, '0')}`);
+    const minutes = 30;
+    const caps = Object.fromEntries(
+      names.map((n, i) => [n, new Array<number>(minutes).fill(i % 7 === 0 ? 9 : 1)]),
+    );
+    const bands = capBands({
+      pool: POOL,
+      quota: 200,
+      available: 200,
+      quotaChanges: [],
+      services: names,
+      demand: new Array<number>(minutes).fill(1),
+      caps,
+      refused: new Array<number>(minutes).fill(0),
+    });
+    expect(bands).toHaveLength(11);
+    expect(new Set(bands.map((b) => b.colour)).size).toBe(11);
+    // The nine services with cap 9 first, in the pool's order, then two of cap 1, then the rest.
+    // The nine services of cap 9 and the first of cap 1, in the pool's order.
+    expect(bands.slice(0, 10).map((b) => b.name)).toEqual(
+      names.filter((_, i) => i % 7 === 0 || i === 1).map((n) => `cap ${n}`),
+    );
+    expect(bands.at(-1)?.name).toBe('caps of the 50 other services');
+    // Nothing lost: the bands sum to the pool's caps at every minute.
+    for (let m = 0; m < minutes; m++)
+      expect(bands.reduce((a, b) => a + (b.caps[m] ?? 0), 0)).toBe(9 * 9 + 51);
+  });
+
+  it('stacks caps as points where they change, not one per minute', () => {
+    const start = Date.parse('2026-11-24T00:00:00Z');
+    const a = [1, 1, 1, 2, 2, 2];
+    const b = [3, 3, 4, 4, 4, 4];
+    expect(stackedSteps([a, b], start, 100)).toEqual([
+      [
+        [start, 1],
+        [start + 2 * 60_000, 1],
+        [start + 3 * 60_000, 2],
+        [start + 6 * 60_000, 2],
+      ],
+      [
+        [start, 3],
+        [start + 2 * 60_000, 4],
+        [start + 3 * 60_000, 4],
+        [start + 6 * 60_000, 4],
+      ],
+    ]);
+  });
+});
+
+describe('a run across a change of summer time', () => {
+  const frame = {
+    startMs: Date.parse('2026-10-29T00:00:00Z'),
+    minutes: 7 * 1440,
+    timezone: 'America/New_York',
+  };
+
+  it('names both offsets and ticks the days at local midnight', () => {
+    // Before: the axis said "UTC-04:00" for the whole week, and on a phone the one tick of the
+    // week fell at 23:00 on Tue 3 Nov (a week of minutes from midnight, across the change).
+    expect(offsetChanges(frame)).toEqual([
+      { minute: 0, offset: '-04:00' },
+      { minute: 78 * 60, offset: '-05:00' },
+    ]);
+    const series = {
+      pool: POOL,
+      quota: 4,
+      available: 4,
+      quotaChanges: [],
+      services: ['a'],
+      demand: new Array<number>(frame.minutes).fill(1),
+      caps: { a: new Array<number>(frame.minutes).fill(2) },
+      refused: new Array<number>(frame.minutes).fill(0),
+    };
+    for (const width of Object.values(CHART_WIDTHS)) {
+      const { svg } = capsChart(series, { ...frame, width }, 'governor');
+      expect(svg).toContain('>time (America/New_York, UTC-04:00 then -05:00)</text>');
+      const days = [...svg.matchAll(/>(\w{3} \d{1,2} \w{3})</g)].map((m) => m[1]);
+      expect(days.length).toBeGreaterThanOrEqual(2);
+      // Each named day is a day of the run, from Thursday 29 October (local) on.
+      for (const d of days)
+        expect([
+          'Thu 29 Oct',
+          'Fri 30 Oct',
+          'Sat 31 Oct',
+          'Sun 1 Nov',
+          'Mon 2 Nov',
+          'Tue 3 Nov',
+          'Wed 4 Nov',
+        ]).toContain(d);
+    }
+    const html = renderReport({
+      ...result([strategy('governor', [0, 0], [2, 2])], null),
+      start: new Date(frame.startMs).toISOString(),
+      timezone: frame.timezone,
+      minutes: frame.minutes,
+    });
+    expect(html).toContain('(the clocks moved to UTC-05:00 at Sun 1 Nov 01:00)');
+  });
+});
+
+describe('a pool where nothing was refused', () => {
+  it('says so instead of a chart of lines all on 0', () => {
+    const none = renderReport(
+      result([strategy('governor', [0, 0], [2, 2]), strategy('fleet-caps', [0, 0], [2, 2])], null),
+    );
+    const zero = (s: StrategyResult): StrategyResult => ({
+      ...s,
+      series: s.series.map((p) => ({ ...p, refused: p.refused.map(() => 0) })),
+    });
+    const html = renderReport({
+      ...result(
+        [strategy('governor', [0, 0], [2, 2]), strategy('fleet-caps', [0, 0], [2, 2])],
+        null,
+      ),
+      strategies: [
+        zero(strategy('governor', [0, 0], [2, 2])),
+        zero(strategy('fleet-caps', [0, 0], [2, 2])),
+      ],
+      headline: {
+        gapClosed: null,
+        gapClosedClairvoyant: null,
+        refusedVsEqualSplit: null,
+        writesPerServiceHour: 0,
+        invariantViolations: 0,
+      },
+    });
+    expect(none).toContain('data-chart="refused"');
+    expect(html).not.toContain('data-chart="refused"');
+    expect(html).toContain('No strategy refused any demand in this pool.');
+    expect(html).toContain('<b>—</b> (the equal split refused nothing)');
+  });
+});
+
+describe('the numbers behind each chart', () => {
+  it('are named in words on the picture and given in a table period by period', () => {
+    const html = renderReport(
+      result(
+        [strategy('governor', [30, 30], [2, 2]), strategy('fleet-caps', [60, 0], [4, 3])],
+        0.5,
+      ),
+    );
+    // Each drawn width is an image named by its numbers; its text is not read out label by label.
+    const labels = [...html.matchAll(/<div class="\w+" role="img" aria-label="([^"]+)"/g)].map(
+      (m) => m[1] ?? '',
+    );
+    expect(labels).toHaveLength(6);
+    expect(labels[0]).toContain('quota 4 GPUs; demand at most 5 GPUs, at 00:00 (UTC)');
+    expect(labels[0]).toContain('caps summed to at most 4 GPUs; it refused 60 GPU-minutes');
+    expect(labels[3]).toContain('at the end of the run: governor 60, fleet&#39;s static caps 60');
+    const tables = html.match(/<table class="numbers">.*?<\/table>/g) ?? [];
+    expect(tables).toHaveLength(2);
+    expect(tables[0]).toContain(
+      '<tr><th scope="row">00:00–01:00</th><td>4</td><td>4.0</td><td>5.0</td><td>5</td><td>60</td></tr>',
+    );
+    expect(tables[1]).toContain(
+      '<th scope="col">governor</th><th scope="col">fleet&#39;s static caps</th>',
+    );
+    expect(tables[1]).toContain('<tr><th scope="row">00:00–01:00</th><td>60</td><td>60</td></tr>');
+  });
+});
+
+describe('names and paths that hold HTML', () => {
+  it('are text everywhere: title, tables, attributes and charts', () => {
+    const evil = '<script>alert(1)</script>"onload="alert(2)\'<img src=x onerror=alert(3)>';
+    const rename = (s: StrategyResult): StrategyResult => ({
+      ...s,
+      pools: s.pools.map((p) => ({ ...p, pool: evil })),
+      services: s.services.map((x) => ({ ...x, pool: evil, name: `${x.name}${evil}` })),
+      series: s.series.map((p) => ({
+        ...p,
+        pool: evil,
+        services: p.services.map((n) => `${n}${evil}`),
+        caps: Object.fromEntries(Object.entries(p.caps).map(([n, c]) => [`${n}${evil}`, c])),
+      })),
+    });
+    const html = renderReport(
+      {
+        ...result(
+          [
+            strategy('governor', [90, 10], [2, 2]),
+            strategy('fleet-caps', [20, 10], [4, 3], 30),
+          ].map(rename),
+          -0.5,
+        ),
+        label: evil,
+      },
+      { subtitle: evil, notes: [evil] },
+    );
+    expect(html).toContain('Most of the difference is in a&lt;script&gt;');
+    // Escaped text holds no "<" and no '"': nothing of it can open a tag or leave an attribute.
+    expect(html).not.toMatch(/<(script|img)/i);
+    expect(html).not.toContain('"onload="');
+    expect(html).not.toContain(evil);
   });
 });
