@@ -9,11 +9,61 @@ export interface Logger {
   log(severity: Severity, message: string, fields?: Record<string, unknown>): void;
 }
 
+/**
+ * The most bytes one JSON line may have. Cloud Logging takes entries of up to about 256 KB, the
+ * metadata Cloud Run adds included ("based on internal data sizes"), and refuses larger ones
+ * (https://cloud.google.com/logging/quotas, "Size of a LogEntry"): a line past this keeps its
+ * severity, its message (cut) and its small fields (the run id, the trace), and names the fields
+ * it left out, rather than being lost whole. The governor's lines are far shorter (at most a few
+ * KB at 3,000 services, README.md "The Cloud Function"); this keeps one that is not from vanishing.
+ */
+export const MAX_LINE_BYTES = 200 * 1024;
+
+/** A field past this many bytes is what an over-long line leaves out. */
+const KEPT_FIELD_BYTES = 4 * 1024;
+
+/** The most characters of the message an over-long line keeps. */
+const KEPT_MESSAGE_CHARS = 8 * 1024;
+
 export function jsonLogger(stream: { write(s: string): unknown }): Logger {
   return {
     log: (severity, message, fields = {}) => {
-      stream.write(JSON.stringify({ severity, message, ...fields }) + '\n');
+      const line = JSON.stringify({ severity, message, ...fields });
+      // A UTF-16 unit is at most 3 bytes of UTF-8: a short line is not measured.
+      stream.write((line.length <= MAX_LINE_BYTES / 3 ? line : fitLine(line)) + '\n');
     },
+  };
+}
+
+/** `line` as it is when it fits MAX_LINE_BYTES; else its severity, message and small fields. */
+function fitLine(line: string): string {
+  const bytes = Buffer.byteLength(line, 'utf8');
+  if (bytes <= MAX_LINE_BYTES) return line;
+  const { severity, message, ...fields } = JSON.parse(line) as Record<string, unknown>;
+  const kept: Record<string, unknown> = {};
+  const omitted: string[] = [];
+  for (const [key, value] of Object.entries(fields)) {
+    if (Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8') <= KEPT_FIELD_BYTES)
+      kept[key] = value;
+    else omitted.push(key);
+  }
+  const text = String(message);
+  return JSON.stringify({
+    severity,
+    message: text.length > KEPT_MESSAGE_CHARS ? `${text.slice(0, KEPT_MESSAGE_CHARS - 1)}…` : text,
+    ...kept,
+    truncated: { bytes, omittedFields: omitted },
+  });
+}
+
+/**
+ * A logger that adds `fields` to every line it logs: one run's lines all carry its run id (and
+ * the trace of the request that started it), so that Cloud Logging finds the whole run with one
+ * filter. A line's own fields come after, and win over a field of the same name.
+ */
+export function withFields(log: Logger, fields: Record<string, unknown>): Logger {
+  return {
+    log: (severity, message, own = {}) => log.log(severity, message, { ...fields, ...own }),
   };
 }
 
