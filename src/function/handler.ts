@@ -3,7 +3,7 @@ import { capFaults, zodFaults } from '../core/document.js';
 import { NO_PROJECTS, parsePolicyText, type Policy } from '../core/policy.js';
 import { renderProblem } from '../core/problems.js';
 import { cutText, InputError, isInputError, type Fault } from '../errors.js';
-import type { Logger } from '../log.js';
+import { withFields, type Logger } from '../log.js';
 import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
 import { skipsByCause } from '../reconcile/run-record.js';
 import { createRuntime, newRunId } from '../runtime.js';
@@ -130,8 +130,10 @@ export async function handle(
       },
     };
   }
-  const runtime = await createRuntime(policy, options, log);
+  // Every line of the run carries its id, as its run record and its alerts do.
   const runId = newRunId(Date.now());
+  const runLog = withFields(log, { runId });
+  const runtime = await createRuntime(policy, options, runLog);
   try {
     const report = await reconcile(policy, runtime, {
       runId,
@@ -141,11 +143,11 @@ export async function handle(
       ...(payload.restore ? { restore: true } : {}),
     });
     const failed = report.outcome === 'failed' || report.outcome === 'lease-held';
-    log.log(failed ? 'ERROR' : 'INFO', `run ${runId}: ${report.outcome}`, summaryFields(report));
+    runLog.log(failed ? 'ERROR' : 'INFO', `run ${runId}: ${report.outcome}`, summaryFields(report));
     return { status: failed ? 500 : 200, body: summaryFields(report) };
   } catch (e) {
     if (e instanceof RunFailedError) {
-      log.log('ERROR', e.message, summaryFields(e.report));
+      runLog.log('ERROR', e.message, summaryFields(e.report));
       return { status: 500, body: { ...summaryFields(e.report), error: e.message } };
     }
     throw e;

@@ -1,13 +1,15 @@
+import { inspect } from 'node:util';
 import { cloudEvent, http, type CloudEvent } from '@google-cloud/functions-framework';
 import { listOnOneLine } from '../core/text.js';
-import { cutText } from '../errors.js';
-import { jsonLogger } from '../log.js';
+import { cutText, errorMessage } from '../errors.js';
+import { jsonLogger, withFields, type Logger } from '../log.js';
 import type { Answer } from './handler.js';
 import {
   carriesRequestText,
   frameworkRefusal,
   readTriggerEvent,
   refuseRequest,
+  traceFields,
 } from './request.js';
 
 /**
@@ -32,12 +34,20 @@ const log = jsonLogger(process.stdout);
 // Empty counts as unset, as for the governor's own variables (Express reads `NODE_ENV || …`).
 if (!process.env.NODE_ENV) process.env.NODE_ENV = 'production';
 
-// A request's text never reaches the log, not even through the framework: Express's default error
-// handler prints a body the JSON parser refused, text included (see carriesRequestText). Those
-// errors are replaced by one line that says what happened; everything else is printed as before.
-// The framework's other refusals of a request (an unsupported charset or Content-Encoding, a body
-// that does not inflate) are bad input too: one line saying why, not a stack trace.
-const printError = console.error.bind(console);
+// What reaches console.error is logged as one structured line, never as plain text: Cloud Run
+// files a plain-text line with no severity (DEFAULT), an ERROR no alert on severity sees, and a
+// stack trace printed as text is one entry a line
+// (https://cloud.google.com/functions/1stgendocs/monitoring/logging: "Logs to standard output or
+// standard error do not have an associated log level"). functions-framework prints with it what
+// a function throws and an uncaught exception or unhandled rejection (its logger.js and
+// invoker.js: `console.error('Uncaught exception')`, then `console.error(err.stack || err)`),
+// Express its errors. A request's text never reaches the log: Express's default error handler
+// prints a body the JSON parser refused, text included (see carriesRequestText); those errors are
+// replaced by one line that says what happened. The framework's other refusals of a request (an
+// unsupported charset or Content-Encoding, a body that does not inflate) are bad input too: one
+// line saying why, not a stack trace. Anything else is one ERROR line whose stack trace, when
+// there is one, is where Error Reporting reads it (`message`, or `stack_trace` for an Error:
+// https://cloud.google.com/error-reporting/docs/formatting-error-messages).
 console.error = (...args: unknown[]): void => {
   if (args.some(carriesRequestText)) {
     log.log(
@@ -51,8 +61,22 @@ console.error = (...args: unknown[]): void => {
     log.log('WARNING', `refused a request (${refusal.status}): ${refusal.reason}`);
     return;
   }
-  printError(...args);
+  // A failed run's error, as the framework prints it: the run's own ERROR line already says why.
+  if (args.length === 1 && typeof args[0] === 'string' && announcedFailures.delete(args[0])) return;
+  const stack = args.find((a): a is Error => a instanceof Error && typeof a.stack === 'string');
+  log.log(
+    'ERROR',
+    args
+      .map((a) =>
+        typeof a === 'string' ? a : a instanceof Error ? `${a.name}: ${a.message}` : inspect(a),
+      )
+      .join(' '),
+    stack ? { stack_trace: stack.stack } : {},
+  );
 };
+
+/** The text of each failed run's error thrown to the framework and not yet printed by it. */
+const announcedFailures = new Set<string>();
 
 /** A module loaded on first use; a failed load is tried again next time. */
 function onFirstUse<T>(load: () => Promise<T>): () => Promise<T> {
@@ -72,18 +96,31 @@ const org = onFirstUse(() => import('./org.js'));
 async function handle(
   payload: unknown,
   env: Readonly<Record<string, string | undefined>>,
+  requestLog: Logger,
 ): Promise<Answer> {
-  return (await handler()).handle(payload, env, log);
+  return (await handler()).handle(payload, env, requestLog);
 }
 
 /**
  * An HTTP entry point: the request checks every entry shares (request.ts), then `run`; an
  * unexpected failure is logged and answered 500 without its text. `named`: the entry's name
  * leads its log lines, and a refused request is logged too (the organisation's entry points).
+ * Every line logged for the request carries its trace (traceFields).
  */
-function serve(name: string, run: (body: unknown) => Promise<Answer>, named = false): void {
+function serve(
+  name: string,
+  run: (body: unknown, requestLog: Logger) => Promise<Answer>,
+  named = false,
+): void {
   const prefix = named ? `${name}: ` : '';
   http(name, async (req, res) => {
+    const requestLog = withFields(
+      log,
+      traceFields({
+        cloudTrace: req.get('x-cloud-trace-context'),
+        traceparent: req.get('traceparent'),
+      }),
+    );
     const refusal = refuseRequest({
       method: req.method,
       path: req.path,
@@ -91,39 +128,51 @@ function serve(name: string, run: (body: unknown) => Promise<Answer>, named = fa
       bodyBytes: Math.max(req.rawBody?.length ?? 0, Number(req.get('content-length')) || 0),
     });
     if (refusal) {
-      if (named) log.log('ERROR', `${prefix}refused a request: ${String(refusal.body.error)}`);
+      if (named)
+        requestLog.log('ERROR', `${prefix}refused a request: ${String(refusal.body.error)}`);
       res.set(refusal.headers ?? {});
       res.status(refusal.status).json(refusal.body);
       return;
     }
     try {
-      const answer = await run(req.body);
+      const answer = await run(req.body, requestLog);
       if (answer.status === 204) res.status(204).end();
       else res.status(answer.status).json(answer.body);
     } catch (e) {
-      log.log(
+      // The stack in `stack_trace`, where Error Reporting reads it first.
+      requestLog.log(
         'ERROR',
-        `${prefix}unexpected failure: ${e instanceof Error ? (e.stack ?? e.message) : String(e)}`,
+        `${prefix}unexpected failure: ${listOnOneLine(errorMessage(e))}`,
+        e instanceof Error && e.stack ? { stack_trace: e.stack } : {},
       );
       res.status(500).json({ error: 'unexpected failure; see the logs' });
     }
   });
 }
 
-serve('governorHttp', (body) => handle(body, process.env));
+serve('governorHttp', (body, requestLog) => handle(body, process.env, requestLog));
 
 cloudEvent('governorEvent', async (event: CloudEvent<unknown>) => {
+  // The framework copies the request's `traceparent` header onto the event.
+  const traceparent: unknown = event.traceparent;
+  const eventLog = withFields(
+    log,
+    traceFields({
+      cloudTrace: undefined,
+      traceparent: typeof traceparent === 'string' ? traceparent : undefined,
+    }),
+  );
   const read = readTriggerEvent(event.data);
   if ('ignored' in read) {
-    log.log('ERROR', `ignored ${read.ignored}`);
+    eventLog.log('ERROR', `ignored ${read.ignored}`);
     return;
   }
   const payload = read.payload;
-  const answer = await handle(payload, process.env);
+  const answer = await handle(payload, process.env, eventLog);
   if (answer.status === 400 || answer.status === 403) {
     // The same rules as the HTTP entry point: whoever can publish to the trigger topic gets no
     // more than the policy allows. Redelivery would be refused again: let the message go.
-    log.log('ERROR', `ignored a trigger message: ${String(answer.body.error)}`, {
+    eventLog.log('ERROR', `ignored a trigger message: ${String(answer.body.error)}`, {
       faults: answer.body.faults,
     });
     return;
@@ -143,6 +192,7 @@ function runFailed(answer: Answer): Error {
   const why = String(answer.body.error ?? answer.body.outcome);
   const error = new Error(`run failed: ${cutText(listOnOneLine(why), 300)}`);
   error.stack = error.message;
+  announcedFailures.add(error.stack);
   return error;
 }
 
@@ -151,5 +201,13 @@ function runFailed(answer: Answer): Error {
  * to the work topic; `governorUnit` receives each, pushed by the topic's subscription, and
  * governs that one project. The same request checks as `governorHttp` apply to both.
  */
-serve('governorDispatch', async () => (await org()).handleDispatch(process.env, log), true);
-serve('governorUnit', async (body) => (await org()).handleUnitPush(body, process.env, log), true);
+serve(
+  'governorDispatch',
+  async (_body, requestLog) => (await org()).handleDispatch(process.env, requestLog),
+  true,
+);
+serve(
+  'governorUnit',
+  async (body, requestLog) => (await org()).handleUnitPush(body, process.env, requestLog),
+  true,
+);

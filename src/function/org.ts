@@ -9,7 +9,7 @@ import {
   type WorkMessage,
 } from '../core/work.js';
 import { InputError, isInputError, errorMessage } from '../errors.js';
-import type { Logger } from '../log.js';
+import { withFields, type Logger } from '../log.js';
 import { dispatch } from '../org/dispatch.js';
 import { alertFailedDelivery, decideUnit } from '../org/unit.js';
 import { ALERT_GRACE_MS, reconcile, RunFailedError } from '../reconcile/reconcile.js';
@@ -152,10 +152,6 @@ export async function handleUnitPush(
     await store.close();
     return drop(log, decision.reason);
   }
-  const runtime = await createRuntime(decision.policy, options, log, {
-    store,
-    ...(decision.kept === undefined ? {} : { kept: decision.kept }),
-  });
   const runId = newRunId(Date.now());
   const { region } = decision;
   const unit = unitLabel(message);
@@ -169,6 +165,17 @@ export async function handleUnitPush(
     dispatchId: message.dispatchId,
     delivery,
   };
+  // Every line of the unit's run carries its id, its project (and region) and its dispatch.
+  const runLog = withFields(log, {
+    runId,
+    project: message.project,
+    ...(region === undefined ? {} : { region }),
+    dispatchId: message.dispatchId,
+  });
+  const runtime = await createRuntime(decision.policy, options, runLog, {
+    store,
+    ...(decision.kept === undefined ? {} : { kept: decision.kept }),
+  });
   // A regional unit keeps its state under its own key (src/reconcile/unit-lease.ts), and looks at
   // the project's other regional units as the decision found them.
   const deps =
@@ -205,7 +212,7 @@ export async function handleUnitPush(
       ...(decision.wholeNow ? { wholeNow: true } : {}),
     });
     const failed = report.outcome === 'failed' || report.outcome === 'lease-held';
-    log.log(failed ? 'ERROR' : 'INFO', `unit ${unit} ${runId}: ${report.outcome}`, {
+    runLog.log(failed ? 'ERROR' : 'INFO', `unit ${unit} ${runId}: ${report.outcome}`, {
       ...fields,
       ...summaryFields(report),
     });
@@ -213,7 +220,7 @@ export async function handleUnitPush(
     return { status: failed ? 500 : 200, body: { ...fields, ...summaryFields(report) } };
   } catch (e) {
     if (e instanceof RunFailedError) {
-      log.log('ERROR', `unit ${unit}: ${e.message}`, {
+      runLog.log('ERROR', `unit ${unit}: ${e.message}`, {
         ...fields,
         ...summaryFields(e.report),
       });

@@ -203,3 +203,27 @@ function jsonBytes(x: unknown): number | null {
     throw e;
   }
 }
+
+/** Cloud Logging's field for the trace of a structured entry (its LogEntry's `trace`). */
+export const TRACE_FIELD = 'logging.googleapis.com/trace';
+
+/**
+ * The trace of the request, as a log field, so that the run's lines are found with the request
+ * that started them: Cloud Run sends the trace in `X-Cloud-Trace-Context` (`TRACE_ID/SPAN_ID;o=1`)
+ * and in W3C `traceparent` (`00-TRACE_ID-SPAN_ID-FLAGS`), and a structured line's
+ * `logging.googleapis.com/trace` becomes its entry's `trace`
+ * (https://cloud.google.com/logging/docs/structured-logging), whose preferred format is the bare
+ * 32-hex-digit trace id (https://cloud.google.com/trace/docs/trace-log-integration). The headers
+ * are the caller's: anything but a well-formed trace id is left out.
+ */
+export function traceFields(headers: {
+  cloudTrace: string | undefined;
+  traceparent: string | undefined;
+}): Record<string, string> {
+  const id =
+    /^([0-9a-f]{32})(?:\/|$)/i.exec(headers.cloudTrace ?? '')?.[1] ??
+    /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/i.exec(headers.traceparent ?? '')?.[1];
+  // An all-zero trace id is invalid in both formats (https://www.w3.org/TR/trace-context/).
+  if (!id || /^0+$/.test(id)) return {};
+  return { [TRACE_FIELD]: id.toLowerCase() };
+}

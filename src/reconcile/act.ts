@@ -762,6 +762,8 @@ async function write(
     opts.timing.slowestWriteMs = Math.max(opts.timing.slowestWriteMs, took);
   }
   opts.log.log('INFO', `${c.project}/${c.region}/${c.name}: max instances ${c.from} → ${to}`, {
+    project: c.project,
+    region: c.region,
     service: c.name,
     from: c.from,
     to,
@@ -799,7 +801,7 @@ function writeFailed(
   opts.log.log(
     'ERROR',
     `${c.project}/${c.region}/${c.name}: write ${c.from} → ${to} failed: ${errorMessage(e)}`,
-    { service: c.name },
+    { project: c.project, region: c.region, service: c.name },
   );
   if (e instanceof UnavailableError)
     return failed(c, 'uncertain', `write failed: ${errorMessage(e)}; the write may still apply`);

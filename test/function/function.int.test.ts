@@ -148,6 +148,30 @@ describe('the Cloud Function (HTTP entry point)', () => {
     for (const w of emulator.writes()) expect(w.pool?.capsGpus).toBeLessThanOrEqual(5);
   });
 
+  it("every line of a run is one structured entry with the run's id and the request's trace", async () => {
+    // Cloud Run sends the trace in X-Cloud-Trace-Context; the run's lines carry it, and the run id
+    // that its answer, its run record and its alerts carry, so that one filter finds the run.
+    const trace = '4bf92f3577b34da6a3ce929d0e0e4736';
+    let r = { status: 0, json: {} as Record<string, unknown> };
+    const log = await logOf(async () => {
+      r = await post(http, {}, { 'x-cloud-trace-context': `${trace}/123;o=1` });
+    });
+    expect(r.status).toBe(200);
+    const lines = log.trim().split('\n');
+    // The run writes caps and publishes an alert: more than its summary line.
+    expect(lines.length).toBeGreaterThan(3);
+    for (const text of lines) {
+      const line = JSON.parse(text) as Record<string, unknown>;
+      expect(line.severity, text).toMatch(/^(DEBUG|INFO|WARNING|ERROR)$/);
+      expect(line.runId, text).toBe(r.json.runId);
+      expect(line['logging.googleapis.com/trace'], text).toBe(trace);
+    }
+    const writes = lines.filter((l) => l.includes('max instances'));
+    expect(writes.length).toBe(r.json.written);
+    for (const w of writes)
+      expect(JSON.parse(w)).toMatchObject({ project: PROJECT, region: REGION });
+  });
+
   it('answers 400 naming the field for a bad request, and writes nothing', async () => {
     const bad = await post(http, { mode: 'yolo', extra: 1 });
     expect(bad.status).toBe(400);
@@ -205,14 +229,44 @@ describe('the Cloud Function (HTTP entry point)', () => {
         });
         expect(res.status).toBe(400);
       }
-      console.error(new Error('an error that is not a request body'));
     });
     const seen = printed.slice(before).join('\n');
-    expect(seen).toContain('an error that is not a request body');
     expect(seen).not.toContain('SECRET');
     expect(log).not.toContain('SECRET');
     expect(log.match(/could not be parsed/g)).toHaveLength(2);
     expect(emulator.writes()).toEqual([]);
+  });
+
+  it('logs what else reaches console.error as one structured ERROR entry, its stack for Error Reporting', async () => {
+    // Plain text on stderr has no severity in Cloud Logging, and a stack trace printed as text is
+    // one entry a line. functions-framework prints an uncaught exception or an unhandled rejection
+    // so (its invoker.js): `console.error('Uncaught exception')`, then the error's stack.
+    const before = printed.length;
+    const error = new Error('an error that is not a request body');
+    const log = await logOf(async () => {
+      console.error('Uncaught exception');
+      console.error(error.stack);
+      console.error(error);
+      console.error('a library says', { code: 14 });
+    });
+    expect(printed.slice(before)).toEqual([]);
+    const lines = log
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines.map((l) => l.severity)).toEqual(['ERROR', 'ERROR', 'ERROR', 'ERROR']);
+    expect(lines[0]?.message).toBe('Uncaught exception');
+    // Error Reporting reads a stack trace in `message`, or first in `stack_trace`
+    // (https://cloud.google.com/error-reporting/docs/formatting-error-messages).
+    expect(lines[1]?.message).toBe(error.stack);
+    expect(String(lines[1]?.message)).toMatch(
+      /^Error: an error that is not a request body\n\s+at /,
+    );
+    expect(lines[2]).toMatchObject({
+      message: 'Error: an error that is not a request body',
+      stack_trace: error.stack,
+    });
+    expect(lines[3]?.message).toBe('a library says { code: 14 }');
   });
 
   it('logs one line, no stack trace, for a body the framework refuses before the function runs', async () => {
@@ -429,12 +483,13 @@ describe('the Cloud Function (CloudEvent entry point, Pub/Sub trigger)', () => {
       status = await deliver(undefined, 'bad-policy');
     });
     expect(status).toBe(500);
+    // One structured ERROR entry: the framework's print of the error thrown to fail the invocation
+    // would only repeat it (as plain text, which Cloud Logging files with no severity).
+    expect(log.trim().split('\n')).toHaveLength(1);
     expect(log.match(/"severity":"ERROR"/g)).toHaveLength(1);
     expect(log).toContain('misconfigured: GOVERNOR_POLICY is invalid');
-    const framework = printed.join('\n');
-    expect(framework).toContain('run failed: misconfigured');
-    expect(framework).not.toMatch(/\bat \S+:\d+:\d+|processTicksAndRejections/);
-    expect(framework.split('\n')).toHaveLength(1);
+    expect(log).not.toMatch(/\bat \S+:\d+:\d+|processTicksAndRejections/);
+    expect(printed).toEqual([]);
     expect(emulator.writes()).toEqual([]);
   });
 

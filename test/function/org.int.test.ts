@@ -131,8 +131,27 @@ describe('fan-out: dispatch, then one function run per project', () => {
     );
     expect(projects.sort()).toEqual(Array.from({ length: N }, (_, i) => orgProjectId(i)));
 
-    // The units run at once, as Pub/Sub pushes them; the broken one fails alone.
-    const answers = await Promise.all(messages.map((m) => post(unitServer, push(m.data))));
+    // The units run at once, as Pub/Sub pushes them; the broken one fails alone. Their lines
+    // interleave in the one log: each line names its unit's run, project and dispatch.
+    const write = process.stdout.write.bind(process.stdout);
+    let out = '';
+    process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+      out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+      return write(chunk, ...rest);
+    }) as typeof process.stdout.write;
+    const answers = await Promise.all(messages.map((m) => post(unitServer, push(m.data)))).finally(
+      () => {
+        process.stdout.write = write;
+      },
+    );
+    const runIds = new Map<string, Set<unknown>>();
+    for (const text of out.trim().split('\n')) {
+      const line = JSON.parse(text) as Record<string, unknown>;
+      expect(line.dispatchId, text).toBe((JSON.parse(d.text) as { dispatchId: string }).dispatchId);
+      expect(line.runId, text).toMatch(/^run-/);
+      const seen = runIds.get(String(line.project)) ?? new Set();
+      runIds.set(String(line.project), seen.add(line.runId));
+    }
     const byProject = new Map(projects.map((p, i) => [p, answers[i]?.status]));
     for (const [p, code] of byProject) expect(code, p).toBe(p === orgProjectId(1) ? 500 : 200);
 
@@ -141,6 +160,7 @@ describe('fan-out: dispatch, then one function run per project', () => {
       const runs = await store.listRuns(p);
       expect(runs, p).toHaveLength(1);
       expect(runs[0]?.outcome).toBe(p === orgProjectId(1) ? 'failed' : 'ok');
+      expect([...(runIds.get(p) ?? [])], p).toEqual([runs[0]?.runId]);
       expect(Object.keys(runs[0]?.pools ?? {})).toEqual([`${p}/us-central1/nvidia-l4/zonal`]);
       expect(await store.readLease(p)).toBeNull();
     }

@@ -5,6 +5,8 @@ import {
   MAX_BODY_BYTES,
   MAX_EVENT_BYTES,
   readTriggerEvent,
+  TRACE_FIELD,
+  traceFields,
 } from '../../src/function/request.js';
 
 const b64 = (text: string) => Buffer.from(text).toString('base64');
@@ -130,5 +132,24 @@ describe("frameworkRefusal: the framework's 4xx refusals, in one line", () => {
     expect(frameworkRefusal(Object.assign(new Error('x'), { status: 415 }))).toBeNull();
     expect(frameworkRefusal('text')).toBeNull();
     expect(frameworkRefusal(null)).toBeNull();
+  });
+});
+
+describe('traceFields: the request trace on its log lines', () => {
+  const id = '105445aa7843bc8bf206b12000100000';
+  it('reads X-Cloud-Trace-Context, else traceparent, as the bare trace id', () => {
+    expect(traceFields({ cloudTrace: `${id}/1;o=1`, traceparent: undefined })).toEqual({
+      [TRACE_FIELD]: id,
+    });
+    expect(traceFields({ cloudTrace: id, traceparent: undefined })).toEqual({ [TRACE_FIELD]: id });
+    const w3c = `00-${id.toUpperCase()}-00f067aa0ba902b7-01`;
+    expect(traceFields({ cloudTrace: undefined, traceparent: w3c })).toEqual({ [TRACE_FIELD]: id });
+  });
+
+  it('leaves out what is not a well-formed trace id: the headers are the caller’s', () => {
+    for (const cloudTrace of ['', 'x/1', `${id}0/1`, `${id} {"a":1}`, '0'.repeat(32), `../${id}`])
+      expect(traceFields({ cloudTrace, traceparent: undefined }), cloudTrace).toEqual({});
+    expect(traceFields({ cloudTrace: undefined, traceparent: `00-${id}-xyz-01` })).toEqual({});
+    expect(traceFields({ cloudTrace: undefined, traceparent: undefined })).toEqual({});
   });
 });
