@@ -35,7 +35,6 @@ locals {
     GOVERNOR_FIRESTORE_DATABASE   = local.database_id
     GOVERNOR_FIRESTORE_COLLECTION = var.state.collection
     GOVERNOR_RUN_DEADLINE         = var.function.run_deadline
-    GOVERNOR_LOG_FORMAT           = "json"
     NODE_ENV                      = "production"
   })
 

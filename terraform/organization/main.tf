@@ -70,7 +70,6 @@ locals {
     GOVERNOR_STATE_STORE           = "firestore"
     GOVERNOR_FIRESTORE_DATABASE    = google_firestore_database.state.name
     GOVERNOR_RUN_DEADLINE          = "${var.timeout_seconds - 30}s"
-    GOVERNOR_LOG_FORMAT            = "json"
     GOVERNOR_MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
   }
 }
