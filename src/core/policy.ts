@@ -9,6 +9,7 @@ import { DEFAULT_ACCELERATOR, poolKey } from './pool.js';
 import { MEMORY_QUANTITY } from './quantity.js';
 import { checkQuotaRequests, QuotaRequestsSettings } from './quota-requests.js';
 import { clockMinutes, isValidTimeZone, WEEKDAYS } from './schedule.js';
+import { ProjectId } from './units.js';
 
 /**
  * The policy file: the platform team's contract with the governor. This zod schema is the single
@@ -18,21 +19,6 @@ import { clockMinutes, isValidTimeZone, WEEKDAYS } from './schedule.js';
  */
 
 const Count = z.number().int().min(0);
-
-/**
- * A project of the policy: it names resources (`projects/{project}/locations/{region}`), a
- * Monitoring filter and the state store's file, so only the characters of Google's project ids
- * are accepted: lower-case letters, digits and hyphens, at most 30, not beginning or ending with a
- * hyphen ("must be 6 to 30 characters", https://cloud.google.com/resource-manager/docs/creating-managing-projects);
- * a project number is digits; a legacy domain-scoped project is `example.com:my-project`. Never
- * "a/b", "../x", spaces or quotes, which would otherwise reach Google as a name and fail the run.
- */
-export const ProjectId = z
-  .string()
-  .regex(
-    /^([a-z0-9][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$/,
-    'expected a project id such as "my-project": lower-case letters, digits and hyphens, at most 30, not beginning or ending with a hyphen',
-  );
 
 /**
  * A region (`us-central1`): one segment of a resource name, so lower-case letters, digits and

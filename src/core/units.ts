@@ -13,9 +13,7 @@ import { compareText } from './pool.js';
  *
  * Every unit has its own state (lease, conditions, outbox, run records) under its **unit key**:
  * the project id for a project unit, `project@region` for a regional unit. `@` occurs in neither
- * a project id (lower-case letters, digits, hyphens:
- * https://cloud.google.com/resource-manager/docs/creating-managing-projects) nor a region name
- * (below), so no project's key is ever a regional unit's, and the stores escape it like any other
+ * a project ({@link ProjectId}) nor a region name (below), so no project's key is ever a regional unit's, and the stores escape it like any other
  * character they do not keep as it is (`encodeURIComponent`: `%40`).
  */
 
@@ -31,6 +29,22 @@ export const RegionName = z
   .string()
   .max(40)
   .regex(REGION_NAME, 'expected a Cloud Run region such as "us-central1"');
+
+/**
+ * A project of the policy, and of a work message (the dispatch sends the policy's projects as
+ * they are): it names resources (`projects/{project}/locations/{region}`), a
+ * Monitoring filter and the state store's file, so only the characters of Google's project ids
+ * are accepted: lower-case letters, digits and hyphens, at most 30, not beginning or ending with a
+ * hyphen ("must be 6 to 30 characters", https://cloud.google.com/resource-manager/docs/creating-managing-projects);
+ * a project number is digits; a legacy domain-scoped project is `example.com:my-project`. Never
+ * "a/b", "../x", spaces or quotes, which would otherwise reach Google as a name and fail the run.
+ */
+export const ProjectId = z
+  .string()
+  .regex(
+    /^([a-z0-9][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$/,
+    'expected a project id such as "my-project": lower-case letters, digits and hyphens, at most 30, not beginning or ending with a hyphen',
+  );
 
 /** Between the project and the region of a regional unit's key. */
 export const UNIT_SEPARATOR = '@';

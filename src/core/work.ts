@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { zodFaults, capFaults } from './document.js';
 import { MAX_CLOCK_SKEW_MS } from './duration.js';
 import { InputError } from '../errors.js';
-import { RegionName } from './units.js';
+import { ProjectId, RegionName } from './units.js';
 
 /**
  * A work message of the fan-out: "govern this project (or this region of it) now". A dispatch
@@ -18,9 +18,8 @@ export const MAX_WORK_MESSAGE_BYTES = 4 * 1024;
 export const WorkMessage = z.strictObject({
   version: z.literal(1),
   kind: z.literal('govern'),
-  project: z
-    .string()
-    .regex(/^[a-z][-a-z0-9]{4,28}[a-z0-9]$/, 'expected a project id such as "my-project"'),
+  /** Any project a policy may list (a dispatch sends the policy's own projects as they are). */
+  project: ProjectId,
   /** Present: govern only this region of the project (a regional unit, `fanout.splitAbove`). */
   region: RegionName.optional(),
   /** The dispatch run that sent it. */

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { selectProjects, Discovery, DiscoveryCache } from '../../src/core/discovery.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import {
+  ProjectId,
   REGION_NAME,
   splitUnits,
   stoppedSiblings,
@@ -104,9 +105,8 @@ describe('unit keys', () => {
   });
 
   it('can never equal a project id: @ is in no project id or region', () => {
-    const project = /^[a-z][-a-z0-9]{4,28}[a-z0-9]$/;
     const key = unitKey({ project: 'my-project', region: 'us-central1' });
-    expect(project.test(key)).toBe(false);
+    expect(ProjectId.safeParse(key).success).toBe(false);
     expect(REGION_NAME.test('us@central1')).toBe(false);
   });
 });
@@ -181,6 +181,59 @@ describe('the work message region', () => {
       expect((error as Error).message).toMatch(/at most 4096/);
     else expect(text).toMatch(/^region: /m);
     expect(text).not.toContain('etc/passwd');
+  });
+});
+
+describe('the work message project', () => {
+  const message = (project: unknown) =>
+    Buffer.from(
+      JSON.stringify({
+        version: 1,
+        kind: 'govern',
+        project,
+        dispatchId: 'd-1',
+        issuedAt: '2026-12-02T00:00:00Z',
+      }),
+    );
+  const taken = (project: unknown) => {
+    try {
+      parseWorkMessage(message(project));
+      return true;
+    } catch (e) {
+      expect(e).toBeInstanceOf(InputError);
+      return false;
+    }
+  };
+
+  // A dispatch sends the policy's projects as they are: a unit that refused one of them would
+  // drop its every message, and the project would go ungoverned while `governor check` passes.
+  it.each([
+    'my-project',
+    'gpu-proj-0001',
+    '123456789012',
+    'example.com:my-project',
+    'abc1',
+    '',
+    'My-Project',
+    'my-project-',
+    '../x',
+    'a/b',
+    'my project',
+    'my-project@us-central1',
+    'a'.repeat(31),
+    7,
+    null,
+  ])('takes %j exactly when a policy may list it', (project) => {
+    expect(taken(project)).toBe(ProjectId.safeParse(project).success);
+  });
+
+  it("takes every project of a fan-out policy, a project number's and a domain's too", () => {
+    const policy = parsePolicy({
+      version: 1,
+      projects: ['my-project', '123456789012', 'example.com:my-project'],
+      fanout: { topic: 'projects/gov/topics/work' },
+    });
+    for (const project of policy.projects) expect(taken(project), project).toBe(true);
   });
 });
 
