@@ -26,6 +26,7 @@ import { applyConcurrentChange, applyOtherActor, type ModelPool } from '../emula
 import { seededRandom, type OtherActorChange } from '../emulator/faults.js';
 import { validateFleet, type FleetInput } from '../emulator/fleet.js';
 import { InvariantMonitor, type Violation } from '../emulator/invariants.js';
+import { DEFAULT_METRICS_LAG_MS } from '../emulator/index.js';
 import { effectiveMax, FleetModel } from '../emulator/model.js';
 
 /**
@@ -604,7 +605,7 @@ export async function runChaosFleet(
   monitor.configure(invariantsOf(scenario));
   const rnd = seededRandom(fleetSeed ^ 0x5bd1e995);
   const baseStore = createMemoryStateStore();
-  const sim = createSimPorts(model, { lagMs: 3 * 60_000 });
+  const sim = createSimPorts(model, { lagMs: DEFAULT_METRICS_LAG_MS });
   const seq = { n: 0 };
   const sink = new RecordingSink(rnd, (k) => {
     report.faults[k] = (report.faults[k] ?? 0) + 1;

@@ -92,7 +92,6 @@ export async function runDemo(
   const governed = await simulate(input, policy, {
     hours: flags.hours,
     tickMinutes: flags.every,
-    lagMinutes: 3,
     strategies: ['governor'],
     viaEmulator: true,
     series: false,

@@ -13,6 +13,7 @@ import { loadPolicy, loadSnapshot, packagedFile } from './files.js';
 import { failureLine } from './hints.js';
 import { processIo, type Io, type Streams } from './io.js';
 import { colorsFor, renderPlan, renderStatus } from './render.js';
+import { DEFAULT_LAG_MINUTES, DEFAULT_TICK_MINUTES } from '../simulate/result.js';
 import type { DemoFlags } from './demo-command.js';
 import type { ReplayFlags, SimulateFlags } from './simulate-command.js';
 
@@ -356,8 +357,8 @@ export function buildProgram(
     .option('--report <file>', 'write the HTML report')
     .option('--json', 'print the results as JSON')
     .option('--via-emulator', 'run the governor through the gRPC emulator and Google clients')
-    .option('--tick <duration>', 'virtual time between governor runs', '5m')
-    .option('--lag <duration>', 'how far Monitoring is behind', '3m')
+    .option('--tick <duration>', 'virtual time between governor runs', `${DEFAULT_TICK_MINUTES}m`)
+    .option('--lag <duration>', 'how far Monitoring is behind', `${DEFAULT_LAG_MINUTES}m`)
     .action(
       run(async (opts: SimulateFlags) => {
         const { runSimulate } = await import('./simulate-command.js');
@@ -374,8 +375,8 @@ export function buildProgram(
     .addOption(required(new Option('--since <duration>', 'window to replay, e.g. 7d')))
     .option('--report <file>', 'write the HTML report')
     .option('--json', 'print the results as JSON')
-    .option('--tick <duration>', 'virtual time between governor runs', '5m')
-    .option('--lag <duration>', 'how far Monitoring is behind', '3m')
+    .option('--tick <duration>', 'virtual time between governor runs', `${DEFAULT_TICK_MINUTES}m`)
+    .option('--lag <duration>', 'how far Monitoring is behind', `${DEFAULT_LAG_MINUTES}m`)
     .action(
       run(async (opts: ReplayFlags) => {
         const { runReplay } = await import('./simulate-command.js');
@@ -434,7 +435,7 @@ export function buildProgram(
       '--every <minutes>',
       'virtual minutes between governor runs',
       (v) => parseCount(v, '--every', 60),
-      5,
+      DEFAULT_TICK_MINUTES,
     )
     .action(
       run(async (opts: DemoFlags) => {

@@ -13,6 +13,7 @@ import { buildReplayInput, historyWarning, type ReplayInput } from '../simulate/
 import { renderReport } from '../simulate/report.js';
 import { loadSimulationInput } from '../simulate/scenario.js';
 import { progressBar } from '../simulate/progress.js';
+import { DEFAULT_LAG_MINUTES, DEFAULT_TICK_MINUTES } from '../simulate/result.js';
 import { simulate, type SimulationResult } from '../simulate/simulate.js';
 import { fileFaultText } from '../read-capped.js';
 import { loadPolicy } from './files.js';
@@ -179,8 +180,8 @@ export async function runSimulate(flags: SimulateFlags, io: Streams): Promise<nu
     ['--policy', flags.policy],
     ['--fleet', flags.fleet],
   ]);
-  const tick = parseMinutes('--tick', flags.tick, 5, 1);
-  const lag = parseMinutes('--lag', flags.lag, 3, 0);
+  const tick = parseMinutes('--tick', flags.tick, DEFAULT_TICK_MINUTES, 1);
+  const lag = parseMinutes('--lag', flags.lag, DEFAULT_LAG_MINUTES, 0);
   const policy = await loadPolicy(flags.policy);
   const input = await loadSimulationInput(flags.fleet);
   const hours = hoursFlag ?? input.hours ?? 24;
@@ -224,8 +225,8 @@ export async function runReplay(
   if (sinceMs < 60 * 60_000 || sinceMs > 31 * 24 * 3_600_000)
     throw new UsageError(`--since ${flags.since}: expected between 1h and 31d`);
   await checkReportPath(flags.report, [['--policy', flags.policy]]);
-  const tick = parseMinutes('--tick', flags.tick, 5, 1);
-  const lag = parseMinutes('--lag', flags.lag, 3, 0);
+  const tick = parseMinutes('--tick', flags.tick, DEFAULT_TICK_MINUTES, 1);
+  const lag = parseMinutes('--lag', flags.lag, DEFAULT_LAG_MINUTES, 0);
   const policy = await loadPolicy(flags.policy);
   // One line and a hint without credentials, before a client fails in the background.
   await assertCredentials(options);

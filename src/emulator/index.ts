@@ -6,7 +6,7 @@ import { EmulatorControl } from './control.js';
 import type { FaultConfigInput } from './faults.js';
 import type { InvariantSpecInput } from './invariants.js';
 import { loadFleet, loadTraces, validateFleet, type Fleet, type FleetInput } from './fleet.js';
-import { FleetModel } from './model.js';
+import { FleetModel, MINUTE_MS } from './model.js';
 import type { PublishedMessage } from './pubsub-store.js';
 import { startGrpcServer } from './server.js';
 
@@ -23,6 +23,14 @@ export const EMULATOR_ADMIN_ENV = 'GOVERNOR_EMULATOR_ADMIN';
 /** Points the Pub/Sub client library at the emulator's publisher (plaintext, no credentials). */
 export const PUBSUB_EMULATOR_ENV = 'PUBSUB_EMULATOR_HOST';
 
+/**
+ * How long a metric point takes to become visible when not told (`metricsLagMs`): three minutes,
+ * within Google's example of "not visible for up to 240 seconds"
+ * (https://cloud.google.com/monitoring/api/v3/latency-n-retention). The simulation's default
+ * `--lag` is the same (test/simulate/defaults.test.ts).
+ */
+export const DEFAULT_METRICS_LAG_MS = 3 * MINUTE_MS;
+
 export interface EmulatorOptions {
   /** A fleet (as parsed, or as written in a file) or the path of a fleet file. */
   readonly fleet: Fleet | FleetInput | string;
@@ -34,7 +42,7 @@ export interface EmulatorOptions {
   readonly speed?: number | 'manual';
   /** Wall-clock ms an UpdateService operation runs before it is done (default 1000). */
   readonly operationDelayMs?: number;
-  /** Virtual ms before a metric point is visible (default 180000: three minutes). */
+  /** Virtual ms before a metric point is visible (default {@link DEFAULT_METRICS_LAG_MS}). */
   readonly metricsLagMs?: number;
   /** Page size of List calls that set none (default 5). */
   readonly pageSize?: number;
@@ -100,7 +108,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
     clock,
     {
       operationDelayMs: options.operationDelayMs ?? 1000,
-      metricsLagMs: options.metricsLagMs ?? 3 * 60_000,
+      metricsLagMs: options.metricsLagMs ?? DEFAULT_METRICS_LAG_MS,
       pageSize: options.pageSize ?? 5,
       memoizeMetrics: options.memoizeMetrics ?? false,
     },

@@ -47,11 +47,24 @@ export const EVIDENCE_ORACLE_MINUTES = 10;
 /** The writes-limited oracle re-splits every this many minutes: at most 2 writes a service an hour. */
 export const WRITES_ORACLE_MINUTES = 30;
 
+/**
+ * Virtual minutes between governor runs when not told (`--tick`, the demo's `--every`): the
+ * Terraform module's default schedule, every 5 minutes (`schedule` in terraform/variables.tf).
+ */
+export const DEFAULT_TICK_MINUTES = 5;
+
+/**
+ * Minutes before a Monitoring point is visible when not told (`--lag`): the emulator's
+ * `DEFAULT_METRICS_LAG_MS` (src/emulator/index.ts, too heavy to load for the command line's
+ * help; test/simulate/defaults.test.ts holds the two equal).
+ */
+export const DEFAULT_LAG_MINUTES = 3;
+
 export interface SimulationOptions {
   hours: number;
-  /** Virtual minutes between governor runs (Cloud Scheduler's cadence). */
+  /** Virtual minutes between governor runs (Cloud Scheduler's cadence): {@link DEFAULT_TICK_MINUTES}. */
   tickMinutes?: number;
-  /** Minutes before a Monitoring point is visible. */
+  /** Minutes before a Monitoring point is visible: {@link DEFAULT_LAG_MINUTES}. */
   lagMinutes?: number;
   strategies?: readonly Strategy[];
   /** Run the governor through the gRPC emulator and Google's clients instead of in-memory ports. */

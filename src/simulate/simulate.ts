@@ -21,6 +21,8 @@ import { diagnoseMinute, newDiagnosis, notePlan, type Diagnosis } from './diagno
 import { createMemoryStateStore } from '../adapters/memory/state-store.js';
 import { watchWrites } from '../emulator/ports.js';
 import {
+  DEFAULT_LAG_MINUTES,
+  DEFAULT_TICK_MINUTES,
   STRATEGIES,
   WRITES_ORACLE_MINUTES,
   EVIDENCE_ORACLE_MINUTES,
@@ -153,8 +155,8 @@ function createContext(
     view,
     startMs: probe.startMs,
     minutes,
-    tick: options.tickMinutes ?? 5,
-    lag: options.lagMinutes ?? 3,
+    tick: options.tickMinutes ?? DEFAULT_TICK_MINUTES,
+    lag: options.lagMinutes ?? DEFAULT_LAG_MINUTES,
   };
 }
 
