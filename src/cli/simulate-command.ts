@@ -11,7 +11,11 @@ import { compileRules } from '../core/rules.js';
 import type { Fleet } from '../emulator/fleet.js';
 import { buildReplayInput, historyWarning, type ReplayInput } from '../simulate/replay.js';
 import { renderReport } from '../simulate/report.js';
-import { loadSimulationInput } from '../simulate/scenario.js';
+import {
+  DEFAULT_SIMULATED_HOURS,
+  loadSimulationInput,
+  MAX_SIMULATED_HOURS,
+} from '../simulate/scenario.js';
 import { progressBar } from '../simulate/progress.js';
 import { DEFAULT_LAG_MINUTES, DEFAULT_TICK_MINUTES } from '../simulate/result.js';
 import { simulate, type SimulationResult } from '../simulate/simulate.js';
@@ -46,16 +50,14 @@ export interface ReplayFlags {
   lag?: string;
 }
 
-const MAX_HOURS = 24 * 31;
-
 /** A plain decimal number: `Number` would also take "0x10" (16), "1e1" and " 2". */
 const DECIMAL = /^(\d+(\.\d*)?|\.\d+)$/;
 
 function parseHours(text: string): number {
   const n = DECIMAL.test(text) ? Number(text) : NaN;
-  if (!Number.isFinite(n) || n <= 0 || n > MAX_HOURS) {
+  if (!Number.isFinite(n) || n <= 0 || n > MAX_SIMULATED_HOURS) {
     throw new UsageError(
-      `--hours ${JSON.stringify(text)}: expected a number of hours above 0 and at most ${MAX_HOURS}`,
+      `--hours ${JSON.stringify(text)}: expected a number of hours above 0 and at most ${MAX_SIMULATED_HOURS}`,
     );
   }
   return n;
@@ -184,7 +186,7 @@ export async function runSimulate(flags: SimulateFlags, io: Streams): Promise<nu
   const lag = parseMinutes('--lag', flags.lag, DEFAULT_LAG_MINUTES, 0);
   const policy = await loadPolicy(flags.policy);
   const input = await loadSimulationInput(flags.fleet);
-  const hours = hoursFlag ?? input.hours ?? 24;
+  const hours = hoursFlag ?? input.hours ?? DEFAULT_SIMULATED_HOURS;
   if (hours * 60 < tick) {
     const where = hoursFlag === null ? `${flags.fleet}: hours` : '--hours';
     throw new UsageError(
@@ -222,8 +224,10 @@ export async function runReplay(
       { cause: e },
     );
   }
-  if (sinceMs < 60 * 60_000 || sinceMs > 31 * 24 * 3_600_000)
-    throw new UsageError(`--since ${flags.since}: expected between 1h and 31d`);
+  if (sinceMs < 3_600_000 || sinceMs > MAX_SIMULATED_HOURS * 3_600_000)
+    throw new UsageError(
+      `--since ${flags.since}: expected between 1h and ${MAX_SIMULATED_HOURS / 24}d`,
+    );
   await checkReportPath(flags.report, [['--policy', flags.policy]]);
   const tick = parseMinutes('--tick', flags.tick, DEFAULT_TICK_MINUTES, 1);
   const lag = parseMinutes('--lag', flags.lag, DEFAULT_LAG_MINUTES, 0);

@@ -502,8 +502,8 @@ export function parseFleet(text: string, source = 'fleet'): Fleet {
 export type Traces = ReadonlyMap<string, readonly number[]>;
 
 /**
- * The longest span a trace of request arrivals may cover, in minutes (31 days, as a scenario's
- * `hours`). A trace is played minute by minute, so a file of two arrivals a thousand years apart
+ * The longest span a trace of request arrivals may cover, in minutes (31 days, the longest
+ * simulation: `MAX_SIMULATED_HOURS` of src/simulate/scenario.ts). A trace is played minute by minute, so a file of two arrivals a thousand years apart
  * would ask for 500 million minutes and exhaust memory.
  */
 export const MAX_TRACE_SPAN_MINUTES = 31 * 24 * 60;

@@ -11,6 +11,7 @@ import {
   loadTraces,
   MAX_INSTANCES_WANTED,
   MAX_STARTUP_SECONDS,
+  MAX_TRACE_SPAN_MINUTES,
   validateFleet,
   type Fleet,
   type FleetInput,
@@ -77,6 +78,16 @@ const ScenarioService = z.strictObject({
   demand: ScenarioDemand,
 });
 
+/**
+ * The longest simulation, in hours (31 days): a scenario's `hours`, `--hours`, and `replay
+ * --since`. As long as a trace of request arrivals may span, for the same reason: the demand is
+ * played minute by minute.
+ */
+export const MAX_SIMULATED_HOURS = MAX_TRACE_SPAN_MINUTES / 60;
+
+/** Hours simulated when neither the scenario nor `--hours` says. */
+export const DEFAULT_SIMULATED_HOURS = 24;
+
 export const Scenario = z
   .strictObject({
     scenario: z.literal(1),
@@ -89,11 +100,7 @@ export const Scenario = z
       )
       .default('UTC')
       .describe('Time zone the report shows times in.'),
-    hours: z
-      .number()
-      .positive()
-      .max(24 * 31)
-      .default(24),
+    hours: z.number().positive().max(MAX_SIMULATED_HOURS).default(DEFAULT_SIMULATED_HOURS),
     project: z
       .string()
       .regex(/^[a-z][-a-z0-9]{4,28}[a-z0-9]$/)
