@@ -8,7 +8,6 @@ import {
 } from '../core/audit.js';
 import type { Policy } from '../core/policy.js';
 import { renderProblem } from '../core/problems.js';
-import { isInputError } from '../errors.js';
 import type { Observation } from '../observe/observe.js';
 import { loadPolicy } from './files.js';
 import { observeLive } from './live.js';
@@ -65,14 +64,7 @@ export async function runAudit(
   io: Streams,
   options: RuntimeOptions,
 ): Promise<number> {
-  let policy: Policy;
-  try {
-    policy = await loadPolicy(opts.policy);
-  } catch (e) {
-    if (!isInputError(e)) throw e;
-    io.stderr.write(`error: ${e.message}\n`);
-    return 2;
-  }
+  const policy = await loadPolicy(opts.policy);
   const observation = await observeLive(policy, options);
   for (const problem of observation.problems)
     io.stderr.write(`warning: ${renderProblem(problem)}\n`);

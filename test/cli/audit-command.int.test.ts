@@ -4,15 +4,16 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { runAudit, type AuditReport } from '../../src/cli/audit-command.js';
+import type { AuditReport } from '../../src/cli/audit-command.js';
 import type { Io } from '../../src/cli/io.js';
-import { parseRuntimeOptions } from '../../src/runtime-options.js';
+import { main } from '../../src/cli/main.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 
 /**
  * `governor audit` on the demo fleet (examples/fleet.yaml, where llm-code is misconfigured on
- * purpose) in the emulator: in process through `runAudit`, and through the real process
- * `node bin/governor.js audit` (built by `npm test`), with the emulator's variables passed on.
+ * purpose) in the emulator: in process through `main` (as the command line runs it), and through
+ * the real process `node bin/governor.js audit` (built by `npm test`), with the emulator's
+ * variables passed on.
  */
 
 const run = promisify(execFile);
@@ -55,7 +56,10 @@ async function inProcess(opts: {
     stderr: { write: (s: string) => (stderr += s) },
     env: env(),
   };
-  const code = await runAudit(opts, io, parseRuntimeOptions(io.env));
+  const code = await main(
+    ['audit', '--policy', opts.policy, ...(opts.json === true ? ['--json'] : [])],
+    io,
+  );
   return { code, stdout, stderr };
 }
 
@@ -106,7 +110,7 @@ function checkReport(report: AuditReport): void {
   expect(report.problems).toEqual([]);
 }
 
-describe('runAudit (in process)', () => {
+describe('governor audit (in process)', () => {
   it('prints a table per failing service and exits 1 when a required rule fails', async () => {
     const r = await inProcess({ policy: DEMO_POLICY });
     expect(r.stderr).toBe('');
