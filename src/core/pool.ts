@@ -17,7 +17,10 @@ export interface PoolId {
   zonalRedundancy: boolean;
 }
 
-/** The accelerator of a policy `pools` entry that names none (the schema's default too). */
+/**
+ * The accelerator where none is named: a policy `pools` entry (the schema's default too), and in
+ * the tools a fleet's GPU or pool, a quota set through the emulator, an invariant pool, a scenario.
+ */
 export const DEFAULT_ACCELERATOR = 'nvidia-l4';
 
 /**

@@ -1,6 +1,7 @@
 import type { WrittenSeries } from './custom-metrics.js';
 import { z } from 'zod';
 import { StringMap } from '../core/document.js';
+import { DEFAULT_ACCELERATOR } from '../core/pool.js';
 import type { CallRecord, EmulatorContext, WriteRecord } from './context.js';
 import { MAX_WAIT_SECONDS, type FaultConfig, type FaultConfigInput } from './faults.js';
 import type { InvariantSpec, InvariantSpecInput, Violation } from './invariants.js';
@@ -38,7 +39,7 @@ export type SetDemandInput = z.input<typeof SetDemandInput>;
 export const SetQuotaInput = z.strictObject({
   project: z.string().min(1),
   region: Region.nullable().optional().describe('Absent or null: the regionless default entry.'),
-  accelerator: Accelerator.default('nvidia-l4'),
+  accelerator: Accelerator.default(DEFAULT_ACCELERATOR),
   zonalRedundancy: z.boolean().default(true),
   quota: z
     .number()

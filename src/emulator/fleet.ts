@@ -11,6 +11,7 @@ import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { DateTime } from 'luxon';
 import { z } from 'zod';
 import { formatPath, parseDocument, StringMap } from '../core/document.js';
+import { DEFAULT_ACCELERATOR } from '../core/pool.js';
 import { FleetHierarchy } from './hierarchy.js';
 import { topicNameFault } from './pubsub-store.js';
 
@@ -152,7 +153,7 @@ export const Demand = z.preprocess(
 export type Demand = z.infer<typeof Demand>;
 
 export const Gpu = z.strictObject({
-  accelerator: Accelerator.default('nvidia-l4'),
+  accelerator: Accelerator.default(DEFAULT_ACCELERATOR),
   count: z.number().int().min(1).max(8).default(1).describe('GPUs per instance.'),
   zonalRedundancy: z.boolean().default(true),
 });
@@ -332,7 +333,7 @@ export type FleetJob = z.infer<typeof FleetJob>;
 export const FleetPool = z
   .strictObject({
     region: Region.optional().describe('Absent: the regionless default entry of the quota.'),
-    accelerator: Accelerator.default('nvidia-l4'),
+    accelerator: Accelerator.default(DEFAULT_ACCELERATOR),
     zonalRedundancy: z.boolean().default(true),
     quota: Count.optional().describe('GPUs; absent: the Quotas API has no entry for this pool.'),
   })

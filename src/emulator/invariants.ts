@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { writeBreaches } from '../core/invariants.js';
-import { samePool } from '../core/pool.js';
+import { DEFAULT_ACCELERATOR, samePool } from '../core/pool.js';
 import { effectiveMax, gpusPerInstance, type FleetModel, type ServiceKey } from './model.js';
 
 /**
@@ -36,7 +36,7 @@ import { effectiveMax, gpusPerInstance, type FleetModel, type ServiceKey } from 
 export const InvariantPoolSpec = z.strictObject({
   project: z.string().min(1),
   region: z.string().min(1),
-  accelerator: z.string().min(1).default('nvidia-l4'),
+  accelerator: z.string().min(1).default(DEFAULT_ACCELERATOR),
   zonalRedundancy: z.boolean().default(true),
   reserve: z.number().int().min(0).optional(),
   /** GPUs the governed floors take in this pool (default: max(1, min) x GPUs per service). */

@@ -1,5 +1,5 @@
 import type { Policy } from '../core/policy.js';
-import { poolIdOf, poolKey, samePool, type PoolId } from '../core/pool.js';
+import { DEFAULT_ACCELERATOR, poolIdOf, poolKey, samePool, type PoolId } from '../core/pool.js';
 import { compileRules, type Settings } from '../core/rules.js';
 import { demandAt } from '../emulator/demand.js';
 import { effectiveMax, MINUTE_MS, type FleetModel } from '../emulator/model.js';
@@ -100,7 +100,7 @@ export function poolsOf(
         region: s.region,
         gpus: s.spec.gpu?.count ?? 1,
         labels: s.labels,
-        accelerator: s.spec.gpu?.accelerator ?? 'nvidia-l4',
+        accelerator: s.spec.gpu?.accelerator ?? DEFAULT_ACCELERATOR,
         minInstances: Math.max(s.minInstances, s.revisionMinInstances),
         fleetCap: effectiveMax(s),
       })),

@@ -5,6 +5,7 @@ import { parseDocument, StringMap, zodFaults } from '../core/document.js';
 import { InputError } from '../errors.js';
 import { MAX_DOCUMENT_BYTES, readInputText } from '../read-capped.js';
 import { MAX_QUOTA_GPUS } from '../core/policy.js';
+import { DEFAULT_ACCELERATOR } from '../core/pool.js';
 import {
   Accelerator,
   FleetError,
@@ -109,7 +110,7 @@ export const Scenario = z
       .string()
       .regex(/^[a-z]+-[a-z]+\d+$/)
       .default('us-central1'),
-    accelerator: Accelerator.default('nvidia-l4'),
+    accelerator: Accelerator.default(DEFAULT_ACCELERATOR),
     quota: z
       .number()
       .int()
