@@ -73,6 +73,7 @@ import { capFaults, errorMessage, UnavailableError, type Fault } from '../errors
 import { jsonErrorText, zodFaults } from '../core/document.js';
 import { Alert } from '../core/alert.js';
 import { MAX_CLOCK_SKEW_MS } from '../core/duration.js';
+import { plural } from '../core/text.js';
 import {
   acknowledgeDropped,
   checkKeep,
@@ -738,7 +739,7 @@ function conditionsBody(
   const n = Object.keys(state).length;
   return packJson(
     JSON.stringify(state),
-    `the alert state of ${project} (${n} firing condition${n === 1 ? '' : 's'})`,
+    `the alert state of ${project} (${plural(n, 'firing condition')})`,
     'not saved, the state saved before is kept',
   );
 }

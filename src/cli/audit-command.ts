@@ -8,6 +8,7 @@ import {
 } from '../core/audit.js';
 import type { Policy } from '../core/policy.js';
 import { renderProblem } from '../core/problems.js';
+import { plural } from '../core/text.js';
 import type { Observation } from '../observe/observe.js';
 import { loadPolicy } from './files.js';
 import { observeLive } from './live.js';
@@ -167,7 +168,7 @@ export function renderAudit(report: AuditReport, c: Colors): string {
   const { services, failingRequired, recommendedOnly } = report.summary;
   out.push('');
   out.push(
-    `Audit: ${services} GPU service${services === 1 ? '' : 's'}: ${failingRequired} failing a required rule, ${recommendedOnly} with recommendations only, ${report.summary.clean} clean.`,
+    `Audit: ${plural(services, 'GPU service')}: ${failingRequired} failing a required rule, ${recommendedOnly} with recommendations only, ${report.summary.clean} clean.`,
   );
   if (report.problems.length > 0) {
     out.push(

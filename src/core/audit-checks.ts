@@ -2,6 +2,7 @@ import type { AuditRuleId, AuditSeverity } from './audit-rules.js';
 import { DEFAULT_MAX_INSTANCES, maxInForce, quotaInstances, type MaxInForce } from './pool.js';
 import type { Snapshot } from './snapshot.js';
 import { DEFAULT_CONCURRENCY, type ObservedContainer, type ObservedService } from './service.js';
+import { plural } from './text.js';
 
 /**
  * The fleet audit's checks: one pure function per rule (audit-rules.ts), given one GPU service
@@ -90,8 +91,6 @@ function effectiveMaxOf(s: ObservedService): { max: number; how: string } {
   const { max, level } = maxInForce(s);
   return { max, how: LEVEL_TEXT[level] };
 }
-
-const plural = (n: number, word: string) => `${n} ${word}${n === 1 ? '' : 's'}`;
 
 /** One check per rule: what is wrong with the service, or null. */
 export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broken>> = {
@@ -220,7 +219,7 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
       problem:
         counted === null
           ? 'no max instances at either level: Cloud Run derives it from the regional quotas (this pool’s quota is unknown)'
-          : `no max instances at either level: Cloud Run derives it from the regional quota, so it may run ${counted} instance${counted === 1 ? '' : 's'} (quota ${quota} ÷ ${plural(s.gpu.count, 'GPU')}), its whole pool; the governor counts it at ${counted}`,
+          : `no max instances at either level: Cloud Run derives it from the regional quota, so it may run ${plural(counted, 'instance')} (quota ${quota} ÷ ${plural(s.gpu.count, 'GPU')}), its whole pool; the governor counts it at ${counted}`,
       fix: `gcloud run services update ${s.name} --region ${s.region} --max N (N: what it should be allowed${counted === null ? '' : `, at most ${counted}`})`,
     };
   },

@@ -20,6 +20,7 @@ import { parseMemory } from './quantity.js';
 import { compileRules } from './rules.js';
 import type { Snapshot } from './snapshot.js';
 import type { ObservedService } from './service.js';
+import { plural } from './text.js';
 
 export {
   AUDIT_RULE_IDS,
@@ -197,7 +198,7 @@ export function auditAlerts(
           type: 'service.misconfigured',
           severity: required > 0 ? 'ERROR' : 'WARNING',
           service: first.service,
-          summary: `${first.service} breaks ${list.length} GPU rule${list.length === 1 ? '' : 's'} (${counts}): ${list.map((f) => f.rule).join(', ')}`,
+          summary: `${first.service} breaks ${plural(list.length, 'GPU rule')} (${counts}): ${list.map((f) => f.rule).join(', ')}`,
           details: {
             required,
             recommended,

@@ -1,6 +1,7 @@
 import type { Alert, AlertType, Severity } from './alert.js';
 import type { PlanPool } from './plan.js';
 import { compareText, poolKey, poolWords } from './pool.js';
+import { plural } from './text.js';
 
 /**
  * The condition alerts a plan implies: what is wrong right now. Whether each one is new, still
@@ -247,7 +248,7 @@ export function poolConditions(
         type: 'governor.degraded',
         severity: 'WARNING',
         key: 'usage',
-        summary: `Usage unknown for ${unknown.length} service${unknown.length === 1 ? '' : 's'} in ${where}: ${held}`,
+        summary: `Usage unknown for ${plural(unknown.length, 'service')} in ${where}: ${held}`,
         details: {
           reason: 'usage-unknown',
           services: unknown.map((s) => ({
@@ -267,7 +268,7 @@ export function poolConditions(
           type: 'service.starved',
           severity: 'WARNING',
           service: s.name,
-          summary: `${s.name} gets ${s.to} instance${s.to === 1 ? '' : 's'}, short of its demand of ${s.want}`,
+          summary: `${s.name} gets ${plural(s.to, 'instance')}, short of its demand of ${s.want}`,
           details: {
             cap: s.to,
             demand: s.want,

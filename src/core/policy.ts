@@ -9,6 +9,7 @@ import { DEFAULT_ACCELERATOR, poolKey } from './pool.js';
 import { MEMORY_QUANTITY } from './quantity.js';
 import { checkQuotaRequests, QuotaRequestsSettings } from './quota-requests.js';
 import { clockMinutes, isValidTimeZone, WEEKDAYS } from './schedule.js';
+import { plural } from './text.js';
 import { ProjectId } from './units.js';
 
 /**
@@ -392,7 +393,7 @@ export function parsePolicy(raw: unknown, what = 'policy'): Policy {
   faults.push(...crossCheck(raw));
   if (!result.success || faults.length > 0) {
     throw new InputError(
-      `${what} is invalid (${faults.length} problem${faults.length === 1 ? '' : 's'})`,
+      `${what} is invalid (${plural(faults.length, 'problem')})`,
       dedupe(faults),
     );
   }

@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { DemandEstimate, explainDemand } from './demand.js';
 import { formatDuration } from './duration.js';
+import { plural } from './text.js';
 
 /**
  * Why a service's cap is what the plan makes it, as data: the plan row's `why`. The human
@@ -300,7 +301,7 @@ export function renderReason(why: PlanWhy): string {
   if (why.preempted) {
     const { instances, priority } = why.preempted;
     clauses.push(
-      `preempted: ${instances} in-use instance${instances === 1 ? '' : 's'} cut for priority ${priority} demand (preempt: true)`,
+      `preempted: ${plural(instances, 'in-use instance')} cut for priority ${priority} demand (preempt: true)`,
     );
   }
   if (why.loanGuard) {
@@ -403,5 +404,5 @@ function pct1(p: number): string {
 }
 
 function gpus(n: number): string {
-  return `${n} GPU${n === 1 ? '' : 's'}`;
+  return plural(n, 'GPU');
 }

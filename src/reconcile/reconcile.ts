@@ -36,7 +36,7 @@ import { plan as makePlan } from '../core/planner.js';
 import { NO_PROJECTS, type Policy } from '../core/policy.js';
 import { REGION_NAME, stoppedSiblings } from '../core/units.js';
 import { renderProblem, type ObservationProblem } from '../core/problems.js';
-import { someOf } from '../core/text.js';
+import { plural, someOf } from '../core/text.js';
 import {
   adoptLedger,
   adoptQuotas,
@@ -271,7 +271,7 @@ export async function reconcile(
     const failed = report.writes.filter((w) => w.outcome === 'failed').length;
     if (failed > 0) {
       report.outcome = 'failed';
-      report.error = `${failed} write${failed === 1 ? '' : 's'} failed`;
+      report.error = `${plural(failed, 'write')} failed`;
     } else if (report.leaseHeld.length > 0) {
       report.outcome = 'lease-held';
     }

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { listOnOneLine } from '../../src/core/text.js';
+import { listOnOneLine, plural } from '../../src/core/text.js';
 
 describe('listOnOneLine', () => {
   it('puts a message and its list of faults on one line, no stray separator after the colon', () => {
@@ -11,5 +11,14 @@ describe('listOnOneLine', () => {
   it('joins other lines with "; " and leaves a single line as it is', () => {
     expect(listOnOneLine('first\n  second')).toBe('first; second');
     expect(listOnOneLine('one line: with a colon')).toBe('one line: with a colon');
+  });
+});
+
+describe('plural', () => {
+  it('is singular for exactly one, plural for everything else (0, fractions, many)', () => {
+    expect(plural(1, 'GPU')).toBe('1 GPU');
+    expect(plural(0, 'GPU')).toBe('0 GPUs');
+    expect(plural(2, 'firing condition')).toBe('2 firing conditions');
+    expect(plural(0.5, 'day')).toBe('0.5 days');
   });
 });
