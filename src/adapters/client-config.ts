@@ -8,7 +8,8 @@
  */
 import { emulatorClientOptions } from './emulator-options.js';
 import type { EmulatorClientOptions } from './emulator-options.js';
-import { InputError } from '../errors.js';
+import { ProjectId } from '../core/units.js';
+import { InputError, type Fault } from '../errors.js';
 
 /** Options for a google-gax client constructor: the emulator's, or none (Google's defaults). */
 export type GoogleClientOptions = EmulatorClientOptions | Record<string, never>;
@@ -38,4 +39,15 @@ export function clientConfig(endpoint: Partial<Endpoint>): ClientConfig {
       { cause: error },
     );
   }
+}
+
+/**
+ * A project's fault, if any, before an adapter puts it in a resource name or a filter: it must be
+ * a project as a policy may list it (`ProjectId`, core/units.ts), so that "a/b" or a space never
+ * reaches Google as part of a name. Every adapter checks its project with this one rule.
+ */
+export function projectFaults(project: string): Fault[] {
+  return ProjectId.safeParse(project).success
+    ? []
+    : [{ path: 'project', message: `must be a project id, not "${project}"` }];
 }

@@ -35,7 +35,7 @@ import type {
   ObservedWorkerPool,
 } from '../ports/index.js';
 import type { GpuSpec, ObservedContainer, ObservedService } from '../core/service.js';
-import { clientConfig } from './client-config.js';
+import { clientConfig, projectFaults } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
 import {
   checkRetryPolicy,
@@ -156,7 +156,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
 
   return {
     async listRegions(project) {
-      const name = `projects/${segment('project', project)}`;
+      const name = `projects/${checkedProject(project)}`;
       const locations = await allPages(
         (pageToken) => services.locationsClient.listLocations({ name, pageSize, pageToken }, pages),
         `listing the Cloud Run regions of ${name}`,
@@ -528,7 +528,13 @@ function parentOf(project: string, region: string): string {
       { path: 'region', message: 'Cloud Run lists one region at a time: "-" is not accepted' },
     ]);
   }
-  return `projects/${segment('project', project)}/locations/${segment('region', region)}`;
+  return `projects/${checkedProject(project)}/locations/${segment('region', region)}`;
+}
+
+function checkedProject(project: string): string {
+  const faults = projectFaults(project);
+  if (faults.length > 0) throw new InputError('Invalid project', faults);
+  return project;
 }
 
 /** One path segment of a resource name: not empty, no slash. */

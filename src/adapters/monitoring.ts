@@ -17,7 +17,7 @@ import { InputError, NotFoundError, UpstreamError } from '../errors.js';
 import type { Fault } from '../errors.js';
 import { METRIC_PREFIX, type GovernorMetricPoint } from '../core/governor-metrics.js';
 import type { MetricSeries, MonitoringPort, TimeWindow } from '../ports/index.js';
-import { clientConfig } from './client-config.js';
+import { clientConfig, projectFaults } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
 import {
   checkRetryPolicy,
@@ -274,11 +274,8 @@ async function writeGovernorMetrics(
   atMs: number,
   points: readonly GovernorMetricPoint[],
 ): Promise<'written' | 'too-soon'> {
-  if (!/^[^\s/]+$/.test(project)) {
-    throw new InputError('Invalid Monitoring write', [
-      { path: 'project', message: `must be a project id, not "${project}"` },
-    ]);
-  }
+  const faults = projectFaults(project);
+  if (faults.length > 0) throw new InputError('Invalid Monitoring write', faults);
   const series: TimeSeries[] = points.map((p) => ({
     metric: { type: `${METRIC_PREFIX}${p.metric}`, labels: p.labels },
     resource: { type: 'global', labels: { project_id: project } },
@@ -467,10 +464,7 @@ function inTimeOrder(series: MetricSeries, what: string): MetricSeries['points']
 }
 
 function checkQuery(project: string, window: TimeWindow): void {
-  const faults: Fault[] = [];
-  if (!/^[^\s/]+$/.test(project)) {
-    faults.push({ path: 'project', message: `must be a project id, not "${project}"` });
-  }
+  const faults: Fault[] = projectFaults(project);
   const { startMs, endMs } = window;
   // Monitoring reads the interval (start, end], "The start time must be specified, must be
   // earlier than the end time" (TimeInterval in google/monitoring/v3/common.proto): an empty

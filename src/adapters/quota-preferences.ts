@@ -28,7 +28,7 @@ import type {
   QuotaPreferenceView,
   QuotaRequestPort,
 } from '../ports/index.js';
-import { clientConfig } from './client-config.js';
+import { clientConfig, projectFaults } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
 import { gpuQuotaId, parseQuotaValue } from './quotas.js';
 import {
@@ -43,7 +43,6 @@ import type { RetryPolicy } from './retry.js';
 type Preference = protos.google.api.cloudquotas.v1.IQuotaPreference;
 
 const RUN = 'run.googleapis.com';
-const PROJECT = /^[a-z][a-z0-9-]{4,28}[a-z0-9]$|^[^\s/]{1,100}$/;
 const ID = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
 const NAME = /^projects\/[^\s/]+\/locations\/global\/quotaPreferences\/[^\s/]+$/;
 
@@ -157,10 +156,8 @@ export function createQuotaPreferenceAdapter(
 }
 
 function checkProject(project: string): void {
-  if (!PROJECT.test(project))
-    throw new InputError('Invalid quota preference', [
-      { path: 'project', message: `must be a project id, not "${project}"` },
-    ]);
+  const faults = projectFaults(project);
+  if (faults.length > 0) throw new InputError('Invalid quota preference', faults);
 }
 
 function checkNew(input: NewQuotaPreference): void {

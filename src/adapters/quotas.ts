@@ -20,7 +20,7 @@ import { InputError, UpstreamError } from '../errors.js';
 import { MAX_QUOTA_GPUS } from '../core/policy.js';
 import type { Fault } from '../errors.js';
 import type { QuotaPort, QuotaQuery } from '../ports/index.js';
-import { clientConfig } from './client-config.js';
+import { clientConfig, projectFaults } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
 import { checkRetryPolicy, defaultRetryPolicy, definedOnly, gaxReadOptions } from './retry.js';
 import type { RetryPolicy } from './retry.js';
@@ -138,10 +138,7 @@ export function createQuotaAdapter(options: QuotaAdapterOptions = {}): QuotaAdap
 }
 
 function checkQuery({ project, region }: QuotaQuery): void {
-  const faults: Fault[] = [];
-  if (!/^[^\s/]+$/.test(project)) {
-    faults.push({ path: 'project', message: `must be a project id, not "${project}"` });
-  }
+  const faults: Fault[] = projectFaults(project);
   if (!/^[a-z0-9-]+$/.test(region)) {
     faults.push({
       path: 'region',
