@@ -6,7 +6,7 @@ import { EmulatorControl } from './control.js';
 import type { FaultConfigInput } from './faults.js';
 import type { InvariantSpecInput } from './invariants.js';
 import { loadFleet, loadTraces, validateFleet, type Fleet, type FleetInput } from './fleet.js';
-import { FleetModel, MINUTE_MS } from './model.js';
+import { DEFAULT_METRICS_LAG_MS, FleetModel } from './model.js';
 import type { PublishedMessage } from './pubsub-store.js';
 import { startGrpcServer } from './server.js';
 
@@ -22,14 +22,6 @@ export const EMULATOR_HOST_ENV = 'GOVERNOR_EMULATOR_HOST';
 export const EMULATOR_ADMIN_ENV = 'GOVERNOR_EMULATOR_ADMIN';
 /** Points the Pub/Sub client library at the emulator's publisher (plaintext, no credentials). */
 export const PUBSUB_EMULATOR_ENV = 'PUBSUB_EMULATOR_HOST';
-
-/**
- * How long a metric point takes to become visible when not told (`metricsLagMs`): three minutes,
- * within Google's example of "not visible for up to 240 seconds"
- * (https://cloud.google.com/monitoring/api/v3/latency-n-retention). The simulation's default
- * `--lag` is the same (test/simulate/defaults.test.ts).
- */
-export const DEFAULT_METRICS_LAG_MS = 3 * MINUTE_MS;
 
 export interface EmulatorOptions {
   /** A fleet (as parsed, or as written in a file) or the path of a fleet file. */
@@ -149,7 +141,7 @@ export {
   type Fleet,
   type FleetInput,
 } from './fleet.js';
-export { FleetModel } from './model.js';
+export { DEFAULT_METRICS_LAG_MS, FleetModel } from './model.js';
 export { MAX_CLOCK_SPEED } from './clock.js';
 export type { CallRecord, FaultHook, WriteRecord } from './context.js';
 export type { EmulatorControl, EmulatorState, PoolView, ServiceView } from './control.js';

@@ -33,6 +33,14 @@ import type {
 
 export const MINUTE_MS = 60_000;
 
+/**
+ * How long a metric point takes to become visible when not told (`metricsLagMs`): three minutes,
+ * within Google's example of "not visible for up to 240 seconds"
+ * (https://cloud.google.com/monitoring/api/v3/latency-n-retention). The simulation's default
+ * `--lag` is the same (test/simulate/defaults.test.ts).
+ */
+export const DEFAULT_METRICS_LAG_MS = 3 * MINUTE_MS;
+
 export interface ServiceKey {
   readonly project: string;
   readonly region: string;

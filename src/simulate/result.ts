@@ -55,7 +55,7 @@ export const DEFAULT_TICK_MINUTES = 5;
 
 /**
  * Minutes before a Monitoring point is visible when not told (`--lag`): the emulator's
- * `DEFAULT_METRICS_LAG_MS` (src/emulator/index.ts, too heavy to load for the command line's
+ * `DEFAULT_METRICS_LAG_MS` (src/emulator/model.ts, not loaded for the command line's
  * help; test/simulate/defaults.test.ts holds the two equal).
  */
 export const DEFAULT_LAG_MINUTES = 3;

@@ -1,7 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { DEFAULT_METRICS_LAG_MS } from '../../src/emulator/index.js';
-import { MINUTE_MS } from '../../src/emulator/model.js';
+import { DEFAULT_METRICS_LAG_MS, MINUTE_MS } from '../../src/emulator/model.js';
 import { DEFAULT_LAG_MINUTES, DEFAULT_TICK_MINUTES } from '../../src/simulate/result.js';
 import { DEFAULT_SIMULATED_HOURS, MAX_SIMULATED_HOURS } from '../../src/simulate/scenario.js';
 import { main } from '../../src/cli/main.js';
