@@ -174,7 +174,7 @@ export async function actOnPlan(plan: Plan, options: ActOptions): Promise<WriteR
     decreases.map((c) => {
       const other = held.get(poolKey(c));
       if (other) return skipped(c, 'other-governor', otherGovernor(other, 'lowered'));
-      return gate(() => decrease(c, latest, opts));
+      return decrease(c, latest, gate, opts);
     }),
   );
 
@@ -302,9 +302,17 @@ function otherGovernor(other: OtherWriter, what: 'raised' | 'lowered'): string {
   return `${said}; that time is later than this governor's clock by more than a minute (a wrong clock or a hand edit wrote it), so the pool is held until then: fix the clock of the machine that runs ${cutText(other.writer, WRITER_SHOWN)}, or correct or remove the ${ANNOTATIONS.writtenAt} annotation of ${other.service}`;
 }
 
+/**
+ * One decrease: its region's write slot first, then one of the run's `writeConcurrency` places.
+ * Waiting for the slot holds no place: a region with more decreases than its minute's quota
+ * (Cloud Run's write quota is per region) waits for its own quota, never holding back the other
+ * regions' writes. A slot that would come after the run deadline is not waited for: the decrease
+ * is skipped at once, so the run reaches its alerts in time.
+ */
 async function decrease(
   c: PlanChange,
   latest: Map<string, ObservedService | string>,
+  gate: Gate,
   opts: Acting,
 ): Promise<WriteResult> {
   const svc = latest.get(serviceKey(c));
@@ -313,7 +321,9 @@ async function decrease(
   if (!svc) return skipped(c, 'gone', 'the service is gone');
   const check = validate(c, svc);
   if (check) return skipped(c, check.cause, check.why);
-  return write(c, c.to, svc, opts);
+  if (opts.clock() > opts.deadline || !(await opts.pacer.slot(c.region, opts.deadline)))
+    return late(c);
+  return gate(() => write(c, c.to, svc, opts));
 }
 
 // --- 2. the fresh read ---
@@ -600,7 +610,7 @@ async function raiseRound(
             change: d.c,
             to: d.to,
             // Its slot was taken before the read: nothing waits between the read and the write.
-            result: await gate(() => write(d.c, d.to, d.svc, opts, d.note, 'slot-taken')),
+            result: await gate(() => write(d.c, d.to, d.svc, opts, d.note)),
           },
     ),
   );
@@ -656,7 +666,7 @@ async function compensate(
         const c: PlanChange = { ...change, from, to, etag: svc.etag, reason };
         // Lowering back must not wait for the write quota: it takes a slot now.
         opts.pacer.take(c.region);
-        const result = await write(c, to, svc, opts, '', 'slot-taken');
+        const result = await write(c, to, svc, opts);
         return result.outcome === 'written' ? { ...result, cause: 'compensated' as const } : result;
       }),
     ),
@@ -714,18 +724,20 @@ function validate(
  * write is made once its operation is done; one whose operation does not answer is `uncertain`
  * (its room stays spent). The governor's annotations merge into the ones of that read.
  */
+/** A change not written because the run deadline came first. */
+function late(c: PlanChange): WriteResult {
+  return skipped(c, 'deadline', 'the run deadline was reached before this write');
+}
+
+/** One write, its write slot already taken by the caller (see {@link decrease}). */
 async function write(
   c: PlanChange,
   to: number,
   svc: ObservedService,
   opts: Acting,
   note = '',
-  pacing: 'wait-for-slot' | 'slot-taken' = 'wait-for-slot',
 ): Promise<WriteResult> {
-  const late = () => skipped(c, 'deadline', 'the run deadline was reached before this write');
-  if (opts.clock() > opts.deadline) return late();
-  if (pacing === 'wait-for-slot') await opts.pacer.slot(c.region);
-  if (opts.clock() > opts.deadline) return late();
+  if (opts.clock() > opts.deadline) return late(c);
   const annotations: Record<string, string> = {
     [ANNOTATIONS.reason]: cutText(c.reason + note, REASON_MAX),
     [ANNOTATIONS.writer]: opts.writerId,

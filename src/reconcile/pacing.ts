@@ -12,13 +12,20 @@
  *
  * A per-minute quota allows a burst: so a region hands out up to `perMinute` write slots in any
  * 60 s, at once, and only the slot beyond waits until the oldest of the window is a minute old.
- * A run with fewer writes than that is not slowed at all. Other writers (deploys) spend the same
+ * A run with fewer writes than that is not slowed at all. A write waits for its region's slot
+ * before it takes one of the run's `limits.writeConcurrency` places (reconcile/act.ts), so one
+ * region's backlog never holds back another region's writes; a slot that would come after the run
+ * deadline is not waited for. Other writers (deploys) spend the same
  * quota: the adapter retries a 429 (RESOURCE_EXHAUSTED) with backoff, which sends nothing twice.
  * The sleep is injected so that tests and the simulator need not wait.
  */
 export interface Pacer {
-  /** Resolves when the next write to `region` may start. */
-  slot(region: string): Promise<void>;
+  /**
+   * Waits until the next write to `region` may start and resolves true; resolves false at once,
+   * taking nothing, when that is later than `notAfter` (the run deadline: a write that could not
+   * start by then is skipped now rather than waited for).
+   */
+  slot(region: string, notAfter: number): Promise<boolean>;
   /**
    * Up to `count` slots of `region` that start together (never more than a minute's quota),
    * waiting until they can; resolves to how many were taken: 0 when they could not start by
@@ -62,25 +69,20 @@ export function createPacer(
     for (let i = 0; i < count; i++) times.push(at);
     times.sort((a, b) => a - b);
   };
+  const reserve = async (region: string, count: number, notAfter: number): Promise<number> => {
+    const n = Math.min(Math.max(0, Math.floor(count)), budget);
+    if (n === 0) return 0;
+    const t = now();
+    const times = slotsOf(region, t);
+    const at = startOf(times, n, t);
+    if (at > notAfter) return 0;
+    record(times, at, n);
+    if (at > t) await sleep(at - t);
+    return n;
+  };
   return {
-    slot: async (region) => {
-      const t = now();
-      const times = slotsOf(region, t);
-      const at = startOf(times, 1, t);
-      record(times, at, 1);
-      if (at > t) await sleep(at - t);
-    },
-    reserve: async (region, count, notAfter) => {
-      const n = Math.min(Math.max(0, Math.floor(count)), budget);
-      if (n === 0) return 0;
-      const t = now();
-      const times = slotsOf(region, t);
-      const at = startOf(times, n, t);
-      if (at > notAfter) return 0;
-      record(times, at, n);
-      if (at > t) await sleep(at - t);
-      return n;
-    },
+    slot: async (region, notAfter) => (await reserve(region, 1, notAfter)) === 1,
+    reserve,
     take: (region) => {
       const t = now();
       record(slotsOf(region, t), t, 1);

@@ -157,14 +157,17 @@ describe('pacing under a per-minute write quota', () => {
         t += ms;
       },
     );
-    for (let i = 0; i < 3; i++) await pacer.slot('r1');
+    for (let i = 0; i < 3; i++) expect(await pacer.slot('r1', Infinity)).toBe(true);
     expect(slept).toEqual([]);
     // Another region has its own quota.
-    await pacer.slot('r2');
+    expect(await pacer.slot('r2', Infinity)).toBe(true);
     expect(slept).toEqual([]);
-    // The fourth write of r1 waits until the first is a minute old.
+    // The fourth write of r1 waits until the first is a minute old; not past the deadline given:
+    // then it takes nothing and waits for nothing.
     t = 10_000;
-    await pacer.slot('r1');
+    expect(await pacer.slot('r1', 59_999)).toBe(false);
+    expect(slept).toEqual([]);
+    expect(await pacer.slot('r1', 60_000)).toBe(true);
     expect(slept).toEqual([50_000]);
   });
   it('reserves several slots at once, before a read: they start together, within the quota', async () => {
@@ -178,8 +181,8 @@ describe('pacing under a per-minute write quota', () => {
         t += ms;
       },
     );
-    await pacer.slot('r1');
-    await pacer.slot('r1');
+    await pacer.slot('r1', Infinity);
+    await pacer.slot('r1', Infinity);
     // One slot is free now; three together start once the first two are a minute old.
     expect(await pacer.reserve('r1', 3, Infinity)).toBe(3);
     expect(slept).toEqual([60_000]);
