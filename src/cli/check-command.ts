@@ -3,6 +3,7 @@ import { assertCredentials } from '../adapters/credentials.js';
 import { createGooglePorts } from '../adapters/index.js';
 import { createPubSubAlertSink } from '../adapters/pubsub.js';
 import { checkPassed, type CheckItem, type CheckReport } from '../core/permissions.js';
+import { someOf } from '../core/text.js';
 import { checkPolicy } from '../reconcile/preflight.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
@@ -50,15 +51,55 @@ const LABEL: Record<CheckItem['status'], string> = {
   error: 'FAILED',
 };
 
+/**
+ * More checks of services alike than this (the same outcome, permission, detail and fix) are one
+ * line: a fleet of 3,000 services is 6,000 checks of services, which no one reads one by one.
+ * `--json` lists each.
+ */
+export const ALIKE_LISTED = 10;
+/** The services a line of alike checks names, before "and N more". */
+const ALIKE_NAMED = 5;
+
+/** A line of the check: one item, or many alike checks of services (`services` names them). */
+type Row = CheckItem & { services?: string[] };
+
+/** The items in order, each group of more than {@link ALIKE_LISTED} alike service checks as one row, where its first was. */
+function rows(items: readonly CheckItem[]): Row[] {
+  const service = /^service (.+)$/;
+  const key = (i: CheckItem) => JSON.stringify([i.status, i.permission, i.detail, i.fix]);
+  const groups = new Map<string, CheckItem[]>();
+  for (const i of items) {
+    if (!service.test(i.subject)) continue;
+    const group = groups.get(key(i)) ?? [];
+    group.push(i);
+    groups.set(key(i), group);
+  }
+  const out: Row[] = [];
+  for (const i of items) {
+    const group = service.test(i.subject) ? groups.get(key(i)) : undefined;
+    if (!group || group.length <= ALIKE_LISTED) out.push(i);
+    else if (group[0] === i) {
+      const services = group.map((g) => service.exec(g.subject)?.[1] ?? g.subject);
+      out.push({ ...i, subject: `${services.length} services`, services });
+    }
+  }
+  return out;
+}
+
 export function renderCheck(file: string, mode: string, report: CheckReport, c: Colors): string {
   const out = [c.bold(`Governor check of ${file}`) + c.dim(` (mode: ${mode})`), ''];
-  const width = Math.max(...report.items.map((i) => i.subject.length));
-  const permissionWidth = Math.max(...report.items.map((i) => (i.permission ?? '').length));
-  for (const i of report.items) {
+  const shown = rows(report.items);
+  const width = Math.max(...shown.map((i) => i.subject.length));
+  const permissionWidth = Math.max(...shown.map((i) => (i.permission ?? '').length));
+  for (const i of shown) {
     const color = i.status === 'ok' ? c.green : i.status === 'unverified' ? c.yellow : c.red;
     out.push(
       `  ${color(LABEL[i.status].padEnd(10))} ${i.subject.padEnd(width)}  ${(i.permission ?? '').padEnd(permissionWidth)} ${c.dim(i.detail)}`,
     );
+    if (i.services && i.status !== 'ok')
+      out.push(
+        `  ${''.padEnd(10)} ${''.padEnd(width)}  ${someOf(i.services, ALIKE_NAMED)} (--json lists each)`,
+      );
     if (i.fix && i.status !== 'ok') out.push(`  ${''.padEnd(10)} ${''.padEnd(width)}  → ${i.fix}`);
   }
   const count = (s: CheckItem['status']) => report.items.filter((i) => i.status === s).length;
