@@ -1,5 +1,6 @@
 import {
   AUDIT_RULE_IDS,
+  AUDIT_RULES,
   auditServices,
   hasRequiredFailure,
   type AuditFinding,
@@ -8,7 +9,7 @@ import {
 } from '../core/audit.js';
 import type { Policy } from '../core/policy.js';
 import { renderProblem } from '../core/problems.js';
-import { plural } from '../core/text.js';
+import { plural, someOf } from '../core/text.js';
 import type { Observation } from '../observe/observe.js';
 import { loadPolicy } from './files.js';
 import { observeLive } from './live.js';
@@ -18,7 +19,8 @@ import { colorsFor, poolTitle, type Colors } from './render.js';
 
 /**
  * `governor audit --policy P [--json]`: every GPU service of the policy's projects checked against
- * Cloud Run's GPU requirements (src/core/audit.ts), one table per service. Exit 0 when no required
+ * Cloud Run's GPU requirements (src/core/audit.ts), one table per service (one line per rule for
+ * a large fleet). Exit 0 when no required
  * rule fails, 1 when one does, 2 on bad input.
  */
 
@@ -140,11 +142,21 @@ export function auditReport(
   };
 }
 
+/**
+ * More services with findings than this, and the audit prints one line per rule instead of a
+ * table per service (3,000 services with a recommendation each were 15,000 lines); more clean
+ * services than this are counted, not listed. `--json` lists everything.
+ */
+export const AUDIT_LISTED = 20;
+/** The services a rule's line names, before "and N more". */
+const AUDIT_NAMED = 5;
+
 /** The audit for people: per failing service a table (severity, rule, what is wrong, fix). */
 export function renderAudit(report: AuditReport, c: Colors): string {
   const out: string[] = [c.bold(`Governor audit at ${report.at}`)];
-  for (const s of report.services) {
-    if (s.result === 'ok') continue;
+  const failing = report.services.filter((s) => s.result !== 'ok');
+  if (failing.length > AUDIT_LISTED) out.push(...byRule(failing, c));
+  for (const s of failing.length > AUDIT_LISTED ? [] : failing) {
     const mark = s.result === 'required' ? c.red('✗') : c.yellow('!');
     const label =
       s.result === 'required' ? c.red('fails required rules') : c.yellow('recommendations');
@@ -161,7 +173,7 @@ export function renderAudit(report: AuditReport, c: Colors): string {
     }
   }
   const clean = report.services.filter((s) => s.result === 'ok');
-  if (clean.length > 0) {
+  if (clean.length > 0 && clean.length <= AUDIT_LISTED) {
     out.push('');
     for (const s of clean) out.push(`${c.green('✓')} ${s.name}  ${c.dim(poolTitle(s))}  ok`);
   }
@@ -176,4 +188,39 @@ export function renderAudit(report: AuditReport, c: Colors): string {
     );
   }
   return out.join('\n') + '\n';
+}
+
+/**
+ * The findings of many services, one line per rule and severity (required first, then in the
+ * rules' order): how many services break it, the first few of them, and the rule's general fix.
+ */
+function byRule(failing: readonly AuditedService[], c: Colors): string[] {
+  const groups = new Map<string, { severity: AuditSeverity; rule: AuditRuleId; names: string[] }>();
+  for (const s of failing)
+    for (const f of s.findings) {
+      const key = `${f.severity}|${f.rule}`;
+      const group = groups.get(key) ?? { severity: f.severity, rule: f.rule, names: [] };
+      group.names.push(`${s.project}/${s.region}/${s.name}`);
+      groups.set(key, group);
+    }
+  const rank = (g: { severity: AuditSeverity; rule: AuditRuleId }) =>
+    (g.severity === 'required' ? 0 : AUDIT_RULE_IDS.length) + AUDIT_RULE_IDS.indexOf(g.rule);
+  const sorted = [...groups.values()].sort((a, b) => rank(a) - rank(b));
+  const ruleWidth = Math.max(4, ...sorted.map((g) => g.rule.length));
+  const out = [
+    '',
+    `${failing.length} services have findings, one line per rule below (governor audit --json lists each finding):`,
+    '',
+    c.dim(`  ${'severity'.padEnd(11)}  ${'rule'.padEnd(ruleWidth)}  services`),
+  ];
+  for (const g of sorted) {
+    const severity = g.severity.padEnd(11);
+    out.push(
+      `  ${g.severity === 'required' ? c.red(severity) : c.yellow(severity)}  ${g.rule.padEnd(ruleWidth)}  ${g.names.length}: ${someOf(g.names, AUDIT_NAMED)}`,
+    );
+    out.push(
+      `  ${' '.repeat(11)}  ${' '.repeat(ruleWidth)}  ${c.dim('fix:')} ${AUDIT_RULES[g.rule].fix}`,
+    );
+  }
+  return out;
 }
