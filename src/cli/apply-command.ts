@@ -1,7 +1,7 @@
 import type { Plan } from '../core/plan.js';
 import { restoreProgress } from '../core/restore.js';
-import { CAUSE_LABELS, type WriteCause } from '../core/write-result.js';
-import { listOnOneLine } from '../core/text.js';
+import { CAUSE_LABELS, type WriteCause, type WriteResult } from '../core/write-result.js';
+import { listOnOneLine, someOf } from '../core/text.js';
 import { UsageError } from '../errors.js';
 import { assertCredentials } from '../adapters/credentials.js';
 import { textLogger } from '../log.js';
@@ -165,10 +165,29 @@ export function summary(r: RunReport): string {
     lines.push(
       `  not written, by cause: ${byCause.map(([k, n]) => `${CAUSE_LABELS[k as WriteCause]} ${n}`).join(', ')}`,
     );
+  // Writes not made for the same reason: each on its line, or past a few one line naming the
+  // first (a run of 3,000 services that reached its deadline skipped 1,910 alike).
+  const alike = new Map<string, WriteResult[]>();
   for (const w of r.writes.filter((x) => x.outcome !== 'written')) {
-    lines.push(
-      `  ${w.outcome}: ${w.project}/${w.region}/${w.name} ${w.from} → ${w.planned}: ${w.reason}`,
-    );
+    const key = JSON.stringify([w.outcome, w.reason]);
+    alike.set(key, [...(alike.get(key) ?? []), w]);
+  }
+  const change = (w: WriteResult) => `${w.project}/${w.region}/${w.name} ${w.from} → ${w.planned}`;
+  for (const group of alike.values()) {
+    const [first] = group;
+    if (!first) continue;
+    if (group.length <= NOT_WRITTEN_LISTED) {
+      for (const w of group) lines.push(`  ${w.outcome}: ${change(w)}: ${w.reason}`);
+    } else {
+      lines.push(
+        `  ${first.outcome}: ${group.length} changes (${someOf(group.map(change), NOT_WRITTEN_NAMED)}): ${first.reason}`,
+      );
+    }
   }
   return lines.join('\n');
 }
+
+/** More writes not made for the same reason than this print as one line. */
+export const NOT_WRITTEN_LISTED = 10;
+/** The changes such a line names, before "and N more". */
+const NOT_WRITTEN_NAMED = 3;
