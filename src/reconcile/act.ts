@@ -321,9 +321,17 @@ async function decrease(
   if (!svc) return skipped(c, 'gone', 'the service is gone');
   const check = validate(c, svc);
   if (check) return skipped(c, check.cause, check.why);
-  if (opts.clock() > opts.deadline || !(await opts.pacer.slot(c.region, opts.deadline)))
-    return late(c);
-  return gate(() => write(c, c.to, svc, opts));
+  // A write that waited for its place past its slot's time may find the minute's quota spent by
+  // then (Pacer.start): it leaves its place and takes another slot.
+  for (;;) {
+    if (opts.clock() > opts.deadline) return late(c);
+    const slotAt = await opts.pacer.slot(c.region, opts.deadline);
+    if (slotAt === null) return late(c);
+    const result = await gate(async () =>
+      opts.pacer.start(c.region, slotAt) ? write(c, c.to, svc, opts) : null,
+    );
+    if (result) return result;
+  }
 }
 
 // --- 2. the fresh read ---

@@ -15,17 +15,25 @@
  * A run with fewer writes than that is not slowed at all. A write waits for its region's slot
  * before it takes one of the run's `limits.writeConcurrency` places (reconcile/act.ts), so one
  * region's backlog never holds back another region's writes; a slot that would come after the run
- * deadline is not waited for. Other writers (deploys) spend the same
+ * deadline is not waited for. A write that then waited for its place past its slot's time checks
+ * its slot again as it starts (`start`): else the writes of one minute, held at the gate, would
+ * start beside the next minute's, more than `perMinute` in 60 s. Other writers (deploys) spend the same
  * quota: the adapter retries a 429 (RESOURCE_EXHAUSTED) with backoff, which sends nothing twice.
  * The sleep is injected so that tests and the simulator need not wait.
  */
 export interface Pacer {
   /**
-   * Waits until the next write to `region` may start and resolves true; resolves false at once,
-   * taking nothing, when that is later than `notAfter` (the run deadline: a write that could not
-   * start by then is skipped now rather than waited for).
+   * Waits until the next write to `region` may start and resolves to the time of its slot;
+   * resolves null at once, taking nothing, when that is later than `notAfter` (the run deadline:
+   * a write that could not start by then is skipped now rather than waited for).
    */
-  slot(region: string, notAfter: number): Promise<boolean>;
+  slot(region: string, notAfter: number): Promise<number | null>;
+  /**
+   * Whether the write given the slot at `slotAt` may start now. Yes when it is on time; one that
+   * starts later (it waited for a place in flight) moves its slot to now, if the minute's quota
+   * allows it; else it gives its slot back, and false: its caller takes another slot.
+   */
+  start(region: string, slotAt: number): boolean;
   /**
    * Up to `count` slots of `region` that start together (never more than a minute's quota),
    * waiting until they can; resolves to how many were taken: 0 when they could not start by
@@ -42,6 +50,11 @@ export interface Pacer {
 }
 
 const MINUTE_MS = 60_000;
+/**
+ * A write that starts this soon after its slot's time is on time: a timer fires a little late, and
+ * so does a write whose place in flight was free. One later than this waited for its place.
+ */
+const ON_TIME_MS = 1_000;
 
 export function createPacer(
   perMinute: number,
@@ -65,23 +78,45 @@ export function createPacer(
     const over = times.length + count - budget;
     return over <= 0 ? t : Math.max(t, (times[over - 1] ?? t) + MINUTE_MS);
   };
+  /**
+   * Whether one more slot at `t` keeps every 60 s that holds it within the budget, the slots
+   * booked for later included: such a window starts at `t` or at a slot of the minute before.
+   */
+  const fits = (times: readonly number[], t: number): boolean =>
+    [t, ...times.filter((x) => x > t - MINUTE_MS && x < t)].every(
+      (from) => times.filter((x) => x >= from && x < from + MINUTE_MS).length < budget,
+    );
   const record = (times: number[], at: number, count: number): void => {
     for (let i = 0; i < count; i++) times.push(at);
     times.sort((a, b) => a - b);
   };
+  /** Takes `count` slots of `region` that start together: when they start, or null (none taken). */
+  const book = async (region: string, count: number, notAfter: number): Promise<number | null> => {
+    const t = now();
+    const times = slotsOf(region, t);
+    const at = startOf(times, count, t);
+    if (at > notAfter) return null;
+    record(times, at, count);
+    if (at > t) await sleep(at - t);
+    return at;
+  };
   const reserve = async (region: string, count: number, notAfter: number): Promise<number> => {
     const n = Math.min(Math.max(0, Math.floor(count)), budget);
     if (n === 0) return 0;
-    const t = now();
-    const times = slotsOf(region, t);
-    const at = startOf(times, n, t);
-    if (at > notAfter) return 0;
-    record(times, at, n);
-    if (at > t) await sleep(at - t);
-    return n;
+    return (await book(region, n, notAfter)) === null ? 0 : n;
   };
   return {
-    slot: async (region, notAfter) => (await reserve(region, 1, notAfter)) === 1,
+    slot: (region, notAfter) => book(region, 1, notAfter),
+    start: (region, slotAt) => {
+      const t = now();
+      if (t <= slotAt + ON_TIME_MS) return true;
+      const times = slotsOf(region, t);
+      const mine = times.indexOf(slotAt);
+      if (mine >= 0) times.splice(mine, 1);
+      if (!fits(times, t)) return false;
+      record(times, t, 1);
+      return true;
+    },
     reserve,
     take: (region) => {
       const t = now();

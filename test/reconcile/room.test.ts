@@ -157,18 +157,52 @@ describe('pacing under a per-minute write quota', () => {
         t += ms;
       },
     );
-    for (let i = 0; i < 3; i++) expect(await pacer.slot('r1', Infinity)).toBe(true);
+    for (let i = 0; i < 3; i++) expect(await pacer.slot('r1', Infinity)).toBe(0);
     expect(slept).toEqual([]);
     // Another region has its own quota.
-    expect(await pacer.slot('r2', Infinity)).toBe(true);
+    expect(await pacer.slot('r2', Infinity)).toBe(0);
     expect(slept).toEqual([]);
     // The fourth write of r1 waits until the first is a minute old; not past the deadline given:
     // then it takes nothing and waits for nothing.
     t = 10_000;
-    expect(await pacer.slot('r1', 59_999)).toBe(false);
+    expect(await pacer.slot('r1', 59_999)).toBeNull();
     expect(slept).toEqual([]);
-    expect(await pacer.slot('r1', 60_000)).toBe(true);
+    expect(await pacer.slot('r1', 60_000)).toBe(60_000);
     expect(slept).toEqual([50_000]);
+  });
+  it('lets a write that waited for its place past its slot start only within the quota', async () => {
+    let t = 0;
+    // Booking does not move this clock: the slots are handed out at once, as to writes that then
+    // wait for their times outside the gate.
+    const pacer = createPacer(
+      2,
+      () => t,
+      async () => {},
+    );
+    const booked = [];
+    for (let i = 0; i < 4; i++) booked.push(await pacer.slot('r1', Infinity));
+    expect(booked).toEqual([0, 0, 60_000, 60_000]);
+    // On time, or a timer's moment late: it starts on its slot.
+    t = 500;
+    expect(pacer.start('r1', 0)).toBe(true);
+    // It waited for a place until 55 s: with the two booked at 60 s, three would start within a
+    // minute. It gives its slot back and takes another, after them.
+    t = 55_000;
+    expect(pacer.start('r1', 0)).toBe(false);
+    expect(await pacer.slot('r1', Infinity)).toBe(120_000);
+    // Late, with room in the minute around it: it starts now, its slot moved to now.
+    const other = createPacer(
+      2,
+      () => t,
+      async () => {},
+    );
+    t = 0;
+    await other.slot('r2', Infinity);
+    await other.slot('r2', Infinity);
+    t = 30_000;
+    expect(other.start('r2', 0)).toBe(true);
+    // The slots of r2 are now at 0 and 30 s: the next is free at 60 s.
+    expect(await other.slot('r2', Infinity)).toBe(60_000);
   });
   it('reserves several slots at once, before a read: they start together, within the quota', async () => {
     let t = 0;
