@@ -1,16 +1,10 @@
-import { inspect } from 'node:util';
 import { cloudEvent, http, type CloudEvent } from '@google-cloud/functions-framework';
 import { listOnOneLine } from '../core/text.js';
 import { cutText, errorMessage } from '../errors.js';
 import { jsonLogger, withFields, type Logger } from '../log.js';
 import type { Answer } from './handler.js';
-import {
-  carriesRequestText,
-  frameworkRefusal,
-  readTriggerEvent,
-  refuseRequest,
-  traceFields,
-} from './request.js';
+import { consoleErrorLine } from './console-error.js';
+import { readTriggerEvent, refuseRequest, traceFields } from './request.js';
 
 /**
  * The Cloud Function (2nd gen, functions-framework). Two entry points, one run:
@@ -48,31 +42,11 @@ if (!process.env.NODE_ENV) process.env.NODE_ENV = 'production';
 // line saying why, not a stack trace. Anything else is one ERROR line whose stack trace, when
 // there is one, is where Error Reporting reads it (`message`, or `stack_trace` for an Error:
 // https://cloud.google.com/error-reporting/docs/formatting-error-messages).
+// consoleErrorLine never throws, whatever it is given; were writing the line to fail, nothing
+// is thrown back at the caller either (the framework's handler of an uncaught exception).
 console.error = (...args: unknown[]): void => {
-  if (args.some(carriesRequestText)) {
-    log.log(
-      'WARNING',
-      'refused a request body that could not be parsed (400); its content is not logged',
-    );
-    return;
-  }
-  const refusal = args.map(frameworkRefusal).find((r) => r !== null);
-  if (refusal) {
-    log.log('WARNING', `refused a request (${refusal.status}): ${refusal.reason}`);
-    return;
-  }
-  // A failed run's error, as the framework prints it: the run's own ERROR line already says why.
-  if (args.length === 1 && typeof args[0] === 'string' && announcedFailures.delete(args[0])) return;
-  const stack = args.find((a): a is Error => a instanceof Error && typeof a.stack === 'string');
-  log.log(
-    'ERROR',
-    args
-      .map((a) =>
-        typeof a === 'string' ? a : a instanceof Error ? `${a.name}: ${a.message}` : inspect(a),
-      )
-      .join(' '),
-    stack ? { stack_trace: stack.stack } : {},
-  );
+  const line = consoleErrorLine(args, announcedFailures);
+  if (line) log.log(line.severity, line.message, line.fields);
 };
 
 /** The text of each failed run's error thrown to the framework and not yet printed by it. */

@@ -1,0 +1,113 @@
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * What reaches the function's console.error comes from the framework, Express and libraries, and
+ * may be anything. The function logs it as one structured line; it must never throw (the
+ * framework calls it from its handler of an uncaught exception) nor lose the line.
+ */
+
+const consoleError = console.error;
+const write = process.stdout.write.bind(process.stdout);
+let out = '';
+
+beforeAll(async () => {
+  await import('../../src/function/index.js');
+});
+
+afterAll(() => {
+  console.error = consoleError;
+});
+
+/** The lines the function's console.error wrote for `args`. */
+function logged(...args: unknown[]): Record<string, unknown>[] {
+  out = '';
+  process.stdout.write = ((s: string) => {
+    out += s;
+    return true;
+  }) as typeof process.stdout.write;
+  try {
+    console.error(...args);
+  } finally {
+    process.stdout.write = write;
+  }
+  return out
+    .trim()
+    .split('\n')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+const thrower = (what: string) => () => {
+  throw new Error(`${what} SECRET`);
+};
+
+describe("the function's console.error, given hostile values", () => {
+  const revocable = Proxy.revocable({}, {});
+  revocable.revoke();
+  const circular: Record<string, unknown> = {};
+  circular.self = circular;
+  const errorWith = (field: string) => {
+    const e = new Error('an error');
+    Object.defineProperty(e, field, { get: thrower(field) });
+    return e;
+  };
+  const hostile: [string, unknown][] = [
+    [
+      'a getter that throws',
+      {
+        get type() {
+          return thrower('type')();
+        },
+      },
+    ],
+    [
+      'a 4xx whose status getter throws',
+      {
+        expose: true,
+        get status() {
+          return thrower('status')();
+        },
+      },
+    ],
+    [
+      'a Proxy whose every trap throws',
+      new Proxy(
+        {},
+        {
+          get: thrower('get'),
+          getOwnPropertyDescriptor: thrower('gopd'),
+          getPrototypeOf: thrower('proto'),
+          has: thrower('has'),
+          ownKeys: thrower('ownKeys'),
+        },
+      ),
+    ],
+    ['a revoked Proxy', revocable.proxy],
+    ['an Error whose message throws', errorWith('message')],
+    ['an Error whose name throws', errorWith('name')],
+    ['an Error whose stack throws', errorWith('stack')],
+    [
+      'a custom inspect that throws',
+      { [Symbol.for('nodejs.util.inspect.custom')]: thrower('inspect') },
+    ],
+    ['a circular object', circular],
+    ['a Symbol', Symbol('s')],
+    ['a BigInt', 10n],
+  ];
+  for (const [name, value] of hostile) {
+    it(`${name}: one ERROR line, the other values kept`, () => {
+      let lines: Record<string, unknown>[] = [];
+      expect(() => (lines = logged('before', value, 'after'))).not.toThrow();
+      expect(lines).toHaveLength(1);
+      expect(lines[0]?.severity).toBe('ERROR');
+      expect(String(lines[0]?.message)).toMatch(/^before .+ after$/s);
+      // What a getter threw is not printed: it is not what was logged.
+      expect(out).not.toContain('SECRET');
+    });
+  }
+
+  it('a huge string: one line, cut', () => {
+    const lines = logged('x'.repeat(1_000_000));
+    expect(lines).toHaveLength(1);
+    expect(String(lines[0]?.message).length).toBeLessThan(10_000);
+  });
+});
