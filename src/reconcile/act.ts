@@ -720,6 +720,11 @@ function validate(
   return null;
 }
 
+/** A change not written because the run deadline came first. */
+function late(c: PlanChange): WriteResult {
+  return skipped(c, 'deadline', 'the run deadline was reached before this write');
+}
+
 /**
  * Writes `to` with the etag of `svc` (the read it was validated against). Google's v2 reference
  * (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services) says only that
@@ -730,14 +735,9 @@ function validate(
  * a failed write, never one made. The update
  * answers with a long-running operation and Google does not say when the max takes effect: a
  * write is made once its operation is done; one whose operation does not answer is `uncertain`
- * (its room stays spent). The governor's annotations merge into the ones of that read.
+ * (its room stays spent). The governor's annotations merge into the ones of that read. Its write
+ * slot was taken by the caller (see {@link decrease}).
  */
-/** A change not written because the run deadline came first. */
-function late(c: PlanChange): WriteResult {
-  return skipped(c, 'deadline', 'the run deadline was reached before this write');
-}
-
-/** One write, its write slot already taken by the caller (see {@link decrease}). */
 async function write(
   c: PlanChange,
   to: number,
