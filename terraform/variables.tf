@@ -81,7 +81,7 @@ variable "function" {
     available_cpu    = optional(string, "1")
     environment      = optional(map(string), {})
   })
-  description = "The function's resources. timeout_seconds bounds a request; run_deadline (GOVERNOR_RUN_DEADLINE, \"240s\" or \"4m\") is when the governor stops starting writes, and must be at least 15 s shorter than the timeout so that it can still publish and answer. environment adds variables; it cannot override the module's GOVERNOR_POLICY, GOVERNOR_STATE_STORE, GOVERNOR_FIRESTORE_*, GOVERNOR_RUN_DEADLINE or NODE_ENV, nor set anything that redirects the API calls (*_EMULATOR_HOST, GOVERNOR_EMULATOR_*, proxies, TLS overrides, GOOGLE_APPLICATION_CREDENTIALS). The function always runs at most one instance with one request at a time."
+  description = "The function's resources. timeout_seconds bounds a request; run_deadline (GOVERNOR_RUN_DEADLINE, \"240s\" or \"4m\") is when the governor stops starting writes, and must be at least 15 s shorter than the timeout so that it can still publish and answer. environment adds variables; it cannot override the module's GOVERNOR_POLICY, GOVERNOR_STATE_STORE, GOVERNOR_FIRESTORE_*, GOVERNOR_RUN_DEADLINE, GOOGLE_CLOUD_PROJECT or NODE_ENV, nor set anything that redirects the API calls (*_EMULATOR_HOST, GOVERNOR_EMULATOR_*, proxies, TLS overrides, GOOGLE_APPLICATION_CREDENTIALS). The function always runs at most one instance with one request at a time."
   default     = {}
 
   # Cloud Scheduler waits for an HTTP target at most 30 minutes: Job.attempt_deadline "must be in
@@ -115,9 +115,9 @@ variable "function" {
   validation {
     condition = alltrue([
       for key in keys(var.function.environment) :
-      !contains(["GOVERNOR_POLICY", "GOVERNOR_STATE_STORE", "GOVERNOR_FIRESTORE_DATABASE", "GOVERNOR_FIRESTORE_COLLECTION", "GOVERNOR_RUN_DEADLINE", "NODE_ENV"], key)
+      !contains(["GOVERNOR_POLICY", "GOVERNOR_STATE_STORE", "GOVERNOR_FIRESTORE_DATABASE", "GOVERNOR_FIRESTORE_COLLECTION", "GOVERNOR_RUN_DEADLINE", "GOOGLE_CLOUD_PROJECT", "NODE_ENV"], key)
     ])
-    error_message = "function.environment cannot set a variable the module sets itself (GOVERNOR_POLICY, GOVERNOR_STATE_STORE, GOVERNOR_FIRESTORE_DATABASE, GOVERNOR_FIRESTORE_COLLECTION, GOVERNOR_RUN_DEADLINE, NODE_ENV)."
+    error_message = "function.environment cannot set a variable the module sets itself (GOVERNOR_POLICY, GOVERNOR_STATE_STORE, GOVERNOR_FIRESTORE_DATABASE, GOVERNOR_FIRESTORE_COLLECTION, GOVERNOR_RUN_DEADLINE, GOOGLE_CLOUD_PROJECT, NODE_ENV)."
   }
 
   # Variables that would send the function's API calls (and, for an emulator host, its writes and

@@ -90,10 +90,10 @@ function serve(
   http(name, async (req, res) => {
     const requestLog = withFields(
       log,
-      traceFields({
-        cloudTrace: req.get('x-cloud-trace-context'),
-        traceparent: req.get('traceparent'),
-      }),
+      traceFields(
+        { cloudTrace: req.get('x-cloud-trace-context'), traceparent: req.get('traceparent') },
+        process.env.GOOGLE_CLOUD_PROJECT,
+      ),
     );
     const refusal = refuseRequest({
       method: req.method,
@@ -131,10 +131,13 @@ cloudEvent('governorEvent', async (event: CloudEvent<unknown>) => {
   const traceparent: unknown = event.traceparent;
   const eventLog = withFields(
     log,
-    traceFields({
-      cloudTrace: undefined,
-      traceparent: typeof traceparent === 'string' ? traceparent : undefined,
-    }),
+    traceFields(
+      {
+        cloudTrace: undefined,
+        traceparent: typeof traceparent === 'string' ? traceparent : undefined,
+      },
+      process.env.GOOGLE_CLOUD_PROJECT,
+    ),
   );
   const read = readTriggerEvent(event.data);
   if ('ignored' in read) {

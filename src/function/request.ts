@@ -1,4 +1,5 @@
 import { oneLine } from '../core/text.js';
+import { ProjectId } from '../core/units.js';
 import { cutText } from '../errors.js';
 import type { Answer } from './handler.js';
 
@@ -212,18 +213,23 @@ export const TRACE_FIELD = 'logging.googleapis.com/trace';
  * that started them: Cloud Run sends the trace in `X-Cloud-Trace-Context` (`TRACE_ID/SPAN_ID;o=1`)
  * and in W3C `traceparent` (`00-TRACE_ID-SPAN_ID-FLAGS`), and a structured line's
  * `logging.googleapis.com/trace` becomes its entry's `trace`
- * (https://cloud.google.com/logging/docs/structured-logging), whose preferred format is the bare
- * 32-hex-digit trace id (https://cloud.google.com/trace/docs/trace-log-integration). The headers
- * are the caller's: anything but a well-formed trace id is left out.
+ * (https://cloud.google.com/logging/docs/structured-logging), which "must be set to a string with
+ * the following format: projects/PROJECT_ID/traces/TRACE_ID"
+ * (https://cloud.google.com/trace/docs/trace-log-integration; Cloud Run's own sample builds it so:
+ * https://cloud.google.com/run/docs/samples/cloudrun-manual-logging). PROJECT_ID is the function's
+ * own project (`GOOGLE_CLOUD_PROJECT`, which the Terraform modules set); without it no trace is
+ * logged rather than one Cloud Logging would not link. The headers are the caller's: anything but
+ * a well-formed trace id is left out.
  */
-export function traceFields(headers: {
-  cloudTrace: string | undefined;
-  traceparent: string | undefined;
-}): Record<string, string> {
+export function traceFields(
+  headers: { cloudTrace: string | undefined; traceparent: string | undefined },
+  project: string | undefined,
+): Record<string, string> {
+  if (project === undefined || !ProjectId.safeParse(project).success) return {};
   const id =
     /^([0-9a-f]{32})(?:\/|$)/i.exec(headers.cloudTrace ?? '')?.[1] ??
     /^[0-9a-f]{2}-([0-9a-f]{32})-[0-9a-f]{16}-[0-9a-f]{2}$/i.exec(headers.traceparent ?? '')?.[1];
   // An all-zero trace id is invalid in both formats (https://www.w3.org/TR/trace-context/).
   if (!id || /^0+$/.test(id)) return {};
-  return { [TRACE_FIELD]: id.toLowerCase() };
+  return { [TRACE_FIELD]: `projects/${project}/traces/${id.toLowerCase()}` };
 }

@@ -71,6 +71,7 @@ locals {
     GOVERNOR_FIRESTORE_DATABASE    = google_firestore_database.state.name
     GOVERNOR_RUN_DEADLINE          = "${var.timeout_seconds - 30}s"
     GOVERNOR_MAX_DELIVERY_ATTEMPTS = tostring(var.max_delivery_attempts)
+    GOOGLE_CLOUD_PROJECT           = var.project_id
   }
 }
 

@@ -164,7 +164,10 @@ describe('the Cloud Function (HTTP entry point)', () => {
       const line = JSON.parse(text) as Record<string, unknown>;
       expect(line.severity, text).toMatch(/^(DEBUG|INFO|WARNING|ERROR)$/);
       expect(line.runId, text).toBe(r.json.runId);
-      expect(line['logging.googleapis.com/trace'], text).toBe(trace);
+      // In Google's form, named by the function's own project (GOOGLE_CLOUD_PROJECT).
+      expect(line['logging.googleapis.com/trace'], text).toBe(
+        `projects/${PROJECT}/traces/${trace}`,
+      );
     }
     const writes = lines.filter((l) => l.includes('max instances'));
     expect(writes.length).toBe(r.json.written);

@@ -137,19 +137,34 @@ describe("frameworkRefusal: the framework's 4xx refusals, in one line", () => {
 
 describe('traceFields: the request trace on its log lines', () => {
   const id = '105445aa7843bc8bf206b12000100000';
-  it('reads X-Cloud-Trace-Context, else traceparent, as the bare trace id', () => {
-    expect(traceFields({ cloudTrace: `${id}/1;o=1`, traceparent: undefined })).toEqual({
-      [TRACE_FIELD]: id,
+  const project = 'gov-home-proj';
+  const full = `projects/${project}/traces/${id}`;
+  it("reads X-Cloud-Trace-Context, else traceparent, in Google's projects/P/traces/T form", () => {
+    expect(traceFields({ cloudTrace: `${id}/1;o=1`, traceparent: undefined }, project)).toEqual({
+      [TRACE_FIELD]: full,
     });
-    expect(traceFields({ cloudTrace: id, traceparent: undefined })).toEqual({ [TRACE_FIELD]: id });
+    expect(traceFields({ cloudTrace: id, traceparent: undefined }, project)).toEqual({
+      [TRACE_FIELD]: full,
+    });
     const w3c = `00-${id.toUpperCase()}-00f067aa0ba902b7-01`;
-    expect(traceFields({ cloudTrace: undefined, traceparent: w3c })).toEqual({ [TRACE_FIELD]: id });
+    expect(traceFields({ cloudTrace: undefined, traceparent: w3c }, project)).toEqual({
+      [TRACE_FIELD]: full,
+    });
   });
 
   it('leaves out what is not a well-formed trace id: the headers are the caller’s', () => {
     for (const cloudTrace of ['', 'x/1', `${id}0/1`, `${id} {"a":1}`, '0'.repeat(32), `../${id}`])
-      expect(traceFields({ cloudTrace, traceparent: undefined }), cloudTrace).toEqual({});
-    expect(traceFields({ cloudTrace: undefined, traceparent: `00-${id}-xyz-01` })).toEqual({});
-    expect(traceFields({ cloudTrace: undefined, traceparent: undefined })).toEqual({});
+      expect(traceFields({ cloudTrace, traceparent: undefined }, project), cloudTrace).toEqual({});
+    expect(traceFields({ cloudTrace: undefined, traceparent: `00-${id}-xyz-01` }, project)).toEqual(
+      {},
+    );
+    expect(traceFields({ cloudTrace: undefined, traceparent: undefined }, project)).toEqual({});
+  });
+
+  it('logs no trace without a project to name it by: a bare id is not a trace Cloud Logging links', () => {
+    const headers = { cloudTrace: `${id}/1;o=1`, traceparent: undefined };
+    expect(traceFields(headers, undefined)).toEqual({});
+    for (const bad of ['', 'A', 'p/traces/x', 'proj"}', 'x'.repeat(100)])
+      expect(traceFields(headers, bad), bad).toEqual({});
   });
 });

@@ -294,6 +294,7 @@ describe('the function', () => {
       'GOVERNOR_FIRESTORE_DATABASE   = local.database_id',
       'GOVERNOR_FIRESTORE_COLLECTION = var.state.collection',
       'GOVERNOR_RUN_DEADLINE         = var.function.run_deadline',
+      'GOOGLE_CLOUD_PROJECT          = var.project_id',
       'NODE_ENV                      = "production"',
     ]) {
       expect(env).toContain(key);

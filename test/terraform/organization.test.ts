@@ -139,6 +139,8 @@ describe('the work topic', () => {
     expect(unit?.['environment_variables']).toBe('${local.environment}');
     expect(env['GOVERNOR_RUN_DEADLINE']).toBe('${var.timeout_seconds - 30}s');
     expect(unit?.['timeout_seconds']).toBe('${var.timeout_seconds}');
+    // The functions' own project names the trace on their log lines (projects/P/traces/T).
+    expect(env['GOOGLE_CLOUD_PROJECT']).toBe('${var.project_id}');
   });
 
   it('keeps its state in a Firestore database it creates, reached through a condition on its name', () => {
