@@ -19,7 +19,7 @@ export interface Logger {
  */
 export const MAX_LINE_BYTES = 200 * 1024;
 
-/** A field past this many bytes is what an over-long line leaves out. */
+/** A field past this many bytes is what an over-long line leaves out (text: cuts). */
 const KEPT_FIELD_BYTES = 4 * 1024;
 
 /** The most characters of the message an over-long line keeps. */
@@ -42,17 +42,22 @@ function fitLine(line: string): string {
   const { severity, message, ...fields } = JSON.parse(line) as Record<string, unknown>;
   const kept: Record<string, unknown> = {};
   const omitted: string[] = [];
+  const cut: string[] = [];
   for (const [key, value] of Object.entries(fields)) {
     if (Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8') <= KEPT_FIELD_BYTES)
       kept[key] = value;
-    else omitted.push(key);
+    else if (typeof value === 'string') {
+      // Text is cut, not dropped: a stack trace's first frames are where Error Reporting looks.
+      kept[key] = `${value.slice(0, KEPT_FIELD_BYTES / 4 - 1)}…`;
+      cut.push(key);
+    } else omitted.push(key);
   }
   const text = String(message);
   return JSON.stringify({
     severity,
     message: text.length > KEPT_MESSAGE_CHARS ? `${text.slice(0, KEPT_MESSAGE_CHARS - 1)}…` : text,
     ...kept,
-    truncated: { bytes, omittedFields: omitted },
+    truncated: { bytes, omittedFields: omitted, ...(cut.length > 0 ? { cutFields: cut } : {}) },
   });
 }
 

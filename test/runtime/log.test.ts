@@ -41,6 +41,17 @@ describe('jsonLogger: one structured entry a line', () => {
     expect((line?.truncated as { bytes: number }).bytes).toBeGreaterThan(MAX_LINE_BYTES);
   });
 
+  it('cuts a long text field rather than dropping it: a stack trace keeps its first frames', () => {
+    const { log, raw, lines } = captured();
+    const stack = `Error: boom\n${'    at frame (file.js:1:1)\n'.repeat(20_000)}`;
+    log.log('ERROR', 'x'.repeat(300_000), { runId: 'run-1', stack_trace: stack });
+    expect(Buffer.byteLength(raw[0] ?? '')).toBeLessThanOrEqual(MAX_LINE_BYTES);
+    const [line] = lines();
+    expect(String(line?.stack_trace)).toMatch(/^Error: boom\n {4}at frame \(file\.js:1:1\)\n/);
+    expect(String(line?.stack_trace).endsWith('…')).toBe(true);
+    expect(line?.truncated).toMatchObject({ omittedFields: [], cutFields: ['stack_trace'] });
+  });
+
   it('leaves a line within the limit as it is, however many non-ASCII characters it has', () => {
     const { log, lines } = captured();
     const text = 'é'.repeat(Math.floor(MAX_LINE_BYTES / 2) - 100);
