@@ -18,6 +18,7 @@ import type { protos } from '@google-cloud/cloudquotas';
 
 import { InputError, UpstreamError } from '../errors.js';
 import { MAX_QUOTA_GPUS } from '../core/policy.js';
+import { ACCELERATOR_NAME } from '../core/pool.js';
 import type { Fault } from '../errors.js';
 import type { QuotaPort, QuotaQuery } from '../ports/index.js';
 import { clientConfig, projectFaults } from './client-config.js';
@@ -38,8 +39,6 @@ const KNOWN_QUOTA_IDS: Readonly<Record<string, { zonal: string; nonZonal: string
   },
 };
 
-const ACCELERATOR = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
-
 /**
  * The Cloud Quotas id of a GPU pool of Cloud Run.
  *
@@ -50,7 +49,7 @@ const ACCELERATOR = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
  * (the quota is then unknown, never guessed), and the policy's quota override is the way out.
  */
 export function gpuQuotaId(accelerator: string, zonalRedundancy: boolean): string {
-  if (!ACCELERATOR.test(accelerator)) {
+  if (!ACCELERATOR_NAME.test(accelerator)) {
     throw new InputError('Invalid GPU quota query', [
       { path: 'accelerator', message: `must look like "nvidia-l4", not "${accelerator}"` },
     ]);

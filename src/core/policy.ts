@@ -5,12 +5,13 @@ import { AUDIT_RULE_IDS, type AuditRuleId } from './audit-rules.js';
 import { parseDocument, StringMap, zodFaults } from './document.js';
 import { Discovery } from './discovery.js';
 import { Duration, durationMs, formatDuration, MAX_CLOCK_SKEW_MS } from './duration.js';
-import { DEFAULT_ACCELERATOR, poolKey } from './pool.js';
+import { literalName, nameMatcher } from './glob.js';
+import { ACCELERATOR_NAME, DEFAULT_ACCELERATOR, poolKey } from './pool.js';
 import { MEMORY_QUANTITY } from './quantity.js';
 import { checkQuotaRequests, QuotaRequestsSettings } from './quota-requests.js';
 import { clockMinutes, isValidTimeZone, WEEKDAYS } from './schedule.js';
 import { plural } from './text.js';
-import { ProjectId } from './units.js';
+import { LABEL_KEY, LABEL_VALUE, ProjectId, RegionName } from './units.js';
 
 /**
  * The policy file: the platform team's contract with the governor. This zod schema is the single
@@ -22,14 +23,14 @@ import { ProjectId } from './units.js';
 const Count = z.number().int().min(0);
 
 /**
- * A region (`us-central1`): one segment of a resource name, so lower-case letters, digits and
- * hyphens only, a letter first, at most 63 (AIP-122 ids, https://google.aip.dev/122).
+ * An accelerator (a GPU type) of a pool or a rule's match, in the form Cloud Run names one
+ * (core/pool.ts); one Cloud Run does not document is a warning (core/policy-fit.ts), not a fault.
  */
-export const RegionId = z
+const AcceleratorName = z
   .string()
   .regex(
-    /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/,
-    'expected a region such as "us-central1": lower-case letters, digits and hyphens, a letter first',
+    ACCELERATOR_NAME,
+    'expected a GPU type such as "nvidia-l4": lower-case letters and digits, words joined by "-"',
   );
 const Weight = z.number().positive().max(1_000_000);
 const Priority = z.number().int().min(-1_000_000).max(1_000_000);
@@ -99,8 +100,8 @@ export const Match = z
     name: z.string().min(1).describe('Glob on the service name, e.g. "llm-*".').optional(),
     labels: StringMap.describe('Labels the service must have, with these exact values.').optional(),
     project: z.string().min(1).optional(),
-    region: z.string().min(1).optional(),
-    accelerator: z.string().min(1).optional(),
+    region: RegionName.optional(),
+    accelerator: AcceleratorName.optional(),
   })
   .describe('Every key is optional; all given keys must match.');
 export type Match = z.infer<typeof Match>;
@@ -219,8 +220,8 @@ export const MAX_QUOTA_GPUS = 1_000_000;
 
 export const PoolSettings = z.strictObject({
   project: ProjectId.describe('Default: every project of the policy.').optional(),
-  region: RegionId,
-  accelerator: z.string().min(1).default(DEFAULT_ACCELERATOR),
+  region: RegionName,
+  accelerator: AcceleratorName.default(DEFAULT_ACCELERATOR),
   zonalRedundancy: z.boolean().default(true),
   quota: Count.max(MAX_QUOTA_GPUS)
     .describe('GPUs; overrides the quota read from the Cloud Quotas API.')
@@ -329,7 +330,7 @@ export const Policy = z
       .optional()
       .describe('Govern each project in its own function run, fanned out through Pub/Sub.'),
     regions: z
-      .array(RegionId)
+      .array(RegionName)
       .min(1)
       .describe('Default: every region that has GPU services.')
       .optional(),
@@ -574,6 +575,106 @@ function checkGlob(faults: Fault[], path: string, glob: string): void {
 }
 
 /**
+ * A label a rule matches on that breaks Google's label requirements (core/units.ts) is on no
+ * service, so the rule could never match: `Team`, `team.name` or a value of 64 characters.
+ */
+function checkLabels(faults: Fault[], path: string, labels: Raw): void {
+  for (const [key, value] of Object.entries(labels)) {
+    if (!LABEL_KEY.test(key)) {
+      faults.push({
+        path: `${path}.${key}`,
+        message: `"${key}" cannot be a label key, so no service has it: Google's label keys are 1 to 63 lowercase letters, digits, "_" and "-", beginning with a letter (https://cloud.google.com/resource-manager/docs/labels-overview)`,
+      });
+    } else if (typeof value === 'string' && !LABEL_VALUE.test(value)) {
+      faults.push({
+        path: `${path}.${key}`,
+        message: `"${value}" cannot be a label value, so no service has it: Google's label values are at most 63 lowercase letters, digits, "_" and "-" (https://cloud.google.com/resource-manager/docs/labels-overview)`,
+      });
+    }
+  }
+}
+
+/**
+ * Earlier rules, of those without a literal name, that a rule is compared with: a policy with
+ * thousands of rules has them by literal name (core/rules.ts), which are compared by bucket, so
+ * this bounds the check's cost (rules × this) without missing a catch-all in practice.
+ */
+const SHADOW_CANDIDATES = 1_000;
+
+/**
+ * Rules that can never match because an earlier rule matches every service they would (first
+ * match wins): the earlier rule's every key is also the later rule's, with the same value, or
+ * broader for the name. Conservative: a name is broader only when the earlier rule has none, is
+ * `*`, is the same glob, or is a glob that matches the later rule's literal name. Two globs that
+ * differ are never compared (which one is broader is not decided here).
+ */
+export function shadowedRules(rules: readonly unknown[]): Fault[] {
+  interface Seen {
+    index: number;
+    match: Raw;
+    labels: [string, string][];
+  }
+  const byName = new Map<string, Seen[]>();
+  const others: Seen[] = [];
+  const faults: Fault[] = [];
+  const matchers = new Map<string, (name: string) => boolean>();
+  const matcher = (glob: string) => {
+    let m = matchers.get(glob);
+    if (!m) {
+      try {
+        m = nameMatcher(glob);
+      } catch {
+        m = () => false; // an invalid glob is checkGlob's fault
+      }
+      matchers.set(glob, m);
+    }
+    return m;
+  };
+  const covers = (a: Seen, b: Raw, bLabels: Raw): boolean => {
+    for (const key of ['project', 'region', 'accelerator'] as const) {
+      if (a.match[key] !== undefined && a.match[key] !== b[key]) return false;
+    }
+    for (const [k, v] of a.labels) if (!Object.hasOwn(bLabels, k) || bLabels[k] !== v) return false;
+    const aName = str(a.match.name);
+    const bName = str(b.name);
+    if (aName === undefined || aName === '*' || aName === '**' || aName === bName) return true;
+    return bName !== undefined && literalName.test(bName) && matcher(aName)(bName);
+  };
+  for (const [index, rule] of rules.entries()) {
+    if (!isRecord(rule) || !isRecord(rule.match)) continue;
+    const match = rule.match;
+    const labels = isRecord(match.labels) ? match.labels : {};
+    const name = str(match.name);
+    const literal = name !== undefined && literalName.test(name);
+    const candidates = [
+      ...(literal ? (byName.get(name) ?? []) : []),
+      ...others.slice(0, SHADOW_CANDIDATES),
+    ].sort((a, b) => a.index - b.index);
+    const earlier = candidates.find((c) => covers(c, match, labels));
+    if (earlier) {
+      faults.push({
+        path: `services[${index}].match`,
+        message: `can never match: services[${earlier.index}] comes first and matches every service this rule would (the first matching rule wins); move this rule above it, or remove it`,
+      });
+      continue; // a dead rule shadows nothing more than the rule before it does
+    }
+    const seen: Seen = {
+      index,
+      match,
+      labels: Object.entries(labels).filter((e): e is [string, string] => typeof e[1] === 'string'),
+    };
+    if (literal) {
+      const bucket = byName.get(name) ?? [];
+      bucket.push(seen);
+      byName.set(name, bucket);
+    } else {
+      others.push(seen);
+    }
+  }
+  return faults;
+}
+
+/**
  * The shortest `staleAfter` (5 minutes). Google Cloud metrics become visible some minutes after
  * they are sampled ("Sampled every 60 seconds. After sampling, data is not visible for up to 240
  * seconds", the example of https://cloud.google.com/monitoring/api/v3/latency-n-retention; the
@@ -699,10 +800,19 @@ export function crossCheck(raw: unknown): Fault[] {
         message: `"${project}" is not one of the policy's projects`,
       });
     }
+    const region = str(match.region);
+    if (region && regions && !regions.includes(region)) {
+      faults.push({
+        path: `${path}.match.region`,
+        message: `"${region}" is not one of the policy's regions: no service there is read, so the rule can never match`,
+      });
+    }
+    if (isRecord(match.labels)) checkLabels(faults, `${path}.match.labels`, match.labels);
     for (const [j, w] of list(rule.schedule).entries()) {
       if (isRecord(w)) checkWindow(faults, `${path}.schedule[${j}]`, w, min, max);
     }
   }
+  faults.push(...shadowedRules(list(raw.services)));
 
   const poolKeys = new Map<string, number>();
   for (const [i, pool] of list(raw.pools).entries()) {

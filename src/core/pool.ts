@@ -24,6 +24,21 @@ export interface PoolId {
 export const DEFAULT_ACCELERATOR = 'nvidia-l4';
 
 /**
+ * The form of an accelerator (a GPU type) as Cloud Run names one: lower-case words of letters
+ * and digits joined by hyphens (`nvidia-l4`). The Cloud Quotas id is derived from it
+ * (adapters/quotas.ts), so nothing else could be read.
+ */
+export const ACCELERATOR_NAME = /^[a-z0-9]+(?:-[a-z0-9]+)*$/;
+
+/**
+ * The GPU types Cloud Run documents ("Supported GPU types",
+ * https://cloud.google.com/run/docs/configuring/services/gpu): the NVIDIA L4 and the NVIDIA RTX
+ * PRO 6000 Blackwell (preview). Google adds types, so another well-formed name is only warned
+ * about, never refused.
+ */
+export const DOCUMENTED_ACCELERATORS: readonly string[] = ['nvidia-l4', 'nvidia-rtx-pro-6000'];
+
+/**
  * The pool a GPU service, worker pool or job draws from: its project and region, its GPU's
  * accelerator and zonal redundancy.
  */

@@ -1,6 +1,6 @@
-import picomatch from 'picomatch';
 import { durationMs } from './duration.js';
-import type { Policy, ServiceRule } from './policy.js';
+import { literalName, nameMatcher } from './glob.js';
+import type { Match, Policy, ServiceRule } from './policy.js';
 import { windowHolds } from './schedule.js';
 
 /** What the policy says about one service at one instant. */
@@ -27,7 +27,7 @@ export interface Settings {
   lookbackMs: number;
 }
 
-interface ServiceLike {
+export interface ServiceLike {
   project: string;
   region: string;
   accelerator: string;
@@ -38,20 +38,8 @@ interface ServiceLike {
 interface CompiledRule {
   index: number;
   rule: ServiceRule;
-  matchName: ((name: string) => boolean) | null;
-  /** The rule's labels as [key, value] pairs; null when it names none. */
-  labels: [string, string][] | null;
+  matches: (s: ServiceLike) => boolean;
   settings: Settings;
-}
-
-/**
- * A name glob as a test of one name: what `picomatch(glob)(name)` answers (an empty name never
- * matches; the glob itself always does; otherwise its RegExp decides), without the result objects
- * picomatch's matcher builds on every call.
- */
-function nameMatcher(glob: string): (name: string) => boolean {
-  const re = picomatch.makeRe(glob);
-  return (name) => name !== '' && (name === glob || re.test(name));
 }
 
 /**
@@ -107,9 +95,7 @@ export function compileRules(policy: Policy, atMs: number): (s: ServiceLike) => 
         headroom: win.headroom ?? settings.headroom,
       };
     }
-    const matchName = rule.match.name ? nameMatcher(rule.match.name) : null;
-    const labels = rule.match.labels ? Object.entries(rule.match.labels) : null;
-    return { index, rule, matchName, labels, settings };
+    return { index, rule, matches: matcherOf(rule.match), settings };
   });
 
   // First match wins, so a service must see the rules in the policy's order; testing every rule
@@ -136,13 +122,6 @@ export function compileRules(policy: Policy, atMs: number): (s: ServiceLike) => 
   };
 }
 
-/**
- * A name glob that only ever matches itself: letters, digits, `-` and `_` are no glob syntax for
- * picomatch, so the glob's RegExp accepts exactly the one name (what `bounded-matching.test.ts`
- * checks against picomatch).
- */
-const literalName = /^[A-Za-z0-9_-]+$/;
-
 function bucket<K>(map: Map<K, CompiledRule[]>, key: K): CompiledRule[] {
   let list = map.get(key);
   if (!list) map.set(key, (list = []));
@@ -157,19 +136,27 @@ function firstMatch(
 ): CompiledRule | undefined {
   for (const r of list) {
     if (r.index >= before) return undefined;
-    if (matches(r, s)) return r;
+    if (r.matches(s)) return r;
   }
   return undefined;
 }
 
-function matches(r: CompiledRule, s: ServiceLike): boolean {
-  const m = r.rule.match;
-  if (m.project !== undefined && m.project !== s.project) return false;
-  if (m.region !== undefined && m.region !== s.region) return false;
-  if (m.accelerator !== undefined && m.accelerator !== s.accelerator) return false;
-  if (r.matchName && !r.matchName(s.name)) return false;
-  if (r.labels && !hasLabels(s.labels, r.labels)) return false;
-  return true;
+/**
+ * A rule's match as a test of one service: every key it gives must match (the name by its glob,
+ * the labels with these exact values). The one place a match is judged: the rules above, and
+ * what `governor check` says of a rule that matches no service (core/policy-fit.ts).
+ */
+export function matcherOf(m: Match): (s: ServiceLike) => boolean {
+  const matchName = m.name ? nameMatcher(m.name) : null;
+  const labels = m.labels ? Object.entries(m.labels) : null;
+  return (s) => {
+    if (m.project !== undefined && m.project !== s.project) return false;
+    if (m.region !== undefined && m.region !== s.region) return false;
+    if (m.accelerator !== undefined && m.accelerator !== s.accelerator) return false;
+    if (matchName && !matchName(s.name)) return false;
+    if (labels && !hasLabels(s.labels, labels)) return false;
+    return true;
+  };
 }
 
 /** The service has every one of these labels, with these exact values. */

@@ -25,10 +25,8 @@ import { compareText } from './pool.js';
  */
 export const REGION_NAME = /^[a-z]{2,15}-[a-z]{4,15}[1-9][0-9]?$/;
 
-export const RegionName = z
-  .string()
-  .max(40)
-  .regex(REGION_NAME, 'expected a Cloud Run region such as "us-central1"');
+const REGION_EXPECTED = 'expected a Cloud Run region such as "us-central1"';
+export const RegionName = z.string().max(40, REGION_EXPECTED).regex(REGION_NAME, REGION_EXPECTED);
 
 /**
  * A project of the policy, and of a work message (the dispatch sends the policy's projects as
@@ -45,6 +43,17 @@ export const ProjectId = z
     /^([a-z0-9][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$/,
     'expected a project id such as "my-project": lower-case letters, digits and hyphens, at most 30, not beginning or ending with a hyphen',
   );
+
+/**
+ * A label of a Google Cloud resource, as Google's label requirements state them
+ * (https://cloud.google.com/resource-manager/docs/labels-overview, "Requirements for labels"; a
+ * Cloud Run service's labels follow them): keys of 1 to 63 characters, values of at most 63 (may
+ * be empty), only lowercase letters, digits, underscores and dashes, international characters
+ * allowed, a key beginning with a lowercase letter or an international character. "Lowercase"
+ * is read as no upper- or title-case letter, so that no label Google accepts is refused here.
+ */
+export const LABEL_KEY = /^[\p{Ll}\p{Lo}\p{Lm}][\p{Ll}\p{Lo}\p{Lm}\p{M}\p{N}_-]{0,62}$/u;
+export const LABEL_VALUE = /^[\p{Ll}\p{Lo}\p{Lm}\p{M}\p{N}_-]{0,63}$/u;
 
 /** Between the project and the region of a regional unit's key. */
 export const UNIT_SEPARATOR = '@';

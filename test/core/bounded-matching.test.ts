@@ -6,6 +6,7 @@ import {
   globWildcards,
   MAX_GLOB_WILDCARDS,
   parsePolicy,
+  Policy,
   repeatedVariable,
 } from '../../src/core/policy.js';
 import { compileRules } from '../../src/core/rules.js';
@@ -180,7 +181,7 @@ describe('rule lookup', () => {
     {
       name: fc.constantFrom(...names, 'llm-*', '*', 'svc*', '{svc,x_1}', 'llm-?'),
       project: fc.constantFrom('p', 'q'),
-      region: fc.constantFrom('r1', 'r2'),
+      region: fc.constantFrom('us-central1', 'europe-west4'),
       labels: fc.constantFrom<Record<string, string>>(
         { team: 'a' },
         { team: 'b' },
@@ -192,7 +193,7 @@ describe('rule lookup', () => {
   const service = fc.record({
     name: fc.constantFrom(...names, 'llm-zz', 'other'),
     project: fc.constantFrom('p', 'q', 'z'),
-    region: fc.constantFrom('r1', 'r2'),
+    region: fc.constantFrom('us-central1', 'europe-west4'),
     labels: fc.constantFrom<Record<string, string>>(
       {},
       { team: 'a' },
@@ -221,8 +222,10 @@ describe('rule lookup', () => {
         fc.array(rule, { maxLength: 12 }),
         fc.array(service, { minLength: 1, maxLength: 8 }),
         (rules, services) => {
+          // The schema alone: a rule an earlier one shadows is refused by parsePolicy, but the
+          // lookup must still answer as the scan does.
           const resolve = compileRules(
-            parsePolicy({
+            Policy.parse({
               version: 1,
               projects: ['p', 'q', 'z'],
               services: rules.map((match) => ({ match })),

@@ -235,6 +235,113 @@ describe('policy', () => {
     expect(faults).toContain('services[0].match.project: "q" is not one of the policy\'s projects');
   });
 
+  it('refuses a rule that can never match: an earlier rule matches every service it would', () => {
+    const rules = [
+      { match: { name: 'llm-*', labels: { team: 'search' } } }, // 0
+      { match: { name: 'llm-chat', labels: { team: 'search', tier: 'gold' } } }, // 1: by 0
+      { match: { name: 'llm-*', labels: { team: 'search' } }, managed: false }, // 2: the same as 0
+      { match: { name: 'llm-chat', region: 'us-central1' } }, // 3: llm-* has labels, this none
+      { match: { name: 'embed-*' } }, // 4
+      { match: { name: 'embed-?*' } }, // 5: two globs are not compared
+      { match: { project: 'p' } }, // 6
+      { match: { project: 'p', name: 'ocr', accelerator: 'nvidia-l4' } }, // 7: by 6
+      { match: { project: 'q' } }, // 8
+      { match: {} }, // 9: catch-all
+      { match: { name: 'render-*' }, managed: false }, // 10: by 9
+    ];
+    const faults = faultsOf({ version: 1, projects: ['p', 'q'], services: rules });
+    const shadowed = faults.filter((f) => f.includes('can never match'));
+    expect(shadowed.map((f) => f.split(': ')[0])).toEqual([
+      'services[1].match',
+      'services[2].match',
+      'services[7].match',
+      'services[10].match',
+    ]);
+    expect(shadowed).toContain(
+      'services[10].match: can never match: services[9] comes first and matches every service this rule would (the first matching rule wins); move this rule above it, or remove it',
+    );
+    expect(shadowed.find((f) => f.startsWith('services[7]'))).toContain('services[6] comes first');
+    expect(faults).toHaveLength(4);
+    // The narrower rule first, each has its turn: nothing is refused.
+    const ordered = [rules[1], rules[0], rules[7], rules[6], rules[10], rules[9]];
+    expect(
+      parsePolicy({ version: 1, projects: ['p', 'q'], services: ordered }).services,
+    ).toHaveLength(6);
+  });
+
+  it("refuses a rule's region outside the policy's regions, and labels no service can have", () => {
+    const faults = faultsOf({
+      version: 1,
+      projects: ['p'],
+      regions: ['us-central1'],
+      services: [
+        { match: { region: 'europe-west4' } },
+        { match: { region: 'us-central1-a' } },
+        {
+          match: {
+            labels: {
+              Team: 'search',
+              'app.kubernetes.io/name': 'x',
+              '1st': 'x',
+              tier: 'Gold',
+              size: 'x'.repeat(64),
+            },
+          },
+        },
+      ],
+    });
+    expect(faults).toContain(
+      'services[0].match.region: "europe-west4" is not one of the policy\'s regions: no service there is read, so the rule can never match',
+    );
+    expect(faults).toContain(
+      'services[1].match.region: expected a Cloud Run region such as "us-central1"',
+    );
+    const labels = faults.filter((f) => f.startsWith('services[2].match.labels.'));
+    expect(labels.map((f) => f.split(': ')[0])).toEqual([
+      'services[2].match.labels.Team',
+      'services[2].match.labels.app.kubernetes.io/name',
+      'services[2].match.labels.1st',
+      'services[2].match.labels.tier',
+      'services[2].match.labels.size',
+    ]);
+    expect(labels[0]).toContain('cannot be a label key');
+    expect(labels[3]).toContain('"Gold" cannot be a label value');
+    // Google allows international characters, digits, "_" and "-", and an empty value.
+    const ok = parsePolicy({
+      version: 1,
+      projects: ['p'],
+      services: [{ match: { labels: { équipe: 'données', env_2: '', 'cost-center': 'c-12' } } }],
+    });
+    expect(ok.services[0]?.match.labels).toEqual({
+      équipe: 'données',
+      env_2: '',
+      'cost-center': 'c-12',
+    });
+  });
+
+  it('refuses an accelerator not in the form Cloud Run names one, in pools and matches', () => {
+    const faults = faultsOf({
+      version: 1,
+      projects: ['p'],
+      pools: [{ region: 'us-central1', accelerator: 'NVIDIA L4' }],
+      services: [{ match: { accelerator: 'nvidia_l4' } }],
+    });
+    expect(faults.join('\n')).toMatch(
+      /^pools\[0\]\.accelerator: expected a GPU type such as "nvidia-l4"/m,
+    );
+    expect(faults.join('\n')).toMatch(
+      /^services\[0\]\.match\.accelerator: expected a GPU type such as "nvidia-l4"/m,
+    );
+    // A well-formed type Cloud Run does not document (yet) is valid: a warning, not a fault.
+    expect(
+      parsePolicy({
+        version: 1,
+        projects: ['p'],
+        pools: [{ region: 'us-central1', accelerator: 'nvidia-b200' }],
+      }).pools[0]?.accelerator,
+    ).toBe('nvidia-b200');
+  });
+
   it('refuses projects and regions that could not be one segment of a resource name', () => {
     const projects = [
       '../x',
@@ -247,7 +354,15 @@ describe('policy', () => {
       '-p',
       'a'.repeat(31),
     ];
-    const regions = ['../x', 'us central1', '-', 'US-CENTRAL1', 'r'.repeat(64)];
+    const regions = [
+      '../x',
+      'us central1',
+      '-',
+      'US-CENTRAL1',
+      'r'.repeat(64),
+      'us-central1-a',
+      'global',
+    ];
     const faults = faultsOf({
       version: 1,
       projects,
@@ -255,7 +370,7 @@ describe('policy', () => {
       pools: [{ project: 'a/b', region: 'a/b' }],
     });
     const project = /^expected a project id such as "my-project"/;
-    const region = /^expected a region such as "us-central1"/;
+    const region = /^expected a Cloud Run region such as "us-central1"/;
     for (const i of projects.keys())
       expect(faults.find((f) => f.startsWith(`projects[${i}]: `))?.split(': ')[1]).toMatch(project);
     for (const i of regions.keys())

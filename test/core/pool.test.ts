@@ -12,19 +12,24 @@ import {
 
 /** Pool identity and pool settings: the one place each rule is written. */
 
-const ZONAL = { project: 'p', region: 'r1', accelerator: 'nvidia-l4', zonalRedundancy: true };
+const ZONAL = {
+  project: 'p',
+  region: 'us-central1',
+  accelerator: 'nvidia-l4',
+  zonalRedundancy: true,
+};
 const policy = (extra: Partial<PolicyInput> = {}) =>
   parsePolicy({ version: 1, projects: ['p', 'q'], ...extra });
 
 describe('pool identity', () => {
   it('has one key format, and samePool compares the four fields only', () => {
-    expect(poolKey(ZONAL)).toBe('p/r1/nvidia-l4/zonal');
-    expect(poolKey({ ...ZONAL, zonalRedundancy: false })).toBe('p/r1/nvidia-l4/no-zonal');
+    expect(poolKey(ZONAL)).toBe('p/us-central1/nvidia-l4/zonal');
+    expect(poolKey({ ...ZONAL, zonalRedundancy: false })).toBe('p/us-central1/nvidia-l4/no-zonal');
     const row = { ...ZONAL, name: 'svc', quota: 3 };
     expect(samePool(row, ZONAL)).toBe(true);
     for (const change of [
       { project: 'q' },
-      { region: 'r2' },
+      { region: 'europe-west4' },
       { accelerator: 'nvidia-rtx-pro-6000' },
       { zonalRedundancy: false },
     ]) {
@@ -38,8 +43,8 @@ describe("a pool's settings: per field, the most specific entry that sets it win
     const p = policy({
       reserve: 2,
       pools: [
-        { project: 'p', region: 'r1', reserve: 1 },
-        { region: 'r1', quota: 8, reserve: 3 },
+        { project: 'p', region: 'us-central1', reserve: 1 },
+        { region: 'us-central1', quota: 8, reserve: 3 },
       ],
     });
     // p: its own reserve, the every-project quota.
@@ -49,7 +54,7 @@ describe("a pool's settings: per field, the most specific entry that sets it win
   });
 
   it('falls back to the policy-wide reserve and to no quota', () => {
-    const p = policy({ reserve: 2, pools: [{ project: 'p', region: 'r1', quota: 4 }] });
+    const p = policy({ reserve: 2, pools: [{ project: 'p', region: 'us-central1', quota: 4 }] });
     expect(poolSettings(p, ZONAL)).toEqual({ quota: 4, reserve: 2 });
     expect(poolSettings(p, { ...ZONAL, project: 'q' })).toEqual({ quota: null, reserve: 2 });
   });
@@ -57,8 +62,8 @@ describe("a pool's settings: per field, the most specific entry that sets it win
   it('tells the zonal and non-zonal pools, and accelerators, apart', () => {
     const p = policy({
       pools: [
-        { region: 'r1', zonalRedundancy: false, quota: 3 },
-        { region: 'r1', accelerator: 'nvidia-rtx-pro-6000', quota: 2 },
+        { region: 'us-central1', zonalRedundancy: false, quota: 3 },
+        { region: 'us-central1', accelerator: 'nvidia-rtx-pro-6000', quota: 2 },
       ],
     });
     expect(poolSettings(p, ZONAL).quota).toBeNull();
@@ -69,15 +74,15 @@ describe("a pool's settings: per field, the most specific entry that sets it win
   it('names, per project an entry covers, the pools whose settings the plan must show', () => {
     const p = policy({
       pools: [
-        { region: 'r1', quota: 8 },
-        { project: 'q', region: 'r2', reserve: 1 },
-        { region: 'r3' },
+        { region: 'us-central1', quota: 8 },
+        { project: 'q', region: 'europe-west4', reserve: 1 },
+        { region: 'asia-east1' },
       ],
     });
     expect(policyPools(p).map(poolKey)).toEqual([
-      'p/r1/nvidia-l4/zonal',
-      'q/r1/nvidia-l4/zonal',
-      'q/r2/nvidia-l4/zonal',
+      'p/us-central1/nvidia-l4/zonal',
+      'q/us-central1/nvidia-l4/zonal',
+      'q/europe-west4/nvidia-l4/zonal',
     ]);
   });
 });

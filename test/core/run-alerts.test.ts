@@ -58,20 +58,20 @@ function svc(project: string, region: string, name: string, max: number, used: n
   return s;
 }
 
-/** acme: two pools (r1 quota 4, r2 quota unknown); acme-ml: one pool. */
+/** acme: two pools (us-east1 quota 4, us-west1 quota unknown); acme-ml: one pool. */
 function fleetPlan(extra: Partial<PolicyInput> = {}): Plan {
   const snapshot: Snapshot = {
     version: 1,
     takenAt: AT,
     pools: [
-      { ...pool('acme', 'r1'), quota: 4, quotaSource: 'cloudquotas' },
-      { ...pool('acme-ml', 'r1'), quota: 2 },
+      { ...pool('acme', 'us-east1'), quota: 4, quotaSource: 'cloudquotas' },
+      { ...pool('acme-ml', 'us-east1'), quota: 2 },
     ],
     services: [
-      svc('acme', 'r1', 'idle', 3, 0),
-      svc('acme', 'r1', 'busy', 1, 1),
-      svc('acme', 'r2', 'other', 1, 1),
-      svc('acme-ml', 'r1', 'train', 1, 1),
+      svc('acme', 'us-east1', 'idle', 3, 0),
+      svc('acme', 'us-east1', 'busy', 1, 1),
+      svc('acme', 'us-west1', 'other', 1, 1),
+      svc('acme-ml', 'us-east1', 'train', 1, 1),
     ],
     unmanagedUsage: [],
   };
@@ -87,7 +87,7 @@ function fleetPlan(extra: Partial<PolicyInput> = {}): Plan {
 
 const write = (name: string, w: Partial<WriteResult>): WriteResult => ({
   project: 'acme',
-  region: 'r1',
+  region: 'us-east1',
   name,
   from: 1,
   planned: 2,
@@ -126,7 +126,7 @@ describe('the events of a run', () => {
   });
 
   it('a denied write names the permission and the resource it is lacked on', () => {
-    const svc = 'projects/acme/locations/r1/services/busy';
+    const svc = 'projects/acme/locations/us-east1/services/busy';
     const denied = (permissions: string[], resource: string) =>
       runEvents(
         CTX,
@@ -150,7 +150,7 @@ describe('the events of a run', () => {
 
   it('a dry run tells what it would change, per pool', () => {
     const events = runEvents(CTX, 'acme', fleetPlan(), [], 'dry-run');
-    expect(events.map((e) => [e.type, e.region])).toEqual([['rebalance.planned', 'r1']]);
+    expect(events.map((e) => [e.type, e.region])).toEqual([['rebalance.planned', 'us-east1']]);
     expect(events[0]?.details.changes).toHaveLength(2);
   });
 });
@@ -159,16 +159,21 @@ describe('quota changes', () => {
   it('fires when a quota read differs from the last run, never for a policy quota', () => {
     const p = fleetPlan();
     const seen = quotasSeen(p, 'acme');
-    expect(seen).toEqual({ 'acme/r1/nvidia-l4/zonal': 4, 'acme/r2/nvidia-l4/zonal': null });
+    expect(seen).toEqual({
+      'acme/us-east1/nvidia-l4/zonal': 4,
+      'acme/us-west1/nvidia-l4/zonal': null,
+    });
     expect(quotaChanges(CTX, 'acme', p, seen)).toEqual([]);
     expect(quotaChanges(CTX, 'acme', p, undefined)).toEqual([]);
-    const changed = quotaChanges(CTX, 'acme', p, { ...seen, 'acme/r1/nvidia-l4/zonal': 6 });
+    const changed = quotaChanges(CTX, 'acme', p, { ...seen, 'acme/us-east1/nvidia-l4/zonal': 6 });
     expect(changed.map((a) => [a.type, a.details.from, a.details.to])).toEqual([
       ['quota.changed', 6, 4],
     ]);
-    const fromPolicy = fleetPlan({ pools: [{ region: 'r1', quota: 5 }] });
-    expect(quotasSeen(fromPolicy, 'acme')['acme/r1/nvidia-l4/zonal']).toBeNull();
-    expect(quotaChanges(CTX, 'acme', fromPolicy, { 'acme/r1/nvidia-l4/zonal': 4 })).toEqual([]);
+    const fromPolicy = fleetPlan({ pools: [{ region: 'us-east1', quota: 5 }] });
+    expect(quotasSeen(fromPolicy, 'acme')['acme/us-east1/nvidia-l4/zonal']).toBeNull();
+    expect(quotaChanges(CTX, 'acme', fromPolicy, { 'acme/us-east1/nvidia-l4/zonal': 4 })).toEqual(
+      [],
+    );
   });
 });
 
@@ -213,19 +218,19 @@ describe('observation problems', () => {
   });
 
   it('conditions are judged over the whole project only when everything was read', () => {
-    const p = fleetPlan({ pools: [{ region: 'r2', quota: 3 }] });
+    const p = fleetPlan({ pools: [{ region: 'us-west1', quota: 3 }] });
     expect(judgedScope('acme', p, [])).toEqual(['acme']);
     // Another project's problem, whatever its name shares with this one, changes nothing here.
     expect(judgedScope('acme', p, [problem('acme-ml')])).toEqual(['acme']);
     expect(judgedScope('acme', p, [problem('acme')])).toEqual([
-      'acme/r1/nvidia-l4/zonal',
-      'acme/r2/nvidia-l4/zonal',
+      'acme/us-east1/nvidia-l4/zonal',
+      'acme/us-west1/nvidia-l4/zonal',
     ]);
     // A region that could not be listed is not judged, even where the policy gives its quota.
-    const unlisted = problem('acme', { region: 'r2', subject: 'services' });
-    expect(judgedScope('acme', p, [unlisted])).toEqual(['acme/r1/nvidia-l4/zonal']);
+    const unlisted = problem('acme', { region: 'us-west1', subject: 'services' });
+    expect(judgedScope('acme', p, [unlisted])).toEqual(['acme/us-east1/nvidia-l4/zonal']);
     // A pool whose quota is unknown is not judged either.
-    expect(judgedScope('acme', fleetPlan(), [])).toEqual(['acme/r1/nvidia-l4/zonal']);
+    expect(judgedScope('acme', fleetPlan(), [])).toEqual(['acme/us-east1/nvidia-l4/zonal']);
   });
 });
 
@@ -235,16 +240,16 @@ describe('a service this run could not judge keeps its conditions', () => {
   // is still short, so its starved condition neither resolves nor fires anew; the other one,
   // judged, resolves once it is no longer starved.
   function starvedPlan(at: string, usageOfA: 'known' | 'unknown' | 'deploying', b = 1): Plan {
-    const a = svc('acme', 'r1', 'a', 1, 1);
+    const a = svc('acme', 'us-east1', 'a', 1, 1);
     const snapshot: Snapshot = {
       version: 1,
       takenAt: at,
-      pools: [{ ...pool('acme', 'r1'), quota: 2, quotaSource: 'cloudquotas' }],
+      pools: [{ ...pool('acme', 'us-east1'), quota: 2, quotaSource: 'cloudquotas' }],
       services: [
         usageOfA === 'unknown'
           ? { ...a, usage: null, usageNote: 'Monitoring read failed' }
           : { ...a, reconciling: usageOfA === 'deploying' },
-        svc('acme', 'r1', 'b', 1, b),
+        svc('acme', 'us-east1', 'b', 1, b),
       ],
       unmanagedUsage: [],
     };
@@ -301,11 +306,11 @@ describe('a service this run could not judge keeps its conditions', () => {
 
 describe('project-wide conditions of a regional unit', () => {
   const problems: ObservationProblem[] = [
-    { project: 'acme', region: 'r1', pool: null, subject: 'services', error: 'denied' },
+    { project: 'acme', region: 'us-east1', pool: null, subject: 'services', error: 'denied' },
   ];
   const failed: WriteResult = {
     project: 'acme',
-    region: 'r1',
+    region: 'us-east1',
     name: 'busy',
     from: 1,
     planned: 2,
@@ -392,23 +397,23 @@ describe('project-wide conditions of a regional unit', () => {
         renotifyAfterMs: 3_600_000,
         runId: ctx.runId,
         // What judgedScope gives a unit: the project when all was read, else its known pools.
-        scope: failing ? ['acme/r1/nvidia-l4/zonal'] : ['acme'],
+        scope: failing ? ['acme/us-east1/nvidia-l4/zonal'] : ['acme'],
       });
       states[region] = out.next;
       seen.push(...out.publish.map((m) => ({ key: m.dedupKey, status: m.status })));
     };
-    run('r1', '2026-11-27T15:00:00.000Z', true);
-    run('r2', '2026-11-27T15:00:01.000Z', true);
-    run('r2', '2026-11-27T15:05:00.000Z', false);
-    run('r1', '2026-11-27T15:05:01.000Z', true);
+    run('us-east1', '2026-11-27T15:00:00.000Z', true);
+    run('us-west1', '2026-11-27T15:00:01.000Z', true);
+    run('us-west1', '2026-11-27T15:05:00.000Z', false);
+    run('us-east1', '2026-11-27T15:05:01.000Z', true);
     expect(seen).toEqual([
-      { key: 'governor.degraded:acme/r1:observation', status: 'firing' },
-      { key: 'governor.degraded:acme/r2:observation', status: 'firing' },
-      { key: 'governor.degraded:acme/r2:observation', status: 'resolved' },
+      { key: 'governor.degraded:acme/us-east1:observation', status: 'firing' },
+      { key: 'governor.degraded:acme/us-west1:observation', status: 'firing' },
+      { key: 'governor.degraded:acme/us-west1:observation', status: 'resolved' },
     ]);
-    run('r1', '2026-11-27T15:10:00.000Z', false);
+    run('us-east1', '2026-11-27T15:10:00.000Z', false);
     expect(seen.at(-1)).toEqual({
-      key: 'governor.degraded:acme/r1:observation',
+      key: 'governor.degraded:acme/us-east1:observation',
       status: 'resolved',
     });
     expect(seen.filter((m) => m.status === 'resolved')).toHaveLength(2);
@@ -484,7 +489,7 @@ describe('restore', () => {
     const p = fleetPlan();
     const target = (name: string, to: number | null, source = 'original-max' as const) => ({
       project: 'acme',
-      region: 'r1',
+      region: 'us-east1',
       name,
       etag: `now-${name}`,
       to,
@@ -506,7 +511,7 @@ describe('restore', () => {
     const p = fleetPlan();
     const target = (name: string, to: number) => ({
       project: 'acme',
-      region: 'r1',
+      region: 'us-east1',
       name,
       etag: `now-${name}`,
       to,
@@ -521,9 +526,9 @@ describe('restore', () => {
     );
     const busy = r.services.find((s) => s.name === 'busy');
     expect(busy).toMatchObject({ from: 1, to: 1, reason: r.deferred[0]?.reason });
-    // What the restore leaves in acme/r1: idle at 2, busy at its cap of 1.
-    expect(r.pools.find((q) => q.project === 'acme' && q.region === 'r1')?.capsAfter).toBe(3);
-    const progress = restoreProgress(r, new Map([['acme/r1/idle', 2]]));
+    // What the restore leaves in acme/us-east1: idle at 2, busy at its cap of 1.
+    expect(r.pools.find((q) => q.project === 'acme' && q.region === 'us-east1')?.capsAfter).toBe(3);
+    const progress = restoreProgress(r, new Map([['acme/us-east1/idle', 2]]));
     expect(progress).toMatchObject({ total: 2, restored: 1, deferred: { count: 1, limit: 1 } });
     expect(progress.waiting[0]?.services).toEqual([
       { name: 'busy', at: 1, target: 4, deferred: true },
@@ -534,7 +539,7 @@ describe('restore', () => {
 describe('ordering keys', () => {
   it('are the pool of an alert, or its project', () => {
     const [applied] = runEvents(CTX, 'acme', fleetPlan(), [], 'dry-run');
-    expect(applied && orderingKey(applied)).toBe('acme/r1/nvidia-l4/zonal');
+    expect(applied && orderingKey(applied)).toBe('acme/us-east1/nvidia-l4/zonal');
     const degraded = degradedAlert(CTX, 'acme', [
       { project: 'acme', region: null, pool: null, subject: 'gpu-utilization', error: 'x' },
     ]);

@@ -24,7 +24,7 @@ const NOW = Date.parse('2026-11-27T12:00:00Z');
 const MIN = 60_000;
 
 function service(name: string, more: Partial<ObservedService> = {}): ObservedService {
-  return observedService(name, { region: 'r1', concurrency: 4, ...more });
+  return observedService(name, { region: 'us-east1', concurrency: 4, ...more });
 }
 
 function ports(opts: {
@@ -41,10 +41,10 @@ function ports(opts: {
   return {
     quotaReads,
     run: {
-      listRegions: () => Promise.resolve(['r1', 'r2']),
+      listRegions: () => Promise.resolve(['us-east1', 'us-west1']),
       listServices: (_p, region) =>
         region === opts.failRegion
-          ? Promise.reject(new UnavailableError('listing r2 timed out'))
+          ? Promise.reject(new UnavailableError('listing us-west1 timed out'))
           : Promise.resolve((opts.services ?? []).filter((s) => s.region === region)),
       getService: () => Promise.reject(new Error('not used')),
       listWorkerPools: () => Promise.resolve([]),
@@ -82,7 +82,7 @@ describe('observe', () => {
       policy(),
       ports({
         services: [service('a')],
-        series: [{ service: 'a', region: 'r1', points: points([20, 1], [10, 3], [3, 2]) }],
+        series: [{ service: 'a', region: 'us-east1', points: points([20, 1], [10, 3], [3, 2]) }],
       }),
       NOW,
     );
@@ -97,7 +97,7 @@ describe('observe', () => {
     const windows: Record<string, { startMs: number; endMs: number }> = {};
     const base = ports({
       services: [service('a')],
-      series: [{ service: 'a', region: 'r1', points: points([20, 1], [3, 2]) }],
+      series: [{ service: 'a', region: 'us-east1', points: points([20, 1], [3, 2]) }],
     });
     const o = await observe(
       policy({ defaults: { lookback: '30m', staleAfter: '10m' } }),
@@ -109,7 +109,7 @@ describe('observe', () => {
           gpuUtilization: (_p, w) => {
             windows.utilization = w;
             return Promise.resolve([
-              { service: 'a', region: 'r1', points: points([4, 0.2], [3, 0.6]) },
+              { service: 'a', region: 'us-east1', points: points([4, 0.2], [3, 0.6]) },
             ]);
           },
         },
@@ -127,11 +127,11 @@ describe('observe', () => {
       ports({
         services: [service('a'), service('b')],
         series: [
-          { service: 'a', region: 'r1', points: points([5, 2], [4, 3], [3, 3]) },
-          { service: 'b', region: 'r1', points: points([3, 1]) },
+          { service: 'a', region: 'us-east1', points: points([5, 2], [4, 3], [3, 3]) },
+          { service: 'b', region: 'us-east1', points: points([3, 1]) },
         ],
-        served: [{ service: 'a', region: 'r1', points: points([5, 80], [4, 120], [3, 90]) }],
-        refused: [{ service: 'a', region: 'r1', points: points([3, 40]) }],
+        served: [{ service: 'a', region: 'us-east1', points: points([5, 80], [4, 120], [3, 90]) }],
+        refused: [{ service: 'a', region: 'us-east1', points: points([3, 40]) }],
       }),
       NOW,
     );
@@ -158,8 +158,8 @@ describe('observe', () => {
       policy(),
       ports({
         services: [service('a')],
-        series: [{ service: 'a', region: 'r1', points: points([3, 2]) }],
-        served: [{ service: 'a', region: 'r1', points: points([3, 50]) }],
+        series: [{ service: 'a', region: 'us-east1', points: points([3, 2]) }],
+        served: [{ service: 'a', region: 'us-east1', points: points([3, 50]) }],
         refusedFail: true,
       }),
       NOW,
@@ -183,8 +183,8 @@ describe('observe', () => {
   });
 
   it('tells a service that scaled to zero (its series stopped, others go on) from metrics that are behind', async () => {
-    const fresh = { service: 'b', region: 'r1', points: points([2, 1]) };
-    const stopped = { service: 'a', region: 'r1', points: points([25, 2], [20, 2]) };
+    const fresh = { service: 'b', region: 'us-east1', points: points([2, 1]) };
+    const stopped = { service: 'a', region: 'us-east1', points: points([25, 2], [20, 2]) };
     const o = await observe(
       policy(),
       ports({ services: [service('a'), service('b')], series: [stopped, fresh] }),
@@ -236,18 +236,18 @@ describe('observe', () => {
     for (const s of o.snapshot.services) {
       expect(s.usage).toBeNull();
       expect(s.usageNote).toContain('metrics are behind');
-      expect(s.usageNote).toContain('r1/a keeps 1 min instance');
+      expect(s.usageNote).toContain('us-east1/a keeps 1 min instance');
     }
   });
 
   it('a series missing from a fresh answer is not read as zero when the service cannot be at zero', async () => {
-    const fresh = { service: 'b', region: 'r1', points: points([2, 1]) };
+    const fresh = { service: 'b', region: 'us-east1', points: points([2, 1]) };
     const o = await observe(
       policy(),
       ports({
         services: [service('warm', { revisionMinInstances: 2 }), service('busy'), service('b')],
         series: [fresh],
-        served: [{ service: 'busy', region: 'r1', points: points([4, 0], [3, 120]) }],
+        served: [{ service: 'busy', region: 'us-east1', points: points([4, 0], [3, 120]) }],
       }),
       NOW,
     );
@@ -269,9 +269,15 @@ describe('observe', () => {
           service('warm', { serviceMaxInstances: 4, serviceMinInstances: 1 }),
           service('pressed', { serviceMaxInstances: 4 }),
         ],
-        series: [{ service: 'pressed', region: 'r1', points: points([5, 4], [4, 4], [3, 4]) }],
-        served: [{ service: 'pressed', region: 'r1', points: points([5, 80], [4, 80], [3, 80]) }],
-        refused: [{ service: 'pressed', region: 'r1', points: points([5, 40], [4, 40], [3, 40]) }],
+        series: [
+          { service: 'pressed', region: 'us-east1', points: points([5, 4], [4, 4], [3, 4]) },
+        ],
+        served: [
+          { service: 'pressed', region: 'us-east1', points: points([5, 80], [4, 80], [3, 80]) },
+        ],
+        refused: [
+          { service: 'pressed', region: 'us-east1', points: points([5, 40], [4, 40], [3, 40]) },
+        ],
       }),
       NOW,
     );
@@ -284,15 +290,23 @@ describe('observe', () => {
   it('skips a region it cannot list, and says so', async () => {
     const o = await observe(
       policy(),
-      ports({ services: [service('a'), service('z', { region: 'r2' })], failRegion: 'r2' }),
+      ports({
+        services: [service('a'), service('z', { region: 'us-west1' })],
+        failRegion: 'us-west1',
+      }),
       NOW,
     );
     expect(o.snapshot.services.map((s) => s.name)).toEqual(['a']);
     expect(o.problems).toEqual([
-      expect.objectContaining({ project: 'p', region: 'r2', pool: null, subject: 'services' }),
+      expect.objectContaining({
+        project: 'p',
+        region: 'us-west1',
+        pool: null,
+        subject: 'services',
+      }),
     ]);
     expect(o.problems.map(renderProblem).join('\n')).toContain(
-      'p/r2: services unreadable, region skipped',
+      'p/us-west1: services unreadable, region skipped',
     );
   });
 
@@ -304,18 +318,18 @@ describe('observe', () => {
       ],
     });
     const o = await observe(
-      policy({ regions: ['r1'], pools: [{ region: 'r1', quota: 5 }] }),
+      policy({ regions: ['us-east1'], pools: [{ region: 'us-east1', quota: 5 }] }),
       p,
       NOW,
     );
-    expect(p.quotaReads).toEqual(['r1/false']); // the zonal pool's quota comes from the policy
+    expect(p.quotaReads).toEqual(['us-east1/false']); // the zonal pool's quota comes from the policy
     expect(o.snapshot.pools).toHaveLength(1);
 
     const failing: QuotaPort = {
       gpuQuota: () => Promise.reject(new UnavailableError('quotas down')),
     };
     const f = await observe(
-      policy({ regions: ['r1'] }),
+      policy({ regions: ['us-east1'] }),
       { ...ports({ services: [service('a')] }), quotas: failing },
       NOW,
     );
@@ -323,14 +337,14 @@ describe('observe', () => {
     expect(f.problems).toEqual([
       {
         project: 'p',
-        region: 'r1',
-        pool: { project: 'p', region: 'r1', accelerator: 'nvidia-l4', zonalRedundancy: true },
+        region: 'us-east1',
+        pool: { project: 'p', region: 'us-east1', accelerator: 'nvidia-l4', zonalRedundancy: true },
         subject: 'quota',
         error: 'quotas down',
       },
     ]);
     expect(f.problems.map(renderProblem).join('\n')).toContain(
-      'p/r1/nvidia-l4/zonal: quota unreadable: quotas down',
+      'p/us-east1/nvidia-l4/zonal: quota unreadable: quotas down',
     );
   });
 
@@ -341,13 +355,13 @@ describe('observe', () => {
       Promise.resolve([
         {
           project: 'p',
-          region: 'r1',
+          region: 'us-east1',
           name: 'enc',
           gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true },
           manualInstanceCount: 1,
         },
       ]);
-    const o = await observe(policy({ regions: ['r1'] }), p, NOW);
+    const o = await observe(policy({ regions: ['us-east1'] }), p, NOW);
     expect(o.snapshot.services).toEqual([]);
     expect(o.snapshot.unmanagedUsage.map((u) => [u.source, u.gpus])).toEqual([
       ['service/m (manual scaling)', 2],
@@ -359,7 +373,7 @@ describe('observe', () => {
     const p = ports({ services: [service('a')] });
     const execution = (job: string, name: string, runningTasks: number, gpus: number | null) => ({
       project: 'p',
-      region: 'r1',
+      region: 'us-east1',
       job,
       name,
       gpu: gpus === null ? null : { accelerator: 'nvidia-l4', count: gpus, zonalRedundancy: false },
@@ -374,7 +388,7 @@ describe('observe', () => {
         execution('render', 'render-x1y2z', 2, 2),
         execution('etl', 'etl-qqqqq', 5, null), // no GPU
       ]);
-    const o = await observe(policy({ regions: ['r1'] }), p, NOW);
+    const o = await observe(policy({ regions: ['us-east1'] }), p, NOW);
     expect(o.snapshot.unmanagedUsage.map((u) => [u.source, u.gpus, u.zonalRedundancy])).toEqual([
       ['job/embed', 3, false],
       ['job/embed', 0, false],
@@ -386,25 +400,30 @@ describe('observe', () => {
   });
 
   it('a region whose job executions cannot be listed is still read; its pools raise nothing', async () => {
-    const p = ports({ services: [service('a'), service('b', { region: 'r2' })] });
+    const p = ports({ services: [service('a'), service('b', { region: 'us-west1' })] });
     p.run.listRunningExecutions = (_p, region) =>
-      region === 'r1'
+      region === 'us-east1'
         ? Promise.reject(new PermissionError('run.executions.list denied'))
         : Promise.resolve([]);
     const o = await observe(policy(), p, NOW);
-    expect(o.snapshot.services.map((s) => `${s.region}/${s.name}`)).toEqual(['r1/a', 'r2/b']);
+    expect(o.snapshot.services.map((s) => `${s.region}/${s.name}`)).toEqual([
+      'us-east1/a',
+      'us-west1/b',
+    ]);
     expect(o.problems).toEqual([
       {
         project: 'p',
-        region: 'r1',
+        region: 'us-east1',
         pool: null,
         subject: 'jobs',
         error: expect.stringContaining('run.executions.list denied'),
       },
     ]);
-    const r1 = o.snapshot.pools.find((pool) => pool.region === 'r1');
+    const r1 = o.snapshot.pools.find((pool) => pool.region === 'us-east1');
     expect(r1?.budgetUnknown).toContain('job executions could not be listed');
-    expect(o.snapshot.pools.find((pool) => pool.region === 'r2')?.budgetUnknown).toBeUndefined();
+    expect(
+      o.snapshot.pools.find((pool) => pool.region === 'us-west1')?.budgetUnknown,
+    ).toBeUndefined();
   });
 
   it('a failed worker-pool listing leaves only that region’s pool budgets unknown: services still read, nothing raised there, degraded says why', async () => {
@@ -412,23 +431,26 @@ describe('observe', () => {
     const p = ports({
       services: [
         service('a', { serviceMaxInstances: 1 }),
-        service('b', { region: 'r2', serviceMaxInstances: 1 }),
+        service('b', { region: 'us-west1', serviceMaxInstances: 1 }),
       ],
       series: [
-        { service: 'a', region: 'r1', points: points([10, 1], [1, 1]) },
-        { service: 'b', region: 'r2', points: points([10, 1], [1, 1]) },
+        { service: 'a', region: 'us-east1', points: points([10, 1], [1, 1]) },
+        { service: 'b', region: 'us-west1', points: points([10, 1], [1, 1]) },
       ],
     });
     p.run.listWorkerPools = (_p, region) =>
-      region === 'r1'
+      region === 'us-east1'
         ? Promise.reject(new PermissionError("Permission 'run.workerpools.list' denied"))
         : Promise.resolve([]);
     const o = await observe(policy(), p, NOW);
-    expect(o.snapshot.services.map((s) => `${s.region}/${s.name}`)).toEqual(['r1/a', 'r2/b']);
-    expect(o.problems.map((x) => [x.region, x.subject])).toEqual([['r1', 'worker-pools']]);
+    expect(o.snapshot.services.map((s) => `${s.region}/${s.name}`)).toEqual([
+      'us-east1/a',
+      'us-west1/b',
+    ]);
+    expect(o.problems.map((x) => [x.region, x.subject])).toEqual([['us-east1', 'worker-pools']]);
     expect(renderProblem(o.problems[0]!)).toContain('worker pools unreadable');
     const planned = plan(o.snapshot, policy(), new Date(NOW).toISOString());
-    const r1 = planned.pools.find((pool) => pool.region === 'r1');
+    const r1 = planned.pools.find((pool) => pool.region === 'us-east1');
     expect(r1?.budget).toBeNull();
     expect(r1?.status).toBe('unknown-quota');
     expect(r1?.note).toContain('worker pools could not be listed');
@@ -451,12 +473,16 @@ describe('observe', () => {
       gpu: { accelerator: 'nvidia-l4', count: 2, zonalRedundancy: true },
     });
     const o = await observe(
-      policy({ regions: ['r1'] }),
+      policy({ regions: ['us-east1'] }),
       ports({ services: [unset], series: [], quota: () => 8 }),
       NOW,
     );
     expect(o.snapshot.services[0]).toMatchObject({ maxInstances: 4, maxUnset: true });
-    const planned = plan(o.snapshot, policy({ regions: ['r1'] }), new Date(NOW).toISOString());
+    const planned = plan(
+      o.snapshot,
+      policy({ regions: ['us-east1'] }),
+      new Date(NOW).toISOString(),
+    );
     const row = planned.services.find((s) => s.name === 'free');
     expect(row?.from).toBe(4);
     expect(row?.reason).toContain(
@@ -468,7 +494,7 @@ describe('observe', () => {
     expect(effectiveMax({ serviceMaxInstances: null, revisionMaxInstances: null })).toBe(100);
     expect(effectiveMax({ serviceMaxInstances: 5, revisionMaxInstances: 3 })).toBe(3);
     const o = await observe(
-      policy({ regions: ['r1'] }),
+      policy({ regions: ['us-east1'] }),
       ports({
         services: [
           service('a', {
