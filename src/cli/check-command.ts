@@ -3,7 +3,7 @@ import { assertCredentials } from '../adapters/credentials.js';
 import { createGooglePorts } from '../adapters/index.js';
 import { createPubSubAlertSink } from '../adapters/pubsub.js';
 import { checkPassed, type CheckItem, type CheckReport } from '../core/permissions.js';
-import { someOf } from '../core/text.js';
+import { plural, someOf } from '../core/text.js';
 import { checkPolicy } from '../reconcile/preflight.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
@@ -103,10 +103,19 @@ export function renderCheck(file: string, mode: string, report: CheckReport, c: 
     if (i.fix && i.status !== 'ok') out.push(`  ${''.padEnd(10)} ${''.padEnd(width)}  → ${i.fix}`);
   }
   const count = (s: CheckItem['status']) => report.items.filter((i) => i.status === s).length;
+  const warnings = report.warnings ?? [];
+  if (warnings.length > 0) {
+    out.push(
+      '',
+      c.bold('Policy') + c.dim(' (what it names that matches nothing seen; runs go on)'),
+    );
+    for (const w of warnings)
+      out.push(`  ${c.yellow('WARNING'.padEnd(10))} ${w.path}: ${w.message}`);
+  }
   out.push('');
   out.push(
     c.bold('Check: ') +
-      `${count('ok')} ok, ${count('missing')} missing, ${count('error')} failed, ${count('unverified')} unverified; ${report.governed} governed service(s). ` +
+      `${count('ok')} ok, ${count('missing')} missing, ${count('error')} failed, ${count('unverified')} unverified; ${report.governed} governed service(s)${warnings.length > 0 ? `; ${plural(warnings.length, 'policy warning')}` : ''}. ` +
       (checkPassed(report)
         ? 'The run can do what it plans.'
         : 'Grant what is missing (→ lines above), then run governor check again.'),

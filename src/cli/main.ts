@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { isInputError, GovernorError, UsageError } from '../errors.js';
 import { plan } from '../core/planner.js';
 import type { Policy } from '../core/policy.js';
+import { fleetOfSnapshot, policyWarnings } from '../core/policy-fit.js';
 import { renderProblem } from '../core/problems.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
@@ -84,20 +85,40 @@ function parseSpeed(text: string): number | 'manual' {
   return n;
 }
 
-/** The snapshot to plan from: a file, or the project observed now. */
+/**
+ * The snapshot to plan from: a file, or the project observed now. `complete`: every listing of
+ * the fleet was read (a region skipped, or its worker pools or jobs unread, leaves it partial).
+ */
 async function snapshotFor(
   policy: Policy,
   file: string | undefined,
   io: Streams,
   options: RuntimeOptions,
-): Promise<Snapshot> {
-  if (file) return loadSnapshot(file);
+): Promise<{ snapshot: Snapshot; complete: boolean }> {
+  if (file) return { snapshot: await loadSnapshot(file), complete: true };
   // Google's client libraries take most of the start-up: loaded only by the commands that call.
   const { observeLive } = await import('./live.js');
   const observation = await observeLive(policy, options);
   for (const problem of observation.problems)
     io.stderr.write(`warning: ${renderProblem(problem)}\n`);
-  return observation.snapshot;
+  const partial = observation.problems.some((p) =>
+    ['services', 'worker-pools', 'jobs'].includes(p.subject),
+  );
+  return { snapshot: observation.snapshot, complete: !partial };
+}
+
+/**
+ * The policy's warnings (core/policy-fit.ts) on stderr, so that `--json` output stays one
+ * document: with the fleet's fit when the snapshot saw all of it.
+ */
+function warnPolicy(
+  io: Streams,
+  policy: Policy,
+  seen?: { snapshot: Snapshot; complete: boolean },
+): void {
+  const fleet = seen?.complete ? fleetOfSnapshot(seen.snapshot) : undefined;
+  for (const w of policyWarnings(policy, fleet))
+    io.stderr.write(`warning: policy ${w.path}: ${w.message}\n`);
 }
 
 /**
@@ -147,7 +168,9 @@ export function buildProgram(
       run(async (opts: { policy: string; snapshot?: string; at?: string; json?: boolean }) => {
         const policy = await loadPolicy(opts.policy, opts.snapshot ? {} : { forProjects: 'plan' });
         const at = opts.at !== undefined ? parseAt(opts.at) : undefined;
-        const snapshot = await snapshotFor(policy, opts.snapshot, io, options);
+        const seen = await snapshotFor(policy, opts.snapshot, io, options);
+        const { snapshot } = seen;
+        warnPolicy(io, policy, seen);
         const result = plan(snapshot, policy, at ?? snapshot.takenAt);
         io.stdout.write(
           opts.json
@@ -165,7 +188,7 @@ export function buildProgram(
     .action(
       run(async (opts: { policy: string }) => {
         const policy = await loadPolicy(opts.policy, { forProjects: 'snapshot' });
-        const snapshot = await snapshotFor(policy, undefined, io, options);
+        const { snapshot } = await snapshotFor(policy, undefined, io, options);
         io.stdout.write(JSON.stringify(snapshot, null, 2) + '\n');
         return EXIT.ok;
       }),
@@ -212,7 +235,9 @@ export function buildProgram(
             }
             return EXIT.ok;
           }
-          const snapshot = await snapshotFor(policy, opts.snapshot, io, options);
+          const seen = await snapshotFor(policy, opts.snapshot, io, options);
+          const { snapshot } = seen;
+          warnPolicy(io, policy, seen);
           const result = plan(snapshot, policy, snapshot.takenAt);
           io.stdout.write(
             opts.json
@@ -231,6 +256,7 @@ export function buildProgram(
     .action(
       run(async (opts: { policy: string }) => {
         const policy = await loadPolicy(opts.policy);
+        warnPolicy(io, policy);
         io.stdout.write(
           `${opts.policy}: valid (version ${policy.version}, ${policy.projects.length} project(s), ${policy.services.length} rule(s), ${policy.pools.length} pool setting(s), mode ${policy.mode})\n`,
         );

@@ -1,3 +1,5 @@
+import type { PolicyWarning } from './policy-fit.js';
+
 /**
  * The permissions a governor run needs, and how to grant each one: the predefined role that holds
  * it, and the setting of the Terraform module that grants it (terraform/README.md, "Identities and
@@ -113,6 +115,11 @@ export interface CheckReport {
   items: CheckItem[];
   /** Services the policy governs (and so were tested). */
   governed: number;
+  /**
+   * What the policy says that reaches nothing seen (core/policy-fit.ts): advice, never a failed
+   * check. Absent in a report that did not read the fleet.
+   */
+  warnings?: PolicyWarning[];
 }
 
 /** Whether the run can do what it plans: nothing missing and nothing failed. */

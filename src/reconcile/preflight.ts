@@ -11,6 +11,7 @@ import {
 } from '../core/permissions.js';
 import type { Policy } from '../core/policy.js';
 import { gpuPool, quotaFromPolicy, poolKey, type PoolId } from '../core/pool.js';
+import { fleetOfListings, policyWarnings } from '../core/policy-fit.js';
 import { compileRules } from '../core/rules.js';
 import {
   CredentialsError,
@@ -19,7 +20,7 @@ import {
   PermissionError,
   errorMessage,
 } from '../errors.js';
-import type { ObservedService } from '../core/service.js';
+import type { GpuSpec, ObservedService } from '../core/service.js';
 import type { AlertSink, ObservePorts } from '../ports/index.js';
 
 /**
@@ -238,6 +239,10 @@ export async function checkPolicy(
   const items: CheckItem[] = [];
   const resolve = compileRules(policy, nowMs);
   let governed = 0;
+  // What was listed, for the policy's fit to the fleet; unknown once a listing failed.
+  const listedServices: ObservedService[] = [];
+  const listedOthers: { project: string; region: string; gpu: GpuSpec | null }[] = [];
+  let fleetKnown = true;
   for (const project of policy.projects) {
     let regions: readonly string[] | undefined = policy.regions;
     if (!regions) {
@@ -245,6 +250,7 @@ export async function checkPolicy(
         regions = await ports.run.listRegions(project);
         items.push(okItem(`project ${project}`, 'run.locations.list', 'listed the regions'));
       } catch (e) {
+        fleetKnown = false;
         items.push(
           e instanceof PermissionError
             ? missingItem(`project ${project}`, 'run.locations.list', describe(e))
@@ -272,17 +278,20 @@ export async function checkPolicy(
         await probe(
           subject,
           'run.workerpools.list',
-          () => ports.run.listWorkerPools(project, region),
+          async () => listedOthers.push(...(await ports.run.listWorkerPools(project, region))),
           'listed the worker pools',
         ),
         await probe(
           subject,
           'run.executions.list',
-          () => ports.run.listRunningExecutions(project, region),
+          async () =>
+            listedOthers.push(...(await ports.run.listRunningExecutions(project, region))),
           'listed the job executions',
         ),
       );
+      if (items.slice(-3).some((i) => i.status !== 'ok')) fleetKnown = false;
     }
+    listedServices.push(...services);
     const monitoring = ports.monitoring.probe?.bind(ports.monitoring);
     items.push(
       monitoring
@@ -387,7 +396,12 @@ export async function checkPolicy(
     }
   }
   items.push(await checkTopic(policy, sink));
-  return { items, governed };
+  // Where a listing failed the fleet is partly unknown: only what needs no fleet is said.
+  const warnings = policyWarnings(
+    policy,
+    fleetKnown ? fleetOfListings(listedServices, listedOthers) : undefined,
+  );
+  return { items, governed, warnings };
 }
 
 export { checkPassed };

@@ -310,6 +310,55 @@ describe('what used to go wrong, against the emulator', () => {
     expect((JSON.parse(json.stdout) as { passed: boolean }).passed).toBe(false);
   });
 
+  it('check warns of what the policy names that matches nothing seen, and still passes', async () => {
+    // A misspelt accelerator in a pool setting, a misspelt label, a rule every service of which
+    // an earlier rule takes: each used to validate and be silently ignored.
+    const text = [
+      'version: 1',
+      `projects: [${PROJECT}]`,
+      `regions: [${REGION}]`,
+      'mode: dry-run',
+      'pools:',
+      `  - { region: ${REGION}, quota: 6 }`,
+      `  - { region: ${REGION}, accelerator: nvidia-l44, quota: 4 }`,
+      'services:',
+      '  - match: { name: idle, labels: { team: serach } }',
+      "  - match: { name: '*ed' }",
+      "  - match: { name: 'unb*' }",
+      '  - match: {}',
+      `alerts: {topic: ${TOPIC}}`,
+      '',
+    ].join('\n');
+    const file = policyFile('typos.yaml', text);
+    const r = await governor(envOf(), 'check', '--policy', file);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(
+      /^ {2}WARNING +pools\[1\]: applies to no pool seen: nothing draws GPUs from us-central1 nvidia-l44, so its settings \(quota 4\) reach nothing \(pools seen in us-central1: nvidia-l4\)$/m,
+    );
+    expect(r.stdout).toMatch(
+      /^ {2}WARNING +services\[0\]\.match: matches no GPU service seen: none has the label "team"$/m,
+    );
+    expect(r.stdout).toMatch(
+      /^ {2}WARNING +services\[2\]\.match: governs nothing: the 1 GPU service it matches falls to an earlier rule \(services\[1\]\)/m,
+    );
+    expect(r.stdout).not.toMatch(/WARNING +(pools\[0\]|services\[[13]\])/);
+    expect(r.stdout).toMatch(/; 3 policy warnings\. The run can do what it plans\./);
+    const json = await governor(envOf(), 'check', '--policy', file, '--json');
+    expect(json.code).toBe(0);
+    const report = JSON.parse(json.stdout) as { warnings: { path: string }[] };
+    expect(report.warnings.map((w) => w.path)).toEqual([
+      'pools[1]',
+      'services[0].match',
+      'services[2].match',
+    ]);
+    // plan says the same on stderr, its output unchanged.
+    const plan = await governor(envOf(), 'plan', '--policy', file, '--json');
+    expect(plan.code).toBe(0);
+    expect(plan.stderr).toContain('warning: policy services[0].match: matches no GPU service seen');
+    expect(() => JSON.parse(plan.stdout) as unknown).not.toThrow();
+    expect(emulator.writes()).toEqual([]);
+  });
+
   it('check probes run.operations.get, which each write waits with; only when it writes', async () => {
     const text = `version: 1\nprojects: [${NO_OPERATIONS}]\nregions: [${REGION}]\nservices: [{match: {}}]\nalerts: {topic: ${TOPIC}}\n`;
     const r = await governor(envOf(), 'check', '--policy', policyFile('no-ops.yaml', text));

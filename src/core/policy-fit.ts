@@ -1,0 +1,231 @@
+import type { Match, Policy } from './policy.js';
+import {
+  DEFAULT_ACCELERATOR,
+  DOCUMENTED_ACCELERATORS,
+  gpuPool,
+  poolIdOf,
+  poolWords,
+  type PoolId,
+} from './pool.js';
+import { compileRules, matcherOf, type ServiceLike } from './rules.js';
+import { plural, someOf } from './text.js';
+
+/**
+ * What a valid policy says that may reach nothing: a GPU type Cloud Run does not document, and,
+ * where the fleet is known (`governor check`, `plan`, `status`), a project, region or pool
+ * setting where no GPU was seen, and a service rule that governs no service seen. Each names the
+ * policy path it concerns. These are warnings, never faults: services come and go, and a rule
+ * written for a service not yet deployed is fine. They are not alerts either: the policy does not
+ * change between runs, so the same warning would be raised on every run of every unit; it is
+ * the reader of a check or a plan who can fix it.
+ */
+
+export interface PolicyWarning {
+  /** The policy path: `pools[1]`, `services[3].match`, `regions[0]`. */
+  path: string;
+  message: string;
+}
+
+/** A GPU service as the fit reads it: what a rule matches on, and its pool. */
+export type FitService = ServiceLike & { zonalRedundancy: boolean };
+
+/** What was observed: the GPU services, and every pool something draws GPUs from. */
+export interface ObservedFleet {
+  services: readonly FitService[];
+  /** Pools of the services and of other GPU users (worker pools, jobs, manually scaled services). */
+  pools: readonly PoolId[];
+}
+
+/** Values listed in a hint before "and N more". */
+const SEEN_LISTED = 5;
+
+/**
+ * The warnings of a policy; with `fleet`, those of its fit to that fleet too. Pure: the same
+ * policy and fleet give the same warnings, in policy order.
+ */
+export function policyWarnings(policy: Policy, fleet?: ObservedFleet): PolicyWarning[] {
+  // Where the fleet is known, what it uses is the truth: a type Google added since is fine, and
+  // a misspelt one is named by the fit below (a pool or rule that reaches nothing).
+  if (fleet) return fitWarnings(policy, fleet);
+  const out: PolicyWarning[] = [];
+  const accelerator = (path: string, name: string | undefined) => {
+    if (name === undefined || DOCUMENTED_ACCELERATORS.includes(name)) return;
+    out.push({
+      path,
+      message: `"${name}" is not a GPU type Cloud Run documents (${DOCUMENTED_ACCELERATORS.join(', ')}: https://cloud.google.com/run/docs/configuring/services/gpu); a misspelt one matches nothing`,
+    });
+  };
+  policy.pools.forEach((p, i) => accelerator(`pools[${i}].accelerator`, p.accelerator));
+  policy.services.forEach((r, i) =>
+    accelerator(`services[${i}].match.accelerator`, r.match.accelerator),
+  );
+  return out;
+}
+
+function fitWarnings(policy: Policy, fleet: ObservedFleet): PolicyWarning[] {
+  const out: PolicyWarning[] = [];
+  const { services, pools } = fleet;
+  policy.projects.forEach((project, i) => {
+    if (!pools.some((p) => p.project === project))
+      out.push({
+        path: `projects[${i}]`,
+        message: `no GPU service, worker pool or job was seen in "${project}"`,
+      });
+  });
+  policy.regions?.forEach((region, i) => {
+    if (!pools.some((p) => p.region === region))
+      out.push({
+        path: `regions[${i}]`,
+        message: `no GPU service, worker pool or job was seen in "${region}"`,
+      });
+  });
+  policy.pools.forEach((entry, i) => {
+    const accelerator = entry.accelerator ?? DEFAULT_ACCELERATOR;
+    const inScope = (p: PoolId) =>
+      entry.project === undefined
+        ? policy.projects.includes(p.project)
+        : p.project === entry.project;
+    const applies = pools.some(
+      (p) =>
+        inScope(p) &&
+        p.region === entry.region &&
+        p.accelerator === accelerator &&
+        p.zonalRedundancy === entry.zonalRedundancy,
+    );
+    if (applies) return;
+    const there = distinct(
+      pools
+        .filter((p) => inScope(p) && p.region === entry.region)
+        .map((p) => `${p.accelerator}${p.zonalRedundancy ? '' : ' (no zonal redundancy)'}`),
+    );
+    const pool = poolWords({
+      region: entry.region,
+      accelerator,
+      zonalRedundancy: entry.zonalRedundancy,
+    });
+    out.push({
+      path: `pools[${i}]`,
+      message: `applies to no pool seen: nothing draws GPUs from ${pool}${entry.project ? ` in ${entry.project}` : ''}, so its ${settingsOf(entry)} ${there.length ? `reach nothing (pools seen in ${entry.region}: ${someOf(there, SEEN_LISTED)})` : `reach nothing (no GPU was seen in ${entry.region})`}`,
+    });
+  });
+
+  // Which rule each service falls to (first match wins), and which rules match it at all.
+  const resolve = compileRules(policy, 0); // time windows change settings, never the match
+  const won = new Map<number, number>();
+  for (const s of services) {
+    const rule = resolve(s).rule;
+    if (rule !== null) won.set(rule, (won.get(rule) ?? 0) + 1);
+  }
+  policy.services.forEach((rule, i) => {
+    if (won.has(i)) return;
+    const path = `services[${i}].match`;
+    const test = matcherOf(rule.match);
+    const matched = services.filter(test);
+    if (matched.length > 0) {
+      const first = new Set(matched.map((s) => resolve(s).rule));
+      out.push({
+        path,
+        message: `governs nothing: the ${plural(matched.length, 'GPU service')} it matches ${matched.length === 1 ? 'falls' : 'fall'} to an earlier rule (${[...first].map((r) => `services[${r}]`).join(', ')}), as the first matching rule wins`,
+      });
+      return;
+    }
+    out.push({ path, message: `matches no GPU service seen: ${whyNone(rule.match, services)}` });
+  });
+  return out;
+}
+
+/** Which of a match's keys no service has alone, with the values seen: the likely typo. */
+function whyNone(match: Match, services: readonly FitService[]): string {
+  if (services.length === 0) return 'no GPU service was seen at all';
+  const seen = (values: string[]) => someOf(distinct(values), SEEN_LISTED);
+  const reasons: string[] = [];
+  const none = (m: Match) => !services.some(matcherOf(m));
+  if (match.project !== undefined && none({ project: match.project }))
+    reasons.push(
+      `none in project "${match.project}" (seen: ${seen(services.map((s) => s.project))})`,
+    );
+  if (match.region !== undefined && none({ region: match.region }))
+    reasons.push(`none in region "${match.region}" (seen: ${seen(services.map((s) => s.region))})`);
+  if (match.accelerator !== undefined && none({ accelerator: match.accelerator }))
+    reasons.push(
+      `none uses accelerator "${match.accelerator}" (seen: ${seen(services.map((s) => s.accelerator))})`,
+    );
+  if (match.name !== undefined && none({ name: match.name }))
+    reasons.push(`no name matches "${match.name}"`);
+  for (const [key, value] of Object.entries(match.labels ?? {})) {
+    if (!none({ labels: { [key]: value } })) continue;
+    const values = services.flatMap((s) =>
+      Object.hasOwn(s.labels, key) ? [s.labels[key] ?? ''] : [],
+    );
+    reasons.push(
+      values.length === 0
+        ? `none has the label "${key}"`
+        : `none has the label ${key}=${value} (values of ${key} seen: ${seen(values)})`,
+    );
+  }
+  return reasons.length > 0
+    ? reasons.join('; ')
+    : 'no one service matches all of its keys together';
+}
+
+function settingsOf(entry: Policy['pools'][number]): string {
+  const set = [
+    entry.quota !== undefined ? `quota ${entry.quota}` : null,
+    entry.reserve !== undefined ? `reserve ${entry.reserve}` : null,
+  ].filter((s): s is string => s !== null);
+  return set.length > 0 ? `settings (${set.join(', ')})` : 'settings';
+}
+
+function distinct(values: readonly string[]): string[] {
+  return [...new Set(values)].sort();
+}
+
+/**
+ * The fleet a snapshot saw: its GPU services, and the pools its services and its other GPU users
+ * draw from. Not its `pools` list, which also holds the pools the policy's own settings name.
+ */
+export function fleetOfSnapshot(snapshot: {
+  services: readonly FitService[];
+  unmanagedUsage: readonly PoolId[];
+}): ObservedFleet {
+  return {
+    services: snapshot.services,
+    pools: [...snapshot.services, ...snapshot.unmanagedUsage].map(poolIdOf),
+  };
+}
+
+/** A GPU user as the Cloud Run port reads it: a service, a worker pool or a job execution. */
+interface GpuUser {
+  project: string;
+  region: string;
+  gpu: { accelerator: string; zonalRedundancy: boolean } | null;
+}
+
+/**
+ * The fleet of what the Cloud Run port listed: the autoscaled GPU services are what rules match
+ * (as the snapshot holds them); every GPU user, manually scaled services included, marks a pool.
+ */
+export function fleetOfListings(
+  services: readonly (GpuUser & {
+    name: string;
+    labels: Record<string, string>;
+    scalingMode?: string | null;
+  })[],
+  others: readonly GpuUser[],
+): ObservedFleet {
+  const fit: FitService[] = [];
+  const poolIds: PoolId[] = [];
+  for (const s of [...services, ...others]) if (s.gpu) poolIds.push(gpuPool({ ...s, gpu: s.gpu }));
+  for (const s of services) {
+    if (!s.gpu || s.scalingMode === 'MANUAL') continue;
+    fit.push({
+      project: s.project,
+      region: s.region,
+      name: s.name,
+      labels: s.labels,
+      accelerator: s.gpu.accelerator,
+      zonalRedundancy: s.gpu.zonalRedundancy,
+    });
+  }
+  return { services: fit, pools: poolIds };
+}
