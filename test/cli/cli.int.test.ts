@@ -71,6 +71,33 @@ describe('governor CLI', () => {
     expect(r.stdout).toContain('valid');
   });
 
+  it('validate: a rule after a catch-all is refused (exit 2); an undocumented GPU type is a warning (exit 0)', async () => {
+    const base = 'version: 1\nprojects: [p]\n';
+    const dead = await governor(
+      'validate',
+      '--policy',
+      file(
+        'dead-rule.yaml',
+        `${base}services: [{match: {}}, {match: {name: 'render-*'}, managed: false}]\n`,
+      ),
+    );
+    expect(dead.code).toBe(2);
+    expect(dead.stderr).toContain('services[1].match: can never match: services[0] comes first');
+    const typo = await governor(
+      'validate',
+      '--policy',
+      file(
+        'typo.yaml',
+        `${base}pools: [{region: us-central1, accelerator: nvidia-l44, quota: 4}]\n`,
+      ),
+    );
+    expect(typo.code).toBe(0);
+    expect(typo.stdout).toContain('valid');
+    expect(typo.stderr).toMatch(
+      /^warning: policy pools\[0\]\.accelerator: "nvidia-l44" is not a GPU type Cloud Run documents/m,
+    );
+  });
+
   it('simulate --report: a folder is refused before simulating, a failed write names the file', async () => {
     const sim = ['simulate', '--policy', 'examples/sim-policy.yaml', '--fleet'];
     const folder = await governor(
