@@ -597,9 +597,10 @@ function checkLabels(faults: Fault[], path: string, labels: Raw): void {
 /**
  * Earlier rules, of those without a literal name, that a rule is compared with: a policy with
  * thousands of rules has them by literal name (core/rules.ts), which are compared by bucket, so
- * this bounds the check's cost (rules × this) without missing a catch-all in practice.
+ * this bounds the check's cost (rules × this); a rule shadowed only by a later one of them is
+ * not reported (it still never matches, as before).
  */
-const SHADOW_CANDIDATES = 1_000;
+const SHADOW_CANDIDATES = 100;
 
 /**
  * Rules that can never match because an earlier rule matches every service they would (first
@@ -646,11 +647,21 @@ export function shadowedRules(rules: readonly unknown[]): Fault[] {
     const labels = isRecord(match.labels) ? match.labels : {};
     const name = str(match.name);
     const literal = name !== undefined && literalName.test(name);
-    const candidates = [
-      ...(literal ? (byName.get(name) ?? []) : []),
-      ...others.slice(0, SHADOW_CANDIDATES),
-    ].sort((a, b) => a.index - b.index);
-    const earlier = candidates.find((c) => covers(c, match, labels));
+    const first = (seen: readonly Seen[], limit: number) => {
+      for (let k = 0; k < Math.min(seen.length, limit); k++) {
+        const c = seen[k];
+        if (c && covers(c, match, labels)) return c;
+      }
+      return undefined;
+    };
+    const byLiteral = literal ? first(byName.get(name) ?? [], Infinity) : undefined;
+    const general = first(others, SHADOW_CANDIDATES);
+    const earlier =
+      byLiteral && general
+        ? byLiteral.index < general.index
+          ? byLiteral
+          : general
+        : (byLiteral ?? general);
     if (earlier) {
       faults.push({
         path: `services[${index}].match`,
