@@ -437,7 +437,7 @@ describe('governor CLI', () => {
     );
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('projects[0]: expected a project id such as "my-project"');
-    expect(r.stderr).toContain('regions[0]: expected a region such as "us-central1"');
+    expect(r.stderr).toContain('regions[0]: expected a Cloud Run region such as "us-central1"');
     expect(r.stderr).not.toContain('    at ');
   });
 
