@@ -4,6 +4,7 @@ import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
 import { reconcileReport } from '../support/reconcile-run.js';
+import { virtualTime } from '../support/virtual-time.js';
 
 /**
  * Cloud Run's write quota is per region: a region with more writes than its minute's quota
@@ -60,31 +61,12 @@ describe('act under a per-region write quota', () => {
     const m = model();
     const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
     const start = Date.parse('2026-11-27T13:00:00Z');
-    // Virtual time in which waits overlap, as timers do: once every task waits, the earliest
-    // sleeper wakes and the clock moves to its time (a sleep that moved the clock at once would
-    // make concurrent waits add up).
-    let t = start;
-    const sleepers: { at: number; wake: () => void }[] = [];
-    const clock = {
-      sleep: (ms: number) =>
-        new Promise<void>((wake) => {
-          sleepers.push({ at: t + ms, wake });
-          setImmediate(clock.next);
-        }),
-      next: () => {
-        if (sleepers.length === 0) return;
-        sleepers.sort((a, b) => a.at - b.at);
-        const first = sleepers.shift();
-        if (!first) return;
-        t = Math.max(t, first.at);
-        first.wake();
-      },
-    };
+    const time = virtualTime(start);
     const writes: { region: string; at: number }[] = [];
     const run = {
       ...sim.run,
       updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
-        writes.push({ region: u.region, at: t });
+        writes.push({ region: u.region, at: time.now() });
         return sim.run.updateMaxInstances(u);
       },
     };
@@ -94,8 +76,8 @@ describe('act under a per-region write quota', () => {
       {
         ports: { ...sim, run },
         clock: () => m.now,
-        wallClock: () => t,
-        sleep: (ms) => clock.sleep(ms),
+        wallClock: time.now,
+        sleep: time.sleep,
       },
       { runId: 'paced', deadlineMs, writerId: 'me' },
     );
@@ -115,7 +97,7 @@ describe('act under a per-region write quota', () => {
         expect(at.filter((x) => x >= w && x < w + 60_000).length).toBeLessThanOrEqual(2);
     }
     // The run ended by its deadline, and went on to its alerts and its record.
-    expect(t - start).toBeLessThanOrEqual(deadlineMs);
+    expect(time.now() - start).toBeLessThanOrEqual(deadlineMs);
     expect(report.error).toBeNull();
     expect(report.outcome).toBe('ok');
   });

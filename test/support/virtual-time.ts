@@ -1,0 +1,30 @@
+/**
+ * Virtual time in which waits overlap, as timers do: once every task waits, the earliest sleeper
+ * wakes and the clock moves to its time (a sleep that moved the clock at once would make
+ * concurrent waits add up). For the pacer's waits and for writes that take time.
+ */
+export interface VirtualTime {
+  now: () => number;
+  sleep: (ms: number) => Promise<void>;
+}
+
+export function virtualTime(start: number): VirtualTime {
+  let t = start;
+  const sleepers: { at: number; wake: () => void }[] = [];
+  const next = () => {
+    if (sleepers.length === 0) return;
+    sleepers.sort((a, b) => a.at - b.at);
+    const first = sleepers.shift();
+    if (!first) return;
+    t = Math.max(t, first.at);
+    first.wake();
+  };
+  return {
+    now: () => t,
+    sleep: (ms) =>
+      new Promise<void>((wake) => {
+        sleepers.push({ at: t + ms, wake });
+        setImmediate(next);
+      }),
+  };
+}
