@@ -42,20 +42,31 @@ import {
  * 1. Decreases, all at once, each against the latest read of its service (the observation, or a
  *    listing of its region when a pause came between, such as a confirmation prompt) and
  *    conditional on that read's etag. A decrease only lowers: alone it keeps its pool within
- *    budget, whichever others fail. Their operations are awaited together.
+ *    budget, whichever others fail. Their operations are awaited together, region by region:
+ *    the pools of a region (a project's region) go on to steps 2 to 4 once the decreases of that
+ *    region are done, not every region's. A pool is its own budget (one quota, core/pool.ts), so
+ *    promise 1 (docs/rules.md) orders the writes within a pool only, and one region's backlog of
+ *    decreases (paced under its write quota) holds back no other region's raises. A region's
+ *    pools go on together, as all pools did before: one listing of the region serves them all,
+ *    and no pool's read of the region lands between another pool's read of it and the raises
+ *    decided on that one (they would go by an older read than the run holds). The decreases ask
+ *    for their write slots first, and the writeConcurrency places go to raises (and lowering
+ *    back) before decreases: a raise decided on a read does not queue behind other regions'
+ *    decreases.
  * 2. The write slots the increases need under Cloud Run's write quota (docs/performance.md,
  *    pacing), taken first: any wait for the quota comes before the read, never between the read
- *    and the raises. Then one fresh read of every pool that has increases, all at once: the
- *    region's services, worker pools and running job executions, and the pool's quota (unless
- *    the policy sets it). It shows the room the decreases made and whatever anyone else changed
- *    since the observation.
+ *    and the raises. Then one fresh read of every pool of the region that has increases, all at
+ *    once: the region's services, worker pools and running job executions, and each pool's quota
+ *    (unless the policy sets it). It shows the room the decreases made and whatever anyone else
+ *    changed since the observation.
  * 3. The increases that fit that read, in plan order, each as large as the room left, each
  *    re-validated against the same read (reconciling, etag, max) and conditional on its etag; a
  *    raise that does not fit is skipped (`no-room`), counted, and left for the next run. All at
  *    once; their operations awaited together. A pool with more increases than a minute of the
  *    write quota takes steps 2 and 3 again for the rest: slots, a fresh read, raises.
- * 4. Verify: the pools raised are read again. Cloud Run has no multi-service transaction and no
- *    write conditional on another resource (the Admin API v2 updates one service per call,
+ * 4. Verify: the region's pools raised are read again. Cloud Run has no multi-service
+ *    transaction and no write conditional on another resource (the Admin API v2 updates one
+ *    service per call,
  *    https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services/patch), so
  *    between the read of step 2 and the raises of step 3 (one round trip) another writer may fill
  *    the pool or the quota may be cut. If this read finds the pool over, the governor lowers its
@@ -167,28 +178,65 @@ export async function actOnPlan(plan: Plan, options: ActOptions): Promise<WriteR
   const decreases = plan.changes.filter((c) => c.to < c.from);
   const increases = plan.changes.filter((c) => c.to > c.from);
 
-  // 1. Decreases, all at once; none in a pool another governor is writing.
+  // 1. Decreases, all at once; none in a pool another governor is writing. Each asks for its
+  // region's write slot now, before any increase asks for one.
   const latest = await latestReads(decreases, opts);
   const held = otherGovernors(plan, decreases, latest, opts);
-  const lowered = await Promise.all(
-    decreases.map((c) => {
-      const other = held.get(poolKey(c));
-      if (other) return skipped(c, 'other-governor', otherGovernor(other, 'lowered'));
-      return decrease(c, latest, gate, opts);
-    }),
-  );
+  const lowering = decreases.map((c) => {
+    const other = held.get(poolKey(c));
+    if (other)
+      return Promise.resolve(skipped(c, 'other-governor', otherGovernor(other, 'lowered')));
+    return decrease(c, latest, gate, opts);
+  });
 
-  // 2. The write slots of the increases, then one fresh read of each pool with them, all at once.
-  // 3. The increases that fit, all at once; the rest of a pool in further rounds of 2 and 3.
+  // 2.–4. Each region with increases on its own, once the decreases of its pools are done: the
+  // other regions' decreases are not its pools' budgets (promise 1 orders the writes within a
+  // pool), so a long backlog of decreases in one region holds back no other region's raises.
+  // A region's pools go on together, as all pools did before: one listing serves them all, and
+  // no pool's read of the region lands between another pool's read and the raises decided on it.
   const raisedPools = plan.pools.filter((p) => increases.some((c) => samePool(c, p)));
+  const regions = new Map<string, PlanPool[]>();
+  for (const p of raisedPools) regions.set(regionKey(p), [...(regions.get(regionKey(p)) ?? []), p]);
+  const raising = [...regions.entries()].map(async ([region, pools]) => {
+    await Promise.all(decreases.flatMap((c, i) => (regionKey(c) === region ? [lowering[i]] : [])));
+    return raiseRegion(plan, pools, increases, gate, opts);
+  });
+  // Awaited together, so that whichever fails first, none is left unawaited.
+  const [lowered, acted] = await Promise.all([Promise.all(lowering), Promise.all(raising)]);
+
+  const raised = acted.flatMap((r) => r.raised);
+  const byChange = new Map(
+    [...lowered, ...raised.map((r) => r.result)].map((w) => [writeKey(w), w]),
+  );
+  // The lowering back, pool by pool in the plan's order.
+  const compensations = new Map(acted.flatMap((r) => [...r.compensations]));
+  return [
+    ...plan.changes.map((c) => byChange.get(writeKey(c))).filter((w) => w !== undefined),
+    ...raisedPools.flatMap((p) => compensations.get(poolKey(p)) ?? []),
+  ];
+}
+
+/**
+ * Steps 2 to 4 for the pools of one region with increases, its decreases done: the write slots
+ * of their increases, then one fresh read of them (the region listed once); the increases that
+ * fit, all at once (a pool with more, in further rounds of slots, read and raises); then one
+ * verify read of the pools raised, and this run's raises lowered back where a pool is over.
+ */
+async function raiseRegion(
+  plan: Plan,
+  pools: readonly PlanPool[],
+  increases: readonly PlanChange[],
+  gate: Gate,
+  opts: Acting,
+): Promise<{ raised: Raise[]; compensations: Map<string, WriteResult[]> }> {
   const raisesOf = (pool: PlanPool) => increases.filter((c) => samePool(c, pool));
-  const firstSlots = await Promise.all(raisedPools.map((p) => slotsFor(p, raisesOf(p), opts)));
+  const firstSlots = await Promise.all(pools.map((p) => slotsFor(p, raisesOf(p), opts)));
   const readFrom = opts.clock();
-  const fresh = await readPools(raisedPools, opts);
+  const fresh = await readPools(pools, opts);
   const first = { slots: 0, readMs: opts.clock() - readFrom };
   const raised = (
     await Promise.all(
-      raisedPools.map((pool, i) =>
+      pools.map((pool, i) =>
         raisePool(
           plan,
           pool,
@@ -204,30 +252,25 @@ export async function actOnPlan(plan: Plan, options: ActOptions): Promise<WriteR
 
   // 4. Verify the pools raised; lower this run's raises back where the pool is over.
   const landed = raised.filter((r) => r.to !== null && mayHaveLanded(r.result));
-  const verifyPools = raisedPools.filter((p) => landed.some((r) => samePool(r.change, p)));
+  const verifyPools = pools.filter((p) => landed.some((r) => samePool(r.change, p)));
   const after = await readPools(verifyPools, opts, fresh);
-  const compensations = (
-    await Promise.all(
-      verifyPools.map((pool) =>
-        compensate(
-          plan,
-          pool,
-          landed.filter((r) => samePool(r.change, pool)),
-          readOf(after, pool),
-          gate,
-          opts,
-        ),
-      ),
-    )
-  ).flat();
-
-  const byChange = new Map(
-    [...lowered, ...raised.map((r) => r.result)].map((w) => [writeKey(w), w]),
+  const compensations = await Promise.all(
+    verifyPools.map(
+      async (pool) =>
+        [
+          poolKey(pool),
+          await compensate(
+            plan,
+            pool,
+            landed.filter((r) => samePool(r.change, pool)),
+            readOf(after, pool),
+            gate,
+            opts,
+          ),
+        ] as const,
+    ),
   );
-  return [
-    ...plan.changes.map((c) => byChange.get(writeKey(c))).filter((w) => w !== undefined),
-    ...compensations,
-  ];
+  return { raised, compensations: new Map(compensations) };
 }
 
 // --- 1. decreases ---
@@ -246,7 +289,7 @@ async function latestReads(
     for (const s of opts.observed) out.set(serviceKey(s), s);
     return out;
   }
-  const regions = new Map(decreases.map((c) => [`${c.project}/${c.region}`, c]));
+  const regions = new Map(decreases.map((c) => [regionKey(c), c]));
   await Promise.all(
     [...regions.values()].map(async (c) => {
       try {
@@ -351,7 +394,7 @@ async function readPools(
   // Per region, all at once: its services, and what else holds GPUs (worker pools, job tasks).
   const regions = new Map<string, Promise<RegionRead>>();
   const regionOf = (pool: PlanPool): Promise<RegionRead> => {
-    const key = `${pool.project}/${pool.region}`;
+    const key = regionKey(pool);
     let read = regions.get(key);
     if (!read) {
       const call = <T>(f: () => Promise<T>, what: string) =>
@@ -618,7 +661,7 @@ async function raiseRound(
             change: d.c,
             to: d.to,
             // Its slot was taken before the read: nothing waits between the read and the write.
-            result: await gate(() => write(d.c, d.to, d.svc, opts, d.note)),
+            result: await gate(() => write(d.c, d.to, d.svc, opts, d.note), true),
           },
     ),
   );
@@ -676,7 +719,7 @@ async function compensate(
         opts.pacer.take(c.region);
         const result = await write(c, to, svc, opts);
         return result.outcome === 'written' ? { ...result, cause: 'compensated' as const } : result;
-      }),
+      }, true),
     ),
   );
   // What the pool holds once the raises that could be lowered back are: still over is said.
@@ -849,26 +892,39 @@ function writeFailed(
 
 // --- helpers ---
 
-type Gate = <T>(task: () => Promise<T>) => Promise<T>;
+/**
+ * One of the run's `writeConcurrency` places for `task`. An `urgent` task (a raise, decided on a
+ * read just before it; lowering a raise back) waits ahead of the decreases: other regions'
+ * decreases in flight must not widen the window between a read and the raises decided on it.
+ */
+type Gate = <T>(task: () => Promise<T>, urgent?: boolean) => Promise<T>;
 
-/** At most `n` tasks at once. */
+/** At most `n` tasks at once; a place that frees goes straight to the next waiting. */
 function limiter(n: number): Gate {
   let active = 0;
+  const urgentWaiting: (() => void)[] = [];
   const waiting: (() => void)[] = [];
-  return async (task) => {
-    if (active >= n) await new Promise<void>((r) => waiting.push(r));
-    active += 1;
+  return async (task, urgent = false) => {
+    if (active < n) active += 1;
+    // The place is handed over by the task that frees it (active stays counted).
+    else await new Promise<void>((r) => (urgent ? urgentWaiting : waiting).push(r));
     try {
       return await task();
     } finally {
-      active -= 1;
-      waiting.shift()?.();
+      const next = urgentWaiting.shift() ?? waiting.shift();
+      if (next) next();
+      else active -= 1;
     }
   };
 }
 
 function serviceKey(s: { project: string; region: string; name: string }): string {
   return `${s.project}/${s.region}/${s.name}`;
+}
+
+/** What one listing reads, and what a region's pools share: `project/region`. */
+function regionKey(p: { project: string; region: string }): string {
+  return `${p.project}/${p.region}`;
 }
 
 function writeKey(w: { project: string; region: string; name: string }): string {
