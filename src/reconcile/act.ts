@@ -201,8 +201,12 @@ export async function actOnPlan(plan: Plan, options: ActOptions): Promise<WriteR
     await Promise.all(decreases.flatMap((c, i) => (regionKey(c) === region ? [lowering[i]] : [])));
     return raiseRegion(plan, pools, increases, gate, opts);
   });
-  // Awaited together, so that whichever fails first, none is left unawaited.
-  const [lowered, acted] = await Promise.all([Promise.all(lowering), Promise.all(raising)]);
+  // Every write settled before the step ends, even when one fails unexpectedly: no write of this
+  // run may still be under way once the run goes on to release its lease.
+  const [down, up] = await Promise.allSettled([settledAll(lowering), settledAll(raising)]);
+  if (down.status === 'rejected') throw down.reason;
+  if (up.status === 'rejected') throw up.reason;
+  const [lowered, acted] = [down.value, up.value];
 
   const raised = acted.flatMap((r) => r.raised);
   const byChange = new Map(
@@ -947,4 +951,12 @@ function skipped(c: PlanChange, cause: WriteCause, reason: string): WriteResult 
 
 function failed(c: PlanChange, cause: WriteCause, reason: string): WriteResult {
   return { ...base(c), written: null, outcome: 'failed', cause, reason };
+}
+
+/** The values of `promises` once every one has settled; the first rejection's reason if any. */
+async function settledAll<T>(promises: readonly Promise<T>[]): Promise<T[]> {
+  const settled = await Promise.allSettled(promises);
+  const failed = settled.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+  if (failed) throw failed.reason;
+  return settled.map((r) => (r as PromiseFulfilledResult<T>).value);
 }
