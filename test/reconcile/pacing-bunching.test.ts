@@ -4,6 +4,7 @@ import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
 import { reconcileReport } from '../support/reconcile-run.js';
+import { virtualTime } from '../support/virtual-time.js';
 
 const PROJECT = 'bunch-project';
 const SLOW = 'asia-east1'; // first in the plan's order: its writes take the gate first
@@ -57,30 +58,14 @@ describe('writes that waited for the concurrency gate', () => {
     const m = model();
     const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
     const start = Date.parse('2026-11-27T13:00:00Z');
-    let t = start;
-    const sleepers: { at: number; wake: () => void }[] = [];
-    const clock = {
-      sleep: (ms: number) =>
-        new Promise<void>((wake) => {
-          sleepers.push({ at: t + ms, wake });
-          setImmediate(clock.next);
-        }),
-      next: () => {
-        if (sleepers.length === 0) return;
-        sleepers.sort((a, b) => a.at - b.at);
-        const first = sleepers.shift();
-        if (!first) return;
-        t = Math.max(t, first.at);
-        first.wake();
-      },
-    };
+    const time = virtualTime(start);
     const writes: { region: string; at: number }[] = [];
     const run = {
       ...sim.run,
       updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
-        writes.push({ region: u.region, at: t });
+        writes.push({ region: u.region, at: time.now() });
         // The slow region's writes hold their places for 55 s (a slow operation).
-        if (u.region === SLOW) await clock.sleep(55_000);
+        if (u.region === SLOW) await time.sleep(55_000);
         return sim.run.updateMaxInstances(u);
       },
     };
@@ -89,8 +74,8 @@ describe('writes that waited for the concurrency gate', () => {
       {
         ports: { ...sim, run },
         clock: () => m.now,
-        wallClock: () => t,
-        sleep: (ms) => clock.sleep(ms),
+        wallClock: time.now,
+        sleep: time.sleep,
       },
       { runId: 'bunched', deadlineMs: 10 * 60_000, writerId: 'me' },
     );
