@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parsePolicy } from '../../src/core/policy.js';
-import { validateFleet } from '../../src/emulator/fleet.js';
-import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
+import { idleFleet, pacedPolicy } from '../support/paced-fleet.js';
 import { reconcileReport } from '../support/reconcile-run.js';
 import { virtualTime } from '../support/virtual-time.js';
 
@@ -10,42 +8,8 @@ const PROJECT = 'bunch-project';
 const SLOW = 'asia-east1'; // first in the plan's order: its writes take the gate first
 const FAST = 'us-central1';
 
-function model(): FleetModel {
-  const idle = (region: string, n: number) =>
-    Array.from({ length: n }, (_, i) => ({
-      name: `${region}-idle-${i}`,
-      region,
-      gpu: {},
-      maxInstances: 3,
-      demand: { constant: 0 },
-    }));
-  return new FleetModel(
-    validateFleet({
-      start: '2026-11-27T12:00:00Z',
-      warmupMinutes: 40,
-      idleMinutes: 0,
-      projects: [
-        {
-          id: PROJECT,
-          pools: [
-            { region: SLOW, quota: 2 },
-            { region: FAST, quota: 6 },
-          ],
-          services: [...idle(SLOW, 2), ...idle(FAST, 6)],
-        },
-      ],
-    }),
-  );
-}
-
-const policy = parsePolicy({
-  version: 1,
-  projects: [PROJECT],
-  regions: [SLOW, FAST],
-  defaults: { max: 3, scaleDownDelay: '0s' },
-  services: [{ match: {} }],
-  limits: { writesPerMinute: 2, writeConcurrency: 2 },
-});
+const model = () => idleFleet(PROJECT, { [SLOW]: 2, [FAST]: 6 });
+const policy = pacedPolicy(PROJECT, [SLOW, FAST]);
 
 /**
  * A write waits for its region's slot before it takes one of the run's `writeConcurrency` places;

@@ -1,8 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { parsePolicy } from '../../src/core/policy.js';
-import { validateFleet } from '../../src/emulator/fleet.js';
-import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
+import { idleFleet, pacedPolicy } from '../support/paced-fleet.js';
 import { reconcileReport } from '../support/reconcile-run.js';
 import { virtualTime } from '../support/virtual-time.js';
 
@@ -19,42 +17,8 @@ const PROJECT = 'pace-project';
 const BUSY = 'asia-east1'; // first in the plan's order
 const SMALL = 'us-central1';
 
-function model(): FleetModel {
-  const idle = (region: string, n: number) =>
-    Array.from({ length: n }, (_, i) => ({
-      name: `${region}-idle-${i}`,
-      region,
-      gpu: {},
-      maxInstances: 3,
-      demand: { constant: 0 },
-    }));
-  return new FleetModel(
-    validateFleet({
-      start: '2026-11-27T12:00:00Z',
-      warmupMinutes: 40,
-      idleMinutes: 0,
-      projects: [
-        {
-          id: PROJECT,
-          pools: [
-            { region: BUSY, quota: 12 },
-            { region: SMALL, quota: 2 },
-          ],
-          services: [...idle(BUSY, 12), ...idle(SMALL, 2)],
-        },
-      ],
-    }),
-  );
-}
-
-const policy = parsePolicy({
-  version: 1,
-  projects: [PROJECT],
-  regions: [BUSY, SMALL],
-  defaults: { max: 3, scaleDownDelay: '0s' },
-  services: [{ match: {} }],
-  limits: { writesPerMinute: 2, writeConcurrency: 2 },
-});
+const model = () => idleFleet(PROJECT, { [BUSY]: 12, [SMALL]: 2 });
+const policy = pacedPolicy(PROJECT, [BUSY, SMALL]);
 
 describe('act under a per-region write quota', () => {
   it("one region's backlog neither holds back another region's writes nor the run past its deadline", async () => {
