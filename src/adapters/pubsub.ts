@@ -15,6 +15,7 @@ import pLimit from 'p-limit';
 import pRetry from 'p-retry';
 import { status } from '@grpc/grpc-js';
 
+import { groupBy } from '../core/collections.js';
 import { CredentialsError, InputError } from '../errors.js';
 import type { Fault } from '../errors.js';
 import { translateGrpcError } from './grpc-errors.js';
@@ -223,7 +224,7 @@ async function publishAll(
   policy: RetryPolicy,
   messages: readonly OutgoingMessage[],
 ): Promise<PublishResult[]> {
-  const byKey = groupByKey(encode(messages));
+  const byKey = groupBy(encode(messages), (e) => e.message.orderingKey);
   const results: (PublishResult | undefined)[] = messages.map(() => undefined);
   const failures: KeyFailure[] = [];
 
@@ -294,16 +295,6 @@ function encode(messages: readonly OutgoingMessage[]): Encoded[] {
   });
   if (faults.length > 0) throw new InputError('Invalid alert messages', faults);
   return encoded;
-}
-
-function groupByKey(items: readonly Encoded[]): Map<string, Encoded[]> {
-  const groups = new Map<string, Encoded[]>();
-  for (const item of items) {
-    const group = groups.get(item.message.orderingKey);
-    if (group) group.push(item);
-    else groups.set(item.message.orderingKey, [item]);
-  }
-  return groups;
 }
 
 function asError(reason: unknown): Error {

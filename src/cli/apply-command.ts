@@ -2,6 +2,7 @@ import type { Plan } from '../core/plan.js';
 import { restoreProgress } from '../core/restore.js';
 import { CAUSE_LABELS, type WriteCause, type WriteResult } from '../core/write-result.js';
 import { listOnOneLine, someOf } from '../core/text.js';
+import { groupBy } from '../core/collections.js';
 import { UsageError } from '../errors.js';
 import { assertCredentials } from '../adapters/credentials.js';
 import { textLogger } from '../log.js';
@@ -167,11 +168,10 @@ export function summary(r: RunReport): string {
     );
   // Writes not made for the same reason: each on its line, or past a few one line naming the
   // first (a run of 3,000 services that reached its deadline skipped 1,910 alike).
-  const alike = new Map<string, WriteResult[]>();
-  for (const w of r.writes.filter((x) => x.outcome !== 'written')) {
-    const key = JSON.stringify([w.outcome, w.reason]);
-    alike.set(key, [...(alike.get(key) ?? []), w]);
-  }
+  const alike = groupBy(
+    r.writes.filter((x) => x.outcome !== 'written'),
+    (w) => JSON.stringify([w.outcome, w.reason]),
+  );
   const change = (w: WriteResult) => `${w.project}/${w.region}/${w.name} ${w.from} → ${w.planned}`;
   for (const group of alike.values()) {
     const [first] = group;

@@ -3,6 +3,7 @@ import { assertCredentials } from '../adapters/credentials.js';
 import { createGooglePorts } from '../adapters/index.js';
 import { createPubSubAlertSink } from '../adapters/pubsub.js';
 import { checkPassed, type CheckItem, type CheckReport } from '../core/permissions.js';
+import { groupBy } from '../core/collections.js';
 import { plural, someOf } from '../core/text.js';
 import { checkPolicy } from '../reconcile/preflight.js';
 import type { RuntimeOptions } from '../runtime-options.js';
@@ -67,13 +68,10 @@ type Row = CheckItem & { services?: string[] };
 function rows(items: readonly CheckItem[]): Row[] {
   const service = /^service (.+)$/;
   const key = (i: CheckItem) => JSON.stringify([i.status, i.permission, i.detail, i.fix]);
-  const groups = new Map<string, CheckItem[]>();
-  for (const i of items) {
-    if (!service.test(i.subject)) continue;
-    const group = groups.get(key(i)) ?? [];
-    group.push(i);
-    groups.set(key(i), group);
-  }
+  const groups = groupBy(
+    items.filter((i) => service.test(i.subject)),
+    key,
+  );
   const out: Row[] = [];
   for (const i of items) {
     const group = service.test(i.subject) ? groups.get(key(i)) : undefined;

@@ -1,3 +1,4 @@
+import { groupBy } from '../core/collections.js';
 import type { Plan, PlanChange, PlanPool } from '../core/plan.js';
 import type { OverAfterRaises } from '../core/run-alerts.js';
 import { effectiveMax, poolIdOf, poolKey, samePool } from '../core/pool.js';
@@ -195,8 +196,7 @@ export async function actOnPlan(plan: Plan, options: ActOptions): Promise<WriteR
   // A region's pools go on together, as all pools did before: one listing serves them all, and
   // no pool's read of the region lands between another pool's read and the raises decided on it.
   const raisedPools = plan.pools.filter((p) => increases.some((c) => samePool(c, p)));
-  const regions = new Map<string, PlanPool[]>();
-  for (const p of raisedPools) regions.set(regionKey(p), [...(regions.get(regionKey(p)) ?? []), p]);
+  const regions = groupBy(raisedPools, regionKey);
   const raising = [...regions.entries()].map(async ([region, pools]) => {
     await Promise.all(decreases.flatMap((c, i) => (regionKey(c) === region ? [lowering[i]] : [])));
     return raiseRegion(plan, pools, increases, gate, opts);
