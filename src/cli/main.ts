@@ -4,7 +4,7 @@ import { isInputError, GovernorError, UsageError } from '../errors.js';
 import { plan } from '../core/planner.js';
 import type { Policy } from '../core/policy.js';
 import { fleetOfSnapshot, policyWarnings } from '../core/policy-fit.js';
-import { renderProblem } from '../core/problems.js';
+import { fleetFullySeen, renderProblem } from '../core/problems.js';
 import type { Snapshot } from '../core/snapshot.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 import { orgView, renderOrgView } from '../org/view.js';
@@ -101,10 +101,7 @@ async function snapshotFor(
   const observation = await observeLive(policy, options);
   for (const problem of observation.problems)
     io.stderr.write(`warning: ${renderProblem(problem)}\n`);
-  const partial = observation.problems.some((p) =>
-    ['services', 'worker-pools', 'jobs'].includes(p.subject),
-  );
-  return { snapshot: observation.snapshot, complete: !partial };
+  return { snapshot: observation.snapshot, complete: fleetFullySeen(observation.problems) };
 }
 
 /**

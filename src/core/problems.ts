@@ -27,6 +27,14 @@ export type ProblemSubject =
   /** A pool's quota: unknown, so nothing in the pool is raised. */
   | 'quota';
 
+/** The subjects of a listing of what runs on GPUs: one of them unread leaves the fleet partly unseen. */
+const LISTINGS: ReadonlySet<ProblemSubject> = new Set(['services', 'worker-pools', 'jobs']);
+
+/** Whether every listing of the fleet was read (no region skipped, no worker pools or jobs unread). */
+export function fleetFullySeen(problems: readonly ObservationProblem[]): boolean {
+  return !problems.some((p) => LISTINGS.has(p.subject));
+}
+
 export interface ObservationProblem {
   project: string;
   /** The region it concerns; null when the whole project. */
