@@ -603,6 +603,12 @@ function checkLabels(faults: Fault[], path: string, labels: Raw): void {
 const SHADOW_CANDIDATES = 100;
 
 /**
+ * The keys of a match compared by equal value (every key but the name's glob and the labels):
+ * read off Match itself, so that a key added to it is compared too, never taken as matching all.
+ */
+const EXACT_MATCH_KEYS = Object.keys(Match.shape).filter((k) => k !== 'name' && k !== 'labels');
+
+/**
  * Rules that can never match because an earlier rule matches every service they would (first
  * match wins): the earlier rule's every key is also the later rule's, with the same value, or
  * broader for the name. Conservative: a name is broader only when the earlier rule has none, is
@@ -632,7 +638,7 @@ export function shadowedRules(rules: readonly unknown[]): Fault[] {
     return m;
   };
   const covers = (a: Seen, b: Raw, bLabels: Raw): boolean => {
-    for (const key of ['project', 'region', 'accelerator'] as const) {
+    for (const key of EXACT_MATCH_KEYS) {
       if (a.match[key] !== undefined && a.match[key] !== b[key]) return false;
     }
     for (const [k, v] of a.labels) if (!Object.hasOwn(bLabels, k) || bLabels[k] !== v) return false;

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
 import { AUDIT_RULE_IDS } from '../../src/core/audit-rules.js';
-import { parsePolicy, parsePolicyText } from '../../src/core/policy.js';
+import { Match, parsePolicy, parsePolicyText } from '../../src/core/policy.js';
 import { jsonSchemas } from '../../src/core/schemas.js';
 
 function faultsOf(raw: unknown): string[] {
@@ -267,6 +267,28 @@ describe('policy', () => {
     expect(
       parsePolicy({ version: 1, projects: ['p', 'q'], services: ordered }).services,
     ).toHaveLength(6);
+  });
+
+  it('compares every key of a match: a rule differing by any one is not shadowed', () => {
+    // Two values of each key of Match but the name and the labels; a key added to Match fails
+    // here until it has its pair, rather than being taken as matching everything.
+    const pairs: Record<string, [string, string]> = {
+      project: ['p', 'q'],
+      region: ['us-central1', 'europe-west4'],
+      accelerator: ['nvidia-l4', 'nvidia-rtx-pro-6000'],
+    };
+    expect(Object.keys(Match.shape).filter((k) => k !== 'name' && k !== 'labels')).toEqual(
+      Object.keys(pairs),
+    );
+    for (const [key, [a, b]] of Object.entries(pairs)) {
+      const policy = (second: string) => ({
+        version: 1,
+        projects: ['p', 'q'],
+        services: [{ match: { [key]: a } }, { match: { [key]: second, name: 'x' } }],
+      });
+      expect(parsePolicy(policy(b)).services, key).toHaveLength(2);
+      expect(faultsOf(policy(a)).join('\n'), key).toContain('services[1].match: can never match');
+    }
   });
 
   it("refuses a rule's region outside the policy's regions, and labels no service can have", () => {
