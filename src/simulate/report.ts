@@ -229,19 +229,27 @@ function periodMinutes(minutes: number): number {
   return [60, 180, 360, 720].find((p) => minutes / p <= 168) ?? 1440;
 }
 
+/**
+ * Minute `minute` of the run as its clock reads in the run's zone: with the day for a run longer
+ * than a day (or when `withDay`), else the time alone.
+ */
+function localTime(
+  result: SimulationResult,
+  minute: number,
+  withDay = result.minutes > 1440,
+): string {
+  return DateTime.fromMillis(Date.parse(result.start) + minute * 60_000, {
+    zone: result.timezone,
+  }).toFormat(withDay ? 'ccc d LLL HH:mm' : 'HH:mm');
+}
+
 /** The periods of the run, each as [first minute, end minute) and its times in the run's zone. */
 function periods(result: SimulationResult): { from: number; to: number; label: string }[] {
   const step = periodMinutes(result.minutes);
-  const startMs = Date.parse(result.start);
-  const long = result.minutes > 1440;
-  const at = (m: number, withDay: boolean) =>
-    DateTime.fromMillis(startMs + m * 60_000, { zone: result.timezone }).toFormat(
-      withDay ? 'ccc d LLL HH:mm' : 'HH:mm',
-    );
   const out: { from: number; to: number; label: string }[] = [];
   for (let from = 0; from < result.minutes; from += step) {
     const to = Math.min(result.minutes, from + step);
-    out.push({ from, to, label: `${at(from, long)}–${at(to, false)}` });
+    out.push({ from, to, label: `${localTime(result, from)}–${localTime(result, to, false)}` });
   }
   return out;
 }
@@ -282,9 +290,7 @@ function capsNumbers(
   });
   const peak = Math.max(0, ...series.demand);
   const peakAt = series.demand.indexOf(peak);
-  const when = DateTime.fromMillis(Date.parse(result.start) + peakAt * 60_000, {
-    zone: result.timezone,
-  }).toFormat(result.minutes > 1440 ? 'ccc d LLL HH:mm' : 'HH:mm');
+  const when = localTime(result, peakAt);
   const describe = `Governor caps, demand and refused demand in ${series.pool}: quota ${fmt(series.quota)} GPUs; demand at most ${fmt(peak)} GPUs, at ${when} (${result.timezone}); the ${governor}’s caps summed to at most ${fmt(Math.max(0, ...caps))} GPUs; it refused ${fmt(sum(series.refused))} GPU-minutes. The table under the chart gives the numbers.`;
   const table = `<table class="numbers"><caption>Governor caps, demand and refused demand in ${escape(series.pool)}, by period (${zone})</caption><thead><tr><th scope="col">period (${zone})</th><th scope="col">quota (GPUs)</th><th scope="col">caps summed, mean (GPUs)</th><th scope="col">demand, mean (GPUs)</th><th scope="col">demand, busiest minute (GPUs)</th><th scope="col">refused (GPU-min)</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
   return { describe, table };
@@ -359,16 +365,13 @@ function quotaLine(result: SimulationResult, series: PoolSeries): string {
 
 /** "; from 13:00 on, 4 GPUs (the quota was cut)" for each change of the quota during the run. */
 function quotaChangesText(result: SimulationResult, series: PoolSeries): string {
-  const startMs = Date.parse(result.start);
-  const format = result.minutes > 1440 ? 'ccc d LLL HH:mm' : 'HH:mm';
   let before = series.quota;
   return series.quotaChanges
     .filter((c) => c.minute < result.minutes)
     .map((c) => {
-      const at = DateTime.fromMillis(startMs + c.minute * 60_000, { zone: result.timezone });
       const how = c.quota < before ? 'cut' : 'raised';
       before = c.quota;
-      return `; from ${escape(at.toFormat(format))} on, ${c.quota} GPUs (the quota was ${how})`;
+      return `; from ${escape(localTime(result, c.minute))} on, ${c.quota} GPUs (the quota was ${how})`;
     })
     .join('');
 }
@@ -378,10 +381,7 @@ function clockChanges(result: SimulationResult): string {
   const startMs = Date.parse(result.start);
   const changes = offsetChanges({ startMs, minutes: result.minutes, timezone: result.timezone })
     .slice(1)
-    .map((c) => {
-      const at = DateTime.fromMillis(startMs + c.minute * 60_000, { zone: result.timezone });
-      return `to UTC${c.offset} at ${at.toFormat('ccc d LLL HH:mm')}`;
-    });
+    .map((c) => `to UTC${c.offset} at ${localTime(result, c.minute, true)}`);
   return changes.length ? ` (the clocks moved ${changes.join(', then ')})` : '';
 }
 
