@@ -219,8 +219,11 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
     if (!decision.file) continue;
     const quotaId = port.quotaIdOf(rec.accelerator, rec.zonalRedundancy);
     let existing: QuotaPreferenceView | undefined;
+    let everyRegion: QuotaPreferenceView | undefined;
     try {
-      existing = (await list()).find((p) => p.quotaId === quotaId && p.region === rec.region);
+      const ofQuota = (await list()).filter((p) => p.quotaId === quotaId);
+      existing = ofQuota.find((p) => p.region === rec.region);
+      everyRegion = ofQuota.find((p) => p.region === null);
     } catch (e) {
       failed(
         'list',
@@ -265,7 +268,7 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
       continue;
     }
     const justification = quotaJustification(rec, settings.justification ?? '');
-    const filing = plan(rec, quotaId, existing, decision.preferredValue, project);
+    const filing = plan(rec, quotaId, existing, everyRegion, decision.preferredValue, project);
     if (filing.kind === 'skip') {
       log.log('INFO', `${rec.key}: no quota request filed: ${filing.why}`);
       if (filing.track) tracked[rec.key] = track(filing.track, rec, ctx.at, 'found');
@@ -368,14 +371,32 @@ type Filing =
   | { kind: 'update'; name: string; etag: string }
   | { kind: 'skip'; why: string; track?: QuotaPreferenceView };
 
-/** What to do for a pool: file a new preference, raise the existing one, or nothing (why). */
+/**
+ * What to do for a pool: file a new preference, raise the existing one, or nothing (why).
+ *
+ * `everyRegion` is a preference of the quota without a region: it applies to every region that
+ * has no preference of its own ("If a dimension is missing from the map of dimensions, the quota
+ * preference applies to all the dimension values except for those that have other quota
+ * preferences configured for the specific value": QuotaPreference.dimensions,
+ * https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.quotaPreferences).
+ * While it is pending and the region has none of its own, it is the pool's pending request: a
+ * regional preference filed now would take the region out of it (and out of a larger value it
+ * asks) once granted, so it is tracked instead, as a pending regional one is.
+ */
 function plan(
   rec: QuotaRecommendation,
   quotaId: string,
   existing: QuotaPreferenceView | undefined,
+  everyRegion: QuotaPreferenceView | undefined,
   preferredValue: number,
   project: string,
 ): Filing {
+  if (!existing && everyRegion?.reconciling)
+    return {
+      kind: 'skip',
+      why: `${everyRegion.name}, for every region without a preference of its own, is already pending for ${everyRegion.preferredValue}`,
+      track: everyRegion,
+    };
   if (existing?.reconciling)
     return {
       kind: 'skip',

@@ -251,6 +251,43 @@ describe('quota requests in a run', () => {
     expect(quotaPreferences(emulator.model)).toHaveLength(1);
   });
 
+  it("someone's pending preference for every region of the quota: tracked for the pool, never overridden by a regional one", async () => {
+    // A preference without a region applies to every region that has no preference of its own
+    // (resources.proto, QuotaPreference.dimensions). A regional one filed now would take the
+    // region out of the person's larger request once both were granted: 8 instead of 20.
+    const [wide] = await other.createQuotaPreference({
+      parent: `projects/${P}/locations/global`,
+      quotaPreferenceId: 'every-region',
+      quotaPreference: {
+        service: 'run.googleapis.com',
+        quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+        quotaConfig: { preferredValue: '20' },
+        contactEmail: 'someone@example.com',
+      },
+    });
+    const first = await run(policyOf());
+    expect(types(first)).toEqual([]);
+    expect(quotaPreferences(emulator.model).map((p) => p.name.split('/').pop())).toEqual([
+      'every-region',
+    ]);
+    expect(await tracked()).toMatchObject({
+      name: wide.name,
+      by: 'found',
+      state: 'pending',
+      preferredValue: 20,
+    });
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), {
+      name: wide.name ?? '',
+      decision: 'denied',
+      stateDetail: 'Not for every region',
+    });
+    emulator.advance(5 * 60_000);
+    const decided = await run(policyOf());
+    expect(types(decided)).toEqual(['quota.denied']);
+    expect(decided.alerts.find((a) => a.type === 'quota.denied')?.region).toBe(US);
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+  });
+
   it('a lower earlier preference is raised with its etag, not doubled', async () => {
     const [earlier] = await other.createQuotaPreference({
       parent: `projects/${P}/locations/global`,
