@@ -1,5 +1,5 @@
 import { createClock } from '../adapters/clock.js';
-import { plural } from '../core/text.js';
+import { oneLine, plural } from '../core/text.js';
 import { quotaFromPolicy } from '../core/pool.js';
 import {
   adoptLedger,
@@ -7,8 +7,10 @@ import {
   newestLedger,
   recommendQuotasOf,
   type QuotaRecommendation,
+  type TrackedRequest,
   type UnitLedger,
 } from '../core/quota-pressure.js';
+import { redateDecisions, requestToFile } from '../core/quota-requests.js';
 import { countedRegions, projectUnitStore } from '../reconcile/unit-lease.js';
 import { createStore } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
@@ -42,6 +44,8 @@ export async function runQuotaRecommend(
   const at = flags.at ?? new Date(await createClock(options)()).toISOString();
   const store = await createStore(options.stateStore, flags.stateDir);
   const recs: QuotaRecommendation[] = [];
+  /** The request each pool's ledger tracks, by pool key, dated as a run would date it. */
+  const requests: Record<string, TrackedRequest> = {};
   const withoutHistory: string[] = [];
   try {
     // A project governed per region keeps its ledgers under its units' keys (docs/organization.md,
@@ -70,15 +74,22 @@ export async function runQuotaRecommend(
           `warning: the state of ${project} holds pressure history of other projects' pools (${foreign.map((r) => r.key).join(', ')}): left out\n`,
         );
       recs.push(...ownRecs);
+      Object.assign(requests, redateDecisions(ledger?.requests ?? {}, at));
     }
   } finally {
     await store.close();
   }
-  const requests = policy.quotaRequests;
-  const filed = (r: QuotaRecommendation): number | null =>
-    r.recommended === null || r.quota === null || !requests?.enabled
-      ? null
-      : Math.min(r.recommended, r.quota + requests.maxIncrease);
+  const settings = policy.quotaRequests;
+  // What the next run's rule (requestToFile) says for the pool: never while a request is
+  // pending, nor within the cooldown after a decision; at most maxIncrease above the quota.
+  const decide = (r: QuotaRecommendation) =>
+    settings?.enabled && r.recommended !== null
+      ? requestToFile(r, requests[r.key], settings, at)
+      : null;
+  const filed = (r: QuotaRecommendation): number | null => {
+    const d = decide(r);
+    return d?.file ? d.preferredValue : null;
+  };
   if (flags.json) {
     io.stdout.write(
       `${JSON.stringify(
@@ -86,7 +97,11 @@ export async function runQuotaRecommend(
           version: 1,
           at,
           projectsWithoutHistory: withoutHistory,
-          pools: recs.map((r) => ({ ...r, wouldFile: filed(r) })),
+          pools: recs.map((r) => ({
+            ...r,
+            wouldFile: filed(r),
+            request: requests[r.key] ?? null,
+          })),
         },
         null,
         2,
@@ -105,11 +120,17 @@ export async function runQuotaRecommend(
     io.stdout.write(
       `  history: runs covered ${covered(r.minutesCovered)} on ${plural(r.daysSeen, 'calendar day')}; at budget ${plural(r.minutesAtBudget, 'minute')}; refused about ${plural(r.refusedGpuMinutes, 'GPU-minute')} (estimate); peak wanted ${plural(r.peakWanted, 'GPU')}; quota ${r.quota ?? 'unknown'}, budget ${r.budget ?? 'unknown'}\n`,
     );
+    const req = requests[r.key];
+    // Read from a state anyone may edit, with Google's words in it: one line, no control codes.
+    if (req) io.stdout.write(`  request: ${oneLine(requestLine(req))}\n`);
     if (r.recommended !== null) {
+      const d = decide(r);
       const file = filed(r);
       const asks =
         file === null
-          ? ''
+          ? d && !d.file
+            ? ` (no request now: ${d.why})`
+            : ''
           : file < r.recommended
             ? ` (a request would ask ${file}: quotaRequests.maxIncrease)`
             : ' (a request would ask this)';
@@ -125,7 +146,24 @@ export async function runQuotaRecommend(
   }
   const n = recs.filter((r) => r.status === 'recommend').length;
   io.stdout.write(
-    `\n${n} of ${plural(recs.length, 'pool')} with history ${n === 1 ? 'has' : 'have'} a recommendation. Nothing was filed: ${requests?.enabled ? 'the governor files requests during its runs (quotaRequests.enabled).' : 'quota requests are off in this policy (quotaRequests.enabled).'}\n`,
+    `\n${n} of ${plural(recs.length, 'pool')} with history ${n === 1 ? 'has' : 'have'} a recommendation. Nothing was filed: ${settings?.enabled ? 'the governor files requests during its runs (quotaRequests.enabled).' : 'quota requests are off in this policy (quotaRequests.enabled).'}\n`,
   );
   return 0;
+}
+
+/**
+ * A tracked request in one line: the preference, what it asks, who filed it and when, and its
+ * state as the last run read it (Google's state detail on a decision).
+ */
+function requestLine(req: TrackedRequest): string {
+  const who =
+    req.by === 'governor'
+      ? `filed by the governor ${req.filedAt}`
+      : `filed by someone else, found ${req.filedAt}`;
+  const asks = req.preferredValue === -1 ? 'unlimited' : String(req.preferredValue);
+  const state =
+    req.state === 'pending'
+      ? 'pending at Google'
+      : `${req.state} ${req.decidedAt ?? ''}, granted ${req.grantedValue === null ? 'nothing' : req.grantedValue === -1 ? 'unlimited' : req.grantedValue}${req.stateDetail ? `: ${req.stateDetail}` : ''}`;
+  return `${req.name} for ${asks} (${who}): ${state}`;
 }

@@ -164,6 +164,93 @@ describe('governor quota recommend', () => {
     expect(out.pools.filter((x) => x.recommended !== null)).toHaveLength(1);
   });
 
+  it('shows the request a pool has, and files nothing while it is pending or within the cooldown after a decision', async () => {
+    const dir = join(tmp, 'state-requests');
+    const store = createFileStateStore({ dir });
+    const days = ['2026-11-26', '2026-11-27', '2026-11-28', '2026-11-29'];
+    const key = 'hot/us-central1/nvidia-l4/zonal';
+    const name = 'projects/hot/locations/global/quotaPreferences/by-hand';
+    const request = {
+      name,
+      quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+      preferredValue: 16,
+      from: 8,
+      filedAt: '2026-11-28T09:00:00.000Z',
+      by: 'found' as const,
+      state: 'pending' as const,
+      decidedAt: null,
+      grantedValue: null,
+      stateDetail: '',
+      traceId: '',
+    };
+    const ledger = (req: typeof request | Record<string, unknown>): PressureLedger =>
+      ({
+        at: AT,
+        pools: {
+          [key]: pool(
+            'hot',
+            'us-central1',
+            days.map((d) => day(d, 300, 900, 12)),
+          ),
+        },
+        requests: { [key]: req },
+      }) as PressureLedger;
+    await store.recordRun('hot', quietRun('run-p', AT, { pressure: ledger(request) }));
+    const p = policy(
+      'q-req.yaml',
+      'quotaRequests: {enabled: true, maxIncrease: 2, contactEmail: ops@example.com}\n',
+    );
+    type Out = {
+      pools: { key: string; wouldFile: number | null; request: { state: string } | null }[];
+    };
+    const hotOf = (o: Out) => o.pools.find((x) => x.key === key);
+
+    const pendingJson = await recommend(p, dir, '--at', AT, '--json');
+    expect(pendingJson.code).toBe(0);
+    expect(hotOf(JSON.parse(pendingJson.stdout) as Out)).toMatchObject({
+      wouldFile: null,
+      request: { name, state: 'pending', preferredValue: 16, by: 'found' },
+    });
+    const pending = await recommend(p, dir, '--at', AT);
+    expect(pending.stdout).toContain(
+      `  request: ${name} for 16 (filed by someone else, found 2026-11-28T09:00:00.000Z): pending at Google`,
+    );
+    expect(pending.stdout).toContain(
+      '  recommended quota: 12 (no request now: a request is pending',
+    );
+    expect(pending.stdout).not.toContain('a request would ask');
+
+    // Denied two days ago: none within the 7 days of the cooldown, and Google's word is shown.
+    await store.close();
+    const dirDenied = join(tmp, 'state-requests-denied');
+    const deniedStore = createFileStateStore({ dir: dirDenied });
+    await deniedStore.recordRun(
+      'hot',
+      quietRun('run-d', AT, {
+        pressure: ledger({
+          ...request,
+          by: 'governor',
+          state: 'denied',
+          decidedAt: '2026-11-28T12:00:00.000Z',
+          grantedValue: 8,
+          stateDetail: 'Not enough capacity',
+        }),
+      }),
+    );
+    await deniedStore.close();
+    const denied = await recommend(p, dirDenied, '--at', AT);
+    expect(denied.stdout).toContain(
+      `  request: ${name} for 16 (filed by the governor 2026-11-28T09:00:00.000Z): denied 2026-11-28T12:00:00.000Z, granted 8: Not enough capacity`,
+    );
+    expect(denied.stdout).toContain(
+      '  recommended quota: 12 (no request now: the last request was denied at 2026-11-28T12:00:00.000Z: none within 7 days of a decision)',
+    );
+    const deniedJson = JSON.parse(
+      (await recommend(p, dirDenied, '--at', AT, '--json')).stdout,
+    ) as Out;
+    expect(hotOf(deniedJson)).toMatchObject({ wouldFile: null, request: { state: 'denied' } });
+  });
+
   it("a pool whose quota the policy sets: says a request is filed only below Google's quota", async () => {
     const p = policy(
       'q-set.yaml',
