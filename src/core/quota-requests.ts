@@ -5,7 +5,7 @@ import { beyondSkew } from './duration.js';
 import { withUniqueIds } from './notify.js';
 import type { QuotaRecommendation, TrackedRequest } from './quota-pressure.js';
 import type { RunContext } from './run-alerts.js';
-import { CONTROL } from './text.js';
+import { CONTROL, oneLine } from './text.js';
 import { unitLabel } from './units.js';
 import { poolWords } from './pool.js';
 
@@ -190,16 +190,30 @@ export function quotaDecidedAlert(
   req: TrackedRequest,
 ): Alert {
   const granted = req.state === 'granted';
+  const g = req.grantedValue;
+  const detail = req.stateDetail ? `: ${req.stateDetail}` : '';
+  // Someone lowered the preference below the quota it was filed at: a decrease, which Google
+  // applies at once (no longer reconciling, granted what it asks). Not Google raising the quota.
+  const lowered =
+    granted && req.from !== null && req.preferredValue !== -1 && req.preferredValue < req.from;
+  // Google granted more than the quota had but less than asked: a partial grant.
+  const partial = !granted && g !== null && g !== -1 && req.from !== null && g > req.from;
+  const summary = lowered
+    ? `The GPU quota request in ${poolWords(pool)} now asks ${req.preferredValue}, below the ${req.from} it was filed at: someone lowered it, and the quota is ${g ?? req.preferredValue}`
+    : granted
+      ? `Google granted a GPU quota of ${g ?? req.preferredValue} in ${poolWords(pool)}`
+      : partial
+        ? `Google granted part of the GPU quota asked in ${poolWords(pool)}: ${g} of ${req.preferredValue} (it was ${req.from})${detail}`
+        : `Google did not grant the GPU quota of ${req.preferredValue} asked in ${poolWords(pool)}${detail}`;
   return makeAlert(ctx, where(pool), {
     type: granted ? 'quota.granted' : 'quota.denied',
     status: 'event',
-    severity: granted ? 'INFO' : 'WARNING',
-    summary: granted
-      ? `Google granted a GPU quota of ${req.grantedValue ?? req.preferredValue} in ${poolWords(pool)}`
-      : `Google did not grant the GPU quota of ${req.preferredValue} asked in ${poolWords(pool)}${req.stateDetail ? `: ${req.stateDetail}` : ''}`,
+    severity: granted && !lowered ? 'INFO' : 'WARNING',
+    summary: oneLine(summary).slice(0, 1000),
     details: {
       preference: req.name,
       quotaId: req.quotaId,
+      from: req.from,
       preferredValue: req.preferredValue,
       grantedValue: req.grantedValue,
       stateDetail: req.stateDetail,

@@ -167,5 +167,31 @@ describe('quota alerts', () => {
     );
     expect(d).toMatchObject({ type: 'quota.denied', severity: 'WARNING' });
     expect(d.summary).toContain('no capacity');
+    expect(d.summary).toContain('did not grant the GPU quota of 11');
+  });
+  it('a partial grant says what Google granted of what was asked, not that nothing was', () => {
+    const d = Alert.parse(
+      quotaDecidedAlert(
+        ctx,
+        rec(),
+        req({ state: 'denied', grantedValue: 10, stateDetail: 'partially approved' }),
+      ),
+    );
+    expect(d).toMatchObject({ type: 'quota.denied', severity: 'WARNING' });
+    expect(d.summary).toBe(
+      'Google granted part of the GPU quota asked in us-central1 nvidia-l4: 10 of 11 (it was 8): partially approved',
+    );
+    expect(d.details).toMatchObject({ from: 8, grantedValue: 10, preferredValue: 11 });
+  });
+  it('a request someone lowered below the quota it was filed at is no grant: the summary says the quota fell', () => {
+    // A preference below the quota is a decrease, applied at once (no longer reconciling, granted
+    // what it asks): read as "granted", it must not read as Google raising the quota.
+    const g = Alert.parse(
+      quotaDecidedAlert(ctx, rec(), req({ state: 'granted', preferredValue: 6, grantedValue: 6 })),
+    );
+    expect(g.summary).toBe(
+      'The GPU quota request in us-central1 nvidia-l4 now asks 6, below the 8 it was filed at: someone lowered it, and the quota is 6',
+    );
+    expect(g.severity).toBe('WARNING');
   });
 });
