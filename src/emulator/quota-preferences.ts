@@ -341,71 +341,84 @@ function settle(ctx: EmulatorContext, p: StoredPreference, store: PreferenceStor
 
 export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
   const store = storeOf(ctx.model);
+  /**
+   * A new preference `id` under `project`, checked as CreateQuotaPreference checks it (also what
+   * UpdateQuotaPreference does with `allow_missing` for a preference not found); stored unless
+   * `validateOnly`.
+   */
+  const create = (
+    project: string,
+    id: string,
+    pref: Message,
+    request: Message,
+    validateOnly: boolean,
+  ): StoredPreference => {
+    if (!PREFERENCE_ID.test(id))
+      throw invalid(
+        `quota_preference_id "${shown(id)}" must be lower case letters, digits and hyphens, start with a letter and be at most 63 characters`,
+      );
+    const service = text(pref, 'service');
+    if (service === '') throw invalid('quota_preference.service is required');
+    if (service !== RUN)
+      throw invalid(
+        `quota_preference.service "${shown(service)}" has no quotas here (only ${RUN})`,
+      );
+    const quotaId = text(pref, 'quota_id');
+    if (quotaId === '') throw invalid('quota_preference.quota_id is required');
+    if (!hasQuotaId(ctx.model, project, quotaId))
+      throw invalid(
+        `quota_preference.quota_id "${shown(quotaId)}" is not a quota of ${shown(service)} in ${project}`,
+      );
+    const dimensions = stringMap(pref, 'dimensions');
+    checkDimensions(dimensions);
+    const value = preferredValue(field(pref, 'quota_config'));
+    const name = `projects/${project}/locations/global/quotaPreferences/${id}`;
+    if (store.byName.has(name))
+      throw new RpcError(status.ALREADY_EXISTS, `QuotaPreference ${shown(name)} already exists`);
+    const twin = [...store.byName.values()].find(
+      (p) =>
+        p.project === project && p.quotaId === quotaId && sameDimensions(p.dimensions, dimensions),
+    );
+    if (twin)
+      throw new RpcError(
+        status.ALREADY_EXISTS,
+        `a QuotaPreference for ${shown(quotaId)} with these dimensions already exists: ${twin.name}`,
+      );
+    const asked = { project, quotaId, dimensions, preferredValue: value };
+    checkEmail(text(pref, 'contact_email'), isIncrease(ctx.model, asked));
+    checkSafety(ctx.model, request, asked);
+    const now = ctx.clock.now();
+    const created: StoredPreference = {
+      name,
+      project,
+      service,
+      quotaId,
+      dimensions,
+      preferredValue: value,
+      grantedValue: null,
+      reconciling: false,
+      stateDetail: '',
+      traceId: '',
+      justification: text(pref, 'justification'),
+      contactEmail: text(pref, 'contact_email'),
+      etag: '',
+      createMs: now,
+      updateMs: now,
+    };
+    if (validateOnly) return created;
+    settle(ctx, created, store);
+    store.byName.set(name, created);
+    return created;
+  };
   return {
     CreateQuotaPreference: (request) => {
       const project = parentProject(ctx, request, 'cloudquotas.quotas.update');
       const pref = field(request, 'quota_preference');
       if (!pref) throw invalid('quota_preference is required');
       const id = text(request, 'quota_preference_id') || `pref-${store.serial + 1}`;
-      if (!PREFERENCE_ID.test(id))
-        throw invalid(
-          `quota_preference_id "${shown(id)}" must be lower case letters, digits and hyphens, start with a letter and be at most 63 characters`,
-        );
-      const service = text(pref, 'service');
-      if (service === '') throw invalid('quota_preference.service is required');
-      if (service !== RUN)
-        throw invalid(
-          `quota_preference.service "${shown(service)}" has no quotas here (only ${RUN})`,
-        );
-      const quotaId = text(pref, 'quota_id');
-      if (quotaId === '') throw invalid('quota_preference.quota_id is required');
-      if (!hasQuotaId(ctx.model, project, quotaId))
-        throw invalid(
-          `quota_preference.quota_id "${shown(quotaId)}" is not a quota of ${shown(service)} in ${project}`,
-        );
-      const dimensions = stringMap(pref, 'dimensions');
-      checkDimensions(dimensions);
-      const value = preferredValue(field(pref, 'quota_config'));
-      const name = `projects/${project}/locations/global/quotaPreferences/${id}`;
-      if (store.byName.has(name))
-        throw new RpcError(status.ALREADY_EXISTS, `QuotaPreference ${shown(name)} already exists`);
-      const twin = [...store.byName.values()].find(
-        (p) =>
-          p.project === project &&
-          p.quotaId === quotaId &&
-          sameDimensions(p.dimensions, dimensions),
-      );
-      if (twin)
-        throw new RpcError(
-          status.ALREADY_EXISTS,
-          `a QuotaPreference for ${shown(quotaId)} with these dimensions already exists: ${twin.name}`,
-        );
-      const asked = { project, quotaId, dimensions, preferredValue: value };
-      checkEmail(text(pref, 'contact_email'), isIncrease(ctx.model, asked));
-      checkSafety(ctx.model, request, asked);
       if (bool(request, 'validate_only'))
         throw invalid('validate_only is not a field of CreateQuotaPreferenceRequest');
-      const now = ctx.clock.now();
-      const created: StoredPreference = {
-        name,
-        project,
-        service,
-        quotaId,
-        dimensions,
-        preferredValue: value,
-        grantedValue: null,
-        reconciling: false,
-        stateDetail: '',
-        traceId: '',
-        justification: text(pref, 'justification'),
-        contactEmail: text(pref, 'contact_email'),
-        etag: '',
-        createMs: now,
-        updateMs: now,
-      };
-      settle(ctx, created, store);
-      store.byName.set(name, created);
-      return toMessage(created);
+      return toMessage(create(project, id, pref, request, false));
     },
     GetQuotaPreference: (request) => {
       const name = text(request, 'name');
@@ -454,9 +467,11 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
       checkProject(ctx, m[1] ?? '', m[2] ?? '', 'cloudquotas.quotas.update', name);
       const existing = store.byName.get(name);
       if (!existing) {
+        // "If set to true, and the quota preference is not found, a new one will be created. In
+        // this situation, update_mask is ignored." (UpdateQuotaPreferenceRequest.allow_missing)
         if (bool(request, 'allow_missing'))
-          throw invalid(
-            'allow_missing is not modelled by the emulator: create the preference instead',
+          return toMessage(
+            create(m[1] ?? '', m[3] ?? '', pref, request, bool(request, 'validate_only')),
           );
         throw notFound(`QuotaPreference ${shown(name)} was not found`);
       }

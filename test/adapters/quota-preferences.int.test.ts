@@ -277,6 +277,73 @@ describe('quota preferences over gRPC', () => {
     ).toBe(status.NOT_FOUND);
   });
 
+  it('an update with allow_missing of a preference not found creates it, checked as a create; validate_only stores nothing', async () => {
+    // UpdateQuotaPreferenceRequest.allow_missing: "If set to true, and the quota preference is not
+    // found, a new one will be created. In this situation, update_mask is ignored."
+    const own = await startEmulator({ fleet, speed: 'manual' });
+    const raw = new CloudQuotasClient(clientConfig({ emulatorHost: own.host }).options);
+    try {
+      const name = `projects/${P}/locations/global/quotaPreferences/made-by-update`;
+      const quotaPreference = {
+        name,
+        service: 'run.googleapis.com',
+        quotaId: L4,
+        dimensions: { region: EU },
+        quotaConfig: { preferredValue: '7' },
+        contactEmail: 'ops@example.com',
+      };
+      const updateMask = { paths: ['justification'] };
+      // Without it: NOT_FOUND, as before.
+      expect(await rawCode(raw.updateQuotaPreference({ quotaPreference, updateMask }))).toBe(
+        status.NOT_FOUND,
+      );
+      // validate_only: checked, nothing created.
+      await raw.updateQuotaPreference({
+        quotaPreference,
+        updateMask,
+        allowMissing: true,
+        validateOnly: true,
+      });
+      expect(quotaPreferences(own.model)).toEqual([]);
+      // Checked as a create: an increase without a contact email is refused.
+      expect(
+        await rawCode(
+          raw.updateQuotaPreference({
+            quotaPreference: { ...quotaPreference, contactEmail: '' },
+            allowMissing: true,
+          }),
+        ),
+      ).toBe(status.INVALID_ARGUMENT);
+      const [made] = await raw.updateQuotaPreference({
+        quotaPreference,
+        updateMask,
+        allowMissing: true,
+      });
+      expect(made).toMatchObject({ name, reconciling: true, quotaConfig: { preferredValue: '7' } });
+      expect(quotaPreferences(own.model).map((p) => p.name)).toEqual([name]);
+      // One preference per quota and dimensions, whichever call makes the second.
+      expect(
+        await rawCode(
+          raw.updateQuotaPreference({
+            quotaPreference: { ...quotaPreference, name: `${name}-twin` },
+            allowMissing: true,
+          }),
+        ),
+      ).toBe(status.ALREADY_EXISTS);
+      // Found: an ordinary update, allow_missing or not.
+      const [raised] = await raw.updateQuotaPreference({
+        quotaPreference: { ...quotaPreference, quotaConfig: { preferredValue: '8' } },
+        updateMask: { paths: ['quota_config.preferred_value'] },
+        allowMissing: true,
+      });
+      expect(raised.quotaConfig?.preferredValue).toBe('8');
+      expect(quotaPreferences(own.model)).toHaveLength(1);
+    } finally {
+      await raw.close();
+      await own.stop();
+    }
+  });
+
   it('the adapter refuses malformed input before any call, and names missing preferences', async () => {
     await expect(file({ id: '../etc' })).rejects.toBeInstanceOf(InputError);
     await expect(file({ region: 'us central1' })).rejects.toBeInstanceOf(InputError);
