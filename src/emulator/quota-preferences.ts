@@ -489,6 +489,16 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
       const dimensions = stringMap(pref, 'dimensions');
       if (mask.length === 0 && !sameDimensions(dimensions, existing.dimensions))
         throw invalid('quota_preference.dimensions is immutable');
+      // Without a mask every field is overwritten: Google states no rule for moving a preference
+      // to another service or quota that way; the emulator takes the strict side and refuses it.
+      for (const [key, was] of [
+        ['service', existing.service],
+        ['quota_id', existing.quotaId],
+      ] as const)
+        if (mask.length === 0 && text(pref, key) !== was)
+          throw invalid(
+            `quota_preference.${key} "${shown(text(pref, key))}" is not the preference's ("${shown(was)}"): a preference cannot move to another ${key === 'service' ? 'service' : 'quota'}`,
+          );
       const next = { ...existing };
       if (has('quota_config') || has('quota_config.preferred_value'))
         next.preferredValue = preferredValue(field(pref, 'quota_config'));

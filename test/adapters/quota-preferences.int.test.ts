@@ -270,6 +270,21 @@ describe('quota preferences over gRPC', () => {
         }),
       ),
     ).toBe(status.INVALID_ARGUMENT);
+    // Without a mask every field is overwritten: the quota or service it applies to cannot be
+    // moved that way either (Google states no rule; the emulator takes the strict side).
+    for (const moved of [{ quotaId: L4 }, { service: 'compute.googleapis.com' }])
+      expect(
+        await rawCode(
+          other.updateQuotaPreference({
+            quotaPreference: { ...decrease, ...moved, contactEmail: 'ops@example.com' },
+          }),
+        ),
+        JSON.stringify(moved),
+      ).toBe(status.INVALID_ARGUMENT);
+    expect(quotaPreferences(emulator.model).find((p) => p.name === decrease.name)).toMatchObject({
+      quotaId: L4_NZ,
+      service: 'run.googleapis.com',
+    });
     expect(
       await rawCode(
         other.getQuotaPreference({ name: `projects/${P}/locations/global/quotaPreferences/none` }),
