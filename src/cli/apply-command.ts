@@ -1,11 +1,13 @@
 import type { Plan } from '../core/plan.js';
 import { restoreProgress } from '../core/restore.js';
 import { CAUSE_LABELS, type WriteCause, type WriteResult } from '../core/write-result.js';
-import { listOnOneLine, someOf } from '../core/text.js';
+import { poolWords } from '../core/pool.js';
+import { listOnOneLine, oneLine, someOf } from '../core/text.js';
 import { groupBy } from '../core/collections.js';
 import { UsageError } from '../errors.js';
 import { assertCredentials } from '../adapters/credentials.js';
 import { textLogger } from '../log.js';
+import type { QuotaRequestToConfirm } from '../reconcile/quota-requests.js';
 import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
 import { skipsByCause } from '../reconcile/run-record.js';
 import { createRuntime, newRunId } from '../runtime.js';
@@ -68,6 +70,15 @@ export async function runApply(
           if (flags.yes) return true;
           return askYes(`\nWrite these ${plan.changes.length} change(s)? Only "yes" is accepted: `);
         },
+        // A quota request is a write at Google, apart from the caps: asked for on its own.
+        ...(flags.yes
+          ? {}
+          : {
+              confirmQuotaRequest: async (r: QuotaRequestToConfirm) => {
+                io.stdout.write(quotaRequestPrompt(r));
+                return askYes('File this quota request? Only "yes" is accepted: ');
+              },
+            }),
       }),
     );
   } catch (e) {
@@ -191,3 +202,14 @@ export function summary(r: RunReport): string {
 export const NOT_WRITTEN_LISTED = 10;
 /** The changes such a line names, before "and N more". */
 const NOT_WRITTEN_NAMED = 3;
+
+/** What `governor apply` shows before it asks to file a quota request (docs/quota-requests.md). */
+export function quotaRequestPrompt(r: QuotaRequestToConfirm): string {
+  const how =
+    r.kind === 'create' ? `a new quota preference ${r.preference}` : `raising ${r.preference}`;
+  return (
+    `\nQuota request (quotaRequests.enabled): ask Google for a GPU quota of ${r.preferredValue} ` +
+    `in ${r.project} ${poolWords(r)}, now ${r.from}, as ${how}.\n` +
+    `  Justification: ${oneLine(r.justification)}\n`
+  );
+}

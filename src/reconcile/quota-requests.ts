@@ -77,8 +77,28 @@ export interface QuotaRequestsInput {
   orphans?: readonly Alert[];
   /** Stores a planned event in the outbox (pending outcome); a failure stops filing (it throws). */
   stage?: (planned: Alert) => Promise<void>;
+  /**
+   * Asked before each request is filed (stored, created or updated); false: nothing is filed for
+   * the pool this run. Absent: filed without asking (the function; `governor apply --yes`).
+   */
+  confirm?: (request: QuotaRequestToConfirm) => Promise<boolean>;
   /** Bounds one Cloud Quotas call (the run's deadline); default: unbounded. */
   bound?: <T>(call: () => Promise<T>, what: string) => Promise<T>;
+}
+
+/** A quota request about to be filed, as a person confirms it. */
+export interface QuotaRequestToConfirm {
+  project: string;
+  region: string;
+  accelerator: string;
+  zonalRedundancy: boolean;
+  /** Google's quota, read just before. */
+  from: number;
+  preferredValue: number;
+  /** `create`: a new preference; `update`: raising an existing one (`preference`). */
+  kind: 'create' | 'update';
+  preference: string;
+  justification: string;
 }
 
 export interface QuotaRequestsResult {
@@ -272,6 +292,23 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
     if (filing.kind === 'skip') {
       log.log('INFO', `${rec.key}: no quota request filed: ${filing.why}`);
       if (filing.track) tracked[rec.key] = track(filing.track, rec, ctx.at, 'found');
+      continue;
+    }
+    if (
+      input.confirm &&
+      !(await input.confirm({
+        project,
+        region: rec.region,
+        accelerator: rec.accelerator,
+        zonalRedundancy: rec.zonalRedundancy,
+        from: google,
+        preferredValue: decision.preferredValue,
+        kind: filing.kind,
+        preference: filing.name,
+        justification,
+      }))
+    ) {
+      log.log('INFO', `${rec.key}: no quota request filed: not confirmed`);
       continue;
     }
     const planned = plannedQuotaRequest(

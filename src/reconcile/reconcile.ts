@@ -85,7 +85,7 @@ import { samePool } from '../core/pool.js';
 import { actOnPlan, beforeDeadline, type WriteResult } from './act.js';
 import { createPacer } from './pacing.js';
 import { preflightServices, preflightTopic } from './preflight.js';
-import { runQuotaRequests } from './quota-requests.js';
+import { runQuotaRequests, type QuotaRequestToConfirm } from './quota-requests.js';
 import { legacyUndelivered, recordRuns, stripLegacyUndelivered } from './run-record.js';
 
 /**
@@ -144,6 +144,12 @@ export interface ReconcileOptions {
   deadlineMs: number;
   /** Asked once the plan is known and before any write; false: nothing is written or published. */
   confirm?: (plan: Plan) => Promise<boolean>;
+  /**
+   * Asked before each quota request is filed (`quotaRequests`), whatever the plan's answer: the
+   * plan's prompt is about cap changes, and a plan with none asks nothing. False: that request is
+   * not filed this run. Absent: filed without asking.
+   */
+  confirmQuotaRequest?: (request: QuotaRequestToConfirm) => Promise<boolean>;
   /** Put governed services back to the max they had before the governor first changed them. */
   restore?: boolean;
   /**
@@ -911,6 +917,7 @@ async function alertProject(
           `storing the planned quota request of ${project}`,
         ).then(() => undefined),
       bound: (call, what) => beforeDeadline(call, grace, what),
+      ...(run.options.confirmQuotaRequest ? { confirm: run.options.confirmQuotaRequest } : {}),
     });
     report.pressure[project] = requests.ledger;
     quotaEvents.push(...requests.events);

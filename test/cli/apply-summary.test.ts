@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { NOT_WRITTEN_LISTED, summary } from '../../src/cli/apply-command.js';
+import { NOT_WRITTEN_LISTED, quotaRequestPrompt, summary } from '../../src/cli/apply-command.js';
 import type { WriteResult } from '../../src/core/write-result.js';
 import type { RunReport } from '../../src/reconcile/reconcile.js';
 
@@ -66,6 +66,25 @@ describe('governor apply: writes not made', () => {
     const lines = summary(report(writes)).split('\n');
     expect(lines.filter((l) => l.startsWith('  skipped: p/us-central1/svc-'))).toHaveLength(
       NOT_WRITTEN_LISTED,
+    );
+  });
+});
+
+describe('quotaRequestPrompt', () => {
+  it('names the pool, the quota now, the value asked and the preference; the justification on one line', () => {
+    const text = quotaRequestPrompt({
+      project: 'acme',
+      region: 'us-central1',
+      accelerator: 'nvidia-l4',
+      zonalRedundancy: false,
+      from: 4,
+      preferredValue: 8,
+      kind: 'update',
+      preference: 'projects/acme/locations/global/quotaPreferences/by-hand',
+      justification: 'Search.\n\u001b[2JWanted 12.',
+    });
+    expect(text).toBe(
+      '\nQuota request (quotaRequests.enabled): ask Google for a GPU quota of 8 in acme us-central1 nvidia-l4 (no zonal redundancy), now 4, as raising projects/acme/locations/global/quotaPreferences/by-hand.\n  Justification: Search. [2JWanted 12.\n',
     );
   });
 });

@@ -98,7 +98,11 @@ afterEach(async () => {
 });
 
 let seq = 0;
-async function run(policy: Policy, withPort = true): Promise<RunReport> {
+async function run(
+  policy: Policy,
+  withPort = true,
+  options: Partial<Parameters<typeof reconcile>[2]> = {},
+): Promise<RunReport> {
   return reconcile(
     policy,
     {
@@ -110,7 +114,7 @@ async function run(policy: Policy, withPort = true): Promise<RunReport> {
       sleep: async () => {},
       ...(withPort ? { quotaRequests: prefs } : {}),
     },
-    { runId: `run-${++seq}`, deadlineMs: 60_000 },
+    { runId: `run-${++seq}`, deadlineMs: 60_000, ...options },
   );
 }
 
@@ -350,6 +354,40 @@ describe('quota requests in a run', () => {
       'quotaInfos/NvidiaL4GpuAllocPerProjectRegion',
     );
     expect(JSON.stringify(degraded?.details)).toContain('cloudquotas.quotas.get');
+  });
+
+  it('a run that asks a person (governor apply without --yes) files a request only once they confirm that request', async () => {
+    // The plan's prompt is about cap changes, and a plan with none asks nothing: a quota request,
+    // a write at Google seen by Google's staff, is asked for on its own.
+    const asked: unknown[] = [];
+    const declined = await run(policyOf(), true, {
+      confirm: async () => true,
+      confirmQuotaRequest: async (r) => {
+        asked.push(r);
+        return false;
+      },
+    });
+    expect(types(declined)).toEqual([]);
+    expect(quotaPreferences(emulator.model)).toEqual([]);
+    expect(asked).toEqual([
+      expect.objectContaining({
+        project: P,
+        region: US,
+        accelerator: 'nvidia-l4',
+        from: 4,
+        preferredValue: 8,
+        kind: 'create',
+      }),
+    ]);
+    expect(log.lines.map((l) => l.message).join('\n')).toMatch(
+      /no quota request filed: not confirmed/,
+    );
+    expect((await store.listOutbox(P)).entries).toEqual([]);
+    expect(await tracked()).toBeUndefined();
+    emulator.advance(5 * 60_000);
+    const yes = await run(policyOf(), true, { confirmQuotaRequest: async () => true });
+    expect(types(yes)).toEqual(['quota.requested']);
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
   });
 
   it('files nothing when off, in a dry run, or without the port; the recommendation is still recorded', async () => {
