@@ -86,6 +86,21 @@ export const ALERT_FIELD = 'alert';
  */
 export const RUN_FAILED_FIELD = 'runFailed';
 
+/**
+ * The fields that make a line one error event for Error Reporting. It makes an event of an entry
+ * with a stack trace, or of one typed as a ReportedErrorEvent, whose `message` it then reads as
+ * the error's text (https://cloud.google.com/error-reporting/docs/formatting-error-messages, "Log
+ * text messages"); an ERROR line without either is no event. One failure is one such line, its
+ * message opening with the same words at every occurrence: Error Reporting groups an error
+ * without a stack by its message's first literal tokens
+ * (https://cloud.google.com/error-reporting/docs/grouping-errors), so a run id or a count there
+ * would open a group a failure. The other lines of that failure stay below ERROR, or plain ERROR
+ * lines that are no event, so that a failure is counted once.
+ */
+export const ERROR_EVENT: Readonly<Record<string, string>> = {
+  '@type': 'type.googleapis.com/google.devtools.clouderrorreporting.v1beta1.ReportedErrorEvent',
+};
+
 export function textLogger(
   stream: { write(s: string): unknown },
   minimum: Severity = 'INFO',

@@ -3,8 +3,13 @@ import { capFaults, zodFaults } from '../core/document.js';
 import { NO_PROJECTS, parsePolicyText, type Policy } from '../core/policy.js';
 import { renderProblem } from '../core/problems.js';
 import { cutText, InputError, isInputError, type Fault } from '../errors.js';
-import { withFields, type Logger } from '../log.js';
-import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
+import { ERROR_EVENT, withFields, type Logger } from '../log.js';
+import {
+  reconcile,
+  RunFailedError,
+  runFailedMessage,
+  type RunReport,
+} from '../reconcile/reconcile.js';
 import { skipsByCause } from '../reconcile/run-record.js';
 import { createRuntime, newRunId } from '../runtime.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
@@ -117,7 +122,8 @@ export async function handle(
       ]);
   } catch (e) {
     if (!isInputError(e)) throw e;
-    log.log('ERROR', `misconfigured: ${e.message}`);
+    // A deployment that cannot run is a failure for on-call: one error event.
+    log.log('ERROR', `misconfigured: ${e.message}`, ERROR_EVENT);
     return { status: 500, body: { error: `misconfigured: ${e.message}` } };
   }
   const refused = refusedOverrides(payload, policy);
@@ -142,18 +148,41 @@ export async function handle(
       ...(payload.mode ? { mode: payload.mode } : {}),
       ...(payload.restore ? { restore: true } : {}),
     });
+    logSummary(runLog, `run ${runId}`, report, summaryFields(report));
     const failed = report.outcome === 'failed' || report.outcome === 'lease-held';
-    runLog.log(failed ? 'ERROR' : 'INFO', `run ${runId}: ${report.outcome}`, summaryFields(report));
     return { status: failed ? 500 : 200, body: summaryFields(report) };
   } catch (e) {
     if (e instanceof RunFailedError) {
-      runLog.log('ERROR', e.message, summaryFields(e.report));
+      // The run logged its error event (reconcile's logRunFailed): its summary stays below ERROR.
+      runLog.log('WARNING', `run ${runId}: failed`, summaryFields(e.report));
       return { status: 500, body: { ...summaryFields(e.report), error: e.message } };
     }
     throw e;
   } finally {
     await runtime.close();
   }
+}
+
+/**
+ * The summary line of a run that returned: INFO, or, for a run that did not do its work (writes
+ * failed, another governor held a lease), the failure's one error event (ERROR_EVENT in log.ts).
+ */
+export function logSummary(
+  log: Logger,
+  what: string,
+  report: RunReport,
+  fields: Record<string, unknown>,
+): void {
+  if (report.outcome !== 'failed' && report.outcome !== 'lease-held') {
+    log.log('INFO', `${what}: ${report.outcome}`, fields);
+    return;
+  }
+  const why =
+    report.error ??
+    (report.outcome === 'lease-held'
+      ? `another governor holds the lease of ${report.leaseHeld.map((h) => h.project).join(', ')}`
+      : report.outcome);
+  log.log('ERROR', runFailedMessage(why, report.runId), { ...fields, ...ERROR_EVENT });
 }
 
 export function summaryFields(r: RunReport): Record<string, unknown> {

@@ -76,7 +76,7 @@ import {
   faultText,
 } from '../errors.js';
 import type { Fault } from '../errors.js';
-import { RUN_FAILED_FIELD, type Logger } from '../log.js';
+import { ERROR_EVENT, RUN_FAILED_FIELD, type Logger } from '../log.js';
 import { originalMaxes } from '../observe/annotations.js';
 import { observe } from '../observe/observe.js';
 import type { ObservedService } from '../core/service.js';
@@ -1462,11 +1462,14 @@ function announce(run: Run, published: readonly Alert[]): void {
  * could not publish. When the state store and Pub/Sub are both down this line is the only place
  * the failure goes (the function logs JSON lines, which Cloud Logging reads as structured entries:
  * https://cloud.google.com/logging/docs/structured-logging); nothing was
- * written then, as no write starts before its events are stored.
+ * written then, as no write starts before its events are stored. It is the failure's one error
+ * event (ERROR_EVENT in log.ts): its message opens with the same words whatever the run, the run's
+ * id at its end; whoever reports the run after it logs its summary below ERROR.
  */
 function logRunFailed(log: Logger, report: RunReport): void {
   const count = (o: WriteResult['outcome']) => report.writes.filter((w) => w.outcome === o).length;
-  log.log('ERROR', `run ${report.runId} failed: ${report.error ?? 'unknown error'}`, {
+  log.log('ERROR', runFailedMessage(report.error ?? 'unknown error', report.runId), {
+    ...ERROR_EVENT,
     [RUN_FAILED_FIELD]: {
       runId: report.runId,
       error: report.error,
@@ -1476,6 +1479,14 @@ function logRunFailed(log: Logger, report: RunReport): void {
       undelivered: report.undelivered.map((a) => ({ id: a.id, type: a.type, project: a.project })),
     },
   });
+}
+
+/**
+ * The message of a failed run's error event: the same opening words for every run (Error
+ * Reporting groups by them), then why, then the run's id.
+ */
+export function runFailedMessage(why: string, runId: string): string {
+  return `run failed: ${why} (${runId})`;
 }
 
 /** Gives the leases back; a store that cannot be reached lets them expire instead. */

@@ -468,7 +468,8 @@ describe('events of writes with the state store failing', () => {
     expect(failures).toHaveLength(1);
     expect(failures[0]).toMatchObject({
       severity: 'ERROR',
-      message: 'run unstored failed: UNAVAILABLE: the state store is unavailable (test)',
+      message: 'run failed: UNAVAILABLE: the state store is unavailable (test) (unstored)',
+      '@type': 'type.googleapis.com/google.devtools.clouderrorreporting.v1beta1.ReportedErrorEvent',
       runFailed: { runId: 'unstored', written: 0, failedWrites: 0, published: 0 },
     });
   });

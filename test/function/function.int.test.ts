@@ -338,9 +338,23 @@ describe('the Cloud Function (HTTP entry point)', () => {
         Date.parse('9999-12-31T23:59:59Z') - Date.now(),
         now,
       );
-      const r = await post(http, {});
+      let r = { status: 0, json: {} as Record<string, unknown> };
+      const log = await logOf(async () => {
+        r = await post(http, {});
+      });
       expect(r.status).toBe(500);
       expect(r.json).toMatchObject({ outcome: 'lease-held' });
+      // The failure is one error event (its summary), whatever other lines name the lease.
+      const events = log
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>)
+        .filter((l) => '@type' in l);
+      expect(events).toHaveLength(1);
+      expect(events[0]).toMatchObject({ severity: 'ERROR', runId: r.json.runId });
+      expect(String(events[0]?.message)).toMatch(
+        new RegExp(`^run failed: another governor holds the lease of ${PROJECT} \\(run-`),
+      );
       expect(emulator.writes()).toEqual([]);
       // Capped at the run's now + time-to-live (deadline 60 s + 60 s) on the wall clock: it ends.
       const lease = await store.readLease(PROJECT);
@@ -378,6 +392,58 @@ describe('the Cloud Function (HTTP entry point)', () => {
       expect(emulator.writes().length).toBeGreaterThan(0);
     } finally {
       await store.close();
+      await rm(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('a failed run is one error event for Error Reporting, with its run id, trace and reason', async () => {
+    // A state store that cannot be read: the run fails before it writes (RunFailedError). Error
+    // Reporting makes an event of an entry with a stack trace or typed as a ReportedErrorEvent
+    // (https://cloud.google.com/error-reporting/docs/formatting-error-messages), and groups one
+    // without a stack by its message's first words
+    // (https://cloud.google.com/error-reporting/docs/grouping-errors).
+    const dir = await mkdtemp(join(tmpdir(), 'fn-failing-store-'));
+    const trace = '0af7651916cd43dd8448eb211c80319c';
+    try {
+      await writeFile(join(dir, 'not-a-folder'), 'x');
+      Object.assign(process.env, {
+        GOVERNOR_STATE_STORE: 'file',
+        GOVERNOR_STATE_DIR: join(dir, 'not-a-folder', 'state'),
+      });
+      const runs: { status: number; json: Record<string, unknown> }[] = [];
+      const log = await logOf(async () => {
+        for (let i = 0; i < 2; i++)
+          runs.push(await post(http, {}, { 'x-cloud-trace-context': `${trace}/1;o=1` }));
+      });
+      const lines = log
+        .trim()
+        .split('\n')
+        .map((l) => JSON.parse(l) as Record<string, unknown>);
+      const events = lines.filter((l) => '@type' in l || 'stack_trace' in l);
+      expect(runs.map((r) => r.status)).toEqual([500, 500]);
+      // One event a failed run, and no other ERROR line to count it twice.
+      expect(events).toHaveLength(2);
+      expect(lines.filter((l) => l.severity === 'ERROR')).toEqual(events);
+      for (const [i, event] of events.entries()) {
+        expect(event).toMatchObject({
+          severity: 'ERROR',
+          '@type':
+            'type.googleapis.com/google.devtools.clouderrorreporting.v1beta1.ReportedErrorEvent',
+          runId: runs[i]?.json.runId,
+          'logging.googleapis.com/trace': `projects/${PROJECT}/traces/${trace}`,
+        });
+        expect(String(event.message)).toMatch(
+          /^run failed: the state store could not say which governor this is: .*not-a-folder/,
+        );
+      }
+      // The two runs' events open with the same words: one group, counted twice.
+      const opening = events.map((e) => String(e.message).split(' ').slice(0, 4).join(' '));
+      expect(opening[0]).toBe(opening[1]);
+      // The run's summary is still logged, below ERROR.
+      const summaries = lines.filter((l) => l.outcome === 'failed');
+      expect(summaries.map((l) => l.severity)).toEqual(['WARNING', 'WARNING']);
+      expect(emulator.writes()).toEqual([]);
+    } finally {
       await rm(dir, { recursive: true, force: true });
     }
   });
