@@ -9,8 +9,8 @@ import {
   type WorkMessage,
 } from '../core/work.js';
 import { InputError, isInputError, errorMessage } from '../errors.js';
-import { withFields, type Logger } from '../log.js';
-import { dispatch } from '../org/dispatch.js';
+import { ERROR_EVENT, withFields, type Logger } from '../log.js';
+import { dispatch, newDispatchId } from '../org/dispatch.js';
 import { alertFailedDelivery, decideUnit } from '../org/unit.js';
 import { ALERT_GRACE_MS, reconcile, RunFailedError } from '../reconcile/reconcile.js';
 import { regionalUnitStore } from '../reconcile/unit-lease.js';
@@ -18,7 +18,7 @@ import { listOnOneLine } from '../core/text.js';
 import { unitLabel } from '../core/units.js';
 import { createOrgRuntime, createRuntime, createStore, newRunId } from '../runtime.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
-import { functionPolicy, summaryFields, type Answer } from './handler.js';
+import { functionPolicy, logSummary, summaryFields, type Answer } from './handler.js';
 import { decodeBase64 } from './request.js';
 
 /**
@@ -46,20 +46,24 @@ function setup(
     return { options, policy: functionPolicy(options) };
   } catch (e) {
     if (!isInputError(e)) throw e;
-    log.log('ERROR', `misconfigured: ${e.message}`);
+    log.log('ERROR', `misconfigured: ${e.message}`, ERROR_EVENT);
     return { status: 500, body: { error: `misconfigured: ${e.message}` } };
   }
 }
 
 export async function handleDispatch(
   env: Readonly<Record<string, string | undefined>>,
-  log: Logger,
+  requestLog: Logger,
 ): Promise<Answer> {
+  // Every line of the dispatch carries its id, from the first (org/dispatch.ts).
+  const nowMs = Date.now();
+  const dispatchId = newDispatchId(nowMs);
+  const log = withFields(requestLog, { dispatchId });
   const ready = setup(env, log);
   if ('status' in ready) return ready;
   const { options, policy } = ready;
   if (!policy.fanout) {
-    log.log('ERROR', 'misconfigured: the policy has no fanout.topic to dispatch to');
+    log.log('ERROR', 'misconfigured: the policy has no fanout.topic to dispatch to', ERROR_EVENT);
     return { status: 500, body: { error: 'misconfigured: the policy has no fanout.topic' } };
   }
   const org = await createOrgRuntime(policy, options);
@@ -69,14 +73,15 @@ export async function handleDispatch(
       search: org.search,
       cache: org.store,
       publisher: org.publisher,
-      nowMs: Date.now(),
+      nowMs,
       log,
+      dispatchId,
     });
     return { status: report.failed.length > 0 ? 500 : 200, body: { ...report } };
   } catch (e) {
     const message = errorMessage(e);
-    log.log('ERROR', `dispatch failed: ${message}`);
-    return { status: 500, body: { error: `dispatch failed: ${message}` } };
+    log.log('ERROR', `dispatch failed: ${message}`, ERROR_EVENT);
+    return { status: 500, body: { dispatchId, error: `dispatch failed: ${message}` } };
   } finally {
     await org.close();
   }
@@ -121,7 +126,14 @@ export async function handleUnitPush(
     if (!(e instanceof InputError)) throw e;
     return drop(log, e.message, { faults: e.faults });
   }
-  const ready = setup(env, log);
+  // From here every line names the message's unit and dispatch, as its run's lines do: one filter
+  // finds all that a dispatch caused, a message refused or failed included.
+  const unitLog = withFields(log, {
+    project: message.project,
+    ...(message.region === undefined ? {} : { region: message.region }),
+    dispatchId: message.dispatchId,
+  });
+  const ready = setup(env, unitLog);
   if ('status' in ready) return ready;
   const { options, policy } = ready;
   // One store for the decision and the run: the runtime takes it over (and closes it). A store
@@ -136,12 +148,13 @@ export async function handleUnitPush(
     decision = await decideUnit(policy, message, { cache: store, nowMs: Date.now() });
   } catch (e) {
     const why = `unit ${unitLabel(message)}: the work message could not be checked: ${listOnOneLine(errorMessage(e))}`;
-    log.log('ERROR', why, { project: message.project, dispatchId: message.dispatchId });
+    // A failure (500): one error event, its message opening with the same words for every unit.
+    unitLog.log('ERROR', `a work message could not be checked: ${why}`, ERROR_EVENT);
     // The store is closed all the same; a failure to close it is told, not thrown over the 500.
     await store
       ?.close()
       .catch((closing: unknown) =>
-        log.log(
+        unitLog.log(
           'WARNING',
           `unit ${unitLabel(message)}: closing the state store failed: ${listOnOneLine(errorMessage(closing))}`,
         ),
@@ -150,7 +163,7 @@ export async function handleUnitPush(
   }
   if (decision.kind !== 'govern') {
     await store.close();
-    return drop(log, decision.reason);
+    return drop(unitLog, decision.reason);
   }
   const runId = newRunId(Date.now());
   const { region } = decision;
@@ -166,12 +179,7 @@ export async function handleUnitPush(
     delivery,
   };
   // Every line of the unit's run carries its id, its project (and region) and its dispatch.
-  const runLog = withFields(log, {
-    runId,
-    project: message.project,
-    ...(region === undefined ? {} : { region }),
-    dispatchId: message.dispatchId,
-  });
+  const runLog = withFields(unitLog, { runId });
   const runtime = await createRuntime(decision.policy, options, runLog, {
     store,
     ...(decision.kept === undefined ? {} : { kept: decision.kept }),
@@ -212,15 +220,13 @@ export async function handleUnitPush(
       ...(decision.wholeNow ? { wholeNow: true } : {}),
     });
     const failed = report.outcome === 'failed' || report.outcome === 'lease-held';
-    runLog.log(failed ? 'ERROR' : 'INFO', `unit ${unit} ${runId}: ${report.outcome}`, {
-      ...fields,
-      ...summaryFields(report),
-    });
+    logSummary(runLog, `unit ${unit} ${runId}`, report, { ...fields, ...summaryFields(report) });
     if (failed) await failedDelivery(report.error ?? report.outcome);
     return { status: failed ? 500 : 200, body: { ...fields, ...summaryFields(report) } };
   } catch (e) {
     if (e instanceof RunFailedError) {
-      runLog.log('ERROR', `unit ${unit}: ${e.message}`, {
+      // The run logged its error event (reconcile's logRunFailed): its summary stays below ERROR.
+      runLog.log('WARNING', `unit ${unit} ${runId}: failed`, {
         ...fields,
         ...summaryFields(e.report),
       });

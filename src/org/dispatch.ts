@@ -2,7 +2,7 @@ import { randomBytes } from 'node:crypto';
 import type { Policy } from '../core/policy.js';
 import { splitUnits, unitLabel } from '../core/units.js';
 import type { WorkMessage } from '../core/work.js';
-import type { Logger } from '../log.js';
+import { ERROR_EVENT, withFields, type Logger } from '../log.js';
 import type { AssetSearchPort, DiscoveryCacheStore, WorkPublisher } from '../ports/index.js';
 import { discoverProjects, type Discovered } from './discover.js';
 
@@ -26,6 +26,11 @@ export function newDispatchId(nowMs: number): string {
   return `dispatch-${new Date(nowMs).toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;
 }
 
+/**
+ * One dispatch. Every line it logs carries its `dispatchId` (the id its work messages, and so its
+ * units' lines, carry), from the discovery's first: one filter finds the whole dispatch. A caller
+ * that logs about the dispatch too passes the id it logs with.
+ */
 export async function dispatch(
   policy: Policy,
   deps: {
@@ -34,10 +39,12 @@ export async function dispatch(
     publisher: WorkPublisher;
     nowMs: number;
     log: Logger;
+    dispatchId?: string;
   },
 ): Promise<DispatchReport> {
-  const found = await discoverProjects(policy, deps);
-  const dispatchId = newDispatchId(deps.nowMs);
+  const dispatchId = deps.dispatchId ?? newDispatchId(deps.nowMs);
+  const log = withFields(deps.log, { dispatchId });
+  const found = await discoverProjects(policy, { ...deps, log });
   const issuedAt = new Date(deps.nowMs).toISOString();
   const units = splitUnits(
     found.projects,
@@ -70,10 +77,12 @@ export async function dispatch(
       return { project: unit ? unitLabel(unit) : '?', error: f.error };
     }),
   };
-  deps.log.log(
+  // A unit not sent is a failure of the dispatch (the function answers 500): one error event, its
+  // message opening with the same words every time (ERROR_EVENT in log.ts).
+  log.log(
     failed.length > 0 ? 'ERROR' : 'INFO',
-    `${dispatchId}: ${report.published} of ${report.units} unit(s) sent to ${deps.publisher.topic} (projects from ${found.source})`,
-    { failed: report.failed.slice(0, 20) },
+    `dispatch: ${report.published} of ${report.units} unit(s) sent to ${deps.publisher.topic} (projects from ${found.source}; ${dispatchId})`,
+    { failed: report.failed.slice(0, 20), ...(failed.length > 0 ? ERROR_EVENT : {}) },
   );
   return report;
 }

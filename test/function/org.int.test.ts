@@ -17,7 +17,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { handleUnitPush } from '../../src/function/org.js';
-import { textLogger } from '../../src/log.js';
+import { memoryLogger, textLogger } from '../../src/log.js';
 import { sharedPubSubEmulator, type SharedEmulator } from '../support/shared-emulators.js';
 import { ORG, orgFleet, orgProjectId } from '../support/org-fleet.js';
 
@@ -117,12 +117,44 @@ async function pullAll(expected: number): Promise<{ data: Buffer; ack(): void }[
   return got;
 }
 
+/** What the function logs (stdout) while `f` runs, as JSON lines; the output still goes through. */
+async function linesOf(f: () => Promise<unknown>): Promise<Record<string, unknown>[]> {
+  const write = process.stdout.write.bind(process.stdout);
+  let out = '';
+  process.stdout.write = ((chunk: string | Uint8Array, ...rest: never[]) => {
+    out += typeof chunk === 'string' ? chunk : Buffer.from(chunk).toString('utf8');
+    return write(chunk, ...rest);
+  }) as typeof process.stdout.write;
+  try {
+    await f();
+  } finally {
+    process.stdout.write = write;
+  }
+  return out
+    .trim()
+    .split('\n')
+    .filter((l) => l !== '')
+    .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
 describe('fan-out: dispatch, then one function run per project', () => {
   it('dispatches every discovered project and governs each in its own run', async () => {
-    const d = await post(dispatchServer, {});
+    let d = { status: 0, text: '' };
+    // Every line of the dispatch carries its id, as its units' lines do: one filter finds both.
+    const dispatchLines = await linesOf(async () => {
+      d = await post(dispatchServer, {});
+    });
     expect(d.status).toBe(200);
-    const report = JSON.parse(d.text) as { units: number; published: number; failed: unknown[] };
+    const report = JSON.parse(d.text) as {
+      dispatchId: string;
+      units: number;
+      published: number;
+      failed: unknown[];
+    };
     expect(report).toMatchObject({ units: N, published: N, failed: [] });
+    expect(dispatchLines.length).toBeGreaterThan(0);
+    for (const line of dispatchLines)
+      expect(line.dispatchId, JSON.stringify(line)).toBe(report.dispatchId);
 
     const messages = await pullAll(N);
     for (const m of messages) m.ack();
@@ -244,6 +276,13 @@ describe('fan-out: dispatch, then one function run per project', () => {
       expect(lines.join(''), name).toMatch(why);
       expect(lines.join(''), name).not.toContain('someone-elses-secret');
     }
+    // A message that reads is refused in a line naming its unit and dispatch, as its run's would.
+    const memory = memoryLogger();
+    const foreign = push(JSON.stringify({ ...good, project: 'someone-elses' }));
+    expect((await handleUnitPush(foreign, process.env, memory)).status).toBe(204);
+    expect(memory.lines.map((l) => l.fields)).toEqual([
+      { project: 'someone-elses', dispatchId: 'd-1' },
+    ]);
     expect(emulator.writes()).toHaveLength(before);
     expect(await createFileStateStore({ dir }).listRuns(orgProjectId(0))).toEqual(runsBefore);
     // Over the HTTP entry point, a body past its cap is refused before it is read.
@@ -425,9 +464,20 @@ describe('fan-out: dispatch, then one function run per project', () => {
   it('answers 500 to a dispatch without a work topic, publishing nothing', async () => {
     process.env.GOVERNOR_POLICY = JSON.stringify({ version: 1, projects: ['gpu-proj-0000'] });
     try {
-      const d = await post(dispatchServer, {});
+      let d = { status: 0, text: '' };
+      const lines = await linesOf(async () => {
+        d = await post(dispatchServer, {});
+      });
       expect(d.status).toBe(500);
       expect(d.text).toContain('fanout.topic');
+      // One line, the failure's one error event, with the dispatch's id.
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({
+        severity: 'ERROR',
+        '@type':
+          'type.googleapis.com/google.devtools.clouderrorreporting.v1beta1.ReportedErrorEvent',
+      });
+      expect(lines[0]?.dispatchId).toMatch(/^dispatch-/);
     } finally {
       process.env.GOVERNOR_POLICY = POLICY;
     }
