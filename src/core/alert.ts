@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { utf8Length } from './text.js';
 
 /**
  * The alert message: one JSON object per event, the subscribers' contract (docs/alerts.md).
@@ -55,4 +56,60 @@ export function alertAttributes(a: Alert): Record<string, string> {
   if (a.region !== null) attrs.region = a.region;
   if (a.service !== null) attrs.service = a.service;
   return attrs;
+}
+
+/**
+ * The most bytes of JSON one alert may have: what one outbox entry holds. The Firestore store keeps
+ * an entry in one document, at most 1 MiB (1,048,576 bytes) with its name and other fields
+ * (https://cloud.google.com/firestore/quotas; a name here is at most a few KB:
+ * https://cloud.google.com/firestore/docs/storage-size), and Pub/Sub takes messages of up to
+ * 10 MB (https://cloud.google.com/pubsub/quotas#resource_limits). Every store refuses a larger
+ * entry (ports/state.ts checkOutboxEntries); the run fits its events first (fitAlert).
+ */
+export const MAX_ALERT_BYTES = 1_000_000;
+
+/** The bytes of an alert as it is stored and published (its JSON text in UTF-8). */
+export function alertBytes(a: Alert): number {
+  return utf8Length(JSON.stringify(a));
+}
+
+/**
+ * `a` within `maxBytes` of JSON. The lists of its `details` grow with the fleet (a pool's
+ * `writes`, `skipped` or `changes`: about 150 bytes a service, so 7,000 services of one pool
+ * are over 1 MiB): the longest is cut from its end, then the next, until the alert fits, and
+ * `details.truncated` says, per list cut, how many items it kept of how many. The summary, which
+ * counts them all, is left whole, and so is everything else; an alert that still does not fit
+ * (no list left to cut) is returned as it is, for the store to refuse in one line.
+ */
+export function fitAlert(a: Alert, maxBytes: number = MAX_ALERT_BYTES): Alert {
+  if (alertBytes(a) <= maxBytes) return a;
+  const details: Record<string, unknown> = { ...a.details };
+  // An alert fitted before (a planned event, settled since) keeps the counts it had.
+  const before = a.details['truncated'];
+  const truncated: Record<string, { kept: number; of: number }> =
+    typeof before === 'object' && before !== null && !Array.isArray(before)
+      ? { ...(before as Record<string, { kept: number; of: number }>) }
+      : {};
+  const fitted = () => ({ ...a, details: { ...details, truncated } });
+  for (;;) {
+    const excess = alertBytes(fitted()) - maxBytes;
+    if (excess <= 0) return fitted();
+    const lists = Object.entries(details)
+      .filter((e): e is [string, unknown[]] => Array.isArray(e[1]) && e[1].length > 0)
+      .map(([key, items]) => ({ key, items, bytes: utf8Length(JSON.stringify(items)) }))
+      .sort((x, y) => y.bytes - x.bytes);
+    const longest = lists[0];
+    if (longest === undefined) return a;
+    // Drop from the end the fewest items whose JSON (and a comma each) covers the excess, and a
+    // few more bytes for the count in `truncated`, which grows as they go.
+    let freed = 0;
+    let keep = longest.items.length;
+    while (keep > 0 && freed < excess + 64) {
+      keep -= 1;
+      freed += utf8Length(JSON.stringify(longest.items[keep]) ?? 'null') + 1;
+    }
+    const of = truncated[longest.key]?.of ?? longest.items.length;
+    details[longest.key] = longest.items.slice(0, keep);
+    truncated[longest.key] = { kept: keep, of };
+  }
 }

@@ -18,7 +18,7 @@ import {
   runDatedAhead,
   PartialPublishError,
 } from '../ports/index.js';
-import type { Alert } from '../core/alert.js';
+import { fitAlert, MAX_ALERT_BYTES, type Alert } from '../core/alert.js';
 import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
 import { durationMs } from '../core/duration.js';
 import { governorMetrics } from '../core/governor-metrics.js';
@@ -796,8 +796,27 @@ async function prepareOutbox(
   }
 }
 
+/**
+ * An outbox entry of `alert`, fitted to what one entry holds (core/alert.ts fitAlert: the longest
+ * lists of its details cut, `details.truncated` saying how many items were kept of how many), so
+ * that a pool of thousands of services does not make every run fail at storing its events, before
+ * its writes or after them. A cut event is logged as such; the writes it leaves out have each
+ * their own line (act.ts), and its summary counts them all.
+ */
 function entry(run: Run, alert: Alert, state: OutboxEntry['state']): OutboxEntry {
-  return { alert, state, storedAt: new Date(run.wall()).toISOString() };
+  const fitted = fitAlert(alert);
+  if (fitted !== alert) {
+    const cut = Object.entries(
+      fitted.details['truncated'] as Record<string, { kept: number; of: number }>,
+    )
+      .map(([key, t]) => `${key}: ${t.kept} of ${t.of}`)
+      .join(', ');
+    run.deps.log.log(
+      'WARNING',
+      `${alert.project}: the ${alert.type} event ${alert.id} is over the ${MAX_ALERT_BYTES} bytes one alert may hold; its details keep ${cut} (details.truncated)`,
+    );
+  }
+  return { alert: fitted, state, storedAt: new Date(run.wall()).toISOString() };
 }
 
 /**

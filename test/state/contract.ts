@@ -14,6 +14,8 @@ import { ConflictError } from '../../src/errors.js';
 import {
   LeaseCorruptError,
   StateCorruptError,
+  StateTooLargeError,
+  MAX_OUTBOX_ENTRY_BYTES,
   MAX_RUN_ERROR_LENGTH,
   type OutboxEntry,
   type RunRecord,
@@ -469,6 +471,39 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
         'run 1 changed 2 caps',
         'run 3 changed 1 cap',
       ]);
+    });
+
+    it('refuses an entry over MAX_OUTBOX_ENTRY_BYTES in one line naming it; nothing of the call is written', async () => {
+      // Firestore keeps an entry in one document of at most 1 MiB
+      // (https://cloud.google.com/firestore/quotas): every store refuses what one could not keep.
+      const store = open();
+      const project = freshProject();
+      await store.putOutbox(project, [outboxEntry(1)]);
+      const big = outboxEntry(2);
+      big.alert = {
+        ...big.alert,
+        details: {
+          writes: Array.from({ length: 8_000 }, (_, i) => ({
+            service: `service-${i}`.padEnd(49, 'x'),
+            from: 3,
+            to: 2,
+            reason: 'demand of 0 GPUs over the last 60 minutes: lowered toward the floor',
+          })),
+        },
+      };
+      const bytes = Buffer.byteLength(JSON.stringify(big.alert));
+      expect(bytes).toBeGreaterThan(MAX_OUTBOX_ENTRY_BYTES);
+      const error = await store.putOutbox(project, [outboxEntry(3), big]).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      expect(error).toBeInstanceOf(StateTooLargeError);
+      const message = (error as Error).message;
+      expect(message).not.toContain('\n');
+      expect(message).toBe(
+        `the rebalance.applied event ${big.alert.id} is ${bytes.toLocaleString('en-US')} bytes as JSON, over the ${MAX_OUTBOX_ENTRY_BYTES.toLocaleString('en-US')} bytes one outbox entry may hold; nothing of it was stored`,
+      );
+      expect(await store.listOutbox(project)).toEqual({ entries: [outboxEntry(1)], dropped: 0 });
     });
 
     it('beyond its bound drops the oldest and counts them until announced', async () => {

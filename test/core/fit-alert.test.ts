@@ -1,0 +1,73 @@
+import { describe, expect, it } from 'vitest';
+import { alertBytes, fitAlert, type Alert } from '../../src/core/alert.js';
+import { makeAlert } from '../../src/core/conditions.js';
+import { utf8Length } from '../../src/core/text.js';
+
+const pool = {
+  project: 'p',
+  region: 'us-central1',
+  accelerator: 'nvidia-l4',
+  zonalRedundancy: true,
+};
+const applied = (writes: number, skipped: number): Alert =>
+  makeAlert({ at: '2026-11-27T10:00:00.000Z', runId: 'run-1' }, pool, {
+    type: 'rebalance.applied',
+    status: 'event',
+    severity: 'INFO',
+    summary: `${writes} caps changed in us-central1 nvidia-l4`,
+    details: {
+      writes: Array.from({ length: writes }, (_, i) => ({ service: `w-${i}`, from: 3, to: 1 })),
+      skipped: Array.from({ length: skipped }, (_, i) => ({ service: `s-${i}`, reason: 'é' })),
+      budget: 7,
+    },
+  });
+
+describe('fitAlert', () => {
+  it('returns an alert that fits as it is', () => {
+    const a = applied(3, 1);
+    expect(fitAlert(a, alertBytes(a))).toBe(a);
+  });
+
+  it('cuts the longest list from its end, then the next, and says how many it kept of how many', () => {
+    const a = applied(1_000, 200);
+    const max = alertBytes(a) - 20_000;
+    const fitted = fitAlert(a, max);
+    expect(alertBytes(fitted)).toBeLessThanOrEqual(max);
+    const writes = fitted.details['writes'] as unknown[];
+    expect(writes).toEqual((a.details['writes'] as unknown[]).slice(0, writes.length));
+    expect(fitted.details['truncated']).toEqual({ writes: { kept: writes.length, of: 1_000 } });
+    // Nothing else changed; the summary still counts all.
+    expect({ ...fitted, details: { ...fitted.details, writes: [], truncated: null } }).toEqual({
+      ...a,
+      details: { ...a.details, writes: [], truncated: null },
+    });
+    // Very little room: the longest goes whole, then the next as much as it must.
+    const tiny = fitAlert(a, 1_000);
+    expect(alertBytes(tiny)).toBeLessThanOrEqual(1_000);
+    expect((tiny.details['skipped'] as unknown[]).length).toBeLessThan(200);
+    expect(tiny.details['truncated']).toEqual({
+      writes: { kept: 0, of: 1_000 },
+      skipped: { kept: (tiny.details['skipped'] as unknown[]).length, of: 200 },
+    });
+  });
+
+  it('fitted again (a planned event settled), keeps the counts of the first cut', () => {
+    const a = applied(1_000, 0);
+    const once = fitAlert(a, alertBytes(a) - 10_000);
+    const grown = { ...once, details: { ...once.details, outcome: 'x'.repeat(5_000) } };
+    const twice = fitAlert(grown, alertBytes(a) - 10_000);
+    expect(twice.details['truncated']).toEqual({
+      writes: { kept: (twice.details['writes'] as unknown[]).length, of: 1_000 },
+    });
+  });
+
+  it('leaves an alert with no list to cut as it is, for the store to refuse', () => {
+    const a = { ...applied(0, 0), summary: 'x'.repeat(5_000) };
+    expect(fitAlert(a, 1_000)).toBe(a);
+  });
+
+  it('counts bytes as UTF-8', () => {
+    expect(utf8Length('aé€😀')).toBe(Buffer.byteLength('aé€😀'));
+    expect(utf8Length('\ud800x')).toBe(Buffer.byteLength('\ud800x'));
+  });
+});
