@@ -61,6 +61,7 @@ import {
   sortRuns,
   stillTheLease,
   StateCorruptError,
+  StateTooLargeError,
   versionConflict,
   type LeaseRequest,
   type LeaseResult,
@@ -198,8 +199,17 @@ export function createFileStateStore(
       const next = doc ?? (setAside.length > 0 ? clean : null);
       if (next !== null) {
         const stored: StoredDocument = { ...next, outbox: [...(next.outbox ?? []), ...kept] };
+        const text = `${JSON.stringify(stored, null, 2)}\n`;
+        // Never a file this store would refuse to read back (readStateFile): that would stop
+        // every later run of the project. Refused before writing, the file as it was stays.
+        const bytes = Buffer.byteLength(text);
+        if (bytes > MAX_DOCUMENT_BYTES) {
+          throw new StateTooLargeError(
+            `state file ${file} would be ${bytes.toLocaleString('en-US')} bytes, over the ${sizeText(MAX_DOCUMENT_BYTES)} this store reads; not written, the file as it was is kept`,
+          );
+        }
         // Committed only while the lock is still this call's (file-lock.ts, Fencing).
-        await writeAtomically(file, `${JSON.stringify(stored, null, 2)}\n`, fence);
+        await writeAtomically(file, text, fence);
       }
       return result;
     });

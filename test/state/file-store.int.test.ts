@@ -12,7 +12,14 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { UnavailableError, UpstreamError } from '../../src/errors.js';
 import { createFileStateStore, DEFAULT_STATE_DIR } from '../../src/adapters/file-store.js';
-import { StateCorruptError, type StateStore } from '../../src/ports/index.js';
+import { makeAlert } from '../../src/core/conditions.js';
+import {
+  MAX_OUTBOX_ENTRY_BYTES,
+  StateCorruptError,
+  StateTooLargeError,
+  type OutboxEntry,
+  type StateStore,
+} from '../../src/ports/index.js';
 import {
   CONTRACT_KEEP_RUNS,
   CONTRACT_OUTBOX_LIMIT,
@@ -276,6 +283,48 @@ describe('file store: on disk', () => {
     await rm(file);
     await expect(store.loadConditions(project)).resolves.toBeDefined();
   });
+
+  it('never writes a state file over the 64 MiB it reads: refused, naming it; the file as it was stays', async () => {
+    // An outbox of 500 entries of up to MAX_OUTBOX_ENTRY_BYTES each could reach 500 MB. Before,
+    // the store wrote it, then refused it as corrupt at every later read: the project stopped.
+    const big = createFileStateStore({ dir, outboxLimit: 500 });
+    const project = freshProject();
+    const file = join(dir, `${project}.json`);
+    const entry = (n: number): OutboxEntry => {
+      const alert = makeAlert(
+        { at: '2026-11-27T10:00:00.000Z', runId: `run-${n}` },
+        { project, region: 'us-central1', accelerator: 'nvidia-l4', zonalRedundancy: true },
+        {
+          type: 'rebalance.applied',
+          status: 'event',
+          severity: 'INFO',
+          summary: `entry ${n}`,
+          details: { note: 'x'.repeat(MAX_OUTBOX_ENTRY_BYTES - 1_000) },
+        },
+      );
+      return { alert, state: 'ready', storedAt: '2026-11-27T10:00:00.000Z' };
+    };
+    let stored = 0;
+    let refused: unknown = null;
+    for (let batch = 0; batch < 12 && refused === null; batch++) {
+      const entries = Array.from({ length: 8 }, (_, i) => entry(batch * 8 + i));
+      refused = await big.putOutbox(project, entries).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      if (refused === null) stored += entries.length;
+    }
+    expect(refused).toBeInstanceOf(StateTooLargeError);
+    expect((refused as Error).message).toMatch(
+      new RegExp(
+        `^state file ${file.replace(/[.*+?^$()|[\]\\]/g, '\\$&')} would be [\\d,]+ bytes, over the 64 MiB this store reads; not written`,
+      ),
+    );
+    // The file as it was: read, with every entry stored before.
+    expect((await big.listOutbox(project)).entries).toHaveLength(stored);
+    expect(stored).toBeGreaterThan(40);
+    await rm(file);
+  }, 120_000);
 
   it('waits for a lock held by a live process, then fails with UnavailableError naming it', async () => {
     const project = freshProject();
