@@ -124,5 +124,19 @@ describe('deployed without NODE_ENV, the function still answers as in production
     // Outside production Express's error page is the error's stack: "SyntaxError: … at JSON.parse
     // (<anonymous>) at …/node_modules/body-parser/…".
     expect(text).not.toMatch(/SyntaxError|\bat \S+ \(|node_modules/);
+    // So are the framework's other refusals, and the function's own answer to a body past its cap.
+    const refused: [Record<string, string>, string, number][] = [
+      [{ 'content-type': 'application/json; charset=latin1' }, '{}', 415],
+      [{ 'content-type': 'application/json', 'content-encoding': 'gzip' }, 'not gzip', 400],
+      [{ 'content-type': 'application/json', 'content-encoding': 'x-evil' }, '{}', 415],
+      [{ 'content-type': 'application/json' }, JSON.stringify({ mode: 'x'.repeat(100_000) }), 413],
+    ];
+    for (const [headers, body, status] of refused) {
+      const other = await fetch(`http://127.0.0.1:${fn.port}/`, { method: 'POST', headers, body });
+      expect(other.status, JSON.stringify(headers)).toBe(status);
+      expect(await other.text(), JSON.stringify(headers)).not.toMatch(
+        /Error:|\bat \S+ \(|node_modules|xxxx/,
+      );
+    }
   });
 });
