@@ -32,7 +32,10 @@ export async function runCheck(
     : null;
   let report: CheckReport;
   try {
-    report = await checkPolicy(policy, ports, sink, now);
+    // A wait for Cloud Run's read quota (preflight.ts) said on stderr, so --json stays one document.
+    report = await checkPolicy(policy, ports, sink, now, {
+      onWait: (message) => io.stderr.write(`${message}\n`),
+    });
   } finally {
     await Promise.allSettled([ports.close(), sink?.close()]);
   }

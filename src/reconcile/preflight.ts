@@ -13,6 +13,8 @@ import type { Policy } from '../core/policy.js';
 import { gpuPool, quotaFromPolicy, poolKey, type PoolId } from '../core/pool.js';
 import { fleetOfListings, policyWarnings } from '../core/policy-fit.js';
 import { compileRules } from '../core/rules.js';
+import { groupBy } from '../core/collections.js';
+import { plural } from '../core/text.js';
 import {
   CredentialsError,
   GovernorError,
@@ -22,6 +24,7 @@ import {
 } from '../errors.js';
 import type { GpuSpec, ObservedService } from '../core/service.js';
 import type { AlertSink, ObservePorts } from '../ports/index.js';
+import { createPacer, type Pacer } from './pacing.js';
 
 /**
  * Whether a run can do what it plans, asked before it writes anything.
@@ -112,18 +115,54 @@ export async function checkTopic(policy: Policy, sink: AlertSink | null): Promis
   }
 }
 
-/** TestIamPermissions of `wanted` on each service; one item per service and permission. */
+/**
+ * TestIamPermissions of `wanted` on each service; one item per service and permission. At most
+ * `concurrency` at once; with a `pacer`, each also waits for a read slot of its project and region
+ * (keyed `project/region`, the scope of Cloud Run's read quota).
+ */
 export async function checkServices(
   services: readonly { project: string; region: string; name: string }[],
   wanted: readonly GovernorPermission[],
   run: ObservePorts['run'],
   concurrency = READ_CONCURRENCY,
+  pacer?: Pacer,
 ): Promise<CheckItem[]> {
   const limit = pLimit(concurrency);
   const test = run.testPermissions?.bind(run);
+  // The calls of one key take their slot and then their place one after the other, and a call
+  // is counted by the pacer when it starts (Pacer.start moves a late slot to then): each key's
+  // slots are then booked in the order they start, and its window counts what was sent. Slots
+  // booked for all the calls at once, then places taken in any order, let calls that waited for
+  // a place be counted late beside slots booked for the next minute: 444 in one minute of a
+  // region, at 300 a minute.
+  const turns = new Map<string, Promise<void>>();
+  const paced = async <T>(key: string, call: () => Promise<T>): Promise<T> => {
+    if (!pacer) return limit(call);
+    const before = turns.get(key) ?? Promise.resolve();
+    let next = () => {};
+    const mine = new Promise<void>((resolve) => (next = resolve));
+    turns.set(
+      key,
+      before.then(() => mine),
+    );
+    await before;
+    try {
+      for (;;) {
+        const slotAt = await pacer.slot(key, Infinity);
+        const done = await limit(async () => {
+          if (slotAt !== null && !pacer.start(key, slotAt)) return null;
+          next();
+          return { value: await call() };
+        });
+        if (done) return done.value;
+      }
+    } finally {
+      next();
+    }
+  };
   const perService = await Promise.all(
     services.map((s) =>
-      limit(async (): Promise<CheckItem[]> => {
+      paced(`${s.project}/${s.region}`, async (): Promise<CheckItem[]> => {
         const subject = `service ${s.project}/${s.region}/${s.name}`;
         if (!test) {
           return wanted.map((p) => ({
@@ -224,6 +263,29 @@ export async function preflightServices(
 }
 
 /**
+ * The TestIamPermissions `governor check` makes per minute in a project and region, at most: half
+ * of Cloud Run's read quota as public reports give it. The quota is "Read requests per minute per
+ * region" (`ReadPerMinutePerProjectRegion`, metric `run.googleapis.com/read_regional`, as Cloud
+ * Run's 429 names it: https://github.com/googleapis/repo-automation-bots/issues/4469); Google's
+ * quotas page (https://cloud.google.com/run/quotas) says Cloud Run's quotas include the Admin
+ * API's rate limits but gives no default, and public reports give 600. The check asks one per
+ * governed service: unpaced, 1,000 services of a region (Cloud Run's most) went out in about two
+ * seconds, past that quota, and the governor's own runs, deploys and the console, which spend the
+ * same quota, were refused meanwhile. Half of it leaves them the rest: up to 300 at once, the next
+ * 300 a minute later (the pacer's per-minute window, as for writes).
+ */
+export const CHECK_READS_PER_MINUTE = 300;
+
+/** How `governor check` paces its reads: the budget, and the clock and sleep (for tests). */
+export interface CheckPacing {
+  readsPerMinute?: number;
+  now?: () => number;
+  sleep?: (ms: number) => Promise<void>;
+  /** Told once per project when its services' checks must wait for the read quota. */
+  onWait?: (message: string) => void;
+}
+
+/**
  * `governor check`: every permission a run needs, checked in the project(s) of the policy. The
  * listings are probed by listing (their permissions are checked on the parent and cannot be
  * tested on a service); each governed service by TestIamPermissions; operations by reading one
@@ -235,8 +297,11 @@ export async function checkPolicy(
   ports: ObservePorts,
   sink: AlertSink | null,
   nowMs: number,
+  pacing: CheckPacing = {},
 ): Promise<CheckReport> {
   const items: CheckItem[] = [];
+  const readsPerMinute = pacing.readsPerMinute ?? CHECK_READS_PER_MINUTE;
+  const pacer = createPacer(readsPerMinute, pacing.now, pacing.sleep);
   const resolve = compileRules(policy, nowMs);
   let governed = 0;
   // What was listed, for the policy's fit to the fleet; unknown once a listing failed.
@@ -379,7 +444,14 @@ export async function checkPolicy(
       policy.mode === 'enforce'
         ? ['run.services.get', 'run.services.update']
         : ['run.services.get'];
-    items.push(...(await checkServices(mine, wanted, ports.run)));
+    const busiest = [...groupBy(mine, (s) => s.region)].sort(
+      ([, a], [, b]) => b.length - a.length,
+    )[0];
+    if (busiest && busiest[1].length > readsPerMinute)
+      pacing.onWait?.(
+        `${project}: ${plural(busiest[1].length, 'governed service')} in ${busiest[0]}: their TestIamPermissions go ${readsPerMinute} a minute per region (Cloud Run's read quota), about ${plural(Math.ceil(busiest[1].length / readsPerMinute) - 1, 'minute')}`,
+      );
+    items.push(...(await checkServices(mine, wanted, ports.run, READ_CONCURRENCY, pacer)));
     const first = mine[0];
     if (policy.mode === 'enforce' && first) {
       items.push(await checkOperations(project, first.region, ports.run));
