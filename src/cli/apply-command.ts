@@ -4,6 +4,7 @@ import { CAUSE_LABELS, type WriteCause, type WriteResult } from '../core/write-r
 import { poolWords } from '../core/pool.js';
 import { listOnOneLine, oneLine, someOf } from '../core/text.js';
 import { groupBy } from '../core/collections.js';
+import { ALIKE_LISTED } from './alike.js';
 import { UsageError } from '../errors.js';
 import { assertCredentials } from '../adapters/credentials.js';
 import { textLogger } from '../log.js';
@@ -198,9 +199,9 @@ export function summary(r: RunReport): string {
   return lines.join('\n');
 }
 
-/** More writes not made for the same reason than this print as one line. */
-export const NOT_WRITTEN_LISTED = 10;
-/** The changes such a line names, before "and N more". */
+/** More writes not made for the same reason than this print as one line (cli/alike.ts). */
+export const NOT_WRITTEN_LISTED = ALIKE_LISTED;
+/** The changes such a line names, before "and N more": fewer than the names of other lines, as each is longer. */
 const NOT_WRITTEN_NAMED = 3;
 
 /** What `governor apply` shows before it asks to file a quota request (docs/quota-requests.md). */

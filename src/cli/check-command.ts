@@ -3,12 +3,12 @@ import { assertCredentials } from '../adapters/credentials.js';
 import { createGooglePorts } from '../adapters/index.js';
 import { createPubSubAlertSink } from '../adapters/pubsub.js';
 import { checkPassed, type CheckItem, type CheckReport } from '../core/permissions.js';
-import { groupBy } from '../core/collections.js';
 import { plural, someOf } from '../core/text.js';
 import { checkPolicy } from '../reconcile/preflight.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
 import type { Streams } from './io.js';
+import { ALIKE_NAMED, alike } from './alike.js';
 import { colorsFor, type Colors } from './render.js';
 
 /**
@@ -55,36 +55,26 @@ const LABEL: Record<CheckItem['status'], string> = {
   error: 'FAILED',
 };
 
-/**
- * More checks of services alike than this (the same outcome, permission, detail and fix) are one
- * line: a fleet of 3,000 services is 6,000 checks of services, which no one reads one by one.
- * `--json` lists each.
- */
-export const ALIKE_LISTED = 10;
-/** The services a line of alike checks names, before "and N more". */
-const ALIKE_NAMED = 5;
+/** Re-exported: the tests of the check's lines count with it. */
+export { ALIKE_LISTED } from './alike.js';
 
 /** A line of the check: one item, or many alike checks of services (`services` names them). */
 type Row = CheckItem & { services?: string[] };
 
-/** The items in order, each group of more than {@link ALIKE_LISTED} alike service checks as one row, where its first was. */
+/**
+ * The items in order, each group of more than {@link ALIKE_LISTED} alike checks of services (the
+ * same outcome, permission, detail and fix: 3,000 services are 6,000 checks) as one row, where its
+ * first was. `--json` lists each.
+ */
 function rows(items: readonly CheckItem[]): Row[] {
   const service = /^service (.+)$/;
-  const key = (i: CheckItem) => JSON.stringify([i.status, i.permission, i.detail, i.fix]);
-  const groups = groupBy(
-    items.filter((i) => service.test(i.subject)),
-    key,
-  );
-  const out: Row[] = [];
-  for (const i of items) {
-    const group = service.test(i.subject) ? groups.get(key(i)) : undefined;
-    if (!group || group.length <= ALIKE_LISTED) out.push(i);
-    else if (group[0] === i) {
-      const services = group.map((g) => service.exec(g.subject)?.[1] ?? g.subject);
-      out.push({ ...i, subject: `${services.length} services`, services });
-    }
-  }
-  return out;
+  return alike(items, (i) =>
+    service.test(i.subject) ? JSON.stringify([i.status, i.permission, i.detail, i.fix]) : null,
+  ).map(({ item, group }): Row => {
+    if (item) return item;
+    const services = group.map((g) => service.exec(g.subject)?.[1] ?? g.subject);
+    return { ...group[0]!, subject: `${services.length} services`, services };
+  });
 }
 
 export function renderCheck(file: string, mode: string, report: CheckReport, c: Colors): string {
