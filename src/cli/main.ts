@@ -13,6 +13,7 @@ import { createStore } from '../runtime.js';
 import { loadPolicy, loadSnapshot, packagedFile } from './files.js';
 import { failureLine } from './hints.js';
 import { processIo, type Io, type Streams } from './io.js';
+import { ALIKE_LISTED } from './alike.js';
 import { colorsFor, renderPlan, renderStatus } from './render.js';
 import { DEFAULT_LAG_MINUTES, DEFAULT_TICK_MINUTES } from '../simulate/result.js';
 import type { DemoFlags } from './demo-command.js';
@@ -118,6 +119,17 @@ function warnPolicy(
     io.stderr.write(`warning: policy ${w.path}: ${w.message}\n`);
 }
 
+/** `--all` of `plan` and `status`: past ALIKE_LISTED alike in a pool, quiet services are counted. */
+const ALL_HELP = `list every service, those with nothing to report too (else counted per pool past ${ALIKE_LISTED} alike)`;
+
+/** `--all` is for the text: refused beside `--json`, which lists every service already. */
+function refuseAllWithJson(opts: { all?: boolean; json?: boolean }): void {
+  if (opts.all && opts.json)
+    throw new UsageError(
+      '--all lists every row of the text; --json lists every service already: drop one',
+    );
+}
+
 /**
  * The command line. Every command returns its exit code, which the program hands to `exit` (main
  * returns it); a failure that stops a command is thrown, and main alone turns it into a message
@@ -161,21 +173,34 @@ export function buildProgram(
     )
     .addOption(new Option('--at <iso>', "the time to plan for (default: the snapshot's takenAt)"))
     .option('--json', 'print the plan as JSON only')
+    .option('--all', ALL_HELP)
     .action(
-      run(async (opts: { policy: string; snapshot?: string; at?: string; json?: boolean }) => {
-        const policy = await loadPolicy(opts.policy, opts.snapshot ? {} : { forProjects: 'plan' });
-        const at = opts.at !== undefined ? parseAt(opts.at) : undefined;
-        const seen = await snapshotFor(policy, opts.snapshot, io, options);
-        const { snapshot } = seen;
-        warnPolicy(io, policy, seen);
-        const result = plan(snapshot, policy, at ?? snapshot.takenAt);
-        io.stdout.write(
-          opts.json
-            ? JSON.stringify(result, null, 2) + '\n'
-            : renderPlan(result, colorsFor(io.stdout, options)),
-        );
-        return EXIT.ok;
-      }),
+      run(
+        async (opts: {
+          policy: string;
+          snapshot?: string;
+          at?: string;
+          json?: boolean;
+          all?: boolean;
+        }) => {
+          refuseAllWithJson(opts);
+          const policy = await loadPolicy(
+            opts.policy,
+            opts.snapshot ? {} : { forProjects: 'plan' },
+          );
+          const at = opts.at !== undefined ? parseAt(opts.at) : undefined;
+          const seen = await snapshotFor(policy, opts.snapshot, io, options);
+          const { snapshot } = seen;
+          warnPolicy(io, policy, seen);
+          const result = plan(snapshot, policy, at ?? snapshot.takenAt);
+          io.stdout.write(
+            opts.json
+              ? JSON.stringify(result, null, 2) + '\n'
+              : renderPlan(result, colorsFor(io.stdout, options), { all: opts.all }),
+          );
+          return EXIT.ok;
+        },
+      ),
     );
 
   program
@@ -197,6 +222,7 @@ export function buildProgram(
     .addOption(policyOption())
     .option('--snapshot <file>', 'from a snapshot file instead of observing the project')
     .option('--json', 'print the plan as JSON')
+    .option('--all', ALL_HELP)
     .option('--org', 'every unit of the organisation, from the state store (docs/organization.md)')
     .option('--state-dir <dir>', 'the local state store, with --org (default .governor/state)')
     .action(
@@ -205,14 +231,18 @@ export function buildProgram(
           policy: string;
           snapshot?: string;
           json?: boolean;
+          all?: boolean;
           org?: boolean;
           stateDir?: string;
         }) => {
+          refuseAllWithJson(opts);
           if (!opts.org && opts.stateDir !== undefined)
             throw new UsageError('--state-dir is read with --org only: add --org, or drop it');
           const policy = await loadPolicy(opts.policy, opts.org ? {} : { forProjects: 'status' });
           if (opts.org) {
             if (opts.snapshot) throw new UsageError('--org reads the state store: drop --snapshot');
+            if (opts.all)
+              throw new UsageError('--all lists the services of a plan: drop it with --org');
             const store = await createStore(options.stateStore, opts.stateDir);
             try {
               // The runs' clock, as `governor status` takes its time from what it observes: the
@@ -239,7 +269,7 @@ export function buildProgram(
           io.stdout.write(
             opts.json
               ? JSON.stringify(result, null, 2) + '\n'
-              : renderStatus(result, colorsFor(io.stdout, options)),
+              : renderStatus(result, colorsFor(io.stdout, options), { all: opts.all }),
           );
           return EXIT.ok;
         },

@@ -3,7 +3,9 @@ import type { Alert } from '../core/alert.js';
 import type { Plan, PlanPool, PlanService } from '../core/plan.js';
 import { poolKey, poolWords, type PoolId } from '../core/pool.js';
 import type { RuntimeOptions } from '../runtime-options.js';
-import { oneLine } from '../core/text.js';
+import { oneLine, someOf } from '../core/text.js';
+import { groupBy } from '../core/collections.js';
+import { ALIKE_NAMED, alike, type Alike } from './alike.js';
 
 /** Colours for a terminal, or none (not a TTY, NO_COLOR set). */
 export type Colors = ReturnType<typeof pc.createColors>;
@@ -28,14 +30,79 @@ const STATUS_COLOR: Record<PlanPool['status'], keyof Colors> = {
 
 /** The plan's service rows grouped by pool key, in plan order. */
 function servicesByPool(plan: Plan): Map<string, PlanService[]> {
-  const byPool = new Map<string, PlanService[]>();
-  for (const s of plan.services) {
-    const key = poolKey(s);
-    const rows = byPool.get(key);
-    if (rows) rows.push(s);
-    else byPool.set(key, [s]);
-  }
-  return byPool;
+  return groupBy(plan.services, poolKey);
+}
+
+/**
+ * Why a plan row may be counted rather than listed, or null when it must be listed: a change, or a
+ * service with a problem of its own (usage unknown, deploying, no max Cloud Run accepts, short of
+ * its demand, cut, preempted, below its floor, a floor above its ceiling, no max set, a stamp
+ * from the future; and any the plan alerts about, see {@link alerted}). What is left says nothing
+ * its pool's lines do not: unchanged, unmanaged, or deferred by limits.maxChangesPerRun (the limit
+ * is the same for all).
+ */
+function quiet(s: PlanService): 'unchanged' | 'unmanaged' | 'deferred' | null {
+  const w = s.why;
+  if (s.to !== s.from) return null;
+  if (w.basis.kind === 'usage-unknown' || w.basis.kind === 'deploying') return null;
+  if (w.basis.kind === 'unwritable') return null;
+  if (w.shortBy || w.cut || w.preempted || w.floorAboveCeiling || w.maxUnset || w.futureStamps)
+    return null;
+  if (w.pool?.kind === 'infeasible' && w.pool.belowFloor) return null;
+  if (!s.managed) return 'unmanaged';
+  return w.deferred ? 'deferred' : 'unchanged';
+}
+
+/**
+ * The services the plan's alerts name (`service.starved`: a raise deferred by
+ * limits.maxChangesPerRun leaves a service short of its demand): always listed, each problem in
+ * its pool's rows.
+ */
+function alerted(plan: Plan): Set<string> {
+  return new Set(
+    plan.alerts.flatMap((a) =>
+      a.service === null ? [] : [`${a.project}/${a.region}/${a.service}`],
+    ),
+  );
+}
+
+/**
+ * A pool's rows for people: each on its own, or (unless `all`) each group of more than
+ * ALIKE_LISTED quiet rows of one kind as one line, after the rows listed.
+ */
+function poolRows(
+  rows: readonly PlanService[],
+  named: ReadonlySet<string>,
+  all: boolean,
+): { listed: PlanService[]; groups: PlanService[][] } {
+  const entries: Alike<PlanService>[] = all
+    ? rows.map((item) => ({ item }))
+    : alike(rows, (s) => (named.has(`${s.project}/${s.region}/${s.name}`) ? null : quiet(s)));
+  return {
+    listed: entries.flatMap((e) => (e.item ? [e.item] : [])),
+    groups: entries.flatMap((e) => (e.group ? [e.group] : [])),
+  };
+}
+
+/** A group of quiet rows on one line: how many, what they are, and the first few. */
+function groupLine(group: readonly PlanService[]): string {
+  const [first] = group;
+  if (!first) return '';
+  const names = (name: (s: PlanService) => string) => someOf(group.map(name), ALIKE_NAMED);
+  const deferred = first.why.deferred;
+  if (quiet(first) === 'deferred' && deferred)
+    return `${group.length} deferred, limits.maxChangesPerRun (${deferred.limit}) reached: for a later run (${names((s) => `${s.name} ${s.from} → ${s.why.deferred?.planned ?? s.to}`)})`;
+  const what =
+    quiet(first) === 'unmanaged'
+      ? 'unmanaged, counted at their caps'
+      : 'unchanged, with nothing to report';
+  return `${group.length} ${what} (${names((s) => s.name)})`;
+}
+
+/** The line under a plan or status that counted services rather than listing them. */
+function countedNote(groups: readonly PlanService[][], command: string): string {
+  const n = groups.reduce((sum, g) => sum + g.length, 0);
+  return `${n} services with nothing to report are counted, not listed: governor ${command} --all lists each (--json too).`;
 }
 
 /** "project/region accelerator", and "(no zonal redundancy)" for that pool. */
@@ -119,18 +186,35 @@ export function renderAlerts(
   alerts: readonly Alert[],
   c: Colors,
   title: string,
-  options: { status?: boolean } = {},
+  options: { status?: boolean; alike?: boolean } = {},
 ): string[] {
   const out = [c.bold(title)];
-  const sevWidth = widest(alerts, (a) => a.severity);
-  const statusWidth = widest(alerts, alertStatus);
-  const typeWidth = widest(alerts, (a) => a.type);
-  for (const a of alerts) {
+  // With `alike` (a plan, whose rows list each service alerted about), more than ALIKE_LISTED
+  // alerts of services of one type, severity and status are one line naming the first few, as
+  // Terraform gathers warnings alike: 644 service.starved of 3,000 services, one per deferred raise.
+  const entries: Alike<Alert>[] = options.alike
+    ? alike(alerts, (a) =>
+        a.service === null ? null : JSON.stringify([a.type, a.severity, a.status]),
+      )
+    : alerts.map((item) => ({ item }));
+  const shown = entries.flatMap((e) => (e.item ? [e.item] : e.group.slice(0, 1)));
+  const sevWidth = widest(shown, (a) => a.severity);
+  const statusWidth = widest(shown, alertStatus);
+  const typeWidth = widest(shown, (a) => a.type);
+  for (const { item, group } of entries) {
+    const a = item ?? group[0];
+    if (!a) continue;
     const padded = a.severity.padEnd(sevWidth);
     const sev =
       a.severity === 'WARNING' ? c.yellow(padded) : a.severity === 'INFO' ? padded : c.red(padded);
     const status = options.status ? `${alertStatus(a).padEnd(statusWidth)}  ` : '';
-    out.push(`  ${sev}  ${status}${a.type.padEnd(typeWidth)}  ${oneLine(a.summary)}`);
+    const text = group
+      ? `${group.length} services (${someOf(
+          group.map((g) => g.service ?? ''),
+          ALIKE_NAMED,
+        )}): each in its pool's rows above`
+      : oneLine(a.summary);
+    out.push(`  ${sev}  ${status}${a.type.padEnd(typeWidth)}  ${text}`);
   }
   return out;
 }
@@ -140,10 +224,18 @@ export { oneLine };
 
 /**
  * A plan for people, in the manner of `terraform plan`. `alerts: false` leaves out the plan's
- * alerts (for a run that prints the alerts it published instead).
+ * alerts (for a run that prints the alerts it published instead). Every change and every service
+ * with a problem has its row; past ALIKE_LISTED alike in a pool, the quiet ones are counted on one
+ * line, and so are alike alerts of services, unless `all`.
  */
-export function renderPlan(plan: Plan, c: Colors, options: { alerts?: boolean } = {}): string {
+export function renderPlan(
+  plan: Plan,
+  c: Colors,
+  options: { alerts?: boolean; all?: boolean } = {},
+): string {
   const out: string[] = [];
+  const counted: PlanService[][] = [];
+  const named = alerted(plan);
   out.push(c.bold(`Governor plan at ${plan.at}`) + c.dim(` (mode: ${plan.mode})`));
   const byPool = servicesByPool(plan);
   for (const p of plan.pools) {
@@ -161,11 +253,17 @@ export function renderPlan(plan: Plan, c: Colors, options: { alerts?: boolean } 
     if (p.note) out.push(c.dim(`  ${oneLine(p.note)}`));
     if (rows.length === 0) continue;
     out.push('');
-    for (const row of serviceRows(rows, c)) out.push(row);
+    const { listed, groups } = poolRows(rows, named, options.all ?? false);
+    for (const row of serviceRows(listed, c)) out.push(row);
+    for (const group of groups)
+      out.push(c.dim(`  ${group[0]?.managed === false ? '=' : ' '} … ${groupLine(group)}`));
+    counted.push(...groups);
   }
   if (options.alerts !== false && plan.alerts.length > 0) {
     out.push('');
-    for (const line of renderAlerts(plan.alerts, c, `Alerts (${plan.alerts.length}):`))
+    for (const line of renderAlerts(plan.alerts, c, `Alerts (${plan.alerts.length}):`, {
+      alike: !options.all,
+    }))
       out.push(line);
   }
   const raise = plan.changes.filter((x) => x.to > x.from).length;
@@ -178,12 +276,18 @@ export function renderPlan(plan: Plan, c: Colors, options: { alerts?: boolean } 
       (plan.deferred.length ? `, ${plan.deferred.length} deferred` : '') +
       '. Changes run in order: within each pool every decrease before any increase.',
   );
+  if (counted.length > 0) out.push(c.dim(countedNote(counted, 'plan')));
   return out.join('\n') + '\n';
 }
 
-/** Each pool at a glance: quota, budget, caps, use and demand, and one row per service. */
-export function renderStatus(plan: Plan, c: Colors): string {
+/**
+ * Each pool at a glance: quota, budget, caps, use and demand, and a row per service (past
+ * ALIKE_LISTED alike, the quiet ones counted unless `all`, as in the plan).
+ */
+export function renderStatus(plan: Plan, c: Colors, options: { all?: boolean } = {}): string {
   const out: string[] = [c.bold(`Governor status at ${plan.at}`)];
+  const counted: PlanService[][] = [];
+  const named = alerted(plan);
   const byPool = servicesByPool(plan);
   for (const p of plan.pools) {
     const color = c[STATUS_COLOR[p.status]] as (s: string) => string;
@@ -194,16 +298,20 @@ export function renderStatus(plan: Plan, c: Colors): string {
       `  quota ${p.quota ?? 'unknown'} · reserve ${p.reserve} · unmanaged ${unmanaged(p)} · budget ${p.budget ?? 'unknown'} · caps ${p.capsBefore} · in use ${inUseText(p, rows)} · demand ${p.demand} GPUs`,
     );
     if (rows.length === 0) continue;
-    const width = widest(rows, (s) => s.name, 7);
+    const { listed, groups } = poolRows(rows, named, options.all ?? false);
+    const width = widest(listed, (s) => s.name, 7);
     const cell = (v: number | null) => String(v ?? '?').padStart(6);
     out.push(c.dim(`  ${'service'.padEnd(width)}  in use   peak demand    cap   plan  governed`));
-    for (const s of rows) {
+    for (const s of listed) {
       const plan = s.to === s.from ? '     =' : cell(s.to);
       out.push(
         `  ${s.name.padEnd(width)}  ${cell(s.inUse)} ${cell(s.peak)} ${cell(s.demand)} ${cell(s.from)} ${plan}  ${s.managed ? 'yes' : c.dim('no')}`,
       );
     }
+    for (const group of groups) out.push(c.dim(`  … ${groupLine(group)}`));
+    counted.push(...groups);
   }
+  if (counted.length > 0) out.push('', c.dim(countedNote(counted, 'status')));
   out.push('');
   return out.join('\n');
 }

@@ -5,7 +5,10 @@ import type { Alert } from '../../src/core/alert.js';
 import { plan } from '../../src/core/planner.js';
 import { parsePolicyText } from '../../src/core/policy.js';
 import { parseSnapshotText } from '../../src/core/snapshot.js';
+import { syntheticFleet } from '../../bench/fleet.js';
+import { ALIKE_LISTED } from '../../src/cli/alike.js';
 import { alertStatus, renderAlerts, renderPlan, renderStatus } from '../../src/cli/render.js';
+import type { Plan } from '../../src/core/plan.js';
 import { memoryLogger, textLogger } from '../../src/log.js';
 
 /** What `governor plan` and `governor apply` print, on the example snapshot and policy (issue #16). */
@@ -124,6 +127,95 @@ describe('the plan, for people', () => {
   it('leaves the alerts out when asked (a run prints what it published instead)', () => {
     expect(text).toMatch(/^Alerts \(\d+\):$/m);
     expect(renderPlan(result, c, { alerts: false })).not.toContain('Alerts');
+  });
+});
+
+describe('plan and status of a large fleet', () => {
+  // 3,000 services in 12 pools (bench/fleet.ts), at most 50 changes a run: 1,760 services with a
+  // problem (short of their demand, usage unknown), the rest unchanged, unmanaged or deferred.
+  // Before, the plan printed 3,987 lines and the status 3,049, one per service.
+  const fleet = syntheticFleet(3_000, 12, 1);
+  const big: Plan = plan(
+    fleet.snapshot,
+    { ...fleet.policy, limits: { ...fleet.policy.limits, maxChangesPerRun: 50 } },
+    '2026-11-27T15:00:00.000Z',
+  );
+  const key = (s: { project: string; region: string; name: string }) =>
+    `${s.project}/${s.region}/${s.name}`;
+  const alertedAbout = new Set(
+    big.alerts.flatMap((a) => (a.service ? [`${a.project}/${a.region ?? ''}/${a.service}`] : [])),
+  );
+  /** The services listed on a row of their own: the name after the row's mark. */
+  const listed = (text: string, row: RegExp) =>
+    [...text.matchAll(row)].map((m) => m[1] ?? '').filter((n) => n !== '');
+
+  it('lists every change and every service with a problem, and counts the rest per pool', () => {
+    const text = renderPlan(big, c);
+    const lines = text.split('\n');
+    expect(lines.length).toBeLessThan(2_000);
+    const rows = new Set(listed(text, /^ {2}[~= ] ([^\s…]\S*) +(?:-?\d+|–) /gm));
+    for (const ch of big.changes) expect(rows).toContain(ch.name);
+    const problems = big.services.filter(
+      (s) =>
+        alertedAbout.has(key(s)) ||
+        s.why.shortBy !== undefined ||
+        s.why.basis.kind === 'usage-unknown',
+    );
+    expect(problems.length).toBeGreaterThan(100);
+    for (const s of problems) expect(rows).toContain(s.name);
+    // The rest, counted: each pool's rows listed plus its counted ones are its services.
+    const counted = [...text.matchAll(/^ {2}[= ] … (\d+) /gm)].reduce(
+      (n, m) => n + Number(m[1]),
+      0,
+    );
+    expect(counted).toBeGreaterThan(1_000);
+    expect(rows.size + counted).toBe(big.services.length);
+    expect(text).toMatch(
+      /^ {4}… \d+ unchanged, with nothing to report \(\S+, \S+, \S+, \S+, \S+ and \d+ more\)$/m,
+    );
+    expect(text).toMatch(/^ {2}= … \d+ unmanaged, counted at their caps \(/m);
+    expect(text).toMatch(
+      /^ {4}… \d+ deferred, limits\.maxChangesPerRun \(50\) reached: for a later run \(\S+ \d+ → \d+, /m,
+    );
+    expect(lines).toContain(
+      `${counted} services with nothing to report are counted, not listed: governor plan --all lists each (--json too).`,
+    );
+    // Alerts about services alike are one line each (their services are on their rows); the
+    // pools' alerts are each listed.
+    const starved = big.alerts.filter((a) => a.type === 'service.starved');
+    expect(starved.length).toBeGreaterThan(ALIKE_LISTED);
+    expect(text).toMatch(new RegExp(`service\\.starved +${starved.length} services \\(`));
+    for (const a of big.alerts.filter((x) => x.service === null)) expect(text).toContain(a.summary);
+  });
+
+  it('with --all, lists every service and alert as before', () => {
+    const text = renderPlan(big, c, { all: true });
+    expect(new Set(listed(text, /^ {2}[~= ] ([^\s…]\S*) +(?:-?\d+|–) /gm)).size).toBe(
+      big.services.length,
+    );
+    for (const a of big.alerts) expect(text).toContain(a.summary);
+    expect(text).not.toContain('counted, not listed');
+    const status = renderStatus(big, c, { all: true });
+    expect(status.split('\n').length).toBeGreaterThan(big.services.length);
+  });
+
+  it('the status lists what changes or lacks, and counts the rest', () => {
+    const text = renderStatus(big, c);
+    expect(text.split('\n').length).toBeLessThan(1_900);
+    const rows = new Set(listed(text, /^ {2}(\S+) +(?:\d+|\?) +(?:\d+|\?) /gm));
+    for (const s of big.services.filter((x) => x.to !== x.from || alertedAbout.has(key(x))))
+      expect(rows).toContain(s.name);
+    const counted = [...text.matchAll(/^ {2}… (\d+) /gm)].reduce((n, m) => n + Number(m[1]), 0);
+    expect(rows.size + counted).toBe(big.services.length);
+    expect(text).toContain(
+      `${counted} services with nothing to report are counted, not listed: governor status --all lists each (--json too).`,
+    );
+  });
+
+  it('a small fleet prints every row, exactly as with --all', () => {
+    expect(text).toBe(renderPlan(result, c, { all: true }));
+    expect(renderStatus(result, c)).toBe(renderStatus(result, c, { all: true }));
+    expect(text).not.toContain('counted, not listed');
   });
 });
 

@@ -75,4 +75,37 @@ describe('an option the command would ignore', () => {
     expect(r.stderr).toBe('error: --state-dir is read with --org only: add --org, or drop it\n');
     expect(r.stdout).toBe('');
   });
+
+  it.each([
+    [
+      ['plan', '--json'],
+      '--all lists every row of the text; --json lists every service already: drop one',
+    ],
+    [
+      ['status', '--json'],
+      '--all lists every row of the text; --json lists every service already: drop one',
+    ],
+    [['status', '--org'], '--all lists the services of a plan: drop it with --org'],
+  ])('%j with --all is refused, not silently dropped; exit 2', async (argv, message) => {
+    const [command = 'plan', ...rest] = argv;
+    const r = await governor(command, '--policy', 'examples/policy.yaml', ...rest, '--all');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(`error: ${message}\n`);
+    expect(r.stdout).toBe('');
+  });
+
+  it('plan and status --all on a small fleet print what they print without it', async () => {
+    for (const command of ['plan', 'status']) {
+      const args = [
+        command,
+        '--policy',
+        'examples/policy.yaml',
+        '--snapshot',
+        'examples/snapshot.json',
+      ];
+      const all = await governor(...args, '--all');
+      expect(all.code).toBe(0);
+      expect(all.stdout).toBe((await governor(...args)).stdout);
+    }
+  });
 });

@@ -36,7 +36,8 @@ function record(name: string, p: Plan, listChanges: boolean): Recorded {
   return {
     case: name,
     json: sha(JSON.stringify(p)),
-    text: sha(renderPlan(p, pc.createColors(false))),
+    // Every row (`--all`): the planner's answers, whatever the text counts rather than lists.
+    text: sha(renderPlan(p, pc.createColors(false), { all: true })),
     // The large fleets' changes are too many to list: their count, and the hashes, stand in.
     changes: listChanges
       ? [...p.changes, ...p.deferred].map(
