@@ -238,9 +238,27 @@ function offsetsName(frame: TimeFrame): string {
     .join(' then ')}`;
 }
 
+/** Height of a line of tick labels, and of the axis name under them. */
+const TICK_LINE = 16;
+/** Between the axis line and its first line of tick labels (ECharts' axisLabel.margin). */
+const TICK_MARGIN = 8;
+
+/** Tick spacing of a frame's time axis, in minutes. */
+function tickStep(frame: TimeFrame): number {
+  return tickMinutes(frame.minutes, Math.floor(frame.width / 95));
+}
+
+/**
+ * Pixels from the plot's bottom edge to the top of the time axis's name: the tick labels, two
+ * lines (the time, and the date under the first tick of each day) or one when every tick is a day.
+ */
+function axisNameGap(frame: TimeFrame): number {
+  return TICK_MARGIN + (tickStep(frame) >= 1440 ? 1 : 2) * TICK_LINE + 2;
+}
+
 /** The time axis: ticks on whole local hours (or days), labels in the zone, the date once a day. */
 function timeAxis(frame: TimeFrame): echarts.EChartsOption['xAxis'] {
-  const step = tickMinutes(frame.minutes, Math.floor(frame.width / 95));
+  const step = tickStep(frame);
   const values = ticks(frame, step);
   const first = values[0];
   const label = (value: number): string => {
@@ -257,10 +275,15 @@ function timeAxis(frame: TimeFrame): echarts.EChartsOption['xAxis'] {
     max: frame.startMs + frame.minutes * 60_000,
     name: `time (${frame.timezone}, ${offsetsName(frame)})`,
     nameLocation: 'middle',
-    nameGap: 42,
+    nameGap: axisNameGap(frame),
     splitLine: { show: false },
     axisTick: { customValues: values },
-    axisLabel: { customValues: values, formatter: label, lineHeight: 16 },
+    axisLabel: {
+      customValues: values,
+      formatter: label,
+      lineHeight: TICK_LINE,
+      margin: TICK_MARGIN,
+    },
   };
 }
 
@@ -287,6 +310,10 @@ function labelWidth(text: string): number {
 const ICON = 14;
 const ICON_GAP = 5;
 const ITEM_GAP = 16;
+/** A legend row's height: its 12 px text, taller than the 10 px icon. */
+const LEGEND_ROW = 12;
+/** Between the time axis's name and the legend, and under the legend. */
+const LEGEND_MARGIN = 8;
 
 const TITLE_SIZE = 15;
 const TITLE_LINE = 20;
@@ -332,38 +359,85 @@ export function legendLabel(text: string, chartWidth: number): string {
   return `${chars[0] ?? ''}…`;
 }
 
-/** Rows the plain legend wraps onto; ECharts lays it out, this reserves room for it. */
-function legendRows(names: readonly string[], chartWidth: number): number {
-  const width = chartWidth - LEFT - RIGHT;
+/**
+ * The legend's width: from the plot's left edge to the picture's right edge. ECharts keeps one of
+ * a legend's `left` and `right` (its layout ignores the size), so a `right` margin given with
+ * `left` is dropped and the legend wraps at the picture's edge.
+ */
+function legendWidth(chartWidth: number): number {
+  return chartWidth - LEFT;
+}
+
+/**
+ * The width a legend label is laid out at: its estimate, but never more than leaves its entry
+ * within the legend's width. An entry wider than that, ECharts puts on a row of its own and, when
+ * it is the first, below an empty row's gap; a label shortened by `legendLabel` (measured to the
+ * picture's edge, past the legend's margin) was that wide on a phone.
+ */
+function legendTextWidth(label: string, chartWidth: number): number {
+  return Math.min(labelWidth(label), legendWidth(chartWidth) - ICON - ICON_GAP - 2);
+}
+
+/** A legend entry as ECharts lays it out: where its box starts from its origin, and its width. */
+interface LegendEntry {
+  left: number;
+  width: number;
+}
+
+function legendEntry(name: string, chartWidth: number): LegendEntry {
+  return {
+    left: 0,
+    width: ICON + ICON_GAP + legendTextWidth(legendLabel(name, chartWidth), chartWidth),
+  };
+}
+
+/**
+ * Rows the plain legend wraps onto, by ECharts' own rule (`boxLayout` in echarts/lib/util/layout.js):
+ * an entry goes to a new row when its box would end past the legend's width, not counting the
+ * gap after it. The picture is made exactly as tall as the legend these rows make: an estimate
+ * that erred wide, as one did by 2 px a row and a gap an entry, left an empty band between the
+ * axis and the legend (30 px under a week of sixty services).
+ */
+export function legendRows(names: readonly string[], chartWidth: number): number {
+  const entries = names.map((name) => legendEntry(name, chartWidth));
+  const max = legendWidth(chartWidth);
   let rows = 1;
-  let used = 0;
-  for (const name of names) {
-    const item = labelWidth(legendLabel(name, chartWidth)) + ICON + ICON_GAP + ITEM_GAP;
-    if (used > 0 && used + item > width) {
+  let x = 0;
+  entries.forEach((entry, i) => {
+    const next = entries[i + 1];
+    const move = entry.width + (next ? entry.left - next.left : 0);
+    let end = x + move;
+    if (end > max && i > 0) {
       rows += 1;
-      used = 0;
+      end = move;
     }
-    used += item;
-  }
+    x = end + ITEM_GAP;
+  });
   return rows;
+}
+
+/** Pixels from the top of the legend's first row to the bottom of its last. */
+function legendHeight(rows: number): number {
+  return rows * LEGEND_ROW + (rows - 1) * ITEM_GAP;
 }
 
 function render(
   title: string,
-  width: number,
+  frame: TimeFrame,
   drawn: readonly DrawnSeries[],
   option: echarts.EChartsOption,
 ): string {
+  const { width } = frame;
+  const titleLines = wrapTitle(title, width - LEFT - RIGHT);
+  const top = TOP + (titleLines.length - 1) * TITLE_LINE;
+  // Under the plot: the tick labels, the axis name, then the legend, placed from the plot down,
+  // and the picture ends under the legend's last row.
+  const legendTop = top + PLOT_HEIGHT + axisNameGap(frame) + TICK_LINE + LEGEND_MARGIN;
   const rows = legendRows(
     drawn.map((d) => d.name),
     width,
   );
-  // Below the plot: two lines of tick labels, the axis name, then the legend's rows, which
-  // ECharts spaces by the item gap.
-  const bottom = 74 + rows * 14 + (rows - 1) * ITEM_GAP;
-  const titleLines = wrapTitle(title, width - LEFT - RIGHT);
-  const top = TOP + (titleLines.length - 1) * TITLE_LINE;
-  const height = top + PLOT_HEIGHT + bottom;
+  const height = legendTop + legendHeight(rows) + LEGEND_MARGIN;
   const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width, height });
   try {
     chart.setOption({
@@ -375,13 +449,14 @@ function render(
         top: 8,
         textStyle: { fontSize: TITLE_SIZE, fontWeight: 600, lineHeight: TITLE_LINE },
       },
-      grid: { top, left: LEFT, right: RIGHT, bottom },
+      grid: { top, left: LEFT, right: RIGHT, height: PLOT_HEIGHT },
+      xAxis: timeAxis(frame),
       legend: {
         type: 'plain',
         orient: 'horizontal',
         left: LEFT,
-        right: RIGHT,
-        bottom: 8,
+        top: legendTop,
+        padding: 0,
         icon: 'roundRect',
         itemWidth: ICON,
         itemHeight: 10,
@@ -392,7 +467,7 @@ function render(
           name: d.name,
           itemStyle: { color: d.colour },
           textStyle: {
-            width: labelWidth(legendLabel(d.name, width)),
+            width: legendTextWidth(legendLabel(d.name, width), width),
             backgroundColor: 'transparent',
           },
         })),
@@ -458,8 +533,7 @@ export function capsChart(series: PoolSeries, frame: TimeFrame, refusedBy: strin
     level = change.quota;
   }
   quota.push([endMs, level]);
-  const svg = render('Governor caps, demand and refused demand', frame.width, drawn, {
-    xAxis: timeAxis(frame),
+  const svg = render('Governor caps, demand and refused demand', frame, drawn, {
     yAxis: valueAxis('GPUs'),
     series: [
       ...caps,
@@ -510,8 +584,7 @@ export function refusedChart(
       }),
     ];
   });
-  const svg = render('Refused GPU-minutes so far, by strategy', frame.width, drawn, {
-    xAxis: timeAxis(frame),
+  const svg = render('Refused GPU-minutes so far, by strategy', frame, drawn, {
     yAxis: valueAxis('GPU-minutes'),
     series: lines,
   });

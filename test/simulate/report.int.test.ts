@@ -122,20 +122,76 @@ async function charts(page: Page): Promise<LegendCheck[]> {
   );
 }
 
+interface Spacing {
+  /** The time axis's tick labels' bottom to its name's top. */
+  ticksToName: number;
+  /** The time axis's name's bottom to the legend's first row. */
+  nameToLegend: number;
+  /** The legend's last row to the picture's bottom edge. */
+  legendToEnd: number;
+}
+
+/**
+ * For each visible chart, the empty space under the plot: between the tick labels and the axis
+ * name, the axis name and the legend, and the legend and the picture's end, in CSS pixels.
+ */
+async function spacing(page: Page): Promise<Spacing[]> {
+  return page.$$eval('figure.chart > div', (divs) =>
+    divs
+      .filter((d) => d.getBoundingClientRect().width > 0)
+      .map((d) => {
+        const svg = d.querySelector('svg');
+        if (!svg) throw new Error('a chart without svg');
+        // Each legend entry's hit area spans its icon and its text.
+        const entries = [...svg.querySelectorAll('path[ecmeta_ssr_type="legend"]')]
+          .filter((p) => p.getAttribute('pointer-events') === 'visible')
+          .map((p) => p.getBoundingClientRect());
+        const texts = [...svg.querySelectorAll('text')].map((t) => ({
+          text: t.textContent ?? '',
+          box: t.getBoundingClientRect(),
+        }));
+        const name = texts.find((t) => t.text.startsWith('time ('))?.box;
+        const ticks = texts
+          .filter((t) => /^\d\d:\d\d$|^[A-Z][a-z]{2} \d+ [A-Z][a-z]{2}$/.test(t.text))
+          .map((t) => t.box.bottom);
+        if (!name || entries.length === 0 || ticks.length === 0)
+          throw new Error('no axis or legend');
+        return {
+          ticksToName: name.top - Math.max(...ticks),
+          nameToLegend: Math.min(...entries.map((e) => e.top)) - name.bottom,
+          legendToEnd:
+            svg.getBoundingClientRect().bottom - Math.max(...entries.map((e) => e.bottom)),
+        };
+      }),
+  );
+}
+
+/** No empty band under a plot: what is there is at most this far from what is next. */
+function expectNoGap(spaces: Spacing[]): void {
+  expect(spaces.length).toBeGreaterThan(0);
+  for (const space of spaces) {
+    expect(space.ticksToName).toBeLessThanOrEqual(6);
+    expect(space.nameToLegend).toBeGreaterThanOrEqual(2);
+    expect(space.nameToLegend).toBeLessThanOrEqual(12);
+    expect(space.legendToEnd).toBeLessThanOrEqual(10);
+  }
+}
+
 /** Text that would run as script or end an attribute if the page did not escape it. */
 const EVIL = '<script>alert(1)</script>"onload="alert(2)\'<img src=x onerror=alert(3)>';
 
 /**
- * A week of sixty services, each named past 60 characters with HTML in it, across the end of
- * summer time in New York: made by hand, since a scenario accepts only Cloud Run names (and
- * simulating it takes a minute). Caps move every 5 minutes, as a busy governor's would.
+ * A result made by hand: `count` services over `minutes`, named past 60 characters with HTML in
+ * them when `evil`, across the end of summer time in New York (a scenario accepts only Cloud Run
+ * names, and simulating a week of sixty services takes a minute). Caps move every 5 minutes, as a
+ * busy governor's would.
  */
-function bigResult(): SimulationResult {
-  const minutes = 7 * 1440;
-  const pool = `p-${EVIL}/us-central1/nvidia-l4/zonal`;
-  const names = Array.from(
-    { length: 60 },
-    (_, i) => `team-${String(i).padStart(2, '0')}-serving-with-a-rather-long-model-name-${EVIL}`,
+function handResult(count: number, minutes: number, evil: boolean): SimulationResult {
+  const pool = evil ? `p-${EVIL}/us-central1/nvidia-l4/zonal` : 'p/us-central1/nvidia-l4/zonal';
+  const names = Array.from({ length: count }, (_, i) =>
+    evil
+      ? `team-${String(i).padStart(2, '0')}-serving-with-a-rather-long-model-name-${EVIL}`
+      : `svc-${String(i).padStart(2, '0')}`,
   );
   const wave = (i: number, m: number) =>
     1 + Math.round(2 + 2 * Math.sin((m / 1440 + i / 60) * 2 * Math.PI));
@@ -150,7 +206,7 @@ function bigResult(): SimulationResult {
           pool,
           quota: 150,
           available: 150,
-          services: 60,
+          services: count,
           demandGpuMinutes: 1,
           refusedGpuMinutes: total,
           idleGpuMinutes: 0,
@@ -209,7 +265,7 @@ function bigResult(): SimulationResult {
     };
   };
   return {
-    label: EVIL,
+    label: evil ? EVIL : `${count} services`,
     start: '2026-10-29T00:00:00.000Z',
     timezone: 'America/New_York',
     minutes,
@@ -242,7 +298,7 @@ describe('the report in headless Chromium', () => {
     file = join(dir, 'report.html');
     await writeFile(file, html);
     big = join(dir, 'big.html');
-    const bigHtml = renderReport(bigResult(), { subtitle: EVIL, notes: [EVIL] });
+    const bigHtml = renderReport(handResult(60, 7 * 1440, true), { subtitle: EVIL, notes: [EVIL] });
     bigBytes = Buffer.byteLength(bigHtml);
     await writeFile(big, bigHtml);
     browser = await chromium.launch({
@@ -413,6 +469,7 @@ describe('the report in headless Chromium', () => {
         expect(chart.axisNames.some((n) => n === 'GPUs' || n === 'GPU-minutes')).toBe(true);
         expect(chart.labels).toContain('Tue 24 Nov');
       }
+      expectNoGap(await spacing(page));
       const shot = join(process.env.SCREENSHOT_DIR ?? dir, `simulation-report-${width}.png`);
       await page.screenshot({ path: shot, fullPage: true });
       expect((await stat(shot)).size).toBeGreaterThan(20_000);
@@ -519,6 +576,30 @@ describe('the report in headless Chromium', () => {
     expect(shown).toBe(2);
     await context.close();
   });
+
+  it.each([
+    [1, 180],
+    [3, 180],
+    [60, 180],
+    [1, 7 * 1440],
+    [3, 7 * 1440],
+    [60, 7 * 1440],
+  ])(
+    '%i services over %i minutes: no empty band between a plot, its legend and the next',
+    async (count, minutes) => {
+      // Before: each legend row was reserved 2 px more than ECharts draws, the gap after the last
+      // entry of a row counted, the last line of tick labels reserved when the ticks are days, and a
+      // label too wide for the legend put under an empty row: 20 to 34 px of nothing between the
+      // axis and the legend on a phone and under a week of sixty services.
+      const path = join(dir, `hand-${count}-${minutes}.html`);
+      await writeFile(path, renderReport(handResult(count, minutes, count === 60)));
+      for (const width of [1280, 390]) {
+        const { page } = await open(width, path);
+        expectNoGap(await spacing(page));
+        await page.close();
+      }
+    },
+  );
 
   it.each([1280, 390])(
     'sixty services over a week, named with HTML in them, at %i px: small, escaped, readable',

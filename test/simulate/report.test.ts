@@ -1,3 +1,4 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../src/core/policy.js';
 import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
@@ -271,6 +272,49 @@ describe('the legend on a phone', () => {
     for (const label of shown) expect(chart.svg).toContain(`>${label}</text>`);
     // Wide enough, the name is whole.
     expect(legendLabel(`cap ${names[0] ?? ''}`, CHART_WIDTHS.wide)).toBe(`cap ${names[0] ?? ''}`);
+  });
+});
+
+describe('the legend under a chart', () => {
+  it('is as tall as the rows ECharts lays it out in, whatever the names and the width', () => {
+    // Before: the picture reserved 2 px more than ECharts draws for each row of the legend, and a
+    // row more whenever an entry ended within the gap after it, so an empty band opened between
+    // the axis and the legend (30 px under a week of sixty services).
+    const minutes = 60;
+    const picture = (names: string[], width: number) =>
+      capsChart(
+        {
+          pool: POOL,
+          quota: 4,
+          available: 4,
+          quotaChanges: [],
+          services: names,
+          demand: new Array<number>(minutes).fill(1),
+          caps: Object.fromEntries(names.map((n) => [n, new Array<number>(minutes).fill(1)])),
+          refused: new Array<number>(minutes).fill(0),
+        },
+        { startMs: Date.parse('2026-11-24T00:00:00Z'), minutes, timezone: 'UTC', width },
+        'governor',
+      ).svg;
+    fc.assert(
+      fc.property(
+        fc.array(fc.stringMatching(/^[a-z][a-z0-9-]{0,48}$/), { minLength: 1, maxLength: 14 }),
+        fc.constantFrom(...Object.values(CHART_WIDTHS)),
+        (names, width) => {
+          const svg = picture([...new Set(names)], width);
+          const height = Number(/<svg[^>]*height="(\d+)"/.exec(svg)?.[1]);
+          // Each entry's hit area: its top 1 px above its row's origin, 12 px tall.
+          const bottoms = [
+            ...svg.matchAll(
+              /<path d="M-?[\d.]+ -1l[\d.]+ 0l0 12l[^"]*" transform="translate\([\d.]+ ([\d.]+)\)" fill="none" pointer-events="visible"[^>]*ecmeta_ssr_type="legend"/g,
+            ),
+          ].map((m) => Number(m[1]) + 11);
+          expect(bottoms.length).toBeGreaterThan(0);
+          expect(height - Math.max(...bottoms)).toBe(8);
+        },
+      ),
+      { seed: 7, numRuns: 100 },
+    );
   });
 });
 
