@@ -76,6 +76,65 @@ export const STRATEGY_COLOURS: Record<Strategy, string> = {
   'policy-evidence-oracle': '#000000',
 };
 
+/**
+ * How a line is drawn besides its colour: colour must not be the only thing that tells two
+ * series apart (WCAG 2.1 success criterion 1.4.1, "Use of Color",
+ * https://www.w3.org/WAI/WCAG21/Understanding/use-of-color.html; technique G111, "Using color and
+ * pattern", https://www.w3.org/WAI/WCAG21/Techniques/general/G111, marks each route of a map with
+ * its own shape). A reader who cannot tell the strategies' colours apart, or prints the page in
+ * grey, tells them by dash and marker, in the chart and in its legend entry alike.
+ */
+export interface LineLook {
+  /** Lengths of dash and gap in pixels, repeated; empty for a solid line. */
+  dash: readonly number[];
+  width: number;
+  /** An ECharts symbol drawn on the line every `MARKER_SPACING` pixels and in its legend entry. */
+  marker?: string;
+}
+
+/**
+ * Each strategy's dash and marker, the same in every pool's chart: no two share either. Filled
+ * markers only: a hollow one's legend icon is white inside, not the strategy's colour.
+ */
+export const STRATEGY_LOOKS: Record<Strategy, LineLook> = {
+  governor: { dash: [], width: 3, marker: 'circle' },
+  'fleet-caps': { dash: [12, 3], width: 1.5, marker: 'rect' },
+  'equal-split': { dash: [6, 3], width: 1.5, marker: 'triangle' },
+  'peak-proportional': { dash: [2, 2], width: 1.5, marker: 'diamond' },
+  'over-commit': { dash: [10, 3, 2, 3], width: 1.5, marker: 'path://M0 0H10L5 10Z' },
+  oracle: {
+    dash: [1, 3],
+    width: 1.5,
+    marker: 'path://M0 2L2 0L5 3L8 0L10 2L7 5L10 8L8 10L5 7L2 10L0 8L3 5Z',
+  },
+  'cadence-oracle': {
+    dash: [6, 2, 2, 2],
+    width: 1.5,
+    marker: 'path://M3.5 0H6.5V3.5H10V6.5H6.5V10H3.5V6.5H0V3.5H3.5Z',
+  },
+  'writes-oracle': {
+    dash: [6, 2, 2, 2, 2, 2],
+    width: 1.5,
+    marker:
+      'path://M5 0L6.23 3.3L9.76 3.45L7 5.65L7.94 9.05L5 7.1L2.06 9.05L3 5.65L0.24 3.45L3.77 3.3Z',
+  },
+  'evidence-oracle': { dash: [4, 4], width: 1.5, marker: 'path://M2.5 0H7.5L10 5L7.5 10H2.5L0 5Z' },
+  'policy-oracle': { dash: [10, 2], width: 1.5, marker: 'pin' },
+  'policy-evidence-oracle': { dash: [3, 2, 1, 2], width: 1.5, marker: 'path://M0 0H10L0 10H10Z' },
+};
+
+/** The caps chart's lines: the quota dashed, demand solid, refused demand in short dashes. */
+const CAPS_LOOKS = {
+  quota: { dash: [8, 4], width: 2 },
+  demand: { dash: [], width: 2 },
+  demandMinute: { dash: [], width: 0.6 },
+  refused: { dash: [4, 2], width: 2 },
+} as const satisfies Record<string, LineLook>;
+
+/** Pixels between two markers of a line; the lines' markers are staggered within it. */
+const MARKER_SPACING = 110;
+const MARKER_SIZE = 9;
+
 export function serviceColour(index: number): string {
   return SERVICE_COLOURS[index % SERVICE_COLOURS.length] ?? OTHER_SERVICES_COLOUR;
 }
@@ -119,10 +178,14 @@ export function capBands(series: PoolSeries): Band[] {
   ];
 }
 
-/** A series as the legend names it and the colour it is drawn in (for the page and its tests). */
+/**
+ * A series as the legend names it and how it is drawn (for the page and its tests): a band of
+ * colour, or a line of that colour with its own look.
+ */
 export interface DrawnSeries {
   name: string;
   colour: string;
+  line?: LineLook;
 }
 
 export interface Chart {
@@ -307,7 +370,13 @@ function labelWidth(text: string): number {
   return Math.ceil(width);
 }
 
-const ICON = 14;
+/**
+ * Width of a legend entry's icon: wide enough to show a line's dash on both sides of its marker,
+ * but on a phone no wider than leaves the longest strategy's name whole.
+ */
+function iconWidth(chartWidth: number): number {
+  return chartWidth > CHART_WIDTHS.phone ? 26 : 17;
+}
 const ICON_GAP = 5;
 const ITEM_GAP = 16;
 /** A legend row's height: its 12 px text, taller than the 10 px icon. */
@@ -348,7 +417,7 @@ export function legendLabel(text: string, chartWidth: number): string {
   // From the label's start to the picture's edge, against the estimate less the most it was seen
   // to err wide by (a label of 288 estimated pixels fits in 277 in Chromium): a label that fits is
   // never cut.
-  const max = (chartWidth - LEFT - ICON - ICON_GAP) / 0.95;
+  const max = (chartWidth - LEFT - iconWidth(chartWidth) - ICON_GAP) / 0.95;
   if (labelWidth(text) <= max) return text;
   const chars = [...text];
   for (let keep = chars.length - 1; keep > 2; keep--) {
@@ -375,7 +444,10 @@ function legendWidth(chartWidth: number): number {
  * picture's edge, past the legend's margin) was that wide on a phone.
  */
 function legendTextWidth(label: string, chartWidth: number): number {
-  return Math.min(labelWidth(label), legendWidth(chartWidth) - ICON - ICON_GAP - 2);
+  return Math.min(
+    labelWidth(label),
+    legendWidth(chartWidth) - iconWidth(chartWidth) - ICON_GAP - 2,
+  );
 }
 
 /** A legend entry as ECharts lays it out: where its box starts from its origin, and its width. */
@@ -384,11 +456,11 @@ interface LegendEntry {
   width: number;
 }
 
-function legendEntry(name: string, chartWidth: number): LegendEntry {
-  return {
-    left: 0,
-    width: ICON + ICON_GAP + legendTextWidth(legendLabel(name, chartWidth), chartWidth),
-  };
+function legendEntry(series: DrawnSeries, chartWidth: number): LegendEntry {
+  const text = legendTextWidth(legendLabel(series.name, chartWidth), chartWidth);
+  // A line's icon is a stroke 2 px wide along the icon's box, whose edge reaches 1 px out of it.
+  const left = series.line ? -1 : 0;
+  return { left, width: iconWidth(chartWidth) + ICON_GAP + text - left };
 }
 
 /**
@@ -398,8 +470,8 @@ function legendEntry(name: string, chartWidth: number): LegendEntry {
  * that erred wide, as one did by 2 px a row and a gap an entry, left an empty band between the
  * axis and the legend (30 px under a week of sixty services).
  */
-export function legendRows(names: readonly string[], chartWidth: number): number {
-  const entries = names.map((name) => legendEntry(name, chartWidth));
+export function legendRows(series: readonly DrawnSeries[], chartWidth: number): number {
+  const entries = series.map((d) => legendEntry(d, chartWidth));
   const max = legendWidth(chartWidth);
   let rows = 1;
   let x = 0;
@@ -433,10 +505,7 @@ function render(
   // Under the plot: the tick labels, the axis name, then the legend, placed from the plot down,
   // and the picture ends under the legend's last row.
   const legendTop = top + PLOT_HEIGHT + axisNameGap(frame) + TICK_LINE + LEGEND_MARGIN;
-  const rows = legendRows(
-    drawn.map((d) => d.name),
-    width,
-  );
+  const rows = legendRows(drawn, width);
   const height = legendTop + legendHeight(rows) + LEGEND_MARGIN;
   const chart = echarts.init(null, null, { renderer: 'svg', ssr: true, width, height });
   try {
@@ -457,15 +526,23 @@ function render(
         left: LEFT,
         top: legendTop,
         padding: 0,
-        icon: 'roundRect',
-        itemWidth: ICON,
+        itemWidth: iconWidth(width),
         itemHeight: 10,
         itemGap: ITEM_GAP,
         textStyle: { fontSize: 12 },
         formatter: (name: string) => legendLabel(name, width),
         data: drawn.map((d) => ({
           name: d.name,
-          itemStyle: { color: d.colour },
+          // A band's entry is a box of its colour; a line's is the line as drawn (ECharts' icon for
+          // a line series), with its marker, or with none: ECharts puts a circle on a line that
+          // has none, made invisible here.
+          ...(d.line ? {} : { icon: 'roundRect' }),
+          itemStyle: {
+            color: d.colour,
+            // No white edge in the legend: there the marker sits on its own line only.
+            borderWidth: 0,
+            ...(d.line && !d.line.marker ? { opacity: 0 } : {}),
+          },
           textStyle: {
             width: legendTextWidth(legendLabel(d.name, width), width),
             backgroundColor: 'transparent',
@@ -495,6 +572,41 @@ function line(name: string, colour: string, data: Point[], extra: Record<string,
   };
 }
 
+/**
+ * A line drawn as `series.line` says: its dash, its width, and its marker on the points nearest
+ * every `MARKER_SPACING` pixels, shifted by `stagger` (0 to 1) of that spacing so that lines lying
+ * on each other still show each marker.
+ */
+function styledLine(series: DrawnSeries, data: Point[], frame: TimeFrame, stagger = 0.5) {
+  const look = series.line ?? { dash: [], width: 1.5 };
+  const lineStyle = {
+    color: series.colour,
+    width: look.width,
+    type: look.dash.length > 0 ? [...look.dash] : 'solid',
+  };
+  if (!look.marker) return line(series.name, series.colour, data, { lineStyle });
+  const plot = frame.width - LEFT - RIGHT;
+  const marked = new Set<number>();
+  const endMs = frame.startMs + frame.minutes * 60_000;
+  for (let x = stagger * MARKER_SPACING; x < plot; x += MARKER_SPACING) {
+    const at = frame.startMs + (x / plot) * (endMs - frame.startMs);
+    let nearest = 0;
+    data.forEach(([t], i) => {
+      if (Math.abs(t - at) < Math.abs((data[nearest]?.[0] ?? 0) - at)) nearest = i;
+    });
+    marked.add(nearest);
+  }
+  return line(series.name, series.colour, [], {
+    lineStyle,
+    symbol: look.marker,
+    symbolSize: MARKER_SIZE,
+    showSymbol: true,
+    // A white edge parts a marker from the lines it sits on.
+    itemStyle: { color: series.colour, borderColor: '#ffffff', borderWidth: 1 },
+    data: data.map((p, i) => (marked.has(i) ? p : { value: p, symbol: 'none' })),
+  });
+}
+
 /** The governor's caps stacked per service under the quota, demand and refused demand. */
 export function capsChart(series: PoolSeries, frame: TimeFrame, refusedBy: string): Chart {
   const { startMs, minutes } = frame;
@@ -516,12 +628,15 @@ export function capsChart(series: PoolSeries, frame: TimeFrame, refusedBy: strin
   );
   const demandLabel = `demand, ${SMOOTH_MINUTES}-min mean`;
   const refusedLabel = `refused (${refusedBy}), ${SMOOTH_MINUTES}-min mean`;
-  drawn.push(
-    { name: 'quota', colour: COLOURS.quota },
-    { name: demandLabel, colour: COLOURS.demand },
-    { name: 'demand, per minute', colour: COLOURS.demandMinute },
-    { name: refusedLabel, colour: COLOURS.refused },
-  );
+  const quotaLine = { name: 'quota', colour: COLOURS.quota, line: CAPS_LOOKS.quota };
+  const demandLine = { name: demandLabel, colour: COLOURS.demand, line: CAPS_LOOKS.demand };
+  const minuteLine = {
+    name: 'demand, per minute',
+    colour: COLOURS.demandMinute,
+    line: CAPS_LOOKS.demandMinute,
+  };
+  const refusedLine = { name: refusedLabel, colour: COLOURS.refused, line: CAPS_LOOKS.refused };
+  drawn.push(quotaLine, demandLine, minuteLine, refusedLine);
   const endMs = startMs + minutes * 60_000;
   // The quota as it was minute by minute: a cut moves the line down from its minute on.
   const quota: Point[] = [[startMs, series.quota]];
@@ -537,19 +652,11 @@ export function capsChart(series: PoolSeries, frame: TimeFrame, refusedBy: strin
     yAxis: valueAxis('GPUs'),
     series: [
       ...caps,
-      line('quota', COLOURS.quota, quota, {
-        lineStyle: { color: COLOURS.quota, width: 2, type: 'dashed' },
-      }),
-      line('demand, per minute', COLOURS.demandMinute, perMinute(series.demand, startMs, most), {
-        lineStyle: { color: COLOURS.demandMinute, width: 0.6 },
-      }),
-      line(demandLabel, COLOURS.demand, bucketMeans(series.demand, startMs, SMOOTH_MINUTES), {
-        lineStyle: { color: COLOURS.demand, width: 2 },
-      }),
-      line(refusedLabel, COLOURS.refused, bucketMeans(series.refused, startMs, SMOOTH_MINUTES), {
-        // A line, not an area: an area from 0 would cover the lowest services' cap bands.
-        lineStyle: { color: COLOURS.refused, width: 2 },
-      }),
+      styledLine(quotaLine, quota, frame),
+      styledLine(minuteLine, perMinute(series.demand, startMs, most), frame),
+      styledLine(demandLine, bucketMeans(series.demand, startMs, SMOOTH_MINUTES), frame),
+      // A line, not an area: an area from 0 would cover the lowest services' cap bands.
+      styledLine(refusedLine, bucketMeans(series.refused, startMs, SMOOTH_MINUTES), frame),
     ],
   });
   return { svg, series: drawn };
@@ -565,8 +672,12 @@ export function refusedChart(
   const lines = strategies.flatMap((s) => {
     const series = s.series.find((p) => p.pool === pool);
     if (!series) return [];
-    const colour = STRATEGY_COLOURS[s.strategy];
-    drawn.push({ name: s.label, colour });
+    const drawnSeries = {
+      name: s.label,
+      colour: STRATEGY_COLOURS[s.strategy],
+      line: STRATEGY_LOOKS[s.strategy],
+    };
+    drawn.push(drawnSeries);
     let sum = 0;
     const cumulative = series.refused.map((v) => (sum += v));
     const size = Math.max(1, Math.ceil(cumulative.length / maxPoints(frame.width)));
@@ -574,15 +685,10 @@ export function refusedChart(
     for (let i = size - 1; i < cumulative.length; i += size)
       points.push([frame.startMs + (i + 1) * 60_000, cumulative[i] ?? 0]);
     points.push([frame.startMs + cumulative.length * 60_000, cumulative.at(-1) ?? 0]);
-    return [
-      line(s.label, colour, points, {
-        lineStyle: {
-          color: colour,
-          width: s.strategy === 'governor' ? 3 : 1.5,
-          type: s.strategy.endsWith('oracle') ? 'dashed' : 'solid',
-        },
-      }),
-    ];
+    // Staggered by the strategy's place among all, so the same in every pool.
+    const order = Object.keys(STRATEGY_LOOKS);
+    const stagger = (order.indexOf(s.strategy) + 0.5) / order.length;
+    return [styledLine(drawnSeries, points, frame, stagger)];
   });
   const svg = render('Refused GPU-minutes so far, by strategy', frame, drawn, {
     yAxis: valueAxis('GPU-minutes'),

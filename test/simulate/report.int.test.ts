@@ -63,11 +63,27 @@ async function textBoxes(page: Page): Promise<Box[]> {
   });
 }
 
+/** A legend entry as drawn: its series, its colour, its line's dash and its marker's shape. */
+interface Icon {
+  series: number;
+  colour: string;
+  /** The icon's line's `stroke-dasharray`, for a line; null for a solid one or a band's box. */
+  dash: string | null;
+  line: boolean;
+  /** The marker's path, and its outline sampled along it within its own box (0 to 1). */
+  markerPath: string | null;
+  marker: number[] | null;
+}
+
 interface LegendCheck {
+  kind: string;
   names: string[];
   declared: { name: string; colour: string }[];
-  icons: { series: number; fill: string }[];
-  lines: string[];
+  icons: Icon[];
+  /** Each series' line on the plot, in series order. */
+  lines: { stroke: string; dash: string | null }[];
+  /** Each series' markers on the plot: how many, and the first's outline as `Icon.marker`. */
+  markers: Record<number, { count: number; shape: number[] }>;
   legendTexts: string[];
   axisNames: string[];
   labels: string[];
@@ -89,26 +105,76 @@ async function charts(page: Page): Promise<LegendCheck[]> {
           name: string;
           colour: string;
         }[];
-        const icons = [...svg.querySelectorAll('path[ecmeta_ssr_type="legend"]')]
-          .filter((p) => {
-            const fill = p.getAttribute('fill');
-            return fill !== null && fill !== 'none' && p.getAttribute('fill-opacity') !== '0';
-          })
-          .map((p) => ({
-            series: Number(p.getAttribute('ecmeta_series_index')),
-            fill: p.getAttribute('fill') ?? '',
-          }));
+        // A path's outline, sampled at even steps along it, within its own box: the same for
+        // one shape at any size and place.
+        const outline = (p: SVGPathElement): number[] => {
+          const length = p.getTotalLength();
+          const box = p.getBBox();
+          return Array.from({ length: 16 }, (_, k) => {
+            const at = p.getPointAtLength((length * k) / 16);
+            return [(at.x - box.x) / (box.width || 1), (at.y - box.y) / (box.height || 1)];
+          }).flat();
+        };
+        // A legend entry: its icon's paths, then its text, then its hit area, which names the
+        // series. A line's icon is a straight stroke and perhaps a marker; a band's, a box.
+        const icons: {
+          series: number;
+          colour: string;
+          dash: string | null;
+          line: boolean;
+          markerPath: string | null;
+          marker: number[] | null;
+        }[] = [];
+        let parts: SVGPathElement[] = [];
+        for (const p of svg.querySelectorAll('path')) {
+          const legend = p.getAttribute('ecmeta_ssr_type') === 'legend';
+          if (p.getAttribute('pointer-events') === 'visible') {
+            if (legend) {
+              const stroke = parts.find((q) =>
+                /^M[\d.]+ [\d.]+L[\d.]+ [\d.]+$/.test(q.getAttribute('d') ?? ''),
+              );
+              const filled = parts.find(
+                (q) => q !== stroke && q.getAttribute('fill-opacity') !== '0',
+              );
+              icons.push({
+                series: Number(p.getAttribute('ecmeta_series_index')),
+                colour: stroke?.getAttribute('stroke') ?? filled?.getAttribute('fill') ?? '',
+                dash: stroke?.getAttribute('stroke-dasharray') ?? null,
+                line: stroke !== undefined,
+                markerPath: stroke && filled ? filled.getAttribute('d') : null,
+                marker: stroke && filled ? outline(filled) : null,
+              });
+              parts = [];
+            }
+            continue;
+          }
+          if (legend || p.closest('[clip-path]') === null) parts.push(p);
+          if (p.getAttribute('ecmeta_ssr_type') === 'chart') parts = [];
+        }
         // A line series is drawn as one stroked path inside the plot's clip, in series order.
         const lines = [...svg.querySelectorAll('g[clip-path] path')]
           .filter((p) => p.getAttribute('fill') === 'none' && p.getAttribute('stroke'))
-          .map((p) => p.getAttribute('stroke') ?? '');
+          .map((p) => ({
+            stroke: p.getAttribute('stroke') ?? '',
+            dash: p.getAttribute('stroke-dasharray'),
+          }));
+        const markers: Record<number, { count: number; shape: number[] }> = {};
+        for (const p of svg.querySelectorAll<SVGPathElement>('path[ecmeta_ssr_type="chart"]')) {
+          if (!(p.getAttribute('transform') ?? '').startsWith('matrix(')) continue;
+          const series = Number(p.getAttribute('ecmeta_series_index'));
+          const seen = markers[series];
+          if (seen) seen.count += 1;
+          else markers[series] = { count: 1, shape: outline(p) };
+        }
         const texts = [...svg.querySelectorAll('text')];
         const box = svg.getBoundingClientRect();
         return {
+          kind: d.closest('figure')?.getAttribute('data-chart') ?? '',
           names: declared.map((s) => s.name),
           declared,
           icons,
           lines,
+          markers,
           legendTexts: texts.map((t) => t.textContent ?? ''),
           axisNames: texts
             .filter((t) => /^time \(|^GPUs$|^GPU-minutes$/.test(t.textContent ?? ''))
@@ -120,6 +186,11 @@ async function charts(page: Page): Promise<LegendCheck[]> {
         };
       }),
   );
+}
+
+/** The most two outlines (`Icon.marker`) differ by at a sample. */
+function outlineDistance(a: readonly number[], b: readonly number[]): number {
+  return Math.max(...a.map((v, i) => Math.abs(v - (b[i] ?? Infinity))));
 }
 
 interface Spacing {
@@ -455,13 +526,36 @@ describe('the report in headless Chromium', () => {
         for (const name of chart.names) expect(chart.legendTexts).toContain(name);
         expect(chart.labels.some((t) => /^\d+\/\d+$/.test(t))).toBe(false);
         expect(chart.textRight).toBeLessThanOrEqual(chart.svgRight + TOLERANCE);
-        // Colours: the entry's icon has the declared colour, and so has its series' line.
+        // Colours: the entry's icon has the declared colour, and so has its series' line; a
+        // line's entry has its dash and its marker, as on the plot.
         expect(new Set(chart.declared.map((s) => s.colour)).size).toBe(chart.declared.length);
         expect(chart.icons).toHaveLength(chart.declared.length);
         for (const icon of chart.icons) {
-          expect(chart.lines[icon.series]).toBe(icon.fill);
+          const drawn = chart.lines[icon.series];
+          expect(drawn?.stroke).toBe(icon.colour);
+          if (icon.line) expect(icon.dash).toBe(drawn?.dash);
+          const marks = chart.markers[icon.series];
+          if (icon.marker && marks) {
+            expect(outlineDistance(icon.marker, marks.shape)).toBeLessThan(0.15);
+          } else expect([icon.marker, marks]).toEqual([null, undefined]);
         }
-        for (const s of chart.declared) expect(chart.icons.map((i) => i.fill)).toContain(s.colour);
+        for (const s of chart.declared)
+          expect(chart.icons.map((i) => i.colour)).toContain(s.colour);
+        if (chart.kind === 'refused') {
+          // Colour is not all that tells the strategies apart (WCAG 1.4.1): each has its own
+          // dash and its own marker, on the plot and in the legend.
+          expect(chart.icons.every((i) => i.line && i.marker)).toBe(true);
+          expect(new Set(chart.icons.map((i) => i.dash)).size).toBe(chart.icons.length);
+          expect(new Set(chart.icons.map((i) => i.markerPath)).size).toBe(chart.icons.length);
+          for (const icon of chart.icons)
+            expect(chart.markers[icon.series]?.count).toBeGreaterThanOrEqual(2);
+          // Told apart by shape on the plot too, by more than a legend marker may differ from
+          // its series' markers above.
+          const shapes = Object.values(chart.markers).map((m) => m.shape);
+          for (let i = 0; i < shapes.length; i++)
+            for (let j = i + 1; j < shapes.length; j++)
+              expect(outlineDistance(shapes[i] ?? [], shapes[j] ?? [])).toBeGreaterThan(0.15);
+        }
         // Axes: units, the scenario's time zone, and a date under the first tick.
         expect(chart.axisNames.some((n) => n.startsWith('time (Europe/Berlin, UTC+01:00)'))).toBe(
           true,

@@ -12,6 +12,7 @@ import {
   offsetChanges,
   stackedSteps,
   STRATEGY_COLOURS,
+  STRATEGY_LOOKS,
 } from '../../src/simulate/report-charts.js';
 import { renderReport } from '../../src/simulate/report.js';
 import type { PoolMetrics, SimulationResult, StrategyResult } from '../../src/simulate/result.js';
@@ -200,6 +201,16 @@ describe('the strategies chart', () => {
         if (distance < 20) close.push(`${a} ${ca} ~ ${b} ${cb}: ${distance.toFixed(1)}`);
       }
     expect(close).toEqual([]);
+  });
+
+  it('draws each strategy with its own dash and marker, not by colour alone', () => {
+    // Before: nine strategies in two dash styles (solid, and dashed for every oracle) and no
+    // marker, so only colour told the static split from over-commit, or one oracle from another.
+    const looks = Object.keys(STRATEGY_LABELS).map((s) => STRATEGY_LOOKS[s as Strategy]);
+    expect(new Set(looks.map((l) => l.dash.join(','))).size).toBe(looks.length);
+    expect(new Set(looks.map((l) => l.marker)).size).toBe(looks.length);
+    // Filled markers: a hollow one ('emptyCircle') shows white in the legend, not its colour.
+    for (const look of looks) expect(look.marker).toMatch(/^(?!empty)\w+$|^path:\/\//);
   });
 });
 
