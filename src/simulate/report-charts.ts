@@ -132,7 +132,7 @@ const CAPS_LOOKS = {
 } as const satisfies Record<string, LineLook>;
 
 /** Pixels between two markers of a line; the lines' markers are staggered within it. */
-const MARKER_SPACING = 110;
+const MARKER_SPACING = 180;
 const MARKER_SIZE = 9;
 
 export function serviceColour(index: number): string {
@@ -191,6 +191,8 @@ export interface DrawnSeries {
 export interface Chart {
   svg: string;
   series: DrawnSeries[];
+  /** What the picture at this width draws otherwise than the others, for its text alternative. */
+  note?: string;
 }
 
 export interface TimeFrame {
@@ -216,9 +218,28 @@ export function bucketMeans(values: readonly number[], startMs: number, size: nu
   return out;
 }
 
+/**
+ * The most of each bucket of `size` minutes, stamped at its minute (the first, on a tie).
+ */
+export function bucketPeaks(values: readonly number[], startMs: number, size: number): Point[] {
+  const out: Point[] = [];
+  for (let i = 0; i < values.length; i += size) {
+    const end = Math.min(values.length, i + size);
+    let at = i;
+    for (let j = i + 1; j < end; j++) if ((values[j] ?? 0) > (values[at] ?? 0)) at = j;
+    out.push([startMs + at * 60_000, values[at] ?? 0]);
+  }
+  return out;
+}
+
+/** Minutes a point of a series of `minutes` stands for when it has at most `most` points. */
+function bucketMinutes(minutes: number, most: number): number {
+  return Math.max(1, Math.ceil(minutes / most));
+}
+
 /** Per-minute values as points, averaged into buckets when there are more than `most`. */
 function perMinute(values: readonly number[], startMs: number, most: number): Point[] {
-  const size = Math.max(1, Math.ceil(values.length / most));
+  const size = bucketMinutes(values.length, most);
   if (size === 1) return values.map((v, i) => [startMs + i * 60_000, v]);
   return bucketMeans(values, startMs, size);
 }
@@ -537,12 +558,7 @@ function render(
           // a line series), with its marker, or with none: ECharts puts a circle on a line that
           // has none, made invisible here.
           ...(d.line ? {} : { icon: 'roundRect' }),
-          itemStyle: {
-            color: d.colour,
-            // No white edge in the legend: there the marker sits on its own line only.
-            borderWidth: 0,
-            ...(d.line && !d.line.marker ? { opacity: 0 } : {}),
-          },
+          itemStyle: { color: d.colour, ...(d.line && !d.line.marker ? { opacity: 0 } : {}) },
           textStyle: {
             width: legendTextWidth(legendLabel(d.name, width), width),
             backgroundColor: 'transparent',
@@ -601,8 +617,7 @@ function styledLine(series: DrawnSeries, data: Point[], frame: TimeFrame, stagge
     symbol: look.marker,
     symbolSize: MARKER_SIZE,
     showSymbol: true,
-    // A white edge parts a marker from the lines it sits on.
-    itemStyle: { color: series.colour, borderColor: '#ffffff', borderWidth: 1 },
+    itemStyle: { color: series.colour },
     data: data.map((p, i) => (marked.has(i) ? p : { value: p, symbol: 'none' })),
   });
 }
@@ -630,8 +645,12 @@ export function capsChart(series: PoolSeries, frame: TimeFrame, refusedBy: strin
   const refusedLabel = `refused (${refusedBy}), ${SMOOTH_MINUTES}-min mean`;
   const quotaLine = { name: 'quota', colour: COLOURS.quota, line: CAPS_LOOKS.quota };
   const demandLine = { name: demandLabel, colour: COLOURS.demand, line: CAPS_LOOKS.demand };
+  // Past one minute a pixel (a day on a phone, a week anywhere), the thin line is each bucket's
+  // busiest minute: a mean, as it was, flattened a minute's peak over the quota, where demand is
+  // refused, into the minutes around it.
+  const bucket = bucketMinutes(series.demand.length, most);
   const minuteLine = {
-    name: 'demand, per minute',
+    name: bucket === 1 ? 'demand, per minute' : `demand, busiest minute of each ${bucket} min`,
     colour: COLOURS.demandMinute,
     line: CAPS_LOOKS.demandMinute,
   };
@@ -653,13 +672,17 @@ export function capsChart(series: PoolSeries, frame: TimeFrame, refusedBy: strin
     series: [
       ...caps,
       styledLine(quotaLine, quota, frame),
-      styledLine(minuteLine, perMinute(series.demand, startMs, most), frame),
+      styledLine(minuteLine, bucketPeaks(series.demand, startMs, bucket), frame),
       styledLine(demandLine, bucketMeans(series.demand, startMs, SMOOTH_MINUTES), frame),
       // A line, not an area: an area from 0 would cover the lowest services' cap bands.
       styledLine(refusedLine, bucketMeans(series.refused, startMs, SMOOTH_MINUTES), frame),
     ],
   });
-  return { svg, series: drawn };
+  const note =
+    bucket === 1
+      ? 'The thin light line is demand minute by minute.'
+      : `The thin light line is the busiest minute of each ${bucket} minutes, so no peak is lost where minutes are narrower than a pixel.`;
+  return { svg, series: drawn, note };
 }
 
 /** Every strategy's refused GPU-minutes accumulated over the run. */

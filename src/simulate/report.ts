@@ -217,8 +217,11 @@ function figure(
 ): string {
   const drawn = Object.entries(CHART_WIDTHS).map(([name, width]) => {
     const chart = draw(width);
-    const series = escape(JSON.stringify(chart.series));
-    return `<div class="${name}" role="img" aria-label="${escape(describe)}" data-series="${series}">${chart.svg}</div>`;
+    const series = escape(
+      JSON.stringify(chart.series.map(({ name, colour }) => ({ name, colour }))),
+    );
+    const label = chart.note ? `${describe} ${chart.note}` : describe;
+    return `<div class="${name}" role="img" aria-label="${escape(label)}" data-series="${series}">${chart.svg}</div>`;
   });
   return `<figure class="chart" data-chart="${kind}" data-pool="${escape(pool)}" data-points="${points}">${drawn.join('')}
 <details><summary>The chart’s numbers</summary>${numbers}</details></figure>`;
@@ -400,7 +403,7 @@ function headline(result: SimulationResult): string {
 }
 
 const HOW_TO_READ = `<section id="how-to-read"><h2>How to read this page</h2>
-<p>Every strategy is played minute by minute against the same demand, in the same pools, with the same instance start-up time and idle tail. A service’s <b>demand</b> is the instances it would run with no cap, in GPUs. Demand is <b>refused</b> when it is above the service’s cap, or when the pool has no free GPU for a new instance. Lines marked “${SMOOTH_MINUTES}-min mean” are averaged over ${SMOOTH_MINUTES} minutes so the level can be read; the thin light line is demand minute by minute.</p>
+<p>Every strategy is played minute by minute against the same demand, in the same pools, with the same instance start-up time and idle tail. A service’s <b>demand</b> is the instances it would run with no cap, in GPUs. Demand is <b>refused</b> when it is above the service’s cap, or when the pool has no free GPU for a new instance. Lines marked “${SMOOTH_MINUTES}-min mean” are averaged over ${SMOOTH_MINUTES} minutes so the level can be read; the thin light line is demand minute by minute or, where a chart has more minutes than pixels, the busiest minute of each few, so that no peak is lost.</p>
 <dl class="strategies">
 <dt>governor</dt><dd>The policy, planned and applied by the real code every tick on lagged Monitoring data.</dd>
 <dt>fleet’s static caps</dt><dd>The max instances the services run with today, never changed. They may sum above the quota.</dd>

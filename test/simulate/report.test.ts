@@ -5,6 +5,7 @@ import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
 import { benchPolicy, TRACE_DIR } from '../../src/simulate/scenarios.js';
 import { simulate } from '../../src/simulate/simulate.js';
 import {
+  bucketPeaks,
   capBands,
   capsChart,
   CHART_WIDTHS,
@@ -283,6 +284,18 @@ describe('the legend on a phone', () => {
     for (const label of shown) expect(chart.svg).toContain(`>${label}</text>`);
     // Wide enough, the name is whole.
     expect(legendLabel(`cap ${names[0] ?? ''}`, CHART_WIDTHS.wide)).toBe(`cap ${names[0] ?? ''}`);
+  });
+});
+
+describe('the per-minute demand line past a minute a pixel', () => {
+  it('keeps the busiest minute of each bucket, where it was', () => {
+    // Before: bucket means; a minute of 9 among nine of 1 was drawn as 1.8.
+    const values = [1, 1, 9, 1, 1, 1, 1, 1, 1, 1, 2, 3, 3];
+    expect(bucketPeaks(values, 0, 10)).toEqual([
+      [2 * 60_000, 9],
+      [11 * 60_000, 3],
+    ]);
+    expect(bucketPeaks(values, 0, 1)).toEqual(values.map((v, m) => [m * 60_000, v]));
   });
 });
 
