@@ -2,7 +2,16 @@ import { z } from 'zod';
 
 const UNIT_MS = { ms: 1, s: 1_000, m: 60_000, h: 3_600_000, d: 86_400_000 } as const;
 const PART = /(\d+)(ms|s|m|h|d)/g;
-const WHOLE = /^(\d+(ms|s|m|h|d))+$/;
+/** Digits and a unit, repeated: what a duration looks like before the order of its units counts. */
+const PARTS = /^(\d+(ms|s|m|h|d))+$/;
+
+/**
+ * A duration: each unit at most once, largest first (d, h, m, s, ms), so `1h30m` but never
+ * `1h1h` or `30m1h`, which in a policy are typos. Written without lookahead so that Terraform's
+ * RE2 takes the same pattern (terraform/organization/variables.tf checks `cache_ttl` with it).
+ */
+export const DURATION_PATTERN =
+  /^[0-9]+(d([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?|h([0-9]+m)?([0-9]+s)?([0-9]+ms)?|m([0-9]+s)?([0-9]+ms)?|s([0-9]+ms)?|ms)$/;
 
 /**
  * The longest duration any setting takes (366 days): beyond it a window or a delay is a typo, and
@@ -19,18 +28,23 @@ export const Duration = z
         ? `expected a duration with its unit, such as "${issue.input}m" or "${issue.input}s", not the number ${issue.input}`
         : undefined,
   })
-  .regex(WHOLE, 'expected a duration such as "90s", "15m" or "1h30m"')
-  .refine((text) => !WHOLE.test(text) || durationMs(text) <= MAX_DURATION_MS, {
+  .regex(DURATION_PATTERN, {
+    error: (issue) =>
+      typeof issue.input === 'string' && PARTS.test(issue.input)
+        ? `${JSON.stringify(issue.input)}: each unit once, largest first, e.g. "1h30m"`
+        : 'expected a duration such as "90s", "15m" or "1h30m"',
+  })
+  .refine((text) => !DURATION_PATTERN.test(text) || durationMs(text) <= MAX_DURATION_MS, {
     message: 'expected at most 366d',
   })
   .describe(
-    'A duration: digits and a unit (ms, s, m, h, d), e.g. "90s", "15m", "1h30m"; at most 366d.',
+    'A duration: digits and a unit (d, h, m, s, ms), each unit at most once and largest first, e.g. "90s", "15m", "1h30m"; at most 366d.',
   );
 export type Duration = z.infer<typeof Duration>;
 
 /** Milliseconds in a duration string already checked by `Duration`. */
 export function durationMs(text: string): number {
-  if (!WHOLE.test(text)) throw new RangeError(`not a duration: ${JSON.stringify(text)}`);
+  if (!DURATION_PATTERN.test(text)) throw new RangeError(`not a duration: ${JSON.stringify(text)}`);
   let total = 0;
   for (const m of text.matchAll(PART)) {
     total += Number(m[1]) * UNIT_MS[m[2] as keyof typeof UNIT_MS];

@@ -90,8 +90,8 @@ variable "discovery" {
 
   # The policy's duration format (src/core/duration.ts): caught here rather than by every run.
   validation {
-    condition     = can(regex("^([0-9]+(ms|s|m|h|d))+$", var.discovery.cache_ttl))
-    error_message = "discovery.cache_ttl must be a duration such as \"1h\", \"15m\" or \"1h30m\"."
+    condition     = can(regex("^[0-9]+(d([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?|h([0-9]+m)?([0-9]+s)?([0-9]+ms)?|m([0-9]+s)?([0-9]+ms)?|s([0-9]+ms)?|ms)$", var.discovery.cache_ttl))
+    error_message = "discovery.cache_ttl must be a duration such as \"1h\", \"15m\" or \"1h30m\": each unit (d, h, m, s, ms) once, largest first."
   }
 }
 

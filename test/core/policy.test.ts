@@ -144,6 +144,26 @@ describe('policy', () => {
     }
   });
 
+  it('takes each unit of a duration once, largest first: anything else is a typo', () => {
+    const withLookback = (lookback: string) => ({
+      version: 1,
+      projects: ['p'],
+      defaults: { lookback },
+      services: [{ match: {} }],
+    });
+    for (const typo of ['1h1h', '30m1h', '1m1m1m', '30s1m', '1ms1s', '1d1d']) {
+      expect(faultsOf(withLookback(typo)), typo).toEqual([
+        `defaults.lookback: ${JSON.stringify(typo)}: each unit once, largest first, e.g. "1h30m"`,
+      ]);
+    }
+    expect(faultsOf(withLookback('1 hour'))).toEqual([
+      'defaults.lookback: expected a duration such as "90s", "15m" or "1h30m"',
+    ]);
+    for (const lookback of ['1h30m', '1d2h3m4s5ms', '1h1ms', '10m', '600s', '1d']) {
+      expect(() => parsePolicy(withLookback(lookback)), lookback).not.toThrow();
+    }
+  });
+
   it('rejects wrong types and unknown keys anywhere with their path', () => {
     const faults = faultsOf({
       version: 2,

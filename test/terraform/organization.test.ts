@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import addFormats from 'ajv-formats';
 import { beforeAll, describe, expect, it } from 'vitest';
+import { DURATION_PATTERN } from '../../src/core/duration.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { LEASE_MARGIN_MS } from '../../src/reconcile/reconcile.js';
 import { block, isBody, loadConfig, resource, type Body, type Config } from './hcl.js';
@@ -472,8 +473,13 @@ describe('the variables', () => {
       .map((v) => String(v['condition']))
       .find((c) => c.includes('cache_ttl'));
     expect(condition).toBeDefined();
+    // One pattern: the policy's own, which Terraform's RE2 takes as it is.
+    expect(patternOf(org, 'discovery')).toBe(DURATION_PATTERN.source);
     const re = new RegExp(patternOf(org, 'discovery'));
-    for (const ttl of ['1h', '15m', '90s', '1h30m', '2d', '1 hour', '60', 'h', '']) {
+    for (const ttl of [
+      ...['1h', '15m', '90s', '1h30m', '2d', '1ms', '1m1ms', '1d2h3m4s5ms'],
+      ...['1 hour', '60', 'h', '', '1h1h', '30m1h', '1ms1s', 'ms'],
+    ]) {
       let accepted = true;
       try {
         parsePolicy({
