@@ -40,13 +40,14 @@
  * 1.3 MB for 300): one over {@link MAX_RUN_INLINE_BYTES} of JSON is stored the same way, beside
  * the fields that rank and prune it, and refused the same way when still too large; so is the
  * organisation's discovery (about 65 bytes a project). Every other document holds one alert, one
- * lease or one count, each bounded: an outbox entry's alert is at most MAX_OUTBOX_ENTRY_BYTES of
- * JSON (ports/state.ts, refused beyond before anything is written; the run fits its events to it,
- * core/alert.ts fitAlert), with room left for the document's name and other fields. A commit is bounded by its request size, 10 MiB, not by a count
- * of writes (the same page lists no such count any more; older copies said 500): adding to the
- * outbox writes every event of a run in one transaction, about 0.8 KB each, so a run stays far
- * below it at the default of 50 changes and comes near it only with `limits.maxChangesPerRun`
- * near its maximum of 10,000 and every write failing (5,680 events were 4.6 MB).
+ * lease or one count, each bounded: an outbox entry's alert is at most MAX_ALERT_BYTES of JSON
+ * (core/alert.ts; ports/state.ts refuses more before anything is written; the run fits its events
+ * to it, core/alert.ts fitAlert), with room left for the document's name and other fields. A
+ * commit is bounded by its request size, 10 MiB, not by a count of writes (the same page lists
+ * no such count any more; older copies said 500): adding to the outbox writes every event of a run
+ * in one transaction, about 0.8 KB each, so a run stays far below it at the default of 50 changes
+ * and comes near it only with `limits.maxChangesPerRun` near its maximum of 10,000 and every write
+ * failing (5,680 events were 4.6 MB).
  *
  * Time bounds: every call is bounded by `timeoutMs`, after which it fails with UnavailableError.
  * The client's own retries cannot be relied on for this: against a server that refuses

@@ -73,6 +73,23 @@ export function alertBytes(a: Alert): number {
   return utf8Length(JSON.stringify(a));
 }
 
+/** How many items a list of an alert's details kept when it was cut, of how many it had. */
+export const ListCut = z.object({ kept: z.number(), of: z.number() });
+export type ListCut = z.infer<typeof ListCut>;
+
+/** Per list cut, by its key in the details: `details.truncated` of a fitted alert. */
+const Truncated = z.record(z.string(), ListCut);
+
+/** An alert fitted by {@link fitAlert}, and what was cut of it. */
+export interface FittedAlert {
+  alert: Alert;
+  /**
+   * `alert.details.truncated`: per list cut, how many items it kept of how many; null when the
+   * alert is returned as it was given (it fits, or has no list left to cut).
+   */
+  truncated: Record<string, ListCut> | null;
+}
+
 /**
  * `a` within `maxBytes` of JSON. The lists of its `details` grow with the fleet (a pool's
  * `writes`, `skipped` or `changes`: about 150 bytes a service, so 7,000 services of one pool
@@ -81,25 +98,23 @@ export function alertBytes(a: Alert): number {
  * counts them all, is left whole, and so is everything else; an alert that still does not fit
  * (no list left to cut) is returned as it is, for the store to refuse in one line.
  */
-export function fitAlert(a: Alert, maxBytes: number = MAX_ALERT_BYTES): Alert {
-  if (alertBytes(a) <= maxBytes) return a;
+export function fitAlert(a: Alert, maxBytes: number = MAX_ALERT_BYTES): FittedAlert {
+  const asItIs = { alert: a, truncated: null };
+  if (alertBytes(a) <= maxBytes) return asItIs;
   const details: Record<string, unknown> = { ...a.details };
   // An alert fitted before (a planned event, settled since) keeps the counts it had.
-  const before = a.details['truncated'];
-  const truncated: Record<string, { kept: number; of: number }> =
-    typeof before === 'object' && before !== null && !Array.isArray(before)
-      ? { ...(before as Record<string, { kept: number; of: number }>) }
-      : {};
+  const truncated: Record<string, ListCut> = Truncated.safeParse(a.details['truncated']).data ?? {};
   const fitted = () => ({ ...a, details: { ...details, truncated } });
   for (;;) {
-    const excess = alertBytes(fitted()) - maxBytes;
-    if (excess <= 0) return fitted();
+    const alert = fitted();
+    const excess = alertBytes(alert) - maxBytes;
+    if (excess <= 0) return { alert, truncated };
     const lists = Object.entries(details)
       .filter((e): e is [string, unknown[]] => Array.isArray(e[1]) && e[1].length > 0)
       .map(([key, items]) => ({ key, items, bytes: utf8Length(JSON.stringify(items)) }))
       .sort((x, y) => y.bytes - x.bytes);
     const longest = lists[0];
-    if (longest === undefined) return a;
+    if (longest === undefined) return asItIs;
     // Drop from the end the fewest items whose JSON (and a comma each) covers the excess, and a
     // few more bytes for the count in `truncated`, which grows as they go.
     let freed = 0;

@@ -513,15 +513,9 @@ export function addToOutbox(
 }
 
 /**
- * The most bytes of JSON one outbox entry's alert may have, in every store: what one Firestore
- * document keeps (core/alert.ts MAX_ALERT_BYTES, which the run fits its events to).
- */
-export const MAX_OUTBOX_ENTRY_BYTES = MAX_ALERT_BYTES;
-
-/**
  * Checks outbox entries before they are stored, so a bad one fails the caller: one that is not an
- * entry (RangeError), one over MAX_OUTBOX_ENTRY_BYTES (StateTooLargeError, naming it). Nothing of
- * the call is written then. Every store refuses the same entries, so that what a run stores in
+ * entry (RangeError), one over MAX_ALERT_BYTES of core/alert.ts (StateTooLargeError, naming it).
+ * Nothing of the call is written then. Every store refuses the same entries, so that what a run stores in
  * one it could store in another.
  */
 export function checkOutboxEntries(entries: readonly OutboxEntry[]): OutboxEntry[] {
@@ -532,10 +526,10 @@ export function checkOutboxEntries(entries: readonly OutboxEntry[]): OutboxEntry
     }
     const { alert } = parsed.data;
     const bytes = alertBytes(alert);
-    if (bytes > MAX_OUTBOX_ENTRY_BYTES) {
+    if (bytes > MAX_ALERT_BYTES) {
       const n = (x: number) => x.toLocaleString('en-US');
       throw new StateTooLargeError(
-        `the ${alert.type} ${alert.status === 'event' ? 'event' : 'alert'} ${cutText(alert.id, 200)} is ${n(bytes)} bytes as JSON, over the ${n(MAX_OUTBOX_ENTRY_BYTES)} bytes one outbox entry may hold; nothing of it was stored`,
+        `the ${alert.type} ${alert.status === 'event' ? 'event' : 'alert'} ${cutText(alert.id, 200)} is ${n(bytes)} bytes as JSON, over the ${n(MAX_ALERT_BYTES)} bytes one outbox entry may hold; nothing of it was stored`,
       );
     }
     return parsed.data;

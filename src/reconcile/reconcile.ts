@@ -804,11 +804,9 @@ async function prepareOutbox(
  * their own line (act.ts), and its summary counts them all.
  */
 function entry(run: Run, alert: Alert, state: OutboxEntry['state']): OutboxEntry {
-  const fitted = fitAlert(alert);
-  if (fitted !== alert) {
-    const cut = Object.entries(
-      fitted.details['truncated'] as Record<string, { kept: number; of: number }>,
-    )
+  const { alert: fitted, truncated } = fitAlert(alert);
+  if (truncated !== null) {
+    const cut = Object.entries(truncated)
       .map(([key, t]) => `${key}: ${t.kept} of ${t.of}`)
       .join(', ');
     run.deps.log.log(

@@ -25,45 +25,50 @@ const applied = (writes: number, skipped: number): Alert =>
 describe('fitAlert', () => {
   it('returns an alert that fits as it is', () => {
     const a = applied(3, 1);
-    expect(fitAlert(a, alertBytes(a))).toBe(a);
+    expect(fitAlert(a, alertBytes(a))).toEqual({ alert: a, truncated: null });
+    expect(fitAlert(a, alertBytes(a)).alert).toBe(a);
   });
 
   it('cuts the longest list from its end, then the next, and says how many it kept of how many', () => {
     const a = applied(1_000, 200);
     const max = alertBytes(a) - 20_000;
-    const fitted = fitAlert(a, max);
+    const { alert: fitted, truncated } = fitAlert(a, max);
     expect(alertBytes(fitted)).toBeLessThanOrEqual(max);
     const writes = fitted.details['writes'] as unknown[];
     expect(writes).toEqual((a.details['writes'] as unknown[]).slice(0, writes.length));
-    expect(fitted.details['truncated']).toEqual({ writes: { kept: writes.length, of: 1_000 } });
+    expect(truncated).toEqual({ writes: { kept: writes.length, of: 1_000 } });
+    expect(fitted.details['truncated']).toEqual(truncated);
     // Nothing else changed; the summary still counts all.
     expect({ ...fitted, details: { ...fitted.details, writes: [], truncated: null } }).toEqual({
       ...a,
       details: { ...a.details, writes: [], truncated: null },
     });
     // Very little room: the longest goes whole, then the next as much as it must.
-    const tiny = fitAlert(a, 1_000);
+    const { alert: tiny, truncated: cut } = fitAlert(a, 1_000);
     expect(alertBytes(tiny)).toBeLessThanOrEqual(1_000);
     expect((tiny.details['skipped'] as unknown[]).length).toBeLessThan(200);
-    expect(tiny.details['truncated']).toEqual({
+    expect(cut).toEqual({
       writes: { kept: 0, of: 1_000 },
       skipped: { kept: (tiny.details['skipped'] as unknown[]).length, of: 200 },
     });
+    expect(tiny.details['truncated']).toEqual(cut);
   });
 
   it('fitted again (a planned event settled), keeps the counts of the first cut', () => {
     const a = applied(1_000, 0);
-    const once = fitAlert(a, alertBytes(a) - 10_000);
+    const once = fitAlert(a, alertBytes(a) - 10_000).alert;
     const grown = { ...once, details: { ...once.details, outcome: 'x'.repeat(5_000) } };
-    const twice = fitAlert(grown, alertBytes(a) - 10_000);
-    expect(twice.details['truncated']).toEqual({
+    const { alert: twice, truncated } = fitAlert(grown, alertBytes(a) - 10_000);
+    expect(truncated).toEqual({
       writes: { kept: (twice.details['writes'] as unknown[]).length, of: 1_000 },
     });
+    expect(twice.details['truncated']).toEqual(truncated);
   });
 
   it('leaves an alert with no list to cut as it is, for the store to refuse', () => {
     const a = { ...applied(0, 0), summary: 'x'.repeat(5_000) };
-    expect(fitAlert(a, 1_000)).toBe(a);
+    expect(fitAlert(a, 1_000)).toEqual({ alert: a, truncated: null });
+    expect(fitAlert(a, 1_000).alert).toBe(a);
   });
 
   it('counts bytes as UTF-8', () => {

@@ -7,6 +7,7 @@ import { randomUUID } from 'node:crypto';
 
 import { describe, expect, it } from 'vitest';
 
+import { MAX_ALERT_BYTES } from '../../src/core/alert.js';
 import { makeAlert } from '../../src/core/conditions.js';
 import { decideNotifications } from '../../src/core/notify.js';
 import type { ConditionState } from '../../src/core/notify.js';
@@ -15,7 +16,6 @@ import {
   LeaseCorruptError,
   StateCorruptError,
   StateTooLargeError,
-  MAX_OUTBOX_ENTRY_BYTES,
   MAX_RUN_ERROR_LENGTH,
   type OutboxEntry,
   type RunRecord,
@@ -473,7 +473,7 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       ]);
     });
 
-    it('refuses an entry over MAX_OUTBOX_ENTRY_BYTES in one line naming it; nothing of the call is written', async () => {
+    it('refuses an entry over MAX_ALERT_BYTES in one line naming it; nothing of the call is written', async () => {
       // Firestore keeps an entry in one document of at most 1 MiB
       // (https://cloud.google.com/firestore/quotas): every store refuses what one could not keep.
       const store = open();
@@ -492,7 +492,7 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
         },
       };
       const bytes = Buffer.byteLength(JSON.stringify(big.alert));
-      expect(bytes).toBeGreaterThan(MAX_OUTBOX_ENTRY_BYTES);
+      expect(bytes).toBeGreaterThan(MAX_ALERT_BYTES);
       const error = await store.putOutbox(project, [outboxEntry(3), big]).then(
         () => null,
         (e: unknown) => e,
@@ -501,7 +501,7 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       const message = (error as Error).message;
       expect(message).not.toContain('\n');
       expect(message).toBe(
-        `the rebalance.applied event ${big.alert.id} is ${bytes.toLocaleString('en-US')} bytes as JSON, over the ${MAX_OUTBOX_ENTRY_BYTES.toLocaleString('en-US')} bytes one outbox entry may hold; nothing of it was stored`,
+        `the rebalance.applied event ${big.alert.id} is ${bytes.toLocaleString('en-US')} bytes as JSON, over the ${MAX_ALERT_BYTES.toLocaleString('en-US')} bytes one outbox entry may hold; nothing of it was stored`,
       );
       expect(await store.listOutbox(project)).toEqual({ entries: [outboxEntry(1)], dropped: 0 });
     });

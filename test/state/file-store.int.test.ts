@@ -12,9 +12,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { UnavailableError, UpstreamError } from '../../src/errors.js';
 import { createFileStateStore, DEFAULT_STATE_DIR } from '../../src/adapters/file-store.js';
+import { MAX_ALERT_BYTES } from '../../src/core/alert.js';
 import { makeAlert } from '../../src/core/conditions.js';
 import {
-  MAX_OUTBOX_ENTRY_BYTES,
   StateCorruptError,
   StateTooLargeError,
   type OutboxEntry,
@@ -285,7 +285,7 @@ describe('file store: on disk', () => {
   });
 
   it('never writes a state file over the 64 MiB it reads: refused, naming it; the file as it was stays', async () => {
-    // An outbox of 500 entries of up to MAX_OUTBOX_ENTRY_BYTES each could reach 500 MB. Before,
+    // An outbox of 500 entries of up to MAX_ALERT_BYTES each could reach 500 MB. Before,
     // the store wrote it, then refused it as corrupt at every later read: the project stopped.
     const big = createFileStateStore({ dir, outboxLimit: 500 });
     const project = freshProject();
@@ -299,7 +299,7 @@ describe('file store: on disk', () => {
           status: 'event',
           severity: 'INFO',
           summary: `entry ${n}`,
-          details: { note: 'x'.repeat(MAX_OUTBOX_ENTRY_BYTES - 1_000) },
+          details: { note: 'x'.repeat(MAX_ALERT_BYTES - 1_000) },
         },
       );
       return { alert, state: 'ready', storedAt: '2026-11-27T10:00:00.000Z' };
