@@ -172,7 +172,10 @@ export const RuntimeOptions = RuntimeEnv.transform((env) => ({
   maxDeliveryAttempts: env.GOVERNOR_MAX_DELIVERY_ATTEMPTS ?? null,
   /** `HOST:PORT` of the emulator for the Cloud Run, Monitoring and Quotas clients; null: Google. */
   emulatorHost: env.GOVERNOR_EMULATOR_HOST ?? null,
-  /** The emulator's admin URL, whose virtual clock is the run's time; null: the wall clock. */
+  /**
+   * The emulator's admin URL, whose virtual clock is the run's time; null: the wall clock, or,
+   * beside `emulatorHost`, no clock at all (adapters/clock.ts refuses it).
+   */
   emulatorAdmin: env.GOVERNOR_EMULATOR_ADMIN ?? null,
   /** `HOST:PORT` of a Pub/Sub emulator for the alert sink; null: Google. */
   pubsubEmulatorHost: env.PUBSUB_EMULATOR_HOST ?? null,

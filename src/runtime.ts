@@ -16,6 +16,7 @@ import type { Policy } from './core/policy.js';
 import type { Logger } from './log.js';
 import type {
   AssetSearchPort,
+  Clock,
   DiscoveryCache,
   DiscoveryCacheStore,
   StateStore,
@@ -65,7 +66,10 @@ export async function createRuntime(
   let ports: GooglePorts | null = null;
   let sink: PubSubAlertSink | null = null;
   let quotaRequests: QuotaPreferenceAdapter | undefined;
+  let now: Clock;
   try {
+    // First: a clock that cannot be had (the emulator without its admin URL) opens no client.
+    now = createClock(options);
     ports = await loadGooglePorts(options);
     sink = policy.alerts.topic
       ? await loadPubSubAlertSink({
@@ -89,7 +93,7 @@ export async function createRuntime(
     store,
     sink: built.sink,
     log,
-    now: createClock(options),
+    now,
     ...(built.quotaRequests ? { quotaRequests: built.quotaRequests } : {}),
     close: async () => {
       await Promise.all([

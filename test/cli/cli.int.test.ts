@@ -1,5 +1,6 @@
 import { execFile, spawn, spawnSync } from 'node:child_process';
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -384,7 +385,7 @@ describe('governor CLI', () => {
     ['plan', true],
   ])(
     '%s against an emulator that has stopped (admin URL too: %s): one short line saying so, exit 1',
-    async (command, withAdmin) => {
+    async (command, adminGone) => {
       // Ports nothing listens on: the emulator was stopped, or started again elsewhere.
       const closed = async () => {
         const server = createServer();
@@ -400,16 +401,25 @@ describe('governor CLI', () => {
         METADATA_SERVER_DETECTION: 'none',
         GOVERNOR_EMULATOR_HOST: host,
         PUBSUB_EMULATOR_HOST: host,
-        GOVERNOR_STATE_DIR: join(tmp, `gone-${command}-${String(withAdmin)}`),
+        GOVERNOR_STATE_DIR: join(tmp, `gone-${command}-${String(adminGone)}`),
       };
-      delete env.GOVERNOR_EMULATOR_ADMIN;
-      if (withAdmin) env.GOVERNOR_EMULATOR_ADMIN = `http://${await closed()}`;
+      // The admin URL gone too, or still answering the time: then the gRPC host is what fails.
+      const clock = createHttpServer((_req, res) => {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ now: '2026-11-27T06:00:00.000Z' }));
+      });
+      await new Promise<void>((resolve) => clock.listen(0, '127.0.0.1', resolve));
+      env.GOVERNOR_EMULATOR_ADMIN = adminGone
+        ? `http://${await closed()}`
+        : `http://127.0.0.1:${(clock.address() as AddressInfo).port}`;
       const args = ['bin/governor.js', command, '--policy', 'examples/demo-policy.yaml'];
       if (command === 'apply') args.push('--yes');
-      const r = await run(process.execPath, args, { env }).then(
-        () => ({ code: 0, stderr: '' }),
-        (e: { code: number; stderr: string }) => e,
-      );
+      const r = await run(process.execPath, args, { env })
+        .then(
+          () => ({ code: 0, stderr: '' }),
+          (e: { code: number; stderr: string }) => e,
+        )
+        .finally(() => clock.close());
       expect(r.code).toBe(1);
       const errors = r.stderr.split('\n').filter((l) => l.startsWith('error: '));
       expect(errors).toHaveLength(1);
@@ -422,6 +432,74 @@ describe('governor CLI', () => {
       expect(r.stderr).not.toContain('    at ');
     },
   );
+
+  it.each([
+    'plan',
+    'snapshot',
+    'status',
+    'check',
+    'apply --yes',
+    'restore --dry-run',
+    'replay --since 1d',
+    'status --org',
+    'quota recommend',
+  ])(
+    '%s with GOVERNOR_EMULATOR_HOST but no GOVERNOR_EMULATOR_ADMIN: one line naming the variable to export, exit 2, before any call',
+    async (line) => {
+      const command = line.split(' ');
+      // The emulator's clock is virtual (examples/fleet.yaml starts on 2026-11-27T06:00Z): on the
+      // wall clock every Monitoring window misses its points, and runs are dated a week apart.
+      // Nothing listens on the host: a call would fail with exit 1 instead.
+      const server = createServer();
+      await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
+      const host = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+      await new Promise((resolve) => server.close(resolve));
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        NO_COLOR: '1',
+        METADATA_SERVER_DETECTION: 'none',
+        GOVERNOR_EMULATOR_HOST: host,
+        PUBSUB_EMULATOR_HOST: host,
+        GOVERNOR_STATE_DIR: join(tmp, `no-admin-${command.join('')}`),
+      };
+      delete env.GOVERNOR_EMULATOR_ADMIN;
+      const r = await run(
+        process.execPath,
+        ['bin/governor.js', ...command, '--policy', 'examples/demo-policy.yaml'],
+        { env },
+      ).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(
+        "error: GOVERNOR_EMULATOR_HOST is set but GOVERNOR_EMULATOR_ADMIN is not: the governor takes its time from the emulator's virtual clock, on its admin endpoint; export GOVERNOR_EMULATOR_ADMIN as `governor emulator` prints it (or unset GOVERNOR_EMULATOR_HOST to use Google)\n",
+      );
+    },
+  );
+
+  it('with GOVERNOR_EMULATOR_HOST alone, a command that reads no time runs as before', async () => {
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      NO_COLOR: '1',
+      METADATA_SERVER_DETECTION: 'none',
+      GOVERNOR_EMULATOR_HOST: '127.0.0.1:9',
+      GOVERNOR_STATE_DIR: join(tmp, 'no-admin-at'),
+    };
+    delete env.GOVERNOR_EMULATOR_ADMIN;
+    for (const command of [
+      ['validate'],
+      // The time given: nothing is read of the emulator's clock.
+      ['quota', 'recommend', '--at', '2026-11-27T06:00:00Z'],
+    ]) {
+      const r = await run(
+        process.execPath,
+        ['bin/governor.js', ...command, '--policy', 'examples/demo-policy.yaml'],
+        { env },
+      );
+      expect(r.stderr, command.join(' ')).toBe('');
+    }
+  });
 
   it('plan refuses a project or region that is no resource name segment, exit 2, before any call', async () => {
     // Before any Google call: without credentials, a call would be exit 1 instead.
