@@ -37,7 +37,7 @@ export async function runApply(
   options: RuntimeOptions,
   restore = false,
 ): Promise<number> {
-  const policy = await loadPolicy(flags.policy, { forProjects: 'apply' });
+  const policy = await loadPolicy(flags.policy, { forProjects: restore ? 'restore' : 'apply' });
   const interactive = Boolean(process.stdin.isTTY && io.stdout.isTTY);
   const willWrite = !flags.dryRun && policy.mode === 'enforce';
   if (willWrite && !flags.yes && !interactive) {

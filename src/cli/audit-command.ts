@@ -67,7 +67,7 @@ export async function runAudit(
   io: Streams,
   options: RuntimeOptions,
 ): Promise<number> {
-  const policy = await loadPolicy(opts.policy);
+  const policy = await loadPolicy(opts.policy, { forProjects: 'audit' });
   const observation = await observeLive(policy, options);
   for (const problem of observation.problems)
     io.stderr.write(`warning: ${renderProblem(problem)}\n`);

@@ -231,7 +231,7 @@ export async function runReplay(
   await checkReportPath(flags.report, [['--policy', flags.policy]]);
   const tick = parseMinutes('--tick', flags.tick, DEFAULT_TICK_MINUTES, 1);
   const lag = parseMinutes('--lag', flags.lag, DEFAULT_LAG_MINUTES, 0);
-  const policy = await loadPolicy(flags.policy);
+  const policy = await loadPolicy(flags.policy, { forProjects: 'replay' });
   // One line and a hint without credentials, before a client fails in the background.
   await assertCredentials(options);
   const ports = createGooglePorts(options);

@@ -42,17 +42,24 @@ describe('a discovery-only policy outside the organisation entry points', () => 
     expect(r.code).toBe(0);
   });
 
-  it.each([['plan'], ['apply', '--yes'], ['check'], ['status'], ['snapshot'], ['unlock']])(
-    'governor %s refuses it with exit 2, naming projects, no stack trace',
-    async (...cmd) => {
-      const r = await governor(...cmd, '--policy', file);
-      expect(r.code).toBe(2);
-      expect(r.stderr).toContain(`cannot be used by \`governor ${cmd[0]}\``);
-      expect(r.stderr).toContain('projects: empty');
-      expect(r.stderr).toContain('discovery');
-      expect(r.stderr).not.toMatch(/\n\s+at /);
-    },
-  );
+  it.each([
+    ['plan'],
+    ['apply', '--yes'],
+    ['restore', '--yes'],
+    ['check'],
+    ['status'],
+    ['snapshot'],
+    ['unlock'],
+    ['audit'],
+    ['replay', '--since', '1d'],
+  ])('governor %s refuses it with exit 2, naming projects, no stack trace', async (...cmd) => {
+    const r = await governor(...cmd, '--policy', file);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`cannot be used by \`governor ${cmd[0]}\``);
+    expect(r.stderr).toContain('projects: empty');
+    expect(r.stderr).toContain('discovery');
+    expect(r.stderr).not.toMatch(/\n\s+at /);
+  });
 
   it('the function answers 500 misconfigured, naming projects, and runs nothing', async () => {
     const log = memoryLogger();
