@@ -7,10 +7,12 @@ import { ADMIN_ROUTES } from '../../src/emulator/admin.js';
 import { parseRuntimeOptions } from '../../src/runtime-options.js';
 
 /**
- * The documentation stands on its own: every relative link opens a file of the repository, no
- * page leans on a document or an issue a reader cannot open, every environment variable the
- * code reads is in the README's table, the README's list of commands is the command line's, and
- * every `npm run` script and emulator admin route the docs name exists, and the other way round.
+ * The documentation stands on its own: every relative link opens a file of the repository (and
+ * its `#anchor` a heading there), a section named in quotes is a heading of its page, no page
+ * leans on a document or an issue a reader cannot open, every environment variable the code
+ * reads is in the README's table, the README's list of commands is the command line's, every
+ * option written after a `governor` command is one of that command's, and every `npm run` script
+ * and emulator admin route the docs name exists, and the other way round.
  */
 
 const PAGES = [
@@ -19,6 +21,33 @@ const PAGES = [
     .filter((f) => f.endsWith('.md'))
     .map((f) => join('docs', f)),
 ];
+
+/** The pages whose links and commands are checked: the README, docs/ and the Terraform guides. */
+const GUIDES = [...PAGES, 'terraform/README.md', 'terraform/organization/README.md'];
+
+/**
+ * The anchors of a markdown page, as GitHub makes them from its headings: lower case, markup and
+ * punctuation dropped, spaces as hyphens, a repeated heading numbered from `-1`.
+ */
+function anchorsOf(text: string): Set<string> {
+  const anchors = new Set<string>();
+  const seen = new Map<string, number>();
+  let fenced = false;
+  for (const line of text.split('\n')) {
+    if (line.startsWith('```')) fenced = !fenced;
+    const m = fenced ? null : /^#{1,6}\s+(.*?)\s*$/.exec(line);
+    if (!m) continue;
+    const slug = (m[1] ?? '')
+      .replace(/\[([^\]]*)\]\([^)]*\)/g, '$1')
+      .toLowerCase()
+      .replace(/[^\p{L}\p{N}\p{M}\p{Pc} -]/gu, '')
+      .replace(/ /g, '-');
+    const n = seen.get(slug) ?? 0;
+    seen.set(slug, n + 1);
+    anchors.add(n === 0 ? slug : `${slug}-${n}`);
+  }
+  return anchors;
+}
 
 function walk(dir: string): string[] {
   return readdirSync(dir, { withFileTypes: true }).flatMap((e) =>
@@ -38,6 +67,49 @@ describe('the docs', () => {
       }
     }
     expect(broken).toEqual([]);
+  });
+
+  it('link only to headings that exist', () => {
+    const broken: string[] = [];
+    for (const page of GUIDES) {
+      const text = readFileSync(page, 'utf8');
+      for (const m of text.matchAll(/\]\(([^)#\s]*)#([^)\s]+)\)/g)) {
+        const target = m[1] ?? '';
+        if (/^[a-z]+:/.test(target)) continue;
+        const file = target === '' ? page : join(dirname(page), target);
+        if (!file.endsWith('.md') || !existsSync(file)) {
+          broken.push(`${page}: ${m[0]} (no markdown page there)`);
+          continue;
+        }
+        if (!anchorsOf(readFileSync(file, 'utf8')).has(m[2] ?? ''))
+          broken.push(`${page}: ${target}#${m[2]}`);
+      }
+    }
+    expect(broken).toEqual([]);
+  });
+
+  it('refer to sections by the names of their headings', () => {
+    // `(see "The call log")`, `([emulator.md](emulator.md), "Admin")`: a quoted section name
+    // after "see" or a link to a page must open a heading (or a bold paragraph) of that page.
+    const missing: string[] = [];
+    for (const page of GUIDES) {
+      const text = readFileSync(page, 'utf8');
+      const refs = [
+        ...[...text.matchAll(/\b[Ss]ee "([^"]+)"/g)].map((m) => ({ file: page, name: m[1] })),
+        ...[...text.matchAll(/\]\(([^)#\s]+\.md)\),? "([^"]+)"/g)].map((m) => ({
+          file: join(dirname(page), m[1] ?? ''),
+          name: m[2],
+        })),
+      ];
+      for (const { file, name } of refs) {
+        const opens = (line: string) =>
+          line.replace(/^#{1,6} /, '').startsWith(name ?? '') || line.includes(`**${name}`);
+        const lines = readFileSync(file, 'utf8').split('\n');
+        if (!lines.some((l) => (/^#{1,6} /.test(l) || l.includes('**')) && opens(l)))
+          missing.push(`${page}: "${name}" in ${file}`);
+      }
+    }
+    expect(missing).toEqual([]);
   });
 
   it('refer to the rules in the repository, not to a document or an issue outside it', () => {
@@ -108,6 +180,44 @@ describe('the docs', () => {
     const line = rules.slice(rules.indexOf('## The command line')).split('\n\n')[1] ?? '';
     const named = [...line.matchAll(/`(?:governor )?([a-z][a-z ]*)`/g)].map((m) => m[1]);
     expect(named.sort()).toEqual([...actual.keys()].sort());
+  });
+
+  it('name only options the command line has, after each `governor` command', () => {
+    const program = buildProgram(
+      { stdout: { write: () => true }, stderr: { write: () => true } },
+      parseRuntimeOptions({}),
+      () => undefined,
+    );
+    const options = new Map<string, Set<string>>();
+    const visit = (command: Command, prefix: string) => {
+      for (const sub of command.commands) {
+        const name = `${prefix}${sub.name()}`;
+        if (sub.commands.length > 0) visit(sub, `${name} `);
+        options.set(name, new Set(sub.options.map((o) => o.long ?? '')));
+      }
+    };
+    visit(program, '');
+    const unknown: string[] = [];
+    let checked = 0;
+    for (const page of GUIDES) {
+      for (const line of readFileSync(page, 'utf8').split('\n')) {
+        for (const m of line.matchAll(/\bgovernor ([a-z]+)(?: ([a-z]+))?/g)) {
+          const two = `${m[1]} ${m[2]}`;
+          const name = options.has(two) ? two : (m[1] ?? '');
+          const known = options.get(name);
+          if (!known) continue;
+          // The command's words run to the end of its code span, its comment or its line.
+          const rest = line.slice((m.index ?? 0) + m[0].length).split(/`| # /)[0] ?? '';
+          for (const f of rest.matchAll(/(?<![\w-])--[a-z][a-z-]*/g)) {
+            checked += 1;
+            if (f[0] !== '--help' && !known.has(f[0]))
+              unknown.push(`${page}: governor ${name} ${f[0]}`);
+          }
+        }
+      }
+    }
+    expect(checked).toBeGreaterThan(50);
+    expect(unknown).toEqual([]);
   });
 
   it('name only npm scripts that exist', () => {
