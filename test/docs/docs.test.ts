@@ -248,6 +248,16 @@ describe('the docs', () => {
 });
 
 describe('docs/emulator.md', () => {
+  it('names every gRPC service the emulator serves in its table of APIs', () => {
+    const source = readFileSync('src/emulator/protos.ts', 'utf8');
+    const body = /export const SERVICES = \{([\s\S]*?)\n\}/.exec(source)?.[1] ?? '';
+    const served = [...body.matchAll(/^ {2}\w+: '([\w.]+)',/gm)].map((m) => m[1] ?? '');
+    expect(served.length).toBeGreaterThan(8);
+    const page = readFileSync('docs/emulator.md', 'utf8');
+    const table = page.slice(page.indexOf('| API '), page.indexOf('Error messages quote'));
+    expect(served.filter((name) => !table.includes(`\`${name}\``))).toEqual([]);
+  });
+
   it('lists every option of startEmulator in its table, and no other', () => {
     const source = readFileSync('src/emulator/index.ts', 'utf8');
     const body = /export interface EmulatorOptions \{([\s\S]*?)\n\}/.exec(source)?.[1] ?? '';
