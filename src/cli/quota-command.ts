@@ -38,7 +38,7 @@ export async function runQuotaRecommend(
   io: Streams,
   options: RuntimeOptions,
 ): Promise<number> {
-  const policy = await loadPolicy(flags.policy);
+  const policy = await loadPolicy(flags.policy, { forProjects: 'quota recommend' });
   // Now is the runs' clock, as for `status --org`: against the emulator its virtual clock, on
   // which its runs dated their records (and their pressure ledger), else the wall clock.
   const at = flags.at ?? new Date(await createClock(options)()).toISOString();

@@ -42,20 +42,21 @@ describe('a discovery-only policy outside the organisation entry points', () => 
     expect(r.code).toBe(0);
   });
 
-  it.each([
-    ['plan'],
-    ['apply', '--yes'],
-    ['restore', '--yes'],
-    ['check'],
-    ['status'],
-    ['snapshot'],
-    ['unlock'],
-    ['audit'],
-    ['replay', '--since', '1d'],
-  ])('governor %s refuses it with exit 2, naming projects, no stack trace', async (...cmd) => {
-    const r = await governor(...cmd, '--policy', file);
+  it.each<[string, string[]]>([
+    ['plan', []],
+    ['apply', ['--yes']],
+    ['restore', ['--yes']],
+    ['check', []],
+    ['status', []],
+    ['snapshot', []],
+    ['unlock', []],
+    ['audit', []],
+    ['replay', ['--since', '1d']],
+    ['quota recommend', []],
+  ])('governor %s refuses it with exit 2, naming projects, no stack trace', async (name, args) => {
+    const r = await governor(...name.split(' '), ...args, '--policy', file);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain(`cannot be used by \`governor ${cmd[0]}\``);
+    expect(r.stderr).toContain(`cannot be used by \`governor ${name}\``);
     expect(r.stderr).toContain('projects: empty');
     expect(r.stderr).toContain('discovery');
     expect(r.stderr).not.toMatch(/\n\s+at /);
