@@ -205,8 +205,8 @@ export function poolBudget(b: BudgetInput): number | null {
  * The max instances the proto documents when neither the service nor its revision sets one
  * (`RevisionScaling.max_instance_count`: "a default value of 100"). Google's current "About
  * maximum instances" page says instead that an unset maximum is derived from the regional CPU,
- * memory and GPU quotas (https://cloud.google.com/run/docs/about-instance-autoscaling): for a GPU
- * service that is quota ÷ GPUs per instance (`unsetMaxFor`). 100 is used only when that quota is
+ * memory and GPU quotas (https://cloud.google.com/run/docs/configuring/max-instances-limits): for
+ * a GPU service that is quota ÷ GPUs per instance (`unsetMaxFor`). 100 is used only when that quota is
  * unknown; the audit tells the team to set a max either way.
  */
 export const DEFAULT_MAX_INSTANCES = 100;
