@@ -22,7 +22,9 @@ import { CloudQuotasClient } from '@google-cloud/cloudquotas';
 import type { protos } from '@google-cloud/cloudquotas';
 
 import { ConflictError, InputError, UpstreamError } from '../errors.js';
+import { preferenceNameFault } from '../core/preference-name.js';
 import type {
+  ListedPreference,
   NewQuotaPreference,
   QuotaPreferenceChange,
   QuotaPreferenceView,
@@ -30,7 +32,7 @@ import type {
 } from '../ports/index.js';
 import { clientConfig, projectFaults } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
-import { gpuQuotaId, parseQuotaValue } from './quotas.js';
+import { gpuQuotaId, isGpuQuotaId, parseQuotaValue } from './quotas.js';
 import {
   checkRetryPolicy,
   defaultRetryPolicy,
@@ -73,7 +75,7 @@ export function createQuotaPreferenceAdapter(
     async listPreferences(project) {
       checkProject(project);
       const parent = `projects/${project}/locations/global`;
-      const out: QuotaPreferenceView[] = [];
+      const out: ListedPreference[] = [];
       let pageToken = '';
       for (let page = 0; page < 1000; page++) {
         const [list, , response] = await client
@@ -82,7 +84,10 @@ export function createQuotaPreferenceAdapter(
             { ...gaxReadOptions(policy), autoPaginate: false },
           )
           .catch(fail(`listing quota preferences of ${parent}`));
-        for (const p of list) if (p.service === RUN) out.push(view(p));
+        // Only the GPU quotas are the governor's: another quota's preference (a CPU quota of
+        // Cloud Run, say) is never read, so no value of it can stop the governor's own requests.
+        for (const p of list)
+          if (p.service === RUN && isGpuQuotaId(p.quotaId ?? '')) out.push(listed(p, project));
         pageToken = response?.nextPageToken ?? '';
         if (pageToken === '') return out;
       }
@@ -172,6 +177,26 @@ function checkNew(input: NewQuotaPreference): void {
   if (!Number.isSafeInteger(input.preferredValue) || input.preferredValue < 0)
     faults.push({ path: 'preferredValue', message: `${input.preferredValue} is not a GPU count` });
   if (faults.length > 0) throw new InputError('Invalid quota preference', faults);
+}
+
+/**
+ * A listed preference of a GPU quota: read, or, when its name or a value is not what the governor
+ * can use (a granted value of -1, Google's "unlimited", or beyond 2^53), named as unreadable with
+ * the reason, so that the caller files nothing beside it and the other pools go on.
+ */
+function listed(p: Preference, project: string): ListedPreference {
+  const name = p.name ?? '';
+  const region = p.dimensions?.['region'] || null;
+  const quotaId = p.quotaId ?? '';
+  const fault = preferenceNameFault(name, project);
+  if (fault !== null)
+    return { name, quotaId, region, unreadable: `quota preference name ${fault}` };
+  try {
+    return view(p);
+  } catch (e) {
+    if (!(e instanceof UpstreamError)) throw e;
+    return { name, quotaId, region, unreadable: e.message };
+  }
 }
 
 function view(p: Preference): QuotaPreferenceView {

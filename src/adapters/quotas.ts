@@ -63,6 +63,15 @@ export function gpuQuotaId(accelerator: string, zonalRedundancy: boolean): strin
   return `${pascal}GpuAlloc${zonalRedundancy ? '' : 'NoZonalRedundancy'}PerProjectRegion`;
 }
 
+/**
+ * Whether a quota id is one {@link gpuQuotaId} gives, for some accelerator: the quotas of Cloud
+ * Run the governor reads and asks for. Any other quota of the service (its CPU or memory quotas,
+ * say) is none of the governor's business.
+ */
+export function isGpuQuotaId(quotaId: string): boolean {
+  return /^[A-Z0-9][A-Za-z0-9]{0,60}GpuAlloc(?:NoZonalRedundancy)?PerProjectRegion$/.test(quotaId);
+}
+
 export interface QuotaAdapterOptions {
   /** `HOST:PORT` of the emulator (GOVERNOR_EMULATOR_HOST); null or absent: Google. */
   emulatorHost?: string | null;

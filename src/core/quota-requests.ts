@@ -336,8 +336,12 @@ export interface QuotaCallFailure {
   call: QuotaCall;
   /** The resource the call was on: a parent or a preference name. */
   resource: string;
-  /** `denied`: PERMISSION_DENIED or UNAUTHENTICATED; `failed`: any other error. */
-  kind: 'denied' | 'failed';
+  /**
+   * `denied`: PERMISSION_DENIED or UNAUTHENTICATED; `failed`: any other error; `refused`: the
+   * governor did not make the call, or use what it read, for the reason in `error` (a value no
+   * GPU count can be, an update without the etag read): nothing was filed for the pool.
+   */
+  kind: 'denied' | 'failed' | 'refused';
   /** For a denial: what the error names, else the permission Google documents for the call. */
   permissions: string[];
   error: string;
@@ -362,7 +366,9 @@ export function quotaRequestsDegradedAlert(
   const summary =
     first.kind === 'denied'
       ? `Quota requests in ${unitLabel({ project, ...ctx })} are not filed or tracked: permission ${first.permissions.join(' and ')} denied on ${first.resource}; grant it to the governor's service account`
-      : `Quota requests in ${unitLabel({ project, ...ctx })} are not filed or tracked: the Cloud Quotas ${first.call} call on ${first.resource} failed: ${first.error}`;
+      : first.kind === 'refused'
+        ? `Quota requests in ${unitLabel({ project, ...ctx })}: nothing filed for a pool: ${first.error}`
+        : `Quota requests in ${unitLabel({ project, ...ctx })} are not filed or tracked: the Cloud Quotas ${first.call} call on ${first.resource} failed: ${first.error}`;
   return makeAlert(ctx, projectWide(ctx, project), {
     type: 'governor.degraded',
     severity: 'WARNING',

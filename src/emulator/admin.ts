@@ -7,6 +7,7 @@ import {
   DeployInput,
   EditInput,
   parse,
+  SeedQuotaPreferenceInput,
   SetDemandInput,
   SetQuotaInput,
   type EmulatorControl,
@@ -19,7 +20,7 @@ import { cutText, errorMessage } from '../errors.js';
  * The HTTP admin endpoint (JSON, 127.0.0.1 only) over the control API:
  * GET /state, /writes, /calls, /faults, /violations, /published, /metrics-written,
  * /quota-preferences; POST /advance {ms}, /demand, /quota, /deploy, /edit, /faults, /invariants,
- * /reset-calls, /quota-preferences/decide.
+ * /reset-calls, /quota-preferences/decide, /quota-preferences/seed.
  *
  * A development tool, but not a hazard: a POST with a body must say `content-type:
  * application/json` (415 otherwise, so a browser's cross-site form post or a stray `text/plain`
@@ -217,6 +218,7 @@ export const ADMIN_ROUTES: Readonly<Record<string, readonly string[]>> = {
   'POST /invariants': [],
   'POST /reset-calls': [],
   'POST /quota-preferences/decide': [],
+  'POST /quota-preferences/seed': [],
 };
 
 /**
@@ -301,6 +303,13 @@ async function route(
         200,
         control.decideQuotaPreference(
           parse(DecideQuotaPreferenceInput, await readJson(req), 'quota preference decision'),
+        ),
+      ];
+    case 'POST /quota-preferences/seed':
+      return [
+        200,
+        control.seedQuotaPreference(
+          parse(SeedQuotaPreferenceInput, await readJson(req), 'quota preference seed'),
         ),
       ];
     case 'GET /faults':

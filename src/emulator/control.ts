@@ -10,6 +10,7 @@ import { topicNameFault, type PublishedMessage } from './pubsub-store.js';
 import {
   decideQuotaPreference,
   quotaPreferences,
+  seedQuotaPreference,
   type StoredPreference,
 } from './quota-preferences.js';
 import { CONTROL } from '../core/text.js';
@@ -104,6 +105,42 @@ export const DecideQuotaPreferenceInput = z.strictObject({
     .optional(),
 });
 export type DecideQuotaPreferenceInput = z.input<typeof DecideQuotaPreferenceInput>;
+
+/** An int64 quota value as decimal text, at least -1 (-1 is Google's "unlimited"). */
+const Int64Text = z
+  .string()
+  .regex(
+    /^(-1|0|[1-9]\d{0,18})$/,
+    'expected an integer of at least -1 as decimal text, such as "8"',
+  )
+  .refine((v) => BigInt(v) <= 2n ** 63n - 1n, 'is beyond the int64 range');
+
+/**
+ * A quota preference as Google may hold it, put in place without the API's checks (which a
+ * preference filed by someone else, or by Google, never went through here): of another quota
+ * than the fleet's GPU quotas, with values a GPU count cannot be (-1, beyond 2^53), or answered
+ * without an etag (`etag: false`).
+ */
+export const SeedQuotaPreferenceInput = z.strictObject({
+  name: DecideQuotaPreferenceInput.shape.name,
+  service: z
+    .string()
+    .regex(
+      /^[a-z0-9-]{1,63}(\.[a-z0-9-]{1,63}){1,4}$/,
+      'expected a service such as "run.googleapis.com"',
+    )
+    .default('run.googleapis.com'),
+  quotaId: z
+    .string()
+    .regex(/^[A-Za-z0-9-]{1,100}$/, 'expected a quota id such as "CpuAllocPerProjectRegion"'),
+  region: Region.optional().describe('Absent: the preference applies to every region.'),
+  preferredValue: Int64Text,
+  grantedValue: Int64Text.nullable().default(null),
+  reconciling: z.boolean().default(false),
+  etag: z.boolean().default(true).describe('false: answered without an etag.'),
+  stateDetail: DecideQuotaPreferenceInput.shape.stateDetail,
+});
+export type SeedQuotaPreferenceInput = z.input<typeof SeedQuotaPreferenceInput>;
 
 export interface ServiceView {
   readonly project: string;
@@ -375,6 +412,21 @@ export class EmulatorControl {
       ...(q.grantedValue !== undefined ? { grantedValue: q.grantedValue } : {}),
       ...(q.stateDetail !== undefined ? { stateDetail: q.stateDetail } : {}),
     });
+  }
+
+  /**
+   * Puts a quota preference in place as Google may hold it (see SeedQuotaPreferenceInput). A name
+   * taken, a project not in the fleet, or a quota and dimensions that already have a preference
+   * are refused and nothing changes.
+   */
+  seedQuotaPreference(input: SeedQuotaPreferenceInput): StoredPreference {
+    const q = parse(SeedQuotaPreferenceInput, input, 'quota preference seed');
+    const now = this.ctx.sync();
+    try {
+      return seedQuotaPreference(this.ctx.model, now, q);
+    } catch (error) {
+      throw new ControlError(error instanceof Error ? error.message : String(error));
+    }
   }
 
   edit(input: EditInput): ServiceView {

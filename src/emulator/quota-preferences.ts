@@ -107,6 +107,11 @@ export interface StoredPreference {
   etag: string;
   createMs: number;
   updateMs: number;
+  /**
+   * A seeded preference's values as answered, int64 in decimal (see {@link seedQuotaPreference}):
+   * what Google may hold and a GPU count cannot, beyond 2^53 or -1. Dropped by the next change.
+   */
+  wire?: { preferredValue: string; grantedValue: string | null };
 }
 
 interface PreferenceStore {
@@ -158,9 +163,15 @@ function toMessage(p: StoredPreference): Message {
     name: p.name,
     dimensions: p.dimensions,
     quota_config: {
-      preferred_value: String(p.preferredValue),
+      preferred_value: p.wire?.preferredValue ?? String(p.preferredValue),
       state_detail: p.stateDetail,
-      ...(p.grantedValue === null ? {} : { granted_value: { value: String(p.grantedValue) } }),
+      ...(p.wire
+        ? p.wire.grantedValue === null
+          ? {}
+          : { granted_value: { value: p.wire.grantedValue } }
+        : p.grantedValue === null
+          ? {}
+          : { granted_value: { value: String(p.grantedValue) } }),
       trace_id: p.traceId,
       annotations: {},
       request_origin: 'ORIGIN_UNSPECIFIED',
@@ -500,6 +511,7 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
             `quota_preference.${key} "${shown(text(pref, key))}" is not the preference's ("${shown(was)}"): a preference cannot move to another ${key === 'service' ? 'service' : 'quota'}`,
           );
       const next = { ...existing };
+      delete next.wire;
       if (has('quota_config') || has('quota_config.preferred_value'))
         next.preferredValue = preferredValue(field(pref, 'quota_config'));
       if (has('justification')) next.justification = text(pref, 'justification');
@@ -560,8 +572,85 @@ export function decideQuotaPreference(
     const entry = quotaEntry(model, p.project, p.quotaId, p.dimensions['region']);
     if (entry) model.setQuota(entry.key, granted);
   }
+  // A decision sets the values: a seed's int64 text no longer answers for them.
+  delete next.wire;
   store.serial++;
   next.etag = etagOf(next, store.serial);
   store.byName.set(p.name, next);
   return next;
+}
+
+/** The int64 range of a QuotaConfig value (preferred_value and granted_value are int64). */
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+
+/**
+ * A preference as Google may hold it, put in place by a test or a person, not filed through the
+ * API: of any quota of `service` (a CPU quota of Cloud Run, say, which the fleet has no pool
+ * for), with any int64 values at least -1 (QuotaConfig.preferred_value: "Must be greater than or
+ * equal to -1. If set to -1, it means the value is "unlimited""; granted_value is an Int64Value),
+ * given as decimal text so that values beyond 2^53 are answered exactly, and, with `etag: false`,
+ * answered without an etag (QuotaPreference.etag is optional). Refused (Error) when the name is
+ * taken, or its quota and dimensions already have a preference.
+ */
+export function seedQuotaPreference(
+  model: FleetModel,
+  clockNow: number,
+  input: {
+    name: string;
+    service: string;
+    quotaId: string;
+    region?: string | undefined;
+    preferredValue: string;
+    grantedValue: string | null;
+    reconciling: boolean;
+    etag: boolean;
+    stateDetail?: string | undefined;
+  },
+): StoredPreference {
+  const store = storeOf(model);
+  const m = NAME.exec(input.name);
+  if (!m || m[2] !== 'global') throw new Error(`not a quota preference name: ${input.name}`);
+  const project = m[1] ?? '';
+  if (!model.fleet.projects.some((p) => p.id === project))
+    throw new Error(`project ${project} is not in the fleet`);
+  if (store.byName.has(input.name)) throw new Error(`quota preference ${input.name} exists`);
+  const dimensions: Record<string, string> =
+    input.region === undefined ? {} : { region: input.region };
+  const twin = [...store.byName.values()].find(
+    (p) =>
+      p.project === project &&
+      p.service === input.service &&
+      p.quotaId === input.quotaId &&
+      sameDimensions(p.dimensions, dimensions),
+  );
+  if (twin) throw new Error(`${twin.name} is already the preference of that quota and dimensions`);
+  const value = (raw: string, what: string): number => {
+    const v = BigInt(raw);
+    if (v < -1n || v < INT64_MIN || v > INT64_MAX)
+      throw new Error(`${what} ${raw} is not an int64 of at least -1`);
+    return Number(v);
+  };
+  const seeded: StoredPreference = {
+    name: input.name,
+    project,
+    service: input.service,
+    quotaId: input.quotaId,
+    dimensions,
+    preferredValue: value(input.preferredValue, 'preferredValue'),
+    grantedValue: input.grantedValue === null ? null : value(input.grantedValue, 'grantedValue'),
+    reconciling: input.reconciling,
+    stateDetail: input.stateDetail ?? '',
+    traceId: '',
+    justification: '',
+    contactEmail: '',
+    etag: '',
+    createMs: clockNow,
+    updateMs: clockNow,
+    wire: { preferredValue: input.preferredValue, grantedValue: input.grantedValue },
+  };
+  store.serial++;
+  if (input.etag) seeded.etag = etagOf(seeded, store.serial);
+  store.byName.set(input.name, seeded);
+  return { ...seeded, dimensions: { ...dimensions } };
 }

@@ -12,7 +12,26 @@ export interface QuotaPreferenceView extends SeenPreference {
   traceId: string;
   etag: string;
   justification: string;
+  /** Absent: its values were read (see {@link UnreadablePreference}). */
+  unreadable?: undefined;
 }
+
+/**
+ * A listed preference of one of the governor's GPU quotas whose values it cannot take as GPU
+ * counts (a granted value of -1, Google's "unlimited", or beyond 2^53; a malformed name). It is
+ * listed, not dropped, so that nothing is filed beside it for its quota and region; its values
+ * are never used.
+ */
+export interface UnreadablePreference {
+  name: string;
+  quotaId: string;
+  region: string | null;
+  /** Why, naming the preference and the value. */
+  unreadable: string;
+}
+
+/** A preference as a listing gives it: read, or named as unreadable. */
+export type ListedPreference = QuotaPreferenceView | UnreadablePreference;
 
 export interface NewQuotaPreference {
   project: string;
@@ -37,8 +56,12 @@ export interface QuotaPreferenceChange {
 export interface QuotaRequestPort {
   /** The Cloud Quotas id of a GPU pool's quota (the one GetQuotaInfo reads). */
   quotaIdOf(accelerator: string, zonalRedundancy: boolean): string;
-  /** Every quota preference of `run.googleapis.com` in the project (all pages). */
-  listPreferences(project: string): Promise<QuotaPreferenceView[]>;
+  /**
+   * The project's quota preferences of `run.googleapis.com` for a GPU quota (all pages); those of
+   * other quotas are left out, unread. One whose values cannot be read is listed as
+   * {@link UnreadablePreference}: it never makes the whole listing fail.
+   */
+  listPreferences(project: string): Promise<ListedPreference[]>;
   getPreference(name: string): Promise<QuotaPreferenceView>;
   /**
    * Files a new preference. ConflictError when one exists for the same quota and region, or

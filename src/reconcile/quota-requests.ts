@@ -33,7 +33,13 @@ import {
   errorMessage,
 } from '../errors.js';
 import type { Logger } from '../log.js';
-import type { QuotaPort, QuotaPreferenceView, QuotaRequestPort } from '../ports/index.js';
+import type {
+  ListedPreference,
+  QuotaPort,
+  QuotaPreferenceView,
+  QuotaRequestPort,
+  UnreadablePreference,
+} from '../ports/index.js';
 
 /**
  * Quota requests in a run (docs/quota-requests.md): settle the planned `quota.requested` of runs
@@ -126,20 +132,26 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
   const withdrawn: string[] = [];
   const failures: QuotaCallFailure[] = [];
   const parent = `projects/${project}/locations/global`;
-  const failed = (call: QuotaCall, resource: string, e: unknown, what: string): void => {
+  const failed = (
+    call: QuotaCall,
+    resource: string,
+    e: unknown,
+    what: string,
+    refused = false,
+  ): void => {
     const denied = e instanceof PermissionError;
     failures.push({
       call,
       resource,
-      kind: denied ? 'denied' : 'failed',
+      kind: refused ? 'refused' : denied ? 'denied' : 'failed',
       permissions:
         denied && e.permissions.length > 0 ? [...e.permissions] : [QUOTA_CALL_PERMISSION[call]],
       error: errorMessage(e),
     });
     log.log('WARNING', `${what}: ${errorMessage(e)}`);
   };
-  let listed: QuotaPreferenceView[] | null = null;
-  const list = async (): Promise<QuotaPreferenceView[]> => {
+  let listed: ListedPreference[] | null = null;
+  const list = async (): Promise<ListedPreference[]> => {
     if (!port) throw new Error('bug: no quota request port');
     listed ??= await bound(
       () => port.listPreferences(project),
@@ -154,14 +166,21 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
     return { ledger, events, settled, withdrawn, failures };
   };
 
+  // A preference of the pool's quota whose values cannot be read (a granted -1, Google's
+  // "unlimited", or beyond 2^53) stops the pool's requests only: the run says which and why.
+  const unreadable = (p: UnreadablePreference, what: string): void =>
+    failed('list', p.name, new UpstreamError(p.unreadable), what, true);
+
   // Planned events of runs that died before reporting: settled against the preferences now.
   const orphans = input.orphans ?? [];
   if (orphans.length > 0) {
+    let all: ListedPreference[] = [];
     let seen: QuotaPreferenceView[] | undefined;
     let readable = true;
     if (port) {
       try {
-        seen = await list();
+        all = await list();
+        seen = all.filter((p): p is QuotaPreferenceView => p.unreadable === undefined);
       } catch (e) {
         readable = false;
         failed(
@@ -174,6 +193,19 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
     }
     if (readable) {
       for (const orphan of orphans) {
+        const bad = all.find(
+          (p): p is UnreadablePreference =>
+            p.unreadable !== undefined &&
+            (p.name === orphan.details['preference'] ||
+              (p.quotaId === orphan.details['quotaId'] && p.region === orphan.region)),
+        );
+        if (bad) {
+          unreadable(
+            bad,
+            `${project}: planned quota request ${orphan.id} kept for a later run: ${bad.name} cannot be read`,
+          );
+          continue;
+        }
         const { alert, confirmed } = settlePlannedRequest(orphan, seen, ctx.runId);
         settled.push(alert);
         const key = poolOf(orphan);
@@ -240,10 +272,15 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
     const quotaId = port.quotaIdOf(rec.accelerator, rec.zonalRedundancy);
     let existing: QuotaPreferenceView | undefined;
     let everyRegion: QuotaPreferenceView | undefined;
+    let bearing: ListedPreference | undefined;
     try {
       const ofQuota = (await list()).filter((p) => p.quotaId === quotaId);
-      existing = ofQuota.find((p) => p.region === rec.region);
-      everyRegion = ofQuota.find((p) => p.region === null);
+      const own = ofQuota.find((p) => p.region === rec.region);
+      const all = ofQuota.find((p) => p.region === null);
+      // The region's own preference decides its quota; without one, the one for every region.
+      bearing = own ?? all;
+      existing = own?.unreadable === undefined ? own : undefined;
+      everyRegion = all?.unreadable === undefined ? all : undefined;
     } catch (e) {
       failed(
         'list',
@@ -252,6 +289,13 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
         `${rec.key}: could not file a quota request: the preferences could not be listed`,
       );
       break;
+    }
+    if (bearing?.unreadable !== undefined) {
+      unreadable(
+        bearing,
+        `${rec.key}: no quota request filed: ${bearing.name}, which decides the pool's quota, cannot be read`,
+      );
+      continue;
     }
     // The quota the run planned with is not always Google's: a policy's pools[].quota, or one
     // raised since the observation. A preference below Google's quota asks for a decrease, and

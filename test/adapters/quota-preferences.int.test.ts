@@ -542,3 +542,86 @@ describe('quota preferences: unlimited, safety checks and order, as Google docum
     expect(down.reconciling).toBe(false);
   });
 });
+
+describe('listing: other quotas are left out, values no GPU count can be are named, never fatal', () => {
+  // QuotaConfig.preferred_value: "Must be greater than or equal to -1. If set to -1, it means the
+  // value is "unlimited""; granted_value is an Int64Value (resources.proto, and
+  // https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.quotaPreferences).
+  const L = 'qp-listing';
+  let emu: RunningEmulator;
+  let a: QuotaPreferenceAdapter;
+  const parent = `projects/${L}/locations/global`;
+
+  beforeAll(async () => {
+    emu = await startEmulator({
+      fleet: {
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 0,
+        projects: [
+          {
+            id: L,
+            pools: [
+              { region: US, quota: 4 },
+              { region: EU, quota: 4 },
+            ],
+            services: [],
+          },
+        ],
+      },
+      speed: 'manual',
+    });
+    a = createQuotaPreferenceAdapter({ emulatorHost: emu.host });
+  });
+  afterAll(async () => {
+    await a.close();
+    await emu.stop();
+  });
+
+  it("another quota's -1 or 2^53 + 1 never makes the list fail; the governor's own quota's is named, not read", async () => {
+    // Someone's preferences for Cloud Run quotas the governor never acts on.
+    emu.seedQuotaPreference({
+      name: `${parent}/quotaPreferences/cpu-unlimited`,
+      quotaId: 'CpuAllocPerProjectRegion',
+      region: US,
+      preferredValue: '-1',
+      grantedValue: '-1',
+    });
+    emu.seedQuotaPreference({
+      name: `${parent}/quotaPreferences/memory-huge`,
+      quotaId: 'MemAllocPerProjectRegion',
+      preferredValue: '9007199254740993',
+      grantedValue: '9007199254740993',
+    });
+    // Unlimited granted on the governor's own GPU quota in us-central1.
+    emu.seedQuotaPreference({
+      name: `${parent}/quotaPreferences/l4-unlimited`,
+      quotaId: L4,
+      region: US,
+      preferredValue: '-1',
+      grantedValue: '-1',
+    });
+    const ours = await a.createPreference({
+      project: L,
+      id: 'gpu-governor-eu',
+      quotaId: L4,
+      region: EU,
+      preferredValue: 6,
+      justification: '',
+      contactEmail: 'ops@example.com',
+    });
+    const listed = await a.listPreferences(L);
+    expect(listed.map((p) => p.name.split('/').pop())).toEqual(['l4-unlimited', 'gpu-governor-eu']);
+    expect(listed[1]).toEqual(ours);
+    const unlimited = listed[0];
+    expect(unlimited).toMatchObject({ quotaId: L4, region: US });
+    expect(unlimited?.unreadable).toMatch(
+      new RegExp(
+        `quota preference ${parent}/quotaPreferences/l4-unlimited, granted value: -1 is not a GPU count`,
+      ),
+    );
+    // Read one by one, the governor's own quota's still fails, with the same reason.
+    await expect(a.getPreference(`${parent}/quotaPreferences/l4-unlimited`)).rejects.toThrow(
+      /granted value: -1 is not a GPU count/,
+    );
+  });
+});

@@ -151,3 +151,80 @@ describe('POST /quota-preferences/decide', () => {
     expect(await quotaOf()).toBe(5);
   });
 });
+
+describe('POST /quota-preferences/seed', () => {
+  const seed = async (body: unknown) => {
+    const res = await fetch(`${admin}/quota-preferences/seed`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    const parsed = JSON.parse(await res.text()) as Record<string, unknown>;
+    return { status: res.status, error: String(parsed['error'] ?? '') };
+  };
+
+  it('holds what Google may hold and a GPU count cannot: another quota, -1, beyond 2^53, no etag', async () => {
+    const cpu = `${PARENT}/quotaPreferences/cpu-huge`;
+    expect(
+      (
+        await seed({
+          name: cpu,
+          quotaId: 'CpuAllocPerProjectRegion',
+          region: TEST_FLEET_REGION,
+          preferredValue: '9007199254740993',
+          grantedValue: '-1',
+          etag: false,
+        })
+      ).status,
+    ).toBe(200);
+    const [p] = await client.getQuotaPreference({ name: cpu });
+    expect(p.quotaId).toBe('CpuAllocPerProjectRegion');
+    expect(p.quotaConfig?.preferredValue).toBe('9007199254740993');
+    expect(p.quotaConfig?.grantedValue?.value).toBe('-1');
+    expect(p.etag).toBe('');
+    const [list] = await client.listQuotaPreferences({ parent: PARENT });
+    expect(list.map((x) => x.name)).toEqual([NAME, cpu]);
+  });
+
+  it('refuses a taken name, a twin, a value below -1 or beyond int64, another project, and changes nothing', async () => {
+    const base = { quotaId: 'CpuAllocPerProjectRegion', preferredValue: '3' };
+    const refused: [unknown, RegExp][] = [
+      [{ ...base, name: NAME }, /exists/],
+      [{ ...base, name: `${PARENT}/quotaPreferences/x`, preferredValue: '-2' }, /preferredValue/],
+      [
+        { ...base, name: `${PARENT}/quotaPreferences/x`, grantedValue: '9223372036854775808' },
+        /grantedValue/,
+      ],
+      [{ ...base, name: `${PARENT}/quotaPreferences/x`, preferredValue: 3 }, /preferredValue/],
+      [
+        { ...base, name: 'projects/nobody/locations/global/quotaPreferences/x' },
+        /not in the fleet/,
+      ],
+      [{ ...base, name: `${PARENT}/quotaPreferences/../x` }, /name/],
+      [{ ...base, name: `${PARENT}/quotaPreferences/x`, quotaId: 'a/b' }, /quotaId/],
+      [{ ...base, name: `${PARENT}/quotaPreferences/x`, region: '../x' }, /region/],
+    ];
+    for (const [body, why] of refused) {
+      const r = await seed(body);
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect(r.error, JSON.stringify(body)).toMatch(why);
+    }
+    expect(
+      (
+        await seed({
+          name: `${PARENT}/quotaPreferences/first`,
+          quotaId: 'CpuAllocPerProjectRegion',
+          preferredValue: '3',
+        })
+      ).status,
+    ).toBe(200);
+    const twin = await seed({
+      name: `${PARENT}/quotaPreferences/second`,
+      quotaId: 'CpuAllocPerProjectRegion',
+      preferredValue: '4',
+    });
+    expect(twin.error).toMatch(/already the preference of that quota/);
+    const [list] = await client.listQuotaPreferences({ parent: PARENT });
+    expect(list.map((x) => x.name?.split('/').pop())).toEqual(['more-l4', 'first']);
+  });
+});

@@ -1,0 +1,146 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+
+import { createFileStateStore } from '../../src/adapters/file-store.js';
+import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
+import {
+  createQuotaPreferenceAdapter,
+  type QuotaPreferenceAdapter,
+} from '../../src/adapters/quota-preferences.js';
+import type { Alert } from '../../src/core/alert.js';
+import { parsePolicy, type Policy } from '../../src/core/policy.js';
+import { quotaPreferences, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { memoryLogger } from '../../src/log.js';
+import type { StateStore } from '../../src/ports/index.js';
+import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
+import { seedPressureWeek, twoRegionFleet } from '../support/quota-world.js';
+
+/**
+ * Quota requests at their corners, in real runs (the emulator over gRPC, the real Cloud Quotas
+ * client, the file state store): preferences of other quotas and values no GPU count can be,
+ * a preference answered without an etag, and a hand-edited ledger naming another project's
+ * preference.
+ */
+
+const P = 'qc-project';
+const US = 'us-central1';
+const EU = 'europe-west4';
+const HOT = `${P}/${US}/nvidia-l4/zonal`;
+const CALM = `${P}/${EU}/nvidia-l4/zonal`;
+const PARENT = `projects/${P}/locations/global`;
+const L4 = 'NvidiaL4GpuAllocPerProjectRegion';
+
+const policy: Policy = parsePolicy({
+  version: 1,
+  projects: [P],
+  regions: [US, EU],
+  defaults: { headroom: 0 },
+  services: [{ match: {} }],
+  limits: { writesPerMinute: 6000 },
+  quotaRequests: { enabled: true, contactEmail: 'ops@example.com', maxIncrease: 4 },
+});
+
+let emulator: RunningEmulator;
+let ports: GooglePorts;
+let prefs: QuotaPreferenceAdapter;
+let store: StateStore;
+let log: ReturnType<typeof memoryLogger>;
+
+beforeEach(async () => {
+  emulator = await startEmulator({ fleet: twoRegionFleet(P), speed: 'manual' });
+  ports = createGooglePorts({ emulatorHost: emulator.host });
+  prefs = createQuotaPreferenceAdapter({ emulatorHost: emulator.host });
+  store = createFileStateStore({ dir: mkdtempSync(join(tmpdir(), 'governor-qc-')) });
+  log = memoryLogger();
+  await seedPressureWeek(store, P, { hot: HOT, calm: CALM });
+});
+
+afterEach(async () => {
+  await Promise.all([ports.close(), prefs.close(), store.close()]);
+  await emulator.stop();
+});
+
+/** Both pools under pressure all week: the newest record's ledger, its calm days made hot. */
+async function bothPressed(): Promise<void> {
+  const [seed] = await store.listRuns(P);
+  const ledger = seed?.pressure;
+  const hot = ledger?.pools[HOT];
+  const calm = ledger?.pools[CALM];
+  if (!seed || !ledger || !hot || !calm) throw new Error('no seeded ledger');
+  await store.recordRun(P, {
+    ...seed,
+    runId: 'run-seed-both',
+    finishedAt: '2026-11-27T11:55:02.000Z',
+    pressure: { ...ledger, pools: { ...ledger.pools, [CALM]: { ...calm, days: hot.days } } },
+  });
+}
+
+let seq = 0;
+async function run(): Promise<RunReport> {
+  return reconcile(
+    policy,
+    {
+      ports,
+      store,
+      sink: null,
+      log,
+      now: () => Promise.resolve(emulator.now().getTime()),
+      sleep: async () => {},
+      quotaRequests: prefs,
+    },
+    { runId: `run-${++seq}`, deadlineMs: 60_000 },
+  );
+}
+
+const requested = (r: RunReport) =>
+  r.alerts.filter((a) => a.type === 'quota.requested').map((a) => a.region);
+const degraded = (r: RunReport): Alert | undefined =>
+  r.alerts.find((a) => a.type === 'governor.degraded' && a.dedupKey.endsWith(':quota-requests'));
+const calls = (method: string) => emulator.calls().filter((c) => c.method.endsWith(method));
+
+describe('preferences the governor does not act on, and values no GPU count can be', () => {
+  it("another quota's -1 or 2^53 + 1 does not stop the requests; the pool's own -1 stops that pool's only, named", async () => {
+    await bothPressed();
+    // Someone's preferences for Cloud Run quotas the governor never acts on (a CPU quota, a
+    // memory quota), with values Google allows: -1 (unlimited) and an int64 beyond 2^53.
+    emulator.seedQuotaPreference({
+      name: `${PARENT}/quotaPreferences/cpu-unlimited`,
+      quotaId: 'CpuAllocPerProjectRegion',
+      region: US,
+      preferredValue: '-1',
+      grantedValue: '-1',
+    });
+    emulator.seedQuotaPreference({
+      name: `${PARENT}/quotaPreferences/memory-huge`,
+      quotaId: 'MemAllocPerProjectRegion',
+      preferredValue: '9007199254740993',
+      grantedValue: '9007199254740993',
+    });
+    // Unlimited granted for the GPU quota of europe-west4: the governor cannot budget it.
+    const unlimited = `${PARENT}/quotaPreferences/l4-eu-unlimited`;
+    emulator.seedQuotaPreference({
+      name: unlimited,
+      quotaId: L4,
+      region: EU,
+      preferredValue: '-1',
+      grantedValue: '-1',
+    });
+    const r = await run();
+    expect(r.error).toBeNull();
+    // us-central1 is filed; europe-west4 is not, and the run says which preference and why.
+    expect(requested(r)).toEqual([US]);
+    expect(calls('/CreateQuotaPreference')).toHaveLength(1);
+    expect(quotaPreferences(emulator.model).find((p) => p.dimensions['region'] === EU)?.name).toBe(
+      unlimited,
+    );
+    const d = degraded(r);
+    expect(d?.summary).toMatch(
+      /nothing filed for a pool: quota preference .*l4-eu-unlimited, granted value: -1 is not a GPU count/,
+    );
+    expect(d?.details['failures']).toEqual([
+      expect.objectContaining({ call: 'list', resource: unlimited, kind: 'refused' }),
+    ]);
+  });
+});
