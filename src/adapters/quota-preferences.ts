@@ -129,6 +129,18 @@ export function createQuotaPreferenceAdapter(
       return view(p);
     },
     async updatePreference(input: QuotaPreferenceChange) {
+      // The etag is what makes an update conditional: "If an etag is provided on update and does
+      // not match the current server's etag of the quota preference, the request will be blocked
+      // and an ABORTED error will be returned" (QuotaPreference.etag, optional:
+      // https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.quotaPreferences).
+      // Without one, whatever another writer changed since the read is overwritten: never sent.
+      if (typeof input.etag !== 'string' || input.etag.trim() === '')
+        throw new InputError('Invalid quota preference change', [
+          {
+            path: 'etag',
+            message: `${input.name} has no etag: an update without the etag read would overwrite any change made since, so none is sent`,
+          },
+        ]);
       if (
         !NAME.test(input.name) ||
         !Number.isSafeInteger(input.preferredValue) ||

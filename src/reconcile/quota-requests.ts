@@ -333,6 +333,16 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
     }
     const justification = quotaJustification(rec, settings.justification ?? '');
     const filing = plan(rec, quotaId, existing, everyRegion, decision.preferredValue, project);
+    if (filing.kind === 'refuse') {
+      failed(
+        'update',
+        filing.name,
+        new UpstreamError(filing.why),
+        `${rec.key}: no quota request filed`,
+        true,
+      );
+      continue;
+    }
     if (filing.kind === 'skip') {
       log.log('INFO', `${rec.key}: no quota request filed: ${filing.why}`);
       if (filing.track) tracked[rec.key] = track(filing.track, rec, ctx.at, 'found');
@@ -450,7 +460,8 @@ function poolOf(a: Alert): string | null {
 type Filing =
   | { kind: 'create'; id: string; name: string }
   | { kind: 'update'; name: string; etag: string }
-  | { kind: 'skip'; why: string; track?: QuotaPreferenceView };
+  | { kind: 'skip'; why: string; track?: QuotaPreferenceView }
+  | { kind: 'refuse'; name: string; why: string };
 
 /**
  * What to do for a pool: file a new preference, raise the existing one, or nothing (why).
@@ -488,6 +499,15 @@ function plan(
     return {
       kind: 'skip',
       why: `${existing.name} already asks for ${existing.preferredValue} (granted ${existing.grantedValue ?? 'nothing'})`,
+    };
+  // Without the etag it read, an update is not conditional (QuotaPreference.etag is optional:
+  // "If an etag is provided on update and does not match ... ABORTED"), and would overwrite
+  // whatever someone changed since: Google answered none, so nothing is sent.
+  if (existing && existing.etag.trim() === '')
+    return {
+      kind: 'refuse',
+      name: existing.name,
+      why: `${existing.name} was read without an etag: an update without one would overwrite any change made since it was read, so none is sent`,
     };
   if (existing) return { kind: 'update', name: existing.name, etag: existing.etag };
   const id = preferenceId(rec.region, quotaId);

@@ -624,4 +624,33 @@ describe('listing: other quotas are left out, values no GPU count can be are nam
       /granted value: -1 is not a GPU count/,
     );
   });
+  it('an update is never sent without the etag read: refused before any call, the preference unchanged', async () => {
+    // QuotaPreference.etag is optional: "If an etag is provided on update and does not match
+    // ... ABORTED"; without one Google makes no check and the update overwrites any change.
+    const name = `${parent}/quotaPreferences/no-etag`;
+    emu.seedQuotaPreference({
+      name,
+      quotaId: L4_NZ,
+      region: US,
+      preferredValue: '5',
+      grantedValue: '4',
+      etag: false,
+    });
+    const read = await a.getPreference(name);
+    expect(read.etag).toBe('');
+    const updates = () => emu.calls().filter((c) => c.method.endsWith('/UpdateQuotaPreference'));
+    const before = updates().length;
+    for (const etag of [read.etag, '  '])
+      await expect(
+        a.updatePreference({
+          name,
+          etag,
+          preferredValue: 8,
+          justification: 'x',
+          contactEmail: 'ops@example.com',
+        }),
+      ).rejects.toThrow(/no etag: an update without the etag read would overwrite/);
+    expect(updates()).toHaveLength(before);
+    expect((await a.getPreference(name)).preferredValue).toBe(5);
+  });
 });

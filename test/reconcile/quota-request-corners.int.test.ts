@@ -144,3 +144,34 @@ describe('preferences the governor does not act on, and values no GPU count can 
     ]);
   });
 });
+
+describe('an update without the etag read', () => {
+  it('a lower preference answered without an etag is not raised: nothing sent, the run says why', async () => {
+    // Someone's earlier preference for the pressed pool, denied at 5, that Google answers without
+    // an etag (QuotaPreference.etag is optional): an update would overwrite it unchecked.
+    const name = `${PARENT}/quotaPreferences/old-no-etag`;
+    emulator.seedQuotaPreference({
+      name,
+      quotaId: L4,
+      region: US,
+      preferredValue: '5',
+      grantedValue: '4',
+      etag: false,
+    });
+    const r = await run();
+    expect(r.error).toBeNull();
+    expect(requested(r)).toEqual([]);
+    expect(calls('/UpdateQuotaPreference')).toEqual([]);
+    expect(calls('/CreateQuotaPreference')).toEqual([]);
+    expect(quotaPreferences(emulator.model)).toEqual([
+      expect.objectContaining({ name, preferredValue: 5 }),
+    ]);
+    const d = degraded(r);
+    expect(d?.summary).toContain(
+      `nothing filed for a pool: ${name} was read without an etag: an update without one would overwrite any change made since it was read, so none is sent`,
+    );
+    expect(d?.details['failures']).toEqual([
+      expect.objectContaining({ call: 'update', resource: name, kind: 'refused' }),
+    ]);
+  });
+});
