@@ -74,6 +74,19 @@ export function poolKey(p: PoolId): string {
   return `${p.project}/${p.region}/${p.accelerator}/${p.zonalRedundancy ? 'zonal' : 'no-zonal'}`;
 }
 
+/**
+ * The pool a key names (the inverse of {@link poolKey}), or null when the string is not a pool
+ * key: four non-empty parts, an accelerator name, `zonal` or `no-zonal`.
+ */
+export function poolOfKey(key: string): PoolId | null {
+  const parts = key.split('/');
+  const [project = '', region = '', accelerator = '', zonal = ''] = parts;
+  if (parts.length !== 4 || project === '' || region === '') return null;
+  if (!ACCELERATOR_NAME.test(accelerator) || (zonal !== 'zonal' && zonal !== 'no-zonal'))
+    return null;
+  return { project, region, accelerator, zonalRedundancy: zonal === 'zonal' };
+}
+
 export function samePool(a: PoolId, b: PoolId): boolean {
   return (
     a.project === b.project &&

@@ -1,7 +1,8 @@
 import { z } from 'zod';
 import { beyondSkew } from './duration.js';
 import type { Plan } from './plan.js';
-import { poolKey, poolWords } from './pool.js';
+import { poolKey, poolOfKey, poolWords } from './pool.js';
+import { MAX_PREFERENCE_NAME, preferenceNameFault } from './preference-name.js';
 import { plural } from './text.js';
 
 /**
@@ -69,8 +70,19 @@ export type PressurePool = z.infer<typeof PressurePool>;
 
 /** A quota request the governor tracks for a pool (docs/quota-requests.md). */
 export const TrackedRequest = z.strictObject({
-  name: z.string().min(1).describe('The QuotaPreference resource name.'),
-  quotaId: z.string().min(1),
+  name: z
+    .string()
+    .min(1)
+    .max(MAX_PREFERENCE_NAME)
+    .describe(
+      "The QuotaPreference resource name: projects/PROJECT/locations/global/quotaPreferences/ID, of the pool's project (its id, or its number).",
+    ),
+  quotaId: z
+    .string()
+    .regex(
+      /^[A-Za-z0-9]{1,100}$/,
+      'expected a quota id such as "NvidiaL4GpuAllocPerProjectRegion"',
+    ),
   preferredValue: z.number().int().min(-1),
   from: Int.nullable().describe('The quota when it was filed (or found).'),
   filedAt: z.iso.datetime({ offset: true }),
@@ -94,6 +106,23 @@ export const PressureLedger = z
       .describe('By pool key: the last quota request of the pool and its state.'),
   })
   .superRefine((ledger, ctx) => {
+    // A tracked request is read and raised by its name: one naming another project's preference
+    // (or not a preference name at all) would have the governor read, track and update what is
+    // not its pool's. The name's project must be the pool's; a project number is let through
+    // here and checked when the request is used (src/core/preference-name.ts).
+    for (const [key, req] of Object.entries(ledger.requests ?? {})) {
+      const pool = poolOfKey(key);
+      const fault =
+        pool === null
+          ? 'is not a pool key (PROJECT/REGION/ACCELERATOR/zonal or no-zonal)'
+          : preferenceNameFault(req.name, pool.project);
+      if (fault !== null)
+        ctx.addIssue({
+          code: 'custom',
+          path: pool === null ? ['requests', key] : ['requests', key, 'name'],
+          message: fault,
+        });
+    }
     // A ledger is read back from a state file or document anyone may edit. Its rows are rolled
     // forward under their key but reported (and quota requests filed) under their fields, so a
     // key that names another pool would put one pool's history, or a request, on another.

@@ -21,7 +21,8 @@ import {
   type QuotaCall,
   type QuotaCallFailure,
 } from '../core/quota-requests.js';
-import { poolKey } from '../core/pool.js';
+import { poolKey, poolOfKey } from '../core/pool.js';
+import { preferenceNameFault, preferenceProject } from '../core/preference-name.js';
 import type { RunContext } from '../core/run-alerts.js';
 import {
   ConflictError,
@@ -235,8 +236,44 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
   if (!settings?.enabled || !port || input.mode !== 'enforce') return done();
   const pools = input.ledger.pools;
 
+  /**
+   * Why a tracked request of the ledger (which anyone may edit) is not the pool's to read or
+   * raise, or null when it is: its key must be a pool of this project, its quota id the pool's,
+   * and its name a preference of this project, by id or by the project number Google answered
+   * in this project's listing (src/core/preference-name.ts). Undefined: the listing failed.
+   */
+  const foreign = async (key: string, req: TrackedRequest): Promise<string | null | undefined> => {
+    const at = `the ledger's request under "${key}" (${req.name})`;
+    const pool = poolOfKey(key);
+    if (pool === null || pool.project !== project)
+      return `${at} is not of a pool of ${project}: it is not read or changed`;
+    const quotaId = port?.quotaIdOf(pool.accelerator, pool.zonalRedundancy);
+    if (req.quotaId !== quotaId)
+      return `${at} is for quota ${req.quotaId}, not the pool's ${quotaId}: it is not read or changed`;
+    const fault = preferenceNameFault(req.name, project);
+    if (fault !== null) return `${at}: its name ${fault}; it is not read or changed`;
+    const segment = preferenceProject(req.name);
+    if (segment === project) return null;
+    let all: ListedPreference[];
+    try {
+      all = await list();
+    } catch (e) {
+      failed('list', parent, e, `${key}: could not list quota preferences to check ${req.name}`);
+      return undefined;
+    }
+    return all.some((p) => preferenceProject(p.name) === segment)
+      ? null
+      : `${at} names project number ${segment}, which no preference Google listed for ${project} carries: it is not read or changed`;
+  };
+
   for (const [key, req] of Object.entries(tracked)) {
     if (req.state !== 'pending') continue;
+    const refusal = await foreign(key, req);
+    if (refusal === undefined) continue;
+    if (refusal !== null) {
+      failed('get', req.name, new InputError(refusal, []), `${key}: ${refusal}`, true);
+      continue;
+    }
     const pool = pools[key];
     let view: QuotaPreferenceView;
     try {

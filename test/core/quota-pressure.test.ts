@@ -143,6 +143,99 @@ describe('the pressure ledger', () => {
     expect(PressureLedger.safeParse(ledger).success).toBe(true);
   });
 
+  it("refuses a tracked request naming another project's preference, and every hostile variant, each with one line naming it", () => {
+    const { ledger } = week(2, 60);
+    const request = {
+      name: 'projects/acme/locations/global/quotaPreferences/gpu-governor-us-central1-1a2b3c4d',
+      quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+      preferredValue: 8,
+      from: 4,
+      filedAt: '2026-11-27T11:00:00.000Z',
+      by: 'governor',
+      state: 'pending',
+      decidedAt: null,
+      grantedValue: null,
+      stateDetail: '',
+      traceId: '',
+    };
+    const withRequests = (requests: unknown) => ({ ...ledger, requests });
+    const at = (over: object, key = HOT) => withRequests({ [key]: { ...request, ...over } });
+    // The governor's own, by project id or by the project number Google may answer with.
+    expect(PressureLedger.safeParse(at({})).success).toBe(true);
+    const byNumber = { name: 'projects/123456789012/locations/global/quotaPreferences/x-1' };
+    expect(PressureLedger.safeParse(at(byNumber)).success).toBe(true);
+    const refused: [string, unknown, string, RegExp][] = [
+      [
+        'another project',
+        at({ name: 'projects/other/locations/global/quotaPreferences/theirs' }),
+        `requests.${HOT}.name`,
+        /names a preference of project "other", not of "acme"/,
+      ],
+      [
+        'oversized name',
+        at({ name: `projects/acme/${'x'.repeat(10_000)}` }),
+        `requests.${HOT}.name`,
+        /300/,
+      ],
+      ['a name of another type', at({ name: 5 }), `requests.${HOT}.name`, /string/],
+      [
+        'a ".." id',
+        at({ name: 'projects/acme/locations/global/quotaPreferences/..' }),
+        `requests.${HOT}.name`,
+        /must look like projects\/PROJECT/,
+      ],
+      [
+        'extra segments',
+        at({ name: 'projects/acme/locations/global/quotaPreferences/a/b' }),
+        `requests.${HOT}.name`,
+        /must look like/,
+      ],
+      [
+        'a location other than global',
+        at({ name: 'projects/acme/locations/us-central1/quotaPreferences/a' }),
+        `requests.${HOT}.name`,
+        /must look like/,
+      ],
+      [
+        'a project that is no project id',
+        at({ name: 'projects/../locations/global/quotaPreferences/a' }),
+        `requests.${HOT}.name`,
+        /must look like/,
+      ],
+      ['a key that is no pool key', at({}, 'acme/../x'), 'requests.acme/../x', /not a pool key/],
+      ['a quota id with a slash', at({ quotaId: 'a/b' }), `requests.${HOT}.quotaId`, /quota id/],
+      [
+        'an oversized quota id',
+        at({ quotaId: 'Q'.repeat(101) }),
+        `requests.${HOT}.quotaId`,
+        /quota id/,
+      ],
+      [
+        'a value of another type',
+        at({ preferredValue: '8' }),
+        `requests.${HOT}.preferredValue`,
+        /number/,
+      ],
+      [
+        'an oversized state detail',
+        at({ stateDetail: 'x'.repeat(2001) }),
+        `requests.${HOT}.stateDetail`,
+        /2000/,
+      ],
+      ['requests of another type', withRequests('x'), 'requests', /record|object/],
+    ];
+    for (const [what, value, path, why] of refused) {
+      const issues = PressureLedger.safeParse(value).error?.issues ?? [];
+      expect(issues.length, what).toBeGreaterThan(0);
+      expect(issues[0]?.path.join('.'), what).toBe(path);
+      expect(issues[0]?.message, what).toMatch(why);
+      for (const i of issues) {
+        expect(i.message, what).not.toContain('\n');
+        expect(i.message.length, what).toBeLessThan(400);
+      }
+    }
+  });
+
   it('ignores a plan older than the ledger, and other projects', () => {
     const a = rollPressure(undefined, runPlan(iso(T0 + 60_000)), 'acme');
     expect(rollPressure(a, runPlan(iso(T0)), 'acme')).toBe(a);

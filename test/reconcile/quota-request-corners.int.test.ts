@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
@@ -11,9 +11,14 @@ import {
 } from '../../src/adapters/quota-preferences.js';
 import type { Alert } from '../../src/core/alert.js';
 import { parsePolicy, type Policy } from '../../src/core/policy.js';
-import { quotaPreferences, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import {
+  decideQuotaPreference,
+  quotaPreferences,
+  startEmulator,
+  type RunningEmulator,
+} from '../../src/emulator/index.js';
 import { memoryLogger } from '../../src/log.js';
-import type { StateStore } from '../../src/ports/index.js';
+import type { QuotaRequestPort, StateStore } from '../../src/ports/index.js';
 import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
 import { seedPressureWeek, twoRegionFleet } from '../support/quota-world.js';
 
@@ -47,12 +52,14 @@ let ports: GooglePorts;
 let prefs: QuotaPreferenceAdapter;
 let store: StateStore;
 let log: ReturnType<typeof memoryLogger>;
+let dir: string;
 
 beforeEach(async () => {
   emulator = await startEmulator({ fleet: twoRegionFleet(P), speed: 'manual' });
   ports = createGooglePorts({ emulatorHost: emulator.host });
   prefs = createQuotaPreferenceAdapter({ emulatorHost: emulator.host });
-  store = createFileStateStore({ dir: mkdtempSync(join(tmpdir(), 'governor-qc-')) });
+  dir = mkdtempSync(join(tmpdir(), 'governor-qc-'));
+  store = createFileStateStore({ dir });
   log = memoryLogger();
   await seedPressureWeek(store, P, { hot: HOT, calm: CALM });
 });
@@ -78,7 +85,7 @@ async function bothPressed(): Promise<void> {
 }
 
 let seq = 0;
-async function run(): Promise<RunReport> {
+async function run(q: QuotaRequestPort = prefs): Promise<RunReport> {
   return reconcile(
     policy,
     {
@@ -88,7 +95,7 @@ async function run(): Promise<RunReport> {
       log,
       now: () => Promise.resolve(emulator.now().getTime()),
       sleep: async () => {},
-      quotaRequests: prefs,
+      quotaRequests: q,
     },
     { runId: `run-${++seq}`, deadlineMs: 60_000 },
   );
@@ -173,5 +180,155 @@ describe('an update without the etag read', () => {
     expect(d?.details['failures']).toEqual([
       expect.objectContaining({ call: 'update', resource: name, kind: 'refused' }),
     ]);
+  });
+});
+
+describe("a hand-edited ledger naming another project's preference", () => {
+  /** The state file of the project, edited by hand: `edit` changes its newest run's ledger. */
+  async function editLedger(edit: (ledger: Record<string, unknown>) => void): Promise<string> {
+    const file = join(dir, `${P}.json`);
+    const doc = JSON.parse(readFileSync(file, 'utf8')) as {
+      runs: { runId: string; pressure?: Record<string, unknown> }[];
+    };
+    const newest = doc.runs.find((r) => r.pressure !== undefined);
+    if (!newest?.pressure) throw new Error('no ledger in the state file');
+    edit(newest.pressure);
+    const text = JSON.stringify(doc);
+    writeFileSync(file, text);
+    return text;
+  }
+  const pending = (name: string, over: object = {}) => ({
+    name,
+    quotaId: L4,
+    preferredValue: 8,
+    from: 4,
+    filedAt: '2026-11-27T11:00:00.000Z',
+    by: 'governor',
+    state: 'pending',
+    decidedAt: null,
+    grantedValue: null,
+    stateDetail: '',
+    traceId: '',
+    ...over,
+  });
+
+  it('refused when the state is read: an error naming the entry, nothing called, nothing written', async () => {
+    const other = 'projects/someone-else/locations/global/quotaPreferences/theirs';
+    const text = await editLedger((l) => {
+      l['requests'] = { [HOT]: pending(other) };
+    });
+    const e = await run().then(
+      () => null,
+      (error: unknown) => error,
+    );
+    // The state store's own form: what is unreadable, then one line per fault, naming the entry.
+    expect(String((e as Error).message)).toContain(
+      `\n  - pressure.requests.${HOT}.name: names a preference of project "someone-else", not of "${P}"`,
+    );
+    expect(calls('QuotaPreference')).toEqual([]);
+    expect(readFileSync(join(dir, `${P}.json`), 'utf8')).toBe(text);
+  });
+});
+
+describe('a ledger entry refused when it is used', () => {
+  const entry = (name: string, over: object = {}) => ({
+    name,
+    quotaId: L4,
+    preferredValue: 8,
+    from: 4,
+    filedAt: '2026-11-27T11:00:00.000Z',
+    by: 'found' as const,
+    state: 'pending' as const,
+    decidedAt: null,
+    grantedValue: null,
+    stateDetail: '',
+    traceId: '',
+    ...over,
+  });
+  /** The newest record again, its ledger tracking `requests` (valid as the state is read). */
+  async function track(requests: Record<string, ReturnType<typeof entry>>): Promise<void> {
+    const [seed] = await store.listRuns(P);
+    if (!seed?.pressure) throw new Error('no seeded ledger');
+    await store.recordRun(P, {
+      ...seed,
+      runId: 'run-seed-tracked',
+      finishedAt: '2026-11-27T11:55:02.000Z',
+      pressure: { ...seed.pressure, requests },
+    });
+  }
+
+  it("another project's pool, another quota, or a project number Google never answered: not read, named, nothing filed", async () => {
+    // Each entry passes the state's checks on its own (its name is of its key's project, or a
+    // number), but none is this project's pool's to read or raise.
+    const otherPool = `someone-else/${US}/nvidia-l4/zonal`;
+    const theirs = 'projects/someone-else/locations/global/quotaPreferences/theirs';
+    const byNumber = 'projects/123456789012/locations/global/quotaPreferences/gpu-governor-x';
+    const cpu = `${PARENT}/quotaPreferences/cpu`;
+    await track({
+      [otherPool]: entry(theirs),
+      [HOT]: entry(byNumber),
+      [CALM]: entry(cpu, { quotaId: 'CpuAllocPerProjectRegion' }),
+    });
+    const r = await run();
+    expect(r.error).toBeNull();
+    expect(calls('/GetQuotaPreference')).toEqual([]);
+    expect(calls('/CreateQuotaPreference')).toEqual([]);
+    expect(calls('/UpdateQuotaPreference')).toEqual([]);
+    const failures = degraded(r)?.details['failures'] as { resource: string; error: string }[];
+    expect(failures.map((f) => [f.resource, f.error])).toEqual([
+      [
+        theirs,
+        `the ledger's request under "${otherPool}" (${theirs}) is not of a pool of ${P}: it is not read or changed`,
+      ],
+      [
+        byNumber,
+        `the ledger's request under "${HOT}" (${byNumber}) names project number 123456789012, which no preference Google listed for ${P} carries: it is not read or changed`,
+      ],
+      [
+        cpu,
+        `the ledger's request under "${CALM}" (${cpu}) is for quota CpuAllocPerProjectRegion, not the pool's ${L4}: it is not read or changed`,
+      ],
+    ]);
+    // Kept as they were: the next run refuses them again, and a person sees why.
+    expect(Object.keys((await store.listRuns(P))[0]?.pressure?.requests ?? {}).sort()).toEqual(
+      [CALM, HOT, otherPool].sort(),
+    );
+  });
+
+  it("a name carrying the number Google answers for this project is read as the pool's", async () => {
+    // Google's examples name preferences by project number (projects/123/...): a port that
+    // answers names so, as Google may, and reads them back by either form.
+    const NUMBER = '123456789012';
+    const byNumber = (name: string) => name.replace(`projects/${P}/`, `projects/${NUMBER}/`);
+    const byId = (name: string) => name.replace(`projects/${NUMBER}/`, `projects/${P}/`);
+    const numbered: QuotaRequestPort = {
+      quotaIdOf: (a, z) => prefs.quotaIdOf(a, z),
+      listPreferences: async (p) =>
+        (await prefs.listPreferences(p)).map((x) => ({ ...x, name: byNumber(x.name) })),
+      getPreference: async (name) => {
+        const v = await prefs.getPreference(byId(name));
+        return { ...v, name: byNumber(v.name) };
+      },
+      createPreference: (input) => prefs.createPreference(input),
+      updatePreference: (input) => prefs.updatePreference({ ...input, name: byId(input.name) }),
+    };
+    const filed = await prefs.createPreference({
+      project: P,
+      id: 'gpu-governor-hot',
+      quotaId: L4,
+      region: US,
+      preferredValue: 8,
+      justification: '',
+      contactEmail: 'ops@example.com',
+    });
+    await track({ [HOT]: entry(byNumber(filed.name)) });
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), {
+      name: filed.name,
+      decision: 'granted',
+    });
+    const r = await run(numbered);
+    expect(degraded(r)).toBeUndefined();
+    expect(r.alerts.filter((a) => a.type === 'quota.granted')).toHaveLength(1);
+    expect(calls('/GetQuotaPreference')).toHaveLength(1);
   });
 });
