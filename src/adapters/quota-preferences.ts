@@ -46,7 +46,6 @@ type Preference = protos.google.api.cloudquotas.v1.IQuotaPreference;
 
 const RUN = 'run.googleapis.com';
 const ID = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
-const NAME = /^projects\/[^\s/]+\/locations\/global\/quotaPreferences\/[^\s/]+$/;
 
 export interface QuotaPreferenceAdapterOptions {
   emulatorHost?: string | null;
@@ -94,13 +93,9 @@ export function createQuotaPreferenceAdapter(
       throw new UpstreamError(`listing quota preferences of ${parent}: more than 1000 pages`);
     },
     async getPreference(name) {
-      if (!NAME.test(name))
-        throw new InputError('Invalid quota preference', [
-          {
-            path: 'name',
-            message: `must look like projects/P/locations/global/quotaPreferences/ID, not "${name}"`,
-          },
-        ]);
+      const fault = preferenceNameFault(name);
+      if (fault !== null)
+        throw new InputError('Invalid quota preference', [{ path: 'name', message: fault }]);
       const [p] = await client
         .getQuotaPreference({ name }, gaxReadOptions(policy))
         .catch(fail(`reading quota preference ${name}`));
@@ -129,26 +124,25 @@ export function createQuotaPreferenceAdapter(
       return view(p);
     },
     async updatePreference(input: QuotaPreferenceChange) {
+      const faults = [];
+      const nameFault = preferenceNameFault(input.name);
+      if (nameFault !== null) faults.push({ path: 'name', message: nameFault });
+      if (!Number.isSafeInteger(input.preferredValue) || input.preferredValue < 0)
+        faults.push({
+          path: 'preferredValue',
+          message: `${input.preferredValue} is not a GPU count`,
+        });
       // The etag is what makes an update conditional: "If an etag is provided on update and does
       // not match the current server's etag of the quota preference, the request will be blocked
       // and an ABORTED error will be returned" (QuotaPreference.etag, optional:
       // https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.quotaPreferences).
       // Without one, whatever another writer changed since the read is overwritten: never sent.
       if (typeof input.etag !== 'string' || input.etag.trim() === '')
-        throw new InputError('Invalid quota preference change', [
-          {
-            path: 'etag',
-            message: `${input.name} has no etag: an update without the etag read would overwrite any change made since, so none is sent`,
-          },
-        ]);
-      if (
-        !NAME.test(input.name) ||
-        !Number.isSafeInteger(input.preferredValue) ||
-        input.preferredValue < 0
-      )
-        throw new InputError('Invalid quota preference change', [
-          { path: 'name', message: `"${input.name}" with preferred value ${input.preferredValue}` },
-        ]);
+        faults.push({
+          path: 'etag',
+          message: `${nameFault === null ? input.name : 'the preference'} has no etag: an update without the etag read would overwrite any change made since, so none is sent`,
+        });
+      if (faults.length > 0) throw new InputError('Invalid quota preference change', faults);
       const [p] = await client
         .updateQuotaPreference(
           {

@@ -37,9 +37,10 @@ export function isProjectNumber(segment: string): boolean {
 
 /**
  * Why `name` is not the name of a preference of `project`, or null when it is one: its project
- * segment is `project`, or a project number (to be confirmed by the caller, see above).
+ * segment is `project`, or a project number (to be confirmed by the caller, see above). Without
+ * `project`, only the form is checked.
  */
-export function preferenceNameFault(name: unknown, project: string): string | null {
+export function preferenceNameFault(name: unknown, project?: string): string | null {
   if (typeof name !== 'string') return `is ${typeof name}, not a preference name`;
   const shown = JSON.stringify(name.slice(0, 100)) + (name.length > 100 ? '…' : '');
   if (name.length > MAX_PREFERENCE_NAME)
@@ -48,7 +49,7 @@ export function preferenceNameFault(name: unknown, project: string): string | nu
   const [, segment = '', id = ''] = m ?? [];
   if (!m || !ID.test(id) || !ProjectId.safeParse(segment).success)
     return `must look like projects/PROJECT/locations/global/quotaPreferences/ID, not ${shown}`;
-  if (segment !== project && !isProjectNumber(segment))
+  if (project !== undefined && segment !== project && !isProjectNumber(segment))
     return `names a preference of project "${segment}", not of "${project}"`;
   return null;
 }

@@ -446,6 +446,22 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
               }),
         `filing ${filing.name}`,
       );
+      // What is tracked is read back from the state, which refuses a name that is not the
+      // pool's project's preference: one Google answered otherwise is not tracked (the planned
+      // event stays, and the next run settles it against the preferences it lists).
+      const answered = preferenceNameFault(view.name, project);
+      if (answered !== null) {
+        listed = null;
+        failed(
+          call,
+          resource,
+          new UpstreamError(
+            `Google answered the preference filed as ${filing.name}: its name ${answered}`,
+          ),
+          `${rec.key}: the quota request was filed but is not tracked`,
+        );
+        continue;
+      }
       const req = track(view, rec, ctx.at, 'governor');
       tracked[rec.key] = req;
       events.push(quotaRequestedAlert(ctx, rec, req, justification));

@@ -653,4 +653,26 @@ describe('listing: other quotas are left out, values no GPU count can be are nam
     expect(updates()).toHaveLength(before);
     expect((await a.getPreference(name)).preferredValue).toBe(5);
   });
+  it('a preference name with "..", extra segments or oversized is refused before any call', async () => {
+    const before = emu.calls().length;
+    for (const name of [
+      `${parent}/quotaPreferences/..`,
+      `${parent}/quotaPreferences/a/b`,
+      `projects/../locations/global/quotaPreferences/a`,
+      `${parent}/quotaPreferences/${'a'.repeat(400)}`,
+    ]) {
+      await expect(a.getPreference(name), name).rejects.toBeInstanceOf(InputError);
+      await expect(
+        a.updatePreference({
+          name,
+          etag: 'e',
+          preferredValue: 3,
+          justification: '',
+          contactEmail: 'ops@example.com',
+        }),
+        name,
+      ).rejects.toThrow(/must look like|characters/);
+    }
+    expect(emu.calls()).toHaveLength(before);
+  });
 });

@@ -332,3 +332,37 @@ describe('a ledger entry refused when it is used', () => {
     expect(calls('/GetQuotaPreference')).toHaveLength(1);
   });
 });
+
+describe('a filed preference Google names otherwise', () => {
+  it('is not tracked under a name the state would refuse: the next run reads the state and settles it', async () => {
+    // A create answered with a name of another project (Google names none so; a name the state
+    // refuses would make every later run fail to read it).
+    const odd: QuotaRequestPort = {
+      quotaIdOf: (a, z) => prefs.quotaIdOf(a, z),
+      listPreferences: (p) => prefs.listPreferences(p),
+      getPreference: (name) => prefs.getPreference(name),
+      createPreference: async (input) => {
+        const v = await prefs.createPreference(input);
+        return { ...v, name: v.name.replace(`projects/${P}/`, 'projects/someone-else/') };
+      },
+      updatePreference: (input) => prefs.updatePreference(input),
+    };
+    const first = await run(odd);
+    expect(first.error).toBeNull();
+    expect(calls('/CreateQuotaPreference')).toHaveLength(1);
+    expect(degraded(first)?.details['failures']).toEqual([
+      expect.objectContaining({
+        call: 'create',
+        error: expect.stringMatching(/names a preference of project "someone-else"/),
+      }),
+    ]);
+    expect((await store.listRuns(P))[0]?.pressure?.requests).toBeUndefined();
+    emulator.advance(5 * 60_000);
+    const next = await run();
+    expect(next.error).toBeNull();
+    expect(calls('/CreateQuotaPreference')).toHaveLength(1);
+    expect((await store.listRuns(P))[0]?.pressure?.requests?.[HOT]?.name).toBe(
+      quotaPreferences(emulator.model)[0]?.name,
+    );
+  });
+});
