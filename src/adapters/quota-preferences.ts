@@ -11,6 +11,12 @@
  *   approval"; a stale etag is ABORTED).
  * - Zonal redundancy is not a dimension: it picks the quota id (as for reading the quota, quotas.ts); the only
  *   dimension sent is `region`.
+ * - A listing keeps only the preferences of the GPU quota ids (`isGpuQuotaId`): another quota's,
+ *   whatever its values, is never read. One of a GPU quota whose value is no GPU count (a granted
+ *   -1, "unlimited", or beyond 2^53) or whose name is malformed is listed as unreadable, never
+ *   failing the whole listing.
+ * - An update is never sent without the etag read: the etag is optional, and without one Google
+ *   makes no concurrency check (QuotaPreference.etag).
  * - Writes are not retried (a create that timed out may have been made: the next run lists the
  *   preferences first and finds it); reads are, as every read of the governor.
  * - The caller needs `cloudquotas.quotas.update` on the project to create or update, and
