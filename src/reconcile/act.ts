@@ -368,17 +368,9 @@ async function decrease(
   if (!svc) return skipped(c, 'gone', 'the service is gone');
   const check = validate(c, svc);
   if (check) return skipped(c, check.cause, check.why);
-  // A write that waited for its place past its slot's time may find the minute's quota spent by
-  // then (Pacer.start): it leaves its place and takes another slot.
-  for (;;) {
-    if (opts.clock() > opts.deadline) return late(c);
-    const slotAt = await opts.pacer.slot(c.region, opts.deadline);
-    if (slotAt === null) return late(c);
-    const result = await gate(async () =>
-      opts.pacer.start(c.region, slotAt) ? write(c, c.to, svc, opts) : null,
-    );
-    if (result) return result;
-  }
+  // Counted when it starts, whatever order the places come in (Pacer.run).
+  const done = await opts.pacer.run(c.region, gate, () => write(c, c.to, svc, opts), opts.deadline);
+  return done ? done.value : late(c);
 }
 
 // --- 2. the fresh read ---

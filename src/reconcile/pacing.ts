@@ -1,60 +1,93 @@
 /**
- * Paces writes per region under the Cloud Run Admin API's write quota, and only under it.
+ * Paces calls per key under a per-minute quota, and only under it: Cloud Run Admin API writes
+ * keyed `project/region` (reconcile/act.ts), and `governor check`'s reads the same way
+ * (reconcile/preflight.ts).
  *
- * The quota is a number of write requests per minute per project and region: Cloud Run's
- * quotas page (https://cloud.google.com/run/quotas) says its quotas include the Admin API's rate
- * limits, and Cloud Run's 429 names them "Read requests per minute per region"
- * (ReadPerMinutePerProjectRegion, quoted in googleapis/repo-automation-bots#4469) and, for
- * writes, "Write requests per minute per region" (WritePerMinutePerProjectRegion, metric
- * `run.googleapis.com/write_regional`). Google's pages we could read do not state the default
+ * Cloud Run's write quota is a number of write requests per minute per project and region: Cloud
+ * Run's quotas page (https://cloud.google.com/run/quotas) says its quotas include the Admin API's
+ * rate limits, and Cloud Run's 429 names them "Read requests per minute per region"
+ * (ReadPerMinutePerProjectRegion, charged to the consumer project: quoted in
+ * googleapis/repo-automation-bots#4469) and, for writes, "Write requests per minute per region"
+ * (WritePerMinutePerProjectRegion, metric `run.googleapis.com/write_regional`). So two projects
+ * in one region each have their own budget. Google's pages we could read do not state the default
  * value; public reports give 30 (GCP-FACTS: 30–60), so the policy's `limits.writesPerMinute`
  * defaults to 30, and a project with a raised quota may raise it.
  *
- * A per-minute quota allows a burst: so a region hands out up to `perMinute` write slots in any
- * 60 s, at once, and only the slot beyond waits until the oldest of the window is a minute old.
- * A run with fewer writes than that is not slowed at all. A write waits for its region's slot
- * before it takes one of the run's `limits.writeConcurrency` places (reconcile/act.ts), so one
- * region's backlog never holds back another region's writes; a slot that would come after the run
- * deadline is not waited for. A write that then waited for its place past its slot's time checks
- * its slot again as it starts (`start`): else the writes of one minute, held at the gate, would
- * start beside the next minute's, more than `perMinute` in 60 s. Other writers (deploys) spend the same
- * quota: the adapter retries a 429 (RESOURCE_EXHAUSTED) with backoff, which sends nothing twice.
- * The sleep is injected so that tests and the simulator need not wait.
+ * A per-minute quota allows a burst: so a key hands out up to `perMinute` slots in any 60 s, at
+ * once, and only the slot beyond waits until the oldest of the window is a minute old. A run with
+ * fewer calls than that is not slowed at all.
+ *
+ * The paced call (`run`) is the one way a call goes out under the pacer. It waits for its key's
+ * slot before it takes one of its caller's places (its concurrency limit), so one key's backlog
+ * never holds back another key's calls; a slot that would come after `notAfter` (the run
+ * deadline) is not waited for. With its place, it starts only if the quota allows it NOW, and the
+ * pacer counts it at the time it starts, not at its slot's: a call may get its place late (the
+ * places are held by other calls, and granted in any order), and one counted at its slot while
+ * it started later would let two minutes' calls fall in one 60 s. Counted when they start, every
+ * call checked against all the starts before it, no 60 s (from any instant) holds more than
+ * `perMinute` starts of a key, whatever order the places come in. A call the quota does not allow
+ * then gives its slot back, leaves its place, and takes another slot. One that starts within
+ * ON_TIME_MS of its slot is on time: it goes before the slots booked after its own (they were
+ * booked on the assumption that it starts then); one later than that waited for its place, and
+ * goes after every slot already booked.
+ *
+ * Other writers (deploys) spend the same quota: the adapter retries a 429 (RESOURCE_EXHAUSTED)
+ * with backoff, which sends nothing twice. The sleep is injected so that tests and the simulator
+ * need not wait.
  */
 export interface Pacer {
   /**
-   * Waits until the next write to `region` may start and resolves to the time of its slot;
-   * resolves null at once, taking nothing, when that is later than `notAfter` (the run deadline:
-   * a write that could not start by then is skipped now rather than waited for).
+   * `call` under the quota of `key`: waits for a slot (holding no place), then for a `place`,
+   * then starts it there if the quota allows it now, counted now; else takes another slot.
+   * Resolves `{ value }` with what the call answered, or null, the call not made, when its slot
+   * would come after `notAfter` or its place came after it.
    */
-  slot(region: string, notAfter: number): Promise<number | null>;
+  run<T>(
+    key: string,
+    place: Place,
+    call: () => Promise<T>,
+    notAfter: number,
+  ): Promise<{ value: T } | null>;
   /**
-   * Whether the write given the slot at `slotAt` may start now. Yes when it is on time; one that
-   * starts later (it waited for a place in flight) moves its slot to now, if the minute's quota
-   * allows it; else it gives its slot back, and false: its caller takes another slot.
+   * The first step of `run`: waits until the next call of `key` may start and resolves to the
+   * time of its slot; resolves null at once, taking nothing, when that is later than `notAfter`.
    */
-  start(region: string, slotAt: number): boolean;
+  slot(key: string, notAfter: number): Promise<number | null>;
   /**
-   * Up to `count` slots of `region` that start together (never more than a minute's quota),
+   * The last step of `run`: whether the call given the slot at `slotAt` may start now. Yes: it is
+   * counted now, in place of its slot. No: its slot is given back, and its caller takes another.
+   */
+  start(key: string, slotAt: number): boolean;
+  /**
+   * Up to `count` slots of `key` that start together (never more than a minute's quota),
    * waiting until they can; resolves to how many were taken: 0 when they could not start by
    * `notAfter` (nothing taken, nothing waited). A caller that must not wait between a read and
    * its writes takes the slots first, then reads, then writes.
    */
-  reserve(region: string, count: number, notAfter: number): Promise<number>;
+  reserve(key: string, count: number, notAfter: number): Promise<number>;
   /**
-   * A slot now, whatever the quota's state, counted for the writes after it: for a write that must
+   * A slot now, whatever the quota's state, counted for the calls after it: for a write that must
    * not wait (lowering back a raise that left its pool over quota). Were the quota spent, Cloud
    * Run would answer 429, which the adapter retries with backoff.
    */
-  take(region: string): void;
+  take(key: string): void;
 }
+
+/** One of a caller's places (its concurrency limit): runs `task` once a place is free. */
+export type Place = <T>(task: () => Promise<T>) => Promise<T>;
 
 const MINUTE_MS = 60_000;
 /**
- * A write that starts this soon after its slot's time is on time: a timer fires a little late, and
- * so does a write whose place in flight was free. One later than this waited for its place.
+ * A call that starts this soon after its slot's time is on time: a timer fires a little late, and
+ * so does a call whose place was free. One later than this waited for its place.
  */
 const ON_TIME_MS = 1_000;
+
+/** A slot handed out and not yet started (`booked`), or a call counted at its time. */
+interface Entry {
+  at: number;
+  booked: boolean;
+}
 
 export function createPacer(
   perMinute: number,
@@ -62,65 +95,95 @@ export function createPacer(
   sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
 ): Pacer {
   const budget = Math.max(1, Math.floor(perMinute));
-  /** Per region, the start times of the slots handed out, in order (a minute old: dropped). */
-  const given = new Map<string, number[]>();
-  const slotsOf = (region: string, t: number): number[] => {
-    const times = given.get(region) ?? [];
-    given.set(region, times);
-    while (times.length > 0 && (times[0] ?? t) <= t - MINUTE_MS) times.shift();
-    return times;
+  /** Per key, the slots handed out and the starts counted, in time order (a minute old: dropped). */
+  const entries = new Map<string, Entry[]>();
+  const entriesOf = (key: string, t: number): Entry[] => {
+    const list = entries.get(key) ?? [];
+    entries.set(key, list);
+    while (list.length > 0 && (list[0]?.at ?? t) <= t - MINUTE_MS) list.shift();
+    return list;
   };
   /**
-   * When `count` more slots may start together: now, or a minute after the slot the last of them
-   * replaces (the window before it then holds at most `budget`).
+   * When `count` more slots may start together: now, or a minute after the entry the last of
+   * them replaces (the window before it then holds at most `budget`).
    */
-  const startOf = (times: readonly number[], count: number, t: number): number => {
-    const over = times.length + count - budget;
-    return over <= 0 ? t : Math.max(t, (times[over - 1] ?? t) + MINUTE_MS);
+  const startOf = (list: readonly Entry[], count: number, t: number): number => {
+    const over = list.length + count - budget;
+    return over <= 0 ? t : Math.max(t, (list[over - 1]?.at ?? t) + MINUTE_MS);
   };
   /**
-   * Whether one more slot at `t` keeps every 60 s that holds it within the budget, the slots
-   * booked for later included: such a window starts at `t` or at a slot of the minute before.
+   * Whether one more start at `t` keeps every 60 s that holds it within the budget, counting
+   * `times`: such a window starts at `t` or at one of them in the minute before.
    */
   const fits = (times: readonly number[], t: number): boolean =>
     [t, ...times.filter((x) => x > t - MINUTE_MS && x < t)].every(
       (from) => times.filter((x) => x >= from && x < from + MINUTE_MS).length < budget,
     );
-  const record = (times: number[], at: number, count: number): void => {
-    for (let i = 0; i < count; i++) times.push(at);
-    times.sort((a, b) => a - b);
+  const record = (list: Entry[], at: number, count: number, booked: boolean): void => {
+    for (let i = 0; i < count; i++) list.push({ at, booked });
+    list.sort((a, b) => a.at - b.at);
   };
-  /** Takes `count` slots of `region` that start together: when they start, or null (none taken). */
-  const book = async (region: string, count: number, notAfter: number): Promise<number | null> => {
+  /** Takes `count` slots of `key` that start together: when they start, or null (none taken). */
+  const book = async (
+    key: string,
+    count: number,
+    notAfter: number,
+    booked: boolean,
+  ): Promise<number | null> => {
     const t = now();
-    const times = slotsOf(region, t);
-    const at = startOf(times, count, t);
+    const list = entriesOf(key, t);
+    const at = startOf(list, count, t);
     if (at > notAfter) return null;
-    record(times, at, count);
+    record(list, at, count, booked);
     if (at > t) await sleep(at - t);
     return at;
   };
-  const reserve = async (region: string, count: number, notAfter: number): Promise<number> => {
-    const n = Math.min(Math.max(0, Math.floor(count)), budget);
-    if (n === 0) return 0;
-    return (await book(region, n, notAfter)) === null ? 0 : n;
+  /** Gives back a slot booked at `slotAt` and not started. */
+  const release = (key: string, slotAt: number): void => {
+    const list = entries.get(key) ?? [];
+    const mine = list.findIndex((e) => e.booked && e.at === slotAt);
+    if (mine >= 0) list.splice(mine, 1);
+  };
+  const slot = (key: string, notAfter: number) => book(key, 1, notAfter, true);
+  const start = (key: string, slotAt: number): boolean => {
+    const t = now();
+    release(key, slotAt);
+    const list = entriesOf(key, t);
+    // Every start so far counts; so do the slots not yet started that go first: on time, the
+    // ones booked for no later than its own; late, all of them.
+    const onTime = t <= slotAt + ON_TIME_MS;
+    const counted = list.filter((e) => !e.booked || !onTime || e.at <= slotAt).map((e) => e.at);
+    if (!fits(counted, t)) return false;
+    record(list, t, 1, false);
+    return true;
   };
   return {
-    slot: (region, notAfter) => book(region, 1, notAfter),
-    start: (region, slotAt) => {
-      const t = now();
-      if (t <= slotAt + ON_TIME_MS) return true;
-      const times = slotsOf(region, t);
-      const mine = times.indexOf(slotAt);
-      if (mine >= 0) times.splice(mine, 1);
-      if (!fits(times, t)) return false;
-      record(times, t, 1);
-      return true;
+    run: async (key, place, call, notAfter) => {
+      for (;;) {
+        const slotAt = await slot(key, notAfter);
+        if (slotAt === null) return null;
+        const done = await place(async () => {
+          if (now() > notAfter) {
+            release(key, slotAt);
+            return 'late' as const;
+          }
+          if (!start(key, slotAt)) return 'again' as const;
+          return { value: await call() };
+        });
+        if (done === 'late') return null;
+        if (done !== 'again') return done;
+      }
     },
-    reserve,
-    take: (region) => {
+    slot,
+    start,
+    reserve: async (key, count, notAfter) => {
+      const n = Math.min(Math.max(0, Math.floor(count)), budget);
+      if (n === 0) return 0;
+      return (await book(key, n, notAfter, false)) === null ? 0 : n;
+    },
+    take: (key) => {
       const t = now();
-      record(slotsOf(region, t), t, 1);
+      record(entriesOf(key, t), t, 1, false);
     },
   };
 }

@@ -129,36 +129,12 @@ export async function checkServices(
 ): Promise<CheckItem[]> {
   const limit = pLimit(concurrency);
   const test = run.testPermissions?.bind(run);
-  // The calls of one key take their slot and then their place one after the other, and a call
-  // is counted by the pacer when it starts (Pacer.start moves a late slot to then): each key's
-  // slots are booked in the order the calls start. Booked all at once, with the places then
-  // taken in any order, hundreds of calls were counted at their slot while they started up to a
-  // second later (Pacer.start's tolerance), beside the next minute's: on the emulator 444 started
-  // in 60 s of a region, at 300 a minute; one after the other, 303 at most.
-  const turns = new Map<string, Promise<void>>();
+  // Each call is paced and counted when it starts (Pacer.run), whatever order the places come in.
   const paced = async <T>(key: string, call: () => Promise<T>): Promise<T> => {
     if (!pacer) return limit(call);
-    const before = turns.get(key) ?? Promise.resolve();
-    let next = () => {};
-    const mine = new Promise<void>((resolve) => (next = resolve));
-    turns.set(
-      key,
-      before.then(() => mine),
-    );
-    await before;
-    try {
-      for (;;) {
-        const slotAt = await pacer.slot(key, Infinity);
-        const done = await limit(async () => {
-          if (slotAt !== null && !pacer.start(key, slotAt)) return null;
-          next();
-          return { value: await call() };
-        });
-        if (done) return done.value;
-      }
-    } finally {
-      next();
-    }
+    const done = await pacer.run(key, limit, call, Infinity);
+    if (!done) throw new GovernorError(`bug: a paced call with no deadline was not made (${key})`);
+    return done.value;
   };
   const perService = await Promise.all(
     services.map((s) =>

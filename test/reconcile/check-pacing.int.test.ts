@@ -77,14 +77,17 @@ afterAll(async () => {
 describe('governor check under Cloud Run read quota', () => {
   it("paces each region's TestIamPermissions per minute, a few in flight, and answers every service", async () => {
     const start = Date.parse('2026-11-27T12:00:00Z');
-    const time = virtualTime(start);
+    // The clock does not move while calls are at the emulator: they take no virtual time.
+    let answering = 0;
+    const time = virtualTime(start, () => answering > 0);
     const sent: { region: string; at: number }[] = [];
     const test = ports.run.testPermissions?.bind(ports.run);
     if (!test) throw new Error('the Cloud Run adapter tests permissions');
     const run: GooglePorts['run'] = Object.assign(Object.create(ports.run) as GooglePorts['run'], {
       testPermissions: (...args: Parameters<typeof test>) => {
         sent.push({ region: args[1], at: time.now() });
-        return test(...args);
+        answering += 1;
+        return test(...args).finally(() => (answering -= 1));
       },
     });
     const waits: string[] = [];
