@@ -350,7 +350,9 @@ export const Policy = z
           .gt(0)
           .max(6_000)
           .default(30)
-          .describe('Writes per minute per region, under the Cloud Run Admin API write rate.'),
+          .describe(
+            'Writes per minute per project and region, under the Cloud Run Admin API write rate.',
+          ),
         writeConcurrency: z
           .number()
           .int()

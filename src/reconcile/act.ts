@@ -352,9 +352,10 @@ function otherGovernor(other: OtherWriter, what: 'raised' | 'lowered'): string {
 /**
  * One decrease: its region's write slot first, then one of the run's `writeConcurrency` places.
  * Waiting for the slot holds no place: a region with more decreases than its minute's quota
- * (Cloud Run's write quota is per region) waits for its own quota, never holding back the other
- * regions' writes. A slot that would come after the run deadline is not waited for: the decrease
- * is skipped at once, so the run reaches its alerts in time.
+ * (Cloud Run's write quota is per project and region: reconcile/pacing.ts) waits for its own
+ * quota, never holding back the other regions' writes. A slot that would come after the run
+ * deadline is not waited for: the decrease is skipped at once, so the run reaches its alerts in
+ * time.
  */
 async function decrease(
   c: PlanChange,
@@ -369,7 +370,12 @@ async function decrease(
   const check = validate(c, svc);
   if (check) return skipped(c, check.cause, check.why);
   // Counted when it starts, whatever order the places come in (Pacer.run).
-  const done = await opts.pacer.run(c.region, gate, () => write(c, c.to, svc, opts), opts.deadline);
+  const done = await opts.pacer.run(
+    regionKey(c),
+    gate,
+    () => write(c, c.to, svc, opts),
+    opts.deadline,
+  );
   return done ? done.value : late(c);
 }
 
@@ -497,7 +503,7 @@ async function slotsFor(
   raises: readonly PlanChange[],
   opts: ActOptions,
 ): Promise<number> {
-  return opts.pacer.reserve(pool.region, raises.length, opts.deadline);
+  return opts.pacer.reserve(regionKey(pool), raises.length, opts.deadline);
 }
 
 /**
@@ -712,7 +718,7 @@ async function compensate(
         const reason = `lowered back from ${from}: just after this run raised it, the pool was over its quota by ${-room} GPUs (another writer, or a quota cut, in the meantime)`;
         const c: PlanChange = { ...change, from, to, etag: svc.etag, reason };
         // Lowering back must not wait for the write quota: it takes a slot now.
-        opts.pacer.take(c.region);
+        opts.pacer.take(regionKey(c));
         const result = await write(c, to, svc, opts);
         return result.outcome === 'written' ? { ...result, cause: 'compensated' as const } : result;
       }, true),

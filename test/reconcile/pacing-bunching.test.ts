@@ -15,7 +15,7 @@ const policy = pacedPolicy(PROJECT, [SLOW, FAST]);
  * A write waits for its region's slot before it takes one of the run's `writeConcurrency` places;
  * when the places are all held (here by another region's slow writes), it may get one long after
  * its slot's time. It must not then start beside the writes of the next minute's slots: Cloud
- * Run's write quota is per region and minute (reconcile/pacing.ts).
+ * Run's write quota is per project, region and minute (reconcile/pacing.ts).
  */
 describe('writes that waited for the concurrency gate', () => {
   it('start no more than writesPerMinute to one region in any 60 s', async () => {

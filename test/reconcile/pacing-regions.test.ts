@@ -5,8 +5,8 @@ import { reconcileReport } from '../support/reconcile-run.js';
 import { virtualTime } from '../support/virtual-time.js';
 
 /**
- * Cloud Run's write quota is per region: a region with more writes than its minute's quota
- * waits for its own quota and for nothing else. Before, a write waited for its region's quota
+ * Cloud Run's write quota is per project and region: a region with more writes than its
+ * minute's quota waits for its own quota and for nothing else. Before, a write waited for its region's quota
  * while holding one of the run's `writeConcurrency` places, so a large fleet whose first region
  * had a backlog (3,000 services: 350 decreases in one region, 30 writes a minute) held every
  * place for the whole run: the other five regions wrote nothing, and the run, its last writes

@@ -3,9 +3,9 @@ import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 
 /**
- * A fleet of idle services for the act step under Cloud Run's per-region write quota: in each
- * region, `count` services at max 3 with no demand in a pool of `count` GPUs, so the plan lowers
- * every one (each a write the pacer must place). Regions in the order given, which is the plan's.
+ * A fleet of idle services for the act step under Cloud Run's write quota (per project and
+ * region): in each region, `count` services at max 3 with no demand in a pool of `count` GPUs, so
+ * the plan lowers every one (each a write the pacer must place). Regions in the order given, which is the plan's.
  */
 export function idleFleet(project: string, regions: Record<string, number>): FleetModel {
   const entries = Object.entries(regions);
