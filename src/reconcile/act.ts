@@ -26,7 +26,7 @@ import type {
   QuotaPort,
 } from '../ports/index.js';
 import type { ObservedService } from '../core/service.js';
-import type { Pacer } from './pacing.js';
+import type { Pacer, Place, Reserved } from './pacing.js';
 import {
   inPool,
   instanceGpus,
@@ -237,7 +237,7 @@ async function raiseRegion(
   const firstSlots = await Promise.all(pools.map((p) => slotsFor(p, raisesOf(p), opts)));
   const readFrom = opts.clock();
   const fresh = await readPools(pools, opts);
-  const first = { slots: 0, readMs: opts.clock() - readFrom };
+  const readMs = opts.clock() - readFrom;
   const raised = (
     await Promise.all(
       pools.map((pool, i) =>
@@ -246,7 +246,7 @@ async function raiseRegion(
           pool,
           raisesOf(pool),
           readOf(fresh, pool),
-          { ...first, slots: firstSlots[i] ?? 0 },
+          { slots: firstSlots[i] ?? { slots: 0, at: opts.clock() }, readMs },
           gate,
           opts,
         ),
@@ -496,13 +496,13 @@ interface Raise {
 
 /**
  * Write slots for `raises` of one pool, taken before the read they will be decided on (at most a
- * minute's quota; 0 when the quota would hold them past the run deadline).
+ * minute's quota; none when the quota would hold them past the run deadline).
  */
 async function slotsFor(
   pool: PlanPool,
   raises: readonly PlanChange[],
   opts: ActOptions,
-): Promise<number> {
+): Promise<Reserved> {
   return opts.pacer.reserve(regionKey(pool), raises.length, opts.deadline);
 }
 
@@ -518,7 +518,7 @@ async function raisePool(
   pool: PlanPool,
   increases: readonly PlanChange[],
   read: PoolRead | Error,
-  first: { slots: number; readMs: number },
+  first: { slots: Reserved; readMs: number },
   gate: Gate,
   opts: Acting,
 ): Promise<Raise[]> {
@@ -527,7 +527,7 @@ async function raisePool(
   let uncertain = 0;
   for (let round = 0; pending.length > 0; round++) {
     const taken = round === 0 ? first.slots : await slotsFor(pool, pending, opts);
-    if (taken === 0) {
+    if (taken.slots === 0) {
       const why = `Cloud Run's write quota (limits.writesPerMinute) would have held it past the run deadline: left for the next run`;
       out.push(...pending.map((c) => notSent(c, skipped(c, 'deadline', why))));
       break;
@@ -581,7 +581,7 @@ async function raiseRound(
   pool: PlanPool,
   increases: readonly PlanChange[],
   { read, readMs }: { read: PoolRead | Error; readMs: number },
-  slots: number,
+  slots: Reserved,
   spent: number,
   gate: Gate,
   opts: Acting,
@@ -627,7 +627,7 @@ async function raiseRound(
   let rest: PlanChange[] = [];
   let sending = 0;
   for (const [i, c] of increases.entries()) {
-    if (sending === slots) {
+    if (sending === slots.slots) {
       rest = increases.slice(i);
       break;
     }
@@ -655,19 +655,27 @@ async function raiseRound(
       fits < c.to ? `; smaller than planned (${c.to}): only room for ${fits}${yields}` : '';
     decided.push({ c, to: fits, svc, note });
   }
-  const raises = await Promise.all(
-    decided.map(async (d) =>
-      'result' in d
-        ? d
-        : {
-            change: d.c,
-            to: d.to,
-            // Its slot was taken before the read: nothing waits between the read and the write.
-            result: await gate(() => write(d.c, d.to, d.svc, opts, d.note), true),
-          },
-    ),
+  // Their slots were taken before the read: nothing waits between the read and the writes. Each
+  // is counted when it starts (Pacer.runReserved); one the quota no longer allows then (the read
+  // took long, and slots were booked since) is not sent, and is decided again on a later read.
+  const urgent: Place = (task) => gate(task, true);
+  const sent = await Promise.all(
+    decided.map(async (d) => {
+      if ('result' in d) return d;
+      const done = await opts.pacer.runReserved(
+        regionKey(pool),
+        slots.at,
+        urgent,
+        () => write(d.c, d.to, d.svc, opts, d.note),
+        opts.deadline,
+      );
+      if (done) return { change: d.c, to: d.to, result: done.value };
+      return opts.clock() > opts.deadline ? notSent(d.c, late(d.c)) : d.c;
+    }),
   );
-  return { raises, rest };
+  const raises = sent.filter((r): r is Raise => 'result' in r);
+  const again = sent.filter((r): r is PlanChange => !('result' in r));
+  return { raises, rest: [...again, ...rest] };
 }
 
 // --- 4. verify and compensate ---

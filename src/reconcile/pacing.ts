@@ -20,16 +20,27 @@
  * The paced call (`run`) is the one way a call goes out under the pacer. It waits for its key's
  * slot before it takes one of its caller's places (its concurrency limit), so one key's backlog
  * never holds back another key's calls; a slot that would come after `notAfter` (the run
- * deadline) is not waited for. With its place, it starts only if the quota allows it NOW, and the
- * pacer counts it at the time it starts, not at its slot's: a call may get its place late (the
- * places are held by other calls, and granted in any order), and one counted at its slot while
- * it started later would let two minutes' calls fall in one 60 s. Counted when they start, every
- * call checked against all the starts before it, no 60 s (from any instant) holds more than
- * `perMinute` starts of a key, whatever order the places come in. A call the quota does not allow
- * then gives its slot back, leaves its place, and takes another slot. One that starts within
- * ON_TIME_MS of its slot is on time: it goes before the slots booked after its own (they were
- * booked on the assumption that it starts then); one later than that waited for its place, and
- * goes after every slot already booked.
+ * deadline) is not waited for, and a call whose place comes after it is not made. With its place,
+ * it starts only if the quota allows it now, and the pacer counts it at the time it starts, not
+ * at its slot's: a call may get its place late (the places are held by other calls, and granted
+ * in any order), and one counted at its slot while it started later would let two minutes' calls
+ * fall in one 60 s (the writes of one minute, held at the gate for 0.9 s, started beside the next
+ * minute's: four in 60 s at two a minute). Counted when they start, each checked against every
+ * start counted before it, no 60 s (from any instant) holds more than `perMinute` starts of a
+ * key, whatever order the places come in. A call the quota does not allow then gives its slot
+ * back, leaves its place, and takes another slot.
+ *
+ * The slots not yet started count too, so that who goes first is fair: a call that starts within
+ * ON_TIME_MS of its slot is on time and goes before the slots booked after its own (they were
+ * booked on the assumption that it starts then: a timer fires a few milliseconds late, and a
+ * burst's calls would otherwise all give way to the next minute's); a later one waited for its
+ * place, and goes after every slot already booked.
+ *
+ * Slots taken together before a read (`reserve`, for raises that must not wait after the read
+ * they are decided on) are counted the same way: each call when it starts (`runReserved`); one
+ * the quota no longer allows then (the read took long, and slots were booked since) is not made,
+ * and is decided again on a later read. Only `take` counts a call without asking: lowering back a
+ * raise must not wait.
  *
  * Other writers (deploys) spend the same quota: the adapter retries a 429 (RESOURCE_EXHAUSTED)
  * with backoff, which sends nothing twice. The sleep is injected so that tests and the simulator
@@ -60,17 +71,37 @@ export interface Pacer {
   start(key: string, slotAt: number): boolean;
   /**
    * Up to `count` slots of `key` that start together (never more than a minute's quota),
-   * waiting until they can; resolves to how many were taken: 0 when they could not start by
-   * `notAfter` (nothing taken, nothing waited). A caller that must not wait between a read and
-   * its writes takes the slots first, then reads, then writes.
+   * waiting until they can; resolves to how many were taken and their time: none when they could
+   * not start by `notAfter` (nothing taken, nothing waited). A caller that must not wait between
+   * a read and its writes takes the slots first, then reads, then makes each write with
+   * `runReserved`.
    */
-  reserve(key: string, count: number, notAfter: number): Promise<number>;
+  reserve(key: string, count: number, notAfter: number): Promise<Reserved>;
+  /**
+   * `call` on a slot `reserve` took at `slotAt`, without waiting for another: in its `place`, it
+   * starts if the quota allows it now, counted now, as in `run`. Resolves null, the call not
+   * made and its slot given back, when the quota does not allow it (it started too long after
+   * its slot, beside slots booked since) or its place came after `notAfter`.
+   */
+  runReserved<T>(
+    key: string,
+    slotAt: number,
+    place: Place,
+    call: () => Promise<T>,
+    notAfter: number,
+  ): Promise<{ value: T } | null>;
   /**
    * A slot now, whatever the quota's state, counted for the calls after it: for a write that must
    * not wait (lowering back a raise that left its pool over quota). Were the quota spent, Cloud
    * Run would answer 429, which the adapter retries with backoff.
    */
   take(key: string): void;
+}
+
+/** Slots taken together by `reserve`: how many (0: none), and the time they start. */
+export interface Reserved {
+  slots: number;
+  at: number;
 }
 
 /** One of a caller's places (its concurrency limit): runs `task` once a place is free. */
@@ -124,17 +155,12 @@ export function createPacer(
     list.sort((a, b) => a.at - b.at);
   };
   /** Takes `count` slots of `key` that start together: when they start, or null (none taken). */
-  const book = async (
-    key: string,
-    count: number,
-    notAfter: number,
-    booked: boolean,
-  ): Promise<number | null> => {
+  const book = async (key: string, count: number, notAfter: number): Promise<number | null> => {
     const t = now();
     const list = entriesOf(key, t);
     const at = startOf(list, count, t);
     if (at > notAfter) return null;
-    record(list, at, count, booked);
+    record(list, at, count, true);
     if (at > t) await sleep(at - t);
     return at;
   };
@@ -144,7 +170,7 @@ export function createPacer(
     const mine = list.findIndex((e) => e.booked && e.at === slotAt);
     if (mine >= 0) list.splice(mine, 1);
   };
-  const slot = (key: string, notAfter: number) => book(key, 1, notAfter, true);
+  const slot = (key: string, notAfter: number) => book(key, 1, notAfter);
   const start = (key: string, slotAt: number): boolean => {
     const t = now();
     release(key, slotAt);
@@ -157,29 +183,42 @@ export function createPacer(
     record(list, t, 1, false);
     return true;
   };
+  /** In its place, the call of the slot at `slotAt`: made, or why not. */
+  const startIn = <T>(
+    key: string,
+    slotAt: number,
+    place: Place,
+    call: () => Promise<T>,
+    notAfter: number,
+  ): Promise<{ value: T } | 'late' | 'again'> =>
+    place(async () => {
+      if (now() > notAfter) {
+        release(key, slotAt);
+        return 'late' as const;
+      }
+      if (!start(key, slotAt)) return 'again' as const;
+      return { value: await call() };
+    });
   return {
     run: async (key, place, call, notAfter) => {
       for (;;) {
         const slotAt = await slot(key, notAfter);
         if (slotAt === null) return null;
-        const done = await place(async () => {
-          if (now() > notAfter) {
-            release(key, slotAt);
-            return 'late' as const;
-          }
-          if (!start(key, slotAt)) return 'again' as const;
-          return { value: await call() };
-        });
+        const done = await startIn(key, slotAt, place, call, notAfter);
         if (done === 'late') return null;
         if (done !== 'again') return done;
       }
+    },
+    runReserved: async (key, slotAt, place, call, notAfter) => {
+      const done = await startIn(key, slotAt, place, call, notAfter);
+      return typeof done === 'string' ? null : done;
     },
     slot,
     start,
     reserve: async (key, count, notAfter) => {
       const n = Math.min(Math.max(0, Math.floor(count)), budget);
-      if (n === 0) return 0;
-      return (await book(key, n, notAfter, false)) === null ? 0 : n;
+      const at = n === 0 ? null : await book(key, n, notAfter);
+      return at === null ? { slots: 0, at: now() } : { slots: n, at };
     },
     take: (key) => {
       const t = now();

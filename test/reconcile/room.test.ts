@@ -218,16 +218,16 @@ describe('pacing under a per-minute write quota', () => {
     await pacer.slot('r1', Infinity);
     await pacer.slot('r1', Infinity);
     // One slot is free now; three together start once the first two are a minute old.
-    expect(await pacer.reserve('r1', 3, Infinity)).toBe(3);
+    expect(await pacer.reserve('r1', 3, Infinity)).toEqual({ slots: 3, at: 60_000 });
     expect(slept).toEqual([60_000]);
     // Never more than a minute's quota at once, and nothing when the start would pass the limit.
-    expect(await pacer.reserve('r2', 5, Infinity)).toBe(3);
-    expect(await pacer.reserve('r2', 1, t + 30_000)).toBe(0);
+    expect((await pacer.reserve('r2', 5, Infinity)).slots).toBe(3);
+    expect((await pacer.reserve('r2', 1, t + 30_000)).slots).toBe(0);
     expect(slept).toEqual([60_000]);
     // take: a slot now, counted, without waiting (a compensation must not wait for the quota).
     pacer.take('r3');
     pacer.take('r3');
     pacer.take('r3');
-    expect(await pacer.reserve('r3', 1, t + 30_000)).toBe(0);
+    expect((await pacer.reserve('r3', 1, t + 30_000)).slots).toBe(0);
   });
 });

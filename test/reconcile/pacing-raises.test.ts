@@ -1,0 +1,69 @@
+import { describe, expect, it } from 'vitest';
+import { parsePolicy } from '../../src/core/policy.js';
+import { validateFleet } from '../../src/emulator/fleet.js';
+import { FleetModel } from '../../src/emulator/model.js';
+import { createSimPorts } from '../../src/emulator/ports.js';
+import { onePoolFleet } from '../support/fixtures.js';
+import { reconcileReport } from '../support/reconcile-run.js';
+import { virtualTime } from '../support/virtual-time.js';
+
+/**
+ * A pool's raises take their write slots before the read they are decided on, and go out once it
+ * is answered: they start as long after their slots as the read took. They are counted when they
+ * start (reconcile/pacing.ts), so a slow read before one round of raises and a quick one before
+ * the next never put two rounds in one 60 s.
+ */
+
+const PROJECT = 'raise-project';
+const REGION = 'us-central1';
+const START = Date.parse('2026-11-27T13:00:00Z');
+
+/** The most writes in any 60 s, from any instant (a busiest window starts at a write). */
+function busiestMinute(starts: readonly number[]): number {
+  return Math.max(0, ...starts.map((s) => starts.filter((x) => x >= s && x < s + 60_000).length));
+}
+
+describe('raises under the write quota', () => {
+  it.each([900, 5_000])(
+    'never start more than writesPerMinute in any 60 s when the read before them took %i ms',
+    async (slowReadMs) => {
+      const busy = ['busy-a', 'busy-b', 'busy-c', 'busy-d'].map((n) => [n, 1, 2] as const);
+      const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 12, busy)));
+      const policy = parsePolicy({
+        version: 1,
+        projects: [PROJECT],
+        regions: [REGION],
+        defaults: { headroom: 0, max: 2, scaleDownDelay: '0s' },
+        services: [{ match: {} }],
+        limits: { writesPerMinute: 2 },
+      });
+      const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+      const time = virtualTime(START);
+      const writes: number[] = [];
+      let reads = 0;
+      const run = {
+        ...sim.run,
+        listServices: async (p: string, r: string) => {
+          reads += 1;
+          // The fresh read before the first round of raises is slow; the others are quick.
+          if (reads === 2) await time.sleep(slowReadMs);
+          return sim.run.listServices(p, r);
+        },
+        updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
+          writes.push(time.now() - START);
+          return sim.run.updateMaxInstances(u);
+        },
+      };
+      const report = await reconcileReport(
+        policy,
+        { ports: { ...sim, run }, clock: () => m.now, wallClock: time.now, sleep: time.sleep },
+        { runId: 'raises', deadlineMs: 5 * 60_000, writerId: 'me' },
+      );
+      const raised = report.writes.filter((w) => w.planned > w.from);
+      expect(raised.map((w) => w.cause)).toEqual(['written', 'written', 'written', 'written']);
+      // Before, the first round went out after the slow read, counted at its slots' time, and
+      // the second a minute after those slots: four in 60 s at two a minute.
+      expect(busiestMinute(writes), `writes at ${writes.join(', ')}`).toBeLessThanOrEqual(2);
+    },
+  );
+});
