@@ -66,4 +66,64 @@ describe('raises under the write quota', () => {
       expect(busiestMinute(writes), `writes at ${writes.join(', ')}`).toBeLessThanOrEqual(2);
     },
   );
+
+  it('never start more than writesPerMinute in any 60 s when two pools of a region reserve together', async () => {
+    // Two pools in one region (zonal redundancy on and off), two raises each, two writes a
+    // minute: the second pool's slots come a minute after the first's, and the region's one read
+    // waits for both.
+    const services = [true, false].flatMap((zonalRedundancy) =>
+      [0, 1].map((i) => ({
+        name: `busy-${zonalRedundancy ? 'zr' : 'nozr'}-${i}`,
+        region: REGION,
+        gpu: { zonalRedundancy },
+        maxInstances: 1,
+        demand: { constant: 2 },
+      })),
+    );
+    const m = new FleetModel(
+      validateFleet({
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 40,
+        idleMinutes: 0,
+        projects: [
+          {
+            id: PROJECT,
+            pools: [true, false].map((zonalRedundancy) => ({
+              region: REGION,
+              zonalRedundancy,
+              quota: 12,
+            })),
+            services,
+          },
+        ],
+      }),
+    );
+    const policy = parsePolicy({
+      version: 1,
+      projects: [PROJECT],
+      regions: [REGION],
+      defaults: { headroom: 0, max: 2, scaleDownDelay: '0s' },
+      services: [{ match: {} }],
+      limits: { writesPerMinute: 2 },
+    });
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const time = virtualTime(START);
+    const writes: number[] = [];
+    const run = {
+      ...sim.run,
+      updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
+        writes.push(time.now() - START);
+        return sim.run.updateMaxInstances(u);
+      },
+    };
+    const report = await reconcileReport(
+      policy,
+      { ports: { ...sim, run }, clock: () => m.now, wallClock: time.now, sleep: time.sleep },
+      { runId: 'pools', deadlineMs: 5 * 60_000, writerId: 'me' },
+    );
+    const raised = report.writes.filter((w) => w.planned > w.from);
+    expect(raised.map((w) => w.cause)).toEqual(['written', 'written', 'written', 'written']);
+    // Before, the first pool's raises, counted at 0 s, went out at 60 s with the second's.
+    expect(busiestMinute(writes), `writes at ${writes.join(', ')}`).toBeLessThanOrEqual(2);
+  });
 });
