@@ -109,7 +109,21 @@ export function renderCheck(file: string, mode: string, report: CheckReport, c: 
       `${count('ok')} ok, ${count('missing')} missing, ${count('error')} failed, ${count('unverified')} unverified; ${report.governed} governed service(s)${warnings.length > 0 ? `; ${plural(warnings.length, 'policy warning')}` : ''}. ` +
       (checkPassed(report)
         ? 'The run can do what it plans.'
-        : 'Grant what is missing (→ lines above), then run governor check again.'),
+        : nextStep(count('missing'), count('error'))),
   );
   return out.join('\n') + '\n';
+}
+
+/**
+ * What to do after a failed check: grant what is missing, mend what could not be checked (a
+ * call that failed is no missing permission), or both; said only of what there is.
+ */
+function nextStep(missing: number, failed: number): string {
+  const todo =
+    missing > 0 && failed > 0
+      ? 'Grant what is missing and mend what failed'
+      : missing > 0
+        ? 'Grant what is missing'
+        : 'Mend what failed';
+  return `${todo} (→ lines above), then run governor check again.`;
 }

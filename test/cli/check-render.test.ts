@@ -81,3 +81,30 @@ describe('governor check on a large fleet', () => {
     expect(text.match(/^ {2}MISSING /gm)).toHaveLength(2);
   });
 });
+
+describe('the closing line of a failed check', () => {
+  const failedCall: CheckItem = {
+    subject: 'topic projects/p/topics/t',
+    permission: 'pubsub.topics.publish',
+    status: 'error',
+    detail: 'Pub/Sub could not be reached',
+    fix: 'check that Pub/Sub can be reached',
+  };
+  const last = (r: CheckReport) =>
+    renderCheck('policy.yaml', 'enforce', r, c).trimEnd().split('\n').at(-1) ?? '';
+
+  it('asks to mend what failed, not to grant, when nothing is missing', () => {
+    const r = report(2, 0);
+    const line = last({ ...r, items: [...r.items.slice(0, -1), failedCall] });
+    expect(line).toContain('0 missing, 1 failed');
+    expect(line).toContain('Mend what failed (→ lines above), then run governor check again.');
+    expect(line).not.toContain('Grant');
+  });
+
+  it('asks for both when something is missing and something failed', () => {
+    const r = report(2, 1);
+    const line = last({ ...r, items: [...r.items.slice(0, -1), failedCall] });
+    expect(line).toContain('1 missing, 1 failed');
+    expect(line).toContain('Grant what is missing and mend what failed (→ lines above)');
+  });
+});
