@@ -1,4 +1,5 @@
 import { relative } from 'node:path';
+import { plural } from '../core/text.js';
 import { Alert, ALERT_TYPES, Severity } from '../core/alert.js';
 import type { PoolId } from '../core/pool.js';
 import type { PublishedMessage } from '../emulator/index.js';
@@ -57,7 +58,9 @@ export async function runDemo(
   assertGoverns(policy, input.fleet, { policy: policyName, fleet: fleetName });
   io.stdout.write(
     [
-      c.bold('Cloud Run GPU governor: a simulated day'),
+      c.bold(
+        `Cloud Run GPU governor: ${flags.hours === 24 ? 'a simulated day' : plural(flags.hours, 'simulated hour')}`,
+      ),
       `fleet ${fleetName}, policy ${policyName}`,
       '',
       ...wrap(

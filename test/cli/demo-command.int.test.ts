@@ -222,6 +222,9 @@ describe('governor demo (npm start)', () => {
     );
     expect(err).toBe('');
     expect(code).toBe(0);
+    // Its title says how long it plays: two hours, not a day.
+    expect(out).toContain('Cloud Run GPU governor: 2 simulated hours\n');
+    expect(out).not.toContain('a simulated day');
     const { screen, ups } = terminal(out);
     // Redrawn in place: many frames were drawn, and one is left on the screen.
     expect(ups).toBeGreaterThan(3);
