@@ -4,7 +4,7 @@ import { dirname, resolve as resolvePath } from 'node:path';
 import { assertCredentials } from '../adapters/credentials.js';
 import { createGooglePorts } from '../adapters/index.js';
 import { createClock } from '../adapters/clock.js';
-import { durationMs } from '../core/duration.js';
+import { durationMs, UNIT_ORDER_HINT, unitsOutOfOrder } from '../core/duration.js';
 import { InputError, UpstreamError, UsageError } from '../errors.js';
 import type { Policy } from '../core/policy.js';
 import { compileRules } from '../core/rules.js';
@@ -74,9 +74,10 @@ function parseMinutes(
   try {
     ms = /^\d+$/.test(text) ? Number(text) * 60_000 : durationMs(text);
   } catch (e) {
-    throw new UsageError(`${flag} ${JSON.stringify(text)}: expected a duration such as "5m"`, {
-      cause: e,
-    });
+    throw new UsageError(
+      `${flag} ${JSON.stringify(text)}: ${unitsOutOfOrder(text) ? UNIT_ORDER_HINT : 'expected a duration such as "5m"'}`,
+      { cause: e },
+    );
   }
   const minutes = ms / 60_000;
   if (!Number.isInteger(minutes) || minutes < min || minutes > 24 * 60) {
@@ -220,7 +221,7 @@ export async function runReplay(
     sinceMs = durationMs(flags.since);
   } catch (e) {
     throw new UsageError(
-      `--since ${JSON.stringify(flags.since)}: expected a duration such as "7d" or "24h"`,
+      `--since ${JSON.stringify(flags.since)}: ${unitsOutOfOrder(flags.since) ? UNIT_ORDER_HINT : 'expected a duration such as "7d" or "24h"'}`,
       { cause: e },
     );
   }

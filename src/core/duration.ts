@@ -13,6 +13,14 @@ const PARTS = /^(\d+(ms|s|m|h|d))+$/;
 export const DURATION_PATTERN =
   /^[0-9]+(d([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?|h([0-9]+m)?([0-9]+s)?([0-9]+ms)?|m([0-9]+s)?([0-9]+ms)?|s([0-9]+ms)?|ms)$/;
 
+/** What a duration whose units repeat or come out of order is told: one text for every caller. */
+export const UNIT_ORDER_HINT = 'each unit once, largest first, e.g. "1h30m"';
+
+/** Whether `text` is digits and units that only their order or a repeat keeps from a duration. */
+export function unitsOutOfOrder(text: string): boolean {
+  return PARTS.test(text) && !DURATION_PATTERN.test(text);
+}
+
 /**
  * The longest duration any setting takes (366 days): beyond it a window or a delay is a typo, and
  * far beyond it (`99999999999999999999d`) a time before the first representable date.
@@ -30,8 +38,8 @@ export const Duration = z
   })
   .regex(DURATION_PATTERN, {
     error: (issue) =>
-      typeof issue.input === 'string' && PARTS.test(issue.input)
-        ? `${JSON.stringify(issue.input)}: each unit once, largest first, e.g. "1h30m"`
+      typeof issue.input === 'string' && unitsOutOfOrder(issue.input)
+        ? `${JSON.stringify(issue.input)}: ${UNIT_ORDER_HINT}`
         : 'expected a duration such as "90s", "15m" or "1h30m"',
   })
   .refine((text) => !DURATION_PATTERN.test(text) || durationMs(text) <= MAX_DURATION_MS, {
