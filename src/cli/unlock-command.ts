@@ -1,5 +1,6 @@
 import { hostname } from 'node:os';
 
+import { createClock } from '../adapters/clock.js';
 import { processExists } from '../adapters/file-lock.js';
 
 import { unitKey, unitLabel, type Unit } from '../core/units.js';
@@ -44,6 +45,8 @@ export async function runUnlock(
     ]);
     // Each lease as shown: only that lease is broken once confirmed (see stillTheLease).
     const held: { unit: Unit; seen: SeenLease }[] = [];
+    // The runs' clock, by which they stamp their leases: the emulator's virtual one against it.
+    const nowMs = await createClock(options)();
     for (const unit of units) {
       const lease = await readOrReport(store, unit, io);
       if (lease === 'unreadable') {
@@ -55,7 +58,7 @@ export async function runUnlock(
         if (unit.region === undefined) io.stdout.write(`${unitLabel(unit)}: no lease held\n`);
         continue;
       }
-      const expired = Date.parse(lease.expiresAt) <= Date.now();
+      const expired = Date.parse(lease.expiresAt) <= nowMs;
       io.stdout.write(
         `${unitLabel(unit)}: lease held by ${lease.holder} since ${lease.acquiredAt} until ${lease.expiresAt}${expired ? ' (expired)' : ` (it ends by itself then)`}; ${holderProcess(lease.holder)}\n`,
       );

@@ -4,6 +4,8 @@
  * confirmed, removes it, in the file store and in Firestore (Google's emulator, started here).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -169,5 +171,45 @@ describe('governor unlock: only the lease it showed', () => {
     const again = await unlock({ GOVERNOR_STATE_STORE: 'file' }, dir);
     expect(again.out).toContain(`${PROJECT}: lease broken`);
     expect(await store.readLease(PROJECT)).toBeNull();
+  });
+});
+
+describe("governor unlock on the emulator's clock", () => {
+  it('judges a lease by the clock its run stamped it with, not the wall clock', async () => {
+    // The emulator's virtual clock, a week before the wall clock: a run on it took the lease.
+    const virtualNow = Date.now() - 7 * 86_400_000;
+    const admin = createServer((req, res) => {
+      res.setHeader('content-type', 'application/json');
+      res.end(
+        JSON.stringify(req.url === '/clock' ? { now: new Date(virtualNow).toISOString() } : {}),
+      );
+    });
+    await new Promise<void>((r) => admin.listen(0, '127.0.0.1', r));
+    const { port } = admin.address() as AddressInfo;
+    const dir = join(tmp, 'state-virtual');
+    const store = createFileStateStore({ dir });
+    try {
+      await store.acquireLease(PROJECT, 'virtual-run', 600_000, new Date(virtualNow).toISOString());
+      let out = '';
+      const code = await runUnlock(
+        { policy, yes: false, stateDir: dir },
+        { stdout: { write: (t: string) => (out += t) }, stderr: { write: () => true } },
+        parseRuntimeOptions({
+          METADATA_SERVER_DETECTION: 'none',
+          GOVERNOR_STATE_STORE: 'file',
+          GOVERNOR_EMULATOR_HOST: '127.0.0.1:1',
+          GOVERNOR_EMULATOR_ADMIN: `http://127.0.0.1:${port}`,
+        }),
+      ).catch((e: unknown) => e);
+      // Off a terminal, nothing is broken without --yes; what was shown is what counts.
+      expect(code).toBeInstanceOf(Error);
+      expect(out).toContain(`${PROJECT}: lease held by virtual-run`);
+      expect(out).toContain('(it ends by itself then)');
+      expect(out).not.toContain('(expired)');
+      expect((await store.readLease(PROJECT))?.holder).toBe('virtual-run');
+    } finally {
+      await store.close();
+      await new Promise((r) => admin.close(r));
+    }
   });
 });
