@@ -28,7 +28,7 @@ import { CloudQuotasClient } from '@google-cloud/cloudquotas';
 import type { protos } from '@google-cloud/cloudquotas';
 
 import { ConflictError, InputError, UpstreamError } from '../errors.js';
-import { preferenceNameFault } from '../core/preference-name.js';
+import { preferenceNameFault, QUOTA_ID } from '../core/preference-name.js';
 import type {
   ListedPreference,
   NewQuotaPreference,
@@ -182,7 +182,7 @@ function checkNew(input: NewQuotaPreference): void {
   const faults = [];
   if (!ID.test(input.id))
     faults.push({ path: 'id', message: `"${input.id}" is not a preference id` });
-  if (!/^[A-Za-z0-9]{1,100}$/.test(input.quotaId))
+  if (!QUOTA_ID.test(input.quotaId))
     faults.push({ path: 'quotaId', message: `"${input.quotaId}" is not a quota id` });
   if (!/^[a-z0-9-]{1,63}$/.test(input.region))
     faults.push({ path: 'region', message: `"${input.region}" is not a region` });

@@ -21,6 +21,12 @@ import { ProjectId } from './units.js';
 /** The longest preference name accepted (a project of 30 and an id of 100 fit well within it). */
 export const MAX_PREFERENCE_NAME = 300;
 
+/**
+ * A Cloud Quotas quota id as the governor files and tracks them (`NvidiaL4GpuAllocPerProjectRegion`):
+ * letters and digits, at most 100.
+ */
+export const QUOTA_ID = /^[A-Za-z0-9]{1,100}$/;
+
 const NAME = /^projects\/([^/]+)\/locations\/global\/quotaPreferences\/([^/]+)$/;
 const ID = /^[A-Za-z0-9_-][A-Za-z0-9._-]{0,99}$/;
 const NUMBER = /^[1-9]\d{0,19}$/;

@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { beyondSkew } from './duration.js';
 import type { Plan } from './plan.js';
 import { poolKey, poolOfKey, poolWords } from './pool.js';
-import { MAX_PREFERENCE_NAME, preferenceNameFault } from './preference-name.js';
+import { MAX_PREFERENCE_NAME, preferenceNameFault, QUOTA_ID } from './preference-name.js';
 import { plural } from './text.js';
 
 /**
@@ -79,10 +79,7 @@ export const TrackedRequest = z.strictObject({
     ),
   quotaId: z
     .string()
-    .regex(
-      /^[A-Za-z0-9]{1,100}$/,
-      'expected a quota id such as "NvidiaL4GpuAllocPerProjectRegion"',
-    ),
+    .regex(QUOTA_ID, 'expected a quota id such as "NvidiaL4GpuAllocPerProjectRegion"'),
   preferredValue: z.number().int().min(-1),
   from: Int.nullable().describe('The quota when it was filed (or found).'),
   filedAt: z.iso.datetime({ offset: true }),
