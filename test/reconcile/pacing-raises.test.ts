@@ -6,6 +6,7 @@ import { createSimPorts } from '../../src/emulator/ports.js';
 import { onePoolFleet } from '../support/fixtures.js';
 import { reconcileReport } from '../support/reconcile-run.js';
 import { virtualTime } from '../support/virtual-time.js';
+import { busiestMinute } from '../support/paced-fleet.js';
 
 /**
  * A pool's raises take their write slots before the read they are decided on, and go out once it
@@ -18,9 +19,42 @@ const PROJECT = 'raise-project';
 const REGION = 'us-central1';
 const START = Date.parse('2026-11-27T13:00:00Z');
 
-/** The most writes in any 60 s, from any instant (a busiest window starts at a write). */
-function busiestMinute(starts: readonly number[]): number {
-  return Math.max(0, ...starts.map((s) => starts.filter((x) => x >= s && x < s + 60_000).length));
+/**
+ * One run over `model` at two writes a minute, under virtual time: the times of its writes from
+ * START, and its report. `slowReadMs`: the fresh read before the first round of raises takes it.
+ */
+async function raiseUnderQuota(model: FleetModel, runId: string, slowReadMs = 0) {
+  const policy = parsePolicy({
+    version: 1,
+    projects: [PROJECT],
+    regions: [REGION],
+    defaults: { headroom: 0, max: 2, scaleDownDelay: '0s' },
+    services: [{ match: {} }],
+    limits: { writesPerMinute: 2 },
+  });
+  const sim = createSimPorts(model, { lagMs: 3 * 60_000 });
+  const time = virtualTime(START);
+  const writes: number[] = [];
+  let reads = 0;
+  const run = {
+    ...sim.run,
+    listServices: async (p: string, r: string) => {
+      reads += 1;
+      // The fresh read before the first round of raises is slow; the others are quick.
+      if (reads === 2 && slowReadMs > 0) await time.sleep(slowReadMs);
+      return sim.run.listServices(p, r);
+    },
+    updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
+      writes.push(time.now() - START);
+      return sim.run.updateMaxInstances(u);
+    },
+  };
+  const report = await reconcileReport(
+    policy,
+    { ports: { ...sim, run }, clock: () => model.now, wallClock: time.now, sleep: time.sleep },
+    { runId, deadlineMs: 5 * 60_000, writerId: 'me' },
+  );
+  return { report, writes };
 }
 
 describe('raises under the write quota', () => {
@@ -29,36 +63,7 @@ describe('raises under the write quota', () => {
     async (slowReadMs) => {
       const busy = ['busy-a', 'busy-b', 'busy-c', 'busy-d'].map((n) => [n, 1, 2] as const);
       const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 12, busy)));
-      const policy = parsePolicy({
-        version: 1,
-        projects: [PROJECT],
-        regions: [REGION],
-        defaults: { headroom: 0, max: 2, scaleDownDelay: '0s' },
-        services: [{ match: {} }],
-        limits: { writesPerMinute: 2 },
-      });
-      const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
-      const time = virtualTime(START);
-      const writes: number[] = [];
-      let reads = 0;
-      const run = {
-        ...sim.run,
-        listServices: async (p: string, r: string) => {
-          reads += 1;
-          // The fresh read before the first round of raises is slow; the others are quick.
-          if (reads === 2) await time.sleep(slowReadMs);
-          return sim.run.listServices(p, r);
-        },
-        updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
-          writes.push(time.now() - START);
-          return sim.run.updateMaxInstances(u);
-        },
-      };
-      const report = await reconcileReport(
-        policy,
-        { ports: { ...sim, run }, clock: () => m.now, wallClock: time.now, sleep: time.sleep },
-        { runId: 'raises', deadlineMs: 5 * 60_000, writerId: 'me' },
-      );
+      const { report, writes } = await raiseUnderQuota(m, 'raises', slowReadMs);
       const raised = report.writes.filter((w) => w.planned > w.from);
       expect(raised.map((w) => w.cause)).toEqual(['written', 'written', 'written', 'written']);
       // Before, the first round went out after the slow read, counted at its slots' time, and
@@ -98,29 +103,7 @@ describe('raises under the write quota', () => {
         ],
       }),
     );
-    const policy = parsePolicy({
-      version: 1,
-      projects: [PROJECT],
-      regions: [REGION],
-      defaults: { headroom: 0, max: 2, scaleDownDelay: '0s' },
-      services: [{ match: {} }],
-      limits: { writesPerMinute: 2 },
-    });
-    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
-    const time = virtualTime(START);
-    const writes: number[] = [];
-    const run = {
-      ...sim.run,
-      updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
-        writes.push(time.now() - START);
-        return sim.run.updateMaxInstances(u);
-      },
-    };
-    const report = await reconcileReport(
-      policy,
-      { ports: { ...sim, run }, clock: () => m.now, wallClock: time.now, sleep: time.sleep },
-      { runId: 'pools', deadlineMs: 5 * 60_000, writerId: 'me' },
-    );
+    const { report, writes } = await raiseUnderQuota(m, 'pools');
     const raised = report.writes.filter((w) => w.planned > w.from);
     expect(raised.map((w) => w.cause)).toEqual(['written', 'written', 'written', 'written']);
     // Before, the first pool's raises, counted at 0 s, went out at 60 s with the second's.

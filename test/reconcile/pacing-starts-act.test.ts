@@ -3,7 +3,7 @@ import { parsePolicy } from '../../src/core/policy.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
-import { idleFleet, pacedPolicy } from '../support/paced-fleet.js';
+import { idleFleet, pacedPolicy, busiestMinute } from '../support/paced-fleet.js';
 import { reconcileReport } from '../support/reconcile-run.js';
 import { virtualTime } from '../support/virtual-time.js';
 
@@ -15,11 +15,6 @@ import { virtualTime } from '../support/virtual-time.js';
  */
 
 const START = Date.parse('2026-11-27T13:00:00Z');
-
-/** The most writes in any 60 s, from any instant (a busiest window starts at a write). */
-function busiestMinute(starts: readonly number[]): number {
-  return Math.max(0, ...starts.map((s) => starts.filter((x) => x >= s && x < s + 60_000).length));
-}
 
 /** One run of act under virtual time, each write to `slowRegion` holding its place `holdMs`. */
 async function paced(

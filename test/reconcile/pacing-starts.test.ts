@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import { createPacer, type Place } from '../../src/reconcile/pacing.js';
 import { fcParams } from '../support/fleet-arbitrary.js';
 import { virtualTime } from '../support/virtual-time.js';
+import { busiestMinute } from '../support/paced-fleet.js';
 
 /**
  * The paced call counts a call when it starts. Its places are granted in an order the pacer does
@@ -26,11 +27,6 @@ function placesInAnyOrder(n: number, pick: (waiting: number) => number): Place {
       else active -= 1;
     }
   };
-}
-
-/** The most starts in any 60 s, from any instant (a busiest window starts at a start). */
-function busiestMinute(starts: readonly number[]): number {
-  return Math.max(0, ...starts.map((s) => starts.filter((x) => x >= s && x < s + 60_000).length));
 }
 
 const HOLDS = [0, 1, 300, 900, 999, 1_000, 1_001, 1_500, 20_000, 59_000];

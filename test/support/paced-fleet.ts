@@ -44,3 +44,8 @@ export function pacedPolicy(project: string, regions: readonly string[]): Policy
     limits: { writesPerMinute: 2, writeConcurrency: 2 },
   });
 }
+
+/** The most calls started in any 60 s of `starts` (ms), from any instant: a busiest window starts at a call. */
+export function busiestMinute(starts: readonly number[]): number {
+  return Math.max(0, ...starts.map((s) => starts.filter((x) => x >= s && x < s + 60_000).length));
+}
