@@ -10,7 +10,7 @@
  * googleapis/repo-automation-bots#4469) and, for writes, "Write requests per minute per region"
  * (WritePerMinutePerProjectRegion, metric `run.googleapis.com/write_regional`). So two projects
  * in one region each have their own budget. Google's pages we could read do not state the default
- * value; public reports give 30 (GCP-FACTS: 30–60), so the policy's `limits.writesPerMinute`
+ * value; public reports give 30 to 60 writes a minute, so the policy's `limits.writesPerMinute`
  * defaults to 30, and a project with a raised quota may raise it.
  *
  * A per-minute quota allows a burst: so a key hands out up to `perMinute` slots in any 60 s, at

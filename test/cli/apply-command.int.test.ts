@@ -241,7 +241,7 @@ describe('governor unlock and regional units (fanout.splitAbove)', () => {
   });
 });
 
-describe('governor apply with a lock left in the state folder (issue #13, finding 5)', () => {
+describe('governor apply with a lock left in the state folder', () => {
   // What a run that died, or a full disk, leaves behind: an empty lock, a garbage one, one naming
   // a live process that holds nothing (this test's own). Each is a minute old, as it is when the
   // next scheduled run comes; each used to make every later run wait and exit 1.

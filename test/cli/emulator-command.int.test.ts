@@ -47,7 +47,7 @@ describe('governor emulator', () => {
     const clock = (await (await fetch(`${admin}/clock`)).json()) as { now: string };
     expect(clock.now).toBe('2026-11-27T06:00:00.000Z'); // the example fleet's start
 
-    // Issue #12: the demo policy applied with the printed environment publishes its alerts here.
+    // The demo policy applied with the printed environment publishes its alerts here.
     const apply = await run(
       process.execPath,
       ['bin/governor.js', 'apply', '--policy', 'examples/demo-policy.yaml', '--yes'],

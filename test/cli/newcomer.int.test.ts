@@ -7,7 +7,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 
 /**
- * The first write, as a newcomer does it (issue #12): `governor emulator` in one process, and
+ * The first write, as a newcomer does it: `governor emulator` in one process, and
  * check, plan, apply, status and restore in others, with the printed environment and no Google
  * credentials. Then the ways it used to go wrong: a publish path that cannot work, permissions
  * the identity lacks, a project nothing of which can be read, a policy that governs nothing.

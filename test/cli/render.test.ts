@@ -11,7 +11,7 @@ import { alertStatus, renderAlerts, renderPlan, renderStatus } from '../../src/c
 import type { Plan } from '../../src/core/plan.js';
 import { memoryLogger, textLogger } from '../../src/log.js';
 
-/** What `governor plan` and `governor apply` print, on the example snapshot and policy (issue #16). */
+/** What `governor plan` and `governor apply` print, on the example snapshot and policy. */
 
 const c = pc.createColors(false);
 const policy = parsePolicyText(readFileSync('examples/policy.yaml', 'utf8'), 'policy');
@@ -248,7 +248,7 @@ describe('alerts, as alerts', () => {
     expect(alertStatus(alerts[0] as Alert)).toBe('firing');
   });
 
-  it('are not log lines: the text logger leaves them out, so they are not printed twice (issue #12)', () => {
+  it('are not log lines: the text logger leaves them out, so they are not printed twice', () => {
     const out: string[] = [];
     const log = textLogger({ write: (s: string) => out.push(s) });
     log.log('ERROR', 'alert service.misconfigured firing: llm-code breaks 2 rules', { alert: 'k' });

@@ -1,5 +1,5 @@
 /**
- * The admin endpoint is a development tool, and must not be a hazard (issue #13, finding 7):
+ * The admin endpoint is a development tool, and must not be a hazard:
  * bodies must be declared JSON, are bounded in bytes, trace files stay in the fleet's folder and
  * never show their contents in an error, and `POST /advance` is bounded.
  */

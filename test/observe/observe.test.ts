@@ -427,7 +427,7 @@ describe('observe', () => {
   });
 
   it('a failed worker-pool listing leaves only that region’s pool budgets unknown: services still read, nothing raised there, degraded says why', async () => {
-    // Issue #12, item 1: the region used to be skipped whole.
+    // The region used to be skipped whole.
     const p = ports({
       services: [
         service('a', { serviceMaxInstances: 1 }),
@@ -466,7 +466,7 @@ describe('observe', () => {
   });
 
   it('an unset max is not 100: counted at quota ÷ GPUs per instance, and the reason says so', async () => {
-    // Issue #12, item 7: Google derives an unset max from the regional quota.
+    // Google derives an unset max from the regional quota.
     const unset = service('free', {
       serviceMaxInstances: null,
       revisionMaxInstances: null,

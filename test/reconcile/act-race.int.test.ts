@@ -16,7 +16,8 @@ import { reconcileReport } from '../support/reconcile-run.js';
  * The act step against another writer, through the emulator and Google's clients: the pool is
  * read just before the increases, a raise that the read shows no room for is not made (and is
  * counted), and a raise another writer's change takes over the quota inside the one round trip
- * Cloud Run leaves open is lowered back in the same run. Issue #13 finding 1 is the first test.
+ * Cloud Run leaves open is lowered back in the same run. The first test is the race that once took a pool to 17 GPUs on a
+ * quota of 12.
  */
 
 const PROJECT = 'race-project';
