@@ -17,7 +17,7 @@ import { loadPolicy } from './files.js';
 import { failureLine } from './hints.js';
 import { askYes, mustFinish } from './finishing.js';
 import type { Streams } from './io.js';
-import { colorsFor, renderAlerts, renderPlan } from './render.js';
+import { colorsFor, renderRunAlerts, renderPlan } from './render.js';
 
 export interface ApplyFlags {
   policy: string;
@@ -94,15 +94,8 @@ export async function runApply(
   if (report.plan && (report.mode === 'dry-run' || report.plan.changes.length === 0))
     io.stdout.write(renderPlan(report.plan, c, { alerts: false }));
   if (report.alerts.length > 0) {
-    const where = policy.alerts.topic
-      ? `published to ${policy.alerts.topic}`
-      : 'not published: the policy sets no alerts.topic';
     io.stdout.write(
-      '\n' +
-        renderAlerts(report.alerts, c, `Alerts (${report.alerts.length}, ${where}):`, {
-          status: true,
-        }).join('\n') +
-        '\n',
+      '\n' + renderRunAlerts(report.alerts, c, policy.alerts.topic ?? null).join('\n') + '\n',
     );
   }
   io.stdout.write('\n' + summary(report) + '\n');

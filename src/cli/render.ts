@@ -186,17 +186,18 @@ export function renderAlerts(
   alerts: readonly Alert[],
   c: Colors,
   title: string,
-  options: { status?: boolean; alike?: boolean } = {},
+  options: { status?: boolean; alike?: string } = {},
 ): string[] {
   const out = [c.bold(title)];
-  // With `alike` (a plan, whose rows list each service alerted about), more than ALIKE_LISTED
-  // alerts of services of one type, severity and status are one line naming the first few, as
-  // Terraform gathers warnings alike: 644 service.starved of 3,000 services, one per deferred raise.
-  const entries: Alike<Alert>[] = options.alike
-    ? alike(alerts, (a) =>
-        a.service === null ? null : JSON.stringify([a.type, a.severity, a.status]),
-      )
-    : alerts.map((item) => ({ item }));
+  // With `alike` (where each alert of a group can be read whole), more than ALIKE_LISTED alerts
+  // of services of one type, severity and status are one line naming the first few, as Terraform
+  // gathers warnings alike: 644 service.starved of 3,000 services, one per deferred raise.
+  const entries: Alike<Alert>[] =
+    options.alike !== undefined
+      ? alike(alerts, (a) =>
+          a.service === null ? null : JSON.stringify([a.type, a.severity, a.status]),
+        )
+      : alerts.map((item) => ({ item }));
   const shown = entries.flatMap((e) => (e.item ? [e.item] : e.group.slice(0, 1)));
   const sevWidth = widest(shown, (a) => a.severity);
   const statusWidth = widest(shown, alertStatus);
@@ -212,11 +213,29 @@ export function renderAlerts(
       ? `${group.length} services (${someOf(
           group.map((g) => g.service ?? ''),
           ALIKE_NAMED,
-        )}): each in its pool's rows above`
+        )}): ${options.alike ?? ''}`
       : oneLine(a.summary);
     out.push(`  ${sev}  ${status}${a.type.padEnd(typeWidth)}  ${text}`);
   }
   return out;
+}
+
+/**
+ * The alerts a run sent, as `governor apply` lists them: alike alerts of more than ALIKE_LISTED
+ * services are one line, each of them being a message of its own on the topic (a run of 3,000
+ * services printed 644 service.starved lines). Without a topic nothing was sent, and `governor
+ * plan --all` lists each.
+ */
+export function renderRunAlerts(
+  alerts: readonly Alert[],
+  c: Colors,
+  topic: string | null,
+): string[] {
+  const where = topic ? `published to ${topic}` : 'not published: the policy sets no alerts.topic';
+  return renderAlerts(alerts, c, `Alerts (${alerts.length}, ${where}):`, {
+    status: true,
+    alike: topic ? 'each a message of its own on the topic' : 'governor plan --all lists each',
+  });
 }
 
 /** Text from elsewhere on one line (core/text.ts). */
@@ -261,9 +280,12 @@ export function renderPlan(
   }
   if (options.alerts !== false && plan.alerts.length > 0) {
     out.push('');
-    for (const line of renderAlerts(plan.alerts, c, `Alerts (${plan.alerts.length}):`, {
-      alike: !options.all,
-    }))
+    for (const line of renderAlerts(
+      plan.alerts,
+      c,
+      `Alerts (${plan.alerts.length}):`,
+      options.all ? {} : { alike: "each in its pool's rows above" },
+    ))
       out.push(line);
   }
   const raise = plan.changes.filter((x) => x.to > x.from).length;

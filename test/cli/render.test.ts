@@ -7,7 +7,13 @@ import { parsePolicyText } from '../../src/core/policy.js';
 import { parseSnapshotText } from '../../src/core/snapshot.js';
 import { syntheticFleet } from '../../bench/fleet.js';
 import { ALIKE_LISTED } from '../../src/cli/alike.js';
-import { alertStatus, renderAlerts, renderPlan, renderStatus } from '../../src/cli/render.js';
+import {
+  alertStatus,
+  renderAlerts,
+  renderPlan,
+  renderRunAlerts,
+  renderStatus,
+} from '../../src/cli/render.js';
 import type { Plan } from '../../src/core/plan.js';
 import { memoryLogger, textLogger } from '../../src/log.js';
 
@@ -186,6 +192,31 @@ describe('plan and status of a large fleet', () => {
     expect(starved.length).toBeGreaterThan(ALIKE_LISTED);
     expect(text).toMatch(new RegExp(`service\\.starved +${starved.length} services \\(`));
     for (const a of big.alerts.filter((x) => x.service === null)) expect(text).toContain(a.summary);
+  });
+
+  it("apply's list of the alerts it sent counts alike ones of services on one line", () => {
+    const starved = big.alerts.filter((a) => a.type === 'service.starved');
+    const sent = renderRunAlerts(big.alerts, c, 'projects/p/topics/alerts');
+    expect(sent[0]).toBe(`Alerts (${big.alerts.length}, published to projects/p/topics/alerts):`);
+    expect(sent.length).toBeLessThan(big.alerts.length / 10);
+    expect(sent.join('\n')).toMatch(
+      new RegExp(
+        `^ {2}WARNING +firing +service\\.starved +${starved.length} services \\(\\S+, \\S+, \\S+, \\S+, \\S+ and ${starved.length - 5} more\\): each a message of its own on the topic$`,
+        'm',
+      ),
+    );
+    for (const a of big.alerts.filter((x) => x.service === null))
+      expect(sent.join('\n')).toContain(a.summary);
+    const unsent = renderRunAlerts(big.alerts, c, null);
+    expect(unsent[0]).toBe(
+      `Alerts (${big.alerts.length}, not published: the policy sets no alerts.topic):`,
+    );
+    expect(unsent.join('\n')).toContain(': governor plan --all lists each');
+    // A few alerts are each listed, as before.
+    const few = big.alerts.filter((a) => a.type !== 'service.starved').slice(0, 3);
+    expect(renderRunAlerts(few, c, 'projects/p/topics/alerts').slice(1)).toEqual(
+      renderAlerts(few, c, '', { status: true }).slice(1),
+    );
   });
 
   it('with --all, lists every service and alert as before', () => {
