@@ -26,21 +26,27 @@ process.stdout.on('error', (e) => {
 // lease held until it expires and the run unrecorded, so the first signal lets the run end (it
 // is bounded by its deadline) and says so; a second one stops at once. Otherwise at once, unless
 // the command handles the signal itself (`governor emulator` stops its servers first).
+// Stopping is dying of the signal itself (the shell's $? is 130 or 143), not process.exit: Node's
+// exit waits for every file call in flight, so a read blocked for good (a named pipe no one
+// writes, `--policy fifo`) made Ctrl-C do nothing at all.
+const dieOf = (signal) => {
+  process.removeAllListeners(signal);
+  process.kill(process.pid, signal);
+};
 let interrupted = false;
-for (const [signal, code] of [
-  ['SIGINT', 130],
-  ['SIGTERM', 143],
-]) {
+for (const signal of ['SIGINT', 'SIGTERM']) {
   process.on(signal, () => {
     if (!mustFinishRunning()) {
       if (process.listenerCount(signal) > 1) return;
-      process.exit(code);
+      dieOf(signal);
+      return;
     }
     if (interrupted) {
       process.stderr.write(
         `\n${signal} again: stopped during the run; its lease stays held until it expires (governor unlock breaks it once no run is under way)\n`,
       );
-      process.exit(code);
+      dieOf(signal);
+      return;
     }
     interrupted = true;
     // At the confirmation prompt nothing is written yet: the signal answers it no, and the run

@@ -7,7 +7,7 @@ import {
   utimesSync,
   writeFileSync,
 } from 'node:fs';
-import { hostname, tmpdir } from 'node:os';
+import { constants as osConstants, hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -345,8 +345,9 @@ describe('governor apply --yes interrupted (Ctrl-C, SIGTERM) while it writes', (
         child.kill(signals[0]);
       }
     });
+    // As the shell counts it: a process that died of a signal is 128 + its number.
     const code = await new Promise<number | null>((resolve) =>
-      child.on('close', (c, s) => resolve(c ?? (s === null ? null : -1))),
+      child.on('close', (c, s) => resolve(c ?? (s === null ? null : 128 + osConstants.signals[s]))),
     );
     expect(sent).toBe(true);
     const store = createFileStateStore({ dir: stateDir });
