@@ -39,11 +39,22 @@
  *
  * The lock is opened without blocking and read only when it is a regular file
  * (`openRegularFile`): a FIFO in its place would block open() for good, one libuv thread per
- * call, until the pool is exhausted and the process never recovers.
+ * call, until the pool is exhausted and the process never recovers. A symbolic link in its place
+ * is refused, not followed: a dangling one would otherwise be taken for a lock released between
+ * link() and open(), and tried again forever.
  */
 import { randomUUID } from 'node:crypto';
 import { constants, type Stats } from 'node:fs';
-import { link, open, rename, stat, unlink, type FileHandle } from 'node:fs/promises';
+import {
+  link,
+  lstat,
+  open,
+  readlink,
+  rename,
+  stat,
+  unlink,
+  type FileHandle,
+} from 'node:fs/promises';
 import { hostname } from 'node:os';
 import { z } from 'zod';
 
@@ -251,12 +262,19 @@ export function processExists(pid: number): boolean {
 
 /**
  * Opens a state or lock file for reading without waiting (O_NONBLOCK: a FIFO opens at once
- * instead of blocking a libuv thread until a writer comes), then refuses anything but a regular
- * file (fstat), naming the path and what it is; the pattern of emulator/fleet.ts readTrace. Read
+ * instead of blocking a libuv thread until a writer comes) nor following a symbolic link
+ * (O_NOFOLLOW, refused naming where it points), then refuses anything but a regular file (fstat),
+ * naming the path and what it is; the pattern of emulator/fleet.ts readTrace. Read
  * it with read-capped.ts readHandleCapped. Errors of open() (ENOENT…) are thrown as they come.
  */
 export async function openRegularFile(path: string): Promise<FileHandle> {
-  const handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK);
+  let handle: FileHandle;
+  try {
+    handle = await open(path, constants.O_RDONLY | constants.O_NONBLOCK | NOFOLLOW);
+  } catch (error) {
+    if (errnoCode(error) === 'ELOOP') throw await linkRefusal(path, error);
+    throw error;
+  }
   let info: Stats;
   try {
     info = await handle.stat();
@@ -272,6 +290,32 @@ export async function openRegularFile(path: string): Promise<FileHandle> {
     );
   }
   return handle;
+}
+
+/**
+ * O_NOFOLLOW: a symbolic link as the last part of the path fails open() with ELOOP (POSIX open()),
+ * rather than being followed. The governor never writes a link there: a dangling one as the lock
+ * made link() find the name taken and open() find nothing behind it, forever; one as the state
+ * file was read through, then replaced by a file of its own at the first rename, leaving what it
+ * pointed to behind, stale. Absent on Windows, which has no such links in this sense.
+ */
+const NOFOLLOW: number = (constants as { O_NOFOLLOW?: number }).O_NOFOLLOW ?? 0;
+
+/** The error for a symbolic link where a state or lock file belongs, naming where it points. */
+async function linkRefusal(path: string, error: unknown): Promise<Error> {
+  let target: string;
+  try {
+    if (!(await lstat(path)).isSymbolicLink()) return fsError(error, `reading ${path}`);
+    target = await readlink(path);
+  } catch (inner) {
+    return fsError(inner, `reading ${path}`);
+  }
+  return new UpstreamError(
+    `State store: ${path} is a symbolic link (to ${JSON.stringify(target)}), not a regular file: ` +
+      `nothing was read from it or written; remove the link, or put the file it points to in its ` +
+      `place (the governor writes only regular files there)`,
+    { cause: error },
+  );
 }
 
 function fileKind(info: Stats): string {

@@ -3,7 +3,17 @@
  * lock file, and processes racing each other).
  */
 import { execFile, spawn } from 'node:child_process';
-import { mkdtemp, readdir, readFile, rm, truncate, utimes, writeFile } from 'node:fs/promises';
+import {
+  lstat,
+  mkdtemp,
+  readdir,
+  readFile,
+  rm,
+  symlink,
+  truncate,
+  utimes,
+  writeFile,
+} from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -464,6 +474,53 @@ describe('file store: locks in the way', () => {
       expect(await impatient().listRuns(freshProject())).toEqual([]);
     },
     20_000,
+  );
+
+  // Before, a dangling link as the lock spun for good (link() found the name taken, open() found
+  // nothing behind it: "released meanwhile", try again), and a link as the state file was read
+  // through, then replaced by a file of its own at the first write: the file it pointed to was
+  // left behind, stale, silently.
+  it.each([
+    ['lock', 'dangling', false],
+    ['lock', 'to a file', true],
+    ['state file', 'dangling', false],
+    ['state file', 'to a file', true],
+  ])(
+    'refuses a symbolic link as the %s (%s) at once, naming it; nothing written',
+    async (which, _, target) => {
+      const project = freshProject();
+      const file = join(dir, `${project}.json`);
+      const path = which === 'lock' ? `${file}.lock` : file;
+      const elsewhere = await mkdtemp(join(tmpdir(), 'governor-link-target-'));
+      cleanups.push(elsewhere);
+      const pointed = join(elsewhere, 'target.json');
+      if (target) {
+        // A document of this very project: read through the link, it would pass every check.
+        await writeFile(
+          pointed,
+          JSON.stringify({ schema: 1, project, conditions: null, lease: null, runs: [] }),
+        );
+        if (which === 'lock') await utimes(pointed, new Date(0), new Date(0));
+      }
+      await symlink(pointed, path);
+      const error: unknown = await impatient()
+        .acquireLease(project, 'a', 60_000, at)
+        .catch((e: unknown) => e);
+      expect(error).toBeInstanceOf(UpstreamError);
+      expect((error as Error).message).toMatch(
+        new RegExp(`^State store: ${path.replace(/[.*+?^$()|[\]\\]/g, '\\$&')} is a symbolic link`),
+      );
+      expect((error as Error).message).toContain('remove the link');
+      expect((error as Error).message).not.toContain('\n');
+      // The link and what it points to, as they were.
+      expect((await lstat(path)).isSymbolicLink()).toBe(true);
+      expect(await readdir(elsewhere)).toEqual(target ? ['target.json'] : []);
+      await rm(path);
+      expect(await impatient().acquireLease(project, 'a', 60_000, at)).toMatchObject({
+        acquired: true,
+      });
+    },
+    10_000,
   );
 
   it('says who holds a lock it waited for in vain, and when it will be broken', async () => {
