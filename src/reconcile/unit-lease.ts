@@ -69,6 +69,24 @@ async function otherLease(
     : { holder: heldBy, acquiredAt, expiresAt };
 }
 
+/**
+ * `look` at the other side while holding the lease just taken; should it fail (the other side's
+ * lease unreadable, the store unreachable), the lease is given back before the error goes on: the
+ * run that fails never learns it held it, so would leave it held until it expires. A lease that
+ * cannot be given back either (the store gone) expires by itself; the first error is the one told.
+ */
+async function givingBackOnError<T>(
+  look: () => Promise<T>,
+  giveBack: () => Promise<unknown>,
+): Promise<T> {
+  try {
+    return await look();
+  } catch (error) {
+    await giveBack().catch(() => undefined);
+    throw error;
+  }
+}
+
 function refused(lease: Lease, whose: string): LeaseResult {
   return {
     acquired: false,
@@ -141,7 +159,10 @@ export function regionalUnitStore(
     async acquireLease(project, holder, ttlMs, now) {
       const mine = await inner.acquireLease(project, holder, ttlMs, now);
       if (!mine.acquired) return mine;
-      const whole = await otherLease(store, project, holder, ttlMs, now);
+      const whole = await givingBackOnError(
+        () => otherLease(store, project, holder, ttlMs, now),
+        () => inner.releaseLease(project, holder),
+      );
       if (!heldByOther(whole, holder, now)) return mine;
       await inner.releaseLease(project, holder);
       return refused(whole, `a run of the whole project ${project}`);
@@ -182,7 +203,10 @@ export function projectUnitStore(
         throw counted.reason;
       }
       for (const region of counted.value) {
-        const theirs = await otherLease(store, unitKey({ project, region }), holder, ttlMs, now);
+        const theirs = await givingBackOnError(
+          () => otherLease(store, unitKey({ project, region }), holder, ttlMs, now),
+          () => store.releaseLease(project, holder),
+        );
         if (!heldByOther(theirs, holder, now)) continue;
         await store.releaseLease(project, holder);
         return refused(theirs, `the regional unit ${project} (${region})`);

@@ -753,6 +753,32 @@ export function unreadableLeaseContract(
         expect((await store.listRuns(project)).map((r) => r.runId)).toEqual(['run-1']);
       });
     }
+
+    // Before, the lease a side had just taken stayed held (until its expiry, the run deadline and
+    // a minute) when the other side's lease could not be read: the run failed, and gave back only
+    // the leases it knew it held.
+    it("the other side's lease unreadable: a regional unit, or a run of the whole project, gives its own lease back", async () => {
+      const store = open();
+      const unreadable = UNREADABLE_LEASES[0]?.[1] ?? {};
+      const project = freshProject();
+      await store.recordRun(project, runRecord(1));
+      await plant(project, unreadable);
+      const regional = regionalUnitStore(store, 'us-central1');
+      await expect(
+        regional.acquireLease(project, 'regional-run', 60_000, at(0)),
+      ).rejects.toBeInstanceOf(LeaseCorruptError);
+      expect(await store.readLease(unitKey({ project, region: 'us-central1' }))).toBeNull();
+
+      const other = freshProject();
+      const central = unitKey({ project: other, region: 'us-central1' });
+      await store.recordRun(central, runRecord(1));
+      await plant(central, unreadable);
+      const whole = projectUnitStore(store, () => Promise.resolve(['us-central1']));
+      await expect(whole.acquireLease(other, 'project-run', 60_000, at(0))).rejects.toBeInstanceOf(
+        LeaseCorruptError,
+      );
+      expect(await store.readLease(other)).toBeNull();
+    });
   });
 }
 

@@ -68,7 +68,8 @@ unreadableLeaseContract(
   'Firestore store',
   () => store,
   async (project, value) => {
-    await raw.doc(`${collection}/${project}/state/lease`).set(value);
+    // A unit key (`project@region`) is stored under its escaped id, as the store names it.
+    await raw.doc(`${collection}/${encodeURIComponent(project)}/state/lease`).set(value);
   },
 );
 
