@@ -1,3 +1,4 @@
+import { listOnOneLine } from '../core/text.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 
 /**
@@ -26,13 +27,18 @@ export function corruptStateHint(text: string): string | null {
   return 'every run fails on it until it is mended or moved aside (the next run then starts a new one, and what it held is lost: docs/alerts.md, "When an alert fires")';
 }
 
-/** The one line a failed command prints on stderr: the error, and a hint if one applies. */
+/**
+ * The one line a failed command prints on stderr: the error, and a hint if one applies. An error
+ * that lists its faults a line each (a state file that does not parse) is put on one line
+ * (listOnOneLine), the hint after all of them.
+ */
 export function failureLine(
   message: string,
   options: Pick<RuntimeOptions, 'emulatorHost' | 'emulatorAdmin' | 'pubsubEmulatorHost'> | null,
 ): string {
-  const hint = (options ? emulatorGoneHint(message, options) : null) ?? corruptStateHint(message);
-  return `error: ${message}${hint ? ` — ${hint}` : ''}\n`;
+  const line = listOnOneLine(message);
+  const hint = (options ? emulatorGoneHint(line, options) : null) ?? corruptStateHint(line);
+  return `error: ${line}${hint ? ` — ${hint}` : ''}\n`;
 }
 
 function hostOf(url: string | null): string | undefined {

@@ -502,6 +502,28 @@ describe('governor CLI', () => {
     }
   });
 
+  // Before, only apply put the faults of a state file on one line: every other command that reads
+  // the store printed the list as it came, its hint after the last fault.
+  it('unlock, quota recommend and status on a state file they cannot read: one line naming it, the hint after it', async () => {
+    const stateDir = mkdtempSync(join(tmp, 'state-corrupt-'));
+    const policy = file('corrupt-state-policy.json', '{"version":1,"projects":["p1"]}');
+    const state = join(stateDir, 'p1.json');
+    // Two faults: the list the store's error holds.
+    writeFileSync(state, JSON.stringify({ schema: 1, project: 'p1' }));
+    for (const command of [['unlock'], ['quota', 'recommend'], ['status', '--org']]) {
+      const what = command.join(' ');
+      const r = await governor(...command, '--policy', policy, '--state-dir', stateDir);
+      expect(r.code, what).toBe(1);
+      expect(r.stderr, what).toMatch(
+        new RegExp(
+          `^error: Unreadable state file ${state.replace(/[.*+?^$()|[\]\\]/g, '\\$&')}: \\S+: .+; .+ — every run fails on it until it is mended or moved aside .+\n$`,
+        ),
+      );
+      expect(r.stderr.split('\n'), what).toHaveLength(2);
+    }
+    expect(JSON.parse(readFileSync(state, 'utf8'))).toEqual({ schema: 1, project: 'p1' });
+  });
+
   it('plan refuses a project or region that is no resource name segment, exit 2, before any call', async () => {
     // Before any Google call: without credentials, a call would be exit 1 instead.
     const env: NodeJS.ProcessEnv = { ...process.env, HOME: tmp, METADATA_SERVER_DETECTION: 'none' };
