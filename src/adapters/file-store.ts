@@ -1,8 +1,8 @@
 /**
  * The state store in local files, the CLI's default: one JSON document per project,
  * `<dir>/<project>.json` (default dir `.governor/state`), holding the condition state and its
- * version, the lease, the last run records and the outbox; and `<dir>/governor-id`, this
- * governor's id.
+ * version, the lease, the last run records and the outbox; `<dir>/governor-id`, this governor's
+ * id; and `<dir>/%discovery.json`, the organisation's discovery cache (DISCOVERY_FILE).
  *
  * Every change is a read-modify-write under a lock file (`<file>.lock`) and lands with
  * write-temp-then-rename, so a reader sees the old document or the new one, never half of one,
@@ -71,6 +71,15 @@ import {
 } from '../ports/index.js';
 
 export const DEFAULT_STATE_DIR = join('.governor', 'state');
+
+/**
+ * The organisation's discovery cache, beside the projects' files. A project's file is its id
+ * percent-encoded (encodeURIComponent), so a `%` there is always followed by two hex digits: no
+ * project maps to `%discovery.json`, as none maps to Firestore's `%discovery`. (It was
+ * `discovery.json`, the file of a project named `discovery`, a valid project id: that project
+ * was governed once, then its state was read as the cache and a saved cache replaced its state.)
+ */
+export const DISCOVERY_FILE = '%discovery.json';
 
 export interface FileStateStoreOptions {
   /** Default `.governor/state` under the working directory. */
@@ -231,7 +240,7 @@ export function createFileStateStore(
     });
   }
 
-  const discoveryFile = join(dir, 'discovery.json');
+  const discoveryFile = join(dir, DISCOVERY_FILE);
   return {
     governorId: () => readOrMakeGovernorId(dir),
 

@@ -367,7 +367,7 @@ describe('fan-out: dispatch, then one function run per project', () => {
     // nothing is governed without the check.
     const broken = await mkdtemp(join(tmpdir(), 'org-fn-corrupt-'));
     try {
-      await writeFile(join(broken, 'discovery.json'), '{"key":"k","foundAt":"x","projects":[]}');
+      await writeFile(join(broken, '%discovery.json'), '{"key":"k","foundAt":"x","projects":[]}');
       const lines: string[] = [];
       const log = textLogger({ write: (s: string) => lines.push(s) });
       const work = JSON.stringify({

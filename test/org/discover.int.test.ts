@@ -111,13 +111,13 @@ describe('discovery through the asset adapter, cached in the file state store', 
     const store = createFileStateStore({ dir: bad });
     await store.saveDiscovery({ key: 'k', foundAt: '2026-11-01T00:00:00.000Z', projects: [] });
     await writeFile(
-      join(bad, 'discovery.json'),
+      join(bad, '%discovery.json'),
       '{"key":"k","foundAt":"x","projects":["../../etc"]}',
     );
     await expect(store.loadDiscovery()).rejects.toThrow(
       /discovery cache [\s\S]*foundAt[\s\S]*projects\[0\]/,
     );
-    await writeFile(join(bad, 'discovery.json'), 'not json');
+    await writeFile(join(bad, '%discovery.json'), 'not json');
     await expect(store.loadDiscovery()).rejects.toThrow(/not JSON/);
   });
 });

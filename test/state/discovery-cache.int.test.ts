@@ -49,6 +49,21 @@ function contract(name: string, open: () => Store): void {
       await store.saveDiscovery(cache);
       expect(await store.loadDiscovery()).toEqual(cache);
     });
+    // Before, the file store kept both in `discovery.json`: a project named `discovery` (a valid
+    // project id) was governed once, then every run failed on its state file read as the cache,
+    // and a saved discovery replaced its lease, conditions and outbox.
+    it('keeps a project named discovery apart from the cache', async () => {
+      const store = open();
+      const lease = await store.acquireLease('discovery', 'a', 60_000, cache.foundAt);
+      expect(lease.acquired).toBe(true);
+      await store.saveConditions('discovery', {}, null);
+      await store.saveDiscovery(cache);
+      expect(await store.loadDiscovery()).toEqual(cache);
+      expect((await store.readLease('discovery'))?.holder).toBe('a');
+      expect((await store.loadConditions('discovery')).version).not.toBeNull();
+      expect(await store.releaseLease('discovery', 'a')).toBe(true);
+      expect(await store.loadDiscovery()).toEqual(cache);
+    });
     it('refuses to save a malformed one, and keeps the last good one', async () => {
       const store = open();
       await store.saveDiscovery(cache);
@@ -102,7 +117,7 @@ describe('a discovery cache a newer version wrote', () => {
     const at = join(dir, 'newer');
     const store = createFileStateStore({ dir: at });
     await store.saveDiscovery(cache);
-    await writeFile(join(at, 'discovery.json'), JSON.stringify(newer));
+    await writeFile(join(at, '%discovery.json'), JSON.stringify(newer));
     expect(await store.loadDiscovery()).toEqual(read);
   });
 
