@@ -175,6 +175,23 @@ describe('file store: on disk', () => {
     expect(await createFileStateStore({ dir: other }).governorId()).not.toBe(id);
   });
 
+  // Before, it named the file and the pattern, not what to do about it.
+  it('an unreadable governor id names the file and what to do; it is left as it was', async () => {
+    const other = await mkdtemp(join(tmpdir(), 'governor-file-store-id-'));
+    cleanups.push(other);
+    const file = join(other, 'governor-id');
+    await writeFile(file, 'garbage id!!\n');
+    const error: unknown = await createFileStateStore({ dir: other })
+      .governorId()
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StateCorruptError);
+    const message = (error as Error).message;
+    expect(message).toContain(`Unreadable governor id file ${file}:`);
+    expect(message).toMatch(/mend it .*gov- and 12 hex digits/);
+    expect(message).toMatch(/or remove it: the next run makes a new id/);
+    expect(await readFile(file, 'utf8')).toBe('garbage id!!\n');
+  });
+
   it('a folder that is a file says so, not ENOTDIR', async () => {
     const plain = join(dir, 'plain-file');
     await writeFile(plain, 'not a folder');
