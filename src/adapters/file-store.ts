@@ -18,7 +18,7 @@ import { link, mkdir, open, readdir, rename, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 
-import { UpstreamError } from '../errors.js';
+import { cutText, UpstreamError } from '../errors.js';
 import { MAX_DOCUMENT_BYTES, readHandleCapped, sizeText } from '../read-capped.js';
 import {
   errnoCode,
@@ -507,7 +507,14 @@ async function readDocument(file: string, project: string): Promise<StoredDocume
   }
   const doc = parseStored(ProjectDocument, raw, `state file ${file}`);
   if (doc.project !== project) {
-    throw new UpstreamError(`State file ${file} belongs to project ${doc.project}, not ${project}`);
+    // Another project's file under this one's name (copied, renamed): read as this project's, its
+    // lease and outbox would be taken for this project's.
+    throw new StateCorruptError(`state file ${file}`, [
+      {
+        path: 'project',
+        message: `the file of project ${cutText(doc.project, 200)}, not of ${project}`,
+      },
+    ]);
   }
   return {
     ...doc,

@@ -522,6 +522,17 @@ describe('governor CLI', () => {
       expect(r.stderr.split('\n'), what).toHaveLength(2);
     }
     expect(JSON.parse(readFileSync(state, 'utf8'))).toEqual({ schema: 1, project: 'p1' });
+
+    // Another project's file under this project's name (copied, renamed): the same, and says so.
+    const foreign = { schema: 1, project: 'p2', conditions: null, lease: null, runs: [] };
+    writeFileSync(state, JSON.stringify(foreign));
+    const r = await governor('unlock', '--policy', policy, '--state-dir', stateDir);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain(
+      `error: Unreadable state file ${state}: project: the file of project p2, not of p1`,
+    );
+    expect(r.stderr).toContain('mended or moved aside');
+    expect(JSON.parse(readFileSync(state, 'utf8'))).toEqual(foreign);
   });
 
   it('plan refuses a project or region that is no resource name segment, exit 2, before any call', async () => {
