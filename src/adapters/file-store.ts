@@ -428,6 +428,8 @@ async function readOrMakeGovernorId(dir: string): Promise<string> {
   } finally {
     await removeIfThere(temp);
   }
+  // Lost to a power cut, a new id would read this one's stamps as another governor's.
+  await syncFolder(dir, file);
   const made = await readGovernorId(file);
   if (made === null) throw new UpstreamError(`State store: ${file} vanished after it was written`);
   return made;
@@ -535,7 +537,8 @@ function refuseDeepNesting(text: string, what: string): void {
 
 /**
  * Writes a sibling temporary file, flushes it to disk, then renames it over the target; with a
- * `fence`, only once it passes, just before the rename (after the flush, the slow step).
+ * `fence`, only once it passes, just before the rename (after the flush, the slow step). Then
+ * flushes the folder, so that the rename itself is on disk when this returns (syncFolder).
  */
 async function writeAtomically(file: string, text: string, fence?: Fence): Promise<void> {
   const temp = `${file}.${process.pid}.${randomUUID()}.tmp`;
@@ -546,6 +549,32 @@ async function writeAtomically(file: string, text: string, fence?: Fence): Promi
   } catch (error) {
     await removeIfThere(temp);
     throw fsError(error, `writing ${file}`);
+  }
+  await syncFolder(dirname(file), file);
+}
+
+/**
+ * Flushes a folder's entries to disk after a rename or link in it. fsync() of a file does not
+ * flush the entry naming it (https://man7.org/linux/man-pages/man2/fsync.2.html: "an explicit
+ * fsync() on a file descriptor for the directory is also needed"): without this, a power cut or a
+ * kernel crash just after a change returned could bring the file back as it was before it, the
+ * outbox stored before the caps were written among what is lost. A file system that cannot flush
+ * a folder (EINVAL, ENOTSUP), and Windows, where a folder cannot be opened so, keep what they
+ * offer; any other failure fails the change (it is visible, but may not last), naming `file`.
+ */
+async function syncFolder(folder: string, file: string): Promise<void> {
+  if (process.platform === 'win32') return;
+  try {
+    const handle = await open(folder, 'r');
+    try {
+      await handle.sync();
+    } finally {
+      await handle.close();
+    }
+  } catch (error) {
+    const code = errnoCode(error);
+    if (code === 'EINVAL' || code === 'ENOTSUP' || code === 'EOPNOTSUPP') return;
+    throw fsError(error, `flushing ${file} to disk (written, but it may not last a power cut)`);
   }
 }
 

@@ -15,7 +15,7 @@ import {
   writeFile,
 } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { basename, join } from 'node:path';
 import { promisify } from 'node:util';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -632,6 +632,31 @@ describe('file store: a process killed or starved in the middle', () => {
     // Nothing is left beside the document.
     expect((await readdir(dir)).filter((f) => f.startsWith(`${project}.json`))).toEqual([
       `${project}.json`,
+    ]);
+  });
+
+  // Before, the rename was not flushed: on a power cut or a kernel crash just after a change
+  // returned (the outbox stored before the caps are written, say), the file could come back as it
+  // was before the change (fsync(2): "Calling fsync() does not necessarily ensure that the entry
+  // in the directory containing the file has also reached disk").
+  it('a change is on disk when it returns: the folder is flushed after the rename', async () => {
+    const project = freshProject();
+    const trace = join(dir, `${project}.trace`);
+    const done = await child(project, ['save'], {
+      CRASH_FILTER: dir,
+      CRASH_CALLS: 'rename,sync',
+      CRASH_TRACE: trace,
+    }).exited;
+    expect(done.code, done.stdout).toBe(0);
+    const steps = (await readFile(trace, 'utf8'))
+      .trim()
+      .split('\n')
+      .map((l) => l.replace(/^\d+ /, '').replace(/\.\d+\.[0-9a-f-]+\.tmp$/, '.<temp>'));
+    await rm(trace);
+    expect(steps).toEqual([
+      `sync ${project}.json.<temp>`,
+      `rename ${project}.json`,
+      `sync ${basename(dir)}`,
     ]);
   });
 

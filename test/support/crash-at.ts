@@ -9,6 +9,8 @@
  * The process's own modules import the same functions, which this file replaces before they
  * run (`syncBuiltinESMExports` updates the ES module bindings of the built-in module).
  *
+ * - `sync` in `CRASH_CALLS` makes each flush to disk a step too (`FileHandle.sync`, of a file or
+ *   of a folder, named by the path it was opened with); never a step otherwise.
  * - `CRASH_TRACE=<file>`: append one line per step (`<n> <call> <file name>`), crash nowhere.
  * - `CRASH_AT=<n>` and `CRASH_WHEN=before|after`: SIGKILL just before step n is made, or just
  *   after it completed (succeeded or failed).
@@ -48,6 +50,43 @@ function die(): never {
   }
 }
 
+/** The path each handle was opened with, for the `sync` steps. */
+const opened = new WeakMap<object, string>();
+const syncs = calls?.includes('sync') === true;
+
+/** One step: traced, and where the process halts when it is the chosen one. */
+async function step<T>(name: string, target: string, call: () => Promise<T>): Promise<T> {
+  count += 1;
+  const n = count;
+  if (trace) appendFileSync(trace, `${n} ${name} ${basename(target)}\n`);
+  if (n === at && when === 'before') halt();
+  try {
+    return await call();
+  } finally {
+    // After the call, whether it succeeded or failed (a link onto a lock that exists fails).
+    if (n === at && when === 'after') halt();
+  }
+}
+
+if (syncs) {
+  const probe = (await fsp.open?.(process.execPath, 'r')) as { close(): Promise<void> };
+  const proto = Object.getPrototypeOf(probe) as { sync: (this: object) => Promise<void> };
+  await probe.close();
+  const original = proto.sync;
+  proto.sync = function (this: object) {
+    const path = opened.get(this) ?? '';
+    if (!path.includes(filter)) return original.call(this);
+    return step('sync', path, () => original.call(this));
+  };
+  const open = fsp.open;
+  if (open === undefined) throw new Error('node:fs/promises has no open');
+  fsp.open = async (...args: unknown[]) => {
+    const handle = (await open(...args)) as object;
+    opened.set(handle, String(args[0]));
+    return handle;
+  };
+}
+
 for (const name of ['mkdir', 'open', 'link', 'rename', 'unlink'] as const) {
   if (calls !== null && !calls.includes(name)) continue;
   const original = fsp[name];
@@ -58,16 +97,7 @@ for (const name of ['mkdir', 'open', 'link', 'rename', 'unlink'] as const) {
     if (!path.includes(filter) && !target.includes(filter)) return original(...args);
     // Opening to read changes nothing: not a step.
     if (name === 'open' && !/[wax+]/.test(String(args[1] ?? 'r'))) return original(...args);
-    count += 1;
-    const step = count;
-    if (trace) appendFileSync(trace, `${step} ${name} ${basename(target)}\n`);
-    if (step === at && when === 'before') halt();
-    try {
-      return await original(...args);
-    } finally {
-      // After the call, whether it succeeded or failed (a link onto a lock that exists fails).
-      if (step === at && when === 'after') halt();
-    }
+    return step(name, target, () => original(...args));
   };
 }
 syncBuiltinESMExports();
