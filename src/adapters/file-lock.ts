@@ -344,7 +344,13 @@ export function fsError(error: unknown, what: string): Error {
   if (error instanceof UpstreamError) return error;
   const code = errnoCode(error);
   const message = `State store: ${what} failed: ${fileFaultText(error)}`;
-  if (code === 'EACCES' || code === 'EPERM') return new PermissionError(message, { cause: error });
+  if (code === 'EACCES' || code === 'EPERM') {
+    return new PermissionError(
+      `${message} (the user running the governor must be able to read and write the state ` +
+        `folder and every file in it: give it back to that user, or run as the user who owns it)`,
+      { cause: error },
+    );
+  }
   return new UpstreamError(message, { cause: error });
 }
 

@@ -4,18 +4,20 @@
  */
 import { execFile, spawn } from 'node:child_process';
 import {
+  chmod,
   lstat,
   mkdtemp,
   readdir,
   readFile,
   rm,
+  stat,
   symlink,
   truncate,
   utimes,
   writeFile,
 } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -659,6 +661,42 @@ describe('file store: a process killed or starved in the middle', () => {
       `sync ${basename(dir)}`,
     ]);
   });
+
+  // Before, it said "permission denied" and no more: not whose permission, nor what to do.
+  it.each(['state file', 'lock'])(
+    'a %s this user may not read: one line naming it and the fix; nothing written',
+    async (which) => {
+      const project = freshProject();
+      const open = await mkdtemp(join(tmpdir(), 'governor-file-store-mode-'));
+      await chmod(open, 0o777);
+      // The tests' temporary folder, traversable for the child (restored below).
+      const parent = dirname(open);
+      const mode = (await stat(parent)).mode & 0o777;
+      await chmod(parent, mode | 0o111);
+      cleanups.push(open);
+      const file = join(open, `${project}.json`);
+      const path = which === 'lock' ? `${file}.lock` : file;
+      await writeFile(path, which === 'lock' ? '' : '{}', { mode: 0o600 });
+      // Root reads any file: the child then runs as nobody (65534).
+      const child = spawn(process.execPath, [script, open, project, 'acquire', 'a'], {
+        env: { ...process.env, CHILD_UID: '65534' },
+        stdio: ['ignore', 'pipe', 'inherit'],
+      });
+      let stdout = '';
+      child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
+      const code = await new Promise((done) => child.once('exit', done));
+      await chmod(parent, mode);
+      expect(code, stdout).toBe(1);
+      expect(stdout).toMatch(
+        new RegExp(
+          `^failed State store: .* ${path.replace(/[.*+?^$()|[\]\\]/g, '\\$&')} failed: permission denied`,
+        ),
+      );
+      expect(stdout).toContain('the user running the governor must be able to read and write');
+      expect(stdout.trim().split('\n')).toHaveLength(1);
+      expect(await readFile(path, 'utf8')).toBe(which === 'lock' ? '' : '{}');
+    },
+  );
 
   it('a process killed while it holds the lock does not lock out the next one', async () => {
     const project = freshProject();

@@ -6,6 +6,7 @@
  * - `acquire HOLDER`, `release HOLDER`: take or give back the project's lease as HOLDER (60 s on
  *   the wall clock); print the answer as JSON, or `failed <message>` and exit 1;
  * - `outbox`: add one alert message to the project's outbox; print `stored`.
+ * With `CHILD_UID` set, a child started as root runs as that user.
  */
 import { join } from 'node:path';
 
@@ -13,6 +14,12 @@ import { makeAlert } from '../../src/core/conditions.js';
 import { withFileLock } from '../../src/adapters/file-lock.js';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 
+// Run as another user (CHILD_UID), so that a file mode refuses it even when the tests run as root:
+// its modules are loaded by now, only what it reads and writes from here on is checked.
+if (process.env.CHILD_UID !== undefined && process.getuid?.() === 0) {
+  process.setgid?.(Number(process.env.CHILD_UID));
+  process.setuid?.(Number(process.env.CHILD_UID));
+}
 const [dir, project, what, holder] = process.argv.slice(2);
 if (dir === undefined || project === undefined) {
   throw new Error('usage: lock-child DIR PROJECT hold|save|acquire H|release H|outbox');
