@@ -106,6 +106,16 @@ export async function createRuntime(
   };
 }
 
+/**
+ * Refuses, before anything is opened, options that no run can start with: an InputError that
+ * names the variables (the emulator without its admin URL: adapters/clock.ts). createRuntime
+ * refuses them too; the function checks them with the rest of its configuration, so that such a
+ * deployment fails as misconfigured rather than as an unexpected failure.
+ */
+export function checkRunOptions(options: RuntimeOptions): void {
+  createClock(options);
+}
+
 /** The state store the options name; `stateDir` (the CLI's --state-dir) overrides the file's. */
 export async function createStore(
   options: StateStoreOptions,

@@ -11,7 +11,7 @@ import {
   type RunReport,
 } from '../reconcile/reconcile.js';
 import { skipsByCause } from '../reconcile/run-record.js';
-import { createRuntime, newRunId } from '../runtime.js';
+import { checkRunOptions, createRuntime, newRunId } from '../runtime.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 
 /**
@@ -114,6 +114,7 @@ export async function handle(
   let policy: Policy;
   try {
     options = parseRuntimeOptions(env);
+    checkRunOptions(options);
     policy = functionPolicy(options);
     // A policy that finds its projects by discovery is for governorDispatch / governorUnit.
     if (policy.projects.length === 0)

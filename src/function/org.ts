@@ -16,7 +16,13 @@ import { ALERT_GRACE_MS, reconcile, RunFailedError } from '../reconcile/reconcil
 import { regionalUnitStore } from '../reconcile/unit-lease.js';
 import { listOnOneLine } from '../core/text.js';
 import { unitLabel } from '../core/units.js';
-import { createOrgRuntime, createRuntime, createStore, newRunId } from '../runtime.js';
+import {
+  checkRunOptions,
+  createOrgRuntime,
+  createRuntime,
+  createStore,
+  newRunId,
+} from '../runtime.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 import { functionPolicy, logSummary, summaryFields, type Answer } from './handler.js';
 import { decodeBase64 } from './request.js';
@@ -37,12 +43,19 @@ import { decodeBase64 } from './request.js';
  *   (org/unit.ts alertFailedDelivery).
  */
 
+/**
+ * The deployment's configuration, or the misconfiguration's 500 (one error event). `runs`: the
+ * entry runs the governor, so the options must let a run start (runtime.ts checkRunOptions); a
+ * dispatch takes no time from the emulator and reads no Cloud Run.
+ */
 function setup(
   env: Readonly<Record<string, string | undefined>>,
   log: Logger,
+  runs: boolean,
 ): { options: RuntimeOptions; policy: Policy } | Answer {
   try {
     const options = parseRuntimeOptions(env);
+    if (runs) checkRunOptions(options);
     return { options, policy: functionPolicy(options) };
   } catch (e) {
     if (!isInputError(e)) throw e;
@@ -59,7 +72,7 @@ export async function handleDispatch(
   const nowMs = Date.now();
   const dispatchId = newDispatchId(nowMs);
   const log = withFields(requestLog, { dispatchId });
-  const ready = setup(env, log);
+  const ready = setup(env, log, false);
   if ('status' in ready) return ready;
   const { options, policy } = ready;
   if (!policy.fanout) {
@@ -133,7 +146,7 @@ export async function handleUnitPush(
     ...(message.region === undefined ? {} : { region: message.region }),
     dispatchId: message.dispatchId,
   });
-  const ready = setup(env, unitLog);
+  const ready = setup(env, unitLog, true);
   if ('status' in ready) return ready;
   const { options, policy } = ready;
   // One store for the decision and the run: the runtime takes it over (and closes it). A store

@@ -448,6 +448,32 @@ describe('the Cloud Function (HTTP entry point)', () => {
     }
   });
 
+  it('answers 500 naming the misconfiguration when the emulator is set without its admin URL', async () => {
+    // The CLI refuses it in one line (adapters/clock.ts): the function says the same, as a
+    // misconfigured deployment, not as an unexpected failure with a stack trace.
+    delete process.env.GOVERNOR_EMULATOR_ADMIN;
+    let r = { status: 0, json: {} as Record<string, unknown> };
+    const log = await logOf(async () => {
+      r = await post(http, {});
+    });
+    expect(r.status).toBe(500);
+    expect(String(r.json.error)).toMatch(
+      /^misconfigured: GOVERNOR_EMULATOR_HOST is set but GOVERNOR_EMULATOR_ADMIN is not/,
+    );
+    const lines = log
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatchObject({
+      severity: 'ERROR',
+      '@type': 'type.googleapis.com/google.devtools.clouderrorreporting.v1beta1.ReportedErrorEvent',
+    });
+    expect(String(lines[0]?.message)).toMatch(/^misconfigured: GOVERNOR_EMULATOR_HOST is set/);
+    expect(lines[0]).not.toHaveProperty('stack_trace');
+    expect(emulator.writes()).toEqual([]);
+  });
+
   it('answers 500 when its policy is invalid, and writes nothing', async () => {
     process.env.GOVERNOR_POLICY = '{"version": 1}';
     const r = await post(http, {});
@@ -558,6 +584,23 @@ describe('the Cloud Function (CloudEvent entry point, Pub/Sub trigger)', () => {
     expect(log.match(/"severity":"ERROR"/g)).toHaveLength(1);
     expect(log).toContain('misconfigured: GOVERNOR_POLICY is invalid');
     expect(log).not.toMatch(/\bat \S+:\d+:\d+|processTicksAndRejections/);
+    expect(printed).toEqual([]);
+    expect(emulator.writes()).toEqual([]);
+  });
+
+  it('a deployment with the emulator but not its admin URL fails as misconfigured, in one line', async () => {
+    delete process.env.GOVERNOR_EMULATOR_ADMIN;
+    printed.length = 0;
+    let status = 0;
+    const log = await logOf(async () => {
+      status = await deliver(undefined, 'no-admin');
+    });
+    expect(status).toBe(500);
+    expect(log.trim().split('\n')).toHaveLength(1);
+    expect(log).toContain(
+      'misconfigured: GOVERNOR_EMULATOR_HOST is set but GOVERNOR_EMULATOR_ADMIN',
+    );
+    expect(log).not.toMatch(/stack_trace|\bat \S+:\d+:\d+/);
     expect(printed).toEqual([]);
     expect(emulator.writes()).toEqual([]);
   });

@@ -461,6 +461,37 @@ describe('fan-out: dispatch, then one function run per project', () => {
     }
   });
 
+  it('answers 500 naming the misconfiguration when the emulator is set without its admin URL', async () => {
+    // Pub/Sub delivers it again (the deployment may be mended meanwhile); nothing is run.
+    const lines: string[] = [];
+    const log = textLogger({ write: (s: string) => lines.push(s) });
+    const project = orgProjectId(0);
+    const runs = (await createFileStateStore({ dir }).listRuns(project)).length;
+    const before = emulator.writes().length;
+    const work = JSON.stringify({
+      version: 1,
+      kind: 'govern',
+      project,
+      dispatchId: 'd-no-admin',
+      issuedAt: new Date().toISOString(),
+    });
+    const env: Record<string, string | undefined> = {
+      ...process.env,
+      GOVERNOR_POLICY: JSON.stringify({ ...JSON.parse(POLICY), projects: [project] }),
+    };
+    delete env.GOVERNOR_EMULATOR_ADMIN;
+    const answer = await handleUnitPush(push(work), env, log);
+    expect(answer.status).toBe(500);
+    expect(String(answer.body.error)).toMatch(
+      /^misconfigured: GOVERNOR_EMULATOR_HOST is set but GOVERNOR_EMULATOR_ADMIN is not/,
+    );
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(/misconfigured: GOVERNOR_EMULATOR_HOST is set/);
+    expect(emulator.writes()).toHaveLength(before);
+    expect(await createFileStateStore({ dir }).listRuns(project)).toHaveLength(runs);
+    expect(await createFileStateStore({ dir }).readLease(project)).toBeNull();
+  });
+
   it('answers 500 to a dispatch without a work topic, publishing nothing', async () => {
     process.env.GOVERNOR_POLICY = JSON.stringify({ version: 1, projects: ['gpu-proj-0000'] });
     try {
