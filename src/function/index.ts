@@ -77,9 +77,10 @@ async function handle(
 
 /**
  * An HTTP entry point: the request checks every entry shares (request.ts), then `run`; an
- * unexpected failure is logged and answered 500 without its text. `named`: the entry's name
- * leads its log lines, and a refused request is logged too (the organisation's entry points).
- * Every line logged for the request carries its trace (traceFields).
+ * unexpected failure is logged and answered 500 without its text. A refused request (4xx, here
+ * or by the run) is one line saying why: WARNING, or ERROR for `named` entries (the organisation's
+ * entry points, whose callers are the module's scheduler and push subscription), whose name also
+ * leads their log lines. Every line logged for the request carries its trace (traceFields).
  */
 function serve(
   name: string,
@@ -95,21 +96,28 @@ function serve(
         process.env.GOOGLE_CLOUD_PROJECT,
       ),
     );
+    const logRefusal = (answer: Answer): void =>
+      requestLog.log(
+        named ? 'ERROR' : 'WARNING',
+        `${prefix}refused a request (${answer.status}): ${cutText(listOnOneLine(String(answer.body.error)), 2000)}`,
+      );
+    const queryAt = req.originalUrl.indexOf('?');
     const refusal = refuseRequest({
       method: req.method,
       path: req.path,
+      query: queryAt < 0 ? '' : req.originalUrl.slice(queryAt + 1),
       contentType: req.get('content-type'),
       bodyBytes: Math.max(req.rawBody?.length ?? 0, Number(req.get('content-length')) || 0),
     });
     if (refusal) {
-      if (named)
-        requestLog.log('ERROR', `${prefix}refused a request: ${String(refusal.body.error)}`);
+      logRefusal(refusal);
       res.set(refusal.headers ?? {});
       res.status(refusal.status).json(refusal.body);
       return;
     }
     try {
       const answer = await run(req.body, requestLog);
+      if (answer.status >= 400 && answer.status < 500) logRefusal(answer);
       if (answer.status === 204) res.status(204).end();
       else res.status(answer.status).json(answer.body);
     } catch (e) {

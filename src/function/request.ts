@@ -4,8 +4,9 @@ import { cutText } from '../errors.js';
 import type { Answer } from './handler.js';
 
 /**
- * What the HTTP entry point accepts before it reads the body: only `POST /`, a JSON body (or
- * none) of at most MAX_BODY_BYTES. Everything else is answered here and nothing runs.
+ * What the HTTP entry point accepts before it reads the body: only `POST /` with no query string,
+ * a JSON body (or none) of at most MAX_BODY_BYTES. Everything else is answered here and nothing
+ * runs.
  *
  * functions-framework parses the body before the function is called (express body-parser with a
  * fixed 1024mb limit, `server.ts` in GoogleCloudPlatform/functions-framework-nodejs: "larger than
@@ -30,6 +31,8 @@ export interface HttpRequestHead {
   method: string;
   /** The path without the query string. */
   path: string;
+  /** The query string, without its `?` (empty when there is none). */
+  query: string;
   contentType: string | undefined;
   /** Bytes of body the framework read (its `rawBody`), or the Content-Length it was sent with. */
   bodyBytes: number;
@@ -49,6 +52,18 @@ export function refuseRequest(req: HttpRequestHead): Refusal | null {
       status: 405,
       headers: { Allow: 'POST' },
       body: { error: `method ${cutText(req.method, ECHOED)} is not allowed: POST to /` },
+    };
+  }
+  // Nothing is read from the URL: a `?mode=dry-run` taken as no request would start the run the
+  // caller did not ask for (an enforcing one). Neither Cloud Scheduler's job nor Pub/Sub's push
+  // subscription adds one to the function's URL (the Terraform modules).
+  if (req.query !== '') {
+    return {
+      status: 400,
+      body: {
+        error:
+          'the function reads no query string: put the request in the JSON body, e.g. {"mode": "dry-run"}',
+      },
     };
   }
   if (req.bodyBytes > MAX_BODY_BYTES) {

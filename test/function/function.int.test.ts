@@ -221,6 +221,75 @@ describe('the Cloud Function (HTTP entry point)', () => {
     expect(emulator.writes()).toEqual([]);
   });
 
+  it('refuses a query string (400): the request goes in the body, and nothing runs', async () => {
+    // `?mode=dry-run` read as nothing would start an enforcing run for a caller who asked for a
+    // dry run; the function reads no parameter from the URL.
+    for (const query of ['?mode=dry-run', '?restore=true', '?x']) {
+      const r = await post(http, {}, {}, `/${query}`);
+      expect(r.status, query).toBe(400);
+      expect(String(r.json.error), query).toMatch(
+        /^the function reads no query string: put the request in the JSON body/,
+      );
+      expect(JSON.stringify(r.json), query).not.toContain('restore=true');
+    }
+    expect(emulator.writes()).toEqual([]);
+  });
+
+  it('logs each refused request in one line, without a stack trace or the body', async () => {
+    process.env.GOVERNOR_POLICY = policyWith({ mode: 'dry-run' });
+    const refused: [string, () => Promise<number>, RegExp][] = [
+      [
+        'GET',
+        async () => (await fetch(base(http), { method: 'GET' })).status,
+        /\(405\): method GET/,
+      ],
+      ['path', async () => (await post(http, {}, {}, '/run')).status, /\(404\): no such path/],
+      [
+        'query',
+        async () => (await post(http, {}, {}, '/?mode=enforce')).status,
+        /\(400\): the function reads no query string/,
+      ],
+      [
+        'type',
+        async () => (await post(http, 'SECRET-1', { 'content-type': 'text/plain' })).status,
+        /\(415\): the request body must be JSON/,
+      ],
+      [
+        'size',
+        async () => (await post(http, { mode: 'SECRET-2'.repeat(10_000) })).status,
+        /\(413\): the request body has \d+ bytes/,
+      ],
+      [
+        'field',
+        async () => (await post(http, { mode: 'SECRET-3' })).status,
+        /\(400\): bad request body/,
+      ],
+      [
+        'policy',
+        async () => (await post(http, { restore: true })).status,
+        /\(403\): the policy does not allow what the request asks/,
+      ],
+    ];
+    for (const [name, send, line] of refused) {
+      let status = 0;
+      const log = await logOf(async () => {
+        status = await send();
+      });
+      expect(status, name).toBeGreaterThanOrEqual(400);
+      expect(status, name).toBeLessThan(500);
+      const lines = log.trim().split('\n');
+      expect(lines, name).toHaveLength(1);
+      const entry = JSON.parse(lines[0] ?? '') as Record<string, unknown>;
+      expect(entry.severity, name).toBe('WARNING');
+      expect(entry, name).not.toHaveProperty('@type');
+      expect(String(entry.message), name).toMatch(/^refused a request /);
+      expect(String(entry.message), name).toMatch(line);
+      expect(entry, name).not.toHaveProperty('stack_trace');
+      expect(log, name).not.toContain('SECRET');
+    }
+    expect(emulator.writes()).toEqual([]);
+  });
+
   it('never logs a JSON body it cannot parse, not even through the framework', async () => {
     const before = printed.length;
     const log = await logOf(async () => {
