@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 import { z } from 'zod';
-import { Duration, durationMs } from './core/duration.js';
+import { Duration, DURATION_PATTERN, durationMs } from './core/duration.js';
 import { zodFaults } from './core/document.js';
 import { MAX_DELIVERY_ATTEMPTS, MIN_DELIVERY_ATTEMPTS } from './core/work.js';
 import { InputError } from './errors.js';
@@ -92,7 +92,16 @@ export const RuntimeEnv = z.object({
   GOVERNOR_STATE_DIR: optional(z.string()),
   GOVERNOR_FIRESTORE_DATABASE: optional(FirestoreDatabase),
   GOVERNOR_FIRESTORE_COLLECTION: optional(FirestoreCollection),
-  GOVERNOR_RUN_DEADLINE: optional(Duration),
+  // Zero would fail every run before its first read ("the run deadline had passed"), which reads
+  // as a failing state store rather than a deployment misconfigured (the Terraform module asks for
+  // at least 1s too).
+  GOVERNOR_RUN_DEADLINE: optional(
+    // A duration is more than zero when a digit of it is; a text that is no duration is told so once.
+    Duration.refine(
+      (text) => !DURATION_PATTERN.test(text) || /[1-9]/.test(text),
+      'expected more than 0s, such as "240s"',
+    ),
+  ),
   // The unit's last delivery is alerted (src/function/org.ts); Pub/Sub's bounds (core/work.ts).
   GOVERNOR_MAX_DELIVERY_ATTEMPTS: optional(
     z

@@ -66,6 +66,20 @@ describe('parseRuntimeOptions', () => {
     ).toMatchObject({ emulatorHost: null, runDeadlineMs: 240_000, color: 'auto' });
   });
 
+  it('refuses a run deadline of zero: no write could ever start', () => {
+    for (const zero of ['0s', '0m', '0h0m0s']) {
+      let told = '';
+      try {
+        parseRuntimeOptions({ GOVERNOR_RUN_DEADLINE: zero });
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        told = e.message;
+      }
+      expect(told, zero).toMatch(/GOVERNOR_RUN_DEADLINE: expected more than 0s/);
+    }
+    expect(parseRuntimeOptions({ GOVERNOR_RUN_DEADLINE: '1s' }).runDeadlineMs).toBe(1_000);
+  });
+
   it("takes Pub/Sub's bounds of max_delivery_attempts, 5 to 100, and nothing else", () => {
     for (const [text, value] of [
       ['5', 5],
