@@ -1,5 +1,5 @@
 import { cloudEvent, http, type CloudEvent } from '@google-cloud/functions-framework';
-import { listOnOneLine } from '../core/text.js';
+import { listOnOneLine, oneLine } from '../core/text.js';
 import { cutText, errorMessage } from '../errors.js';
 import { jsonLogger, withFields, type Logger } from '../log.js';
 import type { Answer } from './handler.js';
@@ -99,7 +99,7 @@ function serve(
     const logRefusal = (answer: Answer): void =>
       requestLog.log(
         named ? 'ERROR' : 'WARNING',
-        `${prefix}refused a request (${answer.status}): ${cutText(listOnOneLine(String(answer.body.error)), 2000)}`,
+        `${prefix}refused a request (${answer.status}): ${cutText(oneLine(listOnOneLine(String(answer.body.error))), 2000)}`,
       );
     const queryAt = req.originalUrl.indexOf('?');
     const refusal = refuseRequest({
