@@ -13,6 +13,7 @@ import {
 import type { PubSubAlertSink } from './adapters/pubsub.js';
 import type { QuotaPreferenceAdapter } from './adapters/quota-preferences.js';
 import type { Policy } from './core/policy.js';
+import { InputError } from './errors.js';
 import type { Logger } from './log.js';
 import type {
   AssetSearchPort,
@@ -68,7 +69,9 @@ export async function createRuntime(
   let quotaRequests: QuotaPreferenceAdapter | undefined;
   let now: Clock;
   try {
-    // First: a clock that cannot be had (the emulator without its admin URL) opens no client.
+    // First: options no run can start with (the emulator without its admin URL, or the reverse)
+    // open no client.
+    checkRunOptions(options);
     now = createClock(options);
     ports = await loadGooglePorts(options);
     sink = policy.alerts.topic
@@ -108,11 +111,21 @@ export async function createRuntime(
 
 /**
  * Refuses, before anything is opened, options that no run can start with: an InputError that
- * names the variables (the emulator without its admin URL: adapters/clock.ts). createRuntime
- * refuses them too; the function checks them with the rest of its configuration, so that such a
- * deployment fails as misconfigured rather than as an unexpected failure.
+ * names the variables. The emulator without its admin URL has no clock (adapters/clock.ts); its
+ * admin URL without the emulator would date a run that reads Google's Cloud Run and Monitoring
+ * on the emulator's virtual clock, so that every observation window misses Google's points and
+ * the run plans and writes from that. createRuntime refuses them too; the function checks them
+ * with the rest of its configuration, so that such a deployment fails as misconfigured rather
+ * than as an unexpected failure. (Commands that read only the state store, such as `quota
+ * recommend`, take the emulator's clock alone: they do not come here.)
  */
 export function checkRunOptions(options: RuntimeOptions): void {
+  if (options.emulatorAdmin && !options.emulatorHost) {
+    throw new InputError(
+      "GOVERNOR_EMULATOR_ADMIN is set but GOVERNOR_EMULATOR_HOST is not: a run would read Google's services on the emulator's virtual clock; unset GOVERNOR_EMULATOR_ADMIN to use Google (or export GOVERNOR_EMULATOR_HOST as `governor emulator` prints it)",
+      [],
+    );
+  }
   createClock(options);
 }
 
