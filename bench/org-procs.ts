@@ -248,7 +248,7 @@ async function dispatchOnce(
   e: Emulator,
   env: Record<string, string | undefined>,
 ): Promise<unknown[]> {
-  const answer = await handleDispatch(env, quiet);
+  const answer = await handleDispatch(undefined, env, quiet);
   const dispatchId = (answer.body as { dispatchId?: string }).dispatchId;
   if (answer.status !== 200 || !dispatchId)
     throw new Error(`the dispatch answered ${answer.status}: ${JSON.stringify(answer.body)}`);

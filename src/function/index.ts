@@ -188,7 +188,7 @@ function runFailed(answer: Answer): Error {
  */
 serve(
   'governorDispatch',
-  async (_body, requestLog) => (await org()).handleDispatch(process.env, requestLog),
+  async (body, requestLog) => (await org()).handleDispatch(body, process.env, requestLog),
   true,
 );
 serve(

@@ -64,10 +64,31 @@ function setup(
   }
 }
 
+/**
+ * The dispatch takes no request: the policy decides what its units do. Its body is empty or `{}`
+ * (the module's scheduler job sends `{}`); anything else (`{"mode": "dry-run"}`) is refused, not
+ * read as nothing, so that it cannot start the enforcing dispatch its caller did not ask for.
+ */
+const DispatchRequest = z.strictObject({});
+
 export async function handleDispatch(
+  body: unknown,
   env: Readonly<Record<string, string | undefined>>,
   requestLog: Logger,
 ): Promise<Answer> {
+  const request = DispatchRequest.safeParse(
+    body === undefined || body === null || body === '' ? {} : body,
+  );
+  if (!request.success) {
+    return {
+      status: 400,
+      body: {
+        error:
+          'governorDispatch takes no request: its body must be empty or {} (the policy decides what the units do); nothing was dispatched',
+        faults: capFaults(zodFaults(request.error), 5),
+      },
+    };
+  }
   // Every line of the dispatch carries its id, from the first (org/dispatch.ts).
   const nowMs = Date.now();
   const dispatchId = newDispatchId(nowMs);

@@ -492,6 +492,36 @@ describe('fan-out: dispatch, then one function run per project', () => {
     expect(await createFileStateStore({ dir }).readLease(project)).toBeNull();
   });
 
+  it('refuses a dispatch request that asks for anything (400), in one line, dispatching nothing', async () => {
+    // The dispatch takes no request: the policy decides. A body that asks for a dry run must not
+    // start the enforcing dispatch its caller did not ask for. (A policy without a work topic:
+    // were the request run, it would fail for that, not publish.)
+    process.env.GOVERNOR_POLICY = JSON.stringify({ version: 1, projects: ['gpu-proj-0000'] });
+    try {
+      for (const body of [{ mode: 'dry-run' }, { restore: true }, [], { x: null }]) {
+        let d = { status: 0, text: '' };
+        const lines = await linesOf(async () => {
+          d = await post(dispatchServer, body);
+        });
+        expect(d.status, JSON.stringify(body)).toBe(400);
+        expect(d.text, JSON.stringify(body)).not.toContain('fanout.topic');
+        expect(lines, JSON.stringify(body)).toHaveLength(1);
+        expect(String(lines[0]?.message), JSON.stringify(body)).toMatch(
+          /^governorDispatch: refused a request \(400\)/,
+        );
+      }
+      // An empty body, or {} as the module's scheduler job sends, is a dispatch.
+      const d = await post(dispatchServer, {});
+      expect(d.status).toBe(500);
+      expect(d.text).toContain('fanout.topic');
+      const none = await fetch(base(dispatchServer), { method: 'POST' });
+      expect(none.status).toBe(500);
+      expect(await none.text()).toContain('fanout.topic');
+    } finally {
+      process.env.GOVERNOR_POLICY = POLICY;
+    }
+  });
+
   it('answers 500 to a dispatch without a work topic, publishing nothing', async () => {
     process.env.GOVERNOR_POLICY = JSON.stringify({ version: 1, projects: ['gpu-proj-0000'] });
     try {
