@@ -4,7 +4,6 @@ import type { Policy } from '../core/policy.js';
 import {
   deliveryVerdict,
   parseWorkMessage,
-  MAX_DELIVERY_ATTEMPTS,
   MAX_WORK_MESSAGE_BYTES,
   type WorkMessage,
 } from '../core/work.js';
@@ -121,6 +120,9 @@ export async function handleDispatch(
   }
 }
 
+/** The largest int32: `delivery_attempt` in google/pubsub/v1/pubsub.proto is one. */
+const INT32_MAX = 2 ** 31 - 1;
+
 /** The push request's body: https://cloud.google.com/pubsub/docs/push#receive_push */
 const PushEnvelope = z.object({
   message: z.object({
@@ -130,8 +132,12 @@ const PushEnvelope = z.object({
   }),
   subscription: z.string().max(300).optional(),
   // Present when the subscription has a dead-letter policy (0 when it has none); Google's emulator
-  // never sends it (core/work.ts).
-  deliveryAttempt: z.number().int().min(0).max(MAX_DELIVERY_ATTEMPTS).optional(),
+  // never sends it (core/work.ts). Not capped at MAX_DELIVERY_ATTEMPTS: Pub/Sub honours
+  // max_delivery_attempts "on a best effort basis"
+  // (DeadLetterPolicy: https://cloud.google.com/python/docs/reference/pubsub/2.15.1/google.cloud.pubsub_v1.types.DeadLetterPolicy),
+  // so a delivery may come past it, even past 100; it is a failed last delivery, not a malformed
+  // request to acknowledge. The proto's `int32 delivery_attempt` bounds it.
+  deliveryAttempt: z.number().int().min(0).max(INT32_MAX).optional(),
 });
 
 /** A message that can never succeed: acknowledged (204) so it is not redelivered, and logged. */

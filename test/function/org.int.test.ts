@@ -436,7 +436,8 @@ describe('fan-out: dispatch, then one function run per project', () => {
       expect(lines.join('')).not.toMatch(firing);
       // A deliveryAttempt Pub/Sub would never send: not a push request; acknowledged, nothing run.
       const runs = (await createFileStateStore({ dir: fresh }).listRuns(orgProjectId(1))).length;
-      for (const bad of [-1, 1.5, '5', 1e9, null, { n: 5 }]) {
+      // Past the int32 Pub/Sub's delivery_attempt is: not a push request either.
+      for (const bad of [-1, 1.5, '5', 2 ** 31, null, { n: 5 }]) {
         lines.length = 0;
         const answer = await handleUnitPush(push(work, { deliveryAttempt: bad }), env, log);
         expect(answer.status, JSON.stringify(bad)).toBe(204);
@@ -445,6 +446,21 @@ describe('fan-out: dispatch, then one function run per project', () => {
       expect(await createFileStateStore({ dir: fresh }).listRuns(orgProjectId(1))).toHaveLength(
         runs,
       );
+      // Pub/Sub honours max_delivery_attempts "on a best effort basis": a delivery past it, even
+      // past 100 (its largest max), is still a failed last delivery, not a malformed request.
+      for (const [attempt, max] of [
+        [7, '5'],
+        [101, '100'],
+      ] as const) {
+        lines.length = 0;
+        const past = await handleUnitPush(
+          push(work, { deliveryAttempt: attempt }),
+          { ...env, GOVERNOR_MAX_DELIVERY_ATTEMPTS: max },
+          log,
+        );
+        expect(past.status, `${attempt} of ${max}`).toBe(500);
+        expect(lines.join(''), `${attempt} of ${max}`).not.toMatch(/not a Pub\/Sub push request/);
+      }
       // The max told wrong: the function says which variable, and runs nothing.
       lines.length = 0;
       const wrong = await handleUnitPush(
