@@ -135,14 +135,89 @@ const CAPS_LOOKS = {
 const MARKER_SPACING = 180;
 const MARKER_SIZE = 9;
 
+/**
+ * An ECharts decal: a pattern of `symbol`s drawn over a series' colour, in rows `dashArrayY` high
+ * and gaps, each row's symbols `dashArrayX` wide and gaps, the whole turned by `rotation` radians
+ * (https://echarts.apache.org/en/option.html#series-line.itemStyle.decal). The SVG renderer draws
+ * it as an SVG <pattern> over a copy of the band's area, and a legend entry takes its series'
+ * decal (ECharts' LegendView).
+ */
+interface Decal {
+  symbol?: string;
+  symbolSize?: number;
+  color: string;
+  dashArrayX: number | number[] | number[][];
+  dashArrayY: number | number[];
+  rotation?: number;
+}
+
+/** The patterns' ink: dark enough to show on every band's colour, and in grey. */
+const PATTERN_INK = 'rgba(0,0,0,0.55)';
+
+/**
+ * A band's pattern: what tells the bands apart to a reader who cannot tell their colours apart,
+ * or prints the page in grey (WCAG 2.2 success criterion 1.4.1, "Use of Color",
+ * https://www.w3.org/WAI/WCAG22/Understanding/use-of-color.html; technique G111, "Using color and
+ * pattern", https://www.w3.org/WAI/WCAG22/Techniques/general/G111). Small tiles, so that a band one
+ * GPU high still shows its pattern; next to each other in the stack, lines alternate with dots,
+ * grids and checks, and no two bands' lines run the same way.
+ */
+export interface BandPattern {
+  name: string;
+  decal: Decal;
+}
+
+const stripes = (rotation: number): Omit<Decal, 'color'> => ({
+  dashArrayX: [1, 0],
+  dashArrayY: [1.5, 2.5],
+  rotation,
+});
+const grid = (rotation: number): Omit<Decal, 'color'> => ({
+  dashArrayX: [
+    [1, 0],
+    [1, 3],
+  ],
+  dashArrayY: [1, 0, 3, 0],
+  rotation,
+});
+const tiles = (symbol: string, size: number, symbolSize: number): Omit<Decal, 'color'> => ({
+  symbol,
+  symbolSize,
+  dashArrayX: [
+    [size, size],
+    [0, size, size, 0],
+  ],
+  dashArrayY: [size, 0],
+});
+
+export const BAND_PATTERNS: readonly BandPattern[] = (
+  [
+    ['rising lines', stripes(-Math.PI / 4)],
+    ['dots', tiles('circle', 3, 0.9)],
+    ['horizontal lines', stripes(0)],
+    ['diagonal grid', grid(Math.PI / 4)],
+    ['falling lines', stripes(Math.PI / 4)],
+    ['checks', tiles('rect', 3, 1)],
+    ['vertical lines', stripes(Math.PI / 2)],
+    ['square grid', grid(0)],
+    ['triangles', tiles('triangle', 5, 1)],
+    ['dashes', { dashArrayX: [3, 2], dashArrayY: [1.5, 2.5] }],
+    ['diamonds', tiles('diamond', 5, 1)],
+  ] satisfies [string, Omit<Decal, 'color'>][]
+).map(([name, decal]) => ({ name, decal: { ...decal, color: PATTERN_INK } }));
+
 export function serviceColour(index: number): string {
   return SERVICE_COLOURS[index % SERVICE_COLOURS.length] ?? OTHER_SERVICES_COLOUR;
 }
 
-/** A band of the caps chart: one service, or the sum of the services beyond the palette. */
+/**
+ * A band of the caps chart: one service, or the sum of the services beyond the palette, told apart
+ * by its colour and by its pattern (none for the sum of the others: the one plain band).
+ */
 interface Band {
   name: string;
   colour: string;
+  pattern: BandPattern | null;
   caps: readonly number[];
 }
 
@@ -157,6 +232,7 @@ export function capBands(series: PoolSeries): Band[] {
     return names.map((name, i) => ({
       name: `cap ${name}`,
       colour: serviceColour(i),
+      pattern: BAND_PATTERNS[i] ?? null,
       caps: caps(name),
     }));
   const total = (name: string) => caps(name).reduce((a, v) => a + v, 0);
@@ -169,10 +245,16 @@ export function capBands(series: PoolSeries): Band[] {
   return [
     ...names
       .filter((n) => own.has(n))
-      .map((name, i) => ({ name: `cap ${name}`, colour: serviceColour(i), caps: caps(name) })),
+      .map((name, i) => ({
+        name: `cap ${name}`,
+        colour: serviceColour(i),
+        pattern: BAND_PATTERNS[i] ?? null,
+        caps: caps(name),
+      })),
     {
       name: `caps of the ${rest.length} other services`,
       colour: OTHER_SERVICES_COLOUR,
+      pattern: null,
       caps: summed,
     },
   ];
@@ -186,6 +268,8 @@ export interface DrawnSeries {
   name: string;
   colour: string;
   line?: LineLook;
+  /** A band's pattern by name, "plain" for none: on the plot and in its legend entry alike. */
+  pattern?: string;
 }
 
 export interface Chart {
@@ -575,7 +659,12 @@ function render(
 }
 
 /** A line series whose line, area and legend icon all take `colour`. */
-function line(name: string, colour: string, data: Point[], extra: Record<string, unknown> = {}) {
+function seriesLine(
+  name: string,
+  colour: string,
+  data: Point[],
+  extra: Record<string, unknown> = {},
+) {
   return {
     name,
     type: 'line' as const,
@@ -600,7 +689,7 @@ function styledLine(series: DrawnSeries, data: Point[], frame: TimeFrame, stagge
     width: look.width,
     type: look.dash.length > 0 ? [...look.dash] : 'solid',
   };
-  if (!look.marker) return line(series.name, series.colour, data, { lineStyle });
+  if (!look.marker) return seriesLine(series.name, series.colour, data, { lineStyle });
   const plot = frame.width - LEFT - RIGHT;
   const marked = new Set<number>();
   const endMs = frame.startMs + frame.minutes * 60_000;
@@ -612,7 +701,7 @@ function styledLine(series: DrawnSeries, data: Point[], frame: TimeFrame, stagge
     });
     marked.add(nearest);
   }
-  return line(series.name, series.colour, [], {
+  return seriesLine(series.name, series.colour, [], {
     lineStyle,
     symbol: look.marker,
     symbolSize: MARKER_SIZE,
@@ -632,13 +721,19 @@ export function capsChart(series: PoolSeries, frame: TimeFrame, refusedBy: strin
     startMs,
     most,
   );
-  const drawn: DrawnSeries[] = bands.map((b) => ({ name: b.name, colour: b.colour }));
+  const drawn: DrawnSeries[] = bands.map((b) => ({
+    name: b.name,
+    colour: b.colour,
+    pattern: b.pattern?.name ?? 'plain',
+  }));
   const caps = bands.map((b, i) =>
-    line(b.name, b.colour, steps[i] ?? [], {
+    seriesLine(b.name, b.colour, steps[i] ?? [], {
       stack: 'caps',
       step: 'end',
       lineStyle: { color: b.colour, width: 0.6 },
       areaStyle: { color: b.colour, opacity: 0.45 },
+      // The band's area and its legend entry take its pattern.
+      itemStyle: { color: b.colour, ...(b.pattern ? { decal: { ...b.pattern.decal } } : {}) },
     }),
   );
   const demandLabel = `demand, ${SMOOTH_MINUTES}-min mean`;

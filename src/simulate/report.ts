@@ -296,7 +296,24 @@ function capsNumbers(
   const when = localTime(result, peakAt);
   const describe = `Governor caps, demand and refused demand in ${series.pool}: quota ${fmt(series.quota)} GPUs; demand at most ${fmt(peak)} GPUs, at ${when} (${result.timezone}); the ${governor}’s caps summed to at most ${fmt(Math.max(0, ...caps))} GPUs; it refused ${fmt(sum(series.refused))} GPU-minutes. The table under the chart gives the numbers.`;
   const table = `<table class="numbers"><caption>Governor caps, demand and refused demand in ${escape(series.pool)}, by period (${zone})</caption><thead><tr><th scope="col">period (${zone})</th><th scope="col">quota (GPUs)</th><th scope="col">caps summed, mean (GPUs)</th><th scope="col">demand, mean (GPUs)</th><th scope="col">demand, busiest minute (GPUs)</th><th scope="col">refused (GPU-min)</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
-  return { describe, table };
+  return { describe, table: `${table}${serviceCapsTable(result, series, governor)}` };
+}
+
+/**
+ * Each service's cap, period by period: the bands of the chart as numbers, one column per service
+ * in the pool's order (the chart's order, from the bottom of the stack up), every service whole
+ * where the chart sums the services beyond its colours into one band.
+ */
+function serviceCapsTable(result: SimulationResult, series: PoolSeries, governor: string): string {
+  const zone = escape(result.timezone);
+  const heads = series.services.map((name) => `<th scope="col">${escape(name)}</th>`).join('');
+  const rows = periods(result).map(({ from, to, label }) => {
+    const cells = series.services.map(
+      (name) => `<td>${fmt(sum(series.caps[name] ?? [], from, to) / (to - from), 1)}</td>`,
+    );
+    return `<tr><th scope="row">${escape(label)}</th>${cells.join('')}</tr>`;
+  });
+  return `<table class="numbers service-caps"><caption>The ${escape(governor)}’s cap of each service in ${escape(series.pool)}, mean by period (GPUs, ${zone})</caption><thead><tr><th scope="col">period (${zone})</th>${heads}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
 
 /** The refused chart in words, and every strategy's refused GPU-minutes so far, period by period. */

@@ -5,6 +5,7 @@ import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
 import { benchPolicy, TRACE_DIR } from '../../src/simulate/scenarios.js';
 import { simulate } from '../../src/simulate/simulate.js';
 import {
+  BAND_PATTERNS,
   bucketPeaks,
   capBands,
   capsChart,
@@ -16,7 +17,12 @@ import {
   STRATEGY_LOOKS,
 } from '../../src/simulate/report-charts.js';
 import { renderReport } from '../../src/simulate/report.js';
-import type { PoolMetrics, SimulationResult, StrategyResult } from '../../src/simulate/result.js';
+import type {
+  PoolMetrics,
+  PoolSeries,
+  SimulationResult,
+  StrategyResult,
+} from '../../src/simulate/result.js';
 import { STRATEGY_LABELS, type Strategy } from '../../src/simulate/result.js';
 
 const POOL = 'p/us-central1/nvidia-l4/zonal';
@@ -162,8 +168,9 @@ describe('the report explains', () => {
     const html = renderReport(
       result([strategy('governor', [5, 0], [2, 2]), strategy('fleet-caps', [10, 0], [2, 2])], 0.9),
     );
-    expect(html.match(/<caption>/g)).toHaveLength(4);
+    expect(html.match(/<caption>/g)).toHaveLength(5);
     expect(html.match(/<table class="numbers">/g)).toHaveLength(2);
+    expect(html.match(/<table class="numbers service-caps">/g)).toHaveLength(1);
     expect(html.match(/<dl class="columns">/g)).toHaveLength(2);
     expect(html).not.toMatch(/https?:\/\/(?!www\.w3\.org)/);
     expect(html).toContain('<a href="#how-to-read">');
@@ -395,6 +402,104 @@ describe('a pool of more services than colours', () => {
   });
 });
 
+/**
+ * Each series' pattern as drawn in an SVG of ECharts: the markup of the <pattern> (without its id)
+ * that fills the copy ECharts draws over a band's area on the plot, and over its legend icon. The
+ * copy follows the path it copies: a legend icon, which names its series, or an area, known by
+ * its series' colour (`colours`, in series order).
+ */
+function drawnPatterns(
+  svg: string,
+  colours: readonly string[],
+): { plot: Map<number, string>; legend: Map<number, string> } {
+  const patterns = new Map(
+    [...svg.matchAll(/<pattern ([^>]*)id="([^"]+)">([\s\S]*?)<\/pattern>/g)].map((m) => [
+      m[2] ?? '',
+      `${m[1] ?? ''}${m[3] ?? ''}`,
+    ]),
+  );
+  const plot = new Map<number, string>();
+  const legend = new Map<number, string>();
+  let owner: { series: number; legend: boolean } | null = null;
+  for (const [, attrs = ''] of svg.matchAll(/<path ([^>]*)>/g)) {
+    const url = /fill="url\(#([^)]+)\)"/.exec(attrs)?.[1];
+    if (url) {
+      const markup = patterns.get(url);
+      if (markup === undefined || owner === null) throw new Error(`pattern ${url} of no series`);
+      (owner.legend ? legend : plot).set(owner.series, markup);
+      owner = null;
+      continue;
+    }
+    const series = /ecmeta_series_index="(\d+)"/.exec(attrs)?.[1];
+    const fill = /fill="([^"]+)"/.exec(attrs)?.[1] ?? '';
+    if (series !== undefined && attrs.includes('ecmeta_ssr_type="legend"'))
+      owner = { series: Number(series), legend: true };
+    else if (colours.includes(fill)) owner = { series: colours.indexOf(fill), legend: false };
+    else owner = null;
+  }
+  return { plot, legend };
+}
+
+function capsPool(names: string[], minutes: number): PoolSeries {
+  return {
+    pool: POOL,
+    quota: 200,
+    available: 200,
+    quotaChanges: [],
+    services: names,
+    demand: new Array<number>(minutes).fill(1),
+    caps: Object.fromEntries(
+      names.map((n, i) => [n, new Array<number>(minutes).fill(1 + (i % 3))]),
+    ),
+    refused: new Array<number>(minutes).fill(0),
+  };
+}
+
+describe('the cap bands', () => {
+  it.each([7, 11, 60])(
+    'of %i services are told apart by a pattern, on the plot and in the legend alike',
+    (count) => {
+      // Before: each service's cap was a band told apart from the others by its colour alone
+      // (WCAG 1.4.1); a reader who cannot tell the colours apart, or prints in grey, could not
+      // tell which band is which service.
+      const names = Array.from({ length: count }, (_, i) => `svc-${String(i).padStart(2, '0')}`);
+      const series = capsPool(names, 90);
+      const bands = capBands(series);
+      for (const width of Object.values(CHART_WIDTHS)) {
+        const chart = capsChart(
+          series,
+          { startMs: Date.parse('2026-11-24T00:00:00Z'), minutes: 90, timezone: 'UTC', width },
+          'governor',
+        );
+        const { plot, legend } = drawnPatterns(
+          chart.svg,
+          chart.series.map((d) => d.colour),
+        );
+        // Every band drawn with a pattern, but the one that sums the services beyond the
+        // colours, which is the one plain band.
+        const patterned = bands.flatMap((b, i) => (b.name.startsWith('cap ') ? [i] : []));
+        expect([...plot.keys()].sort((a, b) => a - b)).toEqual(patterned);
+        expect(new Set(plot.values()).size).toBe(patterned.length);
+        // Its legend entry shows the pattern it has on the plot; no line series has one.
+        for (const i of patterned) expect(legend.get(i)).toBe(plot.get(i));
+        expect(legend.size).toBe(patterned.length);
+        // The page says which pattern each band has, each its own.
+        const named = chart.series.slice(0, bands.length).map((d) => d.pattern);
+        expect(new Set(named).size).toBe(bands.length);
+        expect(chart.series.slice(bands.length).every((d) => d.pattern === undefined)).toBe(true);
+      }
+    },
+  );
+
+  it('have as many patterns as the palette has colours, each its own', () => {
+    expect(BAND_PATTERNS.length).toBeGreaterThanOrEqual(11);
+    expect(new Set(BAND_PATTERNS.map((p) => JSON.stringify(p.decal))).size).toBe(
+      BAND_PATTERNS.length,
+    );
+    expect(new Set(BAND_PATTERNS.map((p) => p.name)).size).toBe(BAND_PATTERNS.length);
+  });
+});
+
 describe('a run across a change of summer time', () => {
   const frame = {
     startMs: Date.parse('2026-10-29T00:00:00Z'),
@@ -504,6 +609,52 @@ describe('the numbers behind each chart', () => {
       '<th scope="col">governor</th><th scope="col">fleet&#39;s static caps</th>',
     );
     expect(tables[1]).toContain('<tr><th scope="row">00:00–01:00</th><td>60</td><td>60</td></tr>');
+  });
+});
+
+describe('the caps chart’s numbers', () => {
+  it('give each service’s cap, period by period, as the simulation set it', () => {
+    // Before: the table under the chart gave the caps summed, so no band could be read as a
+    // number.
+    const names = ['a', 'b'];
+    const minutes = 150;
+    const caps: Record<string, number[]> = {
+      a: Array.from({ length: minutes }, (_, m) => (m < 45 ? 1 : 3)),
+      b: Array.from({ length: minutes }, (_, m) => (m % 10 < 3 ? 2 : 0)),
+    };
+    const governor = strategy('governor', [30, 30], [2, 2]);
+    const series = governor.series[0];
+    if (!series) throw new Error('no series');
+    Object.assign(series, {
+      demand: new Array<number>(minutes).fill(5),
+      refused: new Array<number>(minutes).fill(0),
+      caps,
+    });
+    const html = renderReport({ ...result([governor], 0.5), minutes });
+    const table = /<table class="numbers service-caps">.*?<\/table>/.exec(html)?.[0] ?? '';
+    expect(table).toContain(
+      '<caption>The governor’s cap of each service in p/us-central1/nvidia-l4/zonal, mean by period (GPUs, UTC)</caption>',
+    );
+    expect(table).toContain(
+      '<thead><tr><th scope="col">period (UTC)</th><th scope="col">a</th><th scope="col">b</th></tr></thead>',
+    );
+    const rows = [...table.matchAll(/<tr><th scope="row">([^<]+)<\/th>(.*?)<\/tr>/g)].map((m) => ({
+      period: m[1],
+      cells: [...(m[2] ?? '').matchAll(/<td>([^<]+)<\/td>/g)].map((c) => Number(c[1])),
+    }));
+    expect(rows.map((r) => r.period)).toEqual(['00:00–01:00', '01:00–02:00', '02:00–02:30']);
+    const mean = (values: number[], from: number, to: number) =>
+      Math.round((values.slice(from, to).reduce((x, v) => x + v, 0) / (to - from)) * 10) / 10;
+    const bounds = [
+      [0, 60],
+      [60, 120],
+      [120, 150],
+    ] as const;
+    rows.forEach((row, i) => {
+      const [from, to] = bounds[i] ?? [0, 0];
+      expect(row.cells).toEqual(names.map((n) => mean(caps[n] ?? [], from, to)));
+    });
+    expect(rows[0]?.cells).toEqual([1.5, 0.6]);
   });
 });
 
