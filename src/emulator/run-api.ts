@@ -4,7 +4,7 @@ import type { EmulatorContext } from './context.js';
 import { fleetRegions, isReservedAnnotation } from './fleet.js';
 import { effectiveMax, gpusPerInstance, jobExecutions, type ServiceKey } from './model.js';
 import { testServicePermissions } from './iam.js';
-import { encodeWith, messageFields, SERVICES } from './protos.js';
+import { encodeWith, messageFields, outputOnlyFields, SERVICES } from './protos.js';
 import { gpuQuotaId } from './quotas-api.js';
 import {
   executionResource,
@@ -125,6 +125,22 @@ function serviceFields(): ReadonlySet<string> {
   return cachedServiceFields;
 }
 
+let cachedOutputOnly: ReadonlySet<string> | undefined;
+/**
+ * The output-only fields of google.cloud.run.v2.Service (uid, generation, reconciling, uri,
+ * conditions...): a request that carries them is not refused for it, they are ignored
+ * (google/api/field_behavior.proto, OUTPUT_ONLY: "the server *must* ignore it and *must not*
+ * throw an error as a result of the field's presence").
+ */
+function serviceOutputOnly(): ReadonlySet<string> {
+  cachedOutputOnly ??= outputOnlyFields(
+    '@google-cloud/run',
+    'google/cloud/run/v2/service.proto',
+    'Service',
+  );
+  return cachedOutputOnly;
+}
+
 function camelToSnake(path: string): string {
   return path.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
@@ -218,6 +234,7 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
   // reported (ALREADY_EXISTS), and any other field outside the minimal Service too, since what
   // Cloud Run does with it is undocumented: the emulator fails safe, and the governor sends
   // {name, etag, scaling.max_instance_count, annotations} only (src/adapters/cloud-run.ts).
+  // Output-only fields are ignored, never refused (serviceOutputOnly).
   const { template, ...rest } = service;
   if (isSet(template)) {
     const revision = text(field(service, 'template'), 'revision') || 'the serving revision';
@@ -227,7 +244,11 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
     );
   }
   for (const [k, v] of Object.entries(rest)) {
-    if (!['name', 'etag', 'scaling', 'annotations'].includes(k) && isSet(v)) {
+    if (
+      !['name', 'etag', 'scaling', 'annotations'].includes(k) &&
+      !serviceOutputOnly().has(k) &&
+      isSet(v)
+    ) {
       throw invalid(
         `Service.${k} is set: send a minimal Service {name, etag, scaling.max_instance_count, annotations} (Cloud Run refuses the whole fetched Service even with an update mask)`,
       );

@@ -248,6 +248,47 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
     expect(noField.code).toBe(status.INVALID_ARGUMENT);
   });
 
+  it('ignores output-only fields of the Service sent back, as field_behavior requires', async () => {
+    // google/api/field_behavior.proto: OUTPUT_ONLY "including the field in a request does nothing
+    // (the server *must* ignore it and *must not* throw an error as a result of the field's
+    // presence)". A client that sends back what it read of them is not refused.
+    const [read] = await clients.services.getService({ name: name('web') });
+    const [operation] = await clients.services.updateService({
+      service: {
+        name: name('web'),
+        etag: read.etag,
+        scaling: { maxInstanceCount: 4 },
+        uid: read.uid,
+        generation: read.generation,
+        createTime: read.createTime,
+        updateTime: read.updateTime,
+        observedGeneration: read.observedGeneration,
+        terminalCondition: read.terminalCondition,
+        conditions: read.conditions,
+        latestReadyRevision: read.latestReadyRevision,
+        latestCreatedRevision: read.latestCreatedRevision,
+        uri: read.uri,
+        reconciling: true,
+      },
+      updateMask: { paths: ['scaling.max_instance_count'] },
+    });
+    const [after] = await operation.promise();
+    expect(after.scaling?.maxInstanceCount).toBe(4);
+    // Ignored, not written: the service's own output-only values stand.
+    expect(after.uid).toBe(read.uid);
+    expect(after.reconciling).toBe(false);
+    expect(Number(after.generation)).toBe(Number(read.generation) + 1);
+    // A field that is not output only (labels) is still refused, the fail-safe side.
+    const labelled = await codeOf(
+      clients.services.updateService({
+        service: { name: name('web'), uid: read.uid, labels: { a: 'b' } },
+        updateMask: { paths: ['scaling.max_instance_count'] },
+      }),
+    );
+    expect(labelled.code).toBe(status.INVALID_ARGUMENT);
+    expect(labelled.message).toContain('Service.labels is set');
+  });
+
   it('shows a deployment in flight as reconciling and refuses to write it', async () => {
     emulator.deploy({ service: 'render-x', seconds: 120 });
     const [s] = await clients.services.getService({ name: name('render-x') });
