@@ -331,7 +331,15 @@ export function parseFilter(filter: string): Query {
   return { metricType, resourceLabels, metricLabels };
 }
 
-function normalizeGroupBy(fieldName: string, metricType: string): string {
+/**
+ * A group_by_fields entry as the emulator groups by it (`resource.LABEL` or `metric.LABEL`), or
+ * null for `resource.type`: "It is not possible to reduce across different resource types, so this
+ * field implicitly contains `resource.type`" (Aggregation.group_by_fields in
+ * google/monitoring/v3/common.proto), so naming it is valid and changes nothing here, where every
+ * series is a `cloud_run_revision`.
+ */
+function normalizeGroupBy(fieldName: string, metricType: string): string | null {
+  if (fieldName === 'resource.type') return null;
   const resource = /^resource\.labels?\.([a-z_]+)$/.exec(fieldName);
   if (resource && (RESOURCE_LABELS as readonly string[]).includes(resource[1] ?? ''))
     return `resource.${resource[1]}`;
@@ -725,6 +733,9 @@ function timestampMillis(msg: Message | undefined, path: string): number | undef
  */
 const MAX_TIME_SERIES_PAGE = 100_000;
 
+/** Aggregation.alignment_period's maximum, 104 weeks (google/monitoring/v3/common.proto). */
+const MAX_ALIGNMENT_PERIOD_MS = 104 * 7 * 24 * 60 * MINUTE_MS;
+
 /**
  * Answers already computed at the current virtual time, by request (EmulatorSettings.memoizeMetrics).
  * Only one instant is kept: a step of the clock starts afresh.
@@ -826,7 +837,9 @@ function computeTimeSeries(ctx: EmulatorContext, request: Message): TimeSeriesPa
   const groupBy =
     reducer === 'REDUCE_NONE'
       ? []
-      : strings(aggregation, 'group_by_fields').map((g) => normalizeGroupBy(g, q.metricType));
+      : strings(aggregation, 'group_by_fields').flatMap(
+          (g) => normalizeGroupBy(g, q.metricType) ?? [],
+        );
   let periodMs = 0;
   if (aligner === 'ALIGN_NONE') {
     if (reducer !== 'REDUCE_NONE')
@@ -851,6 +864,13 @@ function computeTimeSeries(ctx: EmulatorContext, request: Message): TimeSeriesPa
     if (period === undefined || period < MINUTE_MS) {
       throw invalid(
         'aggregation.alignment_period is required with a per_series_aligner other than ALIGN_NONE, and must be at least 60s',
+      );
+    }
+    // "The maximum value of the alignment_period is 104 weeks (2 years) for charts, and 90,000
+    // seconds (25 hours) for alerting policies" (the same comment): a read is held to the larger.
+    if (period > MAX_ALIGNMENT_PERIOD_MS) {
+      throw invalid(
+        `aggregation.alignment_period of ${period / 1000}s is above the maximum of 104 weeks (${MAX_ALIGNMENT_PERIOD_MS / 1000}s)`,
       );
     }
     if (

@@ -450,6 +450,57 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
     );
     expect(none.code).toBe(status.INVALID_ARGUMENT);
   });
+
+  it('takes resource.type in group_by_fields and refuses an alignment period over 104 weeks', async () => {
+    const now = emulator.now().getTime();
+    const base = {
+      name: `projects/${PROJECT}`,
+      filter: INSTANCE_COUNT,
+      interval: { startTime: seconds(now - 600_000), endTime: seconds(now) },
+      view: 'FULL' as const,
+    };
+    const sum = {
+      perSeriesAligner: 'ALIGN_MAX' as const,
+      crossSeriesReducer: 'REDUCE_SUM' as const,
+    };
+    // Aggregation.group_by_fields (google/monitoring/v3/common.proto): "It is not possible to
+    // reduce across different resource types, so this field implicitly contains resource.type".
+    // Naming it is valid and changes nothing.
+    const [plain] = await clients.metrics.listTimeSeries({
+      ...base,
+      aggregation: {
+        alignmentPeriod: { seconds: 60 },
+        ...sum,
+        groupByFields: ['resource.label.service_name'],
+      },
+    });
+    const [typed] = await clients.metrics.listTimeSeries({
+      ...base,
+      aggregation: {
+        alignmentPeriod: { seconds: 60 },
+        ...sum,
+        groupByFields: ['resource.type', 'resource.label.service_name'],
+      },
+    });
+    expect(plain.length).toBeGreaterThan(0);
+    expect(typed).toEqual(plain);
+    // Aggregation.alignment_period: "The maximum value of the alignment_period is 104 weeks (2
+    // years)". 104 weeks is served; a week more is INVALID_ARGUMENT.
+    const week = 7 * 86_400;
+    const [longest] = await clients.metrics.listTimeSeries({
+      ...base,
+      aggregation: { alignmentPeriod: { seconds: 104 * week }, ...sum },
+    });
+    expect(longest).toHaveLength(1);
+    const tooLong = await codeOf(
+      clients.metrics.listTimeSeries({
+        ...base,
+        aggregation: { alignmentPeriod: { seconds: 105 * week }, ...sum },
+      }),
+    );
+    expect(tooLong.code).toBe(status.INVALID_ARGUMENT);
+    expect(tooLong.message).toContain('104 weeks');
+  });
 });
 
 describe('request counts through @google-cloud/monitoring', () => {
