@@ -309,12 +309,21 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
     const pool = ctx.model.poolOf(s);
     const quota = pool ? ctx.model.quotaFor(pool) : undefined;
     const gpus = gpusPerInstance(s);
+    // The max the request specifies is held to the quota: "the maximum number of instances
+    // available for your service is the minimum of ... regional GPU quota ... divided by the GPU
+    // configuration for the service", which "would allow a deployment ... to specify a maximum
+    // of" that many (https://cloud.google.com/run/docs/configuring/max-instances-limits). Whether
+    // Cloud Run would let a lower revision-level max excuse a service-level max above the quota
+    // is not documented: the emulator does not (fail safe). Writing it back to unset (0) is held
+    // to the max then in force.
     const requested =
-      effectiveMax({
-        maxInstances: max,
-        revisionMaxInstances: s.revisionMaxInstances,
-        unsetMax: s.unsetMax,
-      }) * gpus;
+      (max > 0
+        ? max
+        : effectiveMax({
+            maxInstances: max,
+            revisionMaxInstances: s.revisionMaxInstances,
+            unsetMax: s.unsetMax,
+          })) * gpus;
     if (pool && quota !== undefined && requested > quota) {
       throw invalid(
         `spec.template.spec.containers[0].resources.limits.nvidia.com/gpu: Max instances must be set to ${Math.floor(quota / gpus)} or fewer in order to set GPU requirements in region ${pool.region}. Quota violated: ${gpuQuotaId(pool.accelerator, pool.zonalRedundancy)} requested: ${requested} allowed: ${quota}`,

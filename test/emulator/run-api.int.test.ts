@@ -195,6 +195,50 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
     expect(message).toContain('requested: 7 allowed: 6');
   });
 
+  it('checks the max written against the quota, whatever the revision-level max', async () => {
+    // "the maximum number of instances available for your service is the minimum of ... regional
+    // GPU quota ... divided by the GPU configuration for the service", and a quota "would allow a
+    // deployment ... to specify a maximum of" that many (Google's "About maximum instances",
+    // https://cloud.google.com/run/docs/configuring/max-instances-limits): the max a request
+    // specifies is what is held to the quota. A lower revision-level max does not let a
+    // service-level max above the quota through.
+    const fleet = testFleet();
+    fleet.projects[0]?.services.push({
+      name: 'capped',
+      region: REGION,
+      gpu: {},
+      maxInstances: 2,
+      revisionMaxInstances: 2,
+      demand: 0,
+    } as (typeof fleet.projects)[0]['services'][0]);
+    const own = await startEmulator({ fleet, speed: 'manual', operationDelayMs: 10 });
+    const ownClients = clientsFor(own);
+    try {
+      const { code, message } = await codeOf(
+        ownClients.services.updateService({
+          service: { name: name('capped'), scaling: { maxInstanceCount: 6 } },
+          updateMask: { paths: ['scaling.max_instance_count'] },
+        }),
+      );
+      expect(code).toBe(status.INVALID_ARGUMENT);
+      expect(message).toContain(
+        'Quota violated: NvidiaL4GpuAllocPerProjectRegion requested: 6 allowed: 5',
+      );
+      expect(own.writes()).toHaveLength(0);
+      // Within the quota it is written, and the revision-level max still caps the instances.
+      const [op] = await ownClients.services.updateService({
+        service: { name: name('capped'), scaling: { maxInstanceCount: 5 } },
+        updateMask: { paths: ['scaling.max_instance_count'] },
+      });
+      const [after] = await op.promise();
+      expect(after.scaling?.maxInstanceCount).toBe(5);
+      expect(after.template?.scaling?.maxInstanceCount).toBe(2);
+    } finally {
+      await closeClients(ownClients);
+      await own.stop();
+    }
+  });
+
   it('refuses the whole fetched Service even with a mask, as Cloud Run does', async () => {
     const [full] = await clients.services.getService({ name: name('beta') });
     const before = emulator.writes().length;
