@@ -53,7 +53,8 @@ import {
  * - a list is in creation order ("By default, the results are ordered by create time",
  *   ListQuotaPreferencesRequest.order_by).
  * Where Google is silent, the emulator takes the strict side and says so: a preference id must
- * look like an AIP-122 resource id (lower case letters, digits, hyphens; at most 63), and the
+ * look like an AIP-122 resource id (lower case letters, digits, hyphens; at most 63) or like
+ * Google's own example (underscores too: {@link PREFERENCE_ID}), and the
  * preferred value must be at most 1,000,000 (Google states no upper bound).
  *
  * State: a created or changed increase is `reconciling` (pending Google's decision) with a
@@ -81,7 +82,14 @@ function parentProject(ctx: EmulatorContext, request: Message, permission: strin
   return project;
 }
 const NAME = /^projects\/([^/]+)\/locations\/([^/]+)\/quotaPreferences\/([^/]+)$/;
-const PREFERENCE_ID = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/**
+ * Google states no form for a preference id; its own example files
+ * `example_default-limit_us-central1` (`gcloud quotas preferences create --preference-id`,
+ * https://cloud.google.com/sdk/gcloud/reference/beta/quotas/preferences/create). The emulator
+ * takes lower-case letters, digits, hyphens and underscores, beginning with a letter and ending
+ * with a letter or digit, at most 63 (AIP-122's length): strict beyond that example.
+ */
+const PREFERENCE_ID = /^[a-z]([a-z0-9_-]{0,61}[a-z0-9])?$/;
 const MAX_PREFERRED = 1_000_000;
 const UPDATABLE = [
   'quota_config',
@@ -366,7 +374,7 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
   ): StoredPreference => {
     if (!PREFERENCE_ID.test(id))
       throw invalid(
-        `quota_preference_id "${shown(id)}" must be lower case letters, digits and hyphens, start with a letter and be at most 63 characters`,
+        `quota_preference_id "${shown(id)}" must be lower case letters, digits, hyphens and underscores, start with a letter, end with a letter or digit and be at most 63 characters`,
       );
     const service = text(pref, 'service');
     if (service === '') throw invalid('quota_preference.service is required');

@@ -292,6 +292,40 @@ describe('quota preferences over gRPC', () => {
     ).toBe(status.NOT_FOUND);
   });
 
+  it("takes a preference id with underscores, as Google's own example files one, and the governor reads it", async () => {
+    // `gcloud quotas preferences create ... --preference-id=example_default-limit_us-central1`
+    // (https://cloud.google.com/sdk/gcloud/reference/beta/quotas/preferences/create): Google
+    // creates preference ids with underscores.
+    const own = await startEmulator({ fleet, speed: 'manual' });
+    const raw = new CloudQuotasClient(clientConfig({ emulatorHost: own.host }).options);
+    const reader = createQuotaPreferenceAdapter({ emulatorHost: own.host });
+    try {
+      const [made] = await raw.createQuotaPreference({
+        parent: `projects/${P}/locations/global`,
+        quotaPreferenceId: 'example_default-limit_us-central1',
+        quotaPreference: {
+          service: 'run.googleapis.com',
+          quotaId: L4,
+          dimensions: { region: US },
+          quotaConfig: { preferredValue: '6' },
+          contactEmail: 'someone@example.com',
+        },
+      });
+      expect(made.name).toBe(
+        `projects/${P}/locations/global/quotaPreferences/example_default-limit_us-central1`,
+      );
+      const listed = await reader.listPreferences(P);
+      expect(listed).toEqual([
+        expect.objectContaining({ name: made.name, preferredValue: 6, region: US }),
+      ]);
+      expect(listed[0]).not.toHaveProperty('unreadable');
+    } finally {
+      await reader.close();
+      await raw.close();
+      await own.stop();
+    }
+  });
+
   it('an update with allow_missing of a preference not found creates it, checked as a create; validate_only stores nothing', async () => {
     // UpdateQuotaPreferenceRequest.allow_missing: "If set to true, and the quota preference is not
     // found, a new one will be created. In this situation, update_mask is ignored."
