@@ -75,6 +75,18 @@ function parseParent(
     );
   }
   requireFleetProject(ctx.model.fleet.projects, project, permission, resource);
+  // Cloud Run refuses a location where it does not run: "Error 400: region: Unsupported region
+  // northamerica-south1" with a BadRequest field violation on `region`
+  // (https://github.com/turbot/steampipe-plugin-gcp/issues/696), not an empty list. The
+  // emulator's Cloud Run runs where its ListLocations says, the regions of the project's fleet;
+  // any other location (a misspelt region among them) is refused the same way.
+  const inFleet = ctx.model.fleet.projects.find((p) => p.id === project);
+  const regions = inFleet ? fleetRegions(inFleet) : [];
+  if (!regions.includes(region)) {
+    throw invalid(
+      `region: Unsupported region ${shown(region)} (Cloud Run runs in ${regions.join(', ') || 'no region'} for project ${project}, as ListLocations answers)`,
+    );
+  }
   return { project, region };
 }
 

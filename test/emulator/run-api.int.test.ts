@@ -76,6 +76,31 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
     expect(message).toMatch(/each region/);
   });
 
+  it('refuses a location where its Cloud Run does not run, as Cloud Run does, not with an empty list', async () => {
+    // Cloud Run: "Error 400: region: Unsupported region northamerica-south1"
+    // (https://github.com/turbot/steampipe-plugin-gcp/issues/696). The emulator's Cloud Run runs
+    // in the regions its ListLocations answers; a misspelt region is one it does not.
+    const parent = `projects/${PROJECT}/locations/us-centrall1`;
+    for (const call of [
+      clients.services.listServices({ parent }, { autoPaginate: false }),
+      clients.workerPools.listWorkerPools({ parent }, { autoPaginate: false }),
+    ]) {
+      const { code, message } = await codeOf(call);
+      expect(code).toBe(status.INVALID_ARGUMENT);
+      expect(message).toContain('Unsupported region us-centrall1');
+    }
+    // A region it lists is served, empty or not.
+    const [located] = await clients.services.locationsClient.listLocations({
+      name: `projects/${PROJECT}`,
+    });
+    for (const l of located) {
+      await clients.services.listServices(
+        { parent: `projects/${PROJECT}/locations/${l.locationId}` },
+        { autoPaginate: false },
+      );
+    }
+  });
+
   it('gets a GPU service with everything a governor reads', async () => {
     const [s] = await clients.services.getService({ name: name('delta') });
     expect(s.name).toBe(name('delta'));
