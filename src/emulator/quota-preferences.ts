@@ -457,6 +457,12 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
       // Filters are not modelled: an unfiltered list is the safe answer only when none is asked.
       if (filter !== '')
         throw notEmulated('ListQuotaPreferences filter', 'list and filter client side');
+      // "By default, the results are ordered by create time" (ListQuotaPreferencesRequest.order_by
+      // in cloudquotas.proto): that order is served; another (`quota_id`, `service, create_time`)
+      // is not emulated, never answered in creation order as if it were.
+      const orderBy = text(request, 'order_by').trim();
+      if (orderBy !== '' && !/^create_time(\s+asc)?$/i.test(orderBy))
+        throw notEmulated(`ListQuotaPreferences order_by "${shown(orderBy)}"`, 'sort client side');
       // In creation order: the map keeps the order preferences were created in (an update
       // replaces its entry in place).
       const all = [...store.byName.values()].filter((p) => p.project === project).map(toMessage);

@@ -532,6 +532,19 @@ describe('quota preferences: unlimited, safety checks and order, as Google docum
     expect(list.map((x) => x.name?.split('/').pop())).toEqual(['unlimited', 'a-later']);
   });
 
+  it('an order_by other than the default is not served in creation order as if it were', async () => {
+    // ListQuotaPreferencesRequest.order_by: "By default, the results are ordered by create time.
+    // Example orders: `quota_id`, `service, create_time`". The emulator lists in creation order
+    // only: another order is UNIMPLEMENTED, never answered in the wrong order.
+    for (const orderBy of ['quota_id', 'service, create_time'])
+      expect(await rawCode(raw.listQuotaPreferences({ parent, orderBy })), orderBy).toBe(
+        status.UNIMPLEMENTED,
+      );
+    const [byCreate] = await raw.listQuotaPreferences({ parent, orderBy: 'create_time' });
+    const [plain] = await raw.listQuotaPreferences({ parent });
+    expect(byCreate.map((x) => x.name)).toEqual(plain.map((x) => x.name));
+  });
+
   it('a decrease of more than 10 percent, or below the GPUs in use, is refused unless that check is ignored', async () => {
     const [first] = await raw.listQuotaPreferences({ parent });
     const name = `${parent}/quotaPreferences/unlimited`;
