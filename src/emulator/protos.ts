@@ -113,7 +113,11 @@ export function messageFields(typeName: string): ReadonlySet<string> {
  * the field's presence)". Fields of nested messages are not listed.
  */
 export function outputOnlyFields(pkg: string, file: string, message: string): ReadonlySet<string> {
-  const text = readFileSync(join(protosOf(pkg), file), 'utf8').replace(/\/\/[^\n]*/g, '');
+  // Comments dropped; a string (which may hold "//") kept as it is.
+  const text = readFileSync(join(protosOf(pkg), file), 'utf8').replace(
+    /"(?:[^"\\\n]|\\.)*"|\/\/[^\n]*/g,
+    (m) => (m.startsWith('"') ? m : ''),
+  );
   const start = new RegExp(`(^|\\n)message ${message} \\{`).exec(text);
   if (!start) throw new Error(`message ${message} is not in ${file}`);
   const out = new Set<string>();
