@@ -26,9 +26,11 @@ export type WriteOutcome = 'written' | 'skipped' | 'failed';
  *
  * Failed, and the run fails loudly:
  * - `unreadable`: it could not be read just before the write;
- * - `uncertain`: the write failed in a way that may still apply (no answer, unavailable);
+ * - `uncertain`: the write failed in a way that may still apply (no answer, unavailable, or an
+ *   error of its operation or of the call that does not say it was refused);
  * - `denied`: the governor may not read or write it (a permission);
- * - `failed`: any other failure of the write.
+ * - `failed`: refused before it applied (Cloud Run's own quota check, the write quota, a bad
+ *   request).
  */
 export type WriteCause =
   | 'written'

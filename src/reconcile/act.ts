@@ -11,8 +11,11 @@ import {
 import {
   ConflictError,
   GovernorError,
+  InputError,
   NotFoundError,
   PermissionError,
+  QuotaRejectedError,
+  RateLimitedError,
   UnavailableError,
   cutText,
   errorMessage,
@@ -876,8 +879,6 @@ function writeFailed(
     `${c.project}/${c.region}/${c.name}: write ${c.from} → ${to} failed: ${errorMessage(e)}`,
     { project: c.project, region: c.region, service: c.name },
   );
-  if (e instanceof UnavailableError)
-    return failed(c, 'uncertain', `write failed: ${errorMessage(e)}; the write may still apply`);
   if (e instanceof PermissionError) {
     const named = e.permissions.length > 0;
     const permissions = named ? [...e.permissions] : [...WRITE_PERMISSIONS];
@@ -897,7 +898,17 @@ function writeFailed(
       resource,
     };
   }
-  return failed(c, 'failed', `write failed: ${errorMessage(e)}`);
+  // Refused before Cloud Run took the write: its quota check, the write quota, a bad request.
+  if (e instanceof QuotaRejectedError || e instanceof RateLimitedError || e instanceof InputError)
+    return failed(c, 'failed', `write failed: ${errorMessage(e)}`);
+  // Anything else may have applied: no answer (unavailable, a timeout), or an error of the
+  // operation or of the call (INTERNAL, UNKNOWN). Cloud Run keeps an accepted update's spec when
+  // its reconciliation fails: only observed_generation and the latest ready revision stay at the
+  // last serving state (the `reconciling` field of
+  // https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services). Google does
+  // not say that an INTERNAL answer means nothing was stored, so the room stays spent and step 4
+  // may lower the raise back.
+  return failed(c, 'uncertain', `write failed: ${errorMessage(e)}; the write may still apply`);
 }
 
 // --- helpers ---
