@@ -37,7 +37,8 @@ import { effectiveMax, FleetModel } from '../emulator/model.js';
  *
  * Faults, per run: every port call may fail with a gRPC-like error (UNAVAILABLE,
  * DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, ABORTED, PERMISSION_DENIED, INTERNAL); a write may fail
- * without applying (a failed operation) or apply and never answer (a hung operation); before a
+ * without applying (a failed operation), apply and never answer (a hung operation), or apply and
+ * answer an error (its operation failed with the new max in place); before a
  * Cloud Run read another actor may deploy, edit or re-cap a service; before a quota read the quota
  * may change; Monitoring may drop a service's series or serve only stale points; the state store
  * may be unavailable; a publish may fail whole or after part of the messages.
@@ -255,6 +256,8 @@ interface RunFaults {
   errorRate: number;
   writeFailRate: number;
   writeHangRate: number;
+  /** A write that applies, then its operation ends with an error (INTERNAL). */
+  writeFailAppliedRate: number;
   concurrentRate: number;
   quotaChangeRate: number;
   gapRate: number;
@@ -269,6 +272,7 @@ const NO_FAULTS: RunFaults = {
   errorRate: 0,
   writeFailRate: 0,
   writeHangRate: 0,
+  writeFailAppliedRate: 0,
   concurrentRate: 0,
   quotaChangeRate: 0,
   gapRate: 0,
@@ -290,6 +294,7 @@ function drawFaults(rnd: () => number): RunFaults {
     staleRate: pick([0, 0.1]),
     storeRate: pick([0, 0, 0.05, 0.2]),
     publishRate: pick([0, 0.1, 0.4]),
+    writeFailAppliedRate: pick([0, 0.05, 0.2]),
     otherActor: true,
   };
 }
@@ -477,6 +482,16 @@ function faultyPorts(
         f.count('operation-hung');
         throw new UnavailableError(
           `DEADLINE_EXCEEDED: injected: the update operation of ${u.name} never finished`,
+        );
+      }
+      // Cloud Run keeps an accepted update's spec when its reconciliation fails (the
+      // `reconciling` field of
+      // https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services): the
+      // new max is in place, and the operation answers an error.
+      if (f.chance(f.faults.writeFailAppliedRate)) {
+        f.count('operation-failed-applied');
+        throw new UpstreamError(
+          `INTERNAL: injected: the update operation of ${u.name} failed after the change applied`,
         );
       }
       return written;

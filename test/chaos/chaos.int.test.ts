@@ -69,6 +69,7 @@ describe('chaos: randomized governor runs under faults', () => {
       'INTERNAL',
       'operation-failed',
       'operation-hung',
+      'operation-failed-applied',
       'concurrent-deploy',
       'concurrent-max',
       'quota-changed',
