@@ -382,9 +382,17 @@ async function takeLeases(run: Run): Promise<string[]> {
   const { deps, options, report } = run;
   const held: string[] = [];
   const attempts = Math.max(1, options.leaseAttempts ?? 3);
+  // The project whose lease request is under way: a request without an answer (a timeout, the
+  // store unreachable) may still have been committed, "even if the operation has completed
+  // successfully" (Google's client libraries on DEADLINE_EXCEEDED,
+  // https://cloud.google.com/java/docs/reference/gax/latest/com.google.api.gax.rpc.DeadlineExceededException),
+  // so it is given back too: releasing is only ever done for this run's holder, a no-op otherwise.
+  let asking: string | null = null;
   try {
     for (const project of run.policy.projects) {
+      asking = project;
       const lease = await askForLease(run, project, attempts);
+      asking = null;
       if (lease.acquired) {
         held.push(project);
         continue;
@@ -399,11 +407,12 @@ async function takeLeases(run: Run): Promise<string[]> {
       deps.log.log('ERROR', describeHeldLease(refused, options.unlockHint));
     }
   } catch (e) {
-    // The store cannot say who writes: nobody does. Give back what was taken, and fail loudly.
+    // The store cannot say who writes: nobody does. Give back what was taken (or may have been),
+    // and fail loudly.
     report.outcome = 'failed';
     report.error = `the lease could not be taken: ${errorMessage(e)}`;
     logRunFailed(deps.log, report);
-    await releaseAll(deps, held, run.holder);
+    await releaseAll(deps, asking === null ? held : [...held, asking], run.holder);
     throw new RunFailedError(report, e);
   }
   return held;

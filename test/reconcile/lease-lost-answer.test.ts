@@ -1,0 +1,62 @@
+import { describe, expect, it } from 'vitest';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { validateFleet } from '../../src/emulator/fleet.js';
+import { FleetModel } from '../../src/emulator/model.js';
+import { createSimPorts } from '../../src/emulator/ports.js';
+import { UnavailableError } from '../../src/errors.js';
+import type { StateStore } from '../../src/ports/index.js';
+import { onePoolFleet } from '../support/fixtures.js';
+import { reconcileReport } from '../support/reconcile-run.js';
+
+/**
+ * A lease request whose answer is lost after the store committed it: a timeout may come "even if
+ * the operation has completed successfully" (Google's client libraries,
+ * https://cloud.google.com/java/docs/reference/gax/latest/com.google.api.gax.rpc.DeadlineExceededException).
+ * The run fails, and must not leave the lease held by itself: the next run would find the project
+ * locked until the lease expires, and page about another governor that is not there.
+ */
+
+const PROJECT = 'lease-project';
+const REGION = 'us-central1';
+
+const policy = parsePolicy({
+  version: 1,
+  projects: [PROJECT],
+  regions: [REGION],
+  services: [{ match: {} }],
+  limits: { writesPerMinute: 6000 },
+});
+
+describe('a lease whose answer was lost', () => {
+  it('is given back by the run that failed, so the next run takes it at once', async () => {
+    const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 4, [['svc-a', 1, 1]])));
+    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const base = createMemoryStateStore();
+    let lose = true;
+    const store: StateStore = {
+      ...base,
+      acquireLease: async (project, holder, ttlMs, now) => {
+        const answer = await base.acquireLease(project, holder, ttlMs, now);
+        if (!lose) return answer;
+        lose = false;
+        throw new UnavailableError('DEADLINE_EXCEEDED: the lease request timed out');
+      },
+    };
+    const first = await reconcileReport(
+      policy,
+      { ports, store, clock: () => m.now, leaseClock: () => m.now },
+      { runId: 'first', deadlineMs: 60_000, writerId: 'me' },
+    );
+    expect(first.outcome).toBe('failed');
+    expect(first.error).toContain('the lease could not be taken');
+    expect(await base.readLease(PROJECT)).toBeNull();
+    const second = await reconcileReport(
+      policy,
+      { ports, store, clock: () => m.now, leaseClock: () => m.now },
+      { runId: 'second', deadlineMs: 60_000, writerId: 'me', leaseAttempts: 1 },
+    );
+    expect(second.leaseHeld).toEqual([]);
+    expect(second.outcome).not.toBe('failed');
+  });
+});
