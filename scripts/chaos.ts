@@ -39,5 +39,11 @@ for (const a of report.alertsLost.slice(0, 20))
   process.stdout.write(`alert lost (fleet seed ${a.fleetSeed}): ${a.what}\n`);
 for (const c of report.crashes.slice(0, 5))
   process.stdout.write(`crash (fleet seed ${c.fleetSeed}): ${c.what}\n`);
-const bad = report.violations.length + report.alertsLost.length + report.crashes.length;
+for (const l of report.leasesLeft.slice(0, 20))
+  process.stdout.write(`lease left (fleet seed ${l.fleetSeed}): ${l.what}\n`);
+const bad =
+  report.violations.length +
+  report.alertsLost.length +
+  report.crashes.length +
+  report.leasesLeft.length;
 process.exitCode = bad > 0 ? 1 : 0;

@@ -110,6 +110,11 @@ export interface ChaosReport {
   failedWrites: Record<string, number>;
   /** Anything the governor threw other than RunFailedError: a crash. */
   crashes: ChaosFailure[];
+  /**
+   * Runs that left the project's lease held once they ended, though every release they asked
+   * for reached the store: the next run would find the project locked until the lease expires.
+   */
+  leasesLeft: ChaosFailure[];
 }
 
 export function emptyReport(seed: number): ChaosReport {
@@ -131,6 +136,7 @@ export function emptyReport(seed: number): ChaosReport {
     skipped: {},
     failedWrites: {},
     crashes: [],
+    leasesLeft: [],
   };
 }
 
@@ -263,6 +269,8 @@ interface RunFaults {
   gapRate: number;
   staleRate: number;
   storeRate: number;
+  /** A store write that is committed, and whose answer is lost (a timeout after the commit). */
+  storeLostRate: number;
   publishRate: number;
   /** Whether the other writer acts in this run (once, at a hook drawn evenly over the run). */
   otherActor: boolean;
@@ -278,6 +286,7 @@ const NO_FAULTS: RunFaults = {
   gapRate: 0,
   staleRate: 0,
   storeRate: 0,
+  storeLostRate: 0,
   publishRate: 0,
   otherActor: false,
 };
@@ -295,6 +304,7 @@ function drawFaults(rnd: () => number): RunFaults {
     storeRate: pick([0, 0, 0.05, 0.2]),
     publishRate: pick([0, 0.1, 0.4]),
     writeFailAppliedRate: pick([0, 0.05, 0.2]),
+    storeLostRate: pick([0, 0, 0.05, 0.2]),
     otherActor: true,
   };
 }
@@ -313,6 +323,8 @@ class Faulty {
   otherActed = false;
   otherActorAt = 0;
   hooks = 0;
+  /** A lease release of this run that never reached the store (it was down). */
+  releaseFailed = false;
   constructor(
     readonly rnd: () => number,
     readonly faults: RunFaults,
@@ -558,24 +570,38 @@ function faultyStore(inner: StateStore, f: Faulty): StateStore {
     async (...a: A): Promise<R> => {
       if (f.chance(f.faults.storeRate)) {
         f.count('store-unavailable');
+        if (what === 'releaseLease') f.releaseFailed = true;
         throw new UnavailableError(`the state store is unavailable (injected, ${what})`);
       }
       return call(...a);
     };
+  // A write the store commits and whose answer never comes back: the caller sees a timeout.
+  const committed =
+    <A extends unknown[], R>(what: string, call: (...a: A) => Promise<R>) =>
+    async (...a: A): Promise<R> => {
+      const answer = await wrap(what, call)(...a);
+      if (f.chance(f.faults.storeLostRate)) {
+        f.count('store-answer-lost');
+        throw new UnavailableError(
+          `DEADLINE_EXCEEDED: the state store committed ${what}, and its answer was lost (injected)`,
+        );
+      }
+      return answer;
+    };
   return {
     loadConditions: wrap('loadConditions', (p) => inner.loadConditions(p)),
-    saveConditions: wrap('saveConditions', (p, s, v) => inner.saveConditions(p, s, v)),
-    recordRun: wrap('recordRun', (p, r) => inner.recordRun(p, r)),
+    saveConditions: committed('saveConditions', (p, s, v) => inner.saveConditions(p, s, v)),
+    recordRun: committed('recordRun', (p, r) => inner.recordRun(p, r)),
     listRuns: wrap('listRuns', (p, limit?: number) => inner.listRuns(p, limit)),
-    acquireLease: wrap('acquireLease', (p, h, t, n) => inner.acquireLease(p, h, t, n)),
-    renewLease: wrap('renewLease', (p, h, t, n) => inner.renewLease(p, h, t, n)),
-    releaseLease: wrap('releaseLease', (p, h) => inner.releaseLease(p, h)),
+    acquireLease: committed('acquireLease', (p, h, t, n) => inner.acquireLease(p, h, t, n)),
+    renewLease: committed('renewLease', (p, h, t, n) => inner.renewLease(p, h, t, n)),
+    releaseLease: committed('releaseLease', (p, h) => inner.releaseLease(p, h)),
     governorId: wrap('governorId', () => inner.governorId()),
     readLease: wrap('readLease', (p) => inner.readLease(p)),
-    breakLease: wrap('breakLease', (p, seen) => inner.breakLease(p, seen)),
-    putOutbox: wrap('putOutbox', (p, e) => inner.putOutbox(p, e)),
+    breakLease: committed('breakLease', (p, seen) => inner.breakLease(p, seen)),
+    putOutbox: committed('putOutbox', (p, e) => inner.putOutbox(p, e)),
     listOutbox: wrap('listOutbox', (p) => inner.listOutbox(p)),
-    removeOutbox: wrap('removeOutbox', (p, i, d) => inner.removeOutbox(p, i, d)),
+    removeOutbox: committed('removeOutbox', (p, i, d) => inner.removeOutbox(p, i, d)),
     close: () => inner.close(),
   };
 }
@@ -667,6 +693,15 @@ export async function runChaosFleet(
     }
     report.runs += 1;
     if (f.otherActed) report.otherActorRuns += 1;
+    // The lease is given back at the end of every run, failed or not; only a release that never
+    // reached the store leaves it to expire.
+    const lease = await baseStore.readLease(CHAOS_PROJECT);
+    if (lease && !f.releaseFailed)
+      report.leasesLeft.push({
+        fleetSeed,
+        what: `run ${i} left the lease held by ${lease.holder}${failed ? ` (the run failed: ${failed.error ?? ''})` : ''}`,
+      });
+    if (lease) await baseStore.releaseLease(CHAOS_PROJECT, lease.holder);
     monitor.judgeRaces(model);
     const r = runReport ?? failed;
     if (!runReport || runReport.outcome === 'failed') report.failedRuns += 1;
@@ -758,6 +793,7 @@ export function renderChaosReport(r: ChaosReport): string {
       String(r.failuresOnlyLogged),
     ],
     ['crashes (anything but a reported failure)', String(r.crashes.length)],
+    ['leases left held by a run that could give them back', String(r.leasesLeft.length)],
   ];
   const section = (title: string, m: Record<string, number>): [string, string][] =>
     Object.entries(m)
