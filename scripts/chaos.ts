@@ -41,9 +41,12 @@ for (const c of report.crashes.slice(0, 5))
   process.stdout.write(`crash (fleet seed ${c.fleetSeed}): ${c.what}\n`);
 for (const l of report.leasesLeft.slice(0, 20))
   process.stdout.write(`lease left (fleet seed ${l.fleetSeed}): ${l.what}\n`);
+for (const o of report.overAfterRun.slice(0, 20))
+  process.stdout.write(`over after a run (fleet seed ${o.fleetSeed}): ${o.what}\n`);
 const bad =
   report.violations.length +
   report.alertsLost.length +
   report.crashes.length +
-  report.leasesLeft.length;
+  report.leasesLeft.length +
+  report.overAfterRun.length;
 process.exitCode = bad > 0 ? 1 : 0;

@@ -45,8 +45,9 @@ import { effectiveMax, FleetModel } from '../emulator/model.js';
  *
  * And the other writer: right after one of the governor's reads of a pool (its region's services,
  * its quota) or one of its writes, another actor fills the pool up to its quota by raising a
- * service's max (legally: Cloud Run checks one service at a time), cuts the quota, or starts a
- * deployment: once in every run, the fault-free ones included (someone else is always writing), at
+ * service's max (legally: Cloud Run checks one service at a time), cuts the quota, starts a
+ * deployment, or redeploys a service from its own configuration as a CI pipeline does (its max
+ * back to the configured one, and a deployment): once in every run, the fault-free ones included (someone else is always writing), at
  * one of its first six reads and writes (drawn), if the run gets that far (`otherActorRuns`
  * counts the runs it acted in). A raise it takes over the quota inside Cloud Run's window is a
  * race (invariants.ts), which the governor must lower back in the same run once it sees it.
@@ -115,6 +116,10 @@ export interface ChaosReport {
    * for reached the store: the next run would find the project locked until the lease expires.
    */
   leasesLeft: ChaosFailure[];
+  /** Pools a run without faults or another writer left over their quota (floors fitting). */
+  overAfterRun: ChaosFailure[];
+  /** Pools checked so after a run. */
+  poolsCheckedAfterRun: number;
 }
 
 export function emptyReport(seed: number): ChaosReport {
@@ -137,6 +142,8 @@ export function emptyReport(seed: number): ChaosReport {
     failedWrites: {},
     crashes: [],
     leasesLeft: [],
+    overAfterRun: [],
+    poolsCheckedAfterRun: 0,
   };
 }
 
@@ -404,6 +411,7 @@ function faultyPorts(
       { where: 0, kind: 'fill', pick },
       { where: 0, kind: 'cut-quota', gpus: 1 + Math.floor(f.rnd() * 3) },
       { where: 0, kind: 'deploy', pick, seconds: 120 },
+      { where: 0, kind: 'redeploy', pick, seconds: 120 },
     ];
     // Its first choice, else the next that can be done here (a full pool cannot be filled).
     const first = Math.floor(f.rnd() * changes.length);
@@ -703,6 +711,25 @@ export async function runChaosFleet(
       });
     if (lease) await baseStore.releaseLease(CHAOS_PROJECT, lease.holder);
     monitor.judgeRaces(model);
+    // Rule 1 after the run: the run without faults, undisturbed by the other writer, leaves every
+    // pool whose floors fit within its budget (unless a deploying service holds it).
+    if (last && runReport && !f.otherActed && scenario.policy.limits.maxChangesPerRun >= 50) {
+      for (const pool of model.pools(CHAOS_PROJECT)) {
+        const members = model
+          .listServices(CHAOS_PROJECT)
+          .filter((s) => samePool(model.poolOf(s) ?? { ...pool, region: '' }, pool));
+        const first = members[0];
+        if (!first || members.some((s) => s.deployingUntil !== null)) continue;
+        const load = monitor.poolLoad(model, first);
+        if (!load || load.quota === null || !load.floorsFit) continue;
+        report.poolsCheckedAfterRun += 1;
+        if (load.used + load.reserve > load.quota)
+          report.overAfterRun.push({
+            fleetSeed,
+            what: `run ${i} left ${poolKey({ ...pool })} at ${load.used} GPUs + reserve ${load.reserve} over its quota ${load.quota}`,
+          });
+      }
+    }
     const r = runReport ?? failed;
     if (!runReport || runReport.outcome === 'failed') report.failedRuns += 1;
     for (const w of r?.writes ?? []) {
@@ -794,6 +821,8 @@ export function renderChaosReport(r: ChaosReport): string {
     ],
     ['crashes (anything but a reported failure)', String(r.crashes.length)],
     ['leases left held by a run that could give them back', String(r.leasesLeft.length)],
+    ['pools checked within quota after a quiet run', String(r.poolsCheckedAfterRun)],
+    ['pools a quiet run left over quota', String(r.overAfterRun.length)],
   ];
   const section = (title: string, m: Record<string, number>): [string, string][] =>
     Object.entries(m)

@@ -214,7 +214,10 @@ export interface ModelPool {
  *   that brings the pool's caps, worker pools and running jobs up to the quota, within Cloud Run's
  *   own check (one service's max x GPUs ≤ the quota): legal at that moment;
  * - `cut-quota`: the quota goes down by `gpus` (not below 0);
- * - `deploy`: one of its services starts a deployment.
+ * - `deploy`: one of its services starts a deployment;
+ * - `redeploy`: one of its services is deployed again from its own configuration (a CI pipeline):
+ *   its max goes back to the configured one (the fleet's; within Cloud Run's per-service check,
+ *   one service's max x GPUs ≤ the quota), and it starts a deployment.
  * Returns what changed, for the invariant monitor, or null when nothing did.
  */
 export function applyOtherActor(
@@ -235,6 +238,18 @@ export function applyOtherActor(
   const s = members[Math.floor(change.pick * members.length)];
   if (!s) return null;
   if (change.kind === 'deploy') {
+    model.startDeployment(s, change.seconds * 1000);
+    return 'caps';
+  }
+  if (change.kind === 'redeploy') {
+    const configured = s.spec.maxInstances ?? s.maxInstances;
+    const g = gpusPerInstance(s);
+    const max = Math.max(
+      1,
+      Math.min(configured, quota === undefined ? configured : Math.floor(quota / g)),
+    );
+    if (quota !== undefined && max * g > quota) return null;
+    model.update(s, { maxInstances: max });
     model.startDeployment(s, change.seconds * 1000);
     return 'caps';
   }

@@ -107,17 +107,24 @@ export const FaultConfig = z.strictObject({
        * that another writer acts on the pool of that call: between the governor's reads and its
        * writes. What it does: `fill` raises a service's max, legally (within Cloud Run's own
        * per-service check), until the pool's caps reach the quota; `cut-quota` lowers the quota;
-       * `deploy` starts a deployment (the service reconciles).
+       * `deploy` starts a deployment (the service reconciles); `redeploy` deploys the service
+       * from its own configuration, as a CI pipeline does: its max goes back to the configured
+       * one (the fleet's, within Cloud Run's per-service check) and it reconciles.
        */
       rate: z.number().min(0).max(1).default(0),
       kinds: z
-        .array(z.enum(['fill', 'cut-quota', 'deploy']))
-        .default(['fill', 'cut-quota', 'deploy']),
+        .array(z.enum(['fill', 'cut-quota', 'deploy', 'redeploy']))
+        .default(['fill', 'cut-quota', 'deploy', 'redeploy']),
       /** GPUs a quota cut takes, at most (at least 1). */
       maxCut: z.number().int().min(1).default(3),
       deploySeconds: WaitSeconds.default(120),
     })
-    .default({ rate: 0, kinds: ['fill', 'cut-quota', 'deploy'], maxCut: 3, deploySeconds: 120 }),
+    .default({
+      rate: 0,
+      kinds: ['fill', 'cut-quota', 'deploy', 'redeploy'],
+      maxCut: 3,
+      deploySeconds: 120,
+    }),
 });
 export type FaultConfig = z.infer<typeof FaultConfig>;
 export type FaultConfigInput = z.input<typeof FaultConfig>;
@@ -160,6 +167,7 @@ export type OtherActorChange = { where: number } & (
   | { kind: 'fill'; pick: number }
   | { kind: 'cut-quota'; gpus: number }
   | { kind: 'deploy'; pick: number; seconds: number }
+  | { kind: 'redeploy'; pick: number; seconds: number }
 );
 
 export class FaultInjector {
@@ -300,7 +308,8 @@ export class FaultInjector {
     this.count(`other-actor-${kind}`);
     const where = this.random();
     if (kind === 'cut-quota') return { where, kind, gpus: 1 + Math.floor(this.random() * maxCut) };
-    if (kind === 'deploy') return { where, kind, pick: this.random(), seconds: deploySeconds };
+    if (kind === 'deploy' || kind === 'redeploy')
+      return { where, kind, pick: this.random(), seconds: deploySeconds };
     return { where, kind, pick: this.random() };
   }
 

@@ -44,6 +44,8 @@ describe('chaos: randomized governor runs under faults', () => {
         violations: report.violations.slice(0, 5),
         lost: report.alertsLost.slice(0, 5),
         crashes: report.crashes.slice(0, 3),
+        leasesLeft: report.leasesLeft.slice(0, 3),
+        overAfterRun: report.overAfterRun.slice(0, 3),
       },
       null,
       2,
@@ -76,12 +78,19 @@ describe('chaos: randomized governor runs under faults', () => {
       'monitoring-gap',
       'monitoring-stale',
       'store-unavailable',
+      'store-answer-lost',
       'publish-failed',
       'other-actor-fill',
       'other-actor-cut-quota',
       'other-actor-deploy',
+      'other-actor-redeploy',
     ])
       expect(report.faults[kind] ?? 0, kind).toBeGreaterThan(0);
+    // No run left the lease held when it could give it back; the runs without faults or another
+    // writer left every pool whose floors fit within its quota.
+    expect(report.leasesLeft, detail).toEqual([]);
+    expect(report.poolsCheckedAfterRun).toBeGreaterThan(0);
+    expect(report.overAfterRun, detail).toEqual([]);
     // The other writer acted in a thousand runs and more, got inside Cloud Run's window, and
     // those raises were lowered back.
     if (!process.env.CHAOS_RUNS) expect(report.otherActorRuns).toBeGreaterThanOrEqual(1000);
