@@ -244,12 +244,16 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
       const [updated] = await operation.promise().catch((error: unknown) => {
         const what = `waiting for ${name} to take max instances ${update.maxInstances} (the write was accepted and may still apply)`;
         const translated = translateGrpcError(error, what);
-        // NOT_FOUND here is the operation's (GetOperation), or the service's after the write was
-        // accepted: not "the service was never there". The write may still apply.
+        // Whatever the polling or the operation answers, the write was accepted and may still
+        // apply: NOT_FOUND here is the operation's (GetOperation) or the service's after the
+        // write, not "the service was never there"; ABORTED or RESOURCE_EXHAUSTED refuse a poll,
+        // not the write; and Cloud Run keeps an accepted update's spec when its reconciliation
+        // fails (the `reconciling` field of
+        // https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services).
         return Promise.reject(
-          translated instanceof NotFoundError
-            ? new UnavailableError(translated.message, { cause: error })
-            : translated,
+          translated instanceof UnavailableError
+            ? translated
+            : new UnavailableError(translated.message, { cause: error }),
         );
       });
       return toObservedService(updated, update.project, update.region);

@@ -106,11 +106,14 @@ const quick = {
   operationPolling: { initialDelayMs: 40, maxDelayMs: 100, timeoutMs: 10_000 },
 };
 
+/** Wall ms an emulated update operation takes. */
+const OPERATION_MS = 150;
+
 beforeAll(async () => {
   emulator = await startEmulator({
     fleet,
     speed: 'manual',
-    operationDelayMs: 150,
+    operationDelayMs: OPERATION_MS,
     pageSize: 50,
     faults: ({ method }) => inject?.(method.slice(method.lastIndexOf('/') + 1)),
   });
@@ -402,6 +405,31 @@ describe('retries', () => {
       'GetOperation+',
     ]);
   });
+
+  // Accepted, the write may apply whatever polling its operation then answers: a refusal code
+  // there (ABORTED, RESOURCE_EXHAUSTED) must not read as "nothing was written".
+  it.each([
+    [status.ABORTED, 'ABORTED'],
+    [status.RESOURCE_EXHAUSTED, 'RESOURCE_EXHAUSTED'],
+  ])(
+    'reports a write whose operation polling failed (%i %s) as one that may still apply',
+    async (code) => {
+      const before = await adapter.getService(PROJECT, REGION, 'web');
+      const to = (before.serviceMaxInstances ?? 1) + 1;
+      inject = (method) =>
+        method === 'GetOperation' ? new RpcError(code, 'polling refused') : undefined;
+      const writes = emulator.writes().length;
+      const error = await failure(adapter.updateMaxInstances(update('web', before.etag, to)));
+      inject = undefined;
+      expect(emulator.writes()).toHaveLength(writes + 1);
+      expect((await adapter.getService(PROJECT, REGION, 'web')).serviceMaxInstances).toBe(to);
+      expect(error).toBeInstanceOf(UnavailableError);
+      expect(error.message).toContain('may still apply');
+      // Its operation ends by itself; the next test writes the same service.
+      await new Promise((done) => setTimeout(done, OPERATION_MS * 2));
+      emulator.resetCalls();
+    },
+  );
 
   it('does not resend a write that failed with UNAVAILABLE', async () => {
     const before = await adapter.getService(PROJECT, REGION, 'web');
