@@ -116,10 +116,13 @@ export async function createRuntime(
  * on the emulator's virtual clock, so that every observation window misses Google's points and
  * the run plans and writes from that. createRuntime refuses them too; the function checks them
  * with the rest of its configuration, so that such a deployment fails as misconfigured rather
- * than as an unexpected failure. (Commands that read only the state store, such as `quota
- * recommend`, take the emulator's clock alone: they do not come here.)
+ * than as an unexpected failure; the commands that read Google (plan, status, snapshot, check,
+ * replay, apply, restore) check them before their credentials. (Commands that read only the state
+ * store, such as `quota recommend`, take the emulator's clock alone: they do not come here.)
  */
-export function checkRunOptions(options: RuntimeOptions): void {
+export function checkRunOptions(
+  options: Pick<RuntimeOptions, 'emulatorHost' | 'emulatorAdmin'>,
+): void {
   if (options.emulatorAdmin && !options.emulatorHost) {
     throw new InputError(
       "GOVERNOR_EMULATOR_ADMIN is set but GOVERNOR_EMULATOR_HOST is not: a run would read Google's services on the emulator's virtual clock; unset GOVERNOR_EMULATOR_ADMIN to use Google (or export GOVERNOR_EMULATOR_HOST as `governor emulator` prints it)",

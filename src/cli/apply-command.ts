@@ -11,7 +11,7 @@ import { textLogger } from '../log.js';
 import type { QuotaRequestToConfirm } from '../reconcile/quota-requests.js';
 import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
 import { skipsByCause } from '../reconcile/run-record.js';
-import { createRuntime, newRunId } from '../runtime.js';
+import { checkRunOptions, createRuntime, newRunId } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
 import { failureLine } from './hints.js';
@@ -46,6 +46,7 @@ export async function runApply(
     );
   }
   const log = textLogger(io.stderr);
+  checkRunOptions(options);
   await assertCredentials(options);
   const runtime = await createRuntime(
     policy,

@@ -1,5 +1,6 @@
 import { createClock } from '../adapters/clock.js';
 import { assertCredentials } from '../adapters/credentials.js';
+import { checkRunOptions } from '../runtime.js';
 import { createGooglePorts } from '../adapters/index.js';
 import { createPubSubAlertSink } from '../adapters/pubsub.js';
 import { checkPassed, type CheckItem, type CheckReport } from '../core/permissions.js';
@@ -21,6 +22,7 @@ export async function runCheck(
   options: RuntimeOptions,
 ): Promise<number> {
   const policy = await loadPolicy(opts.policy, { forProjects: 'check' });
+  checkRunOptions(options);
   await assertCredentials(options);
   const now = await createClock(options)();
   const ports = createGooglePorts(options);

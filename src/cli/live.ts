@@ -1,4 +1,5 @@
 import { assertCredentials } from '../adapters/credentials.js';
+import { checkRunOptions } from '../runtime.js';
 import { createGooglePorts } from '../adapters/index.js';
 import { GovernorError, UpstreamError, errorMessage } from '../errors.js';
 import { createClock } from '../adapters/clock.js';
@@ -12,6 +13,7 @@ export async function observeLive(
   policy: Policy,
   options: Pick<RuntimeOptions, 'emulatorHost' | 'emulatorAdmin' | 'pubsubEmulatorHost'>,
 ): Promise<Observation> {
+  checkRunOptions(options);
   await assertCredentials(options);
   const now = await createClock(options)();
   const ports = createGooglePorts(options);

@@ -2,6 +2,7 @@ import { constants } from 'node:fs';
 import { access, mkdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
 import { assertCredentials } from '../adapters/credentials.js';
+import { checkRunOptions } from '../runtime.js';
 import { createGooglePorts } from '../adapters/index.js';
 import { createClock } from '../adapters/clock.js';
 import { durationMs, UNIT_ORDER_HINT, unitsOutOfOrder } from '../core/duration.js';
@@ -234,6 +235,7 @@ export async function runReplay(
   const lag = parseMinutes('--lag', flags.lag, DEFAULT_LAG_MINUTES, 0);
   const policy = await loadPolicy(flags.policy, { forProjects: 'replay' });
   // One line and a hint without credentials, before a client fails in the background.
+  checkRunOptions(options);
   await assertCredentials(options);
   const ports = createGooglePorts(options);
   let input: ReplayInput;

@@ -479,6 +479,44 @@ describe('governor CLI', () => {
     },
   );
 
+  it.each([
+    'plan',
+    'snapshot',
+    'status',
+    'check',
+    'apply --yes',
+    'restore --dry-run',
+    'replay --since 1d',
+  ])(
+    '%s with GOVERNOR_EMULATOR_ADMIN but no GOVERNOR_EMULATOR_HOST: one line naming both, exit 2, before credentials',
+    async (line) => {
+      // It would read Google's services on the emulator's virtual clock. Without credentials,
+      // the refusal is still this one, not a hint to point the governor at the emulator.
+      const env: NodeJS.ProcessEnv = {
+        ...process.env,
+        NO_COLOR: '1',
+        METADATA_SERVER_DETECTION: 'none',
+        GOVERNOR_EMULATOR_ADMIN: 'http://127.0.0.1:9',
+        GOOGLE_APPLICATION_CREDENTIALS: join(tmp, 'no-such-credentials.json'),
+        GOVERNOR_STATE_DIR: join(tmp, `no-host-${line.replace(/\W/g, '')}`),
+      };
+      delete env.GOVERNOR_EMULATOR_HOST;
+      delete env.PUBSUB_EMULATOR_HOST;
+      const r = await run(
+        process.execPath,
+        ['bin/governor.js', ...line.split(' '), '--policy', 'examples/demo-policy.yaml'],
+        { env },
+      ).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(
+        /^error: GOVERNOR_EMULATOR_ADMIN is set but GOVERNOR_EMULATOR_HOST is not: [^\n]+\n$/,
+      );
+    },
+  );
+
   it('with GOVERNOR_EMULATOR_HOST alone, a command that reads no time runs as before', async () => {
     const env: NodeJS.ProcessEnv = {
       ...process.env,
