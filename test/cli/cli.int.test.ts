@@ -13,13 +13,18 @@ import { Plan } from '../../src/core/plan.js';
 const run = promisify(execFile);
 const tmp = mkdtempSync(join(tmpdir(), 'governor-cli-'));
 
-async function governor(
+/** `governor ...args` without colour or the metadata server, as {@link governorIn} runs it. */
+function governor(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return governorIn({ ...process.env, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' }, ...args);
+}
+
+/** `governor ...args` in the environment given: its exit code and output, a failing one's too. */
+async function governorIn(
+  env: NodeJS.ProcessEnv,
   ...args: string[]
 ): Promise<{ code: number; stdout: string; stderr: string }> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['bin/governor.js', ...args], {
-      env: { ...process.env, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' },
-    });
+    const { stdout, stderr } = await run(process.execPath, ['bin/governor.js', ...args], { env });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code?: number; stdout?: string; stderr?: string };
@@ -285,11 +290,9 @@ describe('governor CLI', () => {
   it('--at needs its offset and a real date: never the machine zone, never a rolled-over day', async () => {
     // Without an offset Date.parse reads the machine's zone: in New York, 10:00 was 15:00Z.
     const at = (text: string) =>
-      run(process.execPath, ['bin/governor.js', 'plan', ...EXAMPLE, '--json', '--at', text], {
-        env: { ...process.env, TZ: 'America/New_York', METADATA_SERVER_DETECTION: 'none' },
-      }).then(
-        (r) => ({ code: 0, stdout: r.stdout, stderr: r.stderr }),
-        (e: { code: number; stdout: string; stderr: string }) => e,
+      governorIn(
+        { ...process.env, TZ: 'America/New_York', METADATA_SERVER_DETECTION: 'none' },
+        ...['plan', ...EXAMPLE, '--json', '--at', text],
       );
     for (const bad of ['2026-11-27T10:00:00', '2026-02-30T10:00:00Z', '']) {
       const r = await at(bad);
@@ -361,14 +364,7 @@ describe('governor CLI', () => {
       delete env.GOOGLE_APPLICATION_CREDENTIALS;
       delete env.GOVERNOR_EMULATOR_HOST;
       delete env.PUBSUB_EMULATOR_HOST;
-      const r = await run(
-        process.execPath,
-        ['bin/governor.js', ...command, '--policy', 'examples/policy.yaml'],
-        { env },
-      ).then(
-        () => ({ code: 0, stderr: '' }),
-        (e: { code: number; stderr: string }) => e,
-      );
+      const r = await governorIn(env, ...command, '--policy', 'examples/policy.yaml');
       expect(r.code).toBe(1);
       expect(r.stderr).toMatch(
         /^error: no Google credentials: .*gcloud auth application-default login/m,
@@ -412,14 +408,9 @@ describe('governor CLI', () => {
       env.GOVERNOR_EMULATOR_ADMIN = adminGone
         ? `http://${await closed()}`
         : `http://127.0.0.1:${(clock.address() as AddressInfo).port}`;
-      const args = ['bin/governor.js', command, '--policy', 'examples/demo-policy.yaml'];
+      const args = [command, '--policy', 'examples/demo-policy.yaml'];
       if (command === 'apply') args.push('--yes');
-      const r = await run(process.execPath, args, { env })
-        .then(
-          () => ({ code: 0, stderr: '' }),
-          (e: { code: number; stderr: string }) => e,
-        )
-        .finally(() => clock.close());
+      const r = await governorIn(env, ...args).finally(() => clock.close());
       expect(r.code).toBe(1);
       const errors = r.stderr.split('\n').filter((l) => l.startsWith('error: '));
       expect(errors).toHaveLength(1);
@@ -464,14 +455,7 @@ describe('governor CLI', () => {
         GOVERNOR_STATE_DIR: join(tmp, `no-admin-${command.join('')}`),
       };
       delete env.GOVERNOR_EMULATOR_ADMIN;
-      const r = await run(
-        process.execPath,
-        ['bin/governor.js', ...command, '--policy', 'examples/demo-policy.yaml'],
-        { env },
-      ).then(
-        () => ({ code: 0, stderr: '' }),
-        (e: { code: number; stderr: string }) => e,
-      );
+      const r = await governorIn(env, ...command, '--policy', 'examples/demo-policy.yaml');
       expect(r.code).toBe(2);
       expect(r.stderr).toBe(
         "error: GOVERNOR_EMULATOR_HOST is set but GOVERNOR_EMULATOR_ADMIN is not: the governor takes its time from the emulator's virtual clock, on its admin endpoint; export GOVERNOR_EMULATOR_ADMIN as `governor emulator` prints it (or unset GOVERNOR_EMULATOR_HOST to use Google)\n",
@@ -502,14 +486,7 @@ describe('governor CLI', () => {
       };
       delete env.GOVERNOR_EMULATOR_HOST;
       delete env.PUBSUB_EMULATOR_HOST;
-      const r = await run(
-        process.execPath,
-        ['bin/governor.js', ...line.split(' '), '--policy', 'examples/demo-policy.yaml'],
-        { env },
-      ).then(
-        () => ({ code: 0, stderr: '' }),
-        (e: { code: number; stderr: string }) => e,
-      );
+      const r = await governorIn(env, ...line.split(' '), '--policy', 'examples/demo-policy.yaml');
       expect(r.code).toBe(2);
       expect(r.stderr).toMatch(
         /^error: GOVERNOR_EMULATOR_ADMIN is set but GOVERNOR_EMULATOR_HOST is not: [^\n]+\n$/,
@@ -531,11 +508,8 @@ describe('governor CLI', () => {
       // The time given: nothing is read of the emulator's clock.
       ['quota', 'recommend', '--at', '2026-11-27T06:00:00Z'],
     ]) {
-      const r = await run(
-        process.execPath,
-        ['bin/governor.js', ...command, '--policy', 'examples/demo-policy.yaml'],
-        { env },
-      );
+      const r = await governorIn(env, ...command, '--policy', 'examples/demo-policy.yaml');
+      expect(r.code, command.join(' ')).toBe(0);
       expect(r.stderr, command.join(' ')).toBe('');
     }
   });
@@ -579,12 +553,7 @@ describe('governor CLI', () => {
     delete env.GOOGLE_APPLICATION_CREDENTIALS;
     delete env.GOVERNOR_EMULATOR_HOST;
     const bad = file('names.yaml', 'version: 1\nprojects: [../x]\nregions: [us central1]\n');
-    const r = await run(process.execPath, ['bin/governor.js', 'plan', '--policy', bad], {
-      env,
-    }).then(
-      () => ({ code: 0, stderr: '' }),
-      (e: { code: number; stderr: string }) => e,
-    );
+    const r = await governorIn(env, 'plan', '--policy', bad);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('projects[0]: expected a project id such as "my-project"');
     expect(r.stderr).toContain('regions[0]: expected a Cloud Run region such as "us-central1"');
