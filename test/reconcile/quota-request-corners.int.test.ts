@@ -1,26 +1,20 @@
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
-import { createFileStateStore } from '../../src/adapters/file-store.js';
-import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
-import {
-  createQuotaPreferenceAdapter,
-  type QuotaPreferenceAdapter,
-} from '../../src/adapters/quota-preferences.js';
+import type { GooglePorts } from '../../src/adapters/index.js';
+import type { QuotaPreferenceAdapter } from '../../src/adapters/quota-preferences.js';
 import type { Alert } from '../../src/core/alert.js';
 import { parsePolicy, type Policy } from '../../src/core/policy.js';
 import {
   decideQuotaPreference,
   quotaPreferences,
-  startEmulator,
   type RunningEmulator,
 } from '../../src/emulator/index.js';
-import { memoryLogger } from '../../src/log.js';
+import type { memoryLogger } from '../../src/log.js';
 import type { QuotaRequestPort, StateStore } from '../../src/ports/index.js';
 import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
-import { seedPressureWeek, twoRegionFleet } from '../support/quota-world.js';
+import { openQuotaWorld, quotaPools, type QuotaWorld } from '../support/quota-world.js';
 
 /**
  * Quota requests at their corners, in real runs (the emulator over gRPC, the real Cloud Quotas
@@ -32,8 +26,7 @@ import { seedPressureWeek, twoRegionFleet } from '../support/quota-world.js';
 const P = 'qc-project';
 const US = 'us-central1';
 const EU = 'europe-west4';
-const HOT = `${P}/${US}/nvidia-l4/zonal`;
-const CALM = `${P}/${EU}/nvidia-l4/zonal`;
+const { hot: HOT, calm: CALM } = quotaPools(P);
 const PARENT = `projects/${P}/locations/global`;
 const L4 = 'NvidiaL4GpuAllocPerProjectRegion';
 
@@ -47,6 +40,7 @@ const policy: Policy = parsePolicy({
   quotaRequests: { enabled: true, contactEmail: 'ops@example.com', maxIncrease: 4 },
 });
 
+let world: QuotaWorld;
 let emulator: RunningEmulator;
 let ports: GooglePorts;
 let prefs: QuotaPreferenceAdapter;
@@ -55,19 +49,11 @@ let log: ReturnType<typeof memoryLogger>;
 let dir: string;
 
 beforeEach(async () => {
-  emulator = await startEmulator({ fleet: twoRegionFleet(P), speed: 'manual' });
-  ports = createGooglePorts({ emulatorHost: emulator.host });
-  prefs = createQuotaPreferenceAdapter({ emulatorHost: emulator.host });
-  dir = mkdtempSync(join(tmpdir(), 'governor-qc-'));
-  store = createFileStateStore({ dir });
-  log = memoryLogger();
-  await seedPressureWeek(store, P, { hot: HOT, calm: CALM });
+  world = await openQuotaWorld(P);
+  ({ emulator, ports, prefs, store, log, dir } = world);
 });
 
-afterEach(async () => {
-  await Promise.all([ports.close(), prefs.close(), store.close()]);
-  await emulator.stop();
-});
+afterEach(() => world.close());
 
 /** Both pools under pressure all week: the newest record's ledger, its calm days made hot. */
 async function bothPressed(): Promise<void> {

@@ -1,30 +1,27 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { status } from '@grpc/grpc-js';
 import { CloudQuotasClient } from '@google-cloud/cloudquotas';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { clientConfig } from '../../src/adapters/client-config.js';
-import { createFileStateStore } from '../../src/adapters/file-store.js';
-import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
-import {
-  createQuotaPreferenceAdapter,
-  type QuotaPreferenceAdapter,
-} from '../../src/adapters/quota-preferences.js';
+import type { GooglePorts } from '../../src/adapters/index.js';
+import type { QuotaPreferenceAdapter } from '../../src/adapters/quota-preferences.js';
 import type { Alert } from '../../src/core/alert.js';
 import { parsePolicy, type Policy } from '../../src/core/policy.js';
 import {
   decideQuotaPreference,
   quotaPreferences,
-  startEmulator,
   type RunningEmulator,
 } from '../../src/emulator/index.js';
 import { RpcError } from '../../src/emulator/rpc.js';
-import { memoryLogger } from '../../src/log.js';
+import type { memoryLogger } from '../../src/log.js';
 import type { QuotaRequestPort, StateStore } from '../../src/ports/index.js';
 import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
-import { seedPressureWeek, twoRegionFleet } from '../support/quota-world.js';
+import {
+  openQuotaWorld,
+  quotaPools,
+  twoRegionFleet,
+  type QuotaWorld,
+} from '../support/quota-world.js';
 import { mortal, pick } from '../support/mortal.js';
 import { waitUntil } from '../support/wait.js';
 
@@ -48,8 +45,7 @@ import { waitUntil } from '../support/wait.js';
 const P = 'qs-project';
 const US = 'us-central1';
 const EU = 'europe-west4';
-const HOT = `${P}/${US}/nvidia-l4/zonal`;
-const CALM = `${P}/${EU}/nvidia-l4/zonal`;
+const { hot: HOT } = quotaPools(P);
 const PARENT = `projects/${P}/locations/global`;
 const QUOTA_ID = 'NvidiaL4GpuAllocPerProjectRegion';
 
@@ -71,6 +67,7 @@ const policy: Policy = parsePolicy({
   },
 });
 
+let world: QuotaWorld;
 let emulator: RunningEmulator;
 let ports: GooglePorts;
 let prefs: QuotaPreferenceAdapter;
@@ -84,27 +81,22 @@ const reports: RunReport[] = [];
 async function setUp(denied: string[] = []): Promise<void> {
   fault = null;
   reports.length = 0;
-  emulator = await startEmulator({
-    fleet: fleet(denied),
-    speed: 'manual',
-    operationDelayMs: 20,
-    faults: async ({ method }) =>
-      method.includes('QuotaPreference') && fault ? fault(method) : undefined,
-  });
-  ports = createGooglePorts({ emulatorHost: emulator.host });
-  prefs = createQuotaPreferenceAdapter({
-    emulatorHost: emulator.host,
+  world = await openQuotaWorld(P, {
+    emulator: {
+      fleet: fleet(denied),
+      operationDelayMs: 20,
+      faults: async ({ method }) =>
+        method.includes('QuotaPreference') && fault ? fault(method) : undefined,
+    },
     retry: { maxAttempts: 2, minBackoffMs: 10, maxBackoffMs: 20, attemptTimeoutMs: 5_000 },
   });
+  ({ emulator, ports, prefs, store, log } = world);
   other = new CloudQuotasClient(clientConfig({ emulatorHost: emulator.host }).options);
-  store = createFileStateStore({ dir: mkdtempSync(join(tmpdir(), 'governor-qs-')) });
-  log = memoryLogger();
-  await seedPressureWeek(store, P, { hot: HOT, calm: CALM });
 }
 
 afterEach(async () => {
-  await Promise.all([ports.close(), prefs.close(), other.close(), store.close()]);
-  await emulator.stop();
+  await other.close();
+  await world.close();
 });
 
 let seq = 0;

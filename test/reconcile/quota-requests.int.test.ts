@@ -1,29 +1,26 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { CloudQuotasClient } from '@google-cloud/cloudquotas';
 import { status } from '@grpc/grpc-js';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { clientConfig } from '../../src/adapters/client-config.js';
-import { createFileStateStore } from '../../src/adapters/file-store.js';
-import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
-import {
-  createQuotaPreferenceAdapter,
-  type QuotaPreferenceAdapter,
-} from '../../src/adapters/quota-preferences.js';
+import type { GooglePorts } from '../../src/adapters/index.js';
+import type { QuotaPreferenceAdapter } from '../../src/adapters/quota-preferences.js';
 import { parsePolicy, type Policy } from '../../src/core/policy.js';
 import {
   decideQuotaPreference,
   quotaPreferences,
   RpcError,
-  startEmulator,
   type RunningEmulator,
 } from '../../src/emulator/index.js';
-import { memoryLogger } from '../../src/log.js';
+import type { memoryLogger } from '../../src/log.js';
 import type { StateStore } from '../../src/ports/index.js';
 import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
-import { seedPressureWeek, twoRegionFleet } from '../support/quota-world.js';
+import {
+  openQuotaWorld,
+  quotaPools,
+  twoRegionFleet,
+  type QuotaWorld,
+} from '../support/quota-world.js';
 
 /**
  * Quota requests in real runs: the emulator over gRPC, the real Cloud Quotas client, the file
@@ -34,8 +31,7 @@ import { seedPressureWeek, twoRegionFleet } from '../support/quota-world.js';
 const P = 'qr-project';
 const US = 'us-central1';
 const EU = 'europe-west4';
-const HOT = `${P}/${US}/nvidia-l4/zonal`;
-const CALM = `${P}/${EU}/nvidia-l4/zonal`;
+const { hot: HOT } = quotaPools(P);
 
 const fleet = () => twoRegionFleet(P);
 
@@ -50,6 +46,7 @@ const policyOf = (requests: object = { enabled: true, contactEmail: 'ops@example
     quotaRequests: { justification: 'Search inference.', maxIncrease: 4, ...requests },
   });
 
+let world: QuotaWorld;
 let emulator: RunningEmulator;
 let ports: GooglePorts;
 let prefs: QuotaPreferenceAdapter;
@@ -64,37 +61,37 @@ beforeEach(async () => {
   beforeCreate = null;
   beforeList = null;
   quotaInfoDenied = false;
-  emulator = await startEmulator({
-    fleet: fleet(),
-    speed: 'manual',
-    operationDelayMs: 20,
-    faults: async ({ method }) => {
-      if (method.endsWith('/GetQuotaInfo') && quotaInfoDenied)
-        return new RpcError(status.PERMISSION_DENIED, "Permission 'cloudquotas.quotas.get' denied");
-      if (method.endsWith('/ListQuotaPreferences') && beforeList) {
-        const act = beforeList;
-        beforeList = null;
-        act();
-      }
-      if (method.endsWith('/CreateQuotaPreference') && beforeCreate) {
-        const act = beforeCreate;
-        beforeCreate = null; // the other actor's own create passes through here too
-        await act();
-      }
-      return undefined;
+  world = await openQuotaWorld(P, {
+    emulator: {
+      fleet: fleet(),
+      operationDelayMs: 20,
+      faults: async ({ method }) => {
+        if (method.endsWith('/GetQuotaInfo') && quotaInfoDenied)
+          return new RpcError(
+            status.PERMISSION_DENIED,
+            "Permission 'cloudquotas.quotas.get' denied",
+          );
+        if (method.endsWith('/ListQuotaPreferences') && beforeList) {
+          const act = beforeList;
+          beforeList = null;
+          act();
+        }
+        if (method.endsWith('/CreateQuotaPreference') && beforeCreate) {
+          const act = beforeCreate;
+          beforeCreate = null; // the other actor's own create passes through here too
+          await act();
+        }
+        return undefined;
+      },
     },
   });
-  ports = createGooglePorts({ emulatorHost: emulator.host });
-  prefs = createQuotaPreferenceAdapter({ emulatorHost: emulator.host });
+  ({ emulator, ports, prefs, store, log } = world);
   other = new CloudQuotasClient(clientConfig({ emulatorHost: emulator.host }).options);
-  store = createFileStateStore({ dir: mkdtempSync(join(tmpdir(), 'governor-qr-')) });
-  log = memoryLogger();
-  await seedPressureWeek(store, P, { hot: HOT, calm: CALM });
 });
 
 afterEach(async () => {
-  await Promise.all([ports.close(), prefs.close(), other.close(), store.close()]);
-  await emulator.stop();
+  await other.close();
+  await world.close();
 });
 
 let seq = 0;

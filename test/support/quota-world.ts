@@ -1,6 +1,82 @@
+import { mkdtempSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createFileStateStore } from '../../src/adapters/file-store.js';
+import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
+import {
+  createQuotaPreferenceAdapter,
+  type QuotaPreferenceAdapter,
+} from '../../src/adapters/quota-preferences.js';
+import type { RetryPolicy } from '../../src/adapters/retry.js';
 import type { PressureDay, PressureLedger } from '../../src/core/quota-pressure.js';
+import {
+  startEmulator,
+  type EmulatorOptions,
+  type RunningEmulator,
+} from '../../src/emulator/index.js';
+import { memoryLogger } from '../../src/log.js';
 import type { StateStore } from '../../src/ports/index.js';
 import { quietRun } from './fixtures.js';
+
+/** The two pools of {@link twoRegionFleet}: us-central1's (`hot`) and europe-west4's (`calm`). */
+export function quotaPools(project: string): { hot: string; calm: string } {
+  return {
+    hot: `${project}/us-central1/nvidia-l4/zonal`,
+    calm: `${project}/europe-west4/nvidia-l4/zonal`,
+  };
+}
+
+/** What a quota-request run needs, over gRPC with the real clients, and how to close it. */
+export interface QuotaWorld {
+  emulator: RunningEmulator;
+  ports: GooglePorts;
+  prefs: QuotaPreferenceAdapter;
+  store: StateStore;
+  log: ReturnType<typeof memoryLogger>;
+  /** The file state store's folder. */
+  dir: string;
+  close(): Promise<void>;
+}
+
+/**
+ * The emulator (manual time) on {@link twoRegionFleet} unless told another fleet, with the
+ * emulator options given (faults, operation delays); Google's clients and the Cloud Quotas adapter
+ * on it (its retries as given); a file state store in a folder of its own seeded with
+ * {@link seedPressureWeek}.
+ */
+export async function openQuotaWorld(
+  project: string,
+  options: {
+    emulator?: Partial<EmulatorOptions>;
+    retry?: Partial<RetryPolicy>;
+  } = {},
+): Promise<QuotaWorld> {
+  const emulator = await startEmulator({
+    fleet: twoRegionFleet(project),
+    speed: 'manual',
+    ...options.emulator,
+  });
+  const ports = createGooglePorts({ emulatorHost: emulator.host });
+  const prefs = createQuotaPreferenceAdapter({
+    emulatorHost: emulator.host,
+    ...(options.retry ? { retry: options.retry } : {}),
+  });
+  const dir = mkdtempSync(join(tmpdir(), `governor-${project}-`));
+  const store = createFileStateStore({ dir });
+  await seedPressureWeek(store, project, quotaPools(project));
+  return {
+    emulator,
+    ports,
+    prefs,
+    store,
+    log: memoryLogger(),
+    dir,
+    close: async () => {
+      await Promise.all([ports.close(), prefs.close(), store.close()]);
+      await emulator.stop();
+    },
+  };
+}
 
 /**
  * The two-region project the quota-request and unit-handover tests run (an emulator fleet file's
