@@ -1,31 +1,29 @@
-import { mkdtempSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
 import { CloudQuotasClient } from '@google-cloud/cloudquotas';
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 
 import { clientConfig } from '../../src/adapters/client-config.js';
-import { createFileStateStore } from '../../src/adapters/file-store.js';
-import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
-import {
-  createQuotaPreferenceAdapter,
-  type QuotaPreferenceAdapter,
-} from '../../src/adapters/quota-preferences.js';
+import type { GooglePorts } from '../../src/adapters/index.js';
+import type { QuotaPreferenceAdapter } from '../../src/adapters/quota-preferences.js';
 import type { Alert } from '../../src/core/alert.js';
 import { parsePolicy, type Policy } from '../../src/core/policy.js';
 import { unitKey } from '../../src/core/units.js';
 import {
   decideQuotaPreference,
   quotaPreferences,
-  startEmulator,
   type RunningEmulator,
 } from '../../src/emulator/index.js';
-import { memoryLogger } from '../../src/log.js';
+import type { memoryLogger } from '../../src/log.js';
 import type { QuotaRequestPort, StateStore } from '../../src/ports/index.js';
 import { UnavailableError } from '../../src/errors.js';
 import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
 import { projectUnitStore, regionalUnitStore } from '../../src/reconcile/unit-lease.js';
-import { seedPressureWeek, twoRegionFleet } from '../support/quota-world.js';
+import {
+  openQuotaWorld,
+  quotaPools,
+  seedPressureWeek,
+  twoRegionFleet,
+  type QuotaWorld,
+} from '../support/quota-world.js';
 import { mortal, pick } from '../support/mortal.js';
 import { waitUntil } from '../support/wait.js';
 
@@ -43,8 +41,7 @@ import { waitUntil } from '../support/wait.js';
 const P = 'qu-project';
 const US = 'us-central1';
 const EU = 'europe-west4';
-const HOT = `${P}/${US}/nvidia-l4/zonal`;
-const CALM = `${P}/${EU}/nvidia-l4/zonal`;
+const { hot: HOT, calm: CALM } = quotaPools(P);
 const QUOTA_ID = 'NvidiaL4GpuAllocPerProjectRegion';
 
 const fleet = () => twoRegionFleet(P);
@@ -65,6 +62,7 @@ const policyOf = (regions: string[]): Policy =>
     },
   });
 
+let world: QuotaWorld;
 let emulator: RunningEmulator;
 let ports: GooglePorts;
 let prefs: QuotaPreferenceAdapter;
@@ -77,29 +75,28 @@ const reports: RunReport[] = [];
 beforeEach(async () => {
   beforeCreate = null;
   reports.length = 0;
-  emulator = await startEmulator({
-    fleet: fleet(),
-    speed: 'manual',
-    operationDelayMs: 20,
-    faults: async ({ method }) => {
-      if (method.endsWith('/CreateQuotaPreference') && beforeCreate) {
-        const act = beforeCreate;
-        beforeCreate = null; // the other actor's own create passes through here too
-        await act();
-      }
-      return undefined;
+  world = await openQuotaWorld(P, {
+    emulator: {
+      fleet: fleet(),
+      operationDelayMs: 20,
+      faults: async ({ method }) => {
+        if (method.endsWith('/CreateQuotaPreference') && beforeCreate) {
+          const act = beforeCreate;
+          beforeCreate = null; // the other actor's own create passes through here too
+          await act();
+        }
+        return undefined;
+      },
     },
+    seed: false,
   });
-  ports = createGooglePorts({ emulatorHost: emulator.host });
-  prefs = createQuotaPreferenceAdapter({ emulatorHost: emulator.host });
+  ({ emulator, ports, prefs, store: base, log } = world);
   other = new CloudQuotasClient(clientConfig({ emulatorHost: emulator.host }).options);
-  base = createFileStateStore({ dir: mkdtempSync(join(tmpdir(), 'governor-qu-')) });
-  log = memoryLogger();
 });
 
 afterEach(async () => {
-  await Promise.all([ports.close(), prefs.close(), other.close(), base.close()]);
-  await emulator.stop();
+  await other.close();
+  await world.close();
 });
 
 /** The whole project's store: its regional units are those of both regions. */

@@ -42,13 +42,15 @@ export interface QuotaWorld {
  * The emulator (manual time) on {@link twoRegionFleet} unless told another fleet, with the
  * emulator options given (faults, operation delays); Google's clients and the Cloud Quotas adapter
  * on it (its retries as given); a file state store in a folder of its own seeded with
- * {@link seedPressureWeek}.
+ * {@link seedPressureWeek} unless `seed` is false.
  */
 export async function openQuotaWorld(
   project: string,
   options: {
     emulator?: Partial<EmulatorOptions>;
     retry?: Partial<RetryPolicy>;
+    /** False: the store starts empty, for a test that seeds it its own way. */
+    seed?: boolean;
   } = {},
 ): Promise<QuotaWorld> {
   const emulator = await startEmulator({
@@ -63,7 +65,7 @@ export async function openQuotaWorld(
   });
   const dir = mkdtempSync(join(tmpdir(), `governor-${project}-`));
   const store = createFileStateStore({ dir });
-  await seedPressureWeek(store, project, quotaPools(project));
+  if (options.seed !== false) await seedPressureWeek(store, project, quotaPools(project));
   return {
     emulator,
     ports,
