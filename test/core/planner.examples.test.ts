@@ -222,6 +222,50 @@ describe('rule 2: floors and ceilings', () => {
     expect(p.pools[0]?.capsAfter).toBe(6);
     expect(to(p, 'svc-z0')).toBe(2);
   });
+
+  it('a floor yielded to the quota makes the pool infeasible only when the floors then exceed the budget', () => {
+    // The policy's min (6) is above quota 4 ÷ 1 GPU: the floor is 4, which fits the budget of 4.
+    const fits = plan(
+      snap(4, [svc('a', 2, { current: 1, peak: 1 })]),
+      policy({ defaults: { min: 6 } }),
+      AT,
+    );
+    expect(fits.services[0]?.why.floorAboveCeiling).toEqual({
+      floor: 6,
+      ceiling: 4,
+      wins: 'quota',
+    });
+    expect(fits.services[0]).toMatchObject({ floor: 4, to: 4 });
+    expect(fits.pools[0]?.status).not.toBe('infeasible');
+    expect(types(fits)).not.toContain('pool.infeasible');
+    // Two such services: floors 4 + 4 of a budget of 4.
+    const both = plan(
+      snap(4, [svc('a', 2, { current: 1, peak: 1 }), svc('b', 2, { current: 1, peak: 1 })]),
+      policy({ defaults: { min: 6 } }),
+      AT,
+    );
+    expect(both.pools[0]).toMatchObject({ status: 'infeasible', floors: 8, budget: 4 });
+    expect(types(both)).toContain('pool.infeasible');
+  });
+
+  it('leaves a service of which the quota holds not one instance as it is, min instances 0 or not', () => {
+    // 2 GPUs an instance in a pool of 1: Cloud Run accepts no max instances for it.
+    const p = plan(
+      snap(1, [svc('wide', 1, { current: 0, peak: 0 }, { gpusPerInstance: 2 })]),
+      policy(),
+      AT,
+    );
+    expect(p.services[0]?.why).toMatchObject({
+      floorAboveCeiling: { floor: 1, ceiling: 0, wins: 'neither', minInstances: 0 },
+      basis: { kind: 'unwritable' },
+    });
+    expect(reason(p, 'wide')).toContain(
+      'the quota holds no instance of it: Cloud Run refuses any max instances for it',
+    );
+    expect(p.changes).toEqual([]);
+    // Counted at its cap of 2 GPUs, over the budget of 1.
+    expect(p.pools[0]).toMatchObject({ status: 'infeasible', floors: 2, budget: 1 });
+  });
 });
 
 describe('rule 3: hands off', () => {
