@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { applyPlan } from '../../src/core/apply.js';
+import { likelihood, readEvidence, tailLikelihood } from '../../src/core/evidence.js';
 import { plan } from '../../src/core/planner.js';
 import type { PolicyInput } from '../../src/core/policy.js';
 import type { Plan } from '../../src/core/plan.js';
@@ -33,6 +34,13 @@ const policy = (extra: Partial<PolicyInput> = {}) =>
 const to = (p: Plan, name: string) => p.services.find((s) => s.name === name)?.to;
 const reason = (p: Plan, name: string) => p.services.find((s) => s.name === name)?.reason ?? '';
 const types = (p: Plan) => p.alerts.map((a) => a.type);
+
+/** Per-minute evidence as the planner reads it, with the default lookback and reclaim window. */
+function evidenceOf(s: SnapshotService) {
+  const ev = s.usage && readEvidence(s.usage, Date.parse(AT), 30 * 60_000, 10 * 60_000);
+  if (!ev) throw new Error(`${s.name} has no per-minute evidence`);
+  return ev;
+}
 
 describe('the budget', () => {
   it('is quota − reserve − unmanaged caps − other unmanaged usage', () => {
@@ -554,6 +562,40 @@ describe('rules 5 and 6: refusals move room to where it is used', () => {
     expect(reason(p, 'roomy')).toContain('gives 2 to where they are more likely used');
   });
 
+  it('is the worked example of docs/simulation.md: its likelihoods, bands and keys', () => {
+    const band = (p: number) => Math.floor(p * 20 + 1e-9);
+    // A minute's weight halves every 10 minutes: the ten sum to 7.47, the newest three to 2.80.
+    const busyEv = evidenceOf(busy);
+    expect(likelihood(busyEv, 3)).toBeCloseTo(2.804 / 7.466, 3);
+    expect(likelihood(busyEv, 4)).toBeCloseTo(0.38, 2);
+    expect(band(likelihood(busyEv, 4))).toBe(7);
+    // roomy's 2nd instance: only the oldest minute (weight 0.54), band 1, + 2 for holding it.
+    const roomyEv = evidenceOf(roomy);
+    expect(likelihood(roomyEv, 2)).toBeCloseTo(0.536 / 7.466, 3);
+    expect(likelihood(roomyEv, 2)).toBeCloseTo(0.07, 2);
+    expect(band(likelihood(roomyEv, 2))).toBe(1);
+    expect(likelihood(roomyEv, 3)).toBe(0);
+    const snapshot = snap(6, [roomy, busy]);
+    const p = plan(snapshot, policy(), AT);
+    expect(p.pools[0]?.budget).toBe(6);
+    expect(p.services.map((s) => [s.name, s.demand, s.inUse])).toEqual([
+      ['busy', 4, 2],
+      ['roomy', 2, 1],
+    ]);
+    expect(reason(p, 'busy')).toContain('demand 4:');
+    expect(reason(p, 'roomy')).toContain(
+      'gives 2 to where they are more likely used (its next instance was used 0% of recent minutes)',
+    );
+    // Applied, and planned again on the same minutes: busy's 3rd and 4th are held, nothing moves.
+    expect(plan(applyPlan(snapshot, p), policy(), AT).changes).toEqual([]);
+    // Had nothing been refused, roomy would keep its room and busy, at its cap with no 429,
+    // would not be taken to want more: a cap alone is not evidence.
+    const quiet = svc('busy', 2, { current: 2, peak: 2, perMinute: minutes(Array(10).fill(2)) });
+    const calm = plan(snap(6, [roomy, quiet]), policy(), AT);
+    expect(calm.changes).toEqual([]);
+    expect(calm.services.find((s) => s.name === 'busy')?.demand).toBe(2);
+  });
+
   it('keeps what a service has in use for a higher priority, unless its rule lets it be preempted', () => {
     const chat = svc('chat', 2, busy.usage);
     const batch = svc('batch', 4, { current: 4, peak: 4, perMinute: minutes(Array(10).fill(4)) });
@@ -686,8 +728,19 @@ describe('the loan guard: room a preemptible lower priority could only give back
     // headroom 0), 2 left. Every lower priority may be preempted, so spiky keeps its cap of 6
     // (below its guard of 7) rather than lend those 2 to batch: nothing is written.
     const p = plan(snap(8, [spiky(6), batch]), rules(true), AT);
+    expect(p.pools[0]?.budget).toBe(8);
+    expect(p.services.map((s) => [s.name, s.demand, s.inUse])).toEqual([
+      ['batch', 10, 2],
+      ['spiky', 4, 2],
+    ]);
     expect([to(p, 'spiky'), to(p, 'batch')]).toEqual([6, 2]);
     expect(p.changes).toEqual([]);
+    expect(p.services.find((s) => s.name === 'spiky')?.why.loanGuard).toEqual({
+      kept: 2,
+      level: 7,
+      most: 4,
+      jump: 3,
+    });
     expect(reason(p, 'spiky')).toContain(
       "keeps 2 above its share (guard 7 = most wanted 4 + largest one-minute rise 3): not lent to a preemptible lower priority, which could give it back only a run and Monitoring's lag later",
     );
@@ -729,6 +782,7 @@ describe('anticipation: use rising toward the cap', () => {
 
   it('gives the next instance to the service climbing toward its cap, and says why', () => {
     const p = plan(snap(6, [climber([1, 1, 1, 1, 1, 1, 1, 1, 2, 3]), steady]), withHeadroom, AT);
+    expect(p.pools[0]?.budget).toBe(6);
     expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([['climber', 3, 4]]);
     expect(reason(p, 'climber')).toContain(
       "use rose 3 min running (1, 2, 3): its next step, 4, counted as a minute's use",
@@ -747,6 +801,9 @@ describe('anticipation: use rising toward the cap', () => {
     const p = plan(snap(6, [climber([1, 1, 1, 1, 1, 1, 1, 3, 3, 3]), steady]), withHeadroom, AT);
     expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([['steady', 2, 3]]);
     expect(reason(p, 'climber')).not.toContain('use rose');
+    // The rise only ranks instances: demand, and so how far a service may rise, is the same.
+    const rose = plan(snap(6, [climber([1, 1, 1, 1, 1, 1, 1, 1, 2, 3]), steady]), withHeadroom, AT);
+    for (const q of [p, rose]) expect(q.services.find((s) => s.name === 'climber')?.demand).toBe(4);
   });
 });
 
@@ -778,7 +835,12 @@ describe('rule 5: room above all use stays sticky when the minutes swing (tail)'
     // Protected 1 + 1 + 1; 4 GPUs to place: spiky's 2nd and 3rd (7, held), refused's 2nd (7),
     // then spiky's 4th (2, held by its tail) before smooth's 2nd and refused's 3rd (0).
     const snapshot = snap(7, [refused, smooth, spiky(swinging)]);
+    const ev = evidenceOf(spiky(swinging));
+    expect(ev.swing).toBeCloseTo(12 / 9, 9);
+    expect(likelihood(ev, 3)).toBeCloseTo(0.288, 3);
+    expect(tailLikelihood(ev, 4)).toBeCloseTo(0.288 * Math.exp(-0.75), 3);
     const p = plan(snapshot, withHeadroom, AT);
+    expect(p.pools[0]?.budget).toBe(7);
     expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([
       ['smooth', 2, 1],
       ['refused', 1, 2],
@@ -801,11 +863,11 @@ describe('rule 5: room above all use stays sticky when the minutes swing (tail)'
     // spiky wanted 3 in nine minutes and 1 in the newest: swing 2 ÷ 9 = 0.22, tail 0.866 ×
     // e^(−4.5) = 0.0096 < 0.04. Its 4th, smooth's 2nd and refused's 3rd all score 0, none held:
     // the lowest level after the instance gets it, smooth (2, against 3 and 4).
-    const p = plan(
-      snap(7, [refused, smooth, spiky([3, 3, 3, 3, 3, 3, 3, 3, 3, 1])]),
-      withHeadroom,
-      AT,
-    );
+    const steady = [3, 3, 3, 3, 3, 3, 3, 3, 3, 1];
+    const ev = evidenceOf(spiky(steady));
+    expect(ev.swing).toBeCloseTo(0.22, 2);
+    expect(tailLikelihood(ev, 4)).toBeCloseTo(0.0096, 4);
+    const p = plan(snap(7, [refused, smooth, spiky(steady)]), withHeadroom, AT);
     expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([
       ['spiky', 4, 3],
       ['refused', 1, 2],
