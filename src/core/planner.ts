@@ -36,18 +36,22 @@ import { renderReason, type PlanWhy } from './why.js';
 
 /**
  * The planner: (snapshot, policy, time) → plan. Pure: no I/O, no clock, no randomness. For each
- * pool it works in whole instances:
+ * pool it works in whole instances, in the steps the README numbers ("How the governor decides"),
+ * within each service's bounds: floor = max(1, min instances, policy min); ceiling = min(policy
+ * max, quota ÷ GPUs).
  *
- *  1. bounds: floor = max(1, min instances, policy min); ceiling = min(policy max, quota ÷ GPUs).
- *  2. protect: each service keeps max(floor, what it has in use), up to its current cap (gentle
- *     reclaim); usage unknown → it keeps its current cap (fail static).
- *  3. repair: if even that does not fit the budget, cut lowest priority first (weighted within a
+ *  1. protect: each service starts at what it has in use, at most its current cap, within its
+ *     floor and ceiling; usage unknown → its current cap, within them (fail static).
+ *  2. repair: if even that does not fit the budget, cut lowest priority first (weighted within a
  *     priority), never below floors.
- *  4. demand: priority tiers, highest first, are raised toward their demand by weighted max-min.
- *     Loan guard: when every lower priority may be preempted, a tier keeps its caps up to its
- *     guard (most wanted + largest one-minute rise) before they get the room.
+ *  3. peaks, while nobody in the pool is refused and every peak fits: each tier, as step 4
+ *     reaches it, first rises to its peaks.
+ *  4. demand: priority tiers, highest first, each next instance where it is most likely used
+ *     (likelihood bands, stickiness, then weighted max-min). Loan guard: when every lower
+ *     priority may be preempted, a tier keeps its caps up to its guard (most wanted + largest
+ *     one-minute rise) before they get the room.
  *  5. calm: a service above its allocation whose scale-down delay has not run out keeps its cap,
- *     unless the room is needed; the room taken back goes to the highest levels first.
+ *     unless the room is needed; the room needed is taken back from the highest levels first.
  *  6. burst: what is left first keeps current caps (no write for idle room), then is shared by
  *     weight up to ceilings.
  *  7. order: per pool, decreases then increases, so that the sum stays within budget after every
@@ -108,7 +112,7 @@ interface Governed extends Member, Slot {
   want: number; // demand within [protected, ceiling]
   peakTarget: number; // observed peak within [protected, ceiling]
   protect: number;
-  alloc: number; // after steps 2-4
+  alloc: number; // after steps 1-4
   why: PlanWhy;
   stickyUntil: number | null;
   /** Per-minute evidence (evidence.ts); null without per-minute counts. */
@@ -765,10 +769,10 @@ function guardLevel(m: Governed, ev: Evidence): number {
   return Math.max(ev.most, m.peak ?? 0) + ev.jump;
 }
 
-/** Steps 2–6 on one pool with `room` GPUs for the movable services. */
+/** Steps 1–6 on one pool with `room` GPUs for the movable services. */
 function allocate(movable: Governed[], active: Governed[], room: number): void {
   for (const m of movable) m.level = m.protect;
-  // 3. repair: what is protected does not fit; cut lowest priority first, never below floors.
+  // 2. repair: what is protected does not fit; cut lowest priority first, never below floors.
   let excess = sum(movable, (m) => m.level * m.g) - room;
   if (excess > 0) {
     for (const tier of tiers(movable, 'asc')) {
