@@ -343,7 +343,7 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
     );
   });
 
-  it('rule 4: unknown usage never lowers a cap below what it was (unless over budget or above the ceiling); unknown quota raises nothing', () => {
+  it('rule 4: unknown usage never lowers a cap below what it was (unless over budget, infeasible, squeezed by floors raised above caps, or above the ceiling); unknown quota raises nothing', () => {
     assertProperty(
       fc.property(caseArb({ mixedGpus: true }), (c) => {
         const p = run(c);
