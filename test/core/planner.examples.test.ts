@@ -108,6 +108,21 @@ describe('rule 1: within quota, decreases before increases', () => {
     expect(reason(p, 'bronze')).toContain('below the 4 in use');
     expect(types(p)).toContain('pool.over-budget');
   });
+
+  it('takes an over-budget pool down write by write: over until its last decrease, never higher', () => {
+    const p = plan(
+      snap(
+        6,
+        ['a', 'b', 'c'].map((n) => svc(n, 4, { current: 2, peak: 2 })),
+      ),
+      policy(),
+      AT,
+    );
+    expect(p.pools[0]).toMatchObject({ status: 'over-budget', capsBefore: 12, budget: 6 });
+    let caps = 12;
+    const after = p.changes.map((c) => (caps += (c.to - c.from) * c.gpusPerInstance));
+    expect(after).toEqual([10, 8, 6]);
+  });
 });
 
 describe('rule 2: floors and ceilings', () => {
