@@ -25,12 +25,21 @@ resource "google_pubsub_topic" "dead_letter" {
 }
 
 # Dead letters are kept here for people to look at (and counted by the alert policy below).
+# It never expires: nothing reads it while all goes well, and a subscription without an
+# expiration_policy is deleted after 31 days without activity ("If `expiration_policy` is not
+# set, a default policy with `ttl` of 31 days will be used", Subscription.expiration_policy,
+# https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.subscriptions); dead letters
+# would then go to a topic without subscriptions, which drops them, and the alert would never fire.
 resource "google_pubsub_subscription" "dead_letter" {
   project                    = var.project_id
   name                       = "${var.name}-work-dead-letter"
   topic                      = google_pubsub_topic.dead_letter.id
   message_retention_duration = "604800s"
   ack_deadline_seconds       = 60
+
+  expiration_policy {
+    ttl = ""
+  }
 }
 
 resource "google_pubsub_topic_iam_member" "dispatch_publishes_work" {

@@ -191,6 +191,27 @@ describe('the work topic', () => {
   });
 });
 
+describe('subscriptions', () => {
+  // Subscription.expiration_policy: "If `expiration_policy` is not set, a *default policy* with
+  // `ttl` of 31 days will be used ... If `expiration_policy` is set, but `expiration_policy.ttl`
+  // is not set, the subscription never expires" (google/pubsub/v1/pubsub.proto;
+  // https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.subscriptions). A
+  // subscription that only keeps dead letters has no subscriber, so it would be deleted after 31
+  // quiet days: the dead letters then go to a topic without subscriptions (dropped) and the alert
+  // policy watching the subscription never fires.
+  it('never expire, in either module', () => {
+    for (const config of [single, org]) {
+      const subscriptions = [...config.resources].filter(([key]) =>
+        key.startsWith('google_pubsub_subscription.'),
+      );
+      expect(subscriptions.length, config.dir).toBeGreaterThan(0);
+      for (const [key, body] of subscriptions) {
+        expect(block(body, 'expiration_policy'), `${config.dir}: ${key}`).toEqual({ ttl: '' });
+      }
+    }
+  });
+});
+
 describe('the functions', () => {
   it('bound the concurrency: one dispatch, unit_concurrency units of one request each', () => {
     const dispatch = block(
