@@ -151,6 +151,16 @@ resource "google_cloud_scheduler_job" "dispatch" {
   schedule  = var.schedule
   time_zone = "Etc/UTC"
 
+  # No retry (Cloud Scheduler's default, said outright): the next scheduled dispatch is the retry.
+  # A retry would publish every work message again while the first ones' units still hold their
+  # leases, and each such delivery would fail and spend one of its max_delivery_attempts.
+  # "If retry_count is zero, a job attempt will not be retried if it fails. Instead the Cloud
+  # Scheduler system will wait for the next scheduled execution time":
+  # https://cloud.google.com/php/docs/reference/cloud-scheduler/1.10.0/V1.RetryConfig
+  retry_config {
+    retry_count = 0
+  }
+
   http_target {
     http_method = "POST"
     uri         = google_cloudfunctions2_function.dispatch.service_config[0].uri

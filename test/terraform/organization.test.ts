@@ -191,6 +191,22 @@ describe('the work topic', () => {
   });
 });
 
+describe('the dispatch job', () => {
+  // RetryConfig.retry_count: "The default value of retry_count is zero. If retry_count is zero, a
+  // job attempt will not be retried if it fails. Instead the Cloud Scheduler system will wait for
+  // the next scheduled execution time"
+  // (https://cloud.google.com/php/docs/reference/cloud-scheduler/1.10.0/V1.RetryConfig). A retry
+  // would send every work message again while the first ones' units still hold their leases: each
+  // such delivery fails (lease held) and spends one of its max_delivery_attempts.
+  it('is not retried by Cloud Scheduler, and the docs say that the next dispatch is the retry', () => {
+    const job = resource(org, 'google_cloud_scheduler_job', 'dispatch');
+    expect(block(job, 'retry_config')?.['retry_count']).toBe(0);
+    const docs = readFileSync('docs/organization.md', 'utf8');
+    expect(docs).not.toMatch(/Scheduler's retry/);
+    expect(docs).toMatch(/the next\s+scheduled\s+dispatch\s+sends\s+every\s+message\s+again/);
+  });
+});
+
 describe('subscriptions', () => {
   // Subscription.expiration_policy: "If `expiration_policy` is not set, a *default policy* with
   // `ttl` of 31 days will be used ... If `expiration_policy` is set, but `expiration_policy.ttl`
