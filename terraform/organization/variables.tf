@@ -193,3 +193,14 @@ variable "notification_channels" {
     error_message = "notification_channels must hold channel names such as projects/my-project/notificationChannels/1234567890."
   }
 }
+
+variable "refusals_metric_projects" {
+  type        = list(string)
+  description = "Projects in which the module defines the logs-based metric gpu_governor_refused_requests (Cloud Run's 429s), which every unit reads in its project, as the single-project module does in each governed project. Projects found by discovery are known at run time only: list them here, or define the metric yourself (docs/organization.md gives the command). In a project without it, the 429s stay unknown and every run raises governor.degraded. Whoever applies needs roles/logging.configWriter in each."
+  default     = []
+
+  validation {
+    condition     = alltrue([for p in var.refusals_metric_projects : can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", p))])
+    error_message = "refusals_metric_projects must hold project IDs (6 to 30 lowercase letters, digits and hyphens), not project numbers or display names."
+  }
+}

@@ -207,6 +207,42 @@ describe('the dispatch job', () => {
   });
 });
 
+describe('the refusals metric the units read in every governed project', () => {
+  // Each unit reads logging.googleapis.com/user/gpu_governor_refused_requests in its project
+  // (src/adapters/monitoring.ts); where it is not defined Monitoring knows no such metric, the
+  // 429s stay unknown and every run raises governor.degraded. The single-project module defines
+  // it in each governed project (signals.tf); the organisation's projects are found at run time.
+  it('is defined by the module in the projects it is given, exactly as signals.tf defines it', () => {
+    const mine = resource(org, 'google_logging_metric', 'refused_requests');
+    const theirs = resource(single, 'google_logging_metric', 'refused_requests');
+    expect(mine['for_each']).toBe('${toset(var.refusals_metric_projects)}');
+    expect(mine['project']).toBe('${each.key}');
+    for (const field of ['name', 'filter', 'metric_descriptor']) {
+      expect(mine[field], field).toEqual(theirs[field]);
+    }
+    const variable = org.variables.get('refusals_metric_projects');
+    expect(variable?.['default']).toEqual([]);
+    const condition = String((variable?.['validation'] as Body[])[0]?.['condition']);
+    const pattern = /regex\("((?:[^"\\]|\\.)*)"/.exec(condition)?.[1];
+    const singleProject = /regex\("((?:[^"\\]|\\.)*)"/.exec(
+      String((single.variables.get('project_id')?.['validation'] as Body[])[0]?.['condition']),
+    )?.[1];
+    expect(pattern).toBe(singleProject);
+  });
+
+  it('is documented for the projects discovery finds, with the same filter', () => {
+    const filter = String(resource(single, 'google_logging_metric', 'refused_requests')['filter']);
+    for (const file of ['docs/organization.md', 'terraform/organization/README.md']) {
+      const text = readFileSync(file, 'utf8');
+      expect(text, file).toContain('gpu_governor_refused_requests');
+      expect(text, file).toContain('refusals_metric_projects');
+    }
+    const docs = readFileSync('docs/organization.md', 'utf8');
+    expect(docs).toContain(`--log-filter='${filter}'`);
+    expect(docs).toMatch(/roles\/logging\.configWriter/);
+  });
+});
+
 describe('subscriptions', () => {
   // Subscription.expiration_policy: "If `expiration_policy` is not set, a *default policy* with
   // `ttl` of 31 days will be used ... If `expiration_policy` is set, but `expiration_policy.ttl`
