@@ -183,7 +183,7 @@ variable "state" {
 
 variable "notification_channels" {
   type        = list(string)
-  description = "Notification channels (projects/P/notificationChannels/N) of the alert policy on dead-lettered work messages. Empty: the policy only opens incidents in the console, and nobody is told that a unit failed every delivery."
+  description = "Notification channels (projects/P/notificationChannels/N) of the alert policies on dead-lettered work messages and on a dispatch that has stopped. Empty: the policies only open incidents in the console, and nobody is told that a unit failed every delivery or that nothing is governed any more."
   default     = []
 
   # AlertPolicy.notification_channels: "projects/[PROJECT_ID_OR_NUMBER]/notificationChannels/[CHANNEL_ID]"
@@ -202,5 +202,20 @@ variable "refusals_metric_projects" {
   validation {
     condition     = alltrue([for p in var.refusals_metric_projects : can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", p))])
     error_message = "refusals_metric_projects must hold project IDs (6 to 30 lowercase letters, digits and hyphens), not project numbers or display names."
+  }
+}
+
+variable "dispatch_absent_minutes" {
+  type        = number
+  description = "An alert policy in project_id fires when the dispatch has answered no request successfully for this many minutes (null: no policy; 10 to 1410, as Monitoring allows an absence of at most 23.5 hours). Keep it a few times the schedule's interval: the default, 20, is four missed dispatches at the default schedule. It notifies notification_channels."
+  default     = 20
+
+  validation {
+    condition = var.dispatch_absent_minutes == null || (
+      floor(coalesce(var.dispatch_absent_minutes, 0)) == coalesce(var.dispatch_absent_minutes, 0) &&
+      coalesce(var.dispatch_absent_minutes, 0) >= 10 &&
+      coalesce(var.dispatch_absent_minutes, 0) <= 1410
+    )
+    error_message = "dispatch_absent_minutes must be a whole number of minutes from 10 to 1410 (Monitoring's metric-absence conditions allow at most 23.5 hours), or null for no alert policy."
   }
 }

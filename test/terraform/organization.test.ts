@@ -243,6 +243,47 @@ describe('the refusals metric the units read in every governed project', () => {
   });
 });
 
+describe('a dispatch that stops', () => {
+  // The organisation's projects are found at run time: the module has no per-project "has not
+  // run" policy as the single-project module does (monitoring.tf). What it can watch is the
+  // dispatch: a metric-absence condition (https://cloud.google.com/monitoring/alerts/metric-absence)
+  // on its answers that succeeded.
+  it('fires an alert policy when the dispatch has answered no 2xx for the given minutes', () => {
+    const policy = resource(org, 'google_monitoring_alert_policy', 'dispatch_not_running');
+    expect(policy['count']).toBe('${var.dispatch_absent_minutes == null ? 0 : 1}');
+    expect(policy['project']).toBe('${var.project_id}');
+    expect(policy['notification_channels']).toBe('${var.notification_channels}');
+    const absent = block(block(policy, 'conditions'), 'condition_absent');
+    const filter = String(absent?.['filter']);
+    expect(filter).toContain('metric.type = "run.googleapis.com/request_count"');
+    expect(filter).toContain('resource.type = "cloud_run_revision"');
+    expect(filter).toContain(
+      'resource.labels.service_name = "${google_cloudfunctions2_function.dispatch.name}"',
+    );
+    expect(filter).toContain('metric.labels.response_code_class = "2xx"');
+    expect(absent?.['duration']).toBe('${var.dispatch_absent_minutes * 60}s');
+    // A redeploy starts a new revision, whose series replaces the old one's: absence is judged
+    // per series, so the revisions' series are combined into one first.
+    expect(block(absent, 'aggregations')).toMatchObject({
+      cross_series_reducer: 'REDUCE_SUM',
+      group_by_fields: ['resource.label.service_name'],
+    });
+    // The same bounds as the single-project module's not_running_minutes.
+    const mine = (org.variables.get('dispatch_absent_minutes')?.['validation'] as Body[])[0];
+    const theirs = (single.variables.get('monitoring')?.['validation'] as Body[])[0];
+    expect(String(mine?.['condition'])).toContain('>= 10');
+    expect(String(mine?.['condition'])).toContain('<= 1410');
+    expect(String(theirs?.['condition'])).toContain('<= 1410');
+    expect(org.variables.get('dispatch_absent_minutes')?.['default']).toBe(20);
+  });
+
+  it('and the docs no longer promise a "has not run" policy in an organisation deployment', () => {
+    const docs = readFileSync('docs/organization.md', 'utf8');
+    expect(docs).not.toMatch(/If every unit of a project stops, the "has not run" policy fires/);
+    expect(docs).toContain('dispatch_absent_minutes');
+  });
+});
+
 describe('subscriptions', () => {
   // Subscription.expiration_policy: "If `expiration_policy` is not set, a *default policy* with
   // `ttl` of 31 days will be used ... If `expiration_policy` is set, but `expiration_policy.ttl`
