@@ -314,12 +314,15 @@ variable "write_access" {
     error_message = "write_access takes either services or project_wide = true, not both."
   }
 
+  # A service id "must begin with letter, and cannot end with hyphen; must contain fewer than 50
+  # characters" (serviceId of
+  # https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services/create).
   validation {
     condition = alltrue([
       for service in var.write_access.services :
-      can(regex("^[a-z][a-z0-9-]{0,48}[a-z0-9]$", service.name)) && can(regex("^[a-z]+-[a-z]+[0-9]+$", service.region)) && (service.project == null || can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", coalesce(service.project, "-"))))
+      can(regex("^[a-z]([a-z0-9-]{0,47}[a-z0-9])?$", service.name)) && can(regex("^[a-z]+-[a-z]+[0-9]+$", service.region)) && (service.project == null || can(regex("^[a-z][a-z0-9-]{4,28}[a-z0-9]$", coalesce(service.project, "-"))))
     ])
-    error_message = "write_access.services entries need a Cloud Run service name (lowercase letters, digits, hyphens, under 50 characters), a region such as us-central1 and, when given, a project ID."
+    error_message = "write_access.services entries need a Cloud Run service name (1 to 49 lowercase letters, digits or hyphens, starting with a letter and not ending with a hyphen), a region such as us-central1 and, when given, a project ID."
   }
 }
 

@@ -191,6 +191,24 @@ describe('variables', () => {
     }
   });
 
+  // CreateServiceRequest.service_id: "It must begin with letter, and cannot end with hyphen;
+  // must contain fewer than 50 characters" (google/cloud/run/v2/service.proto of
+  // @google-cloud/run;
+  // https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services/create):
+  // 1 to 49 characters.
+  it('takes every Cloud Run service name Google allows in write_access, and no other', () => {
+    const condition = validations(module, 'write_access')
+      .map((v) => String(v['condition']))
+      .find((c) => c.includes('service.name'));
+    const re = regexIn(condition);
+    for (const ok of ['a', 'llm-chat', 'a1', `a${'b'.repeat(48)}`]) {
+      expect(re.test(ok), ok).toBe(true);
+    }
+    for (const bad of ['', '1llm', 'llm-', 'Llm', 'llm_chat', `a${'b'.repeat(49)}`]) {
+      expect(re.test(bad), bad).toBe(false);
+    }
+  });
+
   it('checks the notification channels are channel names', () => {
     const re = regexIn(
       validations(module, 'monitoring').find((v) =>
