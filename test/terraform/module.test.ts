@@ -789,6 +789,27 @@ describe('hardening (security review)', () => {
   });
 });
 
+describe('who deploys (terraform/README.md)', () => {
+  // monitoring.tf creates a dashboard and an alert policy in every governed project:
+  // monitoring.dashboards.create and monitoring.alertPolicies.create there
+  // (https://cloud.google.com/iam/docs/roles-permissions/monitoring), which none of the other
+  // roles the README lists holds.
+  it("names the roles monitoring.tf's dashboard and alert policy need in every governed project", () => {
+    expect(resource(module, 'google_monitoring_dashboard', 'governor')['for_each']).toContain(
+      'local.governed_projects',
+    );
+    expect(resource(module, 'google_monitoring_alert_policy', 'not_running')['for_each']).toContain(
+      'local.governed_projects',
+    );
+    const readme = readFileSync('terraform/README.md', 'utf8');
+    const start = readme.indexOf('- **Who deploys.**');
+    const who = readme.slice(start, readme.indexOf('\n- ', start + 1));
+    const everyProject = who.slice(who.indexOf('In every'));
+    expect(everyProject).toContain('`roles/monitoring.dashboardEditor`');
+    expect(everyProject).toContain('`roles/monitoring.alertPolicyEditor`');
+  });
+});
+
 describe('hardening: what remains possible, documented with its mitigations', () => {
   const readme = () => readFileSync('terraform/README.md', 'utf8');
   const section = () => {
