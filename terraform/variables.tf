@@ -219,9 +219,21 @@ variable "alerts" {
   description = "The alert topic (default name <name>-alerts) and its retention. subscription, when set, creates a subscription (pull, or push to push_endpoint, which requires push_service_account_email: every push carries an OIDC token of that account, audience push_audience or else the endpoint) with a dead-letter topic <topic>-dead-letter and a pull subscription that keeps what lands there. schema attaches an Avro or Protocol Buffer schema you supply: Pub/Sub cannot enforce the JSON Schema in schema/alert.schema.json, see the README before using it."
   default     = {}
 
+  # Topic.name and Subscription.name: "must start with a letter, and contain only letters
+  # ([A-Za-z]), numbers ([0-9]), dashes (-), underscores (_), periods (.), tildes (~), plus (+) or
+  # percent signs (%). It must be between 3 and 255 characters in length, and it must not start
+  # with "goog"" (google/pubsub/v1/pubsub.proto;
+  # https://cloud.google.com/python/docs/reference/pubsub/1.4.3/google.cloud.pubsub_v1.types.Topic).
+  # The topic name also names <topic>-dead-letter and <topic>-subscription: at most 242
+  # characters leaves them room.
   validation {
-    condition     = var.alerts.topic_name == null || can(regex("^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$", var.alerts.topic_name))
-    error_message = "alerts.topic_name must be a Pub/Sub topic id: 3 to 255 characters, starting with a letter."
+    condition     = var.alerts.topic_name == null || try(can(regex("^[A-Za-z][A-Za-z0-9._~+%-]{2,241}$", var.alerts.topic_name)) && !startswith(var.alerts.topic_name, "goog"), false)
+    error_message = "alerts.topic_name must be a Pub/Sub topic id: 3 to 242 characters (the module appends -dead-letter and -subscription), a letter first, then letters, digits, - _ . ~ + or %, and not starting with goog."
+  }
+
+  validation {
+    condition     = try(var.alerts.subscription.name == null, true) || try(can(regex("^[A-Za-z][A-Za-z0-9._~+%-]{2,254}$", var.alerts.subscription.name)) && !startswith(var.alerts.subscription.name, "goog"), false)
+    error_message = "alerts.subscription.name must be a Pub/Sub subscription id: 3 to 255 characters, a letter first, then letters, digits, - _ . ~ + or %, and not starting with goog."
   }
 
   validation {

@@ -152,6 +152,34 @@ describe('variables', () => {
     expect(conditions.some((c) => /length\(var\.labels\) <= 63/.test(c))).toBe(true);
   });
 
+  // Topic.name and Subscription.name: "must start with a letter, and contain only letters
+  // ([A-Za-z]), numbers ([0-9]), dashes (-), underscores (_), periods (.), tildes (~), plus (+)
+  // or percent signs (%). It must be between 3 and 255 characters in length, and it must not
+  // start with "goog"" (google/pubsub/v1/pubsub.proto of @google-cloud/pubsub). The topic name
+  // also names <topic>-dead-letter and <topic>-subscription, so it leaves room for them.
+  it('refuses topic and subscription names Pub/Sub would refuse, at plan time', () => {
+    const conditions = validations(module, 'alerts').map((v) => String(v['condition']));
+    const topic = conditions.find((c) => c.includes('var.alerts.topic_name'));
+    const subscription = conditions.find((c) => c.includes('var.alerts.subscription.name'));
+    expect(subscription, 'a validation of alerts.subscription.name').toBeDefined();
+    const topicRe = regexIn(topic);
+    const subscriptionRe = regexIn(subscription);
+    for (const re of [topicRe, subscriptionRe]) {
+      for (const ok of ['gpu-alerts', 'a.b_c~d+e%f', 'Abc']) expect(re.test(ok), ok).toBe(true);
+      for (const bad of ['ab', '1abc', 'a/b', 'a b', '-abc']) {
+        expect(re.test(bad), bad).toBe(false);
+      }
+    }
+    // RE2 has no lookahead: the "goog" prefix is refused beside the pattern.
+    expect(topic).toContain('!startswith(var.alerts.topic_name, "goog")');
+    expect(subscription).toContain('!startswith(var.alerts.subscription.name, "goog")');
+    expect(subscriptionRe.test(`a${'b'.repeat(254)}`)).toBe(true);
+    expect(subscriptionRe.test(`a${'b'.repeat(255)}`)).toBe(false);
+    // <topic>-subscription (13 more characters) stays within 255.
+    expect(topicRe.test(`a${'b'.repeat(241)}`)).toBe(true);
+    expect(topicRe.test(`a${'b'.repeat(242)}`)).toBe(false);
+  });
+
   // https://cloud.google.com/pubsub/docs/subscription-properties: 10 minutes to 31 days.
   it("checks the alert subscription's retention as it checks the topic's", () => {
     const conditions = validations(module, 'alerts').map((v) => String(v['condition']));
