@@ -219,3 +219,14 @@ variable "dispatch_absent_minutes" {
     error_message = "dispatch_absent_minutes must be a whole number of minutes from 10 to 1410 (Monitoring's metric-absence conditions allow at most 23.5 hours), or null for no alert policy."
   }
 }
+
+variable "unit_memory" {
+  type        = string
+  description = "Memory of each unit function instance, which runs the governor on one project (512Mi, with 1 vCPU, as the single-project module's function). docs/performance.md measured a run's peak at 238 MiB for 1,000 GPU services and 343 MiB for 10,000; raise it for larger projects."
+  default     = "512Mi"
+
+  validation {
+    condition     = can(regex("^[0-9]+(Mi|Gi|M|G)$", var.unit_memory))
+    error_message = "unit_memory must look like 512Mi or 1Gi."
+  }
+}

@@ -284,6 +284,38 @@ describe('a dispatch that stops', () => {
   });
 });
 
+describe("the functions' memory and CPU", () => {
+  // ServiceConfig.available_memory: "Defaults to 256M"; available_cpu: "Default value is
+  // calculated from available memory"
+  // (https://cloud.google.com/php/docs/reference/cloud-functions/latest/V2.ServiceConfig). A unit
+  // is a whole governor run of a project, which docs/performance.md measured at 238 MiB peak for
+  // 1,000 services and 343 MiB for 10,000: the single-project module gives it 512Mi and 1 vCPU.
+  it('give each unit what a single-project run gets, not the API defaults', () => {
+    const unit = block(resource(org, 'google_cloudfunctions2_function', 'unit'), 'service_config');
+    expect(unit?.['available_memory']).toBe('${var.unit_memory}');
+    expect(unit?.['available_cpu']).toBe('1');
+    const type = String(single.variables.get('function')?.['type']);
+    expect(type).toContain('available_memory = optional(string, "512Mi")');
+    expect(type).toContain('available_cpu    = optional(string, "1")');
+    expect(org.variables.get('unit_memory')?.['default']).toBe('512Mi');
+    const pattern = (config: Config, name: string) =>
+      /regex\("((?:[^"\\]|\\.)*)"/.exec(
+        String(
+          ((config.variables.get(name)?.['validation'] as Body[]) ?? [])
+            .map((v) => String(v['condition']))
+            .find((c) => c.includes('memory')),
+        ),
+      )?.[1];
+    expect(pattern(org, 'unit_memory')).toBeDefined();
+    expect(pattern(org, 'unit_memory')).toBe(pattern(single, 'function'));
+    const dispatch = block(
+      resource(org, 'google_cloudfunctions2_function', 'dispatch'),
+      'service_config',
+    );
+    expect(dispatch).toMatchObject({ available_memory: '512Mi', available_cpu: '1' });
+  });
+});
+
 describe('subscriptions', () => {
   // Subscription.expiration_policy: "If `expiration_policy` is not set, a *default policy* with
   // `ttl` of 31 days will be used ... If `expiration_policy` is set, but `expiration_policy.ttl`
