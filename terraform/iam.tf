@@ -203,7 +203,11 @@ resource "google_pubsub_topic_iam_member" "governor_publishes_alerts" {
   member  = local.governor_member
 }
 
-# The invoker alone may run the function.
+# The invoker alone may run the function. service_config[0].service is the function's Cloud Run
+# service as projects/{project}/locations/{region}/services/{service} (ServiceConfig.service,
+# https://cloud.google.com/php/docs/reference/cloud-functions/latest/V2.ServiceConfig), a long name
+# the provider's google_cloud_run_v2_service_iam_* parse as well as a short one
+# (CloudRunV2ServiceIamUpdaterProducer, google/services/cloudrunv2/iam_cloud_run_v2_service.go).
 resource "google_cloud_run_v2_service_iam_member" "invoker" {
   project  = var.project_id
   location = var.region

@@ -817,6 +817,25 @@ describe('hardening (security review)', () => {
   });
 });
 
+describe('the invoker binding on the function', () => {
+  // ServiceConfig.service: "The format of this field is
+  // projects/{project}/locations/{region}/services/{service}"
+  // (https://cloud.google.com/php/docs/reference/cloud-functions/latest/V2.ServiceConfig); the
+  // provider's google_cloud_run_v2_service_iam_* parse a long name as well as a short one ("We
+  // may have gotten either a long or short name", CloudRunV2ServiceIamUpdaterProducer in
+  // google/services/cloudrunv2/iam_cloud_run_v2_service.go of hashicorp/terraform-provider-google).
+  it("names the service by the function's service_config[0].service, which the provider parses", () => {
+    const invoker = resource(module, 'google_cloud_run_v2_service_iam_member', 'invoker');
+    expect(invoker['name']).toBe(
+      '${google_cloudfunctions2_function.governor.service_config[0].service}',
+    );
+    const readme = readFileSync('terraform/README.md', 'utf8');
+    const start = readme.indexOf('## What only a real project can confirm');
+    const toConfirm = readme.slice(start, readme.indexOf('\n## ', start + 1));
+    expect(toConfirm).not.toContain('service_config[0].service');
+  });
+});
+
 describe('who deploys (terraform/README.md)', () => {
   // monitoring.tf creates a dashboard and an alert policy in every governed project:
   // monitoring.dashboards.create and monitoring.alertPolicies.create there
