@@ -836,6 +836,21 @@ describe('the invoker binding on the function', () => {
   });
 });
 
+describe('who can start a run in the Pub/Sub variant (terraform/README.md, Hardening)', () => {
+  // "a Cloud Scheduler Admin (or any custom role with the permission cloudscheduler.jobs.create)
+  // can create jobs that publish to any Pub/Sub topics within the project"
+  // (https://cloud.google.com/scheduler/docs/access-control): the topic's own policy does not
+  // stop them, since the job publishes as Cloud Scheduler's service agent.
+  it('names the principals who may create Cloud Scheduler jobs in the project', () => {
+    const readme = readFileSync('terraform/README.md', 'utf8');
+    const start = readme.indexOf("- The trigger topic's publisher role has one member");
+    expect(start).toBeGreaterThan(0);
+    const bullet = readme.slice(start, readme.indexOf('\n\n', start));
+    expect(bullet).toContain('cloudscheduler.jobs.create');
+    expect(bullet).toContain('(https://cloud.google.com/scheduler/docs/access-control)');
+  });
+});
+
 describe('who deploys (terraform/README.md)', () => {
   // monitoring.tf creates a dashboard and an alert policy in every governed project:
   // monitoring.dashboards.create and monitoring.alertPolicies.create there
