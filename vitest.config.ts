@@ -16,25 +16,34 @@ const INTEGRATION = 'test/**/*.int.test.ts';
 const TEMP_ROOT = 'test/support/temp-root.global.ts';
 
 /**
- * Test files at once: one per CPU. https://vitest.dev/config/maxworkers says the default of
- * `vitest run` is all the available parallelism, but vitest 4.1's `resolveMaxWorkers` takes one
- * less than the CPUs: on a 2-core CI machine a single worker, so every file waited for the one
- * before while the CPUs were half idle (the integration files wait on the CLI processes they start, on emulated operation delays,
- * on a JVM). Not more than the CPUs: the property and fuzz tests are CPU-bound and keep their
- * 20 s / 60 s per-test timeouts. `VITEST_MAX_WORKERS=n` (or `--maxWorkers=n`) overrides it.
+ * Test files at once. https://vitest.dev/config/maxworkers says the default of `vitest run` is all
+ * the available parallelism, but vitest 4.1's `resolveMaxWorkers` takes one less than the CPUs: on
+ * a 2-core CI machine a single worker, so every file waited for the one before.
+ *
+ * - `unit`: one file per CPU. They are CPU-bound (the property and fuzz tests keep their 20 s
+ *   per-test timeouts), so more would only slow each other.
+ * - `integration`: twice as many. They mostly wait: on the CLI processes they start, on emulated
+ *   operations (a write's operation is polled from 1 s), on a JVM, on Chromium. On 2 cores their
+ *   CPU time was about a fifth of their wall time (the crash and reconcile files: 87 s of CPU in
+ *   212 s), so two per CPU keep the CPUs busy.
+ *
+ * Vitest takes one worker count per group of projects, so the two run one after the other
+ * (`sequence.groupOrder`: the quick unit tests first). `VITEST_MAX_WORKERS=n` (or `--maxWorkers=n`)
+ * overrides both.
  */
-const WORKERS = Math.max(2, availableParallelism());
+const CPUS = Math.max(2, availableParallelism());
 
 export default defineConfig({
   test: {
     environment: 'node',
-    maxWorkers: WORKERS,
     env: { METADATA_SERVER_DETECTION: 'none', NO_COLOR: '1' },
     projects: [
       {
         extends: true,
         test: {
           name: 'unit',
+          maxWorkers: CPUS,
+          sequence: { groupOrder: 0 },
           include: ['test/**/*.test.ts'],
           exclude: [INTEGRATION],
           testTimeout: 20_000,
@@ -50,6 +59,8 @@ export default defineConfig({
         extends: true,
         test: {
           name: 'integration',
+          maxWorkers: 2 * CPUS,
+          sequence: { groupOrder: 1 },
           include: [INTEGRATION],
           // One Pub/Sub and one Firestore emulator for the run, started on first use
           // (test/support/shared-emulators.ts); and a warning when dist/ is missing or older than
