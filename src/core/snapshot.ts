@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { InputError, type Fault } from '../errors.js';
 import { parseDocument, StringMap, zodFaults } from './document.js';
 import { beyondSkew } from './duration.js';
+import { MAX_QUOTA_GPUS } from './policy.js';
 import { poolKey } from './pool.js';
 import { CONTROL } from './text.js';
 
@@ -32,12 +33,19 @@ const PoolFields = {
 
 export const SnapshotPool = z.strictObject({
   ...PoolFields,
+  // At most what a policy may give a pool, and what the Cloud Quotas adapter reads as a quota:
+  // the planner hands a pool out one instance at a time, so a snapshot file saying 10^9 GPUs
+  // kept `governor plan` busy for minutes where a live observation reads the pool's quota as
+  // unknown.
   quota: z
     .number()
     .int()
     .min(0)
+    .max(MAX_QUOTA_GPUS, {
+      error: (issue) => `${String(issue.input)} GPUs; a pool may have at most ${MAX_QUOTA_GPUS}`,
+    })
     .nullable()
-    .describe('GPUs; null when the quota could not be read.'),
+    .describe(`GPUs (at most ${MAX_QUOTA_GPUS}); null when the quota could not be read.`),
   quotaSource: z.string().optional().describe('Where the quota came from, for explanations.'),
   budgetUnknown: z
     .string()

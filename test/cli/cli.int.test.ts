@@ -324,6 +324,22 @@ describe('governor CLI', () => {
     expect(r.stdout).toBe('');
   });
 
+  it('refuses a snapshot pool quota over the most a pool may have (exit 2), as the policy and Cloud Quotas do', async () => {
+    // The planner hands a pool out one instance at a time: a quota of 10^9 GPUs planned for
+    // minutes (a thousand services took 18 s) where a live observation would read it as unknown.
+    const snapshot = JSON.parse(readFileSync('examples/snapshot.json', 'utf8')) as {
+      pools: { quota: number | null }[];
+    };
+    snapshot.pools[1]!.quota = 1_000_000_000;
+    const big = file('big-quota.json', JSON.stringify(snapshot));
+    const r = await governor('plan', '--policy', 'examples/policy.yaml', '--snapshot', big);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      `error: snapshot ${big} is invalid:\n  - pools[1].quota: 1000000000 GPUs; a pool may have at most 1000000\n`,
+    );
+    expect(r.stdout).toBe('');
+  });
+
   it('exits 2 for a missing file, a bad --at, an unknown option, and a missing command argument', async () => {
     const missing = await governor(
       'plan',
