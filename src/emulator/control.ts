@@ -5,7 +5,7 @@ import { DEFAULT_ACCELERATOR } from '../core/pool.js';
 import type { CallRecord, EmulatorContext, WriteRecord } from './context.js';
 import { MAX_WAIT_SECONDS, type FaultConfig, type FaultConfigInput } from './faults.js';
 import type { InvariantSpec, InvariantSpecInput, Violation } from './invariants.js';
-import { Accelerator, Demand, readTrace, Region } from './fleet.js';
+import { Accelerator, Demand, readTrace, Region, traceDemandFault } from './fleet.js';
 import { topicNameFault, type PublishedMessage } from './pubsub-store.js';
 import {
   decideQuotaPreference,
@@ -333,6 +333,9 @@ export class EmulatorControl {
         );
       }
     }
+    const fault =
+      demand.trace && traceDemandFault(demand.trace, this.traces.get(demand.trace.file) ?? []);
+    if (fault) throw new ControlError(`bad demand: demand.trace: ${fault}`);
     this.ctx.sync();
     this.ctx.model.setDemand(s, demand);
     return this.view(s);

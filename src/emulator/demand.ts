@@ -1,5 +1,5 @@
 import { DateTime } from 'luxon';
-import type { Demand, DemandStep, Traces } from './fleet.js';
+import type { Demand, DemandStep, TraceDemand, Traces } from './fleet.js';
 
 /**
  * How many instances a service is asked for at a given time. Pure: the time and the traces are
@@ -44,6 +44,18 @@ function mean(samples: readonly number[]): number {
   return samples.reduce((a, b) => a + b, 0) / Math.max(1, samples.length);
 }
 
+/** What one sample of the trace is divided by: its mean when normalised (1 for an all-zero one). */
+function traceUnit(trace: TraceDemand, samples: readonly number[]): number {
+  return trace.normalize ? mean(samples) || 1 : 1;
+}
+
+/** The most instances the trace asks for in any minute, as {@link demandAt} plays it. */
+export function tracePeak(trace: TraceDemand, samples: readonly number[]): number {
+  let most = 0;
+  for (const v of samples) most = Math.max(most, v);
+  return (most / traceUnit(trace, samples)) * trace.scale;
+}
+
 export function demandAt(demand: Demand, atMs: number, ctx: DemandContext): number {
   if (demand.constant !== undefined) return demand.constant;
   if (demand.diurnal) {
@@ -60,7 +72,7 @@ export function demandAt(demand: Demand, atMs: number, ctx: DemandContext): numb
     }
     const minute = Math.floor((atMs - ctx.startMs) / 60_000) + demand.trace.offsetMinutes;
     const index = ((minute % samples.length) + samples.length) % samples.length;
-    const unit = demand.trace.normalize ? mean(samples) || 1 : 1;
+    const unit = traceUnit(demand.trace, samples);
     return ((samples[index] ?? 0) / unit) * demand.trace.scale;
   }
   return 0;

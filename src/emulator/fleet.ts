@@ -12,6 +12,7 @@ import { DateTime } from 'luxon';
 import { z } from 'zod';
 import { formatPath, parseDocument, StringMap } from '../core/document.js';
 import { DEFAULT_ACCELERATOR } from '../core/pool.js';
+import { tracePeak } from './demand.js';
 import { FleetHierarchy } from './hierarchy.js';
 import { topicNameFault } from './pubsub-store.js';
 
@@ -553,7 +554,8 @@ export function parseTrace(text: string, source = 'trace'): number[] {
   lines.forEach((line, i) => {
     const cell = line.split(',').at(-1)?.trim() ?? '';
     const value = Number(cell);
-    if (cell === '' || Number.isNaN(value)) {
+    // Number() reads "Infinity" too: played, it made every strategy's refusals Infinity.
+    if (cell === '' || !Number.isFinite(value)) {
       if (i === 0) return; // a header line
       throw new FleetError(`${source}: line ${i + 1} is not a number`);
     }
@@ -650,7 +652,23 @@ export function readTraceText(baseDir: string, file: string): string {
   return buffer.toString('utf8');
 }
 
-/** Reads the traces a fleet uses, each confined to `baseDir` (see {@link readTrace}). */
+/**
+ * Why a trace's demand cannot be played, or null: like a constant, a step or a trace's `scale`,
+ * what it asks for in a minute is at most {@link MAX_INSTANCES_WANTED} (the emulator plays every
+ * instance), however the samples and their normalisation get there (one busy minute in 20,000
+ * idle ones is 20,000 times the mean).
+ */
+export function traceDemandFault(trace: TraceDemand, samples: readonly number[]): string | null {
+  const peak = tracePeak(trace, samples);
+  if (peak <= MAX_INSTANCES_WANTED) return null;
+  const most = Number.isFinite(peak) ? String(Math.ceil(peak - 1e-9)) : 'more than any number of';
+  return `trace ${trace.file} asks for up to ${most} instances in a minute; a service may want at most ${MAX_INSTANCES_WANTED}`;
+}
+
+/**
+ * Reads the traces a fleet uses, each confined to `baseDir` (see {@link readTrace}), and checks
+ * what each service plays of them ({@link traceDemandFault}).
+ */
 export function loadTraces(fleet: Fleet, baseDir: string): Promise<Map<string, number[]>> {
   const traces = new Map<string, number[]>();
   for (const file of traceFiles(fleet)) {
@@ -664,6 +682,17 @@ export function loadTraces(fleet: Fleet, baseDir: string): Promise<Map<string, n
               cause: error,
             }),
       );
+    }
+  }
+  for (const [p, project] of fleet.projects.entries()) {
+    for (const [s, service] of project.services.entries()) {
+      const trace = service.demand.trace;
+      const fault = trace && traceDemandFault(trace, traces.get(trace.file) ?? []);
+      if (fault) {
+        return Promise.reject(
+          new FleetError(`projects[${p}].services[${s}].demand.trace: ${fault}`),
+        );
+      }
     }
   }
   return Promise.resolve(traces);

@@ -29,6 +29,9 @@ beforeAll(async () => {
   writeFileSync(outside, `value\n${SECRET}\n`);
   writeFileSync(join(fleetDir, 'trace.csv'), 'value\n1\n3\n');
   writeFileSync(join(fleetDir, 'bad.csv'), `value\n${SECRET}\n`);
+  writeFileSync(join(fleetDir, 'infinite.csv'), 'value\nInfinity\n');
+  // Normalised by its mean: its busy minute asks for 20,000 instances.
+  writeFileSync(join(fleetDir, 'spike.csv'), `value\n${'0\n'.repeat(19_999)}1\n`);
   symlinkSync(outside, join(fleetDir, 'escape.csv'));
   mkdirSync(join(fleetDir, 'folder.csv'));
   // Sparse: 65 MiB long, no disk used.
@@ -81,6 +84,7 @@ describe('the admin endpoint is not a hazard', () => {
       ['../outside/secret.csv', /"\.\." is not allowed/],
       ['escape.csv', /outside the fleet's folder/],
       ['bad.csv', /line 2 is not a number/],
+      ['infinite.csv', /line 2 is not a number/],
       ['missing.csv', /cannot be read \(ENOENT\)/],
       ['folder.csv', /not a regular file/],
       ['huge.csv', /68157440 bytes, over the 64 MiB a trace may have/],
@@ -96,6 +100,12 @@ describe('the admin endpoint is not a hazard', () => {
       expect(r.error, file).not.toContain(SECRET);
       expect(Date.now() - began, file).toBeLessThan(2_000);
     }
+    // A trace that reads, but asks for more instances in a minute than any demand may.
+    const spike = await post('/demand', demandFrom('spike.csv'));
+    expect(spike.status).toBe(400);
+    expect(spike.error).toBe(
+      'bad demand: demand.trace: trace spike.csv asks for up to 20000 instances in a minute; a service may want at most 10000',
+    );
     const ok = await post('/demand', demandFrom('trace.csv'));
     expect(ok.status).toBe(200);
   });

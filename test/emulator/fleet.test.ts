@@ -132,6 +132,45 @@ describe('the fleet file', () => {
     ).toThrow(/minInstances/);
   });
 
+  it('bounds what a trace may ask for: finite samples, at most MAX_INSTANCES_WANTED a minute', async () => {
+    // Number() reads "Infinity" as a number: a simulation on it reported Infinity refused and NaN
+    // gaps, exit 0.
+    expect(() => parseTrace('value\n1\nInfinity\n', 'trace inf.csv')).toThrow(
+      /^trace inf\.csv: line 3 is not a number$/,
+    );
+    expect(() => parseTrace('value\n-Infinity\n', 'trace inf.csv')).toThrow(
+      /line 2 is not a number/,
+    );
+    const dir = await mkdtemp(join(tmpdir(), 'fleet-'));
+    // Raw, 20,000 instances in a minute; normalised, one busy minute in a hundred is 100 x the
+    // mean, so a scale of 200 asks for 20,000 too: the constant, steps and scale are bounded to
+    // 10,000 (the emulator plays every instance), and the trace is no way around it.
+    await writeFile(join(dir, 'raw.csv'), 'value\n0\n20000\n');
+    await writeFile(join(dir, 'spike.csv'), `value\n${'0\n'.repeat(99)}1\n`);
+    const fleetOf = async (name: string, trace: string) => {
+      await writeFile(
+        join(dir, name),
+        minimal(
+          `      - { name: ok, region: us-central1, demand: { constant: 1 } }\n      - { name: a, region: us-central1, demand: { trace: ${trace} } }`,
+        ),
+      );
+      return join(dir, name);
+    };
+    await expect(
+      loadFleet(await fleetOf('raw.yaml', '{ file: raw.csv, normalize: false }')),
+    ).rejects.toThrow(
+      /^projects\[0\]\.services\[1\]\.demand\.trace: trace raw\.csv asks for up to 20000 instances in a minute; a service may want at most 10000$/,
+    );
+    await expect(
+      loadFleet(await fleetOf('spike.yaml', '{ file: spike.csv, scale: 200 }')),
+    ).rejects.toThrow(
+      /^projects\[0\]\.services\[1\]\.demand\.trace: trace spike\.csv asks for up to 20000 instances in a minute; a service may want at most 10000$/,
+    );
+    await expect(
+      loadFleet(await fleetOf('spike-ok.yaml', '{ file: spike.csv, scale: 100 }')),
+    ).resolves.toBeDefined();
+  });
+
   it('reads traces in both shapes and plays them normalised, looping', async () => {
     expect(
       parseTrace(
