@@ -1,3 +1,4 @@
+import { runInNewContext } from 'node:vm';
 import { status } from '@grpc/grpc-js';
 import type { EmulatorContext } from './context.js';
 import { ancestry, projectNumber } from './hierarchy.js';
@@ -39,6 +40,32 @@ const KNOWN_TYPES = ['run.googleapis.com/Service', 'run.googleapis.com/WorkerPoo
 const SCOPE = /^(projects\/[^/]+|folders\/[1-9]\d{0,24}|organizations\/[1-9]\d{0,24})$/;
 const MAX_PAGE = 500;
 
+/**
+ * How long one `asset_types` pattern may take to match, in ms. Google matches them with RE2, in
+ * linear time (https://github.com/google/re2/wiki/Syntax); JavaScript's RegExp backtracks, so
+ * `(.+)+x` against "run.googleapis.com/Service" took 7 s and `(.*)*(.*)*x` three minutes, every
+ * RPC of the emulator waiting. A pattern that runs out of time is not refused (Google would
+ * answer it) but not served either: UNIMPLEMENTED.
+ */
+const PATTERN_BUDGET_MS = 250;
+
+/** The known types `re` matches whole, or UNIMPLEMENTED past {@link PATTERN_BUDGET_MS}. */
+function typesMatching(re: RegExp, pattern: string): string[] {
+  try {
+    return runInNewContext(
+      'types.filter((t) => re.test(t))',
+      { types: KNOWN_TYPES, re },
+      { timeout: PATTERN_BUDGET_MS },
+    ) as string[];
+  } catch (error) {
+    if ((error as { code?: unknown } | null)?.code !== 'ERR_SCRIPT_EXECUTION_TIMEOUT') throw error;
+    throw new RpcError(
+      status.UNIMPLEMENTED,
+      `asset_types: "${pattern.slice(0, 100)}" did not match within ${PATTERN_BUDGET_MS} ms: the emulator's regular expressions backtrack where Google's RE2 runs in linear time; use a simpler pattern`,
+    );
+  }
+}
+
 function typesOf(patterns: string[]): string[] {
   if (patterns.length === 0) return KNOWN_TYPES;
   const out = new Set<string>();
@@ -49,7 +76,7 @@ function typesOf(patterns: string[]): string[] {
     } catch {
       throw invalid(`asset_types: "${p.slice(0, 100)}" is not a valid regular expression`);
     }
-    const matched = KNOWN_TYPES.filter((t) => re.test(t));
+    const matched = typesMatching(re, p);
     // Google searches every supported asset type (compute.googleapis.com/Instance among them:
     // https://cloud.google.com/asset-inventory/docs/supported-asset-types); the emulator models
     // only Cloud Run's. A pattern that names a Google service may match one of those: not served
