@@ -340,6 +340,38 @@ describe('governor CLI', () => {
     expect(r.stdout).toBe('');
   });
 
+  it('refuses a simulation past a week of 100 services, scenario or fleet file, before playing it (exit 2)', async () => {
+    // 300 services over a day took 139 s and 900 MB; 3,000 over 31 days grew past 4.8 GB, and a
+    // CPU-bound run answered Ctrl-C only once it yielded.
+    const services = (n: number, line: (i: number) => string) =>
+      Array.from({ length: n }, (_, i) => line(i)).join('\n');
+    const scenario = file(
+      'big-scenario.yaml',
+      `scenario: 1\nproject: sim-project\nquota: 10\nservices:\n${services(800, (i) => `  - { name: s${i}, maxInstances: 1, demand: { shape: { kind: constant, value: 1 } } }`)}\n`,
+    );
+    const fleet = file(
+      'big-fleet.yaml',
+      `version: 1\nprojects:\n  - id: sim-project\n    pools: [{ region: us-central1, quota: 10 }]\n    services:\n${services(100, (i) => `      - { name: s${i}, region: us-central1, gpu: { accelerator: nvidia-l4 }, maxInstances: 1, demand: 1 }`)}\n`,
+    );
+    const cases: [string[], string][] = [
+      [
+        ['--fleet', scenario],
+        `error: ${scenario}: 800 services, worker pools and jobs over 1500 minutes (warm-up included) are 1200000 service-minutes; a simulation plays at most 1008000: simulate at most 21 h of this fleet, or fewer services\n`,
+      ],
+      [
+        ['--fleet', fleet, '--hours', '200'],
+        `error: ${fleet}: 100 services, worker pools and jobs over 12060 minutes (warm-up included) are 1206000 service-minutes; a simulation plays at most 1008000: simulate at most 168 h of this fleet, or fewer services\n`,
+      ],
+    ];
+    for (const [args, error] of cases) {
+      const began = Date.now();
+      const r = await governor('simulate', '--policy', 'examples/sim-policy.yaml', ...args);
+      expect(r.stderr).toBe(error);
+      expect(r.code).toBe(2);
+      expect(Date.now() - began).toBeLessThan(30_000);
+    }
+  }, 60_000);
+
   it('exits 2 for a missing file, a bad --at, an unknown option, and a missing command argument', async () => {
     const missing = await governor(
       'plan',
