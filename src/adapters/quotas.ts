@@ -17,8 +17,7 @@ import { CloudQuotasClient } from '@google-cloud/cloudquotas';
 import type { protos } from '@google-cloud/cloudquotas';
 
 import { InputError, UpstreamError } from '../errors.js';
-import { MAX_QUOTA_GPUS } from '../core/policy.js';
-import { ACCELERATOR_NAME } from '../core/pool.js';
+import { ACCELERATOR_NAME, MAX_QUOTA_GPUS } from '../core/pool.js';
 import type { Fault } from '../errors.js';
 import type { QuotaPort, QuotaQuery } from '../ports/index.js';
 import { clientConfig, projectFaults } from './client-config.js';

@@ -6,7 +6,7 @@ import { parseDocument, StringMap, zodFaults } from './document.js';
 import { Discovery } from './discovery.js';
 import { Duration, durationMs, formatDuration, MAX_CLOCK_SKEW_MS } from './duration.js';
 import { literalName, nameMatcher } from './glob.js';
-import { ACCELERATOR_NAME, DEFAULT_ACCELERATOR, poolKey } from './pool.js';
+import { ACCELERATOR_NAME, DEFAULT_ACCELERATOR, MAX_QUOTA_GPUS, poolKey } from './pool.js';
 import { MEMORY_QUANTITY } from './quantity.js';
 import { checkQuotaRequests, QuotaRequestsSettings } from './quota-requests.js';
 import { clockMinutes, isValidTimeZone, WEEKDAYS } from './schedule.js';
@@ -210,13 +210,6 @@ export const ServiceRule = z.strictObject({
   audit: AuditOverride.optional(),
 });
 export type ServiceRule = z.infer<typeof ServiceRule>;
-
-/**
- * The most GPUs a pool's quota may have, whether the policy gives it or Cloud Quotas answers it:
- * the planner hands out a pool's GPUs one instance at a time (core/allocate.ts), so a quota in the
- * billions would keep a run planning for hours, its lease held.
- */
-export const MAX_QUOTA_GPUS = 1_000_000;
 
 export const PoolSettings = z.strictObject({
   project: ProjectId.describe('Default: every project of the policy.').optional(),

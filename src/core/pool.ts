@@ -215,6 +215,14 @@ export function poolBudget(b: BudgetInput): number | null {
 // --- the cap in force ---
 
 /**
+ * The most GPUs a pool's quota may have, whether the policy gives it, Cloud Quotas answers it or a snapshot
+ * holds it:
+ * the planner hands out a pool's GPUs one instance at a time (core/allocate.ts), so a quota in the
+ * billions would keep a run planning for hours, its lease held.
+ */
+export const MAX_QUOTA_GPUS = 1_000_000;
+
+/**
  * The max instances the proto documents when neither the service nor its revision sets one
  * (`RevisionScaling.max_instance_count`: "a default value of 100"). Google's current "About
  * maximum instances" page says instead that an unset maximum is derived from the regional CPU,

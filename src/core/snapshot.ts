@@ -2,8 +2,7 @@ import { z } from 'zod';
 import { InputError, type Fault } from '../errors.js';
 import { parseDocument, StringMap, zodFaults } from './document.js';
 import { beyondSkew } from './duration.js';
-import { MAX_QUOTA_GPUS } from './policy.js';
-import { poolKey } from './pool.js';
+import { MAX_QUOTA_GPUS, poolKey } from './pool.js';
 import { CONTROL } from './text.js';
 
 /**

@@ -1,5 +1,6 @@
 import { DateTime } from 'luxon';
-import type { Demand, DemandStep, TraceDemand, Traces } from './fleet.js';
+import type { Demand, DemandStep, Traces } from './fleet.js';
+import { traceUnit } from './trace-scale.js';
 
 /**
  * How many instances a service is asked for at a given time. Pure: the time and the traces are
@@ -37,23 +38,6 @@ function stepValue(steps: readonly DemandStep[], atMs: number, zone: string): nu
   let value = 0;
   for (const step of sorted) if (Date.parse(step.at) <= atMs) value = step.value;
   return value;
-}
-
-/** Mean of the samples, for normalising a trace. */
-function mean(samples: readonly number[]): number {
-  return samples.reduce((a, b) => a + b, 0) / Math.max(1, samples.length);
-}
-
-/** What one sample of the trace is divided by: its mean when normalised (1 for an all-zero one). */
-function traceUnit(trace: TraceDemand, samples: readonly number[]): number {
-  return trace.normalize ? mean(samples) || 1 : 1;
-}
-
-/** The most instances the trace asks for in any minute, as {@link demandAt} plays it. */
-export function tracePeak(trace: TraceDemand, samples: readonly number[]): number {
-  let most = 0;
-  for (const v of samples) most = Math.max(most, v);
-  return (most / traceUnit(trace, samples)) * trace.scale;
 }
 
 export function demandAt(demand: Demand, atMs: number, ctx: DemandContext): number {

@@ -12,7 +12,7 @@ import { DateTime } from 'luxon';
 import { z } from 'zod';
 import { formatPath, parseDocument, StringMap } from '../core/document.js';
 import { DEFAULT_ACCELERATOR } from '../core/pool.js';
-import { tracePeak } from './demand.js';
+import { tracePeak } from './trace-scale.js';
 import { FleetHierarchy } from './hierarchy.js';
 import { topicNameFault } from './pubsub-store.js';
 

@@ -4,8 +4,7 @@ import { z } from 'zod';
 import { parseDocument, StringMap, zodFaults } from '../core/document.js';
 import { InputError } from '../errors.js';
 import { MAX_DOCUMENT_BYTES, readInputText } from '../read-capped.js';
-import { MAX_QUOTA_GPUS } from '../core/policy.js';
-import { DEFAULT_ACCELERATOR } from '../core/pool.js';
+import { DEFAULT_ACCELERATOR, MAX_QUOTA_GPUS } from '../core/pool.js';
 import { MAX_ADVANCE_SERVICE_MINUTES } from '../emulator/control.js';
 import {
   Accelerator,

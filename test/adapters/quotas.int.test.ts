@@ -2,7 +2,7 @@ import { status } from '@grpc/grpc-js';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { createQuotaAdapter, gpuQuotaId, parseQuotaValue } from '../../src/adapters/quotas.js';
-import { MAX_QUOTA_GPUS } from '../../src/core/policy.js';
+import { MAX_QUOTA_GPUS } from '../../src/core/pool.js';
 import type { QuotaAdapter } from '../../src/adapters/quotas.js';
 import { startEmulator, RpcError } from '../../src/emulator/index.js';
 import type { FaultHook, RunningEmulator } from '../../src/emulator/index.js';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
-import { MAX_QUOTA_GPUS } from '../../src/core/policy.js';
+import { MAX_QUOTA_GPUS } from '../../src/core/pool.js';
 import { loadSimulationInput } from '../../src/simulate/scenario.js';
 
 /**

@@ -1,0 +1,28 @@
+/**
+ * How a trace's samples become instances wanted: one reading for the model, which plays them
+ * (demand.ts), and the fleet file's check of what a trace may ask for (fleet.ts). Apart from both,
+ * so that neither imports the other.
+ */
+
+/** The two fields of a trace's demand that scale its samples. */
+export interface TraceScaling {
+  readonly normalize: boolean;
+  readonly scale: number;
+}
+
+/** Mean of the samples, for normalising a trace. */
+function mean(samples: readonly number[]): number {
+  return samples.reduce((a, b) => a + b, 0) / Math.max(1, samples.length);
+}
+
+/** What one sample of the trace is divided by: its mean when normalised (1 for an all-zero one). */
+export function traceUnit(trace: TraceScaling, samples: readonly number[]): number {
+  return trace.normalize ? mean(samples) || 1 : 1;
+}
+
+/** The most instances the trace asks for in any minute, as the model plays it. */
+export function tracePeak(trace: TraceScaling, samples: readonly number[]): number {
+  let most = 0;
+  for (const v of samples) most = Math.max(most, v);
+  return (most / traceUnit(trace, samples)) * trace.scale;
+}
