@@ -188,6 +188,11 @@ export async function runSimulate(flags: SimulateFlags, io: Streams): Promise<nu
   const lag = parseMinutes('--lag', flags.lag, DEFAULT_LAG_MINUTES, 0);
   const policy = await loadPolicy(flags.policy);
   const input = await loadSimulationInput(flags.fleet);
+  // The traces the fleet names are known once it is read, still before a minute is simulated.
+  await checkReportPath(
+    flags.report,
+    (input.sources ?? []).map((file) => ['trace', file] as const),
+  );
   const hours = hoursFlag ?? input.hours ?? DEFAULT_SIMULATED_HOURS;
   if (hours * 60 < tick) {
     const where = hoursFlag === null ? `${flags.fleet}: hours` : '--hours';

@@ -13,6 +13,7 @@ import {
   MAX_INSTANCES_WANTED,
   MAX_STARTUP_SECONDS,
   MAX_TRACE_SPAN_MINUTES,
+  traceFiles,
   validateFleet,
   type Fleet,
   type FleetInput,
@@ -47,6 +48,8 @@ export interface SimulationInput {
   hours: number | null;
   /** Quota changes during the run (a scenario's `quotaCut`): from `minute` on, `quota` GPUs. */
   quotaChanges?: { minute: number; quota: number }[];
+  /** The trace files it was read from, resolved: a report must not replace one. */
+  sources?: string[];
 }
 
 const TraceTexture = z.strictObject({
@@ -219,7 +222,9 @@ export async function loadSimulationInput(path: string): Promise<SimulationInput
     const fleet = validateFleet(raw, `fleet ${path}`);
     const tooBig = quotaFaults(fleet);
     if (tooBig.length > 0) throw new InputError(`fleet ${path} is not valid`, tooBig);
-    return { label: path, fleet, traces: await loadTraces(fleet, baseDir), hours: null };
+    const traces = await loadTraces(fleet, baseDir);
+    const sources = traceFiles(fleet).map((file) => resolve(baseDir, file));
+    return { label: path, fleet, traces, hours: null, sources };
   } catch (e) {
     if (e instanceof FleetError) throw new InputError(e.message, [], { cause: e });
     throw e;
@@ -380,5 +385,12 @@ export async function buildScenario(
     if (e instanceof FleetError) throw new InputError(e.message, [], { cause: e });
     throw e;
   }
-  return { label, fleet: valid, traces, hours: s.hours, quotaChanges };
+  const sources = [
+    ...new Set(
+      s.services.flatMap((svc) =>
+        svc.demand.trace ? [resolve(baseDir, svc.demand.trace.file)] : [],
+      ),
+    ),
+  ];
+  return { label, fleet: valid, traces, hours: s.hours, quotaChanges, sources };
 }

@@ -173,6 +173,37 @@ describe('governor CLI', () => {
     }
   });
 
+  it('simulate --report naming a trace the fleet plays is refused before simulating, the trace kept', async () => {
+    // Before: only the policy and the fleet file were guarded; a report named after a trace the
+    // scenario reads replaced the trace with the HTML page.
+    const trace = file(
+      'code-trace.csv',
+      readFileSync('examples/traces/azure-llm-2023-code.csv', 'utf8'),
+    );
+    const fleet = file(
+      'fleet-with-trace.yaml',
+      'scenario: 1\nproject: sim-project\nquota: 4\nservices: [{name: a, maxInstances: 4, demand: {trace: {file: code-trace.csv}}}]\n',
+    );
+    const before = readFileSync(trace, 'utf8');
+    const r = await governor(
+      'simulate',
+      '--policy',
+      'examples/sim-policy.yaml',
+      '--fleet',
+      fleet,
+      '--hours',
+      '1',
+      '--report',
+      trace,
+    );
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toBe(
+      `error: --report ${trace}: is the trace file; name another file for the report\n`,
+    );
+    expect(r.stdout).toBe('');
+    expect(readFileSync(trace, 'utf8')).toBe(before);
+  });
+
   it('simulate --hours takes a decimal number of hours only', async () => {
     // Before: Number() read "0x10" as 16 hours and "1e1" as 10.
     for (const hours of ['0x10', '1e1', ' 2']) {
