@@ -1,5 +1,5 @@
 import { execFileSync, spawn } from 'node:child_process';
-import { mkdtemp, rm } from 'node:fs/promises';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -8,7 +8,38 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
  * Ctrl-C and SIGTERM stop a command that is not writing at once, even while it waits on a file
  * for good: a named pipe no one writes, given as `--policy`. Node's process.exit waits for every
  * file call in flight, so before, the process outlived both signals and only SIGKILL ended it.
+ * And while it computes for minutes: `governor simulate` of a large fleet.
  */
+
+/**
+ * Starts the CLI, sends `signal` after `afterMs`, and says how it ended, or that it had not ended
+ * `withinMs` after the signal.
+ */
+async function signalled(
+  args: string[],
+  signal: NodeJS.Signals,
+  afterMs: number,
+  withinMs = 10_000,
+) {
+  const child = spawn(process.execPath, ['bin/governor.js', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
+  let stderr = '';
+  child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+  await new Promise((resolve) => setTimeout(resolve, afterMs));
+  child.kill(signal);
+  const ended = await new Promise<{ code: number | null; signal: string | null }>((resolve) => {
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      resolve({ code: null, signal: `still running ${withinMs} ms after the signal` });
+    }, withinMs);
+    child.on('close', (code, s) => {
+      clearTimeout(timer);
+      resolve({ code, signal: s });
+    });
+  });
+  return { ...ended, stderr };
+}
 
 describe('a signal while a command waits on a file no one writes', () => {
   let dir: string;
@@ -26,26 +57,53 @@ describe('a signal while a command waits on a file no one writes', () => {
 
   for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     it(`${signal} stops it, as the signal itself (the shell's 128 + its number)`, async () => {
-      const child = spawn(process.execPath, ['bin/governor.js', 'validate', '--policy', fifo], {
-        stdio: ['ignore', 'pipe', 'pipe'],
-      });
-      let stderr = '';
-      child.stderr.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
       // Long enough for the CLI to be waiting on the pipe's open.
-      await new Promise((resolve) => setTimeout(resolve, 1_500));
-      child.kill(signal);
-      const ended = await new Promise<{ code: number | null; signal: string | null }>((resolve) => {
-        const timer = setTimeout(() => {
-          child.kill('SIGKILL');
-          resolve({ code: null, signal: 'still running 10 s after the signal' });
-        }, 10_000);
-        child.on('close', (code, s) => {
-          clearTimeout(timer);
-          resolve({ code, signal: s });
-        });
-      });
-      expect(ended).toEqual({ code: null, signal });
-      expect(stderr).not.toMatch(/\bat .*\.js:\d+/);
+      const ended = await signalled(['validate', '--policy', fifo], signal, 1_500);
+      expect({ code: ended.code, signal: ended.signal }).toEqual({ code: null, signal });
+      expect(ended.stderr).not.toMatch(/\bat .*\.js:\d+/);
     }, 20_000);
+  }
+});
+
+describe('a signal while simulate computes', () => {
+  let dir: string;
+  let fleet: string;
+
+  beforeAll(async () => {
+    dir = await mkdtemp(join(tmpdir(), 'governor-signal-sim-'));
+    fleet = join(dir, 'fleet.yaml');
+    // 100 services for a day, six strategies: minutes of work on any machine.
+    const services = Array.from(
+      { length: 100 },
+      (_, i) =>
+        `  - { name: svc-${i}, maxInstances: 2, demand: { shape: { kind: constant, value: 1 } } }`,
+    );
+    await writeFile(
+      fleet,
+      `scenario: 1\nproject: sim-project\nquota: 150\nhours: 24\nservices:\n${services.join('\n')}\n`,
+    );
+  });
+
+  afterAll(async () => {
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+    it(`${signal} stops it within seconds, not when the simulation is done`, async () => {
+      // Before: the minute loop never let the event loop run, so the signal's handler waited for
+      // the whole simulation.
+      const ended = await signalled(
+        ['simulate', '--policy', 'examples/sim-policy.yaml', '--fleet', fleet, '--json'],
+        signal,
+        4_000,
+        // A strategy's day of 100 services takes seconds; the loop lets the handler run every
+        // few simulated minutes, a fraction of a second.
+        2_000,
+      );
+      expect({ code: ended.code, signal: ended.signal }, ended.stderr).toEqual({
+        code: null,
+        signal,
+      });
+    }, 30_000);
   }
 });
