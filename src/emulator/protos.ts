@@ -1,8 +1,9 @@
-import { readFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import type { MethodDefinition, ServiceDefinition } from '@grpc/grpc-js';
 import { loadSync, type PackageDefinition } from '@grpc/proto-loader';
+import protobuf from 'protobufjs';
 
 /**
  * The .proto files shipped inside Google's npm packages, loaded once. Field names are kept as in
@@ -107,54 +108,30 @@ export function messageFields(typeName: string): ReadonlySet<string> {
 
 /**
  * The fields of a message that its .proto marks `(google.api.field_behavior) = OUTPUT_ONLY`, read
- * from the proto file shipped in `pkg` (`file` under its `build/protos`): the loaded definitions
- * keep no custom options. google/api/field_behavior.proto says of them: "including the field in
- * a request does nothing (the server *must* ignore it and *must not* throw an error as a result of
- * the field's presence)". Fields of nested messages are not listed.
+ * by protobufjs from the proto file shipped in `pkg` (`file` under its `build/protos`): the
+ * definitions proto-loader makes keep no custom options. google/api/field_behavior.proto says of
+ * them: "including the field in a request does nothing (the server *must* ignore it and *must
+ * not* throw an error as a result of the field's presence)". Fields of nested messages are not
+ * listed.
  */
 export function outputOnlyFields(pkg: string, file: string, message: string): ReadonlySet<string> {
-  // Comments dropped; a string (which may hold "//") kept as it is.
-  const text = readFileSync(join(protosOf(pkg), file), 'utf8').replace(
-    /"(?:[^"\\\n]|\\.)*"|\/\/[^\n]*/g,
-    (m) => (m.startsWith('"') ? m : ''),
+  const dirs = [protosOf(pkg), protosOf('google-gax')];
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) =>
+    dirs.map((dir) => join(dir, target)).find((path) => existsSync(path)) ?? target;
+  const found = root.loadSync(file, { keepCase: true }).lookup(message);
+  // The message of that name declared in `file` itself, not one of a file it imports.
+  if (!(found instanceof protobuf.Type) || !found.filename?.endsWith(file))
+    throw new Error(`message ${message} is not in ${file}`);
+  return new Set(
+    found.fieldsArray
+      .filter((f) => {
+        // Declared options in order, one object each (typed loosely by protobufjs).
+        const declared = (f.parsedOptions ?? []) as unknown as readonly Record<string, unknown>[];
+        return declared.some((o) =>
+          [o['(google.api.field_behavior)']].flat().includes('OUTPUT_ONLY'),
+        );
+      })
+      .map((f) => f.name),
   );
-  const start = new RegExp(`(^|\\n)message ${message} \\{`).exec(text);
-  if (!start) throw new Error(`message ${message} is not in ${file}`);
-  const out = new Set<string>();
-  let statement = '';
-  // Depth of nested message, enum and option blocks being skipped; a oneof's fields are the
-  // message's own. Braces inside a field's options ([...]) or a string are text.
-  let skip = 0;
-  let brackets = 0;
-  const blocks: boolean[] = [];
-  for (let i = start.index + start[0].length; i < text.length; i++) {
-    const c = text[i] ?? '';
-    if (c === '"') {
-      const end = text.indexOf('"', i + 1);
-      statement += text.slice(i, end + 1);
-      i = end;
-    } else if (c === '[' || c === ']') {
-      brackets += c === '[' ? 1 : -1;
-      statement += c;
-    } else if (brackets > 0) {
-      statement += c;
-    } else if (c === '{') {
-      const oneof = skip === 0 && /^\s*oneof\s/.test(statement);
-      blocks.push(oneof);
-      if (!oneof) skip++;
-      statement = '';
-    } else if (c === '}') {
-      if (blocks.length === 0) break;
-      if (blocks.pop() !== true) skip--;
-      statement = '';
-    } else if (c === ';') {
-      const field = /(\w+)\s*=\s*\d+\s*\[([^\]]*)\]\s*$/.exec(statement);
-      if (skip === 0 && field && /field_behavior\)\s*=\s*OUTPUT_ONLY/.test(field[2] ?? ''))
-        out.add(field[1] ?? '');
-      statement = '';
-    } else {
-      statement += c;
-    }
-  }
-  return out;
 }
