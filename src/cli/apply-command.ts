@@ -6,18 +6,18 @@ import { listOnOneLine, oneLine, someOf } from '../core/text.js';
 import { groupBy } from '../core/collections.js';
 import { ALIKE_LISTED } from './alike.js';
 import { UsageError } from '../errors.js';
-import { assertCredentials } from '../adapters/credentials.js';
 import { textLogger } from '../log.js';
 import type { QuotaRequestToConfirm } from '../reconcile/quota-requests.js';
 import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
 import { skipsByCause } from '../reconcile/run-record.js';
-import { checkRunOptions, createRuntime, newRunId } from '../runtime.js';
+import { createRuntime, newRunId } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
 import { failureLine } from './hints.js';
 import { askYes, mustFinish } from './finishing.js';
 import type { Streams } from './io.js';
 import { colorsFor, renderRunAlerts, renderPlan } from './render.js';
+import { assertReadyToRead } from './ready.js';
 
 export interface ApplyFlags {
   policy: string;
@@ -46,8 +46,7 @@ export async function runApply(
     );
   }
   const log = textLogger(io.stderr);
-  checkRunOptions(options);
-  await assertCredentials(options);
+  await assertReadyToRead(options);
   const runtime = await createRuntime(
     policy,
     options,

@@ -1,6 +1,4 @@
 import { createClock } from '../adapters/clock.js';
-import { assertCredentials } from '../adapters/credentials.js';
-import { checkRunOptions } from '../runtime.js';
 import { createGooglePorts } from '../adapters/index.js';
 import { createPubSubAlertSink } from '../adapters/pubsub.js';
 import { checkPassed, type CheckItem, type CheckReport } from '../core/permissions.js';
@@ -11,6 +9,7 @@ import { loadPolicy } from './files.js';
 import type { Streams } from './io.js';
 import { ALIKE_NAMED, alike } from './alike.js';
 import { colorsFor, type Colors } from './render.js';
+import { assertReadyToRead } from './ready.js';
 
 /**
  * `governor check --policy P [--json]`: every permission a run of the policy needs, checked
@@ -22,8 +21,7 @@ export async function runCheck(
   options: RuntimeOptions,
 ): Promise<number> {
   const policy = await loadPolicy(opts.policy, { forProjects: 'check' });
-  checkRunOptions(options);
-  await assertCredentials(options);
+  await assertReadyToRead(options);
   const now = await createClock(options)();
   const ports = createGooglePorts(options);
   const sink = policy.alerts.topic

@@ -1,5 +1,3 @@
-import { assertCredentials } from '../adapters/credentials.js';
-import { checkRunOptions } from '../runtime.js';
 import { createGooglePorts } from '../adapters/index.js';
 import { GovernorError, UpstreamError, errorMessage } from '../errors.js';
 import { createClock } from '../adapters/clock.js';
@@ -7,14 +5,14 @@ import type { Policy } from '../core/policy.js';
 import { observe, type Observation } from '../observe/observe.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { emulatorGoneHint } from './hints.js';
+import { assertReadyToRead } from './ready.js';
 
 /** Observes the project(s) of a policy through Google's clients (or the emulator the options name). */
 export async function observeLive(
   policy: Policy,
   options: Pick<RuntimeOptions, 'emulatorHost' | 'emulatorAdmin' | 'pubsubEmulatorHost'>,
 ): Promise<Observation> {
-  checkRunOptions(options);
-  await assertCredentials(options);
+  await assertReadyToRead(options);
   const now = await createClock(options)();
   const ports = createGooglePorts(options);
   let observation: Observation;

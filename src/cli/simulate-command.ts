@@ -1,8 +1,6 @@
 import { constants } from 'node:fs';
 import { access, mkdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
-import { assertCredentials } from '../adapters/credentials.js';
-import { checkRunOptions } from '../runtime.js';
 import { createGooglePorts } from '../adapters/index.js';
 import { createClock } from '../adapters/clock.js';
 import { durationMs, UNIT_ORDER_HINT, unitsOutOfOrder } from '../core/duration.js';
@@ -24,6 +22,7 @@ import { fileFaultText } from '../read-capped.js';
 import { loadPolicy } from './files.js';
 import type { Streams } from './io.js';
 import type { RuntimeOptions } from '../runtime-options.js';
+import { assertReadyToRead } from './ready.js';
 
 /**
  * `governor simulate` and `governor replay`: the real planner and reconcile on a virtual clock
@@ -240,8 +239,7 @@ export async function runReplay(
   const lag = parseMinutes('--lag', flags.lag, DEFAULT_LAG_MINUTES, 0);
   const policy = await loadPolicy(flags.policy, { forProjects: 'replay' });
   // One line and a hint without credentials, before a client fails in the background.
-  checkRunOptions(options);
-  await assertCredentials(options);
+  await assertReadyToRead(options);
   const ports = createGooglePorts(options);
   let input: ReplayInput;
   try {
