@@ -715,18 +715,20 @@ export async function runChaosFleet(
     // pool whose floors fit within its budget (unless a deploying service holds it).
     if (last && runReport && !f.otherActed && scenario.policy.limits.maxChangesPerRun >= 50) {
       for (const pool of model.pools(CHAOS_PROJECT)) {
-        const members = model
-          .listServices(CHAOS_PROJECT)
-          .filter((s) => samePool(model.poolOf(s) ?? { ...pool, region: '' }, pool));
+        const members = pool.services.map((name) => ({
+          project: pool.project,
+          region: pool.region,
+          name,
+        }));
         const first = members[0];
-        if (!first || members.some((s) => s.deployingUntil !== null)) continue;
+        if (!first || members.some((k) => model.getService(k)?.deployingUntil != null)) continue;
         const load = monitor.poolLoad(model, first);
         if (!load || load.quota === null || !load.floorsFit) continue;
         report.poolsCheckedAfterRun += 1;
         if (load.used + load.reserve > load.quota)
           report.overAfterRun.push({
             fleetSeed,
-            what: `run ${i} left ${poolKey({ ...pool })} at ${load.used} GPUs + reserve ${load.reserve} over its quota ${load.quota}`,
+            what: `run ${i} left ${poolKey(pool)} at ${load.used} GPUs + reserve ${load.reserve} over its quota ${load.quota}`,
           });
       }
     }
