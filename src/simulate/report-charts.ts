@@ -228,29 +228,23 @@ interface Band {
 export function capBands(series: PoolSeries): Band[] {
   const caps = (name: string) => series.caps[name] ?? [];
   const names = series.services;
-  if (names.length <= SERVICE_COLOURS.length)
-    return names.map((name, i) => ({
-      name: `cap ${name}`,
-      colour: serviceColour(i),
-      pattern: BAND_PATTERNS[i] ?? null,
-      caps: caps(name),
-    }));
+  // The i-th band of its own: the i-th colour and the i-th pattern.
+  const own = (name: string, i: number): Band => ({
+    name: `cap ${name}`,
+    colour: serviceColour(i),
+    pattern: BAND_PATTERNS[i] ?? null,
+    caps: caps(name),
+  });
+  if (names.length <= SERVICE_COLOURS.length) return names.map(own);
   const total = (name: string) => caps(name).reduce((a, v) => a + v, 0);
-  const own = new Set(
+  const largest = new Set(
     [...names].sort((a, b) => total(b) - total(a)).slice(0, SERVICE_COLOURS.length - 1),
   );
-  const rest = names.filter((n) => !own.has(n));
+  const rest = names.filter((n) => !largest.has(n));
   const summed = new Array<number>(series.demand.length).fill(0);
   for (const name of rest) caps(name).forEach((v, m) => (summed[m] = (summed[m] ?? 0) + v));
   return [
-    ...names
-      .filter((n) => own.has(n))
-      .map((name, i) => ({
-        name: `cap ${name}`,
-        colour: serviceColour(i),
-        pattern: BAND_PATTERNS[i] ?? null,
-        caps: caps(name),
-      })),
+    ...names.filter((n) => largest.has(n)).map(own),
     {
       name: `caps of the ${rest.length} other services`,
       colour: OTHER_SERVICES_COLOUR,
