@@ -8,6 +8,7 @@
  */
 import type { AddressInfo } from 'node:net';
 import type { Server } from 'node:http';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -135,6 +136,17 @@ async function linesOf(f: () => Promise<unknown>): Promise<Record<string, unknow
     .split('\n')
     .filter((l) => l !== '')
     .map((l) => JSON.parse(l) as Record<string, unknown>);
+}
+
+/**
+ * The body the organisation module's Cloud Scheduler job sends the dispatch (terraform/organization/
+ * function.tf, `body = base64encode("...")`): what the dispatch must take as a dispatch.
+ */
+function schedulerBody(): unknown {
+  const hcl = readFileSync('terraform/organization/function.tf', 'utf8');
+  const literal = /\bbody\s*=\s*base64encode\("((?:[^"\\]|\\.)*)"\)/.exec(hcl)?.[1];
+  if (literal === undefined) throw new Error('no base64encode("...") body in the scheduler job');
+  return JSON.parse(JSON.parse(`"${literal}"`) as string);
 }
 
 describe('fan-out: dispatch, then one function run per project', () => {
@@ -526,8 +538,8 @@ describe('fan-out: dispatch, then one function run per project', () => {
           /^governorDispatch: refused a request \(400\)/,
         );
       }
-      // An empty body, or {} as the module's scheduler job sends, is a dispatch.
-      const d = await post(dispatchServer, {});
+      // An empty body, or the one the module's scheduler job sends, is a dispatch.
+      const d = await post(dispatchServer, schedulerBody());
       expect(d.status).toBe(500);
       expect(d.text).toContain('fanout.topic');
       const none = await fetch(base(dispatchServer), { method: 'POST' });
