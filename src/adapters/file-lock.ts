@@ -104,22 +104,21 @@ export async function withFileLock<T>(
     since: new Date().toISOString(),
   };
   const deadline = Date.now() + options.timeoutMs;
+  let lastTry = false;
   while (!(await tryLock(lock, mine))) {
-    const seen = await inspect(lock);
-    if (seen === null) continue; // released meanwhile: try again at once
-    if (abandoned(seen, options.staleMs)) {
-      await breakLock(lock, seen);
-      continue;
-    }
+    if (lastTry) throw new UnavailableError(waitedInVain(lock, null, options));
+    const found = await inspect(lock);
+    // Released meanwhile (null) or abandoned (broken here): try again at once. Every way round
+    // this loop passes the deadline; past it, a lock gone or just broken gets one last try, so
+    // other processes taking the lock in turn between this process's looks cannot keep it here.
+    const held = found !== null && !abandoned(found, options.staleMs) ? found : null;
+    if (found !== null && held === null) await breakLock(lock, found);
     if (Date.now() >= deadline) {
-      const holder =
-        seen.owner === null ? 'an unreadable lock' : `PID ${seen.owner.pid} on ${seen.owner.host}`;
-      throw new UnavailableError(
-        `State file lock ${lock} stayed locked for ${options.timeoutMs} ms (held by ${holder}); ` +
-          `it is broken once ${Math.round(options.staleMs / 1000)} s old, or remove it if no governor is running`,
-      );
+      if (held !== null) throw new UnavailableError(waitedInVain(lock, held, options));
+      lastTry = true;
+    } else if (held !== null) {
+      await sleep(5 + Math.random() * 20);
     }
-    await sleep(5 + Math.random() * 20);
   }
   let lost = false;
   const fence: Fence = async () => {
@@ -138,6 +137,23 @@ export async function withFileLock<T>(
     // A lock found lost is no longer this process's to remove (it may be another's now).
     if (!lost) await unlock(lock, mine.token);
   }
+}
+
+/**
+ * Why the wait for the lock ended in vain; `held` is the live holder's lock at the last look, null
+ * when the lock was gone or broken there (others took it again each time this process tried).
+ */
+function waitedInVain(lock: string, held: Seen | null, options: FileLockOptions): string {
+  const after = `it is broken once ${Math.round(options.staleMs / 1000)} s old, or remove it if no governor is running`;
+  if (held === null) {
+    return (
+      `State file lock ${lock} was taken by other processes every time this one tried, for ` +
+      `${options.timeoutMs} ms; ${after}`
+    );
+  }
+  const holder =
+    held.owner === null ? 'an unreadable lock' : `PID ${held.owner.pid} on ${held.owner.host}`;
+  return `State file lock ${lock} stayed locked for ${options.timeoutMs} ms (held by ${holder}); ${after}`;
 }
 
 /** Creates the lock whole (temporary file, then link); false when another holds it. */

@@ -1,0 +1,93 @@
+/**
+ * The lock loop against an interleaving no timing can hold: every time this process links its lock
+ * into place, another process has just taken it; every time it looks at the holder, that process
+ * has just released it. The file system is the real one; the test only decides, at this process's
+ * own link() and open() of the lock, what the other process did just before.
+ */
+import { mkdtemp, rm, writeFile, unlink } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+
+import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
+
+import { UnavailableError } from '../../src/errors.js';
+
+const other = vi.hoisted(() => ({
+  lock: null as string | null,
+  takes: 0,
+  releases: 0,
+}));
+
+vi.mock('node:fs/promises', async (importOriginal) => {
+  const real = await importOriginal<typeof import('node:fs/promises')>();
+  const owner = JSON.stringify({ token: 'other', host: 'elsewhere', pid: 4242 });
+  return {
+    ...real,
+    // Just before this process links its lock: the other process takes it.
+    link: async (from: string, to: string) => {
+      if (to === other.lock) {
+        await real.writeFile(to, owner, { flag: 'wx' }).catch(() => undefined);
+        other.takes += 1;
+      }
+      return real.link(from, to);
+    },
+    // Just before this process looks at the holder: the other process releases it.
+    open: async (...args: Parameters<typeof real.open>) => {
+      if (args[0] === other.lock) {
+        await real.unlink(args[0]).catch(() => undefined);
+        other.releases += 1;
+      }
+      return real.open(...args);
+    },
+  };
+});
+
+const { withFileLock } = await import('../../src/adapters/file-lock.js');
+
+let dir: string;
+beforeEach(async () => {
+  dir = await mkdtemp(join(tmpdir(), 'lock-race-'));
+  other.takes = 0;
+  other.releases = 0;
+});
+afterEach(async () => {
+  other.lock = null;
+  await rm(dir, { recursive: true, force: true });
+});
+
+describe('file lock: taken and released by others between two looks', () => {
+  it('gives up at its deadline, naming the lock and why, and never runs its work', async () => {
+    const lock = join(dir, 'p.json.lock');
+    other.lock = lock;
+    let ran = false;
+    const started = Date.now();
+    const outcome = await Promise.race([
+      withFileLock(lock, { timeoutMs: 200, staleMs: 60_000 }, async () => {
+        ran = true;
+      }).then(
+        () => 'took the lock',
+        (error: unknown) => error,
+      ),
+      new Promise((resolve) => setTimeout(() => resolve('still waiting after 3 s'), 3_000)),
+    ]);
+    expect(outcome).toBeInstanceOf(UnavailableError);
+    expect((outcome as Error).message).toContain(lock);
+    expect((outcome as Error).message).toMatch(/taken by other processes every time/);
+    expect(ran).toBe(false);
+    expect(Date.now() - started).toBeLessThan(3_000);
+    expect(other.takes).toBeGreaterThan(1);
+    expect(other.releases).toBeGreaterThan(1);
+  });
+
+  it('takes a lock the others leave alone, even past its deadline once it broke a dead one', async () => {
+    const lock = join(dir, 'p.json.lock');
+    // A lock of a process that no longer exists (PID far above any pid_max), dated now.
+    await writeFile(
+      lock,
+      JSON.stringify({ token: 't', host: (await import('node:os')).hostname(), pid: 2 ** 30 }),
+    );
+    const answer = await withFileLock(lock, { timeoutMs: 0, staleMs: 60_000 }, async () => 'mine');
+    expect(answer).toBe('mine');
+    await expect(unlink(lock)).rejects.toThrow(/ENOENT/);
+  });
+});
