@@ -6,7 +6,7 @@ import {
   readInputText,
   sizeText,
 } from '../read-capped.js';
-import { faultText, InputError } from '../errors.js';
+import { capFaults, faultText, InputError, MESSAGE_FAULTS } from '../errors.js';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { DateTime } from 'luxon';
 import { z } from 'zod';
@@ -23,7 +23,10 @@ import { topicNameFault } from './pubsub-store.js';
  * the format for people.
  */
 
-/** A fleet file that does not parse or does not validate. The message names every faulty path. */
+/**
+ * A fleet file that does not parse or does not validate. `faults` names every faulty path; the
+ * message lists the first {@link MESSAGE_FAULTS} of them and how many more there are.
+ */
 export class FleetError extends Error {
   override readonly name = 'FleetError';
   constructor(
@@ -341,6 +344,14 @@ export const FleetPool = z
   .describe('One GPU quota pool of a project.');
 export type FleetPool = z.infer<typeof FleetPool>;
 
+/**
+ * Cloud Run's default limit of services, of worker pools and of jobs per project and region
+ * (https://cloud.google.com/run/quotas, "Resource limits for Cloud Run": 1000 each; Google may
+ * raise it on request). The emulator holds a fleet to it, as a project without a raise is held.
+ */
+export const MAX_RESOURCES_PER_REGION = 1000;
+const RESOURCE_WORDS = { services: 'services', workerPools: 'worker pools', jobs: 'jobs' } as const;
+
 export const FleetProject = z.strictObject({
   id: z
     .string()
@@ -410,12 +421,29 @@ export const Fleet = z
     hierarchy: FleetHierarchy.optional(),
   })
   .superRefine((fleet, ctx) => {
+    // One look per topic (a Set, not indexOf): 20,000 topics took 12 s the quadratic way.
+    const topics = new Set<string>();
     fleet.topics.forEach((name, i) => {
-      if (fleet.topics.indexOf(name) !== i) {
+      if (topics.has(name)) {
         ctx.addIssue({ code: 'custom', path: ['topics', i], message: `duplicate topic ${name}` });
       }
+      topics.add(name);
     });
     fleet.projects.forEach((project, p) => {
+      for (const kind of ['services', 'workerPools', 'jobs'] as const) {
+        const perRegion = new Map<string, number>();
+        project[kind].forEach((r, i) => {
+          const n = (perRegion.get(r.region) ?? 0) + 1;
+          perRegion.set(r.region, n);
+          if (n === MAX_RESOURCES_PER_REGION + 1) {
+            ctx.addIssue({
+              code: 'custom',
+              path: ['projects', p, kind, i],
+              message: `more than ${MAX_RESOURCES_PER_REGION} ${RESOURCE_WORDS[kind]} in ${r.region}: Cloud Run's limit per project and region`,
+            });
+          }
+        });
+      }
       const seen = new Set<string>();
       project.services.forEach((s, i) => {
         const key = `${s.region}/${s.name}`;
@@ -475,7 +503,12 @@ export function validateFleet(value: unknown, source = 'fleet'): Fleet {
   const result = Fleet.safeParse(value);
   if (!result.success) {
     const faults = describeIssues(result.error.issues);
-    throw new FleetError(`${source} is not a valid fleet:\n  ${faults.join('\n  ')}`, faults);
+    const shown = capFaults(
+      faults.map((message) => ({ path: '', message })),
+      MESSAGE_FAULTS,
+      300,
+    ).map(faultText);
+    throw new FleetError(`${source} is not a valid fleet:\n  ${shown.join('\n  ')}`, faults);
   }
   return result.data;
 }

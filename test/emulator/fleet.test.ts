@@ -2,7 +2,14 @@ import { mkdtemp, readFile, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { FleetError, loadFleet, parseFleet, parseTrace } from '../../src/emulator/fleet.js';
+import {
+  FleetError,
+  loadFleet,
+  MAX_RESOURCES_PER_REGION,
+  parseFleet,
+  parseTrace,
+  validateFleet,
+} from '../../src/emulator/fleet.js';
 import { demandAt } from '../../src/emulator/demand.js';
 import { FleetModel } from '../../src/emulator/model.js';
 
@@ -216,5 +223,64 @@ describe('the fleet file', () => {
     ]) {
       expect(docs).toContain(key);
     }
+  });
+
+  it("holds each project and region to Cloud Run's 1000 services, worker pools and jobs", () => {
+    const named = (prefix: string, n: number, region: string) =>
+      Array.from({ length: n }, (_, i) => ({ name: `${prefix}-${i}`, region }));
+    const fleet = (project: Record<string, unknown>) => ({
+      projects: [{ id: 'my-project', ...project }],
+    });
+    const faultsOf = (value: unknown): readonly string[] => {
+      try {
+        validateFleet(value, 'big.yaml');
+      } catch (e) {
+        expect(e).toBeInstanceOf(FleetError);
+        return (e as FleetError).faults;
+      }
+      return [];
+    };
+    expect(MAX_RESOURCES_PER_REGION).toBe(1000);
+    // At the limit in each of two regions: accepted.
+    const atLimit = [...named('a', 1000, 'us-central1'), ...named('b', 1000, 'europe-west1')];
+    expect(faultsOf(fleet({ services: atLimit, jobs: named('j', 1000, 'us-central1') }))).toEqual(
+      [],
+    );
+    // One more in a region: the first one over is named, once.
+    expect(faultsOf(fleet({ services: [...atLimit, ...named('c', 3, 'europe-west1')] }))).toEqual([
+      "projects[0].services[2000]: more than 1000 services in europe-west1: Cloud Run's limit per project and region",
+    ]);
+    expect(faultsOf(fleet({ jobs: named('j', 1001, 'us-central1') }))).toEqual([
+      "projects[0].jobs[1000]: more than 1000 jobs in us-central1: Cloud Run's limit per project and region",
+    ]);
+  });
+
+  it('names a duplicate topic, and lists at most 100 faults in its message', () => {
+    const topics = [
+      'projects/my-project/topics/alerts',
+      'projects/my-project/topics/other',
+      'projects/my-project/topics/alerts',
+    ];
+    let error: unknown;
+    try {
+      validateFleet({ topics, projects: [{ id: 'my-project' }] }, 'fleet.yaml');
+    } catch (e) {
+      error = e;
+    }
+    expect((error as FleetError).faults).toEqual([
+      'topics[2]: duplicate topic projects/my-project/topics/alerts',
+    ]);
+    const many = Array.from({ length: 250 }, (_, i) => ({ name: `s-${i}`, region: 'nowhere' }));
+    try {
+      validateFleet({ projects: [{ id: 'my-project', services: many }] }, 'fleet.yaml');
+    } catch (e) {
+      error = e;
+    }
+    const { faults, message } = error as FleetError;
+    expect(faults).toHaveLength(250);
+    const lines = message.split('\n');
+    expect(lines[0]).toBe('fleet.yaml is not a valid fleet:');
+    expect(lines).toHaveLength(1 + 100 + 1);
+    expect(lines.at(-1)).toBe('  and 150 more problems');
   });
 });
