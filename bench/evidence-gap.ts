@@ -30,8 +30,8 @@ import { meanWorst } from './quality.js';
 import { greedyFill, type GreedySlot } from '../src/simulate/strategies.js';
 
 /**
- * What splitting on recent minutes has that the rule lacks (docs/simulation.md, the section of
- * that name): the mixed fleet at 0.6× and 0.8× over the bench seeds, with one difference between
+ * What splitting on recent minutes has that the rule lacks (docs/decision-quality.md, the section
+ * of that name): the mixed fleet at 0.6× and 0.8× over the bench seeds, with one difference between
  * the governor and the best at the tick without hindsight (`evidence-oracle`) changed at a time.
  * An analysis beside the bench, not part of it, and nothing in the product depends on it. Its
  * variants change:

@@ -10,7 +10,7 @@ import {
 
 /**
  * The targets of decision quality (docs/simulation.md "Bench"), each figure with its target, and a "why" when it
- * is missed, read from the governor's refusals by cause (docs/simulation.md "Why the governor
+ * is missed, read from the governor's refusals by cause (docs/decision-quality.md "Why the governor
  * refuses").
  */
 

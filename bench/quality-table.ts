@@ -11,8 +11,8 @@ import {
 
 /**
  * `node dist/bench/quality-table.js [bench/results-quality.json]`: the decision-quality rows of a
- * bench run as Markdown tables (docs/simulation.md "Where the gap is"): per scenario and quota
- * the gap closed (mean and worst seed), writes, reversals and violations; then where the
+ * bench run as Markdown tables (docs/decision-quality.md "Where the gap is"): per scenario and
+ * quota the gap closed (mean and worst seed), writes, reversals and violations; then where the
  * governor's refusals above the best at the same tick's come from, by cause and by service
  * (GPU-minutes, mean over seeds).
  */

@@ -98,7 +98,10 @@ export interface QualityRow {
   invariantViolations: number;
   failedRuns: number;
   idempotence: { cases: number; failures: number; examples: string[] };
-  /** The governor's refused GPU-minutes by cause (docs/simulation.md "Why the governor refuses"). */
+  /**
+   * The governor's refused GPU-minutes by cause (docs/decision-quality.md "Why the governor
+   * refuses").
+   */
   causes: RefusalCauses | null;
 }
 

@@ -4,7 +4,7 @@ import { poolAt, svcId, type PoolInfo } from './context.js';
 import { noExcess, type ExcessCauses, type RefusalCauses } from './result.js';
 
 /**
- * The governor's refusals by cause (docs/simulation.md "Why the governor refuses"), with
+ * The governor's refusals by cause (docs/decision-quality.md "Why the governor refuses"), with
  * `diagnose`: each plan says what it meant for each service, and each minute with refused GPUs
  * says where the GPUs the refused services could not have were.
  */

@@ -14,14 +14,14 @@ export const STRATEGIES = [
   'over-commit',
   'oracle',
   'cadence-oracle',
-  // The same held to the policy's priority, headroom included (docs/simulation.md "What the
+  // The same held to the policy's priority, headroom included (docs/decision-quality.md "What the
   // policy's priority costs"): beside the governor, what the policy's headroom costs.
   'policy-oracle',
   'writes-oracle',
 ] as const;
 /**
  * Strategies run only when asked (`strategies`), not in the default comparison: the same greedy
- * as the cadence-limited oracle, fed only what the governor could see (docs/simulation.md
+ * as the cadence-limited oracle, fed only what the governor could see (docs/decision-quality.md
  * "Where the gap is"), free of the policy's headroom or held to it.
  */
 export const EXTRA_STRATEGIES = ['evidence-oracle', 'policy-evidence-oracle'] as const;
@@ -184,7 +184,7 @@ export interface PoolSeries {
 }
 
 /**
- * Governor only, with `diagnose`: each refused GPU-minute by cause (docs/simulation.md
+ * Governor only, with `diagnose`: each refused GPU-minute by cause (docs/decision-quality.md
  * "Why the governor refuses"). Every refusal of a capped strategy is at a cap (the caps sum within
  * the pool), so the question is where the GPUs the refused service could not have were.
  */

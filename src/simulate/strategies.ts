@@ -169,7 +169,7 @@ export function runOracle(ctx: SimContext, progress: () => void): StrategyResult
  * behind), true demand rather than what the caps let show, and still no start-up, no idle tail
  * and no calm (rules 5 and 8 do not bind it). It is a reference, not a bound: it adds no
  * headroom and reads only those minutes, so a rule that does (the governor at 1.0×) can refuse
- * less (docs/simulation.md "Where the gap is").
+ * less (docs/decision-quality.md "Where the gap is").
  */
 /**
  * The caps the cadence-limited oracle (no `evidence`: hindsight of each window) sets, per service
@@ -257,7 +257,7 @@ function withinPool(ctx: SimContext, pool: PoolInfo, t: number, rows: MinuteRow[
 }
 
 /**
- * The best at the tick that keeps the policy's priority (`policy-oracle`, docs/simulation.md
+ * The best at the tick that keeps the policy's priority (`policy-oracle`, docs/decision-quality.md
  * "What the policy's priority costs"): hindsight of each tick as the cadence-limited oracle, and
  * rule 6 as the governor keeps it. A higher priority's demand, ceil(peak × (1 + headroom)) with
  * the peak the most instances in use over the lookback as Monitoring shows it at the tick (`lag`

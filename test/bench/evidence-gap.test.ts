@@ -7,7 +7,10 @@ import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
 import { benchPolicy, mixedFleetScenario, TRACE_DIR } from '../../src/simulate/scenarios.js';
 import { simulate } from '../../src/simulate/simulate.js';
 
-/** The analysis of docs/simulation.md "What splitting on recent minutes has that the rule lacks". */
+/**
+ * The analysis of docs/decision-quality.md "What splitting on recent minutes has that the rule
+ * lacks".
+ */
 
 function row(p: {
   active: number;

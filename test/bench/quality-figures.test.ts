@@ -2,7 +2,10 @@ import { describe, expect, it } from 'vitest';
 import { addQualityFigures } from '../../bench/quality-figures.js';
 import type { QualityRow } from '../../bench/quality.js';
 
-/** The bench's decision-quality figures (docs/simulation.md "What the policy's priority costs"). */
+/**
+ * The bench's decision-quality figures (docs/decision-quality.md "What the policy's priority
+ * costs").
+ */
 
 function row(kind: QualityRow['kind'], seed: number, refused: QualityRow['refused']): QualityRow {
   const e = refused['equal-split'] ?? 0;

@@ -577,7 +577,7 @@ describe('rules 5 and 6: refusals move room to where it is used', () => {
     expect(reason(p, 'roomy')).toContain('gives 2 to where they are more likely used');
   });
 
-  it('is the worked example of docs/simulation.md: its likelihoods, bands and keys', () => {
+  it('is the worked example of docs/decision-quality.md: its likelihoods, bands and keys', () => {
     const band = (p: number) => Math.floor(p * 20 + 1e-9);
     // A minute's weight halves every 10 minutes: the ten sum to 7.47, the newest three to 2.80.
     const busyEv = evidenceOf(busy);
