@@ -15,7 +15,7 @@ export interface Logger {
  * (https://cloud.google.com/logging/quotas, "Size of a LogEntry"): a line past this keeps its
  * severity, its message (cut) and its small fields (the run id, the trace), and names the fields
  * it left out, rather than being lost whole. The governor's lines are far shorter (at most a few
- * KB at 3,000 services, README.md "The Cloud Function"); this keeps one that is not from vanishing.
+ * KB at 3,000 services, docs/applying.md, "The Cloud Function"); this keeps one that is not from vanishing.
  */
 export const MAX_LINE_BYTES = 200 * 1024;
 

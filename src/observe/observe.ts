@@ -273,7 +273,7 @@ export async function observe(
     for (const ex of p.jobExecutions) {
       if (!ex.gpu) continue;
       // Each running task is one instance with the task template's GPUs; tasks still queued hold
-      // none yet (and are not visible as usage: see the README's limits).
+      // none yet (and are not visible as usage: see docs/observing.md, "What observation cannot see").
       unmanagedUsage.push({
         ...poolOf(ex.project, ex.region, ex.gpu),
         gpus: ex.runningTasks * ex.gpu.count,

@@ -726,7 +726,7 @@ function logUnreadableConditions(run: Run, project: string, loaded: VersionedCon
   const more = unreadable.length > 3 ? `, and ${unreadable.length - 3} more` : '';
   run.deps.log.log(
     'ERROR',
-    `${project}: ${unreadable.length} stored alert condition(s) cannot be read by this version and are left as stored, neither published nor resolved by it: ${first.join(', ')}${more}. A newer version of the governor wrote them (it reads them again), or a hand edit did; see README.md, "Upgrades and rollbacks"`,
+    `${project}: ${unreadable.length} stored alert condition(s) cannot be read by this version and are left as stored, neither published nor resolved by it: ${first.join(', ')}${more}. A newer version of the governor wrote them (it reads them again), or a hand edit did; see docs/applying.md, "Upgrades and rollbacks"`,
   );
 }
 

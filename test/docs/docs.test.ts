@@ -113,6 +113,40 @@ describe('the docs', () => {
     expect(missing).toEqual([]);
   });
 
+  it('are named in the code, its messages and its tests by sections they have', () => {
+    // A comment, an error's hint or a test naming a page and a quoted section (docs/alerts.md "Receiving them",
+    // with or without a comma): the section must be a heading (or a bold paragraph) of that
+    // page, so that a section moved to another page takes the messages that send readers to it.
+    const files = [
+      ...walk('src'),
+      ...walk('test'),
+      ...walk('bench'),
+      ...walk('scripts'),
+      ...walk('examples'),
+      ...walk('terraform'),
+    ].filter((f) => /\.(ts|ya?ml|tf)$/.test(f));
+    const missing: string[] = [];
+    let checked = 0;
+    for (const file of files) {
+      const text = readFileSync(file, 'utf8');
+      const refs = text.matchAll(
+        /\b(README(?:\.md)?|docs\/[a-z-]+\.md|terraform\/(?:organization\/)?README\.md),? "([^"\n]+)"/g,
+      );
+      for (const m of refs) {
+        const page = m[1] === 'README' ? 'README.md' : (m[1] ?? '');
+        const name = m[2] ?? '';
+        checked += 1;
+        const lines = existsSync(page) ? readFileSync(page, 'utf8').split('\n') : [];
+        const opens = (line: string) =>
+          (/^#{1,6} /.test(line) && line.replace(/^#{1,6} /, '').startsWith(name)) ||
+          line.includes(`**${name}`);
+        if (!lines.some(opens)) missing.push(`${file}: ${page} "${name}"`);
+      }
+    }
+    expect(checked).toBeGreaterThan(20);
+    expect(missing).toEqual([]);
+  });
+
   it('refer to the rules in the repository, not to a document or an issue outside it', () => {
     const files = [...GUIDES, ...walk('src'), ...walk('test'), ...walk('bench')].filter((f) =>
       /\.(md|ts)$/.test(f),

@@ -342,6 +342,8 @@ describe('reconcile', () => {
     expect(named).toHaveLength(1);
     expect(named[0]?.severity).toBe('ERROR');
     expect(named[0]?.message).toContain(Object.keys(newer)[0]);
+    // It sends the reader to the page that explains it.
+    expect(named[0]?.message).toContain('see docs/applying.md, "Upgrades and rollbacks"');
     expect(await stored()).toMatchObject(newer);
   }
 

@@ -924,9 +924,14 @@ describe('retries of a failed run', () => {
     expect(dynamicContent(fn, 'event_trigger')?.['retry_policy']).toBe('RETRY_POLICY_DO_NOT_RETRY');
   });
 
-  it('the code and the READMEs say the same', () => {
+  it('the code and the docs say the same', () => {
     const claims = /Pub\/Sub redelivers|redelivers the trigger|so that Pub\/Sub redelivers/i;
-    for (const file of ['src/function/index.ts', 'README.md', 'terraform/README.md']) {
+    for (const file of [
+      'src/function/index.ts',
+      'README.md',
+      'docs/applying.md',
+      'terraform/README.md',
+    ]) {
       const text = readFileSync(file, 'utf8');
       expect(text, file).not.toMatch(claims);
     }
