@@ -195,8 +195,29 @@ export function createPubSubAlertSink(options: PubSubAlertSinkOptions): PubSubAl
         throw translateGrpcError(error, `reading topic ${name}`);
       }
     },
-    close: () => pubsub.close(),
+    close: () => closePubSub(pubsub),
   };
+}
+
+/**
+ * Closes the client and every gRPC channel it opened. A generated client of @google-cloud/pubsub
+ * (5.x) closes its IAM helper's channel only when its own stub was opened (v1 SubscriberClient and
+ * PublisherClient `close()`: `if (this.subscriberStub && !this._terminated) { ...
+ * this.iamClient.close() }`), and `topic.iam.testPermissions` (canPublish) goes through the
+ * SubscriberClient's IAM helper alone, never opening the SubscriberClient's stub: its channel
+ * stayed open, one per run. grpc-js holds an open channel, its resolver and timers until 30
+ * minutes of idleness (its idle timer), and its channelz record until it is closed: a warm
+ * function instance, which serves a run every 5 minutes for hours, grew run after run
+ * (docs/performance.md, "A warm instance over days"). Opening each client's stub first
+ * (`initialize()`, the clients' public way to do so; a channel connects only when called) makes
+ * the library's close reach the IAM helper too.
+ */
+async function closePubSub(pubsub: PubSub): Promise<void> {
+  const clients = Object.values(pubsub.api) as { initialize?: () => Promise<unknown> }[];
+  // A client that cannot open its stub (no credentials) opened no channel either: its failure
+  // is not the close's, and the close goes on.
+  await Promise.allSettled(clients.map((client) => client.initialize?.()));
+  await pubsub.close();
 }
 
 const PUBLISH = 'pubsub.topics.publish';

@@ -1,0 +1,104 @@
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { getChannelzHandlers } from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { handle } from '../../src/function/handler.js';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { waitUntil } from '../support/wait.js';
+
+/**
+ * A warm instance serves run after run in one process (Cloud Scheduler calls it every 5 minutes
+ * for hours or days): each run opens its Google clients and closes them, so after any number of
+ * runs no gRPC channel of theirs is left open. grpc-js holds a channel left open, with its
+ * resolver, load balancer and timers, until 30 minutes of idleness, and its channelz record until
+ * it is closed: the instance's memory grew run after run (docs/performance.md, "A warm instance
+ * over days"). Counted here through grpc-js's channelz registry, which lists every channel not yet
+ * closed.
+ */
+
+const PROJECT = 'warm-project';
+const REGION = 'us-central1';
+const TOPIC = `projects/${PROJECT}/topics/alerts`;
+const RUNS = 4;
+const fleet = {
+  start: '2026-11-27T12:00:00Z',
+  warmupMinutes: 35,
+  topics: [TOPIC],
+  projects: [
+    {
+      id: PROJECT,
+      pools: [{ region: REGION, quota: 4 }],
+      services: [
+        // Demand above the quota: the run writes caps and publishes alerts.
+        { name: 'a', region: REGION, gpu: {}, maxInstances: 4, demand: 3 },
+        { name: 'b', region: REGION, gpu: {}, maxInstances: 4, demand: 3 },
+      ],
+    },
+  ],
+};
+
+let emulator: RunningEmulator;
+let stateDir: string;
+
+beforeAll(async () => {
+  emulator = await startEmulator({ fleet, speed: 'manual', operationDelayMs: 0 });
+  stateDir = await mkdtemp(join(tmpdir(), 'governor-warm-'));
+});
+
+afterAll(async () => {
+  await emulator?.stop();
+  if (stateDir) await rm(stateDir, { recursive: true, force: true });
+});
+
+/** The gRPC channels to the emulator that are not closed (grpc-js's channelz registry). */
+function openChannels(): Promise<string[]> {
+  return new Promise((resolve, reject) => {
+    getChannelzHandlers().GetTopChannels(
+      { request: { start_channel_id: 0, max_results: 10_000 } } as never,
+      ((error: Error | null, answer?: { channel: { ref: { name: string } }[] }) => {
+        if (error) reject(error);
+        else
+          resolve(
+            (answer?.channel ?? [])
+              .map((c) => c.ref.name)
+              .filter((target) => target.includes(emulator.host)),
+          );
+      }) as never,
+    );
+  });
+}
+
+const silent = { log: () => undefined };
+
+describe('a warm instance, run after run', () => {
+  it('leaves no gRPC channel open once its runs have answered', async () => {
+    const env = {
+      ...emulator.env,
+      GOVERNOR_POLICY: JSON.stringify({
+        version: 1,
+        projects: [PROJECT],
+        services: [{ match: {} }],
+        limits: { writesPerMinute: 6000 },
+        alerts: { topic: TOPIC },
+      }),
+      GOVERNOR_STATE_DIR: stateDir,
+      METADATA_SERVER_DETECTION: 'none',
+    };
+    let published = 0;
+    for (let run = 0; run < RUNS; run++) {
+      emulator.advance(5 * 60_000);
+      const answer = await handle({}, env, silent);
+      expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+      published += Number(answer.body.alertsPublished);
+    }
+    // The runs used every client, Pub/Sub's permission check and publishing included.
+    expect(published).toBeGreaterThan(0);
+    expect(emulator.writes().length).toBeGreaterThan(0);
+    // A client's close may let its channels go a moment after it resolves: wait for none, and
+    // fail naming those still open.
+    await waitUntil('every channel of the runs closed', openChannels, (open) => open.length === 0, {
+      timeoutMs: 5_000,
+    });
+  });
+});
