@@ -274,7 +274,11 @@ async function route(
       // The call log is bounded (context.ts, `calls`): how many older calls it dropped.
       return [200, control.calls(), { 'x-emulator-calls-dropped': String(control.droppedCalls()) }];
     case 'GET /metrics-written':
-      return [200, control.metricsWritten(url.searchParams.get('type') ?? undefined)];
+      return [
+        200,
+        control.metricsWritten(url.searchParams.get('type') ?? undefined),
+        { 'x-emulator-points-dropped': String(control.droppedMetricPoints()) },
+      ];
     case 'GET /published':
       return [
         200,

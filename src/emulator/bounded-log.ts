@@ -3,8 +3,10 @@
  * as given (an estimate: JSON length, characters of data), dropping the oldest first and counting
  * them. The newest item is always kept, however large, so the last thing logged can be read.
  *
- * The emulator's call log (context.ts) and its published Pub/Sub messages (pubsub-store.ts) are
- * such logs: unbounded, a client sending big requests for hours filled the emulator's memory.
+ * The emulator's call log and its write records (context.ts), its published Pub/Sub messages
+ * (pubsub-store.ts) and the order of its custom metric points (custom-metrics.ts) are such logs:
+ * unbounded, a client sending big requests for hours, or a governor running every 5 minutes for
+ * days, filled the emulator's memory.
  *
  * Adding is O(1) amortised: a drop moves a head index and lets go of the item at once (so a
  * dropped 10 MB message is not held until later), and the array is compacted only once as many
@@ -20,6 +22,8 @@ export class BoundedLog<T> {
   constructor(
     readonly maxItems: number,
     readonly maxBytes: number,
+    /** Told of each item dropped, oldest first, as it is dropped. */
+    private readonly onDrop?: (item: T) => void,
   ) {
     if (!Number.isInteger(maxItems) || maxItems < 1)
       throw new RangeError(`maxItems must be an integer of at least 1, got ${maxItems}`);
@@ -36,6 +40,7 @@ export class BoundedLog<T> {
       this.head += 1;
       this.bytes -= oldest?.bytes ?? 0;
       this.droppedCount += 1;
+      if (oldest) this.onDrop?.(oldest.item);
     }
     if (this.head > 0 && this.head >= this.length) {
       this.entries = this.entries.slice(this.head);

@@ -262,11 +262,16 @@ export class EmulatorControl {
   }
 
   /**
-   * Every custom time series written with CreateTimeSeries, its points oldest first; only those
-   * of one metric type if given.
+   * Every custom time series written with CreateTimeSeries, its points oldest first (the newest
+   * 100,000 points over all series: see custom-metrics.ts); only those of one metric type if given.
    */
   metricsWritten(type?: string): readonly WrittenSeries[] {
     return this.ctx.customMetrics.written(type);
+  }
+
+  /** How many of the oldest custom metric points were dropped to keep within the bound. */
+  droppedMetricPoints(): number {
+    return this.ctx.customMetrics.droppedPoints;
   }
 
   /** The emulator's Pub/Sub topics (`projects/P/topics/T`), sorted. */

@@ -1,3 +1,4 @@
+import { BoundedLog } from './bounded-log.js';
 import {
   field,
   invalid,
@@ -56,6 +57,14 @@ import {
  */
 
 export const CUSTOM_PREFIX = 'custom.googleapis.com/';
+/**
+ * The most points the emulator keeps, over all series: the oldest are dropped first. Google keeps
+ * a custom metric's points for its retention period, then deletes them, and deletes a series once
+ * all its points have expired (https://cloud.google.com/monitoring/api/v3/latency-n-retention);
+ * the emulator cannot hold months of them: a governor writing about a hundred series every 5
+ * minutes made it grow by some 15 KiB a run, without end. 100,000 points are some 20 MiB.
+ */
+export const MAX_KEPT_POINTS = 100_000;
 export const MAX_SERIES_PER_REQUEST = 200;
 const MIN_POINT_SPACING_MS = 5_000;
 const MAX_PAST_MS = 25 * 3_600_000;
@@ -104,6 +113,25 @@ export interface WrittenSeries {
 export class CustomMetricStore {
   private readonly descriptors = new Map<string, CustomMetricDescriptor>();
   private readonly series = new Map<string, WrittenSeries>();
+  /**
+   * The series of every point kept, in the order written: a point dropped is the first of its
+   * series (a series' points are written in order), and a series whose points are all dropped is
+   * deleted, as Google deletes one whose points have all expired.
+   */
+  private readonly order: BoundedLog<string>;
+
+  constructor(maxPoints = MAX_KEPT_POINTS) {
+    this.order = new BoundedLog<string>(maxPoints, Infinity, (key) => {
+      const series = this.series.get(key);
+      series?.points.shift();
+      if (series?.points.length === 0) this.series.delete(key);
+    });
+  }
+
+  /** How many of the oldest points were dropped to keep within the bound. */
+  get droppedPoints(): number {
+    return this.order.dropped;
+  }
 
   descriptorsOf(project: string): CustomMetricDescriptor[] {
     return [...this.descriptors.entries()]
@@ -298,9 +326,10 @@ export class CustomMetricStore {
       startAt: startMs === undefined ? null : new Date(startMs).toISOString(),
       value,
     };
+    const seriesKey = `${project} ${id}`;
     if (existing) existing.points.push(written);
     else {
-      this.series.set(`${project} ${id}`, {
+      this.series.set(seriesKey, {
         project,
         metric: { type, labels: sorted(labels) },
         resource: { type: resourceType, labels: sorted(resourceLabels) },
@@ -309,6 +338,7 @@ export class CustomMetricStore {
         points: [written],
       });
     }
+    this.order.add(seriesKey, 0);
   }
 }
 

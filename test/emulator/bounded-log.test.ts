@@ -99,6 +99,18 @@ describe('BoundedLog', () => {
     );
   });
 
+  it('tells of each item it drops, oldest first, as it drops it', () => {
+    const told: string[] = [];
+    const log = new BoundedLog<string>(2, 10, (item) => told.push(item));
+    log.add('a', 1);
+    log.add('b', 1);
+    log.add('c', 1);
+    expect(told).toEqual(['a']);
+    log.add('big', 10);
+    expect(told).toEqual(['a', 'b', 'c']);
+    expect(log.list()).toEqual(['big']);
+  });
+
   it('adds in constant time once full: 300,000 adds over 100,000 kept', () => {
     // Copying the kept items on every add once full (as the Pub/Sub store did) takes 2 x 10^10 steps.
     const log = new BoundedLog<number>(100_000, Number.MAX_SAFE_INTEGER);

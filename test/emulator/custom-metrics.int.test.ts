@@ -195,5 +195,7 @@ describe('Cloud Monitoring CreateTimeSeries (custom metrics)', () => {
     const body = (await res.json()) as { metric: { type: string } }[];
     expect(body.length).toBeGreaterThan(200);
     expect(body.every((s) => s.metric.type === TYPE)).toBe(true);
+    // Within the bound (custom-metrics.ts, MAX_KEPT_POINTS): nothing dropped, and it says so.
+    expect(res.headers.get('x-emulator-points-dropped')).toBe('0');
   });
 });
