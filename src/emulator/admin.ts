@@ -269,7 +269,12 @@ async function route(
     case 'GET /clock':
       return [200, { now: control.now().toISOString() }];
     case 'GET /writes':
-      return [200, control.writes()];
+      // The write records are bounded (context.ts, `writes`): how many older ones were dropped.
+      return [
+        200,
+        control.writes(),
+        { 'x-emulator-writes-dropped': String(control.droppedWrites()) },
+      ];
     case 'GET /calls':
       // The call log is bounded (context.ts, `calls`): how many older calls it dropped.
       return [200, control.calls(), { 'x-emulator-calls-dropped': String(control.droppedCalls()) }];

@@ -95,6 +95,68 @@ export const MAX_CALL_LOG_BYTES = 32 << 20;
 /** A logged request over this many bytes of JSON is kept as its size only. */
 export const MAX_LOGGED_REQUEST_BYTES = 1 << 20;
 
+/** The most operations kept that are done: the oldest done ones are dropped first. */
+export const MAX_KEPT_OPERATIONS = 10_000;
+
+/**
+ * The long-running operations UpdateService returned, by name, for GetOperation and
+ * ListOperations. Google does not document how long it keeps a Cloud Run operation; the emulator
+ * keeps the newest {@link MAX_KEPT_OPERATIONS} that are done (one dropped is NOT_FOUND) and every
+ * one still running, so that a service stays reconciling for as long as its operation runs.
+ * Unbounded, an emulator left running under a governor kept every operation of every write, and
+ * scanned them all whenever it asked whether a service is reconciling.
+ */
+export class OperationStore {
+  private readonly byName = new Map<string, OperationRecord>();
+
+  constructor(
+    readonly maxDone: number,
+    /** Wall-clock ms, against which `doneAt` is read. */
+    private readonly wallNow: () => number,
+  ) {
+    if (!Number.isInteger(maxDone) || maxDone < 0)
+      throw new RangeError(`maxDone must be an integer of at least 0, got ${maxDone}`);
+  }
+
+  get size(): number {
+    return this.byName.size;
+  }
+
+  get(name: string): OperationRecord | undefined {
+    return this.byName.get(name);
+  }
+
+  /** Adds an operation, the newest; drops the oldest done ones beyond the bound. */
+  set(name: string, op: OperationRecord): void {
+    this.byName.set(name, op);
+    if (this.byName.size <= this.maxDone) return;
+    const now = this.wallNow();
+    let done = 0;
+    for (const kept of this.byName.values()) if (kept.doneAt <= now) done += 1;
+    // Oldest first: a Map iterates in the order its keys were added.
+    for (const [key, kept] of this.byName) {
+      if (done <= this.maxDone) break;
+      if (kept.doneAt <= now) {
+        this.byName.delete(key);
+        done -= 1;
+      }
+    }
+  }
+
+  keys(): IterableIterator<string> {
+    return this.byName.keys();
+  }
+
+  values(): IterableIterator<OperationRecord> {
+    return this.byName.values();
+  }
+}
+
+/** The most write records `writes()` keeps: older ones are dropped first. */
+export const MAX_WRITE_RECORDS = 20_000;
+/** The most bytes of write records (as JSON) kept: older ones are dropped first. */
+export const MAX_WRITE_LOG_BYTES = 32 << 20;
+
 /** What every API handler shares: the model, the clock, and the records of calls and writes. */
 export class EmulatorContext {
   /**
@@ -104,8 +166,14 @@ export class EmulatorContext {
    * large to answer.
    */
   readonly calls = new BoundedLog<CallRecord>(MAX_LOGGED_CALLS, MAX_CALL_LOG_BYTES);
-  readonly writes: WriteRecord[] = [];
-  readonly operations = new Map<string, OperationRecord>();
+  /**
+   * The writes, bounded as the call log is: at most {@link MAX_WRITE_RECORDS} records and
+   * {@link MAX_WRITE_LOG_BYTES} of them (as JSON), the oldest dropped first and counted. Unbounded,
+   * an emulator left running under a governor grew with every write it ever took (each record
+   * holds the service's annotations before and after, up to 256 KiB each).
+   */
+  readonly writes = new BoundedLog<WriteRecord>(MAX_WRITE_RECORDS, MAX_WRITE_LOG_BYTES);
+  readonly operations = new OperationStore(MAX_KEPT_OPERATIONS, () => this.wallNow());
   /** Seeded fault injection, configured through the control surface (see faults.ts). */
   readonly injector = new FaultInjector();
   /** Checks the pool after every write (see invariants.ts). */

@@ -243,8 +243,14 @@ export class EmulatorControl {
     };
   }
 
+  /** The writes, oldest first: the newest only, within their bounds (context.ts, `writes`). */
   writes(): readonly WriteRecord[] {
-    return [...this.ctx.writes];
+    return this.ctx.writes.list();
+  }
+
+  /** How many older write records were dropped to stay within their bounds. */
+  droppedWrites(): number {
+    return this.ctx.writes.dropped;
   }
 
   /** The call log, oldest first: the newest calls only, within its bounds (context.ts, `calls`). */

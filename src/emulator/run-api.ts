@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import type { EmulatorContext } from './context.js';
+import type { EmulatorContext, WriteRecord } from './context.js';
 import { fleetRegions, isReservedAnnotation } from './fleet.js';
 import { effectiveMax, gpusPerInstance, jobExecutions, type ServiceKey } from './model.js';
 import { testServicePermissions } from './iam.js';
@@ -394,7 +394,7 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
     // A hung operation: the change applied, but the operation runs on (the service reconciles).
     doneAt: wall + (outcome === 'hang' ? ctx.injector.hangMs : ctx.settings.operationDelayMs),
   });
-  ctx.writes.push({
+  const record: WriteRecord = {
     seq,
     at: ctx.nowIso(),
     wallTime: new Date(wall).toISOString(),
@@ -406,7 +406,8 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
     before,
     after: { maxInstances: s.maxInstances, annotations: { ...s.annotations }, etag: s.etag },
     pool: ctx.poolTotals(s),
-  });
+  };
+  ctx.writes.add(record, JSON.stringify(record).length);
   ctx.monitor.afterWrite(ctx.model, key, seq, ctx.nowIso(), capBefore, effectiveMax(s));
   return operationMessage(ctx, name);
 }
