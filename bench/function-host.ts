@@ -30,6 +30,8 @@ export interface ProcessMemory {
   heapTotalBytes: number;
   externalBytes: number;
   arrayBuffersBytes: number;
+  /** The process's active resources (`process.getActiveResourcesInfo()`), counted by kind. */
+  activeResources: Record<string, number>;
 }
 
 export interface RunAnswer {
@@ -50,6 +52,8 @@ export interface RunningFunction {
   memory(): Promise<ProcessMemory>;
   /** The files of every CommonJS module the process has loaded (needs `probe: true`). */
   modules(): Promise<string[]>;
+  /** Writes a heap snapshot of the process (needs `probe: true`); its file. */
+  snapshot(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -125,6 +129,7 @@ export async function startFunction(options: FunctionOptions = {}): Promise<Runn
     },
     memory: () => ask<ProcessMemory>(child, 'memory'),
     modules: async () => (await ask<{ modules: string[] }>(child, 'modules')).modules,
+    snapshot: async () => (await ask<{ file: string }>(child, 'snapshot')).file,
     stop,
   };
 }
@@ -133,6 +138,10 @@ export interface RunningEmulatorProcess {
   readonly pid: number;
   /** GOVERNOR_EMULATOR_HOST, GOVERNOR_EMULATOR_ADMIN and PUBSUB_EMULATOR_HOST. */
   readonly env: Record<string, string>;
+  /** The emulator process's memory (needs `probe: true`). */
+  memory(): Promise<ProcessMemory>;
+  /** Writes a heap snapshot of the process (needs `probe: true`); its file. */
+  snapshot(): Promise<string>;
   stop(): Promise<void>;
 }
 
@@ -142,10 +151,14 @@ export interface RunningEmulatorProcess {
  */
 export async function startEmulatorProcess(
   fleet: number | string,
+  options: { probe?: boolean } = {},
 ): Promise<RunningEmulatorProcess> {
-  const child = spawn(process.execPath, [EMULATOR_CHILD, String(fleet)], {
+  const probe = options.probe
+    ? ['--expose-gc', '--import', pathToFileURL(resolve(PROBE)).href]
+    : [];
+  const child = spawn(process.execPath, [...probe, EMULATOR_CHILD, String(fleet)], {
     // Its stdin is how it knows this process is still there (bench/emulator-child.ts).
-    stdio: ['pipe', 'pipe', 'pipe'],
+    stdio: ['pipe', 'pipe', 'pipe', ...(options.probe ? (['ipc'] as const) : [])],
   });
   const stderr = collectStderr(child);
   try {
@@ -159,7 +172,13 @@ export async function startEmulatorProcess(
       child.once('exit', (code) => reject(new Error(`the emulator exited (${code}): ${stderr()}`)));
     });
     const { env } = JSON.parse(line) as { env: Record<string, string> };
-    return { pid: child.pid ?? -1, env, stop: () => stopProcess(child) };
+    return {
+      pid: child.pid ?? -1,
+      env,
+      memory: () => ask<ProcessMemory>(child, 'memory'),
+      snapshot: async () => (await ask<{ file: string }>(child, 'snapshot')).file,
+      stop: () => stopProcess(child),
+    };
   } catch (e) {
     await stopProcess(child);
     throw e;
@@ -185,7 +204,7 @@ async function stopProcess(child: ChildProcess): Promise<void> {
 }
 
 /** One question to bench/function-probe.ts over the IPC channel, and its answer. */
-function ask<T>(child: ChildProcess, type: 'memory' | 'modules'): Promise<T> {
+function ask<T>(child: ChildProcess, type: 'memory' | 'modules' | 'snapshot'): Promise<T> {
   return new Promise((resolve, reject) => {
     if (!child.send) {
       reject(new Error('the function was started without the probe'));

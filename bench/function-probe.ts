@@ -1,12 +1,17 @@
 import { createRequire } from 'node:module';
+import { writeHeapSnapshot } from 'node:v8';
 
 /**
- * Loaded into the function's process by the memory benchmark and the lazy-loading test (`node
+ * Loaded into the function's process by the memory benchmark, the soak (and into the emulator's
+ * there) and the lazy-loading test (`node
  * --expose-gc --import dist/bench/function-probe.js ...`): answers messages on the IPC channel, so
  * that the function itself has nothing to serve. It imports nothing of the governor.
  *
- *   → { type: 'memory' }    ← { type: 'memory', cpuMicros, peakRssBytes, heapUsedBytes, ... }
+ *   → { type: 'memory' }    ← { type: 'memory', cpuMicros, peakRssBytes, heapUsedBytes, ...,
+ *                                activeResources }
  *   → { type: 'modules' }   ← { type: 'modules', modules: [file of each CommonJS module loaded] }
+ *   → { type: 'snapshot' }  ← { type: 'snapshot', file } (a heap snapshot written in the working
+ *                                directory, after a full garbage collection)
  *
  * `heapUsedBytes` is measured after a full garbage collection: what the process still holds.
  * `peakRssBytes` is the resident set's high-water mark since the process started (getrusage).
@@ -21,6 +26,8 @@ interface MemoryAnswer {
   heapTotalBytes: number;
   externalBytes: number;
   arrayBuffersBytes: number;
+  /** `process.getActiveResourcesInfo()` counted by kind: sockets, timers, handles still open. */
+  activeResources: Record<string, number>;
 }
 
 function collect(): void {
@@ -31,6 +38,16 @@ function collect(): void {
   gc();
 }
 
+/**
+ * What keeps the event loop busy, by kind (TCPSocketWrap, Timeout, FSReqCallback, …), the probe's
+ * own IPC channel included (one PipeWrap).
+ */
+function countResources(): Record<string, number> {
+  const counts: Record<string, number> = {};
+  for (const kind of process.getActiveResourcesInfo()) counts[kind] = (counts[kind] ?? 0) + 1;
+  return counts;
+}
+
 /** Google's libraries are CommonJS: every one loaded, by `import` too, is in this cache. */
 const loaded = createRequire(import.meta.url).cache;
 
@@ -39,6 +56,11 @@ if (process.send) {
     if (typeof message !== 'object' || message === null || !('type' in message)) return;
     if (message.type === 'modules') {
       process.send?.({ type: 'modules', modules: Object.keys(loaded) });
+      return;
+    }
+    if (message.type === 'snapshot') {
+      collect();
+      process.send?.({ type: 'snapshot', file: writeHeapSnapshot() });
       return;
     }
     if (message.type !== 'memory') return;
@@ -55,6 +77,7 @@ if (process.send) {
       heapTotalBytes: m.heapTotal,
       externalBytes: m.external,
       arrayBuffersBytes: m.arrayBuffers,
+      activeResources: countResources(),
     };
     process.send?.(answer);
   });

@@ -9,6 +9,7 @@ import { benchRtt } from './rtt.js';
 import { benchOrg, type OrgBench } from './org.js';
 import { benchOrgProcesses, orgProcsLines, type OrgProcsBench } from './org-procs.js';
 import { benchQuotaRequests, quotaWeekLines, quotaWeekMet } from './quota-requests.js';
+import { benchSoak, soakLines } from './soak.js';
 
 /**
  * `npm run bench`: one command, one run, ratios. Timing goals are compared here, within one
@@ -19,6 +20,10 @@ import { benchQuotaRequests, quotaWeekLines, quotaWeekMet } from './quota-reques
  * BENCH_ONLY=planner runs the planner's timings alone and writes bench/results-planner.json.
  * BENCH_ONLY=quota-requests runs the quota-request week alone (bench/quota-requests.ts) and writes
  * bench/results-quota-requests.json.
+ * BENCH_ONLY=soak runs the soak alone (bench/soak.ts: SOAK_RUNS runs of one warm function, default
+ * 300, over SOAK_SERVICES services, default 40, the state in SOAK_STORE, file or firestore;
+ * BENCH_PROGRESS=1 prints each run) and writes bench/results-soak.json. It takes minutes, so the
+ * default run leaves it out.
  * BENCH_ONLY=org runs the organisation alone and writes bench/results-org.json: BENCH_ORG_PROJECTS
  * projects (default 50) × 10 services at an injected RTT of 50 ms, the emulator in its own
  * process and the units in BENCH_ORG_WORKERS worker processes (default 4), at most
@@ -83,6 +88,48 @@ if (process.env.BENCH_ONLY === 'org') {
   process.exit(0);
 }
 
+if (process.env.BENCH_ONLY === 'soak') {
+  const runs = Number(process.env.SOAK_RUNS ?? 300);
+  const services = Number(process.env.SOAK_SERVICES ?? 40);
+  for (const [name, n] of [
+    ['SOAK_RUNS', runs],
+    ['SOAK_SERVICES', services],
+  ] as const) {
+    if (!Number.isInteger(n) || n < 8 || n > 100_000) {
+      console.error(`${name} must be a whole number from 8 to 100000`);
+      process.exit(2);
+    }
+  }
+  const store = process.env.SOAK_STORE ?? 'file';
+  if (store !== 'file' && store !== 'firestore') {
+    console.error('SOAK_STORE must be file or firestore');
+    process.exit(2);
+  }
+  const soak = await benchSoak({
+    runs,
+    services,
+    store,
+    // SOAK_SNAPSHOTS=100,300: heap snapshots of both processes after those runs, to compare.
+    snapshotAfter: (process.env.SOAK_SNAPSHOTS ?? '')
+      .split(',')
+      .filter((x) => x.trim() !== '')
+      .map(Number),
+    progress: (s) => {
+      if (process.env.BENCH_PROGRESS)
+        console.error(
+          `run ${s.run}: ${s.outcome}, ${s.written} written, ${s.alerts} alerts, ${Math.round(s.ms)} ms; function heap ${(s.fn.heapUsedBytes / 2 ** 20).toFixed(2)} MiB, emulator heap ${(s.emulator.heapUsedBytes / 2 ** 20).toFixed(2)} MiB`,
+        );
+    },
+  });
+  console.log(soakLines(soak).join('\n'));
+  await mkdir('bench', { recursive: true });
+  await writeFile(
+    'bench/results-soak.json',
+    JSON.stringify({ node: process.version, soak }, null, 2) + '\n',
+  );
+  process.exit(0);
+}
+
 if (process.env.BENCH_ONLY === 'quota-requests') {
   const week = await benchQuotaRequests();
   console.log(quotaWeekLines(week).join('\n'));
@@ -101,7 +148,7 @@ if (process.env.BENCH_ONLY === 'quota-requests') {
 const only = process.env.BENCH_ONLY ?? '';
 if (!['', 'quality', 'planner'].includes(only)) {
   console.error(
-    `BENCH_ONLY=${only}: expected quality, planner, quota-requests or org (or unset for every part)`,
+    `BENCH_ONLY=${only}: expected quality, planner, quota-requests, org or soak (or unset for every part)`,
   );
   process.exit(2);
 }
