@@ -3,6 +3,10 @@
  * into place, another process has just taken it; every time it looks at the holder, that process
  * has just released it. The file system is the real one; the test only decides, at this process's
  * own link() and open() of the lock, what the other process did just before.
+ *
+ * An integration file although it starts nothing: it replaces node:fs/promises for the lock's
+ * module, which needs a module registry of its own; the unit files share one per worker
+ * (vitest.config.ts), where the lock's module may already be loaded with the real one.
  */
 import { mkdtemp, rm, writeFile, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
