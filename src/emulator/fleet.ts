@@ -346,10 +346,13 @@ export type FleetPool = z.infer<typeof FleetPool>;
 
 /**
  * Cloud Run's default limit of services, of worker pools and of jobs per project and region
- * (https://cloud.google.com/run/quotas, "Resource limits for Cloud Run": 1000 each; Google may
- * raise it on request). The emulator holds a fleet to it, as a project without a raise is held.
+ * (https://cloud.google.com/run/quotas, "Resource limits for Cloud Run": 1000 each, "can be
+ * increased": Google raises it on request). The emulator holds a project's fleet to it unless the
+ * project says it was raised (`perRegionLimit`), up to {@link MAX_RAISED_PER_REGION}.
  */
 export const MAX_RESOURCES_PER_REGION = 1000;
+/** The most a fleet may raise `perRegionLimit` to: a bound on the emulator's work, not Google's. */
+export const MAX_RAISED_PER_REGION = 20_000;
 const RESOURCE_WORDS = { services: 'services', workerPools: 'worker pools', jobs: 'jobs' } as const;
 
 export const FleetProject = z.strictObject({
@@ -360,6 +363,12 @@ export const FleetProject = z.strictObject({
   services: z.array(FleetService).default([]),
   workerPools: z.array(FleetWorkerPool).default([]),
   jobs: z.array(FleetJob).default([]),
+  perRegionLimit: Count.min(1)
+    .max(MAX_RAISED_PER_REGION)
+    .default(MAX_RESOURCES_PER_REGION)
+    .describe(
+      "Cloud Run's limit of services, of worker pools and of jobs in each region of this project: Google's default 1000, or what it was raised to.",
+    ),
   iam: FleetIam.optional().describe(
     'Permissions denied in the whole project: on its services, worker pools, jobs, Monitoring, Cloud Quotas, and its Pub/Sub topics.',
   ),
@@ -435,11 +444,15 @@ export const Fleet = z
         project[kind].forEach((r, i) => {
           const n = (perRegion.get(r.region) ?? 0) + 1;
           perRegion.set(r.region, n);
-          if (n === MAX_RESOURCES_PER_REGION + 1) {
+          if (n === project.perRegionLimit + 1) {
+            const limit =
+              project.perRegionLimit === MAX_RESOURCES_PER_REGION
+                ? `Cloud Run's limit per project and region (perRegionLimit, if Google raised it for this project)`
+                : `this project's perRegionLimit`;
             ctx.addIssue({
               code: 'custom',
               path: ['projects', p, kind, i],
-              message: `more than ${MAX_RESOURCES_PER_REGION} ${RESOURCE_WORDS[kind]} in ${r.region}: Cloud Run's limit per project and region`,
+              message: `more than ${project.perRegionLimit} ${RESOURCE_WORDS[kind]} in ${r.region}: ${limit}`,
             });
           }
         });

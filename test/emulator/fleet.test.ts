@@ -248,11 +248,20 @@ describe('the fleet file', () => {
     );
     // One more in a region: the first one over is named, once.
     expect(faultsOf(fleet({ services: [...atLimit, ...named('c', 3, 'europe-west1')] }))).toEqual([
-      "projects[0].services[2000]: more than 1000 services in europe-west1: Cloud Run's limit per project and region",
+      "projects[0].services[2000]: more than 1000 services in europe-west1: Cloud Run's limit per project and region (perRegionLimit, if Google raised it for this project)",
     ]);
     expect(faultsOf(fleet({ jobs: named('j', 1001, 'us-central1') }))).toEqual([
-      "projects[0].jobs[1000]: more than 1000 jobs in us-central1: Cloud Run's limit per project and region",
+      "projects[0].jobs[1000]: more than 1000 jobs in us-central1: Cloud Run's limit per project and region (perRegionLimit, if Google raised it for this project)",
     ]);
+    // A project whose limit Google raised says so, and is held to what it says.
+    const raised = named('r', 1500, 'us-central1');
+    expect(faultsOf(fleet({ perRegionLimit: 1500, services: raised }))).toEqual([]);
+    expect(faultsOf(fleet({ perRegionLimit: 1499, services: raised }))).toEqual([
+      "projects[0].services[1499]: more than 1499 services in us-central1: this project's perRegionLimit",
+    ]);
+    expect(faultsOf(fleet({ perRegionLimit: 20_001 }))[0]).toMatch(
+      /^projects\[0\]\.perRegionLimit: /,
+    );
   });
 
   it('names a duplicate topic, and lists at most 100 faults in its message', () => {

@@ -50,6 +50,8 @@ describe('an event over what one outbox entry holds', () => {
         projects: [
           {
             id: PROJECT,
+            // More services in one region than Cloud Run's default allows: a raised limit.
+            perRegionLimit: SERVICES,
             pools: [{ region: REGION, quota: SERVICES }],
             services: Array.from({ length: SERVICES }, (_, i) => ({
               name: `s${String(i).padStart(5, '0')}-${'x'.repeat(40)}`,
