@@ -353,6 +353,24 @@ export type FleetPool = z.infer<typeof FleetPool>;
 export const MAX_RESOURCES_PER_REGION = 1000;
 /** The most a fleet may raise `perRegionLimit` to: a bound on the emulator's work, not Google's. */
 export const MAX_RAISED_PER_REGION = 20_000;
+
+/**
+ * The `perRegionLimit` a fleet built from what a project holds (a replay, a simulation scenario)
+ * needs: Google's default, or the most of one kind in one region when the project holds more (its
+ * limit was raised, or a what-if asks for it).
+ */
+export function perRegionLimitFor(...kinds: readonly (readonly { region: string }[])[]): number {
+  let most = MAX_RESOURCES_PER_REGION;
+  for (const items of kinds) {
+    const perRegion = new Map<string, number>();
+    for (const { region } of items) {
+      const n = (perRegion.get(region) ?? 0) + 1;
+      perRegion.set(region, n);
+      most = Math.max(most, n);
+    }
+  }
+  return most;
+}
 const RESOURCE_WORDS = { services: 'services', workerPools: 'worker pools', jobs: 'jobs' } as const;
 
 export const FleetProject = z.strictObject({

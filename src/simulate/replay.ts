@@ -1,6 +1,6 @@
 import { durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
-import { validateFleet, type FleetInput } from '../emulator/fleet.js';
+import { perRegionLimitFor, validateFleet, type FleetInput } from '../emulator/fleet.js';
 import { effectiveMax, gpuPool, poolKey, quotaFromPolicy, type PoolId } from '../core/pool.js';
 import type { MetricSeries, ObservePorts } from '../ports/index.js';
 import { MINUTE_MS } from '../emulator/model.js';
@@ -111,6 +111,8 @@ export async function buildReplayInput(
     );
     projects.push({
       id: project,
+      // A project whose limit Google raised may hold more in a region than its default.
+      perRegionLimit: perRegionLimitFor(services, workerPools),
       pools: poolList,
       services: services.map((s) => {
         const series = new Array<number>(minutes + warmup).fill(0);

@@ -13,6 +13,7 @@ import {
   MAX_INSTANCES_WANTED,
   MAX_STARTUP_SECONDS,
   MAX_TRACE_SPAN_MINUTES,
+  perRegionLimitFor,
   traceFiles,
   validateFleet,
   type Fleet,
@@ -347,6 +348,8 @@ export async function buildScenario(
     projects: [
       {
         id: s.project,
+        // A what-if may hold more services in its region than Cloud Run's default allows.
+        perRegionLimit: perRegionLimitFor(s.services.map(() => ({ region: s.region }))),
         pools: [{ region: s.region, accelerator: s.accelerator, quota }],
         services: s.services.map((svc) => {
           const key = `sim:${svc.name}`;

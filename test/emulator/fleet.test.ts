@@ -7,6 +7,7 @@ import {
   loadFleet,
   MAX_RESOURCES_PER_REGION,
   parseFleet,
+  perRegionLimitFor,
   parseTrace,
   validateFleet,
 } from '../../src/emulator/fleet.js';
@@ -291,5 +292,13 @@ describe('the fleet file', () => {
     expect(lines[0]).toBe('fleet.yaml is not a valid fleet:');
     expect(lines).toHaveLength(1 + 100 + 1);
     expect(lines.at(-1)).toBe('  and 150 more problems');
+  });
+
+  it('raises the per-region limit a built fleet needs only past the default, by its busiest region', () => {
+    const at = (region: string, n: number) => Array.from({ length: n }, () => ({ region }));
+    expect(perRegionLimitFor([], [])).toBe(1000);
+    expect(perRegionLimitFor(at('us-central1', 1000), at('us-central1', 1000))).toBe(1000);
+    // Each kind counts on its own, as Cloud Run's limits do.
+    expect(perRegionLimitFor([...at('a1', 700), ...at('b1', 1_200)], at('a1', 1_001))).toBe(1_200);
   });
 });

@@ -115,6 +115,21 @@ describe('the services a replay reads history from', () => {
     expect(input.history).toMatchObject({ shortened: true, minutes: 60, gpuServices: 1 });
   });
 
+  it('replays a project holding more GPU services in a region than Cloud Run allows by default', async () => {
+    // Google raises the 1000 services per project and region on request: such a project replays.
+    const many = Array.from({ length: 1_050 }, (_, i) =>
+      observedService(`llm-${i}`, { project: SIM_PROJECT }),
+    );
+    const input = await buildReplayInput(
+      governSimulation(),
+      ports(many, [every('llm-0', NOW - 60 * MIN)]),
+      NOW,
+      60 * MIN,
+    );
+    expect(input.history).toMatchObject({ minutes: 60, gpuServices: 1_050 });
+    expect(input.fleet.projects[0]?.perRegionLimit).toBe(1_050);
+  });
+
   it('ends the window at the newest minute Monitoring shows, so the last minutes replay their demand', async () => {
     const behind = every('llm', start);
     behind.points = behind.points.filter((p) => p.at <= NOW - 3 * MIN);

@@ -4,7 +4,7 @@ import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
 import { MAX_QUOTA_GPUS } from '../../src/core/pool.js';
-import { loadSimulationInput } from '../../src/simulate/scenario.js';
+import { buildScenario, loadSimulationInput, parseScenario } from '../../src/simulate/scenario.js';
 
 /**
  * `--fleet` as an outsider writes it: every fault in a scenario or fleet file is bad input (an
@@ -131,5 +131,21 @@ describe("a scenario's trace files", () => {
     const row = await fault(file(traced('bad-row.csv'), folder));
     expect(row.message).toContain('line 2');
     expect(row.message).not.toContain('hunter2');
+  });
+});
+
+describe('a scenario of many services', () => {
+  it("simulates more services in its region than Cloud Run's default allows (a raised project)", async () => {
+    const services = Array.from({ length: 1_100 }, (_, i) => ({
+      name: `svc-${i}`,
+      maxInstances: 1,
+      demand: { shape: { kind: 'constant', value: 0 } },
+    }));
+    const input = await buildScenario(
+      parseScenario({ scenario: 1, hours: 1, quota: 8, warmupMinutes: 0, services }),
+      tmpdir(),
+    );
+    expect(input.fleet.projects[0]?.services).toHaveLength(1_100);
+    expect(input.fleet.projects[0]?.perRegionLimit).toBe(1_100);
   });
 });
