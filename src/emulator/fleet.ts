@@ -354,22 +354,25 @@ export const MAX_RESOURCES_PER_REGION = 1000;
 /** The most a fleet may raise `perRegionLimit` to: a bound on the emulator's work, not Google's. */
 export const MAX_RAISED_PER_REGION = 20_000;
 
+/** Each item's place among those of its region, from 1, in the order given. */
+function placeInRegion(items: readonly { region: string }[]): number[] {
+  const seen = new Map<string, number>();
+  return items.map(({ region }) => {
+    const n = (seen.get(region) ?? 0) + 1;
+    seen.set(region, n);
+    return n;
+  });
+}
+
 /**
  * The `perRegionLimit` a fleet built from what a project holds (a replay, a simulation scenario)
  * needs: Google's default, or the most of one kind in one region when the project holds more (its
  * limit was raised, or a what-if asks for it).
  */
 export function perRegionLimitFor(...kinds: readonly (readonly { region: string }[])[]): number {
-  let most = MAX_RESOURCES_PER_REGION;
-  for (const items of kinds) {
-    const perRegion = new Map<string, number>();
-    for (const { region } of items) {
-      const n = (perRegion.get(region) ?? 0) + 1;
-      perRegion.set(region, n);
-      most = Math.max(most, n);
-    }
-  }
-  return most;
+  return kinds
+    .flatMap(placeInRegion)
+    .reduce((most, n) => Math.max(most, n), MAX_RESOURCES_PER_REGION);
 }
 const RESOURCE_WORDS = { services: 'services', workerPools: 'worker pools', jobs: 'jobs' } as const;
 
@@ -457,22 +460,18 @@ export const Fleet = z
       topics.add(name);
     });
     fleet.projects.forEach((project, p) => {
+      const limit =
+        project.perRegionLimit === MAX_RESOURCES_PER_REGION
+          ? `Cloud Run's limit per project and region (perRegionLimit, if Google raised it for this project)`
+          : `this project's perRegionLimit`;
       for (const kind of ['services', 'workerPools', 'jobs'] as const) {
-        const perRegion = new Map<string, number>();
-        project[kind].forEach((r, i) => {
-          const n = (perRegion.get(r.region) ?? 0) + 1;
-          perRegion.set(r.region, n);
-          if (n === project.perRegionLimit + 1) {
-            const limit =
-              project.perRegionLimit === MAX_RESOURCES_PER_REGION
-                ? `Cloud Run's limit per project and region (perRegionLimit, if Google raised it for this project)`
-                : `this project's perRegionLimit`;
-            ctx.addIssue({
-              code: 'custom',
-              path: ['projects', p, kind, i],
-              message: `more than ${project.perRegionLimit} ${RESOURCE_WORDS[kind]} in ${r.region}: ${limit}`,
-            });
-          }
+        placeInRegion(project[kind]).forEach((n, i) => {
+          if (n !== project.perRegionLimit + 1) return;
+          ctx.addIssue({
+            code: 'custom',
+            path: ['projects', p, kind, i],
+            message: `more than ${project.perRegionLimit} ${RESOURCE_WORDS[kind]} in ${project[kind][i]?.region}: ${limit}`,
+          });
         });
       }
       const seen = new Set<string>();
