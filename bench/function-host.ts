@@ -203,6 +203,21 @@ async function stopProcess(child: ChildProcess): Promise<void> {
   clearTimeout(timer);
 }
 
+/**
+ * The policy the function benches run (GOVERNOR_POLICY): every service of `project` governed with
+ * the default limits, alerts to `topic`, and the pacing of writes lifted: it only waits, neither
+ * allocating nor computing, so that a run's time is its work (docs/performance.md).
+ */
+export function benchPolicyJson(project: string, topic: string): string {
+  return JSON.stringify({
+    version: 1,
+    projects: [project],
+    services: [{ match: {} }],
+    limits: { writesPerMinute: 6000 },
+    alerts: { topic },
+  });
+}
+
 /** One question to bench/function-probe.ts over the IPC channel, and its answer. */
 function ask<T>(child: ChildProcess, type: 'memory' | 'modules' | 'snapshot'): Promise<T> {
   return new Promise((resolve, reject) => {

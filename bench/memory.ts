@@ -1,6 +1,7 @@
 import { startFirestoreEmulator } from '../test/support/firestore-emulator.js';
 import { BENCH_PROJECT, BENCH_TOPIC } from './emulator-child.js';
 import {
+  benchPolicyJson,
   median,
   startEmulatorProcess,
   startFunction,
@@ -74,14 +75,7 @@ export async function benchMemory(
           ...(heapLimitMb === null ? {} : { heapLimitMb }),
           env: {
             ...emulator.env,
-            GOVERNOR_POLICY: JSON.stringify({
-              version: 1,
-              projects: [BENCH_PROJECT],
-              services: [{ match: {} }],
-              // Pacing only waits: lifted, so that a run's time is its work (docs/performance.md).
-              limits: { writesPerMinute: 6000 },
-              alerts: { topic: BENCH_TOPIC },
-            }),
+            GOVERNOR_POLICY: benchPolicyJson(BENCH_PROJECT, BENCH_TOPIC),
             GOVERNOR_STATE_STORE: 'firestore',
             // A collection of its own: each process starts with no state, as a first deployment.
             GOVERNOR_FIRESTORE_COLLECTION: `bench-${services}-${i}-${Date.now()}`,

@@ -3,6 +3,7 @@ import { loadavg, cpus, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { startFirestoreEmulator } from '../test/support/firestore-emulator.js';
 import {
+  benchPolicyJson,
   startEmulatorProcess,
   startFunction,
   type ProcessMemory,
@@ -129,14 +130,7 @@ export async function benchSoak(
         probe: true,
         env: {
           ...emulator.env,
-          GOVERNOR_POLICY: JSON.stringify({
-            version: 1,
-            projects: [SOAK_PROJECT],
-            services: [{ match: {} }],
-            // Pacing only waits: lifted, so that the soak's time is the runs' work.
-            limits: { writesPerMinute: 6000 },
-            alerts: { topic: SOAK_TOPIC },
-          }),
+          GOVERNOR_POLICY: benchPolicyJson(SOAK_PROJECT, SOAK_TOPIC),
           ...(firestore
             ? {
                 GOVERNOR_STATE_STORE: 'firestore',
