@@ -338,6 +338,23 @@ export async function buildScenario(
     }
   }
   const traces = new Map<string, number[]>();
+  const services = s.services.map((svc) => {
+    const key = `sim:${svc.name}`;
+    traces.set(key, demand.get(svc.name) ?? [0]);
+    return {
+      name: svc.name,
+      region: s.region,
+      labels: svc.labels,
+      gpu: { accelerator: s.accelerator, count: svc.gpus },
+      maxInstances: svc.maxInstances,
+      minInstances: svc.minInstances,
+      ...(svc.startupSeconds === undefined ? {} : { startupSeconds: svc.startupSeconds }),
+      // Minute 0 of the series is start − warmup; the model plays minute 0 at `start`.
+      demand: {
+        trace: { file: key, normalize: false, scale: 1, offsetMinutes: s.warmupMinutes },
+      },
+    };
+  });
   const fleet: FleetInput = {
     version: 1,
     start: s.start,
@@ -349,25 +366,9 @@ export async function buildScenario(
       {
         id: s.project,
         // A what-if may hold more services in its region than Cloud Run's default allows.
-        perRegionLimit: perRegionLimitFor(s.services.map(() => ({ region: s.region }))),
+        perRegionLimit: perRegionLimitFor(services),
         pools: [{ region: s.region, accelerator: s.accelerator, quota }],
-        services: s.services.map((svc) => {
-          const key = `sim:${svc.name}`;
-          traces.set(key, demand.get(svc.name) ?? [0]);
-          return {
-            name: svc.name,
-            region: s.region,
-            labels: svc.labels,
-            gpu: { accelerator: s.accelerator, count: svc.gpus },
-            maxInstances: svc.maxInstances,
-            minInstances: svc.minInstances,
-            ...(svc.startupSeconds === undefined ? {} : { startupSeconds: svc.startupSeconds }),
-            // Minute 0 of the series is start − warmup; the model plays minute 0 at `start`.
-            demand: {
-              trace: { file: key, normalize: false, scale: 1, offsetMinutes: s.warmupMinutes },
-            },
-          };
-        }),
+        services,
       },
     ],
   };
