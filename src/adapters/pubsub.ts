@@ -212,7 +212,7 @@ export function createPubSubAlertSink(options: PubSubAlertSinkOptions): PubSubAl
  * (`initialize()`, the clients' public way to do so; a channel connects only when called) makes
  * the library's close reach the IAM helper too.
  */
-async function closePubSub(pubsub: PubSub): Promise<void> {
+export async function closePubSub(pubsub: PubSub): Promise<void> {
   const clients = Object.values(pubsub.api) as { initialize?: () => Promise<unknown> }[];
   // A client that cannot open its stub (no credentials) opened no channel either: its failure
   // is not the close's, and the close goes on.

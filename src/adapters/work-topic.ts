@@ -2,6 +2,7 @@ import { PubSub } from '@google-cloud/pubsub';
 import pLimit from 'p-limit';
 import { InputError } from '../errors.js';
 import type { WorkPublisher } from '../ports/index.js';
+import { closePubSub } from './pubsub.js';
 
 /**
  * The fan-out's work topic on Pub/Sub: one message per unit. The client batches publishes; at
@@ -54,6 +55,7 @@ export function createWorkPublisher(options: {
       });
       return { failed };
     },
-    close: () => pubsub.close(),
+    // Every client it opened, whatever a later change calls through it (pubsub.ts closePubSub).
+    close: () => closePubSub(pubsub),
   };
 }
