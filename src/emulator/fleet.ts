@@ -225,6 +225,16 @@ export const FleetService = z
       .optional()
       .describe('Revision template max (absent: unset).'),
     revisionMinInstances: Count.max(1000).default(0),
+    noTrafficRevision: z
+      .strictObject({
+        maxInstances: Count.max(1000)
+          .optional()
+          .describe("The new revision's template max (absent: unset)."),
+      })
+      .optional()
+      .describe(
+        'A newer revision deployed without traffic (gcloud run deploy --no-traffic): the template shows it, while all traffic stays pinned to the serving revision, whose max is revisionMaxInstances.',
+      ),
     scalingMode: z.enum(['AUTOMATIC', 'MANUAL']).default('AUTOMATIC'),
     manualInstanceCount: Count.max(1000).optional(),
     image: z.string().min(1).optional(),

@@ -128,14 +128,24 @@ export function serviceResource(
   transitionMs: number,
 ): Message {
   const name = serviceResourceName(s);
-  const revision = `projects/${s.project}/locations/${s.region}/revisions/${revisionName(s)}`;
+  // A revision deployed without traffic (`noTrafficRevision`) is the latest (the template shows
+  // it, ready), while traffic stays pinned by name on the revision that serves.
+  const pinned = s.spec.noTrafficRevision;
+  const serving = revisionName(s);
+  const latestName = pinned
+    ? revisionName({ name: s.name, revisionIndex: s.revisionIndex + 1 })
+    : serving;
+  const revision = `projects/${s.project}/locations/${s.region}/revisions/${latestName}`;
+  const trafficType = pinned
+    ? 'TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION'
+    : 'TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST';
   const gpu = s.spec.gpu;
   const template: Message = {
     labels: {},
     annotations: {},
     scaling: {
       min_instance_count: s.revisionMinInstances,
-      max_instance_count: s.revisionMaxInstances,
+      max_instance_count: pinned ? (pinned.maxInstances ?? 0) : s.revisionMaxInstances,
     },
     timeout: { seconds: '300' },
     service_account: runtimeServiceAccount(s.project),
@@ -172,7 +182,7 @@ export function serviceResource(
     last_modifier: `deployer@${s.project}.iam.gserviceaccount.com`,
     launch_stage: 'GA',
     template,
-    traffic: [{ type: 'TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST', percent: 100 }],
+    traffic: [{ type: trafficType, percent: 100, ...(pinned ? { revision: serving } : {}) }],
     scaling,
     observed_generation: String(reconciling ? s.generation - 1 : s.generation),
     terminal_condition: ready,
@@ -186,9 +196,7 @@ export function serviceResource(
     ],
     latest_ready_revision: revision,
     latest_created_revision: revision,
-    traffic_statuses: [
-      { type: 'TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST', percent: 100, revision: revisionName(s) },
-    ],
+    traffic_statuses: [{ type: trafficType, percent: 100, revision: serving }],
     uri: `https://${s.name}-${hash}-${s.region.replace(/[^a-z]/g, '').slice(0, 2)}.a.run.app`,
     urls: [`https://${s.name}-${hash}.${s.region}.run.app`],
     reconciling,
