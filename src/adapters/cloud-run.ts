@@ -368,6 +368,7 @@ export function toObservedService(
     annotations: { ...service.annotations },
     serviceMaxInstances: setOrNull(scaling.maxInstanceCount),
     revisionMaxInstances: setOrNull(template.scaling?.maxInstanceCount),
+    ...(templateServes(service) ? {} : { templateServes: false }),
     serviceMinInstances: setOrNull(scaling.minInstanceCount),
     revisionMinInstances: setOrNull(template.scaling?.minInstanceCount),
     scalingMode,
@@ -382,6 +383,37 @@ export function toObservedService(
     containers: (template.containers ?? []).map(toObservedContainer),
     concurrency: setOrNull(template.maxInstanceRequestConcurrency),
   };
+}
+
+/**
+ * Whether the revision the template describes (the latest created) is the one serving, so that
+ * its `scaling.max_instance_count` is the serving revision's. The template describes the latest
+ * revision only: a revision-level max "applies only on a new revision", and each revision keeps
+ * its own. Traffic goes where `traffic_statuses` say (the observed routing), else `traffic`,
+ * which "If traffic is empty or not provided, defaults to 100% traffic to the latest `Ready`
+ * Revision" (google/cloud/run/v2/service.proto); a LATEST target goes to the latest READY
+ * revision (traffic_target.proto). So the template serves when every target that takes traffic
+ * or carries a tag is LATEST or names the latest created revision, and the latest created
+ * revision is the latest ready one. Otherwise (traffic pinned on an older revision, as
+ * `gcloud run deploy --no-traffic` leaves it, or a latest revision that failed) the serving
+ * revisions' own max cannot be read from the service, and the service-level max, which bounds
+ * every revision in the traffic split ("divided among all revisions with specified traffic",
+ * ServiceScaling.max_instance_count in vendor_settings.proto), is the only cap the governor
+ * counts: higher than or equal to the true one, never lower.
+ */
+export function templateServes(service: Service): boolean {
+  const created = lastSegment(service.latestCreatedRevision ?? '');
+  const ready = lastSegment(service.latestReadyRevision ?? '');
+  if (created !== '' && ready !== '' && created !== ready) return false;
+  const statuses = service.trafficStatuses ?? [];
+  const targets = statuses.length > 0 ? statuses : (service.traffic ?? []);
+  return targets.every(
+    (t) =>
+      (!(t.percent ?? 0) && !t.tag) ||
+      t.type === 'TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST' ||
+      (t.type as unknown) === 1 ||
+      (created !== '' && lastSegment(t.revision ?? '') === created),
+  );
 }
 
 /**

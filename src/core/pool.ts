@@ -257,6 +257,13 @@ export interface MaxLevels {
   /** The serving revision's `scaling.max_instance_count`; null (or 0) when unset. */
   revisionMaxInstances: number | null;
   /**
+   * False when `revisionMaxInstances` (read from the service's template, the latest revision) is
+   * not known to be the max of the revision(s) serving: traffic pinned on another revision, or
+   * the latest revision not ready. It then bounds nothing here, and the service's instances are
+   * held by its service-level max alone. Absent: true.
+   */
+  templateServes?: boolean | undefined;
+  /**
    * The max Cloud Run derives when neither level sets one (`unsetMaxFor`), once the pool's quota
    * is known; absent: {@link DEFAULT_MAX_INSTANCES}.
    */
@@ -272,7 +279,7 @@ export interface MaxInForce {
 /** The max in force and where it comes from. */
 export function maxInForce(s: MaxLevels): MaxInForce {
   const svc = positive(s.serviceMaxInstances);
-  const rev = positive(s.revisionMaxInstances);
+  const rev = s.templateServes === false ? null : positive(s.revisionMaxInstances);
   if (svc !== null && (rev === null || svc <= rev)) return { max: svc, level: 'service' };
   if (rev !== null) return { max: rev, level: 'revision' };
   return { max: s.unsetMax ?? DEFAULT_MAX_INSTANCES, level: 'default' };

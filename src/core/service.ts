@@ -55,6 +55,12 @@ export interface ObservedService {
   /** Revision template scaling.max_instance_count; null when unset. */
   revisionMaxInstances: number | null;
   /**
+   * False when the template (the latest revision) is not known to be what serves: traffic goes
+   * to another revision by name, or the latest created revision is not the latest ready one. Its
+   * max is then not counted as the cap's (`maxInForce` in pool.ts). Absent: true.
+   */
+  templateServes?: boolean;
+  /**
    * When neither max is set: what Cloud Run derives from the pool's quota (quota ÷ GPUs per
    * instance), filled in once the quota is known (observation, `withUnsetMax`); the API itself
    * shows only that both are unset.

@@ -10,6 +10,7 @@ import { clientConfig } from '../../src/adapters/client-config.js';
 import { createCloudRunAdapter, toObservedJobExecution } from '../../src/adapters/cloud-run.js';
 import type { CloudRunAdapter } from '../../src/adapters/cloud-run.js';
 import { translateGrpcError } from '../../src/adapters/grpc-errors.js';
+import { effectiveMax } from '../../src/core/pool.js';
 import {
   ConflictError,
   InputError,
@@ -72,6 +73,16 @@ const fleet: FleetInput = {
         },
         { name: 'web', region: REGION, maxInstances: 10 },
         { name: 'eu-model', region: EU, gpu: { accelerator: 'nvidia-rtx-pro-6000' } },
+        {
+          // Traffic pinned on a revision of max 8; a newer revision, deployed without traffic,
+          // sets 1 in the template.
+          name: 'eu-pinned',
+          region: EU,
+          gpu: {},
+          maxInstances: 4,
+          revisionMaxInstances: 8,
+          noTrafficRevision: { maxInstances: 1 },
+        },
       ],
       workerPools: [
         { name: 'encoder', region: REGION, gpu: {}, manualInstanceCount: 1 },
@@ -245,6 +256,23 @@ describe('reading', () => {
       serviceMaxInstances: null,
     });
     expectCalls(['GetService OK']);
+  });
+
+  it("does not take the template's max for the serving revision's when traffic is pinned elsewhere", async () => {
+    // The template is the latest revision, which a `--no-traffic` deploy leaves without traffic;
+    // the revision that serves keeps its own max (8), so the service runs up to its service-level
+    // max (4), not the template's 1.
+    const pinned = await adapter.getService(PROJECT, EU, 'eu-pinned');
+    expectCalls(['GetService OK']);
+    expect(pinned).toMatchObject({ serviceMaxInstances: 4, revisionMaxInstances: 1 });
+    expect(effectiveMax(pinned)).toBe(4);
+    // A service whose traffic goes to its latest revision keeps the template's max.
+    const alpha = await adapter.getService(PROJECT, REGION, 'alpha');
+    expectCalls(['GetService OK']);
+    expect(effectiveMax(alpha)).toBe(3);
+    const gamma = await adapter.getService(PROJECT, REGION, 'gamma');
+    expectCalls(['GetService OK']);
+    expect(effectiveMax(gamma)).toBe(4);
   });
 
   it('lists worker pools with their GPUs', async () => {

@@ -109,4 +109,13 @@ describe('the budget and the cap in force', () => {
     });
     expect(effectiveMax({ serviceMaxInstances: 0, revisionMaxInstances: 7 })).toBe(7);
   });
+
+  it("leaves out the template's max when the template is not what serves", () => {
+    const pinned = { serviceMaxInstances: 5, revisionMaxInstances: 3, templateServes: false };
+    expect(maxInForce(pinned)).toEqual({ max: 5, level: 'service' });
+    expect(
+      maxInForce({ serviceMaxInstances: null, revisionMaxInstances: 3, templateServes: false }),
+    ).toEqual({ max: 100, level: 'default' });
+    expect(effectiveMax({ ...pinned, templateServes: true })).toBe(3);
+  });
 });
