@@ -1,7 +1,12 @@
 import type { AuditRuleId, AuditSeverity } from './audit-rules.js';
 import { DEFAULT_MAX_INSTANCES, maxInForce, quotaInstances, type MaxInForce } from './pool.js';
 import type { Snapshot } from './snapshot.js';
-import { DEFAULT_CONCURRENCY, type ObservedContainer, type ObservedService } from './service.js';
+import {
+  DEFAULT_CONCURRENCY,
+  manualInstances,
+  type ObservedContainer,
+  type ObservedService,
+} from './service.js';
 import { plural } from './text.js';
 
 /**
@@ -185,7 +190,7 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
     const gpus = s.gpu.count;
     const { max, how } =
       s.scalingMode === 'MANUAL'
-        ? { max: s.manualInstanceCount ?? 0, how: 'manual instance count' }
+        ? { max: manualInstances(s), how: 'manual instance count' }
         : effectiveMaxOf(s);
     if (max * gpus <= quota) return null;
     const fit = quotaInstances(quota, gpus);
@@ -202,7 +207,8 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
   },
 
   'revision-max-override': ({ s }) => {
-    if (s.scalingMode === 'MANUAL') return null;
+    // The template's max is not the serving revision's when traffic is pinned elsewhere.
+    if (s.scalingMode === 'MANUAL' || s.templateServes === false) return null;
     const rev = s.revisionMaxInstances;
     const svc = s.serviceMaxInstances;
     if (rev === null || svc === null || rev >= svc) return null;

@@ -89,3 +89,17 @@ export interface ObservedService {
  * instance has at least 4 CPUs (Google, "GPU support for services"), so 80.
  */
 export const DEFAULT_CONCURRENCY = 80;
+
+/**
+ * The instances a MANUAL-scaling service holds. `ServiceScaling.manual_instance_count` is the
+ * "total instance count for the service in manual scaling mode", and optional; the mode itself
+ * says "Scale to exactly min instances and ignore max instances" (ScalingMode.MANUAL, both in
+ * google/cloud/run/v2/vendor_settings.proto). Google does not say which wins when both are set,
+ * nor what an unset count means beyond that comment, so the higher of the two is counted: never
+ * fewer GPUs than the service may hold.
+ */
+export function manualInstances(
+  s: Pick<ObservedService, 'manualInstanceCount' | 'serviceMinInstances'>,
+): number {
+  return Math.max(s.manualInstanceCount ?? 0, s.serviceMinInstances ?? 0);
+}

@@ -299,13 +299,6 @@ export const FleetService = z
         }
       }
     }
-    if (s.scalingMode === 'MANUAL' && s.manualInstanceCount === undefined) {
-      ctx.addIssue({
-        code: 'custom',
-        path: ['manualInstanceCount'],
-        message: 'required when scalingMode is MANUAL',
-      });
-    }
   });
 export type FleetService = z.infer<typeof FleetService>;
 

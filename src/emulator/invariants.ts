@@ -1,7 +1,13 @@
 import { z } from 'zod';
 import { writeBreaches } from '../core/invariants.js';
 import { DEFAULT_ACCELERATOR, samePool } from '../core/pool.js';
-import { effectiveMax, gpusPerInstance, type FleetModel, type ServiceKey } from './model.js';
+import {
+  effectiveMax,
+  gpusPerInstance,
+  manualCount,
+  type FleetModel,
+  type ServiceKey,
+} from './model.js';
 
 /**
  * The invariant monitor: after every write (UpdateService in the emulator, `updateMaxInstances` in
@@ -361,7 +367,7 @@ export class InvariantMonitor {
       if (!p || !samePool(p, pool)) continue;
       const gpus = gpusPerInstance(m);
       const manual = m.spec.scalingMode === 'MANUAL';
-      const cap = (manual ? (m.spec.manualInstanceCount ?? 0) : effectiveMax(m)) * gpus;
+      const cap = (manual ? manualCount(m) : effectiveMax(m)) * gpus;
       caps += cap;
       if (manual || this.isUnmanaged(m)) unmanaged += cap;
       else floors += Math.max(1, m.minInstances, m.revisionMinInstances) * gpus;

@@ -295,6 +295,15 @@ export function revisionName(service: Pick<ServiceState, 'name' | 'revisionIndex
   return `${service.name}-${String(service.revisionIndex).padStart(5, '0')}-${revisionSuffix(service.name)}`;
 }
 
+/**
+ * The instances a MANUAL-scaling service runs: its `manual_instance_count`, or without one its
+ * service-level min instances (ScalingMode.MANUAL: "Scale to exactly min instances and ignore max
+ * instances", google/cloud/run/v2/vendor_settings.proto).
+ */
+export function manualCount(s: Pick<ServiceState, 'spec' | 'minInstances'>): number {
+  return s.spec.manualInstanceCount ?? s.minInstances;
+}
+
 /** The cap in force of an emulated service (0: a level that sets none), by Cloud Run's rule. */
 export function effectiveMax(
   s: Pick<ServiceState, 'maxInstances' | 'revisionMaxInstances'> & { unsetMax?: number },
@@ -710,7 +719,7 @@ export class FleetModel {
   }
 
   private capOf(s: ServiceState): number {
-    return s.spec.scalingMode === 'MANUAL' ? (s.spec.manualInstanceCount ?? 0) : effectiveMax(s);
+    return s.spec.scalingMode === 'MANUAL' ? manualCount(s) : effectiveMax(s);
   }
 
   private trimToCap(s: ServiceState): void {

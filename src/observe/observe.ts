@@ -23,7 +23,7 @@ import type {
   UsageMinutes,
 } from '../core/snapshot.js';
 import { NotFoundError, errorMessage } from '../errors.js';
-import type { GpuSpec, ObservedService } from '../core/service.js';
+import { manualInstances, type GpuSpec, type ObservedService } from '../core/service.js';
 import { minInstances } from '../core/audit-checks.js';
 import type {
   MetricSeries,
@@ -216,7 +216,7 @@ export async function observe(
         // Manually scaled: its instance count is fixed, not capped; count it, never write it.
         unmanagedUsage.push({
           ...id,
-          gpus: (svc.manualInstanceCount ?? 0) * svc.gpu.count,
+          gpus: manualInstances(svc) * svc.gpu.count,
           source: `service/${svc.name} (manual scaling)`,
         });
         continue;

@@ -2,7 +2,7 @@ import type { Policy } from '../core/policy.js';
 import { DEFAULT_ACCELERATOR, poolIdOf, poolKey, samePool, type PoolId } from '../core/pool.js';
 import { compileRules, type Settings } from '../core/rules.js';
 import { demandAt } from '../emulator/demand.js';
-import { effectiveMax, MINUTE_MS, type FleetModel } from '../emulator/model.js';
+import { effectiveMax, manualCount, MINUTE_MS, type FleetModel } from '../emulator/model.js';
 import type { SimulationOptions } from './result.js';
 import type { SimulationInput } from './scenario.js';
 
@@ -80,10 +80,7 @@ export function poolsOf(
     const auto = inPool.filter((s) => s.spec.scalingMode !== 'MANUAL');
     if (auto.length === 0) continue;
     const quota = p.quota ?? 0;
-    const manualGpus = manual.reduce(
-      (a, s) => a + (s.spec.manualInstanceCount ?? 0) * (s.spec.gpu?.count ?? 0),
-      0,
-    );
+    const manualGpus = manual.reduce((a, s) => a + manualCount(s) * (s.spec.gpu?.count ?? 0), 0);
     const held = p.workerPoolGpus + p.jobGpus + manualGpus;
     out.push({
       id,

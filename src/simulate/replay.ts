@@ -4,6 +4,7 @@ import { perRegionLimitFor, validateFleet, type FleetInput } from '../emulator/f
 import { effectiveMax, gpuPool, poolKey, quotaFromPolicy, type PoolId } from '../core/pool.js';
 import type { MetricSeries, ObservePorts } from '../ports/index.js';
 import { MINUTE_MS } from '../emulator/model.js';
+import { manualInstances } from '../core/service.js';
 import type { SimulationInput } from './scenario.js';
 
 /**
@@ -135,7 +136,7 @@ export async function buildReplayInput(
             Math.max(s.serviceMinInstances ?? 0, s.revisionMinInstances ?? 0),
           ),
           ...(s.scalingMode === 'MANUAL'
-            ? { scalingMode: 'MANUAL' as const, manualInstanceCount: s.manualInstanceCount ?? 0 }
+            ? { scalingMode: 'MANUAL' as const, manualInstanceCount: manualInstances(s) }
             : {}),
           demand: { trace: { file: key, normalize: false, scale: 1, offsetMinutes: warmup } },
         };

@@ -220,6 +220,14 @@ describe('the fleet model', () => {
     expect(m.findService('m').instances).toHaveLength(2);
   });
 
+  it('runs a manual-scaling service without a manual count at its min instances', () => {
+    // ScalingMode.MANUAL: "Scale to exactly min instances and ignore max instances".
+    const m = model([
+      svc('m', { scalingMode: 'MANUAL', minInstances: 3, maxInstances: 5, demand: 0 }),
+    ]);
+    expect(m.findService('m').instances).toHaveLength(3);
+  });
+
   it('changes revision when a deployment ends', () => {
     const m = model([svc('a', { maxInstances: 2, demand: 1 })]);
     const a = m.findService('a');

@@ -369,6 +369,30 @@ describe('observe', () => {
     ]);
   });
 
+  it('counts a manually scaled service without a manual instance count at its min instances', async () => {
+    // ServiceScaling.ScalingMode MANUAL: "Scale to exactly min instances and ignore max
+    // instances" (google/cloud/run/v2/vendor_settings.proto); manual_instance_count is optional.
+    const unset = service('u', {
+      scalingMode: 'MANUAL',
+      manualInstanceCount: null,
+      serviceMinInstances: 3,
+    });
+    const both = service('b', {
+      scalingMode: 'MANUAL',
+      manualInstanceCount: 1,
+      serviceMinInstances: 2,
+    });
+    const o = await observe(
+      policy({ regions: ['us-east1'] }),
+      ports({ services: [unset, both] }),
+      NOW,
+    );
+    expect(o.snapshot.unmanagedUsage.map((u) => [u.source, u.gpus])).toEqual([
+      ['service/u (manual scaling)', 3],
+      ['service/b (manual scaling)', 2],
+    ]);
+  });
+
   it('counts the running tasks of job executions as unmanaged usage of their pool', async () => {
     const p = ports({ services: [service('a')] });
     const execution = (job: string, name: string, runningTasks: number, gpus: number | null) => ({
