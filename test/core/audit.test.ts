@@ -211,6 +211,13 @@ describe('auditServices: each rule', () => {
     expect(f[1]?.problem).toContain('the cap is 2 (revision level)');
   });
 
+  it('revision-max-override: not said of a template that does not serve (traffic pinned elsewhere)', () => {
+    const f = audit([
+      service('pinned', { serviceMaxInstances: 4, revisionMaxInstances: 2, templateServes: false }),
+    ]);
+    expect(rules(f)).toEqual([]);
+  });
+
   it('min-instances-unused: min instances never exceeded over the lookback with an idle GPU', () => {
     const idle = { current: 1, peak: 1, sampledAt: AT, utilization: 0 };
     const f = audit(
