@@ -56,7 +56,36 @@ export const SnapshotPool = z.strictObject({
 });
 export type SnapshotPool = z.infer<typeof SnapshotPool>;
 
-const Counts = z.array(z.number().int().min(0));
+/**
+ * The most instances a snapshot may count for one service (its max, min, in use, peak, and each
+ * minute's): Cloud Run accepts no max instances whose GPUs exceed the pool's quota, which is at
+ * most {@link MAX_QUOTA_GPUS}, and every instance has at least one GPU. Counts above it are a
+ * hand edit or a corrupt file: planned, they made figures beyond 2^53 that a plan cannot hold
+ * (its schema promises safe integers) and that a subscriber's JSON parser rounds.
+ */
+export const MAX_INSTANCES = MAX_QUOTA_GPUS;
+
+/**
+ * The most requests a snapshot may count for one service in one minute, served or refused:
+ * 100 million (1.7 million a second), far beyond any GPU service. A minute's instances wanted is
+ * in use × (served + refused) ÷ served, its anticipated next step up to twice that, and demand
+ * adds up to 10 times headroom: at these bounds every figure of a plan stays below 2^53.
+ */
+export const MAX_REQUESTS_PER_MINUTE = 100_000_000;
+
+/** A whole number from 0 to `max`; above it, one fault naming the bound and what it counts. */
+const Bounded = (max: number, what: string) =>
+  z
+    .number()
+    .int()
+    .min(0)
+    .max(max, {
+      error: (issue) =>
+        `${String(issue.input)} ${what}; a snapshot may count at most ${max.toLocaleString('en-US')}`,
+    });
+const Instances = Bounded(MAX_INSTANCES, 'instances');
+const Counts = z.array(Instances);
+const Requests = z.array(Bounded(MAX_REQUESTS_PER_MINUTE, 'requests in a minute'));
 
 export const UsageMinutes = z
   .strictObject({
@@ -66,10 +95,10 @@ export const UsageMinutes = z
     inUse: Counts.describe(
       'Instances (active + idle) each minute, oldest first; 0 for a minute without a point (Cloud Run writes none at zero). The last entry is the newest minute Monitoring had for the project.',
     ),
-    served: Counts.optional().describe(
+    served: Requests.optional().describe(
       'Requests that reached an instance each minute (run.googleapis.com/request_count, any response code but 429), aligned with inUse. Absent: not read.',
     ),
-    refused: Counts.optional().describe(
+    refused: Requests.optional().describe(
       "Requests Cloud Run answered 429 each minute (the request log's 429s: at its max instances, a request pends for a while, then is refused), aligned with inUse. Absent: not read.",
     ),
   })
@@ -88,8 +117,8 @@ export const UsageMinutes = z
 export type UsageMinutes = z.infer<typeof UsageMinutes>;
 
 export const Usage = z.strictObject({
-  current: z.number().int().min(0).describe('Instances (active + idle) in the latest sample.'),
-  peak: z.number().int().min(0).describe('Most instances in use over the lookback window.'),
+  current: Instances.describe('Instances (active + idle) in the latest sample.'),
+  peak: Instances.describe('Most instances in use over the lookback window.'),
   sampledAt: IsoInstant.describe('Time of the latest sample.'),
   utilization: z
     .number()
@@ -115,20 +144,16 @@ export const SnapshotService = z.strictObject({
   name: Name,
   gpusPerInstance: z.number().int().min(1).max(16),
   labels: StringMap.default({}),
-  maxInstances: z
-    .number()
-    .int()
-    .min(0)
-    .describe(
-      'Effective max instances: the lower of the service-level and revision-level max; when neither is set, quota ÷ GPUs per instance (see maxUnset).',
-    ),
+  maxInstances: Instances.describe(
+    'Effective max instances: the lower of the service-level and revision-level max; when neither is set, quota ÷ GPUs per instance (see maxUnset).',
+  ),
   maxUnset: z
     .boolean()
     .optional()
     .describe(
       'Neither the service nor its revision sets a max: Cloud Run derives one from the regional quotas, so maxInstances counts it at quota ÷ GPUs per instance (100 when the quota is unknown).',
     ),
-  minInstances: z.number().int().min(0).default(0),
+  minInstances: Instances.default(0),
   reconciling: z.boolean().default(false),
   etag: Line.default(''),
   lastChangedAt: IsoInstant.nullable()
@@ -146,7 +171,7 @@ export type SnapshotService = z.infer<typeof SnapshotService>;
 
 export const UnmanagedUsage = z.strictObject({
   ...PoolFields,
-  gpus: z.number().int().min(0),
+  gpus: Bounded(MAX_QUOTA_GPUS, 'GPUs'),
   source: Line.min(1).describe('What holds the GPUs, e.g. "worker-pool/encoder".'),
 });
 export type UnmanagedUsage = z.infer<typeof UnmanagedUsage>;

@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import { plan } from '../../src/core/planner.js';
 import { parsePolicyText } from '../../src/core/policy.js';
+import { Plan } from '../../src/core/plan.js';
 import { parseSnapshot, parseSnapshotText } from '../../src/core/snapshot.js';
 import { InputError } from '../../src/errors.js';
 
@@ -175,5 +176,108 @@ describe('times in the snapshot', () => {
       [],
     );
     expect(faultsWith({ sampledAt: '2026-11-27T15:00:00Z' })).toEqual([]);
+  });
+});
+
+describe('numbers in the snapshot', () => {
+  /** The example snapshot's counts: its first service (llm-chat) has per-minute usage. */
+  interface Doc {
+    services: {
+      maxInstances: number;
+      minInstances: number;
+      usage: {
+        current: number;
+        peak: number;
+        perMinute: { inUse: number[]; served: number[]; refused: number[] };
+      };
+    }[];
+    unmanagedUsage: { gpus: number }[];
+  }
+  const edited = (edit: (doc: Doc, chat: Doc['services'][number]) => void): Doc => {
+    const doc = JSON.parse(readFileSync('examples/snapshot.json', 'utf8')) as Doc;
+    edit(doc, doc.services[0]!);
+    return doc;
+  };
+  const faultsOf = (doc: unknown): string[] => {
+    try {
+      parseSnapshot(doc);
+    } catch (e) {
+      if (!(e instanceof InputError)) throw e;
+      return e.faults.map((f) => `${f.path}: ${f.message}`);
+    }
+    return [];
+  };
+
+  it('refuses counts no Cloud Run service has, naming each path, rather than planning numbers the plan cannot hold', () => {
+    const huge = Number.MAX_SAFE_INTEGER;
+    const doc = edited((d, s) => {
+      s.maxInstances = huge;
+      s.minInstances = huge;
+      s.usage.current = huge;
+      s.usage.peak = huge;
+      s.usage.perMinute.inUse[9] = huge;
+      s.usage.perMinute.served[9] = huge;
+      s.usage.perMinute.refused[8] = huge;
+      d.unmanagedUsage[0]!.gpus = huge;
+    });
+    const faults = faultsOf(doc);
+    for (const path of [
+      'services[0].maxInstances',
+      'services[0].minInstances',
+      'services[0].usage.current',
+      'services[0].usage.peak',
+      'services[0].usage.perMinute.inUse[9]',
+      'services[0].usage.perMinute.served[9]',
+      'services[0].usage.perMinute.refused[8]',
+      'unmanagedUsage[0].gpus',
+    ]) {
+      expect(faults.find((f) => f.startsWith(`${path}: `))).toMatch(/at most [\d,]+/);
+    }
+    expect(faults).toHaveLength(8);
+  });
+
+  it('at the largest counts it accepts, every figure of the plan is a safe integer, as the plan schema says', () => {
+    const max = (set: (doc: Doc, value: number) => void): number => {
+      // The largest value the parser accepts at `path`: found by asking it, not by reading the code.
+      let lo = 0;
+      let hi = Number.MAX_SAFE_INTEGER;
+      while (lo < hi) {
+        const mid = lo + Math.ceil((hi - lo) / 2);
+        const doc = edited((d) => set(d, mid));
+        if (faultsOf(doc).length === 0) lo = mid;
+        else hi = mid - 1;
+      }
+      return lo;
+    };
+    const instances = max((d, v) => (d.services[0]!.usage.current = v));
+    const requests = max((d, v) => (d.services[0]!.usage.perMinute.refused[9] = v));
+    const gpus = max((d, v) => (d.unmanagedUsage[0]!.gpus = v));
+    const doc = edited((d, s) => {
+      s.maxInstances = instances;
+      s.minInstances = 0;
+      s.usage.current = instances;
+      s.usage.peak = instances;
+      // Rising three minutes running, the newest with one request served and the rest refused:
+      // the most instances wanted the evidence can say, and its next step counted too.
+      s.usage.perMinute.inUse = [0, 0, 0, 0, 0, 0, 0, 0, 1, instances];
+      s.usage.perMinute.served = [0, 0, 0, 0, 0, 0, 0, 0, 0, 1];
+      s.usage.perMinute.refused = [0, 0, 0, 0, 0, 0, 0, 0, 0, requests];
+      d.unmanagedUsage[0]!.gpus = gpus;
+      for (const other of d.services.slice(1)) {
+        other.maxInstances = instances;
+        other.minInstances = instances;
+      }
+    });
+    // The most headroom a policy may give (10: eleven times the base).
+    const greedy = parsePolicyText(
+      readFileSync('examples/policy.yaml', 'utf8').replaceAll(/headroom: [\d.]+/g, 'headroom: 10'),
+    );
+    const snapshot = parseSnapshot(doc);
+    const planned = plan(snapshot, greedy, snapshot.takenAt);
+    const parsed = Plan.safeParse(JSON.parse(JSON.stringify(planned)));
+    expect(parsed.error?.issues.map((i) => `${i.path.join('.')}: ${i.message}`) ?? []).toEqual([]);
+    // The estimate did use the counts: llm-chat's demand is far above any quota.
+    const chat = planned.services.find((s) => s.name === 'llm-chat');
+    expect(chat?.demand).toBeGreaterThan(1_000_000);
   });
 });
