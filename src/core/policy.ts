@@ -229,9 +229,11 @@ export const Defaults = z.strictObject({
   weight: Weight.default(1),
   priority: Priority.default(0),
   headroom: Headroom.default(0.2),
+  // At least 1%: demand grows to busy GPUs ÷ the target, so a target near 0 planned a demand of
+  // 10^300 GPUs, or an infinite one that a plan's JSON writes as null (the word for unknown).
   targetUtilization: z
     .number()
-    .gt(0)
+    .min(0.01, { error: 'expected at least 0.01 (1%): demand grows to busy GPUs ÷ this target' })
     .max(1)
     .default(0.8)
     .describe('GPU utilization above which demand grows past the instances in use.'),

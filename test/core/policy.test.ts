@@ -104,6 +104,16 @@ describe('policy', () => {
     expect(faultsOf(withDefaults({ scaleDownDelay: '366d1ms' }))).toEqual([
       'defaults.scaleDownDelay: expected at most 366d',
     ]);
+    // Busy GPUs ÷ a target near 0 made a demand of 10^300 GPUs ("over target 0%"), and below
+    // about 10^-308 an infinite one, which a plan's JSON writes as null ("unknown").
+    for (const target of [1e-300, 0.001, 0.009]) {
+      expect(faultsOf(withDefaults({ targetUtilization: target })), String(target)).toEqual([
+        expect.stringMatching(/^defaults\.targetUtilization: expected at least 0\.01 \(1%\)/),
+      ]);
+    }
+    expect(parsePolicy(withDefaults({ targetUtilization: 0.01 })).defaults.targetUtilization).toBe(
+      0.01,
+    );
     // Refusals are counted in whole minutes: a reclaim window under a minute would mean "never"
     // to its reader, but the planner would count the newest minute.
     expect(

@@ -257,6 +257,7 @@ describe('numbers in the snapshot', () => {
       s.minInstances = 0;
       s.usage.current = instances;
       s.usage.peak = instances;
+      s.usage.utilization = 1;
       // Rising three minutes running, the newest with one request served and the rest refused:
       // the most instances wanted the evidence can say, and its next step counted too.
       s.usage.perMinute.inUse = [0, 0, 0, 0, 0, 0, 0, 0, 1, instances];
@@ -268,10 +269,26 @@ describe('numbers in the snapshot', () => {
         other.minInstances = instances;
       }
     });
-    // The most headroom a policy may give (10: eleven times the base).
-    const greedy = parsePolicyText(
-      readFileSync('examples/policy.yaml', 'utf8').replaceAll(/headroom: [\d.]+/g, 'headroom: 10'),
+    // The most headroom a policy may give (10: eleven times the base), and the lowest target
+    // utilization of these it accepts (busy GPUs ÷ target: the lower, the more demand).
+    const text = readFileSync('examples/policy.yaml', 'utf8').replaceAll(
+      /headroom: [\d.]+/g,
+      'headroom: 10',
     );
+    const greedy = [1e-300, 1e-6, 0.001, 0.01, 0.05]
+      .map((target) => text.replace(/targetUtilization: [\d.]+/, `targetUtilization: ${target}`))
+      .map((t) => {
+        try {
+          return parsePolicyText(t);
+        } catch (e) {
+          if (e instanceof InputError) return null;
+          throw e;
+        }
+      })
+      .find((p) => p !== null);
+    if (!greedy) throw new Error('no target utilization accepted');
+    expect(text).toMatch(/targetUtilization: [\d.]+/);
+    expect(greedy.defaults.targetUtilization).toBeLessThan(0.8);
     const snapshot = parseSnapshot(doc);
     const planned = plan(snapshot, greedy, snapshot.takenAt);
     const parsed = Plan.safeParse(JSON.parse(JSON.stringify(planned)));
