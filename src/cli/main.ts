@@ -3,6 +3,7 @@ import { z } from 'zod';
 import { isInputError, GovernorError, UsageError } from '../errors.js';
 import { plan } from '../core/planner.js';
 import type { Policy } from '../core/policy.js';
+import { UNWRITABLE_INSTANT, writableInstant } from '../core/duration.js';
 import { fleetOfSnapshot, policyWarnings } from '../core/policy-fit.js';
 import { fleetFullySeen, renderProblem } from '../core/problems.js';
 import type { Snapshot } from '../core/snapshot.js';
@@ -56,6 +57,8 @@ function parseAt(text: string): string {
       `--at ${JSON.stringify(text)} is not an ISO 8601 time with its offset, such as 2026-11-27T10:00:00Z`,
     );
   }
+  if (!writableInstant(text))
+    throw new UsageError(`--at ${JSON.stringify(text)} ${UNWRITABLE_INSTANT}`);
   return new Date(Date.parse(text)).toISOString();
 }
 

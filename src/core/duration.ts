@@ -92,3 +92,26 @@ export const MAX_CLOCK_SKEW_MS = 60_000;
 export function beyondSkew(time: string, nowMs: number): boolean {
   return Date.parse(time) > nowMs + MAX_CLOCK_SKEW_MS;
 }
+
+/**
+ * The first and last instants whose UTC time has a four-digit year. `Date.prototype.toISOString`
+ * writes any other with a six-digit year (`+010000-01-01T11:59:59.000Z`), which is no RFC 3339
+ * time: a snapshot's `takenAt` or a `--at` of `9999-12-31T23:59:59-12:00` planned a plan whose `at`
+ * and alerts' `time` neither the plan's schema nor a subscriber's parser takes.
+ */
+export const FIRST_INSTANT = '0000-01-01T00:00:00Z';
+export const LAST_INSTANT = '9999-12-31T23:59:59.999Z';
+
+/** Whether an ISO 8601 time (parsed by `Date.parse`) lies from FIRST_INSTANT to LAST_INSTANT. */
+export function writableInstant(time: string): boolean {
+  const ms = Date.parse(time);
+  return ms >= Date.parse(FIRST_INSTANT) && ms <= Date.parse(LAST_INSTANT);
+}
+
+/** What a time outside them is told, after the time itself. */
+export const UNWRITABLE_INSTANT = `is outside ${FIRST_INSTANT} to ${LAST_INSTANT} in UTC, the times with a four-digit year`;
+
+/** An ISO 8601 time with its offset, whose UTC time has a four-digit year. */
+export const Instant = z.iso
+  .datetime({ offset: true })
+  .refine(writableInstant, { error: UNWRITABLE_INSTANT });

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { InputError, type Fault } from '../errors.js';
 import { parseDocument, StringMap, zodFaults } from './document.js';
-import { beyondSkew } from './duration.js';
+import { beyondSkew, Instant } from './duration.js';
 import { MAX_QUOTA_GPUS, poolKey } from './pool.js';
 import { CONTROL } from './text.js';
 
@@ -10,7 +10,7 @@ import { CONTROL } from './text.js';
  * the time. Parsed with zod at the edge; the planner trusts it.
  */
 
-const IsoInstant = z.iso.datetime({ offset: true });
+const IsoInstant = Instant;
 /**
  * A name of the snapshot (project, region, accelerator, service, source) or an etag: one line,
  * without control characters. A live snapshot never holds one (Google's names are letters, digits

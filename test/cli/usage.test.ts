@@ -109,3 +109,29 @@ describe('an option the command would ignore', () => {
     }
   });
 });
+
+describe('plan --at past the years an ISO 8601 time can write', () => {
+  it.each(['9999-12-31T23:59:59-12:00', '0000-01-01T00:30:00+01:00'])(
+    '%s: one line naming --at, exit 2, no plan (its UTC time is outside 0000–9999)',
+    async (at) => {
+      const r = await governor(
+        ...['plan', '--policy', 'examples/policy.yaml', '--snapshot', 'examples/snapshot.json'],
+        ...['--json', '--at', at],
+      );
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toMatch(new RegExp(`^error: --at "${at.replace('+', '\\+')}" [^\\n]*\\n$`));
+      expect(r.code).toBe(2);
+    },
+  );
+
+  it('the first and last instants those years hold still plan, their time written as given', async () => {
+    for (const at of ['0000-01-01T00:00:00Z', '9999-12-31T23:59:59.999Z']) {
+      const r = await governor(
+        ...['plan', '--policy', 'examples/policy.yaml', '--snapshot', 'examples/snapshot.json'],
+        ...['--json', '--at', at],
+      );
+      expect(r.code, r.stderr).toBe(0);
+      expect((JSON.parse(r.stdout) as { at: string }).at).toBe(at.replace(/(:\d\d)Z$/, '$1.000Z'));
+    }
+  });
+});

@@ -171,6 +171,30 @@ describe('times in the snapshot', () => {
     ]);
   });
 
+  it('refuses a time whose UTC form is past year 9999 or before year 0000, naming its path', () => {
+    // 9999-12-31T23:59:59-12:00 is +010000-01-01T11:59:59Z: planned, the plan's `at` and every
+    // alert's `time` were written with a six-digit year, which no ISO 8601 reader takes.
+    const doc = JSON.parse(readFileSync('examples/snapshot.json', 'utf8')) as {
+      takenAt: string;
+    };
+    for (const takenAt of ['9999-12-31T23:59:59-12:00', '0000-01-01T00:30:00+01:00']) {
+      doc.takenAt = takenAt;
+      let faults: string[] = [];
+      try {
+        parseSnapshot(doc);
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        faults = e.faults.map((f) => `${f.path}: ${f.message}`);
+      }
+      expect(faults, takenAt).toEqual([
+        expect.stringMatching(/^takenAt: .*0000-01-01T00:00:00Z.*9999-12-31T23:59:59\.999Z/),
+      ]);
+    }
+    expect(faultsWith({ sampledAt: '0000-01-01T00:00:00+00:01' })).toEqual([
+      expect.stringMatching(/^services\[0\]\.usage\.sampledAt: .*0000-01-01T00:00:00Z/),
+    ]);
+  });
+
   it('accepts a newest minute up to the clock skew allowed after takenAt, and one at it', () => {
     expect(faultsWith({ perMinute: { start: '2026-11-27T14:59:00Z', inUse: [3, 3, 3] } })).toEqual(
       [],
@@ -188,6 +212,7 @@ describe('numbers in the snapshot', () => {
       usage: {
         current: number;
         peak: number;
+        utilization?: number;
         perMinute: { inUse: number[]; served: number[]; refused: number[] };
       };
     }[];
