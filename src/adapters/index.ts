@@ -12,9 +12,21 @@ export interface GooglePorts extends ObservePorts {
   close(): Promise<void>;
 }
 
-export function createGooglePorts(endpoint: Endpoint): GooglePorts {
+export function createGooglePorts(
+  endpoint: Endpoint & {
+    /**
+     * With the emulator only: a write polls its operation from this many ms rather than the
+     * default 1 s (GOVERNOR_EMULATOR_OPERATION_POLL). Ignored against Google.
+     */
+    emulatorOperationPollMs?: number | null;
+  },
+): GooglePorts {
   const { emulatorHost } = endpoint;
-  const run = createCloudRunAdapter({ emulatorHost });
+  const poll = endpoint.emulatorOperationPollMs;
+  const run = createCloudRunAdapter({
+    emulatorHost,
+    ...(emulatorHost && poll ? { operationPolling: { initialDelayMs: poll } } : {}),
+  });
   const monitoring = createMonitoringAdapter({ emulatorHost });
   const quotas = createQuotaAdapter({ emulatorHost });
   return {

@@ -12,7 +12,6 @@
  * adapters import Google's libraries) hold as they do for static imports. The types cost nothing
  * at run time.
  */
-import type { Endpoint } from './client-config.js';
 import type { FirestoreStateStoreOptions } from './firestore-store.js';
 import type { GooglePorts } from './index.js';
 import type { PubSubAlertSink, PubSubAlertSinkOptions } from './pubsub.js';
@@ -25,7 +24,9 @@ import type {
 } from '../ports/index.js';
 
 /** `createGooglePorts` (./index.ts), once the Cloud Run, Monitoring and Cloud Quotas clients are loaded. */
-export async function loadGooglePorts(endpoint: Endpoint): Promise<GooglePorts> {
+export async function loadGooglePorts(
+  endpoint: Parameters<typeof import('./index.js').createGooglePorts>[0],
+): Promise<GooglePorts> {
   const { createGooglePorts } = await import('./index.js');
   return createGooglePorts(endpoint);
 }

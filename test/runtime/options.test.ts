@@ -15,6 +15,7 @@ describe('parseRuntimeOptions', () => {
       maxDeliveryAttempts: null,
       emulatorHost: null,
       emulatorAdmin: null,
+      emulatorOperationPollMs: null,
       pubsubEmulatorHost: null,
       governorId: `cli:user@${hostname()}`,
       color: 'auto',
@@ -32,6 +33,7 @@ describe('parseRuntimeOptions', () => {
       GOVERNOR_MAX_DELIVERY_ATTEMPTS: '7',
       GOVERNOR_EMULATOR_HOST: '127.0.0.1:7000',
       GOVERNOR_EMULATOR_ADMIN: 'http://127.0.0.1:7001',
+      GOVERNOR_EMULATOR_OPERATION_POLL: '20ms',
       PUBSUB_EMULATOR_HOST: 'localhost:8085',
       GOVERNOR_ID: 'governor-eu',
       GOVERNOR_DEBUG: '1',
@@ -44,6 +46,7 @@ describe('parseRuntimeOptions', () => {
       maxDeliveryAttempts: 7,
       emulatorHost: '127.0.0.1:7000',
       emulatorAdmin: 'http://127.0.0.1:7001',
+      emulatorOperationPollMs: 20,
       pubsubEmulatorHost: 'localhost:8085',
       governorId: 'governor-eu',
       color: 'never',
@@ -78,6 +81,32 @@ describe('parseRuntimeOptions', () => {
       expect(told, zero).toMatch(/GOVERNOR_RUN_DEADLINE: expected more than 0s/);
     }
     expect(parseRuntimeOptions({ GOVERNOR_RUN_DEADLINE: '1s' }).runDeadlineMs).toBe(1_000);
+  });
+
+  it("polls the emulator's operations sooner only when told, only the emulator's, and from 1ms to 1s", () => {
+    const host = { GOVERNOR_EMULATOR_HOST: '127.0.0.1:7000' };
+    expect(parseRuntimeOptions(host).emulatorOperationPollMs).toBe(null);
+    expect(
+      parseRuntimeOptions({ ...host, GOVERNOR_EMULATOR_OPERATION_POLL: '1s' })
+        .emulatorOperationPollMs,
+    ).toBe(1_000);
+    const refused = (env: Record<string, string>): string => {
+      try {
+        parseRuntimeOptions(env);
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        return e.faults.map((f) => `${f.path}: ${f.message}`).join('\n');
+      }
+      return 'accepted';
+    };
+    // Google's operations keep the default: the variable alone is a mistake, said as one.
+    expect(refused({ GOVERNOR_EMULATOR_OPERATION_POLL: '20ms' })).toBe(
+      "GOVERNOR_EMULATOR_OPERATION_POLL: set without GOVERNOR_EMULATOR_HOST: it is for the emulator only (Google's operations are polled from 1s)",
+    );
+    for (const bad of ['0ms', '0s', '1001ms', '2s', '20', 'soon'])
+      expect(refused({ ...host, GOVERNOR_EMULATOR_OPERATION_POLL: bad }), bad).toMatch(
+        /^GOVERNOR_EMULATOR_OPERATION_POLL: expected /,
+      );
   });
 
   it("takes Pub/Sub's bounds of max_delivery_attempts, 5 to 100, and nothing else", () => {
