@@ -1,7 +1,7 @@
 import { constants } from 'node:fs';
 import { access, mkdir, stat, writeFile } from 'node:fs/promises';
 import { dirname, resolve as resolvePath } from 'node:path';
-import { createGooglePorts } from '../adapters/index.js';
+import { loadGooglePorts } from '../adapters/load.js';
 import { createClock } from '../adapters/clock.js';
 import { durationMs, UNIT_ORDER_HINT, unitsOutOfOrder } from '../core/duration.js';
 import { InputError, UpstreamError, UsageError } from '../errors.js';
@@ -9,7 +9,6 @@ import type { Policy } from '../core/policy.js';
 import { compileRules } from '../core/rules.js';
 import type { Fleet } from '../emulator/fleet.js';
 import { buildReplayInput, historyWarning, type ReplayInput } from '../simulate/replay.js';
-import { renderReport } from '../simulate/report.js';
 import {
   DEFAULT_SIMULATED_HOURS,
   loadSimulationInput,
@@ -17,7 +16,8 @@ import {
 } from '../simulate/scenario.js';
 import { progressBar } from '../simulate/progress.js';
 import { DEFAULT_LAG_MINUTES, DEFAULT_TICK_MINUTES } from '../simulate/result.js';
-import { simulate, type SimulationResult } from '../simulate/simulate.js';
+import type { SimulationResult } from '../simulate/simulate.js';
+import { loadRenderReport, loadSimulate } from '../simulate/load.js';
 import { fileFaultText } from '../read-capped.js';
 import { loadPolicy } from './files.js';
 import type { Streams } from './io.js';
@@ -200,6 +200,7 @@ export async function runSimulate(flags: SimulateFlags, io: Streams): Promise<nu
     );
   }
   assertGoverns(policy, input.fleet, flags);
+  const simulate = await loadSimulate();
   const bar = progressBar(io.stderr);
   let result: SimulationResult;
   try {
@@ -240,7 +241,7 @@ export async function runReplay(
   const policy = await loadPolicy(flags.policy, { forProjects: 'replay' });
   // One line and a hint without credentials, before a client fails in the background.
   await assertReadyToRead(options);
-  const ports = createGooglePorts(options);
+  const ports = await loadGooglePorts(options);
   let input: ReplayInput;
   try {
     const now = await createClock(options)();
@@ -268,6 +269,7 @@ export async function runReplay(
     io.stderr.write(`warning: ${warning}\n`);
     notes.unshift(warning);
   }
+  const simulate = await loadSimulate();
   const bar = progressBar(io.stderr);
   let result: SimulationResult;
   try {
@@ -294,6 +296,7 @@ async function output(
   notes: readonly string[] = [],
 ): Promise<number> {
   if (flags.report) {
+    const renderReport = await loadRenderReport();
     const html = renderReport(result, { subtitle, notes });
     try {
       await mkdir(dirname(flags.report), { recursive: true });
