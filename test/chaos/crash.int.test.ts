@@ -11,7 +11,7 @@ import { seededRandom } from '../../src/emulator/faults.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { transpileForNode } from '../state/transpile.js';
-import { overCommittedFleet } from '../support/fixtures.js';
+import { overCommittedFleet, QUICK_POLL_ENV } from '../support/fixtures.js';
 
 /**
  * Crash suite: the governor process (`governor apply --yes`, the real CLI) is killed with SIGKILL
@@ -52,7 +52,7 @@ const policyWithTopic = JSON.stringify({ ...policy, alerts: { topic: TOPIC } });
  * operations take 20 to 120 ms, so each of a run's eight writes waited a second for nothing, and
  * the file took three minutes. An operation is still in flight for about as long as it runs.
  */
-const POLL = { GOVERNOR_EMULATOR_OPERATION_POLL: '20ms' };
+const POLL = QUICK_POLL_ENV;
 
 async function emulator(): Promise<RunningEmulator> {
   return startEmulator({

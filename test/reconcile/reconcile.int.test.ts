@@ -28,6 +28,7 @@ import {
   type SharedEmulator,
 } from '../support/shared-emulators.js';
 import { waitUntil } from '../support/wait.js';
+import { QUICK_POLL_MS } from '../support/fixtures.js';
 
 /**
  * The reconcile run against the emulator (real Cloud Run, Monitoring and Quotas clients over
@@ -118,7 +119,10 @@ beforeEach(async () => {
     operationDelayMs: 50,
     faults: ({ method, request }) => faults?.(method, request),
   });
-  ports = createGooglePorts({ emulatorHost: emulator.host });
+  ports = createGooglePorts({
+    emulatorHost: emulator.host,
+    emulatorOperationPollMs: QUICK_POLL_MS,
+  });
   sink = createPubSubAlertSink({
     topic: TOPIC,
     maxAttempts: 2,
