@@ -38,6 +38,7 @@ import {
 import { startPubSubEmulator } from '../support/pubsub-emulator.js';
 import type { RunningEmulator as JavaEmulator } from '../support/java-emulator.js';
 import { ORG, orgFleet, orgProjectId } from '../support/org-fleet.js';
+import { QUICK_POLL_ENV } from '../support/fixtures.js';
 
 const HOME = 'gov-home-proj';
 const N = 40;
@@ -187,6 +188,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'org-chaos-'));
   Object.assign(process.env, {
     ...emulator.env,
+    ...QUICK_POLL_ENV,
     GOVERNOR_POLICY: POLICY,
     GOVERNOR_STATE_DIR: dir,
     GOVERNOR_RUN_DEADLINE: `${RUN_DEADLINE_S}s`,

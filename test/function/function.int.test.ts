@@ -16,6 +16,7 @@ import {
   sharedPubSubEmulator,
   type SharedEmulator,
 } from '../support/shared-emulators.js';
+import { QUICK_POLL_ENV } from '../support/fixtures.js';
 
 /**
  * The Cloud Function through its real HTTP surface (functions-framework's server), configured the
@@ -99,6 +100,7 @@ beforeEach(async () => {
   emulator = await startEmulator({ fleet, speed: 'manual', operationDelayMs: 20 });
   Object.assign(process.env, {
     ...emulator.env,
+    ...QUICK_POLL_ENV,
     GOVERNOR_POLICY: POLICY,
     GOVERNOR_STATE_STORE: 'firestore',
     GOVERNOR_FIRESTORE_COLLECTION: `fn-${Math.random().toString(16).slice(2)}`,

@@ -21,6 +21,7 @@ import { handleUnitPush } from '../../src/function/org.js';
 import { memoryLogger, textLogger } from '../../src/log.js';
 import { sharedPubSubEmulator, type SharedEmulator } from '../support/shared-emulators.js';
 import { ORG, orgFleet, orgProjectId } from '../support/org-fleet.js';
+import { QUICK_POLL_ENV } from '../support/fixtures.js';
 
 const HOME = 'gov-home-proj';
 const TOPIC = `projects/${HOME}/topics/gpu-governor-work`;
@@ -80,6 +81,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'org-fn-'));
   Object.assign(process.env, {
     ...emulator.env,
+    ...QUICK_POLL_ENV,
     GOVERNOR_POLICY: POLICY,
     GOVERNOR_STATE_DIR: dir,
     GOVERNOR_RUN_DEADLINE: '60s',

@@ -30,6 +30,7 @@ import { parseRuntimeOptions } from '../../src/runtime-options.js';
 import { createRuntime } from '../../src/runtime.js';
 import { startPubSubEmulator } from '../support/pubsub-emulator.js';
 import type { RunningEmulator as JavaEmulator } from '../support/java-emulator.js';
+import { QUICK_POLL_ENV } from '../support/fixtures.js';
 
 const HOME = 'gov-home-proj';
 const TOPIC = `projects/${HOME}/topics/gpu-governor-work`;
@@ -145,6 +146,7 @@ beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'regional-fn-'));
   Object.assign(process.env, {
     ...emulator.env,
+    ...QUICK_POLL_ENV,
     GOVERNOR_POLICY: JSON.stringify(POLICY),
     GOVERNOR_STATE_DIR: dir,
     GOVERNOR_RUN_DEADLINE: '60s',

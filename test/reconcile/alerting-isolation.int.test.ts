@@ -12,6 +12,7 @@ import { UnavailableError } from '../../src/errors.js';
 import { memoryLogger } from '../../src/log.js';
 import type { StateStore } from '../../src/ports/index.js';
 import { reconcile, RunFailedError } from '../../src/reconcile/reconcile.js';
+import { QUICK_POLL_MS } from '../support/fixtures.js';
 
 /**
  * One project whose alerting fails (its stored conditions cannot be read: a store fault, an
@@ -49,7 +50,10 @@ it("a project whose alerts fail does not keep the next project's alerts from goi
     speed: 'manual',
     operationDelayMs: 20,
   });
-  const ports = createGooglePorts({ emulatorHost: emulator.host });
+  const ports = createGooglePorts({
+    emulatorHost: emulator.host,
+    emulatorOperationPollMs: QUICK_POLL_MS,
+  });
   const sink = createPubSubAlertSink({ topic: TOPIC, emulatorHost: emulator.host, maxAttempts: 1 });
   const files = createFileStateStore({ dir: mkdtempSync(join(tmpdir(), 'governor-state-')) });
   let refused = new Set([FIRST]);

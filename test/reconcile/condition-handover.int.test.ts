@@ -16,6 +16,7 @@ import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
 import { projectUnitStore, regionalUnitStore } from '../../src/reconcile/unit-lease.js';
 import { mortal, pick } from '../support/mortal.js';
 import { waitUntil } from '../support/wait.js';
+import { QUICK_POLL_MS } from '../support/fixtures.js';
 
 /**
  * The handover of conditions when a project is split into regional units (docs/organization.md,
@@ -62,7 +63,10 @@ const reports: RunReport[] = [];
 beforeEach(async () => {
   reports.length = 0;
   emulator = await startEmulator({ fleet: fleet(), speed: 'manual', operationDelayMs: 20 });
-  ports = createGooglePorts({ emulatorHost: emulator.host });
+  ports = createGooglePorts({
+    emulatorHost: emulator.host,
+    emulatorOperationPollMs: QUICK_POLL_MS,
+  });
   base = createFileStateStore({ dir: mkdtempSync(join(tmpdir(), 'governor-ho-')) });
   log = memoryLogger();
 });

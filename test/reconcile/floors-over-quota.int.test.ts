@@ -5,6 +5,7 @@ import { parsePolicy } from '../../src/core/policy.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { type RunReport } from '../../src/reconcile/reconcile.js';
 import { reconcileReport } from '../support/reconcile-run.js';
+import { QUICK_POLL_MS } from '../support/fixtures.js';
 
 /**
  * A floor the quota cannot hold, through the emulator and Google's clients. Cloud Run refuses a
@@ -46,7 +47,10 @@ async function start(
     speed: 'manual',
     operationDelayMs: 20,
   });
-  ports = createGooglePorts({ emulatorHost: emulator.host });
+  ports = createGooglePorts({
+    emulatorHost: emulator.host,
+    emulatorOperationPollMs: QUICK_POLL_MS,
+  });
 }
 
 async function run(

@@ -11,6 +11,7 @@ import { parsePolicy } from '../../src/core/policy.js';
 import { RpcError, startEmulator } from '../../src/emulator/index.js';
 import { memoryLogger } from '../../src/log.js';
 import { reconcile, RunFailedError } from '../../src/reconcile/reconcile.js';
+import { QUICK_POLL_MS } from '../support/fixtures.js';
 
 /**
  * A publish that fails for one pool's ordering key while another pool's messages went out (the
@@ -59,7 +60,10 @@ it('one pool fails to publish: the next run sends it, and repeats nothing the ot
         ? new RpcError(status.UNAVAILABLE, 'unavailable for the test')
         : undefined,
   });
-  const ports = createGooglePorts({ emulatorHost: emulator.host });
+  const ports = createGooglePorts({
+    emulatorHost: emulator.host,
+    emulatorOperationPollMs: QUICK_POLL_MS,
+  });
   const sink = createPubSubAlertSink({
     topic: TOPIC,
     emulatorHost: emulator.host,

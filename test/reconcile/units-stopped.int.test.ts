@@ -13,6 +13,7 @@ import type { StateStore } from '../../src/ports/index.js';
 import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
 import { regionalUnitStore } from '../../src/reconcile/unit-lease.js';
 import { twoRegionFleet } from '../support/quota-world.js';
+import { QUICK_POLL_MS } from '../support/fixtures.js';
 
 /**
  * A regional unit that stops running while another of its project runs (docs/organization.md,
@@ -39,7 +40,10 @@ beforeEach(async () => {
     speed: 'manual',
     operationDelayMs: 20,
   });
-  ports = createGooglePorts({ emulatorHost: emulator.host });
+  ports = createGooglePorts({
+    emulatorHost: emulator.host,
+    emulatorOperationPollMs: QUICK_POLL_MS,
+  });
   base = createFileStateStore({ dir: mkdtempSync(join(tmpdir(), 'governor-stop-')) });
 });
 

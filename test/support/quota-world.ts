@@ -16,7 +16,7 @@ import {
 } from '../../src/emulator/index.js';
 import { memoryLogger } from '../../src/log.js';
 import type { StateStore } from '../../src/ports/index.js';
-import { quietRun } from './fixtures.js';
+import { QUICK_POLL_MS, quietRun } from './fixtures.js';
 
 /** The two pools of {@link twoRegionFleet}: us-central1's (`hot`) and europe-west4's (`calm`). */
 export function quotaPools(project: string): { hot: string; calm: string } {
@@ -58,7 +58,10 @@ export async function openQuotaWorld(
     speed: 'manual',
     ...options.emulator,
   });
-  const ports = createGooglePorts({ emulatorHost: emulator.host });
+  const ports = createGooglePorts({
+    emulatorHost: emulator.host,
+    emulatorOperationPollMs: QUICK_POLL_MS,
+  });
   const prefs = createQuotaPreferenceAdapter({
     emulatorHost: emulator.host,
     ...(options.retry ? { retry: options.retry } : {}),
