@@ -23,9 +23,10 @@ const TEMP_ROOT = 'test/support/temp-root.global.ts';
  * - `unit`: one file per CPU. They are CPU-bound (the property and fuzz tests keep their 20 s
  *   per-test timeouts), so more would only slow each other.
  * - `integration`: twice as many. They mostly wait: on the CLI processes they start, on emulated
- *   operations (a write's operation is polled from 1 s), on a JVM, on Chromium. On 2 cores their
- *   CPU time was about a fifth of their wall time (the crash and reconcile files: 87 s of CPU in
- *   212 s), so two per CPU keep the CPUs busy.
+ *   operations (a write's operation is polled from 1 s, from 20 ms where a test sets
+ *   QUICK_POLL_ENV or QUICK_POLL_MS of test/support/fixtures.ts), on a JVM, on Chromium. On 2
+ *   cores their CPU time was about a fifth of their wall time (the crash and reconcile files:
+ *   87 s of CPU in 212 s, before they polled from 20 ms), so two per CPU keep the CPUs busy.
  *
  * Vitest takes one worker count per group of projects, so the two run one after the other
  * (`sequence.groupOrder`: the quick unit tests first). `VITEST_MAX_WORKERS=n` (or `--maxWorkers=n`)
