@@ -10,7 +10,7 @@ import { AssetServiceClient } from '@google-cloud/asset';
 
 import { MAX_SEARCH_PAGE_SIZE, RUN_ASSET_TYPES, type FoundResource } from '../core/discovery.js';
 import type { AssetSearchPort } from '../ports/index.js';
-import { clientConfig } from './client-config.js';
+import { clientConfig, closeClients } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
 import { defaultRetryPolicy, gaxReadOptions } from './retry.js';
 
@@ -61,6 +61,7 @@ export function createAssetSearchAdapter(options: {
         `searching ${scope}: more than ${MAX_SEARCH_PAGES} pages of Cloud Run resources; narrow the scope with folders`,
       );
     },
-    close: () => client.close(),
+    // Its operations client's channel too, opened as it was built (client-config.ts closeClients).
+    close: () => closeClients([client]),
   };
 }

@@ -51,3 +51,37 @@ export function projectFaults(project: string): Fault[] {
     ? []
     : [{ path: 'project', message: `must be a project id, not "${project}"` }];
 }
+
+/** What closeClients needs of a generated Google client (google-gax). */
+export interface ClosableClient {
+  initialize(): Promise<unknown>;
+  close(): Promise<void>;
+}
+
+/**
+ * Opens each generated client's stub, so that its `close()` then reaches every channel it holds.
+ * A client whose API has long-running operations (Cloud Run v2's services, worker pools and
+ * executions, Cloud Asset Inventory) builds its operations client in its constructor, and that
+ * one opens its gRPC channel at once (google-gax's OperationsClient: `createStub` in the
+ * constructor); the generated `close()` closes it only `if (this.<service>Stub &&
+ * !this._terminated)`, that is only when the client's own stub was opened (the generator stopped
+ * opening it in `close()`: https://github.com/googleapis/gapic-generator-typescript/issues/1108).
+ * A client never called in a run (the dispatch's asset search when it reuses the kept discovery;
+ * Cloud Run's clients in a run that ends before it reads Cloud Run, its lease held) left that
+ * channel open: grpc-js keeps it, its resolver and timers until 30 minutes of idleness, and its
+ * channelz record until it is closed, so a warm instance grew run after run (docs/performance.md,
+ * "The organisation's functions kept warm"). A stub connects only when called, so opening it costs
+ * no round trip. A client that cannot open its stub (no credentials) opened no channel of its own
+ * either, and its close rejects with that same failure: neither stops the others' closes.
+ */
+export async function openStubs(
+  clients: readonly { initialize?: () => Promise<unknown> }[],
+): Promise<void> {
+  await Promise.allSettled(clients.map((client) => client.initialize?.()));
+}
+
+/** Closes generated clients and every channel they opened (see openStubs). */
+export async function closeClients(clients: readonly ClosableClient[]): Promise<void> {
+  await openStubs(clients);
+  await Promise.allSettled(clients.map((client) => client.close()));
+}

@@ -35,7 +35,7 @@ import type {
   ObservedWorkerPool,
 } from '../ports/index.js';
 import type { GpuSpec, ObservedContainer, ObservedService } from '../core/service.js';
-import { clientConfig, projectFaults } from './client-config.js';
+import { clientConfig, closeClients, projectFaults } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
 import {
   checkRetryPolicy,
@@ -299,8 +299,9 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
     },
 
     close: async () => {
-      // allSettled: a client whose channel never came up rejects its close with the same error.
-      await Promise.allSettled([services.close(), workerPools.close(), executions.close()]);
+      // Their operations clients' channels too, opened as they were built, whether or not the run
+      // called them (client-config.ts closeClients).
+      await closeClients([services, workerPools, executions]);
     },
   };
 }

@@ -18,6 +18,7 @@ import { status } from '@grpc/grpc-js';
 import { groupBy } from '../core/collections.js';
 import { CredentialsError, InputError } from '../errors.js';
 import type { Fault } from '../errors.js';
+import { openStubs } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
 import {
   checkRetryPolicy,
@@ -213,10 +214,9 @@ export function createPubSubAlertSink(options: PubSubAlertSinkOptions): PubSubAl
  * the library's close reach the IAM helper too.
  */
 export async function closePubSub(pubsub: PubSub): Promise<void> {
-  const clients = Object.values(pubsub.api) as { initialize?: () => Promise<unknown> }[];
   // A client that cannot open its stub (no credentials) opened no channel either: its failure
-  // is not the close's, and the close goes on.
-  await Promise.allSettled(clients.map((client) => client.initialize?.()));
+  // is not the close's, and the close goes on (client-config.ts openStubs).
+  await openStubs(Object.values(pubsub.api) as { initialize?: () => Promise<unknown> }[]);
   await pubsub.close();
 }
 
