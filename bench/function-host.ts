@@ -32,6 +32,8 @@ export interface ProcessMemory {
   arrayBuffersBytes: number;
   /** The process's active resources (`process.getActiveResourcesInfo()`), counted by kind. */
   activeResources: Record<string, number>;
+  /** The gRPC channels the process has not closed, by target (grpc-js's channelz registry). */
+  grpcChannels: Record<string, number>;
 }
 
 export interface RunAnswer {
@@ -60,6 +62,8 @@ export interface RunningFunction {
 export interface FunctionOptions {
   /** The built entry point; the governor's by default. */
   source?: string;
+  /** The function the entry point exports to serve (`--target`); `governorHttp` by default. */
+  target?: string;
   env?: Record<string, string>;
   /** Load bench/function-probe.ts into the process (and expose the garbage collector). */
   probe?: boolean;
@@ -79,7 +83,7 @@ export async function startFunction(options: FunctionOptions = {}): Promise<Runn
     [
       ...nodeArgs,
       FRAMEWORK_MAIN,
-      '--target=governorHttp',
+      `--target=${options.target ?? 'governorHttp'}`,
       `--source=${options.source ?? GOVERNOR_SOURCE}`,
       `--port=${port}`,
     ],

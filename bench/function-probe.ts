@@ -28,6 +28,8 @@ interface MemoryAnswer {
   arrayBuffersBytes: number;
   /** `process.getActiveResourcesInfo()` counted by kind: sockets, timers, handles still open. */
   activeResources: Record<string, number>;
+  /** The gRPC channels not yet closed, by target (grpc-js's channelz registry); none before it is loaded. */
+  grpcChannels: Record<string, number>;
 }
 
 function collect(): void {
@@ -51,8 +53,42 @@ function countResources(): Record<string, number> {
 /** Google's libraries are CommonJS: every one loaded, by `import` too, is in this cache. */
 const loaded = createRequire(import.meta.url).cache;
 
+interface Channelz {
+  getChannelzHandlers(): {
+    GetTopChannels(
+      call: { request: { start_channel_id: number; max_results: number } },
+      callback: (error: Error | null, answer?: { channel: { ref: { name: string } }[] }) => void,
+    ): void;
+  };
+}
+
+/**
+ * The gRPC channels grpc-js has not closed, counted by target, from its channelz registry (every
+ * channel is registered there until it is closed). grpc-js is taken from the module cache, as the
+ * process loaded it: the probe loads nothing itself (the lazy-loading test counts what is loaded).
+ */
+async function openChannels(): Promise<Record<string, number>> {
+  const file = Object.keys(loaded).find((f) =>
+    /[\\/]@grpc[\\/]grpc-js[\\/]build[\\/]src[\\/]index\.js$/.test(f),
+  );
+  const grpc = file ? (loaded[file]?.exports as Channelz | undefined) : undefined;
+  if (!grpc?.getChannelzHandlers) return {};
+  const names = await new Promise<string[]>((resolve, reject) =>
+    grpc
+      .getChannelzHandlers()
+      .GetTopChannels(
+        { request: { start_channel_id: 0, max_results: 100_000 } },
+        (error, answer) =>
+          error ? reject(error) : resolve((answer?.channel ?? []).map((c) => c.ref.name)),
+      ),
+  );
+  const counts: Record<string, number> = {};
+  for (const name of names) counts[name] = (counts[name] ?? 0) + 1;
+  return counts;
+}
+
 if (process.send) {
-  process.on('message', (message: unknown) => {
+  process.on('message', async (message: unknown) => {
     if (typeof message !== 'object' || message === null || !('type' in message)) return;
     if (message.type === 'modules') {
       process.send?.({ type: 'modules', modules: Object.keys(loaded) });
@@ -64,6 +100,7 @@ if (process.send) {
       return;
     }
     if (message.type !== 'memory') return;
+    const grpcChannels = await openChannels();
     const cpu = process.cpuUsage();
     collect();
     const m = process.memoryUsage();
@@ -78,6 +115,7 @@ if (process.send) {
       externalBytes: m.external,
       arrayBuffersBytes: m.arrayBuffers,
       activeResources: countResources(),
+      grpcChannels,
     };
     process.send?.(answer);
   });

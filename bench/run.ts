@@ -9,6 +9,7 @@ import { benchRtt } from './rtt.js';
 import { benchOrg, type OrgBench } from './org.js';
 import { benchOrgProcesses, orgProcsLines, type OrgProcsBench } from './org-procs.js';
 import { benchQuotaRequests, quotaWeekLines, quotaWeekMet } from './quota-requests.js';
+import { benchOrgSoak, orgSoakLines } from './org-soak.js';
 import { benchSoak, soakLines } from './soak.js';
 
 /**
@@ -22,8 +23,12 @@ import { benchSoak, soakLines } from './soak.js';
  * bench/results-quota-requests.json.
  * BENCH_ONLY=soak runs the soak alone (bench/soak.ts: SOAK_RUNS runs of one warm function, default
  * 300, over SOAK_SERVICES services, default 40, the state in SOAK_STORE, file or firestore;
- * BENCH_PROGRESS=1 prints each run) and writes bench/results-soak.json. It takes minutes, so the
- * default run leaves it out.
+ * BENCH_PROGRESS=1 prints each run) and writes bench/results-soak.json. With SOAK_TARGET=org it
+ * soaks the organisation's functions instead (bench/org-soak.ts: the dispatch and a unit, each
+ * warm over SOAK_RUNS rounds, default 60, of SOAK_DISPATCHES dispatches, default 4, and one
+ * delivery of each work message of the last, over SOAK_PROJECTS projects, default 4, of SOAK_SERVICES
+ * services, default 8) and writes bench/results-org-soak.json. It takes minutes, so the default
+ * run leaves it out.
  * BENCH_ONLY=org runs the organisation alone and writes bench/results-org.json: BENCH_ORG_PROJECTS
  * projects (default 50) × 10 services at an injected RTT of 50 ms, the emulator in its own
  * process and the units in BENCH_ORG_WORKERS worker processes (default 4), at most
@@ -88,7 +93,53 @@ if (process.env.BENCH_ONLY === 'org') {
   process.exit(0);
 }
 
+if (process.env.BENCH_ONLY === 'soak' && process.env.SOAK_TARGET === 'org') {
+  // bench/org-soak.ts: the dispatch and a unit, each warm over SOAK_RUNS rounds (default 60).
+  const rounds = Number(process.env.SOAK_RUNS ?? 60);
+  const dispatches = Number(process.env.SOAK_DISPATCHES ?? 4);
+  const projects = Number(process.env.SOAK_PROJECTS ?? 4);
+  const services = Number(process.env.SOAK_SERVICES ?? 8);
+  for (const [name, n, min] of [
+    ['SOAK_RUNS', rounds, 8],
+    ['SOAK_DISPATCHES', dispatches, 1],
+    ['SOAK_PROJECTS', projects, 4],
+    ['SOAK_SERVICES', services, 2],
+  ] as const) {
+    if (!Number.isInteger(n) || n < min || n > 100_000) {
+      console.error(`${name} must be a whole number from ${min} to 100000`);
+      process.exit(2);
+    }
+  }
+  const soak = await benchOrgSoak({
+    rounds,
+    dispatches,
+    projects,
+    services,
+    snapshotAfter: (process.env.SOAK_SNAPSHOTS ?? '')
+      .split(',')
+      .filter((x) => x.trim() !== '')
+      .map(Number),
+    progress: (s) => {
+      if (process.env.BENCH_PROGRESS)
+        console.error(
+          `round ${s.round}: dispatch ${JSON.stringify(s.dispatch.discovery)} ${Math.round(s.dispatch.ms)} ms, units ${JSON.stringify(s.units.statuses)} ${Math.round(s.units.ms)} ms; heap dispatch ${(s.dispatchFn.heapUsedBytes / 2 ** 20).toFixed(2)} MiB, unit ${(s.unitFn.heapUsedBytes / 2 ** 20).toFixed(2)} MiB; channels dispatch ${JSON.stringify(s.dispatchFn.grpcChannels)}, unit ${JSON.stringify(s.unitFn.grpcChannels)}`,
+        );
+    },
+  });
+  console.log(orgSoakLines(soak).join('\n'));
+  await mkdir('bench', { recursive: true });
+  await writeFile(
+    'bench/results-org-soak.json',
+    JSON.stringify({ node: process.version, soak }, null, 2) + '\n',
+  );
+  process.exit(0);
+}
+
 if (process.env.BENCH_ONLY === 'soak') {
+  if (process.env.SOAK_TARGET !== undefined && process.env.SOAK_TARGET !== 'regional') {
+    console.error('SOAK_TARGET must be regional (the default) or org');
+    process.exit(2);
+  }
   const runs = Number(process.env.SOAK_RUNS ?? 300);
   const services = Number(process.env.SOAK_SERVICES ?? 40);
   for (const [name, n] of [

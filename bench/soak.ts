@@ -202,7 +202,7 @@ export async function benchSoak(
   };
 }
 
-async function advance(emulator: RunningEmulatorProcess, ms: number): Promise<void> {
+export async function advance(emulator: RunningEmulatorProcess, ms: number): Promise<void> {
   const admin = emulator.env.GOVERNOR_EMULATOR_ADMIN;
   if (!admin) throw new Error('the emulator gave no admin URL');
   const res = await fetch(`${admin}/advance`, {
