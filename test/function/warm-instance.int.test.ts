@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { getChannelzHandlers } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { handle } from '../../src/function/handler.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { waitUntil } from '../support/wait.js';
@@ -97,6 +98,36 @@ describe('a warm instance, run after run', () => {
     expect(emulator.writes().length).toBeGreaterThan(0);
     // A client's close may let its channels go a moment after it resolves: wait for none, and
     // fail naming those still open.
+    await waitUntil('every channel of the runs closed', openChannels, (open) => open.length === 0, {
+      timeoutMs: 5_000,
+    });
+  });
+
+  it('leaves none open either after runs that found the lease held and read nothing', async () => {
+    // Cloud Run's clients open their operations clients' channels as they are built; a run that
+    // ends before it reads Cloud Run must still close them (adapters/client-config.ts closeClients).
+    const store = createFileStateStore({ dir: stateDir });
+    const lease = await store.acquireLease(
+      PROJECT,
+      'another-run',
+      600_000,
+      new Date().toISOString(),
+    );
+    expect(lease.acquired).toBe(true);
+    const env = {
+      ...emulator.env,
+      GOVERNOR_POLICY: JSON.stringify({
+        version: 1,
+        projects: [PROJECT],
+        services: [{ match: {} }],
+      }),
+      GOVERNOR_STATE_DIR: stateDir,
+      METADATA_SERVER_DETECTION: 'none',
+    };
+    for (let run = 0; run < 2; run++) {
+      const answer = await handle({}, env, silent);
+      expect(answer.body.outcome, JSON.stringify(answer.body)).toBe('lease-held');
+    }
     await waitUntil('every channel of the runs closed', openChannels, (open) => open.length === 0, {
       timeoutMs: 5_000,
     });
