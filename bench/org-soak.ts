@@ -178,15 +178,20 @@ export async function benchOrgSoak(
         alerts: { topic: ALERT_TOPIC },
       }),
     };
-    // A unit that died holding its lease: every delivery for the project finds it held.
+    // A unit that died holding its lease: every delivery for the project finds it held. A run's
+    // lease request caps a stored lease at its own time-to-live (src/ports/state.ts decideLease),
+    // so the dead unit's lease is taken again before each round, as a unit that keeps dying would.
     const held = orgProjectId(2);
-    const lease = await createFileStateStore({ dir: stateDir }).acquireLease(
-      held,
-      'dead-unit',
-      365 * 24 * 3_600_000,
-      new Date().toISOString(),
-    );
-    if (!lease.acquired) throw new Error(`could not hold ${held}'s lease`);
+    const heldStore = createFileStateStore({ dir: stateDir });
+    const holdLease = async (round: number) => {
+      const lease = await heldStore.acquireLease(
+        held,
+        'dead-unit',
+        3_600_000,
+        new Date().toISOString(),
+      );
+      if (!lease.acquired) throw new Error(`round ${round}: could not hold ${held}'s lease`);
+    };
     const dispatchFn = await startFunction({ probe: true, target: 'governorDispatch', env });
     stops.push(() => dispatchFn.stop());
     const unitFn = await startFunction({ probe: true, target: 'governorUnit', env });
@@ -194,6 +199,7 @@ export async function benchOrgSoak(
 
     for (let round = 1; round <= rounds; round++) {
       await advance(emulator, TICK_MS);
+      await holdLease(round);
       // The dispatches of the round: the units get the last one's messages; the others' are
       // taken off the subscription unsent (a dispatch costs far less than the units it sends).
       const discovery: Record<string, number> = {};
