@@ -68,11 +68,12 @@ export interface ClosableClient {
  * opening it in `close()`: https://github.com/googleapis/gapic-generator-typescript/issues/1108).
  * A client never called in a run (the dispatch's asset search when it reuses the kept discovery;
  * Cloud Run's clients in a run that ends before it reads Cloud Run, its lease held) left that
- * channel open: grpc-js keeps it, its resolver and timers until 30 minutes of idleness, and its
- * channelz record until it is closed, so a warm instance grew run after run (docs/performance.md,
- * "The organisation's functions kept warm"). A stub connects only when called, so opening it costs
- * no round trip. A client that cannot open its stub (no credentials) opened no channel of its own
- * either, and its close rejects with that same failure: neither stops the others' closes.
+ * channel open: grpc-js keeps the channel and its channelz record until it is closed, so a warm
+ * instance gained channels run after run (docs/performance.md, "The organisation's functions
+ * kept warm"). Opening a stub connects nothing (a channel connects when first called); on Google
+ * it looks up the credentials, as the run's other clients did. A client that cannot open its stub
+ * (no credentials) opened no channel of its own either, and its close rejects with that same
+ * failure: neither stops the others' closes.
  */
 export async function openStubs(
   clients: readonly { initialize?: () => Promise<unknown> }[],
