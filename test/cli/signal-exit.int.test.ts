@@ -72,15 +72,16 @@ describe('a signal while simulate computes', () => {
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'governor-signal-sim-'));
     fleet = join(dir, 'fleet.yaml');
-    // 100 services for a day, six strategies: minutes of work on any machine.
+    // 300 services for a day, six strategies: about 35 s of work on a 2-core machine, so the
+    // signal below lands well before the end on a faster one too.
     const services = Array.from(
-      { length: 100 },
+      { length: 300 },
       (_, i) =>
         `  - { name: svc-${i}, maxInstances: 2, demand: { shape: { kind: constant, value: 1 } } }`,
     );
     await writeFile(
       fleet,
-      `scenario: 1\nproject: sim-project\nquota: 150\nhours: 24\nservices:\n${services.join('\n')}\n`,
+      `scenario: 1\nproject: sim-project\nquota: 450\nhours: 24\nservices:\n${services.join('\n')}\n`,
     );
   });
 
@@ -95,8 +96,11 @@ describe('a signal while simulate computes', () => {
       const ended = await signalled(
         ['simulate', '--policy', 'examples/sim-policy.yaml', '--fleet', fleet, '--json'],
         signal,
-        4_000,
-        // A strategy's day of 100 services takes seconds; the loop lets the handler run every
+        // Well into the simulation, past the start-up: the simulator is loaded only once the
+        // flags and files are checked, and loading it holds the event loop for about 0.7 s
+        // (several seconds on a loaded 2-core machine), which is not what this test is about.
+        8_000,
+        // A strategy's day of 300 services takes seconds; the loop lets the handler run every
         // few simulated minutes, a fraction of a second.
         2_000,
       );
