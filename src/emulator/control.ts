@@ -15,6 +15,7 @@ import {
 } from './quota-preferences.js';
 import { CONTROL } from '../core/text.js';
 import { effectiveMax, MINUTE_MS, revisionName, type Refused, type ServiceState } from './model.js';
+import { serviceRevisions } from './resources.js';
 
 /**
  * The control surface of a running emulator, shared by the in-process API and the HTTP admin
@@ -79,6 +80,12 @@ export const EditInput = z.strictObject({
   ...Target,
   maxInstances: z.number().int().min(0).max(1000).optional(),
   annotations: StringMap.optional(),
+  /**
+   * Deletes one of the service's older or newer revisions (its short name), as another writer
+   * may between the governor's reads: gone from the traffic, NOT_FOUND when read. The revision
+   * the fleet's settings describe cannot be deleted.
+   */
+  deleteRevision: z.string().min(1).optional(),
 });
 export type EditInput = z.input<typeof EditInput>;
 
@@ -444,8 +451,25 @@ export class EmulatorControl {
   }
 
   edit(input: EditInput): ServiceView {
-    const { service, project, region, maxInstances, annotations } = parse(EditInput, input, 'edit');
+    const { service, project, region, maxInstances, annotations, deleteRevision } = parse(
+      EditInput,
+      input,
+      'edit',
+    );
     const s = this.find(service, project, region);
+    if (deleteRevision !== undefined) {
+      const found = serviceRevisions(s).find((r) => r.name === deleteRevision);
+      if (!found || found.role === 'serving')
+        throw new ControlError(
+          `edit: ${deleteRevision} is not a revision of ${s.name} that can be deleted (${
+            serviceRevisions(s)
+              .filter((r) => r.role !== 'serving')
+              .map((r) => r.name)
+              .join(', ') || 'none'
+          })`,
+        );
+      s.deletedRevisions.push(deleteRevision);
+    }
     this.ctx.sync();
     this.ctx.model.update(s, {
       ...(maxInstances === undefined ? {} : { maxInstances }),

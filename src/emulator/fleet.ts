@@ -230,10 +230,27 @@ export const FleetService = z
         maxInstances: Count.max(1000)
           .optional()
           .describe("The new revision's template max (absent: unset)."),
+        failed: z
+          .boolean()
+          .default(false)
+          .describe(
+            'The new revision failed to become ready (a failed deployment): it is the latest created, not the latest ready, and traffic goes to LATEST, which is the serving revision.',
+          ),
       })
       .optional()
       .describe(
         'A newer revision deployed without traffic (gcloud run deploy --no-traffic): the template shows it, while all traffic stays pinned to the serving revision, whose max is revisionMaxInstances.',
+      ),
+    previousRevision: z
+      .strictObject({
+        maxInstances: Count.max(1000)
+          .optional()
+          .describe("The older revision's own max (absent: unset)."),
+        percent: z.number().int().min(1).max(99).describe('Its share of the traffic.'),
+      })
+      .optional()
+      .describe(
+        'A traffic split: an older revision keeps this share of the traffic by name, the serving revision (also by name) the rest.',
       ),
     scalingMode: z.enum(['AUTOMATIC', 'MANUAL']).default('AUTOMATIC'),
     manualInstanceCount: Count.max(1000).optional(),

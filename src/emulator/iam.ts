@@ -58,8 +58,11 @@ function projectOf(name: string): string {
   return PROJECT_OF.exec(name)?.[1] ?? '';
 }
 
+/** A revision's name: the permission is checked on it, and its service's `iam.denied` applies. */
+const REVISION = /^(projects\/[^/]+\/locations\/[^/]+\/services\/[^/]+)\/revisions\/[^/]+$/;
+
 function onResource(permission: string, resource: string): Need {
-  const service = SERVICE.exec(resource);
+  const service = SERVICE.exec(REVISION.exec(resource)?.[1] ?? resource);
   if (service) {
     const [, project = '', region = '', name = ''] = service;
     return { permission, resource, project, service: { region, name } };
@@ -77,6 +80,10 @@ const NEEDS: Readonly<Record<string, (request: Message) => Need[]>> = {
   ],
   // Google documents actAs on the runtime account for creating or updating a service
   // (https://cloud.google.com/run/docs/securing/service-identity); the emulator asks for it too.
+  // https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions/get
+  'google.cloud.run.v2.Revisions/GetRevision': (r) => [
+    onResource('run.revisions.get', text(r, 'name')),
+  ],
   'google.cloud.run.v2.Services/UpdateService': (r) => {
     const name = text(field(r, 'service'), 'name');
     const actAs = onResource('iam.serviceAccounts.actAs', name);

@@ -103,6 +103,8 @@ export interface ServiceState extends ServiceKey {
   pendingRequests: number[];
   /** What Cloud Run derives when neither max is set: the pool's quota ÷ GPUs (100 without one). */
   unsetMax: number;
+  /** Revisions another writer deleted (short names): gone from traffic, NOT_FOUND when read. */
+  deletedRevisions: string[];
 }
 
 export interface WorkerPoolState {
@@ -414,6 +416,7 @@ export class FleetModel {
           lastDemand: 0,
           pendingRequests: [],
           unsetMax: 100,
+          deletedRevisions: [],
         };
         this.services.set(serviceId(key), state);
         this.samples.set(serviceId(key), []);

@@ -19,6 +19,7 @@ function protosOf(pkg: string): string {
 
 export const SERVICES = {
   runServices: 'google.cloud.run.v2.Services',
+  runRevisions: 'google.cloud.run.v2.Revisions',
   runWorkerPools: 'google.cloud.run.v2.WorkerPools',
   runJobs: 'google.cloud.run.v2.Jobs',
   runExecutions: 'google.cloud.run.v2.Executions',
@@ -39,6 +40,7 @@ export function loadProtos(): PackageDefinition {
   cached ??= loadSync(
     [
       'google/cloud/run/v2/service.proto',
+      'google/cloud/run/v2/revision.proto',
       'google/cloud/run/v2/worker_pool.proto',
       'google/cloud/run/v2/job.proto',
       'google/cloud/run/v2/execution.proto',

@@ -122,30 +122,116 @@ export function observedContainerFacts(s: ServiceState): {
   };
 }
 
+const LATEST = 'TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST';
+const REVISION = 'TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION';
+
+/** One revision of a service the emulator models. */
+export interface RevisionState {
+  /** Short name (`{service}-{index}-{suffix}`). */
+  name: string;
+  /**
+   * serving: the revision the fleet's settings describe; new: a later one (`noTrafficRevision`),
+   * the latest created; previous: an older one keeping a share of the traffic (`previousRevision`).
+   */
+  role: 'serving' | 'new' | 'previous';
+  /** Its own `scaling.max_instance_count`; 0: unset. */
+  maxInstances: number;
+  ready: boolean;
+  /** Its share of the traffic, by name (0 for a revision without traffic). */
+  percent: number;
+}
+
+/**
+ * The revisions of a service the emulator models, less those another writer deleted (`edit`
+ * with `deleteRevision`): the serving one, a newer one deployed without traffic or failed, and an
+ * older one keeping part of a split.
+ */
+export function serviceRevisions(s: ServiceState): RevisionState[] {
+  const out: RevisionState[] = [];
+  const prev = s.spec.previousRevision;
+  if (prev)
+    out.push({
+      name: revisionName({ name: s.name, revisionIndex: s.revisionIndex - 1 }),
+      role: 'previous',
+      maxInstances: prev.maxInstances ?? 0,
+      ready: true,
+      percent: prev.percent,
+    });
+  out.push({
+    name: revisionName(s),
+    role: 'serving',
+    maxInstances: s.revisionMaxInstances,
+    ready: true,
+    percent: 100 - (prev?.percent ?? 0),
+  });
+  const next = s.spec.noTrafficRevision;
+  if (next)
+    out.push({
+      name: revisionName({ name: s.name, revisionIndex: s.revisionIndex + 1 }),
+      role: 'new',
+      maxInstances: next.maxInstances ?? 0,
+      ready: !next.failed,
+      percent: 0,
+    });
+  return out.filter((r) => !s.deletedRevisions.includes(r.name));
+}
+
+/** A revision as `GetRevision` answers it: its name, service, own scaling and readiness. */
+export function revisionResource(s: ServiceState, r: RevisionState): Message {
+  const service = serviceResourceName(s);
+  const name = `${service}/revisions/${r.name}`;
+  const state = r.ready ? 'CONDITION_SUCCEEDED' : 'CONDITION_FAILED';
+  return {
+    name,
+    uid: uid(name),
+    generation: '1',
+    service,
+    scaling: {
+      min_instance_count: r.role === 'serving' ? s.revisionMinInstances : 0,
+      max_instance_count: r.maxInstances,
+    },
+    conditions: [{ type: 'Ready', state, last_transition_time: timestamp(s.updateTime) }],
+    reconciling: false,
+    observed_generation: '1',
+    etag: `"${uid(name).slice(0, 8)}"`,
+  };
+}
+
 export function serviceResource(
   s: ServiceState,
   reconciling: boolean,
   transitionMs: number,
 ): Message {
   const name = serviceResourceName(s);
-  // A revision deployed without traffic (`noTrafficRevision`) is the latest (the template shows
-  // it, ready), while traffic stays pinned by name on the revision that serves.
-  const pinned = s.spec.noTrafficRevision;
+  const revs = serviceRevisions(s);
+  const latest = revs.find((r) => r.role === 'new') ?? revs.find((r) => r.role === 'serving');
+  const readyLatest =
+    revs.find((r) => r.role === 'new' && r.ready) ?? revs.find((r) => r.role === 'serving');
+  const revisionPath = (r: string) => `${name}/revisions/${r}`;
+  const pinned = latest?.role === 'new' && latest.ready;
+  const previous = revs.find((r) => r.role === 'previous');
   const serving = revisionName(s);
-  const latestName = pinned
-    ? revisionName({ name: s.name, revisionIndex: s.revisionIndex + 1 })
-    : serving;
-  const revision = `projects/${s.project}/locations/${s.region}/revisions/${latestName}`;
-  const trafficType = pinned
-    ? 'TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION'
-    : 'TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST';
+  // Traffic: LATEST (the latest ready) unless pinned by name (a revision deployed without traffic,
+  // or a split with an older revision).
+  const byName = pinned || previous !== undefined;
+  const traffic: Message[] = byName
+    ? [
+        ...(previous
+          ? [{ type: REVISION, percent: previous.percent, revision: previous.name }]
+          : []),
+        { type: REVISION, percent: 100 - (previous?.percent ?? 0), revision: serving },
+      ]
+    : [{ type: LATEST, percent: 100 }];
+  const trafficStatuses: Message[] = traffic.map((t) =>
+    t['type'] === LATEST ? { ...t, revision: serving } : t,
+  );
   const gpu = s.spec.gpu;
   const template: Message = {
     labels: {},
     annotations: {},
     scaling: {
       min_instance_count: s.revisionMinInstances,
-      max_instance_count: pinned ? (pinned.maxInstances ?? 0) : s.revisionMaxInstances,
+      max_instance_count: latest?.maxInstances ?? s.revisionMaxInstances,
     },
     timeout: { seconds: '300' },
     service_account: runtimeServiceAccount(s.project),
@@ -182,7 +268,7 @@ export function serviceResource(
     last_modifier: `deployer@${s.project}.iam.gserviceaccount.com`,
     launch_stage: 'GA',
     template,
-    traffic: [{ type: trafficType, percent: 100, ...(pinned ? { revision: serving } : {}) }],
+    traffic,
     scaling,
     observed_generation: String(reconciling ? s.generation - 1 : s.generation),
     terminal_condition: ready,
@@ -194,9 +280,9 @@ export function serviceResource(
       },
       { type: 'RoutesReady', state: ready.state, last_transition_time: ready.last_transition_time },
     ],
-    latest_ready_revision: revision,
-    latest_created_revision: revision,
-    traffic_statuses: [{ type: trafficType, percent: 100, revision: serving }],
+    latest_ready_revision: revisionPath(readyLatest?.name ?? serving),
+    latest_created_revision: revisionPath(latest?.name ?? serving),
+    traffic_statuses: trafficStatuses,
     uri: `https://${s.name}-${hash}-${s.region.replace(/[^a-z]/g, '').slice(0, 2)}.a.run.app`,
     urls: [`https://${s.name}-${hash}.${s.region}.run.app`],
     reconciling,

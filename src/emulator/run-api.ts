@@ -9,6 +9,8 @@ import { gpuQuotaId } from './quotas-api.js';
 import {
   executionResource,
   jobResource,
+  revisionResource,
+  serviceRevisions,
   serviceResource,
   workerPoolResource,
 } from './resources.js';
@@ -451,6 +453,37 @@ export function runServicesHandlers(ctx: EmulatorContext): Handlers {
         request,
         (project, region, name) => ctx.model.getService({ project, region, name }) !== undefined,
       ),
+  };
+}
+
+const REVISION_NAME =
+  /^projects\/([^/]+)\/locations\/([^/]+)\/services\/([^/]+)\/revisions\/([^/]+)$/;
+
+/**
+ * `Revisions.GetRevision` (google/cloud/run/v2/revision.proto): name
+ * `projects/P/locations/L/services/S/revisions/R`; `run.revisions.get` (iam.ts); NOT_FOUND for a
+ * revision the emulator does not model or another writer deleted. The revision carries its own
+ * `scaling.max_instance_count` and whether it is ready.
+ */
+export function runRevisionsHandlers(ctx: EmulatorContext): Handlers {
+  return {
+    GetRevision: (request) => {
+      const name = text(request, 'name');
+      const m = REVISION_NAME.exec(name);
+      if (!m)
+        throw invalid(
+          `name must look like projects/{project}/locations/{location}/services/{service}/revisions/{revision}, got "${shown(name)}"`,
+        );
+      const [, project = '', region = '', service = '', revision = ''] = m;
+      checkSegment('project', 'the project of name', project);
+      checkSegment('id', 'the location of name', region);
+      checkSegment('service', 'the service id of name', service);
+      requireFleetProject(ctx.model.fleet.projects, project, 'run.revisions.get', name);
+      const s = ctx.model.getService({ project, region, name: service });
+      const found = s ? serviceRevisions(s).find((r) => r.name === revision) : undefined;
+      if (!s || !found) throw notFound(`Resource '${shown(name)}' was not found`);
+      return revisionResource(s, found);
+    },
   };
 }
 

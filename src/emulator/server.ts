@@ -22,6 +22,7 @@ import {
   operationsHandlers,
   runExecutionsHandlers,
   runJobsHandlers,
+  runRevisionsHandlers,
   runServicesHandlers,
   runWorkerPoolsHandlers,
 } from './run-api.js';
@@ -167,6 +168,7 @@ export async function startGrpcServer(ctx: EmulatorContext, port = 0): Promise<G
   const server = new Server({ 'grpc.max_receive_message_length': 16 << 20 });
   const apis: [ServiceName, Handlers][] = [
     [SERVICES.runServices, runServicesHandlers(ctx)],
+    [SERVICES.runRevisions, runRevisionsHandlers(ctx)],
     [SERVICES.runWorkerPools, runWorkerPoolsHandlers(ctx)],
     [SERVICES.runJobs, runJobsHandlers(ctx)],
     [SERVICES.runExecutions, runExecutionsHandlers(ctx)],
