@@ -34,7 +34,12 @@ import type {
   ObservedJobExecution,
   ObservedWorkerPool,
 } from '../ports/index.js';
-import type { GpuSpec, ObservedContainer, ObservedService } from '../core/service.js';
+import type {
+  GpuSpec,
+  ObservedContainer,
+  ObservedService,
+  ServingRevision,
+} from '../core/service.js';
 import { clientConfig, closeClients, projectFaults } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
 import {
@@ -87,6 +92,7 @@ export interface CloudRunAdapterOptions {
 export interface CloudRunAdapter extends CloudRunPort {
   testPermissions: NonNullable<CloudRunPort['testPermissions']>;
   probeOperations: NonNullable<CloudRunPort['probeOperations']>;
+  getRevisionMax: NonNullable<CloudRunPort['getRevisionMax']>;
   close(): Promise<void>;
 }
 
@@ -109,6 +115,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
   const services = new v2.ServicesClient(clientOptions);
   const workerPools = new v2.WorkerPoolsClient(clientOptions);
   const executions = new v2.ExecutionsClient(clientOptions);
+  const revisions = new v2.RevisionsClient(clientOptions);
   const reads = readOptions(policy);
   // One page per call: allPages() follows the tokens itself.
   const pages: CallOptions = { ...reads, autoPaginate: false };
@@ -179,6 +186,22 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
         `${parentOf(project, region)}/services/${segment('name', name)}`,
       );
       return toObservedService(service, project, region);
+    },
+
+    /**
+     * `Revisions.GetRevision` (google/cloud/run/v2/revision.proto), name
+     * `projects/P/locations/L/services/S/revisions/R`; needs `run.revisions.get`
+     * (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions/get).
+     * The revision's own `scaling.max_instance_count`, 0 meaning unset (null).
+     */
+    async getRevisionMax(project, region, service, revision) {
+      const name = `${parentOf(project, region)}/services/${segment('name', service)}/revisions/${segment('revision', revision)}`;
+      const [found] = await revisions
+        .getRevision({ name }, reads)
+        .catch((error: unknown) =>
+          Promise.reject(translateGrpcError(error, `getting revision ${name}`)),
+        );
+      return setOrNull(found.scaling?.maxInstanceCount);
     },
 
     async listWorkerPools(project, region) {
@@ -301,7 +324,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
     close: async () => {
       // Their operations clients' channels too, opened as they were built, whether or not the run
       // called them (client-config.ts closeClients).
-      await closeClients([services, workerPools, executions]);
+      await closeClients([services, workerPools, executions, revisions]);
     },
   };
 }
@@ -369,7 +392,9 @@ export function toObservedService(
     annotations: { ...service.annotations },
     serviceMaxInstances: setOrNull(scaling.maxInstanceCount),
     revisionMaxInstances: setOrNull(template.scaling?.maxInstanceCount),
-    ...(templateServes(service) ? {} : { templateServes: false }),
+    ...(templateServes(service)
+      ? {}
+      : { templateServes: false, servingRevisions: servingRevisionsOf(service) }),
     serviceMinInstances: setOrNull(scaling.minInstanceCount),
     revisionMinInstances: setOrNull(template.scaling?.minInstanceCount),
     scalingMode,
@@ -415,6 +440,34 @@ export function templateServes(service: Service): boolean {
       (t.type as unknown) === 1 ||
       (created !== '' && lastSegment(t.revision ?? '') === created),
   );
+}
+
+/**
+ * The revisions that can hold instances of a service: those `traffic_statuses` (else `traffic`)
+ * send a share to or tag, a LATEST target being the latest ready revision, and with no target at
+ * all the latest ready one (service.proto: traffic "defaults to 100% traffic to the latest
+ * `Ready` Revision"). Tagged revisions without a share are started too ("Tagged revisions are
+ * started, but only count toward the service-level maximum instances if they are a part of a
+ * traffic split", https://cloud.google.com/run/docs/configuring/max-instances), so they count.
+ */
+export function servingRevisionsOf(service: Service): ServingRevision[] {
+  const ready = lastSegment(service.latestReadyRevision ?? '');
+  const statuses = service.trafficStatuses ?? [];
+  const targets = statuses.length > 0 ? statuses : (service.traffic ?? []);
+  const out = new Map<string, ServingRevision>();
+  const add = (name: string, inSplit: boolean) => {
+    if (name === '') return;
+    const seen = out.get(name);
+    out.set(name, { name, inSplit: inSplit || (seen?.inSplit ?? false) });
+  };
+  for (const t of targets) {
+    const share = (t.percent ?? 0) > 0;
+    if (!share && !t.tag) continue;
+    const latest = t.type === 'TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST' || (t.type as unknown) === 1;
+    add(latest ? ready : lastSegment(t.revision ?? ''), share);
+  }
+  if (targets.length === 0) add(ready, true);
+  return [...out.values()];
 }
 
 /**

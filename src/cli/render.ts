@@ -46,7 +46,15 @@ function quiet(s: PlanService): 'unchanged' | 'unmanaged' | 'deferred' | null {
   if (s.to !== s.from) return null;
   if (w.basis.kind === 'usage-unknown' || w.basis.kind === 'deploying') return null;
   if (w.basis.kind === 'unwritable') return null;
-  if (w.shortBy || w.cut || w.preempted || w.floorAboveCeiling || w.maxUnset || w.futureStamps)
+  if (
+    w.shortBy ||
+    w.cut ||
+    w.preempted ||
+    w.floorAboveCeiling ||
+    w.maxUnset ||
+    w.maxCounted ||
+    w.futureStamps
+  )
     return null;
   if (w.pool?.kind === 'infeasible' && w.pool.belowFloor) return null;
   if (!s.managed) return 'unmanaged';

@@ -89,6 +89,7 @@ function memoryText(c: ObservedContainer): string {
 const LEVEL_TEXT: Readonly<Record<MaxInForce['level'], string>> = {
   service: 'service level',
   revision: 'revision level',
+  revisions: "the sum of its serving revisions' own max (its latest revision does not serve)",
   default: 'neither level sets one: Cloud Run derives it from the regional quota',
 };
 

@@ -488,7 +488,8 @@ function toGoverned(
   }
   // Key order is the JSON's: floorAboveCeiling, basis, maxUnset, then the clauses of later steps.
   const why: PlanWhy = floorAboveCeiling ? { floorAboveCeiling, basis } : { basis };
-  if (svc.maxUnset) why.maxUnset = { countedAt: cap };
+  if (svc.maxNote) why.maxCounted = { countedAt: cap, how: svc.maxNote };
+  else if (svc.maxUnset) why.maxUnset = { countedAt: cap };
   if (futureStamps) why.futureStamps = futureStamps;
   return {
     svc,
@@ -1065,7 +1066,8 @@ function unmanagedRow(m: Member): PlanService {
   const why: PlanWhy = {
     basis: { kind: 'unmanaged', rule: m.settings.rule, capGpus: m.cap * m.g },
   };
-  if (m.svc.maxUnset) why.maxUnset = { countedAt: m.cap };
+  if (m.svc.maxNote) why.maxCounted = { countedAt: m.cap, how: m.svc.maxNote };
+  else if (m.svc.maxUnset) why.maxUnset = { countedAt: m.cap };
   return {
     project: m.svc.project,
     region: m.svc.region,

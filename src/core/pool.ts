@@ -251,6 +251,11 @@ export function unsetMaxFor(quota: number | null, gpusPerInstance: number): numb
   return quota === null ? DEFAULT_MAX_INSTANCES : quotaInstances(quota, gpusPerInstance);
 }
 
+/** A serving revision's own max: null when unset, absent while unread. */
+export interface ServingMax {
+  maxInstances?: number | null | undefined;
+}
+
 export interface MaxLevels {
   /** Service-level `scaling.max_instance_count`; null (or 0) when unset. */
   serviceMaxInstances: number | null;
@@ -263,6 +268,10 @@ export interface MaxLevels {
    * held by its service-level max alone. Absent: true.
    */
   templateServes?: boolean | undefined;
+  /** With `templateServes: false`: the revisions that can hold instances, with their own max once read. */
+  servingRevisions?: readonly ServingMax[] | undefined;
+  /** Why they could not be read. */
+  revisionsUnread?: string | undefined;
   /**
    * The max Cloud Run derives when neither level sets one (`unsetMaxFor`), once the pool's quota
    * is known; absent: {@link DEFAULT_MAX_INSTANCES}.
@@ -272,17 +281,41 @@ export interface MaxLevels {
 
 export interface MaxInForce {
   max: number;
-  /** Which level sets it: the lower of the two, or Cloud Run's default when neither is set. */
-  level: 'service' | 'revision' | 'default';
+  /**
+   * Which level sets it: the lower of the two, Cloud Run's default when neither is set, or
+   * (`revisions`) the sum of the serving revisions' own max when the template does not serve.
+   */
+  level: 'service' | 'revision' | 'revisions' | 'default';
 }
 
-/** The max in force and where it comes from. */
+/**
+ * The max in force and where it comes from. When the template does not serve
+ * (`templateServes: false`), the service-level max when set; else, once every revision that can
+ * hold instances was read (`servingRevisions`), the sum of their own max, each revision scaling
+ * up to its own `scaling.max_instance_count` (RevisionScaling, google/cloud/run/v2/vendor_settings.proto;
+ * "Revision-level: upon deployment of the revision", https://cloud.google.com/run/docs/configuring/max-instances),
+ * a revision without one at the unset max; else (unread) the unset max, as for a service that
+ * sets none.
+ */
 export function maxInForce(s: MaxLevels): MaxInForce {
   const svc = positive(s.serviceMaxInstances);
   const rev = s.templateServes === false ? null : positive(s.revisionMaxInstances);
   if (svc !== null && (rev === null || svc <= rev)) return { max: svc, level: 'service' };
   if (rev !== null) return { max: rev, level: 'revision' };
-  return { max: s.unsetMax ?? DEFAULT_MAX_INSTANCES, level: 'default' };
+  const unset = s.unsetMax ?? DEFAULT_MAX_INSTANCES;
+  const serving = s.templateServes === false ? readRevisions(s) : null;
+  if (serving !== null) {
+    const sum = serving.reduce((n, r) => n + (positive(r.maxInstances ?? null) ?? unset), 0);
+    return { max: Math.min(sum, MAX_QUOTA_GPUS), level: 'revisions' };
+  }
+  return { max: unset, level: 'default' };
+}
+
+/** The serving revisions when every one was read, else null. */
+function readRevisions(s: MaxLevels): readonly ServingMax[] | null {
+  const revisions = s.servingRevisions ?? [];
+  if (s.revisionsUnread !== undefined || revisions.length === 0) return null;
+  return revisions.every((r) => r.maxInstances !== undefined) ? revisions : null;
 }
 
 /** The lower of the service-level and revision-level max; Cloud Run's default when neither is set. */

@@ -25,7 +25,12 @@ export type ProblemSubject =
    */
   | 'refused-requests'
   /** A pool's quota: unknown, so nothing in the pool is raised. */
-  | 'quota';
+  | 'quota'
+  /**
+   * A service's serving revisions (its latest revision does not serve): it is counted at the
+   * unset max, its pool's quota ÷ GPUs per instance. The error begins with the service's name.
+   */
+  | 'revisions';
 
 /** The subjects of a listing of what runs on GPUs: one of them unread leaves the fleet partly unseen. */
 const LISTINGS: ReadonlySet<ProblemSubject> = new Set(['services', 'worker-pools', 'jobs']);
@@ -63,6 +68,8 @@ export function renderProblem(p: ObservationProblem): string {
       return `${p.project}: refused requests unreadable: ${p.error}`;
     case 'quota':
       return `${p.pool ? poolKey(p.pool) : p.project}: quota unreadable: ${p.error}`;
+    case 'revisions':
+      return `${p.project}/${p.region ?? '?'}: serving revisions unreadable, so the service is counted at its pool's quota ÷ GPUs per instance: ${p.error}`;
   }
 }
 

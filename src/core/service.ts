@@ -38,6 +38,16 @@ export interface ObservedContainer {
   startupProbe: StartupProbe | null;
 }
 
+/** A revision that can hold instances of a service whose template does not serve. */
+export interface ServingRevision {
+  /** Short name. */
+  name: string;
+  /** It takes a share of the traffic (else it is only tagged). */
+  inSplit: boolean;
+  /** Its own `scaling.max_instance_count`: null when unset; absent until read. */
+  maxInstances?: number | null;
+}
+
 /** One Cloud Run service as the governor reads it. */
 export interface ObservedService {
   project: string;
@@ -60,6 +70,14 @@ export interface ObservedService {
    * max is then not counted as the cap's (`maxInForce` in pool.ts). Absent: true.
    */
   templateServes?: boolean;
+  /**
+   * When the template does not serve: the revisions that can hold instances, those the traffic
+   * sends a share to or tags (a LATEST target is the latest ready revision), each with its own
+   * max once read (`maxInstances`: null when unset, absent while unread).
+   */
+  servingRevisions?: ServingRevision[];
+  /** Why `servingRevisions` could not be read (the service is then counted coarsely). */
+  revisionsUnread?: string;
   /**
    * When neither max is set: what Cloud Run derives from the pool's quota (quota ÷ GPUs per
    * instance), filled in once the quota is known (observation, `withUnsetMax`); the API itself

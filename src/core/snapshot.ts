@@ -153,6 +153,14 @@ export const SnapshotService = z.strictObject({
     .describe(
       'Neither the service nor its revision sets a max: Cloud Run derives one from the regional quotas, so maxInstances counts it at quota ÷ GPUs per instance (100 when the quota is unknown).',
     ),
+  maxNote: z
+    .string()
+    .min(1)
+    .max(2000)
+    .optional()
+    .describe(
+      "How maxInstances was counted when the service's latest revision does not serve: the sum of its serving revisions' own max, or why they could not be read. Absent: as said in maxInstances.",
+    ),
   minInstances: Instances.default(0),
   reconciling: z.boolean().default(false),
   etag: Line.default(''),

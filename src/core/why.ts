@@ -130,6 +130,12 @@ export const PlanWhy = z
       .describe(
         'It sets no max instances: Cloud Run derives one from the regional quota, so it is counted at quota ÷ GPUs per instance.',
       ),
+    maxCounted: z
+      .strictObject({ countedAt: Count, how: z.string().min(1) })
+      .optional()
+      .describe(
+        "Its latest revision does not serve: how its cap was counted (the sum of its serving revisions' own max, or, when they could not be read, quota ÷ GPUs per instance, and why). In place of maxUnset.",
+      ),
     futureStamps: z
       .strictObject({ lastChangedAt: z.string().optional(), lastLoweredAt: z.string().optional() })
       .optional()
@@ -262,6 +268,7 @@ export function renderReason(why: PlanWhy): string {
           : `floor ${floor} is above ceiling ${ceiling}: the floor wins`,
     );
   }
+  if (why.maxCounted) clauses.push(why.maxCounted.how);
   if (why.maxUnset) {
     clauses.push(
       `no max instances set: Cloud Run derives it from the regional quota, so it counts as ${why.maxUnset.countedAt} (quota ÷ GPUs per instance)`,

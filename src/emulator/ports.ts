@@ -63,6 +63,7 @@ export function watchWrites(
     getService: (p, r, n) => run.getService(p, r, n),
     listWorkerPools: (p, r) => run.listWorkerPools(p, r),
     listRunningExecutions: (p, r) => run.listRunningExecutions(p, r),
+    ...(run.getRevisionMax ? { getRevisionMax: run.getRevisionMax.bind(run) } : {}),
     updateMaxInstances: async (update) => {
       const written = await run.updateMaxInstances(update);
       after(update);

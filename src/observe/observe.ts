@@ -32,6 +32,7 @@ import type {
   ObservePorts,
 } from '../ports/index.js';
 import { lastChangedAt, lastLoweredAt } from './annotations.js';
+import { withServingRevisions } from './serving-revisions.js';
 
 /**
  * Observation: reads the project through the ports and builds the snapshot (docs/rules.md). All regions and
@@ -133,7 +134,7 @@ export async function observe(
               return {
                 region,
                 listed: true,
-                services: listed.value,
+                services: await withServingRevisions(ports.run, listed.value, problems),
                 workerPools: pools.ok ? pools.value : [],
                 jobExecutions: jobs.ok ? jobs.value : [],
                 unknown: unread.length > 0 ? `${region}: ${unread.join(', ')}` : null,
@@ -243,13 +244,14 @@ export async function observe(
           refused: refused ? (refused.get(key) ?? EMPTY) : null,
         });
       }
-      if (maxInForce(svc).level === 'default') unset.push([services.length, svc]);
+      if (countsUnset(svc)) unset.push([services.length, svc]);
       services.push({
         ...id,
         name: svc.name,
         gpusPerInstance: svc.gpu.count,
         labels: svc.labels,
         maxInstances: effectiveMax(svc),
+        ...maxNoteOf(svc),
         minInstances: Math.max(svc.serviceMinInstances ?? 0, svc.revisionMinInstances ?? 0),
         reconciling: svc.reconciling,
         etag: svc.etag,
@@ -340,7 +342,13 @@ export async function observe(
     const quota =
       quotaFromPolicy(policy, row) ?? pools.find((pool) => samePool(pool, row))?.quota ?? null;
     svc.unsetMax = unsetMaxFor(quota, svc.gpu.count);
-    services[i] = { ...row, maxInstances: svc.unsetMax, maxUnset: true };
+    const { max, level } = maxInForce(svc);
+    services[i] = {
+      ...row,
+      maxInstances: max,
+      ...(level === 'default' ? { maxUnset: true } : {}),
+      ...maxNoteOf(svc),
+    };
   }
 
   const snapshot: Snapshot = {
@@ -357,6 +365,44 @@ export async function observe(
     jobExecutions: perProject.flatMap((p) => p.jobExecutions),
     problems,
     regionsListed: perProject.reduce((n, p) => n + p.regionsListed, 0),
+  };
+}
+
+/**
+ * Whether a service's count depends on the unset max, known once its pool's quota is: it sets no
+ * max at all, or one of its serving revisions sets none.
+ */
+function countsUnset(svc: ObservedService): boolean {
+  const { level } = maxInForce(svc);
+  if (level === 'default') return true;
+  return level === 'revisions' && (svc.servingRevisions ?? []).some((r) => r.maxInstances === null);
+}
+
+/**
+ * How the cap of a service whose latest revision does not serve was counted, for its reason:
+ * the sum of its serving revisions' own max, or, when they could not be read, the unset max.
+ */
+function maxNoteOf(svc: ObservedService): { maxNote?: string } {
+  if (svc.templateServes !== false) return {};
+  const { max, level } = maxInForce(svc);
+  const unset = svc.unsetMax;
+  if (level === 'revisions') {
+    const parts = (svc.servingRevisions ?? []).map((r) =>
+      typeof r.maxInstances === 'number' && r.maxInstances > 0
+        ? `${r.name} ${r.maxInstances}`
+        : `${r.name} unset (${unset ?? 'quota ÷ GPUs per instance'})`,
+    );
+    return {
+      maxNote: `its latest revision does not serve: counted at its serving revisions' own max, ${parts.join(' + ')} = ${max}`,
+    };
+  }
+  if (level !== 'default') return {};
+  const why =
+    svc.revisionsUnread !== undefined
+      ? `its serving revisions could not be read (${svc.revisionsUnread})`
+      : 'no serving revision is named';
+  return {
+    maxNote: `its latest revision does not serve and ${why}: counted at ${max}, the most Cloud Run allows it (quota ÷ GPUs per instance)`,
   };
 }
 

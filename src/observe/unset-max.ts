@@ -18,6 +18,7 @@ export function withUnsetMax(
     return { ...s, unsetMax: unsetMaxFor(quota, s.gpu.count) };
   };
   const test = run.testPermissions?.bind(run);
+  const revision = run.getRevisionMax?.bind(run);
   return {
     listRegions: (project) => run.listRegions(project),
     listServices: async (project, region) => (await run.listServices(project, region)).map(fill),
@@ -26,5 +27,6 @@ export function withUnsetMax(
     listRunningExecutions: (project, region) => run.listRunningExecutions(project, region),
     updateMaxInstances: async (update) => fill(await run.updateMaxInstances(update)),
     ...(test ? { testPermissions: test } : {}),
+    ...(revision ? { getRevisionMax: revision } : {}),
   };
 }

@@ -59,6 +59,17 @@ export interface CloudRunPort {
   listWorkerPools(project: string, region: string): Promise<ObservedWorkerPool[]>;
   /** Every job execution of one region that has not completed (all pages). */
   listRunningExecutions(project: string, region: string): Promise<ObservedJobExecution[]>;
+  /**
+   * One revision's own `scaling.max_instance_count` (null when unset): `Revisions.GetRevision`,
+   * `run.revisions.get`. Read only for a service whose template does not serve. Absent where
+   * revisions cannot be read: such a service is counted coarsely.
+   */
+  getRevisionMax?(
+    project: string,
+    region: string,
+    service: string,
+    revision: string,
+  ): Promise<number | null>;
   /** Writes the service-level max (and annotations) and waits for the operation to finish. */
   updateMaxInstances(update: MaxInstancesUpdate): Promise<ObservedService>;
   /**

@@ -118,4 +118,34 @@ describe('the budget and the cap in force', () => {
     ).toEqual({ max: 100, level: 'default' });
     expect(effectiveMax({ ...pinned, templateServes: true })).toBe(3);
   });
+
+  it("counts a service whose template does not serve at its serving revisions' own max", () => {
+    const base = { serviceMaxInstances: null, revisionMaxInstances: 1, templateServes: false };
+    const split = [{ maxInstances: 5 }, { maxInstances: 2 }];
+    expect(maxInForce({ ...base, servingRevisions: split })).toEqual({
+      max: 7,
+      level: 'revisions',
+    });
+    // A revision without its own max counts at the unset max.
+    expect(
+      maxInForce({
+        ...base,
+        servingRevisions: [{ maxInstances: 2 }, { maxInstances: null }],
+        unsetMax: 8,
+      }),
+    ).toEqual({ max: 10, level: 'revisions' });
+    // Unread, or a read that failed: the unset max, as before.
+    expect(maxInForce({ ...base, servingRevisions: [{}], unsetMax: 8 })).toEqual({
+      max: 8,
+      level: 'default',
+    });
+    expect(
+      maxInForce({ ...base, servingRevisions: split, revisionsUnread: 'denied', unsetMax: 8 }),
+    ).toEqual({ max: 8, level: 'default' });
+    // The service-level max, when set, is what is counted.
+    expect(maxInForce({ ...base, serviceMaxInstances: 4, servingRevisions: split })).toEqual({
+      max: 4,
+      level: 'service',
+    });
+  });
 });

@@ -1,0 +1,259 @@
+/**
+ * The serving revisions of a service whose template does not serve, read with the real
+ * `@google-cloud/run` RevisionsClient over gRPC against the emulator, and counted by observation.
+ */
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
+import { createCloudRunAdapter } from '../../src/adapters/cloud-run.js';
+import type { CloudRunAdapter } from '../../src/adapters/cloud-run.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { plan } from '../../src/core/planner.js';
+import { renderReason } from '../../src/core/why.js';
+import { NotFoundError, PermissionError } from '../../src/errors.js';
+import { startEmulator } from '../../src/emulator/index.js';
+import type { FleetInput, RunningEmulator } from '../../src/emulator/index.js';
+import { observe } from '../../src/observe/observe.js';
+
+const PROJECT = 'revisions-project';
+const DENIED = 'revisions-denied';
+const PLAIN = 'revisions-plain';
+const REGION = 'us-central1';
+
+const fleet: FleetInput = {
+  start: '2026-11-27T12:00:00Z',
+  warmupMinutes: 0,
+  projects: [
+    {
+      id: PROJECT,
+      pools: [{ region: REGION, quota: 16 }],
+      services: [
+        // Traffic pinned by name on the revision of max 3; the newer one (template) sets 1.
+        {
+          name: 'pinned',
+          region: REGION,
+          gpu: {},
+          revisionMaxInstances: 3,
+          noTrafficRevision: { maxInstances: 1 },
+        },
+        // The latest created revision (max 6) failed: LATEST is the older ready one, max 2.
+        {
+          name: 'failed',
+          region: REGION,
+          gpu: {},
+          revisionMaxInstances: 2,
+          noTrafficRevision: { maxInstances: 6, failed: true },
+        },
+        // 20% on an older revision of max 5, 80% on the serving one of max 2.
+        {
+          name: 'split',
+          region: REGION,
+          gpu: {},
+          revisionMaxInstances: 2,
+          previousRevision: { maxInstances: 5, percent: 20 },
+        },
+        // The same split, left whole: 5 + 2.
+        {
+          name: 'split-kept',
+          region: REGION,
+          gpu: {},
+          revisionMaxInstances: 2,
+          previousRevision: { maxInstances: 5, percent: 20 },
+        },
+        // Governed: its template serves.
+        { name: 'governed', region: REGION, gpu: {}, maxInstances: 2 },
+      ],
+    },
+    {
+      id: PLAIN,
+      pools: [{ region: REGION, quota: 8 }],
+      services: [
+        { name: 'governed', region: REGION, gpu: {}, maxInstances: 2 },
+        { name: 'own-max', region: REGION, gpu: {}, revisionMaxInstances: 3 },
+      ],
+    },
+    {
+      id: DENIED,
+      pools: [{ region: REGION, quota: 8 }],
+      iam: { denied: ['run.revisions.get'] },
+      services: [
+        {
+          name: 'pinned',
+          region: REGION,
+          gpu: {},
+          revisionMaxInstances: 3,
+          noTrafficRevision: { maxInstances: 1 },
+        },
+      ],
+    },
+  ],
+};
+
+let emulator: RunningEmulator;
+let adapter: CloudRunAdapter;
+
+beforeAll(async () => {
+  emulator = await startEmulator({ fleet, speed: 'manual' });
+  adapter = createCloudRunAdapter({ emulatorHost: emulator.host });
+});
+
+afterEach(() => {
+  emulator.resetCalls();
+});
+
+afterAll(async () => {
+  await adapter?.close();
+  await emulator?.stop();
+});
+
+function calls(): string[] {
+  const seen = emulator
+    .calls()
+    .map((c) => `${c.method.slice(c.method.lastIndexOf('/') + 1)} ${c.code}`);
+  emulator.resetCalls();
+  return seen;
+}
+
+async function failure(promise: Promise<unknown>): Promise<Error> {
+  try {
+    await promise;
+  } catch (error) {
+    if (error instanceof Error) return error;
+  }
+  throw new Error('expected a failure');
+}
+
+const byName = async (project: string) =>
+  new Map((await adapter.listServices(project, REGION)).map((s) => [s.name, s]));
+
+describe('GetRevision through the adapter', () => {
+  it('reads the revision traffic is pinned on, not the template', async () => {
+    const pinned = (await byName(PROJECT)).get('pinned');
+    expect(pinned).toMatchObject({ templateServes: false, revisionMaxInstances: 1 });
+    expect(pinned?.servingRevisions).toEqual([
+      { name: expect.stringMatching(/^pinned-00001-/), inSplit: true },
+    ]);
+    const name = pinned?.servingRevisions?.[0]?.name ?? '';
+    expect(await adapter.getRevisionMax(PROJECT, REGION, 'pinned', name)).toBe(3);
+    expect(calls()).toEqual(['ListServices OK', 'GetRevision OK']);
+  });
+
+  it('reads the latest ready revision when the latest created one failed', async () => {
+    const failed = (await byName(PROJECT)).get('failed');
+    expect(failed?.templateServes).toBe(false);
+    const [serving] = failed?.servingRevisions ?? [];
+    expect(serving?.name).toMatch(/^failed-00001-/);
+    expect(await adapter.getRevisionMax(PROJECT, REGION, 'failed', serving?.name ?? '')).toBe(2);
+    calls();
+  });
+
+  it('reads both revisions of a split', async () => {
+    const split = (await byName(PROJECT)).get('split');
+    expect(split?.templateServes).toBe(false);
+    const names = (split?.servingRevisions ?? []).map((r) => r.name);
+    expect(names).toHaveLength(2);
+    const maxes = await Promise.all(
+      names.map((n) => adapter.getRevisionMax(PROJECT, REGION, 'split', n)),
+    );
+    expect(maxes.sort()).toEqual([2, 5]);
+    calls();
+  });
+
+  it('answers NOT_FOUND for a revision another writer deleted between the list and the get', async () => {
+    const split = (await byName(PROJECT)).get('split');
+    const older = (split?.servingRevisions ?? []).find((r) => r.name.startsWith('split-00000-'));
+    expect(older).toBeDefined();
+    emulator.edit({
+      service: 'split',
+      project: PROJECT,
+      region: REGION,
+      deleteRevision: older?.name ?? '',
+    });
+    const error = await failure(
+      adapter.getRevisionMax(PROJECT, REGION, 'split', older?.name ?? ''),
+    );
+    expect(error).toBeInstanceOf(NotFoundError);
+    expect(calls()).toEqual(['ListServices OK', 'GetRevision NOT_FOUND']);
+    // The split is gone: the serving revision, the latest, takes all the traffic by name, so
+    // the template serves again and no revision is to be read.
+    const after = (await byName(PROJECT)).get('split');
+    expect(after?.templateServes).toBeUndefined();
+    expect(after?.servingRevisions).toBeUndefined();
+    calls();
+  });
+
+  it('answers PERMISSION_DENIED without run.revisions.get', async () => {
+    const pinned = (await byName(DENIED)).get('pinned');
+    const error = await failure(
+      adapter.getRevisionMax(DENIED, REGION, 'pinned', pinned?.servingRevisions?.[0]?.name ?? ''),
+    );
+    expect(error).toBeInstanceOf(PermissionError);
+    expect(error.message).toContain('run.revisions.get');
+    calls();
+  });
+});
+
+describe('observation', () => {
+  let ports: GooglePorts;
+  beforeAll(() => {
+    ports = createGooglePorts({ emulatorHost: emulator.host });
+  });
+  afterAll(async () => {
+    await ports?.close();
+  });
+
+  const policyOf = (project: string) =>
+    parsePolicy({
+      version: 1,
+      projects: [project],
+      regions: [REGION],
+      services: [{ match: { name: 'governed' } }, { match: {}, managed: false }],
+    });
+
+  it("counts an unmanaged service at its serving revisions' own max, not the quota", async () => {
+    const policy = policyOf(PROJECT);
+    const o = await observe(policy, ports, emulator.now().getTime());
+    const rows = new Map(o.snapshot.services.map((s) => [s.name, s]));
+    expect(rows.get('pinned')).toMatchObject({ maxInstances: 3 });
+    expect(rows.get('pinned')?.maxUnset).toBeUndefined();
+    expect(rows.get('failed')).toMatchObject({ maxInstances: 2 });
+    // The split lost its older revision in the test above: its template serves again (2).
+    expect(rows.get('split')).toMatchObject({ maxInstances: 2 });
+    expect(rows.get('split')?.maxNote).toBeUndefined();
+    expect(rows.get('split-kept')).toMatchObject({ maxInstances: 7 });
+    expect(rows.get('split-kept')?.maxNote).toMatch(
+      /split-kept-00000-\S+ 5 \+ split-kept-00001-\S+ 2 = 7$/,
+    );
+    expect(rows.get('pinned')?.maxNote).toContain("serving revisions' own max");
+    expect(o.problems).toEqual([]);
+    const getRevisions = calls().filter((c) => c.startsWith('GetRevision'));
+    expect(getRevisions).toEqual(Array(4).fill('GetRevision OK'));
+    const planned = plan(o.snapshot, policy, emulator.now().toISOString());
+    const pinnedRow = planned.services.find((s) => s.name === 'pinned');
+    expect(pinnedRow?.why.maxUnset).toBeUndefined();
+    expect(pinnedRow?.why.maxCounted?.countedAt).toBe(3);
+    expect(renderReason(pinnedRow!.why)).not.toContain('no max instances set');
+    expect(renderReason(pinnedRow!.why)).toContain("serving revisions' own max");
+  });
+
+  it('makes no GetRevision call when every template serves', async () => {
+    const o = await observe(policyOf(PLAIN), ports, emulator.now().getTime());
+    expect(o.snapshot.services.map((s) => [s.name, s.maxInstances])).toEqual([
+      ['governed', 2],
+      ['own-max', 3],
+    ]);
+    const seen = calls();
+    expect(seen).toContain('ListServices OK');
+    expect(seen.filter((c) => c.startsWith('GetRevision'))).toEqual([]);
+  });
+
+  it('falls back to the quota, and says why, when a revision cannot be read', async () => {
+    const o = await observe(policyOf(DENIED), ports, emulator.now().getTime());
+    const row = o.snapshot.services.find((s) => s.name === 'pinned');
+    expect(row).toMatchObject({ maxInstances: 8, maxUnset: true });
+    expect(row?.maxNote).toContain('could not be read');
+    expect(row?.maxNote).toContain('run.revisions.get');
+    expect(o.problems.map((p) => p.subject)).toEqual(['revisions']);
+    calls();
+  });
+});
