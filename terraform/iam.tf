@@ -42,10 +42,14 @@ locals {
   # (projects/P/locations/R) and cannot be narrowed to single services, worker pools or jobs.
   governor_read_permissions = [
     # Cloud Run Admin v2, src/adapters/cloud-run.ts
-    "run.locations.list",   # Locations.ListLocations: the regions, when the policy names none
-    "run.services.list",    # Services.ListServices: every governed region
-    "run.services.get",     # Services.GetService: the fresh read (etag) before each write
-    "run.operations.get",   # Operations.GetOperation: waiting for an UpdateService to finish
+    "run.locations.list", # Locations.ListLocations: the regions, when the policy names none
+    "run.services.list",  # Services.ListServices: every governed region
+    "run.services.get",   # Services.GetService: the fresh read (etag) before each write
+    "run.operations.get", # Operations.GetOperation: waiting for an UpdateService to finish
+    # Revisions.GetRevision: the serving revisions' own max of a service whose latest revision
+    # does not serve (traffic pinned or split, a rollout, a failed revision) and that sets no
+    # service-level max: https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions/get
+    "run.revisions.get",
     "run.workerpools.list", # WorkerPools.ListWorkerPools: GPU worker pools are unmanaged usage
     # Cloud Run jobs hold GPUs while their tasks run: unmanaged usage. One ListExecutions per region
     # with parent jobs/- (every job) needs run.executions.list on the parent and nothing else, so no

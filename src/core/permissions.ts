@@ -34,6 +34,11 @@ export const PERMISSION_GRANTS = {
     role: 'roles/run.viewer on the project',
     terraform: READ_ROLE,
   },
+  'run.revisions.get': {
+    call: "Revisions.GetRevision (the serving revisions' own max, for a service whose latest revision does not serve and that sets no service-level max)",
+    role: 'roles/run.viewer on the project',
+    terraform: READ_ROLE,
+  },
   'run.operations.get': {
     call: 'Operations.GetOperation (waiting for a write)',
     role: 'roles/run.viewer on the project',

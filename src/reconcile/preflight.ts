@@ -196,6 +196,40 @@ async function checkOperations(
 }
 
 /**
+ * `run.revisions.get`, by reading a serving revision of a service whose latest revision does not
+ * serve. NOT_FOUND (deleted since the listing) still shows the permission held: Google checks
+ * permission before existence ("Permission must be checked prior to checking if the resource or
+ * parent exists", AIP-211, https://google.aip.dev/211).
+ */
+async function checkRevisions(s: ObservedService, run: ObservePorts['run']): Promise<CheckItem> {
+  const subject = `service ${s.project}/${s.region}/${s.name}`;
+  const read = run.getRevisionMax?.bind(run);
+  const revision = s.servingRevisions?.[0]?.name ?? '';
+  if (!read) {
+    return {
+      subject,
+      permission: 'run.revisions.get',
+      status: 'unverified',
+      detail: 'these ports cannot read revisions',
+      fix: null,
+    };
+  }
+  return probe(
+    subject,
+    'run.revisions.get',
+    async () => {
+      try {
+        await read(s.project, s.region, s.name, revision);
+      } catch (e) {
+        if (e instanceof NotFoundError) return;
+        throw e;
+      }
+    },
+    `read its serving revision ${revision} (its latest revision does not serve; without the permission it is counted at its pool's quota ÷ GPUs per instance)`,
+  );
+}
+
+/**
  * The topic half of a run's preflight: one TestIamPermissions, asked in the run's first round
  * beside the observation (it depends on nothing the run reads). Throws {@link PreflightError}
  * when alerts cannot be published: the run must not write what it could not tell anyone about
@@ -397,6 +431,15 @@ export async function checkPolicy(
         ),
       );
     }
+    // run.revisions.get serves only services whose latest revision does not serve and that set
+    // no service-level max: probed by reading one of their serving revisions, when there is one.
+    const unserved = gpu.find(
+      (s) =>
+        s.templateServes === false &&
+        s.serviceMaxInstances === null &&
+        (s.servingRevisions ?? []).length > 0,
+    );
+    if (unserved) items.push(await checkRevisions(unserved, ports.run));
     const mine = gpu.filter(
       (s) => resolve({ ...s, accelerator: s.gpu?.accelerator ?? '' }).managed,
     );

@@ -24,6 +24,7 @@ locals {
     "run.locations.list",
     "run.services.list",
     "run.services.get",
+    "run.revisions.get",
     "run.operations.get",
     "run.workerpools.list",
     "run.executions.list",

@@ -14,6 +14,7 @@ import { NotFoundError, PermissionError } from '../../src/errors.js';
 import { startEmulator } from '../../src/emulator/index.js';
 import type { FleetInput, RunningEmulator } from '../../src/emulator/index.js';
 import { observe } from '../../src/observe/observe.js';
+import { checkPolicy } from '../../src/reconcile/preflight.js';
 
 const PROJECT = 'revisions-project';
 const DENIED = 'revisions-denied';
@@ -254,6 +255,18 @@ describe('observation', () => {
     expect(row?.maxNote).toContain('could not be read');
     expect(row?.maxNote).toContain('run.revisions.get');
     expect(o.problems.map((p) => p.subject)).toEqual(['revisions']);
+    calls();
+  });
+
+  it('governor check probes run.revisions.get where a service needs it', async () => {
+    const item = async (project: string) =>
+      (await checkPolicy(policyOf(project), ports, null, emulator.now().getTime())).items.find(
+        (i) => i.permission === 'run.revisions.get',
+      );
+    expect(await item(PROJECT)).toMatchObject({ status: 'ok' });
+    expect(await item(DENIED)).toMatchObject({ status: 'missing' });
+    // Nothing to read there: not asked.
+    expect(await item(PLAIN)).toBeUndefined();
     calls();
   });
 });

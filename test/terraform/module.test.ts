@@ -374,6 +374,8 @@ describe('identity and permissions', () => {
         'run.locations.list',
         'run.services.list',
         'run.services.get',
+        // The serving revisions' own max of a service whose latest revision does not serve
+        'run.revisions.get',
         'run.operations.get',
         'run.workerpools.list',
         'run.executions.list',
@@ -406,6 +408,15 @@ describe('identity and permissions', () => {
     ];
     const needed = Object.keys(PERMISSION_GRANTS);
     expect(granted.filter((p) => !needed.includes(p))).toEqual([]);
+  });
+
+  it('the read role holds every permission the code grants through it (src/core/permissions.ts)', () => {
+    const read = module.locals['governor_read_permissions'] as string[];
+    const throughReadRole = Object.entries(PERMISSION_GRANTS)
+      .filter(([, g]) => g.terraform.startsWith("the module's read role"))
+      .map(([p]) => p);
+    expect(throughReadRole).toContain('run.revisions.get');
+    expect(throughReadRole.filter((p) => !read.includes(p))).toEqual([]);
   });
 
   it('the write role holds run.services.update alone', () => {
