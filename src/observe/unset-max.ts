@@ -1,12 +1,19 @@
 import { gpuPool, unsetMaxFor, type PoolId } from '../core/pool.js';
 import type { ObservedService } from '../core/service.js';
+import type { ObservationProblem } from '../core/problems.js';
 import type { CloudRunPort } from '../ports/index.js';
+import { withServingRevisions } from './serving-revisions.js';
 
 /**
  * A Cloud Run port whose services carry `unsetMax`, what Cloud Run derives for a GPU service that
  * sets no max (its pool's quota ÷ GPUs per instance), so that every reader of the cap in force
  * (`effectiveMax`) counts such a service as the observation and the plan did. The API shows only
- * that both levels are unset; the quota comes from the caller (the plan's pools).
+ * that both levels are unset; the quota comes from the caller (the plan's pools). A service whose
+ * latest revision does not serve has its serving revisions read as observation read them
+ * (`withServingRevisions`), so the write path's fresh reads count it as the plan did: otherwise
+ * its change would read as "max changed" and never be written, and a pool read again after its
+ * raises would count it at its whole quota. A failed revision read counts it coarsely (at the
+ * unset max), as observation would, with `revisionsUnread` saying why.
  */
 export function withUnsetMax(
   run: CloudRunPort,
@@ -17,12 +24,20 @@ export function withUnsetMax(
     const quota = quotaOf(gpuPool({ project: s.project, region: s.region, gpu: s.gpu }));
     return { ...s, unsetMax: unsetMaxFor(quota, s.gpu.count) };
   };
+  // The failures are carried by each service (`revisionsUnread`), which the callers log.
+  const revised = (services: ObservedService[]) =>
+    withServingRevisions(run, services, [] as ObservationProblem[]);
   const test = run.testPermissions?.bind(run);
   const revision = run.getRevisionMax?.bind(run);
   return {
     listRegions: (project) => run.listRegions(project),
-    listServices: async (project, region) => (await run.listServices(project, region)).map(fill),
-    getService: async (project, region, name) => fill(await run.getService(project, region, name)),
+    listServices: async (project, region) =>
+      (await revised(await run.listServices(project, region))).map(fill),
+    getService: async (project, region, name) => {
+      const [s] = await revised([await run.getService(project, region, name)]);
+      if (!s) throw new Error(`no service ${name} came back from reading its revisions`);
+      return fill(s);
+    },
     listWorkerPools: (project, region) => run.listWorkerPools(project, region),
     listRunningExecutions: (project, region) => run.listRunningExecutions(project, region),
     updateMaxInstances: async (update) => fill(await run.updateMaxInstances(update)),

@@ -14,6 +14,8 @@ import { NotFoundError, PermissionError } from '../../src/errors.js';
 import { startEmulator } from '../../src/emulator/index.js';
 import type { FleetInput, RunningEmulator } from '../../src/emulator/index.js';
 import { observe } from '../../src/observe/observe.js';
+import { withUnsetMax } from '../../src/observe/unset-max.js';
+import { effectiveMax } from '../../src/core/pool.js';
 import { checkPolicy } from '../../src/reconcile/preflight.js';
 
 const PROJECT = 'revisions-project';
@@ -268,5 +270,22 @@ describe('observation', () => {
     // Nothing to read there: not asked.
     expect(await item(PLAIN)).toBeUndefined();
     calls();
+  });
+
+  it('reads again before a write as observation counted (the check that the max has not changed)', async () => {
+    // The write path validates each change against a fresh read: counted otherwise (at the unset
+    // max), a service observed at its serving revisions' max would read as changed and never be
+    // written, and a pool read again after raises would look over its quota.
+    const o = await observe(policyOf(PROJECT), ports, emulator.now().getTime());
+    const observed = o.snapshot.services.find((s) => s.name === 'pinned')?.maxInstances;
+    calls();
+    const run = withUnsetMax(ports.run, () => 16);
+    expect(effectiveMax(await run.getService(PROJECT, REGION, 'pinned'))).toBe(observed);
+    const listed = (await run.listServices(PROJECT, REGION)).find((s) => s.name === 'pinned');
+    expect(listed && effectiveMax(listed)).toBe(observed);
+    const seen = calls();
+    expect(seen.slice(0, 3)).toEqual(['GetService OK', 'GetRevision OK', 'ListServices OK']);
+    // One GetRevision for each serving revision of the listed services whose template does not serve.
+    expect(new Set(seen.slice(3))).toEqual(new Set(['GetRevision OK']));
   });
 });
