@@ -230,6 +230,13 @@ export const FleetService = z
         maxInstances: Count.max(1000)
           .optional()
           .describe("The new revision's template max (absent: unset)."),
+        tag: z
+          .string()
+          .regex(/^[a-z][a-z0-9-]{0,45}$/, 'a tag: lower-case letters, digits and hyphens')
+          .optional()
+          .describe(
+            'A tag on the new revision (gcloud run deploy --no-traffic --tag): a 0% target of its own, started, and not bounded by the service-level max.',
+          ),
         failed: z
           .boolean()
           .default(false)

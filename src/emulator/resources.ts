@@ -139,6 +139,8 @@ export interface RevisionState {
   ready: boolean;
   /** Its share of the traffic, by name (0 for a revision without traffic). */
   percent: number;
+  /** A tag of its own (a 0% target), for a `noTrafficRevision` with `tag`. */
+  tag?: string;
 }
 
 /**
@@ -172,6 +174,7 @@ export function serviceRevisions(s: ServiceState): RevisionState[] {
       maxInstances: next.maxInstances ?? 0,
       ready: !next.failed,
       percent: 0,
+      ...(next.tag === undefined ? {} : { tag: next.tag }),
     });
   return out.filter((r) => !s.deletedRevisions.includes(r.name));
 }
@@ -222,6 +225,8 @@ export function serviceResource(
         { type: REVISION, percent: 100 - (previous?.percent ?? 0), revision: serving },
       ]
     : [{ type: LATEST, percent: 100 }];
+  const tagged = revs.find((r) => r.role === 'new' && r.ready && r.tag !== undefined);
+  if (tagged) traffic.push({ type: REVISION, percent: 0, revision: tagged.name, tag: tagged.tag });
   const trafficStatuses: Message[] = traffic.map((t) =>
     t['type'] === LATEST ? { ...t, revision: serving } : t,
   );
