@@ -254,8 +254,6 @@ export function unsetMaxFor(quota: number | null, gpusPerInstance: number): numb
 /** A serving revision's own max: null when unset, absent while unread. */
 export interface ServingMax {
   maxInstances?: number | null | undefined;
-  /** It takes a share of the traffic; false: only tagged. Absent: true. */
-  inSplit?: boolean | undefined;
 }
 
 export interface MaxLevels {
@@ -302,23 +300,9 @@ export interface MaxInForce {
 export function maxInForce(s: MaxLevels): MaxInForce {
   const svc = positive(s.serviceMaxInstances);
   const rev = s.templateServes === false ? null : positive(s.revisionMaxInstances);
-  const unset = s.unsetMax ?? DEFAULT_MAX_INSTANCES;
-  if (svc !== null && s.templateServes === false) {
-    // "Tagged revisions are started, but only count toward the service-level maximum instances
-    // if they are a part of a traffic split" (https://cloud.google.com/run/docs/configuring/max-instances):
-    // a revision only tagged runs up to its own max beside the service-level max; unread, at
-    // the unset max.
-    const tagged = (s.servingRevisions ?? []).filter((r) => r.inSplit === false);
-    if (tagged.length === 0) return { max: svc, level: 'service' };
-    const extra = tagged.reduce(
-      (n, r) =>
-        n + (s.revisionsUnread === undefined ? (positive(r.maxInstances ?? null) ?? unset) : unset),
-      0,
-    );
-    return { max: Math.min(svc + extra, MAX_QUOTA_GPUS), level: 'revisions' };
-  }
   if (svc !== null && (rev === null || svc <= rev)) return { max: svc, level: 'service' };
   if (rev !== null) return { max: rev, level: 'revision' };
+  const unset = s.unsetMax ?? DEFAULT_MAX_INSTANCES;
   const serving = s.templateServes === false ? readRevisions(s) : null;
   if (serving !== null) {
     const sum = serving.reduce((n, r) => n + (positive(r.maxInstances ?? null) ?? unset), 0);

@@ -375,13 +375,7 @@ export async function observe(
 function countsUnset(svc: ObservedService): boolean {
   const { level } = maxInForce(svc);
   if (level === 'default') return true;
-  return (
-    level === 'revisions' &&
-    (svc.revisionsUnread !== undefined ||
-      (svc.servingRevisions ?? []).some(
-        (r) => !(typeof r.maxInstances === 'number' && r.maxInstances > 0),
-      ))
-  );
+  return level === 'revisions' && (svc.servingRevisions ?? []).some((r) => r.maxInstances === null);
 }
 
 /**
@@ -392,18 +386,6 @@ function maxNoteOf(svc: ObservedService): { maxNote?: string } {
   if (svc.templateServes !== false) return {};
   const { max, level } = maxInForce(svc);
   const unset = svc.unsetMax;
-  if (level === 'revisions' && svc.serviceMaxInstances !== null) {
-    const tagged = (svc.servingRevisions ?? []).filter((r) => !r.inSplit);
-    const parts = tagged.map((r) =>
-      svc.revisionsUnread === undefined && typeof r.maxInstances === 'number' && r.maxInstances > 0
-        ? `${r.name} ${r.maxInstances}`
-        : `${r.name} ${svc.revisionsUnread === undefined ? 'unset' : 'unread'} (${unset ?? 'quota ÷ GPUs per instance'})`,
-    );
-    const unread = svc.revisionsUnread === undefined ? '' : ` (not read: ${svc.revisionsUnread})`;
-    return {
-      maxNote: `its latest revision does not serve: counted at its service-level max ${svc.serviceMaxInstances} plus the own max of its revisions only tagged, which that max does not bound${unread}: ${parts.join(' + ')} = ${max}`,
-    };
-  }
   if (level === 'revisions') {
     const parts = (svc.servingRevisions ?? []).map((r) =>
       typeof r.maxInstances === 'number' && r.maxInstances > 0

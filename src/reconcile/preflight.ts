@@ -23,7 +23,6 @@ import {
   errorMessage,
 } from '../errors.js';
 import type { GpuSpec, ObservedService } from '../core/service.js';
-import { needsRevisions } from '../observe/serving-revisions.js';
 import type { AlertSink, ObservePorts } from '../ports/index.js';
 import { createPacer, type Pacer } from './pacing.js';
 
@@ -205,8 +204,7 @@ async function checkOperations(
 async function checkRevisions(s: ObservedService, run: ObservePorts['run']): Promise<CheckItem> {
   const subject = `service ${s.project}/${s.region}/${s.name}`;
   const read = run.getRevisionMax?.bind(run);
-  const revision =
-    s.servingRevisions?.find((r) => s.serviceMaxInstances === null || !r.inSplit)?.name ?? '';
+  const revision = s.servingRevisions?.[0]?.name ?? '';
   if (!read) {
     return {
       subject,
@@ -433,9 +431,14 @@ export async function checkPolicy(
         ),
       );
     }
-    // run.revisions.get serves only services whose latest revision does not serve (and that set
-    // no service-level max, or have revisions only tagged): probed by reading one, when there is one.
-    const unserved = gpu.find(needsRevisions);
+    // run.revisions.get serves only services whose latest revision does not serve and that set
+    // no service-level max: probed by reading one of their serving revisions, when there is one.
+    const unserved = gpu.find(
+      (s) =>
+        s.templateServes === false &&
+        s.serviceMaxInstances === null &&
+        (s.servingRevisions ?? []).length > 0,
+    );
     if (unserved) items.push(await checkRevisions(unserved, ports.run));
     const mine = gpu.filter(
       (s) => resolve({ ...s, accelerator: s.gpu?.accelerator ?? '' }).managed,

@@ -63,16 +63,6 @@ const fleet: FleetInput = {
           revisionMaxInstances: 2,
           previousRevision: { maxInstances: 5, percent: 20 },
         },
-        // A service-level max of 2 on the serving revision, and a newer revision deployed with a
-        // tag and no traffic, max 3: started, and outside what the service-level max bounds.
-        {
-          name: 'tagged',
-          region: REGION,
-          gpu: {},
-          maxInstances: 2,
-          revisionMaxInstances: 4,
-          noTrafficRevision: { maxInstances: 3, tag: 'canary' },
-        },
         // Governed: its template serves.
         { name: 'governed', region: REGION, gpu: {}, maxInstances: 2 },
       ],
@@ -195,18 +185,6 @@ describe('GetRevision through the adapter', () => {
     calls();
   });
 
-  it('lists a revision tagged without traffic beside the one that serves', async () => {
-    const tagged = (await byName(PROJECT)).get('tagged');
-    expect(tagged?.templateServes).toBe(false);
-    expect(tagged?.servingRevisions).toEqual([
-      { name: expect.stringMatching(/^tagged-00001-/), inSplit: true },
-      { name: expect.stringMatching(/^tagged-00002-/), inSplit: false },
-    ]);
-    const name = tagged?.servingRevisions?.[1]?.name ?? '';
-    expect(await adapter.getRevisionMax(PROJECT, REGION, 'tagged', name)).toBe(3);
-    calls();
-  });
-
   it('answers PERMISSION_DENIED without run.revisions.get', async () => {
     const pinned = (await byName(DENIED)).get('pinned');
     const error = await failure(
@@ -252,12 +230,7 @@ describe('observation', () => {
     expect(rows.get('pinned')?.maxNote).toContain("serving revisions' own max");
     expect(o.problems).toEqual([]);
     const getRevisions = calls().filter((c) => c.startsWith('GetRevision'));
-    expect(rows.get('tagged')).toMatchObject({ maxInstances: 5 });
-    expect(rows.get('tagged')?.maxNote).toMatch(
-      /service-level max 2 plus .*tagged-00002-\S+ 3 = 5$/,
-    );
-    // One read for each revision of pinned, failed and split-kept; for tagged, its tagged one only.
-    expect(getRevisions).toEqual(Array(5).fill('GetRevision OK'));
+    expect(getRevisions).toEqual(Array(4).fill('GetRevision OK'));
     const planned = plan(o.snapshot, policy, emulator.now().toISOString());
     const pinnedRow = planned.services.find((s) => s.name === 'pinned');
     expect(pinnedRow?.why.maxUnset).toBeUndefined();

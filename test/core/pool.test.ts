@@ -147,19 +147,5 @@ describe('the budget and the cap in force', () => {
       max: 4,
       level: 'service',
     });
-    // Beside it, a revision only tagged runs up to its own max (unread: the unset max).
-    const tagged = [{ maxInstances: 5 }, { maxInstances: 3, inSplit: false }];
-    expect(
-      maxInForce({ ...base, serviceMaxInstances: 4, servingRevisions: tagged, unsetMax: 8 }),
-    ).toEqual({ max: 7, level: 'revisions' });
-    expect(
-      maxInForce({
-        ...base,
-        serviceMaxInstances: 4,
-        servingRevisions: tagged,
-        revisionsUnread: 'denied',
-        unsetMax: 8,
-      }),
-    ).toEqual({ max: 12, level: 'revisions' });
   });
 });
