@@ -21,6 +21,7 @@ import { checkPolicy } from '../../src/reconcile/preflight.js';
 const PROJECT = 'revisions-project';
 const DENIED = 'revisions-denied';
 const PLAIN = 'revisions-plain';
+const TAGGED = 'revisions-tagged';
 const REGION = 'us-central1';
 
 const fleet: FleetInput = {
@@ -73,6 +74,21 @@ const fleet: FleetInput = {
       services: [
         { name: 'governed', region: REGION, gpu: {}, maxInstances: 2 },
         { name: 'own-max', region: REGION, gpu: {}, revisionMaxInstances: 3 },
+      ],
+    },
+    {
+      id: TAGGED,
+      pools: [{ region: REGION, quota: 8 }],
+      services: [
+        // Governed, with a newer revision deployed with a tag and no traffic (max 2): it runs
+        // beside the service-level max, which its writes cannot lower.
+        {
+          name: 'governed',
+          region: REGION,
+          gpu: {},
+          maxInstances: 4,
+          noTrafficRevision: { maxInstances: 2, tag: 'canary' },
+        },
       ],
     },
     {
@@ -248,6 +264,21 @@ describe('observation', () => {
     const seen = calls();
     expect(seen).toContain('ListServices OK');
     expect(seen.filter((c) => c.startsWith('GetRevision'))).toEqual([]);
+  });
+
+  it('counts a governed service at the service-level max its writes set, beside a tagged revision', async () => {
+    // A tagged revision outside the split is not bounded by the service-level max (Google's "Set
+    // maximum instances"), but the governor can only write that max: counted in the service's
+    // cap, it would make every run plan the same decrease, write the max it already has, and
+    // leave the pool reading over budget. So it stays among what observation cannot see
+    // (docs/observing.md), covered by the pool's reserve.
+    const policy = policyOf(TAGGED);
+    const o = await observe(policy, ports, emulator.now().getTime());
+    expect(o.snapshot.services.map((s) => [s.name, s.maxInstances])).toEqual([['governed', 4]]);
+    const planned = plan(o.snapshot, policy, emulator.now().toISOString());
+    expect(planned.pools.map((p) => [p.status, p.capsBefore])).toEqual([['ok', 4]]);
+    expect(planned.changes.map((c) => c.from)).toEqual([4]);
+    calls();
   });
 
   it('falls back to the quota, and says why, when a revision cannot be read', async () => {
