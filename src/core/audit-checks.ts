@@ -222,19 +222,28 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
   'max-unset': ({ s, quota }) => {
     if (s.scalingMode === 'MANUAL' || maxInForce(s).level !== 'default') return null;
     const counted = quota === null ? null : quotaInstances(quota, s.gpu.count);
+    const fix = `gcloud run services update ${s.name} --region ${s.region} --max N (N: what it should be allowed${counted === null ? '' : `, at most ${counted}`})`;
+    // The template sets one, but another revision serves and could not be read (observe's
+    // serving revisions): what it may run is unknown, and counted as if unset.
+    if (s.revisionsUnread !== undefined) {
+      return {
+        problem: `no service-level max instances, and its serving revisions could not be read (${s.revisionsUnread}): ${counted === null ? 'this pool’s quota is unknown' : `the governor counts it at ${counted} (quota ${quota} ÷ ${plural(s.gpu.count, 'GPU')}), its whole pool`}`,
+        fix,
+      };
+    }
     return {
       problem:
         counted === null
           ? 'no max instances at either level: Cloud Run derives it from the regional quotas (this pool’s quota is unknown)'
           : `no max instances at either level: Cloud Run derives it from the regional quota, so it may run ${plural(counted, 'instance')} (quota ${quota} ÷ ${plural(s.gpu.count, 'GPU')}), its whole pool; the governor counts it at ${counted}`,
-      fix: `gcloud run services update ${s.name} --region ${s.region} --max N (N: what it should be allowed${counted === null ? '' : `, at most ${counted}`})`,
+      fix,
     };
   },
 
   'service-level-max': ({ s }) => {
     if (s.scalingMode === 'MANUAL' || s.serviceMaxInstances !== null) return null;
-    // Neither level sets one: max-unset reports it.
-    if (s.revisionMaxInstances === null) return null;
+    // Neither level sets one, or none that is known to serve: max-unset reports it.
+    if (s.revisionMaxInstances === null || maxInForce(s).level === 'default') return null;
     const { max, how } = effectiveMaxOf(s);
     return {
       problem: `no service-level max instances: the cap is ${max} (${how})`,

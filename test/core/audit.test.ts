@@ -182,6 +182,23 @@ describe('auditServices: each rule', () => {
     );
   });
 
+  it('max-unset: a service whose serving revisions could not be read is not said to set no max', () => {
+    const f = audit([
+      service('pinned', {
+        serviceMaxInstances: null,
+        revisionMaxInstances: 2,
+        templateServes: false,
+        revisionsUnread: 'PERMISSION_DENIED: run.revisions.get',
+      }),
+    ]);
+    expect(rules(f)).toEqual(['pinned:max-unset:required']);
+    expect(f[0]?.problem).not.toContain('no max instances at either level');
+    expect(f[0]?.problem).toContain(
+      'no service-level max instances, and its serving revisions could not be read (PERMISSION_DENIED: run.revisions.get)',
+    );
+    expect(f[0]?.problem).toContain('the governor counts it at 8');
+  });
+
   it('max-within-quota: the policy quota overrides the snapshot, as the planner does', () => {
     const nine = service('nine', { serviceMaxInstances: 9 });
     expect(audit([nine], { policy: { pools: [{ region: 'us-central1', quota: 10 }] } })).toEqual(
