@@ -121,3 +121,16 @@ export function manualInstances(
 ): number {
   return Math.max(s.manualInstanceCount ?? 0, s.serviceMinInstances ?? 0);
 }
+
+/**
+ * Cloud Run Admin API reads the governor allows itself per project, region and minute: half of
+ * Cloud Run's read quota as public reports give it. The quota is "Read requests per minute per
+ * region" (`ReadPerMinutePerProjectRegion`, metric `run.googleapis.com/read_regional`, as Cloud
+ * Run's 429 names it: https://github.com/googleapis/repo-automation-bots/issues/4469); Google's
+ * quotas page (https://cloud.google.com/run/quotas) says Cloud Run's quotas include the Admin
+ * API's rate limits but gives no default, and public reports give 600. Deploys and the console
+ * spend the same quota: half of it leaves them the rest. `governor check` paces its reads to it
+ * (reconcile/preflight.ts), and observation reads at most this many revisions per region and run
+ * (observe/serving-revisions.ts).
+ */
+export const RUN_READS_PER_MINUTE = 300;

@@ -1,5 +1,6 @@
+import pLimit from 'p-limit';
 import type { ObservationProblem } from '../core/problems.js';
-import type { ObservedService } from '../core/service.js';
+import { RUN_READS_PER_MINUTE, type ObservedService } from '../core/service.js';
 import { errorMessage } from '../errors.js';
 import type { CloudRunPort } from '../ports/index.js';
 
@@ -16,19 +17,31 @@ export async function withServingRevisions(
   services: readonly ObservedService[],
   problems: ObservationProblem[],
 ): Promise<ObservedService[]> {
-  return Promise.all(
+  // A listing is one project and region, whose reads share Cloud Run's read quota: at most
+  // REVISION_READS of them per listing, a few at a time (the rest counted coarsely, said once).
+  const limit = pLimit(REVISION_READ_CONCURRENCY);
+  let budget = REVISION_READS;
+  const skipped: ObservedService[] = [];
+  const result = await Promise.all(
     services.map(async (s) => {
       if (!needsRevisions(s)) return s;
       const revisions = s.servingRevisions ?? [];
       const get = run.getRevisionMax?.bind(run);
       if (get === undefined)
         return { ...s, revisionsUnread: 'revisions cannot be read through this Cloud Run port' };
+      if (revisions.length > budget) {
+        skipped.push(s);
+        return { ...s, revisionsUnread: OVER_BUDGET };
+      }
+      budget -= revisions.length;
       try {
         const read = await Promise.all(
-          revisions.map(async (r) => ({
-            ...r,
-            maxInstances: await get(s.project, s.region, s.name, r.name),
-          })),
+          revisions.map((r) =>
+            limit(async () => ({
+              ...r,
+              maxInstances: await get(s.project, s.region, s.name, r.name),
+            })),
+          ),
         );
         return { ...s, servingRevisions: read };
       } catch (error) {
@@ -44,7 +57,32 @@ export async function withServingRevisions(
       }
     }),
   );
+  const [first] = skipped;
+  if (first !== undefined) {
+    problems.push({
+      project: first.project,
+      region: first.region,
+      pool: null,
+      subject: 'revisions',
+      error: `${skipped.length} service(s) from ${first.name} on: ${OVER_BUDGET}`,
+    });
+  }
+  return result;
 }
+
+/**
+ * GetRevision calls per listing (one project and region) at most: the governor's share of Cloud
+ * Run's read quota (`RUN_READS_PER_MINUTE`, core/service.ts, which cites it), so that deploys and
+ * the console, which spend the same quota, are not refused while a run reads. Only services whose
+ * latest revision does not serve and that set no service-level max are read, so a fleet rarely
+ * comes near it.
+ */
+export const REVISION_READS = RUN_READS_PER_MINUTE;
+
+/** GetRevision calls in flight at once per listing. */
+const REVISION_READ_CONCURRENCY = 8;
+
+const OVER_BUDGET = `not read: more than ${REVISION_READS} revisions to read in one region in a run (half of Cloud Run's read quota per minute); counted at the unset max, as a service that sets none`;
 
 function needsRevisions(s: ObservedService): boolean {
   return (

@@ -22,7 +22,7 @@ import {
   PermissionError,
   errorMessage,
 } from '../errors.js';
-import type { GpuSpec, ObservedService } from '../core/service.js';
+import { RUN_READS_PER_MINUTE, type GpuSpec, type ObservedService } from '../core/service.js';
 import type { AlertSink, ObservePorts } from '../ports/index.js';
 import { createPacer, type Pacer } from './pacing.js';
 
@@ -273,18 +273,14 @@ export async function preflightServices(
 }
 
 /**
- * The TestIamPermissions `governor check` makes per minute in a project and region, at most: half
- * of Cloud Run's read quota as public reports give it. The quota is "Read requests per minute per
- * region" (`ReadPerMinutePerProjectRegion`, metric `run.googleapis.com/read_regional`, as Cloud
- * Run's 429 names it: https://github.com/googleapis/repo-automation-bots/issues/4469); Google's
- * quotas page (https://cloud.google.com/run/quotas) says Cloud Run's quotas include the Admin
- * API's rate limits but gives no default, and public reports give 600. The check asks one per
- * governed service: unpaced, 1,000 services of a region (Cloud Run's most) went out in about two
- * seconds, past that quota, and the governor's own runs, deploys and the console, which spend the
- * same quota, were refused meanwhile. Half of it leaves them the rest: up to 300 at once, the next
- * 300 a minute later (the pacer's per-minute window, as for writes).
+ * The TestIamPermissions `governor check` makes per minute in a project and region, at most: the
+ * governor's share of Cloud Run's read quota ({@link RUN_READS_PER_MINUTE}, which cites it). The
+ * check asks one per governed service: unpaced, 1,000 services of a region (Cloud Run's most) went
+ * out in about two seconds, past that quota, and the governor's own runs, deploys and the console,
+ * which spend the same quota, were refused meanwhile. Half of it leaves them the rest: up to 300
+ * at once, the next 300 a minute later (the pacer's per-minute window, as for writes).
  */
-export const CHECK_READS_PER_MINUTE = 300;
+export const CHECK_READS_PER_MINUTE = RUN_READS_PER_MINUTE;
 
 /** How `governor check` paces its reads: the budget, and the clock and sleep (for tests). */
 export interface CheckPacing {
