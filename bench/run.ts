@@ -12,6 +12,14 @@ import { benchQuotaRequests, quotaWeekLines, quotaWeekMet } from './quota-reques
 import { benchOrgSoak, orgSoakLines } from './org-soak.js';
 import { benchSoak, soakLines } from './soak.js';
 
+/** SOAK_SNAPSHOTS=100,300: heap snapshots of the soaked processes after those runs or rounds. */
+function soakSnapshots(): number[] {
+  return (process.env.SOAK_SNAPSHOTS ?? '')
+    .split(',')
+    .filter((x) => x.trim() !== '')
+    .map(Number);
+}
+
 /**
  * `npm run bench`: one command, one run, ratios. Timing goals are compared here, within one
  * run on one machine, never in timed unit tests.
@@ -115,10 +123,7 @@ if (process.env.BENCH_ONLY === 'soak' && process.env.SOAK_TARGET === 'org') {
     dispatches,
     projects,
     services,
-    snapshotAfter: (process.env.SOAK_SNAPSHOTS ?? '')
-      .split(',')
-      .filter((x) => x.trim() !== '')
-      .map(Number),
+    snapshotAfter: soakSnapshots(),
     progress: (s) => {
       if (process.env.BENCH_PROGRESS)
         console.error(
@@ -160,11 +165,7 @@ if (process.env.BENCH_ONLY === 'soak') {
     runs,
     services,
     store,
-    // SOAK_SNAPSHOTS=100,300: heap snapshots of both processes after those runs, to compare.
-    snapshotAfter: (process.env.SOAK_SNAPSHOTS ?? '')
-      .split(',')
-      .filter((x) => x.trim() !== '')
-      .map(Number),
+    snapshotAfter: soakSnapshots(),
     progress: (s) => {
       if (process.env.BENCH_PROGRESS)
         console.error(

@@ -1,7 +1,6 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getChannelzHandlers } from '@grpc/grpc-js';
 import { PubSub } from '@google-cloud/pubsub';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
@@ -11,6 +10,7 @@ import { memoryLogger } from '../../src/log.js';
 import { ORG, orgFleet, orgProjectId } from '../support/org-fleet.js';
 import { sharedPubSubEmulator, type SharedEmulator } from '../support/shared-emulators.js';
 import { waitUntil } from '../support/wait.js';
+import { openChannels as openChannelsTo } from '../support/channels.js';
 
 /**
  * The organisation's functions kept warm: the dispatch and the unit each serve run after run in
@@ -50,22 +50,8 @@ afterAll(async () => {
 });
 
 /** The gRPC channels to either emulator that are not closed (grpc-js's channelz registry). */
-function openChannels(): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    getChannelzHandlers().GetTopChannels(
-      { request: { start_channel_id: 0, max_results: 10_000 } } as never,
-      ((error: Error | null, answer?: { channel: { ref: { name: string } }[] }) => {
-        if (error) reject(error);
-        else
-          resolve(
-            (answer?.channel ?? [])
-              .map((c) => c.ref.name)
-              .filter((target) => target === emulator.host || target === pubsub.endpoint),
-          );
-      }) as never,
-    );
-  });
-}
+const openChannels = () =>
+  openChannelsTo((target) => target === emulator.host || target === pubsub.endpoint);
 
 const env = () => ({
   ...emulator.env,

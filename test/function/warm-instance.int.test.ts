@@ -1,12 +1,12 @@
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { getChannelzHandlers } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { handle } from '../../src/function/handler.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { waitUntil } from '../support/wait.js';
+import { openChannels as openChannelsTo } from '../support/channels.js';
 
 /**
  * A warm instance serves run after run in one process (Cloud Scheduler calls it every 5 minutes
@@ -53,22 +53,7 @@ afterAll(async () => {
 });
 
 /** The gRPC channels to the emulator that are not closed (grpc-js's channelz registry). */
-function openChannels(): Promise<string[]> {
-  return new Promise((resolve, reject) => {
-    getChannelzHandlers().GetTopChannels(
-      { request: { start_channel_id: 0, max_results: 10_000 } } as never,
-      ((error: Error | null, answer?: { channel: { ref: { name: string } }[] }) => {
-        if (error) reject(error);
-        else
-          resolve(
-            (answer?.channel ?? [])
-              .map((c) => c.ref.name)
-              .filter((target) => target.includes(emulator.host)),
-          );
-      }) as never,
-    );
-  });
-}
+const openChannels = () => openChannelsTo((target) => target.includes(emulator.host));
 
 const silent = { log: () => undefined };
 
