@@ -412,61 +412,71 @@ export function toObservedService(
 }
 
 /**
+ * Where a service's traffic goes: `traffic_statuses` (the observed routing), else `traffic`, which
+ * "If traffic is empty or not provided, defaults to 100% traffic to the latest `Ready` Revision"
+ * (google/cloud/run/v2/service.proto). Only targets that take a share or carry a tag (tagged
+ * revisions "are started", https://cloud.google.com/run/docs/configuring/max-instances), each
+ * with the revision it names, a LATEST target naming the latest READY revision
+ * (traffic_target.proto): '' when the service names none.
+ */
+function trafficTargets(service: Service): { revision: string; latest: boolean; share: boolean }[] {
+  const statuses = service.trafficStatuses ?? [];
+  const targets = statuses.length > 0 ? statuses : (service.traffic ?? []);
+  const ready = lastSegment(service.latestReadyRevision ?? '');
+  return targets
+    .filter((t) => (t.percent ?? 0) > 0 || Boolean(t.tag))
+    .map((t) => {
+      // The enum arrives by name from the library, by number from a raw decode.
+      const latest =
+        t.type === 'TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST' || (t.type as unknown) === 1;
+      return {
+        revision: latest ? ready : lastSegment(t.revision ?? ''),
+        latest,
+        share: (t.percent ?? 0) > 0,
+      };
+    });
+}
+
+/**
  * Whether the revision the template describes (the latest created) is the one serving, so that
- * its `scaling.max_instance_count` is the serving revision's. The template describes the latest
- * revision only: a revision-level max "applies only on a new revision", and each revision keeps
- * its own. Traffic goes where `traffic_statuses` say (the observed routing), else `traffic`,
- * which "If traffic is empty or not provided, defaults to 100% traffic to the latest `Ready`
- * Revision" (google/cloud/run/v2/service.proto); a LATEST target goes to the latest READY
- * revision (traffic_target.proto). So the template serves when every target that takes traffic
- * or carries a tag is LATEST or names the latest created revision, and the latest created
- * revision is the latest ready one. Otherwise (traffic pinned on an older revision, as
- * `gcloud run deploy --no-traffic` leaves it, or a latest revision that failed) the serving
- * revisions' own max cannot be read from the service, and the service-level max, which bounds
- * every revision in the traffic split ("divided among all revisions with specified traffic",
- * ServiceScaling.max_instance_count in vendor_settings.proto), is the only cap the governor
- * counts: higher than or equal to the true one, never lower.
+ * its `scaling.max_instance_count` is the serving revision's: the template describes the latest
+ * revision only, and each revision keeps its own max ("applies only on a new revision"). It serves
+ * when every target that takes traffic or carries a tag is LATEST or names the latest created
+ * revision, and the latest created revision is the latest ready one. Otherwise (traffic pinned on
+ * an older revision, as `gcloud run deploy --no-traffic` leaves it, a split, a rollout in
+ * progress, or a latest revision that failed) the template's max is left aside: the service is
+ * counted at its service-level max, which bounds every revision in the traffic split ("divided
+ * among all revisions with specified traffic", ServiceScaling.max_instance_count in
+ * vendor_settings.proto), or without one at its serving revisions' own max
+ * (`servingRevisionsOf`, read by observe/serving-revisions.ts; `maxInForce` in core/pool.ts).
  */
 export function templateServes(service: Service): boolean {
   const created = lastSegment(service.latestCreatedRevision ?? '');
   const ready = lastSegment(service.latestReadyRevision ?? '');
   if (created !== '' && ready !== '' && created !== ready) return false;
-  const statuses = service.trafficStatuses ?? [];
-  const targets = statuses.length > 0 ? statuses : (service.traffic ?? []);
-  return targets.every(
-    (t) =>
-      (!(t.percent ?? 0) && !t.tag) ||
-      t.type === 'TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST' ||
-      (t.type as unknown) === 1 ||
-      (created !== '' && lastSegment(t.revision ?? '') === created),
+  return trafficTargets(service).every(
+    (t) => t.latest || (created !== '' && t.revision === created),
   );
 }
 
 /**
- * The revisions that can hold instances of a service: those `traffic_statuses` (else `traffic`)
- * send a share to or tag, a LATEST target being the latest ready revision, and with no target at
- * all the latest ready one (service.proto: traffic "defaults to 100% traffic to the latest
- * `Ready` Revision"). Tagged revisions without a share are started too ("Tagged revisions are
+ * The revisions that can hold instances of a service: those the traffic sends a share to or tags
+ * (`trafficTargets`), and with no target at all the latest ready one. A revision only tagged
+ * (`inSplit: false`) is started but not bounded by the service-level max ("Tagged revisions are
  * started, but only count toward the service-level maximum instances if they are a part of a
- * traffic split", https://cloud.google.com/run/docs/configuring/max-instances), so they count.
+ * traffic split", https://cloud.google.com/run/docs/configuring/max-instances).
  */
 export function servingRevisionsOf(service: Service): ServingRevision[] {
-  const ready = lastSegment(service.latestReadyRevision ?? '');
   const statuses = service.trafficStatuses ?? [];
-  const targets = statuses.length > 0 ? statuses : (service.traffic ?? []);
+  const named = (statuses.length > 0 ? statuses : (service.traffic ?? [])).length > 0;
   const out = new Map<string, ServingRevision>();
   const add = (name: string, inSplit: boolean) => {
     if (name === '') return;
     const seen = out.get(name);
     out.set(name, { name, inSplit: inSplit || (seen?.inSplit ?? false) });
   };
-  for (const t of targets) {
-    const share = (t.percent ?? 0) > 0;
-    if (!share && !t.tag) continue;
-    const latest = t.type === 'TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST' || (t.type as unknown) === 1;
-    add(latest ? ready : lastSegment(t.revision ?? ''), share);
-  }
-  if (targets.length === 0) add(ready, true);
+  for (const t of trafficTargets(service)) add(t.revision, t.share);
+  if (!named) add(lastSegment(service.latestReadyRevision ?? ''), true);
   return [...out.values()];
 }
 

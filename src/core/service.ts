@@ -123,6 +123,22 @@ export function manualInstances(
 }
 
 /**
+ * Whether a service's cap is made of its serving revisions' own max, so that they must be read
+ * (`Revisions.GetRevision`, `run.revisions.get`): a GPU service, not manually scaled, whose latest
+ * revision does not serve, that sets no service-level max, and whose serving revisions are named.
+ * Observation reads them for it, and `governor check` probes the permission only where one is.
+ */
+export function needsServingRevisions(s: ObservedService): boolean {
+  return (
+    s.gpu !== null &&
+    s.scalingMode !== 'MANUAL' &&
+    s.templateServes === false &&
+    s.serviceMaxInstances === null &&
+    (s.servingRevisions ?? []).length > 0
+  );
+}
+
+/**
  * Cloud Run Admin API reads the governor allows itself per project, region and minute: half of
  * Cloud Run's read quota as public reports give it. The quota is "Read requests per minute per
  * region" (`ReadPerMinutePerProjectRegion`, metric `run.googleapis.com/read_regional`, as Cloud

@@ -1,6 +1,10 @@
 import pLimit from 'p-limit';
 import type { ObservationProblem } from '../core/problems.js';
-import { RUN_READS_PER_MINUTE, type ObservedService } from '../core/service.js';
+import {
+  needsServingRevisions,
+  RUN_READS_PER_MINUTE,
+  type ObservedService,
+} from '../core/service.js';
 import { errorMessage } from '../errors.js';
 import type { CloudRunPort } from '../ports/index.js';
 
@@ -22,11 +26,11 @@ export async function withServingRevisions(
   const limit = pLimit(REVISION_READ_CONCURRENCY);
   let budget = REVISION_READS;
   const skipped: ObservedService[] = [];
+  const get = run.getRevisionMax?.bind(run);
   const result = await Promise.all(
     services.map(async (s) => {
-      if (!needsRevisions(s)) return s;
+      if (!needsServingRevisions(s)) return s;
       const revisions = s.servingRevisions ?? [];
-      const get = run.getRevisionMax?.bind(run);
       if (get === undefined)
         return { ...s, revisionsUnread: 'revisions cannot be read through this Cloud Run port' };
       if (revisions.length > budget) {
@@ -83,13 +87,3 @@ export const REVISION_READS = RUN_READS_PER_MINUTE;
 const REVISION_READ_CONCURRENCY = 8;
 
 const OVER_BUDGET = `not read: more than ${REVISION_READS} revisions to read in one region in a run (half of Cloud Run's read quota per minute); counted at the unset max, as a service that sets none`;
-
-function needsRevisions(s: ObservedService): boolean {
-  return (
-    s.gpu !== null &&
-    s.scalingMode !== 'MANUAL' &&
-    s.templateServes === false &&
-    s.serviceMaxInstances === null &&
-    (s.servingRevisions ?? []).length > 0
-  );
-}

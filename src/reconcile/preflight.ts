@@ -22,7 +22,12 @@ import {
   PermissionError,
   errorMessage,
 } from '../errors.js';
-import { RUN_READS_PER_MINUTE, type GpuSpec, type ObservedService } from '../core/service.js';
+import {
+  needsServingRevisions,
+  RUN_READS_PER_MINUTE,
+  type GpuSpec,
+  type ObservedService,
+} from '../core/service.js';
 import type { AlertSink, ObservePorts } from '../ports/index.js';
 import { createPacer, type Pacer } from './pacing.js';
 
@@ -429,12 +434,7 @@ export async function checkPolicy(
     }
     // run.revisions.get serves only services whose latest revision does not serve and that set
     // no service-level max: probed by reading one of their serving revisions, when there is one.
-    const unserved = gpu.find(
-      (s) =>
-        s.templateServes === false &&
-        s.serviceMaxInstances === null &&
-        (s.servingRevisions ?? []).length > 0,
-    );
+    const unserved = gpu.find(needsServingRevisions);
     if (unserved) items.push(await checkRevisions(unserved, ports.run));
     const mine = gpu.filter(
       (s) => resolve({ ...s, accelerator: s.gpu?.accelerator ?? '' }).managed,
