@@ -49,6 +49,17 @@ describe('snapshot', () => {
 /** The per-minute usage evidence is optional: snapshots written before it still plan. */
 
 /** The example snapshot as a version written before per-minute counts: none of them. */
+/** The faults parseSnapshot names in a document, as `path: message`; none when it parses. */
+function faultsOf(doc: unknown): string[] {
+  try {
+    parseSnapshot(doc);
+  } catch (e) {
+    if (!(e instanceof InputError)) throw e;
+    return e.faults.map((f) => `${f.path}: ${f.message}`);
+  }
+  return [];
+}
+
 const example = () => {
   const snapshot = parseSnapshotText(readFileSync('examples/snapshot.json', 'utf8'));
   for (const s of snapshot.services) if (s.usage) delete s.usage.perMinute;
@@ -146,13 +157,7 @@ describe('times in the snapshot', () => {
     const first = doc.services.find((s) => s.usage !== null);
     if (!first?.usage) throw new Error('the example has no measured service');
     Object.assign(first.usage, usage);
-    try {
-      parseSnapshot(doc);
-    } catch (e) {
-      if (!(e instanceof InputError)) throw e;
-      return e.faults.map((f) => `${f.path}: ${f.message}`);
-    }
-    return [];
+    return faultsOf(doc);
   };
 
   it('refuses usage sampled after the snapshot was taken, naming the path and both times', () => {
@@ -179,14 +184,7 @@ describe('times in the snapshot', () => {
     };
     for (const takenAt of ['9999-12-31T23:59:59-12:00', '0000-01-01T00:30:00+01:00']) {
       doc.takenAt = takenAt;
-      let faults: string[] = [];
-      try {
-        parseSnapshot(doc);
-      } catch (e) {
-        if (!(e instanceof InputError)) throw e;
-        faults = e.faults.map((f) => `${f.path}: ${f.message}`);
-      }
-      expect(faults, takenAt).toEqual([
+      expect(faultsOf(doc), takenAt).toEqual([
         expect.stringMatching(/^takenAt: .*0000-01-01T00:00:00Z.*9999-12-31T23:59:59\.999Z/),
       ]);
     }
@@ -222,15 +220,6 @@ describe('numbers in the snapshot', () => {
     const doc = JSON.parse(readFileSync('examples/snapshot.json', 'utf8')) as Doc;
     edit(doc, doc.services[0]!);
     return doc;
-  };
-  const faultsOf = (doc: unknown): string[] => {
-    try {
-      parseSnapshot(doc);
-    } catch (e) {
-      if (!(e instanceof InputError)) throw e;
-      return e.faults.map((f) => `${f.path}: ${f.message}`);
-    }
-    return [];
   };
 
   it('refuses counts no Cloud Run service has, naming each path, rather than planning numbers the plan cannot hold', () => {
