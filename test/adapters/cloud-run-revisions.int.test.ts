@@ -17,11 +17,16 @@ import { observe } from '../../src/observe/observe.js';
 import { withUnsetMax } from '../../src/observe/unset-max.js';
 import { effectiveMax } from '../../src/core/pool.js';
 import { checkPolicy } from '../../src/reconcile/preflight.js';
+import { reconcile } from '../../src/reconcile/reconcile.js';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
+import { RecordingSink } from '../../src/adapters/memory/alert-sink.js';
+import { memoryLogger } from '../../src/log.js';
 
 const PROJECT = 'revisions-project';
 const DENIED = 'revisions-denied';
 const PLAIN = 'revisions-plain';
 const TAGGED = 'revisions-tagged';
+const SETTLE = 'revisions-settle';
 const REGION = 'us-central1';
 
 const fleet: FleetInput = {
@@ -74,6 +79,23 @@ const fleet: FleetInput = {
       services: [
         { name: 'governed', region: REGION, gpu: {}, maxInstances: 2 },
         { name: 'own-max', region: REGION, gpu: {}, revisionMaxInstances: 3 },
+      ],
+    },
+    {
+      id: SETTLE,
+      pools: [{ region: REGION, quota: 8 }],
+      services: [
+        // Governed, no service-level max, its latest revision failed: counted at the serving
+        // revision's own 3 until the governor's first write sets a service-level max.
+        {
+          name: 'governed',
+          region: REGION,
+          gpu: {},
+          revisionMaxInstances: 3,
+          noTrafficRevision: { maxInstances: 2, failed: true },
+          demand: { constant: 2 },
+        },
+        { name: 'other', region: REGION, gpu: {}, maxInstances: 4, demand: { constant: 3 } },
       ],
     },
     {
@@ -318,5 +340,63 @@ describe('observation', () => {
     expect(seen.slice(0, 3)).toEqual(['GetService OK', 'GetRevision OK', 'ListServices OK']);
     // One GetRevision for each serving revision of the listed services whose template does not serve.
     expect(new Set(seen.slice(3))).toEqual(new Set(['GetRevision OK']));
+  });
+});
+
+describe('applied, then applied again', () => {
+  it('writes a service counted by its serving revisions once, and then leaves it, another writer acting between runs', async () => {
+    const ports = createGooglePorts({ emulatorHost: emulator.host, emulatorOperationPollMs: 20 });
+    const store = createMemoryStateStore();
+    const policy = parsePolicy({
+      version: 1,
+      projects: [SETTLE],
+      regions: [REGION],
+      defaults: { min: 1, max: 8 },
+      services: [{ match: {} }],
+    });
+    const run = (id: string) =>
+      reconcile(
+        policy,
+        {
+          ports,
+          store,
+          sink: new RecordingSink(),
+          log: memoryLogger(),
+          now: () => Promise.resolve(emulator.now().getTime()),
+          sleep: async () => {},
+        },
+        { runId: id, deadlineMs: 60_000 },
+      );
+    const caps = async () => {
+      const read = withUnsetMax(ports.run, () => 8);
+      return new Map(
+        (await read.listServices(SETTLE, REGION)).map((s) => [s.name, effectiveMax(s)]),
+      );
+    };
+    const sum = (m: Map<string, number>) => [...m.values()].reduce((a, b) => a + b, 0);
+    try {
+      const first = await run('run-1');
+      expect(first.outcome).toBe('ok');
+      // Written from the 3 observation counted (a fresh read that counted it otherwise would
+      // skip it as changed since observed).
+      expect(
+        first.writes.filter((w) => w.name === 'governed').map((w) => [w.from, w.outcome]),
+      ).toEqual([[3, 'written']]);
+      expect(sum(await caps())).toBeLessThanOrEqual(8);
+      // Another writer lowers the neighbour by hand between the runs.
+      emulator.edit({ service: 'other', project: SETTLE, region: REGION, maxInstances: 2 });
+      const second = await run('run-2');
+      expect(second.outcome).toBe('ok');
+      expect(second.writes.filter((w) => w.outcome === 'written').map((w) => w.name)).not.toContain(
+        'governed',
+      );
+      expect(sum(await caps())).toBeLessThanOrEqual(8);
+      const third = await run('run-3');
+      expect(third.writes).toEqual([]);
+      expect(sum(await caps())).toBeLessThanOrEqual(8);
+    } finally {
+      await Promise.all([ports.close(), store.close()]);
+    }
+    calls();
   });
 });
