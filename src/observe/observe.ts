@@ -14,13 +14,15 @@ import {
   type PoolId,
 } from '../core/pool.js';
 import type { ObservationProblem } from '../core/problems.js';
-import type {
-  Snapshot,
-  SnapshotPool,
-  SnapshotService,
-  UnmanagedUsage,
-  Usage,
-  UsageMinutes,
+import {
+  MAX_INSTANCES,
+  MAX_REQUESTS_PER_MINUTE,
+  type Snapshot,
+  type SnapshotPool,
+  type SnapshotService,
+  type UnmanagedUsage,
+  type Usage,
+  type UsageMinutes,
 } from '../core/snapshot.js';
 import { NotFoundError, errorMessage } from '../errors.js';
 import { manualInstances, type GpuSpec, type ObservedService } from '../core/service.js';
@@ -223,7 +225,7 @@ export async function observe(
         continue;
       }
       const key = `${svc.region}/${svc.name}`;
-      const usage = usageOf(counts?.get(key), utilization.get(key), {
+      const read = usageOf(counts?.get(key), utilization.get(key), {
         queried: counts !== null,
         projectFresh,
         nowMs,
@@ -237,13 +239,15 @@ export async function observe(
         minInstances: keepsWarm(svc) ? minInstances(svc) : 0,
         activeAt: newestActivity(served?.get(key), utilization.get(key)),
       });
-      if (usage.usage && minutes) {
-        usage.usage.perMinute = perMinute(minutes, {
+      if (read.usage && minutes) {
+        read.usage.perMinute = perMinute(minutes, {
           inUse: counts?.get(key),
           served: served ? (served.get(key) ?? EMPTY) : null,
           refused: refused ? (refused.get(key) ?? EMPTY) : null,
         });
       }
+      const beyond = read.usage ? beyondBounds(read.usage) : null;
+      const usage = beyond ? { usage: null, note: beyond } : read;
       if (countsUnset(svc)) unset.push([services.length, svc]);
       services.push({
         ...id,
@@ -453,6 +457,29 @@ function perMinute(
     ...(series.served ? { served: place(series.served, Math.round) } : {}),
     ...(series.refused ? { refused: place(series.refused, Math.round) } : {}),
   };
+}
+
+/**
+ * What in a service's usage no snapshot may hold, in words; null when it all fits. Monitoring
+ * answering more instances or requests in a minute than a snapshot's bounds (core/snapshot.ts) is
+ * a corrupt answer, not a busy service: planned, it would give figures no plan can hold, and the
+ * snapshot `governor snapshot` saves would be refused by `plan --snapshot`. The service's usage is
+ * then unknown, which the planner treats with caution (it holds the cap and says why), as it does a
+ * failed read.
+ */
+function beyondBounds(usage: Usage): string | null {
+  const minutes = usage.perMinute;
+  const over = (values: readonly number[] | undefined, max: number) =>
+    (values ?? []).find((v) => v > max);
+  const instances = Math.max(usage.current, usage.peak, over(minutes?.inUse, MAX_INSTANCES) ?? 0);
+  if (instances > MAX_INSTANCES)
+    return `Monitoring reported ${instances} instances in a minute, more than a snapshot counts (${MAX_INSTANCES.toLocaleString('en-US')}): taken as a corrupt answer`;
+  for (const key of ['served', 'refused'] as const) {
+    const v = over(minutes?.[key], MAX_REQUESTS_PER_MINUTE);
+    if (v !== undefined)
+      return `Monitoring reported ${v} ${key} requests in a minute, more than a snapshot counts (${MAX_REQUESTS_PER_MINUTE.toLocaleString('en-US')}): taken as a corrupt answer`;
+  }
+  return null;
 }
 
 interface UsageContext {

@@ -4,6 +4,7 @@ import { renderProblem } from '../../src/core/problems.js';
 import { PermissionError, UnavailableError } from '../../src/errors.js';
 import { observe } from '../../src/observe/observe.js';
 import { plan } from '../../src/core/planner.js';
+import { parseSnapshot } from '../../src/core/snapshot.js';
 import { degradedAlert } from '../../src/core/run-alerts.js';
 import { governAll, observedService } from '../support/fixtures.js';
 import type {
@@ -535,5 +536,45 @@ describe('observe', () => {
       maxInstances: 3,
       lastChangedAt: '2026-11-27T11:50:00.000Z',
     });
+  });
+
+  it('a Monitoring answer beyond what a snapshot counts leaves that service usage-unknown: the snapshot stays one its schema accepts, and the plan holds the cap', async () => {
+    const observeWith = (counts: number, served: number, refused: number) =>
+      observe(
+        policy({ regions: ['us-east1'] }),
+        ports({
+          services: [service('a'), service('b')],
+          series: [
+            { service: 'a', region: 'us-east1', points: points([3, counts]) },
+            { service: 'b', region: 'us-east1', points: points([3, 2]) },
+          ],
+          served: [{ service: 'a', region: 'us-east1', points: points([3, served]) }],
+          refused: [{ service: 'a', region: 'us-east1', points: points([3, refused]) }],
+        }),
+        NOW,
+      );
+    const cases: [counts: number, served: number, refused: number, note: string][] = [
+      [5_000_000, 10, 0, 'Monitoring reported 5000000 instances in a minute'],
+      [2, 300_000_000, 0, 'Monitoring reported 300000000 served requests in a minute'],
+      [2, 10, 1e17, 'Monitoring reported 100000000000000000 refused requests in a minute'],
+    ];
+    for (const [counts, served, refused, note] of cases) {
+      const { snapshot } = await observeWith(counts, served, refused);
+      const [a, b] = snapshot.services;
+      expect(a?.usage).toBeNull();
+      expect(a?.usageNote).toContain(note);
+      expect(b?.usage?.current).toBe(2);
+      // What `governor snapshot` saves, `plan --snapshot` reads back.
+      const reread = parseSnapshot(JSON.parse(JSON.stringify(snapshot)));
+      const row = plan(reread, policy({ regions: ['us-east1'] }), reread.takenAt).services.find(
+        (s) => s.name === 'a',
+      );
+      expect(row?.to).toBe(row?.from);
+      expect(row?.reason).toContain('corrupt answer');
+    }
+    // At the bounds themselves, the answer is usage as usual.
+    const { snapshot } = await observeWith(1_000_000, 100_000_000, 100_000_000);
+    expect(snapshot.services[0]?.usage?.current).toBe(1_000_000);
+    expect(() => parseSnapshot(JSON.parse(JSON.stringify(snapshot)))).not.toThrow();
   });
 });
