@@ -128,3 +128,125 @@ export function stringsIn(value: unknown): string[] {
   if (isBody(value)) return Object.values(value).flatMap(stringsIn);
   return [];
 }
+
+/**
+ * Evaluates a validation condition, as hcl2json gives it ("${...}"), for the given values of the
+ * variables (`var.x` is `vars.x`). Only the part of Terraform's expression language that the
+ * modules' numeric validations use is known: numbers, strings, object literals, `var.*`,
+ * arithmetic, comparisons, `&&`, `||`, `!`, `?:`, `[for x in list : value]`, and the functions
+ * alltrue, can, contains, flatten, floor, lookup, regex, tonumber and try, with Terraform's
+ * meaning (https://developer.hashicorp.com/terraform/language/functions). Anything else throws,
+ * so that a condition written outside this part fails its test instead of passing unread. As in
+ * Terraform, an error inside the condition (a regex that does not match, tonumber of text) is an
+ * error, not false: conditions guard them with can() or try().
+ */
+export function evaluateCondition(condition: string, vars: Record<string, unknown>): unknown {
+  const source = /^\$\{([\s\S]*)\}$/.exec(condition.trim())?.[1];
+  if (source === undefined) throw new Error(`not an expression: ${condition}`);
+  const tokens =
+    source.match(
+      /"(?:[^"\\]|\\.)*"|[0-9]+(?:\.[0-9]+)?|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*|==|!=|<=|>=|&&|\|\||[-+*/%<>!?:=()[\]{},]|\S/g,
+    ) ?? [];
+  let at = 0;
+  const bound = new Set<string>();
+  const known = new Set(['alltrue', 'can', 'contains', 'flatten', 'floor', 'lookup', 'regex']);
+  const thunked = new Set(['can', 'try']);
+  const closers: Record<string, string> = { '(': ')', '[': ']', '{': '}' };
+
+  // Emits tokens up to (not including) a top-level token in `stop`.
+  const emit = (stop: ReadonlySet<string>): string => {
+    let out = '';
+    while (at < tokens.length && !stop.has(tokens[at] ?? '')) {
+      const token = tokens[at++] ?? '';
+      if (token.startsWith('"')) {
+        if (token.includes('${')) throw new Error(`interpolation is not supported: ${token}`);
+        out += token;
+      } else if (/^[0-9]/.test(token)) out += token;
+      else if (token === '==' || token === '!=') out += `${token}=`;
+      else if (token === '=') out += ':';
+      else if (token === '[' && tokens[at] === 'for') {
+        at++;
+        const name = tokens[at++] ?? '';
+        if (tokens[at++] !== 'in') throw new Error('expected "in" in a for expression');
+        const list = emit(new Set([':']));
+        at++;
+        bound.add(name);
+        const value = emit(new Set([']']));
+        at++;
+        out += `(${list}).map((_${name}) => (${value}))`;
+      } else if (token in closers) {
+        const close = closers[token] ?? '';
+        out += token + emit(new Set([close])) + close;
+        at++;
+      } else if (/^[A-Za-z_]/.test(token)) {
+        if (tokens[at] === '(') {
+          at++;
+          const args: string[] = [];
+          while (tokens[at] !== ')') {
+            args.push(emit(new Set([',', ')'])));
+            if (tokens[at] === ',') at++;
+          }
+          at++;
+          if (token === 'try' || token === 'can' || token === 'tonumber' || known.has(token)) {
+            const list = thunked.has(token) ? args.map((a) => `() => (${a})`) : args;
+            out += `f.${token}(${list.join(', ')})`;
+          } else throw new Error(`function ${token} is not supported`);
+        } else if (tokens[at] === '=')
+          out += JSON.stringify(token); // an object key
+        else if (token.startsWith('var.')) out += `vars.${token.slice(4)}`;
+        else if (['true', 'false', 'null'].includes(token)) out += token;
+        else if (bound.has(token)) out += `_${token}`;
+        else throw new Error(`unknown name ${token}`);
+      } else if (
+        '-+*/%<>!?:,&|'.includes(token[0] ?? '') ||
+        ['<=', '>=', '&&', '||'].includes(token)
+      )
+        out += ` ${token} `;
+      else throw new Error(`unsupported token ${token}`);
+    }
+    return out;
+  };
+  const js = emit(new Set());
+  const fail = (what: string): never => {
+    throw new Error(what);
+  };
+  const f = {
+    alltrue: (list: unknown[]) => list.every((x) => x === true),
+    can: (thunk: () => unknown) => {
+      try {
+        thunk();
+        return true;
+      } catch {
+        return false;
+      }
+    },
+    contains: (list: unknown[], x: unknown) => list.includes(x),
+    flatten: (list: unknown[]): unknown[] => list.flat(Infinity),
+    floor: Math.floor,
+    lookup: (map: Record<string, unknown>, key: string) =>
+      key in map ? map[key] : fail(`lookup: no key ${key}`),
+    // regex(): the captures when the pattern has groups, else the match; no match is an error.
+    regex: (pattern: string, text: unknown) => {
+      if (typeof text !== 'string') return fail('regex: not a string');
+      const m = new RegExp(pattern).exec(text);
+      if (m === null) return fail(`regex: ${pattern} does not match ${text}`);
+      return m.length > 1 ? m.slice(1) : m[0];
+    },
+    tonumber: (x: unknown) => {
+      if (typeof x === 'number' || x === null) return x;
+      if (typeof x === 'string' && /^-?[0-9]+(\.[0-9]+)?$/.test(x)) return Number(x);
+      return fail(`tonumber: ${String(x)}`);
+    },
+    try: (...thunks: (() => unknown)[]) => {
+      for (const thunk of thunks) {
+        try {
+          return thunk();
+        } catch {
+          // the next one
+        }
+      }
+      return fail('try: every argument failed');
+    },
+  };
+  return new Function('vars', 'f', `return (${js});`)(vars, f) as unknown;
+}

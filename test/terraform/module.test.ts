@@ -8,6 +8,7 @@ import {
   type Config,
   dynamicBlock,
   dynamicContent,
+  evaluateCondition,
   loadConfig,
   resource,
   resourcesOf,
@@ -96,6 +97,66 @@ describe('variables', () => {
     }
     for (const bad of ['utc', 'Paris', 'Europe/', '+02:00', 'CET ']) {
       expect(re.test(bad), bad).toBe(false);
+    }
+  });
+
+  // A function is a Cloud Run service, and Cloud Run refuses a revision whose CPU and memory do
+  // not fit: "any integer value up to a maximum of 8" vCPUs or "any value between 0.08 and 1";
+  // 4 vCPUs need 2 GiB, 6 or 8 need 4 GiB; under 1 vCPU, more than 512 MiB needs 0.5 and more than
+  // 1 GiB needs 1 (https://cloud.google.com/run/docs/configuring/services/cpu); more than 4 GiB
+  // needs 2 vCPUs, more than 8 GiB 4, more than 16 GiB 6, more than 24 GiB 8, and 32 GiB is the
+  // most (https://cloud.google.com/run/docs/configuring/services/memory-limits). Refused at plan
+  // time rather than by the API, after the build.
+  it.each([
+    ['1', '512Mi', true],
+    ['1', '4Gi', true],
+    ['1', '4096Mi', true],
+    ['1', '4294M', true],
+    ['1', '4G', true],
+    ['2', '8Gi', true],
+    ['4', '16Gi', true],
+    ['4', '2Gi', true],
+    ['6', '24Gi', true],
+    ['8', '32Gi', true],
+    ['0.5', '1Gi', true],
+    ['0.083', '128Mi', true],
+    ['1', '8Gi', false],
+    ['1', '4097Mi', false],
+    ['1', '4295M', false],
+    ['1', '5G', false],
+    ['2', '9Gi', false],
+    ['4', '17Gi', false],
+    ['6', '25Gi', false],
+    ['8', '33Gi', false],
+    ['4', '1Gi', false],
+    ['6', '2Gi', false],
+    ['8', '3Gi', false],
+    ['0.25', '1Gi', false],
+    ['0.5', '2Gi', false],
+    ['1.5', '1Gi', false],
+    ['9', '32Gi', false],
+    ['0.05', '128Mi', false],
+    ['one', '512Mi', false],
+  ])('function: %s vCPU with %s is accepted: %s, as Cloud Run would', (cpu, memory, accepted) => {
+    const value = {
+      function: {
+        timeout_seconds: 300,
+        run_deadline: '240s',
+        available_cpu: cpu,
+        available_memory: memory,
+        environment: {},
+      },
+    };
+    const results = validations(module, 'function')
+      .filter((v) => /available_(cpu|memory)/.test(String(v['condition'])))
+      .map((v) => ({
+        ok: evaluateCondition(String(v['condition']), value),
+        message: String(v['error_message']),
+      }));
+    expect(results.every((r) => r.ok === true)).toBe(accepted);
+    for (const r of results.filter((r) => r.ok !== true)) {
+      expect(r.ok).toBe(false);
+      expect(r.message).toMatch(/^function\.available_(cpu|memory) /);
     }
   });
 
