@@ -5,7 +5,15 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DURATION_PATTERN } from '../../src/core/duration.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { LEASE_MARGIN_MS } from '../../src/reconcile/reconcile.js';
-import { block, isBody, loadConfig, resource, type Body, type Config } from './hcl.js';
+import {
+  block,
+  evaluateCondition,
+  isBody,
+  loadConfig,
+  resource,
+  type Body,
+  type Config,
+} from './hcl.js';
 
 /** Structural checks of the organisation variant (terraform/organization) and its example. */
 
@@ -313,6 +321,36 @@ describe("the functions' memory and CPU", () => {
       'service_config',
     );
     expect(dispatch).toMatchObject({ available_memory: '512Mi', available_cpu: '1' });
+  });
+  // The unit function runs with 1 vCPU, and Cloud Run refuses more than 4 GiB of memory with
+  // fewer than 2 vCPUs (https://cloud.google.com/run/docs/configuring/services/memory-limits,
+  // "Required minimum CPUs"): a larger unit_memory would fail the apply after the build.
+  it.each([
+    ['512Mi', true],
+    ['4Gi', true],
+    ['4096Mi', true],
+    ['4294M', true],
+    ['4G', true],
+    ['8Gi', false],
+    ['4097Mi', false],
+    ['4295M', false],
+    ['5G', false],
+    ['1Ti', false],
+  ])('unit_memory %s is accepted: %s, as Cloud Run takes it with 1 vCPU', (memory, accepted) => {
+    expect(
+      block(resource(org, 'google_cloudfunctions2_function', 'unit'), 'service_config'),
+    ).toMatchObject({ available_cpu: '1' });
+    const results = ((org.variables.get('unit_memory')?.['validation'] as Body[]) ?? []).map(
+      (v) => ({
+        ok: evaluateCondition(String(v['condition']), { unit_memory: memory }),
+        message: String(v['error_message']),
+      }),
+    );
+    expect(results.every((r) => r.ok === true)).toBe(accepted);
+    for (const r of results.filter((r) => r.ok !== true)) {
+      expect(r.ok).toBe(false);
+      expect(r.message).toMatch(/^unit_memory /);
+    }
   });
 });
 
