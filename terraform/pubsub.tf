@@ -91,6 +91,21 @@ resource "google_pubsub_subscription" "alerts" {
     }
   }
 
+  # "The user-managed service account must be in the same project as the push subscription"
+  # (https://cloud.google.com/pubsub/docs/create-push-subscription, prerequisites for enabling
+  # authentication): an account of project_id, its App Engine default account, or its default
+  # compute account.
+  lifecycle {
+    precondition {
+      condition = (
+        var.alerts.subscription.push_service_account_email == null
+        || endswith(coalesce(var.alerts.subscription.push_service_account_email, "-"), "@${var.project_id}.iam.gserviceaccount.com")
+        || contains(["${var.project_id}@appspot.gserviceaccount.com", "${data.google_project.this.number}-compute@developer.gserviceaccount.com"], var.alerts.subscription.push_service_account_email)
+      )
+      error_message = "alerts.subscription.push_service_account_email must be a service account of project_id, the subscription's project: Pub/Sub signs pushes only with an account of the push subscription's own project."
+    }
+  }
+
   depends_on = [
     google_pubsub_topic_iam_member.dead_letter_publisher,
   ]

@@ -249,7 +249,7 @@ variable "alerts" {
       encoding   = optional(string, "JSON")
     }))
   })
-  description = "The alert topic (default name <name>-alerts) and its retention. subscription, when set, creates a subscription (pull, or push to push_endpoint, which requires push_service_account_email: every push carries an OIDC token of that account, audience push_audience or else the endpoint) with a dead-letter topic <topic>-dead-letter and a pull subscription that keeps what lands there. schema attaches an Avro or Protocol Buffer schema you supply: Pub/Sub cannot enforce the JSON Schema in schema/alert.schema.json, see the README before using it."
+  description = "The alert topic (default name <name>-alerts) and its retention. subscription, when set, creates a subscription (pull, or push to push_endpoint, which requires push_service_account_email, an account of project_id: every push carries an OIDC token of that account, audience push_audience or else the endpoint) with a dead-letter topic <topic>-dead-letter and a pull subscription that keeps what lands there. schema attaches an Avro or Protocol Buffer schema you supply: Pub/Sub cannot enforce the JSON Schema in schema/alert.schema.json, see the README before using it."
   default     = {}
 
   # Topic.name and Subscription.name: "must start with a letter, and contain only letters

@@ -132,9 +132,10 @@ export function stringsIn(value: unknown): string[] {
 /**
  * Evaluates a validation condition, as hcl2json gives it ("${...}"), for the given values of the
  * variables (`var.x` is `vars.x`). Only the part of Terraform's expression language that the
- * modules' numeric validations use is known: numbers, strings, object literals, `var.*`,
+ * modules' validations and preconditions use is known: numbers, strings and their
+ * interpolations, object literals, `var.*` (`local.*` and `data.*` are `vars.local.*` and `vars.data.*`),
  * arithmetic, comparisons, `&&`, `||`, `!`, `?:`, `[for x in list : value]`, and the functions
- * alltrue, can, contains, flatten, floor, lookup, regex, tonumber and try, with Terraform's
+ * alltrue, can, coalesce, contains, endswith, flatten, floor, lookup, regex, tonumber and try, with Terraform's
  * meaning (https://developer.hashicorp.com/terraform/language/functions). Anything else throws,
  * so that a condition written outside this part fails its test instead of passing unread. As in
  * Terraform, an error inside the condition (a regex that does not match, tonumber of text) is an
@@ -143,70 +144,108 @@ export function stringsIn(value: unknown): string[] {
 export function evaluateCondition(condition: string, vars: Record<string, unknown>): unknown {
   const source = /^\$\{([\s\S]*)\}$/.exec(condition.trim())?.[1];
   if (source === undefined) throw new Error(`not an expression: ${condition}`);
-  const tokens =
-    source.match(
-      /"(?:[^"\\]|\\.)*"|[0-9]+(?:\.[0-9]+)?|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*|==|!=|<=|>=|&&|\|\||[-+*/%<>!?:=()[\]{},]|\S/g,
-    ) ?? [];
-  let at = 0;
-  const bound = new Set<string>();
-  const known = new Set(['alltrue', 'can', 'contains', 'flatten', 'floor', 'lookup', 'regex']);
-  const thunked = new Set(['can', 'try']);
-  const closers: Record<string, string> = { '(': ')', '[': ']', '{': '}' };
-
-  // Emits tokens up to (not including) a top-level token in `stop`.
-  const emit = (stop: ReadonlySet<string>): string => {
-    let out = '';
-    while (at < tokens.length && !stop.has(tokens[at] ?? '')) {
-      const token = tokens[at++] ?? '';
-      if (token.startsWith('"')) {
-        if (token.includes('${')) throw new Error(`interpolation is not supported: ${token}`);
-        out += token;
-      } else if (/^[0-9]/.test(token)) out += token;
-      else if (token === '==' || token === '!=') out += `${token}=`;
-      else if (token === '=') out += ':';
-      else if (token === '[' && tokens[at] === 'for') {
-        at++;
-        const name = tokens[at++] ?? '';
-        if (tokens[at++] !== 'in') throw new Error('expected "in" in a for expression');
-        const list = emit(new Set([':']));
-        at++;
-        bound.add(name);
-        const value = emit(new Set([']']));
-        at++;
-        out += `(${list}).map((_${name}) => (${value}))`;
-      } else if (token in closers) {
-        const close = closers[token] ?? '';
-        out += token + emit(new Set([close])) + close;
-        at++;
-      } else if (/^[A-Za-z_]/.test(token)) {
-        if (tokens[at] === '(') {
-          at++;
-          const args: string[] = [];
-          while (tokens[at] !== ')') {
-            args.push(emit(new Set([',', ')'])));
-            if (tokens[at] === ',') at++;
-          }
-          at++;
-          if (token === 'try' || token === 'can' || token === 'tonumber' || known.has(token)) {
-            const list = thunked.has(token) ? args.map((a) => `() => (${a})`) : args;
-            out += `f.${token}(${list.join(', ')})`;
-          } else throw new Error(`function ${token} is not supported`);
-        } else if (tokens[at] === '=')
-          out += JSON.stringify(token); // an object key
-        else if (token.startsWith('var.')) out += `vars.${token.slice(4)}`;
-        else if (['true', 'false', 'null'].includes(token)) out += token;
-        else if (bound.has(token)) out += `_${token}`;
-        else throw new Error(`unknown name ${token}`);
-      } else if (
-        '-+*/%<>!?:,&|'.includes(token[0] ?? '') ||
-        ['<=', '>=', '&&', '||'].includes(token)
-      )
-        out += ` ${token} `;
-      else throw new Error(`unsupported token ${token}`);
+  // "a${x}b" → `a${(x)}b`, each interpolation translated as an expression of its own.
+  const template = (literal: string): string => {
+    const text = literal.slice(1, -1);
+    let out = '`';
+    let i = 0;
+    while (i < text.length) {
+      const start = text.indexOf('${', i);
+      if (start < 0) {
+        out += text.slice(i).replace(/`/g, '\\`');
+        break;
+      }
+      out += text.slice(i, start).replace(/`/g, '\\`');
+      let depth = 1;
+      let end = start + 2;
+      while (depth > 0 && end < text.length) {
+        if (text[end] === '{') depth++;
+        if (text[end] === '}') depth--;
+        end++;
+      }
+      out += `\${(${translate(text.slice(start + 2, end - 1))})}`;
+      i = end;
     }
-    return out;
+    return `${out}\``;
   };
-  const js = emit(new Set());
+
+  function translate(source: string): string {
+    const tokens =
+      source.match(
+        /"(?:[^"\\]|\\.)*"|[0-9]+(?:\.[0-9]+)?|[A-Za-z_][A-Za-z0-9_]*(?:\.[A-Za-z_][A-Za-z0-9_]*)*|==|!=|<=|>=|&&|\|\||[-+*/%<>!?:=()[\]{},]|\S/g,
+      ) ?? [];
+    let at = 0;
+    const bound = new Set<string>();
+    const known = new Set([
+      'alltrue',
+      'can',
+      'coalesce',
+      'contains',
+      'endswith',
+      'flatten',
+      'floor',
+      'lookup',
+      'regex',
+    ]);
+    const thunked = new Set(['can', 'try']);
+    const closers: Record<string, string> = { '(': ')', '[': ']', '{': '}' };
+
+    // Emits tokens up to (not including) a top-level token in `stop`.
+    const emit = (stop: ReadonlySet<string>): string => {
+      let out = '';
+      while (at < tokens.length && !stop.has(tokens[at] ?? '')) {
+        const token = tokens[at++] ?? '';
+        if (token.startsWith('"')) out += token.includes('${') ? template(token) : token;
+        else if (/^[0-9]/.test(token)) out += token;
+        else if (token === '==' || token === '!=') out += `${token}=`;
+        else if (token === '=') out += ':';
+        else if (token === '[' && tokens[at] === 'for') {
+          at++;
+          const name = tokens[at++] ?? '';
+          if (tokens[at++] !== 'in') throw new Error('expected "in" in a for expression');
+          const list = emit(new Set([':']));
+          at++;
+          bound.add(name);
+          const value = emit(new Set([']']));
+          at++;
+          out += `(${list}).map((_${name}) => (${value}))`;
+        } else if (token in closers) {
+          const close = closers[token] ?? '';
+          out += token + emit(new Set([close])) + close;
+          at++;
+        } else if (/^[A-Za-z_]/.test(token)) {
+          if (tokens[at] === '(') {
+            at++;
+            const args: string[] = [];
+            while (tokens[at] !== ')') {
+              args.push(emit(new Set([',', ')'])));
+              if (tokens[at] === ',') at++;
+            }
+            at++;
+            if (token === 'try' || token === 'can' || token === 'tonumber' || known.has(token)) {
+              const list = thunked.has(token) ? args.map((a) => `() => (${a})`) : args;
+              out += `f.${token}(${list.join(', ')})`;
+            } else throw new Error(`function ${token} is not supported`);
+          } else if (tokens[at] === '=')
+            out += JSON.stringify(token); // an object key
+          else if (/^(var|local|data)\./.test(token)) {
+            const [root = '', ...path] = token.split('.');
+            out += `vars${root === 'var' ? '' : `.${root}`}.${path.join('.')}`;
+          } else if (['true', 'false', 'null'].includes(token)) out += token;
+          else if (bound.has(token)) out += `_${token}`;
+          else throw new Error(`unknown name ${token}`);
+        } else if (
+          '-+*/%<>!?:,&|'.includes(token[0] ?? '') ||
+          ['<=', '>=', '&&', '||'].includes(token)
+        )
+          out += ` ${token} `;
+        else throw new Error(`unsupported token ${token}`);
+      }
+      return out;
+    };
+    return emit(new Set());
+  }
+  const js = translate(source);
   const fail = (what: string): never => {
     throw new Error(what);
   };
@@ -220,7 +259,11 @@ export function evaluateCondition(condition: string, vars: Record<string, unknow
         return false;
       }
     },
+    // coalesce(): the first argument that is neither null nor "".
+    coalesce: (...args: unknown[]) =>
+      args.find((a) => a !== null && a !== undefined && a !== '') ?? fail('coalesce: no value'),
     contains: (list: unknown[], x: unknown) => list.includes(x),
+    endswith: (text: string, suffix: string) => text.endsWith(suffix),
     flatten: (list: unknown[]): unknown[] => list.flat(Infinity),
     floor: Math.floor,
     lookup: (map: Record<string, unknown>, key: string) =>

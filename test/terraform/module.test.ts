@@ -370,13 +370,20 @@ describe('the function', () => {
     );
     const text = allText(module);
     expect(text).not.toMatch(/google_compute_default_service_account|google_app_engine_default/);
-    // The default compute account appears twice: the validation that refuses it as the build
-    // account, and the governed projects' default runtime account the governor may act as
-    // (descriptions aside).
+    // The default compute account appears three times: the validation that refuses it as the
+    // build account, the governed projects' default runtime account the governor may act as, and
+    // the host project's, which Pub/Sub accepts as a push subscription's signer (descriptions
+    // aside).
     const mentions = text
       .split('\n')
       .filter((l) => l.includes('-compute@developer') && !/^\s*description\s*=/.test(l));
-    expect(mentions.length).toBe(2);
+    expect(mentions.length).toBe(3);
+    expect(
+      mentions.some(
+        (l) =>
+          l.includes('push_service_account_email') && l.includes('data.google_project.this.number'),
+      ),
+    ).toBe(true);
     expect(mentions.some((l) => l.includes('!can(regex('))).toBe(true);
     expect(mentions.some((l) => l.includes('data.google_project.governed[project].number'))).toBe(
       true,
@@ -869,6 +876,42 @@ describe('hardening (security review)', () => {
       '${push_config.value.push_service_account_email}',
     );
     expect(block(push, 'dynamic')).toBeUndefined();
+  });
+
+  // "The user-managed service account must be in the same project as the push subscription"
+  // (https://cloud.google.com/pubsub/docs/create-push-subscription, prerequisites for enabling
+  // authentication): the subscription is in project_id, so an account of another project is
+  // refused at plan time rather than by the API.
+  it.each([
+    [null, true],
+    ['alerts-push@gpu-host.iam.gserviceaccount.com', true],
+    ['gpu-host@appspot.gserviceaccount.com', true],
+    ['123456789012-compute@developer.gserviceaccount.com', true],
+    ['alerts-push@other-project.iam.gserviceaccount.com', false],
+    ['other-project@appspot.gserviceaccount.com', false],
+    ['999999999999-compute@developer.gserviceaccount.com', false],
+    ['alerts-push@gpu-host-2.iam.gserviceaccount.com', false],
+  ])("the push account %s is accepted: %s, being of the subscription's project", (email, ok) => {
+    const sub = resource(module, 'google_pubsub_subscription', 'alerts');
+    const preconditions = (block(sub, 'lifecycle')?.['precondition'] ?? []) as Body[];
+    const check = preconditions.find((p) =>
+      String(p['condition']).includes('push_service_account_email'),
+    );
+    expect(check, 'a precondition on the push account').toBeDefined();
+    expect(String(check?.['error_message'])).toMatch(
+      /^alerts\.subscription\.push_service_account_email /,
+    );
+    const vars = {
+      project_id: 'gpu-host',
+      alerts: {
+        subscription: {
+          push_endpoint: email === null ? null : 'https://alerts.example.com/push',
+          push_service_account_email: email,
+        },
+      },
+      data: { google_project: { this: { number: '123456789012' } } },
+    };
+    expect(evaluateCondition(String(check?.['condition']), vars)).toBe(ok);
   });
 
   it('only Cloud Scheduler may publish to the trigger topic (through the topic policy)', () => {
