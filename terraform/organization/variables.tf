@@ -110,9 +110,14 @@ variable "schedule" {
   description = "When the dispatch runs (every unit is governed once per dispatch): a five-field unix-cron expression, in UTC."
   default     = "*/5 * * * *"
 
+  # Cloud Scheduler's unix-cron: in each field `*`, a number or the first three letters of a
+  # month or day name, a range a-b, a step /n after either, lists of these with commas; "Cloud
+  # Scheduler does not support L to mean the last day of the month"
+  # (https://cloud.google.com/scheduler/docs/configuring/cron-job-schedules). A lone ? is let
+  # through: the page does not say.
   validation {
-    condition     = can(regex("^\\s*([0-9A-Za-z*/,?-]+\\s+){4}[0-9A-Za-z*/,?-]+\\s*$", var.schedule))
-    error_message = "schedule must be a five-field cron expression such as \"*/5 * * * *\"."
+    condition     = can(regex("^\\s*((\\?|(\\*|([0-9]+|[A-Za-z]{3})(-([0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?(,(\\*|([0-9]+|[A-Za-z]{3})(-([0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?)*)\\s+){4}(\\?|(\\*|([0-9]+|[A-Za-z]{3})(-([0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?(,(\\*|([0-9]+|[A-Za-z]{3})(-([0-9]+|[A-Za-z]{3}))?)(/[0-9]+)?)*)\\s*$", var.schedule))
+    error_message = "schedule must be a five-field unix-cron expression such as \"*/5 * * * *\": numbers or three-letter month and day names, *, ranges, /steps and lists (Cloud Scheduler has no L, W or #)."
   }
 }
 

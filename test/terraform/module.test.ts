@@ -88,6 +88,36 @@ describe('variables', () => {
     }
   });
 
+  // Cloud Scheduler's unix-cron: numbers or the first three letters of a month or day name, `*`,
+  // ranges `a-b`, steps `/n` after a range or `*`, lists with commas; it "does not support L to
+  // mean the last day of the month"
+  // (https://cloud.google.com/scheduler/docs/configuring/cron-job-schedules).
+  it("refuses the cron forms Cloud Scheduler's syntax does not have", () => {
+    const re = regexIn(validations(module, 'schedule')[0]?.['condition']);
+    for (const ok of [
+      '0 9 1,15 * 1-5',
+      '0 0-23/2 * * *',
+      '0 */2 * * *',
+      '0 0 1 JAN,JUL *',
+      '0 9 * * SUN',
+      '0 9 * * 7',
+      '30 8 1-7 * MON',
+      '0 0 1 jan-jun/2 *',
+    ]) {
+      expect(re.test(ok), ok).toBe(true);
+    }
+    for (const bad of [
+      '0 0 L * *',
+      '0 0 * * 5L',
+      '0 0 1W * *',
+      '0 0 * * 1#2',
+      '0 0 LW * *',
+      '0 0 * * L',
+    ]) {
+      expect(re.test(bad), bad).toBe(false);
+    }
+  });
+
   it('validates the time zone', () => {
     const condition = String(validations(module, 'time_zone')[0]?.['condition']);
     expect(condition).toContain('"UTC"');
