@@ -330,9 +330,14 @@ variable "state" {
 
   # The (default) database is usually shared with applications: the governor's roles/datastore.user
   # there would reach their data too. It gets a database of its own.
+  # Firestore's rules for a database ID: "4-63 characters. Valid characters are /[a-z][0-9]-/ with
+  # first character a letter and the last a letter or a number. Must not be UUID-like
+  # /[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}/"
+  # (CreateDatabaseRequest.database_id,
+  # https://cloud.google.com/dotnet/docs/reference/Google.Cloud.Firestore.Admin.V1/latest/Google.Cloud.Firestore.Admin.V1.CreateDatabaseRequest).
   validation {
-    condition     = can(regex("^[a-z][a-z0-9-]{2,61}[a-z0-9]$", var.state.database_id))
-    error_message = "state.database_id must be 4 to 63 lowercase letters, digits or hyphens starting with a letter, and not \"(default)\": the governor gets a database of its own, so that its access reaches no other data."
+    condition     = can(regex("^[a-z][a-z0-9-]{2,61}[a-z0-9]$", var.state.database_id)) && !can(regex("[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}", var.state.database_id))
+    error_message = "state.database_id must be 4 to 63 lowercase letters, digits or hyphens starting with a letter, ending with a letter or digit, holding nothing UUID-like (Firestore refuses those), and not \"(default)\": the governor gets a database of its own, so that its access reaches no other data."
   }
 
   # A region or a multi-region (nam5, eur3): https://cloud.google.com/firestore/docs/locations

@@ -130,16 +130,16 @@ export function stringsIn(value: unknown): string[] {
 }
 
 /**
- * Evaluates a validation condition, as hcl2json gives it ("${...}"), for the given values of the
- * variables (`var.x` is `vars.x`). Only the part of Terraform's expression language that the
- * modules' validations and preconditions use is known: numbers, strings and their
- * interpolations, object literals, `var.*` (`local.*` and `data.*` are `vars.local.*` and `vars.data.*`),
- * arithmetic, comparisons, `&&`, `||`, `!`, `?:`, `[for x in list : value]`, and the functions
- * alltrue, can, coalesce, contains, endswith, flatten, floor, lookup, regex, tonumber and try, with Terraform's
- * meaning (https://developer.hashicorp.com/terraform/language/functions). Anything else throws,
- * so that a condition written outside this part fails its test instead of passing unread. As in
- * Terraform, an error inside the condition (a regex that does not match, tonumber of text) is an
- * error, not false: conditions guard them with can() or try().
+ * Evaluates a validation or precondition, as hcl2json gives it ("${...}"), for the given values
+ * (`var.x` is `vars.x`, `local.x` is `vars.local.x`, `data.x` is `vars.data.x`). Only the part of
+ * Terraform's expression language the modules' checks use is known: numbers, strings and their
+ * interpolations, object literals, arithmetic, comparisons, `&&`, `||`, `!`, `?:`,
+ * `[for x in list : value]`, and the functions alltrue, can, coalesce, contains, endswith,
+ * flatten, floor, lookup, regex, startswith, tonumber and try, with Terraform's meaning
+ * (https://developer.hashicorp.com/terraform/language/functions). Anything else throws, so that a
+ * condition written outside this part fails its test instead of passing unread. As in Terraform,
+ * an error inside the condition (a regex that does not match, tonumber of text) is an error, not
+ * false: conditions guard them with can() or try().
  */
 export function evaluateCondition(condition: string, vars: Record<string, unknown>): unknown {
   const source = /^\$\{([\s\S]*)\}$/.exec(condition.trim())?.[1];
@@ -186,6 +186,7 @@ export function evaluateCondition(condition: string, vars: Record<string, unknow
       'floor',
       'lookup',
       'regex',
+      'startswith',
     ]);
     const thunked = new Set(['can', 'try']);
     const closers: Record<string, string> = { '(': ')', '[': ']', '{': '}' };
@@ -275,6 +276,7 @@ export function evaluateCondition(condition: string, vars: Record<string, unknow
       if (m === null) return fail(`regex: ${pattern} does not match ${text}`);
       return m.length > 1 ? m.slice(1) : m[0];
     },
+    startswith: (text: string, prefix: string) => text.startsWith(prefix),
     tonumber: (x: unknown) => {
       if (typeof x === 'number' || x === null) return x;
       if (typeof x === 'string' && /^-?[0-9]+(\.[0-9]+)?$/.test(x)) return Number(x);

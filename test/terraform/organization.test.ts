@@ -700,3 +700,38 @@ describe('state.location_id', () => {
     }
   });
 });
+
+// CreateDatabaseRequest.database_id: "4-63 characters. Valid characters are /[a-z][0-9]-/ with
+// first character a letter and the last a letter or a number. Must not be UUID-like
+// /[0-9a-f]{8}(-[0-9a-f]{4}){3}-[0-9a-f]{12}/"
+// (https://cloud.google.com/dotnet/docs/reference/Google.Cloud.Firestore.Admin.V1/latest/Google.Cloud.Firestore.Admin.V1.CreateDatabaseRequest).
+// An ID the API refuses fails the apply part way, after the functions' build.
+describe('state.database_id', () => {
+  it.each([
+    ['terraform', () => single],
+    ['terraform/organization', () => org],
+  ])('%s refuses at plan time an ID Firestore would refuse', (_dir, config) => {
+    const validations = (config().variables.get('state')?.['validation'] as Body[]) ?? [];
+    const accepts = (id: string) =>
+      validations.every(
+        (v) =>
+          evaluateCondition(String(v['condition']), {
+            state: { database_id: id, location_id: null, collection: 'gpu-governor' },
+          }) === true,
+      );
+    for (const ok of ['gpu-governor', 'gpu-governor-org', 'abcd', 'state-2026']) {
+      expect(accepts(ok), ok).toBe(true);
+    }
+    for (const bad of [
+      '(default)',
+      'abc',
+      'Gpu-governor',
+      '1gpu',
+      'gpu-',
+      'abcdef01-2345-6789-abcd-ef0123456789',
+      'state-abcdef01-2345-6789-abcd-ef0123456789',
+    ]) {
+      expect(accepts(bad), bad).toBe(false);
+    }
+  });
+});
