@@ -375,11 +375,11 @@ ${servicesTable(result, series.pool)}
 function quotaLine(result: SimulationResult, series: PoolSeries): string {
   const { quota, available } = series;
   const services = series.services.length;
-  const them = `${services} ${services === 1 ? 'service' : 'services'}`;
+  const them = services === 1 ? 'this service' : `these ${services} services`;
   const line =
     available === quota
-      ? `Quota ${quota} GPUs, all of them for these ${them}`
-      : `Quota ${quota} GPUs, ${available} of them for these ${them} (the rest is reserve, unmanaged caps and worker pools)`;
+      ? `Quota ${quota} GPUs, all of them for ${them}`
+      : `Quota ${quota} GPUs, ${available} of them for ${them} (the rest is reserve, unmanaged caps and worker pools)`;
   return `${line}${quotaChangesText(result, series)}.`;
 }
 

@@ -222,6 +222,20 @@ describe('the strategies chart', () => {
   });
 });
 
+describe('the line above a pool', () => {
+  it('speaks of one service as one', () => {
+    // Before: "Quota 4 GPUs, all of them for these 1 service."
+    const one = strategy('governor', [5, 0], [2, 2]);
+    const only = { ...one, services: one.services.slice(0, 1) };
+    only.series = one.series.map((p) => ({ ...p, services: ['a'], caps: { a: p.caps.a ?? [] } }));
+    const html = renderReport(result([only], null));
+    expect(html).toContain('<p>Quota 4 GPUs, all of them for this service.</p>');
+    expect(renderReport(result([one], null))).toContain(
+      '<p>Quota 4 GPUs, all of them for these 2 services.</p>',
+    );
+  });
+});
+
 describe('a pool whose quota is cut during the run', () => {
   it('draws the quota line at each quota it had, and says when it changed', async () => {
     // Before: the caps chart drew the quota at its first value for the whole run, above caps
