@@ -297,6 +297,24 @@ export function bucketMeans(values: readonly number[], startMs: number, size: nu
 }
 
 /**
+ * The means over `SMOOTH_MINUTES` at the middle of their minutes, and the first and the last held
+ * out to the run's first minute and its end: drawn at the middles only, a line began 7 minutes
+ * into the run and stopped up to 7 before its end, a quarter of an hour's chart.
+ */
+function smoothed(values: readonly number[], startMs: number): Point[] {
+  const means = bucketMeans(values, startMs, SMOOTH_MINUTES);
+  const first = means[0];
+  const last = means.at(-1);
+  if (!first || !last) return means;
+  const endMs = startMs + values.length * 60_000;
+  return [
+    ...(first[0] > startMs ? [[startMs, first[1]] as Point] : []),
+    ...means,
+    ...(last[0] < endMs ? [[endMs, last[1]] as Point] : []),
+  ];
+}
+
+/**
  * The most of each bucket of `size` minutes, stamped at its minute (the first, on a tie).
  */
 export function bucketPeaks(values: readonly number[], startMs: number, size: number): Point[] {
@@ -762,9 +780,9 @@ export function capsChart(series: PoolSeries, frame: TimeFrame, refusedBy: strin
       ...caps,
       styledLine(quotaLine, quota, frame),
       styledLine(minuteLine, bucketPeaks(series.demand, startMs, bucket), frame),
-      styledLine(demandLine, bucketMeans(series.demand, startMs, SMOOTH_MINUTES), frame),
+      styledLine(demandLine, smoothed(series.demand, startMs), frame),
       // A line, not an area: an area from 0 would cover the lowest services' cap bands.
-      styledLine(refusedLine, bucketMeans(series.refused, startMs, SMOOTH_MINUTES), frame),
+      styledLine(refusedLine, smoothed(series.refused, startMs), frame),
     ],
   });
   const note =

@@ -308,6 +308,43 @@ describe('the legend on a phone', () => {
   });
 });
 
+describe('the 15-minute mean lines of the caps chart', () => {
+  it('run from the first minute of the run to its end, as the quota line does', () => {
+    // Before: each mean was drawn at the middle of its 15 minutes only, so the demand and refused
+    // lines began 7 minutes into the run and stopped up to 7 minutes before its end: an hour's
+    // replay showed neither demand nor refusals in a quarter of its chart.
+    const minutes = 58;
+    const { svg } = capsChart(
+      {
+        pool: POOL,
+        quota: 10,
+        available: 10,
+        quotaChanges: [],
+        services: ['a'],
+        demand: new Array<number>(minutes).fill(7),
+        caps: { a: new Array<number>(minutes).fill(6) },
+        refused: new Array<number>(minutes).fill(1),
+      },
+      {
+        startMs: Date.parse('2026-11-24T00:00:00Z'),
+        minutes,
+        timezone: 'UTC',
+        width: CHART_WIDTHS.wide,
+      },
+      'governor',
+    );
+    const span = (colour: string) => {
+      const d = new RegExp(`<path d="([^"]+)"[^>]*stroke="${colour}"`).exec(svg)?.[1] ?? '';
+      const xs = [...d.matchAll(/[ML](-?[\d.]+) /g)].map((m) => Number(m[1]));
+      return [Math.min(...xs), Math.max(...xs)];
+    };
+    const quota = span('#000000');
+    expect(quota[1]).toBeGreaterThan(quota[0]);
+    expect(span('#1b2a4a')).toEqual(quota);
+    expect(span('#d62728')).toEqual(quota);
+  });
+});
+
 describe('the per-minute demand line past a minute a pixel', () => {
   it('keeps the busiest minute of each bucket, where it was', () => {
     // Before: bucket means; a minute of 9 among nine of 1 was drawn as 1.8.
