@@ -458,6 +458,32 @@ describe('the report in headless Chromium', () => {
     await page.close();
   });
 
+  it.each([390, 1280])(
+    'at %i px, a table scrolled to its last column still names each row',
+    async (width) => {
+      // Before: a table wider than the window scrolled in its own box, its first column with the
+      // rest, so on a phone the numbers of the last strategies stood beside no strategy's and no
+      // service's name.
+      const { page } = await open(width);
+      const lost = await page.$$eval('table', (tables) =>
+        tables
+          .filter((t) => t.getBoundingClientRect().width > 0 && t.scrollWidth > t.clientWidth + 1)
+          .flatMap((t) => {
+            t.scrollLeft = t.scrollWidth;
+            const box = t.getBoundingClientRect();
+            return [...t.querySelectorAll('tr > :first-child')]
+              .filter((c) => {
+                const r = c.getBoundingClientRect();
+                return r.left < box.left - 1 || r.right > box.right + 1;
+              })
+              .map((c) => `${t.className}: ${c.textContent ?? ''}`);
+          }),
+      );
+      expect(lost).toEqual([]);
+      await page.close();
+    },
+  );
+
   it('at 1280 px, each service name and each of its cells keeps to one line', async () => {
     // Nine strategy columns squeezed the name column: "code-tokyo" broke at its hyphen and
     // "37 (5 writes)" under it. The table scrolls in its own box instead.
