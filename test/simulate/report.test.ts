@@ -222,6 +222,41 @@ describe('the strategies chart', () => {
   });
 });
 
+describe('the caps chart', () => {
+  it('draws no two cap bands in colours a reader could mistake for each other', () => {
+    // Before: two teals 4.0 apart (the 6th and 9th services) and two mauves 16.2 apart (the 5th
+    // and 10th), so in a pool of nine services or more two legend entries had one colour.
+    const minutes = 10;
+    const bandsOf = (count: number) => {
+      const names = Array.from({ length: count }, (_, i) => `svc-${i}`);
+      return capBands({
+        pool: POOL,
+        quota: 100,
+        available: 100,
+        quotaChanges: [],
+        services: names,
+        demand: new Array<number>(minutes).fill(1),
+        caps: Object.fromEntries(names.map((n, i) => [n, new Array<number>(minutes).fill(i + 1)])),
+        refused: new Array<number>(minutes).fill(0),
+      });
+    };
+    for (const count of [11, 12, 60]) {
+      const bands = bandsOf(count);
+      const close: string[] = [];
+      bands.forEach((a, i) =>
+        bands.slice(i + 1).forEach((b) => {
+          const [l1, a1, b1] = lab(a.colour);
+          const [l2, a2, b2] = lab(b.colour);
+          const distance = Math.hypot(l1 - l2, a1 - a2, b1 - b2);
+          if (distance < 20)
+            close.push(`${a.name} ${a.colour} ~ ${b.name} ${b.colour}: ${distance.toFixed(1)}`);
+        }),
+      );
+      expect(close).toEqual([]);
+    }
+  });
+});
+
 describe('the line above a pool', () => {
   it('speaks of one service as one', () => {
     // Before: "Quota 4 GPUs, all of them for these 1 service."
