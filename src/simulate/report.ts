@@ -437,7 +437,7 @@ const HOW_TO_READ = `<section id="how-to-read"><h2>How to read this page</h2>
 
 const STYLE = `body{font:14px/1.45 system-ui,sans-serif;overflow-wrap:break-word;margin:24px auto;max-width:1200px;padding:0 16px;color:#222}
 table{border-collapse:collapse;margin:12px 0;display:block;overflow-x:auto}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
-th:first-child{text-align:left}tr>:first-child{position:sticky;left:-1px;background:#fff;box-shadow:inset -1px 0 #ccc}tr.governor>:first-child{background:#eef4ff}th[title]{cursor:help}table.services tbody th,table.services td{white-space:nowrap}tr.governor{background:#eef4ff;font-weight:600}
+th:first-child{text-align:left}tr>:first-child{position:sticky;left:-1px;background:#fff;border-right-style:hidden;box-shadow:inset -1px 0 #ccc}tr.governor>:first-child{background:#eef4ff}th[title]{cursor:help}table.services tbody th,table.services td{white-space:nowrap}tr.governor{background:#eef4ff;font-weight:600}
 caption{text-align:left;font-weight:600;padding:4px 0}figure{margin:16px 0}figure svg{max-width:100%;height:auto;display:block}
 @media (max-width:900px){figure .wide{display:none}}@media (min-width:901px){figure .narrow{display:none}}
 @media (max-width:700px){figure .narrow{display:none}caption{position:sticky;left:0;max-width:calc(100vw - 48px)}}@media (min-width:701px){figure .phone{display:none}}
