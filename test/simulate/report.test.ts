@@ -371,7 +371,7 @@ describe('the 15-minute mean lines of the caps chart', () => {
     const span = (colour: string) => {
       const d = new RegExp(`<path d="([^"]+)"[^>]*stroke="${colour}"`).exec(svg)?.[1] ?? '';
       const xs = [...d.matchAll(/[ML](-?[\d.]+) /g)].map((m) => Number(m[1]));
-      return [Math.min(...xs), Math.max(...xs)];
+      return [Math.min(...xs), Math.max(...xs)] as const;
     };
     const quota = span('#000000');
     expect(quota[1]).toBeGreaterThan(quota[0]);
