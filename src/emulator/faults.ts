@@ -89,8 +89,15 @@ export const FaultConfig = z.strictObject({
       shortRate: z.number().min(0).max(0.9).default(0),
       /** Empty pages answered in a row before each page with results (each with a token). */
       emptyRun: z.number().int().min(0).max(100).default(0),
+      /**
+       * Share of ListQuotaPreferences pages answered without their preferences and with the
+       * location in `unreachable`: ListQuotaPreferencesResponse.unreachable, "Locations that could
+       * not be reached" (google/api/cloudquotas/v1/cloudquotas.proto). Such a page still answers
+       * (no error), so a client that does not read `unreachable` takes the listing as complete.
+       */
+      unreachableRate: z.number().min(0).max(1).default(0),
     })
-    .default({ shortRate: 0, emptyRun: 0 }),
+    .default({ shortRate: 0, emptyRun: 0, unreachableRate: 0 }),
   concurrent: z
     .strictObject({
       /** Chance, on each GetService / ListServices, that another actor changes a service first. */
@@ -296,6 +303,14 @@ export class FaultInjector {
     this.count('short-page');
     return Math.floor(this.random() * n);
   };
+
+  /** Whether a ListQuotaPreferences page answers its location as unreachable (`paging.unreachableRate`). */
+  unreachable(): boolean {
+    const { unreachableRate } = this.config.paging;
+    if (unreachableRate === 0 || this.random() >= unreachableRate) return false;
+    this.count('unreachable');
+    return true;
+  }
 
   /**
    * The other writer's change right after a governor's read or write, or null. `where` picks the

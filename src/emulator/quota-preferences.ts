@@ -478,6 +478,11 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
         ],
         cut: ctx.injector.pageCut,
       });
+      // A location Google could not reach answers none of its preferences and is named in
+      // `unreachable` (ListQuotaPreferencesResponse.unreachable, cloudquotas.proto): the page is
+      // not an error, and its preferences are missing from it.
+      if (ctx.injector.unreachable())
+        return { quota_preferences: [], next_page_token: nextPageToken, unreachable: ['global'] };
       return { quota_preferences: page, next_page_token: nextPageToken, unreachable: [] };
     },
     UpdateQuotaPreference: (request) => {
