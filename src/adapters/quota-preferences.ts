@@ -17,6 +17,8 @@
  *   failing the whole listing.
  * - An update is never sent without the etag read: the etag is optional, and without one Google
  *   makes no concurrency check (QuotaPreference.etag).
+ * - A listing page that names an `unreachable` location is incomplete: the listing fails
+ *   (UpstreamError) rather than answer without that location's preferences.
  * - Writes are not retried (a create that timed out may have been made: the next run lists the
  *   preferences first and finds it); reads are, as every read of the governor.
  * - The caller needs `cloudquotas.quotas.update` on the project to create or update, and
@@ -89,6 +91,15 @@ export function createQuotaPreferenceAdapter(
             { ...gaxReadOptions(policy), autoPaginate: false },
           )
           .catch(fail(`listing quota preferences of ${parent}`));
+        // A location Google could not reach has its preferences left out of the answer, which is
+        // not an error ("Locations that could not be reached": ListQuotaPreferencesResponse.
+        // unreachable, google/api/cloudquotas/v1/cloudquotas.proto). Taken as complete, such a
+        // listing would show no pending request where one is: it is refused as incomplete.
+        const unreachable = (response?.unreachable ?? []).filter((u) => u !== '');
+        if (unreachable.length > 0)
+          throw new UpstreamError(
+            `listing quota preferences of ${parent}: Google could not reach ${unreachable.slice(0, 5).join(', ')}, so the listing is incomplete`,
+          );
         // Only the GPU quotas are the governor's: another quota's preference (a CPU quota of
         // Cloud Run, say) is never read, so no value of it can stop the governor's own requests.
         for (const p of list)

@@ -457,6 +457,42 @@ describe('quota preferences over gRPC', () => {
       await small.stop();
     }
   });
+
+  it('a listing Google answers with an unreachable location is incomplete: an error, never a shorter list', async () => {
+    // ListQuotaPreferencesResponse.unreachable: "Locations that could not be reached"
+    // (cloudquotas.proto). The preferences of that location are missing from the answer, so a
+    // listing taken as complete would show no pending request where one is.
+    const small = await startEmulator({ fleet, speed: 'manual', pageSize: 1 });
+    const a = createQuotaPreferenceAdapter({ emulatorHost: small.host });
+    try {
+      for (const [id, region] of [
+        ['u1', US],
+        ['u2', EU],
+      ] as const)
+        await a.createPreference({
+          project: P,
+          id,
+          quotaId: L4,
+          region,
+          preferredValue: 5,
+          justification: '',
+          contactEmail: 'o@example.com',
+        });
+      small.setFaults({ seed: 3, paging: { unreachableRate: 1 } });
+      const listing = a.listPreferences(P);
+      await expect(listing).rejects.toBeInstanceOf(UpstreamError);
+      await expect(listing).rejects.toThrow(/could not reach global.*incomplete/);
+      expect(small.faults().injected['unreachable']).toBeGreaterThan(0);
+      small.setFaults({});
+      expect((await a.listPreferences(P)).map((p) => p.name.split('/').pop())).toEqual([
+        'u1',
+        'u2',
+      ]);
+    } finally {
+      await a.close();
+      await small.stop();
+    }
+  });
 });
 
 describe('quota preferences: unlimited, safety checks and order, as Google documents them', () => {
