@@ -386,6 +386,41 @@ describe('a run that dies around filing', () => {
   });
 });
 
+describe('a listing Google answers with an unreachable location', () => {
+  beforeEach(() => setUp());
+
+  it('dies after filing; the next listing misses it (global unreachable): the stored event is kept, never announced as not filed, nothing filed; confirmed once reachable', async () => {
+    await dieAfterFiling();
+    const filed = quotaPreferences(emulator.model);
+    expect(filed).toHaveLength(1);
+    const [orphan] = await pendingInOutbox();
+
+    // ListQuotaPreferencesResponse.unreachable: "Locations that could not be reached"
+    // (cloudquotas.proto). The answer is no error, and the preference filed is not in it.
+    emulator.setFaults({ paging: { unreachableRate: 1 } });
+    const blind = await run();
+    expect(blind.outcome).toBe('ok');
+    expect(quotaAlerts(blind)).toEqual([]);
+    const failures = degraded(blind)?.details['failures'] as Record<string, unknown>[];
+    expect(failures.length).toBeGreaterThan(0);
+    for (const f of failures)
+      expect(f).toMatchObject({ call: 'list', resource: PARENT, kind: 'failed' });
+    expect(String(failures[0]?.['error'])).toMatch(/could not reach global.*incomplete/);
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+    expect((await pendingInOutbox()).map((e) => e.alert.id)).toEqual([orphan?.alert.id]);
+
+    emulator.setFaults({});
+    emulator.advance(5 * 60_000);
+    const next = await run();
+    expect(quotaAlerts(next).map((a) => [a.id, a.details['outcome']])).toEqual([
+      [orphan?.alert.id, 'confirmed-by-observation'],
+    ]);
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+    expect(await tracked()).toMatchObject({ by: 'governor', state: 'pending' });
+    publishedOnce();
+  });
+});
+
 describe('a failing Cloud Quotas call degrades quota requests, never the governing', () => {
   const capsLowered = (r: RunReport) =>
     r.writes.filter((w) => w.outcome === 'written' && w.region === EU).length;
