@@ -167,3 +167,8 @@ export {
   quotaPreferences,
   type StoredPreference,
 } from './quota-preferences.js';
+export {
+  INELIGIBILITY_REASONS,
+  setQuotaIncreaseEligibility,
+  type IneligibilityReason,
+} from './quotas-api.js';

@@ -1,4 +1,5 @@
 import type { EmulatorContext } from './context.js';
+import type { FleetModel } from './model.js';
 import { fleetRegions } from './fleet.js';
 import {
   int,
@@ -37,6 +38,40 @@ export function gpuQuotaMetric(accelerator: string, zonalRedundancy: boolean): s
   return `${RUN}/${accelerator.replace(/-/g, '_')}_gpu_allocation${zonalRedundancy ? '' : '_no_zonal_redundancy'}`;
 }
 
+/**
+ * Why a higher value of a quota cannot be requested (QuotaIncreaseEligibility.IneligibilityReason
+ * in google/api/cloudquotas/v1/resources.proto), as a test or a person sets it; QuotaInfo answers
+ * `quota_increase_eligibility { is_eligible: false, ineligibility_reason }` for it.
+ */
+export const INELIGIBILITY_REASONS = [
+  'NO_VALID_BILLING_ACCOUNT',
+  'NOT_SUPPORTED',
+  'NOT_ENOUGH_USAGE_HISTORY',
+  'OTHER',
+] as const;
+export type IneligibilityReason = (typeof INELIGIBILITY_REASONS)[number];
+
+const ineligible = new WeakMap<FleetModel, Map<string, IneligibilityReason>>();
+
+/**
+ * Makes a quota of a project ineligible for an increase (`reason`), or eligible again (null): what
+ * its QuotaInfo's `quota_increase_eligibility` answers. Google does not say what it answers to an
+ * increase requested for such a quota: the emulator's quota preferences take it as any other.
+ */
+export function setQuotaIncreaseEligibility(
+  model: FleetModel,
+  project: string,
+  quotaId: string,
+  reason: IneligibilityReason | null,
+): void {
+  if (reason !== null && !INELIGIBILITY_REASONS.includes(reason))
+    throw new Error(`not an ineligibility reason: ${String(reason)}`);
+  let m = ineligible.get(model);
+  if (!m) ineligible.set(model, (m = new Map()));
+  if (reason === null) m.delete(`${project}/${quotaId}`);
+  else m.set(`${project}/${quotaId}`, reason);
+}
+
 interface QuotaGroup {
   accelerator: string;
   zonalRedundancy: boolean;
@@ -73,6 +108,7 @@ function quotaInfo(
   id: string,
   g: QuotaGroup,
   regions: readonly string[],
+  reason: IneligibilityReason | undefined,
 ): Message {
   const gpu = g.accelerator.replace(/^nvidia-/, '').toUpperCase();
   const regional = g.entries
@@ -90,7 +126,10 @@ function quotaInfo(
     metric_display_name: `Total Nvidia ${gpu} GPU allocation${g.zonalRedundancy ? '' : ' without zonal redundancy'}, per project per region`,
     quota_display_name: `Total Nvidia ${gpu} GPU allocation${g.zonalRedundancy ? '' : ' without zonal redundancy'}, per project per region`,
     metric_unit: '1/{project}/{region}',
-    quota_increase_eligibility: { is_eligible: true },
+    quota_increase_eligibility:
+      reason === undefined
+        ? { is_eligible: true }
+        : { is_eligible: false, ineligibility_reason: reason },
     is_fixed: false,
     is_concurrent: false,
     dimensions_infos: [
@@ -106,6 +145,14 @@ function quotaInfo(
       })),
     ],
   };
+}
+
+function reasonOf(
+  ctx: EmulatorContext,
+  project: string,
+  quotaId: string,
+): IneligibilityReason | undefined {
+  return ineligible.get(ctx.model)?.get(`${project}/${quotaId}`);
 }
 
 function regionsOf(ctx: EmulatorContext, project: string): string[] {
@@ -148,7 +195,7 @@ export function quotasHandlers(ctx: EmulatorContext): Handlers {
       checkSegment('id', 'the quota id of the name', id);
       const group = groups(ctx, project).get(id);
       if (!group) throw notFound(`QuotaInfo ${shown(name)} was not found`);
-      return quotaInfo(project, id, group, regionsOf(ctx, project));
+      return quotaInfo(project, id, group, regionsOf(ctx, project), reasonOf(ctx, project, id));
     },
     ListQuotaInfos: (request) => {
       const parent = text(request, 'parent');
@@ -161,7 +208,9 @@ export function quotasHandlers(ctx: EmulatorContext): Handlers {
       checkScope(ctx, project, location, service, parent);
       const infos = [...groups(ctx, project).entries()]
         .sort(([a], [b]) => a.localeCompare(b))
-        .map(([id, g]) => quotaInfo(project, id, g, regionsOf(ctx, project)));
+        .map(([id, g]) =>
+          quotaInfo(project, id, g, regionsOf(ctx, project), reasonOf(ctx, project, id)),
+        );
       const { page, nextPageToken } = paginate(infos, {
         pageSize: int(request, 'page_size'),
         pageToken: text(request, 'page_token'),
