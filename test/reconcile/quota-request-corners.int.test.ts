@@ -9,6 +9,7 @@ import { parsePolicy, type Policy } from '../../src/core/policy.js';
 import {
   decideQuotaPreference,
   quotaPreferences,
+  setQuotaIncreaseEligibility,
   type RunningEmulator,
 } from '../../src/emulator/index.js';
 import type { memoryLogger } from '../../src/log.js';
@@ -350,5 +351,36 @@ describe('a filed preference Google names otherwise', () => {
     expect((await store.listRuns(P))[0]?.pressure?.requests?.[HOT]?.name).toBe(
       quotaPreferences(emulator.model)[0]?.name,
     );
+  });
+});
+
+describe('a quota Google says cannot be raised', () => {
+  it('QuotaInfo says no increase may be requested: nothing filed, the reason named; filed once eligible again', async () => {
+    // QuotaInfo.quota_increase_eligibility: "Whether it is eligible to request a higher quota
+    // value for this quota", with the reason when not (google/api/cloudquotas/v1/resources.proto).
+    setQuotaIncreaseEligibility(emulator.model, P, L4, 'NO_VALID_BILLING_ACCOUNT');
+    const r = await run();
+    expect(r.outcome).toBe('ok');
+    expect(requested(r)).toEqual([]);
+    expect(quotaPreferences(emulator.model)).toEqual([]);
+    expect(calls('CreateQuotaPreference')).toHaveLength(0);
+    const failures = degraded(r)?.details['failures'] as Record<string, unknown>[];
+    expect(failures).toEqual([
+      expect.objectContaining({
+        call: 'get',
+        kind: 'refused',
+        resource: `projects/${P}/locations/global/services/run.googleapis.com/quotaInfos/${L4}`,
+      }),
+    ]);
+    expect(String(failures[0]?.['error'])).toMatch(
+      /not eligible for an increase.*NO_VALID_BILLING_ACCOUNT/,
+    );
+
+    setQuotaIncreaseEligibility(emulator.model, P, L4, null);
+    emulator.advance(5 * 60_000);
+    const next = await run();
+    expect(requested(next)).toEqual([US]);
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+    expect(degraded(next)?.status ?? 'none').not.toBe('firing');
   });
 });
