@@ -13,13 +13,12 @@
  * Emulator mode: given `emulatorHost` (GOVERNOR_EMULATOR_HOST, see docs/emulator.md), the client
  * connects there; otherwise to Google with Application Default Credentials.
  */
-import { CloudQuotasClient } from '@google-cloud/cloudquotas';
-import type { protos } from '@google-cloud/cloudquotas';
+import { CloudQuotasClient, protos } from '@google-cloud/cloudquotas';
 
 import { InputError, UpstreamError } from '../errors.js';
 import { ACCELERATOR_NAME, MAX_QUOTA_GPUS } from '../core/pool.js';
 import type { Fault } from '../errors.js';
-import type { QuotaPort, QuotaQuery } from '../ports/index.js';
+import type { IncreaseEligibility, QuotaPort, QuotaQuery } from '../ports/index.js';
 import { clientConfig, projectFaults } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
 import { checkRetryPolicy, defaultRetryPolicy, definedOnly, gaxReadOptions } from './retry.js';
@@ -80,6 +79,8 @@ export interface QuotaAdapterOptions {
 
 /** A {@link QuotaPort} holding a Cloud Quotas client, to be closed once no longer needed. */
 export interface QuotaAdapter extends QuotaPort {
+  /** QuotaInfo.quota_increase_eligibility of the pool's quota, from the same cached read. */
+  increaseEligibility(query: QuotaQuery): Promise<IncreaseEligibility>;
   /**
    * Forgets every quota info read so far (and every failure), so the next call reads again. The
    * cache lives as long as the adapter: create one per observation, or clear it between two.
@@ -139,6 +140,14 @@ export function createQuotaAdapter(options: QuotaAdapterOptions = {}): QuotaAdap
         `quota ${quotaId} of ${query.project}`,
       );
     },
+    increaseEligibility: async (query) => {
+      checkQuery(query);
+      const info = await quotaInfo(
+        query.project,
+        gpuQuotaId(query.accelerator, query.zonalRedundancy),
+      );
+      return eligibility(info.quotaIncreaseEligibility);
+    },
     clearCache: () => cache.clear(),
     close: () => client.close(),
   };
@@ -153,6 +162,27 @@ function checkQuery({ project, region }: QuotaQuery): void {
     });
   }
   if (faults.length > 0) throw new InputError('Invalid GPU quota query', faults);
+}
+
+/**
+ * QuotaIncreaseEligibility: `is_eligible`, "Whether a higher quota value can be requested for the
+ * quota", and `ineligibility_reason` when not (google/api/cloudquotas/v1/resources.proto;
+ * https://cloud.google.com/python/docs/reference/google-cloud-cloudquotas/0.1.4/google.cloud.cloudquotas_v1.types.QuotaIncreaseEligibility).
+ * Google does not say when it leaves the field out: an answer without it is taken as eligible,
+ * as Google's own how-to files requests without reading it, and Google still decides each one.
+ */
+function eligibility(
+  e: protos.google.api.cloudquotas.v1.IQuotaIncreaseEligibility | null | undefined,
+): IncreaseEligibility {
+  if (e === null || e === undefined || e.isEligible !== false) return { eligible: true };
+  const raw = e.ineligibilityReason;
+  const Reason = protos.google.api.cloudquotas.v1.QuotaIncreaseEligibility.IneligibilityReason;
+  const reason = typeof raw === 'number' ? (Reason[raw] ?? String(raw)) : (raw ?? '');
+  return {
+    eligible: false,
+    reason:
+      reason === '' || reason === 'INELIGIBILITY_REASON_UNSPECIFIED' ? 'no reason given' : reason,
+  };
 }
 
 /** The region's entry, else the regionless one, else null; the lowest if several qualify. */

@@ -35,6 +35,7 @@ import {
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import type {
+  IncreaseEligibility,
   ListedPreference,
   QuotaPort,
   QuotaPreferenceView,
@@ -384,6 +385,45 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
       log.log('INFO', `${rec.key}: no quota request filed: ${filing.why}`);
       if (filing.track) tracked[rec.key] = track(filing.track, rec, ctx.at, 'found');
       continue;
+    }
+    // QuotaInfo.quota_increase_eligibility: "Whether a higher quota value can be requested for
+    // the quota" (google/api/cloudquotas/v1/resources.proto). Google does not say what it answers
+    // to a request for a quota it calls ineligible: none is sent, and the reason is named.
+    const eligibilityOf = input.quotas.increaseEligibility?.bind(input.quotas);
+    if (eligibilityOf) {
+      let eligible: IncreaseEligibility;
+      try {
+        eligible = await bound(
+          () =>
+            eligibilityOf({
+              project,
+              region: rec.region,
+              accelerator: rec.accelerator,
+              zonalRedundancy: rec.zonalRedundancy,
+            }),
+          `reading ${info}`,
+        );
+      } catch (e) {
+        failed(
+          'get',
+          info,
+          e,
+          `${rec.key}: could not file a quota request: Google's quota info could not be read again`,
+        );
+        continue;
+      }
+      if (!eligible.eligible) {
+        failed(
+          'get',
+          info,
+          new UpstreamError(
+            `${quotaId} of ${project} is not eligible for an increase (${eligible.reason}), Google's quota info says: no request is filed for ${rec.region}`,
+          ),
+          `${rec.key}: no quota request filed`,
+          true,
+        );
+        continue;
+      }
     }
     if (
       input.confirm &&

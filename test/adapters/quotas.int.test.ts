@@ -4,7 +4,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createQuotaAdapter, gpuQuotaId, parseQuotaValue } from '../../src/adapters/quotas.js';
 import { MAX_QUOTA_GPUS } from '../../src/core/pool.js';
 import type { QuotaAdapter } from '../../src/adapters/quotas.js';
-import { startEmulator, RpcError } from '../../src/emulator/index.js';
+import { setQuotaIncreaseEligibility, startEmulator, RpcError } from '../../src/emulator/index.js';
 import type { FaultHook, RunningEmulator } from '../../src/emulator/index.js';
 import {
   InputError,
@@ -155,6 +155,25 @@ describe('createQuotaAdapter against the emulator', () => {
     await expect(
       quotas.gpuQuota(pool(US, { accelerator: 'nvidia-rtx-pro-6000' })),
     ).resolves.toBeNull();
+  });
+
+  it('reads whether an increase may be requested, and why not, from the same read as the quota', async () => {
+    // QuotaInfo.quota_increase_eligibility (google/api/cloudquotas/v1/resources.proto).
+    const quotas = adapter();
+    await expect(quotas.increaseEligibility(pool(US))).resolves.toEqual({ eligible: true });
+    setQuotaIncreaseEligibility(emulator.model, PROJECT, L4_NON_ZONAL, 'NOT_SUPPORTED');
+    try {
+      const fresh = adapter();
+      await expect(fresh.gpuQuota(pool(US, { zonalRedundancy: false }))).resolves.toBe(2);
+      await expect(
+        fresh.increaseEligibility(pool(US, { zonalRedundancy: false })),
+      ).resolves.toEqual({ eligible: false, reason: 'NOT_SUPPORTED' });
+      // One GetQuotaInfo for both answers.
+      expect(reads().filter((id) => id === L4_NON_ZONAL)).toHaveLength(1);
+      await expect(fresh.increaseEligibility(pool(US))).resolves.toEqual({ eligible: true });
+    } finally {
+      setQuotaIncreaseEligibility(emulator.model, PROJECT, L4_NON_ZONAL, null);
+    }
   });
 
   it('rejects with NotFoundError, naming the quota id, when the quota info does not exist', async () => {
