@@ -339,6 +339,31 @@ describe('quota requests in a run', () => {
     expect(googleQuota()).toBe(16);
   });
 
+  it("a request is told against Google's quota when it was filed: one denied after the quota rose is not a partial grant", async () => {
+    // The run planned with 4; someone raises Google's quota to 5 before it files for 8. Google
+    // then denies: the granted value stays 5 (QuotaConfig.granted_value, "Granted quota value"),
+    // which is the quota the request was filed against, so nothing of it was granted.
+    beforeList = () => void emulator.setQuota({ project: P, region: US, quota: 5 });
+    const r = await run(policyOf());
+    const requested = r.alerts.find((a) => a.type === 'quota.requested');
+    expect(requested?.details).toMatchObject({ from: 5, preferredValue: 8 });
+    expect(requested?.summary).toMatch(/of 8 in .*\(now 5\)/);
+    expect(await tracked()).toMatchObject({ from: 5, preferredValue: 8, state: 'pending' });
+
+    const [filed] = quotaPreferences(emulator.model);
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), {
+      name: filed?.name ?? '',
+      decision: 'denied',
+      stateDetail: 'Not enough capacity',
+    });
+    emulator.advance(5 * 60_000);
+    const next = await run(policyOf());
+    const denied = next.alerts.find((a) => a.type === 'quota.denied');
+    expect(denied?.details).toMatchObject({ from: 5, grantedValue: 5, preferredValue: 8 });
+    expect(denied?.summary).toMatch(/did not grant the GPU quota of 8/);
+    expect(denied?.summary).not.toMatch(/granted part/);
+  });
+
   it("Google's quota that cannot be read again before filing: nothing filed, governor.degraded names the call", async () => {
     beforeList = () => void (quotaInfoDenied = true);
     const r = await run(policyOf());
