@@ -164,11 +164,12 @@ export function quotaRequestedAlert(
     type: 'quota.requested',
     status: 'event',
     severity: 'INFO',
-    summary: `Asked Google for a GPU quota of ${req.preferredValue} in ${poolWords(rec)} (now ${rec.quota ?? 'unknown'})`,
+    summary: `Asked Google for a GPU quota of ${req.preferredValue} in ${poolWords(rec)} (now ${req.from ?? 'unknown'})`,
     details: {
       preference: req.name,
       quotaId: req.quotaId,
-      from: rec.quota,
+      // Google's quota when the request was filed (the run may have planned with another).
+      from: req.from,
       preferredValue: req.preferredValue,
       traceId: req.traceId,
       justification,

@@ -383,7 +383,7 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
     }
     if (filing.kind === 'skip') {
       log.log('INFO', `${rec.key}: no quota request filed: ${filing.why}`);
-      if (filing.track) tracked[rec.key] = track(filing.track, rec, ctx.at, 'found');
+      if (filing.track) tracked[rec.key] = track(filing.track, google, ctx.at, 'found');
       continue;
     }
     // QuotaInfo.quota_increase_eligibility: "Whether a higher quota value can be requested for
@@ -449,7 +449,7 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
         name: filing.name,
         quotaId,
         preferredValue: decision.preferredValue,
-        from: rec.quota,
+        from: google,
         filedAt: ctx.at,
         by: 'governor',
         state: 'pending',
@@ -502,7 +502,7 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
         );
         continue;
       }
-      const req = track(view, rec, ctx.at, 'governor');
+      const req = track(view, google, ctx.at, 'governor');
       tracked[rec.key] = req;
       events.push(quotaRequestedAlert(ctx, rec, req, justification));
     } catch (e) {
@@ -617,9 +617,14 @@ export function preferenceId(region: string, quotaId: string): string {
   return `gpu-governor-${region.slice(0, 40)}-${hash}`;
 }
 
+/**
+ * A request as tracked. `from` is Google's quota read just before filing, not the quota the run
+ * planned with (a policy's `pools[].quota`, or one changed since the observation): a decision is
+ * told against it (a granted value above it is a partial grant, one at it a denial).
+ */
 function track(
   view: QuotaPreferenceView,
-  rec: QuotaRecommendation,
+  from: number,
   at: string,
   by: TrackedRequest['by'],
 ): TrackedRequest {
@@ -627,7 +632,7 @@ function track(
     name: view.name,
     quotaId: view.quotaId,
     preferredValue: view.preferredValue,
-    from: rec.quota,
+    from,
     filedAt: at,
     by,
     state: 'pending',
