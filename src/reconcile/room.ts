@@ -2,7 +2,7 @@ import { beyondSkew } from '../core/duration.js';
 import type { Plan, PlanPool } from '../core/plan.js';
 import { effectiveMax, poolBudget, samePool } from '../core/pool.js';
 import { ANNOTATIONS } from '../observe/annotations.js';
-import type { GpuSpec, ObservedService } from '../core/service.js';
+import { manualInstances, type GpuSpec, type ObservedService } from '../core/service.js';
 import type { ObservedJobExecution, ObservedWorkerPool } from '../ports/index.js';
 
 /**
@@ -26,7 +26,15 @@ export interface PoolRead {
 /** Anything of a region that may hold GPUs. */
 type Holder = { project: string; region: string; gpu: GpuSpec | null };
 
-/** What else holds the pool's GPUs on a read: manually scaled services, worker pools, job tasks. */
+/**
+ * What else holds the pool's GPUs on a read: manually scaled services, worker pools, job tasks.
+ * A manually scaled service is counted as the observation counts it ({@link manualInstances}):
+ * one that sets no manual instance count runs its min instances (ScalingMode.MANUAL: "Scale to
+ * exactly min instances and ignore max instances",
+ * https://cloud.google.com/php/docs/reference/cloud-run/latest/V2.ServiceScaling.ScalingMode), so
+ * counting it at 0 here would leave room for raises that is not there, and a verify read that
+ * does not see a pool over its quota.
+ */
 export function otherUsageOf(
   pool: PlanPool,
   services: readonly ObservedService[],
@@ -37,7 +45,7 @@ export function otherUsageOf(
     x.gpu !== null && samePool(pool, { project: x.project, region: x.region, ...x.gpu });
   let gpus = 0;
   for (const s of services)
-    if (mine(s) && s.scalingMode === 'MANUAL') gpus += (s.manualInstanceCount ?? 0) * s.gpu.count;
+    if (mine(s) && s.scalingMode === 'MANUAL') gpus += manualInstances(s) * s.gpu.count;
   for (const w of workerPools) if (mine(w)) gpus += w.manualInstanceCount * w.gpu.count;
   for (const e of executions) if (mine(e)) gpus += e.runningTasks * e.gpu.count;
   return gpus;

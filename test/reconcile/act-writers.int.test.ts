@@ -1,0 +1,130 @@
+import { afterEach, beforeEach, describe, expect, it } from 'vitest';
+import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
+import { parsePolicy, type Policy } from '../../src/core/policy.js';
+import { startEmulator, type RpcError, type RunningEmulator } from '../../src/emulator/index.js';
+import type { RunReport } from '../../src/reconcile/reconcile.js';
+import { reconcileReport } from '../support/reconcile-run.js';
+
+/**
+ * The act step against other writers of kinds the race suite does not try, through the emulator
+ * and Google's clients: what holds the pool's GPUs is counted on the read before the raises and
+ * on the read that verifies them as the observation counts it.
+ */
+
+const PROJECT = 'writers-project';
+const REGION = 'us-central1';
+const QUOTA = 12;
+
+// Quota 12; four governed services at max 1 that each want 4; one unmanaged service at max 1;
+// one manually scaled service that sets no manual instance count: Cloud Run runs its min
+// instances ("Scale to exactly min instances and ignore max instances", ScalingMode.MANUAL).
+const fleet = () => ({
+  start: '2026-11-27T12:00:00Z',
+  startupSeconds: 30,
+  idleMinutes: 0,
+  warmupMinutes: 40,
+  projects: [
+    {
+      id: PROJECT,
+      pools: [{ region: REGION, quota: QUOTA }],
+      services: [
+        ...['a', 'b', 'c', 'd'].map((n) => ({
+          name: `svc-${n}`,
+          region: REGION,
+          gpu: {},
+          maxInstances: 1,
+          demand: 4,
+        })),
+        { name: 'ext-render', region: REGION, gpu: {}, maxInstances: 1, demand: 0 },
+        {
+          name: 'ext-encoder',
+          region: REGION,
+          gpu: {},
+          scalingMode: 'MANUAL' as const,
+          minInstances: 2,
+          demand: 0,
+        },
+      ],
+    },
+  ],
+});
+
+const policy: Policy = parsePolicy({
+  version: 1,
+  projects: [PROJECT],
+  regions: [REGION],
+  defaults: { headroom: 1, max: 4 },
+  services: [{ match: { name: 'ext-*' }, managed: false }, { match: {} }],
+  limits: { writesPerMinute: 6000 },
+});
+
+let emulator: RunningEmulator;
+let ports: GooglePorts;
+let hook: ((method: string) => RpcError | undefined) | null;
+
+async function start(): Promise<void> {
+  emulator = await startEmulator({
+    fleet: fleet(),
+    speed: 'manual',
+    operationDelayMs: 20,
+    invariants: { unmanaged: [{ name: 'ext-render' }, { name: 'ext-encoder' }] },
+    faults: ({ method }) => hook?.(method.split('/').pop() ?? method) ?? undefined,
+  });
+  ports = createGooglePorts({ emulatorHost: emulator.host });
+}
+
+beforeEach(() => {
+  hook = null;
+});
+
+afterEach(async () => {
+  await ports.close();
+  await emulator.stop();
+});
+
+async function run(): Promise<RunReport> {
+  return reconcileReport(
+    policy,
+    { ports, clock: () => emulator.now().getTime() },
+    { runId: `writers-${Math.random().toString(16).slice(2)}`, deadlineMs: 30_000, writerId: 'me' },
+  );
+}
+
+/** The pool's GPUs as Cloud Run holds them: a manually scaled service at its min instances. */
+function held(): number {
+  return emulator
+    .state()
+    .services.filter((s) => s.gpu !== null)
+    .reduce(
+      (sum, s) =>
+        sum + (s.scalingMode === 'MANUAL' ? s.minInstances : s.effectiveMax) * (s.gpu?.count ?? 1),
+      0,
+    );
+}
+
+/** Another writer raises ext-render's max until the pool holds its quota. */
+function fillThePool(): void {
+  const ext = emulator.state().services.find((s) => s.name === 'ext-render');
+  const room = QUOTA - held();
+  if (ext && room > 0)
+    emulator.edit({ service: 'ext-render', maxInstances: ext.maxInstances + room });
+}
+
+describe('act: a manually scaled service that sets no instance count', () => {
+  it('is counted at its min instances on the read that verifies the raises: they come back within quota', async () => {
+    await start();
+    expect(held()).toBe(7);
+    // Right after the governor's second raise, another writer fills the pool.
+    let writes = 0;
+    hook = (name) => {
+      if (name === 'UpdateService' && ++writes === 2) fillThePool();
+      return undefined;
+    };
+    const report = await run();
+    expect(report.writes.filter((w) => w.planned > w.from).length).toBeGreaterThanOrEqual(3);
+    expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
+    expect(held()).toBeLessThanOrEqual(QUOTA);
+    emulator.judgeRaces();
+    expect(emulator.violations().violations).toEqual([]);
+  });
+});
