@@ -86,6 +86,15 @@ export const EditInput = z.strictObject({
    * the fleet's settings describe cannot be deleted.
    */
   deleteRevision: z.string().min(1).optional(),
+  /**
+   * The service-level scaling another writer sets without a new revision (Cloud Run's manual
+   * scaling is changed "without redeploying",
+   * https://cloud.google.com/run/docs/configuring/services/manual-scaling): the mode, the min
+   * instances, and the manual instance count (null: unset, so a MANUAL service runs its min).
+   */
+  scalingMode: z.enum(['AUTOMATIC', 'MANUAL']).optional(),
+  minInstances: z.number().int().min(0).max(1000).optional(),
+  manualInstanceCount: z.number().int().min(0).max(1000).nullable().optional(),
 });
 export type EditInput = z.input<typeof EditInput>;
 
@@ -451,11 +460,17 @@ export class EmulatorControl {
   }
 
   edit(input: EditInput): ServiceView {
-    const { service, project, region, maxInstances, annotations, deleteRevision } = parse(
-      EditInput,
-      input,
-      'edit',
-    );
+    const {
+      service,
+      project,
+      region,
+      maxInstances,
+      annotations,
+      deleteRevision,
+      scalingMode,
+      minInstances,
+      manualInstanceCount,
+    } = parse(EditInput, input, 'edit');
     const s = this.find(service, project, region);
     if (deleteRevision !== undefined) {
       const found = serviceRevisions(s).find((r) => r.name === deleteRevision);
@@ -474,6 +489,9 @@ export class EmulatorControl {
     this.ctx.model.update(s, {
       ...(maxInstances === undefined ? {} : { maxInstances }),
       ...(annotations === undefined ? {} : { annotations }),
+      ...(scalingMode === undefined ? {} : { scalingMode }),
+      ...(minInstances === undefined ? {} : { minInstances }),
+      ...(manualInstanceCount === undefined ? {} : { manualInstanceCount }),
     });
     this.otherActed(s);
     return this.view(s);

@@ -72,7 +72,8 @@ export interface Refused {
 }
 
 export interface ServiceState extends ServiceKey {
-  readonly spec: FleetService;
+  /** As the fleet set it, but for the service-level scaling another writer changed since. */
+  spec: FleetService;
   labels: Record<string, string>;
   annotations: Record<string, string>;
   /** Service-level `scaling.max_instance_count`; 0 means unset. */
@@ -575,14 +576,38 @@ export class FleetModel {
     this.mustGet(key).demand = demand;
   }
 
-  /** A write through the Admin API: bumps generation and etag. */
+  /**
+   * A write through the Admin API: bumps generation and etag. Besides the max and the
+   * annotations, another writer may change the service-level scaling: its mode, min instances
+   * and manual instance count (null: unset).
+   */
   update(
     key: ServiceKey,
-    change: { maxInstances?: number; annotations?: Record<string, string> },
+    change: {
+      maxInstances?: number;
+      annotations?: Record<string, string>;
+      scalingMode?: 'AUTOMATIC' | 'MANUAL';
+      minInstances?: number;
+      manualInstanceCount?: number | null;
+    },
   ): ServiceState {
     const s = this.mustGet(key);
     if (change.maxInstances !== undefined) s.maxInstances = change.maxInstances;
     if (change.annotations !== undefined) s.annotations = { ...change.annotations };
+    if (change.minInstances !== undefined) s.minInstances = change.minInstances;
+    if (change.scalingMode !== undefined || change.manualInstanceCount !== undefined) {
+      const count =
+        change.manualInstanceCount === undefined
+          ? s.spec.manualInstanceCount
+          : (change.manualInstanceCount ?? undefined);
+      const spec: FleetService = {
+        ...s.spec,
+        scalingMode: change.scalingMode ?? s.spec.scalingMode,
+      };
+      if (count === undefined) delete spec.manualInstanceCount;
+      else spec.manualInstanceCount = count;
+      s.spec = spec;
+    }
     this.bump(s);
     // A lower max stops instances above it at once.
     this.trimToCap(s);
@@ -659,7 +684,8 @@ export class FleetModel {
         return {
           ...k,
           quota: this.quotaFor(k),
-          capsGpus: members.reduce((sum, s) => sum + effectiveMax(s) * gpusPerInstance(s), 0),
+          // A MANUAL service holds its manual count (or min), whatever its max says.
+          capsGpus: members.reduce((sum, s) => sum + this.capOf(s) * gpusPerInstance(s), 0),
           serviceGpus: members.reduce((sum, s) => sum + s.instances.length * gpusPerInstance(s), 0),
           workerPoolGpus: this.workerPoolGpus(k),
           jobGpus: this.jobGpus(k, this.nowMs),
