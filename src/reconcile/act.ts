@@ -636,7 +636,7 @@ async function raiseRound(
     }
     const svc = byName.get(c.name);
     if (!svc) {
-      decided.push(notSent(c, skipped(c, 'gone', 'the service is gone')));
+      decided.push(notSent(c, notInPool(c, read)));
       continue;
     }
     const check = validate(c, svc);
@@ -679,6 +679,28 @@ async function raiseRound(
   const raises = sent.filter((r): r is Raise => 'result' in r);
   const again = sent.filter((r): r is PlanChange => !('result' in r));
   return { raises, rest: [...again, ...rest] };
+}
+
+/**
+ * Why a raise's service is not among the pool's automatically scaled GPU services on the read
+ * before the raises: gone, or still listed but changed out of the pool by another writer
+ * (switched to manual scaling, which Cloud Run changes without a new revision, moved to another
+ * GPU pool, or its GPU removed): left for the next run, which plans it where it now is.
+ */
+function notInPool(c: PlanChange, read: PoolRead): WriteResult {
+  const listed = read.services.find((s) => s.name === c.name);
+  if (!listed) return skipped(c, 'gone', 'the service is gone');
+  const what =
+    listed.gpu === null
+      ? 'it no longer has a GPU'
+      : listed.scalingMode === 'MANUAL'
+        ? 'it was switched to manual scaling'
+        : 'it was moved to another GPU pool';
+  return skipped(
+    c,
+    'etag',
+    `changed since it was observed: ${what}, so it is no longer an automatically scaled service of this pool: left for the next run`,
+  );
 }
 
 // --- 4. verify and compensate ---

@@ -128,3 +128,45 @@ describe('act: a manually scaled service that sets no instance count', () => {
     expect(emulator.violations().violations).toEqual([]);
   });
 });
+
+describe('act: another writer switches a service to manual scaling mid-run', () => {
+  it('an unmanaged service switched to manual at 4 instances just after the first raise: the raises come back within quota', async () => {
+    await start();
+    // Manual scaling is changed without a new revision: no deployment, only a new etag.
+    let writes = 0;
+    hook = (name) => {
+      if (name === 'UpdateService' && ++writes === 1)
+        emulator.edit({ service: 'ext-render', scalingMode: 'MANUAL', minInstances: 4 });
+      return undefined;
+    };
+    const report = await run();
+    expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
+    expect(held()).toBeLessThanOrEqual(QUOTA);
+    emulator.judgeRaces();
+    expect(emulator.violations().violations).toEqual([]);
+  });
+
+  it('a governed service switched to manual before the read before the raises: not raised, and the reason says why', async () => {
+    await start();
+    // svc-a to manual scaling at 3 instances just before the governor's second listing (the
+    // read before the increases; the first is the observation).
+    let lists = 0;
+    hook = (name) => {
+      if (name === 'ListServices' && ++lists === 2)
+        emulator.edit({
+          service: 'svc-a',
+          scalingMode: 'MANUAL',
+          minInstances: 1,
+          manualInstanceCount: 3,
+        });
+      return undefined;
+    };
+    const report = await run();
+    const a = report.writes.find((w) => w.name === 'svc-a');
+    expect(a?.outcome).toBe('skipped');
+    expect(a?.reason).toContain('manual scaling');
+    expect(report.writes.some((w) => w.outcome === 'written')).toBe(true);
+    expect(held()).toBeLessThanOrEqual(QUOTA);
+    expect(emulator.violations().violations).toEqual([]);
+  });
+});
