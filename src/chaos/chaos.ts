@@ -46,8 +46,9 @@ import { effectiveMax, FleetModel } from '../emulator/model.js';
  * And the other writer: right after one of the governor's reads of a pool (its region's services,
  * its quota) or one of its writes, another actor fills the pool up to its quota by raising a
  * service's max (legally: Cloud Run checks one service at a time), cuts the quota, starts a
- * deployment, or redeploys a service from its own configuration as a CI pipeline does (its max
- * back to the configured one, and a deployment): once in every run, the fault-free ones included (someone else is always writing), at
+ * deployment, redeploys a service from its own configuration as a CI pipeline does (its max
+ * back to the configured one, and a deployment), or switches a service to manual scaling at the
+ * min instances that fill the pool (no manual instance count): once in every run, the fault-free ones included (someone else is always writing), at
  * one of its first six reads and writes (drawn), if the run gets that far (`otherActorRuns`
  * counts the runs it acted in). A raise it takes over the quota inside Cloud Run's window is a
  * race (invariants.ts), which the governor must lower back in the same run once it sees it.
@@ -412,6 +413,7 @@ function faultyPorts(
       { where: 0, kind: 'cut-quota', gpus: 1 + Math.floor(f.rnd() * 3) },
       { where: 0, kind: 'deploy', pick, seconds: 120 },
       { where: 0, kind: 'redeploy', pick, seconds: 120 },
+      { where: 0, kind: 'manual', pick },
     ];
     // Its first choice, else the next that can be done here (a full pool cannot be filled).
     const first = Math.floor(f.rnd() * changes.length);

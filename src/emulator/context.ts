@@ -285,7 +285,12 @@ export interface ModelPool {
  * - `deploy`: one of its services starts a deployment;
  * - `redeploy`: one of its services is deployed again from its own configuration (a CI pipeline):
  *   its max goes back to the configured one (the fleet's; within Cloud Run's per-service check,
- *   one service's max x GPUs ≤ the quota), and it starts a deployment.
+ *   one service's max x GPUs ≤ the quota), and it starts a deployment;
+ * - `manual`: one of its automatically scaled services is switched to manual scaling, which Cloud
+ *   Run changes without a new revision
+ *   (https://cloud.google.com/run/docs/configuring/services/manual-scaling), at the min instances
+ *   that bring the pool up to its quota and without a manual instance count: it then runs its
+ *   min instances ("Scale to exactly min instances and ignore max instances", ScalingMode.MANUAL).
  * Returns what changed, for the invariant monitor, or null when nothing did.
  */
 export function applyOtherActor(
@@ -326,6 +331,11 @@ export function applyOtherActor(
   const used = (usage?.capsGpus ?? 0) + (usage?.workerPoolGpus ?? 0) + (usage?.jobGpus ?? 0);
   const g = gpusPerInstance(s);
   const max = Math.min(effectiveMax(s) + Math.floor((quota - used) / g), Math.floor(quota / g));
+  if (change.kind === 'manual') {
+    if (max < 1) return null;
+    model.update(s, { scalingMode: 'MANUAL', minInstances: max, manualInstanceCount: null });
+    return 'caps';
+  }
   if (max <= effectiveMax(s) || max < 1) return null;
   model.update(s, { maxInstances: max });
   return 'caps';

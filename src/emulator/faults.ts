@@ -116,11 +116,13 @@ export const FaultConfig = z.strictObject({
        * per-service check), until the pool's caps reach the quota; `cut-quota` lowers the quota;
        * `deploy` starts a deployment (the service reconciles); `redeploy` deploys the service
        * from its own configuration, as a CI pipeline does: its max goes back to the configured
-       * one (the fleet's, within Cloud Run's per-service check) and it reconciles.
+       * one (the fleet's, within Cloud Run's per-service check) and it reconciles; `manual`
+       * switches a service to manual scaling (no new revision) at the min instances that bring
+       * the pool up to its quota, without a manual instance count.
        */
       rate: z.number().min(0).max(1).default(0),
       kinds: z
-        .array(z.enum(['fill', 'cut-quota', 'deploy', 'redeploy']))
+        .array(z.enum(['fill', 'cut-quota', 'deploy', 'redeploy', 'manual']))
         .default(['fill', 'cut-quota', 'deploy', 'redeploy']),
       /** GPUs a quota cut takes, at most (at least 1). */
       maxCut: z.number().int().min(1).default(3),
@@ -172,6 +174,7 @@ export type ConcurrentChange =
 /** What the other writer does right after a governor's read or write, decided by the injector. */
 export type OtherActorChange = { where: number } & (
   | { kind: 'fill'; pick: number }
+  | { kind: 'manual'; pick: number }
   | { kind: 'cut-quota'; gpus: number }
   | { kind: 'deploy'; pick: number; seconds: number }
   | { kind: 'redeploy'; pick: number; seconds: number }

@@ -84,6 +84,7 @@ describe('chaos: randomized governor runs under faults', () => {
       'other-actor-cut-quota',
       'other-actor-deploy',
       'other-actor-redeploy',
+      'other-actor-manual',
     ])
       expect(report.faults[kind] ?? 0, kind).toBeGreaterThan(0);
     // No run left the lease held when it could give it back; the runs without faults or another
@@ -153,7 +154,11 @@ describe('chaos through the gRPC emulator and Google clients', () => {
           operations: { failRate: 0.15, hangRate: 0.15, hangMs: 60_000 },
           monitoring: { gapRate: 0.2, extraLagMs: 0 },
           concurrent: { rate: 0.1, deploySeconds: 60 },
-          otherActor: { rate: 0.1, deploySeconds: 60 },
+          otherActor: {
+            rate: 0.1,
+            deploySeconds: 60,
+            kinds: ['fill', 'cut-quota', 'deploy', 'redeploy', 'manual'],
+          },
         },
         invariants: invariantsOf(scenario),
       });
@@ -209,6 +214,7 @@ describe('chaos through the gRPC emulator and Google clients', () => {
       'other-actor-fill',
       'other-actor-cut-quota',
       'other-actor-deploy',
+      'other-actor-manual',
     ])
       expect(totals[kind] ?? 0, kind).toBeGreaterThan(0);
   }, 180_000);
