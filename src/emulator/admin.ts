@@ -5,6 +5,8 @@ import {
   ControlError,
   DecideQuotaPreferenceInput,
   DeployInput,
+  CreateServiceInput,
+  DeleteServiceInput,
   EditInput,
   parse,
   SeedQuotaPreferenceInput,
@@ -19,7 +21,8 @@ import { cutText, errorMessage } from '../errors.js';
 /**
  * The HTTP admin endpoint (JSON, 127.0.0.1 only) over the control API:
  * GET /state, /writes, /calls, /faults, /violations, /published, /metrics-written,
- * /quota-preferences; POST /advance {ms}, /demand, /quota, /deploy, /edit, /faults, /invariants,
+ * /quota-preferences; POST /advance {ms}, /demand, /quota, /deploy, /edit, /create, /delete,
+ * /faults, /invariants,
  * /reset-calls, /quota-preferences/decide, /quota-preferences/seed.
  *
  * A development tool, but not a hazard: a POST with a body must say `content-type:
@@ -214,6 +217,8 @@ export const ADMIN_ROUTES: Readonly<Record<string, readonly string[]>> = {
   'POST /quota': [],
   'POST /deploy': [],
   'POST /edit': [],
+  'POST /create': [],
+  'POST /delete': [],
   'POST /faults': [],
   'POST /invariants': [],
   'POST /reset-calls': [],
@@ -305,6 +310,16 @@ async function route(
       return [200, control.deploy(parse(DeployInput, await readJson(req), 'deploy'))];
     case 'POST /edit':
       return [200, control.edit(parse(EditInput, await readJson(req), 'edit'))];
+    case 'POST /create':
+      return [
+        200,
+        control.createService(parse(CreateServiceInput, await readJson(req), 'service to create')),
+      ];
+    case 'POST /delete':
+      return [
+        200,
+        control.deleteService(parse(DeleteServiceInput, await readJson(req), 'service to delete')),
+      ];
     case 'GET /quota-preferences':
       return [200, control.quotaPreferences()];
     case 'POST /quota-preferences/decide':

@@ -5,7 +5,7 @@ import { DEFAULT_ACCELERATOR } from '../core/pool.js';
 import type { CallRecord, EmulatorContext, WriteRecord } from './context.js';
 import { MAX_WAIT_SECONDS, type FaultConfig, type FaultConfigInput } from './faults.js';
 import type { InvariantSpec, InvariantSpecInput, Violation } from './invariants.js';
-import { Accelerator, Demand, readTrace, Region, traceDemandFault } from './fleet.js';
+import { Accelerator, Demand, FleetService, readTrace, Region, traceDemandFault } from './fleet.js';
 import { topicNameFault, type PublishedMessage } from './pubsub-store.js';
 import {
   decideQuotaPreference,
@@ -97,6 +97,21 @@ export const EditInput = z.strictObject({
   manualInstanceCount: z.number().int().min(0).max(1000).nullable().optional(),
 });
 export type EditInput = z.input<typeof EditInput>;
+
+/**
+ * Another writer creates a GPU service (or any service) in `project`, as the fleet file describes
+ * one; its max is held to the pool's quota as Cloud Run holds a deploy's ("About maximum
+ * instances", https://cloud.google.com/run/docs/configuring/max-instances-limits).
+ */
+export const CreateServiceInput = z.strictObject({
+  project: z.string().min(1),
+  service: FleetService,
+});
+export type CreateServiceInput = z.input<typeof CreateServiceInput>;
+
+/** Another writer deletes a service. */
+export const DeleteServiceInput = z.strictObject(Target);
+export type DeleteServiceInput = z.input<typeof DeleteServiceInput>;
 
 /**
  * Google's decision on a pending quota preference (pending → granted or denied), which no Cloud
@@ -495,6 +510,36 @@ export class EmulatorControl {
     });
     this.otherActed(s);
     return this.view(s);
+  }
+
+  /** Another writer creates a service: ready at once, counted in its pool from now. */
+  createService(input: CreateServiceInput): ServiceView {
+    const { project, service } = parse(CreateServiceInput, input, 'service to create');
+    this.ctx.sync();
+    const model = this.ctx.model;
+    if (model.getService({ project, region: service.region, name: service.name }))
+      throw new ControlError(`create: ${project}/${service.region}/${service.name} exists`);
+    const gpu = service.gpu;
+    if (gpu && service.maxInstances !== undefined) {
+      const quota = model.quotaFor({ project, region: service.region, ...gpu });
+      if (quota !== undefined && service.maxInstances * gpu.count > quota)
+        throw new ControlError(
+          `create: max instances ${service.maxInstances} x ${gpu.count} GPUs is over the quota of ${quota}`,
+        );
+    }
+    const s = model.addService(project, service);
+    this.otherActed(s);
+    return this.view(s);
+  }
+
+  /** Another writer deletes a service: gone from the lists, NOT_FOUND when read or written. */
+  deleteService(input: DeleteServiceInput): { deleted: string } {
+    const { service, project, region } = parse(DeleteServiceInput, input, 'service to delete');
+    const s = this.find(service, project, region);
+    this.ctx.sync();
+    this.otherActed(s);
+    this.ctx.model.removeService(s);
+    return { deleted: `${s.project}/${s.region}/${s.name}` };
   }
 
   /** Tells the invariant monitor that another writer changed this service's pool. */

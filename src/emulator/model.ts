@@ -347,10 +347,11 @@ export class FleetModel {
   /**
    * The same resources by project, so that a call about one project costs what that project
    * holds, not what the whole fleet holds (an organisation of 1,000 projects answered each call
-   * by scanning 10,000 services). Services never come or go after construction.
+   * by scanning 10,000 services). Services come and go only by another writer (addService,
+   * removeService).
    */
   private readonly ofProject = new Map<string, ProjectIndex>();
-  /** Every service, in `serviceId` order (computed once: the set of services never changes). */
+  /** Every service, in `serviceId` order (computed again only when a service comes or goes). */
   private sortedServices: ServiceState[] = [];
   private readonly samples = new Map<string, MinuteSample[]>();
   private readonly historyMinutes: number;
@@ -387,40 +388,9 @@ export class FleetModel {
         this.indexOf(project.id).quotaIds.add(quotaId(key));
       }
       for (const spec of project.services) {
-        const key = { project: project.id, region: spec.region, name: spec.name };
-        const state: ServiceState = {
-          ...key,
-          spec,
-          labels: { ...spec.labels },
-          annotations: { ...spec.annotations },
-          maxInstances: spec.maxInstances ?? 0,
-          minInstances: spec.minInstances,
-          revisionMaxInstances: spec.revisionMaxInstances ?? 0,
-          revisionMinInstances: spec.revisionMinInstances,
-          demand: spec.demand,
-          revisionIndex: 1,
-          generation: 1,
-          etag: etagFor(key, 1),
-          createTime: begin,
-          updateTime: begin,
-          deployingUntil: null,
-          instances: [],
-          refused: {
-            capInstanceMinutes: 0,
-            quotaInstanceMinutes: 0,
-            capGpuMinutes: 0,
-            quotaGpuMinutes: 0,
-          },
-          coldStartInstanceMinutes: 0,
-          servedInstanceMinutes: 0,
-          demandInstanceMinutes: 0,
-          lastDemand: 0,
-          pendingRequests: [],
-          unsetMax: 100,
-          deletedRevisions: [],
-        };
-        this.services.set(serviceId(key), state);
-        this.samples.set(serviceId(key), []);
+        const state = this.newService(project.id, spec, begin);
+        this.services.set(serviceId(state), state);
+        this.samples.set(serviceId(state), []);
         this.indexOf(project.id).services.push(state);
       }
       for (const spec of project.workerPools) {
@@ -473,6 +443,73 @@ export class FleetModel {
 
   get now(): number {
     return this.nowMs;
+  }
+
+  /** A service's state as created at `at` from its fleet settings. */
+  private newService(project: string, spec: FleetService, at: number): ServiceState {
+    const key = { project, region: spec.region, name: spec.name };
+    const state: ServiceState = {
+      ...key,
+      spec,
+      labels: { ...spec.labels },
+      annotations: { ...spec.annotations },
+      maxInstances: spec.maxInstances ?? 0,
+      minInstances: spec.minInstances,
+      revisionMaxInstances: spec.revisionMaxInstances ?? 0,
+      revisionMinInstances: spec.revisionMinInstances,
+      demand: spec.demand,
+      revisionIndex: 1,
+      generation: 1,
+      etag: etagFor(key, 1),
+      createTime: at,
+      updateTime: at,
+      deployingUntil: null,
+      instances: [],
+      refused: {
+        capInstanceMinutes: 0,
+        quotaInstanceMinutes: 0,
+        capGpuMinutes: 0,
+        quotaGpuMinutes: 0,
+      },
+      coldStartInstanceMinutes: 0,
+      servedInstanceMinutes: 0,
+      demandInstanceMinutes: 0,
+      lastDemand: 0,
+      pendingRequests: [],
+      unsetMax: 100,
+      deletedRevisions: [],
+    };
+    return state;
+  }
+
+  /**
+   * Another writer creates a service (deployed at once: ready, no deployment in flight); the
+   * caller checks its max against the quota, as Cloud Run does.
+   */
+  addService(project: string, spec: FleetService): ServiceState {
+    const key = { project, region: spec.region, name: spec.name };
+    if (this.services.has(serviceId(key))) throw new Error(`service ${serviceId(key)} exists`);
+    const state = this.newService(project, spec, this.nowMs);
+    this.services.set(serviceId(key), state);
+    this.samples.set(serviceId(key), []);
+    const index = this.indexOf(project);
+    index.services.push(state);
+    const byId = (a: ServiceState, b: ServiceState) => serviceId(a).localeCompare(serviceId(b));
+    index.services.sort(byId);
+    this.sortedServices = [...this.services.values()].sort(byId);
+    this.deriveUnsetMaxes(project);
+    return state;
+  }
+
+  /** Another writer deletes a service: gone from every list, NOT_FOUND when read or written. */
+  removeService(key: ServiceKey): void {
+    const s = this.mustGet(key);
+    this.services.delete(serviceId(s));
+    this.samples.delete(serviceId(s));
+    const index = this.ofProject.get(s.project);
+    const at = index?.services.indexOf(s) ?? -1;
+    if (index && at >= 0) index.services.splice(at, 1);
+    this.sortedServices = this.sortedServices.filter((x) => x !== s);
   }
 
   /** Moves time forward, running every whole minute crossed. Going back is a no-op. */

@@ -170,3 +170,59 @@ describe('act: another writer switches a service to manual scaling mid-run', () 
     expect(emulator.violations().violations).toEqual([]);
   });
 });
+
+describe('act: another writer creates or deletes a GPU service in the pool mid-run', () => {
+  /** Another writer creates ext-new in the pool at the max that fills it. */
+  function createFilling(): void {
+    emulator.createService({
+      project: PROJECT,
+      service: { name: 'ext-new', region: REGION, gpu: {}, maxInstances: QUOTA - held() },
+    });
+  }
+
+  it('created just after the first raise, at the max that fills the pool: the raises come back within quota', async () => {
+    await start();
+    let writes = 0;
+    hook = (name) => {
+      if (name === 'UpdateService' && ++writes === 1) createFilling();
+      return undefined;
+    };
+    const report = await run();
+    expect(emulator.state().services.some((s) => s.name === 'ext-new')).toBe(true);
+    expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
+    expect(held()).toBeLessThanOrEqual(QUOTA);
+    emulator.judgeRaces();
+    expect(emulator.violations().violations).toEqual([]);
+  });
+
+  it('created before the read before the raises: counted there, so no raise takes the pool past its quota', async () => {
+    await start();
+    let lists = 0;
+    hook = (name) => {
+      if (name === 'ListServices' && ++lists === 2) createFilling();
+      return undefined;
+    };
+    const report = await run();
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(raises.length).toBeGreaterThan(0);
+    for (const w of raises) expect(w.cause).toBe('no-room');
+    expect(held()).toBe(QUOTA);
+    expect(emulator.violations().violations).toEqual([]);
+  });
+
+  it('a governed service deleted after the observation: its raise is skipped as gone, the others fit', async () => {
+    await start();
+    let lists = 0;
+    hook = (name) => {
+      if (name === 'ListServices' && ++lists === 2) emulator.deleteService({ service: 'svc-a' });
+      return undefined;
+    };
+    const report = await run();
+    const a = report.writes.find((w) => w.name === 'svc-a');
+    expect(a?.cause).toBe('gone');
+    expect(report.outcome).toBe('ok');
+    expect(report.writes.some((w) => w.name !== 'svc-a' && w.outcome === 'written')).toBe(true);
+    expect(held()).toBeLessThanOrEqual(QUOTA);
+    expect(emulator.violations().violations).toEqual([]);
+  });
+});
