@@ -1,7 +1,8 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
 import { parsePolicy, type Policy } from '../../src/core/policy.js';
-import { startEmulator, type RpcError, type RunningEmulator } from '../../src/emulator/index.js';
+import { status } from '@grpc/grpc-js';
+import { RpcError, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import type { RunReport } from '../../src/reconcile/reconcile.js';
 import { reconcileReport } from '../support/reconcile-run.js';
 
@@ -223,6 +224,56 @@ describe('act: another writer creates or deletes a GPU service in the pool mid-r
     expect(report.outcome).toBe('ok');
     expect(report.writes.some((w) => w.name !== 'svc-a' && w.outcome === 'written')).toBe(true);
     expect(held()).toBeLessThanOrEqual(QUOTA);
+    expect(emulator.violations().violations).toEqual([]);
+  });
+});
+
+describe('act: the quota between the reads', () => {
+  it('raised after the observation: the raises go no further than planned on the quota observed', async () => {
+    await start();
+    // Raised just before the read before the raises (the first quota read is the observation's).
+    let reads = 0;
+    hook = (name) => {
+      if (name === 'GetQuotaInfo' && ++reads === 2)
+        emulator.setQuota({ project: PROJECT, region: REGION, quota: 40 });
+      return undefined;
+    };
+    const report = await run();
+    for (const w of report.writes) expect(w.written ?? w.from).toBeLessThanOrEqual(w.planned);
+    expect(held()).toBeLessThanOrEqual(QUOTA);
+  });
+
+  it('unreadable on the read before the raises: nothing is raised, each says why', async () => {
+    await start();
+    let reads = 0;
+    hook = (name) =>
+      name === 'GetQuotaInfo' && ++reads >= 2
+        ? new RpcError(status.INTERNAL, 'injected: the quota cannot be read')
+        : undefined;
+    const report = await run();
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(raises.length).toBeGreaterThan(0);
+    for (const w of raises) expect(w.cause).toBe('pool-unreadable');
+    expect(emulator.writes()).toEqual([]);
+  });
+
+  it('unreadable on the read that verifies the raises, the pool filled meanwhile: verified against the quota read before them', async () => {
+    await start();
+    let failing = false;
+    let writes = 0;
+    hook = (name) => {
+      if (name === 'UpdateService' && ++writes === 1) {
+        fillThePool();
+        failing = true;
+      }
+      return failing && name === 'GetQuotaInfo'
+        ? new RpcError(status.INTERNAL, 'injected: the quota cannot be read')
+        : undefined;
+    };
+    const report = await run();
+    expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
+    expect(held()).toBeLessThanOrEqual(QUOTA);
+    emulator.judgeRaces();
     expect(emulator.violations().violations).toEqual([]);
   });
 });
