@@ -33,6 +33,7 @@ import type { Pacer, Place, Reserved } from './pacing.js';
 import {
   inPool,
   instanceGpus,
+  manualServiceGpus,
   otherUsageOf,
   otherWriter,
   roomOf,
@@ -449,7 +450,15 @@ async function readPools(
             'WARNING',
             `${poolKey(pool)}: its worker pools or job executions could not be listed again (${errorMessage(failed)}): verified against the read before the increases`,
           );
-          otherUsageGpus = known.otherUsageGpus;
+          // Only what could not be listed comes from the earlier read: its worker pools and job
+          // tasks. The manually scaled services are counted as listed now (one switched to
+          // manual scaling since holds GPUs the earlier read did not count).
+          otherUsageGpus =
+            known.otherUsageGpus === undefined
+              ? undefined
+              : manualServiceGpus(pool, r.services) +
+                known.otherUsageGpus -
+                manualServiceGpus(pool, known.services);
         }
         return [
           poolKey(pool),

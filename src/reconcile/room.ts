@@ -43,11 +43,26 @@ export function otherUsageOf(
 ): number {
   const mine = <T extends Holder>(x: T): x is T & { gpu: GpuSpec } =>
     x.gpu !== null && samePool(pool, { project: x.project, region: x.region, ...x.gpu });
-  let gpus = 0;
-  for (const s of services)
-    if (mine(s) && s.scalingMode === 'MANUAL') gpus += manualInstances(s) * s.gpu.count;
+  let gpus = manualServiceGpus(pool, services);
   for (const w of workerPools) if (mine(w)) gpus += w.manualInstanceCount * w.gpu.count;
   for (const e of executions) if (mine(e)) gpus += e.runningTasks * e.gpu.count;
+  return gpus;
+}
+
+/**
+ * The GPUs the pool's manually scaled services hold, among those listed in its region: their
+ * part of {@link otherUsageOf}, which a read that listed the services but not the worker pools or
+ * job executions still knows.
+ */
+export function manualServiceGpus(pool: PlanPool, services: readonly ObservedService[]): number {
+  let gpus = 0;
+  for (const s of services)
+    if (
+      s.gpu !== null &&
+      s.scalingMode === 'MANUAL' &&
+      samePool(pool, { project: s.project, region: s.region, ...s.gpu })
+    )
+      gpus += manualInstances(s) * s.gpu.count;
   return gpus;
 }
 

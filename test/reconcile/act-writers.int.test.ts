@@ -147,6 +147,28 @@ describe('act: another writer switches a service to manual scaling mid-run', () 
     expect(emulator.violations().violations).toEqual([]);
   });
 
+  it('switched to manual just after the first raise, its worker pools unlistable on the verify read: still counted there', async () => {
+    await start();
+    // The verify read lists the services but not the worker pools: what those hold comes from
+    // the read before the raises, while the services listed show the switch.
+    let failing = false;
+    let writes = 0;
+    hook = (name) => {
+      if (name === 'UpdateService' && ++writes === 1) {
+        emulator.edit({ service: 'ext-render', scalingMode: 'MANUAL', minInstances: 4 });
+        failing = true;
+      }
+      return failing && name === 'ListWorkerPools'
+        ? new RpcError(status.INTERNAL, 'injected: the worker pools cannot be listed')
+        : undefined;
+    };
+    const report = await run();
+    expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
+    expect(held()).toBeLessThanOrEqual(QUOTA);
+    emulator.judgeRaces();
+    expect(emulator.violations().violations).toEqual([]);
+  });
+
   it('a governed service switched to manual before the read before the raises: not raised, and the reason says why', async () => {
     await start();
     // svc-a to manual scaling at 3 instances just before the governor's second listing (the
