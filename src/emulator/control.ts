@@ -95,6 +95,20 @@ export const EditInput = z.strictObject({
   scalingMode: z.enum(['AUTOMATIC', 'MANUAL']).optional(),
   minInstances: z.number().int().min(0).max(1000).optional(),
   manualInstanceCount: z.number().int().min(0).max(1000).nullable().optional(),
+  /**
+   * A traffic split another writer sets without a new revision (Cloud Run's traffic management,
+   * https://cloud.google.com/run/docs/rollouts-rollbacks-traffic-migration): an older revision
+   * keeps `percent` of the traffic by name, with its own max (absent: unset); null: every request
+   * to the serving revision again. As with the fleet's `previousRevision`, the model's own cap
+   * stays the serving revision's: only the API shows the split.
+   */
+  previousRevision: z
+    .strictObject({
+      maxInstances: z.number().int().min(0).max(1000).optional(),
+      percent: z.number().int().min(1).max(99),
+    })
+    .nullable()
+    .optional(),
 });
 export type EditInput = z.input<typeof EditInput>;
 
@@ -485,6 +499,7 @@ export class EmulatorControl {
       scalingMode,
       minInstances,
       manualInstanceCount,
+      previousRevision,
     } = parse(EditInput, input, 'edit');
     const s = this.find(service, project, region);
     if (deleteRevision !== undefined) {
@@ -507,6 +522,7 @@ export class EmulatorControl {
       ...(scalingMode === undefined ? {} : { scalingMode }),
       ...(minInstances === undefined ? {} : { minInstances }),
       ...(manualInstanceCount === undefined ? {} : { manualInstanceCount }),
+      ...(previousRevision === undefined ? {} : { previousRevision }),
     });
     this.otherActed(s);
     return this.view(s);

@@ -626,6 +626,8 @@ export class FleetModel {
       scalingMode?: 'AUTOMATIC' | 'MANUAL';
       minInstances?: number;
       manualInstanceCount?: number | null;
+      /** A traffic split to an older revision; null: none. */
+      previousRevision?: { maxInstances?: number | undefined; percent: number } | null;
     },
   ): ServiceState {
     const s = this.mustGet(key);
@@ -643,6 +645,12 @@ export class FleetModel {
       };
       if (count === undefined) delete spec.manualInstanceCount;
       else spec.manualInstanceCount = count;
+      s.spec = spec;
+    }
+    if (change.previousRevision !== undefined) {
+      const spec: FleetService = { ...s.spec };
+      if (change.previousRevision === null) delete spec.previousRevision;
+      else spec.previousRevision = change.previousRevision;
       s.spec = spec;
     }
     this.bump(s);

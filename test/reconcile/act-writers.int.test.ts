@@ -19,7 +19,7 @@ const QUOTA = 12;
 // Quota 12; four governed services at max 1 that each want 4; one unmanaged service at max 1;
 // one manually scaled service that sets no manual instance count: Cloud Run runs its min
 // instances ("Scale to exactly min instances and ignore max instances", ScalingMode.MANUAL).
-const fleet = () => ({
+const fleet = (extra: Record<string, unknown>[] = []) => ({
   start: '2026-11-27T12:00:00Z',
   startupSeconds: 30,
   idleMinutes: 0,
@@ -45,6 +45,7 @@ const fleet = () => ({
           minInstances: 2,
           demand: 0,
         },
+        ...extra,
       ],
     },
   ],
@@ -63,12 +64,14 @@ let emulator: RunningEmulator;
 let ports: GooglePorts;
 let hook: ((method: string) => RpcError | undefined) | null;
 
-async function start(): Promise<void> {
+async function start(extra: Record<string, unknown>[] = []): Promise<void> {
   emulator = await startEmulator({
-    fleet: fleet(),
+    fleet: fleet(extra),
     speed: 'manual',
     operationDelayMs: 20,
-    invariants: { unmanaged: [{ name: 'ext-render' }, { name: 'ext-encoder' }] },
+    invariants: {
+      unmanaged: [{ name: 'ext-render' }, { name: 'ext-encoder' }, { name: 'ext-split' }],
+    },
     faults: ({ method }) => hook?.(method.split('/').pop() ?? method) ?? undefined,
   });
   ports = createGooglePorts({ emulatorHost: emulator.host });
@@ -297,5 +300,27 @@ describe('act: the quota between the reads', () => {
     expect(held()).toBeLessThanOrEqual(QUOTA);
     emulator.judgeRaces();
     expect(emulator.violations().violations).toEqual([]);
+  });
+});
+
+describe('act: another writer splits the traffic of an unmanaged service that sets no service-level max', () => {
+  it('to an older revision with a larger max, just before the read before the raises: counted there, no raise past the quota', async () => {
+    // ext-split sets only its revision's max (1); its cap is what its serving revisions may run.
+    await start([
+      { name: 'ext-split', region: REGION, gpu: {}, revisionMaxInstances: 1, demand: 0 },
+    ]);
+    let lists = 0;
+    hook = (name) => {
+      if (name === 'ListServices' && ++lists === 2)
+        emulator.edit({ service: 'ext-split', previousRevision: { maxInstances: 6, percent: 50 } });
+      return undefined;
+    };
+    const report = await run();
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(raises.length).toBeGreaterThan(0);
+    // 12 GPUs: ext-render 1, ext-encoder 2 (manual), ext-split 6 + 1 once split, and the
+    // governed services at 1 each: no room is left for any raise.
+    for (const w of raises) expect(w.cause).toBe('no-room');
+    expect(emulator.writes()).toEqual([]);
   });
 });
