@@ -3,6 +3,7 @@ import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js
 import { parsePolicy, type Policy } from '../../src/core/policy.js';
 import { status } from '@grpc/grpc-js';
 import { RpcError, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import type { FleetInput } from '../../src/emulator/fleet.js';
 import type { RunReport } from '../../src/reconcile/reconcile.js';
 import { reconcileReport } from '../support/reconcile-run.js';
 
@@ -19,7 +20,10 @@ const QUOTA = 12;
 // Quota 12; four governed services at max 1 that each want 4; one unmanaged service at max 1;
 // one manually scaled service that sets no manual instance count: Cloud Run runs its min
 // instances ("Scale to exactly min instances and ignore max instances", ScalingMode.MANUAL).
-const fleet = (extra: Record<string, unknown>[] = []) => ({
+/** A service as the fleet file describes one. */
+type ServiceInput = NonNullable<FleetInput['projects'][number]['services']>[number];
+
+const fleet = (extra: ServiceInput[] = []) => ({
   start: '2026-11-27T12:00:00Z',
   startupSeconds: 30,
   idleMinutes: 0,
@@ -64,7 +68,7 @@ let emulator: RunningEmulator;
 let ports: GooglePorts;
 let hook: ((method: string) => RpcError | undefined) | null;
 
-async function start(extra: Record<string, unknown>[] = []): Promise<void> {
+async function start(extra: ServiceInput[] = []): Promise<void> {
   emulator = await startEmulator({
     fleet: fleet(extra),
     speed: 'manual',
