@@ -27,18 +27,17 @@ interface Recorded {
   changes: number;
 }
 
-function scaled(snapshot: Snapshot, services: number, quota: (q: number) => number): Snapshot {
+function scaled(snapshot: Snapshot, factor: number, quota: (q: number) => number): Snapshot {
   return {
     ...snapshot,
     pools: snapshot.pools.map((p) => ({ ...p, quota: p.quota === null ? null : quota(p.quota) })),
     services: snapshot.services.map((s) => ({
       ...s,
-      maxInstances: s.maxInstances * services,
-      minInstances: s.minInstances,
+      maxInstances: s.maxInstances * factor,
       usage: s.usage && {
         ...s.usage,
-        current: s.usage.current * services,
-        peak: s.usage.peak === null ? null : s.usage.peak * services,
+        current: s.usage.current * factor,
+        peak: s.usage.peak * factor,
       },
     })),
   };
