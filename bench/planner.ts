@@ -16,20 +16,28 @@ export interface PlannerRow {
   cpuMedianMs: number;
   runs: number;
   changes: number;
+  /** GPUs of each pool's quota when the row sets it (the large pools' row); else the fleet's own. */
+  quota?: number;
 }
 
-/** Times the planner alone (parsing excluded) on synthetic fleets of growing size. */
+/**
+ * Times the planner alone (parsing excluded) on synthetic fleets of growing size. With `quota`,
+ * every pool's quota is that many GPUs: most of the fleet's services set no max, so the burst
+ * hands each pool out up to its quota (the GPUs moved, not the services, are what grows).
+ */
 export function benchPlanner(
   sizes: readonly [number, number][] = [
     [1_000, 10],
     [10_000, 200],
     [100_000, 2_000],
   ],
+  quota: number | null = null,
 ): PlannerRow[] {
   const rows: PlannerRow[] = [];
   for (const [services, pools] of sizes) {
     const { snapshot, policy } = syntheticFleet(services, pools);
-    const runs = services >= 100_000 ? 5 : 15;
+    if (quota !== null) for (const p of snapshot.pools) p.quota = quota;
+    const runs = services >= 100_000 || quota !== null ? 5 : 15;
     plan(snapshot, policy, BENCH_AT); // warm-up: JIT and caches
     plan(snapshot, policy, BENCH_AT);
     const times: number[] = [];
@@ -54,6 +62,7 @@ export function benchPlanner(
       cpuMedianMs: round(cpu[Math.floor(cpu.length / 2)] ?? NaN),
       runs,
       changes,
+      ...(quota !== null ? { quota } : {}),
     });
   }
   return rows;

@@ -212,6 +212,18 @@ const TARGET_10K_MS = 50;
 const TARGET_GROWTH = 12;
 
 const planner = withPlanner ? benchPlanner() : [];
+// Pools of 100,000 GPUs (a quota a policy may set, up to MAX_QUOTA_GPUS): the plan's cost once grew
+// with the GPUs handed out, one instance at a time (docs/performance.md).
+const LARGE_POOL_QUOTA = 100_000;
+const largePools = withPlanner
+  ? benchPlanner(
+      [
+        [1_000, 10],
+        [1_000, 200],
+      ],
+      LARGE_POOL_QUOTA,
+    )
+  : [];
 const ruleLookup = withPlanner ? benchRuleLookup() : [];
 const lines: string[] = [];
 lines.push('Planner: plan(snapshot, policy, time), median of repeated runs after warm-up');
@@ -236,6 +248,15 @@ const worstGrowth = growth.length ? Math.max(...growth) : NaN;
 const [smallLookup, largeLookup] = ruleLookup;
 const lookupGrowth = smallLookup && largeLookup ? largeLookup.ms / smallLookup.ms : NaN;
 if (withPlanner) {
+  lines.push('');
+  lines.push(
+    `Planner on large pools: every pool's quota ${LARGE_POOL_QUOTA.toLocaleString('en-US')} GPUs`,
+  );
+  lines.push('  services    pools   median ms    min ms   CPU median ms   changes');
+  for (const r of largePools)
+    lines.push(
+      `  ${String(r.services).padStart(8)} ${String(r.pools).padStart(8)} ${r.medianMs.toFixed(2).padStart(11)} ${r.minMs.toFixed(2).padStart(9)} ${r.cpuMedianMs.toFixed(2).padStart(15)} ${String(r.changes).padStart(9)}`,
+    );
   lines.push('');
   lines.push('Rule lookup: compiling the rules and resolving every service once (best of three)');
   lines.push('     rules   services          ms   matched');
@@ -449,6 +470,7 @@ await writeFile(
       node: process.version,
       planner: {
         rows: planner,
+        largePools,
         growth,
         ruleLookup,
         targets: { tenThousandMs: TARGET_10K_MS, growthPer10x: TARGET_GROWTH },
