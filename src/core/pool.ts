@@ -216,9 +216,11 @@ export function poolBudget(b: BudgetInput): number | null {
 
 /**
  * The most GPUs a pool's quota may have, whether the policy gives it, Cloud Quotas answers it or a snapshot
- * holds it:
- * the planner hands out a pool's GPUs one instance at a time (core/allocate.ts), so a quota in the
- * billions would keep a run planning for hours, its lease held.
+ * holds it. `fill` and `cut` (core/allocate.ts) move instances in bulk, whatever the quota, but the
+ * planner's demand step still places a pool's GPUs one instance at a time, each where it is
+ * likeliest used (core/planner.ts, `fillByLikelihood`): services wanting a quota in the billions
+ * would keep a run planning for hours, its lease held. (1,000 services over 10 pools of 1,000,000
+ * GPUs whose peaks want them all take about 2.5 s to plan.)
  */
 export const MAX_QUOTA_GPUS = 1_000_000;
 

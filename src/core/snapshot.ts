@@ -33,9 +33,9 @@ const PoolFields = {
 export const SnapshotPool = z.strictObject({
   ...PoolFields,
   // At most what a policy may give a pool, and what the Cloud Quotas adapter reads as a quota:
-  // the planner hands a pool out one instance at a time, so a snapshot file saying 10^9 GPUs
-  // kept `governor plan` busy for minutes where a live observation reads the pool's quota as
-  // unknown.
+  // the planner's demand step places a pool's GPUs one instance at a time, so a snapshot file
+  // saying 10^9 GPUs could keep `governor plan` busy for minutes where a live observation reads the
+  // pool's quota as unknown.
   quota: z
     .number()
     .int()

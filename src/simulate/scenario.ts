@@ -235,7 +235,8 @@ export async function loadSimulationInput(path: string): Promise<SimulationInput
 /**
  * Pools whose quota the simulation cannot plan: the emulator serves any quota (a test of the Cloud
  * Quotas adapter's own refusal needs one), but the simulator's in-memory ports skip that adapter,
- * and the planner hands a pool out one instance at a time, so 10^12 GPUs would run for hours.
+ * and the planner's demand step places a pool's GPUs one instance at a time (each where it is
+ * likeliest used), so 10^12 GPUs wanted would run for hours.
  */
 function quotaFaults(fleet: Fleet): { path: string; message: string }[] {
   return fleet.projects.flatMap((project, p) =>
@@ -244,7 +245,7 @@ function quotaFaults(fleet: Fleet): { path: string; message: string }[] {
         ? [
             {
               path: `projects[${p}].pools[${i}].quota`,
-              message: `${pool.quota} GPUs; a pool may have at most ${MAX_QUOTA_GPUS} (the planner hands a pool out one instance at a time)`,
+              message: `${pool.quota} GPUs; a pool may have at most ${MAX_QUOTA_GPUS} (the planner's demand step places a pool's GPUs one instance at a time)`,
             },
           ]
         : [],

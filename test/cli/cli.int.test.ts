@@ -356,8 +356,9 @@ describe('governor CLI', () => {
   });
 
   it('refuses a snapshot pool quota over the most a pool may have (exit 2), as the policy and Cloud Quotas do', async () => {
-    // The planner hands a pool out one instance at a time: a quota of 10^9 GPUs planned for
+    // The planner then handed a pool out one instance at a time: a quota of 10^9 GPUs planned for
     // minutes (a thousand services took 18 s) where a live observation would read it as unknown.
+    // Its demand step still places GPUs one at a time, each where it is likeliest used.
     const snapshot = JSON.parse(readFileSync('examples/snapshot.json', 'utf8')) as {
       pools: { quota: number | null }[];
     };

@@ -64,7 +64,7 @@ describe('a scenario file with a fault', () => {
   });
 
   it(`refuses a quota above ${MAX_QUOTA_GPUS} GPUs, given or from quotaFactor`, async () => {
-    // Before: the planner hands out a pool one instance at a time, so 10^12 GPUs ran for hours.
+    // Before: the planner handed out a pool one instance at a time, so 10^12 GPUs ran for hours.
     const given = await fault(file(`${HEAD}quota: 1000000000000\n${ONE}`));
     expect(given.faults.map((f) => f.path)).toEqual(['quota']);
     const factor = await fault(file(`${HEAD}quotaFactor: 1e300\n${ONE}`));
@@ -91,7 +91,7 @@ describe('an emulator fleet file given to the simulator', () => {
     expect(error.faults).toEqual([
       {
         path: 'projects[0].pools[0].quota',
-        message: `1000000000000 GPUs; a pool may have at most ${MAX_QUOTA_GPUS} (the planner hands a pool out one instance at a time)`,
+        message: `1000000000000 GPUs; a pool may have at most ${MAX_QUOTA_GPUS} (the planner's demand step places a pool's GPUs one instance at a time)`,
       },
     ]);
   });
