@@ -11,8 +11,8 @@
  * order of the input.
  *
  * The rule is stated one instance at a time (the loops at the end of this file), and that is what
- * the answers are. Moving the GPUs that way costs O(log n) per instance, so a pool of 100,000 GPUs
- * cost seconds; the moves are made in bulk instead, with the same answers. The greedy gives
+ * the answers are. Moving the GPUs that way costs O(log n) per instance, so pools of 100,000 GPUs
+ * took seconds to plan; the moves are made in bulk instead, with the same answers. The greedy gives
  * instances in increasing order of (level after the instance × cost ÷ weight, order): each
  * slot's own sequence rises with its level, so the loop merges them. While what is handed out
  * does not exceed the GPUs there are, no slot meets an instance it cannot afford, so a whole
@@ -174,14 +174,20 @@ export function fill<S extends Slot>(
 ): number {
   const live: S[] = [];
   const bound: number[] = [];
+  let room = 0;
+  let cheapest = Infinity;
   for (const s of slots) {
     const u = upper(s);
     if (s.level < u) {
       live.push(s);
       bound.push(u);
+      room += u - s.level;
+      cheapest = Math.min(cheapest, s.cost);
     }
   }
-  const left = live.length > 0 && gpus > 0 ? fillInBulk(live, bound, gpus, bulkFrom) : gpus;
+  // The loop moves at most this many instances: below BULK_FROM a slot, it alone is cheaper.
+  const moves = Math.min(room, gpus / cheapest);
+  const left = moves > bulkFrom * live.length ? fillInBulk(live, bound, gpus) : gpus;
   return fillOneByOne(live, upper, left);
 }
 
@@ -194,7 +200,6 @@ function fillInBulk<S extends Slot>(
   live: readonly S[],
   bound: readonly number[],
   gpus: number,
-  bulkFrom: number,
 ): number {
   // A slot's reach within the bulk pass: one instance past what the GPUs pay for is enough to
   // tell a threshold that does not fit (a reach cut shorter would hide it).
@@ -202,7 +207,8 @@ function fillInBulk<S extends Slot>(
   let instances = 0;
   let lo = Infinity;
   let hi = -Infinity;
-  for (const [i, s] of live.entries()) {
+  for (let i = 0; i < live.length; i++) {
+    const s = live[i] as S;
     const u = Math.min(bound[i] as number, s.level + Math.floor(gpus / s.cost) + 1);
     top.push(u);
     instances += u - s.level;
@@ -211,12 +217,13 @@ function fillInBulk<S extends Slot>(
       hi = Math.max(hi, norm(s, u));
     }
   }
-  if (!(instances > bulkFrom * live.length) || !Number.isFinite(instances)) return gpus;
+  if (!Number.isFinite(instances)) return gpus;
   if (Number.isNaN(lo) || Number.isNaN(hi)) return gpus;
   // GPUs of every instance with norm ≤ t, or Infinity once past `gpus`.
   const spent = (t: number): number => {
     let total = 0;
-    for (const [i, s] of live.entries()) {
+    for (let i = 0; i < live.length; i++) {
+      const s = live[i] as S;
       total += (highestAtMost(s, s.level, top[i] as number, t) - s.level) * s.cost;
       if (total > gpus) return Infinity;
     }
@@ -236,7 +243,8 @@ function fillInBulk<S extends Slot>(
     t = unrank(a);
   }
   let left = gpus;
-  for (const [i, s] of live.entries()) {
+  for (let i = 0; i < live.length; i++) {
+    const s = live[i] as S;
     const to = highestAtMost(s, s.level, top[i] as number, t);
     left -= (to - s.level) * s.cost;
     s.level = to;
@@ -282,14 +290,19 @@ export function cut<S extends Slot>(
 ): number {
   const live: S[] = [];
   const bound: number[] = [];
+  let room = 0;
+  let cheapest = Infinity;
   for (const s of slots) {
     const l = lower(s);
     if (s.level > l) {
       live.push(s);
       bound.push(l);
+      room += s.level - l;
+      cheapest = Math.min(cheapest, s.cost);
     }
   }
-  const left = live.length > 0 && excess > 0 ? cutInBulk(live, bound, excess, bulkFrom) : excess;
+  const moves = Math.min(room, excess / cheapest + 1);
+  const left = moves > bulkFrom * live.length ? cutInBulk(live, bound, excess) : excess;
   return cutOneByOne(live, lower, left);
 }
 
@@ -302,14 +315,14 @@ function cutInBulk<S extends Slot>(
   live: readonly S[],
   bound: readonly number[],
   excess: number,
-  bulkFrom: number,
 ): number {
   // As in fillInBulk: one instance past what `excess` asks for.
   const bottom: number[] = [];
   let instances = 0;
   let lo = Infinity;
   let hi = -Infinity;
-  for (const [i, s] of live.entries()) {
+  for (let i = 0; i < live.length; i++) {
+    const s = live[i] as S;
     const l = Math.max(bound[i] as number, s.level - Math.floor(excess / s.cost) - 1);
     bottom.push(l);
     instances += s.level - l;
@@ -318,12 +331,13 @@ function cutInBulk<S extends Slot>(
       lo = Math.min(lo, norm(s, l + 1));
     }
   }
-  if (!(instances > bulkFrom * live.length) || !Number.isFinite(instances)) return excess;
+  if (!Number.isFinite(instances)) return excess;
   if (Number.isNaN(lo) || Number.isNaN(hi)) return excess;
   // GPUs of every instance with norm ≥ t, or Infinity once past `excess`.
   const taken = (t: number): number => {
     let total = 0;
-    for (const [i, s] of live.entries()) {
+    for (let i = 0; i < live.length; i++) {
+      const s = live[i] as S;
       total += (s.level - lowestAtLeast(s, s.level, bottom[i] as number, t)) * s.cost;
       if (total > excess) return Infinity;
     }
@@ -343,7 +357,8 @@ function cutInBulk<S extends Slot>(
     t = unrank(b);
   }
   let left = excess;
-  for (const [i, s] of live.entries()) {
+  for (let i = 0; i < live.length; i++) {
+    const s = live[i] as S;
     const to = lowestAtLeast(s, s.level, bottom[i] as number, t);
     left -= (s.level - to) * s.cost;
     s.level = to;

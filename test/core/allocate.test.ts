@@ -246,7 +246,7 @@ describe('cut: the same answers as one instance at a time', () => {
 
 describe('work bounded by the slots, not by the GPUs moved', () => {
   // Each slot's bound is read when the slot is first met and after each instance the loop moves:
-  // one instance at a time read it once per instance (10^7 here).
+  // one instance at a time read it once per instance moved (millions here).
   const many = (level: number, bound: number): TestSlot[] =>
     Array.from({ length: 200 }, (_, i) => ({
       level,
