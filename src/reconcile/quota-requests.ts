@@ -305,8 +305,9 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
 
   const recs = recommendQuotasOf(project, input.ledger, ctx.at).own;
   for (const rec of recs) {
-    const decision = requestToFile(rec, tracked[rec.key], settings, ctx.at);
-    if (!decision.file) continue;
+    const decided = requestToFile(rec, tracked[rec.key], settings, ctx.at);
+    if (!decided.file) continue;
+    let decision = decided;
     const quotaId = port.quotaIdOf(rec.accelerator, rec.zonalRedundancy);
     let existing: QuotaPreferenceView | undefined;
     let everyRegion: QuotaPreferenceView | undefined;
@@ -362,6 +363,10 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
       );
       continue;
     }
+    // maxIncrease is "most GPUs one request asks above the current quota": Google's, which a
+    // quota the policy sets above it does not change.
+    if (google !== null && google + settings.maxIncrease < decision.preferredValue)
+      decision = { ...decision, preferredValue: google + settings.maxIncrease };
     if (google === null || google >= decision.preferredValue) {
       log.log(
         'INFO',

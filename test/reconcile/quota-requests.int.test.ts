@@ -330,6 +330,17 @@ describe('quota requests in a run', () => {
     );
   });
 
+  it("maxIncrease counts from Google's quota, not from a higher one the policy sets", async () => {
+    // The policy plans the pool on 4 GPUs while Google's quota is 2: the request may ask at most
+    // maxIncrease (4) above the 2 Google has, whatever the run planned with.
+    emulator.setQuota({ project: P, region: US, quota: 2 });
+    const r = await run(parsePolicy({ ...policyOf(), pools: [{ region: US, quota: 4 }] }));
+    expect(types(r)).toEqual(['quota.requested']);
+    const requested = r.alerts.find((a) => a.type === 'quota.requested');
+    expect(requested?.details).toMatchObject({ from: 2, preferredValue: 6 });
+    expect(quotaPreferences(emulator.model).map((p) => p.preferredValue)).toEqual([6]);
+  });
+
   it('the quota raised by someone else after the run read it: no request for less is filed', async () => {
     // Between the observation (quota 4) and the filing, someone raises the quota to 16.
     beforeList = () => void emulator.setQuota({ project: P, region: US, quota: 16 });
