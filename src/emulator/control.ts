@@ -5,7 +5,15 @@ import { DEFAULT_ACCELERATOR } from '../core/pool.js';
 import type { CallRecord, EmulatorContext, WriteRecord } from './context.js';
 import { MAX_WAIT_SECONDS, type FaultConfig, type FaultConfigInput } from './faults.js';
 import type { InvariantSpec, InvariantSpecInput, Violation } from './invariants.js';
-import { Accelerator, Demand, FleetService, readTrace, Region, traceDemandFault } from './fleet.js';
+import {
+  Accelerator,
+  Demand,
+  FleetProject,
+  FleetService,
+  readTrace,
+  Region,
+  traceDemandFault,
+} from './fleet.js';
 import { topicNameFault, type PublishedMessage } from './pubsub-store.js';
 import {
   decideQuotaPreference,
@@ -38,8 +46,11 @@ export type SetDemandInput = z.input<typeof SetDemandInput>;
 
 // The region and accelerator as the fleet file checks them: a quota entry under "../x" or a
 // 5,000-character accelerator would be a pool no service can be in, answered by the Quotas API.
+/** A project named in an admin call: a project id as the fleet file takes one. */
+const ProjectId = FleetProject.shape.id;
+
 export const SetQuotaInput = z.strictObject({
-  project: z.string().min(1),
+  project: ProjectId,
   region: Region.nullable().optional().describe('Absent or null: the regionless default entry.'),
   accelerator: Accelerator.default(DEFAULT_ACCELERATOR),
   zonalRedundancy: z.boolean().default(true),
@@ -118,7 +129,7 @@ export type EditInput = z.input<typeof EditInput>;
  * instances", https://cloud.google.com/run/docs/configuring/max-instances-limits).
  */
 export const CreateServiceInput = z.strictObject({
-  project: z.string().min(1),
+  project: ProjectId,
   service: FleetService,
 });
 export type CreateServiceInput = z.input<typeof CreateServiceInput>;
@@ -531,6 +542,8 @@ export class EmulatorControl {
   /** Another writer creates a service: ready at once, counted in its pool from now. */
   createService(input: CreateServiceInput): ServiceView {
     const { project, service } = parse(CreateServiceInput, input, 'service to create');
+    if (!this.ctx.model.fleet.projects.some((p) => p.id === project))
+      throw new ControlError(`create: project ${project} is not in the fleet`);
     this.ctx.sync();
     const model = this.ctx.model;
     if (model.getService({ project, region: service.region, name: service.name }))

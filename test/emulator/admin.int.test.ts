@@ -146,6 +146,27 @@ describe('the HTTP admin endpoint', () => {
     expect(emulator.state().pools).toEqual(before);
   });
 
+  it('refuses to create a service in a project the fleet does not have, or under a name Cloud Run refuses, creating nothing', async () => {
+    const before = emulator.state().services.length;
+    const service = { name: 'made-later', region: 'us-central1' };
+    const cases: [string, RegExp][] = [
+      ['nope-project', /project nope-project is not in the fleet/],
+      ['p'.repeat(100_000), /project: expected a project id/],
+    ];
+    for (const [project, error] of cases) {
+      const res = await post('/create', { project, service });
+      expect(res.status).toBe(400);
+      expect(String(res.body['error'])).toMatch(error);
+      expect(String(res.body['error']).length).toBeLessThan(500);
+    }
+    const badName = await post('/create', {
+      project: 'test-project',
+      service: { ...service, name: '../x' },
+    });
+    expect(badName.status).toBe(400);
+    expect(emulator.state().services).toHaveLength(before);
+  });
+
   it('answers 400 with the faulty field for bad input, 404 for unknown routes', async () => {
     const bad = await post('/demand', { service: 'gamma', demand: { constant: -1 } });
     expect(bad.status).toBe(400);
