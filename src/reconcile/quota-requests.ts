@@ -35,9 +35,9 @@ import {
 } from '../errors.js';
 import type { Logger } from '../log.js';
 import type {
-  IncreaseEligibility,
   ListedPreference,
   QuotaPort,
+  QuotaQuery,
   QuotaPreferenceView,
   QuotaRequestPort,
   UnreadablePreference,
@@ -341,28 +341,33 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
     // "quota decreases are fulfilled immediately"
     // (https://cloud.google.com/sdk/gcloud/reference/beta/quotas/preferences): read it now.
     const info = `projects/${project}/locations/global/services/run.googleapis.com/quotaInfos/${quotaId}`;
-    let google: number | null;
-    try {
-      input.quotas.clearCache?.();
-      google = await bound(
-        () =>
-          input.quotas.gpuQuota({
-            project,
-            region: rec.region,
-            accelerator: rec.accelerator,
-            zonalRedundancy: rec.zonalRedundancy,
-          }),
-        `reading ${info}`,
-      );
-    } catch (e) {
-      failed(
-        'get',
-        info,
-        e,
-        `${rec.key}: could not file a quota request: Google's quota could not be read again`,
-      );
-      continue;
-    }
+    const query: QuotaQuery = {
+      project,
+      region: rec.region,
+      accelerator: rec.accelerator,
+      zonalRedundancy: rec.zonalRedundancy,
+    };
+    // One read of the quota info again, bounded; a failure is the run's, and files nothing.
+    const readAgain = async <T>(
+      read: (q: QuotaQuery) => Promise<T>,
+      what: string,
+    ): Promise<{ ok: true; value: T } | { ok: false }> => {
+      try {
+        return { ok: true, value: await bound(() => read(query), `reading ${info}`) };
+      } catch (e) {
+        failed(
+          'get',
+          info,
+          e,
+          `${rec.key}: could not file a quota request: ${what} could not be read again`,
+        );
+        return { ok: false };
+      }
+    };
+    input.quotas.clearCache?.();
+    const quota = await readAgain((q) => input.quotas.gpuQuota(q), "Google's quota");
+    if (!quota.ok) continue;
+    const google = quota.value;
     // maxIncrease is "most GPUs one request asks above the current quota": Google's, which a
     // quota the policy sets above it does not change.
     if (google !== null && google + settings.maxIncrease < decision.preferredValue)
@@ -396,27 +401,9 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
     // to a request for a quota it calls ineligible: none is sent, and the reason is named.
     const eligibilityOf = input.quotas.increaseEligibility?.bind(input.quotas);
     if (eligibilityOf) {
-      let eligible: IncreaseEligibility;
-      try {
-        eligible = await bound(
-          () =>
-            eligibilityOf({
-              project,
-              region: rec.region,
-              accelerator: rec.accelerator,
-              zonalRedundancy: rec.zonalRedundancy,
-            }),
-          `reading ${info}`,
-        );
-      } catch (e) {
-        failed(
-          'get',
-          info,
-          e,
-          `${rec.key}: could not file a quota request: Google's quota info could not be read again`,
-        );
-        continue;
-      }
+      const read = await readAgain(eligibilityOf, "Google's quota info");
+      if (!read.ok) continue;
+      const eligible = read.value;
       if (!eligible.eligible) {
         failed(
           'get',
