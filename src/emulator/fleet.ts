@@ -237,6 +237,11 @@ export const FleetService = z
           .describe(
             'A tag on the new revision (gcloud run deploy --no-traffic --tag): a 0% target of its own, started, and not bounded by the service-level max.',
           ),
+        gpu: Gpu.nullable()
+          .optional()
+          .describe(
+            "The new revision's GPU, when its deploy changed it (another type or zonal redundancy; null: the GPU removed); absent: the service's. The template shows it, while the serving revision keeps the service's GPU and its instances hold GPUs of that pool.",
+          ),
         failed: z
           .boolean()
           .default(false)

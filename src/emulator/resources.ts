@@ -1,5 +1,6 @@
 import { parseCpu, parseMemory } from '../core/quantity.js';
 import type { ObservedContainer } from '../core/service.js';
+import type { Gpu } from './fleet.js';
 import {
   jobExecutions,
   revisionName,
@@ -46,9 +47,9 @@ function startupProbe(seconds: number | undefined): Message | undefined {
   };
 }
 
-function containers(s: ServiceState): Message[] {
+/** The containers of one revision of the service, with that revision's GPU (absent: none). */
+function containers(s: ServiceState, gpu: Gpu | undefined): Message[] {
   const spec = s.spec;
-  const gpu = spec.gpu;
   const limits: Record<string, string> = {
     cpu: spec.cpu ?? (gpu ? '8' : '1'),
     memory: spec.memory ?? (gpu ? '32Gi' : '512Mi'),
@@ -141,6 +142,12 @@ export interface RevisionState {
   percent: number;
   /** A tag of its own (a 0% target), for a `noTrafficRevision` with `tag`. */
   tag?: string;
+  /**
+   * Its own GPU (absent: none): the service's, but for a `noTrafficRevision` whose deploy changed
+   * it. A revision is "an immutable snapshot of code and configuration", with its own
+   * `node_selector`, containers and `gpu_zonal_redundancy_disabled` (google/cloud/run/v2/revision.proto).
+   */
+  gpu?: Gpu;
 }
 
 /**
@@ -158,6 +165,7 @@ export function serviceRevisions(s: ServiceState): RevisionState[] {
       maxInstances: prev.maxInstances ?? 0,
       ready: true,
       percent: prev.percent,
+      ...(s.spec.gpu ? { gpu: s.spec.gpu } : {}),
     });
   out.push({
     name: revisionName(s),
@@ -165,9 +173,11 @@ export function serviceRevisions(s: ServiceState): RevisionState[] {
     maxInstances: s.revisionMaxInstances,
     ready: true,
     percent: 100 - (prev?.percent ?? 0),
+    ...(s.spec.gpu ? { gpu: s.spec.gpu } : {}),
   });
   const next = s.spec.noTrafficRevision;
-  if (next)
+  if (next) {
+    const gpu = next.gpu === undefined ? s.spec.gpu : (next.gpu ?? undefined);
     out.push({
       name: revisionName({ name: s.name, revisionIndex: s.revisionIndex + 1 }),
       role: 'new',
@@ -175,16 +185,33 @@ export function serviceRevisions(s: ServiceState): RevisionState[] {
       ready: !next.failed,
       percent: 0,
       ...(next.tag === undefined ? {} : { tag: next.tag }),
+      ...(gpu ? { gpu } : {}),
     });
+  }
   return out.filter((r) => !s.deletedRevisions.includes(r.name));
 }
 
-/** A revision as `GetRevision` answers it: its name, service, own scaling and readiness. */
+/** A revision's or template's GPU fields: its accelerator and zonal redundancy (none without one). */
+function gpuFields(gpu: Gpu | undefined): Message {
+  return gpu
+    ? {
+        node_selector: { accelerator: gpu.accelerator },
+        gpu_zonal_redundancy_disabled: !gpu.zonalRedundancy,
+      }
+    : {};
+}
+
+/**
+ * A revision as `GetRevision` answers it: its name, service, own scaling, readiness, and its own
+ * GPU (node selector, containers' limits, zonal redundancy).
+ */
 export function revisionResource(s: ServiceState, r: RevisionState): Message {
   const service = serviceResourceName(s);
   const name = `${service}/revisions/${r.name}`;
   const state = r.ready ? 'CONDITION_SUCCEEDED' : 'CONDITION_FAILED';
   return {
+    containers: containers(s, r.gpu),
+    ...gpuFields(r.gpu),
     name,
     uid: uid(name),
     generation: '1',
@@ -230,7 +257,8 @@ export function serviceResource(
   const trafficStatuses: Message[] = traffic.map((t) =>
     t['type'] === LATEST ? { ...t, revision: serving } : t,
   );
-  const gpu = s.spec.gpu;
+  // The template describes the latest created revision, with its own GPU.
+  const gpu = latest ? latest.gpu : s.spec.gpu;
   const template: Message = {
     labels: {},
     annotations: {},
@@ -240,14 +268,11 @@ export function serviceResource(
     },
     timeout: { seconds: '300' },
     service_account: runtimeServiceAccount(s.project),
-    containers: containers(s),
+    containers: containers(s, gpu),
     execution_environment: 'EXECUTION_ENVIRONMENT_GEN2',
     max_instance_request_concurrency: s.spec.concurrency,
   };
-  if (gpu) {
-    template['node_selector'] = { accelerator: gpu.accelerator };
-    template['gpu_zonal_redundancy_disabled'] = !gpu.zonalRedundancy;
-  }
+  Object.assign(template, gpuFields(gpu));
   const scaling: Message = {
     min_instance_count: s.minInstances,
     scaling_mode: s.spec.scalingMode,
