@@ -46,9 +46,9 @@ locals {
     "run.services.list",  # Services.ListServices: every governed region
     "run.services.get",   # Services.GetService: the fresh read (etag) before each write
     "run.operations.get", # Operations.GetOperation: waiting for an UpdateService to finish
-    # Revisions.GetRevision: the serving revisions' own max of a service whose latest revision
-    # does not serve (traffic pinned or split, a rollout, a failed revision) and that sets no
-    # service-level max: https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions/get
+    # Revisions.GetRevision: the serving revisions' own max and GPU of a service whose latest
+    # revision does not serve (traffic pinned or split, a rollout, a failed revision):
+    # https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions/get
     "run.revisions.get",
     "run.workerpools.list", # WorkerPools.ListWorkerPools: GPU worker pools are unmanaged usage
     # Cloud Run jobs hold GPUs while their tasks run: unmanaged usage. One ListExecutions per region

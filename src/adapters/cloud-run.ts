@@ -192,7 +192,9 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
      * `Revisions.GetRevision` (google/cloud/run/v2/revision.proto), name
      * `projects/P/locations/L/services/S/revisions/R`; needs `run.revisions.get`
      * (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions/get).
-     * The revision's own `scaling.max_instance_count`, 0 meaning unset (null).
+     * The revision's own `scaling.max_instance_count`, 0 meaning unset (null), and its own GPU: a
+     * Revision carries its own `node_selector`, `containers` and `gpu_zonal_redundancy_disabled`
+     * (google/cloud/run/v2/revision.proto), which a later deploy may have changed in the template.
      */
     async getRevisionMax(project, region, service, revision) {
       const name = `${parentOf(project, region)}/services/${segment('name', service)}/revisions/${segment('revision', revision)}`;
@@ -201,7 +203,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
         .catch((error: unknown) =>
           Promise.reject(translateGrpcError(error, `getting revision ${name}`)),
         );
-      return setOrNull(found.scaling?.maxInstanceCount);
+      return { maxInstances: setOrNull(found.scaling?.maxInstanceCount), gpu: gpuOf(found) };
     },
 
     async listWorkerPools(project, region) {

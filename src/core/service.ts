@@ -46,6 +46,21 @@ export interface ServingRevision {
   inSplit: boolean;
   /** Its own `scaling.max_instance_count`: null when unset; absent until read. */
   maxInstances?: number | null;
+  /**
+   * Its own GPU (null: none), which may not be the template's: a redeploy that changed the GPU
+   * type or zonal redundancy, or removed the GPU, leaves the older revision serving with its own
+   * until the new one takes the traffic (`countedRevisions` in core/revision-pools.ts). Absent
+   * until read.
+   */
+  gpu?: GpuSpec | null;
+}
+
+/** What `Revisions.GetRevision` tells of one revision: its own max and its own GPU. */
+export interface RevisionRead {
+  /** Its own `scaling.max_instance_count`; null when unset. */
+  maxInstances: number | null;
+  /** Its node selector's accelerator, its containers' GPU limit and zonal redundancy; null: none. */
+  gpu: GpuSpec | null;
 }
 
 /** One Cloud Run service as the governor reads it. */
@@ -123,17 +138,18 @@ export function manualInstances(
 }
 
 /**
- * Whether a service's cap is made of its serving revisions' own max, so that they must be read
- * (`Revisions.GetRevision`, `run.revisions.get`): a GPU service, not manually scaled, whose latest
- * revision does not serve, that sets no service-level max, and whose serving revisions are named.
- * Observation reads them for it, and `governor check` probes the permission only where one is.
+ * Whether a service's serving revisions must be read (`Revisions.GetRevision`,
+ * `run.revisions.get`): a service, not manually scaled, whose latest revision does not serve and
+ * whose serving revisions are named. Without a service-level max its cap is made of their own
+ * max; and whatever its max, each of them may hold GPUs of another pool than the template's (or
+ * hold GPUs while the template has none): a revision keeps its own node selector, GPU limit and
+ * zonal redundancy (google/cloud/run/v2/revision.proto). Observation reads them for it, and
+ * `governor check` probes the permission only where one is.
  */
 export function needsServingRevisions(s: ObservedService): boolean {
   return (
-    s.gpu !== null &&
     s.scalingMode !== 'MANUAL' &&
     s.templateServes === false &&
-    s.serviceMaxInstances === null &&
     (s.servingRevisions ?? []).length > 0
   );
 }

@@ -7,6 +7,7 @@ import {
   effectiveMax,
   gpuPool,
   maxInForce,
+  poolIdOf,
   poolKey,
   quotaFromPolicy,
   samePool,
@@ -34,6 +35,7 @@ import type {
   ObservePorts,
 } from '../ports/index.js';
 import { lastChangedAt, lastLoweredAt } from './annotations.js';
+import { countedRevisions } from '../core/revision-pools.js';
 import { withServingRevisions } from './serving-revisions.js';
 
 /**
@@ -179,6 +181,8 @@ export async function observe(
   /** GPU services that set no max, by their index in `services`: counted once quotas are read. */
   const unset: [number, ObservedService][] = [];
   const unmanagedUsage: UnmanagedUsage[] = [];
+  /** Services with a serving revision of another pool than the template's: counted once quotas are read. */
+  const otherPools: ObservedService[] = [];
   const poolIds = new Map<string, PoolId>();
   /** The pool a GPU service, worker pool or job draws from, noted as seen. */
   const poolOf = (project: string, region: string, gpu: GpuSpec): PoolId => {
@@ -213,6 +217,10 @@ export async function observe(
     const minutes =
       counts !== null && newest > window.startMs ? minuteGrid(window.startMs, newest) : null;
     for (const svc of p.services) {
+      // Its serving revisions of other pools draw on those pools, whatever the template says.
+      const held = countedRevisions(svc, () => null);
+      for (const h of held) poolIds.set(poolKey(h), poolIdOf(h));
+      if (held.length > 0) otherPools.push(svc);
       if (!svc.gpu) continue;
       const id = poolOf(svc.project, svc.region, svc.gpu);
       if (svc.scalingMode === 'MANUAL') {
@@ -340,11 +348,12 @@ export async function observe(
   // An unset max is derived from the regional quota (Google's "About maximum instances"): count
   // such a service at quota ÷ GPUs per instance, the most Cloud Run lets it run (100 while the
   // quota is unknown), and say so.
+  const quotaOf = (id: PoolId): number | null =>
+    quotaFromPolicy(policy, id) ?? pools.find((pool) => samePool(pool, id))?.quota ?? null;
   for (const [i, svc] of unset) {
     const row = services[i];
     if (!row || !svc.gpu) continue;
-    const quota =
-      quotaFromPolicy(policy, row) ?? pools.find((pool) => samePool(pool, row))?.quota ?? null;
+    const quota = quotaOf(row);
     svc.unsetMax = unsetMaxFor(quota, svc.gpu.count);
     const { max, level } = maxInForce(svc);
     services[i] = {
@@ -354,6 +363,12 @@ export async function observe(
       ...maxNoteOf(svc),
     };
   }
+
+  // A serving revision of another pool holds that pool's GPUs: unmanaged usage there, at its own
+  // max (or its pool's unset max), named by the revision.
+  for (const svc of otherPools)
+    for (const h of countedRevisions(svc, quotaOf))
+      unmanagedUsage.push({ ...poolIdOf(h), gpus: h.gpus, source: h.source });
 
   const snapshot: Snapshot = {
     version: 1,

@@ -43,7 +43,7 @@ export async function withServingRevisions(
           revisions.map((r) =>
             limit(async () => ({
               ...r,
-              maxInstances: await get(s.project, s.region, s.name, r.name),
+              ...(await get(s.project, s.region, s.name, r.name)),
             })),
           ),
         );

@@ -1,4 +1,4 @@
-import type { GpuSpec, ObservedService } from '../core/service.js';
+import type { GpuSpec, ObservedService, RevisionRead } from '../core/service.js';
 
 /** Cloud Run Admin API v2: the services and worker pools of a project, and the one write. */
 
@@ -60,16 +60,16 @@ export interface CloudRunPort {
   /** Every job execution of one region that has not completed (all pages). */
   listRunningExecutions(project: string, region: string): Promise<ObservedJobExecution[]>;
   /**
-   * One revision's own `scaling.max_instance_count` (null when unset): `Revisions.GetRevision`,
-   * `run.revisions.get`. Read only for a service whose template does not serve. Absent where
-   * revisions cannot be read: such a service is counted coarsely.
+   * One revision's own `scaling.max_instance_count` (null when unset) and its own GPU:
+   * `Revisions.GetRevision`, `run.revisions.get`. Read only for a service whose template does
+   * not serve. Absent where revisions cannot be read: such a service is counted coarsely.
    */
   getRevisionMax?(
     project: string,
     region: string,
     service: string,
     revision: string,
-  ): Promise<number | null>;
+  ): Promise<RevisionRead>;
   /** Writes the service-level max (and annotations) and waits for the operation to finish. */
   updateMaxInstances(update: MaxInstancesUpdate): Promise<ObservedService>;
   /**

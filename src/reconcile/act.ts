@@ -33,7 +33,7 @@ import type { Pacer, Place, Reserved } from './pacing.js';
 import {
   inPool,
   instanceGpus,
-  manualServiceGpus,
+  listedServiceGpus,
   otherUsageOf,
   otherWriter,
   roomOf,
@@ -451,14 +451,14 @@ async function readPools(
             `${poolKey(pool)}: its worker pools or job executions could not be listed again (${errorMessage(failed)}): verified against the read before the increases`,
           );
           // Only what could not be listed comes from the earlier read: its worker pools and job
-          // tasks. The manually scaled services are counted as listed now (one switched to
-          // manual scaling since holds GPUs the earlier read did not count).
+          // tasks. The services are counted as listed now (one switched to manual scaling since,
+          // or a revision of another pool serving since, holds GPUs the earlier read did not count).
           otherUsageGpus =
             known.otherUsageGpus === undefined
               ? undefined
-              : manualServiceGpus(pool, r.services) +
+              : listedServiceGpus(pool, r.services) +
                 known.otherUsageGpus -
-                manualServiceGpus(pool, known.services);
+                listedServiceGpus(pool, known.services);
         }
         return [
           poolKey(pool),

@@ -230,7 +230,7 @@ async function checkRevisions(s: ObservedService, run: ObservePorts['run']): Pro
         throw e;
       }
     },
-    `read its serving revision ${revision} (its latest revision does not serve; without the permission it is counted at its pool's quota ÷ GPUs per instance)`,
+    `read its serving revision ${revision} (its latest revision does not serve; without the permission it is counted at its pool's quota ÷ GPUs per instance, and a serving revision's GPUs of another pool go uncounted)`,
   );
 }
 
@@ -432,9 +432,10 @@ export async function checkPolicy(
         ),
       );
     }
-    // run.revisions.get serves only services whose latest revision does not serve and that set
-    // no service-level max: probed by reading one of their serving revisions, when there is one.
-    const unserved = gpu.find(needsServingRevisions);
+    // run.revisions.get serves only services whose latest revision does not serve (with a GPU
+    // or not: an older revision may serve with one): probed by reading one of their serving
+    // revisions, when there is one.
+    const unserved = services.find(needsServingRevisions);
     if (unserved) items.push(await checkRevisions(unserved, ports.run));
     const mine = gpu.filter(
       (s) => resolve({ ...s, accelerator: s.gpu?.accelerator ?? '' }).managed,

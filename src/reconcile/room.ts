@@ -1,6 +1,7 @@
 import { beyondSkew } from '../core/duration.js';
 import type { Plan, PlanPool } from '../core/plan.js';
 import { effectiveMax, poolBudget, samePool } from '../core/pool.js';
+import { countedRevisions } from '../core/revision-pools.js';
 import { ANNOTATIONS } from '../observe/annotations.js';
 import { manualInstances, type GpuSpec, type ObservedService } from '../core/service.js';
 import type { ObservedJobExecution, ObservedWorkerPool } from '../ports/index.js';
@@ -43,26 +44,30 @@ export function otherUsageOf(
 ): number {
   const mine = <T extends Holder>(x: T): x is T & { gpu: GpuSpec } =>
     x.gpu !== null && samePool(pool, { project: x.project, region: x.region, ...x.gpu });
-  let gpus = manualServiceGpus(pool, services);
+  let gpus = listedServiceGpus(pool, services);
   for (const w of workerPools) if (mine(w)) gpus += w.manualInstanceCount * w.gpu.count;
   for (const e of executions) if (mine(e)) gpus += e.runningTasks * e.gpu.count;
   return gpus;
 }
 
 /**
- * The GPUs the pool's manually scaled services hold, among those listed in its region: their
- * part of {@link otherUsageOf}, which a read that listed the services but not the worker pools or
- * job executions still knows.
+ * The GPUs of the pool that its region's listed services hold outside the governed caps: those
+ * of its manually scaled services, and those of serving revisions of another pool than their
+ * service's template ({@link countedRevisions}, counted as observation counts them). Their part of
+ * {@link otherUsageOf}, which a read that listed the services but not the worker pools or job
+ * executions still knows.
  */
-export function manualServiceGpus(pool: PlanPool, services: readonly ObservedService[]): number {
+export function listedServiceGpus(pool: PlanPool, services: readonly ObservedService[]): number {
   let gpus = 0;
-  for (const s of services)
+  for (const s of services) {
     if (
       s.gpu !== null &&
       s.scalingMode === 'MANUAL' &&
       samePool(pool, { project: s.project, region: s.region, ...s.gpu })
     )
       gpus += manualInstances(s) * s.gpu.count;
+    for (const h of countedRevisions(s, () => pool.quota)) if (samePool(pool, h)) gpus += h.gpus;
+  }
   return gpus;
 }
 

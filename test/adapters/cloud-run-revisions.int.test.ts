@@ -175,7 +175,10 @@ describe('GetRevision through the adapter', () => {
       { name: expect.stringMatching(/^pinned-00001-/), inSplit: true },
     ]);
     const name = pinned?.servingRevisions?.[0]?.name ?? '';
-    expect(await adapter.getRevisionMax(PROJECT, REGION, 'pinned', name)).toBe(3);
+    expect(await adapter.getRevisionMax(PROJECT, REGION, 'pinned', name)).toEqual({
+      maxInstances: 3,
+      gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true },
+    });
     expect(calls()).toEqual(['ListServices OK', 'GetRevision OK']);
   });
 
@@ -184,7 +187,9 @@ describe('GetRevision through the adapter', () => {
     expect(failed?.templateServes).toBe(false);
     const [serving] = failed?.servingRevisions ?? [];
     expect(serving?.name).toMatch(/^failed-00001-/);
-    expect(await adapter.getRevisionMax(PROJECT, REGION, 'failed', serving?.name ?? '')).toBe(2);
+    expect(
+      (await adapter.getRevisionMax(PROJECT, REGION, 'failed', serving?.name ?? '')).maxInstances,
+    ).toBe(2);
     calls();
   });
 
@@ -196,7 +201,7 @@ describe('GetRevision through the adapter', () => {
     const maxes = await Promise.all(
       names.map((n) => adapter.getRevisionMax(PROJECT, REGION, 'split', n)),
     );
-    expect(maxes.sort()).toEqual([2, 5]);
+    expect(maxes.map((m) => m.maxInstances).sort()).toEqual([2, 5]);
     calls();
   });
 

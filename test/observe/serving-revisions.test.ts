@@ -47,7 +47,10 @@ function port(): { run: CloudRunPort; calls: () => number; mostInFlight: () => n
         most = Math.max(most, inFlight);
         await new Promise((resolve) => setTimeout(resolve, 1));
         inFlight -= 1;
-        return 3;
+        return {
+          maxInstances: 3,
+          gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true },
+        };
       },
     },
   };

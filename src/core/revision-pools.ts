@@ -1,0 +1,54 @@
+import { gpuPool, MAX_QUOTA_GPUS, poolKey, unsetMaxFor, type PoolId } from './pool.js';
+import type { ObservedService } from './service.js';
+
+/** GPUs that a serving revision of another pool than its service's template may hold. */
+export interface RevisionHolding extends PoolId {
+  gpus: number;
+  /** What holds them, e.g. "service/llm revision llm-00001-abc (serving in another pool than its template)". */
+  source: string;
+}
+
+/**
+ * The serving revisions of a service that hold GPUs of another pool than its template's (or hold
+ * GPUs while the template has none), each at its own max in its own pool: what observation counts
+ * as unmanaged usage of that pool, and the write path's fresh reads count the same way
+ * (reconcile/room.ts). A revision is an immutable snapshot with its own node selector, GPU limit
+ * and zonal redundancy (google/cloud/run/v2/revision.proto), and Cloud Run's GPU quota counts the
+ * GPUs of running instances, each instance those of its revision: a redeploy that changed the GPU
+ * type or zonal redundancy, or removed the GPU, leaves the older revision's instances in the older
+ * pool until the new revision is ready and takes the traffic, for good when traffic stays pinned
+ * on it (`--no-traffic`) or split
+ * (https://cloud.google.com/run/docs/rollouts-rollbacks-traffic-migration).
+ *
+ * Google does not say whether a service-level max bounds revisions of different pools together,
+ * so it is not applied here: each such revision counts at its own max, or, when it sets none, at
+ * the most Cloud Run lets it run in its pool (`unsetMaxFor` of that pool's quota, from
+ * `quotaOf`). The service itself is still counted in its template's pool as before: the higher
+ * count, never fewer GPUs than may be held. Only revisions read (`gpu` present) count.
+ */
+export function countedRevisions(
+  s: ObservedService,
+  quotaOf: (pool: PoolId) => number | null,
+): RevisionHolding[] {
+  if (s.templateServes !== false) return [];
+  const own = s.gpu ? poolKey(gpuPool({ project: s.project, region: s.region, gpu: s.gpu })) : null;
+  const out: RevisionHolding[] = [];
+  for (const r of s.servingRevisions ?? []) {
+    if (!r.gpu) continue;
+    const pool = gpuPool({ project: s.project, region: s.region, gpu: r.gpu });
+    if (poolKey(pool) === own) continue;
+    const max =
+      r.maxInstances !== undefined && r.maxInstances !== null && r.maxInstances > 0
+        ? r.maxInstances
+        : unsetMaxFor(quotaOf(pool), r.gpu.count);
+    const why = s.gpu
+      ? 'serving in another pool than its template'
+      : 'serving with a GPU its template has not';
+    out.push({
+      ...pool,
+      gpus: Math.min(max * r.gpu.count, MAX_QUOTA_GPUS),
+      source: `service/${s.name} revision ${r.name} (${why})`,
+    });
+  }
+  return out;
+}

@@ -1,0 +1,92 @@
+import { describe, expect, it } from 'vitest';
+import type { PlanPool } from '../../src/core/plan.js';
+import { needsServingRevisions, type ObservedService } from '../../src/core/service.js';
+import { otherUsageOf } from '../../src/reconcile/room.js';
+import { observedService } from '../support/fixtures.js';
+
+/**
+ * A serving revision whose GPU is not its template's (a redeploy changed the zonal redundancy or
+ * the GPU type, or removed the GPU, while the older revision serves) holds GPUs of its own pool:
+ * observation reads it, and the write path's fresh reads count it there as observation does.
+ */
+
+const L4 = { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true };
+const NO_ZONAL = { ...L4, zonalRedundancy: false };
+
+function pool(zonalRedundancy: boolean, quota = 8): PlanPool {
+  return {
+    project: 'p',
+    region: 'us-central1',
+    accelerator: 'nvidia-l4',
+    zonalRedundancy,
+    quota,
+    quotaSource: 'policy',
+    reserve: 0,
+    unmanagedGpus: 0,
+    unmanaged: [],
+    budget: quota,
+    capsBefore: 0,
+    capsAfter: 0,
+    inUse: 0,
+    floors: 0,
+    demand: 0,
+    status: 'ok',
+    note: '',
+  };
+}
+
+/** Traffic pinned on an older revision, read with its own max and GPU. */
+function pinned(
+  name: string,
+  template: ObservedService['gpu'],
+  revision: { maxInstances: number | null; gpu: ObservedService['gpu'] },
+  more: Partial<ObservedService> = {},
+): ObservedService {
+  return observedService(name, {
+    gpu: template,
+    templateServes: false,
+    servingRevisions: [{ name: `${name}-00001-abc`, inSplit: true, ...revision }],
+    ...more,
+  });
+}
+
+describe('serving revisions of another pool', () => {
+  it('are read whatever the template: without a GPU, or with a service-level max', () => {
+    const unread = (s: ObservedService): ObservedService => ({
+      ...s,
+      servingRevisions: (s.servingRevisions ?? []).map((r) => ({
+        name: r.name,
+        inSplit: r.inSplit,
+      })),
+    });
+    expect(
+      needsServingRevisions(unread(pinned('dropped', null, { maxInstances: 2, gpu: L4 }))),
+    ).toBe(true);
+    expect(
+      needsServingRevisions(
+        unread(pinned('moved', NO_ZONAL, { maxInstances: 3, gpu: L4 }, { serviceMaxInstances: 4 })),
+      ),
+    ).toBe(true);
+    // A manually scaled service is counted at its manual count, and a served template not read.
+    expect(
+      needsServingRevisions(
+        unread(pinned('manual', L4, { maxInstances: 3, gpu: L4 }, { scalingMode: 'MANUAL' })),
+      ),
+    ).toBe(false);
+    expect(needsServingRevisions(observedService('plain'))).toBe(false);
+  });
+
+  it("count in the older revision's pool on the write path's fresh read, at its own max", () => {
+    const services = [
+      pinned('moved', NO_ZONAL, { maxInstances: 3, gpu: L4 }, { serviceMaxInstances: 4 }),
+      pinned('dropped', null, { maxInstances: 2, gpu: L4 }),
+      // Unset own max: the most Cloud Run lets it run in its pool, quota ÷ GPUs per instance.
+      pinned('unset', null, { maxInstances: null, gpu: { ...L4, count: 2 } }),
+      // Same pool as its template: its cap is the service's, counted there, not twice.
+      pinned('same', L4, { maxInstances: 5, gpu: L4 }),
+    ];
+    expect(otherUsageOf(pool(true), services, [], [])).toBe(3 + 2 + 8);
+    // The template's pool keeps counting the service as before; nothing is added there.
+    expect(otherUsageOf(pool(false), services, [], [])).toBe(0);
+  });
+});
