@@ -9,12 +9,14 @@ import { errorMessage } from '../errors.js';
 import type { CloudRunPort } from '../ports/index.js';
 
 /**
- * The own max of each revision that can hold instances of a GPU service whose template does not
- * serve (traffic pinned on another revision, a split, a rollout in progress or a failed latest
- * revision) and that sets no service-level max: what its cap is then made of (`maxInForce`).
- * Only those services are read, one GetRevision per revision, so a fleet whose templates serve
- * costs no call. A read that fails leaves the service counted coarsely, at the unset max, with
- * `revisionsUnread` saying why, and a problem noted: the run goes on.
+ * The own max and own GPU of each revision that can hold instances of a service whose template
+ * does not serve (traffic pinned on another revision, a split, a rollout in progress or a failed
+ * latest revision), as `needsServingRevisions` says: without a service-level max its cap is made
+ * of their max (`maxInForce`), and a revision of another pool than the template's holds GPUs of
+ * that pool (`countedRevisions`, core/revision-pools.ts). Only those services are read, one
+ * GetRevision per revision, so a fleet whose templates serve costs no call. A read that fails
+ * leaves the service counted coarsely, at the unset max, with `revisionsUnread` saying why, and a
+ * problem noted: the run goes on.
  */
 export async function withServingRevisions(
   run: CloudRunPort,
@@ -78,8 +80,7 @@ export async function withServingRevisions(
  * GetRevision calls per listing (one project and region) at most: the governor's share of Cloud
  * Run's read quota (`RUN_READS_PER_MINUTE`, core/service.ts, which cites it), so that deploys and
  * the console, which spend the same quota, are not refused while a run reads. Only services whose
- * latest revision does not serve and that set no service-level max are read, so a fleet rarely
- * comes near it.
+ * latest revision does not serve are read, so a fleet rarely comes near it.
  */
 export const REVISION_READS = RUN_READS_PER_MINUTE;
 
