@@ -20,11 +20,15 @@ export interface RevisionHolding extends PoolId {
  * on it (`--no-traffic`) or split
  * (https://cloud.google.com/run/docs/rollouts-rollbacks-traffic-migration).
  *
- * Google does not say whether a service-level max bounds revisions of different pools together,
- * so it is not applied here: each such revision counts at its own max, or, when it sets none, at
- * the most Cloud Run lets it run in its pool (`unsetMaxFor` of that pool's quota, from
- * `quotaOf`). The service itself is still counted in its template's pool as before: the higher
- * count, never fewer GPUs than may be held. Only revisions read (`gpu` present) count.
+ * Each such revision counts at its own max, or, when it sets none, at the most Cloud Run lets it
+ * run in its pool (`unsetMaxFor` of that pool's quota, from `quotaOf`); one in the traffic split
+ * at no more than the service-level max when that is set, which bounds "the total instance count
+ * for the service in all revisions with specified traffic" (ServiceScaling.max_instance_count,
+ * google/cloud/run/v2/vendor_settings.proto; a revision only tagged counts toward it "only if it's
+ * part of the traffic split", https://cloud.google.com/run/docs/configuring/max-instances, so it
+ * keeps its own). How those instances split between the two pools Google does not say: the
+ * service is still counted in its template's pool as before, so each pool counts all it may
+ * hold. Only revisions read (`gpu` present) count.
  */
 export function countedRevisions(
   s: ObservedService,
@@ -37,10 +41,12 @@ export function countedRevisions(
     if (!r.gpu) continue;
     const pool = gpuPool({ project: s.project, region: s.region, gpu: r.gpu });
     if (poolKey(pool) === own) continue;
-    const max =
+    const itsMax =
       r.maxInstances !== undefined && r.maxInstances !== null && r.maxInstances > 0
         ? r.maxInstances
         : unsetMaxFor(quotaOf(pool), r.gpu.count);
+    const serviceMax = s.serviceMaxInstances ?? 0;
+    const max = r.inSplit && serviceMax > 0 ? Math.min(itsMax, serviceMax) : itsMax;
     const why = s.gpu
       ? 'serving in another pool than its template'
       : 'serving with a GPU its template has not';

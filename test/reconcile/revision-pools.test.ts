@@ -80,13 +80,33 @@ describe('serving revisions of another pool', () => {
     const services = [
       pinned('moved', NO_ZONAL, { maxInstances: 3, gpu: L4 }, { serviceMaxInstances: 4 }),
       pinned('dropped', null, { maxInstances: 2, gpu: L4 }),
-      // Unset own max: the most Cloud Run lets it run in its pool, quota ÷ GPUs per instance.
-      pinned('unset', null, { maxInstances: null, gpu: { ...L4, count: 2 } }),
+      // Unset own max and no service-level max: the most Cloud Run lets it run in its pool,
+      // quota ÷ GPUs per instance (4 instances of 2 GPUs).
+      pinned(
+        'unset',
+        null,
+        { maxInstances: null, gpu: { ...L4, count: 2 } },
+        { serviceMaxInstances: null },
+      ),
       // Same pool as its template: its cap is the service's, counted there, not twice.
       pinned('same', L4, { maxInstances: 5, gpu: L4 }),
     ];
     expect(otherUsageOf(pool(true), services, [], [])).toBe(3 + 2 + 8);
     // The template's pool keeps counting the service as before; nothing is added there.
     expect(otherUsageOf(pool(false), services, [], [])).toBe(0);
+  });
+
+  it('in the traffic split, count at no more than the service-level max, which bounds every revision with traffic; only tagged, at their own', () => {
+    const bounded = (inSplit: boolean, serviceMaxInstances: number | null) =>
+      observedService('moved', {
+        gpu: NO_ZONAL,
+        templateServes: false,
+        serviceMaxInstances,
+        servingRevisions: [{ name: 'moved-00001-abc', inSplit, maxInstances: null, gpu: L4 }],
+      });
+    // Own max unset: quota ÷ GPUs (8); the service-level max of 2 bounds it while it has traffic.
+    expect(otherUsageOf(pool(true), [bounded(true, 2)], [], [])).toBe(2);
+    expect(otherUsageOf(pool(true), [bounded(true, null)], [], [])).toBe(8);
+    expect(otherUsageOf(pool(true), [bounded(false, 2)], [], [])).toBe(8);
   });
 });
