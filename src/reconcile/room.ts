@@ -27,6 +27,11 @@ export interface PoolRead {
 /** Anything of a region that may hold GPUs. */
 type Holder = { project: string; region: string; gpu: GpuSpec | null };
 
+/** Whether `x` holds GPUs of `pool`. */
+function holdsIn<T extends Holder>(pool: PlanPool, x: T): x is T & { gpu: GpuSpec } {
+  return x.gpu !== null && samePool(pool, { project: x.project, region: x.region, ...x.gpu });
+}
+
 /**
  * What else holds the pool's GPUs on a read: manually scaled services, worker pools, job tasks.
  * A manually scaled service is counted as the observation counts it ({@link manualInstances}):
@@ -42,11 +47,9 @@ export function otherUsageOf(
   workerPools: readonly ObservedWorkerPool[],
   executions: readonly ObservedJobExecution[],
 ): number {
-  const mine = <T extends Holder>(x: T): x is T & { gpu: GpuSpec } =>
-    x.gpu !== null && samePool(pool, { project: x.project, region: x.region, ...x.gpu });
   let gpus = listedServiceGpus(pool, services);
-  for (const w of workerPools) if (mine(w)) gpus += w.manualInstanceCount * w.gpu.count;
-  for (const e of executions) if (mine(e)) gpus += e.runningTasks * e.gpu.count;
+  for (const w of workerPools) if (holdsIn(pool, w)) gpus += w.manualInstanceCount * w.gpu.count;
+  for (const e of executions) if (holdsIn(pool, e)) gpus += e.runningTasks * e.gpu.count;
   return gpus;
 }
 
@@ -60,12 +63,7 @@ export function otherUsageOf(
 export function listedServiceGpus(pool: PlanPool, services: readonly ObservedService[]): number {
   let gpus = 0;
   for (const s of services) {
-    if (
-      s.gpu !== null &&
-      s.scalingMode === 'MANUAL' &&
-      samePool(pool, { project: s.project, region: s.region, ...s.gpu })
-    )
-      gpus += manualInstances(s) * s.gpu.count;
+    if (s.scalingMode === 'MANUAL' && holdsIn(pool, s)) gpus += manualInstances(s) * s.gpu.count;
     for (const h of countedRevisions(s, () => pool.quota)) if (samePool(pool, h)) gpus += h.gpus;
   }
   return gpus;
@@ -73,12 +71,7 @@ export function listedServiceGpus(pool: PlanPool, services: readonly ObservedSer
 
 /** The automatically scaled GPU services of the pool, among those listed in its region. */
 export function inPool(pool: PlanPool, services: readonly ObservedService[]): ObservedService[] {
-  return services.filter(
-    (s) =>
-      s.gpu !== null &&
-      s.scalingMode !== 'MANUAL' &&
-      samePool(pool, { project: s.project, region: s.region, ...s.gpu }),
-  );
+  return services.filter((s) => s.scalingMode !== 'MANUAL' && holdsIn(pool, s));
 }
 
 /** GPUs one instance of the service holds (1 for a service read without its GPU count). */
