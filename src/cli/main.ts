@@ -506,6 +506,19 @@ export function buildProgram(
 export { interruptPrompts, mustFinishRunning } from './finishing.js';
 
 /**
+ * `governor help X` where X is no command: commander printed the whole help on stderr, with no word
+ * about X. Parsed as `governor X` instead, it is the error a mistyped command gets: "unknown
+ * command 'X'", with the nearest name.
+ */
+function helpTarget(program: Command, argv: string[]): string[] {
+  const [first, name] = argv;
+  if (first !== 'help' || name === undefined || name.startsWith('-') || name === 'help')
+    return argv;
+  const known = program.commands.some((c) => c.name() === name || c.aliases().includes(name));
+  return known ? argv : [name];
+}
+
+/**
  * Runs the command line; returns the exit code. The environment is parsed here, once; errors are
  * reported here and only here.
  */
@@ -514,9 +527,10 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
   try {
     options = parseRuntimeOptions(io.env);
     let exitCode: number = EXIT.ok;
-    await buildProgram(io, options, (code) => {
+    const program = buildProgram(io, options, (code) => {
       exitCode = code;
-    }).parseAsync(argv, { from: 'user' });
+    });
+    await program.parseAsync(helpTarget(program, argv), { from: 'user' });
     return exitCode;
   } catch (e) {
     if (e instanceof CommanderError) {

@@ -135,3 +135,21 @@ describe('plan --at past the years an ISO 8601 time can write', () => {
     }
   });
 });
+
+describe('governor help <command>', () => {
+  it('names a command that does not exist, with a suggestion, exit 2', async () => {
+    const r = await governor('help', 'plna');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("error: unknown command 'plna'");
+    expect(r.stderr).toContain('Did you mean plan?');
+    // The error, not the whole help with no word about the name typed.
+    expect(r.stderr).not.toContain('Commands:');
+    expect(r.stdout).toBe('');
+  });
+
+  it("shows a command's own help, exit 0", async () => {
+    const r = await governor('help', 'plan');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Usage: governor plan [options]');
+  });
+});
