@@ -30,6 +30,8 @@ const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
 const REQUIRED = new WeakSet<Option>();
 function required(option: Option): Option {
   REQUIRED.add(option);
+  // --help said nothing of it: every option of `plan --help` read as optional.
+  option.description = `${option.description} (required)`;
   return option;
 }
 

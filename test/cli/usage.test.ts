@@ -153,3 +153,26 @@ describe('governor help <command>', () => {
     expect(r.stdout).toContain('Usage: governor plan [options]');
   });
 });
+
+describe('--help marks the options a command cannot run without', () => {
+  it.each([
+    ['plan', '--policy <file>'],
+    ['apply', '--policy <file>'],
+    ['simulate', '--fleet <file>'],
+    ['replay', '--since <duration>'],
+  ])('%s --help says %s is required', async (command, flags) => {
+    const r = await governor(command, '--help');
+    expect(r.code).toBe(0);
+    // One entry per option, its wrapped description joined.
+    const entry = r.stdout
+      .split(/\n(?= {2}-)/)
+      .map((e) => e.replace(/\s+/g, ' ').trim())
+      .find((e) => e.startsWith(flags));
+    expect(entry).toMatch(/\(required\)$/);
+  });
+
+  it('an option with a default is not marked', async () => {
+    const r = await governor('demo', '--help');
+    expect(r.stdout).not.toContain('(required)');
+  });
+});
