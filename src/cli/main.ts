@@ -488,10 +488,15 @@ export function buildProgram(
       packagedDefault(new Option('--fleet <file>', 'fleet file'), 'examples/demo-fleet.yaml'),
     )
     .addOption(policyOption('examples/demo-policy.yaml'))
-    .option('--hours <n>', 'virtual hours to play', (v) => parseCount(v, '--hours', 48), 24)
+    .option(
+      '--hours <n>',
+      'virtual hours to play, 1 to 48',
+      (v) => parseCount(v, '--hours', 48),
+      24,
+    )
     .option(
       '--every <minutes>',
-      'virtual minutes between governor runs',
+      'virtual minutes between governor runs, 1 to 60',
       (v) => parseCount(v, '--every', 60),
       DEFAULT_TICK_MINUTES,
     )

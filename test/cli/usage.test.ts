@@ -176,3 +176,14 @@ describe('--help marks the options a command cannot run without', () => {
     expect(r.stdout).not.toContain('(required)');
   });
 });
+
+describe('demo --help', () => {
+  it('gives the range --hours and --every accept, as their errors do', async () => {
+    const help = (await governor('demo', '--help')).stdout.replace(/\s+/g, ' ');
+    expect(help).toContain('--hours <n> virtual hours to play, 1 to 48 (default: 24)');
+    expect(help).toContain('--every <minutes> virtual minutes between governor runs, 1 to 60');
+    const refused = await governor('demo', '--hours', '49');
+    expect(refused.code).toBe(2);
+    expect(refused.stderr).toContain('from 1 to 48');
+  });
+});
