@@ -515,12 +515,13 @@ export { interruptPrompts, mustFinishRunning } from './finishing.js';
 /**
  * `governor help X` where X is no command: commander printed the whole help on stderr, with no word
  * about X. Parsed as `governor X` instead, it is the error a mistyped command gets: "unknown
- * command 'X'", with the nearest name.
+ * command 'X'", with the nearest name. `governor help help` (commander: the help as an error, exit
+ * 2) is `governor help`.
  */
 function helpTarget(program: Command, argv: string[]): string[] {
   const [first, name] = argv;
-  if (first !== 'help' || name === undefined || name.startsWith('-') || name === 'help')
-    return argv;
+  if (first !== 'help' || name === undefined || name.startsWith('-')) return argv;
+  if (name === 'help') return ['help'];
   const known = program.commands.some((c) => c.name() === name || c.aliases().includes(name));
   return known ? argv : [name];
 }

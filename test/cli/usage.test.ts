@@ -147,6 +147,13 @@ describe('governor help <command>', () => {
     expect(r.stdout).toBe('');
   });
 
+  it('help help is the help, on stdout, exit 0', async () => {
+    const r = await governor('help', 'help');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('Usage: governor [options] [command]');
+    expect(r.stderr).toBe('');
+  });
+
   it("shows a command's own help, exit 0", async () => {
     const r = await governor('help', 'plan');
     expect(r.code).toBe(0);
