@@ -1,3 +1,4 @@
+import { distance } from 'fastest-levenshtein';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
 import { InputError, type Fault, errorMessage } from '../errors.js';
@@ -30,14 +31,26 @@ export const StringMap = z.preprocess(
   z.record(z.string(), z.string()),
 );
 
-/** Turns zod issues into faults with readable paths and messages. */
-export function zodFaults(error: z.ZodError): Fault[] {
+/**
+ * Turns zod issues into faults with readable paths and messages. Given the schema that was
+ * parsed, an unknown key that is a typo of a known one at the same place says which
+ * (`servcies` → "did you mean \"services\"?").
+ */
+export function zodFaults(error: z.ZodError, schema?: z.ZodType): Fault[] {
   const faults: Fault[] = [];
+  let looked = 0;
   for (const issue of error.issues) {
     const path = formatPath(issue.path);
     if (issue.code === 'unrecognized_keys') {
+      const known = schema ? keysAt(schema, issue.path) : [];
       for (const key of issue.keys) {
-        faults.push({ path: formatPath([...issue.path, key]), message: 'unknown key' });
+        // A document of 100,000 unknown keys is shown by its first 100 faults: only so many get
+        // a suggestion, so that a hostile one costs no more than a typo.
+        const near = looked++ < MAX_SUGGESTIONS ? nearestKey(key, known) : null;
+        faults.push({
+          path: formatPath([...issue.path, key]),
+          message: near === null ? 'unknown key' : `unknown key (did you mean "${near}"?)`,
+        });
       }
     } else if (issue.code === 'invalid_union' && issue.errors.length > 0) {
       faults.push({ path, message: issue.message });
@@ -53,6 +66,80 @@ export function zodFaults(error: z.ZodError): Fault[] {
     }
   }
   return faults;
+}
+
+/** The unknown keys of one document a suggestion is looked for. */
+const MAX_SUGGESTIONS = 1000;
+
+/** The longest key a suggestion is looked for: past it, a key is no typo of a schema's key. */
+const MAX_SUGGESTED_KEY = 64;
+
+/**
+ * The known key nearest to `key`: at most 2 edits away, and fewer than half its length (so that
+ * `ab` does not suggest `min`); the first in the schema's order on a tie; null when none is.
+ */
+export function nearestKey(key: string, known: readonly string[]): string | null {
+  if (key.length > MAX_SUGGESTED_KEY) return null;
+  let best: string | null = null;
+  let bestDistance = Math.min(2, Math.ceil(key.length / 2) - 1);
+  for (const k of known) {
+    const d = distance(key, k);
+    if (d <= bestDistance && (best === null || d < distance(key, best))) {
+      best = k;
+      bestDistance = d;
+    }
+  }
+  return best;
+}
+
+/**
+ * The keys an object of `schema` may have at `path` (object shapes through optional, default,
+ * nullable, pipe, array and record wrappers; every branch of a union): what an unknown key there
+ * may have been meant as. Empty when the path leads to no object.
+ */
+export function keysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
+  const keys = new Set<string>();
+  const walk = (s: z.core.$ZodType, at: number, depth: number): void => {
+    if (depth > 64) return;
+    const def = s._zod.def as unknown as Record<string, unknown> & { type: string };
+    const inner = (key: string) => def[key] as z.core.$ZodType;
+    switch (def.type) {
+      case 'optional':
+      case 'nullable':
+      case 'default':
+      case 'prefault':
+      case 'nonoptional':
+      case 'readonly':
+      case 'catch':
+        return walk(inner('innerType'), at, depth + 1);
+      case 'pipe':
+        walk(inner('in'), at, depth + 1);
+        return walk(inner('out'), at, depth + 1);
+      case 'union':
+        for (const option of def['options'] as z.core.$ZodType[]) walk(option, at, depth + 1);
+        return;
+      case 'array':
+        if (at < path.length && typeof path[at] === 'number')
+          walk(inner('element'), at + 1, depth + 1);
+        return;
+      case 'record':
+        if (at < path.length) walk(inner('valueType'), at + 1, depth + 1);
+        return;
+      case 'object': {
+        const shape = def['shape'] as Record<string, z.core.$ZodType>;
+        if (at === path.length) for (const k of Object.keys(shape)) keys.add(k);
+        else {
+          const next = shape[String(path[at])];
+          if (next) walk(next, at + 1, depth + 1);
+        }
+        return;
+      }
+      default:
+        return;
+    }
+  };
+  walk(schema, 0, 0);
+  return [...keys];
 }
 
 /**

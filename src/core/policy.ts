@@ -387,7 +387,7 @@ export type PolicyInput = z.input<typeof Policy>;
 export function parsePolicy(raw: unknown, what = 'policy'): Policy {
   // reportInput: a key left out is told apart from a wrong value (zodFaults says "missing").
   const result = Policy.safeParse(raw, { reportInput: true });
-  const faults = result.success ? [] : zodFaults(result.error);
+  const faults = result.success ? [] : zodFaults(result.error, Policy);
   faults.push(...crossCheck(raw));
   if (!result.success || faults.length > 0) {
     throw new InputError(

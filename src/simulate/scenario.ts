@@ -255,7 +255,8 @@ function quotaFaults(fleet: Fleet): { path: string; message: string }[] {
 
 export function parseScenario(raw: unknown, what = 'scenario'): Scenario {
   const parsed = Scenario.safeParse(raw);
-  if (!parsed.success) throw new InputError(`${what} is not valid`, zodFaults(parsed.error));
+  if (!parsed.success)
+    throw new InputError(`${what} is not valid`, zodFaults(parsed.error, Scenario));
   return parsed.data;
 }
 

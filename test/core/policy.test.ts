@@ -81,6 +81,32 @@ describe('policy', () => {
     );
   });
 
+  it('names the key an unknown one is a typo of, at its own place, and only a near one', () => {
+    const faults = faultsOf({
+      version: 1,
+      projects: ['p'],
+      servcies: [],
+      defaults: { headrom: 0.2, xyzzy: 1, mx: 3 },
+      services: [{ match: { nam: 'llm-*' }, priorty: 10, schedule: [{ strat: '09:00' }] }],
+      pools: [{ region: 'us-central1', qouta: 4 }],
+      limits: { writesPerMinit: 5 },
+    });
+    expect(faults).toEqual(
+      expect.arrayContaining([
+        'servcies: unknown key (did you mean "services"?)',
+        'defaults.headrom: unknown key (did you mean "headroom"?)',
+        'defaults.xyzzy: unknown key',
+        // Too short to guess: "mx" is one edit from "max" and from "min".
+        'defaults.mx: unknown key',
+        'services[0].match.nam: unknown key (did you mean "name"?)',
+        'services[0].priorty: unknown key (did you mean "priority"?)',
+        'services[0].schedule[0].strat: unknown key (did you mean "start"?)',
+        'pools[0].qouta: unknown key (did you mean "quota"?)',
+        'limits.writesPerMinit: unknown key (did you mean "writesPerMinute"?)',
+      ]),
+    );
+  });
+
   it('bounds the windows read from Monitoring, and every duration', () => {
     const withDefaults = (defaults: Record<string, unknown>) => ({
       version: 1,
