@@ -44,10 +44,21 @@ const SEEN_LISTED = 5;
  * policy and fleet give the same warnings, in policy order.
  */
 export function policyWarnings(policy: Policy, fleet?: ObservedFleet): PolicyWarning[] {
+  // A policy without rules is valid (a team may want only the audit or the alerts), but it
+  // governs nothing: every GPU service is counted and none is ever written.
+  const out: PolicyWarning[] =
+    policy.services.length === 0
+      ? [
+          {
+            path: 'services',
+            message:
+              'no rule, so no service is governed: every GPU service is counted and none is written (a rule `- match: {}` governs them all)',
+          },
+        ]
+      : [];
   // Where the fleet is known, what it uses is the truth: a type Google added since is fine, and
   // a misspelt one is named by the fit below (a pool or rule that reaches nothing).
-  if (fleet) return fitWarnings(policy, fleet);
-  const out: PolicyWarning[] = [];
+  if (fleet) return [...out, ...fitWarnings(policy, fleet)];
   const accelerator = (path: string, name: string | undefined) => {
     if (name === undefined || DOCUMENTED_ACCELERATORS.includes(name)) return;
     out.push({

@@ -37,8 +37,9 @@ const FLEET = (() => {
   };
 })();
 
+/** A policy governing every service, unless `extra` says otherwise. */
 const policy = (extra: Partial<PolicyInput>) =>
-  parsePolicy({ version: 1, projects: ['p'], ...extra });
+  parsePolicy({ version: 1, projects: ['p'], services: [{ match: {} }], ...extra });
 const paths = (ws: { path: string }[]) => ws.map((w) => w.path);
 
 describe('policy warnings without a fleet', () => {
@@ -54,6 +55,15 @@ describe('policy warnings without a fleet', () => {
     expect(paths(ws)).toEqual(['pools[0].accelerator', 'services[0].match.accelerator']);
     expect(ws[0]?.message).toContain('"nvidia-l44" is not a GPU type Cloud Run documents');
     expect(ws[0]?.message).toContain('https://cloud.google.com/run/docs/configuring/services/gpu');
+  });
+
+  it('says a policy without rules governs nothing, with the fleet or without', () => {
+    const bare = policy({ services: [] });
+    for (const ws of [policyWarnings(bare), policyWarnings(bare, FLEET)]) {
+      expect(ws[0]?.path).toBe('services');
+      expect(ws[0]?.message).toContain('no rule, so no service is governed');
+    }
+    expect(policyWarnings(policy({}))).toEqual([]);
   });
 
   it('the example policy has none', () => {
@@ -151,6 +161,7 @@ describe("policy warnings: the policy's fit to the fleet seen", () => {
       version: 1,
       projects: ['p', 'q'],
       regions: ['us-central1', 'us-centrall1'],
+      services: [{ match: {} }],
     });
     expect(policyWarnings(p, FLEET).map((w) => `${w.path}: ${w.message}`)).toEqual([
       'projects[1]: no GPU service, worker pool or job was seen in "q"',
@@ -199,7 +210,8 @@ describe("policy warnings: the policy's fit to the fleet seen", () => {
       projects: ['my-project'],
       pools: [{ region: 'us-central1', reserve: 1 }],
     });
-    expect(policyWarnings(p, fleetOfSnapshot(only))).toEqual([]);
+    // No pool warning: only the policy's lack of rules.
+    expect(paths(policyWarnings(p, fleetOfSnapshot(only)))).toEqual(['services']);
   });
 
   it("the Cloud Run listings' fleet: a manually scaled service marks its pool, and no rule governs it", () => {
