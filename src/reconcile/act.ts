@@ -33,8 +33,6 @@ import type { Pacer, Place, Reserved } from './pacing.js';
 import {
   inPool,
   instanceGpus,
-  listedServiceGpus,
-  otherUsageOf,
   otherWriter,
   roomOf,
   type OtherWriter,
@@ -435,39 +433,27 @@ async function readPools(
       });
       try {
         const [r, quota] = await Promise.all([regionOf(pool), quotaOrEarlier]);
-        let otherUsageGpus: number | undefined;
-        if (r.workerPools.ok && r.executions.ok) {
-          otherUsageGpus = otherUsageOf(pool, r.services, r.workerPools.v, r.executions.v);
-        } else {
-          const failed = !r.workerPools.ok
-            ? r.workerPools.e
-            : !r.executions.ok
-              ? r.executions.e
-              : null;
-          // Before the increases, what holds the pool's GPUs must be read: no raise on a guess.
-          if (!known) throw failed;
+        // What holds the pool's GPUs beside its services must be read before the increases: no
+        // raise on a guess. On the verify read, a listing that failed is taken from the read
+        // before the increases; the services are always the ones listed now (one switched to
+        // manual scaling since, or a revision of another pool serving since, holds GPUs the
+        // earlier read did not count).
+        const failed = !r.workerPools.ok
+          ? r.workerPools.e
+          : !r.executions.ok
+            ? r.executions.e
+            : null;
+        if (failed !== null && !known?.others) throw failed;
+        if (failed !== null)
           opts.log.log(
             'WARNING',
             `${poolKey(pool)}: its worker pools or job executions could not be listed again (${errorMessage(failed)}): verified against the read before the increases`,
           );
-          // Only what could not be listed comes from the earlier read: its worker pools and job
-          // tasks. The services are counted as listed now (one switched to manual scaling since,
-          // or a revision of another pool serving since, holds GPUs the earlier read did not count).
-          otherUsageGpus =
-            known.otherUsageGpus === undefined
-              ? undefined
-              : listedServiceGpus(pool, r.services) +
-                known.otherUsageGpus -
-                listedServiceGpus(pool, known.services);
-        }
-        return [
-          poolKey(pool),
-          {
-            services: r.services,
-            quota,
-            ...(otherUsageGpus === undefined ? {} : { otherUsageGpus }),
-          },
-        ];
+        const others = {
+          workerPools: r.workerPools.ok ? r.workerPools.v : (known?.others?.workerPools ?? []),
+          executions: r.executions.ok ? r.executions.v : (known?.others?.executions ?? []),
+        };
+        return [poolKey(pool), { services: r.services, quota, others }];
       } catch (e) {
         return [poolKey(pool), e instanceof Error ? e : new Error(String(e))];
       }

@@ -18,10 +18,14 @@ export interface PoolRead {
   services: readonly ObservedService[];
   quota: number | null;
   /**
-   * GPUs its worker pools, running job tasks and manually scaled services hold on this read
-   * ({@link otherUsageOf}); absent: as observed for the plan.
+   * Its region's worker pools and running job executions as listed (on a verify read whose own
+   * listing failed, the read's before the increases): with the services, what else holds the
+   * pool's GPUs ({@link otherUsageOf}). Absent: that usage as observed for the plan.
    */
-  otherUsageGpus?: number;
+  others?: {
+    workerPools: readonly ObservedWorkerPool[];
+    executions: readonly ObservedJobExecution[];
+  };
 }
 
 /** Anything of a region that may hold GPUs. */
@@ -56,11 +60,9 @@ export function otherUsageOf(
 /**
  * The GPUs of the pool that its region's listed services hold outside the governed caps: those
  * of its manually scaled services, and those of serving revisions of another pool than their
- * service's template ({@link countedRevisions}, counted as observation counts them). Their part of
- * {@link otherUsageOf}, which a read that listed the services but not the worker pools or job
- * executions still knows.
+ * service's template ({@link countedRevisions}, counted as observation counts them).
  */
-export function listedServiceGpus(pool: PlanPool, services: readonly ObservedService[]): number {
+function listedServiceGpus(pool: PlanPool, services: readonly ObservedService[]): number {
   let gpus = 0;
   for (const s of services) {
     if (s.scalingMode === 'MANUAL' && holdsIn(pool, s)) gpus += manualInstances(s) * s.gpu.count;
@@ -107,9 +109,9 @@ export interface PoolRoom {
 export function roomOf(plan: Plan, pool: PlanPool, read: PoolRead): PoolRoom {
   const rows = plan.services.filter((r) => samePool(r, pool));
   const managed = new Set(rows.filter((r) => r.managed).map((r) => r.name));
-  const otherUsage =
-    read.otherUsageGpus ??
-    pool.unmanagedGpus -
+  const otherUsage = read.others
+    ? otherUsageOf(pool, read.services, read.others.workerPools, read.others.executions)
+    : pool.unmanagedGpus -
       rows.filter((r) => !r.managed).reduce((a, r) => a + r.from * r.gpusPerInstance, 0);
   let governed = 0;
   let unmanaged = 0;
