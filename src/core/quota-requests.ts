@@ -99,10 +99,21 @@ export function requestToFile(
         why: `the last request was ${last.state} at ${last.decidedAt}: none within ${cooldownDays} days of a decision`,
       };
   }
-  return {
-    file: true,
-    preferredValue: Math.min(rec.recommended, rec.quota + settings.maxIncrease),
-  };
+  return { file: true, preferredValue: askedAbove(rec.quota, rec.recommended, settings) };
+}
+
+/**
+ * What one request asks: `wanted`, but at most `maxIncrease` above `quota` ("most GPUs one request
+ * asks above the current quota"). The run asks it twice: above the quota it planned with when it
+ * decides, then above Google's quota read just before filing, which a quota the policy sets above
+ * it does not change.
+ */
+export function askedAbove(
+  quota: number,
+  wanted: number,
+  settings: Pick<QuotaRequestsSettings, 'maxIncrease'>,
+): number {
+  return Math.min(wanted, quota + settings.maxIncrease);
 }
 
 /**

@@ -16,6 +16,7 @@ import {
   quotaDecidedAlert,
   quotaRequestedAlert,
   redateDecisions,
+  askedAbove,
   requestToFile,
   settlePlannedRequest,
   type QuotaCall,
@@ -368,10 +369,11 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
     const quota = await readAgain((q) => input.quotas.gpuQuota(q), "Google's quota");
     if (!quota.ok) continue;
     const google = quota.value;
-    // maxIncrease is "most GPUs one request asks above the current quota": Google's, which a
-    // quota the policy sets above it does not change.
-    if (google !== null && google + settings.maxIncrease < decision.preferredValue)
-      decision = { ...decision, preferredValue: google + settings.maxIncrease };
+    if (google !== null)
+      decision = {
+        ...decision,
+        preferredValue: askedAbove(google, decision.preferredValue, settings),
+      };
     if (google === null || google >= decision.preferredValue) {
       log.log(
         'INFO',
