@@ -29,40 +29,49 @@ export async function withServingRevisions(
   let budget = REVISION_READS;
   const skipped: ObservedService[] = [];
   const get = run.getRevisionMax?.bind(run);
-  const result = await Promise.all(
-    services.map(async (s) => {
-      if (!needsServingRevisions(s)) return s;
-      const revisions = s.servingRevisions ?? [];
-      if (get === undefined)
-        return { ...s, revisionsUnread: 'revisions cannot be read through this Cloud Run port' };
-      if (revisions.length > budget) {
-        skipped.push(s);
-        return { ...s, revisionsUnread: OVER_BUDGET };
-      }
-      budget -= revisions.length;
-      try {
-        const read = await Promise.all(
-          revisions.map((r) =>
-            limit(async () => ({
-              ...r,
-              ...(await get(s.project, s.region, s.name, r.name)),
-            })),
-          ),
-        );
-        return { ...s, servingRevisions: read };
-      } catch (error) {
-        const why = errorMessage(error);
-        problems.push({
-          project: s.project,
-          region: s.region,
-          pool: null,
-          subject: 'revisions',
-          error: `${s.name}: ${why}`,
-        });
-        return { ...s, revisionsUnread: why };
-      }
-    }),
+  // The budget goes to GPU services first, whose cap may be made of these reads; then to those
+  // whose template has no GPU, read only in case an older revision serving still has one. Else a
+  // region of many services without GPUs, listed first, would leave a GPU service counted coarsely.
+  const order = [...services.keys()].sort(
+    (a, b) => Number(services[a]?.gpu === null) - Number(services[b]?.gpu === null) || a - b,
   );
+  const read = async (s: ObservedService): Promise<ObservedService> => {
+    if (!needsServingRevisions(s)) return s;
+    const revisions = s.servingRevisions ?? [];
+    if (get === undefined)
+      return { ...s, revisionsUnread: 'revisions cannot be read through this Cloud Run port' };
+    if (revisions.length > budget) {
+      skipped.push(s);
+      return { ...s, revisionsUnread: OVER_BUDGET };
+    }
+    budget -= revisions.length;
+    try {
+      const withOwn = await Promise.all(
+        revisions.map((r) =>
+          limit(async () => ({
+            ...r,
+            ...(await get(s.project, s.region, s.name, r.name)),
+          })),
+        ),
+      );
+      return { ...s, servingRevisions: withOwn };
+    } catch (error) {
+      const why = errorMessage(error);
+      problems.push({
+        project: s.project,
+        region: s.region,
+        pool: null,
+        subject: 'revisions',
+        error: `${s.name}: ${why}`,
+      });
+      return { ...s, revisionsUnread: why };
+    }
+  };
+  // Started in that order (each takes its share of the budget before its first await), answered
+  // in the listing's.
+  const pending: Promise<ObservedService>[] = [];
+  for (const i of order) pending[i] = read(services[i] as ObservedService);
+  const result = await Promise.all(pending);
   const [first] = skipped;
   if (first !== undefined) {
     problems.push({

@@ -87,6 +87,26 @@ describe('withServingRevisions', () => {
     expect(read.map((s) => s.revisionsUnread === undefined).slice(-2)).toEqual([false, true]);
   });
 
+  it('spends the reads on GPU services first: a listing of services without a GPU cannot leave one counted coarsely', async () => {
+    const { run, calls } = port();
+    // Pinned services without a GPU in their template, listed (by name) before the GPU one: their
+    // revisions are read too (an older one may hold a GPU), but only with what the GPU services leave.
+    const cpu = Array.from({ length: REVISION_READS }, (_, i) => ({
+      ...pinned(`a-${String(i).padStart(3, '0')}`),
+      gpu: null,
+    }));
+    const problems: ObservationProblem[] = [];
+    const read = await withServingRevisions(run, [...cpu, pinned('z-gpu')], problems);
+    expect(calls()).toBe(REVISION_READS);
+    expect(read.at(-1)?.name).toBe('z-gpu');
+    expect(read.at(-1)?.revisionsUnread).toBeUndefined();
+    expect(maxInForce(read.at(-1) as ObservedService).max).toBe(3);
+    expect(read.filter((s) => s.revisionsUnread !== undefined).map((s) => s.name)).toEqual([
+      `a-${String(REVISION_READS - 1).padStart(3, '0')}`,
+    ]);
+    expect(problems[0]?.error).toMatch(/^1 service\(s\) from a-299 on: not read/);
+  });
+
   it('makes no call for services whose template serves', async () => {
     const { run, calls } = port();
     const read = await withServingRevisions(run, [observedService('plain')], []);
