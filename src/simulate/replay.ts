@@ -7,6 +7,20 @@ import { MINUTE_MS } from '../emulator/model.js';
 import { manualInstances } from '../core/service.js';
 import type { SimulationInput } from './scenario.js';
 
+/** How a report and a summary name a replay: its projects and its minutes, as a person reads them. */
+export function replayLabel(projects: readonly string[], startMs: number, stopMs: number): string {
+  const shown =
+    projects.length > 3
+      ? `${projects.slice(0, 2).join(', ')} and ${projects.length - 2} more`
+      : projects.join(', ');
+  const from = new Date(startMs).toISOString();
+  const to = new Date(stopMs).toISOString();
+  const day = (iso: string) => iso.slice(0, 10);
+  const time = (iso: string) => iso.slice(11, 16);
+  const end = day(from) === day(to) ? time(to) : `${day(to)} ${time(to)}`;
+  return `replay of ${shown}, ${day(from)} ${time(from)} to ${end} UTC`;
+}
+
 /**
  * `governor replay`: what the governor would have done over a past window. Reads the project as
  * it is now (services, their caps, worker pools, quotas) and ONE Monitoring call per project for
@@ -159,7 +173,7 @@ export async function buildReplayInput(
     'replayed fleet',
   );
   return {
-    label: `replay of ${policy.projects.join(', ')} from ${new Date(startMs).toISOString()}`,
+    label: replayLabel(policy.projects, startMs, stopMs),
     fleet,
     traces,
     hours: minutes / 60,

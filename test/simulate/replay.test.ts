@@ -4,6 +4,7 @@ import {
   historyEnd,
   historyStart,
   historyWarning,
+  replayLabel,
 } from '../../src/simulate/replay.js';
 import type { MetricSeries, ObservePorts } from '../../src/ports/index.js';
 import type { ObservedService } from '../../src/core/service.js';
@@ -66,6 +67,22 @@ describe('the history a replay covers', () => {
     };
     expect(historyWarning(short, '7d')).toBe(
       'Monitoring has instance counts for only 1.0 h of the 168 h asked for (--since 7d): replaying from 2026-11-26T23:59:00.000Z, the first minute with data, instead.',
+    );
+  });
+});
+
+describe("a replay's name", () => {
+  it('says which minutes were replayed as a person reads a time, not a raw timestamp', () => {
+    expect(replayLabel(['p'], start, start + 60 * MIN)).toBe(
+      'replay of p, 2026-11-20 00:00 to 01:00 UTC',
+    );
+    expect(replayLabel(['p', 'q'], start, end)).toBe(
+      'replay of p, q, 2026-11-20 00:00 to 2026-11-27 00:00 UTC',
+    );
+    // A policy of many projects does not make a title of them all.
+    const many = Array.from({ length: 40 }, (_, i) => `project-${i}`);
+    expect(replayLabel(many, start, start + MIN)).toBe(
+      'replay of project-0, project-1 and 38 more, 2026-11-20 00:00 to 00:01 UTC',
     );
   });
 });
