@@ -1,3 +1,4 @@
+import { Instant } from '../core/duration.js';
 import type { RestoreTarget } from '../core/restore.js';
 
 /**
@@ -34,11 +35,17 @@ export function lastLoweredAt(annotations: Record<string, string>): string | nul
   return annotatedTime(annotations, ANNOTATIONS.lastLowered);
 }
 
+/**
+ * An annotation anyone may have edited, read only as what the governor writes: an RFC 3339 time
+ * with its offset, of a four-digit year (the snapshot's `Instant`). `Date.parse` alone took
+ * "garbage 2026" as 2026-01-01, read a time without an offset in the machine's own zone (two
+ * machines, two instants), and let through a year past 9999 that the snapshot then refused. Any
+ * other text reads as no time at all: no delay starts from it.
+ */
 function annotatedTime(annotations: Record<string, string>, key: string): string | null {
   const text = annotations[key];
-  if (!text) return null;
-  const ms = Date.parse(text);
-  return Number.isNaN(ms) ? null : new Date(ms).toISOString();
+  if (!text || !Instant.safeParse(text).success) return null;
+  return new Date(Date.parse(text)).toISOString();
 }
 
 /** Per service the governor has changed (it carries the annotation), what `restore` puts back. */

@@ -538,6 +538,44 @@ describe('observe', () => {
     });
   });
 
+  it('reads an annotated time only as an RFC 3339 time with its offset, so the snapshot replays and reads the same on every machine', async () => {
+    // Anyone can edit an annotation. `Date.parse` took "garbage 2026" as 2026-01-01, a time
+    // without an offset in the machine's own zone (a laptop in New York and the function read
+    // different instants), and a time past 9999 that the snapshot's schema then refused.
+    const cases: [text: string, read: string | null][] = [
+      ['2026-11-27T11:50:00+01:00', '2026-11-27T10:50:00.000Z'],
+      ['2026-11-27T11:50:00.5Z', '2026-11-27T11:50:00.500Z'],
+      ['garbage 2026', null],
+      ['1', null],
+      ['2026-11-27 11:50', null],
+      ['2026-11-27T11:50:00', null],
+      ['Nov 27 2026', null],
+      ['2026-02-30T00:00:00Z', null],
+      ['9999-12-31T23:59:59-12:00', null],
+      ['+010000-01-01T00:00:00Z', null],
+    ];
+    for (const [text, read] of cases) {
+      const o = await observe(
+        policy({ regions: ['us-east1'] }),
+        ports({
+          services: [
+            service('a', {
+              annotations: {
+                'gpu-governor.dev/last-changed': text,
+                'gpu-governor.dev/last-lowered': text,
+              },
+            }),
+          ],
+        }),
+        NOW,
+      );
+      const s = o.snapshot.services[0];
+      expect(s?.lastChangedAt ?? null, text).toBe(read);
+      expect(s?.lastLoweredAt ?? null, text).toBe(read);
+      expect(() => parseSnapshot(JSON.parse(JSON.stringify(o.snapshot))), text).not.toThrow();
+    }
+  });
+
   it('a Monitoring answer beyond what a snapshot counts leaves that service usage-unknown: the snapshot stays one its schema accepts, and the plan holds the cap', async () => {
     const observeWith = (counts: number, served: number, refused: number) =>
       observe(
