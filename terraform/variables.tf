@@ -196,9 +196,18 @@ variable "time_zone" {
   description = "IANA time zone the schedule is evaluated in (the policy's time windows carry their own time zones)."
   default     = "Etc/UTC"
 
+  # Cloud Scheduler takes "a time zone name from the tz database", and "utc" for UTC
+  # (https://cloud.google.com/python/docs/reference/cloudscheduler/1.2.1/google.cloud.scheduler_v1.types.Job):
+  # an Area/Location name, or one of the tz database's names without a slash.
   validation {
-    condition     = var.time_zone == "UTC" || can(regex("^[A-Z][A-Za-z_]*(/[A-Za-z0-9_+-]+){1,2}$", var.time_zone))
-    error_message = "time_zone must be an IANA time zone name such as Etc/UTC or Europe/Paris."
+    condition = contains([
+      "utc", "CET", "CST6CDT", "Cuba", "EET", "EST", "EST5EDT", "Egypt", "Eire", "GB", "GB-Eire",
+      "GMT", "GMT+0", "GMT-0", "GMT0", "Greenwich", "HST", "Hongkong", "Iceland", "Iran", "Israel",
+      "Jamaica", "Japan", "Kwajalein", "Libya", "MET", "MST", "MST7MDT", "NZ", "NZ-CHAT", "Navajo",
+      "PRC", "PST8PDT", "Poland", "Portugal", "ROC", "ROK", "Singapore", "Turkey", "UCT", "UTC",
+      "Universal", "W-SU", "WET", "Zulu",
+    ], var.time_zone) || can(regex("^[A-Z][A-Za-z_]*(/[A-Za-z0-9_+-]+){1,2}$", var.time_zone))
+    error_message = "time_zone must be a tz database time zone name such as Etc/UTC, Europe/Paris or GMT."
   }
 }
 

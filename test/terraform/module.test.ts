@@ -120,13 +120,28 @@ describe('variables', () => {
 
   it('validates the time zone', () => {
     const condition = String(validations(module, 'time_zone')[0]?.['condition']);
-    expect(condition).toContain('"UTC"');
-    const re = regexIn(condition);
-    for (const ok of ['Etc/UTC', 'Europe/Paris', 'America/Argentina/Buenos_Aires', 'Etc/GMT+5']) {
-      expect(re.test(ok), ok).toBe(true);
+    const accepts = (zone: string) => evaluateCondition(condition, { time_zone: zone });
+    // Cloud Scheduler takes "a time zone name from the tz database", and "utc" for UTC
+    // (https://cloud.google.com/python/docs/reference/cloudscheduler/1.2.1/google.cloud.scheduler_v1.types.Job):
+    // the names without a slash (GMT, Japan, EST5EDT) are tz database names too.
+    for (const ok of [
+      'Etc/UTC',
+      'Europe/Paris',
+      'America/Argentina/Buenos_Aires',
+      'Etc/GMT+5',
+      'US/Eastern',
+      'UTC',
+      'utc',
+      'GMT',
+      'Japan',
+      'EST5EDT',
+      'GB-Eire',
+      'GMT+0',
+    ]) {
+      expect(accepts(ok), ok).toBe(true);
     }
-    for (const bad of ['utc', 'Paris', 'Europe/', '+02:00', 'CET ']) {
-      expect(re.test(bad), bad).toBe(false);
+    for (const bad of ['Paris', 'Europe/', '+02:00', 'CET ', 'UTC+5', 'gmt', 'Z', '']) {
+      expect(accepts(bad), bad).toBe(false);
     }
   });
 
