@@ -3,10 +3,10 @@ import { z } from 'zod';
 import { isInputError, GovernorError, UsageError } from '../errors.js';
 import { plan } from '../core/planner.js';
 import type { Policy } from '../core/policy.js';
-import { UNWRITABLE_INSTANT, writableInstant } from '../core/duration.js';
+import { durationMs, UNWRITABLE_INSTANT, writableInstant } from '../core/duration.js';
 import { fleetOfSnapshot, policyWarnings } from '../core/policy-fit.js';
 import { fleetFullySeen, renderProblem } from '../core/problems.js';
-import type { Snapshot } from '../core/snapshot.js';
+import { withStaleUsageUnknown, type Snapshot } from '../core/snapshot.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 import { orgView, renderOrgView } from '../org/view.js';
 import { createClock } from '../adapters/clock.js';
@@ -101,7 +101,14 @@ async function snapshotFor(
   io: Streams,
   options: RuntimeOptions,
 ): Promise<{ snapshot: Snapshot; complete: boolean }> {
-  if (file) return { snapshot: await loadSnapshot(file), complete: true };
+  if (file) {
+    // A usage older than staleAfter is what an observation reads as unknown: so is it here.
+    const staleAfterMs = durationMs(policy.defaults.staleAfter);
+    return {
+      snapshot: withStaleUsageUnknown(await loadSnapshot(file), staleAfterMs),
+      complete: true,
+    };
+  }
   // Google's client libraries take most of the start-up: loaded only by the commands that call.
   const { observeLive } = await import('./live.js');
   const observation = await observeLive(policy, options);

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { InputError, type Fault } from '../errors.js';
 import { parseDocument, StringMap, zodFaults } from './document.js';
-import { beyondSkew, Instant } from './duration.js';
+import { beyondSkew, formatDuration, Instant } from './duration.js';
 import { MAX_QUOTA_GPUS, poolKey } from './pool.js';
 import { CONTROL } from './text.js';
 
@@ -264,4 +264,30 @@ function observedAfter(s: SnapshotService, i: number, takenAt: string): Fault[] 
 
 export function parseSnapshotText(text: string, what = 'snapshot'): Snapshot {
   return parseSnapshot(parseDocument(text, what), what);
+}
+
+/**
+ * The snapshot with every usage sampled more than `staleAfterMs` before its `takenAt` read as
+ * unknown, so that the planner holds that cap (fail static) rather than lowering it on old figures.
+ * An observation never holds such a sample (it reads that service as unknown, or as stopped when
+ * its project's metrics go on); a snapshot file that does was edited by hand or made by another
+ * tool. Pure: the staleness is the policy's `staleAfter`, the time the snapshot's own.
+ */
+export function withStaleUsageUnknown(snapshot: Snapshot, staleAfterMs: number): Snapshot {
+  const takenMs = Date.parse(snapshot.takenAt);
+  const stale = (s: SnapshotService) =>
+    s.usage !== null && takenMs - Date.parse(s.usage.sampledAt) > staleAfterMs;
+  if (!snapshot.services.some(stale)) return snapshot;
+  return {
+    ...snapshot,
+    services: snapshot.services.map((s) =>
+      s.usage && stale(s)
+        ? {
+            ...s,
+            usage: null,
+            usageNote: `latest sample ${new Date(Date.parse(s.usage.sampledAt)).toISOString()} is older than ${formatDuration(staleAfterMs)} at the snapshot's takenAt`,
+          }
+        : s,
+    ),
+  };
 }

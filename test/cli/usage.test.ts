@@ -1,3 +1,6 @@
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import { packagedFile } from '../../src/cli/files.js';
 import { main } from '../../src/cli/main.js';
@@ -132,6 +135,46 @@ describe('plan --at past the years an ISO 8601 time can write', () => {
       );
       expect(r.code, r.stderr).toBe(0);
       expect((JSON.parse(r.stdout) as { at: string }).at).toBe(at.replace(/(:\d\d)Z$/, '$1.000Z'));
+    }
+  });
+});
+
+describe('plan --snapshot with a usage older than staleAfter at takenAt', () => {
+  it('holds that service as usage unknown (fail static) rather than lowering it on a week-old sample', async () => {
+    // An observation never holds a sample older than staleAfter (it reads such a service as
+    // unknown, or as stopped when its project's metrics go on): a snapshot that does was edited
+    // by hand or made by another tool, and its old figures are not what the service uses now.
+    const doc = JSON.parse(readFileSync('examples/snapshot.json', 'utf8')) as {
+      services: { name: string; usage: { sampledAt: string } | null }[];
+    };
+    const embeddings = doc.services.find((s) => s.name === 'embeddings');
+    if (!embeddings?.usage) throw new Error('the example has no measured embeddings');
+    const args = ['plan', '--policy', 'examples/policy.yaml', '--json', '--snapshot'];
+    const fresh = await governor(...args, 'examples/snapshot.json');
+    const row = (out: string) =>
+      (
+        JSON.parse(out) as {
+          services: { name: string; from: number; to: number; reason: string }[];
+        }
+      ).services.find((s) => s.name === 'embeddings');
+    expect(row(fresh.stdout)).toMatchObject({ from: 3, to: 2 });
+
+    embeddings.usage.sampledAt = '2026-11-20T14:57:00Z';
+    const dir = mkdtempSync(join(tmpdir(), 'stale-'));
+    try {
+      const file = join(dir, 'snapshot.json');
+      writeFileSync(file, JSON.stringify(doc));
+      const r = await governor(...args, file);
+      expect(r.code, r.stderr).toBe(0);
+      expect(row(r.stdout)).toMatchObject({
+        from: 3,
+        to: 3,
+        reason: expect.stringMatching(
+          /^usage unknown \(latest sample 2026-11-20T14:57:00\.000Z is older than 10m at the snapshot's takenAt\): held at 3 \(fail static\)/,
+        ) as unknown,
+      });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
     }
   });
 });

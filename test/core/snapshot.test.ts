@@ -3,7 +3,11 @@ import { describe, expect, it } from 'vitest';
 import { plan } from '../../src/core/planner.js';
 import { parsePolicyText } from '../../src/core/policy.js';
 import { Plan } from '../../src/core/plan.js';
-import { parseSnapshot, parseSnapshotText } from '../../src/core/snapshot.js';
+import {
+  parseSnapshot,
+  parseSnapshotText,
+  withStaleUsageUnknown,
+} from '../../src/core/snapshot.js';
 import { InputError } from '../../src/errors.js';
 
 describe('snapshot', () => {
@@ -198,6 +202,30 @@ describe('times in the snapshot', () => {
       [],
     );
     expect(faultsWith({ sampledAt: '2026-11-27T15:00:00Z' })).toEqual([]);
+  });
+});
+
+describe('usage older than staleAfter at takenAt', () => {
+  it('reads as unknown past staleAfter, with a note naming the sample, and is kept up to it', () => {
+    const doc = JSON.parse(readFileSync('examples/snapshot.json', 'utf8')) as {
+      services: { name: string; usage: { sampledAt: string } | null }[];
+    };
+    const sampled = (at: string) => {
+      const copy = structuredClone(doc);
+      const svc = copy.services.find((s) => s.name === 'embeddings');
+      if (!svc?.usage) throw new Error('the example has no measured embeddings');
+      svc.usage.sampledAt = at;
+      const out = withStaleUsageUnknown(parseSnapshot(copy), 10 * 60_000);
+      return out.services.find((s) => s.name === 'embeddings');
+    };
+    expect(sampled('2026-11-27T14:50:00Z')?.usage).not.toBeNull();
+    expect(sampled('2026-11-27T14:49:59.999Z')).toMatchObject({
+      usage: null,
+      usageNote:
+        "latest sample 2026-11-27T14:49:59.999Z is older than 10m at the snapshot's takenAt",
+    });
+    const fresh = parseSnapshot(structuredClone(doc));
+    expect(withStaleUsageUnknown(fresh, 10 * 60_000)).toBe(fresh);
   });
 });
 
