@@ -40,37 +40,27 @@ export function isValidTimeZone(zone: string): boolean {
   return IANAZone.isValidZone(zone);
 }
 
-/** The instant of a wall-clock time on a local date, with the compatible DST rule. */
-function wallInstant(date: DateTime, minutes: number): number {
-  const base = DateTime.fromObject(
-    { year: date.year, month: date.month, day: date.day },
-    { zone: date.zone },
-  );
-  if (minutes === 24 * 60) {
-    return base.plus({ days: 1 }).toMillis();
+const DAY_MS = 86_400_000;
+
+/**
+ * The instant of `minutes` after midnight (24:00 is the next midnight) on the local date whose
+ * midnight in UTC is `dateMs`, with the compatible DST rule: of the offsets the zone has a day
+ * before and a day after, each that reads the wall time back is an instant of it, the earlier
+ * wins (an ambiguous time); none (a time in a gap) reads it with the offset before the gap, which
+ * moves it forward by the gap. Only the zone's offset at an instant is asked: luxon's own wall time
+ * to instant starts from a guess at the zone's offset of the machine's clock now, and where that
+ * guess was far off (Samoa, UTC-11 in 2010 and UTC+13 now) it read a whole day an hour late.
+ */
+function wallInstant(zone: IANAZone, dateMs: number, minutes: number): number {
+  const naive = dateMs + minutes * 60_000;
+  const before = zone.offset(naive - DAY_MS);
+  const after = zone.offset(naive + DAY_MS);
+  let found: number | null = null;
+  for (const offset of before === after ? [before] : [before, after]) {
+    const t = naive - offset * 60_000;
+    if (zone.offset(t) === offset && (found === null || t < found)) found = t;
   }
-  const dt = DateTime.fromObject(
-    {
-      year: date.year,
-      month: date.month,
-      day: date.day,
-      hour: Math.floor(minutes / 60),
-      minute: minutes % 60,
-    },
-    { zone: date.zone },
-  );
-  // luxon resolves a missing wall time forward by the gap, as wanted, but an ambiguous one to the
-  // later offset: when the clock fell back, the same wall time also existed one shift earlier.
-  const before = DateTime.fromMillis(dt.toMillis() - 86_400_000, { zone: date.zone }).offset;
-  if (before > dt.offset) {
-    const earlier = DateTime.fromMillis(dt.toMillis() - (before - dt.offset) * 60_000, {
-      zone: date.zone,
-    });
-    if (earlier.day === dt.day && earlier.hour === dt.hour && earlier.minute === dt.minute) {
-      return earlier.toMillis();
-    }
-  }
-  return dt.toMillis();
+  return found ?? naive - before * 60_000;
 }
 
 /**
@@ -84,15 +74,18 @@ export function windowHolds(window: WindowSpec, atMs: number): boolean {
     throw new RangeError(`bad window bounds ${window.start}-${window.end}`);
   }
   const crosses = end <= start;
-  const local = DateTime.fromMillis(atMs, { zone: window.timezone });
-  if (!local.isValid) throw new RangeError(`bad time zone ${window.timezone}`);
+  const zone = IANAZone.create(window.timezone);
+  if (!zone.isValid) throw new RangeError(`bad time zone ${window.timezone}`);
+  const local = DateTime.fromMillis(atMs, { zone });
+  // Not Date.UTC, which reads the years 0 to 99 as 1900 to 1999.
+  const today = new Date(0).setUTCFullYear(local.year, local.month - 1, local.day);
   // The window that holds now started today or, if it crosses midnight, yesterday.
-  const candidates = crosses ? [local.minus({ days: 1 }), local] : [local];
+  const candidates = crosses ? [today - DAY_MS, today] : [today];
   for (const day of candidates) {
-    const weekday = WEEKDAYS[day.weekday - 1];
+    const weekday = WEEKDAYS[(new Date(day).getUTCDay() + 6) % 7];
     if (window.days && weekday && !window.days.includes(weekday)) continue;
-    const from = wallInstant(day, start);
-    const to = wallInstant(crosses ? day.plus({ days: 1 }) : day, end);
+    const from = wallInstant(zone, day, start);
+    const to = wallInstant(zone, crosses ? day + DAY_MS : day, end);
     if (from <= atMs && atMs < to) return true;
   }
   return false;

@@ -72,6 +72,27 @@ describe('time windows', () => {
     expect(hits).toHaveLength(6);
   });
 
+  it('holds the wall times of a day after a zone moved its offset by a day, whatever the machine clock', () => {
+    // Samoa (Pacific/Apia) was at UTC-11 until 26 September 2010, when its clocks went from
+    // 00:00 to 01:00 (UTC-10); today it is at UTC+13. luxon turns a wall time into an instant
+    // from a first guess at the zone's offset of the wall clock's now: 24 hours off, it read every
+    // wall time of that day an hour late, so 09:00–17:00 held from 10:00 to 18:00.
+    const w: WindowSpec = { start: '09:00', end: '17:00', timezone: 'Pacific/Apia' };
+    const held: string[] = [];
+    for (let t = at('2010-09-26T11:00:00Z'); t < at('2010-09-27T11:00:00Z'); t += 30 * 60_000) {
+      if (windowHolds(w, t)) held.push(new Date(t).toISOString());
+    }
+    // 09:00 UTC-10 is 19:00Z; 17:00 is 03:00Z the next day.
+    expect(held[0]).toBe('2010-09-26T19:00:00.000Z');
+    expect(held.at(-1)).toBe('2010-09-27T02:30:00.000Z');
+    expect(held).toHaveLength(16);
+    // The midnight that did not exist moves forward by the gap, to 01:00: 00:00–01:00 holds not at all.
+    const gap: WindowSpec = { start: '00:00', end: '01:00', timezone: 'Pacific/Apia' };
+    for (let t = at('2010-09-26T10:00:00Z'); t < at('2010-09-26T13:00:00Z'); t += 5 * 60_000) {
+      expect(windowHolds(gap, t), new Date(t).toISOString()).toBe(false);
+    }
+  });
+
   it('a window spanning the whole spring-forward night is an hour shorter, and does not crash', () => {
     const w: WindowSpec = { start: '00:00', end: '06:00', timezone: 'Europe/Berlin' };
     let minutes = 0;
