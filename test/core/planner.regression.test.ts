@@ -15,6 +15,10 @@ import { AT, caseArb, type Case } from '../support/fleet-arbitrary.js';
  * answers. Each case compares the plan's JSON and its text rendering (`governor plan`) byte for
  * byte, through their SHA-256, and lists the changes in words so that a difference can be read.
  *
+ * Each case also records a hash of the plan without its reasons, so that a change to how a reason
+ * is told re-records `json` and `text` and leaves every `decisions` as it was: the fixture's diff
+ * shows that no decision moved.
+ *
  * A deliberate change of decisions re-records the file:
  *   PLAN_FIXTURE_WRITE=1 npx vitest run test/core/planner.regression.test.ts
  *   npx prettier --write test/core/fixtures/planner-regression.json
@@ -26,6 +30,8 @@ const SEED = 15_2026;
 
 interface Recorded {
   case: string;
+  /** The plan JSON without its reasons (`why`, `reason`): what was decided, not how it is told. */
+  decisions: string;
   json: string;
   text: string;
   changes: string[];
@@ -35,6 +41,11 @@ function record(name: string, p: Plan, listChanges: boolean): Recorded {
   const sha = (s: string) => createHash('sha256').update(s).digest('hex');
   return {
     case: name,
+    decisions: sha(
+      JSON.stringify(p, (key, value: unknown) =>
+        key === 'why' || key === 'reason' ? undefined : value,
+      ),
+    ),
     json: sha(JSON.stringify(p)),
     // Every row (`--all`): the planner's answers, whatever the text counts rather than lists.
     text: sha(renderPlan(p, pc.createColors(false), { all: true })),
@@ -90,6 +101,7 @@ describe('planner regression: the same answers on seeded inputs', () => {
     expect(recorded.filter((r) => r.changes.length > 0).length).toBeGreaterThan(100);
     for (let i = 0; i < now.length; i++) {
       expect(now[i]?.case).toBe(recorded[i]?.case);
+      expect(now[i]?.decisions, `${now[i]?.case}: decisions`).toBe(recorded[i]?.decisions);
       expect(now[i]?.changes, now[i]?.case).toEqual(recorded[i]?.changes);
       expect(now[i]?.json, `${now[i]?.case}: plan JSON`).toBe(recorded[i]?.json);
       expect(now[i]?.text, `${now[i]?.case}: plan text`).toBe(recorded[i]?.text);
