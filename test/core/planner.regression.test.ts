@@ -1,13 +1,11 @@
-import { createHash } from 'node:crypto';
 import { readFileSync, writeFileSync } from 'node:fs';
 import fc from 'fast-check';
-import pc from 'picocolors';
 import { describe, expect, it } from 'vitest';
 import { syntheticFleet } from '../../bench/fleet.js';
-import { renderPlan } from '../../src/cli/render.js';
 import type { Plan } from '../../src/core/plan.js';
 import { plan } from '../../src/core/planner.js';
 import { AT, caseArb, type Case } from '../support/fleet-arbitrary.js';
+import { planHashes } from '../support/plan-hashes.js';
 
 /**
  * The planner's answers on seeded inputs, recorded by an earlier planner: a change to how the
@@ -15,9 +13,8 @@ import { AT, caseArb, type Case } from '../support/fleet-arbitrary.js';
  * answers. Each case compares the plan's JSON and its text rendering (`governor plan`) byte for
  * byte, through their SHA-256, and lists the changes in words so that a difference can be read.
  *
- * Each case also records a hash of the plan without its reasons, so that a change to how a reason
- * is told re-records `json` and `text` and leaves every `decisions` as it was: the fixture's diff
- * shows that no decision moved.
+ * Each case also records the plan without its reasons (`decisions`, see planHashes): a change to
+ * how reasons are told re-records the file and leaves every `decisions` as it was.
  *
  * A deliberate change of decisions re-records the file:
  *   PLAN_FIXTURE_WRITE=1 npx vitest run test/core/planner.regression.test.ts
@@ -30,7 +27,6 @@ const SEED = 15_2026;
 
 interface Recorded {
   case: string;
-  /** The plan JSON without its reasons (`why`, `reason`): what was decided, not how it is told. */
   decisions: string;
   json: string;
   text: string;
@@ -38,17 +34,10 @@ interface Recorded {
 }
 
 function record(name: string, p: Plan, listChanges: boolean): Recorded {
-  const sha = (s: string) => createHash('sha256').update(s).digest('hex');
   return {
     case: name,
-    decisions: sha(
-      JSON.stringify(p, (key, value: unknown) =>
-        key === 'why' || key === 'reason' ? undefined : value,
-      ),
-    ),
-    json: sha(JSON.stringify(p)),
-    // Every row (`--all`): the planner's answers, whatever the text counts rather than lists.
-    text: sha(renderPlan(p, pc.createColors(false), { all: true })),
+    // The text has every row (`--all`): the planner's answers, whatever it counts rather than lists.
+    ...planHashes(p),
     // The large fleets' changes are too many to list: their count, and the hashes, stand in.
     changes: listChanges
       ? [...p.changes, ...p.deferred].map(
