@@ -925,6 +925,18 @@ function fillByPriority(ms: Governed[], upper: (m: Governed) => number, gpus: nu
   return left;
 }
 
+/** The rule and window a floor's or ceiling's `set` names, null where it names neither. */
+function ruleOf(
+  set: string,
+  rule: number | null,
+  window: number | null,
+): { rule: number | null; window: number | null } {
+  return {
+    rule: set === 'rule' || set === 'window' ? rule : null,
+    window: set === 'window' ? window : null,
+  };
+}
+
 function tiers(ms: Governed[], dir: 'asc' | 'desc'): Governed[][] {
   const byPriority = new Map<number, Governed[]>();
   for (const m of ms) {
@@ -951,6 +963,18 @@ function describe(
   // Short of its demand in the plan, not at some step of it: where the quota is unknown nothing
   // is allocated, and the calm and burst steps may still give a service its demand. The pool is
   // scarce for it when what the plan leaves free buys none of its instances.
+  // A bound that sets the cap, not the usage: the floor above its demand, the ceiling below it.
+  if (m.kind === 'active' && m.demand !== null && !m.why.floorAboveCeiling && !m.why.pool) {
+    const { rule, window } = m.settings;
+    if (to === m.floor && m.demand < m.floor && m.floor > 1) {
+      const set = m.svc.minInstances >= m.settings.min ? 'min-instances' : m.settings.minFrom;
+      m.why.atFloor = { floor: m.floor, set, ...ruleOf(set, rule, window) };
+    }
+    if (to === m.ceiling && m.demand > m.ceiling) {
+      const set = m.settings.max === m.ceiling ? m.settings.maxFrom : 'quota';
+      m.why.atCeiling = { ceiling: m.ceiling, set, ...ruleOf(set, rule, window) };
+    }
+  }
   if (m.kind === 'active' && to < m.want) {
     m.why.shortBy = m.want - to;
     if (free !== null && free < m.g) m.why.scarce = true;

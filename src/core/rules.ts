@@ -12,6 +12,9 @@ export interface Settings {
   window: number | null;
   min: number;
   max: number | null;
+  /** Where `min` and `max` were set: the policy's defaults, the rule, or its window in force. */
+  minFrom: SettingFrom;
+  maxFrom: SettingFrom;
   weight: number;
   priority: number;
   headroom: number;
@@ -26,6 +29,8 @@ export interface Settings {
   /** The window over which peaks and per-minute evidence are read. */
   lookbackMs: number;
 }
+
+export type SettingFrom = 'defaults' | 'rule' | 'window';
 
 export interface ServiceLike {
   project: string;
@@ -54,6 +59,8 @@ export function compileRules(policy: Policy, atMs: number): (s: ServiceLike) => 
     window: null,
     min: d.min,
     max: d.max ?? null,
+    minFrom: 'defaults',
+    maxFrom: 'defaults',
     weight: d.weight,
     priority: d.priority,
     headroom: d.headroom,
@@ -72,6 +79,8 @@ export function compileRules(policy: Policy, atMs: number): (s: ServiceLike) => 
       rule: index,
       min: rule.min ?? base.min,
       max: rule.max ?? base.max,
+      minFrom: rule.min === undefined ? 'defaults' : 'rule',
+      maxFrom: rule.max === undefined ? 'defaults' : 'rule',
       weight: rule.weight ?? base.weight,
       priority: rule.priority ?? base.priority,
       headroom: rule.headroom ?? base.headroom,
@@ -90,6 +99,8 @@ export function compileRules(policy: Policy, atMs: number): (s: ServiceLike) => 
         window: w,
         min: win.min ?? settings.min,
         max: win.max ?? settings.max,
+        minFrom: win.min === undefined ? settings.minFrom : 'window',
+        maxFrom: win.max === undefined ? settings.maxFrom : 'window',
         weight: win.weight ?? settings.weight,
         priority: win.priority ?? settings.priority,
         headroom: win.headroom ?? settings.headroom,

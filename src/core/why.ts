@@ -146,6 +146,32 @@ export const PlanWhy = z
       .strictObject({ from: Count, to: Count, priority: z.number() })
       .optional()
       .describe('Cut below what it has in use: the in-use room did not fit the budget.'),
+    atFloor: z
+      .strictObject({
+        floor: Count,
+        set: z
+          .enum(['min-instances', 'defaults', 'rule', 'window'])
+          .describe(
+            "What set the floor: the service's own min instances, the policy's `defaults.min`, its rule's `min`, or the `min` of its rule's schedule window in force.",
+          ),
+        rule: Count.nullable().describe('The rule, with `set` rule or window.'),
+        window: Count.nullable().describe('The schedule window, with `set` window.'),
+      })
+      .optional()
+      .describe('Kept at its floor, above its demand: the floor, not the usage, sets the cap.'),
+    atCeiling: z
+      .strictObject({
+        ceiling: Count,
+        set: z
+          .enum(['quota', 'defaults', 'rule', 'window'])
+          .describe(
+            "What set the ceiling: the pool's quota ÷ GPUs per instance (the most Cloud Run accepts), the policy's `defaults.max`, its rule's `max`, or the `max` of its rule's schedule window in force.",
+          ),
+        rule: Count.nullable().describe('The rule, with `set` rule or window.'),
+        window: Count.nullable().describe('The schedule window, with `set` window.'),
+      })
+      .optional()
+      .describe('Held at its ceiling, below its demand: the ceiling, not the pool, sets the cap.'),
     stickyOverridden: z
       .literal(true)
       .optional()
@@ -285,6 +311,14 @@ export function renderReason(why: PlanWhy): string {
       `${stamps.join(' and ')}, later than now (a wrong clock or a hand edit stamped it): no delay taken from it`,
     );
   }
+  if (why.atFloor)
+    clauses.push(
+      `at its floor ${why.atFloor.floor}, above its demand: ${boundText('min', why.atFloor.floor, why.atFloor)}`,
+    );
+  if (why.atCeiling)
+    clauses.push(
+      `at its ceiling ${why.atCeiling.ceiling}, below its demand: ${boundText('max', why.atCeiling.ceiling, why.atCeiling)}`,
+    );
   if (why.pool) clauses.push(poolText(why.pool));
   if (why.cut) {
     const { from, to, priority } = why.cut;
@@ -360,6 +394,26 @@ export function renderReason(why: PlanWhy): string {
     );
   }
   return clauses.join('; ');
+}
+
+/** Who set a floor (`min`) or a ceiling (`max`), in words. */
+function boundText(
+  key: 'min' | 'max',
+  value: number,
+  b: { set: string; rule: number | null; window: number | null },
+): string {
+  switch (b.set) {
+    case 'min-instances':
+      return `its own min instances (${value})`;
+    case 'quota':
+      return `the quota holds ${plural(value, 'instance')} of it, the most Cloud Run accepts`;
+    case 'defaults':
+      return `the policy's defaults.${key} (${value})`;
+    case 'window':
+      return `${key} ${value} of rule ${b.rule}'s schedule window ${b.window}, in force now`;
+    default:
+      return `${key} ${value} of rule ${b.rule}`;
+  }
 }
 
 function basisText(b: Basis): string {

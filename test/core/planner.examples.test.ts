@@ -1055,6 +1055,85 @@ describe('time windows', () => {
   });
 });
 
+describe('a floor or a ceiling that sets the cap is named in the reason', () => {
+  const idle = svc('a', 2, { current: 0, peak: 0 });
+  const busy = svc('a', 10, { current: 10, peak: 10 });
+  const windowed = (bound: { min?: number; max?: number }) =>
+    policy({
+      services: [
+        {
+          match: {},
+          min: 2,
+          max: 8,
+          schedule: [{ start: '08:00', end: '20:00', timezone: 'America/New_York', ...bound }],
+        },
+      ],
+    });
+  /** A pool of 20 GPUs whose others hold all but `budget`: no room left over to share. */
+  const only = (s: SnapshotService, budget: number) => snap(20, [s], 20 - budget);
+
+  it("names the window in force, the rule, the defaults or the service's own min instances", () => {
+    const cases: [Plan, number, string][] = [
+      [
+        plan(only(idle, 4), windowed({ min: 4 }), AT),
+        4,
+        "min 4 of rule 0's schedule window 0, in force now",
+      ],
+      [plan(only(idle, 2), windowed({}), AT), 2, 'min 2 of rule 0'],
+      [
+        plan(only(idle, 3), policy({ defaults: { headroom: 0, min: 3 } }), AT),
+        3,
+        "the policy's defaults.min (3)",
+      ],
+      [
+        plan(only({ ...idle, minInstances: 5, maxInstances: 5 }, 5), policy(), AT),
+        5,
+        'its own min instances (5)',
+      ],
+    ];
+    for (const [result, floor, who] of cases) {
+      expect(result.services[0]).toMatchObject({ to: floor, floor });
+      expect(reason(result, 'a')).toContain(`at its floor ${floor}, above its demand: ${who}`);
+      expect(result.services[0]?.why.atFloor).toMatchObject({ floor });
+    }
+  });
+
+  it('names what holds a service below its demand: the window, the rule, the defaults or the quota', () => {
+    const cases: [Plan, number, string][] = [
+      [
+        plan(snap(20, [busy]), windowed({ max: 3 }), AT),
+        3,
+        "max 3 of rule 0's schedule window 0, in force now",
+      ],
+      [plan(snap(20, [busy]), windowed({}), AT), 8, 'max 8 of rule 0'],
+      [
+        plan(snap(20, [busy]), policy({ defaults: { headroom: 0, max: 4 } }), AT),
+        4,
+        "the policy's defaults.max (4)",
+      ],
+      [
+        plan(snap(5, [busy]), policy(), AT),
+        5,
+        'the quota holds 5 instances of it, the most Cloud Run accepts',
+      ],
+    ];
+    for (const [result, ceiling, who] of cases) {
+      expect(result.services[0]).toMatchObject({ to: ceiling, ceiling });
+      expect(reason(result, 'a')).toContain(`at its ceiling ${ceiling}, below its demand: ${who}`);
+    }
+  });
+
+  it('says nothing of a bound where the usage, not the bound, sets the cap', () => {
+    const within = plan(only(svc('a', 2, { current: 3, peak: 3 }), 3), windowed({}), AT);
+    expect(within.services[0]).toMatchObject({ to: 3, floor: 2, ceiling: 8 });
+    expect(reason(within, 'a')).not.toMatch(/at its (floor|ceiling)/);
+    // Outside the window the rule's own bounds hold, and the reason names the rule, not a window.
+    const night = plan(only(idle, 2), windowed({ min: 4 }), '2026-11-27T03:00:00.000Z');
+    expect(night.services[0]).toMatchObject({ to: 2, window: null });
+    expect(reason(night, 'a')).toContain('at its floor 2, above its demand: min 2 of rule 0');
+  });
+});
+
 describe('alerts', () => {
   it('follow the message shape of docs/alerts.md, with a pool ordering key in the dedup key', () => {
     const p = plan(
