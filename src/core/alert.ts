@@ -128,3 +128,70 @@ export function fitAlert(a: Alert, maxBytes: number = MAX_ALERT_BYTES): FittedAl
     truncated[longest.key] = { kept: keep, of };
   }
 }
+
+/** Per detail left out, by its key in the details: `details.omitted` of an alert cut whole. */
+const Omitted = z.record(z.string(), z.number());
+
+/** An alert cut by {@link fitWhole}: what {@link fitAlert} cut, and what else had to go. */
+export interface WholeFit extends FittedAlert {
+  /**
+   * `alert.details.omitted`: per detail left out whole, the bytes of JSON it had; null when
+   * none was.
+   */
+  omitted: Record<string, number> | null;
+  /** The summary's length in characters when it had to be cut, else null. */
+  summaryCut: number | null;
+}
+
+/** Room kept for what `details.omitted` and the cut summary add as they grow. */
+const FIT_SLACK = 256;
+
+/**
+ * `a` within `maxBytes` of JSON, whatever it holds: {@link fitAlert} first (its longest lists cut,
+ * `details.truncated`); when that is not enough (a long text, a large object, an edited or
+ * corrupt record read back), the largest details are left out one by one, largest first, each
+ * named with its size in `details.omitted`; then, if still too long, the summary is cut (ending
+ * in `…`). Only an alert whose fixed fields alone (ids, names) are over `maxBytes` is returned
+ * over it; none the governor makes is.
+ */
+export function fitWhole(a: Alert, maxBytes: number = MAX_ALERT_BYTES): WholeFit {
+  const first = fitAlert(a, maxBytes);
+  if (alertBytes(first.alert) <= maxBytes) return { ...first, omitted: null, summaryCut: null };
+  const details: Record<string, unknown> = { ...first.alert.details };
+  const omitted: Record<string, number> = Omitted.safeParse(details['omitted']).data ?? {};
+  const withDetails = (): Alert => ({
+    ...first.alert,
+    details: Object.keys(omitted).length > 0 ? { ...details, omitted } : { ...details },
+  });
+  let alert = withDetails();
+  while (alertBytes(alert) > maxBytes) {
+    const largest = Object.entries(details)
+      .filter(([key]) => key !== 'truncated' && key !== 'omitted')
+      .map(([key, value]) => ({ key, bytes: utf8Length(JSON.stringify(value) ?? '') }))
+      .sort((x, y) => y.bytes - x.bytes)[0];
+    if (largest === undefined) break;
+    delete details[largest.key];
+    omitted[largest.key] = largest.bytes;
+    alert = withDetails();
+  }
+  let summaryCut: number | null = null;
+  const excess = alertBytes(alert) - maxBytes;
+  if (excess > 0) {
+    // A character is at most 6 bytes of JSON (an escape); cut enough, keep at least one.
+    const keep = Math.max(1, alert.summary.length - excess - FIT_SLACK);
+    if (keep < alert.summary.length) {
+      summaryCut = alert.summary.length;
+      alert = { ...alert, summary: `${alert.summary.slice(0, keep - 1)}…` };
+      while (alertBytes(alert) > maxBytes && alert.summary.length > 1) {
+        const shorter = Math.max(1, Math.floor(alert.summary.length / 2));
+        alert = { ...alert, summary: `${alert.summary.slice(0, shorter - 1)}…` };
+      }
+    }
+  }
+  return {
+    alert,
+    truncated: first.truncated,
+    omitted: Object.keys(omitted).length > 0 ? omitted : null,
+    summaryCut,
+  };
+}

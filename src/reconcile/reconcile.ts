@@ -18,7 +18,7 @@ import {
   runDatedAhead,
   PartialPublishError,
 } from '../ports/index.js';
-import { fitAlert, MAX_ALERT_BYTES, type Alert } from '../core/alert.js';
+import { alertBytes, fitWhole, MAX_ALERT_BYTES, type Alert } from '../core/alert.js';
 import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
 import { durationMs } from '../core/duration.js';
 import { governorMetrics } from '../core/governor-metrics.js';
@@ -806,24 +806,52 @@ async function prepareOutbox(
 }
 
 /**
- * An outbox entry of `alert`, fitted to what one entry holds (core/alert.ts fitAlert: the longest
- * lists of its details cut, `details.truncated` saying how many items were kept of how many), so
- * that a pool of thousands of services does not make every run fail at storing its events, before
- * its writes or after them. A cut event is logged as such; the writes it leaves out have each
- * their own line (act.ts), and its summary counts them all.
+ * An outbox entry of `alert`, fitted to what one entry holds (fitted below), so that a pool of
+ * thousands of services does not make every run fail at storing its events, before its writes or
+ * after them. The writes a cut event leaves out have each their own line (act.ts), and its
+ * summary counts them all.
  */
 function entry(run: Run, alert: Alert, state: OutboxEntry['state']): OutboxEntry {
-  const { alert: fitted, truncated } = fitAlert(alert);
-  if (truncated !== null) {
-    const cut = Object.entries(truncated)
-      .map(([key, t]) => `${key}: ${t.kept} of ${t.of}`)
-      .join(', ');
-    run.deps.log.log(
-      'WARNING',
-      `${alert.project}: the ${alert.type} event ${alert.id} is over the ${MAX_ALERT_BYTES} bytes one alert may hold; its details keep ${cut} (details.truncated)`,
-    );
-  }
-  return { alert: fitted, state, storedAt: new Date(run.wall()).toISOString() };
+  return { alert: fitted(run, alert), state, storedAt: new Date(run.wall()).toISOString() };
+}
+
+/**
+ * `alert` within the MAX_ALERT_BYTES one alert may hold (core/alert.ts fitWhole: the longest lists
+ * of its details cut, `details.truncated` saying how many items were kept of how many; then, if
+ * need be, its largest details left out, named with their size in `details.omitted`, and its
+ * summary cut), logged as a WARNING when anything was cut. Every message is fitted before it is
+ * stored and again before it is published: a condition's details grow with the fleet, and a
+ * record read back from the store may be larger than any the governor writes (a hand edit, a
+ * corrupt file). Pub/Sub refuses a message over 10 MB
+ * (https://cloud.google.com/pubsub/quotas#resource_limits), and with it every message of its
+ * ordering key, the pool, at every run.
+ */
+function fitted(run: Run, alert: Alert): Alert {
+  const fit = fitWhole(alert);
+  if (fit.truncated === null && fit.omitted === null && fit.summaryCut === null) return fit.alert;
+  const cuts = [
+    ...(fit.truncated === null
+      ? []
+      : [
+          `its details keep ${Object.entries(fit.truncated)
+            .map(([key, t]) => `${key}: ${t.kept} of ${t.of}`)
+            .join(', ')} (details.truncated)`,
+        ]),
+    ...(fit.omitted === null
+      ? []
+      : [
+          `${Object.entries(fit.omitted)
+            .map(([key, bytes]) => `${key} (${bytes} bytes)`)
+            .join(', ')} omitted (details.omitted)`,
+        ]),
+    ...(fit.summaryCut === null ? [] : [`its summary cut from ${fit.summaryCut} characters`]),
+  ];
+  const bytes = alertBytes(fit.alert);
+  run.deps.log.log(
+    'WARNING',
+    `${alert.project}: the ${alert.type} ${alert.status === 'event' ? 'event' : 'alert'} ${cutText(alert.id, 200)} is over the ${MAX_ALERT_BYTES} bytes one alert may hold; ${cuts.join('; ')}${bytes > MAX_ALERT_BYTES ? `; still ${bytes} bytes` : ''}`,
+  );
+  return fit.alert;
 }
 
 /**
@@ -1441,6 +1469,8 @@ async function publish(
 ): Promise<void> {
   const { deps, report } = run;
   if (outgoing.length === 0) return;
+  // Conditions are not stored fitted, and a stored message may be larger than the governor stores.
+  outgoing = outgoing.map((a) => fitted(run, a));
   const sink = deps.sink;
   if (sink) {
     try {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { alertBytes, fitAlert, type Alert } from '../../src/core/alert.js';
+import { alertBytes, fitAlert, fitWhole, type Alert } from '../../src/core/alert.js';
 import { makeAlert } from '../../src/core/conditions.js';
 import { utf8Length } from '../../src/core/text.js';
 
@@ -74,5 +74,52 @@ describe('fitAlert', () => {
   it('counts bytes as UTF-8', () => {
     expect(utf8Length('aé€😀')).toBe(Buffer.byteLength('aé€😀'));
     expect(utf8Length('\ud800x')).toBe(Buffer.byteLength('\ud800x'));
+  });
+});
+
+describe('fitWhole', () => {
+  it('is fitAlert when cutting lists is enough', () => {
+    const a = applied(1_000, 200);
+    const max = alertBytes(a) - 20_000;
+    expect(fitWhole(a, max)).toEqual({ ...fitAlert(a, max), omitted: null, summaryCut: null });
+    const small = applied(3, 1);
+    expect(fitWhole(small).alert).toBe(small);
+  });
+
+  it('then leaves out the largest details, naming each with its size', () => {
+    const a = {
+      ...applied(0, 0),
+      details: { from: 3, to: 4, note: 'x'.repeat(50_000), more: { text: 'y'.repeat(20_000) } },
+    };
+    const { alert: fitted, omitted, summaryCut } = fitWhole(a, 40_000);
+    expect(alertBytes(fitted)).toBeLessThanOrEqual(40_000);
+    expect(fitted.details).toEqual({
+      from: 3,
+      to: 4,
+      more: { text: 'y'.repeat(20_000) },
+      omitted: { note: 50_002 },
+    });
+    expect(omitted).toEqual({ note: 50_002 });
+    expect(summaryCut).toBeNull();
+    // Less room: the next largest goes too; the rest of the alert is as it was.
+    const tighter = fitWhole(a, 1_000);
+    expect(alertBytes(tighter.alert)).toBeLessThanOrEqual(1_000);
+    expect(tighter.alert.details).toEqual({
+      from: 3,
+      to: 4,
+      omitted: { note: 50_002, more: 20_011 },
+    });
+    expect({ ...tighter.alert, details: {} }).toEqual({ ...a, details: {} });
+  });
+
+  it('then cuts the summary, and returns over the size only an alert whose ids alone are', () => {
+    const a = { ...applied(0, 0), summary: '€'.repeat(5_000) };
+    const { alert: fitted, summaryCut } = fitWhole(a, 1_000);
+    expect(alertBytes(fitted)).toBeLessThanOrEqual(1_000);
+    expect(summaryCut).toBe(5_000);
+    expect(fitted.summary.endsWith('…')).toBe(true);
+    expect(a.summary.startsWith(fitted.summary.slice(0, -1))).toBe(true);
+    const ids = { ...applied(0, 0), id: 'i'.repeat(2_000) };
+    expect(alertBytes(fitWhole(ids, 1_000).alert)).toBeGreaterThan(1_000);
   });
 });
