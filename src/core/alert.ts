@@ -32,7 +32,10 @@ export const Alert = z.strictObject({
   type: z.enum(ALERT_TYPES),
   status: z.enum(['firing', 'resolved', 'event']),
   severity: Severity,
-  project: z.string(),
+  // Never empty: an alert about no pool is ordered by its project (its Pub/Sub ordering key), and
+  // Pub/Sub takes no empty key with message ordering. A stored one without it (a hand edit) is
+  // then unreadable, set aside, rather than refused by the publisher at every run.
+  project: z.string().min(1),
   region: z.string().nullable(),
   accelerator: z.string().nullable(),
   zonalRedundancy: z.boolean().nullable(),
