@@ -97,9 +97,11 @@ export interface FittedAlert {
  * `a` within `maxBytes` of JSON. The lists of its `details` grow with the fleet (a pool's
  * `writes`, `skipped` or `changes`: about 150 bytes a service, so 7,000 services of one pool
  * are over 1 MiB): the longest is cut from its end, then the next, until the alert fits, and
- * `details.truncated` says, per list cut, how many items it kept of how many. The summary, which
- * counts them all, is left whole, and so is everything else; an alert that still does not fit
- * (no list left to cut) is returned as it is, for the store to refuse in one line.
+ * `details.truncated` says, per list cut, how many items it kept of how many. A list one level
+ * down, in an object of the details, is cut the same way and named by its path (a resolved
+ * message's `lastDetails.floorsBy`). The summary, which counts them all, is left whole, and so is
+ * everything else; an alert that still does not fit (no list left to cut) is returned as it is
+ * (fitWhole goes further).
  */
 export function fitAlert(a: Alert, maxBytes: number = MAX_ALERT_BYTES): FittedAlert {
   const asItIs = { alert: a, truncated: null };
@@ -112,11 +114,7 @@ export function fitAlert(a: Alert, maxBytes: number = MAX_ALERT_BYTES): FittedAl
     const alert = fitted();
     const excess = alertBytes(alert) - maxBytes;
     if (excess <= 0) return { alert, truncated };
-    const lists = Object.entries(details)
-      .filter((e): e is [string, unknown[]] => Array.isArray(e[1]) && e[1].length > 0)
-      .map(([key, items]) => ({ key, items, bytes: utf8Length(JSON.stringify(items)) }))
-      .sort((x, y) => y.bytes - x.bytes);
-    const longest = lists[0];
+    const longest = listsOf(details).sort((x, y) => y.bytes - x.bytes)[0];
     if (longest === undefined) return asItIs;
     // Drop from the end the fewest items whose JSON (and a comma each) covers the excess, and a
     // few more bytes for the count in `truncated`, which grows as they go.
@@ -126,10 +124,40 @@ export function fitAlert(a: Alert, maxBytes: number = MAX_ALERT_BYTES): FittedAl
       keep -= 1;
       freed += utf8Length(JSON.stringify(longest.items[keep]) ?? 'null') + 1;
     }
-    const of = truncated[longest.key]?.of ?? longest.items.length;
-    details[longest.key] = longest.items.slice(0, keep);
-    truncated[longest.key] = { kept: keep, of };
+    const name = longest.inner === null ? longest.key : `${longest.key}.${longest.inner}`;
+    const of = truncated[name]?.of ?? longest.items.length;
+    const cut = longest.items.slice(0, keep);
+    details[longest.key] =
+      longest.inner === null ? cut : { ...(details[longest.key] as object), [longest.inner]: cut };
+    truncated[name] = { kept: keep, of };
   }
+}
+
+/** A list of an alert's details that may be cut: `details[key]`, or `details[key][inner]`. */
+interface CuttableList {
+  key: string;
+  inner: string | null;
+  items: unknown[];
+  bytes: number;
+}
+
+/**
+ * The non-empty lists of `details`, and those one level down in an object of it (a resolved
+ * message's `lastDetails.floorsBy`), never `truncated` itself.
+ */
+function listsOf(details: Record<string, unknown>): CuttableList[] {
+  const lists: CuttableList[] = [];
+  const add = (key: string, inner: string | null, value: unknown) => {
+    if (Array.isArray(value) && value.length > 0)
+      lists.push({ key, inner, items: value, bytes: utf8Length(JSON.stringify(value)) });
+  };
+  for (const [key, value] of Object.entries(details)) {
+    if (key === 'truncated') continue;
+    add(key, null, value);
+    if (typeof value === 'object' && value !== null && !Array.isArray(value))
+      for (const [inner, v] of Object.entries(value)) add(key, inner, v);
+  }
+  return lists;
 }
 
 /** Per detail left out, by its key in the details: `details.omitted` of an alert cut whole. */

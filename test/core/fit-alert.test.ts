@@ -65,6 +65,24 @@ describe('fitAlert', () => {
     expect(twice.details['truncated']).toEqual(truncated);
   });
 
+  it('cuts a list one level down, named by its path (a resolved message of a large pool)', () => {
+    const floorsBy = Array.from({ length: 2_000 }, (_, i) => ({ service: `s-${i}`, gpus: 1 }));
+    const a = {
+      ...applied(0, 0),
+      status: 'resolved' as const,
+      details: { resolvedAt: '2026-11-27T10:00:00.000Z', lastDetails: { floors: 9, floorsBy } },
+    };
+    const { alert: fitted, truncated } = fitAlert(a, alertBytes(a) - 10_000);
+    expect(alertBytes(fitted)).toBeLessThanOrEqual(alertBytes(a) - 10_000);
+    const kept = (fitted.details['lastDetails'] as { floorsBy: unknown[] }).floorsBy;
+    expect(kept).toEqual(floorsBy.slice(0, kept.length));
+    expect(truncated).toEqual({ 'lastDetails.floorsBy': { kept: kept.length, of: 2_000 } });
+    expect(fitted.details['lastDetails']).toMatchObject({ floors: 9 });
+    expect(fitted.details['resolvedAt']).toBe('2026-11-27T10:00:00.000Z');
+    // The alert given is left as it was.
+    expect((a.details.lastDetails.floorsBy as unknown[]).length).toBe(2_000);
+  });
+
   it('leaves an alert with no list to cut as it is, for the store to refuse', () => {
     const a = { ...applied(0, 0), summary: 'x'.repeat(5_000) };
     expect(fitAlert(a, 1_000)).toEqual({ alert: a, truncated: null });
