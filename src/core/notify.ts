@@ -448,3 +448,26 @@ export function takeBackConditions(
   }
   return { own: next, moved };
 }
+
+/**
+ * The state to save when the stored one changed after this run read it (`base`): what this run
+ * decided (`mine`) laid over what is stored now (`theirs`). Per key, a record this run changed,
+ * added or resolved is taken as this run has it (it published that); a record it left as it read
+ * it is taken as stored now, added or removed by the other writer. The other writer of a
+ * project's conditions while a run holds its lease is a run refused the lease, saving its
+ * `governor.degraded` (reason lease): kept here, resolved by the next run that judges the project.
+ */
+export function rebaseConditions(
+  base: ConditionState,
+  mine: ConditionState,
+  theirs: ConditionState,
+): ConditionState {
+  const next: ConditionState = { ...theirs };
+  for (const key of new Set([...Object.keys(base), ...Object.keys(mine)])) {
+    const record = mine[key];
+    if (JSON.stringify(record) === JSON.stringify(base[key])) continue;
+    if (record === undefined) delete next[key];
+    else next[key] = record;
+  }
+  return next;
+}

@@ -27,6 +27,7 @@ import {
   claimConditions,
   decideNotifications,
   handOverConditions,
+  rebaseConditions,
   takeBackConditions,
   type NotifyOutput,
 } from '../core/notify.js';
@@ -1090,11 +1091,51 @@ async function alertProject(
     grace,
     `removing the published events of ${project}`,
   );
-  await beforeDeadline(
-    () => deps.store.saveConditions(project, notifications.next, version),
-    grace,
-    `saving the alert state of ${project}`,
-  );
+  await saveRebased(run, project, previous, notifications.next, version);
+}
+
+/** Attempts at saving a run's condition state over another writer's before the run fails. */
+const SAVE_ATTEMPTS = 3;
+
+/**
+ * Saves the condition state this run decided from `base` (read at `version`). When another writer
+ * saved in between (a run refused the lease, saving its `governor.degraded`), the state is read
+ * again and this run's decisions are laid over it (core/notify.ts rebaseConditions), rather than
+ * failing a run whose alerts already went out: its next run would send them again under new ids.
+ */
+async function saveRebased(
+  run: Run,
+  project: string,
+  base: ConditionState,
+  mine: ConditionState,
+  version: string | null,
+): Promise<void> {
+  const grace = alertGrace(run);
+  let state = mine;
+  let expected = version;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await beforeDeadline(
+        () => run.deps.store.saveConditions(project, state, expected),
+        grace,
+        `saving the alert state of ${project}`,
+      );
+      return;
+    } catch (e) {
+      if (!(e instanceof ConflictError) || attempt >= SAVE_ATTEMPTS) throw e;
+      const fresh = await beforeDeadline(
+        () => run.deps.store.loadConditions(project),
+        grace,
+        `reading the alert state of ${project} again`,
+      );
+      run.deps.log.log(
+        'INFO',
+        `${project}: the alert state was saved by another run since this one read it; this run's conditions are laid over it`,
+      );
+      state = rebaseConditions(base, mine, fresh.state);
+      expected = fresh.version;
+    }
+  }
 }
 
 /**
@@ -1147,11 +1188,7 @@ async function keepAcknowledged(
       `removing the published events of ${project}`,
     );
     const state = acknowledgedState(p.previous, p.notifications, p.acknowledged);
-    await beforeDeadline(
-      () => run.deps.store.saveConditions(project, state, p.version),
-      grace,
-      `saving the alert state of ${project}`,
-    );
+    await saveRebased(run, project, p.previous, state, p.version);
   } catch (e) {
     run.deps.log.log(
       'WARNING',

@@ -9,6 +9,7 @@ import {
   claimConditions,
   decideNotifications,
   handOverConditions,
+  rebaseConditions,
   takeBackConditions,
   inScope,
   locationKey,
@@ -605,5 +606,46 @@ describe('handOverConditions (a project newly governed per region)', () => {
     });
     expect(resolved.publish.map((a) => a.status)).toEqual(['resolved', 'resolved']);
     expect(takeBackConditions(out.own, {}, 'us-central1').moved).toEqual([]);
+  });
+});
+
+describe('rebaseConditions', () => {
+  const decide = (previous: ConditionState, current: Alert[], ms: number) =>
+    decideNotifications({
+      previous,
+      current,
+      events: [],
+      now: at(ms),
+      renotifyAfterMs: HOUR,
+      runId: `run-${ms}`,
+      scope: ['p'],
+    }).next;
+
+  it('keeps what this run decided, and what another writer added or changed that this run did not', () => {
+    const base = decide({}, [pressure(east), starved(central, 'a')], 0);
+    // This run: east's pressure still holds, a is fed (resolved), b starves.
+    const mine = decide(base, [pressure(east), starved(central, 'b')], 5 * 60_000);
+    // Meanwhile a run refused the lease saved its own condition beside what it read.
+    const lease = makeAlert(
+      { at: at(60_000), runId: 'other' },
+      { project: 'p', region: null, accelerator: null, zonalRedundancy: null },
+      {
+        type: 'governor.degraded',
+        severity: 'ERROR',
+        key: 'lease',
+        summary: 'held',
+        details: { reason: 'lease' },
+      },
+    );
+    const theirs = decide(base, [pressure(east), starved(central, 'a'), lease], 60_000);
+    const rebased = rebaseConditions(base, mine, theirs);
+    expect(Object.keys(rebased).sort()).toEqual(
+      [pressure(east).dedupKey, starved(central, 'b').dedupKey, lease.dedupKey].sort(),
+    );
+    expect(rebased[pressure(east).dedupKey]).toEqual(mine[pressure(east).dedupKey]);
+    expect(rebased[lease.dedupKey]).toEqual(theirs[lease.dedupKey]);
+    // Nothing changed on either side: as stored.
+    expect(rebaseConditions(base, base, theirs)).toEqual(theirs);
+    expect(rebaseConditions(base, mine, base)).toEqual(mine);
   });
 });
