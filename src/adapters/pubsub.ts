@@ -16,7 +16,9 @@ import pRetry from 'p-retry';
 import { status } from '@grpc/grpc-js';
 
 import { groupBy } from '../core/collections.js';
-import { CredentialsError, InputError } from '../errors.js';
+import { compareText } from '../core/pool.js';
+import { oneLine } from '../core/text.js';
+import { CredentialsError, cutText, InputError } from '../errors.js';
 import type { Fault } from '../errors.js';
 import { openStubs } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
@@ -76,13 +78,9 @@ export class PublishError extends PartialPublishError {
   ) {
     const published = results.filter((r) => r !== undefined).length;
     const notPublished = results.length - published;
-    const reasons = failures.map(
-      (f) =>
-        `ordering key "${f.orderingKey}" failed after ${f.attempts} attempt(s): ${describe(f.error)}`,
-    );
     super(
       `Published ${published} of ${results.length} message(s) to ${topic}; ` +
-        `${notPublished} not published (${reasons.join('; ')})`,
+        `${notPublished} not published (${failureText(failures)})`,
       results,
       {
         cause:
@@ -99,6 +97,39 @@ export class PublishError extends PartialPublishError {
     this.notPublished = notPublished;
     this.failures = failures;
   }
+}
+
+/** Distinct reasons, and keys per reason, a PublishError's message names at most. */
+const REASONS_SHOWN = 3;
+const KEYS_SHOWN = 3;
+/** Characters of one reason a PublishError's message keeps. */
+const REASON_CHARS = 300;
+
+/**
+ * Why keys failed, on one line of bounded length: the keys that failed alike (the same attempts
+ * and error) share one reason, named once with the first few keys, so a topic deleted mid-run
+ * reads as one NOT_FOUND however many pools there are, not one per pool.
+ */
+function failureText(failures: readonly KeyFailure[]): string {
+  const byReason = new Map<string, string[]>();
+  for (const f of failures) {
+    const why = `after ${f.attempts} attempt(s): ${cutText(oneLine(describe(f.error)), REASON_CHARS)}`;
+    byReason.set(why, [...(byReason.get(why) ?? []), f.orderingKey]);
+  }
+  const groups = [...byReason].map(([why, keys]) => ({ why, keys: keys.sort(compareText) }));
+  groups.sort((a, b) => b.keys.length - a.keys.length || compareText(a.why, b.why));
+  const shown = groups.slice(0, REASONS_SHOWN).map(({ why, keys }) => {
+    const named = keys
+      .slice(0, KEYS_SHOWN)
+      .map((k) => `"${cutText(k, 200)}"`)
+      .join(', ');
+    const more = keys.length > KEYS_SHOWN ? ` and ${keys.length - KEYS_SHOWN} more` : '';
+    return keys.length === 1
+      ? `ordering key ${named} failed ${why}`
+      : `${keys.length} ordering keys (${named}${more}) failed ${why}`;
+  });
+  const rest = groups.slice(REASONS_SHOWN).reduce((n, g) => n + g.keys.length, 0);
+  return `${shown.join('; ')}${rest > 0 ? `; ${rest} more ordering key(s) failed for other reasons` : ''}`;
 }
 
 const topicName = /^projects\/([^/]+)\/topics\/([^/]+)$/;

@@ -193,6 +193,23 @@ describe('createPubSubAlertSink against the Pub/Sub emulator', () => {
     expect(e.cause).toBeInstanceOf(AggregateError);
   });
 
+  it('says once why many ordering keys failed alike, on a line of bounded length', async () => {
+    // A topic deleted mid-run: every pool's key fails the same way.
+    const keys = Array.from({ length: 60 }, (_, i) => `p/us-central1/nvidia-l4/pool-${i}`);
+    const error: unknown = await sink('no-such-topic-either', quick)
+      .publish(keys.map((key, i) => ({ ...alert(keyA, i), orderingKey: key })))
+      .catch((e) => e);
+    expect(error).toBeInstanceOf(PublishError);
+    const e = error as PublishError;
+    expect(e.failures).toHaveLength(60);
+    expect(e.message).toMatch(/^Published 0 of 60 message\(s\) to projects\/governor-test\/topics/);
+    expect(e.message).toMatch(
+      /60 ordering keys \("p\/us-central1\/nvidia-l4\/pool-\d+", .*and 57 more\)/,
+    );
+    expect(e.message.match(/NOT_FOUND/g)).toHaveLength(1);
+    expect(e.message.length).toBeLessThan(1_000);
+  });
+
   it('publishes again on a key after a failure on it', async () => {
     const name = topicName();
     const alerts = sink(name, quick);
