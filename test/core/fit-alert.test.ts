@@ -95,6 +95,9 @@ describe('fitAlert', () => {
   });
 });
 
+/** Half of a UTF-16 pair without the other half. */
+const LONE_SURROGATE = /[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/;
+
 describe('fitWhole', () => {
   it('is fitAlert when cutting lists is enough', () => {
     const a = applied(1_000, 200);
@@ -137,6 +140,12 @@ describe('fitWhole', () => {
     expect(summaryCut).toBe(5_000);
     expect(fitted.summary.endsWith('…')).toBe(true);
     expect(a.summary.startsWith(fitted.summary.slice(0, -1))).toBe(true);
+    // Cut between characters, never inside one (a pair of UTF-16 halves).
+    for (let max = 5_000; max < 5_004; max += 1) {
+      const emoji = fitWhole({ ...applied(0, 0), summary: '😀'.repeat(2_000) }, max).alert;
+      expect(alertBytes(emoji)).toBeLessThanOrEqual(max);
+      expect(emoji.summary).not.toMatch(LONE_SURROGATE);
+    }
     const ids = { ...applied(0, 0), id: 'i'.repeat(2_000) };
     expect(alertBytes(fitWhole(ids, 1_000).alert)).toBeGreaterThan(1_000);
   });
