@@ -205,6 +205,15 @@ export function fitWhole(a: Alert, maxBytes: number = MAX_ALERT_BYTES): WholeFit
     omitted[largest.key] = largest.bytes;
     alert = withDetails();
   }
+  if (alertBytes(alert) > maxBytes && Object.keys(alert.details).length > 0) {
+    // Only `truncated` and `omitted` are left, too large themselves (a stored record edited so):
+    // the details go whole, their size said.
+    const bytes = utf8Length(JSON.stringify(first.alert.details));
+    for (const key of Object.keys(omitted)) delete omitted[key];
+    for (const key of Object.keys(details)) delete details[key];
+    omitted['details'] = bytes;
+    alert = withDetails();
+  }
   let summaryCut: number | null = null;
   const excess = alertBytes(alert) - maxBytes;
   if (excess > 0) {

@@ -146,6 +146,16 @@ describe('fitWhole', () => {
       expect(alertBytes(emoji)).toBeLessThanOrEqual(max);
       expect(emoji.summary).not.toMatch(LONE_SURROGATE);
     }
+    // A stored record whose own `truncated` is too large: the details go whole, their size said.
+    const counts = Object.fromEntries(
+      Array.from({ length: 2_000 }, (_, i) => [`list-${i}`, { kept: 1, of: 2 }]),
+    );
+    const edited = { ...applied(0, 0), details: { truncated: counts, from: 1 } };
+    const whole = fitWhole(edited, 1_000);
+    expect(alertBytes(whole.alert)).toBeLessThanOrEqual(1_000);
+    expect(whole.alert.details).toEqual({
+      omitted: { details: utf8Length(JSON.stringify(edited.details)) },
+    });
     const ids = { ...applied(0, 0), id: 'i'.repeat(2_000) };
     expect(alertBytes(fitWhole(ids, 1_000).alert)).toBeGreaterThan(1_000);
   });
