@@ -2,6 +2,7 @@ import type { Plan } from '../core/plan.js';
 import { restoreProgress } from '../core/restore.js';
 import { CAUSE_LABELS, type WriteCause, type WriteResult } from '../core/write-result.js';
 import { poolWords } from '../core/pool.js';
+import { unreadableOriginal } from '../core/why.js';
 import { listOnOneLine, oneLine, someOf } from '../core/text.js';
 import { groupBy } from '../core/collections.js';
 import { ALIKE_LISTED } from './alike.js';
@@ -125,6 +126,9 @@ export function restoreSummary(plan: Plan, r: RunReport): string {
         ? `  At most ${limit} change(s) per run (limits.maxChangesPerRun): ${count} left for the next restore.`
         : `  ${count} change(s) left for the next restore: this run made at most ${limit} (limits.maxChangesPerRun); run \`governor restore\` again.`,
     );
+  }
+  for (const u of p.unreadable) {
+    lines.push(`  ${u.service}: ${unreadableOriginal(u.annotation)}.`);
   }
   for (const w of p.waiting) {
     const overBudget = w.budget !== null && w.needs > w.budget;

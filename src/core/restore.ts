@@ -23,6 +23,11 @@ export interface RestoreTarget {
   to: number | null;
   /** original-max: its own service-level max; revision-max: it had none, so the revision's. */
   source: 'original-max' | 'revision-max';
+  /**
+   * The annotation as found when it is not a max (not the decimal whole number the governor
+   * writes): `to` is then null, and the restore says so and writes nothing to the service.
+   */
+  unreadable?: string;
 }
 
 /**
@@ -103,6 +108,8 @@ export function restorePlan(plan: Plan, targets: readonly RestoreTarget[], limit
 
 /** Why restore sets a row where it does: back to its max from before, or nothing to put back. */
 function restoreWhy(target: RestoreTarget | undefined): PlanWhy {
+  if (target?.unreadable !== undefined)
+    return { basis: { kind: 'restore-none', why: 'unreadable', annotation: target.unreadable } };
   return target && target.to !== null
     ? { basis: { kind: 'restore', to: target.to, source: target.source } }
     : { basis: { kind: 'restore-none', why: target ? 'no-original' : 'never-changed' } };
@@ -119,6 +126,11 @@ export interface RestoreProgress {
    * restore.
    */
   deferred: { count: number; limit: number } | null;
+  /**
+   * Governed services left as they are because their original-max annotation is not a max
+   * (someone edited it): `service` is project/region/name, `annotation` the text found.
+   */
+  unreadable: { service: string; annotation: string }[];
   /** Per pool, the services still away from it, and why. */
   waiting: {
     pool: string;
@@ -162,10 +174,17 @@ export function restoreProgress(plan: Plan, written: ReadonlyMap<string, number>
     })
     .filter((w) => w.services.length > 0);
   const limit = plan.deferred[0]?.why.deferred?.limit;
+  const unreadable = plan.services.flatMap((r) => {
+    const b = r.why.basis;
+    return r.managed && b.kind === 'restore-none' && b.why === 'unreadable'
+      ? [{ service: serviceKey(r), annotation: b.annotation ?? '' }]
+      : [];
+  });
   return {
     total: rows.length,
     restored: rows.length - away.length,
     deferred: limit === undefined ? null : { count: plan.deferred.length, limit },
+    unreadable,
     waiting,
   };
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { DemandEstimate, explainDemand } from './demand.js';
 import { formatDuration } from './duration.js';
-import { plural } from './text.js';
+import { oneLine, plural } from './text.js';
 
 /**
  * Why a service's cap is what the plan makes it, as data: the plan row's `why`. The human
@@ -57,10 +57,14 @@ export const Basis = z
       .strictObject({
         kind: z.literal('restore-none'),
         why: z
-          .enum(['never-changed', 'no-original'])
+          .enum(['never-changed', 'no-original', 'unreadable'])
           .describe(
-            'never-changed: the governor never wrote it; no-original: it had no max before the governor, and an unset max cannot be written back.',
+            'never-changed: the governor never wrote it; no-original: it had no max before the governor, and an unset max cannot be written back; unreadable: its original-max annotation is not a max (a decimal whole number from 1 to 2147483647), so nothing is written.',
           ),
+        annotation: z
+          .string()
+          .optional()
+          .describe('With `unreadable`: the annotation as found (its first characters).'),
       })
       .describe('`restore`: nothing to put back; left as it is.'),
   ])
@@ -431,6 +435,7 @@ function basisText(b: Basis): string {
     case 'demand':
       return `demand ${b.estimate.instances}: ${explainDemand(b.estimate)}`;
     case 'restore-none':
+      if (b.why === 'unreadable') return `restore: ${unreadableOriginal(b.annotation ?? '')}`;
       return b.why === 'never-changed'
         ? 'restore: never changed by the governor: left as it is'
         : 'restore: it had no max before the governor, which cannot be written back: left as it is (unset it by hand if you want it unset)';
@@ -466,4 +471,21 @@ function pct1(p: number): string {
 
 function gpus(n: number): string {
   return plural(n, 'GPU');
+}
+
+/**
+ * The largest max instances Cloud Run can hold: `max_instance_count` is an int32 in
+ * google/cloud/run/v2/vendor_settings.proto (ServiceScaling and RevisionScaling).
+ */
+export const MAX_INSTANCE_COUNT = 2 ** 31 - 1;
+
+/** Why restore leaves a service whose original-max annotation (`annotation`) is not a max. */
+export function unreadableOriginal(annotation: string): string {
+  return `its gpu-governor.dev/original-max annotation ${JSON.stringify(shortText(annotation))} is not a max (a whole number from 1 to ${MAX_INSTANCE_COUNT}): left as it is, nothing written (set its max by hand: gcloud run services update SERVICE --max N)`;
+}
+
+/** Text read from a service (someone else's), on one line and at most 40 characters. */
+function shortText(text: string): string {
+  const line = oneLine(text);
+  return line.length > 40 ? `${line.slice(0, 39)}…` : line;
 }

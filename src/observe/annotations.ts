@@ -1,5 +1,7 @@
 import { Instant } from '../core/duration.js';
 import type { RestoreTarget } from '../core/restore.js';
+import { MAX_INSTANCE_COUNT } from '../core/why.js';
+import { cutText } from '../errors.js';
 
 /**
  * The governor's own annotations on a service: its per-service state, so the function is
@@ -63,15 +65,30 @@ export function originalMaxes(
   for (const s of services) {
     const original = s.annotations[ANNOTATIONS.originalMax];
     if (original === undefined) continue; // never changed by the governor
-    const to = original === '' ? s.revisionMaxInstances : Number(original);
-    out.push({
-      project: s.project,
-      region: s.region,
-      name: s.name,
-      etag: s.etag,
-      to: to !== null && Number.isInteger(to) && to >= 1 ? to : null,
-      source: original === '' ? 'revision-max' : 'original-max',
-    });
+    const id = { project: s.project, region: s.region, name: s.name, etag: s.etag };
+    if (original === '') {
+      const to = s.revisionMaxInstances;
+      out.push({ ...id, to: to !== null && to >= 1 ? to : null, source: 'revision-max' });
+      continue;
+    }
+    const to = maxOf(original);
+    out.push(
+      to === null
+        ? { ...id, to: null, source: 'original-max', unreadable: cutText(original, 200) }
+        : { ...id, to, source: 'original-max' },
+    );
   }
   return out;
+}
+
+/**
+ * A max as the governor writes it in the annotation (String of a whole number): decimal digits
+ * only, from 1 to what Cloud Run's `max_instance_count` (an int32) holds; null for anything else.
+ * The annotation is anyone's to edit, and Number() would read "0x10", "1e3", " 4 " or "4.0" as
+ * maxes nobody wrote.
+ */
+function maxOf(text: string): number | null {
+  if (!/^[1-9][0-9]{0,9}$/.test(text)) return null;
+  const n = Number(text);
+  return n <= MAX_INSTANCE_COUNT ? n : null;
 }

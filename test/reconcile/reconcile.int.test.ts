@@ -559,6 +559,41 @@ describe('reconcile', () => {
     for (const total of poolTotalsAfterEachWrite()) expect(total).toBeLessThanOrEqual(6);
   });
 
+  it('restore leaves a service whose original-max annotation is not a max as it is, and says so', async () => {
+    await run(policyOf());
+    const annotationsOf = (name: string) =>
+      emulator.state().services.find((s) => s.name === name)?.annotations ?? {};
+    // idle went 4 → 1; someone edits its annotation to text Number() would read as 4.
+    expect(annotationsOf('idle')['gpu-governor.dev/original-max']).toBe('4');
+    emulator.edit({
+      project: PROJECT,
+      region: REGION,
+      service: 'idle',
+      annotations: { ...annotationsOf('idle'), 'gpu-governor.dev/original-max': '0x4' },
+    });
+    const before = emulator.writes().length;
+    const report = await run(policyOf(), { restore: true });
+    expect(report.outcome).toBe('ok');
+    // busy goes back to 1; idle is not written at all (before: raised toward "4").
+    expect(
+      emulator
+        .writes()
+        .slice(before)
+        .map((w) => w.service.name),
+    ).toEqual(['busy']);
+    const idle = report.plan?.services.find((s) => s.name === 'idle');
+    expect(idle?.why.basis).toEqual({
+      kind: 'restore-none',
+      why: 'unreadable',
+      annotation: '0x4',
+    });
+    expect(idle?.reason).toContain('gpu-governor.dev/original-max annotation "0x4" is not a max');
+    const told = report.plan ? restoreSummary(report.plan, report) : '';
+    expect(told).toContain(
+      `${PROJECT}/${REGION}/idle: its gpu-governor.dev/original-max annotation "0x4" is not a max`,
+    );
+  });
+
   it('restore makes at most limits.maxChangesPerRun writes, decreases first, and says what waits for the next restore', async () => {
     await run(policyOf());
     const governed = Object.fromEntries(emulator.writes().map((w) => [w.service.name, w.after]));
