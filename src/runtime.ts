@@ -1,6 +1,7 @@
 import { randomBytes } from 'node:crypto';
+import { stat } from 'node:fs/promises';
 import { createClock } from './adapters/clock.js';
-import { createFileStateStore } from './adapters/file-store.js';
+import { createFileStateStore, DEFAULT_STATE_DIR } from './adapters/file-store.js';
 import type { GooglePorts } from './adapters/index.js';
 import {
   loadAssetSearchAdapter,
@@ -13,7 +14,7 @@ import {
 import type { PubSubAlertSink } from './adapters/pubsub.js';
 import type { QuotaPreferenceAdapter } from './adapters/quota-preferences.js';
 import type { Policy } from './core/policy.js';
-import { InputError } from './errors.js';
+import { InputError, UsageError } from './errors.js';
 import type { Logger } from './log.js';
 import type {
   AssetSearchPort,
@@ -138,13 +139,44 @@ export async function createStore(
   stateDir?: string,
 ): Promise<StateStore & DiscoveryCacheStore> {
   if (options.kind === 'firestore') {
+    if (stateDir !== undefined)
+      throw new UsageError(
+        "--state-dir names the file store's folder, but GOVERNOR_STATE_STORE is firestore: drop --state-dir, or unset GOVERNOR_STATE_STORE to use the file store",
+      );
     return loadFirestoreStateStore({
       ...(options.databaseId ? { databaseId: options.databaseId } : {}),
       ...(options.collection ? { collection: options.collection } : {}),
     });
   }
   const dir = stateDir ?? options.dir;
+  if (dir !== null)
+    await checkStateDir(dir, stateDir !== undefined ? '--state-dir' : 'GOVERNOR_STATE_DIR');
   return createFileStateStore(dir ? { dir } : {});
+}
+
+/**
+ * Refuses a state folder that cannot be one, before anything is read or written: bad input
+ * (exit 2) naming where it came from (`source`: the flag or the variable), not a run that failed.
+ * A folder that does not exist yet is fine (the store creates it on its first write); any other
+ * fault (permissions, a full disk) is the store's to report when it reads or writes.
+ */
+async function checkStateDir(dir: string, source: string): Promise<void> {
+  if (dir === '')
+    throw new UsageError(
+      `${source} is empty: name the state store's folder, or leave it out for ${DEFAULT_STATE_DIR}`,
+    );
+  const named = `${source} ${JSON.stringify(dir)}`;
+  let isFolder: boolean;
+  try {
+    isFolder = (await stat(dir)).isDirectory();
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException | null)?.code;
+    if (code === 'ENOTDIR')
+      throw new UsageError(`${named} is not a folder: a part of its path is a file`, { cause: e });
+    return;
+  }
+  if (!isFolder)
+    throw new UsageError(`${named} is not a folder: name a folder for the state store`);
 }
 
 /** A run id: the time and a little randomness, sortable and unique enough for one project. */

@@ -52,7 +52,7 @@ export async function runApply(
     policy,
     options,
     log,
-    flags.stateDir ? { stateDir: flags.stateDir } : {},
+    flags.stateDir !== undefined ? { stateDir: flags.stateDir } : {},
   );
   const c = colorsFor(io.stdout, options);
   let report: RunReport;

@@ -144,6 +144,76 @@ describe('governor apply', () => {
   });
 });
 
+describe('--state-dir that is no folder', () => {
+  // Before, each command got as far as reading the store and failed there: exit 1, as if a run
+  // had failed, for what is a wrong flag.
+  it('restore, apply, unlock and quota recommend: exit 2, one line naming the flag, nothing written', async () => {
+    const aFile = join(tmp, 'not-a-folder');
+    writeFileSync(aFile, 'x');
+    const before = emulator.writes().length;
+    for (const dir of [aFile, join(aFile, 'sub'), '']) {
+      for (const command of [
+        ['restore', '--dry-run'],
+        ['restore', '--yes'],
+        ['apply', '--yes'],
+        ['unlock', '--yes'],
+        ['quota', 'recommend'],
+      ]) {
+        const what = `${command.join(' ')} --state-dir ${JSON.stringify(dir)}`;
+        const r = await governor(...command, '--policy', policy, '--state-dir', dir);
+        expect(r.code, what).toBe(2);
+        expect(r.stderr, what).toMatch(/^error: --state-dir .+\n$/);
+        expect(r.stderr, what).not.toContain('    at ');
+      }
+    }
+    expect(emulator.writes().length).toBe(before);
+    expect(readFileSync(aFile, 'utf8')).toBe('x');
+  });
+
+  it('GOVERNOR_STATE_DIR naming a file: exit 2, naming the variable', async () => {
+    const aFile = join(tmp, 'not-a-folder-either');
+    writeFileSync(aFile, 'x');
+    const r = await exec(process.execPath, ['bin/governor.js', 'unlock', '--policy', policy], {
+      env: { ...process.env, ...emulator.env, NO_COLOR: '1', GOVERNOR_STATE_DIR: aFile },
+    }).then(
+      () => ({ code: 0, stderr: '' }),
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^error: GOVERNOR_STATE_DIR .+ is not a folder.*\n$/);
+  });
+
+  it('--state-dir with the Firestore store: exit 2, rather than a folder silently not used', async () => {
+    const dir = join(tmp, 'never-used');
+    for (const command of [
+      ['restore', '--yes'],
+      ['unlock', '--yes'],
+      ['quota', 'recommend'],
+    ]) {
+      const r = await exec(
+        process.execPath,
+        ['bin/governor.js', ...command, '--policy', policy, '--state-dir', dir],
+        {
+          env: {
+            ...process.env,
+            ...emulator.env,
+            NO_COLOR: '1',
+            GOVERNOR_STATE_STORE: 'firestore',
+          },
+        },
+      ).then(
+        () => ({ code: 0, stderr: '' }),
+        (e: { code: number; stderr: string }) => e,
+      );
+      expect(r.code, command.join(' ')).toBe(2);
+      expect(r.stderr, command.join(' ')).toMatch(
+        /^error: --state-dir .*GOVERNOR_STATE_STORE.*\n$/,
+      );
+    }
+    expect(existsSync(dir)).toBe(false);
+  });
+});
+
 describe('a lease another governor holds', () => {
   const stateDir = join(tmp, 'state');
   const forever = '9999-12-31T23:59:59.000Z';
