@@ -58,7 +58,8 @@ import {
  *    decreases.
  * 2. The write slots the increases need under Cloud Run's write quota (docs/performance.md,
  *    pacing), taken first: any wait for the quota comes before the read, never between the read
- *    and the raises. Then one fresh read of every pool of the region that has increases, all at
+ *    and the raises. Then the run's lease, read again (`leaseLost`): a project whose lease this
+ *    run no longer holds gets no raise. Then one fresh read of every pool of the region that has increases, all at
  *    once: the region's services, worker pools and running job executions, and each pool's quota
  *    (unless the policy sets it). It shows the room the decreases made and whatever anyone else
  *    changed since the observation.
@@ -120,6 +121,15 @@ export interface ActOptions {
   writerId: string;
   /** Another governor's stamp fresher than this (ms, wall clock) keeps a pool from any write. */
   otherWriterTtlMs: number;
+  /**
+   * Whether this run still holds the lease of a project: null while it does, else in words who
+   * holds it now. Asked before each read that raises are decided on (never between that read and
+   * the raises): a lease broken while the run writes (`governor unlock` on a live run) may now be
+   * another run's of the same store, whose stamps this run takes for its own, so two runs would
+   * raise on the same room. Decreases go on (lowering never takes a pool over its quota); raises
+   * wait for the next run. Absent: not asked.
+   */
+  leaseLost?: (project: string) => Promise<string | null>;
   /**
    * Told of each pool the verify read finds over its budget just after the raises and that stays
    * over once this run's raises are lowered back as far as they can be (for an alert).
@@ -237,13 +247,19 @@ async function raiseRegion(
 ): Promise<{ raised: Raise[]; compensations: Map<string, WriteResult[]> }> {
   const raisesOf = (pool: PlanPool) => increases.filter((c) => samePool(c, pool));
   const firstSlots = await Promise.all(pools.map((p) => slotsFor(p, raisesOf(p), opts)));
+  // The lease before the read: a pool of a project whose lease this run lost gets no raise.
+  const lost = await lostLeases(pools, opts);
+  const keep = pools.filter((p) => !lost.has(p.project));
   const readFrom = opts.clock();
-  const fresh = await readPools(pools, opts);
+  const fresh = await readPools(keep, opts);
   const readMs = opts.clock() - readFrom;
   const raised = (
     await Promise.all(
-      pools.map((pool, i) =>
-        raisePool(
+      pools.map((pool, i) => {
+        const gone = lost.get(pool.project);
+        if (gone !== undefined)
+          return raisesOf(pool).map((c) => notSent(c, skipped(c, 'other-governor', gone)));
+        return raisePool(
           plan,
           pool,
           raisesOf(pool),
@@ -251,8 +267,8 @@ async function raiseRegion(
           { slots: firstSlots[i] ?? { slots: 0, at: opts.clock() }, readMs },
           gate,
           opts,
-        ),
-      ),
+        );
+      }),
     )
   ).flat();
 
@@ -530,6 +546,13 @@ async function raisePool(
       out.push(...pending.map((c) => notSent(c, skipped(c, 'deadline', why))));
       break;
     }
+    if (round > 0) {
+      const gone = (await lostLeases([pool], opts)).get(pool.project);
+      if (gone !== undefined) {
+        out.push(...pending.map((c) => notSent(c, skipped(c, 'other-governor', gone))));
+        break;
+      }
+    }
     const readFrom = opts.clock();
     const now = round === 0 ? read : readOf(await readPools([pool], opts), pool);
     const readMs = round === 0 ? first.readMs : opts.clock() - readFrom;
@@ -553,6 +576,41 @@ async function raisePool(
 }
 
 const notSent = (change: PlanChange, result: WriteResult): Raise => ({ change, to: null, result });
+
+/**
+ * The projects of `pools` whose lease this run no longer holds, each with why its raises are not
+ * sent. A lease that cannot be read counts as lost: a raise is never sent without knowing that no
+ * other run of this store may be raising on the same room.
+ */
+async function lostLeases(
+  pools: readonly PlanPool[],
+  opts: ActOptions,
+): Promise<Map<string, string>> {
+  const out = new Map<string, string>();
+  const ask = opts.leaseLost;
+  if (!ask) return out;
+  const projects = [...new Set(pools.map((p) => p.project))];
+  await Promise.all(
+    projects.map(async (project) => {
+      let what: string;
+      try {
+        const now = await beforeDeadline(
+          () => ask(project),
+          opts,
+          `reading the lease of ${project}`,
+        );
+        if (now === null) return;
+        what = `was broken while this run wrote (governor unlock) and ${now}`;
+      } catch (e) {
+        what = `could not be read before the increases (${errorMessage(e)})`;
+      }
+      const why = `the lease of ${project} ${what}: another run of this state store may be raising on the same room, so no raise: left for the next run`;
+      opts.log.log('ERROR', why);
+      out.set(project, why);
+    }),
+  );
+  return out;
+}
 
 /**
  * How much of the run must be left for a pool's raises to start: enough for one write (the raise)

@@ -643,6 +643,11 @@ async function act(
     // Another governor's stamp counts as long as its lease could: the same TTL as ours.
     otherWriterTtlMs: leaseTtlMs(options),
     onOverAfterRaises: (over) => run.overAfterRaises.push(over),
+    leaseLost: async (project) => {
+      const lease = await deps.store.readLease(project);
+      if (lease?.holder === run.holder) return null;
+      return lease ? `is now held by ${lease.holder}` : 'is now held by no one';
+    },
   });
 }
 

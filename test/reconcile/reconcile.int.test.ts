@@ -559,6 +559,34 @@ describe('reconcile', () => {
     for (const total of poolTotalsAfterEachWrite()) expect(total).toBeLessThanOrEqual(6);
   });
 
+  it('a lease broken while the run writes (governor unlock on a live run): no raise after it, its decreases still made', async () => {
+    const report = await run(policyOf(), {
+      // Between the plan and the writes: someone breaks the lease, and another run takes it.
+      confirm: async () => {
+        expect(await store.breakLease(PROJECT)).toBe(true);
+        const taken = await store.acquireLease(
+          PROJECT,
+          'gov-x/run-other@elsewhere:1',
+          60_000,
+          new Date().toISOString(),
+        );
+        expect(taken.acquired).toBe(true);
+        return true;
+      },
+    });
+    const made = emulator.writes().map((w) => [w.service.name, w.after.maxInstances]);
+    // Lowering idle is safe whoever else writes; raising busy on a lease another run now holds is
+    // not: two runs of one store do not see each other's stamps. Before, busy was raised to 3.
+    expect(made).toEqual([['idle', 1]]);
+    const busy = report.writes.find((w) => w.name === 'busy');
+    expect(busy).toMatchObject({ outcome: 'skipped', cause: 'other-governor', written: null });
+    expect(busy?.reason).toContain('lease');
+    expect(busy?.reason).toContain('gov-x/run-other@elsewhere:1');
+    expect(log.lines.map((l) => l.message).join('\n')).toMatch(/lease of rc-project was broken/);
+    // The other run's lease is left to it.
+    expect(await store.readLease(PROJECT)).toMatchObject({ holder: 'gov-x/run-other@elsewhere:1' });
+  });
+
   it('restore leaves a service whose original-max annotation is not a max as it is, and says so', async () => {
     await run(policyOf());
     const annotationsOf = (name: string) =>
