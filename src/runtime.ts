@@ -139,28 +139,37 @@ export async function createStore(
   stateDir?: string,
 ): Promise<StateStore & DiscoveryCacheStore> {
   if (options.kind === 'firestore') {
-    if (stateDir !== undefined)
-      throw new UsageError(
-        "--state-dir names the file store's folder, but GOVERNOR_STATE_STORE is firestore: drop --state-dir, or unset GOVERNOR_STATE_STORE to use the file store",
-      );
     return loadFirestoreStateStore({
       ...(options.databaseId ? { databaseId: options.databaseId } : {}),
       ...(options.collection ? { collection: options.collection } : {}),
     });
   }
   const dir = stateDir ?? options.dir;
-  if (dir !== null)
-    await checkStateDir(dir, stateDir !== undefined ? '--state-dir' : 'GOVERNOR_STATE_DIR');
   return createFileStateStore(dir ? { dir } : {});
 }
 
 /**
- * Refuses a state folder that cannot be one, before anything is read or written: bad input
- * (exit 2) naming where it came from (`source`: the flag or the variable), not a run that failed.
- * A folder that does not exist yet is fine (the store creates it on its first write); any other
- * fault (permissions, a full disk) is the store's to report when it reads or writes.
+ * The command line's state store as its flag and the environment name it, refused before anything
+ * is read or written when no store can be that: bad input (UsageError, exit 2) naming where it
+ * came from, not a run that failed. A `--state-dir` beside the Firestore store (it would be
+ * ignored); an empty folder name (it would be the default); a path that is a file, or has a file
+ * in it. A folder that does not exist yet is fine (the store creates it on its first write); any
+ * other fault (permissions, a full disk) is the store's to report when it reads or writes.
  */
-async function checkStateDir(dir: string, source: string): Promise<void> {
+export async function checkStateStore(
+  options: StateStoreOptions,
+  stateDir: string | undefined,
+): Promise<void> {
+  if (options.kind === 'firestore') {
+    if (stateDir !== undefined)
+      throw new UsageError(
+        "--state-dir names the file store's folder, but GOVERNOR_STATE_STORE is firestore: drop --state-dir, or unset GOVERNOR_STATE_STORE to use the file store",
+      );
+    return;
+  }
+  const dir = stateDir ?? options.dir;
+  if (dir === null) return;
+  const source = stateDir !== undefined ? '--state-dir' : 'GOVERNOR_STATE_DIR';
   if (dir === '')
     throw new UsageError(
       `${source} is empty: name the state store's folder, or leave it out for ${DEFAULT_STATE_DIR}`,

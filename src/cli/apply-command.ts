@@ -11,7 +11,7 @@ import { textLogger } from '../log.js';
 import type { QuotaRequestToConfirm } from '../reconcile/quota-requests.js';
 import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
 import { skipsByCause } from '../reconcile/run-record.js';
-import { createRuntime, newRunId } from '../runtime.js';
+import { checkStateStore, createRuntime, newRunId } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
 import { failureLine } from './hints.js';
@@ -48,6 +48,7 @@ export async function runApply(
   }
   const log = textLogger(io.stderr);
   await assertReadyToRead(options);
+  await checkStateStore(options.stateStore, flags.stateDir);
   const runtime = await createRuntime(
     policy,
     options,
