@@ -131,6 +131,13 @@ export function restoreSummary(plan: Plan, r: RunReport): string {
   for (const u of p.unreadable) {
     lines.push(`  ${u.service}: ${unreadableOriginal(u.annotation)}.`);
   }
+  for (const n of p.notGoverned) {
+    lines.push(
+      n.before === null
+        ? `  ${n.service} (${n.at}, no max before the governor that can be written back): the governor changed it, but the policy no longer governs it: restore leaves it as it is (set its max by hand, or govern it again).`
+        : `  ${n.service} (${n.at}, its max before the governor was ${n.before}): the governor changed it, but the policy no longer governs it: restore leaves it as it is (gcloud run services update SERVICE --max ${n.before} puts it back by hand, or govern it again).`,
+    );
+  }
   for (const w of p.waiting) {
     const overBudget = w.budget !== null && w.needs > w.budget;
     // A dry run cannot know the room a run would find, but it can tell a restore that cannot fit.

@@ -81,7 +81,13 @@ export function restorePlan(plan: Plan, targets: readonly RestoreTarget[], limit
   });
   const rowOf = new Map([...ordered.slice(0, limit), ...deferred].map((c) => [serviceKey(c), c]));
   const services: PlanService[] = plan.services.map((row) => {
-    if (!row.managed) return row;
+    if (!row.managed) {
+      // Changed by the governor, and not governed now: hands off (rule 3), but said.
+      const target = byService.get(serviceKey(row));
+      if (!target || target.to === row.from) return row;
+      const why: PlanWhy = { ...row.why, notRestored: { before: target.to } };
+      return { ...row, why, reason: renderReason(why) };
+    }
     const change = rowOf.get(serviceKey(row));
     if (change) {
       const to = change.why.deferred ? row.from : change.to;
@@ -131,6 +137,11 @@ export interface RestoreProgress {
    * (someone edited it): `service` is project/region/name, `annotation` the text found.
    */
   unreadable: { service: string; annotation: string }[];
+  /**
+   * Services the governor changed that the policy no longer governs: restore leaves them as they
+   * are (`at`), away from their max from before the governor (`before`; null: none).
+   */
+  notGoverned: { service: string; at: number; before: number | null }[];
   /** Per pool, the services still away from it, and why. */
   waiting: {
     pool: string;
@@ -180,11 +191,17 @@ export function restoreProgress(plan: Plan, written: ReadonlyMap<string, number>
       ? [{ service: serviceKey(r), annotation: b.annotation ?? '' }]
       : [];
   });
+  const notGoverned = plan.services.flatMap((r) =>
+    r.why.notRestored
+      ? [{ service: serviceKey(r), at: r.from, before: r.why.notRestored.before }]
+      : [],
+  );
   return {
     total: rows.length,
     restored: rows.length - away.length,
     deferred: limit === undefined ? null : { count: plan.deferred.length, limit },
     unreadable,
+    notGoverned,
     waiting,
   };
 }

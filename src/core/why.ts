@@ -128,6 +128,12 @@ export const PlanWhy = z
       .optional()
       .describe('The floor is above the ceiling.'),
     pool: PoolCase.optional(),
+    notRestored: z
+      .strictObject({ before: Count.min(1).nullable() })
+      .optional()
+      .describe(
+        '`restore`: the governor changed this service, but the policy no longer governs it, so restore leaves it as it is (hands off). `before`: its max before the governor (null: none that can be written back).',
+      ),
     maxUnset: z
       .strictObject({ countedAt: Count })
       .optional()
@@ -328,6 +334,12 @@ export function renderReason(why: PlanWhy): string {
     const { from, to, priority } = why.cut;
     clauses.push(
       `cut from ${from} to ${to}: in-use room does not fit the budget (lower priorities are cut first; this is priority ${priority})`,
+    );
+  }
+  if (why.notRestored) {
+    const { before } = why.notRestored;
+    clauses.push(
+      `restore: not governed now, so not written (${before === null ? 'it had no max before the governor that can be written back' : `its max before the governor was ${before}`})`,
     );
   }
   if (why.stickyOverridden) clauses.push('room needed by others: scale-down delay overridden');

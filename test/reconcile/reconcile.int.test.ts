@@ -587,6 +587,37 @@ describe('reconcile', () => {
     expect(await store.readLease(PROJECT)).toMatchObject({ holder: 'gov-x/run-other@elsewhere:1' });
   });
 
+  it('restore names a service the governor changed that the policy no longer governs, and leaves it', async () => {
+    await run(policyOf());
+    expect(emulator.writes()[0]).toMatchObject({
+      service: { name: 'idle' },
+      before: { maxInstances: 4 },
+      after: { maxInstances: 1 },
+    });
+    // Since then, the policy leaves idle alone: restore may not write it (hands off).
+    const handsOff = policyOf({
+      services: [{ match: { name: 'idle' }, managed: false }, { match: {} }],
+    });
+    const before = emulator.writes().length;
+    const report = await run(handsOff, { restore: true });
+    expect(report.outcome).toBe('ok');
+    expect(
+      emulator
+        .writes()
+        .slice(before)
+        .map((w) => w.service.name),
+    ).not.toContain('idle');
+    const idle = report.plan?.services.find((s) => s.name === 'idle');
+    expect(idle?.why.notRestored).toEqual({ before: 4 });
+    expect(idle?.reason).toContain('restore: not governed now, so not written');
+    // Before, the summary said nothing of it: the person restoring never learnt that idle
+    // still holds the max the governor gave it.
+    const told = report.plan ? restoreSummary(report.plan, report) : '';
+    expect(told).toContain(
+      `${PROJECT}/${REGION}/idle (1, its max before the governor was 4): the governor changed it, but the policy no longer governs it`,
+    );
+  });
+
   it('restore leaves a service whose original-max annotation is not a max as it is, and says so', async () => {
     await run(policyOf());
     const annotationsOf = (name: string) =>
