@@ -316,12 +316,15 @@ function gibFlag(bytes: number): string {
   return bytes % 2 ** 30 === 0 ? `${bytes / 2 ** 30}Gi` : `${Math.ceil(bytes / 2 ** 20)}Mi`;
 }
 
-/** Bytes as a person reads them: "16 GiB", "512 MiB". */
+/**
+ * Bytes as a person reads them, never rounded: "16 GiB", "17.5 GiB", "512 MiB", "16383 MiB". A
+ * rounded value could read as the very threshold it is below ("16 GiB, below the minimum of 16
+ * GiB" for 16383 MiB), so a size that is not a whole hundredth of a GiB is shown in MiB, and one
+ * that is not a whole MiB in bytes.
+ */
 function gib(bytes: number): string {
-  if (bytes >= 2 ** 30) return `${round(bytes / 2 ** 30)} GiB`;
-  return `${round(bytes / 2 ** 20)} MiB`;
-}
-
-function round(n: number): number {
-  return Math.round(n * 100) / 100;
+  if (bytes >= 2 ** 30 && (bytes * 100) % 2 ** 30 === 0)
+    return `${(bytes * 100) / 2 ** 30 / 100} GiB`;
+  if (bytes % 2 ** 20 === 0) return `${bytes / 2 ** 20} MiB`;
+  return `${bytes} bytes`;
 }

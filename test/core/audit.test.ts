@@ -131,6 +131,17 @@ describe('auditServices: each rule', () => {
     ]);
     expect(rules(f)).toEqual(['m15:memory-minimum:required', 'm16:memory-recommended:recommended']);
     expect(f[0]?.fix).toContain('--memory 16Gi');
+    // Before, 16383 MiB was shown rounded: "has 16 GiB, below the minimum of 16 GiB".
+    expect(f[0]?.problem).toContain('has 16383 MiB, below the minimum of 16 GiB');
+    expect(f[1]?.problem).toContain('has 16 GiB, below the recommended 32 GiB');
+    const odd = audit([
+      service('m-half', { containers: mem('17408Mi', 17 * GiB + 512 * 2 ** 20) }),
+      service('m-byte', { containers: mem('17179869183', 16 * GiB - 1) }),
+    ]);
+    expect(odd.map((x) => x.problem)).toEqual([
+      expect.stringContaining('has 17179869183 bytes, below the minimum of 16 GiB'),
+      expect.stringContaining('has 17.5 GiB, below the recommended 32 GiB'),
+    ]);
   });
 
   it('the RTX PRO 6000 has its own documented minimums (20 vCPU, 80 GiB), above the policy defaults', () => {
