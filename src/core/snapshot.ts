@@ -139,6 +139,12 @@ export const Usage = z.strictObject({
 });
 export type Usage = z.infer<typeof Usage>;
 
+/**
+ * The longest `maxNote` a snapshot holds. Observation keeps its notes within it (observe.ts), so
+ * that what `governor snapshot` saves, `governor plan --snapshot` reads back.
+ */
+export const MAX_NOTE_CHARS = 2000;
+
 export const SnapshotService = z.strictObject({
   ...PoolFields,
   name: Name,
@@ -156,7 +162,7 @@ export const SnapshotService = z.strictObject({
   maxNote: z
     .string()
     .min(1)
-    .max(2000)
+    .max(MAX_NOTE_CHARS)
     .optional()
     .describe(
       "How maxInstances was counted when the service's latest revision does not serve: the sum of its serving revisions' own max, or why they could not be read. Absent: as said in maxInstances.",

@@ -17,6 +17,7 @@ import {
 import type { ObservationProblem } from '../core/problems.js';
 import {
   MAX_INSTANCES,
+  MAX_NOTE_CHARS,
   MAX_REQUESTS_PER_MINUTE,
   type Snapshot,
   type SnapshotPool,
@@ -25,7 +26,7 @@ import {
   type Usage,
   type UsageMinutes,
 } from '../core/snapshot.js';
-import { NotFoundError, errorMessage } from '../errors.js';
+import { NotFoundError, cutText, errorMessage } from '../errors.js';
 import { manualInstances, type GpuSpec, type ObservedService } from '../core/service.js';
 import { minInstances } from '../core/audit-checks.js';
 import type {
@@ -411,18 +412,32 @@ function maxNoteOf(svc: ObservedService): { maxNote?: string } {
         ? `${r.name} ${r.maxInstances}`
         : `${r.name} unset (${unset ?? 'quota ÷ GPUs per instance'})`,
     );
-    return {
-      maxNote: `its latest revision does not serve: counted at its serving revisions' own max, ${parts.join(' + ')} = ${max}`,
-    };
+    const head = "its latest revision does not serve: counted at its serving revisions' own max, ";
+    return { maxNote: `${head}${sumWithin(parts, MAX_NOTE_CHARS - head.length, max)}` };
   }
   if (level !== 'default') return {};
+  // An error's own words can be long; the note must stay within what a snapshot holds.
   const why =
     svc.revisionsUnread !== undefined
-      ? `its serving revisions could not be read (${svc.revisionsUnread})`
+      ? `its serving revisions could not be read (${cutText(svc.revisionsUnread, MAX_NOTE_CHARS / 2)})`
       : 'no serving revision is named';
   return {
     maxNote: `its latest revision does not serve and ${why}: counted at ${max}, the most Cloud Run allows it (quota ÷ GPUs per instance)`,
   };
+}
+
+/**
+ * `a 1 + b 2 + … = total` in at most `room` characters: a traffic split over many revisions (Cloud
+ * Run documents no limit on its targets) names as many as fit, then how many more there are.
+ */
+function sumWithin(parts: readonly string[], room: number, total: number): string {
+  const whole = `${parts.join(' + ')} = ${total}`;
+  if (whole.length <= room) return whole;
+  let shown = parts.length;
+  const text = (n: number) =>
+    `${parts.slice(0, n).join(' + ')} + ${parts.length - n} more revision(s) = ${total}`;
+  while (shown > 0 && text(shown).length > room) shown--;
+  return text(shown);
 }
 
 function indexSeries(series: MetricSeries[]): Map<string, MetricSeries> {
