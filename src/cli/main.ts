@@ -5,7 +5,8 @@ import { plan } from '../core/planner.js';
 import type { Policy } from '../core/policy.js';
 import { durationMs, UNWRITABLE_INSTANT, writableInstant } from '../core/duration.js';
 import { fleetOfSnapshot, policyWarnings } from '../core/policy-fit.js';
-import { fleetFullySeen, renderProblem } from '../core/problems.js';
+import { fleetFullySeen, renderProblem, type ObservationProblem } from '../core/problems.js';
+import { oneLine } from '../core/text.js';
 import { withStaleUsageUnknown, type Snapshot } from '../core/snapshot.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 import { orgView, renderOrgView } from '../org/view.js';
@@ -104,17 +105,25 @@ async function snapshotFor(
   if (file) {
     // A usage older than staleAfter is what an observation reads as unknown: so is it here.
     const staleAfterMs = durationMs(policy.defaults.staleAfter);
-    return {
-      snapshot: withStaleUsageUnknown(await loadSnapshot(file), staleAfterMs),
-      complete: true,
-    };
+    const snapshot = withStaleUsageUnknown(await loadSnapshot(file), staleAfterMs);
+    // What the observation could not read, as it warned then (absent in older snapshots).
+    const problems = snapshot.problems ?? [];
+    warnProblems(io, problems);
+    return { snapshot, complete: fleetFullySeen(problems) };
   }
   // Google's client libraries take most of the start-up: loaded only by the commands that call.
   const { observeLive } = await import('./live.js');
   const observation = await observeLive(policy, options);
-  for (const problem of observation.problems)
-    io.stderr.write(`warning: ${renderProblem(problem)}\n`);
-  return { snapshot: observation.snapshot, complete: fleetFullySeen(observation.problems) };
+  warnProblems(io, observation.problems);
+  return {
+    snapshot: { ...observation.snapshot, problems: observation.problems },
+    complete: fleetFullySeen(observation.problems),
+  };
+}
+
+/** Each problem of an observation on stderr, one line each (a snapshot file is anyone's text). */
+function warnProblems(io: Streams, problems: readonly ObservationProblem[]): void {
+  for (const problem of problems) io.stderr.write(`warning: ${oneLine(renderProblem(problem))}\n`);
 }
 
 /**

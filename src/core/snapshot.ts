@@ -3,6 +3,7 @@ import { InputError, type Fault } from '../errors.js';
 import { parseDocument, StringMap, zodFaults } from './document.js';
 import { beyondSkew, formatDuration, Instant } from './duration.js';
 import { MAX_QUOTA_GPUS, poolKey } from './pool.js';
+import type { ProblemSubject } from './problems.js';
 import { CONTROL } from './text.js';
 
 /**
@@ -190,6 +191,33 @@ export const UnmanagedUsage = z.strictObject({
 });
 export type UnmanagedUsage = z.infer<typeof UnmanagedUsage>;
 
+/** Every subject of an observation problem (core/problems.ts), so the schema lists each. */
+const SUBJECTS: Record<ProblemSubject, true> = {
+  services: true,
+  'worker-pools': true,
+  jobs: true,
+  'instance-counts': true,
+  'gpu-utilization': true,
+  'served-requests': true,
+  'refused-requests': true,
+  quota: true,
+  revisions: true,
+};
+
+export const SnapshotProblem = z.strictObject({
+  project: Name,
+  region: Name.nullable().describe('The region it concerns; null when the whole project.'),
+  pool: z
+    .strictObject(PoolFields)
+    .nullable()
+    .describe('The pool it concerns; null when not one pool.'),
+  subject: z
+    .enum(Object.keys(SUBJECTS) as [ProblemSubject, ...ProblemSubject[]])
+    .describe('What could not be read (docs/observing.md).'),
+  error: z.string().describe('Why, in the words of the API that answered.'),
+});
+export type SnapshotProblem = z.infer<typeof SnapshotProblem>;
+
 export const Snapshot = z.strictObject({
   $schema: z.string().optional(),
   version: z.literal(1),
@@ -197,6 +225,12 @@ export const Snapshot = z.strictObject({
   pools: z.array(SnapshotPool),
   services: z.array(SnapshotService),
   unmanagedUsage: z.array(UnmanagedUsage).default([]),
+  problems: z
+    .array(SnapshotProblem)
+    .optional()
+    .describe(
+      'What the observation could not read (a region skipped, worker pools, jobs, a metric, a quota, serving revisions): a plan from the snapshot warns of each as the live plan did. Absent (older snapshots): not recorded, and the fleet is taken as fully seen.',
+    ),
 });
 export type Snapshot = z.infer<typeof Snapshot>;
 
