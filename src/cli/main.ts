@@ -7,7 +7,7 @@ import { durationMs, UNWRITABLE_INSTANT, writableInstant } from '../core/duratio
 import { fleetOfSnapshot, policyWarnings } from '../core/policy-fit.js';
 import { fleetFullySeen, renderProblem, type ObservationProblem } from '../core/problems.js';
 import { oneLine } from '../core/text.js';
-import { withStaleUsageUnknown, type Snapshot } from '../core/snapshot.js';
+import { formatSnapshot, withStaleUsageUnknown, type Snapshot } from '../core/snapshot.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 import { orgView, renderOrgView } from '../org/view.js';
 import { createClock } from '../adapters/clock.js';
@@ -232,7 +232,7 @@ export function buildProgram(
       run(async (opts: { policy: string }) => {
         const policy = await loadPolicy(opts.policy, { forProjects: 'snapshot' });
         const { snapshot } = await snapshotFor(policy, undefined, io, options);
-        io.stdout.write(JSON.stringify(snapshot, null, 2) + '\n');
+        io.stdout.write(formatSnapshot(snapshot));
         return EXIT.ok;
       }),
     );

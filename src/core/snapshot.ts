@@ -331,3 +331,8 @@ export function withStaleUsageUnknown(snapshot: Snapshot, staleAfterMs: number):
     ),
   };
 }
+
+/** The snapshot as `governor snapshot` prints it. */
+export function formatSnapshot(snapshot: Snapshot): string {
+  return JSON.stringify(snapshot, null, 2) + '\n';
+}
