@@ -332,7 +332,31 @@ export function withStaleUsageUnknown(snapshot: Snapshot, staleAfterMs: number):
   };
 }
 
-/** The snapshot as `governor snapshot` prints it. */
+/**
+ * The snapshot as `governor snapshot` prints it: JSON indented two spaces, one key a line, but each
+ * list of numbers (a service's minutes) on one line. Indented one number a line, a week of minutes
+ * (the longest lookback) took some 450 KB a service, so a snapshot of 150 such services was more
+ * than `plan --snapshot` reads (64 MiB); on one line it takes about a sixth of that.
+ */
 export function formatSnapshot(snapshot: Snapshot): string {
-  return JSON.stringify(snapshot, null, 2) + '\n';
+  return `${jsonText(snapshot, '')}\n`;
+}
+
+/** JSON.stringify(value, null, 2), but with lists of numbers on one line. */
+function jsonText(value: unknown, indent: string): string {
+  if (Array.isArray(value)) {
+    if (value.length === 0 || value.every((v) => typeof v === 'number'))
+      return JSON.stringify(value);
+    const inner = `${indent}  `;
+    return `[\n${value.map((v) => `${inner}${jsonText(v ?? null, inner)}`).join(',\n')}\n${indent}]`;
+  }
+  if (typeof value === 'object' && value !== null) {
+    const inner = `${indent}  `;
+    // As JSON.stringify: a key whose value is undefined is left out.
+    const entries = Object.entries(value).filter(([, v]) => v !== undefined);
+    if (entries.length === 0) return '{}';
+    const lines = entries.map(([k, v]) => `${inner}${JSON.stringify(k)}: ${jsonText(v, inner)}`);
+    return `{\n${lines.join(',\n')}\n${indent}}`;
+  }
+  return JSON.stringify(value) ?? 'null';
 }

@@ -1,6 +1,13 @@
 import { describe, expect, it } from 'vitest';
 import { observe } from '../../src/observe/observe.js';
-import { parseSnapshotText } from '../../src/core/snapshot.js';
+import {
+  formatSnapshot,
+  parseSnapshotText,
+  type Snapshot,
+  type SnapshotService,
+} from '../../src/core/snapshot.js';
+import { MAX_LOOKBACK_MS } from '../../src/core/policy.js';
+import { MAX_DOCUMENT_BYTES } from '../../src/read-capped.js';
 import type { ObservedService } from '../../src/core/service.js';
 import type { ObservePorts } from '../../src/ports/index.js';
 import { governAll, observedService } from '../support/fixtures.js';
@@ -76,5 +83,67 @@ describe('a saved snapshot reads back', () => {
     );
     const read = parseSnapshotText(text);
     expect(read.services[0]?.maxNote).toMatch(/could not be read \(UNAVAILABLE: upstream/);
+  });
+});
+
+describe('a saved snapshot fits what plan --snapshot reads', () => {
+  /** A service with a whole week minute by minute, the longest lookback a policy may set. */
+  function weekLong(i: number): SnapshotService {
+    const minutes = MAX_LOOKBACK_MS / 60_000;
+    const each = (f: (m: number) => number) => Array.from({ length: minutes }, (_, m) => f(m));
+    return {
+      project: 'my-project',
+      region: 'us-central1',
+      accelerator: 'nvidia-l4',
+      zonalRedundancy: true,
+      name: `llm-service-${String(i).padStart(3, '0')}`,
+      gpusPerInstance: 1,
+      labels: { team: 'search' },
+      maxInstances: 4,
+      minInstances: 0,
+      reconciling: false,
+      etag: `e${i}`,
+      lastChangedAt: null,
+      usage: {
+        current: 2,
+        peak: 4,
+        sampledAt: '2026-11-27T12:00:00.000Z',
+        utilization: 0.5,
+        perMinute: {
+          start: new Date(NOW - (minutes - 1) * 60_000).toISOString(),
+          inUse: each((m) => m % 5),
+          served: each((m) => (m % 5) * 40),
+          refused: each((m) => (m % 97 === 0 ? 12 : 0)),
+        },
+      },
+    };
+  }
+
+  it('300 services with a week of minutes each: within the size read back, and read back whole', () => {
+    const snapshot: Snapshot = {
+      version: 1,
+      takenAt: new Date(NOW).toISOString(),
+      pools: [],
+      services: Array.from({ length: 300 }, (_, i) => weekLong(i)),
+      unmanagedUsage: [],
+    };
+    const text = formatSnapshot(snapshot);
+    expect(Buffer.byteLength(text)).toBeLessThanOrEqual(MAX_DOCUMENT_BYTES);
+    expect(parseSnapshotText(text)).toEqual(snapshot);
+  });
+
+  it('stays JSON a person can read: one key a line, the minutes of each series on one', () => {
+    const snapshot: Snapshot = {
+      version: 1,
+      takenAt: new Date(NOW).toISOString(),
+      pools: [],
+      services: [weekLong(1)],
+      unmanagedUsage: [],
+    };
+    const lines = formatSnapshot(snapshot).split('\n');
+    expect(lines).toContain('  "takenAt": "2026-11-27T12:00:00.000Z",');
+    expect(lines).toContain('      "name": "llm-service-001",');
+    expect(lines.filter((l) => l.trimStart().startsWith('"inUse": [0,1,2,3,4,0,'))).toHaveLength(1);
+    expect(lines.at(-1)).toBe('');
   });
 });
