@@ -5,6 +5,7 @@ import { afterEach, describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
 import { Plan } from '../../src/core/plan.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import type { FleetInput } from '../../src/emulator/fleet.js';
 
 /**
  * `governor snapshot`, then `governor plan --snapshot FILE --at <takenAt>`, plans what `governor
@@ -16,7 +17,7 @@ const tmp = mkdtempSync(join(tmpdir(), 'governor-replay-'));
 const A = 'gpu-governor.dev/';
 
 /** Two projects, three regions, and every kind of GPU holder an observation counts. */
-function fleet(): Record<string, unknown> {
+function fleet(): FleetInput {
   return {
     start: '2026-11-27T12:00:00Z',
     startupSeconds: 30,
