@@ -427,8 +427,10 @@ function maxNoteOf(svc: ObservedService): { maxNote?: string } {
 }
 
 /**
- * `a 1 + b 2 + … = total` in at most `room` characters: a traffic split over many revisions (Cloud
- * Run documents no limit on its targets) names as many as fit, then how many more there are.
+ * `a 1 + b 2 + … = total` in at most `room` characters: a traffic split over many revisions names
+ * as many as fit, then how many more there are. Google states no limit on the revisions a split
+ * names (https://cloud.google.com/run/docs/rollouts-rollbacks-traffic-migration), so none is
+ * assumed.
  */
 function sumWithin(parts: readonly string[], room: number, total: number): string {
   const whole = `${parts.join(' + ')} = ${total}`;
