@@ -34,6 +34,12 @@ export interface ObservedFleet {
   services: readonly FitService[];
   /** Pools of the services and of other GPU users (worker pools, jobs, manually scaled services). */
   pools: readonly PoolId[];
+  /**
+   * The manually scaled GPU services, which no rule governs (their instance count is fixed): a
+   * rule that matches only these is told so, not that it matches nothing. Their labels are
+   * empty where unknown (a snapshot keeps only their name and pool).
+   */
+  manual?: readonly FitService[];
 }
 
 /** Values listed in a hint before "and N more". */
@@ -140,6 +146,17 @@ function fitWarnings(policy: Policy, fleet: ObservedFleet): PolicyWarning[] {
       });
       return;
     }
+    const manual = (fleet.manual ?? []).filter(test);
+    if (manual.length > 0) {
+      out.push({
+        path,
+        message: `governs nothing: it matches only manually scaled GPU services (${someOf(
+          distinct(manual.map((s) => s.name)),
+          SEEN_LISTED,
+        )}), whose instance count Cloud Run keeps fixed (scaling mode MANUAL): the governor counts them against their pool and writes no max`,
+      });
+      return;
+    }
     out.push({ path, message: `matches no GPU service seen: ${whyNone(rule.match, services)}` });
   });
   return out;
@@ -197,12 +214,27 @@ function distinct(values: readonly string[]): string[] {
  */
 export function fleetOfSnapshot(snapshot: {
   services: readonly FitService[];
-  unmanagedUsage: readonly PoolId[];
+  unmanagedUsage: readonly (PoolId & { source: string })[];
 }): ObservedFleet {
+  const manual = snapshot.unmanagedUsage.flatMap((u) => {
+    const name = manualServiceOf(u.source);
+    return name === null ? [] : [{ ...poolIdOf(u), name, labels: {} }];
+  });
   return {
     services: snapshot.services,
     pools: [...snapshot.services, ...snapshot.unmanagedUsage].map(poolIdOf),
+    manual,
   };
+}
+
+/** The `source` of a manually scaled service's GPUs in a snapshot's `unmanagedUsage`. */
+export function manualSource(name: string): string {
+  return `service/${name} (manual scaling)`;
+}
+
+/** The service a `manualSource` names, or null for any other source. */
+function manualServiceOf(source: string): string | null {
+  return /^service\/(.+) \(manual scaling\)$/.exec(source)?.[1] ?? null;
 }
 
 /** A GPU user as the Cloud Run port reads it: a service, a worker pool or a job execution. */
@@ -225,11 +257,12 @@ export function fleetOfListings(
   others: readonly GpuUser[],
 ): ObservedFleet {
   const fit: FitService[] = [];
+  const manual: FitService[] = [];
   const poolIds: PoolId[] = [];
   for (const s of [...services, ...others]) if (s.gpu) poolIds.push(gpuPool({ ...s, gpu: s.gpu }));
   for (const s of services) {
-    if (!s.gpu || s.scalingMode === 'MANUAL') continue;
-    fit.push({
+    if (!s.gpu) continue;
+    (s.scalingMode === 'MANUAL' ? manual : fit).push({
       project: s.project,
       region: s.region,
       name: s.name,
@@ -238,5 +271,5 @@ export function fleetOfListings(
       zonalRedundancy: s.gpu.zonalRedundancy,
     });
   }
-  return { services: fit, pools: poolIds };
+  return { services: fit, pools: poolIds, manual };
 }

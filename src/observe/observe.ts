@@ -15,6 +15,7 @@ import {
   type PoolId,
 } from '../core/pool.js';
 import type { ObservationProblem } from '../core/problems.js';
+import { manualSource } from '../core/policy-fit.js';
 import {
   MAX_INSTANCES,
   MAX_NOTE_CHARS,
@@ -229,7 +230,7 @@ export async function observe(
         unmanagedUsage.push({
           ...id,
           gpus: manualInstances(svc) * svc.gpu.count,
-          source: `service/${svc.name} (manual scaling)`,
+          source: manualSource(svc.name),
         });
         continue;
       }

@@ -239,8 +239,39 @@ describe("policy warnings: the policy's fit to the fleet seen", () => {
       pools: [{ region: 'europe-west4', zonalRedundancy: false, quota: 1 }],
       services: [{ match: { name: 'manual' } }],
     });
+    // The rule names a service that exists: it is told why that service is never governed.
     expect(policyWarnings(p, fleet).map((w) => `${w.path}: ${w.message}`)).toEqual([
-      'services[0].match: matches no GPU service seen: no GPU service was seen at all',
+      'services[0].match: governs nothing: it matches only manually scaled GPU services (manual), whose instance count Cloud Run keeps fixed (scaling mode MANUAL): the governor counts them against their pool and writes no max',
     ]);
+    // A rule matching neither is told so, as before.
+    const none = policy({ services: [{ match: { name: 'other' } }] });
+    expect(policyWarnings(none, fleet).map((w) => w.message)).toEqual([
+      'matches no GPU service seen: no GPU service was seen at all',
+    ]);
+  });
+
+  it("a snapshot's fleet: a manually scaled service, kept as unmanaged usage, is named too", () => {
+    const snapshot = parseSnapshotText(
+      JSON.stringify({
+        version: 1,
+        takenAt: '2026-11-27T10:00:00Z',
+        pools: [],
+        services: [],
+        unmanagedUsage: [
+          { ...FLEET.pools[0], gpus: 2, source: 'service/batch-fixed (manual scaling)' },
+          { ...FLEET.pools[0], gpus: 1, source: 'worker-pool/encoder' },
+        ],
+      }),
+    );
+    const fleet = fleetOfSnapshot(snapshot);
+    expect(fleet.manual?.map((s) => s.name)).toEqual(['batch-fixed']);
+    const p = policy({
+      services: [{ match: { name: 'batch-*' } }, { match: { name: 'encoder' } }],
+    });
+    const [first, second] = policyWarnings(p, fleet);
+    expect(first?.path).toBe('services[0].match');
+    expect(first?.message).toContain('matches only manually scaled GPU services (batch-fixed)');
+    // A worker pool is no service: a rule naming one matches nothing.
+    expect(second?.message).toBe('matches no GPU service seen: no GPU service was seen at all');
   });
 });
