@@ -13,6 +13,7 @@ import { memoryLogger } from '../../src/log.js';
 import { reconcile, type ReconcileDeps } from '../../src/reconcile/reconcile.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
 import { sharedPubSubEmulator } from '../support/shared-emulators.js';
+import { onePoolFleet } from '../support/fixtures.js';
 import { waitUntil } from '../support/wait.js';
 
 /**
@@ -45,21 +46,12 @@ afterAll(async () => {
 /** A pool of 4 GPUs, an idle service capped at 3 and a busy one at 1 (starved). */
 const fleet = () =>
   new FleetModel(
-    validateFleet({
-      start: '2026-11-27T12:00:00Z',
-      warmupMinutes: 40,
-      idleMinutes: 0,
-      projects: [
-        {
-          id: PROJECT,
-          pools: [{ region: REGION, quota: 4 }],
-          services: [
-            { name: 'idle', region: REGION, gpu: {}, maxInstances: 3, demand: 0 },
-            { name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: 3 },
-          ],
-        },
-      ],
-    }),
+    validateFleet(
+      onePoolFleet(PROJECT, REGION, 4, [
+        ['idle', 3, 0],
+        ['busy', 1, 3],
+      ]),
+    ),
   );
 
 /** A topic with a subscription receiving into `received`, a file store, and the run's deps. */

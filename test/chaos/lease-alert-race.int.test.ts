@@ -11,6 +11,7 @@ import { memoryLogger } from '../../src/log.js';
 import type { StateStore } from '../../src/ports/index.js';
 import { reconcile, type ReconcileDeps } from '../../src/reconcile/reconcile.js';
 import { sharedPubSubEmulator } from '../support/shared-emulators.js';
+import { onePoolFleet } from '../support/fixtures.js';
 import { waitUntil } from '../support/wait.js';
 
 /**
@@ -46,21 +47,12 @@ describe('a run refused the lease saves its alert while the holder alerts', () =
       m.ack();
     });
     const model = new FleetModel(
-      validateFleet({
-        start: '2026-11-27T12:00:00Z',
-        warmupMinutes: 40,
-        idleMinutes: 0,
-        projects: [
-          {
-            id: PROJECT,
-            pools: [{ region: REGION, quota: 4 }],
-            services: [
-              { name: 'idle', region: REGION, gpu: {}, maxInstances: 3, demand: 0 },
-              { name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: 3 },
-            ],
-          },
-        ],
-      }),
+      validateFleet(
+        onePoolFleet(PROJECT, REGION, 4, [
+          ['idle', 3, 0],
+          ['busy', 1, 3],
+        ]),
+      ),
     );
     const policy = parsePolicy({
       version: 1,

@@ -17,6 +17,7 @@ import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js
 import { createSimPorts } from '../../src/emulator/ports.js';
 import { startPubSubEmulator } from '../support/pubsub-emulator.js';
 import type { RunningEmulator } from '../support/java-emulator.js';
+import { onePoolFleet } from '../support/fixtures.js';
 import { waitUntil } from '../support/wait.js';
 
 /**
@@ -39,21 +40,12 @@ afterAll(async () => {
 /** The pool every test here runs: 4 GPUs, an idle service capped at 3 and a busy one at 1. */
 const twoServices = () =>
   new FleetModel(
-    validateFleet({
-      start: '2026-11-27T12:00:00Z',
-      warmupMinutes: 40,
-      idleMinutes: 0,
-      projects: [
-        {
-          id: PROJECT,
-          pools: [{ region: REGION, quota: 4 }],
-          services: [
-            { name: 'idle', region: REGION, gpu: {}, maxInstances: 3, demand: 0 },
-            { name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: 3 },
-          ],
-        },
-      ],
-    }),
+    validateFleet(
+      onePoolFleet(PROJECT, REGION, 4, [
+        ['idle', 3, 0],
+        ['busy', 1, 3],
+      ]),
+    ),
   );
 
 async function pubsub(): Promise<{
