@@ -963,14 +963,16 @@ function describe(
   // Short of its demand in the plan, not at some step of it: where the quota is unknown nothing
   // is allocated, and the calm and burst steps may still give a service its demand. The pool is
   // scarce for it when what the plan leaves free buys none of its instances.
-  // A bound that sets the cap, not the usage: the floor above its demand, the ceiling below it.
+  // A bound that sets the cap, not the usage: the floor above its demand (the cap is the floor,
+  // or the floor plus what the calm and burst steps kept above it), the ceiling below it (the cap
+  // is the ceiling, or short of it).
   if (m.kind === 'active' && m.demand !== null && !m.why.floorAboveCeiling && !m.why.pool) {
     const { rule, window } = m.settings;
-    if (to === m.floor && m.demand < m.floor && m.floor > 1) {
+    if (m.demand < m.floor && m.floor > 1) {
       const set = m.svc.minInstances >= m.settings.min ? 'min-instances' : m.settings.minFrom;
       m.why.atFloor = { floor: m.floor, set, ...ruleOf(set, rule, window) };
     }
-    if (to === m.ceiling && m.demand > m.ceiling) {
+    if (m.demand > m.ceiling) {
       const set = m.settings.max === m.ceiling ? m.settings.maxFrom : 'quota';
       m.why.atCeiling = { ceiling: m.ceiling, set, ...ruleOf(set, rule, window) };
     }

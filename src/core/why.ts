@@ -168,7 +168,9 @@ export const PlanWhy = z
         window: Count.nullable().describe('The schedule window, with `set` window.'),
       })
       .optional()
-      .describe('Kept at its floor, above its demand: the floor, not the usage, sets the cap.'),
+      .describe(
+        'Its floor is above its demand: the floor, not the usage, sets the cap (or the base that the scale-down delay, burst room or the loan guard keep more above).',
+      ),
     atCeiling: z
       .strictObject({
         ceiling: Count,
@@ -181,7 +183,9 @@ export const PlanWhy = z
         window: Count.nullable().describe('The schedule window, with `set` window.'),
       })
       .optional()
-      .describe('Held at its ceiling, below its demand: the ceiling, not the pool, sets the cap.'),
+      .describe(
+        'Its ceiling is below its demand: the ceiling, not the pool, sets the cap (or what it is short of, with shortBy).',
+      ),
     stickyOverridden: z
       .literal(true)
       .optional()
@@ -272,7 +276,7 @@ export const PlanWhy = z
     shortBy: Count.min(1)
       .optional()
       .describe(
-        'Instances the planned cap is short of its demand (the reason says why: a scarce pool, the reverse delay, an unknown quota).',
+        'Instances the planned cap is short of its demand, or of its ceiling where atCeiling is set (the reason says why: a scarce pool, the reverse delay, an unknown quota).',
       ),
     scarce: z
       .literal(true)
@@ -321,14 +325,26 @@ export function renderReason(why: PlanWhy): string {
       `${stamps.join(' and ')}, later than now (a wrong clock or a hand edit stamped it): no delay taken from it`,
     );
   }
-  if (why.atFloor)
+  if (why.atFloor) {
+    const { floor } = why.atFloor;
+    const who = boundText('min', floor, why.atFloor);
+    // Above the floor only by what a later clause tells (the delay, burst room, the loan guard).
     clauses.push(
-      `at its floor ${why.atFloor.floor}, above its demand: ${boundText('min', why.atFloor.floor, why.atFloor)}`,
+      aboveFloor(why)
+        ? `its floor ${floor} is above its demand: ${who}`
+        : `at its floor ${floor}, above its demand: ${who}`,
     );
-  if (why.atCeiling)
+  }
+  if (why.atCeiling) {
+    const { ceiling } = why.atCeiling;
+    const who = boundText('max', ceiling, why.atCeiling);
+    // Below the ceiling only by what `shortBy` tells.
     clauses.push(
-      `at its ceiling ${why.atCeiling.ceiling}, below its demand: ${boundText('max', why.atCeiling.ceiling, why.atCeiling)}`,
+      why.shortBy
+        ? `its ceiling ${ceiling} is below its demand: ${who}`
+        : `at its ceiling ${ceiling}, below its demand: ${who}`,
     );
+  }
   if (why.pool) clauses.push(poolText(why.pool));
   if (why.cut) {
     const { from, to, priority } = why.cut;
@@ -400,8 +416,10 @@ export function renderReason(why: PlanWhy): string {
       `not raised back: lowered at ${loweredAt}, not refused since, reverse delay runs until ${until}`,
     );
   }
-  if (why.shortBy)
-    clauses.push(`short of demand by ${why.shortBy}${why.scarce ? ': pool is scarce' : ''}`);
+  if (why.shortBy) {
+    const of = why.atCeiling ? `its ceiling ${why.atCeiling.ceiling}` : 'demand';
+    clauses.push(`short of ${of} by ${why.shortBy}${why.scarce ? ': pool is scarce' : ''}`);
+  }
   if (why.belowInUse !== undefined) clauses.push(`below the ${why.belowInUse} in use`);
   if (why.deferred) {
     const { limit, stays } = why.deferred;
@@ -410,6 +428,16 @@ export function renderReason(why: PlanWhy): string {
     );
   }
   return clauses.join('; ');
+}
+
+/** A later step kept the cap above its floor: the scale-down delay, burst room, the loan guard. */
+function aboveFloor(why: PlanWhy): boolean {
+  return (
+    why.sticky !== undefined ||
+    why.burstKept !== undefined ||
+    why.burstShared !== undefined ||
+    (why.loanGuard?.kept ?? 0) > 0
+  );
 }
 
 /** Who set a floor (`min`) or a ceiling (`max`), in words. */

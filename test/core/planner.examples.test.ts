@@ -1132,6 +1132,25 @@ describe('a floor or a ceiling that sets the cap is named in the reason', () => 
     expect(night.services[0]).toMatchObject({ to: 2, window: null });
     expect(reason(night, 'a')).toContain('at its floor 2, above its demand: min 2 of rule 0');
   });
+
+  it('names the floor under the burst room or the delay that raised a cap above it', () => {
+    // Idle, floor 2, and 3 GPUs left over: 5 is the floor 2 and 3 of burst room, not 0 + 3.
+    const burst = plan(only(idle, 5), windowed({}), AT);
+    expect(burst.services[0]).toMatchObject({ to: 5, floor: 2, demand: 0 });
+    expect(burst.services[0]?.why).toMatchObject({ atFloor: { floor: 2 }, burstShared: 3 });
+    expect(reason(burst, 'a')).toContain('its floor 2 is above its demand: min 2 of rule 0');
+    expect(reason(burst, 'a')).not.toContain('at its floor');
+  });
+
+  it('names the ceiling a service short of it is short of, not its demand', () => {
+    // Demand 10, ceiling 8, room for 5: short of the ceiling by 3, not of the demand by 3.
+    const scarce = plan(only(busy, 5), windowed({}), AT);
+    expect(scarce.services[0]).toMatchObject({ to: 5, ceiling: 8, demand: 10 });
+    expect(scarce.services[0]?.why).toMatchObject({ atCeiling: { ceiling: 8 }, shortBy: 3 });
+    expect(reason(scarce, 'a')).toContain('its ceiling 8 is below its demand: max 8 of rule 0');
+    expect(reason(scarce, 'a')).toContain('short of its ceiling 8 by 3');
+    expect(reason(scarce, 'a')).not.toContain('short of demand');
+  });
 });
 
 describe('alerts', () => {

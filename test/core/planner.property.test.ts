@@ -288,7 +288,9 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
               expect(
                 pool?.kind === 'infeasible' || (left !== null && left < row.gpusPerInstance),
               ).toBe(true);
-              expect(row.reason).toContain(`short of demand by ${shortBy}: pool is scarce`);
+              // Short of its ceiling where the ceiling is below its demand.
+              const of = row.why.atCeiling ? `its ceiling ${row.why.atCeiling.ceiling}` : 'demand';
+              expect(row.reason).toContain(`short of ${of} by ${shortBy}: pool is scarce`);
             } else {
               expect(reverseHeld !== undefined || pool?.kind === 'quota-unknown').toBe(true);
               expect(row.reason).not.toContain('pool is scarce');

@@ -1,0 +1,76 @@
+import fc from 'fast-check';
+import { describe, expect, it } from 'vitest';
+import type { PlanService } from '../../src/core/plan.js';
+import { plan } from '../../src/core/planner.js';
+import { assertProperty, AT, caseArb, fcParams } from '../support/fleet-arbitrary.js';
+
+/**
+ * Every governed row's cap is accounted for by the clauses of its `why` (rules 7 and 9): a cap
+ * above the demand names what holds the excess, one below it names what makes it short, one
+ * below what is in use says so and why. The conditions are the planner's own steps.
+ */
+
+const params = fcParams(3000);
+
+/** What is wrong with a row's explanation of its `to`; null when every number is accounted for. */
+function unexplained(r: PlanService): string | null {
+  const w = r.why;
+  const { from, to } = r;
+  const ceiling = r.ceiling ?? Infinity;
+  if (w.deferred) return to === from && w.deferred.stays === from ? null : 'deferred moves';
+  if (w.basis.kind === 'usage-unknown') {
+    if (w.pool) return null;
+    if (w.cut) return to === w.cut.to ? null : 'usage unknown: to is neither held nor cut';
+    return to === w.basis.heldAt ? null : `usage unknown: ${to} is not held at ${w.basis.heldAt}`;
+  }
+  if (w.basis.kind !== 'demand') return to === from ? null : `${w.basis.kind} moves`;
+  if (w.pool || w.floorAboveCeiling) return null;
+  const demand = r.demand ?? 0;
+  const inUse = r.inUse ?? 0;
+  if (to > demand) {
+    // The floor of 1 is every cap's least (Cloud Run's max instances is at least 1).
+    const base = Math.max(demand, 1, w.atFloor ? w.atFloor.floor : 0);
+    const extra =
+      (w.burstKept?.instances ?? 0) +
+      (w.burstShared ?? 0) +
+      (w.sticky?.kept ?? 0) +
+      (w.tailHeld?.instances ?? 0) +
+      (w.loanGuard?.kept ?? 0);
+    if (to > base + extra)
+      return `to ${to} above demand ${demand}: only ${base - demand + extra} accounted for`;
+  }
+  if (to < demand) {
+    // What it is short of is its demand, or the ceiling that holds it below its demand.
+    const bound = w.atCeiling ? w.atCeiling.ceiling : demand;
+    if (to + (w.shortBy ?? 0) !== bound)
+      return `to ${to} below demand ${demand}: ${w.shortBy ?? 0} short of ${bound} told`;
+    if (w.shortBy !== undefined && !w.scarce && !w.reverseHeld) return 'short: no cause';
+    const of = w.atCeiling ? `its ceiling ${w.atCeiling.ceiling}` : 'demand';
+    if (w.shortBy !== undefined && !r.reason.includes(`short of ${of} by ${w.shortBy}`))
+      return `the reason does not say it is short of ${of} by ${w.shortBy}`;
+  }
+  if (w.atFloor && !r.reason.includes(`floor ${w.atFloor.floor}`))
+    return 'the reason does not name the floor';
+  if (to < from && to < inUse) {
+    if (w.belowInUse !== inUse) return 'below in use: no belowInUse';
+    if (!w.cut && !w.preempted && !(to === ceiling && from > ceiling))
+      return `below the ${inUse} in use: no cut, preemption or ceiling`;
+  }
+  return null;
+}
+
+describe('plan reasons', { timeout: 180_000 }, () => {
+  it("every governed row's cap is accounted for by its why", () => {
+    assertProperty(
+      fc.property(caseArb({ mixedGpus: true }), (c) => {
+        const p = plan(c.snapshot, c.policy, AT);
+        for (const r of p.services) {
+          if (!r.managed) continue;
+          const wrong = unexplained(r);
+          expect(wrong, `${r.name}: ${wrong ?? ''}\n${JSON.stringify(r)}`).toBeNull();
+        }
+      }),
+      params,
+    );
+  });
+});
