@@ -24,7 +24,20 @@ function unexplained(r: PlanService): string | null {
     return to === w.basis.heldAt ? null : `usage unknown: ${to} is not held at ${w.basis.heldAt}`;
   }
   if (w.basis.kind !== 'demand') return to === from ? null : `${w.basis.kind} moves`;
-  if (w.pool || w.floorAboveCeiling) return null;
+  if (w.pool?.kind === 'quota-unknown') {
+    // Nothing raised; only a cap above the ceiling comes down to it.
+    if (to !== Math.min(from, ceiling)) return `quota unknown: ${from} → ${to}`;
+    if (w.pool.loweredToCeiling !== (to < from ? ceiling : null)) return 'loweredToCeiling';
+    return null;
+  }
+  if (w.pool?.kind === 'infeasible') {
+    const { belowFloor, aboveFloor, floor } = w.pool;
+    if (floor !== r.floor) return 'infeasible: another floor';
+    if (to < floor) return belowFloor?.to === to ? null : 'infeasible: below floor untold';
+    if (to > floor) return aboveFloor === to ? null : 'infeasible: above floor untold';
+    return belowFloor || aboveFloor ? 'infeasible: at floor told otherwise' : null;
+  }
+  if (w.floorAboveCeiling) return null;
   const demand = r.demand ?? 0;
   const inUse = r.inUse ?? 0;
   if (to > demand) {
