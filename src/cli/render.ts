@@ -298,7 +298,8 @@ export function renderPlan(
   }
   const raise = plan.changes.filter((x) => x.to > x.from).length;
   const lower = plan.changes.filter((x) => x.to < x.from).length;
-  const same = plan.services.filter((s) => s.managed && s.to === s.from).length;
+  // A deferred service keeps its cap this run, but it is counted once: among the deferred.
+  const same = plan.services.filter((s) => s.managed && s.to === s.from && !s.why.deferred).length;
   out.push('');
   out.push(
     c.bold('Plan: ') +

@@ -194,6 +194,17 @@ describe('plan and status of a large fleet', () => {
     for (const a of big.alerts.filter((x) => x.service === null)) expect(text).toContain(a.summary);
   });
 
+  it('the plan line counts each governed service once: raised, lowered, unchanged or deferred', () => {
+    const m = /^Plan: (\d+) to raise, (\d+) to lower, (\d+) unchanged, (\d+) deferred\./m.exec(
+      renderPlan(big, c),
+    );
+    const [raise = NaN, lower = NaN, same = NaN, deferred = NaN] = (m?.slice(1) ?? []).map(Number);
+    expect(deferred).toBe(big.deferred.length);
+    expect(deferred).toBeGreaterThan(0);
+    expect(raise + lower).toBe(big.changes.length);
+    expect(raise + lower + same + deferred).toBe(big.services.filter((s) => s.managed).length);
+  });
+
   it("apply's list of the alerts it sent counts alike ones of services on one line", () => {
     const starved = big.alerts.filter((a) => a.type === 'service.starved');
     const sent = renderRunAlerts(big.alerts, c, 'projects/p/topics/alerts');
