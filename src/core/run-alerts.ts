@@ -49,7 +49,7 @@ export function runEvents(
           type: 'rebalance.planned',
           status: 'event',
           severity: 'INFO',
-          summary: `Dry run: ${plural(changes.length, 'change')} planned in ${pool.region} ${pool.accelerator}, none written`,
+          summary: `Dry run: ${plural(changes.length, 'change')} planned in ${poolWords(pool)}, none written`,
           details: {
             changes: changes.map((c) => ({
               service: c.name,
@@ -151,7 +151,7 @@ function appliedEvent(
     type: 'rebalance.applied',
     status: 'event',
     severity: 'INFO',
-    summary: `${plural(written.length, 'cap')} changed in ${pool.region} ${pool.accelerator}`,
+    summary: `${plural(written.length, 'cap')} changed in ${poolWords(pool)}`,
     details: {
       writes: written.map((w) => ({
         service: w.name,

@@ -155,6 +155,40 @@ describe('the events of a run', () => {
   });
 });
 
+describe('the events of a run name their pool', () => {
+  it('a pool without zonal redundancy is told apart from the zonal one of its region', () => {
+    const zonal = svc('acme', 'us-east1', 'a', 3, 0);
+    const plain = { ...svc('acme', 'us-east1', 'b', 3, 0), zonalRedundancy: false };
+    const p = plan(
+      {
+        version: 1,
+        takenAt: AT,
+        pools: [
+          { ...pool('acme', 'us-east1'), quota: 4 },
+          { ...pool('acme', 'us-east1'), zonalRedundancy: false, quota: 4 },
+        ],
+        services: [zonal, plain],
+        unmanagedUsage: [],
+      },
+      parsePolicy({ version: 1, projects: ['acme'], services: [{ match: {} }] }),
+      AT,
+      { runId: 'run-1' },
+    );
+    const planned = runEvents(CTX, 'acme', p, [], 'dry-run');
+    expect(planned.map((e) => e.summary).sort()).toEqual([
+      'Dry run: 1 change planned in us-east1 nvidia-l4 (no zonal redundancy), none written',
+      'Dry run: 1 change planned in us-east1 nvidia-l4, none written',
+    ]);
+    const written = (name: string) =>
+      write(name, { from: 3, planned: 1, written: 1, outcome: 'written', cause: 'written' });
+    const applied = runEvents(CTX, 'acme', p, [written('a'), written('b')], 'enforce');
+    expect(applied.map((e) => e.summary).sort()).toEqual([
+      '1 cap changed in us-east1 nvidia-l4',
+      '1 cap changed in us-east1 nvidia-l4 (no zonal redundancy)',
+    ]);
+  });
+});
+
 describe('quota changes', () => {
   it('fires when a quota read differs from the last run, never for a policy quota', () => {
     const p = fleetPlan();
