@@ -51,6 +51,9 @@ function unexplained(r: PlanService): string | null {
       (w.loanGuard?.kept ?? 0);
     if (to > base + extra)
       return `to ${to} above demand ${demand}: only ${base - demand + extra} accounted for`;
+    // The room a tail keeps overlaps the others; without it the clauses add up to the cap.
+    if (!w.tailHeld && extra > 0 && to !== base + extra)
+      return `to ${to}: the demand or floor ${base} and ${extra} more are told`;
   }
   if (to < demand) {
     // What it is short of is its demand, or the ceiling that holds it below its demand.
