@@ -966,9 +966,10 @@ function describe(
   // A bound that sets the cap, not the usage: the floor above its demand (the cap is the floor,
   // or the floor plus what the calm and burst steps kept above it), the ceiling below it (the cap
   // is the ceiling, or short of it).
-  if (m.kind === 'active' && m.demand !== null && !m.why.floorAboveCeiling && !m.why.pool) {
+  // The pool's own case tells a floor it sets; a ceiling below the demand is told all the same.
+  if (m.kind === 'active' && m.demand !== null && !m.why.floorAboveCeiling) {
     const { rule, window } = m.settings;
-    if (m.demand < m.floor && m.floor > 1) {
+    if (m.demand < m.floor && m.floor > 1 && !m.why.pool) {
       const set = m.svc.minInstances >= m.settings.min ? 'min-instances' : m.settings.minFrom;
       m.why.atFloor = { floor: m.floor, set, ...ruleOf(set, rule, window) };
     }
@@ -979,6 +980,9 @@ function describe(
   }
   if (m.kind === 'active' && to < m.want) {
     m.why.shortBy = m.want - to;
+    // Its demand held to a bound: short of that bound, not of the demand.
+    if (m.demand !== null && m.want !== m.demand)
+      m.why.shortOf = { bound: m.want > m.demand ? 'floor' : 'ceiling', instances: m.want };
     if (free !== null && free < m.g) m.why.scarce = true;
   }
   if (to < m.cap && m.inUse !== null && to < m.inUse) m.why.belowInUse = m.inUse;

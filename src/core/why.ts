@@ -184,7 +184,7 @@ export const PlanWhy = z
       })
       .optional()
       .describe(
-        'Its ceiling is below its demand: the ceiling, not the pool, sets the cap (or what it is short of, with shortBy).',
+        'Its ceiling is below its demand: the ceiling, not the pool, sets the cap (or what it is short of, with shortBy and shortOf).',
       ),
     stickyOverridden: z
       .literal(true)
@@ -276,7 +276,13 @@ export const PlanWhy = z
     shortBy: Count.min(1)
       .optional()
       .describe(
-        'Instances the planned cap is short of its demand, or of its ceiling where atCeiling is set (the reason says why: a scarce pool, the reverse delay, an unknown quota).',
+        'Instances the planned cap is short of its demand, or of the bound shortOf names (the reason says why: a scarce pool, the reverse delay, an unknown quota).',
+      ),
+    shortOf: z
+      .strictObject({ bound: z.enum(['floor', 'ceiling']), instances: Count })
+      .optional()
+      .describe(
+        'With shortBy, when the demand is outside the floor and ceiling: the cap is short of this bound (the floor above its demand, or the ceiling below it), not of the demand.',
       ),
     scarce: z
       .literal(true)
@@ -417,14 +423,15 @@ export function renderReason(why: PlanWhy): string {
     );
   }
   if (why.shortBy) {
-    const of = why.atCeiling ? `its ceiling ${why.atCeiling.ceiling}` : 'demand';
+    const of = why.shortOf ? `its ${why.shortOf.bound} ${why.shortOf.instances}` : 'demand';
     clauses.push(`short of ${of} by ${why.shortBy}${why.scarce ? ': pool is scarce' : ''}`);
   }
   if (why.belowInUse !== undefined) clauses.push(`below the ${why.belowInUse} in use`);
   if (why.deferred) {
-    const { limit, stays } = why.deferred;
+    // The clauses before tell the cap planned, which this names: the cap that waits.
+    const { limit, stays, planned } = why.deferred;
     clauses.push(
-      `deferred: limits.maxChangesPerRun (${limit}) reached, stays ${stays} until a later run`,
+      `deferred: limits.maxChangesPerRun (${limit}) reached: stays ${stays}, the ${planned} planned waits for a later run`,
     );
   }
   return clauses.join('; ');

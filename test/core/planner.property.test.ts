@@ -288,8 +288,9 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
               expect(
                 pool?.kind === 'infeasible' || (left !== null && left < row.gpusPerInstance),
               ).toBe(true);
-              // Short of its ceiling where the ceiling is below its demand.
-              const of = row.why.atCeiling ? `its ceiling ${row.why.atCeiling.ceiling}` : 'demand';
+              // Short of its floor or ceiling where its demand is outside them.
+              const bound = row.why.shortOf;
+              const of = bound ? `its ${bound.bound} ${bound.instances}` : 'demand';
               expect(row.reason).toContain(`short of ${of} by ${shortBy}: pool is scarce`);
             } else {
               expect(reverseHeld !== undefined || pool?.kind === 'quota-unknown').toBe(true);

@@ -556,7 +556,7 @@ describe('restore', () => {
     expect(r.changes.map((c) => [c.name, c.from, c.to])).toEqual([['idle', 3, 2]]);
     expect(r.deferred.map((c) => [c.name, c.from, c.to])).toEqual([['busy', 1, 4]]);
     expect(r.deferred[0]?.reason).toBe(
-      'restore: back to its max before the governor, 4; deferred: limits.maxChangesPerRun (1) reached, stays 1 until a later run',
+      'restore: back to its max before the governor, 4; deferred: limits.maxChangesPerRun (1) reached: stays 1, the 4 planned waits for a later run',
     );
     const busy = r.services.find((s) => s.name === 'busy');
     expect(busy).toMatchObject({ from: 1, to: 1, reason: r.deferred[0]?.reason });

@@ -12,12 +12,38 @@ import { assertProperty, AT, caseArb, fcParams } from '../support/fleet-arbitrar
 
 const params = fcParams(3000);
 
+/**
+ * A row short of what the plan could give it (its demand within its floor and ceiling, as its
+ * row's bounds are) tells what that is and by how much, whatever else holds the cap.
+ */
+function shortOf(r: PlanService): string | null {
+  const { shortBy } = r.why;
+  if (shortBy === undefined || r.demand === null || r.why.deferred) return null;
+  const want = Math.min(Math.max(r.demand, r.floor ?? 1), r.ceiling ?? Infinity);
+  if (r.to + shortBy !== want) return `short by ${shortBy} of ${want}, at ${r.to}`;
+  const of =
+    want === r.demand
+      ? ['demand']
+      : r.floor === r.ceiling
+        ? [`its floor ${want}`, `its ceiling ${want}`]
+        : [want < r.demand ? `its ceiling ${want}` : `its floor ${want}`];
+  return of.some((o) => r.reason.includes(`short of ${o} by ${shortBy}`))
+    ? null
+    : `the reason does not say it is short of ${of.join(' or ')} by ${shortBy}`;
+}
+
 /** What is wrong with a row's explanation of its `to`; null when every number is accounted for. */
 function unexplained(r: PlanService): string | null {
   const w = r.why;
+  const short = shortOf(r);
+  if (short) return short;
   const { from, to } = r;
   const ceiling = r.ceiling ?? Infinity;
-  if (w.deferred) return to === from && w.deferred.stays === from ? null : 'deferred moves';
+  if (w.deferred) {
+    if (to !== from || w.deferred.stays !== from) return 'deferred moves';
+    // The other clauses tell the cap planned: the reason names it.
+    return r.reason.includes(`the ${w.deferred.planned} planned`) ? null : 'planned cap untold';
+  }
   if (w.basis.kind === 'usage-unknown') {
     if (w.pool) return null;
     if (w.cut) return to === w.cut.to ? null : 'usage unknown: to is neither held nor cut';

@@ -220,7 +220,7 @@ describe('the structured why of a plan row', () => {
         deferred: { limit: 5, stays: 3, planned: 2 },
       }),
     ).toBe(
-      'floor 2 is above ceiling 1: the floor wins; deploying (reconciling): left as it is, counted at its cap; cut from 3 to 2: in-use room does not fit the budget (lower priorities are cut first; this is priority 0); room needed by others: scale-down delay overridden; below the 3 in use; deferred: limits.maxChangesPerRun (5) reached, stays 3 until a later run',
+      'floor 2 is above ceiling 1: the floor wins; deploying (reconciling): left as it is, counted at its cap; cut from 3 to 2: in-use room does not fit the budget (lower priorities are cut first; this is priority 0); room needed by others: scale-down delay overridden; below the 3 in use; deferred: limits.maxChangesPerRun (5) reached: stays 3, the 2 planned waits for a later run',
     );
   });
 });
