@@ -439,7 +439,14 @@ function toGoverned(
   } else if (usage === null) {
     kind = 'held';
     protect = want = peakTarget = clamp(cap, floor, ceiling);
-    basis = { kind: 'usage-unknown', heldAt: protect, note: svc.usageNote ?? null };
+    basis = {
+      kind: 'usage-unknown',
+      heldAt: protect,
+      note: svc.usageNote ?? null,
+      ...(protect !== cap
+        ? { bound: protect > cap ? ('floor' as const) : ('ceiling' as const) }
+        : {}),
+    };
   } else {
     kind = 'active';
     ev = readEvidence(usage, observedMs, settings.lookbackMs, settings.reclaimWindowMs);

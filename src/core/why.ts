@@ -37,6 +37,12 @@ export const Basis = z
         kind: z.literal('usage-unknown'),
         heldAt: Count,
         note: z.string().nullable().describe('Why usage is unknown, where known.'),
+        bound: z
+          .enum(['floor', 'ceiling'])
+          .optional()
+          .describe(
+            'Set when its cap was outside its bounds: held at its floor (raised to it) or its ceiling (lowered to it).',
+          ),
       })
       .describe('Fail static: usage unknown or stale, so the cap is held.'),
     z
@@ -477,8 +483,15 @@ function basisText(b: Basis): string {
       return 'deploying (reconciling): left as it is, counted at its cap';
     case 'unwritable':
       return 'left as it is, counted at its cap (raise the quota or lower its min instances)';
-    case 'usage-unknown':
-      return `usage unknown${b.note ? ` (${b.note})` : ''}: held at ${b.heldAt} (fail static)`;
+    case 'usage-unknown': {
+      const held =
+        b.bound === 'floor'
+          ? `raised to its floor ${b.heldAt}, no further`
+          : b.bound === 'ceiling'
+            ? `lowered to its ceiling ${b.heldAt}, no lower`
+            : `held at ${b.heldAt}`;
+      return `usage unknown${b.note ? ` (${b.note})` : ''}: ${held} (fail static)`;
+    }
     case 'demand':
       return `demand ${b.estimate.instances}: ${explainDemand(b.estimate)}`;
     case 'restore-none':

@@ -47,7 +47,12 @@ function unexplained(r: PlanService): string | null {
   if (w.basis.kind === 'usage-unknown') {
     if (w.pool) return null;
     if (w.cut) return to === w.cut.to ? null : 'usage unknown: to is neither held nor cut';
-    return to === w.basis.heldAt ? null : `usage unknown: ${to} is not held at ${w.basis.heldAt}`;
+    const { heldAt } = w.basis;
+    if (to !== heldAt) return `usage unknown: ${to} is not held at ${heldAt}`;
+    // Held within its bounds: a cap below its floor or above its ceiling moves, and says to which.
+    if (heldAt === from) return null;
+    const bound = heldAt > from ? `its floor ${heldAt}` : `its ceiling ${heldAt}`;
+    return r.reason.includes(bound) ? null : `usage unknown: ${from} → ${to} without ${bound}`;
   }
   if (w.basis.kind !== 'demand') return to === from ? null : `${w.basis.kind} moves`;
   if (w.pool?.kind === 'quota-unknown') {
