@@ -486,9 +486,9 @@ function basisText(b: Basis): string {
     case 'usage-unknown': {
       const held =
         b.bound === 'floor'
-          ? `raised to its floor ${b.heldAt}, no further`
+          ? `raised to its floor ${b.heldAt}`
           : b.bound === 'ceiling'
-            ? `lowered to its ceiling ${b.heldAt}, no lower`
+            ? `lowered to its ceiling ${b.heldAt}`
             : `held at ${b.heldAt}`;
       return `usage unknown${b.note ? ` (${b.note})` : ''}: ${held} (fail static)`;
     }
