@@ -7,7 +7,7 @@ const sha = (s: string) => createHash('sha256').update(s).digest('hex');
 
 /**
  * The hashes a recorded plan is compared by: `decisions`, the plan JSON without its reasons (`why`,
- * `reason`: what was decided, not how it is told); `json`, the whole plan JSON; `text`, its
+ * `reason`) and its alerts' one-line `summary` (what was decided, not how it is told); `json`, the whole plan JSON; `text`, its
  * rendering with every row (`governor plan --all`). A change to how a reason is told re-records
  * `json` and `text` and leaves every `decisions` as it was, so the fixture's diff shows that no
  * decision moved.
@@ -16,7 +16,7 @@ export function planHashes(p: Plan): { decisions: string; json: string; text: st
   return {
     decisions: sha(
       JSON.stringify(p, (key, value: unknown) =>
-        key === 'why' || key === 'reason' ? undefined : value,
+        key === 'why' || key === 'reason' || key === 'summary' ? undefined : value,
       ),
     ),
     json: sha(JSON.stringify(p)),
