@@ -21,7 +21,10 @@ export interface ServiceFacts {
   /** Its cap before the plan, and after. */
   from: number;
   to: number;
+  /** Its demand held within its floor and ceiling: what `to` is measured against. */
   want: number;
+  /** Its demand estimate before that (null: usage unknown). */
+  demand: number | null;
   peak: number | null;
   inUse: number | null;
   usageUnknown: boolean;
@@ -268,7 +271,7 @@ export function poolConditions(
           type: 'service.starved',
           severity: 'WARNING',
           service: s.name,
-          summary: `${s.name} gets ${plural(s.to, 'instance')}, short of its demand of ${s.want}`,
+          summary: `${s.name} gets ${plural(s.to, 'instance')}, short of ${wantWords(s)}`,
           details: {
             cap: s.to,
             demand: s.want,
@@ -281,4 +284,18 @@ export function poolConditions(
     }
   }
   return alerts;
+}
+
+/** Which bound holds a service's demand where it is not its estimate: its floor or its ceiling. */
+function boundOf(s: ServiceFacts): 'floor' | 'ceiling' | null {
+  if (s.demand === null || s.demand === s.want) return null;
+  return s.want > s.demand ? 'floor' : 'ceiling';
+}
+
+/** What a starved service is short of, as its plan row tells it. */
+function wantWords(s: ServiceFacts): string {
+  const bound = boundOf(s);
+  return bound === null
+    ? `its demand of ${s.want}`
+    : `its ${bound} of ${s.want} (its demand is ${s.demand ?? '?'})`;
 }

@@ -232,6 +232,7 @@ export function plan(
             from: m.cap,
             to: m.level,
             want: m.want,
+            demand: m.demand,
             peak: m.peak,
             inUse: m.inUse,
             usageUnknown: m.kind === 'held',

@@ -1123,6 +1123,23 @@ describe('a floor or a ceiling that sets the cap is named in the reason', () => 
     }
   });
 
+  it('a starved service is told short of the bound that holds its demand, as its row says', () => {
+    // Demand 10 held to the rule's max of 8; a neighbour's in-use instances leave it 6.
+    const p = plan(
+      snap(10, [svc('a', 6, { current: 6, peak: 10 }), svc('b', 4, { current: 4, peak: 4 })]),
+      policy({ services: [{ match: { name: 'a' }, max: 8 }, { match: {} }] }),
+      AT,
+    );
+    const row = p.services.find((s) => s.name === 'a');
+    expect(row).toMatchObject({ to: 6, ceiling: 8, demand: 10 });
+    expect(reason(p, 'a')).toContain('short of its ceiling 8 by 2');
+    const starved = p.alerts.find((a) => a.type === 'service.starved' && a.service === 'a');
+    expect(starved?.summary).toBe(
+      'a gets 6 instances, short of its ceiling of 8 (its demand is 10)',
+    );
+    expect(starved?.details).toMatchObject({ cap: 6, demand: 8, shortfall: 2 });
+  });
+
   it('says nothing of a bound where the usage, not the bound, sets the cap', () => {
     const within = plan(only(svc('a', 2, { current: 3, peak: 3 }), 3), windowed({}), AT);
     expect(within.services[0]).toMatchObject({ to: 3, floor: 2, ceiling: 8 });
