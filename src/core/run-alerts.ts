@@ -307,7 +307,14 @@ export interface FailedDelivery {
   project: string;
   /** The region of a regional unit (core/units.ts); absent for a whole project. */
   region?: string;
-  verdict: Exclude<DeliveryVerdict, { kind: 'retried' }>;
+  /**
+   * `stale`: a redelivery (its `attempt` above 1, so the deliveries before it failed) that came
+   * after the message went stale: it is acknowledged, never run, so it reaches neither its last
+   * delivery nor the dead-letter topic.
+   */
+  verdict:
+    | Exclude<DeliveryVerdict, { kind: 'retried' }>
+    | { kind: 'stale'; attempt: number; maxAttempts: number | null };
   /** Why the unit failed: the run's error, on one line. */
   cause: string;
   messageId: string | null;
@@ -329,7 +336,9 @@ export function deliveryFailedAlert(ctx: RunContext, f: FailedDelivery): Alert {
   const which =
     v.kind === 'last'
       ? `failed its last delivery (${v.attempt} of ${v.maxAttempts}); the work message goes to the dead-letter topic`
-      : `failed a delivery that may be its last (${v.why})`;
+      : v.kind === 'stale'
+        ? `failed ${v.attempt - 1} ${v.attempt === 2 ? 'delivery' : 'deliveries'} and its work message went stale`
+        : `failed a delivery that may be its last (${v.why})`;
   const where = f.region === undefined ? {} : { region: f.region };
   const unit = unitLabel({ project: f.project, ...where });
   return makeAlert(ctx, projectWide(where, f.project), {
@@ -341,7 +350,7 @@ export function deliveryFailedAlert(ctx: RunContext, f: FailedDelivery): Alert {
       reason: 'delivery',
       attempt: v.attempt,
       maxAttempts: v.maxAttempts,
-      deadLettered: v.kind === 'last' ? true : null,
+      deadLettered: v.kind === 'last' ? true : v.kind === 'stale' ? false : null,
       cause,
       messageId: f.messageId,
       dispatchId: f.dispatchId,

@@ -140,6 +140,94 @@ const PushEnvelope = z.object({
   deliveryAttempt: z.number().int().min(0).max(INT32_MAX).optional(),
 });
 
+/**
+ * A stale redelivery of a work message: `governor.degraded` (reason delivery, `deadLettered`
+ * false) in its unit's state, when the message was one the policy governs as it was issued (its
+ * project, its region), then nothing else: the unit is not run. A message past `staleAfter` with
+ * deliveries that failed before it would otherwise be acknowledged in silence: with the module's
+ * defaults a unit whose runs reach their deadline gets its fifth delivery about 38 minutes after
+ * the dispatch (4 × 270 s of runs, 83 + 166 + 332 + 600 s of backoff, which Pub/Sub doubles from
+ * the minimum to the maximum: "Retry delay will be exponential based on provided minimum and
+ * maximum backoffs", RetryPolicy,
+ * https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.subscriptions#retrypolicy), past
+ * the 30 minutes of `staleAfter`. Always closes `store`; a failure here is logged, not thrown
+ * (the message is acknowledged all the same: a redelivery would be stale again).
+ */
+async function alertStaleRedelivery(
+  policy: Policy,
+  options: RuntimeOptions,
+  message: WorkMessage,
+  store: Awaited<ReturnType<typeof createStore>>,
+  log: Logger,
+  delivery: { attempt: number; messageId: string | null; why: string },
+): Promise<void> {
+  let runtime: Awaited<ReturnType<typeof createRuntime>> | null = null;
+  // The runtime takes the store over (and closes it, even when it fails to start).
+  let handedOver = false;
+  try {
+    // Checked as when it was issued: a project or region the policy does not govern alerts nothing.
+    const then = await decideUnit(policy, message, {
+      cache: store,
+      nowMs: Date.parse(message.issuedAt),
+    });
+    if (then.kind !== 'govern') {
+      log.log('INFO', `a stale work message alerts nothing: ${then.reason}`);
+      return;
+    }
+    handedOver = true;
+    runtime = await createRuntime(then.policy, options, log, {
+      store,
+      ...(then.kept === undefined ? {} : { kept: then.kept }),
+    });
+    const { region } = then;
+    const unitStore =
+      region === undefined
+        ? runtime.store
+        : regionalUnitStore(runtime.store, region, then.siblings);
+    const nowMs = await runtime.now().catch(() => Date.now());
+    await alertFailedDelivery(
+      then.policy,
+      {
+        store: unitStore,
+        sink: runtime.sink,
+        log,
+        nowMs,
+        runId: newRunId(Date.now()),
+        timeoutMs: ALERT_GRACE_MS,
+      },
+      {
+        project: message.project,
+        ...(region === undefined ? {} : { region }),
+        verdict: {
+          kind: 'stale',
+          attempt: delivery.attempt,
+          maxAttempts: options.maxDeliveryAttempts,
+        },
+        cause: `${delivery.why}; it is acknowledged, not dead-lettered (the next dispatch sends the unit again)`,
+        messageId: delivery.messageId,
+        dispatchId: message.dispatchId,
+      },
+    );
+  } catch (e) {
+    log.log(
+      'ERROR',
+      `unit ${unitLabel(message)}: a stale redelivery could not be alerted: ${listOnOneLine(errorMessage(e))}`,
+      ERROR_EVENT,
+    );
+  } finally {
+    if (!handedOver)
+      await store
+        .close()
+        .catch((closing: unknown) =>
+          log.log(
+            'WARNING',
+            `unit ${unitLabel(message)}: closing the state store failed: ${listOnOneLine(errorMessage(closing))}`,
+          ),
+        );
+    await runtime?.close();
+  }
+}
+
 /** A message that can never succeed: acknowledged (204) so it is not redelivered, and logged. */
 function drop(log: Logger, why: string, fields: Record<string, unknown> = {}): Answer {
   log.log('ERROR', `ignored a work message: ${why}`, fields);
@@ -200,6 +288,19 @@ export async function handleUnitPush(
         ),
       );
     return { status: 500, body: { error: why } };
+  }
+  if (decision.kind === 'stale' && (envelope.data.deliveryAttempt ?? 0) >= 2) {
+    // A redelivery: the deliveries before it failed (Pub/Sub redelivers only what was not
+    // acknowledged: https://cloud.google.com/pubsub/docs/push). Acknowledged as stale, the message
+    // reaches neither its last delivery nor the dead-letter topic, so its failures are alerted
+    // here first (alertStaleRedelivery). Without a deliveryAttempt the first failure was alerted
+    // already (fail safe: deliveryVerdict).
+    await alertStaleRedelivery(policy, options, message, store, unitLog, {
+      attempt: envelope.data.deliveryAttempt ?? 0,
+      messageId: envelope.data.message.messageId ?? null,
+      why: decision.why,
+    });
+    return drop(unitLog, decision.reason);
   }
   if (decision.kind !== 'govern') {
     await store.close();

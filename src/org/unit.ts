@@ -36,7 +36,8 @@ export type UnitDecision =
       wholeNow?: boolean;
     }
   | { kind: 'refuse'; reason: string }
-  | { kind: 'stale'; reason: string };
+  /** `why`: the staleness alone, without the unit's label. */
+  | { kind: 'stale'; reason: string; why: string };
 
 export async function decideUnit(
   policy: Policy,
@@ -46,7 +47,7 @@ export async function decideUnit(
   const staleAfter = durationMs(policy.fanout?.staleAfter ?? '30m');
   const stale = staleReason(message, deps.nowMs, staleAfter);
   const label = unitLabel(message);
-  if (stale) return { kind: 'stale', reason: `${label}: ${stale}` };
+  if (stale) return { kind: 'stale', reason: `${label}: ${stale}`, why: stale };
   const { region } = message;
   // Only a policy that splits governs a project by region.
   if (region !== undefined && policy.fanout?.splitAbove === undefined) {

@@ -491,6 +491,65 @@ describe('fan-out: dispatch, then one function run per project', () => {
     }
   });
 
+  it('alerts a work message that went stale while redelivered, before it is acknowledged', async () => {
+    // A unit whose every delivery runs to its deadline: with the module's defaults (timeout 300 s,
+    // so a 270 s run deadline, and a backoff of 83 s growing to 600 s) its fifth delivery comes
+    // about 4 × 270 + 83 + 166 + 332 + 600 = 2,261 s after the dispatch, past the 30m staleAfter.
+    // Acknowledged as stale, it would never reach the dead-letter topic nor alert its last delivery.
+    const lines: string[] = [];
+    const log = textLogger({ write: (s: string) => lines.push(s) }, 'INFO', { alerts: true });
+    const fresh = await mkdtemp(join(tmpdir(), 'org-fn-stale-'));
+    const env = {
+      ...process.env,
+      GOVERNOR_STATE_DIR: fresh,
+      GOVERNOR_POLICY: JSON.stringify({ ...JSON.parse(POLICY), projects: [orgProjectId(1)] }),
+      GOVERNOR_MAX_DELIVERY_ATTEMPTS: '5',
+    };
+    const work = (project: string) =>
+      JSON.stringify({
+        version: 1,
+        kind: 'govern',
+        project,
+        dispatchId: 'd-stale',
+        issuedAt: new Date(Date.now() - 38 * 60_000).toISOString(),
+      });
+    try {
+      // Its first delivery, late (a backlog): nothing failed before it, nothing to alert.
+      lines.length = 0;
+      expect((await handleUnitPush(push(work(orgProjectId(1))), env, log)).status).toBe(204);
+      expect(
+        (await handleUnitPush(push(work(orgProjectId(1)), { deliveryAttempt: 1 }), env, log))
+          .status,
+      ).toBe(204);
+      expect(lines.join('')).toMatch(/ignored a work message: .*issued 22\d\d s ago/);
+      expect(lines.join('')).not.toMatch(/alert governor\.degraded/);
+      // A redelivery: the deliveries before it failed. Acknowledged, and alerted first.
+      lines.length = 0;
+      const answer = await handleUnitPush(
+        push(work(orgProjectId(1)), { deliveryAttempt: 5 }),
+        env,
+        log,
+      );
+      expect(answer.status).toBe(204);
+      expect(lines.join('')).toMatch(
+        /alert governor\.degraded firing: gpu-proj-0001 is not governed: its unit failed 4 deliveries and its work message went stale: issued 22\d\d s ago/,
+      );
+      // Nothing was run: no run record.
+      expect(await createFileStateStore({ dir: fresh }).listRuns(orgProjectId(1))).toEqual([]);
+      // A stale redelivery of a project the policy does not govern alerts nothing.
+      lines.length = 0;
+      const foreign = await handleUnitPush(
+        push(work('not-governed-here'), { deliveryAttempt: 5 }),
+        env,
+        log,
+      );
+      expect(foreign.status).toBe(204);
+      expect(lines.join('')).not.toMatch(/alert governor\.degraded/);
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+    }
+  });
+
   it('answers 500 naming the misconfiguration when the emulator is set without its admin URL', async () => {
     // Pub/Sub delivers it again (the deployment may be mended meanwhile); nothing is run.
     const lines: string[] = [];
