@@ -150,7 +150,8 @@ const PushEnvelope = z.object({
  * the minimum to the maximum: "Retry delay will be exponential based on provided minimum and
  * maximum backoffs", RetryPolicy,
  * https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.subscriptions#retrypolicy), past
- * the 30 minutes of `staleAfter`. Always closes `store`; a failure here is logged, not thrown
+ * the 30 minutes of `staleAfter`. Nothing is alerted when a run of the unit succeeded since the
+ * message was issued (a newer dispatch's governed it). Always closes `store`; a failure here is logged, not thrown
  * (the message is acknowledged all the same: a redelivery would be stale again).
  */
 async function alertStaleRedelivery(
@@ -184,6 +185,16 @@ async function alertStaleRedelivery(
       region === undefined
         ? runtime.store
         : regionalUnitStore(runtime.store, region, then.siblings);
+    // A run of the unit that succeeded since the message was issued (a newer dispatch's) governed
+    // it: the failures are behind it, and the stale message is a no-op.
+    const [newest] = await unitStore.listRuns(message.project, 1);
+    if (newest?.outcome === 'ok' && Date.parse(newest.startedAt) > Date.parse(message.issuedAt)) {
+      log.log(
+        'INFO',
+        `unit ${unitLabel(message)}: a stale redelivery alerts nothing: run ${newest.runId} succeeded since the message was issued`,
+      );
+      return;
+    }
     const nowMs = await runtime.now().catch(() => Date.now());
     await alertFailedDelivery(
       then.policy,

@@ -536,6 +536,33 @@ describe('fan-out: dispatch, then one function run per project', () => {
       );
       // Nothing was run: no run record.
       expect(await createFileStateStore({ dir: fresh }).listRuns(orgProjectId(1))).toEqual([]);
+      // Its alert is a condition: a second stale redelivery does not send it again.
+      lines.length = 0;
+      await handleUnitPush(push(work(orgProjectId(1)), { deliveryAttempt: 5 }), env, log);
+      expect(lines.join('')).toMatch(/the delivery alert already fires/);
+      // Once a run of the unit succeeded after the message was issued (a newer dispatch's), the
+      // failures are behind it: a stale redelivery then alerts nothing.
+      const at = new Date().toISOString();
+      await createFileStateStore({ dir: fresh }).recordRun(orgProjectId(1), {
+        runId: 'run-newer',
+        startedAt: at,
+        finishedAt: at,
+        mode: 'enforce',
+        outcome: 'ok',
+        changes: 0,
+        skips: 0,
+        alerts: 0,
+        error: null,
+      });
+      lines.length = 0;
+      const behind = await handleUnitPush(
+        push(work(orgProjectId(1)), { deliveryAttempt: 5 }),
+        env,
+        log,
+      );
+      expect(behind.status).toBe(204);
+      expect(lines.join('')).toMatch(/run run-newer succeeded since the message was issued/);
+      expect(lines.join('')).not.toMatch(/alert governor\.degraded firing/);
       // A stale redelivery of a project the policy does not govern alerts nothing.
       lines.length = 0;
       const foreign = await handleUnitPush(
