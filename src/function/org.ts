@@ -300,7 +300,13 @@ export async function handleUnitPush(
       );
     return { status: 500, body: { error: why } };
   }
-  if (decision.kind === 'stale' && (envelope.data.deliveryAttempt ?? 0) >= 2) {
+  // (Only one issued in the past: one from the future is acknowledged at its first delivery, so
+  // Pub/Sub never delivers it again.)
+  if (
+    decision.kind === 'stale' &&
+    (envelope.data.deliveryAttempt ?? 0) >= 2 &&
+    Date.parse(message.issuedAt) < Date.now()
+  ) {
     // A redelivery: the deliveries before it failed (Pub/Sub redelivers only what was not
     // acknowledged: https://cloud.google.com/pubsub/docs/push). Acknowledged as stale, the message
     // reaches neither its last delivery nor the dead-letter topic, so its failures are alerted

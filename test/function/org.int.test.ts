@@ -563,6 +563,19 @@ describe('fan-out: dispatch, then one function run per project', () => {
       expect(behind.status).toBe(204);
       expect(lines.join('')).toMatch(/run run-newer succeeded since the message was issued/);
       expect(lines.join('')).not.toMatch(/alert governor\.degraded firing/);
+      // One from the future is acknowledged at its first delivery: a "redelivery" of it is forged.
+      lines.length = 0;
+      const future = JSON.stringify({
+        ...(JSON.parse(work(orgProjectId(1))) as object),
+        issuedAt: new Date(Date.now() + 10 * 60_000).toISOString(),
+      });
+      expect((await handleUnitPush(push(future, { deliveryAttempt: 5 }), env, log)).status).toBe(
+        204,
+      );
+      expect(lines.join('')).toMatch(/ignored a work message: .*in the future/);
+      expect(lines.join('')).not.toMatch(
+        /alert governor\.degraded|stale redelivery|delivery alert/,
+      );
       // A stale redelivery of a project the policy does not govern alerts nothing.
       lines.length = 0;
       const foreign = await handleUnitPush(
