@@ -107,7 +107,7 @@ variable "source_archive" {
 
 variable "schedule" {
   type        = string
-  description = "When the dispatch runs (every unit is governed once per dispatch): a five-field unix-cron expression, in UTC."
+  description = "When the dispatch runs (every unit is governed once per dispatch): a five-field unix-cron expression, in UTC. Keep its interval below the policy's fanout.staleAfter (30m by default): a unit whose last run is older shows as stuck in governor status --org, and the regional units of a split project name each other as stopped (governor.degraded, units-stopped)."
   default     = "*/5 * * * *"
 
   # Cloud Scheduler's unix-cron: in each field `*`, a number or the first three letters of a
