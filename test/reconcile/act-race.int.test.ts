@@ -63,11 +63,14 @@ let ports: GooglePorts;
 let hook: ((method: string, request: unknown) => RpcError | undefined) | null;
 const calls: Record<string, number> = {};
 
-async function start(extra: Parameters<typeof fleet>[0] = {}): Promise<void> {
+async function start(
+  extra: Parameters<typeof fleet>[0] = {},
+  operationDelayMs = 20,
+): Promise<void> {
   emulator = await startEmulator({
     fleet: fleet(extra),
     speed: 'manual',
-    operationDelayMs: 20,
+    operationDelayMs,
     invariants: { unmanaged: [{ name: 'ext-render' }] },
     faults: ({ method, request }) => {
       const name = method.split('/').pop() ?? method;
@@ -296,7 +299,9 @@ describe('act: another writer between the governor reads and its writes', () => 
   });
 
   it('NOT_FOUND while polling an accepted write is not a deleted service: the write may still apply', async () => {
-    await start();
+    // Operations that take a minute: each accepted write is polled (at 20 ms, a loaded machine
+    // could answer the update with its operation already done, and nothing would be polled).
+    await start({}, 60_000);
     hook = (name) =>
       name === 'GetOperation' ? new RpcError(status.NOT_FOUND, 'operation not found') : undefined;
     const report = await run();
