@@ -29,10 +29,25 @@ export type FaultCode = z.infer<typeof FaultCode>;
 /** `*`, a method name (`UpdateService`) or a full name (`google.cloud.run.v2.Services/GetService`). */
 const MethodPattern = z.string().min(1).default('*');
 
+/**
+ * The longest wait any emulated delay may ask for, in seconds (a day): a hung operation, a
+ * deployment in flight. Longer leaves a service `reconciling` or an operation running for good.
+ */
+export const MAX_WAIT_SECONDS = 86_400;
+
 export const ErrorRule = z.strictObject({
   method: MethodPattern,
   code: FaultCode,
   rate: z.number().min(0).max(1),
+  /**
+   * Answered with the error as a `google.rpc.RetryInfo` detail (its `retry_delay`), as Google
+   * attaches one to a RESOURCE_EXHAUSTED the client may retry after that delay.
+   */
+  retryDelayMs: z
+    .number()
+    .min(0)
+    .max(MAX_WAIT_SECONDS * 1000)
+    .optional(),
 });
 
 export const LatencyRule = z.strictObject({
@@ -46,11 +61,6 @@ export const LatencyRule = z.strictObject({
   meanMs: z.number().min(0).optional(),
 });
 
-/**
- * The longest wait any emulated delay may ask for, in seconds (a day): a hung operation, a
- * deployment in flight. Longer leaves a service `reconciling` or an operation running for good.
- */
-export const MAX_WAIT_SECONDS = 86_400;
 const WaitSeconds = z.number().min(0).max(MAX_WAIT_SECONDS);
 
 export const FaultConfig = z.strictObject({
@@ -242,7 +252,11 @@ export class FaultInjector {
         this.count(rule.code);
         return {
           delayMs,
-          error: new RpcError(status[rule.code], `injected ${rule.code} on ${method}`),
+          error: new RpcError(
+            status[rule.code],
+            `injected ${rule.code} on ${method}`,
+            rule.retryDelayMs,
+          ),
         };
       }
     }

@@ -137,3 +137,37 @@ export function outputOnlyFields(pkg: string, file: string, message: string): Re
       .map((f) => f.name),
   );
 }
+
+let rpcStatusRoot: protobuf.Root | undefined;
+
+/**
+ * The `grpc-status-details-bin` trailer of an error carrying a `google.rpc.RetryInfo`: a
+ * `google.rpc.Status` (code, message, details) whose one detail is the RetryInfo, packed in a
+ * `google.protobuf.Any`, as Google's APIs send their error details over gRPC and as google-gax
+ * decodes them (into the error's `statusDetails`). Types from google-gax's own `status.json`.
+ */
+export function retryInfoStatus(code: number, message: string, retryDelayMs: number): Buffer {
+  rpcStatusRoot ??= protobuf.Root.fromJSON(
+    require(join(protosOf('google-gax'), 'status.json')) as protobuf.INamespace,
+  );
+  const retryInfo = rpcStatusRoot.lookupType('google.rpc.RetryInfo');
+  const rpcStatus = rpcStatusRoot.lookupType('google.rpc.Status');
+  const ms = Math.max(0, Math.round(retryDelayMs));
+  const value = retryInfo
+    .encode(
+      retryInfo.fromObject({
+        retryDelay: { seconds: Math.floor(ms / 1000), nanos: (ms % 1000) * 1_000_000 },
+      }),
+    )
+    .finish();
+  const encoded = rpcStatus
+    .encode(
+      rpcStatus.fromObject({
+        code,
+        message,
+        details: [{ type_url: 'type.googleapis.com/google.rpc.RetryInfo', value }],
+      }),
+    )
+    .finish();
+  return Buffer.from(encoded);
+}

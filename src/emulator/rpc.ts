@@ -3,12 +3,19 @@ import { status } from '@grpc/grpc-js';
 import { CONTROL } from '../core/text.js';
 import { cutText } from '../errors.js';
 
-/** An error answered to the client with a gRPC status code. */
+/**
+ * An error answered to the client with a gRPC status code. `retryDelayMs`, when given, is answered
+ * as a `google.rpc.RetryInfo` detail (its `retry_delay`), as Google attaches one to a refusal the
+ * client may retry later: "Clients should wait until `retry_delay` amount of time has passed since
+ * receiving the error response before retrying"
+ * (https://cloud.google.com/dotnet/docs/reference/Google.Api.CommonProtos/latest/Google.Rpc.RetryInfo).
+ */
 export class RpcError extends Error {
   override readonly name = 'RpcError';
   constructor(
     readonly code: status,
     message: string,
+    readonly retryDelayMs?: number,
   ) {
     super(message);
   }

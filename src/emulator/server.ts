@@ -1,4 +1,5 @@
 import {
+  Metadata,
   Server,
   ServerCredentials,
   status,
@@ -12,7 +13,7 @@ import { MAX_LOGGED_REQUEST_BYTES, type CallRecord, type EmulatorContext } from 
 import { iamPolicyHandlers, permissionDenial } from './iam.js';
 import { monitoringHandlers } from './monitoring-api.js';
 import { afterCall, beforeCall, concurrentChange } from './other-actor.js';
-import { serviceDefinition, SERVICES, type ServiceName } from './protos.js';
+import { retryInfoStatus, serviceDefinition, SERVICES, type ServiceName } from './protos.js';
 import { publisherHandlers } from './pubsub-api.js';
 import { quotasHandlers } from './quotas-api.js';
 import { quotaPreferenceHandlers } from './quota-preferences.js';
@@ -149,7 +150,16 @@ function implementation(
           const message = answeredMessage(rpc.message);
           record.code = statusName(rpc.code);
           record.message = message;
-          callback({ code: rpc.code, details: message });
+          if (rpc.retryDelayMs === undefined) {
+            callback({ code: rpc.code, details: message });
+            return;
+          }
+          const metadata = new Metadata();
+          metadata.set(
+            'grpc-status-details-bin',
+            retryInfoStatus(rpc.code, message, rpc.retryDelayMs),
+          );
+          callback({ code: rpc.code, details: message, metadata });
         },
       );
     };
