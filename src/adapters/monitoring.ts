@@ -26,6 +26,7 @@ import {
   gaxReadOptions,
   grpcCode,
   grpcCodeName,
+  withRetryInfo,
 } from './retry.js';
 import type { RetryPolicy } from './retry.js';
 
@@ -217,21 +218,23 @@ export function createMonitoringAdapter(options: MonitoringAdapterOptions = {}):
       const q = QUERIES.instanceCounts;
       try {
         // Series headers only, one per page, over two minutes: the least Monitoring can answer.
-        await client.listTimeSeries(
-          {
-            name: `projects/${project}`,
-            filter: `metric.type = "${q.metric}" AND resource.type = "${RESOURCE_TYPE}"`,
-            interval: { startTime: timestamp(nowMs - 120_000), endTime: timestamp(nowMs) },
-            aggregation: {
-              alignmentPeriod: { seconds: 60 },
-              perSeriesAligner: q.aligner,
-              crossSeriesReducer: q.reducer,
-              groupByFields: GROUP_BY,
+        await withRetryInfo(policy, () =>
+          client.listTimeSeries(
+            {
+              name: `projects/${project}`,
+              filter: `metric.type = "${q.metric}" AND resource.type = "${RESOURCE_TYPE}"`,
+              interval: { startTime: timestamp(nowMs - 120_000), endTime: timestamp(nowMs) },
+              aggregation: {
+                alignmentPeriod: { seconds: 60 },
+                perSeriesAligner: q.aligner,
+                crossSeriesReducer: q.reducer,
+                groupByFields: GROUP_BY,
+              },
+              view: 'HEADERS',
+              pageSize: 1,
             },
-            view: 'HEADERS',
-            pageSize: 1,
-          },
-          { ...gaxReadOptions(policy), autoPaginate: false },
+            { ...gaxReadOptions(policy), autoPaginate: false },
+          ),
         );
       } catch (error) {
         throw translateGrpcError(
@@ -370,7 +373,9 @@ async function listSeries(
   do {
     let page: [TimeSeries[], unknown, ListTimeSeriesResponse];
     try {
-      page = await client.listTimeSeries({ ...request, pageToken }, callOptions);
+      page = await withRetryInfo(policy, () =>
+        client.listTimeSeries({ ...request, pageToken }, callOptions),
+      );
     } catch (error) {
       throw unknownMetricError(error, query, project, what) ?? translateGrpcError(error, what);
     }

@@ -99,7 +99,11 @@ export function gaxBackoff(policy: RetryPolicy) {
   };
 }
 
-/** Call options for an idempotent read: transient codes retried, a deadline per attempt. */
+/**
+ * Call options for an idempotent read: UNAVAILABLE and DEADLINE_EXCEEDED retried by google-gax, a
+ * deadline per attempt. RESOURCE_EXHAUSTED is left to {@link withRetryInfo}, around the call:
+ * gax's loop waits its own backoff only and drops the server's RetryInfo.
+ */
 export function gaxReadOptions(policy: RetryPolicy) {
   return {
     timeout: policy.attemptTimeoutMs,
@@ -107,10 +111,82 @@ export function gaxReadOptions(policy: RetryPolicy) {
       policy.maxAttempts <= 1
         ? null
         : {
-            retryCodes: [status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED],
+            retryCodes: [status.UNAVAILABLE, status.DEADLINE_EXCEEDED],
             backoffSettings: gaxBackoff(policy),
           },
   };
+}
+
+/**
+ * The longest retry delay a RESOURCE_EXHAUSTED may ask for and still be waited: a minute, the
+ * window of the per-minute read quotas (Cloud Run's "Read requests per minute per region",
+ * Monitoring's per-minute time series queries). A longer delay is not waited: the call fails at
+ * once, naming the delay, and the run's other bounds (its deadline) are left whole.
+ */
+export const MAX_RETRY_INFO_DELAY_MS = 60_000;
+
+/**
+ * The retry delay a Google error asks for, in ms: its `google.rpc.RetryInfo` detail, which
+ * google-gax decodes from the `grpc-status-details-bin` trailer into `statusDetails`. "Clients
+ * should wait until `retry_delay` amount of time has passed since receiving the error response
+ * before retrying. If retrying requests also fail, clients should use an exponential backoff
+ * scheme to gradually increase the delay between retries based on `retry_delay`"
+ * (https://cloud.google.com/dotnet/docs/reference/Google.Api.CommonProtos/latest/Google.Rpc.RetryInfo).
+ * Undefined when the error carries none.
+ */
+export function retryDelayOf(error: unknown): number | undefined {
+  if (typeof error !== 'object' || error === null || !('statusDetails' in error)) return undefined;
+  const details = error.statusDetails;
+  if (!Array.isArray(details)) return undefined;
+  for (const detail of details as unknown[]) {
+    if (typeof detail !== 'object' || detail === null || !('retryDelay' in detail)) continue;
+    const delay = detail.retryDelay;
+    if (typeof delay !== 'object' || delay === null) continue;
+    const seconds = 'seconds' in delay ? Number(delay.seconds ?? 0) : 0;
+    const nanos = 'nanos' in delay ? Number(delay.nanos ?? 0) : 0;
+    const ms = seconds * 1000 + nanos / 1e6;
+    if (Number.isFinite(ms) && ms >= 0) return ms;
+  }
+  return undefined;
+}
+
+/**
+ * Runs a Google call (itself retried by google-gax on UNAVAILABLE and DEADLINE_EXCEEDED) and tries
+ * it again on RESOURCE_EXHAUSTED, up to `maxAttempts` calls in all: after the delay the error's
+ * RetryInfo asks for (retryDelayOf) plus the policy's backoff with full jitter, or the backoff
+ * alone when it asks for none. A delay over {@link MAX_RETRY_INFO_DELAY_MS} is not waited: the
+ * error is thrown at once, its message naming the delay. Only for calls that a refusal leaves
+ * unapplied, so that sending again cannot apply anything twice (a 429 is a refusal before any
+ * work).
+ */
+export async function withRetryInfo<T>(
+  policy: RetryPolicy,
+  call: () => Promise<T>,
+  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+): Promise<T> {
+  let backoff = policy.minBackoffMs;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await call();
+    } catch (error) {
+      if (grpcCode(error) !== status.RESOURCE_EXHAUSTED) throw error;
+      const asked = retryDelayOf(error);
+      if (asked !== undefined && asked > MAX_RETRY_INFO_DELAY_MS) throw tooLong(error, asked);
+      if (attempt >= policy.maxAttempts) throw error;
+      await sleep((asked ?? 0) + Math.random() * backoff);
+      backoff = Math.min(backoff * 2, policy.maxBackoffMs);
+    }
+  }
+}
+
+/** The error, its text saying how long Google asked to wait (not waited). */
+function tooLong(error: unknown, delayMs: number): unknown {
+  if (!(error instanceof Error)) return error;
+  const said = `retry after ${Math.ceil(delayMs / 1000)} s, longer than the ${MAX_RETRY_INFO_DELAY_MS / 1000} s waited`;
+  if ('details' in error && typeof error.details === 'string' && error.details !== '')
+    error.details = `${error.details} (${said})`;
+  else error.message = `${error.message} (${said})`;
+  return error;
 }
 
 /** Options without their undefined keys, to spread over the defaults. */

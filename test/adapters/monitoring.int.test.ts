@@ -570,6 +570,48 @@ describe('createMonitoringAdapter: failures', () => {
     expect(listCalls()).toHaveLength(quick.maxAttempts);
   });
 
+  it('waits the retry delay a RESOURCE_EXHAUSTED asks for before trying again', async () => {
+    const { window } = lastMinutes(10);
+    const expected = await adapter().instanceCounts(PROJECT, window);
+    emulator.resetCalls();
+    // A per-minute read quota, played short: every call is refused, with a RetryInfo of 400 ms,
+    // until 400 ms after the first refusal. Retried at the policy's own 20 to 50 ms, the three
+    // attempts all come within it.
+    const delayMs = 400;
+    let until: number | undefined;
+    fault = ({ method }) => {
+      if (!method.endsWith('/ListTimeSeries')) return undefined;
+      until ??= Date.now() + delayMs;
+      return Date.now() < until
+        ? new RpcError(
+            status.RESOURCE_EXHAUSTED,
+            'Quota exceeded: read requests per minute',
+            delayMs,
+          )
+        : undefined;
+    };
+    await expect(adapter().instanceCounts(PROJECT, window)).resolves.toEqual(expected);
+    const calls = listCalls();
+    expect(calls[0]?.code).toBe('RESOURCE_EXHAUSTED');
+    expect(calls[1]?.code).toBe('OK');
+    const gap = Date.parse(calls[1]?.wallTime ?? '') - Date.parse(calls[0]?.wallTime ?? '');
+    expect(gap).toBeGreaterThanOrEqual(delayMs - 5);
+  });
+
+  it('gives up at once on a retry delay longer than it waits, saying so', async () => {
+    fault = ({ method }) =>
+      method.endsWith('/ListTimeSeries')
+        ? new RpcError(status.RESOURCE_EXHAUSTED, 'Quota exceeded', 5 * 60_000)
+        : undefined;
+    const { window } = lastMinutes(10);
+    const error: unknown = await adapter()
+      .instanceCounts(PROJECT, window)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(RateLimitedError);
+    expect((error as Error).message).toMatch(/retry after 300 s/);
+    expect(listCalls()).toHaveLength(1);
+  });
+
   it('refuses a bad window or project before calling', async () => {
     const a = adapter();
     await expect(a.instanceCounts(PROJECT, { startMs: 2_000, endMs: 1_000 })).rejects.toThrow(
