@@ -12,7 +12,7 @@ import { MAX_SEARCH_PAGE_SIZE, RUN_ASSET_TYPES, type FoundResource } from '../co
 import type { AssetSearchPort } from '../ports/index.js';
 import { clientConfig, closeClients } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
-import { defaultRetryPolicy, gaxReadOptions } from './retry.js';
+import { defaultRetryPolicy, gaxReadOptions, withRetryInfo } from './retry.js';
 
 const SCOPE = /^(organizations|folders)\/[1-9]\d{0,24}$/;
 
@@ -36,9 +36,11 @@ export function createAssetSearchAdapter(options: {
         let response;
         try {
           // autoPaginate off: one request per page, each with the read retries of every adapter.
-          [, , response] = await client.searchAllResources(
-            { scope, assetTypes: RUN_ASSET_TYPES, pageSize: MAX_SEARCH_PAGE_SIZE, pageToken },
-            { ...gaxReadOptions(defaultRetryPolicy), autoPaginate: false },
+          [, , response] = await withRetryInfo(defaultRetryPolicy, () =>
+            client.searchAllResources(
+              { scope, assetTypes: RUN_ASSET_TYPES, pageSize: MAX_SEARCH_PAGE_SIZE, pageToken },
+              { ...gaxReadOptions(defaultRetryPolicy), autoPaginate: false },
+            ),
           );
         } catch (error) {
           throw translateGrpcError(

@@ -48,6 +48,7 @@ import {
   definedOnly,
   gaxBackoff,
   grpcCode,
+  withRetryInfo,
 } from './retry.js';
 import type { RetryPolicy } from './retry.js';
 
@@ -120,13 +121,13 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
   // One page per call: allPages() follows the tokens itself.
   const pages: CallOptions = { ...reads, autoPaginate: false };
   const writes = writeOptions(policy, polling);
+  /** A read, tried again on RESOURCE_EXHAUSTED after the delay Google asks for (retry.ts). */
+  const read = <T>(call: () => Promise<T>): Promise<T> => withRetryInfo(policy, call);
 
   async function fetchService(name: string): Promise<Service> {
-    const [service] = await services
-      .getService({ name }, reads)
-      .catch((error: unknown) =>
-        Promise.reject(translateGrpcError(error, `getting service ${name}`)),
-      );
+    const [service] = await read(() => services.getService({ name }, reads)).catch(
+      (error: unknown) => Promise.reject(translateGrpcError(error, `getting service ${name}`)),
+    );
     return service;
   }
 
@@ -165,7 +166,8 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
     async listRegions(project) {
       const name = `projects/${checkedProject(project)}`;
       const locations = await allPages(
-        (pageToken) => services.locationsClient.listLocations({ name, pageSize, pageToken }, pages),
+        (pageToken) =>
+          read(() => services.locationsClient.listLocations({ name, pageSize, pageToken }, pages)),
         `listing the Cloud Run regions of ${name}`,
       );
       const regions = locations.map((l) => l.locationId || lastSegment(l.name ?? ''));
@@ -175,7 +177,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
     async listServices(project, region) {
       const parent = parentOf(project, region);
       const found = await allPages(
-        (pageToken) => services.listServices({ parent, pageSize, pageToken }, pages),
+        (pageToken) => read(() => services.listServices({ parent, pageSize, pageToken }, pages)),
         `listing the services of ${parent}`,
       );
       return found.map((s) => toObservedService(s, project, region));
@@ -198,18 +200,17 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
      */
     async getRevisionMax(project, region, service, revision) {
       const name = `${parentOf(project, region)}/services/${segment('name', service)}/revisions/${segment('revision', revision)}`;
-      const [found] = await revisions
-        .getRevision({ name }, reads)
-        .catch((error: unknown) =>
-          Promise.reject(translateGrpcError(error, `getting revision ${name}`)),
-        );
+      const [found] = await read(() => revisions.getRevision({ name }, reads)).catch(
+        (error: unknown) => Promise.reject(translateGrpcError(error, `getting revision ${name}`)),
+      );
       return { maxInstances: setOrNull(found.scaling?.maxInstanceCount), gpu: gpuOf(found) };
     },
 
     async listWorkerPools(project, region) {
       const parent = parentOf(project, region);
       const found = await allPages(
-        (pageToken) => workerPools.listWorkerPools({ parent, pageSize, pageToken }, pages),
+        (pageToken) =>
+          read(() => workerPools.listWorkerPools({ parent, pageSize, pageToken }, pages)),
         `listing the worker pools of ${parent}`,
       );
       return found.map((w) => toObservedWorkerPool(w, project, region));
@@ -223,7 +224,8 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
     async listRunningExecutions(project, region) {
       const parent = `${parentOf(project, region)}/jobs/-`;
       const found = await allPages(
-        (pageToken) => executions.listExecutions({ parent, pageSize, pageToken }, pages),
+        (pageToken) =>
+          read(() => executions.listExecutions({ parent, pageSize, pageToken }, pages)),
         `listing the job executions of ${parentOf(project, region)}`,
       );
       return found
@@ -292,11 +294,11 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
      */
     async testPermissions(project, region, name, permissions) {
       const resource = `${parentOf(project, region)}/services/${segment('name', name)}`;
-      const [answer] = await services
-        .testIamPermissions({ resource, permissions: [...permissions] }, reads)
-        .catch((error: unknown) =>
-          Promise.reject(translateGrpcError(error, `testing permissions on ${resource}`)),
-        );
+      const [answer] = await read(() =>
+        services.testIamPermissions({ resource, permissions: [...permissions] }, reads),
+      ).catch((error: unknown) =>
+        Promise.reject(translateGrpcError(error, `testing permissions on ${resource}`)),
+      );
       return answer.permissions ?? [];
     },
 
@@ -312,7 +314,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
       try {
         // The typing asks for the message class; the client takes a plain object, as everywhere.
         const request = { name } as protos.google.longrunning.GetOperationRequest;
-        await services.getOperation(request, reads);
+        await read(() => services.getOperation(request, reads));
       } catch (error) {
         const translated = translateGrpcError(
           error,
@@ -332,16 +334,17 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
 }
 
 /**
- * Reads (List, Get, and the locations mixin) are idempotent: retried on UNAVAILABLE,
- * DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED (429: too many reads this minute) with exponential
- * backoff and full jitter, each attempt with its own deadline. The client's own defaults would
+ * Reads (List, Get, and the locations mixin) are idempotent: retried on UNAVAILABLE and
+ * DEADLINE_EXCEEDED with exponential backoff and full jitter, each attempt with its own deadline;
+ * on RESOURCE_EXHAUSTED (429: too many reads this minute) by `withRetryInfo` around the call,
+ * which waits the delay Google's RetryInfo asks for. The client's own defaults would
  * retry GetService and ListServices on UNAVAILABLE alone, for up to ten minutes.
  */
 function readOptions(policy: RetryPolicy): CallOptions {
   return {
     timeout: policy.attemptTimeoutMs,
     retry: {
-      retryCodes: [status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED],
+      retryCodes: [status.UNAVAILABLE, status.DEADLINE_EXCEEDED],
       backoffSettings: gaxBackoff(policy),
     },
   };

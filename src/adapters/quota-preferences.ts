@@ -47,6 +47,7 @@ import {
   definedOnly,
   gaxReadOptions,
   grpcCode,
+  withRetryInfo,
 } from './retry.js';
 import type { RetryPolicy } from './retry.js';
 
@@ -85,12 +86,12 @@ export function createQuotaPreferenceAdapter(
       const out: ListedPreference[] = [];
       let pageToken = '';
       for (let page = 0; page < 1000; page++) {
-        const [list, , response] = await client
-          .listQuotaPreferences(
+        const [list, , response] = await withRetryInfo(policy, () =>
+          client.listQuotaPreferences(
             { parent, pageToken, pageSize: 100 },
             { ...gaxReadOptions(policy), autoPaginate: false },
-          )
-          .catch(fail(`listing quota preferences of ${parent}`));
+          ),
+        ).catch(fail(`listing quota preferences of ${parent}`));
         // A location Google could not reach has its preferences left out of the answer, which is
         // not an error ("Locations that could not be reached": ListQuotaPreferencesResponse.
         // unreachable, google/api/cloudquotas/v1/cloudquotas.proto). Taken as complete, such a
@@ -113,9 +114,9 @@ export function createQuotaPreferenceAdapter(
       const fault = preferenceNameFault(name);
       if (fault !== null)
         throw new InputError('Invalid quota preference', [{ path: 'name', message: fault }]);
-      const [p] = await client
-        .getQuotaPreference({ name }, gaxReadOptions(policy))
-        .catch(fail(`reading quota preference ${name}`));
+      const [p] = await withRetryInfo(policy, () =>
+        client.getQuotaPreference({ name }, gaxReadOptions(policy)),
+      ).catch(fail(`reading quota preference ${name}`));
       return view(p);
     },
     async createPreference(input: NewQuotaPreference) {

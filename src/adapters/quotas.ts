@@ -21,7 +21,13 @@ import type { Fault } from '../errors.js';
 import type { IncreaseEligibility, QuotaPort, QuotaQuery } from '../ports/index.js';
 import { clientConfig, projectFaults } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
-import { checkRetryPolicy, defaultRetryPolicy, definedOnly, gaxReadOptions } from './retry.js';
+import {
+  checkRetryPolicy,
+  defaultRetryPolicy,
+  definedOnly,
+  gaxReadOptions,
+  withRetryInfo,
+} from './retry.js';
 import type { RetryPolicy } from './retry.js';
 
 type QuotaInfo = protos.google.api.cloudquotas.v1.IQuotaInfo;
@@ -105,9 +111,10 @@ export interface QuotaAdapter extends QuotaPort {
  * - the other typed errors of src/errors.ts for the call's failures.
  *
  * Each (project, quota id) is read once per adapter, failures included: pools sharing a quota id
- * in one observation see the same answer. Retries are google-gax's own, as in the Monitoring
- * adapter: UNAVAILABLE, DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED only, `maxAttempts` attempts in
- * all, each bounded to `attemptTimeoutMs`, with backoff from `minBackoffMs` to `maxBackoffMs`.
+ * in one observation see the same answer. Retries as in the Monitoring adapter: UNAVAILABLE
+ * and DEADLINE_EXCEEDED by google-gax, RESOURCE_EXHAUSTED after the delay its RetryInfo asks for
+ * (retry.ts withRetryInfo), `maxAttempts` attempts each, each bounded to `attemptTimeoutMs`, with
+ * backoff from `minBackoffMs` to `maxBackoffMs`.
  */
 export function createQuotaAdapter(options: QuotaAdapterOptions = {}): QuotaAdapter {
   const policy = checkRetryPolicy({ ...defaultRetryPolicy, ...definedOnly(options.retry ?? {}) });
@@ -118,7 +125,9 @@ export function createQuotaAdapter(options: QuotaAdapterOptions = {}): QuotaAdap
     const name = `projects/${project}/locations/global/services/${RUN}/quotaInfos/${quotaId}`;
     let pending = cache.get(name);
     if (!pending) {
-      pending = client.getQuotaInfo({ name }, gaxReadOptions(policy)).then(
+      pending = withRetryInfo(policy, () =>
+        client.getQuotaInfo({ name }, gaxReadOptions(policy)),
+      ).then(
         ([info]) => info,
         (error: unknown) => {
           throw translateGrpcError(error, `reading quota info ${name} (GetQuotaInfo)`);

@@ -414,6 +414,33 @@ describe('retries', () => {
     expectCalls(Array(quick.retry.maxAttempts).fill('ListServices RESOURCE_EXHAUSTED'));
   });
 
+  it('waits the retry delay a read refused with RESOURCE_EXHAUSTED asks for', async () => {
+    // Cloud Run's per-minute read quota, played short: refused with a RetryInfo of 300 ms until
+    // 300 ms after the first refusal; the policy's own backoff (10 to 40 ms) spends its three
+    // attempts within it.
+    const delayMs = 300;
+    let until: number | undefined;
+    inject = (method) => {
+      if (method !== 'ListServices') return undefined;
+      until ??= Date.now() + delayMs;
+      return Date.now() < until
+        ? new RpcError(
+            status.RESOURCE_EXHAUSTED,
+            'Quota exceeded: read requests per minute',
+            delayMs,
+          )
+        : undefined;
+    };
+    const found = await adapter.listServices(PROJECT, REGION);
+    expect(found.length).toBeGreaterThan(0);
+    const calls = emulator.calls();
+    expect(calls[0]?.code).toBe('RESOURCE_EXHAUSTED');
+    expect(calls[1]?.code).toBe('OK');
+    const gap = Date.parse(calls[1]?.wallTime ?? '') - Date.parse(calls[0]?.wallTime ?? '');
+    expect(gap).toBeGreaterThanOrEqual(delayMs - 5);
+    emulator.resetCalls();
+  });
+
   it('retries a write refused with RESOURCE_EXHAUSTED', async () => {
     const before = await adapter.getService(PROJECT, REGION, 'web');
     let failures = 1;

@@ -284,6 +284,23 @@ describe('createQuotaAdapter against the emulator', () => {
     ).toEqual(['UNAVAILABLE', 'UNAVAILABLE', 'OK']);
   });
 
+  it('waits the retry delay a RESOURCE_EXHAUSTED asks for before reading again', async () => {
+    const delayMs = 300;
+    let until: number | undefined;
+    fault = ({ method }) => {
+      if (!method.endsWith('/GetQuotaInfo')) return undefined;
+      until ??= Date.now() + delayMs;
+      return Date.now() < until
+        ? new RpcError(status.RESOURCE_EXHAUSTED, 'Quota exceeded: reads per minute', delayMs)
+        : undefined;
+    };
+    await expect(adapter().gpuQuota(pool(US))).resolves.toBe(5);
+    const calls = emulator.calls().filter((c) => c.method.endsWith('/GetQuotaInfo'));
+    expect(calls.map((c) => c.code)).toEqual(['RESOURCE_EXHAUSTED', 'OK']);
+    const gap = Date.parse(calls[1]?.wallTime ?? '') - Date.parse(calls[0]?.wallTime ?? '');
+    expect(gap).toBeGreaterThanOrEqual(delayMs - 5);
+  });
+
   it('refuses a malformed query before calling', async () => {
     const quotas = adapter();
     await expect(quotas.gpuQuota(pool(''))).rejects.toBeInstanceOf(InputError);
