@@ -1,5 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
+import { grpcCode, retryDelayOf } from '../../src/adapters/retry.js';
 import { RpcError, startEmulator } from '../../src/emulator/index.js';
 import { clientsFor, closeClients, codeOf, PARENT } from './helpers.js';
 import { testFleet } from '../support/fixtures.js';
@@ -25,6 +26,30 @@ describe('the emulator seams', () => {
       expect(services.length).toBeGreaterThan(0);
       // Six services at the default page size of five: two pages.
       expect(emulator.calls().map((c) => c.code)).toEqual(['RESOURCE_EXHAUSTED', 'OK', 'OK']);
+    } finally {
+      await closeClients(clients);
+      await emulator.stop();
+    }
+  });
+
+  it('answers an error rule with a retry delay as a google.rpc.RetryInfo the client decodes', async () => {
+    const emulator = await startEmulator({ fleet: testFleet(), speed: 'manual' });
+    emulator.setFaults({
+      errors: [{ method: 'GetService', code: 'RESOURCE_EXHAUSTED', rate: 1, retryDelayMs: 1_500 }],
+    });
+    const clients = clientsFor(emulator);
+    try {
+      const error: unknown = await clients.services
+        .getService({ name: `${PARENT}/services/alpha` }, { retry: null })
+        .catch((e: unknown) => e);
+      expect(grpcCode(error)).toBe(status.RESOURCE_EXHAUSTED);
+      expect(retryDelayOf(error)).toBe(1_500);
+      emulator.setFaults({ errors: [{ method: 'GetService', code: 'UNAVAILABLE', rate: 1 }] });
+      const plain: unknown = await clients.services
+        .getService({ name: `${PARENT}/services/alpha` }, { retry: null })
+        .catch((e: unknown) => e);
+      expect(grpcCode(plain)).toBe(status.UNAVAILABLE);
+      expect(retryDelayOf(plain)).toBeUndefined();
     } finally {
       await closeClients(clients);
       await emulator.stop();
