@@ -118,10 +118,12 @@ export function gaxReadOptions(policy: RetryPolicy) {
 }
 
 /**
- * The longest retry delay a RESOURCE_EXHAUSTED may ask for and still be waited: a minute, the
+ * The longest a call waits in all for the retry delays RESOURCE_EXHAUSTED asks for: a minute, the
  * window of the per-minute read quotas (Cloud Run's "Read requests per minute per region",
- * Monitoring's per-minute time series queries). A longer delay is not waited: the call fails at
- * once, naming the delay, and the run's other bounds (its deadline) are left whole.
+ * Monitoring's per-minute time series queries). A delay that would take the call past it is not
+ * waited: the call fails at once, naming the delay. So one refused read costs a run at most a
+ * minute, well within its deadline (240 s by default), and the observation can still report it
+ * unread (fail static) rather than the run ending at its deadline with nothing planned.
  */
 export const MAX_RETRY_INFO_DELAY_MS = 60_000;
 
@@ -165,15 +167,19 @@ export async function withRetryInfo<T>(
   sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
 ): Promise<T> {
   let backoff = policy.minBackoffMs;
+  let waited = 0;
   for (let attempt = 1; ; attempt++) {
     try {
       return await call();
     } catch (error) {
       if (grpcCode(error) !== status.RESOURCE_EXHAUSTED) throw error;
       const asked = retryDelayOf(error);
-      if (asked !== undefined && asked > MAX_RETRY_INFO_DELAY_MS) throw tooLong(error, asked);
+      if (asked !== undefined && waited + asked > MAX_RETRY_INFO_DELAY_MS)
+        throw tooLong(error, asked);
       if (attempt >= policy.maxAttempts) throw error;
-      await sleep((asked ?? 0) + Math.random() * backoff);
+      const wait = (asked ?? 0) + Math.random() * backoff;
+      waited += wait;
+      await sleep(wait);
       backoff = Math.min(backoff * 2, policy.maxBackoffMs);
     }
   }
@@ -182,7 +188,7 @@ export async function withRetryInfo<T>(
 /** The error, its text saying how long Google asked to wait (not waited). */
 function tooLong(error: unknown, delayMs: number): unknown {
   if (!(error instanceof Error)) return error;
-  const said = `retry after ${Math.ceil(delayMs / 1000)} s, longer than the ${MAX_RETRY_INFO_DELAY_MS / 1000} s waited`;
+  const said = `retry after ${Math.ceil(delayMs / 1000)} s, past the ${MAX_RETRY_INFO_DELAY_MS / 1000} s a call waits in all`;
   if ('details' in error && typeof error.details === 'string' && error.details !== '')
     error.details = `${error.details} (${said})`;
   else error.message = `${error.message} (${said})`;

@@ -1,0 +1,73 @@
+import { status } from '@grpc/grpc-js';
+import { describe, expect, it } from 'vitest';
+import {
+  defaultRetryPolicy,
+  MAX_RETRY_INFO_DELAY_MS,
+  withRetryInfo,
+} from '../../src/adapters/retry.js';
+
+/**
+ * How long a refused call waits in all. The errors have the shape google-gax gives a
+ * RESOURCE_EXHAUSTED whose trailer carries a google.rpc.RetryInfo (the wire itself is tested
+ * through the real clients in monitoring.int.test.ts and cloud-run.int.test.ts); here only the
+ * arithmetic of the waits, with a recorded sleep.
+ */
+function refused(delaySeconds: number): Error & { code: number; statusDetails: unknown[] } {
+  return Object.assign(new Error('8 RESOURCE_EXHAUSTED: Quota exceeded'), {
+    code: status.RESOURCE_EXHAUSTED,
+    statusDetails: [{ retryDelay: { seconds: String(delaySeconds), nanos: 0 } }],
+  });
+}
+
+describe('waiting the retry delay Google asks for', () => {
+  it('waits each delay asked, then succeeds', async () => {
+    const waits: number[] = [];
+    let calls = 0;
+    const answer = await withRetryInfo(
+      defaultRetryPolicy,
+      () => (++calls < 3 ? Promise.reject(refused(10)) : Promise.resolve('ok')),
+      (ms) => {
+        waits.push(ms);
+        return Promise.resolve();
+      },
+    );
+    expect(answer).toBe('ok');
+    expect(waits).toHaveLength(2);
+    // The delay asked, plus a jittered backoff of at most the policy's.
+    for (const w of waits) expect(w).toBeGreaterThanOrEqual(10_000);
+    expect(waits[0]).toBeLessThan(10_000 + defaultRetryPolicy.minBackoffMs);
+  });
+
+  it('waits a minute in all at the most: a delay that would pass it fails the call, naming it', async () => {
+    const waits: number[] = [];
+    let calls = 0;
+    const call = () => {
+      calls++;
+      return Promise.reject(refused(40));
+    };
+    const sleep = (ms: number) => {
+      waits.push(ms);
+      return Promise.resolve();
+    };
+    await expect(withRetryInfo(defaultRetryPolicy, call, sleep)).rejects.toThrow(
+      /retry after 40 s, past the 60 s a call waits in all/,
+    );
+    // One wait of 40 s; a second would have made 80.
+    expect(calls).toBe(2);
+    expect(waits.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(MAX_RETRY_INFO_DELAY_MS);
+  });
+
+  it('does not retry what is not a refusal for quota', async () => {
+    let calls = 0;
+    const denied = Object.assign(new Error('7 PERMISSION_DENIED'), {
+      code: status.PERMISSION_DENIED,
+    });
+    await expect(
+      withRetryInfo(defaultRetryPolicy, () => {
+        calls++;
+        return Promise.reject(denied);
+      }),
+    ).rejects.toBe(denied);
+    expect(calls).toBe(1);
+  });
+});
