@@ -32,7 +32,12 @@ export function capFaults(faults: readonly Fault[], max = 20, width = 200): Faul
 
 /** `text` cut to at most `max` characters, with `…` where it was cut. */
 export function cutText(text: string, max: number): string {
-  return text.length > max ? `${text.slice(0, Math.max(0, max - 1))}…` : text;
+  if (text.length <= max) return text;
+  // Never between the two halves of a surrogate pair (an emoji): the half left would be no text.
+  let end = Math.max(0, Math.floor(max) - 1);
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+  return `${text.slice(0, end)}…`;
 }
 
 /** One fault in words: `path: message`, or the message alone when it has no path. */

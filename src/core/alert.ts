@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { utf8Length } from './text.js';
+import { cutText } from '../errors.js';
 
 /**
  * The alert message: one JSON object per event, the subscribers' contract (docs/alerts.md).
@@ -221,9 +222,9 @@ export function fitWhole(a: Alert, maxBytes: number = MAX_ALERT_BYTES): WholeFit
     const keep = Math.max(1, alert.summary.length - excess - FIT_SLACK);
     if (keep < alert.summary.length) {
       summaryCut = alert.summary.length;
-      alert = { ...alert, summary: cutSummary(alert.summary, keep) };
+      alert = { ...alert, summary: cutText(alert.summary, keep) };
       while (alertBytes(alert) > maxBytes && alert.summary.length > 1) {
-        alert = { ...alert, summary: cutSummary(alert.summary, alert.summary.length / 2) };
+        alert = { ...alert, summary: cutText(alert.summary, alert.summary.length / 2) };
       }
     }
   }
@@ -233,12 +234,4 @@ export function fitWhole(a: Alert, maxBytes: number = MAX_ALERT_BYTES): WholeFit
     omitted: Object.keys(omitted).length > 0 ? omitted : null,
     summaryCut,
   };
-}
-
-/** `text` cut to at most `max` characters ending in `…`, never between the two halves of a pair. */
-function cutSummary(text: string, max: number): string {
-  let end = Math.max(0, Math.floor(max) - 1);
-  const last = text.charCodeAt(end - 1);
-  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
-  return `${text.slice(0, end)}…`;
 }

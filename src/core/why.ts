@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DemandEstimate, explainDemand } from './demand.js';
 import { formatDuration } from './duration.js';
 import { oneLine, plural } from './text.js';
+import { cutText } from '../errors.js';
 
 /**
  * Why a service's cap is what the plan makes it, as data: the plan row's `why`. The human
@@ -546,6 +547,5 @@ export function unreadableOriginal(annotation: string): string {
 
 /** Text read from a service (someone else's), on one line and at most 40 characters. */
 function shortText(text: string): string {
-  const line = oneLine(text);
-  return line.length > 40 ? `${line.slice(0, 39)}…` : line;
+  return cutText(oneLine(text), 40);
 }

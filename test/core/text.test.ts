@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { cutText } from '../../src/errors.js';
 import { listOnOneLine, plural } from '../../src/core/text.js';
 
 describe('listOnOneLine', () => {
@@ -20,5 +21,16 @@ describe('plural', () => {
     expect(plural(0, 'GPU')).toBe('0 GPUs');
     expect(plural(2, 'firing condition')).toBe('2 firing conditions');
     expect(plural(0.5, 'day')).toBe('0.5 days');
+  });
+});
+
+describe('cutText', () => {
+  it('cuts to at most max characters ending in …, never between the halves of a pair', () => {
+    expect(cutText('abcdef', 10)).toBe('abcdef');
+    expect(cutText('abcdef', 4)).toBe('abc…');
+    // '😀' is two UTF-16 units: a cut that would keep one half keeps neither.
+    expect(cutText('a😀b', 3)).toBe('a…');
+    expect(cutText('😀😀😀', 4)).toBe('😀…');
+    expect(cutText('x', 0)).toBe('…');
   });
 });
