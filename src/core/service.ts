@@ -124,6 +124,12 @@ export interface ObservedService {
 export const DEFAULT_CONCURRENCY = 80;
 
 /**
+ * The largest max instances Cloud Run can hold: `max_instance_count` is an int32 in
+ * google/cloud/run/v2/vendor_settings.proto (ServiceScaling and RevisionScaling).
+ */
+export const MAX_INSTANCE_COUNT = 2 ** 31 - 1;
+
+/**
  * The instances a MANUAL-scaling service holds. `ServiceScaling.manual_instance_count` is the
  * "total instance count for the service in manual scaling mode", and optional; the mode itself
  * says "Scale to exactly min instances and ignore max instances" (ScalingMode.MANUAL, both in

@@ -3,6 +3,7 @@ import { DemandEstimate, explainDemand } from './demand.js';
 import { formatDuration } from './duration.js';
 import { oneLine, plural } from './text.js';
 import { cutText } from '../errors.js';
+import { MAX_INSTANCE_COUNT } from './service.js';
 
 /**
  * Why a service's cap is what the plan makes it, as data: the plan row's `why`. The human
@@ -533,12 +534,6 @@ function pct1(p: number): string {
 function gpus(n: number): string {
   return plural(n, 'GPU');
 }
-
-/**
- * The largest max instances Cloud Run can hold: `max_instance_count` is an int32 in
- * google/cloud/run/v2/vendor_settings.proto (ServiceScaling and RevisionScaling).
- */
-export const MAX_INSTANCE_COUNT = 2 ** 31 - 1;
 
 /** Why restore leaves a service whose original-max annotation (`annotation`) is not a max. */
 export function unreadableOriginal(annotation: string): string {

@@ -1,6 +1,6 @@
 import { Instant } from '../core/duration.js';
 import type { RestoreTarget } from '../core/restore.js';
-import { MAX_INSTANCE_COUNT } from '../core/why.js';
+import { MAX_INSTANCE_COUNT } from '../core/service.js';
 import { cutText } from '../errors.js';
 
 /**
