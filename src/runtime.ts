@@ -188,6 +188,19 @@ export async function checkStateStore(
     throw new UsageError(`${named} is not a folder: name a folder for the state store`);
 }
 
+/**
+ * The command line's state store: {@link checkStateStore} (bad input exits 2 before anything is
+ * read), then {@link createStore}. The function opens its store with createStore alone: a store
+ * that fails there is a failed run, not bad input.
+ */
+export async function openCliStore(
+  options: StateStoreOptions,
+  stateDir: string | undefined,
+): Promise<StateStore & DiscoveryCacheStore> {
+  await checkStateStore(options, stateDir);
+  return createStore(options, stateDir);
+}
+
 /** A run id: the time and a little randomness, sortable and unique enough for one project. */
 export function newRunId(nowMs: number): string {
   return `run-${new Date(nowMs).toISOString().replace(/[-:.]/g, '')}-${randomBytes(3).toString('hex')}`;

@@ -11,7 +11,7 @@ import { formatSnapshot, withStaleUsageUnknown, type Snapshot } from '../core/sn
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 import { orgView, renderOrgView } from '../org/view.js';
 import { createClock } from '../adapters/clock.js';
-import { checkStateStore, createStore } from '../runtime.js';
+import { openCliStore } from '../runtime.js';
 import { loadPolicy, loadSnapshot, packagedFile } from './files.js';
 import { failureLine } from './hints.js';
 import { processIo, type Io, type Streams } from './io.js';
@@ -264,8 +264,7 @@ export function buildProgram(
             if (opts.snapshot) throw new UsageError('--org reads the state store: drop --snapshot');
             if (opts.all)
               throw new UsageError('--all lists the services of a plan: drop it with --org');
-            await checkStateStore(options.stateStore, opts.stateDir);
-            const store = await createStore(options.stateStore, opts.stateDir);
+            const store = await openCliStore(options.stateStore, opts.stateDir);
             try {
               // The runs' clock, as `governor status` takes its time from what it observes: the
               // emulator's virtual clock against the emulator, else the wall clock.

@@ -12,7 +12,7 @@ import {
 } from '../core/quota-pressure.js';
 import { redateDecisions, requestToFile } from '../core/quota-requests.js';
 import { countedRegions, projectUnitStore } from '../reconcile/unit-lease.js';
-import { checkStateStore, createStore } from '../runtime.js';
+import { openCliStore } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
 import type { Streams } from './io.js';
@@ -42,8 +42,7 @@ export async function runQuotaRecommend(
   // Now is the runs' clock, as for `status --org`: against the emulator its virtual clock, on
   // which its runs dated their records (and their pressure ledger), else the wall clock.
   const at = flags.at ?? new Date(await createClock(options)()).toISOString();
-  await checkStateStore(options.stateStore, flags.stateDir);
-  const store = await createStore(options.stateStore, flags.stateDir);
+  const store = await openCliStore(options.stateStore, flags.stateDir);
   const recs: QuotaRecommendation[] = [];
   /** The request each pool's ledger tracks, by pool key, dated as a run would date it. */
   const requests: Record<string, TrackedRequest> = {};

@@ -6,7 +6,7 @@ import { processExists } from '../adapters/file-lock.js';
 import { unitKey, unitLabel, type Unit } from '../core/units.js';
 import { cutText, faultText, UsageError } from '../errors.js';
 import { LeaseCorruptError, type Lease, type SeenLease, type StateStore } from '../ports/index.js';
-import { checkStateStore, createStore } from '../runtime.js';
+import { openCliStore } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
 import { askYes, mustFinish } from './finishing.js';
@@ -32,8 +32,7 @@ export async function runUnlock(
 ): Promise<number> {
   const policy = await loadPolicy(flags.policy, { forProjects: 'unlock' });
   const interactive = Boolean(process.stdin.isTTY && io.stdout.isTTY);
-  await checkStateStore(options.stateStore, flags.stateDir);
-  const store = await createStore(options.stateStore, flags.stateDir);
+  const store = await openCliStore(options.stateStore, flags.stateDir);
   try {
     // With `fanout.splitAbove`, a large project's regions are units of their own, each with its
     // lease (src/reconcile/unit-lease.ts): the regions the kept discovery counted for it.
