@@ -10,7 +10,7 @@ import {
 import { InputError, isInputError, errorMessage } from '../errors.js';
 import { ERROR_EVENT, withFields, type Logger } from '../log.js';
 import { dispatch, newDispatchId } from '../org/dispatch.js';
-import { alertFailedDelivery, decideUnit } from '../org/unit.js';
+import { alertFailedDelivery, decideUnit, type UnitDecision } from '../org/unit.js';
 import { ALERT_GRACE_MS, reconcile, RunFailedError } from '../reconcile/reconcile.js';
 import { regionalUnitStore } from '../reconcile/unit-lease.js';
 import { listOnOneLine } from '../core/text.js';
@@ -176,15 +176,10 @@ async function alertStaleRedelivery(
       return;
     }
     handedOver = true;
-    runtime = await createRuntime(then.policy, options, log, {
-      store,
-      ...(then.kept === undefined ? {} : { kept: then.kept }),
-    });
+    const unit = await unitRuntime(then, options, log, store);
+    runtime = unit.runtime;
+    const unitStore = unit.deps.store;
     const { region } = then;
-    const unitStore =
-      region === undefined
-        ? runtime.store
-        : regionalUnitStore(runtime.store, region, then.siblings);
     // A run of the unit that succeeded since the message was issued (a newer dispatch's) governed
     // it: the failures are behind it, and the stale message is a no-op.
     const [newest] = await unitStore.listRuns(message.project, 1);
@@ -226,17 +221,49 @@ async function alertStaleRedelivery(
       ERROR_EVENT,
     );
   } finally {
-    if (!handedOver)
-      await store
-        .close()
-        .catch((closing: unknown) =>
-          log.log(
-            'WARNING',
-            `unit ${unitLabel(message)}: closing the state store failed: ${listOnOneLine(errorMessage(closing))}`,
-          ),
-        );
+    if (!handedOver) await closeStore(store, message, log);
     await runtime?.close();
   }
+}
+
+/**
+ * The runtime of a unit the decision governs, over the store the decision read, and the deps its
+ * run and alerts use: a regional unit keeps its state under its own key
+ * (src/reconcile/unit-lease.ts) and looks at the project's other regional units as the decision
+ * found them. The runtime takes the store over (and closes it, even when it fails to start).
+ */
+async function unitRuntime(
+  decision: Extract<UnitDecision, { kind: 'govern' }>,
+  options: RuntimeOptions,
+  log: Logger,
+  store: Awaited<ReturnType<typeof createStore>>,
+) {
+  const runtime = await createRuntime(decision.policy, options, log, {
+    store,
+    ...(decision.kept === undefined ? {} : { kept: decision.kept }),
+  });
+  const { region } = decision;
+  const deps =
+    region === undefined
+      ? runtime
+      : { ...runtime, store: regionalUnitStore(runtime.store, region, decision.siblings) };
+  return { runtime, deps };
+}
+
+/** Closes a unit's state store; a failure to close it is told, never thrown over the answer. */
+async function closeStore(
+  store: Awaited<ReturnType<typeof createStore>> | undefined,
+  message: WorkMessage,
+  log: Logger,
+): Promise<void> {
+  await store
+    ?.close()
+    .catch((closing: unknown) =>
+      log.log(
+        'WARNING',
+        `unit ${unitLabel(message)}: closing the state store failed: ${listOnOneLine(errorMessage(closing))}`,
+      ),
+    );
 }
 
 /** A message that can never succeed: acknowledged (204) so it is not redelivered, and logged. */
@@ -290,14 +317,7 @@ export async function handleUnitPush(
     // A failure (500): one error event, its message opening with the same words for every unit.
     unitLog.log('ERROR', `a work message could not be checked: ${why}`, ERROR_EVENT);
     // The store is closed all the same; a failure to close it is told, not thrown over the 500.
-    await store
-      ?.close()
-      .catch((closing: unknown) =>
-        unitLog.log(
-          'WARNING',
-          `unit ${unitLabel(message)}: closing the state store failed: ${listOnOneLine(errorMessage(closing))}`,
-        ),
-      );
+    await closeStore(store, message, unitLog);
     return { status: 500, body: { error: why } };
   }
   // (Only one issued in the past: one from the future is acknowledged at its first delivery, so
@@ -338,16 +358,7 @@ export async function handleUnitPush(
   };
   // Every line of the unit's run carries its id, its project (and region) and its dispatch.
   const runLog = withFields(unitLog, { runId });
-  const runtime = await createRuntime(decision.policy, options, runLog, {
-    store,
-    ...(decision.kept === undefined ? {} : { kept: decision.kept }),
-  });
-  // A regional unit keeps its state under its own key (src/reconcile/unit-lease.ts), and looks at
-  // the project's other regional units as the decision found them.
-  const deps =
-    region === undefined
-      ? runtime
-      : { ...runtime, store: regionalUnitStore(runtime.store, region, decision.siblings) };
+  const { runtime, deps } = await unitRuntime(decision, options, runLog, store);
   // A failed run answers 500, so Pub/Sub delivers the message again; on what is, or may be, its
   // last delivery the unit alerts first (see alertFailedDelivery), in the unit's own state.
   const failedDelivery = async (cause: string): Promise<void> => {
