@@ -1,5 +1,5 @@
 import { relative } from 'node:path';
-import { InputError, UsageError } from '../errors.js';
+import { cutText, InputError, UsageError } from '../errors.js';
 import { oneLine as oneLineText } from '../core/text.js';
 import {
   FleetError,
@@ -22,8 +22,7 @@ async function start(options: Parameters<typeof startEmulator>[0]): Promise<Runn
 
 /** Control characters (newlines, terminal escapes) of published text shown as spaces. */
 function oneLine(text: string, max: number): string {
-  const flat = oneLineText(text);
-  return flat.length > max ? `${flat.slice(0, max - 1)}…` : flat;
+  return cutText(oneLineText(text), max);
 }
 
 /** What a message says, for one line: an alert's `summary` when the data is one, else the data. */
