@@ -136,6 +136,7 @@ resource "google_cloudfunctions2_function" "unit" {
   }
 
   depends_on = [
+    google_project_service.cloudquotas,
     google_project_iam_member.build_logs,
     google_artifact_registry_repository_iam_member.build_writes_images,
     google_storage_bucket_iam_member.build_reads_source,

@@ -89,6 +89,24 @@ resource "google_project_service" "cloudasset" {
   disable_dependent_services = false
 }
 
+# Every unit reads its pools' quotas with the Cloud Quotas API (GetQuotaInfo), and files quota
+# requests with it when the policy turns them on. For a client-based API the project whose API must
+# be enabled is the quota project, for a service account "the project associated with the service
+# account" (https://cloud.google.com/docs/quotas/set-quota-project): the host project. Google does
+# not say whether Cloud Quotas is client- or resource-based ("Replace PROJECT_ID with the ID of the
+# project that needs access to the Cloud Quotas API",
+# https://cloud.google.com/docs/quotas/development-environment), so it is enabled here, where it
+# costs nothing; a governed project whose own API is disabled is read as an unknown quota
+# (docs/organization.md). The single-project module enables it with the others (terraform/main.tf).
+resource "google_project_service" "cloudquotas" {
+  count = var.enable_apis ? 1 : 0
+
+  project                    = var.project_id
+  service                    = "cloudquotas.googleapis.com"
+  disable_on_destroy         = false
+  disable_dependent_services = false
+}
+
 resource "google_service_account" "governor" {
   project      = var.project_id
   account_id   = var.name

@@ -151,7 +151,7 @@ variable "write" {
 
 variable "enable_apis" {
   type        = bool
-  description = "Enable in project_id the Cloud Asset API, which the dispatch's search calls are made from (never disabled on destroy). The other APIs the module uses (Cloud Functions, Cloud Build, Artifact Registry, Cloud Run, Pub/Sub, Firestore, Cloud Scheduler) fail the apply itself when disabled; this one would only fail at run time."
+  description = "Enable in project_id the Cloud Asset API, which the dispatch's search calls are made from, and the Cloud Quotas API, which every unit reads quotas with (never disabled on destroy). The other APIs the module uses (Cloud Functions, Cloud Build, Artifact Registry, Cloud Run, Pub/Sub, Firestore, Cloud Scheduler) fail the apply itself when disabled; these two would only fail at run time."
   default     = true
 }
 

@@ -89,6 +89,20 @@ describe('the host project', () => {
     const dispatch = resource(org, 'google_cloudfunctions2_function', 'dispatch');
     expect(dispatch['depends_on']).toContain('${google_project_service.cloudasset}');
   });
+
+  it('enables the Cloud Quotas API every unit reads quotas with, unless told not to', () => {
+    // The units' GetQuotaInfo (src/adapters/quotas.ts) is made as the governor's account, whose
+    // project is the quota project of a client-based API
+    // (https://cloud.google.com/docs/quotas/set-quota-project); without the API enabled there, every
+    // pool's quota could be unknown and nothing ever raised.
+    const api = resource(org, 'google_project_service', 'cloudquotas');
+    expect(api['service']).toBe('cloudquotas.googleapis.com');
+    expect(api['project']).toBe('${var.project_id}');
+    expect(api['count']).toBe('${var.enable_apis ? 1 : 0}');
+    expect(api['disable_on_destroy']).toBe(false);
+    const unit = resource(org, 'google_cloudfunctions2_function', 'unit');
+    expect(unit['depends_on']).toContain('${google_project_service.cloudquotas}');
+  });
 });
 
 describe('the work topic', () => {
