@@ -469,8 +469,20 @@ function timeAxis(frame: TimeFrame): echarts.EChartsOption['xAxis'] {
   };
 }
 
-function valueAxis(name: string): echarts.EChartsOption['yAxis'] {
-  return { type: 'value', name, nameLocation: 'middle', nameGap: 44, nameRotate: 90 };
+/**
+ * A value axis. `whole`: labelled in whole units only (`minInterval`,
+ * https://echarts.apache.org/en/option.html#yAxis.minInterval), for GPUs, which come whole: on a
+ * small pool ECharts would otherwise label half a GPU.
+ */
+function valueAxis(name: string, whole = false): echarts.EChartsOption['yAxis'] {
+  return {
+    type: 'value',
+    name,
+    nameLocation: 'middle',
+    nameGap: 44,
+    nameRotate: 90,
+    ...(whole ? { minInterval: 1 } : {}),
+  };
 }
 
 /**
@@ -777,7 +789,7 @@ export function capsChart(series: PoolSeries, frame: TimeFrame, refusedBy: strin
   }
   quota.push([endMs, level]);
   const svg = render('Governor caps, demand and refused demand', frame, drawn, {
-    yAxis: valueAxis('GPUs'),
+    yAxis: valueAxis('GPUs', true),
     series: [
       ...caps,
       styledLine(quotaLine, quota, frame),

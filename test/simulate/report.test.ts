@@ -778,3 +778,35 @@ describe('names and paths that hold HTML', () => {
     expect(html).not.toContain(evil);
   });
 });
+
+describe('the GPUs axis of the caps chart', () => {
+  it('is labelled in whole GPUs on a small pool', () => {
+    // Before: on a pool of 2 GPUs ECharts labelled the axis 0, 0.5, 1, 1.5, 2: half a GPU, which
+    // no cap, quota or instance can be.
+    const minutes = 60;
+    const { svg } = capsChart(
+      {
+        pool: POOL,
+        quota: 2,
+        available: 2,
+        quotaChanges: [],
+        services: ['a', 'b'],
+        demand: new Array<number>(minutes).fill(1),
+        caps: { a: new Array<number>(minutes).fill(1), b: new Array<number>(minutes).fill(1) },
+        refused: new Array<number>(minutes).fill(0),
+      },
+      {
+        startMs: Date.parse('2026-11-24T00:00:00Z'),
+        minutes,
+        timezone: 'UTC',
+        width: CHART_WIDTHS.wide,
+      },
+      'governor',
+    );
+    // The axis's labels: texts that are plain numbers (the time labels carry a colon).
+    const labels = [...svg.matchAll(/>(-?[\d.]+)<\/text>/g)].map((m) => Number(m[1]));
+    expect(labels).toContain(2);
+    expect(labels.length).toBeGreaterThanOrEqual(2);
+    expect(labels.filter((v) => !Number.isInteger(v))).toEqual([]);
+  });
+});
