@@ -82,7 +82,7 @@ const COMPARISON_COLUMNS: readonly Column[] = [
   {
     head: 'caps over quota (min)',
     explain:
-      'Minutes in which the caps summed above the pool: instances may then fail to start. Over-commit does this by design.',
+      'Minutes in which the caps summed above the pool: instances may then fail to start. Over-commit does this by design. Where the fleet’s own caps start over the pool, the governor counts the minute before its first writes land.',
   },
   {
     head: 'invariant violations',
