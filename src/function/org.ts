@@ -151,8 +151,14 @@ const PushEnvelope = z.object({
  * maximum backoffs", RetryPolicy,
  * https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.subscriptions#retrypolicy), past
  * the 30 minutes of `staleAfter`. Nothing is alerted when a run of the unit succeeded since the
- * message was issued (a newer dispatch's governed it). Always closes `store`; a failure here is logged, not thrown
- * (the message is acknowledged all the same: a redelivery would be stale again).
+ * message was issued (a newer dispatch's governed it). Always closes `store`.
+ *
+ * Returns whether the message may be acknowledged: not when the alert could not be published or
+ * anything here failed (logged, not thrown). The unit then answers 500, so Pub/Sub delivers it
+ * again (stale again: the alert is tried again) and, at `max_delivery_attempts`, dead-letters it,
+ * which the module's alert policy watches
+ * (https://cloud.google.com/pubsub/docs/handling-failures#dead_letter_topic): the failures are
+ * never acknowledged in silence.
  */
 async function alertStaleRedelivery(
   policy: Policy,
@@ -161,7 +167,7 @@ async function alertStaleRedelivery(
   store: Awaited<ReturnType<typeof createStore>>,
   log: Logger,
   delivery: { attempt: number; messageId: string | null; why: string },
-): Promise<void> {
+): Promise<boolean> {
   let runtime: Awaited<ReturnType<typeof createRuntime>> | null = null;
   // The runtime takes the store over (and closes it, even when it fails to start).
   let handedOver = false;
@@ -173,7 +179,7 @@ async function alertStaleRedelivery(
     });
     if (then.kind !== 'govern') {
       log.log('INFO', `a stale work message alerts nothing: ${then.reason}`);
-      return;
+      return true;
     }
     handedOver = true;
     const unit = await unitRuntime(then, options, log, store);
@@ -188,10 +194,10 @@ async function alertStaleRedelivery(
         'INFO',
         `unit ${unitLabel(message)}: a stale redelivery alerts nothing: run ${newest.runId} succeeded since the message was issued`,
       );
-      return;
+      return true;
     }
     const nowMs = await runtime.now().catch(() => Date.now());
-    await alertFailedDelivery(
+    const alerted = await alertFailedDelivery(
       then.policy,
       {
         store: unitStore,
@@ -214,12 +220,14 @@ async function alertStaleRedelivery(
         dispatchId: message.dispatchId,
       },
     );
+    return alerted.outcome !== 'unpublished';
   } catch (e) {
     log.log(
       'ERROR',
       `unit ${unitLabel(message)}: a stale redelivery could not be alerted: ${listOnOneLine(errorMessage(e))}`,
       ERROR_EVENT,
     );
+    return false;
   } finally {
     if (!handedOver) await closeStore(store, message, log);
     await runtime?.close();
@@ -332,11 +340,16 @@ export async function handleUnitPush(
     // reaches neither its last delivery nor the dead-letter topic, so its failures are alerted
     // here first (alertStaleRedelivery). Without a deliveryAttempt the first failure was alerted
     // already (fail safe: deliveryVerdict).
-    await alertStaleRedelivery(policy, options, message, store, unitLog, {
+    const acknowledge = await alertStaleRedelivery(policy, options, message, store, unitLog, {
       attempt: envelope.data.deliveryAttempt ?? 0,
       messageId: envelope.data.message.messageId ?? null,
       why: decision.why,
     });
+    if (!acknowledge) {
+      // Told by alertStaleRedelivery's ERROR line; the 500 has Pub/Sub deliver it again.
+      const why = `unit ${unitLabel(message)}: a stale redelivery could not be alerted, so it is not acknowledged (Pub/Sub delivers it again, then dead-letters it)`;
+      return { status: 500, body: { error: why } };
+    }
     return drop(unitLog, decision.reason);
   }
   if (decision.kind !== 'govern') {

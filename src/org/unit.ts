@@ -154,7 +154,8 @@ export async function decideUnit(
  * Nothing here may hide the alert: when the condition state cannot be read the alert is published
  * anyway (it may repeat); when it cannot be published, an ERROR line carries it whole, which Cloud
  * Logging keeps. Bounded by `timeoutMs` (the function must still answer within its timeout).
- * Returns the alert when it was published, null otherwise.
+ * Says whether the alert was published (with it), fires already (published before, within
+ * `renotifyAfter`: nothing sent), or could not be published (carried by the ERROR line only).
  */
 export async function alertFailedDelivery(
   policy: Policy,
@@ -167,7 +168,7 @@ export async function alertFailedDelivery(
     timeoutMs: number;
   },
   failed: FailedDelivery,
-): Promise<Alert | null> {
+): Promise<DeliveryAlertOutcome> {
   const { store, sink, log } = deps;
   const at = new Date(deps.nowMs).toISOString();
   const alert = deliveryFailedAlert({ at, runId: deps.runId }, failed);
@@ -198,7 +199,7 @@ export async function alertFailedDelivery(
   const outgoing = notifications.publish;
   if (outgoing.length === 0) {
     log.log('INFO', `${project}: the delivery alert already fires: ${alert.summary}`);
-    return null;
+    return { outcome: 'firing' };
   }
   try {
     if (sink)
@@ -211,7 +212,7 @@ export async function alertFailedDelivery(
     log.log('ERROR', `${project}: the delivery alert could not be published: ${errorMessage(e)}`, {
       undeliveredAlerts: outgoing,
     });
-    return null;
+    return { outcome: 'unpublished' };
   }
   for (const a of outgoing)
     log.log('ERROR', `alert ${a.type} ${a.status}: ${a.summary}`, { alert: a.dedupKey });
@@ -230,5 +231,12 @@ export async function alertFailedDelivery(
       );
     }
   }
-  return outgoing.find((a) => a.dedupKey === alert.dedupKey) ?? null;
+  return {
+    outcome: 'published',
+    alert: outgoing.find((a) => a.dedupKey === alert.dedupKey) ?? alert,
+  };
 }
+
+/** What {@link alertFailedDelivery} did. */
+export type DeliveryAlertOutcome =
+  { outcome: 'published'; alert: Alert } | { outcome: 'firing' } | { outcome: 'unpublished' };

@@ -590,6 +590,67 @@ describe('fan-out: dispatch, then one function run per project', () => {
     }
   });
 
+  it('answers 500 to a stale redelivery whose alert could not be published, so it is not lost', async () => {
+    // Acknowledged (204) after a failed publish, the redelivery's failures would be told by one
+    // ERROR line only. Answered 500, Pub/Sub delivers it again (the alert is tried again) and, at
+    // the subscription's max_delivery_attempts, dead-letters it, which the module's alert policy
+    // watches: https://cloud.google.com/pubsub/docs/handling-failures#dead_letter_topic
+    const lines: string[] = [];
+    const log = textLogger({ write: (s: string) => lines.push(s) }, 'INFO', { alerts: true });
+    const fresh = await mkdtemp(join(tmpdir(), 'org-fn-stale-unsent-'));
+    const alertTopic = 'gpu-governor-alerts-stale';
+    const env = {
+      ...process.env,
+      GOVERNOR_STATE_DIR: fresh,
+      GOVERNOR_POLICY: JSON.stringify({
+        ...JSON.parse(POLICY),
+        projects: [orgProjectId(1)],
+        alerts: { topic: `projects/${HOME}/topics/${alertTopic}` },
+      }),
+      GOVERNOR_MAX_DELIVERY_ATTEMPTS: '5',
+    };
+    const work = JSON.stringify({
+      version: 1,
+      kind: 'govern',
+      project: orgProjectId(1),
+      dispatchId: 'd-stale-unsent',
+      issuedAt: new Date(Date.now() - 38 * 60_000).toISOString(),
+    });
+    try {
+      // The alert topic does not exist yet: the publish is refused (NOT_FOUND).
+      const refused = await handleUnitPush(push(work, { deliveryAttempt: 4 }), env, log);
+      expect(refused.status).toBe(500);
+      expect(JSON.stringify(refused.body)).toMatch(/stale redelivery .*could not be alerted/);
+      expect(lines.join('')).toMatch(/the delivery alert could not be published/);
+      // Nothing was run, and the condition is not saved as sent: the next delivery tries again.
+      expect(await createFileStateStore({ dir: fresh }).listRuns(orgProjectId(1))).toEqual([]);
+      expect(
+        (await createFileStateStore({ dir: fresh }).loadConditions(orgProjectId(1))).state,
+      ).toEqual({});
+      // Pub/Sub delivers it again once the topic is there: published, then acknowledged.
+      const [topic] = await admin.createTopic(alertTopic);
+      const [sub] = await topic.createSubscription(`${alertTopic}-capture`);
+      lines.length = 0;
+      const sent = await handleUnitPush(push(work, { deliveryAttempt: 5 }), env, log);
+      expect(sent.status).toBe(204);
+      expect(lines.join('')).toMatch(
+        /alert governor\.degraded firing: gpu-proj-0001 is not governed/,
+      );
+      const got = await new Promise<string>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error('no alert on the topic in 10 s')), 10_000);
+        sub.once('message', (m: { data: Buffer; ack(): void }) => {
+          clearTimeout(timer);
+          m.ack();
+          resolve(m.data.toString());
+        });
+      });
+      expect(got).toContain('governor.degraded');
+      await sub.close();
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+    }
+  });
+
   it('answers 500 naming the misconfiguration when the emulator is set without its admin URL', async () => {
     // Pub/Sub delivers it again (the deployment may be mended meanwhile); nothing is run.
     const lines: string[] = [];

@@ -38,9 +38,12 @@ describe('alertFailedDelivery', () => {
     const sink = new RecordingSink();
     const d = deps({ sink });
     const first = await alertFailedDelivery(policy, d, failed);
-    expect(first).toMatchObject({ type: 'governor.degraded', status: 'firing' });
+    expect(first).toMatchObject({
+      outcome: 'published',
+      alert: { type: 'governor.degraded', status: 'firing' },
+    });
     expect(sink.delivered).toHaveLength(1);
-    expect(await alertFailedDelivery(policy, d, failed)).toBeNull();
+    expect(await alertFailedDelivery(policy, d, failed)).toEqual({ outcome: 'firing' });
     expect(sink.delivered).toHaveLength(1);
     const { state } = await d.store.loadConditions('gpu-proj-0001');
     expect(Object.keys(state)).toEqual(['governor.degraded:gpu-proj-0001:delivery']);
@@ -58,7 +61,7 @@ describe('alertFailedDelivery', () => {
       sink,
       log,
     });
-    expect(await alertFailedDelivery(policy, d, failed)).not.toBeNull();
+    expect((await alertFailedDelivery(policy, d, failed)).outcome).toBe('published');
     expect(sink.delivered).toHaveLength(1);
     expect(
       log.lines.some((l) => l.severity === 'ERROR' && /sent anyway: store down/.test(l.message)),
@@ -71,14 +74,14 @@ describe('alertFailedDelivery', () => {
     sink.failRate = 1;
     const log = memoryLogger();
     const d = deps({ sink, log });
-    expect(await alertFailedDelivery(policy, d, failed)).toBeNull();
+    expect(await alertFailedDelivery(policy, d, failed)).toEqual({ outcome: 'unpublished' });
     const line = log.lines.find((l) => /could not be published/.test(l.message));
     expect(line?.severity).toBe('ERROR');
     expect(JSON.stringify(line?.fields)).toContain('failed its last delivery (5 of 5)');
     // Not saved as firing: the next failed delivery tries again.
     expect((await d.store.loadConditions('gpu-proj-0001')).state).toEqual({});
     sink.failRate = 0;
-    expect(await alertFailedDelivery(policy, d, failed)).not.toBeNull();
+    expect((await alertFailedDelivery(policy, d, failed)).outcome).toBe('published');
   });
 
   it('without a topic, the alert is only logged, as every alert of a policy without one', async () => {
@@ -86,7 +89,9 @@ describe('alertFailedDelivery', () => {
     const d = deps({ sink: null, log });
     const verdict = deliveryVerdict(undefined, 5);
     if (verdict.kind === 'retried') throw new Error('unreachable');
-    expect(await alertFailedDelivery(policy, d, { ...failed, verdict })).not.toBeNull();
+    expect((await alertFailedDelivery(policy, d, { ...failed, verdict })).outcome).toBe(
+      'published',
+    );
     expect(
       log.lines.some((l) => /alert governor\.degraded firing: .*may be its last/.test(l.message)),
     ).toBe(true);
