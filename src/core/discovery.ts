@@ -129,8 +129,13 @@ export function selectProjects(
   const projects = new Set<string>();
   const counts = new Map<string, Map<string, number>>();
   const skipped: string[] = [];
+  // A resource is counted once by its full name: an organisation and one of its folders (both
+  // may be given) return the same resources, as do two nested folders.
+  const seen = new Set<string>();
   for (const r of found) {
     if (!RUN_ASSET_TYPES.includes(r.assetType)) continue;
+    if (seen.has(r.name)) continue;
+    seen.add(r.name);
     const m = RUN_NAME.exec(r.name);
     const project = m?.[1];
     if (!project || !PROJECT_ID.test(project)) {

@@ -95,6 +95,11 @@ describe('selectProjects', () => {
     ]);
   });
 
+  it('counts a resource found twice (two overlapping scopes) once', () => {
+    const r = selectProjects([svc('alpha-proj'), svc('alpha-proj')], d({ organization: '1' }));
+    expect(r.services).toEqual({ 'alpha-proj': { 'us-central1': 1 } });
+  });
+
   it('filters by include and exclude globs and by labels', () => {
     const found = [
       svc('prod-search', { team: 'search' }),

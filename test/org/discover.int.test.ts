@@ -78,6 +78,28 @@ describe('discovery through the asset adapter, cached in the file state store', 
     }
   });
 
+  it('counts a service once when the organisation and one of its folders both find it', async () => {
+    // Both scopes may be given (docs/organization.md); a folder's resources are the
+    // organisation's too, so the two searches return the same services.
+    const policy = parsePolicy({
+      version: 1,
+      discovery: { organization: ORG, folders: [FOLDERS[1]], labels: { team: 'ads' } },
+    });
+    const search = createAssetSearchAdapter({ emulatorHost: host() });
+    try {
+      const cache = createFileStateStore({ dir: join(dir, 'overlap') });
+      const r = await discoverProjects(policy, { search, cache, nowMs: Date.now(), log });
+      // Odd-numbered projects have team=ads, two services each in us-central1; 1 and 7 sit in
+      // folder 1002, 5 in 1003 inside it, 3 in 1001.
+      expect(r.projects).toEqual([1, 3, 5, 7].map(orgProjectId));
+      expect(r.services).toEqual(
+        Object.fromEntries([1, 3, 5, 7].map((i) => [orgProjectId(i), { 'us-central1': 2 }])),
+      );
+    } finally {
+      await search.close();
+    }
+  });
+
   it('uses the kept result when a search fails, and fails without one', async () => {
     const denied = parsePolicy({ version: 1, discovery: { folders: [FOLDERS[0]] } });
     const search = createAssetSearchAdapter({ emulatorHost: host() });
