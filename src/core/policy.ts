@@ -571,6 +571,9 @@ function checkGlob(faults: Fault[], path: string, glob: string): void {
   }
 }
 
+/** Google's most labels on one resource (https://cloud.google.com/resource-manager/docs/labels-overview#requirements). */
+const MAX_RESOURCE_LABELS = 64;
+
 /**
  * A label a rule matches on that breaks Google's label requirements (core/units.ts) is on no
  * service, so the rule could never match: `Team`, `team.name` or a value of 64 characters.
@@ -783,6 +786,17 @@ export function crossCheck(raw: unknown): Fault[] {
       const key = i < list(raw.discovery.include).length ? 'include' : 'exclude';
       const at = key === 'include' ? i : i - list(raw.discovery.include).length;
       if (glob) checkGlob(faults, `discovery.${key}[${at}]`, glob);
+    }
+    // A resource must carry every one of these labels to be found: one that no label can be, or
+    // more labels than a resource can have, would find nothing, and nothing would be governed.
+    if (isRecord(raw.discovery.labels)) {
+      const count = Object.keys(raw.discovery.labels).length;
+      if (count > MAX_RESOURCE_LABELS) {
+        faults.push({
+          path: 'discovery.labels',
+          message: `${count} labels: a Cloud Run service or worker pool has at most ${MAX_RESOURCE_LABELS} (https://cloud.google.com/resource-manager/docs/labels-overview#requirements), so none would be found`,
+        });
+      } else checkLabels(faults, 'discovery.labels', raw.discovery.labels);
     }
   }
   const seenProjects = new Set<string>();

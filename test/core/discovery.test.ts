@@ -70,6 +70,27 @@ describe('discovery in the policy', () => {
     );
   });
 
+  it('refuses discovery labels no Cloud Run resource can carry, which would find nothing', () => {
+    // Google's labels: keys of 1 to 63 lowercase letters, digits, "_" and "-", beginning with a
+    // letter; values of at most 63 of those; at most 64 labels on a resource.
+    const faults = faultsOf({
+      version: 1,
+      discovery: { organization: '1', labels: { Team: 'search', tier: 'Gold', ok: 'on' } },
+    });
+    expect(faults.map((f) => f.split(': ')[0])).toEqual([
+      'discovery.labels.Team',
+      'discovery.labels.tier',
+    ]);
+    expect(faults[0]).toContain('cannot be a label key');
+    expect(faults[1]).toContain('"Gold" cannot be a label value');
+    const many = Object.fromEntries(Array.from({ length: 65 }, (_, i) => [`k${i}`, 'v']));
+    expect(faultsOf({ version: 1, discovery: { organization: '1', labels: many } })).toEqual([
+      expect.stringMatching(/^discovery\.labels: 65 labels: .*at most 64/),
+    ]);
+    const most = Object.fromEntries(Array.from({ length: 64 }, (_, i) => [`k${i}`, 'v']));
+    expect(faultsOf({ version: 1, discovery: { organization: '1', labels: most } })).toEqual([]);
+  });
+
   it('accepts a fan-out topic and rejects a malformed one', () => {
     const p = parsePolicy({
       version: 1,
