@@ -176,10 +176,18 @@ function regionOf(r: FoundResource, fromName: string | undefined): string | null
   return REGION_NAME.test(location) && (named === null || named === location) ? location : null;
 }
 
+/** The longest cache key kept (see {@link DiscoveryCache}'s `key`). */
+export const MAX_DISCOVERY_KEY = 200_000;
+
 /** What the state store keeps between runs: the projects found, when, and for which search. */
 export const DiscoveryCache = z.strictObject({
-  /** The scopes and filters the projects were found with (a changed policy searches again). */
-  key: z.string().min(1).max(10_000),
+  /**
+   * The scopes and filters the projects were found with (a changed policy searches again). Its
+   * bound holds the longest a valid policy makes, about 135,000 characters (100 folders, 100
+   * include and 100 exclude globs of 100 characters, each escaped in JSON, and 64 labels); at
+   * 10,000, a policy with long globs could never keep what it found, and every dispatch failed.
+   */
+  key: z.string().min(1).max(MAX_DISCOVERY_KEY),
   foundAt: z.iso.datetime({ offset: true }),
   projects: z.array(z.string().regex(PROJECT_ID)).max(100_000),
   /**

@@ -5,6 +5,7 @@ import {
   discoveryScopes,
   selectProjects,
   Discovery,
+  DiscoveryCache,
   type FoundResource,
 } from '../../src/core/discovery.js';
 import { parsePolicy } from '../../src/core/policy.js';
@@ -158,6 +159,29 @@ describe('the discovery cache', () => {
   const dd = Discovery.parse({ organization: '1', folders: ['3', '2'] });
   it('searches the organisation, then the folders in order', () => {
     expect(discoveryScopes(dd)).toEqual(['organizations/1', 'folders/2', 'folders/3']);
+  });
+  it('keeps the key of the largest discovery settings a policy may have', () => {
+    // Globs of control characters (six characters each in JSON), labels of astral letters (two
+    // UTF-16 units each): the longest key a policy the checks accept can make.
+    const glob = (i: number) => `${i}`.padEnd(99, '\u0001') + '*';
+    const p = parsePolicy({
+      version: 1,
+      discovery: {
+        organization: '9'.repeat(25),
+        folders: Array.from({ length: 100 }, (_, i) => `${'9'.repeat(22)}${100 + i}`),
+        include: Array.from({ length: 100 }, (_, i) => glob(i)),
+        exclude: Array.from({ length: 100 }, (_, i) => glob(100 + i)),
+        labels: Object.fromEntries(
+          Array.from({ length: 64 }, (_, i) => [`k${i}`.padEnd(63, 'k'), '\u{20000}'.repeat(63)]),
+        ),
+      },
+    });
+    if (!p.discovery) throw new Error('the policy has discovery');
+    const key = discoveryKey(p.discovery);
+    expect(key.length).toBeGreaterThan(100_000);
+    expect(
+      DiscoveryCache.safeParse({ key, foundAt: '2026-11-27T12:00:00.000Z', projects: [] }).success,
+    ).toBe(true);
   });
   it('is fresh only for the same search within its time to live', () => {
     const key = discoveryKey(dd);

@@ -100,6 +100,31 @@ describe('discovery through the asset adapter, cached in the file state store', 
     }
   });
 
+  it('keeps what it found with the longest globs a policy may have', async () => {
+    // 100 include and 100 exclude globs of 100 characters each: a policy the checks accept, whose
+    // discovery settings (the kept result's key) run past 20,000 characters.
+    const glob = (prefix: string, i: number) => `${prefix}${i}-`.padEnd(99, 'x') + '*';
+    const policy = parsePolicy({
+      version: 1,
+      discovery: {
+        organization: ORG,
+        include: ['gpu-proj-*', ...Array.from({ length: 99 }, (_, i) => glob('inc', i))],
+        exclude: [orgProjectId(8), ...Array.from({ length: 99 }, (_, i) => glob('exc', i))],
+      },
+    });
+    const search = createAssetSearchAdapter({ emulatorHost: host() });
+    try {
+      const cache = createFileStateStore({ dir: join(dir, 'longest') });
+      const t0 = Date.now();
+      const first = await discoverProjects(policy, { search, cache, nowMs: t0, log });
+      expect(first.projects).toEqual([0, 1, 2, 3, 4, 5, 6, 7].map(orgProjectId));
+      const again = await discoverProjects(policy, { search, cache, nowMs: t0 + 60_000, log });
+      expect(again).toMatchObject({ source: 'cache', projects: first.projects });
+    } finally {
+      await search.close();
+    }
+  });
+
   it('uses the kept result when a search fails, and fails without one', async () => {
     const denied = parsePolicy({ version: 1, discovery: { folders: [FOLDERS[0]] } });
     const search = createAssetSearchAdapter({ emulatorHost: host() });
