@@ -7,7 +7,7 @@ import {
 } from '../core/discovery.js';
 import { durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
-import type { Logger } from '../log.js';
+import { ERROR_EVENT, type Logger } from '../log.js';
 import type { AssetSearchPort, DiscoveryCacheStore } from '../ports/index.js';
 import { errorMessage } from '../errors.js';
 
@@ -70,9 +70,13 @@ export async function discoverProjects(
   } catch (e) {
     const why = errorMessage(e);
     if (cached && cached.key === key) {
+      // An error event (log.ts ERROR_EVENT), as a dispatch that fails is: a search that fails at
+      // every dispatch (its role removed) keeps these projects in use for good and never finds
+      // a new one, and the dispatch still answers 200, so no alert on its answers fires.
       deps.log.log(
         'ERROR',
         `discovery failed (${why}); governing the ${cached.projects.length} project(s) found at ${cached.foundAt}`,
+        ERROR_EVENT,
       );
       return {
         projects: [...new Set([...cached.projects, ...policy.projects])].sort(),

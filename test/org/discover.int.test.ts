@@ -6,7 +6,7 @@ import { createAssetSearchAdapter } from '../../src/adapters/assets.js';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
-import { textLogger } from '../../src/log.js';
+import { ERROR_EVENT, memoryLogger, textLogger } from '../../src/log.js';
 import { discoverProjects } from '../../src/org/discover.js';
 import { PermissionError } from '../../src/errors.js';
 import { FOLDERS, ORG, orgFleet, orgProjectId } from '../support/org-fleet.js';
@@ -145,9 +145,23 @@ describe('discovery through the asset adapter, cached in the file state store', 
         foundAt: '2026-11-01T00:00:00.000Z',
         projects: [orgProjectId(0)],
       });
-      const r = await discoverProjects(denied, { search, cache: kept, nowMs: Date.now(), log });
+      const events = memoryLogger();
+      const r = await discoverProjects(denied, {
+        search,
+        cache: kept,
+        nowMs: Date.now(),
+        log: events,
+      });
       expect(r).toMatchObject({ source: 'stale-cache', projects: [orgProjectId(0)] });
-      expect(lines.join('')).toMatch(/discovery failed .*cloudasset\.assets\.searchAllResources/);
+      // A search that fails at every dispatch (a role removed) leaves the kept projects in use
+      // for good, new projects never found: each such dispatch is an error event, as a failed
+      // one is, not only an ERROR line nobody is told of.
+      const failed = events.lines.filter((l) => l.message.startsWith('discovery failed'));
+      expect(failed).toHaveLength(1);
+      expect(failed[0]?.severity).toBe('ERROR');
+      expect(failed[0]?.message).toMatch(/cloudasset\.assets\.searchAllResources/);
+      expect(failed[0]?.message).toContain('2026-11-01T00:00:00.000Z');
+      expect(failed[0]?.fields).toMatchObject(ERROR_EVENT);
     } finally {
       await search.close();
     }
