@@ -142,14 +142,15 @@ export function selectProjects(
       skipped.push(`${r.name.slice(0, 200)}: no project id in the resource name`);
       continue;
     }
-    if (!wanted.every(([k, v]) => r.labels[k] === v)) continue;
-    projects.add(project);
+    // Every service is counted, whatever its labels: they choose projects, not services, and a
+    // kept project's run governs all of them (fanout.splitAbove weighs the run).
     const region = regionOf(r, m?.[2]);
     if (r.assetType === RUN_ASSET_TYPES[0] && region !== null) {
       const byRegion = counts.get(project) ?? new Map<string, number>();
       byRegion.set(region, (byRegion.get(region) ?? 0) + 1);
       counts.set(project, byRegion);
     }
+    if (wanted.every(([k, v]) => r.labels[k] === v)) projects.add(project);
   }
   const kept = [...projects].filter(
     (p) => (include === null || include.some((m) => m(p))) && !exclude.some((m) => m(p)),

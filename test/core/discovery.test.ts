@@ -122,6 +122,29 @@ describe('selectProjects', () => {
     expect(r.services).toEqual({ 'alpha-proj': { 'us-central1': 1 } });
   });
 
+  it('counts every service of a project its labels keep: the unit governs them all', () => {
+    // The labels choose projects, not services: a kept project's run reads and plans each of its
+    // services, so fanout.splitAbove weighs them all.
+    const other = (region: string, name: string): FoundResource => ({
+      name: `//run.googleapis.com/projects/prod-search/locations/${region}/services/${name}`,
+      assetType: 'run.googleapis.com/Service',
+      labels: {},
+      location: region,
+    });
+    const r = selectProjects(
+      [
+        svc('prod-search', { team: 'search' }),
+        other('us-central1', 'web'),
+        other('europe-west4', 'batch'),
+        other('europe-west4', 'api'),
+        svc('prod-ads', { team: 'ads' }),
+      ],
+      d({ organization: '1', labels: { team: 'search' } }),
+    );
+    expect(r.projects).toEqual(['prod-search']);
+    expect(r.services).toEqual({ 'prod-search': { 'europe-west4': 2, 'us-central1': 2 } });
+  });
+
   it('filters by include and exclude globs and by labels', () => {
     const found = [
       svc('prod-search', { team: 'search' }),
