@@ -51,8 +51,11 @@ export async function discoverProjects(
   try {
     if (!deps.search) throw new Error('no asset search is configured');
     const found: FoundResource[] = [];
-    for (const scope of discoveryScopes(d))
-      found.push(...(await deps.search.searchRunResources(scope)));
+    for (const scope of discoveryScopes(d)) {
+      // One by one: spread as arguments, the up to 200,000 results of a search (the adapter's
+      // MAX_SEARCH_PAGES) overflowed the stack ("Maximum call stack size exceeded").
+      for (const r of await deps.search.searchRunResources(scope)) found.push(r);
+    }
     const result = selectProjects(found, d, []);
     await deps.cache.saveDiscovery({
       key,

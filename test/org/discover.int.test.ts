@@ -2,9 +2,11 @@ import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { createAssetSearchAdapter } from '../../src/adapters/assets.js';
+import { createAssetSearchAdapter, MAX_SEARCH_PAGES } from '../../src/adapters/assets.js';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
+import { MAX_SEARCH_PAGE_SIZE, type FoundResource } from '../../src/core/discovery.js';
 import { parsePolicy } from '../../src/core/policy.js';
+import type { AssetSearchPort } from '../../src/ports/index.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { ERROR_EVENT, memoryLogger, textLogger } from '../../src/log.js';
 import { discoverProjects } from '../../src/org/discover.js';
@@ -123,6 +125,39 @@ describe('discovery through the asset adapter, cached in the file state store', 
     } finally {
       await search.close();
     }
+  });
+
+  it('takes the most one search reads: 200,000 services (10,000 projects of 20)', async () => {
+    // The asset adapter reads up to MAX_SEARCH_PAGES pages of 500 results from one scope. Run
+    // here in a process's main thread, with Node's default stack, as the dispatch function runs
+    // (the unit tests' worker threads have a larger one). The search stands in for the adapter:
+    // the emulator takes minutes to build and page 200,000 results.
+    const projects = 10_000;
+    const perProject = 20;
+    expect(projects * perProject).toBe(MAX_SEARCH_PAGES * MAX_SEARCH_PAGE_SIZE);
+    const found: FoundResource[] = [];
+    for (let p = 0; p < projects; p++) {
+      const project = `proj-${String(p).padStart(5, '0')}`;
+      for (let s = 0; s < perProject; s++) {
+        found.push({
+          name: `//run.googleapis.com/projects/${project}/locations/us-central1/services/svc-${s}`,
+          assetType: 'run.googleapis.com/Service',
+          labels: {},
+          location: 'us-central1',
+        });
+      }
+    }
+    const search: AssetSearchPort = {
+      searchRunResources: (scope) => Promise.resolve(scope === `organizations/${ORG}` ? found : []),
+      close: () => Promise.resolve(),
+    };
+    const policy = parsePolicy({ version: 1, discovery: { organization: ORG } });
+    const cache = createFileStateStore({ dir: join(dir, 'scale') });
+    const r = await discoverProjects(policy, { search, cache, nowMs: Date.now(), log });
+    expect(r.source).toBe('search');
+    expect(r.projects).toHaveLength(projects);
+    expect(r.services?.['proj-09999']).toEqual({ 'us-central1': perProject });
+    expect((await cache.loadDiscovery())?.projects).toHaveLength(projects);
   });
 
   it('uses the kept result when a search fails, and fails without one', async () => {
