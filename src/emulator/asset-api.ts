@@ -26,7 +26,10 @@ import {
  *   PERMISSION_DENIED, as Google answers without cloudasset.assets.searchAllResources on it.
  * - `asset_types`: RE2 expressions; one that matches no asset type is INVALID_ARGUMENT ("If the
  *   regular expression does not match any supported asset type"); one that names another Google
- *   service's types, which the emulator does not model, is UNIMPLEMENTED.
+ *   service's types, which the emulator does not model, is UNIMPLEMENTED. One with syntax RE2
+ *   does not have (lookaround, backreferences) is INVALID_ARGUMENT, as one that does not compile
+ *   (Google does not say which error: failing is the safe side); one with RE2 syntax JavaScript
+ *   reads otherwise is UNIMPLEMENTED (syntaxGap).
  * - `page_size`: zero or negative picks the default; above 500 is capped at 500 (not refused).
  * - `page_token`: valid only with the same other parameters ("The values of all other method
  *   parameters, must be identical to those in the previous call"), `page_size` included, else
@@ -66,10 +69,64 @@ function typesMatching(re: RegExp, pattern: string): string[] {
   }
 }
 
+/**
+ * Where JavaScript's syntax and RE2's part, outside character classes: `unsupported` names what
+ * RE2 has not (lookaround, backreferences: https://github.com/google/re2/wiki/Syntax,
+ * https://cloud.google.com/load-balancing/docs/re2-support), which JavaScript would evaluate and
+ * Google refuse; `re2Only` what RE2 has and JavaScript reads otherwise or not at all (flag groups,
+ * `(?P<name>`, `\A`, `\z`, `\C`, `\Q…\E`, `\pN`, `[[:alpha:]]`).
+ */
+const LOOKAROUND = /(=|!|<=|<!)/y;
+const RE2_GROUP = /(P<|P=|P>|[imsU-]{1,8}[):])/y;
+
+function syntaxGap(pattern: string): { unsupported: string | null; re2Only: string | null } {
+  let re2Only: string | null = null;
+  for (let i = 0; i < pattern.length; i++) {
+    const c = pattern[i];
+    const next = pattern[i + 1] ?? '';
+    if (c === '\\') {
+      // A lone digit is a backreference; followed by octal digits it is RE2's octal escape.
+      if (/[1-9]/.test(next) && !/[0-7]/.test(pattern[i + 2] ?? ''))
+        return { unsupported: `\\${next} (a backreference)`, re2Only };
+      if (next === 'k' && pattern[i + 2] === '<')
+        return { unsupported: '\\k<…> (a backreference)', re2Only };
+      if ('ACzQEpP'.includes(next) && next !== '') re2Only ??= `\\${next}`;
+      i++;
+    } else if (c === '[') {
+      let j = i + 1;
+      if (pattern[j] === '^') j++;
+      if (pattern[j] === ']') j++;
+      for (; j < pattern.length && pattern[j] !== ']'; j++) {
+        if (pattern[j] === '\\') j++;
+        else if (pattern[j] === '[' && pattern[j + 1] === ':') re2Only ??= '[:class:]';
+      }
+      i = j;
+    } else if (c === '(' && next === '?') {
+      // Sticky at the group's syntax: the pattern is not copied at each group.
+      LOOKAROUND.lastIndex = i + 2;
+      const look = LOOKAROUND.exec(pattern);
+      if (look) return { unsupported: `(?${look[1]}…) (a lookaround)`, re2Only };
+      RE2_GROUP.lastIndex = i + 2;
+      if (RE2_GROUP.test(pattern)) re2Only ??= `(?${pattern.slice(i + 2, i + 4)}`;
+    }
+  }
+  return { unsupported: null, re2Only };
+}
+
 function typesOf(patterns: string[]): string[] {
   if (patterns.length === 0) return KNOWN_TYPES;
   const out = new Set<string>();
   for (const p of patterns) {
+    const gap = syntaxGap(p);
+    if (gap.unsupported !== null)
+      throw invalid(
+        `asset_types: "${p.slice(0, 100)}" uses ${gap.unsupported}, which RE2 does not support`,
+      );
+    if (gap.re2Only !== null)
+      throw new RpcError(
+        status.UNIMPLEMENTED,
+        `asset_types: "${p.slice(0, 100)}" uses RE2's ${gap.re2Only}, which the emulator's regular expressions do not evaluate as RE2 does; use a simpler pattern`,
+      );
     let re: RegExp;
     try {
       re = new RegExp(`^(?:${p})$`);

@@ -89,6 +89,39 @@ describe('Cloud Asset Inventory SearchAllResources through @google-cloud/asset',
     expect(results.length).toBeGreaterThan(0);
   });
 
+  it('refuses the syntax RE2 does not have, and does not refuse the RE2 it cannot evaluate', async () => {
+    // Google matches asset_types with RE2 ("See RE2 for all supported regular expression
+    // syntax"), which has no lookaround and no backreference
+    // (https://github.com/google/re2/wiki/Syntax,
+    // https://cloud.google.com/load-balancing/docs/re2-support): JavaScript's RegExp has both.
+    for (const pattern of [
+      'run\\.googleapis\\.com/(?!Worker).*',
+      'run\\.googleapis\\.com/(?=S).*',
+      '.*(?<=Service)',
+      '.*(?<!Pool)',
+      'run\\.googleapis\\.com/(S)ervice\\1?',
+      'run\\.googleapis\\.com/(?<t>S)ervice\\k<t>?',
+    ]) {
+      const r = await codeOf(page({ assetTypes: [pattern] }));
+      expect(r.code, pattern).toBe(status.INVALID_ARGUMENT);
+      expect(r.message, pattern).toContain('RE2');
+    }
+    // Inside a character class, or escaped, those characters are plain.
+    const plain = await page({
+      assetTypes: ['run\\.googleapis\\.com/[(?!S]ervice', '\\(?=x|run.*'],
+    });
+    expect(plain.results?.length).toBeGreaterThan(0);
+    // RE2 syntax JavaScript lacks: Google would answer it, the emulator cannot evaluate it.
+    for (const pattern of [
+      '(?i)RUN\\.GOOGLEAPIS\\.COM/SERVICE',
+      'run\\.googleapis\\.com/(?P<t>Service)',
+    ]) {
+      expect((await codeOf(page({ assetTypes: [pattern] }))).code, pattern).toBe(
+        status.UNIMPLEMENTED,
+      );
+    }
+  });
+
   it('rejects what Google rejects', async () => {
     for (const scope of [
       'organisations/1',
