@@ -6,6 +6,7 @@ import {
   type FoundResource,
 } from '../core/discovery.js';
 import { durationMs } from '../core/duration.js';
+import { plural, someOf } from '../core/text.js';
 import type { Policy } from '../core/policy.js';
 import { ERROR_EVENT, type Logger } from '../log.js';
 import type { AssetSearchPort, DiscoveryCacheStore } from '../ports/index.js';
@@ -64,6 +65,22 @@ export async function discoverProjects(
       services: result.services,
     });
     for (const line of result.skipped.slice(0, 20)) deps.log.log('WARNING', `discovery: ${line}`);
+    // A project the kept result (same settings) had and this search did not find is governed no
+    // more: its services keep the caps its last run left, and nothing else would say so. Deleted,
+    // relabelled, or missing from the search for a while (Google: "Due to delays in resource data
+    // collection and indexing, there is a volatile window during which running the same query may
+    // get different results": ListAssetsRequest.read_time in google/cloud/asset/v1/asset_service.proto
+    // of @google-cloud/asset, https://cloud.google.com/python/docs/reference/cloudasset/3.14.0/google.cloud.asset_v1.types.ListAssetsRequest;
+    // SearchAllResources says nothing of it, so it is taken to hold there too).
+    if (cached && cached.key === key) {
+      const now = new Set(result.projects);
+      const gone = cached.projects.filter((p) => !now.has(p) && !policy.projects.includes(p));
+      if (gone.length > 0)
+        deps.log.log(
+          'WARNING',
+          `discovery: ${plural(gone.length, 'project')} found at ${cached.foundAt} no longer found, so no longer governed (their services keep the caps they have): ${someOf(gone, 20)}`,
+        );
+    }
     return {
       projects: [...new Set([...result.projects, ...policy.projects])].sort(),
       source: 'search',

@@ -4,7 +4,11 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createAssetSearchAdapter, MAX_SEARCH_PAGES } from '../../src/adapters/assets.js';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
-import { MAX_SEARCH_PAGE_SIZE, type FoundResource } from '../../src/core/discovery.js';
+import {
+  discoveryKey,
+  MAX_SEARCH_PAGE_SIZE,
+  type FoundResource,
+} from '../../src/core/discovery.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import type { AssetSearchPort } from '../../src/ports/index.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
@@ -158,6 +162,42 @@ describe('discovery through the asset adapter, cached in the file state store', 
     expect(r.projects).toHaveLength(projects);
     expect(r.services?.['proj-09999']).toEqual({ 'us-central1': perProject });
     expect((await cache.loadDiscovery())?.projects).toHaveLength(projects);
+  });
+
+  it('says which projects found before a search no longer finds', async () => {
+    // Deleted, relabelled, or not yet indexed again: from now on it is not governed, and its
+    // services keep the caps it left them. Nothing else would say so.
+    const policy = parsePolicy({
+      version: 1,
+      discovery: { folders: [FOLDERS[2]], cacheTtl: '10m' },
+    });
+    const d = policy.discovery;
+    if (!d) throw new Error('the policy has discovery');
+    const search = createAssetSearchAdapter({ emulatorHost: host() });
+    try {
+      const cache = createFileStateStore({ dir: join(dir, 'gone') });
+      const t0 = Date.parse('2026-11-27T12:00:00Z');
+      await cache.saveDiscovery({
+        key: discoveryKey(d),
+        foundAt: new Date(t0 - 3_600_000).toISOString(),
+        projects: [orgProjectId(2), 'gone-proj-1', 'gone-proj-2'],
+      });
+      const events = memoryLogger();
+      const r = await discoverProjects(policy, { search, cache, nowMs: t0, log: events });
+      // Folder 1003 holds projects 2, 5 and 8.
+      expect(r).toMatchObject({ source: 'search', projects: [2, 5, 8].map(orgProjectId) });
+      const gone = events.lines.filter((l) => l.message.includes('no longer found'));
+      expect(gone).toHaveLength(1);
+      expect(gone[0]?.severity).toBe('WARNING');
+      expect(gone[0]?.message).toContain('gone-proj-1, gone-proj-2');
+      expect(gone[0]?.message).not.toContain(orgProjectId(2));
+      // The next search, with nothing dropped, says nothing.
+      const quiet = memoryLogger();
+      await discoverProjects(policy, { search, cache, nowMs: t0 + 11 * 60_000, log: quiet });
+      expect(quiet.lines.filter((l) => l.message.includes('no longer found'))).toEqual([]);
+    } finally {
+      await search.close();
+    }
   });
 
   it('uses the kept result when a search fails, and fails without one', async () => {
