@@ -1,4 +1,5 @@
 import pLimit from 'p-limit';
+import { discoveryKey, type DiscoveryCache } from '../core/discovery.js';
 import { durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
 import { splitUnits, unitKey, unitLabel, type Unit } from '../core/units.js';
@@ -61,11 +62,29 @@ export interface UnitView {
   pools: UnitPool[];
 }
 
+/** The kept discovery the units come from: when it was made, and whether it is out of date. */
+export interface DiscoveryView {
+  /** When the search was made (the wall clock, as the dispatch stamps it); null: none kept. */
+  foundAt: string | null;
+  /** Its age on the wall clock (null: none kept). */
+  ageSeconds: number | null;
+  /** Made with the policy's own discovery settings (the units trust no other). */
+  current: boolean;
+  /** Why a dispatch should have replaced it by now; null when it is not out of date. */
+  stale: string | null;
+}
+
 export interface OrgView {
   /** Now, on the runs' clock: the emulator's virtual time against the emulator. */
   takenAt: string;
   /** Which clock `takenAt` and the ages are on. */
   clock: OrgClock;
+  /**
+   * The kept discovery (null: the policy has no discovery). A search that fails
+   * leaves the older result in use (org/discover.ts), so its age tells whether the units are
+   * still the organisation's.
+   */
+  discovery: DiscoveryView | null;
   units: UnitView[];
   totals: {
     units: number;
@@ -146,7 +165,10 @@ export function unitView(
  * as a dispatch splits them from the same kept discovery.
  */
 export async function orgUnits(policy: Policy, cache: DiscoveryCacheStore): Promise<Unit[]> {
-  const kept = policy.discovery ? await cache.loadDiscovery() : null;
+  return unitsOf(policy, policy.discovery ? await cache.loadDiscovery() : null);
+}
+
+function unitsOf(policy: Policy, kept: DiscoveryCache | null): Unit[] {
   return splitUnits(
     [...policy.projects, ...(kept?.projects ?? [])],
     kept?.services,
@@ -162,7 +184,8 @@ export async function orgView(
 ): Promise<OrgView> {
   const staleAfterMs = durationMs(policy.fanout?.staleAfter ?? '30m');
   const limit = pLimit(16);
-  const all = await orgUnits(policy, store);
+  const kept = policy.discovery ? await store.loadDiscovery() : null;
+  const all = unitsOf(policy, kept);
   const units = await Promise.all(
     all.map((u) =>
       limit(async () => {
@@ -176,6 +199,7 @@ export async function orgView(
   return {
     takenAt: new Date(now.nowMs).toISOString(),
     clock: now.clock,
+    discovery: policy.discovery ? discoveryView(kept, policy, now.wallMs) : null,
     units,
     totals: {
       units: units.length,
@@ -191,12 +215,43 @@ export async function orgView(
   };
 }
 
+/**
+ * How old the kept discovery is, on the wall clock. A dispatch searches again once it is older
+ * than `discovery.cacheTtl`, and dispatches come more often than `fanout.staleAfter` (the
+ * schedule's rule: docs/organization.md), so one older than both together was not replaced: the
+ * dispatch's searches fail (each an error event saying why) or it does not run.
+ */
+function discoveryView(kept: DiscoveryCache | null, policy: Policy, wallMs: number): DiscoveryView {
+  const d = policy.discovery;
+  if (kept === null) return { foundAt: null, ageSeconds: null, current: false, stale: null };
+  const ageMs = wallMs - Date.parse(kept.foundAt);
+  const ttl = d?.cacheTtl ?? '1h';
+  const staleAfter = policy.fanout?.staleAfter ?? '30m';
+  const current = d !== undefined && kept.key === discoveryKey(d);
+  const stale = !current
+    ? 'found with other discovery settings: no dispatch has searched since the policy changed, and the units refuse these projects until one does'
+    : ageMs < -60_000
+      ? 'dated later than now: a wrong clock or a hand edit stamped it'
+      : ageMs > durationMs(ttl) + durationMs(staleAfter)
+        ? `older than discovery.cacheTtl (${ttl}) and fanout.staleAfter (${staleAfter}) together: the dispatch's searches fail (its error events say why), or it does not run`
+        : null;
+  return { foundAt: kept.foundAt, ageSeconds: Math.round(ageMs / 1000), current, stale };
+}
+
 /** The view as text: totals, then the units that need a look, then every pool under pressure. */
 export function renderOrgView(view: OrgView, pressureAt: number, maxLines = 50): string {
   const t = view.totals;
   const out: string[] = [
     `Organisation at ${view.takenAt}${view.clock === 'emulator' ? " (the emulator's virtual clock, as the runs recorded)" : ''}: ${t.units} unit(s), ${t.ok} ok, ${t.failing} failing, ${t.stuck} stuck; ${t.pools} pool(s), ${t.poolsUnderPressure} under pressure, about ${t.refusedEstimate} GPU(s) of demand above budget`,
   ];
+  const k = view.discovery;
+  if (k !== null) {
+    out.push(
+      k.foundAt === null
+        ? "no discovery kept: the dispatch has not searched yet (only the policy's projects are shown)"
+        : `projects found by discovery at ${k.foundAt} (${k.ageSeconds} s ago)${k.stale ? `; out of date: ${k.stale}` : ''}`,
+    );
+  }
   const attention = view.units.filter((u) => u.failingRuns > 0 || u.stuck !== null);
   if (attention.length > 0) out.push('', 'Needs a look:');
   for (const u of attention.slice(0, maxLines)) {

@@ -4,6 +4,8 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { main } from '../../src/cli/main.js';
+import { discoveryKey } from '../../src/core/discovery.js';
+import { parsePolicy } from '../../src/core/policy.js';
 import type { RunRecord } from '../../src/ports/index.js';
 import type { OrgView } from '../../src/org/view.js';
 import { startEmulator } from '../../src/emulator/index.js';
@@ -133,6 +135,72 @@ describe('governor status --org', () => {
     expect(out).toMatch(/never-proj: never ran; stuck: no run recorded/);
     expect(out).toMatch(/hot-proj\/us-central1\/nvidia-l4\/zonal: 1\.38 \(demand 11, budget 8/);
     expect(out).not.toMatch(/calm-proj:/);
+  });
+
+  it('says when the projects were found, and whether that result is out of date', async () => {
+    // The units come from the kept discovery; a search that keeps failing leaves it in use, so
+    // its age is part of what the view shows.
+    const here = await mkdtemp(join(tmpdir(), 'org-view-discovery-'));
+    try {
+      const file = join(here, 'policy.json');
+      const raw = {
+        version: 1,
+        discovery: { organization: '1', cacheTtl: '1h' },
+        fanout: { topic: 'projects/p/topics/work', staleAfter: '30m' },
+      };
+      await writeFile(file, JSON.stringify(raw));
+      const discovery = parsePolicy(raw).discovery;
+      if (!discovery) throw new Error('the policy has discovery');
+      const key = discoveryKey(discovery);
+      const viewWith = async (kept: { key: string; foundAt: string } | null) => {
+        const store = createFileStateStore({ dir: here });
+        if (kept) await store.saveDiscovery({ ...kept, projects: ['one-proj'] });
+        await store.close();
+        let out = '';
+        let text = '';
+        const args = ['status', '--org', '--policy', file, '--state-dir', here];
+        const io = (write: (s: string) => void) => ({
+          stdout: { write },
+          stderr: { write: () => {} },
+          env: {},
+        });
+        expect(
+          await main(
+            [...args, '--json'],
+            io((s) => (out += s)),
+          ),
+        ).toBe(0);
+        expect(
+          await main(
+            args,
+            io((s) => (text += s)),
+          ),
+        ).toBe(0);
+        return { view: JSON.parse(out) as OrgView, text };
+      };
+      const none = await viewWith(null);
+      expect(none.view.discovery).toEqual({
+        foundAt: null,
+        ageSeconds: null,
+        current: false,
+        stale: null,
+      });
+      expect(none.text).toMatch(/no discovery kept: the dispatch has not searched yet/);
+      const fresh = await viewWith({ key, foundAt: ago(20) });
+      expect(fresh.view.discovery).toMatchObject({ foundAt: ago(20), current: true, stale: null });
+      expect(fresh.view.discovery?.ageSeconds).toBeGreaterThanOrEqual(1200);
+      expect(fresh.text).toMatch(/projects found by discovery at .* \(\d+ s ago\)\n/);
+      const old = await viewWith({ key, foundAt: ago(3 * 60) });
+      expect(old.view.discovery?.stale).toMatch(
+        /older than discovery\.cacheTtl .* fanout\.staleAfter/,
+      );
+      expect(old.text).toMatch(/projects found by discovery at .*; out of date: older than/);
+      const other = await viewWith({ key: 'other settings', foundAt: ago(5) });
+      expect(other.view.discovery).toMatchObject({ current: false });
+      expect(other.view.discovery?.stale).toMatch(/other discovery settings/);
+    } finally {
+      await rm(here, { recursive: true, force: true });
+    }
   });
 
   it('refuses --org with --snapshot, and a corrupt run record, with a clear message', async () => {
