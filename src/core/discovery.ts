@@ -56,6 +56,10 @@ export const Discovery = z
       .describe('Folder numbers: every project under these folders (nested folders included).'),
     include: z
       .array(ProjectGlob)
+      .min(
+        1,
+        'an empty include keeps no project found, so nothing would be governed: leave it out to keep every project',
+      )
       .max(100)
       .optional()
       .describe('Globs on project ids; absent: every project found.'),

@@ -92,6 +92,12 @@ describe('discovery in the policy', () => {
     expect(faultsOf({ version: 1, discovery: { organization: '1', labels: most } })).toEqual([]);
   });
 
+  it('refuses an empty include, which would keep no project found', () => {
+    expect(faultsOf({ version: 1, discovery: { organization: '1', include: [] } })).toEqual([
+      expect.stringMatching(/^discovery\.include: .*no project.*leave it out/),
+    ]);
+  });
+
   it('accepts a fan-out topic and rejects a malformed one', () => {
     const p = parsePolicy({
       version: 1,
