@@ -93,6 +93,29 @@ variable "discovery" {
     condition     = can(regex("^[0-9]+(d([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?|h([0-9]+m)?([0-9]+s)?([0-9]+ms)?|m([0-9]+s)?([0-9]+ms)?|s([0-9]+ms)?|ms)$", var.discovery.cache_ttl))
     error_message = "discovery.cache_ttl must be a duration such as \"1h\", \"15m\" or \"1h30m\": each unit (d, h, m, s, ms) once, largest first."
   }
+
+  # Labels no Cloud Run resource can carry, or an empty include, would find no project: the policy
+  # refuses them (src/core/policy.ts, LABEL_KEY and LABEL_VALUE of src/core/units.ts), caught here
+  # rather than by every dispatch. https://cloud.google.com/resource-manager/docs/labels-overview#requirements
+  validation {
+    condition     = alltrue([for key in keys(coalesce(var.discovery.labels, {})) : can(regex("^[\\p{Ll}\\p{Lo}\\p{Lm}][\\p{Ll}\\p{Lo}\\p{Lm}\\p{M}\\p{N}_-]{0,62}$", key))])
+    error_message = "discovery.labels keys must be 1 to 63 lowercase letters, digits, underscores or hyphens, starting with a lowercase letter: no Cloud Run resource has any other, so no project would be found."
+  }
+
+  validation {
+    condition     = alltrue([for value in values(coalesce(var.discovery.labels, {})) : can(regex("^[\\p{Ll}\\p{Lo}\\p{Lm}\\p{M}\\p{N}_-]{0,63}$", value))])
+    error_message = "discovery.labels values must be at most 63 lowercase letters, digits, underscores or hyphens: no Cloud Run resource has any other, so no project would be found."
+  }
+
+  validation {
+    condition     = length(coalesce(var.discovery.labels, {})) <= 64
+    error_message = "discovery.labels: a Cloud Run resource has at most 64 labels, so more would find no project."
+  }
+
+  validation {
+    condition     = try(length(var.discovery.include) > 0, true)
+    error_message = "discovery.include must not be empty (it would keep no project found): leave it out, or null, to keep every project."
+  }
 }
 
 variable "source_archive" {

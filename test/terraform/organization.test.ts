@@ -666,6 +666,52 @@ describe('the variables', () => {
     }
   });
 
+  it('check discovery.labels and discovery.include as the policy does, at plan time', () => {
+    // The policy refuses labels no Cloud Run resource can carry and an empty include (either
+    // would find no project); the module refuses them before deploying a dispatch that fails.
+    const conditions = validationsOf(org, 'discovery').map((v) => String(v['condition']));
+    const index = (what: RegExp) => conditions.findIndex((c) => what.test(c));
+    const accepted = (discovery: Record<string, unknown>) => {
+      try {
+        parsePolicy({ version: 1, discovery: { organization: '1', ...discovery } });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    const keyAt = index(/keys\(coalesce\(var\.discovery\.labels, \{\}\)\)/);
+    const valueAt = index(/values\(coalesce\(var\.discovery\.labels, \{\}\)\)/);
+    expect(keyAt).toBeGreaterThan(-1);
+    expect(valueAt).toBeGreaterThan(-1);
+    const key = new RegExp(patternOf(org, 'discovery', keyAt), 'u');
+    const value = new RegExp(patternOf(org, 'discovery', valueAt), 'u');
+    for (const k of [
+      'team',
+      'équipe',
+      'a_b-c',
+      'k'.repeat(63),
+      'Team',
+      '1team',
+      'a.b',
+      'k'.repeat(64),
+    ]) {
+      expect(key.test(k), k).toBe(accepted({ labels: { [k]: 'v' } }));
+    }
+    for (const v of ['', 'on', 'données', 'v'.repeat(63), 'Gold', 'a/b', 'v'.repeat(64)]) {
+      expect(value.test(v), v).toBe(accepted({ labels: { team: v } }));
+    }
+    expect(
+      conditions.some((c) => c.includes('length(coalesce(var.discovery.labels, {})) <= 64')),
+    ).toBe(true);
+    expect(
+      accepted({ labels: Object.fromEntries([...Array(65).keys()].map((i) => [`k${i}`, 'v'])) }),
+    ).toBe(false);
+    expect(conditions.some((c) => c.includes('try(length(var.discovery.include) > 0, true)'))).toBe(
+      true,
+    );
+    expect(accepted({ include: [] })).toBe(false);
+  });
+
   it('check discovery.cache_ttl as the policy checks a duration, at plan time', () => {
     const condition = validationsOf(org, 'discovery')
       .map((v) => String(v['condition']))
