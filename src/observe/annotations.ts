@@ -38,6 +38,21 @@ export function lastLoweredAt(annotations: Record<string, string>): string | nul
 }
 
 /**
+ * The time of a governor's stamp (ANNOTATIONS.writtenAt), read the same strict way: `absent` when
+ * there is none, `unreadable` when there is text that is no such time ("garbage 2026", a time
+ * without its offset), else the time. The two are not the same: a stamp removed ends another
+ * governor's hold on a pool, an unreadable one does not (reconcile/room.ts, otherWriter).
+ */
+export function writtenAtOf(
+  annotations: Record<string, string>,
+): { absent: true } | { unreadable: string } | { at: string } {
+  const text = annotations[ANNOTATIONS.writtenAt];
+  if (!text) return { absent: true };
+  const at = annotatedTime(annotations, ANNOTATIONS.writtenAt);
+  return at === null ? { unreadable: text } : { at };
+}
+
+/**
  * An annotation anyone may have edited, read only as what the governor writes: an RFC 3339 time
  * with its offset, of a four-digit year (the snapshot's `Instant`). `Date.parse` alone took
  * "garbage 2026" as 2026-01-01, read a time without an offset in the machine's own zone (two

@@ -361,6 +361,8 @@ function otherGovernors(
 
 function otherGovernor(other: OtherWriter, what: 'raised' | 'lowered'): string {
   // The stamp is anyone's annotation: a name for people, cut to a length a line can carry.
+  if (other.unreadable)
+    return `another governor (${cutText(other.writer, WRITER_SHOWN)}) stamped ${other.service} in this pool with a time that cannot be read (${JSON.stringify(other.at)}; the governor writes an RFC 3339 time with its offset, such as 2026-11-27T10:00:00Z), so when it wrote is unknown and it may be writing now: nothing ${what} here until the ${ANNOTATIONS.writtenAt} annotation of ${other.service} is corrected or removed, or that governor writes it again`;
   const said = `another governor (${cutText(other.writer, WRITER_SHOWN)}) wrote ${other.service} in this pool at ${other.at}, within a lease: nothing ${what} here while it may be writing`;
   if (!other.ahead) return said;
   // Held until that time: say where the stamp is and how to end the hold.

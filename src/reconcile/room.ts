@@ -2,7 +2,8 @@ import { beyondSkew } from '../core/duration.js';
 import type { Plan, PlanPool } from '../core/plan.js';
 import { effectiveMax, poolBudget, samePool } from '../core/pool.js';
 import { countedRevisions } from '../core/revision-pools.js';
-import { ANNOTATIONS } from '../observe/annotations.js';
+import { ANNOTATIONS, writtenAtOf } from '../observe/annotations.js';
+import { cutText } from '../errors.js';
 import { manualInstances, type GpuSpec, type ObservedService } from '../core/service.js';
 import type { ObservedJobExecution, ObservedWorkerPool } from '../ports/index.js';
 
@@ -140,6 +141,12 @@ export interface OtherWriter {
    * pool all the same (no write is the safe side), until that time and a lease.
    */
   ahead: boolean;
+  /**
+   * The stamp's time is no time the governor writes (RFC 3339 with its offset): `at` is then its
+   * text as found. When that governor wrote is unknown, so it may be writing now; the pool is held
+   * until its stamp is corrected or removed (or its next write stamps a readable time).
+   */
+  unreadable: boolean;
 }
 
 /**
@@ -156,17 +163,46 @@ export function otherWriter(
   ttlMs: number,
 ): OtherWriter | null {
   let found: OtherWriter | null = null;
+  let unreadable: OtherWriter | null = null;
   for (const s of inPool(pool, read.services)) {
     const writer = s.annotations[ANNOTATIONS.writer];
-    const at = s.annotations[ANNOTATIONS.writtenAt];
-    if (!writer || sameGovernor(writer, self) || !at) continue;
-    const ms = Date.parse(at);
-    if (Number.isNaN(ms) || nowMs - ms > ttlMs) continue;
+    if (!writer || sameGovernor(writer, self)) continue;
+    // Read as the governor writes it (observe/annotations.ts), as last-changed and last-lowered
+    // are: Date.parse took "garbage 2026" as 2026-01-01 and a time without an offset in this
+    // machine's zone, so a stamp could count as fresh on one machine and as old on another.
+    const stamp = writtenAtOf(s.annotations);
+    if ('absent' in stamp) continue; // removed: the documented way to end a hold
+    if ('unreadable' in stamp) {
+      // When that governor wrote is unknown, so it may be writing now: holding the pool is the
+      // safe side (two governors writing one pool can take it over its quota; a held pool only
+      // waits, with an alert naming the stamp to correct or remove). Reading it as no stamp
+      // would let a hand edit or a broken clock switch the exclusion off.
+      unreadable ??= {
+        writer,
+        at: cutText(stamp.unreadable, STAMP_SHOWN),
+        service: s.name,
+        ahead: false,
+        unreadable: true,
+      };
+      continue;
+    }
+    const ms = Date.parse(stamp.at);
+    if (nowMs - ms > ttlMs) continue;
     if (!found || Date.parse(found.at) < ms)
-      found = { writer, at, service: s.name, ahead: beyondSkew(at, nowMs) };
+      found = {
+        writer,
+        at: stamp.at,
+        service: s.name,
+        ahead: beyondSkew(stamp.at, nowMs),
+        unreadable: false,
+      };
   }
-  return found;
+  // A readable fresh stamp is named first: its hold ends on its own.
+  return found ?? unreadable;
 }
+
+/** How much of an unreadable stamp a message shows (it is anyone's text). */
+const STAMP_SHOWN = 60;
 
 /** A stamp's store id: `<name>/gov-<12 hex>` (see reconcile's writerStamp). */
 const STAMP_ID = /\/(gov-[0-9a-f]{12})$/;

@@ -394,6 +394,29 @@ describe('act: another writer between the governor reads and its writes', () => 
     expect(alert?.summary).toContain('fix the clock');
   });
 
+  // "garbage 2026" (Date.parse: 2026-01-01) and a time without an offset (Date.parse: this
+  // machine's own zone) are no times the governor writes: when that governor wrote is unknown.
+  it.each([
+    ['garbage 2026', () => 'garbage 2026'],
+    ['a time without an offset', () => new Date(Date.now() - 30_000).toISOString().slice(0, 19)],
+  ])(
+    "another governor's stamp whose time cannot be read (%s) holds the pool, and the alert says how to end it",
+    async (_, at) => {
+      await start({ annotations: { ...otherStamp(0), 'gpu-governor.dev/written-at': at() } });
+      const sink = new RecordingSink();
+      const report = await run(sink);
+      expect(report.writes.length).toBeGreaterThan(0);
+      for (const w of report.writes) expect(w.cause, w.name).toBe('other-governor');
+      expect(emulator.writes()).toEqual([]);
+      const alert = sink.delivered.find(
+        (a: Alert) => a.type === 'governor.degraded' && a.details['reason'] === 'other-governor',
+      );
+      expect(alert?.summary).toContain('cli:someone@elsewhere/gov-0123456789ab');
+      expect(alert?.summary).toContain('cannot be read');
+      expect(alert?.summary).toContain('gpu-governor.dev/written-at annotation of svc-a');
+    },
+  );
+
   it("another governor's stamp of 20,000 characters is shown cut, not carried whole into the alert", async () => {
     const writer = `cli:${'x'.repeat(20_000)}/gov-0123456789ab`;
     await start({
