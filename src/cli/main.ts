@@ -54,7 +54,26 @@ function policyOption(fallback?: string): Option {
  */
 const AtTime = z.iso.datetime({ offset: true });
 
+/**
+ * Whether `text` is a time of AtTime's form but for a 60th second (`2016-12-31T23:59:60Z`): ISO
+ * 8601 and RFC 3339 (section 5.6, time-second "00-58, 00-59, 00-60 based on leap second rules") allow
+ * it, but a JavaScript time counts no leap seconds (ECMA-262, "Time Values and Time Range"), so
+ * it has no instant to plan for. Told apart so the error names what is wrong.
+ */
+function leapSecond(text: string): boolean {
+  const seconds = 'YYYY-MM-DDTHH:MM:'.length;
+  return (
+    text.slice(seconds, seconds + 2) === '60' &&
+    AtTime.safeParse(`${text.slice(0, seconds)}59${text.slice(seconds + 2)}`).success
+  );
+}
+
 function parseAt(text: string): string {
+  if (leapSecond(text)) {
+    throw new UsageError(
+      `--at ${JSON.stringify(text)} is a leap second (second 60), which the governor cannot represent: use the second before or after it`,
+    );
+  }
   if (!AtTime.safeParse(text).success) {
     throw new UsageError(
       `--at ${JSON.stringify(text)} is not an ISO 8601 time with its offset, such as 2026-11-27T10:00:00Z`,

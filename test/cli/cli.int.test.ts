@@ -338,6 +338,18 @@ describe('governor CLI', () => {
     expect(Plan.parse(JSON.parse(paris.stdout)).at).toBe('2026-11-27T09:00:00.000Z');
   });
 
+  it('--at of a leap second says that leap seconds are not supported, not that it is no ISO 8601 time', async () => {
+    // ISO 8601 and RFC 3339 allow a 60th second; a JavaScript time has none to hold it.
+    for (const leap of ['2016-12-31T23:59:60Z', '2017-01-01T00:59:60.5+01:00']) {
+      const r = await governor('plan', ...EXAMPLE, '--json', '--at', leap);
+      expect(r.code, leap).toBe(2);
+      expect(r.stderr).toBe(
+        `error: --at ${JSON.stringify(leap)} is a leap second (second 60), which the governor cannot represent: use the second before or after it\n`,
+      );
+      expect(r.stdout).toBe('');
+    }
+  });
+
   it('rejects a bad snapshot with exit 2, naming the fields', async () => {
     const bad = file('bad.json', '{"version": 1, "takenAt": "yesterday", "pools": 3}');
     const r = await governor(
