@@ -269,7 +269,9 @@ export function renderPlan(
     const color = c[STATUS_COLOR[p.status]] as (s: string) => string;
     out.push('');
     out.push(`${c.bold(`pool ${poolTitle(p)}`)}  ${color(`[${p.status}]`)}`);
-    const quota = p.quota === null ? 'unknown' : `${p.quota} (${oneLine(p.quotaSource)})`;
+    // Unknown: its source says so, with why when the observation recorded it (core/planner.ts).
+    const quota =
+      p.quota === null ? oneLine(p.quotaSource) : `${p.quota} (${oneLine(p.quotaSource)})`;
     out.push(
       `  quota ${quota} · reserve ${p.reserve} · unmanaged ${unmanaged(p)} · budget ${p.budget ?? 'unknown'} GPUs`,
     );

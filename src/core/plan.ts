@@ -21,7 +21,11 @@ export const PlanPool = z.strictObject({
   accelerator: z.string(),
   zonalRedundancy: z.boolean(),
   quota: Gpus.nullable().describe('GPUs; null when unknown.'),
-  quotaSource: z.string().describe('"policy", "snapshot" or "unknown".'),
+  quotaSource: z
+    .string()
+    .describe(
+      '"policy", or the snapshot\'s source ("cloudquotas", else "snapshot"); when the quota is unknown, "unknown", followed by why in parentheses when the snapshot recorded it: "unknown (unreadable: <error>)".',
+    ),
   reserve: Gpus,
   unmanagedGpus: Gpus.describe(
     'Caps of unmanaged services plus other unmanaged usage (worker pools, jobs).',

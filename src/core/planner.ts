@@ -21,6 +21,7 @@ import {
   type PoolStatus,
 } from './plan.js';
 import type { Policy } from './policy.js';
+import { quotaProblem } from './problems.js';
 import {
   compareText,
   poolBudget,
@@ -336,6 +337,12 @@ function gatherPools(
     if (p.quota !== null && w.quotaSource !== 'policy') {
       w.quota = p.quota;
       w.quotaSource = p.quotaSource ?? 'snapshot';
+    } else if (p.quota === null && w.quota === null) {
+      // Why it is unknown, in the observation's words (observe: `unreadable: <error>`, or no entry
+      // for the region), else as the snapshot's problems recorded it: a plan from a snapshot
+      // then tells it as the live plan's observation did, not in a warning line alone.
+      const why = p.quotaSource || quotaProblem(snapshot.problems, w.key);
+      if (why) w.quotaSource = `unknown (${why})`;
     }
   }
   for (const id of policyPools(policy)) {
@@ -564,7 +571,7 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
     const why = work.budgetUnknown;
     note = why
       ? `budget unknown (${why}): nothing raised (fail static)`
-      : 'quota unknown and the policy gives none: nothing raised (fail static)';
+      : `quota ${work.quotaSource} and the policy gives none: nothing raised (fail static)`;
     for (const m of movable) {
       const to = Math.min(m.cap, m.ceiling);
       m.level = to;

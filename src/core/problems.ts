@@ -40,6 +40,25 @@ export function fleetFullySeen(problems: readonly ObservationProblem[]): boolean
   return !problems.some((p) => LISTINGS.has(p.subject));
 }
 
+/** How a pool's quota that could not be read is told as its source (the snapshot's `quotaSource`). */
+export function quotaUnreadable(error: string): string {
+  return `unreadable: ${error}`;
+}
+
+/**
+ * Why a pool's quota is unknown, as the problems of its snapshot recorded it (in the words of
+ * {@link quotaUnreadable}); null when they record nothing for it (or a snapshot has none).
+ */
+export function quotaProblem(
+  problems: readonly ObservationProblem[] | undefined,
+  key: string,
+): string | null {
+  const found = problems?.find(
+    (p) => p.subject === 'quota' && p.pool !== null && poolKey(p.pool) === key,
+  );
+  return found ? quotaUnreadable(found.error) : null;
+}
+
 export interface ObservationProblem {
   project: string;
   /** The region it concerns; null when the whole project. */

@@ -14,7 +14,7 @@ import {
   unsetMaxFor,
   type PoolId,
 } from '../core/pool.js';
-import type { ObservationProblem } from '../core/problems.js';
+import { quotaUnreadable, type ObservationProblem } from '../core/problems.js';
 import { manualSource } from '../core/policy-fit.js';
 import {
   MAX_INSTANCES,
@@ -343,7 +343,7 @@ export async function observe(
         subject: 'quota',
         error: why,
       });
-      return { ...id, quota: null, quotaSource: `unreadable: ${why}` };
+      return { ...id, quota: null, quotaSource: quotaUnreadable(why) };
     }
   }
 

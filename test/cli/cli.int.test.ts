@@ -367,6 +367,51 @@ describe('governor CLI', () => {
     expect(r.stdout).toBe('');
   });
 
+  it('a plan from a snapshot whose quota could not be read says why, as the observation recorded it', async () => {
+    const error = '7 PERMISSION_DENIED: Permission cloudquotas.quotas.get denied';
+    const snapshot = JSON.parse(readFileSync('examples/snapshot.json', 'utf8')) as {
+      pools: Record<string, unknown>[];
+      problems?: unknown[];
+    };
+    // The no-zonal pool, whose quota the example policy does not set: as `governor snapshot`
+    // records a quota it could not read, in the pool and in the problems.
+    const pool = snapshot.pools[1]!;
+    const id = {
+      project: pool['project'],
+      region: pool['region'],
+      accelerator: pool['accelerator'],
+      zonalRedundancy: pool['zonalRedundancy'],
+    };
+    const problem = { project: id.project, region: id.region, pool: id, subject: 'quota', error };
+    const cases: [string, Record<string, unknown>][] = [
+      ['with its quotaSource', { quota: null, quotaSource: `unreadable: ${error}` }],
+      // A snapshot that names the reason in its problems alone.
+      ['in its problems alone', { quota: null, quotaSource: undefined }],
+    ];
+    for (const [how, fields] of cases) {
+      snapshot.pools[1] = { ...pool, ...fields };
+      snapshot.problems = [problem];
+      const f = file('quota-unreadable.json', JSON.stringify(snapshot));
+      const json = await governor(
+        'plan',
+        '--policy',
+        'examples/policy.yaml',
+        '--snapshot',
+        f,
+        '--json',
+      );
+      expect(json.code, how).toBe(0);
+      const planned = Plan.parse(JSON.parse(json.stdout)).pools.find(
+        (p) => p.zonalRedundancy === false,
+      );
+      expect(planned?.status, how).toBe('unknown-quota');
+      expect(planned?.quotaSource, how).toBe(`unknown (unreadable: ${error})`);
+      expect(planned?.note, how).toContain(`quota unknown (unreadable: ${error})`);
+      const text = await governor('plan', '--policy', 'examples/policy.yaml', '--snapshot', f);
+      expect(text.stdout, how).toContain(`  quota unknown (unreadable: ${error}) · reserve 0`);
+    }
+  });
+
   it('refuses a snapshot pool quota over the most a pool may have (exit 2), as the policy and Cloud Quotas do', async () => {
     // The planner then handed a pool out one instance at a time: a quota of 10^9 GPUs planned for
     // minutes (a thousand services took 18 s) where a live observation would read it as unknown.
