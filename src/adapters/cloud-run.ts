@@ -121,6 +121,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
   // One page per call: allPages() follows the tokens itself.
   const pages: CallOptions = { ...reads, autoPaginate: false };
   const writes = writeOptions(policy, polling);
+  const polls = pollOptions(policy);
   /** A read, tried again on RESOURCE_EXHAUSTED after the delay Google asks for (retry.ts). */
   const read = <T>(call: () => Promise<T>): Promise<T> => withRetryInfo(policy, call);
 
@@ -265,9 +266,18 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
       if (writeAnnotations) service.annotations = { ...current.annotations, ...update.annotations };
       const paths = ['scaling.max_instance_count', ...(writeAnnotations ? ['annotations'] : [])];
 
-      const [operation] = await services
-        .updateService({ service, updateMask: { paths } }, writes)
-        .catch(async (error: unknown) => Promise.reject(await writeRefusal(error, name, update)));
+      // Sent again on RESOURCE_EXHAUSTED only, after the delay its RetryInfo asks for (see
+      // writeOptions for why that is safe), and never once the caller has given up on it.
+      const [operation] = await withRetryInfo(
+        policy,
+        () => services.updateService({ service, updateMask: { paths } }, writes),
+        undefined,
+        update.signal,
+      ).catch(async (error: unknown) => Promise.reject(await writeRefusal(error, name, update)));
+      // google-gax polls the operation with the options of the call that started it; the polls
+      // (reads) keep their own: a refused poll tried again on the policy's short backoff, never
+      // a long wait.
+      operation._callOptions = polls;
       const [updated] = await operation.promise().catch((error: unknown) => {
         const what = `waiting for ${name} to take max instances ${update.maxInstances} (the write was accepted and may still apply)`;
         const translated = translateGrpcError(error, what);
@@ -351,28 +361,55 @@ function readOptions(policy: RetryPolicy): CallOptions {
 }
 
 /**
- * UpdateService is retried on RESOURCE_EXHAUSTED only: a 429 is a refusal before any work, so
- * sending again cannot apply the change twice. UNAVAILABLE and DEADLINE_EXCEEDED are not retried
- * here: the server may have applied the write before the answer was lost, and a blind resend would
- * then meet a new etag (ABORTED) or a service still reconciling, hiding what happened; the error
- * goes back to the reconcile step, which reads again and decides again. A request that never left
- * the client (no stream opened, or a stream refused before the server application saw it) is
- * retried by @grpc/grpc-js itself ("transparent retry"), so that case needs nothing here; and the
- * GetService just before the write, itself retried, fails first when the channel is down.
+ * UpdateService is sent again on RESOURCE_EXHAUSTED only, by `withRetryInfo` around the call
+ * (retry.ts): after the delay the refusal's `google.rpc.RetryInfo` asks for ("Clients should wait
+ * until `retry_delay` amount of time has passed since receiving the error response before
+ * retrying",
+ * https://cloud.google.com/dotnet/docs/reference/Google.Api.CommonProtos/latest/Google.Rpc.RetryInfo),
+ * plus the policy's jittered backoff, within the minute every call waits at most
+ * (MAX_RETRY_INFO_DELAY_MS), and never once the caller has given up on the write (its
+ * `signal`). google-gax's own loop would wait its backoff alone, spending every attempt within a
+ * per-minute quota's refusal ("Write requests per minute per region",
+ * https://cloud.google.com/run/quotas), so it is given no code to retry here.
  *
- * The operation is then polled (GetOperation) with these same settings, the client's design: a
- * failed poll reports an error although the write was accepted, and the message says so.
+ * Sending again is safe only for a RESOURCE_EXHAUSTED answered to UpdateService itself: no
+ * operation was returned, so Cloud Run accepted nothing to apply, and RetryInfo itself speaks of
+ * "retrying the same request" after the delay. Google states no more than that, so the request
+ * sent again is the very same one (the same etag, an absolute max and the whole annotation map,
+ * its `written-at` stamp included): had the first applied after all, the second would be refused
+ * as stale or set the same values. A refused poll of an accepted write never sends the write
+ * again (pollOptions).
+ * UNAVAILABLE and DEADLINE_EXCEEDED are not sent again: the server may have applied the write
+ * before the answer was lost, and a blind resend would then meet a new etag (ABORTED) or a
+ * service still reconciling, hiding what happened; the error goes back to the reconcile step,
+ * which reads again and decides again. A request that never left the client (no stream opened,
+ * or a stream refused before the server application saw it) is retried by @grpc/grpc-js itself
+ * ("transparent retry"), so that case needs nothing here; and the GetService just before the
+ * write, itself retried, fails first when the channel is down.
  */
 function writeOptions(policy: RetryPolicy, polling: OperationPolling): CallOptions {
   return {
     timeout: policy.attemptTimeoutMs,
-    retry: { retryCodes: [status.RESOURCE_EXHAUSTED], backoffSettings: gaxBackoff(policy) },
+    retry: { retryCodes: [], backoffSettings: gaxBackoff(policy) },
     longrunning: {
       initialRetryDelayMillis: polling.initialDelayMs,
       retryDelayMultiplier: 1.5,
       maxRetryDelayMillis: polling.maxDelayMs,
       totalTimeoutMillis: polling.timeoutMs,
     },
+  };
+}
+
+/**
+ * The operation's polls (GetOperation, reads): a deadline per attempt, and RESOURCE_EXHAUSTED tried
+ * again on google-gax's short backoff, as before the write waited RetryInfo's delays: a poll
+ * never waits a long delay, since the write was accepted and a failed poll only makes it
+ * uncertain (its message says the write may still apply).
+ */
+function pollOptions(policy: RetryPolicy): CallOptions {
+  return {
+    timeout: policy.attemptTimeoutMs,
+    retry: { retryCodes: [status.RESOURCE_EXHAUSTED], backoffSettings: gaxBackoff(policy) },
   };
 }
 

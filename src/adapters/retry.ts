@@ -157,14 +157,16 @@ export function retryDelayOf(error: unknown): number | undefined {
  * it again on RESOURCE_EXHAUSTED, up to `maxAttempts` calls in all: after the delay the error's
  * RetryInfo asks for (retryDelayOf) plus the policy's backoff with full jitter, or the backoff
  * alone when it asks for none. A delay over {@link MAX_RETRY_INFO_DELAY_MS} is not waited: the
- * error is thrown at once, its message naming the delay. Only for calls that a refusal leaves
- * unapplied, so that sending again cannot apply anything twice (a 429 is a refusal before any
- * work).
+ * error is thrown at once, its message naming the delay. Once `signal` is aborted (the caller
+ * gave up on the call) nothing is sent again: the wait ends and the refusal is thrown. Only for
+ * calls that a refusal leaves unapplied, so that sending again cannot apply anything twice (a
+ * 429 is a refusal before any work).
  */
 export async function withRetryInfo<T>(
   policy: RetryPolicy,
   call: () => Promise<T>,
-  sleep: (ms: number) => Promise<void> = (ms) => new Promise((r) => setTimeout(r, ms)),
+  sleep: (ms: number, signal?: AbortSignal) => Promise<void> = abortableSleep,
+  signal?: AbortSignal,
 ): Promise<T> {
   let backoff = policy.minBackoffMs;
   let waited = 0;
@@ -176,13 +178,27 @@ export async function withRetryInfo<T>(
       const asked = retryDelayOf(error);
       if (asked !== undefined && waited + asked > MAX_RETRY_INFO_DELAY_MS)
         throw tooLong(error, asked);
-      if (attempt >= policy.maxAttempts) throw error;
+      if (attempt >= policy.maxAttempts || signal?.aborted) throw error;
       const wait = (asked ?? 0) + Math.random() * backoff;
       waited += wait;
-      await sleep(wait);
+      await sleep(wait, signal);
+      if (signal?.aborted) throw error;
       backoff = Math.min(backoff * 2, policy.maxBackoffMs);
     }
   }
+}
+
+/** Waits `ms`, or less when `signal` is aborted first. */
+function abortableSleep(ms: number, signal?: AbortSignal): Promise<void> {
+  return new Promise((resolve) => {
+    const done = () => {
+      clearTimeout(timer);
+      signal?.removeEventListener('abort', done);
+      resolve();
+    };
+    const timer = setTimeout(done, ms);
+    signal?.addEventListener('abort', done, { once: true });
+  });
 }
 
 /** The error, its text saying how long Google asked to wait (not waited). */

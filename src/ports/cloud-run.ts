@@ -46,6 +46,12 @@ export interface MaxInstancesUpdate {
    * write); the etag still goes with the write. Absent, the adapter reads the service first.
    */
   currentAnnotations?: Record<string, string>;
+  /**
+   * Aborted once the caller has given up on the write (its run's deadline, or for a raise the
+   * last moment it could still be read back): an adapter that waits to send a refused write
+   * again sends nothing after it. Absent, the adapter's own bounds alone apply.
+   */
+  signal?: AbortSignal;
 }
 
 /** Cloud Run Admin API v2. */

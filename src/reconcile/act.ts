@@ -724,7 +724,8 @@ async function raiseRound(
         regionKey(pool),
         slots.at,
         urgent,
-        () => write(d.c, d.to, d.svc, opts, d.note),
+        // Sent again after a refusal only while it could still be read back and lowered back.
+        () => write(d.c, d.to, d.svc, opts, d.note, opts.deadline - raiseMargin(readMs, opts)),
         opts.deadline,
       );
       if (done) return { change: d.c, to: d.to, result: done.value };
@@ -877,6 +878,7 @@ async function write(
   svc: ObservedService,
   opts: Acting,
   note = '',
+  resendUntil = opts.deadline,
 ): Promise<WriteResult> {
   if (opts.clock() > opts.deadline) return late(c);
   const annotations: Record<string, string> = {
@@ -892,6 +894,12 @@ async function write(
   if (to > c.from) annotations[ANNOTATIONS.lastChanged] = opts.nowIso;
   if (to < c.from) annotations[ANNOTATIONS.lastLowered] = opts.nowIso;
   const started = opts.clock();
+  // A write refused for a per-minute quota may be sent again after the delay Google asks for
+  // (adapters/cloud-run.ts): not past `resendUntil`, and not once this run has given up on it
+  // (aborted as it ends, whatever ended it: a write abandoned at the deadline sends nothing more).
+  const giveUp = new AbortController();
+  const stop = setTimeout(() => giveUp.abort(), Math.max(0, resendUntil - started));
+  stop.unref();
   try {
     await beforeDeadline(
       () =>
@@ -903,6 +911,7 @@ async function write(
           etag: svc.etag,
           annotations,
           currentAnnotations: svc.annotations,
+          signal: giveUp.signal,
         }),
       opts,
       `writing ${c.name}`,
@@ -910,6 +919,8 @@ async function write(
   } catch (e) {
     return writeFailed(c, to, svc, e, opts);
   } finally {
+    clearTimeout(stop);
+    giveUp.abort();
     // For raiseMargin: how long a write takes here, its operation included.
     const took = opts.clock() - started;
     opts.timing.slowestWriteMs = Math.max(opts.timing.slowestWriteMs, took);

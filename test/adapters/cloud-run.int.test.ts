@@ -461,6 +461,104 @@ describe('retries', () => {
     ]);
   });
 
+  it('waits the retry delay a write refused with RESOURCE_EXHAUSTED asks for, then sends it again', async () => {
+    // Cloud Run's per-minute write quota, played short: refused with a RetryInfo of 300 ms until
+    // 300 ms after the first refusal; the policy's own backoff (10 to 40 ms) spends its three
+    // attempts within it.
+    const before = await adapter.getService(PROJECT, REGION, 'web');
+    const to = (before.serviceMaxInstances ?? 1) + 1;
+    const delayMs = 300;
+    let until: number | undefined;
+    inject = (method) => {
+      if (method !== 'UpdateService') return undefined;
+      until ??= Date.now() + delayMs;
+      return Date.now() < until
+        ? new RpcError(
+            status.RESOURCE_EXHAUSTED,
+            'Quota exceeded: write requests per minute',
+            delayMs,
+          )
+        : undefined;
+    };
+    const writes = emulator.writes().length;
+    const after = await adapter.updateMaxInstances(update('web', before.etag, to));
+    expect(after.serviceMaxInstances).toBe(to);
+    expect(emulator.writes()).toHaveLength(writes + 1);
+    const sent = emulator.calls().filter((c) => short(c.method) === 'UpdateService');
+    expect(sent.map((c) => c.code)).toEqual(['RESOURCE_EXHAUSTED', 'OK']);
+    const gap = Date.parse(sent[1]?.wallTime ?? '') - Date.parse(sent[0]?.wallTime ?? '');
+    expect(gap).toBeGreaterThanOrEqual(delayMs - 5);
+    expectCalls([
+      'GetService OK',
+      'GetService OK',
+      'UpdateService RESOURCE_EXHAUSTED',
+      'UpdateService OK',
+      'GetOperation+',
+    ]);
+  });
+
+  it('a write refused with a retry delay past the bound fails at once, naming the delay, and is not sent again', async () => {
+    const before = await adapter.getService(PROJECT, REGION, 'web');
+    inject = (method) =>
+      method === 'UpdateService'
+        ? new RpcError(
+            status.RESOURCE_EXHAUSTED,
+            'Quota exceeded: write requests per minute',
+            5 * 60_000,
+          )
+        : undefined;
+    const started = Date.now();
+    const error = await failure(adapter.updateMaxInstances(update('web', before.etag, 7)));
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expect(error).toBeInstanceOf(RateLimitedError);
+    expect(error.message).toContain('retry after 300 s');
+    expectCalls(['GetService OK', 'GetService OK', 'UpdateService RESOURCE_EXHAUSTED']);
+  });
+
+  it('a refused write is not sent again once its caller has given up on it', async () => {
+    const before = await adapter.getService(PROJECT, REGION, 'web');
+    inject = (method) =>
+      method === 'UpdateService'
+        ? new RpcError(status.RESOURCE_EXHAUSTED, 'Quota exceeded: write requests per minute', 400)
+        : undefined;
+    const giveUp = new AbortController();
+    setTimeout(() => giveUp.abort(), 100);
+    const started = Date.now();
+    const error = await failure(
+      adapter.updateMaxInstances({ ...update('web', before.etag, 7), signal: giveUp.signal }),
+    );
+    expect(Date.now() - started).toBeLessThan(400);
+    expect(error).toBeInstanceOf(RateLimitedError);
+    // Past the delay it asked for: still the one refused send, nothing sent after it.
+    await new Promise((done) => setTimeout(done, 600));
+    expectCalls(['GetService OK', 'GetService OK', 'UpdateService RESOURCE_EXHAUSTED']);
+  });
+
+  it("the operation's polls do not wait a retry delay: a refused poll is tried on the policy's short backoff", async () => {
+    const before = await adapter.getService(PROJECT, REGION, 'web');
+    const to = (before.serviceMaxInstances ?? 1) + 1;
+    let refusals = 1;
+    inject = (method) =>
+      method === 'GetOperation' && refusals-- > 0
+        ? new RpcError(
+            status.RESOURCE_EXHAUSTED,
+            'Quota exceeded: read requests per minute',
+            30_000,
+          )
+        : undefined;
+    const started = Date.now();
+    const after = await adapter.updateMaxInstances(update('web', before.etag, to));
+    expect(after.serviceMaxInstances).toBe(to);
+    expect(Date.now() - started).toBeLessThan(5_000);
+    expectCalls([
+      'GetService OK',
+      'GetService OK',
+      'UpdateService OK',
+      'GetOperation RESOURCE_EXHAUSTED',
+      'GetOperation+',
+    ]);
+  });
+
   // Accepted, the write may apply whatever polling its operation then answers: a refusal code
   // there (ABORTED, RESOURCE_EXHAUSTED) must not read as "nothing was written".
   it.each([

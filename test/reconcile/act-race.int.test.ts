@@ -342,6 +342,31 @@ describe('act: another writer between the governor reads and its writes', () => 
     expect(aboutA[0]?.summary).toContain(`iam.serviceaccounts.actAs on ${account}`);
   });
 
+  it('a write refused for the minute is not sent again after the run deadline, whatever delay Google asked', async () => {
+    await start();
+    // Every write refused with a RetryInfo of 3 s, in a run of 1.5 s: the adapter would wait and
+    // send again after the run had given the write up (and perhaps its lease).
+    hook = (name) =>
+      name === 'UpdateService'
+        ? new RpcError(
+            status.RESOURCE_EXHAUSTED,
+            'Quota exceeded: write requests per minute',
+            3_000,
+          )
+        : undefined;
+    const report = await reconcileReport(
+      policy,
+      { ports, store: createMemoryStateStore(), sink: null, clock: () => emulator.now().getTime() },
+      { runId: 'refused-late', deadlineMs: 1_500, writerId: 'me' },
+    );
+    const sent = calls['UpdateService'] ?? 0;
+    expect(sent).toBeGreaterThan(0);
+    expect(report.writes.filter((w) => w.outcome === 'written')).toEqual([]);
+    await new Promise((done) => setTimeout(done, 4_000));
+    expect(calls['UpdateService']).toBe(sent);
+    expect(emulator.writes()).toEqual([]);
+  });
+
   /** A stamp of another governor (on its own store), `agoMs` ago on the wall clock. */
   const otherStamp = (agoMs: number) => ({
     'gpu-governor.dev/writer': 'cli:someone@elsewhere/gov-0123456789ab',
