@@ -390,22 +390,31 @@ export class EmulatorControl {
   setDemand(input: SetDemandInput): ServiceView {
     const { service, project, region, demand } = parse(SetDemandInput, input, 'demand');
     const s = this.find(service, project, region);
-    if (demand.trace && !this.traces.has(demand.trace.file)) {
+    this.loadTrace(demand, 'bad demand: demand');
+    this.ctx.sync();
+    this.ctx.model.setDemand(s, demand);
+    return this.view(s);
+  }
+
+  /**
+   * Loads the trace a demand plays, if any and not loaded yet, from the fleet's folder, and checks
+   * it as the fleet file's are: a demand the model could not play is refused here, before any
+   * service takes it (a trace never loaded would make every later step of the model fail).
+   */
+  private loadTrace(demand: Demand, what: string): void {
+    if (!demand.trace) return;
+    if (!this.traces.has(demand.trace.file)) {
       try {
         this.traces.set(demand.trace.file, readTrace(this.baseDir, demand.trace.file));
       } catch (error) {
         // readTrace's messages name the file and the fault, never the file's contents.
         throw new ControlError(
-          `bad demand: demand.trace.file: ${error instanceof Error ? error.message : String(error)}`,
+          `${what}.trace.file: ${error instanceof Error ? error.message : String(error)}`,
         );
       }
     }
-    const fault =
-      demand.trace && traceDemandFault(demand.trace, this.traces.get(demand.trace.file) ?? []);
-    if (fault) throw new ControlError(`bad demand: demand.trace: ${fault}`);
-    this.ctx.sync();
-    this.ctx.model.setDemand(s, demand);
-    return this.view(s);
+    const fault = traceDemandFault(demand.trace, this.traces.get(demand.trace.file) ?? []);
+    if (fault) throw new ControlError(`${what}.trace: ${fault}`);
   }
 
   setQuota(input: SetQuotaInput): PoolView[] {
@@ -548,6 +557,7 @@ export class EmulatorControl {
     const model = this.ctx.model;
     if (model.getService({ project, region: service.region, name: service.name }))
       throw new ControlError(`create: ${project}/${service.region}/${service.name} exists`);
+    this.loadTrace(service.demand, 'bad service to create: service.demand');
     const gpu = service.gpu;
     if (gpu && service.maxInstances !== undefined) {
       const quota = model.quotaFor({ project, region: service.region, ...gpu });

@@ -188,4 +188,37 @@ describe('the admin endpoint is not a hazard', () => {
       }
     }
   });
+
+  it('holds a trace named by POST /create to the same rules, creating nothing on a bad one', async () => {
+    const create = (name: string, file: string) =>
+      post(
+        '/create',
+        JSON.stringify({
+          project: 'test-project',
+          service: { name, region: 'us-central1', demand: { trace: { file } } },
+        }),
+      );
+    const before = emulator.state().services.length;
+    const refused: [string, RegExp][] = [
+      [outside, /outside the fleet's folder/],
+      ['missing.csv', /cannot be read \(ENOENT\)/],
+      ['bad.csv', /line 2 is not a number/],
+      ['spike.csv', /asks for up to 20000 instances in a minute/],
+    ];
+    for (const [file, why] of refused) {
+      const r = await create('made-bad', file);
+      expect(r.status, file).toBe(400);
+      expect(r.error, file).toMatch(why);
+      expect(r.error, file).toContain('service.demand.trace');
+      expect(r.error, file).not.toContain(SECRET);
+      expect(emulator.state().services, file).toHaveLength(before);
+    }
+    // A good one is loaded: the emulator plays it, and goes on answering.
+    const ok = await create('made-traced', 'trace.csv');
+    expect(ok.status).toBe(200);
+    const advanced = await post('/advance', JSON.stringify({ ms: 120_000 }));
+    expect(advanced.status, advanced.error).toBe(200);
+    expect((await fetch(`${admin}/clock`)).status).toBe(200);
+    expect(emulator.state().services.some((s) => s.name === 'made-traced')).toBe(true);
+  });
 });
