@@ -533,8 +533,22 @@ export class EmulatorControl {
               .join(', ') || 'none'
           })`,
         );
-      s.deletedRevisions.push(deleteRevision);
     }
+    // An automatically scaled service runs "between min and max instances", and Cloud Run refuses
+    // a max below the min ("max_instance_count: must be greater or equal than
+    // min_instance_count", reported in goblet/goblet#287; UpdateService answers the same here);
+    // a manually scaled one runs "exactly min instances and ignore[s] max instances"
+    // (ServiceScaling.ScalingMode,
+    // https://docs.cloud.google.com/php/docs/reference/cloud-run/latest/V2.ServiceScaling.ScalingMode).
+    // Checked before anything changes: a refused edit deletes no revision either.
+    const mode = scalingMode ?? s.spec.scalingMode;
+    const max = maxInstances ?? s.maxInstances;
+    const min = minInstances ?? s.minInstances;
+    if (mode === 'AUTOMATIC' && max > 0 && min > max)
+      throw new ControlError(
+        `bad edit: scaling.max_instance_count (${max}) must be greater than or equal to scaling.min_instance_count (${min}) for a service scaled automatically`,
+      );
+    if (deleteRevision !== undefined) s.deletedRevisions.push(deleteRevision);
     this.ctx.sync();
     this.ctx.model.update(s, {
       ...(maxInstances === undefined ? {} : { maxInstances }),

@@ -1,0 +1,101 @@
+/**
+ * POST /edit changes a service as another writer would, through Cloud Run: what Cloud Run
+ * refuses of such a writer is refused here too (400, one line naming the field), and a refused
+ * edit changes nothing at all.
+ */
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { serviceRevisions } from '../../src/emulator/resources.js';
+import { TEST_FLEET_PROJECT, TEST_FLEET_REGION, testFleet } from '../support/fixtures.js';
+
+let emulator: RunningEmulator;
+let admin: string;
+
+beforeAll(async () => {
+  emulator = await startEmulator({ fleet: testFleet(), speed: 'manual' });
+  admin = emulator.env['GOVERNOR_EMULATOR_ADMIN'] ?? '';
+});
+afterAll(() => emulator.stop());
+
+async function edit(body: unknown): Promise<{ status: number; text: string; error: string }> {
+  const res = await fetch(`${admin}/edit`, {
+    method: 'POST',
+    headers: { 'content-type': 'application/json' },
+    body: JSON.stringify(body),
+  });
+  const text = await res.text();
+  return {
+    status: res.status,
+    text,
+    error: String((JSON.parse(text) as { error?: unknown }).error ?? ''),
+  };
+}
+
+/** The service as GET /state shows it, and the revisions the API would answer. */
+function service(name: string) {
+  const s = emulator.state().services.find((x) => x.name === name);
+  if (!s) throw new Error(`no service ${name}`);
+  return s;
+}
+
+describe('POST /edit', () => {
+  it('refuses a min above the max of an automatically scaled service, changing nothing', async () => {
+    // beta: max 3, min 0, automatic scaling.
+    const before = JSON.stringify(service('beta'));
+    const refused: object[] = [
+      { service: 'beta', minInstances: 4 },
+      { service: 'beta', minInstances: 3, maxInstances: 1 },
+      { service: 'beta', scalingMode: 'AUTOMATIC', minInstances: 9 },
+    ];
+    for (const body of refused) {
+      const r = await edit(body);
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect(r.error).toMatch(
+        /max_instance_count \(\d+\) must be greater than or equal to scaling\.min_instance_count \(\d+\)/,
+      );
+      expect(r.text.trim().split('\n')).toHaveLength(1);
+      expect(JSON.stringify(service('beta'))).toBe(before);
+    }
+    // A max lowered below a min already set.
+    expect((await edit({ service: 'beta', minInstances: 2 })).status).toBe(200);
+    const withMin = JSON.stringify(service('beta'));
+    expect((await edit({ service: 'beta', maxInstances: 1 })).status).toBe(400);
+    expect(JSON.stringify(service('beta'))).toBe(withMin);
+    // Max 0 is unset: nothing to compare with. The min equal to the max is allowed.
+    expect((await edit({ service: 'beta', maxInstances: 2 })).status).toBe(200);
+    expect(service('beta')).toMatchObject({ maxInstances: 2, minInstances: 2 });
+  });
+
+  it('lets a manually scaled service run a min above its max, which manual scaling ignores', async () => {
+    expect((await edit({ service: 'gamma', scalingMode: 'MANUAL', minInstances: 4 })).status).toBe(
+      200,
+    );
+    expect(service('gamma')).toMatchObject({ scalingMode: 'MANUAL', minInstances: 4 });
+    // Back to automatic scaling with that min above the max (2): refused, still manual.
+    expect((await edit({ service: 'gamma', scalingMode: 'AUTOMATIC' })).status).toBe(400);
+    expect(service('gamma').scalingMode).toBe('MANUAL');
+  });
+
+  it('deletes no revision when the rest of the edit is refused', async () => {
+    // alpha (max 2) splits its traffic with an older revision, which another writer may delete.
+    expect(
+      (await edit({ service: 'alpha', previousRevision: { maxInstances: 1, percent: 10 } })).status,
+    ).toBe(200);
+    const state = emulator.model.getService({
+      project: TEST_FLEET_PROJECT,
+      region: TEST_FLEET_REGION,
+      name: 'alpha',
+    });
+    if (!state) throw new Error('no service alpha');
+    const older = serviceRevisions(state).find((r) => r.role === 'previous')?.name ?? '';
+    expect(older).not.toBe('');
+    const before = JSON.stringify(service('alpha'));
+    const r = await edit({ service: 'alpha', minInstances: 3, deleteRevision: older });
+    expect(r.status).toBe(400);
+    expect(state.deletedRevisions).toEqual([]);
+    expect(JSON.stringify(service('alpha'))).toBe(before);
+    // Alone, the deletion is taken.
+    expect((await edit({ service: 'alpha', deleteRevision: older })).status).toBe(200);
+    expect(state.deletedRevisions).toEqual([older]);
+  });
+});
