@@ -1,12 +1,12 @@
 import type { WrittenSeries } from './custom-metrics.js';
 import { z } from 'zod';
-import { StringMap } from '../core/document.js';
 import { DEFAULT_ACCELERATOR } from '../core/pool.js';
 import type { CallRecord, EmulatorContext, WriteRecord } from './context.js';
 import { MAX_WAIT_SECONDS, type FaultConfig, type FaultConfigInput } from './faults.js';
 import type { InvariantSpec, InvariantSpecInput, Violation } from './invariants.js';
 import {
   Accelerator,
+  Annotations,
   Demand,
   FleetProject,
   FleetService,
@@ -90,7 +90,7 @@ export const AdvanceInput = z.strictObject({
 export const EditInput = z.strictObject({
   ...Target,
   maxInstances: z.number().int().min(0).max(1000).optional(),
-  annotations: StringMap.optional(),
+  annotations: Annotations.optional(),
   /**
    * Deletes one of the service's older or newer revisions (its short name), as another writer
    * may between the governor's reads: gone from the traffic, NOT_FOUND when read. The revision

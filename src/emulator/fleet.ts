@@ -15,6 +15,7 @@ import { DEFAULT_ACCELERATOR } from '../core/pool.js';
 import { tracePeak } from './trace-scale.js';
 import { FleetHierarchy } from './hierarchy.js';
 import { topicNameFault } from './pubsub-store.js';
+import { shown } from './rpc.js';
 
 /**
  * The fleet file: what the emulator pretends a Google Cloud project holds (GPU pools and their
@@ -48,6 +49,43 @@ const RESERVED_ANNOTATION_PREFIXES = [
 /** True when Cloud Run keeps this annotation key for itself and rejects it from users. */
 export function isReservedAnnotation(key: string): boolean {
   return RESERVED_ANNOTATION_PREFIXES.some((prefix) => key.startsWith(prefix));
+}
+
+/**
+ * Service.annotations "follows Kubernetes annotations' namespacing, limits, and rules"
+ * (google/cloud/run/v2/service.proto). Kubernetes: a key is an optional prefix, a DNS subdomain
+ * of at most 253 characters, and "/", then a name of at most 63 characters "beginning and ending
+ * with an alphanumeric character ([a-z0-9A-Z]) with dashes (-), underscores (_), dots (.), and
+ * alphanumerics between"
+ * (https://kubernetes.io/docs/concepts/overview/working-with-objects/annotations/#syntax-and-character-set);
+ * keys and values together are at most 256 KiB (kubernetes/apimachinery
+ * pkg/api/validation/objectmeta.go, TotalAnnotationSizeLimitB, summing the bytes of every key and
+ * value). Without these a client could store megabytes in the model and in every write record.
+ */
+const ANNOTATION_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
+const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
+const ANNOTATIONS_MAX_BYTES = 256 << 10;
+
+/**
+ * What Cloud Run refuses in a service's annotations (a key it cannot hold, over 256 KiB in all),
+ * the reserved namespaces apart ({@link isReservedAnnotation}); undefined when none.
+ */
+export function annotationsFault(annotations: Record<string, string>): string | undefined {
+  let bytes = 0;
+  for (const [key, value] of Object.entries(annotations)) {
+    const slash = key.lastIndexOf('/');
+    const prefix = slash === -1 ? undefined : key.slice(0, slash);
+    const name = slash === -1 ? key : key.slice(slash + 1);
+    const prefixOk = prefix === undefined || (prefix.length <= 253 && DNS_SUBDOMAIN.test(prefix));
+    if (!prefixOk || !ANNOTATION_NAME.test(name)) {
+      return `key "${shown(key)}" is not valid: an optional DNS-subdomain prefix (at most 253 characters) and "/", then a name of at most 63 letters, digits, "-", "_" and ".", beginning and ending with a letter or digit`;
+    }
+    bytes += Buffer.byteLength(key) + Buffer.byteLength(value);
+  }
+  if (bytes > ANNOTATIONS_MAX_BYTES) {
+    return `keys and values take ${bytes} bytes; they must take at most ${ANNOTATIONS_MAX_BYTES} (256 KiB)`;
+  }
+  return undefined;
 }
 
 function isValidTimeZone(zone: string): boolean {
@@ -200,7 +238,10 @@ export const FleetIam = z.strictObject({
 });
 export type FleetIam = z.infer<typeof FleetIam>;
 
-const Annotations = StringMap.superRefine((annotations, ctx) => {
+/** A service's annotations, as Cloud Run takes them from a user (the fleet file, another writer). */
+export const Annotations = StringMap.superRefine((annotations, ctx) => {
+  const fault = annotationsFault(annotations);
+  if (fault) ctx.addIssue({ code: 'custom', message: fault });
   for (const key of Object.keys(annotations)) {
     if (isReservedAnnotation(key)) {
       ctx.addIssue({

@@ -1,7 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import type { EmulatorContext, WriteRecord } from './context.js';
-import { fleetRegions, isReservedAnnotation } from './fleet.js';
+import { annotationsFault, fleetRegions, isReservedAnnotation } from './fleet.js';
 import { effectiveMax, gpusPerInstance, jobExecutions, type ServiceKey } from './model.js';
 import { testServicePermissions } from './iam.js';
 import { encodeWith, messageFields, outputOnlyFields, SERVICES } from './protos.js';
@@ -159,40 +159,10 @@ function camelToSnake(path: string): string {
   return path.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
-/**
- * Service.annotations "follows Kubernetes annotations' namespacing, limits, and rules"
- * (google/cloud/run/v2/service.proto). Kubernetes: a key is an optional prefix, a DNS subdomain
- * of at most 253 characters, and "/", then a name of at most 63 characters "beginning and ending
- * with an alphanumeric character ([a-z0-9A-Z]) with dashes (-), underscores (_), dots (.), and
- * alphanumerics between"
- * (https://kubernetes.io/docs/concepts/overview/working-with-objects/annotations/#syntax-and-character-set);
- * keys and values together are at most 256 KiB (kubernetes/apimachinery
- * pkg/api/validation/objectmeta.go, TotalAnnotationSizeLimitB, summing the bytes of every key and
- * value). Without these a client could store megabytes in the model and in every write record.
- */
-const ANNOTATION_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
-const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const ANNOTATIONS_MAX_BYTES = 256 << 10;
-
+/** Service.annotations as Cloud Run holds them (see annotationsFault): INVALID_ARGUMENT otherwise. */
 function checkAnnotations(annotations: Record<string, string>): void {
-  let bytes = 0;
-  for (const [key, value] of Object.entries(annotations)) {
-    const slash = key.lastIndexOf('/');
-    const prefix = slash === -1 ? undefined : key.slice(0, slash);
-    const name = slash === -1 ? key : key.slice(slash + 1);
-    const prefixOk = prefix === undefined || (prefix.length <= 253 && DNS_SUBDOMAIN.test(prefix));
-    if (!prefixOk || !ANNOTATION_NAME.test(name)) {
-      throw invalid(
-        `annotations: key "${shown(key)}" is not valid: an optional DNS-subdomain prefix (at most 253 characters) and "/", then a name of at most 63 letters, digits, "-", "_" and ".", beginning and ending with a letter or digit`,
-      );
-    }
-    bytes += Buffer.byteLength(key) + Buffer.byteLength(value);
-  }
-  if (bytes > ANNOTATIONS_MAX_BYTES) {
-    throw invalid(
-      `annotations: keys and values take ${bytes} bytes; they must take at most ${ANNOTATIONS_MAX_BYTES} (256 KiB)`,
-    );
-  }
+  const fault = annotationsFault(annotations);
+  if (fault) throw invalid(`annotations: ${fault}`);
 }
 
 function updateService(ctx: EmulatorContext, request: Message): Message {

@@ -98,4 +98,41 @@ describe('POST /edit', () => {
     expect((await edit({ service: 'alpha', deleteRevision: older })).status).toBe(200);
     expect(state.deletedRevisions).toEqual([older]);
   });
+  it('refuses annotations Cloud Run refuses: a reserved namespace, a key it cannot hold, over 256 KiB', async () => {
+    const before = JSON.stringify(service('delta'));
+    const refused: [Record<string, string>, RegExp][] = [
+      [{ 'run.googleapis.com/launch-stage': 'BETA' }, /reserved by Cloud Run/],
+      [{ 'autoscaling.knative.dev/maxScale': '100' }, /reserved by Cloud Run/],
+      [{ 'a\nb': 'x' }, /key "a b" is not valid/],
+      [{ ['k'.repeat(64)]: 'x' }, /is not valid: an optional DNS-subdomain prefix/],
+      [{ 'Bad_Prefix/x': 'x' }, /is not valid/],
+      [{ big: 'v'.repeat(300_000) }, /they must take at most 262144 \(256 KiB\)/],
+    ];
+    for (const [annotations, why] of refused) {
+      const r = await edit({ service: 'delta', annotations });
+      expect(r.status, Object.keys(annotations)[0]).toBe(400);
+      expect(r.error).toMatch(why);
+      expect(r.error.length).toBeLessThan(1000);
+      expect(r.text.trim().split('\n')).toHaveLength(1);
+      expect(JSON.stringify(service('delta'))).toBe(before);
+    }
+    const ok = await edit({ service: 'delta', annotations: { 'example.com/owner': 'team-a' } });
+    expect(ok.status).toBe(200);
+    expect(service('delta').annotations).toEqual({ 'example.com/owner': 'team-a' });
+  });
+
+  it('refuses the same annotations on a service created by another writer, creating nothing', async () => {
+    const count = emulator.state().services.length;
+    const res = await fetch(`${admin}/create`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        project: TEST_FLEET_PROJECT,
+        service: { name: 'made', region: TEST_FLEET_REGION, annotations: { 'a\nb': 'x' } },
+      }),
+    });
+    expect(res.status).toBe(400);
+    expect(await res.text()).toMatch(/key \\"a b\\" is not valid/);
+    expect(emulator.state().services).toHaveLength(count);
+  });
 });
