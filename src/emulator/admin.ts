@@ -348,7 +348,7 @@ async function route(
       return [
         404,
         {
-          error: `no route ${key}: ${routeList()}`,
+          error: `no route ${cutText(key, 100)}: ${routeList()}`,
         },
       ];
   }

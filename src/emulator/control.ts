@@ -24,6 +24,7 @@ import {
 import { CONTROL } from '../core/text.js';
 import { effectiveMax, MINUTE_MS, revisionName, type Refused, type ServiceState } from './model.js';
 import { serviceRevisions } from './resources.js';
+import { shown } from './rpc.js';
 
 /**
  * The control surface of a running emulator, shared by the in-process API and the HTTP admin
@@ -353,11 +354,11 @@ export class EmulatorControl {
   published(topic?: string): readonly PublishedMessage[] {
     if (topic !== undefined) {
       const fault = topicNameFault(topic);
-      if (fault) throw new ControlError(`bad topic: ${fault} (got "${topic}")`);
+      if (fault) throw new ControlError(`bad topic: ${fault} (got "${shown(topic)}")`);
       if (!this.topics().includes(topic)) {
         const known = this.topics();
         throw new ControlError(
-          `no topic ${topic} in the emulator (${known.length === 0 ? 'it has none' : `it has ${known.join(', ')}`})`,
+          `no topic ${shown(topic)} in the emulator (${known.length === 0 ? 'it has none' : `it has ${known.join(', ')}`})`,
         );
       }
     }
@@ -526,7 +527,7 @@ export class EmulatorControl {
       const found = serviceRevisions(s).find((r) => r.name === deleteRevision);
       if (!found || found.role === 'serving')
         throw new ControlError(
-          `edit: ${deleteRevision} is not a revision of ${s.name} that can be deleted (${
+          `edit: "${shown(deleteRevision)}" is not a revision of ${s.name} that can be deleted (${
             serviceRevisions(s)
               .filter((r) => r.role !== 'serving')
               .map((r) => r.name)

@@ -1,6 +1,7 @@
 import { effectiveMax as maxOfLevels, samePool } from '../core/pool.js';
 import { DEFAULT_CONCURRENCY } from '../core/service.js';
 import { demandAt, type DemandContext } from './demand.js';
+import { shown } from './rpc.js';
 import type {
   Demand,
   Fleet,
@@ -544,10 +545,15 @@ export class FleetModel {
         (region === undefined || s.region === region),
     );
     if (found.length !== 1) {
+      // The name, project and region are the caller's: quoted cut short, on one line.
+      const where = [
+        ...(project === undefined ? [] : [`in project "${shown(project)}"`]),
+        ...(region === undefined ? [] : [`in region "${shown(region)}"`]),
+      ];
       throw new Error(
         found.length === 0
-          ? `no service named ${name}`
-          : `several services named ${name}: give project and region`,
+          ? `no service named "${shown(name)}"${where.length ? ` ${where.join(' ')}` : ''}`
+          : `several services named "${shown(name)}": give project and region`,
       );
     }
     return found[0] as ServiceState;

@@ -136,3 +136,44 @@ describe('POST /edit', () => {
     expect(emulator.state().services).toHaveLength(count);
   });
 });
+
+describe('errors that quote the caller', () => {
+  const huge = 'x'.repeat(200_000);
+  const send = async (path: string, body?: unknown) => {
+    const res = await fetch(`${admin}${path}`, {
+      method: body === undefined ? 'GET' : 'POST',
+      ...(body === undefined
+        ? {}
+        : { headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) }),
+    });
+    const text = await res.text();
+    return {
+      status: res.status,
+      text,
+      error: String((JSON.parse(text) as { error?: unknown }).error),
+    };
+  };
+
+  it('quote a name, a revision, a path or a topic cut short, on one line', async () => {
+    const cases: [string, unknown, number, RegExp][] = [
+      ['/demand', { service: huge, demand: 1 }, 400, /no service named "x+…"/],
+      ['/deploy', { service: `a\n${huge}`, seconds: 1 }, 400, /no service named "a x+…"/],
+      [
+        '/edit',
+        { service: 'beta', project: huge },
+        400,
+        /no service named "beta" in project "x+…"/,
+      ],
+      ['/edit', { service: 'beta', deleteRevision: huge }, 400, /"x+…" is not a revision of beta/],
+      [`/${'p'.repeat(10_000)}`, undefined, 404, /no route GET \/p+…/],
+      [`/published?topic=projects/p/topics/${huge.slice(0, 10_000)}`, undefined, 400, /topic/],
+    ];
+    for (const [path, body, status, why] of cases) {
+      const r = await send(path, body);
+      expect(r.status, path.slice(0, 20)).toBe(status);
+      expect(r.error, path.slice(0, 20)).toMatch(why);
+      expect(r.text.length, path.slice(0, 20)).toBeLessThan(1_000);
+      expect(r.text.trim().split('\n')).toHaveLength(1);
+    }
+  });
+});
