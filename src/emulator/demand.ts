@@ -24,20 +24,55 @@ function clockToMinutes(at: string): number {
   return Number(h) * 60 + Number(m);
 }
 
-function stepValue(steps: readonly DemandStep[], atMs: number, zone: string): number {
+/** A demand's steps in time order, each at its minute of the day (daily) or its instant (ms). */
+interface SortedSteps {
+  readonly daily: boolean;
+  readonly at: readonly number[];
+  readonly values: readonly number[];
+}
+
+/**
+ * The steps sorted once per demand, not once per minute played: sorting (and parsing) every step
+ * each minute made a demand of thousands of steps stall the emulator for minutes per advance.
+ */
+const sortedSteps = new WeakMap<readonly DemandStep[], SortedSteps>();
+
+function sortSteps(steps: readonly DemandStep[]): SortedSteps {
+  const cached = sortedSteps.get(steps);
+  if (cached) return cached;
   const daily = steps.every((s) => /^\d\d:\d\d$/.test(s.at));
-  if (daily) {
-    const sorted = [...steps].sort((a, b) => clockToMinutes(a.at) - clockToMinutes(b.at));
-    const now = localMinuteOfDay(atMs, zone);
-    // Before the day's first step, yesterday's last step still holds.
-    let value = sorted.at(-1)?.value ?? 0;
-    for (const step of sorted) if (clockToMinutes(step.at) <= now) value = step.value;
-    return value;
+  const keyed = steps.map((s) => ({
+    at: daily ? clockToMinutes(s.at) : Date.parse(s.at),
+    value: s.value,
+  }));
+  // A stable sort: of two steps at the same time, the later one listed holds.
+  keyed.sort((a, b) => a.at - b.at);
+  const sorted = { daily, at: keyed.map((k) => k.at), values: keyed.map((k) => k.value) };
+  sortedSteps.set(steps, sorted);
+  return sorted;
+}
+
+/** The index of the last step at or before `t`, or -1 (a binary search: `at` is sorted). */
+function lastAtOrBefore(at: readonly number[], t: number): number {
+  let lo = 0;
+  let hi = at.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if ((at[mid] ?? Infinity) <= t) lo = mid + 1;
+    else hi = mid;
   }
-  const sorted = [...steps].sort((a, b) => Date.parse(a.at) - Date.parse(b.at));
-  let value = 0;
-  for (const step of sorted) if (Date.parse(step.at) <= atMs) value = step.value;
-  return value;
+  return lo - 1;
+}
+
+function stepValue(steps: readonly DemandStep[], atMs: number, zone: string): number {
+  const { daily, at, values } = sortSteps(steps);
+  if (daily) {
+    const i = lastAtOrBefore(at, localMinuteOfDay(atMs, zone));
+    // Before the day's first step, yesterday's last step still holds.
+    return (i === -1 ? values.at(-1) : values[i]) ?? 0;
+  }
+  const i = lastAtOrBefore(at, atMs);
+  return i === -1 ? 0 : (values[i] ?? 0);
 }
 
 export function demandAt(demand: Demand, atMs: number, ctx: DemandContext): number {

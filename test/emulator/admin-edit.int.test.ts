@@ -177,3 +177,27 @@ describe('errors that quote the caller', () => {
     }
   });
 });
+
+describe('a demand of many steps', () => {
+  it('is played without stalling the emulator: a virtual day of 24,000 steps in seconds', async () => {
+    // One step a minute, as much as fits in the 1 MiB a body may hold.
+    const start = Date.parse(emulator.now().toISOString());
+    const steps = Array.from({ length: 24_000 }, (_, i) => ({
+      at: new Date(start + i * 60_000).toISOString().replace('.000Z', 'Z'),
+      value: i % 7,
+    }));
+    const post = (path: string, body: unknown) =>
+      fetch(`${admin}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    expect((await post('/demand', { service: 'gamma', demand: { steps } })).status).toBe(200);
+    const began = Date.now();
+    const res = await post('/advance', { ms: 24 * 60 * 60_000 });
+    expect(res.status).toBe(200);
+    // Each minute used to sort and parse every step again: over 30 s for this day.
+    expect(Date.now() - began).toBeLessThan(5_000);
+    expect(service('gamma').demand).toBe(1440 % 7);
+  }, 120_000);
+});
