@@ -10,9 +10,19 @@ export interface TraceScaling {
   readonly scale: number;
 }
 
+/**
+ * The means computed, by trace: a trace is loaded once and never changed, and summing millions of
+ * samples again for every minute played stalled the emulator for seconds per virtual hour.
+ */
+const means = new WeakMap<readonly number[], number>();
+
 /** Mean of the samples, for normalising a trace. */
 function mean(samples: readonly number[]): number {
-  return samples.reduce((a, b) => a + b, 0) / Math.max(1, samples.length);
+  const known = means.get(samples);
+  if (known !== undefined) return known;
+  const m = samples.reduce((a, b) => a + b, 0) / Math.max(1, samples.length);
+  means.set(samples, m);
+  return m;
 }
 
 /** What one sample of the trace is divided by: its mean when normalised (1 for an all-zero one). */

@@ -28,6 +28,8 @@ beforeAll(async () => {
   outside = join(root, 'outside', 'secret.csv');
   writeFileSync(outside, `value\n${SECRET}\n`);
   writeFileSync(join(fleetDir, 'trace.csv'), 'value\n1\n3\n');
+  // Four million samples (a month at about one a second, the most a trace may cover).
+  writeFileSync(join(fleetDir, 'long.csv'), `value\n${'1\n2\n'.repeat(2_000_000)}`);
   writeFileSync(join(fleetDir, 'bad.csv'), `value\n${SECRET}\n`);
   writeFileSync(join(fleetDir, 'infinite.csv'), 'value\nInfinity\n');
   // Normalised by its mean: its busy minute asks for 20,000 instances.
@@ -221,4 +223,16 @@ describe('the admin endpoint is not a hazard', () => {
     expect((await fetch(`${admin}/clock`)).status).toBe(200);
     expect(emulator.state().services.some((s) => s.name === 'made-traced')).toBe(true);
   });
+  it('plays a long trace without reading all of it again every minute', async () => {
+    const set = await post(
+      '/demand',
+      JSON.stringify({ service: 'gamma', demand: { trace: { file: 'long.csv' } } }),
+    );
+    expect(set.status, set.error).toBe(200);
+    const began = Date.now();
+    const r = await post('/advance', JSON.stringify({ ms: DAY }));
+    expect(r.status, r.error).toBe(200);
+    // Its mean (the unit of a normalised trace) used to be summed again each minute played.
+    expect(Date.now() - began).toBeLessThan(5_000);
+  }, 120_000);
 });
