@@ -1,5 +1,6 @@
 import { createServer, type IncomingMessage, type ServerResponse } from 'node:http';
 import type { AddressInfo } from 'node:net';
+import type { Duplex } from 'node:stream';
 import {
   AdvanceInput,
   ControlError,
@@ -354,6 +355,31 @@ async function route(
   }
 }
 
+/**
+ * A request Node's parser refuses (a malformed request line or header, headers over its limit) is
+ * answered, as every other error, with one JSON line naming what is wrong: Node's own answer is a
+ * bare 400 or 431 without a body ("Default behavior is to try close the socket with a HTTP '400
+ * Bad Request', or a HTTP '431 Request Header Fields Too Large' in the case of a
+ * HPE_HEADER_OVERFLOW error", https://nodejs.org/api/http.html#event-clienterror). A socket
+ * already closed or answered is left to close.
+ */
+function answerClientError(error: Error & { code?: string }, socket: Duplex): void {
+  if (error.code === 'ECONNRESET' || !socket.writable) {
+    socket.destroy();
+    return;
+  }
+  const [status, reason, message] =
+    error.code === 'HPE_HEADER_OVERFLOW'
+      ? [431, 'Request Header Fields Too Large', 'the request headers are too large']
+      : error.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+        ? [408, 'Request Timeout', 'the request took too long to arrive']
+        : [400, 'Bad Request', `malformed HTTP request (${error.code ?? 'unparsable'})`];
+  const body = errorLine(message);
+  socket.end(
+    `HTTP/1.1 ${status} ${reason}\r\ncontent-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,
+  );
+}
+
 export interface AdminServer {
   readonly port: number;
   stop(): Promise<void>;
@@ -373,6 +399,7 @@ export async function startAdminServer(control: EmulatorControl, port = 0): Prom
       },
     );
   });
+  server.on('clientError', answerClientError);
   await new Promise<void>((resolveListen, reject) => {
     server.once('error', (error) => reject(portInUse(error, port, '--admin-port') ?? error));
     server.listen(port, '127.0.0.1', () => resolveListen());

@@ -4,6 +4,7 @@
  * endpoint itself (DNS rebinding), and a non-object body where an object configures something.
  */
 import { request } from 'node:http';
+import { connect } from 'node:net';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { testFleet } from '../support/fixtures.js';
@@ -105,5 +106,44 @@ describe('the admin endpoint refuses cross-site requests', () => {
       }
     }
     expect(JSON.stringify(emulator.faults())).toBe(faults);
+  });
+  it('answers a request it cannot parse with one JSON line, and goes on serving', async () => {
+    /** The raw answer to raw bytes: what no HTTP client would send. */
+    const raw = (text: string) =>
+      new Promise<string>((resolve, reject) => {
+        const socket = connect({ host: '127.0.0.1', port: emulator.adminPort }, () =>
+          socket.end(text),
+        );
+        let out = '';
+        socket.setEncoding('utf8');
+        socket.on('data', (chunk: string) => (out += chunk));
+        socket.on('close', () => resolve(out));
+        socket.on('error', reject);
+      });
+    const cases: [string, string, RegExp][] = [
+      [
+        `POST /advance HTTP/1.1\r\nHost: ${host()}\r\ncontent-type: application/json\r\nContent-Length: abc\r\n\r\n{}`,
+        '400',
+        /malformed HTTP request/,
+      ],
+      [
+        `GET /state HTTP/1.1\r\nHost: ${host()}\r\nX-Big: ${'a'.repeat(20_000)}\r\n\r\n`,
+        '431',
+        /headers are too large/,
+      ],
+      ['NOT HTTP AT ALL\r\n\r\n', '400', /malformed HTTP request/],
+    ];
+    for (const [text, status, why] of cases) {
+      const answer = await raw(text);
+      const [head = '', body = ''] = answer.split('\r\n\r\n');
+      expect(head.split('\r\n')[0], text.slice(0, 30)).toBe(
+        `HTTP/1.1 ${status} ${status === '431' ? 'Request Header Fields Too Large' : 'Bad Request'}`,
+      );
+      expect(head.toLowerCase()).toContain('content-type: application/json');
+      expect(body.trim().split('\n')).toHaveLength(1);
+      expect(String((JSON.parse(body) as { error?: unknown }).error)).toMatch(why);
+    }
+    expect(emulator.now().toISOString()).toBe('2026-11-27T12:00:00.000Z');
+    expect((await send('GET', '/clock', { host: host() })).status).toBe(200);
   });
 });
