@@ -573,12 +573,19 @@ export class EmulatorControl {
     if (model.getService({ project, region: service.region, name: service.name }))
       throw new ControlError(`create: ${project}/${service.region}/${service.name} exists`);
     this.loadTrace(service.demand, 'bad service to create: service.demand');
+    // Cloud Run holds "one service's max instances x GPUs per instance" to the regional quota at
+    // deploy time (https://cloud.google.com/run/docs/configuring/max-instances-limits): the
+    // service-level max and the revision template's (gcloud --max-instances) alike. Whether it
+    // would let one excuse the other is not documented: each is held (fail safe).
     const gpu = service.gpu;
-    if (gpu && service.maxInstances !== undefined) {
-      const quota = model.quotaFor({ project, region: service.region, ...gpu });
-      if (quota !== undefined && service.maxInstances * gpu.count > quota)
+    const quota = gpu ? model.quotaFor({ project, region: service.region, ...gpu }) : undefined;
+    for (const [what, max] of [
+      ['max instances', service.maxInstances],
+      ['revision max instances', service.revisionMaxInstances],
+    ] as const) {
+      if (gpu && quota !== undefined && max !== undefined && max * gpu.count > quota)
         throw new ControlError(
-          `create: max instances ${service.maxInstances} x ${gpu.count} GPUs is over the quota of ${quota}`,
+          `create: ${what} ${max} x ${gpu.count} GPUs is over the quota of ${quota}`,
         );
     }
     const s = model.addService(project, service);

@@ -137,6 +137,29 @@ describe('POST /edit', () => {
   });
 });
 
+describe('POST /create', () => {
+  it('holds the revision-level max of the deploy to the quota too, creating nothing', async () => {
+    const count = emulator.state().services.length;
+    const create = async (name: string, extra: object) => {
+      const res = await fetch(`${admin}/create`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({
+          project: TEST_FLEET_PROJECT,
+          service: { name, region: TEST_FLEET_REGION, gpu: {}, ...extra },
+        }),
+      });
+      return { status: res.status, text: await res.text() };
+    };
+    // The zonal L4 pool of us-central1 holds 5 GPUs.
+    const refused = await create('rev-too-high', { revisionMaxInstances: 6 });
+    expect(refused.status).toBe(400);
+    expect(refused.text).toContain('revision max instances 6 x 1 GPUs is over the quota of 5');
+    expect(emulator.state().services).toHaveLength(count);
+    expect((await create('rev-fits', { revisionMaxInstances: 5 })).status).toBe(200);
+  });
+});
+
 describe('errors that quote the caller', () => {
   const huge = 'x'.repeat(200_000);
   const send = async (path: string, body?: unknown) => {
