@@ -50,16 +50,25 @@ export const ErrorRule = z.strictObject({
     .optional(),
 });
 
-export const LatencyRule = z.strictObject({
-  method: MethodPattern,
-  /** Share of matching calls delayed. */
-  rate: z.number().min(0).max(1).default(1),
-  /** Uniform between minMs and maxMs, or exponential with mean `meanMs` (capped at maxMs). */
-  distribution: z.enum(['uniform', 'exponential']).default('uniform'),
-  minMs: z.number().min(0).default(0),
-  maxMs: z.number().min(0).max(120_000),
-  meanMs: z.number().min(0).optional(),
-});
+/** The longest delay a latency rule may draw, in ms (2 minutes). */
+const MAX_LATENCY_MS = 120_000;
+
+export const LatencyRule = z
+  .strictObject({
+    method: MethodPattern,
+    /** Share of matching calls delayed. */
+    rate: z.number().min(0).max(1).default(1),
+    /** Uniform between minMs and maxMs, or exponential with mean `meanMs` (capped at maxMs). */
+    distribution: z.enum(['uniform', 'exponential']).default('uniform'),
+    minMs: z.number().min(0).max(MAX_LATENCY_MS).default(0),
+    maxMs: z.number().min(0).max(MAX_LATENCY_MS),
+    meanMs: z.number().min(0).max(MAX_LATENCY_MS).optional(),
+  })
+  // Above maxMs, every delay drawn would be cut to maxMs: not the rule that was asked for.
+  .refine((r) => r.minMs <= r.maxMs, {
+    path: ['minMs'],
+    message: 'must be at most maxMs (a delay is drawn between minMs and maxMs)',
+  });
 
 const WaitSeconds = z.number().min(0).max(MAX_WAIT_SECONDS);
 

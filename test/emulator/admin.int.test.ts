@@ -195,6 +195,26 @@ describe('the HTTP admin endpoint', () => {
     await post('/faults', (before.body as { config: Record<string, unknown> }).config);
   });
 
+  it('refuses a latency rule whose delay cannot be drawn as asked, changing nothing', async () => {
+    const before = JSON.stringify((await get('/faults')).body);
+    const refused: [object, RegExp][] = [
+      [{ minMs: 5_000, maxMs: 100 }, /latency\.0\.minMs: .*at most maxMs/],
+      [{ minMs: 1e300, maxMs: 100 }, /latency\.0\.minMs/],
+      [{ distribution: 'exponential', meanMs: 1e300, maxMs: 100 }, /latency\.0\.meanMs/],
+    ];
+    for (const [rule, why] of refused) {
+      const r = await post('/faults', { latency: [{ method: 'GetService', ...rule }] });
+      expect(r.status, JSON.stringify(rule)).toBe(400);
+      expect(String(r.body['error'])).toMatch(why);
+      expect(JSON.stringify((await get('/faults')).body)).toBe(before);
+    }
+    expect(
+      (await post('/faults', { latency: [{ method: 'GetService', minMs: 100, maxMs: 100 }] }))
+        .status,
+    ).toBe(200);
+    await post('/faults', JSON.parse(before).config as Record<string, unknown>);
+  });
+
   it('records calls and writes, and resets the call log', async () => {
     const clients = clientsFor(emulator);
     try {
