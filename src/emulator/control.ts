@@ -572,6 +572,14 @@ export class EmulatorControl {
     const model = this.ctx.model;
     if (model.getService({ project, region: service.region, name: service.name }))
       throw new ControlError(`create: ${project}/${service.region}/${service.name} exists`);
+    // Cloud Run's limit of services per project and region, as the fleet file holds it
+    // (MAX_RESOURCES_PER_REGION in fleet.ts, https://cloud.google.com/run/quotas).
+    const limit = model.fleet.projects.find((p) => p.id === project)?.perRegionLimit;
+    const held = model.listServices(project).filter((s) => s.region === service.region).length;
+    if (limit !== undefined && held >= limit)
+      throw new ControlError(
+        `create: project ${project} already has ${held} services in ${service.region}, Cloud Run's limit per project and region (perRegionLimit: ${limit})`,
+      );
     this.loadTrace(service.demand, 'bad service to create: service.demand');
     // Cloud Run holds "one service's max instances x GPUs per instance" to the regional quota at
     // deploy time (https://cloud.google.com/run/docs/configuring/max-instances-limits): the

@@ -160,6 +160,43 @@ describe('POST /create', () => {
   });
 });
 
+describe('POST /create in a full region', () => {
+  it("refuses a service past the project's limit per region, as the fleet file does", async () => {
+    const small = await startEmulator({
+      speed: 'manual',
+      fleet: {
+        start: '2026-11-27T12:00:00Z',
+        projects: [
+          {
+            id: 'small-project',
+            perRegionLimit: 2,
+            services: [
+              { name: 'a', region: 'us-central1' },
+              { name: 'b', region: 'us-central1' },
+            ],
+          },
+        ],
+      },
+    });
+    try {
+      const create = (region: string) =>
+        fetch(`${small.env['GOVERNOR_EMULATOR_ADMIN'] ?? ''}/create`, {
+          method: 'POST',
+          headers: { 'content-type': 'application/json' },
+          body: JSON.stringify({ project: 'small-project', service: { name: 'c', region } }),
+        });
+      const full = await create('us-central1');
+      expect(full.status).toBe(400);
+      expect(await full.text()).toContain('already has 2 services in us-central1');
+      expect(small.state().services).toHaveLength(2);
+      // Another region of the project has room.
+      expect((await create('europe-west4')).status).toBe(200);
+    } finally {
+      await small.stop();
+    }
+  });
+});
+
 describe('errors that quote the caller', () => {
   const huge = 'x'.repeat(200_000);
   const send = async (path: string, body?: unknown) => {
