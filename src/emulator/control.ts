@@ -3,7 +3,7 @@ import { z } from 'zod';
 import { DEFAULT_ACCELERATOR } from '../core/pool.js';
 import type { CallRecord, EmulatorContext, WriteRecord } from './context.js';
 import { MAX_WAIT_SECONDS, type FaultConfig, type FaultConfigInput } from './faults.js';
-import type { InvariantSpec, InvariantSpecInput, Violation } from './invariants.js';
+import { InvariantSpec, type InvariantSpecInput, type Violation } from './invariants.js';
 import {
   Accelerator,
   Annotations,
@@ -633,6 +633,26 @@ export class EmulatorControl {
 
   /** What the invariant monitor counts as governed, the reserve, the floors (see invariants.ts). */
   setInvariants(input: InvariantSpecInput): InvariantSpec {
+    // A pool or an unmanaged service of a project the fleet does not have would never be checked,
+    // silently (as a fault rule that names no method would never fire).
+    const parsed = InvariantSpec.safeParse(input);
+    if (parsed.success) {
+      const projects = new Set(this.ctx.model.fleet.projects.map((p) => p.id));
+      const unknown = [
+        ...parsed.data.pools.map((p, i) => ({ where: `pools[${i}]`, project: p.project })),
+        ...parsed.data.unmanaged.map((u, i) => ({ where: `unmanaged[${i}]`, project: u.project })),
+      ].filter((x) => x.project !== undefined && !projects.has(x.project));
+      if (unknown.length > 0)
+        throw new ControlError(
+          `bad invariant spec: ${unknown
+            .slice(0, 5)
+            .map(
+              (x) =>
+                `${x.where}.project: ${shown(x.project ?? '')} is not a project of the fleet (${[...projects].join(', ')})`,
+            )
+            .join('; ')}`,
+        );
+    }
     try {
       return this.ctx.monitor.configure(input);
     } catch (error) {

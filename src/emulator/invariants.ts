@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { writeBreaches } from '../core/invariants.js';
+import { Accelerator, Region } from './fleet.js';
 import { DEFAULT_ACCELERATOR, samePool } from '../core/pool.js';
 import {
   effectiveMax,
@@ -41,8 +42,8 @@ import {
 
 export const InvariantPoolSpec = z.strictObject({
   project: z.string().min(1),
-  region: z.string().min(1),
-  accelerator: z.string().min(1).default(DEFAULT_ACCELERATOR),
+  region: Region,
+  accelerator: Accelerator.default(DEFAULT_ACCELERATOR),
   zonalRedundancy: z.boolean().default(true),
   reserve: z.number().int().min(0).optional(),
   /** GPUs the governed floors take in this pool (default: max(1, min) x GPUs per service). */

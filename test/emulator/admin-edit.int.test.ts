@@ -197,6 +197,34 @@ describe('POST /create in a full region', () => {
   });
 });
 
+describe('POST /invariants', () => {
+  it('refuses a pool or a service of a project the fleet does not have: it would never be checked', async () => {
+    const post = async (body: unknown) => {
+      const res = await fetch(`${admin}/invariants`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+      return { status: res.status, text: await res.text() };
+    };
+    const typo = await post({
+      pools: [{ project: 'test-projet', region: TEST_FLEET_REGION, reserve: 2 }],
+    });
+    expect(typo.status).toBe(400);
+    expect(typo.text).toContain('pools[0].project: test-projet is not a project of the fleet');
+    const unmanaged = await post({ unmanaged: [{ name: 'alpha', project: 'other-project' }] });
+    expect(unmanaged.status).toBe(400);
+    expect(unmanaged.text).toContain('unmanaged[0].project: other-project is not a project');
+    const region = await post({ pools: [{ project: TEST_FLEET_PROJECT, region: '../x' }] });
+    expect(region.status).toBe(400);
+    expect(region.text).toContain('pools.0.region');
+    const ok = await post({
+      pools: [{ project: TEST_FLEET_PROJECT, region: TEST_FLEET_REGION, reserve: 2 }],
+    });
+    expect(ok.status).toBe(200);
+  });
+});
+
 describe('errors that quote the caller', () => {
   const huge = 'x'.repeat(200_000);
   const send = async (path: string, body?: unknown) => {
