@@ -159,9 +159,28 @@ function send(
   }
 }
 
+/**
+ * The request's URL. Node's parser takes request targets that are no URL (`GET http://[`); one is
+ * refused (400) rather than left to throw where it cannot be answered.
+ */
+function requestUrl(req: IncomingMessage): URL {
+  try {
+    return new URL(req.url ?? '/', 'http://127.0.0.1');
+  } catch {
+    throw new HttpError(
+      400,
+      `the request target ${JSON.stringify(cutText(req.url ?? '', 100))} is not a URL`,
+    );
+  }
+}
+
 /** The request's path, for an error message (cut to 100 characters: it is the client's). */
 function routePath(req: IncomingMessage): string {
-  return cutText(new URL(req.url ?? '/', 'http://127.0.0.1').pathname, 100);
+  try {
+    return cutText(requestUrl(req).pathname, 100);
+  } catch {
+    return cutText(req.url ?? '/', 100);
+  }
 }
 
 /** The body as an object; anything else ([], null, "x", 3) is refused and nothing changes. */
@@ -265,7 +284,7 @@ async function route(
 ): Promise<[number, unknown, Record<string, string>?]> {
   checkHost(req, port);
   if (req.method !== 'GET') checkBodyType(req);
-  const url = new URL(req.url ?? '/', 'http://127.0.0.1');
+  const url = requestUrl(req);
   const path = url.pathname;
   const key = `${req.method ?? 'GET'} ${path}`;
   checkQuery(key, url.searchParams);
@@ -387,17 +406,20 @@ export interface AdminServer {
 
 export async function startAdminServer(control: EmulatorControl, port = 0): Promise<AdminServer> {
   const server = createServer((req, res) => {
-    route(control, req, (server.address() as AddressInfo).port).then(
-      ([code, value, headers]) => send(req, res, code, value, headers),
-      (error: unknown) => {
-        if (error instanceof HttpError) {
-          // The rest of an unread body is not wanted: close the connection after answering.
-          res.setHeader('connection', 'close');
-          send(req, res, error.status, { error: error.message });
-        } else if (error instanceof ControlError) send(req, res, 400, { error: error.message });
-        else send(req, res, 500, { error: errorMessage(error) });
-      },
-    );
+    route(control, req, (server.address() as AddressInfo).port)
+      .then(
+        ([code, value, headers]) => send(req, res, code, value, headers),
+        (error: unknown) => {
+          if (error instanceof HttpError) {
+            // The rest of an unread body is not wanted: close the connection after answering.
+            res.setHeader('connection', 'close');
+            send(req, res, error.status, { error: error.message });
+          } else if (error instanceof ControlError) send(req, res, 400, { error: error.message });
+          else send(req, res, 500, { error: errorMessage(error) });
+        },
+      )
+      // Never an unhandled rejection, which would end the process: the connection is closed.
+      .catch((error: unknown) => res.destroy(error instanceof Error ? error : undefined));
   });
   server.on('clientError', answerClientError);
   await new Promise<void>((resolveListen, reject) => {

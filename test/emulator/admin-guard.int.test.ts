@@ -132,12 +132,21 @@ describe('the admin endpoint refuses cross-site requests', () => {
         /headers are too large/,
       ],
       ['NOT HTTP AT ALL\r\n\r\n', '400', /malformed HTTP request/],
+      // A request target Node takes but that is no URL: it used to end the emulator's process.
+      [`GET http://[ HTTP/1.1\r\nHost: ${host()}\r\n\r\n`, '400', /request target .* is not a URL/],
+      [`GET http://[ HTTP/1.1\r\nHost: evil.example\r\n\r\n`, '403', /the Host header must be/],
+      [`POST //[/x HTTP/1.1\r\nHost: ${host()}\r\n\r\n`, '400', /request target .* is not a URL/],
     ];
+    const REASONS: Record<string, string> = {
+      '400': 'Bad Request',
+      '403': 'Forbidden',
+      '431': 'Request Header Fields Too Large',
+    };
     for (const [text, status, why] of cases) {
       const answer = await raw(text);
       const [head = '', body = ''] = answer.split('\r\n\r\n');
       expect(head.split('\r\n')[0], text.slice(0, 30)).toBe(
-        `HTTP/1.1 ${status} ${status === '431' ? 'Request Header Fields Too Large' : 'Bad Request'}`,
+        `HTTP/1.1 ${status} ${REASONS[status] ?? ''}`,
       );
       expect(head.toLowerCase()).toContain('content-type: application/json');
       expect(body.trim().split('\n')).toHaveLength(1);
