@@ -1,7 +1,7 @@
 /**
- * POST /edit changes a service as another writer would, through Cloud Run: what Cloud Run
- * refuses of such a writer is refused here too (400, one line naming the field), and a refused
- * edit changes nothing at all.
+ * The admin calls of another writer (POST /edit, /create, /invariants) and the errors that quote
+ * the caller: what Cloud Run refuses of such a writer is refused here too (400, one line naming
+ * the field), and a refused call changes nothing at all.
  */
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
@@ -31,7 +31,7 @@ async function edit(body: unknown): Promise<{ status: number; text: string; erro
   };
 }
 
-/** The service as GET /state shows it, and the revisions the API would answer. */
+/** The service as GET /state shows it. */
 function service(name: string) {
   const s = emulator.state().services.find((x) => x.name === name);
   if (!s) throw new Error(`no service ${name}`);
