@@ -26,7 +26,8 @@
  * and written in one transaction: Firestore commits a transaction only if the documents it read
  * are unchanged, and the client runs it again when they changed (up to `transactionAttempts`;
  * see "Data contention in transactions", cloud.google.com/firestore/docs/transaction-data-contention).
- * The outbox sorts by one field (`order`), so it needs no composite index.
+ * The outbox is read whole (it is bounded) and sorted by one field (`order`), which keeps the
+ * order its entries were stored in whatever the writers' clocks say (`nextOrder`).
  *
  * Size: a document is at most 1 MiB (1,048,576 bytes) and a field value at most 1,048,487 bytes
  * (https://cloud.google.com/firestore/quotas). The condition state is the one document that grows
@@ -76,6 +77,7 @@ import { capFaults, errorMessage, UnavailableError, type Fault } from '../errors
 import { jsonErrorText, zodFaults } from '../core/document.js';
 import { Alert } from '../core/alert.js';
 import { MAX_CLOCK_SKEW_MS } from '../core/duration.js';
+import { compareText } from '../core/pool.js';
 import { plural } from '../core/text.js';
 import {
   acknowledgeDropped,
@@ -510,23 +512,28 @@ export function createFirestoreStateStore(
         db.runTransaction(
           async (tx) => {
             // Every read before the first write, as a transaction requires.
-            const kept = await tx.get(box.orderBy('order').select('storedAt', 'order'));
+            const kept = inStoredOrder((await tx.get(box.select('storedAt', 'order'))).docs);
             const count = await tx.get(countRef);
             // An entry whose place cannot be read is not known here (one with the same id is
             // replaced); listOutbox sets it aside.
             const place = new Map(
-              kept.docs.flatMap((d) => {
+              kept.flatMap((d) => {
                 const known = OutboxPlace.safeParse(d.data());
                 return known.success ? [[d.id, known.data] as const] : [];
               }),
             );
-            const ids = kept.docs.map((d) => d.id);
+            const ids = kept.map((d) => d.id);
+            // A new entry goes after every one stored (see nextOrder).
+            let last = kept.map(orderOf).findLast((o) => o !== null) ?? null;
             checked.forEach((entry, i) => {
               const id = docId(entry.alert.id);
               const known = place.get(id);
               const storedAt = known?.storedAt ?? entry.storedAt;
-              const order = known?.order ?? `${storedAt}|${String(i).padStart(6, '0')}`;
-              if (!known) ids.push(id);
+              const order = known?.order ?? nextOrder(last, storedAt, i);
+              if (!known) {
+                ids.push(id);
+                last = order;
+              }
               place.set(id, { storedAt, order });
               tx.set(box.doc(id), {
                 json: JSON.stringify(entry.alert),
@@ -551,9 +558,9 @@ export function createFirestoreStateStore(
       const box = outboxOf(project);
       const countRef = stateDoc(project, 'outbox');
       const [snap, count] = await call(`reading the outbox of ${project}`, () =>
-        Promise.all([box.orderBy('order').get(), countRef.get()]),
+        Promise.all([box.get(), countRef.get()]),
       );
-      const read = snap.docs.map((d) => ({
+      const read = inStoredOrder(snap.docs).map((d) => ({
         ref: d.ref,
         read: outboxEntryOf(d.data(), d.ref.path),
       }));
@@ -705,6 +712,53 @@ function countOf(
         OutboxCount.transform((d) => d.dropped),
       )
     : { dropped: 0 };
+}
+
+/** An outbox document's `order`, when it is text (any other is unreadable: set aside). */
+function orderOf(doc: { get(field: string): unknown }): string | null {
+  const order = doc.get('order');
+  return typeof order === 'string' ? order : null;
+}
+
+/**
+ * The outbox's documents in the order they were stored: by `order`, then by id, as a query
+ * ordered by `order` sorts them (ties by document name:
+ * https://cloud.google.com/firestore/docs/reference/rest/v1/StructuredQuery, `orderBy`). Sorted
+ * here, from a read of the whole collection (at most the outbox's bound), because such a query
+ * leaves out every document without the field
+ * (https://firebase.google.com/docs/reference/js/firestore.queryorderbyconstraint): one written
+ * by hand or by another program was then never published, set aside nor counted. A document with
+ * no `order` text comes first: it is unreadable, set aside by the next `listOutbox`.
+ */
+function inStoredOrder<D extends { id: string; get(field: string): unknown }>(
+  docs: readonly D[],
+): D[] {
+  return [...docs].sort((a, b) => {
+    const x = orderOf(a);
+    const y = orderOf(b);
+    if (x !== y) return x === null ? -1 : y === null ? 1 : compareText(x, y);
+    return compareText(a.id, b.id);
+  });
+}
+
+/**
+ * The `order` of a new outbox entry stored at `storedAt`, `i`th of its call: `<storedAt>|<i>`
+ * (six digits), unless that does not come after `last`, the greatest order stored (null: none),
+ * in which case the one just after it. The outbox is kept in the order entries were stored, as
+ * the other stores keep it, whatever the writers' clocks say: a run whose clock reads earlier
+ * than the last run's (another machine; a clock stepped back), or two calls within one
+ * millisecond, would otherwise put a resolution before the firing message it resolves (ties sort
+ * by document id). Still text of the same form, so an earlier version reads it.
+ */
+function nextOrder(last: string | null, storedAt: string, i: number): string {
+  const own = `${new Date(storedAt).toISOString()}|${String(i).padStart(6, '0')}`;
+  if (last === null || compareText(own, last) > 0) return own;
+  const m = /^(.*)\|(\d{6})$/.exec(last);
+  if (m === null) return `${last}|000000`;
+  const n = Number(m[2]) + 1;
+  if (n <= 999_999) return `${m[1]}|${String(n).padStart(6, '0')}`;
+  const t = Date.parse(m[1] ?? '');
+  return Number.isFinite(t) ? `${new Date(t + 1).toISOString()}|000000` : `${last}|000000`;
 }
 
 /** A stored outbox document as an entry, or the faults that make it unreadable. */

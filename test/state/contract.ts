@@ -530,6 +530,27 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       expect((await store.listOutbox(project)).entries).toHaveLength(3);
     });
 
+    it('keeps entries in the order they were stored, whatever their storedAt says', async () => {
+      // A firing message stored by one run and its resolution stored by the next go out in that
+      // order, even when the second run's clock reads earlier (another machine, a clock stepped
+      // back) or both were stored within one millisecond.
+      const store = open();
+      const project = freshProject();
+      const first = outboxEntry(5);
+      const behind = outboxEntry(3);
+      const sameMs = outboxEntry(2, { storedAt: behind.storedAt });
+      await store.putOutbox(project, [first]);
+      await store.putOutbox(project, [behind]);
+      await store.putOutbox(project, [sameMs]);
+      expect((await store.listOutbox(project)).entries).toEqual([first, behind, sameMs]);
+      // The bound drops the first stored, not the one dated earliest.
+      expect(await store.putOutbox(project, [outboxEntry(1), outboxEntry(0)])).toBe(1);
+      expect(await store.listOutbox(project)).toEqual({
+        entries: [behind, sameMs, outboxEntry(1), outboxEntry(0)],
+        dropped: 1,
+      });
+    });
+
     it('is not evicted with the run records', async () => {
       const store = open();
       const project = freshProject();

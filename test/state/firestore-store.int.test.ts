@@ -240,6 +240,41 @@ describe('Firestore store: documents', () => {
     }
   });
 
+  it('sets aside an outbox document with no `order` field, as any other it cannot read', async () => {
+    // A query ordered by a field leaves out every document without it
+    // (https://firebase.google.com/docs/reference/js/firestore.queryorderbyconstraint): read so,
+    // this entry was never published, never set aside, never counted.
+    const project = freshProject();
+    await store.putOutbox(project, [
+      {
+        alert: makeAlert(
+          { at, runId: 'r' },
+          { project, region: 'us-central1', accelerator: 'nvidia-l4', zonalRedundancy: true },
+          {
+            type: 'rebalance.applied',
+            status: 'event',
+            severity: 'INFO',
+            summary: 's',
+            details: {},
+          },
+        ),
+        state: 'ready',
+        storedAt: at,
+      },
+    ]);
+    const box = `${collection}/${project}/outbox`;
+    const [stored] = (await raw.collection(box).get()).docs;
+    await raw
+      .doc(`${box}/no-order`)
+      .set({ json: stored?.get('json'), state: 'ready', storedAt: at });
+    const read = await store.listOutbox(project);
+    expect(read.entries).toHaveLength(1);
+    expect(read.setAside?.map((s) => s.id)).toEqual(['no-order']);
+    expect(read.dropped).toBe(1);
+    expect((await raw.collection(`${collection}/${project}/outbox-set-aside`).get()).size).toBe(1);
+    expect((await raw.doc(`${box}/no-order`).get()).exists).toBe(false);
+  });
+
   it('lets two clients race for the lease: exactly one wins', async () => {
     const project = freshProject();
     const clients = [1, 2, 3].map(() => createFirestoreStateStore({ projectId }));
