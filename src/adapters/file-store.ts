@@ -8,7 +8,8 @@
  * write-temp-then-rename, so a reader sees the old document or the new one, never half of one,
  * and a crash mid-write loses nothing. What a process killed in the middle left beside the file
  * (temporary files, a lock moved aside to be broken) is removed by a later change once it is
- * older than a stale lock. See `file-lock.ts` for the lock.
+ * older than a stale lock; so is what one left beside the discovery cache (by the next save) or
+ * the governor id (by the run that makes it). See `file-lock.ts` for the lock.
  */
 import { DiscoveryCache } from '../core/discovery.js';
 import { jsonErrorText, nestingFault } from '../core/document.js';
@@ -242,7 +243,7 @@ export function createFileStateStore(
 
   const discoveryFile = join(dir, DISCOVERY_FILE);
   return {
-    governorId: () => readOrMakeGovernorId(dir),
+    governorId: () => readOrMakeGovernorId(dir, lock.staleMs),
 
     async loadDiscovery() {
       const text = await readStateFile(discoveryFile, 'discovery cache');
@@ -262,6 +263,7 @@ export function createFileStateStore(
 
     async saveDiscovery(cache) {
       await ensureDir(dir);
+      await removeLeftovers(discoveryFile, lock.staleMs);
       await writeAtomically(discoveryFile, `${JSON.stringify(DiscoveryCache.parse(cache))}\n`);
     },
 
@@ -411,11 +413,13 @@ export function createFileStateStore(
  * temporary name, then linked to its name: link() fails when the name exists, so of two first
  * runs exactly one id is kept, and nobody reads a half-written one.
  */
-async function readOrMakeGovernorId(dir: string): Promise<string> {
+async function readOrMakeGovernorId(dir: string, leftoverMs: number): Promise<string> {
   const file = join(dir, 'governor-id');
   const existing = await readGovernorId(file);
   if (existing !== null) return existing;
   await ensureDir(dir);
+  // What a first run killed before the link left (removeLeftovers).
+  await removeLeftovers(file, leftoverMs);
   const temp = `${file}.${randomUUID()}.tmp`;
   try {
     await writeFileSynced(temp, `${newGovernorId()}\n`);
@@ -582,7 +586,8 @@ async function syncFolder(folder: string, file: string): Promise<void> {
  * Removes what a process killed in the middle of a change left beside `file`: its temporary
  * files and a lock it had moved aside to break, once older than `ageMs` (no live process takes
  * that long over one change; a lock held that long is broken as stale anyway). Called under the
- * lock.
+ * lock for a project's file; for the discovery cache and the governor id, written without one,
+ * the age alone keeps another process's write in progress.
  */
 async function removeLeftovers(file: string, ageMs: number): Promise<void> {
   const dir = dirname(file);

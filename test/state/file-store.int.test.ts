@@ -23,7 +23,11 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 import { UnavailableError, UpstreamError } from '../../src/errors.js';
-import { createFileStateStore, DEFAULT_STATE_DIR } from '../../src/adapters/file-store.js';
+import {
+  createFileStateStore,
+  DEFAULT_STATE_DIR,
+  DISCOVERY_FILE,
+} from '../../src/adapters/file-store.js';
 import { MAX_ALERT_BYTES } from '../../src/core/alert.js';
 import { makeAlert } from '../../src/core/conditions.js';
 import {
@@ -661,6 +665,45 @@ describe('file store: a process killed or starved in the middle', () => {
       `sync ${basename(dir)}`,
     ]);
   });
+
+  // Before, only a project's file had what a killed process left beside it removed: a temporary
+  // discovery cache (megabytes at organisation scale) or governor id stayed for good, one more
+  // each time a process died there.
+  it.each([
+    ['the discovery cache', 'discovery', '%discovery.json', 'rename'],
+    ['the governor id', 'id', 'governor-id', 'link'],
+  ])(
+    'a process killed while it writes %s leaves nothing for good',
+    async (_, action, name, call) => {
+      const own = await mkdtemp(join(tmpdir(), 'governor-file-store-left-'));
+      cleanups.push(own);
+      const killed = spawn(process.execPath, ['--import', preload, script, own, 'p', action], {
+        env: {
+          ...process.env,
+          CRASH_FILTER: join(own, name),
+          CRASH_CALLS: call,
+          CRASH_AT: '1',
+          CRASH_WHEN: 'before',
+        },
+        stdio: ['ignore', 'ignore', 'inherit'],
+      });
+      expect(await new Promise((done) => killed.once('exit', (_c, signal) => done(signal)))).toBe(
+        'SIGKILL',
+      );
+      const left = (await readdir(own)).filter((f) => f.endsWith('.tmp'));
+      expect(left).toHaveLength(1);
+      // Older than a stale lock: no live process takes that long over one write.
+      await utimes(
+        join(own, left[0] ?? ''),
+        new Date(Date.now() - 60_000),
+        new Date(Date.now() - 60_000),
+      );
+      const next = createFileStateStore({ dir: own });
+      await next.saveDiscovery({ key: 'k', foundAt: at, projects: ['alpha-proj'] });
+      await next.governorId();
+      expect((await readdir(own)).sort()).toEqual([DISCOVERY_FILE, 'governor-id']);
+    },
+  );
 
   // Before, it said "permission denied" and no more: not whose permission, nor what to do.
   it.each(['state file', 'lock'])(

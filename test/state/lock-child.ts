@@ -5,7 +5,9 @@
  * - `save`: save an empty condition state; print `saved`, or `failed <message>` and exit 1;
  * - `acquire HOLDER`, `release HOLDER`: take or give back the project's lease as HOLDER (60 s on
  *   the wall clock); print the answer as JSON, or `failed <message>` and exit 1;
- * - `outbox`: add one alert message to the project's outbox; print `stored`.
+ * - `outbox`: add one alert message to the project's outbox; print `stored`;
+ * - `discovery`: save a discovery cache (the project is unused); print `saved`;
+ * - `id`: read or make the governor id (the project is unused); print it.
  * With `CHILD_UID` set, a child started as root runs as that user.
  */
 import { join } from 'node:path';
@@ -22,7 +24,9 @@ if (process.env.CHILD_UID !== undefined && process.getuid?.() === 0) {
 }
 const [dir, project, what, holder] = process.argv.slice(2);
 if (dir === undefined || project === undefined) {
-  throw new Error('usage: lock-child DIR PROJECT hold|save|acquire H|release H|outbox');
+  throw new Error(
+    'usage: lock-child DIR PROJECT hold|save|acquire H|release H|outbox|discovery|id',
+  );
 }
 const store = createFileStateStore({ dir });
 const now = new Date().toISOString();
@@ -44,6 +48,11 @@ if (what === 'hold') {
     process.stdout.write(`failed ${error instanceof Error ? error.message : String(error)}\n`);
     process.exitCode = 1;
   }
+} else if (what === 'discovery') {
+  await store.saveDiscovery({ key: 'child', foundAt: now, projects: ['alpha-proj'] });
+  process.stdout.write('saved\n');
+} else if (what === 'id') {
+  process.stdout.write(`${await store.governorId()}\n`);
 } else if (what === 'outbox') {
   const alert = makeAlert(
     { at: now, runId: 'child-run' },
