@@ -67,7 +67,12 @@ import type { DiscoveryCacheStore } from '../ports/index.js';
 import { gunzipSync, gzipSync } from 'node:zlib';
 
 import { FieldValue, Firestore, Timestamp } from '@google-cloud/firestore';
-import type { DocumentReference, DocumentSnapshot, Transaction } from '@google-cloud/firestore';
+import type {
+  CollectionReference,
+  DocumentReference,
+  DocumentSnapshot,
+  Transaction,
+} from '@google-cloud/firestore';
 import { status } from '@grpc/grpc-js';
 import { z } from 'zod';
 
@@ -523,6 +528,7 @@ export function createFirestoreStateStore(
               }),
             );
             const ids = kept.map((d) => d.id);
+            const writes = new Map<string, Record<string, string>>();
             // A new entry goes after every one stored (see nextOrder).
             let last = kept.map(orderOf).findLast((o) => o !== null) ?? null;
             checked.forEach((entry, i) => {
@@ -531,19 +537,21 @@ export function createFirestoreStateStore(
               const storedAt = known?.storedAt ?? entry.storedAt;
               const order = known?.order ?? nextOrder(last, storedAt, i);
               if (!known) {
-                ids.push(id);
+                if (!ids.includes(id)) ids.push(id);
                 last = order;
               }
               place.set(id, { storedAt, order });
-              tx.set(box.doc(id), {
+              writes.set(id, {
                 json: JSON.stringify(entry.alert),
                 state: entry.state,
                 storedAt,
                 order,
               });
             });
-            const dropped = Math.max(0, ids.length - outboxLimit);
-            for (const id of ids.slice(0, dropped)) tx.delete(box.doc(id));
+            const drop = await oldestReadable(tx, box, ids, writes, outboxLimit);
+            for (const [id, body] of writes) tx.set(box.doc(id), body);
+            for (const id of drop) tx.delete(box.doc(id));
+            const dropped = drop.length;
             if (dropped > 0) {
               tx.set(countRef, { dropped: countOf(count, countRef.path).dropped + dropped });
             }
@@ -712,6 +720,38 @@ function countOf(
         OutboxCount.transform((d) => d.dropped),
       )
     : { dropped: 0 };
+}
+
+/**
+ * The entries to drop so that at most `limit` readable ones stay: the oldest readable of `ids`
+ * (the outbox in order, then the new entries, which `writes` stores). An entry nobody can read
+ * found among them is not dropped and not counted: dropping deletes, and it is kept to be set
+ * aside (listOutbox) for a person to look at, as the file store keeps it. Only when the outbox is
+ * over its bound are the oldest documents read whole, as many as are over, inside the
+ * transaction.
+ */
+async function oldestReadable(
+  tx: Transaction,
+  box: CollectionReference,
+  ids: readonly string[],
+  writes: ReadonlyMap<string, unknown>,
+  limit: number,
+): Promise<string[]> {
+  let over = ids.length - limit;
+  const drop: string[] = [];
+  for (let at = 0; over > 0 && at < ids.length;) {
+    const chunk = ids.slice(at, at + over);
+    at += chunk.length;
+    const snaps = await tx.getAll(...chunk.map((id) => box.doc(id)));
+    for (const snap of snaps) {
+      const readable =
+        writes.has(snap.id) ||
+        (snap.exists && 'entry' in outboxEntryOf(snap.data(), snap.ref.path));
+      if (readable) drop.push(snap.id);
+      over -= 1;
+    }
+  }
+  return drop;
 }
 
 /** An outbox document's `order`, when it is text (any other is unreadable: set aside). */

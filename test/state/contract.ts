@@ -851,6 +851,26 @@ export function unreadableOutboxContract(
       expect(box.dropped).toBe(2);
       expect(await kept(project)).toBe(2);
     });
+
+    it('are never dropped by the bound: they do not count in it, and are set aside', async () => {
+      // Dropped, they were deleted: never set aside for a person to look at.
+      const store = open();
+      const project = freshProject();
+      expect(CONTRACT_OUTBOX_LIMIT).toBe(4);
+      await store.putOutbox(project, [outboxEntry(1)]);
+      await plant(project);
+      expect(
+        await store.putOutbox(
+          project,
+          [2, 3, 4, 5].map((n) => outboxEntry(n)),
+        ),
+      ).toBe(1);
+      const box = await store.listOutbox(project);
+      expect(box.entries.map((e) => e.alert.runId)).toEqual(['run-2', 'run-3', 'run-4', 'run-5']);
+      expect(box.setAside).toHaveLength(2);
+      expect(box.dropped).toBe(3);
+      expect(await kept(project)).toBe(2);
+    });
   });
 }
 
