@@ -66,13 +66,14 @@ import { DiscoveryCache } from '../core/discovery.js';
 import type { DiscoveryCacheStore } from '../ports/index.js';
 import { gunzipSync, gzipSync } from 'node:zlib';
 
-import { FieldValue, Firestore, Timestamp } from '@google-cloud/firestore';
-import type {
-  CollectionReference,
+import {
   DocumentReference,
-  DocumentSnapshot,
-  Transaction,
+  FieldValue,
+  Firestore,
+  GeoPoint,
+  Timestamp,
 } from '@google-cloud/firestore';
+import type { CollectionReference, DocumentSnapshot, Transaction } from '@google-cloud/firestore';
 import { status } from '@grpc/grpc-js';
 import { z } from 'zod';
 
@@ -291,10 +292,10 @@ export function createFirestoreStateStore(
             faults: read.faults,
             setAsideAt,
           };
-          tx.set(
-            projectDoc(project).collection('outbox-set-aside').doc(`${ref.id}@${setAsideAt}`),
-            kept,
-          );
+          const target = projectDoc(project)
+            .collection('outbox-set-aside')
+            .doc(`${ref.id}@${setAsideAt}`);
+          tx.set(target, fitSetAside(kept, target.path));
           tx.delete(ref);
           tx.set(countRef, { dropped: countOf(count, countRef.path).dropped + 1 });
           return kept;
@@ -752,6 +753,63 @@ async function oldestReadable(
     }
   }
   return drop;
+}
+
+/** The most a Firestore document holds (https://cloud.google.com/firestore/quotas). */
+const MAX_DOCUMENT_BYTES = 1_048_576;
+
+/**
+ * A set-aside entry as it fits one document. Kept whole beside its faults, an entry stored near
+ * the 1 MiB a document holds (by another program, by hand) is over it: the move failed, and with
+ * it every read of the outbox, for good. Then `stored` holds its JSON text gzipped, and a fault
+ * says so; should even that not fit (over 1 MiB that does not compress), the text cut to fit,
+ * and a fault says how much of it was cut.
+ */
+function fitSetAside(entry: SetAsideEntry, path: string): SetAsideEntry {
+  const noted = (stored: unknown, message: string): SetAsideEntry => ({
+    ...entry,
+    stored,
+    faults: [...entry.faults, { path: '', message }],
+  });
+  const fits = (e: SetAsideEntry) => documentBytes(path, e) <= MAX_DOCUMENT_BYTES;
+  if (fits(entry)) return entry;
+  const tooLarge = 'too large to keep beside its faults in one document (1 MiB)';
+  const text = JSON.stringify(entry.stored) ?? 'null';
+  const gzipped = noted(gzipSync(text), `${tooLarge}: stored holds its JSON text gzipped`);
+  if (fits(gzipped)) return gzipped;
+  const bytes = Buffer.byteLength(text);
+  const cutNote = (kept: number) =>
+    `${tooLarge}, even gzipped: stored holds its JSON text cut to ${kept} of ${bytes} bytes`;
+  // The room left beside the longest note; a cut may end in a broken character (3 bytes).
+  const room = MAX_DOCUMENT_BYTES - documentBytes(path, noted('', cutNote(bytes))) - 4;
+  const cut = Buffer.from(text).subarray(0, Math.max(0, room)).toString('utf8');
+  return noted(cut, cutNote(Buffer.byteLength(cut)));
+}
+
+/**
+ * A document's size as Firestore counts it (https://cloud.google.com/firestore/docs/storage-size):
+ * its name (each collection and document id, as a string, plus 16), its fields (each name as a
+ * string, plus its value) and 32 more. A map is counted as a document's fields plus 32, more than
+ * the page may count, so that what is judged to fit does.
+ */
+function documentBytes(path: string, fields: Record<string, unknown>): number {
+  const text = (s: string) => Buffer.byteLength(s) + 1;
+  const name = path.split('/').reduce((n, id) => n + text(id), 16);
+  const value = (v: unknown): number => {
+    if (typeof v === 'string') return text(v);
+    if (v === null || v === undefined || typeof v === 'boolean') return 1;
+    if (typeof v === 'number' || v instanceof Timestamp || v instanceof Date) return 8;
+    if (v instanceof Uint8Array) return v.length;
+    if (v instanceof GeoPoint) return 16;
+    if (v instanceof DocumentReference)
+      return v.path.split('/').reduce((n, id) => n + text(id), 16);
+    if (Array.isArray(v)) return v.reduce((n: number, x) => n + value(x), 0);
+    if (typeof v === 'object') {
+      return Object.entries(v).reduce((n, [k, x]) => n + text(k) + value(x), 32);
+    }
+    return 8;
+  };
+  return name + value(fields);
 }
 
 /** An outbox document's `order`, when it is text (any other is unreadable: set aside). */
