@@ -95,6 +95,11 @@ export interface FileStateStoreOptions {
   staleLockMs?: number;
   /** The wall clock that judges run records from the future (tests). Default `Date.now`. */
   wallClock?: () => number;
+  /**
+   * The largest state file written (tests). Default, and at most, MAX_DOCUMENT_BYTES: what the
+   * store reads back.
+   */
+  maxFileBytes?: number;
 }
 
 /**
@@ -158,6 +163,7 @@ export function createFileStateStore(
   };
 
   const wall = options.wallClock ?? Date.now;
+  const maxBytes = Math.min(options.maxFileBytes ?? MAX_DOCUMENT_BYTES, MAX_DOCUMENT_BYTES);
 
   const fileOf = (project: string): string =>
     join(dir, `${encodeURIComponent(checkProject(project))}.json`);
@@ -185,7 +191,18 @@ export function createFileStateStore(
       setAside: readonly SetAsideEntry[],
       unreadableCount: UnreadableCount | undefined,
     ) => { doc: ProjectDocument | null; result: T },
-    options: { setAside?: boolean } = {},
+    options: {
+      setAside?: boolean;
+      /**
+       * A smaller document and result for a change whose file would be `over` bytes larger than
+       * the file may be; null when there is none (the change is then refused).
+       */
+      shrink?: (
+        doc: ProjectDocument,
+        result: T,
+        over: number,
+      ) => { doc: ProjectDocument; result: T } | null;
+    } = {},
   ): Promise<T> {
     const file = fileOf(project);
     await ensureDir(dirname(file));
@@ -205,18 +222,28 @@ export function createFileStateStore(
               outboxDropped: count.dropped + setAside.length,
               outboxSetAside: [...(read.outboxSetAside ?? []), ...setAside],
             };
-      const { doc, result } = change(clean, setAside, count.unreadable);
-      const next = doc ?? (setAside.length > 0 ? clean : null);
-      if (next !== null) {
-        const stored: StoredDocument = { ...next, outbox: [...(next.outbox ?? []), ...kept] };
-        const text = `${JSON.stringify(stored, null, 2)}\n`;
+      const changed = change(clean, setAside, count.unreadable);
+      let result = changed.result;
+      const first = changed.doc ?? (setAside.length > 0 ? clean : null);
+      if (first !== null) {
+        let next: ProjectDocument = first;
+        const textOf = (d: ProjectDocument) =>
+          `${JSON.stringify({ ...d, outbox: [...(d.outbox ?? []), ...kept] } satisfies StoredDocument, null, 2)}\n`;
+        let text = textOf(next);
         // Never a file this store would refuse to read back (readStateFile): that would stop
         // every later run of the project. Refused before writing, the file as it was stays.
-        const bytes = Buffer.byteLength(text);
-        if (bytes > MAX_DOCUMENT_BYTES) {
-          throw new StateTooLargeError(
-            `state file ${file} would be ${bytes.toLocaleString('en-US')} bytes, over the ${sizeText(MAX_DOCUMENT_BYTES)} this store reads; not written, the file as it was is kept`,
-          );
+        let bytes = Buffer.byteLength(text);
+        while (bytes > maxBytes) {
+          const smaller: { doc: ProjectDocument; result: T } | null =
+            options.shrink?.(next, result, bytes - maxBytes) ?? null;
+          if (smaller === null) {
+            throw new StateTooLargeError(
+              `state file ${file} would be ${bytes.toLocaleString('en-US')} bytes, over the ${sizeText(maxBytes)} this store writes; not written, the file as it was is kept`,
+            );
+          }
+          ({ doc: next, result } = smaller);
+          text = textOf(next);
+          bytes = Buffer.byteLength(text);
         }
         // Committed only while the lock is still this call's (file-lock.ts, Fencing).
         await writeAtomically(file, text, fence);
@@ -338,22 +365,37 @@ export function createFileStateStore(
 
     async putOutbox(project, entries) {
       const checked = checkOutboxEntries(entries);
-      return update(project, (doc) => {
-        const next = addToOutbox(doc.outbox ?? [], checked, outboxLimit);
+      const counted = (doc: ProjectDocument, outbox: OutboxEntry[], dropped: number) => {
         const count = countOf(doc, project);
         return {
-          doc: {
-            ...doc,
-            outbox: next.entries,
-            // An unreadable count is left as stored unless this adds to it (then at least 1 more).
-            outboxDropped:
-              count.unreadable && next.dropped === 0
-                ? doc.outboxDropped
-                : count.dropped + next.dropped,
-          },
-          result: next.dropped,
+          ...doc,
+          outbox,
+          // An unreadable count is left as stored unless this adds to it (then at least 1 more).
+          outboxDropped:
+            count.unreadable && dropped === 0 ? doc.outboxDropped : count.dropped + dropped,
         };
-      });
+      };
+      return update(
+        project,
+        (doc) => {
+          const next = addToOutbox(doc.outbox ?? [], checked, outboxLimit);
+          return { doc: counted(doc, next.entries, next.dropped), result: next.dropped };
+        },
+        {
+          // Bounded by bytes too: events of up to MAX_ALERT_BYTES each would pass what the file
+          // may hold long before the bound in entries, and a change refused for it stops every
+          // run that stores events, before its writes and before it publishes the outbox. The
+          // oldest go first, counted and announced as the bound's (unreadable ones stay).
+          shrink: (doc, dropped, over) => {
+            const outbox = doc.outbox ?? [];
+            let freed = 0;
+            let n = 0;
+            while (n < outbox.length && freed < over) freed += entryFileBytes(outbox[n++]);
+            if (n === 0) return null;
+            return { doc: counted(doc, outbox.slice(n), n), result: dropped + n };
+          },
+        },
+      );
     },
 
     async listOutbox(project) {
@@ -406,6 +448,15 @@ export function createFileStateStore(
 
     close: () => Promise.resolve(),
   };
+}
+
+/**
+ * About the bytes one outbox entry takes in the state file: its JSON as written there (two levels
+ * deep, four more spaces a line) and its separator.
+ */
+function entryFileBytes(entry: OutboxEntry | undefined): number {
+  const text = JSON.stringify(entry, null, 2) ?? '';
+  return Buffer.byteLength(text) + 4 * text.split('\n').length + 2;
 }
 
 /**

@@ -238,6 +238,66 @@ describe('file store: on disk', () => {
     expect((error as Error).message).toContain('schema');
   });
 
+  it('keeps an outbox of large events within what the file may hold: the oldest dropped and counted', async () => {
+    // Events of up to 1 MB each (MAX_ALERT_BYTES) while Pub/Sub is down: at the default bound of
+    // 500 entries the file would pass the 64 MiB it may hold after about 65. Before, every later
+    // run failed at storing its planned events, before its writes and before it could publish
+    // what the outbox held, so the outbox never drained while the fleet kept changing.
+    const project = freshProject();
+    const small = createFileStateStore({ dir, maxFileBytes: 200_000 });
+    const big = (n: number): OutboxEntry => ({
+      alert: makeAlert(
+        { at, runId: `run-${n}` },
+        { project, region: 'us-central1', accelerator: 'nvidia-l4', zonalRedundancy: true },
+        {
+          type: 'rebalance.applied',
+          status: 'event',
+          severity: 'INFO',
+          summary: `run ${n}`,
+          details: { blob: 'x'.repeat(30_000) },
+        },
+      ),
+      state: 'ready',
+      storedAt: at,
+    });
+    let dropped = 0;
+    for (let n = 1; n <= 10; n++) dropped += await small.putOutbox(project, [big(n)]);
+    const box = await small.listOutbox(project);
+    const kept = box.entries.map((e) => e.alert.runId);
+    expect(kept.at(-1)).toBe('run-10');
+    expect(kept).toEqual(
+      Array.from({ length: kept.length }, (_, i) => `run-${11 - kept.length + i}`),
+    );
+    expect(dropped).toBe(10 - kept.length);
+    expect(box.dropped).toBe(dropped);
+    expect(dropped).toBeGreaterThan(0);
+    expect((await stat(join(dir, `${project}.json`))).size).toBeLessThanOrEqual(200_000);
+  });
+
+  it('refuses a change it cannot fit in what the file may hold, naming it; the file as it was stays', async () => {
+    // What no change may drop (an outbox entry nobody can read, kept to be set aside) fills it.
+    const project = freshProject();
+    const file = join(dir, `${project}.json`);
+    const small = createFileStateStore({ dir, maxFileBytes: 50_000 });
+    await small.saveConditions(project, {}, null);
+    const text = JSON.stringify({
+      ...(await stateFile(project)),
+      outbox: [{ garbage: 'g'.repeat(60_000) }],
+    });
+    await writeFile(file, text);
+    const refused = await small.acquireLease(project, 'alpha', 60_000, at).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(refused).toBeInstanceOf(StateTooLargeError);
+    expect((refused as Error).message).toMatch(
+      new RegExp(
+        `^state file ${file.replace(/[.*+?^$()|[\]\\]/g, '\\$&')} would be [\\d,]+ bytes, over the 50000 bytes this store writes; not written, the file as it was is kept$`,
+      ),
+    );
+    expect(await readFile(file, 'utf8')).toBe(text);
+  });
+
   it('refuses a state file nested far deeper than the governor writes, naming it, and writes nothing', async () => {
     const project = freshProject();
     const file = join(dir, `${encodeURIComponent(project)}.json`);
@@ -317,9 +377,10 @@ describe('file store: on disk', () => {
     await expect(store.loadConditions(project)).resolves.toBeDefined();
   });
 
-  it('never writes a state file over the 64 MiB it reads: refused, naming it; the file as it was stays', async () => {
-    // An outbox of 500 entries of up to MAX_ALERT_BYTES each could reach 500 MB. Before,
-    // the store wrote it, then refused it as corrupt at every later read: the project stopped.
+  it('never writes a state file over the 64 MiB it reads: the oldest outbox entries are dropped and counted', async () => {
+    // An outbox of 500 entries of up to MAX_ALERT_BYTES each could reach 500 MB. Before, the
+    // store wrote it, then refused it as corrupt at every later read: the project stopped. Then
+    // it refused the change, and every run that stored events failed before it could publish.
     const big = createFileStateStore({ dir, outboxLimit: 500 });
     const project = freshProject();
     const file = join(dir, `${project}.json`);
@@ -337,27 +398,23 @@ describe('file store: on disk', () => {
       );
       return { alert, state: 'ready', storedAt: '2026-11-27T10:00:00.000Z' };
     };
-    let stored = 0;
-    let refused: unknown = null;
-    for (let batch = 0; batch < 12 && refused === null; batch++) {
-      const entries = Array.from({ length: 8 }, (_, i) => entry(batch * 8 + i));
-      refused = await big.putOutbox(project, entries).then(
-        () => null,
-        (e: unknown) => e,
+    let dropped = 0;
+    for (let batch = 0; batch < 10; batch++) {
+      dropped += await big.putOutbox(
+        project,
+        Array.from({ length: 8 }, (_, i) => entry(batch * 8 + i)),
       );
-      if (refused === null) stored += entries.length;
+      expect((await stat(file)).size).toBeLessThanOrEqual(64 << 20);
     }
-    expect(refused).toBeInstanceOf(StateTooLargeError);
-    expect((refused as Error).message).toMatch(
-      new RegExp(
-        `^state file ${file.replace(/[.*+?^$()|[\]\\]/g, '\\$&')} would be [\\d,]+ bytes, over the 64 MiB this store reads; not written`,
-      ),
+    const box = await big.listOutbox(project);
+    expect(dropped).toBeGreaterThan(0);
+    expect(box.dropped).toBe(dropped);
+    expect(box.entries.map((e) => e.alert.runId)).toEqual(
+      Array.from({ length: 80 - dropped }, (_, i) => `run-${dropped + i}`),
     );
-    // The file as it was: read, with every entry stored before.
-    expect((await big.listOutbox(project)).entries).toHaveLength(stored);
-    expect(stored).toBeGreaterThan(40);
+    expect(box.entries.length).toBeGreaterThan(50);
     await rm(file);
-  }, 120_000);
+  }, 180_000);
 
   it('waits for a lock held by a live process, then fails with UnavailableError naming it', async () => {
     const project = freshProject();
