@@ -216,7 +216,8 @@ export class InvariantMonitor {
    * error) is not judged: the run says so in its log; nor is a pool another writer changed again
    * after the governor's last look (a new window, no write of the governor's in it); nor a raise
    * whose service that look saw reconciling (rule 3 keeps the governor's hands off it; the next
-   * run plans on the pool as it then is).
+   * run plans on the pool as it then is), nor one whose service another writer switched to manual
+   * scaling since (its max counts for nothing then, and it is no longer the governor's).
    */
   judgeRaces(model: FleetModel): void {
     for (const race of this.raceList) {
@@ -225,6 +226,10 @@ export class InvariantMonitor {
       const v = race.violation;
       const s = model.getService(v.service);
       if (!s || s.deployingUntil !== null || effectiveMax(s) !== v.after) continue;
+      // Switched to manual scaling since (by another writer): its max counts for nothing now
+      // (a MANUAL service runs its manual count or min, "ignore max instances", poolLoad), so
+      // lowering it would free nothing, and it is no longer the governor's to write (rule 3).
+      if (s.spec.scalingMode === 'MANUAL') continue;
       const pool = model.poolOf(s);
       if (!pool) continue;
       const after = (m: Map<string, number>, k: string) => (m.get(k) ?? 0) > race.tick;
