@@ -78,10 +78,14 @@ export async function dispatch(
     }),
   };
   // A unit not sent is a failure of the dispatch (the function answers 500): one error event, its
-  // message opening with the same words every time (ERROR_EVENT in log.ts).
+  // message opening with the same words every time (ERROR_EVENT in log.ts), the counts after
+  // them: Error Reporting groups by "the first 3 literal tokens of the message"
+  // (https://cloud.google.com/error-reporting/docs/grouping-errors), and a count among them would
+  // open a group for each number of units that failed.
+  const sent = `${report.published} of ${report.units} unit(s) sent to ${deps.publisher.topic} (projects from ${found.source}; ${dispatchId})`;
   log.log(
     failed.length > 0 ? 'ERROR' : 'INFO',
-    `dispatch: ${report.published} of ${report.units} unit(s) sent to ${deps.publisher.topic} (projects from ${found.source}; ${dispatchId})`,
+    failed.length > 0 ? `dispatch failed to send units: ${sent}` : `dispatch: ${sent}`,
     { failed: report.failed.slice(0, 20), ...(failed.length > 0 ? ERROR_EVENT : {}) },
   );
   return report;

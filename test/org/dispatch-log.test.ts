@@ -1,0 +1,64 @@
+import { describe, expect, it } from 'vitest';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { memoryLogger } from '../../src/log.js';
+import { dispatch } from '../../src/org/dispatch.js';
+import type { WorkPublisher } from '../../src/ports/index.js';
+
+/**
+ * A work topic that refuses the messages of the projects in `refused`, as a publish that fails for
+ * some messages of a batch does (the adapter settles each message and lists those that failed).
+ */
+function topic(refused: ReadonlySet<string>): WorkPublisher {
+  return {
+    topic: 'projects/org-admin/topics/gpu-governor-work',
+    publish: async (messages) => ({
+      failed: messages.flatMap((m, index) =>
+        refused.has(m.attributes['project'] ?? '')
+          ? [{ index, error: 'UNAVAILABLE: the topic is not reachable' }]
+          : [],
+      ),
+    }),
+    close: async () => {},
+  };
+}
+
+/** The first `n` words of a message, as Error Reporting takes its first literal tokens. */
+function opening(message: string, n = 3): string {
+  return message
+    .split(/[\s:;,()]+/)
+    .filter(Boolean)
+    .slice(0, n)
+    .join(' ');
+}
+
+describe('a dispatch that could not send every unit', () => {
+  // Error Reporting groups an error without a stack trace by "the first 3 literal tokens of the
+  // message" (https://cloud.google.com/error-reporting/docs/grouping-errors): the same failure
+  // must open with the same words, whatever the counts.
+  it('is one error event whose message opens with the same words whatever how many units failed', async () => {
+    const policy = parsePolicy({ version: 1, projects: ['proj-a', 'proj-b', 'proj-c', 'proj-d'] });
+    const events: string[] = [];
+    for (const refused of [['proj-a'], ['proj-a', 'proj-b', 'proj-c']]) {
+      const log = memoryLogger();
+      const report = await dispatch(policy, {
+        search: null,
+        cache: createMemoryStateStore(),
+        publisher: topic(new Set(refused)),
+        nowMs: Date.parse('2026-11-27T12:00:00Z'),
+        log,
+      });
+      expect(report.failed).toHaveLength(refused.length);
+      const errors = log.lines.filter((l) => l.severity === 'ERROR');
+      expect(errors).toHaveLength(1);
+      expect(errors[0]?.fields['@type']).toMatch(/ReportedErrorEvent$/);
+      events.push(errors[0]?.message ?? '');
+    }
+    expect(opening(events[0] ?? '')).toBe(opening(events[1] ?? ''));
+    // No count among the words that group it.
+    expect(opening(events[0] ?? '')).not.toMatch(/\d/);
+    // The counts are still said.
+    expect(events[0]).toContain('3 of 4 unit(s) sent');
+    expect(events[1]).toContain('1 of 4 unit(s) sent');
+  });
+});
