@@ -13,17 +13,28 @@ export interface Logger {
  * The most bytes one JSON line may have. Cloud Logging takes entries of up to about 256 KB, the
  * metadata Cloud Run adds included ("based on internal data sizes"), and refuses larger ones
  * (https://cloud.google.com/logging/quotas, "Size of a LogEntry"): a line past this keeps its
- * severity, its message (cut) and its small fields (the run id, the trace), and names the fields
- * it left out, rather than being lost whole. The governor's lines are far shorter (at most a few
- * KB at 3,000 services, docs/applying.md, "The Cloud Function"); this keeps one that is not from vanishing.
+ * severity, its message (cut) and its fields, those that do not fit cut (a text's first
+ * characters, a list's first items, an object's members that fit) or left out, and names them,
+ * rather than being lost whole. The governor's lines are far shorter (at most a few KB at 3,000
+ * services, docs/applying.md, "The Cloud Function"); this keeps one that is not from vanishing.
  */
 export const MAX_LINE_BYTES = 200 * 1024;
 
-/** A field past this many bytes is what an over-long line leaves out (text: cuts). */
+/** The most bytes a field of an over-long line keeps (a text, a list or an object, cut). */
 const KEPT_FIELD_BYTES = 4 * 1024;
 
 /** The most characters of the message an over-long line keeps. */
 const KEPT_MESSAGE_CHARS = 8 * 1024;
+
+/** Room kept in an over-long line for its severity, its `truncated` note and the JSON around. */
+const NOTE_BYTES = 8 * 1024;
+
+/** The most field names the note lists, each cut to NOTE_NAME_CHARS characters. */
+const NOTE_NAMES = 20;
+const NOTE_NAME_CHARS = 100;
+
+/** What a list cut keeps after its first items, so a reader sees it was cut. */
+const MORE_BYTES = 32;
 
 export function jsonLogger(stream: { write(s: string): unknown }): Logger {
   return {
@@ -35,30 +46,121 @@ export function jsonLogger(stream: { write(s: string): unknown }): Logger {
   };
 }
 
-/** `line` as it is when it fits MAX_LINE_BYTES; else its severity, message and small fields. */
+/** `line` as it is when it fits MAX_LINE_BYTES; else its severity, message and fields, cut. */
 function fitLine(line: string): string {
   const bytes = Buffer.byteLength(line, 'utf8');
   if (bytes <= MAX_LINE_BYTES) return line;
   const { severity, message, ...fields } = JSON.parse(line) as Record<string, unknown>;
+  const text = cutText(String(message), KEPT_MESSAGE_CHARS);
+  let room = MAX_LINE_BYTES - NOTE_BYTES - jsonBytes(severity) - jsonBytes(text);
   const kept: Record<string, unknown> = {};
   const omitted: string[] = [];
   const cut: string[] = [];
   for (const [key, value] of Object.entries(fields)) {
-    if (Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8') <= KEPT_FIELD_BYTES)
+    // The key, its quotes, its colon and the comma after the value.
+    const cost = jsonBytes(key) + 2;
+    const size = jsonBytes(value);
+    if (size <= KEPT_FIELD_BYTES && cost + size <= room) {
       kept[key] = value;
-    else if (typeof value === 'string') {
-      // Text is cut, not dropped: a stack trace's first frames are where Error Reporting looks.
-      kept[key] = `${value.slice(0, KEPT_FIELD_BYTES / 4 - 1)}…`;
-      cut.push(key);
-    } else omitted.push(key);
+      room -= cost + size;
+      continue;
+    }
+    // Text is cut, not dropped: a stack trace's first frames are where Error Reporting looks.
+    const shrunk = shrink(value, Math.min(KEPT_FIELD_BYTES, room - cost));
+    if (shrunk === undefined) {
+      omitted.push(key);
+      continue;
+    }
+    kept[key] = shrunk;
+    cut.push(key);
+    room -= cost + jsonBytes(shrunk);
   }
-  const text = String(message);
-  return JSON.stringify({
+  const fitted = JSON.stringify({
     severity,
-    message: text.length > KEPT_MESSAGE_CHARS ? `${text.slice(0, KEPT_MESSAGE_CHARS - 1)}…` : text,
+    message: text,
     ...kept,
-    truncated: { bytes, omittedFields: omitted, ...(cut.length > 0 ? { cutFields: cut } : {}) },
+    truncated: {
+      bytes,
+      omittedFields: noteNames(omitted),
+      ...(cut.length > 0 ? { cutFields: noteNames(cut) } : {}),
+    },
   });
+  // The accounting above keeps it within; should it not, the line is still not lost.
+  return Buffer.byteLength(fitted, 'utf8') <= MAX_LINE_BYTES
+    ? fitted
+    : JSON.stringify({ severity, message: cutText(text, 1000), truncated: { bytes } });
+}
+
+/**
+ * `value` (parsed JSON) in at most `max` bytes of JSON: a text's first characters, a list's first
+ * items (then how many more it had), an object's members that fit; undefined when nothing does.
+ */
+function shrink(value: unknown, max: number): unknown {
+  if (max <= 0) return undefined;
+  if (jsonBytes(value) <= max) return value;
+  if (typeof value === 'string') {
+    // A character is at most 3 bytes of UTF-8, or 6 as a JSON escape (a control character).
+    for (const width of [3, 6]) {
+      const text = cutText(value, Math.floor((max - 2) / width));
+      if (text.length > 1 && jsonBytes(text) <= max) return text;
+    }
+    return undefined;
+  }
+  if (Array.isArray(value)) {
+    const out: unknown[] = [];
+    let used = 2 + MORE_BYTES;
+    for (const item of value) {
+      const size = jsonBytes(item) + 1;
+      if (used + size > max) {
+        const first = out.length === 0 ? shrink(item, max - used - 1) : undefined;
+        if (first !== undefined) out.push(first);
+        break;
+      }
+      out.push(item);
+      used += size;
+    }
+    if (out.length === 0) return undefined;
+    if (out.length < value.length) out.push(`… and ${value.length - out.length} more`);
+    return out;
+  }
+  if (typeof value === 'object' && value !== null) {
+    const out: Record<string, unknown> = {};
+    let used = 2;
+    for (const [key, member] of Object.entries(value)) {
+      const cost = jsonBytes(key) + 2;
+      const kept = shrink(member, max - used - cost);
+      if (kept === undefined) continue;
+      out[key] = kept;
+      used += cost + jsonBytes(kept);
+    }
+    return Object.keys(out).length > 0 ? out : undefined;
+  }
+  return undefined;
+}
+
+/** The names a note lists: the first NOTE_NAMES, cut, then how many more. */
+function noteNames(names: readonly string[]): string[] {
+  const listed = names.slice(0, NOTE_NAMES).map((n) => cutText(n, NOTE_NAME_CHARS));
+  return names.length > NOTE_NAMES
+    ? [...listed, `… and ${names.length - NOTE_NAMES} more`]
+    : listed;
+}
+
+/**
+ * `text` in at most `max` characters, the last of them `…`, never between the two halves of a
+ * surrogate pair (half an emoji is no character, and UTF-8 cannot encode it). The same cut as
+ * errors.ts cutText, which this module may not import (it imports nothing of src).
+ */
+function cutText(text: string, max: number): string {
+  if (text.length <= max) return text;
+  let end = Math.max(0, Math.floor(max) - 1);
+  const last = text.charCodeAt(end - 1);
+  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
+  return `${text.slice(0, end)}…`;
+}
+
+function jsonBytes(value: unknown): number {
+  return Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8');
 }
 
 /**

@@ -35,8 +35,10 @@ describe('jsonLogger: one structured entry a line', () => {
       severity: 'ERROR',
       runId: 'run-1',
       'logging.googleapis.com/trace': 'abc',
-      truncated: { omittedFields: ['undelivered'] },
+      // The list is cut to its first items, not dropped.
+      truncated: { omittedFields: [], cutFields: ['undelivered'] },
     });
+    expect((line?.undelivered as unknown[])[0]).toEqual(huge[0]);
     expect(String(line?.message)).toMatch(/^run failed: é+…$/);
     expect((line?.truncated as { bytes: number }).bytes).toBeGreaterThan(MAX_LINE_BYTES);
   });
@@ -57,6 +59,56 @@ describe('jsonLogger: one structured entry a line', () => {
     const text = 'é'.repeat(Math.floor(MAX_LINE_BYTES / 2) - 100);
     log.log('INFO', text);
     expect(lines()).toEqual([{ severity: 'INFO', message: text }]);
+  });
+});
+
+describe('jsonLogger: a line past the entry limit', () => {
+  /** A high surrogate without its low half: no character, which UTF-8 cannot encode. */
+  const LONE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/;
+
+  it('stays under the limit however many small fields it has', () => {
+    const { log, raw } = captured();
+    const fields = Object.fromEntries(
+      Array.from({ length: 80 }, (_, i) => [`field${i}`, 'x'.repeat(3_000)]),
+    );
+    log.log('INFO', 'many fields', { runId: 'run-1', ...fields });
+    expect(Buffer.byteLength(raw[0] ?? '')).toBeLessThanOrEqual(MAX_LINE_BYTES);
+    const parsed = JSON.parse(raw[0] ?? '{}') as Record<string, unknown>;
+    expect(parsed).toMatchObject({ severity: 'INFO', message: 'many fields', runId: 'run-1' });
+    expect(parsed.truncated).toMatchObject({ omittedFields: expect.arrayContaining(['field79']) });
+  });
+
+  it("keeps a big field's small members and the first items of its long list, not nothing", () => {
+    // A failed run's field: its counts, and the ids of the alerts it could not publish, which
+    // grow with the fleet (thousands of services).
+    const { log, raw, lines } = captured();
+    const undelivered = Array.from({ length: 5_000 }, (_, i) => ({
+      id: `alert-${i}`,
+      type: 'governor.service-at-cap',
+      project: 'gpu-project-with-a-long-name',
+    }));
+    log.log('ERROR', 'run failed: the alert topic is unreachable (run-1)', {
+      runFailed: { runId: 'run-1', written: 3, failedWrites: 0, published: 0, undelivered },
+    });
+    expect(Buffer.byteLength(raw[0] ?? '')).toBeLessThanOrEqual(MAX_LINE_BYTES);
+    const [line] = lines();
+    const kept = line?.runFailed as Record<string, unknown> | undefined;
+    expect(kept).toMatchObject({ runId: 'run-1', written: 3, failedWrites: 0, published: 0 });
+    const list = kept?.undelivered as unknown[];
+    expect(list[0]).toEqual(undelivered[0]);
+    expect(list.at(-1)).toMatch(/^… and \d+ more$/);
+    expect(line?.truncated).toMatchObject({ omittedFields: [], cutFields: ['runFailed'] });
+  });
+
+  it('never cuts a character in two', () => {
+    const { log, lines } = captured();
+    const emoji = '😀'.repeat(150_000);
+    log.log('ERROR', emoji, { stack_trace: emoji, detail: 'ok' });
+    const [line] = lines();
+    expect(String(line?.message)).toMatch(/^(😀)+…$/);
+    expect(String(line?.stack_trace)).toMatch(/^(😀)+…$/);
+    expect(String(line?.message)).not.toMatch(LONE);
+    expect(line?.detail).toBe('ok');
   });
 });
 
