@@ -222,10 +222,10 @@ async function alertStaleRedelivery(
     );
     return alerted.outcome !== 'unpublished';
   } catch (e) {
+    // Why, in a line of its own; the failure's one error event is the caller's (handleUnitPush).
     log.log(
       'ERROR',
       `unit ${unitLabel(message)}: a stale redelivery could not be alerted: ${listOnOneLine(errorMessage(e))}`,
-      ERROR_EVENT,
     );
     return false;
   } finally {
@@ -346,9 +346,13 @@ export async function handleUnitPush(
       why: decision.why,
     });
     if (!acknowledge) {
-      // Told by alertStaleRedelivery's ERROR line; the 500 has Pub/Sub deliver it again.
-      const why = `unit ${unitLabel(message)}: a stale redelivery could not be alerted, so it is not acknowledged (Pub/Sub delivers it again, then dead-letters it)`;
-      return { status: 500, body: { error: why } };
+      // Why is told by alertStaleRedelivery's lines; the 500 has Pub/Sub deliver it again. A
+      // failure (500): one error event, its message opening with the same words for every unit
+      // (ERROR_EVENT in log.ts), whether the alert's publish failed or anything before it.
+      const what = 'a stale redelivery could not be alerted';
+      const later = 'so it is not acknowledged (Pub/Sub delivers it again, then dead-letters it)';
+      unitLog.log('ERROR', `${what}: unit ${unitLabel(message)}, ${later}`, ERROR_EVENT);
+      return { status: 500, body: { error: `unit ${unitLabel(message)}: ${what}, ${later}` } };
     }
     return drop(unitLog, decision.reason);
   }

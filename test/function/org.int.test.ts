@@ -651,6 +651,54 @@ describe('fan-out: dispatch, then one function run per project', () => {
     }
   });
 
+  it('counts a stale redelivery that could not be alerted as one error event, grouped whatever the unit', async () => {
+    // Error Reporting makes an event of an entry typed as a ReportedErrorEvent and groups one
+    // without a stack trace by "the first 3 literal tokens of the message"
+    // (https://cloud.google.com/error-reporting/docs/grouping-errors): the failure is one event,
+    // and the project it names is not among those words (one group, not one per unit).
+    const fresh = await mkdtemp(join(tmpdir(), 'org-fn-stale-event-'));
+    const projects = [orgProjectId(1), orgProjectId(2)];
+    const env = {
+      ...process.env,
+      GOVERNOR_STATE_DIR: fresh,
+      GOVERNOR_POLICY: JSON.stringify({
+        ...JSON.parse(POLICY),
+        projects,
+        // No such topic: the publish is refused (NOT_FOUND).
+        alerts: { topic: `projects/${HOME}/topics/gpu-governor-alerts-never` },
+      }),
+      GOVERNOR_MAX_DELIVERY_ATTEMPTS: '5',
+    };
+    const openings: string[] = [];
+    try {
+      for (const project of projects) {
+        const log = memoryLogger();
+        const work = JSON.stringify({
+          version: 1,
+          kind: 'govern',
+          project,
+          dispatchId: 'd-stale-event',
+          issuedAt: new Date(Date.now() - 38 * 60_000).toISOString(),
+        });
+        const answer = await handleUnitPush(push(work, { deliveryAttempt: 4 }), env, log);
+        expect(answer.status).toBe(500);
+        const events = log.lines.filter((l) => '@type' in l.fields);
+        expect(events).toHaveLength(1);
+        expect(events[0]?.severity).toBe('ERROR');
+        expect(events[0]?.message).toContain(project);
+        const words = (events[0]?.message ?? '')
+          .split(/[\s:;,()]+/)
+          .filter(Boolean)
+          .slice(0, 3);
+        expect(words.join(' ')).not.toContain(project);
+        openings.push(words.join(' '));
+      }
+      expect(openings[0]).toBe(openings[1]);
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+    }
+  });
+
   it('answers 500 naming the misconfiguration when the emulator is set without its admin URL', async () => {
     // Pub/Sub delivers it again (the deployment may be mended meanwhile); nothing is run.
     const lines: string[] = [];
