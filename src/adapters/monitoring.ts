@@ -322,15 +322,24 @@ async function writeGovernorMetrics(
  * ("Points must be written in order"), or within the 5 s a series takes one point in ("written
  * more frequently than the maximum sampling period"). Another run wrote just before this one; the
  * request is otherwise well formed (the emulator checks it as Google does), so nothing is lost.
- * Only when every series named in the answer failed so.
+ * Only when every failure named in the answer is one of those. Google's reference gives no layout
+ * for the answer's text; public reports quote one reason per failure, before the series it names
+ * ("…: One or more points were written more frequently than the maximum sampling period configured
+ * for the metric.: global{…} timeSeries[0-199]: custom.googleapis.com/…",
+ * https://github.com/GoogleCloudPlatform/prometheus-engine/issues/823), so what is counted is the
+ * reasons, not where they stand: as many too-soon reasons as failures named, else (a failure
+ * with another reason among them) it is a failure. An answer that names no series is too soon
+ * when its text says so.
  */
 function tooSoon(error: unknown): boolean {
   if (grpcCodeName(grpcCode(error)) !== 'INVALID_ARGUMENT') return false;
   const message = error instanceof Error ? error.message : String(error);
-  const failures = message.split(/timeSeries\[\d+\]: /).slice(1);
+  const named = message.match(/timeSeries\[[\d,\s-]*\]/g)?.length ?? 0;
   const soon =
-    /Points must be written in order|written more frequently than the maximum sampling period/;
-  return failures.length > 0 ? failures.every((f) => soon.test(f)) : soon.test(message);
+    message.match(
+      /Points must be written in order|written more frequently than the maximum sampling period/g,
+    )?.length ?? 0;
+  return named > 0 ? soon === named : soon > 0;
 }
 
 function checkPageSize(path: string, size: number): number {

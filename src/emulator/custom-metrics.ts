@@ -178,9 +178,16 @@ export class CustomMetricStore {
       }
     });
     if (failed > 0) {
+      // Laid out as Google answers (its reference says nothing of the text; public reports quote
+      // it): the reason first, then the resource, the indices (a run as a range) and the metric:
+      // "One or more TimeSeries could not be written: One or more points were written more
+      // frequently than the maximum sampling period configured for the metric.: prometheus_target{…}
+      // timeSeries[0-199]: prometheus.googleapis.com/…{…}"
+      // (https://github.com/GoogleCloudPlatform/prometheus-engine/issues/823,
+      // https://github.com/google/ts-bridge/issues/7).
       const listed = [...failures].map(
-        ([message, [first, ...rest]]) =>
-          `timeSeries[${first}]: ${message}${rest.length ? ` (the same for timeSeries ${rest.join(', ')})` : ''}`,
+        ([message, indices]) =>
+          `${message}: ${seriesText(list[indices[0] ?? 0], 'resource')} timeSeries[${indexRuns(indices)}]: ${seriesText(list[indices[0] ?? 0], 'metric')}`,
       );
       throw invalid(
         `One or more TimeSeries could not be written: ${listed.join('; ')} (${list.length - failed} of ${list.length} written)`,
@@ -340,6 +347,27 @@ export class CustomMetricStore {
     }
     this.order.add(seriesKey, 0);
   }
+}
+
+/** `0-3,7`: the indices, each run of consecutive ones as a range. */
+function indexRuns(indices: readonly number[]): string {
+  const runs: string[] = [];
+  for (let i = 0; i < indices.length;) {
+    let j = i;
+    while (j + 1 < indices.length && indices[j + 1] === (indices[j] ?? 0) + 1) j += 1;
+    runs.push(i === j ? `${indices[i]}` : `${indices[i]}-${indices[j]}`);
+    i = j + 1;
+  }
+  return runs.join(',');
+}
+
+/** `global{project_id:p}`: a series' resource or metric as Google's error text names it. */
+function seriesText(ts: Message | undefined, which: 'resource' | 'metric'): string {
+  const part = field(ts, which);
+  const labels = Object.entries(stringMap(part, 'labels'))
+    .map(([k, v]) => `${k}:${v}`)
+    .join(',');
+  return shown(`${text(part, 'type')}{${labels}}`);
 }
 
 function sorted(labels: Record<string, string>): Record<string, string> {

@@ -96,6 +96,58 @@ describe('writeGovernorMetrics (Monitoring adapter)', () => {
   });
 });
 
+describe('writeGovernorMetrics: points Monitoring already holds', () => {
+  /** A point of `service/cap` for service `name`. */
+  const cap = (name: string, labels: Record<string, string> = {}): GovernorMetricPoint => ({
+    metric: 'service/cap',
+    labels: {
+      region: 'us-central1',
+      accelerator: 'nvidia-l4',
+      zonal_redundancy: 'true',
+      service: name,
+      ...labels,
+    },
+    valueType: 'INT64',
+    value: 1,
+  });
+
+  async function writer() {
+    const em = await start();
+    const monitoring = createMonitoringAdapter({ emulatorHost: em.host });
+    const write = monitoring.writeGovernorMetrics?.bind(monitoring);
+    if (!write) throw new Error('the Monitoring adapter has no writeGovernorMetrics');
+    return { em, monitoring, write, at: em.now().getTime() };
+  }
+
+  // Monitoring names each failure with its reason before the series' indices, as public
+  // reports quote it (see src/emulator/custom-metrics.ts): the adapter reads each reason.
+  it('a request whose one series already has its point is too soon, not a failure', async () => {
+    const { monitoring, write, at } = await writer();
+    try {
+      await write('demo-gpu-project', at, [cap('a')]);
+      // `a` again, after a new series: only timeSeries[1] is refused.
+      await expect(write('demo-gpu-project', at, [cap('b'), cap('a')])).resolves.toBe('too-soon');
+    } finally {
+      await monitoring.close();
+    }
+  });
+
+  it('a request with points too soon and points refused for another reason fails', async () => {
+    const { em, monitoring, write, at } = await writer();
+    try {
+      await write('demo-gpu-project', at, [cap('a'), cap('b')]);
+      // `a` and `b` are too soon; `c` and `d` carry a label key Monitoring refuses.
+      const bad = { 'Not-A-Key': 'x' };
+      await expect(
+        write('demo-gpu-project', at, [cap('a'), cap('b'), cap('c', bad), cap('d', bad)]),
+      ).rejects.toThrow(/not a valid label key/);
+      expect(em.metricsWritten(`${METRIC_PREFIX}service/cap`)).toHaveLength(2);
+    } finally {
+      await monitoring.close();
+    }
+  });
+});
+
 describe('reconcile writes the run’s figures', () => {
   const policy = parsePolicyText(POLICY, 'policy');
 

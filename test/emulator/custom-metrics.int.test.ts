@@ -112,7 +112,10 @@ describe('Cloud Monitoring CreateTimeSeries (custom metrics)', () => {
       ]),
     );
     expect(r.code).toBe(status.INVALID_ARGUMENT);
-    expect(r.message).toMatch(/timeSeries\[1\]: metric\.type .* is not a user-defined metric/);
+    // The reason first, then the series it names (as Google lays its answer out).
+    expect(r.message).toMatch(
+      /metric\.type .* is not a user-defined metric.*: global\{.*\} timeSeries\[1\]: /,
+    );
     expect(r.message).toContain('1 of 2 written');
     expect(emulator.metricsWritten(TYPE).some((s) => s.metric.labels['pool'] === 'good')).toBe(
       true,
