@@ -12,10 +12,12 @@ export interface Logger {
 /**
  * The most bytes one JSON line may have. Cloud Logging takes entries of up to about 256 KB, the
  * metadata Cloud Run adds included ("based on internal data sizes"), and refuses larger ones
- * (https://cloud.google.com/logging/quotas, "Size of a LogEntry"): a line past this keeps its
- * severity, its message (cut) and its fields, those that do not fit cut (a text's first
- * characters, a list's first items, an object's members that fit) or left out, and names them,
- * rather than being lost whole. The governor's lines are far shorter (at most a few KB at 3,000
+ * (https://cloud.google.com/logging/quotas, "Size of a LogEntry"; "Cloud Logging limits the size
+ * on incoming logs to 256KB and drops anything bigger",
+ * https://developers.google.com/maps/documentation/mobility/operations/cloud-logging/split-logs):
+ * a line past this keeps its severity, its message (cut) and its fields, those that do not fit
+ * cut (a text's first characters, a list's first items, an object's members that fit) or left
+ * out, and names them, rather than being lost whole. The governor's lines are far shorter (at most a few KB at 3,000
  * services, docs/applying.md, "The Cloud Function"); this keeps one that is not from vanishing.
  */
 export const MAX_LINE_BYTES = 200 * 1024;
