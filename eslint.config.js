@@ -25,7 +25,8 @@ const SIMULATE = [
  */
 export const LAYERS = {
   errors: [],
-  log: [],
+  // The loggers cut text as the errors do (errors.ts cutText): one cut, not two.
+  log: ['errors'],
   // Reading a file someone named, never more than a limit (any I/O layer may use it).
   'read-capped': ['errors'],
   core: ['errors'],

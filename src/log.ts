@@ -3,6 +3,8 @@
  * in the function; short readable lines for a person at a terminal. Never credentials or tokens:
  * callers pass facts, not request objects.
  */
+import { cutText } from './errors.js';
+
 export type Severity = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR';
 
 export interface Logger {
@@ -146,19 +148,6 @@ function noteNames(names: readonly string[]): string[] {
   return names.length > NOTE_NAMES
     ? [...listed, `… and ${names.length - NOTE_NAMES} more`]
     : listed;
-}
-
-/**
- * `text` in at most `max` characters, the last of them `…`, never between the two halves of a
- * surrogate pair (half an emoji is no character, and UTF-8 cannot encode it). The same cut as
- * errors.ts cutText, which this module may not import (it imports nothing of src).
- */
-function cutText(text: string, max: number): string {
-  if (text.length <= max) return text;
-  let end = Math.max(0, Math.floor(max) - 1);
-  const last = text.charCodeAt(end - 1);
-  if (last >= 0xd800 && last <= 0xdbff) end -= 1;
-  return `${text.slice(0, end)}…`;
 }
 
 function jsonBytes(value: unknown): number {
