@@ -6,9 +6,17 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { main } from '../../src/cli/main.js';
 import { Plan } from '../../src/core/plan.js';
 
-/** The command line through the real process: `node bin/governor.js` (built by `npm test`). */
+/**
+ * The command line through the real process, `node bin/governor.js` (built by `npm test`), where
+ * the process is what is checked: its exit, a stack trace or a client's background report reaching
+ * the user, Google's credentials (read from the process's environment by the client libraries), a
+ * pipe, the time zone. Bad input refused before any call runs in this process through `main`,
+ * which is what the process runs: a start of Node and a load of the governor saved per command
+ * (about half a second of CPU each). Each kind of refusal is also run once as a process.
+ */
 
 const run = promisify(execFile);
 const tmp = mkdtempSync(join(tmpdir(), 'governor-cli-'));
@@ -31,6 +39,26 @@ async function governorIn(
     if (typeof err.code !== 'number') throw e;
     return { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
   }
+}
+
+/** `governor ...args` in this process (`main`), with the environment {@link governor} gives. */
+async function cli(...args: string[]): Promise<{ code: number; stdout: string; stderr: string }> {
+  return cliIn({ ...process.env, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' }, ...args);
+}
+
+/** `governor ...args` in this process, in the environment given: its exit code and output. */
+async function cliIn(
+  env: NodeJS.ProcessEnv,
+  ...args: string[]
+): Promise<{ code: number; stdout: string; stderr: string }> {
+  let stdout = '';
+  let stderr = '';
+  const code = await main(args, {
+    stdout: { write: (t: string) => (stdout += t) },
+    stderr: { write: (t: string) => (stderr += t) },
+    env,
+  });
+  return { code, stdout, stderr };
 }
 
 function file(name: string, text: string): string {
@@ -106,20 +134,13 @@ describe('governor CLI', () => {
 
   it('simulate --report: a folder is refused before simulating, a failed write names the file', async () => {
     const sim = ['simulate', '--policy', 'examples/sim-policy.yaml', '--fleet'];
-    const folder = await governor(
-      ...sim,
-      'examples/sim-traces.yaml',
-      '--hours',
-      '1',
-      '--report',
-      tmp,
-    );
+    const folder = await cli(...sim, 'examples/sim-traces.yaml', '--hours', '1', '--report', tmp);
     expect(folder.code).toBe(2);
     expect(folder.stderr).toBe(
       `error: --report ${tmp}: is a directory; name the HTML file to write\n`,
     );
     expect(folder.stdout).toBe('');
-    const full = await governor(
+    const full = await cli(
       ...sim,
       'examples/sim-traces.yaml',
       '--hours',
@@ -134,7 +155,7 @@ describe('governor CLI', () => {
     expect(full.stderr).not.toContain('unexpected failure');
     // Under a file, as if it were a folder: refused before simulating too.
     const plain = file('plain.txt', 'not a folder');
-    const under = await governor(
+    const under = await cli(
       ...sim,
       'examples/sim-traces.yaml',
       '--report',
@@ -155,7 +176,7 @@ describe('governor CLI', () => {
       'scenario: 1\nproject: sim-project\nquota: 2\nservices: [{name: a, maxInstances: 1, demand: {shape: {kind: constant, value: 1}}}]\n',
     );
     const sim = ['simulate', '--policy', 'examples/sim-policy.yaml', '--fleet', fleet];
-    const empty = await governor(...sim, '--hours', '1', '--report', '');
+    const empty = await cli(...sim, '--hours', '1', '--report', '');
     expect(empty.code).toBe(2);
     expect(empty.stderr).toBe('error: --report "": name the HTML file to write\n');
     expect(empty.stdout).toBe('');
@@ -164,7 +185,7 @@ describe('governor CLI', () => {
       ['--policy', 'examples/sim-policy.yaml'],
     ] as const) {
       const before = readFileSync(input, 'utf8');
-      const r = await governor(...sim, '--hours', '1', '--report', input);
+      const r = await cli(...sim, '--hours', '1', '--report', input);
       expect(r.code).toBe(2);
       expect(r.stderr).toBe(
         `error: --report ${input}: is the ${flag} file; name another file for the report\n`,
@@ -185,7 +206,7 @@ describe('governor CLI', () => {
       'scenario: 1\nproject: sim-project\nquota: 4\nservices: [{name: a, maxInstances: 4, demand: {trace: {file: code-trace.csv}}}]\n',
     );
     const before = readFileSync(trace, 'utf8');
-    const r = await governor(
+    const r = await cli(
       'simulate',
       '--policy',
       'examples/sim-policy.yaml',
@@ -207,7 +228,7 @@ describe('governor CLI', () => {
   it('simulate --hours takes a decimal number of hours only', async () => {
     // Before: Number() read "0x10" as 16 hours and "1e1" as 10.
     for (const hours of ['0x10', '1e1', ' 2']) {
-      const r = await governor(...SIM_TRACES, '--hours', hours);
+      const r = await cli(...SIM_TRACES, '--hours', hours);
       expect(r.code).toBe(2);
       expect(r.stderr).toBe(
         `error: --hours ${JSON.stringify(hours)}: expected a number of hours above 0 and at most 744\n`,
@@ -216,7 +237,7 @@ describe('governor CLI', () => {
   });
 
   it('simulate --hours shorter than one tick is bad usage, not a run in which nothing is governed', async () => {
-    const r = await governor(...SIM_TRACES, '--hours', '0.001');
+    const r = await cli(...SIM_TRACES, '--hours', '0.001');
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(
       'error: --hours 0.001: shorter than one tick of the governor (5 min), which would never run\n',
@@ -226,7 +247,7 @@ describe('governor CLI', () => {
   it('lists the first 100 problems of a policy, each cut to 300 characters, and counts the rest', async () => {
     const keys = Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`k${i}`, 1]));
     const many = file('many.json', JSON.stringify({ version: 1, projects: ['p'], ...keys }));
-    const r = await governor('validate', '--policy', many);
+    const r = await cli('validate', '--policy', many);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('is invalid (150 problems)');
     expect(r.stderr.split('\n').filter((l) => l.endsWith(': unknown key'))).toHaveLength(100);
@@ -235,7 +256,7 @@ describe('governor CLI', () => {
       'long.json',
       JSON.stringify({ version: 1, projects: ['p'], ['x'.repeat(5000)]: 1 }),
     );
-    const l = await governor('validate', '--policy', long);
+    const l = await cli('validate', '--policy', long);
     expect(l.code).toBe(2);
     expect(l.stderr).toContain(`  - ${'x'.repeat(299)}…: unknown key`);
     expect(l.stderr.length).toBeLessThan(1000);
@@ -279,7 +300,7 @@ describe('governor CLI', () => {
       'bad.yaml',
       'version: 1\nprojects: [p]\ndefaults: {min: 3, max: 2, weight: -1}\nservices: [{match: {}, bogus: 1}]\n',
     );
-    const r = await governor('validate', '--policy', bad);
+    const r = await cli('validate', '--policy', bad);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('defaults.weight');
     expect(r.stderr).toContain('services[0].bogus: unknown key');
@@ -288,7 +309,7 @@ describe('governor CLI', () => {
   });
 
   it('plan --json prints only a plan that parses against the plan schema', async () => {
-    const r = await governor('plan', ...EXAMPLE, '--json');
+    const r = await cli('plan', ...EXAMPLE, '--json');
     expect(r.code).toBe(0);
     const plan = Plan.parse(JSON.parse(r.stdout));
     expect(plan.at).toBe('2026-11-27T15:00:00.000Z');
@@ -307,11 +328,9 @@ describe('governor CLI', () => {
   });
 
   it('--at plans for another time: the weekday window no longer holds on Saturday', async () => {
-    const friday = Plan.parse(JSON.parse((await governor('plan', ...EXAMPLE, '--json')).stdout));
+    const friday = Plan.parse(JSON.parse((await cli('plan', ...EXAMPLE, '--json')).stdout));
     const saturday = Plan.parse(
-      JSON.parse(
-        (await governor('plan', ...EXAMPLE, '--json', '--at', '2026-11-28T15:00:00Z')).stdout,
-      ),
+      JSON.parse((await cli('plan', ...EXAMPLE, '--json', '--at', '2026-11-28T15:00:00Z')).stdout),
     );
     expect(friday.services.find((s) => s.name === 'llm-summarize')?.window).toBe(0);
     expect(saturday.services.find((s) => s.name === 'llm-summarize')?.window).toBeNull();
@@ -352,14 +371,7 @@ describe('governor CLI', () => {
 
   it('rejects a bad snapshot with exit 2, naming the fields', async () => {
     const bad = file('bad.json', '{"version": 1, "takenAt": "yesterday", "pools": 3}');
-    const r = await governor(
-      'plan',
-      '--policy',
-      'examples/policy.yaml',
-      '--snapshot',
-      bad,
-      '--json',
-    );
+    const r = await cli('plan', '--policy', 'examples/policy.yaml', '--snapshot', bad, '--json');
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('takenAt');
     expect(r.stderr).toContain('pools');
@@ -421,7 +433,7 @@ describe('governor CLI', () => {
     };
     snapshot.pools[1]!.quota = 1_000_000_000;
     const big = file('big-quota.json', JSON.stringify(snapshot));
-    const r = await governor('plan', '--policy', 'examples/policy.yaml', '--snapshot', big);
+    const r = await cli('plan', '--policy', 'examples/policy.yaml', '--snapshot', big);
     expect(r.code).toBe(2);
     expect(r.stderr).toBe(
       `error: snapshot ${big} is invalid:\n  - pools[1].quota: 1000000000 GPUs; a pool may have at most 1000000\n`,
@@ -454,7 +466,7 @@ describe('governor CLI', () => {
     ];
     for (const [args, error] of cases) {
       const began = Date.now();
-      const r = await governor('simulate', '--policy', 'examples/sim-policy.yaml', ...args);
+      const r = await cli('simulate', '--policy', 'examples/sim-policy.yaml', ...args);
       expect(r.stderr).toBe(error);
       expect(r.code).toBe(2);
       expect(Date.now() - began).toBeLessThan(30_000);
@@ -462,7 +474,7 @@ describe('governor CLI', () => {
   }, 60_000);
 
   it('exits 2 for a missing file, a bad --at, an unknown option, and a missing command argument', async () => {
-    const missing = await governor(
+    const missing = await cli(
       'plan',
       '--policy',
       join(tmp, 'nope.yaml'),
@@ -471,12 +483,12 @@ describe('governor CLI', () => {
     );
     expect(missing.code).toBe(2);
     expect(missing.stderr).toContain('no such file');
-    const at = await governor('plan', ...EXAMPLE, '--at', 'tomorrow');
+    const at = await cli('plan', ...EXAMPLE, '--at', 'tomorrow');
     expect(at.code).toBe(2);
     expect(at.stderr).toContain('--at');
-    expect((await governor('plan', ...EXAMPLE, '--frobnicate')).code).toBe(2);
-    expect((await governor('validate')).code).toBe(2);
-    expect((await governor('no-such-command')).code).toBe(2);
+    expect((await cli('plan', ...EXAMPLE, '--frobnicate')).code).toBe(2);
+    expect((await cli('validate')).code).toBe(2);
+    expect((await cli('no-such-command')).code).toBe(2);
   });
 
   it.each([
@@ -512,7 +524,9 @@ describe('governor CLI', () => {
     },
   );
 
-  it.each([
+  // Side by side: each case is a process of its own, with its own ports and state folder, that
+  // mostly waits for its client library's retries against a port nothing listens on.
+  it.concurrent.each([
     ['plan', false],
     ['apply', false],
     ['plan', true],
@@ -592,7 +606,9 @@ describe('governor CLI', () => {
         GOVERNOR_STATE_DIR: join(tmp, `no-admin-${command.join('')}`),
       };
       delete env.GOVERNOR_EMULATOR_ADMIN;
-      const r = await governorIn(env, ...command, '--policy', 'examples/demo-policy.yaml');
+      // The first as a process, the others in this process: the same refusal, before any call.
+      const run = line === 'plan' ? governorIn : cliIn;
+      const r = await run(env, ...command, '--policy', 'examples/demo-policy.yaml');
       expect(r.code).toBe(2);
       expect(r.stderr).toBe(
         "error: GOVERNOR_EMULATOR_HOST is set but GOVERNOR_EMULATOR_ADMIN is not: the governor takes its time from the emulator's virtual clock, on its admin endpoint; export GOVERNOR_EMULATOR_ADMIN as `governor emulator` prints it (or unset GOVERNOR_EMULATOR_HOST to use Google)\n",
@@ -661,7 +677,7 @@ describe('governor CLI', () => {
     writeFileSync(state, JSON.stringify({ schema: 1, project: 'p1' }));
     for (const command of [['unlock'], ['quota', 'recommend'], ['status', '--org']]) {
       const what = command.join(' ');
-      const r = await governor(...command, '--policy', policy, '--state-dir', stateDir);
+      const r = await cli(...command, '--policy', policy, '--state-dir', stateDir);
       expect(r.code, what).toBe(1);
       expect(r.stderr, what).toMatch(
         new RegExp(
@@ -675,7 +691,7 @@ describe('governor CLI', () => {
     // Another project's file under this project's name (copied, renamed): the same, and says so.
     const foreign = { schema: 1, project: 'p2', conditions: null, lease: null, runs: [] };
     writeFileSync(state, JSON.stringify(foreign));
-    const r = await governor('unlock', '--policy', policy, '--state-dir', stateDir);
+    const r = await cli('unlock', '--policy', policy, '--state-dir', stateDir);
     expect(r.code).toBe(1);
     expect(r.stderr).toContain(
       `error: Unreadable state file ${state}: project: the file of project p2, not of p1`,
@@ -699,7 +715,7 @@ describe('governor CLI', () => {
 
   it('reports a YAML syntax error with its line, exit 2', async () => {
     const broken = file('broken.yaml', 'version: 1\nprojects: [p\n');
-    const r = await governor('validate', '--policy', broken);
+    const r = await cli('validate', '--policy', broken);
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/line \d+/);
   });
