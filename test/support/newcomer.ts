@@ -1,0 +1,50 @@
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { expect } from 'vitest';
+
+/**
+ * A newcomer's machine, for the tests of the newcomer path (test/cli/newcomer*.int.test.ts): no
+ * Google credentials, no emulator of Google's; and the governor run as the newcomer runs it, a
+ * process of its own per command.
+ */
+
+const exec = promisify(execFile);
+
+/** The demo's policy, which `governor emulator`'s default fleet is governed by. */
+export const DEMO = 'examples/demo-policy.yaml';
+
+/** The environment without colour, credentials, the metadata server or any emulator's address. */
+export const NEWCOMER_ENV: NodeJS.ProcessEnv = {
+  ...process.env,
+  NO_COLOR: '1',
+  METADATA_SERVER_DETECTION: 'none',
+};
+for (const k of [
+  'GOOGLE_APPLICATION_CREDENTIALS',
+  'PUBSUB_EMULATOR_HOST',
+  'GOVERNOR_EMULATOR_HOST',
+  'GOVERNOR_EMULATOR_ADMIN',
+])
+  delete NEWCOMER_ENV[k];
+
+export interface Result {
+  code: number;
+  stdout: string;
+  stderr: string;
+}
+
+/** `node bin/governor.js ...args` in `env`: its exit code and output, checked for a stack trace. */
+export async function governor(env: NodeJS.ProcessEnv, ...args: string[]): Promise<Result> {
+  let r: Result;
+  try {
+    const { stdout, stderr } = await exec(process.execPath, ['bin/governor.js', ...args], { env });
+    r = { code: 0, stdout, stderr };
+  } catch (e) {
+    const err = e as { code?: number; stdout?: string; stderr?: string };
+    if (typeof err.code !== 'number') throw e;
+    r = { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
+  }
+  // Never a stack trace, whatever happened.
+  expect(`${r.stdout}\n${r.stderr}`).not.toMatch(/^\s+at .+[(:]\d+/m);
+  return r;
+}
