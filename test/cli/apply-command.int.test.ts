@@ -11,9 +11,9 @@ import { constants as osConstants, hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
+import { cliIn } from '../support/cli-run.js';
 import { QUICK_POLL_ENV } from '../support/fixtures.js';
 
 /**
@@ -60,23 +60,8 @@ function governorEnv(): NodeJS.ProcessEnv {
   };
 }
 
-/**
- * `governor ...args` in this process (`main`, which the process runs), in the environment of
- * {@link governor}: for bad input refused before any call, a start of Node and a load of the
- * governor saved.
- */
-async function inProcess(
-  ...args: string[]
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(args, {
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { write: (t: string) => (stderr += t) },
-    env: governorEnv(),
-  });
-  return { code, stdout, stderr };
-}
+/** `governor ...args` in this process (`main`), in the environment of {@link governor}. */
+const inProcess = (...args: string[]) => cliIn(governorEnv(), ...args);
 
 /** Quota 5: `idle` holds 4 and uses nothing, `busy` needs 3 and may use 1. */
 const fleet = () => ({
