@@ -161,13 +161,9 @@ export function unitView(
 }
 
 /**
- * The units: the policy's projects and those its discovery last found (no search is made), split
- * as a dispatch splits them from the same kept discovery.
+ * The units: the policy's projects and those its discovery last found, `kept` (no search is
+ * made), split as a dispatch splits them from the same kept discovery.
  */
-export async function orgUnits(policy: Policy, cache: DiscoveryCacheStore): Promise<Unit[]> {
-  return unitsOf(policy, policy.discovery ? await cache.loadDiscovery() : null);
-}
-
 function unitsOf(policy: Policy, kept: DiscoveryCache | null): Unit[] {
   return splitUnits(
     [...policy.projects, ...(kept?.projects ?? [])],
