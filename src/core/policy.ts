@@ -289,6 +289,9 @@ export const FunctionSettings = z
   .describe("The Cloud Function's requests.");
 export type FunctionSettings = z.infer<typeof FunctionSettings>;
 
+/** `fanout.staleAfter` when the policy does not set it, or has no `fanout` at all. */
+const DEFAULT_STALE_AFTER = '30m';
+
 export const Policy = z
   .strictObject({
     $schema: z.string().optional(),
@@ -308,7 +311,7 @@ export const Policy = z
           MAX_CLOCK_SKEW_MS,
           'expected at least 1m: a work message is judged with a minute of clock skew allowed, so a shorter one would drop every message on its delivery time alone',
         )
-          .default('30m')
+          .default(DEFAULT_STALE_AFTER)
           .describe(
             'A work message older than this is dropped (a newer dispatch has sent its own), and a unit whose last run is older is shown as stuck; at least 1m.',
           ),
@@ -381,6 +384,14 @@ export const Policy = z
   })
   .describe('Cloud Run GPU governor policy');
 export type Policy = z.infer<typeof Policy>;
+
+/**
+ * How old a work message, a unit's last run or a sibling's may be before it counts as stale
+ * (`fanout.staleAfter`): its default also when the policy has no `fanout`.
+ */
+export function fanoutStaleAfter(policy: Pick<Policy, 'fanout'>): string {
+  return policy.fanout?.staleAfter ?? DEFAULT_STALE_AFTER;
+}
 export type PolicyInput = z.input<typeof Policy>;
 
 /** Parses and checks a policy document; throws InputError listing every fault. */

@@ -2,7 +2,7 @@ import type { Alert } from '../core/alert.js';
 import { discoveryKey } from '../core/discovery.js';
 import { durationMs } from '../core/duration.js';
 import { decideNotifications, type ConditionState } from '../core/notify.js';
-import type { Policy } from '../core/policy.js';
+import { fanoutStaleAfter, type Policy } from '../core/policy.js';
 import { alertMessage, deliveryFailedAlert, type FailedDelivery } from '../core/run-alerts.js';
 import { splitUnits, unitLabel } from '../core/units.js';
 import { staleReason, type WorkMessage } from '../core/work.js';
@@ -44,7 +44,7 @@ export async function decideUnit(
   message: WorkMessage,
   deps: { cache: DiscoveryCacheStore; nowMs: number },
 ): Promise<UnitDecision> {
-  const staleAfter = durationMs(policy.fanout?.staleAfter ?? '30m');
+  const staleAfter = durationMs(fanoutStaleAfter(policy));
   const stale = staleReason(message, deps.nowMs, staleAfter);
   const label = unitLabel(message);
   if (stale) return { kind: 'stale', reason: `${label}: ${stale}`, why: stale };

@@ -1,7 +1,7 @@
 import pLimit from 'p-limit';
-import { discoveryKey, type DiscoveryCache } from '../core/discovery.js';
-import { durationMs } from '../core/duration.js';
-import type { Policy } from '../core/policy.js';
+import { discoveryKey, type Discovery, type DiscoveryCache } from '../core/discovery.js';
+import { beyondSkew, durationMs } from '../core/duration.js';
+import { fanoutStaleAfter, type Policy } from '../core/policy.js';
 import { splitUnits, unitKey, unitLabel, type Unit } from '../core/units.js';
 import {
   plannedAt,
@@ -178,7 +178,7 @@ export async function orgView(
   store: StateStore & DiscoveryCacheStore,
   now: OrgNow,
 ): Promise<OrgView> {
-  const staleAfterMs = durationMs(policy.fanout?.staleAfter ?? '30m');
+  const staleAfterMs = durationMs(fanoutStaleAfter(policy));
   const limit = pLimit(16);
   const kept = policy.discovery ? await store.loadDiscovery() : null;
   const all = unitsOf(policy, kept);
@@ -195,7 +195,7 @@ export async function orgView(
   return {
     takenAt: new Date(now.nowMs).toISOString(),
     clock: now.clock,
-    discovery: policy.discovery ? discoveryView(kept, policy, now.wallMs) : null,
+    discovery: policy.discovery ? discoveryView(kept, policy.discovery, policy, now.wallMs) : null,
     units,
     totals: {
       units: units.length,
@@ -217,16 +217,20 @@ export async function orgView(
  * schedule's rule: docs/organization.md), so one older than both together was not replaced: the
  * dispatch's searches fail (each an error event saying why) or it does not run.
  */
-function discoveryView(kept: DiscoveryCache | null, policy: Policy, wallMs: number): DiscoveryView {
-  const d = policy.discovery;
+function discoveryView(
+  kept: DiscoveryCache | null,
+  d: Discovery,
+  policy: Policy,
+  wallMs: number,
+): DiscoveryView {
   if (kept === null) return { foundAt: null, ageSeconds: null, current: false, stale: null };
   const ageMs = wallMs - Date.parse(kept.foundAt);
-  const ttl = d?.cacheTtl ?? '1h';
-  const staleAfter = policy.fanout?.staleAfter ?? '30m';
-  const current = d !== undefined && kept.key === discoveryKey(d);
+  const ttl = d.cacheTtl;
+  const staleAfter = fanoutStaleAfter(policy);
+  const current = kept.key === discoveryKey(d);
   const stale = !current
     ? 'found with other discovery settings: no dispatch has searched since the policy changed, and the units refuse these projects until one does'
-    : ageMs < -60_000
+    : beyondSkew(kept.foundAt, wallMs)
       ? 'dated later than now: a wrong clock or a hand edit stamped it'
       : ageMs > durationMs(ttl) + durationMs(staleAfter)
         ? `older than discovery.cacheTtl (${ttl}) and fanout.staleAfter (${staleAfter}) together: the dispatch's searches fail (its error events say why), or it does not run`

@@ -34,7 +34,7 @@ import {
 import type { CheckItem } from '../core/permissions.js';
 import type { Plan } from '../core/plan.js';
 import { plan as makePlan } from '../core/planner.js';
-import { NO_PROJECTS, type Policy } from '../core/policy.js';
+import { fanoutStaleAfter, NO_PROJECTS, type Policy } from '../core/policy.js';
 import { REGION_NAME, stoppedSiblings } from '../core/units.js';
 import { renderProblem, type ObservationProblem } from '../core/problems.js';
 import { plural, someOf } from '../core/text.js';
@@ -1285,7 +1285,7 @@ async function stoppedUnits(
   // A run dated later than now is judged as none: a unit that stopped after it would never be named.
   const ageOf = (r: RunRecord | undefined) =>
     r && !runDatedAhead(r, now) ? runAgeMs(r, now) : null;
-  const staleAfter = run.policy.fanout?.staleAfter ?? '30m';
+  const staleAfter = fanoutStaleAfter(run.policy);
   const verdict = stoppedSiblings({
     region,
     siblings: units.flatMap(({ region, newest }) =>
