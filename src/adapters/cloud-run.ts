@@ -402,8 +402,8 @@ function writeOptions(policy: RetryPolicy, polling: OperationPolling): CallOptio
 
 /**
  * The operation's polls (GetOperation, reads): a deadline per attempt, and RESOURCE_EXHAUSTED tried
- * again on google-gax's short backoff, as before the write waited RetryInfo's delays: a poll
- * never waits a long delay, since the write was accepted and a failed poll only makes it
+ * again on google-gax's short backoff, not after the delays RetryInfo asks for as the write is: a
+ * poll never waits a long delay, since the write was accepted and a failed poll only makes it
  * uncertain (its message says the write may still apply).
  */
 function pollOptions(policy: RetryPolicy): CallOptions {

@@ -119,11 +119,12 @@ export function gaxReadOptions(policy: RetryPolicy) {
 
 /**
  * The longest a call waits in all for the retry delays RESOURCE_EXHAUSTED asks for: a minute, the
- * window of the per-minute read quotas (Cloud Run's "Read requests per minute per region",
- * Monitoring's per-minute time series queries). A delay that would take the call past it is not
- * waited: the call fails at once, naming the delay. So one refused read costs a run at most a
- * minute, well within its deadline (240 s by default), and the observation can still report it
- * unread (fail static) rather than the run ending at its deadline with nothing planned.
+ * window of the per-minute quotas (Cloud Run's "Read requests per minute per region" and "Write
+ * requests per minute per region", Monitoring's per-minute time series queries). A delay that
+ * would take the call past it is not waited: the call fails at once, naming the delay. So one
+ * refused read costs a run at most a minute, well within its deadline (240 s by default), and the
+ * observation can still report it unread (fail static) rather than the run ending at its deadline
+ * with nothing planned; a refused write is left for the next run.
  */
 export const MAX_RETRY_INFO_DELAY_MS = 60_000;
 
@@ -153,8 +154,9 @@ export function retryDelayOf(error: unknown): number | undefined {
 }
 
 /**
- * Runs a Google call (itself retried by google-gax on UNAVAILABLE and DEADLINE_EXCEEDED) and tries
- * it again on RESOURCE_EXHAUSTED, up to `maxAttempts` calls in all: after the delay the error's
+ * Runs a Google call (a read is itself retried by google-gax on UNAVAILABLE and DEADLINE_EXCEEDED;
+ * Cloud Run's UpdateService is not: adapters/cloud-run.ts writeOptions) and tries it again on
+ * RESOURCE_EXHAUSTED, up to `maxAttempts` calls in all: after the delay the error's
  * RetryInfo asks for (retryDelayOf) plus the policy's backoff with full jitter, or the backoff
  * alone when it asks for none. A delay over {@link MAX_RETRY_INFO_DELAY_MS} is not waited: the
  * error is thrown at once, its message naming the delay. Once `signal` is aborted (the caller
