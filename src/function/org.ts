@@ -36,10 +36,11 @@ import { decodeBase64 } from './request.js';
  *   `max_delivery_attempts`, then dead-letters it
  *   (https://cloud.google.com/pubsub/docs/handling-failures#dead_letter_topic). So: a run that
  *   failed answers 500 (retried, then dead-lettered); a message that can never succeed (malformed,
- *   hostile, stale, a project the policy does not govern) answers 204 and is logged, nothing read
- *   or written. A failed delivery that was, or may be, the last (the push's `deliveryAttempt`
- *   against GOVERNOR_MAX_DELIVERY_ATTEMPTS; core/work.ts) is alerted before the 500
- *   (org/unit.ts alertFailedDelivery).
+ *   hostile, stale, a project the policy does not govern) answers 204 and is logged, the unit not
+ *   run; a stale redelivery alerts its failed deliveries first, and answers 500 when that alert
+ *   could not be published (alertStaleRedelivery). A failed delivery that was, or may be, the
+ *   last (the push's `deliveryAttempt` against GOVERNOR_MAX_DELIVERY_ATTEMPTS; core/work.ts) is
+ *   alerted before the 500 (org/unit.ts alertFailedDelivery).
  */
 
 /**
