@@ -756,7 +756,7 @@ async function oldestReadable(
 }
 
 /** The most a Firestore document holds (https://cloud.google.com/firestore/quotas). */
-const MAX_DOCUMENT_BYTES = 1_048_576;
+const MAX_FIRESTORE_DOCUMENT_BYTES = 1_048_576;
 
 /**
  * A set-aside entry as it fits one document. Kept whole beside its faults, an entry stored near
@@ -771,7 +771,7 @@ function fitSetAside(entry: SetAsideEntry, path: string): SetAsideEntry {
     stored,
     faults: [...entry.faults, { path: '', message }],
   });
-  const fits = (e: SetAsideEntry) => documentBytes(path, e) <= MAX_DOCUMENT_BYTES;
+  const fits = (e: SetAsideEntry) => documentBytes(path, e) <= MAX_FIRESTORE_DOCUMENT_BYTES;
   if (fits(entry)) return entry;
   const tooLarge = 'too large to keep beside its faults in one document (1 MiB)';
   const text = JSON.stringify(entry.stored) ?? 'null';
@@ -781,7 +781,7 @@ function fitSetAside(entry: SetAsideEntry, path: string): SetAsideEntry {
   const cutNote = (kept: number) =>
     `${tooLarge}, even gzipped: stored holds its JSON text cut to ${kept} of ${bytes} bytes`;
   // The room left beside the longest note; a cut may end in a broken character (3 bytes).
-  const room = MAX_DOCUMENT_BYTES - documentBytes(path, noted('', cutNote(bytes))) - 4;
+  const room = MAX_FIRESTORE_DOCUMENT_BYTES - documentBytes(path, noted('', cutNote(bytes))) - 4;
   const cut = Buffer.from(text).subarray(0, Math.max(0, room)).toString('utf8');
   return noted(cut, cutNote(Buffer.byteLength(cut)));
 }
