@@ -1,6 +1,7 @@
 import { benchColdStart, type ColdStartResult } from './cold-start.js';
 import { nodeHeapLimitMb, runCost, terraformDefaults, type FunctionResources } from './cost.js';
 import { benchMemory, type MemoryRow } from './memory.js';
+import { TARGET_LISTENING_MS, TARGET_RSS_MB } from './targets.js';
 
 /**
  * The Cloud Function's own figures, as deployed (docs/performance.md, "The function: memory, cold
@@ -36,9 +37,6 @@ export interface FunctionBenchOptions {
   /** Fleet sizes for the memory. */
   sizes?: readonly number[];
 }
-
-const TARGET_LISTENING_MS = 1_000;
-const TARGET_RSS_MB: Readonly<Record<number, number>> = { 1_000: 256, 10_000: 512 };
 
 export async function benchFunction(options: FunctionBenchOptions = {}): Promise<FunctionBench> {
   const starts = options.starts ?? 10;

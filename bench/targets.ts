@@ -1,0 +1,18 @@
+/**
+ * The targets `npm run bench` judges its figures against, in one place, so that the docs that
+ * quote them (README "Benchmarks", docs/simulation.md "Bench", docs/performance.md) can be
+ * checked against what the bench prints (test/docs/bench-targets.test.ts).
+ */
+
+/** The planner's median on 10,000 services over 200 pools, ms. */
+export const TARGET_10K_MS = 50;
+/** The planner's growth per 10× services (and per 10× rules and services), at most. */
+export const TARGET_GROWTH = 12;
+/** One run (bench/rtt.ts): the rounds of calls it waits for one after another, at most. */
+export const TARGET_RTT_ROUNDS = 6;
+/** The same run: its wall time ÷ the injected RTT, at most. */
+export const TARGET_RTT_RATIO = 6;
+/** The function's cold start, process start → listening, median, ms. */
+export const TARGET_LISTENING_MS = 1_000;
+/** The function's peak RSS over one run, MiB, by the fleet's number of services. */
+export const TARGET_RSS_MB: Readonly<Record<number, number>> = { 1_000: 256, 10_000: 512 };
