@@ -11,7 +11,8 @@ import {
 
 /**
  * The targets the docs quote for `npm run bench` are the ones it judges its figures against
- * (bench/targets.ts): the README's "Benchmarks" and docs/simulation.md's "Bench".
+ * (bench/targets.ts): the README's "Benchmarks", docs/performance.md's figures of the function and
+ * docs/simulation.md's "Bench".
  */
 
 /** The text under a `## ` heading, up to the next heading of that level. */
@@ -51,6 +52,15 @@ describe("the bench's targets in the docs", () => {
     );
     for (const [services, mb] of Object.entries(TARGET_RSS_MB)) {
       const row = itemOf(bench, `function peak RSS, one run, ${n(Number(services))} services`);
+      expect(lastCell(row)).toBe(`≤ ${mb} MiB`);
+    }
+  });
+
+  it("are the bench's in docs/performance.md's figures of the function", () => {
+    const fn = section('docs/performance.md', '## The function: memory, cold start and cost');
+    expect(lastCell(itemOf(fn, 'cold start → listening'))).toBe(`≤ ${n(TARGET_LISTENING_MS)} ms`);
+    for (const [services, mb] of Object.entries(TARGET_RSS_MB)) {
+      const row = itemOf(fn, `peak RSS, one run, ${n(Number(services))} services`);
       expect(lastCell(row)).toBe(`≤ ${mb} MiB`);
     }
   });
