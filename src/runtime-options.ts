@@ -52,7 +52,7 @@ const HostPort = z
  * (https://cloud.google.com/firestore/docs/reference/rest/v1/projects.databases/create).
  */
 const FIRESTORE_DATABASE =
-  'expected a Firestore database id: (default), or 4 to 63 lowercase letters, digits or hyphens, starting with a letter and ending with a letter or digit';
+  'expected a Firestore database id: (default), or 4 to 63 lowercase letters, digits or hyphens, starting with a letter, ending with a letter or digit, and not UUID-like (8-4-4-4-12 hexadecimal digits)';
 const FirestoreDatabase = z
   .string()
   .trim()

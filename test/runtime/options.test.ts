@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
@@ -183,6 +184,25 @@ describe('parseRuntimeOptions', () => {
       expect(fault?.message, bad).toMatch(/Firestore collection id/);
       expect(fault?.message, bad).not.toContain('x'.repeat(100));
     }
+  });
+
+  it('says which rule a refused Firestore database id breaks, as the README states the rules', () => {
+    const refusal = (id: string) => {
+      try {
+        parseRuntimeOptions({ GOVERNOR_STATE_STORE: 'firestore', GOVERNOR_FIRESTORE_DATABASE: id });
+      } catch (e) {
+        expect(e).toBeInstanceOf(InputError);
+        return (e as InputError).faults[0]?.message ?? '';
+      }
+      throw new Error(`${id} was accepted`);
+    };
+    // Every other rule it states holds for this id: only its shape, a UUID's, is refused.
+    expect(refusal('abcdef01-0123-4567-89ab-0123456789ab')).toMatch(/not UUID-like/);
+    expect(refusal('abc-')).toMatch(/ending with a letter or digit/);
+    const row = readFileSync('README.md', 'utf8')
+      .split('\n')
+      .find((line) => line.startsWith('| `GOVERNOR_FIRESTORE_DATABASE`'));
+    expect(row).toMatch(/a letter first, a letter or digit last, not UUID-like/);
   });
 
   it('colours: FORCE_COLOR wins, NO_COLOR and TERM=dumb turn them off', () => {
