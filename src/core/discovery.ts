@@ -184,6 +184,14 @@ function regionOf(r: FoundResource, fromName: string | undefined): string | null
 /** The longest cache key kept (see {@link DiscoveryCache}'s `key`). */
 export const MAX_DISCOVERY_KEY = 200_000;
 
+/**
+ * How the kept `services` were counted: 2 counts every service of a kept project once, whatever
+ * its labels and however many scopes found it. Caches of earlier versions carry none: they
+ * counted only the labelled services, each once per scope that found it, so their counts are
+ * not reused (see {@link cacheFresh}). Raise it whenever the counting changes.
+ */
+export const SERVICE_COUNTING = 2;
+
 /** What the state store keeps between runs: the projects found, when, and for which search. */
 export const DiscoveryCache = z.strictObject({
   /**
@@ -197,7 +205,7 @@ export const DiscoveryCache = z.strictObject({
   projects: z.array(z.string().regex(PROJECT_ID)).max(100_000),
   /**
    * Cloud Run services found per project and region (`fanout.splitAbove`). Absent in caches of
-   * earlier versions: then no project is split until the next search.
+   * earlier versions, which carry no `counting` either, so they are searched again.
    */
   services: z
     .record(
@@ -205,6 +213,8 @@ export const DiscoveryCache = z.strictObject({
       z.record(z.string().regex(REGION_NAME), z.number().int().min(1).max(1_000_000)),
     )
     .optional(),
+  /** {@link SERVICE_COUNTING} of the version that searched; absent in earlier versions' caches. */
+  counting: z.number().int().min(1).max(1_000_000).optional(),
 });
 export type DiscoveryCache = z.infer<typeof DiscoveryCache>;
 
@@ -226,6 +236,10 @@ export function cacheFresh(
   nowMs: number,
 ): boolean {
   if (!cache || cache.key !== key) return false;
+  // Counted by other rules (an earlier version's, or a later one's beside it during a deploy):
+  // searched again rather than split by those counts until the TTL. Still the kept result when
+  // the search fails (org/discover.ts): its projects were found with the same settings.
+  if (cache.counting !== SERVICE_COUNTING) return false;
   const age = nowMs - Date.parse(cache.foundAt);
   // A cache from the future (a clock went back) is not trusted.
   return age >= 0 && age < ttlMs;

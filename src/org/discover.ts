@@ -1,6 +1,7 @@
 import {
   cacheFresh,
   discoveryKey,
+  SERVICE_COUNTING,
   discoveryScopes,
   selectProjects,
   type FoundResource,
@@ -63,6 +64,7 @@ export async function discoverProjects(
       foundAt: new Date(deps.nowMs).toISOString(),
       projects: result.projects,
       services: result.services,
+      counting: SERVICE_COUNTING,
     });
     for (const line of result.skipped.slice(0, 20)) deps.log.log('WARNING', `discovery: ${line}`);
     // A project the kept result (same settings) had and this search did not find is governed no

@@ -6,6 +6,7 @@ import {
   selectProjects,
   Discovery,
   DiscoveryCache,
+  SERVICE_COUNTING,
   type FoundResource,
 } from '../../src/core/discovery.js';
 import { parsePolicy } from '../../src/core/policy.js';
@@ -214,9 +215,19 @@ describe('the discovery cache', () => {
   });
   it('is fresh only for the same search within its time to live', () => {
     const key = discoveryKey(dd);
-    const cache = { key, foundAt: '2026-11-27T12:00:00.000Z', projects: ['abc-proj'] };
+    const cache = {
+      key,
+      foundAt: '2026-11-27T12:00:00.000Z',
+      projects: ['abc-proj'],
+      counting: SERVICE_COUNTING,
+    };
     const at = Date.parse(cache.foundAt);
     expect(cacheFresh(cache, key, 3_600_000, at + 59 * 60_000)).toBe(true);
+    // Counted by other rules (an earlier version's cache has no `counting`): searched again.
+    expect(cacheFresh({ ...cache, counting: undefined }, key, 3_600_000, at + 60_000)).toBe(false);
+    expect(cacheFresh({ ...cache, counting: SERVICE_COUNTING + 1 }, key, 3_600_000, at)).toBe(
+      false,
+    );
     expect(cacheFresh(cache, key, 3_600_000, at + 60 * 60_000)).toBe(false);
     expect(cacheFresh(cache, key, 3_600_000, at - 1)).toBe(false);
     expect(cacheFresh(cache, discoveryKey({ ...dd, exclude: ['x'] }), 3_600_000, at)).toBe(false);

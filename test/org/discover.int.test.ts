@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -255,5 +255,118 @@ describe('discovery through the asset adapter, cached in the file state store', 
     );
     await writeFile(join(bad, '%discovery.json'), 'not json');
     await expect(store.loadDiscovery()).rejects.toThrow(/not JSON/);
+  });
+});
+
+describe('a discovery cache an earlier version kept', () => {
+  // The cache as the version before discovery counted every service of a kept project (and each
+  // service once however many scopes found it) wrote it: its one project has one service labelled
+  // team=search and three others, and the organisation and its folder both found the labelled
+  // one, so it counted 2. The same search now counts 4.
+  const ORG_ID = '123456789012';
+  const KEPT_BY_EARLIER_VERSION =
+    '{"key":"{\\"scopes\\":[\\"organizations/123456789012\\",\\"folders/1001\\"],\\"include\\":null,\\"exclude\\":[],\\"labels\\":[[\\"team\\",\\"search\\"]]}","foundAt":"2026-11-27T12:00:00.000Z","projects":["gpu-proj-0000"],"services":{"gpu-proj-0000":{"us-central1":2}}}\n';
+  const service = (name: string, labels: Record<string, string>) => ({
+    name,
+    region: 'us-central1',
+    gpu: {},
+    maxInstances: 1,
+    demand: 1,
+    labels,
+  });
+  let emulator: RunningEmulator;
+  let dir: string;
+  beforeAll(async () => {
+    emulator = await startEmulator({
+      fleet: {
+        start: '2026-11-27T12:00:00Z',
+        startupSeconds: 30,
+        idleMinutes: 0,
+        warmupMinutes: 30,
+        topics: [],
+        projects: [
+          {
+            id: 'gpu-proj-0000',
+            pools: [{ region: 'us-central1', quota: 8 }],
+            services: [
+              service('llm-0', { team: 'search' }),
+              service('llm-1', {}),
+              service('llm-2', {}),
+              service('llm-3', {}),
+            ],
+          },
+        ],
+        hierarchy: {
+          organization: ORG_ID,
+          folders: [{ id: '1001' }],
+          projects: { 'gpu-proj-0000': 'folders/1001' },
+          searchDenied: [],
+        },
+      },
+      speed: 'manual',
+    });
+    dir = await mkdtemp(join(tmpdir(), 'discover-earlier-'));
+  });
+  afterAll(async () => {
+    await emulator.stop();
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('is searched again, not reused with counts made by other rules', async () => {
+    const policy = parsePolicy({
+      version: 1,
+      discovery: {
+        organization: ORG_ID,
+        folders: ['1001'],
+        labels: { team: 'search' },
+        cacheTtl: '1h',
+      },
+    });
+    await writeFile(join(dir, '%discovery.json'), KEPT_BY_EARLIER_VERSION);
+    const cache = createFileStateStore({ dir });
+    const search = createAssetSearchAdapter({
+      emulatorHost: emulator.env['GOVERNOR_EMULATOR_HOST'] ?? '',
+    });
+    try {
+      // A minute after the earlier version searched: fresh by its age and its key.
+      const nowMs = Date.parse('2026-11-27T12:01:00Z');
+      const r = await discoverProjects(policy, { search, cache, nowMs, log: memoryLogger() });
+      expect(r).toMatchObject({
+        source: 'search',
+        projects: ['gpu-proj-0000'],
+        services: { 'gpu-proj-0000': { 'us-central1': 4 } },
+      });
+      // What this search found is kept, and reused until the TTL.
+      const again = await discoverProjects(policy, {
+        search,
+        cache,
+        nowMs: nowMs + 60_000,
+        log: memoryLogger(),
+      });
+      expect(again).toMatchObject({
+        source: 'cache',
+        services: { 'gpu-proj-0000': { 'us-central1': 4 } },
+      });
+    } finally {
+      await search.close();
+    }
+  });
+
+  it('is still used when the search fails', async () => {
+    // The organisation's search denied: the kept projects go on being governed, as before.
+    const policy = parsePolicy({
+      version: 1,
+      discovery: { organization: ORG_ID, folders: ['1001'], labels: { team: 'search' } },
+    });
+    const kept = join(dir, 'denied');
+    await mkdir(kept);
+    await writeFile(join(kept, '%discovery.json'), KEPT_BY_EARLIER_VERSION);
+    const r = await discoverProjects(policy, {
+      search: null,
+      cache: createFileStateStore({ dir: kept }),
+      nowMs: Date.parse('2026-11-27T12:01:00Z'),
+      log: memoryLogger(),
+    });
+    expect(r).toMatchObject({ source: 'stale-cache', projects: ['gpu-proj-0000'] });
   });
 });
