@@ -1,9 +1,8 @@
 import { Command, CommanderError, Option } from 'commander';
-import { z } from 'zod';
 import { isInputError, GovernorError, UsageError } from '../errors.js';
 import { plan } from '../core/planner.js';
 import type { Policy } from '../core/policy.js';
-import { durationMs, UNWRITABLE_INSTANT, writableInstant } from '../core/duration.js';
+import { durationMs, OffsetTime, UNWRITABLE_INSTANT, writableInstant } from '../core/duration.js';
 import { fleetOfSnapshot, policyWarnings } from '../core/policy-fit.js';
 import { fleetFullySeen, renderProblem, type ObservationProblem } from '../core/problems.js';
 import { oneLine } from '../core/text.js';
@@ -48,11 +47,12 @@ function policyOption(fallback?: string): Option {
 }
 
 /**
- * `--at`: a time with its offset (`Z` or `+01:00`) and a real date, as the snapshot's `takenAt`.
- * `Date.parse` alone would read a time without an offset in the machine's own zone (the same
- * command planning for another hour on another laptop) and roll 2026-02-30 over to March 2.
+ * `--at`: a time with its offset (`Z` or `+01:00`) and a real date, as the snapshot's `takenAt`
+ * (core/duration.ts OffsetTime, then writableInstant, each with its own message). `Date.parse`
+ * alone would read a time without an offset in the machine's own zone (the same command planning
+ * for another hour on another laptop) and roll 2026-02-30 over to March 2.
  */
-const AtTime = z.iso.datetime({ offset: true });
+const AtTime = OffsetTime;
 
 /**
  * Whether `text` is a time of AtTime's form but for a 60th second (`2016-12-31T23:59:60Z`): ISO

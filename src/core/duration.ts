@@ -111,7 +111,11 @@ export function writableInstant(time: string): boolean {
 /** What a time outside them is told, after the time itself. */
 export const UNWRITABLE_INSTANT = `is outside ${FIRST_INSTANT} to ${LAST_INSTANT} in UTC, the times with a four-digit year`;
 
+/**
+ * An ISO 8601 time with its offset (`Z` or `+01:00`) and a real date, whatever its year: what the
+ * command line's `--at` is first checked against, before {@link writableInstant}.
+ */
+export const OffsetTime = z.iso.datetime({ offset: true });
+
 /** An ISO 8601 time with its offset, whose UTC time has a four-digit year. */
-export const Instant = z.iso
-  .datetime({ offset: true })
-  .refine(writableInstant, { error: UNWRITABLE_INSTANT });
+export const Instant = OffsetTime.refine(writableInstant, { error: UNWRITABLE_INSTANT });
