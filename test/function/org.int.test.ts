@@ -21,7 +21,7 @@ import { handleUnitPush } from '../../src/function/org.js';
 import { memoryLogger, textLogger } from '../../src/log.js';
 import { sharedPubSubEmulator, type SharedEmulator } from '../support/shared-emulators.js';
 import { ORG, orgFleet, orgProjectId } from '../support/org-fleet.js';
-import { QUICK_POLL_ENV } from '../support/fixtures.js';
+import { QUICK_POLL_ENV, quietRun } from '../support/fixtures.js';
 
 const HOME = 'gov-home-proj';
 const TOPIC = `projects/${HOME}/topics/gpu-governor-work`;
@@ -543,17 +543,10 @@ describe('fan-out: dispatch, then one function run per project', () => {
       // Once a run of the unit succeeded after the message was issued (a newer dispatch's), the
       // failures are behind it: a stale redelivery then alerts nothing.
       const at = new Date().toISOString();
-      await createFileStateStore({ dir: fresh }).recordRun(orgProjectId(1), {
-        runId: 'run-newer',
-        startedAt: at,
-        finishedAt: at,
-        mode: 'enforce',
-        outcome: 'ok',
-        changes: 0,
-        skips: 0,
-        alerts: 0,
-        error: null,
-      });
+      await createFileStateStore({ dir: fresh }).recordRun(
+        orgProjectId(1),
+        quietRun('run-newer', at),
+      );
       lines.length = 0;
       const behind = await handleUnitPush(
         push(work(orgProjectId(1)), { deliveryAttempt: 5 }),
