@@ -1,16 +1,15 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import type { Alert } from '../../src/core/alert.js';
-import { main } from '../../src/cli/main.js';
 import { seededRandom } from '../../src/emulator/faults.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { transpileForNode } from '../state/transpile.js';
+import { cliIn, governorIn, type CliResult } from '../support/cli-run.js';
 import { overCommittedFleet, QUICK_POLL_ENV } from '../support/fixtures.js';
 
 /**
@@ -128,33 +127,25 @@ function apply(
 
 /** `governor unlock --yes`: what a person does after a crash, rather than wait for the lease. */
 async function unlock(em: RunningEmulator, stateDir: string, policyFile: string): Promise<string> {
-  const { stdout } = await promisify(execFile)(
-    process.execPath,
-    ['bin/governor.js', 'unlock', '--yes', '--policy', policyFile, '--state-dir', stateDir],
-    { env: { ...process.env, ...em.env, NO_COLOR: '1' } },
+  const r = await governorIn(
+    { ...process.env, ...em.env, NO_COLOR: '1' },
+    ...['unlock', '--yes', '--policy', policyFile, '--state-dir', stateDir],
   );
-  return stdout;
+  expect(r.code, r.stderr).toBe(0);
+  return r.stdout;
 }
 
 /**
  * The command line in this process (`main`), with the emulator's environment as {@link apply}
  * gives it (as {@link unlock} does with `forUnlock`).
  */
-async function inProcess(
-  em: RunningEmulator,
-  argv: string[],
-  forUnlock = false,
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    stdout: { write: (t: string) => (stdout += t) },
-    stderr: { write: (t: string) => (stderr += t) },
-    env: forUnlock
+function inProcess(em: RunningEmulator, argv: string[], forUnlock = false): Promise<CliResult> {
+  return cliIn(
+    forUnlock
       ? { ...process.env, ...em.env, NO_COLOR: '1' }
       : { ...process.env, ...em.env, ...POLL, GOVERNOR_RUN_DEADLINE: '20s', NO_COLOR: '1' },
-  });
-  return { code, stdout, stderr };
+    ...argv,
+  );
 }
 
 /** `governor apply --yes` in this process: a run that is not killed. */

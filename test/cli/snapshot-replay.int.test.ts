@@ -2,7 +2,7 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, expect, it } from 'vitest';
-import { main } from '../../src/cli/main.js';
+import { cliIn, type CliResult } from '../support/cli-run.js';
 import { Plan } from '../../src/core/plan.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import type { FleetInput } from '../../src/emulator/fleet.js';
@@ -130,18 +130,9 @@ services:
   - match: {}
 `;
 
-async function governor(
-  env: Record<string, string>,
-  ...argv: string[]
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  let stdout = '';
-  let stderr = '';
-  const code = await main(argv, {
-    stdout: { write: (s: string) => (stdout += s) },
-    stderr: { write: (s: string) => (stderr += s) },
-    env: { ...env, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' },
-  });
-  return { code, stdout, stderr };
+/** The command line in this process, with the emulator's environment (or none). */
+function governor(env: Record<string, string>, ...argv: string[]): Promise<CliResult> {
+  return cliIn({ ...env, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' }, ...argv);
 }
 
 let emulator: RunningEmulator | undefined;
