@@ -157,7 +157,7 @@ function bestMinute(c: Case, t: number, through: readonly number[]): number[] {
     if (served.reduce((a, n, i) => a + n * (c.services[i]?.gpus ?? 1), 0) > c.quota) continue;
     const per = new Array<number>(tiers).fill(0);
     c.services.forEach((s, i) => {
-      per[tier(i)] += ((c.want[i]?.[t] ?? 0) - (served[i] ?? 0)) * s.gpus;
+      per[tier(i)] = (per[tier(i)] ?? 0) + ((c.want[i]?.[t] ?? 0) - (served[i] ?? 0)) * s.gpus;
     });
     if (better(per, best)) best = per;
   }
@@ -190,7 +190,7 @@ function bestWindow(c: Case, from: number, to: number): { caps: number[]; perTie
         continue;
       }
       c.services.forEach((s, i) => {
-        per[tier(i)] += ((c.want[i]?.[t] ?? 0) - (through[i] ?? 0)) * s.gpus;
+        per[tier(i)] = (per[tier(i)] ?? 0) + ((c.want[i]?.[t] ?? 0) - (through[i] ?? 0)) * s.gpus;
       });
     }
     if (best === null || better(per, best.perTier)) best = { caps, perTier: per };
