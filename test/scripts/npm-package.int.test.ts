@@ -1,0 +1,113 @@
+import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { dirname, join, posix } from 'node:path';
+import { promisify } from 'node:util';
+import { beforeAll, describe, expect, it } from 'vitest';
+
+/**
+ * What `npm pack` (and so `npm publish`) puts in the package, listed by `npm pack --dry-run
+ * --json` from the built tree: the command and everything it loads, the schemas and examples, the
+ * licence, and nothing else. Source maps would point at `src/*.ts`, which the package does not
+ * carry, and declarations serve no one: the package has no `main`, `types` or `exports`, it is a
+ * command. Needs `npm run build` first (dist/ is what is listed).
+ */
+const root = join(import.meta.dirname, '../..');
+const exec = promisify(execFile);
+const npm = process.platform === 'win32' ? 'npm.cmd' : 'npm';
+
+let files: string[] = [];
+
+beforeAll(async () => {
+  // --ignore-scripts: the listing, not the build (`prepare`); --offline: nothing to fetch.
+  const { stdout } = await exec(
+    npm,
+    ['pack', '--dry-run', '--json', '--ignore-scripts', '--offline', '--no-update-notifier'],
+    { cwd: root },
+  );
+  const [packed] = JSON.parse(stdout) as [{ files: { path: string }[] }];
+  files = packed.files.map((f) => f.path).sort();
+}, 60_000);
+
+/** Relative modules a compiled file loads: static imports and re-exports, literal `import()`. */
+function relativeImports(text: string): string[] {
+  const found: string[] = [];
+  const patterns = [
+    /^\s*(?:import|export)\s+(?:[^'";]*?\sfrom\s+)?['"](\.{1,2}\/[^'"]+)['"]/gm,
+    /\bimport\(\s*['"](\.{1,2}\/[^'"]+)['"]\s*\)/g,
+  ];
+  for (const pattern of patterns) {
+    for (const match of text.matchAll(pattern)) if (match[1] !== undefined) found.push(match[1]);
+  }
+  return found;
+}
+
+describe('the npm package', () => {
+  it('holds the command, the compiled code, the schemas, the examples and the licence only', () => {
+    expect(files.length).toBeGreaterThan(0);
+    const allowed = [
+      /^package\.json$/,
+      /^README\.md$/,
+      /^LICENSE$/,
+      /^bin\/governor\.js$/,
+      /^dist\/src\/.+\.js$/,
+      /^schema\/[^/]+\.schema\.json$/,
+      /^examples\//,
+    ];
+    expect(files.filter((f) => !allowed.some((re) => re.test(f)))).toEqual([]);
+    expect(files.filter((f) => f.endsWith('.map') || f.endsWith('.d.ts'))).toEqual([]);
+  });
+
+  it('ships the Apache 2.0 licence its package.json declares', () => {
+    expect(files).toContain('LICENSE');
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      license: string;
+    };
+    expect(pkg.license).toBe('Apache-2.0');
+    const text = readFileSync(join(root, 'LICENSE'), 'utf8');
+    expect(text).toMatch(/^\s*Apache License\s+Version 2\.0, January 2004/);
+    expect(text).toContain('TERMS AND CONDITIONS FOR USE, REPRODUCTION, AND DISTRIBUTION');
+  });
+
+  it('ships every module the command loads, from bin/governor.js down', () => {
+    const shipped = new Set(files);
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      bin: Record<string, string>;
+    };
+    const queue = Object.values(pkg.bin).map((b) => posix.normalize(b));
+    const seen = new Set<string>();
+    const missing: string[] = [];
+    while (queue.length > 0) {
+      const file = queue.pop() as string;
+      if (seen.has(file)) continue;
+      seen.add(file);
+      if (!shipped.has(file)) {
+        missing.push(file);
+        continue;
+      }
+      for (const spec of relativeImports(readFileSync(join(root, file), 'utf8'))) {
+        queue.push(posix.join(dirname(file), spec));
+      }
+    }
+    expect(missing).toEqual([]);
+    // The whole command: its CLI, the emulator that `demo` and `emulator` start, the simulator.
+    for (const dir of ['dist/src/cli/', 'dist/src/emulator/', 'dist/src/simulate/']) {
+      expect(
+        [...seen].some((f) => f.startsWith(dir)),
+        dir,
+      ).toBe(true);
+    }
+  });
+
+  it('ships every file the command reads by default (`demo`, `emulator`)', () => {
+    const main = readFileSync(join(root, 'src/cli/main.ts'), 'utf8');
+    const defaults = [...main.matchAll(/['"](examples\/[^'"]+)['"]/g)].map((m) => m[1]);
+    expect(defaults).toEqual(
+      expect.arrayContaining([
+        'examples/fleet.yaml',
+        'examples/demo-fleet.yaml',
+        'examples/demo-policy.yaml',
+      ]),
+    );
+    expect(defaults.filter((f) => !files.includes(f as string))).toEqual([]);
+  });
+});
