@@ -1,18 +1,23 @@
 import { createHash } from 'node:crypto';
-import { access, mkdir, readdir, readFile, writeFile } from 'node:fs/promises';
-import { dirname, join, resolve } from 'node:path';
+import { access, mkdir, readFile, writeFile } from 'node:fs/promises';
+import { dirname, join, posix, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
+import ts from 'typescript';
 import { ZipFile } from 'yazl';
 
 /**
  * Builds the Cloud Function's source archive, `dist/function.zip`, from the compiled code. Run with
  * `npm run package` (which builds first). The archive holds:
  *
- * - `dist/src/**\/*.js`: the compiled code only. No source maps (they point at `src/*.ts`, which the
- *   archive does not carry) and no declarations.
+ * - The compiled modules the function loads: its entry module and every module it imports, from
+ *   there down (static imports and re-exports, and `import()` of a literal path, which is how the
+ *   adapters are loaded on the first run). Not the CLI, the emulator, the simulator or the chaos
+ *   harness, which it never loads: a change to those is not a new archive, so not a redeploy. No
+ *   source maps (they point at `src/*.ts`, which the archive does not carry) and no declarations.
  * - `package.json`, rewritten for the function: `main` is the function's entry module, and the only
  *   script is an empty `gcp-build`, so Google's build neither compiles again (it would run `build`)
- *   nor runs `prepare`. Dependencies are kept as they are so that the lock file stays in sync.
+ *   nor runs `prepare`. Dependencies are kept as they are so that the lock file stays in sync, and
+ *   so is `allowScripts`, the decision on dependencies' install scripts.
  * - `package-lock.json`, as it is, so the build installs exactly the tested dependency tree.
  *
  * The archive is deterministic: entries sorted by path, one fixed timestamp, fixed permissions, no
@@ -56,22 +61,43 @@ export function functionPackageJson(pkg: PackageJson): PackageJson {
   out['scripts'] = { 'gcp-build': '' };
   if (pkg['dependencies'] !== undefined) out['dependencies'] = pkg['dependencies'];
   if (pkg['devDependencies'] !== undefined) out['devDependencies'] = pkg['devDependencies'];
+  if (pkg['allowScripts'] !== undefined) out['allowScripts'] = pkg['allowScripts'];
   return out;
 }
 
-/** Compiled JavaScript under dir, as sorted archive paths (forward slashes) relative to root. */
-async function compiledFiles(root: string, dir: string): Promise<string[]> {
-  const found: string[] = [];
-  const walk = async (relDir: string): Promise<void> => {
-    const dirents = await readdir(join(root, relDir), { withFileTypes: true });
-    for (const dirent of dirents) {
-      const rel = `${relDir}/${dirent.name}`;
-      if (dirent.isDirectory()) await walk(rel);
-      else if (dirent.isFile() && dirent.name.endsWith('.js')) found.push(rel);
+/** `import(` with something other than a quoted path: which module it loads is known only at run time. */
+const COMPUTED_IMPORT = /\bimport\(\s*[^'"\s]/;
+
+/**
+ * The compiled modules `entry` loads, from it down, as sorted archive paths (forward slashes)
+ * relative to root. Imports are read with TypeScript's own scanner (`preProcessFile`, which skips
+ * comments and strings); packages (bare specifiers) are left to the install.
+ */
+async function loadedModules(root: string, entry: string): Promise<string[]> {
+  const found = new Set<string>();
+  const queue = [entry];
+  while (queue.length > 0) {
+    const rel = queue.pop() as string;
+    if (found.has(rel)) continue;
+    let text: string;
+    try {
+      text = await readFile(join(root, rel), 'utf8');
+    } catch (cause) {
+      throw new Error(`${rel} is imported by the function but missing: build first`, { cause });
     }
-  };
-  await walk(dir);
-  return found.sort(byCodePoint);
+    found.add(rel);
+    if (COMPUTED_IMPORT.test(text)) {
+      throw new Error(
+        `${rel} imports a module whose name is computed at run time: the archive cannot tell which modules the function needs`,
+      );
+    }
+    for (const { fileName } of ts.preProcessFile(text, true, true).importedFiles) {
+      if (fileName.startsWith('./') || fileName.startsWith('../')) {
+        queue.push(posix.join(posix.dirname(rel), fileName));
+      }
+    }
+  }
+  return [...found].sort(byCodePoint);
 }
 
 function byCodePoint(a: string, b: string): number {
@@ -122,7 +148,7 @@ export async function buildFunctionPackage(options: PackageOptions): Promise<Pac
   const files = new Map<string, Buffer>();
   files.set('package.json', Buffer.from(JSON.stringify(functionPackageJson(pkg), null, 2) + '\n'));
   files.set('package-lock.json', await readFile(join(root, 'package-lock.json')));
-  for (const rel of await compiledFiles(root, 'dist/src')) {
+  for (const rel of await loadedModules(root, FUNCTION_MAIN)) {
     files.set(rel, await readFile(join(root, rel)));
   }
 

@@ -23,7 +23,20 @@ async function fixture(): Promise<string> {
       devDependencies: { typescript: '~5.9' },
     }),
     'package-lock.json': '{"lockfileVersion":3}\n',
-    [FUNCTION_MAIN]: 'export const governorHttp = () => {};\n',
+    // What the function loads: a static import, a re-export, a literal import() (the adapters are
+    // loaded so on the first run). A path in a comment is not an import.
+    [FUNCTION_MAIN]: [
+      `import { a } from '../core/a.js';`,
+      `export { c } from './c.js';`,
+      `// import { server } from '../emulator/server.js';`,
+      `export const governorHttp = () => a;`,
+      `export const load = () => import('../core/b.js');`,
+      '',
+    ].join('\n'),
+    'dist/src/function/c.js': `import { z } from 'zod';\nexport const c = z;\n`,
+    // Never loaded by the function: the CLI and the emulator.
+    'dist/src/cli/main.js': `import { a } from '../core/a.js';\nexport const main = a;\n`,
+    'dist/src/emulator/server.js': 'export const server = 1;\n',
     'dist/src/function/index.js.map': '{}',
     'dist/src/function/index.d.ts': 'export {};\n',
     'dist/src/core/b.js': 'export const b = 2;\n',
@@ -96,6 +109,7 @@ describe('npm run package', () => {
     expect(entries.map((e) => e.name)).toEqual([
       'dist/src/core/a.js',
       'dist/src/core/b.js',
+      'dist/src/function/c.js',
       'dist/src/function/index.js',
       'package-lock.json',
       'package.json',
@@ -148,6 +162,37 @@ describe('npm run package', () => {
     expect(after.sha256).not.toBe(before.sha256);
   });
 
+  it('holds only the modules the function loads, not the CLI or the emulator', async () => {
+    const root = await fixture();
+    const result = await buildFunctionPackage({ root });
+    expect(result.entries).not.toContain('dist/src/cli/main.js');
+    expect(result.entries).not.toContain('dist/src/emulator/server.js');
+    // So a change to them is not a new archive, and not a redeploy.
+    await writeFile(join(root, 'dist/src/emulator/server.js'), 'export const server = 2;\n');
+    const again = await buildFunctionPackage({ root, out: 'again.zip' });
+    expect(again.sha256).toBe(result.sha256);
+  });
+
+  it('refuses a module the function imports that the build did not write', async () => {
+    const root = await fixture();
+    const { rm } = await import('node:fs/promises');
+    await rm(join(root, 'dist/src/core/b.js'));
+    await expect(buildFunctionPackage({ root })).rejects.toThrow(
+      /dist\/src\/core\/b\.js is imported by the function but missing/,
+    );
+  });
+
+  it('refuses an import whose module is named at run time', async () => {
+    const root = await fixture();
+    await writeFile(
+      join(root, 'dist/src/function/c.js'),
+      `const name = './x.js';\nexport const c = () => import(name);\n`,
+    );
+    await expect(buildFunctionPackage({ root })).rejects.toThrow(
+      /dist\/src\/function\/c\.js imports a module whose name is computed at run time/,
+    );
+  });
+
   it('refuses to package without the function entry module', async () => {
     const root = await fixture();
     await writeFile(join(root, 'package.json'), '{}');
@@ -158,6 +203,15 @@ describe('npm run package', () => {
 });
 
 describe('functionPackageJson', () => {
+  it("keeps the decisions on dependencies' install scripts", () => {
+    const out = functionPackageJson({
+      name: 'x',
+      dependencies: { protobufjs: '^7.0.0' },
+      allowScripts: { protobufjs: false },
+    });
+    expect(out['allowScripts']).toEqual({ protobufjs: false });
+  });
+
   it('drops prepare and every other script, and points main at the function', () => {
     const out = functionPackageJson({
       name: 'x',
