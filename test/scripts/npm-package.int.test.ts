@@ -98,6 +98,15 @@ describe('the npm package', () => {
     }
   });
 
+  it("prints package.json's version for --version", async () => {
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      version: string;
+    };
+    // The CLI states its version itself (src/cli/main.ts): a release bumps both.
+    const { stdout } = await exec(process.execPath, [join(root, 'bin/governor.js'), '--version']);
+    expect(stdout.trim()).toBe(pkg.version);
+  });
+
   it('ships every file the command reads by default (`demo`, `emulator`)', () => {
     const main = readFileSync(join(root, 'src/cli/main.ts'), 'utf8');
     const defaults = [...main.matchAll(/['"](examples\/[^'"]+)['"]/g)].map((m) => m[1]);
