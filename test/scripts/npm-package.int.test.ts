@@ -52,6 +52,7 @@ describe('the npm package', () => {
       /^dist\/src\/.+\.js$/,
       /^schema\/[^/]+\.schema\.json$/,
       /^examples\//,
+      /^docs\/[^/]+\.md$/,
     ];
     expect(files.filter((f) => !allowed.some((re) => re.test(f)))).toEqual([]);
     expect(files.filter((f) => f.endsWith('.map') || f.endsWith('.d.ts'))).toEqual([]);
@@ -96,6 +97,20 @@ describe('the npm package', () => {
         dir,
       ).toBe(true);
     }
+  });
+
+  it('ships every document the command names in its help and messages', () => {
+    const named = new Set<string>();
+    for (const file of files.filter((f) => f.startsWith('dist/src/') && f.endsWith('.js'))) {
+      // Comments are gone from what a user reads; string literals are what the command prints.
+      const code = readFileSync(join(root, file), 'utf8').replace(
+        /\/\*[\s\S]*?\*\/|\/\/[^\n]*/g,
+        '',
+      );
+      for (const m of code.matchAll(/docs\/[a-z-]+\.md/g)) named.add(m[0]);
+    }
+    expect(named).toContain('docs/quota-requests.md');
+    expect([...named].filter((d) => !files.includes(d))).toEqual([]);
   });
 
   it("prints package.json's version for --version", async () => {
