@@ -1,5 +1,7 @@
 import { randomBytes } from 'node:crypto';
-import { stat } from 'node:fs/promises';
+import { constants as fsConstants } from 'node:fs';
+import { access, stat } from 'node:fs/promises';
+import { dirname } from 'node:path';
 import { createClock } from './adapters/clock.js';
 import { createFileStateStore, DEFAULT_STATE_DIR } from './adapters/file-store.js';
 import type { GooglePorts } from './adapters/index.js';
@@ -153,12 +155,16 @@ export async function createStore(
  * is read or written when no store can be that: bad input (UsageError, exit 2) naming where it
  * came from, not a run that failed. A `--state-dir` beside the Firestore store (it would be
  * ignored); an empty folder name (it would be the default); a path that is a file, or has a file
- * in it. A folder that does not exist yet is fine (the store creates it on its first write); any
- * other fault (permissions, a full disk) is the store's to report when it reads or writes.
+ * in it; for a command that writes (`use` 'write': a run takes a lease and records itself), a
+ * folder this user cannot write, or, when it does not exist yet, cannot create (the store creates
+ * it on its first write). A command that only reads may read a folder it cannot write. Any other
+ * fault (a file in the folder it cannot read or write, a full disk) is the store's to report when
+ * it reads or writes.
  */
 export async function checkStateStore(
   options: StateStoreOptions,
   stateDir: string | undefined,
+  use: 'read' | 'write',
 ): Promise<void> {
   if (options.kind === 'firestore') {
     if (stateDir !== undefined)
@@ -175,17 +181,40 @@ export async function checkStateStore(
       `${source} is empty: name the state store's folder, or leave it out for ${DEFAULT_STATE_DIR}`,
     );
   const named = `${source} ${JSON.stringify(dir)}`;
+  // The folder, or the nearest folder above it that exists: the one the store writes in first.
+  let existing = dir;
   let isFolder: boolean;
-  try {
-    isFolder = (await stat(dir)).isDirectory();
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException | null)?.code;
-    if (code === 'ENOTDIR')
-      throw new UsageError(`${named} is not a folder: a part of its path is a file`, { cause: e });
-    return;
+  for (;;) {
+    try {
+      isFolder = (await stat(existing)).isDirectory();
+      break;
+    } catch (e) {
+      const code = (e as NodeJS.ErrnoException | null)?.code;
+      if (code === 'ENOTDIR')
+        throw new UsageError(`${named} is not a folder: a part of its path is a file`, {
+          cause: e,
+        });
+      // Anything but a missing folder (a folder above it this user cannot enter) is the store's.
+      const above = dirname(existing);
+      if (code !== 'ENOENT' || above === existing) return;
+      existing = above;
+    }
   }
+  // (Below a file, stat fails with ENOTDIR: only the folder itself can be a file here.)
   if (!isFolder)
     throw new UsageError(`${named} is not a folder: name a folder for the state store`);
+  if (use === 'read') return;
+  try {
+    // Write to create the store's files, search to open them.
+    await access(existing, fsConstants.W_OK | fsConstants.X_OK);
+  } catch (e) {
+    throw new UsageError(
+      existing === dir
+        ? `${named} is a folder this user cannot write: name one it can write, or run as its owner`
+        : `${named} cannot be created: this user cannot write ${JSON.stringify(existing)} to create it`,
+      { cause: e },
+    );
+  }
 }
 
 /**
@@ -196,8 +225,9 @@ export async function checkStateStore(
 export async function openCliStore(
   options: StateStoreOptions,
   stateDir: string | undefined,
+  use: 'read' | 'write',
 ): Promise<StateStore & DiscoveryCacheStore> {
-  await checkStateStore(options, stateDir);
+  await checkStateStore(options, stateDir, use);
   return createStore(options, stateDir);
 }
 

@@ -48,7 +48,7 @@ export async function runApply(
   }
   const log = textLogger(io.stderr);
   await assertReadyToRead(options);
-  await checkStateStore(options.stateStore, flags.stateDir);
+  await checkStateStore(options.stateStore, flags.stateDir, 'write');
   const runtime = await createRuntime(
     policy,
     options,

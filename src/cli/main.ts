@@ -283,7 +283,7 @@ export function buildProgram(
             if (opts.snapshot) throw new UsageError('--org reads the state store: drop --snapshot');
             if (opts.all)
               throw new UsageError('--all lists the services of a plan: drop it with --org');
-            const store = await openCliStore(options.stateStore, opts.stateDir);
+            const store = await openCliStore(options.stateStore, opts.stateDir, 'read');
             try {
               // The runs' clock, as `governor status` takes its time from what it observes: the
               // emulator's virtual clock against the emulator, else the wall clock.

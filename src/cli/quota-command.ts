@@ -42,7 +42,7 @@ export async function runQuotaRecommend(
   // Now is the runs' clock, as for `status --org`: against the emulator its virtual clock, on
   // which its runs dated their records (and their pressure ledger), else the wall clock.
   const at = flags.at ?? new Date(await createClock(options)()).toISOString();
-  const store = await openCliStore(options.stateStore, flags.stateDir);
+  const store = await openCliStore(options.stateStore, flags.stateDir, 'read');
   const recs: QuotaRecommendation[] = [];
   /** The request each pool's ledger tracks, by pool key, dated as a run would date it. */
   const requests: Record<string, TrackedRequest> = {};

@@ -32,7 +32,12 @@ export async function runUnlock(
 ): Promise<number> {
   const policy = await loadPolicy(flags.policy, { forProjects: 'unlock' });
   const interactive = Boolean(process.stdin.isTTY && io.stdout.isTTY);
-  const store = await openCliStore(options.stateStore, flags.stateDir);
+  const store = await openCliStore(
+    options.stateStore,
+    flags.stateDir,
+    // Shown only, without --yes and without a terminal to confirm on: nothing is written.
+    flags.yes || interactive ? 'write' : 'read',
+  );
   try {
     // With `fanout.splitAbove`, a large project's regions are units of their own, each with its
     // lease (src/reconcile/unit-lease.ts): the regions the kept discovery counted for it.

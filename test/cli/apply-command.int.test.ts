@@ -1,5 +1,6 @@
 import { execFile, spawn } from 'node:child_process';
 import {
+  chmodSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
@@ -191,6 +192,59 @@ describe('--state-dir that is no folder', () => {
     }
     expect(emulator.writes().length).toBe(before);
     expect(readFileSync(aFile, 'utf8')).toBe('x');
+  });
+
+  // A folder this user cannot write: the commands that write (apply, restore, unlock --yes take
+  // a lease and record runs) got as far as the lease and failed there, exit 1, as if a run had
+  // failed. Root writes through any mode bits, so as root the command runs as `nobody`.
+  it('a folder the user cannot write: exit 2 naming the flag for the commands that write, read-only ones still read', async () => {
+    const root = process.getuid?.() === 0;
+    // `nobody` must reach the files: the run's temporary folder is opened for passing through
+    // (not for listing) when the test runs as root.
+    if (root) chmodSync(tmpdir(), 0o711);
+    const shared = mkdtempSync(join(tmpdir(), 'governor-readonly-'));
+    chmodSync(shared, 0o755);
+    const readable = join(shared, 'policy.yaml');
+    writeFileSync(readable, readFileSync(policy, 'utf8'));
+    chmodSync(readable, 0o644);
+    const locked = join(shared, 'locked');
+    mkdirSync(locked);
+    chmodSync(locked, 0o555);
+    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : ({} as { uid?: number });
+    const as = (...args: string[]) =>
+      exec(process.execPath, ['bin/governor.js', ...args], {
+        env: { ...governorEnv(), HOME: shared },
+        ...asUser,
+      }).then(
+        ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
+        (e: { code: number; stdout: string; stderr: string }) => e,
+      );
+    const before = emulator.writes().length;
+    const writers = [
+      ['apply', '--yes'],
+      ['apply', '--dry-run'],
+      ['restore', '--yes'],
+      ['unlock', '--yes'],
+    ];
+    // A folder not there yet is created by the store: refused when its folder cannot be written.
+    for (const [dir, commands] of [
+      [locked, writers],
+      [join(locked, 'not-yet'), writers.slice(0, 1)],
+    ] as const) {
+      for (const command of commands) {
+        const what = `${command.join(' ')} --state-dir ${JSON.stringify(dir)}`;
+        const r = await as(...command, '--policy', readable, '--state-dir', dir);
+        expect(r.code, `${what}: ${r.stderr}`).toBe(2);
+        expect(r.stderr, what).toMatch(/^error: --state-dir "[^\n]+" [^\n]*cannot write[^\n]*\n$/);
+        expect(r.stderr, what).toContain(JSON.stringify(dir));
+      }
+    }
+    expect(emulator.writes().length).toBe(before);
+    // Reading a store needs no write: quota recommend and unlock without --yes still read it.
+    for (const command of [['quota', 'recommend'], ['unlock']]) {
+      const r = await as(...command, '--policy', readable, '--state-dir', locked);
+      expect(r.code, `${command.join(' ')}: ${r.stderr}`).toBe(0);
+    }
   });
 
   it('GOVERNOR_STATE_DIR naming a file: exit 2, naming the variable', async () => {
