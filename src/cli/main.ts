@@ -6,12 +6,12 @@ import { durationMs, OffsetTime, UNWRITABLE_INSTANT, writableInstant } from '../
 import { fleetOfSnapshot, policyWarnings } from '../core/policy-fit.js';
 import { fleetFullySeen, renderProblem, type ObservationProblem } from '../core/problems.js';
 import { oneLine } from '../core/text.js';
-import { formatSnapshot, withStaleUsageUnknown, type Snapshot } from '../core/snapshot.js';
+import { withStaleUsageUnknown, type Snapshot } from '../core/snapshot.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 import { orgView, renderOrgView } from '../org/view.js';
 import { createClock } from '../adapters/clock.js';
 import { openCliStore } from '../runtime.js';
-import { loadPolicy, loadSnapshot, packagedFile } from './files.js';
+import { loadPolicy, loadSnapshot, packagedFile, writeSnapshot } from './files.js';
 import { failureLine } from './hints.js';
 import { processIo, type Io, type Streams } from './io.js';
 import { ALIKE_LISTED } from './alike.js';
@@ -251,7 +251,7 @@ export function buildProgram(
       run(async (opts: { policy: string }) => {
         const policy = await loadPolicy(opts.policy, { forProjects: 'snapshot' });
         const { snapshot } = await snapshotFor(policy, undefined, io, options);
-        io.stdout.write(formatSnapshot(snapshot));
+        writeSnapshot(io, snapshot);
         return EXIT.ok;
       }),
     );
