@@ -181,6 +181,13 @@ function regionOf(r: FoundResource, fromName: string | undefined): string | null
   return REGION_NAME.test(location) && (named === null || named === location) ? location : null;
 }
 
+/**
+ * The most projects a kept discovery holds (see {@link DiscoveryCache}'s `projects`). One search
+ * reads up to 200,000 resources a scope, so more can be found; the bound stays, as a version
+ * running beside this one during a deploy or a rollback reads the same kept result with it.
+ */
+export const MAX_DISCOVERED_PROJECTS = 100_000;
+
 /** The longest cache key kept (see {@link DiscoveryCache}'s `key`). */
 export const MAX_DISCOVERY_KEY = 200_000;
 
@@ -202,7 +209,7 @@ export const DiscoveryCache = z.strictObject({
    */
   key: z.string().min(1).max(MAX_DISCOVERY_KEY),
   foundAt: z.iso.datetime({ offset: true }),
-  projects: z.array(z.string().regex(PROJECT_ID)).max(100_000),
+  projects: z.array(z.string().regex(PROJECT_ID)).max(MAX_DISCOVERED_PROJECTS),
   /**
    * Cloud Run services found per project and region (`fanout.splitAbove`). Absent in caches of
    * earlier versions, which carry no `counting` either, so they are searched again.

@@ -1,6 +1,7 @@
 import {
   cacheFresh,
   discoveryKey,
+  MAX_DISCOVERED_PROJECTS,
   SERVICE_COUNTING,
   discoveryScopes,
   selectProjects,
@@ -11,7 +12,7 @@ import { plural, someOf } from '../core/text.js';
 import type { Policy } from '../core/policy.js';
 import { ERROR_EVENT, type Logger } from '../log.js';
 import type { AssetSearchPort, DiscoveryCacheStore } from '../ports/index.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage, GovernorError } from '../errors.js';
 
 /**
  * The projects a policy governs: its `projects`, plus (with `discovery`) every project Cloud
@@ -59,6 +60,12 @@ export async function discoverProjects(
       for (const r of await deps.search.searchRunResources(scope)) found.push(r);
     }
     const result = selectProjects(found, d, []);
+    // More than a kept result holds: one line, rather than the schema's list of issues when it
+    // is saved. Fail static as for a failed search: the result kept before, if any, is used.
+    if (result.projects.length > MAX_DISCOVERED_PROJECTS)
+      throw new GovernorError(
+        `discovery found ${result.projects.length.toLocaleString('en-US')} projects, more than the ${MAX_DISCOVERED_PROJECTS.toLocaleString('en-US')} a discovery keeps: narrow it (discovery.folders, include, exclude or labels), or split the organisation between policies`,
+      );
     await deps.cache.saveDiscovery({
       key,
       foundAt: new Date(deps.nowMs).toISOString(),

@@ -6,6 +6,7 @@ import { createAssetSearchAdapter, MAX_SEARCH_PAGES } from '../../src/adapters/a
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 import {
   discoveryKey,
+  MAX_DISCOVERED_PROJECTS,
   MAX_SEARCH_PAGE_SIZE,
   type FoundResource,
 } from '../../src/core/discovery.js';
@@ -162,6 +163,50 @@ describe('discovery through the asset adapter, cached in the file state store', 
     expect(r.projects).toHaveLength(projects);
     expect(r.services?.['proj-09999']).toEqual({ 'us-central1': perProject });
     expect((await cache.loadDiscovery())?.projects).toHaveLength(projects);
+  });
+
+  it('more projects than one result keeps: one line naming the count and the bound, the kept result used', async () => {
+    // One service in each of 100,001 projects: within what one search reads (200,000), past the
+    // 100,000 projects a kept result holds. Before, saving it failed with the schema's raw
+    // message, a JSON list of issues over several lines.
+    const found: FoundResource[] = Array.from({ length: MAX_DISCOVERED_PROJECTS + 1 }, (_, p) => ({
+      name: `//run.googleapis.com/projects/proj-${String(p).padStart(6, '0')}/locations/us-central1/services/svc`,
+      assetType: 'run.googleapis.com/Service',
+      labels: {},
+      location: 'us-central1',
+    }));
+    const search: AssetSearchPort = {
+      searchRunResources: () => Promise.resolve(found),
+      close: () => Promise.resolve(),
+    };
+    const policy = parsePolicy({ version: 1, discovery: { organization: ORG } });
+    const d = policy.discovery;
+    if (!d) throw new Error('the policy has discovery');
+    const line =
+      'discovery found 100,001 projects, more than the 100,000 a discovery keeps: narrow it (discovery.folders, include, exclude or labels), or split the organisation between policies';
+    const cache = createFileStateStore({ dir: join(dir, 'too-many') });
+    const refused = await discoverProjects(policy, { search, cache, nowMs: Date.now(), log }).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(refused).toBeInstanceOf(Error);
+    expect((refused as Error).message).toBe(line);
+    expect(await cache.loadDiscovery()).toBeNull();
+
+    const kept = {
+      key: discoveryKey(d),
+      foundAt: '2026-11-01T00:00:00.000Z',
+      projects: ['kept-proj'],
+    };
+    await cache.saveDiscovery(kept);
+    const events = memoryLogger();
+    const r = await discoverProjects(policy, { search, cache, nowMs: Date.now(), log: events });
+    expect(r).toMatchObject({ source: 'stale-cache', projects: ['kept-proj'] });
+    const failed = events.lines.filter((l) => l.message.startsWith('discovery failed'));
+    expect(failed.map((l) => l.message)).toEqual([
+      `discovery failed (${line}); governing the 1 project(s) found at 2026-11-01T00:00:00.000Z`,
+    ]);
+    expect(await cache.loadDiscovery()).toEqual(kept);
   });
 
   it('says which projects found before a search no longer finds', async () => {
