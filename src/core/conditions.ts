@@ -2,6 +2,7 @@ import type { Alert, AlertType, Severity } from './alert.js';
 import type { PlanPool } from './plan.js';
 import { compareText, poolKey, poolWords } from './pool.js';
 import { plural } from './text.js';
+import { heldBound } from './why.js';
 
 /**
  * The condition alerts a plan implies: what is wrong right now. Whether each one is new, still
@@ -286,15 +287,9 @@ export function poolConditions(
   return alerts;
 }
 
-/** Which bound holds a service's demand where it is not its estimate: its floor or its ceiling. */
-function boundOf(s: ServiceFacts): 'floor' | 'ceiling' | null {
-  if (s.demand === null || s.demand === s.want) return null;
-  return s.want > s.demand ? 'floor' : 'ceiling';
-}
-
 /** What a starved service is short of, as its plan row tells it. */
 function wantWords(s: ServiceFacts): string {
-  const bound = boundOf(s);
+  const bound = heldBound(s.want, s.demand);
   return bound === null
     ? `its demand of ${s.want}`
     : `its ${bound} of ${s.want} (its demand is ${s.demand ?? '?'})`;

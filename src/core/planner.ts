@@ -33,7 +33,7 @@ import {
 } from './pool.js';
 import { compileRules, type Settings } from './rules.js';
 import type { Snapshot, SnapshotService } from './snapshot.js';
-import { renderReason, type PlanWhy } from './why.js';
+import { heldBound, renderReason, type PlanWhy } from './why.js';
 
 /**
  * The planner: (snapshot, policy, time) → plan. Pure: no I/O, no clock, no randomness. For each
@@ -996,8 +996,8 @@ function describe(
   if (m.kind === 'active' && to < m.want) {
     m.why.shortBy = m.want - to;
     // Its demand held to a bound: short of that bound, not of the demand.
-    if (m.demand !== null && m.want !== m.demand)
-      m.why.shortOf = { bound: m.want > m.demand ? 'floor' : 'ceiling', instances: m.want };
+    const bound = heldBound(m.want, m.demand);
+    if (bound !== null) m.why.shortOf = { bound, instances: m.want };
     if (free !== null && free < m.g) m.why.scarce = true;
   }
   if (to < m.cap && m.inUse !== null && to < m.inUse) m.why.belowInUse = m.inUse;

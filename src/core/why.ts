@@ -307,6 +307,17 @@ export const PlanWhy = z
   .meta({ id: 'PlanWhy' });
 export type PlanWhy = z.infer<typeof PlanWhy>;
 
+/**
+ * Which bound holds a service's demand, where what it wants (its demand held within its floor and
+ * ceiling) is not its demand: its floor (above the demand) or its ceiling (below it). Null when it
+ * wants its demand, or the demand is unknown. The plan's `shortOf` and the starved alert's words
+ * both name it.
+ */
+export function heldBound(want: number, demand: number | null): 'floor' | 'ceiling' | null {
+  if (demand === null || demand === want) return null;
+  return want > demand ? 'floor' : 'ceiling';
+}
+
 /** The reason of a plan row: its `why` in words, one clause per step, joined by "; ". */
 export function renderReason(why: PlanWhy): string {
   const clauses: string[] = [];
