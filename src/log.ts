@@ -150,7 +150,12 @@ function noteNames(names: readonly string[]): string[] {
     : listed;
 }
 
-function jsonBytes(value: unknown): number {
+/**
+ * The bytes of `value` as JSON text (UTF-8), as a log line counts them. Throws as JSON.stringify
+ * does on what has no JSON form: a TypeError for a cycle or a BigInt (a RangeError when nested too
+ * deep for the stack).
+ */
+export function jsonBytes(value: unknown): number {
   return Buffer.byteLength(JSON.stringify(value) ?? '', 'utf8');
 }
 

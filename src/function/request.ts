@@ -1,6 +1,7 @@
 import { oneLine } from '../core/text.js';
 import { ProjectId } from '../core/units.js';
 import { cutText } from '../errors.js';
+import { jsonBytes } from '../log.js';
 import type { Answer } from './handler.js';
 
 /**
@@ -164,7 +165,14 @@ export type TriggerEvent = { payload: unknown } | { ignored: string };
  * help. Nothing of the event's content is quoted in the reason.
  */
 export function readTriggerEvent(data: unknown): TriggerEvent {
-  const size = jsonBytes(data);
+  // Null when it has no JSON form to measure (a cycle, a BigInt, nested past the stack).
+  let size: number | null;
+  try {
+    size = jsonBytes(data);
+  } catch (e) {
+    if (!(e instanceof TypeError || e instanceof RangeError)) throw e;
+    size = null;
+  }
   if (size === null || size > MAX_EVENT_BYTES) {
     return {
       ignored: `a trigger event of ${size === null ? 'unmeasurable size' : `${size} bytes`}: at most ${MAX_EVENT_BYTES} are read`,
@@ -208,16 +216,6 @@ function isPlainObject(x: unknown): x is Record<string, unknown> {
 
 function typeName(x: unknown): string {
   return Array.isArray(x) ? 'list' : typeof x;
-}
-
-/** The bytes of `x` as JSON, or null if it cannot be measured (a cycle, a BigInt). */
-function jsonBytes(x: unknown): number | null {
-  try {
-    return Buffer.byteLength(JSON.stringify(x) ?? '');
-  } catch (e) {
-    if (e instanceof TypeError || e instanceof RangeError) return null;
-    throw e;
-  }
 }
 
 /** Cloud Logging's field for the trace of a structured entry (its LogEntry's `trace`). */
