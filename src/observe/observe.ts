@@ -220,6 +220,10 @@ export async function observe(
       counts !== null && newest > window.startMs ? minuteGrid(window.startMs, newest) : null;
     for (const svc of p.services) {
       // Its serving revisions of other pools draw on those pools, whatever the template says.
+      // Here only which pools they hold is kept, so that those pools' quotas are read; their GPUs
+      // are counted again below, once the quotas are known: a revision without a max counts at
+      // its pool's unset max (quota ÷ GPUs per instance), 100 instances while the quota is
+      // unknown, as it is here. The set of revisions is the same both times; only the GPUs differ.
       const held = countedRevisions(svc, () => null);
       for (const h of held) poolIds.set(poolKey(h), poolIdOf(h));
       if (held.length > 0) otherPools.push(svc);
@@ -367,7 +371,7 @@ export async function observe(
   }
 
   // A serving revision of another pool holds that pool's GPUs: unmanaged usage there, at its own
-  // max (or its pool's unset max), named by the revision.
+  // max (or its pool's unset max, now that the quotas are read), named by the revision.
   for (const svc of otherPools)
     for (const h of countedRevisions(svc, quotaOf))
       unmanagedUsage.push({ ...poolIdOf(h), gpus: h.gpus, source: h.source });
