@@ -64,7 +64,7 @@ export function isReservedAnnotation(key: string): boolean {
  */
 const ANNOTATION_NAME = /^[A-Za-z0-9]([-A-Za-z0-9_.]{0,61}[A-Za-z0-9])?$/;
 const DNS_SUBDOMAIN = /^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$/;
-const ANNOTATIONS_MAX_BYTES = 256 << 10;
+export const ANNOTATIONS_MAX_BYTES = 256 << 10;
 
 /**
  * What Cloud Run refuses in a service's annotations (a key it cannot hold, over 256 KiB in all),

@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 
 import type { EmulatorContext } from './context.js';
+import { ANNOTATIONS_MAX_BYTES } from './fleet.js';
 import type { FleetModel } from './model.js';
 import { gpuQuotaId } from './quotas-api.js';
 import {
@@ -94,6 +95,7 @@ const MAX_PREFERRED = 1_000_000;
 const UPDATABLE = [
   'quota_config',
   'quota_config.preferred_value',
+  'quota_config.annotations',
   'justification',
   'contact_email',
 ];
@@ -110,6 +112,8 @@ export interface StoredPreference {
   stateDetail: string;
   traceId: string;
   justification: string;
+  /** QuotaConfig.annotations: the client's own, kept and answered as set. */
+  annotations: Record<string, string>;
   /** Input only: kept for the tests, never answered. */
   contactEmail: string;
   etag: string;
@@ -181,7 +185,7 @@ function toMessage(p: StoredPreference): Message {
           ? {}
           : { granted_value: { value: String(p.grantedValue) } }),
       trace_id: p.traceId,
-      annotations: {},
+      annotations: { ...p.annotations },
       request_origin: 'ORIGIN_UNSPECIFIED',
     },
     etag: p.etag,
@@ -336,6 +340,25 @@ function checkSafety(
     );
 }
 
+/**
+ * A QuotaConfig's `annotations` ("Optional. The annotations map for clients to store small amounts
+ * of arbitrary data", resources.proto; https://cloud.google.com/php/docs/reference/cloud-quotas/latest/V1.QuotaConfig).
+ * Google states no limit: the emulator takes at most 256 KiB of keys and values, Kubernetes' limit
+ * for annotations (as for Cloud Run's, fleet.ts), so that a client cannot store megabytes in the
+ * model.
+ */
+function annotationsOf(config: Message | undefined): Record<string, string> {
+  const annotations = stringMap(config, 'annotations');
+  let bytes = 0;
+  for (const [key, value] of Object.entries(annotations))
+    bytes += Buffer.byteLength(key) + Buffer.byteLength(value);
+  if (bytes > ANNOTATIONS_MAX_BYTES)
+    throw invalid(
+      `quota_preference.quota_config.annotations take ${bytes} bytes; the emulator takes at most ${ANNOTATIONS_MAX_BYTES} (256 KiB)`,
+    );
+  return annotations;
+}
+
 function settle(ctx: EmulatorContext, p: StoredPreference, store: PreferenceStore): void {
   const now = ctx.clock.now();
   const increase = isIncrease(ctx.model, p);
@@ -419,6 +442,7 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
       stateDetail: '',
       traceId: '',
       justification: text(pref, 'justification'),
+      annotations: annotationsOf(field(pref, 'quota_config')),
       contactEmail: text(pref, 'contact_email'),
       etag: '',
       createMs: now,
@@ -533,6 +557,8 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
       delete next.wire;
       if (has('quota_config') || has('quota_config.preferred_value'))
         next.preferredValue = preferredValue(field(pref, 'quota_config'));
+      if (has('quota_config') || has('quota_config.annotations'))
+        next.annotations = annotationsOf(field(pref, 'quota_config'));
       if (has('justification')) next.justification = text(pref, 'justification');
       if (has('contact_email')) next.contactEmail = text(pref, 'contact_email');
       checkEmail(next.contactEmail, isIncrease(ctx.model, next));
@@ -662,6 +688,7 @@ export function seedQuotaPreference(
     stateDetail: input.stateDetail ?? '',
     traceId: '',
     justification: '',
+    annotations: {},
     contactEmail: '',
     etag: '',
     createMs: clockNow,

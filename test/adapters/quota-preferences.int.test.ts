@@ -326,6 +326,73 @@ describe('quota preferences over gRPC', () => {
     }
   });
 
+  it('keeps quota_config.annotations, and an update_mask may name them: the mask overwrites the fields it names', async () => {
+    // QuotaConfig.annotations is OPTIONAL, "for clients to store small amounts of arbitrary data"
+    // (resources.proto; https://cloud.google.com/php/docs/reference/cloud-quotas/latest/V1.QuotaConfig),
+    // and "A field will be overwritten if it is in the mask" (UpdateQuotaPreferenceRequest;
+    // https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.quotaPreferences/patch).
+    // Before, the emulator dropped them and refused the path in a mask.
+    const own = await startEmulator({ fleet, speed: 'manual' });
+    const raw = new CloudQuotasClient(clientConfig({ emulatorHost: own.host }).options);
+    try {
+      const [made] = await raw.createQuotaPreference({
+        parent: `projects/${P}/locations/global`,
+        quotaPreferenceId: 'annotated',
+        quotaPreference: {
+          service: 'run.googleapis.com',
+          quotaId: L4,
+          dimensions: { region: US },
+          quotaConfig: { preferredValue: '3', annotations: { team: 'ml' } },
+        },
+        ignoreSafetyChecks: [PERCENTAGE_TOO_HIGH],
+      });
+      expect(made.quotaConfig?.annotations).toEqual({ team: 'ml' });
+      const name = made.name ?? '';
+      expect((await raw.getQuotaPreference({ name }))[0].quotaConfig?.annotations).toEqual({
+        team: 'ml',
+      });
+      // The annotations alone: the preferred value the request leaves out is kept.
+      const [relabelled] = await raw.updateQuotaPreference({
+        quotaPreference: {
+          name,
+          etag: made.etag,
+          quotaConfig: { annotations: { team: 'search' } },
+        },
+        updateMask: { paths: ['quota_config.annotations'] },
+      });
+      expect(relabelled.quotaConfig?.annotations).toEqual({ team: 'search' });
+      expect(relabelled.quotaConfig?.preferredValue).toBe('3');
+      // The value alone: the annotations are kept.
+      const [moved] = await raw.updateQuotaPreference({
+        quotaPreference: { name, quotaConfig: { preferredValue: '2' } },
+        updateMask: { paths: ['quota_config.preferred_value'] },
+        ignoreSafetyChecks: [PERCENTAGE_TOO_HIGH],
+      });
+      expect(moved.quotaConfig).toMatchObject({
+        preferredValue: '2',
+        annotations: { team: 'search' },
+      });
+      // The whole quota_config: both, as sent.
+      const [whole] = await raw.updateQuotaPreference({
+        quotaPreference: { name, quotaConfig: { preferredValue: '2' } },
+        updateMask: { paths: ['quota_config'] },
+      });
+      expect(whole.quotaConfig).toMatchObject({ preferredValue: '2', annotations: {} });
+      // Google states no limit; the emulator keeps at most 256 KiB, never megabytes.
+      expect(
+        await rawCode(
+          raw.updateQuotaPreference({
+            quotaPreference: { name, quotaConfig: { annotations: { big: 'x'.repeat(256 << 10) } } },
+            updateMask: { paths: ['quota_config.annotations'] },
+          }),
+        ),
+      ).toBe(status.INVALID_ARGUMENT);
+    } finally {
+      await raw.close();
+      await own.stop();
+    }
+  });
+
   it('an update with allow_missing of a preference not found creates it, checked as a create; validate_only stores nothing', async () => {
     // UpdateQuotaPreferenceRequest.allow_missing: "If set to true, and the quota preference is not
     // found, a new one will be created. In this situation, update_mask is ignored."
