@@ -196,25 +196,25 @@ describe('--state-dir that is no folder', () => {
 
   // A folder this user cannot write: the commands that write (apply, restore, unlock --yes take
   // a lease and record runs) got as far as the lease and failed there, exit 1, as if a run had
-  // failed. Root writes through any mode bits, so as root the command runs as `nobody`.
+  // failed. Root writes through any mode bits (its CAP_DAC_OVERRIDE), so as root the command runs
+  // without that capability (util-linux's setpriv, https://man7.org/linux/man-pages/man1/setpriv.1.html),
+  // where the mode bits hold for root as for anyone: no other user, so nothing about where the
+  // repository sits or who may read it.
   it('a folder the user cannot write: exit 2 naming the flag for the commands that write, read-only ones still read', async () => {
-    const root = process.getuid?.() === 0;
-    // `nobody` must reach the files: the run's temporary folder is opened for passing through
-    // (not for listing) when the test runs as root.
-    if (root) chmodSync(tmpdir(), 0o711);
     const shared = mkdtempSync(join(tmpdir(), 'governor-readonly-'));
-    chmodSync(shared, 0o755);
     const readable = join(shared, 'policy.yaml');
     writeFileSync(readable, readFileSync(policy, 'utf8'));
-    chmodSync(readable, 0o644);
     const locked = join(shared, 'locked');
     mkdirSync(locked);
     chmodSync(locked, 0o555);
-    const asUser = process.getuid?.() === 0 ? { uid: 65534, gid: 65534 } : ({} as { uid?: number });
+    const dropped = ['-dac_override', '-dac_read_search'].join(',');
+    const [command, prefix] =
+      process.getuid?.() === 0
+        ? ['setpriv', [`--inh-caps=${dropped}`, `--bounding-set=${dropped}`, process.execPath]]
+        : [process.execPath, []];
     const as = (...args: string[]) =>
-      exec(process.execPath, ['bin/governor.js', ...args], {
+      exec(command, [...prefix, 'bin/governor.js', ...args], {
         env: { ...governorEnv(), HOME: shared },
-        ...asUser,
       }).then(
         ({ stdout, stderr }) => ({ code: 0, stdout, stderr }),
         (e: { code: number; stdout: string; stderr: string }) => e,
