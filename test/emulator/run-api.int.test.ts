@@ -122,6 +122,24 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
   });
 
   it('updates the service-level max through a long-running operation', async () => {
+    // An emulator of its own whose operations run 1.5 s: the read right after the update must find
+    // it still reconciling, which the file's 300 ms did not ensure on a loaded machine.
+    const emulator = await startEmulator({
+      fleet: testFleet(),
+      speed: 'manual',
+      operationDelayMs: 1500,
+      pageSize: 2,
+    });
+    const clients = clientsFor(emulator);
+    try {
+      await updatesThroughAnOperation(emulator, clients);
+    } finally {
+      await closeClients(clients);
+      await emulator.stop();
+    }
+  });
+
+  async function updatesThroughAnOperation(emulator: RunningEmulator, clients: Clients) {
     const [before] = await clients.services.getService({ name: name('gamma') });
     const [operation] = await clients.services.updateService({
       service: { name: name('gamma'), etag: before.etag, scaling: { maxInstanceCount: 1 } },
@@ -149,7 +167,7 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
       // alpha 2 + beta 3 + gamma 1 + render-x 1
       pool: { accelerator: 'nvidia-l4', zonalRedundancy: true, capsGpus: 7, quota: 5 },
     });
-  });
+  }
 
   it('writes annotations and rejects the reserved namespaces', async () => {
     const [operation] = await clients.services.updateService({
