@@ -18,7 +18,7 @@ import type { protos } from '@google-cloud/run';
 import { status } from '@grpc/grpc-js';
 import type { CallOptions } from 'google-gax';
 
-import { parseCpu, parseMemory } from '../core/quantity.js';
+import { parseCpu, parseGpuCount, parseMemory } from '../core/quantity.js';
 import {
   ConflictError,
   InputError,
@@ -531,7 +531,7 @@ export function toObservedContainer(container: Container, index: number): Observ
   const limits = container.resources?.limits ?? {};
   const cpu = nonEmpty(limits['cpu']);
   const memory = nonEmpty(limits['memory']);
-  const gpus = Number(limits['nvidia.com/gpu'] ?? 0);
+  const gpuLimit = nonEmpty(limits['nvidia.com/gpu']);
   const probe = container.startupProbe;
   const cpuIdle = container.resources?.cpuIdle;
   return {
@@ -540,7 +540,8 @@ export function toObservedContainer(container: Container, index: number): Observ
     vcpus: cpu === null ? null : parseCpu(cpu),
     memory,
     memoryBytes: memory === null ? null : parseMemory(memory),
-    gpus: Number.isInteger(gpus) && gpus > 0 ? gpus : 0,
+    gpuLimit,
+    gpus: gpuLimit === null ? 0 : (parseGpuCount(gpuLimit) ?? 0),
     cpuIdle: typeof cpuIdle === 'boolean' ? cpuIdle : null,
     startupProbe: probe
       ? {

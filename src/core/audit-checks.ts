@@ -7,6 +7,7 @@ import {
   type ObservedContainer,
   type ObservedService,
 } from './service.js';
+import { parseGpuCount } from './quantity.js';
 import { plural } from './text.js';
 
 /**
@@ -61,9 +62,23 @@ export function minInstances(s: ObservedService): number {
   return Math.max(s.serviceMinInstances ?? 0, s.revisionMinInstances ?? 0);
 }
 
+/**
+ * An `nvidia.com/gpu` limit that is set but is not a GPU count ("lots", "0.5"): it cannot be judged
+ * to hold no GPU. The only value Cloud Run supports is "1" (`ResourceRequirements.limits` in
+ * google/cloud/run/v2/k8s.min.proto).
+ */
+function unreadableGpu(c: ObservedContainer): boolean {
+  return c.gpuLimit !== null && parseGpuCount(c.gpuLimit) === null;
+}
+
+/** A container that asks for a GPU: a count above 0, or a limit that cannot be read. */
+function asksForGpu(c: ObservedContainer): boolean {
+  return c.gpus > 0 || unreadableGpu(c);
+}
+
 /** The container the model runs in: the first with a GPU, else the first (the ingress one). */
 function gpuContainer(s: ObservedService): ObservedContainer | undefined {
-  return s.containers.find((c) => c.gpus > 0) ?? s.containers[0];
+  return s.containers.find(asksForGpu) ?? s.containers[0];
 }
 
 function vcpusOf(c: ObservedContainer): number | null {
@@ -161,6 +176,13 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
   },
 
   'gpu-per-instance': ({ s }) => {
+    const unreadable = s.containers.find(unreadableGpu);
+    if (unreadable !== undefined) {
+      return {
+        problem: `the nvidia.com/gpu limit "${unreadable.gpuLimit ?? ''}" of ${unreadable.name} is not a whole number of GPUs (Cloud Run accepts "1")`,
+        fix: `set resources.limits nvidia.com/gpu: "1" on ${unreadable.name} (deploy with --gpu 1), or remove it`,
+      };
+    }
     const total = s.containers.reduce((sum, c) => sum + c.gpus, 0);
     if (total === 1) return null;
     if (total === 0) {
@@ -176,7 +198,7 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
   },
 
   'gpu-single-container': ({ s }) => {
-    const withGpu = s.containers.filter((c) => c.gpus > 0).map((c) => c.name);
+    const withGpu = s.containers.filter(asksForGpu).map((c) => c.name);
     if (withGpu.length <= 1) return null;
     return {
       problem: `${withGpu.length} containers ask for a GPU (${withGpu.join(', ')}); only one may`,
@@ -293,7 +315,7 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
 
   'startup-probe': ({ s, config }) => {
     const c = gpuContainer(s);
-    if (c === undefined) return null;
+    if (c === undefined) return { problem: 'the revision template has no container' };
     const p = c.startupProbe;
     const want = config.minStartupProbeSeconds;
     if (p === null) {

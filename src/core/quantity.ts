@@ -1,7 +1,9 @@
 /**
  * Kubernetes-style resource quantities as Cloud Run writes them in a container's limits: CPU in
  * vCPUs ("8", "0.5", "4000m") and memory in bytes ("32Gi", "512Mi", "16G", "1073741824"). One
- * reading for the policy's thresholds, the audit and the adapters that read the fleet.
+ * reading for the policy's thresholds, the audit and the adapters that read the fleet. GPUs are a
+ * whole count ("1"): the only `nvidia.com/gpu` value Cloud Run supports is "1"
+ * (`ResourceRequirements.limits` in google/cloud/run/v2/k8s.min.proto).
  */
 
 /** A CPU quantity: vCPUs, or thousandths of one with "m". */
@@ -38,4 +40,10 @@ export function parseMemory(text: string): number | null {
   const suffix = m[2] ?? '';
   const unit = MEMORY_UNITS[suffix];
   return unit === undefined ? null : Number(t.slice(0, t.length - suffix.length)) * unit;
+}
+
+/** A GPU count (`nvidia.com/gpu`): a whole number, surrounding blanks allowed; null when it is not one. */
+export function parseGpuCount(text: string): number | null {
+  const t = text.trim();
+  return /^\d+$/.test(t) ? Number(t) : null;
 }

@@ -31,7 +31,9 @@ export interface ObservedContainer {
   memory: string | null;
   /** `memory` in bytes; null when unset or not a memory quantity. */
   memoryBytes: number | null;
-  /** `resources.limits["nvidia.com/gpu"]`; 0 when none. */
+  /** `resources.limits["nvidia.com/gpu"]` as on the wire ("1"); null when unset. */
+  gpuLimit: string | null;
+  /** `gpuLimit` as a count; 0 when unset or not a whole number (`gpuLimit` says what was sent). */
   gpus: number;
   /** `resources.cpu_idle`: true means CPU is throttled between requests; null when not sent. */
   cpuIdle: boolean | null;

@@ -115,6 +115,7 @@ export function observedContainerFacts(s: ServiceState): {
       vcpus: parseCpu(c.cpu),
       memory: c.memory,
       memoryBytes: parseMemory(c.memory),
+      gpuLimit: c.gpus > 0 ? String(c.gpus) : null,
       gpus: c.gpus,
       cpuIdle,
       startupProbe: c.startupProbe,

@@ -89,6 +89,7 @@ describe('container facts through the Cloud Run client', () => {
         vcpus: 8,
         memory: '32Gi',
         memoryBytes: 32 * GiB,
+        gpuLimit: '1',
         gpus: 1,
         cpuIdle: false,
         startupProbe: {
@@ -104,6 +105,7 @@ describe('container facts through the Cloud Run client', () => {
         vcpus: 1,
         memory: '512Mi',
         memoryBytes: 512 * 2 ** 20,
+        gpuLimit: null,
         gpus: 0,
         cpuIdle: false,
         startupProbe: null,

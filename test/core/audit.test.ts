@@ -174,6 +174,36 @@ describe('auditServices: each rule', () => {
     expect(f.find((x) => x.rule === 'gpu-single-container')?.problem).toContain('model, otel');
   });
 
+  it('gpu-per-instance and gpu-single-container: an nvidia.com/gpu limit that is not a GPU count is reported, never read as no GPU', () => {
+    // The only value Cloud Run supports is "1" (ResourceRequirements.limits in
+    // google/cloud/run/v2/k8s.min.proto): a limit that cannot be read cannot be judged to pass.
+    const f = audit([
+      service('sidecar', {
+        containers: [
+          container({ name: 'model' }),
+          container({ name: 'helper', gpus: 0, gpuLimit: 'lots', startupProbe: null }),
+        ],
+      }),
+      service('main', { containers: [container({ name: 'main', gpus: 0, gpuLimit: '0.5' })] }),
+      service('zero', {
+        containers: [
+          container({ name: 'zero' }),
+          container({ name: 'otel', gpus: 0, gpuLimit: '0' }),
+        ],
+      }),
+    ]);
+    expect(rules(f)).toEqual([
+      'main:gpu-per-instance:required',
+      'sidecar:gpu-per-instance:required',
+      'sidecar:gpu-single-container:required',
+    ]);
+    expect(f[0]?.problem).toBe(
+      'the nvidia.com/gpu limit "0.5" of main is not a whole number of GPUs (Cloud Run accepts "1")',
+    );
+    expect(f[1]?.problem).toContain('"lots" of helper');
+    expect(f[2]?.problem).toContain('model, helper');
+  });
+
   it('max-within-quota: max × GPUs up to the quota passes; above fails; an unset max is max-unset (derived from the quota, not 100); unknown quota is skipped', () => {
     const f = audit([
       service('eight', { serviceMaxInstances: 8 }),
@@ -328,6 +358,19 @@ describe('auditServices: each rule', () => {
     ]);
     expect(f[2]?.problem).toContain('gives up after 30 s (0 + 3 × 10 s), under 240 s');
     expect(f[2]?.fix).toContain('failureThreshold to 24');
+  });
+
+  it('a template with no container fails every rule about its GPU container, the startup probe too', () => {
+    const f = audit([service('empty', { containers: [] })]);
+    expect(rules(f)).toEqual([
+      'empty:cpu-minimum:required',
+      'empty:memory-minimum:required',
+      'empty:gpu-per-instance:required',
+      'empty:startup-probe:recommended',
+    ]);
+    expect(f.find((x) => x.rule === 'startup-probe')?.problem).toBe(
+      'the revision template has no container',
+    );
   });
 
   it('manual scaling: counted by its instance count against the quota; max and min rules do not apply', () => {

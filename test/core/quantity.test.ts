@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../src/errors.js';
 import { parsePolicy } from '../../src/core/policy.js';
-import { parseCpu, parseMemory } from '../../src/core/quantity.js';
+import { parseCpu, parseGpuCount, parseMemory } from '../../src/core/quantity.js';
 
 const GiB = 2 ** 30;
 
@@ -16,6 +16,14 @@ describe('quantities', () => {
     expect(parseMemory('16G')).toBe(16e9);
     expect(parseMemory('1073741824')).toBe(GiB);
     expect(parseMemory('lots')).toBeNull();
+  });
+
+  it('reads a GPU count as a whole number only', () => {
+    expect(parseGpuCount('1')).toBe(1);
+    expect(parseGpuCount(' 2 ')).toBe(2);
+    expect(parseGpuCount('0')).toBe(0);
+    for (const bad of ['0.5', 'lots', '', '-1', '1e0', '1Gi'])
+      expect(parseGpuCount(bad)).toBeNull();
   });
 
   it('takes every suffix, fractions and surrounding blanks, and nothing else', () => {

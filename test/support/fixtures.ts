@@ -110,13 +110,15 @@ export function snapshotService(
 // GPU service in POOL that passes every audit rule, changed by `more`.
 
 export function observedContainer(more: Partial<ObservedContainer> = {}): ObservedContainer {
+  const gpus = more.gpus ?? 1;
   return {
     name: 'model',
     cpu: '8',
     vcpus: 8,
     memory: '32Gi',
     memoryBytes: 32 * 2 ** 30,
-    gpus: 1,
+    gpuLimit: gpus > 0 ? String(gpus) : null,
+    gpus,
     cpuIdle: false,
     startupProbe: {
       periodSeconds: 10,
