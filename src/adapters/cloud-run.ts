@@ -542,7 +542,11 @@ export function toObservedContainer(container: Container, index: number): Observ
     memoryBytes: memory === null ? null : parseMemory(memory),
     gpuLimit,
     gpus: gpuLimit === null ? 0 : (parseGpuCount(gpuLimit) ?? 0),
-    cpuIdle: typeof cpuIdle === 'boolean' ? cpuIdle : null,
+    // "Determines whether CPU is only allocated during requests (true by default). However, if
+    // ResourceRequirements is set, the caller must explicitly set this field to true to preserve
+    // the default behavior." (ResourceRequirements.cpu_idle, google/cloud/run/v2/k8s.min.proto):
+    // a container sent without resources has CPU throttled, as Cloud Run's default.
+    cpuIdle: container.resources == null ? true : typeof cpuIdle === 'boolean' ? cpuIdle : null,
     startupProbe: probe
       ? {
           periodSeconds: probe.periodSeconds || 10,

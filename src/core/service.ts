@@ -35,7 +35,10 @@ export interface ObservedContainer {
   gpuLimit: string | null;
   /** `gpuLimit` as a count; 0 when unset or not a whole number (`gpuLimit` says what was sent). */
   gpus: number;
-  /** `resources.cpu_idle`: true means CPU is throttled between requests; null when not sent. */
+  /**
+   * `resources.cpu_idle`: true means CPU is throttled between requests (also when the container has
+   * no `resources` at all: Cloud Run's default); null when not sent (proto3: false).
+   */
   cpuIdle: boolean | null;
   startupProbe: StartupProbe | null;
 }

@@ -3,9 +3,14 @@
  * against the emulator: what the fleet file says arrives in `ObservedService.containers` and
  * `concurrency`, and the audit judges a passing and a failing service from it.
  */
+import { protos } from '@google-cloud/run';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { createCloudRunAdapter, type CloudRunAdapter } from '../../src/adapters/cloud-run.js';
+import {
+  createCloudRunAdapter,
+  toObservedContainer,
+  type CloudRunAdapter,
+} from '../../src/adapters/cloud-run.js';
 import { auditServices } from '../../src/core/audit.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
@@ -182,5 +187,38 @@ describe('container facts through the Cloud Run client', () => {
     expect(findings.find((f) => f.rule === 'max-within-quota')?.problem).toContain(
       'max instances 5 (revision level) × 1 GPU = 5 GPUs',
     );
+  });
+
+  it("a container sent without resources has Cloud Run's default, CPU throttled (cpu_idle true), and fails cpu-always-allocated", () => {
+    // "Determines whether CPU is only allocated during requests (true by default). However, if
+    // ResourceRequirements is set, the caller must explicitly set this field to true to preserve
+    // the default behavior." (ResourceRequirements.cpu_idle, google/cloud/run/v2/k8s.min.proto)
+    const Container = protos.google.cloud.run.v2.Container;
+    const wire = (c: protos.google.cloud.run.v2.IContainer) =>
+      Container.decode(Container.encode(Container.fromObject(c)).finish());
+    const bare = toObservedContainer(wire({ name: 'log-shipper', image: 'x' }), 1);
+    expect(bare).toMatchObject({ cpu: null, gpuLimit: null, gpus: 0, cpuIdle: true });
+    // Set resources with cpu_idle false (not sent on the wire: the proto3 default) read as false.
+    const set = toObservedContainer(
+      wire({ name: 'm', resources: { limits: { cpu: '8' }, cpuIdle: false } }),
+      0,
+    );
+    expect(set.cpuIdle).toBe(false);
+    const good = services.get('good');
+    if (good === undefined) throw new Error('good not read');
+    const policy = parsePolicy({ version: 1, projects: [PROJECT] });
+    const findings = auditServices({
+      services: [{ ...good, containers: [...good.containers, bare] }],
+      snapshot: {
+        version: 1,
+        takenAt: '2026-11-27T12:00:00Z',
+        pools: [],
+        services: [],
+        unmanagedUsage: [],
+      },
+      policy,
+    });
+    expect(findings.map((f) => f.rule)).toEqual(['cpu-always-allocated']);
+    expect(findings[0]?.problem).toContain('log-shipper');
   });
 });
