@@ -96,10 +96,17 @@ function cpuText(c: ObservedContainer): string {
 }
 
 function memoryText(c: ObservedContainer): string {
-  return c.memory === null
-    ? `no memory limit (Cloud Run's default of 512 MiB)`
-    : gib(c.memoryBytes ?? 0);
+  if (c.memory === null) return `no memory limit (Cloud Run's default of 512 MiB)`;
+  const bytes = gib(c.memoryBytes ?? 0);
+  // A decimal unit reads like the binary one of the documented minimums ("16G" is not "16Gi").
+  const unit = /([kKMGT])$/.exec(c.memory.trim())?.[1];
+  return unit === undefined
+    ? bytes
+    : `${c.memory.trim()} (${bytes}: ${unit} is 10^${DECIMAL_POWER[unit] ?? 3} bytes, ${unit.toUpperCase()}i 2^${BINARY_POWER[unit] ?? 10})`;
 }
+
+const DECIMAL_POWER: Readonly<Record<string, number>> = { k: 3, K: 3, M: 6, G: 9, T: 12 };
+const BINARY_POWER: Readonly<Record<string, number>> = { k: 10, K: 10, M: 20, G: 30, T: 40 };
 
 const LEVEL_TEXT: Readonly<Record<MaxInForce['level'], string>> = {
   service: 'service level',

@@ -144,6 +144,19 @@ describe('auditServices: each rule', () => {
     ]);
   });
 
+  it('memory-minimum: a decimal unit ("16G", 10^9 bytes) is below 16 GiB, and the problem says why', () => {
+    const f = audit([
+      service('gb', { containers: [container({ memory: '16G', memoryBytes: 16e9 })] }),
+      service('mib', { containers: [container({ memory: '16384Mi', memoryBytes: 16 * GiB })] }),
+    ]);
+    expect(rules(f)).toEqual(['gb:memory-minimum:required', 'mib:memory-recommended:recommended']);
+    expect(f[0]?.problem).toBe(
+      'model has 16G (16000000000 bytes: G is 10^9 bytes, Gi 2^30), below the minimum of 16 GiB for nvidia-l4',
+    );
+    expect(f[0]?.fix).toContain('--memory 16Gi');
+    expect(f[1]?.problem).toContain('has 16 GiB, below the recommended 32 GiB');
+  });
+
   it('the RTX PRO 6000 has its own documented minimums (20 vCPU, 80 GiB), above the policy defaults', () => {
     const rtx = service('rtx', {
       gpu: { accelerator: 'nvidia-rtx-pro-6000', count: 1, zonalRedundancy: true },
