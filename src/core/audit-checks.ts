@@ -120,6 +120,16 @@ function effectiveMaxOf(s: ObservedService): { max: number; how: string } {
   return { max, how: LEVEL_TEXT[level] };
 }
 
+const NO_CONTAINER: Broken = { problem: 'the revision template has no container' };
+
+function unreadableCpu(c: ObservedContainer): Broken {
+  return { problem: `the CPU limit "${c.cpu ?? ''}" of ${c.name} is not a CPU quantity` };
+}
+
+function unreadableMemory(c: ObservedContainer): Broken {
+  return { problem: `the memory limit "${c.memory ?? ''}" of ${c.name} is not a memory quantity` };
+}
+
 /** One check per rule: what is wrong with the service, or null. */
 export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broken>> = {
   'cpu-always-allocated': ({ s }) => {
@@ -133,10 +143,9 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
 
   'cpu-minimum': ({ s, thresholds }) => {
     const c = gpuContainer(s);
-    if (c === undefined) return { problem: 'the revision template has no container' };
+    if (c === undefined) return NO_CONTAINER;
     const vcpus = vcpusOf(c);
-    if (vcpus === null)
-      return { problem: `the CPU limit "${c.cpu ?? ''}" of ${c.name} is not a CPU quantity` };
+    if (vcpus === null) return unreadableCpu(c);
     if (vcpus >= thresholds.minCpu) return null;
     return {
       problem: `${c.name} has ${cpuText(c)}, below the minimum of ${thresholds.minCpu} vCPU for ${s.gpu.accelerator}`,
@@ -144,10 +153,15 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
     };
   },
 
-  'cpu-recommended': ({ s, thresholds }) => {
+  'cpu-recommended': ({ s, thresholds, config }) => {
     const c = gpuContainer(s);
     const vcpus = c === undefined ? null : vcpusOf(c);
-    // Below the minimum (or unreadable) is cpu-minimum's finding, not this one's.
+    // Below the minimum (or unreadable) is cpu-minimum's finding, not this one's; with that rule
+    // off, what cannot be read is still said, never passed.
+    if (config.rules['cpu-minimum'] === 'off') {
+      if (c === undefined) return NO_CONTAINER;
+      if (vcpus === null) return unreadableCpu(c);
+    }
     if (c === undefined || vcpus === null || vcpus < thresholds.minCpu) return null;
     if (vcpus >= thresholds.recommendedCpu) return null;
     return {
@@ -158,12 +172,9 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
 
   'memory-minimum': ({ s, thresholds }) => {
     const c = gpuContainer(s);
-    if (c === undefined) return { problem: 'the revision template has no container' };
+    if (c === undefined) return NO_CONTAINER;
     const bytes = memoryOf(c);
-    if (bytes === null)
-      return {
-        problem: `the memory limit "${c.memory ?? ''}" of ${c.name} is not a memory quantity`,
-      };
+    if (bytes === null) return unreadableMemory(c);
     if (bytes >= thresholds.minMemory) return null;
     return {
       problem: `${c.name} has ${memoryText(c)}, below the minimum of ${gib(thresholds.minMemory)} for ${s.gpu.accelerator}`,
@@ -171,9 +182,13 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
     };
   },
 
-  'memory-recommended': ({ s, thresholds }) => {
+  'memory-recommended': ({ s, thresholds, config }) => {
     const c = gpuContainer(s);
     const bytes = c === undefined ? null : memoryOf(c);
+    if (config.rules['memory-minimum'] === 'off') {
+      if (c === undefined) return NO_CONTAINER;
+      if (bytes === null) return unreadableMemory(c);
+    }
     if (c === undefined || bytes === null || bytes < thresholds.minMemory) return null;
     if (bytes >= thresholds.recommendedMemory) return null;
     return {
@@ -322,7 +337,7 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
 
   'startup-probe': ({ s, config }) => {
     const c = gpuContainer(s);
-    if (c === undefined) return { problem: 'the revision template has no container' };
+    if (c === undefined) return NO_CONTAINER;
     const p = c.startupProbe;
     const want = config.minStartupProbeSeconds;
     if (p === null) {

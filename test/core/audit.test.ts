@@ -157,6 +157,29 @@ describe('auditServices: each rule', () => {
     expect(f[1]?.problem).toContain('has 16 GiB, below the recommended 32 GiB');
   });
 
+  it('cpu-recommended and memory-recommended: an unreadable limit is reported by them when the minimum rule is off', () => {
+    const lots = service('lots', {
+      containers: [container({ cpu: 'lots', vcpus: null, memory: 'lots', memoryBytes: null })],
+    });
+    const off = { audit: { rules: { 'cpu-minimum': 'off', 'memory-minimum': 'off' } } } as const;
+    const f = audit([lots, service('empty', { containers: [] })], { policy: off });
+    expect(rules(f)).toEqual([
+      'empty:cpu-recommended:recommended',
+      'empty:memory-recommended:recommended',
+      'empty:gpu-per-instance:required',
+      'empty:startup-probe:recommended',
+      'lots:cpu-recommended:recommended',
+      'lots:memory-recommended:recommended',
+    ]);
+    expect(f[4]?.problem).toBe('the CPU limit "lots" of model is not a CPU quantity');
+    expect(f[5]?.problem).toBe('the memory limit "lots" of model is not a memory quantity');
+    // With the minimum rules on, they report it once, as before.
+    expect(rules(audit([lots]))).toEqual([
+      'lots:cpu-minimum:required',
+      'lots:memory-minimum:required',
+    ]);
+  });
+
   it('the RTX PRO 6000 has its own documented minimums (20 vCPU, 80 GiB), above the policy defaults', () => {
     const rtx = service('rtx', {
       gpu: { accelerator: 'nvidia-rtx-pro-6000', count: 1, zonalRedundancy: true },
