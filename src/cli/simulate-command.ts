@@ -10,6 +10,7 @@ import { compileRules } from '../core/rules.js';
 import type { Fleet } from '../emulator/fleet.js';
 import { buildReplayInput, historyWarning, type ReplayInput } from '../simulate/replay.js';
 import {
+  checkSimulationSize,
   DEFAULT_SIMULATED_HOURS,
   loadSimulationInput,
   MAX_SIMULATED_HOURS,
@@ -261,6 +262,18 @@ export async function runReplay(
       [],
     );
   }
+  const hours = input.hours ?? sinceMs / 3_600_000;
+  // Checked here as well as in the simulation, so that the advice names the flag replay takes.
+  checkSimulationSize(
+    input.label,
+    input.fleet.projects.reduce(
+      (n, p) => n + p.services.length + p.workerPools.length + p.jobs.length,
+      0,
+    ),
+    input.fleet.warmupMinutes + Math.max(1, Math.round(hours * 60)),
+    input.fleet.warmupMinutes,
+    (most) => (most >= 1 ? `replay at most ${most} h (--since ${most}h)` : null),
+  );
   const notes = [
     'A replay sees only the demand that was served: demand refused at a cap or by the quota never reached Monitoring, so every strategy’s refusals are understated.',
   ];
@@ -274,7 +287,7 @@ export async function runReplay(
   let result: SimulationResult;
   try {
     result = await simulate(input, policy, {
-      hours: input.hours ?? sinceMs / 3_600_000,
+      hours,
       tickMinutes: tick,
       lagMinutes: lag,
       onProgress: (d, t, what) => bar.update(d, t, what),

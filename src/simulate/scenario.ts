@@ -101,14 +101,25 @@ export const MAX_SIMULATED_HOURS = MAX_TRACE_SPAN_MINUTES / 60;
 export const MAX_SIMULATED_SERVICE_MINUTES = MAX_ADVANCE_SERVICE_MINUTES;
 
 /**
- * Refuses a simulation of `units` services, worker pools and jobs over `minutes` (warm-up
- * included) past {@link MAX_SIMULATED_SERVICE_MINUTES}, naming what to shorten.
+ * Refuses a simulation of `units` services, worker pools and jobs over `minutes` (its
+ * `warmupMinutes` included) past {@link MAX_SIMULATED_SERVICE_MINUTES}, naming what to shorten:
+ * the longest run of that fleet that fits once its warm-up is counted too, as `advise` words it
+ * for the command (null: no such run that command can ask for).
  */
-export function checkSimulationSize(label: string, units: number, minutes: number): void {
+export function checkSimulationSize(
+  label: string,
+  units: number,
+  minutes: number,
+  warmupMinutes = 0,
+  advise: (hours: number) => string | null = (hours) => `simulate at most ${hours} h of this fleet`,
+): void {
   if (units * minutes <= MAX_SIMULATED_SERVICE_MINUTES) return;
-  const hours = Math.floor(MAX_SIMULATED_SERVICE_MINUTES / Math.max(1, units) / 60);
+  const fit = Math.floor(MAX_SIMULATED_SERVICE_MINUTES / Math.max(1, units)) - warmupMinutes;
+  // Whole hours, or tenths of an hour below one (`--hours` takes 0.5).
+  const hours = fit >= 60 ? Math.floor(fit / 60) : Math.floor(fit / 6) / 10;
+  const advice = hours > 0 ? advise(hours) : null;
   throw new InputError(
-    `${label}: ${units} services, worker pools and jobs over ${minutes} minutes (warm-up included) are ${units * minutes} service-minutes; a simulation plays at most ${MAX_SIMULATED_SERVICE_MINUTES}: ${hours >= 1 ? `simulate at most ${hours} h of this fleet, or fewer services` : 'simulate fewer services'}`,
+    `${label}: ${units} services, worker pools and jobs over ${minutes} minutes (warm-up included) are ${units * minutes} service-minutes; a simulation plays at most ${MAX_SIMULATED_SERVICE_MINUTES}: ${advice === null ? 'simulate fewer services' : `${advice}, or fewer services`}`,
     [],
   );
 }
@@ -300,7 +311,12 @@ export async function buildScenario(
   baseDir: string,
   label = 'scenario',
 ): Promise<SimulationInput> {
-  checkSimulationSize(label, s.services.length, s.warmupMinutes + Math.ceil(s.hours * 60));
+  checkSimulationSize(
+    label,
+    s.services.length,
+    s.warmupMinutes + Math.ceil(s.hours * 60),
+    s.warmupMinutes,
+  );
   const demand = await scenarioDemand(s, baseDir);
   const tooMuch = s.services.flatMap((svc, i) => {
     let most = 0;

@@ -159,6 +159,7 @@ function createContext(
       0,
     ),
     fleet.warmupMinutes + minutes,
+    fleet.warmupMinutes,
   );
   const probe = new FleetModel(input.fleet, { traces: input.traces, historyMinutes: 1 });
   const pools = poolsOf(probe, input.quotaChanges);

@@ -421,11 +421,11 @@ describe('governor CLI', () => {
     const cases: [string[], string][] = [
       [
         ['--fleet', scenario],
-        `error: ${scenario}: 800 services, worker pools and jobs over 1500 minutes (warm-up included) are 1200000 service-minutes; a simulation plays at most 1008000: simulate at most 21 h of this fleet, or fewer services\n`,
+        `error: ${scenario}: 800 services, worker pools and jobs over 1500 minutes (warm-up included) are 1200000 service-minutes; a simulation plays at most 1008000: simulate at most 20 h of this fleet, or fewer services\n`,
       ],
       [
         ['--fleet', fleet, '--hours', '200'],
-        `error: ${fleet}: 100 services, worker pools and jobs over 12060 minutes (warm-up included) are 1206000 service-minutes; a simulation plays at most 1008000: simulate at most 168 h of this fleet, or fewer services\n`,
+        `error: ${fleet}: 100 services, worker pools and jobs over 12060 minutes (warm-up included) are 1206000 service-minutes; a simulation plays at most 1008000: simulate at most 167 h of this fleet, or fewer services\n`,
       ],
     ];
     for (const [args, error] of cases) {
