@@ -8,7 +8,12 @@ import { InputError, UpstreamError, UsageError } from '../errors.js';
 import type { Policy } from '../core/policy.js';
 import { compileRules } from '../core/rules.js';
 import type { Fleet } from '../emulator/fleet.js';
-import { buildReplayInput, historyWarning, type ReplayInput } from '../simulate/replay.js';
+import {
+  buildReplayInput,
+  historyWarning,
+  replayNotes,
+  type ReplayInput,
+} from '../simulate/replay.js';
 import {
   checkSimulationSize,
   DEFAULT_SIMULATED_HOURS,
@@ -274,14 +279,9 @@ export async function runReplay(
     input.fleet.warmupMinutes,
     (most) => (most >= 1 ? `replay at most ${most} h (--since ${most}h)` : null),
   );
-  const notes = [
-    'A replay sees only the demand that was served: demand refused at a cap or by the quota never reached Monitoring, so every strategy’s refusals are understated.',
-  ];
+  const notes = replayNotes(input.history, flags.since);
   const warning = historyWarning(input.history, flags.since);
-  if (warning) {
-    io.stderr.write(`warning: ${warning}\n`);
-    notes.unshift(warning);
-  }
+  if (warning) io.stderr.write(`warning: ${warning}\n`);
   const simulate = await loadSimulate();
   const bar = progressBar(io.stderr);
   let result: SimulationResult;
@@ -320,9 +320,13 @@ async function output(
       });
     }
   }
-  if (flags.json) io.stdout.write(JSON.stringify(summary(result), null, 2) + '\n');
-  else {
+  if (flags.json) {
+    // The notes (a replay's assumptions) travel with the figures; a simulation has none.
+    const json = notes.length > 0 ? { ...summary(result), notes } : summary(result);
+    io.stdout.write(JSON.stringify(json, null, 2) + '\n');
+  } else {
     io.stdout.write(renderTable(result));
+    if (notes.length > 0) io.stdout.write('\n' + notes.map((n) => `  note: ${n}\n`).join(''));
     if (flags.report) io.stdout.write(`\nreport: ${flags.report}\n`);
   }
   const violations = result.headline?.invariantViolations ?? 0;

@@ -45,6 +45,11 @@ export interface ReplayHistory {
   shortened: boolean;
   /** GPU services listed now, over every project: 0 means there is nothing to replay. */
   gpuServices: number;
+  /**
+   * Services (`project/region/name`) with instance counts in the window that are not listed now,
+   * in the regions read: deleted within the window, or since. Left out of the replay.
+   */
+  gone: string[];
 }
 
 export interface ReplayInput extends SimulationInput {
@@ -72,6 +77,7 @@ export async function buildReplayInput(
     );
   }
   const listedProjects = [];
+  const gone: string[] = [];
   for (const project of policy.projects) {
     const regions = policy.regions ?? (await ports.run.listRegions(project));
     const listed = await Promise.all(
@@ -80,7 +86,8 @@ export async function buildReplayInput(
         workerPools: await ports.run.listWorkerPools(project, r),
       })),
     );
-    const services = listed.flatMap((l) => l.services).filter((s) => s.gpu !== null);
+    const all = listed.flatMap((l) => l.services);
+    const services = all.filter((s) => s.gpu !== null);
     const workerPools = listed.flatMap((l) => l.workerPools).filter((w) => w.gpu !== null);
     const keys = new Set(services.map((s) => `${s.region}/${s.name}`));
     // Only the GPU services' series are history: a project's other services (web front ends,
@@ -90,6 +97,17 @@ export async function buildReplayInput(
         .map((s) => [`${s.region}/${s.service}`, s] as const)
         .filter(([key]) => keys.has(key)),
     );
+    // A service deleted within the window keeps its series in Monitoring until its points expire
+    // ("When all the points in a time series have expired, Cloud Monitoring deletes the time
+    // series", https://cloud.google.com/monitoring/api/v3/latency-n-retention), but nothing listed
+    // now says whether it had a GPU: it is left out, and named.
+    const listedKeys = new Set(all.map((s) => `${s.region}/${s.name}`));
+    const read = new Set(regions);
+    for (const s of counts.get(project) ?? []) {
+      if (!read.has(s.region) || listedKeys.has(`${s.region}/${s.service}`)) continue;
+      if (s.points.some((p) => p.at > requestedStartMs && p.at <= endMs))
+        gone.push(`${project}/${s.region}/${s.service}`);
+    }
     listedProjects.push({ project, services, workerPools, byService });
   }
   const startMs = historyStart(
@@ -183,6 +201,7 @@ export async function buildReplayInput(
       start: new Date(startMs).toISOString(),
       shortened: startMs > requestedStartMs,
       gpuServices: listedProjects.reduce((n, l) => n + l.services.length, 0),
+      gone: [...new Set(gone)].sort(),
     },
   };
 }
@@ -238,4 +257,31 @@ export function historyWarning(history: ReplayHistory, since: string): string | 
   const hours = (m: number) => `${(m / 60).toFixed(m < 600 ? 1 : 0)} h`;
   if (!history.shortened || history.minutes <= 0) return null;
   return `Monitoring has instance counts for only ${hours(history.minutes)} of the ${hours(history.requestedMinutes)} asked for (--since ${since}): replaying from ${history.start}, the first minute with data, instead.`;
+}
+
+/** The most deleted services a note names one by one. */
+const GONE_NAMED = 5;
+
+/**
+ * What a replay assumed, for the reader of its figures (the table, `--json` and the report): the
+ * history it had, that Monitoring shows only demand served, that the project is replayed as it is
+ * now, and the services it left out.
+ */
+export function replayNotes(history: ReplayHistory, since: string): string[] {
+  const notes: string[] = [];
+  const warning = historyWarning(history, since);
+  if (warning) notes.push(warning);
+  notes.push(
+    'A replay sees only the demand that was served: demand refused at a cap or by the quota never reached Monitoring, so every strategy’s refusals are understated.',
+    'The project is replayed as it is now: today’s caps (the fleet’s static caps), quotas and worker pools hold over the whole window, so a quota, a cap or a worker pool changed within it is replayed at today’s value.',
+  );
+  const n = history.gone.length;
+  if (n > 0) {
+    const named = history.gone.slice(0, GONE_NAMED).join(', ');
+    const more = n > GONE_NAMED ? ` and ${n - GONE_NAMED} more` : '';
+    notes.push(
+      `${n} service${n === 1 ? '' : 's'} with instance counts in the window ${n === 1 ? 'is' : 'are'} not listed now (deleted): ${named}${more}; left out, so any GPUs ${n === 1 ? 'it' : 'they'} held are replayed as free.`,
+    );
+  }
+  return notes;
 }

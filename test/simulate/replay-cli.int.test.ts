@@ -115,6 +115,10 @@ describe('governor replay, against the emulator', () => {
     };
     expect(json.minutes).toBe(117);
     expect(json.strategies[0]).not.toHaveProperty('series');
+    // What the replay assumed travels with its figures, not only in the report.
+    const notes = (json as { notes?: string[] }).notes ?? [];
+    expect(notes.some((n) => /refusals are understated/.test(n))).toBe(true);
+    expect(notes.some((n) => /as it is now.*quota.*today/.test(n))).toBe(true);
     expect(await readFile(join(dir, 'r.html'), 'utf8')).toContain('<svg');
     await expect(
       runReplay({ policy: join(dir, 'policy.yaml'), since: 'a week' }, io, options),
@@ -139,6 +143,17 @@ describe('governor replay, against the emulator', () => {
     expect(err.join('')).toMatch(
       /warning: Monitoring has instance counts for only 2\.\d h of the 168 h asked for \(--since 7d\): replaying from /,
     );
+    // The table says what the replay assumed, under the figures.
+    const table = bufferIo({ ...process.env, ...emulator.env });
+    await runReplay(
+      { policy: join(dir, 'policy.yaml'), since: '7d' },
+      table.io,
+      parseRuntimeOptions(table.io.env),
+    );
+    const text = table.out.join('');
+    expect(text).toMatch(/\n {2}note: A replay sees only the demand that was served/);
+    expect(text).toMatch(/\n {2}note: .*as it is now/);
+    expect(text).toMatch(/\n {2}note: Monitoring has instance counts for only 2\.\d h/);
     const html = await readFile(report, 'utf8');
     expect(html).toContain('class="notes"');
     expect(html).toMatch(/instance counts for only 2\.\d h of the 168 h/);

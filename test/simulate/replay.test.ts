@@ -5,6 +5,7 @@ import {
   historyStart,
   historyWarning,
   replayLabel,
+  replayNotes,
 } from '../../src/simulate/replay.js';
 import type { MetricSeries, ObservePorts } from '../../src/ports/index.js';
 import type { ObservedService } from '../../src/core/service.js';
@@ -56,6 +57,7 @@ describe('the history a replay covers', () => {
       start: 'x',
       shortened: false,
       gpuServices: 1,
+      gone: [],
     };
     expect(historyWarning(whole, '10h')).toBeNull();
     const short = {
@@ -64,6 +66,7 @@ describe('the history a replay covers', () => {
       start: '2026-11-26T23:59:00.000Z',
       shortened: true,
       gpuServices: 1,
+      gone: [],
     };
     expect(historyWarning(short, '7d')).toBe(
       'Monitoring has instance counts for only 1.0 h of the 168 h asked for (--since 7d): replaying from 2026-11-26T23:59:00.000Z, the first minute with data, instead.',
@@ -162,6 +165,28 @@ describe('the services a replay reads history from', () => {
     const trace = input.traces.get(`replay:${SIM_PROJECT}/us-central1/llm`) ?? [];
     expect(trace.length).toBeGreaterThan(57);
     expect(Math.min(...trace)).toBe(1);
+  });
+
+  it('names the services Monitoring has counts for that are gone now, rather than drop them unsaid', async () => {
+    // A GPU service deleted within the window held GPUs of the pool until then; its series stays
+    // in Monitoring until its points expire (https://cloud.google.com/monitoring/api/v3/latency-n-retention),
+    // but nothing listed now says it had a GPU: the replay leaves it out, and says so.
+    const input = await buildReplayInput(
+      governSimulation(),
+      ports(
+        [observedService('llm', { project: SIM_PROJECT }), web],
+        [every('llm', start), every('old-llm', start), every('web', start)],
+      ),
+      NOW,
+      60 * MIN,
+    );
+    expect(input.history.gone).toEqual([`${SIM_PROJECT}/us-central1/old-llm`]);
+    const notes = replayNotes(input.history, '1h');
+    expect(notes.join('\n')).toContain(
+      `1 service with instance counts in the window is not listed now (deleted): ${SIM_PROJECT}/us-central1/old-llm`,
+    );
+    // What is read as it is now, said whatever the history.
+    expect(notes.join('\n')).toMatch(/as it is now.*quota/);
   });
 
   it('says there is no GPU service to replay rather than replaying a web service as nothing', async () => {
