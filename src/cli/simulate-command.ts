@@ -95,6 +95,19 @@ function parseMinutes(
 }
 
 /**
+ * What a `--lag` past the policy's `staleAfter` does, said: every run then finds each service's
+ * newest instance count older than `staleAfter` and fails static (rule 4 of docs/rules.md): no
+ * cap is lowered to make room, so the governor's figures say how it fails safe, not how the policy
+ * splits the pool. A run that asks for it
+ * may mean it (how the governor fails safe); one that does not must not read the result as a
+ * policy's. Null within `staleAfter`.
+ */
+function lagBeyondStaleness(policy: Policy, lagMinutes: number, lagFlag: string): string | null {
+  if (lagMinutes * 60_000 <= durationMs(policy.defaults.staleAfter)) return null;
+  return `--lag ${lagFlag} is more than the policy's staleAfter (${policy.defaults.staleAfter}): every run sees its instance counts as stale and fails static, lowering no cap to make room (rule 4 of docs/rules.md): the governor's figures say how it fails safe, not how the policy splits the pool`;
+}
+
+/**
  * A simulation of a policy that governs nothing would run, and report, as if nothing were wrong:
  * it is bad input (exit 2), said plainly. `governor demo` asks the same before its day.
  */
@@ -206,6 +219,8 @@ export async function runSimulate(flags: SimulateFlags, io: Streams): Promise<nu
     );
   }
   assertGoverns(policy, input.fleet, flags);
+  const stale = lagBeyondStaleness(policy, lag, flags.lag ?? '');
+  if (stale) io.stderr.write(`warning: ${stale}\n`);
   const simulate = await loadSimulate();
   const bar = progressBar(io.stderr);
   let result: SimulationResult;
@@ -220,7 +235,13 @@ export async function runSimulate(flags: SimulateFlags, io: Streams): Promise<nu
   } finally {
     bar.done();
   }
-  return output(result, flags, io, `policy ${flags.policy} on ${flags.fleet}`);
+  return output(
+    result,
+    flags,
+    io,
+    `policy ${flags.policy} on ${flags.fleet}`,
+    stale ? [stale] : [],
+  );
 }
 
 export async function runReplay(
@@ -282,6 +303,11 @@ export async function runReplay(
   const notes = replayNotes(input.history, flags.since);
   const warning = historyWarning(input.history, flags.since);
   if (warning) io.stderr.write(`warning: ${warning}\n`);
+  const stale = lagBeyondStaleness(policy, lag, flags.lag ?? '');
+  if (stale) {
+    io.stderr.write(`warning: ${stale}\n`);
+    notes.push(stale);
+  }
   const simulate = await loadSimulate();
   const bar = progressBar(io.stderr);
   let result: SimulationResult;
