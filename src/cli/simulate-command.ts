@@ -265,6 +265,12 @@ export async function runReplay(
   await checkReportPath(flags.report, [['--policy', flags.policy]]);
   const tick = parseMinutes('--tick', flags.tick, DEFAULT_TICK_MINUTES, 1);
   const lag = parseMinutes('--lag', flags.lag, DEFAULT_LAG_MINUTES, 0);
+  // As simulate refuses a run shorter than one tick: the governor would not run its tick.
+  if (sinceMs < tick * 60_000) {
+    throw new UsageError(
+      `--tick ${flags.tick}: longer than the ${sinceMs / 3_600_000} h to replay (--since ${flags.since}), so the governor would never run; ask for a shorter --tick or a longer --since`,
+    );
+  }
   const policy = await loadPolicy(flags.policy, { forProjects: 'replay' });
   // One line and a hint without credentials, before a client fails in the background.
   await assertReadyToRead(options);
@@ -300,6 +306,11 @@ export async function runReplay(
     input.fleet.warmupMinutes,
     (most) => (most >= 1 ? `replay at most ${most} h (--since ${most}h)` : null),
   );
+  if (input.history.minutes < tick) {
+    throw new UsageError(
+      `--tick ${flags.tick}: longer than the ${(input.history.minutes / 60).toFixed(1)} h Monitoring has of the window (--since ${flags.since}), so the governor would never run; ask for a shorter --tick`,
+    );
+  }
   const notes = replayNotes(input.history, flags.since);
   const warning = historyWarning(input.history, flags.since);
   if (warning) io.stderr.write(`warning: ${warning}\n`);

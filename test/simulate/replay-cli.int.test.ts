@@ -123,6 +123,14 @@ describe('governor replay, against the emulator', () => {
     await expect(
       runReplay({ policy: join(dir, 'policy.yaml'), since: 'a week' }, io, options),
     ).rejects.toThrow(UsageError);
+    // A window shorter than one tick, asked for or as Monitoring has it, is refused as simulate
+    // refuses one: the governor would not run its tick.
+    await expect(
+      runReplay({ policy: join(dir, 'policy.yaml'), since: '2h', tick: '3h' }, io, options),
+    ).rejects.toThrow(/^--tick 3h: longer than the 2 h to replay \(--since 2h\)/);
+    await expect(
+      runReplay({ policy: join(dir, 'policy.yaml'), since: '7d', tick: '3h' }, io, options),
+    ).rejects.toThrow(/^--tick 3h: longer than the 2\.\d h Monitoring has of the window/);
   });
 
   it('shortens a window longer than the history, and says so', async () => {
