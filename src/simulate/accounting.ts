@@ -91,6 +91,8 @@ export class Accounting {
       }
       demand += r.want * r.member.gpus;
       refused += r.refused;
+      pm.refusedCapGpuMinutes += r.refusedCap;
+      pm.refusedQuotaGpuMinutes += r.refused - r.refusedCap;
       caps += r.cap;
       pm.idleGpuMinutes += r.idle;
       if (series) {
@@ -233,6 +235,8 @@ function newPoolSums(p: PoolInfo): PoolSums {
     services: p.members.length,
     demandGpuMinutes: 0,
     refusedGpuMinutes: 0,
+    refusedCapGpuMinutes: 0,
+    refusedQuotaGpuMinutes: 0,
     idleGpuMinutes: 0,
     writes: 0,
     writesPerServiceHour: 0,

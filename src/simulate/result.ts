@@ -152,6 +152,10 @@ export interface PoolMetrics {
   services: number;
   demandGpuMinutes: number;
   refusedGpuMinutes: number;
+  /** Of which: above a service's cap. */
+  refusedCapGpuMinutes: number;
+  /** Of which: the pool had no free GPU. */
+  refusedQuotaGpuMinutes: number;
   idleGpuMinutes: number;
   writes: number;
   writesPerServiceHour: number;

@@ -280,6 +280,8 @@ function handResult(count: number, minutes: number, evil: boolean): SimulationRe
           services: count,
           demandGpuMinutes: 1,
           refusedGpuMinutes: total,
+          refusedCapGpuMinutes: total,
+          refusedQuotaGpuMinutes: 0,
           idleGpuMinutes: 0,
           writes: 0,
           writesPerServiceHour: 0,

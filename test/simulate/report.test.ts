@@ -35,6 +35,8 @@ function pool(refused: number, capsOverQuotaMinutes = 0): PoolMetrics {
     services: 2,
     demandGpuMinutes: 600,
     refusedGpuMinutes: refused,
+    refusedCapGpuMinutes: refused,
+    refusedQuotaGpuMinutes: 0,
     idleGpuMinutes: 0,
     writes: 0,
     writesPerServiceHour: 0,
