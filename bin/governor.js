@@ -12,10 +12,19 @@ process.on('warning', (w) => {
 // A reader that stops early (`governor plan | head`) closes the pipe: what was asked for has been
 // read, so the process ends quietly instead of reporting a failed write to stdout. Unless a run
 // that holds leases and writes is under way (`governor apply --yes | head`: src/cli/finishing.ts):
-// then stdout goes quiet and the run ends as it would have (lease released, run recorded).
+// then stdout goes quiet and the run ends as it would have (lease released, run recorded). So
+// does it when stdout cannot be written at all (`> /dev/full`, a full disk: ENOSPC, EIO): the run
+// is not cut short holding its lease, but the output is lost, which is said once and exits 1.
+let stdoutLost = false;
 process.stdout.on('error', (e) => {
-  if (e.code === 'EPIPE' && mustFinishRunning()) {
+  if (mustFinishRunning()) {
     process.stdout.write = () => true;
+    if (e.code !== 'EPIPE' && !stdoutLost) {
+      stdoutLost = true;
+      process.stderr.write(
+        `error: cannot write to standard output (${oneLine(e)}): the run goes on to its end, its output lost\n`,
+      );
+    }
     return;
   }
   if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
@@ -71,4 +80,5 @@ process.on('unhandledRejection', (e) => {
   process.exitCode = 1;
 });
 
-process.exitCode = await main(process.argv.slice(2));
+const code = await main(process.argv.slice(2));
+process.exitCode = stdoutLost && code === 0 ? 1 : code;

@@ -1,9 +1,11 @@
 import { execFile, spawn } from 'node:child_process';
 import {
   chmodSync,
+  closeSync,
   existsSync,
   mkdirSync,
   mkdtempSync,
+  openSync,
   readFileSync,
   utimesSync,
   writeFileSync,
@@ -443,6 +445,47 @@ describe('governor apply --yes whose reader goes away (`governor apply --yes | h
       expect(record).toMatchObject({ outcome: 'ok', changes: writes.length });
       expect(Date.parse(record?.startedAt ?? '')).toBeGreaterThan(Date.now() - 60_000);
       expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+});
+
+describe('governor apply --yes whose output cannot be written (`governor apply --yes > /dev/full`)', () => {
+  it('finishes the run, says in one line that its output was lost, and exits 1', async () => {
+    const stateDir = join(tmp, 'state');
+    // Another writer raises a cap so that the caps sum over the quota of 5: the run must lower.
+    emulator.edit({ project: PROJECT, region: REGION, service: 'idle', maxInstances: 5 });
+    const before = emulator.writes().length;
+    // Every write to /dev/full fails with ENOSPC, as on a full disk. Before, the process ended on
+    // the first line it wrote (the plan, before any write), holding the lease, nothing recorded.
+    const full = openSync('/dev/full', 'w');
+    const child = spawn(
+      process.execPath,
+      ['bin/governor.js', 'apply', '--policy', policy, '--yes', '--state-dir', stateDir],
+      {
+        env: { ...process.env, ...emulator.env, ...QUICK_POLL_ENV, NO_COLOR: '1' },
+        stdio: ['ignore', full, 'pipe'],
+      },
+    );
+    closeSync(full);
+    let stderr = '';
+    child.stderr?.on('data', (chunk: Buffer) => (stderr += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code).toBe(1);
+    const errors = stderr.split('\n').filter((line) => line.startsWith('error: '));
+    expect(errors, stderr).toHaveLength(1);
+    expect(errors[0]).toMatch(/standard output.*ENOSPC/);
+    expect(stderr).not.toMatch(/\bat .*\.js:\d+/);
+    const writes = emulator.writes().slice(before);
+    expect(writes.length, stderr).toBeGreaterThan(0);
+    for (const w of writes) expect(w.pool?.capsGpus).toBeLessThanOrEqual(5);
+    const store = createFileStateStore({ dir: stateDir });
+    try {
+      expect(await store.readLease(PROJECT)).toBeNull();
+      const [record] = await store.listRuns(PROJECT);
+      expect(record).toMatchObject({ outcome: 'ok', changes: writes.length });
+      expect(Date.parse(record?.startedAt ?? '')).toBeGreaterThan(Date.now() - 60_000);
     } finally {
       await store.close();
     }
