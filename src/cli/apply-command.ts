@@ -7,7 +7,7 @@ import { listOnOneLine, oneLine, someOf } from '../core/text.js';
 import { groupBy } from '../core/collections.js';
 import { ALIKE_LISTED } from './alike.js';
 import { UsageError } from '../errors.js';
-import { textLogger } from '../log.js';
+import { textLogger, type Logger } from '../log.js';
 import type { QuotaRequestToConfirm } from '../reconcile/quota-requests.js';
 import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
 import { skipsByCause } from '../reconcile/run-record.js';
@@ -46,7 +46,13 @@ export async function runApply(
       'not on a terminal, so nothing can be confirmed: pass --yes to write, or --dry-run',
     );
   }
-  const log = textLogger(io.stderr);
+  // One line each, whatever a message quotes (a name from Google or the state store): a terminal
+  // escape or a carriage return in it would act on the terminal that shows it.
+  const lines = textLogger(io.stderr);
+  const log: Logger = {
+    log: (severity, message, fields) =>
+      lines.log(severity, oneLine(listOnOneLine(message)), fields),
+  };
   await assertReadyToRead(options);
   await checkStateStore(options.stateStore, flags.stateDir, 'write');
   const runtime = await createRuntime(
@@ -194,10 +200,10 @@ export function summary(r: RunReport): string {
     const [first] = group;
     if (!first) continue;
     if (group.length <= NOT_WRITTEN_LISTED) {
-      for (const w of group) lines.push(`  ${w.outcome}: ${change(w)}: ${w.reason}`);
+      for (const w of group) lines.push(`  ${w.outcome}: ${change(w)}: ${oneLine(w.reason)}`);
     } else {
       lines.push(
-        `  ${first.outcome}: ${group.length} changes (${someOf(group.map(change), NOT_WRITTEN_NAMED)}): ${first.reason}`,
+        `  ${first.outcome}: ${group.length} changes (${someOf(group.map(change), NOT_WRITTEN_NAMED)}): ${oneLine(first.reason)}`,
       );
     }
   }

@@ -1,4 +1,4 @@
-import { listOnOneLine } from '../core/text.js';
+import { listOnOneLine, oneLine } from '../core/text.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 
 /**
@@ -30,13 +30,14 @@ export function corruptStateHint(text: string): string | null {
 /**
  * The one line a failed command prints on stderr: the error, and a hint if one applies. An error
  * that lists its faults a line each (a state file that does not parse) is put on one line
- * (listOnOneLine), the hint after all of them.
+ * (listOnOneLine), the hint after all of them; a control character an error quotes (a name from
+ * the state store or from Google) is a space, so nothing in it acts on the terminal.
  */
 export function failureLine(
   message: string,
   options: Pick<RuntimeOptions, 'emulatorHost' | 'emulatorAdmin' | 'pubsubEmulatorHost'> | null,
 ): string {
-  const line = listOnOneLine(message);
+  const line = oneLine(listOnOneLine(message));
   const hint = (options ? emulatorGoneHint(line, options) : null) ?? corruptStateHint(line);
   return `error: ${line}${hint ? ` — ${hint}` : ''}\n`;
 }

@@ -3,6 +3,7 @@ import { hostname } from 'node:os';
 import { createClock } from '../adapters/clock.js';
 import { processExists } from '../adapters/file-lock.js';
 
+import { oneLine } from '../core/text.js';
 import { unitKey, unitLabel, type Unit } from '../core/units.js';
 import { cutText, faultText, UsageError } from '../errors.js';
 import { LeaseCorruptError, type Lease, type SeenLease, type StateStore } from '../ports/index.js';
@@ -65,7 +66,7 @@ export async function runUnlock(
       }
       const expired = Date.parse(lease.expiresAt) <= nowMs;
       io.stdout.write(
-        `${unitLabel(unit)}: lease held by ${lease.holder} since ${lease.acquiredAt} until ${lease.expiresAt}${expired ? ' (expired)' : ` (it ends by itself then)`}; ${holderProcess(lease.holder)}\n`,
+        `${unitLabel(unit)}: lease held by ${oneLine(lease.holder)} since ${lease.acquiredAt} until ${lease.expiresAt}${expired ? ' (expired)' : ` (it ends by itself then)`}; ${holderProcess(lease.holder)}\n`,
       );
       held.push({ unit, seen: lease });
     }
@@ -97,7 +98,9 @@ export async function runUnlock(
         }
         changed += 1;
         const holder =
-          now === 'unreadable' ? 'an unreadable lease' : `${now.holder} since ${now.acquiredAt}`;
+          now === 'unreadable'
+            ? 'an unreadable lease'
+            : `${oneLine(now.holder)} since ${now.acquiredAt}`;
         io.stdout.write(
           `${unitLabel(unit)}: not broken: the lease changed since it was shown (now ${holder}); a run may have taken it: run unlock again if no other governor is running\n`,
         );
@@ -121,7 +124,7 @@ export function holderProcess(holder: string, here = hostname()): string {
   if (host === undefined || !Number.isSafeInteger(pid) || pid <= 0)
     return 'its holder names no process this machine can check: make sure no governor run is in progress before breaking it';
   if (host !== here)
-    return `its holder ran on host ${host}, not here: check there (or the function's logs) that no run is in progress before breaking it`;
+    return `its holder ran on host ${oneLine(host)}, not here: check there (or the function's logs) that no run is in progress before breaking it`;
   return processExists(pid)
     ? `process ${pid} is running on this host: if it is that run, breaking the lease lets two write at once; let it finish`
     : `process ${pid} is gone from this host: the run that took it has ended, and breaking it is safe`;

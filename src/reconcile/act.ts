@@ -1,4 +1,5 @@
 import { groupBy } from '../core/collections.js';
+import { oneLine } from '../core/text.js';
 import type { Plan, PlanChange, PlanPool } from '../core/plan.js';
 import type { OverAfterRaises } from '../core/run-alerts.js';
 import { effectiveMax, poolIdOf, poolKey, samePool } from '../core/pool.js';
@@ -360,13 +361,16 @@ function otherGovernors(
 }
 
 function otherGovernor(other: OtherWriter, what: 'raised' | 'lowered'): string {
-  // The stamp is anyone's annotation: a name for people, cut to a length a line can carry.
+  // The stamp is anyone's annotation: a name for people, cut to a length a line can carry, on
+  // one line (a terminal escape or a carriage return in it would act on the terminal that
+  // shows it).
+  const writer = oneLine(cutText(other.writer, WRITER_SHOWN));
   if (other.unreadable)
-    return `another governor (${cutText(other.writer, WRITER_SHOWN)}) stamped ${other.service} in this pool with a time that cannot be read (${JSON.stringify(other.at)}; the governor writes an RFC 3339 time with its offset, such as 2026-11-27T10:00:00Z), so when it wrote is unknown and it may be writing now: nothing ${what} here until the ${ANNOTATIONS.writtenAt} annotation of ${other.service} is corrected or removed, or that governor writes it again`;
-  const said = `another governor (${cutText(other.writer, WRITER_SHOWN)}) wrote ${other.service} in this pool at ${other.at}, within a lease: nothing ${what} here while it may be writing`;
+    return `another governor (${writer}) stamped ${other.service} in this pool with a time that cannot be read (${JSON.stringify(other.at)}; the governor writes an RFC 3339 time with its offset, such as 2026-11-27T10:00:00Z), so when it wrote is unknown and it may be writing now: nothing ${what} here until the ${ANNOTATIONS.writtenAt} annotation of ${other.service} is corrected or removed, or that governor writes it again`;
+  const said = `another governor (${writer}) wrote ${other.service} in this pool at ${other.at}, within a lease: nothing ${what} here while it may be writing`;
   if (!other.ahead) return said;
   // Held until that time: say where the stamp is and how to end the hold.
-  return `${said}; that time is later than this governor's clock by more than a minute (a wrong clock or a hand edit wrote it), so the pool is held until then: fix the clock of the machine that runs ${cutText(other.writer, WRITER_SHOWN)}, or correct or remove the ${ANNOTATIONS.writtenAt} annotation of ${other.service}`;
+  return `${said}; that time is later than this governor's clock by more than a minute (a wrong clock or a hand edit wrote it), so the pool is held until then: fix the clock of the machine that runs ${writer}, or correct or remove the ${ANNOTATIONS.writtenAt} annotation of ${other.service}`;
 }
 
 /**

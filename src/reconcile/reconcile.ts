@@ -37,7 +37,7 @@ import { plan as makePlan } from '../core/planner.js';
 import { fanoutStaleAfter, NO_PROJECTS, type Policy } from '../core/policy.js';
 import { REGION_NAME, stoppedSiblings } from '../core/units.js';
 import { renderProblem, type ObservationProblem } from '../core/problems.js';
-import { plural, someOf } from '../core/text.js';
+import { oneLine, plural, someOf } from '../core/text.js';
 import {
   adoptLedger,
   adoptQuotas,
@@ -449,7 +449,8 @@ export function describeHeldLease(
   unlockHint = 'governor unlock --policy <file>',
 ): string {
   return (
-    `${l.project}: nothing done: the lease is held by ${l.heldBy ?? 'an unknown holder'}` +
+    // The holder is the state store's text, which any writer of the store may have set: one line.
+    `${l.project}: nothing done: the lease is held by ${oneLine(l.heldBy ?? 'an unknown holder')}` +
     `${l.acquiredAt ? ` since ${l.acquiredAt}` : ''} until ${l.expiresAt ?? 'an unknown time'}; ` +
     `if no other governor is running, clear it with \`${unlockHint}\``
   );
@@ -646,7 +647,7 @@ async function act(
     leaseLost: async (project) => {
       const lease = await deps.store.readLease(project);
       if (lease?.holder === run.holder) return null;
-      return lease ? `is now held by ${lease.holder}` : 'is now held by no one';
+      return lease ? `is now held by ${oneLine(lease.holder)}` : 'is now held by no one';
     },
   });
 }

@@ -352,6 +352,75 @@ describe('a lease another governor holds', () => {
   });
 });
 
+describe('text others wrote reaches the terminal without its control characters', () => {
+  /** A terminal escape that writes the clipboard (OSC 52), a carriage return, a clear line. */
+  const hostile = 'evil\u001b]52;c;SGk=\u0007\r\u001b[2Kgov';
+  /** Any control character but the newline that ends each line. */
+  const CONTROL_BUT_NEWLINE = /(?!\n)\p{Cc}/u;
+  let other: RunningEmulator;
+  const dir = mkdtempSync(join(tmpdir(), 'governor-hostile-'));
+  const run = async (...args: string[]) => {
+    try {
+      const { stdout, stderr } = await exec(process.execPath, ['bin/governor.js', ...args], {
+        // A deadline of 2 s: the run asks for a held lease once, not every 2 s for 4 s.
+        env: {
+          ...process.env,
+          ...other.env,
+          ...QUICK_POLL_ENV,
+          NO_COLOR: '1',
+          GOVERNOR_RUN_DEADLINE: '2s',
+        },
+      });
+      return { code: 0, stdout, stderr };
+    } catch (e) {
+      const err = e as { code: number; stdout: string; stderr: string };
+      return { code: err.code, stdout: err.stdout, stderr: err.stderr };
+    }
+  };
+  beforeAll(async () => {
+    other = await startEmulator({ speed: 'manual', operationDelayMs: 20, fleet: fleet() });
+  });
+  afterAll(async () => {
+    await other?.stop();
+  });
+
+  it("another governor's stamp on a service, as anyone may edit it: one line each, no escape", async () => {
+    // Over the quota, so the run has decreases to make, which another governor's stamp holds.
+    other.edit({
+      project: PROJECT,
+      region: REGION,
+      service: 'idle',
+      maxInstances: 5,
+      annotations: {
+        'gpu-governor.dev/writer': hostile,
+        'gpu-governor.dev/written-at': `2026\u001b[31m\r`,
+      },
+    });
+    const r = await run('apply', '--policy', policy, '--yes', '--state-dir', join(dir, 'a'));
+    expect(r.stdout + r.stderr).toContain('another governor (evil');
+    expect(r.stdout).not.toMatch(CONTROL_BUT_NEWLINE);
+    expect(r.stderr).not.toMatch(CONTROL_BUT_NEWLINE);
+  });
+
+  it('a lease holder read from the state store: unlock and apply show it on one line, no escape', async () => {
+    const stateDir = join(dir, 'b');
+    const store = createFileStateStore({ dir: stateDir });
+    try {
+      await store.acquireLease(PROJECT, hostile, 60_000, new Date().toISOString());
+    } finally {
+      await store.close();
+    }
+    const shown = await run('unlock', '--policy', policy, '--state-dir', stateDir);
+    expect(shown.code).toBe(2);
+    expect(shown.stdout).toContain('lease held by evil');
+    const applied = await run('apply', '--policy', policy, '--dry-run', '--state-dir', stateDir);
+    expect(applied.code).toBe(1);
+    expect(applied.stderr).toContain('the lease is held by evil');
+    for (const out of [shown.stdout, shown.stderr, applied.stdout, applied.stderr])
+      expect(out).not.toMatch(CONTROL_BUT_NEWLINE);
+  });
+});
+
 describe('governor unlock and regional units (fanout.splitAbove)', () => {
   // A large project's regions are fan-out units with leases of their own (`project@region`,
   // src/reconcile/unit-lease.ts): a regional unit that died leaves one, which unlock must show
