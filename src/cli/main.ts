@@ -562,6 +562,22 @@ function helpTarget(program: Command, argv: string[]): string[] {
 }
 
 /**
+ * An input error's message as the terminal shows it: its faults a line each, as listed, and what
+ * a fault quotes of the input (a glob, a label value, a key) with each run of control characters
+ * as a space, so that a terminal escape or a carriage return in a policy or a snapshot file does
+ * not act on the terminal that shows the error.
+ */
+function shownLines(message: string): string {
+  return message
+    .split('\n')
+    .map((line) => {
+      const indent = /^ *(?:- )?/.exec(line)?.[0] ?? '';
+      return indent + oneLine(line.slice(indent.length));
+    })
+    .join('\n');
+}
+
+/**
  * Runs the command line; returns the exit code. The environment is parsed here, once; errors are
  * reported here and only here.
  */
@@ -581,7 +597,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
       return e.exitCode === 0 ? EXIT.ok : EXIT.usage;
     }
     if (isInputError(e)) {
-      io.stderr.write(`error: ${e.message}\n`);
+      io.stderr.write(`error: ${shownLines(e.message)}\n`);
       return EXIT.usage;
     }
     if (e instanceof GovernorError) {
@@ -590,7 +606,7 @@ export async function main(argv: string[], io: Io = processIo()): Promise<number
     }
     // Never a stack trace: one line, what failed (GOVERNOR_DEBUG=1 adds it, for a bug report).
     io.stderr.write(
-      `error: unexpected failure: ${e instanceof Error ? e.message.split('\n')[0] : String(e)}\n`,
+      `error: unexpected failure: ${oneLine(e instanceof Error ? (e.message.split('\n')[0] ?? '') : String(e))}\n`,
     );
     if (options?.debug && e instanceof Error && e.stack) {
       io.stderr.write(`${e.stack}\n`);

@@ -8,7 +8,7 @@ import {
   type PoolId,
 } from './pool.js';
 import { compileRules, matcherOf, type ServiceLike } from './rules.js';
-import { plural, someOf } from './text.js';
+import { oneLine, plural, someOf } from './text.js';
 
 /**
  * What a valid policy says that may reach nothing: a GPU type Cloud Run does not document, and,
@@ -47,9 +47,15 @@ const SEEN_LISTED = 5;
 
 /**
  * The warnings of a policy; with `fleet`, those of its fit to that fleet too. Pure: the same
- * policy and fleet give the same warnings, in policy order.
+ * policy and fleet give the same warnings, in policy order. Each on one line: what it quotes of
+ * the policy (a glob may hold any character) has its control characters as spaces, so that a
+ * terminal escape in a policy does not act on the terminal that shows the warning.
  */
 export function policyWarnings(policy: Policy, fleet?: ObservedFleet): PolicyWarning[] {
+  return warningsOf(policy, fleet).map((w) => ({ ...w, message: oneLine(w.message) }));
+}
+
+function warningsOf(policy: Policy, fleet?: ObservedFleet): PolicyWarning[] {
   // A policy without rules is valid (a team may want only the audit or the alerts), but it
   // governs nothing: every GPU service is counted and none is ever written.
   const out: PolicyWarning[] =

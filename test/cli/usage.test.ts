@@ -237,3 +237,27 @@ describe('demo --help', () => {
     expect(refused.stderr).toContain('from 1 to 48');
   });
 });
+
+describe('a policy that quotes terminal escapes', () => {
+  it('the error lists every fault on its line, control characters as spaces, exit 2', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'governor-escapes-'));
+    try {
+      const policy = join(dir, 'policy.yaml');
+      // An OSC 52 clipboard write, a bell and a carriage return in a glob; a clear-screen in a label.
+      writeFileSync(
+        policy,
+        'version: 1\nprojects: [p]\nservices:\n' +
+          '  - match: { name: "zz\\e]52;c;SGk=\\a\\r[" }\n' +
+          '  - match: { labels: { team: "a\\e[2Jb" } }\n',
+      );
+      const r = await governor('validate', '--policy', policy);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toContain('services[0].match.name: invalid glob "zz ]52;c;SGk= ["');
+      expect(r.stderr).toContain('services[1].match.labels.team: "a [2Jb" cannot be');
+      expect(r.stderr.split('\n').filter((l) => l.startsWith('  - '))).toHaveLength(2);
+      expect(r.stderr).not.toMatch(/(?!\n)\p{Cc}/u);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -275,3 +275,18 @@ describe("policy warnings: the policy's fit to the fleet seen", () => {
     expect(second?.message).toBe('matches no GPU service seen: no GPU service was seen at all');
   });
 });
+
+describe('policy warnings that quote the policy', () => {
+  it('show a control character of it (a terminal escape, a carriage return) as a space, on one line', () => {
+    // A glob Cloud Run names can never match, but a valid glob (an escape, a carriage return, a
+    // bell): the fit names it in its warning.
+    const p = policy({
+      services: [{ match: { name: 'zz\u001b\r\u0007x*' } }, { match: {} }],
+    });
+    const ws = policyWarnings(p, FLEET);
+    expect(ws.map((w) => w.message)).toEqual([
+      'matches no GPU service seen: no name matches "zz x*"',
+    ]);
+    for (const w of ws) expect(`${w.path}: ${w.message}`).not.toMatch(/\p{Cc}/u);
+  });
+});
