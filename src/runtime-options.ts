@@ -156,9 +156,18 @@ function stateStoreOptions(env: RuntimeEnv): StateStoreOptions {
   return { kind: 'file', dir: env.GOVERNOR_STATE_DIR ?? null };
 }
 
-/** Colours on a terminal: FORCE_COLOR (not 0) wins, then NO_COLOR or TERM=dumb turn them off. */
+/** The FORCE_COLOR values that ask for colours; any other turns them off (Node.js, below). */
+const FORCE_COLOR_ON = ['1', '2', '3', 'true'];
+
+/**
+ * Colours on a terminal. FORCE_COLOR wins, read as Node.js reads it: `1`, `true`, `2` or `3`
+ * force colours, "Any other value will result in colorized output being disabled"
+ * (https://nodejs.org/api/cli.html#force_color1-2-3), so `FORCE_COLOR=0` or `false` turns them
+ * off even on a terminal. Then NO_COLOR or TERM=dumb turn them off.
+ */
 function colorMode(env: RuntimeEnv): 'always' | 'never' | 'auto' {
-  if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0') return 'always';
+  if (env.FORCE_COLOR !== undefined)
+    return FORCE_COLOR_ON.includes(env.FORCE_COLOR.trim().toLowerCase()) ? 'always' : 'never';
   if (env.NO_COLOR !== undefined || env.TERM === 'dumb') return 'never';
   return 'auto';
 }

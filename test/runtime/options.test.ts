@@ -207,8 +207,16 @@ describe('parseRuntimeOptions', () => {
 
   it('colours: FORCE_COLOR wins, NO_COLOR and TERM=dumb turn them off', () => {
     expect(parseRuntimeOptions({ FORCE_COLOR: '1', NO_COLOR: '1' }).color).toBe('always');
-    expect(parseRuntimeOptions({ FORCE_COLOR: '0' }).color).toBe('auto');
     expect(parseRuntimeOptions({ TERM: 'dumb' }).color).toBe('never');
+    expect(parseRuntimeOptions({}).color).toBe('auto');
+  });
+
+  it('FORCE_COLOR as Node.js reads it: 1, 2, 3 or true force colours, any other value turns them off', () => {
+    for (const on of ['1', '2', '3', 'true'])
+      expect(parseRuntimeOptions({ FORCE_COLOR: on, TERM: 'dumb' }).color, on).toBe('always');
+    // Before, 0 left them on a terminal, and false or no forced them into files and pipes.
+    for (const off of ['0', 'false', 'no'])
+      expect(parseRuntimeOptions({ FORCE_COLOR: off }).color, off).toBe('never');
   });
 
   it('names each variable that is wrong, at once', () => {
