@@ -2,6 +2,7 @@ import { hostname } from 'node:os';
 import { z } from 'zod';
 import { Duration, DURATION_PATTERN, durationMs } from './core/duration.js';
 import { zodFaults } from './core/document.js';
+import { CONTROL, oneLine } from './core/text.js';
 import { MAX_DELIVERY_ATTEMPTS, MIN_DELIVERY_ATTEMPTS } from './core/work.js';
 import { InputError } from './errors.js';
 
@@ -130,7 +131,18 @@ export const RuntimeEnv = z.object({
     ),
   ),
   PUBSUB_EMULATOR_HOST: optional(HostPort),
-  GOVERNOR_ID: optional(z.string().trim().max(200)),
+  // Stamped on every service written and named in leases, alerts and logs, which show it to
+  // people: a terminal escape or a newline in it would act on their terminals.
+  GOVERNOR_ID: optional(
+    z
+      .string()
+      .trim()
+      .max(200)
+      .refine(
+        (id) => !CONTROL.test(id),
+        'expected no control character (a newline, a terminal escape): it is stamped on every service the governor writes',
+      ),
+  ),
   K_SERVICE: optional(z.string().trim()),
   USER: optional(z.string().trim()),
   GOVERNOR_DEBUG: optional(z.string()),
@@ -182,7 +194,7 @@ function colorMode(env: RuntimeEnv): 'always' | 'never' | 'auto' {
 function governorId(env: RuntimeEnv): string {
   if (env.GOVERNOR_ID) return env.GOVERNOR_ID;
   if (env.K_SERVICE) return `function:${env.K_SERVICE}`;
-  return `cli:${env.USER ?? 'user'}@${hostname()}`;
+  return `cli:${oneLine(env.USER ?? '') || 'user'}@${hostname()}`;
 }
 
 /** What a run needs of the environment, parsed and with the defaults filled in. */

@@ -252,4 +252,21 @@ describe('the command line with a bad environment', () => {
     expect(stdout).toBe('');
     expect(stderr).toContain('GOVERNOR_RUN_DEADLINE');
   });
+
+  it('GOVERNOR_ID with a control character is refused: it is stamped on every service written', async () => {
+    let stderr = '';
+    const code = await main(['validate', '--policy', 'examples/policy.yaml'], {
+      stdout: { write: () => undefined },
+      stderr: { write: (s: string) => (stderr += s) },
+      // A clipboard write (OSC 52) and a carriage return: shown to whoever reads the stamp.
+      env: { GOVERNOR_ID: 'ops\u001b]52;c;SGk=\u0007\rteam' },
+    });
+    expect(code).toBe(2);
+    expect(stderr).toMatch(/GOVERNOR_ID: .*control character/);
+    expect(stderr).not.toMatch(/(?!\n)\p{Cc}/u);
+    // USER, its default, is the login's: its control characters are spaces, not a refusal.
+    expect(parseRuntimeOptions({ USER: 'ann\u001b[2J' }).governorId).toBe(
+      `cli:ann [2J@${hostname()}`,
+    );
+  });
 });
