@@ -2,6 +2,7 @@ import pLimit from 'p-limit';
 import { discoveryKey, type Discovery, type DiscoveryCache } from '../core/discovery.js';
 import { beyondSkew, durationMs } from '../core/duration.js';
 import { fanoutStaleAfter, type Policy } from '../core/policy.js';
+import { oneLine } from '../core/text.js';
 import { splitUnits, unitKey, unitLabel, type Unit } from '../core/units.js';
 import {
   plannedAt,
@@ -259,7 +260,8 @@ export function renderOrgView(view: OrgView, pressureAt: number, maxLines = 50):
       u.lastRun ? `last run ${u.lastRun.outcome} ${u.lastRun.ageSeconds} s ago` : 'never ran',
       u.failingRuns > 0 ? `${u.failingRuns} failed in a row` : '',
       u.stuck ? `stuck: ${u.stuck}` : '',
-      u.lastError ? `error: ${u.lastError.slice(0, 120)}` : '',
+      // A record's error is the store's text, which any writer of the store may have set.
+      u.lastError ? `error: ${oneLine(u.lastError.slice(0, 120))}` : '',
     ].filter((b) => b !== '');
     out.push(`  ${unitLabel(u)}: ${bits.join('; ')}`);
   }

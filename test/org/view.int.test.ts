@@ -215,6 +215,37 @@ describe('governor status --org', () => {
   });
 });
 
+describe('governor status --org with a run error that quotes terminal escapes', () => {
+  it("shows the error on the unit's line, its control characters as spaces", async () => {
+    const own = await mkdtemp(join(tmpdir(), 'org-view-escapes-'));
+    try {
+      const store = createFileStateStore({ dir: own });
+      // A record from a shared store: any error text another writer of the store put there.
+      await store.recordRun(
+        'calm-proj',
+        record('r1', 1, {
+          outcome: 'failed',
+          error: 'boom\u001b]52;c;SGk=\u0007\r\u001b[2Kfake',
+        }),
+      );
+      await store.close();
+      const policy = join(own, 'policy.json');
+      await writeFile(policy, JSON.stringify({ version: 1, projects: ['calm-proj'] }));
+      let out = '';
+      const code = await main(['status', '--org', '--policy', policy, '--state-dir', own], {
+        stdout: { write: (s: string) => (out += s) },
+        stderr: { write: () => undefined },
+        env: {},
+      });
+      expect(code).toBe(0);
+      expect(out).toContain('error: boom ]52;c;SGk= [2Kfake');
+      expect(out).not.toMatch(/(?!\n)\p{Cc}/u);
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('governor status --org against the emulator', () => {
   it("shows the runs' own time, on the emulator's virtual clock, not the wall clock", async () => {
     const emulator = await startEmulator({ fleet: testFleet(), speed: 'manual' });
