@@ -230,6 +230,11 @@ export const RuntimeOptions = RuntimeEnv.transform((env) => ({
   pubsubEmulatorHost: env.PUBSUB_EMULATOR_HOST ?? null,
   governorId: governorId(env),
   color: colorMode(env),
+  /**
+   * Whether a terminal may have its cursor moved (the demo's view redrawn in place): not with
+   * TERM=dumb, which says the terminal has no cursor addressing ("dumb" in terminfo(5)).
+   */
+  cursor: env.TERM !== 'dumb',
   /** GOVERNOR_DEBUG=1: an unexpected failure (a bug) prints its stack trace too. */
   debug: env.GOVERNOR_DEBUG === '1',
 }));

@@ -24,8 +24,8 @@ import { alertStatus, colorsFor, oneLine, poolTitle, type Colors } from './rende
  * with the fleet's own static caps and with over-commit (every cap at the quota), on the same
  * demand, so the closing summary says what the governor saved.
  *
- * On a terminal the pools are one compact view redrawn in place; otherwise (a pipe, a CI log) a
- * plain line per pool every virtual hour. Colour only on a terminal without NO_COLOR.
+ * On a terminal the pools are one compact view redrawn in place; otherwise (a pipe, a CI log, a
+ * terminal with TERM=dumb, which cannot move its cursor) a plain line per pool every virtual hour. Colour only on a terminal without NO_COLOR.
  */
 
 export interface DemoFlags {
@@ -50,7 +50,8 @@ export async function runDemo(
   const policy = await loadPolicy(flags.policy);
   const input = await loadSimulationInput(flags.fleet);
   const c = colorsFor(io.stdout, options);
-  const live = Boolean(io.stdout.isTTY);
+  // Redrawn in place on a terminal that can move its cursor; plain lines otherwise.
+  const live = Boolean(io.stdout.isTTY) && options.cursor;
   const topic = policy.alerts.topic;
   const fleetName = relative(process.cwd(), flags.fleet) || flags.fleet;
   const policyName = relative(process.cwd(), flags.policy) || flags.policy;

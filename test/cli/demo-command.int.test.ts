@@ -273,6 +273,32 @@ describe('governor demo (npm start)', () => {
     expect(alertRows.length).toBeLessThanOrEqual(6);
   });
 
+  it('on a terminal that cannot move its cursor (TERM=dumb), prints plain lines, no cursor movement', async () => {
+    let out = '';
+    const code = await main(
+      [
+        'demo',
+        '--hours',
+        '1',
+        '--every',
+        '30',
+        '--fleet',
+        'examples/demo-fleet.yaml',
+        '--policy',
+        'examples/demo-policy.yaml',
+      ],
+      {
+        stdout: { isTTY: true, columns: 80, write: (s: string) => (out += s) },
+        stderr: { write: () => undefined },
+        env: { TERM: 'dumb', METADATA_SERVER_DETECTION: 'none' },
+      },
+    );
+    expect(code).toBe(0);
+    // Before, the live view went up and cleared lines with escapes a dumb terminal prints as text.
+    expect(out).not.toContain('\u001b');
+    expect(out).toMatch(/^2026-11-27 \d\d:\d\d UTC {2}us-central1/m);
+  });
+
   it('puts each alert in columns as wide as the longest severity, status and alert type', () => {
     const base: Alert = {
       version: 1,

@@ -20,6 +20,7 @@ describe('parseRuntimeOptions', () => {
       pubsubEmulatorHost: null,
       governorId: `cli:user@${hostname()}`,
       color: 'auto',
+      cursor: true,
       debug: false,
     });
   });
@@ -51,6 +52,7 @@ describe('parseRuntimeOptions', () => {
       pubsubEmulatorHost: 'localhost:8085',
       governorId: 'governor-eu',
       color: 'never',
+      cursor: true,
       debug: true,
     });
     // Without GOVERNOR_ID: a function's own service, else the user and the host.
