@@ -1,6 +1,7 @@
 import { constants } from 'node:fs';
-import { access, mkdir, stat, writeFile } from 'node:fs/promises';
-import { dirname, resolve as resolvePath } from 'node:path';
+import { randomUUID } from 'node:crypto';
+import { access, lstat, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { loadGooglePorts } from '../adapters/load.js';
 import { createClock } from '../adapters/clock.js';
 import { durationMs, UNIT_ORDER_HINT, unitsOutOfOrder } from '../core/duration.js';
@@ -350,7 +351,7 @@ async function output(
     const html = renderReport(result, { subtitle, notes });
     try {
       await mkdir(dirname(flags.report), { recursive: true });
-      await writeFile(flags.report, html);
+      await writeWhole(flags.report, html);
     } catch (e) {
       throw new UpstreamError(`cannot write the report ${flags.report}: ${fileFaultText(e)}`, {
         cause: e,
@@ -368,6 +369,28 @@ async function output(
   }
   const violations = result.headline?.invariantViolations ?? 0;
   return violations > 0 ? 1 : 0;
+}
+
+/**
+ * Writes `text` to `file` whole or not at all: to a sibling temporary file, then renamed over it,
+ * so that a write that fails part-way (a disk that fills up) leaves the report that was there
+ * before as it was, not cut short. A file that is not a plain one (`/dev/stdout`, a named pipe, a
+ * symbolic link) is written as it is: a rename would replace it, not write to it.
+ */
+async function writeWhole(file: string, text: string): Promise<void> {
+  const found = await lstat(file).catch(() => null);
+  if (found !== null && !found.isFile()) {
+    await writeFile(file, text);
+    return;
+  }
+  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomUUID()}.tmp`);
+  try {
+    await writeFile(temp, text, { flag: 'wx' });
+    await rename(temp, file);
+  } catch (e) {
+    await rm(temp, { force: true });
+    throw e;
+  }
 }
 
 /** The result without per-minute series: what `--json` prints. */

@@ -1,5 +1,5 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -130,6 +130,26 @@ describe('governor CLI', () => {
       `error: --report ${join(plain, 'sub', 'report.html')}: ${plain} is not a folder; name a file in a folder you can write\n`,
     );
     expect(under.stdout).toBe('');
+  });
+
+  it('simulate --report: a write that fails part-way leaves the report there before, whole', async () => {
+    const folder = mkdtempSync(join(tmp, 'report-'));
+    const report = join(folder, 'report.html');
+    writeFileSync(report, '<p>the report of yesterday</p>');
+    // A file size limit of 20 KiB (the report is about 200 KiB) fails the write part-way (EFBIG), as
+    // a disk that fills up does (ENOSPC). Before, the old report was left cut at 20 KiB.
+    const r = spawnSync(
+      '/bin/sh',
+      [
+        '-c',
+        `ulimit -f 20; exec "${process.execPath}" bin/governor.js simulate --policy examples/sim-policy.yaml --fleet examples/sim-mixed.yaml --hours 1 --report "${report}"`,
+      ],
+      { encoding: 'utf8', env: { ...process.env, NO_COLOR: '1' } },
+    );
+    expect(r.status).toBe(1);
+    expect(r.stderr).toContain(`error: cannot write the report ${report}: `);
+    expect(readFileSync(report, 'utf8')).toBe('<p>the report of yesterday</p>');
+    expect(readdirSync(folder)).toEqual(['report.html']);
   });
 
   it('simulate --report: an empty path, or one of the input files, is refused before simulating', async () => {
