@@ -28,7 +28,7 @@ process.stdout.on('error', (e) => {
     return;
   }
   if (e.code === 'EPIPE') process.exit(process.exitCode ?? 0);
-  process.stderr.write(`error: ${oneLine(e)}\n`);
+  process.stderr.write(`error: cannot write to standard output: ${oneLine(e)}\n`);
   process.exit(1);
 });
 // Ctrl-C (or SIGTERM) while a run that holds leases is writing: stopping there would leave the

@@ -1,5 +1,12 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import {
+  closeSync,
+  mkdtempSync,
+  openSync,
+  readdirSync,
+  readFileSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -61,6 +68,23 @@ describe('governor CLI', () => {
     const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
     expect(stderr).toBe('');
     expect(code).toBe(0);
+  });
+
+  it('an output that cannot be written (a full disk) ends the command in one line naming it, exit 1', async () => {
+    // `governor plan > /dev/full`: every write fails with ENOSPC. Before, the line was
+    // "error: ENOSPC: no space left on device, write", which did not say what was written.
+    const full = openSync('/dev/full', 'w');
+    const r = spawnSync(process.execPath, ['bin/governor.js', 'plan', ...EXAMPLE], {
+      env: { ...process.env, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' },
+      stdio: ['ignore', full, 'pipe'],
+      encoding: 'utf8',
+    });
+    closeSync(full);
+    expect(r.status).toBe(1);
+    const errors = r.stderr.split('\n').filter((l) => l.startsWith('error: '));
+    expect(errors).toEqual([
+      'error: cannot write to standard output: ENOSPC: no space left on device, write',
+    ]);
   });
 
   it('validate accepts the example policy', async () => {
