@@ -31,6 +31,13 @@ process.stdout.on('error', (e) => {
   process.stderr.write(`error: cannot write to standard output: ${oneLine(e)}\n`);
   process.exit(1);
 });
+// A stderr that cannot be written (its reader gone, `2>&1 | head`; a full disk, `2>/dev/full`):
+// nothing can be told there any more, so it goes quiet and the command goes on as it would have,
+// with its own exit code. Before, its first warning was an uncaught error that ended the process,
+// `apply` included, mid-run with its lease held.
+process.stderr.on('error', () => {
+  process.stderr.write = () => true;
+});
 // Ctrl-C (or SIGTERM) while a run that holds leases is writing: stopping there would leave the
 // lease held until it expires and the run unrecorded, so the first signal lets the run end (it
 // is bounded by its deadline) and says so; a second one stops at once. Otherwise at once, unless

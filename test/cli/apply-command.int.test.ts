@@ -561,6 +561,41 @@ describe('governor apply --yes whose output cannot be written (`governor apply -
   });
 });
 
+describe('governor apply --yes whose error output cannot be written (`2>/dev/full`)', () => {
+  it('finishes the run: its writes, its record, its lease released; exit 0', async () => {
+    const stateDir = join(tmp, 'state');
+    emulator.edit({ project: PROJECT, region: REGION, service: 'idle', maxInstances: 5 });
+    const before = emulator.writes().length;
+    // Before, the run's first warning on stderr was an uncaught error: the process exited 1
+    // before any write, holding the lease, nothing recorded.
+    const full = openSync('/dev/full', 'w');
+    const child = spawn(
+      process.execPath,
+      ['bin/governor.js', 'apply', '--policy', policy, '--yes', '--state-dir', stateDir],
+      {
+        env: { ...process.env, ...emulator.env, ...QUICK_POLL_ENV, NO_COLOR: '1' },
+        stdio: ['ignore', 'pipe', full],
+      },
+    );
+    closeSync(full);
+    let stdout = '';
+    child.stdout?.on('data', (chunk: Buffer) => (stdout += chunk.toString()));
+    const code = await new Promise<number | null>((resolve) => child.on('close', resolve));
+    expect(code, stdout).toBe(0);
+    const writes = emulator.writes().slice(before);
+    expect(writes.length, stdout).toBeGreaterThan(0);
+    expect(stdout).toMatch(/\(enforce\): \d+ written/);
+    const store = createFileStateStore({ dir: stateDir });
+    try {
+      expect(await store.readLease(PROJECT)).toBeNull();
+      const [record] = await store.listRuns(PROJECT);
+      expect(record).toMatchObject({ outcome: 'ok', changes: writes.length });
+    } finally {
+      await store.close();
+    }
+  });
+});
+
 describe('governor apply --yes interrupted (Ctrl-C, SIGTERM) while it writes', () => {
   let slow: RunningEmulator;
   beforeAll(async () => {

@@ -87,6 +87,25 @@ describe('governor CLI', () => {
     ]);
   });
 
+  it('an error output that cannot be written neither stops the command nor changes its exit', async () => {
+    // `governor plan 2>/dev/full`, or `2>&1 | head` once the reader has gone: the warnings cannot
+    // be written. Before, the first warning was an uncaught error: exit 1, the plan cut short.
+    const args = ['bin/governor.js', 'plan', '--policy', 'examples/demo-policy.yaml'];
+    const env = { ...process.env, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' };
+    const snapshot = ['--snapshot', 'examples/snapshot.json'];
+    const plain = spawnSync(process.execPath, [...args, ...snapshot], { env, encoding: 'utf8' });
+    expect(plain.stderr).toMatch(/^warning: /m);
+    const full = openSync('/dev/full', 'w');
+    const r = spawnSync(process.execPath, [...args, ...snapshot], {
+      env,
+      stdio: ['ignore', 'pipe', full],
+      encoding: 'utf8',
+    });
+    closeSync(full);
+    expect(r.status).toBe(0);
+    expect(r.stdout).toBe(plain.stdout);
+  });
+
   it('validate accepts the example policy', async () => {
     const r = await governor('validate', '--policy', 'examples/policy.yaml');
     expect(r.code).toBe(0);
