@@ -8,6 +8,10 @@ import picomatch from 'picomatch';
  * picomatch's matcher builds on every call.
  */
 export function nameMatcher(glob: string): (name: string) => boolean {
+  // A literal name matches itself alone (literalName, below): no RegExp to build. A policy that
+  // names each service by its name holds thousands of them, and building each RegExp cost more
+  // than every test of it.
+  if (literalName.test(glob)) return (name) => name === glob;
   const re = picomatch.makeRe(glob);
   return (name) => name !== '' && (name === glob || re.test(name));
 }

@@ -1,13 +1,23 @@
+import fc from 'fast-check';
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
-import { parsePolicy, parsePolicyText, type PolicyInput } from '../../src/core/policy.js';
+import {
+  parsePolicy,
+  parsePolicyText,
+  Policy,
+  type Match,
+  type PolicyInput,
+} from '../../src/core/policy.js';
 import {
   fleetOfListings,
   fleetOfSnapshot,
   policyWarnings,
   type FitService,
 } from '../../src/core/policy-fit.js';
+import { compileRules, matcherOf } from '../../src/core/rules.js';
 import { parseSnapshotText } from '../../src/core/snapshot.js';
+import { plural, someOf } from '../../src/core/text.js';
+import { assertProperty, fcParams } from '../support/fleet-arbitrary.js';
 
 const svc = (name: string, more: Partial<FitService> = {}): FitService => ({
   project: 'p',
@@ -288,5 +298,169 @@ describe('policy warnings that quote the policy', () => {
       'matches no GPU service seen: no name matches "zz x*"',
     ]);
     for (const w of ws) expect(`${w.path}: ${w.message}`).not.toMatch(/\p{Cc}/u);
+  });
+});
+
+describe('policy warnings on a large policy and fleet', () => {
+  // An organisation's policy names each service by its exact name and project (the shape
+  // docs/performance.md measures), and a project's fleet is a share of it: most rules match none
+  // of the services seen. Telling why a rule matches nothing must not read the whole fleet again
+  // for each rule (10,000 such rules against 5,000 services took seconds).
+  it('reads each service a bounded number of times, not once per rule', () => {
+    const rules = 2_000;
+    const services = 1_000;
+    let reads = 0;
+    const fleet = Array.from({ length: services }, (_, i) => {
+      const s = svc(`svc-${i}`, { project: 'p0', labels: { team: `t${i % 3}` } });
+      for (const key of ['name', 'project'] as const) {
+        const value = s[key];
+        Object.defineProperty(s, key, { get: () => (reads++, value), enumerable: true });
+      }
+      return s;
+    });
+    const p = parsePolicy({
+      version: 1,
+      projects: ['p0', 'p1', 'p2', 'p3'],
+      services: Array.from({ length: rules }, (_, i) => ({
+        match: { project: `p${i % 4}`, name: `svc-${Math.floor(i / 4)}` },
+      })),
+    });
+    const ws = policyWarnings(p, { services: fleet, pools: fleet });
+    // Rules for p0 name svc-0 to svc-499, all seen; the others' projects hold no service.
+    expect(ws).toHaveLength(1_500 + 3);
+    expect(ws.find((w) => w.path === 'services[1].match')?.message).toBe(
+      'matches no GPU service seen: none in project "p1" (seen: p0)',
+    );
+    expect(reads).toBeLessThan(20 * (rules + services));
+  });
+});
+
+/**
+ * The warnings of the rules as a scan of the whole fleet for each rule tells them: the reference
+ * the indexed fit must answer as.
+ */
+function scannedRuleWarnings(
+  policy: Policy,
+  services: readonly FitService[],
+  manualServices: readonly FitService[],
+): string[] {
+  const distinct = (values: readonly string[]) => [...new Set(values)].sort();
+  const whyNone = (match: Match): string => {
+    if (services.length === 0) return 'no GPU service was seen at all';
+    const seen = (values: string[]) => someOf(distinct(values), 5);
+    const reasons: string[] = [];
+    const none = (m: Match) => !services.some(matcherOf(m));
+    if (match.project !== undefined && none({ project: match.project }))
+      reasons.push(
+        `none in project "${match.project}" (seen: ${seen(services.map((s) => s.project))})`,
+      );
+    if (match.region !== undefined && none({ region: match.region }))
+      reasons.push(
+        `none in region "${match.region}" (seen: ${seen(services.map((s) => s.region))})`,
+      );
+    if (match.accelerator !== undefined && none({ accelerator: match.accelerator }))
+      reasons.push(
+        `none uses accelerator "${match.accelerator}" (seen: ${seen(services.map((s) => s.accelerator))})`,
+      );
+    if (match.name !== undefined && none({ name: match.name }))
+      reasons.push(`no name matches "${match.name}"`);
+    for (const [key, value] of Object.entries(match.labels ?? {})) {
+      if (!none({ labels: { [key]: value } })) continue;
+      const values = services.flatMap((s) =>
+        Object.hasOwn(s.labels, key) ? [s.labels[key] ?? ''] : [],
+      );
+      reasons.push(
+        values.length === 0
+          ? `none has the label "${key}"`
+          : `none has the label ${key}=${value} (values of ${key} seen: ${seen(values)})`,
+      );
+    }
+    return reasons.length > 0
+      ? reasons.join('; ')
+      : 'no one service matches all of its keys together';
+  };
+  const resolve = compileRules(policy, 0);
+  const won = new Set(services.map((s) => resolve(s).rule));
+  const out: string[] = [];
+  policy.services.forEach((rule, i) => {
+    if (won.has(i)) return;
+    const path = `services[${i}].match`;
+    const test = matcherOf(rule.match);
+    const matched = services.filter(test);
+    if (matched.length > 0) {
+      const first = new Set(matched.map((s) => resolve(s).rule));
+      out.push(
+        `${path}: governs nothing: the ${plural(matched.length, 'GPU service')} it matches ${matched.length === 1 ? 'falls' : 'fall'} to an earlier rule (${[...first].map((r) => `services[${r}]`).join(', ')}), as the first matching rule wins`,
+      );
+      return;
+    }
+    const manual = manualServices.filter(test);
+    if (manual.length > 0) {
+      out.push(
+        `${path}: governs nothing: it matches only manually scaled GPU services (${someOf(distinct(manual.map((s) => s.name)), 5)}), whose instance count Cloud Run keeps fixed (scaling mode MANUAL): the governor counts them against their pool and writes no max`,
+      );
+      return;
+    }
+    out.push(`${path}: matches no GPU service seen: ${whyNone(rule.match)}`);
+  });
+  return out;
+}
+
+describe('policy warnings of the rules, indexed', () => {
+  const names = ['llm-a', 'llm-b', 'LLM-a', 'x_1', 'svc', 'svc-2'];
+  const rule = fc.record(
+    {
+      name: fc.constantFrom(...names, 'llm-*', '*', 'svc*', '{svc,x_1}', 'llm-?', 'zz-*', 'nope'),
+      project: fc.constantFrom('p', 'q', 'r'),
+      region: fc.constantFrom('us-central1', 'europe-west4', 'asia-east1'),
+      accelerator: fc.constantFrom('nvidia-l4', 'nvidia-rtx-pro-6000'),
+      labels: fc.constantFrom<Record<string, string>>(
+        { team: 'a' },
+        { team: 'b' },
+        { team: 'c' },
+        { owner: 'me' },
+        { team: 'a', tier: 'gold' },
+      ),
+    },
+    { requiredKeys: [] },
+  );
+  const service = fc.record({
+    name: fc.constantFrom(...names, 'llm-zz', 'other'),
+    project: fc.constantFrom('p', 'q', 'z'),
+    region: fc.constantFrom('us-central1', 'europe-west4'),
+    accelerator: fc.constantFrom('nvidia-l4', 'nvidia-l4', 'nvidia-h100'),
+    zonalRedundancy: fc.boolean(),
+    labels: fc.constantFrom<Record<string, string>>(
+      {},
+      { team: 'a' },
+      { team: 'b', tier: 'gold' },
+      { team: 'a', tier: 'gold' },
+      { tier: '' },
+    ),
+  });
+
+  it('are what a scan of the whole fleet for each rule tells', () => {
+    assertProperty(
+      fc.property(
+        fc.array(rule, { maxLength: 10 }),
+        fc.array(service, { maxLength: 8 }),
+        fc.array(service, { maxLength: 3 }),
+        (rules, services, manual) => {
+          // The schema alone: a rule an earlier one shadows is refused by parsePolicy, but its
+          // warning must still be told as the scan tells it.
+          const p = Policy.parse({
+            version: 1,
+            projects: ['p', 'q', 'z'],
+            services: rules.map((match) => ({ match })),
+          });
+          const fleet = { services, pools: [...services, ...manual], manual };
+          const got = policyWarnings(p, fleet)
+            .filter((w) => w.path.startsWith('services['))
+            .map((w) => `${w.path}: ${w.message}`);
+          expect(got).toEqual(scannedRuleWarnings(p, services, manual));
+        },
+      ),
+      fcParams(3000),
+    );
   });
 });
