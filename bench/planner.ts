@@ -1,6 +1,7 @@
 import { performance } from 'node:perf_hooks';
 import { plan } from '../src/core/planner.js';
 import { parsePolicy } from '../src/core/policy.js';
+import { policyWarnings } from '../src/core/policy-fit.js';
 import { compileRules } from '../src/core/rules.js';
 import { BENCH_AT, syntheticFleet } from './fleet.js';
 
@@ -124,5 +125,55 @@ export function benchRuleLookup(
       best = Math.min(best, performance.now() - t0);
     }
     return { rules, services, ms: round(best), matched };
+  });
+}
+
+export interface PolicyFitRow {
+  rules: number;
+  services: number;
+  /** The policy's warnings against the fleet seen (wall time, best of three). */
+  ms: number;
+  /** Warnings: one per rule that governs no service. */
+  warnings: number;
+}
+
+/**
+ * Times the policy's fit to the fleet seen (`policyWarnings` with the fleet: what `governor plan`,
+ * `status` and `check` tell of each rule that governs nothing), on the rule lookup's shape: one rule
+ * per service by its exact name and project, a tenth of them naming a service not seen. Reading the
+ * whole fleet again for each such rule is quadratic (20,000 rules against 50,000 services took
+ * minutes); the fleet read once should make it grow with rules + services.
+ */
+export function benchPolicyFit(
+  sizes: readonly [number, number][] = [
+    [2_000, 5_000],
+    [20_000, 50_000],
+  ],
+): PolicyFitRow[] {
+  return sizes.map(([rules, services]) => {
+    const project = (i: number) => `project-${i % 4}`;
+    const policy = parsePolicy({
+      version: 1,
+      projects: ['project-0', 'project-1', 'project-2', 'project-3'],
+      services: Array.from({ length: rules }, (_, i) => ({
+        match: { project: project(i), name: `svc-${i}` },
+      })),
+    });
+    const fleet = Array.from({ length: services }, (_, i) => ({
+      project: project(i),
+      region: 'us-central1',
+      accelerator: 'nvidia-l4',
+      zonalRedundancy: true,
+      name: i % 10 === 9 ? `batch-${i}` : `svc-${i}`,
+      labels: { team: `team-${i % 7}` },
+    }));
+    let best = Infinity;
+    let warnings = 0;
+    for (let run = 0; run < 3; run++) {
+      const t0 = performance.now();
+      warnings = policyWarnings(policy, { services: fleet, pools: fleet }).length;
+      best = Math.min(best, performance.now() - t0);
+    }
+    return { rules, services, ms: round(best), warnings };
   });
 }

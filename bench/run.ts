@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { benchFunction } from './function.js';
 import { benchObservation } from './observation.js';
-import { benchPlanner, benchRuleLookup } from './planner.js';
+import { benchPlanner, benchPolicyFit, benchRuleLookup } from './planner.js';
 import { addQualityFigures } from './quality-figures.js';
 import { benchQuality } from './quality.js';
 import type { Strategy } from '../src/simulate/simulate.js';
@@ -11,7 +11,13 @@ import { benchOrgProcesses, orgProcsLines, type OrgProcsBench } from './org-proc
 import { benchQuotaRequests, quotaWeekLines, quotaWeekMet } from './quota-requests.js';
 import { benchOrgSoak, orgSoakLines } from './org-soak.js';
 import { benchSoak, soakLines } from './soak.js';
-import { TARGET_10K_MS, TARGET_GROWTH, TARGET_RTT_RATIO, TARGET_RTT_ROUNDS } from './targets.js';
+import {
+  TARGET_10K_MS,
+  TARGET_FIT_RATIO,
+  TARGET_GROWTH,
+  TARGET_RTT_RATIO,
+  TARGET_RTT_ROUNDS,
+} from './targets.js';
 
 /** SOAK_SNAPSHOTS=100,300: heap snapshots of the soaked processes after those runs or rounds. */
 function soakSnapshots(): number[] {
@@ -223,6 +229,7 @@ const largePools = withPlanner
     )
   : [];
 const ruleLookup = withPlanner ? benchRuleLookup() : [];
+const policyFit = withPlanner ? benchPolicyFit() : [];
 const lines: string[] = [];
 lines.push('Planner: plan(snapshot, policy, time), median of repeated runs after warm-up');
 lines.push(
@@ -245,6 +252,12 @@ const tenKCpu = planner.find((r) => r.services === 10_000)?.cpuMedianMs ?? NaN;
 const worstGrowth = growth.length ? Math.max(...growth) : NaN;
 const [smallLookup, largeLookup] = ruleLookup;
 const lookupGrowth = smallLookup && largeLookup ? largeLookup.ms / smallLookup.ms : NaN;
+// The fit and the lookup at the same, largest size, in the same run: their ratio.
+const largeFit = policyFit.at(-1);
+const fitRatio =
+  largeFit && largeLookup && largeFit.rules === largeLookup.rules
+    ? largeFit.ms / largeLookup.ms
+    : NaN;
 if (withPlanner) {
   lines.push('');
   lines.push(
@@ -261,6 +274,15 @@ if (withPlanner) {
   for (const r of ruleLookup)
     lines.push(
       `  ${String(r.rules).padStart(8)} ${String(r.services).padStart(10)} ${r.ms.toFixed(1).padStart(11)} ${String(r.matched).padStart(9)}`,
+    );
+  lines.push('');
+  lines.push(
+    "Policy fit: the warnings of the rules that govern no service seen (best of three; the rule lookup's shape)",
+  );
+  lines.push('     rules   services          ms  warnings');
+  for (const r of policyFit)
+    lines.push(
+      `  ${String(r.rules).padStart(8)} ${String(r.services).padStart(10)} ${r.ms.toFixed(1).padStart(11)} ${String(r.warnings).padStart(9)}`,
     );
 }
 lines.push('');
@@ -382,6 +404,15 @@ if (withPlanner)
     lookupGrowth <= TARGET_GROWTH,
     'not a scan: rules sit in buckets by literal name and project (src/core/rules.ts, docs/performance.md), so each service reads a few; the 2,000-rule case takes 3–4 ms, and what grows above 10× at 50,000 services was not profiled',
   );
+if (withPlanner)
+  add(
+    `policy fit ÷ rule lookup, ${(largeFit?.rules ?? NaN).toLocaleString('en-US')} rules and ${(largeFit?.services ?? NaN).toLocaleString('en-US')} services`,
+    fitRatio,
+    `${fitRatio.toFixed(1)}×`,
+    `≤ ${TARGET_FIT_RATIO}×`,
+    fitRatio <= TARGET_FIT_RATIO,
+    'the fit reads the fleet once (src/core/policy-fit.ts, docs/performance.md): a ratio far above the target is a scan of the fleet per rule again; near it, the collector on a loaded machine',
+  );
 addQualityFigures(quality, add);
 if (rtt) {
   add(
@@ -471,7 +502,12 @@ await writeFile(
         largePools,
         growth,
         ruleLookup,
-        targets: { tenThousandMs: TARGET_10K_MS, growthPer10x: TARGET_GROWTH },
+        policyFit,
+        targets: {
+          tenThousandMs: TARGET_10K_MS,
+          growthPer10x: TARGET_GROWTH,
+          fitToLookup: TARGET_FIT_RATIO,
+        },
       },
       observation,
       quality,

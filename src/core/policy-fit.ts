@@ -90,17 +90,21 @@ function warningsOf(policy: Policy, fleet?: ObservedFleet): PolicyWarning[] {
 function fitWarnings(policy: Policy, fleet: ObservedFleet): PolicyWarning[] {
   const out: PolicyWarning[] = [];
   const { services } = fleet;
-  // A fleet lists a pool for each service and other GPU user: each distinct pool once.
-  const pools = [...new Map(fleet.pools.map((p) => [poolKey(p), p])).values()];
+  // A fleet lists a pool for each service and other GPU user: each project and region read once,
+  // and each distinct pool once where a pool setting asks.
+  const projectsSeen = new Set(fleet.pools.map((p) => p.project));
+  const regionsSeen = new Set(fleet.pools.map((p) => p.region));
+  const pools =
+    policy.pools.length === 0 ? [] : [...new Map(fleet.pools.map((p) => [poolKey(p), p])).values()];
   policy.projects.forEach((project, i) => {
-    if (!pools.some((p) => p.project === project))
+    if (!projectsSeen.has(project))
       out.push({
         path: `projects[${i}]`,
         message: `no GPU service, worker pool or job was seen in "${project}"`,
       });
   });
   policy.regions?.forEach((region, i) => {
-    if (!pools.some((p) => p.region === region))
+    if (!regionsSeen.has(region))
       out.push({
         path: `regions[${i}]`,
         message: `no GPU service, worker pool or job was seen in "${region}"`,
@@ -138,34 +142,34 @@ function fitWarnings(policy: Policy, fleet: ObservedFleet): PolicyWarning[] {
 
   // Which rule each service falls to (first match wins), and which rules match it at all.
   const resolve = compileRules(policy, 0); // time windows change settings, never the match
-  const won = new Map<number, number>();
-  const ruleOf = new Map<FitService, number | null>();
-  for (const s of services) {
+  const won = new Set<number>();
+  // The rule of each service, by its place in the fleet.
+  const ruleOf = services.map((s) => {
     const rule = resolve(s).rule;
-    ruleOf.set(s, rule);
-    if (rule !== null) won.set(rule, (won.get(rule) ?? 0) + 1);
-  }
+    if (rule !== null) won.add(rule);
+    return rule;
+  });
   const seen = indexFleet(services);
   const manualSeen = indexFleet(fleet.manual ?? []);
   policy.services.forEach((rule, i) => {
     if (won.has(i)) return;
     const path = `services[${i}].match`;
     const test = matcherOf(rule.match);
-    const matched = seen.candidates(rule.match).filter(test);
+    const matched = seen.matching(rule.match, test);
     if (matched.length > 0) {
-      const first = new Set(matched.map((s) => ruleOf.get(s) ?? null));
+      const first = new Set(matched.map((k) => ruleOf[k] ?? null));
       out.push({
         path,
         message: `governs nothing: the ${plural(matched.length, 'GPU service')} it matches ${matched.length === 1 ? 'falls' : 'fall'} to an earlier rule (${[...first].map((r) => `services[${r}]`).join(', ')}), as the first matching rule wins`,
       });
       return;
     }
-    const manual = manualSeen.candidates(rule.match).filter(test);
+    const manual = manualSeen.matching(rule.match, test);
     if (manual.length > 0) {
       out.push({
         path,
         message: `governs nothing: it matches only manually scaled GPU services (${someOf(
-          distinct(manual.map((s) => s.name)),
+          distinct(manual.map((k) => manualSeen.services[k]?.name ?? '')),
           SEEN_LISTED,
         )}), whose instance count Cloud Run keeps fixed (scaling mode MANUAL): the governor counts them against their pool and writes no max`,
       });
@@ -186,10 +190,11 @@ function fitWarnings(policy: Policy, fleet: ObservedFleet): PolicyWarning[] {
 interface FleetIndex {
   services: readonly FitService[];
   /**
-   * The services a match can accept, in the fleet's order: those of its literal name, else of its
-   * project, else all (the buckets the rules are looked up by, core/rules.ts).
+   * The places in the fleet of the services `test` (the match's own) accepts, in the fleet's
+   * order. Only those a match can accept are tested: the services of its literal name, else of
+   * its project, else all (the buckets the rules are looked up by, core/rules.ts).
    */
-  candidates(match: Match): readonly FitService[];
+  matching(match: Match, test: (s: FitService) => boolean): number[];
   /** The distinct values of a pool field seen, sorted. */
   values(key: 'project' | 'region' | 'accelerator'): { set: Set<string>; sorted: string[] };
   /** The distinct values of a label seen; undefined when no service has that label. */
@@ -199,16 +204,21 @@ interface FleetIndex {
 }
 
 function indexFleet(services: readonly FitService[]): FleetIndex {
+  // The places of the services by a key: a number for the one service most keys have (a name is
+  // mostly one service's), an array once there are more. Fewer objects for the collector to copy.
   const group = (key: (s: FitService) => string) => {
-    const map = new Map<string, FitService[]>();
-    for (const s of services) {
+    const map = new Map<string, number | number[]>();
+    services.forEach((s, i) => {
       const k = key(s);
-      const list = map.get(k);
-      if (list) list.push(s);
-      else map.set(k, [s]);
-    }
+      const had = map.get(k);
+      if (had === undefined) map.set(k, i);
+      else if (typeof had === 'number') map.set(k, [had, i]);
+      else had.push(i);
+    });
     return map;
   };
+  const places = (at: number | number[] | undefined): readonly number[] =>
+    at === undefined ? [] : typeof at === 'number' ? [at] : at;
   const once = <T>(make: () => T): (() => T) => {
     let value: T | undefined;
     return () => (value ??= make());
@@ -229,11 +239,18 @@ function indexFleet(services: readonly FitService[]): FleetIndex {
   const named = new Map<string, boolean>();
   return {
     services,
-    candidates: (match) => {
+    matching: (match, test) => {
       const { name, project } = match;
-      if (name !== undefined && literalName.test(name)) return byName().get(name) ?? [];
-      if (project !== undefined) return byProject().get(project) ?? [];
-      return services;
+      const candidates =
+        name !== undefined && literalName.test(name)
+          ? places(byName().get(name))
+          : project !== undefined
+            ? places(byProject().get(project))
+            : null;
+      const out: number[] = [];
+      if (candidates === null) services.forEach((s, i) => test(s) && out.push(i));
+      else for (const i of candidates) if (test(services[i] as FitService)) out.push(i);
+      return out;
     },
     values: (key) => {
       let v = fields.get(key);

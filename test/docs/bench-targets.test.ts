@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
 import {
   TARGET_10K_MS,
+  TARGET_FIT_RATIO,
   TARGET_GROWTH,
   TARGET_LISTENING_MS,
   TARGET_RSS_MB,
@@ -63,6 +64,13 @@ describe("the bench's targets in the docs", () => {
       const row = itemOf(fn, `peak RSS, one run, ${n(Number(services))} services`);
       expect(lastCell(row)).toBe(`≤ ${mb} MiB`);
     }
+  });
+
+  it("are the bench's in docs/performance.md's figures of the planner", () => {
+    const planner = section('docs/performance.md', '## The planner on 10,000 services');
+    const fit = planner.slice(planner.indexOf("### The policy's fit to the fleet"));
+    expect(fit).toContain(`at 20,000 rules and 50,000 services`);
+    expect(fit).toContain(`(target ≤ ${TARGET_FIT_RATIO}×)`);
   });
 
   it("are the bench's in docs/simulation.md's Bench", () => {
