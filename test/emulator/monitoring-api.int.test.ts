@@ -302,6 +302,56 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
     expect(headers.every((h) => (h.points ?? []).length === 0)).toBe(true);
   });
 
+  it("computes a listing's series once, not again for each page", async () => {
+    const now = emulator.now().getTime();
+    const request = {
+      name: `projects/${PROJECT}`,
+      filter: INSTANCE_COUNT,
+      interval: { startTime: seconds(now - 10 * 60_000), endTime: seconds(now) },
+      aggregation: {
+        alignmentPeriod: { seconds: 60 },
+        perSeriesAligner: 'ALIGN_MAX' as const,
+        crossSeriesReducer: 'REDUCE_SUM' as const,
+        groupByFields: ['resource.label.service_name'],
+      },
+      view: 'FULL' as const,
+    };
+    const points = (series: Series[]) =>
+      series.flatMap((s) =>
+        (s.points ?? []).map((p) => `${s.resource?.labels?.service_name}@${endOf(p)}`),
+      );
+    const [whole] = await clients.metrics.listTimeSeries(
+      { ...request, pageSize: 100_000 },
+      { autoPaginate: false },
+    );
+    const model = emulator.model;
+    const history = model.history.bind(model);
+    let read = 0;
+    model.history = (key) => {
+      read++;
+      return history(key);
+    };
+    try {
+      const pages: Series[][] = [];
+      let pageToken = '';
+      do {
+        const [series, , response] = await clients.metrics.listTimeSeries(
+          { ...request, pageSize: 3, pageToken },
+          { autoPaginate: false },
+        );
+        pages.push(series as Series[]);
+        pageToken = response?.nextPageToken ?? '';
+      } while (pageToken !== '' && pages.length < 100);
+      expect(pages.length).toBeGreaterThan(3);
+      // The pages hold the points of one listing, each once, as one page of them all does.
+      expect(points(pages.flat())).toEqual(points(whole as Series[]));
+      // Each service's history was read for the first page only.
+      expect(read).toBe(model.listServices(PROJECT).length);
+    } finally {
+      model.history = history;
+    }
+  });
+
   it('answers short and empty pages with a next token when told to, as Google may', async () => {
     const now = emulator.now().getTime();
     const request = {
