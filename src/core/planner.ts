@@ -733,14 +733,29 @@ function fillByLikelihood(
   return left;
 }
 
-/** What a tier may take from lower priorities whose rule sets `preempt`, lowest priority first. */
-function preemptor(
-  active: readonly Governed[],
+/**
+ * What a tier may take from lower priorities whose rule sets `preempt`, lowest priority first.
+ * The victims are found on the first call, not when the tier starts, among the services that may
+ * be preempted only: most tiers never need to preempt, and finding them read every service for
+ * each tier, so a policy giving each of 5,000 services its own priority spent seconds on it. Until that first call only the tier's own services (of this
+ * priority) have risen, so the victims, their levels and what they hold are those the tier
+ * started with.
+ */
+function preemptor(preemptible: readonly Governed[], priority: number): (need: number) => number {
+  let take: ((need: number) => number) | null | undefined;
+  return (need) => {
+    if (take === undefined) take = victimsOf(preemptible, priority);
+    return take ? take(need) : 0;
+  };
+}
+
+/** `preemptible`: the active services whose rule sets `preempt`, in their order. */
+function victimsOf(
+  preemptible: readonly Governed[],
   priority: number,
 ): ((need: number) => number) | null {
-  const victims = active.filter(
-    (v) => v.settings.preempt && v.settings.priority < priority && v.level > v.floor,
-  );
+  if (preemptible.length === 0) return null;
+  const victims = preemptible.filter((v) => v.settings.priority < priority && v.level > v.floor);
   if (victims.length === 0) return null;
   const heap = new Heap<Governed>((a, b) => {
     if (a.settings.priority !== b.settings.priority)
@@ -828,16 +843,26 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
   const upper = (m: Governed) => held(m, m.want);
   if (excess <= 0) {
     const ordered = tiers(active, 'desc');
+    // The services a higher priority may preempt, in the order of `active`.
+    const preemptible = active.filter((v) => v.settings.preempt);
+    // The loan guard's condition for each tier: there are lower priorities, and every one's rule
+    // sets `preempt`. Read from the lowest tier up once, not from each tier down (quadratic in
+    // the tiers: each service its own priority).
+    const guarded: boolean[] = [];
+    let belowPreempt = true;
+    for (let i = ordered.length - 1; i >= 0; i--) {
+      guarded[i] = i < ordered.length - 1 && belowPreempt;
+      belowPreempt &&= (ordered[i] ?? []).every((v) => v.settings.preempt);
+    }
     for (const [i, tier] of ordered.entries()) {
       const priority = tier[0]?.settings.priority ?? 0;
       // Higher tiers' headroom may have taken the room of this tier's peaks: shared by weight.
       if (calmPeaks) left = fill(tier, peakOf, left);
-      left = fillByLikelihood(tier, upper, left, preemptor(active, priority));
+      left = fillByLikelihood(tier, upper, left, preemptor(preemptible, priority));
       // The loan guard: when every lower priority's rule sets `preempt`, the room this tier
       // holds up to its guard is not lent to them (it could take it back only a run and
       // Monitoring's lag later); the tier keeps it, each next instance where it is likeliest used.
-      const below = ordered.slice(i + 1).flat();
-      if (below.length === 0 || !below.every((v) => v.settings.preempt)) continue;
+      if (!guarded[i]) continue;
       const before = tier.map((m) => m.level);
       left = fillByLikelihood(tier, guardOf, left, null);
       let keptGpus = 0;
@@ -853,7 +878,7 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
           };
       });
       if (keptGpus > 0)
-        for (const v of below) {
+        for (const v of ordered.slice(i + 1).flat()) {
           const held = v.why.loanHeld;
           v.why.loanHeld = {
             gpus: (held?.gpus ?? 0) + keptGpus,
