@@ -1,7 +1,7 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { benchFunction } from './function.js';
 import { benchObservation } from './observation.js';
-import { benchPlanner, benchPolicyFit, benchRuleLookup } from './planner.js';
+import { benchPlanner, benchPolicyFit, benchRanked, benchRuleLookup } from './planner.js';
 import { addQualityFigures } from './quality-figures.js';
 import { benchQuality } from './quality.js';
 import type { Strategy } from '../src/simulate/simulate.js';
@@ -15,6 +15,7 @@ import {
   TARGET_10K_MS,
   TARGET_FIT_RATIO,
   TARGET_GROWTH,
+  TARGET_RANKED_RATIO,
   TARGET_RTT_RATIO,
   TARGET_RTT_ROUNDS,
 } from './targets.js';
@@ -230,6 +231,8 @@ const largePools = withPlanner
   : [];
 const ruleLookup = withPlanner ? benchRuleLookup() : [];
 const policyFit = withPlanner ? benchPolicyFit() : [];
+const ranked = withPlanner ? benchRanked() : null;
+const rankedRatio = ranked ? ranked.rankedMs / ranked.fiveMs : NaN;
 const lines: string[] = [];
 lines.push('Planner: plan(snapshot, policy, time), median of repeated runs after warm-up');
 lines.push(
@@ -284,6 +287,15 @@ if (withPlanner) {
     lines.push(
       `  ${String(r.rules).padStart(8)} ${String(r.services).padStart(10)} ${r.ms.toFixed(1).padStart(11)} ${String(r.warnings).padStart(9)}`,
     );
+  if (ranked) {
+    lines.push('');
+    lines.push(
+      `Ranked pool: ${ranked.services.toLocaleString('en-US')} services in one pool, a rule each; median of alternating plans`,
+    );
+    lines.push(
+      `  every service its own priority ${ranked.rankedMs.toFixed(1)} ms, five priorities ${ranked.fiveMs.toFixed(1)} ms`,
+    );
+  }
 }
 lines.push('');
 lines.push(
@@ -413,6 +425,15 @@ if (withPlanner)
     fitRatio <= TARGET_FIT_RATIO,
     'the fit reads the fleet once (src/core/policy-fit.ts, docs/performance.md): a ratio far above the target is a scan of the fleet per rule again; near it, the collector on a loaded machine',
   );
+if (ranked)
+  add(
+    `planner, ${ranked.services.toLocaleString('en-US')} ranked services ÷ five priorities`,
+    rankedRatio,
+    `${rankedRatio.toFixed(1)}×`,
+    `≤ ${TARGET_RANKED_RATIO}×`,
+    rankedRatio <= TARGET_RANKED_RATIO,
+    'far above the target: work for each priority that reads the whole pool again (docs/performance.md, "Every service its own priority")',
+  );
 addQualityFigures(quality, add);
 if (rtt) {
   add(
@@ -503,10 +524,12 @@ await writeFile(
         growth,
         ruleLookup,
         policyFit,
+        ranked,
         targets: {
           tenThousandMs: TARGET_10K_MS,
           growthPer10x: TARGET_GROWTH,
           fitToLookup: TARGET_FIT_RATIO,
+          rankedToFive: TARGET_RANKED_RATIO,
         },
       },
       observation,

@@ -5,6 +5,7 @@ import {
   TARGET_FIT_RATIO,
   TARGET_GROWTH,
   TARGET_LISTENING_MS,
+  TARGET_RANKED_RATIO,
   TARGET_RSS_MB,
   TARGET_RTT_RATIO,
   TARGET_RTT_ROUNDS,
@@ -71,6 +72,9 @@ describe("the bench's targets in the docs", () => {
     const fit = planner.slice(planner.indexOf("### The policy's fit to the fleet"));
     expect(fit).toContain(`at 20,000 rules and 50,000 services`);
     expect(fit).toContain(`(target ≤ ${TARGET_FIT_RATIO}×)`);
+    const ranked = planner.slice(planner.indexOf('### Every service its own priority'));
+    expect(ranked).toContain('5,000 services, each named');
+    expect(ranked).toContain(`(target ≤ ${TARGET_RANKED_RATIO}×)`);
   });
 
   it("are the bench's in docs/simulation.md's Bench", () => {
