@@ -737,9 +737,9 @@ function fillByLikelihood(
  * What a tier may take from lower priorities whose rule sets `preempt`, lowest priority first.
  * The victims are found on the first call, not when the tier starts, among the services that may
  * be preempted only: most tiers never need to preempt, and finding them read every service for
- * each tier, so a policy giving each of 5,000 services its own priority spent seconds on it. Until that first call only the tier's own services (of this
- * priority) have risen, so the victims, their levels and what they hold are those the tier
- * started with.
+ * each tier, so a policy giving each of 5,000 services its own priority spent seconds on it.
+ * Until that first call only the tier's own services (of this priority) have risen, so the
+ * victims, their levels and what they hold are those the tier started with.
  */
 function preemptor(preemptible: readonly Governed[], priority: number): (need: number) => number {
   let take: ((need: number) => number) | null | undefined;
