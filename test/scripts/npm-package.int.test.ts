@@ -56,6 +56,8 @@ describe('the npm package', () => {
     ];
     expect(files.filter((f) => !allowed.some((re) => re.test(f)))).toEqual([]);
     expect(files.filter((f) => f.endsWith('.map') || f.endsWith('.d.ts'))).toEqual([]);
+    // The chaos harness is a tool beside the product (`npm run chaos`), which no command loads.
+    expect(files.filter((f) => f.startsWith('dist/src/chaos/'))).toEqual([]);
   });
 
   it('ships the Apache 2.0 licence its package.json declares', () => {
