@@ -34,7 +34,7 @@ describe('the simulation defaults', () => {
       new RegExp(`^\\| \`--tick D\` .*\\(default \`${DEFAULT_TICK_MINUTES}m\`\\)`, 'm'),
     );
     expect(page).toMatch(
-      new RegExp(`^\\| \`--lag D\` .*\\(default \`${DEFAULT_LAG_MINUTES}m\`\\)`, 'm'),
+      new RegExp(`^\\| \`--lag D\` .*\\(default \`${DEFAULT_LAG_MINUTES}m\`[;)]`, 'm'),
     );
   });
 
