@@ -355,6 +355,14 @@ export class FleetModel {
   /** Every service, in `serviceId` order (computed again only when a service comes or goes). */
   private sortedServices: ServiceState[] = [];
   private readonly samples = new Map<string, MinuteSample[]>();
+  /**
+   * Deleted services by project, with the minutes they had: Monitoring keeps a deleted resource's
+   * series until its points pass their retention
+   * (https://cloud.google.com/monitoring/api/v3/latency-n-retention), so they stay listed until
+   * their newest minute is older than `historyMinutes`, or a service of the same name is created
+   * again (its series would share their labels; the emulator keeps the new one's only).
+   */
+  private readonly departed = new Map<string, { state: ServiceState; rows: MinuteSample[] }[]>();
   private readonly historyMinutes: number;
   private readonly startupMs: number;
   private readonly idleMs: number;
@@ -493,6 +501,12 @@ export class FleetModel {
     const state = this.newService(project, spec, this.nowMs);
     this.services.set(serviceId(key), state);
     this.samples.set(serviceId(key), []);
+    const gone = this.departed.get(project);
+    if (gone) {
+      const kept = gone.filter((d) => serviceId(d.state) !== serviceId(key));
+      if (kept.length === 0) this.departed.delete(project);
+      else this.departed.set(project, kept);
+    }
     const index = this.indexOf(project);
     index.services.push(state);
     const byId = (a: ServiceState, b: ServiceState) => serviceId(a).localeCompare(serviceId(b));
@@ -505,6 +519,8 @@ export class FleetModel {
   /** Another writer deletes a service: gone from every list, NOT_FOUND when read or written. */
   removeService(key: ServiceKey): void {
     const s = this.mustGet(key);
+    const rows = this.samples.get(serviceId(s)) ?? [];
+    this.departed.set(s.project, [...(this.departed.get(s.project) ?? []), { state: s, rows }]);
     this.services.delete(serviceId(s));
     this.samples.delete(serviceId(s));
     const index = this.ofProject.get(s.project);
@@ -573,6 +589,21 @@ export class FleetModel {
 
   history(key: ServiceKey): readonly MinuteSample[] {
     return this.samples.get(serviceId(key)) ?? [];
+  }
+
+  /**
+   * What Monitoring has series of in a project: each service with its minutes, then each deleted
+   * one whose minutes are still within `historyMinutes` (see `departed`).
+   */
+  monitored(project: string): { state: ServiceState; rows: readonly MinuteSample[] }[] {
+    const live = this.listServices(project).map((state) => ({ state, rows: this.history(state) }));
+    const gone = this.departed.get(project);
+    if (!gone) return live;
+    const oldest = this.nowMs - this.historyMinutes * MINUTE_MS;
+    const kept = gone.filter((d) => (d.rows.at(-1)?.at ?? -Infinity) >= oldest);
+    if (kept.length === 0) this.departed.delete(project);
+    else if (kept.length < gone.length) this.departed.set(project, kept);
+    return [...live, ...kept];
   }
 
   /** Quota entries as configured (region undefined: the regionless default entry). */

@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import type { EmulatorContext } from './context.js';
-import { gpusPerInstance, MINUTE_MS, type MinuteSample, type ServiceState } from './model.js';
+import { gpusPerInstance, MINUTE_MS, type MinuteSample } from './model.js';
 import {
   field,
   int,
@@ -440,13 +440,15 @@ function rawSeries(
   const visibleUntil = ctx.model.now - ctx.settings.metricsLagMs - ctx.injector.extraLagMs;
   const { kind, valueType } = descriptor(q.metricType);
   const out: Series[] = [];
-  const services: ServiceState[] = ctx.model
-    .listServices(project)
-    .filter((s) => q.metricType !== GPU_UTILIZATIONS || gpusPerInstance(s) > 0);
+  // Deleted services too, while their minutes are kept (Monitoring keeps a deleted resource's
+  // series until its points expire: FleetModel.monitored).
+  const services = ctx.model
+    .monitored(project)
+    .filter(({ state }) => q.metricType !== GPU_UTILIZATIONS || gpusPerInstance(state) > 0);
   const requests = q.metricType === REQUEST_COUNT || q.metricType === REFUSED_REQUESTS;
-  for (const s of services) {
+  for (const { state: s, rows: history } of services) {
     const byRevision = new Map<string, MinuteSample[]>();
-    for (const row of ctx.model.history(s)) {
+    for (const row of history) {
       // The interval is (start, end]: a point at the start time is not in it (TimeInterval).
       if (row.at > visibleUntil || row.at <= startMs || row.at > endMs) continue;
       // Scaled to zero, Cloud Run writes no instance or utilization point; a count of requests

@@ -200,10 +200,10 @@ export function createSimPorts(model: FleetModel, options: SimPortsOptions): Obs
   ): MetricSeries[] => {
     const visibleUntil = model.now - options.lagMs;
     const out: MetricSeries[] = [];
-    for (const s of inProject(project)) {
+    // Deleted services too, while their minutes are kept, as Monitoring does (model.monitored).
+    for (const { state: s, rows } of model.monitored(project)) {
       if (only === 'gpu' && !s.spec.gpu) continue;
       const points: MetricSeries['points'] = [];
-      const rows = model.history(s);
       const last = Math.min(visibleUntil, window.endMs);
       // Monitoring reads (start, end], as the emulator's ListTimeSeries does (monitoring-api.ts).
       for (let i = firstAfter(rows, window.startMs); i < rows.length; i++) {

@@ -700,3 +700,80 @@ describe('request counts through @google-cloud/monitoring', () => {
     }
   });
 });
+
+// Monitoring keeps a deleted resource's series until its points pass their retention
+// (https://cloud.google.com/monitoring/api/v3/latency-n-retention): a GPU service deleted by
+// another writer is still in ListTimeSeries for the minutes it ran, which is what `governor
+// replay` reads to tell that a deleted service held GPUs of the pool.
+describe('ListTimeSeries after a service is deleted', () => {
+  it("keeps its series until its minutes pass the history's retention, or a service of its name is made again", async () => {
+    const emulator = await startEmulator({
+      fleet: testFleet(),
+      speed: 'manual',
+      historyMinutes: 30,
+    });
+    const clients = clientsFor(emulator);
+    const services = async (windowMin: number) => {
+      const now = emulator.now().getTime();
+      const [series] = await clients.metrics.listTimeSeries({
+        name: `projects/${PROJECT}`,
+        filter: INSTANCE_COUNT,
+        interval: { startTime: seconds(now - windowMin * 60_000), endTime: seconds(now) },
+        aggregation: {
+          alignmentPeriod: { seconds: 60 },
+          perSeriesAligner: 'ALIGN_MAX',
+          crossSeriesReducer: 'REDUCE_SUM',
+          groupByFields: ['resource.label.service_name'],
+        },
+        view: 'FULL',
+      });
+      return new Map(
+        (series as Series[]).map((s) => [
+          s.resource?.labels?.['service_name'],
+          (s.points ?? []).map(endOf),
+        ]),
+      );
+    };
+    try {
+      emulator.advance(10 * 60_000);
+      const before = await services(10);
+      expect(before.get('beta')?.length).toBeGreaterThan(0);
+      const deletedAt = emulator.now().getTime();
+      emulator.deleteService({ service: 'beta' });
+      emulator.advance(5 * 60_000);
+      // Its minutes until the deletion, none after.
+      const after = await services(15);
+      const points = after.get('beta') ?? [];
+      expect(points.length).toBeGreaterThan(0);
+      expect(Math.max(...points)).toBeLessThanOrEqual(deletedAt);
+      expect([...after.keys()]).toEqual(expect.arrayContaining([...before.keys()]));
+      // Past the history's 30 minutes, its newest minute is gone and so is the series.
+      emulator.advance(30 * 60_000);
+      expect((await services(60)).has('beta')).toBe(false);
+      expect((await services(60)).has('alpha')).toBe(true);
+
+      // Deleted and made again: the new service's minutes only (one series of its labels).
+      emulator.deleteService({ service: 'delta' });
+      emulator.advance(2 * 60_000);
+      expect((await services(10)).has('delta')).toBe(true);
+      const madeAt = emulator.now().getTime();
+      emulator.createService({
+        project: PROJECT,
+        service: {
+          name: 'delta',
+          region: 'us-central1',
+          gpu: { zonalRedundancy: false },
+          maxInstances: 1,
+          demand: 1,
+        },
+      });
+      emulator.advance(5 * 60_000);
+      const again = (await services(15)).get('delta') ?? [];
+      expect(again.length).toBeGreaterThan(0);
+      expect(Math.min(...again)).toBeGreaterThan(madeAt);
+    } finally {
+      await closeClients(clients);
+      await emulator.stop();
+    }
+  });
+});
