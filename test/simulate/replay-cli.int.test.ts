@@ -34,37 +34,39 @@ function bufferIo(env: NodeJS.ProcessEnv = {}) {
 
 const POLICY = 'version: 1\nprojects: [sim-project]\nservices:\n  - match: {}\n';
 
+/** Two services with 150 minutes of history: one that steps from 2 to 1, one steady at 1. */
+function replayFleet() {
+  return {
+    start: '2026-11-27T12:00:00Z',
+    warmupMinutes: 150,
+    projects: [
+      {
+        id: 'sim-project',
+        pools: [{ region: 'us-central1', quota: 6 }],
+        services: [
+          {
+            name: 'busy',
+            region: 'us-central1',
+            gpu: {},
+            maxInstances: 2,
+            demand: {
+              steps: [
+                { at: '10:30', value: 2 },
+                { at: '11:15', value: 1 },
+              ],
+            },
+          },
+          { name: 'quiet', region: 'us-central1', gpu: {}, maxInstances: 3, demand: 1 },
+        ],
+      },
+    ],
+  };
+}
+
 describe('governor replay, against the emulator', () => {
   let emulator: RunningEmulator;
   beforeAll(async () => {
-    emulator = await startEmulator({
-      fleet: {
-        start: '2026-11-27T12:00:00Z',
-        warmupMinutes: 150,
-        projects: [
-          {
-            id: 'sim-project',
-            pools: [{ region: 'us-central1', quota: 6 }],
-            services: [
-              {
-                name: 'busy',
-                region: 'us-central1',
-                gpu: {},
-                maxInstances: 2,
-                demand: {
-                  steps: [
-                    { at: '10:30', value: 2 },
-                    { at: '11:15', value: 1 },
-                  ],
-                },
-              },
-              { name: 'quiet', region: 'us-central1', gpu: {}, maxInstances: 3, demand: 1 },
-            ],
-          },
-        ],
-      },
-      speed: 'manual',
-    });
+    emulator = await startEmulator({ fleet: replayFleet(), speed: 'manual' });
   });
   afterAll(async () => emulator.stop());
 
@@ -165,6 +167,31 @@ describe('governor replay, against the emulator', () => {
     const html = await readFile(report, 'utf8');
     expect(html).toContain('class="notes"');
     expect(html).toMatch(/instance counts for only 2\.\d h of the 168 h/);
+  });
+
+  it('names a service deleted within the window, whose series Monitoring still has', async () => {
+    const own = await startEmulator({ fleet: replayFleet(), speed: 'manual' });
+    try {
+      own.deleteService({ service: 'busy' });
+      own.advance(10 * 60_000);
+      const dir = await mkdtemp(join(tmpdir(), 'governor-replay-'));
+      await writeFile(join(dir, 'policy.yaml'), POLICY);
+      const { io, out } = bufferIo({ ...process.env, ...own.env });
+      const code = await runReplay(
+        { policy: join(dir, 'policy.yaml'), since: '2h', json: true },
+        io,
+        parseRuntimeOptions(io.env),
+      );
+      expect(code).toBe(0);
+      const notes = (JSON.parse(out.join('')) as { notes?: string[] }).notes ?? [];
+      expect(notes).toContainEqual(
+        expect.stringMatching(
+          /^1 service with instance counts in the window is not listed now \(deleted\): sim-project\/us-central1\/busy; left out/,
+        ),
+      );
+    } finally {
+      await own.stop();
+    }
   });
 });
 
