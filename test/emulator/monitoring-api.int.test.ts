@@ -699,6 +699,66 @@ describe('request counts through @google-cloud/monitoring', () => {
       expect(answer.message).toMatch(message);
     }
   });
+
+  // What Google documents for a DELTA INT64 counter such as the logs-based refusals metric: each
+  // aligner's "valid for" clause in google/monitoring/v3/common.proto, and a logs-based counter
+  // metric without label extractors has "no labels" (LogMetric.metric_descriptor,
+  // https://cloud.google.com/logging/docs/reference/v2/rest/v2/projects.metrics): its series carry
+  // only the labels of the log entry's monitored resource, cloud_run_revision.
+  it('answers the refusals metric with the aligners Google allows on a DELTA INT64, and rejects the others and any metric label', async () => {
+    const now = emulator.now().getTime();
+    const list = (filter: string, aggregation: Record<string, unknown>) =>
+      clients.metrics.listTimeSeries({
+        name: `projects/${PROJECT}`,
+        filter,
+        interval: { startTime: seconds(now - 600_000), endTime: seconds(now) },
+        aggregation: { alignmentPeriod: { seconds: 60 }, ...aggregation },
+      });
+    // Valid: ALIGN_DELTA ("CUMULATIVE and DELTA metrics"), ALIGN_MAX and ALIGN_COUNT ("GAUGE and
+    // DELTA metrics with numeric values"), and any label of the resource.
+    for (const aggregation of [
+      { perSeriesAligner: 'ALIGN_DELTA' },
+      { perSeriesAligner: 'ALIGN_MAX' },
+      { perSeriesAligner: 'ALIGN_COUNT' },
+      {
+        perSeriesAligner: 'ALIGN_SUM',
+        crossSeriesReducer: 'REDUCE_SUM',
+        groupByFields: ['resource.label.revision_name'],
+      },
+    ]) {
+      const [series] = await list(REFUSED, aggregation);
+      expect(series.length, JSON.stringify(aggregation)).toBeGreaterThan(0);
+    }
+    const cases: [string, Record<string, unknown>, RegExp][] = [
+      // Distributions only; GAUGE only; BOOL only.
+      [REFUSED, { perSeriesAligner: 'ALIGN_PERCENTILE_99' }, /ALIGN_PERCENTILE_99/],
+      [REFUSED, { perSeriesAligner: 'ALIGN_INTERPOLATE' }, /ALIGN_INTERPOLATE/],
+      [REFUSED, { perSeriesAligner: 'ALIGN_FRACTION_TRUE' }, /ALIGN_FRACTION_TRUE/],
+      [
+        REFUSED,
+        { perSeriesAligner: 'ALIGN_SUM', crossSeriesReducer: 'REDUCE_COUNT_TRUE' },
+        /REDUCE_COUNT_TRUE/,
+      ],
+      // No metric label at all: neither in the filter nor in group_by_fields.
+      [`${REFUSED} AND metric.labels.response_code = "429"`, {}, /has no metric label/],
+      [
+        REFUSED,
+        {
+          perSeriesAligner: 'ALIGN_SUM',
+          crossSeriesReducer: 'REDUCE_SUM',
+          groupByFields: ['metric.label.service_name'],
+        },
+        /group_by_fields "metric.label.service_name" is not supported/,
+      ],
+      // A resource label cloud_run_revision does not have.
+      [`${REFUSED} AND resource.labels.zone = "us-central1-a"`, {}, /resource label "zone"/],
+    ];
+    for (const [filter, aggregation, message] of cases) {
+      const answer = await codeOf(list(filter, aggregation));
+      expect(answer.code, `${filter} ${JSON.stringify(aggregation)}`).toBe(status.INVALID_ARGUMENT);
+      expect(answer.message).toMatch(message);
+    }
+  });
 });
 
 // Monitoring keeps a deleted resource's series until its points pass their retention
