@@ -11,7 +11,7 @@ import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { DateTime } from 'luxon';
 import { z } from 'zod';
 import { formatPath, parseDocument, StringMap } from '../core/document.js';
-import { DEFAULT_ACCELERATOR } from '../core/pool.js';
+import { ACCELERATOR_NAME, DEFAULT_ACCELERATOR } from '../core/pool.js';
 import { tracePeak } from './trace-scale.js';
 import { FleetHierarchy } from './hierarchy.js';
 import { topicNameFault } from './pubsub-store.js';
@@ -103,10 +103,18 @@ const Name = z
 export const Region = z
   .string()
   .regex(/^[a-z]+-[a-z]+\d+$/, 'expected a region such as "us-central1"');
+/**
+ * An accelerator in the form the governor reads (core/pool.ts ACCELERATOR_NAME): words of
+ * lower-case letters and digits joined by single hyphens. An empty word ("nvidia-l4-") would give
+ * another type's Cloud Quotas id.
+ */
 export const Accelerator = z
   .string()
   .max(63)
-  .regex(/^[a-z][-a-z0-9]*$/, 'expected an accelerator such as "nvidia-l4"');
+  .regex(
+    ACCELERATOR_NAME,
+    'expected an accelerator such as "nvidia-l4": lower-case letters and digits, words joined by "-"',
+  );
 const TimeZone = z
   .string()
   .refine(isValidTimeZone, 'expected an IANA time zone such as "Europe/Paris"');

@@ -95,6 +95,32 @@ describe('the fleet file', () => {
     );
   });
 
+  it('takes each GPU type Cloud Run documents, and only accelerators in the form Cloud Run names one', () => {
+    // https://cloud.google.com/run/docs/configuring/services/gpu: nvidia-l4 and nvidia-rtx-pro-6000.
+    for (const accelerator of ['nvidia-l4', 'nvidia-rtx-pro-6000']) {
+      const fleet = parseFleet(
+        minimal(`      - { name: a, region: us-central1, gpu: { accelerator: ${accelerator} } }`),
+      );
+      expect(fleet.projects[0]?.services[0]?.gpu?.accelerator).toBe(accelerator);
+    }
+    // An empty word would give the Cloud Quotas id of another type ("nvidia-l4-" and "nvidia--l4"
+    // both read NvidiaL4GpuAlloc...), which the governor refuses to derive: refused here too.
+    for (const accelerator of ['nvidia-l4-', 'nvidia--l4']) {
+      expect(
+        () =>
+          parseFleet(
+            minimal(
+              `      - { name: a, region: us-central1, gpu: { accelerator: ${accelerator} } }`,
+            ),
+            'fleet.yaml',
+          ),
+        accelerator,
+      ).toThrow(
+        /projects\[0\]\.services\[0\]\.gpu\.accelerator: expected an accelerator such as "nvidia-l4"/,
+      );
+    }
+  });
+
   it('bounds the instances a service may want in a minute', () => {
     for (const demand of [
       '{ constant: 10001 }',
