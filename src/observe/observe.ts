@@ -27,7 +27,7 @@ import {
   type Usage,
   type UsageMinutes,
 } from '../core/snapshot.js';
-import { NotFoundError, cutText, errorMessage } from '../errors.js';
+import { cutText, errorMessage } from '../errors.js';
 import { manualInstances, type GpuSpec, type ObservedService } from '../core/service.js';
 import { minInstances } from '../core/audit-checks.js';
 import type {
@@ -339,7 +339,9 @@ export async function observe(
         quotaSource: quota === null ? 'cloudquotas: no entry for the region' : 'cloudquotas',
       };
     } catch (e) {
-      const why = e instanceof NotFoundError ? 'quota info not found' : describe(e);
+      // The error's own words: a NOT_FOUND from Cloud Quotas names the quota id the governor
+      // derived for the pool's accelerator (adapters/quotas.ts gpuQuotaId), the one to check.
+      const why = describe(e);
       problems.push({
         project: id.project,
         region: id.region,

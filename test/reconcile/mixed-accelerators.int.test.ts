@@ -122,6 +122,9 @@ describe('a project with two GPU types in one region', () => {
     const report = await run();
     const problem = report.problems.find((p) => p.pool?.accelerator === RTX);
     expect(problem?.subject).toBe('quota');
+    // The quota id the governor derived for this type is named, so an operator can check it
+    // against the console and set the pool's quota in the policy meanwhile.
+    expect(problem?.error).toContain('NvidiaRtxPro6000GpuAllocPerProjectRegion');
     const rtxPool = report.plan?.pools.find((p) => p.accelerator === RTX);
     expect(rtxPool?.quota).toBeNull();
     const c = caps();
