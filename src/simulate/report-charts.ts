@@ -57,24 +57,31 @@ const SERVICE_COLOURS = [
 ] as const;
 export const OTHER_SERVICES_COLOUR = '#bab0ac';
 
+/**
+ * The lines' colours, of the caps chart and of the strategies chart: each at a contrast of 3:1 or
+ * more against the white of the plot, as WCAG 2.2 success criterion 1.4.11, "Non-text Contrast",
+ * asks of the parts of a graphic needed to understand it (https://www.w3.org/TR/WCAG22/#non-text-contrast).
+ * The bands' tints are light so the lines show over them: a band is told from its neighbours by
+ * its pattern's dark ink (the one plain band by having none), and its numbers are under the chart.
+ */
 export const COLOURS = {
   quota: '#000000',
   demand: '#1b2a4a',
-  demandMinute: '#9aa7bf',
+  demandMinute: '#8494b1',
   refused: '#d62728',
 } as const;
 
 export const STRATEGY_COLOURS: Record<Strategy, string> = {
   governor: '#1f4e9c',
   'fleet-caps': '#9c755f',
-  'equal-split': '#f28e2b',
+  'equal-split': '#dc740e',
   'peak-proportional': '#59a14f',
   'over-commit': '#b07aa1',
   oracle: '#6b6b6b',
-  'cadence-oracle': '#17becf',
+  'cadence-oracle': '#139ead',
   'writes-oracle': '#e15759',
-  'evidence-oracle': '#bcbd22',
-  'policy-oracle': '#e377c2',
+  'evidence-oracle': '#93941b',
+  'policy-oracle': '#de60b8',
   'policy-evidence-oracle': '#000000',
 };
 

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { chromium, type Browser, type Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../src/core/policy.js';
+import { COLOURS } from '../../src/simulate/report-charts.js';
 import { renderReport } from '../../src/simulate/report.js';
 import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
 import { benchPolicy, mixedFleetScenario, TRACE_DIR } from '../../src/simulate/scenarios.js';
@@ -759,7 +760,7 @@ describe('the report in headless Chromium', () => {
             );
           return {
             quota: top('#000000'),
-            minute: top('#9aa7bf'),
+            minute: top(COLOURS.demandMinute),
             label: shown?.getAttribute('aria-label') ?? '',
             names: (
               JSON.parse(shown?.getAttribute('data-series') ?? '[]') as { name: string }[]
