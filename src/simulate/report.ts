@@ -435,7 +435,12 @@ const HOW_TO_READ = `<section id="how-to-read"><h2>How to read this page</h2>
 <p>The <b>gap closed</b> is the share of the equal split’s excess refusals over the best at the same tick that the governor removes: 1 is as good as that, 0 no better than the equal split, below 0 worse; the same against the clairvoyant oracle is given beside it. The project’s docs/simulation.md defines every metric and docs/rules.md the rules the invariant check enforces.</p>
 </section>`;
 
-const STYLE = `body{font:14px/1.45 system-ui,sans-serif;overflow-wrap:break-word;margin:24px auto;max-width:1200px;padding:0 16px;color:#222}
+/**
+ * The page's colours. The body sets its background with its text's colour: a reader may set a
+ * dark background in the browser, and text coloured for white would sit on it (WCAG technique F24,
+ * https://www.w3.org/WAI/WCAG22/Techniques/failures/F24).
+ */
+const STYLE = `body{font:14px/1.45 system-ui,sans-serif;overflow-wrap:break-word;margin:24px auto;max-width:1200px;padding:0 16px;color:#222;background:#fff}
 table{border-collapse:collapse;margin:12px 0;display:block;overflow-x:auto}th,td{border:1px solid #ccc;padding:4px 8px;text-align:right}
 th:first-child{text-align:left}tr>:first-child{position:sticky;left:-1px;background:#fff;border-right-style:hidden;box-shadow:inset -1px 0 #ccc}tr.governor>:first-child{background:#eef4ff}th[title]{cursor:help}table.services tbody th,table.services td{white-space:nowrap}tr.governor{background:#eef4ff;font-weight:600}
 caption{text-align:left;font-weight:600;padding:4px 0}figure{margin:16px 0}figure svg{max-width:100%;height:auto;display:block}

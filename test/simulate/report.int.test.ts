@@ -671,12 +671,16 @@ describe('the report in headless Chromium', () => {
         };
         return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
       };
-      const background = (e: Element | null): number[] => {
+      // The page's own background, never the browser's: a reader may set a dark one, and the
+      // page's dark text would sit on it (WCAG technique F24,
+      // https://www.w3.org/WAI/WCAG22/Techniques/failures/F24). Before: the body set the text's
+      // colour and no background.
+      const background = (e: Element | null): number[] | null => {
         for (let x = e; x; x = x.parentElement) {
           const c = rgb(getComputedStyle(x).backgroundColor);
           if (c.length === 3 || (c[3] ?? 0) > 0) return c.slice(0, 3);
         }
-        return [255, 255, 255];
+        return null;
       };
       const ratio = (a: number[], b: number[]) => {
         const [l1, l2] = [lum(a), lum(b)].sort((x, y) => y - x);
@@ -688,7 +692,12 @@ describe('the report in headless Chromium', () => {
         if (!own || e.getBoundingClientRect().width === 0) continue;
         const svgText = e instanceof SVGElement;
         const colour = svgText ? rgb(getComputedStyle(e).fill) : rgb(getComputedStyle(e).color);
-        const r = ratio(colour, svgText ? [255, 255, 255] : background(e));
+        const behind = background(e);
+        if (!behind) {
+          out.push(`${e.tagName} "${e.textContent?.slice(0, 30) ?? ''}" on no background`);
+          continue;
+        }
+        const r = ratio(colour, behind);
         if (r < 4.5)
           out.push(`${e.tagName} "${e.textContent?.slice(0, 30) ?? ''}" ${r.toFixed(2)}`);
       }
@@ -744,29 +753,33 @@ describe('the report in headless Chromium', () => {
         // Before: where a chart has more minutes than pixels (a week; three hours on a phone
         // are not), the thin demand line was the mean of each few minutes, and a minute's
         // peak 80 GPUs over the rest, 30 over the quota, was drawn 8 GPUs up, under the quota.
-        const caps = await page.$eval('figure[data-chart="caps"]', (f) => {
-          const shown = [...f.querySelectorAll(':scope > div')].find(
-            (d) => d.getBoundingClientRect().width > 0,
-          );
-          const top = (colour: string) =>
-            Math.min(
-              ...[
-                ...(shown?.querySelectorAll<SVGPathElement>(
-                  `g[clip-path] path[stroke="${colour}"]`,
-                ) ?? []),
-              ]
-                .filter((p) => p.getAttribute('fill') === 'none')
-                .map((p) => p.getBBox().y),
+        const caps = await page.$eval(
+          'figure[data-chart="caps"]',
+          (f, minuteColour) => {
+            const shown = [...f.querySelectorAll(':scope > div')].find(
+              (d) => d.getBoundingClientRect().width > 0,
             );
-          return {
-            quota: top('#000000'),
-            minute: top(COLOURS.demandMinute),
-            label: shown?.getAttribute('aria-label') ?? '',
-            names: (
-              JSON.parse(shown?.getAttribute('data-series') ?? '[]') as { name: string }[]
-            ).map((d) => d.name),
-          };
-        });
+            const top = (colour: string) =>
+              Math.min(
+                ...[
+                  ...(shown?.querySelectorAll<SVGPathElement>(
+                    `g[clip-path] path[stroke="${colour}"]`,
+                  ) ?? []),
+                ]
+                  .filter((p) => p.getAttribute('fill') === 'none')
+                  .map((p) => p.getBBox().y),
+              );
+            return {
+              quota: top('#000000'),
+              minute: top(minuteColour),
+              label: shown?.getAttribute('aria-label') ?? '',
+              names: (
+                JSON.parse(shown?.getAttribute('data-series') ?? '[]') as { name: string }[]
+              ).map((d) => d.name),
+            };
+          },
+          COLOURS.demandMinute,
+        );
         expect(caps.minute).toBeLessThan(caps.quota - 10);
         // Three hours fit in the pixels of every width; a week in none.
         if (minutes > 360) {
