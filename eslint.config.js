@@ -25,8 +25,9 @@ const SIMULATE = [
  */
 export const LAYERS = {
   errors: [],
-  // The loggers cut text as the errors do (errors.ts cutText): one cut, not two.
-  log: ['errors'],
+  // The loggers cut text as the errors do (errors.ts cutText): one cut, not two; and put a
+  // message on one line as the rest of the governor does (core/text.ts oneLine, listOnOneLine).
+  log: ['errors', 'core'],
   // Reading a file someone named, never more than a limit (any I/O layer may use it).
   'read-capped': ['errors'],
   core: ['errors'],

@@ -3,6 +3,7 @@
  * in the function; short readable lines for a person at a terminal. Never credentials or tokens:
  * callers pass facts, not request objects.
  */
+import { listOnOneLine, oneLine } from './core/text.js';
 import { cutText } from './errors.js';
 
 export type Severity = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR';
@@ -214,7 +215,9 @@ export function textLogger(
       }
       if (RUN_FAILED_FIELD in fields) return;
       const prefix = severity === 'INFO' ? '' : `${severity.toLowerCase()}: `;
-      stream.write(`${prefix}${message}\n`);
+      // One line each, whatever a message quotes (a name from Google or the state store): a
+      // terminal escape or a carriage return in it would act on the terminal that shows it.
+      stream.write(`${prefix}${oneLine(listOnOneLine(message))}\n`);
     },
   };
 }

@@ -7,7 +7,7 @@ import { listOnOneLine, oneLine, someOf } from '../core/text.js';
 import { groupBy } from '../core/collections.js';
 import { ALIKE_LISTED } from './alike.js';
 import { UsageError } from '../errors.js';
-import { textLogger, type Logger } from '../log.js';
+import { textLogger } from '../log.js';
 import type { QuotaRequestToConfirm } from '../reconcile/quota-requests.js';
 import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
 import { skipsByCause } from '../reconcile/run-record.js';
@@ -46,13 +46,7 @@ export async function runApply(
       'not on a terminal, so nothing can be confirmed: pass --yes to write, or --dry-run',
     );
   }
-  // One line each, whatever a message quotes (a name from Google or the state store): a terminal
-  // escape or a carriage return in it would act on the terminal that shows it.
-  const lines = textLogger(io.stderr);
-  const log: Logger = {
-    log: (severity, message, fields) =>
-      lines.log(severity, oneLine(listOnOneLine(message)), fields),
-  };
+  const log = textLogger(io.stderr);
   await assertReadyToRead(options);
   await checkStateStore(options.stateStore, flags.stateDir, 'write');
   const runtime = await createRuntime(
