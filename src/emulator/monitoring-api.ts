@@ -742,13 +742,25 @@ const MAX_TIME_SERIES_PAGE = 100_000;
 const MAX_ALIGNMENT_PERIOD_MS = 104 * 7 * 24 * 60 * MINUTE_MS;
 
 /**
- * Answers already computed at the current virtual time, by request (EmulatorSettings.memoizeMetrics).
- * Only one instant is kept: a step of the clock starts afresh.
+ * A cache of what was computed at the current virtual time (and injected lag: what else changes
+ * an answer), by a key of the caller's. Only one instant is kept: a step of the clock starts
+ * afresh.
  */
-const answered = new WeakMap<
-  EmulatorContext,
-  { key: string; byRequest: Map<string, TimeSeriesPage> }
->();
+function instantCache<T>(): (ctx: EmulatorContext) => Map<string, T> {
+  const byContext = new WeakMap<EmulatorContext, { instant: string; entries: Map<string, T> }>();
+  return (ctx) => {
+    const instant = `${ctx.model.now}:${ctx.injector.extraLagMs}`;
+    let memo = byContext.get(ctx);
+    if (memo?.instant !== instant) {
+      memo = { instant, entries: new Map() };
+      byContext.set(ctx, memo);
+    }
+    return memo.entries;
+  };
+}
+
+/** Answers already computed, by request (EmulatorSettings.memoizeMetrics). */
+const answered = instantCache<TimeSeriesPage>();
 
 interface TimeSeriesPage {
   timeSeries: Message[];
@@ -758,16 +770,10 @@ interface TimeSeriesPage {
 function listTimeSeries(ctx: EmulatorContext, request: Message): Message {
   let page: TimeSeriesPage;
   if (ctx.settings.memoizeMetrics) {
-    // What else changes an answer: the virtual time, and injected lag.
-    const key = `${ctx.model.now}:${ctx.injector.extraLagMs}`;
-    let memo = answered.get(ctx);
-    if (memo?.key !== key) {
-      memo = { key, byRequest: new Map() };
-      answered.set(ctx, memo);
-    }
+    const byRequest = answered(ctx);
     const requestKey = JSON.stringify(request);
-    page = memo.byRequest.get(requestKey) ?? computeTimeSeries(ctx, request);
-    memo.byRequest.set(requestKey, page);
+    page = byRequest.get(requestKey) ?? computeTimeSeries(ctx, request);
+    byRequest.set(requestKey, page);
   } else {
     page = computeTimeSeries(ctx, request);
   }
@@ -785,12 +791,8 @@ interface Listing {
   points: { i: number; p: { at: number; value: Value } }[];
 }
 
-/**
- * The listings whose first page was answered at the current virtual time (and injected lag), by
- * fingerprint, for the pages after it. Only one instant is kept: a step of the clock starts
- * afresh.
- */
-const listings = new WeakMap<EmulatorContext, { key: string; byQuery: Map<string, Listing> }>();
+/** The listings whose first page was answered, by fingerprint, for the pages after it. */
+const listings = instantCache<Listing>();
 
 /**
  * The listing a request pages over. A first page computes it; a later page (a page_token) at the
@@ -807,17 +809,12 @@ function listingOf(
   paging: { pageToken: string; fingerprint: unknown },
   compute: () => Listing,
 ): Listing {
-  const key = `${ctx.model.now}:${ctx.injector.extraLagMs}`;
-  let memo = listings.get(ctx);
-  if (memo?.key !== key) {
-    memo = { key, byQuery: new Map() };
-    listings.set(ctx, memo);
-  }
+  const byQuery = listings(ctx);
   const query = JSON.stringify(paging.fingerprint);
-  const known = paging.pageToken === '' ? undefined : memo.byQuery.get(query);
+  const known = paging.pageToken === '' ? undefined : byQuery.get(query);
   if (known) return known;
   const listing = compute();
-  memo.byQuery.set(query, listing);
+  byQuery.set(query, listing);
   return listing;
 }
 
