@@ -16,7 +16,7 @@ import {
   type ReplayInput,
 } from '../simulate/replay.js';
 import {
-  checkSimulationSize,
+  checkInputSize,
   DEFAULT_SIMULATED_HOURS,
   loadSimulationInput,
   MAX_SIMULATED_HOURS,
@@ -297,15 +297,8 @@ export async function runReplay(
   }
   const hours = input.hours ?? sinceMs / 3_600_000;
   // Checked here as well as in the simulation, so that the advice names the flag replay takes.
-  checkSimulationSize(
-    input.label,
-    input.fleet.projects.reduce(
-      (n, p) => n + p.services.length + p.workerPools.length + p.jobs.length,
-      0,
-    ),
-    input.fleet.warmupMinutes + Math.max(1, Math.round(hours * 60)),
-    input.fleet.warmupMinutes,
-    (most) => (most >= 1 ? `replay at most ${most} h (--since ${most}h)` : null),
+  checkInputSize(input, hours, (most) =>
+    most >= 1 ? `replay at most ${most} h (--since ${most}h)` : null,
   );
   if (input.history.minutes < tick) {
     throw new UsageError(

@@ -5,6 +5,7 @@ import { effectiveMax, gpuPool, poolKey, quotaFromPolicy, type PoolId } from '..
 import type { MetricSeries, ObservePorts } from '../ports/index.js';
 import { MINUTE_MS } from '../emulator/model.js';
 import { manualInstances } from '../core/service.js';
+import { plural } from '../core/text.js';
 import type { SimulationInput } from './scenario.js';
 
 /** How a report and a summary name a replay: its projects and its minutes, as a person reads them. */
@@ -280,7 +281,7 @@ export function replayNotes(history: ReplayHistory, since: string): string[] {
     const named = history.gone.slice(0, GONE_NAMED).join(', ');
     const more = n > GONE_NAMED ? ` and ${n - GONE_NAMED} more` : '';
     notes.push(
-      `${n} service${n === 1 ? '' : 's'} with instance counts in the window ${n === 1 ? 'is' : 'are'} not listed now (deleted): ${named}${more}; left out, so any GPUs ${n === 1 ? 'it' : 'they'} held are replayed as free.`,
+      `${plural(n, 'service')} with instance counts in the window ${n === 1 ? 'is' : 'are'} not listed now (deleted): ${named}${more}; left out, so any GPUs ${n === 1 ? 'it' : 'they'} held are replayed as free.`,
     );
   }
   return notes;

@@ -124,6 +124,28 @@ export function checkSimulationSize(
   );
 }
 
+/**
+ * {@link checkSimulationSize} of an input played for `hours`: its services, worker pools and jobs
+ * over its warm-up and those hours, as the simulation counts them. `advise` as there.
+ */
+export function checkInputSize(
+  input: SimulationInput,
+  hours: number,
+  advise?: (hours: number) => string | null,
+): void {
+  const { fleet } = input;
+  checkSimulationSize(
+    input.label,
+    fleet.projects.reduce(
+      (n, p) => n + p.services.length + p.workerPools.length + p.jobs.length,
+      0,
+    ),
+    fleet.warmupMinutes + Math.max(1, Math.round(hours * 60)),
+    fleet.warmupMinutes,
+    advise,
+  );
+}
+
 /** Hours simulated when neither the scenario nor `--hours` says. */
 export const DEFAULT_SIMULATED_HOURS = 24;
 

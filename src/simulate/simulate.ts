@@ -17,7 +17,7 @@ import {
   type PoolInfo,
   type SimContext,
 } from './context.js';
-import { checkSimulationSize } from './scenario.js';
+import { checkInputSize } from './scenario.js';
 import { diagnoseMinute, newDiagnosis, notePlan, type Diagnosis } from './diagnosis.js';
 import { createMemoryStateStore } from '../adapters/memory/state-store.js';
 import { watchWrites } from '../emulator/ports.js';
@@ -151,16 +151,7 @@ function createContext(
   options: SimulationOptions,
 ): SimContext {
   const minutes = Math.max(1, Math.round(options.hours * 60));
-  const { fleet } = input;
-  checkSimulationSize(
-    input.label,
-    fleet.projects.reduce(
-      (n, p) => n + p.services.length + p.workerPools.length + p.jobs.length,
-      0,
-    ),
-    fleet.warmupMinutes + minutes,
-    fleet.warmupMinutes,
-  );
+  checkInputSize(input, options.hours);
   const probe = new FleetModel(input.fleet, { traces: input.traces, historyMinutes: 1 });
   const pools = poolsOf(probe, input.quotaChanges);
   const want = demandTable(input, probe, minutes);
