@@ -68,8 +68,19 @@ describe('parseRuntimeOptions', () => {
 
   it('counts an empty variable as unset', () => {
     expect(
-      parseRuntimeOptions({ GOVERNOR_EMULATOR_HOST: ' ', GOVERNOR_RUN_DEADLINE: '', NO_COLOR: '' }),
-    ).toMatchObject({ emulatorHost: null, runDeadlineMs: 240_000, color: 'auto' });
+      parseRuntimeOptions({
+        GOVERNOR_EMULATOR_HOST: ' ',
+        GOVERNOR_RUN_DEADLINE: '',
+        NO_COLOR: '',
+        GOVERNOR_STATE_DIR: '',
+      }),
+    ).toMatchObject({
+      emulatorHost: null,
+      runDeadlineMs: 240_000,
+      color: 'auto',
+      // The default folder: an empty GOVERNOR_STATE_DIR is no bad input (docs/applying.md).
+      stateStore: { kind: 'file', dir: null },
+    });
   });
 
   it('refuses a run deadline of zero: no write could ever start', () => {
