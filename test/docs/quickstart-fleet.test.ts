@@ -45,4 +45,16 @@ describe('docs/quickstart.md', () => {
       `), ${article(noGpu, 'service')} without a GPU, and ${article(project.workerPools?.length ?? 0, 'worker pool')}.`,
     );
   });
+
+  it('describes the services of examples/sim-mixed.yaml, the simulation of step 6, as they are', () => {
+    const scenario = parse(readFileSync('examples/sim-mixed.yaml', 'utf8')) as {
+      services: { name: string; demand: { trace?: unknown } }[];
+    };
+    const traced = scenario.services.filter((s) => s.demand.trace !== undefined);
+    expect(traced.length).toBeGreaterThan(0);
+    const text = readFileSync('docs/quickstart.md', 'utf8').replace(/\s*\n\s*/g, ' ');
+    expect(text).toContain(
+      `against ${word(scenario.services.length)} services, ${word(traced.length)} of whose demand comes from real LLM inference traces (the other ${word(scenario.services.length - traced.length)} are`,
+    );
+  });
 });
