@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GOVERNOR_METRICS, METRIC_PREFIX } from '../../src/core/governor-metrics.js';
+import { alertsDocJsonBlocks } from '../support/alerts-doc.js';
 
 /**
  * docs/quickstart.md, run as written: the `governor emulator` of step 2 as a process, whose export
@@ -108,9 +109,15 @@ describe('docs/quickstart.md', () => {
     }
   }
 
-  async function published(): Promise<{ attributes: Record<string, string>; data: string }[]> {
+  interface Published {
+    attributes: Record<string, string>;
+    data: string;
+    orderingKey: string;
+  }
+
+  async function published(): Promise<Published[]> {
     const response = await fetch(`${env.GOVERNOR_EMULATOR_ADMIN}/published`);
-    return (await response.json()) as { attributes: Record<string, string>; data: string }[];
+    return (await response.json()) as Published[];
   }
 
   it(
@@ -148,7 +155,7 @@ describe('docs/quickstart.md', () => {
         );
 
       const outputs: { line: string; stdout: string }[] = [];
-      const applied: { attributes: Record<string, string>; data: string }[][] = [];
+      const applied: Published[][] = [];
       const sampled: string[] = [];
       let lastApply: number | null = null;
       for (const s of rest) {
@@ -213,6 +220,43 @@ describe('docs/quickstart.md', () => {
       const whole = out('curl -s "$GOVERNOR_EMULATOR_ADMIN/published"')[0] ?? '';
       expect(whole).toContain('"type": "rebalance.applied"');
       expect(whole).toContain('"dedupKey"');
+      // docs/alerts.md shows "a real message, published by `governor apply` on the emulator's
+      // example fleet": this run's llm-chat starved message, but for what names the run and its
+      // time, with its attributes and ordering key.
+      const [sampleData, sampleAttributes] = await alertsDocJsonBlocks();
+      const starved = (first ?? []).find(
+        (m) => m.attributes['type'] === 'service.starved' && m.attributes['service'] === 'llm-chat',
+      );
+      const withoutRun = (m: unknown) => {
+        const { id, runId, time, details, ...rest } = m as Record<string, unknown>;
+        const { firingSince, ...numbers } = details as Record<string, unknown>;
+        expect([id, runId, time, firingSince].every((v) => typeof v === 'string')).toBe(true);
+        return { ...rest, details: numbers };
+      };
+      expect(withoutRun(JSON.parse(starved?.data ?? '{}'))).toEqual(withoutRun(sampleData));
+      expect(starved?.attributes).toEqual(sampleAttributes);
+      const doc = readFileSync('docs/alerts.md', 'utf8');
+      expect(doc).toContain(`ordering key is the pool, \`${starved?.orderingKey}\``);
+      // Every field of the details each message carries is named in its type's row of the page
+      // ("the pool's numbers" are those of pool.over-budget's row), or among the fields every
+      // condition and every resolved message carries.
+      const row = (type: string) =>
+        doc.split('\n').find((l) => l.startsWith(`| \`${type}\``)) ?? '';
+      const named = (type: string): string[] => {
+        const text = row(type);
+        const own = [...text.matchAll(/`([A-Za-z]+)`/g)].map((m) => m[1] ?? '');
+        return text.includes("the pool's numbers") ? [...own, ...named('pool.over-budget')] : own;
+      };
+      const common = doc.slice(doc.indexOf('Conditions also carry'), doc.indexOf('## When'));
+      const unnamed = [...(first ?? []), ...(second ?? [])].flatMap((m) => {
+        const alert = JSON.parse(m.data) as { type: string; details: object };
+        return Object.keys(alert.details)
+          .filter((k) => !named(alert.type).includes(k) && !common.includes(`\`${k}\``))
+          .map((k) => `${alert.type}: ${k}`);
+      });
+      expect(new Set((first ?? []).map((m) => m.attributes['type'])).size).toBeGreaterThan(4);
+      expect(unnamed).toEqual([]);
+
       // "Run apply again": nothing written, and the over-budget condition resolves, once.
       expect(apply2).toMatch(/0 written, 0 skipped, 0 failed/);
       expect((second ?? []).map((m) => [m.attributes['type'], m.attributes['status']])).toEqual([
