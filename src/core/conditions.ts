@@ -3,6 +3,7 @@ import type { PlanPool } from './plan.js';
 import { compareText, poolKey, poolWords } from './pool.js';
 import { plural } from './text.js';
 import { heldBound } from './why.js';
+import type { WriteResult } from './write-result.js';
 
 /**
  * The condition alerts a plan implies: what is wrong right now. Whether each one is new, still
@@ -272,7 +273,7 @@ export function poolConditions(
           type: 'service.starved',
           severity: 'WARNING',
           service: s.name,
-          summary: `${s.name} gets ${plural(s.to, 'instance')}, short of ${wantWords(s)}`,
+          summary: `${starvedLead(s.name, s.to)}, short of ${wantWords(s)}`,
           details: {
             cap: s.to,
             demand: s.want,
@@ -286,6 +287,75 @@ export function poolConditions(
   }
   return alerts;
 }
+
+/** How a starved service's summary begins: the cap it is left with. */
+function starvedLead(name: string, cap: number): string {
+  return `${name} gets ${plural(cap, 'instance')}`;
+}
+
+/**
+ * The plan's `service.starved` conditions judged on the caps the run left in force, not the ones
+ * it planned: a lowering that was not written (denied, skipped, refused) leaves the service its
+ * old cap, and a raise written short of the plan (room ran out) or lowered back leaves it less.
+ * Such a condition is restated with the cap in force, or left out when that cap is no longer
+ * starved. A write that may or may not have landed (`uncertain`) and a service with no write keep
+ * the plan's word. A raise not written does not make its service starved here: the run's
+ * `apply.failed` or skipped write says so, and the next run plans again on what is in force.
+ */
+export function starvedAsLeft(
+  conditions: readonly Alert[],
+  writes: readonly WriteResult[],
+): Alert[] {
+  return conditions.flatMap((a) => {
+    if (a.type !== 'service.starved' || a.service === null) return [a];
+    const cap = capLeft(
+      writes.filter(
+        (w) => w.project === a.project && w.region === a.region && w.name === a.service,
+      ),
+    );
+    const planned = a.details.cap;
+    if (cap === null || typeof planned !== 'number' || cap === planned) return [a];
+    const want = a.details.demand;
+    const peak = a.details.peak;
+    if (typeof want !== 'number' || !(typeof peak === 'number' || peak === null)) return [a];
+    if (!isStarved(cap, want, peak)) return [];
+    const lead = starvedLead(a.service, planned);
+    return [
+      {
+        ...a,
+        summary: a.summary.startsWith(lead)
+          ? starvedLead(a.service, cap) + a.summary.slice(lead.length)
+          : a.summary,
+        details: { ...a.details, cap, shortfall: want - cap },
+      },
+    ];
+  });
+}
+
+/**
+ * The cap one service's writes of a run left in force, in the order they were made (a raise, then
+ * its lowering back); null when nothing was tried or the run cannot tell: a write that may or may
+ * not have landed, or a service someone else changed or deleted since it was observed.
+ */
+function capLeft(writes: readonly WriteResult[]): number | null {
+  let cap: number | null = null;
+  for (const w of writes) {
+    if (CAP_UNKNOWN.has(w.cause)) return null;
+    if (w.outcome === 'written' && w.written !== null) cap = w.written;
+    else if (cap === null) cap = w.from;
+  }
+  return cap;
+}
+
+/** Causes after which the run does not know the cap in force (core/write-result.ts). */
+const CAP_UNKNOWN: ReadonlySet<WriteResult['cause']> = new Set([
+  'uncertain',
+  'etag',
+  'changed',
+  'conflict',
+  'gone',
+  'unreadable',
+]);
 
 /** What a starved service is short of, as its plan row tells it. */
 function wantWords(s: ServiceFacts): string {

@@ -21,6 +21,7 @@ import {
 import { alertBytes, fitWhole, MAX_ALERT_BYTES, type Alert } from '../core/alert.js';
 import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
 import { durationMs } from '../core/duration.js';
+import { starvedAsLeft } from '../core/conditions.js';
 import { governorMetrics } from '../core/governor-metrics.js';
 import {
   acknowledgedState,
@@ -910,8 +911,10 @@ async function alertProject(
   const { deps, report, ctx } = run;
   const { plan, problems } = decided;
   const grace = alertGrace(run);
-  const conditions = [...plan.alerts, ...decided.misconfigured].filter(
-    (a) => a.project === project,
+  // Starved is judged on the caps the writes left, not the ones planned (a lowering denied).
+  const conditions = starvedAsLeft(
+    [...plan.alerts, ...decided.misconfigured].filter((a) => a.project === project),
+    report.writes,
   );
   const degraded = degradedAlert(ctx, project, problems);
   if (degraded) conditions.push(degraded);
