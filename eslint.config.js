@@ -1,6 +1,7 @@
 // @ts-check
+import { readFileSync } from 'node:fs';
 import { builtinModules } from 'node:module';
-import { dirname, posix, relative, sep } from 'node:path';
+import { dirname, join, posix, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import js from '@eslint/js';
 import tseslint from 'typescript-eslint';
@@ -96,9 +97,20 @@ function reaching(target, depth) {
     : `^${up(depth)}${escape(target)}/`;
 }
 
-const GOOGLE = ['@google-cloud/*', 'google-gax', 'google-auth-library'];
+/** Google's client libraries, and the HTTP and metadata clients beneath them. */
+const GOOGLE = [
+  '@google-cloud/*',
+  '@googleapis/*',
+  'googleapis',
+  'google-gax',
+  'google-auth-library',
+  'gaxios',
+  'gcp-metadata',
+];
 /** Every module of Node.js, with and without `node:` (`os` is `node:os`), and their subpaths. */
 const NODE_BUILTINS = ['node:*', ...builtinModules.flatMap((m) => [m, `${m}/*`])];
+/** The outside packages the core may import: parsing and matching, none with I/O or a clock. */
+const CORE_PACKAGES = ['zod', 'yaml', 'luxon', 'picomatch', 'fastest-levenshtein'];
 /** Who may import which outside package, beyond the layers. */
 const PACKAGE_RULES = {
   adapters: [],
@@ -106,6 +118,10 @@ const PACKAGE_RULES = {
   core: [
     { group: NODE_BUILTINS, message: 'The core has no I/O: it imports no module of Node.js.' },
     { group: [...GOOGLE, '@grpc/*'], message: 'Only adapters talk to Google.' },
+    {
+      regex: `^(?!\\.|node:|(${CORE_PACKAGES.map(escape).join('|')})(/|$))`,
+      message: `The core is pure: of the outside packages it imports only ${CORE_PACKAGES.join(', ')} (others reach a clock, a timer, the terminal or the network).`,
+    },
   ],
 };
 const DEFAULT_PACKAGE_RULES = [
@@ -127,17 +143,69 @@ const NO_ENV = {
   message:
     'Read the environment through RuntimeOptions (src/runtime-options.ts), parsed once by main or the function handler.',
 };
-const NO_CLOCK = {
-  object: 'Date',
-  property: 'now',
-  message: 'The core has no clock: take the time as input.',
-};
+const NO_CLOCK = [
+  { object: 'Date', property: 'now', message: 'The core has no clock: take the time as input.' },
+  // As a property rather than a call, so that `Math['random']` and `const { random } = Math` count.
+  {
+    object: 'Math',
+    property: 'random',
+    message: 'The core is pure: take randomness as input (a seed), as the tests do.',
+  },
+  // Luxon reads the clock when asked for "now" (DateTime.local() and .utc() with no argument too).
+  {
+    object: 'DateTime',
+    property: 'now',
+    message: 'The core has no clock: take the time as input.',
+  },
+  {
+    object: 'AbortSignal',
+    property: 'timeout',
+    message: 'The core is pure: no I/O, no clock, no timer, no process.',
+  },
+];
 /** `import { env } from 'node:process'` reads the environment as `process.env` does. */
 const NO_ENV_IMPORT = ['process', 'node:process'].map((name) => ({
   name,
   importNames: ['env'],
   message: NO_ENV.message,
 }));
+/**
+ * `createRequire` loads a module by a path no import rule reads. The emulator alone uses it, to
+ * read the .proto files that Google's packages ship (src/emulator/protos.ts).
+ */
+const NO_REQUIRE = ['module', 'node:module'].map((name) => ({
+  name,
+  importNames: ['createRequire'],
+  message: 'Import a module, so that the layer rules see it (`createRequire` loads past them).',
+}));
+/**
+ * The command line's tool commands: of src/cli, only they import the tools (simulate/, emulator/),
+ * and main.ts loads them only when their command runs (a dynamic import within cli/).
+ */
+const TOOL_COMMANDS = [
+  'src/cli/simulate-command.ts',
+  'src/cli/emulator-command.ts',
+  'src/cli/demo-command.ts',
+];
+const CLI_MAIN = 'src/cli/main.ts';
+/**
+ * What a product file of src/cli may not import: the tools. main.ts declares the tool commands'
+ * options, so it may read their defaults from simulate/result.ts (constants and types, which loads
+ * no other module), and nothing else of a tool.
+ */
+function cliProduct(depth, file) {
+  return [
+    file === CLI_MAIN
+      ? {
+          regex: `^${up(depth)}(emulator/|simulate/(?!result\\.js$))`,
+          message: `main.ts loads a tool only through its command (${TOOL_COMMANDS.map((f) => posix.basename(f)).join(', ')}), when that command runs.`,
+        }
+      : {
+          regex: `^${up(depth)}(emulator|simulate)/`,
+          message: `Of the command line, only the tool commands (${TOOL_COMMANDS.map((f) => posix.basename(f)).join(', ')}) import the tools: the product's commands never load them.`,
+        },
+  ];
+}
 /** The globals through which code reaches a clock, a timer, the process or the network. */
 const CORE_GLOBALS = [
   'process',
@@ -147,8 +215,20 @@ const CORE_GLOBALS = [
   'setTimeout',
   'setInterval',
   'setImmediate',
+  'clearTimeout',
+  'clearInterval',
+  'clearImmediate',
   'require',
   'queueMicrotask',
+  // Channels to other threads and processes.
+  'BroadcastChannel',
+  'MessageChannel',
+  'MessagePort',
+  // What the garbage collector did: not a function of the input.
+  'WeakRef',
+  'FinalizationRegistry',
+  // The machine's locale and time zone, and the clock (`new Intl.DateTimeFormat().format()`).
+  'Intl',
   // Web Crypto: randomness (randomUUID, getRandomValues).
   'crypto',
   'navigator',
@@ -172,12 +252,40 @@ const CORE_SYNTAX = [
     message: 'The core has no clock: take the time as input (`Date()` reads it).',
   },
   {
-    selector: "CallExpression[callee.object.name='Math'][callee.property.name='random']",
-    message: 'The core is pure: take randomness as input (a seed), as the tests do.',
+    // `new Date(undefined)` and `new Date(...times)` with no time read the clock as well.
+    selector:
+      "NewExpression[callee.name='Date'] > :matches(SpreadElement, Identifier[name='undefined']).arguments:first-child",
+    message: 'The core has no clock: take the time as input (`new Date(undefined)` reads it).',
+  },
+  {
+    // `const D = Date; D.now()` or `Reflect.construct(Date, [])` would pass the rules above.
+    selector:
+      "Identifier[name=/^(Date|Math)$/]:not(MemberExpression > Identifier.object, NewExpression > Identifier.callee, BinaryExpression[operator='instanceof'] > Identifier.right, TSTypeReference > Identifier.typeName, MemberExpression[computed=false] > Identifier.property, Property[computed=false] > Identifier.key)",
+    message:
+      'The core uses `Date` and `Math` only by their members (`Date.parse`, `new Date(t)`), so the clock rules see every use.',
+  },
+  {
+    selector:
+      "CallExpression[arguments.length=0] > MemberExpression.callee[object.name='DateTime'][property.name=/^(local|utc)$/]",
+    message: 'The core has no clock: take the time as input (`DateTime.local()` reads it).',
+  },
+  {
+    selector: 'ImportExpression',
+    message: 'The core loads no module at run time: import it statically.',
+  },
+  {
+    selector: "MetaProperty[meta.name='import']",
+    message: 'The core does not know where its files are: no `import.meta`.',
   },
 ];
 
 const ROOT = dirname(fileURLToPath(import.meta.url));
+const OWN_NAME = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).name;
+/**
+ * Specifiers that reach the project's own code other than by a relative path: an absolute path or
+ * a file: URL, a subpath import (`#x`, package.json "imports") or the package's own name.
+ */
+const OWN_CODE_ELSEWHERE = new RegExp(`^(/|[A-Za-z]:|file:|#|${escape(OWN_NAME)}(/|$))`);
 
 /**
  * The layer rules read an import's path as written, so they see only paths in their shortest form
@@ -191,7 +299,23 @@ const importPath = {
     const file = relative(ROOT, context.filename).split(sep).join('/');
     const check = (node, kind) => {
       const path = node?.value;
-      if (typeof path !== 'string' || !path.startsWith('.')) return;
+      if (typeof path !== 'string') return;
+      if (file.startsWith('src/') && OWN_CODE_ELSEWHERE.test(path)) {
+        context.report({
+          node,
+          message: `src/ imports its own code by a relative path only ('${path}' is read by no layer rule).`,
+        });
+        return;
+      }
+      if (!path.startsWith('.')) {
+        if (kind === 'type' && file.startsWith('src/')) {
+          context.report({
+            node,
+            message: `Import a package's type with \`import type\`, so that the package rules see it ('${path}').`,
+          });
+        }
+        return;
+      }
       const dir = posix.dirname(file);
       const target = posix.join(dir, path);
       const way = posix.relative(dir, target);
@@ -249,14 +373,22 @@ function layerConfigs() {
       ];
       if (layer === 'emulator') {
         patterns.push({
-          regex: `^${up(depth)}core/(planner|allocate)\\.js$`,
+          regex: `^${up(depth)}core/(planner[\\w-]*|allocate)\\.js$`,
           message:
             "The emulator fakes Google's APIs; it never runs the governor's planner or its allocation.",
         });
       }
+      // The command line's product files (every file of cli/ but the tool commands) import no tool.
+      const product = layer === 'cli' ? [...patterns, ...cliProduct(depth)] : patterns;
       const rules = {
-        'no-restricted-imports': ['error', { patterns, paths: NO_ENV_IMPORT }],
-        'no-restricted-properties': ['error', NO_ENV, ...(layer === 'core' ? [NO_CLOCK] : [])],
+        'no-restricted-imports': [
+          'error',
+          {
+            patterns: product,
+            paths: [...NO_ENV_IMPORT, ...(layer === 'emulator' ? [] : NO_REQUIRE)],
+          },
+        ],
+        'no-restricted-properties': ['error', NO_ENV, ...(layer === 'core' ? NO_CLOCK : [])],
         'no-restricted-globals': [
           'error',
           ...GLOBAL_OBJECTS,
@@ -265,9 +397,27 @@ function layerConfigs() {
       };
       configs.push({
         files,
-        ignores: layer === 'function' ? [HOST] : [],
+        ignores:
+          layer === 'function' ? [HOST] : layer === 'cli' ? [...TOOL_COMMANDS, CLI_MAIN] : [],
         rules,
       });
+      if (layer === 'cli' && depth === 1) {
+        const paths = [...NO_ENV_IMPORT, ...NO_REQUIRE];
+        configs.push({
+          files: TOOL_COMMANDS,
+          rules: { ...rules, 'no-restricted-imports': ['error', { patterns, paths }] },
+        });
+        configs.push({
+          files: [CLI_MAIN],
+          rules: {
+            ...rules,
+            'no-restricted-imports': [
+              'error',
+              { patterns: [...patterns, ...cliProduct(depth, CLI_MAIN)], paths },
+            ],
+          },
+        });
+      }
       // An entry point that reads the environment: the same rules, but for the environment.
       const readers = ENV_READERS.filter((f) =>
         ROOT_MODULES.has(layer)
@@ -279,7 +429,7 @@ function layerConfigs() {
           files: readers,
           rules: {
             ...rules,
-            'no-restricted-imports': ['error', { patterns }],
+            'no-restricted-imports': ['error', { patterns: product, paths: NO_REQUIRE }],
             'no-restricted-properties': 'off',
           },
         });
@@ -302,6 +452,7 @@ function layerConfigs() {
               })),
             ...HOST_PACKAGE_RULES,
           ],
+          paths: NO_REQUIRE,
         },
       ],
       'no-restricted-properties': 'off',
@@ -317,22 +468,39 @@ function layerConfigs() {
   const googleDynamic = {
     // esquery's regular expressions cannot hold a slash: \x2F is one.
     selector:
-      'ImportExpression[source.value=/^(@google-cloud\\x2F|google-gax|google-auth-library|@grpc\\x2F)/]',
+      'ImportExpression[source.value=/^(@google-cloud\\x2F|@googleapis\\x2F|googleapis|google-gax|google-auth-library|gaxios|gcp-metadata|@grpc\\x2F)/]',
     message: 'Only adapters import Google libraries (src/adapters/load.ts loads them lazily).',
+  };
+  // A path the rules cannot read (`import(name)`, `import(\`../${x}\`)`) would load anything.
+  const computed = {
+    selector: "ImportExpression:not([source.type='Literal'])",
+    message:
+      'Import a quoted path, so that the layer rules and the function archive (scripts/package.ts) see what it loads.',
+  };
+  // A module at the root of src/ is a layer of its own: any relative dynamic import leaves it.
+  const fromRoot = {
+    selector: 'ImportExpression[source.value=/^\\./]',
+    message: 'Import another part of src/ statically, so that the layer rules see it.',
   };
   // Each block replaces the rule's options of the one before for the files both cover.
   configs.push({
     files: ['src/**/*.ts'],
-    rules: { 'no-restricted-syntax': ['error', acrossFolders] },
+    rules: { 'no-restricted-syntax': ['error', acrossFolders, computed] },
   });
   configs.push({
     files: ['src/**/*.ts'],
     ignores: ['src/adapters/**'],
-    rules: { 'no-restricted-syntax': ['error', acrossFolders, googleDynamic] },
+    rules: { 'no-restricted-syntax': ['error', acrossFolders, computed, googleDynamic] },
+  });
+  configs.push({
+    files: ['src/*.ts'],
+    rules: { 'no-restricted-syntax': ['error', acrossFolders, computed, googleDynamic, fromRoot] },
   });
   configs.push({
     files: ['src/core/**/*.ts'],
-    rules: { 'no-restricted-syntax': ['error', acrossFolders, googleDynamic, ...CORE_SYNTAX] },
+    rules: {
+      'no-restricted-syntax': ['error', acrossFolders, computed, googleDynamic, ...CORE_SYNTAX],
+    },
   });
   return configs;
 }
@@ -355,7 +523,13 @@ export default tseslint.config(
   {
     files: ['src/**/*.ts'],
     plugins: { house: HOUSE },
-    rules: { 'house/import-path': 'error' },
+    rules: {
+      'house/import-path': 'error',
+      // Code run from a string is read by no rule (`eval('Date.now()')`, `Function('return this')`).
+      'no-eval': 'error',
+      'no-implied-eval': 'error',
+      'no-new-func': 'error',
+    },
   },
   ...layerConfigs(),
 );

@@ -96,6 +96,54 @@ describe('a wrong-way import fails lint', () => {
       `import { runChaos } from '../chaos/chaos.js';`,
     ],
     ['cli/io.ts → chaos', 'src/cli/io.ts', `import { runChaos } from '../chaos/chaos.js';`],
+    // The CLI wires the tools in as commands; its product commands never load them.
+    [
+      'a product command → simulate',
+      'src/cli/apply-command.ts',
+      `import { simulate } from '../simulate/simulate.js';`,
+    ],
+    [
+      'a product command → emulator',
+      'src/cli/check-command.ts',
+      `import { startEmulator } from '../emulator/index.js';`,
+    ],
+    [
+      'cli/io.ts → simulate',
+      'src/cli/io.ts',
+      `import { simulate } from '../simulate/simulate.js';`,
+    ],
+    [
+      'cli/main.ts → simulate, beyond its options’ defaults',
+      'src/cli/main.ts',
+      `import { simulate } from '../simulate/simulate.js';`,
+    ],
+    [
+      'cli/main.ts → emulator',
+      'src/cli/main.ts',
+      `import { startEmulator } from '../emulator/index.js';`,
+    ],
+    [
+      'observe → gaxios (beneath the Google clients)',
+      'src/observe/x.ts',
+      `import { x } from 'gaxios';`,
+    ],
+    [
+      'emulator → a planner module',
+      'src/emulator/x.ts',
+      `import { x } from '../core/planner-x.js';`,
+    ],
+    ['core → p-retry (a timer)', 'src/core/x.ts', `import { x } from 'p-retry';`],
+    ['core → picocolors (the terminal)', 'src/core/x.ts', `import { x } from 'picocolors';`],
+    [
+      'createRequire outside the emulator',
+      'src/function/handler.ts',
+      `import { createRequire } from 'node:module';`,
+    ],
+    [
+      "createRequire in the function's host",
+      'src/function/index.ts',
+      `import { createRequire } from 'module';`,
+    ],
   ])('%s', async (_, filePath, importLine) => {
     const name = /import(?: type)? \{ (\w+) \}/.exec(importLine)?.[1] ?? 'x';
     const found = await problems(filePath, importLine + use(name));
@@ -121,6 +169,30 @@ describe('a wrong-way import fails lint', () => {
       `export const load = () => import(${target});\n`,
     );
     expect(found.some((p) => p.startsWith('no-restricted-syntax'))).toBe(true);
+  });
+
+  it.each([
+    // Built from parts, so that test/support/projects.test.ts does not read them as this file's own.
+    ['a template literal', 'src/function/handler.ts', `import(${'`../emulator/index.js`'})`],
+    [
+      'a computed path',
+      'src/function/handler.ts',
+      `import(${"['..', 'emulator', 'index.js'].join('/')"})`,
+    ],
+    [
+      'a module at the root of src/ into a folder',
+      'src/runtime.ts',
+      `import(${"'./emulator/index.js'"})`,
+    ],
+    ['a module at the root of src/ to another', 'src/log.ts', `import(${"'./runtime.js'"})`],
+    ['the core, of a Node.js module', 'src/core/x.ts', `import(${"'node:fs'"})`],
+    ['the core, within its folder', 'src/core/x.ts', `import(${"'./alert.js'"})`],
+  ])('a dynamic import the layer rules cannot follow: %s', async (_, filePath, expression) => {
+    const found = await problems(filePath, `export const load = () => ${expression};\n`);
+    expect(
+      found.some((p) => p.startsWith('no-restricted-syntax')),
+      found.join('\n'),
+    ).toBe(true);
   });
 
   it('only adapters load a Google library, dynamically as statically', async () => {
@@ -168,6 +240,26 @@ describe('a wrong-way import fails lint', () => {
     ['console', "console.log('x');"],
     ['setTimeout', 'export const later = () => setTimeout(() => 0, 1);'],
     ['fetch', "export const get = () => fetch('http://127.0.0.1/');"],
+    ['new Date(undefined)', 'export const now = new Date(undefined);'],
+    ['new Date(...times)', 'export const now = (t: number[]) => new Date(...t);'],
+    ['Date by another name', 'const D = Date;\nexport const now = D.now();'],
+    ['Date as an argument', 'export const now = Reflect.construct(Date, []);'],
+    ["Math['random']()", "export const pick = Math['random']();"],
+    ['random taken from Math', 'const { random } = Math;\nexport const pick = random();'],
+    ['clearTimeout', 'export const stop = (t: number) => clearTimeout(t);'],
+    ['AbortSignal.timeout()', 'export const signal = AbortSignal.timeout(5);'],
+    ['Intl (the clock, the locale)', 'export const now = new Intl.DateTimeFormat().format();'],
+    ['MessageChannel', 'export const channel = new MessageChannel();'],
+    ['WeakRef', 'export const ref = new WeakRef({});'],
+    ['import.meta', 'export const here = import.meta.url;'],
+    [
+      "luxon's DateTime.now()",
+      "import { DateTime } from 'luxon';\nexport const now = DateTime.now();",
+    ],
+    [
+      "luxon's DateTime.local()",
+      "import { DateTime } from 'luxon';\nexport const now = DateTime.local();",
+    ],
   ])('the core has no clock, no I/O and no randomness: %s fails lint', async (_, code) => {
     const found = await problems('src/core/x.ts', code + '\n');
     expect(found.length, `${code}: ${found.join('\n')}`).toBeGreaterThan(0);
@@ -206,6 +298,51 @@ describe('a path the layer rules would not read fails lint', () => {
       found.some((p) => p.startsWith('house/import-path')),
       found.join('\n'),
     ).toBe(true);
+  });
+
+  it.each([
+    [
+      'an absolute path',
+      'src/function/x.ts',
+      `import { x } from '/srv/governor/src/emulator/index.js';`,
+    ],
+    [
+      'a file: URL',
+      'src/function/x.ts',
+      `import { x } from 'file:///srv/governor/src/emulator/index.js';`,
+    ],
+    ['a subpath import', 'src/function/x.ts', `import { x } from '#emulator';`],
+    [
+      "the package's own name",
+      'src/function/x.ts',
+      `import { x } from 'cloud-run-gpu-governor/dist/src/emulator/index.js';`,
+    ],
+  ])('the own code by another way than a relative path: %s', async (_, filePath, line) => {
+    const found = await problems(filePath, line + use('x'));
+    expect(
+      found.some((p) => p.startsWith('house/import-path')),
+      found.join('\n'),
+    ).toBe(true);
+  });
+
+  it("a package's type imported by `import(…)` outside the adapters", async () => {
+    const code = `export type C = import(${"'@google-cloud/run'"}).ServicesClient;\n`;
+    expect(await problems('src/observe/x.ts', code)).toEqual([
+      expect.stringMatching(/^house\/import-path: .*import type/),
+    ]);
+  });
+
+  it('code run from a string fails lint anywhere in src/', async () => {
+    for (const code of [
+      "export const x = eval('Date.now()');",
+      "export const x = new Function('return 1');",
+    ]) {
+      const found = await problems('src/adapters/x.ts', code + '\n');
+      expect(
+        found.some((p) => /^no-(eval|new-func)/.test(p)),
+        `${code}: ${found.join('\n')}`,
+      ).toBe(true);
+    }
   });
 
   it('a type imported by `import(…)` across folders', async () => {
@@ -272,8 +409,8 @@ describe('the right-way imports pass', () => {
       `import { observe } from '../observe/observe.js';`,
     ],
     [
-      'cli → simulate (a command)',
-      'src/cli/x.ts',
+      'cli → simulate (a tool command)',
+      'src/cli/simulate-command.ts',
       `import { simulate } from '../simulate/simulate.js';`,
     ],
     ['chaos → emulator', 'src/chaos/x.ts', `import { FleetModel } from '../emulator/model.js';`],
@@ -287,6 +424,23 @@ describe('the right-way imports pass', () => {
       'src/function/index.ts',
       `import { http } from '@google-cloud/functions-framework';`,
     ],
+    [
+      'a tool command → emulator',
+      'src/cli/demo-command.ts',
+      `import { startEmulator } from '../emulator/index.js';`,
+    ],
+    [
+      "cli/main.ts → the simulate command's option defaults",
+      'src/cli/main.ts',
+      `import { DEFAULT_TICK_MINUTES } from '../simulate/result.js';`,
+    ],
+    [
+      "the emulator → createRequire (Google's .proto files)",
+      'src/emulator/x.ts',
+      `import { createRequire } from 'node:module';`,
+    ],
+    ['core → zod', 'src/core/x.ts', `import { z } from 'zod';`],
+    ['core → luxon', 'src/core/x.ts', `import { DateTime } from 'luxon';`],
   ])('%s', async (_, filePath, importLine) => {
     const name = /import(?: type)? \{ (\w+) \}/.exec(importLine)?.[1] ?? 'x';
     expect(await problems(filePath, importLine + use(name))).toEqual([]);
@@ -316,7 +470,7 @@ describe('the layers', () => {
 
 describe('the core keeps what needs no clock', () => {
   it('builds a date from a time it was given', async () => {
-    const code = `export const at = (ms: number) => new Date(ms).toISOString();\nexport const t = Date.parse('2026-01-01T00:00:00Z');\n`;
+    const code = `export const at = (ms: number) => new Date(ms).toISOString();\nexport const t = Date.parse('2026-01-01T00:00:00Z') + Date.UTC(2026, 0);\nexport const isDate = (d: unknown): d is Date => d instanceof Date;\nexport const most = Math.max(1, 2);\n`;
     expect(await problems('src/core/x.ts', code)).toEqual([]);
   });
 });
@@ -336,6 +490,11 @@ describe('every file of src/ is under the layer rules', () => {
     // A folder missing here would be linted with no layer rule at all: add it to LAYERS in
     // eslint.config.js and to the table of docs/architecture.md.
     expect(top.filter((name) => !layers.includes(name))).toEqual([]);
+  });
+
+  it('every file of src/ is TypeScript that the rules read (.ts)', () => {
+    // The rules cover src/**/*.ts: a .js, .mts, .cts or .tsx file would be compiled or run unread.
+    expect(files('src').filter((f) => !f.endsWith('.ts') || f.endsWith('.d.ts'))).toEqual([]);
   });
 
   it('no file sits deeper than the rules reach (src/<layer>/a/b/file.ts)', async () => {
