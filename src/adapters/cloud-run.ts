@@ -40,6 +40,7 @@ import type {
   ObservedService,
   ServingRevision,
 } from '../core/service.js';
+import { reservedAnnotationPrefix } from '../core/service.js';
 import { clientConfig, closeClients, projectFaults } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
 import {
@@ -96,14 +97,6 @@ export interface CloudRunAdapter extends CloudRunPort {
   getRevisionMax: NonNullable<CloudRunPort['getRevisionMax']>;
   close(): Promise<void>;
 }
-
-/** Annotation namespaces Cloud Run reserves: a write setting one is rejected. */
-const reservedAnnotationPrefixes = [
-  'run.googleapis.com/',
-  'autoscaling.knative.dev/',
-  'serving.knative.dev/',
-  'cloud.googleapis.com/',
-] as const;
 
 export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): CloudRunAdapter {
   const pageSize = checkPageSize(options.pageSize ?? 100);
@@ -705,7 +698,7 @@ function checkUpdate(update: MaxInstancesUpdate): void {
   }
   if (etag === '') faults.push({ path: 'etag', message: 'must be the etag read before deciding' });
   for (const [key, value] of Object.entries(annotations)) {
-    const reserved = reservedAnnotationPrefixes.find((p) => key.startsWith(p));
+    const reserved = reservedAnnotationPrefix(key);
     if (reserved !== undefined) {
       faults.push({
         path: `annotations.${key}`,

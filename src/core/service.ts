@@ -135,6 +135,25 @@ export const DEFAULT_CONCURRENCY = 80;
 export const MAX_INSTANCE_COUNT = 2 ** 31 - 1;
 
 /**
+ * The annotation namespaces Cloud Run keeps for itself: "Cloud Run API v2 does not support
+ * annotations with run.googleapis.com, cloud.googleapis.com, serving.knative.dev, or
+ * autoscaling.knative.dev namespaces, and they will be rejected" (`Service.annotations` and
+ * `RevisionTemplate.annotations`, google/cloud/run/v2/service.proto;
+ * https://cloud.google.com/php/docs/reference/cloud-run/latest/V2.Service).
+ */
+export const RESERVED_ANNOTATION_PREFIXES = [
+  'run.googleapis.com/',
+  'autoscaling.knative.dev/',
+  'serving.knative.dev/',
+  'cloud.googleapis.com/',
+] as const;
+
+/** The reserved namespace an annotation key is in ({@link RESERVED_ANNOTATION_PREFIXES}), if any. */
+export function reservedAnnotationPrefix(key: string): string | undefined {
+  return RESERVED_ANNOTATION_PREFIXES.find((prefix) => key.startsWith(prefix));
+}
+
+/**
  * The instances a MANUAL-scaling service holds. `ServiceScaling.manual_instance_count` is the
  * "total instance count for the service in manual scaling mode", and optional; the mode itself
  * says "Scale to exactly min instances and ignore max instances" (ScalingMode.MANUAL, both in

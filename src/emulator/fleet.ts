@@ -12,6 +12,7 @@ import { DateTime } from 'luxon';
 import { z } from 'zod';
 import { formatPath, parseDocument, StringMap } from '../core/document.js';
 import { ACCELERATOR_NAME, DEFAULT_ACCELERATOR } from '../core/pool.js';
+import { reservedAnnotationPrefix } from '../core/service.js';
 import { tracePeak } from './trace-scale.js';
 import { FleetHierarchy } from './hierarchy.js';
 import { topicNameFault } from './pubsub-store.js';
@@ -39,16 +40,9 @@ export class FleetError extends Error {
   }
 }
 
-const RESERVED_ANNOTATION_PREFIXES = [
-  'run.googleapis.com/',
-  'autoscaling.knative.dev/',
-  'serving.knative.dev/',
-  'cloud.googleapis.com/',
-] as const;
-
 /** True when Cloud Run keeps this annotation key for itself and rejects it from users. */
 export function isReservedAnnotation(key: string): boolean {
-  return RESERVED_ANNOTATION_PREFIXES.some((prefix) => key.startsWith(prefix));
+  return reservedAnnotationPrefix(key) !== undefined;
 }
 
 /**
