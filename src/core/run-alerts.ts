@@ -591,7 +591,12 @@ export function alertMessage(a: Alert): {
 
 /** Pub/Sub ordering key of an alert: its pool, or its project when it has no pool. */
 export function orderingKey(a: Alert): string {
-  if (a.region === null || a.accelerator === null || a.zonalRedundancy === null) return a.project;
+  return alertPoolKey(a) ?? a.project;
+}
+
+/** The key of the pool an alert is about (core/pool.ts poolKey); null when it names no pool. */
+export function alertPoolKey(a: Alert): string | null {
+  if (a.region === null || a.accelerator === null || a.zonalRedundancy === null) return null;
   return poolKey({
     project: a.project,
     region: a.region,

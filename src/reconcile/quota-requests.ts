@@ -22,9 +22,9 @@ import {
   type QuotaCall,
   type QuotaCallFailure,
 } from '../core/quota-requests.js';
-import { poolKey, poolOfKey } from '../core/pool.js';
+import { poolOfKey } from '../core/pool.js';
 import { preferenceNameFault, preferenceProject } from '../core/preference-name.js';
-import type { RunContext } from '../core/run-alerts.js';
+import { alertPoolKey, type RunContext } from '../core/run-alerts.js';
 import {
   ConflictError,
   InputError,
@@ -211,7 +211,7 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
         }
         const { alert, confirmed } = settlePlannedRequest(orphan, seen, ctx.runId);
         settled.push(alert);
-        const key = poolOf(orphan);
+        const key = alertPoolKey(orphan);
         if (confirmed && key && tracked[key]?.name !== confirmed.name) {
           tracked[key] = {
             name: confirmed.name,
@@ -532,16 +532,6 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
  */
 function uncertain(e: unknown): boolean {
   return e instanceof UnavailableError || !(e instanceof UpstreamError || e instanceof InputError);
-}
-
-function poolOf(a: Alert): string | null {
-  if (a.region === null || a.accelerator === null || a.zonalRedundancy === null) return null;
-  return poolKey({
-    project: a.project,
-    region: a.region,
-    accelerator: a.accelerator,
-    zonalRedundancy: a.zonalRedundancy,
-  });
 }
 
 type Filing =
