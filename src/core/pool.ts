@@ -180,16 +180,20 @@ export function policyPools(policy: {
   const out: PoolId[] = [];
   for (const p of policy.pools) {
     if (p.quota === undefined && p.reserve === undefined) continue;
-    for (const project of p.project ? [p.project] : policy.projects) {
-      out.push({
-        project,
-        region: p.region,
-        accelerator: p.accelerator ?? DEFAULT_ACCELERATOR,
-        zonalRedundancy: p.zonalRedundancy,
-      });
-    }
+    for (const project of p.project ? [p.project] : policy.projects)
+      out.push(entryPool(p, project));
   }
   return out;
+}
+
+/** The pool a policy's `pools` entry names in `project` (the default accelerator when it names none). */
+export function entryPool(p: PoolEntry, project: string): PoolId {
+  return {
+    project,
+    region: p.region,
+    accelerator: p.accelerator ?? DEFAULT_ACCELERATOR,
+    zonalRedundancy: p.zonalRedundancy,
+  };
 }
 
 // --- budget ---

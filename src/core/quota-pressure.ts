@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { beyondSkew } from './duration.js';
 import type { Plan } from './plan.js';
-import { poolKey, poolOfKey, poolWords } from './pool.js';
+import { poolIdOf, poolKey, poolOfKey, poolWords } from './pool.js';
 import { MAX_PREFERENCE_NAME, preferenceNameFault, QUOTA_ID } from './preference-name.js';
 import { plural } from './text.js';
 
@@ -207,13 +207,7 @@ export function rollPressure(
     const wanted = poolWanted(plan, key);
     const atBudget = p.budget !== null && wanted >= p.budget;
     const refused = p.budget === null ? 0 : Math.max(0, wanted - p.budget) * minutes;
-    const entry: PressurePool = pools[key] ?? {
-      project: p.project,
-      region: p.region,
-      accelerator: p.accelerator,
-      zonalRedundancy: p.zonalRedundancy,
-      days: [],
-    };
+    const entry: PressurePool = pools[key] ?? { ...poolIdOf(p), days: [] };
     const today = entry.days.find((d) => d.day === day);
     const row: PressureDay = {
       day,

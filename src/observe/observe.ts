@@ -5,6 +5,7 @@ import {
   comparePools,
   DEFAULT_ACCELERATOR,
   effectiveMax,
+  entryPool,
   gpuPool,
   maxInForce,
   poolIdOf,
@@ -341,7 +342,7 @@ export async function observe(
     } catch (e) {
       // The error's own words: a NOT_FOUND from Cloud Quotas names the quota id the governor
       // derived for the pool's accelerator (adapters/quotas.ts gpuQuotaId), the one to check.
-      const why = describe(e);
+      const why = errorMessage(e);
       problems.push({
         project: id.project,
         region: id.region,
@@ -618,7 +619,7 @@ async function settle<T>(p: Promise<T>): Promise<Settled<T>> {
   try {
     return { ok: true, value: await p };
   } catch (e) {
-    return { ok: false, error: describe(e), cause: e };
+    return { ok: false, error: errorMessage(e), cause: e };
   }
 }
 
@@ -632,18 +633,9 @@ async function settle<T>(p: Promise<T>): Promise<Settled<T>> {
 function foreseenPools(policy: Policy, project: string, regions: readonly string[]): PoolId[] {
   const out: PoolId[] = policy.pools
     .filter((p) => (p.project ?? project) === project && regions.includes(p.region))
-    .map((p) => ({
-      project,
-      region: p.region,
-      accelerator: p.accelerator ?? DEFAULT_ACCELERATOR,
-      zonalRedundancy: p.zonalRedundancy,
-    }));
+    .map((p) => entryPool(p, project));
   const first = regions[0];
   if (first !== undefined)
     out.push({ project, region: first, accelerator: DEFAULT_ACCELERATOR, zonalRedundancy: true });
   return out;
-}
-
-function describe(e: unknown): string {
-  return errorMessage(e);
 }
