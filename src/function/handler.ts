@@ -97,6 +97,15 @@ export function refusedOverrides(payload: Payload, policy: Policy): Fault[] {
 }
 
 /** One run; `env` is the process's environment, parsed here once (src/runtime-options.ts). */
+/**
+ * The answer to a request the deployment cannot serve as configured: a 500 saying what is wrong,
+ * and, since a deployment that cannot run is a failure for on-call, one error event.
+ */
+export function misconfigured(log: Logger, why: string): Answer {
+  log.log('ERROR', `misconfigured: ${why}`, ERROR_EVENT);
+  return { status: 500, body: { error: `misconfigured: ${why}` } };
+}
+
 export async function handle(
   rawPayload: unknown,
   env: Readonly<Record<string, string | undefined>>,
@@ -123,9 +132,7 @@ export async function handle(
       ]);
   } catch (e) {
     if (!isInputError(e)) throw e;
-    // A deployment that cannot run is a failure for on-call: one error event.
-    log.log('ERROR', `misconfigured: ${e.message}`, ERROR_EVENT);
-    return { status: 500, body: { error: `misconfigured: ${e.message}` } };
+    return misconfigured(log, e.message);
   }
   const refused = refusedOverrides(payload, policy);
   if (refused.length > 0) {

@@ -23,7 +23,13 @@ import {
   newRunId,
 } from '../runtime.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
-import { functionPolicy, logSummary, summaryFields, type Answer } from './handler.js';
+import {
+  functionPolicy,
+  logSummary,
+  misconfigured,
+  summaryFields,
+  type Answer,
+} from './handler.js';
 import { decodeBase64 } from './request.js';
 
 /**
@@ -59,8 +65,7 @@ function setup(
     return { options, policy: functionPolicy(options) };
   } catch (e) {
     if (!isInputError(e)) throw e;
-    log.log('ERROR', `misconfigured: ${e.message}`, ERROR_EVENT);
-    return { status: 500, body: { error: `misconfigured: ${e.message}` } };
+    return misconfigured(log, e.message);
   }
 }
 
@@ -96,10 +101,7 @@ export async function handleDispatch(
   const ready = setup(env, log, false);
   if ('status' in ready) return ready;
   const { options, policy } = ready;
-  if (!policy.fanout) {
-    log.log('ERROR', 'misconfigured: the policy has no fanout.topic to dispatch to', ERROR_EVENT);
-    return { status: 500, body: { error: 'misconfigured: the policy has no fanout.topic' } };
-  }
+  if (!policy.fanout) return misconfigured(log, 'the policy has no fanout.topic to dispatch to');
   const org = await createOrgRuntime(policy, options);
   try {
     if (!org.publisher) throw new Error('no work topic');

@@ -1,6 +1,8 @@
 import { describe, expect, it } from 'vitest';
 import { functionPolicy } from '../../src/function/handler.js';
+import { handleDispatch } from '../../src/function/org.js';
 import { InputError } from '../../src/errors.js';
+import { memoryLogger } from '../../src/log.js';
 
 /** GOVERNOR_POLICY holds the policy's text; the function says so when it holds something else. */
 
@@ -31,5 +33,17 @@ describe('GOVERNOR_POLICY', () => {
     ]);
     expect(refusal('hello')).toContain('expected object, received string');
     expect(refusal(null)).toContain('GOVERNOR_POLICY is not set');
+  });
+
+  it('a policy with no fanout.topic: governorDispatch answers 500 saying so, as it logs it', async () => {
+    const log = memoryLogger();
+    const answer = await handleDispatch(
+      undefined,
+      { GOVERNOR_POLICY: '{"version": 1, "projects": ["p"]}' },
+      log,
+    );
+    const said = 'misconfigured: the policy has no fanout.topic to dispatch to';
+    expect(answer).toEqual({ status: 500, body: { error: said } });
+    expect(log.lines.map((l) => [l.severity, l.message])).toEqual([['ERROR', said]]);
   });
 });
