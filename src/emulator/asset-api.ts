@@ -6,6 +6,7 @@ import {
   int,
   invalid,
   isMessage,
+  listPaging,
   paginate,
   permissionDenied,
   RpcError,
@@ -221,12 +222,10 @@ export function assetHandlers(ctx: EmulatorContext): Handlers {
       results.sort((a, b) => String(a.name).localeCompare(String(b.name)));
       const pageSize = Math.max(0, int(request, 'page_size'));
       const { page, nextPageToken } = paginate(results, {
+        ...listPaging(request, ctx, ['SearchAllResources', scope, types, pageSize], {
+          maxPageSize: MAX_PAGE,
+        }),
         pageSize,
-        pageToken: text(request, 'page_token'),
-        defaultPageSize: ctx.settings.pageSize,
-        maxPageSize: MAX_PAGE,
-        fingerprint: ['SearchAllResources', scope, types, pageSize],
-        cut: ctx.injector.pageCut,
       });
       return { results: page, next_page_token: nextPageToken };
     },

@@ -6,6 +6,7 @@ import {
   int,
   invalid,
   millis,
+  listPaging,
   paginate,
   requireFleetProject,
   notEmulated,
@@ -935,22 +936,13 @@ function computeTimeSeries(ctx: EmulatorContext, request: Message): TimeSeriesPa
     periodMs = period;
   }
 
-  const paging = {
-    pageSize: int(request, 'page_size'),
-    pageToken: text(request, 'page_token'),
-    defaultPageSize: MAX_TIME_SERIES_PAGE,
-    maxPageSize: MAX_TIME_SERIES_PAGE,
-    fingerprint: [
-      'ListTimeSeries',
-      name,
-      text(request, 'filter'),
-      startMs,
-      endMs,
-      aggregation ?? null,
-      view,
-    ],
-    cut: ctx.injector.pageCut,
-  };
+  const paging = listPaging(
+    request,
+    ctx,
+    ['ListTimeSeries', name, text(request, 'filter'), startMs, endMs, aggregation ?? null, view],
+    { defaultPageSize: MAX_TIME_SERIES_PAGE, maxPageSize: MAX_TIME_SERIES_PAGE },
+  );
+
   const { series, points } = listingOf(ctx, paging, () => {
     let series = rawSeries(ctx, project, q, startMs, endMs);
     if (aligner !== 'ALIGN_NONE') {

@@ -4,11 +4,11 @@ import type { EmulatorContext } from './context.js';
 import {
   invalid,
   isMessage,
+  listPaging,
   paginate,
   RpcError,
   stringMap,
   text,
-  int,
   type Handlers,
   type Message,
   shown,
@@ -143,13 +143,10 @@ export function publisherHandlers(ctx: EmulatorContext): Handlers {
       const project = text(req, 'project');
       const match = /^projects\/([^/]+)$/.exec(project);
       if (!match?.[1]) throw invalid(`Invalid [projects] name: (name=${shown(project)})`);
-      const { page, nextPageToken } = paginate(store.topicsOf(match[1]), {
-        pageSize: int(req, 'page_size'),
-        pageToken: text(req, 'page_token'),
-        defaultPageSize: 100,
-        fingerprint: { project },
-        cut: ctx.injector.pageCut,
-      });
+      const { page, nextPageToken } = paginate(
+        store.topicsOf(match[1]),
+        listPaging(req, ctx, { project }, { defaultPageSize: 100 }),
+      );
       return { topics: page.map(topicMessage), next_page_token: nextPageToken };
     },
     Publish: (req) => {

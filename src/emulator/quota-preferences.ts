@@ -8,10 +8,10 @@ import { gpuQuotaId } from './quotas-api.js';
 import {
   bool,
   field,
-  int,
   invalid,
   notEmulated,
   notFound,
+  listPaging,
   paginate,
   requireFleetProject,
   RpcError,
@@ -490,18 +490,15 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
       // In creation order: the map keeps the order preferences were created in (an update
       // replaces its entry in place).
       const all = [...store.byName.values()].filter((p) => p.project === project).map(toMessage);
-      const { page, nextPageToken } = paginate(all, {
-        pageSize: int(request, 'page_size'),
-        pageToken: text(request, 'page_token'),
-        defaultPageSize: ctx.settings.pageSize,
-        fingerprint: [
+      const { page, nextPageToken } = paginate(
+        all,
+        listPaging(request, ctx, [
           'ListQuotaPreferences',
           text(request, 'parent'),
           filter,
           text(request, 'order_by'),
-        ],
-        cut: ctx.injector.pageCut,
-      });
+        ]),
+      );
       // A location Google could not reach answers none of its preferences and is named in
       // `unreachable` (ListQuotaPreferencesResponse.unreachable, cloudquotas.proto): the page is
       // not an error, and its preferences are missing from it.

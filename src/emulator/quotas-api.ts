@@ -2,10 +2,10 @@ import type { EmulatorContext } from './context.js';
 import type { FleetModel } from './model.js';
 import { fleetRegions } from './fleet.js';
 import {
-  int,
   requireFleetProject,
   invalid,
   notFound,
+  listPaging,
   paginate,
   text,
   type Handlers,
@@ -211,13 +211,10 @@ export function quotasHandlers(ctx: EmulatorContext): Handlers {
         .map(([id, g]) =>
           quotaInfo(project, id, g, regionsOf(ctx, project), reasonOf(ctx, project, id)),
         );
-      const { page, nextPageToken } = paginate(infos, {
-        pageSize: int(request, 'page_size'),
-        pageToken: text(request, 'page_token'),
-        defaultPageSize: ctx.settings.pageSize,
-        fingerprint: ['ListQuotaInfos', parent],
-        cut: ctx.injector.pageCut,
-      });
+      const { page, nextPageToken } = paginate(
+        infos,
+        listPaging(request, ctx, ['ListQuotaInfos', parent]),
+      );
       return { quota_infos: page, next_page_token: nextPageToken };
     },
   };

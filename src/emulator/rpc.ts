@@ -207,6 +207,48 @@ export function isSet(value: unknown): boolean {
   return true;
 }
 
+/** What {@link paginate} is told of a request. */
+export interface Paging {
+  pageSize: number;
+  pageToken: string;
+  defaultPageSize: number;
+  fingerprint: unknown;
+  /** Largest page served whatever the request asks (default 1000). */
+  maxPageSize?: number;
+  /**
+   * How many of the `n` results a whole page would hold from here to serve this time
+   * (FaultInjector.pageCut), `empties` the empty pages already answered at this point of the
+   * list: fewer, even none, is a short page that still has a next_page_token, as AIP-158 lets
+   * Google answer (https://google.aip.dev/158). Absent: whole pages.
+   */
+  cut?: (n: number, empties: number) => number;
+}
+
+/**
+ * A List request's paging as every List method of the emulator reads it: the request's
+ * `page_size` and `page_token`, the emulator's page size when the request names none, and the
+ * short pages its fault injector serves. `fingerprint` is what else the request asks, which a
+ * page token is bound to; `sizes` a method's own default and largest page.
+ */
+export function listPaging(
+  request: Message,
+  ctx: {
+    settings: { pageSize: number };
+    injector: { pageCut: (n: number, empties: number) => number };
+  },
+  fingerprint: unknown,
+  sizes: { defaultPageSize?: number; maxPageSize?: number } = {},
+): Paging {
+  return {
+    pageSize: int(request, 'page_size'),
+    pageToken: text(request, 'page_token'),
+    defaultPageSize: sizes.defaultPageSize ?? ctx.settings.pageSize,
+    ...(sizes.maxPageSize === undefined ? {} : { maxPageSize: sizes.maxPageSize }),
+    fingerprint,
+    cut: ctx.injector.pageCut,
+  };
+}
+
 /** Short pages served so far: each one's token is new (see paginate). */
 let shortPages = 0;
 
@@ -216,21 +258,7 @@ let shortPages = 0;
  */
 export function paginate<T>(
   items: readonly T[],
-  request: {
-    pageSize: number;
-    pageToken: string;
-    defaultPageSize: number;
-    fingerprint: unknown;
-    /** Largest page served whatever the request asks (default 1000). */
-    maxPageSize?: number;
-    /**
-     * How many of the `n` results a whole page would hold from here to serve this time
-     * (FaultInjector.pageCut), `empties` the empty pages already answered at this point of the
-     * list: fewer, even none, is a short page that still has a next_page_token, as AIP-158 lets
-     * Google answer (https://google.aip.dev/158). Absent: whole pages.
-     */
-    cut?: (n: number, empties: number) => number;
-  },
+  request: Paging,
 ): { page: T[]; nextPageToken: string } {
   if (request.pageSize < 0) throw invalid('page_size must not be negative');
   const full = Math.min(

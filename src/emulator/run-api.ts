@@ -21,6 +21,7 @@ import {
   notEmulated,
   isSet,
   notFound,
+  listPaging,
   paginate,
   permissionDenied,
   requireFleetProject,
@@ -394,13 +395,10 @@ export function runServicesHandlers(ctx: EmulatorContext): Handlers {
         'run.services.list',
       );
       const all = ctx.model.listServices(project).filter((s) => s.region === region);
-      const { page, nextPageToken } = paginate(all, {
-        pageSize: int(request, 'page_size'),
-        pageToken: text(request, 'page_token'),
-        defaultPageSize: ctx.settings.pageSize,
-        fingerprint: ['ListServices', project, region],
-        cut: ctx.injector.pageCut,
-      });
+      const { page, nextPageToken } = paginate(
+        all,
+        listPaging(request, ctx, ['ListServices', project, region]),
+      );
       return {
         services: page.map((s) => {
           const reconciling = ctx.reconciling(s);
@@ -467,13 +465,10 @@ export function runWorkerPoolsHandlers(ctx: EmulatorContext): Handlers {
         'run.workerpools.list',
       );
       const all = ctx.model.listWorkerPools(project).filter((w) => w.region === region);
-      const { page, nextPageToken } = paginate(all, {
-        pageSize: int(request, 'page_size'),
-        pageToken: text(request, 'page_token'),
-        defaultPageSize: ctx.settings.pageSize,
-        fingerprint: ['ListWorkerPools', project, region],
-        cut: ctx.injector.pageCut,
-      });
+      const { page, nextPageToken } = paginate(
+        all,
+        listPaging(request, ctx, ['ListWorkerPools', project, region]),
+      );
       return { worker_pools: page.map(workerPoolResource), next_page_token: nextPageToken };
     },
   };
@@ -490,13 +485,10 @@ export function runJobsHandlers(ctx: EmulatorContext): Handlers {
         'run.jobs.list',
       );
       const all = ctx.model.listJobs(project).filter((j) => j.region === region);
-      const { page, nextPageToken } = paginate(all, {
-        pageSize: int(request, 'page_size'),
-        pageToken: text(request, 'page_token'),
-        defaultPageSize: ctx.settings.pageSize,
-        fingerprint: ['ListJobs', project, region],
-        cut: ctx.injector.pageCut,
-      });
+      const { page, nextPageToken } = paginate(
+        all,
+        listPaging(request, ctx, ['ListJobs', project, region]),
+      );
       return {
         jobs: page.map((j) => jobResource(j, ctx.model.now)),
         next_page_token: nextPageToken,
@@ -538,13 +530,10 @@ export function runExecutionsHandlers(ctx: EmulatorContext): Handlers {
       const all = jobs
         .flatMap((j) => jobExecutions(j, ctx.model.now).sort((a, b) => b.startAt - a.startAt))
         .map(executionResource);
-      const { page, nextPageToken } = paginate(all, {
-        pageSize: int(request, 'page_size'),
-        pageToken: text(request, 'page_token'),
-        defaultPageSize: ctx.settings.pageSize,
-        fingerprint: ['ListExecutions', parent],
-        cut: ctx.injector.pageCut,
-      });
+      const { page, nextPageToken } = paginate(
+        all,
+        listPaging(request, ctx, ['ListExecutions', parent]),
+      );
       return { executions: page, next_page_token: nextPageToken };
     },
   };
@@ -577,13 +566,10 @@ export function operationsHandlers(ctx: EmulatorContext): Handlers {
       const names = [...ctx.operations.keys()]
         .filter((n) => n.startsWith(`${parent}/operations/`))
         .sort();
-      const { page, nextPageToken } = paginate(names, {
-        pageSize: int(request, 'page_size'),
-        pageToken: text(request, 'page_token'),
-        defaultPageSize: ctx.settings.pageSize,
-        fingerprint: ['ListOperations', parent],
-        cut: ctx.injector.pageCut,
-      });
+      const { page, nextPageToken } = paginate(
+        names,
+        listPaging(request, ctx, ['ListOperations', parent]),
+      );
       return {
         operations: page.map((n) => operationMessage(ctx, n)),
         next_page_token: nextPageToken,
@@ -611,13 +597,10 @@ export function locationsHandlers(ctx: EmulatorContext): Handlers {
       if (!project) throw permissionDenied('run.locations.list', name);
       if (text(request, 'filter') !== '') throw notEmulated('ListLocations filter');
       const regions = fleetRegions(project);
-      const { page, nextPageToken } = paginate(regions, {
-        pageSize: int(request, 'page_size'),
-        pageToken: text(request, 'page_token'),
-        defaultPageSize: ctx.settings.pageSize,
-        fingerprint: ['ListLocations', id],
-        cut: ctx.injector.pageCut,
-      });
+      const { page, nextPageToken } = paginate(
+        regions,
+        listPaging(request, ctx, ['ListLocations', id]),
+      );
       return {
         locations: page.map((region) => ({
           name: `projects/${id}/locations/${region}`,
