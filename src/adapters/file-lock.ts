@@ -166,10 +166,8 @@ async function tryLock(lock: string, content: object): Promise<boolean> {
     } finally {
       await handle.close();
     }
-    await link(temp, lock);
-    return true;
+    return await linkUnlessTaken(temp, lock);
   } catch (error) {
-    if (errnoCode(error) === 'EEXIST') return false;
     throw fsError(error, `creating the lock ${lock}`);
   } finally {
     await removeIfThere(temp);
@@ -228,9 +226,7 @@ async function breakLock(lock: string, judged: Seen): Promise<void> {
       // Released and taken again between judging and moving: give the new holder its lock back.
       // Should a third process have taken the name meanwhile, the new holder finds its lock
       // gone when it releases it, and fails loudly there.
-      await link(aside, lock).catch((error: unknown) => {
-        if (errnoCode(error) !== 'EEXIST') throw error;
-      });
+      await linkUnlessTaken(aside, lock);
     }
   } catch (error) {
     throw fsError(error, `breaking ${lock}`);
@@ -341,6 +337,20 @@ function fileKind(info: Stats): string {
   if (info.isBlockDevice()) return 'a block device';
   if (info.isSocket()) return 'a socket';
   return 'not a file';
+}
+
+/**
+ * Links `name` to `file`, unless `name` exists: link() never replaces a name, so of the processes
+ * that race for one, exactly one gets it. False when another had it first.
+ */
+export async function linkUnlessTaken(file: string, name: string): Promise<boolean> {
+  try {
+    await link(file, name);
+    return true;
+  } catch (error) {
+    if (errnoCode(error) === 'EEXIST') return false;
+    throw error;
+  }
 }
 
 export async function removeIfThere(file: string): Promise<void> {

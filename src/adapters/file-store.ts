@@ -15,7 +15,7 @@ import { DiscoveryCache } from '../core/discovery.js';
 import { jsonErrorText, nestingFault } from '../core/document.js';
 import type { DiscoveryCacheStore } from '../ports/index.js';
 import { randomUUID } from 'node:crypto';
-import { link, mkdir, open, readdir, rename, stat } from 'node:fs/promises';
+import { mkdir, open, readdir, rename, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 
@@ -25,6 +25,7 @@ import {
   errnoCode,
   type Fence,
   fsError,
+  linkUnlessTaken,
   openRegularFile,
   removeIfThere,
   withFileLock,
@@ -474,10 +475,8 @@ async function readOrMakeGovernorId(dir: string, leftoverMs: number): Promise<st
   const temp = `${file}.${randomUUID()}.tmp`;
   try {
     await writeFileSynced(temp, `${newGovernorId()}\n`);
-    await link(temp, file).catch((error: unknown) => {
-      // Another first run kept its id first: use that one.
-      if (errnoCode(error) !== 'EEXIST') throw error;
-    });
+    // Another first run may have kept its id first: then that one is used.
+    await linkUnlessTaken(temp, file);
   } catch (error) {
     throw fsError(error, `writing ${file}`);
   } finally {
