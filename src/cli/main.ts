@@ -18,6 +18,7 @@ import { ALIKE_LISTED } from './alike.js';
 import { colorsFor, renderPlan, renderStatus } from './render.js';
 import { DEFAULT_LAG_MINUTES, DEFAULT_TICK_MINUTES } from '../simulate/result.js';
 import type { DemoFlags } from './demo-command.js';
+import type { RecommendFlags } from './quota-command.js';
 import type { ReplayFlags, SimulateFlags } from './simulate-command.js';
 
 const EXIT = { ok: 0, failed: 1, usage: 2 } as const;
@@ -409,18 +410,10 @@ export function buildProgram(
     )
     .option('--state-dir <dir>', 'the local state store (default .governor/state)')
     .action(
-      run(
-        async (opts: {
-          policy: string;
-          json?: boolean;
-          days?: number;
-          at?: string;
-          stateDir?: string;
-        }) => {
-          const { runQuotaRecommend } = await import('./quota-command.js');
-          return runQuotaRecommend(opts, io, options);
-        },
-      ),
+      run(async (opts: RecommendFlags) => {
+        const { runQuotaRecommend } = await import('./quota-command.js');
+        return runQuotaRecommend(opts, io, options);
+      }),
     );
 
   program

@@ -20,9 +20,14 @@ import {
   DEFAULT_SIMULATED_HOURS,
   loadSimulationInput,
   MAX_SIMULATED_HOURS,
+  type SimulationInput,
 } from '../simulate/scenario.js';
 import { progressBar } from '../simulate/progress.js';
-import { DEFAULT_LAG_MINUTES, DEFAULT_TICK_MINUTES } from '../simulate/result.js';
+import {
+  DEFAULT_LAG_MINUTES,
+  DEFAULT_TICK_MINUTES,
+  type SimulationOptions,
+} from '../simulate/result.js';
 import type { SimulationResult } from '../simulate/simulate.js';
 import { loadRenderReport, loadSimulate } from '../simulate/load.js';
 import { fileFaultText } from '../read-capped.js';
@@ -70,6 +75,45 @@ function parseHours(text: string): number {
   return n;
 }
 
+/** A flag's duration in milliseconds, or a UsageError naming the flag, its text and an `example`. */
+function flagDurationMs(flag: string, text: string, example: string): number {
+  try {
+    return durationMs(text);
+  } catch (e) {
+    throw new UsageError(
+      `${flag} ${JSON.stringify(text)}: ${unitsOutOfOrder(text) ? UNIT_ORDER_HINT : `expected a duration such as ${example}`}`,
+      { cause: e },
+    );
+  }
+}
+
+/** `--tick` (whole minutes, at least 1) and `--lag` (at least 0), else the simulator's defaults. */
+function tickAndLag(flags: { tick?: string; lag?: string }): { tick: number; lag: number } {
+  return {
+    tick: parseMinutes('--tick', flags.tick, DEFAULT_TICK_MINUTES, 1),
+    lag: parseMinutes('--lag', flags.lag, DEFAULT_LAG_MINUTES, 0),
+  };
+}
+
+/** The simulation, with its progress bar on stderr, taken down however the simulation ends. */
+async function simulateWithProgress(
+  input: SimulationInput,
+  policy: Policy,
+  options: Omit<SimulationOptions, 'onProgress'>,
+  io: Streams,
+): Promise<SimulationResult> {
+  const simulate = await loadSimulate();
+  const bar = progressBar(io.stderr);
+  try {
+    return await simulate(input, policy, {
+      ...options,
+      onProgress: (d, t, what) => bar.update(d, t, what),
+    });
+  } finally {
+    bar.done();
+  }
+}
+
 function parseMinutes(
   flag: string,
   text: string | undefined,
@@ -77,15 +121,7 @@ function parseMinutes(
   min: number,
 ): number {
   if (text === undefined) return fallback;
-  let ms: number;
-  try {
-    ms = /^\d+$/.test(text) ? Number(text) * 60_000 : durationMs(text);
-  } catch (e) {
-    throw new UsageError(
-      `${flag} ${JSON.stringify(text)}: ${unitsOutOfOrder(text) ? UNIT_ORDER_HINT : 'expected a duration such as "5m"'}`,
-      { cause: e },
-    );
-  }
+  const ms = /^\d+$/.test(text) ? Number(text) * 60_000 : flagDurationMs(flag, text, '"5m"');
   const minutes = ms / 60_000;
   if (!Number.isInteger(minutes) || minutes < min || minutes > 24 * 60) {
     throw new UsageError(
@@ -203,8 +239,7 @@ export async function runSimulate(flags: SimulateFlags, io: Streams): Promise<nu
     ['--policy', flags.policy],
     ['--fleet', flags.fleet],
   ]);
-  const tick = parseMinutes('--tick', flags.tick, DEFAULT_TICK_MINUTES, 1);
-  const lag = parseMinutes('--lag', flags.lag, DEFAULT_LAG_MINUTES, 0);
+  const { tick, lag } = tickAndLag(flags);
   const policy = await loadPolicy(flags.policy);
   const input = await loadSimulationInput(flags.fleet);
   // The traces the fleet names are known once it is read, still before a minute is simulated.
@@ -222,20 +257,12 @@ export async function runSimulate(flags: SimulateFlags, io: Streams): Promise<nu
   assertGoverns(policy, input.fleet, flags);
   const stale = lagBeyondStaleness(policy, lag, flags.lag ?? '');
   if (stale) io.stderr.write(`warning: ${stale}\n`);
-  const simulate = await loadSimulate();
-  const bar = progressBar(io.stderr);
-  let result: SimulationResult;
-  try {
-    result = await simulate(input, policy, {
-      hours,
-      tickMinutes: tick,
-      lagMinutes: lag,
-      viaEmulator: flags.viaEmulator ?? false,
-      onProgress: (d, t, what) => bar.update(d, t, what),
-    });
-  } finally {
-    bar.done();
-  }
+  const result = await simulateWithProgress(
+    input,
+    policy,
+    { hours, tickMinutes: tick, lagMinutes: lag, viaEmulator: flags.viaEmulator ?? false },
+    io,
+  );
   return output(
     result,
     flags,
@@ -250,22 +277,13 @@ export async function runReplay(
   io: Streams,
   options: RuntimeOptions,
 ): Promise<number> {
-  let sinceMs: number;
-  try {
-    sinceMs = durationMs(flags.since);
-  } catch (e) {
-    throw new UsageError(
-      `--since ${JSON.stringify(flags.since)}: ${unitsOutOfOrder(flags.since) ? UNIT_ORDER_HINT : 'expected a duration such as "7d" or "24h"'}`,
-      { cause: e },
-    );
-  }
+  const sinceMs = flagDurationMs('--since', flags.since, '"7d" or "24h"');
   if (sinceMs < 3_600_000 || sinceMs > MAX_SIMULATED_HOURS * 3_600_000)
     throw new UsageError(
       `--since ${flags.since}: expected between 1h and ${MAX_SIMULATED_HOURS / 24}d`,
     );
   await checkReportPath(flags.report, [['--policy', flags.policy]]);
-  const tick = parseMinutes('--tick', flags.tick, DEFAULT_TICK_MINUTES, 1);
-  const lag = parseMinutes('--lag', flags.lag, DEFAULT_LAG_MINUTES, 0);
+  const { tick, lag } = tickAndLag(flags);
   // As simulate refuses a run shorter than one tick: the governor would not run its tick.
   if (sinceMs < tick * 60_000) {
     throw new UsageError(
@@ -313,19 +331,12 @@ export async function runReplay(
     io.stderr.write(`warning: ${stale}\n`);
     notes.push(stale);
   }
-  const simulate = await loadSimulate();
-  const bar = progressBar(io.stderr);
-  let result: SimulationResult;
-  try {
-    result = await simulate(input, policy, {
-      hours,
-      tickMinutes: tick,
-      lagMinutes: lag,
-      onProgress: (d, t, what) => bar.update(d, t, what),
-    });
-  } finally {
-    bar.done();
-  }
+  const result = await simulateWithProgress(
+    input,
+    policy,
+    { hours, tickMinutes: tick, lagMinutes: lag },
+    io,
+  );
   const over = warning
     ? `the last ${(input.history.minutes / 60).toFixed(1)} h (of --since ${flags.since})`
     : `the last ${flags.since}`;
