@@ -36,12 +36,7 @@ export interface ServiceFacts {
 
 export function makeAlert(
   ctx: Pick<AlertContext, 'at' | 'runId'>,
-  where: {
-    project: string;
-    region: string | null;
-    accelerator: string | null;
-    zonalRedundancy: boolean | null;
-  },
+  where: AlertPlace,
   a: {
     type: AlertType;
     status?: Alert['status'];
@@ -76,25 +71,27 @@ export function makeAlert(
 /** `type:place[:service][:key]`: the same condition keeps it from firing to resolved. */
 export function dedupKeyOf(
   type: AlertType,
-  where: {
-    project: string;
-    region: string | null;
-    accelerator: string | null;
-    zonalRedundancy: boolean | null;
-  },
+  where: AlertPlace,
   service: string | null = null,
   key?: string,
 ): string {
   const place =
-    where.region !== null && where.accelerator !== null && where.zonalRedundancy !== null
-      ? poolKey({
-          project: where.project,
-          region: where.region,
-          accelerator: where.accelerator,
-          zonalRedundancy: where.zonalRedundancy,
-        })
-      : [where.project, where.region].filter((x) => x !== null).join('/');
+    alertPoolKey(where) ?? [where.project, where.region].filter((x) => x !== null).join('/');
   return [type, place, service, key].filter((x) => x).join(':');
+}
+
+/** Where an alert is: a project, a region of it or one of its pools (null: not that narrow). */
+export type AlertPlace = Pick<Alert, 'project' | 'region' | 'accelerator' | 'zonalRedundancy'>;
+
+/** The key of the pool an alert is about (core/pool.ts poolKey); null when it names no pool. */
+export function alertPoolKey(a: AlertPlace): string | null {
+  if (a.region === null || a.accelerator === null || a.zonalRedundancy === null) return null;
+  return poolKey({
+    project: a.project,
+    region: a.region,
+    accelerator: a.accelerator,
+    zonalRedundancy: a.zonalRedundancy,
+  });
 }
 
 /**

@@ -1,8 +1,9 @@
 import { z } from 'zod';
 
 import { Alert, Severity } from './alert.js';
+import { alertPoolKey, type AlertPlace } from './conditions.js';
 import { beyondSkew } from './duration.js';
-import { compareText, poolKey } from './pool.js';
+import { compareText } from './pool.js';
 
 /**
  * Which alerts a run publishes: conditions fire once, re-notify after `renotifyAfter` and resolve
@@ -89,15 +90,13 @@ export interface NotifyOutput {
  * Where a condition is: its pool's `poolKey` when it has one, else as far as it has a place
  * (`project[/region[/accelerator]]`), so that a pool's key is a prefix-extension of its region's.
  */
-export function locationKey(
-  a: Pick<Alert, 'project' | 'region' | 'accelerator' | 'zonalRedundancy'>,
-): string {
-  const { project, region, accelerator, zonalRedundancy } = a;
-  if (region !== null && accelerator !== null && zonalRedundancy !== null)
-    return poolKey({ project, region, accelerator, zonalRedundancy });
-  return [project, region, region === null ? null : accelerator]
-    .filter((x) => x !== null)
-    .join('/');
+export function locationKey(a: AlertPlace): string {
+  return (
+    alertPoolKey(a) ??
+    [a.project, a.region, a.region === null ? null : a.accelerator]
+      .filter((x) => x !== null)
+      .join('/')
+  );
 }
 
 /** Whether a scope entry covers a location: the same key, or a prefix ending at a `/`. */

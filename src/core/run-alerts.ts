@@ -1,5 +1,5 @@
 import { alertAttributes, type Alert } from './alert.js';
-import { dedupKeyOf, makeAlert, projectWide } from './conditions.js';
+import { alertPoolKey, dedupKeyOf, makeAlert, projectWide } from './conditions.js';
 import { recordAlert, withUniqueIds, type ConditionState } from './notify.js';
 import type { Plan, PlanPool } from './plan.js';
 import { compareText, poolKey, poolWords, samePool } from './pool.js';
@@ -592,15 +592,4 @@ export function alertMessage(a: Alert): {
 /** Pub/Sub ordering key of an alert: its pool, or its project when it has no pool. */
 export function orderingKey(a: Alert): string {
   return alertPoolKey(a) ?? a.project;
-}
-
-/** The key of the pool an alert is about (core/pool.ts poolKey); null when it names no pool. */
-export function alertPoolKey(a: Alert): string | null {
-  if (a.region === null || a.accelerator === null || a.zonalRedundancy === null) return null;
-  return poolKey({
-    project: a.project,
-    region: a.region,
-    accelerator: a.accelerator,
-    zonalRedundancy: a.zonalRedundancy,
-  });
 }

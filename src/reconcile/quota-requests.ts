@@ -24,7 +24,8 @@ import {
 } from '../core/quota-requests.js';
 import { poolOfKey } from '../core/pool.js';
 import { preferenceNameFault, preferenceProject } from '../core/preference-name.js';
-import { alertPoolKey, type RunContext } from '../core/run-alerts.js';
+import { alertPoolKey } from '../core/conditions.js';
+import type { RunContext } from '../core/run-alerts.js';
 import {
   ConflictError,
   InputError,
