@@ -2,6 +2,7 @@ import { MINUTE_MS } from '../emulator/model.js';
 import { poolAt, type Member, type PoolInfo, type SimContext } from './context.js';
 import {
   STRATEGY_LABELS,
+  type GpuMinutes,
   type PoolMetrics,
   type PoolSeries,
   type RefusalCauses,
@@ -82,26 +83,18 @@ export class Accounting {
     for (const r of rows) {
       const sm = this.services.get(r.member.id);
       if (sm) {
-        sm.demandGpuMinutes += r.want * r.member.gpus;
-        sm.refusedGpuMinutes += r.refused;
-        sm.refusedCapGpuMinutes += r.refusedCap;
-        sm.refusedQuotaGpuMinutes += r.refused - r.refusedCap;
-        sm.idleGpuMinutes += r.idle;
+        addMinute(sm, r);
         this.trackReversal(sm, r, t);
       }
+      addMinute(pm, r);
       demand += r.want * r.member.gpus;
       refused += r.refused;
-      pm.refusedCapGpuMinutes += r.refusedCap;
-      pm.refusedQuotaGpuMinutes += r.refused - r.refusedCap;
       caps += r.cap;
-      pm.idleGpuMinutes += r.idle;
       if (series) {
         const c = series.caps[r.member.name];
         if (c) c[t] = r.cap;
       }
     }
-    pm.demandGpuMinutes += demand;
-    pm.refusedGpuMinutes += refused;
     const { available } = poolAt(pool, t);
     if (caps > available) pm.capsOverQuotaMinutes += 1;
     if (series) {
@@ -204,6 +197,25 @@ export class Accounting {
   }
 }
 
+function noGpuMinutes(): GpuMinutes {
+  return {
+    demandGpuMinutes: 0,
+    refusedGpuMinutes: 0,
+    refusedCapGpuMinutes: 0,
+    refusedQuotaGpuMinutes: 0,
+    idleGpuMinutes: 0,
+  };
+}
+
+/** One minute of one service, added to its own sums and to its pool's alike. */
+function addMinute(sums: GpuMinutes, r: MinuteRow): void {
+  sums.demandGpuMinutes += r.want * r.member.gpus;
+  sums.refusedGpuMinutes += r.refused;
+  sums.refusedCapGpuMinutes += r.refusedCap;
+  sums.refusedQuotaGpuMinutes += r.refused - r.refusedCap;
+  sums.idleGpuMinutes += r.idle;
+}
+
 function newServiceMetrics(
   ctx: SimContext,
   p: PoolInfo,
@@ -217,11 +229,7 @@ function newServiceMetrics(
     managed: s.managed,
     priority: s.priority,
     weight: s.weight,
-    demandGpuMinutes: 0,
-    refusedGpuMinutes: 0,
-    refusedCapGpuMinutes: 0,
-    refusedQuotaGpuMinutes: 0,
-    idleGpuMinutes: 0,
+    ...noGpuMinutes(),
     writes: 0,
     reversals: 0,
   };
@@ -233,11 +241,7 @@ function newPoolSums(p: PoolInfo): PoolSums {
     quota: p.quota,
     available: p.available,
     services: p.members.length,
-    demandGpuMinutes: 0,
-    refusedGpuMinutes: 0,
-    refusedCapGpuMinutes: 0,
-    refusedQuotaGpuMinutes: 0,
-    idleGpuMinutes: 0,
+    ...noGpuMinutes(),
     writes: 0,
     writesPerServiceHour: 0,
     scarceMinutes: 0,

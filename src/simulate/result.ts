@@ -126,13 +126,8 @@ export interface TickView {
   failedRuns: number;
 }
 
-export interface ServiceMetrics {
-  pool: string;
-  name: string;
-  /** False for a service the policy leaves alone (`managed: false`, or no rule matches). */
-  managed: boolean;
-  priority: number;
-  weight: number;
+/** The GPU-minutes a service and its pool add up, minute by minute. */
+export interface GpuMinutes {
   demandGpuMinutes: number;
   refusedGpuMinutes: number;
   /** Of which: above the service's cap. */
@@ -140,23 +135,25 @@ export interface ServiceMetrics {
   /** Of which: the pool had no free GPU. */
   refusedQuotaGpuMinutes: number;
   idleGpuMinutes: number;
+}
+
+export interface ServiceMetrics extends GpuMinutes {
+  pool: string;
+  name: string;
+  /** False for a service the policy leaves alone (`managed: false`, or no rule matches). */
+  managed: boolean;
+  priority: number;
+  weight: number;
   writes: number;
   /** Caps raised back within 30 minutes of being lowered, with no refusal at the lower cap. */
   reversals: number;
 }
 
-export interface PoolMetrics {
+export interface PoolMetrics extends GpuMinutes {
   pool: string;
   quota: number;
   available: number;
   services: number;
-  demandGpuMinutes: number;
-  refusedGpuMinutes: number;
-  /** Of which: above a service's cap. */
-  refusedCapGpuMinutes: number;
-  /** Of which: the pool had no free GPU. */
-  refusedQuotaGpuMinutes: number;
-  idleGpuMinutes: number;
   writes: number;
   writesPerServiceHour: number;
   /** Minutes in which the pool's demand exceeded what it has. */
