@@ -166,18 +166,25 @@ const NO_CLOCK = [
 /** `import { env } from 'node:process'` reads the environment as `process.env` does. */
 const NO_ENV_IMPORT = ['process', 'node:process'].map((name) => ({
   name,
-  importNames: ['env'],
+  // The default export is `process` itself (`import p from 'node:process'; p.env`).
+  importNames: ['env', 'default'],
   message: NO_ENV.message,
 }));
 /**
- * `createRequire` loads a module by a path no import rule reads. The emulator alone uses it, to
- * read the .proto files that Google's packages ship (src/emulator/protos.ts).
+ * Node.js's `module` loads a module by a path no import rule reads (`createRequire`,
+ * `Module._load`), however it is imported. The emulator alone uses it, to read the .proto files
+ * that Google's packages ship (src/emulator/protos.ts).
  */
 const NO_REQUIRE = ['module', 'node:module'].map((name) => ({
   name,
-  importNames: ['createRequire'],
   message: 'Import a module, so that the layer rules see it (`createRequire` loads past them).',
 }));
+/** `process.getBuiltinModule('node:module')` is the same by another door. */
+const NO_BUILTIN_LOADER = {
+  object: 'process',
+  property: 'getBuiltinModule',
+  message: 'Import a module of Node.js, so that the layer rules see it.',
+};
 /**
  * The command line's tool commands: of src/cli, only they import the tools (simulate/, emulator/),
  * and main.ts loads them only when their command runs (a dynamic import within cli/).
@@ -388,7 +395,12 @@ function layerConfigs() {
             paths: [...NO_ENV_IMPORT, ...(layer === 'emulator' ? [] : NO_REQUIRE)],
           },
         ],
-        'no-restricted-properties': ['error', NO_ENV, ...(layer === 'core' ? NO_CLOCK : [])],
+        'no-restricted-properties': [
+          'error',
+          NO_ENV,
+          NO_BUILTIN_LOADER,
+          ...(layer === 'core' ? NO_CLOCK : []),
+        ],
         'no-restricted-globals': [
           'error',
           ...GLOBAL_OBJECTS,
@@ -430,7 +442,7 @@ function layerConfigs() {
           rules: {
             ...rules,
             'no-restricted-imports': ['error', { patterns: product, paths: NO_REQUIRE }],
-            'no-restricted-properties': 'off',
+            'no-restricted-properties': ['error', NO_BUILTIN_LOADER],
           },
         });
       }
@@ -455,7 +467,7 @@ function layerConfigs() {
           paths: NO_REQUIRE,
         },
       ],
-      'no-restricted-properties': 'off',
+      'no-restricted-properties': ['error', NO_BUILTIN_LOADER],
       'no-restricted-globals': ['error', ...GLOBAL_OBJECTS],
     },
   });

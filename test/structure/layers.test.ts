@@ -144,6 +144,16 @@ describe('a wrong-way import fails lint', () => {
       'src/function/index.ts',
       `import { createRequire } from 'module';`,
     ],
+    [
+      "node:module's default export (m.createRequire)",
+      'src/runtime.ts',
+      `import m from 'node:module';`,
+    ],
+    [
+      "node:module's Module (Module._load)",
+      'src/observe/x.ts',
+      `import { Module } from 'node:module';`,
+    ],
   ])('%s', async (_, filePath, importLine) => {
     const name = /import(?: type)? \{ (\w+) \}/.exec(importLine)?.[1] ?? 'x';
     const found = await problems(filePath, importLine + use(name));
@@ -217,8 +227,12 @@ describe('a wrong-way import fails lint', () => {
     expect(await problems('src/function/handler.ts', code)).toEqual([
       expect.stringMatching(/^no-restricted-properties/),
     ]);
-    // Importing `env` reads it all the same.
+    // Importing `env`, or `process` as the default export, reads it all the same.
     for (const from of ['node:process', 'process']) {
+      const whole = `import p from '${from}';\nexport const host = p.env.GOVERNOR_EMULATOR_HOST;\n`;
+      expect(await problems('src/adapters/x.ts', whole)).toEqual([
+        expect.stringMatching(/^no-restricted-imports/),
+      ]);
       const imported = `import { env } from '${from}';\nexport const host = env.GOVERNOR_EMULATOR_HOST;\n`;
       expect(await problems('src/adapters/x.ts', imported)).toEqual([
         expect.stringMatching(/^no-restricted-imports/),
@@ -330,6 +344,14 @@ describe('a path the layer rules would not read fails lint', () => {
     expect(await problems('src/observe/x.ts', code)).toEqual([
       expect.stringMatching(/^house\/import-path: .*import type/),
     ]);
+  });
+
+  it('a module of Node.js taken by process.getBuiltinModule fails lint, entry points too', async () => {
+    const code = "export const m = process.getBuiltinModule('node:module');\n";
+    for (const file of ['src/adapters/x.ts', 'src/cli/io.ts', 'src/function/index.ts'])
+      expect(await problems(file, code), file).toEqual([
+        expect.stringMatching(/^no-restricted-properties/),
+      ]);
   });
 
   it('code run from a string fails lint anywhere in src/', async () => {
