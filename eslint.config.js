@@ -211,8 +211,19 @@ function cliProduct(depth, file) {
           regex: `^${up(depth)}(emulator|simulate)/`,
           message: `Of the command line, only the tool commands (${TOOL_COMMANDS.map((f) => posix.basename(f)).join(', ')}) import the tools: the product's commands never load them.`,
         },
+    // Nor a tool command, which would bring the tools with it (main.ts runs them, by command).
+    ...(file === CLI_MAIN
+      ? []
+      : [
+          {
+            regex: `^\\.\\.?/(cli/)?${TOOL_COMMAND_NAMES}$`,
+            message: `Only main.ts loads a tool command (${TOOL_COMMANDS.map((f) => posix.basename(f)).join(', ')}), when that command runs.`,
+          },
+        ]),
   ];
 }
+/** The tool commands' module names, as an import reads them: `(simulate|…)-command\.js`. */
+const TOOL_COMMAND_NAMES = `(${TOOL_COMMANDS.map((f) => escape(posix.basename(f, '.ts'))).join('|')})\\.js`;
 /** The globals through which code reaches a clock, a timer, the process or the network. */
 const CORE_GLOBALS = [
   'process',
@@ -503,6 +514,23 @@ function layerConfigs() {
     files: ['src/**/*.ts'],
     ignores: ['src/adapters/**'],
     rules: { 'no-restricted-syntax': ['error', acrossFolders, computed, googleDynamic] },
+  });
+  configs.push({
+    files: ['src/cli/**/*.ts'],
+    ignores: [CLI_MAIN, ...TOOL_COMMANDS],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        acrossFolders,
+        computed,
+        googleDynamic,
+        {
+          // esquery's regular expressions cannot hold a slash: \x2F is one.
+          selector: `ImportExpression[source.value=/(^|\\x2F)${TOOL_COMMAND_NAMES}$/]`,
+          message: 'Only main.ts loads a tool command, when that command runs.',
+        },
+      ],
+    },
   });
   configs.push({
     files: ['src/*.ts'],

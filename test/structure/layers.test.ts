@@ -118,6 +118,11 @@ describe('a wrong-way import fails lint', () => {
       `import { simulate } from '../simulate/simulate.js';`,
     ],
     [
+      'a product command → a tool command (which brings the tools)',
+      'src/cli/apply-command.ts',
+      `import { runSimulate } from './simulate-command.js';`,
+    ],
+    [
       'cli/main.ts → emulator',
       'src/cli/main.ts',
       `import { startEmulator } from '../emulator/index.js';`,
@@ -197,6 +202,11 @@ describe('a wrong-way import fails lint', () => {
     ['a module at the root of src/ to another', 'src/log.ts', `import(${"'./runtime.js'"})`],
     ['the core, of a Node.js module', 'src/core/x.ts', `import(${"'node:fs'"})`],
     ['the core, within its folder', 'src/core/x.ts', `import(${"'./alert.js'"})`],
+    [
+      'a product command, of a tool command',
+      'src/cli/apply-command.ts',
+      `import(${"'./emulator-command.js'"})`,
+    ],
   ])('a dynamic import the layer rules cannot follow: %s', async (_, filePath, expression) => {
     const found = await problems(filePath, `export const load = () => ${expression};\n`);
     expect(
