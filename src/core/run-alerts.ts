@@ -500,6 +500,47 @@ export function overAfterRaisesAlerts(
   return out;
 }
 
+/**
+ * A pool this run raised whose read just after the raises failed (`error`, as the adapter worded
+ * it: a read refused for the minute's read quota names RESOURCE_EXHAUSTED): `raises` of this
+ * run's raises may have landed, and whether another writer or a quota cut took the pool over its
+ * quota in the round trip before them is not known.
+ */
+export interface UnverifiedRaises {
+  project: string;
+  region: string;
+  accelerator: string;
+  zonalRedundancy: boolean;
+  raises: number;
+  error: string;
+}
+
+/**
+ * `governor.degraded` (reason `unverified`) for each pool of the project whose read after this
+ * run's raises failed: the act step could neither confirm that the pool stayed within its quota
+ * nor lower its raises back, so a race it exists to catch would go unseen until the next run
+ * (which plans from the pool as it is, lowering it if it is over, and so resolves this). One per
+ * pool, keyed on the pool, so that it resolves where the next run judges the pool.
+ */
+export function unverifiedRaisesAlerts(
+  ctx: RunContext,
+  project: string,
+  unverified: readonly UnverifiedRaises[],
+): Alert[] {
+  const out: Alert[] = [];
+  for (const u of unverified.filter((x) => x.project === project)) {
+    const alert = makeAlert(ctx, u, {
+      type: 'governor.degraded',
+      severity: 'WARNING',
+      key: 'unverified',
+      summary: `${plural(u.raises, 'raise')} in ${poolWords(u)} could not be checked against the quota: the pool could not be read again just after them (${oneLine(u.error)}); if another writer filled the pool meanwhile it stays over its quota until the next run reads and lowers it`,
+      details: { reason: 'unverified', raises: u.raises, error: u.error },
+    });
+    if (!out.some((c) => c.dedupKey === alert.dedupKey)) out.push(alert);
+  }
+  return out;
+}
+
 /** governor.degraded for what observation could not read in the project; null when all was read. */
 export function degradedAlert(
   ctx: RunContext,

@@ -1,7 +1,7 @@
 import { groupBy } from '../core/collections.js';
 import { oneLine } from '../core/text.js';
 import type { Plan, PlanChange, PlanPool } from '../core/plan.js';
-import type { OverAfterRaises } from '../core/run-alerts.js';
+import type { OverAfterRaises, UnverifiedRaises } from '../core/run-alerts.js';
 import { effectiveMax, poolIdOf, poolKey, samePool } from '../core/pool.js';
 import {
   mayHaveLanded,
@@ -136,6 +136,12 @@ export interface ActOptions {
    * over once this run's raises are lowered back as far as they can be (for an alert).
    */
   onOverAfterRaises?: (over: OverAfterRaises) => void;
+  /**
+   * Told of each pool whose read just after this run's raises failed (Cloud Run refused it for
+   * the minute's read quota, say): whether the pool stayed within its quota is not known until
+   * the next run reads it (for an alert).
+   */
+  onUnverified?: (unverified: UnverifiedRaises) => void;
 }
 
 /**
@@ -784,6 +790,7 @@ async function compensate(
       'WARNING',
       `${poolKey(pool)}: could not read the pool again after its increases (${read.message}): not verified; the next run will see it`,
     );
+    opts.onUnverified?.({ ...poolIdOf(pool), raises: raises.length, error: read.message });
     return [];
   }
   const { room, allowed, governed } = roomOf(plan, pool, read);

@@ -60,6 +60,7 @@ import {
   alertMessage,
   outboxDroppedAlert,
   overAfterRaisesAlerts,
+  unverifiedRaisesAlerts,
   plannedEvents,
   quotaChanges,
   runEvents,
@@ -67,6 +68,7 @@ import {
   unitsStoppedAlert,
   type HeldLease,
   type OverAfterRaises,
+  type UnverifiedRaises,
   type RunContext,
 } from '../core/run-alerts.js';
 import {
@@ -232,6 +234,8 @@ interface Run {
   unreadableCounts: Set<string>;
   /** The pools the act step left over their budget just after its raises (see act.ts, verify). */
   overAfterRaises: OverAfterRaises[];
+  /** The pools whose read just after this run's raises failed: not verified (act.ts, verify). */
+  unverifiedRaises: UnverifiedRaises[];
 }
 
 export async function reconcile(
@@ -373,6 +377,7 @@ async function startRun(
     quotaOrphans: new Map(),
     unreadableCounts: new Set(),
     overAfterRaises: [],
+    unverifiedRaises: [],
   };
 }
 
@@ -645,6 +650,7 @@ async function act(
     // Another governor's stamp counts as long as its lease could: the same TTL as ours.
     otherWriterTtlMs: leaseTtlMs(options),
     onOverAfterRaises: (over) => run.overAfterRaises.push(over),
+    onUnverified: (unverified) => run.unverifiedRaises.push(unverified),
     leaseLost: async (project) => {
       const lease = await deps.store.readLease(project);
       if (lease?.holder === run.holder) return null;
@@ -922,6 +928,7 @@ async function alertProject(
   const contended = contendedAlert(ctx, project, report.writes);
   if (contended) conditions.push(contended);
   conditions.push(...overAfterRaisesAlerts(ctx, project, run.overAfterRaises, conditions));
+  conditions.push(...unverifiedRaisesAlerts(ctx, project, run.unverifiedRaises));
   const lastRun = await beforeDeadline(
     () => deps.store.listRuns(project),
     grace,

@@ -179,6 +179,63 @@ describe('act: another writer between the governor reads and its writes', () => 
     expect(next.delivered.filter((a: Alert) => a.type === 'pool.over-budget')).toEqual([]);
   });
 
+  it('the read after the raises refused for the minute (RESOURCE_EXHAUSTED): the run says the pool is unverified, and the next run judges it again', async () => {
+    await start();
+    // Right after the last raise another writer fills the pool, and Cloud Run refuses the read
+    // that would verify it: its read quota is spent for longer than a call waits (RetryInfo past
+    // the minute), so the adapter gives the read up at once.
+    let writes = 0;
+    let refused = 0;
+    hook = (name) => {
+      if (name === 'UpdateService' && ++writes === 4) fillThePool();
+      if (name === 'ListServices' && writes >= 4) {
+        refused += 1;
+        return new RpcError(
+          status.RESOURCE_EXHAUSTED,
+          "Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute per region' of service 'run.googleapis.com'",
+          90_000,
+        );
+      }
+      return undefined;
+    };
+    const sink = new RecordingSink();
+    const store = createMemoryStateStore();
+    const report = await run(sink, store);
+    expect(refused).toBeGreaterThan(0);
+    expect(report.writes.filter((w) => w.outcome === 'written').length).toBeGreaterThan(0);
+    expect(poolCaps()).toBeGreaterThan(12);
+    // Not a silent success: the run's alerts name the pool, the refusal and what follows.
+    const unverified = report.alerts.filter(
+      (a: Alert) =>
+        a.type === 'governor.degraded' &&
+        a.details['reason'] === 'unverified' &&
+        a.status !== 'resolved',
+    );
+    expect(unverified).toHaveLength(1);
+    expect(unverified[0]?.severity).toBe('WARNING');
+    expect(unverified[0]?.summary).toContain(REGION);
+    expect(unverified[0]?.summary).toContain('RESOURCE_EXHAUSTED');
+    expect(unverified[0]?.summary).toContain('next run');
+    expect(sink.delivered.map((a: Alert) => a.id)).toContain(unverified[0]?.id);
+    // The next run, with the read quota back, reads the pool as it is: the pool is judged again
+    // (over its budget here, held by the services' instances, so pool.over-budget fires and the
+    // caps it can lower come down), and the unverified condition resolves.
+    hook = null;
+    emulator.advance(60_000);
+    const next = new RecordingSink();
+    const again = await run(next, store);
+    expect(
+      again.writes.filter((w) => w.outcome === 'written' && w.planned < w.from).length,
+    ).toBeGreaterThan(0);
+    expect(
+      next.delivered
+        .filter((a: Alert) => a.type === 'pool.over-budget')
+        .map((a: Alert) => a.status),
+    ).toEqual(['firing']);
+    const resolved = next.delivered.filter((a: Alert) => a.dedupKey === unverified[0]?.dedupKey);
+    expect(resolved.map((a: Alert) => a.status)).toEqual(['resolved']);
+  });
+
   it('a fresh read that shows the pool filled: no raise is written, each counted with its reason', async () => {
     await start();
     // The other writer fills the pool just before the governor's read before its increases
