@@ -7,7 +7,10 @@ import { poolKey, type PoolId } from './pool.js';
  */
 
 export type ProblemSubject =
-  /** A region's services could not be listed: the region is skipped whole. */
+  /**
+   * A region's services could not be listed: the region is skipped whole; with no region, the
+   * project's regions could not be listed: the project is skipped whole.
+   */
   | 'services'
   /** A region's worker pools could not be listed: its pools' budgets are unknown, nothing raised. */
   | 'worker-pools'
@@ -72,7 +75,9 @@ export interface ObservationProblem {
 export function renderProblem(p: ObservationProblem): string {
   switch (p.subject) {
     case 'services':
-      return `${p.project}/${p.region ?? '?'}: services unreadable, region skipped: ${p.error}`;
+      return p.region === null
+        ? `${p.project}: its Cloud Run regions could not be listed, so none of them is governed: ${p.error}`
+        : `${p.project}/${p.region}: services unreadable, region skipped: ${p.error}`;
     case 'worker-pools':
       return `${p.project}/${p.region ?? '?'}: worker pools unreadable, so the budget of its GPU pools is unknown and nothing there is raised: ${p.error}`;
     case 'jobs':

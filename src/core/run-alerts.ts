@@ -551,9 +551,10 @@ export function degradedAlert(
   if (mine.length === 0) return null;
   // A region whose services could not be listed is skipped whole: nothing there is governed,
   // which is as grave as a held lease (ERROR), not a partial read (WARNING).
-  const skipped = [
-    ...new Set(mine.filter((p) => p.subject === 'services').map((p) => p.region ?? '?')),
-  ].sort(compareText);
+  const unlisted = mine.filter((p) => p.subject === 'services');
+  const skipped = unlisted.some((p) => p.region === null)
+    ? ['any region (its regions could not be listed)']
+    : [...new Set(unlisted.map((p) => p.region ?? ''))].sort(compareText);
   const unit = unitLabel({ project, ...ctx });
   return makeAlert(ctx, projectWide(ctx, project), {
     type: 'governor.degraded',

@@ -90,7 +90,24 @@ export async function observe(
 
   const perProject = await Promise.all(
     policy.projects.map(async (project) => {
-      const regions = policy.regions ?? (await ports.run.listRegions(project));
+      // A project whose regions cannot be listed (refused for the minute's read quota, denied)
+      // is left out whole, as a region whose services cannot be listed is: nothing of it is
+      // planned or written, the problem is reported, and the other projects are governed (their
+      // decreases are what keeps a pool within a cut quota), where a throw would stop them all.
+      const listedRegions = policy.regions
+        ? { ok: true as const, value: policy.regions }
+        : await settle(ports.run.listRegions(project));
+      if (!listedRegions.ok) {
+        problems.push({
+          project,
+          region: null,
+          pool: null,
+          subject: 'services',
+          error: listedRegions.error,
+        });
+        return unlisted(project);
+      }
+      const regions = listedRegions.value;
       readEarly(regions, project);
       const [lists, counts, utilization, served, refused] = await Promise.all([
         Promise.all(
@@ -614,6 +631,23 @@ export function usageOf(
 }
 
 type Settled<T> = { ok: true; value: T } | { ok: false; error: string; cause: unknown };
+
+/** A project none of whose regions could be listed: nothing of it read, nothing more asked. */
+function unlisted(project: string) {
+  const none = { ok: true as const, value: [] as MetricSeries[] };
+  return {
+    project,
+    regionsListed: 0,
+    unknownRegions: new Map<string, string>(),
+    services: [] as ObservedService[],
+    workerPools: [] as ObservedWorkerPool[],
+    jobExecutions: [] as ObservedJobExecution[],
+    counts: none as Settled<MetricSeries[]>,
+    utilization: none as Settled<MetricSeries[]>,
+    served: none as Settled<MetricSeries[]>,
+    refused: none as Settled<MetricSeries[]>,
+  };
+}
 
 async function settle<T>(p: Promise<T>): Promise<Settled<T>> {
   try {

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { effectiveMax } from '../../src/core/pool.js';
 import { renderProblem } from '../../src/core/problems.js';
-import { PermissionError, UnavailableError } from '../../src/errors.js';
+import { PermissionError, RateLimitedError, UnavailableError } from '../../src/errors.js';
 import { observe } from '../../src/observe/observe.js';
 import { plan } from '../../src/core/planner.js';
 import { parseSnapshot } from '../../src/core/snapshot.js';
@@ -309,6 +309,37 @@ describe('observe', () => {
     expect(o.problems.map(renderProblem).join('\n')).toContain(
       'p/us-west1: services unreadable, region skipped',
     );
+  });
+
+  it('skips a project whose regions it cannot list, and still reads the others', async () => {
+    // A policy without regions lists each project's Cloud Run regions first. Refused for one
+    // project (its read quota spent for the minute, say), that project is left out whole, as a
+    // region that cannot be listed is: the other projects are observed (and so governed: their
+    // decreases are what keeps a pool within a cut quota), and the run says what it skipped.
+    const base = ports({ services: [service('a')] });
+    const refusal = new RateLimitedError(
+      "listing the Cloud Run regions of projects/q failed: RESOURCE_EXHAUSTED: Quota exceeded for quota metric 'Read requests'",
+    );
+    const run: CloudRunPort = {
+      ...base.run,
+      listRegions: (project) =>
+        project === 'q' ? Promise.reject(refusal) : Promise.resolve(['us-east1', 'us-west1']),
+    };
+    const o = await observe(policy({ projects: ['p', 'q'] }), { ...base, run }, NOW);
+    expect(o.snapshot.services.map((s) => `${s.project}/${s.name}`)).toEqual(['p/a']);
+    expect(o.regionsListed).toBe(2);
+    expect(o.problems).toEqual([
+      { project: 'q', region: null, pool: null, subject: 'services', error: refusal.message },
+    ]);
+    expect(o.problems.map(renderProblem)).toEqual([
+      `q: its Cloud Run regions could not be listed, so none of them is governed: ${refusal.message}`,
+    ]);
+    const alert = degradedAlert({ at: new Date(NOW).toISOString(), runId: 'r' }, 'q', o.problems);
+    expect(alert?.severity).toBe('ERROR');
+    expect(alert?.summary).toContain('q is not governed in any region');
+    expect(
+      degradedAlert({ at: new Date(NOW).toISOString(), runId: 'r' }, 'p', o.problems),
+    ).toBeNull();
   });
 
   it('reads each quota the policy does not set, and leaves a failed one unknown', async () => {
