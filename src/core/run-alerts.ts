@@ -541,6 +541,18 @@ export function unverifiedRaisesAlerts(
   return out;
 }
 
+/**
+ * Whether a read was refused for a request quota: the adapters word a RESOURCE_EXHAUSTED with
+ * its code (adapters/grpc-errors.ts), as Google's "Quota exceeded for quota metric ..." follows.
+ */
+function refusedForQuota(p: ObservationProblem): boolean {
+  return /\bRESOURCE_EXHAUSTED\b/.test(p.error);
+}
+
+/** What to do when every listing was refused for a request quota (not for a permission). */
+const QUOTA_HINT =
+  "Google refused the reads for a request quota, RESOURCE_EXHAUSTED: the error names the quota and the project it is charged to; docs/performance.md, Google's request quotas";
+
 /** governor.degraded for what observation could not read in the project; null when all was read. */
 export function degradedAlert(
   ctx: RunContext,
@@ -562,7 +574,7 @@ export function degradedAlert(
     key: 'observation',
     summary:
       skipped.length > 0
-        ? `${unit} is not governed in ${someOf(skipped, 3)}: its services could not be listed (${plural(mine.length, 'problem')}; governor check names a missing permission)`
+        ? `${unit} is not governed in ${someOf(skipped, 3)}: its services could not be listed (${plural(mine.length, 'problem')}; ${unlisted.every(refusedForQuota) ? QUOTA_HINT : 'governor check names a missing permission'})`
         : `The governor could not read everything in ${unit}: ${plural(mine.length, 'problem')}`,
     details: { reason: 'observation', problems: mine.map(renderProblem) },
   });

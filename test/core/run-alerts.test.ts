@@ -251,6 +251,26 @@ describe('observation problems', () => {
     });
   });
 
+  it('degraded names the request quota, not a permission, when the listings were refused for it', () => {
+    const refused = (region: string) =>
+      problem('acme', {
+        subject: 'services',
+        region,
+        error: `listing the services of projects/acme/locations/${region} failed: RESOURCE_EXHAUSTED: Quota exceeded for quota metric 'Read requests' and limit 'Read requests per minute per region' of service 'run.googleapis.com' for consumer 'project_number:123'`,
+      });
+    const alert = degradedAlert(CTX, 'acme', [refused('us-east1'), refused('europe-west4')]);
+    expect(alert?.severity).toBe('ERROR');
+    expect(alert?.summary).toBe(
+      "acme is not governed in europe-west4, us-east1: its services could not be listed (2 problems; Google refused the reads for a request quota, RESOURCE_EXHAUSTED: the error names the quota and the project it is charged to; docs/performance.md, Google's request quotas)",
+    );
+    // A permission among them keeps the permission hint: governor check finds it.
+    const mixed = degradedAlert(CTX, 'acme', [
+      refused('us-east1'),
+      problem('acme', { subject: 'services', region: 'us-west1', error: 'PERMISSION_DENIED' }),
+    ]);
+    expect(mixed?.summary).toContain('governor check names a missing permission');
+  });
+
   it('conditions are judged over the whole project only when everything was read', () => {
     const p = fleetPlan({ pools: [{ region: 'us-west1', quota: 3 }] });
     expect(judgedScope('acme', p, [])).toEqual(['acme']);
