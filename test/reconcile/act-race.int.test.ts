@@ -399,6 +399,34 @@ describe('act: another writer between the governor reads and its writes', () => 
     expect(aboutA[0]?.summary).toContain(`iam.serviceaccounts.actAs on ${account}`);
   });
 
+  it('every write refused for the write quota (RESOURCE_EXHAUSTED): nothing lands, the pool stays within quota, and apply.failed names the refusal', async () => {
+    await start();
+    const before = poolCaps();
+    // Longer than a call waits for a retry delay: each write is given up at once, as refused.
+    hook = (name) =>
+      name === 'UpdateService'
+        ? new RpcError(
+            status.RESOURCE_EXHAUSTED,
+            "Quota exceeded for quota metric 'Write requests' and limit 'Write requests per minute per region' of service 'run.googleapis.com'",
+            90_000,
+          )
+        : undefined;
+    const sink = new RecordingSink();
+    const report = await run(sink);
+    expect(report.writes.length).toBeGreaterThan(0);
+    for (const w of report.writes) {
+      expect(w.outcome, w.name).toBe('failed');
+      expect(w.cause, w.name).toBe('failed');
+      expect(w.reason, w.name).toContain('RESOURCE_EXHAUSTED');
+    }
+    expect(emulator.writes()).toEqual([]);
+    expect(poolCaps()).toBe(before);
+    expect(poolCaps()).toBeLessThanOrEqual(12);
+    const failed = sink.delivered.filter((a: Alert) => a.type === 'apply.failed');
+    expect(failed.length).toBeGreaterThan(0);
+    for (const a of failed) expect(a.summary).toContain('RESOURCE_EXHAUSTED');
+  });
+
   it('a write refused for the minute is not sent again after the run deadline, whatever delay Google asked', async () => {
     await start();
     // Every write refused with a RetryInfo of 3 s, in a run of 1.5 s: the adapter would wait and
