@@ -207,6 +207,18 @@ describe('the structured why of a plan row', () => {
     );
     expect(row(max, 'a').why).toMatchObject({ floorAboveCeiling: { floor: 2, ceiling: 1 } });
     expect(row(max, 'a').to).toBe(2);
+    // A floor exactly at quota ÷ GPUs is not above it: Cloud Run accepts it, so it is the
+    // policy's max the floor wins, not the quota that wins the floor.
+    const atQuota = consistent(
+      plan(
+        snap(2, [svc('a', 1, { current: 1, peak: 1 }, { minInstances: 2 })]),
+        policy({ defaults: { max: 1 } }),
+        AT,
+      ),
+    );
+    expect(row(atQuota, 'a').why.floorAboveCeiling).toEqual({ floor: 2, ceiling: 1 });
+    expect(row(atQuota, 'a')).toMatchObject({ to: 2, floor: 2, ceiling: 2 });
+    expect(row(atQuota, 'a').reason).toContain('floor 2 is above ceiling 1: the floor wins');
   });
 
   it('renders every field, in the order the planner takes its steps', () => {
