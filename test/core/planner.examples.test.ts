@@ -498,6 +498,22 @@ describe('rule 5: enough for what is used', () => {
     expect(to(p, 'vip')).toBe(2);
     expect(types(p)).toContain('service.starved');
   });
+
+  it('protects what is in use only up to the current cap, not instances above a cap lowered by hand', () => {
+    // lowered was cut to 2 by hand while 5 of its instances still ran: step 1 protects 2, so
+    // the 4 that steady uses are not cut to fund the 3 above lowered's cap.
+    const p = plan(
+      snap(6, [
+        svc('lowered', 2, { current: 5, peak: 5 }),
+        svc('steady', 4, { current: 4, peak: 4 }),
+      ]),
+      policy(),
+      AT,
+    );
+    expect(to(p, 'steady')).toBe(4);
+    expect(to(p, 'lowered')).toBe(2);
+    expect(p.changes).toEqual([]);
+  });
 });
 
 describe('rule 6: priority, then weight', () => {
