@@ -923,6 +923,21 @@ describe('rule 8: calm', () => {
     );
   });
 
+  it('holds a cap only while the raise is less than scaleDownDelay old: at 15m it is over', () => {
+    const p = plan(fleet('2026-11-27T14:45:00Z'), policy(), AT);
+    const wasBusy = p.services.find((s) => s.name === 'was-busy');
+    expect(wasBusy?.why.sticky).toBeUndefined();
+    expect(wasBusy?.reason).not.toContain('scale-down delay');
+    expect(reason(p, 'was-busy')).toContain(
+      'burst room (leftover GPUs left where they were, toward its cap of 6)',
+    );
+    // A millisecond earlier, the delay still holds.
+    const before = plan(fleet('2026-11-27T14:45:00.001Z'), policy(), AT);
+    expect(before.services.find((s) => s.name === 'was-busy')?.why.sticky).toMatchObject({
+      until: '2026-11-27T15:00:00.001Z',
+    });
+  });
+
   it('starts no scale-down delay from a raise dated later than now', () => {
     const p = plan(fleet('2099-01-01T00:00:00Z'), policy(), AT);
     expect(reason(p, 'was-busy')).not.toContain('scale-down delay');
