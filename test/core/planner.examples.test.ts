@@ -1222,4 +1222,14 @@ describe('alerts', () => {
       dedupKey: 'pool.pressure:p/us-central1/nvidia-l4/zonal',
     });
   });
+
+  it('pool.pressure fires from demand ÷ budget equal to alerts.pressure up, not below', () => {
+    // Budget 10, demand 9 (no headroom): 9 ÷ 10 is the default threshold of 0.9 itself.
+    const at = plan(snap(10, [svc('a', 10, { current: 9, peak: 9 })]), policy(), AT);
+    expect(at.pools[0]).toMatchObject({ budget: 10, demand: 9, status: 'pressure' });
+    expect(types(at)).toEqual(['pool.pressure']);
+    const below = plan(snap(10, [svc('a', 10, { current: 8, peak: 8 })]), policy(), AT);
+    expect(below.pools[0]).toMatchObject({ budget: 10, demand: 8, status: 'ok' });
+    expect(types(below)).toEqual([]);
+  });
 });
