@@ -729,6 +729,41 @@ describe('preempt: all or nothing', () => {
     expect([to(p, 'big'), to(p, 'small')]).toEqual([1, 2]);
     expect(reason(p, 'small')).not.toContain('preempted');
   });
+
+  it('takes the lowest priority down to its floor, never below, then the next lowest', () => {
+    // top (priority 10, 2 GPUs an instance) was refused at 1 instance: it wants 2, so 2 more
+    // GPUs. low (priority 0) can give 1 above its floor of 1, mid (priority 1) 2: low gives its
+    // 1 and mid the other, rather than low going to 0.
+    const p = plan(
+      snap(7, [
+        svc(
+          'top',
+          1,
+          { current: 1, peak: 1, perMinute: minutes([1, 1, 1], [0, 0, 50]) },
+          { gpusPerInstance: 2 },
+        ),
+        svc('low', 2, { current: 2, peak: 2 }),
+        svc('mid', 3, { current: 3, peak: 3 }),
+      ]),
+      policy({
+        services: [
+          { match: { name: 'top' }, priority: 10 },
+          { match: { name: 'low' }, preempt: true },
+          { match: { name: 'mid' }, priority: 1, preempt: true },
+        ],
+      }),
+      AT,
+    );
+    expect([to(p, 'top'), to(p, 'low'), to(p, 'mid')]).toEqual([2, 1, 2]);
+    expect(p.services.find((s) => s.name === 'low')?.why.preempted).toEqual({
+      instances: 1,
+      priority: 10,
+    });
+    expect(p.services.find((s) => s.name === 'mid')?.why.preempted).toEqual({
+      instances: 1,
+      priority: 10,
+    });
+  });
 });
 
 describe('the loan guard: room a preemptible lower priority could only give back late', () => {
