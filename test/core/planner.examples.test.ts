@@ -733,36 +733,37 @@ describe('preempt: all or nothing', () => {
   it('takes the lowest priority down to its floor, never below, then the next lowest', () => {
     // top (priority 10, 2 GPUs an instance) was refused at 1 instance: it wants 2, so 2 more
     // GPUs. low (priority 0) can give 1 above its floor of 1, mid (priority 1) 2: low gives its
-    // 1 and mid the other, rather than low going to 0.
-    const p = plan(
-      snap(7, [
-        svc(
-          'top',
-          1,
-          { current: 1, peak: 1, perMinute: minutes([1, 1, 1], [0, 0, 50]) },
-          { gpusPerInstance: 2 },
-        ),
-        svc('low', 2, { current: 2, peak: 2 }),
-        svc('mid', 3, { current: 3, peak: 3 }),
-      ]),
-      policy({
-        services: [
-          { match: { name: 'top' }, priority: 10 },
-          { match: { name: 'low' }, preempt: true },
-          { match: { name: 'mid' }, priority: 1, preempt: true },
-        ],
-      }),
-      AT,
-    );
-    expect([to(p, 'top'), to(p, 'low'), to(p, 'mid')]).toEqual([2, 1, 2]);
-    expect(p.services.find((s) => s.name === 'low')?.why.preempted).toEqual({
-      instances: 1,
-      priority: 10,
-    });
-    expect(p.services.find((s) => s.name === 'mid')?.why.preempted).toEqual({
-      instances: 1,
-      priority: 10,
-    });
+    // 1 and mid the other, rather than low going to 0. Raised 5 minutes ago or not, what they
+    // give is in use: preempted, not a scale-down delay overridden.
+    for (const lastChangedAt of [null, '2026-11-27T14:55:00Z']) {
+      const p = plan(
+        snap(7, [
+          svc(
+            'top',
+            1,
+            { current: 1, peak: 1, perMinute: minutes([1, 1, 1], [0, 0, 50]) },
+            { gpusPerInstance: 2 },
+          ),
+          svc('low', 2, { current: 2, peak: 2 }, { lastChangedAt }),
+          svc('mid', 3, { current: 3, peak: 3 }, { lastChangedAt }),
+        ]),
+        policy({
+          services: [
+            { match: { name: 'top' }, priority: 10 },
+            { match: { name: 'low' }, preempt: true },
+            { match: { name: 'mid' }, priority: 1, preempt: true },
+          ],
+        }),
+        AT,
+      );
+      expect([to(p, 'top'), to(p, 'low'), to(p, 'mid')]).toEqual([2, 1, 2]);
+      for (const name of ['low', 'mid']) {
+        const why = p.services.find((s) => s.name === name)?.why;
+        expect(why?.preempted).toEqual({ instances: 1, priority: 10 });
+        expect(why?.stickyOverridden).toBeUndefined();
+        expect(reason(p, name)).not.toContain('scale-down delay');
+      }
+    }
   });
 });
 
