@@ -819,6 +819,20 @@ describe('the loan guard: room a preemptible lower priority could only give back
     const firm = plan(snap(8, [spiky(6), batch]), rules(false), AT);
     expect([to(firm, 'spiky'), to(firm, 'batch')]).toEqual([4, 4]);
     expect(reason(firm, 'spiky')).not.toContain('guard');
+    // Nor when only some of the lower priority may be preempted: steady (priority 0, no
+    // `preempt`) holds what it uses for good, so the guard's condition, every lower priority
+    // preemptible, does not hold. Budget 9: spiky to its demand 4, batch gets the 2 GPUs.
+    const steady = svc('steady', 1, { current: 1, peak: 1 });
+    const mixedRules = policy({
+      services: [
+        { match: { name: 'spiky' }, priority: 10 },
+        { match: { name: 'batch' }, preempt: true },
+        { match: { name: 'steady' } },
+      ],
+    });
+    const mixed = plan(snap(9, [spiky(6), batch, steady]), mixedRules, AT);
+    expect([to(mixed, 'spiky'), to(mixed, 'batch'), to(mixed, 'steady')]).toEqual([4, 4, 1]);
+    expect(reason(mixed, 'spiky')).not.toContain('guard');
   });
 
   it('gives back what it holds above its guard, and plans the same once applied', () => {
