@@ -1,0 +1,52 @@
+import { describe, expect, it } from 'vitest';
+import { likelihood, readEvidence, wantedInstances } from '../../src/core/evidence.js';
+import { minutes } from '../support/fixtures.js';
+
+/**
+ * The per-minute evidence (src/core/evidence.ts; README, "How the governor decides"): which
+ * minutes are read, and what a minute with refusals wanted.
+ */
+
+const OBSERVED = Date.parse('2026-11-27T15:00:00Z');
+const LOOKBACK = 30 * 60_000;
+const RECLAIM = 10 * 60_000;
+
+describe('the minutes read', () => {
+  it('are those whose minute ends within the lookback: one ending at its start is older', () => {
+    // Each point is stamped at the end of its minute. With a lookback of 30m observed at 15:00,
+    // the point stamped 14:30 covers 14:29 to 14:30, before the window; 14:31's is in it.
+    // 30 points, a spike of 9 in the oldest: ending at `newest`, the oldest ends 29 min before.
+    const read = (newest: string) => {
+      const pm = minutes([9, ...Array(29).fill(1)], undefined, undefined, newest);
+      const ev = readEvidence(
+        { current: 1, peak: 1, sampledAt: newest, perMinute: pm },
+        OBSERVED,
+        LOOKBACK,
+        RECLAIM,
+      );
+      if (!ev) throw new Error('no evidence');
+      return ev;
+    };
+    const outside = read('2026-11-27T14:59:00Z'); // the spike's minute ends 14:30
+    expect(outside.profile).toHaveLength(29);
+    expect(outside.most).toBe(1);
+    expect(likelihood(outside, 2)).toBe(0);
+    const inside = read('2026-11-27T15:00:00Z'); // ends 14:31
+    expect(inside.profile).toHaveLength(30);
+    expect(inside.most).toBe(9);
+  });
+});
+
+describe('instances wanted in a minute', () => {
+  it('is what was in use without refusals, and at least one more with any', () => {
+    expect(wantedInstances(3, 300, 0)).toBe(3);
+    // 2 in use, 200 served, 50 refused: ceil(2 × 250 ÷ 200) = 3.
+    expect(wantedInstances(2, 200, 50)).toBe(3);
+    // Refused and none served: one more than it had.
+    expect(wantedInstances(2, 0, 5)).toBe(3);
+    // A refusal too few for the ratio to reach the next instance still wants one more (README:
+    // "at least in use + 1"), as does a minute that refused requests with none in use.
+    expect(wantedInstances(4, 1e12, 1)).toBe(5);
+    expect(wantedInstances(0, 100, 5)).toBe(1);
+  });
+});
