@@ -37,6 +37,27 @@ describe('the minutes read', () => {
   });
 });
 
+describe('the refusals counted', () => {
+  it('are those of the reclaim window, or of the lookback when the window is longer', () => {
+    // 429s in the newest minute and in the one 14 minutes before it.
+    const refused = Array(20).fill(0);
+    refused[5] = 10;
+    refused[19] = 10;
+    const usage = {
+      current: 2,
+      peak: 2,
+      sampledAt: '2026-11-27T14:59:00Z',
+      perMinute: minutes(Array(20).fill(2), refused, undefined, '2026-11-27T14:59:00Z'),
+    };
+    const within = (reclaimMs: number) => readEvidence(usage, OBSERVED, LOOKBACK, reclaimMs);
+    expect(within(RECLAIM)?.refusals).toMatchObject({ minutes: 1, window: 10 });
+    expect(within(20 * 60_000)?.refusals).toMatchObject({ minutes: 2, window: 20 });
+    // A reclaim window of 10h over a lookback of 30m: no minute older than the lookback is
+    // read, so its refusals are those of the 30 minutes, and the reason says so.
+    expect(within(600 * 60_000)?.refusals).toMatchObject({ minutes: 2, window: 30 });
+  });
+});
+
 describe('instances wanted in a minute', () => {
   it('is what was in use without refusals, and at least one more with any', () => {
     expect(wantedInstances(3, 300, 0)).toBe(3);
