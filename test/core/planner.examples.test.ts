@@ -1106,6 +1106,28 @@ describe('demand', () => {
     expect(p.services[0]?.demand).toBe(8);
     expect(reason(p, 'a')).toContain('GPU utilization 95% over target 50%');
   });
+
+  it("reads 'ran at its cap' only from a snapshot without refusal counts", () => {
+    // At its cap of 4. An older snapshot says only that it ran there: twice the headroom, at
+    // least one more. Where refusal counts were read and show none, they are the evidence: it
+    // wanted exactly what it had (a cap alone is no evidence, rule 7).
+    const older = plan(
+      snap(20, [svc('a', 4, { current: 4, peak: 4, saturated: true })]),
+      policy(),
+      AT,
+    );
+    expect(older.services[0]?.demand).toBe(5);
+    expect(reason(older, 'a')).toContain('ran at its cap of 4');
+    const counted = plan(
+      snap(20, [svc('a', 4, { current: 4, peak: 4, saturated: true, perMinute: minutes([4, 4]) })]),
+      policy(),
+      AT,
+    );
+    expect(counted.services[0]?.demand).toBe(4);
+    expect(counted.services[0]?.why.basis).toMatchObject({
+      estimate: { saturated: false, atCap: null },
+    });
+  });
 });
 
 describe('time windows', () => {
