@@ -1,6 +1,12 @@
 import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
-import { WEEKDAYS, windowHolds, type Weekday, type WindowSpec } from '../../src/core/schedule.js';
+import {
+  clockMinutes,
+  WEEKDAYS,
+  windowHolds,
+  type Weekday,
+  type WindowSpec,
+} from '../../src/core/schedule.js';
 import { fcParams } from '../support/fleet-arbitrary.js';
 
 const at = (iso: string) => Date.parse(iso);
@@ -12,6 +18,18 @@ describe('time windows', () => {
     end: '20:00',
     timezone: 'America/New_York',
   };
+
+  it('reads clock times "HH:MM" from 00:00 to 24:00, and nothing past 24:00', () => {
+    expect(clockMinutes('00:00')).toBe(0);
+    expect(clockMinutes('23:59')).toBe(23 * 60 + 59);
+    expect(clockMinutes('24:00')).toBe(24 * 60);
+    for (const bad of ['24:01', '24:30', '25:00', '12:60', '7:00', '07:5']) {
+      expect(clockMinutes(bad), bad).toBeNull();
+      expect(() => windowHolds({ start: '08:00', end: bad, timezone: 'UTC' }, 0), bad).toThrow(
+        RangeError,
+      );
+    }
+  });
 
   it('holds on listed weekdays between start and end, in the window time zone', () => {
     // Friday 27 Nov 2026: New York is UTC-5.
