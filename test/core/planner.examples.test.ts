@@ -1156,6 +1156,32 @@ describe('time windows', () => {
       window: null,
     });
   });
+
+  it('the first window that holds wins whole, where two overlap', () => {
+    const overlapping = policy({
+      services: [
+        {
+          match: {},
+          schedule: [
+            { start: '14:00', end: '16:00', min: 3 },
+            { start: '00:00', end: '24:00', min: 2, max: 4 },
+          ],
+        },
+      ],
+    });
+    // At 15:00 UTC both hold: the first sets min 3 and, winning whole, no max (the second's
+    // max 4 is not merged in).
+    expect(plan(fleet, overlapping, AT).services[0]).toMatchObject({
+      floor: 3,
+      ceiling: 8,
+      window: 0,
+    });
+    expect(plan(fleet, overlapping, '2026-11-27T17:00:00Z').services[0]).toMatchObject({
+      floor: 2,
+      ceiling: 4,
+      window: 1,
+    });
+  });
 });
 
 describe('a floor or a ceiling that sets the cap is named in the reason', () => {
