@@ -51,6 +51,16 @@ describe("a pool's settings: per field, the most specific entry that sets it win
     expect(poolSettings(p, ZONAL)).toEqual({ quota: 8, reserve: 1 });
     // q has no entry of its own: the every-project entry.
     expect(poolSettings(p, { ...ZONAL, project: 'q' })).toEqual({ quota: 8, reserve: 3 });
+    // Both set the quota, in either order: p's own wins it.
+    const own = { project: 'p', region: 'us-central1', quota: 4 };
+    const all = { region: 'us-central1', quota: 8 };
+    for (const pools of [
+      [own, all],
+      [all, own],
+    ]) {
+      expect(poolSettings(policy({ pools }), ZONAL).quota).toBe(4);
+      expect(poolSettings(policy({ pools }), { ...ZONAL, project: 'q' }).quota).toBe(8);
+    }
   });
 
   it('falls back to the policy-wide reserve and to no quota', () => {
