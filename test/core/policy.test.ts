@@ -81,6 +81,33 @@ describe('policy', () => {
     );
   });
 
+  it('accepts a min equal to the max, in the defaults, a rule and a window', () => {
+    // Only a min greater than the max is a fault: equal pins the cap.
+    const p = parsePolicy({
+      version: 1,
+      projects: ['p'],
+      defaults: { min: 2, max: 2 },
+      services: [
+        {
+          match: { name: 'a' },
+          min: 3,
+          max: 3,
+          schedule: [{ start: '08:00', end: '20:00', min: 4, max: 4 }],
+        },
+        // A window's min equal to the rule's max, and the other way round.
+        { match: { name: 'b' }, max: 5, schedule: [{ start: '08:00', end: '20:00', min: 5 }] },
+        {
+          match: { name: 'c' },
+          min: 5,
+          max: 9,
+          schedule: [{ start: '08:00', end: '20:00', max: 5 }],
+        },
+      ],
+    });
+    expect(p.defaults).toMatchObject({ min: 2, max: 2 });
+    expect(p.services[0]).toMatchObject({ min: 3, max: 3 });
+  });
+
   it('names the key an unknown one is a typo of, at its own place, and only a near one', () => {
     const faults = faultsOf({
       version: 1,
