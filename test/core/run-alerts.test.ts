@@ -590,6 +590,50 @@ describe('restore', () => {
   });
 });
 
+describe('restore: what it leaves alone', () => {
+  const target = (name: string, to: number) => ({
+    project: 'acme',
+    region: 'us-east1',
+    name,
+    etag: `now-${name}`,
+    to,
+    source: 'original-max' as const,
+  });
+
+  it('never writes a service the policy does not govern now, and says so (rule 3)', () => {
+    // busy's annotations say 4, but no rule governs it any more: hands off.
+    const p = fleetPlan({
+      services: [{ match: { name: 'busy' }, managed: false }, { match: {} }],
+    });
+    const r = restorePlan(p, [target('busy', 4), target('idle', 2)], 50);
+    expect(r.changes.map((c) => [c.name, c.from, c.to])).toEqual([['idle', 3, 2]]);
+    expect(r.deferred).toEqual([]);
+    const busy = r.services.find((s) => s.name === 'busy');
+    expect(busy).toMatchObject({ managed: false, from: 1, to: 1 });
+    expect(busy?.why.notRestored).toEqual({ before: 4 });
+    expect(busy?.reason).toContain(
+      'restore: not governed now, so not written (its max before the governor was 4)',
+    );
+    expect(restoreProgress(r, new Map()).notGoverned).toEqual([
+      { service: 'acme/us-east1/busy', at: 1, before: 4 },
+    ]);
+  });
+
+  it('writes nothing for a service already at its max from before, governed or not', () => {
+    const governed = restorePlan(fleetPlan(), [target('busy', 1), target('idle', 2)], 50);
+    expect(governed.changes.map((c) => c.name)).toEqual(['idle']);
+    expect(governed.services.find((s) => s.name === 'busy')).toMatchObject({ from: 1, to: 1 });
+    const unmanaged = restorePlan(
+      fleetPlan({ services: [{ match: { name: 'busy' }, managed: false }, { match: {} }] }),
+      [target('busy', 1)],
+      50,
+    );
+    const busy = unmanaged.services.find((s) => s.name === 'busy');
+    expect(busy?.why.notRestored).toBeUndefined();
+    expect(restoreProgress(unmanaged, new Map()).notGoverned).toEqual([]);
+  });
+});
+
 describe('ordering keys', () => {
   it('are the pool of an alert, or its project', () => {
     const [applied] = runEvents(CTX, 'acme', fleetPlan(), [], 'dry-run');
