@@ -7,6 +7,7 @@ import {
   MAX_GAP_MINUTES,
   newestLedger,
   PressureLedger,
+  type PressureDay,
   adoptLedger,
   adoptQuotas,
   lookAtOtherUnits,
@@ -423,6 +424,85 @@ describe('quota recommendations', () => {
     if (days?.[0]) days[0] = { ...days[0], minutes: 99_999 };
     expect(PressureLedger.safeParse(bad).success).toBe(false);
     expect(PressureLedger.safeParse({ at: 'x', pools: {} }).success).toBe(false);
+  });
+});
+
+describe('quota recommendations on their edges (docs/quota-requests.md)', () => {
+  const AT = '2026-11-25T12:00:00.000Z';
+  const day = (d: string, more: Partial<PressureDay> = {}): PressureDay => ({
+    day: d,
+    minutes: 1440,
+    minutesAtBudget: 0,
+    refusedGpuMinutes: 0,
+    peakWanted: 2,
+    quota: 4,
+    budget: 4,
+    ...more,
+  });
+  const ledgerOf = (days: PressureDay[]): PressureLedger => ({
+    at: AT,
+    pools: {
+      [HOT]: {
+        project: 'acme',
+        region: 'us-central1',
+        accelerator: 'nvidia-l4',
+        zonalRedundancy: true,
+        days,
+      },
+    },
+  });
+  const statusOf = (days: PressureDay[]) => recommendQuotas(ledgerOf(days), AT)[0]?.status;
+
+  it('counts a minute the pool wanted exactly its budget as a minute at budget', () => {
+    // Budget 4; a and b each use 2 of their cap of 3, headroom 0: the pool wants 4.
+    const noHeadroom = parsePolicy({
+      version: 1,
+      projects: ['acme'],
+      defaults: { headroom: 0 },
+      services: [{ match: {} }],
+    });
+    const at = (ms: number): Plan => {
+      const t = iso(ms);
+      const snapshot: Snapshot = {
+        version: 1,
+        takenAt: t,
+        pools: [acmePool('us-central1', 4)],
+        services: [svc('us-central1', 'a', 3, 2, t), svc('us-central1', 'b', 3, 2, t)],
+        unmanagedUsage: [],
+      };
+      return plan(snapshot, noHeadroom, t);
+    };
+    expect(poolWanted(at(T0), HOT)).toBe(4);
+    const first = rollPressure(undefined, at(T0), 'acme');
+    const next = rollPressure(first, at(T0 + 5 * 60_000), 'acme');
+    expect(next.pools[HOT]?.days[0]).toMatchObject({
+      minutes: 5,
+      minutesAtBudget: 5,
+      refusedGpuMinutes: 0,
+      peakWanted: 4,
+    });
+  });
+
+  it('needs at least a day of runs: exactly a day is enough', () => {
+    expect(statusOf([day('2026-11-25', { minutes: 1439 })])).toBe('too-little-history');
+    expect(statusOf([day('2026-11-25')])).toBe('no-pressure');
+  });
+
+  it('recommends only with demand above the newest budget, not equal to it', () => {
+    // Refused while the budget was 8; the quota was raised to 10 since, which the peak wanted
+    // of 10 fits: no more to ask for.
+    const hot = { minutesAtBudget: 1440, peakWanted: 10 };
+    const raised = [
+      day('2026-11-24', { ...hot, refusedGpuMinutes: 2880, quota: 8, budget: 8 }),
+      day('2026-11-25', { ...hot, quota: 10, budget: 10 }),
+    ];
+    expect(statusOf(raised)).toBe('no-pressure');
+    // Still at 8: it argues for the quota the peak fits.
+    const still = raised.map((d) => ({ ...d, quota: 8, budget: 8 }));
+    expect(recommendQuotas(ledgerOf(still), AT)[0]).toMatchObject({
+      status: 'recommend',
+      recommended: 10,
+    });
   });
 });
 
