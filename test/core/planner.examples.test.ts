@@ -1330,4 +1330,15 @@ describe('alerts', () => {
     expect(below.pools[0]).toMatchObject({ budget: 10, demand: 8, status: 'ok' });
     expect(types(below)).toEqual([]);
   });
+
+  it('pool.pressure fires for any demand on a budget of 0: all of it', () => {
+    // Quota 2, all of it reserved: a budget of 0, and a demand of 1.
+    const p = plan(snap(2, [svc('a', 1, { current: 1, peak: 1 })]), policy({ reserve: 2 }), AT);
+    expect(p.pools[0]).toMatchObject({ budget: 0, demand: 1 });
+    const pressure = p.alerts.find((a) => a.type === 'pool.pressure');
+    expect(pressure?.summary).toBe(
+      'Demand in us-central1 nvidia-l4 is 1 GPUs, all of the budget of 0',
+    );
+    expect(pressure?.details).toMatchObject({ ratio: null, threshold: 0.9 });
+  });
 });
