@@ -95,6 +95,35 @@ describe('rule 1: within quota, decreases before increases', () => {
     );
   });
 
+  it('is observed after it is carried out (applyPlan) as the writes stamp it: raised, lowered', () => {
+    // What the idempotence checks plan again from: the new caps, the raised service's last
+    // raise and the lowered one's last decrease at the plan's time, every other stamp as it was.
+    const before = '2026-11-27T14:00:00.000Z';
+    const snapshot = snap(7, [
+      svc(
+        'busy',
+        2,
+        { current: 2, peak: 2, perMinute: minutes([2, 2, 2], [0, 0, 50]) },
+        { lastChangedAt: before, lastLoweredAt: before },
+      ),
+      svc('idle', 4, { current: 0, peak: 0 }, { lastChangedAt: before, lastLoweredAt: before }),
+      svc('same', 1, { current: 1, peak: 1 }, { lastChangedAt: before, lastLoweredAt: before }),
+    ]);
+    const p = plan(snapshot, policy(), AT);
+    expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([
+      ['idle', 4, 3],
+      ['busy', 2, 3],
+    ]);
+    const after = applyPlan(snapshot, p).services;
+    const stamps = (name: string) => {
+      const s = after.find((x) => x.name === name);
+      return [s?.maxInstances, s?.lastChangedAt, s?.lastLoweredAt];
+    };
+    expect(stamps('busy')).toEqual([3, AT, before]);
+    expect(stamps('idle')).toEqual([3, before, AT]);
+    expect(stamps('same')).toEqual([1, before, before]);
+  });
+
   it('brings a pool that someone raised by hand back within budget, lowest priority first', () => {
     const p = plan(
       snap(6, [svc('gold', 4, { current: 4, peak: 4 }), svc('bronze', 4, { current: 4, peak: 4 })]),
