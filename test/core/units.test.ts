@@ -405,6 +405,9 @@ describe('stoppedSiblings', () => {
     const never = [sib('europe-west4', null)];
     expect(judge('us-central1', never, 40, 5 * MIN).stopped).toEqual([]);
     expect(judge('us-central1', never, 40, 31 * MIN).stopped).toEqual(never);
+    // Exactly staleAfter old is not older than it, as for a run (30 min exactly still counts).
+    expect(judge('us-central1', never, 40, 30 * MIN).stopped).toEqual([]);
+    expect(judge('us-central1', never, 30).stopped).toEqual([]);
     // A sibling that ran is judged by its run, whenever the discovery was found.
     const ran = [sib('europe-west4', 45)];
     expect(judge('us-central1', ran, 40, 5 * MIN).stopped).toEqual(ran);
