@@ -58,6 +58,26 @@ describe('the refusals counted', () => {
   });
 });
 
+describe('anticipation', () => {
+  it('counts the next step of a rise as one more minute, one minute newer than the newest', () => {
+    // Wanted 1, 2, 3 in the newest three minutes: the step 4 counts as a minute of its own.
+    const usage = {
+      current: 3,
+      peak: 3,
+      sampledAt: '2026-11-27T14:59:00Z',
+      perMinute: minutes([1, 2, 3], undefined, undefined, '2026-11-27T14:59:00Z'),
+    };
+    const ev = readEvidence(usage, OBSERVED, LOOKBACK, RECLAIM);
+    expect(ev?.rising).toEqual({ wanted: [1, 2, 3], next: 4 });
+    // Weights halve over the reclaim window (10 min): the newest minute weighs 1, the one
+    // before 2^(−1/10), and the anticipated one, a minute newer, 2^(1/10).
+    const w = (age: number) => Math.pow(2, -age / 10);
+    const total = w(-1) + w(0) + w(1) + w(2);
+    expect(ev && likelihood(ev, 4)).toBeCloseTo(w(-1) / total, 12);
+    expect(ev && likelihood(ev, 3)).toBeCloseTo((w(-1) + w(0)) / total, 12);
+  });
+});
+
 describe('instances wanted in a minute', () => {
   it('is what was in use without refusals, and at least one more with any', () => {
     expect(wantedInstances(3, 300, 0)).toBe(3);
