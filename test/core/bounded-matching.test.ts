@@ -274,6 +274,16 @@ describe('the planner and the run deadline', () => {
     expect(asked).toBe(3);
   });
 
+  it('asks once more between matching and allocating: a deadline passed there stops too', () => {
+    // 100 services: asked at the 1st, 33rd, 65th and 97th matched, then before allocating.
+    let asked = 0;
+    const at = '2026-11-27T15:00:00Z';
+    expect(() => plan(snapshot, governAll(), at, { shouldStop: () => ++asked > 4 })).toThrow(
+      /planning stopped before allocating: the run deadline passed/,
+    );
+    expect(asked).toBe(5);
+  });
+
   it('plans as before when shouldStop never says so', () => {
     const at = '2026-11-27T15:00:00Z';
     expect(plan(snapshot, governAll(), at, { shouldStop: () => false })).toEqual(
