@@ -135,6 +135,11 @@ describe('the pressure ledger', () => {
     expect(PressureLedger.safeParse(twice).error?.issues.map((i) => i.path.join('.'))).toEqual([
       `pools.${HOT}.days.1.day`,
     ]);
+    // The same day twice, in order or not, is not one row a day either.
+    const same = { ...ledger, pools: { [HOT]: { ...hot, days: [first, first] } } };
+    expect(PressureLedger.safeParse(same).error?.issues.map((i) => i.message)).toEqual([
+      `is not after the row before it (${first.day}): one row a day, oldest first`,
+    ]);
     const over = { ...first, minutesAtBudget: first.minutes + 1 };
     const wrong = { ...ledger, pools: { [HOT]: { ...hot, days: [over] } } };
     expect(PressureLedger.safeParse(wrong).error?.issues.map((i) => i.message)).toEqual([
