@@ -49,6 +49,11 @@ export interface EmulatorOptions {
   readonly baseDir?: string;
   /** Seam for fault injection: may answer any RPC with an error instead of its handler. */
   readonly faults?: FaultHook;
+  /**
+   * The wall clock operations are timed by, in ms (default `Date.now`): a test steps it to show
+   * what a slow handler answers, where the machine's speed would decide.
+   */
+  readonly wallClock?: () => number;
   /** Seeded fault injection from the start (also `setFaults` / `POST /faults` later). */
   readonly inject?: FaultConfigInput;
   /** What the invariant monitor counts as governed, reserve and floors (also `setInvariants`). */
@@ -105,6 +110,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       memoizeMetrics: options.memoizeMetrics ?? false,
     },
     options.faults,
+    options.wallClock,
   );
   for (const topic of loaded.fleet.topics) ctx.pubsub.createTopic(topic);
   if (options.onPublish) ctx.pubsub.onPublish(options.onPublish);

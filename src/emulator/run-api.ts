@@ -122,11 +122,17 @@ function packService(service: Message): { type_url: string; value: Buffer } {
   return { type_url: SERVICE_TYPE, value: encodeWith(SERVICES.runServices, 'GetService', service) };
 }
 
-function operationMessage(ctx: EmulatorContext, name: string): Message {
+/**
+ * The operation as GetOperation (and UpdateService, `created`) answer it. The answer that creates
+ * it is done only when operations take no time: read against the clock, a handler slowed past
+ * the operation's delay (a loaded machine) answered done, and its caller never polled, where
+ * the same call on an idle machine polls.
+ */
+function operationMessage(ctx: EmulatorContext, name: string, created = false): Message {
   const op = ctx.operations.get(name);
   if (!op) throw notFound(`Operation ${shown(name)} was not found`);
   const service = renderService(ctx, op.service);
-  const done = ctx.wallNow() >= op.doneAt;
+  const done = created ? op.doneAt <= op.createdAt : ctx.wallNow() >= op.doneAt;
   const message: Message = { name: op.name, metadata: packService(service), done };
   if (done && op.error) message['error'] = op.error;
   else if (done) message['response'] = packService(service);
@@ -357,7 +363,7 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
       doneAt: wall + ctx.settings.operationDelayMs,
       error: { code: status.INTERNAL, message: 'injected: the update operation failed' },
     });
-    return operationMessage(ctx, name);
+    return operationMessage(ctx, name, true);
   }
   ctx.model.update(key, change);
   ctx.operations.set(name, {
@@ -382,7 +388,7 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
   };
   ctx.writes.add(record, JSON.stringify(record).length);
   ctx.monitor.afterWrite(ctx.model, key, seq, ctx.nowIso(), capBefore, effectiveMax(s));
-  return operationMessage(ctx, name);
+  return operationMessage(ctx, name, true);
 }
 
 export function runServicesHandlers(ctx: EmulatorContext): Handlers {

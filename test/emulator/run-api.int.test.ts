@@ -169,6 +169,37 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
     });
   }
 
+  it('answers the update that starts an operation as not done, however slow its handler', async () => {
+    // A wall clock that moves a second at each read: the handler takes longer than the
+    // operation's 300 ms, as on a loaded machine. Its answer is still not done, so the caller
+    // polls, as it does on an idle machine; read against the clock, it answered done.
+    let wall = Date.parse('2026-11-27T12:00:00Z');
+    const slow = await startEmulator({
+      fleet: testFleet(),
+      speed: 'manual',
+      operationDelayMs: 300,
+      wallClock: () => (wall += 1_000),
+    });
+    const slowClients = clientsFor(slow);
+    try {
+      const [before] = await slowClients.services.getService({ name: name('gamma') });
+      const [operation] = await slowClients.services.updateService({
+        service: { name: name('gamma'), etag: before.etag, scaling: { maxInstanceCount: 1 } },
+        updateMask: { paths: ['scaling.max_instance_count'] },
+      });
+      expect(operation.done).toBe(false);
+      const [after] = await operation.promise();
+      expect(after.scaling?.maxInstanceCount).toBe(1);
+      const polls = slow
+        .calls()
+        .filter((c) => c.method === 'google.longrunning.Operations/GetOperation');
+      expect(polls.length).toBeGreaterThan(0);
+    } finally {
+      await closeClients(slowClients);
+      await slow.stop();
+    }
+  });
+
   it('writes annotations and rejects the reserved namespaces', async () => {
     const [operation] = await clients.services.updateService({
       service: {
