@@ -15,6 +15,7 @@ import { createSimPorts } from '../../src/emulator/ports.js';
 import { memoryLogger } from '../../src/log.js';
 import type { StateStore } from '../../src/ports/index.js';
 import { reconcile } from '../../src/reconcile/reconcile.js';
+import { FIRESTORE_CALL_TIMEOUT_MS } from '../support/firestore-emulator.js';
 import { sharedFirestoreEmulator } from '../support/shared-emulators.js';
 
 const PROJECT = 'big-pool';
@@ -29,9 +30,17 @@ beforeAll(async () => {
   const firestore = await sharedFirestoreEmulator('outbox-size');
   process.env.FIRESTORE_EMULATOR_HOST = firestore.endpoint;
   const collection = `os-${Math.random().toString(16).slice(2)}`;
-  store = createFirestoreStateStore({ projectId: 'outbox-size', collection, timeoutMs: 20_000 });
+  store = createFirestoreStateStore({
+    projectId: 'outbox-size',
+    collection,
+    timeoutMs: FIRESTORE_CALL_TIMEOUT_MS,
+  });
   // Another governor's client on the same database.
-  other = createFirestoreStateStore({ projectId: 'outbox-size', collection, timeoutMs: 20_000 });
+  other = createFirestoreStateStore({
+    projectId: 'outbox-size',
+    collection,
+    timeoutMs: FIRESTORE_CALL_TIMEOUT_MS,
+  });
 });
 
 afterAll(async () => {

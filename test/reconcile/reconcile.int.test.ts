@@ -27,6 +27,7 @@ import {
   sharedPubSubEmulator,
   type SharedEmulator,
 } from '../support/shared-emulators.js';
+import { FIRESTORE_CALL_TIMEOUT_MS } from '../support/firestore-emulator.js';
 import { waitUntil } from '../support/wait.js';
 import { QUICK_POLL_MS } from '../support/fixtures.js';
 
@@ -180,7 +181,11 @@ async function onFirestore(body: (raw: Firestore, collection: string) => Promise
   const raw = new Firestore({ projectId });
   try {
     await store.close();
-    store = createFirestoreStateStore({ projectId, collection, timeoutMs: 10_000 });
+    store = createFirestoreStateStore({
+      projectId,
+      collection,
+      timeoutMs: FIRESTORE_CALL_TIMEOUT_MS,
+    });
     await body(raw, collection);
   } finally {
     await raw.terminate();

@@ -12,6 +12,7 @@ import { createFirestoreStateStore } from '../../src/adapters/firestore-store.js
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import type { DiscoveryCacheStore, StateStore } from '../../src/ports/index.js';
 import { StateCorruptError } from '../../src/ports/index.js';
+import { FIRESTORE_CALL_TIMEOUT_MS } from '../support/firestore-emulator.js';
 import { sharedFirestoreEmulator, type SharedEmulator } from '../support/shared-emulators.js';
 
 type Store = StateStore & DiscoveryCacheStore;
@@ -99,7 +100,11 @@ let n = 0;
 contract('memory store', () => createMemoryStateStore());
 contract('file store', () => createFileStateStore({ dir: join(dir, String(n++)) }));
 contract('Firestore store', () => {
-  const store = createFirestoreStateStore({ projectId, collection: `c${n++}`, timeoutMs: 10_000 });
+  const store = createFirestoreStateStore({
+    projectId,
+    collection: `c${n++}`,
+    timeoutMs: FIRESTORE_CALL_TIMEOUT_MS,
+  });
   opened.push(store);
   return store;
 });
@@ -122,7 +127,11 @@ describe('a discovery cache a newer version wrote', () => {
   });
 
   it('Firestore store: reads, the unknown field left out; a value it cannot read is refused', async () => {
-    const store = createFirestoreStateStore({ projectId, collection: 'newer', timeoutMs: 10_000 });
+    const store = createFirestoreStateStore({
+      projectId,
+      collection: 'newer',
+      timeoutMs: FIRESTORE_CALL_TIMEOUT_MS,
+    });
     try {
       await store.saveDiscovery(cache);
       await raw
@@ -143,7 +152,11 @@ describe('a discovery cache a newer version wrote', () => {
 
 describe('Firestore store: a hand-edited discovery document', () => {
   it('is refused with the path of the fault', async () => {
-    const store = createFirestoreStateStore({ projectId, collection: 'edited', timeoutMs: 10_000 });
+    const store = createFirestoreStateStore({
+      projectId,
+      collection: 'edited',
+      timeoutMs: FIRESTORE_CALL_TIMEOUT_MS,
+    });
     try {
       await raw.collection('edited').doc('%discovery').set({ json: '{"key":"k","foundAt":"x"}' });
       await expect(store.loadDiscovery()).rejects.toBeInstanceOf(StateCorruptError);

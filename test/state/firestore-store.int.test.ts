@@ -21,7 +21,10 @@ import {
   type RunRecord,
   type StateStore,
 } from '../../src/ports/index.js';
-import { startFirestoreEmulator } from '../support/firestore-emulator.js';
+import {
+  FIRESTORE_CALL_TIMEOUT_MS,
+  startFirestoreEmulator,
+} from '../support/firestore-emulator.js';
 import { quietRun } from '../support/fixtures.js';
 import type { RunningEmulator } from '../support/java-emulator.js';
 import {
@@ -51,7 +54,7 @@ beforeAll(async () => {
     projectId,
     keepRuns: CONTRACT_KEEP_RUNS,
     outboxLimit: CONTRACT_OUTBOX_LIMIT,
-    timeoutMs: 10_000,
+    timeoutMs: FIRESTORE_CALL_TIMEOUT_MS,
   });
   raw = new Firestore({ projectId });
 });
@@ -97,7 +100,11 @@ unreadableOutboxContract(
 unreadableCountContract('Firestore store', {
   open: () => store,
   openOther: () =>
-    createFirestoreStateStore({ projectId, outboxLimit: CONTRACT_OUTBOX_LIMIT, timeoutMs: 10_000 }),
+    createFirestoreStateStore({
+      projectId,
+      outboxLimit: CONTRACT_OUTBOX_LIMIT,
+      timeoutMs: FIRESTORE_CALL_TIMEOUT_MS,
+    }),
   variants: [
     { what: 'a negative count ({dropped: -5})', value: { dropped: -5 }, quote: '{"dropped":-5}' },
     { what: 'a string ({dropped: "x"})', value: { dropped: 'x' }, quote: '{"dropped":"x"}' },
@@ -120,7 +127,7 @@ unreadableCountContract('Firestore store', {
 // before publishing any alert, for good after a rollback.
 unreadableConditionsContract('Firestore store', {
   open: () => store,
-  openOther: () => createFirestoreStateStore({ projectId, timeoutMs: 10_000 }),
+  openOther: () => createFirestoreStateStore({ projectId, timeoutMs: FIRESTORE_CALL_TIMEOUT_MS }),
   plant: async (project, records) => {
     const ref = raw.doc(`${collection}/${project}/state/conditions`);
     const stored = JSON.parse(String((await ref.get()).get('json'))) as object;

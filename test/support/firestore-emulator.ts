@@ -28,3 +28,12 @@ export const firestoreEmulator: JavaEmulatorSpec = {
 export function startFirestoreEmulator(options?: StartOptions): Promise<RunningEmulator> {
   return startJavaEmulator(firestoreEmulator, options);
 }
+
+/**
+ * The per-call time bound (`timeoutMs`) of the Firestore stores of tests whose subject is not
+ * that bound: a guard against a call that hangs, not a deadline. Under load the emulator's JVM
+ * took over 10 s for one read, and 10 s bounds failed tests that had nothing to do with time;
+ * below the integration tests' 60 s timeout, so a hang still fails with the store's own message.
+ * The bound itself is tested with a short one against a stopped emulator.
+ */
+export const FIRESTORE_CALL_TIMEOUT_MS = 45_000;
