@@ -93,14 +93,14 @@ describe('the admin endpoint is not a hazard', () => {
       ['/etc/shadow', /outside the fleet's folder/],
       ['/dev/zero', /outside the fleet's folder/],
     ];
+    // Each refused from what it is, before any of it is read (the 68 MB file by its size, the
+    // devices by their place); one read to its end would hang the test past its timeout.
     for (const [file, why] of refused) {
-      const began = Date.now();
       const r = await post('/demand', demandFrom(file));
       expect(r.status, file).toBe(400);
       expect(r.error, file).toMatch(why);
       expect(r.error, file).toContain('demand.trace.file');
       expect(r.error, file).not.toContain(SECRET);
-      expect(Date.now() - began, file).toBeLessThan(2_000);
     }
     // A trace that reads, but asks for more instances in a minute than any demand may.
     const spike = await post('/demand', demandFrom('spike.csv'));
@@ -136,12 +136,11 @@ describe('the admin endpoint is not a hazard', () => {
 
   it('bounds POST /advance: a whole number of ms, above 0, at most 7 days', async () => {
     for (const ms of [8 * DAY, 1e15, 1.5, 0, -60_000, '60000', null]) {
-      const began = Date.now();
       const r = await post('/advance', JSON.stringify({ ms }));
       expect(r.status, String(ms)).toBe(400);
       expect(r.error, String(ms)).toContain('ms');
-      expect(Date.now() - began, String(ms)).toBeLessThan(2_000);
     }
+    // Refused without playing any of it: the clock has not moved.
     expect(emulator.now().toISOString()).toBe('2026-11-27T12:00:00.000Z');
     const r = await post('/advance', JSON.stringify({ ms: 60_000 }));
     expect(r.status).toBe(200);

@@ -77,9 +77,10 @@ describe('Cloud Asset Inventory SearchAllResources through @google-cloud/asset',
     // Google matches asset_types with RE2, in linear time; JavaScript's RegExp backtracks, and
     // `(.+)+x` against "run.googleapis.com/Service" took 7 s (`(.*)*(.*)*x` three minutes) with
     // the whole emulator waiting.
-    const began = Date.now();
+    // UNIMPLEMENTED is the sign that the match was cut off at its budget: matched to the end, the
+    // pattern matches no type and is INVALID_ARGUMENT. (No bound on the time taken: that would
+    // pass or fail with the machine's load.)
     const slow = await codeOf(page({ assetTypes: ['(.+)+x'] }));
-    expect(Date.now() - began).toBeLessThan(2_000);
     expect(slow.code).toBe(status.UNIMPLEMENTED);
     expect(slow.message).toContain('RE2');
     const [results] = await client.searchAllResources(
