@@ -64,24 +64,21 @@ describe('file lock: taken and released by others between two looks', () => {
     const lock = join(dir, 'p.json.lock');
     other.lock = lock;
     let ran = false;
-    const started = Date.now();
-    const outcome = await Promise.race([
-      withFileLock(lock, { timeoutMs: 200, staleMs: 60_000 }, async () => {
-        ran = true;
-      }).then(
-        () => 'took the lock',
-        (error: unknown) => error,
-      ),
-      new Promise((resolve) => setTimeout(() => resolve('still waiting after 3 s'), 3_000)),
-    ]);
+    // A loop that never gives up fails by this test's timeout: a hang guard, generous against
+    // the 200 ms it waits, rather than a bound on the time taken.
+    const outcome = await withFileLock(lock, { timeoutMs: 200, staleMs: 60_000 }, async () => {
+      ran = true;
+    }).then(
+      () => 'took the lock',
+      (error: unknown) => error,
+    );
     expect(outcome).toBeInstanceOf(UnavailableError);
     expect((outcome as Error).message).toContain(lock);
     expect((outcome as Error).message).toMatch(/taken by other processes every time/);
     expect(ran).toBe(false);
-    expect(Date.now() - started).toBeLessThan(3_000);
     expect(other.takes).toBeGreaterThan(1);
     expect(other.releases).toBeGreaterThan(1);
-  });
+  }, 20_000);
 
   it('takes a lock the others leave alone, even past its deadline once it broke a dead one', async () => {
     const lock = join(dir, 'p.json.lock');
