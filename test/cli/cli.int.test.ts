@@ -491,12 +491,12 @@ describe('governor CLI', () => {
         `error: ${fleet}: 100 services, worker pools and jobs over 12060 minutes (warm-up included) are 1206000 service-minutes; a simulation plays at most 1008000: simulate at most 167 h of this fleet, or fewer services\n`,
       ],
     ];
+    // Refused before any of it is played: the error is the size check's own, and a simulation
+    // played to its end would outlast the test's timeout (no bound on the time taken here).
     for (const [args, error] of cases) {
-      const began = Date.now();
       const r = await cli('simulate', '--policy', 'examples/sim-policy.yaml', ...args);
       expect(r.stderr).toBe(error);
       expect(r.code).toBe(2);
-      expect(Date.now() - began).toBeLessThan(30_000);
     }
   }, 60_000);
 
