@@ -113,10 +113,13 @@ describe('BoundedLog', () => {
 
   it('adds in constant time once full: 300,000 adds over 100,000 kept', () => {
     // Copying the kept items on every add once full (as the Pub/Sub store did) takes 2 x 10^10 steps.
+    // The copying version runs for hours and blocks the worker, so any bound fails it; this one is
+    // generous (under half a second here, 15 s allowed, just under the test's own timeout) so
+    // that a loaded machine never trips it.
     const log = new BoundedLog<number>(100_000, Number.MAX_SAFE_INTEGER);
     const started = performance.now();
     for (let i = 0; i < 300_000; i++) log.add(i, 1);
-    expect(performance.now() - started).toBeLessThan(5_000);
+    expect(performance.now() - started).toBeLessThan(15_000);
     expect(log.length).toBe(100_000);
     expect(log.dropped).toBe(200_000);
     expect(log.list()[0]).toBe(200_000);
