@@ -252,11 +252,10 @@ describe('--state-dir that is no folder', () => {
   it('GOVERNOR_STATE_DIR naming a file: exit 2, naming the variable', async () => {
     const aFile = join(tmp, 'not-a-folder-either');
     writeFileSync(aFile, 'x');
-    const r = await exec(process.execPath, ['bin/governor.js', 'unlock', '--policy', policy], {
-      env: { ...process.env, ...emulator.env, NO_COLOR: '1', GOVERNOR_STATE_DIR: aFile },
-    }).then(
-      () => ({ code: 0, stderr: '' }),
-      (e: { code: number; stderr: string }) => e,
+    // In this process: a refusal before any call, as the first test shows of a process.
+    const r = await cliIn(
+      { ...process.env, ...emulator.env, NO_COLOR: '1', GOVERNOR_STATE_DIR: aFile },
+      ...['unlock', '--policy', policy],
     );
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(/^error: GOVERNOR_STATE_DIR .+ is not a folder.*\n$/);
@@ -269,20 +268,10 @@ describe('--state-dir that is no folder', () => {
       ['unlock', '--yes'],
       ['quota', 'recommend'],
     ]) {
-      const r = await exec(
-        process.execPath,
-        ['bin/governor.js', ...command, '--policy', policy, '--state-dir', dir],
-        {
-          env: {
-            ...process.env,
-            ...emulator.env,
-            NO_COLOR: '1',
-            GOVERNOR_STATE_STORE: 'firestore',
-          },
-        },
-      ).then(
-        () => ({ code: 0, stderr: '' }),
-        (e: { code: number; stderr: string }) => e,
+      // In this process: a refusal before any call, as the first test shows of a process.
+      const r = await cliIn(
+        { ...process.env, ...emulator.env, NO_COLOR: '1', GOVERNOR_STATE_STORE: 'firestore' },
+        ...[...command, '--policy', policy, '--state-dir', dir],
       );
       expect(r.code, command.join(' ')).toBe(2);
       expect(r.stderr, command.join(' ')).toMatch(
