@@ -10,7 +10,7 @@ import { memoryLogger } from '../../src/log.js';
 import { ORG, orgFleet, orgProjectId } from '../support/org-fleet.js';
 import { sharedPubSubEmulator, type SharedEmulator } from '../support/shared-emulators.js';
 import { waitUntil } from '../support/wait.js';
-import { openChannels as openChannelsTo } from '../support/channels.js';
+import { CHANNELS_CLOSE_MS, openChannels as openChannelsTo } from '../support/channels.js';
 
 /**
  * The organisation's functions kept warm: the dispatch and the unit each serve run after run in
@@ -94,7 +94,7 @@ describe("the organisation's functions, run after run", () => {
     // The first searched the organisation; the others reused what it kept.
     expect(new Set(sources).size).toBe(2);
     await waitUntil('every channel of the dispatches closed', openChannels, (o) => o.length === 0, {
-      timeoutMs: 5_000,
+      timeoutMs: CHANNELS_CLOSE_MS,
     });
   });
 
@@ -116,7 +116,7 @@ describe("the organisation's functions, run after run", () => {
       expect(refused.body.outcome).toBe('lease-held');
     }
     await waitUntil('every channel of the units closed', openChannels, (o) => o.length === 0, {
-      timeoutMs: 5_000,
+      timeoutMs: CHANNELS_CLOSE_MS,
     });
   });
 });

@@ -6,7 +6,7 @@ import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { handle } from '../../src/function/handler.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { waitUntil } from '../support/wait.js';
-import { openChannels as openChannelsTo } from '../support/channels.js';
+import { CHANNELS_CLOSE_MS, openChannels as openChannelsTo } from '../support/channels.js';
 
 /**
  * A warm instance serves run after run in one process (Cloud Scheduler calls it every 5 minutes
@@ -84,7 +84,7 @@ describe('a warm instance, run after run', () => {
     // A client's close may let its channels go a moment after it resolves: wait for none, and
     // fail naming those still open.
     await waitUntil('every channel of the runs closed', openChannels, (open) => open.length === 0, {
-      timeoutMs: 5_000,
+      timeoutMs: CHANNELS_CLOSE_MS,
     });
   });
 
@@ -114,7 +114,7 @@ describe('a warm instance, run after run', () => {
       expect(answer.body.outcome, JSON.stringify(answer.body)).toBe('lease-held');
     }
     await waitUntil('every channel of the runs closed', openChannels, (open) => open.length === 0, {
-      timeoutMs: 5_000,
+      timeoutMs: CHANNELS_CLOSE_MS,
     });
   });
 });

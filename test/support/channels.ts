@@ -16,3 +16,11 @@ export function openChannels(accept: (target: string) => boolean): Promise<strin
     );
   });
 }
+
+/**
+ * How long the channels may take to close after the runs that used them answered (a client's close
+ * may let them go a moment after it resolves): a leak never closes, so this is a hang guard,
+ * generous (a loaded machine took seconds where 5 s were allowed) and under the integration
+ * tests' 60 s timeout, so that a failure names the channels still open.
+ */
+export const CHANNELS_CLOSE_MS = 30_000;
