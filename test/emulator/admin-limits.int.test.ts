@@ -231,7 +231,10 @@ describe('the admin endpoint is not a hazard', () => {
     const began = Date.now();
     const r = await post('/advance', JSON.stringify({ ms: DAY }));
     expect(r.status, r.error).toBe(200);
-    // Its mean (the unit of a normalised trace) used to be summed again each minute played.
-    expect(Date.now() - began).toBeLessThan(5_000);
+    // Its mean (the unit of a normalised trace) used to be summed again each minute played: the
+    // answer is the same, so only the time tells, and the summing blocks this process. On a
+    // loaded machine the day took 0.65 s, and 130 s when summed each minute: 20 s lies far from
+    // both, a hang guard that load does not trip.
+    expect(Date.now() - began).toBeLessThan(20_000);
   }, 120_000);
 });
