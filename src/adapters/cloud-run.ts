@@ -40,7 +40,7 @@ import type {
   ObservedService,
   ServingRevision,
 } from '../core/service.js';
-import { reservedAnnotationPrefix } from '../core/service.js';
+import { MAX_INSTANCE_COUNT, reservedAnnotationPrefix } from '../core/service.js';
 import { clientConfig, closeClients, projectFaults } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
 import {
@@ -690,10 +690,13 @@ function segment(path: string, value: string): string {
 function checkUpdate(update: MaxInstancesUpdate): void {
   const faults: Fault[] = [];
   const { maxInstances, etag, annotations } = update;
-  if (!Number.isInteger(maxInstances) || maxInstances < 1 || maxInstances > 1000) {
+  // No documented ceiling but the field's int32 and the quotas, which Cloud Run itself checks: a
+  // service's max is "the minimum of ... regional GPU quota ... divided by the GPU configuration"
+  // (https://cloud.google.com/run/docs/configuring/max-instances-limits).
+  if (!Number.isInteger(maxInstances) || maxInstances < 1 || maxInstances > MAX_INSTANCE_COUNT) {
     faults.push({
       path: 'maxInstances',
-      message: `must be an integer from 1 to 1000, not ${maxInstances}`,
+      message: `must be an integer from 1 to ${MAX_INSTANCE_COUNT}, not ${maxInstances}`,
     });
   }
   if (etag === '') faults.push({ path: 'etag', message: 'must be the etag read before deciding' });

@@ -6,6 +6,7 @@ import { effectiveMax, gpusPerInstance, jobExecutions, type ServiceKey } from '.
 import { testServicePermissions } from './iam.js';
 import { encodeWith, messageFields, outputOnlyFields, SERVICES } from './protos.js';
 import { gpuQuotaId } from './quotas-api.js';
+import { MAX_INSTANCE_COUNT } from '../core/service.js';
 import {
   executionResource,
   jobResource,
@@ -260,9 +261,10 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
   // compare with the service (its min, its pool's quota) come after.
   if (wants.has('max')) {
     const max = int(scaling, 'max_instance_count');
-    if (!Number.isInteger(max) || max < 0 || max > 1000) {
+    // An int32 (vendor_settings.proto); above the quota is refused below, with Cloud Run's words.
+    if (!Number.isInteger(max) || max < 0 || max > MAX_INSTANCE_COUNT) {
       throw invalid(
-        `scaling.max_instance_count must be an integer from 0 (unset) to 1000, got ${max}`,
+        `scaling.max_instance_count must be an integer from 0 (unset) to ${MAX_INSTANCE_COUNT}, got ${max}`,
       );
     }
   }

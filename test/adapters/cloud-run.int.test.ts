@@ -734,6 +734,14 @@ describe('updateMaxInstances', () => {
     expectCalls(['GetService OK', 'GetService OK', 'UpdateService INVALID_ARGUMENT']);
   });
 
+  it('leaves a max above 1000 to Cloud Run, which holds it to the quota', async () => {
+    const beta = await adapter.getService(PROJECT, REGION, 'beta');
+    const error = await failure(adapter.updateMaxInstances(update('beta', beta.etag, 1001)));
+    expect(error).toBeInstanceOf(QuotaRejectedError);
+    expect(error.message).toContain('Max instances must be set to 1 or fewer');
+    expectCalls(['GetService OK', 'GetService OK', 'UpdateService INVALID_ARGUMENT']);
+  });
+
   it('rejects reserved annotation namespaces and bad numbers before any call', async () => {
     for (const key of ['run.googleapis.com/maxScale', 'autoscaling.knative.dev/maxScale']) {
       const error = await failure(
@@ -742,7 +750,7 @@ describe('updateMaxInstances', () => {
       expect(error).toBeInstanceOf(InputError);
       expect(error.message).toContain(key);
     }
-    for (const max of [0, 1.5, 1001]) {
+    for (const max of [0, 1.5, 2 ** 31]) {
       expect(await failure(adapter.updateMaxInstances(update('alpha', '"x"', max)))).toBeInstanceOf(
         InputError,
       );

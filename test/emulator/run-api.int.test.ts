@@ -313,6 +313,37 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
     }
   });
 
+  it('takes a max above 1000 that the quota allows: no other ceiling is documented', async () => {
+    // "the maximum number of instances available for your service is the minimum of ... regional
+    // GPU quota ... divided by the GPU configuration for the service"
+    // (https://cloud.google.com/run/docs/configuring/max-instances-limits); the field is an int32.
+    const fleet = testFleet();
+    const pool = fleet.projects[0]!.pools[0]!;
+    pool.quota = 1500;
+    const own = await startEmulator({ fleet, speed: 'manual', operationDelayMs: 10 });
+    const ownClients = clientsFor(own);
+    try {
+      const [s] = await ownClients.services.getService({ name: name('alpha') });
+      const [op] = await ownClients.services.updateService({
+        service: { name: name('alpha'), etag: s.etag, scaling: { maxInstanceCount: 1200 } },
+        updateMask: { paths: ['scaling.max_instance_count'] },
+      });
+      const [after] = await op.promise();
+      expect(after.scaling?.maxInstanceCount).toBe(1200);
+      const above = await codeOf(
+        ownClients.services.updateService({
+          service: { name: name('alpha'), scaling: { maxInstanceCount: 1501 } },
+          updateMask: { paths: ['scaling.max_instance_count'] },
+        }),
+      );
+      expect(above.code).toBe(status.INVALID_ARGUMENT);
+      expect(above.message).toContain('requested: 1501 allowed: 1500');
+    } finally {
+      await closeClients(ownClients);
+      await own.stop();
+    }
+  });
+
   it('refuses the whole fetched Service even with a mask, as Cloud Run does', async () => {
     const [full] = await clients.services.getService({ name: name('beta') });
     const before = emulator.writes().length;
