@@ -142,7 +142,12 @@ function storeOf(model: FleetModel): PreferenceStore {
   return s;
 }
 
-/** The quota entry a (project, quota id, region) has now, or undefined when there is none. */
+/**
+ * The quota entry that applies to a (project, quota id, region) now, as FleetModel.quotaFor picks
+ * it: the region's own entry while it has a value, else the regionless one; undefined when there
+ * is none. `key` is where a decision for that region lands: the region's own entry, so that a
+ * preference for one region never changes the quota of the others (its `dimensions` name it).
+ */
 function quotaEntry(
   model: FleetModel,
   project: string,
@@ -152,9 +157,10 @@ function quotaEntry(
   const entries = model
     .quotaEntries(project)
     .filter((e) => gpuQuotaId(e.key.accelerator, e.key.zonalRedundancy) === quotaId);
-  return (
-    entries.find((e) => e.key.region === region) ?? entries.find((e) => e.key.region === undefined)
-  );
+  const own = entries.find((e) => e.key.region === region);
+  const applies =
+    own?.quota !== undefined ? own : (entries.find((e) => e.key.region === undefined) ?? own);
+  return applies && { key: { ...applies.key, region }, quota: applies.quota };
 }
 
 function hasQuotaId(model: FleetModel, project: string, quotaId: string): boolean {

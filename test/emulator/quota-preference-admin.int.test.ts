@@ -87,6 +87,43 @@ describe('POST /quota-preferences/decide', () => {
     expect(await read()).toMatchObject({ granted: '9' });
   });
 
+  it("grants a region's preference to that region alone, where one quota stood for every region", async () => {
+    // testFleet's regionless L4 entry (6) stands for every region without its own.
+    const info = async () => {
+      const [q] = await client.getQuotaInfo({
+        name: `${PARENT}/services/run.googleapis.com/quotaInfos/NvidiaL4GpuAllocPerProjectRegion`,
+      });
+      return Object.fromEntries(
+        (q.dimensionsInfos ?? []).map((d) => [
+          d.dimensions?.['region'] ?? '',
+          Number(d.details?.value ?? NaN),
+        ]),
+      );
+    };
+    await client.createQuotaPreference({
+      parent: PARENT,
+      quotaPreferenceId: 'more-west',
+      quotaPreference: {
+        service: 'run.googleapis.com',
+        quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+        dimensions: { region: 'europe-west1' },
+        quotaConfig: { preferredValue: '8' },
+        contactEmail: 'ops@example.com',
+      },
+    });
+    const before = await info();
+    const r = await decide(
+      JSON.stringify({ name: `${PARENT}/quotaPreferences/more-west`, decision: 'granted' }),
+    );
+    expect(r.status).toBe(200);
+    const after = await info();
+    expect(after['europe-west1']).toBe(8);
+    // Every other value stays as it was: the regionless one included.
+    for (const [region, value] of Object.entries(before))
+      if (region !== 'europe-west1') expect([region, after[region]]).toEqual([region, value]);
+    expect(before['']).toBe(6);
+  });
+
   it('denies with Google state detail', async () => {
     const denied = await decide(
       JSON.stringify({ name: NAME, decision: 'denied', stateDetail: 'No capacity in region' }),
