@@ -88,16 +88,19 @@ export async function observe(
         early.set(poolKey(id), settle(limit(() => ports.quotas.gpuQuota(id))));
   };
 
+  const unlistedCauses: unknown[] = [];
   const perProject = await Promise.all(
     policy.projects.map(async (project) => {
       // A project whose regions cannot be listed (refused for the minute's read quota, denied)
       // is left out whole, as a region whose services cannot be listed is: nothing of it is
       // planned or written, the problem is reported, and the other projects are governed (their
       // decreases are what keeps a pool within a cut quota), where a throw would stop them all.
+      // When no project could be listed, the run has nothing to govern: it fails (below).
       const listedRegions = policy.regions
         ? { ok: true as const, value: policy.regions }
         : await settle(ports.run.listRegions(project));
       if (!listedRegions.ok) {
+        unlistedCauses.push(listedRegions.cause);
         problems.push({
           project,
           region: null,
@@ -211,6 +214,11 @@ export async function observe(
     return id;
   };
 
+  // Not one project's regions could be listed: a failed run, as a refused read of the only
+  // project always was (a Pub/Sub delivery of a unit is then refused and retried, which a read
+  // quota spent for the minute needs), not an ok one that governed nothing.
+  if (policy.projects.length > 0 && unlistedCauses.length === policy.projects.length)
+    throw unlistedCauses[0];
   for (const p of perProject) {
     const counts = p.counts.ok ? indexSeries(p.counts.value) : null;
     const utilization = p.utilization.ok

@@ -342,6 +342,14 @@ describe('observe', () => {
     ).toBeNull();
   });
 
+  it('fails when no project could be listed: nothing is governed, and a retry may help', async () => {
+    const base = ports({ services: [service('a')] });
+    const refusal = new RateLimitedError('RESOURCE_EXHAUSTED: Quota exceeded');
+    const run: CloudRunPort = { ...base.run, listRegions: () => Promise.reject(refusal) };
+    for (const projects of [['p'], ['p', 'q']])
+      await expect(observe(policy({ projects }), { ...base, run }, NOW)).rejects.toBe(refusal);
+  });
+
   it('reads each quota the policy does not set, and leaves a failed one unknown', async () => {
     const p = ports({
       services: [
