@@ -78,7 +78,8 @@ describe('the plan, for people', () => {
     const out = renderPlan(many, c);
     expect(out).toMatch(/^ {2}. s-599999 /m);
     expect(out).toContain('Alerts (200000):');
-  });
+    // A hang guard, not a bound: 800,000 rows take a few seconds, over 20 on a loaded 2-core CI.
+  }, 120_000);
 
   it("shows each service's priority and weight beside its cap", () => {
     expect(text).toMatch(/^ {4}service +priority +weight +cap$/m);

@@ -130,7 +130,8 @@ describe('a saved snapshot fits what plan --snapshot reads', () => {
     const text = formatSnapshot(snapshot);
     expect(Buffer.byteLength(text)).toBeLessThanOrEqual(MAX_DOCUMENT_BYTES);
     expect(parseSnapshotText(text)).toEqual(snapshot);
-  });
+    // A hang guard, not a bound: a few seconds quiet, over 20 on a loaded 2-core CI.
+  }, 120_000);
 
   it('stays JSON a person can read: one key a line, the minutes of each series on one', () => {
     const snapshot: Snapshot = {
