@@ -1,33 +1,31 @@
-import { existsSync } from 'node:fs';
 import { mkdtemp, stat, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import type { Browser, Page } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../src/core/policy.js';
-import { COLOURS } from '../../src/simulate/report-charts.js';
 import { renderReport } from '../../src/simulate/report.js';
 import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
 import { benchPolicy, mixedFleetScenario, TRACE_DIR } from '../../src/simulate/scenarios.js';
 import { simulate } from '../../src/simulate/simulate.js';
+import type { SimulationResult } from '../../src/simulate/result.js';
 import {
-  STRATEGIES,
-  STRATEGY_LABELS,
-  type SimulationResult,
-  type StrategyResult,
-} from '../../src/simulate/result.js';
+  charts,
+  expectNoGap,
+  launchChromium,
+  openReport,
+  spacing,
+  TOLERANCE,
+} from './report-browser.js';
 
 /**
  * The report as a person sees it: rendered from a short simulation, opened in headless Chromium
  * at a desktop and a narrow width, measured. Text must not overlap, every legend entry must have
  * its series' colour, the axes must say their units and time zone, and the page must load
- * nothing from anywhere.
+ * nothing from anywhere. (Reports of many services over a week, made by hand: report-scale.)
  */
 
-const CHROMIUM = '/usr/bin/chromium';
 const WIDTHS = [1280, 700, 390] as const;
-/** Pixels two text boxes may share (anti-aliasing, rounding) before they count as overlapping. */
-const TOLERANCE = 1;
 
 interface Box {
   what: string;
@@ -64,305 +62,18 @@ async function textBoxes(page: Page): Promise<Box[]> {
   });
 }
 
-/** A legend entry as drawn: its series, its colour, its line's dash and its marker's shape. */
-interface Icon {
-  series: number;
-  colour: string;
-  /** The icon's line's `stroke-dasharray`, for a line; null for a solid one or a band's box. */
-  dash: string | null;
-  line: boolean;
-  /** The marker's path, and its outline sampled along it within its own box (0 to 1). */
-  markerPath: string | null;
-  marker: number[] | null;
-}
-
-interface LegendCheck {
-  kind: string;
-  names: string[];
-  declared: { name: string; colour: string }[];
-  icons: Icon[];
-  /** Each series' line on the plot, in series order. */
-  lines: { stroke: string; dash: string | null }[];
-  /** Each series' markers on the plot: how many, and the first's outline as `Icon.marker`. */
-  markers: Record<number, { count: number; shape: number[] }>;
-  legendTexts: string[];
-  axisNames: string[];
-  labels: string[];
-  svgRight: number;
-  textRight: number;
-  /** The chart's width on the page ÷ the width it was drawn for: below 1 its text shrank. */
-  scale: number;
-}
-
-/** For each visible chart: its declared series, its legend icons and its drawn lines. */
-async function charts(page: Page): Promise<LegendCheck[]> {
-  return page.$$eval('figure.chart > div', (divs) =>
-    divs
-      .filter((d) => d.getBoundingClientRect().width > 0)
-      .map((d) => {
-        const svg = d.querySelector('svg');
-        if (!svg) throw new Error('a chart without svg');
-        const declared = JSON.parse(d.getAttribute('data-series') ?? '[]') as {
-          name: string;
-          colour: string;
-        }[];
-        // A path's outline, sampled at even steps along it, within its own box: the same for
-        // one shape at any size and place.
-        const outline = (p: SVGPathElement): number[] => {
-          const length = p.getTotalLength();
-          const box = p.getBBox();
-          return Array.from({ length: 16 }, (_, k) => {
-            const at = p.getPointAtLength((length * k) / 16);
-            return [(at.x - box.x) / (box.width || 1), (at.y - box.y) / (box.height || 1)];
-          }).flat();
-        };
-        // A legend entry: its icon's paths, then its text, then its hit area, which names the
-        // series. A line's icon is a straight stroke and perhaps a marker; a band's, a box.
-        const icons: {
-          series: number;
-          colour: string;
-          dash: string | null;
-          line: boolean;
-          markerPath: string | null;
-          marker: number[] | null;
-        }[] = [];
-        let parts: SVGPathElement[] = [];
-        for (const p of svg.querySelectorAll('path')) {
-          const legend = p.getAttribute('ecmeta_ssr_type') === 'legend';
-          if (p.getAttribute('pointer-events') === 'visible') {
-            if (legend) {
-              const stroke = parts.find((q) =>
-                /^M[\d.]+ [\d.]+L[\d.]+ [\d.]+$/.test(q.getAttribute('d') ?? ''),
-              );
-              const filled = parts.find(
-                (q) => q !== stroke && q.getAttribute('fill-opacity') !== '0',
-              );
-              icons.push({
-                series: Number(p.getAttribute('ecmeta_series_index')),
-                colour: stroke?.getAttribute('stroke') ?? filled?.getAttribute('fill') ?? '',
-                dash: stroke?.getAttribute('stroke-dasharray') ?? null,
-                line: stroke !== undefined,
-                markerPath: stroke && filled ? filled.getAttribute('d') : null,
-                marker: stroke && filled ? outline(filled) : null,
-              });
-              parts = [];
-            }
-            continue;
-          }
-          if (legend || p.closest('[clip-path]') === null) parts.push(p);
-          if (p.getAttribute('ecmeta_ssr_type') === 'chart') parts = [];
-        }
-        // A line series is drawn as one stroked path inside the plot's clip, in series order.
-        const lines = [...svg.querySelectorAll('g[clip-path] path')]
-          .filter((p) => p.getAttribute('fill') === 'none' && p.getAttribute('stroke'))
-          .map((p) => ({
-            stroke: p.getAttribute('stroke') ?? '',
-            dash: p.getAttribute('stroke-dasharray'),
-          }));
-        const markers: Record<number, { count: number; shape: number[] }> = {};
-        for (const p of svg.querySelectorAll<SVGPathElement>('path[ecmeta_ssr_type="chart"]')) {
-          if (!(p.getAttribute('transform') ?? '').startsWith('matrix(')) continue;
-          const series = Number(p.getAttribute('ecmeta_series_index'));
-          const seen = markers[series];
-          if (seen) seen.count += 1;
-          else markers[series] = { count: 1, shape: outline(p) };
-        }
-        const texts = [...svg.querySelectorAll('text')];
-        const box = svg.getBoundingClientRect();
-        return {
-          kind: d.closest('figure')?.getAttribute('data-chart') ?? '',
-          names: declared.map((s) => s.name),
-          declared,
-          icons,
-          lines,
-          markers,
-          legendTexts: texts.map((t) => t.textContent ?? ''),
-          axisNames: texts
-            .filter((t) => /^time \(|^GPUs$|^GPU-minutes$/.test(t.textContent ?? ''))
-            .map((t) => t.textContent ?? ''),
-          labels: texts.map((t) => t.textContent ?? ''),
-          svgRight: box.right,
-          scale: box.width / Number(svg.getAttribute('width')),
-          textRight: Math.max(...texts.map((t) => t.getBoundingClientRect().right)),
-        };
-      }),
-  );
-}
-
 /** The most two outlines (`Icon.marker`) differ by at a sample. */
 function outlineDistance(a: readonly number[], b: readonly number[]): number {
   return Math.max(...a.map((v, i) => Math.abs(v - (b[i] ?? Infinity))));
 }
 
-interface Spacing {
-  /** The time axis's tick labels' bottom to its name's top. */
-  ticksToName: number;
-  /** The time axis's name's bottom to the legend's first row. */
-  nameToLegend: number;
-  /** The legend's last row to the picture's bottom edge. */
-  legendToEnd: number;
-}
-
-/**
- * For each visible chart, the empty space under the plot: between the tick labels and the axis
- * name, the axis name and the legend, and the legend and the picture's end, in CSS pixels.
- */
-async function spacing(page: Page): Promise<Spacing[]> {
-  return page.$$eval('figure.chart > div', (divs) =>
-    divs
-      .filter((d) => d.getBoundingClientRect().width > 0)
-      .map((d) => {
-        const svg = d.querySelector('svg');
-        if (!svg) throw new Error('a chart without svg');
-        // Each legend entry's hit area spans its icon and its text.
-        const entries = [...svg.querySelectorAll('path[ecmeta_ssr_type="legend"]')]
-          .filter((p) => p.getAttribute('pointer-events') === 'visible')
-          .map((p) => p.getBoundingClientRect());
-        const texts = [...svg.querySelectorAll('text')].map((t) => ({
-          text: t.textContent ?? '',
-          box: t.getBoundingClientRect(),
-        }));
-        const name = texts.find((t) => t.text.startsWith('time ('))?.box;
-        const ticks = texts
-          .filter((t) => /^\d\d:\d\d$|^[A-Z][a-z]{2} \d+ [A-Z][a-z]{2}$/.test(t.text))
-          .map((t) => t.box.bottom);
-        if (!name || entries.length === 0 || ticks.length === 0)
-          throw new Error('no axis or legend');
-        return {
-          ticksToName: name.top - Math.max(...ticks),
-          nameToLegend: Math.min(...entries.map((e) => e.top)) - name.bottom,
-          legendToEnd:
-            svg.getBoundingClientRect().bottom - Math.max(...entries.map((e) => e.bottom)),
-        };
-      }),
-  );
-}
-
-/** No empty band under a plot: what is there is at most this far from what is next. */
-function expectNoGap(spaces: Spacing[]): void {
-  expect(spaces.length).toBeGreaterThan(0);
-  for (const space of spaces) {
-    expect(space.ticksToName).toBeLessThanOrEqual(6);
-    expect(space.nameToLegend).toBeGreaterThanOrEqual(2);
-    expect(space.nameToLegend).toBeLessThanOrEqual(12);
-    expect(space.legendToEnd).toBeLessThanOrEqual(10);
-  }
-}
-
-/** Text that would run as script or end an attribute if the page did not escape it. */
-const EVIL = '<script>alert(1)</script>"onload="alert(2)\'<img src=x onerror=alert(3)>';
-
-/**
- * A result made by hand: `count` services over `minutes`, named past 60 characters with HTML in
- * them when `evil`, across the end of summer time in New York (a scenario accepts only Cloud Run
- * names, and simulating a week of sixty services takes a minute). Caps move every 5 minutes, as a
- * busy governor's would.
- */
-function handResult(count: number, minutes: number, evil: boolean): SimulationResult {
-  const pool = evil ? `p-${EVIL}/us-central1/nvidia-l4/zonal` : 'p/us-central1/nvidia-l4/zonal';
-  const names = Array.from({ length: count }, (_, i) =>
-    evil
-      ? `team-${String(i).padStart(2, '0')}-serving-with-a-rather-long-model-name-${EVIL}`
-      : `svc-${String(i).padStart(2, '0')}`,
-  );
-  const wave = (i: number, m: number) =>
-    1 + Math.round(2 + 2 * Math.sin((m / 1440 + i / 60) * 2 * Math.PI));
-  const strategy = (s: (typeof STRATEGIES)[number]): StrategyResult => {
-    const refused = Array.from({ length: minutes }, (_, m) => (m % 97 < 10 ? (m % 7) + 1 : 0));
-    const total = refused.reduce((a, v) => a + v, 0);
-    return {
-      strategy: s,
-      label: STRATEGY_LABELS[s],
-      pools: [
-        {
-          pool,
-          quota: 150,
-          available: 150,
-          services: count,
-          demandGpuMinutes: 1,
-          refusedGpuMinutes: total,
-          refusedCapGpuMinutes: total,
-          refusedQuotaGpuMinutes: 0,
-          idleGpuMinutes: 0,
-          writes: 0,
-          writesPerServiceHour: 0,
-          scarceMinutes: 0,
-          shareError: null,
-          priorityInversions: 0,
-          capsOverQuotaMinutes: 0,
-          invariantViolations: null,
-        },
-      ],
-      services: names.map((name) => ({
-        pool,
-        name,
-        managed: true,
-        priority: 0,
-        weight: 1,
-        demandGpuMinutes: 1,
-        refusedGpuMinutes: 1,
-        refusedCapGpuMinutes: 1,
-        refusedQuotaGpuMinutes: 0,
-        idleGpuMinutes: 0,
-        writes: 0,
-        reversals: 0,
-      })),
-      totals: {
-        refusedGpuMinutes: total,
-        idleGpuMinutes: 0,
-        writesPerServiceHour: 0,
-        reversalsPerServiceDay: 0,
-        invariantViolations: s === 'governor' ? 0 : null,
-      },
-      violations: [],
-      failedRuns: [],
-      series: [
-        {
-          pool,
-          quota: 150,
-          available: 150,
-          quotaChanges: [],
-          services: names,
-          // Under the quota of 150 but for one minute in 97, 80 GPUs above the rest.
-          demand: Array.from(
-            { length: minutes },
-            (_, m) => 100 + 30 * Math.sin((m / 1440) * 2 * Math.PI) + (m % 97 === 50 ? 80 : 0),
-          ),
-          caps: Object.fromEntries(
-            names.map((n, i) => [
-              n,
-              Array.from({ length: minutes }, (_, m) => wave(i, m - (m % 5))),
-            ]),
-          ),
-          refused,
-        },
-      ],
-    };
-  };
-  return {
-    label: evil ? EVIL : `${count} services`,
-    start: '2026-10-29T00:00:00.000Z',
-    timezone: 'America/New_York',
-    minutes,
-    tickMinutes: 5,
-    lagMinutes: 3,
-    viaEmulator: false,
-    strategies: STRATEGIES.map(strategy),
-    headline: null,
-  };
-}
-
 describe('the report in headless Chromium', () => {
   let browser: Browser;
   let file: string;
-  let big: string;
-  let bigBytes: number;
   let dir: string;
   let simulated: SimulationResult;
 
   beforeAll(async () => {
-    if (!existsSync(CHROMIUM))
-      throw new Error(`${CHROMIUM} is missing: apt-get install -y chromium`);
     const input = await buildScenario(
       parseScenario({ ...mixedFleetScenario(0.7, 4), timezone: 'Europe/Berlin' }),
       TRACE_DIR,
@@ -374,32 +85,11 @@ describe('the report in headless Chromium', () => {
     dir = await mkdtemp(join(tmpdir(), 'governor-report-'));
     file = join(dir, 'report.html');
     await writeFile(file, html);
-    big = join(dir, 'big.html');
-    const bigHtml = renderReport(handResult(60, 7 * 1440, true), { subtitle: EVIL, notes: [EVIL] });
-    bigBytes = Buffer.byteLength(bigHtml);
-    await writeFile(big, bigHtml);
-    browser = await chromium.launch({
-      executablePath: CHROMIUM,
-      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking'],
-    });
+    browser = await launchChromium();
   }, 120_000);
   afterAll(async () => browser?.close());
 
-  async function open(
-    width: number,
-    path = file,
-  ): Promise<{ page: Page; requests: string[]; dialogs: string[] }> {
-    const page = await browser.newPage({ viewport: { width, height: 900 } });
-    const requests: string[] = [];
-    const dialogs: string[] = [];
-    page.on('request', (r) => requests.push(r.url()));
-    page.on('dialog', (d) => {
-      dialogs.push(d.message());
-      void d.dismiss();
-    });
-    await page.goto(`file://${path}`);
-    return { page, requests, dialogs };
-  }
+  const open = (width: number) => openReport(browser, file, width);
 
   it('draws both charts of the pool with data, and loads nothing but itself', async () => {
     const { page, requests } = await open(1280);
@@ -730,106 +420,4 @@ describe('the report in headless Chromium', () => {
     expect(shown).toBe(2);
     await context.close();
   });
-
-  it.each([
-    [1, 180],
-    [3, 180],
-    [60, 180],
-    [1, 7 * 1440],
-    [3, 7 * 1440],
-    [60, 7 * 1440],
-  ])(
-    '%i services over %i minutes: no empty band under a plot, and no peak of demand lost',
-    async (count, minutes) => {
-      // Before: each legend row was reserved 2 px more than ECharts draws, the gap after the last
-      // entry of a row counted, the last line of tick labels reserved when the ticks are days, and a
-      // label too wide for the legend put under an empty row: 20 to 34 px of nothing between the
-      // axis and the legend on a phone and under a week of sixty services.
-      const path = join(dir, `hand-${count}-${minutes}.html`);
-      await writeFile(path, renderReport(handResult(count, minutes, count === 60)));
-      for (const width of [1280, 390]) {
-        const { page } = await open(width, path);
-        expectNoGap(await spacing(page));
-        // Before: where a chart has more minutes than pixels (a week; three hours on a phone
-        // are not), the thin demand line was the mean of each few minutes, and a minute's
-        // peak 80 GPUs over the rest, 30 over the quota, was drawn 8 GPUs up, under the quota.
-        const caps = await page.$eval(
-          'figure[data-chart="caps"]',
-          (f, minuteColour) => {
-            const shown = [...f.querySelectorAll(':scope > div')].find(
-              (d) => d.getBoundingClientRect().width > 0,
-            );
-            const top = (colour: string) =>
-              Math.min(
-                ...[
-                  ...(shown?.querySelectorAll<SVGPathElement>(
-                    `g[clip-path] path[stroke="${colour}"]`,
-                  ) ?? []),
-                ]
-                  .filter((p) => p.getAttribute('fill') === 'none')
-                  .map((p) => p.getBBox().y),
-              );
-            return {
-              quota: top('#000000'),
-              minute: top(minuteColour),
-              label: shown?.getAttribute('aria-label') ?? '',
-              names: (
-                JSON.parse(shown?.getAttribute('data-series') ?? '[]') as { name: string }[]
-              ).map((d) => d.name),
-            };
-          },
-          COLOURS.demandMinute,
-        );
-        expect(caps.minute).toBeLessThan(caps.quota - 10);
-        // Three hours fit in the pixels of every width; a week in none.
-        if (minutes > 360) {
-          expect(caps.names).toContainEqual(
-            expect.stringMatching(/^demand, busiest minute of each \d+ min$/),
-          );
-          expect(caps.label).toMatch(/the busiest minute of each \d+ minutes/);
-        } else {
-          expect(caps.names).toContain('demand, per minute');
-          expect(caps.label).toContain('demand minute by minute');
-        }
-        await page.close();
-      }
-    },
-  );
-
-  it.each([1280, 390])(
-    'sixty services over a week, named with HTML in them, at %i px: small, escaped, readable',
-    async (width) => {
-      // Before: 5.7 MB for a week of sixty services, twelve colours for sixty bands, a legend
-      // of thirty rows, and one offset from UTC for a week across the end of summer time. The
-      // bands' patterns (a copy of each band's area, filled with it) and each service's caps
-      // hour by hour took it from 1.05 MB to 1.56 MB.
-      expect(bigBytes).toBeLessThan(1_600_000);
-      const { page, requests, dialogs } = await open(width, big);
-      expect(requests).toEqual([`file://${big}`]);
-      expect(dialogs).toEqual([]);
-      const dom = await page.evaluate(() => ({
-        scripts: document.querySelectorAll('script, img, iframe').length,
-        handlers: [...document.querySelectorAll('*')].flatMap((e) =>
-          e.getAttributeNames().filter((a) => a.startsWith('on')),
-        ),
-        h1: document.querySelector('h1')?.textContent ?? '',
-        width: document.documentElement.scrollWidth,
-      }));
-      expect(dom.scripts).toBe(0);
-      expect(dom.handlers).toEqual([]);
-      expect(dom.h1).toBe(`Governor simulation: ${EVIL}`);
-      expect(dom.width).toBeLessThanOrEqual(width);
-      const [caps] = await charts(page);
-      expect(caps?.declared.length).toBeLessThanOrEqual(15);
-      expect(new Set(caps?.declared.map((d) => d.colour)).size).toBe(caps?.declared.length);
-      expect(caps?.declared.map((d) => d.name)).toContain('caps of the 50 other services');
-      expect(caps?.axisNames).toContain('time (America/New_York, UTC-04:00 then -05:00)');
-      expect(caps?.textRight).toBeLessThanOrEqual((caps?.svgRight ?? 0) + TOLERANCE);
-      await page.screenshot({
-        path: join(process.env.SCREENSHOT_DIR ?? dir, `simulation-report-big-${width}.png`),
-        fullPage: true,
-      });
-      await page.close();
-    },
-  );
 });
