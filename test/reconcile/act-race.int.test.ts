@@ -429,25 +429,35 @@ describe('act: another writer between the governor reads and its writes', () => 
 
   it('a write refused for the minute is not sent again after the run deadline, whatever delay Google asked', async () => {
     await start();
-    // Every write refused with a RetryInfo of 3 s, in a run of 1.5 s: the adapter would wait and
-    // send again after the run had given the write up (and perhaps its lease).
-    hook = (name) =>
-      name === 'UpdateService'
-        ? new RpcError(
-            status.RESOURCE_EXHAUSTED,
-            'Quota exceeded: write requests per minute',
-            3_000,
-          )
-        : undefined;
+    // Every write refused with a RetryInfo longer than the whole run: the adapter would wait and
+    // send again after the run had given the write up (and perhaps its lease). The run has 3 s:
+    // its reads reached the writes after 0.7 s on 2 cores at a load of 10, which left a run of
+    // 1.5 s little to spare. The delay asked is a second longer than the run, so a write sent
+    // again would be sent after the run ended; the test waits past that moment.
+    const asked = 4_000;
+    let lastRefusal = 0;
+    hook = (name) => {
+      if (name !== 'UpdateService') return undefined;
+      lastRefusal = Date.now();
+      return new RpcError(
+        status.RESOURCE_EXHAUSTED,
+        'Quota exceeded: write requests per minute',
+        asked,
+      );
+    };
     const report = await reconcileReport(
       policy,
       { ports, store: createMemoryStateStore(), sink: null, clock: () => emulator.now().getTime() },
-      { runId: 'refused-late', deadlineMs: 1_500, writerId: 'me' },
+      { runId: 'refused-late', deadlineMs: 3_000, writerId: 'me' },
     );
     const sent = calls['UpdateService'] ?? 0;
     expect(sent).toBeGreaterThan(0);
     expect(report.writes.filter((w) => w.outcome === 'written')).toEqual([]);
-    await new Promise((done) => setTimeout(done, 4_000));
+    // Past the delay asked after the last refusal, plus the backoff's jitter (under
+    // the policy's first backoff, 250 ms).
+    await new Promise((done) =>
+      setTimeout(done, Math.max(0, lastRefusal + asked + 1_000 - Date.now())),
+    );
     expect(calls['UpdateService']).toBe(sent);
     expect(emulator.writes()).toEqual([]);
   });
