@@ -16,7 +16,7 @@ import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
-import { cliIn } from '../support/cli-run.js';
+import { cliIn, governorIn } from '../support/cli-run.js';
 import { QUICK_POLL_ENV } from '../support/fixtures.js';
 
 /**
@@ -37,20 +37,8 @@ writeFileSync(
   `version: 1\nprojects: [${PROJECT}]\nregions: [${REGION}]\ndefaults: {headroom: 0}\nservices: [{match: {}}]\nlimits: {writesPerMinute: 6000}\n`,
 );
 
-async function governor(
-  ...args: string[]
-): Promise<{ code: number; stdout: string; stderr: string }> {
-  try {
-    const { stdout, stderr } = await exec(process.execPath, ['bin/governor.js', ...args], {
-      env: governorEnv(),
-    });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: number; stdout?: string; stderr?: string };
-    if (typeof err.code !== 'number') throw e;
-    return { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
-}
+/** `governor ...args` as a process, in the environment of {@link governorEnv}. */
+const governor = (...args: string[]) => governorIn(governorEnv(), ...args);
 
 /** The environment {@link governor} runs in. */
 function governorEnv(): NodeJS.ProcessEnv {
@@ -102,7 +90,8 @@ describe('governor apply', () => {
   });
 
   it('--dry-run writes nothing and shows the plan', async () => {
-    const r = await governor('apply', '--policy', policy, '--dry-run');
+    // In this process: the run and its output are what is checked here, not the process.
+    const r = await inProcess('apply', '--policy', policy, '--dry-run');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^ {2}~ idle +0 +1 +4 → /m);
     expect(r.stdout).toMatch(/\(dry-run\): 0 written/);
@@ -154,7 +143,8 @@ describe('governor apply', () => {
 
   it('restore --yes puts the original max back as far as the quota allows', async () => {
     const before = emulator.writes().length;
-    const r = await governor('restore', '--policy', policy, '--yes');
+    // In this process: what is restored is checked here; the process's exit, by the tests around.
+    const r = await inProcess('restore', '--policy', policy, '--yes');
     expect(r.code).toBe(0);
     const restored = emulator.writes().slice(before);
     expect(restored.map((w) => [w.service.name, w.after.maxInstances])).toContainEqual(['busy', 1]);
@@ -329,14 +319,15 @@ describe('a lease another governor holds', () => {
     );
     expect(r.stdout).toContain(`${PROJECT}: lease broken`);
     expect(await createFileStateStore({ dir: stateDir }).readLease(PROJECT)).toBeNull();
-    expect((await governor('unlock', '--policy', policy, '--yes')).stdout).toContain(
+    // What follows in this process: the state the break left is checked, not the process.
+    expect((await inProcess('unlock', '--policy', policy, '--yes')).stdout).toContain(
       'no lease held',
     );
     // With nothing to break, showing needs neither a terminal nor --yes.
-    const shown = await governor('unlock', '--policy', policy);
+    const shown = await inProcess('unlock', '--policy', policy);
     expect(shown.code).toBe(0);
     expect(shown.stdout).toBe(`${PROJECT}: no lease held\n`);
-    const again = await governor('apply', '--policy', policy, '--dry-run');
+    const again = await inProcess('apply', '--policy', policy, '--dry-run');
     expect(again.code).toBe(0);
   });
 });
