@@ -1,3 +1,4 @@
+import { capsAsLeft, poolCapsAsLeft } from './as-left.js';
 import type { Plan } from './plan.js';
 import { samePool } from './pool.js';
 import type { WriteResult } from './write-result.js';
@@ -11,7 +12,7 @@ import type { WriteResult } from './write-result.js';
  * | --------------------- | ------ | ----------------------------------------------- | ----------------------------------------------------- |
  * | `pool/quota`          | INT64  | region, accelerator, zonal_redundancy           | the pool's GPU quota (absent when unknown)            |
  * | `pool/budget`         | INT64  | region, accelerator, zonal_redundancy           | quota − reserve − unmanaged (absent when unknown)     |
- * | `pool/caps`           | INT64  | region, accelerator, zonal_redundancy           | governed caps in GPUs after this run's writes         |
+ * | `pool/caps`           | INT64  | region, accelerator, zonal_redundancy           | governed caps in GPUs the run's writes left in force |
  * | `pool/in_use`         | INT64  | region, accelerator, zonal_redundancy           | GPUs the governed services had in use                 |
  * | `pool/demand`         | INT64  | region, accelerator, zonal_redundancy           | GPUs the governed services are estimated to need      |
  * | `service/cap`         | INT64  | region, accelerator, zonal_redundancy, service  | the service's cap in GPUs after this run              |
@@ -95,15 +96,8 @@ export function governorMetrics(
   const points: GovernorMetricPoint[] = [];
   const int = (metric: GovernorMetric, labels: Record<string, string>, value: number) =>
     points.push({ metric, labels, valueType: 'INT64', value: Math.round(value) });
-  /** The cap each service of the project has after the run: what was written, else as it was. */
-  const capAfter = new Map<string, number>();
-  for (const s of plan.services) {
-    if (s.project !== project) continue;
-    const w = writes.find(
-      (x) => x.project === project && x.region === s.region && x.name === s.name,
-    );
-    capAfter.set(`${s.region}/${s.name}`, w?.written ?? s.from);
-  }
+  // The caps the writes left (core/as-left.ts): a raise lowered back is told at its lowered cap.
+  const capAfter = capsAsLeft(plan, project, writes);
   for (const p of plan.pools) {
     if (p.project !== project) continue;
     const labels = {
@@ -114,10 +108,7 @@ export function governorMetrics(
     if (p.quota !== null) int('pool/quota', labels, p.quota);
     if (p.budget !== null) int('pool/budget', labels, p.budget);
     const members = plan.services.filter((s) => s.managed && samePool(s, p));
-    const caps = members.reduce(
-      (a, s) => a + (capAfter.get(`${s.region}/${s.name}`) ?? s.from) * s.gpusPerInstance,
-      0,
-    );
+    const caps = poolCapsAsLeft(plan, p, capAfter);
     int('pool/caps', labels, caps);
     int('pool/in_use', labels, p.inUse);
     int('pool/demand', labels, p.demand);

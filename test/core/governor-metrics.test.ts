@@ -64,3 +64,63 @@ describe('the unit metrics', () => {
     }
   });
 });
+
+describe('the pool and service metrics', () => {
+  // One pool: `up` (2 GPUs an instance) raised 2 → 5 and lowered back to 3 in the same run;
+  // `down` (1 GPU) planned 6 → 2 but denied; `short` (1 GPU) planned 1 → 4, written 1 → 3.
+  const where = {
+    project: 'acme',
+    region: 'us-east1',
+    accelerator: 'nvidia-l4',
+    zonalRedundancy: false,
+  };
+  const svc = (name: string, gpus: number, from: number, to: number, demand: number) => ({
+    ...where,
+    name,
+    managed: true,
+    gpusPerInstance: gpus,
+    from,
+    to,
+    demand,
+  });
+  const plan = {
+    pools: [{ ...where, quota: 30, budget: 30, capsAfter: 2 * 5 + 2 + 4, inUse: 0, demand: 0 }],
+    services: [svc('up', 2, 2, 5, 5), svc('down', 1, 6, 2, 2), svc('short', 1, 1, 4, 4)],
+    changes: [],
+  } as unknown as Plan;
+  const w = (
+    name: string,
+    from: number,
+    planned: number,
+    written: number | null,
+    cause: WriteResult['cause'],
+  ): WriteResult => ({
+    ...where,
+    name,
+    from,
+    planned,
+    written,
+    outcome: written === null ? (cause === 'denied' ? 'failed' : 'skipped') : 'written',
+    cause,
+    reason: 'test',
+  });
+  const writes = [
+    w('down', 6, 2, null, 'denied'),
+    w('short', 1, 4, 3, 'written'),
+    w('up', 2, 5, 5, 'written'),
+    w('up', 5, 3, 3, 'compensated'),
+  ];
+  const value = (points: ReturnType<typeof governorMetrics>, metric: string, service?: string) =>
+    points.find((p) => p.metric === metric && p.labels['service'] === service)?.value;
+
+  it('tell the caps the writes left, not the planned ones', () => {
+    const points = governorMetrics('acme', plan, writes, 1);
+    // up: lowered back to 3 (6 GPUs); down: kept 6; short: 3 written of the 4 planned.
+    expect(value(points, 'service/cap', 'up')).toBe(6);
+    expect(value(points, 'service/cap', 'down')).toBe(6);
+    expect(value(points, 'service/cap', 'short')).toBe(3);
+    expect(value(points, 'pool/caps')).toBe(6 + 6 + 3);
+    // up wants 5 instances and is left 3: 2 instances of 2 GPUs refused.
+    expect(value(points, 'service/refused', 'up')).toBe(4);
+  });
+});

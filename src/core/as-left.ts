@@ -1,0 +1,46 @@
+import type { Plan, PlanPool } from './plan.js';
+import { samePool } from './pool.js';
+import type { WriteResult } from './write-result.js';
+
+/**
+ * The caps a run's writes left in force, as opposed to the ones it planned: what the accounts of a
+ * run that speak of the fleet (the governor's metrics, the run record's pools) are judged on. A
+ * service's cap is the one its last landed write set, in the order the writes were made (a raise,
+ * then its lowering back), else the cap it was observed with: a write denied, skipped, refused or
+ * not made leaves it as it was. A write that may or may not have landed (`uncertain`) is counted
+ * at the observed cap: the run cannot tell, and the next run reads the cap in force.
+ */
+
+/** The cap (instances) the landed writes of one service set last; null when none landed. */
+export function capWritten(writes: readonly WriteResult[]): number | null {
+  let cap: number | null = null;
+  for (const w of writes) if (w.outcome === 'written' && w.written !== null) cap = w.written;
+  return cap;
+}
+
+/** Each governed service's cap after the run, in instances, keyed `region/name`. */
+export function capsAsLeft(
+  plan: Plan,
+  project: string,
+  writes: readonly WriteResult[],
+): Map<string, number> {
+  const mine = writes.filter((w) => w.project === project);
+  const out = new Map<string, number>();
+  for (const s of plan.services) {
+    if (s.project !== project) continue;
+    const cap = capWritten(mine.filter((w) => w.region === s.region && w.name === s.name));
+    out.set(`${s.region}/${s.name}`, cap ?? s.from);
+  }
+  return out;
+}
+
+/** The GPUs the governed services of `pool` hold at the caps `caps` (from capsAsLeft). */
+export function poolCapsAsLeft(
+  plan: Plan,
+  pool: PlanPool,
+  caps: ReadonlyMap<string, number>,
+): number {
+  return plan.services
+    .filter((s) => s.managed && samePool(s, pool))
+    .reduce((a, s) => a + (caps.get(`${s.region}/${s.name}`) ?? s.from) * s.gpusPerInstance, 0);
+}
