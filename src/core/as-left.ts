@@ -44,3 +44,31 @@ export function poolCapsAsLeft(
     .filter((s) => s.managed && samePool(s, pool))
     .reduce((a, s) => a + (caps.get(`${s.region}/${s.name}`) ?? s.from) * s.gpusPerInstance, 0);
 }
+
+/**
+ * Causes after which the run does not know the cap in force: a write that may or may not have
+ * landed, or a service someone else changed or deleted since it was observed. An alert that would
+ * restate the plan as left keeps the plan's word where one of these touched what it is about.
+ */
+export const CAP_UNKNOWN: ReadonlySet<WriteResult['cause']> = new Set([
+  'uncertain',
+  'etag',
+  'changed',
+  'conflict',
+  'gone',
+  'unreadable',
+]);
+
+/** The writes of the run in `pool` (its governed services), in the order they were made. */
+export function writesInPool(
+  plan: Plan,
+  pool: PlanPool,
+  writes: readonly WriteResult[],
+): WriteResult[] {
+  const names = new Set(
+    plan.services.filter((s) => s.managed && samePool(s, pool)).map((s) => s.name),
+  );
+  return writes.filter(
+    (w) => w.project === pool.project && w.region === pool.region && names.has(w.name),
+  );
+}

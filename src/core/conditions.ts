@@ -1,5 +1,6 @@
 import type { Alert, AlertType, Severity } from './alert.js';
-import type { PlanPool } from './plan.js';
+import { CAP_UNKNOWN, capsAsLeft, poolCapsAsLeft, writesInPool } from './as-left.js';
+import type { Plan, PlanPool } from './plan.js';
 import { compareText, poolKey, poolWords } from './pool.js';
 import { plural } from './text.js';
 import { heldBound } from './why.js';
@@ -206,13 +207,7 @@ export function poolConditions(
           severity: 'ERROR',
           // Observed before the plan: say what the plan does about it, so that a page for a pool
           // the same run brings back within its budget does not read as work for a person.
-          summary: `Caps in ${where} sum to ${pool.capsBefore} GPUs, over the budget of ${pool.budget}: ${
-            pool.capsAfter >= pool.capsBefore
-              ? 'the plan cannot lower them (governor plan shows what holds each)'
-              : pool.capsAfter <= pool.budget
-                ? `the plan lowers them to ${pool.capsAfter}`
-                : `the plan lowers them to ${pool.capsAfter}, still over (governor plan shows what holds the rest)`
-          }`,
+          summary: overBudgetSummary(where, pool),
           details: numbers,
         }),
       );
@@ -285,6 +280,49 @@ export function poolConditions(
   return alerts;
 }
 
+/** pool.over-budget in words: the caps observed, and what the plan does about them. */
+function overBudgetSummary(where: string, pool: PlanPool): string {
+  return `Caps in ${where} sum to ${pool.capsBefore} GPUs, over the budget of ${pool.budget}: ${
+    pool.capsAfter >= pool.capsBefore
+      ? 'the plan cannot lower them (governor plan shows what holds each)'
+      : pool.budget !== null && pool.capsAfter <= pool.budget
+        ? `the plan lowers them to ${pool.capsAfter}`
+        : `the plan lowers them to ${pool.capsAfter}, still over (governor plan shows what holds the rest)`
+  }`;
+}
+
+/**
+ * The plan's `pool.over-budget` conditions told with the caps the run's writes left (core/as-left.ts):
+ * the condition itself is judged on the caps observed before the plan, and holds either way, but
+ * its "the plan lowers them to N" is only true of the fleet when the lowerings landed. Where they
+ * did not all land (denied, skipped, refused, deferred), the summary says what the writes left and
+ * `details.capsLeft` holds it. A pool where a write may or may not have landed, or where someone
+ * else changed a service, keeps the plan's word. Not for a dry run: nothing was meant to be written.
+ */
+export function overBudgetAsLeft(
+  conditions: readonly Alert[],
+  plan: Plan,
+  writes: readonly WriteResult[],
+): Alert[] {
+  return conditions.map((a) => {
+    if (a.type !== 'pool.over-budget' || a.details['source'] === 'verify') return a;
+    const pool = plan.pools.find((p) => alertPoolKey(p) === alertPoolKey(a));
+    if (!pool || pool.budget === null || pool.capsAfter >= pool.capsBefore) return a;
+    if (writesInPool(plan, pool, writes).some((w) => CAP_UNKNOWN.has(w.cause))) return a;
+    const left = poolCapsAsLeft(plan, pool, capsAsLeft(plan, pool.project, writes));
+    if (left === pool.capsAfter) return a;
+    // The plan's words, as poolConditions wrote them: anything else is left as it is.
+    if (a.summary !== overBudgetSummary(poolWords(pool), pool)) return a;
+    const still =
+      left > pool.budget ? ", still over (the run's apply.failed or skipped writes say why)" : '';
+    return {
+      ...a,
+      summary: `Caps in ${poolWords(pool)} sum to ${pool.capsBefore} GPUs, over the budget of ${pool.budget}: the plan lowers them to ${pool.capsAfter}, but its writes left them at ${left}${still}`,
+      details: { ...a.details, capsLeft: left },
+    };
+  });
+}
+
 /** How a starved service's summary begins: the cap it is left with. */
 function starvedLead(name: string, cap: number): string {
   return `${name} gets ${plural(cap, 'instance')}`;
@@ -343,16 +381,6 @@ function capLeft(writes: readonly WriteResult[]): number | null {
   }
   return cap;
 }
-
-/** Causes after which the run does not know the cap in force (core/write-result.ts). */
-const CAP_UNKNOWN: ReadonlySet<WriteResult['cause']> = new Set([
-  'uncertain',
-  'etag',
-  'changed',
-  'conflict',
-  'gone',
-  'unreadable',
-]);
 
 /** What a starved service is short of, as its plan row tells it. */
 function wantWords(s: ServiceFacts): string {

@@ -21,7 +21,7 @@ import {
 import { alertBytes, fitWhole, MAX_ALERT_BYTES, type Alert } from '../core/alert.js';
 import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
 import { durationMs } from '../core/duration.js';
-import { starvedAsLeft } from '../core/conditions.js';
+import { overBudgetAsLeft, starvedAsLeft } from '../core/conditions.js';
 import { governorMetrics } from '../core/governor-metrics.js';
 import {
   acknowledgedState,
@@ -918,8 +918,10 @@ async function alertProject(
   const { plan, problems } = decided;
   const grace = alertGrace(run);
   // Starved is judged on the caps the writes left, not the ones planned (a lowering denied).
+  // pool.over-budget says what the writes left of the plan's lowerings (not in a dry run).
+  const planned = [...plan.alerts, ...decided.misconfigured].filter((a) => a.project === project);
   const conditions = starvedAsLeft(
-    [...plan.alerts, ...decided.misconfigured].filter((a) => a.project === project),
+    run.mode === 'enforce' ? overBudgetAsLeft(planned, plan, report.writes) : planned,
     report.writes,
   );
   const degraded = degradedAlert(ctx, project, problems);

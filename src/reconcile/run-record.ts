@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Alert } from '../core/alert.js';
+import { capsAsLeft, poolCapsAsLeft } from '../core/as-left.js';
 import type { Plan } from '../core/plan.js';
 import type { PressureLedger } from '../core/quota-pressure.js';
 import { poolKey } from '../core/pool.js';
@@ -101,7 +102,7 @@ export async function recordRuns(
         alerts: report.published,
         error: report.error,
         quotas: report.plan ? quotasSeen(report.plan, project) : {},
-        ...(report.plan ? { pools: poolsOf(report.plan, project) } : {}),
+        ...(report.plan ? { pools: poolsOf(report.plan, project, report) } : {}),
         // Events this run could not publish: they stay in the outbox for the next run to send.
         ...(undelivered.length > 0 ? { undeliveredIds: undelivered.map((a) => a.id) } : {}),
         ...(report.pressure?.[project] ? { pressure: report.pressure[project] } : {}),
@@ -115,14 +116,22 @@ export async function recordRuns(
   }
 }
 
-/** Each pool of `project` as planned: what the organisation view shows. */
-function poolsOf(plan: Plan, project: string): NonNullable<RunRecord['pools']> {
+/**
+ * Each pool of `project`, for the organisation view: its caps as the run's writes left them
+ * (core/as-left.ts), or as planned in a dry run, which writes nothing and shows what it would do.
+ */
+function poolsOf(
+  plan: Plan,
+  project: string,
+  report: Pick<RunSummary, 'mode' | 'writes'>,
+): NonNullable<RunRecord['pools']> {
+  const left = report.mode === 'dry-run' ? null : capsAsLeft(plan, project, report.writes);
   const out: NonNullable<RunRecord['pools']> = {};
   for (const p of plan.pools) {
     if (p.project !== project) continue;
     out[poolKey(p)] = {
       budget: p.budget,
-      caps: p.capsAfter,
+      caps: left === null ? p.capsAfter : poolCapsAsLeft(plan, p, left),
       demand: p.demand,
       inUse: p.inUse,
       status: p.status,
