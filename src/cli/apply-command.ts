@@ -1,6 +1,11 @@
 import type { Plan } from '../core/plan.js';
 import { restoreProgress } from '../core/restore.js';
-import { CAUSE_LABELS, type WriteCause, type WriteResult } from '../core/write-result.js';
+import {
+  CAUSE_LABELS,
+  writtenShort,
+  type WriteCause,
+  type WriteResult,
+} from '../core/write-result.js';
 import { poolWords } from '../core/pool.js';
 import { unreadableOriginal } from '../core/why.js';
 import { listOnOneLine, oneLine, someOf } from '../core/text.js';
@@ -183,25 +188,33 @@ export function summary(r: RunReport): string {
     lines.push(
       `  not written, by cause: ${byCause.map(([k, n]) => `${CAUSE_LABELS[k as WriteCause]} ${n}`).join(', ')}`,
     );
-  // Writes not made for the same reason: each on its line, or past a few one line naming the
+  // Writes not made, and raises written short of the plan printed above, for the same reason: each on its line, or past a few one line naming the
   // first (a run of 3,000 services that reached its deadline skipped 1,910 alike).
   const alike = groupBy(
-    r.writes.filter((x) => x.outcome !== 'written'),
-    (w) => JSON.stringify([w.outcome, w.reason]),
+    r.writes.filter((x) => x.outcome !== 'written' || writtenShort(x)),
+    (w) => JSON.stringify([label(w), w.reason]),
   );
-  const change = (w: WriteResult) => `${w.project}/${w.region}/${w.name} ${w.from} → ${w.planned}`;
+  const change = (w: WriteResult) =>
+    `${w.project}/${w.region}/${w.name} ${w.from} → ${
+      w.outcome === 'written' ? `${w.written} (${w.planned} planned)` : w.planned
+    }`;
   for (const group of alike.values()) {
     const [first] = group;
     if (!first) continue;
     if (group.length <= NOT_WRITTEN_LISTED) {
-      for (const w of group) lines.push(`  ${w.outcome}: ${change(w)}: ${oneLine(w.reason)}`);
+      for (const w of group) lines.push(`  ${label(w)}: ${change(w)}: ${oneLine(w.reason)}`);
     } else {
       lines.push(
-        `  ${first.outcome}: ${group.length} changes (${someOf(group.map(change), NOT_WRITTEN_NAMED)}): ${oneLine(first.reason)}`,
+        `  ${label(first)}: ${group.length} changes (${someOf(group.map(change), NOT_WRITTEN_NAMED)}): ${oneLine(first.reason)}`,
       );
     }
   }
   return lines.join('\n');
+}
+
+/** How the summary names a write not made, or one written short of the plan. */
+function label(w: WriteResult): string {
+  return w.outcome === 'written' ? 'written short' : w.outcome;
 }
 
 /** More writes not made for the same reason than this print as one line (cli/alike.ts). */

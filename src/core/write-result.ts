@@ -78,6 +78,14 @@ export function mayHaveLanded(w: Pick<WriteResult, 'cause'>): boolean {
   return w.cause === 'written' || w.cause === 'uncertain';
 }
 
+/**
+ * A write that landed at a cap other than the planned one (room ran short): the plan printed or
+ * published before the writes told a cap the fleet does not hold, so the run's summary names it.
+ */
+export function writtenShort(w: Pick<WriteResult, 'cause' | 'written' | 'planned'>): boolean {
+  return w.cause === 'written' && w.written !== null && w.written !== w.planned;
+}
+
 /** Each cause in a few words, for reports that count writes by cause. */
 export const CAUSE_LABELS: Readonly<Record<WriteCause, string>> = {
   written: 'written',

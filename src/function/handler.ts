@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { capFaults, zodFaults } from '../core/document.js';
 import { NO_PROJECTS, parsePolicyText, type Policy } from '../core/policy.js';
 import { renderProblem } from '../core/problems.js';
+import { writtenShort } from '../core/write-result.js';
 import { cutText, InputError, isInputError, type Fault } from '../errors.js';
 import { ERROR_EVENT, withFields, type Logger } from '../log.js';
 import {
@@ -205,6 +206,8 @@ export function summaryFields(r: RunReport): Record<string, unknown> {
     // Writes not made, by cause (no-room, etag, …), and raises lowered back in the same run.
     notWrittenByCause: skipsByCause(r.writes),
     compensated: r.writes.filter((w) => w.cause === 'compensated').length,
+    // Written at a cap below the planned one (room ran short): counted in `written` as well.
+    writtenShort: r.writes.filter(writtenShort).length,
     deferred: r.plan?.deferred.length ?? 0,
     alertsPublished: r.published,
     misconfigured: new Set(r.findings.map((f) => `${f.project}/${f.region}/${f.service}`)).size,

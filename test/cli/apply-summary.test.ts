@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { NOT_WRITTEN_LISTED, quotaRequestPrompt, summary } from '../../src/cli/apply-command.js';
+import { summaryFields } from '../../src/function/handler.js';
 import type { WriteResult } from '../../src/core/write-result.js';
 import type { RunReport } from '../../src/reconcile/reconcile.js';
 
@@ -67,6 +68,32 @@ describe('governor apply: writes not made', () => {
     expect(lines.filter((l) => l.startsWith('  skipped: p/us-central1/svc-'))).toHaveLength(
       NOT_WRITTEN_LISTED,
     );
+  });
+});
+
+describe('governor apply and the function: a raise written short of the plan', () => {
+  // Planned 1 → 6, room for 3 only: the plan printed before said 6, the fleet holds 3.
+  const writes = [
+    write(1, {
+      from: 1,
+      planned: 6,
+      written: 3,
+      outcome: 'written',
+      cause: 'written',
+      reason: 'demand 6; smaller than planned (6): only room for 3',
+    }),
+    write(2, { from: 1, planned: 2, written: 2, outcome: 'written', cause: 'written' }),
+  ];
+
+  it('is named in the summary with the cap written and the one planned', () => {
+    expect(summary(report(writes)).split('\n')).toEqual([
+      'Run r1 (enforce): 2 written, 0 skipped, 0 failed, 0 deferred; 0 misconfigured service(s); 0 alert message(s).',
+      '  written short: p/us-central1/svc-0001 1 → 3 (6 planned): demand 6; smaller than planned (6): only room for 3',
+    ]);
+  });
+
+  it("is counted in the function's answer", () => {
+    expect(summaryFields(report(writes))).toMatchObject({ written: 2, writtenShort: 1 });
   });
 });
 
