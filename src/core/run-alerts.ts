@@ -1,4 +1,5 @@
 import { alertAttributes, type Alert } from './alert.js';
+import { writesInPool } from './as-left.js';
 import { alertPoolKey, dedupKeyOf, makeAlert, projectWide } from './conditions.js';
 import { recordAlert, withUniqueIds, type ConditionState } from './notify.js';
 import type { Plan, PlanPool } from './plan.js';
@@ -537,6 +538,45 @@ export function unverifiedRaisesAlerts(
       details: { reason: 'unverified', raises: u.raises, error: u.error },
     });
     if (!out.some((c) => c.dedupKey === alert.dedupKey)) out.push(alert);
+  }
+  return out;
+}
+
+/**
+ * `governor.degraded` (reason `pool-unreadable`) for each pool of the project whose raises this
+ * run held back because the pool could not be read again just before them (act's fresh read: its
+ * services, worker pools and job executions). Nothing else tells them when nothing else in the
+ * pool was written (no `rebalance.applied` carries them, and a skip is no `apply.failed`), and a
+ * read refused at every run (a request quota spent, a permission missing on one of those lists)
+ * would keep the services at their caps with no sign that the governor meant to raise them. A
+ * condition, keyed on the pool: it fires once, and the next run that judges the pool resolves it.
+ * A raise held back for no room is not one: the pool being full is what the plan's conditions say.
+ */
+export function unraisedAlerts(
+  ctx: RunContext,
+  project: string,
+  plan: Plan,
+  writes: readonly WriteResult[],
+): Alert[] {
+  const out: Alert[] = [];
+  for (const pool of plan.pools.filter((p) => p.project === project)) {
+    const held = writesInPool(plan, pool, writes).filter((w) => w.cause === 'pool-unreadable');
+    const [first] = held;
+    if (first === undefined) continue;
+    out.push(
+      makeAlert(ctx, pool, {
+        type: 'governor.degraded',
+        severity: 'WARNING',
+        key: 'pool-unreadable',
+        summary: `${plural(held.length, 'raise')} in ${poolWords(pool)} not made: ${oneLine(first.reason)}`,
+        details: {
+          reason: 'pool-unreadable',
+          services: held.map((w) => w.name),
+          raises: held.map((w) => ({ service: w.name, from: w.from, to: w.planned })),
+          why: first.reason,
+        },
+      }),
+    );
   }
   return out;
 }

@@ -16,7 +16,7 @@ import {
 /**
  * The organisation view (`governor status --org`): every unit (a project, or a region of it past
  * `fanout.splitAbove`, shown as `project (region)`) from the state store
- * alone, without reading any project: its pools as its last run planned them, the pressure and
+ * alone, without reading any project: its pools as its last run left them, the pressure and
  * an estimate of refused demand, its last run, its failures, and whether it is stuck.
  *
  * - pressure: demand ÷ budget of a pool (null when the budget is unknown or 0).

@@ -139,7 +139,8 @@ export const RunRecord = z.strictObject({
    */
   pressure: PressureLedger.optional(),
   /**
-   * Each pool as this run planned it (pool key → GPUs), for the organisation view
+   * Each pool as this run left it (pool key → GPUs; `caps`: the caps its writes left, as planned
+   * in a dry run), for the organisation view
    * (`governor status --org`). Absent in records of earlier versions.
    */
   pools: z

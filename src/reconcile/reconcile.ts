@@ -61,6 +61,7 @@ import {
   outboxDroppedAlert,
   overAfterRaisesAlerts,
   unverifiedRaisesAlerts,
+  unraisedAlerts,
   plannedEvents,
   quotaChanges,
   runEvents,
@@ -931,6 +932,7 @@ async function alertProject(
   if (contended) conditions.push(contended);
   conditions.push(...overAfterRaisesAlerts(ctx, project, run.overAfterRaises, conditions));
   conditions.push(...unverifiedRaisesAlerts(ctx, project, run.unverifiedRaises));
+  conditions.push(...unraisedAlerts(ctx, project, plan, report.writes));
   const lastRun = await beforeDeadline(
     () => deps.store.listRuns(project),
     grace,

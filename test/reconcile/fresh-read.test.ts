@@ -1,4 +1,6 @@
 import { describe, expect, it } from 'vitest';
+import { RecordingSink } from '../../src/adapters/memory/alert-sink.js';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
@@ -92,5 +94,49 @@ describe('the read before the raises', () => {
     expect(raises.length).toBeGreaterThan(0);
     for (const w of raises) expect(w.cause).toBe('pool-unreadable');
     expect(m.listServices().every((s) => s.maxInstances === 1)).toBe(true);
+  });
+
+  it('tells the raises it held back, and forgets them once a run can read the pool', async () => {
+    const m = model();
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    let lists = 0;
+    const run = {
+      ...sim.run,
+      listRunningExecutions: async (p: string, r: string) => {
+        if (++lists === 2) throw new UnavailableError('UNAVAILABLE: injected');
+        return sim.run.listRunningExecutions(p, r);
+      },
+    };
+    const store = createMemoryStateStore();
+    const first = await reconcileReport(
+      policy,
+      { ports: { ...sim, run }, clock: () => m.now, store, sink: new RecordingSink() },
+      { runId: 'blind', deadlineMs: 60_000, writerId: 'me' },
+    );
+    // Nothing in the pool was written, so no rebalance.applied carries the skipped raises.
+    expect(first.writes.every((w) => w.cause === 'pool-unreadable')).toBe(true);
+    expect(first.alerts.some((a) => a.type === 'rebalance.applied')).toBe(false);
+    const held = first.alerts.filter(
+      (a) => a.type === 'governor.degraded' && a.details['reason'] === 'pool-unreadable',
+    );
+    expect(held.map((a) => [a.status, a.severity, a.region, a.summary])).toEqual([
+      [
+        'firing',
+        'WARNING',
+        REGION,
+        `4 raises in ${REGION} nvidia-l4 not made: the pool could not be read again before its increases (UNAVAILABLE: injected): left for the next run`,
+      ],
+    ]);
+    expect(held[0]?.details['services']).toEqual(['svc-a', 'svc-b', 'svc-c', 'svc-d']);
+    m.advance(60_000);
+    const second = await reconcileReport(
+      policy,
+      { ports: sim, clock: () => m.now, store, sink: new RecordingSink() },
+      { runId: 'sighted', deadlineMs: 60_000, writerId: 'me' },
+    );
+    expect(second.writes.some((w) => w.cause === 'written')).toBe(true);
+    expect(
+      second.alerts.filter((a) => a.dedupKey === held[0]?.dedupKey).map((a) => a.status),
+    ).toEqual(['resolved']);
   });
 });
