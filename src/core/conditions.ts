@@ -230,22 +230,12 @@ export function poolConditions(
   }
   const unknown = services.filter((s) => s.usageUnknown);
   if (unknown.length > 0) {
-    // Fail static holds their caps, except where the budget or a ceiling comes first (rules 1, 2).
-    const lowered = unknown.filter((s) => s.to < s.from).length;
-    const held =
-      lowered === 0
-        ? unknown.length === 1
-          ? 'its cap is held'
-          : 'their caps are held'
-        : lowered === unknown.length
-          ? `${lowered === 1 ? 'its cap is' : 'their caps are'} lowered all the same: the budget or a ceiling requires it`
-          : `their caps are held, except ${lowered} lowered because the budget or a ceiling requires it`;
     alerts.push(
       makeAlert(ctx, pool, {
         type: 'governor.degraded',
         severity: 'WARNING',
         key: 'usage',
-        summary: `Usage unknown for ${plural(unknown.length, 'service')} in ${where}: ${held}`,
+        summary: usageUnknownSummary(where, unknown),
         details: {
           reason: 'usage-unknown',
           services: unknown.map((s) => ({
@@ -319,6 +309,66 @@ export function overBudgetAsLeft(
       ...a,
       summary: `Caps in ${poolWords(pool)} sum to ${pool.capsBefore} GPUs, over the budget of ${pool.budget}: the plan lowers them to ${pool.capsAfter}, but its writes left them at ${left}${still}`,
       details: { ...a.details, capsLeft: left },
+    };
+  });
+}
+
+/**
+ * governor.degraded (usage-unknown) in words. Fail static holds their caps, except where the
+ * budget or a ceiling comes first (rules 1, 2).
+ */
+function usageUnknownSummary(
+  where: string,
+  unknown: readonly { from: number; to: number }[],
+): string {
+  const lowered = unknown.filter((s) => s.to < s.from).length;
+  const held =
+    lowered === 0
+      ? unknown.length === 1
+        ? 'its cap is held'
+        : 'their caps are held'
+      : lowered === unknown.length
+        ? `${lowered === 1 ? 'its cap is' : 'their caps are'} lowered all the same: the budget or a ceiling requires it`
+        : `their caps are held, except ${lowered} lowered because the budget or a ceiling requires it`;
+  return `Usage unknown for ${plural(unknown.length, 'service')} in ${where}: ${held}`;
+}
+
+/**
+ * The plan's `governor.degraded` (usage-unknown) conditions told with the caps the run's writes
+ * left: a lowering the budget or a ceiling required that was not written (denied, skipped) leaves
+ * the cap held, so "lowered all the same" would tell the plan, not the fleet. Each such service's
+ * `to` becomes the cap in force (its `planned` keeps the plan's), and the summary is said again.
+ * A write that may have landed, or a service someone else changed, keeps the plan's word (capLeft).
+ */
+export function usageUnknownAsLeft(
+  conditions: readonly Alert[],
+  writes: readonly WriteResult[],
+): Alert[] {
+  return conditions.map((a) => {
+    if (a.type !== 'governor.degraded' || a.details['reason'] !== 'usage-unknown') return a;
+    const { region, accelerator, zonalRedundancy } = a;
+    const listed = a.details['services'];
+    if (region === null || accelerator === null || zonalRedundancy === null) return a;
+    if (!Array.isArray(listed)) return a;
+    const where = poolWords({ region, accelerator, zonalRedundancy });
+    const services = listed as { name?: unknown; from?: unknown; to?: unknown }[];
+    if (!services.every((s) => typeof s.from === 'number' && typeof s.to === 'number')) return a;
+    const told = services as { name: string; from: number; to: number }[];
+    if (a.summary !== usageUnknownSummary(where, told)) return a;
+    let changed = false;
+    const asLeft = told.map((s) => {
+      const cap = capLeft(
+        writes.filter((w) => w.project === a.project && w.region === a.region && w.name === s.name),
+      );
+      if (cap === null || cap === s.to) return s;
+      changed = true;
+      return { ...s, to: cap, planned: s.to };
+    });
+    if (!changed) return a;
+    return {
+      ...a,
+      summary: usageUnknownSummary(where, asLeft),
+      details: { ...a.details, services: asLeft },
     };
   });
 }

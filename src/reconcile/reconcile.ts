@@ -21,7 +21,7 @@ import {
 import { alertBytes, fitWhole, MAX_ALERT_BYTES, type Alert } from '../core/alert.js';
 import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
 import { durationMs } from '../core/duration.js';
-import { overBudgetAsLeft, starvedAsLeft } from '../core/conditions.js';
+import { overBudgetAsLeft, starvedAsLeft, usageUnknownAsLeft } from '../core/conditions.js';
 import { governorMetrics } from '../core/governor-metrics.js';
 import {
   acknowledgedState,
@@ -919,10 +919,13 @@ async function alertProject(
   const { plan, problems } = decided;
   const grace = alertGrace(run);
   // Starved is judged on the caps the writes left, not the ones planned (a lowering denied).
-  // pool.over-budget says what the writes left of the plan's lowerings (not in a dry run).
+  // pool.over-budget and usage-unknown say what the writes left of the plan's lowerings (not in
+  // a dry run, which writes nothing).
   const planned = [...plan.alerts, ...decided.misconfigured].filter((a) => a.project === project);
   const conditions = starvedAsLeft(
-    run.mode === 'enforce' ? overBudgetAsLeft(planned, plan, report.writes) : planned,
+    run.mode === 'enforce'
+      ? usageUnknownAsLeft(overBudgetAsLeft(planned, plan, report.writes), report.writes)
+      : planned,
     report.writes,
   );
   const degraded = degradedAlert(ctx, project, problems);
