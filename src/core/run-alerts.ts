@@ -148,11 +148,15 @@ function appliedEvent(
 ): Alert | null {
   const written = writes.filter((w) => w.outcome === 'written');
   if (written.length === 0) return null;
+  const lowered = written.filter((w) => w.cause === 'compensated').length;
   return makeAlert(ctx, pool, {
     type: 'rebalance.applied',
     status: 'event',
     severity: 'INFO',
-    summary: `${plural(written.length, 'cap')} changed in ${poolWords(pool)}`,
+    // A raise lowered back in the same run is two writes of one cap: counted once, and said.
+    summary: `${plural(new Set(written.map((w) => w.name)).size, 'cap')} changed in ${poolWords(pool)}${
+      lowered > 0 ? ` (${plural(lowered, 'raise')} lowered back in the same run)` : ''
+    }`,
     details: {
       writes: written.map((w) => ({
         service: w.name,

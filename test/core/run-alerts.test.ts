@@ -125,6 +125,31 @@ describe('the events of a run', () => {
     expect(runEvents(CTX, 'acme-ml', p, [], 'enforce')).toEqual([]);
   });
 
+  it('rebalance.applied counts a raise lowered back as one cap changed, and says so', () => {
+    // busy raised 1 → 2, then lowered back to 1 in the same run: one cap, changed and restored.
+    const [applied] = runEvents(
+      CTX,
+      'acme',
+      fleetPlan(),
+      [
+        write('idle', { from: 3, planned: 1, written: 1, outcome: 'written', cause: 'written' }),
+        write('busy', { written: 2, outcome: 'written', cause: 'written' }),
+        write('busy', {
+          from: 2,
+          planned: 1,
+          written: 1,
+          outcome: 'written',
+          cause: 'compensated',
+        }),
+      ],
+      'enforce',
+    );
+    expect(applied?.summary).toBe(
+      '2 caps changed in us-east1 nvidia-l4 (1 raise lowered back in the same run)',
+    );
+    expect(applied?.details['writes']).toHaveLength(3);
+  });
+
   it('a denied write names the permission and the resource it is lacked on', () => {
     const svc = 'projects/acme/locations/us-east1/services/busy';
     const denied = (permissions: string[], resource: string) =>
