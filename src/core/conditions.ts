@@ -1,5 +1,5 @@
 import type { Alert, AlertType, Severity } from './alert.js';
-import { CAP_UNKNOWN, capsAsLeft, poolCapsAsLeft, writesInPool } from './as-left.js';
+import { CAP_UNKNOWN, capsAsLeft, capWritten, poolCapsAsLeft, writesInPool } from './as-left.js';
 import type { Plan, PlanPool } from './plan.js';
 import { compareText, poolKey, poolWords } from './pool.js';
 import { plural } from './text.js';
@@ -423,13 +423,8 @@ export function starvedAsLeft(
  * not have landed, or a service someone else changed or deleted since it was observed.
  */
 function capLeft(writes: readonly WriteResult[]): number | null {
-  let cap: number | null = null;
-  for (const w of writes) {
-    if (CAP_UNKNOWN.has(w.cause)) return null;
-    if (w.outcome === 'written' && w.written !== null) cap = w.written;
-    else if (cap === null) cap = w.from;
-  }
-  return cap;
+  if (writes.some((w) => CAP_UNKNOWN.has(w.cause))) return null;
+  return capWritten(writes) ?? writes[0]?.from ?? null;
 }
 
 /** What a starved service is short of, as its plan row tells it. */
