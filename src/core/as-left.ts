@@ -1,5 +1,6 @@
 import type { Plan, PlanPool } from './plan.js';
 import { samePool } from './pool.js';
+import { serviceKey } from './snapshot.js';
 import type { WriteResult } from './write-result.js';
 
 /**
@@ -18,19 +19,25 @@ export function capWritten(writes: readonly WriteResult[]): number | null {
   return cap;
 }
 
-/** Each governed service's cap after the run, in instances, keyed `region/name`. */
+/** The writes of the run to one service, in the order they were made. */
+export function writesOf(
+  writes: readonly WriteResult[],
+  s: { project: string; region: string | null; name: string },
+): WriteResult[] {
+  return writes.filter(
+    (w) => w.project === s.project && w.region === s.region && w.name === s.name,
+  );
+}
+
+/** Each service's cap after the run, in instances, keyed by serviceKey (core/snapshot.ts). */
 export function capsAsLeft(
   plan: Plan,
   project: string,
   writes: readonly WriteResult[],
 ): Map<string, number> {
-  const mine = writes.filter((w) => w.project === project);
   const out = new Map<string, number>();
-  for (const s of plan.services) {
-    if (s.project !== project) continue;
-    const cap = capWritten(mine.filter((w) => w.region === s.region && w.name === s.name));
-    out.set(`${s.region}/${s.name}`, cap ?? s.from);
-  }
+  for (const s of plan.services)
+    if (s.project === project) out.set(serviceKey(s), capWritten(writesOf(writes, s)) ?? s.from);
   return out;
 }
 
@@ -42,7 +49,7 @@ export function poolCapsAsLeft(
 ): number {
   return plan.services
     .filter((s) => s.managed && samePool(s, pool))
-    .reduce((a, s) => a + (caps.get(`${s.region}/${s.name}`) ?? s.from) * s.gpusPerInstance, 0);
+    .reduce((a, s) => a + (caps.get(serviceKey(s)) ?? s.from) * s.gpusPerInstance, 0);
 }
 
 /**

@@ -1,5 +1,12 @@
 import type { Alert, AlertType, Severity } from './alert.js';
-import { CAP_UNKNOWN, capsAsLeft, capWritten, poolCapsAsLeft, writesInPool } from './as-left.js';
+import {
+  CAP_UNKNOWN,
+  capsAsLeft,
+  capWritten,
+  poolCapsAsLeft,
+  writesInPool,
+  writesOf,
+} from './as-left.js';
 import type { Plan, PlanPool } from './plan.js';
 import { compareText, poolKey, poolWords } from './pool.js';
 import { plural } from './text.js';
@@ -357,9 +364,7 @@ export function usageUnknownAsLeft(
     if (a.summary !== usageUnknownSummary(where, told)) return a;
     let changed = false;
     const asLeft = told.map((s) => {
-      const cap = capLeft(
-        writes.filter((w) => w.project === a.project && w.region === a.region && w.name === s.name),
-      );
+      const cap = capLeft(writesOf(writes, { project: a.project, region: a.region, name: s.name }));
       if (cap === null || cap === s.to) return s;
       changed = true;
       return { ...s, to: cap, planned: s.to };
@@ -371,6 +376,24 @@ export function usageUnknownAsLeft(
       details: { ...a.details, services: asLeft },
     };
   });
+}
+
+/**
+ * The plan's conditions told as the run's writes left the fleet: `service.starved` judged on the
+ * caps in force, and in an enforcing run `pool.over-budget` and usage-unknown with what the writes
+ * left of the plan's lowerings (a dry run writes nothing: its plan is what it tells).
+ */
+export function conditionsAsLeft(
+  conditions: readonly Alert[],
+  plan: Plan,
+  writes: readonly WriteResult[],
+  mode: Plan['mode'],
+): Alert[] {
+  const told =
+    mode === 'enforce'
+      ? usageUnknownAsLeft(overBudgetAsLeft(conditions, plan, writes), writes)
+      : conditions;
+  return starvedAsLeft(told, writes);
 }
 
 /** How a starved service's summary begins: the cap it is left with. */
@@ -393,11 +416,7 @@ export function starvedAsLeft(
 ): Alert[] {
   return conditions.flatMap((a) => {
     if (a.type !== 'service.starved' || a.service === null) return [a];
-    const cap = capLeft(
-      writes.filter(
-        (w) => w.project === a.project && w.region === a.region && w.name === a.service,
-      ),
-    );
+    const cap = capLeft(writesOf(writes, { ...a, name: a.service }));
     const planned = a.details.cap;
     if (cap === null || typeof planned !== 'number' || cap === planned) return [a];
     const want = a.details.demand;

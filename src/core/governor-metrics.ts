@@ -1,6 +1,7 @@
 import { capsAsLeft, poolCapsAsLeft } from './as-left.js';
 import type { Plan } from './plan.js';
 import { samePool } from './pool.js';
+import { serviceKey } from './snapshot.js';
 import type { WriteResult } from './write-result.js';
 
 /**
@@ -113,7 +114,7 @@ export function governorMetrics(
     int('pool/in_use', labels, p.inUse);
     int('pool/demand', labels, p.demand);
     for (const s of members) {
-      const cap = capAfter.get(`${s.region}/${s.name}`) ?? s.from;
+      const cap = capAfter.get(serviceKey(s)) ?? s.from;
       const service = { ...labels, service: s.name };
       int('service/cap', service, cap * s.gpusPerInstance);
       const short = s.demand === null ? 0 : Math.max(0, s.demand - cap) * s.gpusPerInstance;

@@ -21,7 +21,7 @@ import {
 import { alertBytes, fitWhole, MAX_ALERT_BYTES, type Alert } from '../core/alert.js';
 import { auditAlerts, auditServices, type AuditFinding } from '../core/audit.js';
 import { durationMs } from '../core/duration.js';
-import { overBudgetAsLeft, starvedAsLeft, usageUnknownAsLeft } from '../core/conditions.js';
+import { conditionsAsLeft } from '../core/conditions.js';
 import { governorMetrics } from '../core/governor-metrics.js';
 import {
   acknowledgedState,
@@ -918,15 +918,12 @@ async function alertProject(
   const { deps, report, ctx } = run;
   const { plan, problems } = decided;
   const grace = alertGrace(run);
-  // Starved is judged on the caps the writes left, not the ones planned (a lowering denied).
-  // pool.over-budget and usage-unknown say what the writes left of the plan's lowerings (not in
-  // a dry run, which writes nothing).
-  const planned = [...plan.alerts, ...decided.misconfigured].filter((a) => a.project === project);
-  const conditions = starvedAsLeft(
-    run.mode === 'enforce'
-      ? usageUnknownAsLeft(overBudgetAsLeft(planned, plan, report.writes), report.writes)
-      : planned,
+  // Told as the writes left the fleet, not as planned (a lowering denied): core/conditions.ts.
+  const conditions = conditionsAsLeft(
+    [...plan.alerts, ...decided.misconfigured].filter((a) => a.project === project),
+    plan,
     report.writes,
+    run.mode,
   );
   const degraded = degradedAlert(ctx, project, problems);
   if (degraded) conditions.push(degraded);
