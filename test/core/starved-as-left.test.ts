@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { makeAlert, starvedAsLeft } from '../../src/core/conditions.js';
 import type { WriteResult } from '../../src/core/write-result.js';
-import { POOL } from '../support/fixtures.js';
+import { POOL, writeResult } from '../support/fixtures.js';
 
 /** The plan's starved condition for `a`: planned to 3, wanting 6, peak 4. */
 const starved = makeAlert({ at: '2026-12-01T12:00:00Z', runId: 'r' }, POOL, {
@@ -12,20 +12,7 @@ const starved = makeAlert({ at: '2026-12-01T12:00:00Z', runId: 'r' }, POOL, {
   details: { cap: 3, demand: 6, peak: 4, inUse: 3, shortfall: 3 },
 });
 
-function write(w: Partial<WriteResult>): WriteResult {
-  return {
-    project: POOL.project,
-    region: POOL.region,
-    name: 'a',
-    from: 5,
-    planned: 3,
-    written: 3,
-    outcome: 'written',
-    cause: 'written',
-    reason: '',
-    ...w,
-  };
-}
+const write = (w: Partial<WriteResult>): WriteResult => writeResult({ from: 5, planned: 3, ...w });
 
 const left = (...writes: WriteResult[]) =>
   starvedAsLeft([starved], writes).map((a) => [a.summary, a.details.cap, a.details.shortfall]);

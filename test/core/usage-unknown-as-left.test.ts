@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { poolConditions, usageUnknownAsLeft } from '../../src/core/conditions.js';
 import type { PlanPool } from '../../src/core/plan.js';
 import type { WriteResult } from '../../src/core/write-result.js';
-import { POOL } from '../support/fixtures.js';
+import { POOL, writeResult } from '../support/fixtures.js';
 
 /**
  * `governor.degraded` (usage-unknown) of a pool whose budget lowers `a` (usage unknown) from 6
@@ -39,20 +39,7 @@ const [usage] = poolConditions(
   [unknown('a', 6, 3), unknown('b', 2, 2)],
 );
 
-function write(w: Partial<WriteResult>): WriteResult {
-  return {
-    project: POOL.project,
-    region: POOL.region,
-    name: 'a',
-    from: 6,
-    planned: 3,
-    written: 3,
-    outcome: 'written',
-    cause: 'written',
-    reason: '',
-    ...w,
-  };
-}
+const write = (w: Partial<WriteResult>): WriteResult => writeResult({ from: 6, planned: 3, ...w });
 
 const left = (...writes: WriteResult[]) =>
   usageUnknownAsLeft([usage!], writes).map((a) => [a.summary, a.details['services']]);

@@ -2,6 +2,7 @@ import { parsePolicy, type Policy, type PolicyInput } from '../../src/core/polic
 import type { SnapshotService, Usage, UsageMinutes } from '../../src/core/snapshot.js';
 import type { ObservedContainer, ObservedService } from '../../src/core/service.js';
 import type { RunRecord } from '../../src/ports/state.js';
+import type { WriteResult } from '../../src/core/write-result.js';
 import {
   buildScenario,
   parseScenario,
@@ -37,6 +38,24 @@ export const SIM_PROJECT = 'sim-project';
 /** A policy that governs every service of a simulation scenario. */
 export function governSimulation(extra: Partial<PolicyInput> = {}): Policy {
   return governAll({ projects: [SIM_PROJECT], ...extra });
+}
+
+// Write results
+
+/** A write of service `a` in POOL that landed as planned; `w` sets any other field. */
+export function writeResult(
+  w: Partial<WriteResult> & Pick<WriteResult, 'from' | 'planned'>,
+): WriteResult {
+  return {
+    project: POOL.project,
+    region: POOL.region,
+    name: 'a',
+    written: w.planned,
+    outcome: 'written',
+    cause: 'written',
+    reason: '',
+    ...w,
+  };
 }
 
 // Run records
