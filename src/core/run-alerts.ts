@@ -1,6 +1,6 @@
 import { alertAttributes, type Alert } from './alert.js';
 import { writesInPool } from './as-left.js';
-import { alertPoolKey, dedupKeyOf, makeAlert, projectWide } from './conditions.js';
+import { alertPoolKey, dedupKeyOf, makeAlert, projectWide, type AlertPlace } from './conditions.js';
 import { recordAlert, withUniqueIds, type ConditionState } from './notify.js';
 import type { Plan, PlanPool } from './plan.js';
 import { compareText, poolKey, poolWords, samePool } from './pool.js';
@@ -642,23 +642,40 @@ export function metricsDegradedAlert(ctx: RunContext, project: string, error: st
 /**
  * Where this run could judge the conditions of a project, so where an absent one may resolve:
  * the whole project when everything was read, else only the pools it planned with a known quota
- * outside any region it could not list. A pool whose region could not be listed, or whose quota
- * is unknown, keeps its conditions as they were (fail static: not knowing is not the same as
- * fixed).
+ * outside any region it could not list, and the pools that are gone. A pool whose region could not
+ * be listed, or whose quota is unknown, keeps its conditions as they were (fail static: not
+ * knowing is not the same as fixed).
+ *
+ * A pool is gone when a stored condition (`stored`: the places of the project's stored
+ * conditions) names it, its region was listed (or is no longer governed), and the plan has no
+ * such pool: its last GPU service was deleted, moved to another GPU type or redundancy, or lost
+ * its GPU. Nothing there can hold any more, so its conditions resolve even while another pool has
+ * a problem that lasts (a quota Cloud Quotas does not know, a metric not defined): judged only on
+ * the whole project, they would fire for as long as that problem does.
  */
 export function judgedScope(
   project: string,
   plan: Plan,
   problems: readonly ObservationProblem[],
+  stored: readonly AlertPlace[] = [],
 ): string[] {
   const mine = problemsOf(problems, project);
   const pools = plan.pools.filter((p) => p.project === project);
-  const unlisted = new Set(
-    mine.filter((p) => p.subject === 'services' && p.region !== null).map((p) => p.region),
-  );
+  const servicesUnread = mine.filter((p) => p.subject === 'services');
+  const unlisted = new Set(servicesUnread.map((p) => p.region));
   const known = pools.filter((p) => p.budget !== null && !unlisted.has(p.region));
   if (mine.length === 0 && known.length === pools.length) return [project];
-  return known.map((p) => poolKey(p));
+  const planned = new Set(pools.map((p) => poolKey(p)));
+  const gone = new Set<string>();
+  // With no region listed (`null`: the project's regions unknown), no pool is known gone.
+  if (!unlisted.has(null)) {
+    for (const place of stored) {
+      const key = alertPoolKey(place);
+      if (key === null || place.project !== project || planned.has(key)) continue;
+      if (!unlisted.has(place.region)) gone.add(key);
+    }
+  }
+  return [...known.map((p) => poolKey(p)), ...[...gone].sort(compareText)];
 }
 
 /**

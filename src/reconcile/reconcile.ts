@@ -1079,7 +1079,7 @@ async function alertProject(
     renotifyAfterMs: durationMs(run.policy.alerts.renotifyAfter),
     runId: ctx.runId,
     // A restore judges no condition (its plan is not the governing one): none may resolve.
-    scope: run.options.restore ? [] : judgedScope(project, plan, problems),
+    scope: run.options.restore ? [] : judgedScope(project, plan, problems, Object.values(previous)),
     unjudged: unjudgedConditions(project, plan),
   });
   const ready = box.entries.filter((e) => e.state === 'ready').map((e) => e.alert);

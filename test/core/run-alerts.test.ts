@@ -311,6 +311,39 @@ describe('observation problems', () => {
     // A pool whose quota is unknown is not judged either.
     expect(judgedScope('acme', fleetPlan(), [])).toEqual(['acme/us-east1/nvidia-l4/zonal']);
   });
+
+  it('a pool that is gone is judged even when something else was not read', () => {
+    // us-west1's quota is unknown (a problem that lasts, so the project is never judged whole);
+    // the conditions stored name a pool of us-central1 and one of europe-west4 that no service is
+    // in any more, and the pool of us-west1, which is still there.
+    const p = fleetPlan();
+    const place = (region: string, accelerator = 'nvidia-l4') => ({
+      project: 'acme',
+      region,
+      accelerator,
+      zonalRedundancy: true,
+    });
+    const stored = [
+      place('us-central1'),
+      place('europe-west4', 'nvidia-rtx-pro-6000'),
+      place('us-west1'),
+      { project: 'acme', region: null, accelerator: null, zonalRedundancy: null },
+      { ...place('asia-east1'), project: 'acme-ml' },
+    ];
+    expect(judgedScope('acme', p, [], stored)).toEqual([
+      'acme/us-east1/nvidia-l4/zonal',
+      'acme/europe-west4/nvidia-rtx-pro-6000/zonal',
+      'acme/us-central1/nvidia-l4/zonal',
+    ]);
+    // Not where its region could not be listed, nor anywhere when no region could be.
+    const unlisted = problem('acme', { region: 'us-central1', subject: 'services' });
+    expect(judgedScope('acme', p, [unlisted], stored)).toEqual([
+      'acme/us-east1/nvidia-l4/zonal',
+      'acme/europe-west4/nvidia-rtx-pro-6000/zonal',
+    ]);
+    const noRegions = problem('acme', { region: null, subject: 'services' });
+    expect(judgedScope('acme', p, [noRegions], stored)).toEqual(['acme/us-east1/nvidia-l4/zonal']);
+  });
 });
 
 describe('a service this run could not judge keeps its conditions', () => {

@@ -1,0 +1,129 @@
+import { afterEach, describe, expect, it } from 'vitest';
+import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
+import { RecordingSink } from '../../src/adapters/memory/alert-sink.js';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import type { StateStore } from '../../src/ports/index.js';
+import { type RunReport } from '../../src/reconcile/reconcile.js';
+import { reconcileReport } from '../support/reconcile-run.js';
+import { QUICK_POLL_MS } from '../support/fixtures.js';
+
+/**
+ * A fleet that changes over weeks, through the emulator and Google's clients: services deleted,
+ * pools emptied. What the governor keeps of them in its state store (the firing conditions) must
+ * end with them, or it fires for good.
+ */
+
+const PROJECT = 'churn-project';
+const TOPIC = `projects/${PROJECT}/topics/alerts`;
+const RTX = 'nvidia-rtx-pro-6000';
+const EU = 'europe-west4';
+
+let emulator: RunningEmulator;
+let ports: GooglePorts;
+
+afterEach(async () => {
+  await ports.close();
+  await emulator.stop();
+});
+
+async function start(): Promise<void> {
+  emulator = await startEmulator({
+    fleet: {
+      start: '2026-11-27T12:00:00Z',
+      warmupMinutes: 40,
+      idleMinutes: 0,
+      projects: [
+        {
+          id: PROJECT,
+          pools: [
+            { region: 'us-central1', quota: 4 },
+            { region: EU, quota: 2 },
+          ],
+          services: [
+            { name: 'a', region: 'us-central1', maxInstances: 2, demand: 1, gpu: {} },
+            // No RTX PRO 6000 quota in the project: Cloud Quotas answers NOT_FOUND for it, so this
+            // pool's quota is unknown at every run, a problem that lasts.
+            {
+              name: 'rtx',
+              region: 'us-central1',
+              maxInstances: 1,
+              demand: 1,
+              cpu: '20',
+              memory: '80Gi',
+              gpu: { accelerator: RTX },
+            },
+            // Two services wanting 3 each in a pool of 2: starved, and the pool under pressure.
+            { name: 'eu-1', region: EU, maxInstances: 1, demand: 3, gpu: {} },
+            { name: 'eu-2', region: EU, maxInstances: 1, demand: 3, gpu: {} },
+          ],
+        },
+      ],
+    },
+    speed: 'manual',
+    operationDelayMs: 20,
+  });
+  ports = createGooglePorts({
+    emulatorHost: emulator.host,
+    emulatorOperationPollMs: QUICK_POLL_MS,
+  });
+}
+
+const policy = parsePolicy({
+  version: 1,
+  projects: [PROJECT],
+  regions: ['us-central1', EU],
+  services: [{ match: {} }],
+  limits: { writesPerMinute: 6000 },
+  alerts: { topic: TOPIC, renotifyAfter: '1h' },
+});
+
+function run(store: StateStore, sink: RecordingSink, n: number): Promise<RunReport> {
+  return reconcileReport(
+    policy,
+    { ports, store, sink, clock: () => emulator.now().getTime() },
+    { runId: `churn-${n}`, deadlineMs: 30_000, writerId: 'me' },
+  );
+}
+
+describe('a pool whose last service is deleted', () => {
+  it('resolves its conditions once, even while another pool has a problem that lasts', async () => {
+    await start();
+    const store = createMemoryStateStore();
+    const sink = new RecordingSink();
+    expect((await run(store, sink, 1)).outcome).toBe('ok');
+    const inEu = (status: string) =>
+      sink.delivered
+        .filter((a) => a.region === EU && a.status === status)
+        .map((a) => a.dedupKey)
+        .sort();
+    const fired = inEu('firing');
+    expect(fired).toEqual(
+      expect.arrayContaining([
+        `pool.pressure:${PROJECT}/${EU}/nvidia-l4/zonal`,
+        `service.starved:${PROJECT}/${EU}/nvidia-l4/zonal:eu-1`,
+      ]),
+    );
+
+    emulator.deleteService({ project: PROJECT, region: EU, service: 'eu-1' });
+    emulator.deleteService({ project: PROJECT, region: EU, service: 'eu-2' });
+    emulator.advance(5 * 60_000);
+    sink.delivered.length = 0;
+    const second = await run(store, sink, 2);
+    expect(second.outcome).toBe('ok');
+    // The RTX pool's quota is still unknown: the project is not judged whole.
+    expect(second.problems.map((p) => p.subject)).toEqual(['quota']);
+    expect(inEu('resolved')).toEqual(fired);
+    const kept = Object.keys((await store.loadConditions(PROJECT)).state);
+    expect(kept.filter((k) => k.includes(EU))).toEqual([]);
+    // The pool of unknown quota keeps its own, as it did.
+    expect(kept).toContain(`governor.degraded:${PROJECT}/us-central1/${RTX}/zonal:quota`);
+
+    // And once: the next run has nothing more to say about the pool that is gone.
+    emulator.advance(5 * 60_000);
+    sink.delivered.length = 0;
+    await run(store, sink, 3);
+    expect(sink.delivered.filter((a) => a.region === EU)).toEqual([]);
+  });
+});
