@@ -77,6 +77,12 @@ export interface NotifyInput {
    * same as fixed, and a resolve the next run contradicts would page twice for one episode.
    */
   unjudged?: readonly string[];
+  /**
+   * Conditions (dedupKeys) about a service this run saw is gone from its pool (deleted, moved to
+   * another pool, no longer on a GPU) although `scope` does not cover their place (a pool whose
+   * quota is unknown): absent from `current`, each resolves, since nothing of it is left to hold.
+   */
+  gone?: readonly string[];
 }
 
 export interface NotifyOutput {
@@ -107,6 +113,7 @@ export function inScope(scope: readonly string[], location: string): boolean {
 export function decideNotifications(input: NotifyInput): NotifyOutput {
   const { previous, current, events, now, renotifyAfterMs, runId, scope } = input;
   const unjudged = new Set(input.unjudged ?? []);
+  const gone = new Set(input.gone ?? []);
   const nowMs = Date.parse(now);
   if (!Number.isFinite(nowMs)) throw new RangeError(`now is not a time: ${JSON.stringify(now)}`);
   if (!Number.isFinite(renotifyAfterMs) || renotifyAfterMs < 0) {
@@ -132,7 +139,7 @@ export function decideNotifications(input: NotifyInput): NotifyOutput {
   for (const key of Object.keys(previous).sort(compareText)) {
     const record = previous[key];
     if (record === undefined || holding.has(key)) continue;
-    if (inScope(scope, locationKey(record)) && !unjudged.has(key)) {
+    if (gone.has(key) || (inScope(scope, locationKey(record)) && !unjudged.has(key))) {
       resolved.push(resolvedMessage(key, record, now, nowMs, runId));
     } else {
       next[key] = record;

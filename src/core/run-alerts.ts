@@ -695,6 +695,42 @@ export function unjudgedConditions(project: string, plan: Plan): string[] {
     .map((s) => dedupKeyOf('service.starved', s, s.name));
 }
 
+/**
+ * The stored conditions of the project about a service that is gone from its pool: its region was
+ * listed, and the plan has no service of that name in that pool (deleted, moved to another GPU
+ * type or zonal redundancy, its GPU removed). They resolve even where the pool is not judged (its
+ * quota unknown): what is known to be gone is not "not knowing" (`gone` of decideNotifications).
+ */
+export function goneConditions(
+  project: string,
+  plan: Plan,
+  problems: readonly ObservationProblem[],
+  stored: ConditionState,
+): string[] {
+  const unlisted = new Set(
+    problemsOf(problems, project)
+      .filter((p) => p.subject === 'services')
+      .map((p) => p.region),
+  );
+  if (unlisted.has(null)) return [];
+  const present = new Set(
+    plan.services.filter((s) => s.project === project).map((s) => `${poolKey(s)}:${s.name}`),
+  );
+  return Object.entries(stored)
+    .filter(([, r]) => {
+      const key = alertPoolKey(r);
+      return (
+        r.project === project &&
+        r.service !== null &&
+        key !== null &&
+        !unlisted.has(r.region) &&
+        !present.has(`${key}:${r.service}`)
+      );
+    })
+    .map(([k]) => k)
+    .sort(compareText);
+}
+
 /** An alert as the one Pub/Sub message subscribers read (docs/alerts.md): data, attributes, key. */
 export function alertMessage(a: Alert): {
   data: Alert;

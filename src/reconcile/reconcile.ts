@@ -53,6 +53,7 @@ import {
   contendedAlert,
   degradedAlert,
   heldDeliveryCondition,
+  goneConditions,
   judgedScope,
   unjudgedConditions,
   metricsDegradedAlert,
@@ -1081,6 +1082,7 @@ async function alertProject(
     // A restore judges no condition (its plan is not the governing one): none may resolve.
     scope: run.options.restore ? [] : judgedScope(project, plan, problems, Object.values(previous)),
     unjudged: unjudgedConditions(project, plan),
+    gone: run.options.restore ? [] : goneConditions(project, plan, problems, previous),
   });
   const ready = box.entries.filter((e) => e.state === 'ready').map((e) => e.alert);
   const earlier = ready.filter((a) => a.runId !== ctx.runId);

@@ -11,6 +11,7 @@ import {
   alertMessage,
   contendedAlert,
   degradedAlert,
+  goneConditions,
   leaseHeldAlert,
   metricsDegradedAlert,
   outboxDroppedAlert,
@@ -343,6 +344,65 @@ describe('observation problems', () => {
     ]);
     const noRegions = problem('acme', { region: null, subject: 'services' });
     expect(judgedScope('acme', p, [noRegions], stored)).toEqual(['acme/us-east1/nvidia-l4/zonal']);
+  });
+});
+
+describe('a service that is gone', () => {
+  // us-west1's pool has an unknown quota (not judged); its service 'other' is still there, 'ghost'
+  // was deleted, and 'moved' now runs on another GPU type.
+  const record = (region: string, service: string | null, accelerator = 'nvidia-l4') => ({
+    type: service === null ? ('governor.degraded' as const) : ('service.starved' as const),
+    severity: 'WARNING' as const,
+    project: 'acme',
+    region,
+    accelerator,
+    zonalRedundancy: true,
+    service,
+    summary: 's',
+    details: {},
+    firingSince: AT,
+    lastNotifiedAt: AT,
+    lastSeenAt: AT,
+    notifications: 1,
+  });
+  const stored: ConditionState = {
+    other: record('us-west1', 'other'),
+    ghost: record('us-west1', 'ghost'),
+    moved: record('us-west1', 'other', 'nvidia-rtx-pro-6000'),
+    pool: record('us-west1', null),
+    elsewhere: { ...record('us-west1', 'ghost'), project: 'acme-ml' },
+  };
+
+  it('has its conditions resolved even where its pool is not judged', () => {
+    const p = fleetPlan();
+    expect(goneConditions('acme', p, [], stored)).toEqual(['ghost', 'moved']);
+    const out = decideNotifications({
+      previous: stored,
+      current: [],
+      events: [],
+      now: AT,
+      renotifyAfterMs: 3_600_000,
+      runId: 'run-2',
+      scope: judgedScope('acme', p, [], Object.values(stored)),
+      gone: goneConditions('acme', p, [], stored),
+    });
+    expect(out.publish.map((m) => [m.dedupKey, m.status])).toEqual([
+      ['ghost', 'resolved'],
+      ['moved', 'resolved'],
+    ]);
+    expect(Object.keys(out.next).sort()).toEqual(['elsewhere', 'other', 'pool']);
+  });
+
+  it('not where its region could not be listed', () => {
+    const unlisted = (region: string | null): ObservationProblem => ({
+      project: 'acme',
+      region,
+      pool: null,
+      subject: 'services',
+      error: 'UNAVAILABLE',
+    });
+    expect(goneConditions('acme', fleetPlan(), [unlisted('us-west1')], stored)).toEqual([]);
+    expect(goneConditions('acme', fleetPlan(), [unlisted(null)], stored)).toEqual([]);
   });
 });
 

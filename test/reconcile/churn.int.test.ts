@@ -54,6 +54,15 @@ async function start(): Promise<void> {
               memory: '80Gi',
               gpu: { accelerator: RTX },
             },
+            {
+              name: 'rtx-idle',
+              region: 'us-central1',
+              maxInstances: 1,
+              demand: 0,
+              cpu: '20',
+              memory: '80Gi',
+              gpu: { accelerator: RTX },
+            },
             // Two services wanting 3 each in a pool of 2: starved, and the pool under pressure.
             { name: 'eu-1', region: EU, maxInstances: 1, demand: 3, gpu: {} },
             { name: 'eu-2', region: EU, maxInstances: 1, demand: 3, gpu: {} },
@@ -125,5 +134,33 @@ describe('a pool whose last service is deleted', () => {
     sink.delivered.length = 0;
     await run(store, sink, 3);
     expect(sink.delivered.filter((a) => a.region === EU)).toEqual([]);
+  });
+});
+
+describe('a service deleted from a pool whose quota is unknown', () => {
+  it('resolves its own conditions; the pool keeps its', async () => {
+    await start();
+    const store = createMemoryStateStore();
+    const sink = new RecordingSink();
+    await run(store, sink, 1);
+    const starved = `service.starved:${PROJECT}/us-central1/${RTX}/zonal:rtx`;
+    const quota = `governor.degraded:${PROJECT}/us-central1/${RTX}/zonal:quota`;
+    const ofRtx = (status: string) =>
+      sink.delivered
+        .filter((a) => a.service === 'rtx' && a.status === status)
+        .map((a) => a.dedupKey)
+        .sort();
+    const fired = ofRtx('firing');
+    expect(fired).toContain(starved);
+
+    emulator.deleteService({ project: PROJECT, region: 'us-central1', service: 'rtx' });
+    emulator.advance(5 * 60_000);
+    sink.delivered.length = 0;
+    const second = await run(store, sink, 2);
+    expect(second.problems.map((p) => p.subject)).toEqual(['quota']);
+    expect(ofRtx('resolved')).toEqual(fired);
+    const kept = Object.keys((await store.loadConditions(PROJECT)).state);
+    expect(kept.filter((k) => k.endsWith(':rtx'))).toEqual([]);
+    expect(kept).toContain(quota);
   });
 });
