@@ -697,6 +697,37 @@ describe('rules 5 and 6: refusals move room to where it is used', () => {
     expect(to(later, 'lowered')).toBe(8);
   });
 
+  it('judges the stamps of an edited policy by the delays and bounds in force now', () => {
+    // Lowered at 14:50 under the default reverse delay of 30m; the policy is then edited. What
+    // the service carries is only the time of the lowering: the delay in force decides.
+    const lowered = svc(
+      'lowered',
+      2,
+      {
+        current: 2,
+        peak: 3,
+        perMinute: minutes([3, 3, 3, 2, 2, 2, 2, 2, 2, 2], Array(10).fill(0)),
+      },
+      { lastLoweredAt: '2026-11-27T14:50:00Z' },
+    );
+    const shorter = plan(
+      snap(8, [lowered]),
+      policy({ defaults: { headroom: 0, reverseDelay: '5m' } }),
+      AT,
+    );
+    expect(to(shorter, 'lowered')).toBe(8);
+    expect(reason(shorter, 'lowered')).not.toContain('not raised back');
+    // A floor raised above the cap (a new rule's min) is written at once, reverse delay or not,
+    // and the reason names the rule that set the floor.
+    const floor = plan(
+      snap(8, [lowered]),
+      policy({ services: [{ match: { name: 'lowered' }, min: 5, max: 5 }] }),
+      AT,
+    );
+    expect(floor.changes.map((c) => [c.name, c.from, c.to])).toEqual([['lowered', 2, 5]]);
+    expect(reason(floor, 'lowered')).toContain('at its floor 5, above its demand: min 5 of rule 0');
+  });
+
   it('starts no reverse delay from a decrease dated later than now (a wrong clock or a hand edit)', () => {
     const lowered = (at: string, refused: number[]) =>
       svc(
