@@ -441,6 +441,7 @@ export function toObservedService(
     generation: int64(service.generation),
     observedGeneration: int64(service.observedGeneration),
     updateTime: isoTime(service.updateTime),
+    createTime: isoTime(service.createTime),
     containers: (template.containers ?? []).map(toObservedContainer),
     concurrency: setOrNull(template.maxInstanceRequestConcurrency),
   };

@@ -114,6 +114,14 @@ export interface ObservedService {
   observedGeneration: number;
   /** ISO time of the last update, when known. */
   updateTime: string | null;
+  /**
+   * ISO time the service was created, when known (Cloud Run's `create_time`): a service deleted
+   * and created again under the same name is a new resource, with a new `uid` and `create_time`
+   * (https://cloud.google.com/php/docs/reference/cloud-run/latest/V2.Service), but the same
+   * `service_name` in Monitoring, so what Monitoring holds from before that time is the deleted
+   * one's (observe/observe.ts drops it). Absent or null: unknown, every minute counts.
+   */
+  createTime?: string | null;
   /** The revision template's containers, ingress container and sidecars, in template order. */
   containers: ObservedContainer[];
   /** `template.max_instance_request_concurrency`; null when unset (0 on the wire). */

@@ -95,6 +95,7 @@ export function toObserved(s: ServiceState): ObservedService {
     generation: s.generation,
     observedGeneration: s.generation,
     updateTime: new Date(s.updateTime).toISOString(),
+    createTime: new Date(s.createTime).toISOString(),
     ...observedContainerFacts(s),
   };
 }

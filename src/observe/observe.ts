@@ -265,7 +265,17 @@ export async function observe(
         continue;
       }
       const key = `${svc.region}/${svc.name}`;
-      const read = usageOf(counts?.get(key), utilization.get(key), {
+      // Monitoring groups by service name: minutes from before this service was created are a
+      // deleted namesake's (see ObservedService.createTime), never this one's usage or refusals.
+      const born = svc.createTime ? Date.parse(svc.createTime) : NaN;
+      const own = <S extends MetricSeries | undefined>(series: S): S =>
+        series === undefined || !Number.isFinite(born)
+          ? series
+          : ({ ...series, points: series.points.filter((pt) => pt.at >= born) } as S);
+      const ownCounts = own(counts?.get(key));
+      const ownUtilization = own(utilization.get(key));
+      const ownServed = own(served?.get(key));
+      const read = usageOf(ownCounts, ownUtilization, {
         queried: counts !== null,
         projectFresh,
         nowMs,
@@ -277,13 +287,13 @@ export async function observe(
             }
           : {}),
         minInstances: keepsWarm(svc) ? minInstances(svc) : 0,
-        activeAt: newestActivity(served?.get(key), utilization.get(key)),
+        activeAt: newestActivity(ownServed, ownUtilization),
       });
       if (read.usage && minutes) {
         read.usage.perMinute = perMinute(minutes, {
-          inUse: counts?.get(key),
-          served: served ? (served.get(key) ?? EMPTY) : null,
-          refused: refused ? (refused.get(key) ?? EMPTY) : null,
+          inUse: ownCounts,
+          served: served ? (ownServed ?? EMPTY) : null,
+          refused: refused ? (own(refused.get(key)) ?? EMPTY) : null,
         });
       }
       const beyond = read.usage ? beyondBounds(read.usage) : null;

@@ -227,6 +227,8 @@ describe('reading', () => {
     });
     expect(alpha?.etag).toMatch(/^".+"$/);
     expect(alpha?.updateTime).toMatch(/^\d{4}-\d\d-\d\dT/);
+    // create_time: observation counts no Monitoring minute from before it (a deleted namesake's).
+    expect(alpha?.createTime).toMatch(/^\d{4}-\d\d-\d\dT/);
 
     expect(byName.get('beta')).toMatchObject({
       gpu: { accelerator: 'nvidia-l4', count: 2, zonalRedundancy: false },

@@ -94,6 +94,36 @@ describe('observe', () => {
     });
   });
 
+  it("counts no minute from before the service was created: they are a deleted namesake's", async () => {
+    // 'a' was deleted and made again 8 minutes ago (on another GPU type, say). Monitoring groups
+    // by service name, so the old one's 5 instances and its 429s come back under the new name.
+    const o = await observe(
+      policy(),
+      ports({
+        services: [service('a', { createTime: new Date(NOW - 8 * MIN).toISOString() })],
+        series: [
+          { service: 'a', region: 'us-east1', points: points([20, 5], [10, 5], [8, 1], [2, 1]) },
+        ],
+        refused: [{ service: 'a', region: 'us-east1', points: points([12, 40]) }],
+      }),
+      NOW,
+    );
+    const usage = o.snapshot.services[0]?.usage;
+    expect(usage).toMatchObject({ current: 1, peak: 1 });
+    expect(Math.max(...(usage?.perMinute?.inUse ?? []))).toBe(1);
+    expect(usage?.perMinute?.refused?.reduce((a, b) => a + b, 0)).toBe(0);
+    // Without a creation time (an older snapshot, a port that does not say), every minute counts.
+    const unknown = await observe(
+      policy(),
+      ports({
+        services: [service('a')],
+        series: [{ service: 'a', region: 'us-east1', points: points([20, 5], [2, 1]) }],
+      }),
+      NOW,
+    );
+    expect(unknown.snapshot.services[0]?.usage).toMatchObject({ current: 1, peak: 5 });
+  });
+
   it('reads GPU utilization over the last staleAfter only, the counts over the lookback, and uses its latest minute', async () => {
     const windows: Record<string, { startMs: number; endMs: number }> = {};
     const base = ports({
