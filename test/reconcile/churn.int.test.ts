@@ -79,14 +79,15 @@ async function start(): Promise<void> {
   });
 }
 
-const policy = parsePolicy({
-  version: 1,
+const policyInput = () => ({
+  version: 1 as const,
   projects: [PROJECT],
   regions: ['us-central1', EU],
   services: [{ match: {} }],
   limits: { writesPerMinute: 6000 },
   alerts: { topic: TOPIC, renotifyAfter: '1h' },
 });
+const policy = parsePolicy(policyInput());
 
 function run(store: StateStore, sink: RecordingSink, n: number): Promise<RunReport> {
   return reconcileReport(
@@ -162,5 +163,66 @@ describe('a service deleted from a pool whose quota is unknown', () => {
     const kept = Object.keys((await store.loadConditions(PROJECT)).state);
     expect(kept.filter((k) => k.endsWith(':rtx'))).toEqual([]);
     expect(kept).toContain(quota);
+  });
+});
+
+describe('a governor redeployed under another GOVERNOR_ID', () => {
+  it('keeps writing on the same store: its earlier stamps are its own, told by the store id', async () => {
+    emulator = await startEmulator({
+      fleet: {
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 40,
+        idleMinutes: 0,
+        projects: [
+          {
+            id: PROJECT,
+            pools: [{ region: 'us-central1', quota: 6 }],
+            services: [
+              { name: 'x', region: 'us-central1', maxInstances: 1, demand: 2, gpu: {} },
+              { name: 'y', region: 'us-central1', maxInstances: 1, demand: 0, gpu: {} },
+            ],
+          },
+        ],
+      },
+      speed: 'manual',
+      operationDelayMs: 20,
+    });
+    ports = createGooglePorts({
+      emulatorHost: emulator.host,
+      emulatorOperationPollMs: QUICK_POLL_MS,
+    });
+    const store = createMemoryStateStore();
+    const one = { policy: parsePolicy({ ...policyInput(), regions: ['us-central1'] }) };
+    const runAs = (writerId: string, n: number, on: StateStore) =>
+      reconcileReport(
+        one.policy,
+        { ports, store: on, sink: new RecordingSink(), clock: () => emulator.now().getTime() },
+        { runId: `redeploy-${n}`, deadlineMs: 30_000, writerId },
+      );
+    const first = await runAs('gpu-governor', 1, store);
+    expect(first.writes.filter((w) => w.cause === 'written').map((w) => w.name)).toContain('x');
+    const writer = emulator.state().services.find((s) => s.name === 'x')?.annotations[
+      'gpu-governor.dev/writer'
+    ];
+    expect(writer).toMatch(/^gpu-governor\/gov-[0-9a-f]{12}$/);
+
+    // Redeployed as "gpu-governor-v2" on the same store, a minute later: x needs more again.
+    emulator.setDemand({ project: PROJECT, region: 'us-central1', service: 'x', demand: 5 });
+    emulator.advance(10 * 60_000);
+    const second = await runAs('gpu-governor-v2', 2, store);
+    expect(second.writes.map((w) => w.cause)).not.toContain('other-governor');
+    expect(second.writes.filter((w) => w.cause === 'written').map((w) => w.name)).toContain('x');
+    expect(
+      emulator.state().services.find((s) => s.name === 'x')?.annotations['gpu-governor.dev/writer'],
+    ).toBe(writer?.replace('gpu-governor/', 'gpu-governor-v2/'));
+
+    // A new store is another governor: the stamps it finds hold the pool, for one lease only.
+    // (x idle past its scale-down delay and y refused at its cap: x is due to come down.)
+    emulator.setDemand({ project: PROJECT, region: 'us-central1', service: 'x', demand: 0 });
+    emulator.setDemand({ project: PROJECT, region: 'us-central1', service: 'y', demand: 3 });
+    emulator.advance(40 * 60_000);
+    const other = await runAs('gpu-governor-v2', 3, createMemoryStateStore());
+    expect(other.writes.length).toBeGreaterThan(0);
+    expect(new Set(other.writes.map((w) => w.cause))).toEqual(new Set(['other-governor']));
   });
 });
