@@ -177,7 +177,7 @@ export function withFields(log: Logger, fields: Record<string, unknown>): Logger
  * a terminal prints the run's alerts as alerts, from the run's report, and the text logger leaves
  * these lines out unless asked for them.
  */
-export const ALERT_FIELD = 'alert';
+const ALERT_FIELD = 'alert';
 
 /**
  * The field of the one structured line a failed run logs (reconcile's `logRunFailed`). A terminal

@@ -88,7 +88,7 @@ const FirestoreCollection = z
 const DELIVERY_ATTEMPTS = `expected a whole number from ${MIN_DELIVERY_ATTEMPTS} to ${MAX_DELIVERY_ATTEMPTS} (the bounds of Pub/Sub's max_delivery_attempts)`;
 
 /** The variables as they are set. Unknown variables are ignored. */
-export const RuntimeEnv = z.object({
+const RuntimeEnv = z.object({
   GOVERNOR_POLICY: optional(z.string()),
   GOVERNOR_STATE_STORE: optional(z.enum(['file', 'firestore'])),
   GOVERNOR_STATE_DIR: optional(z.string()),
@@ -150,7 +150,7 @@ export const RuntimeEnv = z.object({
   FORCE_COLOR: optional(z.string()),
   TERM: optional(z.string()),
 });
-export type RuntimeEnv = z.infer<typeof RuntimeEnv>;
+type RuntimeEnv = z.infer<typeof RuntimeEnv>;
 
 /** Where the state store keeps its documents. */
 export type StateStoreOptions =

@@ -36,7 +36,7 @@ import type { RuntimeOptions, StateStoreOptions } from './runtime-options.js';
  * the clock. Google's client libraries are loaded here, when a run needs them, not when the
  * program starts (src/adapters/load.ts): only those the run uses.
  */
-export interface Runtime extends ReconcileDeps {
+interface Runtime extends ReconcileDeps {
   store: StateStore;
   close(): Promise<void>;
 }
@@ -237,7 +237,7 @@ export function newRunId(nowMs: number): string {
 }
 
 /** What a dispatch run (organisation scale) needs: the asset search, the store, the work topic. */
-export interface OrgRuntime {
+interface OrgRuntime {
   search: AssetSearchPort | null;
   store: StateStore & DiscoveryCacheStore;
   publisher: WorkPublisher | null;

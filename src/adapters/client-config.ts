@@ -12,9 +12,9 @@ import { ProjectId } from '../core/units.js';
 import { InputError, type Fault } from '../errors.js';
 
 /** Options for a google-gax client constructor: the emulator's, or none (Google's defaults). */
-export type GoogleClientOptions = EmulatorClientOptions | Record<string, never>;
+type GoogleClientOptions = EmulatorClientOptions | Record<string, never>;
 
-export interface ClientConfig {
+interface ClientConfig {
   /** Pass to the client constructor as they are. */
   readonly options: GoogleClientOptions;
   /** `127.0.0.1:PORT` when talking to the emulator, else null. */
@@ -53,7 +53,7 @@ export function projectFaults(project: string): Fault[] {
 }
 
 /** What closeClients needs of a generated Google client (google-gax). */
-export interface ClosableClient {
+interface ClosableClient {
   initialize(): Promise<unknown>;
   close(): Promise<void>;
 }

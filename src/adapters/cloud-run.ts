@@ -59,7 +59,7 @@ type Execution = protos.google.cloud.run.v2.IExecution;
 type Container = protos.google.cloud.run.v2.IContainer;
 
 /** How long `updateMaxInstances` polls the long-running operation, and how often. */
-export interface OperationPolling {
+interface OperationPolling {
   /** First wait before polling; each later wait is 1.5 times longer, up to `maxDelayMs`. */
   initialDelayMs: number;
   maxDelayMs: number;
@@ -71,13 +71,13 @@ export interface OperationPolling {
  * A service-level max change applies without a new revision and completes in seconds; polling
  * from 1 s, at most every 5 s, keeps the GetOperation reads few.
  */
-export const defaultOperationPolling: Readonly<OperationPolling> = {
+const defaultOperationPolling: Readonly<OperationPolling> = {
   initialDelayMs: 1_000,
   maxDelayMs: 5_000,
   timeoutMs: 120_000,
 };
 
-export interface CloudRunAdapterOptions {
+interface CloudRunAdapterOptions {
   /** `HOST:PORT` of the emulator (GOVERNOR_EMULATOR_HOST); null or absent: Google. */
   emulatorHost?: string | null;
   /**
@@ -407,11 +407,7 @@ function pollOptions(policy: RetryPolicy): CallOptions {
 }
 
 /** A Cloud Run service as the governor reads it; project and region are the caller's. */
-export function toObservedService(
-  service: Service,
-  project: string,
-  region: string,
-): ObservedService {
+function toObservedService(service: Service, project: string, region: string): ObservedService {
   const resourceName = service.name ?? '';
   const scaling = service.scaling ?? {};
   const template = service.template ?? {};
@@ -486,7 +482,7 @@ function trafficTargets(service: Service): { revision: string; latest: boolean; 
  * vendor_settings.proto), or without one at its serving revisions' own max
  * (`servingRevisionsOf`, read by observe/serving-revisions.ts; `maxInForce` in core/pool.ts).
  */
-export function templateServes(service: Service): boolean {
+function templateServes(service: Service): boolean {
   const created = lastSegment(service.latestCreatedRevision ?? '');
   const ready = lastSegment(service.latestReadyRevision ?? '');
   if (created !== '' && ready !== '' && created !== ready) return false;
@@ -502,7 +498,7 @@ export function templateServes(service: Service): boolean {
  * started, but only count toward the service-level maximum instances if they are a part of a
  * traffic split", https://cloud.google.com/run/docs/configuring/max-instances).
  */
-export function servingRevisionsOf(service: Service): ServingRevision[] {
+function servingRevisionsOf(service: Service): ServingRevision[] {
   const statuses = service.trafficStatuses ?? [];
   const named = (statuses.length > 0 ? statuses : (service.traffic ?? [])).length > 0;
   const out = new Map<string, ServingRevision>();
@@ -556,7 +552,7 @@ function nonEmpty(value: string | null | undefined): string | null {
   return typeof value === 'string' && value.trim() !== '' ? value : null;
 }
 
-export function toObservedWorkerPool(
+function toObservedWorkerPool(
   pool: WorkerPool,
   project: string,
   region: string,

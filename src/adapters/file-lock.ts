@@ -61,7 +61,7 @@ import { z } from 'zod';
 import { PermissionError, UnavailableError, UpstreamError } from '../errors.js';
 import { fileFaultText, readHandleCapped } from '../read-capped.js';
 
-export interface FileLockOptions {
+interface FileLockOptions {
   /** How long to wait for a live holder. */
   timeoutMs: number;
   /** A lock older than this (mtime) is broken, whoever holds it. */
@@ -69,7 +69,7 @@ export interface FileLockOptions {
 }
 
 /** How old an empty or unreadable lock must be to be broken. */
-export const GARBAGE_GRACE_MS = 1_000;
+const GARBAGE_GRACE_MS = 1_000;
 
 /** The most of a lock file read: its owner is a few hundred bytes of JSON. */
 const MAX_LOCK_BYTES = 64 << 10;
@@ -89,7 +89,7 @@ type LockContent = z.infer<typeof LockContent>;
 export type Fence = () => Promise<void>;
 
 /** The lock was broken as stale (its holder stalled past `staleMs`): nothing was written. */
-export class LockLostError extends UpstreamError {}
+class LockLostError extends UpstreamError {}
 
 /** Runs `fn` while holding the lock file `lock`; `fn` commits only after `fence` passes. */
 export async function withFileLock<T>(

@@ -83,7 +83,7 @@ export const DEFAULT_STATE_DIR = join('.governor', 'state');
  */
 export const DISCOVERY_FILE = '%discovery.json';
 
-export interface FileStateStoreOptions {
+interface FileStateStoreOptions {
   /** Default `.governor/state` under the working directory. */
   dir?: string;
   /** Run records kept per project. Default 50. */

@@ -125,7 +125,7 @@ import {
   type VersionedConditions,
 } from '../ports/index.js';
 
-export const DEFAULT_COLLECTION = 'gpu-governor';
+const DEFAULT_COLLECTION = 'gpu-governor';
 
 export interface FirestoreStateStoreOptions {
   /** The project that hosts the database; default: the client's (credentials, environment). */
@@ -159,7 +159,7 @@ const Gzipped = z.object({ gz: z.instanceof(Uint8Array) });
  * escaped, up to 600 bytes), its field names and `savedAt`
  * (https://cloud.google.com/firestore/docs/storage-size).
  */
-export const MAX_FIELD_BYTES = 1_040_000;
+const MAX_FIELD_BYTES = 1_040_000;
 /**
  * The most JSON of a run record stored as fields. Firestore counts 8 bytes for every number and
  * one more for every string and field name (https://cloud.google.com/firestore/docs/storage-size),

@@ -57,7 +57,7 @@ export interface PubSubAlertSinkOptions extends Partial<RetryPolicy> {
 }
 
 /** Why one ordering key's messages were not all published. */
-export interface KeyFailure {
+interface KeyFailure {
   orderingKey: string;
   attempts: number;
   /** The error of the last attempt. */

@@ -76,7 +76,7 @@ export function isGpuQuotaId(quotaId: string): boolean {
   return /^[A-Z0-9][A-Za-z0-9]{0,60}GpuAlloc(?:NoZonalRedundancy)?PerProjectRegion$/.test(quotaId);
 }
 
-export interface QuotaAdapterOptions {
+interface QuotaAdapterOptions {
   /** `HOST:PORT` of the emulator (GOVERNOR_EMULATOR_HOST); null or absent: Google. */
   emulatorHost?: string | null;
   /** Retry and deadline settings (default {@link defaultRetryPolicy}). */

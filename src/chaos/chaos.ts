@@ -66,7 +66,7 @@ const TOPIC = `projects/${CHAOS_PROJECT}/topics/alerts`;
 const START = Date.parse('2026-11-27T12:00:00Z');
 const REGIONS = ['us-central1', 'europe-west4'] as const;
 
-export interface ChaosOptions {
+interface ChaosOptions {
   seed: number;
   /** Governor runs in all (a fleet gets `runsPerFleet` of them, the last one without faults). */
   runs: number;
@@ -75,13 +75,13 @@ export interface ChaosOptions {
   otherActorRuns?: number;
 }
 
-export interface ChaosFailure {
+interface ChaosFailure {
   /** Reproduce with runChaosFleet(fleetSeed). */
   fleetSeed: number;
   what: string;
 }
 
-export interface ChaosReport {
+interface ChaosReport {
   seed: number;
   runs: number;
   fleets: number;
@@ -123,7 +123,7 @@ export interface ChaosReport {
   poolsCheckedAfterRun: number;
 }
 
-export function emptyReport(seed: number): ChaosReport {
+function emptyReport(seed: number): ChaosReport {
   return {
     seed,
     runs: 0,
@@ -169,7 +169,7 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
 }
 
 /** A generated fleet and policy, as the chaos runs use them. */
-export interface ChaosScenario {
+interface ChaosScenario {
   fleet: FleetInput;
   policy: Policy;
   unmanaged: string[];
@@ -645,7 +645,7 @@ export function invariantsOf(scenario: ChaosScenario) {
 }
 
 /** One fleet: `runs` governor runs five virtual minutes apart, the last one without faults. */
-export async function runChaosFleet(
+async function runChaosFleet(
   fleetSeed: number,
   runs: number,
   report: ChaosReport = emptyReport(fleetSeed),

@@ -25,7 +25,7 @@ import type { Streams } from './io.js';
 import { colorsFor, renderRunAlerts, renderPlan } from './render.js';
 import { assertReadyToRead } from './ready.js';
 
-export interface ApplyFlags {
+interface ApplyFlags {
   policy: string;
   yes?: boolean;
   dryRun?: boolean;

@@ -24,7 +24,7 @@ import { colorsFor, poolTitle, type Colors } from './render.js';
  * rule fails, 1 when one does, 2 on bad input.
  */
 
-export interface AuditOptions {
+interface AuditOptions {
   policy: string;
   json?: boolean;
 }
@@ -86,7 +86,7 @@ export async function runAudit(
 }
 
 /** The report of an audit: every GPU service in scope, with its findings (none when clean). */
-export function auditReport(
+function auditReport(
   findings: readonly AuditFinding[],
   observation: Pick<Observation, 'services' | 'snapshot' | 'problems'>,
   policy: Pick<Policy, 'projects' | 'regions'>,

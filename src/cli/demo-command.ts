@@ -321,7 +321,7 @@ export function fit(line: string, width: number): string {
 }
 
 /** Prose for a terminal: words wrapped at `width` characters. */
-export function wrap(text: string, width = WIDTH): string[] {
+function wrap(text: string, width = WIDTH): string[] {
   const lines: string[] = [];
   let line = '';
   for (const word of text.split(' ')) {
@@ -339,7 +339,7 @@ function count(n: number): string {
 }
 
 /** What one strategy did over the day, for the summary. */
-export interface DayFigures {
+interface DayFigures {
   label: string;
   refused: number;
   /** Of the refused: the service was at its max instances (Cloud Run answers 429). */
@@ -364,7 +364,7 @@ function figures(label: string, s: StrategyResult, writes: number): DayFigures {
 }
 
 /** The summary's table: one row per strategy, each number right-aligned under its header. */
-export function summaryTable(rows: readonly DayFigures[], c: Colors): string[] {
+function summaryTable(rows: readonly DayFigures[], c: Colors): string[] {
   const columns: [string, (f: DayFigures) => string][] = [
     ['refused', (f) => count(f.refused)],
     ['at cap', (f) => count(f.atCap)],

@@ -44,7 +44,7 @@ function gist(m: PublishedMessage): string {
 }
 
 /** One published message as one line of the `governor emulator` terminal. */
-export function describePublished(m: PublishedMessage): string {
+function describePublished(m: PublishedMessage): string {
   const attributes = Object.entries(m.attributes);
   const shown = attributes
     .slice(0, 8)

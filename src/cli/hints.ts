@@ -22,7 +22,7 @@ export function emulatorGoneHint(
  * The hint for a state file the governor cannot read: every run fails on it until a person acts,
  * and what moving it aside costs is in the runbook. Null when the failure is not that.
  */
-export function corruptStateHint(text: string): string | null {
+function corruptStateHint(text: string): string | null {
   if (!text.includes('Unreadable state file ')) return null;
   return 'every run fails on it until it is mended or moved aside (the next run then starts a new one, and what it held is lost: docs/alerts.md, "When an alert fires")';
 }

@@ -398,13 +398,13 @@ async function writeWhole(file: string, text: string): Promise<void> {
 }
 
 /** The result without per-minute series: what `--json` prints. */
-export function summary(result: SimulationResult): Omit<SimulationResult, 'strategies'> & {
+function summary(result: SimulationResult): Omit<SimulationResult, 'strategies'> & {
   strategies: Omit<SimulationResult['strategies'][number], 'series'>[];
 } {
   return { ...result, strategies: result.strategies.map(({ series: _series, ...rest }) => rest) };
 }
 
-export function renderTable(result: SimulationResult): string {
+function renderTable(result: SimulationResult): string {
   const lines = [
     `${result.label}: ${(result.minutes / 60).toFixed(1)} h, governor every ${result.tickMinutes} min, metrics ${result.lagMinutes} min behind`,
     '',

@@ -13,7 +13,7 @@ import { loadPolicy } from './files.js';
 import { askYes, mustFinish } from './finishing.js';
 import type { Streams } from './io.js';
 
-export interface UnlockFlags {
+interface UnlockFlags {
   policy: string;
   yes?: boolean;
   stateDir?: string;

@@ -78,14 +78,14 @@ export function alertBytes(a: Alert): number {
 }
 
 /** How many items a list of an alert's details kept when it was cut, of how many it had. */
-export const ListCut = z.object({ kept: z.number(), of: z.number() });
-export type ListCut = z.infer<typeof ListCut>;
+const ListCut = z.object({ kept: z.number(), of: z.number() });
+type ListCut = z.infer<typeof ListCut>;
 
 /** Per list cut, by its key in the details: `details.truncated` of a fitted alert. */
 const Truncated = z.record(z.string(), ListCut);
 
 /** An alert fitted by {@link fitAlert}, and what was cut of it. */
-export interface FittedAlert {
+interface FittedAlert {
   alert: Alert;
   /**
    * `alert.details.truncated`: per list cut, how many items it kept of how many; null when the
@@ -165,7 +165,7 @@ function listsOf(details: Record<string, unknown>): CuttableList[] {
 const Omitted = z.record(z.string(), z.number());
 
 /** An alert cut by {@link fitWhole}: what {@link fitAlert} cut, and what else had to go. */
-export interface WholeFit extends FittedAlert {
+interface WholeFit extends FittedAlert {
   /**
    * `alert.details.omitted`: per detail left out whole, the bytes of JSON it had; null when
    * none was.

@@ -89,7 +89,7 @@ const norm = (s: Slot, level = s.level): number => (level * s.cost) / s.weight;
  * the heap alone (a few comparisons an instance) costs less than the search (about 64 counts a
  * slot).
  */
-export const BULK_FROM = 16;
+const BULK_FROM = 16;
 
 // A double's place among all doubles, as an integer: the binary search runs over these, so that it
 // takes at most 64 steps whatever the scale of the levels.

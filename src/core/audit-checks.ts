@@ -56,7 +56,7 @@ export interface ServiceContext {
 }
 
 /** What is wrong (null: nothing), and a fix for this service when the rule's general one will not do. */
-export type Broken = { problem: string; fix?: string } | null;
+type Broken = { problem: string; fix?: string } | null;
 
 export function minInstances(s: ObservedService): number {
   return Math.max(s.serviceMinInstances ?? 0, s.revisionMinInstances ?? 0);

@@ -27,7 +27,7 @@ export type AuditRuleId = (typeof AUDIT_RULE_IDS)[number];
 
 export type AuditSeverity = 'required' | 'recommended';
 
-export interface AuditRule {
+interface AuditRule {
   id: AuditRuleId;
   /** The severity unless the policy changes it. */
   severity: AuditSeverity;

@@ -25,7 +25,6 @@ import { plural } from './text.js';
 export {
   AUDIT_RULE_IDS,
   AUDIT_RULES,
-  type AuditRule,
   type AuditRuleId,
   type AuditSeverity,
 } from './audit-rules.js';
@@ -62,7 +61,7 @@ export interface AuditFinding {
   why: string;
 }
 
-export interface AuditInput {
+interface AuditInput {
   services: readonly ObservedService[];
   snapshot: Snapshot;
   policy: Policy;

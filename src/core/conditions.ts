@@ -26,7 +26,7 @@ export interface AlertContext {
 }
 
 /** What the conditions need to know of one governed service. */
-export interface ServiceFacts {
+interface ServiceFacts {
   name: string;
   /** Its cap before the plan, and after. */
   from: number;
@@ -120,7 +120,7 @@ export function projectWide(
  * or min instances above what Cloud Run accepts within the quota). `pool.infeasible` names them,
  * so the person paged knows which min instances to lower.
  */
-export interface FloorFacts {
+interface FloorFacts {
   name: string;
   gpus: number;
   /** The service's own min instances (Cloud Run's `scaling.min_instance_count`). */
@@ -296,7 +296,7 @@ function overBudgetSummary(where: string, pool: PlanPool): string {
  * `details.capsLeft` holds it. A pool where a write may or may not have landed, or where someone
  * else changed a service, keeps the plan's word. Not for a dry run: nothing was meant to be written.
  */
-export function overBudgetAsLeft(
+function overBudgetAsLeft(
   conditions: readonly Alert[],
   plan: Plan,
   writes: readonly WriteResult[],

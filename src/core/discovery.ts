@@ -104,7 +104,7 @@ export interface FoundResource {
   location?: string;
 }
 
-export interface DiscoveryResult {
+interface DiscoveryResult {
   /** Project ids to govern, sorted. */
   projects: string[];
   /** Resources that could not be attributed to a project id, one line each. */
@@ -189,7 +189,7 @@ function regionOf(r: FoundResource, fromName: string | undefined): string | null
 export const MAX_DISCOVERED_PROJECTS = 100_000;
 
 /** The longest cache key kept (see {@link DiscoveryCache}'s `key`). */
-export const MAX_DISCOVERY_KEY = 200_000;
+const MAX_DISCOVERY_KEY = 200_000;
 
 /**
  * How the kept `services` were counted: 2 counts every service of a kept project once, whatever

@@ -78,7 +78,7 @@ const MAX_SUGGESTED_KEY = 64;
  * The known key nearest to `key`: at most 2 edits away, and fewer than half its length (so that
  * `ab` does not suggest `min`); the first in the schema's order on a tie; null when none is.
  */
-export function nearestKey(key: string, known: readonly string[]): string | null {
+function nearestKey(key: string, known: readonly string[]): string | null {
   if (key.length > MAX_SUGGESTED_KEY) return null;
   let best: string | null = null;
   let bestDistance = Math.min(2, Math.ceil(key.length / 2) - 1);
@@ -97,7 +97,7 @@ export function nearestKey(key: string, known: readonly string[]): string | null
  * nullable, pipe, array and record wrappers; every branch of a union): what an unknown key there
  * may have been meant as. Empty when the path leads to no object.
  */
-export function keysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
+function keysAt(schema: z.ZodType, path: readonly PropertyKey[]): string[] {
   const keys = new Set<string>();
   const walk = (s: z.core.$ZodType, at: number, depth: number): void => {
     if (depth > 64) return;
@@ -163,7 +163,7 @@ export function formatPath(path: readonly PropertyKey[]): string {
   return out;
 }
 
-export type DocumentFormat = 'JSON' | 'YAML';
+type DocumentFormat = 'JSON' | 'YAML';
 
 /**
  * The format a document is meant to be in: JSON when it is named `*.json` or opens with `{` or
@@ -181,9 +181,9 @@ function lineAndColumn(text: string, offset: number): string {
 }
 
 /** The deepest brackets (`[`, `{`) may nest: far beyond any policy, snapshot or fleet. */
-export const MAX_FLOW_DEPTH = 100;
+const MAX_FLOW_DEPTH = 100;
 /** The most columns a line may be indented (or nested by `- - -` on one line). */
-export const MAX_INDENT = 256;
+const MAX_INDENT = 256;
 
 /**
  * Where `text` nests deeper than a document of ours ever does, before the YAML parser sees it:
@@ -254,7 +254,7 @@ export function jsonErrorText(error: unknown): string {
 }
 
 /** Where and why `text` does not parse, said in the terms of `format`. */
-export function syntaxFault(text: string, error: unknown, format: DocumentFormat): Fault {
+function syntaxFault(text: string, error: unknown, format: DocumentFormat): Fault {
   if (format === 'JSON') {
     try {
       JSON.parse(text);

@@ -25,7 +25,7 @@ export function unitsOutOfOrder(text: string): boolean {
  * The longest duration any setting takes (366 days): beyond it a window or a delay is a typo, and
  * far beyond it (`99999999999999999999d`) a time before the first representable date.
  */
-export const MAX_DURATION_MS = 366 * UNIT_MS.d;
+const MAX_DURATION_MS = 366 * UNIT_MS.d;
 
 /** A duration written like `90s`, `15m`, `1h30m`, `2d`; at most {@link MAX_DURATION_MS}. */
 export const Duration = z

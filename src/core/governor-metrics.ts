@@ -75,7 +75,7 @@ export const GOVERNOR_METRICS = [
   'unit/writes',
   'unit/duration',
 ] as const;
-export type GovernorMetric = (typeof GOVERNOR_METRICS)[number];
+type GovernorMetric = (typeof GOVERNOR_METRICS)[number];
 
 const WRITE_OUTCOMES = ['written', 'skipped', 'failed'] as const;
 

@@ -16,14 +16,14 @@
  */
 
 /** The pool right after a write, in GPUs, all counted the same way. */
-export interface PoolAfterWrite {
+interface PoolAfterWrite {
   /** What the caps take. */
   capsGpus: number;
   /** What the caps may take: the quota less the reserve (and less whatever the caps leave out). */
   budgetGpus: number;
 }
 
-export interface WriteFacts {
+interface WriteFacts {
   /** The cap before and after the write (instances). */
   before: number;
   after: number;

@@ -352,7 +352,7 @@ export function withUniqueIds(messages: readonly Alert[], runId: string): Alert[
  * racing for a project-wide condition exactly one has it; then {@link handOverConditions} moves
  * what is marked for the unit into its own state (saved first) and off the project's.
  */
-export const HANDED_OVER_TO = 'handedOverTo';
+const HANDED_OVER_TO = 'handedOverTo';
 
 function handedOverTo(record: ConditionRecord): unknown {
   return record.details[HANDED_OVER_TO];

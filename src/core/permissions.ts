@@ -7,7 +7,7 @@ import type { PolicyWarning } from './policy-fit.js';
  * every run.
  */
 
-export interface PermissionGrant {
+interface PermissionGrant {
   /** The call that needs it. */
   call: string;
   /** A predefined role that holds it (and where to grant it). */

@@ -59,7 +59,7 @@ import { heldBound, renderReason, type PlanWhy } from './why.js';
  *     write (urgent pools' decreases first of all); then limits.maxChangesPerRun keeps a prefix.
  */
 
-export interface PlanOptions {
+interface PlanOptions {
   /** Identifies the run in alerts; defaults to one derived from the time. */
   runId?: string;
   /**

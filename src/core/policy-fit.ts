@@ -32,7 +32,7 @@ export interface PolicyWarning {
 export type FitService = ServiceLike & { zonalRedundancy: boolean };
 
 /** What was observed: the GPU services, and every pool something draws GPUs from. */
-export interface ObservedFleet {
+interface ObservedFleet {
   services: readonly FitService[];
   /** Pools of the services and of other GPU users (worker pools, jobs, manually scaled services). */
   pools: readonly PoolId[];

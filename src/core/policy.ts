@@ -78,7 +78,7 @@ const settingFields = {
   ).optional(),
 };
 
-export const TimeWindow = z
+const TimeWindow = z
   .strictObject({
     days: z
       .array(z.enum(WEEKDAYS))
@@ -93,7 +93,7 @@ export const TimeWindow = z
     ...settingFields,
   })
   .describe('While the window holds, its settings override the rule.');
-export type TimeWindow = z.infer<typeof TimeWindow>;
+type TimeWindow = z.infer<typeof TimeWindow>;
 
 export const Match = z
   .strictObject({
@@ -211,7 +211,7 @@ export const ServiceRule = z.strictObject({
 });
 export type ServiceRule = z.infer<typeof ServiceRule>;
 
-export const PoolSettings = z.strictObject({
+const PoolSettings = z.strictObject({
   project: ProjectId.describe('Default: every project of the policy.').optional(),
   region: RegionName,
   accelerator: AcceleratorName.default(DEFAULT_ACCELERATOR),
@@ -221,9 +221,9 @@ export const PoolSettings = z.strictObject({
     .optional(),
   reserve: Count.max(1_000_000).describe('GPUs kept free in this pool.').optional(),
 });
-export type PoolSettings = z.infer<typeof PoolSettings>;
+type PoolSettings = z.infer<typeof PoolSettings>;
 
-export const Defaults = z.strictObject({
+const Defaults = z.strictObject({
   min: settingFields.min.default(1),
   max: settingFields.max,
   weight: Weight.default(1),
@@ -255,14 +255,14 @@ export const Defaults = z.strictObject({
       "true: a governed service's in-use instances may be cut to serve a higher priority's demand (default false: what is in use is kept).",
     ),
 });
-export type Defaults = z.infer<typeof Defaults>;
+type Defaults = z.infer<typeof Defaults>;
 
 /**
  * What a request to the Cloud Function (its HTTP body, or its Pub/Sub message's data) may ask.
  * The policy decides: a request may only change the run where the policy says so, and each
  * permission is off unless the policy turns it on.
  */
-export const FunctionSettings = z
+const FunctionSettings = z
   .strictObject({
     allow: z
       .strictObject({
@@ -287,7 +287,7 @@ export const FunctionSettings = z
       ),
   })
   .describe("The Cloud Function's requests.");
-export type FunctionSettings = z.infer<typeof FunctionSettings>;
+type FunctionSettings = z.infer<typeof FunctionSettings>;
 
 /** `fanout.staleAfter` when the policy does not set it, or has no `fanout` at all. */
 const DEFAULT_STALE_AFTER = '30m';
@@ -626,7 +626,7 @@ const EXACT_MATCH_KEYS = Object.keys(Match.shape).filter((k) => k !== 'name' && 
  * `*`, is the same glob, or is a glob that matches the later rule's literal name. Two globs that
  * differ are never compared (which one is broader is not decided here).
  */
-export function shadowedRules(rules: readonly unknown[]): Fault[] {
+function shadowedRules(rules: readonly unknown[]): Fault[] {
   interface Seen {
     index: number;
     match: Raw;
@@ -710,7 +710,7 @@ export function shadowedRules(rules: readonly unknown[]): Fault[] {
  * project's others are fresh is read as stopped (in use 0), so a limit under that latency would
  * read running services as stopped.
  */
-export const MIN_STALE_AFTER_MS = 5 * 60_000;
+const MIN_STALE_AFTER_MS = 5 * 60_000;
 /**
  * The longest `lookback` (7 days): the governor reads every minute of it for every service in
  * each run (observe/observe.ts), 10,080 points a series at this limit.
@@ -751,7 +751,7 @@ function checkWindows(faults: Fault[], defaults: Raw): void {
   }
 }
 
-export function crossCheck(raw: unknown): Fault[] {
+function crossCheck(raw: unknown): Fault[] {
   const faults: Fault[] = [];
   if (!isRecord(raw)) return faults;
   faults.push(...checkQuotaRequests(raw.quotaRequests));

@@ -124,7 +124,7 @@ interface PoolPolicy {
   reserve: number;
 }
 
-export interface PoolSettingsOf {
+interface PoolSettingsOf {
   /** GPUs the policy sets as the pool's quota (over the Cloud Quotas API); null: it sets none. */
   quota: number | null;
   /** GPUs kept free in the pool. */
@@ -198,7 +198,7 @@ export function entryPool(p: PoolEntry, project: string): PoolId {
 
 // --- budget ---
 
-export interface BudgetInput {
+interface BudgetInput {
   /** GPUs; null when unknown. */
   quota: number | null;
   reserve: number;
@@ -258,11 +258,11 @@ export function unsetMaxFor(quota: number | null, gpusPerInstance: number): numb
 }
 
 /** A serving revision's own max: null when unset, absent while unread. */
-export interface ServingMax {
+interface ServingMax {
   maxInstances?: number | null | undefined;
 }
 
-export interface MaxLevels {
+interface MaxLevels {
   /** Service-level `scaling.max_instance_count`; null (or 0) when unset. */
   serviceMaxInstances: number | null;
   /** The serving revision's `scaling.max_instance_count`; null (or 0) when unset. */

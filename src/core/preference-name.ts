@@ -37,7 +37,7 @@ export function preferenceProject(name: string): string | null {
 }
 
 /** Whether a project segment is a project number (a project id never is all digits). */
-export function isProjectNumber(segment: string): boolean {
+function isProjectNumber(segment: string): boolean {
   return NUMBER.test(segment);
 }
 

@@ -7,7 +7,7 @@
  */
 
 /** A CPU quantity: vCPUs, or thousandths of one with "m". */
-export const CPU_QUANTITY = /^\d+(\.\d+)?m?$/;
+const CPU_QUANTITY = /^\d+(\.\d+)?m?$/;
 
 /** A memory quantity: bytes, with a decimal (k, M, G, T) or binary (Ki, Mi, Gi, Ti) suffix. */
 export const MEMORY_QUANTITY = /^\d+(\.\d+)?(Ki|Mi|Gi|Ti|k|K|M|G|T)?$/;

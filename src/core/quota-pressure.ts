@@ -59,14 +59,14 @@ export const PressureDay = z.strictObject({
 });
 export type PressureDay = z.infer<typeof PressureDay>;
 
-export const PressurePool = z.strictObject({
+const PressurePool = z.strictObject({
   project: z.string().min(1),
   region: z.string().min(1),
   accelerator: z.string().min(1),
   zonalRedundancy: z.boolean(),
   days: z.array(PressureDay).max(LEDGER_DAYS),
 });
-export type PressurePool = z.infer<typeof PressurePool>;
+type PressurePool = z.infer<typeof PressurePool>;
 
 /** A quota request the governor tracks for a pool (docs/quota-requests.md). */
 export const TrackedRequest = z.strictObject({
@@ -338,7 +338,7 @@ export function adoptLedger(
 }
 
 /** The quotas one unit's newest run read (RunRecord `quotas`), at that run's time. */
-export interface UnitQuotas {
+interface UnitQuotas {
   region: string | null;
   at: string;
   quotas: Readonly<Record<string, number | null>>;
@@ -384,7 +384,7 @@ export function covered(minutes: number): string {
   return `${plural(Math.round((minutes / 1440) * 10) / 10, 'day')} (${minutes} minutes)`;
 }
 
-export interface RecommendSettings {
+interface RecommendSettings {
   /** Days of history looked at, back from `at` (default 7). */
   days: number;
   /** Fewer days covered than this: too little history to say (default 1). */
@@ -395,7 +395,7 @@ export interface RecommendSettings {
   minShareAtBudget: number;
 }
 
-export const DEFAULT_RECOMMEND: RecommendSettings = {
+const DEFAULT_RECOMMEND: RecommendSettings = {
   days: 7,
   minDays: 1,
   minMinutesAtBudget: 120,

@@ -122,7 +122,7 @@ function restoreWhy(target: RestoreTarget | undefined): PlanWhy {
 }
 
 /** How far a restore got, for people: what is back, what waits, and what to do about it. */
-export interface RestoreProgress {
+interface RestoreProgress {
   /** Governed services the restore concerns (those with a max to put back). */
   total: number;
   /** Of those, the ones at their max from before the governor now. */

@@ -149,7 +149,7 @@ export const MAX_INSTANCE_COUNT = 2 ** 31 - 1;
  * `RevisionTemplate.annotations`, google/cloud/run/v2/service.proto;
  * https://cloud.google.com/php/docs/reference/cloud-run/latest/V2.Service).
  */
-export const RESERVED_ANNOTATION_PREFIXES = [
+const RESERVED_ANNOTATION_PREFIXES = [
   'run.googleapis.com/',
   'autoscaling.knative.dev/',
   'serving.knative.dev/',

@@ -204,7 +204,7 @@ const SUBJECTS: Record<ProblemSubject, true> = {
   revisions: true,
 };
 
-export const SnapshotProblem = z.strictObject({
+const SnapshotProblem = z.strictObject({
   project: Name,
   region: Name.nullable().describe('The region it concerns; null when the whole project.'),
   pool: z
@@ -216,7 +216,7 @@ export const SnapshotProblem = z.strictObject({
     .describe('What could not be read (docs/observing.md).'),
   error: z.string().describe('Why, in the words of the API that answered.'),
 });
-export type SnapshotProblem = z.infer<typeof SnapshotProblem>;
+type SnapshotProblem = z.infer<typeof SnapshotProblem>;
 
 export const Snapshot = z.strictObject({
   $schema: z.string().optional(),

@@ -78,7 +78,7 @@ export function unitLabel(unit: Unit): string {
 }
 
 /** Cloud Run services found per project and region (what discovery counts). */
-export type ServiceCounts = Readonly<Record<string, Readonly<Record<string, number>>>>;
+type ServiceCounts = Readonly<Record<string, Readonly<Record<string, number>>>>;
 
 /**
  * The units of a dispatch. Without `splitAbove` every project is one unit (nothing changes). With

@@ -17,7 +17,7 @@ import { MAX_INSTANCE_COUNT } from './service.js';
 
 const Count = z.number().int().min(0);
 
-export const Basis = z
+const Basis = z
   .discriminatedUnion('kind', [
     z
       .strictObject({
@@ -77,9 +77,9 @@ export const Basis = z
       .describe('`restore`: nothing to put back; left as it is.'),
   ])
   .describe('What the cap was decided from.');
-export type Basis = z.infer<typeof Basis>;
+type Basis = z.infer<typeof Basis>;
 
-export const PoolCase = z
+const PoolCase = z
   .discriminatedUnion('kind', [
     z
       .strictObject({
@@ -116,7 +116,7 @@ export const PoolCase = z
       ),
   ])
   .describe('The pool could not be split normally.');
-export type PoolCase = z.infer<typeof PoolCase>;
+type PoolCase = z.infer<typeof PoolCase>;
 
 export const PlanWhy = z
   .strictObject({

@@ -51,7 +51,7 @@ export function parseWorkMessage(data: Buffer): WorkMessage {
 }
 
 /** How old a message is at `nowMs` (negative: from the future, beyond clock skew). */
-export function messageAgeMs(message: WorkMessage, nowMs: number): number {
+function messageAgeMs(message: WorkMessage, nowMs: number): number {
   return nowMs - Date.parse(message.issuedAt);
 }
 

@@ -35,7 +35,7 @@ import { cutText, errorMessage } from '../errors.js';
  */
 
 /** The largest request body accepted, in bytes (1 MiB). */
-export const MAX_BODY_BYTES = 1 << 20;
+const MAX_BODY_BYTES = 1 << 20;
 
 /** A request refused before it reaches the control API, with its HTTP status. */
 class HttpError extends Error {
@@ -399,7 +399,7 @@ function answerClientError(error: Error & { code?: string }, socket: Duplex): vo
   );
 }
 
-export interface AdminServer {
+interface AdminServer {
   readonly port: number;
   stop(): Promise<void>;
 }

@@ -3,8 +3,7 @@
  * `manual` moves only when told to (`advance`). The wall clock is read through `wallNow`, so the
  * clock itself can be tested with a fake one.
  */
-export type ClockMode =
-  { readonly kind: 'real'; readonly speed: number } | { readonly kind: 'manual' };
+type ClockMode = { readonly kind: 'real'; readonly speed: number } | { readonly kind: 'manual' };
 
 /**
  * The fastest a `real` clock may run: a virtual day per second. The emulator plays every virtual

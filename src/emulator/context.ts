@@ -72,7 +72,7 @@ export type FaultHook = (call: {
   readonly request: Message;
 }) => RpcError | undefined | Promise<RpcError | undefined>;
 
-export interface EmulatorSettings {
+interface EmulatorSettings {
   /** Wall-clock ms a long-running operation takes before GetOperation reports it done. */
   readonly operationDelayMs: number;
   /** Virtual ms before a metric point becomes visible. */
@@ -89,7 +89,7 @@ export interface EmulatorSettings {
 }
 
 /** The most calls the call log keeps: older ones are dropped first. */
-export const MAX_LOGGED_CALLS = 20_000;
+const MAX_LOGGED_CALLS = 20_000;
 /** The most bytes of logged requests (as JSON) the call log keeps: older calls are dropped first. */
 export const MAX_CALL_LOG_BYTES = 32 << 20;
 /** A logged request over this many bytes of JSON is kept as its size only. */
@@ -153,7 +153,7 @@ export class OperationStore {
 }
 
 /** The most write records `writes()` keeps: older ones are dropped first. */
-export const MAX_WRITE_RECORDS = 20_000;
+const MAX_WRITE_RECORDS = 20_000;
 /** The most bytes of write records (as JSON) kept: older ones are dropped first. */
 export const MAX_WRITE_LOG_BYTES = 32 << 20;
 

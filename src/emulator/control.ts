@@ -72,7 +72,7 @@ export const DeployInput = z.strictObject({
 export type DeployInput = z.input<typeof DeployInput>;
 
 /** The most virtual time one `advance` may cover: 7 days. */
-export const MAX_ADVANCE_MS = 7 * 24 * 60 * MINUTE_MS;
+const MAX_ADVANCE_MS = 7 * 24 * 60 * MINUTE_MS;
 /**
  * The most work one `advance` may do, in service-minutes (each minute steps every service,
  * worker pool and job): 7 days of a fleet of 100. A bigger fleet advances in shorter steps.
@@ -199,7 +199,7 @@ export const SeedQuotaPreferenceInput = z.strictObject({
 });
 export type SeedQuotaPreferenceInput = z.input<typeof SeedQuotaPreferenceInput>;
 
-export interface ServiceView {
+interface ServiceView {
   readonly project: string;
   readonly region: string;
   readonly name: string;
@@ -224,7 +224,7 @@ export interface ServiceView {
   readonly demandInstanceMinutes: number;
 }
 
-export interface PoolView {
+interface PoolView {
   readonly project: string;
   readonly region: string;
   readonly accelerator: string;
@@ -236,7 +236,7 @@ export interface PoolView {
   readonly services: readonly string[];
 }
 
-export interface EmulatorState {
+interface EmulatorState {
   readonly now: string;
   readonly clock: { mode: 'manual' } | { mode: 'real'; speed: number };
   readonly pools: readonly PoolView[];

@@ -56,7 +56,7 @@ import {
  * call then answers INVALID_ARGUMENT naming each failed series.
  */
 
-export const CUSTOM_PREFIX = 'custom.googleapis.com/';
+const CUSTOM_PREFIX = 'custom.googleapis.com/';
 /**
  * The most points the emulator keeps, over all series: the oldest are dropped first. Google keeps
  * a custom metric's points for its retention period, then deletes them, and deletes a series once
@@ -65,7 +65,7 @@ export const CUSTOM_PREFIX = 'custom.googleapis.com/';
  * minutes made it grow by some 15 KiB a run, without end. 100,000 points are some 20 MiB.
  */
 export const MAX_KEPT_POINTS = 100_000;
-export const MAX_SERIES_PER_REQUEST = 200;
+const MAX_SERIES_PER_REQUEST = 200;
 const MIN_POINT_SPACING_MS = 5_000;
 const MAX_PAST_MS = 25 * 3_600_000;
 const MAX_FUTURE_MS = 5 * 60_000;
@@ -84,7 +84,7 @@ const RESOURCES: Readonly<Record<string, readonly string[]>> = {
 type Kind = 'GAUGE' | 'CUMULATIVE';
 type ValueType = 'BOOL' | 'INT64' | 'DOUBLE' | 'DISTRIBUTION';
 
-export interface CustomMetricDescriptor {
+interface CustomMetricDescriptor {
   readonly type: string;
   readonly metricKind: Kind;
   readonly valueType: ValueType;

@@ -15,7 +15,7 @@ import { SERVICES, serviceDefinition } from './protos.js';
  * and the same sequence of calls give the same faults.
  */
 
-export const FAULT_CODES = [
+const FAULT_CODES = [
   'UNAVAILABLE',
   'DEADLINE_EXCEEDED',
   'RESOURCE_EXHAUSTED',
@@ -23,8 +23,8 @@ export const FAULT_CODES = [
   'PERMISSION_DENIED',
   'INTERNAL',
 ] as const;
-export const FaultCode = z.enum(FAULT_CODES);
-export type FaultCode = z.infer<typeof FaultCode>;
+const FaultCode = z.enum(FAULT_CODES);
+type FaultCode = z.infer<typeof FaultCode>;
 
 /** `*`, a method name (`UpdateService`) or a full name (`google.cloud.run.v2.Services/GetService`). */
 const MethodPattern = z.string().min(1).default('*');
@@ -35,7 +35,7 @@ const MethodPattern = z.string().min(1).default('*');
  */
 export const MAX_WAIT_SECONDS = 86_400;
 
-export const ErrorRule = z.strictObject({
+const ErrorRule = z.strictObject({
   method: MethodPattern,
   code: FaultCode,
   rate: z.number().min(0).max(1),
@@ -53,7 +53,7 @@ export const ErrorRule = z.strictObject({
 /** The longest delay a latency rule may draw, in ms (2 minutes). */
 const MAX_LATENCY_MS = 120_000;
 
-export const LatencyRule = z
+const LatencyRule = z
   .strictObject({
     method: MethodPattern,
     /** Share of matching calls delayed. */
@@ -176,13 +176,13 @@ function servedMethods(): string[] {
   );
 }
 
-export function methodMatches(pattern: string, fullName: string): boolean {
+function methodMatches(pattern: string, fullName: string): boolean {
   if (pattern === '*') return true;
   if (pattern === fullName) return true;
   return fullName.endsWith(`/${pattern}`);
 }
 
-export type OperationOutcome = 'ok' | 'fail' | 'hang';
+type OperationOutcome = 'ok' | 'fail' | 'hang';
 
 /** What another actor does to a service, decided by the injector, done by the emulator. */
 export type ConcurrentChange =

@@ -131,7 +131,7 @@ export const MAX_INSTANCES_WANTED = 10_000;
 export const MAX_STARTUP_SECONDS = 3600;
 const Instances = z.number().min(0).max(MAX_INSTANCES_WANTED);
 
-export const DiurnalDemand = z
+const DiurnalDemand = z
   .strictObject({
     base: Instances.describe('Instances wanted at the quietest hour.'),
     peak: Instances.describe('Instances wanted at the busiest hour.'),
@@ -139,7 +139,7 @@ export const DiurnalDemand = z
     timezone: TimeZone.optional().describe("Time zone of peakHour (default: the fleet's)."),
   })
   .describe('A smooth daily curve (cosine) between base and peak.');
-export type DiurnalDemand = z.infer<typeof DiurnalDemand>;
+type DiurnalDemand = z.infer<typeof DiurnalDemand>;
 
 export const DemandStep = z.strictObject({
   at: z
@@ -152,13 +152,13 @@ export const DemandStep = z.strictObject({
 });
 export type DemandStep = z.infer<typeof DemandStep>;
 
-export const TraceDemand = z.strictObject({
+const TraceDemand = z.strictObject({
   file: z.string().min(1).describe('CSV file, relative to the fleet file.'),
   scale: Instances.default(1).describe('Instances per unit of the (normalised) trace.'),
   normalize: z.boolean().default(true).describe('Divide the trace by its mean first.'),
   offsetMinutes: Count.default(0).describe('Minute of the trace played at the virtual start.'),
 });
-export type TraceDemand = z.infer<typeof TraceDemand>;
+type TraceDemand = z.infer<typeof TraceDemand>;
 
 const DemandObject = z
   .strictObject({
@@ -203,7 +203,7 @@ export const Gpu = z.strictObject({
 });
 export type Gpu = z.infer<typeof Gpu>;
 
-export const Sidecar = z.strictObject({
+const Sidecar = z.strictObject({
   name: Name,
   image: z.string().min(1).default('us-docker.pkg.dev/cloudrun/container/placeholder'),
   cpu: z.string().min(1).default('1'),
@@ -218,14 +218,14 @@ export const Sidecar = z.strictObject({
       "nvidia.com/gpu limit of the sidecar (default 0). Cloud Run allows a GPU on one container only: for audits; the quota model counts the service's gpu.count.",
     ),
 });
-export type Sidecar = z.infer<typeof Sidecar>;
+type Sidecar = z.infer<typeof Sidecar>;
 
 /**
  * IAM permissions the caller lacks, for trying permission checks and denials: each listed
  * permission makes the calls that need it fail with PERMISSION_DENIED, and TestIamPermissions
  * leaves it out (src/emulator/iam.ts). An IAM permission name is `service.resource.verb`.
  */
-export const FleetIam = z.strictObject({
+const FleetIam = z.strictObject({
   denied: z
     .array(
       z
@@ -238,7 +238,7 @@ export const FleetIam = z.strictObject({
     .default([])
     .describe('Permissions the caller does not hold here.'),
 });
-export type FleetIam = z.infer<typeof FleetIam>;
+type FleetIam = z.infer<typeof FleetIam>;
 
 /** A service's annotations, as Cloud Run takes them from a user (the fleet file, another writer). */
 export const Annotations = StringMap.superRefine((annotations, ctx) => {
@@ -383,7 +383,7 @@ export const FleetWorkerPool = z.strictObject({
 });
 export type FleetWorkerPool = z.infer<typeof FleetWorkerPool>;
 
-export const FleetJobExecution = z
+const FleetJobExecution = z
   .strictObject({
     startMinute: z
       .number()
@@ -394,7 +394,7 @@ export const FleetJobExecution = z
   .describe(
     'One execution: its tasks run in waves of `parallelism`, each wave for taskMinutes, so it completes after ceil(taskCount / parallelism) waves.',
   );
-export type FleetJobExecution = z.infer<typeof FleetJobExecution>;
+type FleetJobExecution = z.infer<typeof FleetJobExecution>;
 
 export const FleetJob = z.strictObject({
   name: Name,
@@ -409,7 +409,7 @@ export const FleetJob = z.strictObject({
 });
 export type FleetJob = z.infer<typeof FleetJob>;
 
-export const FleetPool = z
+const FleetPool = z
   .strictObject({
     region: Region.optional().describe('Absent: the regionless default entry of the quota.'),
     accelerator: Accelerator.default(DEFAULT_ACCELERATOR),
@@ -417,7 +417,7 @@ export const FleetPool = z
     quota: Count.optional().describe('GPUs; absent: the Quotas API has no entry for this pool.'),
   })
   .describe('One GPU quota pool of a project.');
-export type FleetPool = z.infer<typeof FleetPool>;
+type FleetPool = z.infer<typeof FleetPool>;
 
 /**
  * Cloud Run's default limit of services, of worker pools and of jobs per project and region
@@ -427,7 +427,7 @@ export type FleetPool = z.infer<typeof FleetPool>;
  */
 export const MAX_RESOURCES_PER_REGION = 1000;
 /** The most a fleet may raise `perRegionLimit` to: a bound on the emulator's work, not Google's. */
-export const MAX_RAISED_PER_REGION = 20_000;
+const MAX_RAISED_PER_REGION = 20_000;
 
 /** Each item's place among those of its region, from 1, in the order given. */
 function placeInRegion(items: readonly { region: string }[]): number[] {

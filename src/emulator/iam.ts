@@ -148,7 +148,7 @@ const NEEDS: Readonly<Record<string, (request: Message) => Need[]>> = {
 };
 
 /** The permissions denied on a resource: its project's, and the service's own. */
-export function deniedOn(
+function deniedOn(
   fleet: Fleet,
   project: string,
   service?: { region: string; name: string },

@@ -17,11 +17,11 @@ import { startGrpcServer } from './server.js';
  */
 
 /** Points the governor's Cloud Run, Monitoring and Cloud Quotas adapters at the emulator. */
-export const EMULATOR_HOST_ENV = 'GOVERNOR_EMULATOR_HOST';
+const EMULATOR_HOST_ENV = 'GOVERNOR_EMULATOR_HOST';
 /** The emulator's HTTP admin endpoint. */
-export const EMULATOR_ADMIN_ENV = 'GOVERNOR_EMULATOR_ADMIN';
+const EMULATOR_ADMIN_ENV = 'GOVERNOR_EMULATOR_ADMIN';
 /** Points the Pub/Sub client library at the emulator's publisher (plaintext, no credentials). */
-export const PUBSUB_EMULATOR_ENV = 'PUBSUB_EMULATOR_HOST';
+const PUBSUB_EMULATOR_ENV = 'PUBSUB_EMULATOR_HOST';
 
 export interface EmulatorOptions {
   /** A fleet (as parsed, or as written in a file) or the path of a fleet file. */
@@ -139,42 +139,14 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
   });
 }
 
-export {
-  FleetError,
-  loadFleet,
-  parseFleet,
-  validateFleet,
-  type Fleet,
-  type FleetInput,
-} from './fleet.js';
+export { FleetError, type Fleet, type FleetInput } from './fleet.js';
 export { DEFAULT_METRICS_LAG_MS, FleetModel } from './model.js';
 export { MAX_CLOCK_SPEED } from './clock.js';
-export type { CallRecord, FaultHook, WriteRecord } from './context.js';
-export type { EmulatorControl, EmulatorState, PoolView, ServiceView } from './control.js';
-export {
-  FaultConfig,
-  FaultInjector,
-  seededRandom,
-  type FaultConfigInput,
-  type FaultCode,
-} from './faults.js';
-export {
-  InvariantMonitor,
-  InvariantSpec,
-  type InvariantSpecInput,
-  type Violation,
-} from './invariants.js';
+export type { CallRecord, FaultHook } from './context.js';
+export { seededRandom, type FaultConfigInput } from './faults.js';
+export type { InvariantSpecInput } from './invariants.js';
 export { RpcError } from './rpc.js';
-export { PUBSUB_LIMITS, type PublishedMessage } from './pubsub-store.js';
-export type { CustomMetricDescriptor, WrittenPoint, WrittenSeries } from './custom-metrics.js';
+export type { PublishedMessage } from './pubsub-store.js';
 
-export {
-  decideQuotaPreference,
-  quotaPreferences,
-  type StoredPreference,
-} from './quota-preferences.js';
-export {
-  INELIGIBILITY_REASONS,
-  setQuotaIncreaseEligibility,
-  type IneligibilityReason,
-} from './quotas-api.js';
+export { decideQuotaPreference, quotaPreferences } from './quota-preferences.js';
+export { setQuotaIncreaseEligibility } from './quotas-api.js';

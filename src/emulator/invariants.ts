@@ -40,7 +40,7 @@ import {
  * from the model and keeps what it finds.
  */
 
-export const InvariantPoolSpec = z.strictObject({
+const InvariantPoolSpec = z.strictObject({
   project: z.string().min(1),
   region: Region,
   accelerator: Accelerator.default(DEFAULT_ACCELERATOR),
@@ -83,7 +83,7 @@ export interface Violation {
   readonly message: string;
 }
 
-export interface PoolLoad {
+interface PoolLoad {
   /** Caps of every service + worker pool GPUs. */
   readonly used: number;
   readonly quota: number | null;

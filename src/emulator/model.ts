@@ -48,7 +48,7 @@ export interface ServiceKey {
   readonly name: string;
 }
 
-export interface PoolKey {
+interface PoolKey {
   readonly project: string;
   /** Undefined for a quota entry that applies to every region without its own. */
   readonly region: string | undefined;
@@ -251,7 +251,7 @@ export function pendingSecondsOf(spec: FleetService, fleetStartupSeconds: number
   return Math.max(10, 3.5 * (spec.startupSeconds ?? fleetStartupSeconds));
 }
 
-export interface PoolUsage extends PoolKey {
+interface PoolUsage extends PoolKey {
   readonly region: string;
   readonly quota: number | undefined;
   /** Sum over the pool's services of effective max x GPUs per instance. */
@@ -264,7 +264,7 @@ export interface PoolUsage extends PoolKey {
   readonly services: readonly string[];
 }
 
-export interface ModelOptions {
+interface ModelOptions {
   readonly traces?: Traces;
   /** Minutes of per-minute history kept (default two days). */
   readonly historyMinutes?: number;
@@ -279,7 +279,7 @@ function quotaId(k: PoolKey): string {
 }
 
 /** Deterministic fingerprint of a resource version, shaped like Cloud Run's quoted etags. */
-export function etagFor(key: ServiceKey, generation: number): string {
+function etagFor(key: ServiceKey, generation: number): string {
   const raw = `${serviceId(key)}#${generation}`;
   let h = 2166136261;
   for (let i = 0; i < raw.length; i++) {

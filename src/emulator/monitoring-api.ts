@@ -260,7 +260,7 @@ const TERM = /^\s*([a-z_.]+)\s*=\s*(?:"([^"]*)"|'([^']*)')\s*$/;
  * UNIMPLEMENTED; INVALID_ARGUMENT stays for what Google refuses too: no filter, a key that is no
  * selector, not exactly one metric type, a metric it has no descriptor of, another resource type.
  */
-export function parseFilter(filter: string): Query {
+function parseFilter(filter: string): Query {
   if (filter.trim() === '')
     throw invalid(
       'filter is required, e.g. metric.type = "run.googleapis.com/container/instance_count"',

@@ -35,7 +35,7 @@ import type { ObservedService } from '../core/service.js';
  * Cloud Quotas serves the model's quota.
  */
 
-export interface SimPortsOptions {
+interface SimPortsOptions {
   /** Virtual ms before a metric point is visible (Cloud Monitoring is about 3 minutes behind). */
   lagMs: number;
 }
@@ -72,7 +72,7 @@ export function watchWrites(
   };
 }
 
-export function toObserved(s: ServiceState): ObservedService {
+function toObserved(s: ServiceState): ObservedService {
   const gpu = s.spec.gpu;
   return {
     project: s.project,

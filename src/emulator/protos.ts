@@ -36,7 +36,7 @@ export type ServiceName = (typeof SERVICES)[keyof typeof SERVICES];
 
 let cached: PackageDefinition | undefined;
 
-export function loadProtos(): PackageDefinition {
+function loadProtos(): PackageDefinition {
   cached ??= loadSync(
     [
       'google/cloud/run/v2/service.proto',

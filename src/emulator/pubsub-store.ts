@@ -143,7 +143,7 @@ export class PubSubStore {
   }
 }
 
-export function topicId(name: string): string {
+function topicId(name: string): string {
   return name.slice(name.lastIndexOf('/') + 1);
 }
 

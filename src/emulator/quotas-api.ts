@@ -43,13 +43,13 @@ export function gpuQuotaMetric(accelerator: string, zonalRedundancy: boolean): s
  * in google/api/cloudquotas/v1/resources.proto), as a test or a person sets it; QuotaInfo answers
  * `quota_increase_eligibility { is_eligible: false, ineligibility_reason }` for it.
  */
-export const INELIGIBILITY_REASONS = [
+const INELIGIBILITY_REASONS = [
   'NO_VALID_BILLING_ACCOUNT',
   'NOT_SUPPORTED',
   'NOT_ENOUGH_USAGE_HISTORY',
   'OTHER',
 ] as const;
-export type IneligibilityReason = (typeof INELIGIBILITY_REASONS)[number];
+type IneligibilityReason = (typeof INELIGIBILITY_REASONS)[number];
 
 const ineligible = new WeakMap<FleetModel, Map<string, IneligibilityReason>>();
 

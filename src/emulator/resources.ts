@@ -13,15 +13,11 @@ import { timestamp, type Message } from './rpc.js';
 
 /** Model state rendered as Cloud Run Admin API v2 resources (snake_case, as in the protos). */
 
-export function serviceResourceName(s: { project: string; region: string; name: string }): string {
+function serviceResourceName(s: { project: string; region: string; name: string }): string {
   return `projects/${s.project}/locations/${s.region}/services/${s.name}`;
 }
 
-export function workerPoolResourceName(w: {
-  project: string;
-  region: string;
-  name: string;
-}): string {
+function workerPoolResourceName(w: { project: string; region: string; name: string }): string {
   return `projects/${w.project}/locations/${w.region}/workerPools/${w.name}`;
 }
 
@@ -128,7 +124,7 @@ const LATEST = 'TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST';
 const REVISION = 'TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION';
 
 /** One revision of a service the emulator models. */
-export interface RevisionState {
+interface RevisionState {
   /** Short name (`{service}-{index}-{suffix}`). */
   name: string;
   /**
@@ -360,7 +356,7 @@ export function workerPoolResource(w: WorkerPoolState): Message {
   };
 }
 
-export function jobResourceName(j: { project: string; region: string; name: string }): string {
+function jobResourceName(j: { project: string; region: string; name: string }): string {
   return `projects/${j.project}/locations/${j.region}/jobs/${j.name}`;
 }
 

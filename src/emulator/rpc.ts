@@ -208,7 +208,7 @@ export function isSet(value: unknown): boolean {
 }
 
 /** What {@link paginate} is told of a request. */
-export interface Paging {
+interface Paging {
   pageSize: number;
   pageToken: string;
   defaultPageSize: number;

@@ -167,7 +167,7 @@ function implementation(
   return impl;
 }
 
-export interface GrpcServer {
+interface GrpcServer {
   readonly port: number;
   stop(): Promise<void>;
 }

@@ -5,7 +5,7 @@
  */
 
 /** The two fields of a trace's demand that scale its samples. */
-export interface TraceScaling {
+interface TraceScaling {
   readonly normalize: boolean;
   readonly scale: number;
 }

@@ -3,7 +3,7 @@ import type { Severity } from '../log.js';
 import { carriesRequestText, frameworkRefusal } from './request.js';
 
 /** One log line: what the function's console.error logs for what it was given. */
-export interface ConsoleLine {
+interface ConsoleLine {
   severity: Severity;
   message: string;
   fields: Record<string, unknown>;

@@ -28,7 +28,7 @@ export const MAX_BODY_BYTES = 64 * 1024;
 /** The most characters of the request (its path, its method) an answer echoes. */
 const ECHOED = 100;
 
-export interface HttpRequestHead {
+interface HttpRequestHead {
   method: string;
   /** The path without the query string. */
   path: string;
@@ -39,7 +39,7 @@ export interface HttpRequestHead {
   bodyBytes: number;
 }
 
-export type Refusal = Answer & { headers?: Record<string, string> };
+type Refusal = Answer & { headers?: Record<string, string> };
 
 export function refuseRequest(req: HttpRequestHead): Refusal | null {
   if (req.path !== '/') {
@@ -153,7 +153,7 @@ export function decodeBase64(text: string): Buffer | null {
 }
 
 /** What `governorEvent` makes of a trigger event: the request to run with, or why it is ignored. */
-export type TriggerEvent = { payload: unknown } | { ignored: string };
+type TriggerEvent = { payload: unknown } | { ignored: string };
 
 /**
  * Reads a Pub/Sub trigger event's data: Eventarc delivers a `MessagePublishedData`, an object

@@ -7,7 +7,7 @@ import { cutText } from '../errors.js';
  * The governor's own annotations on a service: its per-service state, so the function is
  * stateless. Only these keys are ever written; labels and the revision template never are.
  */
-export const ANNOTATION_PREFIX = 'gpu-governor.dev/';
+const ANNOTATION_PREFIX = 'gpu-governor.dev/';
 export const ANNOTATIONS = {
   /** ISO time of the governor's last raise of the cap (starts the scale-down delay). */
   lastChanged: `${ANNOTATION_PREFIX}last-changed`,

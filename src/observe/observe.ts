@@ -596,7 +596,7 @@ function keepsWarm(svc: ObservedService): boolean {
  *   with the peak of what the window holds;
  * - else the latest point is what is in use, the highest point the peak.
  */
-export function usageOf(
+function usageOf(
   counts: MetricSeries | undefined,
   utilization: MetricSeries | undefined,
   ctx: UsageContext,

@@ -13,7 +13,7 @@ import { discoverProjects, type Discovered } from './discover.js';
  * each is governed by its own function run (unit.ts), which Pub/Sub retries and, after the
  * subscription's attempts, sends to the dead-letter topic.
  */
-export interface DispatchReport {
+interface DispatchReport {
   dispatchId: string;
   discovery: Discovered['source'];
   units: number;

@@ -238,5 +238,5 @@ export async function alertFailedDelivery(
 }
 
 /** What {@link alertFailedDelivery} did. */
-export type DeliveryAlertOutcome =
+type DeliveryAlertOutcome =
   { outcome: 'published'; alert: Alert } | { outcome: 'firing' } | { outcome: 'unpublished' };

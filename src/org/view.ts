@@ -30,7 +30,7 @@ import {
  * wall clock) for the view's time and a last run's age; the wall clock for leases, which are always
  * on it (and for the age of records of earlier versions, which have only their wall-clock start).
  */
-export interface UnitPool {
+interface UnitPool {
   pool: string;
   budget: number | null;
   caps: number;
@@ -104,13 +104,13 @@ const failed = (r: RunRecord): boolean => r.outcome !== 'ok';
 export type OrgClock = 'emulator' | 'wall';
 
 /** Now on both clocks: the runs' (`nowMs`) and the wall clock, for leases. */
-export interface OrgNow {
+interface OrgNow {
   nowMs: number;
   wallMs: number;
   clock: OrgClock;
 }
 
-export function unitView(
+function unitView(
   unit: Unit,
   runs: readonly RunRecord[],
   lease: { expiresAt: string } | null,

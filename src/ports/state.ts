@@ -164,7 +164,7 @@ export type RunRecord = z.infer<typeof RunRecord>;
  * alert and log line that names the holder. Stored, it makes the lease unreadable (`governor
  * unlock` removes it).
  */
-export const MAX_HOLDER_LENGTH = 256;
+const MAX_HOLDER_LENGTH = 256;
 
 /** The writer's lease on a project, as stored. */
 export const Lease = z.strictObject({
@@ -237,7 +237,7 @@ export interface UnreadableCount {
 export const DroppedCount = z.number().int().min(0);
 
 /** The longest quote of an unreadable stored value a report (and so a log line) carries. */
-export const MAX_QUOTED_VALUE = 100;
+const MAX_QUOTED_VALUE = 100;
 
 /**
  * A stored count of dropped outbox entries as read through `schema` (it makes the number of what
@@ -762,7 +762,7 @@ export class StateTooLargeError extends UpstreamError {}
 export class ClockSkewError extends UpstreamError {}
 
 /** What clears a lease nobody can take: printed wherever such a lease stops a run. */
-export const UNLOCK_FIX = 'governor unlock --policy <file> --yes';
+const UNLOCK_FIX = 'governor unlock --policy <file> --yes';
 
 /**
  * A stored lease that does not parse (a hand edit, another program, a newer version): no run can

@@ -3,12 +3,7 @@ import { oneLine } from '../core/text.js';
 import type { Plan, PlanChange, PlanPool } from '../core/plan.js';
 import type { OverAfterRaises, UnverifiedRaises } from '../core/run-alerts.js';
 import { effectiveMax, poolIdOf, poolKey, samePool } from '../core/pool.js';
-import {
-  mayHaveLanded,
-  type WriteCause,
-  type WriteOutcome,
-  type WriteResult,
-} from '../core/write-result.js';
+import { mayHaveLanded, type WriteCause, type WriteResult } from '../core/write-result.js';
 import {
   ConflictError,
   GovernorError,
@@ -95,9 +90,9 @@ import {
  * also sees the stamps of a governor that started writing during step 1).
  */
 
-export type { WriteCause, WriteOutcome, WriteResult };
+export type { WriteResult };
 
-export interface ActOptions {
+interface ActOptions {
   run: CloudRunPort;
   pacer: Pacer;
   log: Logger;
@@ -153,7 +148,7 @@ interface Acting extends ActOptions {
 }
 
 /** The run deadline passed while a call was in flight (it may still complete on the server). */
-export class DeadlineError extends UnavailableError {}
+class DeadlineError extends UnavailableError {}
 
 /**
  * Bounds an outside call by the run deadline: a call still unanswered when the deadline passes
@@ -186,7 +181,7 @@ const REASON_MAX = 500;
 const WRITER_SHOWN = 200;
 
 /** The permissions a scaling write needs, named when a denial does not say which it lacked. */
-export const WRITE_PERMISSIONS = ['run.services.update', 'iam.serviceAccounts.actAs'] as const;
+const WRITE_PERMISSIONS = ['run.services.update', 'iam.serviceAccounts.actAs'] as const;
 
 export async function actOnPlan(plan: Plan, options: ActOptions): Promise<WriteResult[]> {
   const opts: Acting = { ...options, timing: { slowestWriteMs: 0 } };

@@ -1,7 +1,6 @@
 import pLimit from 'p-limit';
 import type { Plan } from '../core/plan.js';
 import {
-  checkPassed,
   howToGrant,
   missingItem,
   okItem,
@@ -54,7 +53,7 @@ import { createPacer, type Pacer } from './pacing.js';
  */
 
 /** The run cannot publish its alerts, or cannot be checked: it stops before writing. */
-export class PreflightError extends GovernorError {}
+class PreflightError extends GovernorError {}
 
 const READ_CONCURRENCY = 8;
 
@@ -79,7 +78,7 @@ async function probe(
 }
 
 /** The alert topic: may the caller publish to it? */
-export async function checkTopic(policy: Policy, sink: AlertSink | null): Promise<CheckItem> {
+async function checkTopic(policy: Policy, sink: AlertSink | null): Promise<CheckItem> {
   const topic = policy.alerts.topic;
   if (!topic || !sink) {
     return {
@@ -125,7 +124,7 @@ export async function checkTopic(policy: Policy, sink: AlertSink | null): Promis
  * `concurrency` at once; with a `pacer`, each also waits for a read slot of its project and region
  * (keyed `project/region`, the scope of Cloud Run's read quota).
  */
-export async function checkServices(
+async function checkServices(
   services: readonly { project: string; region: string; name: string }[],
   wanted: readonly GovernorPermission[],
   run: ObservePorts['run'],
@@ -259,7 +258,7 @@ export async function preflightTopic(policy: Policy, sink: AlertSink | null): Pr
  * `limits.maxChangesPerRun`) in one wave. They are reads, far under Cloud Run's read quota per
  * region and minute (docs/performance.md, "Pacing").
  */
-export const RUN_CHECK_CONCURRENCY = 50;
+const RUN_CHECK_CONCURRENCY = 50;
 
 /**
  * The services half: `run.services.update` on each service the plan will write (one
@@ -285,10 +284,10 @@ export async function preflightServices(
  * which spend the same quota, were refused meanwhile. Half of it leaves them the rest: up to 300
  * at once, the next 300 a minute later (the pacer's per-minute window, as for writes).
  */
-export const CHECK_READS_PER_MINUTE = RUN_READS_PER_MINUTE;
+const CHECK_READS_PER_MINUTE = RUN_READS_PER_MINUTE;
 
 /** How `governor check` paces its reads: the budget, and the clock and sleep (for tests). */
-export interface CheckPacing {
+interface CheckPacing {
   readsPerMinute?: number;
   now?: () => number;
   sleep?: (ms: number) => Promise<void>;
@@ -491,5 +490,3 @@ export async function checkPolicy(
   );
   return { items, governed, warnings };
 }
-
-export { checkPassed };

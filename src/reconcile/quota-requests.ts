@@ -70,7 +70,7 @@ import type {
  * e.g. https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.quotaPreferences/create
  * (`cloudquotas.quotas.update`) and .../list, .../get (`cloudquotas.quotas.get`).
  */
-export interface QuotaRequestsInput {
+interface QuotaRequestsInput {
   policy: Policy;
   port: QuotaRequestPort | undefined;
   /**
@@ -111,7 +111,7 @@ export interface QuotaRequestToConfirm {
   justification: string;
 }
 
-export interface QuotaRequestsResult {
+interface QuotaRequestsResult {
   ledger: PressureLedger;
   /** This run's events (ids are given when the run decides its notifications). */
   events: Alert[];
@@ -597,7 +597,7 @@ function plan(
 }
 
 /** A stable id per (region, quota id): `gpu-governor-REGION-HASH`, at most 63 characters. */
-export function preferenceId(region: string, quotaId: string): string {
+function preferenceId(region: string, quotaId: string): string {
   const hash = createHash('sha256').update(`${region}/${quotaId}`).digest('hex').slice(0, 8);
   return `gpu-governor-${region.slice(0, 40)}-${hash}`;
 }

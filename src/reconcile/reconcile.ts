@@ -452,10 +452,7 @@ async function askForLease(run: Run, project: string, attempts: number): Promise
 }
 
 /** One line: who holds the lease, since and until when, and how to clear it. */
-export function describeHeldLease(
-  l: HeldLease,
-  unlockHint = 'governor unlock --policy <file>',
-): string {
+function describeHeldLease(l: HeldLease, unlockHint = 'governor unlock --policy <file>'): string {
   return (
     // The holder is the state store's text, which any writer of the store may have set: one line.
     `${l.project}: nothing done: the lease is held by ${oneLine(l.heldBy ?? 'an unknown holder')}` +

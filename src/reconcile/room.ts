@@ -83,11 +83,11 @@ export function instanceGpus(s: ObservedService): number {
 }
 
 /** A cap in GPUs: effective max × GPUs per instance. */
-export function capGpus(s: ObservedService): number {
+function capGpus(s: ObservedService): number {
   return effectiveMax(s) * instanceGpus(s);
 }
 
-export interface PoolRoom {
+interface PoolRoom {
   /** What the governed services may hold together, on this read. */
   allowed: number;
   /** What they hold now. */

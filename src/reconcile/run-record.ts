@@ -18,7 +18,7 @@ import { errorMessage } from '../errors.js';
  */
 
 /** What a run's record is made of (its RunReport). */
-export interface RunSummary {
+interface RunSummary {
   runId: string;
   mode: Plan['mode'];
   outcome: 'ok' | 'failed' | 'lease-held' | 'declined';

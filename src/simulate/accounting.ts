@@ -18,7 +18,7 @@ import {
  */
 
 /** A raise this soon after a lowering, with no refusal in between, is a reversal. */
-export const REVERSAL_MINUTES = 30;
+const REVERSAL_MINUTES = 30;
 
 /** One service in one minute. */
 export interface MinuteRow {
@@ -33,7 +33,7 @@ export interface MinuteRow {
 }
 
 /** What the governor's run adds beside the minutes (baselines: none). */
-export interface RunRecord {
+interface RunRecord {
   violations: readonly string[];
   /** Null for a baseline: nothing checks its writes. */
   violationCount: number | null;

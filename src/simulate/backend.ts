@@ -16,7 +16,7 @@ import { createSimPorts } from '../emulator/ports.js';
  * way the loop sees a model to read minutes from, a clock it moves, and the ports the governor
  * uses (none for a baseline, which nothing governs).
  */
-export interface Backend {
+interface Backend {
   readonly model: FleetModel;
   readonly ports: ObservePorts | null;
   /** Where the governor's alerts go: the emulator's Pub/Sub when asked (`onPublish`), else none. */
@@ -26,7 +26,7 @@ export interface Backend {
   close(): Promise<void>;
 }
 
-export interface BackendOptions {
+interface BackendOptions {
   fleet: Fleet;
   /** The governor runs on it: it needs ports. */
   governed: boolean;

@@ -8,7 +8,7 @@ import { exactFill } from './exact-fill.js';
  * "unset" on Cloud Run).
  */
 
-export interface PoolMember {
+interface PoolMember {
   /** Unique within the pool; ties go to the lower name. */
   name: string;
   gpus: number;
@@ -70,7 +70,7 @@ function proportional(
   return caps;
 }
 
-export interface OracleMember extends PoolMember {
+interface OracleMember extends PoolMember {
   /** Instances wanted this minute. */
   want: number;
   priority: number;

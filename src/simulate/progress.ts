@@ -2,7 +2,7 @@
  * A one-line progress bar for long simulations, on a terminal only (nothing otherwise, so logs and
  * pipes stay clean). Redrawn at most every 100 ms of wall time.
  */
-export interface Progress {
+interface Progress {
   update(done: number, total: number, what: string): void;
   done(): void;
 }

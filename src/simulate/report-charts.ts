@@ -55,7 +55,7 @@ const SERVICE_COLOURS = [
   '#aaaaff',
   '#a0cbe8',
 ] as const;
-export const OTHER_SERVICES_COLOUR = '#bab0ac';
+const OTHER_SERVICES_COLOUR = '#bab0ac';
 
 /**
  * The lines' colours, of the caps chart and of the strategies chart: each at a contrast of 3:1 or
@@ -93,7 +93,7 @@ export const STRATEGY_COLOURS: Record<Strategy, string> = {
  * its own shape). A reader who cannot tell the strategies' colours apart, or prints the page in
  * grey, tells them by dash and marker, in the chart and in its legend entry alike.
  */
-export interface LineLook {
+interface LineLook {
   /** Lengths of dash and gap in pixels, repeated; empty for a solid line. */
   dash: readonly number[];
   width: number;
@@ -171,7 +171,7 @@ const PATTERN_INK = 'rgba(0,0,0,0.55)';
  * GPU high still shows its pattern; next to each other in the stack, lines alternate with dots,
  * grids and checks, and no two bands' lines run the same way.
  */
-export interface BandPattern {
+interface BandPattern {
   name: string;
   decal: Decal;
 }
@@ -215,7 +215,7 @@ export const BAND_PATTERNS: readonly BandPattern[] = (
   ] satisfies [string, Omit<Decal, 'color'>][]
 ).map(([name, decal]) => ({ name, decal: { ...decal, color: PATTERN_INK } }));
 
-export function serviceColour(index: number): string {
+function serviceColour(index: number): string {
   return SERVICE_COLOURS[index % SERVICE_COLOURS.length] ?? OTHER_SERVICES_COLOUR;
 }
 
@@ -293,7 +293,7 @@ export interface TimeFrame {
 type Point = [number, number];
 
 /** Means over consecutive buckets of `size` minutes, stamped at the middle of each bucket. */
-export function bucketMeans(values: readonly number[], startMs: number, size: number): Point[] {
+function bucketMeans(values: readonly number[], startMs: number, size: number): Point[] {
   const out: Point[] = [];
   for (let i = 0; i < values.length; i += size) {
     const end = Math.min(values.length, i + size);
@@ -608,7 +608,7 @@ function legendEntry(series: DrawnSeries, chartWidth: number): LegendEntry {
  * that erred wide, as one did by 2 px a row and a gap an entry, left an empty band between the
  * axis and the legend (30 px under a week of sixty services).
  */
-export function legendRows(series: readonly DrawnSeries[], chartWidth: number): number {
+function legendRows(series: readonly DrawnSeries[], chartWidth: number): number {
   const entries = series.map((d) => legendEntry(d, chartWidth));
   const max = legendWidth(chartWidth);
   let rows = 1;

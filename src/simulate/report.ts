@@ -18,7 +18,7 @@ import type { PoolMetrics, PoolSeries, SimulationResult, StrategyResult } from '
  * governor refused more than the fleet's static caps, when it did; and how to read the page.
  */
 
-export interface ReportOptions {
+interface ReportOptions {
   title?: string;
   /** One line on what was simulated (the policy, the fleet). */
   subtitle?: string;

@@ -106,7 +106,7 @@ export const MAX_SIMULATED_SERVICE_MINUTES = MAX_ADVANCE_SERVICE_MINUTES;
  * the longest run of that fleet that fits once its warm-up is counted too, as `advise` words it
  * for the command (null: no such run that command can ask for).
  */
-export function checkSimulationSize(
+function checkSimulationSize(
   label: string,
   units: number,
   minutes: number,
@@ -294,7 +294,7 @@ export function parseScenario(raw: unknown, what = 'scenario'): Scenario {
 }
 
 /** Per-minute demand of each service from `start − warmup`, for `warmup + hours×60` minutes. */
-export async function scenarioDemand(
+async function scenarioDemand(
   s: Scenario,
   baseDir: string,
   traceCache = new Map<string, TraceRequest[]>(),

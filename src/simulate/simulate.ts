@@ -46,19 +46,13 @@ import {
 } from './strategies.js';
 import { WriteChecker } from './write-checks.js';
 
-export { STRATEGIES, STRATEGY_LABELS } from './result.js';
+export { STRATEGIES } from './result.js';
 export type {
-  Headline,
-  PoolMetrics,
-  PoolSeries,
   ExcessCauses,
   RefusalCauses,
-  ServiceMetrics,
-  SimulationOptions,
   SimulationResult,
   Strategy,
   StrategyResult,
-  TickPool,
   TickView,
 } from './result.js';
 
@@ -179,7 +173,7 @@ export function gapClosed(equal: number, other: number, best: number): number | 
   return equal - best > 0 ? (equal - other) / (equal - best) : null;
 }
 
-export function headline(results: readonly StrategyResult[]): Headline | null {
+function headline(results: readonly StrategyResult[]): Headline | null {
   const get = (s: Strategy) => results.find((r) => r.strategy === s);
   const gov = get('governor');
   const equal = get('equal-split');

@@ -47,7 +47,7 @@ export const SyntheticShape = z.discriminatedUnion('kind', [
 export type SyntheticShape = z.infer<typeof SyntheticShape>;
 
 /** xorshift32: small, fast, and the same everywhere. */
-export function prng(seed: number): () => number {
+function prng(seed: number): () => number {
   let x = (seed >>> 0) ^ 0x9e3779b9 || 1;
   return () => {
     x ^= x << 13;

@@ -49,7 +49,7 @@ export const ServiceTimeModel = z.strictObject({
 });
 export type ServiceTimeModel = z.infer<typeof ServiceTimeModel>;
 
-export const DEFAULT_SERVICE_TIME: ServiceTimeModel = ServiceTimeModel.parse({});
+const DEFAULT_SERVICE_TIME: ServiceTimeModel = ServiceTimeModel.parse({});
 
 /** Parses an Azure LLM trace CSV (TIMESTAMP, ContextTokens, GeneratedTokens). */
 export function parseAzureTrace(text: string, source = 'trace'): TraceRequest[] {
@@ -119,7 +119,7 @@ export function readAzureTrace(baseDir: string, file: string): Promise<TraceRequ
   return Promise.resolve(parseAzureTrace(text, `trace ${file}`));
 }
 
-export function serviceTimeMs(r: TraceRequest, model: ServiceTimeModel): number {
+function serviceTimeMs(r: TraceRequest, model: ServiceTimeModel): number {
   return (
     model.overheadMs +
     r.contextTokens * model.prefillMsPerToken +

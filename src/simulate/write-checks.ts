@@ -11,7 +11,7 @@ import { capOf, poolAt, svcId, type Member, type PoolInfo, type SimContext } fro
  * knows more than the emulator: the policy's floors and ceilings, so it checks rule 2 as well.
  */
 
-export interface WriteFacts {
+interface WriteFacts {
   /** A policy rule governs the service. */
   managed: boolean;
   before: number;

@@ -14,7 +14,7 @@ import { overCommittedFleet, QUICK_POLL_ENV } from '../support/fixtures.js';
 
 // A fixed seed by default, so that CI is reproducible; CHAOS_SEED explores others.
 export const SEED = process.env.CHAOS_SEED ? Number(process.env.CHAOS_SEED) : 20261127;
-export const REGION = 'us-central1';
+const REGION = 'us-central1';
 export const PROJECT = 'crash-project';
 export const QUOTA = 12;
 export const TOPIC = `projects/${PROJECT}/topics/alerts`;
@@ -22,7 +22,7 @@ export const TOPIC = `projects/${PROJECT}/topics/alerts`;
 // Caps 14 on a quota of 12: four idle services come down to 1, four raised to their minimum 2.
 export const fleet = overCommittedFleet(PROJECT, REGION, QUOTA);
 
-export const policy = {
+const policy = {
   version: 1,
   projects: [PROJECT],
   regions: [REGION],

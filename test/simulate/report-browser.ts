@@ -51,7 +51,7 @@ interface Icon {
   marker: number[] | null;
 }
 
-export interface LegendCheck {
+interface LegendCheck {
   kind: string;
   names: string[];
   declared: { name: string; colour: string }[];

@@ -875,7 +875,7 @@ export function unreadableOutboxContract(
 }
 
 /** One unreadable count of dropped entries, as a store holds it, and how a read must quote it. */
-export interface UnreadableCountVariant {
+interface UnreadableCountVariant {
   what: string;
   /** What `plant` stores: the file's `outboxDropped`, or the Firestore count document. */
   value: unknown;

@@ -5,7 +5,7 @@
 import { startJavaEmulator } from './java-emulator.js';
 import type { JavaEmulatorSpec, RunningEmulator, StartOptions } from './java-emulator.js';
 
-export const firestoreEmulator: JavaEmulatorSpec = {
+const firestoreEmulator: JavaEmulatorSpec = {
   name: 'Firestore emulator',
   debianPackage: 'google-cloud-cli-firestore-emulator',
   jar: /\/cloud-firestore-emulator\.jar$/,

@@ -19,7 +19,7 @@ const POOLS = [
 ] as const;
 const TEAMS = ['search', 'ads', 'media'] as const;
 
-export interface GenOptions {
+interface GenOptions {
   /** Allow GPUs per instance other than 1 (Cloud Run has exactly 1 today). */
   mixedGpus?: boolean;
   maxServices?: number;

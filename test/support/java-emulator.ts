@@ -91,7 +91,7 @@ export async function findPackageFile(debianPackage: string, pattern: RegExp): P
 }
 
 /** A TCP port on 127.0.0.1 that nothing listens on at the time of asking. */
-export function findFreePort(): Promise<number> {
+function findFreePort(): Promise<number> {
   return new Promise((resolve, reject) => {
     const server = createServer();
     server.once('error', reject);

@@ -27,7 +27,7 @@ for (const k of [
 ])
   delete NEWCOMER_ENV[k];
 
-export interface Result {
+interface Result {
   code: number;
   stdout: string;
   stderr: string;

@@ -7,7 +7,7 @@
  * see it: `busy`, when given, says such calls are in flight, and the clock does not move until
  * they are answered (a call that takes a few real milliseconds takes no virtual time).
  */
-export interface VirtualTime {
+interface VirtualTime {
   now: () => number;
   sleep: (ms: number) => Promise<void>;
 }
