@@ -133,12 +133,6 @@ export class CustomMetricStore {
     return this.order.dropped;
   }
 
-  descriptorsOf(project: string): CustomMetricDescriptor[] {
-    return [...this.descriptors.entries()]
-      .filter(([k]) => k.startsWith(`${project} `))
-      .map(([, d]) => d);
-  }
-
   /** Every series written, oldest point first; only those of a metric type if given. */
   written(type?: string): WrittenSeries[] {
     return [...this.series.values()].filter((s) => type === undefined || s.metric.type === type);

@@ -147,23 +147,6 @@ export class InvariantMonitor {
     return this.raceList.map((r) => r.violation);
   }
 
-  reset(): void {
-    this.found.length = 0;
-    this.checks = 0;
-    this.lastSeenReconciling.clear();
-    this.raceList.length = 0;
-    for (const m of [
-      this.listedAt,
-      this.listAttemptedAt,
-      this.quotaReadAt,
-      this.quotaAttemptedAt,
-      this.otherCapsAt,
-      this.otherQuotaAt,
-      this.attemptedAt,
-    ])
-      m.clear();
-  }
-
   /** The governor asked for the services of a region (whatever the answer). */
   listAttempt(project: string, region: string): void {
     this.listAttemptedAt.set(regionOf({ project, region }), ++this.tick);
