@@ -51,6 +51,16 @@ export interface StartOptions {
 
 const host = '127.0.0.1';
 const logLimit = 64 * 1024;
+/**
+ * HotSpot's flags for an emulator that lives for one test run on a machine of two cores, which it
+ * shares with the tests' own processes. `-XX:TieredStopAtLevel=1`: only the quick C1 compiler, not
+ * C2, whose optimising compilations a short run never earns back; `-XX:+UseSerialGC`: one garbage
+ * collector thread, not G1's parallel and concurrent ones
+ * (https://docs.oracle.com/en/java/javase/17/docs/specs/man/java.html). Neither changes what the
+ * emulator answers; with them the Firestore store's test file (its own JVM) took 15 to 17 s of
+ * CPU rather than 22 to 24 s, and a third less wall time, on a loaded 2-core machine.
+ */
+const JVM_FLAGS = ['-XX:TieredStopAtLevel=1', '-XX:+UseSerialGC'];
 const portAttempts = 3;
 
 /** Starts the emulator and resolves once it serves, or rejects with what it logged. */
@@ -142,7 +152,9 @@ async function launch(
 ): Promise<RunningEmulator> {
   installCleanup();
   const java = process.env['JAVA_HOME'] ? join(process.env['JAVA_HOME'], 'bin', 'java') : 'java';
-  const child = spawn(java, spec.javaArgs(jar, host, port), { stdio: ['ignore', 'pipe', 'pipe'] });
+  const child = spawn(java, [...JVM_FLAGS, ...spec.javaArgs(jar, host, port)], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+  });
   live.add(child);
 
   let output = '';
