@@ -1,7 +1,8 @@
 /**
  * `governor unlock` on a lease it cannot read (a hand edit, another program, a newer version):
  * no run can take such a lease, so unlock is the way out. It says the lease is unreadable and, once
- * confirmed, removes it, in the file store and in Firestore (Google's emulator, started here).
+ * confirmed, removes it, in the file store and in Firestore (Google's emulator, the run's shared
+ * one: test/support/shared-emulators.ts).
  */
 import { readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:http';
@@ -18,9 +19,8 @@ import { createFirestoreStateStore } from '../../src/adapters/firestore-store.js
 import { runUnlock } from '../../src/cli/unlock-command.js';
 import { LeaseCorruptError, type StateStore } from '../../src/ports/index.js';
 import { parseRuntimeOptions } from '../../src/runtime-options.js';
-import { startFirestoreEmulator } from '../support/firestore-emulator.js';
 import { quietRun } from '../support/fixtures.js';
-import type { RunningEmulator } from '../support/java-emulator.js';
+import { sharedFirestoreEmulator, type SharedEmulator } from '../support/shared-emulators.js';
 import { UNREADABLE_LEASES } from '../state/contract.js';
 
 const PROJECT = 'unlock-project';
@@ -28,20 +28,19 @@ const NOW = new Date().toISOString();
 
 let tmp: string;
 let policy: string;
-let emulator: RunningEmulator;
+let emulator: SharedEmulator;
 let raw: Firestore;
 
 beforeAll(async () => {
   tmp = await mkdtemp(join(tmpdir(), 'governor-unlock-'));
   policy = join(tmp, 'policy.yaml');
   await writeFile(policy, `version: 1\nprojects: [${PROJECT}]\nservices: [{match: {}}]\n`);
-  emulator = await startFirestoreEmulator();
+  emulator = await sharedFirestoreEmulator(PROJECT);
   raw = new Firestore({ projectId: PROJECT, host: emulator.endpoint, ssl: false });
 });
 
 afterAll(async () => {
   await raw?.terminate();
-  await emulator?.stop();
   if (tmp) await rm(tmp, { recursive: true, force: true });
 });
 
