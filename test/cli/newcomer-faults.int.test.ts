@@ -4,13 +4,17 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { QUICK_POLL_ENV } from '../support/fixtures.js';
-import { governor, NEWCOMER_ENV as base } from '../support/newcomer.js';
+import { governor, governorHere, NEWCOMER_ENV as base } from '../support/newcomer.js';
 
 /**
  * The ways the newcomer path (newcomer.int.test.ts) used to go wrong, each command a process of
  * its own against the emulator, with no Google credentials: a publish path that cannot work,
  * permissions the identity lacks, a project nothing of which can be read, a policy that governs
- * nothing. Every exit code is the contract's, and no stack trace reaches the user.
+ * nothing. Every exit code is the contract's, and no stack trace reaches the user. Each command
+ * (check, plan, snapshot, apply, audit, simulate) runs at least once here as a process; a variant
+ * whose process adds nothing to what that one showed (a `--json` of the same check, the fleet read
+ * again to see what a run left) runs in this process (`governorHere`, checked for a stack trace
+ * alike), saving a start of Node and a load of Google's clients each.
  *
  * The commands poll a write's operation from 20 ms (QUICK_POLL_ENV) rather than Google's 1 s:
  * the emulator's operations take 20 ms, and nothing they print depends on it.
@@ -134,7 +138,7 @@ describe('what used to go wrong, against the emulator', () => {
       /MISSING +topic projects\/locked-down-project\/topics\/gpu-alerts +pubsub\.topics\.publish/,
     );
     expect(l.stdout).toContain('roles/pubsub.publisher on the topic');
-    const json = await governor(envOf(), 'check', '--policy', locked, '--json');
+    const json = await governorHere(envOf(), 'check', '--policy', locked, '--json');
     expect(json.code).toBe(1);
     expect((JSON.parse(json.stdout) as { passed: boolean }).passed).toBe(false);
   });
@@ -172,7 +176,7 @@ describe('what used to go wrong, against the emulator', () => {
     );
     expect(r.stdout).not.toMatch(/WARNING +(pools\[0\]|services\[[13]\])/);
     expect(r.stdout).toMatch(/; 3 policy warnings\. The run can do what it plans\./);
-    const json = await governor(envOf(), 'check', '--policy', file, '--json');
+    const json = await governorHere(envOf(), 'check', '--policy', file, '--json');
     expect(json.code).toBe(0);
     const report = JSON.parse(json.stdout) as { warnings: { path: string }[] };
     expect(report.warnings.map((w) => w.path)).toEqual([
@@ -194,7 +198,7 @@ describe('what used to go wrong, against the emulator', () => {
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/MISSING +project no-operations-project +run\.operations\.get/);
     expect(r.stdout).toContain('→ grant roles/run.viewer on the project');
-    const dry = await governor(
+    const dry = await governorHere(
       envOf(),
       'check',
       '--policy',
@@ -230,7 +234,7 @@ describe('what used to go wrong, against the emulator', () => {
   });
 
   it('an unset max is counted at quota ÷ GPUs, and audit flags it', async () => {
-    const s = await governor(envOf(), 'snapshot', '--policy', policy);
+    const s = await governorHere(envOf(), 'snapshot', '--policy', policy);
     expect(s.code).toBe(0);
     const snap = JSON.parse(s.stdout) as {
       services: { name: string; maxInstances: number; maxUnset?: boolean }[];
@@ -253,12 +257,12 @@ describe('what used to go wrong, against the emulator', () => {
     });
     try {
       const e = { ...base, ...fresh.env, GOVERNOR_STATE_DIR: join(tmp, 'state3') };
-      const snap2 = await governor(e, 'snapshot', '--policy', policy);
+      const snap2 = await governorHere(e, 'snapshot', '--policy', policy);
       expect(JSON.parse(snap2.stdout).services[0]).toMatchObject({
         maxInstances: 3,
         maxUnset: true,
       });
-      const plan = await governor(e, 'plan', '--policy', policy);
+      const plan = await governorHere(e, 'plan', '--policy', policy);
       expect(plan.stdout).toContain(
         'no max instances set: Cloud Run derives it from the regional quota, so it counts as 3',
       );
