@@ -35,12 +35,12 @@ import {
   startEmulator,
   type RunningEmulator,
 } from '../../src/emulator/index.js';
-import { startPubSubEmulator } from '../support/pubsub-emulator.js';
-import type { RunningEmulator as JavaEmulator } from '../support/java-emulator.js';
+import { sharedPubSubEmulator, type SharedEmulator } from '../support/shared-emulators.js';
 import { ORG, orgFleet, orgProjectId } from '../support/org-fleet.js';
 import { QUICK_POLL_ENV } from '../support/fixtures.js';
 
-const HOME = 'gov-home-proj';
+// Its own project in the run's shared Pub/Sub emulator (test/support/shared-emulators.ts).
+const HOME = 'org-pubsub-home';
 const N = 40;
 const SEED = 17;
 const MAX_ATTEMPTS = 5;
@@ -91,8 +91,10 @@ interface Delivery {
 }
 
 let emulator: RunningEmulator;
-let pubsub: JavaEmulator;
+let pubsub: SharedEmulator;
 let client: PubSub;
+/** The push subscription to the front, deleted at the end. */
+let pushed: Subscription | undefined;
 const pulls: Subscription[] = [];
 const servers: Server[] = [];
 let dir: string;
@@ -160,7 +162,7 @@ function collect(sub: Subscription, into: (m: Message) => void): void {
 
 beforeAll(async () => {
   [pubsub, emulator] = await Promise.all([
-    startPubSubEmulator(),
+    sharedPubSubEmulator(HOME),
     startEmulator({
       fleet,
       speed: 'manual',
@@ -217,7 +219,7 @@ beforeAll(async () => {
     }),
   );
   // The module's subscription (terraform/organization/pubsub.tf) with test-sized backoffs.
-  await work.createSubscription(WORK, {
+  [pushed] = await work.createSubscription(WORK, {
     pushConfig: { pushEndpoint: endpoint },
     ackDeadlineSeconds: FUNCTION_TIMEOUT_S,
     retryPolicy: { minimumBackoff: { seconds: 1 }, maximumBackoff: { seconds: 2 } },
@@ -227,11 +229,12 @@ beforeAll(async () => {
 
 afterAll(async () => {
   for (const release of hung) release();
+  // The emulator outlives this file (it is the run's): no pushes to the front once it is closed.
+  await pushed?.delete();
   await Promise.allSettled(pulls.map((s) => s.close()));
   await Promise.allSettled(servers.map((s) => new Promise((r) => s.close(r))));
   await client?.close();
   await emulator?.stop();
-  await pubsub?.stop();
   if (dir) await rm(dir, { recursive: true, force: true });
   process.env = saved;
 });

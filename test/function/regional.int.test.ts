@@ -28,11 +28,11 @@ import { orgView, renderOrgView } from '../../src/org/view.js';
 import { reconcile } from '../../src/reconcile/reconcile.js';
 import { parseRuntimeOptions } from '../../src/runtime-options.js';
 import { createRuntime } from '../../src/runtime.js';
-import { startPubSubEmulator } from '../support/pubsub-emulator.js';
-import type { RunningEmulator as JavaEmulator } from '../support/java-emulator.js';
+import { sharedPubSubEmulator, type SharedEmulator } from '../support/shared-emulators.js';
 import { QUICK_POLL_ENV } from '../support/fixtures.js';
 
-const HOME = 'gov-home-proj';
+// Its own project in the run's shared Pub/Sub emulator (test/support/shared-emulators.ts).
+const HOME = 'regional-home-proj';
 const TOPIC = `projects/${HOME}/topics/gpu-governor-work`;
 const ALERTS = 'gpu-governor-alerts';
 const ORG = '123456789012';
@@ -89,7 +89,7 @@ const POLICY = {
 };
 
 let emulator: RunningEmulator;
-let pubsub: JavaEmulator;
+let pubsub: SharedEmulator;
 let admin: PubSub;
 let subscription: Subscription;
 let alertSubscription: Subscription;
@@ -128,7 +128,7 @@ const message = (project: string, region?: string) =>
   });
 
 beforeAll(async () => {
-  pubsub = await startPubSubEmulator();
+  pubsub = await sharedPubSubEmulator(HOME);
   process.env.PUBSUB_EMULATOR_HOST = pubsub.endpoint;
   admin = new PubSub({ projectId: HOME, apiEndpoint: pubsub.endpoint });
   const [topic] = await admin.createTopic('gpu-governor-work');
@@ -163,7 +163,6 @@ afterAll(async () => {
   await alertSubscription?.close();
   await admin?.close();
   await emulator?.stop();
-  await pubsub?.stop();
   await rm(dir, { recursive: true, force: true });
   process.env = saved;
 });
