@@ -114,7 +114,8 @@ describe('governor CLI', () => {
 
   it('validate: a rule after a catch-all is refused (exit 2); an undocumented GPU type is a warning (exit 0)', async () => {
     const base = 'version: 1\nprojects: [p]\n';
-    const dead = await governor(
+    // In this process: validate as a process is the test above; these check what main writes.
+    const dead = await cli(
       'validate',
       '--policy',
       file(
@@ -124,7 +125,7 @@ describe('governor CLI', () => {
     );
     expect(dead.code).toBe(2);
     expect(dead.stderr).toContain('services[1].match: can never match: services[0] comes first');
-    const typo = await governor(
+    const typo = await cli(
       'validate',
       '--policy',
       file(
@@ -386,8 +387,9 @@ describe('governor CLI', () => {
 
   it('--at of a leap second says that leap seconds are not supported, not that it is no ISO 8601 time', async () => {
     // ISO 8601 and RFC 3339 allow a 60th second; a JavaScript time has none to hold it.
+    // In this process: the refusal of an --at as a process is the test above.
     for (const leap of ['2016-12-31T23:59:60Z', '2017-01-01T00:59:60.5+01:00']) {
-      const r = await governor('plan', ...EXAMPLE, '--json', '--at', leap);
+      const r = await cli('plan', ...EXAMPLE, '--json', '--at', leap);
       expect(r.code, leap).toBe(2);
       expect(r.stderr).toBe(
         `error: --at ${JSON.stringify(leap)} is a leap second (second 60), which the governor cannot represent: use the second before or after it\n`,
@@ -431,14 +433,8 @@ describe('governor CLI', () => {
       snapshot.pools[1] = { ...pool, ...fields };
       snapshot.problems = [problem];
       const f = file('quota-unreadable.json', JSON.stringify(snapshot));
-      const json = await governor(
-        'plan',
-        '--policy',
-        'examples/policy.yaml',
-        '--snapshot',
-        f,
-        '--json',
-      );
+      // In this process: a plan from a snapshot as a process is 'plan prints a readable plan'.
+      const json = await cli('plan', '--policy', 'examples/policy.yaml', '--snapshot', f, '--json');
       expect(json.code, how).toBe(0);
       const planned = Plan.parse(JSON.parse(json.stdout)).pools.find(
         (p) => p.zonalRedundancy === false,
@@ -446,7 +442,7 @@ describe('governor CLI', () => {
       expect(planned?.status, how).toBe('unknown-quota');
       expect(planned?.quotaSource, how).toBe(`unknown (unreadable: ${error})`);
       expect(planned?.note, how).toContain(`quota unknown (unreadable: ${error})`);
-      const text = await governor('plan', '--policy', 'examples/policy.yaml', '--snapshot', f);
+      const text = await cli('plan', '--policy', 'examples/policy.yaml', '--snapshot', f);
       expect(text.stdout, how).toContain(`  quota unknown (unreadable: ${error}) · reserve 0`);
     }
   });
