@@ -45,6 +45,12 @@ export const ConditionRecord = Alert.pick({
   lastSeenAt: z.iso.datetime({ offset: true }),
   /** Firing messages published so far for this episode (1 after the first). */
   notifications: z.number().int().min(1),
+  /**
+   * A condition judged on demand ({@link DEMAND_CONDITIONS}) that a run judging it found gone:
+   * the time of that first run. It resolves once absent for `resolveAfterMs`; back before then,
+   * the episode goes on and this is cleared.
+   */
+  absentSince: z.iso.datetime({ offset: true }).optional(),
 });
 export type ConditionRecord = z.infer<typeof ConditionRecord>;
 
@@ -83,7 +89,25 @@ export interface NotifyInput {
    * quota is unknown): absent from `current`, each resolves, since nothing of it is left to hold.
    */
   gone?: readonly string[];
+  /**
+   * How long a condition judged on demand ({@link DEMAND_CONDITIONS}) must be found absent, by
+   * runs that judge it, before it resolves (default 0: at the first such run). Demand moves
+   * minute to minute: a starved service or a pressed pool whose demand wiggles around the line
+   * would otherwise fire and resolve every few runs, each time a new episode.
+   */
+  resolveAfterMs?: number;
 }
+
+/**
+ * The conditions judged on demand, which moves minute to minute: they resolve only once absent
+ * for `resolveAfterMs` (docs/alerts.md, "The types"). Every other condition is about a fact (a
+ * cap over the budget, a permission, a read that failed) and resolves at the first run that
+ * finds it gone; a demand condition of a service that is gone (`gone`) resolves at once too.
+ */
+export const DEMAND_CONDITIONS: ReadonlySet<string> = new Set(['service.starved', 'pool.pressure']);
+
+/** How long the governor holds a demand condition absent before it resolves it: 15 minutes. */
+export const DEMAND_RESOLVE_AFTER_MS = 15 * 60_000;
 
 export interface NotifyOutput {
   /** The messages to publish, in order. */
@@ -119,6 +143,10 @@ export function decideNotifications(input: NotifyInput): NotifyOutput {
   if (!Number.isFinite(renotifyAfterMs) || renotifyAfterMs < 0) {
     throw new RangeError(`renotifyAfterMs must be a finite number >= 0, not ${renotifyAfterMs}`);
   }
+  const resolveAfterMs = input.resolveAfterMs ?? 0;
+  if (!Number.isFinite(resolveAfterMs) || resolveAfterMs < 0) {
+    throw new RangeError(`resolveAfterMs must be a finite number >= 0, not ${resolveAfterMs}`);
+  }
 
   const holding = new Map<string, Alert>();
   for (const a of current) {
@@ -139,10 +167,23 @@ export function decideNotifications(input: NotifyInput): NotifyOutput {
   for (const key of Object.keys(previous).sort(compareText)) {
     const record = previous[key];
     if (record === undefined || holding.has(key)) continue;
-    if (gone.has(key) || (inScope(scope, locationKey(record)) && !unjudged.has(key))) {
+    if (gone.has(key)) {
       resolved.push(resolvedMessage(key, record, now, nowMs, runId));
-    } else {
+    } else if (!inScope(scope, locationKey(record)) || unjudged.has(key)) {
       next[key] = record;
+    } else if (resolveAfterMs > 0 && DEMAND_CONDITIONS.has(record.type)) {
+      // Held until absent long enough. A hold stamped beyond the clock skew starts now.
+      const since =
+        record.absentSince === undefined || beyondSkew(record.absentSince, nowMs)
+          ? now
+          : record.absentSince;
+      if (nowMs - Date.parse(since) >= resolveAfterMs) {
+        resolved.push(resolvedMessage(key, record, now, nowMs, runId));
+      } else {
+        next[key] = { ...record, absentSince: since };
+      }
+    } else {
+      resolved.push(resolvedMessage(key, record, now, nowMs, runId));
     }
   }
 

@@ -700,6 +700,9 @@ export function unjudgedConditions(project: string, plan: Plan): string[] {
  * listed, and the plan has no service of that name in that pool (deleted, moved to another GPU
  * type or zonal redundancy, its GPU removed). They resolve even where the pool is not judged (its
  * quota unknown): what is known to be gone is not "not knowing" (`gone` of decideNotifications).
+ * So do the conditions of a pool that is gone (its region listed, no such pool in the plan, as
+ * judgedScope finds it): with nothing left in it to hold, a demand condition there resolves at
+ * once rather than after the hold of `resolveAfterMs`.
  */
 export function goneConditions(
   project: string,
@@ -716,15 +719,15 @@ export function goneConditions(
   const present = new Set(
     plan.services.filter((s) => s.project === project).map((s) => `${poolKey(s)}:${s.name}`),
   );
+  const planned = new Set(plan.pools.filter((p) => p.project === project).map((p) => poolKey(p)));
   return Object.entries(stored)
     .filter(([, r]) => {
       const key = alertPoolKey(r);
       return (
         r.project === project &&
-        r.service !== null &&
         key !== null &&
         !unlisted.has(r.region) &&
-        !present.has(`${key}:${r.service}`)
+        (r.service === null ? !planned.has(key) : !present.has(`${key}:${r.service}`))
       );
     })
     .map(([k]) => k)

@@ -27,6 +27,7 @@ import {
   acknowledgedState,
   claimConditions,
   decideNotifications,
+  DEMAND_RESOLVE_AFTER_MS,
   handOverConditions,
   rebaseConditions,
   takeBackConditions,
@@ -1075,6 +1076,7 @@ async function alertProject(
     events: [],
     now: ctx.at,
     renotifyAfterMs: durationMs(run.policy.alerts.renotifyAfter),
+    resolveAfterMs: DEMAND_RESOLVE_AFTER_MS,
     runId: ctx.runId,
     // A restore judges no condition (its plan is not the governing one): none may resolve.
     scope: run.options.restore ? [] : judgedScope(project, plan, problems, Object.values(previous)),

@@ -649,3 +649,85 @@ describe('rebaseConditions', () => {
     expect(rebaseConditions(base, mine, base)).toEqual(mine);
   });
 });
+
+describe('resolveAfterMs: conditions judged on demand resolve only once absent that long', () => {
+  const M = 60_000;
+  const hold = { resolveAfterMs: 15 * M };
+  const degraded = makeAlert({ at: at(0), runId: 'plan' }, east, {
+    type: 'governor.degraded',
+    severity: 'WARNING',
+    key: 'quota',
+    summary: 'Quota unknown',
+    details: { reason: 'quota-unknown' },
+  });
+
+  it('a starved service absent for one run and back is one episode: no resolved, no second firing', () => {
+    const s0 = run({}, [starved(east, 'a')], 0, hold);
+    expect(s0.publish.map((m) => m.status)).toEqual(['firing']);
+    // Demand dips below the cap for one run: nothing is sent, the condition is kept.
+    const s1 = run(s0.next, [], 5 * M, hold);
+    expect(s1.publish).toEqual([]);
+    expect(Object.keys(s1.next)).toEqual([starved(east, 'a').dedupKey]);
+    // It is back within the hold: the same episode, still silent.
+    const s2 = run(s1.next, [starved(east, 'a')], 10 * M, hold);
+    expect(s2.publish).toEqual([]);
+    expect(s2.next[starved(east, 'a').dedupKey]?.firingSince).toBe(at(0));
+    // Absent again: the hold starts over from this run, not from the first absence.
+    const s3 = run(s2.next, [], 15 * M, hold);
+    const s4 = run(s3.next, [], 25 * M, hold);
+    expect(s3.publish).toEqual([]);
+    expect(s4.publish).toEqual([]);
+  });
+
+  it('resolves at the first judging run once absent for resolveAfterMs, with the facts last seen', () => {
+    const s0 = run({}, [pressure(east, 9)], 0, hold);
+    const s1 = run(s0.next, [], 5 * M, hold);
+    const s2 = run(s1.next, [], 15 * M, hold);
+    expect(s2.publish).toEqual([]);
+    const s3 = run(s2.next, [], 20 * M, hold);
+    expect(s3.publish).toMatchObject([
+      {
+        status: 'resolved',
+        type: 'pool.pressure',
+        details: {
+          firingSince: at(0),
+          resolvedAt: at(20 * M),
+          durationMs: 20 * M,
+          lastSeenAt: at(0),
+          lastDetails: { demand: 9 },
+        },
+      },
+    ]);
+    expect(() => Alert.parse(s3.publish[0])).not.toThrow();
+    expect(s3.next).toEqual({});
+  });
+
+  it('other conditions resolve at once, and so does a demand condition of a service that is gone', () => {
+    const s0 = run({}, [degraded, starved(east, 'a')], 0, hold);
+    const s1 = run(s0.next, [], 5 * M, { ...hold, gone: [starved(east, 'a').dedupKey] });
+    expect(s1.publish.map((m) => [m.type, m.status])).toEqual([
+      ['governor.degraded', 'resolved'],
+      ['service.starved', 'resolved'],
+    ]);
+  });
+
+  it('a run that cannot judge the condition neither starts nor ends its hold', () => {
+    const s0 = run({}, [starved(east, 'a')], 0, hold);
+    const s1 = run(s0.next, [], 5 * M, hold);
+    const unjudged = run(s1.next, [], 30 * M, { ...hold, scope: [] });
+    expect(unjudged.publish).toEqual([]);
+    expect(unjudged.next).toEqual(s1.next);
+    expect(run(s1.next, [], 30 * M, hold).publish.map((m) => m.status)).toEqual(['resolved']);
+  });
+
+  it('a hold stamped beyond the clock skew starts at this run', () => {
+    const s0 = run({}, [starved(east, 'a')], 0, hold);
+    const key = starved(east, 'a').dedupKey;
+    const record = s0.next[key];
+    if (!record) throw new Error('no record');
+    const future: ConditionState = { [key]: { ...record, absentSince: at(10 * HOUR) } };
+    const s1 = run(future, [], 5 * M, hold);
+    expect(s1.publish).toEqual([]);
+    expect(s1.next[key]?.absentSince).toBe(at(5 * M));
+  });
+});

@@ -393,6 +393,34 @@ describe('a service that is gone', () => {
     expect(Object.keys(out.next).sort()).toEqual(['elsewhere', 'other', 'pool']);
   });
 
+  it('and so are those of a pool that is gone, at once, though demand conditions are held', () => {
+    // The pool's last service moved off it: its pressure resolves now, not after the hold
+    // resolveAfterMs gives a demand condition that may come back.
+    const gonePool = {
+      ...record('us-west1', null, 'nvidia-h100-80gb'),
+      type: 'pool.pressure' as const,
+    };
+    const withPool: ConditionState = { ...stored, gonePool };
+    const p = fleetPlan();
+    expect(goneConditions('acme', p, [], withPool)).toEqual(['ghost', 'gonePool', 'moved']);
+    const out = decideNotifications({
+      previous: withPool,
+      current: [],
+      events: [],
+      now: AT,
+      renotifyAfterMs: 3_600_000,
+      resolveAfterMs: 15 * 60_000,
+      runId: 'run-2',
+      scope: judgedScope('acme', p, [], Object.values(withPool)),
+      gone: goneConditions('acme', p, [], withPool),
+    });
+    expect(out.publish.map((m) => [m.dedupKey, m.status])).toEqual([
+      ['ghost', 'resolved'],
+      ['gonePool', 'resolved'],
+      ['moved', 'resolved'],
+    ]);
+  });
+
   it('not where its region could not be listed', () => {
     const unlisted = (region: string | null): ObservationProblem => ({
       project: 'acme',

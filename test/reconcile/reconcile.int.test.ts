@@ -9,6 +9,7 @@ import addFormats from 'ajv-formats';
 import { afterAll, afterEach, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
 import { createPubSubAlertSink, type PubSubAlertSink } from '../../src/adapters/pubsub.js';
+import { DEMAND_CONDITIONS, DEMAND_RESOLVE_AFTER_MS } from '../../src/core/notify.js';
 import { parsePolicy, type Policy } from '../../src/core/policy.js';
 import { RpcError, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { memoryLogger } from '../../src/log.js';
@@ -267,13 +268,23 @@ describe('reconcile', () => {
     received.length = 0;
     await run(policyOf());
     const third = await messages(1);
-    const resolved = [...second, ...third]
+    // The conditions judged on demand are held until absent for DEMAND_RESOLVE_AFTER_MS: not
+    // resolved yet, and resolved by the first run after it.
+    const demand = (ms: Record<string, unknown>[]) =>
+      ms.filter((m) => m.status === 'resolved' && DEMAND_CONDITIONS.has(String(m.type)));
+    expect(demand(third)).toEqual([]);
+    emulator.advance(DEMAND_RESOLVE_AFTER_MS);
+    received.length = 0;
+    await run(policyOf());
+    const fourth = await messages(1);
+    expect(demand(fourth).length).toBeGreaterThan(0);
+    const resolved = [...second, ...third, ...fourth]
       .filter((m) => m.status === 'resolved')
       .map((m) => m.dedupKey);
     for (const key of firing)
       expect(
         resolved.filter((k) => k === key),
-        `${String(key)} in ${JSON.stringify([firing, resolved, third.map((m) => [m.type, m.status, m.summary])])}`,
+        `${String(key)} in ${JSON.stringify([firing, resolved, fourth.map((m) => [m.type, m.status, m.summary])])}`,
       ).toHaveLength(1);
     expect(second.filter((m) => m.status === 'resolved').map((m) => m.type)).toEqual([
       'pool.over-budget',
