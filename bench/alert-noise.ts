@@ -95,7 +95,13 @@ async function main(): Promise<void> {
   const [name = 'mixed', hoursText = '48', ...factors] = process.argv.slice(2);
   const hours = Number(hoursText);
   const make = scenarios[name];
-  if (!make) throw new Error(`no scenario ${name}`);
+  if (!make || !(hours > 0) || factors.some((f) => !(Number(f) > 0))) {
+    console.error(
+      `usage: alert-noise.js [${Object.keys(scenarios).join('|')}] [hours > 0] [quotaFactor > 0 ...]; got ${process.argv.slice(2).join(' ')}`,
+    );
+    process.exitCode = 1;
+    return;
+  }
   for (const q of factors.length > 0 ? factors.map(Number) : [0.6, 1.2]) {
     const input = await buildScenario(parseScenario(make(q, hours)), TRACE_DIR, name);
     const fleet = { ...input.fleet, topics: [TOPIC] };
