@@ -86,7 +86,17 @@ interface EmulatorSettings {
    * fleet's history at the same instant would not be seen.
    */
   readonly memoizeMetrics?: boolean;
+  /** Test seam: a raw ListTimeSeries answer instead of the fleet's series (see EmulatorOptions). */
+  readonly timeSeriesAnswer?: TimeSeriesAnswerHook;
 }
+
+/**
+ * Given a ListTimeSeries request the emulator accepts (its checks are made as for any read), a raw
+ * ListTimeSeriesResponse to send as is (fields as the proto names them: `time_series`,
+ * `next_page_token`, ...), or undefined to answer from the fleet. A test seam, in process only:
+ * it makes the emulator send what Monitoring could put on the wire, however odd.
+ */
+export type TimeSeriesAnswerHook = (request: Message) => Message | undefined;
 
 /** The most calls the call log keeps: older ones are dropped first. */
 const MAX_LOGGED_CALLS = 20_000;

@@ -1,7 +1,7 @@
 import { dirname, resolve } from 'node:path';
 import { startAdminServer } from './admin.js';
 import { VirtualClock } from './clock.js';
-import { EmulatorContext, type FaultHook } from './context.js';
+import { EmulatorContext, type FaultHook, type TimeSeriesAnswerHook } from './context.js';
 import { EmulatorControl } from './control.js';
 import type { FaultConfigInput } from './faults.js';
 import type { InvariantSpecInput } from './invariants.js';
@@ -49,6 +49,11 @@ export interface EmulatorOptions {
   readonly baseDir?: string;
   /** Seam for fault injection: may answer any RPC with an error instead of its handler. */
   readonly faults?: FaultHook;
+  /**
+   * Test seam: may answer a ListTimeSeries with a raw response instead of the fleet's series (the
+   * request is still checked as Monitoring checks it). In process only; see docs/emulator.md.
+   */
+  readonly timeSeriesAnswer?: TimeSeriesAnswerHook;
   /**
    * The wall clock operations are timed by, in ms (default `Date.now`): a test steps it to show
    * what a slow handler answers, where the machine's speed would decide.
@@ -108,6 +113,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       metricsLagMs: options.metricsLagMs ?? DEFAULT_METRICS_LAG_MS,
       pageSize: options.pageSize ?? 5,
       memoizeMetrics: options.memoizeMetrics ?? false,
+      ...(options.timeSeriesAnswer ? { timeSeriesAnswer: options.timeSeriesAnswer } : {}),
     },
     options.faults,
     options.wallClock,
@@ -142,7 +148,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
 export { FleetError, type Fleet, type FleetInput } from './fleet.js';
 export { DEFAULT_METRICS_LAG_MS, FleetModel } from './model.js';
 export { MAX_CLOCK_SPEED } from './clock.js';
-export type { CallRecord, FaultHook } from './context.js';
+export type { CallRecord, FaultHook, TimeSeriesAnswerHook } from './context.js';
 export { seededRandom, type FaultConfigInput } from './faults.js';
 export type { InvariantSpecInput } from './invariants.js';
 export { RpcError } from './rpc.js';
