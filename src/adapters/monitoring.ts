@@ -401,7 +401,7 @@ async function listSeries(
     for (const s of series) {
       const label = query.groupBy ? (s.metric?.labels?.[query.groupBy] ?? '') : '';
       if (query.groupBy && label === query.leaveOut) continue;
-      const parsed = toMetricSeries(s, query, what);
+      const parsed = toMetricSeries(s, query, what, window);
       const key = JSON.stringify([parsed.service, parsed.region, label]);
       // The same series again is its continuation: a page ends after a number of points.
       const seen = bySeries.get(key);
@@ -492,7 +492,12 @@ function checkQuery(project: string, window: TimeWindow): void {
   if (faults.length > 0) throw new InputError('Invalid Monitoring query', faults);
 }
 
-function toMetricSeries(series: TimeSeries, query: Query, what: string): MetricSeries {
+function toMetricSeries(
+  series: TimeSeries,
+  query: Query,
+  what: string,
+  window: TimeWindow,
+): MetricSeries {
   const labels = series.resource?.labels ?? {};
   const service = labels['service_name'];
   const region = labels['location'];
@@ -501,37 +506,71 @@ function toMetricSeries(series: TimeSeries, query: Query, what: string): MetricS
       `${what}: a series lacks its service_name or location label (${JSON.stringify(labels)})`,
     );
   }
+  // The client decodes enums by name.
+  const delta = series.metricKind === 'DELTA';
   const points: MetricSeries['points'] = [];
   for (const p of series.points ?? []) {
-    const at = millis(p.interval?.endTime);
-    const value = pointValue(p.value, query);
-    if (at === undefined || value === undefined) {
-      throw new UpstreamError(
-        `${what}: service ${service} in ${region} has a point without a ${query.value === 'number' ? 'numeric value' : 'distribution'} or end time`,
-      );
+    const read = readPoint(p, query, delta, window);
+    if (typeof read === 'string') {
+      throw new UpstreamError(`${what}: service ${service} in ${region} has a point ${read}`);
     }
     // An empty distribution (no sample in the minute) says nothing about utilization.
-    if (value !== null) points.push({ at, value });
+    if (read !== null) points.push(read);
   }
   return { service, region, points };
 }
 
-/** The point's number; null for an empty distribution; undefined when there is none to read. */
-function pointValue(
-  value: protos.google.monitoring.v3.ITypedValue | null | undefined,
+/**
+ * One point as Google documents it, or what is wrong with it (a wire-valid answer can still hold
+ * what Monitoring never sends; taken as is, it would be planned on). Null: an empty distribution.
+ *
+ * - Its end time lies in the interval asked: a read is "(startTime, endTime]" (TimeInterval:
+ *   https://cloud.google.com/monitoring/api/ref_v3/rest/v3/TimeInterval), so a point after the
+ *   end (stamped in the future of the reader's clock) or at or before the start is not of the
+ *   answer.
+ * - Its interval is one: "The end time must not be earlier than the start time" (same page), and
+ *   a DELTA point has a start ("the start and end time should specify a non-zero interval",
+ *   Point.interval: https://cloud.google.com/monitoring/api/ref_v3/rest/v3/projects.timeSeries#point).
+ * - Its value is the number the query reads (TypedValue holds one of int64, double,
+ *   distribution, ...: https://cloud.google.com/monitoring/api/ref_v3/rest/v3/TypedValue), finite,
+ *   and for a count (every `number` query: instances, requests) not negative.
+ * An int64 or a double is read as a number either way: both are exact for any count a snapshot
+ * can hold; one beyond that is refused later as a corrupt answer (observe.ts, beyondBounds).
+ */
+function readPoint(
+  p: protos.google.monitoring.v3.IPoint,
   query: Query,
-): number | null | undefined {
-  if (!value) return undefined;
+  delta: boolean,
+  window: TimeWindow,
+): MetricSeries['points'][number] | null | string {
+  const at = millis(p.interval?.endTime);
+  if (at === undefined || !Number.isFinite(at)) return 'without an end time';
+  const stamp = new Date(at).toISOString();
+  if (at <= window.startMs || at > window.endMs) {
+    return `at ${stamp}, outside the interval asked (${new Date(window.startMs).toISOString()}, ${new Date(window.endMs).toISOString()}]`;
+  }
+  const start = millis(p.interval?.startTime ?? undefined);
+  if (start !== undefined && start > at) return `at ${stamp} whose interval starts after it ends`;
+  if (delta && (start === undefined || start === at)) {
+    return `at ${stamp} without the interval a DELTA point covers (no start time before its end)`;
+  }
   if (query.value === 'distributionMean') {
-    const d = value.distributionValue;
-    if (!d) return undefined;
+    const d = p.value?.distributionValue;
+    if (!d) return `at ${stamp} without a distribution`;
     const count = toNumber(d.count ?? 0);
     if (count === 0) return null;
     const mean = d.mean ?? 0;
-    return count !== undefined && Number.isFinite(mean) ? mean : undefined;
+    if (count === undefined || !Number.isFinite(count) || !Number.isFinite(mean)) {
+      return `at ${stamp} whose distribution is not finite numbers (count ${String(count)}, mean ${mean})`;
+    }
+    return { at, value: mean };
   }
-  const n = toNumber(value.int64Value ?? value.doubleValue);
-  return n !== undefined && Number.isFinite(n) ? n : undefined;
+  const raw = p.value?.int64Value ?? p.value?.doubleValue;
+  const value = toNumber(raw);
+  if (value === undefined) return `at ${stamp} without a numeric value`;
+  if (!Number.isFinite(value)) return `at ${stamp} whose value is not a finite number (${value})`;
+  if (value < 0) return `at ${stamp} with a negative count (${value})`;
+  return { at, value };
 }
 
 /** An int64 or double as decoded by the client: a number, a decimal string, or a Long. */

@@ -6,7 +6,11 @@ import type { GovernorMetricPoint } from '../core/governor-metrics.js';
 export interface MetricSeries {
   service: string;
   region: string;
-  /** Oldest first; `at` is the end of the aligned interval, milliseconds since the epoch. */
+  /**
+   * Oldest first, one per time; `at` is the end of the aligned interval, milliseconds since the
+   * epoch, within the window asked (after its start, not after its end); `value` finite, and never
+   * negative for a count. An answer that breaks this is an error, never series.
+   */
   points: { at: number; value: number }[];
 }
 
