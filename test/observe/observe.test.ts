@@ -684,4 +684,26 @@ describe('observe', () => {
     expect(snapshot.services[0]?.usage?.current).toBe(1_000_000);
     expect(() => parseSnapshot(JSON.parse(JSON.stringify(snapshot)))).not.toThrow();
   });
+
+  it('series of services it does not list, names Cloud Run refuses and regions not governed change no row, at any number', async () => {
+    const ghost = (service: string, region = 'us-east1'): MetricSeries => ({
+      service,
+      region,
+      points: points([9, 50], [2, 50]),
+    });
+    const own: MetricSeries = { service: 'a', region: 'us-east1', points: points([5, 3], [2, 1]) };
+    const odd = [ghost('Not_A/Cloud Run name'), ghost('a', 'mars-north1'), ghost('gone')];
+    const many = Array.from({ length: 20_000 }, (_, i) => ghost(`ghost-${i}`));
+    for (const series of [[own], [...odd, own], [...many, own, ...odd]]) {
+      const o = await observe(
+        policy({ regions: ['us-east1'] }),
+        ports({ services: [service('a')], series }),
+        NOW,
+      );
+      expect(o.snapshot.services.map((s) => s.name)).toEqual(['a']);
+      expect(o.snapshot.services[0]?.usage).toMatchObject({ current: 1, peak: 3 });
+      expect(o.snapshot.unmanagedUsage).toEqual([]);
+      expect(o.problems).toEqual([]);
+    }
+  });
 });
