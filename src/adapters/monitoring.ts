@@ -520,6 +520,9 @@ function toMetricSeries(
   return { service, region, points };
 }
 
+/** How far past 1 a mean of ratios may be from rounding alone. */
+const UTILIZATION_ROUNDING = 1e-9;
+
 /**
  * One point as Google documents it, or what is wrong with it (a wire-valid answer can still hold
  * what Monitoring never sends; taken as is, it would be planned on). Null: an empty distribution.
@@ -562,6 +565,13 @@ function readPoint(
     const mean = d.mean ?? 0;
     if (count === undefined || !Number.isFinite(count) || !Number.isFinite(mean)) {
       return `at ${stamp} whose distribution is not finite numbers (count ${String(count)}, mean ${mean})`;
+    }
+    // A utilization is a ratio of 0 to 1 (the port's contract; Google's metrics list gives no
+    // range we could cite): a mean outside it, by more than a double's rounding, is not one, and
+    // clipped to 1 it would read every GPU as fully busy and raise demand. Refused, the
+    // utilization is unknown and demand is estimated without it.
+    if (mean < 0 || mean > 1 + UTILIZATION_ROUNDING) {
+      return `at ${stamp} whose mean utilization ${mean} is not a ratio of 0 to 1`;
     }
     return { at, value: mean };
   }

@@ -258,7 +258,7 @@ describe('values', () => {
     expect(web?.points[0]?.value).toBe(2 ** 53);
   });
 
-  it('refuses a GPU utilization that is not a finite distribution, and skips an empty one', async () => {
+  it('refuses a GPU utilization that is not a finite distribution of ratios, and skips an empty one', async () => {
     const { now } = lastMinutes();
     const dist = (count: string, mean: number) => ({ distribution_value: { count, mean } });
     const gpu = (value: Raw, at = now) =>
@@ -270,6 +270,10 @@ describe('values', () => {
     const read = () => monitoring.gpuUtilization(PROJECT, lastMinutes().window);
     answer([gpu(dist('2', NaN))]);
     expect((await refusal(read)).message).toContain('whose distribution is not finite numbers');
+    for (const mean of [-0.1, 1.5, 37]) {
+      answer([gpu(dist('2', mean))]);
+      expect((await refusal(read)).message).toContain(`mean utilization ${mean} is not a ratio`);
+    }
     answer([gpu(double(0.5))]);
     expect((await refusal(read)).message).toContain('without a distribution');
     answer([gpu(dist('0', 0))]);
