@@ -517,20 +517,28 @@ function perMinute(
     refused: MetricSeries | null;
   },
 ): UsageMinutes {
-  const place = (s: MetricSeries | undefined, round: (v: number) => number): number[] => {
+  // Two points that fall in one minute (off the grid Monitoring aligns to): an instance count is
+  // a gauge, the instances held then, so the minute holds the higher, as ALIGN_MAX would; request
+  // counts are each their own interval's, so they add up.
+  const place = (
+    s: MetricSeries | undefined,
+    round: (v: number) => number,
+    merge: (a: number, b: number) => number,
+  ): number[] => {
     const out = Array<number>(grid.length).fill(0);
     for (const p of s?.points ?? []) {
       const i = Math.round((p.at - grid.start) / MINUTE_MS);
-      if (i >= 0 && i < grid.length) out[i] = (out[i] ?? 0) + Math.max(0, round(p.value));
+      if (i >= 0 && i < grid.length) out[i] = merge(out[i] ?? 0, Math.max(0, round(p.value)));
     }
     return out;
   };
+  const add = (a: number, b: number) => a + b;
   return {
     start: new Date(grid.start).toISOString(),
     // In use as the peak counts it: a fraction of an instance is a whole one held.
-    inUse: place(series.inUse, Math.ceil),
-    ...(series.served ? { served: place(series.served, Math.round) } : {}),
-    ...(series.refused ? { refused: place(series.refused, Math.round) } : {}),
+    inUse: place(series.inUse, Math.ceil, Math.max),
+    ...(series.served ? { served: place(series.served, Math.round, add) } : {}),
+    ...(series.refused ? { refused: place(series.refused, Math.round, add) } : {}),
   };
 }
 

@@ -706,4 +706,26 @@ describe('observe', () => {
       expect(o.problems).toEqual([]);
     }
   });
+
+  it('two instance counts that fall in one minute count its instances once; two request counts add up', async () => {
+    // Off the minute grid (Monitoring aligns to it; an odd answer need not): 20 s apart.
+    const pair = (value: number) => [
+      { at: NOW - 3 * MIN, value },
+      { at: NOW - 3 * MIN + 20_000, value },
+    ];
+    const o = await observe(
+      policy({ regions: ['us-east1'] }),
+      ports({
+        services: [service('a')],
+        series: [{ service: 'a', region: 'us-east1', points: pair(4) }],
+        served: [{ service: 'a', region: 'us-east1', points: pair(5) }],
+        refused: [{ service: 'a', region: 'us-east1', points: pair(6) }],
+      }),
+      NOW,
+    );
+    const minutes = o.snapshot.services[0]?.usage?.perMinute;
+    expect(Math.max(...(minutes?.inUse ?? []))).toBe(4);
+    expect(Math.max(...(minutes?.served ?? []))).toBe(10);
+    expect(Math.max(...(minutes?.refused ?? []))).toBe(12);
+  });
 });
