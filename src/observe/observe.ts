@@ -224,21 +224,25 @@ export async function observe(
     const utilization = p.utilization.ok
       ? indexSeries(p.utilization.value)
       : new Map<string, MetricSeries>();
-    // The newest point of the whole project tells apart "Monitoring is behind" (every series old)
-    // from "this service scaled to zero" (its series stopped while others go on).
-    const newest = counts
-      ? Math.max(-Infinity, ...[...counts.values()].map((s) => s.points.at(-1)?.at ?? -Infinity))
-      : -Infinity;
+    // The newest point of the project's services tells apart "Monitoring is behind" (every series
+    // old) from "this service scaled to zero" (its series stopped while others go on). Only the
+    // series of services listed count: one of a service the listing does not hold (a name no
+    // service has, a region not read) cannot be vouched for, and alone it would make every
+    // stopped series of the project read as a service at zero, its cap then planned from nothing.
+    const known = counts
+      ? p.services.flatMap((s) => counts.get(`${s.region}/${s.name}`) ?? [])
+      : [];
+    const newest = known.reduce((n, s) => Math.max(n, s.points.at(-1)?.at ?? -Infinity), -Infinity);
     // No series at all is a project scaled to zero, or Monitoring further behind than the whole
     // lookback: a service that keeps min instances always has instances, hence a series (only a
     // service at zero has none: https://cloud.google.com/monitoring/api/metrics_gcp_p_z#gcp-run
     // lists the instance count per revision, written while it has instances), so one without
     // tells the two apart.
-    const warm = counts !== null && counts.size === 0 ? p.services.find(keepsWarm) : undefined;
+    const warm = counts !== null && known.length === 0 ? p.services.find(keepsWarm) : undefined;
     const projectFresh =
       counts !== null &&
       warm === undefined &&
-      (counts.size === 0 || nowMs - newest <= staleAfterMs);
+      (known.length === 0 || nowMs - newest <= staleAfterMs);
     const served = p.served.ok ? indexSeries(p.served.value) : null;
     const refused = p.refused.ok ? indexSeries(p.refused.value) : null;
     // The minutes of the window, one a minute, up to the newest the project has.

@@ -728,4 +728,37 @@ describe('observe', () => {
     expect(Math.max(...(minutes?.served ?? []))).toBe(10);
     expect(Math.max(...(minutes?.refused ?? []))).toBe(12);
   });
+
+  it("a fresh series of a service it does not list does not make the project's old series read as services at zero", async () => {
+    // 'a' last reported 25 minutes ago: Monitoring is behind, unless the project's other services
+    // go on. A series of no listed service (a namesake in another region, a name no service has)
+    // is not one of them.
+    const old: MetricSeries = { service: 'a', region: 'us-east1', points: points([25, 3]) };
+    for (const other of [
+      { service: 'ghost', region: 'us-east1' },
+      { service: 'a', region: 'mars-north1' },
+    ]) {
+      const o = await observe(
+        policy({ regions: ['us-east1'] }),
+        ports({ services: [service('a')], series: [old, { ...other, points: points([1, 1]) }] }),
+        NOW,
+      );
+      const [a] = o.snapshot.services;
+      expect(a?.usage).toBeNull();
+      expect(a?.usageNote).toContain('metrics are behind');
+      const row = plan(o.snapshot, policy({ regions: ['us-east1'] }), o.snapshot.takenAt)
+        .services[0];
+      expect(row?.to).toBe(row?.from);
+    }
+    // A listed service that goes on does tell 'a' stopped.
+    const o = await observe(
+      policy({ regions: ['us-east1'] }),
+      ports({
+        services: [service('a'), service('b')],
+        series: [old, { service: 'b', region: 'us-east1', points: points([1, 1]) }],
+      }),
+      NOW,
+    );
+    expect(o.snapshot.services[0]?.usage).toMatchObject({ current: 0, peak: 3 });
+  });
 });
