@@ -592,7 +592,9 @@ function newestActivity(
     ...(served?.points ?? []).filter((p) => p.value > 0).map((p) => p.at),
     ...(utilization?.points ?? []).map((p) => p.at),
   ];
-  return times.length > 0 ? Math.max(...times) : null;
+  // Folded, not spread: a series is as long as Monitoring's answer makes it, and a spread of
+  // hundreds of thousands of arguments overflows the call stack.
+  return times.length > 0 ? times.reduce((a, b) => Math.max(a, b)) : null;
 }
 
 /** An autoscaled service that keeps min instances: it always has instances, so a series. */
@@ -624,7 +626,7 @@ function usageOf(
   }
   const points = counts?.points ?? [];
   const last = points.at(-1);
-  const peak = Math.ceil(Math.max(0, ...points.map((p) => p.value)));
+  const peak = Math.ceil(points.reduce((m, p) => Math.max(m, p.value), 0));
   const stopped = last === undefined || ctx.nowMs - last.at > ctx.staleAfterMs;
   // A service that keeps min instances is never at zero: its series missing is a gap in
   // Monitoring's answer, not a service that scaled to zero.
