@@ -119,7 +119,8 @@ export interface ObservedService {
    * and created again under the same name is a new resource, with a new `uid` and `create_time`
    * (https://cloud.google.com/php/docs/reference/cloud-run/latest/V2.Service), but the same
    * `service_name` in Monitoring, so what Monitoring holds from before that time is the deleted
-   * one's (observe/observe.ts drops it). Absent or null: unknown, every minute counts.
+   * one's (observe/observe.ts drops it). Absent, null, unparsable or later than the reader's
+   * clock by more than the clock skew allowed: unknown, every minute counts.
    */
   createTime?: string | null;
   /** The revision template's containers, ingress container and sidecars, in template order. */

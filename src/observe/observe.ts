@@ -1,5 +1,5 @@
 import pLimit from 'p-limit';
-import { durationMs } from '../core/duration.js';
+import { beyondSkew, durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
 import {
   comparePools,
@@ -271,7 +271,11 @@ export async function observe(
       const key = `${svc.region}/${svc.name}`;
       // Monitoring groups by service name: minutes from before this service was created are a
       // deleted namesake's (see ObservedService.createTime), never this one's usage or refusals.
-      const born = svc.createTime ? Date.parse(svc.createTime) : NaN;
+      // A creation time beyond now plus the clock skew was stamped on a wrong clock: taken at its
+      // word it would drop every minute, and the service would read as at zero, its cap planned
+      // from nothing; it counts as unknown (every minute counts), as an unparsable one does.
+      const born =
+        svc.createTime && !beyondSkew(svc.createTime, nowMs) ? Date.parse(svc.createTime) : NaN;
       const own = <S extends MetricSeries | undefined>(series: S): S =>
         series === undefined || !Number.isFinite(born)
           ? series

@@ -124,6 +124,30 @@ describe('observe', () => {
     expect(unknown.snapshot.services[0]?.usage).toMatchObject({ current: 1, peak: 5 });
   });
 
+  it('counts every minute when the creation time lies beyond the clock skew: taken at its word, the service would read as at zero', async () => {
+    // A create_time an hour ahead of this clock (a wrong clock, a hand-made answer) would drop
+    // every minute the service has, and a service at zero is planned from nothing.
+    const ahead = await observe(
+      policy(),
+      ports({
+        services: [service('a', { createTime: new Date(NOW + 60 * MIN).toISOString() })],
+        series: [{ service: 'a', region: 'us-east1', points: points([20, 5], [2, 1]) }],
+      }),
+      NOW,
+    );
+    expect(ahead.snapshot.services[0]?.usage).toMatchObject({ current: 1, peak: 5 });
+    // Within the skew, it is taken at its word: no minute before it is this service's.
+    const justNow = await observe(
+      policy(),
+      ports({
+        services: [service('a', { createTime: new Date(NOW + 30_000).toISOString() })],
+        series: [{ service: 'a', region: 'us-east1', points: points([20, 5], [2, 1]) }],
+      }),
+      NOW,
+    );
+    expect(justNow.snapshot.services[0]?.usage).toMatchObject({ current: 0, peak: 0 });
+  });
+
   it('reads GPU utilization over the last staleAfter only, the counts over the lookback, and uses its latest minute', async () => {
     const windows: Record<string, { startMs: number; endMs: number }> = {};
     const base = ports({
