@@ -661,21 +661,63 @@ export function judgedScope(
 ): string[] {
   const mine = problemsOf(problems, project);
   const pools = plan.pools.filter((p) => p.project === project);
-  const servicesUnread = mine.filter((p) => p.subject === 'services');
-  const unlisted = new Set(servicesUnread.map((p) => p.region));
+  const unlisted = unlistedRegions(project, problems);
   const known = pools.filter((p) => p.budget !== null && !unlisted.has(p.region));
   if (mine.length === 0 && known.length === pools.length) return [project];
-  const planned = new Set(pools.map((p) => poolKey(p)));
-  const gone = new Set<string>();
-  // With no region listed (`null`: the project's regions unknown), no pool is known gone.
-  if (!unlisted.has(null)) {
-    for (const place of stored) {
-      const key = alertPoolKey(place);
-      if (key === null || place.project !== project || planned.has(key)) continue;
-      if (!unlisted.has(place.region)) gone.add(key);
-    }
-  }
-  return [...known.map((p) => poolKey(p)), ...[...gone].sort(compareText)];
+  const gone = goneIn(project, plan, unlisted);
+  const gonePools = new Set(stored.flatMap((place) => gone.pool(place) ?? []));
+  return [...known.map((p) => poolKey(p)), ...[...gonePools].sort(compareText)];
+}
+
+/**
+ * The regions of the project whose services could not be listed (a `services` problem); `null`
+ * among them when its regions could not be listed at all.
+ */
+function unlistedRegions(
+  project: string,
+  problems: readonly ObservationProblem[],
+): ReadonlySet<string | null> {
+  return new Set(
+    problemsOf(problems, project)
+      .filter((p) => p.subject === 'services')
+      .map((p) => p.region),
+  );
+}
+
+/**
+ * What this run knows is gone in the project, for a stored condition's place: only where its
+ * region was listed (or is no longer governed), and nothing when its regions could not be listed.
+ * `pool`: the pool's key when the place names a pool the plan does not have, else null.
+ * `service`: whether the plan has no service of the place's name in the place's pool.
+ */
+function goneIn(
+  project: string,
+  plan: Plan,
+  unlisted: ReadonlySet<string | null>,
+): {
+  pool: (place: AlertPlace) => string | null;
+  service: (place: AlertPlace & Pick<Alert, 'service'>) => boolean;
+} {
+  // With no region listed (`null`: the project's regions unknown), nothing is known gone.
+  if (unlisted.has(null)) return { pool: () => null, service: () => false };
+  const planned = new Set(plan.pools.filter((p) => p.project === project).map((p) => poolKey(p)));
+  const present = new Set(
+    plan.services.filter((s) => s.project === project).map((s) => `${poolKey(s)}:${s.name}`),
+  );
+  const seen = (place: AlertPlace): string | null => {
+    const key = alertPoolKey(place);
+    return key !== null && place.project === project && !unlisted.has(place.region) ? key : null;
+  };
+  return {
+    pool: (place) => {
+      const key = seen(place);
+      return key !== null && !planned.has(key) ? key : null;
+    },
+    service: (place) => {
+      const key = seen(place);
+      return key !== null && place.service !== null && !present.has(`${key}:${place.service}`);
+    },
+  };
 }
 
 /**
@@ -710,26 +752,9 @@ export function goneConditions(
   problems: readonly ObservationProblem[],
   stored: ConditionState,
 ): string[] {
-  const unlisted = new Set(
-    problemsOf(problems, project)
-      .filter((p) => p.subject === 'services')
-      .map((p) => p.region),
-  );
-  if (unlisted.has(null)) return [];
-  const present = new Set(
-    plan.services.filter((s) => s.project === project).map((s) => `${poolKey(s)}:${s.name}`),
-  );
-  const planned = new Set(plan.pools.filter((p) => p.project === project).map((p) => poolKey(p)));
+  const gone = goneIn(project, plan, unlistedRegions(project, problems));
   return Object.entries(stored)
-    .filter(([, r]) => {
-      const key = alertPoolKey(r);
-      return (
-        r.project === project &&
-        key !== null &&
-        !unlisted.has(r.region) &&
-        (r.service === null ? !planned.has(key) : !present.has(`${key}:${r.service}`))
-      );
-    })
+    .filter(([, r]) => (r.service === null ? gone.pool(r) !== null : gone.service(r)))
     .map(([k]) => k)
     .sort(compareText);
 }
