@@ -715,6 +715,11 @@ describe('rules 5 and 6: refusals move room to where it is used', () => {
       policy({ defaults: { headroom: 0, reverseDelay: '5m' } }),
       AT,
     );
+    // Under the delay in force when it was lowered (30m, 10 minutes ago) it is held where it is:
+    // without this, the edit would be shown to change nothing.
+    const before = plan(snap(8, [lowered]), policy({ defaults: { headroom: 0 } }), AT);
+    expect(to(before, 'lowered')).toBe(2);
+    expect(reason(before, 'lowered')).toContain('not raised back');
     expect(to(shorter, 'lowered')).toBe(8);
     expect(reason(shorter, 'lowered')).not.toContain('not raised back');
     // A floor raised above the cap (a new rule's min) is written at once, reverse delay or not,
