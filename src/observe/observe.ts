@@ -230,7 +230,7 @@ export async function observe(
     // service has, a region not read) cannot be vouched for, and alone it would make every
     // stopped series of the project read as a service at zero, its cap then planned from nothing.
     const known = counts
-      ? p.services.flatMap((s) => counts.get(`${s.region}/${s.name}`) ?? [])
+      ? p.services.flatMap((s) => counts.get(seriesKey(s.region, s.name)) ?? [])
       : [];
     const newest = known.reduce((n, s) => Math.max(n, s.points.at(-1)?.at ?? -Infinity), -Infinity);
     // No series at all is a project scaled to zero, or Monitoring further behind than the whole
@@ -268,7 +268,7 @@ export async function observe(
         });
         continue;
       }
-      const key = `${svc.region}/${svc.name}`;
+      const key = seriesKey(svc.region, svc.name);
       // Monitoring groups by service name: minutes from before this service was created are a
       // deleted namesake's (see ObservedService.createTime), never this one's usage or refusals.
       // A creation time beyond now plus the clock skew was stamped on a wrong clock: taken at its
@@ -494,7 +494,12 @@ function sumWithin(parts: readonly string[], room: number, total: number): strin
 }
 
 function indexSeries(series: MetricSeries[]): Map<string, MetricSeries> {
-  return new Map(series.map((s) => [`${s.region}/${s.service}`, s]));
+  return new Map(series.map((s) => [seriesKey(s.region, s.service), s]));
+}
+
+/** The key {@link indexSeries} files a service's series under: its region and name. */
+function seriesKey(region: string, service: string): string {
+  return `${region}/${service}`;
 }
 
 const EMPTY: MetricSeries = { service: '', region: '', points: [] };
