@@ -274,12 +274,14 @@ export async function observe(
       // A creation time beyond now plus the clock skew was stamped on a wrong clock: taken at its
       // word it would drop every minute, and the service would read as at zero, its cap planned
       // from nothing; it counts as unknown (every minute counts), as an unparsable one does.
+      // A point covers the minute that ends at its time (the interval (start, end], minuteGrid):
+      // one that ends at the creation time is wholly the namesake's.
       const born =
         svc.createTime && !beyondSkew(svc.createTime, nowMs) ? Date.parse(svc.createTime) : NaN;
       const own = <S extends MetricSeries | undefined>(series: S): S =>
         series === undefined || !Number.isFinite(born)
           ? series
-          : ({ ...series, points: series.points.filter((pt) => pt.at >= born) } as S);
+          : ({ ...series, points: series.points.filter((pt) => pt.at > born) } as S);
       const ownCounts = own(counts?.get(key));
       const ownUtilization = own(utilization.get(key));
       const ownServed = own(served?.get(key));

@@ -124,6 +124,19 @@ describe('observe', () => {
     expect(unknown.snapshot.services[0]?.usage).toMatchObject({ current: 1, peak: 5 });
   });
 
+  it('counts no minute that ends at the creation time: Monitoring reads a point as its interval (start, end]', async () => {
+    // The point at 8 minutes ago covers the minute before it: all of it before 'a' was made then.
+    const o = await observe(
+      policy(),
+      ports({
+        services: [service('a', { createTime: new Date(NOW - 8 * MIN).toISOString() })],
+        series: [{ service: 'a', region: 'us-east1', points: points([8, 5], [7, 2], [2, 1]) }],
+      }),
+      NOW,
+    );
+    expect(o.snapshot.services[0]?.usage).toMatchObject({ current: 1, peak: 2 });
+  });
+
   it('counts every minute when the creation time lies beyond the clock skew: taken at its word, the service would read as at zero', async () => {
     // A create_time an hour ahead of this clock (a wrong clock, a hand-made answer) would drop
     // every minute the service has, and a service at zero is planned from nothing.
