@@ -608,9 +608,10 @@ export function degradedAlert(
   // A region whose services could not be listed is skipped whole: nothing there is governed,
   // which is as grave as a held lease (ERROR), not a partial read (WARNING).
   const unlisted = mine.filter((p) => p.subject === 'services');
-  const skipped = unlisted.some((p) => p.region === null)
+  const regions = unlistedRegions(project, problems);
+  const skipped = regions.has(null)
     ? ['any region (its regions could not be listed)']
-    : [...new Set(unlisted.map((p) => p.region ?? ''))].sort(compareText);
+    : [...regions].filter((r) => r !== null).sort(compareText);
   const unit = unitLabel({ project, ...ctx });
   return makeAlert(ctx, projectWide(ctx, project), {
     type: 'governor.degraded',
