@@ -88,6 +88,8 @@ interface EmulatorSettings {
   readonly memoizeMetrics?: boolean;
   /** Test seam: a raw ListTimeSeries answer instead of the fleet's series (see EmulatorOptions). */
   readonly timeSeriesAnswer?: TimeSeriesAnswerHook;
+  /** Test seam: a raw ListServices or GetService answer instead of the fleet's (see EmulatorOptions). */
+  readonly serviceAnswer?: ServiceAnswerHook;
 }
 
 /**
@@ -97,6 +99,19 @@ interface EmulatorSettings {
  * it makes the emulator send what Monitoring could put on the wire, however odd.
  */
 export type TimeSeriesAnswerHook = (request: Message) => Message | undefined;
+
+/**
+ * Given a ListServices or GetService request whose parent or name the emulator accepts, and
+ * `fleetAnswer` (computing the answer the fleet would give to this very request: fields as the
+ * proto names them, `services`, `next_page_token`, ...), a raw answer to send as is instead, or
+ * undefined to send the fleet's. A test seam, in process only: it makes the emulator send what
+ * Cloud Run could put on the wire, however odd.
+ */
+export type ServiceAnswerHook = (
+  method: 'ListServices' | 'GetService',
+  request: Message,
+  fleetAnswer: () => Message,
+) => Message | undefined;
 
 /** The most calls the call log keeps: older ones are dropped first. */
 const MAX_LOGGED_CALLS = 20_000;

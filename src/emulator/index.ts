@@ -1,7 +1,12 @@
 import { dirname, resolve } from 'node:path';
 import { startAdminServer } from './admin.js';
 import { VirtualClock } from './clock.js';
-import { EmulatorContext, type FaultHook, type TimeSeriesAnswerHook } from './context.js';
+import {
+  EmulatorContext,
+  type FaultHook,
+  type ServiceAnswerHook,
+  type TimeSeriesAnswerHook,
+} from './context.js';
 import { EmulatorControl } from './control.js';
 import type { FaultConfigInput } from './faults.js';
 import type { InvariantSpecInput } from './invariants.js';
@@ -54,6 +59,11 @@ export interface EmulatorOptions {
    * request is still checked as Monitoring checks it). In process only; see docs/emulator.md.
    */
   readonly timeSeriesAnswer?: TimeSeriesAnswerHook;
+  /**
+   * Test seam: may answer a ListServices or GetService with a raw response instead of the fleet's
+   * (the request is still checked as Cloud Run checks it). In process only; see docs/emulator.md.
+   */
+  readonly serviceAnswer?: ServiceAnswerHook;
   /**
    * The wall clock operations are timed by, in ms (default `Date.now`): a test steps it to show
    * what a slow handler answers, where the machine's speed would decide.
@@ -114,6 +124,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       pageSize: options.pageSize ?? 5,
       memoizeMetrics: options.memoizeMetrics ?? false,
       ...(options.timeSeriesAnswer ? { timeSeriesAnswer: options.timeSeriesAnswer } : {}),
+      ...(options.serviceAnswer ? { serviceAnswer: options.serviceAnswer } : {}),
     },
     options.faults,
     options.wallClock,
@@ -148,7 +159,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
 export { FleetError, type Fleet, type FleetInput } from './fleet.js';
 export { DEFAULT_METRICS_LAG_MS, FleetModel } from './model.js';
 export { MAX_CLOCK_SPEED } from './clock.js';
-export type { CallRecord, FaultHook, TimeSeriesAnswerHook } from './context.js';
+export type { CallRecord, FaultHook, ServiceAnswerHook, TimeSeriesAnswerHook } from './context.js';
 export { seededRandom, type FaultConfigInput } from './faults.js';
 export type { InvariantSpecInput } from './invariants.js';
 export { RpcError } from './rpc.js';

@@ -402,25 +402,29 @@ export function runServicesHandlers(ctx: EmulatorContext): Handlers {
         'services',
         'run.services.list',
       );
-      const all = ctx.model.listServices(project).filter((s) => s.region === region);
-      const { page, nextPageToken } = paginate(
-        all,
-        listPaging(request, ctx, ['ListServices', project, region]),
-      );
-      return {
-        services: page.map((s) => {
-          const reconciling = ctx.reconciling(s);
-          ctx.monitor.saw(s, reconciling);
-          return serviceResource(s, reconciling, s.updateTime);
-        }),
-        next_page_token: nextPageToken,
+      const fleetAnswer = (): Message => {
+        const all = ctx.model.listServices(project).filter((s) => s.region === region);
+        const { page, nextPageToken } = paginate(
+          all,
+          listPaging(request, ctx, ['ListServices', project, region]),
+        );
+        return {
+          services: page.map((s) => {
+            const reconciling = ctx.reconciling(s);
+            ctx.monitor.saw(s, reconciling);
+            return serviceResource(s, reconciling, s.updateTime);
+          }),
+          next_page_token: nextPageToken,
+        };
       };
+      return ctx.settings.serviceAnswer?.('ListServices', request, fleetAnswer) ?? fleetAnswer();
     },
     GetService: (request) => {
       const name = text(request, 'name');
       const key = parseServiceName(name);
       requireFleetProject(ctx.model.fleet.projects, key.project, 'run.services.get', name);
-      return renderService(ctx, key);
+      const fleetAnswer = () => renderService(ctx, key);
+      return ctx.settings.serviceAnswer?.('GetService', request, fleetAnswer) ?? fleetAnswer();
     },
     UpdateService: (request) => updateService(ctx, request),
     TestIamPermissions: (request) =>
