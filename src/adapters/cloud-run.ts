@@ -174,13 +174,18 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
         (pageToken) => read(() => services.listServices({ parent, pageSize, pageToken }, pages)),
         `listing the services of ${parent}`,
       );
+      ownItems(found, `${parent}/services/`, `listing the services of ${parent}`);
       return found.map((s) => toObservedService(s, project, region));
     },
 
     async getService(project, region, name) {
-      const service = await fetchService(
-        `${parentOf(project, region)}/services/${segment('name', name)}`,
-      );
+      const asked = `${parentOf(project, region)}/services/${segment('name', name)}`;
+      const service = await fetchService(asked);
+      if (service.name !== asked) {
+        throw new UpstreamError(
+          `getting service ${asked}: Cloud Run answered with "${cut(service.name ?? '')}", another resource; nothing of it is used`,
+        );
+      }
       return toObservedService(service, project, region);
     },
 
@@ -207,6 +212,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
           read(() => workerPools.listWorkerPools({ parent, pageSize, pageToken }, pages)),
         `listing the worker pools of ${parent}`,
       );
+      ownItems(found, `${parent}/workerPools/`, `listing the worker pools of ${parent}`);
       return found.map((w) => toObservedWorkerPool(w, project, region));
     },
 
@@ -221,6 +227,12 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
         (pageToken) =>
           read(() => executions.listExecutions({ parent, pageSize, pageToken }, pages)),
         `listing the job executions of ${parentOf(project, region)}`,
+      );
+      ownItems(
+        found,
+        `${parentOf(project, region)}/jobs/`,
+        `listing the job executions of ${parentOf(project, region)}`,
+        /^[^/]+\/executions\/[^/]+$/,
       );
       return found
         .filter((e) => !e.completionTime)
@@ -648,10 +660,66 @@ function int64(value: unknown): number {
   return 0;
 }
 
+/**
+ * A Timestamp "must be from 0001-01-01T00:00:00Z to 9999-12-31T23:59:59.999999999Z inclusive"
+ * and its nanos from 0 to 999,999,999 (google/protobuf/timestamp.proto,
+ * https://protobuf.dev/reference/protobuf/google.protobuf/#timestamp): any other reads as no time
+ * (unknown), never as a date nobody set, nor as a RangeError that would lose the whole listing.
+ */
+const TIMESTAMP_SECONDS = { min: -62_135_596_800, max: 253_402_300_799 };
+
 function isoTime(ts: protos.google.protobuf.ITimestamp | null | undefined): string | null {
   if (!ts) return null;
-  const ms = int64(ts.seconds) * 1000 + Math.floor((ts.nanos ?? 0) / 1e6);
-  return Number.isFinite(ms) ? new Date(ms).toISOString() : null;
+  const seconds = int64(ts.seconds);
+  const nanos = ts.nanos ?? 0;
+  if (
+    !Number.isInteger(seconds) ||
+    seconds < TIMESTAMP_SECONDS.min ||
+    seconds > TIMESTAMP_SECONDS.max ||
+    !Number.isInteger(nanos) ||
+    nanos < 0 ||
+    nanos > 999_999_999
+  )
+    return null;
+  return new Date(seconds * 1000 + Math.floor(nanos / 1e6)).toISOString();
+}
+
+/**
+ * A listing is the parent's own collection: every item named `prefix` + one segment (for job
+ * executions, `jobs/J/executions/E` under it), each once. Cloud Run names resources
+ * `projects/{project}/locations/{location}/services/{service_id}` (Service.name,
+ * https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services) and lists "the
+ * Services for a given project and location" (ListServicesRequest.parent). An item of another
+ * project or region would be counted, and written, as this region's; one twice would be counted
+ * twice. Neither can be read as the region's listing: an UpstreamError, so the region is left
+ * out (observe fails static for it) with the names that were wrong.
+ */
+function ownItems(
+  items: readonly { name?: string | null }[],
+  prefix: string,
+  what: string,
+  rest = /^[^/]+$/,
+): void {
+  const seen = new Set<string>();
+  for (const { name } of items) {
+    const full = name ?? '';
+    if (!full.startsWith(prefix) || !rest.test(full.slice(prefix.length))) {
+      throw new UpstreamError(
+        `${what}: Cloud Run listed "${cut(full)}", which is not under ${prefix.slice(0, -1)}; the listing is not used`,
+      );
+    }
+    if (seen.has(full)) {
+      throw new UpstreamError(
+        `${what}: Cloud Run listed ${cut(full)} twice; the listing is not used`,
+      );
+    }
+    seen.add(full);
+  }
+}
+
+/** A name quoted in an error, cut to a readable length. */
+function cut(text: string): string {
+  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
 }
 
 function lastSegment(name: string): string {
@@ -736,6 +804,9 @@ function checkPolling(polling: OperationPolling): OperationPolling {
   return polling;
 }
 
+/** Empty pages in a row after which a listing that offers another is taken as endless (allPages). */
+const MAX_EMPTY_PAGES = 100;
+
 /**
  * Every item of a list (a failure on any page translated), page after page until the next_page_token is empty: "If the end of the
  * collection has been reached, the next_page_token field must be empty. This is the only way to
@@ -744,8 +815,12 @@ function checkPolling(polling: OperationPolling): OperationPolling {
  * https://google.aip.dev/158). Not google-gax's async iterators (`list...Async`): they end the
  * list after ten empty pages in a row whatever the token says (`maxAttemptsEmptyResponse` in
  * google-gax's pageDescriptor.js), which would read a region's services as fewer than they are.
- * A token that comes back twice would loop for ever: an UpstreamError.
+ * A token that comes back twice would loop for ever: an UpstreamError. So would fresh tokens on
+ * empty pages without end: AIP-158 bounds neither, so more than `MAX_EMPTY_PAGES` empty pages in a
+ * row (ten times what google-gax's iterators allow) are taken as a listing that does not end, an
+ * UpstreamError rather than a run that never finishes.
  */
+
 async function allPages<T>(
   page: (
     pageToken: string,
@@ -755,6 +830,7 @@ async function allPages<T>(
   const all: T[] = [];
   const seen = new Set<string>();
   let pageToken = '';
+  let empty = 0;
   do {
     let answer: Awaited<ReturnType<typeof page>>;
     try {
@@ -764,7 +840,12 @@ async function allPages<T>(
     }
     const [items, , response] = answer;
     all.push(...items);
+    empty = items.length === 0 ? empty + 1 : 0;
     pageToken = response?.nextPageToken ?? '';
+    if (pageToken !== '' && empty >= MAX_EMPTY_PAGES)
+      throw new UpstreamError(
+        `${what}: the listing did not end (${empty} pages in a row held nothing, and another was offered)`,
+      );
     if (seen.has(pageToken))
       throw new UpstreamError(`${what}: the page token "${pageToken}" came back twice`);
     seen.add(pageToken);

@@ -1,0 +1,233 @@
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+
+import { createCloudRunAdapter } from '../../src/adapters/cloud-run.js';
+import type { CloudRunAdapter } from '../../src/adapters/cloud-run.js';
+import { startEmulator } from '../../src/emulator/index.js';
+import type { RunningEmulator, ServiceAnswerHook } from '../../src/emulator/index.js';
+import { UpstreamError } from '../../src/errors.js';
+import { observe } from '../../src/observe/observe.js';
+import { plan } from '../../src/core/planner.js';
+import { MAX_INSTANCE_COUNT } from '../../src/core/service.js';
+import { PROJECT } from '../emulator/helpers.js';
+import { governAll } from '../support/fixtures.js';
+
+/**
+ * What the adapter makes of ListServices and GetService answers Cloud Run could put on the wire
+ * but should not, or odd ones it may: the emulator sends each raw answer as given (its
+ * `serviceAnswer` seam), through the real client library. A listing that cannot be the region's
+ * (a service of another parent, one twice, pages that never end) is refused whole with an
+ * UpstreamError, so the region is left out (observe: fail static, the problem reported); a
+ * field out of its range reads as unknown, never as a number nobody set.
+ */
+
+const US = 'us-central1';
+const EU = 'europe-west4';
+
+type Raw = Record<string, unknown>;
+let hook: ServiceAnswerHook | undefined;
+let emulator: RunningEmulator;
+let adapter: CloudRunAdapter;
+
+beforeAll(async () => {
+  emulator = await startEmulator({
+    fleet: {
+      start: '2026-11-27T12:00:00Z',
+      projects: [
+        {
+          id: PROJECT,
+          pools: [{ region: US, quota: 10 }],
+          services: [
+            { name: 'web', region: US, gpu: {}, maxInstances: 4, demand: 1 },
+            { name: 'api', region: US, gpu: {}, maxInstances: 3, demand: 1 },
+          ],
+        },
+      ],
+    },
+    speed: 'manual',
+    serviceAnswer: (method, request, fleet) => hook?.(method, request, fleet),
+  });
+  adapter = createCloudRunAdapter({
+    emulatorHost: emulator.host,
+    retry: { maxAttempts: 1, attemptTimeoutMs: 10_000 },
+  });
+});
+
+afterEach(() => {
+  hook = undefined;
+});
+
+afterAll(async () => {
+  await adapter?.close();
+  await emulator?.stop();
+});
+
+const services = (answer: Raw): Raw[] => answer['services'] as Raw[];
+
+/** The fleet's first page, each service passed through `edit` (a copy). */
+function editServices(edit: (service: Raw, i: number) => Raw): void {
+  hook = (method, _request, fleet) => {
+    if (method !== 'ListServices') return undefined;
+    const answer = fleet();
+    return { ...answer, services: services(answer).map((s, i) => edit(structuredClone(s), i)) };
+  };
+}
+
+function template(s: Raw): Raw {
+  return s['template'] as Raw;
+}
+
+function setGpuLimit(s: Raw, limit: string | undefined): Raw {
+  const [main] = template(s)['containers'] as Raw[];
+  const limits = (main?.['resources'] as Raw)['limits'] as Record<string, string>;
+  if (limit === undefined) delete limits['nvidia.com/gpu'];
+  else limits['nvidia.com/gpu'] = limit;
+  return s;
+}
+
+describe('a listing that cannot be the region asked', () => {
+  it('refuses a service named under another project or region, naming it', async () => {
+    for (const foreign of [
+      `projects/other-project/locations/${US}/services/web`,
+      `projects/${PROJECT}/locations/${EU}/services/web`,
+    ]) {
+      editServices((s, i) => (i === 0 ? { ...s, name: foreign } : s));
+      const read = adapter.listServices(PROJECT, US);
+      await expect(read).rejects.toBeInstanceOf(UpstreamError);
+      await expect(read).rejects.toThrow(foreign);
+    }
+  });
+
+  it('refuses the same service listed twice across pages', async () => {
+    let web: Raw | undefined;
+    hook = (method, request, fleet) => {
+      if (method !== 'ListServices') return undefined;
+      web ??= services(fleet())[0];
+      const token = request['page_token'] === '' ? 'second' : '';
+      return { services: [web], next_page_token: token };
+    };
+    const read = adapter.listServices(PROJECT, US);
+    await expect(read).rejects.toBeInstanceOf(UpstreamError);
+    await expect(read).rejects.toThrow(/twice/);
+  });
+
+  it('stops a listing whose page token never ends, rather than reading for ever', async () => {
+    let asked = 0;
+    hook = (method) => {
+      if (method !== 'ListServices') return undefined;
+      asked += 1;
+      return { services: [], next_page_token: `page-${asked}` };
+    };
+    const read = adapter.listServices(PROJECT, US);
+    await expect(read).rejects.toBeInstanceOf(UpstreamError);
+    await expect(read).rejects.toThrow(/did not end/);
+    expect(asked).toBeGreaterThan(10); // more empty pages than google-gax's own iterator allows
+  });
+
+  it('GetService answering another service is refused', async () => {
+    hook = (method, _request, fleet) =>
+      method === 'GetService'
+        ? { ...fleet(), name: `projects/${PROJECT}/locations/${US}/services/api` }
+        : undefined;
+    const read = adapter.getService(PROJECT, US, 'web');
+    await expect(read).rejects.toBeInstanceOf(UpstreamError);
+    await expect(read).rejects.toThrow(/services\/api/);
+  });
+});
+
+describe('odd fields of one service', () => {
+  it('a GPU template with no containers counts one GPU per instance (the only count Cloud Run allows)', async () => {
+    editServices((s) => ({ ...s, template: { ...template(s), containers: [] } }));
+    const [web] = await adapter.listServices(PROJECT, US);
+    expect(web?.gpu).toMatchObject({ accelerator: 'nvidia-l4', count: 1 });
+    expect(web?.containers).toEqual([]);
+  });
+
+  it.each([
+    ['0', 1],
+    ['2', 2],
+    ['1.5', 1],
+    ['abc', 1],
+    [undefined, 1],
+  ])('a GPU limit of %s with an accelerator reads as %s GPU(s) per instance', async (limit, n) => {
+    editServices((s) => setGpuLimit(s, limit));
+    const [web] = await adapter.listServices(PROJECT, US);
+    expect(web?.gpu?.count).toBe(n);
+  });
+
+  it('an accelerator the governor does not know is its own pool, read as given', async () => {
+    editServices((s) => ({
+      ...s,
+      template: { ...template(s), node_selector: { accelerator: 'nvidia-h999' } },
+    }));
+    const [web] = await adapter.listServices(PROJECT, US);
+    expect(web?.gpu?.accelerator).toBe('nvidia-h999');
+  });
+
+  it.each([-5, MAX_INSTANCE_COUNT + 10, 2 ** 40])(
+    'a scaling.max_instance_count of %s reads as no max, never as a number nobody set',
+    async (max) => {
+      editServices((s) => ({
+        ...s,
+        scaling: { ...(s['scaling'] as Raw), max_instance_count: max },
+      }));
+      const [web] = await adapter.listServices(PROJECT, US);
+      const got = web?.serviceMaxInstances ?? null;
+      expect(got === null || (got >= 1 && got <= MAX_INSTANCE_COUNT)).toBe(true);
+    },
+  );
+
+  it('min instances above max are read as given', async () => {
+    editServices((s) => ({
+      ...s,
+      scaling: { ...(s['scaling'] as Raw), min_instance_count: 9, max_instance_count: 2 },
+    }));
+    const [web] = await adapter.listServices(PROJECT, US);
+    expect(web).toMatchObject({ serviceMinInstances: 9, serviceMaxInstances: 2 });
+  });
+
+  it('a create_time or update_time out of the Timestamp range reads as unknown', async () => {
+    editServices((s) => ({
+      ...s,
+      create_time: { seconds: '999999999999999', nanos: 0 },
+      update_time: { seconds: '-99999999999999', nanos: 5 },
+    }));
+    const [web] = await adapter.listServices(PROJECT, US);
+    expect(web?.createTime).toBeNull();
+    expect(web?.updateTime).toBeNull();
+  });
+
+  it('a generation beyond a double stays a number', async () => {
+    editServices((s) => ({ ...s, generation: '9223372036854775807', observed_generation: '-1' }));
+    const [web] = await adapter.listServices(PROJECT, US);
+    expect(Number.isFinite(web?.generation)).toBe(true);
+    expect(Number.isFinite(web?.observedGeneration)).toBe(true);
+  });
+});
+
+describe('observation of a listing refused', () => {
+  it('leaves the region out and says why; no cap of it is planned', async () => {
+    editServices((s, i) =>
+      i === 0 ? { ...s, name: `projects/${PROJECT}/locations/${EU}/services/web` } : s,
+    );
+    const policy = governAll({ projects: [PROJECT], regions: [US] });
+    const o = await observe(
+      policy,
+      {
+        run: adapter,
+        monitoring: {
+          instanceCounts: () => Promise.resolve([]),
+          gpuUtilization: () => Promise.resolve([]),
+          servedRequests: () => Promise.resolve([]),
+          refusedRequests: () => Promise.resolve([]),
+        },
+        quotas: { gpuQuota: () => Promise.resolve(10) },
+      },
+      Date.parse('2026-11-27T12:00:00Z'),
+    );
+    expect(o.snapshot.services).toEqual([]);
+    const problem = o.problems.find((p) => p.subject === 'services');
+    expect(problem?.region).toBe(US);
+    expect(problem?.error).toContain(`locations/${EU}/services/web`);
+    expect(plan(o.snapshot, policy, o.snapshot.takenAt).services).toEqual([]);
+  });
+});
