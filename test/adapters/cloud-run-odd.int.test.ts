@@ -8,6 +8,12 @@ import { UpstreamError } from '../../src/errors.js';
 import { observe } from '../../src/observe/observe.js';
 import { plan } from '../../src/core/planner.js';
 import { MAX_INSTANCE_COUNT } from '../../src/core/service.js';
+import {
+  ANNOTATIONS,
+  lastChangedAt,
+  originalMaxes,
+  writtenAtOf,
+} from '../../src/observe/annotations.js';
 import { PROJECT } from '../emulator/helpers.js';
 import { governAll } from '../support/fixtures.js';
 
@@ -201,6 +207,29 @@ describe('odd fields of one service', () => {
     const [web] = await adapter.listServices(PROJECT, US);
     expect(Number.isFinite(web?.generation)).toBe(true);
     expect(Number.isFinite(web?.observedGeneration)).toBe(true);
+  });
+});
+
+describe("the governor's own annotations holding garbage", () => {
+  it('read as no time and an unreadable original max, cut short, whatever their length', async () => {
+    const huge = `2026-11-27T12:00:00Z${'x'.repeat(2_000_000)}`;
+    editServices((s) => ({
+      ...s,
+      annotations: {
+        ...(s['annotations'] as Raw),
+        [ANNOTATIONS.lastChanged]: huge,
+        [ANNOTATIONS.writtenAt]: 'garbage 2026',
+        [ANNOTATIONS.originalMax]: '{"max": 4',
+      },
+    }));
+    const [web] = await adapter.listServices(PROJECT, US);
+    if (!web) throw new Error('web was not listed');
+    expect(web.annotations[ANNOTATIONS.lastChanged]).toHaveLength(huge.length);
+    expect(lastChangedAt(web.annotations)).toBeNull();
+    expect(writtenAtOf(web.annotations)).toEqual({ unreadable: 'garbage 2026' });
+    const [restore] = originalMaxes([web]);
+    expect(restore).toMatchObject({ to: null, source: 'original-max' });
+    expect(restore?.unreadable?.length).toBeLessThanOrEqual(201);
   });
 });
 
