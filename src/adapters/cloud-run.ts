@@ -174,14 +174,14 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
         (pageToken) => read(() => services.listServices({ parent, pageSize, pageToken }, pages)),
         `listing the services of ${parent}`,
       );
-      ownItems(found, `${parent}/services/`, `listing the services of ${parent}`);
+      ownItems(found, project, region, 'services/', `listing the services of ${parent}`);
       return found.map((s) => toObservedService(s, project, region));
     },
 
     async getService(project, region, name) {
       const asked = `${parentOf(project, region)}/services/${segment('name', name)}`;
       const service = await fetchService(asked);
-      if (service.name !== asked) {
+      if (!namedUnder(service.name ?? '', project, region, `services/${name}`, /^$/)) {
         throw new UpstreamError(
           `getting service ${asked}: Cloud Run answered with "${cut(service.name ?? '')}", another resource; nothing of it is used`,
         );
@@ -212,7 +212,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
           read(() => workerPools.listWorkerPools({ parent, pageSize, pageToken }, pages)),
         `listing the worker pools of ${parent}`,
       );
-      ownItems(found, `${parent}/workerPools/`, `listing the worker pools of ${parent}`);
+      ownItems(found, project, region, 'workerPools/', `listing the worker pools of ${parent}`);
       return found.map((w) => toObservedWorkerPool(w, project, region));
     },
 
@@ -230,7 +230,9 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
       );
       ownItems(
         found,
-        `${parentOf(project, region)}/jobs/`,
+        project,
+        region,
+        'jobs/',
         `listing the job executions of ${parentOf(project, region)}`,
         /^[^/]+\/executions\/[^/]+$/,
       );
@@ -685,8 +687,9 @@ function isoTime(ts: protos.google.protobuf.ITimestamp | null | undefined): stri
 }
 
 /**
- * A listing is the parent's own collection: every item named `prefix` + one segment (for job
- * executions, `jobs/J/executions/E` under it), each once. Cloud Run names resources
+ * A listing is the parent's own collection: every item named under the project and region asked
+ * and the collection (`namedUnder`), then one segment (for job executions, `J/executions/E` under
+ * `jobs/`), each once. Cloud Run names resources
  * `projects/{project}/locations/{location}/services/{service_id}` (Service.name,
  * https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services) and lists "the
  * Services for a given project and location" (ListServicesRequest.parent). An item of another
@@ -696,25 +699,51 @@ function isoTime(ts: protos.google.protobuf.ITimestamp | null | undefined): stri
  */
 function ownItems(
   items: readonly { name?: string | null }[],
-  prefix: string,
+  project: string,
+  region: string,
+  collection: string,
   what: string,
   rest = /^[^/]+$/,
 ): void {
   const seen = new Set<string>();
   for (const { name } of items) {
     const full = name ?? '';
-    if (!full.startsWith(prefix) || !rest.test(full.slice(prefix.length))) {
+    if (!namedUnder(full, project, region, collection, rest)) {
       throw new UpstreamError(
-        `${what}: Cloud Run listed "${cut(full)}", which is not under ${prefix.slice(0, -1)}; the listing is not used`,
+        `${what}: Cloud Run listed "${cut(full)}", which is not under projects/${project}/locations/${region}/${collection.slice(0, -1)}; the listing is not used`,
       );
     }
-    if (seen.has(full)) {
+    // The same resource whether its project is named by id or by number.
+    const key = full.slice(full.indexOf('/locations/'));
+    if (seen.has(key)) {
       throw new UpstreamError(
         `${what}: Cloud Run listed ${cut(full)} twice; the listing is not used`,
       );
     }
-    seen.add(full);
+    seen.add(key);
   }
+}
+
+/**
+ * Whether `name` is `projects/P/locations/R/` + `collection` + a rest matching `rest`. The project
+ * segment may also be a project number: Google's APIs may name a project by number in what they
+ * answer though asked by id (as Cloud Quotas does, docs/quota-requests.md), and a number cannot
+ * be compared with the id here, so a numeric one is let through; the region and the collection
+ * must be the ones asked.
+ */
+function namedUnder(
+  name: string,
+  project: string,
+  region: string,
+  collection: string,
+  rest: RegExp,
+): boolean {
+  const prefix = `/locations/${region}/${collection}`;
+  const match = /^projects\/([^/]+)(\/.*)$/.exec(name);
+  if (!match) return false;
+  const [, owner = '', tail = ''] = match;
+  if (owner !== project && !/^[0-9]+$/.test(owner)) return false;
+  return tail.startsWith(prefix) && rest.test(tail.slice(prefix.length));
 }
 
 /** A name quoted in an error, cut to a readable length. */

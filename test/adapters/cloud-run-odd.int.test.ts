@@ -103,6 +103,17 @@ describe('a listing that cannot be the region asked', () => {
     }
   });
 
+  it('takes a service named by project number as the project asked (Google may answer so)', async () => {
+    const byNumber = (s: Raw) => String(s['name']).replace(PROJECT, '123456789012');
+    editServices((s, i) => (i === 0 ? { ...s, name: byNumber(s) } : s));
+    const listed = await adapter.listServices(PROJECT, US);
+    expect(listed.map((s) => s.name).sort()).toEqual(['api', 'web']);
+    // ... and the same service by id and by number is the same service, listed twice.
+    const api = `projects/${PROJECT}/locations/${US}/services/api`;
+    editServices((s) => ({ ...s, name: s['name'] === api ? api : byNumber({ name: api }) }));
+    await expect(adapter.listServices(PROJECT, US)).rejects.toThrow(/twice/);
+  });
+
   it('refuses the same service listed twice across pages', async () => {
     let web: Raw | undefined;
     hook = (method, request, fleet) => {
