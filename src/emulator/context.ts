@@ -90,6 +90,8 @@ interface EmulatorSettings {
   readonly timeSeriesAnswer?: TimeSeriesAnswerHook;
   /** Test seam: a raw ListServices or GetService answer instead of the fleet's (see EmulatorOptions). */
   readonly serviceAnswer?: ServiceAnswerHook;
+  /** Test seam: a raw GetQuotaInfo answer instead of the fleet's (see EmulatorOptions). */
+  readonly quotaInfoAnswer?: QuotaInfoAnswerHook;
 }
 
 /**
@@ -109,6 +111,17 @@ export type TimeSeriesAnswerHook = (request: Message) => Message | undefined;
  */
 export type ServiceAnswerHook = (
   method: 'ListServices' | 'GetService',
+  request: Message,
+  fleetAnswer: () => Message,
+) => Message | undefined;
+
+/**
+ * Given a GetQuotaInfo request whose name the emulator accepts, and `fleetAnswer` (computing the
+ * quota info the fleet would give, fields as the proto names them, or throwing its NOT_FOUND), a
+ * raw answer to send as is instead, or undefined to send the fleet's. A test seam, in process
+ * only: it makes the emulator send what Cloud Quotas could put on the wire, however odd.
+ */
+export type QuotaInfoAnswerHook = (
   request: Message,
   fleetAnswer: () => Message,
 ) => Message | undefined;

@@ -4,6 +4,7 @@ import { VirtualClock } from './clock.js';
 import {
   EmulatorContext,
   type FaultHook,
+  type QuotaInfoAnswerHook,
   type ServiceAnswerHook,
   type TimeSeriesAnswerHook,
 } from './context.js';
@@ -65,6 +66,11 @@ export interface EmulatorOptions {
    */
   readonly serviceAnswer?: ServiceAnswerHook;
   /**
+   * Test seam: may answer a GetQuotaInfo with a raw quota info instead of the fleet's (the name is
+   * still checked as Cloud Quotas checks it). In process only; see docs/emulator.md.
+   */
+  readonly quotaInfoAnswer?: QuotaInfoAnswerHook;
+  /**
    * The wall clock operations are timed by, in ms (default `Date.now`): a test steps it to show
    * what a slow handler answers, where the machine's speed would decide.
    */
@@ -125,6 +131,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       memoizeMetrics: options.memoizeMetrics ?? false,
       ...(options.timeSeriesAnswer ? { timeSeriesAnswer: options.timeSeriesAnswer } : {}),
       ...(options.serviceAnswer ? { serviceAnswer: options.serviceAnswer } : {}),
+      ...(options.quotaInfoAnswer ? { quotaInfoAnswer: options.quotaInfoAnswer } : {}),
     },
     options.faults,
     options.wallClock,
@@ -159,7 +166,13 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
 export { FleetError, type Fleet, type FleetInput } from './fleet.js';
 export { DEFAULT_METRICS_LAG_MS, FleetModel } from './model.js';
 export { MAX_CLOCK_SPEED } from './clock.js';
-export type { CallRecord, FaultHook, ServiceAnswerHook, TimeSeriesAnswerHook } from './context.js';
+export type {
+  CallRecord,
+  FaultHook,
+  QuotaInfoAnswerHook,
+  ServiceAnswerHook,
+  TimeSeriesAnswerHook,
+} from './context.js';
 export { seededRandom, type FaultConfigInput } from './faults.js';
 export type { InvariantSpecInput } from './invariants.js';
 export { RpcError } from './rpc.js';

@@ -193,9 +193,12 @@ export function quotasHandlers(ctx: EmulatorContext): Handlers {
       const [, project = '', location = '', service = '', id = ''] = m;
       checkScope(ctx, project, location, service, name);
       checkSegment('id', 'the quota id of the name', id);
-      const group = groups(ctx, project).get(id);
-      if (!group) throw notFound(`QuotaInfo ${shown(name)} was not found`);
-      return quotaInfo(project, id, group, regionsOf(ctx, project), reasonOf(ctx, project, id));
+      const fleetAnswer = (): Message => {
+        const group = groups(ctx, project).get(id);
+        if (!group) throw notFound(`QuotaInfo ${shown(name)} was not found`);
+        return quotaInfo(project, id, group, regionsOf(ctx, project), reasonOf(ctx, project, id));
+      };
+      return ctx.settings.quotaInfoAnswer?.(request, fleetAnswer) ?? fleetAnswer();
     },
     ListQuotaInfos: (request) => {
       const parent = text(request, 'parent');
