@@ -731,7 +731,7 @@ function ownItems(
  * be compared with the id here, so a numeric one is let through; the region and the collection
  * must be the ones asked.
  */
-function namedUnder(
+export function namedUnder(
   name: string,
   project: string,
   region: string,

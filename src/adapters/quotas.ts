@@ -19,6 +19,7 @@ import { InputError, UpstreamError } from '../errors.js';
 import { ACCELERATOR_NAME, MAX_QUOTA_GPUS } from '../core/pool.js';
 import type { Fault } from '../errors.js';
 import type { IncreaseEligibility, QuotaPort, QuotaQuery } from '../ports/index.js';
+import { namedUnder } from './cloud-run.js';
 import { clientConfig, projectFaults } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
 import {
@@ -104,7 +105,9 @@ export interface QuotaAdapter extends QuotaPort {
  * value is taken: the binding one. It rejects with:
  * - {@link NotFoundError} when the quota info does not exist (NOT_FOUND): most likely a quota id
  *   that is not Google's (see {@link gpuQuotaId}), which must not read as "no quota";
- * - {@link UpstreamError} when a value is not a non-negative integer (an int64 beyond 2^53, or -1,
+ * - {@link UpstreamError} when the answer is another quota's or another project's, when an entry
+ *   for the region does not say plainly that it is the region's (see pickValue), when a value is
+ *   not a non-negative integer (an int64 beyond 2^53, or -1,
  *   which Cloud Quotas uses for "unlimited" and no budget can be made of), or is above
  *   MAX_QUOTA_GPUS, the most the policy may give (the pool is then planned as one whose quota is
  *   unknown: nothing in it raised);
@@ -143,6 +146,7 @@ export function createQuotaAdapter(options: QuotaAdapterOptions = {}): QuotaAdap
       checkQuery(query);
       const quotaId = gpuQuotaId(query.accelerator, query.zonalRedundancy);
       const info = await quotaInfo(query.project, quotaId);
+      checkIdentity(info, query.project, quotaId);
       return pickValue(
         info.dimensionsInfos ?? [],
         query.region,
@@ -151,10 +155,9 @@ export function createQuotaAdapter(options: QuotaAdapterOptions = {}): QuotaAdap
     },
     increaseEligibility: async (query) => {
       checkQuery(query);
-      const info = await quotaInfo(
-        query.project,
-        gpuQuotaId(query.accelerator, query.zonalRedundancy),
-      );
+      const quotaId = gpuQuotaId(query.accelerator, query.zonalRedundancy);
+      const info = await quotaInfo(query.project, quotaId);
+      checkIdentity(info, query.project, quotaId);
       return eligibility(info.quotaIncreaseEligibility);
     },
     clearCache: () => cache.clear(),
@@ -194,18 +197,79 @@ function eligibility(
   };
 }
 
-/** The region's entry, else the regionless one, else null; the lowest if several qualify. */
+/**
+ * A quota info whose name or quota id is not the one asked is refused whole: its values are
+ * another quota's or another project's. The name's project may be a number though asked by id
+ * (as Google names resources in what it answers; cloud-run.ts namedUnder); a field left empty is
+ * not checked.
+ */
+function checkIdentity(info: QuotaInfo, project: string, quotaId: string): void {
+  const what = `quota ${quotaId} of ${project}`;
+  const name = info.name ?? '';
+  if (
+    name !== '' &&
+    !namedUnder(name, project, 'global', `services/${RUN}/quotaInfos/`, new RegExp(`^${quotaId}$`))
+  ) {
+    throw new UpstreamError(
+      `${what}: Cloud Quotas answered the quota info of ${JSON.stringify(name)}; not used`,
+    );
+  }
+  if ((info.quotaId ?? '') !== '' && info.quotaId !== quotaId) {
+    throw new UpstreamError(
+      `${what}: Cloud Quotas answered quota id ${JSON.stringify(info.quotaId)}; not used`,
+    );
+  }
+}
+
+/**
+ * The region's entry, else the regionless one, else null; the lowest if several qualify.
+ *
+ * An entry that concerns the region (its `region` dimension, or one of its
+ * `applicable_locations`, "the list of locations this dimension info is applicable to") must say
+ * so plainly, else the quota is refused (UpstreamError: unknown, nothing raised on it):
+ * - its region dimension and its applicable locations must agree: an entry for one region that
+ *   applies to another is either region's value, maybe the larger;
+ * - it may have no dimension but `region`: an entry narrowed by another dimension applies only to
+ *   that dimension's value ("If a dimension does not appear in the map of dimensions, the
+ *   dimensions info applies to all the dimension values except for those that have another
+ *   DimensionsInfo instance configured for the specific value"), and the pool's is unknown.
+ * (DimensionsInfo, google/api/cloudquotas/v1/resources.proto;
+ * https://cloud.google.com/python/docs/reference/google-cloud-cloudquotas/latest/google.cloud.cloudquotas_v1.types.DimensionsInfo)
+ *
+ * `rollout_info.ongoing_rollout` and `is_precise` do not change the value taken: a rollout raises
+ * default values gradually and the API shows the value from before it until it completes
+ * (https://cloud.google.com/docs/quotas/view-ongoing-rollouts), never above the quota in force;
+ * `is_precise` is of how usage is tracked ("A precise quota is tracked with absolute precision"),
+ * not of the limit.
+ */
 function pickValue(
   entries: readonly DimensionsInfo[],
   region: string,
   what: string,
 ): number | null {
   const regionOf = (e: DimensionsInfo): string | undefined => e.dimensions?.['region'] || undefined;
+  for (const e of entries) {
+    const own = regionOf(e);
+    const locations = (e.applicableLocations ?? []).filter((l) => l !== '');
+    if (own !== region && !(own !== undefined && locations.includes(region))) continue;
+    const elsewhere = locations.filter((l) => l !== own);
+    if (elsewhere.length > 0) {
+      throw new UpstreamError(
+        `${what}: the entry for region ${own} applies to ${elsewhere.join(', ')}; not used`,
+      );
+    }
+  }
   const regional = entries.filter((e) => regionOf(e) === region);
   const chosen = regional.length > 0 ? regional : entries.filter((e) => regionOf(e) === undefined);
   if (chosen.length === 0) return null;
   const values = chosen.map((e) => {
     const where = regionOf(e) ?? 'the regionless entry';
+    const others = Object.keys(e.dimensions ?? {}).filter((d) => d !== 'region');
+    if (others.length > 0) {
+      throw new UpstreamError(
+        `${what}: ${where} is narrowed by ${others.join(', ')}, so which value binds is unknown (set the quota in the policy)`,
+      );
+    }
     if (!e.details) throw new UpstreamError(`${what}: ${where} has no details`);
     return parseQuotaValue(e.details.value, `${what}, ${where}`);
   });
@@ -233,11 +297,12 @@ export function parseQuotaValue(raw: unknown, what = 'quota value'): number {
     throw new UpstreamError(`${what}: ${JSON.stringify(String(raw))} is not an integer`);
   }
   const value = BigInt(text);
-  if (value < 0n) {
+  if (value === -1n) {
     throw new UpstreamError(
       `${what}: ${text} is not a GPU count (-1 means unlimited, which cannot be budgeted; set the quota in the policy)`,
     );
   }
+  if (value < 0n) throw new UpstreamError(`${what}: ${text} is negative, not a GPU count`);
   if (value > BigInt(Number.MAX_SAFE_INTEGER)) {
     throw new UpstreamError(`${what}: ${text} is too large to be a GPU count`);
   }
