@@ -125,6 +125,14 @@ describe('odd GetQuotaInfo answers', () => {
     await expect(quotas.gpuQuota(pool(EU))).resolves.toBe(1);
   });
 
+  it('takes an entry without a dimension the quota is defined on as the value for all its values', async () => {
+    // "If a dimension does not appear in the map of dimensions, the dimensions info applies to
+    // all the dimension values except for those that have another DimensionsInfo instance".
+    answer((info) => ({ ...info, dimensions: ['region', 'zonal_redundancy'] }));
+    await expect(quotas.gpuQuota(pool())).resolves.toBe(5);
+    await expect(quotas.gpuQuota(pool(EU))).resolves.toBe(6);
+  });
+
   it('reads "0" as no GPUs, and refuses beyond 2^53 and any negative value', async () => {
     entries(entry(US, '0', [US]));
     await expect(quotas.gpuQuota(pool())).resolves.toBe(0);
