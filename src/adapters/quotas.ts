@@ -3,7 +3,8 @@
  *
  * Each GPU pool (project, region, accelerator, zonal redundancy) maps to one quota id of
  * `run.googleapis.com`; its QuotaInfo holds one `dimensions_infos` entry per region with its own
- * value, plus possibly one without a region that applies everywhere else. The adapter reads each
+ * value, plus possibly one without a region that applies to the other regions its
+ * `applicable_locations` lists. The adapter reads each
  * (project, quota id) once per instance and picks the entry of the asked region from it, so one
  * observation of many pools sharing a quota id costs one RPC per quota id.
  *
@@ -100,13 +101,15 @@ export interface QuotaAdapter extends QuotaPort {
  * Creates the Cloud Quotas adapter.
  *
  * `gpuQuota` resolves with the value of the `dimensions_infos` entry whose `region` dimension is
- * the pool's region, else of the entry without a region, else `null` (the quota info exists but
- * sets no limit for that region). Should two entries qualify (not seen on Google), the lowest
+ * the pool's region, else of the entry without a region that lists the region among its
+ * `applicable_locations`, else `null` (the quota info exists but has no entry at all for that
+ * region). Should two entries qualify (not seen on Google), the lowest
  * value is taken: the binding one. It rejects with:
  * - {@link NotFoundError} when the quota info does not exist (NOT_FOUND): most likely a quota id
  *   that is not Google's (see {@link gpuQuotaId}), which must not read as "no quota";
  * - {@link UpstreamError} when the answer is another quota's or another project's, when an entry
- *   for the region does not say plainly that it is the region's (see pickValue), when a value is
+ *   for the region does not say plainly that it is the region's, or the only entry left is a
+ * regionless one that does not list the region as applicable (see pickValue), when a value is
  *   not a non-negative integer (an int64 beyond 2^53, or -1,
  *   which Cloud Quotas uses for "unlimited" and no budget can be made of), or is above
  *   MAX_QUOTA_GPUS, the most the policy may give (the pool is then planned as one whose quota is
@@ -222,7 +225,8 @@ function checkIdentity(info: QuotaInfo, project: string, quotaId: string): void 
 }
 
 /**
- * The region's entry, else the regionless one, else null; the lowest if several qualify.
+ * The region's entry, else a regionless one listing the region as applicable, else null when
+ * there is no entry either way; the lowest if several qualify.
  *
  * An entry that concerns the region (its `region` dimension, or one of its
  * `applicable_locations`, "the list of locations this dimension info is applicable to") must say
@@ -248,9 +252,11 @@ function pickValue(
   what: string,
 ): number | null {
   const regionOf = (e: DimensionsInfo): string | undefined => e.dimensions?.['region'] || undefined;
+  const locationsOf = (e: DimensionsInfo): string[] =>
+    (e.applicableLocations ?? []).filter((l) => l !== '');
   for (const e of entries) {
     const own = regionOf(e);
-    const locations = (e.applicableLocations ?? []).filter((l) => l !== '');
+    const locations = locationsOf(e);
     if (own !== region && !(own !== undefined && locations.includes(region))) continue;
     const elsewhere = locations.filter((l) => l !== own);
     if (elsewhere.length > 0) {
@@ -260,7 +266,22 @@ function pickValue(
     }
   }
   const regional = entries.filter((e) => regionOf(e) === region);
-  const chosen = regional.length > 0 ? regional : entries.filter((e) => regionOf(e) === undefined);
+  let chosen = regional;
+  if (regional.length === 0) {
+    // A regionless entry is the region's value only where it says it applies: Google sets
+    // applicable_locations to "the list of locations this dimension info is applicable to" (or
+    // ['global'] for a quota that is not per region, which a per-region GPU quota is not). Google
+    // does not say what an empty list means: it names no region, so it is taken as no region's,
+    // and the quota is unknown rather than a value that may not bind there.
+    const regionless = entries.filter((e) => regionOf(e) === undefined);
+    chosen = regionless.filter((e) => locationsOf(e).includes(region));
+    if (chosen.length === 0 && regionless.length > 0) {
+      const named = [...new Set(regionless.flatMap(locationsOf))];
+      throw new UpstreamError(
+        `${what}: the regionless entry applies to ${named.join(', ') || 'no location'}, not ${region}; not used`,
+      );
+    }
+  }
   if (chosen.length === 0) return null;
   const values = chosen.map((e) => {
     const where = regionOf(e) ?? 'the regionless entry';

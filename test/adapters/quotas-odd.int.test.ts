@@ -29,7 +29,15 @@ beforeAll(async () => {
   emulator = await startEmulator({
     fleet: {
       start: '2026-11-27T12:00:00Z',
-      projects: [{ id: PROJECT, pools: [{ region: US, quota: 5 }, { quota: 6 }], services: [] }],
+      // europe-west4: a region where Cloud Run runs with no entry of its own, which the
+      // regionless entry lists among its applicable locations.
+      projects: [
+        {
+          id: PROJECT,
+          pools: [{ region: US, quota: 5 }, { quota: 6 }, { region: EU }],
+          services: [],
+        },
+      ],
     },
     speed: 'manual',
     quotaInfoAnswer: (request, fleet) => hook?.(request, fleet),
@@ -104,6 +112,28 @@ describe('odd GetQuotaInfo answers', () => {
     await expect(quotas.gpuQuota(pool())).resolves.toBe(2);
   });
 
+  it('takes the regionless entry only for a region it lists as applicable', async () => {
+    // DimensionsInfo.applicable_locations: "set to ['global'] for quotas that are not per region
+    // or per zone. Otherwise, it will be set to the list of locations this dimension info is
+    // applicable to" (google/api/cloudquotas/v1/resources.proto): a region it does not list is
+    // not one the value applies to.
+    entries(entry(EU, '1', [EU]), entry(undefined, '6', [EU, 'asia-southeast1']));
+    expect((await failure()).message).toMatch(
+      /regionless entry applies to europe-west4, asia-southeast1, not us-central1/,
+    );
+    quotas.clearCache();
+    await expect(quotas.gpuQuota(pool('asia-southeast1'))).resolves.toBe(6);
+    // Google is silent on an empty list (or ['global'] on a per-region quota): it names no
+    // region, so it is no region's value.
+    for (const locations of [[], ['global']]) {
+      quotas.clearCache();
+      entries(entry(undefined, '6', locations));
+      expect((await failure()).message).toMatch(
+        /regionless entry applies to (no location|global), not us-central1/,
+      );
+    }
+  });
+
   it('refuses an entry for the pool that carries another dimension: which value binds is unknown', async () => {
     // "If a dimension does not appear in the map of dimensions, the dimensions info applies to
     // all the dimension values except for those that have another DimensionsInfo instance
@@ -119,6 +149,7 @@ describe('odd GetQuotaInfo answers', () => {
     entries(entry(EU, '1', [EU]), {
       dimensions: { zonal_redundancy: 'enabled' },
       details: { value: '40' },
+      applicable_locations: [US],
     });
     expect((await failure()).message).toMatch(/regionless entry is narrowed by zonal_redundancy/);
     quotas.clearCache();

@@ -24,8 +24,9 @@ const L4 = 'NvidiaL4GpuAllocPerProjectRegion';
 const L4_NON_ZONAL = 'NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion';
 
 /**
- * L4 with zonal redundancy: 5 in us-central1, 6 everywhere else. L4 without: 2 in us-central1
- * only. RTX Pro 6000: 4 in europe-west4. No H100 quota at all.
+ * L4 with zonal redundancy: 5 in us-central1, 6 in the project's other regions (europe-west4 and
+ * asia-southeast1, where Cloud Run runs for it: the locations the regionless entry applies to).
+ * L4 without: 2 in us-central1 only. RTX Pro 6000: 4 in europe-west4. No H100 quota at all.
  */
 const fleet = {
   start: '2026-11-27T12:00:00Z',
@@ -38,6 +39,7 @@ const fleet = {
         { quota: 6 },
         { region: US, zonalRedundancy: false, quota: 2 },
         { region: EU, accelerator: 'nvidia-rtx-pro-6000', quota: 4 },
+        { region: ASIA },
       ],
       services: [],
     },
