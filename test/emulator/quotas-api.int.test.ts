@@ -48,11 +48,17 @@ describe('Cloud Quotas API v1 through @google-cloud/cloudquotas', () => {
       { region: 'us-central1', value: 5 },
       { region: undefined, value: 6 },
     ]);
-    // The way a governor picks: its region's entry, else the one without a region.
+    // The way a governor picks: its region's entry, else the one without a region that lists the
+    // region among the locations it applies to.
     const pick = (region: string) =>
       (quota.dimensionsInfos ?? []).find((d) => d.dimensions?.['region'] === region) ??
-      (quota.dimensionsInfos ?? []).find((d) => d.dimensions?.['region'] === undefined);
+      (quota.dimensionsInfos ?? []).find(
+        (d) =>
+          d.dimensions?.['region'] === undefined && (d.applicableLocations ?? []).includes(region),
+      );
     expect(Number(pick('europe-west4')?.details?.value)).toBe(6);
+    // A region where Cloud Run does not run for the project (not in its ListLocations) has none.
+    expect(pick('asia-southeast1')).toBeUndefined();
     // Each entry lists where it applies (DimensionsInfo.applicable_locations, resources.proto):
     // its own region, or every region of the project without an entry of its own.
     expect((quota.dimensionsInfos ?? []).map((d) => d.applicableLocations)).toEqual([
