@@ -177,57 +177,60 @@ export function assetHandlers(ctx: EmulatorContext): Handlers {
               h.folders.some((f) => `folders/${f.id}` === scope));
       if (!known || h?.searchDenied.includes(scope))
         throw permissionDenied('cloudasset.assets.searchAllResources', scope);
-      const results: Message[] = [];
-      for (const project of ctx.model.fleet.projects) {
-        const up = h ? ancestry(h, project.id) : { folders: [], organization: '' };
-        const number = projectNumber(project.id);
-        const inScope =
-          scope === `projects/${project.id}` ||
-          scope === `projects/${number}` ||
-          scope === up.organization ||
-          up.folders.includes(scope);
-        if (!inScope) continue;
-        const common = {
-          project: `projects/${number}`,
-          folders: up.folders,
-          organization: up.organization,
-          parent_full_resource_name: `//cloudresourcemanager.googleapis.com/projects/${project.id}`,
-          parent_asset_type: 'cloudresourcemanager.googleapis.com/Project',
-        };
-        if (types.includes('run.googleapis.com/Service')) {
-          for (const s of project.services) {
-            results.push({
-              name: `//run.googleapis.com/projects/${project.id}/locations/${s.region}/services/${s.name}`,
-              asset_type: 'run.googleapis.com/Service',
-              display_name: s.name,
-              location: s.region,
-              labels: s.labels,
-              ...common,
-            });
+      const fleetAnswer = (): Message => {
+        const results: Message[] = [];
+        for (const project of ctx.model.fleet.projects) {
+          const up = h ? ancestry(h, project.id) : { folders: [], organization: '' };
+          const number = projectNumber(project.id);
+          const inScope =
+            scope === `projects/${project.id}` ||
+            scope === `projects/${number}` ||
+            scope === up.organization ||
+            up.folders.includes(scope);
+          if (!inScope) continue;
+          const common = {
+            project: `projects/${number}`,
+            folders: up.folders,
+            organization: up.organization,
+            parent_full_resource_name: `//cloudresourcemanager.googleapis.com/projects/${project.id}`,
+            parent_asset_type: 'cloudresourcemanager.googleapis.com/Project',
+          };
+          if (types.includes('run.googleapis.com/Service')) {
+            for (const s of project.services) {
+              results.push({
+                name: `//run.googleapis.com/projects/${project.id}/locations/${s.region}/services/${s.name}`,
+                asset_type: 'run.googleapis.com/Service',
+                display_name: s.name,
+                location: s.region,
+                labels: s.labels,
+                ...common,
+              });
+            }
+          }
+          if (types.includes('run.googleapis.com/WorkerPool')) {
+            for (const w of project.workerPools) {
+              results.push({
+                name: `//run.googleapis.com/projects/${project.id}/locations/${w.region}/workerPools/${w.name}`,
+                asset_type: 'run.googleapis.com/WorkerPool',
+                display_name: w.name,
+                location: w.region,
+                labels: w.labels,
+                ...common,
+              });
+            }
           }
         }
-        if (types.includes('run.googleapis.com/WorkerPool')) {
-          for (const w of project.workerPools) {
-            results.push({
-              name: `//run.googleapis.com/projects/${project.id}/locations/${w.region}/workerPools/${w.name}`,
-              asset_type: 'run.googleapis.com/WorkerPool',
-              display_name: w.name,
-              location: w.region,
-              labels: w.labels,
-              ...common,
-            });
-          }
-        }
-      }
-      results.sort((a, b) => String(a.name).localeCompare(String(b.name)));
-      const pageSize = Math.max(0, int(request, 'page_size'));
-      const { page, nextPageToken } = paginate(results, {
-        ...listPaging(request, ctx, ['SearchAllResources', scope, types, pageSize], {
-          maxPageSize: MAX_PAGE,
-        }),
-        pageSize,
-      });
-      return { results: page, next_page_token: nextPageToken };
+        results.sort((a, b) => String(a.name).localeCompare(String(b.name)));
+        const pageSize = Math.max(0, int(request, 'page_size'));
+        const { page, nextPageToken } = paginate(results, {
+          ...listPaging(request, ctx, ['SearchAllResources', scope, types, pageSize], {
+            maxPageSize: MAX_PAGE,
+          }),
+          pageSize,
+        });
+        return { results: page, next_page_token: nextPageToken };
+      };
+      return ctx.settings.searchAnswer?.(request, fleetAnswer) ?? fleetAnswer();
     },
   };
 }

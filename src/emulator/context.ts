@@ -92,6 +92,8 @@ interface EmulatorSettings {
   readonly serviceAnswer?: ServiceAnswerHook;
   /** Test seam: a raw GetQuotaInfo answer instead of the fleet's (see EmulatorOptions). */
   readonly quotaInfoAnswer?: QuotaInfoAnswerHook;
+  /** Test seam: a raw SearchAllResources answer instead of the fleet's (see EmulatorOptions). */
+  readonly searchAnswer?: SearchAnswerHook;
 }
 
 /**
@@ -122,6 +124,18 @@ export type ServiceAnswerHook = (
  * only: it makes the emulator send what Cloud Quotas could put on the wire, however odd.
  */
 export type QuotaInfoAnswerHook = (
+  request: Message,
+  fleetAnswer: () => Message,
+) => Message | undefined;
+
+/**
+ * Given a SearchAllResources request the emulator accepts (scope, asset types and permission
+ * checked as for any search), a raw answer to send as is (fields as the proto names them:
+ * `results`, `next_page_token`), or undefined to send the fleet's; `fleetAnswer` computes the
+ * fleet's (its page token checked then). A test seam, in process only: it makes the emulator send
+ * what Cloud Asset Inventory could put on the wire, however odd.
+ */
+export type SearchAnswerHook = (
   request: Message,
   fleetAnswer: () => Message,
 ) => Message | undefined;

@@ -5,6 +5,7 @@ import {
   EmulatorContext,
   type FaultHook,
   type QuotaInfoAnswerHook,
+  type SearchAnswerHook,
   type ServiceAnswerHook,
   type TimeSeriesAnswerHook,
 } from './context.js';
@@ -71,6 +72,11 @@ export interface EmulatorOptions {
    */
   readonly quotaInfoAnswer?: QuotaInfoAnswerHook;
   /**
+   * Test seam: may answer a SearchAllResources with a raw response instead of the fleet's (the
+   * scope, asset types and permission are still checked). In process only; see docs/emulator.md.
+   */
+  readonly searchAnswer?: SearchAnswerHook;
+  /**
    * The wall clock operations are timed by, in ms (default `Date.now`): a test steps it to show
    * what a slow handler answers, where the machine's speed would decide.
    */
@@ -132,6 +138,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       ...(options.timeSeriesAnswer ? { timeSeriesAnswer: options.timeSeriesAnswer } : {}),
       ...(options.serviceAnswer ? { serviceAnswer: options.serviceAnswer } : {}),
       ...(options.quotaInfoAnswer ? { quotaInfoAnswer: options.quotaInfoAnswer } : {}),
+      ...(options.searchAnswer ? { searchAnswer: options.searchAnswer } : {}),
     },
     options.faults,
     options.wallClock,
@@ -170,6 +177,7 @@ export type {
   CallRecord,
   FaultHook,
   QuotaInfoAnswerHook,
+  SearchAnswerHook,
   ServiceAnswerHook,
   TimeSeriesAnswerHook,
 } from './context.js';
