@@ -107,7 +107,7 @@ export interface FoundResource {
 interface DiscoveryResult {
   /** Project ids to govern, sorted. */
   projects: string[];
-  /** Resources that could not be attributed to a project id, one line each. */
+  /** Resources that could not be attributed to a project id, or of a type not asked for, one line each. */
   skipped: string[];
   /**
    * Cloud Run services (not worker pools) found per kept project and region, for
@@ -137,7 +137,14 @@ export function selectProjects(
   // may be given) return the same resources, as do two nested folders.
   const seen = new Set<string>();
   for (const r of found) {
-    if (!RUN_ASSET_TYPES.includes(r.assetType)) continue;
+    // Only these were asked for: another type is not a Cloud Run service or worker pool the
+    // governor can cap, so it finds no project; said so, as Google answered what was not asked.
+    if (!RUN_ASSET_TYPES.includes(r.assetType)) {
+      skipped.push(
+        `${r.name.slice(0, 200)}: asset type ${JSON.stringify(r.assetType.slice(0, 100))} was not asked for`,
+      );
+      continue;
+    }
     if (seen.has(r.name)) continue;
     seen.add(r.name);
     const m = RUN_NAME.exec(r.name);

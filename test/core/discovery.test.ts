@@ -170,7 +170,7 @@ describe('selectProjects', () => {
     expect(r.projects).toEqual(['prod-search']);
   });
 
-  it('skips, and says so, a resource whose name carries no project id', () => {
+  it('skips, and says so, a resource whose name carries no project id, or of a type not asked for', () => {
     const r = selectProjects(
       [
         { ...svc('x'), name: '//run.googleapis.com/projects/123456/locations/r/services/s' },
@@ -180,8 +180,10 @@ describe('selectProjects', () => {
       d({ organization: '1' }),
     );
     expect(r.projects).toEqual([]);
-    expect(r.skipped).toHaveLength(2);
+    expect(r.skipped).toHaveLength(3);
     expect(r.skipped[0]).toMatch(/no project id/);
+    // Not asked for (only Cloud Run's types are): it finds no project, and is said so.
+    expect(r.skipped[2]).toMatch(/asset type "compute.googleapis.com\/Instance" was not asked for/);
   });
 });
 
