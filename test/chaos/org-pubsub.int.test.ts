@@ -88,6 +88,8 @@ interface Delivery {
   n: number;
   status: number | null;
   answeredAt: number | null;
+  /** The unit's own outcome, from its answer's body (none for the front's 504). */
+  outcome?: string;
 }
 
 let emulator: RunningEmulator;
@@ -145,11 +147,22 @@ function front(unit: string): Server {
         .then(({ status: code, text }) => {
           d.status = code;
           d.answeredAt = Date.now();
+          d.outcome = outcomeOf(text);
           res.statusCode = code;
           res.end(text);
         });
     });
   });
+}
+
+/** The `outcome` of a unit's JSON answer, if it has one. */
+function outcomeOf(text: string): string | undefined {
+  try {
+    const body = JSON.parse(text) as { outcome?: unknown };
+    return typeof body.outcome === 'string' ? body.outcome : undefined;
+  } catch {
+    return undefined;
+  }
 }
 
 function collect(sub: Subscription, into: (m: Message) => void): void {
@@ -336,11 +349,17 @@ describe('organisation chaos through Pub/Sub push, retries and dead letters', ()
       } else {
         const firstOk = mine.findIndex((d) => ok(d));
         expect(firstOk, p).toBe(mine.length - 1);
+        // Each delivery the unit answered "failed" left a failed run. One the front timed out
+        // (504: the run went on past the function's timeout on a loaded machine, and may have
+        // failed or succeeded) or answered lease-held (a redelivery that met the run still going)
+        // may have left none, so the failed runs are at least the former, at most the deliveries
+        // before the last.
         const runs = await store.listRuns(p);
-        expect(
-          runs.filter((r) => r.outcome === 'failed'),
-          p,
-        ).toHaveLength(mine.length - 1);
+        const failedRuns = runs.filter((r) => r.outcome === 'failed').length;
+        expect(failedRuns, p).toBeGreaterThanOrEqual(
+          mine.filter((d) => d.outcome === 'failed').length,
+        );
+        expect(failedRuns, p).toBeLessThanOrEqual(mine.length - 1);
         expect(
           runs.some((r) => r.outcome === 'ok'),
           p,
