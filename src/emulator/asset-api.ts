@@ -1,6 +1,6 @@
 import { runInNewContext } from 'node:vm';
 import { status } from '@grpc/grpc-js';
-import type { EmulatorContext } from './context.js';
+import { answerOf, type EmulatorContext } from './context.js';
 import { ancestry, projectNumber } from './hierarchy.js';
 import {
   int,
@@ -230,7 +230,7 @@ export function assetHandlers(ctx: EmulatorContext): Handlers {
         });
         return { results: page, next_page_token: nextPageToken };
       };
-      return ctx.settings.searchAnswer?.(request, fleetAnswer) ?? fleetAnswer();
+      return answerOf(ctx, 'SearchAllResources', request, fleetAnswer);
     },
   };
 }

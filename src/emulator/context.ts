@@ -86,59 +86,36 @@ interface EmulatorSettings {
    * fleet's history at the same instant would not be seen.
    */
   readonly memoizeMetrics?: boolean;
-  /** Test seam: a raw ListTimeSeries answer instead of the fleet's series (see EmulatorOptions). */
-  readonly timeSeriesAnswer?: TimeSeriesAnswerHook;
-  /** Test seam: a raw ListServices or GetService answer instead of the fleet's (see EmulatorOptions). */
-  readonly serviceAnswer?: ServiceAnswerHook;
-  /** Test seam: a raw GetQuotaInfo answer instead of the fleet's (see EmulatorOptions). */
-  readonly quotaInfoAnswer?: QuotaInfoAnswerHook;
-  /** Test seam: a raw SearchAllResources answer instead of the fleet's (see EmulatorOptions). */
-  readonly searchAnswer?: SearchAnswerHook;
+  /** Test seam: a raw answer instead of the fleet's to a read (see EmulatorOptions.answer). */
+  readonly answer?: AnswerHook;
 }
 
-/**
- * Given a ListTimeSeries request the emulator accepts (its checks are made as for any read), a raw
- * ListTimeSeriesResponse to send as is (fields as the proto names them: `time_series`,
- * `next_page_token`, ...), or undefined to answer from the fleet. A test seam, in process only:
- * it makes the emulator send what Monitoring could put on the wire, however odd.
- */
-export type TimeSeriesAnswerHook = (request: Message) => Message | undefined;
+/** The reads whose answer a test may replace (EmulatorOptions.answer). */
+export type AnsweredMethod =
+  'ListTimeSeries' | 'ListServices' | 'GetService' | 'GetQuotaInfo' | 'SearchAllResources';
 
 /**
- * Given a ListServices or GetService request whose parent or name the emulator accepts, and
- * `fleetAnswer` (computing the answer the fleet would give to this very request: fields as the
- * proto names them, `services`, `next_page_token`, ...), a raw answer to send as is instead, or
- * undefined to send the fleet's. A test seam, in process only: it makes the emulator send what
- * Cloud Run could put on the wire, however odd.
+ * Given one of those reads, once the emulator has checked the request as Google would (parent,
+ * name, scope, filter, permission), and `fleetAnswer` (computing the answer the fleet would give to
+ * this very request, fields as the proto names them, or throwing its error), a raw answer to send
+ * as is, or undefined to send the fleet's. A test seam, in process only: it makes the emulator send
+ * what Google could put on the wire, however odd.
  */
-export type ServiceAnswerHook = (
-  method: 'ListServices' | 'GetService',
+export type AnswerHook = (
+  method: AnsweredMethod,
   request: Message,
   fleetAnswer: () => Message,
 ) => Message | undefined;
 
-/**
- * Given a GetQuotaInfo request whose name the emulator accepts, and `fleetAnswer` (computing the
- * quota info the fleet would give, fields as the proto names them, or throwing its NOT_FOUND), a
- * raw answer to send as is instead, or undefined to send the fleet's. A test seam, in process
- * only: it makes the emulator send what Cloud Quotas could put on the wire, however odd.
- */
-export type QuotaInfoAnswerHook = (
+/** A read's answer: the test seam's, if it gives one, else the fleet's (EmulatorOptions.answer). */
+export function answerOf(
+  ctx: EmulatorContext,
+  method: AnsweredMethod,
   request: Message,
   fleetAnswer: () => Message,
-) => Message | undefined;
-
-/**
- * Given a SearchAllResources request the emulator accepts (scope, asset types and permission
- * checked as for any search), a raw answer to send as is (fields as the proto names them:
- * `results`, `next_page_token`), or undefined to send the fleet's; `fleetAnswer` computes the
- * fleet's (its page token checked then). A test seam, in process only: it makes the emulator send
- * what Cloud Asset Inventory could put on the wire, however odd.
- */
-export type SearchAnswerHook = (
-  request: Message,
-  fleetAnswer: () => Message,
-) => Message | undefined;
+): Message {
+  return ctx.settings.answer?.(method, request, fleetAnswer) ?? fleetAnswer();
+}
 
 /** The most calls the call log keeps: older ones are dropped first. */
 const MAX_LOGGED_CALLS = 20_000;

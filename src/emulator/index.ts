@@ -1,14 +1,7 @@
 import { dirname, resolve } from 'node:path';
 import { startAdminServer } from './admin.js';
 import { VirtualClock } from './clock.js';
-import {
-  EmulatorContext,
-  type FaultHook,
-  type QuotaInfoAnswerHook,
-  type SearchAnswerHook,
-  type ServiceAnswerHook,
-  type TimeSeriesAnswerHook,
-} from './context.js';
+import { EmulatorContext, type FaultHook, type AnswerHook } from './context.js';
 import { EmulatorControl } from './control.js';
 import type { FaultConfigInput } from './faults.js';
 import type { InvariantSpecInput } from './invariants.js';
@@ -57,25 +50,11 @@ export interface EmulatorOptions {
   /** Seam for fault injection: may answer any RPC with an error instead of its handler. */
   readonly faults?: FaultHook;
   /**
-   * Test seam: may answer a ListTimeSeries with a raw response instead of the fleet's series (the
-   * request is still checked as Monitoring checks it). In process only; see docs/emulator.md.
+   * Test seam: may answer a ListTimeSeries, ListServices, GetService, GetQuotaInfo or
+   * SearchAllResources with a raw response instead of the fleet's (the request is still checked as
+   * Google checks it). In process only; see docs/emulator.md.
    */
-  readonly timeSeriesAnswer?: TimeSeriesAnswerHook;
-  /**
-   * Test seam: may answer a ListServices or GetService with a raw response instead of the fleet's
-   * (the request is still checked as Cloud Run checks it). In process only; see docs/emulator.md.
-   */
-  readonly serviceAnswer?: ServiceAnswerHook;
-  /**
-   * Test seam: may answer a GetQuotaInfo with a raw quota info instead of the fleet's (the name is
-   * still checked as Cloud Quotas checks it). In process only; see docs/emulator.md.
-   */
-  readonly quotaInfoAnswer?: QuotaInfoAnswerHook;
-  /**
-   * Test seam: may answer a SearchAllResources with a raw response instead of the fleet's (the
-   * scope, asset types and permission are still checked). In process only; see docs/emulator.md.
-   */
-  readonly searchAnswer?: SearchAnswerHook;
+  readonly answer?: AnswerHook;
   /**
    * The wall clock operations are timed by, in ms (default `Date.now`): a test steps it to show
    * what a slow handler answers, where the machine's speed would decide.
@@ -135,10 +114,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
       metricsLagMs: options.metricsLagMs ?? DEFAULT_METRICS_LAG_MS,
       pageSize: options.pageSize ?? 5,
       memoizeMetrics: options.memoizeMetrics ?? false,
-      ...(options.timeSeriesAnswer ? { timeSeriesAnswer: options.timeSeriesAnswer } : {}),
-      ...(options.serviceAnswer ? { serviceAnswer: options.serviceAnswer } : {}),
-      ...(options.quotaInfoAnswer ? { quotaInfoAnswer: options.quotaInfoAnswer } : {}),
-      ...(options.searchAnswer ? { searchAnswer: options.searchAnswer } : {}),
+      ...(options.answer ? { answer: options.answer } : {}),
     },
     options.faults,
     options.wallClock,
@@ -173,14 +149,7 @@ export async function startEmulator(options: EmulatorOptions): Promise<RunningEm
 export { FleetError, type Fleet, type FleetInput } from './fleet.js';
 export { DEFAULT_METRICS_LAG_MS, FleetModel } from './model.js';
 export { MAX_CLOCK_SPEED } from './clock.js';
-export type {
-  CallRecord,
-  FaultHook,
-  QuotaInfoAnswerHook,
-  SearchAnswerHook,
-  ServiceAnswerHook,
-  TimeSeriesAnswerHook,
-} from './context.js';
+export type { AnswerHook, CallRecord, FaultHook } from './context.js';
 export { seededRandom, type FaultConfigInput } from './faults.js';
 export type { InvariantSpecInput } from './invariants.js';
 export { RpcError } from './rpc.js';

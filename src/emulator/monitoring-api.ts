@@ -1,5 +1,5 @@
 import { status } from '@grpc/grpc-js';
-import type { EmulatorContext } from './context.js';
+import { answerOf, type EmulatorContext } from './context.js';
 import { gpusPerInstance, MINUTE_MS, type MinuteSample } from './model.js';
 import {
   field,
@@ -769,28 +769,26 @@ interface TimeSeriesPage {
 }
 
 function listTimeSeries(ctx: EmulatorContext, request: Message): Message {
-  const raw = ctx.settings.timeSeriesAnswer?.(request);
-  if (raw) {
-    // Checked as any read is (its page token is the raw answer's, which the fleet's listing
-    // would not know), then answered as given.
-    computeTimeSeries(ctx, { ...request, page_token: '' });
-    return raw;
-  }
-  let page: TimeSeriesPage;
-  if (ctx.settings.memoizeMetrics) {
-    const byRequest = answered(ctx);
-    const requestKey = JSON.stringify(request);
-    page = byRequest.get(requestKey) ?? computeTimeSeries(ctx, request);
-    byRequest.set(requestKey, page);
-  } else {
-    page = computeTimeSeries(ctx, request);
-  }
-  return {
-    time_series: page.timeSeries.filter(() => !ctx.injector.dropSeries()),
-    next_page_token: page.nextPageToken,
-    execution_errors: [],
-    unit: '',
-  };
+  // With the test seam, the request is checked as any read is before the seam sees it (from the
+  // first page: a raw answer's page tokens are its own, which the fleet's listing would not know).
+  if (ctx.settings.answer) computeTimeSeries(ctx, { ...request, page_token: '' });
+  return answerOf(ctx, 'ListTimeSeries', request, () => {
+    let page: TimeSeriesPage;
+    if (ctx.settings.memoizeMetrics) {
+      const byRequest = answered(ctx);
+      const requestKey = JSON.stringify(request);
+      page = byRequest.get(requestKey) ?? computeTimeSeries(ctx, request);
+      byRequest.set(requestKey, page);
+    } else {
+      page = computeTimeSeries(ctx, request);
+    }
+    return {
+      time_series: page.timeSeries.filter(() => !ctx.injector.dropSeries()),
+      next_page_token: page.nextPageToken,
+      execution_errors: [],
+      unit: '',
+    };
+  });
 }
 
 /** What a listing pages over: its series in order and, for FULL, their points newest first. */

@@ -1,4 +1,4 @@
-import type { EmulatorContext } from './context.js';
+import { answerOf, type EmulatorContext } from './context.js';
 import type { FleetModel } from './model.js';
 import { fleetRegions } from './fleet.js';
 import {
@@ -198,7 +198,7 @@ export function quotasHandlers(ctx: EmulatorContext): Handlers {
         if (!group) throw notFound(`QuotaInfo ${shown(name)} was not found`);
         return quotaInfo(project, id, group, regionsOf(ctx, project), reasonOf(ctx, project, id));
       };
-      return ctx.settings.quotaInfoAnswer?.(request, fleetAnswer) ?? fleetAnswer();
+      return answerOf(ctx, 'GetQuotaInfo', request, fleetAnswer);
     },
     ListQuotaInfos: (request) => {
       const parent = text(request, 'parent');

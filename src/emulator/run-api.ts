@@ -1,6 +1,6 @@
 import { randomUUID } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
-import type { EmulatorContext, WriteRecord } from './context.js';
+import { answerOf, type EmulatorContext, type WriteRecord } from './context.js';
 import { annotationsFault, fleetRegions, isReservedAnnotation } from './fleet.js';
 import { effectiveMax, gpusPerInstance, jobExecutions, type ServiceKey } from './model.js';
 import { testServicePermissions } from './iam.js';
@@ -417,14 +417,14 @@ export function runServicesHandlers(ctx: EmulatorContext): Handlers {
           next_page_token: nextPageToken,
         };
       };
-      return ctx.settings.serviceAnswer?.('ListServices', request, fleetAnswer) ?? fleetAnswer();
+      return answerOf(ctx, 'ListServices', request, fleetAnswer);
     },
     GetService: (request) => {
       const name = text(request, 'name');
       const key = parseServiceName(name);
       requireFleetProject(ctx.model.fleet.projects, key.project, 'run.services.get', name);
       const fleetAnswer = () => renderService(ctx, key);
-      return ctx.settings.serviceAnswer?.('GetService', request, fleetAnswer) ?? fleetAnswer();
+      return answerOf(ctx, 'GetService', request, fleetAnswer);
     },
     UpdateService: (request) => updateService(ctx, request),
     TestIamPermissions: (request) =>

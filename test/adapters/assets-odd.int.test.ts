@@ -4,7 +4,7 @@ import { createAssetSearchAdapter } from '../../src/adapters/assets.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { selectProjects, type Discovery } from '../../src/core/discovery.js';
 import { startEmulator } from '../../src/emulator/index.js';
-import type { RunningEmulator, SearchAnswerHook } from '../../src/emulator/index.js';
+import type { AnswerHook, RunningEmulator } from '../../src/emulator/index.js';
 import { UpstreamError } from '../../src/errors.js';
 import { ERROR_EVENT, memoryLogger } from '../../src/log.js';
 import { discoverProjects } from '../../src/org/discover.js';
@@ -14,7 +14,7 @@ import { FOLDERS, ORG, orgFleet } from '../support/org-fleet.js';
 /**
  * What discovery makes of SearchAllResources answers Cloud Asset Inventory could put on the wire
  * but should not, or odd ones it may: the emulator sends each raw answer as given (its
- * `searchAnswer` seam), through the real client library. An answer that cannot be the scope's (a
+ * `answer` seam), through the real client library. An answer that cannot be the scope's (a
  * result of another organisation or folder, pages that never end) is refused whole with an
  * UpstreamError, so discovery fails static (the projects found before, the failure logged); a
  * result that names no project id, or a type not asked for, is skipped and said so; nothing
@@ -26,7 +26,12 @@ const SCOPE = `organizations/${ORG}`;
 const NAME = (project: string, region = 'us-central1', s = 'svc') =>
   `//run.googleapis.com/projects/${project}/locations/${region}/services/${s}`;
 
-let hook: SearchAnswerHook | undefined;
+/** The seam's answer to this file's one read (EmulatorOptions.answer). */
+type Hook = (
+  request: Parameters<AnswerHook>[1],
+  fleetAnswer: Parameters<AnswerHook>[2],
+) => ReturnType<AnswerHook>;
+let hook: Hook | undefined;
 let emulator: RunningEmulator;
 let search: AssetSearchPort;
 
@@ -34,7 +39,8 @@ beforeAll(async () => {
   emulator = await startEmulator({
     fleet: orgFleet({ projects: 3 }),
     speed: 'manual',
-    searchAnswer: (request, fleet) => hook?.(request, fleet),
+    answer: (method, request, fleet) =>
+      method === 'SearchAllResources' ? hook?.(request, fleet) : undefined,
   });
   search = createAssetSearchAdapter({ emulatorHost: emulator.host });
 });

@@ -3,7 +3,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createCloudRunAdapter } from '../../src/adapters/cloud-run.js';
 import type { CloudRunAdapter } from '../../src/adapters/cloud-run.js';
 import { startEmulator } from '../../src/emulator/index.js';
-import type { RunningEmulator, ServiceAnswerHook } from '../../src/emulator/index.js';
+import type { AnswerHook, RunningEmulator } from '../../src/emulator/index.js';
 import { UpstreamError } from '../../src/errors.js';
 import { observe } from '../../src/observe/observe.js';
 import { plan } from '../../src/core/planner.js';
@@ -20,7 +20,7 @@ import { governAll } from '../support/fixtures.js';
 /**
  * What the adapter makes of ListServices and GetService answers Cloud Run could put on the wire
  * but should not, or odd ones it may: the emulator sends each raw answer as given (its
- * `serviceAnswer` seam), through the real client library. A listing that cannot be the region's
+ * `answer` seam), through the real client library. A listing that cannot be the region's
  * (a service of another parent, one twice, pages that never end) is refused whole with an
  * UpstreamError, so the region is left out (observe: fail static, the problem reported); a
  * field out of its range reads as unknown, never as a number nobody set.
@@ -30,7 +30,7 @@ const US = 'us-central1';
 const EU = 'europe-west4';
 
 type Raw = Record<string, unknown>;
-let hook: ServiceAnswerHook | undefined;
+let hook: AnswerHook | undefined;
 let emulator: RunningEmulator;
 let adapter: CloudRunAdapter;
 
@@ -50,7 +50,7 @@ beforeAll(async () => {
       ],
     },
     speed: 'manual',
-    serviceAnswer: (method, request, fleet) => hook?.(method, request, fleet),
+    answer: (method, request, fleet) => hook?.(method, request, fleet),
   });
   adapter = createCloudRunAdapter({
     emulatorHost: emulator.host,

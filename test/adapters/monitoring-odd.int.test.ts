@@ -18,7 +18,7 @@ import { governAll, observedService } from '../support/fixtures.js';
 
 /**
  * What the adapter makes of answers Monitoring could put on the wire but should not, or odd ones
- * it may: the emulator sends each raw answer as given (its `timeSeriesAnswer` seam), through the
+ * it may: the emulator sends each raw answer as given (its `answer` seam), through the
  * real client library. Refused: the whole read fails with an UpstreamError naming the point, so
  * the project's usage is unknown and every cap there is held (observe, usage-unknown).
  */
@@ -47,8 +47,8 @@ beforeAll(async () => {
     },
     speed: 'manual',
     // Page i of the answer for page token "i" ("" for the first).
-    timeSeriesAnswer: (request) => {
-      if (!pages) return undefined;
+    answer: (method, request) => {
+      if (!pages || method !== 'ListTimeSeries') return undefined;
       const token = typeof request['page_token'] === 'string' ? request['page_token'] : '';
       return pages[token === '' ? 0 : Number(token)];
     },

@@ -3,14 +3,14 @@ import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { createQuotaAdapter } from '../../src/adapters/quotas.js';
 import type { QuotaAdapter } from '../../src/adapters/quotas.js';
 import { startEmulator } from '../../src/emulator/index.js';
-import type { QuotaInfoAnswerHook, RunningEmulator } from '../../src/emulator/index.js';
+import type { AnswerHook, RunningEmulator } from '../../src/emulator/index.js';
 import { UpstreamError } from '../../src/errors.js';
 import type { QuotaQuery } from '../../src/ports/index.js';
 import { PROJECT } from '../emulator/helpers.js';
 
 /**
  * What the adapter makes of GetQuotaInfo answers Cloud Quotas could put on the wire but should
- * not, or odd ones it may: the emulator sends each raw answer as given (its `quotaInfoAnswer`
+ * not, or odd ones it may: the emulator sends each raw answer as given (its `answer`
  * seam), through the real client library. A value is taken only when it is certainly the asked
  * pool's limit; otherwise the read fails with an UpstreamError (the pool's quota is then unknown
  * and nothing in it is raised), never a budget larger than the real quota.
@@ -21,7 +21,12 @@ const EU = 'europe-west4';
 const L4 = 'NvidiaL4GpuAllocPerProjectRegion';
 
 type Raw = Record<string, unknown>;
-let hook: QuotaInfoAnswerHook | undefined;
+/** The seam's answer to this file's one read (EmulatorOptions.answer). */
+type Hook = (
+  request: Parameters<AnswerHook>[1],
+  fleetAnswer: Parameters<AnswerHook>[2],
+) => ReturnType<AnswerHook>;
+let hook: Hook | undefined;
 let emulator: RunningEmulator;
 let quotas: QuotaAdapter;
 
@@ -40,7 +45,8 @@ beforeAll(async () => {
       ],
     },
     speed: 'manual',
-    quotaInfoAnswer: (request, fleet) => hook?.(request, fleet),
+    answer: (method, request, fleet) =>
+      method === 'GetQuotaInfo' ? hook?.(request, fleet) : undefined,
   });
   quotas = createQuotaAdapter({
     emulatorHost: emulator.host,
