@@ -21,6 +21,7 @@ import type { CallOptions } from 'google-gax';
 import { parseCpu, parseGpuCount, parseMemory } from '../core/quantity.js';
 import {
   ConflictError,
+  cutText,
   InputError,
   NotFoundError,
   QuotaRejectedError,
@@ -44,6 +45,7 @@ import { MAX_INSTANCE_COUNT, reservedAnnotationPrefix } from '../core/service.js
 import { clientConfig, closeClients, projectFaults } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
 import { allPages } from './paging.js';
+import { namedUnder } from './resource-names.js';
 import {
   checkRetryPolicy,
   defaultRetryPolicy,
@@ -725,31 +727,9 @@ function ownItems(
   }
 }
 
-/**
- * Whether `name` is `projects/P/locations/R/` + `collection` + a rest matching `rest`. The project
- * segment may also be a project number: Google's APIs may name a project by number in what they
- * answer though asked by id (as Cloud Quotas does, docs/quota-requests.md), and a number cannot
- * be compared with the id here, so a numeric one is let through; the region and the collection
- * must be the ones asked.
- */
-export function namedUnder(
-  name: string,
-  project: string,
-  region: string,
-  collection: string,
-  rest: RegExp,
-): boolean {
-  const prefix = `/locations/${region}/${collection}`;
-  const match = /^projects\/([^/]+)(\/.*)$/.exec(name);
-  if (!match) return false;
-  const [, owner = '', tail = ''] = match;
-  if (owner !== project && !/^[0-9]+$/.test(owner)) return false;
-  return tail.startsWith(prefix) && rest.test(tail.slice(prefix.length));
-}
-
 /** A name quoted in an error, cut to a readable length. */
 function cut(text: string): string {
-  return text.length > 200 ? `${text.slice(0, 200)}…` : text;
+  return cutText(text, 200);
 }
 
 function lastSegment(name: string): string {

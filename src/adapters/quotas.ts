@@ -20,7 +20,7 @@ import { InputError, UpstreamError } from '../errors.js';
 import { ACCELERATOR_NAME, MAX_QUOTA_GPUS } from '../core/pool.js';
 import type { Fault } from '../errors.js';
 import type { IncreaseEligibility, QuotaPort, QuotaQuery } from '../ports/index.js';
-import { namedUnder } from './cloud-run.js';
+import { namedUnder } from './resource-names.js';
 import { clientConfig, projectFaults } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
 import {
@@ -203,7 +203,7 @@ function eligibility(
 /**
  * A quota info whose name or quota id is not the one asked is refused whole: its values are
  * another quota's or another project's. The name's project may be a number though asked by id
- * (as Google names resources in what it answers; cloud-run.ts namedUnder); a field left empty is
+ * (as Google names resources in what it answers; resource-names.ts namedUnder); a field left empty is
  * not checked.
  */
 function checkIdentity(info: QuotaInfo, project: string, quotaId: string): void {
