@@ -180,8 +180,8 @@ export function withFields(log: Logger, fields: Record<string, unknown>): Logger
 const ALERT_FIELD = 'alert';
 
 /**
- * The field of the one structured line a failed run logs (reconcile's `logRunFailed`). A terminal
- * leaves it out: the command prints the failure itself, as one `error:` line.
+ * The field of the one structured line a failed run logs (`logRunFailed` in reconcile/run.ts). A
+ * terminal leaves it out: the command prints the failure itself, as one `error:` line.
  */
 export const RUN_FAILED_FIELD = 'runFailed';
 

@@ -162,7 +162,8 @@ export async function handle(
     return { status: failed ? 500 : 200, body: summaryFields(report) };
   } catch (e) {
     if (e instanceof RunFailedError) {
-      // The run logged its error event (reconcile's logRunFailed): its summary stays below ERROR.
+      // The run logged its error event (reconcile/run.ts logRunFailed): its summary stays below
+      // ERROR.
       runLog.log('WARNING', `run ${runId}: failed`, summaryFields(e.report));
       return { status: 500, body: { ...summaryFields(e.report), error: e.message } };
     }

@@ -414,7 +414,8 @@ export async function handleUnitPush(
     return { status: failed ? 500 : 200, body: { ...fields, ...summaryFields(report) } };
   } catch (e) {
     if (e instanceof RunFailedError) {
-      // The run logged its error event (reconcile's logRunFailed): its summary stays below ERROR.
+      // The run logged its error event (reconcile/run.ts logRunFailed): its summary stays below
+      // ERROR.
       runLog.log('WARNING', `unit ${unit} ${runId}: failed`, {
         ...fields,
         ...summaryFields(e.report),

@@ -23,9 +23,9 @@ export type UnitDecision =
    * kept discovery, when the decision read it (the run reuses it rather than read it again).
    * `siblings`, for a regional unit: the project's regional units as the policy splits it now,
    * and when the discovery that counts them was found (a unit that stopped is noticed by the
-   * others: reconcile.ts stoppedUnits). `wholeNow`, for a whole project of a policy that splits
-   * projects: the fan-out governs it whole now, so it takes back what a split of it left
-   * (ReconcileOptions.wholeNow).
+   * others: reconcile/other-units.ts stoppedUnits). `wholeNow`, for a whole project of a policy
+   * that splits projects: the fan-out governs it whole now, so it takes back what a split of it
+   * left (ReconcileOptions.wholeNow).
    */
   | {
       kind: 'govern';

@@ -1,0 +1,475 @@
+import type { Alert } from '../core/alert.js';
+import { conditionsAsLeft } from '../core/conditions.js';
+import { durationMs } from '../core/duration.js';
+import {
+  acknowledgedState,
+  decideNotifications,
+  DEMAND_RESOLVE_AFTER_MS,
+  rebaseConditions,
+  type NotifyOutput,
+} from '../core/notify.js';
+import { lookAtOtherUnits, newestLedger, rollPressure } from '../core/quota-pressure.js';
+import { quotaRequestsDegradedAlert } from '../core/quota-requests.js';
+import {
+  alertMessage,
+  contendedAlert,
+  degradedAlert,
+  goneConditions,
+  heldDeliveryCondition,
+  judgedScope,
+  metricsDegradedAlert,
+  outboxDroppedAlert,
+  overAfterRaisesAlerts,
+  plannedEvents,
+  quotaChanges,
+  runEvents,
+  unjudgedConditions,
+  unraisedAlerts,
+  unverifiedRaisesAlerts,
+} from '../core/run-alerts.js';
+import { ConflictError, cutText, errorMessage, faultText, GovernorError } from '../errors.js';
+import {
+  fromTheFuture,
+  PartialPublishError,
+  type ConditionState,
+  type VersionedConditions,
+} from '../ports/index.js';
+import { beforeDeadline } from './act.js';
+import {
+  adoptFromOtherUnits,
+  handOver,
+  stoppedUnits,
+  takeBack,
+  unitsRanSince,
+} from './other-units.js';
+import { entry, fitted, logSetAside, logUnreadableCount, moveLegacyUndelivered } from './outbox.js';
+import { runQuotaRequests } from './quota-requests.js';
+import { alertGrace, type Decided, type Run } from './run.js';
+
+/**
+ * The run's alerts, once its writes are done: per held project, the conditions and events decided
+ * against the stored state, published from the outbox, and the state saved.
+ */
+
+/**
+ * alertProject for every held project, one after another (each bounded by the alert grace), and
+ * each on its own: a project whose alerting fails (its run records or conditions unreadable, its
+ * store failing) does not keep the projects after it from publishing theirs. Otherwise one such
+ * project, failing at every run, would hold back every other project's alerts for good. Every
+ * project is tried; then the run fails with each project's error, the first as the cause.
+ */
+export async function alertEachProject(
+  run: Run,
+  held: readonly string[],
+  decided: Decided,
+  metricErrors: ReadonlyMap<string, string>,
+): Promise<void> {
+  const failures: { project: string; error: unknown }[] = [];
+  for (const project of held) {
+    try {
+      await alertProject(run, project, decided, metricErrors.get(project) ?? null);
+    } catch (error) {
+      failures.push({ project, error });
+    }
+  }
+  const [first] = failures;
+  if (first === undefined) return;
+  if (failures.length === 1) throw first.error;
+  throw new GovernorError(
+    `alerting failed in ${failures.length} projects: ${failures
+      .map((f) => `${f.project}: ${errorMessage(f.error)}`)
+      .join('; ')}`,
+    { cause: first.error },
+  );
+}
+
+/**
+ * The project's alerts: the plan's conditions and the degraded ones, decided against the stored
+ * state; this run's events, stored in the outbox (replacing its planned ones); then the outbox
+ * published oldest first with the conditions before this run's events, what was acknowledged
+ * removed, and the state saved. Alerts and their state get a short grace after the write
+ * deadline, never more: the run must answer before the function's timeout (terraform keeps 15 s
+ * between the two).
+ */
+async function alertProject(
+  run: Run,
+  project: string,
+  decided: Decided,
+  metricsError: string | null,
+): Promise<void> {
+  const { deps, report, ctx } = run;
+  const { plan, problems } = decided;
+  const grace = alertGrace(run);
+  // Told as the writes left the fleet, not as planned (a lowering denied): core/conditions.ts.
+  const conditions = conditionsAsLeft(
+    [...plan.alerts, ...decided.misconfigured].filter((a) => a.project === project),
+    plan,
+    report.writes,
+    run.mode,
+  );
+  const degraded = degradedAlert(ctx, project, problems);
+  if (degraded) conditions.push(degraded);
+  if (metricsError !== null) conditions.push(metricsDegradedAlert(ctx, project, metricsError));
+  const contended = contendedAlert(ctx, project, report.writes);
+  if (contended) conditions.push(contended);
+  conditions.push(...overAfterRaisesAlerts(ctx, project, run.overAfterRaises, conditions));
+  conditions.push(...unverifiedRaisesAlerts(ctx, project, run.unverifiedRaises));
+  conditions.push(...unraisedAlerts(ctx, project, plan, report.writes));
+  const lastRun = await beforeDeadline(
+    () => deps.store.listRuns(project),
+    grace,
+    `reading the last run of ${project}`,
+  );
+  // Records are stamped on the wall clock (the store's, as the lease), not the plan's time.
+  const ahead = lastRun.filter((r) => fromTheFuture(r, run.wall()));
+  if (ahead.length > 0) {
+    deps.log.log(
+      'WARNING',
+      `${project}: ${ahead.length} run record(s) dated ahead of the wall clock (${ahead
+        .slice(0, 3)
+        .map((r) => `${r.runId} at ${r.startedAt}`)
+        .join(
+          ', ',
+        )}${ahead.length > 3 ? ', …' : ''}): a writer with a wrong clock, or a hand edit; they are not taken as the last run and are pruned first`,
+    );
+  }
+  await moveLegacyUndelivered(run, project, lastRun);
+  const stopped = await stoppedUnits(run, project, lastRun);
+  if (stopped) conditions.push(stopped);
+  // A restore's plan is not the governing one: it says nothing of pressure.
+  const quotaEvents: Alert[] = [];
+  // The quotas quota.changed compares with: the unit's last run's, or after a gap the newest its
+  // project's other units read (see adoptFromOtherUnits).
+  let seenQuotas = lastRun[0]?.quotas;
+  // Whether this run looked at the other units of its project (a gap in its own ledger).
+  let looked = false;
+  const settledRequests: Alert[] = [];
+  const withdrawn: string[] = [];
+  if (!run.options.restore) {
+    const own = newestLedger(lastRun, ctx.at);
+    const look =
+      lookAtOtherUnits(own, ctx.at) ||
+      (run.options.wholeNow === true &&
+        own !== undefined &&
+        (await unitsRanSince(run, project, own.at)));
+    const adopted = look ? await adoptFromOtherUnits(run, project, own, lastRun[0]) : null;
+    const before = adopted ? adopted.ledger : own;
+    if (adopted) seenQuotas = adopted.quotas;
+    looked = adopted !== null;
+    const requests = await runQuotaRequests({
+      policy: run.policy,
+      port: deps.quotaRequests,
+      quotas: deps.ports.quotas,
+      ctx,
+      project,
+      ledger: rollPressure(before, plan, project),
+      mode: run.mode,
+      log: deps.log,
+      orphans: run.quotaOrphans.get(project) ?? [],
+      // The planned quota.requested, stored before the preference is filed (docs/rules.md, "Alerts").
+      stage: (planned) =>
+        beforeDeadline(
+          () => deps.store.putOutbox(project, [entry(run, planned, 'pending-outcome')]),
+          grace,
+          `storing the planned quota request of ${project}`,
+        ).then(() => undefined),
+      bound: (call, what) => beforeDeadline(call, grace, what),
+      ...(run.options.confirmQuotaRequest ? { confirm: run.options.confirmQuotaRequest } : {}),
+    });
+    report.pressure[project] = requests.ledger;
+    quotaEvents.push(...requests.events);
+    settledRequests.push(...requests.settled);
+    withdrawn.push(...requests.withdrawn);
+    const degradedRequests = quotaRequestsDegradedAlert(ctx, project, requests.failures);
+    if (degradedRequests) conditions.push(degradedRequests);
+  }
+  const events = [
+    ...runEvents(ctx, project, plan, report.writes, run.mode),
+    ...quotaChanges(ctx, project, plan, seenQuotas),
+    ...quotaEvents,
+  ];
+  const loaded = await beforeDeadline(
+    () => deps.store.loadConditions(project),
+    grace,
+    `reading the alert state of ${project}`,
+  );
+  logUnreadableConditions(run, project, loaded);
+  // A regional unit first takes over what its project left firing when it was governed whole;
+  // a project governed whole again after a gap, what its regional units left; one the fan-out
+  // governs whole now, at every run (a unit's state read each; nothing written when it is empty),
+  // so that a split however short, or followed by a command line's run, leaves nothing behind.
+  const { state: previous, version } =
+    looked || run.options.wholeNow === true
+      ? await takeBack(run, project, await handOver(run, project, loaded))
+      : await handOver(run, project, loaded);
+  // A unit's failed delivery (organisation scale) is resolved by a run that succeeds, not by one
+  // whose writes failed (the function answers it 500, and the delivery fails again).
+  if (report.writes.some((w) => w.project === project && w.outcome === 'failed'))
+    conditions.push(...heldDeliveryCondition(ctx, project, previous));
+  // Ids first: the planned events carry the ids their real events get here.
+  const decidedEvents = decideNotifications({
+    previous: {},
+    current: [],
+    events,
+    now: ctx.at,
+    renotifyAfterMs: 0,
+    runId: ctx.runId,
+    scope: [],
+  }).publish;
+  const outcome = new Set(decidedEvents.map((e) => e.id));
+  const notHappened = [
+    ...plannedEvents(ctx, project, plan)
+      .map((e) => e.id)
+      .filter((id) => !outcome.has(id)),
+    ...withdrawn,
+  ];
+  await beforeDeadline(
+    async () => {
+      // Settled planned requests of earlier runs keep their ids (and so their place).
+      await deps.store.putOutbox(
+        project,
+        [...settledRequests, ...decidedEvents].map((e) => entry(run, e, 'ready')),
+      );
+      await deps.store.removeOutbox(project, notHappened);
+    },
+    grace,
+    `storing the events of ${project}`,
+  );
+  const box = await beforeDeadline(
+    () => deps.store.listOutbox(project),
+    grace,
+    `reading the outbox of ${project}`,
+  );
+  logSetAside(run, project, box);
+  logUnreadableCount(run, project, box);
+  if (box.dropped > 0) {
+    conditions.push(
+      outboxDroppedAlert(
+        ctx,
+        project,
+        box.dropped,
+        box.entries.length,
+        run.unreadableCounts.has(project),
+      ),
+    );
+  }
+  const notifications = decideNotifications({
+    previous,
+    current: conditions,
+    events: [],
+    now: ctx.at,
+    renotifyAfterMs: durationMs(run.policy.alerts.renotifyAfter),
+    resolveAfterMs: DEMAND_RESOLVE_AFTER_MS,
+    runId: ctx.runId,
+    // A restore judges no condition (its plan is not the governing one): none may resolve.
+    scope: run.options.restore ? [] : judgedScope(project, plan, problems, Object.values(previous)),
+    unjudged: unjudgedConditions(project, plan),
+    gone: run.options.restore ? [] : goneConditions(project, plan, problems, previous),
+  });
+  const ready = box.entries.filter((e) => e.state === 'ready').map((e) => e.alert);
+  const earlier = ready.filter((a) => a.runId !== ctx.runId);
+  const mine = ready.filter((a) => a.runId === ctx.runId);
+  const outgoing = [...earlier, ...notifications.publish, ...mine];
+  // Some messages may go out when others fail (another pool's, on its own ordering key): the
+  // outbox forgets those and the state counts them, so the next run neither repeats a firing
+  // under a new id nor loses a resolved one; what did not go out is sent again by the next run.
+  await publish(run, project, outgoing, mine, (acknowledged) =>
+    keepAcknowledged(run, project, {
+      acknowledged,
+      ready,
+      dropped: box.dropped,
+      previous,
+      notifications,
+      version,
+    }),
+  );
+  // Once every message is acknowledged: a failed publish leaves the outbox and the state as they
+  // were, but for what it did publish (above), so the next run sends again what this one could not.
+  await beforeDeadline(
+    () =>
+      deps.store.removeOutbox(
+        project,
+        ready.map((a) => a.id),
+        box.dropped,
+      ),
+    grace,
+    `removing the published events of ${project}`,
+  );
+  await saveRebased(run, project, previous, notifications.next, version);
+}
+
+/**
+ * The stored condition records this version cannot read (`VersionedConditions.unreadable`: a
+ * newer version's alert type or field, a hand edit), in one ERROR line per run: how many, the
+ * first few keys and why. The run goes on without them: they are not published, re-notified or
+ * resolved here, and the store keeps them as stored for the version that reads them.
+ */
+function logUnreadableConditions(run: Run, project: string, loaded: VersionedConditions): void {
+  const unreadable = loaded.unreadable ?? [];
+  if (unreadable.length === 0) return;
+  const first = unreadable
+    .slice(0, 3)
+    .map((u) => `${cutText(u.key, 200)} (${u.faults.map(faultText).join('; ') || 'no detail'})`);
+  const more = unreadable.length > 3 ? `, and ${unreadable.length - 3} more` : '';
+  run.deps.log.log(
+    'ERROR',
+    `${project}: ${unreadable.length} stored alert condition(s) cannot be read by this version and are left as stored, neither published nor resolved by it: ${first.join(', ')}${more}. A newer version of the governor wrote them (it reads them again), or a hand edit did; see docs/applying.md, "Upgrades and rollbacks"`,
+  );
+}
+
+/** Attempts at saving a run's condition state over another writer's before the run fails. */
+const SAVE_ATTEMPTS = 3;
+
+/**
+ * Saves the condition state this run decided from `base` (read at `version`). When another writer
+ * saved in between (a run refused the lease, saving its `governor.degraded`), the state is read
+ * again and this run's decisions are laid over it (core/notify.ts rebaseConditions), rather than
+ * failing a run whose alerts already went out: its next run would send them again under new ids.
+ */
+async function saveRebased(
+  run: Run,
+  project: string,
+  base: ConditionState,
+  mine: ConditionState,
+  version: string | null,
+): Promise<void> {
+  const grace = alertGrace(run);
+  let state = mine;
+  let expected = version;
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      await beforeDeadline(
+        () => run.deps.store.saveConditions(project, state, expected),
+        grace,
+        `saving the alert state of ${project}`,
+      );
+      return;
+    } catch (e) {
+      if (!(e instanceof ConflictError) || attempt >= SAVE_ATTEMPTS) throw e;
+      const fresh = await beforeDeadline(
+        () => run.deps.store.loadConditions(project),
+        grace,
+        `reading the alert state of ${project} again`,
+      );
+      run.deps.log.log(
+        'INFO',
+        `${project}: the alert state was saved by another run since this one read it; this run's conditions are laid over it`,
+      );
+      state = rebaseConditions(base, mine, fresh.state);
+      expected = fresh.version;
+    }
+  }
+}
+
+/**
+ * The ids of the messages a failed publish still got acknowledged: a PartialPublishError (the
+ * sink port's) lists one result per message given, `undefined` for those not published. Any other
+ * error: none.
+ */
+function acknowledgedIds(error: unknown, outgoing: readonly Alert[]): Set<string> {
+  if (!(error instanceof PartialPublishError) || error.results.length !== outgoing.length)
+    return new Set();
+  const { results } = error;
+  return new Set(outgoing.filter((_, i) => results[i] !== undefined).map((a) => a.id));
+}
+
+/**
+ * After a publish that failed part-way: the acknowledged events leave the outbox, and the
+ * condition state records what went out (core/notify.ts acknowledgedState). Best effort: if the
+ * store fails too, the run's error stands and the next run sends everything again, as before.
+ */
+async function keepAcknowledged(
+  run: Run,
+  project: string,
+  p: {
+    acknowledged: ReadonlySet<string>;
+    ready: readonly Alert[];
+    dropped: number;
+    previous: ConditionState;
+    notifications: NotifyOutput;
+    version: string | null;
+  },
+): Promise<void> {
+  const grace = alertGrace(run);
+  // The count of dropped events is announced by governor.degraded (reason outbox): cleared only
+  // when that message went out.
+  const announced = p.notifications.publish.some(
+    (a) =>
+      a.type === 'governor.degraded' &&
+      a.details['reason'] === 'outbox' &&
+      p.acknowledged.has(a.id),
+  );
+  try {
+    await beforeDeadline(
+      () =>
+        run.deps.store.removeOutbox(
+          project,
+          p.ready.filter((a) => p.acknowledged.has(a.id)).map((a) => a.id),
+          announced ? p.dropped : 0,
+        ),
+      grace,
+      `removing the published events of ${project}`,
+    );
+    const state = acknowledgedState(p.previous, p.notifications, p.acknowledged);
+    await saveRebased(run, project, p.previous, state, p.version);
+  } catch (e) {
+    run.deps.log.log(
+      'WARNING',
+      `${project}: could not record the ${p.acknowledged.size} alert(s) published before the publish failed; the next run sends them again: ${errorMessage(e)}`,
+    );
+  }
+}
+
+/** Publishes and logs the project's alerts; on failure keeps this run's events in the report. */
+export async function publish(
+  run: Run,
+  project: string,
+  outgoing: Alert[],
+  decided: Alert[],
+  afterPartial?: (acknowledged: ReadonlySet<string>) => Promise<void>,
+): Promise<void> {
+  const { deps, report } = run;
+  if (outgoing.length === 0) return;
+  // Conditions are not stored fitted, and a stored message may be larger than the governor stores.
+  outgoing = outgoing.map((a) => fitted(run, a));
+  const sink = deps.sink;
+  if (sink) {
+    try {
+      await beforeDeadline(
+        () => sink.publish(outgoing.map(alertMessage)),
+        alertGrace(run),
+        `publishing ${outgoing.length} alert(s) of ${project}`,
+      );
+    } catch (e) {
+      // What went out is told as published; the rest is decided again by the next run (the
+      // state is not saved for it), events stay in the outbox, and this run's record names its
+      // own that did not go out.
+      const sent = acknowledgedIds(e, outgoing);
+      announce(
+        run,
+        outgoing.filter((a) => sent.has(a.id)),
+      );
+      report.undelivered.push(...decided.filter((a) => !sent.has(a.id)));
+      if (sent.size > 0) await afterPartial?.(sent);
+      throw e;
+    }
+  }
+  announce(run, outgoing);
+}
+
+/** Alerts Pub/Sub acknowledged: logged as alerts, and counted in the run's report. */
+function announce(run: Run, published: readonly Alert[]): void {
+  for (const a of published) {
+    const severity =
+      a.status !== 'firing' || a.severity === 'INFO'
+        ? 'INFO'
+        : a.severity === 'WARNING'
+          ? 'WARNING'
+          : 'ERROR';
+    // `alert` marks the line as an alert, not a fault of the run: a terminal prints these as
+    // alerts (from `report.alerts`), not as log lines (see ALERT_FIELD in log.ts).
+    run.deps.log.log(severity, `alert ${a.type} ${a.status}: ${a.summary}`, { alert: a.dedupKey });
+  }
+  run.report.published += published.length;
+  run.report.alerts.push(...published);
+}

@@ -1,0 +1,172 @@
+import { decideNotifications } from '../core/notify.js';
+import { durationMs } from '../core/duration.js';
+import { leaseHeldAlert, type HeldLease } from '../core/run-alerts.js';
+import { oneLine } from '../core/text.js';
+import { ConflictError, errorMessage } from '../errors.js';
+import type { LeaseResult } from '../ports/index.js';
+import { beforeDeadline } from './act.js';
+import { publish } from './alerts.js';
+import {
+  alertGrace,
+  logRunFailed,
+  RunFailedError,
+  type ReconcileDeps,
+  type ReconcileOptions,
+  type Run,
+} from './run.js';
+
+/**
+ * The run's leases. The lease (one writer per project and store) is taken on the wall clock,
+ * never on the emulator's virtual clock: leases are shared with governors on other clocks. A run
+ * asks for a held lease `leaseAttempts` times, `leaseRetryMs` apart; still refused, it does
+ * nothing in that project, alerts `governor.degraded` (reason lease) and ends `lease-held`, which
+ * the CLI and the function report as a failure. The store caps an expiry beyond now +
+ * time-to-live, so a lease set to year 9999 ends too; `governor unlock` breaks one at once. How
+ * a regional unit's lease and its whole project's keep each other out: unit-lease.ts.
+ */
+
+/** The lease outlives the run deadline by this much (alerts, records, a slow store). */
+export const LEASE_MARGIN_MS = 60_000;
+
+/** How long a lease is taken for (see takeLeases): a little longer than a run may take. */
+export function leaseTtlMs(options: ReconcileOptions): number {
+  return options.deadlineMs + LEASE_MARGIN_MS;
+}
+
+/**
+ * One writer per project: a lease a little longer than the run may take, on the wall clock. A
+ * lease another holds is asked for again a few times; returns the projects taken.
+ */
+export async function takeLeases(run: Run): Promise<string[]> {
+  const { deps, options, report } = run;
+  const held: string[] = [];
+  const attempts = Math.max(1, options.leaseAttempts ?? 3);
+  // The project whose lease request is under way: a request without an answer (a timeout, the
+  // store unreachable) may still have been committed, "even if the operation has completed
+  // successfully" (Google's client libraries on DEADLINE_EXCEEDED,
+  // https://cloud.google.com/java/docs/reference/gax/latest/com.google.api.gax.rpc.DeadlineExceededException),
+  // so it is given back too: releasing is only ever done for this run's holder, a no-op otherwise.
+  let asking: string | null = null;
+  try {
+    for (const project of run.policy.projects) {
+      asking = project;
+      const lease = await askForLease(run, project, attempts);
+      asking = null;
+      if (lease.acquired) {
+        held.push(project);
+        continue;
+      }
+      const refused: HeldLease = {
+        project,
+        ...(lease.heldBy ? { heldBy: lease.heldBy } : {}),
+        ...(lease.acquiredAt ? { acquiredAt: lease.acquiredAt } : {}),
+        ...(lease.expiresAt ? { expiresAt: lease.expiresAt } : {}),
+      };
+      report.leaseHeld.push(refused);
+      deps.log.log('ERROR', describeHeldLease(refused, options.unlockHint));
+    }
+  } catch (e) {
+    // The store cannot say who writes: nobody does. Give back what was taken (or may have been),
+    // and fail loudly.
+    report.outcome = 'failed';
+    report.error = `the lease could not be taken: ${errorMessage(e)}`;
+    logRunFailed(deps.log, report);
+    await releaseAll(deps, asking === null ? held : [...held, asking], run.holder);
+    throw new RunFailedError(report, e);
+  }
+  return held;
+}
+
+async function askForLease(run: Run, project: string, attempts: number): Promise<LeaseResult> {
+  const { deps, options } = run;
+  const ttlMs = leaseTtlMs(options);
+  const retryMs = options.leaseRetryMs ?? 2_000;
+  const sleep = deps.sleep ?? ((ms: number) => new Promise<void>((done) => setTimeout(done, ms)));
+  for (let attempt = 1; ; attempt += 1) {
+    const lease = await beforeDeadline(
+      () =>
+        deps.store.acquireLease(
+          project,
+          run.holder,
+          ttlMs,
+          new Date((deps.leaseClock ?? run.wall)()).toISOString(),
+        ),
+      { deadline: run.deadline, clock: run.wall },
+      `taking the lease of ${project}`,
+    );
+    if (lease.acquired || attempt >= attempts || run.wall() + retryMs >= run.deadline) {
+      return lease;
+    }
+    await sleep(retryMs);
+  }
+}
+
+/** One line: who holds the lease, since and until when, and how to clear it. */
+function describeHeldLease(l: HeldLease, unlockHint = 'governor unlock --policy <file>'): string {
+  return (
+    // The holder is the state store's text, which any writer of the store may have set: one line.
+    `${l.project}: nothing done: the lease is held by ${oneLine(l.heldBy ?? 'an unknown holder')}` +
+    `${l.acquiredAt ? ` since ${l.acquiredAt}` : ''} until ${l.expiresAt ?? 'an unknown time'}; ` +
+    `if no other governor is running, clear it with \`${unlockHint}\``
+  );
+}
+
+/**
+ * governor.degraded (reason lease) for each project whose lease another held. Published and its
+ * state saved like any condition (the save is versioned, so it cannot overwrite the holder's);
+ * the holder's next run, judging the whole project, resolves it.
+ */
+export async function alertLeaseHeld(run: Run): Promise<void> {
+  const { deps, report, ctx } = run;
+  const grace = alertGrace(run);
+  const attempts = Math.max(1, run.options.leaseAttempts ?? 3);
+  for (const refused of report.leaseHeld) {
+    const { project } = refused;
+    try {
+      const { state: previous, version } = await beforeDeadline(
+        () => deps.store.loadConditions(project),
+        grace,
+        `reading the alert state of ${project}`,
+      );
+      const notifications = decideNotifications({
+        previous,
+        current: [leaseHeldAlert(ctx, refused, attempts)],
+        events: [],
+        now: ctx.at,
+        renotifyAfterMs: durationMs(run.policy.alerts.renotifyAfter),
+        runId: ctx.runId,
+        scope: [],
+      });
+      await publish(run, project, notifications.publish, []);
+      await beforeDeadline(
+        () => deps.store.saveConditions(project, notifications.next, version),
+        grace,
+        `saving the alert state of ${project}`,
+      );
+    } catch (e) {
+      // The holder saved its own state meanwhile: the next refused run fires again (at least once).
+      const what = e instanceof ConflictError ? 'could not save' : 'could not publish or save';
+      const message = `${project}: ${what} the lease alert: ${errorMessage(e)}`;
+      deps.log.log('ERROR', message);
+      report.error ??= message;
+    }
+  }
+}
+
+/** Gives the leases back; a store that cannot be reached lets them expire instead. */
+export async function releaseAll(
+  deps: ReconcileDeps,
+  projects: string[],
+  holder: string,
+): Promise<void> {
+  for (const project of projects) {
+    try {
+      await deps.store.releaseLease(project, holder);
+    } catch (e) {
+      deps.log.log(
+        'WARNING',
+        `${project}: could not release the lease (it expires by itself): ${errorMessage(e)}`,
+      );
+    }
+  }
+}
