@@ -285,12 +285,14 @@ async function alertProject(
   );
   // Once every message is acknowledged: a failed publish leaves the outbox and the state as they
   // were, but for what it did publish (above), so the next run sends again what this one could not.
+  // The dropped count is cleared only when this run announced it: while governor.degraded (reason
+  // outbox) is already firing and not due again, drops since are kept for the message that is.
   await beforeDeadline(
     () =>
       deps.store.removeOutbox(
         project,
         ready.map((a) => a.id),
-        box.dropped,
+        announcesDrops(notifications.publish, () => true) ? box.dropped : 0,
       ),
     grace,
     `removing the published events of ${project}`,
@@ -362,6 +364,16 @@ async function saveRebased(
 }
 
 /**
+ * Whether `published` (those of its messages `sent` says went out) announces the outbox's dropped
+ * count: governor.degraded with reason outbox. Only then may the store's count be cleared.
+ */
+function announcesDrops(published: readonly Alert[], sent: (a: Alert) => boolean): boolean {
+  return published.some(
+    (a) => a.type === 'governor.degraded' && a.details['reason'] === 'outbox' && sent(a),
+  );
+}
+
+/**
  * The ids of the messages a failed publish still got acknowledged: a PartialPublishError (the
  * sink port's) lists one result per message given, `undefined` for those not published. Any other
  * error: none.
@@ -393,12 +405,7 @@ async function keepAcknowledged(
   const grace = alertGrace(run);
   // The count of dropped events is announced by governor.degraded (reason outbox): cleared only
   // when that message went out.
-  const announced = p.notifications.publish.some(
-    (a) =>
-      a.type === 'governor.degraded' &&
-      a.details['reason'] === 'outbox' &&
-      p.acknowledged.has(a.id),
-  );
+  const announced = announcesDrops(p.notifications.publish, (a) => p.acknowledged.has(a.id));
   try {
     await beforeDeadline(
       () =>

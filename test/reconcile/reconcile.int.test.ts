@@ -834,3 +834,46 @@ describe('reconcile: an unreadable count of dropped outbox entries', () => {
     });
   });
 });
+
+/**
+ * Entries dropped while governor.degraded (reason outbox) is already firing: that run does not
+ * send it again (not due for `renotifyAfter`), so it must not clear the count either; before, the
+ * count went to 0 unannounced and the next run resolved the alert.
+ */
+describe('reconcile: outbox drops while their alert already fires', () => {
+  it('keeps the count until a message announces it, then resolves', async () => {
+    await store.close();
+    const dir = mkdtempSync(join(tmpdir(), 'governor-state-'));
+    store = createFileStateStore({ dir });
+    const file = join(dir, `${encodeURIComponent(PROJECT)}.json`);
+    const plant = (dropped: number): void => {
+      const doc = JSON.parse(readFileSync(file, 'utf8')) as Record<string, unknown>;
+      writeFileSync(file, JSON.stringify({ ...doc, outboxDropped: dropped }));
+    };
+    const outbox = (sent: Record<string, unknown>[]) =>
+      sent.filter((m) => m.dedupKey === `governor.degraded:${PROJECT}:outbox`);
+    const nextRun = async (): Promise<Record<string, unknown>[]> => {
+      emulator.advance(5 * 60_000);
+      received.length = 0;
+      expect((await run(policyOf())).outcome).toBe('ok');
+      await new Promise((r) => setTimeout(r, QUIET_MS));
+      return outbox(received.map((m) => JSON.parse(m.data.toString('utf8')) as never));
+    };
+    await run(policyOf());
+    plant(1);
+    expect(await nextRun()).toMatchObject([
+      { status: 'firing', details: { reason: 'outbox', dropped: 1 } },
+    ]);
+    expect((await store.listOutbox(PROJECT)).dropped).toBe(0);
+    // Two more dropped (an outbox over its limit) while the alert fires.
+    plant(2);
+    expect(await nextRun()).toEqual([]);
+    expect((await store.listOutbox(PROJECT)).dropped).toBe(2);
+    // Runs every 5 minutes: the alert stays firing until it is due again (1 h), and says 2.
+    const sent: Record<string, unknown>[] = [];
+    for (let i = 0; i < 13 && sent.length === 0; i++) sent.push(...(await nextRun()));
+    expect(sent).toMatchObject([{ status: 'firing', details: { reason: 'outbox', dropped: 2 } }]);
+    expect((await store.listOutbox(PROJECT)).dropped).toBe(0);
+    expect((await nextRun()).map((m) => m.status)).toEqual(['resolved']);
+  });
+});
