@@ -76,8 +76,10 @@ describe('file lock: taken and released by others between two looks', () => {
     expect((outcome as Error).message).toContain(lock);
     expect((outcome as Error).message).toMatch(/taken by other processes every time/);
     expect(ran).toBe(false);
-    expect(other.takes).toBeGreaterThan(1);
-    expect(other.releases).toBeGreaterThan(1);
+    // Each look found the lock released, then one last try past the deadline found it taken
+    // again: one take more than releases, however many looks the machine's speed allowed.
+    expect(other.releases).toBeGreaterThanOrEqual(1);
+    expect(other.takes).toBe(other.releases + 1);
   }, 20_000);
 
   it('takes a lock the others leave alone, even past its deadline once it broke a dead one', async () => {
