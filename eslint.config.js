@@ -4,6 +4,7 @@ import { builtinModules } from 'node:module';
 import { dirname, join, posix, relative, sep } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import js from '@eslint/js';
+import { builtinRules } from 'eslint/use-at-your-own-risk';
 import tseslint from 'typescript-eslint';
 
 /** What the simulator may import: the product below runtime.ts, and the emulator. */
@@ -297,6 +298,89 @@ const CORE_SYNTAX = [
   },
 ];
 
+/**
+ * What reads the machine's locale or time zone. The governor decides and prints the same whatever
+ * LC_ALL, LANG and TZ say on the machine that runs it (a laptop, a function), so none of src/,
+ * bench/, scripts/ or bin/ calls these. A property here is forbidden on any object.
+ */
+const SORT_BY_CODE_UNIT =
+  "sorts by the machine's locale (LC_ALL, LANG: Danish puts `aa` after `z`): compare with compareText (src/core/pool.ts)";
+const LOCAL_ZONE =
+  "reads the machine's time zone (TZ): use the getUTC…/setUTC… form, toISOString, or luxon with an explicit zone";
+const LOCALE_PROPERTIES = [
+  { property: 'localeCompare', message: `localeCompare ${SORT_BY_CODE_UNIT}.` },
+  { object: 'Intl', property: 'Collator', message: `Intl.Collator ${SORT_BY_CODE_UNIT}.` },
+  ...['toLocaleUpperCase', 'toLocaleLowerCase'].map((property) => ({
+    property,
+    message: `${property} follows the machine's locale (Turkish dotted i): use ${property.replace('Locale', '')}.`,
+  })),
+  ...[
+    'getFullYear',
+    'getYear',
+    'getMonth',
+    'getDate',
+    'getDay',
+    'getHours',
+    'getMinutes',
+    'getSeconds',
+    'getMilliseconds',
+    'getTimezoneOffset',
+    'setFullYear',
+    'setYear',
+    'setMonth',
+    'setDate',
+    'setHours',
+    'setMinutes',
+    'setSeconds',
+    'setMilliseconds',
+    'toDateString',
+    'toTimeString',
+    'toLocaleDateString',
+    'toLocaleTimeString',
+  ].map((property) => ({ property, message: `${property} ${LOCAL_ZONE}.` })),
+  // luxon's DateTime.local(…) is a time in the machine's zone.
+  { object: 'DateTime', property: 'local', message: `DateTime.local ${LOCAL_ZONE}.` },
+];
+const LOCALE_SYNTAX = [
+  {
+    selector:
+      "CallExpression[arguments.length=0] > MemberExpression.callee[property.name='toLocaleString']",
+    message:
+      "toLocaleString() formats by the machine's locale: name one (`n.toLocaleString('en-US')`).",
+  },
+  {
+    selector:
+      ':matches(NewExpression, CallExpression)[arguments.length=0][callee.object.name=Intl]',
+    message: "An Intl formatter without a locale takes the machine's: name one ('en-US').",
+  },
+  {
+    // new Date(2026, 11, 1) is a time in the machine's zone; new Date(ms) and new Date(iso) are not.
+    selector: "NewExpression[callee.name='Date'][arguments.length>1]",
+    message: `new Date(year, month, …) ${LOCAL_ZONE} (Date.UTC(year, month, …)).`,
+  },
+  {
+    // luxon reads a time without a zone option as one in the machine's zone.
+    selector:
+      "CallExpression[arguments.length<2] > MemberExpression.callee[object.name='DateTime'][property.name=/^from(Millis|Seconds|ISO|JSDate|SQL|RFC2822|HTTP|Object)$/]",
+    message: `luxon's DateTime.from…() without { zone } ${LOCAL_ZONE}.`,
+  },
+  {
+    selector:
+      "CallExpression[arguments.length<3] > MemberExpression.callee[object.name='DateTime'][property.name='fromFormat']",
+    message: `luxon's DateTime.fromFormat() without { zone } ${LOCAL_ZONE}.`,
+  },
+];
+/**
+ * The locale rules under names of their own, so that they hold beside the layer blocks below, each
+ * of which replaces the options of `no-restricted-properties` and `no-restricted-syntax`.
+ */
+const MACHINE = {
+  rules: {
+    'no-restricted-properties': builtinRules.get('no-restricted-properties'),
+    'no-restricted-syntax': builtinRules.get('no-restricted-syntax'),
+  },
+};
+
 const ROOT = dirname(fileURLToPath(import.meta.url));
 const OWN_NAME = JSON.parse(readFileSync(join(ROOT, 'package.json'), 'utf8')).name;
 /**
@@ -572,4 +656,12 @@ export default tseslint.config(
     },
   },
   ...layerConfigs(),
+  {
+    files: ['src/**/*.ts', 'bench/**/*.ts', 'scripts/**/*.ts', 'bin/**/*.js'],
+    plugins: { machine: MACHINE },
+    rules: {
+      'machine/no-restricted-properties': ['error', ...LOCALE_PROPERTIES],
+      'machine/no-restricted-syntax': ['error', ...LOCALE_SYNTAX],
+    },
+  },
 );

@@ -1,6 +1,7 @@
 import { fileURLToPath } from 'node:url';
 import { Alert } from '../src/core/alert.js';
 import { parsePolicy } from '../src/core/policy.js';
+import { compareText } from '../src/core/pool.js';
 import type { PublishedMessage } from '../src/emulator/pubsub-store.js';
 import { buildScenario, parseScenario, type ScenarioInput } from '../src/simulate/scenario.js';
 import {
@@ -80,9 +81,7 @@ export function alertNoise(alerts: readonly Alert[], hours: number): NoiseRow[] 
   }
   for (const r of rows.values())
     r.perDay = ((r.firing + r.renotify + r.resolved + r.events) * 24) / hours;
-  return [...rows.values()].sort((a, b) =>
-    (a.type + a.severity).localeCompare(b.type + b.severity),
-  );
+  return [...rows.values()].sort((a, b) => compareText(a.type + a.severity, b.type + b.severity));
 }
 
 const scenarios: Record<string, (q: number, h: number) => ScenarioInput> = {

@@ -108,6 +108,7 @@ async function zipToBuffer(files: ReadonlyMap<string, Buffer>): Promise<Buffer> 
   // yazl writes MS-DOS date fields from the Date's local-time parts, so build the Date from local
   // parts too (here, in the time zone in force now): the fields are then 2000-01-01 00:00 whatever
   // the machine's time zone.
+  // eslint-disable-next-line machine/no-restricted-syntax -- local parts on purpose, as above
   const mtime = new Date(2000, 0, 1, 0, 0, 0);
   const zip = new ZipFile();
   const chunks: Buffer[] = [];

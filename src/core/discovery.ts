@@ -2,6 +2,7 @@ import picomatch from 'picomatch';
 import { z } from 'zod';
 import { StringMap } from './document.js';
 import { Duration } from './duration.js';
+import { compareText } from './pool.js';
 import { REGION_NAME } from './units.js';
 
 /**
@@ -170,7 +171,7 @@ export function selectProjects(
   for (const p of kept.sort()) {
     const byRegion = counts.get(p);
     if (byRegion)
-      services[p] = Object.fromEntries([...byRegion].sort(([a], [b]) => (a < b ? -1 : 1)));
+      services[p] = Object.fromEntries([...byRegion].sort(([a], [b]) => compareText(a, b)));
   }
   // The policy's own list is always governed, whatever the filters (they apply to what is found).
   return { projects: [...new Set([...kept, ...listed])].sort(), skipped, services };
@@ -238,7 +239,7 @@ export function discoveryKey(d: Discovery): string {
     scopes: discoveryScopes(d),
     include: d.include ?? null,
     exclude: d.exclude,
-    labels: Object.entries(d.labels ?? {}).sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    labels: Object.entries(d.labels ?? {}).sort(([a], [b]) => compareText(a, b)),
   });
 }
 

@@ -96,7 +96,12 @@ export function samePool(a: PoolId, b: PoolId): boolean {
   );
 }
 
-/** Code-point comparison: the same order on every machine and locale. */
+/**
+ * The one order of text in the governor: by UTF-16 code unit (code-point order for the ASCII names
+ * of projects, regions and services), the same on every machine. Never `localeCompare` or
+ * `Intl.Collator`: they sort by the process's locale (LC_ALL, LANG), where Danish puts `aa` after
+ * `z`; the lint rules forbid them.
+ */
 export function compareText(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
 }

@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { beyondSkew } from './duration.js';
 import type { Plan } from './plan.js';
-import { poolIdOf, poolKey, poolOfKey, poolWords } from './pool.js';
+import { compareText, poolIdOf, poolKey, poolOfKey, poolWords } from './pool.js';
 import { MAX_PREFERENCE_NAME, preferenceNameFault, QUOTA_ID } from './preference-name.js';
 import { plural } from './text.js';
 
@@ -219,7 +219,7 @@ export function rollPressure(
       budget: p.budget,
     };
     const days = [...entry.days.filter((d) => d.day !== day), row]
-      .sort((a, b) => a.day.localeCompare(b.day))
+      .sort((a, b) => compareText(a.day, b.day))
       .slice(-LEDGER_DAYS);
     pools[key] = { ...entry, days };
   }
@@ -517,7 +517,7 @@ export function recommendQuotas(
       why: `at budget ${pct(share)} of the time (${plural(minutesAtBudget, 'minute')} of ${covered(minutesCovered)}), ${refusedGpuMinutes} GPU-minutes refused (estimate); the peak of ${peakWanted} GPUs wanted fits a quota of ${recommended} (quota ${quota} − budget ${budget} goes to reserve and unmanaged use)`,
     });
   }
-  return out.sort((a, b) => a.key.localeCompare(b.key));
+  return out.sort((a, b) => compareText(a.key, b.key));
 }
 
 /**

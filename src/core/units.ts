@@ -104,7 +104,7 @@ export function splitUnits(
       units.push({ project });
       continue;
     }
-    for (const [region] of byRegion.sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)))
+    for (const [region] of byRegion.sort(([a], [b]) => compareText(a, b)))
       units.push({ project, region });
   }
   return units;

@@ -1,5 +1,6 @@
 import { runInNewContext } from 'node:vm';
 import { status } from '@grpc/grpc-js';
+import { compareText } from '../core/pool.js';
 import { answerOf, type EmulatorContext } from './context.js';
 import { ancestry, projectNumber } from './hierarchy.js';
 import {
@@ -220,7 +221,7 @@ export function assetHandlers(ctx: EmulatorContext): Handlers {
             }
           }
         }
-        results.sort((a, b) => String(a.name).localeCompare(String(b.name)));
+        results.sort((a, b) => compareText(String(a.name), String(b.name)));
         const pageSize = Math.max(0, int(request, 'page_size'));
         const { page, nextPageToken } = paginate(results, {
           ...listPaging(request, ctx, ['SearchAllResources', scope, types, pageSize], {

@@ -1,3 +1,4 @@
+import { compareText } from '../core/pool.js';
 import { BoundedLog } from './bounded-log.js';
 import {
   field,
@@ -365,7 +366,7 @@ function seriesText(ts: Message | undefined, which: 'resource' | 'metric'): stri
 }
 
 function sorted(labels: Record<string, string>): Record<string, string> {
-  return Object.fromEntries(Object.entries(labels).sort(([a], [b]) => (a < b ? -1 : 1)));
+  return Object.fromEntries(Object.entries(labels).sort(([a], [b]) => compareText(a, b)));
 }
 
 function enumText(msg: Message, name: string): string {

@@ -1,5 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { z } from 'zod';
+import { compareText } from '../core/pool.js';
 import { RpcError, type Message } from './rpc.js';
 import { SERVICES, serviceDefinition } from './protos.js';
 
@@ -234,7 +235,7 @@ export class FaultInjector {
 
   /** Faults injected so far, by kind (`UNAVAILABLE`, `latency`, `operation-failed`, ...). */
   injected(): Record<string, number> {
-    return Object.fromEntries([...this.counts].sort(([a], [b]) => (a < b ? -1 : 1)));
+    return Object.fromEntries([...this.counts].sort(([a], [b]) => compareText(a, b)));
   }
 
   count(kind: string): void {

@@ -1,4 +1,4 @@
-import { effectiveMax as maxOfLevels, samePool } from '../core/pool.js';
+import { compareText, effectiveMax as maxOfLevels, samePool } from '../core/pool.js';
 import { DEFAULT_CONCURRENCY } from '../core/service.js';
 import { demandAt, type DemandContext } from './demand.js';
 import { shown } from './rpc.js';
@@ -430,7 +430,7 @@ export class FleetModel {
         this.indexOf(project.id).jobs.push(job);
       }
     }
-    const byId = (a: ServiceState, b: ServiceState) => serviceId(a).localeCompare(serviceId(b));
+    const byId = (a: ServiceState, b: ServiceState) => compareText(serviceId(a), serviceId(b));
     this.sortedServices = [...this.services.values()].sort(byId);
     for (const index of this.ofProject.values()) index.services.sort(byId);
     this.deriveUnsetMaxes();
@@ -509,7 +509,7 @@ export class FleetModel {
     }
     const index = this.indexOf(project);
     index.services.push(state);
-    const byId = (a: ServiceState, b: ServiceState) => serviceId(a).localeCompare(serviceId(b));
+    const byId = (a: ServiceState, b: ServiceState) => compareText(serviceId(a), serviceId(b));
     index.services.sort(byId);
     this.sortedServices = [...this.services.values()].sort(byId);
     this.deriveUnsetMaxes(project);
@@ -760,7 +760,7 @@ export class FleetModel {
       if (key.region !== undefined) add({ ...key, region: key.region });
     }
     return [...keys.values()]
-      .sort((a, b) => quotaId(a).localeCompare(quotaId(b)))
+      .sort((a, b) => compareText(quotaId(a), quotaId(b)))
       .map((k) => {
         const members = membersOf.get(quotaId(k)) ?? [];
         return {

@@ -1,4 +1,5 @@
 import { status } from '@grpc/grpc-js';
+import { compareText } from '../core/pool.js';
 import { answerOf, type EmulatorContext } from './context.js';
 import { gpusPerInstance, MINUTE_MS, type MinuteSample } from './model.js';
 import {
@@ -960,7 +961,7 @@ function computeTimeSeries(ctx: EmulatorContext, request: Message): TimeSeriesPa
     );
     series = series
       .filter((s) => s.points.length > 0)
-      .sort((a, b) => (sortKey.get(a) ?? '').localeCompare(sortKey.get(b) ?? ''));
+      .sort((a, b) => compareText(sortKey.get(a) ?? '', sortKey.get(b) ?? ''));
     // FULL pages over points: a series whose points do not all fit continues on the next page,
     // with the same labels (the client must merge it).
     const points =

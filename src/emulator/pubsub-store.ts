@@ -1,4 +1,5 @@
 import { status } from '@grpc/grpc-js';
+import { compareText } from '../core/pool.js';
 import { BoundedLog } from './bounded-log.js';
 import { invalid, RpcError, shown } from './rpc.js';
 
@@ -115,7 +116,7 @@ export class PubSubStore {
   topicsOf(project: string): TopicRecord[] {
     return [...this.topics.values()]
       .filter((t) => t.name.startsWith(`projects/${project}/topics/`))
-      .sort((a, b) => a.name.localeCompare(b.name));
+      .sort((a, b) => compareText(a.name, b.name));
   }
 
   topicNames(): string[] {

@@ -1,4 +1,5 @@
 import { answerOf, type EmulatorContext } from './context.js';
+import { compareText } from '../core/pool.js';
 import type { FleetModel } from './model.js';
 import { fleetRegions } from './fleet.js';
 import {
@@ -113,7 +114,7 @@ function quotaInfo(
   const gpu = g.accelerator.replace(/^nvidia-/, '').toUpperCase();
   const regional = g.entries
     .filter((e) => e.region !== undefined)
-    .sort((a, b) => (a.region ?? '').localeCompare(b.region ?? ''));
+    .sort((a, b) => compareText(a.region ?? '', b.region ?? ''));
   const fallback = g.entries.filter((e) => e.region === undefined);
   return {
     name: `projects/${project}/locations/global/services/${RUN}/quotaInfos/${id}`,
@@ -210,7 +211,7 @@ export function quotasHandlers(ctx: EmulatorContext): Handlers {
       const [, project = '', location = '', service = ''] = m;
       checkScope(ctx, project, location, service, parent);
       const infos = [...groups(ctx, project).entries()]
-        .sort(([a], [b]) => a.localeCompare(b))
+        .sort(([a], [b]) => compareText(a, b))
         .map(([id, g]) =>
           quotaInfo(project, id, g, regionsOf(ctx, project), reasonOf(ctx, project, id)),
         );

@@ -2,6 +2,7 @@ import pLimit from 'p-limit';
 import { discoveryKey, type Discovery, type DiscoveryCache } from '../core/discovery.js';
 import { beyondSkew, durationMs } from '../core/duration.js';
 import { fanoutStaleAfter, type Policy } from '../core/policy.js';
+import { compareText } from '../core/pool.js';
 import { oneLine } from '../core/text.js';
 import { splitUnits, unitKey, unitLabel, type Unit } from '../core/units.js';
 import {
@@ -132,7 +133,7 @@ function unitView(
         p.budget !== null && p.budget > 0 ? Math.round((p.demand / p.budget) * 100) / 100 : null,
       refusedEstimate: p.budget === null ? 0 : Math.max(0, p.demand - p.budget),
     }))
-    .sort((a, b) => (a.pool < b.pool ? -1 : 1));
+    .sort((a, b) => compareText(a.pool, b.pool));
   const age = last ? Math.round(runAgeMs(last, now) / 1000) : null;
   let stuck: string | null = null;
   if (!last) stuck = 'no run recorded';

@@ -1,4 +1,5 @@
 import { fill, type Slot } from '../core/allocate.js';
+import { compareText } from '../core/pool.js';
 import { exactFill } from './exact-fill.js';
 
 /**
@@ -44,7 +45,7 @@ function proportional(
   members: readonly (PoolMember & { share: number })[],
   available: number,
 ): Map<string, number> {
-  const sorted = [...members].sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+  const sorted = [...members].sort((a, b) => compareText(a.name, b.name));
   const total = sorted.reduce((a, m) => a + m.share, 0) || 1;
   const caps = new Map<string, number>();
   // Everyone's one instance first (a max of 0 is not a cap), then the rest by share.
@@ -60,7 +61,7 @@ function proportional(
     left -= n * m.gpus;
     rest.push({ name: m.name, frac: ideal - n, gpus: m.gpus });
   }
-  rest.sort((a, b) => b.frac - a.frac || (a.name < b.name ? -1 : 1));
+  rest.sort((a, b) => b.frac - a.frac || compareText(a.name, b.name));
   for (const r of rest) {
     if (left < r.gpus) continue;
     caps.set(r.name, (caps.get(r.name) ?? 0) + 1);
@@ -101,7 +102,7 @@ export function oracleSplit(
   }
   const governed = members
     .filter((m) => m.fixedCap === null)
-    .sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
+    .sort((a, b) => compareText(a.name, b.name));
   const tiers = [...new Set(governed.map((m) => m.priority))].sort((a, b) => b - a);
   for (const p of tiers) {
     const slots: (Slot & { name: string; want: number })[] = governed

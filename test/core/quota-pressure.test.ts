@@ -336,6 +336,38 @@ describe('the pressure ledger', () => {
 });
 
 describe('quota recommendations', () => {
+  it("lists pools in code-unit order of their keys, whatever the machine's locale", () => {
+    // Under LC_ALL=da_DK.UTF-8 a locale-sorting comparison puts "aa" after "z" (Danish reads it
+    // as "å"): the list, and so the order of `governor quota recommend` and of the quota requests
+    // a run files, would change with the machine.
+    const at = '2026-12-01T12:00:00Z';
+    const pool = (project: string) => ({
+      project,
+      region: 'us-central1',
+      accelerator: 'nvidia-l4',
+      zonalRedundancy: true,
+      days: [
+        {
+          day: '2026-12-01',
+          minutes: 600,
+          minutesAtBudget: 0,
+          refusedGpuMinutes: 0,
+          peakWanted: 1,
+          quota: 4,
+          budget: 4,
+        },
+      ],
+    });
+    const ledger = PressureLedger.parse({
+      at,
+      pools: Object.fromEntries(
+        ['z-team', 'ab-team', 'aa-team'].map((p) => [`${p}/us-central1/nvidia-l4/zonal`, pool(p)]),
+      ),
+    });
+    const keys = underLocale('da', () => recommendQuotas(ledger, at).map((r) => r.key));
+    expect(keys.map((k) => k.split('/')[0])).toEqual(['aa-team', 'ab-team', 'z-team']);
+  });
+
   it('recommends for the pool under sustained pressure only, with its evidence', () => {
     const { ledger, at } = week(24 * 7, 5);
     const recs = recommendQuotas(ledger, at);
@@ -633,3 +665,23 @@ describe("a unit's ledger and the other side of its project", () => {
     expect(lookAtOtherUnits({ ...own, at: 'x' }, iso(ms))).toBe(true);
   });
 });
+
+/**
+ * `f` run as in a process whose locale is `locale` (LC_ALL, LANG): `localeCompare` without a
+ * locale then sorts by that locale's rules.
+ */
+function underLocale<T>(locale: string, f: () => T): T {
+  const own = Object.getOwnPropertyDescriptor(String.prototype, 'localeCompare');
+  const collator = new Intl.Collator(locale);
+  Object.defineProperty(String.prototype, 'localeCompare', {
+    ...own,
+    value: function (this: string, that: string) {
+      return collator.compare(this, that);
+    },
+  });
+  try {
+    return f();
+  } finally {
+    if (own) Object.defineProperty(String.prototype, 'localeCompare', own);
+  }
+}

@@ -272,7 +272,11 @@ describe('a wrong-way import fails lint', () => {
     ['random taken from Math', 'const { random } = Math;\nexport const pick = random();'],
     ['clearTimeout', 'export const stop = (t: number) => clearTimeout(t);'],
     ['AbortSignal.timeout()', 'export const signal = AbortSignal.timeout(5);'],
-    ['Intl (the clock, the locale)', 'export const now = new Intl.DateTimeFormat().format();'],
+    // With a locale and a zone named: outside the core only the locale rules below would object.
+    [
+      'Intl (the clock, the locale)',
+      "export const now = new Intl.DateTimeFormat('en-US', { timeZone: 'UTC' }).format();",
+    ],
     ['MessageChannel', 'export const channel = new MessageChannel();'],
     ['WeakRef', 'export const ref = new WeakRef({});'],
     ['import.meta', 'export const here = import.meta.url;'],
@@ -281,8 +285,8 @@ describe('a wrong-way import fails lint', () => {
       "import { DateTime } from 'luxon';\nexport const now = DateTime.now();",
     ],
     [
-      "luxon's DateTime.local()",
-      "import { DateTime } from 'luxon';\nexport const now = DateTime.local();",
+      "luxon's DateTime.utc()",
+      "import { DateTime } from 'luxon';\nexport const now = DateTime.utc();",
     ],
   ])('the core has no clock, no I/O and no randomness: %s fails lint', async (_, code) => {
     const found = await problems('src/core/x.ts', code + '\n');
@@ -293,6 +297,52 @@ describe('a wrong-way import fails lint', () => {
     ).toBe(true);
     // The same line is fine outside the core (the adapters own the clock and the I/O).
     expect(await problems('src/adapters/x.ts', code + '\n')).toEqual([]);
+  });
+});
+
+describe("what reads the machine's locale or time zone fails lint", () => {
+  const FILES = [
+    'src/core/x.ts',
+    'src/adapters/x.ts',
+    'src/emulator/x.ts',
+    'bench/x.ts',
+    'scripts/x.ts',
+  ];
+  it.each([
+    ['localeCompare', "export const o = ['b', 'a'].sort((x, y) => x.localeCompare(y));"],
+    ['Intl.Collator', "export const c = new Intl.Collator('da');"],
+    ['toLocaleUpperCase', "export const u = 'i'.toLocaleUpperCase();"],
+    ['a local-time getter', 'export const h = (d: Date) => d.getHours();'],
+    ['toLocaleString() without a locale', 'export const n = (5).toLocaleString();'],
+    ['an Intl formatter without a locale', 'export const f = new Intl.NumberFormat();'],
+    ['new Date(year, month, day)', 'export const d = new Date(2026, 11, 1);'],
+    [
+      "luxon's DateTime.fromMillis() without a zone",
+      "import { DateTime } from 'luxon';\nexport const t = DateTime.fromMillis(0);",
+    ],
+    [
+      "luxon's DateTime.local(…)",
+      "import { DateTime } from 'luxon';\nexport const t = DateTime.local(2026, 12, 1);",
+    ],
+  ])('%s', async (_, code) => {
+    for (const file of FILES) {
+      const found = (await problems(file, code + '\n')).filter((p) => p.startsWith('machine/'));
+      expect(found.length, `${file}: ${code}`).toBeGreaterThan(0);
+    }
+  });
+
+  it('their explicit forms pass', async () => {
+    const code = [
+      "import { DateTime } from 'luxon';",
+      "export const n = (5).toLocaleString('en-US');",
+      'export const h = (d: Date) => d.getUTCHours();',
+      'export const d = new Date(Date.UTC(2026, 11, 1));',
+      "export const t = DateTime.fromMillis(0, { zone: 'UTC' }).toFormat('HH:mm');",
+      "export const u = 'i'.toUpperCase();",
+      '',
+    ].join('\n');
+    for (const file of FILES)
+      expect((await problems(file, code)).filter((p) => p.startsWith('machine/'))).toEqual([]);
   });
 });
 
