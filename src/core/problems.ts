@@ -1,4 +1,4 @@
-import { poolKey, type PoolId } from './pool.js';
+import { compareText, poolKey, type PoolId } from './pool.js';
 
 /**
  * What observation could not read, as records: which project, region and pool it concerns, what
@@ -70,6 +70,34 @@ export interface ObservationProblem {
   pool: PoolId | null;
   subject: ProblemSubject;
   error: string;
+}
+
+/** The subjects in the order a project's problems are listed: the listings, then the reads. */
+const SUBJECT_ORDER: Record<ProblemSubject, number> = {
+  services: 0,
+  'worker-pools': 1,
+  jobs: 2,
+  'instance-counts': 3,
+  'gpu-utilization': 4,
+  'served-requests': 5,
+  'refused-requests': 6,
+  quota: 7,
+  revisions: 8,
+};
+
+/**
+ * The order problems are reported in: by project, region (the whole project first), pool,
+ * subject, then error. Observation reads regions, pools and projects at once, so the order they
+ * fail in is the order their answers came; this one is the same every run.
+ */
+export function compareProblems(a: ObservationProblem, b: ObservationProblem): number {
+  return (
+    compareText(a.project, b.project) ||
+    compareText(a.region ?? '', b.region ?? '') ||
+    compareText(a.pool ? poolKey(a.pool) : '', b.pool ? poolKey(b.pool) : '') ||
+    SUBJECT_ORDER[a.subject] - SUBJECT_ORDER[b.subject] ||
+    compareText(a.error, b.error)
+  );
 }
 
 export function renderProblem(p: ObservationProblem): string {

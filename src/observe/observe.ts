@@ -3,6 +3,7 @@ import { beyondSkew, durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
 import {
   comparePools,
+  compareText,
   DEFAULT_ACCELERATOR,
   effectiveMax,
   entryPool,
@@ -15,7 +16,7 @@ import {
   unsetMaxFor,
   type PoolId,
 } from '../core/pool.js';
-import { quotaUnreadable, type ObservationProblem } from '../core/problems.js';
+import { compareProblems, quotaUnreadable, type ObservationProblem } from '../core/problems.js';
 import { manualSource } from '../core/policy-fit.js';
 import {
   MAX_INSTANCES,
@@ -25,6 +26,7 @@ import {
   type SnapshotPool,
   type SnapshotService,
   type UnmanagedUsage,
+  serviceKey,
   type Usage,
   type UsageMinutes,
 } from '../core/snapshot.js';
@@ -238,7 +240,19 @@ export async function observe(
     // service at zero has none: https://cloud.google.com/monitoring/api/metrics_gcp_p_z#gcp-run
     // lists the instance count per revision, written while it has instances), so one without
     // tells the two apart.
-    const warm = counts !== null && known.length === 0 ? p.services.find(keepsWarm) : undefined;
+    // The first by region and name, not by the listing's order (Cloud Run lists the newest first).
+    const warm =
+      counts !== null && known.length === 0
+        ? p.services
+            .filter(keepsWarm)
+            .reduce<ObservedService | undefined>(
+              (first, s) =>
+                first === undefined || compareText(serviceKey(s), serviceKey(first)) < 0
+                  ? s
+                  : first,
+              undefined,
+            )
+        : undefined;
     const projectFresh =
       counts !== null &&
       warm === undefined &&
@@ -424,19 +438,24 @@ export async function observe(
     for (const h of countedRevisions(svc, quotaOf))
       unmanagedUsage.push({ ...poolIdOf(h), gpus: h.gpus, source: h.source });
 
+  // In an order of their own, not the order the APIs answered in (Cloud Run lists services by
+  // creation time, newest first; Monitoring, Cloud Quotas and the listing of regions promise no
+  // order) nor the order concurrent reads finished in: the same fleet gives the same snapshot.
   const snapshot: Snapshot = {
     version: 1,
     takenAt: new Date(nowMs).toISOString(),
     pools: pools.sort(comparePools),
-    services,
-    unmanagedUsage,
+    services: services.sort((a, b) => compareText(serviceKey(a), serviceKey(b))),
+    unmanagedUsage: unmanagedUsage.sort(
+      (a, b) => comparePools(a, b) || compareText(a.source, b.source) || b.gpus - a.gpus,
+    ),
   };
   return {
     snapshot,
     services: perProject.flatMap((p) => p.services),
     workerPools: perProject.flatMap((p) => p.workerPools),
     jobExecutions: perProject.flatMap((p) => p.jobExecutions),
-    problems,
+    problems: problems.sort(compareProblems),
     regionsListed: perProject.reduce((n, p) => n + p.regionsListed, 0),
   };
 }

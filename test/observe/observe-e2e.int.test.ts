@@ -143,15 +143,8 @@ describe('observation end to end', () => {
       [false, 3],
       [true, 8],
     ]);
+    // In pool order, as the pools: without zonal redundancy first.
     expect(snapshot.unmanagedUsage).toEqual([
-      {
-        project: PROJECT,
-        region: REGION,
-        accelerator: 'nvidia-l4',
-        zonalRedundancy: true,
-        gpus: 1,
-        source: 'worker-pool/encoder',
-      },
       {
         project: PROJECT,
         region: REGION,
@@ -159,6 +152,14 @@ describe('observation end to end', () => {
         zonalRedundancy: false,
         gpus: 1,
         source: 'job/batch',
+      },
+      {
+        project: PROJECT,
+        region: REGION,
+        accelerator: 'nvidia-l4',
+        zonalRedundancy: true,
+        gpus: 1,
+        source: 'worker-pool/encoder',
       },
     ]);
   });

@@ -495,8 +495,8 @@ describe('observe', () => {
       NOW,
     );
     expect(o.snapshot.unmanagedUsage.map((u) => [u.source, u.gpus])).toEqual([
-      ['service/u (manual scaling)', 3],
       ['service/b (manual scaling)', 2],
+      ['service/u (manual scaling)', 3],
     ]);
   });
 
@@ -816,5 +816,75 @@ describe('observe', () => {
       NOW,
     );
     expect(o.snapshot.services[0]?.usage).toMatchObject({ current: 2, peak: 2 });
+  });
+
+  describe('whatever order the APIs list things in', () => {
+    // Cloud Run lists services "sorted by creation time, descending"
+    // (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services/list), and
+    // neither Monitoring's ListTimeSeries nor the regions' listing promises an order: a service
+    // made again, or an answer in another order, must not change the snapshot or the plan.
+    const warm = { serviceMinInstances: 1 };
+    const fleet = [
+      service('b-warm', warm),
+      service('a-warm', warm),
+      service('c', { region: 'us-west1' }),
+      service('m2', { scalingMode: 'MANUAL', manualInstanceCount: 1 }),
+      service('m1', { scalingMode: 'MANUAL', manualInstanceCount: 2 }),
+    ];
+    const series: MetricSeries[] = [
+      { service: 'c', region: 'us-west1', points: points([30, 2], [25, 1]) },
+      { service: 'b-warm', region: 'us-east1', points: points([30, 1], [28, 2]) },
+      { service: 'a-warm', region: 'us-east1', points: points([30, 3]) },
+    ];
+    const orders = <T>(xs: readonly T[]): T[][] => [[...xs], [...xs].reverse()];
+
+    it.each([
+      ['with series', series],
+      // No series at all while services keep min instances: Monitoring is behind, and the note
+      // names one of those services.
+      ['without a series', []],
+    ])('gives the same snapshot and plan %s', async (_, all) => {
+      const seen = [];
+      for (const services of orders(fleet))
+        for (const listed of orders(all)) {
+          const o = await observe(policy(), ports({ services, series: listed }), NOW);
+          const at = o.snapshot.takenAt;
+          seen.push({ snapshot: o.snapshot, plan: plan(o.snapshot, policy(), at) });
+        }
+      for (const other of seen.slice(1)) expect(other).toEqual(seen[0]);
+    });
+
+    it('lists what it could not read in the same order, whichever read failed first', async () => {
+      // Regions and projects are read at once: the order their failures come in is the order
+      // Google answered in.
+      const failing = (slow: string) => {
+        const base = ports({ services: fleet, series });
+        const late = (region: string) =>
+          new Promise((r) => setTimeout(r, region === slow ? 20 : 0));
+        return {
+          ...base,
+          run: {
+            ...base.run,
+            listWorkerPools: async (_: string, region: string) => {
+              await late(region);
+              throw new UnavailableError(`worker pools of ${region} timed out`);
+            },
+            listRunningExecutions: async (_: string, region: string) => {
+              await late(region);
+              throw new UnavailableError(`jobs of ${region} timed out`);
+            },
+          },
+        };
+      };
+      const east = await observe(policy(), failing('us-east1'), NOW);
+      const west = await observe(policy(), failing('us-west1'), NOW);
+      expect(east.problems.map((p) => `${p.region} ${p.subject}`)).toEqual([
+        'us-east1 worker-pools',
+        'us-east1 jobs',
+        'us-west1 worker-pools',
+        'us-west1 jobs',
+      ]);
+      expect(west.problems).toEqual(east.problems);
+    });
   });
 });
