@@ -365,6 +365,9 @@ describe('decideNotifications', () => {
     expect(() => run({}, [], 0, { events: [pressure(east)] })).toThrow(/status firing/);
     expect(() => run({}, [], 0, { now: 'soon' })).toThrow(RangeError);
     expect(() => run({}, [], 0, { renotifyAfterMs: -1 })).toThrow(RangeError);
+    for (const resolveAfterMs of [-1, NaN, Infinity]) {
+      expect(() => run({}, [], 0, { resolveAfterMs })).toThrow(/resolveAfterMs must be/);
+    }
   });
 });
 

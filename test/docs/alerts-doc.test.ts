@@ -1,7 +1,11 @@
 import { readFile } from 'node:fs/promises';
 import { describe, expect, it } from 'vitest';
 import { Alert, alertAttributes } from '../../src/core/alert.js';
-import { decideNotifications } from '../../src/core/notify.js';
+import {
+  decideNotifications,
+  DEMAND_CONDITIONS,
+  DEMAND_RESOLVE_AFTER_MS,
+} from '../../src/core/notify.js';
 import { orderingKey } from '../../src/core/run-alerts.js';
 import { alertsDocJsonBlocks as jsonBlocks } from '../support/alerts-doc.js';
 
@@ -64,6 +68,15 @@ describe('docs/alerts.md', () => {
     expect(added).toContain('renotify');
     const doc = await readFile('docs/alerts.md', 'utf8');
     expect([...new Set(added)].filter((k) => !doc.includes(`\`${k}\``))).toEqual([]);
+  });
+
+  it('gives the hold of the conditions judged on demand that the governor keeps', async () => {
+    const doc = (await readFile('docs/alerts.md', 'utf8')).replace(/\s+/g, ' ');
+    const types = [...DEMAND_CONDITIONS].map((t) => `\`${t}\``).join(' and ');
+    const minutes = DEMAND_RESOLVE_AFTER_MS / 60_000;
+    expect(doc).toContain(
+      `${types}, resolve only once runs that could see them have found them gone for ${minutes} minutes`,
+    );
   });
 
   it("the README's alert format lists every type", async () => {
