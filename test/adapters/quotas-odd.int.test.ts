@@ -206,6 +206,40 @@ describe('odd GetQuotaInfo answers', () => {
       name: String(info['name']).replace(`projects/${PROJECT}/`, 'projects/123456789012/'),
     }));
     await expect(quotas.gpuQuota(pool())).resolves.toBe(5);
+    // The whole name is checked, not its start; a project id with digits is an id, not a number.
+    for (const name of [
+      (n: string) => `${n}Extra`,
+      (n: string) => `${n}/more`,
+      (n: string) => `organizations/1/${n}`,
+      (n: string) => n.replace(`projects/${PROJECT}/`, 'projects/someone-else-2/'),
+    ]) {
+      quotas.clearCache();
+      answer((info) => ({ ...info, name: name(String(info['name'])) }));
+      expect((await failure()).message).toMatch(/answered the quota info of/);
+    }
+    // A field left empty is not checked: it says nothing either way.
+    quotas.clearCache();
+    answer((info) => ({ ...info, name: '', quota_id: '' }));
+    await expect(quotas.gpuQuota(pool())).resolves.toBe(5);
+  });
+
+  it("refuses another quota's info when asked whether the quota may be raised", async () => {
+    answer((info) => ({ ...info, quota_id: 'CpusPerProjectPerRegion' }));
+    const error: unknown = await quotas.increaseEligibility(pool()).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UpstreamError);
+    expect((error as Error).message).toMatch(/CpusPerProjectPerRegion/);
+  });
+
+  it('reads an empty region dimension as none, and an empty applicable location as no location', async () => {
+    entries(entry(US, '4', [US, '']), entry(undefined, '6', [EU]));
+    await expect(quotas.gpuQuota(pool())).resolves.toBe(4);
+    quotas.clearCache();
+    entries({ dimensions: { region: '' }, details: { value: '7' }, applicable_locations: [US] });
+    await expect(quotas.gpuQuota(pool())).resolves.toBe(7);
+    // An entry of the region without details has no value to take.
+    quotas.clearCache();
+    entries({ dimensions: { region: US }, applicable_locations: [US] });
+    expect((await failure()).message).toMatch(/us-central1 has no details/);
   });
 
   it('takes the value during an ongoing rollout: Google shows the value before the rollout', async () => {
