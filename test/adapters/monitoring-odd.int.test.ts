@@ -270,7 +270,7 @@ describe('values', () => {
     const read = () => monitoring.gpuUtilization(PROJECT, lastMinutes().window);
     answer([gpu(dist('2', NaN))]);
     expect((await refusal(read)).message).toContain('whose distribution is not finite numbers');
-    for (const mean of [-0.1, 1.5, 37]) {
+    for (const mean of [-0.1, 1.001, 1.5, 37]) {
       answer([gpu(dist('2', mean))]);
       expect((await refusal(read)).message).toContain(`mean utilization ${mean} is not a ratio`);
     }
@@ -280,6 +280,11 @@ describe('values', () => {
     expect(await read()).toEqual([{ service: 'web', region: US, points: [] }]);
     answer([gpu(dist('2', 0.25))]);
     expect((await read())[0]?.points).toEqual([{ at: now, value: 0.25 }]);
+    // Its ends are ratios, and a mean past 1 by a double's rounding alone is one too.
+    for (const mean of [0, 1, 1 + 1e-12]) {
+      answer([gpu(dist('2', mean))]);
+      expect((await read())[0]?.points).toEqual([{ at: now, value: mean }]);
+    }
   });
 });
 
