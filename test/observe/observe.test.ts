@@ -33,6 +33,7 @@ function ports(opts: {
   series?: MetricSeries[];
   served?: MetricSeries[];
   refused?: MetricSeries[];
+  utilization?: MetricSeries[];
   countsFail?: boolean;
   refusedFail?: boolean;
   quota?: (region: string) => number | null;
@@ -57,7 +58,7 @@ function ports(opts: {
         opts.countsFail
           ? Promise.reject(new UnavailableError('monitoring down'))
           : Promise.resolve(opts.series ?? []),
-      gpuUtilization: () => Promise.resolve([]),
+      gpuUtilization: () => Promise.resolve(opts.utilization ?? []),
       servedRequests: () => Promise.resolve(opts.served ?? []),
       refusedRequests: () =>
         opts.refusedFail
@@ -122,6 +123,24 @@ describe('observe', () => {
       NOW,
     );
     expect(unknown.snapshot.services[0]?.usage).toMatchObject({ current: 1, peak: 5 });
+  });
+
+  it('takes no request served nor GPU used before the service was created as a sign it is active', async () => {
+    // 'a' was made 8 minutes ago and has had no instance since; its namesake served requests and
+    // used its GPU 9 minutes ago. Taken as this service's, they would hold its usage unknown.
+    const born = { createTime: new Date(NOW - 8 * MIN).toISOString() };
+    const counts = [{ service: 'a', region: 'us-east1', points: points([20, 5], [9, 5]) }];
+    for (const namesake of [
+      { served: [{ service: 'a', region: 'us-east1', points: points([9, 30]) }] },
+      { utilization: [{ service: 'a', region: 'us-east1', points: points([9, 0.5]) }] },
+    ]) {
+      const o = await observe(
+        policy(),
+        ports({ services: [service('a', born)], series: counts, ...namesake }),
+        NOW,
+      );
+      expect(o.snapshot.services[0]?.usage).toMatchObject({ current: 0, peak: 0 });
+    }
   });
 
   it('counts no minute that ends at the creation time: Monitoring reads a point as its interval (start, end]', async () => {
@@ -270,6 +289,34 @@ describe('observe', () => {
     );
     expect(behind.snapshot.services[0]?.usage).toBeNull();
     expect(behind.snapshot.services[0]?.usageNote).toContain('metrics are behind');
+
+    // A newest point exactly staleAfter (10 minutes) old is still fresh: its value is in use.
+    const edge = await observe(
+      policy(),
+      ports({
+        services: [service('a')],
+        series: [{ service: 'a', region: 'us-east1', points: points([10, 2]) }],
+      }),
+      NOW,
+    );
+    expect(edge.snapshot.services[0]?.usage).toMatchObject({ current: 2, peak: 2 });
+  });
+
+  it('holds unknown a service whose series stopped while it served requests since, however long ago it also did', async () => {
+    const o = await observe(
+      policy(),
+      ports({
+        services: [service('a'), service('b')],
+        series: [
+          { service: 'a', region: 'us-east1', points: points([25, 2]) },
+          { service: 'b', region: 'us-east1', points: points([2, 1]) },
+        ],
+        served: [{ service: 'a', region: 'us-east1', points: points([20, 5], [3, 5]) }],
+      }),
+      NOW,
+    );
+    expect(o.snapshot.services[0]?.usage).toBeNull();
+    expect(o.snapshot.services[0]?.usageNote).toContain('served requests or used its GPU');
   });
 
   it('a service with no series in a successful query is idle; a failed query makes usage unknown', async () => {
@@ -305,6 +352,19 @@ describe('observe', () => {
       expect(s.usage).toBeNull();
       expect(s.usageNote).toContain('metrics are behind');
       expect(s.usageNote).toContain('us-east1/a keeps 1 min instance');
+    }
+    // A series of no listed service does not stand for theirs: still behind.
+    const stray = await observe(
+      policy(),
+      ports({
+        services: [service('a', { serviceMinInstances: 1 }), service('b')],
+        series: [{ service: 'ghost', region: 'us-east1', points: points([1, 1]) }],
+      }),
+      NOW,
+    );
+    for (const s of stray.snapshot.services) {
+      expect(s.usage).toBeNull();
+      expect(s.usageNote).toContain('metrics are behind');
     }
   });
 
