@@ -92,7 +92,13 @@ interface EmulatorSettings {
 
 /** The reads whose answer a test may replace (EmulatorOptions.answer). */
 export type AnsweredMethod =
-  'ListTimeSeries' | 'ListServices' | 'GetService' | 'GetQuotaInfo' | 'SearchAllResources';
+  | 'ListTimeSeries'
+  | 'ListServices'
+  | 'GetService'
+  | 'ListWorkerPools'
+  | 'ListExecutions'
+  | 'GetQuotaInfo'
+  | 'SearchAllResources';
 
 /**
  * Given one of those reads, once the emulator has checked the request as Google would (parent,

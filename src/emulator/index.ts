@@ -50,8 +50,8 @@ export interface EmulatorOptions {
   /** Seam for fault injection: may answer any RPC with an error instead of its handler. */
   readonly faults?: FaultHook;
   /**
-   * Test seam: may answer a ListTimeSeries, ListServices, GetService, GetQuotaInfo or
-   * SearchAllResources with a raw response instead of the fleet's (the request is still checked as
+   * Test seam: may answer a ListTimeSeries, ListServices, GetService, ListWorkerPools,
+   * ListExecutions, GetQuotaInfo or SearchAllResources with a raw response instead of the fleet's (the request is still checked as
    * Google checks it). In process only; see docs/emulator.md.
    */
   readonly answer?: AnswerHook;

@@ -476,12 +476,15 @@ export function runWorkerPoolsHandlers(ctx: EmulatorContext): Handlers {
         'worker pools',
         'run.workerpools.list',
       );
-      const all = ctx.model.listWorkerPools(project).filter((w) => w.region === region);
-      const { page, nextPageToken } = paginate(
-        all,
-        listPaging(request, ctx, ['ListWorkerPools', project, region]),
-      );
-      return { worker_pools: page.map(workerPoolResource), next_page_token: nextPageToken };
+      const fleetAnswer = (): Message => {
+        const all = ctx.model.listWorkerPools(project).filter((w) => w.region === region);
+        const { page, nextPageToken } = paginate(
+          all,
+          listPaging(request, ctx, ['ListWorkerPools', project, region]),
+        );
+        return { worker_pools: page.map(workerPoolResource), next_page_token: nextPageToken };
+      };
+      return answerOf(ctx, 'ListWorkerPools', request, fleetAnswer);
     },
   };
 }
@@ -539,14 +542,17 @@ export function runExecutionsHandlers(ctx: EmulatorContext): Handlers {
         .filter((j) => j.region === region && (job === '-' || j.name === job));
       if (job !== '-' && jobs.length === 0)
         throw notFound(`Resource '${shown(parent)}' was not found`);
-      const all = jobs
-        .flatMap((j) => jobExecutions(j, ctx.model.now).sort((a, b) => b.startAt - a.startAt))
-        .map(executionResource);
-      const { page, nextPageToken } = paginate(
-        all,
-        listPaging(request, ctx, ['ListExecutions', parent]),
-      );
-      return { executions: page, next_page_token: nextPageToken };
+      const fleetAnswer = (): Message => {
+        const all = jobs
+          .flatMap((j) => jobExecutions(j, ctx.model.now).sort((a, b) => b.startAt - a.startAt))
+          .map(executionResource);
+        const { page, nextPageToken } = paginate(
+          all,
+          listPaging(request, ctx, ['ListExecutions', parent]),
+        );
+        return { executions: page, next_page_token: nextPageToken };
+      };
+      return answerOf(ctx, 'ListExecutions', request, fleetAnswer);
     },
   };
 }
