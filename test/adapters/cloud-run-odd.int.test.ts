@@ -141,13 +141,32 @@ describe('a listing that cannot be the region asked', () => {
   });
 
   it('GetService answering another service is refused', async () => {
-    hook = (method, _request, fleet) =>
-      method === 'GetService'
-        ? { ...fleet(), name: `projects/${PROJECT}/locations/${US}/services/api` }
-        : undefined;
-    const read = adapter.getService(PROJECT, US, 'web');
-    await expect(read).rejects.toBeInstanceOf(UpstreamError);
-    await expect(read).rejects.toThrow(/services\/api/);
+    for (const other of ['api', 'webx', 'web/more']) {
+      hook = (method, _request, fleet) =>
+        method === 'GetService'
+          ? { ...fleet(), name: `projects/${PROJECT}/locations/${US}/services/${other}` }
+          : undefined;
+      const read = adapter.getService(PROJECT, US, 'web');
+      await expect(read).rejects.toBeInstanceOf(UpstreamError);
+      await expect(read).rejects.toThrow(`services/${other}`);
+    }
+  });
+
+  it('refuses a worker pool or a job execution named under another parent, or not as one', async () => {
+    const foreignPool = `projects/other-project/locations/${US}/workerPools/batch`;
+    hook = (method) =>
+      method === 'ListWorkerPools' ? { worker_pools: [{ name: foreignPool }] } : undefined;
+    const pools = adapter.listWorkerPools(PROJECT, US);
+    await expect(pools).rejects.toBeInstanceOf(UpstreamError);
+    await expect(pools).rejects.toThrow(foreignPool);
+    // An execution is J/executions/E under jobs/: nothing more, nothing less.
+    for (const tail of ['train/executions/e1/more', 'train/executions/', 'train']) {
+      const name = `projects/${PROJECT}/locations/${US}/jobs/${tail}`;
+      hook = (method) => (method === 'ListExecutions' ? { executions: [{ name }] } : undefined);
+      const executions = adapter.listRunningExecutions(PROJECT, US);
+      await expect(executions).rejects.toBeInstanceOf(UpstreamError);
+      await expect(executions).rejects.toThrow(name);
+    }
   });
 });
 
@@ -211,6 +230,18 @@ describe('odd fields of one service', () => {
     const [web] = await adapter.listServices(PROJECT, US);
     expect(web?.createTime).toBeNull();
     expect(web?.updateTime).toBeNull();
+    // At its edges: the first second of year 1, the last of 9999 and 999,999,999 nanos are in
+    // range, one more (or less) is not, nor are negative nanos.
+    const at = async (seconds: string, nanos: number) => {
+      editServices((s) => ({ ...s, create_time: { seconds, nanos } }));
+      return (await adapter.listServices(PROJECT, US))[0]?.createTime;
+    };
+    expect(await at('253402300799', 999_999_999)).toBe('9999-12-31T23:59:59.999Z');
+    expect(await at('253402300800', 0)).toBeNull();
+    expect(await at('-62135596800', 0)).toBe('0001-01-01T00:00:00.000Z');
+    expect(await at('-62135596801', 999_999_999)).toBeNull();
+    expect(await at('0', 1_000_000_000)).toBeNull();
+    expect(await at('0', -1)).toBeNull();
   });
 
   it('a generation beyond a double stays a number', async () => {
