@@ -1,6 +1,6 @@
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
-import { createAssetSearchAdapter } from '../../src/adapters/assets.js';
+import { createAssetSearchAdapter, MAX_SEARCH_PAGES } from '../../src/adapters/assets.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { selectProjects, type Discovery } from '../../src/core/discovery.js';
 import { startEmulator } from '../../src/emulator/index.js';
@@ -106,6 +106,10 @@ describe('a result outside the scope asked', () => {
     pages([result(NAME('theirs-proj'), { folders: ['folders/4242'] })]);
     expect(await failure(`folders/${FOLDERS[1]}`)).toContain(
       `belongs to folders/4242, not to folders/${FOLDERS[1]}`,
+    );
+    pages([result(NAME('theirs-proj'), { folders: [] })]);
+    expect(await failure(`folders/${FOLDERS[1]}`)).toContain(
+      `belongs to no folder, not to folders/${FOLDERS[1]}`,
     );
   });
 
@@ -217,6 +221,17 @@ describe('pages', () => {
     };
     expect(await failure()).toContain('the page token "again" came back twice');
     expect(asked).toBe(2);
+  });
+
+  it(`stops a search of more than ${MAX_SEARCH_PAGES} pages, each read`, async () => {
+    let asked = 0;
+    hook = (request) => {
+      asked++;
+      const token = String(request['page_token'] ?? '');
+      return { results: [result(NAME(`proj-${asked}`))], next_page_token: `${token}+` };
+    };
+    expect(await failure()).toContain(`more than ${MAX_SEARCH_PAGES} pages`);
+    expect(asked).toBe(MAX_SEARCH_PAGES);
   });
 
   it('reads tens of thousands of results, every one', async () => {
