@@ -733,4 +733,14 @@ describe('resolveAfterMs: conditions judged on demand resolve only once absent t
     expect(s1.publish).toEqual([]);
     expect(s1.next[key]?.absentSince).toBe(at(5 * M));
   });
+
+  it('without a hold, resolves at once whatever hold a record carries (the setting changed since)', () => {
+    const s0 = run({}, [starved(east, 'a')], 0, hold);
+    const key = starved(east, 'a').dedupKey;
+    const record = s0.next[key];
+    if (!record) throw new Error('no record');
+    // Stamped 30 s ahead of this clock, within the skew allowed: still no hold to wait out.
+    const ahead: ConditionState = { [key]: { ...record, absentSince: at(5 * M + 30_000) } };
+    expect(run(ahead, [], 5 * M).publish.map((m) => m.status)).toEqual(['resolved']);
+  });
 });
