@@ -277,7 +277,10 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
       failed('get', req.name, new InputError(refusal, []), `${key}: ${refusal}`, true);
       continue;
     }
-    const pool = pools[key];
+    // The pool as its key names it when the ledger no longer carries its rows (its services
+    // gone, its days aged out): the decision is announced all the same, since from now on the
+    // request is tracked as decided and no later run reads it again.
+    const pool = pools[key] ?? poolOfKey(key);
     let view: QuotaPreferenceView;
     try {
       view = await bound(() => port.getPreference(req.name), `reading ${req.name}`);

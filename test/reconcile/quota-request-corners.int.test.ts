@@ -320,6 +320,64 @@ describe('a ledger entry refused when it is used', () => {
   });
 });
 
+describe('a decision in a pool the ledger no longer carries', () => {
+  it('is announced all the same: quota.granted, not only tracked as decided', async () => {
+    // The pool of us-central1 without zonal redundancy: no service of it is left (its services
+    // were moved to zonal redundancy), so neither the plan nor the ledger's pools show it, but
+    // the request filed for it is still tracked, pending.
+    const key = `${P}/${US}/nvidia-l4/no-zonal`;
+    const quotaId = prefs.quotaIdOf('nvidia-l4', false);
+    // Google has since granted it.
+    const filed = emulator.seedQuotaPreference({
+      name: `${PARENT}/quotaPreferences/gpu-governor-no-zonal`,
+      quotaId,
+      region: US,
+      preferredValue: '8',
+      grantedValue: '8',
+    });
+    const [seed] = await store.listRuns(P);
+    if (!seed?.pressure) throw new Error('no seeded ledger');
+    expect(seed.pressure.pools[key]).toBeUndefined();
+    await store.recordRun(P, {
+      ...seed,
+      runId: 'run-seed-emptied-pool',
+      finishedAt: '2026-11-27T11:55:02.000Z',
+      pressure: {
+        ...seed.pressure,
+        requests: {
+          [key]: {
+            name: filed.name,
+            quotaId,
+            preferredValue: 8,
+            from: 4,
+            filedAt: '2026-11-27T11:00:00.000Z',
+            by: 'governor',
+            state: 'pending',
+            decidedAt: null,
+            grantedValue: null,
+            stateDetail: '',
+            traceId: '',
+          },
+        },
+      },
+    });
+    const r = await run();
+    expect(r.error).toBeNull();
+    // Tracked as decided from now on, so this run is the only one that can tell it.
+    expect((await store.listRuns(P))[0]?.pressure?.requests?.[key]?.state).toBe('granted');
+    const granted = r.alerts.filter((a) => a.type === 'quota.granted');
+    expect(granted).toEqual([
+      expect.objectContaining({
+        project: P,
+        region: US,
+        accelerator: 'nvidia-l4',
+        zonalRedundancy: false,
+      }),
+    ]);
+    expect(granted[0]?.details['preference']).toBe(filed.name);
+  });
+});
+
 describe('a filed preference Google names otherwise', () => {
   it('is not tracked under a name the state would refuse: the next run reads the state and settles it', async () => {
     // A create answered with a name of another project (Google names none so; a name the state
