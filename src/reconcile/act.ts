@@ -886,7 +886,9 @@ async function write(
   note = '',
   resendUntil = opts.deadline,
 ): Promise<WriteResult> {
-  if (opts.clock() > opts.deadline) return late(c);
+  // At the deadline itself no call starts (beforeDeadline refuses it at once): a write not sent
+  // then is late, not one that may have applied.
+  if (opts.clock() >= opts.deadline) return late(c);
   const annotations: Record<string, string> = {
     [ANNOTATIONS.reason]: cutText(c.reason + note, REASON_MAX),
     [ANNOTATIONS.writer]: opts.writerId,

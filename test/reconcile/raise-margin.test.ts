@@ -95,7 +95,7 @@ async function runWith(leftMs: number) {
       },
     },
   );
-  return { report, log, filled, caps: caps() };
+  return { report, log, filled, wrote, caps: caps() };
 }
 
 describe('raises and the run deadline', () => {
@@ -125,5 +125,19 @@ describe('raises and the run deadline', () => {
     }
     expect(caps).toBeLessThanOrEqual(12);
     expect(log.lines.some((l) => l.message.includes('not verified'))).toBe(false);
+  });
+
+  it('a write whose turn comes at the deadline itself is not sent, and is skipped as late, not failed', async () => {
+    // The listing before the decreases (100 ms) ends exactly at the deadline: the write of idle
+    // gets its slot and place then. No call starts once the deadline has come (the call that
+    // bounds it refuses at once), so nothing is sent: that is a write not made for the deadline,
+    // not one that may have applied (`uncertain`, a failed write that fails the run).
+    const { report, wrote } = await runWith(READ_MS);
+    expect(wrote).toBe(false);
+    const idle = report.writes.find((w) => w.name === 'idle');
+    expect(idle?.cause).toBe('deadline');
+    expect(idle?.outcome).toBe('skipped');
+    expect(report.writes.filter((w) => w.outcome === 'failed')).toEqual([]);
+    expect(report.outcome).not.toBe('failed');
   });
 });
