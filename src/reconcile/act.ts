@@ -260,7 +260,7 @@ async function raiseRegion(
       pools.map((pool, i) => {
         const gone = lost.get(pool.project);
         if (gone !== undefined)
-          return raisesOf(pool).map((c) => notSent(c, skipped(c, 'other-governor', gone)));
+          return raisesOf(pool).map((c) => notSent(c, skipped(c, gone.cause, gone.why)));
         return raisePool(
           plan,
           pool,
@@ -556,7 +556,7 @@ async function raisePool(
     if (round > 0) {
       const gone = (await lostLeases([pool], opts)).get(pool.project);
       if (gone !== undefined) {
-        out.push(...pending.map((c) => notSent(c, skipped(c, 'other-governor', gone))));
+        out.push(...pending.map((c) => notSent(c, skipped(c, gone.cause, gone.why))));
         break;
       }
     }
@@ -587,13 +587,15 @@ const notSent = (change: PlanChange, result: WriteResult): Raise => ({ change, t
 /**
  * The projects of `pools` whose lease this run no longer holds, each with why its raises are not
  * sent. A lease that cannot be read counts as lost: a raise is never sent without knowing that no
- * other run of this store may be raising on the same room.
+ * other run of this store may be raising on the same room. A lease not read because the run
+ * deadline came first says so (`deadline`), as a pool not read for it does: no other run is named
+ * where none was seen.
  */
 async function lostLeases(
   pools: readonly PlanPool[],
   opts: ActOptions,
-): Promise<Map<string, string>> {
-  const out = new Map<string, string>();
+): Promise<Map<string, { cause: 'other-governor' | 'deadline'; why: string }>> {
+  const out = new Map<string, { cause: 'other-governor' | 'deadline'; why: string }>();
   const ask = opts.leaseLost;
   if (!ask) return out;
   const projects = [...new Set(pools.map((p) => p.project))];
@@ -609,11 +611,16 @@ async function lostLeases(
         if (now === null) return;
         what = `was broken while this run wrote (governor unlock) and ${now}`;
       } catch (e) {
+        if (e instanceof DeadlineError) {
+          const why = `the run deadline came before the lease of ${project} could be read again for its increases: left for the next run`;
+          out.set(project, { cause: 'deadline', why });
+          return;
+        }
         what = `could not be read before the increases (${errorMessage(e)})`;
       }
       const why = `the lease of ${project} ${what}: another run of this state store may be raising on the same room, so no raise: left for the next run`;
       opts.log.log('ERROR', why);
-      out.set(project, why);
+      out.set(project, { cause: 'other-governor', why });
     }),
   );
   return out;

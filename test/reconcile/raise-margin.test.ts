@@ -140,4 +140,19 @@ describe('raises and the run deadline', () => {
     expect(report.writes.filter((w) => w.outcome === 'failed')).toEqual([]);
     expect(report.outcome).not.toBe('failed');
   });
+
+  it('raises whose lease check comes at the deadline are skipped for the deadline, not for another governor', async () => {
+    // The listing (100 ms) and the decrease of idle (3 s) end exactly at the deadline: the
+    // raises' write slots are still granted then, and the lease is read again before their read.
+    // That read is refused for the deadline, as the read of the pool would be: no lease was lost
+    // and no other governor is there, so neither is said (governor.degraded, other-governor).
+    const { report, log } = await runWith(READ_MS + WRITE_MS);
+    expect(report.writes.find((w) => w.name === 'idle')?.cause).toBe('written');
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(raises.map((w) => w.cause)).toEqual(['deadline', 'deadline']);
+    expect(report.alerts.filter((a) => a.dedupKey.endsWith(':other-governor'))).toEqual([]);
+    expect(log.lines.filter((l) => l.message.includes('another run of this state store'))).toEqual(
+      [],
+    );
+  });
 });
