@@ -302,13 +302,14 @@ async function raiseRegion(
 /**
  * The latest read of each service with a decrease: the observation's, or, without one, a listing
  * of its region now (one call per region, all at once). A region that cannot be listed leaves its
- * services out: their decreases fail as unreadable (fail loudly; nothing is written blind).
+ * services out: their decreases fail as unreadable (fail loudly; nothing is written blind), or,
+ * when the run deadline came before the listing answered, are not made for the deadline.
  */
 async function latestReads(
   decreases: readonly PlanChange[],
   opts: ActOptions,
-): Promise<Map<string, ObservedService | string>> {
-  const out = new Map<string, ObservedService | string>();
+): Promise<Map<string, ObservedService | Error>> {
+  const out = new Map<string, ObservedService | Error>();
   if (opts.observed) {
     for (const s of opts.observed) out.set(serviceKey(s), s);
     return out;
@@ -326,7 +327,7 @@ async function latestReads(
       } catch (e) {
         for (const d of decreases)
           if (d.project === c.project && d.region === c.region)
-            out.set(serviceKey(d), errorMessage(e));
+            out.set(serviceKey(d), e instanceof Error ? e : new Error(String(e)));
       }
     }),
   );
@@ -341,10 +342,10 @@ async function latestReads(
 function otherGovernors(
   plan: Plan,
   decreases: readonly PlanChange[],
-  latest: Map<string, ObservedService | string>,
+  latest: Map<string, ObservedService | Error>,
   opts: ActOptions,
 ): Map<string, OtherWriter> {
-  const services = [...latest.values()].filter((s) => typeof s !== 'string');
+  const services = [...latest.values()].filter((s): s is ObservedService => !(s instanceof Error));
   const out = new Map<string, OtherWriter>();
   for (const pool of plan.pools.filter((p) => decreases.some((c) => samePool(c, p)))) {
     const other = otherWriter(
@@ -384,13 +385,16 @@ function otherGovernor(other: OtherWriter, what: 'raised' | 'lowered'): string {
  */
 async function decrease(
   c: PlanChange,
-  latest: Map<string, ObservedService | string>,
+  latest: Map<string, ObservedService | Error>,
   gate: Gate,
   opts: Acting,
 ): Promise<WriteResult> {
   const svc = latest.get(serviceKey(c));
-  if (typeof svc === 'string')
-    return failed(c, 'unreadable', `could not read it before writing: ${svc}`);
+  // Not read because the run deadline came first: not made for the deadline, as a raise whose
+  // pool was not read for it.
+  if (svc instanceof DeadlineError) return late(c);
+  if (svc instanceof Error)
+    return failed(c, 'unreadable', `could not read it before writing: ${errorMessage(svc)}`);
   if (!svc) return skipped(c, 'gone', 'the service is gone');
   const check = validate(c, svc);
   if (check) return skipped(c, check.cause, check.why);

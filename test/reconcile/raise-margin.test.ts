@@ -44,18 +44,27 @@ const policy = parsePolicy({
   limits: { writesPerMinute: 6000 },
 });
 
-/** One run whose act step starts with `leftMs` of the run left. */
-async function runWith(leftMs: number) {
+/**
+ * One run whose act step starts with `leftMs` of the run left. `stallMs`: the first listing after
+ * the confirmation takes that long on the real clock too (the run deadline's timer runs on it).
+ */
+async function runWith(leftMs: number, stallMs = 0) {
   const m = model();
   const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
   const start = Date.parse('2026-11-27T13:00:00Z');
   let t = start;
   let wrote = false;
   let filled = false;
+  let stalled = false;
+  let confirmed = false;
   const caps = () => m.listServices().reduce((a, s) => a + s.maxInstances, 0);
   const run = {
     ...sim.run,
     listServices: async (p: string, r: string) => {
+      if (confirmed && !stalled && stallMs > 0) {
+        stalled = true;
+        await new Promise((done) => setTimeout(done, stallMs));
+      }
       t += READ_MS;
       const read = await sim.run.listServices(p, r);
       // The read before the raises (the first after a write): right after it, another writer
@@ -91,6 +100,7 @@ async function runWith(leftMs: number) {
       writerId: 'me',
       confirm: () => {
         t = start + DEADLINE_MS - leftMs;
+        confirmed = true;
         return Promise.resolve(true);
       },
     },
@@ -154,5 +164,18 @@ describe('raises and the run deadline', () => {
     expect(log.lines.filter((l) => l.message.includes('another run of this state store'))).toEqual(
       [],
     );
+  });
+
+  it('decreases whose read the deadline cuts short are skipped for the deadline, as raises are, not failed', async () => {
+    // After the confirmation the region is listed again before the decreases; that listing is
+    // still unanswered when the deadline passes (20 ms left, the listing takes 200 ms). The
+    // decrease of idle is not made for the deadline, as a raise whose pool read the deadline
+    // cut short is: a write not made, not a failed one (which fails the run).
+    const { report, wrote } = await runWith(20, 200);
+    expect(wrote).toBe(false);
+    const idle = report.writes.find((w) => w.name === 'idle');
+    expect(idle?.cause).toBe('deadline');
+    expect(idle?.outcome).toBe('skipped');
+    expect(report.writes.filter((w) => w.outcome === 'failed')).toEqual([]);
   });
 });
