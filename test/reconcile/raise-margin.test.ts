@@ -168,10 +168,10 @@ describe('raises and the run deadline', () => {
 
   it('decreases whose read the deadline cuts short are skipped for the deadline, as raises are, not failed', async () => {
     // After the confirmation the region is listed again before the decreases; that listing is
-    // still unanswered when the deadline passes (20 ms left, the listing takes 200 ms). The
+    // still unanswered when the deadline passes (250 ms left, the listing takes 1.5 s). The
     // decrease of idle is not made for the deadline, as a raise whose pool read the deadline
     // cut short is: a write not made, not a failed one (which fails the run).
-    const { report, wrote } = await runWith(20, 200);
+    const { report, wrote } = await runWith(250, 1_500);
     expect(wrote).toBe(false);
     const idle = report.writes.find((w) => w.name === 'idle');
     expect(idle?.cause).toBe('deadline');
