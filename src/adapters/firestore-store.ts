@@ -728,8 +728,9 @@ function countOf(
  * (the outbox in order, then the new entries, which `writes` stores). An entry nobody can read
  * found among them is not dropped and not counted: dropping deletes, and it is kept to be set
  * aside (listOutbox) for a person to look at, as the file store keeps it. Only when the outbox is
- * over its bound are the oldest documents read whole, as many as are over, inside the
- * transaction.
+ * over its bound are its stored documents read whole, inside the transaction: all of them, since
+ * an unreadable one anywhere (stored after the oldest, by its `order`) does not count in the
+ * bound, and judged from the oldest alone it was counted, one readable entry more dropped for it.
  */
 async function oldestReadable(
   tx: Transaction,
@@ -738,21 +739,16 @@ async function oldestReadable(
   writes: ReadonlyMap<string, unknown>,
   limit: number,
 ): Promise<string[]> {
-  let over = ids.length - limit;
-  const drop: string[] = [];
-  for (let at = 0; over > 0 && at < ids.length;) {
-    const chunk = ids.slice(at, at + over);
-    at += chunk.length;
-    const snaps = await tx.getAll(...chunk.map((id) => box.doc(id)));
-    for (const snap of snaps) {
-      const readable =
-        writes.has(snap.id) ||
-        (snap.exists && 'entry' in outboxEntryOf(snap.data(), snap.ref.path));
-      if (readable) drop.push(snap.id);
-      over -= 1;
-    }
-  }
-  return drop;
+  if (ids.length <= limit) return [];
+  const stored = ids.filter((id) => !writes.has(id));
+  const snaps = stored.length === 0 ? [] : await tx.getAll(...stored.map((id) => box.doc(id)));
+  const unreadable = new Set(
+    snaps
+      .filter((snap) => !snap.exists || !('entry' in outboxEntryOf(snap.data(), snap.ref.path)))
+      .map((snap) => snap.id),
+  );
+  const readable = ids.filter((id) => !unreadable.has(id));
+  return readable.slice(0, Math.max(0, readable.length - limit));
 }
 
 /** The most a Firestore document holds (https://cloud.google.com/firestore/quotas). */

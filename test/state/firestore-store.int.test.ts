@@ -283,6 +283,32 @@ describe('Firestore store: documents', () => {
     expect((await raw.doc(`${box}/no-order`).get()).exists).toBe(false);
   });
 
+  it('drops by the bound only readable entries beyond it, wherever an unreadable one sits', async () => {
+    // An unreadable entry does not count in the bound. Stored after the oldest entries, it was
+    // counted until then: one readable entry more than the bound asked was dropped.
+    expect(CONTRACT_OUTBOX_LIMIT).toBe(4);
+    const project = freshProject();
+    const entry = (n: number) => ({
+      alert: makeAlert(
+        { at, runId: `run-${n}` },
+        { project, region: 'us-central1', accelerator: 'nvidia-l4', zonalRedundancy: true },
+        { type: 'rebalance.applied', status: 'event', severity: 'INFO', summary: 's', details: {} },
+      ),
+      state: 'ready' as const,
+      storedAt: at,
+    });
+    await store.putOutbox(project, [1, 2, 3].map(entry));
+    // After the three, by its order; the new entries go after it.
+    await raw
+      .doc(`${collection}/${project}/outbox/late-garbage`)
+      .set({ json: 'garbage', state: 'ready', storedAt: at, order: '~' });
+    expect(await store.putOutbox(project, [4, 5].map(entry))).toBe(1);
+    const read = await store.listOutbox(project);
+    expect(read.entries.map((e) => e.alert.runId)).toEqual(['run-2', 'run-3', 'run-4', 'run-5']);
+    expect(read.setAside?.map((s) => s.id)).toEqual(['late-garbage']);
+    expect(read.dropped).toBe(2);
+  });
+
   it('sets aside an unreadable outbox document as large as a document may be; the runs go on', async () => {
     // Kept whole beside its faults, it is over the 1 MiB a document holds
     // (https://cloud.google.com/firestore/quotas): before, setting it aside failed, and so did
