@@ -253,9 +253,16 @@ export function createFileStateStore(
     });
   }
 
-  /** The document's condition records, read one by one (readConditions). */
+  /**
+   * The document's condition records, read one by one (readConditions). Only a document with no
+   * conditions saved has none; a stored state of null is not an object of records: unreadable as
+   * a whole (StateCorruptError), as in Firestore, never read as no firing conditions.
+   */
   const conditionsOf = (doc: StoredDocument | ProjectDocument, project: string) =>
-    readConditions(doc.conditions?.state ?? {}, `conditions in state file ${fileOf(project)}`);
+    readConditions(
+      doc.conditions === null ? {} : doc.conditions.state,
+      `conditions in state file ${fileOf(project)}`,
+    );
 
   /** The document's lease, or LeaseCorruptError naming the file. */
   const leaseOf = (doc: StoredDocument | ProjectDocument, project: string): Lease | null =>

@@ -362,6 +362,21 @@ describe('file store: on disk', () => {
     );
   });
 
+  it('refuses a condition state stored as null as StateCorruptError, as any state that is not an object', async () => {
+    // Read as an empty state, every firing condition was forgotten (sent again as new, never
+    // resolved), and the next save wrote over what was stored.
+    const project = freshProject();
+    const file = join(dir, `${project}.json`);
+    const conditions = { version: 2, state: null };
+    const text = JSON.stringify({ schema: 1, project, conditions, lease: null, runs: [] });
+    await writeFile(file, text);
+    const error: unknown = await store.loadConditions(project).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(StateCorruptError);
+    expect((error as StateCorruptError).message).toContain('not an object of condition records');
+    await expect(store.saveConditions(project, {}, '2')).rejects.toThrow(StateCorruptError);
+    expect(await readFile(file, 'utf8')).toBe(text);
+  });
+
   it('refuses a state file over 64 MiB as StateCorruptError, reading no more than that', async () => {
     const project = freshProject();
     const file = join(dir, `${project}.json`);
