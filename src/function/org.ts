@@ -110,6 +110,7 @@ export async function handleDispatch(
       cache: org.store,
       publisher: org.publisher,
       nowMs,
+      clock: Date.now,
       log,
       dispatchId,
     });

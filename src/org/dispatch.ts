@@ -38,6 +38,12 @@ export async function dispatch(
     cache: DiscoveryCacheStore;
     publisher: WorkPublisher;
     nowMs: number;
+    /**
+     * The wall clock, read when the messages are sent (default: `nowMs`). A unit drops a message
+     * issued more than `fanout.staleAfter` ago, so it is dated after the discovery, which may
+     * take longer than that.
+     */
+    clock?: () => number;
     log: Logger;
     dispatchId?: string;
   },
@@ -45,7 +51,7 @@ export async function dispatch(
   const dispatchId = deps.dispatchId ?? newDispatchId(deps.nowMs);
   const log = withFields(deps.log, { dispatchId });
   const found = await discoverProjects(policy, { ...deps, log });
-  const issuedAt = new Date(deps.nowMs).toISOString();
+  const issuedAt = new Date(deps.clock?.() ?? deps.nowMs).toISOString();
   const units = splitUnits(
     found.projects,
     found.services,

@@ -1,6 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { parsePolicy } from '../../src/core/policy.js';
+import { parseWorkMessage, staleReason } from '../../src/core/work.js';
 import { memoryLogger } from '../../src/log.js';
 import { dispatch } from '../../src/org/dispatch.js';
 import type { WorkPublisher } from '../../src/ports/index.js';
@@ -60,5 +61,57 @@ describe('a dispatch that could not send every unit', () => {
     // The counts are still said.
     expect(events[0]).toContain('3 of 4 unit(s) sent');
     expect(events[1]).toContain('1 of 4 unit(s) sent');
+  });
+});
+
+describe("a dispatch's work messages", () => {
+  // A unit drops a message issued more than `fanout.staleAfter` ago (core/work.ts staleReason), so
+  // a message must be dated when it is sent: dated when the dispatch started, a search slower than
+  // `staleAfter` (1m at least) made every message it sent stale on arrival, and no unit ran.
+  it('are dated when they are sent, not when the dispatch started its search', async () => {
+    const policy = parsePolicy({
+      version: 1,
+      discovery: { organization: '123456789012' },
+      fanout: { topic: 'projects/org-admin/topics/gpu-governor-work', staleAfter: '1m' },
+      services: [{ match: {} }],
+    });
+    const started = Date.parse('2026-11-27T12:00:00Z');
+    let wall = started;
+    const sent: { data: string }[] = [];
+    const report = await dispatch(policy, {
+      search: {
+        // A search that takes two minutes.
+        searchRunResources: async () => {
+          wall += 120_000;
+          return [
+            {
+              name: '//run.googleapis.com/projects/proj-a/locations/us-central1/services/s',
+              assetType: 'run.googleapis.com/Service',
+              labels: {},
+              location: 'us-central1',
+            },
+          ];
+        },
+        close: async () => {},
+      },
+      cache: createMemoryStateStore(),
+      publisher: {
+        topic: 'projects/org-admin/topics/gpu-governor-work',
+        publish: async (messages) => {
+          sent.push(...messages);
+          return { failed: [] };
+        },
+        close: async () => {},
+      },
+      nowMs: started,
+      clock: () => wall,
+      log: memoryLogger(),
+    });
+    expect(report.published).toBe(1);
+    expect(sent).toHaveLength(1);
+    const message = parseWorkMessage(Buffer.from(sent[0]?.data ?? ''));
+    expect(Date.parse(message.issuedAt)).toBe(started + 120_000);
+    // As the unit judges it when the message arrives at once.
+    expect(staleReason(message, wall, 60_000)).toBeNull();
   });
 });
