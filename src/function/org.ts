@@ -361,7 +361,9 @@ export async function handleUnitPush(
     return drop(unitLog, decision.reason);
   }
   if (decision.kind !== 'govern') {
-    await store.close();
+    // Acknowledged whatever the store does: a failure to close it is told, not thrown over the 204
+    // (a 500 would have Pub/Sub deliver the refused message again until it is dead-lettered).
+    await closeStore(store, message, unitLog);
     return drop(unitLog, decision.reason);
   }
   const runId = newRunId(Date.now());

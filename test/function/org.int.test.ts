@@ -14,7 +14,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { PubSub, type Subscription } from '@google-cloud/pubsub';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { handleUnitPush } from '../../src/function/org.js';
@@ -22,6 +22,22 @@ import { memoryLogger, textLogger } from '../../src/log.js';
 import { sharedPubSubEmulator, type SharedEmulator } from '../support/shared-emulators.js';
 import { ORG, orgFleet, orgProjectId } from '../support/org-fleet.js';
 import { QUICK_POLL_ENV, quietRun } from '../support/fixtures.js';
+
+// The state store as the function opens it, with a switch that makes its `close` fail, as a
+// Firestore client's `terminate` may.
+const closing = vi.hoisted(() => ({ fails: false }));
+vi.mock('../../src/runtime.js', async (importOriginal) => {
+  const actual = await importOriginal<typeof import('../../src/runtime.js')>();
+  return {
+    ...actual,
+    createStore: async (...args: Parameters<typeof actual.createStore>) => {
+      const store = await actual.createStore(...args);
+      if (closing.fails)
+        store.close = () => Promise.reject(new Error('the state store could not be closed'));
+      return store;
+    },
+  };
+});
 
 const HOME = 'gov-home-proj';
 const TOPIC = `projects/${HOME}/topics/gpu-governor-work`;
@@ -302,6 +318,35 @@ describe('fan-out: dispatch, then one function run per project', () => {
     // Over the HTTP entry point, a body past its cap is refused before it is read.
     const big = await post(unitServer, push(Buffer.alloc(70_000, 'a')));
     expect(big.status).toBe(413);
+  });
+
+  it('acknowledges a message it refuses even when the state store fails to close', async () => {
+    // The refusal is the message's, whatever the store does after: answered 500, Pub/Sub would
+    // deliver it again until it is dead-lettered, and its alert would fire for a message that was
+    // only refused. The failure to close is told in a line of its own, as on the other paths.
+    const good = {
+      version: 1,
+      kind: 'govern',
+      project: orgProjectId(0),
+      dispatchId: 'd-close',
+      issuedAt: new Date().toISOString(),
+    };
+    closing.fails = true;
+    try {
+      for (const [name, body] of [
+        ['foreign', { ...good, project: 'someone-elses' }],
+        ['stale', { ...good, issuedAt: '2026-01-01T00:00:00Z' }],
+      ] as const) {
+        const lines: string[] = [];
+        const log = textLogger({ write: (s: string) => lines.push(s) });
+        const answer = await handleUnitPush(push(JSON.stringify(body)), process.env, log);
+        expect(answer.status, name).toBe(204);
+        expect(lines.join(''), name).toMatch(/ignored a work message/);
+        expect(lines.join(''), name).toMatch(/closing the state store failed/);
+      }
+    } finally {
+      closing.fails = false;
+    }
   });
 
   it('refuses a project only a discovery made under another policy found (the policy changed since)', async () => {
