@@ -193,6 +193,10 @@ serve(
 );
 serve(
   'governorUnit',
-  async (body, requestLog) => (await org()).handleUnitPush(body, process.env, requestLog),
+  async (body, requestLog) => {
+    // The run deadline counts from here, before the run's code is loaded (org.ts handleUnitPush).
+    const receivedMs = Date.now();
+    return (await org()).handleUnitPush(body, process.env, requestLog, receivedMs);
+  },
   true,
 );

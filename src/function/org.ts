@@ -284,10 +284,18 @@ function drop(log: Logger, why: string, fields: Record<string, unknown> = {}): A
   return { status: 204, body: {} };
 }
 
+/**
+ * `receivedMs`: when the push arrived (wall clock). The run deadline counts from it, not from the
+ * run's start: the module sets the deadline 30 s short of the function's timeout so that the unit
+ * ends its run, alerts a failed last delivery and answers before Cloud Run ends the request
+ * (https://cloud.google.com/run/docs/configuring/request-timeout), and the time spent checking
+ * the message (the kept discovery read from the state store) comes out of it.
+ */
 export async function handleUnitPush(
   body: unknown,
   env: Readonly<Record<string, string | undefined>>,
   log: Logger,
+  receivedMs = Date.now(),
 ): Promise<Answer> {
   const envelope = PushEnvelope.safeParse(body);
   if (!envelope.success) {
@@ -404,7 +412,8 @@ export async function handleUnitPush(
   try {
     const report = await reconcile(decision.policy, deps, {
       runId,
-      deadlineMs: options.runDeadlineMs,
+      // What is left of it: none left, no lease is taken and the run fails at once (500).
+      deadlineMs: Math.max(0, options.runDeadlineMs - (Date.now() - receivedMs)),
       writerId: options.governorId,
       // Its project-wide alerts and its `unit/*` metrics name the unit's region; a project the
       // fan-out governs whole takes back what a split of it left, however short.

@@ -23,9 +23,9 @@ import { sharedPubSubEmulator, type SharedEmulator } from '../support/shared-emu
 import { ORG, orgFleet, orgProjectId } from '../support/org-fleet.js';
 import { QUICK_POLL_ENV, quietRun } from '../support/fixtures.js';
 
-// The state store as the function opens it, with a switch that makes its `close` fail, as a
-// Firestore client's `terminate` may.
-const closing = vi.hoisted(() => ({ fails: false }));
+// The state store as the function opens it, with switches: its `close` fails (as a Firestore
+// client's `terminate` may), its kept discovery is read slowly (as a slow database answers).
+const closing = vi.hoisted(() => ({ fails: false, slowDiscoveryMs: 0 }));
 vi.mock('../../src/runtime.js', async (importOriginal) => {
   const actual = await importOriginal<typeof import('../../src/runtime.js')>();
   return {
@@ -34,6 +34,14 @@ vi.mock('../../src/runtime.js', async (importOriginal) => {
       const store = await actual.createStore(...args);
       if (closing.fails)
         store.close = () => Promise.reject(new Error('the state store could not be closed'));
+      const delay = closing.slowDiscoveryMs;
+      if (delay > 0) {
+        const load = store.loadDiscovery.bind(store);
+        store.loadDiscovery = async () => {
+          await new Promise((resolve) => setTimeout(resolve, delay));
+          return load();
+        };
+      }
       return store;
     },
   };
@@ -318,6 +326,39 @@ describe('fan-out: dispatch, then one function run per project', () => {
     // Over the HTTP entry point, a body past its cap is refused before it is read.
     const big = await post(unitServer, push(Buffer.alloc(70_000, 'a')));
     expect(big.status).toBe(413);
+  });
+
+  it('counts the run deadline from the push, so a unit whose checks were slow still answers in time', async () => {
+    // The module sets the run deadline 30 s short of the function's timeout so that a run ends,
+    // alerts a failed last delivery and answers before Cloud Run ends the request. Counted from
+    // the run's start, the time spent checking the message (reading the kept discovery, up to the
+    // state store's timeout) came on top, and the run could go on past the timeout: killed, it
+    // answers nothing, alerts nothing, and leaves its lease held.
+    const lines: string[] = [];
+    const log = textLogger({ write: (s: string) => lines.push(s) });
+    const project = orgProjectId(2);
+    const before = emulator.writes().length;
+    const work = JSON.stringify({
+      version: 1,
+      kind: 'govern',
+      project,
+      dispatchId: 'd-slow-check',
+      issuedAt: new Date().toISOString(),
+    });
+    closing.slowDiscoveryMs = 2_500;
+    try {
+      const answer = await handleUnitPush(
+        push(work),
+        { ...process.env, GOVERNOR_RUN_DEADLINE: '2s' },
+        log,
+      );
+      expect(answer.status).toBe(500);
+      expect(String(answer.body.error)).toMatch(/run deadline had passed/);
+    } finally {
+      closing.slowDiscoveryMs = 0;
+    }
+    expect(emulator.writes()).toHaveLength(before);
+    expect(await createFileStateStore({ dir }).readLease(project)).toBeNull();
   });
 
   it('acknowledges a message it refuses even when the state store fails to close', async () => {
