@@ -24,6 +24,7 @@ import {
 } from '../runtime.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 import {
+  closeRuntime,
   functionPolicy,
   logSummary,
   misconfigured,
@@ -234,7 +235,7 @@ async function alertStaleRedelivery(
     return false;
   } finally {
     if (!handedOver) await closeStore(store, message, log);
-    await runtime?.close();
+    if (runtime) await closeRuntime(runtime, log);
   }
 }
 
@@ -439,6 +440,6 @@ export async function handleUnitPush(
     await failedDelivery(errorMessage(e));
     throw e;
   } finally {
-    await runtime.close();
+    await closeRuntime(runtime, runLog);
   }
 }

@@ -361,6 +361,35 @@ describe('fan-out: dispatch, then one function run per project', () => {
     expect(await createFileStateStore({ dir }).readLease(project)).toBeNull();
   });
 
+  it("answers what the run did even when closing the run's clients fails", async () => {
+    // A run that completed is answered 200 (acknowledged), whatever closing its clients does
+    // after: answered 500, Pub/Sub would deliver it again and the unit would run again, and on
+    // its last delivery be dead-lettered and alerted, for work that was done.
+    const lines: string[] = [];
+    const log = textLogger({ write: (s: string) => lines.push(s) });
+    const project = orgProjectId(0);
+    const runs = (await createFileStateStore({ dir }).listRuns(project)).length;
+    const work = JSON.stringify({
+      version: 1,
+      kind: 'govern',
+      project,
+      dispatchId: 'd-close-run',
+      issuedAt: new Date().toISOString(),
+    });
+    closing.fails = true;
+    try {
+      const answer = await handleUnitPush(push(work), process.env, log);
+      expect(answer.status).toBe(200);
+      expect(answer.body.outcome).toBe('ok');
+    } finally {
+      closing.fails = false;
+    }
+    expect(lines.join('')).toMatch(
+      /closing the run's clients failed: the state store could not be closed/,
+    );
+    expect(await createFileStateStore({ dir }).listRuns(project)).toHaveLength(runs + 1);
+  });
+
   it('acknowledges a message it refuses even when the state store fails to close', async () => {
     // The refusal is the message's, whatever the store does after: answered 500, Pub/Sub would
     // deliver it again until it is dead-lettered, and its alert would fire for a message that was
