@@ -237,7 +237,8 @@ export async function takeBack(
  * the handovers above. `claim`, when it returns a state, is saved on the other's side first (a
  * mark of what this unit takes); `take` says what moves and what the other keeps. This run's
  * state is saved with what it did not keep yet, then the other's without what moved, each
- * versioned. A conflict (another unit saved meanwhile) starts again from a fresh read, up to
+ * versioned. A conflict (another writer saved either side meanwhile) starts again from a fresh
+ * read of both, up to
  * HANDOVER_ATTEMPTS times; then the run fails, before anything is published, and the next
  * finishes the move.
  */
@@ -300,6 +301,13 @@ async function moveConditions(
       return { state: own, version };
     } catch (e) {
       if (!(e instanceof ConflictError) || attempt >= HANDOVER_ATTEMPTS) throw e;
+      // This run's state too may have been saved meanwhile (a failed delivery's alert, a refused
+      // run's lease alert, written outside the lease): read again, or every attempt conflicts.
+      ({ state: own, version } = await beforeDeadline(
+        () => deps.store.loadConditions(project),
+        grace,
+        `reading the alert state of ${project} again`,
+      ));
     }
   }
 }

@@ -221,6 +221,30 @@ describe('a project newly split: its regional units take over what it left firin
     expect(new Set(ids).size).toBe(ids.length);
   });
 
+  it('a unit whose own state another writer saved meanwhile reads it again and finishes the move', async () => {
+    // The unit's state is also written outside its lease (a failed delivery's alert, a refused
+    // run's lease alert): the unit's save of what it takes then meets a newer version. Retried
+    // from the version it read first, every attempt conflicted and the run failed.
+    await governedWhole();
+    let raced = false;
+    const racing: StateStore = {
+      ...pick(base),
+      saveConditions: async (key, state, version) => {
+        if (key === US_KEY && !raced) {
+          raced = true;
+          const now = await base.loadConditions(US_KEY);
+          await base.saveConditions(US_KEY, now.state, now.version);
+        }
+        return base.saveConditions(key, state, version);
+      },
+    };
+    const us = await run(US, regionalUnitStore(racing, US));
+    expect(raced).toBe(true);
+    expect(us.outcome).toBe('ok');
+    expect(Object.keys((await base.loadConditions(US_KEY)).state)).toContain(PRESSURE);
+    expect(Object.keys((await base.loadConditions(P)).state)).not.toContain(PRESSURE);
+  });
+
   it('a unit that dies between its own save and the project save finishes the move next time, nothing told twice', async () => {
     await governedWhole();
     let dead = false;
