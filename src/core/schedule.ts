@@ -43,8 +43,16 @@ export function clockMinutes(text: string): number | null {
  * 10,000 windows took seconds and hundreds of megabytes to validate.
  */
 export function isValidTimeZone(zone: string): boolean {
-  return IANAZone.create(zone).isValid;
+  return !UTC_OFFSET.test(zone) && IANAZone.create(zone).isValid;
 }
+
+/**
+ * A UTC offset ("+05:00", "-0330", "+05"). ECMA-402 takes one as a time zone since its 11th
+ * edition (2024, https://github.com/tc39/ecma402/pull/788), and Node 22 does where Node 20 does
+ * not, so luxon would call it valid on one and not the other. A window's zone is an IANA name,
+ * whose offset follows daylight saving; a fixed offset is refused on every Node.
+ */
+const UTC_OFFSET = /^[+\-\u2212]/;
 
 const DAY_MS = 86_400_000;
 
@@ -81,7 +89,7 @@ export function windowHolds(window: WindowSpec, atMs: number): boolean {
   }
   const crosses = end <= start;
   const zone = IANAZone.create(window.timezone);
-  if (!zone.isValid) throw new RangeError(`bad time zone ${window.timezone}`);
+  if (!isValidTimeZone(window.timezone)) throw new RangeError(`bad time zone ${window.timezone}`);
   const local = DateTime.fromMillis(atMs, { zone });
   // Not Date.UTC, which reads the years 0 to 99 as 1900 to 1999.
   const today = new Date(0).setUTCFullYear(local.year, local.month - 1, local.day);

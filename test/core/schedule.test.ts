@@ -1,7 +1,10 @@
 import fc from 'fast-check';
+import { Settings } from 'luxon';
 import { describe, expect, it } from 'vitest';
+import { parsePolicy } from '../../src/core/policy.js';
 import {
   clockMinutes,
+  isValidTimeZone,
   WEEKDAYS,
   windowHolds,
   type Weekday,
@@ -28,6 +31,40 @@ describe('time windows', () => {
       expect(() => windowHolds({ start: '08:00', end: bad, timezone: 'UTC' }, 0), bad).toThrow(
         RangeError,
       );
+    }
+  });
+
+  it('refuses a UTC offset as a time zone, also where Intl takes one (ECMA-402 since 2024)', () => {
+    // Node 22 (the function's runtime) takes "+05:00" as a time zone, Node 20 refuses it: stand in
+    // for the newer Intl so that the answer is checked not to depend on it.
+    const Real = Intl.DateTimeFormat;
+    const offsets = function (locales?: string | string[], options?: Intl.DateTimeFormatOptions) {
+      const m = /^([+-])(\d{2})(?::?00)?$/.exec(options?.timeZone ?? '');
+      const zone = m ? `Etc/GMT${m[1] === '+' ? '-' : '+'}${Number(m[2])}` : options?.timeZone;
+      return new Real(locales, { ...options, timeZone: zone });
+    } as unknown as typeof Intl.DateTimeFormat;
+    offsets.supportedLocalesOf = Real.supportedLocalesOf.bind(Real);
+    Settings.resetCaches();
+    Object.defineProperty(Intl, 'DateTimeFormat', { value: offsets, configurable: true });
+    try {
+      expect(() => new Intl.DateTimeFormat('en-US', { timeZone: '+05:00' })).not.toThrow();
+      for (const zone of ['+05:00', '-0300', '+05']) {
+        expect(isValidTimeZone(zone), zone).toBe(false);
+        expect(() => windowHolds({ start: '08:00', end: '20:00', timezone: zone }, 0)).toThrow(
+          RangeError,
+        );
+        expect(() =>
+          parsePolicy({
+            version: 1,
+            projects: ['p1'],
+            services: [{ match: {}, schedule: [{ start: '08:00', end: '20:00', timezone: zone }] }],
+          }),
+        ).toThrow(/invalid/);
+      }
+      expect(isValidTimeZone('Asia/Kathmandu')).toBe(true);
+    } finally {
+      Object.defineProperty(Intl, 'DateTimeFormat', { value: Real, configurable: true });
+      Settings.resetCaches();
     }
   });
 
