@@ -569,19 +569,31 @@ function nonEmpty(value: string | null | undefined): string | null {
   return typeof value === 'string' && value.trim() !== '' ? value : null;
 }
 
+/**
+ * A worker pool as the governor counts it: its instances are its `manual_instance_count`, an
+ * `optional` field (WorkerPoolScaling, google/cloud/run/v2/vendor_settings.proto). Left unset, the
+ * pool runs Cloud Run's default, one instance ("When you deploy a worker pool without enabling CPU
+ * autoscaling, Cloud Run uses manual scaling with 1 instance by default",
+ * https://cloud.google.com/run/docs/configuring/workerpools/cpu-autoscaling), never none; an
+ * explicit 0 is a pool scaled to zero by hand.
+ */
 function toObservedWorkerPool(
   pool: WorkerPool,
   project: string,
   region: string,
 ): ObservedWorkerPool {
+  const manual = pool.scaling?.manualInstanceCount;
   return {
     project,
     region,
     name: lastSegment(pool.name ?? ''),
     gpu: gpuOf(pool.template ?? {}),
-    manualInstanceCount: pool.scaling?.manualInstanceCount ?? 0,
+    manualInstanceCount: typeof manual === 'number' ? manual : DEFAULT_WORKER_POOL_INSTANCES,
   };
 }
+
+/** The instances of a worker pool that sets no count (see toObservedWorkerPool). */
+const DEFAULT_WORKER_POOL_INSTANCES = 1;
 
 /**
  * A job execution: its task template declares the GPU as a revision template does (node selector,

@@ -170,6 +170,35 @@ describe('a listing that cannot be the region asked', () => {
   });
 });
 
+describe('odd fields of one worker pool', () => {
+  const pool = (scaling: Raw | undefined): Raw => ({
+    name: `projects/${PROJECT}/locations/${US}/workerPools/encoder`,
+    template: {
+      containers: [{ name: 'encoder', resources: { limits: { 'nvidia.com/gpu': '1' } } }],
+      node_selector: { accelerator: 'nvidia-l4' },
+    },
+    ...(scaling === undefined ? {} : { scaling }),
+  });
+
+  it('a GPU worker pool that sets no instance count holds the one instance Cloud Run gives it, not none', async () => {
+    // "When you deploy a worker pool without enabling CPU autoscaling, Cloud Run uses manual
+    // scaling with 1 instance by default."
+    for (const scaling of [undefined, {}]) {
+      hook = (method) =>
+        method === 'ListWorkerPools' ? { worker_pools: [pool(scaling)] } : undefined;
+      const [read] = await adapter.listWorkerPools(PROJECT, US);
+      expect(read?.manualInstanceCount).toBe(1);
+    }
+    // An explicit 0 is a pool scaled to zero by hand: it holds no GPU.
+    hook = (method) =>
+      method === 'ListWorkerPools'
+        ? { worker_pools: [pool({ manual_instance_count: 0 })] }
+        : undefined;
+    const [zero] = await adapter.listWorkerPools(PROJECT, US);
+    expect(zero?.manualInstanceCount).toBe(0);
+  });
+});
+
 describe('odd fields of one service', () => {
   it('a GPU template with no containers counts one GPU per instance (the only count Cloud Run allows)', async () => {
     editServices((s) => ({ ...s, template: { ...template(s), containers: [] } }));
