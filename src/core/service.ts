@@ -201,7 +201,7 @@ export function needsServingRevisions(s: ObservedService): boolean {
  * quotas page (https://cloud.google.com/run/quotas) says Cloud Run's quotas include the Admin
  * API's rate limits but gives no default, and public reports give 600. Deploys and the console
  * spend the same quota: half of it leaves them the rest. `governor check` paces its reads to it
- * (reconcile/preflight.ts), and observation reads at most this many revisions per region and run
+ * (reconcile/preflight.ts), and observation reads at most this many revisions per listing of a region
  * (observe/serving-revisions.ts).
  */
 export const RUN_READS_PER_MINUTE = 300;
