@@ -287,7 +287,10 @@ async function alertProject(
   // were, but for what it did publish (above), so the next run sends again what this one could not.
   // The dropped count is cleared only when this run announced it: while governor.degraded (reason
   // outbox) is already firing and not due again, drops since are kept for the message that is.
-  await beforeDeadline(
+  // The state is saved even when the outbox could not be cleared: its conditions went out, and
+  // unsaved they would go out again next run as new episodes, under new ids; the events left in
+  // the outbox go out again under their own ids, which subscribers deduplicate on.
+  const cleared = await beforeDeadline(
     () =>
       deps.store.removeOutbox(
         project,
@@ -296,8 +299,12 @@ async function alertProject(
       ),
     grace,
     `removing the published events of ${project}`,
+  ).then(
+    () => null,
+    (error: unknown) => ({ error }),
   );
   await saveRebased(run, project, previous, notifications.next, version);
+  if (cleared) throw cleared.error;
 }
 
 /**

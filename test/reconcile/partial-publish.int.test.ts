@@ -136,3 +136,92 @@ it('one pool fails to publish: the next run sends it, and repeats nothing the ot
     await emulator.stop();
   }
 }, 60_000);
+
+/**
+ * Every message went out, then the store failed to remove the published events from the outbox:
+ * the condition state is saved all the same, so the next run does not send the same conditions
+ * again as new episodes under new ids (the events left in the outbox go out again under their
+ * own ids, which subscribers deduplicate on).
+ */
+it('a store failing to clear the outbox after a full publish still records the conditions sent', async () => {
+  const REGION = 'us-central1';
+  const emulator = await startEmulator({
+    fleet: {
+      start: '2026-11-27T12:00:00Z',
+      startupSeconds: 30,
+      idleMinutes: 0,
+      warmupMinutes: 40,
+      topics: [TOPIC],
+      projects: [
+        {
+          id: PROJECT,
+          pools: [{ region: REGION, quota: 2 }],
+          services: [
+            // Over the quota (pool.over-budget until lowered) and starved for good.
+            { name: 'a', region: REGION, gpu: {}, maxInstances: 3, demand: 3 },
+            { name: 'b', region: REGION, gpu: {}, maxInstances: 3, demand: 3 },
+          ],
+        },
+      ],
+    },
+    speed: 'manual',
+    operationDelayMs: 20,
+  });
+  const ports = createGooglePorts({
+    emulatorHost: emulator.host,
+    emulatorOperationPollMs: QUICK_POLL_MS,
+  });
+  const sink = createPubSubAlertSink({ topic: TOPIC, emulatorHost: emulator.host, maxAttempts: 1 });
+  const files = createFileStateStore({ dir: mkdtempSync(join(tmpdir(), 'governor-state-')) });
+  let failClear = true;
+  const store: typeof files = {
+    ...files,
+    // The call after the publish passes the dropped count announced; the one before it does not.
+    removeOutbox: (project, ids, ...announced) =>
+      failClear && announced.length > 0
+        ? Promise.reject(new Error('store unavailable for the test'))
+        : files.removeOutbox(project, ids, ...announced),
+  };
+  try {
+    const policy = parsePolicy({
+      version: 1,
+      projects: [PROJECT],
+      regions: [REGION],
+      defaults: { headroom: 0 },
+      services: [{ match: {} }],
+      limits: { writesPerMinute: 6000 },
+      alerts: { topic: TOPIC, renotifyAfter: '1h' },
+    });
+    const deps = {
+      ports,
+      store,
+      sink,
+      log: memoryLogger(),
+      now: () => Promise.resolve(emulator.now().getTime()),
+      sleep: async () => {},
+    };
+    const sent = () => emulator.published(TOPIC).map((m) => JSON.parse(m.data ?? 'null') as Alert);
+    const failed = await reconcile(policy, deps, { runId: 'run-1', deadlineMs: 60_000 }).catch(
+      (e: unknown) => e,
+    );
+    expect(failed).toBeInstanceOf(RunFailedError);
+    const first = sent().filter((a) => a.status === 'firing');
+    expect(first.map((a) => a.type)).toContain('service.starved');
+
+    failClear = false;
+    emulator.advance(5 * 60_000);
+    expect((await reconcile(policy, deps, { runId: 'run-2', deadlineMs: 60_000 })).outcome).toBe(
+      'ok',
+    );
+    const all = sent();
+    // Each condition fired once; the events that stayed in the outbox went out again, same id.
+    const firing = all.filter((a) => a.status === 'firing').map((a) => a.dedupKey);
+    expect(firing.filter((k, i) => firing.indexOf(k) !== i)).toEqual([]);
+    const events = all.filter((a) => a.status === 'event');
+    expect(events.length).toBeGreaterThan(0);
+    expect(new Set(events.map((a) => a.id)).size).toBeLessThan(events.length);
+  } finally {
+    await Promise.all([ports.close(), sink.close(), files.close()]);
+    await emulator.stop();
+  }
+}, 60_000);
