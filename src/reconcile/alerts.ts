@@ -394,8 +394,9 @@ function acknowledgedIds(error: unknown, outgoing: readonly Alert[]): Set<string
 
 /**
  * After a publish that failed part-way: the acknowledged events leave the outbox, and the
- * condition state records what went out (core/notify.ts acknowledgedState). Best effort: if the
- * store fails too, the run's error stands and the next run sends everything again, as before.
+ * condition state records what went out (core/notify.ts acknowledgedState). Best effort, each
+ * step on its own: if the store fails too, the run's error stands and the next run sends again
+ * what that step did not record.
  */
 async function keepAcknowledged(
   run: Run,
@@ -413,6 +414,14 @@ async function keepAcknowledged(
   // The count of dropped events is announced by governor.degraded (reason outbox): cleared only
   // when that message went out.
   const announced = announcesDrops(p.notifications.publish, (a) => p.acknowledged.has(a.id));
+  const warn = (e: unknown) =>
+    run.deps.log.log(
+      'WARNING',
+      `${project}: could not record the ${p.acknowledged.size} alert(s) published before the publish failed; the next run sends them again: ${errorMessage(e)}`,
+    );
+  // Each on its own: conditions that went out are recorded even when the outbox could not be
+  // cleared (its events go out again under their own ids; the conditions would go out as new
+  // episodes, under new ids).
   try {
     await beforeDeadline(
       () =>
@@ -424,13 +433,14 @@ async function keepAcknowledged(
       grace,
       `removing the published events of ${project}`,
     );
+  } catch (e) {
+    warn(e);
+  }
+  try {
     const state = acknowledgedState(p.previous, p.notifications, p.acknowledged);
     await saveRebased(run, project, p.previous, state, p.version);
   } catch (e) {
-    run.deps.log.log(
-      'WARNING',
-      `${project}: could not record the ${p.acknowledged.size} alert(s) published before the publish failed; the next run sends them again: ${errorMessage(e)}`,
-    );
+    warn(e);
   }
 }
 
