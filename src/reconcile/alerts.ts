@@ -74,7 +74,11 @@ export async function alertEachProject(
   }
   const [first] = failures;
   if (first === undefined) return;
-  if (failures.length === 1) throw first.error;
+  // Named even when one failed: the error itself (a store's UNAVAILABLE) may not say which.
+  if (failures.length === 1)
+    throw new GovernorError(`alerting failed in ${first.project}: ${errorMessage(first.error)}`, {
+      cause: first.error,
+    });
   throw new GovernorError(
     `alerting failed in ${failures.length} projects: ${failures
       .map((f) => `${f.project}: ${errorMessage(f.error)}`)

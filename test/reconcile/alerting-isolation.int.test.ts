@@ -145,3 +145,70 @@ it("a project whose alerts fail does not keep the next project's alerts from goi
     await emulator.stop();
   }
 }, 60_000);
+
+/**
+ * The run's error names the project whose alerts failed even when the failure itself does not (a
+ * store's UNAVAILABLE, say): with many projects, it is the one way to tell which failed.
+ */
+it('one project failing: the run error names it, whatever the failure says', async () => {
+  const project = (id: string) => ({
+    id,
+    pools: [{ region: REGION, quota: 4 }],
+    services: [{ name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: 3 }],
+  });
+  const emulator = await startEmulator({
+    fleet: {
+      start: '2026-11-27T12:00:00Z',
+      startupSeconds: 30,
+      idleMinutes: 0,
+      warmupMinutes: 40,
+      topics: [TOPIC],
+      projects: [project(FIRST), project(SECOND)],
+    },
+    speed: 'manual',
+    operationDelayMs: 20,
+  });
+  const ports = createGooglePorts({
+    emulatorHost: emulator.host,
+    emulatorOperationPollMs: QUICK_POLL_MS,
+  });
+  const sink = createPubSubAlertSink({ topic: TOPIC, emulatorHost: emulator.host, maxAttempts: 1 });
+  const files = createFileStateStore({ dir: mkdtempSync(join(tmpdir(), 'governor-state-')) });
+  const store: StateStore = {
+    ...files,
+    loadConditions: (p) =>
+      p === SECOND
+        ? Promise.reject(new UnavailableError('unavailable for the test'))
+        : files.loadConditions(p),
+  };
+  try {
+    const policy = parsePolicy({
+      version: 1,
+      projects: [FIRST, SECOND],
+      regions: [REGION],
+      defaults: { headroom: 0 },
+      services: [{ match: {} }],
+      limits: { writesPerMinute: 6000 },
+      alerts: { topic: TOPIC, renotifyAfter: '1h' },
+    });
+    const deps = {
+      ports,
+      store,
+      sink,
+      log: memoryLogger(),
+      now: () => Promise.resolve(emulator.now().getTime()),
+      sleep: async () => {},
+    };
+    const failed = await reconcile(policy, deps, { runId: 'run-1', deadlineMs: 60_000 }).catch(
+      (e: unknown) => e,
+    );
+    expect(failed).toBeInstanceOf(RunFailedError);
+    const error = (failed as RunFailedError).report.error ?? '';
+    expect(error).toContain(SECOND);
+    expect(error).not.toContain(FIRST);
+    expect(error).toContain('unavailable for the test');
+  } finally {
+    await Promise.all([ports.close(), sink.close(), files.close()]);
+    await emulator.stop();
+  }
+}, 60_000);
