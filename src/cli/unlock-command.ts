@@ -1,6 +1,5 @@
 import { hostname } from 'node:os';
 
-import { createClock } from '../adapters/clock.js';
 import { processExists } from '../adapters/file-lock.js';
 
 import { oneLine } from '../core/text.js';
@@ -51,8 +50,9 @@ export async function runUnlock(
     ]);
     // Each lease as shown: only that lease is broken once confirmed (see stillTheLease).
     const held: { unit: Unit; seen: SeenLease }[] = [];
-    // The runs' clock, by which they stamp their leases: the emulator's virtual one against it.
-    const nowMs = await createClock(options)();
+    // The wall clock, on which every run stamps its lease whatever clock it plans on (even the
+    // emulator's virtual one: src/reconcile/lease.ts), so that leases are shared across clocks.
+    const nowMs = Date.now();
     for (const unit of units) {
       const lease = await readOrReport(store, unit, io);
       if (lease === 'unreadable') {

@@ -113,7 +113,6 @@ describe('governor CLI: its environment', () => {
     'replay --since 1d',
     'status --org',
     'quota recommend',
-    'unlock --yes',
   ])(
     '%s with GOVERNOR_EMULATOR_HOST but no GOVERNOR_EMULATOR_ADMIN: one line naming the variable to export, exit 2, before any call',
     async (line) => {

@@ -173,10 +173,12 @@ describe('governor unlock: only the lease it showed', () => {
   });
 });
 
-describe("governor unlock on the emulator's clock", () => {
-  it('judges a lease by the clock its run stamped it with, not the wall clock', async () => {
-    // The emulator's virtual clock, a week before the wall clock: a run on it took the lease.
-    const virtualNow = Date.now() - 7 * 86_400_000;
+describe("governor unlock beside the emulator's clock", () => {
+  it("judges a lease by the wall clock its run stamped it with, not the emulator's virtual clock", async () => {
+    // A run takes its lease on the wall clock whatever clock it plans on (src/reconcile/lease.ts):
+    // a lease taken just now holds for its time-to-live, even with the emulator's virtual clock a
+    // week ahead (a fleet that starts later than today, or a fast speed).
+    const virtualNow = Date.now() + 7 * 86_400_000;
     const admin = createServer((req, res) => {
       res.setHeader('content-type', 'application/json');
       res.end(
@@ -188,7 +190,7 @@ describe("governor unlock on the emulator's clock", () => {
     const dir = join(tmp, 'state-virtual');
     const store = createFileStateStore({ dir });
     try {
-      await store.acquireLease(PROJECT, 'virtual-run', 600_000, new Date(virtualNow).toISOString());
+      await store.acquireLease(PROJECT, 'wall-run', 600_000, new Date().toISOString());
       let out = '';
       const code = await runUnlock(
         { policy, yes: false, stateDir: dir },
@@ -202,10 +204,10 @@ describe("governor unlock on the emulator's clock", () => {
       ).catch((e: unknown) => e);
       // Off a terminal, nothing is broken without --yes; what was shown is what counts.
       expect(code).toBeInstanceOf(Error);
-      expect(out).toContain(`${PROJECT}: lease held by virtual-run`);
+      expect(out).toContain(`${PROJECT}: lease held by wall-run`);
       expect(out).toContain('(it ends by itself then)');
       expect(out).not.toContain('(expired)');
-      expect((await store.readLease(PROJECT))?.holder).toBe('virtual-run');
+      expect((await store.readLease(PROJECT))?.holder).toBe('wall-run');
     } finally {
       await store.close();
       await new Promise((r) => admin.close(r));
