@@ -65,12 +65,12 @@ for (const signal of ['SIGINT', 'SIGTERM']) {
       return;
     }
     interrupted = true;
-    // At the confirmation prompt nothing is written yet: the signal answers it no, and the run
-    // ends as a declined one does (its lease released).
-    if (interruptPrompts()) {
-      process.stderr.write(
-        `\n${signal}: not confirmed, nothing written; the run ends (its record, its lease); ${signal} again stops at once\n`,
-      );
+    // At a confirmation prompt the signal answers it no: at the plan's, nothing is written yet
+    // and the run ends as a declined one does (its lease released); at a quota request's, the
+    // request is not filed and the run goes on to its end. The prompt says which.
+    const declined = interruptPrompts();
+    if (declined !== null) {
+      process.stderr.write(`\n${signal}: ${declined}; ${signal} again stops at once\n`);
       return;
     }
     process.stderr.write(

@@ -84,7 +84,11 @@ export async function runApply(
           : {
               confirmQuotaRequest: async (r: QuotaRequestToConfirm) => {
                 io.stdout.write(quotaRequestPrompt(r));
-                return askYes('File this quota request? Only "yes" is accepted: ');
+                // Asked after the caps were written: a no (or a signal) leaves those written.
+                return askYes(
+                  'File this quota request? Only "yes" is accepted: ',
+                  'quota request not confirmed, not filed; the run goes on to its end (the caps it wrote, its record, its lease)',
+                );
               },
             }),
       }),

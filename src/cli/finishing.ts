@@ -25,23 +25,32 @@ export function mustFinishRunning(): boolean {
   return running > 0;
 }
 
-/** The confirmation prompts waiting for an answer (askYes), each stopped by its controller. */
-const prompts = new Set<AbortController>();
+/**
+ * The confirmation prompts waiting for an answer (askYes), each stopped by its controller, with
+ * what answering it no means, as a signal's line says it (interruptPrompts).
+ */
+const prompts = new Map<AbortController, string>();
+
+/** What a no at the plan's prompt means: nothing is written yet. */
+const PLAN_DECLINED = 'not confirmed, nothing written; the run ends (its record, its lease)';
 
 /**
  * Asks `question` on the terminal: true only for "yes". Ctrl-C typed at the prompt, or Ctrl-C or
- * SIGTERM sent to the process while it waits (bin/governor.js calls interruptPrompts), is a no:
+ * SIGTERM sent to the process while it waits (bin/governor.js calls interruptPrompts), is a no,
+ * instead of waiting for an answer the one who stopped it will not give: at the plan's prompt
  * nothing is written yet, and the run that asked (holding its lease) ends as a declined one does,
- * its lease released, instead of waiting for an answer the one who stopped it will not give.
+ * its lease released. `declined` is what that no means, as the signal's line says it: a prompt
+ * asked after writes (a quota request's) must not say nothing was written.
  */
 export async function askYes(
   question: string,
+  declined: string = PLAN_DECLINED,
   input: NodeJS.ReadableStream = process.stdin,
   output: NodeJS.WritableStream = process.stdout,
 ): Promise<boolean> {
   const rl = createInterface({ input, output });
   const controller = new AbortController();
-  prompts.add(controller);
+  prompts.set(controller, declined);
   try {
     const answer = await rl.question(question, { signal: controller.signal });
     return answer.trim() === 'yes';
@@ -56,9 +65,12 @@ export async function askYes(
   }
 }
 
-/** Answers every waiting prompt (askYes) no; whether one was waiting. */
-export function interruptPrompts(): boolean {
-  if (prompts.size === 0) return false;
-  for (const c of prompts) c.abort();
-  return true;
+/**
+ * Answers every waiting prompt (askYes) no; what that no means (the first prompt's, as askYes was
+ * told), or null when none was waiting.
+ */
+export function interruptPrompts(): string | null {
+  const [first] = prompts.values();
+  for (const c of prompts.keys()) c.abort();
+  return first ?? null;
 }

@@ -14,10 +14,11 @@ import { constants as osConstants, hostname, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { quotaPreferences, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { cliIn, governorIn } from '../support/cli-run.js';
 import { QUICK_POLL_ENV } from '../support/fixtures.js';
+import { openQuotaWorld, twoRegionFleet } from '../support/quota-world.js';
 
 /**
  * `governor apply` and `governor restore` through the real process, against the emulator. A run
@@ -736,5 +737,68 @@ describe('governor apply on a state file it cannot read', () => {
     expect(errors[0]).toContain('docs/alerts.md, "When an alert fires"');
     expect(r.stderr).not.toMatch(/^\s+at /m);
     expect(emulator.writes().length).toBe(before);
+  });
+});
+
+describe('governor apply interrupted at the quota request prompt', () => {
+  it('says the request is not filed, not that nothing was written: the caps were', async () => {
+    const project = 'cli-quota-prompt';
+    // The us-central1 pool pressed for a week (a request to file), and europe-west4 over its
+    // quota, so the run lowers a cap there before it asks about the request.
+    const world = await openQuotaWorld(project, {
+      emulator: { fleet: twoRegionFleet(project, { extra: true }), operationDelayMs: 20 },
+    });
+    const dir = join(tmp, 'state-quota-prompt');
+    mkdirSync(dir, { recursive: true });
+    const requestPolicy = join(dir, 'policy.yaml');
+    writeFileSync(
+      requestPolicy,
+      `version: 1\nprojects: [${project}]\nregions: [us-central1, europe-west4]\ndefaults: {headroom: 0}\nservices: [{match: {}}]\nlimits: {writesPerMinute: 6000}\nquotaRequests: {enabled: true, contactEmail: ops@example.com, justification: Search inference.}\n`,
+    );
+    const pidFile = join(dir, 'governor.pid');
+    const runSh = join(dir, 'run.sh');
+    writeFileSync(
+      runSh,
+      `echo $$ > '${pidFile}'\nexec '${process.execPath}' bin/governor.js apply --policy '${requestPolicy}' --state-dir '${world.dir}'\n`,
+    );
+    try {
+      const child = spawn('script', ['-qfec', `sh '${runSh}'`, '/dev/null'], {
+        env: { ...process.env, ...world.emulator.env, ...QUICK_POLL_ENV, NO_COLOR: '1' },
+      });
+      let out = '';
+      let confirmed = false;
+      let stopped = false;
+      child.stdout.on('data', (chunk: Buffer) => {
+        out += chunk.toString();
+        if (!confirmed && out.includes('change(s)? Only "yes" is accepted')) {
+          confirmed = true;
+          child.stdin.write('yes\r');
+        }
+        if (!stopped && out.includes('File this quota request?')) {
+          stopped = true;
+          process.kill(Number(readFileSync(pidFile, 'utf8')), 'SIGTERM');
+        }
+      });
+      const code = await new Promise<number | null>((resolve, reject) => {
+        child.on('close', resolve);
+        child.on('error', (e) =>
+          reject(
+            new Error(
+              `util-linux script gives the CLI a terminal here and could not run (${e.message}): install it (Debian: bsdutils)`,
+            ),
+          ),
+        );
+      });
+      expect(confirmed, out).toBe(true);
+      expect(stopped, out).toBe(true);
+      expect(code).toBe(0);
+      // The cap was lowered before the prompt: the signal's line may not say nothing was written.
+      expect(world.emulator.writes().length).toBeGreaterThan(0);
+      expect(out).toContain('SIGTERM: quota request not confirmed, not filed');
+      expect(out).not.toContain('nothing written');
+      expect(quotaPreferences(world.emulator.model)).toEqual([]);
+    } finally {
+      await world.close();
+    }
   });
 });
