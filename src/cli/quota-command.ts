@@ -1,6 +1,6 @@
 import { createClock } from '../adapters/clock.js';
 import { oneLine, plural } from '../core/text.js';
-import { quotaFromPolicy } from '../core/pool.js';
+import { poolOfKey, quotaFromPolicy } from '../core/pool.js';
 import {
   adoptLedger,
   covered,
@@ -74,7 +74,18 @@ export async function runQuotaRecommend(
           `warning: the state of ${project} holds pressure history of other projects' pools (${foreign.map((r) => r.key).join(', ')}): left out\n`,
         );
       recs.push(...ownRecs);
-      Object.assign(requests, redateDecisions(ledger?.requests ?? {}, at));
+      // Only the requests of this project's pools, as a run reads them (quota-requests.ts): one
+      // this state names for another project's pool would stand for that pool's own.
+      const tracked = Object.entries(ledger?.requests ?? {});
+      const strays = tracked.filter(([key]) => poolOfKey(key)?.project !== project);
+      if (strays.length > 0)
+        io.stderr.write(
+          `warning: the state of ${project} tracks quota requests of other projects' pools (${strays.map(([key]) => oneLine(key)).join(', ')}): left out\n`,
+        );
+      const ownRequests = Object.fromEntries(
+        tracked.filter(([key]) => poolOfKey(key)?.project === project),
+      );
+      Object.assign(requests, redateDecisions(ownRequests, at));
     }
   } finally {
     await store.close();

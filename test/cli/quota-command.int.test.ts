@@ -251,6 +251,68 @@ describe('governor quota recommend', () => {
     expect(hotOf(deniedJson)).toMatchObject({ wouldFile: null, request: { state: 'denied' } });
   });
 
+  it("a request another project's state tracks for a pool is left out: the pool's own says what a run files", async () => {
+    // A run of a project reads only the requests of its own pools (src/reconcile/quota-requests.ts),
+    // so one that another project's state names for them holds no request back.
+    const dir = join(tmp, 'state-foreign-request');
+    const store = createFileStateStore({ dir });
+    const days = ['2026-11-26', '2026-11-27', '2026-11-28', '2026-11-29'];
+    const key = 'hot/us-central1/nvidia-l4/zonal';
+    await store.recordRun(
+      'hot',
+      quietRun('run-h', AT, {
+        pressure: {
+          at: AT,
+          pools: {
+            [key]: pool(
+              'hot',
+              'us-central1',
+              days.map((d) => day(d, 300, 900, 12)),
+            ),
+          },
+        },
+      }),
+    );
+    await store.recordRun(
+      'fresh',
+      quietRun('run-f', AT, {
+        pressure: {
+          at: AT,
+          pools: {},
+          requests: {
+            [key]: {
+              name: 'projects/hot/locations/global/quotaPreferences/stray',
+              quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+              preferredValue: 16,
+              from: 8,
+              filedAt: '2026-11-28T09:00:00.000Z',
+              by: 'found',
+              state: 'pending',
+              decidedAt: null,
+              grantedValue: null,
+              stateDetail: '',
+              traceId: '',
+            },
+          },
+        },
+      }),
+    );
+    await store.close();
+    const p = policy(
+      'q-foreign-req.yaml',
+      'quotaRequests: {enabled: true, maxIncrease: 2, contactEmail: ops@example.com}\n',
+    );
+    const r = await recommend(p, dir, '--at', AT, '--json');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      pools: { key: string; wouldFile: number | null; request: unknown }[];
+    };
+    expect(out.pools.find((x) => x.key === key)).toMatchObject({ wouldFile: 10, request: null });
+    expect(r.stderr).toContain(
+      `warning: the state of fresh tracks quota requests of other projects' pools (${key}): left out`,
+    );
+  });
+
   it("a pool whose quota the policy sets: says a request is filed only below Google's quota", async () => {
     const p = policy(
       'q-set.yaml',
