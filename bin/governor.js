@@ -82,10 +82,14 @@ process.on('uncaughtException', (e) => {
   process.stderr.write(`error: ${oneLine(e)}\n`);
   process.exit(1);
 });
+// A failure nobody awaited fails the command, even when it comes while main runs: main's exit
+// code, set once it returns, must not turn it back into a success.
+let backgroundFailed = false;
 process.on('unhandledRejection', (e) => {
   process.stderr.write(`error: ${oneLine(e)}\n`);
+  backgroundFailed = true;
   process.exitCode = 1;
 });
 
 const code = await main(process.argv.slice(2));
-process.exitCode = stdoutLost && code === 0 ? 1 : code;
+process.exitCode = (stdoutLost || backgroundFailed) && code === 0 ? 1 : code;

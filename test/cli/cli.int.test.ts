@@ -567,3 +567,27 @@ describe('governor CLI', () => {
     expect(r.stderr).toMatch(/line \d+/);
   });
 });
+
+describe('a failure nobody awaited (an unhandled rejection) during a command', () => {
+  it('is one error line and exit 1, not the exit 0 of the command that went on', async () => {
+    // A client library's background failure, as a preload plays it: once bin/governor.js has
+    // set up its handlers, while main reads its files, a promise nobody awaits is rejected.
+    const preload = file(
+      'background-failure.mjs',
+      `const on = process.on.bind(process);\nprocess.on = (event, listener) => {\n  if (event === 'unhandledRejection') setImmediate(() => void Promise.reject(new Error('background failure')));\n  return on(event, listener);\n};\n`,
+    );
+    const r = await governorIn(
+      {
+        ...process.env,
+        NO_COLOR: '1',
+        METADATA_SERVER_DETECTION: 'none',
+        NODE_OPTIONS: `--import ${preload}`,
+      },
+      'plan',
+      ...EXAMPLE,
+    );
+    expect(r.stdout).toContain('pool ');
+    expect(r.stderr).toBe('error: background failure\n');
+    expect(r.code).toBe(1);
+  });
+});
