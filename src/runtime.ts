@@ -16,7 +16,8 @@ import {
 import type { PubSubAlertSink } from './adapters/pubsub.js';
 import type { QuotaPreferenceAdapter } from './adapters/quota-preferences.js';
 import type { Policy } from './core/policy.js';
-import { InputError, UsageError } from './errors.js';
+import { errorMessage, InputError, UsageError } from './errors.js';
+import { listOnOneLine } from './core/text.js';
 import type { Logger } from './log.js';
 import type {
   AssetSearchPort,
@@ -267,4 +268,21 @@ export async function createOrgRuntime(
       await Promise.allSettled([store.close(), search?.close(), publisher?.close()]);
     },
   };
+}
+
+/**
+ * Closes a run's clients (its state store, Google's clients); a failure to close them is told in a
+ * WARNING line, never thrown over the answer: the run is done, and answered as it went (the
+ * function's 500 would have the scheduler, or Pub/Sub, run it again for work that was done; the
+ * command line's exit 1 and lost summary would hide the writes it made).
+ */
+export async function closeRuntime(
+  runtime: { close(): Promise<void> },
+  log: Logger,
+): Promise<void> {
+  await runtime
+    .close()
+    .catch((e: unknown) =>
+      log.log('WARNING', `closing the run's clients failed: ${listOnOneLine(errorMessage(e))}`),
+    );
 }

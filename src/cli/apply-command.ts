@@ -16,7 +16,7 @@ import { textLogger } from '../log.js';
 import type { QuotaRequestToConfirm } from '../reconcile/quota-requests.js';
 import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';
 import { skipsByCause } from '../reconcile/run-record.js';
-import { checkStateStore, createRuntime, newRunId } from '../runtime.js';
+import { checkStateStore, closeRuntime, createRuntime, newRunId } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
 import { failureLine } from './hints.js';
@@ -100,7 +100,7 @@ export async function runApply(
     io.stdout.write(summary(e.report) + '\n');
     return 1;
   } finally {
-    await runtime.close();
+    await closeRuntime(runtime, log);
   }
   if (report.plan && (report.mode === 'dry-run' || report.plan.changes.length === 0))
     io.stdout.write(renderPlan(report.plan, c, { alerts: false }));

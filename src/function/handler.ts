@@ -2,9 +2,8 @@ import { z } from 'zod';
 import { capFaults, zodFaults } from '../core/document.js';
 import { NO_PROJECTS, parsePolicyText, type Policy } from '../core/policy.js';
 import { renderProblem } from '../core/problems.js';
-import { listOnOneLine } from '../core/text.js';
 import { writtenShort } from '../core/write-result.js';
-import { cutText, errorMessage, InputError, isInputError, type Fault } from '../errors.js';
+import { cutText, InputError, isInputError, type Fault } from '../errors.js';
 import { ERROR_EVENT, withFields, type Logger } from '../log.js';
 import {
   reconcile,
@@ -13,7 +12,7 @@ import {
   type RunReport,
 } from '../reconcile/reconcile.js';
 import { skipsByCause } from '../reconcile/run-record.js';
-import { checkRunOptions, createRuntime, newRunId } from '../runtime.js';
+import { checkRunOptions, closeRuntime, createRuntime, newRunId } from '../runtime.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 
 /**
@@ -172,22 +171,6 @@ export async function handle(
   } finally {
     await closeRuntime(runtime, runLog);
   }
-}
-
-/**
- * Closes a run's clients (its state store, Google's clients); a failure to close them is told in a
- * WARNING line, never thrown over the answer: the run is done, and answered as it went (a 500
- * would have the scheduler, or Pub/Sub, run it again for work that was done).
- */
-export async function closeRuntime(
-  runtime: { close(): Promise<void> },
-  log: Logger,
-): Promise<void> {
-  await runtime
-    .close()
-    .catch((e: unknown) =>
-      log.log('WARNING', `closing the run's clients failed: ${listOnOneLine(errorMessage(e))}`),
-    );
 }
 
 /**

@@ -17,6 +17,7 @@ import { listOnOneLine } from '../core/text.js';
 import { unitLabel } from '../core/units.js';
 import {
   checkRunOptions,
+  closeRuntime,
   createOrgRuntime,
   createRuntime,
   createStore,
@@ -24,7 +25,6 @@ import {
 } from '../runtime.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 import {
-  closeRuntime,
   functionPolicy,
   logSummary,
   misconfigured,
