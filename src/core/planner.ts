@@ -580,6 +580,7 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
         loweredToCeiling: to < m.cap ? m.ceiling : null,
         ...(why ? { budgetUnknown: why } : {}),
       };
+      heldShort(m);
     }
   } else if (floorsGpus > budget) {
     status = 'infeasible';
@@ -601,6 +602,7 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
             ? { aboveFloor: m.level }
             : {};
       m.why.pool = { kind: 'infeasible', floorsGpus, budget, floor: m.floor, ...side };
+      heldShort(m);
     }
   } else {
     const room = budget - fixedGpus;
@@ -953,6 +955,17 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
     if (m.level >= c.from) delete m.why.cut;
     else c.to = m.level;
   }
+}
+
+/**
+ * A service of unknown usage that fail static would raise to its floor, but that the pool left
+ * below it (an unknown quota raises nothing; infeasible floors raise it only as far as the budget
+ * allows): its basis tells the cap it holds, and the pool's clause what became of the raise.
+ */
+function heldShort(m: Governed): void {
+  const b = m.why.basis;
+  if (b.kind === 'usage-unknown' && b.bound === 'floor' && m.level < b.heldAt)
+    m.why.basis = { kind: 'usage-unknown', heldAt: m.cap, note: b.note };
 }
 
 /** `fill` tier by tier, highest priority first, until the GPUs run out. Returns the GPUs left. */

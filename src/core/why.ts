@@ -43,7 +43,7 @@ const Basis = z
           .enum(['floor', 'ceiling'])
           .optional()
           .describe(
-            'Set when its cap was outside its bounds: held at its floor (raised to it) or its ceiling (lowered to it).',
+            'Set when its cap was outside its bounds: held at its floor (raised to it) or its ceiling (lowered to it). Absent, with `heldAt` its cap, when the pool left it below its floor (see `pool`).',
           ),
       })
       .describe('Fail static: usage unknown or stale, so the cap is held.'),

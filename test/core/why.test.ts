@@ -145,6 +145,33 @@ describe('the structured why of a plan row', () => {
     });
   });
 
+  it('does not say raised to its floor when the pool leaves an unknown-usage cap below it', () => {
+    // Usage unknown, cap 1, floor 3: fail static would raise it to its floor, but with the quota
+    // unknown nothing is raised, and with the floors over the budget the raise stops short.
+    const unknown = consistent(
+      plan(snap(null, [svc('a', 1, null)]), policy({ defaults: { headroom: 0, min: 3 } }), AT),
+    );
+    expect(row(unknown, 'a').to).toBe(1);
+    expect(row(unknown, 'a').why.basis).toEqual({ kind: 'usage-unknown', heldAt: 1, note: null });
+    expect(row(unknown, 'a').reason).not.toContain('raised to its floor');
+    // Floors of 3 and 3 over a budget of 4: b at its floor leaves a no room to rise.
+    const infeasible = consistent(
+      plan(
+        snap(4, [svc('a', 1, null), svc('b', 3, { current: 3, peak: 3 })]),
+        policy({ defaults: { headroom: 0, min: 3 } }),
+        AT,
+      ),
+    );
+    expect(row(infeasible, 'a').to).toBe(1);
+    expect(row(infeasible, 'a').why.basis).toEqual({
+      kind: 'usage-unknown',
+      heldAt: 1,
+      note: null,
+    });
+    expect(row(infeasible, 'a').reason).toContain('left at 1, below its floor 3');
+    expect(row(infeasible, 'a').reason).not.toContain('raised to its floor');
+  });
+
   it('says deferred when the change limit holds a change back, and which cap it would get', () => {
     const p = consistent(
       plan(
