@@ -907,7 +907,8 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
     if (m.level > m.alloc && m.stickyUntil !== null && m.svc.lastChangedAt !== null) {
       m.why.sticky = {
         kept: m.level - m.alloc,
-        raisedAt: m.svc.lastChangedAt,
+        // In UTC, as `until` and the reverse delay's times are: a snapshot may stamp an offset.
+        raisedAt: new Date(Date.parse(m.svc.lastChangedAt)).toISOString(),
         scaleDownDelayMs: m.settings.scaleDownDelayMs,
         until: new Date(m.stickyUntil).toISOString(),
       };

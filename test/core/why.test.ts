@@ -135,6 +135,26 @@ describe('the structured why of a plan row', () => {
     expect(row(p, 'b').to).toBe(5);
   });
 
+  it('tells when it was raised in UTC, as it tells when the delay runs out', () => {
+    // The same instant as 14:55Z, stamped with an offset: the reason must not mix zones.
+    const p = consistent(
+      plan(
+        snap(8, [
+          svc('a', 4, { current: 1, peak: 1 }, { lastChangedAt: '2026-11-27T16:55:00+02:00' }),
+        ]),
+        policy({ defaults: { headroom: 0, scaleDownDelay: '15m' } }),
+        AT,
+      ),
+    );
+    expect(row(p, 'a').why.sticky).toMatchObject({
+      raisedAt: '2026-11-27T14:55:00.000Z',
+      until: '2026-11-27T15:10:00.000Z',
+    });
+    expect(row(p, 'a').reason).toContain(
+      'raised at 2026-11-27T14:55:00.000Z, scale-down delay 15m runs until 2026-11-27T15:10:00.000Z',
+    );
+  });
+
   it('says fail static for unknown usage and for an unknown quota', () => {
     const p = consistent(
       plan(snap(null, [svc('a', 2, null, { usageNote: 'metrics are behind' })]), policy(), AT),
