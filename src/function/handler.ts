@@ -107,10 +107,18 @@ export function misconfigured(log: Logger, why: string): Answer {
   return { status: 500, body: { error: `misconfigured: ${why}` } };
 }
 
+/**
+ * `receivedMs`: when the request arrived (wall clock). The run deadline counts from it, not from
+ * the run's start: Cloud Run's request timeout counts from the request's arrival
+ * (https://cloud.google.com/run/docs/configuring/request-timeout), and the module sets the
+ * deadline at least 15 s short of it so that the run publishes and answers in time; loading the
+ * run's code on a cold start and opening the clients come out of it.
+ */
 export async function handle(
   rawPayload: unknown,
   env: Readonly<Record<string, string | undefined>>,
   log: Logger,
+  receivedMs = Date.now(),
 ): Promise<Answer> {
   let payload: Payload;
   try {
@@ -152,7 +160,8 @@ export async function handle(
   try {
     const report = await reconcile(policy, runtime, {
       runId,
-      deadlineMs: options.runDeadlineMs,
+      // What is left of it: none left, no lease is taken and the run fails at once (500).
+      deadlineMs: Math.max(0, options.runDeadlineMs - (Date.now() - receivedMs)),
       writerId: options.governorId,
       ...(payload.mode ? { mode: payload.mode } : {}),
       ...(payload.restore ? { restore: true } : {}),

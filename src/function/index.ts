@@ -72,7 +72,9 @@ async function handle(
   env: Readonly<Record<string, string | undefined>>,
   requestLog: Logger,
 ): Promise<Answer> {
-  return (await handler()).handle(payload, env, requestLog);
+  // The run deadline counts from here, before the run's code is loaded (handler.ts handle).
+  const receivedMs = Date.now();
+  return (await handler()).handle(payload, env, requestLog, receivedMs);
 }
 
 /**
