@@ -355,9 +355,14 @@ variable "state" {
     error_message = "state.location_id must be a Firestore location: a region such as us-central1, or a multi-region such as nam5 or eur3."
   }
 
+  # Firestore: "Must be no longer than 1,500 bytes" of UTF-8
+  # (https://firebase.google.com/docs/firestore/quotas#collections_documents_and_fields), which the
+  # function checks too (src/runtime-options.ts). Terraform counts characters, not bytes; the
+  # base64 of the UTF-8 bytes (https://developer.hashicorp.com/terraform/language/functions/base64encode)
+  # is 4 characters per 3 bytes, so 1,500 bytes are at most 2,000 characters of it.
   validation {
-    condition     = can(regex("^[^/]{1,1500}$", var.state.collection)) && var.state.collection != "." && var.state.collection != ".." && !startswith(var.state.collection, "__")
-    error_message = "state.collection must be a Firestore collection id: no slash, not . or .., not starting with __."
+    condition     = can(regex("^[^/]+$", var.state.collection)) && length(base64encode(var.state.collection)) <= 2000 && var.state.collection != "." && var.state.collection != ".." && !startswith(var.state.collection, "__")
+    error_message = "state.collection must be a Firestore collection id: at most 1,500 bytes of UTF-8, no slash, not . or .., not starting with __."
   }
 }
 

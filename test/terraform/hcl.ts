@@ -178,12 +178,14 @@ export function evaluateCondition(condition: string, vars: Record<string, unknow
     const bound = new Set<string>();
     const known = new Set([
       'alltrue',
+      'base64encode',
       'can',
       'coalesce',
       'contains',
       'endswith',
       'flatten',
       'floor',
+      'length',
       'lookup',
       'regex',
       'startswith',
@@ -263,10 +265,19 @@ export function evaluateCondition(condition: string, vars: Record<string, unknow
     // coalesce(): the first argument that is neither null nor "".
     coalesce: (...args: unknown[]) =>
       args.find((a) => a !== null && a !== undefined && a !== '') ?? fail('coalesce: no value'),
+    // base64encode(): of the text's UTF-8 bytes, as Terraform encodes strings.
+    base64encode: (text: string) => Buffer.from(text, 'utf8').toString('base64'),
     contains: (list: unknown[], x: unknown) => list.includes(x),
     endswith: (text: string, suffix: string) => text.endsWith(suffix),
     flatten: (list: unknown[]): unknown[] => list.flat(Infinity),
     floor: Math.floor,
+    // length(): of a string, its characters (code points; Terraform counts grapheme clusters).
+    length: (x: unknown) =>
+      typeof x === 'string'
+        ? [...x].length
+        : Array.isArray(x)
+          ? x.length
+          : Object.keys(x ?? {}).length,
     lookup: (map: Record<string, unknown>, key: string) =>
       key in map ? map[key] : fail(`lookup: no key ${key}`),
     // regex(): the captures when the pattern has groups, else the match; no match is an error.

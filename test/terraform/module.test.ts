@@ -1,6 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { PERMISSION_GRANTS } from '../../src/core/permissions.js';
+import { parseRuntimeOptions } from '../../src/runtime-options.js';
 import {
   allText,
   block,
@@ -1116,5 +1117,43 @@ describe('signals.tf', () => {
       metric_kind: 'DELTA',
       value_type: 'INT64',
     });
+  });
+});
+
+describe('state.collection against what the function accepts', () => {
+  it('refuses at plan time a collection id the function would refuse at every run', () => {
+    // Firestore counts a collection id's 1,500 in bytes of UTF-8, and so does the function
+    // (src/runtime-options.ts): one the module let through would make every run misconfigured.
+    const accepts = (collection: string) =>
+      validations(module, 'state').every(
+        (v) =>
+          evaluateCondition(String(v['condition']), {
+            state: { database_id: 'gpu-governor', location_id: null, collection },
+          }) === true,
+      );
+    const functionAccepts = (collection: string) => {
+      try {
+        parseRuntimeOptions({
+          GOVERNOR_STATE_STORE: 'firestore',
+          GOVERNOR_FIRESTORE_COLLECTION: collection,
+        });
+        return true;
+      } catch {
+        return false;
+      }
+    };
+    for (const collection of [
+      'gpu-governor',
+      'a'.repeat(1_500),
+      'a'.repeat(1_501),
+      'é'.repeat(750),
+      'é'.repeat(751),
+      'é'.repeat(1_000),
+      'a/b',
+    ]) {
+      expect(accepts(collection), `${collection.slice(0, 3)}… (${collection.length})`).toBe(
+        functionAccepts(collection),
+      );
+    }
   });
 });
