@@ -286,3 +286,13 @@ export async function closeRuntime(
       log.log('WARNING', `closing the run's clients failed: ${listOnOneLine(errorMessage(e))}`),
     );
 }
+
+/**
+ * What is left of a run's deadline of `runDeadlineMs` counted from `receivedMs`, when the request
+ * arrived (wall clock): Cloud Run's request timeout counts from the arrival
+ * (https://cloud.google.com/run/docs/configuring/request-timeout), so loading the run's code and
+ * opening its clients come out of it. None left (0): the run takes no lease and fails at once.
+ */
+export function deadlineLeft(runDeadlineMs: number, receivedMs: number): number {
+  return Math.max(0, runDeadlineMs - (Date.now() - receivedMs));
+}

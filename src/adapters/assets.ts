@@ -13,7 +13,7 @@ import { AssetServiceClient } from '@google-cloud/asset';
 import { MAX_SEARCH_PAGE_SIZE, RUN_ASSET_TYPES, type FoundResource } from '../core/discovery.js';
 import type { AssetSearchPort } from '../ports/index.js';
 import { clientConfig, closeClients } from './client-config.js';
-import { UpstreamError } from '../errors.js';
+import { cutText, UpstreamError } from '../errors.js';
 import { allPages } from './paging.js';
 import { defaultRetryPolicy, gaxReadOptions, withRetryInfo } from './retry.js';
 
@@ -74,7 +74,7 @@ export function createAssetSearchAdapter(options: {
         const outside = outsideScope(scope, r.organization ?? '', r.folders ?? []);
         if (outside !== null)
           throw new UpstreamError(
-            `${what}: ${name.slice(0, 200)} belongs to ${outside.slice(0, 200)}, not to ${scope}: an answer outside the scope asked is not used`,
+            `${what}: ${cutText(name, 200)} belongs to ${cutText(outside, 200)}, not to ${scope}: an answer outside the scope asked is not used`,
           );
         return {
           name,

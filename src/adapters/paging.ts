@@ -6,8 +6,8 @@ import { translateGrpcError } from './grpc-errors.js';
 const MAX_EMPTY_PAGES = 100;
 
 /**
- * Every item of a list (a failure on any page translated), page after page until the next_page_token is empty: "If the end of the
- * collection has been reached, the next_page_token field must be empty. This is the only way to
+ * Every item of a list (a failure on any page translated), page after page until the
+ * next_page_token is empty: "If the end of the collection has been reached, the next_page_token field must be empty. This is the only way to
  * communicate end-of-collection", and a page may hold "fewer results than the number requested
  * (including zero results), even if not at the end of the collection" (AIP-158,
  * https://google.aip.dev/158). Not google-gax's async iterators (`list...Async`): they end the
@@ -19,7 +19,6 @@ const MAX_EMPTY_PAGES = 100;
  * UpstreamError rather than a run that never finishes. `maxPages`, when given, bounds the pages
  * read whatever they hold (an UpstreamError past it).
  */
-
 export async function allPages<T>(
   page: (
     pageToken: string,

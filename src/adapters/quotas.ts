@@ -109,9 +109,9 @@ export interface QuotaAdapter extends QuotaPort {
  *   that is not Google's (see {@link gpuQuotaId}), which must not read as "no quota";
  * - {@link UpstreamError} when the answer is another quota's or another project's, when an entry
  *   for the region does not say plainly that it is the region's, or the only entry left is a
- * regionless one that does not list the region as applicable (see pickValue), when a value is
- *   not a non-negative integer (an int64 beyond 2^53, or -1,
- *   which Cloud Quotas uses for "unlimited" and no budget can be made of), or is above
+ *   regionless one that does not list the region as applicable (see pickValue), when a value is
+ *   not a non-negative integer (an int64 beyond 2^53, or -1, which Cloud Quotas uses for
+ *   "unlimited" and no budget can be made of), or is above
  *   MAX_QUOTA_GPUS, the most the policy may give (the pool is then planned as one whose quota is
  *   unknown: nothing in it raised);
  * - the other typed errors of src/errors.ts for the call's failures.
@@ -211,7 +211,7 @@ function checkIdentity(info: QuotaInfo, project: string, quotaId: string): void 
   const name = info.name ?? '';
   if (
     name !== '' &&
-    !namedUnder(name, project, 'global', `services/${RUN}/quotaInfos/`, new RegExp(`^${quotaId}$`))
+    !namedUnder(name, project, 'global', `services/${RUN}/quotaInfos/${quotaId}`, /^$/)
   ) {
     throw new UpstreamError(
       `${what}: Cloud Quotas answered the quota info of ${JSON.stringify(name)}; not used`,

@@ -76,15 +76,16 @@ export async function runQuotaRecommend(
       recs.push(...ownRecs);
       // Only the requests of this project's pools, as a run reads them (quota-requests.ts): one
       // this state names for another project's pool would stand for that pool's own.
-      const tracked = Object.entries(ledger?.requests ?? {});
-      const strays = tracked.filter(([key]) => poolOfKey(key)?.project !== project);
+      const ownRequests: Record<string, TrackedRequest> = {};
+      const strays: string[] = [];
+      for (const [key, request] of Object.entries(ledger?.requests ?? {})) {
+        if (poolOfKey(key)?.project === project) ownRequests[key] = request;
+        else strays.push(oneLine(key));
+      }
       if (strays.length > 0)
         io.stderr.write(
-          `warning: the state of ${project} tracks quota requests of other projects' pools (${strays.map(([key]) => oneLine(key)).join(', ')}): left out\n`,
+          `warning: the state of ${project} tracks quota requests of other projects' pools (${strays.join(', ')}): left out\n`,
         );
-      const ownRequests = Object.fromEntries(
-        tracked.filter(([key]) => poolOfKey(key)?.project === project),
-      );
       Object.assign(requests, redateDecisions(ownRequests, at));
     }
   } finally {

@@ -12,7 +12,13 @@ import {
   type RunReport,
 } from '../reconcile/reconcile.js';
 import { skipsByCause } from '../reconcile/run-record.js';
-import { checkRunOptions, closeRuntime, createRuntime, newRunId } from '../runtime.js';
+import {
+  checkRunOptions,
+  closeRuntime,
+  createRuntime,
+  deadlineLeft,
+  newRunId,
+} from '../runtime.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 
 /**
@@ -160,8 +166,8 @@ export async function handle(
   try {
     const report = await reconcile(policy, runtime, {
       runId,
-      // What is left of it: none left, no lease is taken and the run fails at once (500).
-      deadlineMs: Math.max(0, options.runDeadlineMs - (Date.now() - receivedMs)),
+      // None left: no lease is taken and the run fails at once (500).
+      deadlineMs: deadlineLeft(options.runDeadlineMs, receivedMs),
       writerId: options.governorId,
       ...(payload.mode ? { mode: payload.mode } : {}),
       ...(payload.restore ? { restore: true } : {}),

@@ -19,6 +19,7 @@ import {
   checkRunOptions,
   closeRuntime,
   createOrgRuntime,
+  deadlineLeft,
   createRuntime,
   createStore,
   newRunId,
@@ -413,8 +414,8 @@ export async function handleUnitPush(
   try {
     const report = await reconcile(decision.policy, deps, {
       runId,
-      // What is left of it: none left, no lease is taken and the run fails at once (500).
-      deadlineMs: Math.max(0, options.runDeadlineMs - (Date.now() - receivedMs)),
+      // None left: no lease is taken and the run fails at once (500).
+      deadlineMs: deadlineLeft(options.runDeadlineMs, receivedMs),
       writerId: options.governorId,
       // Its project-wide alerts and its `unit/*` metrics name the unit's region; a project the
       // fan-out governs whole takes back what a split of it left, however short.

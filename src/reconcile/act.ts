@@ -588,6 +588,12 @@ async function raisePool(
 
 const notSent = (change: PlanChange, result: WriteResult): Raise => ({ change, to: null, result });
 
+/** Why a project's raises are not sent after its lease check (lostLeases). */
+interface LostLease {
+  cause: 'other-governor' | 'deadline';
+  why: string;
+}
+
 /**
  * The projects of `pools` whose lease this run no longer holds, each with why its raises are not
  * sent. A lease that cannot be read counts as lost: a raise is never sent without knowing that no
@@ -598,8 +604,8 @@ const notSent = (change: PlanChange, result: WriteResult): Raise => ({ change, t
 async function lostLeases(
   pools: readonly PlanPool[],
   opts: ActOptions,
-): Promise<Map<string, { cause: 'other-governor' | 'deadline'; why: string }>> {
-  const out = new Map<string, { cause: 'other-governor' | 'deadline'; why: string }>();
+): Promise<Map<string, LostLease>> {
+  const out = new Map<string, LostLease>();
   const ask = opts.leaseLost;
   if (!ask) return out;
   const projects = [...new Set(pools.map((p) => p.project))];

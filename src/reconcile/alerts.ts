@@ -299,7 +299,7 @@ async function alertProject(
       deps.store.removeOutbox(
         project,
         ready.map((a) => a.id),
-        announcesDrops(notifications.publish, () => true) ? box.dropped : 0,
+        announcesDrops(notifications.publish) ? box.dropped : 0,
       ),
     grace,
     `removing the published events of ${project}`,
@@ -375,13 +375,11 @@ async function saveRebased(
 }
 
 /**
- * Whether `published` (those of its messages `sent` says went out) announces the outbox's dropped
- * count: governor.degraded with reason outbox. Only then may the store's count be cleared.
+ * Whether the alerts that went out announce the outbox's dropped count: governor.degraded with
+ * reason outbox. Only then may the store's count be cleared.
  */
-function announcesDrops(published: readonly Alert[], sent: (a: Alert) => boolean): boolean {
-  return published.some(
-    (a) => a.type === 'governor.degraded' && a.details['reason'] === 'outbox' && sent(a),
-  );
+function announcesDrops(sent: readonly Alert[]): boolean {
+  return sent.some((a) => a.type === 'governor.degraded' && a.details['reason'] === 'outbox');
 }
 
 /**
@@ -417,7 +415,7 @@ async function keepAcknowledged(
   const grace = alertGrace(run);
   // The count of dropped events is announced by governor.degraded (reason outbox): cleared only
   // when that message went out.
-  const announced = announcesDrops(p.notifications.publish, (a) => p.acknowledged.has(a.id));
+  const announced = announcesDrops(p.notifications.publish.filter((a) => p.acknowledged.has(a.id)));
   const warn = (e: unknown) =>
     run.deps.log.log(
       'WARNING',
