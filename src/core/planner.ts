@@ -482,7 +482,14 @@ function toGoverned(
     }
     const lowered =
       svc.lastLoweredAt && loweredAhead === null ? Date.parse(svc.lastLoweredAt) : null;
-    if (lowered !== null && lowered + settings.reverseDelayMs >= atMs) {
+    // The hold includes its last instant (a raise exactly `reverseDelay` after the lowering is
+    // still "within" it, as the bench counts a reversal), and `0s` is no delay at all (README),
+    // not a hold of a lowering stamped at this very instant.
+    if (
+      lowered !== null &&
+      settings.reverseDelayMs > 0 &&
+      lowered + settings.reverseDelayMs >= atMs
+    ) {
       // Refused at its new cap since it was lowered: the hold ends.
       const refusedSince = ev?.lastRefusedMs != null && ev.lastRefusedMs >= lowered;
       if (!refusedSince)

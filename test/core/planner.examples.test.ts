@@ -697,6 +697,40 @@ describe('rules 5 and 6: refusals move room to where it is used', () => {
     expect(to(later, 'lowered')).toBe(8);
   });
 
+  it('holds a lowered cap through the last instant of reverseDelay, and not at all under 0s', () => {
+    const lowered = (at: string) =>
+      svc(
+        'lowered',
+        2,
+        {
+          current: 2,
+          peak: 3,
+          perMinute: minutes([3, 3, 3, 2, 2, 2, 2, 2, 2, 2], Array(10).fill(0)),
+        },
+        { lastLoweredAt: at },
+      );
+    // Lowered exactly 30m ago under a 30m delay: a raise now is still "within 30 minutes after
+    // being lowered", a reversal as the bench counts it, so the hold includes its last instant.
+    const last = plan(snap(8, [lowered('2026-11-27T14:30:00Z')]), policy(), AT);
+    expect(to(last, 'lowered')).toBe(2);
+    expect(reason(last, 'lowered')).toContain('reverse delay runs until 2026-11-27T15:00:00.000Z');
+    // A millisecond more, the delay is over.
+    const over = plan(snap(8, [lowered('2026-11-27T14:29:59.999Z')]), policy(), AT);
+    expect(to(over, 'lowered')).toBe(8);
+    expect(reason(over, 'lowered')).not.toContain('not raised back');
+    // `reverseDelay: 0s` is no delay (README), even for a lowering stamped at this very instant:
+    // not a hold whose reason says it "runs until" now.
+    for (const at of [AT, '2026-11-27T15:00:30Z']) {
+      const none = plan(
+        snap(8, [lowered(at)]),
+        policy({ defaults: { headroom: 0, reverseDelay: '0s' } }),
+        AT,
+      );
+      expect(to(none, 'lowered')).toBe(8);
+      expect(reason(none, 'lowered')).not.toContain('not raised back');
+    }
+  });
+
   it('judges the stamps of an edited policy by the delays and bounds in force now', () => {
     // Lowered at 14:50 under the default reverse delay of 30m; the policy is then edited. What
     // the service carries is only the time of the lowering: the delay in force decides.

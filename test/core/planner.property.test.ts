@@ -877,7 +877,8 @@ function reverseHeld(g: Governed): boolean {
   const lowered = g.s.lastLoweredAt ? Date.parse(g.s.lastLoweredAt) : null;
   // A decrease dated beyond now and the clock skew allowed starts no delay.
   if (lowered === null || lowered > Date.parse(AT) + MAX_CLOCK_SKEW_MS) return false;
-  if (lowered + g.o.reverseMs < Date.parse(AT)) return false;
+  // `reverseDelay: 0s` is no delay, even for a lowering stamped at this instant.
+  if (g.o.reverseMs === 0 || lowered + g.o.reverseMs < Date.parse(AT)) return false;
   const pm = g.s.usage?.perMinute;
   if (!pm?.refused) return true;
   const start = Date.parse(pm.start);
