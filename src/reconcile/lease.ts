@@ -101,6 +101,35 @@ async function askForLease(run: Run, project: string, attempts: number): Promise
   }
 }
 
+/**
+ * After a confirmation prompt: a person may take minutes to answer, and the leases were taken
+ * for the run's deadline and a margin only, so an answer after 4 minutes would find every write
+ * past the deadline (skipped, "deadline") and, after 5, the lease expired. The run renews every
+ * lease it holds from the answer and counts its deadline again from it. A lease that cannot be
+ * renewed (broken by `governor unlock`, or expired and taken by another run) stays as it is: the
+ * act step reads the lease before its raises and makes none on a lease another holds (its
+ * decreases are safe whoever writes). A store that cannot answer fails the run before any write.
+ */
+export async function renewAfterPrompt(run: Run, held: readonly string[]): Promise<void> {
+  const { deps, options } = run;
+  const answered = run.wall();
+  const deadline = answered + options.deadlineMs;
+  for (const project of held) {
+    await beforeDeadline(
+      () =>
+        deps.store.renewLease(
+          project,
+          run.holder,
+          leaseTtlMs(options),
+          new Date((deps.leaseClock ?? run.wall)()).toISOString(),
+        ),
+      { deadline, clock: run.wall },
+      `renewing the lease of ${project} after the confirmation`,
+    );
+  }
+  run.deadline = deadline;
+}
+
 /** One line: who holds the lease, since and until when, and how to clear it. */
 function describeHeldLease(l: HeldLease, unlockHint = 'governor unlock --policy <file>'): string {
   return (

@@ -19,7 +19,7 @@ import { withUnsetMax } from '../observe/unset-max.js';
 import type { Outbox } from '../ports/index.js';
 import { actOnPlan, beforeDeadline, type WriteResult } from './act.js';
 import { alertEachProject } from './alerts.js';
-import { alertLeaseHeld, leaseTtlMs, releaseAll, takeLeases } from './lease.js';
+import { alertLeaseHeld, leaseTtlMs, releaseAll, renewAfterPrompt, takeLeases } from './lease.js';
 import { logSetAside, logUnreadableCount, prepareOutbox } from './outbox.js';
 import { createPacer } from './pacing.js';
 import { preflightServices, preflightTopic } from './preflight.js';
@@ -91,6 +91,8 @@ export async function reconcile(
       report.outcome = 'declined';
       return report;
     }
+    // The answer may have taken minutes: the leases and the deadline count from it (lease.ts).
+    if (asked) await renewAfterPrompt(run, held);
     // Every held project's events stored before the first write (at once: they are independent).
     await settleAll(
       held.map((project, i) => prepareOutbox(run, project, decided, outboxes[i] as Outbox)),

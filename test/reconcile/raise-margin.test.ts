@@ -3,14 +3,17 @@ import { parsePolicy } from '../../src/core/policy.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { memoryLogger } from '../../src/log.js';
+import type { StateStore } from '../../src/ports/index.js';
 import { onePoolFleet } from '../support/fixtures.js';
 import { reconcileReport } from '../support/reconcile-run.js';
 
 /**
  * Raises start only while enough of the run is left to verify them. On a fake wall clock over the
  * emulator's model, a read takes 100 ms and a write 3 s; the run has spent most of its time
- * before it acts (a slow observation, a person at the confirmation). Quota 12: `idle` (4, unused)
+ * before it acts (the deadline counts from the person's answer, and the store that renews the
+ * lease then is slow). Quota 12: `idle` (4, unused)
  * is lowered, `svc-a` and `svc-b` (1, want 4) raised; `ext` (unmanaged, 1) is another writer's,
  * which fills the pool right after the read before the raises, inside the round trip Cloud Run
  * leaves open.
@@ -45,8 +48,9 @@ const policy = parsePolicy({
 });
 
 /**
- * One run whose act step starts with `leftMs` of the run left. `stallMs`: the first listing after
- * the confirmation takes that long on the real clock too (the run deadline's timer runs on it).
+ * One run whose act step starts with `leftMs` of the run left (spent renewing the lease after the
+ * answer). `stallMs`: the first listing after the confirmation takes that long on the real clock
+ * too (the run deadline's timer runs on it).
  */
 async function runWith(leftMs: number, stallMs = 0) {
   const m = model();
@@ -57,6 +61,16 @@ async function runWith(leftMs: number, stallMs = 0) {
   let filled = false;
   let stalled = false;
   let confirmed = false;
+  const inner = createMemoryStateStore();
+  const store: StateStore = {
+    ...inner,
+    renewLease: async (...args: Parameters<StateStore['renewLease']>) => {
+      const renewed = await inner.renewLease(...args);
+      if (confirmed) t = answeredAt + DEADLINE_MS - leftMs;
+      return renewed;
+    },
+  };
+  let answeredAt = 0;
   const caps = () => m.listServices().reduce((a, s) => a + s.maxInstances, 0);
   const run = {
     ...sim.run,
@@ -87,6 +101,7 @@ async function runWith(leftMs: number, stallMs = 0) {
     policy,
     {
       ports: { ...sim, run },
+      store,
       log,
       clock: () => m.now,
       wallClock: () => t,
@@ -99,7 +114,7 @@ async function runWith(leftMs: number, stallMs = 0) {
       deadlineMs: DEADLINE_MS,
       writerId: 'me',
       confirm: () => {
-        t = start + DEADLINE_MS - leftMs;
+        answeredAt = t;
         confirmed = true;
         return Promise.resolve(true);
       },
