@@ -102,7 +102,8 @@ async function askForLease(run: Run, project: string, attempts: number): Promise
 }
 
 /**
- * After a confirmation prompt: a person may take minutes to answer, and the leases were taken
+ * After a confirmation prompt (the plan's, or a quota request's): a person may take minutes to
+ * answer, and the leases were taken
  * for the run's deadline and a margin only, so an answer after 4 minutes would find every write
  * past the deadline (skipped, "deadline") and, after 5, the lease expired. The run renews every
  * lease it holds from the answer and counts its deadline again from it. A lease that cannot be
@@ -110,8 +111,8 @@ async function askForLease(run: Run, project: string, attempts: number): Promise
  * act step reads the lease before its raises and makes none on a lease another holds (its
  * decreases are safe whoever writes). A store that cannot answer fails the run before any write.
  */
-export async function renewAfterPrompt(run: Run, held: readonly string[]): Promise<void> {
-  const { deps, options } = run;
+export async function renewAfterPrompt(run: Run): Promise<void> {
+  const { deps, options, held } = run;
   const answered = run.wall();
   const deadline = answered + options.deadlineMs;
   for (const project of held) {

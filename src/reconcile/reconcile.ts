@@ -72,6 +72,18 @@ export async function reconcile(
   const run = await startRun(policy, deps, options);
   const { report } = run;
   const held = await takeLeases(run);
+  run.held = held;
+  // A quota request's prompt, after the writes, may take minutes too (lease.ts).
+  const askQuota = options.confirmQuotaRequest;
+  if (askQuota)
+    run.options = {
+      ...options,
+      confirmQuotaRequest: async (request) => {
+        const yes = await askQuota(request);
+        await renewAfterPrompt(run);
+        return yes;
+      },
+    };
   if (report.leaseHeld.length > 0) await alertLeaseHeld(run);
   if (held.length === 0) {
     report.outcome = 'lease-held';
@@ -92,7 +104,7 @@ export async function reconcile(
       return report;
     }
     // The answer may have taken minutes: the leases and the deadline count from it (lease.ts).
-    if (asked) await renewAfterPrompt(run, held);
+    if (asked) await renewAfterPrompt(run);
     // Every held project's events stored before the first write (at once: they are independent).
     await settleAll(
       held.map((project, i) => prepareOutbox(run, project, decided, outboxes[i] as Outbox)),
@@ -199,6 +211,7 @@ async function startRun(
     holder: `${report.governorId}/${options.runId}@${hostname()}:${process.pid}`,
     quotaOrphans: new Map(),
     unreadableCounts: new Set(),
+    held: [],
     overAfterRaises: [],
     unverifiedRaises: [],
   };

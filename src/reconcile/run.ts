@@ -127,6 +127,8 @@ export interface Run {
   report: RunReport;
   /** This run, as it names itself in the lease: governor, run, host and process. */
   holder: string;
+  /** The projects whose lease this run took (set once taken). */
+  held: readonly string[];
   /**
    * Per project, the planned `quota.requested` events runs that ended before reporting left in
    * the outbox (read before the writes); the quota request step settles them.
@@ -152,9 +154,18 @@ export interface Decided {
   misconfigured: Alert[];
 }
 
-/** The deadline of a run's alert work: its own, plus the grace alerts get after it. */
-export function alertGrace(run: Run): { deadline: number; clock: () => number } {
-  return { deadline: run.deadline + ALERT_GRACE_MS, clock: run.wall };
+/**
+ * The deadline of a run's alert work: its own, plus the grace alerts get after it. Read when each
+ * call starts: a confirmation prompt answered meanwhile counts the run's deadline anew
+ * (lease.ts, renewAfterPrompt).
+ */
+export function alertGrace(run: Run): { readonly deadline: number; clock: () => number } {
+  return {
+    get deadline() {
+      return run.deadline + ALERT_GRACE_MS;
+    },
+    clock: run.wall,
+  };
 }
 
 /**

@@ -423,6 +423,44 @@ describe('quota requests in a run', () => {
     expect(quotaPreferences(emulator.model)).toHaveLength(1);
   });
 
+  it('files a request confirmed minutes later: the leases and the deadline count from the answer', async () => {
+    // On a wall clock that the person's 10 minutes move: the run's deadline (1 minute) and its
+    // lease (2) were long over at the answer. Before, the planned event could not be stored
+    // ("the run deadline had passed") and nothing was filed.
+    let t = Date.now();
+    const atAnswer: Awaited<ReturnType<StateStore['readLease']>>[] = [];
+    const report = await reconcile(
+      policyOf(),
+      {
+        ports,
+        store,
+        sink: null,
+        log,
+        now: () => Promise.resolve(emulator.now().getTime()),
+        sleep: async () => {},
+        quotaRequests: prefs,
+        wallClock: () => t,
+      },
+      {
+        runId: 'run-late-answer',
+        deadlineMs: 60_000,
+        confirmQuotaRequest: async () => {
+          t += 10 * 60_000;
+          atAnswer.push(await store.readLease(P));
+          return true;
+        },
+      },
+    );
+    expect(report.outcome).toBe('ok');
+    expect(types(report)).toEqual(['quota.requested']);
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+    expect((await store.listOutbox(P)).entries).toEqual([]);
+    // At the answer the lease had run out (taken for 2 minutes); it was renewed before the filing.
+    expect(atAnswer).toHaveLength(1);
+    expect(Date.parse(atAnswer[0]?.expiresAt ?? '')).toBeLessThan(t);
+    expect(await tracked()).toMatchObject({ preferredValue: 8, state: 'pending' });
+  });
+
   it('files nothing when off, in a dry run, or without the port; the recommendation is still recorded', async () => {
     expect(types(await run(policyOf({ enabled: false })))).toEqual([]);
     emulator.advance(60_000);
