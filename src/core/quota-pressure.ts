@@ -123,6 +123,11 @@ export const PressureLedger = z
     // A ledger is read back from a state file or document anyone may edit. Its rows are rolled
     // forward under their key but reported (and quota requests filed) under their fields, so a
     // key that names another pool would put one pool's history, or a request, on another.
+    // A run writes the row of its own UTC day and dates the ledger then, so no row is after the
+    // ledger's day: one that is would be kept by every roll (it never ages out) and, once its day
+    // came, taken as that day's evidence.
+    const atMs = Date.parse(ledger.at);
+    const lastDay = Number.isFinite(atMs) ? new Date(atMs).toISOString().slice(0, 10) : null;
     for (const [key, pool] of Object.entries(ledger.pools)) {
       if (key !== poolKey(pool)) {
         ctx.addIssue({
@@ -138,6 +143,13 @@ export const PressureLedger = z
             code: 'custom',
             path: ['pools', key, 'days', i, 'day'],
             message: `is not after the row before it (${before.day}): one row a day, oldest first`,
+          });
+        }
+        if (lastDay !== null && d.day > lastDay) {
+          ctx.addIssue({
+            code: 'custom',
+            path: ['pools', key, 'days', i, 'day'],
+            message: `is after the day of the ledger (${lastDay}): no run wrote it`,
           });
         }
         if (d.minutesAtBudget > d.minutes) {

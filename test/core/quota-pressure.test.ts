@@ -149,6 +149,29 @@ describe('the pressure ledger', () => {
     expect(PressureLedger.safeParse(ledger).success).toBe(true);
   });
 
+  it('refuses a row dated after the ledger itself, which no run writes and none would age out', () => {
+    const { ledger } = week(2, 60);
+    const hot = ledger.pools[HOT];
+    const [first] = hot?.days ?? [];
+    if (hot === undefined || first === undefined) throw new Error('a row expected');
+    // The ledger is of 2026-11-23; a row of 2026-11-30 would wait there, kept by every roll, and
+    // count as that day's evidence once it came: a week of pressure no run saw.
+    const planted = { ...first, day: '2026-11-30', minutes: 1440, minutesAtBudget: 1440 };
+    const forged = { ...ledger, pools: { [HOT]: { ...hot, days: [first, planted] } } };
+    expect(
+      PressureLedger.safeParse(forged).error?.issues.map((i) => [i.path.join('.'), i.message]),
+    ).toEqual([
+      [`pools.${HOT}.days.1.day`, 'is after the day of the ledger (2026-11-23): no run wrote it'],
+    ]);
+    // A row of the ledger's own day is what the runs write; an offset on its time is read as UTC.
+    const late = { ...ledger, at: '2026-11-23T22:30:00.000-02:00' };
+    const nextDay = { ...first, day: '2026-11-24' };
+    expect(
+      PressureLedger.safeParse({ ...late, pools: { [HOT]: { ...hot, days: [first, nextDay] } } })
+        .success,
+    ).toBe(true);
+  });
+
   it("refuses a tracked request naming another project's preference, and every hostile variant, each with one line naming it", () => {
     const { ledger } = week(2, 60);
     const request = {
