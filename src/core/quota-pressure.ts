@@ -17,8 +17,9 @@ import { plural } from './text.js';
  * Per run and pool (all in GPUs):
  *
  *   wanted   = the pool's demand, plus what each governed service's own estimate wanted above
- *              the ceiling it was clamped to (a service's ceiling is at most the quota, so the
- *              clamped demand alone can never show a need beyond the quota)
+ *              the ceiling it was clamped to, where that ceiling is the quota's (a service's
+ *              ceiling is at most the quota, so the clamped demand alone can never show a need
+ *              beyond the quota; a policy's `max` is no need a larger quota would serve)
  *   minutes  = time since the previous run, at most {@link MAX_GAP_MINUTES} (a run that did not
  *              happen is not evidence), 0 for the first run
  *   at budget: the budget is known and wanted ≥ budget
@@ -167,7 +168,11 @@ export type PressureLedger = z.infer<typeof PressureLedger>;
 const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;
 
-/** What a pool wanted in one plan, in GPUs: its demand plus what ceilings cut off. */
+/**
+ * What a pool wanted in one plan, in GPUs: its demand plus what the quota's ceilings cut off.
+ * Demand above a ceiling the policy sets (a `max`, or a floor above it) is not counted: a larger
+ * quota would leave that service where it is, so it is no pressure a quota request relieves.
+ */
 export function poolWanted(plan: Plan, key: string): number {
   const pool = plan.pools.find((p) => poolKey(p) === key);
   if (!pool) return 0;
@@ -176,6 +181,10 @@ export function poolWanted(plan: Plan, key: string): number {
     if (!s.managed || poolKey(s) !== key || s.demand === null) continue;
     // `demand` is the service's raw estimate; the pool's demand counts it clamped to its ceiling.
     if (s.why.basis.kind !== 'demand' || s.ceiling === null) continue;
+    // The ceiling is the quota's (quota ÷ GPUs per instance) only where the plan says so.
+    const quotaCeiling =
+      s.why.atCeiling?.set === 'quota' || s.why.floorAboveCeiling?.wins === 'quota';
+    if (!quotaCeiling) continue;
     above += Math.max(0, s.demand - s.ceiling) * s.gpusPerInstance;
   }
   return pool.demand + above;

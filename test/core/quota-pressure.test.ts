@@ -104,6 +104,45 @@ describe('the pressure ledger', () => {
     expect(poolWanted(p, 'nobody/x/y/zonal')).toBe(0);
   });
 
+  it("counts demand cut off by the quota's ceiling as wanted, not demand a policy max holds back", () => {
+    // "capped" runs at its cap of 2 and asks for 3; "idle" holds its floor of 1.
+    const pool = (quota: number, rules: object[]) => (at: string) => {
+      const snapshot: Snapshot = {
+        version: 1,
+        takenAt: at,
+        pools: [acmePool('us-central1', quota)],
+        services: [svc('us-central1', 'capped', 2, 2, at), svc('us-central1', 'idle', 1, 0, at)],
+        unmanagedUsage: [],
+      };
+      const p = parsePolicy({
+        version: 1,
+        projects: ['acme'],
+        defaults: { headroom: 0.2 },
+        services: rules,
+      });
+      return plan(snapshot, p, at, { runId: `run-${at}` });
+    };
+    const day = (planAt: (at: string) => Plan) => {
+      let ledger: PressureLedger | undefined;
+      for (let ms = T0; ms <= T0 + 26 * 3_600_000; ms += 5 * 60_000)
+        ledger = rollPressure(ledger, planAt(iso(ms)), 'acme');
+      return recommendQuotas(ledger, iso(T0 + 26 * 3_600_000))[0];
+    };
+    // The policy holds "capped" at 2: a quota of 4 would leave it at 2 all the same, so the pool
+    // (demand 3, its budget 3) is under no pressure a quota request could relieve.
+    const held = pool(3, [{ match: { name: 'capped' }, max: 2 }, { match: {} }]);
+    const first = held(iso(T0));
+    expect(first.services.find((s) => s.name === 'capped')?.why.atCeiling?.set).toBe('rule');
+    expect(poolWanted(first, HOT)).toBe(first.pools[0]?.demand);
+    expect(day(held)).toMatchObject({ status: 'no-pressure', refusedGpuMinutes: 0 });
+    // A quota of 2 holds it instead (its ceiling is the quota ÷ GPUs per instance): that is wanted.
+    const short = pool(2, [{ match: {} }]);
+    const cut = short(iso(T0));
+    expect(cut.services.find((s) => s.name === 'capped')?.why.atCeiling?.set).toBe('quota');
+    expect(poolWanted(cut, HOT)).toBe((cut.pools[0]?.demand ?? 0) + 1);
+    expect(day(short)).toMatchObject({ status: 'recommend' });
+  });
+
   it('counts the time between runs, 0 for the first, at most MAX_GAP_MINUTES for a gap', () => {
     const first = rollPressure(undefined, runPlan(iso(T0)), 'acme');
     expect(first.pools[HOT]?.days[0]?.minutes).toBe(0);
