@@ -130,7 +130,7 @@ export async function reconcile(
     throw new RunFailedError(report, e);
   } finally {
     await checks;
-    await recordRuns(deps.store, deps.log, held, report, run.startedWall, run.wall());
+    await recordRuns(deps.store, deps.log, held, report, run.startedWall, run.wall(), run.ctx.at);
     await releaseAll(deps, held, run.holder);
   }
 }

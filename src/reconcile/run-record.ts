@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { Alert } from '../core/alert.js';
 import { capsAsLeft, poolCapsAsLeft } from '../core/as-left.js';
 import type { Plan } from '../core/plan.js';
-import type { PressureLedger } from '../core/quota-pressure.js';
+import { newestLedger, type PressureLedger } from '../core/quota-pressure.js';
 import { poolKey } from '../core/pool.js';
 import { quotasSeen } from '../core/run-alerts.js';
 import type { WriteResult } from '../core/write-result.js';
@@ -74,7 +74,13 @@ export async function stripLegacyUndelivered(
   }
 }
 
-/** Records the run in each project it held: what it wrote, the quotas it read, what it could not send. */
+/**
+ * Records the run in each project it held: what it wrote, the quotas it read, what it could not
+ * send, and the pressure ledger. A run that rolled none (a restore, one that failed or was declined
+ * before it got there) carries the newest as it found it (newestLedger at `at`, the run's time):
+ * the ledger rides the newest record, and without it a store that keeps few records would prune
+ * the last record holding it, and with it the days of evidence and the quota requests it tracks.
+ */
 export async function recordRuns(
   store: StateStore,
   log: Logger,
@@ -82,12 +88,27 @@ export async function recordRuns(
   report: RunSummary,
   startedWall: number,
   finishedWall: number,
+  at: string,
 ): Promise<void> {
   for (const project of projects) {
     const writes = report.writes.filter((w) => w.project === project);
     const deferred = report.plan?.deferred.filter((d) => d.project === project).length ?? 0;
     const byCause = skipsByCause(writes, deferred);
     const undelivered = report.undelivered.filter((a) => a.project === project);
+    // Records that cannot be read (a newer version's values, a store down) have no ledger to
+    // carry: the run is recorded all the same, as before this read, and the log says so.
+    const pressure =
+      report.pressure?.[project] ??
+      (await store.listRuns(project).then(
+        (runs) => newestLedger(runs, at),
+        (e: unknown) => {
+          log.log(
+            'WARNING',
+            `${project}: the run records could not be read to carry the pressure ledger forward: ${errorMessage(e)}`,
+          );
+          return undefined;
+        },
+      ));
     try {
       await store.recordRun(project, {
         runId: report.runId,
@@ -105,7 +126,7 @@ export async function recordRuns(
         ...(report.plan ? { pools: poolsOf(report.plan, project, report) } : {}),
         // Events this run could not publish: they stay in the outbox for the next run to send.
         ...(undelivered.length > 0 ? { undeliveredIds: undelivered.map((a) => a.id) } : {}),
-        ...(report.pressure?.[project] ? { pressure: report.pressure[project] } : {}),
+        ...(pressure ? { pressure } : {}),
       });
     } catch (e) {
       log.log(

@@ -463,11 +463,38 @@ describe('reconcile', () => {
     const second = runs[0]?.pressure;
     expect(second?.at).not.toBe(first?.at);
     expect(second?.pools[key]?.days[0]?.minutes).toBe(5);
-    // A restore says nothing of pressure, and the next run still finds the ledger.
+    // A restore adds nothing to the ledger: it carries it as it found it, and the next run rolls on.
     await run(policyOf(), { restore: true });
-    expect((await store.listRuns(PROJECT))[0]?.pressure).toBeUndefined();
+    expect((await store.listRuns(PROJECT))[0]?.pressure).toEqual(second);
     emulator.advance(5 * 60_000);
     await run(policyOf());
+    expect((await store.listRuns(PROJECT))[0]?.pressure?.pools[key]?.days[0]?.minutes).toBe(10);
+  });
+
+  it('keeps the ledger through runs that roll none, however few records the store keeps', async () => {
+    await store.close();
+    store = createFileStateStore({
+      dir: mkdtempSync(join(tmpdir(), 'governor-state-')),
+      keepRuns: 1,
+    });
+    const key = `${PROJECT}/${REGION}/nvidia-l4/zonal`;
+    await run(policyOf());
+    emulator.advance(5 * 60_000);
+    await run(policyOf());
+    const rolled = (await store.listRuns(PROJECT))[0]?.pressure;
+    expect(rolled?.pools[key]?.days[0]?.minutes).toBe(5);
+    // A restore, and a run declined at its prompt: each record is the only one kept.
+    await run(policyOf(), { restore: true });
+    expect((await store.listRuns(PROJECT))[0]?.pressure).toEqual(rolled);
+    emulator.setQuota({ project: PROJECT, region: REGION, quota: 4 });
+    const declined = await run(policyOf(), { confirm: async () => false });
+    expect(declined.outcome).toBe('declined');
+    const runs = await store.listRuns(PROJECT);
+    expect(runs).toHaveLength(1);
+    expect(runs[0]?.pressure).toEqual(rolled);
+    emulator.advance(5 * 60_000);
+    await run(policyOf());
+    // The history goes on from the ledger's own time: the 5 minutes before, and these 5.
     expect((await store.listRuns(PROJECT))[0]?.pressure?.pools[key]?.days[0]?.minutes).toBe(10);
   });
 
