@@ -228,9 +228,11 @@ async function runModel(
     for (let t = 0; t < ctx.minutes; t++) {
       const at = model.startMs + t * MINUTE_MS;
       if (t % BREATHE_MINUTES === BREATHE_MINUTES - 1) await breathe();
-      if (t > 0) await backend.advance(at);
+      // A quota change holds from its own minute, as for the oracles and the accounting: set
+      // before the model plays that minute. (Minute 0 is played when the model is built.)
       for (const pool of ctx.pools)
         for (const c of pool.changes) if (c.minute === t) model.setQuota(pool.id, c.quota);
+      if (t > 0) await backend.advance(at);
       for (const pool of ctx.pools) {
         const rows = minuteRows(ctx, model, pool, t, at);
         acc.minute(pool, t, rows);

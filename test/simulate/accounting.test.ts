@@ -99,6 +99,40 @@ describe('accounting on hand-checkable fleets', () => {
   });
 });
 
+describe('a quota cut', () => {
+  it('holds the played strategies to the cut quota from its own minute, as the oracles', async () => {
+    // a wants 1 instance, then 4 from minute 30, when the quota falls from 4 to 2. From minute 30
+    // the pool has 2 GPUs: the fleet's caps (4) start one more instance and refuse 2 a minute,
+    // as the clairvoyant oracle does. Played at the old quota, minute 30 would start all four,
+    // and the model lets a service keep what it holds above a cut: 0 refused, below the oracle.
+    const scenario: ScenarioInput = {
+      scenario: 1,
+      start: '2026-11-24T00:00:00Z',
+      hours: 1,
+      quota: 4,
+      quotaCut: { atHour: 0.5, factor: 0.5 },
+      startupSeconds: 0,
+      idleMinutes: 0,
+      warmupMinutes: 0,
+      services: [
+        {
+          name: 'a',
+          maxInstances: 4,
+          demand: { shape: { kind: 'step', before: 1, after: 4, atMinute: 30 } },
+        },
+      ],
+    };
+    const input = await buildScenario(parseScenario(scenario), TRACE_DIR);
+    const r = await simulate(input, governSimulation(), {
+      hours: 1,
+      series: false,
+      strategies: ['fleet-caps', 'oracle'],
+    });
+    expect(refused(r, 'oracle')).toBe(2 * 30);
+    expect(refused(r, 'fleet-caps')).toBe(2 * 30);
+  });
+});
+
 describe('refusals by cause', () => {
   it('after a quota cut, counts the cut quota: a full pool is busy, not free', async () => {
     // One service wants 4 all hour; at minute 30 the quota falls from 4 to 2. Afterwards every
