@@ -27,11 +27,17 @@ export interface Diagnosis {
   planned: Map<string, PlannedCap>;
   /** The best at the same tick's caps per service id per minute (strategies.ts `cadenceCaps`). */
   cadence: ReadonlyMap<string, Int32Array>;
+  /** The GPUs the best at the same tick refuses per service id per minute, as it reports them. */
+  cadenceRefused: ReadonlyMap<string, Float64Array>;
 }
 
-export function newDiagnosis(cadence: ReadonlyMap<string, Int32Array>): Diagnosis {
+export function newDiagnosis(best: {
+  caps: ReadonlyMap<string, Int32Array>;
+  refused: ReadonlyMap<string, Float64Array>;
+}): Diagnosis {
   return {
-    cadence,
+    cadence: best.caps,
+    cadenceRefused: best.refused,
     causes: {
       poolBusy: 0,
       poolIdleHeld: 0,
@@ -135,7 +141,9 @@ function excessMinute(
   const cadenceCap = (r: MinuteRow) => d.cadence.get(r.member.id)?.[t] ?? 0;
   const byService = d.causes.excessByService;
   for (const r of rows) {
-    const best = Math.max(0, r.want - cadenceCap(r)) * r.member.gpus;
+    // What the best at the tick refused (its caps' refusals, or more where the floors alone are
+    // above the pool): so the causes less `ahead` sum to the difference of the two totals.
+    const best = d.cadenceRefused.get(r.member.id)?.[t] ?? r.want * r.member.gpus;
     const own = (byService[r.member.name] ??= noExcess());
     const add = (k: keyof ExcessCauses, x: number) => {
       if (x <= 0) return;

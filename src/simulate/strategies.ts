@@ -113,6 +113,11 @@ function cappedMinute(
     if (t > 0) acc.wrote(member.id);
     last.set(member.id, written);
   }
+  return atCap(member, want, cap);
+}
+
+/** One minute of a service held at `cap` instances, with no start-up or idle tail. */
+function atCap(member: MinuteRow['member'], want: number, cap: number): MinuteRow {
   const refused = Math.max(0, want - cap) * member.gpus;
   return {
     member,
@@ -172,22 +177,40 @@ export function runOracle(ctx: SimContext, progress: () => void): StrategyResult
  * less (docs/decision-quality.md "Where the gap is").
  */
 /**
- * The caps the cadence-limited oracle (no `evidence`: hindsight of each window) sets, per service
- * id per minute: what the diagnosis measures the governor's excess against.
+ * The caps the cadence-limited oracle (no `evidence`: hindsight of each window) sets, and the GPUs
+ * it refuses, per service id per minute, as `runCadenceOracle` reports them (`withinPool`
+ * included): what the diagnosis measures the governor's excess against.
  */
-export function cadenceCaps(ctx: SimContext, windowMinutes: number): Map<string, Int32Array> {
+export function cadenceCaps(
+  ctx: SimContext,
+  windowMinutes: number,
+): { caps: Map<string, Int32Array>; refused: Map<string, Float64Array> } {
   const caps = new Map<string, number>();
   const table = new Map<string, Int32Array>();
+  const refused = new Map<string, Float64Array>();
   for (const pool of ctx.pools)
-    for (const m of pool.members) table.set(m.id, new Int32Array(ctx.minutes));
+    for (const m of pool.members) {
+      table.set(m.id, new Int32Array(ctx.minutes));
+      refused.set(m.id, new Float64Array(ctx.minutes));
+    }
   for (let t = 0; t < ctx.minutes; t++) {
     if (t % windowMinutes === 0) {
       const end = Math.min(ctx.minutes, t + windowMinutes);
       for (const pool of ctx.pools) decideWindow(ctx, pool, t, end, caps);
     }
-    for (const [id, row] of table) row[t] = caps.get(id) ?? 0;
+    for (const pool of ctx.pools) {
+      const rows = pool.members.map((member) =>
+        atCap(member, ctx.want.get(member.id)?.[t] ?? 0, caps.get(member.id) ?? 0),
+      );
+      for (const r of withinPool(ctx, pool, t, rows)) {
+        const row = table.get(r.member.id);
+        if (row) row[t] = caps.get(r.member.id) ?? 0;
+        const out = refused.get(r.member.id);
+        if (out) out[t] = r.refused;
+      }
+    }
   }
-  return table;
+  return { caps: table, refused };
 }
 
 export function runCadenceOracle(

@@ -193,6 +193,31 @@ describe("the governor's excess over the best at the tick, by cause", () => {
   });
 });
 
+describe('the excess by cause where the floors alone are above the pool', () => {
+  it('measures the governor against the refusals the best at the tick reports', async () => {
+    // Three services want 1 instance each, each at its floor of 1, in a pool of 2 GPUs: every
+    // strategy refuses 1 a minute, the best at the tick too (its caps, the floors, let 3 through
+    // a pool of 2). The governor refuses no more than it: no excess, and no cause.
+    const input = await constantFleet(2, [
+      { name: 'a', cap: 1, demand: 1 },
+      { name: 'b', cap: 1, demand: 1 },
+      { name: 'c', cap: 1, demand: 1 },
+    ]);
+    const r = await simulate(input, governSimulation(), {
+      hours: 1,
+      series: false,
+      diagnose: true,
+      strategies: ['governor', 'cadence-oracle'],
+    });
+    expect(refused(r, 'cadence-oracle')).toBe(60);
+    expect(refused(r, 'governor')).toBe(60);
+    const excess = r.strategies[0]?.causes?.excess;
+    if (!excess) throw new Error('no causes');
+    const net = Object.entries(excess).reduce((a, [k, v]) => a + (k === 'ahead' ? -v : v), 0);
+    expect(net).toBe(0);
+  });
+});
+
 describe('the best at the tick without hindsight (evidence-oracle)', () => {
   it('sees a step 3 minutes late and pays until the next tick that shows it', async () => {
     // b steps from 1 to 2 instances at minute 30; the pool has room for both. The tick at 30
