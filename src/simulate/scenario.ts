@@ -306,7 +306,13 @@ async function scenarioDemand(
     const d = svc.demand;
     const seed = seedOf(svc.name, s.seed);
     let series: number[];
-    const envelope = d.shape ? synthesize(d.shape, startMs, minutes, seed, d.noise) : null;
+    // The series starts with the warm-up; a step's `atMinute` is a minute of the simulation,
+    // counted from `start` as `quotaCut.atHour` and `--hours` are.
+    const shape =
+      d.shape?.kind === 'step'
+        ? { ...d.shape, atMinute: d.shape.atMinute + s.warmupMinutes }
+        : d.shape;
+    const envelope = shape ? synthesize(shape, startMs, minutes, seed, d.noise) : null;
     const tr = d.trace;
     if (tr) {
       const path = resolve(baseDir, tr.file);

@@ -10,6 +10,8 @@ import {
   ServiceTimeModel,
 } from '../../src/simulate/trace-model.js';
 import { InputError } from '../../src/errors.js';
+import { FleetModel } from '../../src/emulator/model.js';
+import { demandTable } from '../../src/simulate/context.js';
 
 describe('the trace demand model', () => {
   const csv = [
@@ -196,5 +198,26 @@ describe('the synthetic generator', () => {
       3,
     );
     expect(idle.filter((v) => v === 0).length / idle.length).toBeGreaterThan(0.8);
+  });
+  it("steps at its minute of the simulation, counted from the scenario's start after the warm-up", async () => {
+    // The warm-up's 60 minutes come before minute 0: a step at minute 30 is at 00:30, not 23:30.
+    const parsed = parseScenario({
+      scenario: 1,
+      start: '2026-11-24T00:00:00Z',
+      hours: 1,
+      quota: 4,
+      warmupMinutes: 60,
+      services: [
+        {
+          name: 'a',
+          maxInstances: 4,
+          demand: { shape: { kind: 'step', before: 1, after: 3, atMinute: 30 } },
+        },
+      ],
+    });
+    const input = await buildScenario(parsed, TRACE_DIR);
+    const probe = new FleetModel(input.fleet, { traces: input.traces, historyMinutes: 1 });
+    const want = demandTable(input, probe, 60).get('sim-project/us-central1/a');
+    expect([want?.[0], want?.[29], want?.[30], want?.[59]]).toEqual([1, 1, 3, 3]);
   });
 });
