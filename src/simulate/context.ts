@@ -49,6 +49,11 @@ export interface SimContext {
   pools: readonly PoolInfo[];
   /** Instances wanted per service id per minute (what the fleet model will ask for). */
   want: ReadonlyMap<string, Int32Array>;
+  /**
+   * The same in the warm-up before minute 0 (its first minute first, minute −1 last): what
+   * Monitoring shows a governor at its first ticks, and so the oracles that read its evidence.
+   */
+  wantBefore?: ReadonlyMap<string, Int32Array>;
   /** The oracle's split per service id per minute (instances), also the ideal for the share error. */
   ideal: ReadonlyMap<string, Int32Array>;
   view: PolicyView;
@@ -106,11 +111,15 @@ export function poolsOf(
   return out;
 }
 
-/** Instances wanted per service per minute (what the fleet model will ask for), from the start. */
+/**
+ * Instances wanted per service per minute (what the fleet model will ask for), `minutes` of them
+ * from minute `from` of the run (the start; a negative one is in the warm-up).
+ */
 export function demandTable(
   input: SimulationInput,
   model: FleetModel,
   minutes: number,
+  from = 0,
 ): Map<string, Int32Array> {
   const ctx = { timezone: input.fleet.timezone, startMs: model.startMs, traces: input.traces };
   const table = new Map<string, Int32Array>();
@@ -119,7 +128,7 @@ export function demandTable(
     for (let m = 0; m < minutes; m++) {
       want[m] = Math.max(
         0,
-        Math.ceil(demandAt(s.demand, model.startMs + m * MINUTE_MS, ctx) - 1e-9),
+        Math.ceil(demandAt(s.demand, model.startMs + (from + m) * MINUTE_MS, ctx) - 1e-9),
       );
     }
     table.set(svcId(s), want);

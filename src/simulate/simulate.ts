@@ -149,6 +149,7 @@ function createContext(
   const probe = new FleetModel(input.fleet, { traces: input.traces, historyMinutes: 1 });
   const pools = poolsOf(probe, input.quotaChanges);
   const want = demandTable(input, probe, minutes);
+  const warmup = input.fleet.warmupMinutes;
   const view = new PolicyView(policy);
   return {
     input,
@@ -156,6 +157,7 @@ function createContext(
     options,
     pools,
     want,
+    wantBefore: demandTable(input, probe, warmup, -warmup),
     ideal: idealSplits(pools, want, view, probe.startMs, minutes),
     view,
     startMs: probe.startMs,

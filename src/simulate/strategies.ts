@@ -227,12 +227,10 @@ export function runCadenceOracle(
   for (let t = 0; t < ctx.minutes; t++) {
     if (t % windowMinutes === 0) {
       const end = Math.min(ctx.minutes, t + windowMinutes);
-      // Without hindsight: the minutes visible at t (those ≤ t − lag), `evidence.minutes` of them.
+      // Without hindsight: the minutes visible at t (those ≤ t − lag), `evidence.minutes` of them,
+      // those of the warm-up included, as Monitoring shows them to a governor (none before it).
       const seen = evidence
-        ? {
-            from: Math.max(0, t - evidence.lag - evidence.minutes + 1),
-            to: Math.max(1, t - evidence.lag + 1),
-          }
+        ? { from: t - evidence.lag - evidence.minutes + 1, to: t - evidence.lag + 1 }
         : { from: t, to: end };
       for (const pool of ctx.pools) decideWindow(ctx, pool, t, end, caps, seen, priority);
     }
@@ -246,6 +244,16 @@ export function runCadenceOracle(
     progress();
   }
   return acc.result(strategy, { violations: [], violationCount: null, failedRuns: [] });
+}
+
+/**
+ * Instances a service wants in minute `m` of the run: of the warm-up where `m` is negative, none
+ * before it.
+ */
+function wantAt(ctx: SimContext, id: string, m: number): number {
+  if (m >= 0) return ctx.want.get(id)?.[m] ?? 0;
+  const before = ctx.wantBefore?.get(id);
+  return before?.[before.length + m] ?? 0;
 }
 
 /**
@@ -301,29 +309,35 @@ export class PriorityOracle {
     private readonly idleMinutes: number,
   ) {}
 
-  /** A service's demand as the policy defines it, from the minutes visible at `t`. */
+  /**
+   * A service's demand as the policy defines it, from the minutes visible at `t`: `want(m)` the
+   * instances it wanted in minute m, held at this oracle's cap then, or in the warm-up (m < 0) at
+   * `fleetCap`, the cap it had then.
+   */
   demand(
     id: string,
-    want: Int32Array | undefined,
+    want: (m: number) => number,
+    fleetCap: number,
     lookback: number,
     headroom: number,
     t: number,
   ): number {
-    const caps = this.rowOf(id);
     let peak = 0;
-    for (let m = Math.max(0, t - this.lag - lookback + 1); m <= t - this.lag; m++)
-      peak = Math.max(peak, Math.min(want?.[m] ?? 0, caps[m] ?? 0));
+    for (let m = t - this.lag - lookback + 1; m <= t - this.lag; m++)
+      peak = Math.max(peak, Math.min(want(m), this.capAt(id, m, fleetCap)));
     return withHeadroom(peak, headroom);
   }
 
   /** What a service has in use in the newest minute visible at `t` (its idle tail counted). */
-  inUse(id: string, want: Int32Array | undefined, t: number): number {
+  inUse(id: string, want: (m: number) => number, fleetCap: number, t: number): number {
     const newest = t - this.lag;
-    if (newest < 0) return 0;
     let most = 0;
-    for (let m = Math.max(0, newest - this.idleMinutes); m <= newest; m++)
-      most = Math.max(most, want?.[m] ?? 0);
-    return Math.min(most, this.rowOf(id)[newest] ?? 0);
+    for (let m = newest - this.idleMinutes; m <= newest; m++) most = Math.max(most, want(m));
+    return Math.min(most, this.capAt(id, newest, fleetCap));
+  }
+
+  private capAt(id: string, m: number, fleetCap: number): number {
+    return m < 0 ? fleetCap : (this.rowOf(id)[m] ?? 0);
   }
 
   /** Record the cap a service is held at over minutes [from, to). */
@@ -367,21 +381,19 @@ function decideWindow(
     }
     const floor = ctx.view.floor(m, s);
     const ceiling = Math.max(floor, Math.min(s.max ?? Infinity, Math.floor(quota / m.gpus)));
-    const want = ctx.want.get(m.id);
+    const want = (minute: number) => wantAt(ctx, m.id, minute);
     const atLeast: number[] = [];
     for (let t = seen.from; t < seen.to; t++) {
-      const w = Math.min(want?.[t] ?? 0, ceiling);
+      const w = Math.min(want(t), ceiling);
       for (let k = 1; k <= w; k++) atLeast[k] = (atLeast[k] ?? 0) + 1;
     }
+    const lookback = Math.round(s.lookbackMs / MINUTE_MS);
     slots.push({
       id: m.id,
       demand: priority
-        ? Math.min(
-            ceiling,
-            priority.demand(m.id, want, Math.round(s.lookbackMs / MINUTE_MS), s.headroom, from),
-          )
+        ? Math.min(ceiling, priority.demand(m.id, want, m.fleetCap, lookback, s.headroom, from))
         : 0,
-      inUse: priority ? Math.min(ceiling, priority.inUse(m.id, want, from)) : 0,
+      inUse: priority ? Math.min(ceiling, priority.inUse(m.id, want, m.fleetCap, from)) : 0,
       preempt: s.preempt,
       order,
       gpus: m.gpus,

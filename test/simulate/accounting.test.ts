@@ -222,7 +222,8 @@ describe('the best at the tick without hindsight (evidence-oracle)', () => {
   it('sees a step 3 minutes late and pays until the next tick that shows it', async () => {
     // b steps from 1 to 2 instances at minute 30; the pool has room for both. The tick at 30
     // sees minutes ≤ 27 (b wants 1), so b is refused 1 a minute over 30–34; the tick at 35 sees
-    // 30–32 and gives it 2. The best at the tick knows minute 30 in advance: 0 refused.
+    // 30–32 and gives it 2. The best at the tick knows minute 30 in advance: 0 refused. (The
+    // tick at 0 sees the warm-up's minutes, as a governor does.)
     const scenario: ScenarioInput = {
       scenario: 1,
       start: '2026-11-24T00:00:00Z',
@@ -230,7 +231,7 @@ describe('the best at the tick without hindsight (evidence-oracle)', () => {
       quota: 4,
       startupSeconds: 0,
       idleMinutes: 0,
-      warmupMinutes: 0,
+      warmupMinutes: 60,
       services: [
         { name: 'a', maxInstances: 2, demand: { shape: { kind: 'constant', value: 2 } } },
         {
@@ -250,6 +251,36 @@ describe('the best at the tick without hindsight (evidence-oracle)', () => {
     expect(refused(r, 'evidence-oracle')).toBe(5);
   });
 
+  it('sees at its first tick the warm-up a governor sees, not the tick itself', async () => {
+    // a wants 1 instance through the hour of warm-up, 3 from minute 0; quota 4. The tick at 0 sees
+    // minutes −12 to −3 (1 a minute): cap 1, refused 2 a minute over 0–4. The tick at 5 sees
+    // minutes 0–2 (3): cap 3. Seeing minute 0 at the tick at 0 is hindsight: 0 refused.
+    const scenario: ScenarioInput = {
+      scenario: 1,
+      start: '2026-11-24T00:00:00Z',
+      hours: 1,
+      quota: 4,
+      startupSeconds: 0,
+      idleMinutes: 0,
+      warmupMinutes: 60,
+      services: [
+        {
+          name: 'a',
+          maxInstances: 4,
+          demand: { shape: { kind: 'step', before: 1, after: 3, atMinute: 0 } },
+        },
+      ],
+    };
+    const input = await buildScenario(parseScenario(scenario), TRACE_DIR);
+    const r = await simulate(input, governSimulation(), {
+      hours: 1,
+      series: false,
+      strategies: ['cadence-oracle', 'evidence-oracle'],
+    });
+    expect(refused(r, 'cadence-oracle')).toBe(0);
+    expect(refused(r, 'evidence-oracle')).toBe(2 * 5);
+  });
+
   it('refuses between the best at the tick and the static split, and runs only when asked', async () => {
     const input = await buildScenario(parseScenario(mixedFleetScenario(0.6, 6)), TRACE_DIR);
     const r = await simulate(input, parsePolicy(benchPolicy()), {
@@ -267,7 +298,7 @@ describe('the best at the tick without hindsight (evidence-oracle)', () => {
 describe("the best at the tick keeping the policy's priority (policy-oracle)", () => {
   // hi (priority 10) wants 5 all hour; lo (priority 0) wants 3, then 10 from minute 30; quota 10,
   // floors 1, headroom 20%, no idle tail. Both oracles give hi 5 with hindsight; the policy's
-  // demand for hi is ceil(5 × 1.2) = 6 once its minutes are visible (the tick at 5 sees minute 2).
+  // demand for hi is ceil(5 × 1.2) = 6 from the tick at 0, which sees the warm-up's minutes.
   const scenario = (loBefore: number): ScenarioInput => ({
     scenario: 1,
     start: '2026-11-24T00:00:00Z',
@@ -275,7 +306,7 @@ describe("the best at the tick keeping the policy's priority (policy-oracle)", (
     quota: 10,
     startupSeconds: 0,
     idleMinutes: 0,
-    warmupMinutes: 0,
+    warmupMinutes: 60,
     services: [
       { name: 'hi', maxInstances: 5, demand: { shape: { kind: 'constant', value: 5 } } },
       {
@@ -312,6 +343,39 @@ describe("the best at the tick keeping the policy's priority (policy-oracle)", (
     const r = await run(3);
     expect(refused(r, 'evidence-oracle')).toBe(7 * 5 + 5 * 25);
     expect(refused(r, 'policy-evidence-oracle')).toBe(7 * 5 + 6 * 25);
+  });
+
+  it("reads the policy's demand from the warm-up's minutes too, as a governor does", async () => {
+    // hi (priority 10, cap 5) wants 5 in the hour of warm-up, 2 from minute 0; lo wants 10 all
+    // along at its cap of 5; quota 10, floors 1, headroom 20%, lookback 30 minutes. Until the tick
+    // at 35 the lookback (minutes ≤ t − 3) holds a warm-up minute: hi's demand is ceil(5 × 1.2),
+    // and lo keeps its 5 in use: hi 5, lo 5, refused 5 a minute (35 minutes). From the tick at 35
+    // hi's demand is ceil(2 × 1.2) = 3: lo 7, refused 3 a minute (25 minutes). The best at the
+    // tick gives hi 2 and lo 8 all hour: 2 a minute.
+    const warm: ScenarioInput = {
+      scenario: 1,
+      start: '2026-11-24T00:00:00Z',
+      hours: 1,
+      quota: 10,
+      startupSeconds: 0,
+      idleMinutes: 0,
+      warmupMinutes: 60,
+      services: [
+        {
+          name: 'hi',
+          maxInstances: 5,
+          demand: { shape: { kind: 'step', before: 5, after: 2, atMinute: 0 } },
+        },
+        { name: 'lo', maxInstances: 5, demand: { shape: { kind: 'constant', value: 10 } } },
+      ],
+    };
+    const r = await simulate(await buildScenario(parseScenario(warm), TRACE_DIR), policy, {
+      hours: 1,
+      series: false,
+      strategies: ['cadence-oracle', 'policy-oracle'],
+    });
+    expect(refused(r, 'cadence-oracle')).toBe(2 * 60);
+    expect(refused(r, 'policy-oracle')).toBe(5 * 35 + 3 * 25);
   });
 
   it('lets a lower priority keep what it has in use (rule 6)', async () => {
