@@ -52,8 +52,12 @@ export async function openBackend(ctx: SimContext, o: BackendOptions): Promise<B
 /** The same fleet through the gRPC emulator: demand series go to files the emulator reads. */
 async function emulatorBackend(ctx: SimContext, o: BackendOptions): Promise<Backend> {
   const cleanups: (() => Promise<void>)[] = [];
+  // Every cleanup runs, whatever the one before did: a client that fails to close must not leave
+  // the emulator listening (the process would never exit). The first failure is then reported.
   const close = async () => {
-    for (const c of cleanups) await c();
+    const failed: unknown[] = [];
+    for (const c of cleanups) await c().catch((e: unknown) => failed.push(e));
+    if (failed.length > 0) throw failed[0];
   };
   try {
     const dir = await mkdtemp(join(tmpdir(), 'governor-sim-'));
@@ -95,8 +99,9 @@ async function emulatorBackend(ctx: SimContext, o: BackendOptions): Promise<Back
       close,
     };
   } catch (e) {
-    // Whatever started is stopped before the failure goes on.
-    await close();
+    // Whatever started is stopped before the failure goes on; a cleanup's own failure does not
+    // replace it.
+    await close().catch(() => undefined);
     throw e;
   }
 }

@@ -1,0 +1,59 @@
+import { expect, it, vi } from 'vitest';
+import { simulate } from '../../src/simulate/simulate.js';
+import { constantFleet, governSimulation } from '../support/fixtures.js';
+
+/**
+ * The governor's run through the emulator whose Google clients fail to close: every other
+ * cleanup still runs (the emulator stops, its folder is removed), and the failure is reported.
+ * Before, the first failing cleanup skipped the rest: the emulator kept listening, and the
+ * process that asked for the simulation never exited.
+ */
+
+const stopped = vi.hoisted(() => ({ count: 0 }));
+
+vi.mock('../../src/adapters/index.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/adapters/index.js')>();
+  return {
+    ...real,
+    createGooglePorts: (...args: Parameters<typeof real.createGooglePorts>) => {
+      const ports = real.createGooglePorts(...args);
+      return {
+        ...ports,
+        close: async () => {
+          await ports.close();
+          throw new Error('the clients failed to close (for the test)');
+        },
+      };
+    },
+  };
+});
+
+vi.mock('../../src/emulator/index.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/emulator/index.js')>();
+  return {
+    ...real,
+    startEmulator: async (...args: Parameters<typeof real.startEmulator>) => {
+      const emulator = await real.startEmulator(...args);
+      return {
+        ...emulator,
+        stop: async () => {
+          stopped.count += 1;
+          await emulator.stop();
+        },
+      };
+    },
+  };
+});
+
+it('stops the emulator when the clients fail to close, and says so', async () => {
+  const input = await constantFleet(4, [{ name: 'a', cap: 2, demand: 1 }]);
+  await expect(
+    simulate(input, governSimulation(), {
+      hours: 0.1,
+      viaEmulator: true,
+      series: false,
+      strategies: ['governor'],
+    }),
+  ).rejects.toThrow('the clients failed to close');
+  expect(stopped.count).toBe(1);
+});
