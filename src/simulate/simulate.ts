@@ -208,6 +208,7 @@ async function runModel(
     fleet.warmupMinutes + ctx.minutes + durationMs(ctx.policy.defaults.lookback) / MINUTE_MS + 10;
   const governed = strategy === 'governor';
   const backend = await openBackend(ctx, { fleet, governed, historyMinutes });
+  let result: StrategyResult;
   try {
     const { model } = backend;
     const acc = new Accounting(ctx, model.startMs);
@@ -259,16 +260,20 @@ async function runModel(
         live.view(end, ctx.minutes, writes, governor.failedRuns.length, true),
       );
     }
-    return acc.result(strategy, {
+    result = acc.result(strategy, {
       violations: checker.violations,
       violationCount: governed ? checker.count : null,
       failedRuns: governor?.failedRuns ?? [],
       ...(diag ? { causes: diag.causes } : {}),
       ...(governor?.idempotence ? { idempotence: governor.idempotence } : {}),
     });
-  } finally {
-    await backend.close();
+  } catch (e) {
+    // The run's own failure is the one to report, not a cleanup's that followed it.
+    await backend.close().catch(() => undefined);
+    throw e;
   }
+  await backend.close();
+  return result;
 }
 
 /** What each member of a pool wanted and got in minute `t`, as the model recorded it. */

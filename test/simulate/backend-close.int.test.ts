@@ -34,13 +34,13 @@ vi.mock('../../src/emulator/index.js', async (importOriginal) => {
     ...real,
     startEmulator: async (...args: Parameters<typeof real.startEmulator>) => {
       const emulator = await real.startEmulator(...args);
-      return {
-        ...emulator,
+      const stop = emulator.stop.bind(emulator);
+      return Object.assign(emulator, {
         stop: async () => {
           stopped.count += 1;
-          await emulator.stop();
+          await stop();
         },
-      };
+      });
     },
   };
 });
@@ -56,4 +56,21 @@ it('stops the emulator when the clients fail to close, and says so', async () =>
     }),
   ).rejects.toThrow('the clients failed to close');
   expect(stopped.count).toBe(1);
+});
+
+it("reports the run's own failure, not the cleanup's that followed it", async () => {
+  const input = await constantFleet(4, [{ name: 'a', cap: 2, demand: 1 }]);
+  const before = stopped.count;
+  await expect(
+    simulate(input, governSimulation(), {
+      hours: 0.1,
+      viaEmulator: true,
+      series: false,
+      strategies: ['governor'],
+      onTick: () => {
+        throw new Error('the live view failed (for the test)');
+      },
+    }),
+  ).rejects.toThrow('the live view failed');
+  expect(stopped.count).toBe(before + 1);
 });
