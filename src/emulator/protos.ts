@@ -92,22 +92,6 @@ export function encodeWith(service: ServiceName, method: string, message: unknow
   return def.responseSerialize(message);
 }
 
-/** The field names (snake_case) of a message type of the loaded protos, e.g. `google.cloud.run.v2.Service`. */
-export function messageFields(typeName: string): ReadonlySet<string> {
-  const def: unknown = loadProtos()[typeName];
-  const type: unknown = typeof def === 'object' && def !== null && 'type' in def ? def.type : null;
-  const fields: unknown =
-    typeof type === 'object' && type !== null && 'field' in type ? type.field : null;
-  if (!Array.isArray(fields)) throw new Error(`${typeName} is not a message in the loaded protos`);
-  return new Set(
-    fields.flatMap((f: unknown) =>
-      typeof f === 'object' && f !== null && 'name' in f && typeof f.name === 'string'
-        ? [f.name]
-        : [],
-    ),
-  );
-}
-
 /**
  * The fields of a message that its .proto marks `(google.api.field_behavior) = OUTPUT_ONLY`, read
  * by protobufjs from the proto file shipped in `pkg` (`file` under its `build/protos`): the
@@ -136,6 +120,46 @@ export function outputOnlyFields(pkg: string, file: string, message: string): Re
       })
       .map((f) => f.name),
   );
+}
+
+/** A message type declared in `file` of `pkg`'s shipped protos, resolved by protobufjs. */
+function shippedType(pkg: string, file: string, message: string): protobuf.Type {
+  const dirs = [protosOf(pkg), protosOf('google-gax')];
+  const root = new protobuf.Root();
+  root.resolvePath = (_origin, target) =>
+    dirs.map((dir) => join(dir, target)).find((path) => existsSync(path)) ?? target;
+  const found = root.loadSync(file, { keepCase: true }).lookup(message);
+  if (!(found instanceof protobuf.Type)) throw new Error(`message ${message} is not in ${file}`);
+  found.root.resolveAll();
+  return found;
+}
+
+/**
+ * Whether a field mask path (segments in snake_case) maps to a field of `type`, as
+ * google/protobuf/field_mask.proto defines paths: each segment a field of the message the one
+ * before it names, and "a repeated field is not allowed except at the last position of a paths
+ * string". A map field may be followed by one key (AIP-161, https://google.aip.dev/161: masks "may
+ * permit the specification of specific fields in a map"), which is not refused as unmappable.
+ */
+export function maskPathMaps(type: protobuf.Type, segments: readonly string[]): boolean {
+  const [head, ...rest] = segments;
+  const f = head === undefined ? undefined : type.fields[head];
+  if (!f) return false;
+  if (rest.length === 0) return true;
+  if (f instanceof protobuf.MapField) return rest.length === 1;
+  if (f.repeated || !(f.resolvedType instanceof protobuf.Type)) return false;
+  return maskPathMaps(f.resolvedType, rest);
+}
+
+let cachedRunService: protobuf.Type | undefined;
+/** google.cloud.run.v2.Service from the shipped service.proto, for its update masks. */
+export function runServiceType(): protobuf.Type {
+  cachedRunService ??= shippedType(
+    '@google-cloud/run',
+    'google/cloud/run/v2/service.proto',
+    'google.cloud.run.v2.Service',
+  );
+  return cachedRunService;
 }
 
 let rpcStatusRoot: protobuf.Root | undefined;

@@ -4,7 +4,7 @@ import { answerOf, type EmulatorContext, type WriteRecord } from './context.js';
 import { annotationsFault, fleetRegions, isReservedAnnotation } from './fleet.js';
 import { effectiveMax, gpusPerInstance, jobExecutions, type ServiceKey } from './model.js';
 import { testServicePermissions } from './iam.js';
-import { encodeWith, messageFields, outputOnlyFields, SERVICES } from './protos.js';
+import { encodeWith, maskPathMaps, outputOnlyFields, runServiceType, SERVICES } from './protos.js';
 import { gpuQuotaId } from './quotas-api.js';
 import { MAX_INSTANCE_COUNT } from '../core/service.js';
 import {
@@ -140,13 +140,6 @@ function operationMessage(ctx: EmulatorContext, name: string, created = false): 
   return message;
 }
 
-let cachedServiceFields: ReadonlySet<string> | undefined;
-/** The top-level fields of google.cloud.run.v2.Service, from the shipped proto. */
-function serviceFields(): ReadonlySet<string> {
-  cachedServiceFields ??= messageFields('google.cloud.run.v2.Service');
-  return cachedServiceFields;
-}
-
 let cachedOutputOnly: ReadonlySet<string> | undefined;
 /**
  * The output-only fields of google.cloud.run.v2.Service (uid, generation, reconciling, uri,
@@ -200,11 +193,13 @@ function updateService(ctx: EmulatorContext, request: Message): Message {
       'UpdateService without an update_mask (a whole-service replacement that creates a revision) is not emulated: send update_mask "scaling.max_instance_count" and/or "annotations"',
     );
   }
-  // A path that names no field of Service is the client's error; one that names a field the
-  // emulator does not write (labels, template...) is valid on Cloud Run: UNIMPLEMENTED.
+  // A path that maps to no field of Service, at any depth, is the client's error: "return an
+  // INVALID_ARGUMENT error if any path is unmappable" (google/protobuf/field_mask.proto, "Field
+  // Mask Verification"). One that names a field the emulator does not write (labels, template...)
+  // is valid on Cloud Run: UNIMPLEMENTED.
   const unsupported = paths.filter((p) => MASK_PATHS[p] === undefined);
   const unknown = unsupported.filter(
-    (p) => !serviceFields().has(camelToSnake(p.split('.')[0] ?? '')),
+    (p) => !maskPathMaps(runServiceType(), p.split('.').map(camelToSnake)),
   );
   if (unknown.length > 0) {
     throw invalid(

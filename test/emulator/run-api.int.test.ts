@@ -397,6 +397,39 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
     expect(noField.code).toBe(status.INVALID_ARGUMENT);
   });
 
+  it('refuses a mask path that maps to no field at any depth, as FieldMask verification requires', async () => {
+    // "return an INVALID_ARGUMENT error if any path is unmappable" (google/protobuf/field_mask.proto),
+    // and "a repeated field is not allowed except at the last position of a paths string".
+    const before = emulator.writes().length;
+    for (const path of [
+      'scaling.no_such_field',
+      'scaling.max_instance_count.more',
+      'name.first',
+      'template.containers.image',
+      'template.no_such_field',
+    ]) {
+      const refused = await codeOf(
+        clients.services.updateService({
+          service: { name: name('beta') },
+          updateMask: { paths: [path] },
+        }),
+      );
+      expect(refused.code, path).toBe(status.INVALID_ARGUMENT);
+      expect(refused.message, path).toContain(path);
+    }
+    // Mappable paths the emulator does not write stay UNIMPLEMENTED, a map key among them.
+    for (const path of ['scaling.min_instance_count', 'template.scaling', 'labels.team']) {
+      const valid = await codeOf(
+        clients.services.updateService({
+          service: { name: name('beta') },
+          updateMask: { paths: [path] },
+        }),
+      );
+      expect(valid.code, path).toBe(status.UNIMPLEMENTED);
+    }
+    expect(emulator.writes().length).toBe(before);
+  });
+
   it('ignores output-only fields of the Service sent back, as field_behavior requires', async () => {
     // google/api/field_behavior.proto: OUTPUT_ONLY "including the field in a request does nothing
     // (the server *must* ignore it and *must not* throw an error as a result of the field's
