@@ -16,6 +16,7 @@ import {
   workerPoolResource,
 } from './resources.js';
 import {
+  bool,
   field,
   int,
   invalid,
@@ -92,6 +93,17 @@ function parseParent(
     );
   }
   return { project, region };
+}
+
+/**
+ * `show_deleted` of a List request: "If true, returns deleted (but unexpired) resources along with
+ * active ones" (ListServicesRequest, and the same field of ListWorkerPools, ListJobs and
+ * ListExecutions, in google/cloud/run/v2/*.proto). The emulator keeps no deleted resource to list:
+ * UNIMPLEMENTED, never the live ones alone as if none had been deleted.
+ */
+function refuseShowDeleted(request: Message): void {
+  if (bool(request, 'show_deleted'))
+    throw notEmulated('show_deleted', 'the emulator keeps no deleted resources to list');
 }
 
 function parseServiceName(name: string): ServiceKey {
@@ -397,6 +409,7 @@ export function runServicesHandlers(ctx: EmulatorContext): Handlers {
         'services',
         'run.services.list',
       );
+      refuseShowDeleted(request);
       const fleetAnswer = (): Message => {
         const all = ctx.model.listServices(project).filter((s) => s.region === region);
         const { page, nextPageToken } = paginate(
@@ -471,6 +484,7 @@ export function runWorkerPoolsHandlers(ctx: EmulatorContext): Handlers {
         'worker pools',
         'run.workerpools.list',
       );
+      refuseShowDeleted(request);
       const fleetAnswer = (): Message => {
         const all = ctx.model.listWorkerPools(project).filter((w) => w.region === region);
         const { page, nextPageToken } = paginate(
@@ -494,6 +508,7 @@ export function runJobsHandlers(ctx: EmulatorContext): Handlers {
         'jobs',
         'run.jobs.list',
       );
+      refuseShowDeleted(request);
       const all = ctx.model.listJobs(project).filter((j) => j.region === region);
       const { page, nextPageToken } = paginate(
         all,
@@ -532,6 +547,7 @@ export function runExecutionsHandlers(ctx: EmulatorContext): Handlers {
         'run.executions.list',
         parent,
       );
+      refuseShowDeleted(request);
       const jobs = ctx.model
         .listJobs(project)
         .filter((j) => j.region === region && (job === '-' || j.name === job));

@@ -133,4 +133,17 @@ describe('Cloud Run Jobs and Executions through @google-cloud/run', () => {
       expect((await codeOf(executions.listExecutions({ parent }))).code, parent).toBe(code);
     }
   });
+
+  it('does not answer show_deleted with the live jobs and executions only: UNIMPLEMENTED', async () => {
+    // show_deleted: "If true, returns deleted (but unexpired) resources along with active ones"
+    // (job.proto, execution.proto): valid on Cloud Run, not modelled here.
+    for (const call of [
+      jobs.listJobs({ parent: PARENT, showDeleted: true }),
+      executions.listExecutions({ parent: `${PARENT}/jobs/-`, showDeleted: true }),
+    ]) {
+      const { code, message } = await codeOf(call);
+      expect(code).toBe(status.UNIMPLEMENTED);
+      expect(message).toContain('show_deleted');
+    }
+  });
 });

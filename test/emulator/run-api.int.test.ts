@@ -68,6 +68,28 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
     expect(code).toBe(status.INVALID_ARGUMENT);
   });
 
+  it('does not answer show_deleted with the live resources only: UNIMPLEMENTED', async () => {
+    // "If true, returns deleted (but unexpired) resources along with active ones"
+    // (ListServicesRequest.show_deleted, google/cloud/run/v2/service.proto): the emulator deletes
+    // services but keeps no deleted ones to list, so it does not answer as if none existed.
+    for (const call of [
+      clients.services.listServices({ parent: PARENT, showDeleted: true }, { autoPaginate: false }),
+      clients.workerPools.listWorkerPools(
+        { parent: PARENT, showDeleted: true },
+        { autoPaginate: false },
+      ),
+    ]) {
+      const { code, message } = await codeOf(call);
+      expect(code).toBe(status.UNIMPLEMENTED);
+      expect(message).toContain('show_deleted');
+    }
+    const [live] = await clients.services.listServices(
+      { parent: PARENT, showDeleted: false },
+      { autoPaginate: false },
+    );
+    expect(live.length).toBeGreaterThan(0);
+  });
+
   it('rejects the "-" location wildcard', async () => {
     const { code, message } = await codeOf(
       clients.services.listServices({ parent: `projects/${PROJECT}/locations/-` }),
