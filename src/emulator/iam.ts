@@ -2,6 +2,7 @@ import { status } from '@grpc/grpc-js';
 import type { Fleet } from './fleet.js';
 import { runtimeServiceAccount } from './resources.js';
 import {
+  checkSegment,
   field,
   invalid,
   permissionDenied,
@@ -218,6 +219,10 @@ export function testServicePermissions(
     );
   }
   const [, project = '', region = '', name = ''] = m;
+  // Resource ids checked before anything is looked up, as every Cloud Run name is (rpc.ts).
+  checkSegment('project', 'the project of resource', project);
+  checkSegment('id', 'the location of resource', region);
+  checkSegment('service', 'the service id of resource', name);
   const permissions = requested(
     request,
     (p) => p.startsWith('run.services.') || p === 'run.routes.invoke',

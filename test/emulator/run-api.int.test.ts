@@ -547,6 +547,24 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
     ]);
   });
 
+  it('checks the ids of a TestIamPermissions resource before anything else', async () => {
+    // Resource ids in Cloud Run names are checked before anything is looked up (AIP-122,
+    // rpc.ts checkSegment): a malformed service id is INVALID_ARGUMENT, not an empty answer.
+    for (const resource of [name('1starts-with-a-digit'), name(`s${'x'.repeat(60)}`)]) {
+      const { code, message } = await codeOf(
+        clients.services.testIamPermissions({ resource, permissions: ['run.services.get'] }),
+      );
+      expect(code, resource).toBe(status.INVALID_ARGUMENT);
+      expect(message).toContain('the service id of resource');
+    }
+    // A service that does not exist still answers no permission (iam_policy.proto).
+    const [none] = await clients.services.testIamPermissions({
+      resource: name('no-such-service'),
+      permissions: ['run.services.get'],
+    });
+    expect(none.permissions ?? []).toEqual([]);
+  });
+
   it('answers UNIMPLEMENTED for every other method, and logs it', async () => {
     const { code, message } = await codeOf(clients.services.deleteService({ name: name('web') }));
     expect(code).toBe(status.UNIMPLEMENTED);
