@@ -587,10 +587,16 @@ export function operationsHandlers(ctx: EmulatorContext): Handlers {
     },
     ListOperations: (request) => {
       const parent = text(request, 'name');
-      if (!PARENT.test(parent))
+      const m = PARENT.exec(parent);
+      if (!m)
         throw invalid(
           `name must look like projects/{project}/locations/{location}, got "${shown(parent)}"`,
         );
+      const [, project = '', location = ''] = m;
+      checkSegment('project', 'the project of name', project);
+      checkSegment('id', 'the location of name', location);
+      // Permission before existence (AIP-211), as GetOperation and every list here.
+      requireFleetProject(ctx.model.fleet.projects, project, 'run.operations.list', parent);
       if (text(request, 'filter') !== '') throw notEmulated('ListOperations filter');
       const names = [...ctx.operations.keys()]
         .filter((n) => n.startsWith(`${parent}/operations/`))

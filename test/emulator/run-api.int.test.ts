@@ -565,6 +565,18 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
     expect(none.permissions ?? []).toEqual([]);
   });
 
+  it('refuses ListOperations on a project outside the fleet before looking anything up', async () => {
+    // "Permission must be checked prior to checking if the resource or parent exists" (AIP-211,
+    // https://google.aip.dev/211): a project outside the fleet, as GetOperation answers it.
+    const operations = clients.services.operationsClient;
+    type ListRequest = Parameters<typeof operations.listOperations>[0];
+    const list = (parent: string) =>
+      operations.listOperations({ name: parent, filter: '' } as ListRequest);
+    const { code } = await codeOf(list(`projects/someone-else/locations/${REGION}`));
+    expect(code).toBe(status.PERMISSION_DENIED);
+    await list(PARENT);
+  });
+
   it('answers UNIMPLEMENTED for every other method, and logs it', async () => {
     const { code, message } = await codeOf(clients.services.deleteService({ name: name('web') }));
     expect(code).toBe(status.UNIMPLEMENTED);
