@@ -7,6 +7,7 @@ import type { FleetModel } from './model.js';
 import { gpuQuotaId } from './quotas-api.js';
 import {
   bool,
+  checkSegment,
   field,
   invalid,
   notEmulated,
@@ -217,6 +218,11 @@ function checkProject(
   permission: string,
   resource: string,
 ): void {
+  // Resource ids checked before anything is looked up, as quota infos' are (rpc.ts checkSegment):
+  // "Listing across different resource containers (such as 'projects/-') is not allowed"
+  // (ListQuotaPreferencesRequest.parent in cloudquotas.proto).
+  checkSegment('project', 'the project of the name', project);
+  checkSegment('id', 'the location of the name', location);
   if (location !== 'global')
     throw invalid(`the location of a quota preference must be "global", got "${shown(location)}"`);
   // Permission before existence (AIP-211; rpc.ts, requireFleetProject), as quota infos are.

@@ -252,6 +252,23 @@ describe('quota preferences over gRPC', () => {
       ),
       // Permission before existence (AIP-211): a project the caller cannot see is denied.
     ).toBe(status.PERMISSION_DENIED);
+    // A malformed project id is refused before anything is looked up, as quota infos refuse it;
+    // "Listing across different resource containers (such as 'projects/-') is not allowed"
+    // (ListQuotaPreferencesRequest.parent, cloudquotas.proto).
+    for (const call of [
+      other.listQuotaPreferences(
+        { parent: 'projects/-/locations/global' },
+        { autoPaginate: false },
+      ),
+      other.getQuotaPreference({
+        name: 'projects/Bad_Project/locations/global/quotaPreferences/x',
+      }),
+      other.createQuotaPreference({
+        parent: `projects/${'p'.repeat(31)}/locations/global`,
+        quotaPreference: base,
+      }),
+    ])
+      expect(await rawCode(call)).toBe(status.INVALID_ARGUMENT);
     // A decrease needs no contact email, applies at once and has no trace id (3 to 1 is more
     // than 10 percent: Google's safety check is ignored by name).
     const [decrease] = await other.createQuotaPreference({
