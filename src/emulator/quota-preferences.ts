@@ -470,7 +470,14 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
       const project = parentProject(ctx, request, 'cloudquotas.quotas.update');
       const pref = field(request, 'quota_preference');
       if (!pref) throw invalid('quota_preference is required');
-      const id = text(request, 'quota_preference_id') || `pref-${store.serial + 1}`;
+      // "If client does not set this field, the service will generate one", unique under the
+      // parent (CreateQuotaPreferenceRequest.quota_preference_id): never one a client chose.
+      let id = text(request, 'quota_preference_id');
+      for (let n = store.serial + 1; id === ''; n++) {
+        const generated = `pref-${n}`;
+        if (!store.byName.has(`projects/${project}/locations/global/quotaPreferences/${generated}`))
+          id = generated;
+      }
       if (bool(request, 'validate_only'))
         throw invalid('validate_only is not a field of CreateQuotaPreferenceRequest');
       return toMessage(create(project, id, pref, request, false));

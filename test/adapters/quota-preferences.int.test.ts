@@ -708,6 +708,32 @@ describe('quota preferences: unlimited, safety checks and order, as Google docum
     const [down] = await create('nz-down', '7', { ignoreSafetyChecks: [PERCENTAGE_TOO_HIGH] }, nz);
     expect(down.reconciling).toBe(false);
   });
+
+  it('a create without an id gets one no other preference holds, whatever ids clients chose', async () => {
+    // CreateQuotaPreferenceRequest.quota_preference_id: "must be unique under its parent. If
+    // client does not set this field, the service will generate one" (cloudquotas.proto).
+    const anon = (region: string) =>
+      raw.createQuotaPreference({
+        parent,
+        quotaPreference: {
+          ...base,
+          dimensions: { region },
+          quotaConfig: { preferredValue: '1' },
+          contactEmail: 'ops@example.com',
+        },
+      });
+    const [first] = await anon('asia-east1');
+    const serial = Number(/\/pref-(\d+)$/.exec(first.name ?? '')?.[1]);
+    expect(Number.isInteger(serial)).toBe(true);
+    // A client takes the id the next generated one would have been.
+    const taken = `pref-${serial + 2}`;
+    await create(taken, '1', {}, { dimensions: { region: 'asia-east2' }, contactEmail: 'a@b.co' });
+    const [second] = await anon('asia-east3');
+    expect(second.name).not.toBe(`${parent}/quotaPreferences/${taken}`);
+    expect(second.dimensions).toEqual({ region: 'asia-east3' });
+    const [list] = await raw.listQuotaPreferences({ parent });
+    expect(new Set(list.map((x) => x.name)).size).toBe(list.length);
+  });
 });
 
 describe('listing: other quotas are left out, values no GPU count can be are named, never fatal', () => {
