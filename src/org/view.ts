@@ -273,8 +273,9 @@ export function renderOrgView(view: OrgView, pressureAt: number, maxLines = 50):
     .sort((a, b) => (b.pressure ?? 0) - (a.pressure ?? 0));
   if (hot.length > 0) out.push('', 'Pools under pressure (demand ÷ budget):');
   for (const p of hot.slice(0, maxLines)) {
+    // A pool's key is the store's text, as a record's error is.
     out.push(
-      `  ${p.pool}: ${p.pressure?.toFixed(2)} (demand ${p.demand}, budget ${p.budget}, caps ${p.caps}, in use ${p.inUse}, ~${p.refusedEstimate} refused)`,
+      `  ${oneLine(p.pool)}: ${p.pressure?.toFixed(2)} (demand ${p.demand}, budget ${p.budget}, caps ${p.caps}, in use ${p.inUse}, ~${p.refusedEstimate} refused)`,
     );
   }
   if (hot.length > maxLines) out.push(`  … and ${hot.length - maxLines} more (--json)`);

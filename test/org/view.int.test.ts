@@ -244,6 +244,35 @@ describe('governor status --org with a run error that quotes terminal escapes', 
       await rm(own, { recursive: true, force: true });
     }
   });
+
+  it('shows a pool key from the store on one line, its control characters as spaces', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'org-view-pool-escapes-'));
+    try {
+      const store = createFileStateStore({ dir: own });
+      // The pools of a record are keyed by text any writer of the store may have set, as its error.
+      await store.recordRun(
+        'calm-proj',
+        record('r1', 1, {
+          pools: { 'calm-proj/us-central1\u001b[2J\r\nfake: 9.99/nvidia-l4/zonal': pool(4, 8) },
+        }),
+      );
+      await store.close();
+      const policy = join(own, 'policy.json');
+      await writeFile(policy, JSON.stringify({ version: 1, projects: ['calm-proj'] }));
+      let out = '';
+      const code = await main(['status', '--org', '--policy', policy, '--state-dir', own], {
+        stdout: { write: (s: string) => (out += s) },
+        stderr: { write: () => undefined },
+        env: {},
+      });
+      expect(code).toBe(0);
+      expect(out).toContain('calm-proj/us-central1 [2J fake: 9.99/nvidia-l4/zonal: 2.00');
+      expect(out).not.toMatch(/(?!\n)\p{Cc}/u);
+      expect(out).not.toMatch(/^fake/m);
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('governor status --org against the emulator', () => {
