@@ -20,7 +20,9 @@ import {
  * alone, without reading any project: its pools as its last run left them, the pressure and
  * an estimate of refused demand, its last run, its failures, and whether it is stuck.
  *
- * - pressure: demand ÷ budget of a pool (null when the budget is unknown or 0).
+ * - pressure: demand ÷ budget of a pool (null when the budget is unknown or 0). A pool is under
+ *   pressure as the planner judges it (core/planner.ts): demand ÷ budget, unrounded, at least
+ *   `alerts.pressure`, or demand with a budget of 0 (every GPU of it refused).
  * - refused estimate: GPUs of demand above the budget (max(0, demand − budget)), what the pool
  *   could not serve had every service wanted its estimated demand at once.
  * - stuck: no run recorded, the last run older than `fanout.staleAfter` (default 30m), or a lease
@@ -100,6 +102,23 @@ export interface OrgView {
 }
 
 const failed = (r: RunRecord): boolean => r.outcome !== 'ok';
+
+/** Demand ÷ budget, unrounded: Infinity for demand with no budget, null when it is unknown. */
+function ratio(p: Pick<UnitPool, 'budget' | 'demand'>): number | null {
+  if (p.budget === null) return null;
+  if (p.budget === 0) return p.demand > 0 ? Infinity : null;
+  return p.demand / p.budget;
+}
+
+/**
+ * Whether the pool is under pressure at `at`, as the planner judges its pool status: on the ratio
+ * itself, not on its rounded `pressure` (179 of 200 is 0.895, short of 0.9), and a pool whose
+ * demand has no budget at all is the most pressed of all, though its `pressure` is null.
+ */
+function underPressure(p: UnitPool, at: number): boolean {
+  const r = ratio(p);
+  return r !== null && r >= at;
+}
 
 /** `emulator`: the emulator's virtual clock (GOVERNOR_EMULATOR_ADMIN); `wall`: the wall clock. */
 export type OrgClock = 'emulator' | 'wall';
@@ -205,9 +224,7 @@ export async function orgView(
       failing: units.filter((u) => u.failingRuns > 0).length,
       stuck: units.filter((u) => u.stuck !== null).length,
       pools: pools.length,
-      poolsUnderPressure: pools.filter(
-        (p) => p.pressure !== null && p.pressure >= policy.alerts.pressure,
-      ).length,
+      poolsUnderPressure: pools.filter((p) => underPressure(p, policy.alerts.pressure)).length,
       refusedEstimate: pools.reduce((s, p) => s + p.refusedEstimate, 0),
     },
   };
@@ -269,13 +286,13 @@ export function renderOrgView(view: OrgView, pressureAt: number, maxLines = 50):
   if (attention.length > maxLines) out.push(`  … and ${attention.length - maxLines} more (--json)`);
   const hot = view.units
     .flatMap((u) => u.pools)
-    .filter((p) => p.pressure !== null && p.pressure >= pressureAt)
-    .sort((a, b) => (b.pressure ?? 0) - (a.pressure ?? 0));
+    .filter((p) => underPressure(p, pressureAt))
+    .sort((a, b) => (ratio(b) ?? 0) - (ratio(a) ?? 0));
   if (hot.length > 0) out.push('', 'Pools under pressure (demand ÷ budget):');
   for (const p of hot.slice(0, maxLines)) {
     // A pool's key is the store's text, as a record's error is.
     out.push(
-      `  ${oneLine(p.pool)}: ${p.pressure?.toFixed(2)} (demand ${p.demand}, budget ${p.budget}, caps ${p.caps}, in use ${p.inUse}, ~${p.refusedEstimate} refused)`,
+      `  ${oneLine(p.pool)}: ${p.pressure === null ? 'no budget' : p.pressure.toFixed(2)} (demand ${p.demand}, budget ${p.budget}, caps ${p.caps}, in use ${p.inUse}, ~${p.refusedEstimate} refused)`,
     );
   }
   if (hot.length > maxLines) out.push(`  … and ${hot.length - maxLines} more (--json)`);

@@ -336,3 +336,49 @@ describe('governor status --org against the emulator', () => {
     }
   });
 });
+
+describe('governor status --org judging pressure', () => {
+  it('as the planner does: on demand ÷ budget unrounded, and a pool with demand and no budget under pressure', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'org-view-pressure-'));
+    try {
+      const store = createFileStateStore({ dir: own });
+      await store.recordRun(
+        'calm-proj',
+        record('r1', 1, {
+          pools: {
+            // 179 ÷ 200 = 0.895: below the policy's 0.9, though it rounds to 0.90.
+            'calm-proj/us-central1/nvidia-l4/zonal': { ...pool(200, 179), status: 'ok' },
+            // Unmanaged use takes the whole quota: every GPU of demand is refused.
+            'calm-proj/us-east4/nvidia-l4/zonal': { ...pool(0, 3), status: 'pressure' },
+          },
+        }),
+      );
+      await store.close();
+      const policy = join(own, 'policy.json');
+      await writeFile(policy, JSON.stringify({ version: 1, projects: ['calm-proj'] }));
+      const run = async (args: string[]) => {
+        let out = '';
+        const code = await main(
+          ['status', '--org', '--policy', policy, '--state-dir', own, ...args],
+          {
+            stdout: { write: (s: string) => (out += s) },
+            stderr: { write: () => undefined },
+            env: {},
+          },
+        );
+        expect(code).toBe(0);
+        return out;
+      };
+      const view = JSON.parse(await run(['--json'])) as OrgView;
+      expect(view.totals).toMatchObject({ pools: 2, poolsUnderPressure: 1, refusedEstimate: 3 });
+      const text = await run([]);
+      expect(text).toMatch(/2 pool\(s\), 1 under pressure/);
+      expect(text).toContain(
+        'calm-proj/us-east4/nvidia-l4/zonal: no budget (demand 3, budget 0, caps 0, in use 3, ~3 refused)',
+      );
+      expect(text).not.toContain('calm-proj/us-central1/nvidia-l4/zonal');
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  });
+});
