@@ -381,6 +381,8 @@ function tickMinutes(minutes: number, most: number): number {
  * Tick times in the run: every `step` minutes of the local clock from each local midnight, or
  * every `step` ÷ 1440 local midnights. Read off the wall clock, not added as minutes: across a
  * change of summer time, minutes added put the day ticks at 23:00, under the day before's name.
+ * A time the clocks read twice (the hour repeated when summer time ends) is ticked at both
+ * instants: with one, the axis spanned two hours between two ticks an hour apart by their labels.
  */
 function ticks(frame: TimeFrame, step: number): number[] {
   const endMs = frame.startMs + frame.minutes * 60_000;
@@ -392,7 +394,8 @@ function ticks(frame: TimeFrame, step: number): number[] {
       continue;
     }
     for (let k = 0; k < 1440; k += step)
-      times.add(day.set({ hour: Math.floor(k / 60), minute: k % 60 }).toMillis());
+      for (const t of day.set({ hour: Math.floor(k / 60), minute: k % 60 }).getPossibleOffsets())
+        times.add(t.toMillis());
   }
   return [...times].filter((t) => t >= frame.startMs && t <= endMs).sort((x, y) => x - y);
 }

@@ -665,6 +665,45 @@ describe('a run across a change of summer time', () => {
     });
     expect(html).toContain('(the clocks moved to UTC-05:00 at Sun 1 Nov 01:00)');
   });
+
+  it('ticks the hour the clocks repeat twice, so that every hour is as wide on the axis', () => {
+    // Before: one tick for 01:00, though the clocks read 01:00 twice that night (at 05:00 and at
+    // 06:00 UTC): the axis went from 01:00 to 02:00 over two hours, as if one hour were two.
+    const night = {
+      startMs: Date.parse('2026-11-01T03:00:00Z'),
+      minutes: 360,
+      timezone: 'America/New_York',
+    };
+    const n = night.minutes;
+    const { svg } = capsChart(
+      {
+        pool: POOL,
+        quota: 4,
+        available: 4,
+        quotaChanges: [],
+        services: ['a'],
+        demand: new Array<number>(n).fill(1),
+        caps: { a: new Array<number>(n).fill(2) },
+        refused: new Array<number>(n).fill(0),
+      },
+      { ...night, width: CHART_WIDTHS.wide },
+      'governor',
+    );
+    const ticks = [...svg.matchAll(/translate\(([\d.]+) [\d.]+\)[^>]*>(\d\d:\d\d)<\/text>/g)].map(
+      (m) => ({ x: Number(m[1]), label: m[2] }),
+    );
+    expect(ticks.map((t) => t.label)).toEqual([
+      '23:00',
+      '00:00',
+      '01:00',
+      '01:00',
+      '02:00',
+      '03:00',
+      '04:00',
+    ]);
+    const gaps = ticks.slice(1).map((t, i) => t.x - (ticks[i]?.x ?? 0));
+    for (const gap of gaps) expect(gap).toBeCloseTo(gaps[0] ?? 0, 0);
+  });
 });
 
 describe('a pool where nothing was refused', () => {
