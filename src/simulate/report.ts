@@ -383,17 +383,22 @@ function quotaLine(result: SimulationResult, series: PoolSeries): string {
   return `${line}${quotaChangesText(result, series)}.`;
 }
 
-/** "; from 13:00 on, 4 GPUs (the quota was cut)" for each change of the quota during the run. */
+/**
+ * "; from 13:00 on, 4 GPUs (the quota was cut)" for each change of the quota during the run. A
+ * cut that rounds back to the quota it cuts (2 GPUs by 0.75) changes nothing, and is not told.
+ */
 function quotaChangesText(result: SimulationResult, series: PoolSeries): string {
   let before = series.quota;
-  return series.quotaChanges
-    .filter((c) => c.minute < result.minutes)
-    .map((c) => {
-      const how = c.quota < before ? 'cut' : 'raised';
-      before = c.quota;
-      return `; from ${escape(localTime(result, c.minute))} on, ${c.quota} GPUs (the quota was ${how})`;
-    })
-    .join('');
+  const told: string[] = [];
+  for (const c of series.quotaChanges) {
+    if (c.minute >= result.minutes || c.quota === before) continue;
+    const how = c.quota < before ? 'cut' : 'raised';
+    before = c.quota;
+    told.push(
+      `; from ${escape(localTime(result, c.minute))} on, ${c.quota} GPUs (the quota was ${how})`,
+    );
+  }
+  return told.join('');
 }
 
 /** " (the clocks moved to UTC-05:00 at Sun 1 Nov 01:00)" when they moved during the run. */

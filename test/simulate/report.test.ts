@@ -302,6 +302,17 @@ describe('the line above a pool', () => {
 });
 
 describe('a pool whose quota is cut during the run', () => {
+  it('says nothing of a cut that left the quota as it was, rather than call it a raise', () => {
+    // A scenario's cut of 2 GPUs by 0.75 rounds back to 2; the page said "the quota was raised".
+    const same = (s: StrategyResult): StrategyResult => ({
+      ...s,
+      series: s.series.map((p) => ({ ...p, quotaChanges: [{ minute: 30, quota: p.quota }] })),
+    });
+    const html = renderReport(result([same(strategy('governor', [0, 0], [2, 2]))], null));
+    expect(html).toContain('<p>Quota 4 GPUs, all of them for these 2 services.</p>');
+    expect(html).not.toContain('raised');
+  });
+
   it('draws the quota line at each quota it had, and says when it changed', async () => {
     // Before: the caps chart drew the quota at its first value for the whole run, above caps
     // that the cut had brought down, and the pool's line said nothing of the cut.
