@@ -289,12 +289,18 @@ function capsNumbers(
   const rows = periods(result).map(({ from, to, label }) => {
     const minutes = to - from;
     const demand = series.demand.slice(from, to);
-    return `<tr><th scope="row">${escape(label)}</th><td>${fmt(quotaAt(series, from))}</td><td>${fmt(sum(caps, from, to) / minutes, 1)}</td><td>${fmt(sum(demand) / minutes, 1)}</td><td>${fmt(Math.max(0, ...demand))}</td><td>${fmt(sum(series.refused, from, to))}</td></tr>`;
+    // A quota changed within the period reads as it went: "8 → 4", as the chart's line steps.
+    const [first, last] = [quotaAt(series, from), quotaAt(series, to - 1)];
+    const quota = first === last ? fmt(first) : `${fmt(first)} → ${fmt(last)}`;
+    return `<tr><th scope="row">${escape(label)}</th><td>${quota}</td><td>${fmt(sum(caps, from, to) / minutes, 1)}</td><td>${fmt(sum(demand) / minutes, 1)}</td><td>${fmt(Math.max(0, ...demand))}</td><td>${fmt(sum(series.refused, from, to))}</td></tr>`;
   });
   const peak = Math.max(0, ...series.demand);
   const peakAt = series.demand.indexOf(peak);
   const when = localTime(result, peakAt);
-  const describe = `Governor caps, demand and refused demand in ${series.pool}: quota ${fmt(series.quota)} GPUs; demand at most ${fmt(peak)} GPUs, at ${when} (${result.timezone}); the ${governor}’s caps summed to at most ${fmt(Math.max(0, ...caps))} GPUs; it refused ${fmt(sum(series.refused))} GPU-minutes. The table under the chart gives the numbers.`;
+  const steps = quotaSteps(result, series)
+    .map((c) => `, ${fmt(c.quota)} from ${localTime(result, c.minute)}`)
+    .join('');
+  const describe = `Governor caps, demand and refused demand in ${series.pool}: quota ${fmt(series.quota)} GPUs${steps}; demand at most ${fmt(peak)} GPUs, at ${when} (${result.timezone}); the ${governor}’s caps summed to at most ${fmt(Math.max(0, ...caps))} GPUs; it refused ${fmt(sum(series.refused))} GPU-minutes. The table under the chart gives the numbers.`;
   const table = `<table class="numbers"><caption>Governor caps, demand and refused demand in ${escape(series.pool)}, by period (${zone})</caption><thead><tr><th scope="col">period (${zone})</th><th scope="col">quota (GPUs)</th><th scope="col">caps summed, mean (GPUs)</th><th scope="col">demand, mean (GPUs)</th><th scope="col">demand, busiest minute (GPUs)</th><th scope="col">refused (GPU-min)</th></tr></thead><tbody>${rows.join('')}</tbody></table>`;
   return { describe, table: `${table}${serviceCapsTable(result, series, governor)}` };
 }
@@ -384,21 +390,31 @@ function quotaLine(result: SimulationResult, series: PoolSeries): string {
 }
 
 /**
- * "; from 13:00 on, 4 GPUs (the quota was cut)" for each change of the quota during the run. A
- * cut that rounds back to the quota it cuts (2 GPUs by 0.75) changes nothing, and is not told.
+ * The changes of the quota during the run, each from its minute on. A cut that rounds back to the
+ * quota it cuts (2 GPUs by 0.75) changes nothing, and is left out.
  */
-function quotaChangesText(result: SimulationResult, series: PoolSeries): string {
+function quotaSteps(
+  result: SimulationResult,
+  series: PoolSeries,
+): { minute: number; quota: number; how: 'cut' | 'raised' }[] {
   let before = series.quota;
-  const told: string[] = [];
+  const steps: { minute: number; quota: number; how: 'cut' | 'raised' }[] = [];
   for (const c of series.quotaChanges) {
     if (c.minute >= result.minutes || c.quota === before) continue;
-    const how = c.quota < before ? 'cut' : 'raised';
+    steps.push({ minute: c.minute, quota: c.quota, how: c.quota < before ? 'cut' : 'raised' });
     before = c.quota;
-    told.push(
-      `; from ${escape(localTime(result, c.minute))} on, ${c.quota} GPUs (the quota was ${how})`,
-    );
   }
-  return told.join('');
+  return steps;
+}
+
+/** "; from 13:00 on, 4 GPUs (the quota was cut)" for each change of the quota during the run. */
+function quotaChangesText(result: SimulationResult, series: PoolSeries): string {
+  return quotaSteps(result, series)
+    .map(
+      (c) =>
+        `; from ${escape(localTime(result, c.minute))} on, ${c.quota} GPUs (the quota was ${c.how})`,
+    )
+    .join('');
 }
 
 /** " (the clocks moved to UTC-05:00 at Sun 1 Nov 01:00)" when they moved during the run. */

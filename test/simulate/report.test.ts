@@ -302,6 +302,20 @@ describe('the line above a pool', () => {
 });
 
 describe('a pool whose quota is cut during the run', () => {
+  it('gives the quota as it went in the chart’s numbers and words, cut in the middle of a period', () => {
+    // Before: the period's row said the quota it began with (4) and the picture's words the first
+    // quota, while the chart's line stepped down to 2 half an hour into the period.
+    const cut = (s: StrategyResult): StrategyResult => ({
+      ...s,
+      series: s.series.map((p) => ({ ...p, quotaChanges: [{ minute: 30, quota: 2 }] })),
+    });
+    const html = renderReport(result([cut(strategy('governor', [0, 0], [2, 2]))], null));
+    expect(html).toContain('from 00:30 on, 2 GPUs (the quota was cut)');
+    const table = /<table class="numbers">.*?<\/table>/.exec(html)?.[0] ?? '';
+    expect(table).toContain('<tr><th scope="row">00:00–01:00</th><td>4 → 2</td>');
+    expect(html).toMatch(/role="img" aria-label="Governor caps[^"]*: quota 4 GPUs, 2 from 00:30;/);
+  });
+
   it('says nothing of a cut that left the quota as it was, rather than call it a raise', () => {
     // A scenario's cut of 2 GPUs by 0.75 rounds back to 2; the page said "the quota was raised".
     const same = (s: StrategyResult): StrategyResult => ({
