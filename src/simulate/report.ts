@@ -234,16 +234,21 @@ function periodMinutes(minutes: number): number {
 
 /**
  * Minute `minute` of the run as its clock reads in the run's zone: with the day for a run longer
- * than a day (or when `withDay`), else the time alone.
+ * than a day (or when `withDay`), else the time alone; and, for a time the clocks read twice (the
+ * hour repeated when summer time ends), its offset, "01:00 (UTC-05:00)", unless `offset` is
+ * false: the period 01:00–01:00 was an hour, not none.
  */
 function localTime(
   result: SimulationResult,
   minute: number,
   withDay = result.minutes > 1440,
+  offset = true,
 ): string {
-  return DateTime.fromMillis(Date.parse(result.start) + minute * 60_000, {
+  const t = DateTime.fromMillis(Date.parse(result.start) + minute * 60_000, {
     zone: result.timezone,
-  }).toFormat(withDay ? 'ccc d LLL HH:mm' : 'HH:mm');
+  });
+  const text = t.toFormat(withDay ? 'ccc d LLL HH:mm' : 'HH:mm');
+  return offset && t.getPossibleOffsets().length > 1 ? `${text} (UTC${t.toFormat('ZZ')})` : text;
 }
 
 /** The periods of the run, each as [first minute, end minute) and its times in the run's zone. */
@@ -422,7 +427,7 @@ function clockChanges(result: SimulationResult): string {
   const startMs = Date.parse(result.start);
   const changes = offsetChanges({ startMs, minutes: result.minutes, timezone: result.timezone })
     .slice(1)
-    .map((c) => `to UTC${c.offset} at ${localTime(result, c.minute, true)}`);
+    .map((c) => `to UTC${c.offset} at ${localTime(result, c.minute, true, false)}`);
   return changes.length ? ` (the clocks moved ${changes.join(', then ')})` : '';
 }
 

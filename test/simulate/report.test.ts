@@ -691,6 +691,28 @@ describe('a run across a change of summer time', () => {
     expect(html).toContain('(the clocks moved to UTC-05:00 at Sun 1 Nov 01:00)');
   });
 
+  it('tells the hour the clocks repeat from the one before it, in the chart’s numbers', () => {
+    // Before: a row "01:00–01:00", of an hour that reads as none, between "00:00–01:00" and
+    // "01:00–02:00", each 01:00 one of two instants an hour apart.
+    const html = renderReport({
+      ...result([strategy('governor', [0, 0], [2, 2])], null),
+      start: '2026-11-01T03:00:00Z',
+      timezone: 'America/New_York',
+      minutes: 360,
+    });
+    const table = /<table class="numbers">.*?<\/table>/.exec(html)?.[0] ?? '';
+    const periods = [...table.matchAll(/<tr><th scope="row">([^<]+)<\/th>/g)].map((m) => m[1]);
+    expect(periods).toEqual([
+      '23:00–00:00',
+      '00:00–01:00 (UTC-04:00)',
+      '01:00 (UTC-04:00)–01:00 (UTC-05:00)',
+      '01:00 (UTC-05:00)–02:00',
+      '02:00–03:00',
+      '03:00–04:00',
+    ]);
+    expect(html).toContain('(the clocks moved to UTC-05:00 at Sun 1 Nov 01:00)');
+  });
+
   it('ticks the hour the clocks repeat twice, so that every hour is as wide on the axis', () => {
     // Before: one tick for 01:00, though the clocks read 01:00 twice that night (at 05:00 and at
     // 06:00 UTC): the axis went from 01:00 to 02:00 over two hours, as if one hour were two.
