@@ -13,6 +13,7 @@ import {
   capOf,
   demandTable,
   PolicyView,
+  poolAt,
   poolsOf,
   type PoolInfo,
   type SimContext,
@@ -239,7 +240,7 @@ async function runModel(
       for (const pool of ctx.pools) {
         const rows = minuteRows(ctx, model, pool, t, at);
         acc.minute(pool, t, rows);
-        live?.minute(pool, rows);
+        live?.minute(pool, t, rows);
         if (diag) diagnoseMinute(diag, pool, t, rows);
       }
       if (governor && t % ctx.tick === 0) {
@@ -323,9 +324,11 @@ class LiveView {
     }
   }
 
-  minute(pool: PoolInfo, rows: readonly MinuteRow[]): void {
+  minute(pool: PoolInfo, t: number, rows: readonly MinuteRow[]): void {
     const p = this.pools.get(pool.key);
     if (!p) return;
+    // The quota as it is this minute: after a cut, the one the pool has, not the one it began with.
+    Object.assign(p, poolAt(pool, t));
     p.caps = rows.reduce((a, r) => a + r.cap, 0);
     p.inUse = rows.reduce((a, r) => a + r.served + r.idle, 0);
     p.demand = rows.reduce((a, r) => a + r.want * r.member.gpus, 0);

@@ -5,6 +5,10 @@ import pc from 'picocolors';
 import { alertLine, fit, poolLabels } from '../../src/cli/demo-command.js';
 import { main } from '../../src/cli/main.js';
 import type { Alert } from '../../src/core/alert.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
+import { benchPolicy, TRACE_DIR } from '../../src/simulate/scenarios.js';
+import { simulate } from '../../src/simulate/simulate.js';
 
 /**
  * `governor demo` as a newcomer meets it: `npm start` itself as a child process, no terminal, no
@@ -385,5 +389,41 @@ describe('governor demo (npm start)', () => {
     const r = await run(process.execPath, ['bin/governor.js', 'demo', '--hours', '0']);
     expect(r.code).toBe(2);
     expect(r.stderr).toContain('--hours "0": expected a whole number from 1 to 48');
+  });
+});
+
+describe("the demo's view of a pool whose quota is cut", () => {
+  it('shows the quota the pool has from the cut on, not the one it began with', async () => {
+    // Before: "quota 8 · caps 4" for the rest of the run after a cut to 4 GPUs: the caps the
+    // governor lowered to fit sat under a quota the pool no longer had.
+    const input = await buildScenario(
+      parseScenario({
+        scenario: 1,
+        hours: 2,
+        quota: 8,
+        warmupMinutes: 0,
+        quotaCut: { atHour: 1, factor: 0.5 },
+        services: ['a', 'b'].map((name) => ({
+          name,
+          maxInstances: 4,
+          demand: { shape: { kind: 'constant', value: 3 } },
+        })),
+      }),
+      TRACE_DIR,
+    );
+    const seen: { minute: number; quota: number; available: number }[] = [];
+    await simulate(input, parsePolicy(benchPolicy()), {
+      hours: 2,
+      strategies: ['governor'],
+      series: false,
+      onTick: (view) => {
+        const [p] = view.pools;
+        if (p) seen.push({ minute: view.minute, quota: p.quota, available: p.available });
+      },
+    });
+    expect(seen.find((s) => s.minute === 1)).toMatchObject({ quota: 8, available: 8 });
+    expect(seen.filter((s) => s.minute > 60).length).toBeGreaterThan(0);
+    for (const s of seen.filter((x) => x.minute > 60))
+      expect(s).toMatchObject({ quota: 4, available: 4 });
   });
 });
