@@ -315,7 +315,9 @@ export function renderPlan(
 
 /**
  * Each pool at a glance: quota, budget, caps, use and demand, and a row per service (past
- * ALIKE_LISTED alike, the quiet ones counted unless `all`, as in the plan).
+ * ALIKE_LISTED alike, the quiet ones counted unless `all`, as in the plan). The pool's figures
+ * are GPUs, a service's are instances, each of its GPUs per instance (`× 2`): without them the
+ * rows of a pool of 2-GPU services summed to half its line.
  */
 export function renderStatus(plan: Plan, c: Colors, options: { all?: boolean } = {}): string {
   const out: string[] = [c.bold(`Governor status at ${plan.at}`)];
@@ -334,11 +336,15 @@ export function renderStatus(plan: Plan, c: Colors, options: { all?: boolean } =
     const { listed, groups } = poolRows(rows, named, options.all ?? false);
     const width = widest(listed, (s) => s.name, 7);
     const cell = (v: number | null) => String(v ?? '?').padStart(6);
-    out.push(c.dim(`  ${'service'.padEnd(width)}  in use   peak demand    cap   plan  governed`));
+    out.push(
+      c.dim(
+        `  ${'service'.padEnd(width)}  in use   peak demand    cap   plan  × GPUs  governed  (instances)`,
+      ),
+    );
     for (const s of listed) {
       const plan = s.to === s.from ? '     =' : cell(s.to);
       out.push(
-        `  ${s.name.padEnd(width)}  ${cell(s.inUse)} ${cell(s.peak)} ${cell(s.demand)} ${cell(s.from)} ${plan}  ${s.managed ? 'yes' : c.dim('no')}`,
+        `  ${s.name.padEnd(width)}  ${cell(s.inUse)} ${cell(s.peak)} ${cell(s.demand)} ${cell(s.from)} ${plan}  ${`× ${s.gpusPerInstance}`.padStart(6)}  ${s.managed ? 'yes' : c.dim('no')}`,
       );
     }
     for (const group of groups) out.push(c.dim(`  … ${groupLine(group)}`));

@@ -310,3 +310,26 @@ describe('alerts, as alerts', () => {
     expect(memory.lines[0]?.severity).toBe('ERROR');
   });
 });
+
+describe('the status, for people', () => {
+  it("gives each service's GPUs per instance, its figures being instances where the pool's are GPUs", () => {
+    // Before: a pool of "caps 12 · in use ≥ 7 · demand 15 GPUs" over rows summing to caps 9,
+    // in use 4 and demand 10, with nothing saying those were instances of 2 GPUs and of 1.
+    const doubled = parseSnapshotText(
+      JSON.stringify({
+        ...snapshot,
+        services: snapshot.services.map((s) =>
+          s.name === 'llm-chat' ? { ...s, gpusPerInstance: 2 } : s,
+        ),
+      }),
+      'snapshot',
+    );
+    const status = renderStatus(plan(doubled, policy, doubled.takenAt), c, { all: true });
+    expect(status).toMatch(/caps 12 · in use ≥ 7 \(1 of 4 unknown\) · demand 15 GPUs/);
+    expect(status).toMatch(
+      /service\s+in use\s+peak demand\s+cap\s+plan\s+× GPUs\s+governed\s+\(instances\)/,
+    );
+    expect(status).toMatch(/\n {2}llm-chat\s+3\s+3\s+5\s+3\s+=\s+× 2\s+yes\n/);
+    expect(status).toMatch(/\n {2}llm-summarize\s+1\s+1\s+2\s+2\s+=\s+× 1\s+yes\n/);
+  });
+});
