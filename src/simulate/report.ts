@@ -251,13 +251,23 @@ function localTime(
   return offset && t.getPossibleOffsets().length > 1 ? `${text} (UTC${t.toFormat('ZZ')})` : text;
 }
 
-/** The periods of the run, each as [first minute, end minute) and its times in the run's zone. */
+/**
+ * The periods of the run, each as [first minute, end minute) and its times in the run's zone, as
+ * HTML (escaped).
+ */
 function periods(result: SimulationResult): { from: number; to: number; label: string }[] {
   const step = periodMinutes(result.minutes);
   const out: { from: number; to: number; label: string }[] = [];
   for (let from = 0; from < result.minutes; from += step) {
     const to = Math.min(result.minutes, from + step);
-    out.push({ from, to, label: `${localTime(result, from)}–${localTime(result, to, false)}` });
+    const [start, end] = [localTime(result, from), localTime(result, to, false)];
+    // A time with its offset is long: the period's end on a line of its own, so that the column
+    // of periods, which stays in place as a table scrolls, leaves a phone room for the numbers.
+    const html =
+      start.includes('(') || end.includes('(')
+        ? `${escape(start)}–<br>${escape(end)}`
+        : escape(`${start}–${end}`);
+    out.push({ from, to, label: html });
   }
   return out;
 }
@@ -297,7 +307,7 @@ function capsNumbers(
     // A quota changed within the period reads as it went: "8 → 4", as the chart's line steps.
     const [first, last] = [quotaAt(series, from), quotaAt(series, to - 1)];
     const quota = first === last ? fmt(first) : `${fmt(first)} → ${fmt(last)}`;
-    return `<tr><th scope="row">${escape(label)}</th><td>${quota}</td><td>${fmt(sum(caps, from, to) / minutes, 1)}</td><td>${fmt(sum(demand) / minutes, 1)}</td><td>${fmt(Math.max(0, ...demand))}</td><td>${fmt(sum(series.refused, from, to))}</td></tr>`;
+    return `<tr><th scope="row">${label}</th><td>${quota}</td><td>${fmt(sum(caps, from, to) / minutes, 1)}</td><td>${fmt(sum(demand) / minutes, 1)}</td><td>${fmt(Math.max(0, ...demand))}</td><td>${fmt(sum(series.refused, from, to))}</td></tr>`;
   });
   const peak = Math.max(0, ...series.demand);
   const peakAt = series.demand.indexOf(peak);
@@ -322,7 +332,7 @@ function serviceCapsTable(result: SimulationResult, series: PoolSeries, governor
     const cells = series.services.map(
       (name) => `<td>${fmt(sum(series.caps[name] ?? [], from, to) / (to - from), 1)}</td>`,
     );
-    return `<tr><th scope="row">${escape(label)}</th>${cells.join('')}</tr>`;
+    return `<tr><th scope="row">${label}</th>${cells.join('')}</tr>`;
   });
   return `<table class="numbers service-caps"><caption>The ${escape(governor)}’s cap of each service in ${escape(series.pool)}, mean by period (GPUs, ${zone})</caption><thead><tr><th scope="col">period (${zone})</th>${heads}</tr></thead><tbody>${rows.join('')}</tbody></table>`;
 }
@@ -339,7 +349,7 @@ function refusedNumbers(
   const zone = escape(result.timezone);
   const rows = periods(result).map(
     ({ to, label }) =>
-      `<tr><th scope="row">${escape(label)}</th>${drawn.map((d) => `<td>${fmt(sum(d.refused, 0, to))}</td>`).join('')}</tr>`,
+      `<tr><th scope="row">${label}</th>${drawn.map((d) => `<td>${fmt(sum(d.refused, 0, to))}</td>`).join('')}</tr>`,
   );
   const totals = drawn.map((d) => `${d.label} ${fmt(sum(d.refused))}`).join(', ');
   const describe = `Refused GPU-minutes so far, by strategy, in ${pool}; at the end of the run: ${totals}. The table under the chart gives the numbers.`;
