@@ -13,7 +13,7 @@ import {
   type AuditRuleId,
   type AuditSeverity,
 } from './audit-rules.js';
-import { makeAlert } from './conditions.js';
+import { dedupKeyOf, makeAlert } from './conditions.js';
 import type { AuditOverride, AuditSettings, Policy } from './policy.js';
 import { compareText, gpuPool, poolKey, quotaFromPolicy, type PoolId } from './pool.js';
 import { parseMemory } from './quantity.js';
@@ -214,6 +214,66 @@ export function auditAlerts(
     );
   }
   return alerts.sort((a, b) => compareText(a.dedupKey, b.dedupKey));
+}
+
+/**
+ * The `service.misconfigured` conditions (dedupKeys) this audit could not judge whole: those of
+ * the services whose `min-instances-unused` rule is on and would be checked (min instances above
+ * 0, scaled automatically), but whose usage or GPU utilization observation could not read. The
+ * check then finds nothing; that is not knowing, not fixed. Pass them, with the rule, to
+ * {@link unjudgedMisconfigured}: a stored condition that holds that finding is kept as it is,
+ * neither resolved nor re-notified, until a run can judge it (a run that reads the usage again,
+ * or one that finds the min instances gone, the rule off or the service gone).
+ */
+export function unjudgedAudit(input: AuditInput): string[] {
+  const { services, snapshot, policy } = input;
+  const resolve = compileRules(policy, Date.parse(snapshot.takenAt));
+  const usage = new Map(snapshot.services.map((s) => [`${s.project}/${s.region}/${s.name}`, s]));
+  const keys: string[] = [];
+  for (const s of services) {
+    if (s.gpu === null || !policy.projects.includes(s.project)) continue;
+    if (policy.regions !== undefined && !policy.regions.includes(s.region)) continue;
+    if (s.scalingMode === 'MANUAL' || minInstances(s) === 0) continue;
+    const settings = resolve({
+      project: s.project,
+      region: s.region,
+      accelerator: s.gpu.accelerator,
+      name: s.name,
+      labels: s.labels,
+    });
+    const rule = settings.rule === null ? undefined : policy.services[settings.rule];
+    if (effectiveSettings(policy.audit, rule?.audit).rules['min-instances-unused'] === 'off')
+      continue;
+    const read = usage.get(`${s.project}/${s.region}/${s.name}`)?.usage ?? null;
+    if (read !== null && read.utilization !== null && read.utilization !== undefined) continue;
+    const pool = gpuPool({ project: s.project, region: s.region, gpu: s.gpu });
+    keys.push(dedupKeyOf('service.misconfigured', pool, s.name));
+  }
+  return keys.sort(compareText);
+}
+
+/**
+ * Of the conditions {@link unjudgedAudit} found unjudged, those whose stored record holds the
+ * finding this run could not judge (`details.findings`, rule `min-instances-unused`): they are
+ * kept as stored when this run does not find them. A stored condition of other findings only is
+ * judged as usual: resolved once those are fixed.
+ */
+export function unjudgedMisconfigured(
+  unjudged: readonly string[],
+  stored: Readonly<Record<string, { details: Record<string, unknown> }>>,
+): string[] {
+  return unjudged.filter((key) => {
+    const findings = stored[key]?.details['findings'];
+    return (
+      Array.isArray(findings) &&
+      findings.some(
+        (f: unknown) =>
+          typeof f === 'object' &&
+          f !== null &&
+          (f as { rule?: unknown }).rule === 'min-instances-unused',
+      )
+    );
+  });
 }
 
 /** True when a required rule failed: `governor audit` exits 1. */

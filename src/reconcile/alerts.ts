@@ -1,4 +1,5 @@
 import type { Alert } from '../core/alert.js';
+import { unjudgedMisconfigured } from '../core/audit.js';
 import { conditionsAsLeft } from '../core/conditions.js';
 import { durationMs } from '../core/duration.js';
 import {
@@ -267,7 +268,10 @@ async function alertProject(
     runId: ctx.runId,
     // A restore judges no condition (its plan is not the governing one): none may resolve.
     scope: run.options.restore ? [] : judgedScope(project, plan, problems, Object.values(previous)),
-    unjudged: unjudgedConditions(project, plan),
+    unjudged: [
+      ...unjudgedConditions(project, plan),
+      ...unjudgedMisconfigured(decided.unjudgedAudit, previous),
+    ],
     gone: run.options.restore ? [] : goneConditions(project, plan, problems, previous),
   });
   const ready = box.entries.filter((e) => e.state === 'ready').map((e) => e.alert);

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 
-import { auditAlerts, auditServices } from '../core/audit.js';
+import { auditAlerts, auditServices, unjudgedAudit } from '../core/audit.js';
 import { governorMetrics } from '../core/governor-metrics.js';
 import type { CheckItem } from '../core/permissions.js';
 import type { Plan } from '../core/plan.js';
@@ -243,7 +243,18 @@ async function observeAndPlan(run: Run, held: string[]): Promise<Decided> {
     policy: scoped,
   });
   const misconfigured = auditAlerts(report.findings, run.ctx);
-  return { plan, observed: observation.services, problems: observation.problems, misconfigured };
+  const unjudged = unjudgedAudit({
+    services: observation.services,
+    snapshot: observation.snapshot,
+    policy: scoped,
+  });
+  return {
+    plan,
+    observed: observation.services,
+    problems: observation.problems,
+    misconfigured,
+    unjudgedAudit: unjudged,
+  };
 }
 
 /**

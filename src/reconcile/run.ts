@@ -152,6 +152,8 @@ export interface Decided {
   problems: ObservationProblem[];
   /** service.misconfigured conditions from the fleet audit. */
   misconfigured: Alert[];
+  /** Their dedupKeys the audit could not judge whole (core/audit.ts unjudgedAudit). */
+  unjudgedAudit: string[];
 }
 
 /**
