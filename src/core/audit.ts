@@ -245,7 +245,9 @@ export function unjudgedAudit(input: AuditInput): string[] {
     if (effectiveSettings(policy.audit, rule?.audit).rules['min-instances-unused'] === 'off')
       continue;
     const read = usage.get(`${s.project}/${s.region}/${s.name}`)?.usage ?? null;
-    if (read !== null && read.utilization !== null && read.utilization !== undefined) continue;
+    // Judged when the usage is known and either its utilization is, or its peak alone passes it.
+    if (read !== null && (read.peak > minInstances(s) || typeof read.utilization === 'number'))
+      continue;
     const pool = gpuPool({ project: s.project, region: s.region, gpu: s.gpu });
     keys.push(dedupKeyOf('service.misconfigured', pool, s.name));
   }

@@ -4,6 +4,8 @@ import {
   AUDIT_RULES,
   auditAlerts,
   auditServices,
+  unjudgedAudit,
+  unjudgedMisconfigured,
   type AuditFinding,
 } from '../../src/core/audit.js';
 import { Alert } from '../../src/core/alert.js';
@@ -339,6 +341,53 @@ describe('auditServices: each rule', () => {
     expect(f.find((x) => x.rule === 'min-instances-unused')?.problem).toContain(
       '1 min instance holds 1 GPU at full price',
     );
+  });
+
+  it('min-instances-unused unjudged: a condition holding it is kept while usage is unknown, and only then', () => {
+    const idle = { current: 1, peak: 1, sampledAt: AT, utilization: 0 };
+    const services = [
+      service('blind', { serviceMinInstances: 1 }),
+      service('no-util', { serviceMinInstances: 1 }),
+      service('grew', { serviceMinInstances: 1 }),
+      service('seen', { serviceMinInstances: 1 }),
+      service('no-min'),
+      service('manual', { serviceMinInstances: 1, scalingMode: 'MANUAL', manualInstanceCount: 1 }),
+    ];
+    const snap = snapshot(
+      8,
+      {
+        'no-util': { current: 1, peak: 1, sampledAt: AT },
+        grew: { current: 1, peak: 2, sampledAt: AT },
+        seen: idle,
+        'no-min': { current: 1, peak: 1, sampledAt: AT },
+      },
+      services,
+    );
+    const blind = snap.services.find((s) => s.name === 'blind');
+    if (blind) blind.usage = null;
+    const key = (name: string) => `service.misconfigured:p/us-central1/nvidia-l4/zonal:${name}`;
+    const policy = parsePolicy({ version: 1, projects: ['p'] });
+    expect(unjudgedAudit({ services, snapshot: snap, policy })).toEqual([
+      key('blind'),
+      key('no-util'),
+    ]);
+    // The rule off (here for every service): nothing is left unjudged.
+    const off = parsePolicy({
+      version: 1,
+      projects: ['p'],
+      audit: { rules: { 'min-instances-unused': 'off' } },
+    });
+    expect(unjudgedAudit({ services, snapshot: snap, policy: off })).toEqual([]);
+    // Kept only where the stored condition holds that finding.
+    const stored = (rules: string[]) => ({
+      details: { findings: rules.map((rule) => ({ rule })) },
+    });
+    expect(
+      unjudgedMisconfigured([key('blind'), key('no-util')], {
+        [key('blind')]: stored(['concurrency-set', 'min-instances-unused']),
+        [key('no-util')]: stored(['concurrency-set']),
+      }),
+    ).toEqual([key('blind')]);
   });
 
   it('min-instances-pool-share: min instances holding more than half the pool', () => {
