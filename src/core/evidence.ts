@@ -112,8 +112,9 @@ export function readEvidence(
   const newestMs = startMs + (n - 1) * MINUTE_MS;
   const halfLife = Math.max(1, Math.round(reclaimWindowMs / MINUTE_MS));
   // No minute older than the lookback is read: a longer reclaim window counts the lookback's
-  // refusals (and says so), while its half-life still weighs the minutes.
-  const windowMinutes = Math.max(1, Math.min(halfLife, Math.floor(lookbackMs / MINUTE_MS)));
+  // refusals (and says so), while its half-life still weighs the minutes. A lookback of a part
+  // minute reads the minute that ends within it (30m30s reads 31), so the count rounds up.
+  const windowMinutes = Math.max(1, Math.min(halfLife, Math.ceil(lookbackMs / MINUTE_MS)));
   const points: Point[] = [];
   let total = 0;
   let refusedMinutes = 0;

@@ -91,3 +91,22 @@ describe('instances wanted in a minute', () => {
     expect(wantedInstances(0, 100, 5)).toBe(1);
   });
 });
+
+describe('the refusals counted over a lookback of a part minute', () => {
+  it('are those of every minute read when the reclaim window is longer', () => {
+    // A lookback of 30m30s observed at 15:00 reads 31 minutes: the oldest, stamped 14:30, ends
+    // within it. A reclaim window of 10h counts the refusals of every minute read.
+    const refused = Array(31).fill(0);
+    refused[0] = 10;
+    const usage = {
+      current: 2,
+      peak: 2,
+      sampledAt: '2026-11-27T15:00:00Z',
+      perMinute: minutes(Array(31).fill(2), refused, undefined, '2026-11-27T15:00:00Z'),
+    };
+    const ev = readEvidence(usage, OBSERVED, LOOKBACK + 30_000, 600 * 60_000);
+    expect(ev?.profile).toHaveLength(31);
+    expect(ev?.lastRefusedMs).toBe(Date.parse('2026-11-27T14:30:00Z'));
+    expect(ev?.refusals).toMatchObject({ minutes: 1, window: 31 });
+  });
+});
