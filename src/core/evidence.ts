@@ -10,7 +10,8 @@ import type { Usage } from './snapshot.js';
  *
  *   wanted = in use                                          no request refused that minute
  *   wanted = ceil(in use × (served + refused) ÷ served)      some refused (429: at its max)
- *   wanted = in use + 1                                      refused, none served
+ *   wanted = in use + 1                                      refused, none served (or served
+ *                                                            not read: the ratio is unknown)
  *
  * The ratio assumes each instance serves about as many requests a minute as it did; it
  * overstates demand when 429s come from instances still starting or from clients retrying, and
@@ -54,7 +55,12 @@ export const RefusalEvidence = z
       .strictObject({
         instances: z.number().int().min(0),
         inUse: z.number().int().min(0),
-        served: z.number().int().min(0),
+        served: z
+          .number()
+          .int()
+          .min(0)
+          .nullable()
+          .describe('Requests served that minute; null when the snapshot has no served counts.'),
         refused: z.number().int().min(0),
       })
       .nullable()
@@ -125,8 +131,10 @@ export function readEvidence(
     if (minuteMs <= observedMs - lookbackMs) continue;
     const inUse = pm.inUse[i] ?? 0;
     const refused = pm.refused?.[i] ?? 0;
-    const served = pm.served?.[i] ?? 0;
-    const wanted = wantedInstances(inUse, served, refused);
+    // Served counts not read are not "none served": the minute still wants one more than it had
+    // (no ratio can be taken), and its reason says the count is unknown.
+    const served = pm.served ? (pm.served[i] ?? 0) : null;
+    const wanted = wantedInstances(inUse, served ?? 0, refused);
     const age = (newestMs - minuteMs) / MINUTE_MS;
     const weight = Math.pow(2, -age / halfLife);
     points.push({ wanted, weight });
@@ -226,9 +234,11 @@ export function refusalText(r: RefusalEvidence): string {
   if (r.minutes === 0) return `no 429s in the last ${r.window} min`;
   const w = r.wanted;
   const wanted = w
-    ? w.served > 0
-      ? `; wanted ${w.instances} (in use ${w.inUse} × ${w.served + w.refused} requests ÷ ${w.served} served)`
-      : `; wanted ${w.instances} (in use ${w.inUse}, ${w.refused} refused, none served)`
+    ? w.served === null
+      ? `; wanted ${w.instances} (in use ${w.inUse}, ${w.refused} refused, served not read)`
+      : w.served > 0
+        ? `; wanted ${w.instances} (in use ${w.inUse} × ${w.served + w.refused} requests ÷ ${w.served} served)`
+        : `; wanted ${w.instances} (in use ${w.inUse}, ${w.refused} refused, none served)`
     : '';
   return `refused ${r.minutes} min of the last ${r.window}${wanted}`;
 }

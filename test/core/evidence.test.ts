@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { likelihood, readEvidence, wantedInstances } from '../../src/core/evidence.js';
+import { likelihood, readEvidence, refusalText, wantedInstances } from '../../src/core/evidence.js';
 import { minutes } from '../support/fixtures.js';
 
 /**
@@ -108,5 +108,24 @@ describe('the refusals counted over a lookback of a part minute', () => {
     expect(ev?.profile).toHaveLength(31);
     expect(ev?.lastRefusedMs).toBe(Date.parse('2026-11-27T14:30:00Z'));
     expect(ev?.refusals).toMatchObject({ minutes: 1, window: 31 });
+  });
+});
+
+describe('a refusal without served counts', () => {
+  it('is told as served unknown, not as none served', () => {
+    // The served requests could not be read (absent), the 429s could: the minute wants one more
+    // than it had (the ratio cannot be taken), and its reason does not claim that none was served.
+    const pm = minutes([2, 2], [0, 50], undefined, '2026-11-27T15:00:00Z');
+    delete (pm as { served?: number[] }).served;
+    const ev = readEvidence(
+      { current: 2, peak: 2, sampledAt: '2026-11-27T15:00:00Z', perMinute: pm },
+      OBSERVED,
+      LOOKBACK,
+      RECLAIM,
+    );
+    expect(ev?.refusals?.wanted).toMatchObject({ instances: 3, inUse: 2, refused: 50 });
+    const text = ev?.refusals ? refusalText(ev.refusals) : '';
+    expect(text).not.toContain('none served');
+    expect(text).toContain('served not read');
   });
 });
