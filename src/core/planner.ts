@@ -490,8 +490,10 @@ function toGoverned(
       settings.reverseDelayMs > 0 &&
       lowered + settings.reverseDelayMs >= atMs
     ) {
-      // Refused at its new cap since it was lowered: the hold ends.
-      const refusedSince = ev?.lastRefusedMs != null && ev.lastRefusedMs >= lowered;
+      // Refused at its new cap since it was lowered: the hold ends. A minute's point is stamped
+      // at its end, so the minute stamped at the lowering counts only 429s before it, at the cap
+      // it had then: only a later one was refused at the new cap.
+      const refusedSince = ev?.lastRefusedMs != null && ev.lastRefusedMs > lowered;
       if (!refusedSince)
         reverseHold = {
           loweredAt: new Date(lowered).toISOString(),

@@ -697,6 +697,27 @@ describe('rules 5 and 6: refusals move room to where it is used', () => {
     expect(to(later, 'lowered')).toBe(8);
   });
 
+  it('ends the reverse hold only on 429s after the lowering, not those of the minute ending at it', () => {
+    // Each minute's point is stamped at its end: the one stamped 14:50 counts 14:49 to 14:50, all
+    // before a lowering at 14:50, at the cap it had then. Only 429s of a later minute were
+    // refused at the new cap (rule 8).
+    const lowered = (refusedAt: number) => {
+      const refused = Array<number>(10).fill(0);
+      refused[refusedAt] = 100;
+      return svc(
+        'lowered',
+        2,
+        { current: 2, peak: 3, perMinute: minutes([3, 3, 3, 2, 2, 2, 2, 2, 2, 2], refused) },
+        { lastLoweredAt: '2026-11-27T14:50:00Z' },
+      );
+    };
+    const before = plan(snap(8, [lowered(2)]), policy(), AT); // the minute stamped 14:50
+    expect(to(before, 'lowered')).toBe(2);
+    expect(reason(before, 'lowered')).toContain('not refused since');
+    const after = plan(snap(8, [lowered(3)]), policy(), AT); // the minute stamped 14:51
+    expect(to(after, 'lowered')).toBeGreaterThan(2);
+  });
+
   it('holds a lowered cap through the last instant of reverseDelay, and not at all under 0s', () => {
     const lowered = (at: string) =>
       svc(
