@@ -132,7 +132,7 @@ export const Usage = z.strictObject({
     .boolean()
     .optional()
     .describe(
-      'The service ran at the cap in force during the lookback. Absent: derived as peak ≥ maxInstances.',
+      'The service ran at the cap in force during the lookback (older snapshots). Read only when perMinute has no refusal counts; absent, it is false: it is never derived from peak ≥ maxInstances, as a cap alone is no evidence.',
     ),
   perMinute: UsageMinutes.optional().describe(
     'The lookback minute by minute (optional: older snapshots have none), so that a planner can tell "used its cap" from "needed more than its cap".',
