@@ -60,6 +60,7 @@ export interface Instance {
   readonly id: number;
   readonly startedAt: number;
   readonly readyAt: number;
+  /** The start of the last minute it was busy (or started): busy until a minute later. */
   lastBusyAt: number;
 }
 
@@ -925,7 +926,9 @@ export class FleetModel {
         s.spec.scalingMode === 'MANUAL' ? cap : Math.min(Math.max(want, floorInstances(s)), cap);
       targets.set(s, target);
       this.trimToCap(s);
-      // Scale in: instances idle for long enough stop, down to what is wanted now.
+      // Scale in: instances idle for long enough stop, down to what is wanted now. An instance is
+      // busy through the minute that starts at its `lastBusyAt`, so it has idled `idleMinutes`
+      // once `idleMinutes` whole minutes have passed after that one.
       let removable = s.instances.length - target;
       if (removable > 0) {
         const idleFirst = [...s.instances].sort(
@@ -934,7 +937,7 @@ export class FleetModel {
         const stop = new Set<Instance>();
         for (const inst of idleFirst) {
           if (removable <= 0) break;
-          if (inst.lastBusyAt <= t - this.idleMs) {
+          if (inst.lastBusyAt + MINUTE_MS <= t - this.idleMs) {
             stop.add(inst);
             removable -= 1;
           }

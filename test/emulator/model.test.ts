@@ -166,6 +166,20 @@ describe('the fleet model', () => {
     expect(rows().at(-1)).toMatchObject({ active: 0, idle: 1 });
   });
 
+  it('keeps an instance no longer needed idle for exactly idleMinutes whole minutes', () => {
+    // Busy in the minute from 12:00 (demand 1), no longer needed from 12:01: with idleMinutes k
+    // it is idle in the k minutes 12:01 ... 12:0k and gone from 12:0(k+1).
+    for (const idleMinutes of [0, 1, 2, 3]) {
+      const m = model([svc('a', { maxInstances: 1, demand: 1 })], { idleMinutes });
+      m.setDemand(m.findService('a'), { constant: 0 });
+      m.advance(5 * MINUTE_MS);
+      const idle = m.history(m.findService('a')).map((r) => r.active + r.idle);
+      expect(idle, `idleMinutes ${idleMinutes}`).toEqual(
+        [1, 1, 1, 1, 1, 1].map((_, i) => (i <= idleMinutes ? 1 : 0)),
+      );
+    }
+  });
+
   it('stops instances above a lowered max at once', () => {
     const m = model([svc('a', { maxInstances: 4, demand: 4 })]);
     const a = m.findService('a');
