@@ -12,7 +12,7 @@ import { isMessage, type Message } from './rpc.js';
  * What the emulator tells its invariant monitor about each call, so that a raise taken over the
  * quota by another writer inside Cloud Run's window is told apart from a governor's error (see
  * invariants.ts), and where the other writer of the fault injection acts: right after the
- * governor's read of a pool (ListServices, GetQuotaInfo) or its write (UpdateService).
+ * governor's read of a pool (ListServices, GetQuotaInfo) or its applied write (UpdateService).
  */
 
 const PARENT = /^projects\/([^/]+)\/locations\/([^/]+)$/;
@@ -55,8 +55,18 @@ export function concurrentChange(ctx: EmulatorContext, change: ConcurrentChange)
   if (pool) ctx.monitor.otherActed(pool, 'caps');
 }
 
-/** After the call was answered successfully: the read is noted, then the other writer may act. */
-export function afterCall(ctx: EmulatorContext, method: string, request: Message): void {
+/**
+ * After the call was answered successfully: the read is noted, then the other writer may act. An
+ * UpdateService it follows only when the write was applied: a `validate_only` one changed nothing,
+ * nor did one whose operation fails.
+ */
+export function afterCall(
+  ctx: EmulatorContext,
+  method: string,
+  request: Message,
+  response: unknown,
+): void {
+  if (method.endsWith('/UpdateService') && !applied(ctx, request, response)) return;
   const pools = poolsOfCall(ctx, method, request);
   if (pools.length === 0) return;
   const change = ctx.injector.otherActorChange();
@@ -66,6 +76,13 @@ export function afterCall(ctx: EmulatorContext, method: string, request: Message
   ctx.sync();
   const what = applyOtherActor(ctx.model, pool, change);
   if (what) ctx.monitor.otherActed(pool, what);
+}
+
+/** Whether an answered UpdateService changed the service: not validate_only, its operation not failed. */
+function applied(ctx: EmulatorContext, request: Message, response: unknown): boolean {
+  if (request['validate_only'] === true) return false;
+  const name = isMessage(response) && typeof response['name'] === 'string' ? response['name'] : '';
+  return ctx.operations.get(name)?.error === undefined;
 }
 
 /** The pools a call read or wrote, after noting the reads with the monitor. */

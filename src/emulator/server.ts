@@ -129,7 +129,7 @@ function implementation(
             `${fullName} is not implemented by the governor's emulator`,
           );
         const response = await handler(request);
-        afterCall(ctx, fullName, request);
+        afterCall(ctx, fullName, request, response);
         return response;
       };
       run().then(

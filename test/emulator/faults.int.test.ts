@@ -56,6 +56,47 @@ describe('the emulator seams', () => {
     }
   });
 
+  it('lets the other writer act after an applied UpdateService only, not a validate_only or failed one', async () => {
+    // At rate 1 the other writer cuts alpha's pool quota (5) by one GPU after each call it acts on.
+    const emulator = await startEmulator({
+      fleet: testFleet(),
+      speed: 'manual',
+      inject: { seed: 7, otherActor: { rate: 1, kinds: ['cut-quota'], maxCut: 1 } },
+    });
+    const clients = clientsFor(emulator);
+    const quota = () =>
+      emulator.state().pools.find((p) => p.region === 'us-central1' && p.zonalRedundancy)?.quota;
+    const acted = () => emulator.faults().injected['other-actor-cut-quota'] ?? 0;
+    const write = (max: number, validateOnly: boolean) =>
+      clients.services.updateService({
+        service: { name: `${PARENT}/services/alpha`, scaling: { maxInstanceCount: max } },
+        updateMask: { paths: ['scaling.max_instance_count'] },
+        validateOnly,
+      });
+    try {
+      expect(quota()).toBe(5);
+      // Checked and not stored: nothing was written for another writer to follow.
+      await write(1, true);
+      expect([acted(), quota()]).toEqual([0, 5]);
+      // The operation fails: nothing changed.
+      emulator.setFaults({
+        otherActor: { rate: 1, kinds: ['cut-quota'], maxCut: 1 },
+        operations: { failRate: 1 },
+      });
+      const [failed] = await write(1, false);
+      await expect(failed.promise()).rejects.toThrow(/injected/);
+      expect([acted(), quota()]).toEqual([0, 5]);
+      // Applied: the other writer acts on the pool.
+      emulator.setFaults({ otherActor: { rate: 1, kinds: ['cut-quota'], maxCut: 1 } });
+      const [applied] = await write(1, false);
+      await applied.promise();
+      expect([acted(), quota()]).toEqual([1, 4]);
+    } finally {
+      await closeClients(clients);
+      await emulator.stop();
+    }
+  });
+
   it('runs the clock at N times real time', async () => {
     const emulator = await startEmulator({ fleet: testFleet(), speed: 3600 });
     try {
