@@ -663,16 +663,22 @@ export function traceArrivalMs(stamp: string): number {
  * (optionally after a header, optionally as the last column of `minute,value`).
  */
 export function parseTrace(text: string, source = 'trace'): number[] {
-  const lines = text.split(/\r?\n/).filter((l) => l.trim() !== '');
-  const header = lines[0]?.split(',')[0]?.trim().toUpperCase();
+  // The non-blank lines, each with its line number in the file (errors name that one).
+  const lines = text
+    .split(/\r?\n/)
+    .map((line, i) => ({ text: line, number: i + 1 }))
+    .filter((l) => l.text.trim() !== '');
+  const header = lines[0]?.text.split(',')[0]?.trim().toUpperCase();
   if (header === 'TIMESTAMP') {
     const counts = new Map<number, number>();
     let first: number | undefined;
     let last = -Infinity;
     for (let i = 1; i < lines.length; i++) {
-      const ms = traceArrivalMs(lines[i]?.split(',')[0] ?? '');
+      const line = lines[i];
+      const ms = traceArrivalMs(line?.text.split(',')[0] ?? '');
       // Errors name the line, never its text: a trace error must not show a file's contents.
-      if (Number.isNaN(ms)) throw new FleetError(`${source}: line ${i + 1}: not a timestamp`);
+      if (Number.isNaN(ms))
+        throw new FleetError(`${source}: line ${line?.number ?? i + 1}: not a timestamp`);
       const minute = Math.floor(ms / 60_000);
       first = first === undefined ? minute : Math.min(first, minute);
       last = Math.max(last, minute);
@@ -689,15 +695,15 @@ export function parseTrace(text: string, source = 'trace'): number[] {
     return samples;
   }
   const samples: number[] = [];
-  lines.forEach((line, i) => {
+  lines.forEach(({ text: line, number }, i) => {
     const cell = line.split(',').at(-1)?.trim() ?? '';
     const value = Number(cell);
     // Number() reads "Infinity" too: played, it made every strategy's refusals Infinity.
     if (cell === '' || !Number.isFinite(value)) {
       if (i === 0) return; // a header line
-      throw new FleetError(`${source}: line ${i + 1} is not a number`);
+      throw new FleetError(`${source}: line ${number} is not a number`);
     }
-    if (value < 0) throw new FleetError(`${source}: line ${i + 1} is negative`);
+    if (value < 0) throw new FleetError(`${source}: line ${number} is negative`);
     samples.push(value);
   });
   if (samples.length === 0) throw new FleetError(`${source}: no samples`);

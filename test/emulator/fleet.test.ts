@@ -175,6 +175,14 @@ describe('the fleet file', () => {
     expect(() => parseTrace('value\n-Infinity\n', 'trace inf.csv')).toThrow(
       /line 2 is not a number/,
     );
+    // Line numbers are the file's own, blank lines counted.
+    expect(() => parseTrace('value\n\n1\n\nx\n', 'trace gaps.csv')).toThrow(
+      /^trace gaps\.csv: line 5 is not a number$/,
+    );
+    expect(() => parseTrace('value\n\n-1\n', 'trace gaps.csv')).toThrow(/line 3 is negative/);
+    expect(() => parseTrace('TIMESTAMP\n\n2023-11-16 18:17:03\nsoon\n', 'trace gaps.csv')).toThrow(
+      /^trace gaps\.csv: line 4: not a timestamp$/,
+    );
     const dir = await mkdtemp(join(tmpdir(), 'fleet-'));
     // Raw, 20,000 instances in a minute; normalised, one busy minute in a hundred is 100 x the
     // mean, so a scale of 200 asks for 20,000 too: the constant, steps and scale are bounded to
