@@ -168,10 +168,16 @@ const MAX_FIELD_BYTES = 1_040_000;
 const MAX_RUN_INLINE_BYTES = 780_000;
 /** The most a stored gzipped state may unpack to: 64 MiB, as the file store reads at most. */
 const MAX_UNPACKED_BYTES = 64 * 1024 * 1024;
-const OutboxDocument = z.object({
+/**
+ * An outbox document: an entry as every store keeps it (OutboxEntry), with its alert as JSON text
+ * (`json`, read by the same Alert schema) and its place in the outbox (`order`). As strict as
+ * OutboxEntry: Firestore keeps any field a writer adds
+ * (https://firebase.google.com/docs/firestore/data-model), and an entry with one this version
+ * does not know (a newer version's) is unreadable, set aside as the file store sets it aside,
+ * never published without it.
+ */
+const OutboxDocument = OutboxEntry.omit({ alert: true }).extend({
   json: z.string(),
-  state: OutboxEntry.shape.state,
-  storedAt: OutboxEntry.shape.storedAt,
   order: z.string(),
 });
 const OutboxPlace = OutboxDocument.pick({ storedAt: true, order: true });

@@ -283,6 +283,42 @@ describe('Firestore store: documents', () => {
     expect((await raw.doc(`${box}/no-order`).get()).exists).toBe(false);
   });
 
+  it('sets aside an outbox document with a field a newer version added, as the file store does', async () => {
+    // Firestore keeps no schema (https://firebase.google.com/docs/firestore/data-model): a field
+    // this version does not know is stored and read back. Read leniently, the entry was published
+    // with the field left out, where the file store sets the same entry aside.
+    const project = freshProject();
+    const entry = (runId: string) => ({
+      alert: makeAlert(
+        { at, runId },
+        { project, region: 'us-central1', accelerator: 'nvidia-l4', zonalRedundancy: true },
+        { type: 'rebalance.applied', status: 'event', severity: 'INFO', summary: 's', details: {} },
+      ),
+      state: 'ready' as const,
+      storedAt: at,
+    });
+    await store.putOutbox(project, [entry('r1'), entry('r2')]);
+    const box = `${collection}/${project}/outbox`;
+    const docs = (await raw.collection(box).get()).docs;
+    const newer = docs.find((d) => JSON.parse(String(d.get('json'))).runId === 'r2');
+    if (newer === undefined) throw new Error('no stored entry of r2');
+    // What this version writes, and nothing else: its own bookkeeping is no unknown field.
+    expect(Object.keys(newer.data()).sort()).toEqual(['json', 'order', 'state', 'storedAt']);
+    await newer.ref.update({ deliverAfter: '2026-11-27T11:00:00.000Z' });
+    const read = await store.listOutbox(project);
+    expect(read.entries).toEqual([entry('r1')]);
+    expect(read.setAside).toEqual([
+      { id: newer.id, faults: [{ path: 'deliverAfter', message: 'unknown key' }] },
+    ]);
+    expect(read.dropped).toBe(1);
+    expect((await raw.doc(newer.ref.path).get()).exists).toBe(false);
+    const kept = (await raw.collection(`${collection}/${project}/outbox-set-aside`).get()).docs;
+    expect(kept.map((d) => d.get('stored'))).toEqual([
+      { ...newer.data(), deliverAfter: '2026-11-27T11:00:00.000Z' },
+    ]);
+    expect(await store.listOutbox(project)).toEqual({ entries: [entry('r1')], dropped: 1 });
+  });
+
   it('drops by the bound only readable entries beyond it, wherever an unreadable one sits', async () => {
     // An unreadable entry does not count in the bound. Stored after the oldest entries, it was
     // counted until then: one readable entry more than the bound asked was dropped.
