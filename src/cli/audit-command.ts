@@ -68,7 +68,7 @@ export async function runAudit(
   options: RuntimeOptions,
 ): Promise<number> {
   const policy = await loadPolicy(opts.policy, { forProjects: 'audit' });
-  const observation = await observeLive(policy, options);
+  const observation = await observeLive(policy, options, io);
   for (const problem of observation.problems)
     io.stderr.write(`warning: ${renderProblem(problem)}\n`);
   const findings = auditServices({

@@ -1,3 +1,6 @@
+import { oneLine } from '../core/text.js';
+import { errorMessage } from '../errors.js';
+
 /** A stream a command writes to: the process's own, or a buffer in tests. */
 export interface Output {
   write(s: string): unknown;
@@ -23,4 +26,19 @@ export interface Io extends Streams {
 /** The process's own streams and environment. */
 export function processIo(): Io {
   return { stdout: process.stdout, stderr: process.stderr, env: process.env };
+}
+
+/**
+ * Closes what a command opened (Google's clients, the state store). A failure to close is a
+ * `warning:` line on stderr, never thrown: the command's answer, or its own error, is the outcome
+ * to report, as a run's is (runtime.ts closeRuntime).
+ */
+export async function closeOrWarn(
+  close: () => Promise<void>,
+  what: string,
+  io: Pick<Streams, 'stderr'>,
+): Promise<void> {
+  await close().catch((e: unknown) =>
+    io.stderr.write(`warning: closing ${what} failed: ${oneLine(errorMessage(e))}\n`),
+  );
 }

@@ -5,12 +5,18 @@ import type { Policy } from '../core/policy.js';
 import { observe, type Observation } from '../observe/observe.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { emulatorGoneHint } from './hints.js';
+import { closeOrWarn, type Streams } from './io.js';
 import { assertReadyToRead } from './ready.js';
 
-/** Observes the project(s) of a policy through Google's clients (or the emulator the options name). */
+/**
+ * Observes the project(s) of a policy through Google's clients (or the emulator the options name).
+ * A failure to close the clients afterwards is a warning on `io.stderr`: the observation, or its
+ * own error, is the outcome.
+ */
 export async function observeLive(
   policy: Policy,
   options: Pick<RuntimeOptions, 'emulatorHost' | 'emulatorAdmin' | 'pubsubEmulatorHost'>,
+  io: Pick<Streams, 'stderr'>,
 ): Promise<Observation> {
   await assertReadyToRead(options);
   const now = await createClock(options)();
@@ -25,7 +31,7 @@ export async function observeLive(
       cause: e,
     });
   } finally {
-    await ports.close();
+    await closeOrWarn(() => ports.close(), "Google's clients", io);
   }
   // Not one region could be listed: an empty snapshot would pass for an empty project.
   const first = observation.problems.find((p) => p.subject === 'services');

@@ -133,7 +133,7 @@ async function snapshotFor(
   }
   // Google's client libraries take most of the start-up: loaded only by the commands that call.
   const { observeLive } = await import('./live.js');
-  const observation = await observeLive(policy, options);
+  const observation = await observeLive(policy, options, io);
   warnProblems(io, observation.problems);
   return {
     snapshot: { ...observation.snapshot, problems: observation.problems },
