@@ -13,7 +13,7 @@ import { createClock } from '../adapters/clock.js';
 import { openCliStore } from '../runtime.js';
 import { loadPolicy, loadSnapshot, packagedFile, writeSnapshot } from './files.js';
 import { failureLine } from './hints.js';
-import { processIo, type Io, type Streams } from './io.js';
+import { closeOrWarn, processIo, type Io, type Streams } from './io.js';
 import { ALIKE_LISTED } from './alike.js';
 import { colorsFor, renderPlan, renderStatus } from './render.js';
 import { DEFAULT_LAG_MINUTES, DEFAULT_TICK_MINUTES } from '../simulate/result.js';
@@ -299,7 +299,7 @@ export function buildProgram(
                   : renderOrgView(view, policy.alerts.pressure),
               );
             } finally {
-              await store.close();
+              await closeOrWarn(() => store.close(), 'the state store', io);
             }
             return EXIT.ok;
           }

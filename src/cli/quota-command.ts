@@ -15,7 +15,7 @@ import { countedRegions, projectUnitStore } from '../reconcile/unit-lease.js';
 import { openCliStore } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
-import type { Streams } from './io.js';
+import { closeOrWarn, type Streams } from './io.js';
 
 export interface RecommendFlags {
   policy: string;
@@ -89,7 +89,7 @@ export async function runQuotaRecommend(
       Object.assign(requests, redateDecisions(ownRequests, at));
     }
   } finally {
-    await store.close();
+    await closeOrWarn(() => store.close(), 'the state store', io);
   }
   const settings = policy.quotaRequests;
   // What the next run's rule (requestToFile) says for the pool: never while a request is

@@ -10,7 +10,7 @@ import { openCliStore } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
 import { askYes, mustFinish } from './finishing.js';
-import type { Streams } from './io.js';
+import { closeOrWarn, type Streams } from './io.js';
 
 interface UnlockFlags {
   policy: string;
@@ -108,7 +108,7 @@ export async function runUnlock(
       return changed > 0 ? 1 : 0;
     });
   } finally {
-    await store.close();
+    await closeOrWarn(() => store.close(), 'the state store', io);
   }
 }
 
