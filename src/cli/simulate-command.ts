@@ -392,7 +392,8 @@ async function writeWhole(file: string, text: string): Promise<void> {
     await writeFile(temp, text, { flag: 'wx' });
     await rename(temp, file);
   } catch (e) {
-    await rm(temp, { force: true });
+    // The write's failure is the one to report, not the removal's that followed it.
+    await rm(temp, { force: true }).catch(() => undefined);
     throw e;
   }
 }
