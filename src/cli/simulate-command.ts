@@ -32,7 +32,7 @@ import type { SimulationResult } from '../simulate/simulate.js';
 import { loadRenderReport, loadSimulate } from '../simulate/load.js';
 import { fileFaultText } from '../read-capped.js';
 import { loadPolicy } from './files.js';
-import type { Streams } from './io.js';
+import { closeOrWarn, type Streams } from './io.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { assertReadyToRead } from './ready.js';
 
@@ -299,7 +299,7 @@ export async function runReplay(
     const now = await createClock(options)();
     input = await buildReplayInput(policy, ports, now, sinceMs);
   } finally {
-    await ports.close();
+    await closeOrWarn(() => ports.close(), "Google's clients", io);
   }
   if (input.history.gpuServices === 0) {
     throw new InputError(
