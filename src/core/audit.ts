@@ -73,37 +73,57 @@ const ACCELERATOR_MINIMUMS: Readonly<Record<string, { cpu: number; memory: strin
   'nvidia-rtx-pro-6000': { cpu: 20, memory: '80Gi' },
 };
 
-/** Every GPU service of the policy's projects (and regions) against every rule that is on. */
-export function auditServices(input: AuditInput): AuditFinding[] {
+/**
+ * The GPU services of the policy's projects (and regions), each with the audit settings of the
+ * rule that matches it and its usage as the snapshot read it: what the audit and
+ * {@link unjudgedAudit} both judge.
+ */
+function auditedServices(input: AuditInput): {
+  s: GpuService;
+  config: ReturnType<typeof effectiveSettings>;
+  usage: Snapshot['services'][number]['usage'];
+}[] {
   const { services, snapshot, policy } = input;
   const resolve = compileRules(policy, Date.parse(snapshot.takenAt));
   const usage = new Map(snapshot.services.map((s) => [`${s.project}/${s.region}/${s.name}`, s]));
-  const quotaOf = quotaLookup(snapshot, policy);
   const inScope = (s: ObservedService) =>
     policy.projects.includes(s.project) &&
     (policy.regions === undefined || policy.regions.includes(s.region));
-  const gpuServices = services.filter((s): s is GpuService => s.gpu !== null && inScope(s));
-  const minLocked = minLockedByPool(gpuServices);
+  return services
+    .filter((s): s is GpuService => s.gpu !== null && inScope(s))
+    .map((s) => {
+      const settings = resolve({
+        project: s.project,
+        region: s.region,
+        accelerator: s.gpu.accelerator,
+        name: s.name,
+        labels: s.labels,
+      });
+      const rule = settings.rule === null ? undefined : policy.services[settings.rule];
+      return {
+        s,
+        config: effectiveSettings(policy.audit, rule?.audit),
+        usage: usage.get(`${s.project}/${s.region}/${s.name}`)?.usage ?? null,
+      };
+    });
+}
+
+/** Every GPU service of the policy's projects (and regions) against every rule that is on. */
+export function auditServices(input: AuditInput): AuditFinding[] {
+  const audited = auditedServices(input);
+  const quotaOf = quotaLookup(input.snapshot, input.policy);
+  const minLocked = minLockedByPool(audited.map((a) => a.s));
 
   const findings: AuditFinding[] = [];
-  for (const s of gpuServices) {
+  for (const { s, config, usage } of audited) {
     const pool = gpuPool(s);
-    const settings = resolve({
-      project: s.project,
-      region: s.region,
-      accelerator: s.gpu.accelerator,
-      name: s.name,
-      labels: s.labels,
-    });
-    const rule = settings.rule === null ? undefined : policy.services[settings.rule];
-    const config = effectiveSettings(policy.audit, rule?.audit);
     findings.push(
       ...findingsOf({
         s,
         config,
         thresholds: thresholdsFor(config, s.gpu.accelerator),
         quota: quotaOf(pool),
-        usage: usage.get(`${s.project}/${s.region}/${s.name}`)?.usage ?? null,
+        usage,
         minLocked: minLocked.get(poolKey(pool)) ?? 0,
       }),
     );
@@ -226,25 +246,10 @@ export function auditAlerts(
  * or one that finds the min instances gone, the rule off or the service gone).
  */
 export function unjudgedAudit(input: AuditInput): string[] {
-  const { services, snapshot, policy } = input;
-  const resolve = compileRules(policy, Date.parse(snapshot.takenAt));
-  const usage = new Map(snapshot.services.map((s) => [`${s.project}/${s.region}/${s.name}`, s]));
   const keys: string[] = [];
-  for (const s of services) {
-    if (s.gpu === null || !policy.projects.includes(s.project)) continue;
-    if (policy.regions !== undefined && !policy.regions.includes(s.region)) continue;
+  for (const { s, config, usage: read } of auditedServices(input)) {
     if (s.scalingMode === 'MANUAL' || minInstances(s) === 0) continue;
-    const settings = resolve({
-      project: s.project,
-      region: s.region,
-      accelerator: s.gpu.accelerator,
-      name: s.name,
-      labels: s.labels,
-    });
-    const rule = settings.rule === null ? undefined : policy.services[settings.rule];
-    if (effectiveSettings(policy.audit, rule?.audit).rules['min-instances-unused'] === 'off')
-      continue;
-    const read = usage.get(`${s.project}/${s.region}/${s.name}`)?.usage ?? null;
+    if (config.rules['min-instances-unused'] === 'off') continue;
     // Judged when the usage is known and either its utilization is, or its peak alone passes it.
     if (read !== null && (read.peak > minInstances(s) || typeof read.utilization === 'number'))
       continue;
