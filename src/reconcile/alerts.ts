@@ -187,6 +187,11 @@ async function alertProject(
     withdrawn.push(...requests.withdrawn);
     const degradedRequests = quotaRequestsDegradedAlert(ctx, project, requests.failures);
     if (degradedRequests) conditions.push(degradedRequests);
+  } else {
+    // A restore rolls no pressure: its record carries the ledger as the records just read hold it
+    // (run-record.ts recordRuns reads them again only for a run that never got here).
+    const kept = newestLedger(lastRun, ctx.at);
+    if (kept) report.pressure[project] = kept;
   }
   const events = [
     ...runEvents(ctx, project, plan, report.writes, run.mode),

@@ -95,8 +95,10 @@ export async function recordRuns(
     const deferred = report.plan?.deferred.filter((d) => d.project === project).length ?? 0;
     const byCause = skipsByCause(writes, deferred);
     const undelivered = report.undelivered.filter((a) => a.project === project);
-    // Records that cannot be read (a newer version's values, a store down) have no ledger to
-    // carry: the run is recorded all the same, as before this read, and the log says so.
+    // A run that never reached its alert work (declined, or failed before it) reads the records
+    // here; a restore's alert work already carried the ledger it read. Records that cannot be read
+    // (a newer version's values, a store down) have no ledger to carry: the run is recorded all the
+    // same, as before this read, and the log says so.
     const pressure =
       report.pressure?.[project] ??
       (await store.listRuns(project).then(
