@@ -1,11 +1,12 @@
 import { createClock } from '../adapters/clock.js';
 import { oneLine, plural } from '../core/text.js';
-import { poolOfKey, quotaFromPolicy } from '../core/pool.js';
+import { quotaFromPolicy } from '../core/pool.js';
 import {
   adoptLedger,
   covered,
   newestLedger,
   recommendQuotasOf,
+  trackedRequestsOf,
   type QuotaRecommendation,
   type TrackedRequest,
   type UnitLedger,
@@ -74,17 +75,11 @@ export async function runQuotaRecommend(
           `warning: the state of ${project} holds pressure history of other projects' pools (${foreign.map((r) => r.key).join(', ')}): left out\n`,
         );
       recs.push(...ownRecs);
-      // Only the requests of this project's pools, as a run reads them (quota-requests.ts): one
-      // this state names for another project's pool would stand for that pool's own.
-      const ownRequests: Record<string, TrackedRequest> = {};
-      const strays: string[] = [];
-      for (const [key, request] of Object.entries(ledger?.requests ?? {})) {
-        if (poolOfKey(key)?.project === project) ownRequests[key] = request;
-        else strays.push(oneLine(key));
-      }
+      // Only the requests of this project's pools, as a run reads them (quota-requests.ts).
+      const { own: ownRequests, foreign: strays } = trackedRequestsOf(project, ledger);
       if (strays.length > 0)
         io.stderr.write(
-          `warning: the state of ${project} tracks quota requests of other projects' pools (${strays.join(', ')}): left out\n`,
+          `warning: the state of ${project} tracks quota requests of other projects' pools (${strays.map(oneLine).join(', ')}): left out\n`,
         );
       Object.assign(requests, redateDecisions(ownRequests, at));
     }

@@ -558,6 +558,24 @@ export function recommendQuotasOf(
   };
 }
 
+/**
+ * The quota requests `ledger` tracks for `project`'s own pools, and apart the keys of other
+ * projects' pools it names: as with {@link recommendQuotasOf}, only the own stand for their pool
+ * (one a copied state names for another project's pool would stand for that pool's own).
+ */
+export function trackedRequestsOf(
+  project: string,
+  ledger: PressureLedger | undefined,
+): { own: Record<string, TrackedRequest>; foreign: string[] } {
+  const own: Record<string, TrackedRequest> = {};
+  const foreign: string[] = [];
+  for (const [key, request] of Object.entries(ledger?.requests ?? {})) {
+    if (poolOfKey(key)?.project === project) own[key] = request;
+    else foreign.push(key);
+  }
+  return { own, foreign };
+}
+
 function checkSettings(s: RecommendSettings): void {
   const bad = (name: string, v: number): never => {
     throw new RangeError(`${name} out of range: ${v}`);
