@@ -45,7 +45,7 @@ import {
 } from './other-units.js';
 import { entry, fitted, logSetAside, logUnreadableCount, moveLegacyUndelivered } from './outbox.js';
 import { runQuotaRequests } from './quota-requests.js';
-import { alertGrace, type Decided, type Run } from './run.js';
+import { alertGrace, leaseLost, type Decided, type Run } from './run.js';
 
 /**
  * The run's alerts, once its writes are done: per held project, the conditions and events decided
@@ -180,6 +180,7 @@ async function alertProject(
         ).then(() => undefined),
       bound: (call, what) => beforeDeadline(call, grace, what),
       ...(run.options.confirmQuotaRequest ? { confirm: run.options.confirmQuotaRequest } : {}),
+      leaseLost: (p) => leaseLost(run, p),
     });
     report.pressure[project] = requests.ledger;
     quotaEvents.push(...requests.events);

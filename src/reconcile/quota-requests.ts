@@ -94,6 +94,13 @@ interface QuotaRequestsInput {
   confirm?: (request: QuotaRequestToConfirm) => Promise<boolean>;
   /** Bounds one Cloud Quotas call (the run's deadline); default: unbounded. */
   bound?: <T>(call: () => Promise<T>, what: string) => Promise<T>;
+  /**
+   * Reads the run's lease of the project again, right before a request is filed: null while the
+   * run still holds it, else what holds it now. A lease broken or taken by another run (an
+   * `apply` whose person answered after the lease ran out) files nothing, as the act step makes
+   * no raise on it: the other run may be filing for the same pool. Absent: not read.
+   */
+  leaseLost?: (project: string) => Promise<string | null>;
 }
 
 /** A quota request about to be filed, as a person confirms it. */
@@ -439,6 +446,21 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
     ) {
       log.log('INFO', `${rec.key}: no quota request filed: not confirmed`);
       continue;
+    }
+    if (input.leaseLost) {
+      let lost: string | null;
+      try {
+        lost = await bound(() => input.leaseLost!(project), `reading the lease of ${project}`);
+      } catch (e) {
+        lost = `could not be read (${errorMessage(e)})`;
+      }
+      if (lost !== null) {
+        log.log(
+          'WARNING',
+          `${rec.key}: no quota request filed: the lease of ${project} ${lost}: another run of this state store may be filing for the same pool; left for the next run`,
+        );
+        continue;
+      }
     }
     const planned = plannedQuotaRequest(
       ctx,

@@ -10,7 +10,7 @@ import { samePool } from '../core/pool.js';
 import { renderProblem } from '../core/problems.js';
 import { restorePlan } from '../core/restore.js';
 import type { ObservedService } from '../core/service.js';
-import { oneLine, plural } from '../core/text.js';
+import { plural } from '../core/text.js';
 import { REGION_NAME } from '../core/units.js';
 import { errorMessage, InputError, type Fault } from '../errors.js';
 import { originalMaxes } from '../observe/annotations.js';
@@ -26,6 +26,7 @@ import { preflightServices, preflightTopic } from './preflight.js';
 import { recordRuns } from './run-record.js';
 import {
   alertGrace,
+  leaseLost,
   logRunFailed,
   RunFailedError,
   type Decided,
@@ -366,11 +367,7 @@ async function act(
     otherWriterTtlMs: leaseTtlMs(options),
     onOverAfterRaises: (over) => run.overAfterRaises.push(over),
     onUnverified: (unverified) => run.unverifiedRaises.push(unverified),
-    leaseLost: async (project) => {
-      const lease = await deps.store.readLease(project);
-      if (lease?.holder === run.holder) return null;
-      return lease ? `is now held by ${oneLine(lease.holder)}` : 'is now held by no one';
-    },
+    leaseLost: (project) => leaseLost(run, project),
   });
 }
 

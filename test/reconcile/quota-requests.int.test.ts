@@ -461,6 +461,49 @@ describe('quota requests in a run', () => {
     expect(await tracked()).toMatchObject({ preferredValue: 8, state: 'pending' });
   });
 
+  it('files nothing when another run took the lease while the person answered', async () => {
+    // The lease (2 minutes) ran out during a 10-minute answer and another run of the same store
+    // took it: that run may be filing for the same pool. The raises make none on a lease another
+    // holds (act.ts); the filing makes none either.
+    let t = Date.now();
+    const report = await reconcile(
+      policyOf(),
+      {
+        ports,
+        store,
+        sink: null,
+        log,
+        now: () => Promise.resolve(emulator.now().getTime()),
+        sleep: async () => {},
+        quotaRequests: prefs,
+        wallClock: () => t,
+      },
+      {
+        runId: 'run-late-answer-lost',
+        deadlineMs: 60_000,
+        confirmQuotaRequest: async () => {
+          t += 10 * 60_000;
+          const other = await store.acquireLease(
+            P,
+            'other-run',
+            120_000,
+            new Date(t).toISOString(),
+          );
+          expect(other.acquired).toBe(true);
+          return true;
+        },
+      },
+    );
+    expect(types(report)).toEqual([]);
+    expect(quotaPreferences(emulator.model)).toHaveLength(0);
+    expect((await store.listOutbox(P)).entries).toEqual([]);
+    expect(log.lines.map((l) => l.message).join('\n')).toMatch(
+      /no quota request filed: the lease of .* is now held by other-run/,
+    );
+    // The other run's lease is left to it.
+    expect((await store.readLease(P))?.holder).toBe('other-run');
+  });
+
   it('files nothing when off, in a dry run, or without the port; the recommendation is still recorded', async () => {
     expect(types(await run(policyOf({ enabled: false })))).toEqual([]);
     emulator.advance(60_000);
