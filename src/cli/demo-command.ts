@@ -13,7 +13,7 @@ import {
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
 import { assertGoverns } from './simulate-command.js';
-import type { Streams } from './io.js';
+import { warnClose, type Streams } from './io.js';
 import { alertStatus, colorsFor, oneLine, poolTitle, type Colors } from './render.js';
 
 /**
@@ -100,6 +100,8 @@ export async function runDemo(
     viaEmulator: true,
     series: false,
     onPublish,
+    // The day played stands when the emulator fails to close after it.
+    onCloseFailure: warnClose("the emulator and Google's clients", io),
     onTick: (view) => {
       const baseline = refusedSoFar(fleetCaps, view.minute);
       if (live) screen.draw(liveLines(view, flags.every, baseline, received, c), view.final);

@@ -38,7 +38,12 @@ export async function closeOrWarn(
   what: string,
   io: Pick<Streams, 'stderr'>,
 ): Promise<void> {
-  await close().catch((e: unknown) =>
-    io.stderr.write(`warning: closing ${what} failed: ${oneLine(errorMessage(e))}\n`),
-  );
+  await close().catch(warnClose(what, io));
+}
+
+/** The `warning:` line of a failure to close `what` (closeOrWarn), for a close done elsewhere. */
+export function warnClose(what: string, io: Pick<Streams, 'stderr'>): (e: unknown) => void {
+  return (e) => {
+    io.stderr.write(`warning: closing ${what} failed: ${oneLine(errorMessage(e))}\n`);
+  };
 }

@@ -32,7 +32,7 @@ import type { SimulationResult } from '../simulate/simulate.js';
 import { loadRenderReport, loadSimulate } from '../simulate/load.js';
 import { fileFaultText } from '../read-capped.js';
 import { loadPolicy } from './files.js';
-import { closeOrWarn, type Streams } from './io.js';
+import { closeOrWarn, warnClose, type Streams } from './io.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { assertReadyToRead } from './ready.js';
 
@@ -104,13 +104,18 @@ async function simulateWithProgress(
 ): Promise<SimulationResult> {
   const simulate = await loadSimulate();
   const bar = progressBar(io.stderr);
+  // The result stands when the emulator (--via-emulator) fails to close after it: a warning,
+  // written once the bar is taken down.
+  const closeFailures: unknown[] = [];
   try {
     return await simulate(input, policy, {
       ...options,
       onProgress: (d, t, what) => bar.update(d, t, what),
+      onCloseFailure: (e) => closeFailures.push(e),
     });
   } finally {
     bar.done();
+    closeFailures.forEach(warnClose("the emulator and Google's clients", io));
   }
 }
 

@@ -92,6 +92,12 @@ export interface SimulationOptions {
    * recorded, is given here as a subscriber would receive it.
    */
   onPublish?: (message: PublishedMessage) => void;
+  /**
+   * Governor through the emulator only: called when the emulator or Google's clients fail to
+   * close after the strategy finished (every cleanup still ran); its result stands. Absent: that
+   * failure is thrown. A strategy that failed reports its own failure, not the cleanup's.
+   */
+  onCloseFailure?: (error: unknown) => void;
 }
 
 /** One pool after a governor run: this minute's figures (GPUs) and the refusals so far. */

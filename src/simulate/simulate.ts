@@ -273,7 +273,12 @@ async function runModel(
     await backend.close().catch(() => undefined);
     throw e;
   }
-  await backend.close();
+  try {
+    await backend.close();
+  } catch (e) {
+    if (!ctx.options.onCloseFailure) throw e;
+    ctx.options.onCloseFailure(e);
+  }
   return result;
 }
 

@@ -74,3 +74,21 @@ it("reports the run's own failure, not the cleanup's that followed it", async ()
   ).rejects.toThrow('the live view failed');
   expect(stopped.count).toBe(before + 1);
 });
+
+it('with onCloseFailure: the finished result stands, the failure is given to it, the emulator stopped', async () => {
+  const input = await constantFleet(4, [{ name: 'a', cap: 2, demand: 1 }]);
+  const before = stopped.count;
+  const failures: unknown[] = [];
+  const result = await simulate(input, governSimulation(), {
+    hours: 0.1,
+    viaEmulator: true,
+    series: false,
+    strategies: ['governor'],
+    onCloseFailure: (e) => failures.push(e),
+  });
+  expect(result.strategies.map((s) => s.strategy)).toEqual(['governor']);
+  expect(failures.map((e) => String(e))).toEqual([
+    'Error: the clients failed to close (for the test)',
+  ]);
+  expect(stopped.count).toBe(before + 1);
+});
