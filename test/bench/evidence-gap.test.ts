@@ -1,5 +1,6 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { playGovernor, shownMinute } from '../../bench/evidence-gap.js';
+import { readFileSync } from 'node:fs';
+import { EVIDENCE_KINDS, playGovernor, shownMinute, VARIANTS } from '../../bench/evidence-gap.js';
 import { wantedInstances } from '../../src/core/evidence.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import type { MinuteSample } from '../../src/emulator/model.js';
@@ -170,5 +171,30 @@ describe('the harness plays the governor as the simulator does', () => {
     const got = await playGovernor(input, policy, 'observed', 180, new Set([one?.name ?? '']));
     expect(got).toBe(one?.refusedGpuMinutes);
     expect(got).toBeLessThan(governor?.totals.refusedGpuMinutes ?? 0);
+  });
+});
+
+describe('what the docs ask the harness to run', () => {
+  // The docs quote figures with the command that gives them: a variant or kind they name that the
+  // harness does not have would stop it with "unknown".
+  const docs = ['README.md', 'docs/decision-quality.md', 'docs/simulation.md']
+    .map((f) => readFileSync(f, 'utf8'))
+    .join('\n');
+  const named = (key: string) =>
+    [...docs.matchAll(new RegExp(`${key}=([\\w.,-]+)`, 'g'))].flatMap((m) =>
+      (m[1] ?? '').split(',').filter(Boolean),
+    );
+
+  it('every variant named in VARIANTS=… exists', () => {
+    const asked = named('VARIANTS');
+    expect(asked.length).toBeGreaterThan(0);
+    const known = new Set(VARIANTS.map((v) => v.name));
+    expect(asked.filter((n) => !known.has(n))).toEqual([]);
+  });
+
+  it('every evidence kind named in KINDS=… exists', () => {
+    const asked = named('KINDS');
+    expect(asked.length).toBeGreaterThan(0);
+    expect(asked.filter((k) => !(EVIDENCE_KINDS as readonly string[]).includes(k))).toEqual([]);
   });
 });
