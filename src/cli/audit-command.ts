@@ -82,7 +82,18 @@ export async function runAudit(
       ? JSON.stringify(report, null, 2) + '\n'
       : renderAudit(report, colorsFor(io.stdout, options)),
   );
-  return hasRequiredFailure(findings) ? 1 : 0;
+  if (hasRequiredFailure(findings)) return 1;
+  // A region (or project) whose services could not be listed was not audited: whether a required
+  // rule fails there is not known, and a CI gate on the exit code must not pass on it.
+  const unlisted = observation.problems.filter((p) => p.subject === 'services');
+  if (unlisted.length > 0) {
+    const where = unlisted.map((p) => (p.region ? `${p.project}/${p.region}` : p.project));
+    io.stderr.write(
+      `error: the audit does not cover every service: the services of ${someOf(where, 5)} could not be listed (above)\n`,
+    );
+    return 1;
+  }
+  return 0;
 }
 
 /** The report of an audit: every GPU service in scope, with its findings (none when clean). */

@@ -419,7 +419,7 @@ export function buildProgram(
   program
     .command('audit')
     .description(
-      "Check every GPU service against Cloud Run's GPU requirements (exit 1 when a required rule fails).",
+      "Check every GPU service against Cloud Run's GPU requirements (exit 1 when a required rule fails or some services could not be listed).",
     )
     .addOption(policyOption())
     .option('--json', 'print the audit report as JSON only')

@@ -146,6 +146,22 @@ describe('governor audit (in process)', () => {
     });
   });
 
+  it('exits 1 when some services could not be listed, though no audited service fails', async () => {
+    // A project the policy names and the caller may not list (outside the emulator's fleet every
+    // call is denied): its services were never audited, so "no required rule fails" is not known.
+    // Before, the lenient policy's audit exited 0, a gate passed on a fleet it had not seen.
+    const partial = file(
+      'partial.yaml',
+      'version: 1\nprojects: [demo-gpu-project, unseen-project]\nregions: [us-central1]\naudit:\n  rules: { cpu-minimum: off }\nservices:\n  - match: {}\n',
+    );
+    const r = await inProcess({ policy: partial, json: true });
+    const report = JSON.parse(r.stdout) as AuditReport;
+    expect(report.summary.failingRequired).toBe(0);
+    expect(report.problems.join('\n')).toContain('unseen-project');
+    expect(r.stderr).toMatch(/^error: the audit does not cover every service: .*unseen-project/m);
+    expect(r.code).toBe(1);
+  });
+
   it('exits 2 on a bad policy, naming the fault, and prints nothing on stdout', async () => {
     const bad = file(
       'bad.yaml',
