@@ -411,15 +411,24 @@ function writeOptions(policy: RetryPolicy, polling: OperationPolling): CallOptio
 }
 
 /**
- * The operation's polls (GetOperation, reads): a deadline per attempt, and RESOURCE_EXHAUSTED tried
- * again on google-gax's short backoff, not after the delays RetryInfo asks for as the write is: a
- * poll never waits a long delay, since the write was accepted and a failed poll only makes it
+ * The operation's polls (GetOperation, reads): a deadline per attempt, and UNAVAILABLE,
+ * DEADLINE_EXCEEDED and RESOURCE_EXHAUSTED tried again on google-gax's short backoff. GetOperation
+ * is idempotent, so a poll lost to a network hiccup is retried as every read is ("clients should
+ * retry ... UNAVAILABLE" for requests "for which repeated runs would not cause unintended state
+ * changes", https://google.aip.dev/194; google-gax's own Operations client retries GetOperation
+ * on UNAVAILABLE and DEADLINE_EXCEEDED, which these options replace): google-gax ends the wait at
+ * a poll's first error, and an accepted write that applied would read as one that may not have.
+ * RESOURCE_EXHAUSTED is not tried after the delays RetryInfo asks for, as the write is: a poll
+ * never waits a long delay, since the write was accepted and a failed poll only makes it
  * uncertain (its message says the write may still apply).
  */
 function pollOptions(policy: RetryPolicy): CallOptions {
   return {
     timeout: policy.attemptTimeoutMs,
-    retry: { retryCodes: [status.RESOURCE_EXHAUSTED], backoffSettings: gaxBackoff(policy) },
+    retry: {
+      retryCodes: [status.UNAVAILABLE, status.DEADLINE_EXCEEDED, status.RESOURCE_EXHAUSTED],
+      backoffSettings: gaxBackoff(policy),
+    },
   };
 }
 

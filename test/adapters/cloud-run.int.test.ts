@@ -571,6 +571,28 @@ describe('retries', () => {
     ]);
   }, 30_000);
 
+  // GetOperation is a read like any other: a poll lost to a network hiccup is tried again, as
+  // every read is, rather than turning an accepted write that applied into one that may not have.
+  it.each([
+    [status.UNAVAILABLE, 'UNAVAILABLE'],
+    [status.DEADLINE_EXCEEDED, 'DEADLINE_EXCEEDED'],
+  ])('tries a poll that failed with %i %s again, and the write completes', async (code, name) => {
+    const before = await adapter.getService(PROJECT, REGION, 'web');
+    const to = (before.serviceMaxInstances ?? 1) + 1;
+    let failures = 1;
+    inject = (method) =>
+      method === 'GetOperation' && failures-- > 0 ? new RpcError(code, 'poll lost') : undefined;
+    const after = await adapter.updateMaxInstances(update('web', before.etag, to));
+    expect(after.serviceMaxInstances).toBe(to);
+    expectCalls([
+      'GetService OK',
+      'GetService OK',
+      'UpdateService OK',
+      `GetOperation ${name}`,
+      'GetOperation+',
+    ]);
+  });
+
   // Accepted, the write may apply whatever polling its operation then answers: a refusal code
   // there (ABORTED, RESOURCE_EXHAUSTED) must not read as "nothing was written".
   it.each([
