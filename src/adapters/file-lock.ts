@@ -131,12 +131,26 @@ export async function withFileLock<T>(
         `as stale and may have changed the file since; run again (a fresh read decides it anew)`,
     );
   };
+  let result: T;
   try {
-    return await fn(fence);
-  } finally {
-    // A lock found lost is no longer this process's to remove (it may be another's now).
-    if (!lost) await unlock(lock, mine.token);
+    result = await fn(fence);
+  } catch (error) {
+    // A lock found lost is no longer this process's to remove (it may be another's now). A
+    // failure to release it must not replace why the work failed, which is what the caller
+    // branches on (a corrupt or oversized state file, a lost lock): that stays the outcome, its
+    // message saying the release failed too.
+    if (!lost) await unlock(lock, mine.token).catch((release: unknown) => note(error, release));
+    throw error;
   }
+  if (!lost) await unlock(lock, mine.token);
+  return result;
+}
+
+/** Adds to a failure's message that releasing the lock failed as well. */
+function note(error: unknown, release: unknown): void {
+  if (!(error instanceof Error)) return;
+  const why = release instanceof Error ? release.message : String(release);
+  error.message = `${error.message} (and releasing the lock failed: ${why})`;
 }
 
 /**

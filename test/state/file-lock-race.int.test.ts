@@ -94,3 +94,30 @@ describe('file lock: taken and released by others between two looks', () => {
     await expect(unlink(lock)).rejects.toThrow(/ENOENT/);
   });
 });
+
+describe('file lock: released after work that failed', () => {
+  it("reports the work's own failure, not the lock found taken when releasing it", async () => {
+    const lock = join(dir, 'p.json.lock');
+    // The work stalls, its lock is broken as stale meanwhile (gone here), then the work fails on
+    // its own account: that failure is the outcome, and its message says the lock was lost too.
+    const outcome = await withFileLock(lock, { timeoutMs: 1_000, staleMs: 60_000 }, async () => {
+      await unlink(lock);
+      throw new TypeError('the work failed');
+    }).then(
+      () => 'succeeded',
+      (error: unknown) => error,
+    );
+    expect(outcome).toBeInstanceOf(TypeError);
+    expect((outcome as Error).message).toMatch(/^the work failed \(and releasing the lock /);
+    expect((outcome as Error).message).toContain('was taken from this process');
+  });
+
+  it('still fails a work that succeeded when its lock was taken from it meanwhile', async () => {
+    const lock = join(dir, 'p.json.lock');
+    const outcome = withFileLock(lock, { timeoutMs: 1_000, staleMs: 60_000 }, async () => {
+      await unlink(lock);
+      return 'done';
+    });
+    await expect(outcome).rejects.toThrow(/was taken from this process/);
+  });
+});
