@@ -85,6 +85,7 @@ export function createQuotaPreferenceAdapter(
       const parent = `projects/${project}/locations/global`;
       const out: ListedPreference[] = [];
       let pageToken = '';
+      const seen = new Set<string>();
       for (let page = 0; page < 1000; page++) {
         const [list, , response] = await withRetryInfo(policy, () =>
           client.listQuotaPreferences(
@@ -107,6 +108,13 @@ export function createQuotaPreferenceAdapter(
           if (p.service === RUN && isGpuQuotaId(p.quotaId ?? '')) out.push(listed(p, project));
         pageToken = response?.nextPageToken ?? '';
         if (pageToken === '') return out;
+        // A token offered twice would read the same pages again up to the bound, each a read of
+        // the project's quota: refused at once, as every other listing refuses it (paging.ts).
+        if (seen.has(pageToken))
+          throw new UpstreamError(
+            `listing quota preferences of ${parent}: the page token "${pageToken}" came back twice`,
+          );
+        seen.add(pageToken);
       }
       throw new UpstreamError(`listing quota preferences of ${parent}: more than 1000 pages`);
     },

@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { CloudQuotasClient, protos } from '@google-cloud/cloudquotas';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { clientConfig } from '../../src/adapters/client-config.js';
 import {
@@ -575,6 +575,40 @@ describe('quota preferences over gRPC', () => {
     } finally {
       await a.close();
       await small.stop();
+    }
+  });
+});
+
+describe('listing: a page token that comes back', () => {
+  it('is refused at once, as every other listing refuses it, rather than read up to the page bound', async () => {
+    // A server that answers the first page again whatever token it is sent, offering the same
+    // next token each time: the listing would never end. The real client still goes to the
+    // emulator; only the token it offers is replaced.
+    const a = createQuotaPreferenceAdapter({ emulatorHost: emulator.host });
+    const real = CloudQuotasClient.prototype.listQuotaPreferences as (
+      request: unknown,
+      options: unknown,
+    ) => Promise<unknown[]>;
+    let calls = 0;
+    const spy = vi
+      .spyOn(CloudQuotasClient.prototype, 'listQuotaPreferences')
+      .mockImplementation(async function (this: CloudQuotasClient, request, options) {
+        calls += 1;
+        const [items, next, response] = await real.call(
+          this,
+          { ...request, pageToken: '' },
+          options,
+        );
+        return [items, next, { ...(response as object), nextPageToken: 'again' }] as never;
+      });
+    try {
+      const listing = a.listPreferences(P);
+      await expect(listing).rejects.toBeInstanceOf(UpstreamError);
+      await expect(listing).rejects.toThrow(/page token ".+" came back twice/);
+      expect(calls).toBe(2);
+    } finally {
+      spy.mockRestore();
+      await a.close();
     }
   });
 });
