@@ -21,8 +21,11 @@ export interface RetryPolicy {
 
 /**
  * Five attempts spaced 0.25 s, 0.5 s, 1 s, 2 s (with jitter), each bounded to 20 s: rides out a
- * brief outage or a throttling burst, and gives up within about two minutes in the worst case,
- * well inside one reconcile run.
+ * brief outage or a throttling burst, and a call never answered gives up within about two
+ * minutes, well inside one reconcile run. The attempts google-gax makes (UNAVAILABLE,
+ * DEADLINE_EXCEEDED) and those withRetryInfo makes (RESOURCE_EXHAUSTED) are counted apart, each
+ * of the latter starting google-gax's count afresh: a call failing both ways in turn may make up
+ * to `maxAttempts` squared attempts, and the caller's deadline is what bounds it then.
  */
 export const defaultRetryPolicy: Readonly<RetryPolicy> = {
   maxAttempts: 5,
