@@ -114,9 +114,16 @@ interface ChaosReport {
   crashes: ChaosFailure[];
   /**
    * Runs that left the project's lease held once they ended, though every release they asked
-   * for reached the store: the next run would find the project locked until the lease expires.
+   * for reached the store (the next run would find the project locked until the lease expires),
+   * and runs refused the lease (no other governor runs here, and a lease left held has expired
+   * by the next run).
    */
   leasesLeft: ChaosFailure[];
+  /**
+   * Leases a run left held because its release never reached the store (it was down): left to
+   * expire, and taken by the next run once expired.
+   */
+  leasesLeftToExpire: number;
   /** Pools a run without faults or another writer left over their quota (floors fitting). */
   overAfterRun: ChaosFailure[];
   /** Pools checked so after a run. */
@@ -143,6 +150,7 @@ function emptyReport(seed: number): ChaosReport {
     failedWrites: {},
     crashes: [],
     leasesLeft: [],
+    leasesLeftToExpire: 0,
     overAfterRun: [],
     poolsCheckedAfterRun: 0,
   };
@@ -704,14 +712,26 @@ async function runChaosFleet(
     report.runs += 1;
     if (f.otherActed) report.otherActorRuns += 1;
     // The lease is given back at the end of every run, failed or not; only a release that never
-    // reached the store leaves it to expire.
+    // reached the store leaves it held, and then it stays, to expire before the next run as it
+    // would (its time to live is the run deadline and a minute; the runs are five minutes apart on
+    // the lease clock). A lease an earlier run left so is not this run's to give back.
     const lease = await baseStore.readLease(CHAOS_PROJECT);
-    if (lease && !f.releaseFailed)
+    const own = lease !== null && lease.holder.includes(`/${runId}@`);
+    if (lease && own && f.releaseFailed) report.leasesLeftToExpire += 1;
+    else if (lease && own) {
       report.leasesLeft.push({
         fleetSeed,
         what: `run ${i} left the lease held by ${lease.holder}${failed ? ` (the run failed: ${failed.error ?? ''})` : ''}`,
       });
-    if (lease) await baseStore.releaseLease(CHAOS_PROJECT, lease.holder);
+      await baseStore.releaseLease(CHAOS_PROJECT, lease.holder);
+    }
+    // No other governor runs here, and a lease left to expire has expired by the next run: a run
+    // refused the lease is locked out by nobody.
+    if (runReport?.outcome === 'lease-held')
+      report.leasesLeft.push({
+        fleetSeed,
+        what: `run ${i} was refused the lease, held by ${runReport.leaseHeld.map((h) => `${h.heldBy ?? 'an unknown holder'} until ${h.expiresAt ?? 'an unknown time'}`).join(', ')}`,
+      });
     monitor.judgeRaces(model);
     // Rule 1 after the run: the run without faults, undisturbed by the other writer, leaves every
     // pool whose floors fit within its budget (unless a deploying service holds it).
@@ -824,7 +844,11 @@ export function renderChaosReport(r: ChaosReport): string {
       String(r.failuresOnlyLogged),
     ],
     ['crashes (anything but a reported failure)', String(r.crashes.length)],
-    ['leases left held by a run that could give them back', String(r.leasesLeft.length)],
+    [
+      'leases left held by a run that could give them back, or refused a run',
+      String(r.leasesLeft.length),
+    ],
+    ['leases left to expire (release failed), taken by a later run', String(r.leasesLeftToExpire)],
     ['pools checked within quota after a quiet run', String(r.poolsCheckedAfterRun)],
     ['pools a quiet run left over quota', String(r.overAfterRun.length)],
   ];
