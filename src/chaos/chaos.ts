@@ -824,6 +824,28 @@ async function runChaosFleet(
   return report;
 }
 
+/**
+ * Why a chaos run fails, one line each (none: it passed): a violation, a lost alert, a crash, a
+ * lease left held or refused, a pool a quiet run left over its quota, and the other writer acting
+ * in fewer runs than `otherActorRuns` asked for (the runs stop at ten times the target: a writer
+ * that never acts must not pass as one that did).
+ */
+export function chaosProblems(r: ChaosReport, otherActorRuns = 0): string[] {
+  const at = (x: { fleetSeed: number }) => `(fleet seed ${x.fleetSeed})`;
+  return [
+    ...r.violations.map((v) => `violation ${at(v)}: ${v.kind}: ${v.message}`),
+    ...r.alertsLost.map((a) => `alert lost ${at(a)}: ${a.what}`),
+    ...r.crashes.map((c) => `crash ${at(c)}: ${c.what}`),
+    ...r.leasesLeft.map((l) => `lease left ${at(l)}: ${l.what}`),
+    ...r.overAfterRun.map((o) => `over after a run ${at(o)}: ${o.what}`),
+    ...(r.otherActorRuns < otherActorRuns
+      ? [
+          `another writer acted in ${r.otherActorRuns} of ${r.runs} runs, fewer than the ${otherActorRuns} asked for`,
+        ]
+      : []),
+  ];
+}
+
 /** The report as a table for people. */
 export function renderChaosReport(r: ChaosReport): string {
   const rows: [string, string][] = [

@@ -4,6 +4,7 @@ import { createMonitoringAdapter } from '../../src/adapters/monitoring.js';
 import { createQuotaAdapter } from '../../src/adapters/quotas.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import {
+  chaosProblems,
   chaosScenario,
   invariantsOf,
   runChaos,
@@ -102,6 +103,15 @@ describe('chaos: randomized governor runs under faults', () => {
     expect(report.compensated, 'raises lowered back').toBeGreaterThan(0);
     expect(report.writesChecked).toBeGreaterThan(RUNS / 10);
   }, 240_000);
+
+  it('npm run chaos fails when the other writer acted in fewer runs than asked', async () => {
+    const report = await runChaos({ seed: SEED, runs: 10 });
+    expect(report.otherActorRuns).toBeGreaterThan(0);
+    expect(chaosProblems(report, report.otherActorRuns)).toEqual([]);
+    expect(chaosProblems(report, report.otherActorRuns + 1)).toEqual([
+      `another writer acted in ${report.otherActorRuns} of ${report.runs} runs, fewer than the ${report.otherActorRuns + 1} asked for`,
+    ]);
+  });
 
   it('the same seed gives the same runs', async () => {
     const a = await runChaos({ seed: SEED, runs: 40 });
