@@ -341,13 +341,13 @@ export class FaultInjector {
 
   /**
    * The other writer's change right after a governor's read or write, or null. `where` picks the
-   * pool among those of the call, `pick` the service in it; both in [0, 1).
+   * pool among those of the call, `pick` the service in it; both in [0, 1). Not counted here: the
+   * caller counts it once it changed something (a full pool cannot be filled).
    */
   otherActorChange(): OtherActorChange | null {
     const { rate, kinds, maxCut, deploySeconds } = this.config.otherActor;
     if (rate === 0 || kinds.length === 0 || this.random() >= rate) return null;
     const kind = kinds[Math.floor(this.random() * kinds.length)] ?? 'fill';
-    this.count(`other-actor-${kind}`);
     const where = this.random();
     if (kind === 'cut-quota') return { where, kind, gpus: 1 + Math.floor(this.random() * maxCut) };
     if (kind === 'deploy' || kind === 'redeploy')
@@ -355,13 +355,15 @@ export class FaultInjector {
     return { where, kind, pick: this.random() };
   }
 
-  /** Another actor's change just before a Cloud Run read, or null. `pick` in [0, 1). */
+  /**
+   * Another actor's change just before a Cloud Run read, or null. `pick` in [0, 1). Counted by
+   * the caller once it changed something (a max past the quota is not written).
+   */
   concurrentChange(): ConcurrentChange | null {
     const { rate, kinds, deploySeconds } = this.config.concurrent;
     if (rate === 0 || kinds.length === 0 || this.random() >= rate) return null;
     const kind = kinds[Math.floor(this.random() * kinds.length)] ?? 'annotate';
     const pick = this.random();
-    this.count(`concurrent-${kind}`);
     if (kind === 'deploy') return { kind, seconds: deploySeconds, pick };
     if (kind === 'max') return { kind, pick, delta: this.random() < 0.5 ? -1 : 1 };
     return { kind, pick };

@@ -50,6 +50,7 @@ export function beforeCall(ctx: EmulatorContext, method: string, request: Messag
 /** A concurrent change just before a read (the `concurrent` faults), noted as another writer's. */
 export function concurrentChange(ctx: EmulatorContext, change: ConcurrentChange): void {
   const key = applyConcurrentChange(ctx.model, change);
+  if (key) ctx.injector.count(`concurrent-${change.kind}`);
   const s = key ? ctx.model.getService(key) : undefined;
   const pool = s ? ctx.model.poolOf(s) : undefined;
   if (pool) ctx.monitor.otherActed(pool, 'caps');
@@ -75,7 +76,9 @@ export function afterCall(
   if (!pool) return;
   ctx.sync();
   const what = applyOtherActor(ctx.model, pool, change);
-  if (what) ctx.monitor.otherActed(pool, what);
+  if (!what) return;
+  ctx.injector.count(`other-actor-${change.kind}`);
+  ctx.monitor.otherActed(pool, what);
 }
 
 /** Whether an answered UpdateService changed the service: not validate_only, its operation not failed. */

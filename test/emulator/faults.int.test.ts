@@ -97,6 +97,29 @@ describe('the emulator seams', () => {
     }
   });
 
+  it('counts the other writer only when it acted: a fill of full pools is no change', async () => {
+    // Both pools of us-central1 are full (caps of 8 on 5 GPUs; 2 on 2): the other writer's fill,
+    // drawn at rate 1 after each listing, can change nothing. Before, the draw itself was counted,
+    // so a check that "a fill was played" passed on runs where none happened.
+    const emulator = await startEmulator({
+      fleet: testFleet(),
+      speed: 'manual',
+      inject: { seed: 7, otherActor: { rate: 1, kinds: ['fill'] } },
+    });
+    const clients = clientsFor(emulator);
+    const caps = () => emulator.state().services.map((s) => [s.name, s.maxInstances]);
+    try {
+      const before = caps();
+      await clients.services.listServices({ parent: PARENT });
+      await clients.services.listServices({ parent: PARENT });
+      expect(caps()).toEqual(before);
+      expect(emulator.faults().injected['other-actor-fill'] ?? 0).toBe(0);
+    } finally {
+      await closeClients(clients);
+      await emulator.stop();
+    }
+  });
+
   it('runs the clock at N times real time', async () => {
     const emulator = await startEmulator({ fleet: testFleet(), speed: 3600 });
     try {
