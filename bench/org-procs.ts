@@ -378,6 +378,7 @@ export async function benchOrgProcesses(opts: {
       slowestSingleMs,
       cpuS: org.cpu.totalS,
       cores,
+      unitFailures: org.unitFailures,
     });
     const { targetMs, minWallMs, coresNeeded } = v;
     const verdict = v.text;

@@ -1,10 +1,16 @@
 import { describe, expect, it } from 'vitest';
-import { largestFitting, orgVerdict } from '../../bench/org-verdict.js';
+import { largestFitting, orgVerdict, roundMet } from '../../bench/org-verdict.js';
 
 /** The arithmetic behind the organisation bench's verdict (bench/org-verdict.ts). */
 describe("the organisation bench's verdict", () => {
   it('says how many cores the CPU-seconds need when no schedule on these cores can meet 2×', () => {
-    const v = orgVerdict({ orgMs: 226_106, slowestSingleMs: 847, cpuS: 108.03, cores: 2 });
+    const v = orgVerdict({
+      orgMs: 226_106,
+      slowestSingleMs: 847,
+      cpuS: 108.03,
+      cores: 2,
+      unitFailures: 0,
+    });
     expect(v.met).toBe(false);
     expect(v.targetMs).toBe(1694);
     expect(v.minWallMs).toBeCloseTo(54_015, 0);
@@ -14,14 +20,44 @@ describe("the organisation bench's verdict", () => {
   });
 
   it('tells a miss the cores could have avoided from one they could not', () => {
-    const v = orgVerdict({ orgMs: 5000, slowestSingleMs: 1000, cpuS: 1.5, cores: 2 });
+    const v = orgVerdict({
+      orgMs: 5000,
+      slowestSingleMs: 1000,
+      cpuS: 1.5,
+      cores: 2,
+      unitFailures: 0,
+    });
     expect(v.met).toBe(false);
     expect(v.text).toBe('missed: 5.00 s > 2× 1.00 s, though its 1.5 CPU-s fit in 0.8 s on 2 cores');
   });
 
   it('says met within 2×, the bound included', () => {
-    expect(orgVerdict({ orgMs: 2000, slowestSingleMs: 1000, cpuS: 100, cores: 2 }).met).toBe(true);
-    expect(orgVerdict({ orgMs: 2001, slowestSingleMs: 1000, cpuS: 1, cores: 2 }).met).toBe(false);
+    expect(
+      orgVerdict({ orgMs: 2000, slowestSingleMs: 1000, cpuS: 100, cores: 2, unitFailures: 0 }).met,
+    ).toBe(true);
+    expect(
+      orgVerdict({ orgMs: 2001, slowestSingleMs: 1000, cpuS: 1, cores: 2, unitFailures: 0 }).met,
+    ).toBe(false);
+  });
+
+  it('never says met when a unit failed, however fast the organisation was', () => {
+    // A unit that fails at once (a 500 before any read) makes the organisation quicker, not
+    // governed: 3 of them must not pass for an organisation within 2×.
+    const v = orgVerdict({
+      orgMs: 1500,
+      slowestSingleMs: 1000,
+      cpuS: 1,
+      cores: 2,
+      unitFailures: 3,
+    });
+    expect(v.met).toBe(false);
+    expect(v.text).toBe(
+      'missed: 3 unit(s) failed (1.50 s ≤ 2× 1.00 s, but a failed unit was not governed)',
+    );
+    expect(roundMet({ ratio: 1.5, unitFailures: 3 })).toBe(false);
+    expect(roundMet({ ratio: 1.5, unitFailures: 0 })).toBe(true);
+    expect(roundMet({ ratio: 2, unitFailures: 0 })).toBe(true);
+    expect(roundMet({ ratio: 2.01, unitFailures: 0 })).toBe(false);
   });
 
   it('sizes the organisation to 70% of the cores over the target', () => {
