@@ -24,6 +24,8 @@ export async function benchRtt(rttMs = 50): Promise<{
   rounds: number;
   rpcs: number;
   writes: number;
+  /** The run's outcome: its figures are judged only when it is `ok` (bench/rtt-verdict.ts). */
+  outcome: string;
 }> {
   const services = Array.from({ length: 100 }, (_, i) => ({
     name: `svc-${String(i).padStart(3, '0')}`,
@@ -87,6 +89,7 @@ export async function benchRtt(rttMs = 50): Promise<{
       ),
       rpcs: calls.length,
       writes,
+      outcome: report.outcome,
     };
   } finally {
     await ports.close();
