@@ -198,7 +198,8 @@ function collectStderr(child: ChildProcess): () => string {
   return () => text;
 }
 
-async function stopProcess(child: ChildProcess): Promise<void> {
+/** Stops a child by its own handle: SIGTERM, SIGKILL after 5 s; nothing for one already gone. */
+export async function stopProcess(child: ChildProcess): Promise<void> {
   if (child.exitCode !== null || child.signalCode !== null) return;
   const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
   child.kill('SIGTERM');

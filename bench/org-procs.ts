@@ -1,5 +1,4 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { once } from 'node:events';
 import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -7,6 +6,7 @@ import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
 import { handleDispatch } from '../src/function/org.js';
 import type { Logger } from '../src/log.js';
+import { stopProcess } from './function-host.js';
 import { largestFitting, orgVerdict } from './org-verdict.js';
 
 /**
@@ -132,7 +132,10 @@ async function startEmulatorProcess(fleetFile: string): Promise<Emulator> {
     });
   });
   const admin = env['GOVERNOR_EMULATOR_ADMIN'];
-  if (!admin) throw new Error('the emulator printed no GOVERNOR_EMULATOR_ADMIN');
+  if (!admin) {
+    await stopProcess(child);
+    throw new Error('the emulator printed no GOVERNOR_EMULATOR_ADMIN');
+  }
   return { child, env, admin };
 }
 
@@ -174,44 +177,81 @@ interface Worker {
   child: ChildProcess;
   inFlight: number;
   waiting: Map<number, (r: { status: number; ms: number; error?: string }) => void>;
-  cpu: ((c: { userUs: number; systemUs: number }) => void) | null;
+  cpu: {
+    resolve: (c: { userUs: number; systemUs: number }) => void;
+    reject: (e: Error) => void;
+  } | null;
+  /** Why the worker takes no more work (it exited), or null while it runs. */
+  gone: string | null;
 }
 
-async function startWorker(env: Record<string, string | undefined>): Promise<Worker> {
-  const child = fork(join(here, 'org-worker.js'), [], { env, stdio: 'inherit' });
-  const w: Worker = { child, inFlight: 0, waiting: new Map(), cpu: null };
-  let ready!: () => void;
-  const started = new Promise<void>((r) => (ready = r));
-  child.on('message', (m: { kind: string; id?: number; status?: number; ms?: number }) => {
-    if (m.kind === 'ready') ready();
-    if (m.kind === 'cpu') w.cpu?.(m as unknown as { userUs: number; systemUs: number });
-    if (m.kind === 'done' && m.id !== undefined) {
-      w.waiting.get(m.id)?.(m as { status: number; ms: number });
-      w.waiting.delete(m.id);
-    }
+/** A worker process: bench/org-worker.ts, or the module given (a stand-in, in tests). */
+export async function startWorker(
+  env: Record<string, string | undefined>,
+  module = join(here, 'org-worker.js'),
+): Promise<Worker> {
+  const child = fork(module, [], { env, stdio: 'inherit' });
+  const w: Worker = { child, inFlight: 0, waiting: new Map(), cpu: null, gone: null };
+  await new Promise<void>((ready, failed) => {
+    child.on('message', (m: { kind: string; id?: number; status?: number; ms?: number }) => {
+      if (m.kind === 'ready') ready();
+      if (m.kind === 'cpu') w.cpu?.resolve(m as unknown as { userUs: number; systemUs: number });
+      if (m.kind === 'done' && m.id !== undefined) {
+        w.waiting.get(m.id)?.(m as { status: number; ms: number });
+        w.waiting.delete(m.id);
+      }
+    });
+    // A worker that died answers nothing more: what waits for it fails now, so that the bench
+    // stops (and stops its other processes) instead of waiting for ever.
+    child.once('exit', (code, signal) => {
+      const gone = `the worker exited (${code ?? signal})`;
+      w.gone = gone;
+      failed(new Error(gone));
+      for (const done of w.waiting.values()) done({ status: 0, ms: 0, error: gone });
+      w.waiting.clear();
+      w.cpu?.reject(new Error(gone));
+      w.cpu = null;
+    });
   });
-  await started;
   return w;
 }
 
+/** Tells each worker still connected to stop (it exits when its channel closes). */
+export function stopWorkers(workers: readonly Worker[]): void {
+  for (const w of workers) if (w.child.connected) w.child.disconnect();
+}
+
 async function workerCpuS(w: Worker): Promise<number> {
-  const got = new Promise<{ userUs: number; systemUs: number }>((r) => (w.cpu = r));
-  w.child.send({ kind: 'cpu' });
+  if (w.gone !== null) throw new Error(w.gone);
+  const got = new Promise<{ userUs: number; systemUs: number }>(
+    (resolve, reject) => (w.cpu = { resolve, reject }),
+  );
+  w.child.send({ kind: 'cpu' }, (e) => {
+    if (e) w.cpu?.reject(e);
+  });
   const c = await got;
   return (c.userUs + c.systemUs) / 1e6;
 }
 
 let nextId = 1;
-function sendUnit(w: Worker, body: unknown): Promise<{ status: number; ms: number }> {
+export function sendUnit(w: Worker, body: unknown): Promise<{ status: number; ms: number }> {
   const id = nextId++;
-  w.inFlight++;
   return new Promise((resolve, reject) => {
+    if (w.gone !== null) {
+      reject(new Error(`a unit could not be sent: ${w.gone}`));
+      return;
+    }
+    w.inFlight++;
     w.waiting.set(id, (r) => {
       w.inFlight--;
       if (r.status === 0) reject(new Error(`a unit failed with a bug: ${r.error ?? '?'}`));
       else resolve(r);
     });
-    w.child.send({ kind: 'unit', id, body });
+    w.child.send({ kind: 'unit', id, body }, (e) => {
+      if (!e) return;
+      w.waiting.get(id)?.({ status: 0, ms: 0, error: e.message });
+      w.waiting.delete(id);
+    });
   });
 }
 
@@ -418,9 +458,10 @@ export async function benchOrgProcesses(opts: {
       sized,
     };
   } finally {
-    for (const w of workers) w.child.disconnect();
-    emulator.child.kill('SIGTERM');
-    if (emulator.child.exitCode === null) await once(emulator.child, 'exit');
+    // Each by its own handle; one already gone (a worker that died, an emulator killed) is no
+    // reason to leave the others running or to hide why the bench stopped.
+    stopWorkers(workers);
+    await stopProcess(emulator.child);
     await rm(dir, { recursive: true, force: true });
   }
 }
