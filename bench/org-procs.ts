@@ -319,9 +319,10 @@ export async function benchOrgProcesses(opts: {
   const before = loadavg();
   const dir = await mkdtemp(join(tmpdir(), 'org-bench-'));
   const fleetFile = join(dir, 'fleet.json');
-  // The emulator's clock runs at the wall clock's pace from now, as Google's does: the units take
-  // their time from their own clock, and never ask the emulator's admin endpoint for it (that
-  // endpoint is the bench's, and one process serving every unit's RPCs answers it late).
+  // The emulator's clock runs at the wall clock's pace from now, as Google's does. The units read
+  // it on the emulator's admin endpoint, as any governor pointed at the emulator must (the clock
+  // refuses GOVERNOR_EMULATOR_HOST without GOVERNOR_EMULATOR_ADMIN: src/adapters/clock.ts); that
+  // call is not delayed by the injected RTT, which the faults put on the RPCs alone.
   await writeFile(fleetFile, JSON.stringify(orgFleet(P, S, new Date().toISOString())));
   log(`${P} projects × ${S} services; the emulator starts`);
   const emulator = await startEmulatorProcess(fleetFile);
@@ -333,7 +334,6 @@ export async function benchOrgProcesses(opts: {
     const env: Record<string, string | undefined> = {
       ...process.env,
       ...emulator.env,
-      GOVERNOR_EMULATOR_ADMIN: undefined,
       METADATA_SERVER_DETECTION: 'none',
       GOVERNOR_STATE_DIR: join(dir, 'state'),
       GOVERNOR_RUN_DEADLINE: '10m',

@@ -1,8 +1,10 @@
+import { execFile } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
-import { sendUnit, startWorker, stopWorkers } from '../../bench/org-procs.js';
+import { sendUnit, startWorker, stopWorkers, type OrgProcsBench } from '../../bench/org-procs.js';
 
 /**
  * The organisation bench's worker processes (bench/org-procs.ts): a worker that dies fails the
@@ -38,4 +40,26 @@ describe("the organisation bench's workers", () => {
     await expect(sendUnit(w, { message: {} })).rejects.toThrow(/exited|closed/);
     expect(() => stopWorkers([w])).not.toThrow();
   }, 20_000);
+});
+
+describe('the organisation bench', () => {
+  it('governs a small organisation as deployed, every unit answered', async () => {
+    // The built bench in its own process, as `BENCH_ONLY=org npm run bench` runs it: the emulator,
+    // the dispatch and the units through the functions' own entries. A product change that makes
+    // the units refuse the bench's setup shows here, not in the next long bench run.
+    const { stdout } = await promisify(execFile)(process.execPath, ['dist/bench/org-procs.js'], {
+      env: {
+        ...process.env,
+        BENCH_ORG_PROJECTS: '4',
+        BENCH_ORG_INSTANCES: '4',
+        BENCH_ORG_WORKERS: '1',
+      },
+      maxBuffer: 16 * 2 ** 20,
+    });
+    const r = JSON.parse(stdout.slice(stdout.indexOf('\n{') + 1)) as OrgProcsBench;
+    expect(r.projects).toBe(4);
+    expect(r.org.unitFailures).toBe(0);
+    expect(r.readsPerProjectAlone).toBeGreaterThan(0);
+    expect(r.org.readsPerProject).toBeGreaterThan(0);
+  }, 120_000);
 });
