@@ -230,14 +230,34 @@ function ask<T>(child: ChildProcess, type: 'memory' | 'modules' | 'snapshot'): P
       reject(new Error('the function was started without the probe'));
       return;
     }
+    // A process that died answers nothing: the question fails rather than waits for ever (a
+    // soak's function may die of the very growth it looks for, during the probe's collection).
+    const exited = () => `the process exited (${child.exitCode ?? child.signalCode})`;
+    if (child.exitCode !== null || child.signalCode !== null) {
+      reject(new Error(exited()));
+      return;
+    }
+    const done = () => {
+      child.off('message', onMessage);
+      child.off('exit', onExit);
+    };
     const onMessage = (message: unknown) => {
       if (typeof message !== 'object' || message === null || !('type' in message)) return;
       if (message.type !== type) return;
-      child.off('message', onMessage);
+      done();
       resolve(message as T);
     };
+    const onExit = () => {
+      done();
+      reject(new Error(exited()));
+    };
     child.on('message', onMessage);
-    child.send({ type });
+    child.once('exit', onExit);
+    child.send({ type }, (e) => {
+      if (!e) return;
+      done();
+      reject(new Error(`the probe's channel failed: ${e.message}`, { cause: e }));
+    });
   });
 }
 
