@@ -423,12 +423,13 @@ describe('quota requests in a run', () => {
     expect(quotaPreferences(emulator.model)).toHaveLength(1);
   });
 
-  it('files a request confirmed minutes later: the leases and the deadline count from the answer', async () => {
-    // On a wall clock that the person's 10 minutes move: the run's deadline (1 minute) and its
-    // lease (2) were long over at the answer. Before, the planned event could not be stored
-    // ("the run deadline had passed") and nothing was filed.
+  /**
+   * A run whose person answers the quota request's prompt 10 minutes later, on a wall clock the
+   * answer moves: the run's deadline (1 minute) and its lease (2) are long over by then. `meanwhile`
+   * runs at the answer, on the wall clock's time then.
+   */
+  async function answeredLate(runId: string, meanwhile: (at: number) => Promise<void>) {
     let t = Date.now();
-    const atAnswer: Awaited<ReturnType<StateStore['readLease']>>[] = [];
     const report = await reconcile(
       policyOf(),
       {
@@ -442,15 +443,26 @@ describe('quota requests in a run', () => {
         wallClock: () => t,
       },
       {
-        runId: 'run-late-answer',
+        runId,
         deadlineMs: 60_000,
         confirmQuotaRequest: async () => {
           t += 10 * 60_000;
-          atAnswer.push(await store.readLease(P));
+          await meanwhile(t);
           return true;
         },
       },
     );
+    return { report, t };
+  }
+
+  it('files a request confirmed minutes later: the leases and the deadline count from the answer', async () => {
+    // On a wall clock that the person's 10 minutes move: the run's deadline (1 minute) and its
+    // lease (2) were long over at the answer. Before, the planned event could not be stored
+    // ("the run deadline had passed") and nothing was filed.
+    const atAnswer: Awaited<ReturnType<StateStore['readLease']>>[] = [];
+    const { report, t } = await answeredLate('run-late-answer', async () => {
+      atAnswer.push(await store.readLease(P));
+    });
     expect(report.outcome).toBe('ok');
     expect(types(report)).toEqual(['quota.requested']);
     expect(quotaPreferences(emulator.model)).toHaveLength(1);
@@ -465,35 +477,10 @@ describe('quota requests in a run', () => {
     // The lease (2 minutes) ran out during a 10-minute answer and another run of the same store
     // took it: that run may be filing for the same pool. The raises make none on a lease another
     // holds (act.ts); the filing makes none either.
-    let t = Date.now();
-    const report = await reconcile(
-      policyOf(),
-      {
-        ports,
-        store,
-        sink: null,
-        log,
-        now: () => Promise.resolve(emulator.now().getTime()),
-        sleep: async () => {},
-        quotaRequests: prefs,
-        wallClock: () => t,
-      },
-      {
-        runId: 'run-late-answer-lost',
-        deadlineMs: 60_000,
-        confirmQuotaRequest: async () => {
-          t += 10 * 60_000;
-          const other = await store.acquireLease(
-            P,
-            'other-run',
-            120_000,
-            new Date(t).toISOString(),
-          );
-          expect(other.acquired).toBe(true);
-          return true;
-        },
-      },
-    );
+    const { report } = await answeredLate('run-late-answer-lost', async (at) => {
+      const other = await store.acquireLease(P, 'other-run', 120_000, new Date(at).toISOString());
+      expect(other.acquired).toBe(true);
+    });
     expect(types(report)).toEqual([]);
     expect(quotaPreferences(emulator.model)).toHaveLength(0);
     expect((await store.listOutbox(P)).entries).toEqual([]);
