@@ -85,6 +85,15 @@ const FirestoreCollection = z
     FIRESTORE_COLLECTION,
   );
 
+/**
+ * The longest run deadline: 24 days. Every outside call waits on a timer of what is left of it,
+ * and Node.js runs a timer of more than 2,147,483,647 ms (24.8 days) after 1 ms ("When delay is
+ * larger than 2147483647 or less than 1 or NaN, the delay will be set to 1",
+ * https://nodejs.org/api/timers.html#settimeoutcallback-delay-args): a longer deadline would give
+ * up every call at once as past it.
+ */
+const MAX_RUN_DEADLINE_MS = 24 * 86_400_000;
+
 const DELIVERY_ATTEMPTS = `expected a whole number from ${MIN_DELIVERY_ATTEMPTS} to ${MAX_DELIVERY_ATTEMPTS} (the bounds of Pub/Sub's max_delivery_attempts)`;
 
 /** The variables as they are set. Unknown variables are ignored. */
@@ -102,6 +111,9 @@ const RuntimeEnv = z.object({
     Duration.refine(
       (text) => !DURATION_PATTERN.test(text) || /[1-9]/.test(text),
       'expected more than 0s, such as "240s"',
+    ).refine(
+      (text) => !DURATION_PATTERN.test(text) || durationMs(text) <= MAX_RUN_DEADLINE_MS,
+      'expected at most 24d, the longest a timer waits',
     ),
   ),
   // The unit's last delivery is alerted (src/function/org.ts); Pub/Sub's bounds (core/work.ts).

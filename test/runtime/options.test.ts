@@ -97,6 +97,24 @@ describe('parseRuntimeOptions', () => {
     expect(parseRuntimeOptions({ GOVERNOR_RUN_DEADLINE: '1s' }).runDeadlineMs).toBe(1_000);
   });
 
+  it('refuses a run deadline longer than a timer holds: every call would be given up at once', () => {
+    // Node.js runs a timer of more than 2,147,483,647 ms after 1 ms: a run deadline of 25 days
+    // (within the 366 days a duration may have) would give up every call as past the deadline.
+    for (const long of ['25d', '24d20h32m', '366d']) {
+      let told = '';
+      try {
+        parseRuntimeOptions({ GOVERNOR_RUN_DEADLINE: long });
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        told = e.message;
+      }
+      expect(told, long).toMatch(/GOVERNOR_RUN_DEADLINE: expected at most 24d/);
+    }
+    expect(parseRuntimeOptions({ GOVERNOR_RUN_DEADLINE: '24d' }).runDeadlineMs).toBe(
+      24 * 86_400_000,
+    );
+  });
+
   it("polls the emulator's operations sooner only when told, only the emulator's, and from 1ms to 1s", () => {
     const host = { GOVERNOR_EMULATOR_HOST: '127.0.0.1:7000' };
     expect(parseRuntimeOptions(host).emulatorOperationPollMs).toBe(null);
