@@ -679,7 +679,8 @@ function usageOf(
       note: `${noPoint} though it served requests or used its GPU at ${new Date(activeAt).toISOString()} (its series is missing)`,
     };
   }
-  const current = stopped ? 0 : Math.round(last.value);
+  // A fraction of an instance is a whole one held, as the peak and the minutes count it.
+  const current = stopped ? 0 : Math.ceil(last.value);
   const sampledAt = new Date(stopped ? ctx.nowMs : last.at).toISOString();
   const util = utilization?.points.at(-1);
   return {

@@ -95,6 +95,22 @@ describe('observe', () => {
     });
   });
 
+  it('counts a fraction of an instance in use as a whole one, as the peak and the minutes do', async () => {
+    // A gauge read off Monitoring's grid can be fractional: 2.4 instances held is 3 held, in the
+    // latest minute as in every other, so that in use never reads below that minute's count.
+    const o = await observe(
+      policy(),
+      ports({
+        services: [service('a')],
+        series: [{ service: 'a', region: 'us-east1', points: points([10, 1], [3, 2.4]) }],
+      }),
+      NOW,
+    );
+    const usage = o.snapshot.services[0]?.usage;
+    expect(usage).toMatchObject({ current: 3, peak: 3 });
+    expect(usage?.perMinute?.inUse.at(-1)).toBe(usage?.current);
+  });
+
   it("counts no minute from before the service was created: they are a deleted namesake's", async () => {
     // 'a' was deleted and made again 8 minutes ago (on another GPU type, say). Monitoring groups
     // by service name, so the old one's 5 instances and its 429s come back under the new name.
