@@ -9,7 +9,8 @@ import { InputError } from './errors.js';
 /**
  * The governor's settings from the environment, read here and only here: the CLI's `main` and the
  * function's handler parse `process.env` once per run and pass the result down; nothing else looks
- * at the environment. A variable set to the empty string counts as unset.
+ * at the environment. A variable set to the empty string counts as unset, and so does one of
+ * blanks only (but NO_COLOR and FORCE_COLOR, whose rules read blanks as a value).
  *
  * | variable                        | meaning                                                     |
  * | ------------------------------- | ----------------------------------------------------------- |
@@ -158,8 +159,10 @@ const RuntimeEnv = z.object({
   K_SERVICE: optional(z.string().trim()),
   USER: optional(z.string().trim()),
   GOVERNOR_DEBUG: optional(z.string()),
-  NO_COLOR: optional(z.string()),
-  FORCE_COLOR: optional(z.string()),
+  // Only empty is unset here: blanks are a value to no-color.org ("present and not an empty
+  // string (regardless of its value)") and to Node.js's FORCE_COLOR (colorMode, below).
+  NO_COLOR: z.preprocess((v) => (v === '' ? undefined : v), z.string().optional()),
+  FORCE_COLOR: z.preprocess((v) => (v === '' ? undefined : v), z.string().optional()),
   TERM: optional(z.string()),
 });
 type RuntimeEnv = z.infer<typeof RuntimeEnv>;
@@ -187,7 +190,8 @@ const FORCE_COLOR_ON = ['1', '2', '3', 'true'];
  * Colours on a terminal. FORCE_COLOR wins, read as Node.js reads it: `1`, `true`, `2` or `3`
  * force colours, "Any other value will result in colorized output being disabled"
  * (https://nodejs.org/api/cli.html#force_color1-2-3), so `FORCE_COLOR=0` or `false` turns them
- * off even on a terminal. Then NO_COLOR or TERM=dumb turn them off.
+ * off even on a terminal. Then NO_COLOR or TERM=dumb turn them off: NO_COLOR "when present and
+ * not an empty string (regardless of its value)" (https://no-color.org).
  */
 function colorMode(env: RuntimeEnv): 'always' | 'never' | 'auto' {
   if (env.FORCE_COLOR !== undefined)

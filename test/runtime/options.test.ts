@@ -250,6 +250,15 @@ describe('parseRuntimeOptions', () => {
       expect(parseRuntimeOptions({ FORCE_COLOR: off }).color, off).toBe('never');
   });
 
+  it('colours: a NO_COLOR or FORCE_COLOR of blanks is set, not unset, as their rules read it', () => {
+    // no-color.org: NO_COLOR "when present and not an empty string (regardless of its value)";
+    // Node.js: a FORCE_COLOR other than 1, 2, 3 or true turns colours off.
+    expect(parseRuntimeOptions({ NO_COLOR: ' ' }).color).toBe('never');
+    expect(parseRuntimeOptions({ FORCE_COLOR: ' ' }).color).toBe('never');
+    expect(parseRuntimeOptions({ FORCE_COLOR: ' 1 ' }).color).toBe('always');
+    expect(parseRuntimeOptions({ NO_COLOR: '', FORCE_COLOR: '' }).color).toBe('auto');
+  });
+
   it('names each variable that is wrong, at once', () => {
     const bad = {
       GOVERNOR_STATE_STORE: 'postgres',
