@@ -9,8 +9,10 @@ import { InputError } from './errors.js';
 /**
  * The governor's settings from the environment, read here and only here: the CLI's `main` and the
  * function's handler parse `process.env` once per run and pass the result down; nothing else looks
- * at the environment. A variable set to the empty string counts as unset, and so does one of
- * blanks only (but NO_COLOR and FORCE_COLOR, whose rules read blanks as a value).
+ * at the environment but the function's entry (src/function/index.ts), which sets NODE_ENV when it
+ * loads and reads GOOGLE_CLOUD_PROJECT to name the trace of its log lines. A variable set to the
+ * empty string counts as unset, and so does one of blanks only (but NO_COLOR and FORCE_COLOR,
+ * whose rules read blanks as a value).
  *
  * | variable                        | meaning                                                     |
  * | ------------------------------- | ----------------------------------------------------------- |
