@@ -251,15 +251,24 @@ export async function createOrgRuntime(
   overrides: { stateDir?: string } = {},
 ): Promise<OrgRuntime> {
   const store = await createStore(options.stateStore, overrides.stateDir);
-  const search = policy.discovery
-    ? await loadAssetSearchAdapter({ emulatorHost: options.emulatorHost })
-    : null;
-  const publisher = policy.fanout
-    ? await loadWorkPublisher({
-        topic: policy.fanout.topic,
-        emulatorHost: options.pubsubEmulatorHost,
-      })
-    : null;
+  let search: AssetSearchPort | null = null;
+  let publisher: WorkPublisher | null = null;
+  try {
+    search = policy.discovery
+      ? await loadAssetSearchAdapter({ emulatorHost: options.emulatorHost })
+      : null;
+    publisher = policy.fanout
+      ? await loadWorkPublisher({
+          topic: policy.fanout.topic,
+          emulatorHost: options.pubsubEmulatorHost,
+        })
+      : null;
+  } catch (e) {
+    // What was opened before the failure is let go, as createRuntime does: the function serves
+    // many dispatches, and each would leave a state store's client open.
+    await Promise.allSettled([store.close(), search?.close()]);
+    throw e;
+  }
   return {
     search,
     store,
