@@ -211,7 +211,10 @@ function colorMode(env: RuntimeEnv): 'always' | 'never' | 'auto' {
  */
 function governorId(env: RuntimeEnv): string {
   if (env.GOVERNOR_ID) return env.GOVERNOR_ID;
-  if (env.K_SERVICE) return `function:${env.K_SERVICE}`;
+  // The defaults are read as they come, their control characters as spaces (GOVERNOR_ID refuses
+  // them): a name stamped on every service written is shown to people.
+  const service = oneLine(env.K_SERVICE ?? '');
+  if (service) return `function:${service}`;
   return `cli:${oneLine(env.USER ?? '') || 'user'}@${hostname()}`;
 }
 

@@ -308,5 +308,9 @@ describe('the command line with a bad environment', () => {
     expect(parseRuntimeOptions({ USER: 'ann\u001b[2J' }).governorId).toBe(
       `cli:ann [2J@${hostname()}`,
     );
+    // K_SERVICE, its default in the function (and in any shell that sets it), the same way.
+    expect(parseRuntimeOptions({ K_SERVICE: 'gov\r\u001b[2Jx' }).governorId).toBe(
+      'function:gov [2Jx',
+    );
   });
 });
