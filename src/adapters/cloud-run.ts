@@ -655,10 +655,11 @@ function gpuOf(
   const limit = (template.containers ?? [])
     .map((c) => c.resources?.limits?.['nvidia.com/gpu'])
     .find((v) => v !== undefined && v !== '');
-  const count = Number(limit);
+  // Read as the audit reads it (parseGpuCount): "1e3" or "0x10" is no whole number of GPUs.
+  const count = limit === undefined ? null : parseGpuCount(limit);
   return {
     accelerator,
-    count: Number.isInteger(count) && count > 0 ? count : 1,
+    count: count !== null && count > 0 ? count : 1,
     zonalRedundancy:
       typeof template.gpuZonalRedundancyDisabled === 'boolean'
         ? !template.gpuZonalRedundancyDisabled

@@ -212,6 +212,10 @@ describe('odd fields of one service', () => {
     ['2', 2],
     ['1.5', 1],
     ['abc', 1],
+    // As the audit reads a limit (gpu-per-instance): not a whole number written out, one GPU.
+    ['1e3', 1],
+    ['0x10', 1],
+    [' 2 ', 2],
     [undefined, 1],
   ])('a GPU limit of %s with an accelerator reads as %s GPU(s) per instance', async (limit, n) => {
     editServices((s) => setGpuLimit(s, limit));
