@@ -273,8 +273,12 @@ export async function createOrgRuntime(
     search,
     store,
     publisher,
+    // Every client is closed whatever another did; the first failure is then thrown, for the
+    // caller to tell (closeRuntime), as a run's clients' is.
     close: async () => {
-      await Promise.allSettled([store.close(), search?.close(), publisher?.close()]);
+      const closed = await Promise.allSettled([store.close(), search?.close(), publisher?.close()]);
+      const failed = closed.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
     },
   };
 }

@@ -122,7 +122,8 @@ export async function handleDispatch(
     log.log('ERROR', `dispatch failed: ${message}`, ERROR_EVENT);
     return { status: 500, body: { dispatchId, error: `dispatch failed: ${message}` } };
   } finally {
-    await org.close();
+    // A client failing to close is a WARNING, never thrown over the dispatch's answer.
+    await closeRuntime(org, log);
   }
 }
 
