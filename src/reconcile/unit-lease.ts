@@ -197,9 +197,10 @@ export function projectUnitStore(
       if (taken.status === 'rejected') throw taken.reason;
       const mine = taken.value;
       if (!mine.acquired) return mine;
-      // Not knowing the regions is not knowing whether a unit writes: give the lease back.
+      // Not knowing the regions is not knowing whether a unit writes: give the lease back. Why
+      // is the error told, even when giving it back fails too (it then expires by itself).
       if (counted.status === 'rejected') {
-        await store.releaseLease(project, holder);
+        await store.releaseLease(project, holder).catch(() => undefined);
         throw counted.reason;
       }
       for (const region of counted.value) {

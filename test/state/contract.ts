@@ -632,6 +632,23 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       expect(await store.readLease(project)).toBeNull();
     });
 
+    // Before, a release that failed too (the store gone meanwhile) was the error told, and why the
+    // lease was given back (the regions unknown) was lost.
+    it('tells why the regions could not be read, not that giving the lease back failed too', async () => {
+      const store = open();
+      const project = freshProject();
+      const failingRelease: StateStore = {
+        ...store,
+        releaseLease: () => Promise.reject(new Error('store gone')),
+      };
+      const whole = projectUnitStore(failingRelease, () =>
+        Promise.reject(new Error('discovery unreadable')),
+      );
+      await expect(whole.acquireLease(project, 'project-run', 60_000, at(0))).rejects.toThrow(
+        'discovery unreadable',
+      );
+    });
+
     it('lets a lease of the other side stamped to expire in 2099 (a wrong clock) go within a time-to-live', async () => {
       const store = open();
       const project = freshProject();
