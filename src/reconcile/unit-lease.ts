@@ -23,7 +23,11 @@ import type { DiscoveryCache, Lease, LeaseResult, OtherUnit, StateStore } from '
  *   organisation's units use. Where nothing was discovered there is nothing to read; the kept
  *   discovery is read beside the lease request, so this adds no round of calls.
  * A lease another holds and that has not expired makes the reader give its own back and answer
- * "held" (the run then ends `lease-held`, like any held lease). Every lease call is atomic in the
+ * "held" (the run then ends `lease-held`, like any held lease). A renewal reads the other side
+ * again, the same way: a lease that expired while a person took minutes to confirm (lease.ts,
+ * renewAfterPrompt) may meanwhile have let the other side take its own, and the renewal, granted
+ * by the store to a holder nobody replaced, would have two runs write. Given back, the lease reads
+ * as lost, and the run makes no raise (act.ts, leaseLost). Every lease call is atomic in the
  * store, so of two such runs the one that reads second sees the other's lease: at most one of
  * them writes (both may step back, and the next delivery or run tries again).
  *
@@ -157,17 +161,42 @@ export function regionalUnitStore(
         .map((r) => otherUnit(store, r, unitKey({ project, region: r }))),
     }),
     async acquireLease(project, holder, ttlMs, now) {
-      const mine = await inner.acquireLease(project, holder, ttlMs, now);
-      if (!mine.acquired) return mine;
-      const whole = await givingBackOnError(
-        () => otherLease(store, project, holder, ttlMs, now),
-        () => inner.releaseLease(project, holder),
+      return alone(
+        await inner.acquireLease(project, holder, ttlMs, now),
+        project,
+        holder,
+        ttlMs,
+        now,
       );
-      if (!heldByOther(whole, holder, now)) return mine;
-      await inner.releaseLease(project, holder);
-      return refused(whole, `a run of the whole project ${project}`);
+    },
+    async renewLease(project, holder, ttlMs, now) {
+      return alone(
+        await inner.renewLease(project, holder, ttlMs, now),
+        project,
+        holder,
+        ttlMs,
+        now,
+      );
     },
   };
+
+  /** `mine` as granted, unless a run of the whole project holds its lease: then given back. */
+  async function alone(
+    mine: LeaseResult,
+    project: string,
+    holder: string,
+    ttlMs: number,
+    now: string,
+  ): Promise<LeaseResult> {
+    if (!mine.acquired) return mine;
+    const whole = await givingBackOnError(
+      () => otherLease(store, project, holder, ttlMs, now),
+      () => inner.releaseLease(project, holder),
+    );
+    if (!heldByOther(whole, holder, now)) return mine;
+    await inner.releaseLease(project, holder);
+    return refused(whole, `a run of the whole project ${project}`);
+  }
 }
 
 /**
@@ -203,16 +232,37 @@ export function projectUnitStore(
         await store.releaseLease(project, holder).catch(() => undefined);
         throw counted.reason;
       }
-      for (const region of counted.value) {
-        const theirs = await givingBackOnError(
-          () => otherLease(store, unitKey({ project, region }), holder, ttlMs, now),
-          () => store.releaseLease(project, holder),
-        );
-        if (!heldByOther(theirs, holder, now)) continue;
-        await store.releaseLease(project, holder);
-        return refused(theirs, `the regional unit ${project} (${region})`);
-      }
-      return mine;
+      return alone(mine, counted.value, project, holder, ttlMs, now);
+    },
+    async renewLease(project, holder, ttlMs, now) {
+      const mine = await store.renewLease(project, holder, ttlMs, now);
+      if (project.includes(UNIT_SEPARATOR) || !mine.acquired) return mine;
+      const counted = await givingBackOnError(
+        () => regionsOf(project),
+        () => store.releaseLease(project, holder),
+      );
+      return alone(mine, counted, project, holder, ttlMs, now);
     },
   };
+
+  /** `mine` as granted, unless a regional unit of `regions` holds its lease: then given back. */
+  async function alone(
+    mine: LeaseResult,
+    regions: readonly string[],
+    project: string,
+    holder: string,
+    ttlMs: number,
+    now: string,
+  ): Promise<LeaseResult> {
+    for (const region of regions) {
+      const theirs = await givingBackOnError(
+        () => otherLease(store, unitKey({ project, region }), holder, ttlMs, now),
+        () => store.releaseLease(project, holder),
+      );
+      if (!heldByOther(theirs, holder, now)) continue;
+      await store.releaseLease(project, holder);
+      return refused(theirs, `the regional unit ${project} (${region})`);
+    }
+    return mine;
+  }
 }

@@ -724,6 +724,43 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
         (await again.acquireLease(project, 'project-run-3', 60_000, at(2 * MINUTE))).acquired,
       ).toBe(true);
     });
+
+    // Before, a renewal asked the store for its own key only: a run whose lease expired while a
+    // person took minutes to confirm renewed it (nobody had taken that key), though the other side
+    // had taken its own meanwhile, and both wrote the same pools.
+    it('refuses a renewal while the other side took its lease during the gap, and gives it back', async () => {
+      const store = open();
+      const project = freshProject();
+      const central = unitKey({ project, region: 'us-central1' });
+      const regional = regionalUnitStore(store, 'us-central1');
+      const whole = projectUnitStore(store, () => Promise.resolve(['us-central1']));
+      expect((await whole.acquireLease(project, 'project-run', 60_000, at(0))).acquired).toBe(true);
+      // The project's lease expired: the regional unit takes its own.
+      expect(
+        (await regional.acquireLease(project, 'regional-run', 60_000, at(2 * MINUTE))).acquired,
+      ).toBe(true);
+      const renewed = await whole.renewLease(project, 'project-run', 60_000, at(2.5 * MINUTE));
+      expect(renewed).toMatchObject({ acquired: false });
+      expect(renewed.heldBy).toMatch(/regional-run \(the regional unit .* \(us-central1\)\)/);
+      expect(await store.readLease(project)).toBeNull();
+      expect((await store.readLease(central))?.holder).toBe('regional-run');
+      // The other way: the regional unit's lease expired, a run of the whole project took its own.
+      expect(await regional.releaseLease(project, 'regional-run')).toBe(true);
+      expect(
+        (await regional.acquireLease(project, 'regional-run-2', 60_000, at(4 * MINUTE))).acquired,
+      ).toBe(true);
+      expect(
+        (await whole.acquireLease(project, 'project-run-2', 60_000, at(6 * MINUTE))).acquired,
+      ).toBe(true);
+      const back = await regional.renewLease(project, 'regional-run-2', 60_000, at(6.5 * MINUTE));
+      expect(back).toMatchObject({ acquired: false });
+      expect(back.heldBy).toMatch(/project-run-2 \(a run of the whole project/);
+      expect(await store.readLease(central)).toBeNull();
+      // With no other side holding its lease, a renewal is granted as before.
+      expect(
+        (await whole.renewLease(project, 'project-run-2', 60_000, at(6.5 * MINUTE))).acquired,
+      ).toBe(true);
+    });
   });
 }
 
