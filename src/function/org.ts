@@ -137,7 +137,11 @@ const PushEnvelope = z.object({
     messageId: z.string().max(200).optional(),
     attributes: z.record(z.string(), z.string()).optional(),
   }),
-  subscription: z.string().max(300).optional(),
+  // Not read, so not capped (the body is, at MAX_BODY_BYTES): a cap shorter than Google's names
+  // would acknowledge a real push unread. A subscription id may have 255 characters
+  // (https://cloud.google.com/pubsub/docs/pubsub-basics#resource_names), a project id 30
+  // (https://cloud.google.com/resource-manager/docs/creating-managing-projects): 309 in all.
+  subscription: z.string().optional(),
   // Present when the subscription has a dead-letter policy (0 when it has none); Google's emulator
   // never sends it (core/work.ts). Not capped at MAX_DELIVERY_ATTEMPTS: Pub/Sub honours
   // max_delivery_attempts "on a best effort basis"

@@ -291,6 +291,17 @@ describe('fan-out: dispatch, then one function run per project', () => {
         /issued 3600 s in the future/,
       ],
       [
+        // Read whatever its subscription's name, as long as Google allows one: an id of up to 255
+        // characters in a project id of up to 30 (309 in all); refused for its project, not as a
+        // request that is not a push.
+        'the longest subscription name',
+        {
+          ...push(JSON.stringify({ ...good, project: 'someone-elses' })),
+          subscription: `projects/${'p'.repeat(30)}/subscriptions/${'s'.repeat(255)}`,
+        },
+        /neither in the policy/,
+      ],
+      [
         // Pub/Sub never sends data that is not a string; nor is a number base64.
         'data not a string',
         { ...push(''), message: { data: 12345, messageId: '1' } },
