@@ -152,6 +152,13 @@ const PushEnvelope = z.object({
 });
 
 /**
+ * The unit's run records a stale redelivery reads for a run that succeeded since its message was
+ * issued: more than a unit runs in the 38 minutes a message takes to go stale while redelivered (a
+ * dispatch every 5 minutes, each delivery a run).
+ */
+const STALE_RUNS_READ = 50;
+
+/**
  * A stale redelivery of a work message: `governor.degraded` (reason delivery, `deadLettered`
  * false) in its unit's state, when the message was one the policy governs as it was issued (its
  * project, its region), then nothing else: the unit is not run. A message past `staleAfter` with
@@ -198,12 +205,17 @@ async function alertStaleRedelivery(
     const unitStore = unit.deps.store;
     const { region } = then;
     // A run of the unit that succeeded since the message was issued (a newer dispatch's) governed
-    // it: the failures are behind it, and the stale message is a no-op.
-    const [newest] = await unitStore.listRuns(message.project, 1);
-    if (newest?.outcome === 'ok' && Date.parse(newest.startedAt) > Date.parse(message.issuedAt)) {
+    // it: the failures are behind it, and the stale message is a no-op, whatever ran after that
+    // run (one that failed, or found the lease held by this message's own redelivery). The
+    // records come newest first; past the ones read, a success is not looked for: the alert is
+    // sent (fail safe).
+    const issued = Date.parse(message.issuedAt);
+    const recent = await unitStore.listRuns(message.project, STALE_RUNS_READ);
+    const governed = recent.find((r) => r.outcome === 'ok' && Date.parse(r.startedAt) > issued);
+    if (governed) {
       log.log(
         'INFO',
-        `unit ${unitLabel(message)}: a stale redelivery alerts nothing: run ${newest.runId} succeeded since the message was issued`,
+        `unit ${unitLabel(message)}: a stale redelivery alerts nothing: run ${governed.runId} succeeded since the message was issued`,
       );
       return true;
     }

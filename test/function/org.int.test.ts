@@ -682,6 +682,24 @@ describe('fan-out: dispatch, then one function run per project', () => {
       expect(behind.status).toBe(204);
       expect(lines.join('')).toMatch(/run run-newer succeeded since the message was issued/);
       expect(lines.join('')).not.toMatch(/alert governor\.degraded firing/);
+      // Whatever came after it: a later run that failed (or found the lease held by a redelivery)
+      // does not put the failures back in front of that success.
+      await createFileStateStore({ dir: fresh }).recordRun(
+        orgProjectId(1),
+        quietRun('run-failed-later', new Date(Date.parse(at) + 1000).toISOString(), {
+          outcome: 'failed',
+          error: 'a write failed',
+        }),
+      );
+      lines.length = 0;
+      const still = await handleUnitPush(
+        push(work(orgProjectId(1)), { deliveryAttempt: 5 }),
+        env,
+        log,
+      );
+      expect(still.status).toBe(204);
+      expect(lines.join('')).toMatch(/run run-newer succeeded since the message was issued/);
+      expect(lines.join('')).not.toMatch(/alert governor\.degraded firing/);
       // One from the future is acknowledged at its first delivery: a "redelivery" of it is forged.
       lines.length = 0;
       const future = JSON.stringify({
