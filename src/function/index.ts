@@ -82,12 +82,14 @@ async function handle(
  * unexpected failure is logged and answered 500 without its text. A refused request (4xx, here
  * or by the run) is one line saying why: WARNING, or ERROR for `named` entries (the organisation's
  * entry points, whose callers are the module's scheduler and push subscription), whose name also
- * leads their log lines. Every line logged for the request carries its trace (traceFields).
+ * leads their log lines, and whose `body` says what their body holds to a request that put a
+ * query string instead (governorHttp's advice, a `mode` in the body, is refused by both). Every
+ * line logged for the request carries its trace (traceFields).
  */
 function serve(
   name: string,
   run: (body: unknown, requestLog: Logger) => Promise<Answer>,
-  named = false,
+  named: { body: string } | false = false,
 ): void {
   const prefix = named ? `${name}: ` : '';
   http(name, async (req, res) => {
@@ -104,13 +106,16 @@ function serve(
         `${prefix}refused a request (${answer.status}): ${cutText(oneLine(listOnOneLine(String(answer.body.error))), 2000)}`,
       );
     const queryAt = req.originalUrl.indexOf('?');
-    const refusal = refuseRequest({
-      method: req.method,
-      path: req.path,
-      query: queryAt < 0 ? '' : req.originalUrl.slice(queryAt + 1),
-      contentType: req.get('content-type'),
-      bodyBytes: Math.max(req.rawBody?.length ?? 0, Number(req.get('content-length')) || 0),
-    });
+    const refusal = refuseRequest(
+      {
+        method: req.method,
+        path: req.path,
+        query: queryAt < 0 ? '' : req.originalUrl.slice(queryAt + 1),
+        contentType: req.get('content-type'),
+        bodyBytes: Math.max(req.rawBody?.length ?? 0, Number(req.get('content-length')) || 0),
+      },
+      named ? named.body : undefined,
+    );
     if (refusal) {
       logRefusal(refusal);
       res.set(refusal.headers ?? {});
@@ -191,7 +196,7 @@ function runFailed(answer: Answer): Error {
 serve(
   'governorDispatch',
   async (body, requestLog) => (await org()).handleDispatch(body, process.env, requestLog),
-  true,
+  { body: 'governorDispatch takes no request: its body is empty or {}' },
 );
 serve(
   'governorUnit',
@@ -200,5 +205,5 @@ serve(
     const receivedMs = Date.now();
     return (await org()).handleUnitPush(body, process.env, requestLog, receivedMs);
   },
-  true,
+  { body: 'governorUnit takes a Pub/Sub push request in its body' },
 );

@@ -41,7 +41,11 @@ interface HttpRequestHead {
 
 type Refusal = Answer & { headers?: Record<string, string> };
 
-export function refuseRequest(req: HttpRequestHead): Refusal | null {
+/** What governorHttp's body holds, as a refused request is told. */
+const HTTP_BODY = 'put the request in the JSON body, e.g. {"mode": "dry-run"}';
+
+/** `body`: what the entry point's body holds, told to a request that put a query string instead. */
+export function refuseRequest(req: HttpRequestHead, body = HTTP_BODY): Refusal | null {
   if (req.path !== '/') {
     return {
       status: 404,
@@ -61,10 +65,7 @@ export function refuseRequest(req: HttpRequestHead): Refusal | null {
   if (req.query !== '') {
     return {
       status: 400,
-      body: {
-        error:
-          'the function reads no query string: put the request in the JSON body, e.g. {"mode": "dry-run"}',
-      },
+      body: { error: `the function reads no query string: ${body}` },
     };
   }
   if (req.bodyBytes > MAX_BODY_BYTES) {

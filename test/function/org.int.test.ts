@@ -885,6 +885,19 @@ describe('fan-out: dispatch, then one function run per project', () => {
           /^governorDispatch: refused a request \(400\)/,
         );
       }
+      // A query string is refused with advice each entry point can follow: neither takes the
+      // `{"mode": "dry-run"}` that governorHttp's refusal suggests.
+      for (const [server, takes] of [
+        [dispatchServer, /governorDispatch takes no request: its body is empty or \{\}/],
+        [unitServer, /governorUnit takes a Pub\/Sub push request in its body/],
+      ] as const) {
+        const asked = await fetch(`${base(server)}/?mode=dry-run`, { method: 'POST' });
+        expect(asked.status).toBe(400);
+        const error = String(((await asked.json()) as { error: unknown }).error);
+        expect(error).toMatch(/^the function reads no query string: /);
+        expect(error).toMatch(takes);
+        expect(error).not.toContain('dry-run');
+      }
       // An empty body, or the one the module's scheduler job sends, is a dispatch.
       const d = await post(dispatchServer, schedulerBody());
       expect(d.status).toBe(500);
