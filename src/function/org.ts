@@ -78,6 +78,20 @@ function setup(
  */
 const DispatchRequest = z.strictObject({});
 
+/**
+ * How long the dispatch's search may take: at most 60 s of the dispatch's 120 s timeout
+ * (terraform/organization/function.tf), the rest for the kept discovery, its save and the
+ * messages; less when the run deadline is shorter. A search still running then counts as failed
+ * and the kept result is used (src/org/discover.ts), where the function's timeout would end the
+ * request with no message sent and no line logged, and a discovery whose search always takes
+ * longer would never be found again.
+ */
+const DISPATCH_SEARCH_MS = 60_000;
+
+function dispatchSearchMs(options: Pick<RuntimeOptions, 'runDeadlineMs'>): number {
+  return Math.min(DISPATCH_SEARCH_MS, options.runDeadlineMs);
+}
+
 export async function handleDispatch(
   body: unknown,
   env: Readonly<Record<string, string | undefined>>,
@@ -115,6 +129,7 @@ export async function handleDispatch(
       clock: Date.now,
       log,
       dispatchId,
+      searchDeadline: nowMs + dispatchSearchMs(options),
     });
     return { status: report.failed.length > 0 ? 500 : 200, body: { ...report } };
   } catch (e) {

@@ -13,6 +13,7 @@ import type { Policy } from '../core/policy.js';
 import { ERROR_EVENT, type Logger } from '../log.js';
 import type { AssetSearchPort, DiscoveryCacheStore } from '../ports/index.js';
 import { errorMessage, GovernorError } from '../errors.js';
+import { beforeDeadline } from '../reconcile/act.js';
 
 /**
  * The projects a policy governs: its `projects`, plus (with `discovery`) every project Cloud
@@ -37,6 +38,12 @@ export async function discoverProjects(
     cache: DiscoveryCacheStore;
     nowMs: number;
     log: Logger;
+    /**
+     * When the search must have answered (wall clock, ms): past it the search counts as failed,
+     * so the kept result is used, as for any failed search, rather than the request being cut
+     * off by the function's timeout with nothing sent. Default: no bound.
+     */
+    searchDeadline?: { deadline: number; clock: () => number };
   },
 ): Promise<Discovered> {
   const d = policy.discovery;
@@ -57,7 +64,15 @@ export async function discoverProjects(
     for (const scope of discoveryScopes(d)) {
       // One by one: spread as arguments, the up to 200,000 results of a search (the adapter's
       // MAX_SEARCH_PAGES) overflowed the stack ("Maximum call stack size exceeded").
-      for (const r of await deps.search.searchRunResources(scope)) found.push(r);
+      const search = deps.search;
+      const searched = deps.searchDeadline
+        ? await beforeDeadline(
+            () => search.searchRunResources(scope),
+            deps.searchDeadline,
+            `searching ${scope}`,
+          )
+        : await search.searchRunResources(scope);
+      for (const r of searched) found.push(r);
     }
     const result = selectProjects(found, d, []);
     // More than a kept result holds: one line, rather than the schema's list of issues when it

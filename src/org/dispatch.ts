@@ -46,11 +46,20 @@ export async function dispatch(
     clock?: () => number;
     log: Logger;
     dispatchId?: string;
+    /** When the discovery's search must have answered, on `clock` (discover.ts). */
+    searchDeadline?: number;
   },
 ): Promise<DispatchReport> {
   const dispatchId = deps.dispatchId ?? newDispatchId(deps.nowMs);
   const log = withFields(deps.log, { dispatchId });
-  const found = await discoverProjects(policy, { ...deps, log });
+  const { searchDeadline, ...rest } = deps;
+  const found = await discoverProjects(policy, {
+    ...rest,
+    log,
+    ...(searchDeadline === undefined
+      ? {}
+      : { searchDeadline: { deadline: searchDeadline, clock: deps.clock ?? Date.now } }),
+  });
   const issuedAt = new Date(deps.clock?.() ?? deps.nowMs).toISOString();
   const units = splitUnits(
     found.projects,

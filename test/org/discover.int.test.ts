@@ -245,6 +245,53 @@ describe('discovery through the asset adapter, cached in the file state store', 
     }
   });
 
+  it('counts a search still running at its deadline as failed: the kept result, else a clear error', async () => {
+    // A search slower than the dispatch's budget (a large organisation, a slow Cloud Asset
+    // answer): before, nothing bounded it, and the function's timeout ended the request with no
+    // unit sent, nothing logged, and the kept result never used.
+    const policy = parsePolicy({ version: 1, discovery: { folders: [FOLDERS[0]] } });
+    const slow: AssetSearchPort = {
+      searchRunResources: () => new Promise(() => undefined),
+      close: () => Promise.resolve(),
+    };
+    const searchDeadline = () => ({ deadline: Date.now() + 50, clock: Date.now });
+    const empty = createFileStateStore({ dir: join(dir, 'slow-empty') });
+    await expect(
+      discoverProjects(policy, {
+        search: slow,
+        cache: empty,
+        nowMs: Date.now(),
+        log,
+        searchDeadline: searchDeadline(),
+      }),
+    ).rejects.toThrow(`the run deadline passed while searching folders/${FOLDERS[0]}`);
+    const kept = createFileStateStore({ dir: join(dir, 'slow-kept') });
+    await kept.saveDiscovery({
+      key: JSON.stringify({
+        scopes: [`folders/${FOLDERS[0]}`],
+        include: null,
+        exclude: [],
+        labels: [],
+      }),
+      foundAt: '2026-11-01T00:00:00.000Z',
+      projects: [orgProjectId(0)],
+    });
+    const events = memoryLogger();
+    const r = await discoverProjects(policy, {
+      search: slow,
+      cache: kept,
+      nowMs: Date.now(),
+      log: events,
+      searchDeadline: searchDeadline(),
+    });
+    expect(r).toMatchObject({ source: 'stale-cache', projects: [orgProjectId(0)] });
+    expect(events.lines.map((l) => l.message)).toContainEqual(
+      expect.stringMatching(
+        /^discovery failed \(the run deadline passed while searching folders\//,
+      ),
+    );
+  });
+
   it('uses the kept result when a search fails, and fails without one', async () => {
     const denied = parsePolicy({ version: 1, discovery: { folders: [FOLDERS[0]] } });
     const search = createAssetSearchAdapter({ emulatorHost: host() });
