@@ -6,7 +6,7 @@ import { plural, someOf } from '../core/text.js';
 import { checkPolicy } from '../reconcile/preflight.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
-import type { Streams } from './io.js';
+import { closeOrWarn, type Streams } from './io.js';
 import { ALIKE_NAMED, alike } from './alike.js';
 import { colorsFor, type Colors } from './render.js';
 import { assertReadyToRead } from './ready.js';
@@ -37,7 +37,11 @@ export async function runCheck(
       onWait: (message) => io.stderr.write(`${message}\n`),
     });
   } finally {
-    await Promise.allSettled([ports.close(), sink?.close()]);
+    // Both closed; a failure to close is a warning, as in every command (io.ts closeOrWarn).
+    await Promise.all([
+      closeOrWarn(() => ports.close(), "Google's clients", io),
+      sink ? closeOrWarn(() => sink.close(), 'the alert topic client', io) : undefined,
+    ]);
   }
   const passed = checkPassed(report);
   if (opts.json) {

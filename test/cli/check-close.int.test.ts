@@ -1,0 +1,74 @@
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, beforeAll, expect, it, vi } from 'vitest';
+import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { cliIn } from '../support/cli-run.js';
+
+/**
+ * `governor check` whose Google clients fail to close after a complete check: the report stands,
+ * with its exit code, and the failure is a warning on stderr, as for every other command
+ * (src/cli/io.ts closeOrWarn); before, the check dropped it without a word.
+ */
+
+vi.mock('../../src/adapters/index.js', async (importOriginal) => {
+  const real = await importOriginal<typeof import('../../src/adapters/index.js')>();
+  return {
+    ...real,
+    createGooglePorts: (...args: Parameters<typeof real.createGooglePorts>) => {
+      const ports = real.createGooglePorts(...args);
+      return {
+        ...ports,
+        close: async () => {
+          await ports.close();
+          throw new Error("Google's clients failed to close (for the test)");
+        },
+      };
+    },
+  };
+});
+
+const PROJECT = 'check-close-project';
+const REGION = 'us-central1';
+const tmp = mkdtempSync(join(tmpdir(), 'governor-check-close-'));
+const policy = join(tmp, 'policy.yaml');
+writeFileSync(
+  policy,
+  `version: 1\nprojects: [${PROJECT}]\nregions: [${REGION}]\ndefaults: {headroom: 0}\nservices: [{match: {}}]\n`,
+);
+let emulator: RunningEmulator;
+
+beforeAll(async () => {
+  emulator = await startEmulator({
+    speed: 'manual',
+    fleet: {
+      start: '2026-11-27T12:00:00Z',
+      warmupMinutes: 40,
+      projects: [
+        {
+          id: PROJECT,
+          pools: [{ region: REGION, quota: 5 }],
+          services: [{ name: 'busy', region: REGION, gpu: {}, maxInstances: 2, demand: 1 }],
+        },
+      ],
+    },
+  });
+});
+afterAll(async () => {
+  await emulator?.stop();
+});
+
+it('Google clients failing to close after a passed check: the report, a warning, exit 0', async () => {
+  const r = await cliIn(
+    { ...process.env, ...emulator.env, NO_COLOR: '1' },
+    'check',
+    '--policy',
+    policy,
+    '--json',
+  );
+  expect(JSON.parse(r.stdout)).toMatchObject({ passed: true });
+  expect(r.stderr).toContain(
+    "warning: closing Google's clients failed: Google's clients failed to close (for the test)",
+  );
+  expect(r.code).toBe(0);
+});
