@@ -35,7 +35,7 @@ export const PERMISSION_GRANTS = {
     terraform: READ_ROLE,
   },
   'run.revisions.get': {
-    call: "Revisions.GetRevision (the serving revisions' own max, for a service whose latest revision does not serve and that sets no service-level max)",
+    call: "Revisions.GetRevision (the serving revisions' own max and GPU, for a service whose latest revision does not serve)",
     role: 'roles/run.viewer on the project',
     terraform: READ_ROLE,
   },
