@@ -61,6 +61,39 @@ function describe(e: unknown): string {
   return errorMessage(e);
 }
 
+/**
+ * Whether a PERMISSION_DENIED is Google's answer for an API that is not enabled (or, with user
+ * credentials, has no quota project) rather than for a missing grant: its ErrorInfo reason is
+ * `SERVICE_DISABLED` ("The request is calling a disabled service for a consumer",
+ * https://github.com/googleapis/googleapis/blob/master/google/api/error_reason.proto), which
+ * google-gax sets as the error's `reason`. No role mends it, so it is not a missing permission.
+ */
+function serviceDisabled(e: PermissionError): boolean {
+  const cause: unknown = e.cause;
+  return (
+    typeof cause === 'object' &&
+    cause !== null &&
+    'reason' in cause &&
+    cause.reason === 'SERVICE_DISABLED'
+  );
+}
+
+/** A refused read: the permission missing, or (API disabled, another failure) an error. */
+function refusedItem(subject: string, permission: GovernorPermission, e: unknown): CheckItem {
+  if (e instanceof PermissionError && !serviceDisabled(e))
+    return missingItem(subject, permission, describe(e));
+  const disabled = e instanceof PermissionError;
+  return {
+    subject,
+    permission,
+    status: 'error',
+    detail: describe(e),
+    fix: disabled
+      ? 'enable the API the message names in the project it names (or, with user credentials, set a quota project); no role grants it'
+      : null,
+  };
+}
+
 /** A read used as a permission probe: ok, missing (denied), or an error of another kind. */
 async function probe(
   subject: string,
@@ -72,8 +105,7 @@ async function probe(
     await read();
     return okItem(subject, permission, detail);
   } catch (e) {
-    if (e instanceof PermissionError) return missingItem(subject, permission, describe(e));
-    return { subject, permission, status: 'error', detail: describe(e), fix: null };
+    return refusedItem(subject, permission, e);
   }
 }
 
@@ -328,7 +360,7 @@ export async function checkPolicy(
         fleetKnown = false;
         items.push(
           e instanceof PermissionError
-            ? missingItem(`project ${project}`, 'run.locations.list', describe(e))
+            ? refusedItem(`project ${project}`, 'run.locations.list', e)
             : {
                 subject: `project ${project}`,
                 permission: null,

@@ -1,0 +1,95 @@
+/**
+ * `governor check` words a refused probe by what Google says refused it: a missing grant is
+ * MISSING with the role to grant; an API that is not enabled (PERMISSION_DENIED with ErrorInfo
+ * reason SERVICE_DISABLED, google/api/error_reason.proto) is FAILED, with what to do instead, since
+ * no role mends it. Before, both read MISSING, and the advice to grant a role led nowhere.
+ */
+import { describe, expect, it } from 'vitest';
+import { parsePolicy } from '../../src/core/policy.js';
+import { PermissionError } from '../../src/errors.js';
+import type { ObservePorts } from '../../src/ports/index.js';
+import { checkPolicy } from '../../src/reconcile/preflight.js';
+
+const DISABLED = 'api-disabled-project';
+const DENIED = 'not-granted-project';
+
+/** A PermissionError as the adapters make it, over google-gax's error (its `reason`). */
+function refusal(project: string): PermissionError {
+  if (project === DISABLED) {
+    return new PermissionError(
+      `reading instance counts of projects/${project} failed: 7 PERMISSION_DENIED: Cloud Monitoring API has not been used in project 123 before or it is disabled.`,
+      { cause: Object.assign(new Error('disabled'), { code: 7, reason: 'SERVICE_DISABLED' }) },
+    );
+  }
+  return new PermissionError(
+    `reading instance counts of projects/${project} failed: 7 PERMISSION_DENIED: Permission 'monitoring.timeSeries.list' denied on resource 'projects/${project}' (or it may not exist).`,
+    {
+      cause: Object.assign(new Error('denied'), { code: 7, reason: 'IAM_PERMISSION_DENIED' }),
+      permissions: ['monitoring.timeSeries.list'],
+    },
+  );
+}
+
+const ports: ObservePorts = {
+  run: {
+    listRegions: (project) => Promise.reject(refusal(project)),
+    listServices: () => Promise.resolve([]),
+    getService: () => Promise.reject(new Error('not called')),
+    listWorkerPools: () => Promise.resolve([]),
+    listRunningExecutions: () => Promise.resolve([]),
+    updateMaxInstances: () => Promise.reject(new Error('not called')),
+  },
+  monitoring: {
+    instanceCounts: () => Promise.resolve([]),
+    gpuUtilization: () => Promise.resolve([]),
+    servedRequests: () => Promise.resolve([]),
+    refusedRequests: () => Promise.resolve([]),
+    probe: (project) => Promise.reject(refusal(project)),
+  },
+  quotas: { gpuQuota: () => Promise.resolve(null) },
+};
+
+describe('a refused probe', () => {
+  it('is MISSING when a grant is missing, FAILED when the API is disabled', async () => {
+    const policy = parsePolicy({
+      version: 1,
+      projects: [DISABLED, DENIED],
+      regions: ['us-central1'],
+      mode: 'dry-run',
+      services: [{ match: {} }],
+    });
+    const report = await checkPolicy(policy, ports, null, Date.parse('2026-11-27T12:00:00Z'));
+    const monitoring = (project: string) =>
+      report.items.find(
+        (i) => i.subject === `project ${project}` && i.permission === 'monitoring.timeSeries.list',
+      );
+    expect(monitoring(DENIED)).toMatchObject({
+      status: 'missing',
+      fix: expect.stringContaining('roles/monitoring.viewer'),
+    });
+    expect(monitoring(DISABLED)).toMatchObject({
+      status: 'error',
+      detail: expect.stringContaining('has not been used in project 123'),
+      fix: expect.stringContaining('enable the API'),
+    });
+  });
+
+  it('the region listing too: a disabled API is no missing run.locations.list', async () => {
+    const policy = parsePolicy({
+      version: 1,
+      projects: [DISABLED, DENIED],
+      mode: 'dry-run',
+      services: [{ match: {} }],
+    });
+    const report = await checkPolicy(policy, ports, null, Date.parse('2026-11-27T12:00:00Z'));
+    const regions = (project: string) =>
+      report.items.find(
+        (i) => i.subject === `project ${project}` && i.permission === 'run.locations.list',
+      );
+    expect(regions(DENIED)).toMatchObject({ status: 'missing' });
+    expect(regions(DISABLED)).toMatchObject({
+      status: 'error',
+      fix: expect.stringContaining('no role grants it'),
+    });
+  });
+});
