@@ -78,20 +78,27 @@ function serviceDisabled(e: PermissionError): boolean {
   );
 }
 
-/** A refused read: the permission missing, or (API disabled, another failure) an error. */
+/**
+ * Whether the credentials themselves were refused: UNAUTHENTICATED, "The request does not have
+ * valid authentication credentials for the operation" (google/rpc/code.proto,
+ * https://github.com/googleapis/googleapis/blob/master/google/rpc/code.proto), which the adapters
+ * make a PermissionError too (grpc-errors.ts). Expired or revoked credentials: no role mends it.
+ */
+function unauthenticated(e: PermissionError): boolean {
+  const cause: unknown = e.cause;
+  return typeof cause === 'object' && cause !== null && 'code' in cause && cause.code === 16;
+}
+
+/** A refused read: the permission missing, or (API disabled, credentials refused, another failure) an error. */
 function refusedItem(subject: string, permission: GovernorPermission, e: unknown): CheckItem {
-  if (e instanceof PermissionError && !serviceDisabled(e))
+  if (e instanceof PermissionError && !serviceDisabled(e) && !unauthenticated(e))
     return missingItem(subject, permission, describe(e));
-  const disabled = e instanceof PermissionError;
-  return {
-    subject,
-    permission,
-    status: 'error',
-    detail: describe(e),
-    fix: disabled
-      ? 'enable the API the message names in the project it names (or, with user credentials, set a quota project); no role grants it'
-      : null,
-  };
+  const fix = !(e instanceof PermissionError)
+    ? null
+    : unauthenticated(e)
+      ? 'Google refused the credentials themselves (expired, revoked, or of another universe): log in again (gcloud auth application-default login) or renew the service account key; no role grants it'
+      : 'enable the API the message names in the project it names (or, with user credentials, set a quota project); no role grants it';
+  return { subject, permission, status: 'error', detail: describe(e), fix };
 }
 
 /** A read used as a permission probe: ok, missing (denied), or an error of another kind. */

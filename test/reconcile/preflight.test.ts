@@ -12,6 +12,7 @@ import { checkPolicy } from '../../src/reconcile/preflight.js';
 
 const DISABLED = 'api-disabled-project';
 const DENIED = 'not-granted-project';
+const UNAUTHENTICATED = 'refused-credentials-project';
 
 /** A PermissionError as the adapters make it, over google-gax's error (its `reason`). */
 function refusal(project: string): PermissionError {
@@ -19,6 +20,13 @@ function refusal(project: string): PermissionError {
     return new PermissionError(
       `reading instance counts of projects/${project} failed: 7 PERMISSION_DENIED: Cloud Monitoring API has not been used in project 123 before or it is disabled.`,
       { cause: Object.assign(new Error('disabled'), { code: 7, reason: 'SERVICE_DISABLED' }) },
+    );
+  }
+  if (project === UNAUTHENTICATED) {
+    // The adapters make a PermissionError of UNAUTHENTICATED too (grpc-errors.ts).
+    return new PermissionError(
+      `reading instance counts of projects/${project} failed: 16 UNAUTHENTICATED: Request had invalid authentication credentials.`,
+      { cause: Object.assign(new Error('unauthenticated'), { code: 16 }) },
     );
   }
   return new PermissionError(
@@ -50,6 +58,26 @@ const ports: ObservePorts = {
 };
 
 describe('a refused probe', () => {
+  it('is FAILED when the credentials themselves were refused (UNAUTHENTICATED): no role mends it', async () => {
+    const policy = parsePolicy({
+      version: 1,
+      projects: [UNAUTHENTICATED],
+      regions: ['us-central1'],
+      mode: 'dry-run',
+      services: [{ match: {} }],
+    });
+    const report = await checkPolicy(policy, ports, null, Date.parse('2026-11-27T12:00:00Z'));
+    const monitoring = report.items.find(
+      (i) =>
+        i.subject === `project ${UNAUTHENTICATED}` && i.permission === 'monitoring.timeSeries.list',
+    );
+    expect(monitoring).toMatchObject({
+      status: 'error',
+      detail: expect.stringContaining('UNAUTHENTICATED'),
+      fix: expect.stringContaining('credentials'),
+    });
+  });
+
   it('is MISSING when a grant is missing, FAILED when the API is disabled', async () => {
     const policy = parsePolicy({
       version: 1,
