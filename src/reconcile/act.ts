@@ -63,7 +63,9 @@ import {
  *    re-validated against the same read (reconciling, etag, max) and conditional on its etag; a
  *    raise that does not fit is skipped (`no-room`), counted, and left for the next run. All at
  *    once; their operations awaited together. A pool with more increases than a minute of the
- *    write quota takes steps 2 and 3 again for the rest: slots, a fresh read, raises.
+ *    write quota takes steps 2 and 3 again for the rest: slots, a fresh read, raises; before each
+ *    such wait for slots, step 4 for the raises so far (without its alerts, which the last round's
+ *    verify read gives).
  * 4. Verify: the region's pools raised are read again. Cloud Run has no multi-service
  *    transaction and no write conditional on another resource (the Admin API v2 updates one
  *    service per call,
@@ -255,13 +257,14 @@ async function raiseRegion(
   const readFrom = opts.clock();
   const fresh = await readPools(keep, opts);
   const readMs = opts.clock() - readFrom;
+  const early = new Map<string, WriteResult[]>();
   const raised = (
     await Promise.all(
-      pools.map((pool, i) => {
+      pools.map(async (pool, i) => {
         const gone = lost.get(pool.project);
         if (gone !== undefined)
           return raisesOf(pool).map((c) => notSent(c, skipped(c, gone.cause, gone.why)));
-        return raisePool(
+        const done = await raisePool(
           plan,
           pool,
           raisesOf(pool),
@@ -270,6 +273,8 @@ async function raiseRegion(
           gate,
           opts,
         );
+        early.set(poolKey(pool), done.compensations);
+        return done.raises;
       }),
     )
   ).flat();
@@ -294,7 +299,12 @@ async function raiseRegion(
         ] as const,
     ),
   );
-  return { raised, compensations: new Map(compensations) };
+  return {
+    raised,
+    compensations: new Map(
+      compensations.map(([key, late]) => [key, [...(early.get(key) ?? []), ...late]] as const),
+    ),
+  };
 }
 
 // --- 1. decreases ---
@@ -536,7 +546,8 @@ async function slotsFor(
  * that nothing but the room is computed between the read and the raises. The first round's read
  * is `read` (step 2, with `first.slots` taken; it took `first.readMs`); a pool with more raises
  * than slots takes slots and reads again for the rest. A raise of an earlier round that may still
- * apply (no answer) keeps its room spent in the rounds after.
+ * apply (no answer) keeps its room spent in the rounds after. Before each further round waits for
+ * its slots, the pool is read and the raises so far lowered back where it is over (step 4).
  */
 async function raisePool(
   plan: Plan,
@@ -546,11 +557,23 @@ async function raisePool(
   first: { slots: Reserved; readMs: number },
   gate: Gate,
   opts: Acting,
-): Promise<Raise[]> {
+): Promise<{ raises: Raise[]; compensations: WriteResult[] }> {
   const out: Raise[] = [];
+  const compensations: WriteResult[] = [];
   let pending = [...increases];
   let uncertain = 0;
   for (let round = 0; pending.length > 0; round++) {
+    if (round > 0) {
+      // The raises so far are verified before the wait for the next round's slots (up to a
+      // minute): a pool another writer took over its quota in their round trip comes back now,
+      // not once the last round is done. The verify read after the last round reports.
+      const landed = out.filter((r) => r.to !== null && mayHaveLanded(r.result));
+      if (landed.length > 0) {
+        const now = readOf(await readPools([pool], opts), pool);
+        if (!(now instanceof Error))
+          compensations.push(...(await compensate(plan, pool, landed, now, gate, opts, false)));
+      }
+    }
     const taken = round === 0 ? first.slots : await slotsFor(pool, pending, opts);
     if (taken.slots === 0) {
       const why = `Cloud Run's write quota (limits.writesPerMinute) would have held it past the run deadline: left for the next run`;
@@ -583,7 +606,7 @@ async function raisePool(
         uncertain += (r.to - r.change.from) * r.change.gpusPerInstance;
     pending = rest;
   }
-  return out;
+  return { raises: out, compensations };
 }
 
 const notSent = (change: PlanChange, result: WriteResult): Raise => ({ change, to: null, result });
@@ -787,7 +810,9 @@ function notInPool(c: PlanChange, read: PoolRead): WriteResult {
  * On the read just after the raises: when the pool is over what its governed services may hold,
  * this run's raises come back down, the last planned first, each at most to where it was before
  * this run, until the pool fits or none is left. A service someone changed since the raise (its
- * max is no longer what was written) is not ours to lower any more and is left alone.
+ * max is no longer what was written) is not ours to lower any more and is left alone. `last`:
+ * the read after a pool's last round of raises, the one that reports a pool still over (an
+ * earlier round's read only lowers back).
  */
 async function compensate(
   plan: Plan,
@@ -796,6 +821,7 @@ async function compensate(
   read: PoolRead | Error,
   gate: Gate,
   opts: Acting,
+  last = true,
 ): Promise<WriteResult[]> {
   if (read instanceof Error) {
     opts.log.log(
@@ -844,7 +870,7 @@ async function compensate(
       : sum;
   }, 0);
   const caps = governed - lowered;
-  if (caps > allowed) {
+  if (last && caps > allowed) {
     opts.log.log(
       'ERROR',
       `${poolKey(pool)}: still over its budget (${caps} GPUs on ${allowed}) once this run lowered back what it could: another writer's change (or a deploying service) holds the rest; the next run lowers the pool`,

@@ -110,3 +110,46 @@ describe('raises under the write quota', () => {
     expect(busiestMinute(writes), `writes at ${writes.join(', ')}`).toBeLessThanOrEqual(2);
   });
 });
+
+describe('raises in rounds against another writer', () => {
+  it('a quota cut just after the first round: its raises come back before the next round waits for slots', async () => {
+    // Four raises of one at two writes a minute: two rounds, a minute apart. The quota is cut
+    // from 8 to 5 as the first round's second write lands, so the pool holds 6 on a quota of 5.
+    const busy = ['busy-a', 'busy-b', 'busy-c', 'busy-d'].map((n) => [n, 1, 2] as const);
+    const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 8, busy)));
+    const policy = parsePolicy({
+      version: 1,
+      projects: [PROJECT],
+      regions: [REGION],
+      defaults: { headroom: 0, max: 2, scaleDownDelay: '0s' },
+      services: [{ match: {} }],
+      limits: { writesPerMinute: 2 },
+    });
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const time = virtualTime(START);
+    const writes: { at: number; name: string; to: number }[] = [];
+    const run = {
+      ...sim.run,
+      updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
+        writes.push({ at: time.now() - START, name: u.name, to: u.maxInstances });
+        const done = await sim.run.updateMaxInstances(u);
+        const key = m.quotaEntries(PROJECT)[0]?.key;
+        if (writes.length === 2 && key) m.setQuota(key, 5);
+        return done;
+      },
+    };
+    const report = await reconcileReport(
+      policy,
+      { ports: { ...sim, run }, clock: () => m.now, wallClock: time.now, sleep: time.sleep },
+      { runId: 'rounds-cut', deadlineMs: 5 * 60_000, writerId: 'me' },
+    );
+    const back = report.writes.filter((w) => w.cause === 'compensated');
+    expect(back.length, JSON.stringify(report.writes)).toBeGreaterThan(0);
+    const firstRound = writes[1]?.at ?? 0;
+    const lowered = writes.find((w, i) => i >= 2 && w.to === 1);
+    // Lowered back within about a round trip of the first round, not after the minute the
+    // second round waits for its slots (docs/applying.md, "Limits").
+    expect(lowered, JSON.stringify(writes)).toBeDefined();
+    expect((lowered?.at ?? Infinity) - firstRound, JSON.stringify(writes)).toBeLessThan(30_000);
+  });
+});
