@@ -890,11 +890,15 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
       });
       if (keptGpus > 0)
         for (const v of ordered.slice(i + 1).flat()) {
+          // Every keeper is named: the sum of two tiers' guards is not the first tier's alone.
           const held = v.why.loanHeld;
-          v.why.loanHeld = {
-            gpus: (held?.gpus ?? 0) + keptGpus,
-            priority: held?.priority ?? priority,
-          };
+          v.why.loanHeld = held
+            ? {
+                gpus: held.gpus + keptGpus,
+                priority: held.priority,
+                priorities: [...(held.priorities ?? [held.priority]), priority],
+              }
+            : { gpus: keptGpus, priority };
         }
     }
   }

@@ -232,7 +232,17 @@ export const PlanWhy = z
         "Loan guard: every lower priority may be preempted, so room it holds up to its guard is not lent to them (taking it back would wait a run and Monitoring's lag).",
       ),
     loanHeld: z
-      .strictObject({ gpus: Count.min(1), priority: z.number() })
+      .strictObject({
+        gpus: Count.min(1),
+        priority: z.number(),
+        priorities: z
+          .array(z.number())
+          .min(2)
+          .optional()
+          .describe(
+            'Set when the guards of more than one higher priority kept room: each of them, highest first (`priority` is the first); `gpus` is their sum.',
+          ),
+      })
       .optional()
       .describe(
         'GPUs a higher priority kept by its loan guard instead of lending them to this preemptible service.',
@@ -412,9 +422,12 @@ export function renderReason(why: PlanWhy): string {
     );
   }
   if (why.loanHeld) {
-    const { gpus: n, priority } = why.loanHeld;
+    const { gpus: n, priority, priorities } = why.loanHeld;
+    const by = priorities
+      ? `the loan guards of priorities ${priorities.slice(0, -1).join(', ')} and ${priorities[priorities.length - 1]}`
+      : `priority ${priority}'s loan guard`;
     clauses.push(
-      `${gpus(n)} kept by priority ${priority}'s loan guard (preempt: true: room lent to it would come back only a run and a lag later)`,
+      `${gpus(n)} kept by ${by} (preempt: true: room lent to it would come back only a run and a lag later)`,
     );
   }
   if (why.reclaimed) {

@@ -971,6 +971,33 @@ describe('the loan guard: room a preemptible lower priority could only give back
     const again = plan(applyPlan(snap(10, [spiky(8), batch]), p), rules(true), AT);
     expect(again.changes).toEqual([]);
   });
+
+  it('names every priority whose guard kept room from a lower one, not only the highest', () => {
+    // a (priority 20) and b (priority 10, preempt) are each spiky with a cap of 6 and a guard of
+    // 7; batch (priority 0, preempt) wants 10. Budget 14: a and b rise to their demand 4 and keep
+    // 2 each up to their caps; batch stays at 2. Of the 4 GPUs kept from batch, 2 are b's.
+    const spikyAs = (name: string) =>
+      svc(name, 6, { current: 2, peak: 4, perMinute: minutes([1, 4, 1, 1, 2, 1, 1, 1, 2, 2]) });
+    const p = plan(
+      snap(14, [spikyAs('a'), spikyAs('b'), batch]),
+      policy({
+        services: [
+          { match: { name: 'a' }, priority: 20 },
+          { match: { name: 'b' }, priority: 10, preempt: true },
+          { match: { name: 'batch' }, preempt: true },
+        ],
+      }),
+      AT,
+    );
+    expect([to(p, 'a'), to(p, 'b'), to(p, 'batch')]).toEqual([6, 6, 2]);
+    expect(p.services.find((s) => s.name === 'batch')?.why.loanHeld).toEqual({
+      gpus: 4,
+      priority: 20,
+      priorities: [20, 10],
+    });
+    expect(reason(p, 'batch')).toContain('4 GPUs kept by the loan guards of priorities 20 and 10');
+    expect(reason(p, 'b')).toContain("2 GPUs kept by priority 20's loan guard");
+  });
 });
 
 describe('anticipation: use rising toward the cap', () => {
