@@ -246,7 +246,7 @@ const Defaults = z.strictObject({
     "A refusal (a minute at the cap with 429s) this recent lets room above other services' recent use move to the refused service; whole minutes, at least 1m, read within the lookback.",
   ),
   reverseDelay: Duration.default('30m').describe(
-    'A service lowered to make room for another is not raised again sooner, unless it is refused at its new cap.',
+    'A service the governor lowered (for any reason: its last-lowered annotation) is not raised again sooner, unless it is refused at its new cap.',
   ),
   preempt: z
     .boolean()

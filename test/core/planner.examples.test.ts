@@ -697,6 +697,21 @@ describe('rules 5 and 6: refusals move room to where it is used', () => {
     expect(to(later, 'lowered')).toBe(8);
   });
 
+  it('holds a service lowered for any reason, not only to make room: it knows when, not why', () => {
+    // Lowered at 14:50 to a max of 3 that a schedule window set; the window is over, the rule's
+    // max is 10 and the pool has room, but the stamp alone starts the reverse delay (rules.md, 8).
+    const capped = svc(
+      'capped',
+      3,
+      { current: 3, peak: 3, perMinute: minutes(Array(10).fill(3)) },
+      { lastLoweredAt: '2026-11-27T14:50:00Z' },
+    );
+    const p = plan(snap(20, [capped]), policy({ defaults: { headroom: 1, max: 10 } }), AT);
+    expect(p.services.find((s) => s.name === 'capped')?.demand).toBe(6);
+    expect(to(p, 'capped')).toBe(3);
+    expect(reason(p, 'capped')).toContain('not raised back: lowered at 2026-11-27T14:50:00.000Z');
+  });
+
   it('ends the reverse hold only on 429s after the lowering, not those of the minute ending at it', () => {
     // Each minute's point is stamped at its end: the one stamped 14:50 counts 14:49 to 14:50, all
     // before a lowering at 14:50, at the cap it had then. Only 429s of a later minute were
