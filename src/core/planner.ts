@@ -642,7 +642,24 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
       : status === 'infeasible'
         ? 0
         : budget - fixedGpus - sum(movable, (m) => m.level * m.g);
-  for (const m of all) describe(m, raised && !overBudget, raisedPriority, free);
+  // Room free before the plan goes to a higher priority's raise first: a lower priority's room
+  // went to that demand only for what the raise took beyond it, or the reason would name a
+  // priority whose raise the free room paid for alone.
+  const freeBefore = budget === null ? 0 : budget - fixedGpus - sum(movable, (m) => m.cap * m.g);
+  const raisedBy = new Map<number, number>();
+  for (const v of all)
+    if (v.kind !== 'fixed' && v.level > v.cap)
+      raisedBy.set(
+        v.settings.priority,
+        (raisedBy.get(v.settings.priority) ?? 0) + (v.level - v.cap) * v.g,
+      );
+  const servedFirst = (priority: number): number | null => {
+    if (raisedPriority === null || raisedPriority <= priority) return null;
+    let above = 0;
+    for (const [p, gpus] of raisedBy) if (p > priority) above += gpus;
+    return above > freeBefore ? raisedPriority : null;
+  };
+  for (const m of all) describe(m, raised && !overBudget, servedFirst, free);
   return {
     budget,
     unmanagedGpus,
@@ -1018,12 +1035,12 @@ function tiers(ms: Governed[], dir: 'asc' | 'desc'): Governed[][] {
 
 /**
  * The clauses of a service's `why` that depend on the final plan. `moved`: others were raised;
- * `raisedPriority`: the highest priority among them.
+ * `servedFirst`: the highest priority among them whose raise took room held below it, if any.
  */
 function describe(
   m: Governed,
   moved: boolean,
-  raisedPriority: number | null,
+  servedFirst: (priority: number) => number | null,
   free: number | null,
 ): void {
   const to = m.level;
@@ -1056,12 +1073,11 @@ function describe(
   if (m.kind !== 'active') return;
   const kept = Math.min(m.cap, m.ceiling);
   if (moved && to < kept && !m.why.cut && !m.why.preempted && !m.why.pool) {
+    const forPriority = servedFirst(m.settings.priority);
     m.why.reclaimed = {
       instances: kept - to,
       likelihood: m.ev ? Math.round(likelihood(m.ev, to + 1) * 100) / 100 : null,
-      ...(raisedPriority !== null && raisedPriority > m.settings.priority
-        ? { forPriority: raisedPriority }
-        : {}),
+      ...(forPriority !== null ? { forPriority } : {}),
     };
   }
   // The hold keeps it at what it had or what it must keep (its floor, its instances in use).

@@ -697,6 +697,31 @@ describe('rules 5 and 6: refusals move room to where it is used', () => {
     expect(to(later, 'lowered')).toBe(8);
   });
 
+  it("names a higher priority's demand as served first only when free room did not pay for it", () => {
+    // Budget 7, caps 1 + 4 + 1: 1 GPU free. hi (priority 10) rises 1 → 2 on that free GPU; b,
+    // refused, wants 4; a's idle room (4, using 1) goes to b, a peer, not to priority 10.
+    const hi = svc('hi', 1, {
+      current: 1,
+      peak: 2,
+      perMinute: minutes([1, 2, ...Array(8).fill(1)]),
+    });
+    const a = svc('a', 4, { current: 1, peak: 1, perMinute: minutes(Array(10).fill(1)) });
+    const b = svc('b', 1, {
+      current: 1,
+      peak: 1,
+      perMinute: minutes(Array(10).fill(1), Array(10).fill(300), Array(10).fill(100)),
+    });
+    const rules = policy({ services: [{ match: { name: 'hi' }, priority: 10 }, { match: {} }] });
+    const p = plan(snap(7, [hi, a, b]), rules, AT);
+    expect([to(p, 'hi'), to(p, 'a'), to(p, 'b')]).toEqual([2, 1, 4]);
+    expect(reason(p, 'a')).toContain('gives 3 to where they are more likely used');
+    expect(reason(p, 'a')).not.toContain('priority 10');
+    // Budget 6, nothing free: hi's raise takes one of a's GPUs, and a's reason says so.
+    const tight = plan(snap(6, [hi, a, b]), rules, AT);
+    expect([to(tight, 'hi'), to(tight, 'a'), to(tight, 'b')]).toEqual([2, 1, 3]);
+    expect(reason(tight, 'a')).toContain("gives 3 to priority 10's demand, served first");
+  });
+
   it('holds a service lowered for any reason, not only to make room: it knows when, not why', () => {
     // Lowered at 14:50 to a max of 3 that a schedule window set; the window is over, the rule's
     // max is 10 and the pool has room, but the stamp alone starts the reverse delay (rules.md, 8).
