@@ -12,20 +12,8 @@ import { cliIn } from '../support/cli-run.js';
  */
 
 vi.mock('../../src/adapters/index.js', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../src/adapters/index.js')>();
-  return {
-    ...real,
-    createGooglePorts: (...args: Parameters<typeof real.createGooglePorts>) => {
-      const ports = real.createGooglePorts(...args);
-      return {
-        ...ports,
-        close: async () => {
-          await ports.close();
-          throw new Error("Google's clients failed to close (for the test)");
-        },
-      };
-    },
-  };
+  const { adaptersFailingToClose } = await import('../support/failing-close.js');
+  return adaptersFailingToClose(importOriginal, "Google's clients failed to close (for the test)");
 });
 
 const PROJECT = 'check-close-project';

@@ -11,20 +11,8 @@ import { cliIn } from '../support/cli-run.js';
  */
 
 vi.mock('../../src/adapters/index.js', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../src/adapters/index.js')>();
-  return {
-    ...real,
-    createGooglePorts: (...args: Parameters<typeof real.createGooglePorts>) => {
-      const ports = real.createGooglePorts(...args);
-      return {
-        ...ports,
-        close: async () => {
-          await ports.close();
-          throw new Error('the clients failed to close (for the test)');
-        },
-      };
-    },
-  };
+  const { adaptersFailingToClose } = await import('../support/failing-close.js');
+  return adaptersFailingToClose(importOriginal, 'the clients failed to close (for the test)');
 });
 
 const tmp = mkdtempSync(join(tmpdir(), 'governor-simulate-close-'));

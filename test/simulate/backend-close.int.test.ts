@@ -12,20 +12,8 @@ import { constantFleet, governSimulation } from '../support/fixtures.js';
 const stopped = vi.hoisted(() => ({ count: 0 }));
 
 vi.mock('../../src/adapters/index.js', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../src/adapters/index.js')>();
-  return {
-    ...real,
-    createGooglePorts: (...args: Parameters<typeof real.createGooglePorts>) => {
-      const ports = real.createGooglePorts(...args);
-      return {
-        ...ports,
-        close: async () => {
-          await ports.close();
-          throw new Error('the clients failed to close (for the test)');
-        },
-      };
-    },
-  };
+  const { adaptersFailingToClose } = await import('../support/failing-close.js');
+  return adaptersFailingToClose(importOriginal, 'the clients failed to close (for the test)');
 });
 
 vi.mock('../../src/emulator/index.js', async (importOriginal) => {
