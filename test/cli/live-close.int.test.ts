@@ -6,9 +6,10 @@ import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js
 import { cliIn } from '../support/cli-run.js';
 
 /**
- * Read commands (`governor status` without a snapshot file, `governor replay`) whose Google clients
- * fail to close after a good read: the answer stands, exit 0, with a warning about the close;
- * before, the close's rejection replaced the answer with an error and exit 1.
+ * Read commands (`governor status` without a snapshot file, `governor replay`, `governor check`)
+ * whose Google clients fail to close after a good read: the answer stands, exit 0, with a warning
+ * about the close; before, the close's rejection replaced the answer with an error and exit 1
+ * (the check dropped it without a word).
  */
 
 vi.mock('../../src/adapters/index.js', async (importOriginal) => {
@@ -72,6 +73,21 @@ it('Google clients failing to close after a good replay read: the replay, a warn
     '--json',
   );
   expect(JSON.parse(r.stdout)).toHaveProperty('strategies');
+  expect(r.stderr).toContain(
+    "warning: closing Google's clients failed: Google's clients failed to close (for the test)",
+  );
+  expect(r.code).toBe(0);
+});
+
+it('Google clients failing to close after a passed check: the report, a warning, exit 0', async () => {
+  const r = await cliIn(
+    { ...process.env, ...emulator.env, NO_COLOR: '1' },
+    'check',
+    '--policy',
+    policy,
+    '--json',
+  );
+  expect(JSON.parse(r.stdout)).toMatchObject({ passed: true });
   expect(r.stderr).toContain(
     "warning: closing Google's clients failed: Google's clients failed to close (for the test)",
   );
