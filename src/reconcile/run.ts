@@ -171,6 +171,13 @@ export function alertGrace(run: Run): { readonly deadline: number; clock: () => 
   };
 }
 
+/** Null while the run holds the project's lease; else who holds it now, as a phrase. */
+export async function leaseLost(run: Run, project: string): Promise<string | null> {
+  const lease = await run.deps.store.readLease(project);
+  if (lease?.holder === run.holder) return null;
+  return lease ? `is now held by ${oneLine(lease.holder)}` : 'is now held by no one';
+}
+
 /**
  * One structured ERROR line for a run that failed: its id, the error, what it wrote and what it
  * could not publish. When the state store and Pub/Sub are both down this line is the only place
@@ -180,13 +187,6 @@ export function alertGrace(run: Run): { readonly deadline: number; clock: () => 
  * event (ERROR_EVENT in log.ts): its message opens with the same words whatever the run, the run's
  * id at its end; whoever reports the run after it logs its summary below ERROR.
  */
-/** Null while the run holds the project's lease; else who holds it now, as a phrase. */
-export async function leaseLost(run: Run, project: string): Promise<string | null> {
-  const lease = await run.deps.store.readLease(project);
-  if (lease?.holder === run.holder) return null;
-  return lease ? `is now held by ${oneLine(lease.holder)}` : 'is now held by no one';
-}
-
 export function logRunFailed(log: Logger, report: RunReport): void {
   const count = (o: WriteResult['outcome']) => report.writes.filter((w) => w.outcome === o).length;
   log.log('ERROR', runFailedMessage(report.error ?? 'unknown error', report.runId), {
