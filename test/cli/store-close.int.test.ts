@@ -11,20 +11,8 @@ import { cliIn } from '../support/cli-run.js';
  */
 
 vi.mock('../../src/adapters/file-store.js', async (importOriginal) => {
-  const real = await importOriginal<typeof import('../../src/adapters/file-store.js')>();
-  return {
-    ...real,
-    createFileStateStore: (...args: Parameters<typeof real.createFileStateStore>) => {
-      const store = real.createFileStateStore(...args);
-      return {
-        ...store,
-        close: async () => {
-          await store.close();
-          throw new Error('the state store failed to close (for the test)');
-        },
-      };
-    },
-  };
+  const { fileStoreFailingToClose } = await import('../support/failing-close.js');
+  return fileStoreFailingToClose(importOriginal, 'the state store failed to close (for the test)');
 });
 
 const tmp = mkdtempSync(join(tmpdir(), 'governor-store-close-'));
