@@ -578,6 +578,31 @@ describe('rule 6: priority, then weight', () => {
     );
     expect([to(p, 'heavy'), to(p, 'light')]).toEqual([6, 2]);
   });
+
+  it('scales an uncertain likelihood by weight: 1 − (1 − p)^weight', () => {
+    // Both ran at their cap of 2 and were refused, wanting 3 (2 × 300 ÷ 200): heavy in the newest
+    // 2 of 10 minutes (its 3rd instance 26% likely), light in the newest 4 (48%). One GPU is
+    // free. Weighted by 3, heavy's 26% counts as 1 − 0.74³ = 59%, above light's 48%.
+    const refusedIn = (n: number) =>
+      minutes(
+        Array(10).fill(2),
+        Array.from({ length: 10 }, (_, i) => (i >= 10 - n ? 100 : 0)),
+        Array(10).fill(200),
+      );
+    const heavy = svc('heavy', 2, { current: 2, peak: 2, perMinute: refusedIn(2) });
+    const light = svc('light', 2, { current: 2, peak: 2, perMinute: refusedIn(4) });
+    expect(likelihood(evidenceOf(heavy), 3)).toBeCloseTo(0.26, 2);
+    expect(likelihood(evidenceOf(light), 3)).toBeCloseTo(0.48, 2);
+    const p = plan(
+      snap(5, [heavy, light]),
+      policy({ services: [{ match: { name: 'heavy' }, weight: 3 }, { match: {} }] }),
+      AT,
+    );
+    expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([['heavy', 2, 3]]);
+    // At weight 1 the likelier instance wins.
+    const even = plan(snap(5, [heavy, light]), policy(), AT);
+    expect(even.changes.map((c) => [c.name, c.from, c.to])).toEqual([['light', 2, 3]]);
+  });
 });
 
 describe('burst room (planner step 6): what is left, by weight', () => {
@@ -1314,6 +1339,55 @@ describe('demand', () => {
     expect(counted.services[0]?.why.basis).toMatchObject({
       estimate: { saturated: false, atCap: null },
     });
+    // Minutes without refusal counts, or no minutes at all, are no refusal counts: the older
+    // snapshot's word still counts, and no reason tells of 429s that were never read.
+    for (const perMinute of [{ ...minutes([4, 4]), refused: undefined }, minutes([])]) {
+      const unread = plan(
+        snap(20, [svc('a', 4, { current: 4, peak: 4, saturated: true, perMinute })]),
+        policy(),
+        AT,
+      );
+      expect(unread.services[0]?.demand).toBe(5);
+      expect(reason(unread, 'a')).toContain('ran at its cap of 4');
+      expect(reason(unread, 'a')).not.toContain('429');
+    }
+  });
+
+  it('starts from what is in use now when that is above the peak', () => {
+    // base = max(peak, in use): 6 × 1.2 = 7.2, so 8, not the peak's 5.
+    const p = plan(
+      snap(20, [svc('a', 10, { current: 6, peak: 4 })]),
+      policy({ defaults: { headroom: 0.2 } }),
+      AT,
+    );
+    expect(p.services[0]?.demand).toBe(8);
+    expect(reason(p, 'a')).toContain('peak 4 (in use 6) + 20% headroom = 8');
+  });
+
+  it("'ran at its cap' grows the peak, not the cap, by twice the headroom", () => {
+    // It ran at its cap of 5, which has since been raised to 8: 5 + ceil(5 × 2 × 0.2) = 7, above
+    // 5 × 1.2 = 6. Measured from the cap, raising the cap would raise the estimate again on the
+    // same data (rule 7).
+    const p = plan(
+      snap(20, [svc('a', 8, { current: 5, peak: 5, saturated: true })]),
+      policy({ defaults: { headroom: 0.2 } }),
+      AT,
+    );
+    expect(p.services[0]?.demand).toBe(7);
+    expect(p.services[0]?.why.basis).toMatchObject({
+      estimate: { withHeadroom: 6, atCap: { cap: 8, instances: 7 } },
+    });
+    // Where twice the headroom adds no more than the headroom did, the cap is not the reason.
+    const even = plan(
+      snap(20, [svc('a', 1, { current: 1, peak: 1, saturated: true })]),
+      policy({ defaults: { headroom: 0.5 } }),
+      AT,
+    );
+    expect(even.services[0]?.demand).toBe(2);
+    expect(even.services[0]?.why.basis).toMatchObject({
+      estimate: { saturated: true, withHeadroom: 2, atCap: null },
+    });
+    expect(reason(even, 'a')).not.toContain('ran at its cap');
   });
 });
 
@@ -1367,6 +1441,31 @@ describe('time windows', () => {
       floor: 2,
       ceiling: 4,
       window: 1,
+    });
+  });
+
+  it('set weight, priority and headroom too while they hold', () => {
+    const busy = policy({
+      services: [
+        {
+          match: {},
+          schedule: [{ start: '14:00', end: '16:00', weight: 3, priority: 5, headroom: 0.5 }],
+        },
+      ],
+    });
+    const used = snap(8, [svc('a', 2, { current: 2, peak: 2 })]);
+    // 2 in use + 50% headroom = 3 while the window holds; the policy's 0% after it.
+    expect(plan(used, busy, AT).services[0]).toMatchObject({
+      window: 0,
+      weight: 3,
+      priority: 5,
+      demand: 3,
+    });
+    expect(plan(used, busy, '2026-11-27T17:00:00Z').services[0]).toMatchObject({
+      window: null,
+      weight: 1,
+      priority: 0,
+      demand: 2,
     });
   });
 });
