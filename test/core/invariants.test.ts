@@ -48,6 +48,11 @@ describe('writeBreaches: the rules one write keeps', () => {
     expect(writeBreaches({ before: 1, after: 6, bounds: { floor: 5, ceiling: 3 } })).toHaveLength(
       1,
     );
+    // Lowered from above them: into them is within bounds, below the ceiling is not.
+    expect(writeBreaches({ before: 6, after: 4, bounds: { floor: 5, ceiling: 3 } })).toEqual([]);
+    expect(writeBreaches({ before: 6, after: 2, bounds: { floor: 5, ceiling: 3 } })).toHaveLength(
+      1,
+    );
   });
 
   it('checks only the rules whose facts it is given', () => {
