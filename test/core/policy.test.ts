@@ -250,7 +250,7 @@ describe('policy', () => {
     const faults = faultsOf({
       version: 1,
       projects: ['p'],
-      defaults: { max: 4 },
+      defaults: { min: 3, max: 4 },
       services: [
         { match: { name: 'a-*' }, min: 5 },
         {
@@ -259,11 +259,18 @@ describe('policy', () => {
           max: 3,
           schedule: [{ start: '08:00', end: '18:00', min: 4 }],
         },
+        // The min each inherits: the defaults' for a rule, the rule's for its window.
+        { match: { name: 'c-*' }, max: 2 },
+        { match: { name: 'd-*' }, schedule: [{ start: '08:00', end: '18:00', max: 2 }] },
       ],
     });
     expect(faults).toContain('services[0]: min 5 is greater than max 4 (with the defaults)');
     expect(faults).toContain(
       'services[1].schedule[0]: min 4 is greater than max 3 while the window holds',
+    );
+    expect(faults).toContain('services[2]: min 3 is greater than max 2 (with the defaults)');
+    expect(faults).toContain(
+      'services[3].schedule[0]: min 3 is greater than max 2 while the window holds',
     );
   });
 
@@ -278,11 +285,20 @@ describe('policy', () => {
             { days: ['mon', 'funday'], start: '25:00', end: '10:00', timezone: 'Mars/Olympus' },
             { start: '09:00', end: '09:00' },
             { start: '09:00', end: '10:00', timezone: '' },
+            { start: '24:00', end: '06:00' },
+            { start: '25:00', end: '26:00' },
           ],
         },
       ],
     });
     const text = faults.join('\n');
+    // 24:00 may end a window, never start one (no window could hold from it).
+    expect(faults).toContain('services[0].schedule[3].start: a window cannot start at 24:00');
+    // Two unreadable bounds are two faults, not also "both 25:00".
+    expect(faults.filter((f) => f.startsWith('services[0].schedule[4]'))).toEqual([
+      expect.stringMatching(/^services\[0\]\.schedule\[4\]\.start: expected a time/),
+      expect.stringMatching(/^services\[0\]\.schedule\[4\]\.end: expected a time/),
+    ]);
     expect(text).toMatch(/^services\[0\]\.schedule\[0\]\.days\[1\]: /m);
     expect(text).toMatch(/^services\[0\]\.schedule\[0\]\.start: expected a time/m);
     expect(text).toContain(
@@ -316,6 +332,15 @@ describe('policy', () => {
     expect(faults).toContain('pools[2].region: "europe-west4" is not one of the policy\'s regions');
     expect(faults.join('\n')).toMatch(/^services\[0\]\.match\.name: invalid glob "llm-\["/m);
     expect(faults).toContain('services[0].match.project: "q" is not one of the policy\'s projects');
+    // With discovery, the projects listed are not all there are: a rule may name another.
+    expect(
+      parsePolicy({
+        version: 1,
+        projects: ['p'],
+        discovery: { organization: '1' },
+        services: [{ match: { project: 'q' } }],
+      }).services[0]?.match,
+    ).toEqual({ project: 'q' });
   });
 
   it('refuses a rule that can never match: an earlier rule matches every service it would', () => {
@@ -350,6 +375,16 @@ describe('policy', () => {
     expect(
       parsePolicy({ version: 1, projects: ['p', 'q'], services: ordered }).services,
     ).toHaveLength(6);
+    // Covered by an earlier rule of the same literal name and by an earlier general one: the
+    // fault names the one that comes first, which is the one that takes its services.
+    const twice = faultsOf({
+      version: 1,
+      projects: ['p'],
+      services: [{ match: { project: 'p' } }, { match: { name: 'ocr' } }, rules[7]],
+    });
+    expect(twice).toEqual([
+      expect.stringContaining('services[2].match: can never match: services[0] comes first'),
+    ]);
   });
 
   it('compares every key of a match: a rule differing by any one is not shadowed', () => {
