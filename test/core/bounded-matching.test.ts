@@ -101,6 +101,8 @@ describe('name globs', () => {
     expect(globWildcards('**')).toBe(1);
     expect(globWildcards('a\\*b[*]c')).toBe(0);
     expect(globWildcards('@(a|b)-*')).toBe(2);
+    expect(globWildcards('?(a|aa)+(b)!(c)*')).toBe(4);
+    expect(globWildcards('a?b')).toBe(0);
     expect(globWildcards('{a,b}-*')).toBe(2);
     expect(globWildcards('\\{a,b}[{]')).toBe(0);
   });
