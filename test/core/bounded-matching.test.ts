@@ -9,7 +9,7 @@ import {
   Policy,
   repeatedVariable,
 } from '../../src/core/policy.js';
-import { compileRules } from '../../src/core/rules.js';
+import { compileRules, type ServiceLike } from '../../src/core/rules.js';
 import type { Snapshot } from '../../src/core/snapshot.js';
 import { InputError } from '../../src/errors.js';
 import { assertProperty, fcParams } from '../support/fleet-arbitrary.js';
@@ -242,6 +242,61 @@ describe('rule lookup', () => {
       ),
       fcParams(3000),
     );
+  });
+
+  it("reads a few rules per service, not the policy's every rule", () => {
+    // The lookup's work, counted rather than timed (timings of a few milliseconds move with the
+    // machine's caches and collector, docs/performance.md): each read of a service's field is
+    // counted, on the shape large organisations write, one rule per service by name and project,
+    // then a glob and a label rule. A scan reads a field of the service for every rule it tries.
+    const RULES = 2_000;
+    const project = (i: number) => `project-${i % 4}`;
+    const resolve = compileRules(
+      parsePolicy({
+        version: 1,
+        projects: ['project-0', 'project-1', 'project-2', 'project-3'],
+        services: [
+          ...Array.from({ length: RULES }, (_, i) => ({
+            match: { project: project(i), name: `svc-${i}` },
+          })),
+          { match: { name: 'batch-*' } },
+          { match: { labels: { tier: 'gold' } } },
+        ],
+      }),
+      0,
+    );
+    let reads = 0;
+    const service = (fields: ServiceLike): ServiceLike => {
+      const out = {} as ServiceLike;
+      for (const [k, v] of Object.entries(fields))
+        Object.defineProperty(out, k, {
+          enumerable: true,
+          get: () => {
+            reads++;
+            return v;
+          },
+        });
+      return out;
+    };
+    const cases: [ServiceLike, number | null][] = [
+      [{ ...POOL, project: project(7), name: 'svc-7', labels: {} }, 7],
+      [{ ...POOL, project: project(RULES - 1), name: `svc-${RULES - 1}`, labels: {} }, RULES - 1],
+      [{ ...POOL, project: project(3), name: 'batch-3', labels: {} }, RULES],
+      [{ ...POOL, project: project(5), name: 'other', labels: { tier: 'gold' } }, RULES + 1],
+      [{ ...POOL, project: project(5), name: 'other', labels: {} }, null],
+      // Named by a rule of another project: that rule is tried, and no other of its bucket.
+      [{ ...POOL, project: project(8), name: 'svc-9', labels: {} }, null],
+    ];
+    for (const [fields, rule] of cases) {
+      reads = 0;
+      expect({ name: fields.name, rule: resolve(service(fields)).rule }).toEqual({
+        name: fields.name,
+        rule,
+      });
+      // Its name's bucket (one rule), its project's (none here) and the general list (two
+      // rules), each rule reading at most every field once, and the buckets' keys.
+      expect(reads, fields.name).toBeLessThanOrEqual(20);
+    }
   });
 
   it('treats a name of letters, digits, "-" and "_" as itself only, as picomatch does', () => {
