@@ -9,6 +9,7 @@ import {
   TARGET_RSS_MB,
   TARGET_RTT_RATIO,
   TARGET_RTT_ROUNDS,
+  TARGET_SCAN_RATIO,
 } from '../../bench/targets.js';
 
 /**
@@ -47,6 +48,9 @@ describe("the bench's targets in the docs", () => {
     const bench = section('README.md', '## Benchmarks');
     expect(itemOf(bench, '**Planner, 10,000 services')).toContain(`(median ≤ ${TARGET_10K_MS} ms)`);
     expect(itemOf(bench, '**Planner growth per 10× services**')).toContain(`(≤ ${TARGET_GROWTH}×)`);
+    expect(itemOf(bench, '**A scan of every rule ÷ the rule lookup')).toContain(
+      `(≥ ${TARGET_SCAN_RATIO}×)`,
+    );
     expect(lastCell(itemOf(bench, 'one run, round trips'))).toBe(`≤ ${TARGET_RTT_ROUNDS}`);
     expect(lastCell(itemOf(bench, 'one run, wall ÷ RTT'))).toBe(`≤ ${TARGET_RTT_RATIO}`);
     expect(lastCell(itemOf(bench, 'function cold start → listening'))).toBe(
@@ -72,6 +76,9 @@ describe("the bench's targets in the docs", () => {
     const fit = planner.slice(planner.indexOf("### The policy's fit to the fleet"));
     expect(fit).toContain(`at 20,000 rules and 50,000 services`);
     expect(fit).toContain(`(target ≤ ${TARGET_FIT_RATIO}×)`);
+    const lookup = planner.slice(planner.indexOf('### Looking the rules up'));
+    expect(lookup).toContain('at 2,000 rules and 5,000 services');
+    expect(lookup).toContain(`(target ≥ ${TARGET_SCAN_RATIO}×)`);
     const ranked = planner.slice(planner.indexOf('### Every service its own priority'));
     expect(ranked).toContain('5,000 services, each named');
     expect(ranked).toContain(`(target ≤ ${TARGET_RANKED_RATIO}×)`);
