@@ -71,6 +71,44 @@ describe('the read before the raises', () => {
     );
   });
 
+  it('takes a quota raised since the observation as the one planned on: the rise waits a run', async () => {
+    const m = model();
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const entry = m.quotaEntries(PROJECT)[0];
+    if (!entry) throw new Error('the fleet has no quota entry');
+    let lists = 0;
+    let reads = 0;
+    const run = {
+      ...sim.run,
+      // Just before the read before the raises, the job starts...
+      listServices: (p: string, r: string) => {
+        if (++lists === 2) m.advance(6 * 60_000);
+        return sim.run.listServices(p, r);
+      },
+    };
+    const quotas = {
+      ...sim.quotas,
+      // ...and the quota goes up from 12 to 16.
+      gpuQuota: (q: Parameters<typeof sim.quotas.gpuQuota>[0]) => {
+        if (++reads === 2) m.setQuota(entry.key, 16);
+        return sim.quotas.gpuQuota(q);
+      },
+    };
+    const report = await reconcileReport(
+      policy,
+      { ports: { ...sim, run, quotas }, clock: () => m.now },
+      { runId: 'raised-quota', deadlineMs: 60_000, writerId: 'me' },
+    );
+    const pool = m.pools()[0];
+    expect(reads).toBeGreaterThanOrEqual(2);
+    expect(pool?.quota).toBe(16);
+    expect(pool?.jobGpus).toBe(4);
+    // The plan was made on 12. The raises leave the job its GPUs within those 12, not within the
+    // 16 read since: the room is on the lower of the two (docs/performance.md).
+    expect(report.plan?.pools[0]?.capsAfter).toBe(12);
+    expect((pool?.capsGpus ?? 0) + (pool?.jobGpus ?? 0)).toBe(12);
+  });
+
   it('raises nothing when what else holds the pool cannot be read again', async () => {
     const m = model();
     const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
