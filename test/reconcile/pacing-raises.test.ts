@@ -1,8 +1,10 @@
 import { describe, expect, it } from 'vitest';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
+import { UnavailableError } from '../../src/errors.js';
 import { onePoolFleet } from '../support/fixtures.js';
 import { reconcileReport } from '../support/reconcile-run.js';
 import { virtualTime } from '../support/virtual-time.js';
@@ -151,5 +153,109 @@ describe('raises in rounds against another writer', () => {
     // second round waits for its slots (docs/applying.md, "Limits").
     expect(lowered, JSON.stringify(writes)).toBeDefined();
     expect((lowered?.at ?? Infinity) - firstRound, JSON.stringify(writes)).toBeLessThan(30_000);
+  });
+
+  it('a lease broken after the first round: the later rounds raise nothing', async () => {
+    // Four raises of one at two writes a minute: two rounds. As the first round's second write
+    // lands, the lease is broken (governor unlock) and another run takes it: it may be raising
+    // on the same room, so the second round must not.
+    const busy = ['busy-a', 'busy-b', 'busy-c', 'busy-d'].map((n) => [n, 1, 2] as const);
+    const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 8, busy)));
+    const policy = parsePolicy({
+      version: 1,
+      projects: [PROJECT],
+      regions: [REGION],
+      defaults: { headroom: 0, max: 2, scaleDownDelay: '0s' },
+      services: [{ match: {} }],
+      limits: { writesPerMinute: 2 },
+    });
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const time = virtualTime(START);
+    const store = createMemoryStateStore();
+    const written: string[] = [];
+    const run = {
+      ...sim.run,
+      updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
+        const n = written.push(u.name);
+        const done = await sim.run.updateMaxInstances(u);
+        if (n === 2) {
+          expect(await store.breakLease(PROJECT)).toBe(true);
+          const other = await store.acquireLease(
+            PROJECT,
+            'other-run',
+            60_000,
+            new Date(time.now()).toISOString(),
+          );
+          expect(other.acquired).toBe(true);
+        }
+        return done;
+      },
+    };
+    const report = await reconcileReport(
+      policy,
+      {
+        ports: { ...sim, run },
+        store,
+        clock: () => m.now,
+        wallClock: time.now,
+        leaseClock: time.now,
+        sleep: time.sleep,
+      },
+      { runId: 'rounds-lease', deadlineMs: 5 * 60_000, writerId: 'me' },
+    );
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(
+      raises.map((w) => w.cause),
+      JSON.stringify(report.writes),
+    ).toEqual(['written', 'written', 'other-governor', 'other-governor']);
+    expect(written).toHaveLength(2);
+    expect(raises[2]?.reason).toContain('other-run');
+  });
+
+  it('a raise whose write went unanswered keeps its GPUs spent in the later rounds', async () => {
+    // Four raises of one at two writes a minute, on a quota of 8: two rounds. The first write
+    // is not answered (it may still apply); the quota is cut to 7 as the first round ends. The
+    // second round has room for one raise beside it, not two: should the unanswered write land
+    // later, the pool still fits its quota.
+    const busy = ['busy-a', 'busy-b', 'busy-c', 'busy-d'].map((n) => [n, 1, 2] as const);
+    const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 8, busy)));
+    const policy = parsePolicy({
+      version: 1,
+      projects: [PROJECT],
+      regions: [REGION],
+      defaults: { headroom: 0, max: 2, scaleDownDelay: '0s' },
+      services: [{ match: {} }],
+      limits: { writesPerMinute: 2 },
+    });
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const time = virtualTime(START);
+    let unanswered: Parameters<typeof sim.run.updateMaxInstances>[0] | null = null;
+    let writes = 0;
+    const run = {
+      ...sim.run,
+      updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
+        writes += 1;
+        if (writes === 2) m.setQuota(m.quotaEntries(PROJECT)[0]!.key, 7);
+        if (writes === 1) {
+          unanswered = u;
+          throw new UnavailableError('UNAVAILABLE: no answer to the update');
+        }
+        return sim.run.updateMaxInstances(u);
+      },
+    };
+    const report = await reconcileReport(
+      policy,
+      { ports: { ...sim, run }, clock: () => m.now, wallClock: time.now, sleep: time.sleep },
+      { runId: 'rounds-uncertain', deadlineMs: 5 * 60_000, writerId: 'me' },
+    );
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(
+      raises.map((w) => w.cause),
+      JSON.stringify(report.writes),
+    ).toEqual(['uncertain', 'written', 'written', 'no-room']);
+    // The unanswered write lands after all: the pool holds its quota, no more.
+    expect(unanswered).not.toBeNull();
+    if (unanswered) await sim.run.updateMaxInstances(unanswered);
+    expect(m.pools(PROJECT)[0]?.capsGpus).toBe(7);
   });
 });
