@@ -109,6 +109,31 @@ describe('the read before the raises', () => {
     expect((pool?.capsGpus ?? 0) + (pool?.jobGpus ?? 0)).toBe(12);
   });
 
+  it('raises nothing when the quota read again has no entry for the region any more', async () => {
+    const m = model();
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    let reads = 0;
+    const quotas = {
+      ...sim.quotas,
+      // The observation reads the quota; the read before the raises finds no entry.
+      gpuQuota: async (q: Parameters<typeof sim.quotas.gpuQuota>[0]) =>
+        ++reads === 2 ? null : sim.quotas.gpuQuota(q),
+    };
+    const report = await reconcileReport(
+      policy,
+      { ports: { ...sim, quotas }, clock: () => m.now },
+      { runId: 'no-entry', deadlineMs: 60_000, writerId: 'me' },
+    );
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(raises.length).toBeGreaterThan(0);
+    // Not read, so held back as unreadable (and alerted as such), not taken as a quota of 0.
+    for (const w of raises) {
+      expect(w.cause).toBe('pool-unreadable');
+      expect(w.reason).toContain('the quota has no entry for the region any more');
+    }
+    expect(m.listServices().every((s) => s.maxInstances === 1)).toBe(true);
+  });
+
   it('raises nothing when what else holds the pool cannot be read again', async () => {
     const m = model();
     const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
