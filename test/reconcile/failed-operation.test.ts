@@ -4,7 +4,7 @@ import { applyOtherActor } from '../../src/emulator/context.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
 import { effectiveMax, FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
-import { UpstreamError } from '../../src/errors.js';
+import { QuotaRejectedError, UnavailableError, UpstreamError } from '../../src/errors.js';
 import type { CloudRunPort } from '../../src/ports/index.js';
 import { onePoolFleet } from '../support/fixtures.js';
 import { reconcileReport } from '../support/reconcile-run.js';
@@ -85,4 +85,45 @@ describe('a raise whose operation failed', () => {
       expect(report.writes.some((w) => w.name === 'svc-a' && w.cause === 'compensated')).toBe(true);
       expect(capsGpus(m)).toBeLessThanOrEqual(4);
     });
+
+  it('refused outright by Cloud Run is not verified: no read after it, no unverified alert', async () => {
+    const m = new FleetModel(
+      validateFleet(
+        onePoolFleet(PROJECT, REGION, 4, [
+          ['svc-a', 1, 3],
+          ['svc-b', 1, 0],
+          ['ext-render', 1, 0],
+        ]),
+      ),
+    );
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    let lists = 0;
+    const run: CloudRunPort = {
+      ...sim.run,
+      // Refused before Cloud Run took it (its quota check): nothing of it can have landed.
+      updateMaxInstances: async (u) => {
+        const s = m.getService(u);
+        if (!s || u.maxInstances <= effectiveMax(s)) return sim.run.updateMaxInstances(u);
+        throw new QuotaRejectedError(`FAILED_PRECONDITION: ${u.name} does not fit the GPU quota`);
+      },
+      // The observation and the read before the raises answer; any read after them fails.
+      listServices: async (p, r) => {
+        if (++lists > 2) throw new UnavailableError('UNAVAILABLE: injected');
+        return sim.run.listServices(p, r);
+      },
+    };
+    const report = await reconcileReport(
+      policy,
+      { ports: { ...sim, run }, clock: () => m.now },
+      { runId: 'refused', deadlineMs: 60_000, writerId: 'me' },
+    );
+    const refused = report.writes.find((w) => w.name === 'svc-a');
+    expect(refused).toMatchObject({ outcome: 'failed', cause: 'failed' });
+    expect(lists).toBe(2);
+    expect(
+      report.alerts.some(
+        (a) => a.type === 'governor.degraded' && a.details['reason'] === 'unverified',
+      ),
+    ).toBe(false);
+  });
 });
