@@ -134,6 +134,59 @@ describe('the read before the raises', () => {
     expect(m.listServices().every((s) => s.maxInstances === 1)).toBe(true);
   });
 
+  it('raises a service of two GPUs an instance only by whole instances that fit the room', async () => {
+    // Quota 8: two services of 2 GPUs an instance at max 1 that want more. A job task of one GPU
+    // starts just before the read before the raises, leaving 3 GPUs of room: one instance (2
+    // GPUs) fits, a second would take the pool to 9.
+    const job = { name: 'batch', region: REGION, gpu: {}, taskCount: 1, parallelism: 1 };
+    const m = new FleetModel(
+      validateFleet({
+        ...onePoolFleet(PROJECT, REGION, 8, [], {
+          services: ['svc-a', 'svc-b'].map((name) => ({
+            name,
+            region: REGION,
+            gpu: { count: 2 },
+            maxInstances: 1,
+            demand: { constant: 4 },
+          })),
+          jobs: [{ ...job, executions: [{ startMinute: 5, taskMinutes: 60 }] }],
+        }),
+      }),
+    );
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    let lists = 0;
+    const held: number[] = [];
+    const run = {
+      ...sim.run,
+      listServices: (p: string, r: string) => {
+        if (++lists === 2) m.advance(6 * 60_000);
+        return sim.run.listServices(p, r);
+      },
+      updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
+        const done = await sim.run.updateMaxInstances(u);
+        const pool = m.pools()[0];
+        held.push((pool?.capsGpus ?? 0) + (pool?.jobGpus ?? 0));
+        return done;
+      },
+    };
+    const report = await reconcileReport(
+      policy,
+      { ports: { ...sim, run }, clock: () => m.now },
+      { runId: 'two-gpus', deadlineMs: 60_000, writerId: 'me' },
+    );
+    expect(m.pools()[0]?.jobGpus).toBe(1);
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(
+      raises.map((w) => [w.name, w.cause, w.written]),
+      JSON.stringify(report.writes),
+    ).toEqual([
+      ['svc-a', 'written', 2],
+      ['svc-b', 'no-room', null],
+    ]);
+    // Not even for a round trip over the quota.
+    for (const gpus of held) expect(gpus).toBeLessThanOrEqual(8);
+  });
+
   it('raises nothing when what else holds the pool cannot be read again', async () => {
     const m = model();
     const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
