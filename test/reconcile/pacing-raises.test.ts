@@ -258,4 +258,32 @@ describe('raises in rounds against another writer', () => {
     if (unanswered) await sim.run.updateMaxInstances(unanswered);
     expect(m.pools(PROJECT)[0]?.capsGpus).toBe(7);
   });
+
+  it('raises whose next round the write quota would hold past the deadline wait for the next run, which the reason names', async () => {
+    // Four raises of one at two writes a minute, with 40 s of the run: the first round goes out
+    // at once; the second round's slots would come a minute later, past the deadline.
+    const busy = ['busy-a', 'busy-b', 'busy-c', 'busy-d'].map((n) => [n, 1, 2] as const);
+    const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 8, busy)));
+    const policy = parsePolicy({
+      version: 1,
+      projects: [PROJECT],
+      regions: [REGION],
+      defaults: { headroom: 0, max: 2, scaleDownDelay: '0s' },
+      services: [{ match: {} }],
+      limits: { writesPerMinute: 2 },
+    });
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const time = virtualTime(START);
+    const report = await reconcileReport(
+      policy,
+      { ports: sim, clock: () => m.now, wallClock: time.now, sleep: time.sleep },
+      { runId: 'rounds-deadline', deadlineMs: 40_000, writerId: 'me' },
+    );
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(raises.map((w) => w.cause)).toEqual(['written', 'written', 'deadline', 'deadline']);
+    for (const w of raises.slice(2))
+      expect(w.reason).toContain(
+        "Cloud Run's write quota (limits.writesPerMinute) would have held it past the run deadline",
+      );
+  });
 });
