@@ -4,6 +4,7 @@ import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
+import { beforeDeadline } from '../../src/reconcile/act.js';
 import { memoryLogger } from '../../src/log.js';
 import type { StateStore } from '../../src/ports/index.js';
 import { onePoolFleet } from '../support/fixtures.js';
@@ -192,5 +193,23 @@ describe('raises and the run deadline', () => {
     expect(idle?.cause).toBe('deadline');
     expect(idle?.outcome).toBe('skipped');
     expect(report.writes.filter((w) => w.outcome === 'failed')).toEqual([]);
+  });
+});
+
+describe('a call bounded by the run deadline', () => {
+  it('is not started at the deadline itself', async () => {
+    let started = false;
+    const call = () => {
+      started = true;
+      return Promise.resolve('answered');
+    };
+    await expect(
+      beforeDeadline(call, { deadline: 1_000, clock: () => 1_000 }, 'reading'),
+    ).rejects.toThrow('the run deadline had passed before reading');
+    expect(started).toBe(false);
+    await expect(
+      beforeDeadline(call, { deadline: 1_000, clock: () => 999 }, 'reading'),
+    ).resolves.toBe('answered');
+    expect(started).toBe(true);
   });
 });
