@@ -132,6 +132,8 @@ describe('raises and the run deadline', () => {
     expect(raises.map((w) => w.cause)).toEqual(['written', 'written']);
     expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
     expect(caps).toBeLessThanOrEqual(12);
+    // Lowered back to its budget: within it, so no pool.over-budget says otherwise.
+    expect(report.alerts.filter((a) => a.type === 'pool.over-budget')).toEqual([]);
   });
 
   it('with less left than a write and a read took, no raise starts: each is left for the next run, with its reason', async () => {
