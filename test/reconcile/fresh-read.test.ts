@@ -187,6 +187,36 @@ describe('the read before the raises', () => {
     for (const gpus of held) expect(gpus).toBeLessThanOrEqual(8);
   });
 
+  it('leaves alone a raise whose service another writer changed since the observation', async () => {
+    const m = model();
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    let lists = 0;
+    const run = {
+      ...sim.run,
+      // Just before the read before the raises, another writer changes svc-a (not its max: a
+      // new etag) and raises svc-b to 3.
+      listServices: (p: string, r: string) => {
+        if (++lists === 2) {
+          const a = m.findService('svc-a', PROJECT, REGION);
+          m.update(a, { annotations: { ...a.annotations, team: 'ml' } });
+          m.update(m.findService('svc-b', PROJECT, REGION), { maxInstances: 3 });
+        }
+        return sim.run.listServices(p, r);
+      },
+    };
+    const report = await reconcileReport(
+      policy,
+      { ports: { ...sim, run }, clock: () => m.now },
+      { runId: 'changed', deadlineMs: 60_000, writerId: 'me' },
+    );
+    const cause = (name: string) => report.writes.find((w) => w.name === name)?.cause;
+    expect(cause('svc-a')).toBe('etag');
+    expect(cause('svc-b')).toBe('etag');
+    // What the other writer set stays: the next run plans from it.
+    expect(m.findService('svc-a', PROJECT, REGION).maxInstances).toBe(1);
+    expect(m.findService('svc-b', PROJECT, REGION).maxInstances).toBe(3);
+  });
+
   it('raises nothing when what else holds the pool cannot be read again', async () => {
     const m = model();
     const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
