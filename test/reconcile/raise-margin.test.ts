@@ -121,7 +121,7 @@ async function runWith(leftMs: number, stallMs = 0) {
       },
     },
   );
-  return { report, log, filled, wrote, caps: caps() };
+  return { report, log, filled, wrote, caps: caps(), m };
 }
 
 describe('raises and the run deadline', () => {
@@ -134,6 +134,18 @@ describe('raises and the run deadline', () => {
     expect(caps).toBeLessThanOrEqual(12);
     // Lowered back to its budget: within it, so no pool.over-budget says otherwise.
     expect(report.alerts.filter((a) => a.type === 'pool.over-budget')).toEqual([]);
+  });
+
+  it('stamps when it lowered a cap on the service it lowers, and when it raised on one it raises', async () => {
+    // docs/applying.md: last-lowered starts the reverse delay, last-changed the scale-down delay.
+    const { report, m } = await runWith(20_000);
+    const at = (name: string) => m.findService(name, PROJECT, REGION).annotations;
+    expect(report.writes.find((w) => w.name === 'idle')?.cause).toBe('written');
+    // The run's time, the same on every service it wrote.
+    const lowered = at('idle')['gpu-governor.dev/last-lowered'];
+    expect(lowered).toMatch(/^\d{4}-\d\d-\d\dT/);
+    expect(at('idle')['gpu-governor.dev/last-changed']).toBeUndefined();
+    expect(at('svc-a')['gpu-governor.dev/last-changed']).toBe(lowered);
   });
 
   it('with less left than a write and a read took, no raise starts: each is left for the next run, with its reason', async () => {
