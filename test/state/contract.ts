@@ -682,6 +682,22 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       ).toBe(true);
     });
 
+    it("caps a lease of the other side that outlives the reader's time-to-live by any amount", async () => {
+      const store = open();
+      const project = freshProject();
+      const regional = regionalUnitStore(store, 'us-central1');
+      // The run of the whole project took its lease for 90 s; the regional unit asks for 60 s.
+      expect((await store.acquireLease(project, 'long-run', 90_000, at(0))).acquired).toBe(true);
+      expect(await regional.acquireLease(project, 'regional-run', 60_000, at(0))).toMatchObject({
+        acquired: false,
+        expiresAt: at(MINUTE),
+      });
+      // Capped to the reader's time-to-live, as the store caps it for anyone who asks.
+      expect(
+        (await regional.acquireLease(project, 'regional-run', 60_000, at(MINUTE + 1_000))).acquired,
+      ).toBe(true);
+    });
+
     it("refuses a regional unit while its project's run holds the lease, and the other way", async () => {
       const store = open();
       const project = freshProject();
