@@ -60,3 +60,32 @@ describe('a lease whose answer was lost', () => {
     expect(second.outcome).not.toBe('failed');
   });
 });
+
+describe('a lease another run holds', () => {
+  it('is asked for leaseAttempts times, no more; an alert that cannot be saved fails loudly', async () => {
+    const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 4, [['svc-a', 1, 1]])));
+    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const base = createMemoryStateStore();
+    const now = new Date(m.now).toISOString();
+    expect((await base.acquireLease(PROJECT, 'other-run', 10 * 60_000, now)).acquired).toBe(true);
+    let asked = 0;
+    const store: StateStore = {
+      ...base,
+      acquireLease: (...args) => {
+        asked += 1;
+        return base.acquireLease(...args);
+      },
+      saveConditions: () => Promise.reject(new UnavailableError('UNAVAILABLE: store gone')),
+    };
+    const report = await reconcileReport(
+      policy,
+      { ports, store, clock: () => m.now, leaseClock: () => m.now },
+      { runId: 'refused', deadlineMs: 60_000, writerId: 'me', leaseAttempts: 3, leaseRetryMs: 1 },
+    );
+    expect(report.outcome).toBe('lease-held');
+    expect(asked).toBe(3);
+    expect(report.writes).toEqual([]);
+    // The lease alert could not be saved: the run's error says so, not only a log line.
+    expect(report.error).toContain(`${PROJECT}: could not publish or save the lease alert`);
+  });
+});
