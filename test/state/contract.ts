@@ -698,6 +698,20 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       ).toBe(true);
     });
 
+    it('refuses a run of the whole project while any of its regional units holds a lease, not only the first', async () => {
+      const store = open();
+      const project = freshProject();
+      const east = regionalUnitStore(store, 'us-east4');
+      const whole = projectUnitStore(store, () => Promise.resolve(['us-central1', 'us-east4']));
+      expect((await east.acquireLease(project, 'east-run', 60_000, at(0))).acquired).toBe(true);
+      expect(await whole.acquireLease(project, 'project-run', 60_000, at(0))).toMatchObject({
+        acquired: false,
+        heldBy: expect.stringContaining('east-run') as unknown,
+      });
+      // Given back: the regional unit's run is the one writer.
+      expect(await store.readLease(project)).toBeNull();
+    });
+
     it("refuses a regional unit while its project's run holds the lease, and the other way", async () => {
       const store = open();
       const project = freshProject();
