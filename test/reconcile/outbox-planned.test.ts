@@ -1,0 +1,72 @@
+import { describe, expect, it } from 'vitest';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { validateFleet } from '../../src/emulator/fleet.js';
+import { FleetModel } from '../../src/emulator/model.js';
+import { createSimPorts } from '../../src/emulator/ports.js';
+import type { OutboxEntry, StateStore } from '../../src/ports/index.js';
+import { onePoolFleet } from '../support/fixtures.js';
+import { reconcileReport } from '../support/reconcile-run.js';
+
+/**
+ * Before its first write a run stores the rebalance.applied events it expects (pending outcome),
+ * so that a run that dies before reporting leaves them for the next run to settle and send. A
+ * dry run writes nothing: it stores none, or the next run would announce changes nobody made.
+ */
+
+const PROJECT = 'outbox-project';
+const REGION = 'us-central1';
+
+function policy(mode: 'enforce' | 'dry-run') {
+  return parsePolicy({
+    version: 1,
+    mode,
+    projects: [PROJECT],
+    regions: [REGION],
+    defaults: { headroom: 1, max: 3 },
+    services: [{ match: {} }],
+    limits: { writesPerMinute: 6000 },
+  });
+}
+
+async function storedPending(mode: 'enforce' | 'dry-run') {
+  const m = new FleetModel(
+    validateFleet(
+      onePoolFleet(PROJECT, REGION, 4, [
+        ['svc-a', 1, 3],
+        ['svc-b', 1, 0],
+      ]),
+    ),
+  );
+  const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+  const base = createMemoryStateStore();
+  const pending: OutboxEntry[] = [];
+  const store: StateStore = {
+    ...base,
+    putOutbox: (project, entries) => {
+      pending.push(...entries.filter((e) => e.state === 'pending-outcome'));
+      return base.putOutbox(project, entries);
+    },
+  };
+  const report = await reconcileReport(
+    policy(mode),
+    { ports: sim, store, clock: () => m.now },
+    { runId: mode, deadlineMs: 60_000, writerId: 'me' },
+  );
+  return { report, pending };
+}
+
+describe('the planned events of a run', () => {
+  it('are stored before the writes of a run that enforces', async () => {
+    const { report, pending } = await storedPending('enforce');
+    expect(report.plan?.changes.length).toBeGreaterThan(0);
+    expect(pending.map((e) => e.alert.type)).toContain('rebalance.applied');
+  });
+
+  it('are not stored by a dry run, which writes nothing', async () => {
+    const { report, pending } = await storedPending('dry-run');
+    expect(report.plan?.changes.length).toBeGreaterThan(0);
+    expect(report.writes.filter((w) => w.outcome === 'written')).toEqual([]);
+    expect(pending).toEqual([]);
+  });
+});
