@@ -217,6 +217,30 @@ describe('the read before the raises', () => {
     expect(m.findService('svc-b', PROJECT, REGION).maxInstances).toBe(3);
   });
 
+  it('goes by the quota the policy sets, not one read from Cloud Quotas', async () => {
+    const m = model();
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    // Cloud Quotas answers 2 (a stale or wrong entry); the policy sets the pool's quota to 12.
+    const quotas = { ...sim.quotas, gpuQuota: async () => 2 };
+    const report = await reconcileReport(
+      parsePolicy({
+        version: 1,
+        projects: [PROJECT],
+        regions: [REGION],
+        pools: [{ region: REGION, quota: 12 }],
+        defaults: { headroom: 1, max: 4 },
+        services: [{ match: {} }],
+        limits: { writesPerMinute: 6000 },
+      }),
+      { ports: { ...sim, quotas }, clock: () => m.now },
+      { runId: 'policy-quota', deadlineMs: 60_000, writerId: 'me' },
+    );
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(raises.length).toBeGreaterThan(0);
+    for (const w of raises) expect(w.cause).toBe('written');
+    expect(m.pools()[0]?.capsGpus).toBe(report.plan?.pools[0]?.capsAfter);
+  });
+
   it('raises nothing when what else holds the pool cannot be read again', async () => {
     const m = model();
     const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
