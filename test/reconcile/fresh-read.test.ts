@@ -17,6 +17,7 @@ import { reconcileReport } from '../support/reconcile-run.js';
  */
 
 const PROJECT = 'fresh-project';
+const GPU = { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true };
 const REGION = 'us-central1';
 
 function model(): FleetModel {
@@ -66,6 +67,35 @@ describe('the read before the raises', () => {
     expect(report.plan?.pools[0]?.capsAfter).toBe(12);
     // ...the raises left the job its four GPUs, and said why.
     expect((pool?.capsGpus ?? 0) + (pool?.jobGpus ?? 0)).toBeLessThanOrEqual(12);
+    expect(report.writes.some((w) => (w.written ?? 0) < w.planned || w.cause === 'no-room')).toBe(
+      true,
+    );
+  });
+
+  it('sees a worker pool scaled up since the observation: the raises leave it its GPUs', async () => {
+    const m = model();
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    let lists = 0;
+    const encoder = { project: PROJECT, region: REGION, name: 'encoder' };
+    const run = {
+      ...sim.run,
+      // The second listing is the read before the raises: by then another writer has set the
+      // worker pool to 4 one-GPU instances (none at the observation).
+      listWorkerPools: async (p: string, r: string) => [
+        ...(await sim.run.listWorkerPools(p, r)),
+        ...(++lists >= 2 ? [{ ...encoder, gpu: GPU, manualInstanceCount: 4 }] : []),
+      ],
+    };
+    const report = await reconcileReport(
+      policy,
+      { ports: { ...sim, run }, clock: () => m.now },
+      { runId: 'fresh-wp', deadlineMs: 60_000, writerId: 'me' },
+    );
+    expect(lists).toBeGreaterThanOrEqual(2);
+    // The plan, made before the worker pool grew, raised to the whole quota; the writes left the
+    // worker pool its four GPUs.
+    expect(report.plan?.pools[0]?.capsAfter).toBe(12);
+    expect(m.pools()[0]?.capsGpus).toBe(8);
     expect(report.writes.some((w) => (w.written ?? 0) < w.planned || w.cause === 'no-room')).toBe(
       true,
     );

@@ -101,6 +101,51 @@ describe('room for raises on a read of the pool', () => {
     expect(room.room).toBe(2);
   });
 
+  it('counts what worker pools and unmanaged services hold once, whether the read lists them or the plan does', async () => {
+    // Quota 12, reserve 1. svc-z5 (cap 4) is unmanaged; a worker pool runs 2 one-GPU instances.
+    // Budget for the governed caps: 12 - 1 - 4 - 2 = 5; they hold 5 x 1 now: no room.
+    const m = new FleetModel(
+      validateFleet(
+        onePoolFleet(
+          PROJECT,
+          REGION,
+          12,
+          [0, 1, 2, 3, 4, 5].map((i) => [`svc-z${i}`, i === 5 ? 4 : 1, 0.5] as const),
+          { workerPools: [{ name: 'encoder', region: REGION, gpu: {}, manualInstanceCount: 2 }] },
+        ),
+      ),
+    );
+    const some = parsePolicy({
+      version: 1,
+      projects: [PROJECT],
+      regions: [REGION],
+      reserve: 1,
+      services: [{ match: { name: 'svc-z[0-4]' } }],
+    });
+    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const seen = await observe(some, ports, m.now);
+    const p = plan(seen.snapshot, some, new Date(m.now).toISOString(), { runId: 'r' });
+    const pool = p.pools[0];
+    if (!pool) throw new Error('no pool planned');
+    expect(p.services.find((r) => r.name === 'svc-z5')?.managed).toBe(false);
+    const workerPools = await ports.run.listWorkerPools(PROJECT, REGION);
+    const listed = { workerPools, executions: [] };
+    // A read that lists the worker pools counts their GPUs...
+    expect(roomOf(p, pool, { services: seen.services, quota: 12, others: listed })).toEqual({
+      allowed: 5,
+      governed: 5,
+      room: 0,
+    });
+    // ...one that does not takes them from the plan, without counting the unmanaged cap twice
+    // (the plan's unmanaged GPUs hold it too, and the read counts it from the services)...
+    expect(roomOf(p, pool, { services: seen.services, quota: 12 }).allowed).toBe(5);
+    // ...and a worker pool scaled up to 4 since leaves 2 GPUs fewer for the governed caps.
+    const grown = { workerPools: workerPools.map((w) => ({ ...w, manualInstanceCount: 4 })) };
+    expect(
+      roomOf(p, pool, { services: seen.services, quota: 12, others: { ...listed, ...grown } }).room,
+    ).toBe(-2);
+  });
+
   it("another governor's stamp counts within the TTL, its own and an old one do not", async () => {
     const m = model();
     const stamp = (writer: string, at: string) =>
