@@ -1,0 +1,144 @@
+import { describe, expect, it } from 'vitest';
+import { RecordingSink } from '../../src/adapters/memory/alert-sink.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import { validateFleet } from '../../src/emulator/fleet.js';
+import { effectiveMax, FleetModel } from '../../src/emulator/model.js';
+import { createSimPorts } from '../../src/emulator/ports.js';
+import { ConflictError, PermissionError } from '../../src/errors.js';
+import type { CloudRunPort } from '../../src/ports/index.js';
+import { reconcileReport } from '../support/reconcile-run.js';
+
+/**
+ * Lowering this run's raises back when the read just after them finds the pool over its quota
+ * (another writer in the round trip). Quota 8: `svc-a` (two GPUs an instance) and `svc-b` (one),
+ * governed at max 1, svc-a wanting 3; `ext-render` (one GPU, max 1) is not governed. The plan raises
+ * svc-a to 3 (6 GPUs), which fills the pool; the other writer acts right after that raise.
+ */
+
+const PROJECT = 'lower-back-project';
+const REGION = 'us-central1';
+
+const policy = parsePolicy({
+  version: 1,
+  projects: [PROJECT],
+  regions: [REGION],
+  defaults: { headroom: 0, max: 3 },
+  services: [{ match: { name: 'ext-*' }, managed: false }, { match: {} }],
+  limits: { writesPerMinute: 6000 },
+  alerts: { topic: `projects/${PROJECT}/topics/alerts` },
+});
+
+const key = (name: string) => ({ project: PROJECT, region: REGION, name });
+
+function model(): FleetModel {
+  const svc = (name: string, count: number, demand: number) => ({
+    name,
+    region: REGION,
+    gpu: { count },
+    maxInstances: 1,
+    demand: { constant: demand },
+  });
+  return new FleetModel(
+    validateFleet({
+      start: '2026-11-27T12:00:00Z',
+      warmupMinutes: 40,
+      idleMinutes: 0,
+      projects: [
+        {
+          id: PROJECT,
+          pools: [{ region: REGION, quota: 8 }],
+          services: [svc('svc-a', 2, 3), svc('svc-b', 1, 1), svc('ext-render', 1, 0)],
+        },
+      ],
+    }),
+  );
+}
+
+/**
+ * A run where `other` acts right after the governor's raise of svc-a lands, and `lowering` may
+ * refuse the writes that lower a service (the governor's lowering back).
+ */
+async function race(other: (m: FleetModel) => void, lowering?: (name: string) => Error | null) {
+  const m = model();
+  const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+  let raced = false;
+  const run: CloudRunPort = {
+    ...sim.run,
+    updateMaxInstances: async (u) => {
+      const s = m.getService(u);
+      const down = s !== undefined && u.maxInstances < effectiveMax(s);
+      const refused = down ? (lowering?.(u.name) ?? null) : null;
+      if (refused) throw refused;
+      const done = await sim.run.updateMaxInstances(u);
+      if (!raced && u.name === 'svc-a' && !down) {
+        raced = true;
+        other(m);
+      }
+      return done;
+    },
+  };
+  const sink = new RecordingSink();
+  const report = await reconcileReport(
+    policy,
+    { ports: { ...sim, run }, clock: () => m.now, sink },
+    { runId: 'lower-back', deadlineMs: 60_000, writerId: 'me' },
+  );
+  expect(raced).toBe(true);
+  const caps = m.pools(PROJECT)[0]?.capsGpus;
+  const overAfter = report.alerts.filter(
+    (a) => a.type === 'pool.over-budget' && a.details['source'] === 'verify',
+  );
+  return { m, report, caps, overAfter };
+}
+
+const maxOf = (m: FleetModel, name: string) => {
+  const s = m.getService(key(name));
+  return s ? effectiveMax(s) : null;
+};
+
+describe('lowering raises back after another writer fills the pool', () => {
+  for (const extra of [1, 2])
+    it(`over by ${extra} GPU(s): a service of two GPUs an instance comes down by whole instances that free enough`, async () => {
+      const { m, report, caps, overAfter } = await race((m) =>
+        m.update(key('ext-render'), { maxInstances: 1 + extra }),
+      );
+      expect(
+        report.writes.find((w) => w.name === 'svc-a' && w.cause === 'compensated'),
+      ).toMatchObject({
+        from: 3,
+        written: 2,
+      });
+      expect(maxOf(m, 'ext-render')).toBe(1 + extra);
+      // Within the quota once lowered back, and no alert says it is still over.
+      expect(caps).toBeLessThanOrEqual(8);
+      expect(overAfter).toEqual([]);
+    });
+
+  it('leaves alone a raised service someone else changed since, even when the pool stays over', async () => {
+    const { m, report, caps, overAfter } = await race((m) => {
+      m.update(key('svc-a'), { maxInstances: 4 });
+      m.update(key('svc-b'), { maxInstances: 4 });
+    });
+    // Their maxes are the other writer's now, not this run's to lower.
+    expect(maxOf(m, 'svc-a')).toBe(4);
+    expect(maxOf(m, 'svc-b')).toBe(4);
+    expect(report.writes.filter((w) => w.cause === 'compensated')).toEqual([]);
+    expect(caps).toBeGreaterThan(8);
+    expect(overAfter).toHaveLength(1);
+  });
+
+  for (const [what, error, cause] of [
+    ['denied', new PermissionError('PERMISSION_DENIED: injected'), 'denied'],
+    ['conflict', new ConflictError('ABORTED: injected'), 'conflict'],
+  ] as const)
+    it(`a lowering that is refused (${what}) says so, and the pool is reported still over`, async () => {
+      const { report, caps, overAfter } = await race(
+        (m) => m.update(key('ext-render'), { maxInstances: 4 }),
+        () => error,
+      );
+      const back = report.writes.filter((w) => w.name === 'svc-a' && w.from === 3);
+      expect(back.map((w) => [w.cause, w.written])).toEqual([[cause, null]]);
+      expect(caps).toBeGreaterThan(8);
+      expect(overAfter).toHaveLength(1);
+    });
+});
