@@ -109,4 +109,41 @@ describe('the paced call', () => {
     expect(await other).toBeNull();
     expect(time.now()).toBe(40_000);
   });
+
+  it('takes a fractional quota as the whole calls it allows: 2.5 a minute is 2, and never below 1', async () => {
+    for (const [perMinute, atOnce] of [
+      [2.5, 2],
+      [0.5, 1],
+    ] as const) {
+      let t = 0;
+      const pacer = createPacer(
+        perMinute,
+        () => t,
+        async (ms) => void (t += ms),
+      );
+      const slots: (number | null)[] = [];
+      for (let i = 0; i <= atOnce; i++) slots.push(await pacer.slot('p/a', Infinity));
+      // The first `atOnce` go now; the next waits a minute.
+      expect(slots).toEqual([...Array<number>(atOnce).fill(0), 60_000]);
+    }
+  });
+
+  it('counts a window of 60 s from a start up to, not including, the instant a minute later', () => {
+    // Two a minute. A start at 0; a slot booked for 60 s (on time, it counts for a call whose own
+    // slot is no earlier); a call of a slot at 0 whose place came late, at 1 001 ms. The 60 s from
+    // 0 hold the starts at 0 and 1 001 only (60 s is the next window's), so it may start.
+    let t = 0;
+    const pacer = createPacer(
+      2,
+      () => t,
+      async () => {},
+    );
+    const booked = [0, 0].map(() => pacer.slot('p/a', Infinity));
+    expect(pacer.start('p/a', 0)).toBe(true);
+    return Promise.all(booked).then(async () => {
+      expect(await pacer.slot('p/a', Infinity)).toBe(60_000);
+      t = 1_001;
+      expect(pacer.start('p/a', 0)).toBe(true);
+    });
+  });
 });
