@@ -88,4 +88,42 @@ describe('a lease another run holds', () => {
     // The lease alert could not be saved: the run's error says so, not only a log line.
     expect(report.error).toContain(`${PROJECT}: could not publish or save the lease alert`);
   });
+
+  it('is asked again only while a retry can come before the run deadline', async () => {
+    const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 4, [['svc-a', 1, 1]])));
+    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const base = createMemoryStateStore();
+    const now = new Date(m.now).toISOString();
+    expect((await base.acquireLease(PROJECT, 'other-run', 10 * 60_000, now)).acquired).toBe(true);
+    const asked: number[] = [];
+    const store: StateStore = {
+      ...base,
+      acquireLease: (...args) => {
+        asked.push(m.now);
+        return base.acquireLease(...args);
+      },
+    };
+    const start = m.now;
+    const report = await reconcileReport(
+      policy,
+      {
+        ports,
+        store,
+        clock: () => m.now,
+        leaseClock: () => m.now,
+        wallClock: () => m.now,
+        sleep: async (ms) => m.advance(ms),
+      },
+      {
+        runId: 'waits',
+        deadlineMs: 60_000,
+        writerId: 'me',
+        leaseAttempts: 10,
+        leaseRetryMs: 20_000,
+      },
+    );
+    // At 0, 20 s and 40 s: the next retry would come at the deadline itself, when no call starts.
+    expect(asked.map((t) => t - start)).toEqual([0, 20_000, 40_000]);
+    expect(report.outcome).toBe('lease-held');
+  });
 });
