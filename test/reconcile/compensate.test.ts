@@ -6,6 +6,7 @@ import { effectiveMax, FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
 import { ConflictError, PermissionError } from '../../src/errors.js';
 import type { CloudRunPort } from '../../src/ports/index.js';
+import { busiestMinute } from '../support/paced-fleet.js';
 import { reconcileReport } from '../support/reconcile-run.js';
 
 /**
@@ -141,4 +142,66 @@ describe('lowering raises back after another writer fills the pool', () => {
       expect(caps).toBeGreaterThan(8);
       expect(overAfter).toHaveLength(1);
     });
+
+  it('counts a lowering back under the write quota: the next raise of the region waits a minute after it', async () => {
+    // One write a minute; svc-a and svc-b (one GPU each) want 3: two rounds of raises. Right
+    // after the first, the other writer fills the pool; once it is lowered back, it empties it
+    // again, so the second round has room and writes.
+    const m = new FleetModel(
+      validateFleet({
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 40,
+        idleMinutes: 0,
+        projects: [
+          {
+            id: PROJECT,
+            pools: [{ region: REGION, quota: 8 }],
+            services: ['svc-a', 'svc-b', 'ext-render'].map((name) => ({
+              name,
+              region: REGION,
+              gpu: {},
+              maxInstances: 1,
+              demand: { constant: name === 'ext-render' ? 0 : 3 },
+            })),
+          },
+        ],
+      }),
+    );
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const starts: number[] = [];
+    let raises = 0;
+    let lowered = false;
+    const run: CloudRunPort = {
+      ...sim.run,
+      updateMaxInstances: async (u) => {
+        starts.push(m.now);
+        const s = m.getService(u);
+        const down = s !== undefined && u.maxInstances < effectiveMax(s);
+        m.advance(1_000);
+        const done = await sim.run.updateMaxInstances(u);
+        if (!down && ++raises === 1) m.update(key('ext-render'), { maxInstances: 5 });
+        if (down && u.name !== 'ext-render' && !lowered) {
+          lowered = true;
+          m.update(key('ext-render'), { maxInstances: 1 });
+        }
+        return done;
+      },
+    };
+    const report = await reconcileReport(
+      { ...policy, limits: { ...policy.limits, writesPerMinute: 1 } },
+      {
+        ports: { ...sim, run },
+        clock: () => m.now,
+        wallClock: () => m.now,
+        sleep: async (ms) => m.advance(ms),
+      },
+      { runId: 'paced-back', deadlineMs: 10 * 60_000, writerId: 'me' },
+    );
+    expect(lowered).toBe(true);
+    expect(report.writes.filter((w) => w.cause === 'compensated')).toHaveLength(1);
+    expect(raises).toBe(2);
+    // The lowering back does not wait for the quota (it comes a second after the raise), but it
+    // spends it: the writes from it on keep to one in any 60 s.
+    expect(busiestMinute(starts.slice(1)), `writes started at ${starts.join(', ')}`).toBe(1);
+  });
 });
