@@ -101,6 +101,55 @@ describe('the read before the raises', () => {
     );
   });
 
+  it('sends a raise refused for the minute again only while it could still be read back', async () => {
+    // Each listing of the services takes 5 s: a read and a write take 10 s here, so a raise may
+    // be sent again (after a 429) only until 10 s before the run deadline. The run's deadline
+    // is set so that the first raise starts 50 ms before that point: its resends stop then.
+    const attempt = async (deadlineMs: number) => {
+      const m = model();
+      const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+      const start = m.now;
+      let first: { at: number; stopped: boolean } | null = null;
+      const run = {
+        ...sim.run,
+        listServices: (p: string, r: string) => {
+          m.advance(5_000);
+          return sim.run.listServices(p, r);
+        },
+        updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
+          if (!first) {
+            const at = m.now - start;
+            const stopped = await new Promise<boolean>((done) => {
+              if (u.signal?.aborted) return done(true);
+              u.signal?.addEventListener('abort', () => done(true));
+              setTimeout(() => done(false), 1_000);
+            });
+            first = { at, stopped };
+          }
+          return sim.run.updateMaxInstances(u);
+        },
+      };
+      await reconcileReport(
+        policy,
+        {
+          ports: { ...sim, run },
+          clock: () => m.now,
+          wallClock: () => m.now,
+          sleep: async (ms) => m.advance(ms),
+        },
+        { runId: 'resend', deadlineMs, writerId: 'me' },
+      );
+      return first as { at: number; stopped: boolean } | null;
+    };
+    const probe = await attempt(10 * 60_000);
+    if (!probe) throw new Error('no raise was sent');
+    const tight = await attempt(probe.at + 10_000 + 50);
+    expect(tight?.at).toBe(probe.at);
+    expect(tight?.stopped).toBe(true);
+    // With the whole run left, the resends are not cut short.
+    expect(probe.stopped).toBe(false);
+  });
+
   it('takes a quota raised since the observation as the one planned on: the rise waits a run', async () => {
     const m = model();
     const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
