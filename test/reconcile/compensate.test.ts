@@ -63,11 +63,13 @@ async function race(other: (m: FleetModel) => void, lowering?: (name: string) =>
   const m = model();
   const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
   let raced = false;
+  const downs: string[] = [];
   const run: CloudRunPort = {
     ...sim.run,
     updateMaxInstances: async (u) => {
       const s = m.getService(u);
       const down = s !== undefined && u.maxInstances < effectiveMax(s);
+      if (down) downs.push(u.name);
       const refused = down ? (lowering?.(u.name) ?? null) : null;
       if (refused) throw refused;
       const done = await sim.run.updateMaxInstances(u);
@@ -89,7 +91,7 @@ async function race(other: (m: FleetModel) => void, lowering?: (name: string) =>
   const overAfter = report.alerts.filter(
     (a) => a.type === 'pool.over-budget' && a.details['source'] === 'verify',
   );
-  return { m, report, caps, overAfter };
+  return { m, report, caps, overAfter, downs };
 }
 
 const maxOf = (m: FleetModel, name: string) => {
@@ -125,6 +127,17 @@ describe('lowering raises back after another writer fills the pool', () => {
     expect(maxOf(m, 'svc-b')).toBe(4);
     expect(report.writes.filter((w) => w.cause === 'compensated')).toEqual([]);
     expect(caps).toBeGreaterThan(8);
+    expect(overAfter).toHaveLength(1);
+  });
+
+  it('leaves alone a raised service that started deploying since: nothing is written to it', async () => {
+    const { m, report, downs, overAfter } = await race((m) => {
+      m.update(key('ext-render'), { maxInstances: 4 });
+      m.startDeployment(key('svc-a'), 10 * 60_000);
+    });
+    expect(downs).toEqual([]);
+    expect(maxOf(m, 'svc-a')).toBe(3);
+    expect(report.writes.filter((w) => w.cause === 'compensated')).toEqual([]);
     expect(overAfter).toHaveLength(1);
   });
 
