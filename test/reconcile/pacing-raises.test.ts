@@ -114,9 +114,8 @@ describe('raises under the write quota', () => {
 });
 
 describe('raises in rounds against another writer', () => {
-  it('a quota cut just after the first round: its raises come back before the next round waits for slots', async () => {
-    // Four raises of one at two writes a minute: two rounds, a minute apart. The quota is cut
-    // from 8 to 5 as the first round's second write lands, so the pool holds 6 on a quota of 5.
+  /** Four services at 1 of 2 busy instances, on a quota of 8, at two writes a minute: two rounds. */
+  function fourRaises() {
     const busy = ['busy-a', 'busy-b', 'busy-c', 'busy-d'].map((n) => [n, 1, 2] as const);
     const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 8, busy)));
     const policy = parsePolicy({
@@ -127,8 +126,18 @@ describe('raises in rounds against another writer', () => {
       services: [{ match: {} }],
       limits: { writesPerMinute: 2 },
     });
-    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
-    const time = virtualTime(START);
+    return {
+      m,
+      policy,
+      sim: createSimPorts(m, { lagMs: 3 * 60_000 }),
+      time: virtualTime(START),
+    };
+  }
+
+  it('a quota cut just after the first round: its raises come back before the next round waits for slots', async () => {
+    // Four raises of one at two writes a minute: two rounds, a minute apart. The quota is cut
+    // from 8 to 5 as the first round's second write lands, so the pool holds 6 on a quota of 5.
+    const { m, policy, sim, time } = fourRaises();
     const writes: { at: number; name: string; to: number }[] = [];
     const run = {
       ...sim.run,
@@ -159,18 +168,7 @@ describe('raises in rounds against another writer', () => {
     // Four raises of one at two writes a minute: two rounds. As the first round's second write
     // lands, the lease is broken (governor unlock) and another run takes it: it may be raising
     // on the same room, so the second round must not.
-    const busy = ['busy-a', 'busy-b', 'busy-c', 'busy-d'].map((n) => [n, 1, 2] as const);
-    const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 8, busy)));
-    const policy = parsePolicy({
-      version: 1,
-      projects: [PROJECT],
-      regions: [REGION],
-      defaults: { headroom: 0, max: 2, scaleDownDelay: '0s' },
-      services: [{ match: {} }],
-      limits: { writesPerMinute: 2 },
-    });
-    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
-    const time = virtualTime(START);
+    const { m, policy, sim, time } = fourRaises();
     const store = createMemoryStateStore();
     const written: string[] = [];
     const run = {
@@ -217,18 +215,7 @@ describe('raises in rounds against another writer', () => {
     // is not answered (it may still apply); the quota is cut to 7 as the first round ends. The
     // second round has room for one raise beside it, not two: should the unanswered write land
     // later, the pool still fits its quota.
-    const busy = ['busy-a', 'busy-b', 'busy-c', 'busy-d'].map((n) => [n, 1, 2] as const);
-    const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 8, busy)));
-    const policy = parsePolicy({
-      version: 1,
-      projects: [PROJECT],
-      regions: [REGION],
-      defaults: { headroom: 0, max: 2, scaleDownDelay: '0s' },
-      services: [{ match: {} }],
-      limits: { writesPerMinute: 2 },
-    });
-    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
-    const time = virtualTime(START);
+    const { m, policy, sim, time } = fourRaises();
     let unanswered: Parameters<typeof sim.run.updateMaxInstances>[0] | null = null;
     let writes = 0;
     const run = {
@@ -262,18 +249,7 @@ describe('raises in rounds against another writer', () => {
   it('raises whose next round the write quota would hold past the deadline wait for the next run, which the reason names', async () => {
     // Four raises of one at two writes a minute, with 40 s of the run: the first round goes out
     // at once; the second round's slots would come a minute later, past the deadline.
-    const busy = ['busy-a', 'busy-b', 'busy-c', 'busy-d'].map((n) => [n, 1, 2] as const);
-    const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 8, busy)));
-    const policy = parsePolicy({
-      version: 1,
-      projects: [PROJECT],
-      regions: [REGION],
-      defaults: { headroom: 0, max: 2, scaleDownDelay: '0s' },
-      services: [{ match: {} }],
-      limits: { writesPerMinute: 2 },
-    });
-    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
-    const time = virtualTime(START);
+    const { m, policy, sim, time } = fourRaises();
     const report = await reconcileReport(
       policy,
       { ports: sim, clock: () => m.now, wallClock: time.now, sleep: time.sleep },
