@@ -92,19 +92,33 @@ export class RateLimitedError extends UpstreamError {}
 /** The API could not be reached or did not answer in time (UNAVAILABLE, DEADLINE_EXCEEDED). */
 export class UnavailableError extends UpstreamError {}
 
+/**
+ * What Google refused: a permission not granted (a role mends it), an API not enabled for the
+ * project (`service-disabled`), or the credentials themselves (`credentials`: expired, revoked).
+ */
+export type Refusal = 'permission' | 'service-disabled' | 'credentials';
+
 /** The caller may not do this (PERMISSION_DENIED, UNAUTHENTICATED). */
 export class PermissionError extends UpstreamError {
   /** The IAM permission(s) the error names (e.g. `run.services.update`); empty when it names none. */
   readonly permissions: readonly string[];
   /** The resource the error says the permission was denied on; null when it names none. */
   readonly resource: string | null;
+  /** What was refused; `permission` unless the adapter that made the error knew better. */
+  readonly refusal: Refusal;
   constructor(
     message: string,
-    options?: { cause?: unknown; permissions?: readonly string[]; resource?: string | null },
+    options?: {
+      cause?: unknown;
+      permissions?: readonly string[];
+      resource?: string | null;
+      refusal?: Refusal;
+    },
   ) {
     super(message, options);
     this.permissions = options?.permissions ?? [];
     this.resource = options?.resource ?? null;
+    this.refusal = options?.refusal ?? 'permission';
   }
 }
 

@@ -12,6 +12,7 @@ import {
   PermissionError,
   QuotaRejectedError,
   RateLimitedError,
+  type Refusal,
   UnavailableError,
   UpstreamError,
 } from '../errors.js';
@@ -57,6 +58,7 @@ export function translateGrpcError(error: unknown, what: string): Error {
         ...options,
         permissions: permissionsOf(error),
         resource: resourceOf(error),
+        refusal: refusalOf(error, code),
       });
     case status.INVALID_ARGUMENT:
     case status.FAILED_PRECONDITION:
@@ -85,6 +87,22 @@ function permissionsOf(error: unknown): string[] {
   for (const m of detailsOf(error).matchAll(/[Pp]ermissions? '([\w.]+)' (?:is )?denied/g))
     if (m[1]) found.add(m[1]);
   return [...found];
+}
+
+/**
+ * What a PERMISSION_DENIED or UNAUTHENTICATED refused. UNAUTHENTICATED: "The request does not have
+ * valid authentication credentials for the operation" (google/rpc/code.proto,
+ * https://github.com/googleapis/googleapis/blob/master/google/rpc/code.proto): no role mends it.
+ * A PERMISSION_DENIED whose ErrorInfo reason is `SERVICE_DISABLED` ("The request is calling a
+ * disabled service for a consumer",
+ * https://github.com/googleapis/googleapis/blob/master/google/api/error_reason.proto), which
+ * google-gax sets as the error's `reason`: an API not enabled (or, with user credentials, no quota
+ * project), not a missing grant.
+ */
+function refusalOf(error: unknown, code: number | undefined): Refusal {
+  if (code === status.UNAUTHENTICATED) return 'credentials';
+  const reason = typeof error === 'object' && error !== null && 'reason' in error && error.reason;
+  return reason === 'SERVICE_DISABLED' ? 'service-disabled' : 'permission';
 }
 
 /**

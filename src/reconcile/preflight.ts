@@ -61,41 +61,14 @@ function describe(e: unknown): string {
   return errorMessage(e);
 }
 
-/**
- * Whether a PERMISSION_DENIED is Google's answer for an API that is not enabled (or, with user
- * credentials, has no quota project) rather than for a missing grant: its ErrorInfo reason is
- * `SERVICE_DISABLED` ("The request is calling a disabled service for a consumer",
- * https://github.com/googleapis/googleapis/blob/master/google/api/error_reason.proto), which
- * google-gax sets as the error's `reason`. No role mends it, so it is not a missing permission.
- */
-function serviceDisabled(e: PermissionError): boolean {
-  const cause: unknown = e.cause;
-  return (
-    typeof cause === 'object' &&
-    cause !== null &&
-    'reason' in cause &&
-    cause.reason === 'SERVICE_DISABLED'
-  );
-}
-
-/**
- * Whether the credentials themselves were refused: UNAUTHENTICATED, "The request does not have
- * valid authentication credentials for the operation" (google/rpc/code.proto,
- * https://github.com/googleapis/googleapis/blob/master/google/rpc/code.proto), which the adapters
- * make a PermissionError too (grpc-errors.ts). Expired or revoked credentials: no role mends it.
- */
-function unauthenticated(e: PermissionError): boolean {
-  const cause: unknown = e.cause;
-  return typeof cause === 'object' && cause !== null && 'code' in cause && cause.code === 16;
-}
-
 /** A refused read: the permission missing, or (API disabled, credentials refused, another failure) an error. */
 function refusedItem(subject: string, permission: GovernorPermission, e: unknown): CheckItem {
-  if (e instanceof PermissionError && !serviceDisabled(e) && !unauthenticated(e))
+  if (e instanceof PermissionError && e.refusal === 'permission')
     return missingItem(subject, permission, describe(e));
+  // No role mends these (the adapters tell them apart: grpc-errors.ts).
   const fix = !(e instanceof PermissionError)
     ? null
-    : unauthenticated(e)
+    : e.refusal === 'credentials'
       ? 'Google refused the credentials themselves (expired, revoked, or of another universe): log in again (gcloud auth application-default login) or renew the service account key; no role grants it'
       : 'enable the API the message names in the project it names (or, with user credentials, set a quota project); no role grants it';
   return { subject, permission, status: 'error', detail: describe(e), fix };

@@ -6,7 +6,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../src/core/policy.js';
-import { PermissionError } from '../../src/errors.js';
+import { translateGrpcError } from '../../src/adapters/grpc-errors.js';
 import type { ObservePorts } from '../../src/ports/index.js';
 import { checkPolicy } from '../../src/reconcile/preflight.js';
 
@@ -14,27 +14,35 @@ const DISABLED = 'api-disabled-project';
 const DENIED = 'not-granted-project';
 const UNAUTHENTICATED = 'refused-credentials-project';
 
-/** A PermissionError as the adapters make it, over google-gax's error (its `reason`). */
-function refusal(project: string): PermissionError {
-  if (project === DISABLED) {
-    return new PermissionError(
-      `reading instance counts of projects/${project} failed: 7 PERMISSION_DENIED: Cloud Monitoring API has not been used in project 123 before or it is disabled.`,
-      { cause: Object.assign(new Error('disabled'), { code: 7, reason: 'SERVICE_DISABLED' }) },
+/** A PermissionError as the adapters make it (translateGrpcError), over google-gax's error. */
+function refusal(project: string): Error {
+  const what = `reading instance counts of projects/${project}`;
+  if (project === DISABLED)
+    return translateGrpcError(
+      Object.assign(
+        new Error(
+          '7 PERMISSION_DENIED: Cloud Monitoring API has not been used in project 123 before or it is disabled.',
+        ),
+        { code: 7, reason: 'SERVICE_DISABLED' },
+      ),
+      what,
     );
-  }
-  if (project === UNAUTHENTICATED) {
-    // The adapters make a PermissionError of UNAUTHENTICATED too (grpc-errors.ts).
-    return new PermissionError(
-      `reading instance counts of projects/${project} failed: 16 UNAUTHENTICATED: Request had invalid authentication credentials.`,
-      { cause: Object.assign(new Error('unauthenticated'), { code: 16 }) },
+  if (project === UNAUTHENTICATED)
+    return translateGrpcError(
+      Object.assign(
+        new Error('16 UNAUTHENTICATED: Request had invalid authentication credentials.'),
+        { code: 16 },
+      ),
+      what,
     );
-  }
-  return new PermissionError(
-    `reading instance counts of projects/${project} failed: 7 PERMISSION_DENIED: Permission 'monitoring.timeSeries.list' denied on resource 'projects/${project}' (or it may not exist).`,
-    {
-      cause: Object.assign(new Error('denied'), { code: 7, reason: 'IAM_PERMISSION_DENIED' }),
-      permissions: ['monitoring.timeSeries.list'],
-    },
+  return translateGrpcError(
+    Object.assign(
+      new Error(
+        `7 PERMISSION_DENIED: Permission 'monitoring.timeSeries.list' denied on resource 'projects/${project}' (or it may not exist).`,
+      ),
+      { code: 7, reason: 'IAM_PERMISSION_DENIED' },
+    ),
+    what,
   );
 }
 
