@@ -31,14 +31,14 @@ const policy = parsePolicy({
 
 const key = (name: string) => ({ project: PROJECT, region: REGION, name });
 
-function model(): FleetModel {
-  const svc = (name: string, count: number, demand: number) => ({
-    name,
-    region: REGION,
-    gpu: { count },
-    maxInstances: 1,
-    demand: { constant: demand },
-  });
+/** The pool of quota 8; `services` each one GPU by default (svc-a two, wanting 3, and so on). */
+function model(
+  services: [name: string, gpus: number, demand: number][] = [
+    ['svc-a', 2, 3],
+    ['svc-b', 1, 1],
+    ['ext-render', 1, 0],
+  ],
+): FleetModel {
   return new FleetModel(
     validateFleet({
       start: '2026-11-27T12:00:00Z',
@@ -48,7 +48,13 @@ function model(): FleetModel {
         {
           id: PROJECT,
           pools: [{ region: REGION, quota: 8 }],
-          services: [svc('svc-a', 2, 3), svc('svc-b', 1, 1), svc('ext-render', 1, 0)],
+          services: services.map(([name, count, demand]) => ({
+            name,
+            region: REGION,
+            gpu: { count },
+            maxInstances: 1,
+            demand: { constant: demand },
+          })),
         },
       ],
     }),
@@ -160,26 +166,11 @@ describe('lowering raises back after another writer fills the pool', () => {
     // One write a minute; svc-a and svc-b (one GPU each) want 3: two rounds of raises. Right
     // after the first, the other writer fills the pool; once it is lowered back, it empties it
     // again, so the second round has room and writes.
-    const m = new FleetModel(
-      validateFleet({
-        start: '2026-11-27T12:00:00Z',
-        warmupMinutes: 40,
-        idleMinutes: 0,
-        projects: [
-          {
-            id: PROJECT,
-            pools: [{ region: REGION, quota: 8 }],
-            services: ['svc-a', 'svc-b', 'ext-render'].map((name) => ({
-              name,
-              region: REGION,
-              gpu: {},
-              maxInstances: 1,
-              demand: { constant: name === 'ext-render' ? 0 : 3 },
-            })),
-          },
-        ],
-      }),
-    );
+    const m = model([
+      ['svc-a', 1, 3],
+      ['svc-b', 1, 3],
+      ['ext-render', 1, 0],
+    ]);
     const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
     const starts: number[] = [];
     let raises = 0;
