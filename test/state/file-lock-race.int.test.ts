@@ -8,7 +8,7 @@
  * module, which needs a module registry of its own; the unit files share one per worker
  * (vitest.config.ts), where the lock's module may already be loaded with the real one.
  */
-import { mkdtemp, rm, writeFile, unlink } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile, unlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -20,6 +20,8 @@ const other = vi.hoisted(() => ({
   lock: null as string | null,
   takes: 0,
   releases: 0,
+  /** A lock the other process releases just before this process moves it aside to break it. */
+  breaking: null as string | null,
 }));
 
 vi.mock('node:fs/promises', async (importOriginal) => {
@@ -43,6 +45,14 @@ vi.mock('node:fs/promises', async (importOriginal) => {
       }
       return real.open(...args);
     },
+    // Just before this process moves a lock it judged abandoned aside: the other releases it.
+    rename: async (from: string, to: string) => {
+      if (from === other.breaking) {
+        await real.unlink(from).catch(() => undefined);
+        other.releases += 1;
+      }
+      return real.rename(from, to);
+    },
   };
 });
 
@@ -56,6 +66,7 @@ beforeEach(async () => {
 });
 afterEach(async () => {
   other.lock = null;
+  other.breaking = null;
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -93,6 +104,24 @@ describe('file lock: taken and released by others between two looks', () => {
     expect(answer).toBe('mine');
     await expect(unlink(lock)).rejects.toThrow(/ENOENT/);
   });
+
+  it('takes a lock whose holder released it while this process was breaking it', async () => {
+    const lock = join(dir, 'p.json.lock');
+    // Judged abandoned (a process that no longer exists), gone by the time it is moved aside:
+    // another process broke or released it first, which is no failure.
+    await writeFile(
+      lock,
+      JSON.stringify({ token: 't', host: (await import('node:os')).hostname(), pid: 2 ** 30 }),
+    );
+    other.breaking = lock;
+    const answer = await withFileLock(lock, { timeoutMs: 1_000, staleMs: 60_000 }, async () => {
+      other.breaking = null;
+      return 'mine';
+    });
+    expect(answer).toBe('mine');
+    expect(other.releases).toBe(1);
+    await expect(unlink(lock)).rejects.toThrow(/ENOENT/);
+  });
 });
 
 describe('file lock: released after work that failed', () => {
@@ -110,6 +139,32 @@ describe('file lock: released after work that failed', () => {
     expect(outcome).toBeInstanceOf(TypeError);
     expect((outcome as Error).message).toMatch(/^the work failed \(and releasing the lock /);
     expect((outcome as Error).message).toContain('was taken from this process');
+  });
+
+  it('refuses the commit of a holder whose lock another process broke and holds now; leaves that lock', async () => {
+    const lock = join(dir, 'p.json.lock');
+    const theirs = JSON.stringify({ token: 'theirs', host: 'elsewhere', pid: 4242 });
+    let committed = false;
+    const outcome = await withFileLock(
+      lock,
+      { timeoutMs: 1_000, staleMs: 60_000 },
+      async (fence) => {
+        // Stalled past the stale limit: another process broke the lock and took it.
+        await unlink(lock);
+        await writeFile(lock, theirs);
+        await fence();
+        committed = true;
+      },
+    ).then(
+      () => 'committed',
+      (error: unknown) => error,
+    );
+    expect(committed).toBe(false);
+    expect(outcome).toBeInstanceOf(Error);
+    expect((outcome as Error).message).toMatch(/the write was refused, nothing written/);
+    // The lock is the other's now: not released, nor said to have failed to be.
+    expect((outcome as Error).message).not.toContain('releasing the lock failed');
+    expect(await readFile(lock, 'utf8')).toBe(theirs);
   });
 
   it('still fails a work that succeeded when its lock was taken from it meanwhile', async () => {
