@@ -453,6 +453,22 @@ describe('file store: locks in the way', () => {
     expect((await readdir(dir)).filter((f) => f.startsWith(`${project}.json.`))).toEqual([]);
   });
 
+  it('waits for an empty lock within its grace (its holder may be writing it), then names it', async () => {
+    const project = freshProject();
+    const lock = join(dir, `${project}.json.lock`);
+    await writeFile(lock, '');
+    // Dated 5 s ahead, within the 10 s a lock may be off before it is judged abandoned: younger
+    // than the 1 s grace at every look, however slow this machine is.
+    const soon = new Date(Date.now() + 5_000);
+    await utimes(lock, soon, soon);
+    const error: unknown = await impatient()
+      .acquireLease(project, 'a', 60_000, at)
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UnavailableError);
+    expect((error as Error).message).toContain('held by an unreadable lock');
+    expect(await readFile(lock, 'utf8')).toBe('');
+  });
+
   it('breaks a lock older than staleLockMs even when it names a live process', async () => {
     const project = freshProject();
     const lock = join(dir, `${project}.json.lock`);
@@ -737,30 +753,49 @@ describe('file store: a process killed or starved in the middle', () => {
     },
   );
 
-  // Before, it said "permission denied" and no more: not whose permission, nor what to do.
-  it.each(['state file', 'lock'])(
-    'a %s this user may not read: one line naming it and the fix; nothing written',
-    async (which) => {
-      const project = freshProject();
-      const open = await mkdtemp(join(tmpdir(), 'governor-file-store-mode-'));
-      await chmod(open, 0o777);
-      // The tests' temporary folder, traversable for the child (restored below).
-      const parent = dirname(open);
-      const mode = (await stat(parent)).mode & 0o777;
-      await chmod(parent, mode | 0o111);
-      cleanups.push(open);
-      const file = join(open, `${project}.json`);
-      const path = which === 'lock' ? `${file}.lock` : file;
-      await writeFile(path, which === 'lock' ? '' : '{}', { mode: 0o600 });
-      // Root reads any file: the child then runs as nobody (65534).
+  /**
+   * A folder every user may write (with `mode`), and `acquire a` in it by a child running as
+   * nobody (65534): root reads and signals anything, another user does not.
+   */
+  async function sharedFolder(mode: number): Promise<string> {
+    const open = await mkdtemp(join(tmpdir(), 'governor-file-store-user-'));
+    await chmod(open, mode);
+    cleanups.push(open);
+    return open;
+  }
+  async function acquireAsNobody(
+    open: string,
+    project: string,
+    env: Record<string, string> = {},
+  ): Promise<{ code: unknown; stdout: string }> {
+    // The tests' temporary folder, traversable for the child (restored below).
+    const parent = dirname(open);
+    const mode = (await stat(parent)).mode & 0o777;
+    await chmod(parent, mode | 0o111);
+    try {
       const child = spawn(process.execPath, [script, open, project, 'acquire', 'a'], {
-        env: { ...process.env, CHILD_UID: '65534' },
+        env: { ...process.env, CHILD_UID: '65534', ...env },
         stdio: ['ignore', 'pipe', 'inherit'],
       });
       let stdout = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
       const code = await new Promise((done) => child.once('exit', done));
+      return { code, stdout };
+    } finally {
       await chmod(parent, mode);
+    }
+  }
+
+  // Before, it said "permission denied" and no more: not whose permission, nor what to do.
+  it.each(['state file', 'lock'])(
+    'a %s this user may not read: one line naming it and the fix; nothing written',
+    async (which) => {
+      const project = freshProject();
+      const open = await sharedFolder(0o777);
+      const file = join(open, `${project}.json`);
+      const path = which === 'lock' ? `${file}.lock` : file;
+      await writeFile(path, which === 'lock' ? '' : '{}', { mode: 0o600 });
+      const { code, stdout } = await acquireAsNobody(open, project);
       expect(code, stdout).toBe(1);
       expect(stdout).toMatch(
         new RegExp(
@@ -772,6 +807,40 @@ describe('file store: a process killed or starved in the middle', () => {
       expect(await readFile(path, 'utf8')).toBe(which === 'lock' ? '' : '{}');
     },
   );
+
+  // kill(pid, 0) fails with EPERM for a process of another user (kill(2)): it exists, and its lock
+  // is held, not abandoned.
+  it('waits for a fresh lock held by a live process of another user', async () => {
+    const project = freshProject();
+    const open = await sharedFolder(0o777);
+    const lock = join(open, `${project}.json.lock`);
+    // This test's own process (root), alive.
+    const held = JSON.stringify({ token: 'root', host: hostname(), pid: process.pid });
+    await writeFile(lock, held, { mode: 0o644 });
+    const { code, stdout } = await acquireAsNobody(open, project, { LOCK_TIMEOUT_MS: '300' });
+    expect(code, stdout).toBe(1);
+    expect(stdout).toMatch(/^failed State file lock .* stayed locked for 300 ms \(held by PID /);
+    expect(await readFile(lock, 'utf8')).toBe(held);
+  });
+
+  // In a sticky folder (/tmp's mode) only a file's owner may rename it away: rename(2) fails with
+  // EPERM (or EACCES) for another user. Breaking a stale lock of another user is that refusal,
+  // told as one, with what to do.
+  it('a stale lock of another user in a sticky folder: one line naming it and the fix', async () => {
+    const project = freshProject();
+    const open = await sharedFolder(0o1777);
+    const lock = join(open, `${project}.json.lock`);
+    const held = JSON.stringify({ token: 'root', host: hostname(), pid: process.pid });
+    await writeFile(lock, held, { mode: 0o644 });
+    const then = new Date(Date.now() - 60_000);
+    await utimes(lock, then, then);
+    const { code, stdout } = await acquireAsNobody(open, project);
+    expect(code, stdout).toBe(1);
+    expect(stdout).toMatch(/^failed State store: breaking .*\.json\.lock failed: /);
+    expect(stdout).toContain('the user running the governor must be able to read and write');
+    expect(stdout.trim().split('\n')).toHaveLength(1);
+    expect(await readFile(lock, 'utf8')).toBe(held);
+  });
 
   it('a process killed while it holds the lock does not lock out the next one', async () => {
     const project = freshProject();

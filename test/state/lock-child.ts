@@ -8,7 +8,8 @@
  * - `outbox`: add one alert message to the project's outbox; print `stored`;
  * - `discovery`: save a discovery cache (the project is unused); print `saved`;
  * - `id`: read or make the governor id (the project is unused); print it.
- * With `CHILD_UID` set, a child started as root runs as that user.
+ * With `CHILD_UID` set, a child started as root runs as that user; `LOCK_TIMEOUT_MS` sets the
+ * store's `lockTimeoutMs`.
  */
 import { join } from 'node:path';
 
@@ -28,7 +29,8 @@ if (dir === undefined || project === undefined) {
     'usage: lock-child DIR PROJECT hold|save|acquire H|release H|outbox|discovery|id',
   );
 }
-const store = createFileStateStore({ dir });
+const lockTimeoutMs = process.env.LOCK_TIMEOUT_MS ? Number(process.env.LOCK_TIMEOUT_MS) : undefined;
+const store = createFileStateStore({ dir, lockTimeoutMs });
 const now = new Date().toISOString();
 if (what === 'hold') {
   const lock = join(dir, `${encodeURIComponent(project)}.json.lock`);
