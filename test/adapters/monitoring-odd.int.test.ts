@@ -5,6 +5,7 @@ import {
   createMonitoringAdapter,
   GPU_UTILIZATION_METRIC,
   INSTANCE_COUNT_METRIC,
+  REQUEST_COUNT_METRIC,
 } from '../../src/adapters/monitoring.js';
 import type { MonitoringAdapter } from '../../src/adapters/monitoring.js';
 import { startEmulator } from '../../src/emulator/index.js';
@@ -81,10 +82,16 @@ interface RawPoint {
 
 function series(
   points: RawPoint[],
-  opts: { labels?: Record<string, string>; kind?: string; valueType?: string; type?: string } = {},
+  opts: {
+    labels?: Record<string, string>;
+    metricLabels?: Record<string, string>;
+    kind?: string;
+    valueType?: string;
+    type?: string;
+  } = {},
 ): Raw {
   return {
-    metric: { type: opts.type ?? INSTANCE_COUNT_METRIC, labels: {} },
+    metric: { type: opts.type ?? INSTANCE_COUNT_METRIC, labels: opts.metricLabels ?? {} },
     resource: { type: 'cloud_run_revision', labels: opts.labels ?? WEB },
     metric_kind: opts.kind ?? 'GAUGE',
     value_type: opts.valueType ?? 'INT64',
@@ -134,8 +141,9 @@ async function refusal(read: () => Promise<unknown>): Promise<UpstreamError> {
 describe('points outside the interval asked', () => {
   it('refuses a point stamped after the end of the window, naming it: the answer holds (start, end]', async () => {
     const { now } = lastMinutes();
-    // The reader's clock behind by five minutes, or a stamp years ahead: neither is in the answer.
-    for (const at of [now + 5 * MINUTE, now + 1e12]) {
+    // The reader's clock behind by five minutes, or a stamp years ahead: neither is in the answer,
+    // nor is one half a second past the end (a time is read to its nanos, not to the second).
+    for (const at of [now + 5 * MINUTE, now + 1e12, now + 500]) {
       answer([
         series([
           { at, value: int(3) },
@@ -375,6 +383,64 @@ describe('labels', () => {
     const read = await counts();
     expect(read).toHaveLength(7_501);
     expect(read.find((s) => s.service === 'web')?.points).toEqual([{ at: now, value: 2 }]);
+  });
+});
+
+describe('an answer that does not end as Monitoring ends one', () => {
+  it('fails the read on an execution error on any page, naming it: a partial answer must not pass for a whole one', async () => {
+    const { now } = lastMinutes();
+    const page = (ago: number, next: string, errors: Raw[]) => ({
+      time_series: [series([{ at: now - ago * MINUTE, value: int(1) }])],
+      next_page_token: next,
+      execution_errors: errors,
+      unit: '',
+    });
+    pages = [
+      page(2, '1', []),
+      page(1, '', [{ code: status.UNAVAILABLE, message: 'some data could not be read' }]),
+    ];
+    expect((await refusal(counts)).message).toContain(
+      'the answer is incomplete (1 execution error(s): UNAVAILABLE: some data could not be read)',
+    );
+  });
+
+  it('fails the read when a page token comes back twice, rather than reading the same pages forever', async () => {
+    const { now } = lastMinutes();
+    const page = {
+      time_series: [series([{ at: now, value: int(1) }])],
+      next_page_token: '1',
+      execution_errors: [],
+      unit: '',
+    };
+    pages = [page, page];
+    expect((await refusal(counts)).message).toContain('the page token "1" came back twice');
+  });
+});
+
+describe('requests served', () => {
+  it("adds up a service's response codes minute by minute, across pages, and leaves its 429s out", async () => {
+    const { now, window } = lastMinutes();
+    // request_count is grouped by response_code as well: one series per code, each a DELTA.
+    const requests = (code: string, ago: number, n: number) =>
+      series([{ at: now - ago * MINUTE, value: int(n), start: now - (ago + 1) * MINUTE }], {
+        type: REQUEST_COUNT_METRIC,
+        kind: 'DELTA',
+        metricLabels: { response_code: code },
+      });
+    answer(
+      [requests('200', 2, 30), requests('429', 2, 70)],
+      [requests('200', 1, 40), requests('500', 1, 5), requests('429', 1, 80)],
+    );
+    expect(await monitoring.servedRequests(PROJECT, window)).toEqual([
+      {
+        service: 'web',
+        region: US,
+        points: [
+          { at: now - 2 * MINUTE, value: 30 },
+          { at: now - MINUTE, value: 45 },
+        ],
+      },
+    ]);
   });
 });
 
