@@ -251,6 +251,7 @@ describe('observe', () => {
     });
     // Read, and none: zeros, not absent.
     const b = o.snapshot.services.find((s) => s.name === 'b')?.usage?.perMinute;
+    expect(b?.served).toEqual(zeros(27));
     expect(b?.refused).toEqual(zeros(27));
     expect(b?.inUse.at(-1)).toBe(1);
     expect(o.problems).toEqual([]);
@@ -441,6 +442,8 @@ describe('observe', () => {
       NOW,
     );
     expect(o.snapshot.services.map((s) => s.name)).toEqual(['a']);
+    // Only the region read counts: none read at all is a run that could read nothing.
+    expect(o.regionsListed).toBe(1);
     expect(o.problems).toEqual([
       expect.objectContaining({
         project: 'p',
@@ -507,6 +510,17 @@ describe('observe', () => {
     );
     expect(p.quotaReads).toEqual(['us-east1/false']); // the zonal pool's quota comes from the policy
     expect(o.snapshot.pools).toHaveLength(1);
+
+    // A quota Cloud Quotas holds no entry for is unknown, and its source says why.
+    const none = await observe(
+      policy({ regions: ['us-east1'] }),
+      ports({ services: [service('a')], quota: () => null }),
+      NOW,
+    );
+    expect(none.snapshot.pools[0]).toMatchObject({
+      quota: null,
+      quotaSource: 'cloudquotas: no entry for the region',
+    });
 
     const failing: QuotaPort = {
       gpuQuota: () => Promise.reject(new UnavailableError('quotas down')),
@@ -707,6 +721,12 @@ describe('observe', () => {
           service('a', {
             serviceMinInstances: 1,
             revisionMinInstances: 2,
+            annotations: {
+              'gpu-governor.dev/last-changed': '2026-11-27T11:50:00Z',
+              'gpu-governor.dev/last-lowered': '2026-11-27T11:40:00Z',
+            },
+          }),
+          service('b', {
             annotations: { 'gpu-governor.dev/last-changed': '2026-11-27T11:50:00Z' },
           }),
         ],
@@ -717,7 +737,10 @@ describe('observe', () => {
       minInstances: 2,
       maxInstances: 3,
       lastChangedAt: '2026-11-27T11:50:00.000Z',
+      lastLoweredAt: '2026-11-27T11:40:00.000Z',
     });
+    // A raise starts no reverse delay: never lowered, no last decrease.
+    expect(o.snapshot.services[1]).not.toHaveProperty('lastLoweredAt');
   });
 
   it('reads an annotated time only as an RFC 3339 time with its offset, so the snapshot replays and reads the same on every machine', async () => {
@@ -777,6 +800,9 @@ describe('observe', () => {
       [5_000_000, 10, 0, 'Monitoring reported 5000000 instances in a minute'],
       [2, 300_000_000, 0, 'Monitoring reported 300000000 served requests in a minute'],
       [2, 10, 1e17, 'Monitoring reported 100000000000000000 refused requests in a minute'],
+      // One past the bounds: the snapshot's schema would refuse it.
+      [1_000_001, 10, 0, 'Monitoring reported 1000001 instances in a minute'],
+      [2, 100_000_001, 0, 'Monitoring reported 100000001 served requests in a minute'],
     ];
     for (const [counts, served, refused, note] of cases) {
       const { snapshot } = await observeWith(counts, served, refused);
@@ -892,6 +918,127 @@ describe('observe', () => {
       NOW,
     );
     expect(o.snapshot.services[0]?.usage).toMatchObject({ current: 2, peak: 2 });
+  });
+
+  it('takes only requests served (not a count of none), or GPU use, within staleAfter as a sign its series is missing', async () => {
+    // 'b' goes on, so the project is fresh; 'a' last reported instances 25 minutes ago.
+    const counts: MetricSeries[] = [
+      { service: 'a', region: 'us-east1', points: points([25, 2]) },
+      { service: 'b', region: 'us-east1', points: points([2, 1]) },
+    ];
+    const a = async (more: { served?: MetricSeries[]; utilization?: MetricSeries[] }) =>
+      (
+        await observe(
+          policy(),
+          ports({ services: [service('a'), service('b')], series: counts, ...more }),
+          NOW,
+        )
+      ).snapshot.services.find((s) => s.name === 'a');
+    // GPU use 4 minutes ago: it had instances then, so its series is missing, not at zero.
+    const used = await a({
+      utilization: [{ service: 'a', region: 'us-east1', points: points([4, 0.3]) }],
+    });
+    expect(used?.usage).toBeNull();
+    expect(used?.usageNote).toContain('served requests or used its GPU');
+    // No sign: a minute of no requests, or requests older than staleAfter (they say nothing of
+    // now). At zero now, with the window's peak, so its cap may be lowered.
+    for (const served of [points([25, 5], [4, 0]), points([20, 5])]) {
+      const idle = await a({ served: [{ service: 'a', region: 'us-east1', points: served }] });
+      expect(idle?.usage, JSON.stringify(served)).toMatchObject({ current: 0, peak: 2 });
+    }
+  });
+
+  it('puts a point of the first minute of the lookback in that minute', async () => {
+    // The grid's first minute is the one a minute after the lookback's start (Monitoring reads
+    // (start, end]); what it holds counts toward the minutes demand is estimated from.
+    const o = await observe(
+      policy(),
+      ports({
+        services: [service('a')],
+        series: [{ service: 'a', region: 'us-east1', points: points([29, 4], [3, 1]) }],
+        served: [{ service: 'a', region: 'us-east1', points: points([29, 60], [3, 10]) }],
+      }),
+      NOW,
+    );
+    const minutes = o.snapshot.services[0]?.usage?.perMinute;
+    expect(minutes?.start).toBe(new Date(NOW - 29 * MIN).toISOString());
+    expect(minutes?.inUse[0]).toBe(4);
+    expect(minutes?.served?.[0]).toBe(60);
+  });
+
+  it("counts a service without a max at the policy's quota for its pool, as the write path counts it", async () => {
+    // The policy's quota is the pool's quota for the plan, and the writes read the service again
+    // counting its unset max from the plan's pools: observation must count it the same way, not
+    // at 100 as for a quota unknown.
+    const unset = service('free', {
+      serviceMaxInstances: null,
+      revisionMaxInstances: null,
+      gpu: { accelerator: 'nvidia-l4', count: 2, zonalRedundancy: true },
+    });
+    const p = ports({ services: [unset], series: [] });
+    const o = await observe(
+      policy({ regions: ['us-east1'], pools: [{ region: 'us-east1', quota: 6 }] }),
+      p,
+      NOW,
+    );
+    expect(p.quotaReads).toEqual([]);
+    expect(o.snapshot.services[0]).toMatchObject({ maxInstances: 3, maxUnset: true });
+  });
+
+  it('counts every GPU of an instance a manually scaled service or a worker pool holds', async () => {
+    const twoGpus = { accelerator: 'nvidia-l4', count: 2, zonalRedundancy: true };
+    const p = ports({
+      services: [service('m', { scalingMode: 'MANUAL', manualInstanceCount: 3, gpu: twoGpus })],
+    });
+    p.run.listWorkerPools = () =>
+      Promise.resolve([
+        { project: 'p', region: 'us-east1', name: 'enc', gpu: twoGpus, manualInstanceCount: 2 },
+      ]);
+    const o = await observe(policy({ regions: ['us-east1'] }), p, NOW);
+    expect(o.snapshot.unmanagedUsage.map((u) => [u.source, u.gpus])).toEqual([
+      ['service/m (manual scaling)', 6],
+      ['worker-pool/enc', 4],
+    ]);
+  });
+
+  it('reads a utilization past 1 by a rounding alone as 1, so that the snapshot reads back', async () => {
+    // The adapter passes a mean past 1 by a double's rounding as a ratio; a snapshot holds 0 to 1.
+    const o = await observe(
+      policy(),
+      ports({
+        services: [service('a')],
+        series: [{ service: 'a', region: 'us-east1', points: points([3, 2]) }],
+        utilization: [{ service: 'a', region: 'us-east1', points: points([3, 1 + 1e-12]) }],
+      }),
+      NOW,
+    );
+    expect(o.snapshot.services[0]?.usage?.utilization).toBe(1);
+    expect(() => parseSnapshot(JSON.parse(JSON.stringify(o.snapshot)))).not.toThrow();
+  });
+
+  it('counts a split whose one revision sets no max at that pool’s unset max, and does not call the service unset', async () => {
+    // Traffic split over two older revisions: one with its own max of 2, one without (Cloud Run
+    // lets it run up to quota ÷ GPUs per instance, 8 ÷ 2 = 4). The service sets a max of its own
+    // nowhere, yet its cap is those revisions' own, not the unset max of a service that sets none.
+    const gpu = { accelerator: 'nvidia-l4', count: 2, zonalRedundancy: true };
+    const split = service('split', {
+      serviceMaxInstances: null,
+      revisionMaxInstances: null,
+      gpu,
+      templateServes: false,
+      servingRevisions: [
+        { name: 'split-00001', inSplit: true },
+        { name: 'split-00002', inSplit: true },
+      ],
+    });
+    const p = ports({ services: [split], series: [], quota: () => 8 });
+    p.run.getRevisionMax = (_p, _r, _s, revision) =>
+      Promise.resolve({ maxInstances: revision === 'split-00001' ? 2 : null, gpu });
+    const o = await observe(policy({ regions: ['us-east1'] }), p, NOW);
+    const [row] = o.snapshot.services;
+    expect(row?.maxInstances).toBe(6);
+    expect(row).not.toHaveProperty('maxUnset');
+    expect(row?.maxNote).toContain('split-00001 2 + split-00002 unset (4) = 6');
   });
 
   describe('whatever order the APIs list things in', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ANNOTATIONS, originalMaxes } from '../../src/observe/annotations.js';
+import { ANNOTATIONS, originalMaxes, writtenAtOf } from '../../src/observe/annotations.js';
 import { renderReason } from '../../src/core/why.js';
 
 /**
@@ -61,5 +61,18 @@ describe('originalMaxes', () => {
     expect(text).toContain('not a max');
     expect(text).not.toContain('\n');
     expect(text.length).toBeLessThan(400);
+  });
+});
+
+describe('writtenAtOf', () => {
+  // Another governor's stamp holds a pool; removing it is the documented way to end the hold
+  // (reconcile/room.ts, otherWriter), and an unreadable one holds the pool until it is corrected.
+  it('reads an empty stamp as no stamp, text that is no time as unreadable, and a time as its instant', () => {
+    const stamp = (text?: string) =>
+      writtenAtOf(text === undefined ? {} : { [ANNOTATIONS.writtenAt]: text });
+    expect(stamp()).toEqual({ absent: true });
+    expect(stamp('')).toEqual({ absent: true });
+    expect(stamp('garbage 2026')).toEqual({ unreadable: 'garbage 2026' });
+    expect(stamp('2026-11-27T12:00:00+01:00')).toEqual({ at: '2026-11-27T11:00:00.000Z' });
   });
 });
