@@ -107,10 +107,13 @@ describe('withServingRevisions', () => {
     expect(problems[0]?.error).toMatch(/^1 service\(s\) from a-299 on: not read/);
   });
 
-  it('makes no call for services whose template serves', async () => {
+  it('makes no call for services whose template serves, nor for a manually scaled one', async () => {
+    // A manually scaled service runs its fixed count whatever its revisions' max: nothing to read.
     const { run, calls } = port();
-    const read = await withServingRevisions(run, [observedService('plain')], []);
+    const manual = { ...pinned('manual'), scalingMode: 'MANUAL' as const, manualInstanceCount: 1 };
+    const read = await withServingRevisions(run, [observedService('plain'), manual], []);
     expect(calls()).toBe(0);
     expect(read[0]?.revisionsUnread).toBeUndefined();
+    expect(read[1]).toEqual(manual);
   });
 });
