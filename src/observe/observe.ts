@@ -236,15 +236,15 @@ export async function observe(
       : [];
     const newest = known.reduce((n, s) => Math.max(n, s.points.at(-1)?.at ?? -Infinity), -Infinity);
     // No series at all is a project scaled to zero, or Monitoring further behind than the whole
-    // lookback: a service that keeps min instances always has instances, hence a series (only a
-    // service at zero has none: https://cloud.google.com/monitoring/api/metrics_gcp_p_z#gcp-run
-    // lists the instance count per revision, written while it has instances), so one without
-    // tells the two apart.
+    // lookback: a service that keeps min instances, or a manually scaled one that runs any, always
+    // has instances, hence a series (only a service at zero has none:
+    // https://cloud.google.com/monitoring/api/metrics_gcp_p_z#gcp-run lists the instance count per
+    // revision, written while it has instances), so one without tells the two apart.
     // The first by region and name, not by the listing's order (Cloud Run lists the newest first).
     const warm =
       counts !== null && known.length === 0
         ? p.services
-            .filter(keepsWarm)
+            .filter((s) => instancesKept(s) > 0)
             .reduce<ObservedService | undefined>(
               (first, s) =>
                 first === undefined || compareText(serviceKey(s), serviceKey(first)) < 0
@@ -307,7 +307,7 @@ export async function observe(
         error: p.counts.ok ? null : p.counts.error,
         ...(warm
           ? {
-              behind: `no instance-count series in the ${Math.round(lookbackMs / 60_000)}m lookback for the project, though ${warm.region}/${warm.name} keeps ${minInstances(warm)} min instance(s) (metrics are behind)`,
+              behind: `no instance-count series in the ${Math.round(lookbackMs / 60_000)}m lookback for the project, though ${warm.region}/${warm.name} ${warm.scalingMode === 'MANUAL' ? 'runs' : 'keeps'} ${instancesKept(warm)} ${warm.scalingMode === 'MANUAL' ? '' : 'min '}instance(s) (metrics are behind)`,
             }
           : {}),
         minInstances: keepsWarm(svc) ? minInstances(svc) : 0,
@@ -630,6 +630,17 @@ function newestActivity(
 /** An autoscaled service that keeps min instances: it always has instances, so a series. */
 function keepsWarm(svc: ObservedService): boolean {
   return svc.scalingMode !== 'MANUAL' && minInstances(svc) > 0 && effectiveMax(svc) > 0;
+}
+
+/**
+ * The instances a service always has, so that it always has a series: an autoscaled one's min
+ * instances ({@link keepsWarm}), a manually scaled one's fixed count ("a specific instance count
+ * ... regardless of traffic or utilization":
+ * https://cloud.google.com/run/docs/configuring/services/manual-scaling).
+ */
+function instancesKept(svc: ObservedService): number {
+  if (svc.scalingMode === 'MANUAL') return manualInstances(svc);
+  return keepsWarm(svc) ? minInstances(svc) : 0;
 }
 
 /**

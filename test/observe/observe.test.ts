@@ -385,6 +385,35 @@ describe('observe', () => {
     }
   });
 
+  it('no series at all while a manually scaled service runs instances is metrics behind too', async () => {
+    // Manual scaling runs "a specific instance count ... regardless of traffic or utilization"
+    // (https://cloud.google.com/run/docs/configuring/services/manual-scaling): while it runs any,
+    // the project has a series, so none at all is Monitoring behind, not a project at zero, and
+    // the autoscaled services' caps are held rather than lowered on usage read as zero.
+    const o = await observe(
+      policy(),
+      ports({
+        services: [service('m', { scalingMode: 'MANUAL', manualInstanceCount: 2 }), service('b')],
+        series: [],
+      }),
+      NOW,
+    );
+    const [b] = o.snapshot.services;
+    expect(b?.usage).toBeNull();
+    expect(b?.usageNote).toContain('metrics are behind');
+    expect(b?.usageNote).toContain('us-east1/m runs 2 instance(s)');
+    // One scaled manually to zero runs none: the project may well be at zero.
+    const none = await observe(
+      policy(),
+      ports({
+        services: [service('m', { scalingMode: 'MANUAL', manualInstanceCount: 0 }), service('b')],
+        series: [],
+      }),
+      NOW,
+    );
+    expect(none.snapshot.services[0]?.usage).toMatchObject({ current: 0, peak: 0 });
+  });
+
   it('a series missing from a fresh answer is not read as zero when the service cannot be at zero', async () => {
     const fresh = { service: 'b', region: 'us-east1', points: points([2, 1]) };
     const o = await observe(
