@@ -540,6 +540,11 @@ describe('observe', () => {
     expect(p.quotaReads).toEqual(['us-east1/false']); // the zonal pool's quota comes from the policy
     expect(o.snapshot.pools).toHaveLength(1);
 
+    // A pools entry of a region Cloud Run does not list costs no read: nothing there is planned.
+    const elsewhere = ports({ services: [service('a')] });
+    await observe(policy({ pools: [{ region: 'europe-west4', reserve: 1 }] }), elsewhere, NOW);
+    expect(elsewhere.quotaReads).toEqual(['us-east1/true']);
+
     // A quota Cloud Quotas holds no entry for is unknown, and its source says why.
     const none = await observe(
       policy({ regions: ['us-east1'] }),
