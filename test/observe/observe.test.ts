@@ -35,6 +35,8 @@ function ports(opts: {
   refused?: MetricSeries[];
   utilization?: MetricSeries[];
   countsFail?: boolean;
+  servedFail?: boolean;
+  utilizationFail?: boolean;
   refusedFail?: boolean;
   quota?: (region: string) => number | null;
   failRegion?: string;
@@ -58,8 +60,14 @@ function ports(opts: {
         opts.countsFail
           ? Promise.reject(new UnavailableError('monitoring down'))
           : Promise.resolve(opts.series ?? []),
-      gpuUtilization: () => Promise.resolve(opts.utilization ?? []),
-      servedRequests: () => Promise.resolve(opts.served ?? []),
+      gpuUtilization: () =>
+        opts.utilizationFail
+          ? Promise.reject(new UnavailableError('utilization timed out'))
+          : Promise.resolve(opts.utilization ?? []),
+      servedRequests: () =>
+        opts.servedFail
+          ? Promise.reject(new UnavailableError('request counts timed out'))
+          : Promise.resolve(opts.served ?? []),
       refusedRequests: () =>
         opts.refusedFail
           ? Promise.reject(new PermissionError('monitoring.timeSeries.list denied'))
@@ -283,6 +291,27 @@ describe('observe', () => {
     ]);
     expect(o.problems.map(renderProblem)).toEqual([
       'p: refused requests unreadable: monitoring.timeSeries.list denied',
+    ]);
+  });
+
+  it('reads usage from the instance counts alone when requests served or GPU use cannot be read, and says what was not read', async () => {
+    const o = await observe(
+      policy(),
+      ports({
+        services: [service('a')],
+        series: [{ service: 'a', region: 'us-east1', points: points([3, 2]) }],
+        servedFail: true,
+        utilizationFail: true,
+      }),
+      NOW,
+    );
+    const usage = o.snapshot.services[0]?.usage;
+    expect(usage).toMatchObject({ current: 2, peak: 2 });
+    expect(usage).not.toHaveProperty('utilization');
+    expect(usage?.perMinute).not.toHaveProperty('served');
+    expect(o.problems.map((p) => `${p.subject}: ${p.error}`).sort()).toEqual([
+      'gpu-utilization: utilization timed out',
+      'served-requests: request counts timed out',
     ]);
   });
 
