@@ -408,6 +408,24 @@ describe('retries', () => {
     expectCalls(['GetService UNAVAILABLE', 'GetService OK']);
   });
 
+  it('retries a read on DEADLINE_EXCEEDED', async () => {
+    let failures = 1;
+    inject = (method) =>
+      method === 'GetService' && failures-- > 0
+        ? new RpcError(status.DEADLINE_EXCEEDED, 'attempt timed out')
+        : undefined;
+    expect((await adapter.getService(PROJECT, REGION, 'web')).name).toBe('web');
+    expectCalls(['GetService DEADLINE_EXCEEDED', 'GetService OK']);
+  });
+
+  it('gives up a read that stays UNAVAILABLE after maxAttempts calls in all', async () => {
+    inject = (method) =>
+      method === 'GetService' ? new RpcError(status.UNAVAILABLE, 'down') : undefined;
+    const error = await failure(adapter.getService(PROJECT, REGION, 'web'));
+    expect(error).toBeInstanceOf(UnavailableError);
+    expectCalls(Array(quick.retry.maxAttempts).fill('GetService UNAVAILABLE'));
+  });
+
   it('gives up after maxAttempts and keeps the last code (RESOURCE_EXHAUSTED)', async () => {
     inject = (method) =>
       method === 'ListServices' ? new RpcError(status.RESOURCE_EXHAUSTED, 'slow down') : undefined;
@@ -748,6 +766,94 @@ describe('updateMaxInstances', () => {
     ]);
   });
 
+  it('keeps a quota refusal answered as FAILED_PRECONDITION a quota refusal, even if the service changed', async () => {
+    // Cloud Run's words for a max above the GPU quota, whatever code carries them: only another
+    // FAILED_PRECONDITION is a reason to read the service again (a stale etag, AIP-154).
+    const before = await adapter.getService(PROJECT, REGION, 'web');
+    inject = (method) => {
+      if (method !== 'UpdateService') return undefined;
+      emulator.model.update({ project: PROJECT, region: REGION, name: 'web' }, {});
+      return new RpcError(
+        status.FAILED_PRECONDITION,
+        'Max instances must be set to 1 or fewer in order to set GPU requirements in region us-central1. Quota violated: NvidiaL4GpuAllocPerProjectRegion requested: 5 allowed: 1',
+      );
+    };
+    const error = await failure(adapter.updateMaxInstances(update('web', before.etag, 5)));
+    expect(error).toBeInstanceOf(QuotaRejectedError);
+    expectCalls(['GetService OK', 'GetService OK', 'UpdateService FAILED_PRECONDITION']);
+  });
+
+  it('keeps a FAILED_PRECONDITION a refusal, not a conflict, when the service cannot be read again to tell', async () => {
+    // A conflict is left quietly for the next run; a refusal is reported as a failed write.
+    const before = await adapter.getService(PROJECT, REGION, 'web');
+    let refused = false;
+    inject = (method) => {
+      if (method === 'UpdateService') {
+        refused = true;
+        return new RpcError(status.FAILED_PRECONDITION, 'a deployment is in progress');
+      }
+      return method === 'GetService' && refused
+        ? new RpcError(status.PERMISSION_DENIED, "Permission 'run.services.get' denied")
+        : undefined;
+    };
+    const error = await failure(adapter.updateMaxInstances(update('web', before.etag, 5)));
+    expect(error.constructor).toBe(UpstreamError);
+    expect(error.message).toContain('FAILED_PRECONDITION');
+    expectCalls([
+      'GetService OK',
+      'GetService OK',
+      'UpdateService FAILED_PRECONDITION',
+      'GetService PERMISSION_DENIED',
+    ]);
+  });
+
+  it('refuses an update without the etag read, before any call: nothing is written unchecked', async () => {
+    for (const currentAnnotations of [undefined, {}]) {
+      const error = await failure(
+        adapter.updateMaxInstances({ ...update('alpha', '', 2), currentAnnotations }),
+      );
+      expect(error).toBeInstanceOf(InputError);
+      expect((error as InputError).faults.map((f) => f.path)).toEqual(['etag']);
+    }
+    expectCalls([]);
+  });
+
+  it('gives up waiting for an operation that does not end in time: the write may still apply', async () => {
+    const impatient = createCloudRunAdapter({
+      emulatorHost: emulator.host,
+      ...quick,
+      operationPolling: { initialDelayMs: 40, maxDelayMs: 100, timeoutMs: 500 },
+    });
+    // The change applies, but its operation runs on (for an hour).
+    emulator.setFaults({ operations: { hangRate: 1 } });
+    try {
+      const before = await impatient.getService(PROJECT, EU, 'eu-model');
+      const error = await failure(
+        impatient.updateMaxInstances({
+          project: PROJECT,
+          region: EU,
+          name: 'eu-model',
+          maxInstances: 2,
+          etag: before.etag,
+          annotations: {},
+        }),
+      );
+      expect(error).toBeInstanceOf(UnavailableError);
+      expect(error.message).toContain('may still apply');
+      expect((await impatient.getService(PROJECT, EU, 'eu-model')).serviceMaxInstances).toBe(2);
+    } finally {
+      emulator.setFaults({});
+      await impatient.close();
+    }
+    expectCalls([
+      'GetService OK',
+      'GetService OK',
+      'UpdateService OK',
+      'GetOperation+',
+      'GetService OK',
+    ]);
+  });
+
   it('reports a max above the quota as QuotaRejectedError, writing nothing', async () => {
     const beta = await adapter.getService(PROJECT, REGION, 'beta');
     const writes = emulator.writes().length;
@@ -827,6 +933,27 @@ describe('translateGrpcError', () => {
     expect(error.constructor).toBe(expected);
     expect(error.message).toBe(`doing X failed: ${status[code]}: ${details}`);
     expect(error.cause).toBe(cause);
+  });
+
+  it("names the permission and resource from Google's ErrorInfo when the text names neither", () => {
+    // google-gax decodes a status's ErrorInfo detail into `reason` and `errorInfoMetadata`
+    // (google-gax googleError.ts); IAM_PERMISSION_DENIED carries `permission` and `resource`
+    // (https://github.com/googleapis/googleapis/blob/master/google/api/error_reason.proto).
+    const resource = `${PARENT}/services/alpha`;
+    const details = 'The caller does not have permission';
+    const cause = Object.assign(new Error(`7 PERMISSION_DENIED: ${details}`), {
+      code: status.PERMISSION_DENIED,
+      details,
+      reason: 'IAM_PERMISSION_DENIED',
+      errorInfoMetadata: { permission: 'run.services.update', resource },
+    });
+    const error = translateGrpcError(cause, 'x');
+    expect(error).toBeInstanceOf(PermissionError);
+    expect(error).toMatchObject({
+      permissions: ['run.services.update'],
+      resource,
+      refusal: 'permission',
+    });
   });
 
   it('recovers the last code from google-gax exhausted retries, and wraps anything else', () => {
