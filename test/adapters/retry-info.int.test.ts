@@ -1,5 +1,5 @@
 import { status } from '@grpc/grpc-js';
-import { describe, expect, it } from 'vitest';
+import { describe, expect, it, vi } from 'vitest';
 import {
   defaultRetryPolicy,
   MAX_RETRY_INFO_DELAY_MS,
@@ -69,5 +69,58 @@ describe('waiting the retry delay Google asks for', () => {
       }),
     ).rejects.toBe(denied);
     expect(calls).toBe(1);
+  });
+});
+
+describe('the backoff between refusals that ask for no delay', () => {
+  it('doubles from minBackoffMs up to maxBackoffMs', async () => {
+    // The jitter at its top (Math.random() just below 1 taken as 1), so each wait is the backoff.
+    const random = vi.spyOn(Math, 'random').mockReturnValue(1);
+    try {
+      const waits: number[] = [];
+      const policy = { maxAttempts: 5, minBackoffMs: 100, maxBackoffMs: 300, attemptTimeoutMs: 1 };
+      const noDelay = Object.assign(new Error('8 RESOURCE_EXHAUSTED: Quota exceeded'), {
+        code: status.RESOURCE_EXHAUSTED,
+      });
+      await expect(
+        withRetryInfo(
+          policy,
+          () => Promise.reject(noDelay),
+          (ms) => {
+            waits.push(ms);
+            return Promise.resolve();
+          },
+        ),
+      ).rejects.toBe(noDelay);
+      // Five attempts, four waits: 100, 200, then held at 300.
+      expect(waits).toEqual([100, 200, 300, 300]);
+    } finally {
+      random.mockRestore();
+    }
+  });
+});
+
+describe('a caller that has given up', () => {
+  it('is answered at once: no wait and no other attempt once its signal is aborted', async () => {
+    const waits: number[] = [];
+    let calls = 0;
+    const gaveUp = new AbortController();
+    gaveUp.abort();
+    await expect(
+      withRetryInfo(
+        defaultRetryPolicy,
+        () => {
+          calls++;
+          return Promise.reject(refused(1));
+        },
+        (ms) => {
+          waits.push(ms);
+          return Promise.resolve();
+        },
+        gaveUp.signal,
+      ),
+    ).rejects.toMatchObject({ code: status.RESOURCE_EXHAUSTED });
+    expect(calls).toBe(1);
+    expect(waits).toEqual([]);
   });
 });
