@@ -29,6 +29,24 @@ describe('allPages', () => {
     expect(await allPages(lister(ending), 'listing')).toEqual(['a']);
   });
 
+  it('counts empty pages in a row only: a page with items starts the count again', async () => {
+    const empties = (): string[][] => Array.from({ length: 60 }, (): string[] => []);
+    const pages = [...empties(), ['a'], ...empties(), ['b']];
+    expect(await allPages(lister(pages), 'listing')).toEqual(['a', 'b']);
+  });
+
+  it('refuses a page token offered twice at once, rather than read the same page again', async () => {
+    let calls = 0;
+    const again = (): Promise<Page> => {
+      calls++;
+      return Promise.resolve([['a'], null, { nextPageToken: 'again' }]);
+    };
+    await expect(allPages(again, 'listing', 50)).rejects.toThrow(
+      new UpstreamError('listing: the page token "again" came back twice'),
+    );
+    expect(calls).toBe(2);
+  });
+
   it('stops at the 100th empty page in a row that offers another', async () => {
     const pages = [['a'], ...Array.from({ length: 100 }, (): string[] => []), ['b']];
     await expect(allPages(lister(pages), 'listing')).rejects.toThrow(
