@@ -242,6 +242,25 @@ describe('odd GetQuotaInfo answers', () => {
     expect((await failure()).message).toMatch(/us-central1 has no details/);
   });
 
+  it('reads an answer without an eligibility as eligible, and an unspecified reason as none given', async () => {
+    // QuotaInfo.quota_increase_eligibility: Google does not say when it is left out; Google still
+    // decides each request, so its absence does not stop one.
+    answer((info) => ({ ...info, quota_increase_eligibility: undefined }));
+    await expect(quotas.increaseEligibility(pool())).resolves.toEqual({ eligible: true });
+    quotas.clearCache();
+    answer((info) => ({
+      ...info,
+      quota_increase_eligibility: {
+        is_eligible: false,
+        ineligibility_reason: 'INELIGIBILITY_REASON_UNSPECIFIED',
+      },
+    }));
+    await expect(quotas.increaseEligibility(pool())).resolves.toEqual({
+      eligible: false,
+      reason: 'no reason given',
+    });
+  });
+
   it('takes the value during an ongoing rollout: Google shows the value before the rollout', async () => {
     // https://cloud.google.com/docs/quotas/view-ongoing-rollouts: rollouts raise default values
     // gradually, and "the quota value that appears in the ... Cloud Quotas API won't reflect
