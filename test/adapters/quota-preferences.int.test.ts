@@ -1,6 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import { CloudQuotasClient, protos } from '@google-cloud/cloudquotas';
-import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import { clientConfig } from '../../src/adapters/client-config.js';
 import {
@@ -11,10 +11,17 @@ import { createQuotaAdapter } from '../../src/adapters/quotas.js';
 import {
   decideQuotaPreference,
   quotaPreferences,
+  RpcError,
   startEmulator,
   type RunningEmulator,
 } from '../../src/emulator/index.js';
-import { ConflictError, InputError, NotFoundError, UpstreamError } from '../../src/errors.js';
+import {
+  ConflictError,
+  InputError,
+  NotFoundError,
+  UnavailableError,
+  UpstreamError,
+} from '../../src/errors.js';
 
 /**
  * Quota preferences through the real @google-cloud/cloudquotas client over gRPC to the emulator:
@@ -880,6 +887,32 @@ describe('listing: other quotas are left out, values no GPU count can be are nam
     expect(updates()).toHaveLength(before);
     expect((await a.getPreference(name)).preferredValue).toBe(5);
   });
+  it("another service's preference is left out, whatever its quota id", async () => {
+    const name = `${parent}/quotaPreferences/compute-l4`;
+    emu.seedQuotaPreference({
+      name,
+      service: 'compute.googleapis.com',
+      quotaId: L4,
+      region: US,
+      preferredValue: '3',
+    });
+    expect((await a.listPreferences(L)).map((p) => p.name)).not.toContain(name);
+  });
+  it('an update to a value that is no GPU count (-1 is "unlimited") is refused before any call', async () => {
+    const before = emu.calls().length;
+    for (const preferredValue of [-1, 1.5])
+      await expect(
+        a.updatePreference({
+          name: `${parent}/quotaPreferences/no-etag`,
+          etag: 'e',
+          preferredValue,
+          justification: '',
+          contactEmail: 'ops@example.com',
+        }),
+      ).rejects.toBeInstanceOf(InputError);
+    expect(emu.calls()).toHaveLength(before);
+  });
+
   it('a preference name with "..", extra segments or oversized is refused before any call', async () => {
     const before = emu.calls().length;
     for (const name of [
@@ -901,5 +934,114 @@ describe('listing: other quotas are left out, values no GPU count can be are nam
       ).rejects.toThrow(/must look like|characters/);
     }
     expect(emu.calls()).toHaveLength(before);
+  });
+});
+
+describe('listing: a preference named under another project', () => {
+  it("is named as unreadable, never read as this project's", async () => {
+    // Only a name of the project asked (or of a project number, which the caller confirms) is
+    // this project's preference; the same answer under another project's name is not used.
+    const a = createQuotaPreferenceAdapter({ emulatorHost: emulator.host });
+    const real = CloudQuotasClient.prototype.listQuotaPreferences as (
+      request: unknown,
+      options: unknown,
+    ) => Promise<unknown[]>;
+    const spy = vi
+      .spyOn(CloudQuotasClient.prototype, 'listQuotaPreferences')
+      .mockImplementation(async function (this: CloudQuotasClient, request, options) {
+        const [items, next, response] = await real.call(this, request, options);
+        const moved = (items as { name?: string }[]).map((p) => ({
+          ...p,
+          name: String(p.name).replace(`projects/${P}/`, 'projects/other-project/'),
+        }));
+        return [moved, next, response] as never;
+      });
+    try {
+      const listed = await a.listPreferences(P);
+      expect(listed.length).toBeGreaterThan(0);
+      for (const p of listed)
+        expect(p).toMatchObject({
+          unreadable: expect.stringMatching(/names a preference of project "other-project"/),
+        });
+    } finally {
+      spy.mockRestore();
+      await a.close();
+    }
+  });
+});
+
+describe('what is sent again after a failure', () => {
+  const F = 'qp-faults';
+  let emu: RunningEmulator;
+  let a: QuotaPreferenceAdapter;
+  let fault: ((method: string) => RpcError | undefined) | undefined;
+  const codes = (method: string) =>
+    emu
+      .calls()
+      .filter((c) => c.method.endsWith(`/${method}`))
+      .map((c) => c.code);
+  const request = {
+    project: F,
+    id: 'gpu-governor-us',
+    quotaId: L4,
+    region: US,
+    preferredValue: 6,
+    justification: '',
+    contactEmail: 'ops@example.com',
+  };
+
+  beforeAll(async () => {
+    emu = await startEmulator({
+      fleet: {
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 0,
+        projects: [{ id: F, pools: [{ region: US, quota: 4 }], services: [] }],
+      },
+      speed: 'manual',
+      faults: ({ method }) => fault?.(method.slice(method.lastIndexOf('/') + 1)),
+    });
+    a = createQuotaPreferenceAdapter({
+      emulatorHost: emu.host,
+      retry: { maxAttempts: 3, minBackoffMs: 10, maxBackoffMs: 40 },
+    });
+  });
+  afterEach(() => {
+    fault = undefined;
+  });
+  afterAll(async () => {
+    await a.close();
+    await emu.stop();
+  });
+
+  it('a create or an update that failed with UNAVAILABLE is sent once: it may have been made', async () => {
+    const lost = (method: string) => (m: string) =>
+      m === method ? new RpcError(status.UNAVAILABLE, 'connection reset') : undefined;
+    fault = lost('CreateQuotaPreference');
+    await expect(a.createPreference(request)).rejects.toBeInstanceOf(UnavailableError);
+    expect(codes('CreateQuotaPreference')).toEqual(['UNAVAILABLE']);
+    fault = undefined;
+    const made = await a.createPreference(request);
+    fault = lost('UpdateQuotaPreference');
+    await expect(
+      a.updatePreference({
+        name: made.name,
+        etag: made.etag,
+        preferredValue: 7,
+        justification: '',
+        contactEmail: 'ops@example.com',
+      }),
+    ).rejects.toBeInstanceOf(UnavailableError);
+    expect(codes('UpdateQuotaPreference')).toEqual(['UNAVAILABLE']);
+  });
+
+  it('a read refused with RESOURCE_EXHAUSTED is sent again after the delay it asks for', async () => {
+    const name = `projects/${F}/locations/global/quotaPreferences/${request.id}`;
+    let refusals = 1;
+    fault = (m) =>
+      m === 'GetQuotaPreference' && refusals-- > 0
+        ? new RpcError(status.RESOURCE_EXHAUSTED, 'Quota exceeded: read requests per minute', 50)
+        : undefined;
+    await expect(a.getPreference(name)).resolves.toMatchObject({ name, preferredValue: 6 });
+    expect(codes('GetQuotaPreference')).toEqual(['RESOURCE_EXHAUSTED', 'OK']);
   });
 });
