@@ -293,6 +293,14 @@ describe('observation', () => {
     expect(seen.filter((c) => c.startsWith('GetRevision'))).toEqual([]);
   });
 
+  it('lists a revision that is only tagged among those that can hold instances, outside the split', async () => {
+    // "Tagged revisions are started, but only count toward the service-level maximum instances
+    // if they are a part of a traffic split" (https://cloud.google.com/run/docs/configuring/max-instances).
+    const governed = await adapter.getService(TAGGED, REGION, 'governed');
+    expect(governed.templateServes).toBe(false);
+    expect(governed.servingRevisions?.map((r) => r.inSplit).sort()).toEqual([false, true]);
+  });
+
   it('counts a governed service at the service-level max its writes set, beside a tagged revision', async () => {
     // A tagged revision outside the split is not bounded by the service-level max (Google's "Set
     // maximum instances"), but the governor can only write that max: counted in the service's
