@@ -981,6 +981,20 @@ describe('translateGrpcError', () => {
   });
 });
 
+describe('adapter options', () => {
+  it('refuses a page size outside 1 to 1000 and a polling time of 0, before any client is made', () => {
+    for (const options of [
+      { pageSize: 0 },
+      { pageSize: 1001 },
+      { operationPolling: { initialDelayMs: 0 } },
+      { operationPolling: { timeoutMs: 0 } },
+    ])
+      expect(() => createCloudRunAdapter({ emulatorHost: emulator.host, ...options })).toThrow(
+        InputError,
+      );
+  });
+});
+
 describe('clientConfig', () => {
   it("uses Google's defaults without an emulator address and rejects a bad one", () => {
     expect(clientConfig({})).toEqual({ options: {}, emulatorHost: null });

@@ -1,10 +1,13 @@
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it, vi } from 'vitest';
 import {
+  checkRetryPolicy,
   defaultRetryPolicy,
+  definedOnly,
   MAX_RETRY_INFO_DELAY_MS,
   withRetryInfo,
 } from '../../src/adapters/retry.js';
+import type { RetryPolicy } from '../../src/adapters/retry.js';
 
 /**
  * How long a refused call waits in all. The errors have the shape google-gax gives a
@@ -122,5 +125,15 @@ describe('a caller that has given up', () => {
     ).rejects.toMatchObject({ code: status.RESOURCE_EXHAUSTED });
     expect(calls).toBe(1);
     expect(waits).toEqual([]);
+  });
+});
+
+describe('retry options', () => {
+  it('an option left undefined keeps its default, rather than making the policy invalid', () => {
+    const overrides: Partial<RetryPolicy> = { maxAttempts: undefined, minBackoffMs: 5 };
+    expect(checkRetryPolicy({ ...defaultRetryPolicy, ...definedOnly(overrides) })).toEqual({
+      ...defaultRetryPolicy,
+      minBackoffMs: 5,
+    });
   });
 });
