@@ -1,4 +1,5 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { consoleErrorLine } from '../../src/function/console-error.js';
 
 /**
  * What reaches the function's console.error comes from the framework, Express and libraries, and
@@ -109,5 +110,16 @@ describe("the function's console.error, given hostile values", () => {
     const lines = logged('x'.repeat(1_000_000));
     expect(lines).toHaveLength(1);
     expect(String(lines[0]?.message).length).toBeLessThan(10_000);
+  });
+});
+
+describe("a failed run's error, as the framework prints it", () => {
+  it('is left out once, its run having logged why; the same text printed again is logged', () => {
+    const announced = new Set(['run failed: the run deadline had passed']);
+    expect(consoleErrorLine(['run failed: the run deadline had passed'], announced)).toBeNull();
+    expect(consoleErrorLine(['run failed: the run deadline had passed'], announced)).toMatchObject({
+      severity: 'ERROR',
+      message: 'run failed: the run deadline had passed',
+    });
   });
 });

@@ -32,6 +32,13 @@ describe('GOVERNOR_POLICY', () => {
       'p',
     ]);
     expect(refusal('hello')).toContain('expected object, received string');
+    // A policy's own text holds slashes (its topics): it is read, not taken for a file name.
+    const topic = 'projects/p/topics/gpu-governor-alerts';
+    for (const text of [
+      `{"version": 1, "projects": ["p"], "alerts": {"topic": "${topic}"}}`,
+      `version: 1\nprojects: [p]\nalerts: {topic: ${topic}}\n`,
+    ])
+      expect(functionPolicy({ policyText: text }).alerts.topic, text).toBe(topic);
     expect(refusal(null)).toContain('GOVERNOR_POLICY is not set');
   });
 

@@ -1,10 +1,12 @@
 import { describe, expect, it } from 'vitest';
 import {
+  carriesRequestText,
   decodeBase64,
   frameworkRefusal,
   MAX_BODY_BYTES,
   MAX_EVENT_BYTES,
   readTriggerEvent,
+  refuseRequest,
   TRACE_FIELD,
   traceFields,
 } from '../../src/function/request.js';
@@ -26,6 +28,37 @@ describe('decodeBase64: strict, as the proto3 JSON mapping of bytes', () => {
     for (const bad of ['!!!@@@###', 'e30=garbage', 'e3 0=', 'e', 'e30===', 'ab+_', 'e3=', '====']) {
       expect(decodeBase64(bad), bad).toBeNull();
     }
+  });
+});
+
+describe('refuseRequest: only POST / with a JSON body of at most MAX_BODY_BYTES runs', () => {
+  const request = (over: Partial<Parameters<typeof refuseRequest>[0]> = {}) => ({
+    method: 'POST',
+    path: '/',
+    query: '',
+    contentType: 'application/json',
+    bodyBytes: 2,
+    ...over,
+  });
+
+  it('takes a body of exactly MAX_BODY_BYTES, and refuses one byte more (413)', () => {
+    expect(refuseRequest(request({ bodyBytes: MAX_BODY_BYTES }))).toBeNull();
+    expect(refuseRequest(request({ bodyBytes: MAX_BODY_BYTES + 1 }))?.status).toBe(413);
+  });
+
+  it('takes JSON however its media type is spelled: any case, with parameters (RFC 9110)', () => {
+    // "The type and subtype tokens are case-insensitive", and a media type may carry parameters
+    // such as a charset: https://www.rfc-editor.org/rfc/rfc9110#section-8.3.1
+    for (const contentType of [
+      'application/json; charset=utf-8',
+      'Application/JSON',
+      ' application/json ;charset=UTF-8',
+    ])
+      expect(refuseRequest(request({ contentType })), contentType).toBeNull();
+    for (const contentType of [undefined, 'text/plain', 'application/jsonx', 'text/json'])
+      expect(refuseRequest(request({ contentType }))?.status, String(contentType)).toBe(415);
+    // No body: nothing to be JSON.
+    expect(refuseRequest(request({ contentType: undefined, bodyBytes: 0 }))).toBeNull();
   });
 });
 
@@ -124,12 +157,36 @@ describe("frameworkRefusal: the framework's 4xx refusals, in one line", () => {
     expect(JSON.stringify(frameworkRefusal(parse))).not.toContain('SECRET');
   });
 
+  it('never names a reason that may quote the request: a body carried, or an entity error', () => {
+    // body-parser's parse error carries the text as `body` and may quote it in its message
+    // (type entity.parse.failed); either alone is enough to keep the reason out of the log.
+    const quoting = [
+      Object.assign(new Error('Unexpected token in "SECRET"'), {
+        status: 400,
+        expose: true,
+        body: 'SECRET',
+      }),
+      Object.assign(new Error('Unexpected token in "SECRET"'), {
+        status: 400,
+        expose: true,
+        type: 'entity.parse.failed',
+      }),
+    ];
+    for (const e of quoting) {
+      expect(carriesRequestText(e)).toBe(true);
+      expect(frameworkRefusal(e)).toEqual({ status: 400, reason: 'its content is not logged' });
+    }
+  });
+
   it('leaves every other error to be printed as it is', () => {
     expect(frameworkRefusal(new Error('a bug'))).toBeNull();
     expect(
       frameworkRefusal(Object.assign(new Error('x'), { status: 500, expose: false })),
     ).toBeNull();
     expect(frameworkRefusal(Object.assign(new Error('x'), { status: 415 }))).toBeNull();
+    // A 5xx is the server's fault, not a refused request, even when its message is exposed.
+    for (const status of [500, 503])
+      expect(frameworkRefusal(Object.assign(new Error('x'), { status, expose: true }))).toBeNull();
     expect(frameworkRefusal('text')).toBeNull();
     expect(frameworkRefusal(null)).toBeNull();
   });
