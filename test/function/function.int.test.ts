@@ -212,6 +212,33 @@ describe('the Cloud Function (HTTP entry point)', () => {
     expect(emulator.writes()).toEqual([]);
   });
 
+  it('a request may ask what function.allow lets it: to enforce, to restore', async () => {
+    // Asking for what the policy already says is no override, whatever function.allow says.
+    const same = await post(http, { mode: 'enforce' });
+    expect(same.status).toBe(200);
+    expect(same.json.mode).toBe('enforce');
+    const planned = emulator.writes().length;
+    expect(planned).toBeGreaterThan(0);
+    process.env.GOVERNOR_POLICY = policyWith({
+      mode: 'dry-run',
+      function: { allow: { enforce: true, restore: true } },
+    });
+    // The policy's own mode writes nothing; the restore asked for puts back each service's max
+    // from before the governor, as `governor apply --restore` does.
+    const restore = await post(http, { mode: 'enforce', restore: true });
+    expect(restore.status).toBe(200);
+    expect(restore.json).toMatchObject({ mode: 'enforce', outcome: 'ok' });
+    const writes = emulator.writes();
+    expect(writes.length).toBeGreaterThan(planned);
+    const first = new Map<string, number>();
+    const last = new Map<string, number>();
+    for (const w of writes) {
+      if (!first.has(w.service.name)) first.set(w.service.name, w.before.maxInstances);
+      last.set(w.service.name, w.after.maxInstances);
+    }
+    expect(last).toEqual(first);
+  });
+
   it('only POST / runs: 405 with Allow for other methods, 404 for other paths', async () => {
     for (const method of ['GET', 'PUT', 'DELETE']) {
       const res = await fetch(base(http), { method });
