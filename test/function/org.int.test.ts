@@ -346,7 +346,7 @@ describe('fan-out: dispatch, then one function run per project', () => {
     // state store's timeout) came on top, and the run could go on past the timeout: killed, it
     // answers nothing, alerts nothing, and leaves its lease held.
     const lines: string[] = [];
-    const log = textLogger({ write: (s: string) => lines.push(s) });
+    const log = textLogger({ write: (s: string) => lines.push(s) }, 'INFO', { alerts: true });
     const project = orgProjectId(2);
     const before = emulator.writes().length;
     const work = JSON.stringify({
@@ -365,6 +365,10 @@ describe('fan-out: dispatch, then one function run per project', () => {
       );
       expect(answer.status).toBe(500);
       expect(String(answer.body.error)).toMatch(/run deadline had passed/);
+      // A push without deliveryAttempt may be the last delivery: the failed run is alerted.
+      expect(lines.join('')).toMatch(
+        /alert governor\.degraded firing: gpu-proj-0002 is not governed: .*may be its last/,
+      );
     } finally {
       closing.slowDiscoveryMs = 0;
     }
@@ -649,6 +653,11 @@ describe('fan-out: dispatch, then one function run per project', () => {
       ).toBe(204);
       expect(lines.join('')).toMatch(/ignored a work message: .*issued 22\d\d s ago/);
       expect(lines.join('')).not.toMatch(/alert governor\.degraded/);
+      // A run that succeeded before the message was issued says nothing of its deliveries.
+      await createFileStateStore({ dir: fresh }).recordRun(
+        orgProjectId(1),
+        quietRun('run-before-issue', new Date(Date.now() - 40 * 60_000).toISOString()),
+      );
       // A redelivery: the deliveries before it failed. Acknowledged, and alerted first.
       lines.length = 0;
       const answer = await handleUnitPush(
@@ -660,11 +669,19 @@ describe('fan-out: dispatch, then one function run per project', () => {
       expect(lines.join('')).toMatch(
         /alert governor\.degraded firing: gpu-proj-0001 is not governed: its unit failed 4 deliveries and its work message went stale: issued 22\d\d s ago/,
       );
-      // Nothing was run: no run record.
-      expect(await createFileStateStore({ dir: fresh }).listRuns(orgProjectId(1))).toEqual([]);
-      // Its alert is a condition: a second stale redelivery does not send it again.
+      // Nothing was run: no run record but the one recorded above.
+      expect(
+        (await createFileStateStore({ dir: fresh }).listRuns(orgProjectId(1))).map((r) => r.runId),
+      ).toEqual(['run-before-issue']);
+      // Its alert is a condition: a second stale redelivery does not send it again, and is
+      // acknowledged (were it answered 500, Pub/Sub would deliver it until it is dead-lettered).
       lines.length = 0;
-      await handleUnitPush(push(work(orgProjectId(1)), { deliveryAttempt: 5 }), env, log);
+      const again = await handleUnitPush(
+        push(work(orgProjectId(1)), { deliveryAttempt: 5 }),
+        env,
+        log,
+      );
+      expect(again.status).toBe(204);
       expect(lines.join('')).toMatch(/the delivery alert already fires/);
       // Once a run of the unit succeeded after the message was issued (a newer dispatch's), the
       // failures are behind it: a stale redelivery then alerts nothing.
@@ -836,6 +853,42 @@ describe('fan-out: dispatch, then one function run per project', () => {
     }
   });
 
+  it('governs only the project its message names, whatever other projects the policy lists', async () => {
+    // Each listed project has its own work message and unit: a unit that governed them all would
+    // run each project once per message, every run after the first holding the others off.
+    const fresh = await mkdtemp(join(tmpdir(), 'org-fn-listed-'));
+    const [named, other] = [orgProjectId(0), orgProjectId(2)];
+    const env = {
+      ...process.env,
+      GOVERNOR_STATE_DIR: fresh,
+      GOVERNOR_POLICY: JSON.stringify({ ...JSON.parse(POLICY), projects: [named, other] }),
+    };
+    const work = JSON.stringify({
+      version: 1,
+      kind: 'govern',
+      project: named,
+      dispatchId: 'd-listed',
+      issuedAt: new Date().toISOString(),
+    });
+    try {
+      const lines: string[] = [];
+      const answer = await handleUnitPush(
+        push(work),
+        env,
+        textLogger({ write: (s: string) => lines.push(s) }),
+      );
+      expect(answer.status, lines.join('')).toBe(200);
+      const store = createFileStateStore({ dir: fresh });
+      expect((await store.listRuns(named)).map((r) => r.outcome)).toEqual(['ok']);
+      expect(await store.listRuns(other)).toEqual([]);
+      expect(Object.keys((await store.listRuns(named))[0]?.pools ?? {})).toEqual([
+        `${named}/us-central1/nvidia-l4/zonal`,
+      ]);
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+    }
+  });
+
   it('answers 500 naming the misconfiguration when the emulator is set without its admin URL', async () => {
     // Pub/Sub delivers it again (the deployment may be mended meanwhile); nothing is run.
     const lines: string[] = [];
@@ -884,6 +937,8 @@ describe('fan-out: dispatch, then one function run per project', () => {
         expect(String(lines[0]?.message), JSON.stringify(body)).toMatch(
           /^governorDispatch: refused a request \(400\)/,
         );
+        // Its caller is the module's scheduler job: a refusal means no dispatch runs at all.
+        expect(lines[0]?.severity, JSON.stringify(body)).toBe('ERROR');
       }
       // A query string is refused with advice each entry point can follow: neither takes the
       // `{"mode": "dry-run"}` that governorHttp's refusal suggests.
@@ -905,6 +960,30 @@ describe('fan-out: dispatch, then one function run per project', () => {
       const none = await fetch(base(dispatchServer), { method: 'POST' });
       expect(none.status).toBe(500);
       expect(await none.text()).toContain('fanout.topic');
+    } finally {
+      process.env.GOVERNOR_POLICY = POLICY;
+    }
+  });
+
+  it('answers 500 to a dispatch whose work messages could not be published', async () => {
+    // Cloud Scheduler counts only a 2xx as done: a dispatch that sent no unit must not be one,
+    // or nothing retries it and no alert on the dispatch's answers fires.
+    process.env.GOVERNOR_POLICY = JSON.stringify({
+      ...JSON.parse(POLICY),
+      fanout: { topic: `projects/${HOME}/topics/no-such-work-topic` },
+    });
+    try {
+      let d = { status: 0, text: '' };
+      const lines = await linesOf(async () => {
+        d = await post(dispatchServer, {});
+      });
+      expect(d.status, d.text).toBe(500);
+      const report = JSON.parse(d.text) as { units: number; published: number; failed: unknown[] };
+      expect(report).toMatchObject({ units: N, published: 0 });
+      expect(report.failed).toHaveLength(N);
+      const events = lines.filter((l) => '@type' in l);
+      expect(events).toHaveLength(1);
+      expect(String(events[0]?.message)).toMatch(/^dispatch failed to send units: 0 of 6/);
     } finally {
       process.env.GOVERNOR_POLICY = POLICY;
     }
