@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
+import { discoveryKey } from '../../src/core/discovery.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { parseWorkMessage, staleReason } from '../../src/core/work.js';
 import { memoryLogger } from '../../src/log.js';
@@ -49,7 +50,8 @@ describe('a dispatch that could not send every unit', () => {
         nowMs: Date.parse('2026-11-27T12:00:00Z'),
         log,
       });
-      expect(report.failed).toHaveLength(refused.length);
+      // Each unit not sent is named, so that the log says which projects went ungoverned.
+      expect(report.failed.map((f) => f.project)).toEqual(refused);
       const errors = log.lines.filter((l) => l.severity === 'ERROR');
       expect(errors).toHaveLength(1);
       expect(errors[0]?.fields['@type']).toMatch(/ReportedErrorEvent$/);
@@ -113,5 +115,46 @@ describe("a dispatch's work messages", () => {
     expect(Date.parse(message.issuedAt)).toBe(started + 120_000);
     // As the unit judges it when the message arrives at once.
     expect(staleReason(message, wall, 60_000)).toBeNull();
+  });
+});
+
+describe('a dispatch whose search does not answer', () => {
+  // The function gives the search part of its timeout (function/org.ts); past it, the kept
+  // result is used, as for a failed search, rather than the request ending with nothing sent.
+  it('sends the units of the kept result once its search deadline has passed', async () => {
+    const policy = parsePolicy({
+      version: 1,
+      discovery: { organization: '123456789012' },
+      fanout: { topic: 'projects/org-admin/topics/gpu-governor-work' },
+      services: [{ match: {} }],
+    });
+    const d = policy.discovery;
+    if (!d) throw new Error('the policy has discovery');
+    const cache = createMemoryStateStore();
+    await cache.saveDiscovery({
+      key: discoveryKey(d),
+      foundAt: '2026-11-27T10:00:00.000Z',
+      projects: ['proj-kept'],
+    });
+    const sent: { data: string }[] = [];
+    const nowMs = Date.now();
+    const report = await dispatch(policy, {
+      search: { searchRunResources: () => new Promise(() => undefined), close: async () => {} },
+      cache,
+      publisher: {
+        topic: 'projects/org-admin/topics/gpu-governor-work',
+        publish: async (messages) => {
+          sent.push(...messages);
+          return { failed: [] };
+        },
+        close: async () => {},
+      },
+      nowMs,
+      clock: Date.now,
+      log: memoryLogger(),
+      searchDeadline: nowMs + 50,
+    });
+    expect(report).toMatchObject({ discovery: 'stale-cache', units: 1, published: 1 });
+    expect(parseWorkMessage(Buffer.from(sent[0]?.data ?? '')).project).toBe('proj-kept');
   });
 });
