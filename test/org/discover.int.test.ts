@@ -214,6 +214,7 @@ describe('discovery through the asset adapter, cached in the file state store', 
     // services keep the caps it left them. Nothing else would say so.
     const policy = parsePolicy({
       version: 1,
+      projects: ['listed-proj'],
       discovery: { folders: [FOLDERS[2]], cacheTtl: '10m' },
     });
     const d = policy.discovery;
@@ -225,21 +226,35 @@ describe('discovery through the asset adapter, cached in the file state store', 
       await cache.saveDiscovery({
         key: discoveryKey(d),
         foundAt: new Date(t0 - 3_600_000).toISOString(),
-        projects: [orgProjectId(2), 'gone-proj-1', 'gone-proj-2'],
+        projects: [orgProjectId(2), 'gone-proj-1', 'gone-proj-2', 'listed-proj'],
       });
       const events = memoryLogger();
       const r = await discoverProjects(policy, { search, cache, nowMs: t0, log: events });
-      // Folder 1003 holds projects 2, 5 and 8.
-      expect(r).toMatchObject({ source: 'search', projects: [2, 5, 8].map(orgProjectId) });
+      // Folder 1003 holds projects 2, 5 and 8; the policy lists one more, which stays governed.
+      expect(r).toMatchObject({
+        source: 'search',
+        projects: [...[2, 5, 8].map(orgProjectId), 'listed-proj'],
+      });
       const gone = events.lines.filter((l) => l.message.includes('no longer found'));
       expect(gone).toHaveLength(1);
       expect(gone[0]?.severity).toBe('WARNING');
       expect(gone[0]?.message).toContain('gone-proj-1, gone-proj-2');
       expect(gone[0]?.message).not.toContain(orgProjectId(2));
+      expect(gone[0]?.message).not.toContain('listed-proj');
       // The next search, with nothing dropped, says nothing.
       const quiet = memoryLogger();
       await discoverProjects(policy, { search, cache, nowMs: t0 + 11 * 60_000, log: quiet });
       expect(quiet.lines.filter((l) => l.message.includes('no longer found'))).toEqual([]);
+      // A result kept under other settings is not this search's to compare with.
+      const other = createFileStateStore({ dir: join(dir, 'gone-other') });
+      await other.saveDiscovery({
+        key: discoveryKey({ ...d, folders: [FOLDERS[1]] }),
+        foundAt: new Date(t0 - 3_600_000).toISOString(),
+        projects: ['elsewhere-proj'],
+      });
+      const changed = memoryLogger();
+      await discoverProjects(policy, { search, cache: other, nowMs: t0, log: changed });
+      expect(changed.lines.filter((l) => l.message.includes('no longer found'))).toEqual([]);
     } finally {
       await search.close();
     }
@@ -329,6 +344,43 @@ describe('discovery through the asset adapter, cached in the file state store', 
       expect(failed[0]?.message).toMatch(/cloudasset\.assets\.searchAllResources/);
       expect(failed[0]?.message).toContain('2026-11-01T00:00:00.000Z');
       expect(failed[0]?.fields).toMatchObject(ERROR_EVENT);
+    } finally {
+      await search.close();
+    }
+  });
+
+  it("falls back only on a result of the same settings, with the policy's own projects", async () => {
+    // A result kept under other discovery settings (the policy changed since) may list projects
+    // the policy now leaves out: a failed search must not bring them back.
+    const denied = parsePolicy({
+      version: 1,
+      projects: ['listed-proj'],
+      discovery: { folders: [FOLDERS[0]] },
+    });
+    const search = createAssetSearchAdapter({ emulatorHost: host() });
+    try {
+      const kept = createFileStateStore({ dir: join(dir, 'kept-listed') });
+      const d = denied.discovery;
+      if (!d) throw new Error('the policy has discovery');
+      await kept.saveDiscovery({
+        key: discoveryKey(d),
+        foundAt: '2026-11-01T00:00:00.000Z',
+        projects: [orgProjectId(0)],
+      });
+      const r = await discoverProjects(denied, { search, cache: kept, nowMs: Date.now(), log });
+      expect(r).toMatchObject({
+        source: 'stale-cache',
+        projects: [orgProjectId(0), 'listed-proj'],
+      });
+      const other = createFileStateStore({ dir: join(dir, 'kept-other') });
+      await other.saveDiscovery({
+        key: discoveryKey({ ...d, folders: [FOLDERS[1]] }),
+        foundAt: '2026-11-01T00:00:00.000Z',
+        projects: [orgProjectId(1)],
+      });
+      await expect(
+        discoverProjects(denied, { search, cache: other, nowMs: Date.now(), log }),
+      ).rejects.toBeInstanceOf(PermissionError);
     } finally {
       await search.close();
     }
