@@ -190,6 +190,11 @@ describe('governor status --org', () => {
       expect(fresh.view.discovery).toMatchObject({ foundAt: ago(20), current: true, stale: null });
       expect(fresh.view.discovery?.ageSeconds).toBeGreaterThanOrEqual(1200);
       expect(fresh.text).toMatch(/projects found by discovery at .* \(\d+ s ago\)\n/);
+      // Past its TTL, so the next dispatch searches again, but not yet past TTL + staleAfter:
+      // a dispatch may simply not have come since.
+      const due = await viewWith({ key, foundAt: ago(70) });
+      expect(due.view.discovery).toMatchObject({ current: true, stale: null });
+      expect(due.text).not.toMatch(/out of date/);
       const old = await viewWith({ key, foundAt: ago(3 * 60) });
       expect(old.view.discovery?.stale).toMatch(
         /older than discovery\.cacheTtl .* fanout\.staleAfter/,
@@ -337,6 +342,53 @@ describe('governor status --org against the emulator', () => {
   });
 });
 
+describe('governor status --org judging a unit by its latest runs', () => {
+  it('a unit whose last run succeeded is not failing; one whose run holds a live lease is not stuck', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'org-view-mended-'));
+    try {
+      const store = createFileStateStore({ dir: own });
+      // Failed, then governed again: the failure is behind it.
+      await store.recordRun(
+        'mended-proj',
+        record('r1', 10, { outcome: 'failed', error: '1 write failed' }),
+      );
+      await store.recordRun('mended-proj', record('r2', 5));
+      // A run under way: its lease, taken a minute ago, runs for four more.
+      await store.recordRun('busy-proj', record('r1', 3));
+      expect((await store.acquireLease('busy-proj', 'running', 300_000, ago(1))).acquired).toBe(
+        true,
+      );
+      await store.close();
+      const policy = join(own, 'policy.json');
+      await writeFile(
+        policy,
+        JSON.stringify({ version: 1, projects: ['busy-proj', 'mended-proj'] }),
+      );
+      const run = async (args: string[]) => {
+        let out = '';
+        const code = await main(
+          ['status', '--org', '--policy', policy, '--state-dir', own, ...args],
+          {
+            stdout: { write: (s: string) => (out += s) },
+            stderr: { write: () => undefined },
+            env: {},
+          },
+        );
+        expect(code).toBe(0);
+        return out;
+      };
+      const view = JSON.parse(await run(['--json'])) as OrgView;
+      const by = new Map(view.units.map((u) => [u.project, u]));
+      expect(by.get('mended-proj')).toMatchObject({ failingRuns: 0, failedRuns: 1, stuck: null });
+      expect(by.get('busy-proj')).toMatchObject({ failingRuns: 0, stuck: null });
+      expect(view.totals).toMatchObject({ units: 2, ok: 2, failing: 0, stuck: 0 });
+      expect(await run([])).not.toMatch(/Needs a look/);
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('governor status --org judging pressure', () => {
   it('as the planner does: on demand ÷ budget unrounded, and a pool with demand and no budget under pressure', async () => {
     const own = await mkdtemp(join(tmpdir(), 'org-view-pressure-'));
@@ -348,6 +400,8 @@ describe('governor status --org judging pressure', () => {
           pools: {
             // 179 ÷ 200 = 0.895: below the policy's 0.9, though it rounds to 0.90.
             'calm-proj/us-central1/nvidia-l4/zonal': { ...pool(200, 179), status: 'ok' },
+            // 180 ÷ 200 = 0.9: at the policy's 0.9, which the planner counts as pressure.
+            'calm-proj/europe-west4/nvidia-l4/zonal': { ...pool(200, 180), status: 'pressure' },
             // Unmanaged use takes the whole quota: every GPU of demand is refused.
             'calm-proj/us-east4/nvidia-l4/zonal': { ...pool(0, 3), status: 'pressure' },
           },
@@ -370,9 +424,10 @@ describe('governor status --org judging pressure', () => {
         return out;
       };
       const view = JSON.parse(await run(['--json'])) as OrgView;
-      expect(view.totals).toMatchObject({ pools: 2, poolsUnderPressure: 1, refusedEstimate: 3 });
+      expect(view.totals).toMatchObject({ pools: 3, poolsUnderPressure: 2, refusedEstimate: 3 });
       const text = await run([]);
-      expect(text).toMatch(/2 pool\(s\), 1 under pressure/);
+      expect(text).toMatch(/3 pool\(s\), 2 under pressure/);
+      expect(text).toContain('calm-proj/europe-west4/nvidia-l4/zonal: 0.90 (demand 180');
       expect(text).toContain(
         'calm-proj/us-east4/nvidia-l4/zonal: no budget (demand 3, budget 0, caps 0, in use 3, ~3 refused)',
       );
