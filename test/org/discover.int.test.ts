@@ -184,6 +184,20 @@ describe('discovery through the asset adapter, cached in the file state store', 
     if (!d) throw new Error('the policy has discovery');
     const line =
       'discovery found 100,001 projects, more than the 100,000 a discovery keeps: narrow it (discovery.folders, include, exclude or labels), or split the organisation between policies';
+    // The bound itself is kept: "more than 100,000" is refused (docs/organization.md).
+    const most = createFileStateStore({ dir: join(dir, 'most') });
+    const bounded: AssetSearchPort = {
+      searchRunResources: () => Promise.resolve(found.slice(0, MAX_DISCOVERED_PROJECTS)),
+      close: () => Promise.resolve(),
+    };
+    const all = await discoverProjects(policy, {
+      search: bounded,
+      cache: most,
+      nowMs: Date.now(),
+      log,
+    });
+    expect(all.source).toBe('search');
+    expect((await most.loadDiscovery())?.projects).toHaveLength(MAX_DISCOVERED_PROJECTS);
     const cache = createFileStateStore({ dir: join(dir, 'too-many') });
     const refused = await discoverProjects(policy, { search, cache, nowMs: Date.now(), log }).then(
       () => null,
