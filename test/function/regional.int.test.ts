@@ -642,6 +642,16 @@ describe('regional units', () => {
     expect(lines.join('')).toMatch(
       /ignored a work message: gpu-big-proj: the kept discovery splits it into regional units \(europe-west4, us-central1\)/,
     );
+    // A project the policy also lists is split all the same: the kept discovery decides, as it
+    // does for the dispatch, which splits every project it sends.
+    lines.length = 0;
+    const listed = await handleUnitPush(
+      push(message(BIG)),
+      { ...process.env, GOVERNOR_POLICY: JSON.stringify({ ...POLICY, projects: [BIG] }) },
+      textLogger({ write: (s) => lines.push(s) }),
+    );
+    expect(listed.status).toBe(204);
+    expect(lines.join('')).toMatch(/the kept discovery splits it into regional units/);
     expect((await store.listRuns(BIG)).map((r) => r.runId)).toEqual(runs);
     expect((await store.loadConditions(unitKey)).state).toEqual(kept);
     expect(emulator.writes()).toHaveLength(writes);
