@@ -7,20 +7,26 @@ import { memoryLogger } from '../../src/log.js';
 import { dispatch } from '../../src/org/dispatch.js';
 import type { WorkPublisher } from '../../src/ports/index.js';
 
+type Sent = Parameters<WorkPublisher['publish']>[0][number][];
+
 /**
  * A work topic that refuses the messages of the projects in `refused`, as a publish that fails for
- * some messages of a batch does (the adapter settles each message and lists those that failed).
+ * some messages of a batch does (the adapter settles each message and lists those that failed);
+ * every message it is given is added to `sent`.
  */
-function topic(refused: ReadonlySet<string>): WorkPublisher {
+function topic(refused: ReadonlySet<string>, sent: Sent = []): WorkPublisher {
   return {
     topic: 'projects/org-admin/topics/gpu-governor-work',
-    publish: async (messages) => ({
-      failed: messages.flatMap((m, index) =>
-        refused.has(m.attributes['project'] ?? '')
-          ? [{ index, error: 'UNAVAILABLE: the topic is not reachable' }]
-          : [],
-      ),
-    }),
+    publish: async (messages) => {
+      sent.push(...messages);
+      return {
+        failed: messages.flatMap((m, index) =>
+          refused.has(m.attributes['project'] ?? '')
+            ? [{ index, error: 'UNAVAILABLE: the topic is not reachable' }]
+            : [],
+        ),
+      };
+    },
     close: async () => {},
   };
 }
@@ -79,7 +85,7 @@ describe("a dispatch's work messages", () => {
     });
     const started = Date.parse('2026-11-27T12:00:00Z');
     let wall = started;
-    const sent: { data: string }[] = [];
+    const sent: Sent = [];
     const report = await dispatch(policy, {
       search: {
         // A search that takes two minutes.
@@ -97,14 +103,7 @@ describe("a dispatch's work messages", () => {
         close: async () => {},
       },
       cache: createMemoryStateStore(),
-      publisher: {
-        topic: 'projects/org-admin/topics/gpu-governor-work',
-        publish: async (messages) => {
-          sent.push(...messages);
-          return { failed: [] };
-        },
-        close: async () => {},
-      },
+      publisher: topic(new Set(), sent),
       nowMs: started,
       clock: () => wall,
       log: memoryLogger(),
@@ -136,19 +135,12 @@ describe('a dispatch whose search does not answer', () => {
       foundAt: '2026-11-27T10:00:00.000Z',
       projects: ['proj-kept'],
     });
-    const sent: { data: string }[] = [];
+    const sent: Sent = [];
     const nowMs = Date.now();
     const report = await dispatch(policy, {
       search: { searchRunResources: () => new Promise(() => undefined), close: async () => {} },
       cache,
-      publisher: {
-        topic: 'projects/org-admin/topics/gpu-governor-work',
-        publish: async (messages) => {
-          sent.push(...messages);
-          return { failed: [] };
-        },
-        close: async () => {},
-      },
+      publisher: topic(new Set(), sent),
       nowMs,
       clock: Date.now,
       log: memoryLogger(),

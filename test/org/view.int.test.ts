@@ -75,11 +75,14 @@ beforeAll(async () => {
 });
 afterAll(async () => rm(dir, { recursive: true, force: true }));
 
-async function status(args: string[]): Promise<{ code: number; out: string; err: string }> {
+async function status(
+  args: string[],
+  at = { policy: policyFile, dir },
+): Promise<{ code: number; out: string; err: string }> {
   let out = '';
   let err = '';
   const code = await main(
-    ['status', '--org', '--policy', policyFile, '--state-dir', dir, ...args],
+    ['status', '--org', '--policy', at.policy, '--state-dir', at.dir, ...args],
     {
       stdout: { write: (s: string) => (out += s) },
       stderr: { write: (s: string) => (err += s) },
@@ -87,6 +90,13 @@ async function status(args: string[]): Promise<{ code: number; out: string; err:
     },
   );
   return { code, out, err };
+}
+
+/** `governor status --org` on another state folder and policy, which must answer 0: its stdout. */
+async function statusOk(args: string[], at: { policy: string; dir: string }): Promise<string> {
+  const { code, out, err } = await status(args, at);
+  expect(code, err).toBe(0);
+  return out;
 }
 
 describe('governor status --org', () => {
@@ -236,13 +246,7 @@ describe('governor status --org with a run error that quotes terminal escapes', 
       await store.close();
       const policy = join(own, 'policy.json');
       await writeFile(policy, JSON.stringify({ version: 1, projects: ['calm-proj'] }));
-      let out = '';
-      const code = await main(['status', '--org', '--policy', policy, '--state-dir', own], {
-        stdout: { write: (s: string) => (out += s) },
-        stderr: { write: () => undefined },
-        env: {},
-      });
-      expect(code).toBe(0);
+      const out = await statusOk([], { policy, dir: own });
       expect(out).toContain('error: boom ]52;c;SGk= [2Kfake');
       expect(out).not.toMatch(/(?!\n)\p{Cc}/u);
     } finally {
@@ -264,13 +268,7 @@ describe('governor status --org with a run error that quotes terminal escapes', 
       await store.close();
       const policy = join(own, 'policy.json');
       await writeFile(policy, JSON.stringify({ version: 1, projects: ['calm-proj'] }));
-      let out = '';
-      const code = await main(['status', '--org', '--policy', policy, '--state-dir', own], {
-        stdout: { write: (s: string) => (out += s) },
-        stderr: { write: () => undefined },
-        env: {},
-      });
-      expect(code).toBe(0);
+      const out = await statusOk([], { policy, dir: own });
       expect(out).toContain('calm-proj/us-central1 [2J fake: 9.99/nvidia-l4/zonal: 2.00');
       expect(out).not.toMatch(/(?!\n)\p{Cc}/u);
       expect(out).not.toMatch(/^fake/m);
@@ -364,19 +362,7 @@ describe('governor status --org judging a unit by its latest runs', () => {
         policy,
         JSON.stringify({ version: 1, projects: ['busy-proj', 'mended-proj'] }),
       );
-      const run = async (args: string[]) => {
-        let out = '';
-        const code = await main(
-          ['status', '--org', '--policy', policy, '--state-dir', own, ...args],
-          {
-            stdout: { write: (s: string) => (out += s) },
-            stderr: { write: () => undefined },
-            env: {},
-          },
-        );
-        expect(code).toBe(0);
-        return out;
-      };
+      const run = (args: string[]) => statusOk(args, { policy, dir: own });
       const view = JSON.parse(await run(['--json'])) as OrgView;
       const by = new Map(view.units.map((u) => [u.project, u]));
       expect(by.get('mended-proj')).toMatchObject({ failingRuns: 0, failedRuns: 1, stuck: null });
@@ -410,19 +396,7 @@ describe('governor status --org judging pressure', () => {
       await store.close();
       const policy = join(own, 'policy.json');
       await writeFile(policy, JSON.stringify({ version: 1, projects: ['calm-proj'] }));
-      const run = async (args: string[]) => {
-        let out = '';
-        const code = await main(
-          ['status', '--org', '--policy', policy, '--state-dir', own, ...args],
-          {
-            stdout: { write: (s: string) => (out += s) },
-            stderr: { write: () => undefined },
-            env: {},
-          },
-        );
-        expect(code).toBe(0);
-        return out;
-      };
+      const run = (args: string[]) => statusOk(args, { policy, dir: own });
       const view = JSON.parse(await run(['--json'])) as OrgView;
       expect(view.totals).toMatchObject({ pools: 3, poolsUnderPressure: 2, refusedEstimate: 3 });
       const text = await run([]);
