@@ -20,8 +20,10 @@
  * A lock that names no process (PID 0 or below: `kill(0, 0)` signals the caller's own process
  * group and succeeds, `kill(-1, 0)` every process) is garbage, never a live holder.
  * Breaking renames the lock aside first, so that of several processes breaking it only one
- * removes it, and checks that what it moved is the file it judged (same inode): a lock taken
- * meanwhile by a live process is linked back. Any other lock is waited for up to `timeoutMs`, then
+ * removes it, and checks that what it moved is the file it judged: a lock taken meanwhile by a live
+ * process is linked back. The same inode is not enough: a file created after the judged one was
+ * removed may get its inode number again (file systems reuse freed inodes, tmpfs and ext4 at
+ * once), so the size and modification time must match too (rename() changes neither). Any other lock is waited for up to `timeoutMs`, then
  * the call fails with UnavailableError naming the lock, its holder, and how to clear it.
  *
  * Fencing. Breaking a stale lock is right for a holder that died, but a holder that merely stalled
@@ -190,6 +192,8 @@ async function tryLock(lock: string, content: object): Promise<boolean> {
 
 interface Seen {
   ino: number;
+  size: number;
+  mtimeMs: number;
   ageMs: number;
   /** null: empty, or not a lock this code writes. */
   owner: LockContent | null;
@@ -209,7 +213,13 @@ async function inspect(lock: string): Promise<Seen | null> {
     // A lock holds one small JSON owner; anything larger is garbage, judged as such.
     const bytes = await readHandleCapped(handle, MAX_LOCK_BYTES);
     const owner = bytes === null ? null : parseLock(bytes.toString('utf8'));
-    return { ino: info.ino, ageMs: Date.now() - info.mtimeMs, owner };
+    return {
+      ino: info.ino,
+      size: info.size,
+      mtimeMs: info.mtimeMs,
+      ageMs: Date.now() - info.mtimeMs,
+      owner,
+    };
   } catch (error) {
     throw fsError(error, `reading ${lock}`);
   } finally {
@@ -236,7 +246,7 @@ async function breakLock(lock: string, judged: Seen): Promise<void> {
   }
   try {
     const moved = await stat(aside);
-    if (moved.ino !== judged.ino) {
+    if (!sameFile(moved, judged)) {
       // Released and taken again between judging and moving: give the new holder its lock back.
       // Should a third process have taken the name meanwhile, the new holder finds its lock
       // gone when it releases it, and fails loudly there.
@@ -247,6 +257,11 @@ async function breakLock(lock: string, judged: Seen): Promise<void> {
   } finally {
     await removeIfThere(aside);
   }
+}
+
+/** Whether the file moved aside is the lock judged (see the module's comment on inodes reused). */
+function sameFile(moved: Stats, judged: Seen): boolean {
+  return moved.ino === judged.ino && moved.size === judged.size && moved.mtimeMs === judged.mtimeMs;
 }
 
 async function unlock(lock: string, token: string): Promise<void> {

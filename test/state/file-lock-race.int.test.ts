@@ -22,6 +22,8 @@ const other = vi.hoisted(() => ({
   releases: 0,
   /** A lock the other process releases just before this process moves it aside to break it. */
   breaking: null as string | null,
+  /** A lock the other process releases and takes again (a new file) at that moment, once. */
+  retaking: null as string | null,
 }));
 
 vi.mock('node:fs/promises', async (importOriginal) => {
@@ -51,6 +53,12 @@ vi.mock('node:fs/promises', async (importOriginal) => {
         await real.unlink(from).catch(() => undefined);
         other.releases += 1;
       }
+      if (from === other.retaking) {
+        other.retaking = null;
+        await real.unlink(from);
+        await real.writeFile(from, owner, { flag: 'wx' });
+        other.takes += 1;
+      }
       return real.rename(from, to);
     },
   };
@@ -67,6 +75,7 @@ beforeEach(async () => {
 afterEach(async () => {
   other.lock = null;
   other.breaking = null;
+  other.retaking = null;
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -103,6 +112,32 @@ describe('file lock: taken and released by others between two looks', () => {
     const answer = await withFileLock(lock, { timeoutMs: 0, staleMs: 60_000 }, async () => 'mine');
     expect(answer).toBe('mine');
     await expect(unlink(lock)).rejects.toThrow(/ENOENT/);
+  });
+
+  it('gives back a lock taken anew while this process was breaking the one it judged', async () => {
+    const lock = join(dir, 'p.json.lock');
+    // Judged abandoned (a process that no longer exists); by the time it is moved aside, another
+    // process has taken the lock anew: that lock is live, and is put back, not removed. The new
+    // file may well get the removed one's inode number (tmpfs and ext4 reuse it at once): judged
+    // by the inode alone, it was taken for the old lock and removed, and this process ran its work
+    // under the other's lock.
+    await writeFile(
+      lock,
+      JSON.stringify({ token: 't', host: (await import('node:os')).hostname(), pid: 2 ** 30 }),
+    );
+    other.retaking = lock;
+    let ran = false;
+    const outcome = await withFileLock(lock, { timeoutMs: 200, staleMs: 60_000 }, async () => {
+      ran = true;
+    }).then(
+      () => 'took the lock',
+      (error: unknown) => error,
+    );
+    expect(other.takes).toBe(1);
+    expect(ran).toBe(false);
+    expect(outcome).toBeInstanceOf(UnavailableError);
+    expect((outcome as Error).message).toContain('held by PID 4242 on elsewhere');
+    expect(JSON.parse(await readFile(lock, 'utf8'))).toMatchObject({ token: 'other' });
   });
 
   it('takes a lock whose holder released it while this process was breaking it', async () => {
