@@ -260,6 +260,116 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
     expect(code).toBe(status.ABORTED);
   });
 
+  it("holds a max to the service's min: below it refused, equal to it or unset (0) written", async () => {
+    // Cloud Run's words: "max_instance_count: must be greater or equal than min_instance_count"
+    // (a BadRequest field violation, https://github.com/goblet/goblet/issues/287): a max equal to
+    // the min is taken; 0 is unset, with no service-level max to compare.
+    const fleet = testFleet();
+    fleet.projects[0]?.services.push({
+      name: 'floored',
+      region: REGION,
+      maxInstances: 4,
+      minInstances: 2,
+      demand: 0,
+    } as (typeof fleet.projects)[0]['services'][0]);
+    const own = await startEmulator({ fleet, speed: 'manual', operationDelayMs: 10 });
+    const ownClients = clientsFor(own);
+    const write = (maxInstanceCount: number) =>
+      ownClients.services.updateService({
+        service: { name: name('floored'), scaling: { maxInstanceCount } },
+        updateMask: { paths: ['scaling.max_instance_count'] },
+      });
+    try {
+      const below = await codeOf(write(1));
+      expect(below.code).toBe(status.INVALID_ARGUMENT);
+      expect(below.message).toContain('min_instance_count');
+      expect(own.writes()).toHaveLength(0);
+      for (const max of [2, 0]) {
+        const [op] = await write(max);
+        const [after] = await op.promise();
+        expect(after.scaling?.maxInstanceCount ?? 0, String(max)).toBe(max);
+      }
+      expect(own.writes().map((w) => w.after.maxInstances)).toEqual([2, 0]);
+    } finally {
+      await closeClients(ownClients);
+      await own.stop();
+    }
+  });
+
+  it('holds a max written back to unset (0) to the revision-level max then in force', async () => {
+    // Unset, the service runs up to its revision-level max, which the quota bounds as any max
+    // (https://cloud.google.com/run/docs/configuring/max-instances-limits): 8 instances of one
+    // GPU in a pool of 5 are refused, not let through as "0".
+    const fleet = testFleet();
+    fleet.projects[0]?.services.push({
+      name: 'wide',
+      region: REGION,
+      gpu: {},
+      maxInstances: 2,
+      revisionMaxInstances: 8,
+      demand: 0,
+    } as (typeof fleet.projects)[0]['services'][0]);
+    const own = await startEmulator({ fleet, speed: 'manual', operationDelayMs: 10 });
+    const ownClients = clientsFor(own);
+    try {
+      const { code, message } = await codeOf(
+        ownClients.services.updateService({
+          service: { name: name('wide'), scaling: { maxInstanceCount: 0 } },
+          updateMask: { paths: ['scaling.max_instance_count'] },
+        }),
+      );
+      expect(code).toBe(status.INVALID_ARGUMENT);
+      expect(message).toContain('requested: 8 allowed: 5');
+      expect(own.writes()).toHaveLength(0);
+    } finally {
+      await closeClients(ownClients);
+      await own.stop();
+    }
+  });
+
+  it('does not answer allow_missing for an unknown service as if it were refused: UNIMPLEMENTED', async () => {
+    // UpdateServiceRequest.allow_missing: "If set to true, and if the Service does not exist, it
+    // will create a new one"
+    // (https://cloud.google.com/ruby/docs/reference/google-cloud-run-v2/latest/Google-Cloud-Run-V2-UpdateServiceRequest).
+    // The emulator creates no service: not emulated, never NOT_FOUND.
+    const { code } = await codeOf(
+      clients.services.updateService({
+        service: { name: name('not-yet'), scaling: { maxInstanceCount: 1 } },
+        updateMask: { paths: ['scaling.max_instance_count'] },
+        allowMissing: true,
+      }),
+    );
+    expect(code).toBe(status.UNIMPLEMENTED);
+  });
+
+  it('checks a validate_only update and writes nothing', async () => {
+    // UpdateServiceRequest.validate_only: "the request should be validated and default values
+    // populated, without persisting the request or updating any resources"
+    // (https://cloud.google.com/python/docs/reference/run/latest/google.cloud.run_v2.types.UpdateServiceRequest).
+    const [before] = await clients.services.getService({ name: name('gamma') });
+    const writes = emulator.writes().length;
+    const refused = await codeOf(
+      clients.services.updateService({
+        service: { name: name('gamma'), scaling: { maxInstanceCount: 6 } },
+        updateMask: { paths: ['scaling.max_instance_count'] },
+        validateOnly: true,
+      }),
+    );
+    expect(refused.code).toBe(status.INVALID_ARGUMENT);
+    expect(refused.message).toContain('requested: 6 allowed: 5');
+    const [op] = await clients.services.updateService({
+      service: { name: name('gamma'), etag: before.etag, scaling: { maxInstanceCount: 1 } },
+      updateMask: { paths: ['scaling.max_instance_count'] },
+      validateOnly: true,
+    });
+    const [preview] = await op.promise();
+    expect(preview.scaling?.maxInstanceCount).toBe(1);
+    const [after] = await clients.services.getService({ name: name('gamma') });
+    expect(after.scaling?.maxInstanceCount).toBe(before.scaling?.maxInstanceCount);
+    expect(after.etag).toBe(before.etag);
+    expect(emulator.writes()).toHaveLength(writes);
+  });
+
   it("rejects a max above the pool's quota with Cloud Run's message", async () => {
     const { code, message } = await codeOf(
       clients.services.updateService({
