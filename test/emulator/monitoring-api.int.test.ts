@@ -437,6 +437,16 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
       { ...base, filter: `${INSTANCE_COUNT} AND resource.labels.service_name != "x"` },
       { ...base, filter: `${INSTANCE_COUNT} AND project = "${PROJECT}"` },
       { ...base, filter: INSTANCE_COUNT, orderBy: 'metric.labels.state' },
+      // secondary_aggregation is valid (ListTimeSeriesRequest, metric_service.proto) and not
+      // computed: never answered as if it had been applied.
+      {
+        ...base,
+        filter: INSTANCE_COUNT,
+        secondaryAggregation: {
+          alignmentPeriod: { seconds: 60 },
+          perSeriesAligner: 'ALIGN_MAX' as const,
+        },
+      },
       // metric_service.proto: name may be an organization or a folder too.
       { ...base, filter: INSTANCE_COUNT, name: 'organizations/123' },
       { ...base, filter: INSTANCE_COUNT, name: 'folders/456' },
@@ -454,6 +464,10 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
       },
       { ...base, filter: 'resource.type = "cloud_run_revision"' },
       { ...base, filter: `${INSTANCE_COUNT} AND metric.typo = "x"` },
+      // The filter "must specify a single metric type" (ListTimeSeriesRequest.filter,
+      // https://cloud.google.com/python/docs/reference/monitoring/latest/google.cloud.monitoring_v3.types.ListTimeSeriesRequest):
+      // a second one is refused, never read as the last one named.
+      { ...base, filter: `${INSTANCE_COUNT} AND metric.type = "run.googleapis.com/request_count"` },
       {
         ...base,
         filter: INSTANCE_COUNT,
