@@ -78,6 +78,24 @@ describe('Cloud Quotas API v1 through @google-cloud/cloudquotas', () => {
     expect(other.code).toBe(status.NOT_FOUND);
   });
 
+  it("answers Cloud Run's quota infos under locations/global only, and for no other service", async () => {
+    // A quota info is named projects/{p}/locations/global/services/{service}/quotaInfos/{id}
+    // (https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.services.quotaInfos/get).
+    // A regional location is refused; another service's listing never answers Cloud Run's GPUs.
+    const regional = await codeOf(
+      clients.quotas.getQuotaInfo({
+        name: `projects/${PROJECT}/locations/us-central1/services/run.googleapis.com/quotaInfos/NvidiaL4GpuAllocPerProjectRegion`,
+      }),
+    );
+    expect(regional.code).toBe(status.INVALID_ARGUMENT);
+    const compute = await codeOf(
+      clients.quotas.listQuotaInfos({
+        parent: `projects/${PROJECT}/locations/global/services/compute.googleapis.com`,
+      }),
+    );
+    expect(compute.code).toBe(status.NOT_FOUND);
+  });
+
   it('lists the quota infos of Cloud Run and follows quota changes', async () => {
     const parent = `projects/${PROJECT}/locations/global/services/run.googleapis.com`;
     const [before] = await clients.quotas.listQuotaInfos({ parent });
