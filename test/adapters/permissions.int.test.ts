@@ -103,6 +103,14 @@ describe('Cloud Run TestIamPermissions', () => {
     ]);
   });
 
+  it('takes run.routes.invoke, a permission held on a service', async () => {
+    // roles/run.invoker (run.routes.invoke) can be granted on a Cloud Run service
+    // (https://cloud.google.com/iam/docs/roles-permissions/run): testable there, not refused.
+    expect(await run.testPermissions(OPEN, REGION, 'writable', ['run.routes.invoke'])).toEqual([
+      'run.routes.invoke',
+    ]);
+  });
+
   it('answers an empty set for a service that does not exist, not NOT_FOUND', async () => {
     expect(await run.testPermissions(OPEN, REGION, 'nobody', BOTH)).toEqual([]);
   });

@@ -478,6 +478,14 @@ describe('quota preferences over gRPC', () => {
       });
       expect(raised.quotaConfig?.preferredValue).toBe('8');
       expect(quotaPreferences(own.model)).toHaveLength(1);
+      // UpdateQuotaPreferenceRequest.validate_only: "If set to true, validate the request, but do
+      // not actually update" (google/api/cloudquotas/v1/cloudquotas.proto): found, nothing changes.
+      await raw.updateQuotaPreference({
+        quotaPreference: { ...quotaPreference, quotaConfig: { preferredValue: '9' } },
+        updateMask: { paths: ['quota_config.preferred_value'] },
+        validateOnly: true,
+      });
+      expect(quotaPreferences(own.model).map((p) => p.preferredValue)).toEqual([8]);
     } finally {
       await raw.close();
       await own.stop();
@@ -697,7 +705,8 @@ describe('quota preferences: unlimited, safety checks and order, as Google docum
     // ListQuotaPreferencesRequest.order_by: "By default, the results are ordered by create time.
     // Example orders: `quota_id`, `service, create_time`". The emulator lists in creation order
     // only: another order is UNIMPLEMENTED, never answered in the wrong order.
-    for (const orderBy of ['quota_id', 'service, create_time'])
+    // Newest first is another order too.
+    for (const orderBy of ['quota_id', 'service, create_time', 'create_time desc'])
       expect(await rawCode(raw.listQuotaPreferences({ parent, orderBy })), orderBy).toBe(
         status.UNIMPLEMENTED,
       );
