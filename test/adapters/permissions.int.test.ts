@@ -3,7 +3,10 @@
  * `iam.denied`): Cloud Run's and Pub/Sub's TestIamPermissions answer what Google answers, and the
  * calls a denied permission guards fail with PERMISSION_DENIED, so the check and the run agree.
  */
+import { CloudQuotasClient } from '@google-cloud/cloudquotas';
+import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { clientConfig } from '../../src/adapters/client-config.js';
 
 import { createCloudRunAdapter, type CloudRunAdapter } from '../../src/adapters/cloud-run.js';
 import { createMonitoringAdapter, type MonitoringAdapter } from '../../src/adapters/monitoring.js';
@@ -192,6 +195,30 @@ describe('Cloud Run TestIamPermissions', () => {
     await expect(denied).rejects.toBeInstanceOf(PermissionError);
     await expect(denied).rejects.toThrow(/monitoring\.timeSeries\.create/);
     await expect(write(OPEN, at, [point])).resolves.toBe('written');
+  });
+});
+
+describe('Cloud Quotas preferences', () => {
+  it('an update needs cloudquotas.quotas.update, a read cloudquotas.quotas.get', async () => {
+    // The methods' "IAM Permissions"
+    // (https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.quotaPreferences/patch
+    // and .../get): the locked project denies only the read, so an update of a preference it does
+    // not have is NOT_FOUND, and a read of it PERMISSION_DENIED.
+    const client = new CloudQuotasClient(clientConfig({ emulatorHost: emulator.host }).options);
+    const name = `projects/${LOCKED}/locations/global/quotaPreferences/none`;
+    const codeOf = (call: Promise<unknown>) =>
+      call.then(
+        () => 0,
+        (e: { code?: number }) => e.code,
+      );
+    try {
+      expect(await codeOf(client.updateQuotaPreference({ quotaPreference: { name } }))).toBe(
+        status.NOT_FOUND,
+      );
+      expect(await codeOf(client.getQuotaPreference({ name }))).toBe(status.PERMISSION_DENIED);
+    } finally {
+      await client.close();
+    }
   });
 });
 
