@@ -261,3 +261,34 @@ describe('a policy that quotes terminal escapes', () => {
     }
   });
 });
+
+describe('an unexpected failure (a bug to report)', () => {
+  /** `validate` on a valid policy, its stdout failing with an error that is no governor error. */
+  async function failing(env: Record<string, string>) {
+    let stderr = '';
+    const code = await main(['validate', '--policy', 'examples/policy.yaml'], {
+      stdout: {
+        write: () => {
+          throw new Error('the output broke');
+        },
+      },
+      stderr: { write: (s: string) => (stderr += s) },
+      env,
+    });
+    return { code, stderr };
+  }
+
+  it('is one error line and exit 1, never exit 0 and never a stack trace', async () => {
+    const r = await failing({});
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('error: unexpected failure: the output broke\n');
+  });
+
+  it('GOVERNOR_DEBUG=1 adds its stack trace after that line, still exit 1', async () => {
+    const r = await failing({ GOVERNOR_DEBUG: '1' });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(
+      /^error: unexpected failure: the output broke\nError: the output broke\n\s+at /,
+    );
+  });
+});
