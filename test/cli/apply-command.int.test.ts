@@ -99,6 +99,16 @@ describe('governor apply', () => {
     expect(emulator.writes()).toEqual([]);
   });
 
+  it('a policy in mode dry-run writes nothing, so it needs no --yes off a terminal: exit 0', async () => {
+    const dry = join(tmp, 'policy-dry-run.yaml');
+    writeFileSync(dry, `${readFileSync(policy, 'utf8')}mode: dry-run\n`);
+    // In this process: the run and its output are what is checked here, not the process.
+    const r = await inProcess('apply', '--policy', dry);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toMatch(/\(dry-run\): 0 written/);
+    expect(emulator.writes()).toEqual([]);
+  });
+
   it('--yes writes the plan, decreases first, and says what it did', async () => {
     const r = await governor('apply', '--policy', policy, '--yes');
     expect(r.code).toBe(0);
