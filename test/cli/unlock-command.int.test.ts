@@ -161,6 +161,10 @@ describe('governor unlock: only the lease it showed', () => {
       parseRuntimeOptions({ METADATA_SERVER_DETECTION: 'none', GOVERNOR_STATE_STORE: 'file' }),
     );
     expect(out).toContain(`${PROJECT}: lease held by dead-run`);
+    // Its expiry is past: said, so the person knows the run that held it no longer counts on it.
+    expect(out).toMatch(
+      new RegExp(`^${PROJECT}: lease held by dead-run since \\S+ until \\S+ \\(expired\\)`, 'm'),
+    );
     expect(out).toContain(
       `${PROJECT}: not broken: the lease changed since it was shown (now ${fresh.holder}`,
     );
