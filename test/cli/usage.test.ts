@@ -79,6 +79,26 @@ describe('an option the command would ignore', () => {
     expect(r.stdout).toBe('');
   });
 
+  it('status --org --state-dir reads that store; exit 0', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'governor-org-'));
+    try {
+      const r = await governor(
+        'status',
+        '--org',
+        '--json',
+        '--policy',
+        'examples/policy.yaml',
+        '--state-dir',
+        dir,
+      );
+      expect(r.stderr).toBe('');
+      expect(r.code).toBe(0);
+      expect(JSON.parse(r.stdout)).toBeTypeOf('object');
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it.each([
     [
       ['plan', '--json'],
