@@ -9,7 +9,7 @@
  * (vitest.config.ts), where the lock's module may already be loaded with the real one.
  */
 import { mkdtemp, readFile, rm, writeFile, unlink } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
@@ -79,6 +79,11 @@ afterEach(async () => {
   await rm(dir, { recursive: true, force: true });
 });
 
+/** A lock of a process on this host that no longer exists (a PID far above any pid_max), dated now. */
+async function writeDeadLock(lock: string): Promise<void> {
+  await writeFile(lock, JSON.stringify({ token: 't', host: hostname(), pid: 2 ** 30 }));
+}
+
 describe('file lock: taken and released by others between two looks', () => {
   it('gives up at its deadline, naming the lock and why, and never runs its work', async () => {
     const lock = join(dir, 'p.json.lock');
@@ -104,11 +109,7 @@ describe('file lock: taken and released by others between two looks', () => {
 
   it('takes a lock the others leave alone, even past its deadline once it broke a dead one', async () => {
     const lock = join(dir, 'p.json.lock');
-    // A lock of a process that no longer exists (PID far above any pid_max), dated now.
-    await writeFile(
-      lock,
-      JSON.stringify({ token: 't', host: (await import('node:os')).hostname(), pid: 2 ** 30 }),
-    );
+    await writeDeadLock(lock);
     const answer = await withFileLock(lock, { timeoutMs: 0, staleMs: 60_000 }, async () => 'mine');
     expect(answer).toBe('mine');
     await expect(unlink(lock)).rejects.toThrow(/ENOENT/);
@@ -121,10 +122,7 @@ describe('file lock: taken and released by others between two looks', () => {
     // file may well get the removed one's inode number (tmpfs and ext4 reuse it at once): judged
     // by the inode alone, it was taken for the old lock and removed, and this process ran its work
     // under the other's lock.
-    await writeFile(
-      lock,
-      JSON.stringify({ token: 't', host: (await import('node:os')).hostname(), pid: 2 ** 30 }),
-    );
+    await writeDeadLock(lock);
     other.retaking = lock;
     let ran = false;
     const outcome = await withFileLock(lock, { timeoutMs: 200, staleMs: 60_000 }, async () => {
@@ -144,10 +142,7 @@ describe('file lock: taken and released by others between two looks', () => {
     const lock = join(dir, 'p.json.lock');
     // Judged abandoned (a process that no longer exists), gone by the time it is moved aside:
     // another process broke or released it first, which is no failure.
-    await writeFile(
-      lock,
-      JSON.stringify({ token: 't', host: (await import('node:os')).hostname(), pid: 2 ** 30 }),
-    );
+    await writeDeadLock(lock);
     other.breaking = lock;
     const answer = await withFileLock(lock, { timeoutMs: 1_000, staleMs: 60_000 }, async () => {
       other.breaking = null;
