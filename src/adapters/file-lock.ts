@@ -23,8 +23,9 @@
  * removes it, and checks that what it moved is the file it judged: a lock taken meanwhile by a live
  * process is linked back. The same inode is not enough: a file created after the judged one was
  * removed may get its inode number again (file systems reuse freed inodes, tmpfs and ext4 at
- * once), so the size and modification time must match too (rename() changes neither). Any other lock is waited for up to `timeoutMs`, then
- * the call fails with UnavailableError naming the lock, its holder, and how to clear it.
+ * once), so the size and modification time must match too (rename() changes neither). Any other
+ * lock is waited for up to `timeoutMs`, then the call fails with UnavailableError naming the lock,
+ * its holder, and how to clear it.
  *
  * Fencing. Breaking a stale lock is right for a holder that died, but a holder that merely stalled
  * (SIGSTOP, swapping, an fsync that took seconds) past `staleMs` is still running: it would go on

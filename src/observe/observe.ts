@@ -307,7 +307,7 @@ export async function observe(
         error: p.counts.ok ? null : p.counts.error,
         ...(warm
           ? {
-              behind: `no instance-count series in the ${Math.round(lookbackMs / 60_000)}m lookback for the project, though ${warm.region}/${warm.name} ${warm.scalingMode === 'MANUAL' ? 'runs' : 'keeps'} ${instancesKept(warm)} ${warm.scalingMode === 'MANUAL' ? '' : 'min '}instance(s) (metrics are behind)`,
+              behind: `no instance-count series in the ${Math.round(lookbackMs / 60_000)}m lookback for the project, though ${warm.region}/${warm.name} ${warm.scalingMode === 'MANUAL' ? `runs ${instancesKept(warm)}` : `keeps ${instancesKept(warm)} min`} instance(s) (metrics are behind)`,
             }
           : {}),
         minInstances: keepsWarm(svc) ? minInstances(svc) : 0,
