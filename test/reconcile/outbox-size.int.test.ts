@@ -54,7 +54,9 @@ describe('an event over what one outbox entry holds', () => {
     const model = new FleetModel(
       validateFleet({
         start: '2026-11-27T12:00:00Z',
-        warmupMinutes: 40,
+        // Enough minutes for the usage to be read (3 minutes late); the model plays each of them
+        // for all 15,000 services, so no more than that.
+        warmupMinutes: 10,
         idleMinutes: 0,
         projects: [
           {
