@@ -965,6 +965,35 @@ describe('fan-out: dispatch, then one function run per project', () => {
     }
   });
 
+  it('gives up a search slower than a short run deadline and dispatches the discovery it kept', async () => {
+    // The dispatch's search may take 60 s, and no longer than the run deadline (src/function/org.ts):
+    // past it the search counts as failed and the discovery kept under the same settings is used.
+    // `cacheTtl: 0s` makes every dispatch search; it is not part of the kept result's settings.
+    process.env.GOVERNOR_POLICY = JSON.stringify({
+      ...JSON.parse(POLICY),
+      discovery: { organization: ORG, cacheTtl: '0s' },
+    });
+    process.env.GOVERNOR_RUN_DEADLINE = '2s';
+    try {
+      const searched = await post(dispatchServer, {});
+      expect(searched.status, searched.text).toBe(200);
+      expect(JSON.parse(searched.text)).toMatchObject({ discovery: 'search', published: N });
+      for (const m of await pullAll(N)) m.ack();
+      // The next search answers after 8 s, well past the 2 s run deadline.
+      emulator.setFaults({
+        latency: [{ method: 'SearchAllResources', minMs: 8_000, maxMs: 8_000 }],
+      });
+      const slow = await post(dispatchServer, {});
+      expect(slow.status, slow.text).toBe(200);
+      expect(JSON.parse(slow.text)).toMatchObject({ discovery: 'stale-cache', published: N });
+      for (const m of await pullAll(N)) m.ack();
+    } finally {
+      emulator.setFaults({});
+      process.env.GOVERNOR_POLICY = POLICY;
+      process.env.GOVERNOR_RUN_DEADLINE = '60s';
+    }
+  });
+
   it('answers 500 to a dispatch whose work messages could not be published', async () => {
     // Cloud Scheduler counts only a 2xx as done: a dispatch that sent no unit must not be one,
     // or nothing retries it and no alert on the dispatch's answers fires.
