@@ -8,7 +8,8 @@
  * module, which needs a module registry of its own; the unit files share one per worker
  * (vitest.config.ts), where the lock's module may already be loaded with the real one.
  */
-import { mkdtemp, readFile, rm, writeFile, unlink } from 'node:fs/promises';
+import type { Stats } from 'node:fs';
+import { mkdtemp, readFile, rm, utimes, writeFile, unlink } from 'node:fs/promises';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 
@@ -24,6 +25,13 @@ const other = vi.hoisted(() => ({
   breaking: null as string | null,
   /** A lock the other process releases and takes again (a new file) at that moment, once. */
   retaking: null as string | null,
+  /**
+   * How the lock taken again compares with the one judged, where it is made to match it in all
+   * but one of what identifies a file: null, a new file as it comes.
+   */
+  retakeAs: null as 'other-inode' | 'other-mtime' | 'other-size' | null,
+  /** The lock judged and the one taken again, as stat() saw them (retakeAs only). */
+  retaken: null as { judged: Stats; taken: Stats } | null,
 }));
 
 vi.mock('node:fs/promises', async (importOriginal) => {
@@ -53,6 +61,26 @@ vi.mock('node:fs/promises', async (importOriginal) => {
         await real.unlink(from).catch(() => undefined);
         other.releases += 1;
       }
+      if (from === other.retaking && other.retakeAs !== null) {
+        other.retaking = null;
+        const judged = await real.stat(from);
+        const padded = owner.padEnd(judged.size, ' ');
+        if (other.retakeAs === 'other-inode') {
+          // A new file of the same size and modification time: the old one still exists when it
+          // is made, so it cannot have the old one's inode number.
+          await real.writeFile(`${from}.new`, padded);
+          await real.utimes(`${from}.new`, judged.atime, judged.mtime);
+          await real.rename(`${from}.new`, from);
+        } else {
+          // An inode number reused at once (tmpfs and ext4 do), written over in place here.
+          await real.writeFile(from, other.retakeAs === 'other-size' ? owner : padded);
+          const mtime =
+            other.retakeAs === 'other-mtime' ? new Date(judged.mtimeMs + 5_000) : judged.mtime;
+          await real.utimes(from, judged.atime, mtime);
+        }
+        other.retaken = { judged, taken: await real.stat(from) };
+        other.takes += 1;
+      }
       if (from === other.retaking) {
         other.retaking = null;
         await real.unlink(from);
@@ -76,6 +104,8 @@ afterEach(async () => {
   other.lock = null;
   other.breaking = null;
   other.retaking = null;
+  other.retakeAs = null;
+  other.retaken = null;
   await rm(dir, { recursive: true, force: true });
 });
 
@@ -137,6 +167,49 @@ describe('file lock: taken and released by others between two looks', () => {
     expect((outcome as Error).message).toContain('held by PID 4242 on elsewhere');
     expect(JSON.parse(await readFile(lock, 'utf8'))).toMatchObject({ token: 'other' });
   });
+
+  it.each([
+    ['another inode number', 'other-inode'],
+    ['another modification time', 'other-mtime'],
+    ['another size', 'other-size'],
+  ] as const)(
+    'gives back a lock taken anew that differs from the one judged only by %s',
+    async (_, retakeAs) => {
+      const lock = join(dir, 'p.json.lock');
+      // The dead holder's lock, padded so that the other's fits its size, dated to a whole
+      // second (so that its modification time can be given to another file exactly).
+      await writeFile(
+        lock,
+        JSON.stringify({ token: 't', host: hostname(), pid: 2 ** 30 }).padEnd(256, ' '),
+      );
+      const at = new Date(Math.floor(Date.now() / 1_000) * 1_000 - 10_000);
+      await utimes(lock, at, at);
+      other.retaking = lock;
+      other.retakeAs = retakeAs;
+      let ran = false;
+      const outcome = await withFileLock(lock, { timeoutMs: 200, staleMs: 60_000 }, async () => {
+        ran = true;
+      }).then(
+        () => 'took the lock',
+        (error: unknown) => error,
+      );
+      // The lock taken again differs from the judged one in that alone.
+      const { judged, taken } = other.retaken ?? expect.fail('the lock was not taken again');
+      expect([
+        taken.ino !== judged.ino,
+        taken.mtimeMs !== judged.mtimeMs,
+        taken.size !== judged.size,
+      ]).toEqual([
+        retakeAs === 'other-inode',
+        retakeAs === 'other-mtime',
+        retakeAs === 'other-size',
+      ]);
+      expect(ran).toBe(false);
+      expect(outcome).toBeInstanceOf(UnavailableError);
+      expect((outcome as Error).message).toContain('held by PID 4242 on elsewhere');
+      expect(JSON.parse(await readFile(lock, 'utf8'))).toMatchObject({ token: 'other' });
+    },
+  );
 
   it('takes a lock whose holder released it while this process was breaking it', async () => {
     const lock = join(dir, 'p.json.lock');
