@@ -162,6 +162,25 @@ describe('governor audit (in process)', () => {
     expect(r.code).toBe(1);
   });
 
+  it('exits 0 when only reads other than the services failed: every service was audited', async () => {
+    // The worker pools cannot be listed: a warning, but every GPU service was listed and audited,
+    // so with no required rule failing the gate passes.
+    emulator.setFaults({
+      errors: [{ method: 'ListWorkerPools', code: 'PERMISSION_DENIED', rate: 1 }],
+    });
+    try {
+      const r = await inProcess({ policy: lenient, json: true });
+      const report = JSON.parse(r.stdout) as AuditReport;
+      expect(report.summary).toMatchObject({ services: 7, failingRequired: 0 });
+      expect(report.problems.join('\n')).toContain('worker pools');
+      expect(r.stderr).toMatch(/^warning: .*worker pools/m);
+      expect(r.stderr).not.toContain('error:');
+      expect(r.code).toBe(0);
+    } finally {
+      emulator.setFaults({});
+    }
+  });
+
   it('exits 2 on a bad policy, naming the fault, and prints nothing on stdout', async () => {
     const bad = file(
       'bad.yaml',
