@@ -340,7 +340,9 @@ export function createFileStateStore(
 
     async listRuns(project, limit) {
       const runs = sortRuns((await readDocument(fileOf(project), project)).runs, wall());
-      return runs.slice(0, checkLimit(limit, runs.length));
+      // At most what this store keeps: a file filled under a larger keepRuns is pruned only at
+      // its next save (Firestore's store lists the same way).
+      return runs.slice(0, checkLimit(limit, Math.min(keep, runs.length)));
     },
 
     acquireLease: (project, holder, ttlMs, now) =>

@@ -338,6 +338,32 @@ describe('file store: on disk', () => {
     expect((await readdir(dir)).filter((f) => /\.(tmp|lock)$/.test(f))).toEqual([]);
   });
 
+  it('lists no more runs than it keeps, though the file holds more kept by a store that kept more', async () => {
+    // A governor whose keepRuns was lowered reads a file the earlier setting filled: it lists
+    // what it keeps, as Firestore's store does, before any save of its own prunes the file.
+    const project = freshProject();
+    for (const n of [1, 2, 3])
+      await store.recordRun(project, {
+        runId: `run-${n}`,
+        startedAt: `2026-11-27T10:0${n}:00.000Z`,
+        finishedAt: `2026-11-27T10:0${n}:05.000Z`,
+        mode: 'enforce',
+        outcome: 'ok',
+        changes: n,
+        skips: 0,
+        alerts: 0,
+        error: null,
+      });
+    const before = await readFile(join(dir, `${project}.json`), 'utf8');
+    const fewer = createFileStateStore({ dir, keepRuns: 2 });
+    expect((await fewer.listRuns(project)).map((r) => r.runId)).toEqual(['run-3', 'run-2']);
+    expect((await fewer.listRuns(project, 5)).map((r) => r.runId)).toEqual(['run-3', 'run-2']);
+    expect((await fewer.listRuns(project, 1)).map((r) => r.runId)).toEqual(['run-3']);
+    // Read only: the file is as the other store left it.
+    expect(await readFile(join(dir, `${project}.json`), 'utf8')).toBe(before);
+    await fewer.close();
+  });
+
   it('names a project id with awkward characters safely', async () => {
     const project = `../${freshProject()}/x`;
     await store.saveConditions(project, {}, null);
