@@ -262,6 +262,101 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
     }
   });
 
+  // Each aligner's and reducer's "valid for" clause, Aggregation.Aligner
+  // (https://cloud.google.com/python/docs/reference/monitoring/latest/google.cloud.monitoring_v3.types.Aggregation.Aligner)
+  // and Aggregation.Reducer
+  // (https://cloud.google.com/dotnet/docs/reference/Google.Cloud.Monitoring.V3/latest/Google.Cloud.Monitoring.V3.Aggregation.Types.Reducer),
+  // on a GAUGE INT64 (instance count), a DELTA INT64 (request count) and a DELTA DISTRIBUTION
+  // (GPU utilization). A valid pair the emulator does not compute is UNIMPLEMENTED, never refused.
+  it('takes each aligner and reducer on the kinds and value types Google documents it for, and refuses it on the others', async () => {
+    const REQUESTS =
+      'metric.type = "run.googleapis.com/request_count" AND resource.type = "cloud_run_revision"';
+    const now = emulator.now().getTime();
+    const outcome = async (filter: string, aggregation: Record<string, unknown>) => {
+      try {
+        await clients.metrics.listTimeSeries({
+          name: `projects/${PROJECT}`,
+          filter,
+          interval: { startTime: seconds(now - 600_000), endTime: seconds(now) },
+          aggregation: { alignmentPeriod: { seconds: 60 }, ...aggregation },
+          view: 'FULL',
+        });
+        return 'OK';
+      } catch (error) {
+        return status[Number((error as { code?: unknown }).code)];
+      }
+    };
+    const cases: [string, Record<string, unknown>, string][] = [
+      // ALIGN_MIN: "valid for GAUGE and DELTA metrics with numeric values".
+      [REQUESTS, { perSeriesAligner: 'ALIGN_MIN' }, 'OK'],
+      // ALIGN_COUNT: "numeric or Boolean values"; ALIGN_STDDEV and ALIGN_PERCENT_CHANGE: "numeric
+      // values". Not distributions.
+      [UTILIZATION, { perSeriesAligner: 'ALIGN_COUNT' }, 'INVALID_ARGUMENT'],
+      [UTILIZATION, { perSeriesAligner: 'ALIGN_STDDEV' }, 'INVALID_ARGUMENT'],
+      [INSTANCE_COUNT, { perSeriesAligner: 'ALIGN_STDDEV' }, 'UNIMPLEMENTED'],
+      [UTILIZATION, { perSeriesAligner: 'ALIGN_PERCENT_CHANGE' }, 'INVALID_ARGUMENT'],
+      [REQUESTS, { perSeriesAligner: 'ALIGN_PERCENT_CHANGE' }, 'UNIMPLEMENTED'],
+      // Every percentile aligner: "GAUGE and DELTA metrics with distribution values".
+      [INSTANCE_COUNT, { perSeriesAligner: 'ALIGN_PERCENTILE_50' }, 'INVALID_ARGUMENT'],
+      [REQUESTS, { perSeriesAligner: 'ALIGN_PERCENTILE_05' }, 'INVALID_ARGUMENT'],
+      // REDUCE_MIN: "numeric values"; REDUCE_COUNT: "numeric, Boolean, distribution, and string";
+      // REDUCE_STDDEV and the percentile reducers: numeric or distribution values.
+      [
+        UTILIZATION,
+        { perSeriesAligner: 'ALIGN_SUM', crossSeriesReducer: 'REDUCE_MIN' },
+        'INVALID_ARGUMENT',
+      ],
+      [UTILIZATION, { perSeriesAligner: 'ALIGN_SUM', crossSeriesReducer: 'REDUCE_COUNT' }, 'OK'],
+      [
+        UTILIZATION,
+        { perSeriesAligner: 'ALIGN_SUM', crossSeriesReducer: 'REDUCE_STDDEV' },
+        'UNIMPLEMENTED',
+      ],
+      [
+        UTILIZATION,
+        { perSeriesAligner: 'ALIGN_SUM', crossSeriesReducer: 'REDUCE_PERCENTILE_50' },
+        'OK',
+      ],
+      [
+        INSTANCE_COUNT,
+        { perSeriesAligner: 'ALIGN_MAX', crossSeriesReducer: 'REDUCE_PERCENTILE_05' },
+        'OK',
+      ],
+    ];
+    for (const [filter, aggregation, expected] of cases) {
+      expect(await outcome(filter, aggregation), `${filter} ${JSON.stringify(aggregation)}`).toBe(
+        expected,
+      );
+    }
+  });
+
+  it('answers a percentile aligner as a GAUGE DOUBLE, and REDUCE_COUNT as an INT64 count of series', async () => {
+    // The percentile aligners: "The output is a GAUGE metric with value_type DOUBLE"; REDUCE_COUNT:
+    // "The value_type of the output is INT64" (the Aligner and Reducer pages above).
+    for (const aligner of ['ALIGN_PERCENTILE_99', 'ALIGN_PERCENTILE_95', 'ALIGN_PERCENTILE_05']) {
+      const series = await utilization({
+        alignmentPeriod: { seconds: 60 },
+        perSeriesAligner: aligner,
+      });
+      expect(series.length, aligner).toBeGreaterThan(0);
+      for (const s of series) {
+        expect(s.metricKind, aligner).toBe('GAUGE');
+        expect(s.valueType, aligner).toBe('DOUBLE');
+      }
+    }
+    const perRevision = await utilization(undefined, ' AND resource.labels.service_name = "alpha"');
+    const [count] = await utilization(
+      {
+        alignmentPeriod: { seconds: 60 },
+        perSeriesAligner: 'ALIGN_SUM',
+        crossSeriesReducer: 'REDUCE_COUNT',
+      },
+      ' AND resource.labels.service_name = "alpha"',
+    );
+    expect(count?.valueType).toBe('INT64');
+    expect(count?.points?.[0]?.value?.int64Value).toBe(String(perRevision.length));
+  });
+
   it('bounds a FULL page by points, continuing a series on the next page', async () => {
     const now = emulator.now().getTime();
     const request = {

@@ -56,6 +56,31 @@ describe('ListTimeSeries refuses a read interval Monitoring does not take', () =
     });
     expect(Array.isArray(series)).toBe(true);
   });
+
+  it('refuses a missing end time', async () => {
+    // TimeInterval.end_time: "Required. The end of the time interval."
+    // (https://cloud.google.com/ruby/docs/reference/google-cloud-monitoring-v3/latest/Google-Cloud-Monitoring-V3-TimeInterval.html)
+    const missing = await codeOf(list({ interval: { startTime: { seconds: now - 600 } } }));
+    expect(missing.code).toBe(status.INVALID_ARGUMENT);
+    expect(missing.message).toContain('interval.end_time is required');
+  });
+
+  it('reads (start, end]: a point at the end time is in, one at the start time is not', async () => {
+    // TimeInterval, reads: "It includes the end time but excludes the start time: (startTime,
+    // endTime]" (the page above). Points are a minute apart: the minute from the newest visible
+    // point back holds that point only.
+    const [all] = await list({});
+    const newest = Math.max(
+      ...all.flatMap((s) => (s.points ?? []).map((p) => Number(p.interval?.endTime?.seconds))),
+    );
+    const [series] = await list({
+      interval: { startTime: { seconds: newest - 60 }, endTime: { seconds: newest } },
+    });
+    expect(series.length).toBeGreaterThan(0);
+    for (const s of series) {
+      expect((s.points ?? []).map((p) => Number(p.interval?.endTime?.seconds))).toEqual([newest]);
+    }
+  });
 });
 
 describe('ListTimeSeries refuses values outside their types', () => {
@@ -117,5 +142,9 @@ describe('ListTimeSeries refuses values outside their types', () => {
       },
     });
     expect(series.length).toBeGreaterThan(0);
+    const [latest] = await list({
+      interval: { startTime: { seconds: now - 600 }, endTime: { seconds: 253402300799 } },
+    });
+    expect(latest.length).toBeGreaterThan(0);
   });
 });
