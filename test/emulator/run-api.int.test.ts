@@ -10,6 +10,7 @@ import {
   REGION,
   type Clients,
 } from './helpers.js';
+import type { FleetInput } from '../../src/emulator/fleet.js';
 import { testFleet } from '../support/fixtures.js';
 
 const name = (service: string) => `${PARENT}/services/${service}`;
@@ -439,6 +440,84 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
       const [after] = await op.promise();
       expect(after.scaling?.maxInstanceCount).toBe(5);
       expect(after.template?.scaling?.maxInstanceCount).toBe(2);
+    } finally {
+      await closeClients(ownClients);
+      await own.stop();
+    }
+  });
+
+  it("holds the max times the GPUs per instance to the quota of the service's own GPU type and zonal redundancy", async () => {
+    // "the maximum number of instances available for your service is the minimum of ... regional
+    // GPU quota, with or without zonal redundancy, divided by the GPU configuration for the
+    // service" (https://cloud.google.com/run/docs/configuring/max-instances-limits): a quota
+    // counts GPUs, each GPU type and each zonal-redundancy setting its own.
+    const fleet: FleetInput = testFleet();
+    const pools = fleet.projects[0]!.pools!;
+    const services = fleet.projects[0]!.services!;
+    pools.push(
+      { region: REGION, accelerator: 'nvidia-rtx-pro-6000', quota: 3 },
+      { accelerator: 'nvidia-rtx-pro-6000', quota: 1 },
+    );
+    const pro = { accelerator: 'nvidia-rtx-pro-6000' };
+    services.push(
+      { name: 'pair', region: REGION, gpu: { count: 2 }, maxInstances: 1, demand: 0 },
+      {
+        name: 'pair-nz',
+        region: REGION,
+        gpu: { count: 2, zonalRedundancy: false },
+        maxInstances: 1,
+        demand: 0,
+      },
+      { name: 'pro', region: REGION, gpu: pro, maxInstances: 1, demand: 0 },
+      { name: 'pro-eu', region: 'europe-west4', gpu: pro, maxInstances: 1, demand: 0 },
+    );
+    const own = await startEmulator({ fleet, speed: 'manual', operationDelayMs: 10 });
+    const ownClients = clientsFor(own);
+    const write = (service: string, maxInstanceCount: number) =>
+      ownClients.services.updateService({
+        service: { name: service, scaling: { maxInstanceCount } },
+        updateMask: { paths: ['scaling.max_instance_count'] },
+      });
+    const written = async (service: string, maxInstanceCount: number) => {
+      const [op] = await write(service, maxInstanceCount);
+      const [after] = await op.promise();
+      return after.scaling?.maxInstanceCount ?? 0;
+    };
+    const refusal = async (service: string, maxInstanceCount: number) => {
+      const { code, message } = await codeOf(write(service, maxInstanceCount));
+      expect(code, `${service} ${maxInstanceCount}`).toBe(status.INVALID_ARGUMENT);
+      return message;
+    };
+    try {
+      // Two GPUs an instance in the zonal L4 pool of 5: 2 instances (4 GPUs) fit, 3 (6) do not.
+      expect(await written(name('pair'), 2)).toBe(2);
+      const pair = await refusal(name('pair'), 3);
+      expect(pair).toContain('Max instances must be set to 2 or fewer');
+      expect(pair).toContain(
+        'Quota violated: NvidiaL4GpuAllocPerProjectRegion requested: 6 allowed: 5',
+      );
+      // Unset (0): the max Cloud Run derives, quota ÷ GPUs per instance, 2 instances, fits.
+      expect(await written(name('pair'), 0)).toBe(0);
+      // Without zonal redundancy, the pool of 2: one instance of two GPUs exactly fits.
+      expect(await written(name('pair-nz'), 1)).toBe(1);
+      expect(await refusal(name('pair-nz'), 2)).toContain(
+        'Quota violated: NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion requested: 4 allowed: 2',
+      );
+      // Another GPU type: its own regional quota of 3, not the L4's 5.
+      expect(await written(name('pro'), 3)).toBe(3);
+      expect(await refusal(name('pro'), 4)).toContain(
+        'Quota violated: NvidiaRtxPro6000GpuAllocPerProjectRegion requested: 4 allowed: 3',
+      );
+      // A pool listed without a value has no entry of its own: the regionless value applies.
+      expect(
+        await refusal(`projects/${PROJECT}/locations/europe-west4/services/pro-eu`, 2),
+      ).toContain('requested: 2 allowed: 1');
+      expect(own.writes().map((w) => `${w.service.name} ${w.after.maxInstances}`)).toEqual([
+        'pair 2',
+        'pair 0',
+        'pair-nz 1',
+        'pro 3',
+      ]);
     } finally {
       await closeClients(ownClients);
       await own.stop();
