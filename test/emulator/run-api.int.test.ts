@@ -766,6 +766,101 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
     await list(PARENT);
   });
 
+  it("pages ListOperations over its location's operations only, and binds each page token to its request", async () => {
+    // ListOperationsRequest.name: "The name of the operation's parent resource"; page_size and
+    // page_token: "The standard list page size/token"
+    // (https://cloud.google.com/dotnet/docs/reference/Google.LongRunning/latest/Google.LongRunning.ListOperationsRequest).
+    // A token is for the request that produced it: "if any arguments are different, the API
+    // should send an INVALID_ARGUMENT error" (https://google.aip.dev/158).
+    const own = await startEmulator({ fleet: testFleet(), speed: 'manual', operationDelayMs: 10 });
+    const ownClients = clientsFor(own);
+    const operations = ownClients.services.operationsClient;
+    type ListRequest = Parameters<typeof operations.listOperations>[0];
+    const europe = `projects/${PROJECT}/locations/europe-west4`;
+    const page = async (parent: string, more: Record<string, unknown> = {}) => {
+      // Without auto-paging the client answers [operations, next request, response], whatever
+      // its declared type says.
+      const [ops, , response] = (await operations.listOperations(
+        { name: parent, filter: '', ...more } as ListRequest,
+        { autoPaginate: false },
+      )) as unknown as [{ name?: string }[], unknown, { nextPageToken?: string } | undefined];
+      const next = response?.nextPageToken ?? '';
+      return { names: ops.map((o) => o.name ?? ''), next };
+    };
+    try {
+      const started: string[] = [];
+      for (const service of [name('alpha'), name('beta'), `${europe}/services/eu-model`]) {
+        const [op] = await ownClients.services.updateService({
+          service: { name: service, scaling: { maxInstanceCount: 1 } },
+          updateMask: { paths: ['scaling.max_instance_count'] },
+        });
+        started.push(op.name ?? '');
+      }
+      const first = await page(PARENT, { pageSize: 1 });
+      expect(first.names).toHaveLength(1);
+      expect(first.next).not.toBe('');
+      const second = await page(PARENT, { pageSize: 1, pageToken: first.next });
+      expect(second.next).toBe('');
+      expect([...first.names, ...second.names].sort()).toEqual(started.slice(0, 2).sort());
+      expect((await page(europe)).names).toEqual([started[2]]);
+      const foreign = await codeOf(page(europe, { pageSize: 1, pageToken: first.next }));
+      expect(foreign.code).toBe(status.INVALID_ARGUMENT);
+      // "The standard list filter": valid, and not evaluated here, so never answered unfiltered.
+      const filtered = await codeOf(page(PARENT, { filter: 'done = true' }));
+      expect(filtered.code).toBe(status.UNIMPLEMENTED);
+    } finally {
+      await closeClients(ownClients);
+      await own.stop();
+    }
+  });
+
+  it('binds a ListLocations page token to its project, and does not answer a filter unfiltered', async () => {
+    // ListLocationsRequest.filter: "A filter to narrow down results to a preferred subset"
+    // (https://cloud.google.com/media-cdn/docs/reference/rest/Shared.Types/ListLocationsRequest);
+    // a page token of another request is INVALID_ARGUMENT (https://google.aip.dev/158).
+    const fleet: FleetInput = testFleet();
+    fleet.projects.push({
+      id: 'second-project',
+      services: [
+        { name: 'one', region: 'us-east4', maxInstances: 1, demand: 0 },
+        { name: 'two', region: 'europe-west1', maxInstances: 1, demand: 0 },
+      ],
+    });
+    const own = await startEmulator({ fleet, speed: 'manual' });
+    const ownClients = clientsFor(own);
+    try {
+      const [mine, , response] = await ownClients.services.locationsClient.listLocations(
+        { name: `projects/${PROJECT}`, pageSize: 1 },
+        { autoPaginate: false },
+      );
+      expect(mine.map((l) => l.locationId)).toEqual(['europe-west4']);
+      const token = response?.nextPageToken ?? '';
+      expect(token).not.toBe('');
+      const [next] = await ownClients.services.locationsClient.listLocations(
+        { name: `projects/${PROJECT}`, pageSize: 1, pageToken: token },
+        { autoPaginate: false },
+      );
+      expect(next.map((l) => l.locationId)).toEqual([REGION]);
+      const foreign = await codeOf(
+        ownClients.services.locationsClient.listLocations(
+          { name: 'projects/second-project', pageSize: 1, pageToken: token },
+          { autoPaginate: false },
+        ),
+      );
+      expect(foreign.code).toBe(status.INVALID_ARGUMENT);
+      const filtered = await codeOf(
+        ownClients.services.locationsClient.listLocations(
+          { name: `projects/${PROJECT}`, filter: 'displayName=tokyo' },
+          { autoPaginate: false },
+        ),
+      );
+      expect(filtered.code).toBe(status.UNIMPLEMENTED);
+    } finally {
+      await closeClients(ownClients);
+      await own.stop();
+    }
+  });
+
   it('answers UNIMPLEMENTED for every other method, and logs it', async () => {
     const { code, message } = await codeOf(clients.services.deleteService({ name: name('web') }));
     expect(code).toBe(status.UNIMPLEMENTED);
