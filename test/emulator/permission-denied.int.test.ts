@@ -6,7 +6,10 @@
  */
 import { status } from '@grpc/grpc-js';
 import { describe, expect, it } from 'vitest';
-import { codeOf, emulatorAndClients, REGION } from './helpers.js';
+import { v2 as run } from '@google-cloud/run';
+import { emulatorClientOptions } from '../../src/adapters/emulator-options.js';
+import { startEmulator } from '../../src/emulator/index.js';
+import { clientsFor, closeClients, codeOf, emulatorAndClients, REGION } from './helpers.js';
 
 const once = { timeout: 10_000, retry: null };
 const OTHER = 'other-project';
@@ -97,6 +100,101 @@ describe('a project outside the fleet', () => {
       expect(denied.message).toBe(
         `7 PERMISSION_DENIED: Permission '${permission}' denied on resource '${resource}' (or resource may not exist).`,
       );
+    }
+  });
+});
+
+// The permission each method needs, as Google's method references give it under "IAM
+// Permissions" (e.g. https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services/list,
+// https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.jobs.executions/list,
+// https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.services.quotaInfos/list,
+// https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.quotaPreferences/create)
+// and Cloud Run's permission list (https://cloud.google.com/run/docs/reference/iam/permissions:
+// run.services.*, run.jobs.list, run.executions.list, run.locations.list).
+// Each project below lacks that one permission only: a call checked against another one goes on.
+describe('a project that lacks one permission', () => {
+  it('refuses exactly the method that needs it, naming the permission', async () => {
+    const cases: [string, (project: string) => Promise<unknown>][] = [];
+    const projectFor = (permission: string) =>
+      `deny-${permission.replace(/\./g, '-')}`.slice(0, 30);
+    const own = await startEmulator({
+      fleet: {
+        start: '2026-11-27T12:00:00Z',
+        projects: [
+          'run.services.list',
+          'run.services.get',
+          'run.jobs.list',
+          'run.executions.list',
+          'run.locations.list',
+          'cloudquotas.quotas.get',
+          'cloudquotas.quotas.update',
+        ].map((permission) => ({
+          id: projectFor(permission),
+          iam: { denied: [permission] },
+          services: [{ name: 'svc', region: REGION, maxInstances: 1, demand: 0 }],
+        })),
+      },
+      speed: 'manual',
+    });
+    const c = clientsFor(own);
+    const options = emulatorClientOptions(own.env['GOVERNOR_EMULATOR_HOST'] ?? '');
+    const jobs = new run.JobsClient(options);
+    const executions = new run.ExecutionsClient(options);
+    const parent = (p: string) => `projects/${p}/locations/${REGION}`;
+    cases.push(
+      ['run.services.list', (p) => c.services.listServices({ parent: parent(p) }, once)],
+      [
+        'run.services.get',
+        (p) => c.services.getService({ name: `${parent(p)}/services/svc` }, once),
+      ],
+      ['run.jobs.list', (p) => jobs.listJobs({ parent: parent(p) }, once)],
+      [
+        'run.executions.list',
+        (p) => executions.listExecutions({ parent: `${parent(p)}/jobs/job` }, once),
+      ],
+      [
+        'run.locations.list',
+        (p) =>
+          c.services.locationsClient.listLocations(
+            { name: `projects/${p}` },
+            { autoPaginate: false },
+          ),
+      ],
+      [
+        'cloudquotas.quotas.get',
+        (p) =>
+          c.quotas.listQuotaInfos(
+            { parent: `projects/${p}/locations/global/services/run.googleapis.com` },
+            once,
+          ),
+      ],
+      [
+        'cloudquotas.quotas.update',
+        (p) =>
+          c.quotas.createQuotaPreference(
+            {
+              parent: `projects/${p}/locations/global`,
+              quotaPreferenceId: 'p1',
+              quotaPreference: {
+                service: 'run.googleapis.com',
+                quotaId: 'NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion',
+                quotaConfig: { preferredValue: 1 },
+                dimensions: { region: REGION },
+              },
+            },
+            once,
+          ),
+      ],
+    );
+    try {
+      for (const [permission, call] of cases) {
+        const denied = await codeOf(call(projectFor(permission)));
+        expect(denied.code, permission).toBe(status.PERMISSION_DENIED);
+        expect(denied.message).toContain(`Permission '${permission}' denied`);
+      }
+    } finally {
+      await Promise.all([closeClients(c), jobs.close(), executions.close()]);
+      await own.stop();
     }
   });
 });
