@@ -113,7 +113,7 @@ describe('a project outside the fleet', () => {
 // run.services.*, run.jobs.list, run.executions.list, run.locations.list).
 // Each project below lacks that one permission only: a call checked against another one goes on.
 describe('a project that lacks one permission', () => {
-  it('refuses exactly the method that needs it, naming the permission', async () => {
+  it('refuses the method that needs it, naming the permission, and no other', async () => {
     const cases: [string, (project: string) => Promise<unknown>][] = [];
     const projectFor = (permission: string) =>
       `deny-${permission.replace(/\./g, '-')}`.slice(0, 30);
@@ -191,6 +191,9 @@ describe('a project that lacks one permission', () => {
         const denied = await codeOf(call(projectFor(permission)));
         expect(denied.code, permission).toBe(status.PERMISSION_DENIED);
         expect(denied.message).toContain(`Permission '${permission}' denied`);
+        // A call that needs another permission goes on in the same project.
+        const other = cases.find(([p]) => p !== permission && p.startsWith('run.services.'));
+        await expect(other?.[1](projectFor(permission)), permission).resolves.toBeDefined();
       }
     } finally {
       await Promise.all([closeClients(c), jobs.close(), executions.close()]);
