@@ -209,3 +209,111 @@ describe('lowering raises back after another writer fills the pool', () => {
     expect(busiestMinute(starts.slice(1)), `writes started at ${starts.join(', ')}`).toBe(1);
   });
 });
+
+describe('lowering raises back counts what else fills the pool by its GPUs an instance', () => {
+  // Quota 8: svc-a and svc-b (one GPU each) raised from 1 to 3 on one read, ext-render (two GPUs,
+  // not governed) at 1: the quota, once raised. Right after svc-a's raise another writer takes 4
+  // more GPUs in instances of two GPUs each (12 on 8): both raises come back. Counted as one GPU
+  // an instance, the pool would look over by 2 at most, and svc-a would keep its raise.
+  const GPU = { accelerator: 'nvidia-l4', count: 2, zonalRedundancy: true };
+
+  async function filledByTwoGpuInstances(
+    other: (m: FleetModel) => void,
+    listed: (filled: boolean) => Pick<CloudRunPort, 'listWorkerPools' | 'listRunningExecutions'>,
+  ) {
+    const m = model([
+      ['svc-a', 1, 3],
+      ['svc-b', 1, 1],
+      ['ext-render', 2, 0],
+    ]);
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    let filled = false;
+    const run: CloudRunPort = {
+      ...sim.run,
+      listWorkerPools: (p, r) => listed(filled).listWorkerPools(p, r),
+      listRunningExecutions: (p, r) => listed(filled).listRunningExecutions(p, r),
+      updateMaxInstances: async (u) => {
+        const s = m.getService(u);
+        const up = s !== undefined && u.maxInstances > effectiveMax(s);
+        const done = await sim.run.updateMaxInstances(u);
+        if (up && u.name === 'svc-a' && !filled) {
+          filled = true;
+          other(m);
+        }
+        return done;
+      },
+    };
+    const report = await reconcileReport(
+      policy,
+      { ports: { ...sim, run }, clock: () => m.now },
+      { runId: 'two-gpu-others', deadlineMs: 60_000, writerId: 'me' },
+    );
+    expect(filled).toBe(true);
+    const raised = report.writes.filter((w) => w.cause === 'written' && w.planned > w.from);
+    expect(raised.map((w) => [w.name, w.from, w.written])).toEqual([
+      ['svc-a', 1, 3],
+      ['svc-b', 1, 3],
+    ]);
+    const back = report.writes.filter((w) => w.cause === 'compensated');
+    return { m, back: back.map((w) => [w.name, w.from, w.written]).sort() };
+  }
+
+  const none = <T>(): Promise<T[]> => Promise.resolve([]);
+
+  it('a worker pool started with two instances of two GPUs: both raises come back', async () => {
+    const { m, back } = await filledByTwoGpuInstances(
+      () => undefined,
+      (filled) => ({
+        listWorkerPools: async (project, region) =>
+          filled ? [{ project, region, name: 'encoder', gpu: GPU, manualInstanceCount: 2 }] : [],
+        listRunningExecutions: none,
+      }),
+    );
+    expect(back).toEqual([
+      ['svc-a', 3, 1],
+      ['svc-b', 3, 1],
+    ]);
+    expect([maxOf(m, 'svc-a'), maxOf(m, 'svc-b')]).toEqual([1, 1]);
+  });
+
+  it('a job execution running two tasks of two GPUs: both raises come back', async () => {
+    const { m, back } = await filledByTwoGpuInstances(
+      () => undefined,
+      (filled) => ({
+        listWorkerPools: none,
+        listRunningExecutions: async (project, region) =>
+          filled
+            ? [
+                {
+                  project,
+                  region,
+                  job: 'batch',
+                  name: 'batch-x1',
+                  gpu: GPU,
+                  runningTasks: 2,
+                  parallelism: 2,
+                  taskCount: 2,
+                },
+              ]
+            : [],
+      }),
+    );
+    expect(back).toEqual([
+      ['svc-a', 3, 1],
+      ['svc-b', 3, 1],
+    ]);
+    expect([maxOf(m, 'svc-a'), maxOf(m, 'svc-b')]).toEqual([1, 1]);
+  });
+
+  it('an unmanaged two-GPU service switched to manual scaling at 3 instances: both raises come back', async () => {
+    const { m, back } = await filledByTwoGpuInstances(
+      (m) => m.update(key('ext-render'), { scalingMode: 'MANUAL', manualInstanceCount: 3 }),
+      () => ({ listWorkerPools: none, listRunningExecutions: none }),
+    );
+    expect(back).toEqual([
+      ['svc-a', 3, 1],
+      ['svc-b', 3, 1],
+    ]);
+    expect([maxOf(m, 'svc-a'), maxOf(m, 'svc-b')]).toEqual([1, 1]);
+  });
+});

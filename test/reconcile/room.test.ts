@@ -146,6 +146,47 @@ describe('room for raises on a read of the pool', () => {
     ).toBe(-2);
   });
 
+  it('counts an unmanaged service of two GPUs an instance once, whether the read lists what else holds the pool or not', async () => {
+    // Quota 12: four governed one-GPU services at max 1, and svc-z5 (two GPUs an instance, max 2)
+    // not governed. Budget for the governed caps: 12 - 2 x 2 = 8; they hold 4.
+    const m = new FleetModel(
+      validateFleet({
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 40,
+        idleMinutes: 0,
+        projects: [
+          {
+            id: PROJECT,
+            pools: [{ region: REGION, quota: 12 }],
+            services: ['svc-z0', 'svc-z1', 'svc-z2', 'svc-z3', 'svc-z5'].map((name) => ({
+              name,
+              region: REGION,
+              gpu: { count: name === 'svc-z5' ? 2 : 1 },
+              maxInstances: name === 'svc-z5' ? 2 : 1,
+              demand: { constant: 0.5 },
+            })),
+          },
+        ],
+      }),
+    );
+    const some = parsePolicy({
+      version: 1,
+      projects: [PROJECT],
+      regions: [REGION],
+      services: [{ match: { name: 'svc-z[0-4]' } }],
+    });
+    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const seen = await observe(some, ports, m.now);
+    const p = plan(seen.snapshot, some, new Date(m.now).toISOString(), { runId: 'r' });
+    const pool = p.pools[0];
+    if (!pool) throw new Error('no pool planned');
+    expect(p.services.find((r) => r.name === 'svc-z5')?.managed).toBe(false);
+    const want = { allowed: 8, governed: 4, room: 4 };
+    const listed = { workerPools: [], executions: [] };
+    expect(roomOf(p, pool, { services: seen.services, quota: 12, others: listed })).toEqual(want);
+    expect(roomOf(p, pool, { services: seen.services, quota: 12 })).toEqual(want);
+  });
+
   it("another governor's stamp counts within the TTL, its own and an old one do not", async () => {
     const m = model();
     const stamp = (writer: string, at: string) =>
