@@ -4,7 +4,7 @@ import { parsePolicy } from '../../src/core/policy.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
-import { UnavailableError } from '../../src/errors.js';
+import { QuotaRejectedError, UnavailableError } from '../../src/errors.js';
 import { onePoolFleet } from '../support/fixtures.js';
 import { reconcileReport } from '../support/reconcile-run.js';
 import { virtualTime } from '../support/virtual-time.js';
@@ -244,6 +244,111 @@ describe('raises in rounds against another writer', () => {
     expect(unanswered).not.toBeNull();
     if (unanswered) await sim.run.updateMaxInstances(unanswered);
     expect(m.pools(PROJECT)[0]?.capsGpus).toBe(7);
+  });
+
+  it('a raise of two GPUs an instance whose write went unanswered keeps all its GPUs spent in the later rounds, a refused one none', async () => {
+    // Four services of two GPUs an instance at 1 of 2 busy instances, on a quota of 16, at two
+    // writes a minute: two rounds of four raises of one instance. The first write is not answered
+    // (it may still apply); the quota is cut to 13 as the second is sent, which Cloud Run refuses
+    // for its quota. The second round reads 8 GPUs held, 5 free, 2 of them the unanswered raise's:
+    // room for one raise, not two.
+    const m = new FleetModel(
+      validateFleet({
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 40,
+        idleMinutes: 0,
+        projects: [
+          {
+            id: PROJECT,
+            pools: [{ region: REGION, quota: 16 }],
+            services: ['busy-a', 'busy-b', 'busy-c', 'busy-d'].map((name) => ({
+              name,
+              region: REGION,
+              gpu: { count: 2 },
+              maxInstances: 1,
+              demand: { constant: 2 },
+            })),
+          },
+        ],
+      }),
+    );
+    const { policy } = fourRaises();
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const time = virtualTime(START);
+    let unanswered: Parameters<typeof sim.run.updateMaxInstances>[0] | null = null;
+    let writes = 0;
+    const run = {
+      ...sim.run,
+      updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
+        writes += 1;
+        if (writes === 2) {
+          m.setQuota(m.quotaEntries(PROJECT)[0]!.key, 13);
+          throw new QuotaRejectedError(`FAILED_PRECONDITION: ${u.name} does not fit the GPU quota`);
+        }
+        if (writes === 1) {
+          unanswered = u;
+          throw new UnavailableError('UNAVAILABLE: no answer to the update');
+        }
+        return sim.run.updateMaxInstances(u);
+      },
+    };
+    const report = await reconcileReport(
+      policy,
+      { ports: { ...sim, run }, clock: () => m.now, wallClock: time.now, sleep: time.sleep },
+      { runId: 'rounds-uncertain-two', deadlineMs: 5 * 60_000, writerId: 'me' },
+    );
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(
+      raises.map((w) => w.cause),
+      JSON.stringify(report.writes),
+    ).toEqual(['uncertain', 'failed', 'written', 'no-room']);
+    // The unanswered write lands after all: the pool stays within its quota.
+    expect(unanswered).not.toBeNull();
+    if (unanswered) await sim.run.updateMaxInstances(unanswered);
+    expect(m.pools(PROJECT)[0]?.capsGpus).toBe(12);
+  });
+
+  it('a lease that cannot be read again after the first round: the later rounds raise nothing', async () => {
+    // Four raises of one at two writes a minute: two rounds. The lease reads before the first
+    // round, then the store stops answering: whether another run took the lease since is unknown,
+    // so the second round must not raise on the room it would share with it.
+    const { m, policy, sim, time } = fourRaises();
+    const base = createMemoryStateStore();
+    let reads = 0;
+    const store = {
+      ...base,
+      readLease: async (project: string) => {
+        if (++reads > 1) throw new UnavailableError('UNAVAILABLE: the state store did not answer');
+        return base.readLease(project);
+      },
+    };
+    const written: string[] = [];
+    const run = {
+      ...sim.run,
+      updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
+        written.push(u.name);
+        return sim.run.updateMaxInstances(u);
+      },
+    };
+    const report = await reconcileReport(
+      policy,
+      {
+        ports: { ...sim, run },
+        store,
+        clock: () => m.now,
+        wallClock: time.now,
+        leaseClock: time.now,
+        sleep: time.sleep,
+      },
+      { runId: 'rounds-lease-unread', deadlineMs: 5 * 60_000, writerId: 'me' },
+    );
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(
+      raises.map((w) => w.cause),
+      JSON.stringify(report.writes),
+    ).toEqual(['written', 'written', 'other-governor', 'other-governor']);
+    expect(written).toHaveLength(2);
+    expect(raises[2]?.reason).toContain('could not be read before the increases');
   });
 
   it('raises whose next round the write quota would hold past the deadline wait for the next run, which the reason names', async () => {
