@@ -65,8 +65,12 @@ function model(
  * A run where `other` acts right after the governor's raise of svc-a lands, and `lowering` may
  * refuse the writes that lower a service (the governor's lowering back).
  */
-async function race(other: (m: FleetModel) => void, lowering?: (name: string) => Error | null) {
-  const m = model();
+async function race(
+  other: (m: FleetModel) => void,
+  lowering?: (name: string) => Error | null,
+  services?: Parameters<typeof model>[0],
+) {
+  const m = model(services);
   const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
   let raced = false;
   const downs: string[] = [];
@@ -122,6 +126,29 @@ describe('lowering raises back after another writer fills the pool', () => {
       expect(caps).toBeLessThanOrEqual(8);
       expect(overAfter).toEqual([]);
     });
+
+  it('over by 2 with raises of one and of two GPUs an instance: only the last, of two GPUs, comes down, by one instance', async () => {
+    // svc-a (one GPU) raised 1 → 3 and svc-b (two GPUs) 1 → 2: the quota of 8 with ext-render.
+    // Another writer raises ext-render to 3 right after: one instance of svc-b frees the 2 GPUs.
+    const { m, report, caps } = await race(
+      (m) => m.update(key('ext-render'), { maxInstances: 3 }),
+      undefined,
+      [
+        ['svc-a', 1, 3],
+        ['svc-b', 2, 2],
+        ['ext-render', 1, 0],
+      ],
+    );
+    const raised = report.writes.filter((w) => w.cause === 'written' && w.planned > w.from);
+    expect(raised.map((w) => [w.name, w.from, w.written])).toEqual([
+      ['svc-a', 1, 3],
+      ['svc-b', 1, 2],
+    ]);
+    const back = report.writes.filter((w) => w.cause === 'compensated');
+    expect(back.map((w) => [w.name, w.from, w.written])).toEqual([['svc-b', 2, 1]]);
+    expect([maxOf(m, 'svc-a'), maxOf(m, 'svc-b')]).toEqual([3, 1]);
+    expect(caps).toBe(8);
+  });
 
   it('leaves alone a raised service someone else changed since, even when the pool stays over', async () => {
     const { m, report, caps, overAfter } = await race((m) => {
@@ -315,5 +342,19 @@ describe('lowering raises back counts what else fills the pool by its GPUs an in
       ['svc-b', 3, 1],
     ]);
     expect([maxOf(m, 'svc-a'), maxOf(m, 'svc-b')]).toEqual([1, 1]);
+  });
+
+  it('one worker pool instance of two GPUs: the raise planned last comes back first, and only it', async () => {
+    const { m, back } = await filledByTwoGpuInstances(
+      () => undefined,
+      (filled) => ({
+        listWorkerPools: async (project, region) =>
+          filled ? [{ project, region, name: 'encoder', gpu: GPU, manualInstanceCount: 1 }] : [],
+        listRunningExecutions: none,
+      }),
+    );
+    // Over by 2: svc-b, raised after svc-a in the plan's order, frees them alone.
+    expect(back).toEqual([['svc-b', 3, 1]]);
+    expect([maxOf(m, 'svc-a'), maxOf(m, 'svc-b')]).toEqual([3, 1]);
   });
 });
