@@ -213,6 +213,35 @@ describe('the read before the raises', () => {
     expect(m.listServices().every((s) => s.maxInstances === 1)).toBe(true);
   });
 
+  it('restores no cap above where it is in a pool whose quota is unknown', async () => {
+    // svc-a had a max of 4 before the governor first lowered it to 1 (its original-max
+    // annotation); the pool's quota has no entry, so its room is unknown and nothing is raised,
+    // as in any run (an unknown quota raises nothing).
+    const m = model();
+    m.update(
+      { project: PROJECT, region: REGION, name: 'svc-a' },
+      { annotations: { 'gpu-governor.dev/original-max': '4' } },
+    );
+    const key = m.quotaEntries(PROJECT)[0]?.key;
+    if (!key) throw new Error('no quota entry');
+    m.setQuota(key, undefined);
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const report = await reconcileReport(
+      policy,
+      { ports: sim, clock: () => m.now },
+      { runId: 'restore-unknown', deadlineMs: 60_000, writerId: 'me', restore: true },
+    );
+    expect(report.plan?.pools[0]?.quota).toBeNull();
+    const raise = report.writes.find((w) => w.name === 'svc-a');
+    expect(raise, JSON.stringify(report.writes)).toMatchObject({
+      from: 1,
+      planned: 4,
+      written: null,
+      cause: 'no-room',
+    });
+    expect(m.getService({ project: PROJECT, region: REGION, name: 'svc-a' })?.maxInstances).toBe(1);
+  });
+
   it('raises a service of two GPUs an instance only by whole instances that fit the room', async () => {
     // Quota 8: two services of 2 GPUs an instance at max 1 that want more. A job task of one GPU
     // starts just before the read before the raises, leaving 3 GPUs of room: one instance (2
