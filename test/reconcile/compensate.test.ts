@@ -5,6 +5,7 @@ import { validateFleet } from '../../src/emulator/fleet.js';
 import { effectiveMax, FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
 import { ConflictError, PermissionError } from '../../src/errors.js';
+import { memoryLogger } from '../../src/log.js';
 import type { CloudRunPort } from '../../src/ports/index.js';
 import { busiestMinute } from '../support/paced-fleet.js';
 import { reconcileReport } from '../support/reconcile-run.js';
@@ -91,9 +92,10 @@ async function race(
     },
   };
   const sink = new RecordingSink();
+  const log = memoryLogger();
   const report = await reconcileReport(
     policy,
-    { ports: { ...sim, run }, clock: () => m.now, sink },
+    { ports: { ...sim, run }, clock: () => m.now, sink, log },
     { runId: 'lower-back', deadlineMs: 60_000, writerId: 'me' },
   );
   expect(raced).toBe(true);
@@ -101,7 +103,7 @@ async function race(
   const overAfter = report.alerts.filter(
     (a) => a.type === 'pool.over-budget' && a.details['source'] === 'verify',
   );
-  return { m, report, caps, overAfter, downs };
+  return { m, report, caps, overAfter, downs, log };
 }
 
 const maxOf = (m: FleetModel, name: string) => {
@@ -148,6 +150,27 @@ describe('lowering raises back after another writer fills the pool', () => {
     expect(back.map((w) => [w.name, w.from, w.written])).toEqual([['svc-b', 2, 1]]);
     expect([maxOf(m, 'svc-a'), maxOf(m, 'svc-b')]).toEqual([3, 1]);
     expect(caps).toBe(8);
+  });
+
+  it('a pool another writer fills exactly to its quota after the raises is not over: nothing lowered, nothing said', async () => {
+    // svc-a raised 1 → 3 (its max); right after, ext-render goes from 1 to 5: 3 + 5 = 8, the quota.
+    const { report, caps, overAfter, log } = await race(
+      (m) => m.update(key('ext-render'), { maxInstances: 5 }),
+      undefined,
+      [
+        ['svc-a', 1, 3],
+        ['ext-render', 1, 0],
+      ],
+    );
+    expect(report.writes.find((w) => w.name === 'svc-a')).toMatchObject({
+      from: 1,
+      written: 3,
+      cause: 'written',
+    });
+    expect(caps).toBe(8);
+    expect(report.writes.filter((w) => w.cause === 'compensated')).toEqual([]);
+    expect(overAfter).toEqual([]);
+    expect(log.lines.filter((l) => l.message.includes('over its quota'))).toEqual([]);
   });
 
   it('leaves alone a raised service someone else changed since, even when the pool stays over', async () => {
