@@ -223,6 +223,44 @@ describe('room for raises on a read of the pool', () => {
     ).toBe('cli:ann@laptop/gov-bbbbbbbbbbbb');
   });
 
+  it('names the latest of several fresh stamps of other governors, and whether it is ahead of the clock', async () => {
+    const m = model();
+    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const seen = await observe(policy, ports, m.now);
+    const p = plan(seen.snapshot, policy, new Date(m.now).toISOString(), { runId: 'r' });
+    const pool = p.pools[0];
+    if (!pool) throw new Error('no pool planned');
+    const now = m.now;
+    const stamp = (name: string, writer: string, at: number) =>
+      m.update(
+        { project: PROJECT, region: REGION, name },
+        {
+          annotations: {
+            'gpu-governor.dev/writer': writer,
+            'gpu-governor.dev/written-at': new Date(at).toISOString(),
+          },
+        },
+      );
+    const read = async () => ({
+      services: await ports.run.listServices(PROJECT, REGION),
+      quota: 8,
+    });
+    // Two governors wrote within the TTL; the one that wrote last is named.
+    stamp('svc-z1', 'early', now - 60_000);
+    stamp('svc-z2', 'late', now - 30_000);
+    expect(otherWriter(pool, await read(), 'me', now, 120_000)).toMatchObject({
+      writer: 'late',
+      service: 'svc-z2',
+      ahead: false,
+    });
+    // A stamp ten minutes ahead of this clock is the latest: the hold lasts until its time.
+    stamp('svc-z3', 'ahead', now + 10 * 60_000);
+    expect(otherWriter(pool, await read(), 'me', now, 120_000)).toMatchObject({
+      writer: 'ahead',
+      ahead: true,
+    });
+  });
+
   it('tells governors apart by the store id of their stamps', () => {
     expect(sameGovernor('a/gov-0123456789ab', 'b/gov-0123456789ab')).toBe(true);
     expect(sameGovernor('a/gov-0123456789ab', 'a/gov-ba9876543210')).toBe(false);
