@@ -325,6 +325,29 @@ describe('the read before the raises', () => {
     expect(m.findService('svc-b', PROJECT, REGION).maxInstances).toBe(3);
   });
 
+  it('leaves alone a raise whose max another writer changed, when the service is read without an etag', async () => {
+    // A listing whose services carry no etag (read as empty): nothing to compare but the max.
+    // Just before the read before the raises, another writer raises svc-b to 3.
+    const m = model();
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    let lists = 0;
+    const run = {
+      ...sim.run,
+      listServices: async (p: string, r: string) => {
+        if (++lists === 2) m.update(m.findService('svc-b', PROJECT, REGION), { maxInstances: 3 });
+        return (await sim.run.listServices(p, r)).map((s) => ({ ...s, etag: '' }));
+      },
+    };
+    const report = await reconcileReport(
+      policy,
+      { ports: { ...sim, run }, clock: () => m.now },
+      { runId: 'changed-no-etag', deadlineMs: 60_000, writerId: 'me' },
+    );
+    const b = report.writes.find((w) => w.name === 'svc-b');
+    expect(b, JSON.stringify(report.writes)).toMatchObject({ from: 1, cause: 'changed' });
+    expect(m.findService('svc-b', PROJECT, REGION).maxInstances).toBe(3);
+  });
+
   it('goes by the quota the policy sets, not one read from Cloud Quotas', async () => {
     const m = model();
     const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
