@@ -682,6 +682,31 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       ).toBe(true);
     });
 
+    it("lets either side take its lease at the instant the other side's expires, as the store would grant that one", async () => {
+      const store = open();
+      const project = freshProject();
+      const central = unitKey({ project, region: 'us-central1' });
+      const regional = regionalUnitStore(store, 'us-central1');
+      const whole = projectUnitStore(store, () => Promise.resolve(['us-central1']));
+      // The run of the whole project holds its lease until at(MINUTE), unrenewed.
+      expect((await store.acquireLease(project, 'project-run', 60_000, at(0))).acquired).toBe(true);
+      expect(
+        (await regional.acquireLease(project, 'regional-run', 60_000, at(MINUTE - 1))).acquired,
+      ).toBe(false);
+      // At its expiry anyone may take it, so it holds the regional unit off no longer.
+      expect(
+        (await regional.acquireLease(project, 'regional-run', 60_000, at(MINUTE))).acquired,
+      ).toBe(true);
+      // The regional unit's lease now runs to at(2 * MINUTE): the same, the other way.
+      expect(await store.readLease(central)).toMatchObject({ expiresAt: at(2 * MINUTE) });
+      expect(
+        (await whole.acquireLease(project, 'project-run', 60_000, at(2 * MINUTE - 1))).acquired,
+      ).toBe(false);
+      expect(
+        (await whole.acquireLease(project, 'project-run', 60_000, at(2 * MINUTE))).acquired,
+      ).toBe(true);
+    });
+
     it("caps a lease of the other side that outlives the reader's time-to-live by any amount", async () => {
       const store = open();
       const project = freshProject();
