@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { RecordingSink } from '../../src/adapters/memory/alert-sink.js';
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
@@ -349,6 +350,60 @@ describe('raises in rounds against another writer', () => {
     ).toEqual(['written', 'written', 'other-governor', 'other-governor']);
     expect(written).toHaveLength(2);
     expect(raises[2]?.reason).toContain('could not be read before the increases');
+  });
+
+  it('a pool still over on the read between rounds, within its quota by the last: no over-budget alert', async () => {
+    // Four raises of one at two writes a minute, on a quota of 8: two rounds. As the first
+    // round's second raise lands, another writer sets busy-a (raised by this run) to 6: 10 on 8.
+    // The read before the second round's wait lowers busy-b back, and the pool stays over by 1
+    // with busy-a the other writer's. It then sets busy-a back to 1 before the second round's
+    // read: the last read after the raises finds the pool within its quota, so nothing is over.
+    const { m, sim, time } = fourRaises();
+    const policy = parsePolicy({
+      version: 1,
+      projects: [PROJECT],
+      regions: [REGION],
+      defaults: { headroom: 0, max: 2, scaleDownDelay: '0s' },
+      services: [{ match: {} }],
+      limits: { writesPerMinute: 2 },
+      alerts: { topic: `projects/${PROJECT}/topics/alerts` },
+    });
+    const busyA = { project: PROJECT, region: REGION, name: 'busy-a' };
+    let writes = 0;
+    let lists = 0;
+    const run = {
+      ...sim.run,
+      listServices: async (p: string, r: string) => {
+        // The observation, the first round's read, the read between the rounds, then the second
+        // round's read: the other writer takes its change back just before that one.
+        if (++lists === 4) m.update(busyA, { maxInstances: 1 });
+        return sim.run.listServices(p, r);
+      },
+      updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
+        const done = await sim.run.updateMaxInstances(u);
+        if (++writes === 2) m.update(busyA, { maxInstances: 6 });
+        return done;
+      },
+    };
+    const report = await reconcileReport(
+      policy,
+      {
+        ports: { ...sim, run },
+        clock: () => m.now,
+        wallClock: time.now,
+        sleep: time.sleep,
+        sink: new RecordingSink(),
+      },
+      { runId: 'rounds-over-between', deadlineMs: 5 * 60_000, writerId: 'me' },
+    );
+    expect(lists, JSON.stringify(report.writes)).toBeGreaterThanOrEqual(5);
+    const back = report.writes.filter((w) => w.cause === 'compensated');
+    expect(back.map((w) => [w.name, w.from, w.written])).toEqual([['busy-b', 2, 1]]);
+    expect(m.pools(PROJECT)[0]?.capsGpus).toBeLessThanOrEqual(8);
+    const over = report.alerts.filter(
+      (a) => a.type === 'pool.over-budget' && a.details['source'] === 'verify',
+    );
+    expect(over).toEqual([]);
   });
 
   it('raises whose next round the write quota would hold past the deadline wait for the next run, which the reason names', async () => {
