@@ -406,6 +406,35 @@ describe('raises in rounds against another writer', () => {
     expect(over).toEqual([]);
   });
 
+  it("raises past a round's write slots are decided on a later read, not judged out of room on this one", async () => {
+    // Four raises of one at two writes a minute, on a quota of 8: two rounds. Another writer has
+    // the quota at 6 on the first round's read (room for two raises) and back at 8 by the second
+    // round's: the last two raises are decided there, and fit.
+    const { m, policy, sim, time } = fourRaises();
+    let quotaReads = 0;
+    const quotas = {
+      ...sim.quotas,
+      gpuQuota: async (q: Parameters<typeof sim.quotas.gpuQuota>[0]) => {
+        quotaReads += 1;
+        // The observation, the first round's read, the read between the rounds, the second
+        // round's read, the read after it.
+        return quotaReads === 2 || quotaReads === 3 ? 6 : sim.quotas.gpuQuota(q);
+      },
+    };
+    const report = await reconcileReport(
+      policy,
+      { ports: { ...sim, quotas }, clock: () => m.now, wallClock: time.now, sleep: time.sleep },
+      { runId: 'rounds-later-read', deadlineMs: 5 * 60_000, writerId: 'me' },
+    );
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(
+      raises.map((w) => w.cause),
+      JSON.stringify(report.writes),
+    ).toEqual(['written', 'written', 'written', 'written']);
+    expect(quotaReads).toBeGreaterThanOrEqual(4);
+    expect(m.pools(PROJECT)[0]?.capsGpus).toBe(8);
+  });
+
   it('raises whose next round the write quota would hold past the deadline wait for the next run, which the reason names', async () => {
     // Four raises of one at two writes a minute, with 40 s of the run: the first round goes out
     // at once; the second round's slots would come a minute later, past the deadline.
