@@ -41,6 +41,15 @@ async function answeredLate(other?: string, storeDown = false) {
     ),
   );
   const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+  // The listings of what else holds the pool: the observation's, and each read before raises.
+  let workerPoolReads = 0;
+  const run = {
+    ...sim.run,
+    listWorkerPools: (p: string, r: string) => {
+      workerPoolReads += 1;
+      return sim.run.listWorkerPools(p, r);
+    },
+  };
   let t = Date.parse('2026-11-27T13:00:00Z');
   const inner = createMemoryStateStore();
   const store: StateStore = storeDown
@@ -52,7 +61,7 @@ async function answeredLate(other?: string, storeDown = false) {
   const report = await reconcileReport(
     policy,
     {
-      ports: sim,
+      ports: { ...sim, run },
       store,
       log: memoryLogger(),
       clock: () => m.now,
@@ -77,7 +86,7 @@ async function answeredLate(other?: string, storeDown = false) {
     },
   );
   const caps = Object.fromEntries(m.listServices().map((s) => [s.name, s.maxInstances]));
-  return { report, caps, lease: await store.readLease(PROJECT), at: t };
+  return { report, caps, lease: await store.readLease(PROJECT), at: t, workerPoolReads };
 }
 
 describe('an answer minutes after the plan', () => {
@@ -94,13 +103,17 @@ describe('an answer minutes after the plan', () => {
   });
 
   it('makes no raise on a lease another run took while the prompt waited; its decreases still', async () => {
-    const { report, caps, lease } = await answeredLate('gov-x/run-other@elsewhere:1');
+    const { report, caps, lease, workerPoolReads } = await answeredLate(
+      'gov-x/run-other@elsewhere:1',
+    );
     expect(report.writes.find((w) => w.name === 'idle')?.cause).toBe('written');
     const busy = report.writes.find((w) => w.name === 'busy');
     expect(busy).toMatchObject({ outcome: 'skipped', cause: 'other-governor', written: null });
     expect(caps).toEqual({ idle: 2, busy: 1 });
     // The other run's lease is left to it.
     expect(lease).toMatchObject({ holder: 'gov-x/run-other@elsewhere:1' });
+    // Its pool is not read again for raises it will not make: the observation's listing only.
+    expect(workerPoolReads).toBe(1);
   });
 
   it('fails before any write when the store cannot renew the lease at the answer', async () => {
