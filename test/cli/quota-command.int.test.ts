@@ -428,4 +428,140 @@ describe('governor quota recommend', () => {
       await emulator.stop();
     }
   });
+
+  it('quotaRequests present but not enabled: nothing a request would ask, and says requests are off', async () => {
+    const p = policy(
+      'q-off.yaml',
+      'quotaRequests: {enabled: false, maxIncrease: 2, contactEmail: ops@example.com}\n',
+    );
+    const text = await recommend(p, stateDir, '--at', AT);
+    expect(text.code).toBe(0);
+    // The recommendation alone: no request, and no reason why none is filed now.
+    expect(text.stdout).toMatch(/^ {2}recommended quota: 12$/m);
+    expect(text.stdout).toContain('Nothing was filed: quota requests are off in this policy');
+    const json = await recommend(p, stateDir, '--at', AT, '--json');
+    expect(json.code).toBe(0);
+    const out = JSON.parse(json.stdout) as { pools: { key: string; wouldFile: number | null }[] };
+    expect(out.pools.map((x) => x.wouldFile)).toEqual([null, null, null]);
+  });
+
+  it('says what a request would ask: the recommendation itself, or less when maxIncrease caps it', async () => {
+    const enabled = (name: string, maxIncrease: number) =>
+      policy(
+        name,
+        `quotaRequests: {enabled: true, maxIncrease: ${maxIncrease}, contactEmail: ops@example.com}\n`,
+      );
+    // The quota is 8 and the recommendation 12: 4 above it is all of it, 2 above it is 10.
+    const whole = await recommend(enabled('q-whole.yaml', 4), stateDir, '--at', AT);
+    expect(whole.code).toBe(0);
+    expect(whole.stdout).toMatch(/^ {2}recommended quota: 12 \(a request would ask this\)$/m);
+    const capped = await recommend(enabled('q-capped.yaml', 2), stateDir, '--at', AT);
+    expect(capped.code).toBe(0);
+    expect(capped.stdout).toMatch(
+      /^ {2}recommended quota: 12 \(a request would ask 10: quotaRequests\.maxIncrease\)$/m,
+    );
+  });
+
+  it('shows a request from the state on one line, control characters as spaces, and -1 as unlimited', async () => {
+    // The state is anyone's to edit, and the state detail is Google's words: a terminal escape or
+    // a line break in either must not act on the terminal, nor start a line of its own.
+    const dir = join(tmp, 'state-hostile-request');
+    const store = createFileStateStore({ dir });
+    const days = ['2026-11-26', '2026-11-27', '2026-11-28', '2026-11-29'];
+    const key = 'hot/us-central1/nvidia-l4/zonal';
+    await store.recordRun(
+      'hot',
+      quietRun('run-x', AT, {
+        pressure: {
+          at: AT,
+          pools: {
+            [key]: pool(
+              'hot',
+              'us-central1',
+              days.map((d) => day(d, 300, 900, 12)),
+            ),
+          },
+          requests: {
+            [key]: {
+              name: 'projects/hot/locations/global/quotaPreferences/by-hand',
+              quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+              // "If set to -1, it means the value is 'unlimited'" (QuotaConfig.preferred_value,
+              // https://cloud.google.com/php/docs/reference/cloud-quotas/latest/V1.QuotaConfig).
+              preferredValue: -1,
+              from: 8,
+              filedAt: '2026-11-20T09:00:00.000Z',
+              by: 'governor',
+              state: 'denied',
+              decidedAt: '2026-11-21T09:00:00.000Z',
+              grantedValue: 8,
+              stateDetail: 'Not enough\u001b[2J capacity\r\nwhy: forged',
+              traceId: '',
+            },
+          },
+        },
+      }),
+    );
+    await store.close();
+    const r = await recommend(policy('q-hostile.yaml'), dir, '--at', AT);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      '  request: projects/hot/locations/global/quotaPreferences/by-hand for unlimited (filed by the governor 2026-11-20T09:00:00.000Z): denied 2026-11-21T09:00:00.000Z, granted 8: Not enough [2J capacity why: forged\n',
+    );
+    expect(r.stdout).not.toMatch(/[^\P{Cc}\n]/u);
+    expect(r.stdout).not.toMatch(/^why: forged/m);
+  });
+
+  it('a decision dated after now is shown dated now, as a run dates it, and holds filing for the cooldown from now', async () => {
+    // A wrong clock or a hand edit: kept as written, a decision in 2099 would hold every request
+    // of the pool back until after 2099 (src/core/quota-requests.ts, redateDecisions).
+    const dir = join(tmp, 'state-future-decision');
+    const store = createFileStateStore({ dir });
+    const days = ['2026-11-26', '2026-11-27', '2026-11-28', '2026-11-29'];
+    const key = 'hot/us-central1/nvidia-l4/zonal';
+    const name = 'projects/hot/locations/global/quotaPreferences/later';
+    await store.recordRun(
+      'hot',
+      quietRun('run-future', AT, {
+        pressure: {
+          at: AT,
+          pools: {
+            [key]: pool(
+              'hot',
+              'us-central1',
+              days.map((d) => day(d, 300, 900, 12)),
+            ),
+          },
+          requests: {
+            [key]: {
+              name,
+              quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+              preferredValue: 16,
+              from: 8,
+              filedAt: '2026-11-20T09:00:00.000Z',
+              by: 'governor',
+              state: 'denied',
+              decidedAt: '2099-01-01T00:00:00.000Z',
+              grantedValue: 8,
+              stateDetail: '',
+              traceId: '',
+            },
+          },
+        },
+      }),
+    );
+    await store.close();
+    const p = policy(
+      'q-future.yaml',
+      'quotaRequests: {enabled: true, maxIncrease: 2, contactEmail: ops@example.com}\n',
+    );
+    const r = await recommend(p, dir, '--at', AT);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain(
+      `  request: ${name} for 16 (filed by the governor 2026-11-20T09:00:00.000Z): denied ${AT}, granted 8\n`,
+    );
+    expect(r.stdout).toContain(
+      `  recommended quota: 12 (no request now: the last request was denied at ${AT}: none within 7 days of a decision)\n`,
+    );
+    expect(r.stdout).not.toContain('2099');
+  });
 });
