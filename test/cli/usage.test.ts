@@ -79,6 +79,16 @@ describe('an option the command would ignore', () => {
     expect(r.stdout).toBe('');
   });
 
+  it('status --state-dir "" without --org is refused as well, not read as no flag; exit 2', async () => {
+    const r = await governor(
+      ...['status', '--policy', 'examples/policy.yaml', '--snapshot', 'examples/snapshot.json'],
+      ...['--state-dir', ''],
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('error: --state-dir is read with --org only: add --org, or drop it\n');
+    expect(r.stdout).toBe('');
+  });
+
   it('status --org --state-dir reads that store; exit 0', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'governor-org-'));
     try {
@@ -283,13 +293,13 @@ describe('a policy that quotes terminal escapes', () => {
 });
 
 describe('an unexpected failure (a bug to report)', () => {
-  /** `validate` on a valid policy, its stdout failing with an error that is no governor error. */
-  async function failing(env: Record<string, string>) {
+  /** `validate` on a valid policy, its stdout failing with an error (`message`) that is no governor error. */
+  async function failing(env: Record<string, string>, message = 'the output broke') {
     let stderr = '';
     const code = await main(['validate', '--policy', 'examples/policy.yaml'], {
       stdout: {
         write: () => {
-          throw new Error('the output broke');
+          throw new Error(message);
         },
       },
       stderr: { write: (s: string) => (stderr += s) },
@@ -304,6 +314,15 @@ describe('an unexpected failure (a bug to report)', () => {
     expect(r.stderr).toBe('error: unexpected failure: the output broke\n');
   });
 
+  it('an error of several lines: its first line only, still one line and exit 1', async () => {
+    const r = await failing(
+      {},
+      'the output broke\n    at write (stream.js:1:1)\n    at main (cli.js:2:2)',
+    );
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe('error: unexpected failure: the output broke\n');
+  });
+
   it('GOVERNOR_DEBUG=1 adds its stack trace after that line, still exit 1', async () => {
     const r = await failing({ GOVERNOR_DEBUG: '1' });
     expect(r.code).toBe(1);
@@ -311,4 +330,30 @@ describe('an unexpected failure (a bug to report)', () => {
       /^error: unexpected failure: the output broke\nError: the output broke\n\s+at /,
     );
   });
+
+  it('GOVERNOR_DEBUG of anything but 1 (0, yes) adds no stack trace', async () => {
+    for (const value of ['0', 'yes']) {
+      const r = await failing({ GOVERNOR_DEBUG: value });
+      expect(r.code, value).toBe(1);
+      expect(r.stderr, value).toBe('error: unexpected failure: the output broke\n');
+    }
+  });
+});
+
+describe('emulator --port, --admin-port and --speed out of range', () => {
+  it.each([
+    ['--port', '65536', 'is not a port (0–65535)'],
+    ['--admin-port', '99999', 'is not a port (0–65535)'],
+    ['--port', '1e3', 'is not a port (0–65535)'],
+    ['--speed', '0', ': expected a positive number or "manual"'],
+    ['--speed', 'fast', ': expected a positive number or "manual"'],
+  ])(
+    '%s %s is refused naming the flag, before anything starts; exit 2',
+    async (flag, value, why) => {
+      const r = await governor('emulator', flag, value);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe(`error: ${flag} "${value}"${why.startsWith(':') ? '' : ' '}${why}\n`);
+      expect(r.stdout).toBe('');
+    },
+  );
 });

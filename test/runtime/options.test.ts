@@ -242,6 +242,13 @@ describe('parseRuntimeOptions', () => {
     expect(parseRuntimeOptions({}).color).toBe('auto');
   });
 
+  it('TERM=dumb: a terminal that cannot move its cursor, whatever FORCE_COLOR says', () => {
+    // "dumb" in terminfo(5): no cursor addressing, so the demo prints plain lines there.
+    expect(parseRuntimeOptions({ TERM: 'dumb' }).cursor).toBe(false);
+    expect(parseRuntimeOptions({ TERM: 'dumb', FORCE_COLOR: '1' }).cursor).toBe(false);
+    expect(parseRuntimeOptions({ TERM: 'xterm-256color' }).cursor).toBe(true);
+  });
+
   it('FORCE_COLOR as Node.js reads it: 1, 2, 3 or true force colours, any other value turns them off', () => {
     for (const on of ['1', '2', '3', 'true'])
       expect(parseRuntimeOptions({ FORCE_COLOR: on, TERM: 'dumb' }).color, on).toBe('always');
