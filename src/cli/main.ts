@@ -106,7 +106,9 @@ function parseCount(text: string, flag: string, max = 1000): number {
 
 function parseSpeed(text: string): number | 'manual' {
   if (text === 'manual') return 'manual';
-  const n = Number(text);
+  // A decimal number (60, 0.5), as the whole-number flags take digits only: not every text
+  // Number() reads (0x10, 1e3, " 5").
+  const n = /^\d{1,9}(\.\d{1,9})?$/.test(text) ? Number(text) : NaN;
   if (!Number.isFinite(n) || n <= 0)
     throw new UsageError(`--speed ${JSON.stringify(text)}: expected a positive number or "manual"`);
   return n;

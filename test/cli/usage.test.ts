@@ -347,6 +347,12 @@ describe('emulator --port, --admin-port and --speed out of range', () => {
     ['--port', '1e3', 'is not a port (0–65535)'],
     ['--speed', '0', ': expected a positive number or "manual"'],
     ['--speed', 'fast', ': expected a positive number or "manual"'],
+    // Written as a decimal number, as the whole-number flags are written in digits: no hex,
+    // exponent or blanks that Number() would read.
+    ['--speed', '0x10', ': expected a positive number or "manual"'],
+    ['--speed', '1e3', ': expected a positive number or "manual"'],
+    ['--speed', ' 5', ': expected a positive number or "manual"'],
+    ['--speed', '5.', ': expected a positive number or "manual"'],
   ])(
     '%s %s is refused naming the flag, before anything starts; exit 2',
     async (flag, value, why) => {
