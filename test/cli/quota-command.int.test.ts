@@ -58,6 +58,32 @@ const pool = (project: string, region: string, days: PressureDay[]) => ({
   days,
 });
 
+const HOT = 'hot/us-central1/nvidia-l4/zonal';
+const HOT_DAYS = ['2026-11-26', '2026-11-27', '2026-11-28', '2026-11-29'];
+/** The hot pool over four days: 300 minutes a day at its budget, 900 GPU-minutes refused, peak 12. */
+const hotPool = () =>
+  pool(
+    'hot',
+    'us-central1',
+    HOT_DAYS.map((d) => day(d, 300, 900, 12)),
+  );
+/** A request for the hot pool as a run's state keeps it: pending, found, 8 → 16; `over` changes it. */
+type Request = NonNullable<PressureLedger['requests']>[string];
+const hotRequest = (over: Partial<Request> = {}): Request => ({
+  name: 'projects/hot/locations/global/quotaPreferences/by-hand',
+  quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+  preferredValue: 16,
+  from: 8,
+  filedAt: '2026-11-28T09:00:00.000Z',
+  by: 'found',
+  state: 'pending',
+  decidedAt: null,
+  grantedValue: null,
+  stateDetail: '',
+  traceId: '',
+  ...over,
+});
+
 beforeAll(async () => {
   const days = ['2026-11-26', '2026-11-27', '2026-11-28', '2026-11-29'];
   const hot: PressureLedger = {
@@ -256,46 +282,14 @@ describe('governor quota recommend', () => {
     // so one that another project's state names for them holds no request back.
     const dir = join(tmp, 'state-foreign-request');
     const store = createFileStateStore({ dir });
-    const days = ['2026-11-26', '2026-11-27', '2026-11-28', '2026-11-29'];
-    const key = 'hot/us-central1/nvidia-l4/zonal';
     await store.recordRun(
       'hot',
-      quietRun('run-h', AT, {
-        pressure: {
-          at: AT,
-          pools: {
-            [key]: pool(
-              'hot',
-              'us-central1',
-              days.map((d) => day(d, 300, 900, 12)),
-            ),
-          },
-        },
-      }),
+      quietRun('run-h', AT, { pressure: { at: AT, pools: { [HOT]: hotPool() } } }),
     );
+    const stray = hotRequest({ name: 'projects/hot/locations/global/quotaPreferences/stray' });
     await store.recordRun(
       'fresh',
-      quietRun('run-f', AT, {
-        pressure: {
-          at: AT,
-          pools: {},
-          requests: {
-            [key]: {
-              name: 'projects/hot/locations/global/quotaPreferences/stray',
-              quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
-              preferredValue: 16,
-              from: 8,
-              filedAt: '2026-11-28T09:00:00.000Z',
-              by: 'found',
-              state: 'pending',
-              decidedAt: null,
-              grantedValue: null,
-              stateDetail: '',
-              traceId: '',
-            },
-          },
-        },
-      }),
+      quietRun('run-f', AT, { pressure: { at: AT, pools: {}, requests: { [HOT]: stray } } }),
     );
     await store.close();
     const p = policy(
@@ -307,9 +301,9 @@ describe('governor quota recommend', () => {
     const out = JSON.parse(r.stdout) as {
       pools: { key: string; wouldFile: number | null; request: unknown }[];
     };
-    expect(out.pools.find((x) => x.key === key)).toMatchObject({ wouldFile: 10, request: null });
+    expect(out.pools.find((x) => x.key === HOT)).toMatchObject({ wouldFile: 10, request: null });
     expect(r.stderr).toContain(
-      `warning: the state of fresh tracks quota requests of other projects' pools (${key}): left out`,
+      `warning: the state of fresh tracks quota requests of other projects' pools (${HOT}): left out`,
     );
   });
 
@@ -467,36 +461,24 @@ describe('governor quota recommend', () => {
     // a line break in either must not act on the terminal, nor start a line of its own.
     const dir = join(tmp, 'state-hostile-request');
     const store = createFileStateStore({ dir });
-    const days = ['2026-11-26', '2026-11-27', '2026-11-28', '2026-11-29'];
-    const key = 'hot/us-central1/nvidia-l4/zonal';
     await store.recordRun(
       'hot',
       quietRun('run-x', AT, {
         pressure: {
           at: AT,
-          pools: {
-            [key]: pool(
-              'hot',
-              'us-central1',
-              days.map((d) => day(d, 300, 900, 12)),
-            ),
-          },
+          pools: { [HOT]: hotPool() },
           requests: {
-            [key]: {
-              name: 'projects/hot/locations/global/quotaPreferences/by-hand',
-              quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+            [HOT]: hotRequest({
               // "If set to -1, it means the value is 'unlimited'" (QuotaConfig.preferred_value,
               // https://cloud.google.com/php/docs/reference/cloud-quotas/latest/V1.QuotaConfig).
               preferredValue: -1,
-              from: 8,
               filedAt: '2026-11-20T09:00:00.000Z',
               by: 'governor',
               state: 'denied',
               decidedAt: '2026-11-21T09:00:00.000Z',
               grantedValue: 8,
               stateDetail: 'Not enough\u001b[2J capacity\r\nwhy: forged',
-              traceId: '',
-            },
+            }),
           },
         },
       }),
@@ -516,35 +498,22 @@ describe('governor quota recommend', () => {
     // of the pool back until after 2099 (src/core/quota-requests.ts, redateDecisions).
     const dir = join(tmp, 'state-future-decision');
     const store = createFileStateStore({ dir });
-    const days = ['2026-11-26', '2026-11-27', '2026-11-28', '2026-11-29'];
-    const key = 'hot/us-central1/nvidia-l4/zonal';
     const name = 'projects/hot/locations/global/quotaPreferences/later';
     await store.recordRun(
       'hot',
       quietRun('run-future', AT, {
         pressure: {
           at: AT,
-          pools: {
-            [key]: pool(
-              'hot',
-              'us-central1',
-              days.map((d) => day(d, 300, 900, 12)),
-            ),
-          },
+          pools: { [HOT]: hotPool() },
           requests: {
-            [key]: {
+            [HOT]: hotRequest({
               name,
-              quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
-              preferredValue: 16,
-              from: 8,
               filedAt: '2026-11-20T09:00:00.000Z',
               by: 'governor',
               state: 'denied',
               decidedAt: '2099-01-01T00:00:00.000Z',
               grantedValue: 8,
-              stateDetail: '',
-              traceId: '',
-            },
+            }),
           },
         },
       }),
