@@ -6,6 +6,7 @@ import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
 import { QuotaRejectedError, UnavailableError } from '../../src/errors.js';
+import type { CloudRunPort } from '../../src/ports/index.js';
 import { onePoolFleet } from '../support/fixtures.js';
 import { reconcileReport } from '../support/reconcile-run.js';
 import { virtualTime } from '../support/virtual-time.js';
@@ -115,10 +116,15 @@ describe('raises under the write quota', () => {
 });
 
 describe('raises in rounds against another writer', () => {
-  /** Four services at 1 of 2 busy instances, on a quota of 8, at two writes a minute: two rounds. */
-  function fourRaises() {
+  /**
+   * Four services at 1 of 2 busy instances, on a quota of 8, at two writes a minute: two rounds;
+   * or with `gpus` GPUs an instance on a quota of `quota`.
+   */
+  function fourRaises(quota = 8, gpus = 1) {
     const busy = ['busy-a', 'busy-b', 'busy-c', 'busy-d'].map((n) => [n, 1, 2] as const);
-    const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 8, busy)));
+    const fleet = onePoolFleet(PROJECT, REGION, quota, busy);
+    for (const s of fleet.projects[0]?.services ?? []) s.gpu = { count: gpus };
+    const m = new FleetModel(validateFleet(fleet));
     const policy = parsePolicy({
       version: 1,
       projects: [PROJECT],
@@ -133,6 +139,32 @@ describe('raises in rounds against another writer', () => {
       sim: createSimPorts(m, { lagMs: 3 * 60_000 }),
       time: virtualTime(START),
     };
+  }
+
+  type Update = Parameters<CloudRunPort['updateMaxInstances']>[0];
+  /**
+   * The run port of `sim` whose first write gets no answer (it may still apply: kept in `held`);
+   * `before(n)` runs before each later write, the n-th, and may refuse it by throwing.
+   */
+  function firstUnanswered(
+    sim: ReturnType<typeof createSimPorts>,
+    before: (n: number, u: Update) => void,
+  ) {
+    const held: { write: Update | null } = { write: null };
+    let writes = 0;
+    const run = {
+      ...sim.run,
+      updateMaxInstances: async (u: Update) => {
+        writes += 1;
+        if (writes === 1) {
+          held.write = u;
+          throw new UnavailableError('UNAVAILABLE: no answer to the update');
+        }
+        before(writes, u);
+        return sim.run.updateMaxInstances(u);
+      },
+    };
+    return { run, held };
   }
 
   it('a quota cut just after the first round: its raises come back before the next round waits for slots', async () => {
@@ -217,20 +249,9 @@ describe('raises in rounds against another writer', () => {
     // second round has room for one raise beside it, not two: should the unanswered write land
     // later, the pool still fits its quota.
     const { m, policy, sim, time } = fourRaises();
-    let unanswered: Parameters<typeof sim.run.updateMaxInstances>[0] | null = null;
-    let writes = 0;
-    const run = {
-      ...sim.run,
-      updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
-        writes += 1;
-        if (writes === 2) m.setQuota(m.quotaEntries(PROJECT)[0]!.key, 7);
-        if (writes === 1) {
-          unanswered = u;
-          throw new UnavailableError('UNAVAILABLE: no answer to the update');
-        }
-        return sim.run.updateMaxInstances(u);
-      },
-    };
+    const { run, held } = firstUnanswered(sim, (n) => {
+      if (n === 2) m.setQuota(m.quotaEntries(PROJECT)[0]!.key, 7);
+    });
     const report = await reconcileReport(
       policy,
       { ports: { ...sim, run }, clock: () => m.now, wallClock: time.now, sleep: time.sleep },
@@ -242,8 +263,8 @@ describe('raises in rounds against another writer', () => {
       JSON.stringify(report.writes),
     ).toEqual(['uncertain', 'written', 'written', 'no-room']);
     // The unanswered write lands after all: the pool holds its quota, no more.
-    expect(unanswered).not.toBeNull();
-    if (unanswered) await sim.run.updateMaxInstances(unanswered);
+    expect(held.write).not.toBeNull();
+    if (held.write) await sim.run.updateMaxInstances(held.write);
     expect(m.pools(PROJECT)[0]?.capsGpus).toBe(7);
   });
 
@@ -253,46 +274,12 @@ describe('raises in rounds against another writer', () => {
     // (it may still apply); the quota is cut to 13 as the second is sent, which Cloud Run refuses
     // for its quota. The second round reads 8 GPUs held, 5 free, 2 of them the unanswered raise's:
     // room for one raise, not two.
-    const m = new FleetModel(
-      validateFleet({
-        start: '2026-11-27T12:00:00Z',
-        warmupMinutes: 40,
-        idleMinutes: 0,
-        projects: [
-          {
-            id: PROJECT,
-            pools: [{ region: REGION, quota: 16 }],
-            services: ['busy-a', 'busy-b', 'busy-c', 'busy-d'].map((name) => ({
-              name,
-              region: REGION,
-              gpu: { count: 2 },
-              maxInstances: 1,
-              demand: { constant: 2 },
-            })),
-          },
-        ],
-      }),
-    );
-    const { policy } = fourRaises();
-    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
-    const time = virtualTime(START);
-    let unanswered: Parameters<typeof sim.run.updateMaxInstances>[0] | null = null;
-    let writes = 0;
-    const run = {
-      ...sim.run,
-      updateMaxInstances: async (u: Parameters<typeof sim.run.updateMaxInstances>[0]) => {
-        writes += 1;
-        if (writes === 2) {
-          m.setQuota(m.quotaEntries(PROJECT)[0]!.key, 13);
-          throw new QuotaRejectedError(`FAILED_PRECONDITION: ${u.name} does not fit the GPU quota`);
-        }
-        if (writes === 1) {
-          unanswered = u;
-          throw new UnavailableError('UNAVAILABLE: no answer to the update');
-        }
-        return sim.run.updateMaxInstances(u);
-      },
-    };
+    const { m, policy, sim, time } = fourRaises(16, 2);
+    const { run, held } = firstUnanswered(sim, (n, u) => {
+      if (n !== 2) return;
+      m.setQuota(m.quotaEntries(PROJECT)[0]!.key, 13);
+      throw new QuotaRejectedError(`FAILED_PRECONDITION: ${u.name} does not fit the GPU quota`);
+    });
     const report = await reconcileReport(
       policy,
       { ports: { ...sim, run }, clock: () => m.now, wallClock: time.now, sleep: time.sleep },
@@ -304,8 +291,8 @@ describe('raises in rounds against another writer', () => {
       JSON.stringify(report.writes),
     ).toEqual(['uncertain', 'failed', 'written', 'no-room']);
     // The unanswered write lands after all: the pool stays within its quota.
-    expect(unanswered).not.toBeNull();
-    if (unanswered) await sim.run.updateMaxInstances(unanswered);
+    expect(held.write).not.toBeNull();
+    if (held.write) await sim.run.updateMaxInstances(held.write);
     expect(m.pools(PROJECT)[0]?.capsGpus).toBe(12);
   });
 
