@@ -1,3 +1,5 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { InputError } from '../errors.js';
 import { NO_PROJECTS, parsePolicyText, type Policy } from '../core/policy.js';
@@ -55,7 +57,13 @@ export function writeSnapshot(
   io.stdout.write(text);
 }
 
-/** A file shipped with the package (examples/…), wherever the package is installed. */
+/**
+ * A file shipped with the package (examples/…), wherever the package is installed: under the
+ * nearest folder above this module that holds a package.json, the package's root, whether this
+ * module runs built (dist/src/cli) or from the sources (src/cli).
+ */
 export function packagedFile(relative: string): string {
-  return fileURLToPath(new URL(`../../../${relative}`, import.meta.url));
+  let dir = dirname(fileURLToPath(import.meta.url));
+  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
+  return join(dir, relative);
 }

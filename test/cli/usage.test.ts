@@ -1,6 +1,7 @@
-import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { packagedFile } from '../../src/cli/files.js';
 import { main } from '../../src/cli/main.js';
@@ -35,6 +36,16 @@ describe('help', () => {
       expect(help).not.toContain(packagedFile(file));
     },
   );
+});
+
+describe('the files shipped with the governor', () => {
+  it('are found from the package root, built or run from the sources', () => {
+    // The tests run the sources (src/cli), the command line the build (dist/src/cli): one
+    // folder apart. Both resolve to the package's own examples.
+    const root = fileURLToPath(new URL('../../', import.meta.url));
+    expect(packagedFile('examples/fleet.yaml')).toBe(join(root, 'examples', 'fleet.yaml'));
+    expect(existsSync(packagedFile('examples/demo-policy.yaml'))).toBe(true);
+  });
 });
 
 describe('a misspelt required option', () => {
