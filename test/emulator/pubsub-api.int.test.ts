@@ -134,6 +134,62 @@ describe("the emulator's Pub/Sub publisher", () => {
     }
   });
 
+  it('refuses each publisher method lacking the permission it needs, and no other', async () => {
+    // Pub/Sub's table of the permission each method needs
+    // (https://cloud.google.com/pubsub/docs/access-control, "Required permissions"; the same per
+    // operation in https://cloud.google.com/pubsub/docs/list-topics):
+    // Publish needs pubsub.topics.publish, GetTopic pubsub.topics.get, CreateTopic
+    // pubsub.topics.create, ListTopics pubsub.topics.list. Each project below lacks one of them.
+    const permissions = [
+      'pubsub.topics.publish',
+      'pubsub.topics.get',
+      'pubsub.topics.create',
+      'pubsub.topics.list',
+    ];
+    const projectOf = (permission: string) => `deny-${permission.replace(/\./g, '-')}`;
+    const own = await startEmulator({
+      fleet: {
+        start: '2026-11-27T12:00:00Z',
+        projects: permissions.map((permission) => ({
+          id: projectOf(permission),
+          iam: { denied: [permission] },
+          services: [{ name: 'svc', region: 'us-central1', maxInstances: 1, demand: 0 }],
+        })),
+        topics: permissions.map((permission) => `projects/${projectOf(permission)}/topics/alerts`),
+      },
+      speed: 'manual',
+    });
+    const client = new v1.PublisherClient(
+      emulatorClientOptions(own.env['PUBSUB_EMULATOR_HOST'] ?? ''),
+    );
+    const calls: Record<string, (project: string) => Promise<unknown>> = {
+      'pubsub.topics.publish': (p) =>
+        client.publish(
+          { topic: `projects/${p}/topics/alerts`, messages: [{ data: 'eA==' }] },
+          once,
+        ),
+      'pubsub.topics.get': (p) => client.getTopic({ topic: `projects/${p}/topics/alerts` }, once),
+      'pubsub.topics.create': (p) => client.createTopic({ name: `projects/${p}/topics/new` }, once),
+      'pubsub.topics.list': (p) =>
+        client.listTopics({ project: `projects/${p}` }, { ...once, autoPaginate: false }),
+    };
+    try {
+      for (const permission of permissions) {
+        const project = projectOf(permission);
+        const denied = await codeOf(calls[permission]!(project));
+        expect(denied.code, permission).toBe(status.PERMISSION_DENIED);
+        expect(denied.message, permission).toContain('User not authorized to perform this action.');
+        // A method that needs another permission goes on in the same project.
+        const other =
+          permission === 'pubsub.topics.get' ? 'pubsub.topics.list' : 'pubsub.topics.get';
+        await expect(calls[other]!(project), permission).resolves.toBeDefined();
+      }
+    } finally {
+      await client.close();
+      await own.stop();
+    }
+  });
+
   it('answers NOT_FOUND to a publish on a missing topic, and the sink reports it', async () => {
     const sink = createPubSubAlertSink({
       topic: `projects/${PROJECT}/topics/no-such-topic`,
