@@ -1,5 +1,7 @@
-import { readSync } from 'node:fs';
+import { existsSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { InputError } from './errors.js';
 
 /**
@@ -137,5 +139,20 @@ function invalidUtf8Line(bytes: Buffer): number {
     if (end === -1) return line;
     line += 1;
     start = end + 1;
+  }
+}
+
+/**
+ * A file or folder the package ships (examples/…), wherever the package is installed: `relative`
+ * under the nearest folder above this module that holds it, so that the sources (src/) and the
+ * build (dist/src/) find the same one. Not found anywhere: `relative` under this module's folder,
+ * for the read that follows to fail naming it.
+ */
+export function shippedPath(relative: string): string {
+  const from = dirname(fileURLToPath(import.meta.url));
+  for (let dir = from; ; dir = dirname(dir)) {
+    const candidate = join(dir, relative);
+    if (existsSync(candidate)) return candidate;
+    if (dirname(dir) === dir) return join(from, relative);
   }
 }

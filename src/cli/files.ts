@@ -1,6 +1,3 @@
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { InputError } from '../errors.js';
 import { NO_PROJECTS, parsePolicyText, type Policy } from '../core/policy.js';
 import { formatSnapshot, parseSnapshotText, type Snapshot } from '../core/snapshot.js';
@@ -55,15 +52,4 @@ export function writeSnapshot(
       `warning: this snapshot is ${bytes} bytes, over the ${sizeText(maxBytes)} a snapshot file may have: \`governor plan --snapshot\` and \`status --snapshot\` will refuse it (observe fewer projects, or a policy with a shorter lookback)\n`,
     );
   io.stdout.write(text);
-}
-
-/**
- * A file shipped with the package (examples/…), wherever the package is installed: under the
- * nearest folder above this module that holds a package.json, the package's root, whether this
- * module runs built (dist/src/cli) or from the sources (src/cli).
- */
-export function packagedFile(relative: string): string {
-  let dir = dirname(fileURLToPath(import.meta.url));
-  while (!existsSync(join(dir, 'package.json')) && dirname(dir) !== dir) dir = dirname(dir);
-  return join(dir, relative);
 }

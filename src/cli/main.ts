@@ -11,7 +11,8 @@ import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js'
 import { orgView, renderOrgView } from '../org/view.js';
 import { createClock } from '../adapters/clock.js';
 import { openCliStore } from '../runtime.js';
-import { loadPolicy, loadSnapshot, packagedFile, writeSnapshot } from './files.js';
+import { shippedPath } from '../read-capped.js';
+import { loadPolicy, loadSnapshot, writeSnapshot } from './files.js';
 import { failureLine } from './hints.js';
 import { closeOrWarn, processIo, type Io, type Streams } from './io.js';
 import { ALIKE_LISTED } from './alike.js';
@@ -38,7 +39,7 @@ function required(option: Option): Option {
 
 /** A file shipped with the governor, shown in help by its name in the package, not its path here. */
 function packagedDefault(option: Option, relative: string): Option {
-  return option.default(packagedFile(relative), `${relative}, shipped with the governor`);
+  return option.default(shippedPath(relative), `${relative}, shipped with the governor`);
 }
 
 /** `--policy`, the same on every command: required, unless the command has a default file. */

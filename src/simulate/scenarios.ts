@@ -1,7 +1,6 @@
-import { existsSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join } from 'node:path';
 import type { PolicyInput } from '../core/policy.js';
+import { shippedPath } from '../read-capped.js';
 import type { ScenarioInput } from './scenario.js';
 
 /**
@@ -12,18 +11,7 @@ import type { ScenarioInput } from './scenario.js';
  */
 
 /** examples/traces of the package, from the sources or from dist/ alike. */
-export const TRACE_DIR = findUp(
-  dirname(fileURLToPath(import.meta.url)),
-  join('examples', 'traces'),
-);
-
-function findUp(from: string, relative: string): string {
-  for (let dir = from; ; dir = dirname(dir)) {
-    const candidate = join(dir, relative);
-    if (existsSync(candidate)) return candidate;
-    if (dirname(dir) === dir) return join(from, relative);
-  }
-}
+export const TRACE_DIR = shippedPath(join('examples', 'traces'));
 
 const CONV = 'azure-llm-2023-conv.csv';
 const CODE = 'azure-llm-2023-code.csv';

@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
-import { packagedFile } from '../../src/cli/files.js';
+import { shippedPath } from '../../src/read-capped.js';
 import { main } from '../../src/cli/main.js';
 
 /** What a person sees when asking for help or mistyping an option: no file of this machine, the real fault. */
@@ -33,7 +33,7 @@ describe('help', () => {
       expect(r.code).toBe(0);
       const help = r.stdout.replace(/\s+/g, ' ');
       expect(help).toContain(`(default: ${file}, shipped with the governor)`);
-      expect(help).not.toContain(packagedFile(file));
+      expect(help).not.toContain(shippedPath(file));
     },
   );
 });
@@ -43,8 +43,8 @@ describe('the files shipped with the governor', () => {
     // The tests run the sources (src/cli), the command line the build (dist/src/cli): one
     // folder apart. Both resolve to the package's own examples.
     const root = fileURLToPath(new URL('../../', import.meta.url));
-    expect(packagedFile('examples/fleet.yaml')).toBe(join(root, 'examples', 'fleet.yaml'));
-    expect(existsSync(packagedFile('examples/demo-policy.yaml'))).toBe(true);
+    expect(shippedPath('examples/fleet.yaml')).toBe(join(root, 'examples', 'fleet.yaml'));
+    expect(existsSync(shippedPath('examples/demo-policy.yaml'))).toBe(true);
   });
 });
 
