@@ -342,7 +342,7 @@ export function createFileStateStore(
       const runs = sortRuns((await readDocument(fileOf(project), project)).runs, wall());
       // At most what this store keeps: a file filled under a larger keepRuns is pruned only at
       // its next save (Firestore's store lists the same way).
-      return runs.slice(0, checkLimit(limit, Math.min(keep, runs.length)));
+      return runs.slice(0, checkLimit(limit, keep));
     },
 
     acquireLease: (project, holder, ttlMs, now) =>

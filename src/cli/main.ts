@@ -88,6 +88,8 @@ function parseAt(text: string): string {
 
 /** Digits only: `Number` would also take "1e3", "0x50", " 8 " and "" (0). */
 const DIGITS = /^\d{1,9}$/;
+/** The same, with a fraction if any (60, 0.5). */
+const DECIMAL = /^\d{1,9}(\.\d{1,9})?$/;
 
 function parsePort(text: string, flag: string): number {
   const n = DIGITS.test(text) ? Number(text) : NaN;
@@ -107,9 +109,7 @@ function parseCount(text: string, flag: string, max = 1000): number {
 
 function parseSpeed(text: string): number | 'manual' {
   if (text === 'manual') return 'manual';
-  // A decimal number (60, 0.5), as the whole-number flags take digits only: not every text
-  // Number() reads (0x10, 1e3, " 5").
-  const n = /^\d{1,9}(\.\d{1,9})?$/.test(text) ? Number(text) : NaN;
+  const n = DECIMAL.test(text) ? Number(text) : NaN;
   if (!Number.isFinite(n) || n <= 0)
     throw new UsageError(`--speed ${JSON.stringify(text)}: expected a positive number or "manual"`);
   return n;
