@@ -15,6 +15,28 @@ import { testFleet } from '../support/fixtures.js';
 
 const name = (service: string) => `${PARENT}/services/${service}`;
 
+/** An emulator of its own over `fleet` (one service or pool more than the test fleet), stopped after `use`. */
+async function onOwnFleet(
+  fleet: FleetInput,
+  use: (own: RunningEmulator, clients: Clients) => Promise<void>,
+): Promise<void> {
+  const own = await startEmulator({ fleet, speed: 'manual', operationDelayMs: 10 });
+  const clients = clientsFor(own);
+  try {
+    await use(own, clients);
+  } finally {
+    await closeClients(clients);
+    await own.stop();
+  }
+}
+
+/** UpdateService of a service's max instances alone, as the governor writes it. */
+const setMax = (clients: Clients, service: string, maxInstanceCount: number) =>
+  clients.services.updateService({
+    service: { name: service, scaling: { maxInstanceCount } },
+    updateMask: { paths: ['scaling.max_instance_count'] },
+  });
+
 describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
   let emulator: RunningEmulator;
   let clients: Clients;
@@ -273,14 +295,9 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
       minInstances: 2,
       demand: 0,
     } as (typeof fleet.projects)[0]['services'][0]);
-    const own = await startEmulator({ fleet, speed: 'manual', operationDelayMs: 10 });
-    const ownClients = clientsFor(own);
-    const write = (maxInstanceCount: number) =>
-      ownClients.services.updateService({
-        service: { name: name('floored'), scaling: { maxInstanceCount } },
-        updateMask: { paths: ['scaling.max_instance_count'] },
-      });
-    try {
+    await onOwnFleet(fleet, async (own, ownClients) => {
+      const write = (maxInstanceCount: number) =>
+        setMax(ownClients, name('floored'), maxInstanceCount);
       const below = await codeOf(write(1));
       expect(below.code).toBe(status.INVALID_ARGUMENT);
       expect(below.message).toContain('min_instance_count');
@@ -291,10 +308,7 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
         expect(after.scaling?.maxInstanceCount ?? 0, String(max)).toBe(max);
       }
       expect(own.writes().map((w) => w.after.maxInstances)).toEqual([2, 0]);
-    } finally {
-      await closeClients(ownClients);
-      await own.stop();
-    }
+    });
   });
 
   it('holds a max written back to unset (0) to the revision-level max then in force', async () => {
@@ -310,22 +324,12 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
       revisionMaxInstances: 8,
       demand: 0,
     } as (typeof fleet.projects)[0]['services'][0]);
-    const own = await startEmulator({ fleet, speed: 'manual', operationDelayMs: 10 });
-    const ownClients = clientsFor(own);
-    try {
-      const { code, message } = await codeOf(
-        ownClients.services.updateService({
-          service: { name: name('wide'), scaling: { maxInstanceCount: 0 } },
-          updateMask: { paths: ['scaling.max_instance_count'] },
-        }),
-      );
+    await onOwnFleet(fleet, async (own, ownClients) => {
+      const { code, message } = await codeOf(setMax(ownClients, name('wide'), 0));
       expect(code).toBe(status.INVALID_ARGUMENT);
       expect(message).toContain('requested: 8 allowed: 5');
       expect(own.writes()).toHaveLength(0);
-    } finally {
-      await closeClients(ownClients);
-      await own.stop();
-    }
+    });
   });
 
   it('does not answer allow_missing for an unknown service as if it were refused: UNIMPLEMENTED', async () => {
@@ -372,12 +376,7 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
   });
 
   it("rejects a max above the pool's quota with Cloud Run's message", async () => {
-    const { code, message } = await codeOf(
-      clients.services.updateService({
-        service: { name: name('delta'), scaling: { maxInstanceCount: 3 } },
-        updateMask: { paths: ['scaling.max_instance_count'] },
-      }),
-    );
+    const { code, message } = await codeOf(setMax(clients, name('delta'), 3));
     expect(code).toBe(status.INVALID_ARGUMENT);
     expect(message).toContain(
       'Max instances must be set to 2 or fewer in order to set GPU requirements',
@@ -418,32 +417,19 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
       revisionMaxInstances: 2,
       demand: 0,
     } as (typeof fleet.projects)[0]['services'][0]);
-    const own = await startEmulator({ fleet, speed: 'manual', operationDelayMs: 10 });
-    const ownClients = clientsFor(own);
-    try {
-      const { code, message } = await codeOf(
-        ownClients.services.updateService({
-          service: { name: name('capped'), scaling: { maxInstanceCount: 6 } },
-          updateMask: { paths: ['scaling.max_instance_count'] },
-        }),
-      );
+    await onOwnFleet(fleet, async (own, ownClients) => {
+      const { code, message } = await codeOf(setMax(ownClients, name('capped'), 6));
       expect(code).toBe(status.INVALID_ARGUMENT);
       expect(message).toContain(
         'Quota violated: NvidiaL4GpuAllocPerProjectRegion requested: 6 allowed: 5',
       );
       expect(own.writes()).toHaveLength(0);
       // Within the quota it is written, and the revision-level max still caps the instances.
-      const [op] = await ownClients.services.updateService({
-        service: { name: name('capped'), scaling: { maxInstanceCount: 5 } },
-        updateMask: { paths: ['scaling.max_instance_count'] },
-      });
+      const [op] = await setMax(ownClients, name('capped'), 5);
       const [after] = await op.promise();
       expect(after.scaling?.maxInstanceCount).toBe(5);
       expect(after.template?.scaling?.maxInstanceCount).toBe(2);
-    } finally {
-      await closeClients(ownClients);
-      await own.stop();
-    }
+    });
   });
 
   it("holds the max times the GPUs per instance to the quota of the service's own GPU type and zonal redundancy", async () => {
@@ -471,24 +457,17 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
       { name: 'pro', region: REGION, gpu: pro, maxInstances: 1, demand: 0 },
       { name: 'pro-eu', region: 'europe-west4', gpu: pro, maxInstances: 1, demand: 0 },
     );
-    const own = await startEmulator({ fleet, speed: 'manual', operationDelayMs: 10 });
-    const ownClients = clientsFor(own);
-    const write = (service: string, maxInstanceCount: number) =>
-      ownClients.services.updateService({
-        service: { name: service, scaling: { maxInstanceCount } },
-        updateMask: { paths: ['scaling.max_instance_count'] },
-      });
-    const written = async (service: string, maxInstanceCount: number) => {
-      const [op] = await write(service, maxInstanceCount);
-      const [after] = await op.promise();
-      return after.scaling?.maxInstanceCount ?? 0;
-    };
-    const refusal = async (service: string, maxInstanceCount: number) => {
-      const { code, message } = await codeOf(write(service, maxInstanceCount));
-      expect(code, `${service} ${maxInstanceCount}`).toBe(status.INVALID_ARGUMENT);
-      return message;
-    };
-    try {
+    await onOwnFleet(fleet, async (own, ownClients) => {
+      const written = async (service: string, maxInstanceCount: number) => {
+        const [op] = await setMax(ownClients, service, maxInstanceCount);
+        const [after] = await op.promise();
+        return after.scaling?.maxInstanceCount ?? 0;
+      };
+      const refusal = async (service: string, maxInstanceCount: number) => {
+        const { code, message } = await codeOf(setMax(ownClients, service, maxInstanceCount));
+        expect(code, `${service} ${maxInstanceCount}`).toBe(status.INVALID_ARGUMENT);
+        return message;
+      };
       // Two GPUs an instance in the zonal L4 pool of 5: 2 instances (4 GPUs) fit, 3 (6) do not.
       expect(await written(name('pair'), 2)).toBe(2);
       const pair = await refusal(name('pair'), 3);
@@ -518,10 +497,7 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
         'pair-nz 1',
         'pro 3',
       ]);
-    } finally {
-      await closeClients(ownClients);
-      await own.stop();
-    }
+    });
   });
 
   it('takes a max above 1000 that the quota allows: no other ceiling is documented', async () => {
@@ -531,9 +507,7 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
     const fleet = testFleet();
     const pool = fleet.projects[0]!.pools[0]!;
     pool.quota = 1500;
-    const own = await startEmulator({ fleet, speed: 'manual', operationDelayMs: 10 });
-    const ownClients = clientsFor(own);
-    try {
+    await onOwnFleet(fleet, async (own, ownClients) => {
       const [s] = await ownClients.services.getService({ name: name('alpha') });
       const [op] = await ownClients.services.updateService({
         service: { name: name('alpha'), etag: s.etag, scaling: { maxInstanceCount: 1200 } },
@@ -541,18 +515,10 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
       });
       const [after] = await op.promise();
       expect(after.scaling?.maxInstanceCount).toBe(1200);
-      const above = await codeOf(
-        ownClients.services.updateService({
-          service: { name: name('alpha'), scaling: { maxInstanceCount: 1501 } },
-          updateMask: { paths: ['scaling.max_instance_count'] },
-        }),
-      );
+      const above = await codeOf(setMax(ownClients, name('alpha'), 1501));
       expect(above.code).toBe(status.INVALID_ARGUMENT);
       expect(above.message).toContain('requested: 1501 allowed: 1500');
-    } finally {
-      await closeClients(ownClients);
-      await own.stop();
-    }
+    });
   });
 
   it('refuses the whole fetched Service even with a mask, as Cloud Run does', async () => {
@@ -687,12 +653,7 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
     const [s] = await clients.services.getService({ name: name('render-x') });
     expect(s.reconciling).toBe(true);
     expect(s.terminalCondition?.state).toBe('CONDITION_RECONCILING');
-    const { code } = await codeOf(
-      clients.services.updateService({
-        service: { name: name('render-x'), scaling: { maxInstanceCount: 2 } },
-        updateMask: { paths: ['scaling.max_instance_count'] },
-      }),
-    );
+    const { code } = await codeOf(setMax(clients, name('render-x'), 2));
     expect(code).toBe(status.FAILED_PRECONDITION);
     emulator.advance(180_000);
     const [done] = await clients.services.getService({ name: name('render-x') });
@@ -772,28 +733,23 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
     // (https://cloud.google.com/dotnet/docs/reference/Google.LongRunning/latest/Google.LongRunning.ListOperationsRequest).
     // A token is for the request that produced it: "if any arguments are different, the API
     // should send an INVALID_ARGUMENT error" (https://google.aip.dev/158).
-    const own = await startEmulator({ fleet: testFleet(), speed: 'manual', operationDelayMs: 10 });
-    const ownClients = clientsFor(own);
-    const operations = ownClients.services.operationsClient;
-    type ListRequest = Parameters<typeof operations.listOperations>[0];
-    const europe = `projects/${PROJECT}/locations/europe-west4`;
-    const page = async (parent: string, more: Record<string, unknown> = {}) => {
-      // Without auto-paging the client answers [operations, next request, response], whatever
-      // its declared type says.
-      const [ops, , response] = (await operations.listOperations(
-        { name: parent, filter: '', ...more } as ListRequest,
-        { autoPaginate: false },
-      )) as unknown as [{ name?: string }[], unknown, { nextPageToken?: string } | undefined];
-      const next = response?.nextPageToken ?? '';
-      return { names: ops.map((o) => o.name ?? ''), next };
-    };
-    try {
+    await onOwnFleet(testFleet(), async (own, ownClients) => {
+      const operations = ownClients.services.operationsClient;
+      type ListRequest = Parameters<typeof operations.listOperations>[0];
+      const europe = `projects/${PROJECT}/locations/europe-west4`;
+      const page = async (parent: string, more: Record<string, unknown> = {}) => {
+        // Without auto-paging the client answers [operations, next request, response], whatever
+        // its declared type says.
+        const [ops, , response] = (await operations.listOperations(
+          { name: parent, filter: '', ...more } as ListRequest,
+          { autoPaginate: false },
+        )) as unknown as [{ name?: string }[], unknown, { nextPageToken?: string } | undefined];
+        const next = response?.nextPageToken ?? '';
+        return { names: ops.map((o) => o.name ?? ''), next };
+      };
       const started: string[] = [];
       for (const service of [name('alpha'), name('beta'), `${europe}/services/eu-model`]) {
-        const [op] = await ownClients.services.updateService({
-          service: { name: service, scaling: { maxInstanceCount: 1 } },
-          updateMask: { paths: ['scaling.max_instance_count'] },
-        });
+        const [op] = await setMax(ownClients, service, 1);
         started.push(op.name ?? '');
       }
       const first = await page(PARENT, { pageSize: 1 });
@@ -808,10 +764,7 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
       // "The standard list filter": valid, and not evaluated here, so never answered unfiltered.
       const filtered = await codeOf(page(PARENT, { filter: 'done = true' }));
       expect(filtered.code).toBe(status.UNIMPLEMENTED);
-    } finally {
-      await closeClients(ownClients);
-      await own.stop();
-    }
+    });
   });
 
   it('binds a ListLocations page token to its project, and does not answer a filter unfiltered', async () => {
