@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { plan } from '../../src/core/planner.js';
-import { parsePolicy } from '../../src/core/policy.js';
+import { parsePolicy, type Policy } from '../../src/core/policy.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { observe } from '../../src/observe/observe.js';
@@ -22,6 +22,16 @@ import { onePoolFleet } from '../support/fixtures.js';
 const REGION = 'us-central1';
 const PROJECT = 'room-project';
 
+/** `m` observed and planned under `under` now: its ports, the observation, the plan and its pool. */
+async function planned(m: FleetModel, under: Policy) {
+  const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
+  const seen = await observe(under, ports, m.now);
+  const p = plan(seen.snapshot, under, new Date(m.now).toISOString(), { runId: 'r' });
+  const pool = p.pools[0];
+  if (!pool) throw new Error('no pool planned');
+  return { ports, seen, p, pool };
+}
+
 function model(): FleetModel {
   const small = [0, 1, 2, 3, 4].map((i) => [`svc-z${i}`, 1, 0.5] as const);
   return new FleetModel(
@@ -41,11 +51,7 @@ describe('room for raises on a read of the pool', () => {
   it('a pool infeasible only because of a deploying service gets no raise past its quota', async () => {
     const m = model();
     m.startDeployment({ project: PROJECT, region: REGION, name: 'svc-z5' }, 10 * 60_000);
-    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
-    const seen = await observe(policy, ports, m.now);
-    const p = plan(seen.snapshot, policy, new Date(m.now).toISOString(), { runId: 'r' });
-    const pool = p.pools[0];
-    if (!pool) throw new Error('no pool planned');
+    const { seen, p, pool } = await planned(m, policy);
     // The planner holds svc-z5 at 4 (deploying) and finds the floors do not fit: floors yield
     // to the quota, so it plans no raise (it used to raise svc-z0 to its floor of 2)...
     expect(pool.status).toBe('infeasible');
@@ -89,11 +95,7 @@ describe('room for raises on a read of the pool', () => {
       regions: [REGION],
       services: [{ match: { name: 'svc-z0' }, min: 3, priority: 10 }, { match: {} }],
     });
-    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
-    const seen = await observe(strict, ports, m.now);
-    const p = plan(seen.snapshot, strict, new Date(m.now).toISOString(), { runId: 'r' });
-    const pool = p.pools[0];
-    if (!pool) throw new Error('no pool planned');
+    const { seen, p, pool } = await planned(m, strict);
     expect(pool.status).toBe('infeasible');
     const room = roomOf(p, pool, { services: seen.services, quota: 6 });
     // The caps (2 + 1 + 1) leave 2 GPUs of the quota: svc-z0 may get one more instance, not two.
@@ -122,11 +124,7 @@ describe('room for raises on a read of the pool', () => {
       reserve: 1,
       services: [{ match: { name: 'svc-z[0-4]' } }],
     });
-    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
-    const seen = await observe(some, ports, m.now);
-    const p = plan(seen.snapshot, some, new Date(m.now).toISOString(), { runId: 'r' });
-    const pool = p.pools[0];
-    if (!pool) throw new Error('no pool planned');
+    const { ports, seen, p, pool } = await planned(m, some);
     expect(p.services.find((r) => r.name === 'svc-z5')?.managed).toBe(false);
     const workerPools = await ports.run.listWorkerPools(PROJECT, REGION);
     const listed = { workerPools, executions: [] };
@@ -175,11 +173,7 @@ describe('room for raises on a read of the pool', () => {
       regions: [REGION],
       services: [{ match: { name: 'svc-z[0-4]' } }],
     });
-    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
-    const seen = await observe(some, ports, m.now);
-    const p = plan(seen.snapshot, some, new Date(m.now).toISOString(), { runId: 'r' });
-    const pool = p.pools[0];
-    if (!pool) throw new Error('no pool planned');
+    const { seen, p, pool } = await planned(m, some);
     expect(p.services.find((r) => r.name === 'svc-z5')?.managed).toBe(false);
     const want = { allowed: 8, governed: 4, room: 4 };
     const listed = { workerPools: [], executions: [] };
@@ -196,11 +190,7 @@ describe('room for raises on a read of the pool', () => {
           annotations: { 'gpu-governor.dev/writer': writer, 'gpu-governor.dev/written-at': at },
         },
       );
-    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
-    const seen = await observe(policy, ports, m.now);
-    const p = plan(seen.snapshot, policy, new Date(m.now).toISOString(), { runId: 'r' });
-    const pool = p.pools[0];
-    if (!pool) throw new Error('no pool planned');
+    const { ports, pool } = await planned(m, policy);
     const now = m.now;
     const read = async () => ({
       services: await ports.run.listServices(PROJECT, REGION),
@@ -225,11 +215,7 @@ describe('room for raises on a read of the pool', () => {
 
   it('names the latest of several fresh stamps of other governors, and whether it is ahead of the clock', async () => {
     const m = model();
-    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
-    const seen = await observe(policy, ports, m.now);
-    const p = plan(seen.snapshot, policy, new Date(m.now).toISOString(), { runId: 'r' });
-    const pool = p.pools[0];
-    if (!pool) throw new Error('no pool planned');
+    const { ports, pool } = await planned(m, policy);
     const now = m.now;
     const stamp = (name: string, writer: string, at: number) =>
       m.update(
