@@ -61,11 +61,14 @@ vi.mock('node:fs/promises', async (importOriginal) => {
         await real.unlink(from).catch(() => undefined);
         other.releases += 1;
       }
-      if (from === other.retaking && other.retakeAs !== null) {
+      if (from === other.retaking) {
         other.retaking = null;
         const judged = await real.stat(from);
         const padded = owner.padEnd(judged.size, ' ');
-        if (other.retakeAs === 'other-inode') {
+        if (other.retakeAs === null) {
+          await real.unlink(from);
+          await real.writeFile(from, owner, { flag: 'wx' });
+        } else if (other.retakeAs === 'other-inode') {
           // A new file of the same size and modification time: the old one still exists when it
           // is made, so it cannot have the old one's inode number.
           await real.writeFile(`${from}.new`, padded);
@@ -79,12 +82,6 @@ vi.mock('node:fs/promises', async (importOriginal) => {
           await real.utimes(from, judged.atime, mtime);
         }
         other.retaken = { judged, taken: await real.stat(from) };
-        other.takes += 1;
-      }
-      if (from === other.retaking) {
-        other.retaking = null;
-        await real.unlink(from);
-        await real.writeFile(from, owner, { flag: 'wx' });
         other.takes += 1;
       }
       return real.rename(from, to);
@@ -110,23 +107,40 @@ afterEach(async () => {
 });
 
 /** A lock of a process on this host that no longer exists (a PID far above any pid_max), dated now. */
-async function writeDeadLock(lock: string): Promise<void> {
-  await writeFile(lock, JSON.stringify({ token: 't', host: hostname(), pid: 2 ** 30 }));
+async function writeDeadLock(lock: string, padTo = 0): Promise<void> {
+  await writeFile(
+    lock,
+    JSON.stringify({ token: 't', host: hostname(), pid: 2 ** 30 }).padEnd(padTo),
+  );
+}
+
+/** withFileLock on `lock`, waiting up to 200 ms, for work that only notes it ran: what it ended in. */
+async function lockedWork(lock: string): Promise<{ outcome: unknown; ran: boolean }> {
+  let ran = false;
+  const outcome = await withFileLock(lock, { timeoutMs: 200, staleMs: 60_000 }, async () => {
+    ran = true;
+  }).then(
+    () => 'took the lock',
+    (error: unknown) => error,
+  );
+  return { outcome, ran };
+}
+
+/** The other process's lock, taken anew while this one broke the old, was given back to it. */
+async function expectGivenBack(lock: string, { outcome, ran }: { outcome: unknown; ran: boolean }) {
+  expect(ran).toBe(false);
+  expect(outcome).toBeInstanceOf(UnavailableError);
+  expect((outcome as Error).message).toContain('held by PID 4242 on elsewhere');
+  expect(JSON.parse(await readFile(lock, 'utf8'))).toMatchObject({ token: 'other' });
 }
 
 describe('file lock: taken and released by others between two looks', () => {
   it('gives up at its deadline, naming the lock and why, and never runs its work', async () => {
     const lock = join(dir, 'p.json.lock');
     other.lock = lock;
-    let ran = false;
     // A loop that never gives up fails by this test's timeout: a hang guard, generous against
     // the 200 ms it waits, rather than a bound on the time taken.
-    const outcome = await withFileLock(lock, { timeoutMs: 200, staleMs: 60_000 }, async () => {
-      ran = true;
-    }).then(
-      () => 'took the lock',
-      (error: unknown) => error,
-    );
+    const { outcome, ran } = await lockedWork(lock);
     expect(outcome).toBeInstanceOf(UnavailableError);
     expect((outcome as Error).message).toContain(lock);
     expect((outcome as Error).message).toMatch(/taken by other processes every time/);
@@ -154,18 +168,9 @@ describe('file lock: taken and released by others between two looks', () => {
     // under the other's lock.
     await writeDeadLock(lock);
     other.retaking = lock;
-    let ran = false;
-    const outcome = await withFileLock(lock, { timeoutMs: 200, staleMs: 60_000 }, async () => {
-      ran = true;
-    }).then(
-      () => 'took the lock',
-      (error: unknown) => error,
-    );
+    const worked = await lockedWork(lock);
     expect(other.takes).toBe(1);
-    expect(ran).toBe(false);
-    expect(outcome).toBeInstanceOf(UnavailableError);
-    expect((outcome as Error).message).toContain('held by PID 4242 on elsewhere');
-    expect(JSON.parse(await readFile(lock, 'utf8'))).toMatchObject({ token: 'other' });
+    await expectGivenBack(lock, worked);
   });
 
   it.each([
@@ -178,21 +183,12 @@ describe('file lock: taken and released by others between two looks', () => {
       const lock = join(dir, 'p.json.lock');
       // The dead holder's lock, padded so that the other's fits its size, dated to a whole
       // second (so that its modification time can be given to another file exactly).
-      await writeFile(
-        lock,
-        JSON.stringify({ token: 't', host: hostname(), pid: 2 ** 30 }).padEnd(256, ' '),
-      );
+      await writeDeadLock(lock, 256);
       const at = new Date(Math.floor(Date.now() / 1_000) * 1_000 - 10_000);
       await utimes(lock, at, at);
       other.retaking = lock;
       other.retakeAs = retakeAs;
-      let ran = false;
-      const outcome = await withFileLock(lock, { timeoutMs: 200, staleMs: 60_000 }, async () => {
-        ran = true;
-      }).then(
-        () => 'took the lock',
-        (error: unknown) => error,
-      );
+      const worked = await lockedWork(lock);
       // The lock taken again differs from the judged one in that alone.
       const { judged, taken } = other.retaken ?? expect.fail('the lock was not taken again');
       expect([
@@ -204,10 +200,7 @@ describe('file lock: taken and released by others between two looks', () => {
         retakeAs === 'other-mtime',
         retakeAs === 'other-size',
       ]);
-      expect(ran).toBe(false);
-      expect(outcome).toBeInstanceOf(UnavailableError);
-      expect((outcome as Error).message).toContain('held by PID 4242 on elsewhere');
-      expect(JSON.parse(await readFile(lock, 'utf8'))).toMatchObject({ token: 'other' });
+      await expectGivenBack(lock, worked);
     },
   );
 
