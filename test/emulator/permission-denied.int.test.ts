@@ -9,12 +9,35 @@ import { describe, expect, it } from 'vitest';
 import { v2 as run } from '@google-cloud/run';
 import { emulatorClientOptions } from '../../src/adapters/emulator-options.js';
 import { startEmulator } from '../../src/emulator/index.js';
-import { clientsFor, closeClients, codeOf, emulatorAndClients, REGION } from './helpers.js';
+import {
+  clientsFor,
+  closeClients,
+  codeOf,
+  emulatorAndClients,
+  REGION,
+  type Clients,
+} from './helpers.js';
 
 const once = { timeout: 10_000, retry: null };
 const OTHER = 'other-project';
 const QUOTAS = `projects/${OTHER}/locations/global/services/run.googleapis.com`;
 const PREFERENCES = `projects/${OTHER}/locations/global`;
+
+/** A quota preference created under `parent` (a project's locations/global). */
+const createPreference = (c: Clients, parent: string) =>
+  c.quotas.createQuotaPreference(
+    {
+      parent,
+      quotaPreferenceId: 'p1',
+      quotaPreference: {
+        service: 'run.googleapis.com',
+        quotaId: 'NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion',
+        quotaConfig: { preferredValue: 1 },
+        dimensions: { region: REGION },
+      },
+    },
+    once,
+  );
 
 const t = emulatorAndClients();
 
@@ -75,24 +98,7 @@ describe('a project outside the fleet', () => {
         `${PREFERENCES}/quotaPreferences/p1`,
         () => c.quotas.getQuotaPreference({ name: `${PREFERENCES}/quotaPreferences/p1` }, once),
       ],
-      [
-        'cloudquotas.quotas.update',
-        PREFERENCES,
-        () =>
-          c.quotas.createQuotaPreference(
-            {
-              parent: PREFERENCES,
-              quotaPreferenceId: 'p1',
-              quotaPreference: {
-                service: 'run.googleapis.com',
-                quotaId: 'NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion',
-                quotaConfig: { preferredValue: 1 },
-                dimensions: { region: REGION },
-              },
-            },
-            once,
-          ),
-      ],
+      ['cloudquotas.quotas.update', PREFERENCES, () => createPreference(c, PREFERENCES)],
     ];
     for (const [permission, resource, call] of calls) {
       const denied = await codeOf(call());
@@ -114,21 +120,46 @@ describe('a project outside the fleet', () => {
 // Each project below lacks that one permission only: a call checked against another one goes on.
 describe('a project that lacks one permission', () => {
   it('refuses the method that needs it, naming the permission, and no other', async () => {
-    const cases: [string, (project: string) => Promise<unknown>][] = [];
     const projectFor = (permission: string) =>
       `deny-${permission.replace(/\./g, '-')}`.slice(0, 30);
+    const parent = (p: string) => `projects/${p}/locations/${REGION}`;
+    type Callers = { c: Clients; jobs: run.JobsClient; executions: run.ExecutionsClient };
+    const cases: [string, (k: Callers, project: string) => Promise<unknown>][] = [
+      ['run.services.list', (k, p) => k.c.services.listServices({ parent: parent(p) }, once)],
+      [
+        'run.services.get',
+        (k, p) => k.c.services.getService({ name: `${parent(p)}/services/svc` }, once),
+      ],
+      ['run.jobs.list', (k, p) => k.jobs.listJobs({ parent: parent(p) }, once)],
+      [
+        'run.executions.list',
+        (k, p) => k.executions.listExecutions({ parent: `${parent(p)}/jobs/job` }, once),
+      ],
+      [
+        'run.locations.list',
+        (k, p) =>
+          k.c.services.locationsClient.listLocations(
+            { name: `projects/${p}` },
+            { autoPaginate: false },
+          ),
+      ],
+      [
+        'cloudquotas.quotas.get',
+        (k, p) =>
+          k.c.quotas.listQuotaInfos(
+            { parent: `projects/${p}/locations/global/services/run.googleapis.com` },
+            once,
+          ),
+      ],
+      [
+        'cloudquotas.quotas.update',
+        (k, p) => createPreference(k.c, `projects/${p}/locations/global`),
+      ],
+    ];
     const own = await startEmulator({
       fleet: {
         start: '2026-11-27T12:00:00Z',
-        projects: [
-          'run.services.list',
-          'run.services.get',
-          'run.jobs.list',
-          'run.executions.list',
-          'run.locations.list',
-          'cloudquotas.quotas.get',
-          'cloudquotas.quotas.update',
-        ].map((permission) => ({
+        projects: cases.map(([permission]) => ({
           id: projectFor(permission),
           iam: { denied: [permission] },
           services: [{ name: 'svc', region: REGION, maxInstances: 1, demand: 0 }],
@@ -136,67 +167,23 @@ describe('a project that lacks one permission', () => {
       },
       speed: 'manual',
     });
-    const c = clientsFor(own);
     const options = emulatorClientOptions(own.env['GOVERNOR_EMULATOR_HOST'] ?? '');
-    const jobs = new run.JobsClient(options);
-    const executions = new run.ExecutionsClient(options);
-    const parent = (p: string) => `projects/${p}/locations/${REGION}`;
-    cases.push(
-      ['run.services.list', (p) => c.services.listServices({ parent: parent(p) }, once)],
-      [
-        'run.services.get',
-        (p) => c.services.getService({ name: `${parent(p)}/services/svc` }, once),
-      ],
-      ['run.jobs.list', (p) => jobs.listJobs({ parent: parent(p) }, once)],
-      [
-        'run.executions.list',
-        (p) => executions.listExecutions({ parent: `${parent(p)}/jobs/job` }, once),
-      ],
-      [
-        'run.locations.list',
-        (p) =>
-          c.services.locationsClient.listLocations(
-            { name: `projects/${p}` },
-            { autoPaginate: false },
-          ),
-      ],
-      [
-        'cloudquotas.quotas.get',
-        (p) =>
-          c.quotas.listQuotaInfos(
-            { parent: `projects/${p}/locations/global/services/run.googleapis.com` },
-            once,
-          ),
-      ],
-      [
-        'cloudquotas.quotas.update',
-        (p) =>
-          c.quotas.createQuotaPreference(
-            {
-              parent: `projects/${p}/locations/global`,
-              quotaPreferenceId: 'p1',
-              quotaPreference: {
-                service: 'run.googleapis.com',
-                quotaId: 'NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion',
-                quotaConfig: { preferredValue: 1 },
-                dimensions: { region: REGION },
-              },
-            },
-            once,
-          ),
-      ],
-    );
+    const k: Callers = {
+      c: clientsFor(own),
+      jobs: new run.JobsClient(options),
+      executions: new run.ExecutionsClient(options),
+    };
     try {
       for (const [permission, call] of cases) {
-        const denied = await codeOf(call(projectFor(permission)));
+        const denied = await codeOf(call(k, projectFor(permission)));
         expect(denied.code, permission).toBe(status.PERMISSION_DENIED);
         expect(denied.message).toContain(`Permission '${permission}' denied`);
         // A call that needs another permission goes on in the same project.
         const other = cases.find(([p]) => p !== permission && p.startsWith('run.services.'));
-        await expect(other?.[1](projectFor(permission)), permission).resolves.toBeDefined();
+        await expect(other?.[1](k, projectFor(permission)), permission).resolves.toBeDefined();
       }
     } finally {
-      await Promise.all([closeClients(c), jobs.close(), executions.close()]);
+      await Promise.all([closeClients(k.c), k.jobs.close(), k.executions.close()]);
       await own.stop();
     }
   });
