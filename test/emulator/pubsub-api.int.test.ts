@@ -140,12 +140,21 @@ describe("the emulator's Pub/Sub publisher", () => {
     // operation in https://cloud.google.com/pubsub/docs/list-topics):
     // Publish needs pubsub.topics.publish, GetTopic pubsub.topics.get, CreateTopic
     // pubsub.topics.create, ListTopics pubsub.topics.list. Each project below lacks one of them.
-    const permissions = [
-      'pubsub.topics.publish',
-      'pubsub.topics.get',
-      'pubsub.topics.create',
-      'pubsub.topics.list',
-    ];
+    const calls: Record<string, (client: v1.PublisherClient, project: string) => Promise<unknown>> =
+      {
+        'pubsub.topics.publish': (client, p) =>
+          client.publish(
+            { topic: `projects/${p}/topics/alerts`, messages: [{ data: 'eA==' }] },
+            once,
+          ),
+        'pubsub.topics.get': (client, p) =>
+          client.getTopic({ topic: `projects/${p}/topics/alerts` }, once),
+        'pubsub.topics.create': (client, p) =>
+          client.createTopic({ name: `projects/${p}/topics/new` }, once),
+        'pubsub.topics.list': (client, p) =>
+          client.listTopics({ project: `projects/${p}` }, { ...once, autoPaginate: false }),
+      };
+    const permissions = Object.keys(calls);
     const projectOf = (permission: string) => `deny-${permission.replace(/\./g, '-')}`;
     const own = await startEmulator({
       fleet: {
@@ -162,27 +171,16 @@ describe("the emulator's Pub/Sub publisher", () => {
     const client = new v1.PublisherClient(
       emulatorClientOptions(own.env['PUBSUB_EMULATOR_HOST'] ?? ''),
     );
-    const calls: Record<string, (project: string) => Promise<unknown>> = {
-      'pubsub.topics.publish': (p) =>
-        client.publish(
-          { topic: `projects/${p}/topics/alerts`, messages: [{ data: 'eA==' }] },
-          once,
-        ),
-      'pubsub.topics.get': (p) => client.getTopic({ topic: `projects/${p}/topics/alerts` }, once),
-      'pubsub.topics.create': (p) => client.createTopic({ name: `projects/${p}/topics/new` }, once),
-      'pubsub.topics.list': (p) =>
-        client.listTopics({ project: `projects/${p}` }, { ...once, autoPaginate: false }),
-    };
     try {
       for (const permission of permissions) {
         const project = projectOf(permission);
-        const denied = await codeOf(calls[permission]!(project));
+        const denied = await codeOf(calls[permission]!(client, project));
         expect(denied.code, permission).toBe(status.PERMISSION_DENIED);
         expect(denied.message, permission).toContain('User not authorized to perform this action.');
         // A method that needs another permission goes on in the same project.
         const other =
           permission === 'pubsub.topics.get' ? 'pubsub.topics.list' : 'pubsub.topics.get';
-        await expect(calls[other]!(project), permission).resolves.toBeDefined();
+        await expect(calls[other]!(client, project), permission).resolves.toBeDefined();
       }
     } finally {
       await client.close();
