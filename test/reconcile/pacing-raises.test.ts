@@ -143,28 +143,45 @@ describe('raises in rounds against another writer', () => {
 
   type Update = Parameters<CloudRunPort['updateMaxInstances']>[0];
   /**
-   * The run port of `sim` whose first write gets no answer (it may still apply: kept in `held`);
-   * `before(n)` runs before each later write, the n-th, and may refuse it by throwing.
+   * fourRaises(quota, gpus) run once, its first write given no answer (it may still apply);
+   * `before(m, n, u)` runs before each later write, the n-th, and may refuse it by throwing. The
+   * raises' causes, and `landed()`: the GPUs the pool's caps hold once that write lands after all.
    */
-  function firstUnanswered(
-    sim: ReturnType<typeof createSimPorts>,
-    before: (n: number, u: Update) => void,
+  async function firstUnansweredRun(
+    quota: number,
+    gpus: number,
+    before: (m: FleetModel, n: number, u: Update) => void,
   ) {
-    const held: { write: Update | null } = { write: null };
+    const { m, policy, sim, time } = fourRaises(quota, gpus);
+    let held: Update | null = null;
     let writes = 0;
     const run = {
       ...sim.run,
       updateMaxInstances: async (u: Update) => {
         writes += 1;
         if (writes === 1) {
-          held.write = u;
+          held = u;
           throw new UnavailableError('UNAVAILABLE: no answer to the update');
         }
-        before(writes, u);
+        before(m, writes, u);
         return sim.run.updateMaxInstances(u);
       },
     };
-    return { run, held };
+    const report = await reconcileReport(
+      policy,
+      { ports: { ...sim, run }, clock: () => m.now, wallClock: time.now, sleep: time.sleep },
+      { runId: `rounds-uncertain-${quota}`, deadlineMs: 5 * 60_000, writerId: 'me' },
+    );
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    return {
+      causes: raises.map((w) => w.cause),
+      writes: JSON.stringify(report.writes),
+      landed: async () => {
+        if (held === null) throw new Error('no write went unanswered');
+        await sim.run.updateMaxInstances(held);
+        return m.pools(PROJECT)[0]?.capsGpus;
+      },
+    };
   }
 
   it('a quota cut just after the first round: its raises come back before the next round waits for slots', async () => {
@@ -248,24 +265,12 @@ describe('raises in rounds against another writer', () => {
     // is not answered (it may still apply); the quota is cut to 7 as the first round ends. The
     // second round has room for one raise beside it, not two: should the unanswered write land
     // later, the pool still fits its quota.
-    const { m, policy, sim, time } = fourRaises();
-    const { run, held } = firstUnanswered(sim, (n) => {
+    const { causes, writes, landed } = await firstUnansweredRun(8, 1, (m, n) => {
       if (n === 2) m.setQuota(m.quotaEntries(PROJECT)[0]!.key, 7);
     });
-    const report = await reconcileReport(
-      policy,
-      { ports: { ...sim, run }, clock: () => m.now, wallClock: time.now, sleep: time.sleep },
-      { runId: 'rounds-uncertain', deadlineMs: 5 * 60_000, writerId: 'me' },
-    );
-    const raises = report.writes.filter((w) => w.planned > w.from);
-    expect(
-      raises.map((w) => w.cause),
-      JSON.stringify(report.writes),
-    ).toEqual(['uncertain', 'written', 'written', 'no-room']);
+    expect(causes, writes).toEqual(['uncertain', 'written', 'written', 'no-room']);
     // The unanswered write lands after all: the pool holds its quota, no more.
-    expect(held.write).not.toBeNull();
-    if (held.write) await sim.run.updateMaxInstances(held.write);
-    expect(m.pools(PROJECT)[0]?.capsGpus).toBe(7);
+    expect(await landed()).toBe(7);
   });
 
   it('a raise of two GPUs an instance whose write went unanswered keeps all its GPUs spent in the later rounds, a refused one none', async () => {
@@ -274,26 +279,14 @@ describe('raises in rounds against another writer', () => {
     // (it may still apply); the quota is cut to 13 as the second is sent, which Cloud Run refuses
     // for its quota. The second round reads 8 GPUs held, 5 free, 2 of them the unanswered raise's:
     // room for one raise, not two.
-    const { m, policy, sim, time } = fourRaises(16, 2);
-    const { run, held } = firstUnanswered(sim, (n, u) => {
+    const { causes, writes, landed } = await firstUnansweredRun(16, 2, (m, n, u) => {
       if (n !== 2) return;
       m.setQuota(m.quotaEntries(PROJECT)[0]!.key, 13);
       throw new QuotaRejectedError(`FAILED_PRECONDITION: ${u.name} does not fit the GPU quota`);
     });
-    const report = await reconcileReport(
-      policy,
-      { ports: { ...sim, run }, clock: () => m.now, wallClock: time.now, sleep: time.sleep },
-      { runId: 'rounds-uncertain-two', deadlineMs: 5 * 60_000, writerId: 'me' },
-    );
-    const raises = report.writes.filter((w) => w.planned > w.from);
-    expect(
-      raises.map((w) => w.cause),
-      JSON.stringify(report.writes),
-    ).toEqual(['uncertain', 'failed', 'written', 'no-room']);
+    expect(causes, writes).toEqual(['uncertain', 'failed', 'written', 'no-room']);
     // The unanswered write lands after all: the pool stays within its quota.
-    expect(held.write).not.toBeNull();
-    if (held.write) await sim.run.updateMaxInstances(held.write);
-    expect(m.pools(PROJECT)[0]?.capsGpus).toBe(12);
+    expect(await landed()).toBe(12);
   });
 
   it('a lease that cannot be read again after the first round: the later rounds raise nothing', async () => {
