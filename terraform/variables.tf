@@ -81,7 +81,7 @@ variable "function" {
     available_cpu    = optional(string, "1")
     environment      = optional(map(string), {})
   })
-  description = "The function's resources. timeout_seconds bounds a request; run_deadline (GOVERNOR_RUN_DEADLINE, \"240s\" or \"4m\") is when the governor stops starting writes, and must be at least 15 s shorter than the timeout so that it can still publish and answer. available_cpu and available_memory must fit together as Cloud Run requires (checked at plan time): 1 to 8 vCPUs or 0.08 to 1, at most 4 GiB with 1 vCPU, 8 GiB with 2, 32 GiB in all. environment adds variables; it cannot override the module's GOVERNOR_POLICY, GOVERNOR_STATE_STORE, GOVERNOR_FIRESTORE_*, GOVERNOR_RUN_DEADLINE, GOOGLE_CLOUD_PROJECT or NODE_ENV, nor set anything that redirects the API calls (*_EMULATOR_HOST, GOVERNOR_EMULATOR_*, proxies, TLS overrides, GOOGLE_APPLICATION_CREDENTIALS). The function always runs at most one instance with one request at a time."
+  description = "The function's resources. timeout_seconds bounds a request; run_deadline (GOVERNOR_RUN_DEADLINE, \"240s\" or \"4m\") is when the governor stops starting writes, and must be at least 15 s shorter than the timeout so that it can still publish and answer. available_cpu and available_memory must fit together as Cloud Run requires (checked at plan time): 1, 2, 4, 6 or 8 vCPUs or 0.08 to 1, at most 4 GiB with 1 vCPU, 8 GiB with 2, 32 GiB in all. environment adds variables; it cannot override the module's GOVERNOR_POLICY, GOVERNOR_STATE_STORE, GOVERNOR_FIRESTORE_*, GOVERNOR_RUN_DEADLINE, GOOGLE_CLOUD_PROJECT or NODE_ENV, nor set anything that redirects the API calls (*_EMULATOR_HOST, GOVERNOR_EMULATOR_*, proxies, TLS overrides, GOOGLE_APPLICATION_CREDENTIALS). The function always runs at most one instance with one request at a time."
   default     = {}
 
   # Cloud Scheduler waits for an HTTP target at most 30 minutes: Job.attempt_deadline "must be in
@@ -112,12 +112,16 @@ variable "function" {
     error_message = "function.available_memory must look like 512Mi or 1Gi."
   }
 
-  # A function is a Cloud Run service, and Cloud Run refuses CPU and memory that do not fit: "any
-  # integer value up to a maximum of 8" vCPUs, or "any value between 0.08 and 1"
-  # (https://cloud.google.com/run/docs/configuring/services/cpu).
+  # A function is a Cloud Run service, and Cloud Run refuses CPU and memory that do not fit: "any of
+  # the values shown in the following table" (1, 2, 4, 6 or 8 vCPUs), or "any value between 0.08 and
+  # 1, in increments of 0.001" (https://cloud.google.com/run/docs/configuring/services/cpu). An older
+  # version of that page allowed "any integer value up to a maximum of 8"; Google's reference for
+  # another API that sets a Cloud Run service's CPU says "1, 2, 4, 6, or 8 CPUs" (RunConfig.cpu,
+  # https://googleapis.dev/dotnet/Google.Apis.FirebaseAppHosting.v1/latest/api/Google.Apis.FirebaseAppHosting.v1.Data.RunConfig.html),
+  # so 3, 5 and 7 are refused here rather than by a deployment.
   validation {
-    condition     = can(regex("^(0\\.[0-9]{1,3}|1(\\.0{1,3})?|[2-8])$", var.function.available_cpu)) && try(tonumber(var.function.available_cpu) >= 0.08, false)
-    error_message = "function.available_cpu must be a whole number of vCPUs from 1 to 8, or a fraction from 0.08 to 1 such as \"0.5\" (Cloud Run's CPU limits)."
+    condition     = can(regex("^(0\\.[0-9]{1,3}|1(\\.0{1,3})?|[2468])$", var.function.available_cpu)) && try(tonumber(var.function.available_cpu) >= 0.08, false)
+    error_message = "function.available_cpu must be 1, 2, 4, 6 or 8 vCPUs, or a fraction from 0.08 to 1 such as \"0.5\" (Cloud Run's CPU limits)."
   }
 
   # Memory against CPU: more than 4 GiB needs 2 vCPUs, more than 8 GiB 4, more than 16 GiB 6, more

@@ -147,7 +147,8 @@ describe('variables', () => {
   });
 
   // A function is a Cloud Run service, and Cloud Run refuses a revision whose CPU and memory do
-  // not fit: "any integer value up to a maximum of 8" vCPUs or "any value between 0.08 and 1";
+  // not fit: 1, 2, 4, 6 or 8 vCPUs ("any of the values shown in the following table") or "any value
+  // between 0.08 and 1";
   // 4 vCPUs need 2 GiB, 6 or 8 need 4 GiB; under 1 vCPU, more than 512 MiB needs 0.5 and more than
   // 1 GiB needs 1 (https://cloud.google.com/run/docs/configuring/services/cpu); more than 4 GiB
   // needs 2 vCPUs, more than 8 GiB 4, more than 16 GiB 6, more than 24 GiB 8, and 32 GiB is the
@@ -181,6 +182,9 @@ describe('variables', () => {
     ['0.5', '2Gi', false],
     ['1.5', '1Gi', false],
     ['9', '32Gi', false],
+    ['3', '8Gi', false],
+    ['5', '16Gi', false],
+    ['7', '24Gi', false],
     ['0.05', '128Mi', false],
     ['one', '512Mi', false],
   ])('function: %s vCPU with %s is accepted: %s, as Cloud Run would', (cpu, memory, accepted) => {
