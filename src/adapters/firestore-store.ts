@@ -64,6 +64,7 @@
  */
 import { DiscoveryCache } from '../core/discovery.js';
 import type { DiscoveryCacheStore } from '../ports/index.js';
+import { createHash } from 'node:crypto';
 import { gunzipSync, gzipSync } from 'node:zlib';
 
 import {
@@ -300,7 +301,7 @@ export function createFirestoreStateStore(
           };
           const target = projectDoc(project)
             .collection('outbox-set-aside')
-            .doc(`${ref.id}@${setAsideAt}`);
+            .doc(setAsideId(ref.id, setAsideAt));
           tx.set(target, fitSetAside(kept, target.path));
           tx.delete(ref);
           tx.set(countRef, { dropped: countOf(count, countRef.path).dropped + 1 });
@@ -755,6 +756,21 @@ async function oldestReadable(
   );
   const readable = ids.filter((id) => !unreadable.has(id));
   return readable.slice(0, Math.max(0, readable.length - limit));
+}
+
+/** The longest document id Firestore takes (https://cloud.google.com/firestore/quotas). */
+const MAX_DOCUMENT_ID_BYTES = 1_500;
+
+/**
+ * The id of an entry's set-aside copy: `<its id>@<when>`, or, when that is longer than a document
+ * id may be (an id another program gave its document, up to the same 1,500 bytes), a digest of
+ * its id in its place: the copy names the whole id in its `id` field. Over it, the move failed,
+ * and with it every read of the outbox, for good.
+ */
+function setAsideId(id: string, setAsideAt: string): string {
+  const plain = `${id}@${setAsideAt}`;
+  if (Buffer.byteLength(plain) <= MAX_DOCUMENT_ID_BYTES) return plain;
+  return `sha256-${createHash('sha256').update(id).digest('hex')}@${setAsideAt}`;
 }
 
 /** The most a Firestore document holds (https://cloud.google.com/firestore/quotas). */

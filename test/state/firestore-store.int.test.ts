@@ -375,6 +375,25 @@ describe('Firestore store: documents', () => {
     expect(await store.listOutbox(project)).toEqual({ entries: [], dropped: 2 });
   });
 
+  it('sets aside an unreadable outbox document whose id is as long as an id may be; the runs go on', async () => {
+    // A document id is at most 1,500 bytes (https://cloud.google.com/firestore/quotas): the
+    // set-aside copy named `<id>@<when>` was over it, the move failed, and with it every read of
+    // the outbox, for good.
+    const project = freshProject();
+    const id = 'x'.repeat(1_490);
+    const box = `${collection}/${project}/outbox`;
+    await raw
+      .doc(`${box}/${id}`)
+      .set({ json: 'garbage', state: 'ready', storedAt: at, order: '0' });
+    const read = await store.listOutbox(project);
+    expect(read.setAside?.map((s) => s.id)).toEqual([id]);
+    expect(read.dropped).toBe(1);
+    expect((await raw.doc(`${box}/${id}`).get()).exists).toBe(false);
+    const kept = (await raw.collection(`${collection}/${project}/outbox-set-aside`).get()).docs;
+    expect(kept.map((d) => d.get('id'))).toEqual([id]);
+    expect(await store.listOutbox(project)).toEqual({ entries: [], dropped: 1 });
+  });
+
   it('lets two clients race for the lease: exactly one wins', async () => {
     const project = freshProject();
     const clients = [1, 2, 3].map(() => createFirestoreStateStore({ projectId }));
