@@ -425,6 +425,22 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       expect(await store.breakLease(project, beta)).toBe(false);
     });
 
+    it('breakLease with the lease shown leaves one its holder took again since', async () => {
+      // The same holder (another program reusing a name), released and taken anew: another lease.
+      const store = open();
+      const project = freshProject();
+      await store.acquireLease(project, 'alpha', ttl, at(0));
+      const shown = await store.readLease(project);
+      if (shown === null) throw new Error('no lease');
+      expect(await store.releaseLease(project, 'alpha')).toBe(true);
+      await store.acquireLease(project, 'alpha', ttl, at(1_000));
+      expect(await store.breakLease(project, shown)).toBe(false);
+      expect(await store.readLease(project)).toMatchObject({
+        holder: 'alpha',
+        acquiredAt: at(1_000),
+      });
+    });
+
     it('refuses nonsense arguments before touching the store', async () => {
       const store = open();
       const project = freshProject();
@@ -528,6 +544,23 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       await store.removeOutbox(project, [outboxEntry(4).alert.id], 3);
       expect(await store.listOutbox(project)).toMatchObject({ dropped: 0 });
       expect((await store.listOutbox(project)).entries).toHaveLength(3);
+    });
+
+    it('an announcement of more drops than are counted leaves the count at 0, never below', async () => {
+      // Another writer may have announced some of them meanwhile.
+      const store = open();
+      const project = freshProject();
+      expect(CONTRACT_OUTBOX_LIMIT).toBe(4);
+      expect(
+        await store.putOutbox(
+          project,
+          [1, 2, 3, 4, 5].map((n) => outboxEntry(n)),
+        ),
+      ).toBe(1);
+      await store.removeOutbox(project, [], 3);
+      expect(await store.listOutbox(project)).toMatchObject({ dropped: 0 });
+      expect(await store.putOutbox(project, [outboxEntry(6)])).toBe(1);
+      expect(await store.listOutbox(project)).toMatchObject({ dropped: 1 });
     });
 
     it('keeps entries in the order they were stored, whatever their storedAt says', async () => {
