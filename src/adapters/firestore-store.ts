@@ -104,6 +104,7 @@ import {
   DEFAULT_KEEP_RUNS,
   keepUnreadable,
   Lease,
+  MAX_LEASE_CLOCK_SKEW_MS,
   parseRunRecord,
   parseStoredKnown,
   parseStored,
@@ -662,7 +663,7 @@ function leaseOf(snap: DocumentSnapshot, ref: DocumentReference): Lease | null {
 }
 
 /**
- * Refuses to take or renew a lease on a machine whose clock is more than the clock skew allowed
+ * Refuses to take or renew a lease on a machine whose clock is more than MAX_LEASE_CLOCK_SKEW_MS
  * away from Firestore's. A lease is timed on the clock of whoever takes it, and every governor
  * judges it on its own: one taken on a clock a day behind has expired for everyone else at once,
  * and two runs would write the same pool together; one taken a day ahead holds everyone off for a
@@ -670,7 +671,7 @@ function leaseOf(snap: DocumentSnapshot, ref: DocumentReference): Lease | null {
  */
 function checkClock(serverMs: number, hereMs: number, project: string): void {
   const skewMs = hereMs - serverMs;
-  if (Math.abs(skewMs) <= MAX_CLOCK_SKEW_MS) return;
+  if (Math.abs(skewMs) <= MAX_LEASE_CLOCK_SKEW_MS) return;
   const seconds = Math.round(Math.abs(skewMs) / 1000).toLocaleString('en-US');
   throw new ClockSkewError(
     `this machine's clock is ${seconds} s ${skewMs < 0 ? 'behind' : 'ahead of'} Firestore's ` +

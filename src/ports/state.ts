@@ -761,6 +761,16 @@ export class StateTooLargeError extends UpstreamError {}
  */
 export class ClockSkewError extends UpstreamError {}
 
+/**
+ * The most a machine's clock may be from the store's to take or renew a lease there (the Firestore
+ * store, ClockSkewError). A lease is timed on its taker's clock and judged on each reader's own:
+ * a holder's clock behind and a reader's ahead make it end, for that reader, earlier by both
+ * offsets. A lease outlives its run's deadline by a margin (reconcile/lease.ts LEASE_MARGIN_MS, a
+ * minute), so each clock may be off by half of it at most; off by more, another governor takes
+ * the lease while its holder still writes.
+ */
+export const MAX_LEASE_CLOCK_SKEW_MS = 30_000;
+
 /** What clears a lease nobody can take: printed wherever such a lease stops a run. */
 const UNLOCK_FIX = 'governor unlock --policy <file> --yes';
 

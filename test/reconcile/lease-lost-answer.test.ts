@@ -5,7 +5,8 @@ import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
 import { UnavailableError } from '../../src/errors.js';
-import type { StateStore } from '../../src/ports/index.js';
+import { MAX_LEASE_CLOCK_SKEW_MS, type StateStore } from '../../src/ports/index.js';
+import { LEASE_MARGIN_MS } from '../../src/reconcile/lease.js';
 import { onePoolFleet } from '../support/fixtures.js';
 import { reconcileReport } from '../support/reconcile-run.js';
 
@@ -125,5 +126,13 @@ describe('a lease another run holds', () => {
     // At 0, 20 s and 40 s: the next retry would come at the deadline itself, when no call starts.
     expect(asked.map((t) => t - start)).toEqual([0, 20_000, 40_000]);
     expect(report.outcome).toBe('lease-held');
+  });
+});
+
+describe('the lease margin', () => {
+  it('covers two clocks each off by as much as a lease may be taken on, in opposite directions', () => {
+    // The holder's clock behind and a reader's ahead end the lease early, for that reader, by
+    // both offsets: within the margin, the holder's run has ended by then.
+    expect(LEASE_MARGIN_MS).toBeGreaterThanOrEqual(2 * MAX_LEASE_CLOCK_SKEW_MS);
   });
 });

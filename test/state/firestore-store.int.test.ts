@@ -208,7 +208,7 @@ describe('Firestore store: documents', () => {
     );
   });
 
-  it("takes no lease on a machine whose clock is more than a minute from Firestore's", async () => {
+  it("takes no lease on a machine whose clock is more than 30 s from Firestore's", async () => {
     const DAY = 86_400_000;
     const offBy = (ms: number) =>
       createFirestoreStateStore({ projectId, wallClock: () => Date.now() + ms });
@@ -245,6 +245,48 @@ describe('Firestore store: documents', () => {
       });
     } finally {
       await close.close();
+    }
+  });
+
+  it('keeps a lease from another machine until its run ends, with each clock as far off as a lease may be taken on', async () => {
+    // A lease is timed on its taker's clock and judged on each reader's own: a holder's clock
+    // behind and a reader's ahead put its expiry, for that reader, earlier by both offsets. The
+    // lease outlives its run's deadline by LEASE_MARGIN_MS (a minute): 45 s each way made it
+    // end for the reader 30 s before the holder's deadline, and both wrote the same pools.
+    const deadlineMs = 120_000;
+    const ttlMs = deadlineMs + 60_000;
+    const project = freshProject();
+    const offBy = (ms: number) =>
+      createFirestoreStateStore({
+        projectId,
+        timeoutMs: FIRESTORE_CALL_TIMEOUT_MS,
+        wallClock: () => Date.now() + ms,
+      });
+    const behind = offBy(-45_000);
+    try {
+      const asked = new Date(Date.now() - 45_000).toISOString();
+      await expect(behind.acquireLease(project, 'behind', ttlMs, asked)).rejects.toBeInstanceOf(
+        ClockSkewError,
+      );
+    } finally {
+      await behind.close();
+    }
+    // Within what is allowed, the other side finds it held up to the holder's deadline.
+    const [holder, reader] = [offBy(-25_000), offBy(25_000)];
+    try {
+      const start = Date.now();
+      const taken = new Date(start - 25_000).toISOString();
+      expect(await holder.acquireLease(project, 'holder', ttlMs, taken)).toMatchObject({
+        acquired: true,
+      });
+      // The reader's time just before the holder's deadline (start + deadlineMs, real time).
+      const late = new Date(start + deadlineMs - 1_000 + 25_000).toISOString();
+      expect(await reader.acquireLease(project, 'reader', ttlMs, late)).toMatchObject({
+        acquired: false,
+        heldBy: 'holder',
+      });
+    } finally {
+      await Promise.all([holder.close(), reader.close()]);
     }
   });
 
