@@ -81,7 +81,7 @@ import { z } from 'zod';
 import { translateGrpcError } from './grpc-errors.js';
 import { grpcCode } from './retry.js';
 import { capFaults, errorMessage, UnavailableError, type Fault } from '../errors.js';
-import { jsonErrorText, zodFaults } from '../core/document.js';
+import { jsonErrorText, nestingFault, zodFaults } from '../core/document.js';
 import { Alert } from '../core/alert.js';
 import { MAX_CLOCK_SKEW_MS } from '../core/duration.js';
 import { compareText } from '../core/pool.js';
@@ -882,6 +882,8 @@ function nextOrder(last: string | null, storedAt: string, i: number): string {
 function outboxEntryOf(data: unknown, path: string): { entry: OutboxEntry } | { faults: Fault[] } {
   const doc = OutboxDocument.safeParse(data);
   if (!doc.success) return { faults: capFaults(zodFaults(doc.error)) };
+  const deep = nestingFault(doc.data.json);
+  if (deep !== null) return { faults: [{ path: 'json', message: deepText(deep) }] };
   let json: unknown;
   try {
     json = JSON.parse(doc.data.json);
@@ -986,7 +988,18 @@ function unpack(gz: Uint8Array, path: string): string {
   }
 }
 
+/**
+ * Stored JSON text as a value, or StateCorruptError naming the document: text that is not JSON,
+ * or JSON nested far deeper than the governor writes (nestingFault, the file store's bound).
+ * JSON.parse reads the latter, but JSON.stringify recurses once per level: written back or
+ * published, thousands of levels overflow the stack, failing every run with an error that names
+ * nothing. Firestore keeps whatever text another program stores in a field.
+ */
 function parseJson(text: string, path: string): unknown {
+  const deep = nestingFault(text);
+  if (deep !== null) {
+    throw new StateCorruptError(`document ${path}`, [{ path: '', message: deepText(deep) }]);
+  }
   try {
     return JSON.parse(text);
   } catch (error) {
@@ -996,4 +1009,9 @@ function parseJson(text: string, path: string): unknown {
       { cause: error },
     );
   }
+}
+
+/** A nesting fault of stored JSON text, in one message: what, and where in the text. */
+function deepText(fault: Fault): string {
+  return `${fault.message} (${fault.path} of its JSON text)`;
 }

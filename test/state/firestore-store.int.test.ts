@@ -436,6 +436,38 @@ describe('Firestore store: documents', () => {
     expect(await store.listOutbox(project)).toEqual({ entries: [], dropped: 1 });
   });
 
+  it('refuses stored JSON text nested thousands of levels deep, naming the document, as the file store does', async () => {
+    // JSON.parse reads it, but JSON.stringify recurses once per level and overflows the stack:
+    // read as an alert, it failed every run that published or saved it, naming nothing.
+    const deep = (n: number) => `${'['.repeat(n)}${']'.repeat(n)}`;
+    const project = freshProject();
+    const alert = makeAlert(
+      { at, runId: 'r' },
+      { project, region: 'us-central1', accelerator: 'nvidia-l4', zonalRedundancy: true },
+      { type: 'rebalance.applied', status: 'event', severity: 'INFO', summary: 's', details: {} },
+    );
+    const json = JSON.stringify(alert).replace('"details":{}', `"details":{"x":${deep(20_000)}}`);
+    const box = `${collection}/${project}/outbox`;
+    await raw.doc(`${box}/deep`).set({ json, state: 'ready', storedAt: at, order: '0' });
+    const read = await store.listOutbox(project);
+    expect(read.entries).toEqual([]);
+    expect(read.setAside).toEqual([
+      {
+        id: 'deep',
+        faults: [{ path: 'json', message: expect.stringMatching(/nested more than 100 deep/) }],
+      },
+    ]);
+    const conditions = `${collection}/${project}/state/conditions`;
+    await raw.doc(conditions).set({ json: `{"k":${deep(20_000)}}`, savedAt: at });
+    const error: unknown = await store.loadConditions(project).then(
+      () => null,
+      (e: unknown) => e,
+    );
+    expect(error).toBeInstanceOf(StateCorruptError);
+    expect(String(error)).toContain(conditions);
+    expect(String(error)).toContain('nested more than 100 deep');
+  });
+
   it('lets two clients race for the lease: exactly one wins', async () => {
     const project = freshProject();
     const clients = [1, 2, 3].map(() => createFirestoreStateStore({ projectId }));
