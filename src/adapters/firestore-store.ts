@@ -779,9 +779,9 @@ const MAX_FIRESTORE_DOCUMENT_BYTES = 1_048_576;
 
 /**
  * A set-aside entry as it fits one document. Kept whole beside its faults, an entry stored near
- * the 1 MiB a document holds (by another program, by hand) is over it: the move failed, and with
- * it every read of the outbox, for good. Then `stored` holds its JSON text gzipped, and a fault
- * says so; should even that not fit (over 1 MiB that does not compress), the text cut to fit,
+ * the 1 MiB a document holds (by another program, by hand) is over it, and one whose maps nest
+ * the 20 levels a document may is one level deeper: the move failed, and with it every read of
+ * the outbox, for good. Then `stored` holds its JSON text gzipped, and a fault says so; should even that not fit (over 1 MiB that does not compress), the text cut to fit,
  * and a fault says how much of it was cut.
  */
 function fitSetAside(entry: SetAsideEntry, path: string): SetAsideEntry {
@@ -791,8 +791,11 @@ function fitSetAside(entry: SetAsideEntry, path: string): SetAsideEntry {
     faults: [...entry.faults, { path: '', message }],
   });
   const fits = (e: SetAsideEntry) => documentBytes(path, e) <= MAX_FIRESTORE_DOCUMENT_BYTES;
-  if (fits(entry)) return entry;
-  const tooLarge = 'too large to keep beside its faults in one document (1 MiB)';
+  const shallow = depthOf(entry) <= MAX_FIRESTORE_DEPTH;
+  if (shallow && fits(entry)) return entry;
+  const tooLarge = shallow
+    ? 'too large to keep beside its faults in one document (1 MiB)'
+    : `nested too deep to keep beside its faults in one document (${MAX_FIRESTORE_DEPTH} levels)`;
   const text = JSON.stringify(entry.stored) ?? 'null';
   const gzipped = noted(gzipSync(text), `${tooLarge}: stored holds its JSON text gzipped`);
   if (fits(gzipped)) return gzipped;
@@ -803,6 +806,24 @@ function fitSetAside(entry: SetAsideEntry, path: string): SetAsideEntry {
   const room = MAX_FIRESTORE_DOCUMENT_BYTES - documentBytes(path, noted('', cutNote(bytes))) - 4;
   const cut = Buffer.from(text).subarray(0, Math.max(0, room)).toString('utf8');
   return noted(cut, cutNote(Buffer.byteLength(cut)));
+}
+
+/** The deepest a document's maps and arrays nest (https://cloud.google.com/firestore/quotas). */
+const MAX_FIRESTORE_DEPTH = 20;
+
+/**
+ * How deep a document's fields nest, as the client counts it: a map or an array is one level more
+ * than the deepest value in it; anything else (text, a number, bytes, a time) none.
+ */
+function depthOf(fields: Record<string, unknown>): number {
+  const depth = (v: unknown): number => {
+    if (Array.isArray(v)) return 1 + v.reduce((n: number, x) => Math.max(n, depth(x)), 0);
+    if (typeof v !== 'object' || v === null || Object.getPrototypeOf(v) !== Object.prototype) {
+      return 0;
+    }
+    return 1 + Object.values(v).reduce((n: number, x) => Math.max(n, depth(x)), 0);
+  };
+  return Object.values(fields).reduce((n: number, x) => Math.max(n, depth(x)), 0);
 }
 
 /**

@@ -417,6 +417,28 @@ describe('Firestore store: documents', () => {
     expect(await store.listOutbox(project)).toEqual({ entries: [], dropped: 2 });
   });
 
+  it('sets aside an unreadable outbox document nested as deep as a document may be; the runs go on', async () => {
+    // A document's maps nest at most 20 deep (https://cloud.google.com/firestore/quotas): kept
+    // whole under `stored`, one level deeper, the move failed, and with it every read of the
+    // outbox, for good.
+    const project = freshProject();
+    let nested: Record<string, unknown> = { leaf: 1 };
+    for (let i = 1; i < 20; i++) nested = { n: nested };
+    const box = `${collection}/${project}/outbox`;
+    const deep = { json: 'garbage', state: 'ready', storedAt: at, order: '0', extra: nested };
+    await raw.doc(`${box}/deep`).set(deep);
+    const read = await store.listOutbox(project);
+    expect(read.setAside?.map((s) => s.id)).toEqual(['deep']);
+    expect(read.dropped).toBe(1);
+    expect((await raw.doc(`${box}/deep`).get()).exists).toBe(false);
+    const [kept] = (await raw.collection(`${collection}/${project}/outbox-set-aside`).get()).docs;
+    const stored: unknown = kept?.get('stored');
+    expect(stored).toBeInstanceOf(Uint8Array);
+    expect(JSON.parse(gunzipSync(stored as Uint8Array).toString('utf8'))).toEqual(deep);
+    expect(JSON.stringify(kept?.get('faults'))).toContain('nested too deep');
+    expect(await store.listOutbox(project)).toEqual({ entries: [], dropped: 1 });
+  });
+
   it('sets aside an unreadable outbox document whose id is as long as an id may be; the runs go on', async () => {
     // A document id is at most 1,500 bytes (https://cloud.google.com/firestore/quotas): the
     // set-aside copy named `<id>@<when>` was over it, the move failed, and with it every read of
