@@ -781,8 +781,9 @@ const MAX_FIRESTORE_DOCUMENT_BYTES = 1_048_576;
  * A set-aside entry as it fits one document. Kept whole beside its faults, an entry stored near
  * the 1 MiB a document holds (by another program, by hand) is over it, and one whose maps nest
  * the 20 levels a document may is one level deeper: the move failed, and with it every read of
- * the outbox, for good. Then `stored` holds its JSON text gzipped, and a fault says so; should even that not fit (over 1 MiB that does not compress), the text cut to fit,
- * and a fault says how much of it was cut.
+ * the outbox, for good. Then `stored` holds its JSON text gzipped, and a fault says so; should
+ * even that not fit (over 1 MiB that does not compress), the text cut to fit, and a fault says
+ * how much of it was cut.
  */
 function fitSetAside(entry: SetAsideEntry, path: string): SetAsideEntry {
   const noted = (stored: unknown, message: string): SetAsideEntry => ({
