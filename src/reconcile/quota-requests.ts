@@ -324,8 +324,10 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
     let existing: QuotaPreferenceView | undefined;
     let everyRegion: QuotaPreferenceView | undefined;
     let bearing: ListedPreference | undefined;
+    let decidedOn = '';
     try {
       const ofQuota = (await list()).filter((p) => p.quotaId === quotaId);
+      decidedOn = preferencesOfPool(ofQuota, rec.region);
       const own = ofQuota.find((p) => p.region === rec.region);
       const all = ofQuota.find((p) => p.region === null);
       // The region's own preference decides its quota; without one, the one for every region.
@@ -462,6 +464,39 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
         continue;
       }
     }
+    // A person's answer may have taken minutes: what the filing was decided on (the pool's
+    // preferences, Google's quota) is read again, and anything changed meanwhile files nothing
+    // this run, as the raises of the caps wait for a fresh read after the plan's prompt. A
+    // preference for every region filed meanwhile would be doubled, and a quota raised meanwhile
+    // would turn the request into a decrease. The next run decides, and asks, again.
+    if (input.confirm) {
+      listed = null;
+      let now: string;
+      try {
+        now = preferencesOfPool(
+          (await list()).filter((p) => p.quotaId === quotaId),
+          rec.region,
+        );
+      } catch (e) {
+        failed(
+          'list',
+          parent,
+          e,
+          `${rec.key}: could not file the confirmed quota request: the preferences could not be listed again`,
+        );
+        break;
+      }
+      input.quotas.clearCache?.();
+      const again = await readAgain((q) => input.quotas.gpuQuota(q), "Google's quota");
+      if (!again.ok) continue;
+      if (now !== decidedOn || again.value !== google) {
+        log.log(
+          'WARNING',
+          `${rec.key}: no quota request filed: ${now !== decidedOn ? "the pool's quota preferences" : `Google's quota (${google} when asked, ${again.value ?? 'none'} now)`} changed while the request was being confirmed; the next run decides again`,
+        );
+        continue;
+      }
+    }
     const planned = plannedQuotaRequest(
       ctx,
       rec,
@@ -558,6 +593,22 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
  */
 function uncertain(e: unknown): boolean {
   return e instanceof UnavailableError || !(e instanceof UpstreamError || e instanceof InputError);
+}
+
+/**
+ * The preferences that bear on a pool's region (its own, and the one for every region), as they
+ * were read: compared before and after a person's confirmation.
+ */
+function preferencesOfPool(ofQuota: readonly ListedPreference[], region: string): string {
+  return JSON.stringify(
+    ofQuota
+      .filter((p) => p.region === region || p.region === null)
+      .map((p) =>
+        p.unreadable !== undefined
+          ? [p.name, p.region, p.unreadable]
+          : [p.name, p.region, p.etag, p.preferredValue, p.grantedValue, p.reconciling],
+      ),
+  );
 }
 
 type Filing =

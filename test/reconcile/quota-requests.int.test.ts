@@ -491,6 +491,43 @@ describe('quota requests in a run', () => {
     expect((await store.readLease(P))?.holder).toBe('other-run');
   });
 
+  it('files nothing beside a preference for every region someone filed while the person answered', async () => {
+    // What the run listed before the prompt is minutes old at the answer: a preference for every
+    // region filed meanwhile is the pool's pending request (as when listed before the prompt), and
+    // a regional one filed beside it would take the region out of it once granted.
+    const { report } = await answeredLate('run-late-answer-wide', async () => {
+      await other.createQuotaPreference({
+        parent: `projects/${P}/locations/global`,
+        quotaPreferenceId: 'every-region',
+        quotaPreference: {
+          service: 'run.googleapis.com',
+          quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+          quotaConfig: { preferredValue: '20' },
+          contactEmail: 'someone@example.com',
+        },
+      });
+    });
+    expect(types(report)).toEqual([]);
+    expect(quotaPreferences(emulator.model).map((p) => p.name.split('/').pop())).toEqual([
+      'every-region',
+    ]);
+    expect((await store.listOutbox(P)).entries).toEqual([]);
+    expect(log.lines.map((l) => l.message).join('\n')).toMatch(
+      /no quota request filed: .*changed while the request was being confirmed/,
+    );
+  });
+
+  it("files nothing for less than Google's quota raised while the person answered", async () => {
+    // Asked 4 → 8; the quota is 8 at the answer: a preference for 8 would raise nothing, and a
+    // lower one would be a decrease, which Google applies at once.
+    const { report } = await answeredLate('run-late-answer-raised', async () => {
+      emulator.setQuota({ project: P, region: US, quota: 8 });
+    });
+    expect(types(report)).toEqual([]);
+    expect(quotaPreferences(emulator.model)).toEqual([]);
+    expect(await tracked()).toBeUndefined();
+  });
+
   it('files nothing when off, in a dry run, or without the port; the recommendation is still recorded', async () => {
     expect(types(await run(policyOf({ enabled: false })))).toEqual([]);
     emulator.advance(60_000);
