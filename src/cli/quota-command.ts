@@ -89,9 +89,12 @@ export async function runQuotaRecommend(
   const settings = policy.quotaRequests;
   // What the next run's rule (requestToFile) says for the pool: never while a request is
   // pending, nor within the cooldown after a decision; at most maxIncrease above the quota.
+  // A run files only for the pools it plans: none in a region the policy no longer lists.
   const decide = (r: QuotaRecommendation) =>
     settings?.enabled && r.recommended !== null
-      ? requestToFile(r, requests[r.key], settings, at)
+      ? policy.regions && !policy.regions.includes(r.region)
+        ? { file: false as const, why: `the policy does not govern ${r.region}` }
+        : requestToFile(r, requests[r.key], settings, at)
       : null;
   const filed = (r: QuotaRecommendation): number | null => {
     const d = decide(r);

@@ -9,6 +9,7 @@ import {
   rebaseConditions,
   type NotifyOutput,
 } from '../core/notify.js';
+import { poolKey } from '../core/pool.js';
 import { lookAtOtherUnits, newestLedger, rollPressure } from '../core/quota-pressure.js';
 import { quotaRequestsDegradedAlert } from '../core/quota-requests.js';
 import {
@@ -168,6 +169,7 @@ async function alertProject(
       ctx,
       project,
       ledger: rollPressure(before, plan, project),
+      planned: new Set(plan.pools.filter((p) => p.project === project).map(poolKey)),
       mode: run.mode,
       log: deps.log,
       orphans: run.quotaOrphans.get(project) ?? [],

@@ -81,6 +81,12 @@ interface QuotaRequestsInput {
   ctx: RunContext;
   project: string;
   ledger: PressureLedger;
+  /**
+   * The keys of the pools this run planned. The ledger keeps a pool's days after the runs stop
+   * planning it (its region dropped from the policy, say): nothing is filed for such a pool,
+   * which this run neither observed nor planned.
+   */
+  planned: ReadonlySet<string>;
   mode: Policy['mode'];
   log: Logger;
   /** Planned `quota.requested` events of runs that ended before reporting (pending outcome). */
@@ -317,6 +323,7 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
 
   const recs = recommendQuotasOf(project, input.ledger, ctx.at).own;
   for (const rec of recs) {
+    if (!input.planned.has(rec.key)) continue;
     const decided = requestToFile(rec, tracked[rec.key], settings, ctx.at);
     if (!decided.file) continue;
     let decision = decided;

@@ -456,6 +456,21 @@ describe('governor quota recommend', () => {
     );
   });
 
+  it('a pool in a region the policy no longer lists: recommended, but no request, since a run files none there', async () => {
+    const p = policy(
+      'q-regions.yaml',
+      'regions: [europe-west4]\nquotaRequests: {enabled: true, maxIncrease: 4, contactEmail: ops@example.com}\n',
+    );
+    const text = await recommend(p, stateDir, '--at', AT);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(
+      /^ {2}recommended quota: 12 \(no request now: the policy does not govern us-central1\)$/m,
+    );
+    const json = await recommend(p, stateDir, '--at', AT, '--json');
+    const out = JSON.parse(json.stdout) as { pools: { key: string; wouldFile: number | null }[] };
+    expect(out.pools.find((x) => x.key === HOT)?.wouldFile).toBeNull();
+  });
+
   it('shows a request from the state on one line, control characters as spaces, and -1 as unlimited', async () => {
     // The state is anyone's to edit, and the state detail is Google's words: a terminal escape or
     // a line break in either must not act on the terminal, nor start a line of its own.

@@ -528,6 +528,15 @@ describe('quota requests in a run', () => {
     expect(await tracked()).toBeUndefined();
   });
 
+  it('files nothing for a pool the run no longer governs (its region dropped from the policy), whatever its week of pressure', async () => {
+    // The ledger keeps the us-central1 pool's days after the policy drops the region: the
+    // run did not observe or plan that pool, and writes nothing at Google for it.
+    const r = await run(parsePolicy({ ...policyOf(), regions: [EU] }));
+    expect(r.plan?.pools.map((p) => p.region)).toEqual([EU]);
+    expect(types(r)).toEqual([]);
+    expect(quotaPreferences(emulator.model)).toEqual([]);
+  });
+
   it('files nothing when off, in a dry run, or without the port; the recommendation is still recorded', async () => {
     expect(types(await run(policyOf({ enabled: false })))).toEqual([]);
     emulator.advance(60_000);
