@@ -226,7 +226,15 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
         const { alert, confirmed } = settlePlannedRequest(orphan, seen, ctx.runId);
         settled.push(alert);
         const key = alertPoolKey(orphan);
-        if (confirmed && key && tracked[key]?.name !== confirmed.name) {
+        // Tracked as the governor's pending request unless it is already: the preference the
+        // pool tracks as decided (a denial after the cooldown, raised by the planned update) is
+        // pending again, and its decision is read and told below.
+        const already = key ? tracked[key] : undefined;
+        if (
+          confirmed &&
+          key &&
+          !(already?.name === confirmed.name && already.state === 'pending')
+        ) {
           tracked[key] = {
             name: confirmed.name,
             quotaId: confirmed.quotaId,

@@ -527,6 +527,70 @@ describe('a failing Cloud Quotas call degrades quota requests, never the governi
     expect(await pendingInOutbox()).toEqual([]);
   });
 
+  it("update unavailable on a preference the pool tracks as denied: settled as the governor's request, and its grant told", async () => {
+    await setUp();
+    // Someone's request for 5 is found pending, tracked, then denied; its cooldown is over.
+    const [old] = await other.createQuotaPreference({
+      parent: PARENT,
+      quotaPreferenceId: 'old',
+      quotaPreference: {
+        service: 'run.googleapis.com',
+        quotaId: QUOTA_ID,
+        dimensions: { region: US },
+        quotaConfig: { preferredValue: '5' },
+        contactEmail: 'someone@example.com',
+      },
+    });
+    const name = old.name ?? '';
+    await run();
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), { name, decision: 'denied' });
+    emulator.advance(5 * 60_000);
+    expect(quotaAlerts(await run()).map((a) => a.type)).toEqual(['quota.denied']);
+    const [newest] = await store.listRuns(P);
+    const denied = newest?.pressure?.requests?.[HOT];
+    if (!newest?.pressure?.requests || !denied) throw new Error('no tracked request');
+    const longAgo = new Date(emulator.now().getTime() - 8 * 86_400_000).toISOString();
+    await store.recordRun(P, {
+      ...newest,
+      pressure: {
+        ...newest.pressure,
+        requests: { ...newest.pressure.requests, [HOT]: { ...denied, decidedAt: longAgo } },
+      },
+    });
+    // The run raises it to 8; Google applies the change, but the answer never arrives.
+    fault = async (method) => {
+      if (!method.endsWith('/UpdateQuotaPreference')) return undefined;
+      fault = null;
+      const [now] = await other.getQuotaPreference({ name });
+      await other.updateQuotaPreference({
+        quotaPreference: { name, etag: now.etag, quotaConfig: { preferredValue: '8' } },
+        updateMask: { paths: ['quota_config.preferred_value'] },
+      });
+      return new RpcError(status.UNAVAILABLE, 'The service is currently unavailable.');
+    };
+    emulator.advance(5 * 60_000);
+    const raised = await run();
+    expect(degraded(raised)?.details['failures']).toEqual([
+      expect.objectContaining({ call: 'update', kind: 'failed' }),
+    ]);
+    expect(await pendingInOutbox()).toHaveLength(1);
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), { name, decision: 'granted' });
+
+    emulator.advance(5 * 60_000);
+    const next = await run();
+    const byType = Object.fromEntries(quotaAlerts(next).map((a) => [a.type, a]));
+    expect(byType['quota.requested']?.details['outcome']).toBe('confirmed-by-observation');
+    expect(byType['quota.granted']?.details).toMatchObject({ preference: name, grantedValue: 8 });
+    expect(await tracked()).toMatchObject({
+      name,
+      by: 'governor',
+      state: 'granted',
+      preferredValue: 8,
+      decidedAt: emulator.now().toISOString(),
+    });
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+  });
+
   it('reading a tracked request is denied: governor.degraded names cloudquotas.quotas.get and the preference', async () => {
     await setUp();
     await run();
