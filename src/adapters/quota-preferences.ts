@@ -29,7 +29,7 @@ import { status } from '@grpc/grpc-js';
 import { CloudQuotasClient } from '@google-cloud/cloudquotas';
 import type { protos } from '@google-cloud/cloudquotas';
 
-import { ConflictError, InputError, UpstreamError } from '../errors.js';
+import { ConflictError, InputError, UnavailableError, UpstreamError } from '../errors.js';
 import { preferenceNameFault, QUOTA_ID } from '../core/preference-name.js';
 import type {
   ListedPreference,
@@ -55,6 +55,13 @@ type Preference = protos.google.api.cloudquotas.v1.IQuotaPreference;
 
 const RUN = 'run.googleapis.com';
 const ID = /^[a-z]([a-z0-9-]{0,61}[a-z0-9])?$/;
+/** gRPC codes of a write's answer that do not say the write was not made (see `failWrite`). */
+const MAYBE_WRITTEN = new Set<number>([
+  status.UNKNOWN,
+  status.INTERNAL,
+  status.CANCELLED,
+  status.DATA_LOSS,
+]);
 
 export interface QuotaPreferenceAdapterOptions {
   emulatorHost?: string | null;
@@ -76,6 +83,20 @@ export function createQuotaPreferenceAdapter(
     if (grpcCode(error) === status.ALREADY_EXISTS)
       throw new ConflictError(`${what} failed: it already exists`, { cause: error });
     throw translateGrpcError(error, what);
+  };
+  // A create or update answered with an error that does not say nothing was filed: UNKNOWN ("errors
+  // raised by APIs that do not return enough error information"), INTERNAL ("some invariants
+  // expected by the underlying system have been broken"), CANCELLED, DATA_LOSS
+  // (google/rpc/code.proto). Google may have filed it, as when no answer came: the outcome is
+  // unknown (UnavailableError), and the next run settles it against the preferences it lists.
+  const failWrite = (what: string) => (error: unknown) => {
+    const code = grpcCode(error);
+    if (code !== undefined && MAYBE_WRITTEN.has(code))
+      throw new UnavailableError(
+        `${translateGrpcError(error, what).message}; it may have been filed`,
+        { cause: error },
+      );
+    return fail(what)(error);
   };
 
   return {
@@ -146,7 +167,7 @@ export function createQuotaPreferenceAdapter(
           },
           write,
         )
-        .catch(fail(`filing quota preference ${parent}/quotaPreferences/${input.id}`));
+        .catch(failWrite(`filing quota preference ${parent}/quotaPreferences/${input.id}`));
       return view(p);
     },
     async updatePreference(input: QuotaPreferenceChange) {
@@ -185,7 +206,7 @@ export function createQuotaPreferenceAdapter(
           },
           write,
         )
-        .catch(fail(`changing quota preference ${input.name}`));
+        .catch(failWrite(`changing quota preference ${input.name}`));
       return view(p);
     },
     close: () => client.close(),

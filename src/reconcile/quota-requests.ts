@@ -604,7 +604,9 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
 
 /**
  * Whether Google may have acted on a call that failed: it did not answer (UNAVAILABLE, a deadline,
- * the run's own deadline). Every other error is a refusal: nothing was filed.
+ * the run's own deadline), or answered an error that does not say nothing was filed (INTERNAL,
+ * UNKNOWN: the adapter reports those as UnavailableError). Every other error is a refusal:
+ * nothing was filed.
  */
 function uncertain(e: unknown): boolean {
   return e instanceof UnavailableError || !(e instanceof UpstreamError || e instanceof InputError);

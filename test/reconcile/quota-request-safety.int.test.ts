@@ -591,6 +591,60 @@ describe('a failing Cloud Quotas call degrades quota requests, never the governi
     expect(quotaPreferences(emulator.model)).toHaveLength(1);
   });
 
+  it('create answered INTERNAL after Google filed it: the planned event is kept, and the next run confirms it', async () => {
+    await setUp();
+    // google/rpc/code.proto says of INTERNAL only that "some invariants expected by the
+    // underlying system have been broken", not that nothing was filed.
+    fault = async (method) => {
+      if (!method.endsWith('/CreateQuotaPreference')) return undefined;
+      fault = null;
+      const [planned] = await pendingInOutbox();
+      const name = String(planned?.alert.details['preference']);
+      await other.createQuotaPreference({
+        parent: PARENT,
+        quotaPreferenceId: name.split('/').pop() ?? '',
+        quotaPreference: {
+          service: 'run.googleapis.com',
+          quotaId: QUOTA_ID,
+          dimensions: { region: US },
+          quotaConfig: { preferredValue: '8' },
+          contactEmail: 'ops@example.com',
+        },
+      });
+      return new RpcError(status.INTERNAL, 'Internal error encountered.');
+    };
+    const r = await run();
+    expect(r.outcome).toBe('ok');
+    expect(quotaAlerts(r)).toEqual([]);
+    expect(degraded(r)?.details['failures']).toEqual([
+      expect.objectContaining({ call: 'create', kind: 'failed' }),
+    ]);
+    expect(await pendingInOutbox()).toHaveLength(1);
+
+    emulator.advance(5 * 60_000);
+    const next = await run();
+    expect(quotaAlerts(next).map((a) => [a.type, a.details['outcome']])).toEqual([
+      ['quota.requested', 'confirmed-by-observation'],
+    ]);
+    expect(await tracked()).toMatchObject({ by: 'governor', state: 'pending', preferredValue: 8 });
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+  });
+
+  it('create refused INVALID_ARGUMENT: nothing filed, the planned event withdrawn', async () => {
+    await setUp();
+    fault = async (method) =>
+      method.endsWith('/CreateQuotaPreference')
+        ? new RpcError(status.INVALID_ARGUMENT, 'Request contains an invalid argument.')
+        : undefined;
+    const r = await run();
+    expect(quotaAlerts(r)).toEqual([]);
+    expect(degraded(r)?.details['failures']).toEqual([
+      expect.objectContaining({ call: 'create', kind: 'failed' }),
+    ]);
+    expect(await pendingInOutbox()).toEqual([]);
+    expect(quotaPreferences(emulator.model)).toEqual([]);
+  });
+
   it('reading a tracked request is denied: governor.degraded names cloudquotas.quotas.get and the preference', async () => {
     await setUp();
     await run();
