@@ -180,8 +180,11 @@ describe('quota requests in a run', () => {
       stateDetail: 'Not enough capacity in us-central1',
     });
     emulator.advance(5 * 60_000);
+    const decidedAt = emulator.now().toISOString();
     const denied = await run(policyOf());
     expect(types(denied)).toEqual(['quota.denied']);
+    // Dated when the run read the decision: the cooldown counts from it, not from the filing.
+    expect(await tracked()).toMatchObject({ state: 'denied', decidedAt });
     const alert = denied.alerts.find((a) => a.type === 'quota.denied');
     expect(alert?.severity).toBe('WARNING');
     expect(alert?.summary).toContain('Not enough capacity in us-central1');
@@ -310,6 +313,77 @@ describe('quota requests in a run', () => {
     const all = quotaPreferences(emulator.model);
     expect(all).toHaveLength(1);
     expect(all[0]).toMatchObject({ name: earlier.name, preferredValue: 8, reconciling: true });
+  });
+
+  it('after the cooldown, a denied preference that asks what a request would ask is not asked again', async () => {
+    await run(policyOf());
+    const [filed] = quotaPreferences(emulator.model);
+    const name = filed?.name ?? '';
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), { name, decision: 'denied' });
+    emulator.advance(5 * 60_000);
+    expect(types(await run(policyOf()))).toEqual(['quota.denied']);
+    const [newest] = await store.listRuns(P);
+    const decided = newest?.pressure?.requests?.[HOT];
+    if (!newest?.pressure?.requests || !decided) throw new Error('no tracked request');
+    const longAgo = new Date(emulator.now().getTime() - 8 * 86_400_000).toISOString();
+    await store.recordRun(P, {
+      ...newest,
+      pressure: {
+        ...newest.pressure,
+        requests: { ...newest.pressure.requests, [HOT]: { ...decided, decidedAt: longAgo } },
+      },
+    });
+    emulator.advance(5 * 60_000);
+    // The denied preference still asks 8, all a request may ask (4 + maxIncrease 4).
+    expect(types(await run(policyOf()))).toEqual([]);
+    expect(quotaPreferences(emulator.model)).toEqual([
+      expect.objectContaining({ name, preferredValue: 8, reconciling: false }),
+    ]);
+    expect(log.lines.map((l) => l.message).join('\n')).toMatch(/already asks for 8/);
+  });
+
+  it("the region's own lower preference is raised, not left for a pending one for every region", async () => {
+    // The region's own preference decides its quota, whatever the one for every region asks
+    // (QuotaPreference.dimensions).
+    const [own] = await other.createQuotaPreference({
+      parent: `projects/${P}/locations/global`,
+      quotaPreferenceId: 'old',
+      quotaPreference: {
+        service: 'run.googleapis.com',
+        quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+        dimensions: { region: US },
+        quotaConfig: { preferredValue: '5' },
+        contactEmail: 'someone@example.com',
+      },
+    });
+    decideQuotaPreference(emulator.model, emulator.now().getTime(), {
+      name: own.name ?? '',
+      decision: 'denied',
+    });
+    await other.createQuotaPreference({
+      parent: `projects/${P}/locations/global`,
+      quotaPreferenceId: 'every-region',
+      quotaPreference: {
+        service: 'run.googleapis.com',
+        quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+        quotaConfig: { preferredValue: '20' },
+        contactEmail: 'someone@example.com',
+      },
+    });
+    const r = await run(policyOf());
+    expect(types(r)).toEqual(['quota.requested']);
+    expect(quotaPreferences(emulator.model).find((p) => p.name === own.name)).toMatchObject({
+      preferredValue: 8,
+      reconciling: true,
+    });
+    expect(await tracked()).toMatchObject({ name: own.name, by: 'governor', state: 'pending' });
+  });
+
+  it('the quota raised by someone else to the very value a request would ask: nothing filed', async () => {
+    beforeList = () => void emulator.setQuota({ project: P, region: US, quota: 8 });
+    const r = await run(policyOf());
+    expect(types(r)).toEqual([]);
+    expect(quotaPreferences(emulator.model)).toEqual([]);
   });
 
   /** Google's quota of the hot pool now (the emulator's), whatever the policy says. */
