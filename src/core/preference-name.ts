@@ -59,3 +59,18 @@ export function preferenceNameFault(name: unknown, project?: string): string | n
     return `names a preference of project "${segment}", not of "${project}"`;
   return null;
 }
+
+/**
+ * Whether two names are the same preference as one project's listing answers them: the same id,
+ * and the same project segment, or a project number for one of them (Google may answer the
+ * number where the governor asked with the id; see above). For names read from, or filed under,
+ * one project only.
+ */
+export function samePreference(a: string, b: string): boolean {
+  if (a === b) return true;
+  const ma = NAME.exec(a);
+  const mb = NAME.exec(b);
+  if (!ma || !mb || ma[2] !== mb[2]) return false;
+  const [pa = '', pb = ''] = [ma[1], mb[1]];
+  return pa === pb || isProjectNumber(pa) || isProjectNumber(pb);
+}

@@ -8,6 +8,7 @@ import type { RunContext } from './run-alerts.js';
 import { CONTROL, oneLine } from './text.js';
 import { unitLabel } from './units.js';
 import { poolWords } from './pool.js';
+import { samePreference } from './preference-name.js';
 
 /**
  * The policy's `quotaRequests` section: whether the governor may ask Google for more quota where
@@ -294,7 +295,8 @@ export function settlePlannedRequest(
   const name = typeof event.details['preference'] === 'string' ? event.details['preference'] : '';
   const value = event.details['preferredValue'];
   const quotaId = event.details['quotaId'];
-  const mine = seen?.find((p) => p.name === name);
+  // Google may list it under the project's number where it was filed under its id.
+  const mine = seen?.find((p) => samePreference(p.name, name));
   const pools = seen?.find((p) => p.quotaId === quotaId && p.region === event.region);
   const now = mine ?? pools ?? null;
   const confirmed = mine !== undefined && mine.preferredValue === value ? mine : null;

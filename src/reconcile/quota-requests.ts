@@ -23,7 +23,7 @@ import {
   type QuotaCallFailure,
 } from '../core/quota-requests.js';
 import { poolOfKey } from '../core/pool.js';
-import { preferenceNameFault, preferenceProject } from '../core/preference-name.js';
+import { preferenceNameFault, preferenceProject, samePreference } from '../core/preference-name.js';
 import { alertPoolKey } from '../core/conditions.js';
 import type { RunContext } from '../core/run-alerts.js';
 import {
@@ -213,7 +213,7 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
         const bad = all.find(
           (p): p is UnreadablePreference =>
             p.unreadable !== undefined &&
-            (p.name === orphan.details['preference'] ||
+            (samePreference(p.name, String(orphan.details['preference'])) ||
               (p.quotaId === orphan.details['quotaId'] && p.region === orphan.region)),
         );
         if (bad) {

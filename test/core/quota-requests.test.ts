@@ -3,10 +3,12 @@ import { Alert } from '../../src/core/alert.js';
 import type { QuotaRecommendation, TrackedRequest } from '../../src/core/quota-pressure.js';
 import {
   judgeRequest,
+  plannedQuotaRequest,
   quotaDecidedAlert,
   quotaRequestedAlert,
   redateDecisions,
   requestToFile,
+  settlePlannedRequest,
   QuotaRequestsSettings,
 } from '../../src/core/quota-requests.js';
 
@@ -193,5 +195,43 @@ describe('quota alerts', () => {
       'The GPU quota request in us-central1 nvidia-l4 now asks 6, below the 8 it was filed at: someone lowered it, and the quota is 6',
     );
     expect(g.severity).toBe('WARNING');
+  });
+});
+
+describe('a planned request settled against the preferences listed', () => {
+  const ctx = { at: AT, runId: 'run-1' };
+  const planned = plannedQuotaRequest(
+    ctx,
+    rec(),
+    req({ name: 'projects/p/locations/global/quotaPreferences/gpu-governor-us-central1-1' }),
+    'because',
+  );
+  const seen = (name: string, preferredValue = 11) => ({
+    name,
+    quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+    region: 'us-central1',
+    preferredValue,
+    grantedValue: null,
+    reconciling: true,
+  });
+  it('is confirmed when Google lists the preference under the project number', () => {
+    // Google's own examples name preferences by project number
+    // (https://cloud.google.com/docs/quotas/reference/rest/v1/projects.locations.quotaPreferences).
+    const listed = seen(
+      'projects/123456/locations/global/quotaPreferences/gpu-governor-us-central1-1',
+    );
+    const { alert, confirmed } = settlePlannedRequest(planned, [listed], 'run-2');
+    expect(confirmed).toBe(listed);
+    expect(alert.details['outcome']).toBe('confirmed-by-observation');
+  });
+  it("is not confirmed by another preference id, or another project's", () => {
+    for (const name of [
+      'projects/123456/locations/global/quotaPreferences/gpu-governor-us-central1-2',
+      'projects/q/locations/global/quotaPreferences/gpu-governor-us-central1-1',
+    ]) {
+      const { alert, confirmed } = settlePlannedRequest(planned, [seen(name)], 'run-2');
+      expect(confirmed).toBeNull();
+      expect(alert.details['outcome']).toBe('not-confirmed');
+    }
   });
 });
