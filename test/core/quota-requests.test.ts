@@ -224,6 +224,16 @@ describe('a planned request settled against the preferences listed', () => {
     expect(confirmed).toBe(listed);
     expect(alert.details['outcome']).toBe('confirmed-by-observation');
   });
+  it('is confirmed when filed under the project number and listed under the id', () => {
+    const byNumber = plannedQuotaRequest(
+      ctx,
+      rec(),
+      req({ name: 'projects/123456/locations/global/quotaPreferences/old' }),
+      'because',
+    );
+    const listed = seen('projects/p/locations/global/quotaPreferences/old');
+    expect(settlePlannedRequest(byNumber, [listed], 'run-2').confirmed).toBe(listed);
+  });
   it("is not confirmed by another preference id, or another project's", () => {
     for (const name of [
       'projects/123456/locations/global/quotaPreferences/gpu-governor-us-central1-2',

@@ -324,7 +324,14 @@ describe('a run that dies around filing', () => {
     ]);
     expect(quota[0]?.summary).toMatch(/confirmed by observation: pending/);
     expect(quotaPreferences(emulator.model)).toHaveLength(1);
-    expect(await tracked()).toMatchObject({ by: 'governor', state: 'pending', preferredValue: 8 });
+    // Filed when the dead run filed it, not when this run found it.
+    expect(await tracked()).toMatchObject({
+      by: 'governor',
+      state: 'pending',
+      preferredValue: 8,
+      filedAt: orphan?.alert.time,
+    });
+    expect(orphan?.alert.time).not.toBe(next.plan?.at);
     expect(await pendingInOutbox()).toEqual([]);
 
     // Google grants it: the run after hears it, and uses the quota.
