@@ -190,6 +190,14 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
 
   // Planned events of runs that died before reporting: settled against the preferences now.
   const orphans = input.orphans ?? [];
+  // The pools of planned requests kept unsettled: nothing is filed for them this run, even if a
+  // later listing answers. Filed now, the planned request would later be confirmed by this
+  // run's preference, and the one filing announced twice.
+  const unsettled = new Set<string>();
+  const keep = (orphan: Alert): void => {
+    const key = alertPoolKey(orphan);
+    if (key) unsettled.add(key);
+  };
   if (orphans.length > 0) {
     let all: ListedPreference[] = [];
     let seen: QuotaPreferenceView[] | undefined;
@@ -200,6 +208,7 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
         seen = all.filter((p): p is QuotaPreferenceView => p.unreadable === undefined);
       } catch (e) {
         readable = false;
+        orphans.forEach(keep);
         failed(
           'list',
           parent,
@@ -217,6 +226,7 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
               (p.quotaId === orphan.details['quotaId'] && p.region === orphan.region)),
         );
         if (bad) {
+          keep(orphan);
           unreadable(
             bad,
             `${project}: planned quota request ${orphan.id} kept for a later run: ${bad.name} cannot be read`,
@@ -332,6 +342,13 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
   const recs = recommendQuotasOf(project, input.ledger, ctx.at).own;
   for (const rec of recs) {
     if (!input.planned.has(rec.key)) continue;
+    if (unsettled.has(rec.key)) {
+      log.log(
+        'INFO',
+        `${rec.key}: no quota request filed: a planned request of an earlier run is not settled yet`,
+      );
+      continue;
+    }
     const decided = requestToFile(rec, tracked[rec.key], settings, ctx.at);
     if (!decided.file) continue;
     let decision = decided;

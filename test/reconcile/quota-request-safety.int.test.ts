@@ -284,6 +284,32 @@ describe('a run that dies around filing', () => {
     expect([...once.values()].filter((a) => a.type === 'quota.requested')).toHaveLength(2);
   });
 
+  it('dies after storing; the next run cannot list at first: nothing filed for the pool until the planned request is settled', async () => {
+    await dieAfterStoring();
+    const [orphan] = await pendingInOutbox();
+    // The first listing fails (both of the adapter's attempts); a later one would answer.
+    let failing = 2;
+    fault = async (method) => {
+      if (!method.endsWith('/ListQuotaPreferences') || failing === 0) return undefined;
+      failing--;
+      return new RpcError(status.UNAVAILABLE, 'The service is currently unavailable.');
+    };
+    const next = await run();
+    expect(quotaAlerts(next)).toEqual([]);
+    expect(quotaPreferences(emulator.model)).toEqual([]);
+    expect(await pendingInOutbox()).toEqual([orphan]);
+
+    emulator.advance(5 * 60_000);
+    const after = await run();
+    const quota = quotaAlerts(after);
+    expect(quota.find((a) => a.id === orphan?.alert.id)?.details['outcome']).toBe('not-confirmed');
+    expect(quota.filter((a) => a.id !== orphan?.alert.id).map((a) => [a.type, a.runId])).toEqual([
+      ['quota.requested', after.runId],
+    ]);
+    expect(quotaPreferences(emulator.model)).toHaveLength(1);
+    publishedOnce();
+  });
+
   it('dies after storing; another actor files for the quota before the next run: nothing more filed, theirs tracked, the event published once as not confirmed', async () => {
     await dieAfterStoring();
     await other.createQuotaPreference({
