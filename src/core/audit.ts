@@ -260,6 +260,19 @@ export function unjudgedAudit(input: AuditInput): string[] {
 }
 
 /**
+ * The `service.misconfigured` conditions (dedupKeys) of every service this audit judged, with
+ * findings or not: a stored one among them is about a service still there, so it is never "gone"
+ * (a manually scaled service is in no plan, yet audited). Absent from the findings it resolves
+ * only where the run judged its pool, and is kept where it did not (a quota that could not be
+ * read leaves `max-within-quota` unjudged).
+ */
+export function auditedKeys(input: AuditInput): string[] {
+  return auditedServices(input)
+    .map(({ s }) => dedupKeyOf('service.misconfigured', gpuPool(s), s.name))
+    .sort(compareText);
+}
+
+/**
  * Of the conditions {@link unjudgedAudit} found unjudged, those whose stored record holds the
  * finding this run could not judge (`details.findings`, rule `min-instances-unused`): they are
  * kept as stored when this run does not find them. A stored condition of other findings only is

@@ -105,6 +105,7 @@ async function alertProject(
 ): Promise<void> {
   const { deps, report, ctx } = run;
   const { plan, problems } = decided;
+  const audited = new Set(decided.audited);
   const grace = alertGrace(run);
   // Told as the writes left the fleet, not as planned (a lowering denied): core/conditions.ts.
   const conditions = conditionsAsLeft(
@@ -280,7 +281,10 @@ async function alertProject(
       ...unjudgedConditions(project, plan),
       ...unjudgedMisconfigured(decided.unjudgedAudit, previous),
     ],
-    gone: run.options.restore ? [] : goneConditions(project, plan, problems, previous),
+    // A service the audit judged is there, whether the plan has it or not (manual scaling).
+    gone: run.options.restore
+      ? []
+      : goneConditions(project, plan, problems, previous).filter((k) => !audited.has(k)),
   });
   const ready = box.entries.filter((e) => e.state === 'ready').map((e) => e.alert);
   const earlier = ready.filter((a) => a.runId !== ctx.runId);

@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 
-import { auditAlerts, auditServices, unjudgedAudit } from '../core/audit.js';
+import { auditAlerts, auditedKeys, auditServices, unjudgedAudit } from '../core/audit.js';
 import { governorMetrics } from '../core/governor-metrics.js';
 import type { CheckItem } from '../core/permissions.js';
 import type { Plan } from '../core/plan.js';
@@ -255,6 +255,11 @@ async function observeAndPlan(run: Run, held: string[]): Promise<Decided> {
     problems: observation.problems,
     misconfigured,
     unjudgedAudit: unjudged,
+    audited: auditedKeys({
+      services: observation.services,
+      snapshot: observation.snapshot,
+      policy: scoped,
+    }),
   };
 }
 

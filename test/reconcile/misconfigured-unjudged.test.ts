@@ -102,3 +102,72 @@ describe('service.misconfigured while usage is unknown', () => {
     expect(misconfigured(after)).toEqual([['resolved', 'warm', undefined]]);
   });
 });
+
+describe('service.misconfigured of a manually scaled service while its quota is unknown', () => {
+  it('stays firing when the quota cannot be read, as it does for an autoscaled service', async () => {
+    const store = createMemoryStateStore();
+    const manualFleet = (manualInstanceCount: number) =>
+      validateFleet({
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 40,
+        idleMinutes: 0,
+        projects: [
+          {
+            id: PROJECT,
+            pools: [{ region: REGION, quota: 2 }],
+            services: [
+              {
+                name: 'fixed',
+                region: REGION,
+                gpu: {},
+                scalingMode: 'MANUAL',
+                manualInstanceCount,
+                concurrency: 8,
+                startupProbeSeconds: 600,
+                demand: { constant: 0 },
+              },
+            ],
+          },
+        ],
+      });
+    const m = new FleetModel(manualFleet(3));
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const run = async (id: string, quotas = sim.quotas, model = m) =>
+      reconcileReport(
+        policy,
+        {
+          ports: { ...createSimPorts(model, { lagMs: 3 * 60_000 }), quotas },
+          clock: () => model.now,
+          store,
+        },
+        { runId: id, deadlineMs: 60_000, writerId: 'me' },
+      );
+    const misconfigured = (r: Awaited<ReturnType<typeof run>>) =>
+      r.alerts
+        .filter((a) => a.type === 'service.misconfigured')
+        .map((a) => [
+          a.status,
+          a.service,
+          (a.details.findings as { rule: string }[] | undefined)?.map((f) => f.rule),
+        ]);
+
+    const first = await run('r1');
+    expect(misconfigured(first)).toEqual([['firing', 'fixed', ['max-within-quota']]]);
+
+    const unread = await run('r2', {
+      gpuQuota: async () => {
+        throw new Error('PERMISSION_DENIED: cloudquotas.quotas.get');
+      },
+    });
+    expect(unread.plan?.pools.every((p) => p.quota === null)).toBe(true);
+    expect(misconfigured(unread)).toEqual([]);
+    expect(Object.keys(await store.loadConditions(PROJECT).then((c) => c.state))).toContain(
+      `service.misconfigured:${PROJECT}/${REGION}/nvidia-l4/zonal:fixed`,
+    );
+
+    // Two instances, within the quota of 2 read again: fixed, resolved.
+    const within = new FleetModel(manualFleet(2));
+    const fixed = await run('r3', createSimPorts(within, { lagMs: 3 * 60_000 }).quotas, within);
+    expect(misconfigured(fixed)).toEqual([['resolved', 'fixed', undefined]]);
+  });
+});
