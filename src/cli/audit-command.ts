@@ -9,7 +9,7 @@ import {
 } from '../core/audit.js';
 import type { Policy } from '../core/policy.js';
 import { renderProblem } from '../core/problems.js';
-import { plural, someOf } from '../core/text.js';
+import { oneLine, plural, someOf } from '../core/text.js';
 import type { Observation } from '../observe/observe.js';
 import { loadPolicy } from './files.js';
 import { observeLive } from './live.js';
@@ -70,7 +70,7 @@ export async function runAudit(
   const policy = await loadPolicy(opts.policy, { forProjects: 'audit' });
   const observation = await observeLive(policy, options, io);
   for (const problem of observation.problems)
-    io.stderr.write(`warning: ${renderProblem(problem)}\n`);
+    io.stderr.write(`warning: ${oneLine(renderProblem(problem))}\n`);
   const findings = auditServices({
     services: observation.services,
     snapshot: observation.snapshot,
@@ -162,7 +162,11 @@ export const AUDIT_LISTED = 20;
 /** The services a rule's line names, before "and N more". */
 const AUDIT_NAMED = 5;
 
-/** The audit for people: per failing service a table (severity, rule, what is wrong, fix). */
+/**
+ * The audit for people: per failing service a table (severity, rule, what is wrong, fix). What it
+ * quotes of Google's answers (names, limits) is shown on one line, its control characters as
+ * spaces: a terminal escape or a newline in it would act on the terminal or forge a line.
+ */
 export function renderAudit(report: AuditReport, c: Colors): string {
   const out: string[] = [c.bold(`Governor audit at ${report.at}`)];
   const failing = report.services.filter((s) => s.result !== 'ok');
@@ -172,21 +176,24 @@ export function renderAudit(report: AuditReport, c: Colors): string {
     const label =
       s.result === 'required' ? c.red('fails required rules') : c.yellow('recommendations');
     out.push('');
-    out.push(`${mark} ${c.bold(s.name)}  ${c.dim(poolTitle(s))}  ${label}`);
+    out.push(`${mark} ${c.bold(oneLine(s.name))}  ${c.dim(oneLine(poolTitle(s)))}  ${label}`);
     const ruleWidth = Math.max(4, ...s.findings.map((f) => f.rule.length));
     out.push(c.dim(`    ${'severity'.padEnd(11)}  ${'rule'.padEnd(ruleWidth)}  what is wrong`));
     for (const f of s.findings) {
       const severity = f.severity.padEnd(11);
       out.push(
-        `    ${f.severity === 'required' ? c.red(severity) : c.yellow(severity)}  ${f.rule.padEnd(ruleWidth)}  ${f.problem}`,
+        `    ${f.severity === 'required' ? c.red(severity) : c.yellow(severity)}  ${f.rule.padEnd(ruleWidth)}  ${oneLine(f.problem)}`,
       );
-      out.push(`    ${' '.repeat(11)}  ${' '.repeat(ruleWidth)}  ${c.dim('fix:')} ${f.fix}`);
+      out.push(
+        `    ${' '.repeat(11)}  ${' '.repeat(ruleWidth)}  ${c.dim('fix:')} ${oneLine(f.fix)}`,
+      );
     }
   }
   const clean = report.services.filter((s) => s.result === 'ok');
   if (clean.length > 0 && clean.length <= AUDIT_LISTED) {
     out.push('');
-    for (const s of clean) out.push(`${c.green('✓')} ${s.name}  ${c.dim(poolTitle(s))}  ok`);
+    for (const s of clean)
+      out.push(`${c.green('✓')} ${oneLine(s.name)}  ${c.dim(oneLine(poolTitle(s)))}  ok`);
   }
   const { services, failingRequired, recommendedOnly } = report.summary;
   out.push('');
@@ -211,7 +218,7 @@ function byRule(failing: readonly AuditedService[], c: Colors): string[] {
     for (const f of s.findings) {
       const key = `${f.severity}|${f.rule}`;
       const group = groups.get(key) ?? { severity: f.severity, rule: f.rule, names: [] };
-      group.names.push(`${s.project}/${s.region}/${s.name}`);
+      group.names.push(oneLine(`${s.project}/${s.region}/${s.name}`));
       groups.set(key, group);
     }
   const rank = (g: { severity: AuditSeverity; rule: AuditRuleId }) =>

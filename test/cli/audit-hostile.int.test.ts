@@ -86,3 +86,69 @@ describe('governor audit on odd limits', () => {
     });
   });
 });
+
+describe('governor audit on names and values with control characters', () => {
+  const HOSTILE = 'hostile-project';
+  const EU = 'europe-west4';
+  let hostile: RunningEmulator;
+  beforeAll(async () => {
+    hostile = await startEmulator({
+      fleet: {
+        start: '2026-11-27T12:00:00Z',
+        warmupMinutes: 0,
+        projects: [
+          {
+            id: HOSTILE,
+            pools: [
+              { region: REGION, quota: 8 },
+              { region: EU, quota: 8 },
+            ],
+            services: [
+              { name: 'web', region: REGION, gpu: {}, ...good, cpu: '\u001b[2J\u001b]0;x\u0007' },
+              { name: 'eu', region: EU, gpu: {}, ...good },
+            ],
+          },
+        ],
+      },
+      speed: 'manual',
+      // The European listing answers a service of another region, named with a terminal escape.
+      answer: (method, request, fleet) => {
+        if (method !== 'ListServices') return undefined;
+        const answer = fleet() as { services: Record<string, unknown>[] };
+        if (!JSON.stringify(request).includes(EU)) return answer;
+        return {
+          ...answer,
+          services: answer.services.map((s) => ({
+            ...s,
+            name: `projects/${HOSTILE}/locations/${REGION}/services/x\u001b[31m\nforged`,
+          })),
+        };
+      },
+    });
+  });
+  afterAll(async () => {
+    await hostile?.stop();
+  });
+
+  it('prints each on one line, its control characters as spaces', async () => {
+    const file = join(tmp, 'hostile.yaml');
+    writeFileSync(file, `version: 1\nprojects: [${HOSTILE}]\nregions: [${REGION}, ${EU}]\n`);
+    let stdout = '';
+    let stderr = '';
+    const io: Io = {
+      stdout: { write: (s: string) => (stdout += s) },
+      stderr: { write: (s: string) => (stderr += s) },
+      env: { ...process.env, ...hostile.env, NO_COLOR: '1', METADATA_SERVER_DETECTION: 'none' },
+    };
+    const code = await main(['audit', '--policy', file], io);
+    expect(code).toBe(1);
+    expect(stdout).toContain('the CPU limit " [2J ]0;x " of web is not a CPU quantity');
+    expect(stderr).toMatch(
+      /^warning: hostile-project\/europe-west4: services unreadable.*x \[31m forged/m,
+    );
+    for (const text of [stdout, stderr]) {
+      expect(text.replace(/\n/g, '')).not.toMatch(/\p{Cc}/u);
+      expect(text).not.toMatch(/^forged/m);
+    }
+  });
+});
