@@ -2,7 +2,7 @@ import { createClock } from '../adapters/clock.js';
 import { createGooglePorts } from '../adapters/index.js';
 import { createPubSubAlertSink } from '../adapters/pubsub.js';
 import { checkPassed, type CheckItem, type CheckReport } from '../core/permissions.js';
-import { plural, someOf } from '../core/text.js';
+import { oneLine, plural, someOf } from '../core/text.js';
 import { checkPolicy } from '../reconcile/preflight.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
@@ -81,9 +81,21 @@ function rows(items: readonly CheckItem[]): Row[] {
   });
 }
 
+/**
+ * The check for people. What an item quotes of Google's answers (its error text, the names it
+ * listed) is shown on one line, its control characters as spaces: a terminal escape or a newline
+ * in it would act on the terminal or forge a line.
+ */
 export function renderCheck(file: string, mode: string, report: CheckReport, c: Colors): string {
   const out = [c.bold(`Governor check of ${file}`) + c.dim(` (mode: ${mode})`), ''];
-  const shown = rows(report.items);
+  const shown = rows(
+    report.items.map((i) => ({
+      ...i,
+      subject: oneLine(i.subject),
+      detail: oneLine(i.detail),
+      fix: i.fix === null ? null : oneLine(i.fix),
+    })),
+  );
   const width = Math.max(...shown.map((i) => i.subject.length));
   const permissionWidth = Math.max(...shown.map((i) => (i.permission ?? '').length));
   for (const i of shown) {
@@ -105,7 +117,7 @@ export function renderCheck(file: string, mode: string, report: CheckReport, c: 
       c.bold('Policy') + c.dim(' (what it names that matches nothing seen; runs go on)'),
     );
     for (const w of warnings)
-      out.push(`  ${c.yellow('WARNING'.padEnd(10))} ${w.path}: ${w.message}`);
+      out.push(`  ${c.yellow('WARNING'.padEnd(10))} ${oneLine(w.path)}: ${oneLine(w.message)}`);
   }
   out.push('');
   out.push(

@@ -101,6 +101,22 @@ describe('the closing line of a failed check', () => {
     expect(line).not.toContain('Grant');
   });
 
+  it("shows Google's error text and the names it listed on one line each", () => {
+    const r = report(2, 0);
+    const hostile: CheckItem = {
+      subject: 'service p/us-central1/x\u001b[2J',
+      permission: null,
+      status: 'error',
+      detail: 'INTERNAL: boom\nFAILED  forged line\u001b]0;title\u0007',
+      fix: null,
+    };
+    const text = renderCheck('policy.yaml', 'enforce', { ...r, items: [...r.items, hostile] }, c);
+    expect(text).toContain('service p/us-central1/x [2J');
+    expect(text).toContain('INTERNAL: boom FAILED  forged line ]0;title');
+    expect(text).not.toMatch(/^FAILED/m);
+    expect(text.replace(/\n/g, '')).not.toMatch(/\p{Cc}/u);
+  });
+
   it('asks for both when something is missing and something failed', () => {
     const r = report(2, 1);
     const line = last({ ...r, items: [...r.items.slice(0, -1), failedCall] });
