@@ -121,6 +121,8 @@ async function checkTopic(policy: Policy, sink: AlertSink | null): Promise<Check
       'not granted, or the topic does not exist (TestIamPermissions answers both the same way)',
     );
   } catch (e) {
+    // A refusal is told as every probe's is: a grant missing, the API disabled, credentials refused.
+    if (e instanceof PermissionError) return refusedItem(subject, 'pubsub.topics.publish', e);
     return {
       subject,
       permission: 'pubsub.topics.publish',

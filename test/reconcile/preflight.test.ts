@@ -129,3 +129,37 @@ describe('a refused probe', () => {
     });
   });
 });
+
+describe('a refused test of the alert topic', () => {
+  const policy = parsePolicy({
+    version: 1,
+    projects: [DENIED],
+    regions: ['us-central1'],
+    mode: 'dry-run',
+    services: [{ match: {} }],
+    alerts: { topic: `projects/${DISABLED}/topics/gpu-alerts` },
+  });
+  const sink = (e: Error) => ({
+    publish: () => Promise.reject(new Error('not called')),
+    canPublish: () => Promise.reject(e),
+  });
+  const topicItem = async (e: Error) =>
+    (await checkPolicy(policy, ports, sink(e), Date.parse('2026-11-27T12:00:00Z'))).items.find(
+      (i) => i.subject === `topic projects/${DISABLED}/topics/gpu-alerts`,
+    );
+
+  it('is FAILED with what to enable when the Pub/Sub API is disabled, as any other probe', async () => {
+    expect(await topicItem(refusal(DISABLED))).toMatchObject({
+      status: 'error',
+      detail: expect.stringContaining('has not been used in project 123'),
+      fix: expect.stringContaining('enable the API'),
+    });
+  });
+
+  it('is FAILED with the credentials to renew when they were refused', async () => {
+    expect(await topicItem(refusal(UNAUTHENTICATED))).toMatchObject({
+      status: 'error',
+      fix: expect.stringContaining('log in again'),
+    });
+  });
+});
