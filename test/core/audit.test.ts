@@ -403,6 +403,11 @@ describe('auditServices: each rule', () => {
       'b:min-instances-pool-share:recommended',
     ]);
     expect(f[0]?.problem).toContain('hold 5 of its 8 GPUs (63%, above 50%)');
+    // A manually scaled service's instances are fixed, not min instances: not counted here.
+    const manual = service('m', { scalingMode: 'MANUAL', serviceMinInstances: 4 });
+    expect(
+      rules(audit([...at(2), manual])).filter((r) => r.includes('min-instances-pool-share')),
+    ).toEqual([]);
   });
 
   it('concurrency-set: unset, 80 and 80 × vCPUs are defaults; anything else is deliberate', () => {

@@ -163,3 +163,34 @@ describe('a refused test of the alert topic', () => {
     });
   });
 });
+
+describe('the policy warnings of a check', () => {
+  const policy = parsePolicy({
+    version: 1,
+    projects: [DENIED],
+    regions: ['us-central1'],
+    mode: 'dry-run',
+    services: [{ match: { name: 'nothing-*' } }],
+  });
+  const withExecutions = (listRunningExecutions: ObservePorts['run']['listRunningExecutions']) => ({
+    ...ports,
+    run: { ...ports.run, listRunningExecutions },
+  });
+  const paths = async (p: ObservePorts) =>
+    (await checkPolicy(policy, p, null, Date.parse('2026-11-27T12:00:00Z'))).warnings?.map(
+      (w) => w.path,
+    );
+
+  it('name what matches nothing seen when every listing was read', async () => {
+    expect(await paths(withExecutions(() => Promise.resolve([])))).toContain('services[0].match');
+  });
+
+  it('say nothing of the fleet when any listing of a region failed', async () => {
+    const unavailable = () => Promise.reject(new Error('UNAVAILABLE: try again'));
+    const listings = ['listServices', 'listWorkerPools', 'listRunningExecutions'] as const;
+    for (const listing of listings) {
+      const refused: ObservePorts = { ...ports, run: { ...ports.run, [listing]: unavailable } };
+      expect(await paths(refused), listing).toEqual([]);
+    }
+  });
+});
