@@ -9,6 +9,8 @@ import { parsePolicy } from '../../src/core/policy.js';
 import { translateGrpcError } from '../../src/adapters/grpc-errors.js';
 import type { ObservePorts } from '../../src/ports/index.js';
 import { checkPolicy } from '../../src/reconcile/preflight.js';
+import { NotFoundError } from '../../src/errors.js';
+import { observedService } from '../support/fixtures.js';
 
 const DISABLED = 'api-disabled-project';
 const DENIED = 'not-granted-project';
@@ -192,5 +194,87 @@ describe('the policy warnings of a check', () => {
       const refused: ObservePorts = { ...ports, run: { ...ports.run, [listing]: unavailable } };
       expect(await paths(refused), listing).toEqual([]);
     }
+  });
+});
+
+describe('a probe answered NOT_FOUND', () => {
+  const policy = parsePolicy({
+    version: 1,
+    projects: [DENIED],
+    regions: ['us-central1'],
+    mode: 'dry-run',
+    services: [{ match: {} }],
+  });
+  // Its template does not serve: the run reads its serving revision (run.revisions.get).
+  const pinned = observedService('pinned', {
+    project: DENIED,
+    templateServes: false,
+    servingRevisions: [{ name: 'pinned-00001', inSplit: true }],
+  });
+  const gone = () => Promise.reject(new NotFoundError('NOT_FOUND: no such resource'));
+  const found: ObservePorts = {
+    ...ports,
+    run: { ...ports.run, listServices: () => Promise.resolve([pinned]), getRevisionMax: gone },
+    quotas: { gpuQuota: gone },
+  };
+  const item = async (permission: string) =>
+    (await checkPolicy(policy, found, null, Date.parse('2026-11-27T12:00:00Z'))).items.find(
+      (i) => i.permission === permission,
+    );
+
+  it('shows the permission held: a revision deleted since the listing', async () => {
+    expect(await item('run.revisions.get')).toMatchObject({
+      subject: `service ${DENIED}/us-central1/pinned`,
+      status: 'ok',
+    });
+  });
+
+  it('shows the permission held: a quota Cloud Quotas does not know', async () => {
+    expect(await item('cloudquotas.quotas.get')).toMatchObject({
+      subject: `pool ${DENIED}/us-central1/nvidia-l4/zonal`,
+      status: 'ok',
+    });
+  });
+});
+
+describe('a pool whose quota the policy sets', () => {
+  it('is not probed in Cloud Quotas: a run never reads it there', async () => {
+    const policy = parsePolicy({
+      version: 1,
+      projects: [DENIED],
+      regions: ['us-central1'],
+      mode: 'dry-run',
+      services: [{ match: {} }],
+      pools: [{ region: 'us-central1', quota: 4 }],
+    });
+    const listed: ObservePorts = {
+      ...ports,
+      run: {
+        ...ports.run,
+        listServices: () => Promise.resolve([observedService('web', { project: DENIED })]),
+      },
+    };
+    const report = await checkPolicy(policy, listed, null, Date.parse('2026-11-27T12:00:00Z'));
+    expect(report.governed).toBe(1);
+    expect(report.items.filter((i) => i.permission === 'cloudquotas.quotas.get')).toEqual([]);
+  });
+});
+
+describe('a project whose services could not be listed', () => {
+  it('is not said to govern no GPU service: what it holds is unknown', async () => {
+    const policy = parsePolicy({
+      version: 1,
+      projects: [DENIED],
+      regions: ['us-central1'],
+      mode: 'dry-run',
+      services: [{ match: {} }],
+    });
+    const refused: ObservePorts = {
+      ...ports,
+      run: { ...ports.run, listServices: () => Promise.reject(refusal(DENIED)) },
+    };
+    const report = await checkPolicy(policy, refused, null, Date.parse('2026-11-27T12:00:00Z'));
+    expect(report.items.find((i) => i.permission === 'run.services.list')?.status).toBe('missing');
+    expect(report.items.filter((i) => i.detail.includes('governs no GPU service'))).toEqual([]);
   });
 });
