@@ -130,6 +130,16 @@ function unreadableMemory(c: ObservedContainer): Broken {
   return { problem: `the memory limit "${c.memory ?? ''}" of ${c.name} is not a memory quantity` };
 }
 
+/**
+ * The start of a gcloud command that updates the service: its project named, as gcloud would
+ * otherwise update a service of that name in its default project (`--project`, a gcloud-wide
+ * flag: https://cloud.google.com/sdk/gcloud/reference; `--max` and `--min` are the service-level
+ * settings: https://cloud.google.com/sdk/gcloud/reference/run/services/update).
+ */
+function gcloudUpdate(s: ObservedService): string {
+  return `gcloud run services update ${s.name} --project ${s.project} --region ${s.region}`;
+}
+
 /** One check per rule: what is wrong with the service, or null. */
 export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broken>> = {
   'cpu-always-allocated': ({ s }) => {
@@ -247,7 +257,7 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
           ? `the pool's quota of ${quota} cannot hold one instance: request GPU quota for ${s.region}`
           : s.scalingMode === 'MANUAL'
             ? `set the manual instance count to ${fit} or fewer`
-            : `set the service-level max to ${fit} or fewer: gcloud run services update ${s.name} --region ${s.region} --max ${fit}`,
+            : `set the service-level max to ${fit} or fewer: ${gcloudUpdate(s)} --max ${fit}`,
     };
   },
 
@@ -266,7 +276,7 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
   'max-unset': ({ s, quota }) => {
     if (s.scalingMode === 'MANUAL' || maxInForce(s).level !== 'default') return null;
     const counted = quota === null ? null : quotaInstances(quota, s.gpu.count);
-    const fix = `gcloud run services update ${s.name} --region ${s.region} --max N (N: what it should be allowed${counted === null ? '' : `, at most ${counted}`})`;
+    const fix = `${gcloudUpdate(s)} --max N (N: what it should be allowed${counted === null ? '' : `, at most ${counted}`})`;
     // The template sets one, but another revision serves and could not be read (observe's
     // serving revisions): what it may run is unknown, and counted as if unset.
     if (s.revisionsUnread !== undefined) {
@@ -291,7 +301,7 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
     const { max, how } = effectiveMaxOf(s);
     return {
       problem: `no service-level max instances: the cap is ${max} (${how})`,
-      fix: `gcloud run services update ${s.name} --region ${s.region} --max ${Math.min(max, DEFAULT_MAX_INSTANCES)}`,
+      fix: `${gcloudUpdate(s)} --max ${Math.min(max, DEFAULT_MAX_INSTANCES)}`,
     };
   },
 
@@ -305,7 +315,7 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
     if (usage.peak > min || utilization >= config.idleUtilization) return null;
     return {
       problem: `${plural(min, 'min instance')} hold${min === 1 ? 's' : ''} ${plural(min * s.gpu.count, 'GPU')} at full price, but over the lookback it never ran more than ${usage.peak} and its GPU is ${Math.round(utilization * 100)}% busy`,
-      fix: `gcloud run services update ${s.name} --region ${s.region} --min 0 (or fewer min instances)`,
+      fix: `${gcloudUpdate(s)} --min 0 (or fewer min instances)`,
     };
   },
 

@@ -242,6 +242,44 @@ describe('auditServices: each rule', () => {
     expect(f[2]?.problem).toContain('model, helper');
   });
 
+  it('each gcloud fix names the project of its service, not the default one', () => {
+    const f = auditServices({
+      services: [
+        service('nine', { project: 'other', serviceMaxInstances: 9 }),
+        service('unset', { project: 'other', serviceMaxInstances: null }),
+        service('rev', { project: 'other', serviceMaxInstances: null, revisionMaxInstances: 2 }),
+        service('warm', { project: 'other', serviceMinInstances: 1 }),
+      ],
+      snapshot: {
+        ...snapshot(8),
+        pools: [
+          {
+            project: 'other',
+            region: 'us-central1',
+            accelerator: 'nvidia-l4',
+            zonalRedundancy: true,
+            quota: 8,
+          },
+        ],
+        services: snapshot(8, { warm: { current: 1, peak: 1, sampledAt: AT, utilization: 0 } }, [
+          service('warm', { project: 'other', serviceMinInstances: 1 }),
+        ]).services,
+      },
+      policy: parsePolicy({ version: 1, projects: ['p', 'other'] }),
+    });
+    const commands = f.filter((x) => x.fix.includes('gcloud run services update'));
+    expect(commands.map((x) => x.rule).sort()).toEqual([
+      'max-unset',
+      'max-within-quota',
+      'min-instances-unused',
+      'service-level-max',
+    ]);
+    for (const x of commands)
+      expect(x.fix, x.rule).toContain(
+        `gcloud run services update ${x.service} --project other --region us-central1`,
+      );
+  });
+
   it('max-within-quota: max × GPUs up to the quota passes; above fails; an unset max is max-unset (derived from the quota, not 100); unknown quota is skipped', () => {
     const f = audit([
       service('eight', { serviceMaxInstances: 8 }),
