@@ -269,7 +269,13 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
     if (rev === null || svc === null || rev >= svc) return null;
     return {
       problem: `the serving revision sets max instances ${rev}, below the service-level ${svc}: the cap in force is ${rev}, whatever the governor writes`,
-      fix: `deploy ${s.name} without a revision-level max (template.scaling.max_instance_count unset; gcloud: omit --max-instances) and keep the cap at service level`,
+      // A new revision keeps the revision-level max unless it is changed ("Subsequent revisions
+      // will also automatically get this configuration setting unless you make explicit updates
+      // to change it", https://cloud.google.com/run/docs/configuring/max-instances): omitting
+      // the flag keeps it. `default` clears it ("To clear the max instances setting, specify
+      // default", gcloud run services update --max-instances,
+      // https://cloud.google.com/kubernetes-engine/enterprise/knative-serving/docs/configuring/max-instances).
+      fix: `deploy ${s.name} without a revision-level max (template.scaling.max_instance_count unset): ${gcloudUpdate(s)} --max-instances default, and keep the cap at service level`,
     };
   },
 

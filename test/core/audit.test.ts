@@ -342,6 +342,10 @@ describe('auditServices: each rule', () => {
       'revision-only:service-level-max:recommended',
     ]);
     expect(f[0]?.problem).toContain('the cap in force is 2');
+    // A new revision keeps the revision-level max unless it is cleared: "default" clears it.
+    expect(f[0]?.fix).toContain(
+      'gcloud run services update lower --project p --region us-central1 --max-instances default',
+    );
     expect(f[1]?.problem).toContain('the cap is 2 (revision level)');
   });
 
