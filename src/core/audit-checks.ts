@@ -321,7 +321,11 @@ export const CHECKS: Readonly<Record<AuditRuleId, (ctx: ServiceContext) => Broke
     if (usage.peak > min || utilization >= config.idleUtilization) return null;
     return {
       problem: `${plural(min, 'min instance')} hold${min === 1 ? 's' : ''} ${plural(min * s.gpu.count, 'GPU')} at full price, but over the lookback it never ran more than ${usage.peak} and its GPU is ${Math.round(utilization * 100)}% busy`,
-      fix: `${gcloudUpdate(s)} --min 0 (or fewer min instances)`,
+      // The min in force is the higher of the service's and the revision's: each set is lowered.
+      // `--min` is the service level; `--min-instances` the revision level, off at 0 ("By
+      // default, container instances have min-instances turned off, with a setting of 0",
+      // https://cloud.google.com/run/docs/configuring/min-instances).
+      fix: `${gcloudUpdate(s)}${(s.serviceMinInstances ?? 0) > 0 ? ' --min 0' : ''}${(s.revisionMinInstances ?? 0) > 0 ? ' --min-instances 0' : ''} (or fewer min instances)`,
     };
   },
 

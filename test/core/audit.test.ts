@@ -383,6 +383,22 @@ describe('auditServices: each rule', () => {
     expect(f.find((x) => x.rule === 'min-instances-unused')?.problem).toContain(
       '1 min instance holds 1 GPU at full price',
     );
+    expect(f.find((x) => x.rule === 'min-instances-unused')?.fix).toContain(
+      'gcloud run services update idle --project p --region us-central1 --min 0 (',
+    );
+  });
+
+  it('min-instances-unused: its fix lowers the min where it is set, the revision level too', () => {
+    const idle = { current: 1, peak: 1, sampledAt: AT, utilization: 0 };
+    const fixOf = (more: Partial<ObservedService>) =>
+      audit([service('s', more)], { usage: { s: idle } }).find(
+        (x) => x.rule === 'min-instances-unused',
+      )?.fix;
+    const command = 'gcloud run services update s --project p --region us-central1';
+    expect(fixOf({ revisionMinInstances: 1 })).toContain(`${command} --min-instances 0 (`);
+    expect(fixOf({ serviceMinInstances: 1, revisionMinInstances: 2 })).toContain(
+      `${command} --min 0 --min-instances 0 (`,
+    );
   });
 
   it('min-instances-unused unjudged: a condition holding it is kept while usage is unknown, and only then', () => {
