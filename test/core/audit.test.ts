@@ -475,11 +475,17 @@ describe('auditServices: each rule', () => {
       service('gcloud', { concurrency: 640 }),
       service('chosen', { concurrency: 4 }),
       service('high', { concurrency: 81 }),
+      // 80 × 20 vCPUs is past Cloud Run's most, 1000: gcloud's default is then 1000.
+      service('wide', {
+        concurrency: 1000,
+        containers: [container({ cpu: '20', vcpus: 20 })],
+      }),
     ]);
     expect(rules(f)).toEqual([
       'eighty:concurrency-set:recommended',
       'gcloud:concurrency-set:recommended',
       'unset:concurrency-set:recommended',
+      'wide:concurrency-set:recommended',
     ]);
   });
 
