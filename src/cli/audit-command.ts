@@ -3,6 +3,7 @@ import {
   AUDIT_RULES,
   auditServices,
   hasRequiredFailure,
+  quotaUnjudged,
   type AuditFinding,
   type AuditRuleId,
   type AuditSeverity,
@@ -90,6 +91,18 @@ export async function runAudit(
     const where = unlisted.map((p) => (p.region ? `${p.project}/${p.region}` : p.project));
     io.stderr.write(
       `error: the audit does not cover every service: the services of ${someOf(where, 5)} could not be listed (above)\n`,
+    );
+    return 1;
+  }
+  // The same for a required rule that needs the pool's quota, where it could not be read.
+  const unjudged = quotaUnjudged({
+    services: observation.services,
+    snapshot: observation.snapshot,
+    policy,
+  });
+  if (unjudged.length > 0) {
+    io.stderr.write(
+      `error: the audit could not judge max-within-quota in ${someOf(unjudged, 5)}: the quota could not be read (above)\n`,
     );
     return 1;
   }

@@ -296,6 +296,23 @@ export function unjudgedMisconfigured(
   });
 }
 
+/**
+ * The pools (keys, sorted) where a required `max-within-quota` could not be judged: a service's
+ * rule is required there and the pool's quota is unknown (not in the policy, and not read), so
+ * the check finds nothing. That is not a pass: `governor audit` exits 1 on it, as it does when
+ * services could not be listed.
+ */
+export function quotaUnjudged(input: AuditInput): string[] {
+  const quotaOf = quotaLookup(input.snapshot, input.policy);
+  const keys = new Set<string>();
+  for (const { s, config } of auditedServices(input)) {
+    const level = config.rules['max-within-quota'] ?? AUDIT_RULES['max-within-quota'].severity;
+    const pool = gpuPool(s);
+    if (level === 'required' && quotaOf(pool) === null) keys.add(poolKey(pool));
+  }
+  return [...keys].sort(compareText);
+}
+
 /** True when a required rule failed: `governor audit` exits 1. */
 export function hasRequiredFailure(findings: readonly AuditFinding[]): boolean {
   return findings.some((f) => f.severity === 'required');

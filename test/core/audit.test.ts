@@ -4,6 +4,7 @@ import {
   AUDIT_RULES,
   auditAlerts,
   auditServices,
+  quotaUnjudged,
   unjudgedAudit,
   unjudgedMisconfigured,
   type AuditFinding,
@@ -536,6 +537,26 @@ describe('auditServices: each rule', () => {
       serviceMinInstances: 5,
     });
     expect(rules(audit([manual]))).toEqual(['manual:max-within-quota:required']);
+  });
+});
+
+describe('quotaUnjudged', () => {
+  const unjudged = (quota: number | null, policy: Partial<PolicyInput> = {}) =>
+    quotaUnjudged({
+      services: [service('llm')],
+      snapshot: snapshot(quota, {}, [service('llm')]),
+      policy: parsePolicy({ version: 1, projects: ['p'], ...policy }),
+    });
+
+  it('names a pool whose quota is unknown, where max-within-quota is required', () => {
+    expect(unjudged(null)).toEqual(['p/us-central1/nvidia-l4/zonal']);
+    expect(unjudged(8)).toEqual([]);
+  });
+
+  it('takes a quota the policy sets as known, and a rule the policy lowers as no gate', () => {
+    expect(unjudged(null, { pools: [{ region: 'us-central1', quota: 8 }] })).toEqual([]);
+    expect(unjudged(null, { audit: { rules: { 'max-within-quota': 'recommended' } } })).toEqual([]);
+    expect(unjudged(null, { audit: { rules: { 'max-within-quota': 'off' } } })).toEqual([]);
   });
 });
 
