@@ -9,7 +9,7 @@ import {
 } from './as-left.js';
 import type { Plan, PlanPool } from './plan.js';
 import { compareText, poolKey, poolWords } from './pool.js';
-import { plural } from './text.js';
+import { plural, someOf } from './text.js';
 import { heldBound } from './why.js';
 import type { WriteResult } from './write-result.js';
 
@@ -129,6 +129,40 @@ interface FloorFacts {
   atCap: boolean;
 }
 
+/**
+ * Where a pool's budget went besides its reserve, when GPUs outside the governed caps (unmanaged
+ * services' caps, worker pools, jobs) took part of the quota: " (quota 4 − 5 GPUs outside the
+ * governed caps: worker-pool/encoder 5)". Empty when they took none. Such GPUs can leave the
+ * budget below even a floor of 0, and then lowering min instances cannot help.
+ */
+function budgetInWords(pool: PlanPool): string {
+  if (pool.unmanagedGpus <= 0 || pool.quota === null) return '';
+  const sources =
+    pool.unmanaged.length > 0
+      ? `: ${someOf(
+          pool.unmanaged.map((u) => `${u.source} ${u.gpus}`),
+          FLOORS_NAMED,
+        )}`
+      : '';
+  const reserve = pool.reserve > 0 ? ` − reserve ${pool.reserve}` : '';
+  return ` (quota ${pool.quota}${reserve} − ${pool.unmanagedGpus} GPUs outside the governed caps${sources})`;
+}
+
+/** What can make an infeasible pool's floors fit: only what holds part of its budget. */
+function infeasibleFixes(pool: PlanPool): string[] {
+  return [
+    'raise the quota',
+    ...(pool.unmanagedGpus > 0 ? ['lower what uses GPUs outside the governed caps'] : []),
+    ...(pool.floors > 0 ? ["lower min instances (the services' own, or the policy's min)"] : []),
+  ];
+}
+
+/** "a", "a, or b", "a, b, or c". */
+function orList(items: readonly string[]): string {
+  if (items.length <= 1) return items.join('');
+  return `${items.slice(0, -1).join(', ')}, or ${items[items.length - 1] ?? ''}`;
+}
+
 /** Services named in a pool.infeasible summary, the largest floors first; the rest are counted. */
 const FLOORS_NAMED = 3;
 
@@ -194,7 +228,7 @@ export function poolConditions(
         makeAlert(ctx, pool, {
           type: 'pool.infeasible',
           severity: 'CRITICAL',
-          summary: `Floors in ${where} need ${pool.floors} GPUs but the budget is ${pool.budget}${floors.length > 0 ? ` (${floorsInWords(floorsFirst)})` : ''}: caps are held at their floors at most; raise the quota, or lower min instances (the services' own, or the policy's min)`,
+          summary: `Floors in ${where} need ${pool.floors} GPUs but the budget is ${pool.budget}${budgetInWords(pool)}${floors.length > 0 ? ` (${floorsInWords(floorsFirst)})` : ''}: caps are held at their floors at most; ${orList(infeasibleFixes(pool))}`,
           details: {
             ...numbers,
             floorsBy: floorsFirst.map((f) => ({

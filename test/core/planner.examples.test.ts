@@ -230,6 +230,25 @@ describe('rule 2: floors and ceilings', () => {
     );
   });
 
+  it('pool.infeasible says where the budget went when GPUs outside the caps took it', () => {
+    // A worker pool holds 5 of the quota's 4 GPUs: the budget is −1, below even a floor of 0.
+    // Lowering min instances cannot help; the summary says what holds the GPUs.
+    const p = plan(snap(4, [], 5), policy(), AT);
+    expect(p.pools[0]).toMatchObject({ status: 'infeasible', budget: -1, floors: 0 });
+    expect(p.alerts.find((a) => a.type === 'pool.infeasible')?.summary).toBe(
+      'Floors in us-central1 nvidia-l4 need 0 GPUs but the budget is -1 (quota 4 − 5 GPUs outside the governed caps: worker pool encoder 5): caps are held at their floors at most; raise the quota, or lower what uses GPUs outside the governed caps',
+    );
+    // With a floor of its own as well, both causes are named.
+    const q = plan(
+      snap(8, [svc('a', 2, { current: 2, peak: 2 })], 7),
+      policy({ defaults: { min: 2 } }),
+      AT,
+    );
+    expect(q.alerts.find((a) => a.type === 'pool.infeasible')?.summary).toBe(
+      "Floors in us-central1 nvidia-l4 need 2 GPUs but the budget is 1 (quota 8 − 7 GPUs outside the governed caps: worker pool encoder 7) (a 2): caps are held at their floors at most; raise the quota, lower what uses GPUs outside the governed caps, or lower min instances (the services' own, or the policy's min)",
+    );
+  });
+
   it('floors yield to the quota: a raise to a floor stops at the budget, highest priority first', () => {
     // Infeasible only because a service is deploying: held at its cap of 3, it leaves 5 GPUs of
     // the 8 for svc-z0 (2 GPUs an instance, floor 3) and svc-z2 (floor 1). The chaos suite found
