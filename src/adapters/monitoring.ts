@@ -42,7 +42,22 @@ export const REQUEST_COUNT_METRIC = 'run.googleapis.com/request_count';
 /** The logs-based counter metric terraform/ defines on Cloud Run's request log (status 429). */
 export const REFUSED_REQUESTS_METRIC = 'logging.googleapis.com/user/gpu_governor_refused_requests';
 const RESOURCE_TYPE = 'cloud_run_revision';
-const GROUP_BY = ['resource.label.service_name', 'resource.label.location'];
+/**
+ * Grouped by project too: a project reads the series of every project of its metrics scope ("The
+ * metrics scope of a Google Cloud project defines the set resource containers whose time-series
+ * data the project can chart and monitor ... The time-series data stored by a resource container
+ * includes a label that identifies the resource container",
+ * https://cloud.google.com/monitoring/settings), and "Fields not specified in `group_by_fields`
+ * are aggregated away" (Aggregation.group_by_fields, google/monitoring/v3/common.proto): without
+ * it, a service of a monitored project with the same name and region would be summed into this
+ * project's. The label is compared in the answer (ownerOf), not filtered on: a project named by its
+ * number would match no `project_id` (the label holds the id).
+ */
+const GROUP_BY = [
+  'resource.label.project_id',
+  'resource.label.service_name',
+  'resource.label.location',
+];
 
 /**
  * How each metric is read.
@@ -378,6 +393,8 @@ async function listSeries(
   const callOptions = { ...gaxReadOptions(policy), autoPaginate: false };
   const bySeries = new Map<string, MetricSeries>();
   const tokens = new Set<string>();
+  /** The projects whose series were read, when the project is named by its number. */
+  const owners = new Set<string>();
   let pageToken = '';
   do {
     let page: [TimeSeries[], unknown, ListTimeSeriesResponse];
@@ -399,9 +416,10 @@ async function listSeries(
       );
     }
     for (const s of series) {
+      const parsed = toMetricSeries(s, query, what, window);
+      if (!ofProject(s, project, owners, what)) continue;
       const label = query.groupBy ? (s.metric?.labels?.[query.groupBy] ?? '') : '';
       if (query.groupBy && label === query.leaveOut) continue;
-      const parsed = toMetricSeries(s, query, what, window);
       const key = JSON.stringify([parsed.service, parsed.region, label]);
       // The same series again is its continuation: a page ends after a number of points.
       const seen = bySeries.get(key);
@@ -424,6 +442,30 @@ async function listSeries(
     else byService.set(key, { ...s, points });
   }
   return [...byService.values()];
+}
+
+/**
+ * Whether a series is the project's own, not another project's of its metrics scope (GROUP_BY).
+ * Named by its id, the project's series carry it as `project_id`. Named by its number, which the
+ * label never holds, a series is taken as the project's while the answer holds one project only;
+ * series of several projects cannot be told apart, and the read fails rather than sum them.
+ */
+function ofProject(
+  series: TimeSeries,
+  project: string,
+  owners: Set<string>,
+  what: string,
+): boolean {
+  const owner = series.resource?.labels?.['project_id'] ?? '';
+  if (owner === '') throw new UpstreamError(`${what}: a series lacks its project_id label`);
+  if (!/^\d+$/.test(project)) return owner === project;
+  owners.add(owner);
+  if (owners.size > 1) {
+    throw new UpstreamError(
+      `${what}: the answer holds series of several projects (${[...owners].join(', ')}), which a project named by its number cannot tell apart: name it by its id`,
+    );
+  }
+  return true;
 }
 
 /**

@@ -351,6 +351,12 @@ describe('labels', () => {
       answer([series([{ at: now, value: int(1) }], { labels })]);
       expect((await refusal(counts)).message).toContain('lacks its service_name or location label');
     }
+    answer([
+      series([{ at: lastMinutes().now, value: int(1) }], {
+        labels: { service_name: 'web', location: US },
+      }),
+    ]);
+    expect((await refusal(counts)).message).toContain('lacks its project_id label');
   });
 
   it('passes on series of services and regions it does not know, for observation to leave out', async () => {
@@ -367,6 +373,20 @@ describe('labels', () => {
       `Not_A/Cloud Run name@${US}`,
       'ghost@mars-north1',
       `web@${US}`,
+    ]);
+  });
+
+  it("leaves out another project's series of a metrics scope: its namesake's instances are not this one's", async () => {
+    const { now } = lastMinutes();
+    // The project read is the scoping project of a metrics scope that also holds "staging": its
+    // service of the same name and region comes back in the same answer, told apart only by the
+    // project_id label (https://cloud.google.com/monitoring/settings).
+    answer([
+      series([{ at: now, value: int(1) }]),
+      series([{ at: now, value: int(7) }], { labels: { ...WEB, project_id: 'staging' } }),
+    ]);
+    expect(await counts()).toEqual([
+      { service: 'web', region: US, points: [{ at: now, value: 1 }] },
     ]);
   });
 

@@ -162,7 +162,11 @@ describe('createMonitoringAdapter: instance counts', () => {
         alignment_period: { seconds: '60' },
         per_series_aligner: 'ALIGN_MAX',
         cross_series_reducer: 'REDUCE_SUM',
-        group_by_fields: ['resource.label.service_name', 'resource.label.location'],
+        group_by_fields: [
+          'resource.label.project_id',
+          'resource.label.service_name',
+          'resource.label.location',
+        ],
       },
       view: 'FULL',
     });
@@ -488,6 +492,7 @@ describe('createMonitoringAdapter: requests served and refused', () => {
           per_series_aligner: 'ALIGN_SUM',
           cross_series_reducer: 'REDUCE_SUM',
           group_by_fields: [
+            'resource.label.project_id',
             'resource.label.service_name',
             'resource.label.location',
             'metric.label.response_code',
@@ -502,7 +507,11 @@ describe('createMonitoringAdapter: requests served and refused', () => {
         aggregation: {
           per_series_aligner: 'ALIGN_SUM',
           cross_series_reducer: 'REDUCE_SUM',
-          group_by_fields: ['resource.label.service_name', 'resource.label.location'],
+          group_by_fields: [
+            'resource.label.project_id',
+            'resource.label.service_name',
+            'resource.label.location',
+          ],
         },
       });
     } finally {
