@@ -205,6 +205,20 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
       const [found] = await read(() => revisions.getRevision({ name }, reads)).catch(
         (error: unknown) => Promise.reject(translateGrpcError(error, `getting revision ${name}`)),
       );
+      // Another revision's max or GPU would be counted as this one's, as getService refuses.
+      if (
+        !namedUnder(
+          found.name ?? '',
+          project,
+          region,
+          `services/${service}/revisions/${revision}`,
+          /^$/,
+        )
+      ) {
+        throw new UpstreamError(
+          `getting revision ${name}: Cloud Run answered with "${cut(found.name ?? '')}", another resource; nothing of it is used`,
+        );
+      }
       return { maxInstances: setOrNull(found.scaling?.maxInstanceCount), gpu: gpuOf(found) };
     },
 

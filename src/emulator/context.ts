@@ -95,6 +95,7 @@ export type AnsweredMethod =
   | 'ListTimeSeries'
   | 'ListServices'
   | 'GetService'
+  | 'GetRevision'
   | 'ListWorkerPools'
   | 'ListExecutions'
   | 'GetQuotaInfo'

@@ -467,10 +467,13 @@ export function runRevisionsHandlers(ctx: EmulatorContext): Handlers {
       checkSegment('id', 'the location of name', region);
       checkSegment('service', 'the service id of name', service);
       requireFleetProject(ctx.model.fleet.projects, project, 'run.revisions.get', name);
-      const s = ctx.model.getService({ project, region, name: service });
-      const found = s ? serviceRevisions(s).find((r) => r.name === revision) : undefined;
-      if (!s || !found) throw notFound(`Resource '${shown(name)}' was not found`);
-      return revisionResource(s, found);
+      const fleetAnswer = () => {
+        const s = ctx.model.getService({ project, region, name: service });
+        const found = s ? serviceRevisions(s).find((r) => r.name === revision) : undefined;
+        if (!s || !found) throw notFound(`Resource '${shown(name)}' was not found`);
+        return revisionResource(s, found);
+      };
+      return answerOf(ctx, 'GetRevision', request, fleetAnswer);
     },
   };
 }

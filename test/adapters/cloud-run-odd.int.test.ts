@@ -152,6 +152,32 @@ describe('a listing that cannot be the region asked', () => {
     }
   });
 
+  it('GetRevision answering another revision is refused, its max not taken', async () => {
+    const asked = 'web-00001-abc';
+    const others = [
+      `projects/${PROJECT}/locations/${US}/services/api/revisions/${asked}`,
+      `projects/${PROJECT}/locations/${US}/services/web/revisions/web-00002-xyz`,
+      `projects/other-project/locations/${US}/services/web/revisions/${asked}`,
+      `projects/${PROJECT}/locations/${EU}/services/web/revisions/${asked}`,
+    ];
+    for (const other of others) {
+      hook = (method) =>
+        method === 'GetRevision' ? { name: other, scaling: { max_instance_count: 9 } } : undefined;
+      const read = adapter.getRevisionMax(PROJECT, US, 'web', asked);
+      await expect(read).rejects.toBeInstanceOf(UpstreamError);
+      await expect(read).rejects.toThrow(other);
+    }
+    // Its own, named by project number too, is read.
+    for (const own of [
+      `projects/${PROJECT}/locations/${US}/services/web/revisions/${asked}`,
+      `projects/123456789012/locations/${US}/services/web/revisions/${asked}`,
+    ]) {
+      hook = (method) =>
+        method === 'GetRevision' ? { name: own, scaling: { max_instance_count: 9 } } : undefined;
+      expect((await adapter.getRevisionMax(PROJECT, US, 'web', asked)).maxInstances).toBe(9);
+    }
+  });
+
   it('refuses a worker pool or a job execution named under another parent, or not as one', async () => {
     const foreignPool = `projects/other-project/locations/${US}/workerPools/batch`;
     hook = (method) =>
