@@ -1,5 +1,6 @@
 import { status } from '@grpc/grpc-js';
-import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
+import { MetricServiceClient } from '@google-cloud/monitoring';
+import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
 
 import {
   createMonitoringAdapter,
@@ -388,6 +389,34 @@ describe('labels', () => {
     expect(await counts()).toEqual([
       { service: 'web', region: US, points: [{ at: now, value: 1 }] },
     ]);
+  });
+
+  it('reads a project named by its number while the answer is of one project, and refuses one of several', async () => {
+    const { now, window } = lastMinutes();
+    // The emulator knows projects by id only: Monitoring's answer is given to the client here.
+    const seriesOf = (owner: string, n: number) => ({
+      metric: { type: INSTANCE_COUNT_METRIC, labels: {} },
+      resource: { type: 'cloud_run_revision', labels: { ...WEB, project_id: owner } },
+      metricKind: 'GAUGE',
+      valueType: 'INT64',
+      points: [{ interval: { endTime: ts(now) }, value: { int64Value: String(n) } }],
+    });
+    const list = vi.spyOn(MetricServiceClient.prototype, 'listTimeSeries');
+    try {
+      const answerWith = (...s: unknown[]) =>
+        list.mockImplementation((() =>
+          Promise.resolve([s, null, { nextPageToken: '', executionErrors: [] }])) as never);
+      answerWith(seriesOf('prod', 2));
+      expect(await monitoring.instanceCounts('123456789012', window)).toEqual([
+        { service: 'web', region: US, points: [{ at: now, value: 2 }] },
+      ]);
+      answerWith(seriesOf('prod', 2), seriesOf('staging', 7));
+      expect(
+        (await refusal(() => monitoring.instanceCounts('123456789012', window))).message,
+      ).toContain('series of several projects (prod, staging)');
+    } finally {
+      list.mockRestore();
+    }
   });
 
   it('reads thousands of series of services that do not exist, page by page', async () => {
