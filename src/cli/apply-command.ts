@@ -6,7 +6,7 @@ import {
   type WriteCause,
   type WriteResult,
 } from '../core/write-result.js';
-import { poolWords } from '../core/pool.js';
+import { poolKey, poolWords } from '../core/pool.js';
 import { unreadableOriginal } from '../core/why.js';
 import { listOnOneLine, oneLine, someOf } from '../core/text.js';
 import { groupBy } from '../core/collections.js';
@@ -122,6 +122,13 @@ export function restoreSummary(plan: Plan, r: RunReport): string {
       .filter((w) => w.outcome === 'written' && w.written !== null)
       .map((w) => [`${w.project}/${w.region}/${w.name}`, w.written as number]),
   );
+  // The services this run held back for want of room: a raise not sent for it (`no-room`),
+  // written short of its max from before, or lowered back as the pool filled meanwhile.
+  const forRoom = new Set(
+    r.writes
+      .filter((w) => w.cause === 'no-room' || w.cause === 'compensated' || writtenShort(w))
+      .map((w) => `${w.project}/${w.region}/${w.name}`),
+  );
   const dry = r.mode === 'dry-run';
   const p = restoreProgress(plan, dry ? new Map() : written);
   const lines = [
@@ -162,10 +169,21 @@ export function restoreSummary(plan: Plan, r: RunReport): string {
       lines.push(
         `    Their max from before the governor needs ${w.needs} GPUs but the pool's budget is ${w.budget}: restore cannot finish until the quota grows by ${w.needs - w.budget} GPUs, or you set lower maxes by hand (gcloud run services update S --max N).`,
       );
-    } else if (w.services.some((s) => !s.deferred)) {
-      lines.push(
-        '    The pool has no room for them yet: run `governor restore` again; each run restores as far as the room allows, until every service is back.',
-      );
+    } else {
+      const pool = plan.pools.find((q) => poolKey(q) === w.pool);
+      const held = w.services.filter((s) => !s.deferred);
+      const noRoom = held.filter((s) => forRoom.has(`${pool?.project}/${pool?.region}/${s.name}`));
+      if (noRoom.length > 0)
+        lines.push(
+          '    The pool has no room for them yet: run `governor restore` again; each run restores as far as the room allows, until every service is back.',
+        );
+      // Not for the room (changed meanwhile, another writer, the deadline, a failure): the
+      // reasons are listed above, with the writes not made.
+      const other = held.filter((s) => !noRoom.includes(s)).map((s) => s.name);
+      if (other.length > 0)
+        lines.push(
+          `    ${other.join(', ')}: not written by this run, for the reason given above: run \`governor restore\` again.`,
+        );
     }
   }
   return lines.join('\n');

@@ -740,6 +740,44 @@ describe('reconcile', () => {
     expect(then).toContain('restore cannot finish until the quota grows by 1 GPUs');
     for (const total of poolTotalsAfterEachWrite()) expect(total).toBeLessThanOrEqual(6);
   });
+
+  it('restore does not blame the room for a decrease someone else changed the service under', async () => {
+    await run(policyOf());
+    const annotationsOf = (name: string) =>
+      emulator.state().services.find((s) => s.name === name)?.annotations ?? {};
+    // idle's max before the governor is taken as its 1 now: only busy (3, back to 1) is restored,
+    // and every max from before fits the budget.
+    emulator.edit({
+      project: PROJECT,
+      region: REGION,
+      service: 'idle',
+      annotations: { ...annotationsOf('idle'), 'gpu-governor.dev/original-max': '1' },
+    });
+    const before = emulator.writes().length;
+    const report = await run(policyOf(), {
+      restore: true,
+      // Someone edits busy after the plan, before its decrease: the decrease is not sent.
+      confirm: () => {
+        emulator.edit({
+          project: PROJECT,
+          region: REGION,
+          service: 'busy',
+          annotations: { ...annotationsOf('busy'), owner: 'team-b' },
+        });
+        return Promise.resolve(true);
+      },
+    });
+    expect(emulator.writes().length).toBe(before);
+    expect(report.writes.find((w) => w.name === 'busy')).toMatchObject({
+      outcome: 'skipped',
+      cause: 'etag',
+    });
+    const told = report.plan ? restoreSummary(report.plan, report) : '';
+    expect(told).toContain('busy (3, back to 1)');
+    // A decrease needs no room: the pool's room is not what held it back.
+    expect(told).not.toContain('no room');
+    expect(told).toContain('not written by this run');
+  });
 });
 
 /**
