@@ -48,6 +48,11 @@ describe('originalMaxes', () => {
     expect(target).toMatchObject({ to: null, unreadable: text });
   });
 
+  it('puts back a revision max of 1 or more for an unset one, never 0', () => {
+    expect(originalMaxes([service('', 0)])).toMatchObject([{ to: null, source: 'revision-max' }]);
+    expect(originalMaxes([service('', 1)])).toMatchObject([{ to: 1, source: 'revision-max' }]);
+  });
+
   it('takes the largest max Cloud Run can hold (int32)', () => {
     expect(originalMaxes([service('2147483647')])).toMatchObject([{ to: 2147483647 }]);
   });
