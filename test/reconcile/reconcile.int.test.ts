@@ -778,6 +778,37 @@ describe('reconcile', () => {
     expect(told).not.toContain('no room');
     expect(told).toContain('not written by this run');
   });
+
+  it('restore says a raise written short waits for room in the pool', async () => {
+    await run(policyOf());
+    const annotationsOf = (name: string) =>
+      emulator.state().services.find((s) => s.name === name)?.annotations ?? {};
+    // idle back to 3, busy back to 1, steady at 1: the maxes from before fit the budget of 5.
+    emulator.edit({
+      project: PROJECT,
+      region: REGION,
+      service: 'idle',
+      annotations: { ...annotationsOf('idle'), 'gpu-governor.dev/original-max': '3' },
+    });
+    const report = await run(policyOf(), {
+      restore: true,
+      // Another writer raises steady after the plan: idle has room for 2 only.
+      confirm: () => {
+        emulator.edit({ project: PROJECT, region: REGION, service: 'steady', maxInstances: 2 });
+        return Promise.resolve(true);
+      },
+    });
+    expect(report.writes.find((w) => w.name === 'idle')).toMatchObject({
+      outcome: 'written',
+      planned: 3,
+      written: 2,
+    });
+    const told = report.plan ? restoreSummary(report.plan, report) : '';
+    expect(told).toContain('idle (2, back to 3)');
+    expect(told).toContain('The pool has no room for them yet');
+    expect(told).not.toContain('not written by this run');
+    for (const total of poolTotalsAfterEachWrite()) expect(total).toBeLessThanOrEqual(6);
+  });
 });
 
 /**
