@@ -81,7 +81,7 @@ variable "function" {
     available_cpu    = optional(string, "1")
     environment      = optional(map(string), {})
   })
-  description = "The function's resources. timeout_seconds bounds a request; run_deadline (GOVERNOR_RUN_DEADLINE, \"240s\" or \"4m\") is when the governor stops starting writes, and must be at least 15 s shorter than the timeout so that it can still publish and answer. available_cpu and available_memory must fit together as Cloud Run requires (checked at plan time): 1, 2, 4, 6 or 8 vCPUs or 0.08 to 1, at most 4 GiB with 1 vCPU, 8 GiB with 2, 32 GiB in all. environment adds variables; it cannot override the module's GOVERNOR_POLICY, GOVERNOR_STATE_STORE, GOVERNOR_FIRESTORE_*, GOVERNOR_RUN_DEADLINE, GOOGLE_CLOUD_PROJECT or NODE_ENV, nor set anything that redirects the API calls (*_EMULATOR_HOST, GOVERNOR_EMULATOR_*, proxies, TLS overrides, GOOGLE_APPLICATION_CREDENTIALS). The function always runs at most one instance with one request at a time."
+  description = "The function's resources. timeout_seconds bounds a request; run_deadline (GOVERNOR_RUN_DEADLINE, \"240s\" or \"4m\") is when the governor stops starting writes, and must be at least 15 s shorter than the timeout so that it can still publish and answer. available_cpu and available_memory must fit together as Cloud Run requires (checked at plan time): 1, 2, 4, 6 or 8 vCPUs or 0.08 to 1, at least 128 MiB, at most 4 GiB with 1 vCPU, 8 GiB with 2, 32 GiB in all. environment adds variables; it cannot override the module's GOVERNOR_POLICY, GOVERNOR_STATE_STORE, GOVERNOR_FIRESTORE_*, GOVERNOR_RUN_DEADLINE, GOOGLE_CLOUD_PROJECT or NODE_ENV, nor set anything that redirects the API calls (*_EMULATOR_HOST, GOVERNOR_EMULATOR_*, proxies, TLS overrides, GOOGLE_APPLICATION_CREDENTIALS). The function always runs at most one instance with one request at a time."
   default     = {}
 
   # Cloud Scheduler waits for an HTTP target at most 30 minutes: Job.attempt_deadline "must be in
@@ -125,7 +125,7 @@ variable "function" {
   }
 
   # Memory against CPU: more than 4 GiB needs 2 vCPUs, more than 8 GiB 4, more than 16 GiB 6, more
-  # than 24 GiB 8, and 32 GiB is the most
+  # than 24 GiB 8, 32 GiB is the most and 128 MiB the least ("Minimum memory")
   # (https://cloud.google.com/run/docs/configuring/services/memory-limits); 4 vCPUs need 2 GiB, 6 or
   # 8 need 4 GiB; under 1 vCPU, more than 512 MiB needs 0.5 and more than 1 GiB needs 1
   # (https://cloud.google.com/run/docs/configuring/services/cpu). m is the memory in MiB (M and G
@@ -135,6 +135,7 @@ variable "function" {
       for m in [tonumber(regex("^([0-9]+)(Mi|Gi|M|G)$", var.function.available_memory)[0]) * lookup({ Mi = 1, Gi = 1024, M = 0.95367431640625, G = 953.67431640625 }, regex("^([0-9]+)(Mi|Gi|M|G)$", var.function.available_memory)[1])] : [
         for c in [tonumber(var.function.available_cpu)] : [
           m <= 32768,
+          m >= 128,
           m <= 4096 || c >= 2,
           m <= 8192 || c >= 4,
           m <= 16384 || c >= 6,
@@ -146,7 +147,7 @@ variable "function" {
         ]
       ]
     ])), true)
-    error_message = "function.available_memory does not fit function.available_cpu as Cloud Run requires: more than 4 GiB needs 2 vCPUs, more than 8 GiB 4, more than 16 GiB 6, more than 24 GiB 8, 32 GiB at most; 4 vCPUs need 2 GiB and 6 or 8 need 4 GiB; under 1 vCPU, more than 512 MiB needs 0.5 and more than 1 GiB needs 1."
+    error_message = "function.available_memory does not fit function.available_cpu as Cloud Run requires: more than 4 GiB needs 2 vCPUs, more than 8 GiB 4, more than 16 GiB 6, more than 24 GiB 8, 32 GiB at most and 128 MiB at least; 4 vCPUs need 2 GiB and 6 or 8 need 4 GiB; under 1 vCPU, more than 512 MiB needs 0.5 and more than 1 GiB needs 1."
   }
 
   validation {

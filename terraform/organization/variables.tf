@@ -255,7 +255,7 @@ variable "dispatch_absent_minutes" {
 
 variable "unit_memory" {
   type        = string
-  description = "Memory of each unit function instance, which runs the governor on one project (512Mi, with 1 vCPU, as the single-project module's function). docs/performance.md measured a run's peak at 238 MiB for 1,000 GPU services and 343 MiB for 10,000; raise it for larger projects, up to 4Gi (Cloud Run allows no more with 1 vCPU)."
+  description = "Memory of each unit function instance, which runs the governor on one project (512Mi, with 1 vCPU, as the single-project module's function). docs/performance.md measured a run's peak at 238 MiB for 1,000 GPU services and 343 MiB for 10,000; raise it for larger projects, up to 4Gi (Cloud Run allows no more with 1 vCPU); 128Mi at least."
   default     = "512Mi"
 
   validation {
@@ -265,9 +265,15 @@ variable "unit_memory" {
 
   # The unit function has 1 vCPU (function.tf), and Cloud Run refuses more than 4 GiB with fewer
   # than 2 vCPUs (https://cloud.google.com/run/docs/configuring/services/memory-limits, "Required
-  # minimum CPUs"). In MiB: M and G are decimal (10^6 and 10^9 bytes).
+  # minimum CPUs"), nor less than 128 MiB ("Minimum memory", same page). In MiB: M and G are
+  # decimal (10^6 and 10^9 bytes).
   validation {
     condition     = try(tonumber(regex("^([0-9]+)(Mi|Gi|M|G)$", var.unit_memory)[0]) * lookup({ Mi = 1, Gi = 1024, M = 0.95367431640625, G = 953.67431640625 }, regex("^([0-9]+)(Mi|Gi|M|G)$", var.unit_memory)[1]) <= 4096, true)
     error_message = "unit_memory must be at most 4Gi: the unit function runs with 1 vCPU, and Cloud Run requires 2 vCPUs for more than 4 GiB."
+  }
+
+  validation {
+    condition     = try(tonumber(regex("^([0-9]+)(Mi|Gi|M|G)$", var.unit_memory)[0]) * lookup({ Mi = 1, Gi = 1024, M = 0.95367431640625, G = 953.67431640625 }, regex("^([0-9]+)(Mi|Gi|M|G)$", var.unit_memory)[1]) >= 128, true)
+    error_message = "unit_memory must be at least 128Mi, the least memory Cloud Run gives an instance."
   }
 }

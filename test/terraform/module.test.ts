@@ -152,7 +152,8 @@ describe('variables', () => {
   // 4 vCPUs need 2 GiB, 6 or 8 need 4 GiB; under 1 vCPU, more than 512 MiB needs 0.5 and more than
   // 1 GiB needs 1 (https://cloud.google.com/run/docs/configuring/services/cpu); more than 4 GiB
   // needs 2 vCPUs, more than 8 GiB 4, more than 16 GiB 6, more than 24 GiB 8, and 32 GiB is the
-  // most (https://cloud.google.com/run/docs/configuring/services/memory-limits). Refused at plan
+  // most, and 128 MiB the least
+  // (https://cloud.google.com/run/docs/configuring/services/memory-limits). Refused at plan
   // time rather than by the API, after the build.
   it.each([
     ['1', '512Mi', true],
@@ -187,6 +188,11 @@ describe('variables', () => {
     ['7', '24Gi', false],
     ['0.05', '128Mi', false],
     ['one', '512Mi', false],
+    ['1', '128Mi', true],
+    ['1', '127Mi', false],
+    ['1', '0Mi', false],
+    ['1', '100M', false],
+    ['0.08', '64Mi', false],
   ])('function: %s vCPU with %s is accepted: %s, as Cloud Run would', (cpu, memory, accepted) => {
     const value = {
       function: {

@@ -338,7 +338,8 @@ describe("the functions' memory and CPU", () => {
   });
   // The unit function runs with 1 vCPU, and Cloud Run refuses more than 4 GiB of memory with
   // fewer than 2 vCPUs (https://cloud.google.com/run/docs/configuring/services/memory-limits,
-  // "Required minimum CPUs"): a larger unit_memory would fail the apply after the build.
+  // "Required minimum CPUs"), nor less than 128 MiB ("Minimum memory", same page): such a
+  // unit_memory would fail the apply after the build.
   it.each([
     ['512Mi', true],
     ['4Gi', true],
@@ -350,6 +351,10 @@ describe("the functions' memory and CPU", () => {
     ['4295M', false],
     ['5G', false],
     ['1Ti', false],
+    ['128Mi', true],
+    ['127Mi', false],
+    ['0Mi', false],
+    ['100M', false],
   ])('unit_memory %s is accepted: %s, as Cloud Run takes it with 1 vCPU', (memory, accepted) => {
     expect(
       block(resource(org, 'google_cloudfunctions2_function', 'unit'), 'service_config'),
