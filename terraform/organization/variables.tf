@@ -150,8 +150,8 @@ variable "unit_concurrency" {
   default     = 20
 
   validation {
-    condition     = var.unit_concurrency >= 1 && var.unit_concurrency <= 1000
-    error_message = "unit_concurrency must be between 1 and 1000."
+    condition     = var.unit_concurrency >= 1 && var.unit_concurrency <= 1000 && floor(var.unit_concurrency) == var.unit_concurrency
+    error_message = "unit_concurrency must be a whole number between 1 and 1000."
   }
 }
 
@@ -161,8 +161,8 @@ variable "max_delivery_attempts" {
   default     = 5
 
   validation {
-    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100
-    error_message = "max_delivery_attempts must be between 5 and 100 (Pub/Sub's bounds)."
+    condition     = var.max_delivery_attempts >= 5 && var.max_delivery_attempts <= 100 && floor(var.max_delivery_attempts) == var.max_delivery_attempts
+    error_message = "max_delivery_attempts must be a whole number between 5 and 100 (Pub/Sub's bounds; the unit is told it as GOVERNOR_MAX_DELIVERY_ATTEMPTS, which takes whole numbers only)."
   }
 }
 
@@ -184,8 +184,8 @@ variable "timeout_seconds" {
   default     = 300
 
   validation {
-    condition     = var.timeout_seconds >= 60 && var.timeout_seconds <= 600
-    error_message = "timeout_seconds must be between 60 and 600 (the push subscription's ack deadline is at most 600 s)."
+    condition     = var.timeout_seconds >= 60 && var.timeout_seconds <= 600 && floor(var.timeout_seconds) == var.timeout_seconds
+    error_message = "timeout_seconds must be a whole number of seconds between 60 and 600 (the push subscription's ack deadline is at most 600 s; the unit's run deadline, GOVERNOR_RUN_DEADLINE, is timeout_seconds - 30 in whole seconds)."
   }
 }
 

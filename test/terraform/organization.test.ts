@@ -463,6 +463,32 @@ describe('the functions', () => {
     }
   });
 
+  // The unit is told timeout_seconds - 30 as GOVERNOR_RUN_DEADLINE and max_delivery_attempts as
+  // GOVERNOR_MAX_DELIVERY_ATTEMPTS, both whole numbers only: a fraction would pass the plan and
+  // then fail every unit run on its configuration.
+  it.each([
+    ['timeout_seconds', 300, true],
+    ['timeout_seconds', 300.5, false],
+    ['max_delivery_attempts', 5, true],
+    ['max_delivery_attempts', 5.5, false],
+    ['unit_concurrency', 20, true],
+    ['unit_concurrency', 2.5, false],
+  ])('%s = %s is accepted: %s (whole numbers only)', (name, value, accepted) => {
+    const results = ((org.variables.get(name)?.['validation'] as Body[]) ?? []).map((v) => ({
+      ok: evaluateCondition(String(v['condition']), { [name]: value }),
+      message: String(v['error_message']),
+    }));
+    expect(results.length).toBeGreaterThan(0);
+    expect(results.every((r) => r.ok === true)).toBe(accepted);
+    for (const r of results.filter((r) => r.ok !== true)) {
+      expect(r.ok).toBe(false);
+      expect(r.message.startsWith(`${name} `)).toBe(true);
+    }
+    if (name === 'timeout_seconds' && accepted) {
+      expect(DURATION_PATTERN.test(`${value - 30}s`)).toBe(true);
+    }
+  });
+
   it('rejects a delivery-attempt count Pub/Sub would refuse', () => {
     const v = org.variables.get('max_delivery_attempts') as Body;
     const validation = (v['validation'] as Body[])[0];
