@@ -76,6 +76,12 @@ variable "policy" {
     condition     = try(var.policy.version, 1) == 1
     error_message = "policy.version must be 1 (or left out)."
   }
+
+  # The policy refuses an empty regions list, and every unit run would fail on it.
+  validation {
+    condition     = try(length(var.policy.regions) > 0, !can(var.policy.regions))
+    error_message = "policy.regions, when given, must be a non-empty list of regions (leave it out to govern every region that has GPU services)."
+  }
 }
 
 variable "discovery" {

@@ -674,6 +674,26 @@ describe('the policy the organisation module assembles', () => {
     expect(about(/var\.policy\.fanout\.topic/)?.[1]).toMatch(/work topic/);
     expect(about(/var\.policy\.version/)?.[1]).toMatch(/version/);
   });
+
+  // The policy refuses an empty regions list (src/core/policy.ts), so every unit run would fail on
+  // it: refused at plan time, as the single-project module does.
+  it.each([
+    [['us-central1'], true],
+    [[], false],
+  ])('policy.regions %j is accepted: %s', (regions, accepted) => {
+    const parse = () => parsePolicy({ version: 1, projects: ['p-000001'], regions });
+    if (accepted) expect(parse).not.toThrow();
+    else expect(parse).toThrow(/regions/);
+    const results = ((org.variables.get('policy')?.['validation'] as Body[]) ?? [])
+      .filter((v) => /\.regions/.test(String(v['condition'])))
+      .map((v) => ({
+        ok: evaluateCondition(String(v['condition']), { policy: { regions } }),
+        message: String(v['error_message']),
+      }));
+    expect(results.length).toBe(1);
+    expect(results[0]?.ok).toBe(accepted);
+    expect(results[0]?.message).toMatch(/^policy\.regions/);
+  });
 });
 
 describe('the variables', () => {
