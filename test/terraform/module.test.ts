@@ -308,6 +308,31 @@ describe('variables', () => {
     expect(bounds('var.alerts.subscription.message_retention_duration')).toBeDefined();
   });
 
+  // Subscription.ack_deadline_seconds: "The minimum custom deadline you can specify is 10 seconds.
+  // The maximum custom deadline you can specify is 600 seconds"
+  // (https://cloud.google.com/dotnet/docs/reference/Google.Cloud.PubSub.V1/latest/Google.Cloud.PubSub.V1.Subscription);
+  // DeadLetterPolicy.max_delivery_attempts: "The value must be between 5 and 100"
+  // (https://cloud.google.com/dotnet/docs/reference/Google.Cloud.PubSub.V1/latest/Google.Cloud.PubSub.V1.DeadLetterPolicy.html).
+  it.each([
+    ['ack_deadline_seconds', 10, true],
+    ['ack_deadline_seconds', 600, true],
+    ['ack_deadline_seconds', 9, false],
+    ['ack_deadline_seconds', 601, false],
+    ['max_delivery_attempts', 5, true],
+    ['max_delivery_attempts', 100, true],
+    ['max_delivery_attempts', 4, false],
+    ['max_delivery_attempts', 101, false],
+  ])('alerts.subscription.%s = %s is accepted: %s, as Pub/Sub would', (field, value, accepted) => {
+    const checks = validations(module, 'alerts').filter((v) =>
+      String(v['condition']).includes(`var.alerts.subscription.${field}`),
+    );
+    expect(checks.length).toBe(1);
+    const subscription = { ack_deadline_seconds: 60, max_delivery_attempts: 10, [field]: value };
+    expect(evaluateCondition(String(checks[0]?.['condition']), { alerts: { subscription } })).toBe(
+      accepted,
+    );
+  });
+
   it('checks that the service accounts it is given are service account emails', () => {
     const emailRe = (variable: string, field: string) =>
       regexIn(
