@@ -333,6 +333,22 @@ describe('variables', () => {
     );
   });
 
+  // RetryConfig.retry_count: "Values greater than 5 and negative values are not allowed"
+  // (https://cloud.google.com/php/docs/reference/cloud-scheduler/1.10.0/V1.RetryConfig).
+  it.each([
+    [0, true],
+    [5, true],
+    [-1, false],
+    [6, false],
+  ])('scheduler_retry.retry_count = %s is accepted: %s, as Cloud Scheduler would', (count, ok) => {
+    const checks = validations(module, 'scheduler_retry').filter((v) =>
+      String(v['condition']).includes('retry_count'),
+    );
+    expect(checks.length).toBe(1);
+    const scheduler_retry = { retry_count: count };
+    expect(evaluateCondition(String(checks[0]?.['condition']), { scheduler_retry })).toBe(ok);
+  });
+
   it('checks that the service accounts it is given are service account emails', () => {
     const emailRe = (variable: string, field: string) =>
       regexIn(
