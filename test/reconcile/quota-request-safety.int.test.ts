@@ -17,6 +17,7 @@ import type { memoryLogger } from '../../src/log.js';
 import type { QuotaRequestPort, StateStore } from '../../src/ports/index.js';
 import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
 import {
+  filedBySomeone,
   openQuotaWorld,
   quotaPools,
   twoRegionFleet,
@@ -47,7 +48,6 @@ const US = 'us-central1';
 const EU = 'europe-west4';
 const { hot: HOT } = quotaPools(P);
 const PARENT = `projects/${P}/locations/global`;
-const QUOTA_ID = 'NvidiaL4GpuAllocPerProjectRegion';
 
 // europe-west4 is over its quota (caps 6 on 4): every run has a cap to lower there.
 const fleet = (denied: string[] = []) => twoRegionFleet(P, { extra: true, denied });
@@ -229,17 +229,7 @@ describe('quota.requested is stored before the preference is filed', () => {
     fault = async (method) => {
       if (!method.endsWith('/CreateQuotaPreference')) return undefined;
       fault = null; // the other actor's own create passes through here too
-      await other.createQuotaPreference({
-        parent: PARENT,
-        quotaPreferenceId: 'by-hand',
-        quotaPreference: {
-          service: 'run.googleapis.com',
-          quotaId: QUOTA_ID,
-          dimensions: { region: US },
-          quotaConfig: { preferredValue: '12' },
-          contactEmail: 'someone@example.com',
-        },
-      });
+      await filedBySomeone(other, P, { id: 'by-hand', value: 12, region: US });
       return undefined;
     };
     const r = await run();
@@ -312,17 +302,7 @@ describe('a run that dies around filing', () => {
 
   it('dies after storing; another actor files for the quota before the next run: nothing more filed, theirs tracked, the event published once as not confirmed', async () => {
     await dieAfterStoring();
-    await other.createQuotaPreference({
-      parent: PARENT,
-      quotaPreferenceId: 'by-hand',
-      quotaPreference: {
-        service: 'run.googleapis.com',
-        quotaId: QUOTA_ID,
-        dimensions: { region: US },
-        quotaConfig: { preferredValue: '12' },
-        contactEmail: 'someone@example.com',
-      },
-    });
+    await filedBySomeone(other, P, { id: 'by-hand', value: 12, region: US });
     const next = await run();
     const quota = quotaAlerts(next);
     expect(quota).toHaveLength(1);
@@ -527,16 +507,11 @@ describe('a failing Cloud Quotas call degrades quota requests, never the governi
     fault = async (method) => {
       if (!method.endsWith('/CreateQuotaPreference')) return undefined;
       fault = null;
-      await other.createQuotaPreference({
-        parent: PARENT,
-        quotaPreferenceId: 'gpu-governor-us-central1-placeholder',
-        quotaPreference: {
-          service: 'run.googleapis.com',
-          quotaId: QUOTA_ID,
-          dimensions: { region: US },
-          quotaConfig: { preferredValue: '8' },
-          contactEmail: 'ops@example.com',
-        },
+      await filedBySomeone(other, P, {
+        id: 'gpu-governor-us-central1-placeholder',
+        value: 8,
+        region: US,
+        contactEmail: 'ops@example.com',
       });
       return new RpcError(status.UNAVAILABLE, 'The service is currently unavailable.');
     };
@@ -563,17 +538,7 @@ describe('a failing Cloud Quotas call degrades quota requests, never the governi
   it("update unavailable on a preference the pool tracks as denied: settled as the governor's request, and its grant told", async () => {
     await setUp();
     // Someone's request for 5 is found pending, tracked, then denied; its cooldown is over.
-    const [old] = await other.createQuotaPreference({
-      parent: PARENT,
-      quotaPreferenceId: 'old',
-      quotaPreference: {
-        service: 'run.googleapis.com',
-        quotaId: QUOTA_ID,
-        dimensions: { region: US },
-        quotaConfig: { preferredValue: '5' },
-        contactEmail: 'someone@example.com',
-      },
-    });
+    const old = await filedBySomeone(other, P, { id: 'old', value: 5, region: US });
     const name = old.name ?? '';
     await run();
     decideQuotaPreference(emulator.model, emulator.now().getTime(), { name, decision: 'denied' });
@@ -633,16 +598,11 @@ describe('a failing Cloud Quotas call degrades quota requests, never the governi
       fault = null;
       const [planned] = await pendingInOutbox();
       const name = String(planned?.alert.details['preference']);
-      await other.createQuotaPreference({
-        parent: PARENT,
-        quotaPreferenceId: name.split('/').pop() ?? '',
-        quotaPreference: {
-          service: 'run.googleapis.com',
-          quotaId: QUOTA_ID,
-          dimensions: { region: US },
-          quotaConfig: { preferredValue: '8' },
-          contactEmail: 'ops@example.com',
-        },
+      await filedBySomeone(other, P, {
+        id: name.split('/').pop() ?? '',
+        value: 8,
+        region: US,
+        contactEmail: 'ops@example.com',
       });
       return new RpcError(status.INTERNAL, 'Internal error encountered.');
     };

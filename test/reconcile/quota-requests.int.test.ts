@@ -16,6 +16,7 @@ import type { memoryLogger } from '../../src/log.js';
 import type { StateStore } from '../../src/ports/index.js';
 import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
 import {
+  filedBySomeone,
   openQuotaWorld,
   quotaPools,
   twoRegionFleet,
@@ -223,17 +224,7 @@ describe('quota requests in a run', () => {
 
   it('another actor files for the same quota between the governor read and its write: nothing doubled, and the next run tracks theirs', async () => {
     beforeCreate = async () => {
-      await other.createQuotaPreference({
-        parent: `projects/${P}/locations/global`,
-        quotaPreferenceId: 'by-hand',
-        quotaPreference: {
-          service: 'run.googleapis.com',
-          quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
-          dimensions: { region: US },
-          quotaConfig: { preferredValue: '12' },
-          contactEmail: 'someone@example.com',
-        },
-      });
+      await filedBySomeone(other, P, { id: 'by-hand', value: 12, region: US });
     };
     const first = await run(policyOf());
     expect(types(first)).toEqual([]);
@@ -259,16 +250,7 @@ describe('quota requests in a run', () => {
     // A preference without a region applies to every region that has no preference of its own
     // (resources.proto, QuotaPreference.dimensions). A regional one filed now would take the
     // region out of the person's larger request once both were granted: 8 instead of 20.
-    const [wide] = await other.createQuotaPreference({
-      parent: `projects/${P}/locations/global`,
-      quotaPreferenceId: 'every-region',
-      quotaPreference: {
-        service: 'run.googleapis.com',
-        quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
-        quotaConfig: { preferredValue: '20' },
-        contactEmail: 'someone@example.com',
-      },
-    });
+    const wide = await filedBySomeone(other, P, { id: 'every-region', value: 20, region: null });
     const first = await run(policyOf());
     expect(types(first)).toEqual([]);
     expect(quotaPreferences(emulator.model).map((p) => p.name.split('/').pop())).toEqual([
@@ -293,17 +275,7 @@ describe('quota requests in a run', () => {
   });
 
   it('a lower earlier preference is raised with its etag, not doubled', async () => {
-    const [earlier] = await other.createQuotaPreference({
-      parent: `projects/${P}/locations/global`,
-      quotaPreferenceId: 'old',
-      quotaPreference: {
-        service: 'run.googleapis.com',
-        quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
-        dimensions: { region: US },
-        quotaConfig: { preferredValue: '5' },
-        contactEmail: 'someone@example.com',
-      },
-    });
+    const earlier = await filedBySomeone(other, P, { id: 'old', value: 5, region: US });
     decideQuotaPreference(emulator.model, emulator.now().getTime(), {
       name: earlier.name ?? '',
       decision: 'denied',
@@ -345,31 +317,12 @@ describe('quota requests in a run', () => {
   it("the region's own lower preference is raised, not left for a pending one for every region", async () => {
     // The region's own preference decides its quota, whatever the one for every region asks
     // (QuotaPreference.dimensions).
-    const [own] = await other.createQuotaPreference({
-      parent: `projects/${P}/locations/global`,
-      quotaPreferenceId: 'old',
-      quotaPreference: {
-        service: 'run.googleapis.com',
-        quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
-        dimensions: { region: US },
-        quotaConfig: { preferredValue: '5' },
-        contactEmail: 'someone@example.com',
-      },
-    });
+    const own = await filedBySomeone(other, P, { id: 'old', value: 5, region: US });
     decideQuotaPreference(emulator.model, emulator.now().getTime(), {
       name: own.name ?? '',
       decision: 'denied',
     });
-    await other.createQuotaPreference({
-      parent: `projects/${P}/locations/global`,
-      quotaPreferenceId: 'every-region',
-      quotaPreference: {
-        service: 'run.googleapis.com',
-        quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
-        quotaConfig: { preferredValue: '20' },
-        contactEmail: 'someone@example.com',
-      },
-    });
+    await filedBySomeone(other, P, { id: 'every-region', value: 20, region: null });
     const r = await run(policyOf());
     expect(types(r)).toEqual(['quota.requested']);
     expect(quotaPreferences(emulator.model).find((p) => p.name === own.name)).toMatchObject({
@@ -570,16 +523,7 @@ describe('quota requests in a run', () => {
     // region filed meanwhile is the pool's pending request (as when listed before the prompt), and
     // a regional one filed beside it would take the region out of it once granted.
     const { report } = await answeredLate('run-late-answer-wide', async () => {
-      await other.createQuotaPreference({
-        parent: `projects/${P}/locations/global`,
-        quotaPreferenceId: 'every-region',
-        quotaPreference: {
-          service: 'run.googleapis.com',
-          quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
-          quotaConfig: { preferredValue: '20' },
-          contactEmail: 'someone@example.com',
-        },
-      });
+      await filedBySomeone(other, P, { id: 'every-region', value: 20, region: null });
     });
     expect(types(report)).toEqual([]);
     expect(quotaPreferences(emulator.model).map((p) => p.name.split('/').pop())).toEqual([

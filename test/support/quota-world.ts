@@ -1,4 +1,5 @@
 import { mkdtempSync } from 'node:fs';
+import type { CloudQuotasClient, protos } from '@google-cloud/cloudquotas';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
@@ -171,4 +172,33 @@ function pressureWeek(project: string, pools: { hot: string; calm: string }): Pr
       ),
     },
   };
+}
+
+/**
+ * A quota preference for Cloud Run's L4 GPU quota that someone else files through Cloud Quotas'
+ * own client, as a person or another tool would: for `region`, or for every region when it is
+ * null. Returns Google's answer.
+ */
+export async function filedBySomeone(
+  client: CloudQuotasClient,
+  project: string,
+  preference: {
+    id: string;
+    value: number;
+    region: string | null;
+    contactEmail?: string;
+  },
+): Promise<protos.google.api.cloudquotas.v1.IQuotaPreference> {
+  const [answer] = await client.createQuotaPreference({
+    parent: `projects/${project}/locations/global`,
+    quotaPreferenceId: preference.id,
+    quotaPreference: {
+      service: 'run.googleapis.com',
+      quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+      ...(preference.region !== null ? { dimensions: { region: preference.region } } : {}),
+      quotaConfig: { preferredValue: String(preference.value) },
+      contactEmail: preference.contactEmail ?? 'someone@example.com',
+    },
+  });
+  return answer;
 }
