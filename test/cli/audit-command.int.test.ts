@@ -184,35 +184,31 @@ describe('governor audit (in process)', () => {
   it("exits 1 when a pool's quota could not be read: max-within-quota was not judged there", async () => {
     // max-within-quota is required, and without the quota it finds nothing: not a pass. As with
     // services that could not be listed, a CI gate on the exit code must not pass on it.
-    emulator.setFaults({
-      errors: [{ method: 'GetQuotaInfo', code: 'PERMISSION_DENIED', rate: 1 }],
-    });
-    try {
-      const r = await inProcess({ policy: lenient, json: true });
-      const report = JSON.parse(r.stdout) as AuditReport;
-      expect(report.summary).toMatchObject({ services: 7, failingRequired: 0 });
-      expect(r.stderr).toMatch(
-        /^error: the audit could not judge max-within-quota in demo-gpu-project\/us-central1\/nvidia-l4\/(no-)?zonal(, .*)?: the quota could not be read \(above\)$/m,
-      );
-      expect(r.code).toBe(1);
-    } finally {
-      emulator.setFaults({});
-    }
+    const quotaDenied = async (policy: string) => {
+      emulator.setFaults({
+        errors: [{ method: 'GetQuotaInfo', code: 'PERMISSION_DENIED', rate: 1 }],
+      });
+      try {
+        return await inProcess({ policy, json: true });
+      } finally {
+        emulator.setFaults({});
+      }
+    };
+    const r = await quotaDenied(lenient);
+    const report = JSON.parse(r.stdout) as AuditReport;
+    expect(report.summary).toMatchObject({ services: 7, failingRequired: 0 });
+    expect(r.stderr).toMatch(
+      /^error: the audit could not judge max-within-quota in demo-gpu-project\/us-central1\/nvidia-l4\/(no-)?zonal(, .*)?: the quota could not be read \(above\)$/m,
+    );
+    expect(r.code).toBe(1);
     // The same rule set to recommended by the policy: its not being judged fails no gate.
     const relaxed = file(
       'relaxed.yaml',
       'version: 1\nprojects: [demo-gpu-project]\nregions: [us-central1]\naudit:\n  rules: { cpu-minimum: off, max-within-quota: recommended }\nservices:\n  - match: {}\n',
     );
-    emulator.setFaults({
-      errors: [{ method: 'GetQuotaInfo', code: 'PERMISSION_DENIED', rate: 1 }],
-    });
-    try {
-      const r = await inProcess({ policy: relaxed, json: true });
-      expect(r.stderr).not.toContain('error:');
-      expect(r.code).toBe(0);
-    } finally {
-      emulator.setFaults({});
-    }
+    const lowered = await quotaDenied(relaxed);
+    expect(lowered.stderr).not.toContain('error:');
+    expect(lowered.code).toBe(0);
   });
 
   it('exits 2 on a bad policy, naming the fault, and prints nothing on stdout', async () => {

@@ -5,7 +5,7 @@
  * no role mends it. Before, both read MISSING, and the advice to grant a role led nowhere.
  */
 import { describe, expect, it } from 'vitest';
-import { parsePolicy } from '../../src/core/policy.js';
+import { parsePolicy, type PolicyInput } from '../../src/core/policy.js';
 import { translateGrpcError } from '../../src/adapters/grpc-errors.js';
 import type { ObservePorts } from '../../src/ports/index.js';
 import { checkPolicy } from '../../src/reconcile/preflight.js';
@@ -15,6 +15,17 @@ import { observedService } from '../support/fixtures.js';
 const DISABLED = 'api-disabled-project';
 const DENIED = 'not-granted-project';
 const UNAUTHENTICATED = 'refused-credentials-project';
+
+/** A dry-run policy governing every service of DENIED in us-central1, with `extra` laid over it. */
+const dryRunPolicy = (extra: Partial<PolicyInput> = {}) =>
+  parsePolicy({
+    version: 1,
+    projects: [DENIED],
+    regions: ['us-central1'],
+    mode: 'dry-run',
+    services: [{ match: {} }],
+    ...extra,
+  });
 
 /** A PermissionError as the adapters make it (translateGrpcError), over google-gax's error. */
 function refusal(project: string): Error {
@@ -69,13 +80,7 @@ const ports: ObservePorts = {
 
 describe('a refused probe', () => {
   it('is FAILED when the credentials themselves were refused (UNAUTHENTICATED): no role mends it', async () => {
-    const policy = parsePolicy({
-      version: 1,
-      projects: [UNAUTHENTICATED],
-      regions: ['us-central1'],
-      mode: 'dry-run',
-      services: [{ match: {} }],
-    });
+    const policy = dryRunPolicy({ projects: [UNAUTHENTICATED] });
     const report = await checkPolicy(policy, ports, null, Date.parse('2026-11-27T12:00:00Z'));
     const monitoring = report.items.find(
       (i) =>
@@ -89,13 +94,7 @@ describe('a refused probe', () => {
   });
 
   it('is MISSING when a grant is missing, FAILED when the API is disabled', async () => {
-    const policy = parsePolicy({
-      version: 1,
-      projects: [DISABLED, DENIED],
-      regions: ['us-central1'],
-      mode: 'dry-run',
-      services: [{ match: {} }],
-    });
+    const policy = dryRunPolicy({ projects: [DISABLED, DENIED] });
     const report = await checkPolicy(policy, ports, null, Date.parse('2026-11-27T12:00:00Z'));
     const monitoring = (project: string) =>
       report.items.find(
@@ -113,12 +112,7 @@ describe('a refused probe', () => {
   });
 
   it('the region listing too: a disabled API is no missing run.locations.list', async () => {
-    const policy = parsePolicy({
-      version: 1,
-      projects: [DISABLED, DENIED],
-      mode: 'dry-run',
-      services: [{ match: {} }],
-    });
+    const policy = dryRunPolicy({ projects: [DISABLED, DENIED], regions: undefined });
     const report = await checkPolicy(policy, ports, null, Date.parse('2026-11-27T12:00:00Z'));
     const regions = (project: string) =>
       report.items.find(
@@ -133,14 +127,7 @@ describe('a refused probe', () => {
 });
 
 describe('a refused test of the alert topic', () => {
-  const policy = parsePolicy({
-    version: 1,
-    projects: [DENIED],
-    regions: ['us-central1'],
-    mode: 'dry-run',
-    services: [{ match: {} }],
-    alerts: { topic: `projects/${DISABLED}/topics/gpu-alerts` },
-  });
+  const policy = dryRunPolicy({ alerts: { topic: `projects/${DISABLED}/topics/gpu-alerts` } });
   const sink = (e: Error) => ({
     publish: () => Promise.reject(new Error('not called')),
     canPublish: () => Promise.reject(e),
@@ -167,13 +154,7 @@ describe('a refused test of the alert topic', () => {
 });
 
 describe('the policy warnings of a check', () => {
-  const policy = parsePolicy({
-    version: 1,
-    projects: [DENIED],
-    regions: ['us-central1'],
-    mode: 'dry-run',
-    services: [{ match: { name: 'nothing-*' } }],
-  });
+  const policy = dryRunPolicy({ services: [{ match: { name: 'nothing-*' } }] });
   const withExecutions = (listRunningExecutions: ObservePorts['run']['listRunningExecutions']) => ({
     ...ports,
     run: { ...ports.run, listRunningExecutions },
@@ -198,13 +179,7 @@ describe('the policy warnings of a check', () => {
 });
 
 describe('a probe answered NOT_FOUND', () => {
-  const policy = parsePolicy({
-    version: 1,
-    projects: [DENIED],
-    regions: ['us-central1'],
-    mode: 'dry-run',
-    services: [{ match: {} }],
-  });
+  const policy = dryRunPolicy();
   // Its template does not serve: the run reads its serving revision (run.revisions.get).
   const pinned = observedService('pinned', {
     project: DENIED,
@@ -239,14 +214,7 @@ describe('a probe answered NOT_FOUND', () => {
 
 describe('a pool whose quota the policy sets', () => {
   it('is not probed in Cloud Quotas: a run never reads it there', async () => {
-    const policy = parsePolicy({
-      version: 1,
-      projects: [DENIED],
-      regions: ['us-central1'],
-      mode: 'dry-run',
-      services: [{ match: {} }],
-      pools: [{ region: 'us-central1', quota: 4 }],
-    });
+    const policy = dryRunPolicy({ pools: [{ region: 'us-central1', quota: 4 }] });
     const listed: ObservePorts = {
       ...ports,
       run: {
@@ -262,13 +230,7 @@ describe('a pool whose quota the policy sets', () => {
 
 describe('a project whose services could not be listed', () => {
   it('is not said to govern no GPU service: what it holds is unknown', async () => {
-    const policy = parsePolicy({
-      version: 1,
-      projects: [DENIED],
-      regions: ['us-central1'],
-      mode: 'dry-run',
-      services: [{ match: {} }],
-    });
+    const policy = dryRunPolicy();
     const refused: ObservePorts = {
       ...ports,
       run: { ...ports.run, listServices: () => Promise.reject(refusal(DENIED)) },
