@@ -122,11 +122,13 @@ export function restoreSummary(plan: Plan, r: RunReport): string {
       .filter((w) => w.outcome === 'written' && w.written !== null)
       .map((w) => [`${w.project}/${w.region}/${w.name}`, w.written as number]),
   );
-  // The services this run held back for want of room: a raise not sent for it (`no-room`),
-  // written short of its max from before, or lowered back as the pool filled meanwhile.
-  const forRoom = new Set(
+  // The services whose write this run did not make for a cause other than the room (changed
+  // meanwhile, another governor, the deadline, a failure): the room is not what holds them. Any
+  // other service still away was held by the room: a raise not sent for it (`no-room`), written
+  // short, lowered back as the pool filled, or left short by the plan itself.
+  const notForRoom = new Set(
     r.writes
-      .filter((w) => w.cause === 'no-room' || w.cause === 'compensated' || writtenShort(w))
+      .filter((w) => w.outcome !== 'written' && w.cause !== 'no-room' && w.cause !== 'compensated')
       .map((w) => `${w.project}/${w.region}/${w.name}`),
   );
   const dry = r.mode === 'dry-run';
@@ -172,7 +174,9 @@ export function restoreSummary(plan: Plan, r: RunReport): string {
     } else {
       const pool = plan.pools.find((q) => poolKey(q) === w.pool);
       const held = w.services.filter((s) => !s.deferred);
-      const noRoom = held.filter((s) => forRoom.has(`${pool?.project}/${pool?.region}/${s.name}`));
+      const noRoom = held.filter(
+        (s) => !notForRoom.has(`${pool?.project}/${pool?.region}/${s.name}`),
+      );
       if (noRoom.length > 0)
         lines.push(
           '    The pool has no room for them yet: run `governor restore` again; each run restores as far as the room allows, until every service is back.',
