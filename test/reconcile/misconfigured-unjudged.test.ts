@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
+import type { Alert } from '../../src/core/alert.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
@@ -23,6 +24,16 @@ const policy = parsePolicy({
   regions: [REGION],
   limits: { writesPerMinute: 6000 },
 });
+
+/** Each service.misconfigured alert of a run: its status, service and the rules it names. */
+const misconfigured = (r: { alerts: readonly Alert[] }) =>
+  r.alerts
+    .filter((a) => a.type === 'service.misconfigured')
+    .map((a) => [
+      a.status,
+      a.service,
+      (a.details.findings as { rule: string }[] | undefined)?.map((f) => f.rule),
+    ]);
 
 const fleet = (minInstances: number) =>
   validateFleet({
@@ -65,14 +76,6 @@ describe('service.misconfigured while usage is unknown', () => {
         { ports: { ...sim, monitoring }, clock: () => model.now, store },
         { runId: id, deadlineMs: 60_000, writerId: 'me' },
       );
-    const misconfigured = (r: Awaited<ReturnType<typeof run>>) =>
-      r.alerts
-        .filter((a) => a.type === 'service.misconfigured')
-        .map((a) => [
-          a.status,
-          a.service,
-          (a.details.findings as { rule: string }[] | undefined)?.map((f) => f.rule),
-        ]);
 
     const first = await run('r1', sim.monitoring);
     expect(misconfigured(first)).toEqual([['firing', 'warm', ['min-instances-unused']]]);
@@ -142,14 +145,6 @@ describe('service.misconfigured of a manually scaled service while its quota is 
         },
         { runId: id, deadlineMs: 60_000, writerId: 'me' },
       );
-    const misconfigured = (r: Awaited<ReturnType<typeof run>>) =>
-      r.alerts
-        .filter((a) => a.type === 'service.misconfigured')
-        .map((a) => [
-          a.status,
-          a.service,
-          (a.details.findings as { rule: string }[] | undefined)?.map((f) => f.rule),
-        ]);
 
     const first = await run('r1');
     expect(misconfigured(first)).toEqual([['firing', 'fixed', ['max-within-quota']]]);

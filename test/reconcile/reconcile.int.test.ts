@@ -90,6 +90,19 @@ let subscription: Subscription;
 const received: Message[] = [];
 let faults: ((method: string, request: unknown) => RpcError | undefined) | null = null;
 let emulator: RunningEmulator;
+
+/** A service's annotations in the emulator now. */
+const annotationsOf = (name: string) =>
+  emulator.state().services.find((s) => s.name === name)?.annotations ?? {};
+
+/** Someone sets annotations on a service of the fleet, keeping its others. */
+const annotate = (name: string, extra: Record<string, string>) =>
+  emulator.edit({
+    project: PROJECT,
+    region: REGION,
+    service: name,
+    annotations: { ...annotationsOf(name), ...extra },
+  });
 let ports: GooglePorts;
 let sink: PubSubAlertSink;
 let store: StateStore;
@@ -663,16 +676,9 @@ describe('reconcile', () => {
 
   it('restore leaves a service whose original-max annotation is not a max as it is, and says so', async () => {
     await run(policyOf());
-    const annotationsOf = (name: string) =>
-      emulator.state().services.find((s) => s.name === name)?.annotations ?? {};
     // idle went 4 → 1; someone edits its annotation to text Number() would read as 4.
     expect(annotationsOf('idle')['gpu-governor.dev/original-max']).toBe('4');
-    emulator.edit({
-      project: PROJECT,
-      region: REGION,
-      service: 'idle',
-      annotations: { ...annotationsOf('idle'), 'gpu-governor.dev/original-max': '0x4' },
-    });
+    annotate('idle', { 'gpu-governor.dev/original-max': '0x4' });
     const before = emulator.writes().length;
     const report = await run(policyOf(), { restore: true });
     expect(report.outcome).toBe('ok');
@@ -743,27 +749,15 @@ describe('reconcile', () => {
 
   it('restore does not blame the room for a decrease someone else changed the service under', async () => {
     await run(policyOf());
-    const annotationsOf = (name: string) =>
-      emulator.state().services.find((s) => s.name === name)?.annotations ?? {};
     // idle's max before the governor is taken as its 1 now: only busy (3, back to 1) is restored,
     // and every max from before fits the budget.
-    emulator.edit({
-      project: PROJECT,
-      region: REGION,
-      service: 'idle',
-      annotations: { ...annotationsOf('idle'), 'gpu-governor.dev/original-max': '1' },
-    });
+    annotate('idle', { 'gpu-governor.dev/original-max': '1' });
     const before = emulator.writes().length;
     const report = await run(policyOf(), {
       restore: true,
       // Someone edits busy after the plan, before its decrease: the decrease is not sent.
       confirm: () => {
-        emulator.edit({
-          project: PROJECT,
-          region: REGION,
-          service: 'busy',
-          annotations: { ...annotationsOf('busy'), owner: 'team-b' },
-        });
+        annotate('busy', { owner: 'team-b' });
         return Promise.resolve(true);
       },
     });
@@ -781,15 +775,8 @@ describe('reconcile', () => {
 
   it('restore says a raise written short waits for room in the pool', async () => {
     await run(policyOf());
-    const annotationsOf = (name: string) =>
-      emulator.state().services.find((s) => s.name === name)?.annotations ?? {};
     // idle back to 3, busy back to 1, steady at 1: the maxes from before fit the budget of 5.
-    emulator.edit({
-      project: PROJECT,
-      region: REGION,
-      service: 'idle',
-      annotations: { ...annotationsOf('idle'), 'gpu-governor.dev/original-max': '3' },
-    });
+    annotate('idle', { 'gpu-governor.dev/original-max': '3' });
     const report = await run(policyOf(), {
       restore: true,
       // Another writer raises steady after the plan: idle has room for 2 only.
