@@ -27,15 +27,18 @@ const policy = parsePolicy({
   limits: { writesPerMinute: 6000 },
 });
 
-async function runOnce(deny: boolean, mode?: 'dry-run') {
-  const m = new FleetModel(
-    validateFleet(
-      onePoolFleet(PROJECT, REGION, 10, [
-        ['a', 8, 2],
-        ['b', 6, 2],
-      ]),
-    ),
-  );
+async function runOnce(
+  deny: boolean,
+  mode?: 'dry-run',
+  world: { policy: typeof policy; services: [string, number, number][] } = {
+    policy,
+    services: [
+      ['a', 8, 2],
+      ['b', 6, 2],
+    ],
+  },
+) {
+  const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 10, world.services)));
   const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
   const run: CloudRunPort = {
     ...sim.run,
@@ -49,7 +52,7 @@ async function runOnce(deny: boolean, mode?: 'dry-run') {
   };
   const store = createMemoryStateStore();
   const report = await reconcileReport(
-    policy,
+    world.policy,
     { ports: { ...sim, run }, clock: () => m.now, store },
     {
       runId: `over-${deny}-${mode ?? 'enforce'}`,
@@ -58,22 +61,23 @@ async function runOnce(deny: boolean, mode?: 'dry-run') {
       ...(mode ? { mode } : {}),
     },
   );
-  expect(report.plan?.changes.map((c) => [c.name, c.from, c.to])).toEqual([
-    ['a', 8, 5],
-    ['b', 6, 5],
-  ]);
-  const caps = ['a', 'b'].reduce(
-    (sum, name) => sum + effectiveMax(m.getService({ project: PROJECT, region: REGION, name })!),
+  const caps = world.services.reduce(
+    (sum, [name]) => sum + effectiveMax(m.getService({ project: PROJECT, region: REGION, name })!),
     0,
   );
   const [record] = await store.listRuns(PROJECT);
   const over = report.alerts.find((a) => a.type === 'pool.over-budget');
-  return { report, caps, record, over };
+  const changes = report.plan?.changes.map((c) => [c.name, c.from, c.to]);
+  return { report, caps, record, over, changes };
 }
 
 describe('a pool over its budget whose lowering was denied', () => {
   it('is recorded with the caps the writes left', async () => {
-    const { caps, record } = await runOnce(true);
+    const { caps, record, changes } = await runOnce(true);
+    expect(changes).toEqual([
+      ['a', 8, 5],
+      ['b', 6, 5],
+    ]);
     expect(caps).toBe(13);
     expect(record?.pools?.[POOL]?.caps).toBe(13);
   });
@@ -104,5 +108,37 @@ describe('a pool over its budget whose lowering was denied', () => {
     expect(over?.summary).toBe(
       'Caps in us-central1 nvidia-l4 sum to 14 GPUs, over the budget of 10: the plan lowers them to 10',
     );
+  });
+});
+
+describe('a pool lowered below its budget, whose writes left it exactly at the budget', () => {
+  // a and b lowered to their ceilings (6 to 2 each), c already at its ceiling 2: the plan leaves 6
+  // GPUs of a budget of 10. a's lowering denied leaves 2 + 6 + 2 = 10: within the budget.
+  const atCeilings = {
+    policy: parsePolicy({
+      version: 1,
+      projects: [PROJECT],
+      regions: [REGION],
+      services: ['a', 'b', 'c'].map((name) => ({ match: { name }, max: 2 })),
+      limits: { writesPerMinute: 6000 },
+    }),
+    services: [
+      ['a', 6, 1],
+      ['b', 6, 1],
+      ['c', 2, 1],
+    ] as [string, number, number][],
+  };
+
+  it('is told as left, and not as still over', async () => {
+    const { caps, over, changes } = await runOnce(true, undefined, atCeilings);
+    expect(changes).toEqual([
+      ['a', 6, 2],
+      ['b', 6, 2],
+    ]);
+    expect(caps).toBe(10);
+    expect(over?.summary).toBe(
+      'Caps in us-central1 nvidia-l4 sum to 14 GPUs, over the budget of 10: the plan lowers them to 6, but its writes left them at 10',
+    );
+    expect(over?.details).toMatchObject({ capsBefore: 14, capsAfter: 6, capsLeft: 10 });
   });
 });
