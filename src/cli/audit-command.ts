@@ -8,7 +8,7 @@ import {
   type AuditRuleId,
   type AuditSeverity,
 } from '../core/audit.js';
-import type { Policy } from '../core/policy.js';
+import { inPolicyScope, type Policy } from '../core/policy.js';
 import { renderProblem } from '../core/problems.js';
 import { oneLine, plural, someOf } from '../core/text.js';
 import type { Observation } from '../observe/observe.js';
@@ -118,12 +118,7 @@ function auditReport(
   const byService = new Map<string, AuditedService>();
   const key = (project: string, region: string, name: string) => `${project}/${region}/${name}`;
   const audited = observation.services
-    .filter(
-      (s) =>
-        s.gpu !== null &&
-        policy.projects.includes(s.project) &&
-        (policy.regions === undefined || policy.regions.includes(s.region)),
-    )
+    .filter((s) => s.gpu !== null && inPolicyScope(policy, s))
     .sort((a, b) => (key(a.project, a.region, a.name) < key(b.project, b.region, b.name) ? -1 : 1));
   for (const s of audited) {
     if (s.gpu === null) continue;

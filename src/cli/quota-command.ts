@@ -1,6 +1,7 @@
 import { createClock } from '../adapters/clock.js';
 import { oneLine, plural } from '../core/text.js';
 import { quotaFromPolicy } from '../core/pool.js';
+import { governsRegion } from '../core/policy.js';
 import {
   adoptLedger,
   covered,
@@ -92,7 +93,7 @@ export async function runQuotaRecommend(
   // A run files only for the pools it plans: none in a region the policy no longer lists.
   const decide = (r: QuotaRecommendation) =>
     settings?.enabled && r.recommended !== null
-      ? policy.regions && !policy.regions.includes(r.region)
+      ? !governsRegion(policy, r.region)
         ? { file: false as const, why: `the policy does not govern ${r.region}` }
         : requestToFile(r, requests[r.key], settings, at)
       : null;

@@ -6,7 +6,7 @@ import { loadGooglePorts } from '../adapters/load.js';
 import { createClock } from '../adapters/clock.js';
 import { durationMs, UNIT_ORDER_HINT, unitsOutOfOrder } from '../core/duration.js';
 import { InputError, UpstreamError, UsageError } from '../errors.js';
-import type { Policy } from '../core/policy.js';
+import { inPolicyScope, type Policy } from '../core/policy.js';
 import { compileRules } from '../core/rules.js';
 import type { Fleet } from '../emulator/fleet.js';
 import {
@@ -170,12 +170,7 @@ export function assertGoverns(
         accelerator: s.gpu?.accelerator ?? '',
       })),
   );
-  const governed = gpu.filter(
-    (s) =>
-      policy.projects.includes(s.project) &&
-      (!policy.regions || policy.regions.includes(s.region)) &&
-      resolve(s).managed,
-  );
+  const governed = gpu.filter((s) => inPolicyScope(policy, s) && resolve(s).managed);
   if (governed.length > 0) return;
   const fleetProjects = [...new Set(fleet.projects.map((p) => p.id))].join(', ');
   throw new InputError(

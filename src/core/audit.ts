@@ -14,7 +14,7 @@ import {
   type AuditSeverity,
 } from './audit-rules.js';
 import { dedupKeyOf, makeAlert } from './conditions.js';
-import type { AuditOverride, AuditSettings, Policy } from './policy.js';
+import { inPolicyScope, type AuditOverride, type AuditSettings, type Policy } from './policy.js';
 import { compareText, gpuPool, poolKey, quotaFromPolicy, type PoolId } from './pool.js';
 import { parseMemory } from './quantity.js';
 import { compileRules } from './rules.js';
@@ -86,9 +86,7 @@ function auditedServices(input: AuditInput): {
   const { services, snapshot, policy } = input;
   const resolve = compileRules(policy, Date.parse(snapshot.takenAt));
   const usage = new Map(snapshot.services.map((s) => [`${s.project}/${s.region}/${s.name}`, s]));
-  const inScope = (s: ObservedService) =>
-    policy.projects.includes(s.project) &&
-    (policy.regions === undefined || policy.regions.includes(s.region));
+  const inScope = (s: ObservedService) => inPolicyScope(policy, s);
   return services
     .filter((s): s is GpuService => s.gpu !== null && inScope(s))
     .map((s) => {

@@ -394,6 +394,19 @@ export function fanoutStaleAfter(policy: Pick<Policy, 'fanout'>): string {
 }
 export type PolicyInput = z.input<typeof Policy>;
 
+/** Whether the policy reads `region`: every region when it lists none. */
+export function governsRegion(policy: Pick<Policy, 'regions'>, region: string): boolean {
+  return policy.regions === undefined || policy.regions.includes(region);
+}
+
+/** Whether a place (a service, a pool) is in one of the policy's projects and regions. */
+export function inPolicyScope(
+  policy: Pick<Policy, 'projects' | 'regions'>,
+  place: { project: string; region: string },
+): boolean {
+  return policy.projects.includes(place.project) && governsRegion(policy, place.region);
+}
+
 /** Parses and checks a policy document; throws InputError listing every fault. */
 export function parsePolicy(raw: unknown, what = 'policy'): Policy {
   // reportInput: a key left out is told apart from a wrong value (zodFaults says "missing").
