@@ -8,6 +8,7 @@ import {
 } from '../core/write-result.js';
 import { poolKey, poolWords } from '../core/pool.js';
 import { unreadableOriginal } from '../core/why.js';
+import { gcloudUpdate } from '../core/gcloud.js';
 import { listOnOneLine, oneLine, someOf } from '../core/text.js';
 import { groupBy } from '../core/collections.js';
 import { ALIKE_LISTED } from './alike.js';
@@ -147,13 +148,13 @@ export function restoreSummary(plan: Plan, r: RunReport): string {
     );
   }
   for (const u of p.unreadable) {
-    lines.push(`  ${u.service}: ${unreadableOriginal(u.annotation)}.`);
+    lines.push(`  ${u.service}: ${unreadableOriginal(u.annotation, u.place)}.`);
   }
   for (const n of p.notGoverned) {
     lines.push(
       n.before === null
         ? `  ${n.service} (${n.at}, no max before the governor that can be written back): the governor changed it, but the policy no longer governs it: restore leaves it as it is (set its max by hand, or govern it again).`
-        : `  ${n.service} (${n.at}, its max before the governor was ${n.before}): the governor changed it, but the policy no longer governs it: restore leaves it as it is (gcloud run services update SERVICE --max ${n.before} puts it back by hand, or govern it again).`,
+        : `  ${n.service} (${n.at}, its max before the governor was ${n.before}): the governor changed it, but the policy no longer governs it: restore leaves it as it is (${gcloudUpdate(n.place)} --max ${n.before} puts it back by hand, or govern it again).`,
     );
   }
   for (const w of p.waiting) {
@@ -167,12 +168,13 @@ export function restoreSummary(plan: Plan, r: RunReport): string {
       )
       .join(', ');
     lines.push(`  ${w.pool}: ${dry ? 'to restore' : 'not yet'}: ${names}.`);
+    const pool = plan.pools.find((q) => poolKey(q) === w.pool);
     if (overBudget && w.budget !== null) {
+      const update = pool ? gcloudUpdate({ ...pool, name: 'S' }) : 'gcloud run services update S';
       lines.push(
-        `    Their max from before the governor needs ${w.needs} GPUs but the pool's budget is ${w.budget}: restore cannot finish until the quota grows by ${w.needs - w.budget} GPUs, or you set lower maxes by hand (gcloud run services update S --max N).`,
+        `    Their max from before the governor needs ${w.needs} GPUs but the pool's budget is ${w.budget}: restore cannot finish until the quota grows by ${w.needs - w.budget} GPUs, or you set lower maxes by hand (${update} --max N).`,
       );
     } else {
-      const pool = plan.pools.find((q) => poolKey(q) === w.pool);
       const held = w.services.filter((s) => !s.deferred);
       const noRoom = held.filter(
         (s) => !notForRoom.has(`${pool?.project}/${pool?.region}/${s.name}`),

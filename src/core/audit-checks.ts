@@ -1,4 +1,5 @@
 import type { AuditRuleId, AuditSeverity } from './audit-rules.js';
+import { gcloudUpdate } from './gcloud.js';
 import { DEFAULT_MAX_INSTANCES, maxInForce, quotaInstances, type MaxInForce } from './pool.js';
 import type { Snapshot } from './snapshot.js';
 import {
@@ -128,16 +129,6 @@ function unreadableCpu(c: ObservedContainer): Broken {
 
 function unreadableMemory(c: ObservedContainer): Broken {
   return { problem: `the memory limit "${c.memory ?? ''}" of ${c.name} is not a memory quantity` };
-}
-
-/**
- * The start of a gcloud command that updates the service: its project named, as gcloud would
- * otherwise update a service of that name in its default project (`--project`, a gcloud-wide
- * flag: https://cloud.google.com/sdk/gcloud/reference; `--max` and `--min` are the service-level
- * settings: https://cloud.google.com/sdk/gcloud/reference/run/services/update).
- */
-function gcloudUpdate(s: ObservedService): string {
-  return `gcloud run services update ${s.name} --project ${s.project} --region ${s.region}`;
 }
 
 /** One check per rule: what is wrong with the service, or null. */

@@ -121,6 +121,19 @@ function restoreWhy(target: RestoreTarget | undefined): PlanWhy {
     : { basis: { kind: 'restore-none', why: target ? 'no-original' : 'never-changed' } };
 }
 
+/** Where a service is: what a gcloud command needs to name it. */
+interface ServicePlace {
+  project: string;
+  region: string;
+  name: string;
+}
+
+const placeOf = (r: PlanService): ServicePlace => ({
+  project: r.project,
+  region: r.region,
+  name: r.name,
+});
+
 /** How far a restore got, for people: what is back, what waits, and what to do about it. */
 interface RestoreProgress {
   /** Governed services the restore concerns (those with a max to put back). */
@@ -136,12 +149,12 @@ interface RestoreProgress {
    * Governed services left as they are because their original-max annotation is not a max
    * (someone edited it): `service` is project/region/name, `annotation` the text found.
    */
-  unreadable: { service: string; annotation: string }[];
+  unreadable: { service: string; place: ServicePlace; annotation: string }[];
   /**
    * Services the governor changed that the policy no longer governs: restore leaves them as they
    * are (`at`), away from their max from before the governor (`before`; null: none).
    */
-  notGoverned: { service: string; at: number; before: number | null }[];
+  notGoverned: { service: string; place: ServicePlace; at: number; before: number | null }[];
   /** Per pool, the services still away from it, and why. */
   waiting: {
     pool: string;
@@ -188,12 +201,19 @@ export function restoreProgress(plan: Plan, written: ReadonlyMap<string, number>
   const unreadable = plan.services.flatMap((r) => {
     const b = r.why.basis;
     return r.managed && b.kind === 'restore-none' && b.why === 'unreadable'
-      ? [{ service: serviceKey(r), annotation: b.annotation ?? '' }]
+      ? [{ service: serviceKey(r), place: placeOf(r), annotation: b.annotation ?? '' }]
       : [];
   });
   const notGoverned = plan.services.flatMap((r) =>
     r.why.notRestored
-      ? [{ service: serviceKey(r), at: r.from, before: r.why.notRestored.before }]
+      ? [
+          {
+            service: serviceKey(r),
+            place: placeOf(r),
+            at: r.from,
+            before: r.why.notRestored.before,
+          },
+        ]
       : [],
   );
   return {

@@ -2,6 +2,7 @@ import { z } from 'zod';
 import { DemandEstimate, explainDemand } from './demand.js';
 import { formatDuration } from './duration.js';
 import { oneLine, plural } from './text.js';
+import { gcloudUpdate } from './gcloud.js';
 import { cutText } from '../errors.js';
 import { MAX_INSTANCE_COUNT } from './service.js';
 
@@ -559,9 +560,16 @@ function gpus(n: number): string {
   return plural(n, 'GPU');
 }
 
-/** Why restore leaves a service whose original-max annotation (`annotation`) is not a max. */
-export function unreadableOriginal(annotation: string): string {
-  return `its gpu-governor.dev/original-max annotation ${JSON.stringify(shortText(annotation))} is not a max (a whole number from 1 to ${MAX_INSTANCE_COUNT}): left as it is, nothing written (set its max by hand: gcloud run services update SERVICE --max N)`;
+/**
+ * Why restore leaves a service whose original-max annotation (`annotation`) is not a max; with
+ * the service's place, the gcloud command that sets it names it.
+ */
+export function unreadableOriginal(
+  annotation: string,
+  place?: { project: string; region: string; name: string },
+): string {
+  const update = place ? gcloudUpdate(place) : 'gcloud run services update SERVICE';
+  return `its gpu-governor.dev/original-max annotation ${JSON.stringify(shortText(annotation))} is not a max (a whole number from 1 to ${MAX_INSTANCE_COUNT}): left as it is, nothing written (set its max by hand: ${update} --max N)`;
 }
 
 /** Text read from a service (someone else's), on one line and at most 40 characters. */

@@ -151,7 +151,9 @@ describe('the newcomer path, each step a process of its own', () => {
     expect(restore.stdout).toMatch(/^Plan: 3 to raise, 0 to lower, 3 unchanged/m);
     expect(restore.stdout).toMatch(/^Restore: 0 of 3 governed service\(s\) are back/m);
     // The originals never fitted the pool (they were over budget): it says what it takes.
-    expect(restore.stdout).toContain('restore cannot finish until the quota grows by 4 GPUs');
+    expect(restore.stdout).toContain(
+      'restore cannot finish until the quota grows by 4 GPUs, or you set lower maxes by hand (gcloud run services update S --project demo-gpu-project --region us-central1 --max N)',
+    );
     // It decided nothing about starvation, so it resolved nothing.
     const after = (await published()).slice(before);
     expect(after.filter((m) => m.attributes['status'] === 'resolved')).toEqual([]);

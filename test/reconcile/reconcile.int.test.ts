@@ -672,6 +672,11 @@ describe('reconcile', () => {
     expect(told).toContain(
       `${PROJECT}/${REGION}/idle (1, its max before the governor was 4): the governor changed it, but the policy no longer governs it`,
     );
+    // The command to put it back names its project and region: copied as printed, it updates
+    // this service, not a namesake in gcloud's default project.
+    expect(told).toContain(
+      `(gcloud run services update idle --project ${PROJECT} --region ${REGION} --max 4 puts it back by hand`,
+    );
   });
 
   it('restore leaves a service whose original-max annotation is not a max as it is, and says so', async () => {
@@ -699,6 +704,9 @@ describe('reconcile', () => {
     const told = report.plan ? restoreSummary(report.plan, report) : '';
     expect(told).toContain(
       `${PROJECT}/${REGION}/idle: its gpu-governor.dev/original-max annotation "0x4" is not a max`,
+    );
+    expect(told).toContain(
+      `(set its max by hand: gcloud run services update idle --project ${PROJECT} --region ${REGION} --max N)`,
     );
   });
 
