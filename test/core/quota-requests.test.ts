@@ -244,4 +244,12 @@ describe('a planned request settled against the preferences listed', () => {
       expect(alert.details['outcome']).toBe('not-confirmed');
     }
   });
+  it('says the preferences were not read when the run had none to read (quota requests off)', () => {
+    const { alert, confirmed } = settlePlannedRequest(planned, undefined, 'run-2');
+    expect(confirmed).toBeNull();
+    expect(alert.details).toMatchObject({ outcome: 'not-confirmed', seenNow: null });
+    expect(alert.summary).toBe(
+      'The GPU quota request for 11 in us-central1 nvidia-l4 is not confirmed (run run-1 ended before reporting; the quota preferences could not be read)',
+    );
+  });
 });
