@@ -6,7 +6,11 @@ import { durationMs, OffsetTime, UNWRITABLE_INSTANT, writableInstant } from '../
 import { fleetOfSnapshot, policyWarnings } from '../core/policy-fit.js';
 import { fleetFullySeen, renderProblem, type ObservationProblem } from '../core/problems.js';
 import { oneLine } from '../core/text.js';
-import { withStaleUsageUnknown, type Snapshot } from '../core/snapshot.js';
+import {
+  withStaleUsageUnknown,
+  withUnreadListingsUnknown,
+  type Snapshot,
+} from '../core/snapshot.js';
 import { parseRuntimeOptions, type RuntimeOptions } from '../runtime-options.js';
 import { orgView, renderOrgView } from '../org/view.js';
 import { createClock } from '../adapters/clock.js';
@@ -128,7 +132,10 @@ async function snapshotFor(
   if (file) {
     // A usage older than staleAfter is what an observation reads as unknown: so is it here.
     const staleAfterMs = durationMs(policy.defaults.staleAfter);
-    const snapshot = withStaleUsageUnknown(await loadSnapshot(file), staleAfterMs);
+    // A region whose worker pools or jobs were not listed raises nothing, as live.
+    const snapshot = withUnreadListingsUnknown(
+      withStaleUsageUnknown(await loadSnapshot(file), staleAfterMs),
+    );
     // What the observation could not read, as it warned then (absent in older snapshots).
     const problems = snapshot.problems ?? [];
     warnProblems(io, problems);

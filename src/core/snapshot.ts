@@ -2,7 +2,7 @@ import { z } from 'zod';
 import { InputError, type Fault } from '../errors.js';
 import { parseDocument, StringMap, zodFaults } from './document.js';
 import { beyondSkew, formatDuration, Instant } from './duration.js';
-import { MAX_QUOTA_GPUS, poolKey } from './pool.js';
+import { MAX_QUOTA_GPUS, poolIdOf, poolKey, type PoolId } from './pool.js';
 import type { ProblemSubject } from './problems.js';
 import { CONTROL } from './text.js';
 
@@ -330,6 +330,57 @@ export function withStaleUsageUnknown(snapshot: Snapshot, staleAfterMs: number):
         : s,
     ),
   };
+}
+
+/** What a listing not read leaves unknown of a region's budget, in an observation's words. */
+const UNREAD_LISTING: Partial<Record<ProblemSubject, string>> = {
+  'worker-pools': 'its worker pools could not be listed',
+  jobs: 'its job executions could not be listed',
+};
+
+/**
+ * The snapshot with every pool of a region whose worker pools or job executions were not listed
+ * (its `problems` say so) marked budget unknown, so that nothing in it is raised. An observation
+ * marks them itself (`budgetUnknown`); a snapshot file whose problems say so but whose pools do
+ * not (edited by hand, or made by another tool) planned raises there, under a warning that
+ * "nothing there is raised". A pool of such a region missing from `pools` is added with its quota
+ * unknown, as its absence already read. Pure; the snapshot itself when nothing changes.
+ */
+export function withUnreadListingsUnknown(snapshot: Snapshot): Snapshot {
+  // Per project and region (null: every region of the project), what was not listed there.
+  const unread = new Map<string, Map<string | null, Set<string>>>();
+  for (const p of snapshot.problems ?? []) {
+    const what = UNREAD_LISTING[p.subject];
+    if (what === undefined) continue;
+    let regions = unread.get(p.project);
+    if (!regions) unread.set(p.project, (regions = new Map()));
+    let whats = regions.get(p.region);
+    if (!whats) regions.set(p.region, (whats = new Set()));
+    whats.add(what);
+  }
+  if (unread.size === 0) return snapshot;
+  const why = (id: PoolId): string | null => {
+    const regions = unread.get(id.project);
+    const whats = new Set([...(regions?.get(null) ?? []), ...(regions?.get(id.region) ?? [])]);
+    // In an observation's order and words (observe.ts): its worker pools, then its jobs.
+    const listed = Object.values(UNREAD_LISTING).filter((what) => whats.has(what));
+    return listed.length > 0 ? `${id.region}: ${listed.join(', ')}` : null;
+  };
+  const pools = snapshot.pools.map((p) => {
+    const reason = p.budgetUnknown === undefined ? why(p) : null;
+    return reason === null ? p : { ...p, budgetUnknown: reason };
+  });
+  const known = new Set(snapshot.pools.map((p) => poolKey(p)));
+  for (const id of [...snapshot.services, ...snapshot.unmanagedUsage]) {
+    const key = poolKey(id);
+    const reason = known.has(key) ? null : why(id);
+    if (reason === null) continue;
+    known.add(key);
+    pools.push({ ...poolIdOf(id), quota: null, budgetUnknown: reason });
+  }
+  const changed =
+    pools.length !== snapshot.pools.length || pools.some((p, i) => p !== snapshot.pools[i]);
+  return changed ? { ...snapshot, pools } : snapshot;
 }
 
 /**

@@ -5,6 +5,7 @@ import { fileURLToPath } from 'node:url';
 import { describe, expect, it } from 'vitest';
 import { shippedPath } from '../../src/read-capped.js';
 import { main } from '../../src/cli/main.js';
+import type { Plan } from '../../src/core/plan.js';
 
 /** What a person sees when asking for help or mistyping an option: no file of this machine, the real fault. */
 
@@ -214,6 +215,49 @@ describe('plan --snapshot with a usage older than staleAfter at takenAt', () => 
           /^usage unknown \(latest sample 2026-11-20T14:57:00\.000Z is older than 10m at the snapshot's takenAt\): held at 3 \(fail static\)/,
         ) as unknown,
       });
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('plan --snapshot with a region whose job executions could not be listed', () => {
+  it('raises nothing in its pools, as its warning says and the live plan did, though its pools do not say so', async () => {
+    // An observation marks each pool of such a region budget unknown; a snapshot whose problems
+    // say so but whose pools do not (written by hand, or by another tool) is read the same way.
+    const doc = JSON.parse(readFileSync('examples/snapshot.json', 'utf8')) as {
+      problems?: unknown[];
+      pools: { budgetUnknown?: string }[];
+    };
+    expect(doc.pools.every((p) => p.budgetUnknown === undefined)).toBe(true);
+    const args = ['plan', '--policy', 'examples/policy.yaml', '--json', '--snapshot'];
+    const raises = (out: string) =>
+      (JSON.parse(out) as Plan).changes.filter((c) => c.to > c.from).map((c) => c.name);
+    expect(raises((await governor(...args, 'examples/snapshot.json')).stdout)).toEqual([
+      'llm-chat',
+    ]);
+
+    doc.problems = [
+      {
+        project: 'my-project',
+        region: 'us-central1',
+        pool: null,
+        subject: 'jobs',
+        error: 'PERMISSION_DENIED: run.executions.list',
+      },
+    ];
+    const dir = mkdtempSync(join(tmpdir(), 'unread-'));
+    try {
+      const file = join(dir, 'snapshot.json');
+      writeFileSync(file, JSON.stringify(doc));
+      const r = await governor(...args, file);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toContain('nothing there is raised');
+      const out = JSON.parse(r.stdout) as Plan;
+      expect(raises(r.stdout)).toEqual([]);
+      expect(out.services.find((s) => s.name === 'llm-chat')?.reason).toContain(
+        'pool budget unknown (us-central1: its job executions could not be listed): not raised (fail static)',
+      );
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }

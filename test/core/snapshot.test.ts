@@ -7,6 +7,8 @@ import {
   parseSnapshot,
   parseSnapshotText,
   withStaleUsageUnknown,
+  withUnreadListingsUnknown,
+  type Snapshot,
 } from '../../src/core/snapshot.js';
 import { InputError } from '../../src/errors.js';
 
@@ -338,5 +340,62 @@ describe('numbers in the snapshot', () => {
     // The estimate did use the counts: llm-chat's demand is far above any quota.
     const chat = planned.services.find((s) => s.name === 'llm-chat');
     expect(chat?.demand).toBeGreaterThan(1_000_000);
+  });
+});
+
+describe('a region whose worker pools or jobs could not be listed', () => {
+  type Problem = NonNullable<Snapshot['problems']>[number];
+  const unread = (region: string | null, subject: Problem['subject']): Problem => ({
+    project: 'my-project',
+    region,
+    pool: null,
+    subject,
+    error: 'PERMISSION_DENIED',
+  });
+
+  it("marks each of its pools budget unknown in an observation's words, keeping what a pool says", () => {
+    const snapshot = example();
+    snapshot.pools[1]!.budgetUnknown = 'us-central1: as observed';
+    snapshot.problems = [
+      unread('us-central1', 'jobs'),
+      unread('us-central1', 'worker-pools'),
+      unread('europe-west4', 'jobs'),
+      unread('us-central1', 'served-requests'),
+    ];
+    const out = withUnreadListingsUnknown(snapshot);
+    expect(out.pools.map((p) => p.budgetUnknown)).toEqual([
+      'us-central1: its worker pools could not be listed, its job executions could not be listed',
+      'us-central1: as observed',
+    ]);
+    expect(snapshot.pools[0]!.budgetUnknown).toBeUndefined();
+  });
+
+  it('adds a pool of its services missing from `pools` with its quota unknown, and reads a region of null as every region', () => {
+    const snapshot = example();
+    snapshot.pools = snapshot.pools.filter((p) => p.zonalRedundancy);
+    snapshot.problems = [unread(null, 'worker-pools')];
+    const out = withUnreadListingsUnknown(snapshot);
+    expect(out.pools).toEqual([
+      { ...snapshot.pools[0], budgetUnknown: 'us-central1: its worker pools could not be listed' },
+      {
+        project: 'my-project',
+        region: 'us-central1',
+        accelerator: 'nvidia-l4',
+        zonalRedundancy: false,
+        quota: null,
+        budgetUnknown: 'us-central1: its worker pools could not be listed',
+      },
+    ]);
+    // Planned, neither pool raises anything: the policy's quota of the first stays known.
+    const p = plan(out, policy(), out.takenAt);
+    expect(p.changes.filter((c) => c.to > c.from)).toEqual([]);
+    expect(p.pools.map((x) => x.status)).toEqual(['unknown-quota', 'unknown-quota']);
+  });
+
+  it('leaves a snapshot without such a problem as it is', () => {
+    const snapshot = example();
+    expect(withUnreadListingsUnknown(snapshot)).toBe(snapshot);
+    snapshot.problems = [unread('us-central1', 'quota'), unread('other-project', 'jobs')];
+    expect(withUnreadListingsUnknown(snapshot)).toBe(snapshot);
   });
 });
