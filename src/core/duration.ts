@@ -117,5 +117,12 @@ export const UNWRITABLE_INSTANT = `is outside ${FIRST_INSTANT} to ${LAST_INSTANT
  */
 export const OffsetTime = z.iso.datetime({ offset: true });
 
-/** An ISO 8601 time with its offset, whose UTC time has a four-digit year. */
-export const Instant = OffsetTime.refine(writableInstant, { error: UNWRITABLE_INSTANT });
+/**
+ * An ISO 8601 time with its offset, whose UTC time has a four-digit year. The range is judged
+ * only of a time: zod runs a refinement after a failed format check too, and "yesterday" was told
+ * both that it is no ISO time and that it is outside the years 0000–9999.
+ */
+export const Instant = OffsetTime.refine(writableInstant, {
+  error: UNWRITABLE_INSTANT,
+  when: (payload) => payload.issues.length === 0,
+});

@@ -199,6 +199,17 @@ describe('times in the snapshot', () => {
     ]);
   });
 
+  it('tells a time that is no ISO 8601 time with its offset as that alone, not also as out of range', () => {
+    const doc = JSON.parse(readFileSync('examples/snapshot.json', 'utf8')) as { takenAt: string };
+    for (const takenAt of ['yesterday', '2016-12-31T23:59:60Z', '2026-11-27T15:00:00']) {
+      doc.takenAt = takenAt;
+      expect(faultsOf(doc), takenAt).toEqual(['takenAt: Invalid ISO datetime']);
+    }
+    expect(faultsWith({ sampledAt: '2026-11-27 14:57' })).toEqual([
+      'services[0].usage.sampledAt: Invalid ISO datetime',
+    ]);
+  });
+
   it('accepts a newest minute up to the clock skew allowed after takenAt, and one at it', () => {
     expect(faultsWith({ perMinute: { start: '2026-11-27T14:59:00Z', inUse: [3, 3, 3] } })).toEqual(
       [],
