@@ -46,7 +46,11 @@ export const SnapshotPool = z.strictObject({
     })
     .nullable()
     .describe(`GPUs (at most ${MAX_QUOTA_GPUS}); null when the quota could not be read.`),
-  quotaSource: z.string().optional().describe('Where the quota came from, for explanations.'),
+  quotaSource: z
+    .string()
+    .min(1)
+    .optional()
+    .describe('Where the quota came from, or why it is unknown, for explanations.'),
   budgetUnknown: z
     .string()
     .min(1)

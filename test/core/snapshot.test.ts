@@ -242,6 +242,27 @@ describe('usage older than staleAfter at takenAt', () => {
   });
 });
 
+describe("a pool's quota source", () => {
+  it('is refused empty, which the plan printed as "quota 8 ()" where it means the snapshot', () => {
+    const doc = JSON.parse(readFileSync('examples/snapshot.json', 'utf8')) as {
+      pools: { quotaSource?: string }[];
+    };
+    doc.pools[0]!.quotaSource = '';
+    expect(faultsOf(doc)).toEqual([
+      'pools[0].quotaSource: Too small: expected string to have >=1 characters',
+    ]);
+    delete doc.pools[0]!.quotaSource;
+    expect(faultsOf(doc)).toEqual([]);
+    const snapshot = parseSnapshot(doc);
+    const p = plan(
+      snapshot,
+      parsePolicyText('version: 1\nprojects: [my-project]\n'),
+      snapshot.takenAt,
+    );
+    expect(p.pools.map((x) => x.quotaSource)).toEqual(['cloudquotas', 'snapshot']);
+  });
+});
+
 describe('numbers in the snapshot', () => {
   /** The example snapshot's counts: its first service (llm-chat) has per-minute usage. */
   interface Doc {
