@@ -39,15 +39,19 @@ export const PlanPool = z.strictObject({
     )
     .describe('What makes up unmanagedGpus, by source, largest first.'),
   budget: Gpus.nullable().describe(
-    'quota − reserve − unmanagedGpus; null when the quota is unknown.',
+    "quota − reserve − unmanagedGpus; null when the quota is unknown, or what uses the pool's GPUs outside the governed caps could not be read.",
   ),
   capsBefore: Gpus.describe('Sum of governed caps (max instances × GPUs) before the plan.'),
   capsAfter: Gpus.describe('Sum of governed caps after the plan.'),
   inUse: Gpus.describe(
     'GPUs governed services had in use at the latest sample (known usage only).',
   ),
-  floors: Gpus.describe('Sum of governed floors in GPUs.'),
-  demand: Gpus.describe('Sum of governed demand in GPUs, within floors and ceilings.'),
+  floors: Gpus.describe(
+    'Sum of governed floors in GPUs; a service left as it is (deploying, or one Cloud Run accepts no max for) counts at its cap.',
+  ),
+  demand: Gpus.describe(
+    'Sum of governed demand in GPUs, each within its floor and ceiling and at least what it has in use up to its cap; a service whose usage is unknown counts at its cap within its floor and ceiling, one left as it is at its cap.',
+  ),
   status: z.enum(POOL_STATUSES),
   note: z.string().describe('One line on the state of the pool.'),
 });

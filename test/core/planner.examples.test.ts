@@ -353,6 +353,12 @@ describe('rule 3: hands off', () => {
     expect(p.changes.map((c) => c.name)).toEqual(['mine']);
     expect(to(p, 'mine')).toBe(2); // 6 − 2 (theirs) − 2 (deploying)
     expect(reason(p, 'deploying')).toContain('reconciling');
+    // The pool's floors and demand count it at its cap too, not at its row's floor of 1.
+    expect(p.services.find((s) => s.name === 'deploying')).toMatchObject({
+      floor: 1,
+      demand: null,
+    });
+    expect(p.pools[0]).toMatchObject({ floors: 1 + 2, demand: 1 + 2 });
   });
 });
 
