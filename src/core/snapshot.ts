@@ -246,7 +246,7 @@ export function serviceKey(s: { project: string; region: string; name: string })
 export function parseSnapshot(raw: unknown, what = 'snapshot'): Snapshot {
   const result = Snapshot.safeParse(raw, { reportInput: true });
   if (!result.success) {
-    throw new InputError(`${what} is invalid`, zodFaults(result.error));
+    throw new InputError(`${what} is invalid`, zodFaults(result.error, Snapshot));
   }
   const faults: Fault[] = [];
   const pools = new Map<string, number>();

@@ -31,6 +31,21 @@ describe('snapshot', () => {
     );
   });
 
+  it('names the key an unknown key is a typo of, as a policy does', () => {
+    const doc = JSON.parse(readFileSync('examples/snapshot.json', 'utf8')) as Record<
+      string,
+      unknown
+    > & { services: Record<string, unknown>[] };
+    doc.services[0]!['maxInstance'] = doc.services[0]!['maxInstances'];
+    delete doc.services[0]!['maxInstances'];
+    doc['unmanagedUsge'] = [];
+    expect(faultsOf(doc)).toEqual([
+      'services[0].maxInstances: missing (expected number)',
+      'services[0].maxInstance: unknown key (did you mean "maxInstances"?)',
+      'unmanagedUsge: unknown key (did you mean "unmanagedUsage"?)',
+    ]);
+  });
+
   it('refuses a name with a control character (a terminal escape), naming its path', () => {
     const example = JSON.parse(readFileSync('examples/snapshot.json', 'utf8')) as {
       services: { name: string }[];
