@@ -65,6 +65,32 @@ describe('the plan, for people', () => {
     expect(out.replaceAll('\n', '')).not.toMatch(/\p{Cc}/u);
   });
 
+  it("shows a snapshot file's text on one line in every kind of row and pool line", () => {
+    // A service's maxNote reaches the reason of a changed row and of an unmanaged one; a pool's
+    // quotaSource its quota line when the quota is unknown; its budgetUnknown its note.
+    const escape = 'a\n\u001b[2J\u009b31mb';
+    const edited = (edit: (doc: typeof snapshot) => void) => {
+      const doc = structuredClone(snapshot);
+      edit(doc);
+      const s = parseSnapshotText(JSON.stringify(doc), 'snapshot');
+      return renderPlan(plan(s, policy, s.takenAt), c);
+    };
+    const noted = edited((doc) => {
+      for (const s of doc.services)
+        if (s.name === 'llm-chat' || s.name === 'render-thumbs') s.maxNote = escape;
+      for (const p of doc.pools)
+        if (!p.zonalRedundancy) Object.assign(p, { quota: null, quotaSource: escape });
+    });
+    expect(noted).toMatch(/^ {2}~ llm-chat .*→.* a \[2J 31mb; /m);
+    expect(noted).toMatch(/^ {2}= render-thumbs .* a \[2J 31mb; /m);
+    expect(noted).toContain('quota unknown (a [2J 31mb) · reserve');
+    const unknown = edited((doc) => {
+      for (const p of doc.pools) p.budgetUnknown = escape;
+    });
+    expect(unknown).toMatch(/^ {2}budget unknown \(a \[2J 31mb\)/m);
+    for (const out of [noted, unknown]) expect(out.replaceAll('\n', '')).not.toMatch(/\p{Cc}/u);
+  });
+
   it('renders a plan of hundreds of thousands of services and alerts', () => {
     // Widths were measured with Math.max(...rows): past some 120,000 arguments (as the stack
     // allows) that overflowed the stack, and `governor plan` on a large snapshot failed with
