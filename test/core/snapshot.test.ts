@@ -46,6 +46,21 @@ describe('snapshot', () => {
     ]);
   });
 
+  it('refuses a service listed twice, in one pool or in two, and a pool listed twice, naming both', () => {
+    const doc = JSON.parse(readFileSync('examples/snapshot.json', 'utf8')) as {
+      pools: Record<string, unknown>[];
+      services: Record<string, unknown>[];
+    };
+    // A Cloud Run service is one resource of its project and region: one GPU type, one pool.
+    doc.services.push({ ...doc.services[0]! }, { ...doc.services[1]!, zonalRedundancy: false });
+    doc.pools.push({ ...doc.pools[1]!, quota: 40 });
+    expect(faultsOf(doc)).toEqual([
+      'pools[2]: same pool as pools[1] (my-project/us-central1/nvidia-l4/no-zonal)',
+      'services[7]: same service as services[0] (my-project/us-central1/llm-chat)',
+      'services[8]: same service as services[1] (my-project/us-central1/llm-summarize)',
+    ]);
+  });
+
   it('refuses a name with a control character (a terminal escape), naming its path', () => {
     const example = JSON.parse(readFileSync('examples/snapshot.json', 'utf8')) as {
       services: { name: string }[];
@@ -230,6 +245,10 @@ describe('times in the snapshot', () => {
       [],
     );
     expect(faultsWith({ sampledAt: '2026-11-27T15:00:00Z' })).toEqual([]);
+    expect(faultsWith({ sampledAt: '2026-11-27T15:01:00Z' })).toEqual([]);
+    expect(faultsWith({ sampledAt: '2026-11-27T15:01:00.001Z' })).toEqual([
+      expect.stringMatching(/^services\[0\]\.usage\.sampledAt: 2026-11-27T15:01:00\.001Z is after/),
+    ]);
   });
 });
 
