@@ -243,7 +243,7 @@ describe('plan --snapshot with a region whose job executions could not be listed
         region: 'us-central1',
         pool: null,
         subject: 'jobs',
-        error: 'PERMISSION_DENIED: run.executions.list',
+        error: 'PERMISSION_DENIED: run.executions.list\n\u001b[2J denied',
       },
     ];
     const dir = mkdtempSync(join(tmpdir(), 'unread-'));
@@ -253,6 +253,9 @@ describe('plan --snapshot with a region whose job executions could not be listed
       const r = await governor(...args, file);
       expect(r.code, r.stderr).toBe(0);
       expect(r.stderr).toContain('nothing there is raised');
+      // The problem's error, anyone's text in a file, on one line without its control characters.
+      expect(r.stderr).toContain('raised: PERMISSION_DENIED: run.executions.list [2J denied\n');
+      expect(r.stderr.replaceAll('\n', '')).not.toMatch(/\p{Cc}/u);
       const out = JSON.parse(r.stdout) as Plan;
       expect(raises(r.stdout)).toEqual([]);
       expect(out.services.find((s) => s.name === 'llm-chat')?.reason).toContain(

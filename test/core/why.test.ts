@@ -268,6 +268,18 @@ describe('the structured why of a plan row', () => {
     expect(row(atQuota, 'a').reason).toContain('floor 2 is above ceiling 1: the floor wins');
   });
 
+  it('tells a likelihood rounded to the nearest percent (a tail one to a tenth of one)', () => {
+    const reason = renderReason({
+      basis: { kind: 'deploying' },
+      reclaimed: { instances: 2, likelihood: 0.675, forPriority: 10 },
+      tailHeld: { instances: 1, most: 3, swing: 0.5, likelihood: 0.0436 },
+    });
+    expect(reason).toContain(
+      "gives 2 to priority 10's demand, served first (its next instance was used 68% of recent minutes)",
+    );
+    expect(reason).toContain('so instance 4 is 4.4% likely');
+  });
+
   it('renders every field, in the order the planner takes its steps', () => {
     expect(
       renderReason({
