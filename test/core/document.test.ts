@@ -19,6 +19,31 @@ function caught(f: () => unknown): InputError {
   throw new Error('expected an InputError');
 }
 
+/** A snapshot of 40,000 services as JSON text (14 MB). */
+function largeSnapshot(): string {
+  const service = {
+    project: 'p',
+    region: 'us-central1',
+    accelerator: 'nvidia-l4',
+    zonalRedundancy: true,
+    gpusPerInstance: 1,
+    labels: { team: 'search' },
+    maxInstances: 2,
+    minInstances: 0,
+    reconciling: false,
+    etag: '"e-1"',
+    lastChangedAt: null,
+    usage: { current: 1, peak: 1, sampledAt: '2026-11-27T14:57:00Z' },
+  };
+  return JSON.stringify({
+    version: 1,
+    takenAt: '2026-11-27T15:00:00Z',
+    pools: [],
+    services: Array.from({ length: 40_000 }, (_, i) => ({ ...service, name: `s-${i}` })),
+    unmanagedUsage: [],
+  });
+}
+
 describe('reading a document', () => {
   it('expects JSON from a *.json name or a text that opens like JSON, YAML otherwise', () => {
     expect(expectedFormat('{"a": 1}')).toBe('JSON');
@@ -192,27 +217,7 @@ describe('reading a document', () => {
     // A snapshot of 40,000 services (14 MB) took 9 s and over 1 GB through the YAML parser; one
     // near the 64 MiB limit ran out of memory. Which parser read it is what this test holds (how
     // long it takes is a bench figure, not a unit test's).
-    const service = {
-      project: 'p',
-      region: 'us-central1',
-      accelerator: 'nvidia-l4',
-      zonalRedundancy: true,
-      gpusPerInstance: 1,
-      labels: { team: 'search' },
-      maxInstances: 2,
-      minInstances: 0,
-      reconciling: false,
-      etag: '"e-1"',
-      lastChangedAt: null,
-      usage: { current: 1, peak: 1, sampledAt: '2026-11-27T14:57:00Z' },
-    };
-    const text = JSON.stringify({
-      version: 1,
-      takenAt: '2026-11-27T15:00:00Z',
-      pools: [],
-      services: Array.from({ length: 40_000 }, (_, i) => ({ ...service, name: `s-${i}` })),
-      unmanagedUsage: [],
-    });
+    const text = largeSnapshot();
     expect(parseSnapshotText(text, 'snapshot s.json').services).toHaveLength(40_000);
     // Only the JSON reading names a key written twice this way (the YAML parser says "Map keys
     // must be unique"): the same 14 MB with one key twice at its end shows which reader read it.
@@ -220,5 +225,20 @@ describe('reading a document', () => {
     expect(caught(() => parseSnapshotText(twice, 'snapshot s.json')).faults).toEqual([
       expect.objectContaining({ message: 'the key "version" is written twice in one object' }),
     ]);
+  });
+
+  it('tells a large document meant to be JSON that JSON.parse refuses in JSON words, without the YAML parser', () => {
+    // A snapshot cut short (a full disk, an interrupted pipe) or edited by hand was handed to the
+    // YAML parser after JSON.parse refused it: 23 s and 1.1 GB for 15 MB, 143 s and 4.3 GB for
+    // 60 MB, before the same error. A trailing comma, which YAML reads and JSON does not, shows
+    // which reader read it.
+    const text = largeSnapshot();
+    const e = caught(() => parseSnapshotText(`${text.slice(0, -1)},}`, 'snapshot s.json'));
+    expect(e.message).toMatch(/^snapshot s\.json is not valid JSON:\n {2}- line 1, column \d+: /);
+    // A small one is still read as YAML too (a policy written `{version: 1, ...}`).
+    expect(parseDocument('{"version": 1, "projects": [p],}', 'policy p.json')).toEqual({
+      version: 1,
+      projects: ['p'],
+    });
   });
 });
