@@ -48,7 +48,7 @@ export async function runDemo(
   options: RuntimeOptions,
 ): Promise<number> {
   const policy = await loadPolicy(flags.policy);
-  const input = await loadSimulationInput(flags.fleet);
+  const input = await loadSimulationInput(flags.fleet, flags.hours);
   const c = colorsFor(io.stdout, options);
   // Redrawn in place on a terminal that can move its cursor; plain lines otherwise.
   const live = Boolean(io.stdout.isTTY) && options.cursor;

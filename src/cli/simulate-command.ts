@@ -241,7 +241,7 @@ export async function runSimulate(flags: SimulateFlags, io: Streams): Promise<nu
   ]);
   const { tick, lag } = tickAndLag(flags);
   const policy = await loadPolicy(flags.policy);
-  const input = await loadSimulationInput(flags.fleet);
+  const input = await loadSimulationInput(flags.fleet, hoursFlag ?? undefined);
   // The traces the fleet names are known once it is read, still before a minute is simulated.
   await checkReportPath(
     flags.report,

@@ -2,7 +2,7 @@ import { dirname, resolve } from 'node:path';
 import { DateTime } from 'luxon';
 import { z } from 'zod';
 import { parseDocument, StringMap, zodFaults } from '../core/document.js';
-import { InputError } from '../errors.js';
+import { InputError, UsageError } from '../errors.js';
 import { MAX_DOCUMENT_BYTES, readInputText } from '../read-capped.js';
 import { DEFAULT_ACCELERATOR, MAX_QUOTA_GPUS } from '../core/pool.js';
 import { MAX_ADVANCE_SERVICE_MINUTES } from '../emulator/control.js';
@@ -244,13 +244,25 @@ export const Scenario = z
 export type Scenario = z.infer<typeof Scenario>;
 export type ScenarioInput = z.input<typeof Scenario>;
 
-/** Reads `--fleet`: a scenario file or an emulator fleet file. */
-export async function loadSimulationInput(path: string): Promise<SimulationInput> {
+/**
+ * Reads `--fleet`: a scenario file or an emulator fleet file. `hours` (`--hours`) replaces a
+ * scenario's own: its demand and its quota are built for the hours simulated, as a series built
+ * for fewer would loop back through its warm-up.
+ */
+export async function loadSimulationInput(path: string, hours?: number): Promise<SimulationInput> {
   const text = await readInputText(path, 'fleet', MAX_DOCUMENT_BYTES);
   const raw = parseDocument(text, `fleet ${path}`);
   const baseDir = dirname(resolve(path));
   if (raw !== null && typeof raw === 'object' && 'scenario' in raw) {
-    return buildScenario(parseScenario(raw, `scenario ${path}`), baseDir, path);
+    const scenario = parseScenario(raw, `scenario ${path}`);
+    if (hours === undefined) return buildScenario(scenario, baseDir, path);
+    // A cut after the run would silently never happen.
+    if (scenario.quotaCut && scenario.quotaCut.atHour >= hours) {
+      throw new UsageError(
+        `--hours ${hours}: ends before the quota cut of the scenario, at hour ${scenario.quotaCut.atHour} (quotaCut.atHour); ask for more hours`,
+      );
+    }
+    return buildScenario({ ...scenario, hours }, baseDir, path);
   }
   try {
     const fleet = validateFleet(raw, `fleet ${path}`);

@@ -272,6 +272,26 @@ describe('governor CLI', () => {
     );
   });
 
+  it("simulate --hours that ends before a scenario's quota cut is bad usage, not a run without the cut", async () => {
+    const cut = file(
+      'cut.yaml',
+      'scenario: 1\nhours: 3\nquota: 8\nquotaCut: {atHour: 2, factor: 0.5}\nservices: [{name: a, maxInstances: 8, demand: {shape: {kind: constant, value: 1}}}]\n',
+    );
+    const r = await cli(
+      'simulate',
+      '--policy',
+      'examples/sim-policy.yaml',
+      '--fleet',
+      cut,
+      '--hours',
+      '1',
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe(
+      'error: --hours 1: ends before the quota cut of the scenario, at hour 2 (quotaCut.atHour); ask for more hours\n',
+    );
+  });
+
   it('lists the first 100 problems of a policy, each cut to 300 characters, and counts the rest', async () => {
     const keys = Object.fromEntries(Array.from({ length: 150 }, (_, i) => [`k${i}`, 1]));
     const many = file('many.json', JSON.stringify({ version: 1, projects: ['p'], ...keys }));

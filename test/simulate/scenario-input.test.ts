@@ -2,7 +2,9 @@ import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InputError } from '../../src/errors.js';
+import { InputError, UsageError } from '../../src/errors.js';
+import { FleetModel } from '../../src/emulator/model.js';
+import { demandTable } from '../../src/simulate/context.js';
 import { MAX_QUOTA_GPUS } from '../../src/core/pool.js';
 import { buildScenario, loadSimulationInput, parseScenario } from '../../src/simulate/scenario.js';
 
@@ -147,5 +149,44 @@ describe('a scenario of many services', () => {
     );
     expect(input.fleet.projects[0]?.services).toHaveLength(1_100);
     expect(input.fleet.projects[0]?.perRegionLimit).toBe(1_100);
+  });
+});
+
+describe('a scenario played for other hours than its own (--hours)', () => {
+  // One hour, a warm-up hour before it, and a step from 1 to 4 instances half an hour in.
+  const step = (extra = '') =>
+    file(
+      `scenario: 1\nhours: 1\nwarmupMinutes: 60\n${extra}services: [{name: a, maxInstances: 8, demand: {shape: {kind: step, before: 1, after: 4, atMinute: 30}}}]\n`,
+    );
+
+  it('plays its shapes over every hour asked for, not its warm-up over again', async () => {
+    // Before: the demand was built for the file's hour and looped, warm-up included: the step
+    // went back to 1 at minute 60 and up again at minute 150.
+    const input = await loadSimulationInput(step('quota: 8\n'), 3);
+    const model = new FleetModel(input.fleet, { traces: input.traces, historyMinutes: 1 });
+    const want = demandTable(input, model, 180).get('sim-project/us-central1/a');
+    expect([...(want ?? [])].slice(30)).toEqual(new Array<number>(150).fill(4));
+    expect(input.hours).toBe(3);
+  });
+
+  it('sets a quota from the peak of the hours played', async () => {
+    // The step at minute 90 falls in the hours asked for, not in the file's own hour.
+    const path = file(
+      'scenario: 1\nhours: 1\nquotaFactor: 1\nservices: [{name: a, maxInstances: 8, demand: {shape: {kind: step, before: 1, after: 4, atMinute: 90}}}]\n',
+    );
+    const input = await loadSimulationInput(path, 2);
+    expect(input.fleet.projects[0]?.pools[0]?.quota).toBe(4);
+  });
+
+  it('refuses hours that end before its quota cut', async () => {
+    // Before: the cut at hour 2 of a 3-hour scenario played for 1 hour never happened, unsaid.
+    const path = file(
+      'scenario: 1\nhours: 3\nquota: 8\nquotaCut: {atHour: 2, factor: 0.5}\nservices: [{name: a, maxInstances: 8, demand: {shape: {kind: constant, value: 1}}}]\n',
+    );
+    const error: unknown = await loadSimulationInput(path, 1).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(UsageError);
+    expect((error as Error).message).toBe(
+      '--hours 1: ends before the quota cut of the scenario, at hour 2 (quotaCut.atHour); ask for more hours',
+    );
   });
 });
