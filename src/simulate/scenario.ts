@@ -219,6 +219,15 @@ export const Scenario = z
         message: `${s.quotaCut.atHour} is not within the scenario's hours (${s.hours})`,
       });
     }
+    // The fleet model plays the run's first minute as it is built, before any change of quota:
+    // a cut then would hold the oracles and the accounting to a quota the model did not play.
+    if (s.quotaCut && Math.round(s.quotaCut.atHour * 60) < 1) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['quotaCut', 'atHour'],
+        message: `${s.quotaCut.atHour} is the run's first minute: a cut must come after it (a quota cut from the start is the quota itself)`,
+      });
+    }
     const names = new Set<string>();
     s.services.forEach((svc, i) => {
       if (names.has(svc.name)) {

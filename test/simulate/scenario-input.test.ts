@@ -57,6 +57,23 @@ describe('a scenario file with a fault', () => {
     expect(slow.faults.map((f) => f.path)).toEqual(['startupSeconds']);
   });
 
+  it("names a quota cut at the run's first minute, which the fleet has already played", async () => {
+    // Before: minute 0 is played as the fleet is built, at the quota before the cut, while the
+    // oracles and the accounting held it to the cut quota: a service wanting 4 on a quota of 4
+    // cut to 2 at hour 0 was refused nothing all hour, 120 GPU-minutes below the oracle.
+    for (const atHour of [0, 0.005]) {
+      const cut = await fault(
+        file(`${HEAD}quota: 4\nquotaCut: {atHour: ${atHour}, factor: 0.5}\n${ONE}`),
+      );
+      expect(cut.faults).toEqual([
+        {
+          path: 'quotaCut.atHour',
+          message: `${atHour} is the run's first minute: a cut must come after it (a quota cut from the start is the quota itself)`,
+        },
+      ]);
+    }
+  });
+
   it('names a service of quotaPeakOf that the scenario does not have', async () => {
     // Before: the unknown name counted nothing, the quota silently became 1 GPU.
     const error = await fault(file(`${HEAD}quotaFactor: 1\nquotaPeakOf: [a, nosuch]\n${ONE}`));
