@@ -493,6 +493,101 @@ describe('reversals as docs/simulation.md "Metrics" defines them, by hand', () =
   });
 });
 
+describe('share error, priority inversions and caps over quota as docs/simulation.md "Metrics" defines them, by hand', () => {
+  // Two services in a pool of 4 GPUs, each at floor 1: s0 at priority 10, s1 at priority 0.
+  // Each minute, per service: [want, cap, served, refused at the cap] (instances = GPUs).
+  type Row = [want: number, cap: number, served: number, refused: number];
+  const minutes: { s0: Row; s1: Row; ideal: [number, number] }[] = [
+    // s0 refused with every GPU under a cap, s1 holding 2 it does not use: an inversion.
+    { s0: [3, 2, 2, 1], s1: [0, 2, 0, 0], ideal: [3, 0] },
+    // Demand equal to the pool's GPUs: not scarce.
+    { s0: [2, 2, 2, 0], s1: [2, 2, 2, 0], ideal: [2, 2] },
+    // Scarce (5 > 4): served 2 + 2 against the split 3 + 1, half of 2 over 4 GPUs, 0.25; s1's
+    // cap is its demand: no inversion.
+    { s0: [3, 2, 2, 1], s1: [2, 2, 2, 0], ideal: [3, 1] },
+    // s0 refused with a GPU no cap covers (caps 3 + refused 1 = 4): it need not come from s1.
+    { s0: [2, 1, 1, 1], s1: [0, 2, 0, 0], ideal: [2, 0] },
+    // Caps 3 + 2 above the 4 GPUs.
+    { s0: [1, 3, 1, 0], s1: [1, 2, 1, 0], ideal: [1, 1] },
+    // s1 refused while the higher priority holds cap it does not use: no inversion.
+    { s0: [0, 3, 0, 0], s1: [2, 1, 1, 1], ideal: [0, 2] },
+  ];
+  const two: Case = {
+    quota: 4,
+    reserve: 0,
+    services: [svcOf(10), svcOf(0)],
+    want: [minutes.map((m) => m.s0[0]), minutes.map((m) => m.s1[0])],
+    tick: 5,
+    idleMinutes: 0,
+    startupSeconds: 0,
+  };
+  const policy = policyOf(two);
+  const members = [0, 1].map((i) => ({
+    id: `${PROJECT}/${REGION}/s${i}`,
+    name: `s${i}`,
+    project: PROJECT,
+    region: REGION,
+    gpus: 1,
+    labels: {},
+    accelerator: 'nvidia-l4',
+    minInstances: 0,
+    fleetCap: 1,
+  }));
+  const pool: PoolInfo = {
+    id: { project: PROJECT, region: REGION, accelerator: 'nvidia-l4', zonalRedundancy: true },
+    key: 'pool',
+    quota: 4,
+    available: 4,
+    changes: [],
+    members,
+  };
+  const column = (i: number, f: (m: (typeof minutes)[number]) => number) =>
+    [members[i]?.id ?? '', Int32Array.from(minutes.map(f))] as const;
+
+  it('counts each minute as the definitions say', () => {
+    const ctx: SimContext = {
+      input: { label: 'hand', fleet: fleetOf(two), traces: new Map(), hours: null },
+      policy,
+      options: { hours: minutes.length / 60, series: false },
+      pools: [pool],
+      want: new Map([column(0, (m) => m.s0[0]), column(1, (m) => m.s1[0])]),
+      ideal: new Map([column(0, (m) => m.ideal[0]), column(1, (m) => m.ideal[1])]),
+      view: new PolicyView(policy),
+      startMs: START,
+      minutes: minutes.length,
+      tick: 5,
+      lag: 3,
+    };
+    const acc = new Accounting(ctx, START);
+    minutes.forEach((m, t) => {
+      acc.minute(
+        pool,
+        t,
+        [m.s0, m.s1].map(([want, cap, served, refused], i) => ({
+          member: members[i] as (typeof members)[number],
+          want,
+          cap,
+          served,
+          refused,
+          refusedCap: refused,
+          idle: 0,
+        })),
+      );
+    });
+    const result = acc.result('fleet-caps', {
+      violations: [],
+      violationCount: null,
+      failedRuns: [],
+    });
+    expect(result.pools[0]).toMatchObject({
+      scarceMinutes: 1,
+      shareError: 0.25,
+      priorityInversions: 1,
+      capsOverQuotaMinutes: 1,
+    });
+  });
+});
+
 describe('the writes-limited best', () => {
   it('is the best with caps changed every 30 minutes, not of every schedule of two writes an hour', async () => {
     // Quota 3, two services at floor 1: one GPU to move. s0 wants 2 from minute 10 to 39, s1
