@@ -10,7 +10,8 @@ import { benchPolicy, mixedFleetScenario, TRACE_DIR } from '../../src/simulate/s
 import { simulate, STRATEGIES, type Strategy } from '../../src/simulate/simulate.js';
 import { writeProblems } from '../../src/simulate/write-checks.js';
 import { parsePolicy } from '../../src/core/policy.js';
-import { constantFleet, governSimulation } from '../support/fixtures.js';
+import { constantFleet, governSimulation, onePoolFleet } from '../support/fixtures.js';
+import { validateFleet } from '../../src/emulator/fleet.js';
 import type { ScenarioInput } from '../../src/simulate/scenario.js';
 
 const refused = (r: Awaited<ReturnType<typeof simulate>>, s: Strategy) =>
@@ -411,6 +412,42 @@ describe('baselines', () => {
     // One instance each first, then the 7 GPUs left by peak: 4.2, 2.1, 0.7 → 4, 2, 1 (largest remainder).
     expect([...caps.values()]).toEqual([5, 3, 2]);
     expect([...overCommit(members, 8).values()]).toEqual([8, 8, 8]);
+  });
+  it('over-commit gives each service the whole quota in whole instances, the split what is left', async () => {
+    // Cloud Run checks a service's max against the quota alone, in whole instances: 2 of 2 GPUs
+    // on a quota of 5.
+    expect([...overCommit([{ name: 'a', gpus: 2 }], 5).values()]).toEqual([2]);
+    // Quota 5, one GPU held by a worker pool: over-commit caps a and b at 5 each, the equal split
+    // shares the 4 GPUs left, 2 each.
+    const fleet = onePoolFleet('sim-project', 'us-central1', 5, [
+      ['a', 1, 1],
+      ['b', 1, 1],
+    ]);
+    const input = {
+      label: 'worker pool',
+      fleet: validateFleet(
+        {
+          ...fleet,
+          projects: fleet.projects.map((p) => ({
+            ...p,
+            workerPools: [{ name: 'w', region: 'us-central1', gpu: {}, manualInstanceCount: 1 }],
+          })),
+        },
+        'fleet',
+      ),
+      traces: new Map<string, number[]>(),
+      hours: null,
+    };
+    const r = await simulate(input, governSimulation(), {
+      hours: 1,
+      strategies: ['over-commit', 'equal-split'],
+    });
+    const capsOf = (s: Strategy) =>
+      Object.values(r.strategies.find((x) => x.strategy === s)?.series[0]?.caps ?? {}).map(
+        (c) => c[0],
+      );
+    expect(capsOf('over-commit')).toEqual([5, 5]);
+    expect(capsOf('equal-split')).toEqual([2, 2]);
   });
   it('the oracle serves priority first, then weighted max-min', () => {
     const split = oracleSplit(
