@@ -8,7 +8,11 @@ import {
 import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
 import { benchPolicy, mixedFleetScenario, TRACE_DIR } from '../../src/simulate/scenarios.js';
 import { simulate, STRATEGIES, type Strategy } from '../../src/simulate/simulate.js';
-import { writeProblems } from '../../src/simulate/write-checks.js';
+import { WriteChecker, writeProblems } from '../../src/simulate/write-checks.js';
+import { Accounting } from '../../src/simulate/accounting.js';
+import { PolicyView, poolsOf, type SimContext } from '../../src/simulate/context.js';
+import { FleetModel, MINUTE_MS } from '../../src/emulator/model.js';
+import { createSimPorts, watchWrites } from '../../src/emulator/ports.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { constantFleet, governSimulation, onePoolFleet } from '../support/fixtures.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
@@ -484,5 +488,71 @@ describe('invariant checking', () => {
     // stops short of it (the quota first) is within the rules too.
     expect(writeProblems({ ...ok, after: 1, capsGpus: 9 })).toEqual([]);
     expect(writeProblems({ ...ok, before: 1, after: 2, floor: 3 })).toEqual([]);
+  });
+});
+
+describe("the governor's writes, checked as they land", () => {
+  it("counts a raise into the policy's reserve, and after a cut, into the GPUs the cut took", async () => {
+    // Quota 4 cut to 2 at minute 30; a and b at 1 each; the policy keeps 1 GPU in reserve.
+    const input = await constantFleet(4, [
+      { name: 'a', cap: 1, demand: 1 },
+      { name: 'b', cap: 1, demand: 1 },
+    ]);
+    input.quotaChanges = [{ minute: 30, quota: 2 }];
+    const policy = governSimulation({ reserve: 1 });
+    const model = new FleetModel(input.fleet, { traces: input.traces });
+    const pools = poolsOf(model, input.quotaChanges);
+    const view = new PolicyView(policy);
+    const ctx: SimContext = {
+      input,
+      policy,
+      options: { hours: 1, series: false },
+      pools,
+      want: new Map(),
+      ideal: new Map(),
+      view,
+      startMs: model.startMs,
+      minutes: 60,
+      tick: 5,
+      lag: 3,
+    };
+    const acc = new Accounting(ctx, model.startMs);
+    const checker = new WriteChecker(ctx, model, acc);
+    const ports = createSimPorts(model, { lagMs: 0 });
+    const run = watchWrites(ports.run, (u) => checker.check(u));
+    const write = async (name: string, maxInstances: number) => {
+      checker.observeCaps();
+      const s = await ports.run.getService('sim-project', 'us-central1', name);
+      await run.updateMaxInstances({
+        project: 'sim-project',
+        region: 'us-central1',
+        name,
+        maxInstances,
+        etag: s?.etag ?? '',
+        annotations: {},
+      });
+    };
+    // a to 2: caps 3, the budget 4 − 1. Within it.
+    await write('a', 2);
+    expect(checker.count).toBe(0);
+    // a to 3: caps 4, above the budget of 3 by the reserve.
+    await write('a', 3);
+    expect(checker.count).toBe(1);
+    await write('a', 1);
+    // After the cut: b to 2 leaves caps 3 above the budget 2 − 1.
+    model.advanceTo(model.startMs + 30 * MINUTE_MS);
+    const pool = pools[0];
+    if (!pool) throw new Error('no pool');
+    model.setQuota(pool.id, 2);
+    await write('b', 2);
+    expect(checker.count).toBe(2);
+    expect(checker.violations).toEqual([
+      expect.stringMatching(
+        / a: raised 2 → 3 leaving the pool's caps at 4 GPUs, above the budget 3 \(rule 1\)$/,
+      ),
+      expect.stringMatching(
+        / b: raised 1 → 2 leaving the pool's caps at 3 GPUs, above the budget 1 \(rule 1\)$/,
+      ),
+    ]);
   });
 });
