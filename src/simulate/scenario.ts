@@ -149,6 +149,13 @@ export function checkInputSize(
 /** Hours simulated when neither the scenario nor `--hours` says. */
 export const DEFAULT_SIMULATED_HOURS = 24;
 
+/** The minute of the run a quota cut at `atHour` holds from. */
+const cutMinute = (atHour: number): number => Math.round(atHour * 60);
+
+/** Whether a cut at `atHour` falls within the minutes a run of `hours` plays (as simulate counts them). */
+const cutWithin = (atHour: number, hours: number): boolean =>
+  cutMinute(atHour) < Math.max(1, Math.round(hours * 60));
+
 export const Scenario = z
   .strictObject({
     scenario: z.literal(1),
@@ -212,7 +219,7 @@ export const Scenario = z
   })
   .superRefine((s, ctx) => {
     // A cut after the run would silently never happen.
-    if (s.quotaCut && s.quotaCut.atHour >= s.hours) {
+    if (s.quotaCut && !cutWithin(s.quotaCut.atHour, s.hours)) {
       ctx.addIssue({
         code: 'custom',
         path: ['quotaCut', 'atHour'],
@@ -221,7 +228,7 @@ export const Scenario = z
     }
     // The fleet model plays the run's first minute as it is built, before any change of quota:
     // a cut then would hold the oracles and the accounting to a quota the model did not play.
-    if (s.quotaCut && Math.round(s.quotaCut.atHour * 60) < 1) {
+    if (s.quotaCut && cutMinute(s.quotaCut.atHour) < 1) {
       ctx.addIssue({
         code: 'custom',
         path: ['quotaCut', 'atHour'],
@@ -266,7 +273,7 @@ export async function loadSimulationInput(path: string, hours?: number): Promise
     const scenario = parseScenario(raw, `scenario ${path}`);
     if (hours === undefined) return buildScenario(scenario, baseDir, path);
     // A cut after the run would silently never happen.
-    if (scenario.quotaCut && scenario.quotaCut.atHour >= hours) {
+    if (scenario.quotaCut && !cutWithin(scenario.quotaCut.atHour, hours)) {
       throw new UsageError(
         `--hours ${hours}: ends before the quota cut of the scenario, at hour ${scenario.quotaCut.atHour} (quotaCut.atHour); ask for more hours`,
       );
@@ -442,7 +449,7 @@ export async function buildScenario(
   const quotaChanges = s.quotaCut
     ? [
         {
-          minute: Math.round(s.quotaCut.atHour * 60),
+          minute: cutMinute(s.quotaCut.atHour),
           quota: Math.max(1, Math.round(quota * s.quotaCut.factor)),
         },
       ]

@@ -52,6 +52,13 @@ describe('a scenario file with a fault', () => {
     expect(cut.faults).toEqual([
       { path: 'quotaCut.atHour', message: "5 is not within the scenario's hours (1)" },
     ]);
+    // Before: hour 0.995 is minute 60 of a 60-minute run, played as never.
+    const last = await fault(
+      file(`${HEAD}quota: 4\nquotaCut: {atHour: 0.995, factor: 0.5}\n${ONE}`),
+    );
+    expect(last.faults).toEqual([
+      { path: 'quotaCut.atHour', message: "0.995 is not within the scenario's hours (1)" },
+    ]);
     // Before: 1e300 s left every instance starting for the whole run.
     const slow = await fault(file(`${HEAD}quota: 4\nstartupSeconds: 1e300\n${ONE}`));
     expect(slow.faults.map((f) => f.path)).toEqual(['startupSeconds']);
