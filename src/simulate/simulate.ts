@@ -4,6 +4,7 @@ import { plan } from '../core/planner.js';
 import { observe } from '../observe/observe.js';
 import type { Policy } from '../core/policy.js';
 import { FleetModel, MINUTE_MS, type ServiceState } from '../emulator/model.js';
+import { InputError } from '../errors.js';
 import type { Logger } from '../log.js';
 import type { AlertSink, ObservePorts } from '../ports/index.js';
 import { reconcile, RunFailedError } from '../reconcile/reconcile.js';
@@ -149,6 +150,15 @@ function createContext(
   checkInputSize(input, options.hours);
   const probe = new FleetModel(input.fleet, { traces: input.traces, historyMinutes: 1 });
   const pools = poolsOf(probe, input.quotaChanges);
+  // Without a quota the model starts every instance while the oracles and the static splits
+  // have no GPU to share: the figures would compare nothing.
+  const unbounded = pools.find((p) => probe.quotaFor(p.id) === undefined);
+  if (unbounded) {
+    throw new InputError(
+      `${input.label}: pool ${unbounded.key} has no GPU quota, and every strategy is compared within its pool's quota: give the pool a quota (a fleet file's pools, or for a replay the policy's pools)`,
+      [],
+    );
+  }
   const want = demandTable(input, probe, minutes);
   const warmup = input.fleet.warmupMinutes;
   const view = new PolicyView(policy);

@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { InputError } from '../../src/errors.js';
 import {
   equalSplit,
   oracleSplit,
@@ -101,6 +102,35 @@ describe('accounting on hand-checkable fleets', () => {
     const g = refused(r, 'governor') ?? 0;
     expect(r.headline?.gapClosed).toBeCloseTo((e - g) / (e - cadence), 9);
     expect(r.headline?.gapClosedClairvoyant).toBeCloseTo((e - g) / (e - oracle), 9);
+  });
+});
+
+describe('a pool with no quota', () => {
+  it('is refused: there is no pool to split, and no oracle to measure against', async () => {
+    // Before: the model let every instance start, while the oracles and the static splits had 0
+    // GPUs: the clairvoyant oracle, meant as the floor, refused 240 GPU-minutes against the
+    // governor's 60, and over-commit capped every service at 1.
+    const fleet = onePoolFleet('sim-project', 'us-central1', 4, [
+      ['a', 2, 3],
+      ['b', 2, 1],
+    ]);
+    const input = {
+      label: 'no-quota.yaml',
+      fleet: validateFleet(
+        { ...fleet, projects: fleet.projects.map((p) => ({ ...p, pools: [] })) },
+        'fleet',
+      ),
+      traces: new Map<string, number[]>(),
+      hours: null,
+    };
+    const error: unknown = await simulate(input, governSimulation(), {
+      hours: 1,
+      strategies: ['fleet-caps', 'oracle'],
+    }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as Error).message).toBe(
+      "no-quota.yaml: pool sim-project/us-central1/nvidia-l4/zonal has no GPU quota, and every strategy is compared within its pool's quota: give the pool a quota (a fleet file's pools, or for a replay the policy's pools)",
+    );
   });
 });
 
