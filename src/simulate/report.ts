@@ -400,7 +400,7 @@ function quotaLine(result: SimulationResult, series: PoolSeries): string {
   const line =
     available === quota
       ? `Quota ${quota} GPUs, all of them for ${them}`
-      : `Quota ${quota} GPUs, ${available} of them for ${them} (the rest is reserve, unmanaged caps and worker pools)`;
+      : `Quota ${quota} GPUs, ${available} of them for ${them} (the other ${quota - available} ${quota - available === 1 ? 'is' : 'are'} held by worker pools, GPU jobs and manually scaled services)`;
   return `${line}${quotaChangesText(result, series)}.`;
 }
 

@@ -299,6 +299,17 @@ describe('the line above a pool', () => {
       '<p>Quota 4 GPUs, all of them for these 2 services.</p>',
     );
   });
+
+  it('names what holds the GPUs its services cannot have', () => {
+    // The GPUs a pool's services cannot have are those worker pools, GPU jobs and manually scaled
+    // services hold. Before: "the rest is reserve, unmanaged caps and worker pools", though
+    // neither a reserve nor an unmanaged service's cap is taken from them.
+    const one = strategy('governor', [5, 0], [2, 2]);
+    one.series = one.series.map((p) => ({ ...p, quota: 10, available: 8 }));
+    expect(renderReport(result([one], null))).toContain(
+      '<p>Quota 10 GPUs, 8 of them for these 2 services (the other 2 are held by worker pools, GPU jobs and manually scaled services).</p>',
+    );
+  });
 });
 
 describe('a pool whose quota is cut during the run', () => {
