@@ -167,6 +167,23 @@ describe('the services a replay reads history from', () => {
     expect(Math.min(...trace)).toBe(1);
   });
 
+  it('replays each count in the minute it counts: a point is stamped at the end of its minute', async () => {
+    // Minute i of the window (its point stamped at its end, i + 1 minutes in) counted i + 1.
+    const counted = every('llm', NOW - 60 * MIN);
+    counted.points = counted.points.map((p, i) => ({ ...p, value: i + 1 }));
+    const input = await buildReplayInput(
+      governSimulation(),
+      ports([observedService('llm', { project: SIM_PROJECT })], [counted]),
+      NOW,
+      60 * MIN,
+    );
+    const warmup = input.fleet.warmupMinutes;
+    const trace = input.traces.get(`replay:${SIM_PROJECT}/us-central1/llm`) ?? [];
+    expect(trace.slice(warmup, warmup + 60)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
+    // The warm-up holds the first minute's level.
+    expect(trace.slice(0, warmup)).toEqual(new Array<number>(warmup).fill(1));
+  });
+
   it('names the services Monitoring has counts for that are gone now, rather than drop them unsaid', async () => {
     // A GPU service deleted within the window held GPUs of the pool until then; its series stays
     // in Monitoring until its points expire (https://cloud.google.com/monitoring/api/v3/latency-n-retention),
