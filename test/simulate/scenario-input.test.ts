@@ -176,6 +176,17 @@ describe('a scenario of many services', () => {
   });
 });
 
+describe("a scenario's quota from quotaFactor", () => {
+  it('is the peak of the whole instances wanted in the minutes simulated, not in the warm-up', async () => {
+    // 4 instances in the warm-up, 1.2 (2 whole instances) from the run's start.
+    const path = file(
+      'scenario: 1\nhours: 1\nwarmupMinutes: 30\nquotaFactor: 1\nservices: [{name: a, maxInstances: 8, demand: {shape: {kind: step, before: 4, after: 1.2, atMinute: 0}}}]\n',
+    );
+    const input = await loadSimulationInput(path);
+    expect(input.fleet.projects[0]?.pools[0]?.quota).toBe(2);
+  });
+});
+
 describe('a scenario played for other hours than its own (--hours)', () => {
   // One hour, a warm-up hour before it, and a step from 1 to 4 instances half an hour in.
   const step = (extra = '') =>
