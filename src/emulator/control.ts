@@ -17,6 +17,7 @@ import {
 import { topicNameFault, type PublishedMessage } from './pubsub-store.js';
 import {
   decideQuotaPreference,
+  PREFERENCE_ID,
   quotaPreferences,
   seedQuotaPreference,
   type StoredPreference,
@@ -145,11 +146,15 @@ export type DeleteServiceInput = z.input<typeof DeleteServiceInput>;
  * (at most the preferred value; only with `granted`); `stateDetail` Google's words to the caller.
  */
 export const DecideQuotaPreferenceInput = z.strictObject({
+  // The id as CreateQuotaPreference takes it (PREFERENCE_ID: underscores too, as in Google's
+  // example ids), so that every preference the API filed can be decided.
   name: z
     .string()
     .max(300)
     .regex(
-      /^projects\/[a-z0-9-]{1,100}\/locations\/global\/quotaPreferences\/[a-z][a-z0-9-]{0,62}$/,
+      new RegExp(
+        `^projects/[a-z0-9-]{1,100}/locations/global/quotaPreferences/${PREFERENCE_ID.source.slice(1, -1)}$`,
+      ),
       'expected projects/PROJECT/locations/global/quotaPreferences/ID',
     ),
   decision: z.enum(['granted', 'denied']),

@@ -91,7 +91,7 @@ const NAME = /^projects\/([^/]+)\/locations\/([^/]+)\/quotaPreferences\/([^/]+)$
  * takes lower-case letters, digits, hyphens and underscores, beginning with a letter and ending
  * with a letter or digit, at most 63 (AIP-122's length): strict beyond that example.
  */
-const PREFERENCE_ID = /^[a-z]([a-z0-9_-]{0,61}[a-z0-9])?$/;
+export const PREFERENCE_ID = /^[a-z]([a-z0-9_-]{0,61}[a-z0-9])?$/;
 const MAX_PREFERRED = 1_000_000;
 const UPDATABLE = [
   'quota_config',

@@ -124,6 +124,25 @@ describe('POST /quota-preferences/decide', () => {
     expect(before['']).toBe(6);
   });
 
+  it('decides a preference whose id the API took with underscores, as in Google example ids', async () => {
+    const name = `${PARENT}/quotaPreferences/example_default-limit_us-central1`;
+    await client.createQuotaPreference({
+      parent: PARENT,
+      quotaPreferenceId: 'example_default-limit_us-central1',
+      quotaPreference: {
+        service: 'run.googleapis.com',
+        quotaId: 'NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion',
+        dimensions: { region: TEST_FLEET_REGION },
+        quotaConfig: { preferredValue: '4' },
+        contactEmail: 'ops@example.com',
+      },
+    });
+    const r = await decide(JSON.stringify({ name, decision: 'granted' }));
+    expect(r.status, r.error).toBe(200);
+    const [p] = await client.getQuotaPreference({ name });
+    expect(p.quotaConfig?.grantedValue?.value).toBe('4');
+  });
+
   it('denies with Google state detail', async () => {
     const denied = await decide(
       JSON.stringify({ name: NAME, decision: 'denied', stateDetail: 'No capacity in region' }),
@@ -221,6 +240,14 @@ describe('POST /quota-preferences/seed', () => {
     expect(p.etag).toBe('');
     const [list] = await client.listQuotaPreferences({ parent: PARENT });
     expect(list.map((x) => x.name)).toEqual([NAME, cpu]);
+  });
+
+  it('seeds a preference under an id with underscores, as the API takes one', async () => {
+    const name = `${PARENT}/quotaPreferences/cpu_default-limit_us-central1`;
+    const r = await seed({ name, quotaId: 'CpuAllocPerProjectRegion', preferredValue: '3' });
+    expect(r.status, r.error).toBe(200);
+    const [p] = await client.getQuotaPreference({ name });
+    expect(p.quotaConfig?.preferredValue).toBe('3');
   });
 
   it('refuses a taken name, a twin, a value below -1 or beyond int64, another project, and changes nothing', async () => {
