@@ -115,6 +115,24 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
     expect(series).toEqual([]);
   });
 
+  it('matches no series when the filter asks one label for two values, terms being joined by a logical AND', async () => {
+    const alpha = await instanceCounts(
+      ['resource.label.service_name', 'metric.label.state'],
+      ' AND resource.labels.service_name = "alpha"',
+    );
+    expect(alpha.series).not.toEqual([]);
+    const both = await instanceCounts(
+      ['resource.label.service_name'],
+      ' AND resource.labels.service_name = "beta" AND resource.labels.service_name = "alpha"',
+    );
+    expect(both.series).toEqual([]);
+    const states = await instanceCounts(
+      ['resource.label.service_name', 'metric.label.state'],
+      ' AND resource.labels.service_name = "alpha" AND metric.labels.state = "idle" AND metric.labels.state = "active"',
+    );
+    expect(states.series).toEqual([]);
+  });
+
   it('filters on location and shows new demand only after the lag', async () => {
     emulator.setDemand({ service: 'delta', demand: 2 });
     emulator.setDemand({ service: 'beta', demand: 3 });
