@@ -65,6 +65,13 @@ export async function runEmulatorCommand(
       `--speed ${opts.speed}: at most ${MAX_CLOCK_SPEED} (a virtual day a second); the emulator plays every virtual minute and would never catch up`,
     );
   }
+  // One port for both: the second listener found it taken by the first and blamed "another
+  // emulator", which the user then looked for in vain.
+  if (opts.port !== undefined && opts.port !== 0 && opts.port === opts.adminPort) {
+    throw new UsageError(
+      `--port and --admin-port are both ${opts.port}: the gRPC and admin endpoints each need a port of their own (leave one out for a free port)`,
+    );
+  }
   const emulator = await start({
     fleet: opts.fleet,
     speed: opts.speed,

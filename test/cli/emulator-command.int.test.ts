@@ -156,6 +156,31 @@ describe('governor emulator', () => {
     },
   );
 
+  it('the same port for --port and --admin-port is refused as such before anything starts, exit 2', async () => {
+    const r = await run(
+      process.execPath,
+      [
+        'bin/governor.js',
+        'emulator',
+        '--speed',
+        'manual',
+        '--port',
+        '47123',
+        '--admin-port',
+        '47123',
+      ],
+      { env },
+    ).then(
+      () => ({ code: 0, stdout: '', stderr: '' }),
+      (e: { code: number; stdout: string; stderr: string }) => e,
+    );
+    expect(r.code).toBe(2);
+    expect(r.stdout).toBe('');
+    expect(r.stderr.trim().split('\n')).toEqual([
+      'error: --port and --admin-port are both 47123: the gRPC and admin endpoints each need a port of their own (leave one out for a free port)',
+    ]);
+  });
+
   it('a --speed faster than a virtual day a second is refused before anything starts, exit 2', async () => {
     // At 1e308 (refused now as not written in decimal) the clock ran so far ahead that the
     // emulator spent its CPU modelling minutes and never printed the variables to export.
