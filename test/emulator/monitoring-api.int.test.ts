@@ -690,7 +690,7 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
     expect(plain.length).toBeGreaterThan(0);
     expect(typed).toEqual(plain);
     // Aggregation.alignment_period: "The maximum value of the alignment_period is 104 weeks (2
-    // years)". 104 weeks is served; a week more is INVALID_ARGUMENT.
+    // years)". 104 weeks is served; a minute more (still whole minutes) is INVALID_ARGUMENT.
     const week = 7 * 86_400;
     const [longest] = await clients.metrics.listTimeSeries({
       ...base,
@@ -700,7 +700,7 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
     const tooLong = await codeOf(
       clients.metrics.listTimeSeries({
         ...base,
-        aggregation: { alignmentPeriod: { seconds: 105 * week }, ...sum },
+        aggregation: { alignmentPeriod: { seconds: 104 * week + 60 }, ...sum },
       }),
     );
     expect(tooLong.code).toBe(status.INVALID_ARGUMENT);
