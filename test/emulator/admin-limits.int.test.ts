@@ -134,6 +134,34 @@ describe('the admin endpoint is not a hazard', () => {
     expect(sent).toBeLessThan(40);
   });
 
+  it('takes a body of exactly 1 MiB and refuses one byte more, declared or streamed', async () => {
+    const LIMIT = 1 << 20;
+    // {"seed":1} padded with the whitespace JSON allows after a value.
+    const body = (bytes: number) => `{"seed":1}${' '.repeat(bytes - 10)}`;
+    const streamed = (text: string) => {
+      const bytes = new TextEncoder().encode(text);
+      let at = 0;
+      return new ReadableStream<Uint8Array>({
+        pull(controller) {
+          if (at >= bytes.length) controller.close();
+          else controller.enqueue(bytes.subarray(at, (at += 64 << 10)));
+        },
+      });
+    };
+    expect((await post('/faults', body(LIMIT))).status).toBe(200);
+    expect((await post('/faults', streamed(body(LIMIT)))).status).toBe(200);
+    const declared = await post('/faults', body(LIMIT + 1));
+    expect([declared.status, declared.error]).toEqual([
+      413,
+      `request body is ${LIMIT + 1} bytes; the admin endpoint accepts at most ${LIMIT}`,
+    ]);
+    const over = await post('/faults', streamed(body(LIMIT + 1)));
+    expect([over.status, over.error]).toEqual([
+      413,
+      `request body is over ${LIMIT} bytes; the admin endpoint accepts at most ${LIMIT}`,
+    ]);
+  });
+
   it('bounds POST /advance: a whole number of ms, above 0, at most 7 days', async () => {
     for (const ms of [8 * DAY, 1e15, 1.5, 0, -60_000, '60000', null]) {
       const r = await post('/advance', JSON.stringify({ ms }));
