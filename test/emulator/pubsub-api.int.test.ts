@@ -335,6 +335,23 @@ describe("the emulator's Pub/Sub publisher", () => {
     expect((all.body as unknown[]).length).toBe(emulator.published().length);
   });
 
+  it('takes a publish request of exactly 10,000,000 bytes, topic name included, and refuses one byte more', async () => {
+    const [topic] = await raw.createTopic({ name: `projects/${PROJECT}/topics/size-limit` }, once);
+    const name = topic.name ?? '';
+    // The request's size as Pub/Sub counts it: the topic name and the messages' data.
+    const data = (bytes: number) => Buffer.alloc(bytes - Buffer.byteLength(name), 'x');
+    const [ok] = await raw.publish({ topic: name, messages: [{ data: data(10_000_000) }] }, once);
+    expect(ok.messageIds).toHaveLength(1);
+    const over = await codeOf(
+      raw.publish({ topic: name, messages: [{ data: data(10_000_001) }] }, once),
+    );
+    expect(over.code).toBe(status.INVALID_ARGUMENT);
+    expect(over.message).toMatch(
+      /The value for 10000001 is too large\. You passed request_size in the request, but the maximum value is 10000000/,
+    );
+    expect(emulator.published(name)).toHaveLength(1);
+  });
+
   it('rejects a bad topic in the fleet file, naming it', async () => {
     await expect(
       startEmulator({ fleet: { ...testFleet(), topics: ['projects/p/topics/goog-x'] } }),
