@@ -78,6 +78,23 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
     expect(three).toHaveLength(3);
   });
 
+  it('refuses a negative page size, and caps a huge one at a page of them all', async () => {
+    // AIP-158 (https://google.aip.dev/158): "If the user specifies a negative value for
+    // page_size, the API must send an INVALID_ARGUMENT error", and one above the maximum is
+    // coerced down to it.
+    const negative = await codeOf(
+      clients.services.listServices({ parent: PARENT, pageSize: -1 }, { autoPaginate: false }),
+    );
+    expect(negative.code).toBe(status.INVALID_ARGUMENT);
+    expect(negative.message).toContain('page_size must not be negative');
+    const [all, , response] = await clients.services.listServices(
+      { parent: PARENT, pageSize: 2_147_483_647 },
+      { autoPaginate: false },
+    );
+    expect(all).toHaveLength(6);
+    expect(response?.nextPageToken ?? '').toBe('');
+  });
+
   it('rejects a page token issued for another request', async () => {
     const [, , response] = await clients.services.listServices(
       { parent: PARENT },
