@@ -143,7 +143,10 @@ function packService(service: Message): { type_url: string; value: Buffer } {
  */
 function operationMessage(ctx: EmulatorContext, name: string, created = false): Message {
   const op = ctx.operations.get(name);
-  if (!op) throw notFound(`Operation ${shown(name)} was not found`);
+  // An operation of a service deleted since (POST /delete) goes with it: Google does not say how
+  // long it keeps either, and answering it would need a service that is no more.
+  if (!op || !ctx.model.getService(op.service))
+    throw notFound(`Operation ${shown(name)} was not found`);
   const service = renderService(ctx, op.service);
   const done = created ? op.doneAt <= op.createdAt : ctx.wallNow() >= op.doneAt;
   const message: Message = { name: op.name, metadata: packService(service), done };
@@ -601,8 +604,13 @@ export function operationsHandlers(ctx: EmulatorContext): Handlers {
       // Permission before existence (AIP-211), as GetOperation and every list here.
       requireFleetProject(ctx.model.fleet.projects, project, 'run.operations.list', parent);
       if (text(request, 'filter') !== '') throw notEmulated('ListOperations filter');
+      // The operations of the location's services; those of a deleted service went with it.
       const names = [...ctx.operations.keys()]
         .filter((n) => n.startsWith(`${parent}/operations/`))
+        .filter((n) => {
+          const op = ctx.operations.get(n);
+          return op !== undefined && ctx.model.getService(op.service) !== undefined;
+        })
         .sort();
       const { page, nextPageToken } = paginate(
         names,

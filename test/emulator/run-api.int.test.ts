@@ -784,6 +784,27 @@ describe('Cloud Run Admin API v2 through @google-cloud/run', () => {
     });
   });
 
+  it("lists the other operations of a location once a service is deleted, and answers the deleted one's as gone", async () => {
+    await onOwnFleet(testFleet(), async (own, ownClients) => {
+      const operations = ownClients.services.operationsClient;
+      type ListRequest = Parameters<typeof operations.listOperations>[0];
+      type GetRequest = Parameters<typeof operations.getOperation>[0];
+      const [gone] = await setMax(ownClients, name('alpha'), 1);
+      const [kept] = await setMax(ownClients, name('beta'), 1);
+      own.deleteService({ service: 'alpha' });
+      // Without auto-paging the client answers [operations, next request, response], whatever
+      // its declared type says.
+      const [listed] = (await operations.listOperations(
+        { name: PARENT, filter: '' } as ListRequest,
+        { autoPaginate: false },
+      )) as unknown as [{ name?: string }[]];
+      expect(listed.map((o) => o.name)).toEqual([kept.name]);
+      const get = await codeOf(operations.getOperation({ name: gone.name ?? '' } as GetRequest));
+      expect(get.code).toBe(status.NOT_FOUND);
+      expect(get.message).toContain(`Operation ${gone.name ?? ''} was not found`);
+    });
+  });
+
   it('binds a ListLocations page token to its project, and does not answer a filter unfiltered', async () => {
     // ListLocationsRequest.filter: "A filter to narrow down results to a preferred subset"
     // (https://cloud.google.com/media-cdn/docs/reference/rest/Shared.Types/ListLocationsRequest);
