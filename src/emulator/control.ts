@@ -458,7 +458,6 @@ export class EmulatorControl {
     return this.view(s);
   }
 
-  /** Another actor edits a service (not a governor write: not logged, not checked). */
   /** The quota preferences filed so far (every project), oldest first. */
   quotaPreferences(): StoredPreference[] {
     return quotaPreferences(this.ctx.model);
@@ -514,6 +513,10 @@ export class EmulatorControl {
     }
   }
 
+  /**
+   * Another actor edits a service: not a governor write, so not logged as one. Its max is not held
+   * to the pool's quota (unlike createService's): tests use it to leave a pool over its quota.
+   */
   edit(input: EditInput): ServiceView {
     const {
       service,
