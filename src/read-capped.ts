@@ -13,8 +13,6 @@ import { InputError } from './errors.js';
  * (`--policy <(…)` works); only the limit stops an endless one.
  */
 
-/** The largest policy file read, in bytes (4 MiB: thousands of rules). */
-export const MAX_POLICY_BYTES = 4 << 20;
 /** The largest snapshot, fleet or scenario file and state document read, in bytes (64 MiB). */
 export const MAX_DOCUMENT_BYTES = 64 << 20;
 /** The largest request trace read, in bytes (64 MiB; the Azure traces are under 1 MiB). */

@@ -1,7 +1,8 @@
 import { InputError } from '../errors.js';
 import { NO_PROJECTS, parsePolicyText, type Policy } from '../core/policy.js';
 import { formatSnapshot, parseSnapshotText, type Snapshot } from '../core/snapshot.js';
-import { MAX_DOCUMENT_BYTES, MAX_POLICY_BYTES, readInputText, sizeText } from '../read-capped.js';
+import { MAX_DOCUMENT_BYTES, readInputText, sizeText } from '../read-capped.js';
+import { MAX_POLICY_BYTES } from '../core/document.js';
 import type { Streams } from './io.js';
 
 /**

@@ -345,17 +345,22 @@ export function duplicateKey(text: string): { key: string; offset: number } | nu
   return null;
 }
 
+/** The largest policy file read, in bytes (4 MiB: thousands of rules). */
+export const MAX_POLICY_BYTES = 4 << 20;
+
 /**
  * The longest document meant to be JSON that is read as YAML when JSON.parse refuses it (a
- * policy written in YAML's flow style, `{version: 1, projects: [p]}`): 4 MiB, a policy's limit.
+ * policy written in YAML's flow style, `{version: 1, projects: [p]}`): no longer than a policy
+ * may be.
  */
-const MAX_YAML_FALLBACK_CHARS = 4 << 20;
+const MAX_YAML_FALLBACK_CHARS = MAX_POLICY_BYTES;
 
 /**
  * A document expected to be JSON, read by `JSON.parse`; undefined when it is not JSON (then it
- * is read as YAML, which reports where it fails, up to {@link MAX_YAML_FALLBACK_CHARS}). The YAML parser builds a syntax tree of every
- * token first: a 17 MB snapshot took 11.5 s and 1.3 GB to read that way and 0.25 s and 0.1 GB
- * this way, and a snapshot near the 64 MiB limit ran out of memory.
+ * is read as YAML, which reports where it fails, up to {@link MAX_YAML_FALLBACK_CHARS}). The YAML
+ * parser builds a syntax tree of every token first: a 17 MB snapshot took 11.5 s and 1.3 GB to
+ * read that way and 0.25 s and 0.1 GB this way, and a snapshot near the 64 MiB limit ran out of
+ * memory.
  */
 function parseJson(text: string, what: string): unknown {
   let value: unknown;
