@@ -761,7 +761,12 @@ describe('restore: what it leaves alone', () => {
       'restore: not governed now, so not written (its max before the governor was 4)',
     );
     expect(restoreProgress(r, new Map()).notGoverned).toEqual([
-      { service: 'acme/us-east1/busy', at: 1, before: 4 },
+      {
+        service: 'acme/us-east1/busy',
+        place: { project: 'acme', region: 'us-east1', name: 'busy' },
+        at: 1,
+        before: 4,
+      },
     ]);
   });
 
