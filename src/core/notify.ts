@@ -84,6 +84,12 @@ export interface NotifyInput {
    */
   unjudged?: readonly string[];
   /**
+   * Conditions (dedupKeys) this run judged whatever `scope` covers: the run's own (its lease, its
+   * outbox, its metrics), which no unread pool hides. Absent from `current`, each resolves as one
+   * in scope does.
+   */
+  judged?: readonly string[];
+  /**
    * Conditions (dedupKeys) about a service this run saw is gone from its pool (deleted, moved to
    * another pool, no longer on a GPU) although `scope` does not cover their place (a pool whose
    * quota is unknown): absent from `current`, each resolves, since nothing of it is left to hold.
@@ -138,6 +144,7 @@ export function decideNotifications(input: NotifyInput): NotifyOutput {
   const { previous, current, events, now, renotifyAfterMs, runId, scope } = input;
   const unjudged = new Set(input.unjudged ?? []);
   const gone = new Set(input.gone ?? []);
+  const judged = new Set(input.judged ?? []);
   const nowMs = Date.parse(now);
   if (!Number.isFinite(nowMs)) throw new RangeError(`now is not a time: ${JSON.stringify(now)}`);
   if (!Number.isFinite(renotifyAfterMs) || renotifyAfterMs < 0) {
@@ -169,7 +176,7 @@ export function decideNotifications(input: NotifyInput): NotifyOutput {
     if (record === undefined || holding.has(key)) continue;
     if (gone.has(key)) {
       resolved.push(resolvedMessage(key, record, now, nowMs, runId));
-    } else if (!inScope(scope, locationKey(record)) || unjudged.has(key)) {
+    } else if ((!inScope(scope, locationKey(record)) && !judged.has(key)) || unjudged.has(key)) {
       next[key] = record;
     } else if (resolveAfterMs > 0 && DEMAND_CONDITIONS.has(record.type)) {
       // Held until absent long enough. A hold stamped beyond the clock skew starts now.

@@ -671,6 +671,20 @@ export function judgedScope(
 }
 
 /**
+ * The run's own conditions in the project, as dedupKeys: what the run judges of itself whatever it
+ * could read of the fleet (it holds the lease; it read the outbox; it wrote its metrics or not).
+ * A pool whose quota stays unknown keeps the project from being judged whole (judgedScope), yet
+ * these resolve at the next run without them (docs/alerts.md, "The types"): kept for as long as
+ * that pool is unknown, a lease refused once would stay firing for good, its resolve never sent.
+ */
+export function runJudgedConditions(ctx: RunContext, project: string): string[] {
+  const where = projectWide(ctx, project);
+  return ['lease', 'metrics', 'outbox'].map((key) =>
+    dedupKeyOf('governor.degraded', where, null, key),
+  );
+}
+
+/**
  * The regions of the project whose services could not be listed (a `services` problem); `null`
  * among them when its regions could not be listed at all.
  */

@@ -25,6 +25,7 @@ import {
   plannedEvents,
   quotaChanges,
   runEvents,
+  runJudgedConditions,
   unjudgedConditions,
   unraisedAlerts,
   unverifiedRaisesAlerts,
@@ -277,6 +278,8 @@ async function alertProject(
     runId: ctx.runId,
     // A restore judges no condition (its plan is not the governing one): none may resolve.
     scope: run.options.restore ? [] : judgedScope(project, plan, problems, Object.values(previous)),
+    // The run's own conditions resolve where it judged them, though a pool stays unknown.
+    judged: run.options.restore ? [] : runJudgedConditions(ctx, project),
     unjudged: [
       ...unjudgedConditions(project, plan),
       ...unjudgedMisconfigured(decided.unjudgedAudit, previous),

@@ -20,6 +20,7 @@ import {
   quotaChanges,
   quotasSeen,
   runEvents,
+  runJudgedConditions,
   unitsStoppedAlert,
   unjudgedConditions,
 } from '../../src/core/run-alerts.js';
@@ -617,6 +618,54 @@ describe('project-wide conditions of a regional unit', () => {
       status: 'resolved',
     });
     expect(seen.filter((m) => m.status === 'resolved')).toHaveLength(2);
+  });
+});
+
+describe("the run's own conditions", () => {
+  it('resolve at the next run without them, even while a pool of the project cannot be judged', () => {
+    // us-west1's quota is unknown at every run, so the project is never judged whole; the lease,
+    // the metrics and the outbox are the run's own, judged by every run all the same.
+    const p = fleetPlan();
+    const own = [
+      leaseHeldAlert(CTX, { project: 'acme', heldBy: 'other' }, 3),
+      metricsDegradedAlert(CTX, 'acme', 'denied'),
+      outboxDroppedAlert(CTX, 'acme', 3, 500),
+    ];
+    const first = decideNotifications({
+      previous: {},
+      current: own,
+      events: [],
+      now: AT,
+      renotifyAfterMs: 3_600_000,
+      runId: 'run-1',
+      scope: judgedScope('acme', p, []),
+      judged: runJudgedConditions(CTX, 'acme'),
+    });
+    const later = '2026-11-27T15:05:00.000Z';
+    const second = decideNotifications({
+      previous: first.next,
+      current: [],
+      events: [],
+      now: later,
+      renotifyAfterMs: 3_600_000,
+      runId: 'run-2',
+      scope: judgedScope('acme', p, []),
+      judged: runJudgedConditions({ at: later, runId: 'run-2' }, 'acme'),
+    });
+    expect(second.publish.map((m) => [m.dedupKey, m.status])).toEqual([
+      ['governor.degraded:acme:lease', 'resolved'],
+      ['governor.degraded:acme:metrics', 'resolved'],
+      ['governor.degraded:acme:outbox', 'resolved'],
+    ]);
+    expect(second.next).toEqual({});
+  });
+
+  it("are a regional unit's own under its region, and never another unit's or a pool's", () => {
+    expect(runJudgedConditions({ ...CTX, region: 'us-east1' }, 'acme')).toEqual([
+      'governor.degraded:acme/us-east1:lease',
+      'governor.degraded:acme/us-east1:metrics',
+      'governor.degraded:acme/us-east1:outbox',
+    ]);
   });
 });
 
