@@ -354,11 +354,12 @@ const SAVE_ATTEMPTS = 3;
 
 /**
  * Saves the condition state this run decided from `base` (read at `version`). When another writer
- * saved in between (a run refused the lease, saving its `governor.degraded`), the state is read
+ * saved in between (a run refused the lease, saving its `governor.degraded`; for that run, the
+ * lease's holder), the state is read
  * again and this run's decisions are laid over it (core/notify.ts rebaseConditions), rather than
  * failing a run whose alerts already went out: its next run would send them again under new ids.
  */
-async function saveRebased(
+export async function saveRebased(
   run: Run,
   project: string,
   base: ConditionState,

@@ -5,7 +5,7 @@ import { oneLine } from '../core/text.js';
 import { ConflictError, errorMessage } from '../errors.js';
 import type { LeaseResult } from '../ports/index.js';
 import { beforeDeadline } from './act.js';
-import { publish } from './alerts.js';
+import { publish, saveRebased } from './alerts.js';
 import {
   alertGrace,
   logRunFailed,
@@ -168,13 +168,11 @@ export async function alertLeaseHeld(run: Run): Promise<void> {
         scope: [],
       });
       await publish(run, project, notifications.publish, []);
-      await beforeDeadline(
-        () => deps.store.saveConditions(project, notifications.next, version),
-        grace,
-        `saving the alert state of ${project}`,
-      );
+      // Laid over what the holder saved since the read (core/notify.ts rebaseConditions): the
+      // alert went out, and unsaved, the holder's next run would never resolve it.
+      await saveRebased(run, project, previous, notifications.next, version);
     } catch (e) {
-      // The holder saved its own state meanwhile: the next refused run fires again (at least once).
+      // The holder kept saving its own state meanwhile: the next refused run fires again.
       const what = e instanceof ConflictError ? 'could not save' : 'could not publish or save';
       const message = `${project}: ${what} the lease alert: ${errorMessage(e)}`;
       deps.log.log('ERROR', message);

@@ -90,6 +90,38 @@ describe('a lease another run holds', () => {
     expect(report.error).toContain(`${PROJECT}: could not publish or save the lease alert`);
   });
 
+  it('keeps its alert as sent when the holder saved its own alert state meanwhile', async () => {
+    // The holder's run saves its conditions between this run's read of them and its save: the
+    // lease alert went out, so it must be kept, or the holder's next run would never resolve it.
+    const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 4, [['svc-a', 1, 1]])));
+    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const base = createMemoryStateStore();
+    const now = new Date(m.now).toISOString();
+    expect((await base.acquireLease(PROJECT, 'other-run', 10 * 60_000, now)).acquired).toBe(true);
+    let holderSaved = false;
+    const store: StateStore = {
+      ...base,
+      saveConditions: async (project, state, version) => {
+        if (!holderSaved) {
+          holderSaved = true;
+          const theirs = await base.loadConditions(project);
+          await base.saveConditions(project, theirs.state, theirs.version);
+        }
+        return base.saveConditions(project, state, version);
+      },
+    };
+    const report = await reconcileReport(
+      policy,
+      { ports, store, clock: () => m.now, leaseClock: () => m.now },
+      { runId: 'refused', deadlineMs: 60_000, writerId: 'me', leaseAttempts: 1 },
+    );
+    expect(report.outcome).toBe('lease-held');
+    const key = `governor.degraded:${PROJECT}:lease`;
+    expect(report.alerts.map((a) => [a.dedupKey, a.status])).toEqual([[key, 'firing']]);
+    expect(Object.keys((await base.loadConditions(PROJECT)).state)).toEqual([key]);
+    expect(report.error).toBeNull();
+  });
+
   it('is asked again only while a retry can come before the run deadline', async () => {
     const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 4, [['svc-a', 1, 1]])));
     const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
