@@ -1,7 +1,7 @@
 import type { Alert } from '../core/alert.js';
 import { discoveryKey } from '../core/discovery.js';
 import { durationMs } from '../core/duration.js';
-import { decideNotifications, type ConditionState } from '../core/notify.js';
+import { decideNotifications, rebaseConditions, type ConditionState } from '../core/notify.js';
 import { fanoutStaleAfter, type Policy } from '../core/policy.js';
 import { alertMessage, deliveryFailedAlert, type FailedDelivery } from '../core/run-alerts.js';
 import { splitUnits, unitLabel } from '../core/units.js';
@@ -9,7 +9,7 @@ import { staleReason, type WorkMessage } from '../core/work.js';
 import type { Logger } from '../log.js';
 import type { AlertSink, DiscoveryCache, DiscoveryCacheStore, StateStore } from '../ports/index.js';
 import { beforeDeadline } from '../reconcile/act.js';
-import { errorMessage } from '../errors.js';
+import { ConflictError, errorMessage } from '../errors.js';
 
 /**
  * The unit side of the fan-out: may this work message be governed, and with which policy. A
@@ -218,13 +218,31 @@ export async function alertFailedDelivery(
     log.log('ERROR', `alert ${a.type} ${a.status}: ${a.summary}`, { alert: a.dedupKey });
   if (loaded) {
     try {
-      await beforeDeadline(
-        () => store.saveConditions(project, notifications.next, loaded.version),
-        bound,
-        `saving the alert state of ${project}`,
-      );
+      // The alert went out: a run that saved the state since it was read does not undo that
+      // (core/notify.ts rebaseConditions), or no run would ever resolve it.
+      let expected = loaded.version;
+      let state = notifications.next;
+      for (let attempt = 1; ; attempt += 1) {
+        try {
+          await beforeDeadline(
+            () => store.saveConditions(project, state, expected),
+            bound,
+            `saving the alert state of ${project}`,
+          );
+          break;
+        } catch (e) {
+          if (!(e instanceof ConflictError) || attempt >= 3) throw e;
+          const fresh = await beforeDeadline(
+            () => store.loadConditions(project),
+            bound,
+            `reading the alert state of ${project} again`,
+          );
+          state = rebaseConditions(loaded.state, notifications.next, fresh.state);
+          expected = fresh.version;
+        }
+      }
     } catch (e) {
-      // Another run saved meanwhile: the next failed delivery fires again (at least once).
+      // Other runs kept saving meanwhile: the next failed delivery fires again (at least once).
       log.log(
         'ERROR',
         `${project}: the delivery alert's state could not be saved: ${errorMessage(e)}`,

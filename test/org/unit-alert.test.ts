@@ -49,6 +49,30 @@ describe('alertFailedDelivery', () => {
     expect(Object.keys(state)).toEqual(['governor.degraded:gpu-proj-0001:delivery']);
   });
 
+  it('keeps the alert it sent when another run saved the state since it was read', async () => {
+    // A run of the project saves its conditions between this alert's read of them and its save:
+    // the alert went out, so it is kept, or no run would ever resolve it.
+    const store = createMemoryStateStore();
+    let otherSaved = false;
+    const d = deps({
+      store: {
+        loadConditions: store.loadConditions.bind(store),
+        saveConditions: async (project, state, version) => {
+          if (!otherSaved) {
+            otherSaved = true;
+            const theirs = await store.loadConditions(project);
+            await store.saveConditions(project, theirs.state, theirs.version);
+          }
+          return store.saveConditions(project, state, version);
+        },
+      },
+    });
+    expect((await alertFailedDelivery(policy, d, failed)).outcome).toBe('published');
+    expect(Object.keys((await store.loadConditions('gpu-proj-0001')).state)).toEqual([
+      'governor.degraded:gpu-proj-0001:delivery',
+    ]);
+  });
+
   it('sends the alert when the state cannot be read, and saves nothing', async () => {
     const store = createMemoryStateStore();
     const sink = new RecordingSink();
