@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
+import { makeAlert } from '../../src/core/conditions.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
@@ -68,5 +69,47 @@ describe('the planned events of a run', () => {
     expect(report.plan?.changes.length).toBeGreaterThan(0);
     expect(report.writes.filter((w) => w.outcome === 'written')).toEqual([]);
     expect(pending).toEqual([]);
+  });
+});
+
+describe('the outbox', () => {
+  it("sends what earlier runs left before the run's own conditions", async () => {
+    // Two services whose floors of 1 each exceed a quota of 1: pool.infeasible fires.
+    const m = new FleetModel(
+      validateFleet(
+        onePoolFleet(PROJECT, REGION, 1, [
+          ['svc-a', 1, 1],
+          ['svc-b', 1, 1],
+        ]),
+      ),
+    );
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const store = createMemoryStateStore();
+    const left = makeAlert(
+      { at: new Date(m.now - 60_000).toISOString(), runId: 'earlier' },
+      { project: PROJECT, region: REGION, accelerator: 'nvidia-l4', zonalRedundancy: true },
+      {
+        type: 'rebalance.applied',
+        status: 'event',
+        severity: 'INFO',
+        summary: 'a cap changed',
+        details: { writes: [] },
+      },
+    );
+    await store.putOutbox(PROJECT, [
+      { alert: left, state: 'ready', storedAt: new Date(m.now - 60_000).toISOString() },
+    ]);
+    const report = await reconcileReport(
+      policy('enforce'),
+      { ports: sim, store, clock: () => m.now },
+      { runId: 'now', deadlineMs: 60_000, writerId: 'me' },
+    );
+    const sent = report.alerts.map((a) => [a.runId, a.status]);
+    expect(sent).toEqual([
+      ['earlier', 'event'],
+      ...Array.from({ length: sent.length - 1 }, () => ['now', 'firing']),
+    ]);
+    expect(sent.length).toBeGreaterThan(1);
+    expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
   });
 });
