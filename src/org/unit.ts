@@ -1,7 +1,7 @@
 import type { Alert } from '../core/alert.js';
 import { discoveryKey } from '../core/discovery.js';
 import { durationMs } from '../core/duration.js';
-import { decideNotifications, rebaseConditions, type ConditionState } from '../core/notify.js';
+import { decideNotifications, type ConditionState } from '../core/notify.js';
 import { fanoutStaleAfter, type Policy } from '../core/policy.js';
 import { alertMessage, deliveryFailedAlert, type FailedDelivery } from '../core/run-alerts.js';
 import { splitUnits, unitLabel } from '../core/units.js';
@@ -9,7 +9,8 @@ import { staleReason, type WorkMessage } from '../core/work.js';
 import type { Logger } from '../log.js';
 import type { AlertSink, DiscoveryCache, DiscoveryCacheStore, StateStore } from '../ports/index.js';
 import { beforeDeadline } from '../reconcile/act.js';
-import { ConflictError, errorMessage } from '../errors.js';
+import { saveConditionsRebased } from '../reconcile/alerts.js';
+import { errorMessage } from '../errors.js';
 
 /**
  * The unit side of the fan-out: may this work message be governed, and with which policy. A
@@ -220,27 +221,13 @@ export async function alertFailedDelivery(
     try {
       // The alert went out: a run that saved the state since it was read does not undo that
       // (core/notify.ts rebaseConditions), or no run would ever resolve it.
-      let expected = loaded.version;
-      let state = notifications.next;
-      for (let attempt = 1; ; attempt += 1) {
-        try {
-          await beforeDeadline(
-            () => store.saveConditions(project, state, expected),
-            bound,
-            `saving the alert state of ${project}`,
-          );
-          break;
-        } catch (e) {
-          if (!(e instanceof ConflictError) || attempt >= 3) throw e;
-          const fresh = await beforeDeadline(
-            () => store.loadConditions(project),
-            bound,
-            `reading the alert state of ${project} again`,
-          );
-          state = rebaseConditions(loaded.state, notifications.next, fresh.state);
-          expected = fresh.version;
-        }
-      }
+      await saveConditionsRebased(
+        { store, log, bound },
+        project,
+        loaded.state,
+        notifications.next,
+        loaded.version,
+      );
     } catch (e) {
       // Other runs kept saving meanwhile: the next failed delivery fires again (at least once).
       log.log(

@@ -35,8 +35,10 @@ import {
   fromTheFuture,
   PartialPublishError,
   type ConditionState,
+  type StateStore,
   type VersionedConditions,
 } from '../ports/index.js';
+import type { Logger } from '../log.js';
 import { beforeDeadline } from './act.js';
 import {
   adoptFromOtherUnits,
@@ -366,25 +368,48 @@ export async function saveRebased(
   mine: ConditionState,
   version: string | null,
 ): Promise<void> {
-  const grace = alertGrace(run);
+  await saveConditionsRebased(
+    { store: run.deps.store, log: run.deps.log, bound: alertGrace(run) },
+    project,
+    base,
+    mine,
+    version,
+  );
+}
+
+/**
+ * {@link saveRebased} for a caller outside a run (the organisation unit's delivery alert): each
+ * call to the store bounded by `bound`, as beforeDeadline takes it.
+ */
+export async function saveConditionsRebased(
+  deps: {
+    store: Pick<StateStore, 'saveConditions' | 'loadConditions'>;
+    log: Logger;
+    bound: Parameters<typeof beforeDeadline>[1];
+  },
+  project: string,
+  base: ConditionState,
+  mine: ConditionState,
+  version: string | null,
+): Promise<void> {
   let state = mine;
   let expected = version;
   for (let attempt = 1; ; attempt += 1) {
     try {
       await beforeDeadline(
-        () => run.deps.store.saveConditions(project, state, expected),
-        grace,
+        () => deps.store.saveConditions(project, state, expected),
+        deps.bound,
         `saving the alert state of ${project}`,
       );
       return;
     } catch (e) {
       if (!(e instanceof ConflictError) || attempt >= SAVE_ATTEMPTS) throw e;
       const fresh = await beforeDeadline(
-        () => run.deps.store.loadConditions(project),
-        grace,
+        () => deps.store.loadConditions(project),
+        deps.bound,
         `reading the alert state of ${project} again`,
       );
-      run.deps.log.log(
+      deps.log.log(
         'INFO',
         `${project}: the alert state was saved by another run since this one read it; this run's conditions are laid over it`,
       );
