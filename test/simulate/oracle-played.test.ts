@@ -345,6 +345,29 @@ const svcOf = (priority: number, more: Partial<Svc> = {}): Svc => ({
 });
 
 /** Five minutes of n instances, for each n in turn. */
+/** Service `s<i>` of the test pool as the accounting sees it: one GPU, at `fleetCap`. */
+const memberOf = (i: number, fleetCap: number): PoolInfo['members'][number] => ({
+  id: `${PROJECT}/${REGION}/s${i}`,
+  name: `s${i}`,
+  project: PROJECT,
+  region: REGION,
+  gpus: 1,
+  labels: {},
+  accelerator: 'nvidia-l4',
+  minInstances: 0,
+  fleetCap,
+});
+
+/** The test pool, quota 4, all of it for its members. */
+const poolOf = (members: PoolInfo['members']): PoolInfo => ({
+  id: { project: PROJECT, region: REGION, accelerator: 'nvidia-l4', zonalRedundancy: true },
+  key: 'pool',
+  quota: 4,
+  available: 4,
+  changes: [],
+  members,
+});
+
 const fives = (...ns: number[]) => ns.flatMap((n) => new Array<number>(5).fill(n));
 
 describe('the headline metrics on a pool checked by hand', () => {
@@ -424,25 +447,8 @@ describe('reversals as docs/simulation.md "Metrics" defines them, by hand', () =
       startupSeconds: 0,
     };
     const policy = policyOf(one);
-    const member = {
-      id: `${PROJECT}/${REGION}/s0`,
-      name: 's0',
-      project: PROJECT,
-      region: REGION,
-      gpus: 1,
-      labels: {},
-      accelerator: 'nvidia-l4',
-      minInstances: 0,
-      fleetCap: 2,
-    };
-    const pool: PoolInfo = {
-      id: { project: PROJECT, region: REGION, accelerator: 'nvidia-l4', zonalRedundancy: true },
-      key: 'pool',
-      quota: 4,
-      available: 4,
-      changes: [],
-      members: [member],
-    };
+    const member = memberOf(0, 2);
+    const pool = poolOf([member]);
     const ctx: SimContext = {
       input: { label: 'hand', fleet: fleetOf(one), traces: new Map(), hours: null },
       policy,
@@ -522,25 +528,8 @@ describe('share error, priority inversions and caps over quota as docs/simulatio
     startupSeconds: 0,
   };
   const policy = policyOf(two);
-  const members = [0, 1].map((i) => ({
-    id: `${PROJECT}/${REGION}/s${i}`,
-    name: `s${i}`,
-    project: PROJECT,
-    region: REGION,
-    gpus: 1,
-    labels: {},
-    accelerator: 'nvidia-l4',
-    minInstances: 0,
-    fleetCap: 1,
-  }));
-  const pool: PoolInfo = {
-    id: { project: PROJECT, region: REGION, accelerator: 'nvidia-l4', zonalRedundancy: true },
-    key: 'pool',
-    quota: 4,
-    available: 4,
-    changes: [],
-    members,
-  };
+  const members = [0, 1].map((i) => memberOf(i, 1));
+  const pool = poolOf(members);
   const column = (i: number, f: (m: (typeof minutes)[number]) => number) =>
     [members[i]?.id ?? '', Int32Array.from(minutes.map(f))] as const;
 
