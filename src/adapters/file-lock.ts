@@ -51,6 +51,7 @@ import { constants, type Stats } from 'node:fs';
 import {
   link,
   lstat,
+  mkdir,
   open,
   readlink,
   rename,
@@ -59,6 +60,7 @@ import {
   type FileHandle,
 } from 'node:fs/promises';
 import { hostname } from 'node:os';
+import { dirname } from 'node:path';
 import { z } from 'zod';
 
 import { PermissionError, UnavailableError, UpstreamError } from '../errors.js';
@@ -412,4 +414,37 @@ export function fsError(error: unknown, what: string): Error {
 
 function sleep(ms: number): Promise<void> {
   return new Promise((done) => setTimeout(done, ms));
+}
+
+/**
+ * `mkdir -p`: the folder and those above it that are missing. Not `mkdir(dir, { recursive: true })`:
+ * on a pseudo-file-system Node.js's recursive mkdir never returns. procfs answers ENOENT to a
+ * mkdir below /proc although /proc exists, and Node.js then makes the parent (EEXIST, so done)
+ * and tries the folder again, for ever, at 100% CPU: a state folder or report under /proc left
+ * the command running after its run had ended. Here a folder still missing once its parent is
+ * there fails with that ENOENT. A folder that exists is fine; a file in its place fails with
+ * EEXIST or ENOTDIR, as mkdir answers.
+ */
+export async function makeFolder(dir: string, mode?: number): Promise<void> {
+  try {
+    await mkdir(dir, { mode });
+    return;
+  } catch (error) {
+    const code = (error as NodeJS.ErrnoException | null)?.code;
+    if (code === 'EEXIST') {
+      // A folder already there is what was asked for; anything else in its place is not.
+      if ((await stat(dir).catch(() => null))?.isDirectory()) return;
+      throw error;
+    }
+    const parent = dirname(dir);
+    if (code !== 'ENOENT' || parent === dir) throw error;
+  }
+  await makeFolder(dirname(dir), mode);
+  try {
+    await mkdir(dir, { mode });
+  } catch (error) {
+    // Made meanwhile by another process: as good.
+    if ((error as NodeJS.ErrnoException | null)?.code !== 'EEXIST') throw error;
+    if (!(await stat(dir).catch(() => null))?.isDirectory()) throw error;
+  }
 }

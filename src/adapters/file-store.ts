@@ -15,7 +15,7 @@ import { DiscoveryCache } from '../core/discovery.js';
 import { jsonErrorText, nestingFault } from '../core/document.js';
 import type { DiscoveryCacheStore } from '../ports/index.js';
 import { randomUUID } from 'node:crypto';
-import { mkdir, open, readdir, rename, stat } from 'node:fs/promises';
+import { open, readdir, rename, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 
@@ -26,6 +26,7 @@ import {
   type Fence,
   fsError,
   linkUnlessTaken,
+  makeFolder,
   openRegularFile,
   removeIfThere,
   withFileLock,
@@ -683,7 +684,7 @@ async function writeFileSynced(file: string, text: string): Promise<void> {
 
 async function ensureDir(dir: string): Promise<void> {
   try {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    await makeFolder(dir, 0o700);
   } catch (error) {
     throw fsError(error, `creating ${dir}`);
   }

@@ -1,6 +1,6 @@
 import { constants } from 'node:fs';
 import { randomUUID } from 'node:crypto';
-import { access, lstat, mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { access, lstat, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { loadGooglePorts } from '../adapters/load.js';
 import { createClock } from '../adapters/clock.js';
@@ -30,6 +30,7 @@ import {
 } from '../simulate/result.js';
 import type { SimulationResult } from '../simulate/simulate.js';
 import { loadRenderReport, loadSimulate } from '../simulate/load.js';
+import { makeFolder } from '../adapters/file-lock.js';
 import { fileFaultText } from '../read-capped.js';
 import { loadPolicy } from './files.js';
 import { closeOrWarn, warnClose, type Streams } from './io.js';
@@ -354,7 +355,7 @@ async function output(
     const renderReport = await loadRenderReport();
     const html = renderReport(result, { subtitle, notes });
     try {
-      await mkdir(dirname(flags.report), { recursive: true });
+      await makeFolder(dirname(flags.report));
       await writeWhole(flags.report, html);
     } catch (e) {
       throw new UpstreamError(`cannot write the report ${flags.report}: ${fileFaultText(e)}`, {

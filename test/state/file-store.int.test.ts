@@ -212,6 +212,21 @@ describe('file store: on disk', () => {
     );
   });
 
+  it('a folder that cannot be made under a pseudo-file-system fails, not spins', async () => {
+    // procfs answers ENOENT to a mkdir in /proc although /proc exists, which Node.js's recursive
+    // mkdir retries for ever (100% CPU, the run never ending): the store makes its folder itself.
+    const error = await createFileStateStore({ dir: join('/proc', 'governor-state', 'x') })
+      .governorId()
+      .then(
+        () => null,
+        (e: unknown) => e,
+      );
+    expect(error).toBeInstanceOf(UpstreamError);
+    expect((error as Error).message).toMatch(
+      /^State store: creating \/proc\/governor-state\/x failed: no such file/,
+    );
+  }, 10_000);
+
   it('keeps a key a newer version added to the file, and refuses a newer schema naming it', async () => {
     const project = freshProject();
     const file = join(dir, `${encodeURIComponent(project)}.json`);
