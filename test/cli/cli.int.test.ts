@@ -176,6 +176,16 @@ describe('governor CLI', () => {
     expect(under.stdout).toBe('');
   });
 
+  it('simulate --report in a folder that cannot be made under /proc fails in one line', async () => {
+    // procfs answers ENOENT to a mkdir below /proc although /proc exists: the folder is not
+    // made, and the command says so rather than retrying it for ever.
+    const report = join('/proc', 'governor-reports', 'report.html');
+    const sim = ['simulate', '--policy', 'examples/sim-policy.yaml', '--fleet'];
+    const r = await cli(...sim, 'examples/sim-traces.yaml', '--hours', '1', '--report', report);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`error: cannot write the report ${report}: no such file\n`);
+  }, 20_000);
+
   it('simulate --report: a write that fails part-way leaves the report there before, whole', async () => {
     const folder = mkdtempSync(join(tmp, 'report-'));
     const report = join(folder, 'report.html');
