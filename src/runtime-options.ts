@@ -152,7 +152,10 @@ const RuntimeEnv = z.object({
     z
       .string()
       .trim()
-      .max(200)
+      .max(
+        200,
+        'expected at most 200 characters: it is stamped on every service the governor writes',
+      )
       .refine(
         (id) => !CONTROL.test(id),
         'expected no control character (a newline, a terminal escape): it is stamped on every service the governor writes',

@@ -300,7 +300,7 @@ describe('the command line with a bad environment', () => {
     expect(stderr).toContain('GOVERNOR_RUN_DEADLINE');
   });
 
-  it('GOVERNOR_ID with a control character is refused: it is stamped on every service written', async () => {
+  it('GOVERNOR_ID with a control character, or over 200 characters, is refused: it is stamped on every service written', async () => {
     let stderr = '';
     const code = await main(['validate', '--policy', 'examples/policy.yaml'], {
       stdout: { write: () => undefined },
@@ -311,6 +311,11 @@ describe('the command line with a bad environment', () => {
     expect(code).toBe(2);
     expect(stderr).toMatch(/GOVERNOR_ID: .*control character/);
     expect(stderr).not.toMatch(/(?!\n)\p{Cc}/u);
+    // Too long, in the same words as every other refusal of the environment.
+    expect(() => parseRuntimeOptions({ GOVERNOR_ID: 'g'.repeat(201) })).toThrow(
+      /GOVERNOR_ID: expected at most 200 characters: it is stamped on every service/,
+    );
+    expect(parseRuntimeOptions({ GOVERNOR_ID: 'g'.repeat(200) }).governorId).toBe('g'.repeat(200));
     // USER, its default, is the login's: its control characters are spaces, not a refusal.
     expect(parseRuntimeOptions({ USER: 'ann\u001b[2J' }).governorId).toBe(
       `cli:ann [2J@${hostname()}`,
