@@ -1,9 +1,8 @@
 import {
   AUDIT_RULE_IDS,
   AUDIT_RULES,
-  auditServices,
+  auditFleet,
   hasRequiredFailure,
-  quotaUnjudged,
   type AuditFinding,
   type AuditRuleId,
   type AuditSeverity,
@@ -72,7 +71,7 @@ export async function runAudit(
   const observation = await observeLive(policy, options, io);
   for (const problem of observation.problems)
     io.stderr.write(`warning: ${oneLine(renderProblem(problem))}\n`);
-  const findings = auditServices({
+  const { findings, quotaUnjudged: unjudged } = auditFleet({
     services: observation.services,
     snapshot: observation.snapshot,
     policy,
@@ -95,11 +94,6 @@ export async function runAudit(
     return 1;
   }
   // The same for a required rule that needs the pool's quota, where it could not be read.
-  const unjudged = quotaUnjudged({
-    services: observation.services,
-    snapshot: observation.snapshot,
-    policy,
-  });
   if (unjudged.length > 0) {
     io.stderr.write(
       `error: the audit could not judge max-within-quota in ${someOf(unjudged, 5)}: the quota could not be read (above)\n`,

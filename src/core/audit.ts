@@ -78,11 +78,13 @@ const ACCELERATOR_MINIMUMS: Readonly<Record<string, { cpu: number; memory: strin
  * rule that matches it and its usage as the snapshot read it: what the audit and
  * {@link unjudgedAudit} both judge.
  */
-function auditedServices(input: AuditInput): {
+interface Audited {
   s: GpuService;
   config: ReturnType<typeof effectiveSettings>;
   usage: Snapshot['services'][number]['usage'];
-}[] {
+}
+
+function auditedServices(input: AuditInput): Audited[] {
   const { services, snapshot, policy } = input;
   const resolve = compileRules(policy, Date.parse(snapshot.takenAt));
   const usage = new Map(snapshot.services.map((s) => [`${s.project}/${s.region}/${s.name}`, s]));
@@ -106,10 +108,36 @@ function auditedServices(input: AuditInput): {
     });
 }
 
-/** Every GPU service of the policy's projects (and regions) against every rule that is on. */
-export function auditServices(input: AuditInput): AuditFinding[] {
+/**
+ * The whole audit of a fleet from one resolution of the policy's rules: the findings
+ * ({@link auditServices}), what it could not judge ({@link unjudgedAudit},
+ * {@link quotaUnjudged}) and the conditions of every service it judged (`audited`).
+ */
+export function auditFleet(input: AuditInput): {
+  findings: AuditFinding[];
+  unjudged: string[];
+  quotaUnjudged: string[];
+  audited: string[];
+} {
   const audited = auditedServices(input);
   const quotaOf = quotaLookup(input.snapshot, input.policy);
+  return {
+    findings: findingsOfAudited(audited, quotaOf),
+    unjudged: unjudgedOf(audited),
+    quotaUnjudged: quotaUnjudgedOf(audited, quotaOf),
+    audited: auditedKeysOf(audited),
+  };
+}
+
+/** Every GPU service of the policy's projects (and regions) against every rule that is on. */
+export function auditServices(input: AuditInput): AuditFinding[] {
+  return findingsOfAudited(auditedServices(input), quotaLookup(input.snapshot, input.policy));
+}
+
+function findingsOfAudited(
+  audited: readonly Audited[],
+  quotaOf: (id: PoolId) => number | null,
+): AuditFinding[] {
   const minLocked = minLockedByPool(audited.map((a) => a.s));
 
   const findings: AuditFinding[] = [];
@@ -244,8 +272,12 @@ export function auditAlerts(
  * or one that finds the min instances gone, the rule off or the service gone).
  */
 export function unjudgedAudit(input: AuditInput): string[] {
+  return unjudgedOf(auditedServices(input));
+}
+
+function unjudgedOf(audited: readonly Audited[]): string[] {
   const keys: string[] = [];
-  for (const { s, config, usage: read } of auditedServices(input)) {
+  for (const { s, config, usage: read } of audited) {
     if (s.scalingMode === 'MANUAL' || minInstances(s) === 0) continue;
     if (config.rules['min-instances-unused'] === 'off') continue;
     // Judged when the usage is known and either its utilization is, or its peak alone passes it.
@@ -264,8 +296,8 @@ export function unjudgedAudit(input: AuditInput): string[] {
  * only where the run judged its pool, and is kept where it did not (a quota that could not be
  * read leaves `max-within-quota` unjudged).
  */
-export function auditedKeys(input: AuditInput): string[] {
-  return auditedServices(input)
+function auditedKeysOf(audited: readonly Audited[]): string[] {
+  return audited
     .map(({ s }) => dedupKeyOf('service.misconfigured', gpuPool(s), s.name))
     .sort(compareText);
 }
@@ -301,9 +333,15 @@ export function unjudgedMisconfigured(
  * services could not be listed.
  */
 export function quotaUnjudged(input: AuditInput): string[] {
-  const quotaOf = quotaLookup(input.snapshot, input.policy);
+  return quotaUnjudgedOf(auditedServices(input), quotaLookup(input.snapshot, input.policy));
+}
+
+function quotaUnjudgedOf(
+  audited: readonly Audited[],
+  quotaOf: (id: PoolId) => number | null,
+): string[] {
   const keys = new Set<string>();
-  for (const { s, config } of auditedServices(input)) {
+  for (const { s, config } of audited) {
     const level = config.rules['max-within-quota'] ?? AUDIT_RULES['max-within-quota'].severity;
     const pool = gpuPool(s);
     if (level === 'required' && quotaOf(pool) === null) keys.add(poolKey(pool));

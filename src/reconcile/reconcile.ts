@@ -1,6 +1,6 @@
 import { hostname } from 'node:os';
 
-import { auditAlerts, auditedKeys, auditServices, unjudgedAudit } from '../core/audit.js';
+import { auditAlerts, auditFleet } from '../core/audit.js';
 import { governorMetrics } from '../core/governor-metrics.js';
 import type { CheckItem } from '../core/permissions.js';
 import type { Plan } from '../core/plan.js';
@@ -238,28 +238,20 @@ async function observeAndPlan(run: Run, held: string[]): Promise<Decided> {
     : planned;
   report.plan = plan;
   // The fleet audit: one service.misconfigured condition per service that breaks a rule.
-  report.findings = auditServices({
+  const audit = auditFleet({
     services: observation.services,
     snapshot: observation.snapshot,
     policy: scoped,
   });
+  report.findings = audit.findings;
   const misconfigured = auditAlerts(report.findings, run.ctx);
-  const unjudged = unjudgedAudit({
-    services: observation.services,
-    snapshot: observation.snapshot,
-    policy: scoped,
-  });
   return {
     plan,
     observed: observation.services,
     problems: observation.problems,
     misconfigured,
-    unjudgedAudit: unjudged,
-    audited: auditedKeys({
-      services: observation.services,
-      snapshot: observation.snapshot,
-      policy: scoped,
-    }),
+    unjudgedAudit: audit.unjudged,
+    audited: audit.audited,
   };
 }
 

@@ -155,7 +155,7 @@ export interface Decided {
   misconfigured: Alert[];
   /** Their dedupKeys the audit could not judge whole (core/audit.ts unjudgedAudit). */
   unjudgedAudit: string[];
-  /** The dedupKeys of every service the audit judged (core/audit.ts auditedKeys): none is gone. */
+  /** The dedupKeys of every service the audit judged (core/audit.ts auditFleet): none is gone. */
   audited: string[];
 }
 
