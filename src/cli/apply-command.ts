@@ -7,6 +7,7 @@ import {
   type WriteResult,
 } from '../core/write-result.js';
 import { poolKey, poolWords } from '../core/pool.js';
+import { serviceKey } from '../core/snapshot.js';
 import { unreadableOriginal } from '../core/why.js';
 import { gcloudUpdate } from '../core/gcloud.js';
 import { listOnOneLine, oneLine, someOf } from '../core/text.js';
@@ -121,7 +122,7 @@ export function restoreSummary(plan: Plan, r: RunReport): string {
   const written = new Map(
     r.writes
       .filter((w) => w.outcome === 'written' && w.written !== null)
-      .map((w) => [`${w.project}/${w.region}/${w.name}`, w.written as number]),
+      .map((w) => [serviceKey(w), w.written as number]),
   );
   // The services whose write this run did not make for a cause other than the room (changed
   // meanwhile, another governor, the deadline, a failure): the room is not what holds them. Any
@@ -130,7 +131,7 @@ export function restoreSummary(plan: Plan, r: RunReport): string {
   const notForRoom = new Set(
     r.writes
       .filter((w) => w.outcome !== 'written' && w.cause !== 'no-room' && w.cause !== 'compensated')
-      .map((w) => `${w.project}/${w.region}/${w.name}`),
+      .map(serviceKey),
   );
   const dry = r.mode === 'dry-run';
   const p = restoreProgress(plan, dry ? new Map() : written);
@@ -177,7 +178,7 @@ export function restoreSummary(plan: Plan, r: RunReport): string {
     } else {
       const held = w.services.filter((s) => !s.deferred);
       const noRoom = held.filter(
-        (s) => !notForRoom.has(`${pool?.project}/${pool?.region}/${s.name}`),
+        (s) => !pool || !notForRoom.has(serviceKey({ ...pool, name: s.name })),
       );
       if (noRoom.length > 0)
         lines.push(
