@@ -343,6 +343,21 @@ const UNREAD_LISTING: Partial<Record<ProblemSubject, string>> = {
 };
 
 /**
+ * A region's `budgetUnknown` when some of its listings were not read (`subjects`, of a region's
+ * problems): "us-central1: its worker pools could not be listed, …", worker pools first; null when
+ * none of them leaves the budget unknown. The observation's words and a snapshot file's reading.
+ */
+export function unreadListingsNote(
+  region: string,
+  subjects: ReadonlySet<ProblemSubject>,
+): string | null {
+  const listed = Object.entries(UNREAD_LISTING)
+    .filter(([subject]) => subjects.has(subject as ProblemSubject))
+    .map(([, what]) => what);
+  return listed.length > 0 ? `${region}: ${listed.join(', ')}` : null;
+}
+
+/**
  * The snapshot with every pool of a region whose worker pools or job executions were not listed
  * (its `problems` say so) marked budget unknown, so that nothing in it is raised. An observation
  * marks them itself (`budgetUnknown`); a snapshot file whose problems say so but whose pools do
@@ -352,23 +367,22 @@ const UNREAD_LISTING: Partial<Record<ProblemSubject, string>> = {
  */
 export function withUnreadListingsUnknown(snapshot: Snapshot): Snapshot {
   // Per project and region (null: every region of the project), what was not listed there.
-  const unread = new Map<string, Map<string | null, Set<string>>>();
+  const unread = new Map<string, Map<string | null, Set<ProblemSubject>>>();
   for (const p of snapshot.problems ?? []) {
-    const what = UNREAD_LISTING[p.subject];
-    if (what === undefined) continue;
+    if (UNREAD_LISTING[p.subject] === undefined) continue;
     let regions = unread.get(p.project);
     if (!regions) unread.set(p.project, (regions = new Map()));
-    let whats = regions.get(p.region);
-    if (!whats) regions.set(p.region, (whats = new Set()));
-    whats.add(what);
+    let subjects = regions.get(p.region);
+    if (!subjects) regions.set(p.region, (subjects = new Set()));
+    subjects.add(p.subject);
   }
   if (unread.size === 0) return snapshot;
   const why = (id: PoolId): string | null => {
     const regions = unread.get(id.project);
-    const whats = new Set([...(regions?.get(null) ?? []), ...(regions?.get(id.region) ?? [])]);
-    // In an observation's order and words (observe.ts): its worker pools, then its jobs.
-    const listed = Object.values(UNREAD_LISTING).filter((what) => whats.has(what));
-    return listed.length > 0 ? `${id.region}: ${listed.join(', ')}` : null;
+    return unreadListingsNote(
+      id.region,
+      new Set([...(regions?.get(null) ?? []), ...(regions?.get(id.region) ?? [])]),
+    );
   };
   const pools = snapshot.pools.map((p) => {
     const reason = p.budgetUnknown === undefined ? why(p) : null;

@@ -16,7 +16,12 @@ import {
   unsetMaxFor,
   type PoolId,
 } from '../core/pool.js';
-import { compareProblems, quotaUnreadable, type ObservationProblem } from '../core/problems.js';
+import {
+  compareProblems,
+  quotaUnreadable,
+  type ObservationProblem,
+  type ProblemSubject,
+} from '../core/problems.js';
 import { manualSource } from '../core/policy-fit.js';
 import {
   MAX_INSTANCES,
@@ -27,6 +32,7 @@ import {
   type SnapshotService,
   type UnmanagedUsage,
   serviceKey,
+  unreadListingsNote,
   type Usage,
   type UsageMinutes,
 } from '../core/snapshot.js';
@@ -145,7 +151,7 @@ export async function observe(
                   unknown: null,
                 };
               }
-              const unread: string[] = [];
+              const unread = new Set<ProblemSubject>();
               if (!pools.ok) {
                 problems.push({
                   project,
@@ -154,11 +160,11 @@ export async function observe(
                   subject: 'worker-pools',
                   error: pools.error,
                 });
-                unread.push('its worker pools could not be listed');
+                unread.add('worker-pools');
               }
               if (!jobs.ok) {
                 problems.push({ project, region, pool: null, subject: 'jobs', error: jobs.error });
-                unread.push('its job executions could not be listed');
+                unread.add('jobs');
               }
               return {
                 region,
@@ -166,7 +172,7 @@ export async function observe(
                 services: await withServingRevisions(ports.run, listed.value, problems),
                 workerPools: pools.ok ? pools.value : [],
                 jobExecutions: jobs.ok ? jobs.value : [],
-                unknown: unread.length > 0 ? `${region}: ${unread.join(', ')}` : null,
+                unknown: unreadListingsNote(region, unread),
               };
             }),
           ),
