@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { constants as fsConstants } from 'node:fs';
-import { access, stat } from 'node:fs/promises';
+import { access, lstat, readlink, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { createClock } from './adapters/clock.js';
 import { createFileStateStore, DEFAULT_STATE_DIR } from './adapters/file-store.js';
@@ -198,6 +198,14 @@ export async function checkStateStore(
       // Anything but a missing folder (a folder above it this user cannot enter) is the store's.
       const above = dirname(existing);
       if (code !== 'ENOENT' || above === existing) return;
+      // A link to nothing: stat follows it and finds nothing, but the store's mkdir meets the
+      // link itself. Nothing to create for a command that reads (a missing folder is an empty
+      // store); one that writes could never make its folder.
+      const link = use === 'write' ? await danglingLink(existing) : null;
+      if (link !== null)
+        throw new UsageError(
+          `${named} cannot be created: ${JSON.stringify(existing)} is a link to ${JSON.stringify(link)}, which does not exist: create it, or name another folder`,
+        );
       existing = above;
     }
   }
@@ -215,6 +223,17 @@ export async function checkStateStore(
         : `${named} cannot be created: this user cannot write ${JSON.stringify(existing)} to create it`,
       { cause: e },
     );
+  }
+}
+
+/** Where `path` points when it is a symbolic link whose target is not there; null otherwise. */
+async function danglingLink(path: string): Promise<string | null> {
+  try {
+    if (!(await lstat(path)).isSymbolicLink()) return null;
+    return await readlink(path);
+  } catch {
+    // Gone meanwhile, or not readable: not a link this check can name; the store reports it.
+    return null;
   }
 }
 

@@ -7,6 +7,7 @@ import {
   mkdtempSync,
   openSync,
   readFileSync,
+  symlinkSync,
   utimesSync,
   writeFileSync,
 } from 'node:fs';
@@ -195,6 +196,36 @@ describe('--state-dir that is no folder', () => {
     }
     expect(emulator.writes().length).toBe(before);
     expect(readFileSync(aFile, 'utf8')).toBe('x');
+  });
+
+  // A link to a folder that is not there: stat follows it and finds nothing, so the folder
+  // looked creatable, and the store's mkdir then met the link itself (EEXIST): exit 1 as a failed
+  // run, for what is a wrong flag.
+  it('a link to nothing: exit 2 naming the link and its target for the commands that write', async () => {
+    const link = join(tmp, 'link-to-nowhere');
+    const target = join(tmp, 'nowhere');
+    symlinkSync(target, link);
+    const before = emulator.writes().length;
+    for (const dir of [link, join(link, 'sub')]) {
+      for (const command of [
+        ['apply', '--yes'],
+        ['apply', '--dry-run'],
+        ['restore', '--yes'],
+        ['unlock', '--yes'],
+      ]) {
+        const what = `${command.join(' ')} --state-dir ${JSON.stringify(dir)}`;
+        const r = await inProcess(...command, '--policy', policy, '--state-dir', dir);
+        expect(r.code, `${what}: ${r.stderr}`).toBe(2);
+        expect(r.stderr, what).toBe(
+          `error: --state-dir ${JSON.stringify(dir)} cannot be created: ${JSON.stringify(link)} is a link to ${JSON.stringify(target)}, which does not exist: create it, or name another folder\n`,
+        );
+      }
+    }
+    expect(emulator.writes().length).toBe(before);
+    expect(existsSync(target)).toBe(false);
+    // Reading needs no folder: a link to nothing reads as an empty store, as a missing folder does.
+    const r = await inProcess('quota', 'recommend', '--policy', policy, '--state-dir', link);
+    expect(r.code, r.stderr).toBe(0);
   });
 
   // A folder this user cannot write: the commands that write (apply, restore, unlock --yes take
