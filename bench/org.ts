@@ -4,7 +4,7 @@ import { createGooglePorts } from '../src/adapters/index.js';
 import { createMemoryStateStore } from '../src/adapters/memory/state-store.js';
 import { parsePolicy, type Policy } from '../src/core/policy.js';
 import { startEmulator } from '../src/emulator/index.js';
-import { UnavailableError } from '../src/errors.js';
+import { UnavailableError } from '../src/core/errors.js';
 import type { StateStore } from '../src/ports/index.js';
 import { reconcile, RunFailedError } from '../src/reconcile/reconcile.js';
 

@@ -4,7 +4,7 @@
  * callers pass facts, not request objects.
  */
 import { listOnOneLine, oneLine } from './core/text.js';
-import { cutText } from './errors.js';
+import { cutText } from './core/errors.js';
 
 export type Severity = 'DEBUG' | 'INFO' | 'WARNING' | 'ERROR';
 

@@ -2,7 +2,7 @@ import { existsSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InputError } from './errors.js';
+import { InputError } from './core/errors.js';
 
 /**
  * Reading a file someone named, never more than a limit. `readFile` reads until the end, so a

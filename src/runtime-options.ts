@@ -4,7 +4,7 @@ import { Duration, DURATION_PATTERN, durationMs } from './core/duration.js';
 import { zodFaults } from './core/document.js';
 import { CONTROL, oneLine } from './core/text.js';
 import { MAX_DELIVERY_ATTEMPTS, MIN_DELIVERY_ATTEMPTS } from './core/work.js';
-import { InputError } from './errors.js';
+import { InputError } from './core/errors.js';
 
 /**
  * The governor's settings from the environment, read here and only here: the CLI's `main` and the

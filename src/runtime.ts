@@ -16,7 +16,7 @@ import {
 import type { PubSubAlertSink } from './adapters/pubsub.js';
 import type { QuotaPreferenceAdapter } from './adapters/quota-preferences.js';
 import type { Policy } from './core/policy.js';
-import { errorMessage, InputError, UsageError } from './errors.js';
+import { errorMessage, InputError, UsageError } from './core/errors.js';
 import { listOnOneLine } from './core/text.js';
 import type { Logger } from './log.js';
 import type {

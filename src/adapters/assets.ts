@@ -13,7 +13,7 @@ import { AssetServiceClient } from '@google-cloud/asset';
 import { MAX_SEARCH_PAGE_SIZE, RUN_ASSET_TYPES, type FoundResource } from '../core/discovery.js';
 import type { AssetSearchPort } from '../ports/index.js';
 import { clientConfig, closeClients } from './client-config.js';
-import { cutText, UpstreamError } from '../errors.js';
+import { cutText, UpstreamError } from '../core/errors.js';
 import { allPages } from './paging.js';
 import { defaultRetryPolicy, gaxReadOptions, withRetryInfo } from './retry.js';
 

@@ -9,7 +9,7 @@
 import { emulatorClientOptions } from './emulator-options.js';
 import type { EmulatorClientOptions } from './emulator-options.js';
 import { ProjectId } from '../core/units.js';
-import { InputError, type Fault } from '../errors.js';
+import { InputError, type Fault } from '../core/errors.js';
 
 /** Options for a google-gax client constructor: the emulator's, or none (Google's defaults). */
 type GoogleClientOptions = EmulatorClientOptions | Record<string, never>;

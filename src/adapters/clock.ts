@@ -1,4 +1,4 @@
-import { InputError, UpstreamError } from '../errors.js';
+import { InputError, UpstreamError } from '../core/errors.js';
 import type { Clock } from '../ports/index.js';
 
 /**

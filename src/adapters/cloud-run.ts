@@ -27,8 +27,8 @@ import {
   QuotaRejectedError,
   UnavailableError,
   UpstreamError,
-} from '../errors.js';
-import type { Fault } from '../errors.js';
+} from '../core/errors.js';
+import type { Fault } from '../core/errors.js';
 import type {
   CloudRunPort,
   MaxInstancesUpdate,

@@ -1,6 +1,6 @@
 import { GoogleAuth } from 'google-auth-library';
 import type { Endpoint } from './client-config.js';
-import { UpstreamError } from '../errors.js';
+import { UpstreamError } from '../core/errors.js';
 
 /**
  * Checks that Application Default Credentials can be found before any Google client is built.

@@ -63,7 +63,7 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 
-import { PermissionError, UnavailableError, UpstreamError } from '../errors.js';
+import { PermissionError, UnavailableError, UpstreamError } from '../core/errors.js';
 import { fileFaultText, readHandleCapped } from '../read-capped.js';
 
 interface FileLockOptions {

@@ -19,7 +19,7 @@ import { open, readdir, rename, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
 import { z } from 'zod';
 
-import { cutText, UpstreamError } from '../errors.js';
+import { cutText, UpstreamError } from '../core/errors.js';
 import { MAX_DOCUMENT_BYTES, readHandleCapped, sizeText } from '../read-capped.js';
 import {
   errnoCode,

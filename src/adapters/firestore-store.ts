@@ -80,7 +80,7 @@ import { z } from 'zod';
 
 import { translateGrpcError } from './grpc-errors.js';
 import { grpcCode } from './retry.js';
-import { capFaults, errorMessage, UnavailableError, type Fault } from '../errors.js';
+import { capFaults, errorMessage, UnavailableError, type Fault } from '../core/errors.js';
 import { jsonErrorText, nestingFault, zodFaults } from '../core/document.js';
 import { Alert } from '../core/alert.js';
 import { MAX_CLOCK_SKEW_MS } from '../core/duration.js';

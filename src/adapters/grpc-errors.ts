@@ -1,5 +1,5 @@
 /**
- * From the errors of Google's gRPC clients to the project's typed errors (src/errors.ts), so that
+ * From the errors of Google's gRPC clients to the project's typed errors (src/core/errors.ts), so that
  * callers branch on what went wrong (a conflict, a quota refusal, a missing resource) rather than
  * on status codes. Every adapter that calls a google-gax client translates through here.
  */
@@ -15,7 +15,7 @@ import {
   type Refusal,
   UnavailableError,
   UpstreamError,
-} from '../errors.js';
+} from '../core/errors.js';
 import { grpcCode, grpcCodeName } from './retry.js';
 
 /**

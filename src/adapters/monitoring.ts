@@ -13,8 +13,8 @@
 import { MetricServiceClient } from '@google-cloud/monitoring';
 import type { protos } from '@google-cloud/monitoring';
 
-import { InputError, NotFoundError, UpstreamError } from '../errors.js';
-import type { Fault } from '../errors.js';
+import { InputError, NotFoundError, UpstreamError } from '../core/errors.js';
+import type { Fault } from '../core/errors.js';
 import { METRIC_PREFIX, type GovernorMetricPoint } from '../core/governor-metrics.js';
 import type { MetricSeries, MonitoringPort, TimeWindow } from '../ports/index.js';
 import { clientConfig, projectFaults } from './client-config.js';
@@ -188,7 +188,7 @@ export interface MonitoringAdapter extends MonitoringPort {
  * DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED), `maxAttempts` attempts in all, each with the deadline
  * `attemptTimeoutMs`, separated by a random wait up to `minBackoffMs` doubling to `maxBackoffMs`.
  * Reads are idempotent, so a retry is always safe. Every failure is a typed error of
- * src/errors.ts (see grpc-errors.ts: when the attempts run out, the last attempt's code decides,
+ * src/core/errors.ts (see grpc-errors.ts: when the attempts run out, the last attempt's code decides,
  * so a persistent RESOURCE_EXHAUSTED is a RateLimitedError) with the client's error as `cause`.
  */
 export function createMonitoringAdapter(options: MonitoringAdapterOptions = {}): MonitoringAdapter {
@@ -282,7 +282,7 @@ export const MAX_SERIES_PER_CREATE = 200;
  *
  * One request per 200 series, all at once. Not retried: Monitoring refuses a point not newer than
  * its series' latest (metric_service.proto), so a retry of a write that landed would fail anyway;
- * the next run writes the next points. A failure is an error of src/errors.ts, for the caller to
+ * the next run writes the next points. A failure is an error of src/core/errors.ts, for the caller to
  * report (the run goes on without its metrics).
  */
 async function writeGovernorMetrics(

@@ -1,5 +1,5 @@
 /** Reading a Google list method page by page, with the bounds every adapter keeps. */
-import { UpstreamError } from '../errors.js';
+import { UpstreamError } from '../core/errors.js';
 import { translateGrpcError } from './grpc-errors.js';
 
 /** Empty pages in a row after which a listing that offers another is taken as endless (allPages). */

@@ -18,8 +18,8 @@ import { status } from '@grpc/grpc-js';
 import { groupBy } from '../core/collections.js';
 import { compareText } from '../core/pool.js';
 import { oneLine } from '../core/text.js';
-import { CredentialsError, cutText, InputError } from '../errors.js';
-import type { Fault } from '../errors.js';
+import { CredentialsError, cutText, InputError } from '../core/errors.js';
+import type { Fault } from '../core/errors.js';
 import { openStubs } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
 import {

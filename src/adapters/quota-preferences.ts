@@ -29,7 +29,7 @@ import { status } from '@grpc/grpc-js';
 import { CloudQuotasClient } from '@google-cloud/cloudquotas';
 import type { protos } from '@google-cloud/cloudquotas';
 
-import { ConflictError, InputError, UnavailableError, UpstreamError } from '../errors.js';
+import { ConflictError, InputError, UnavailableError, UpstreamError } from '../core/errors.js';
 import { preferenceNameFault, QUOTA_ID } from '../core/preference-name.js';
 import type {
   ListedPreference,

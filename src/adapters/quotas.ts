@@ -16,9 +16,9 @@
  */
 import { CloudQuotasClient, protos } from '@google-cloud/cloudquotas';
 
-import { InputError, UpstreamError } from '../errors.js';
+import { InputError, UpstreamError } from '../core/errors.js';
 import { ACCELERATOR_NAME, MAX_QUOTA_GPUS } from '../core/pool.js';
-import type { Fault } from '../errors.js';
+import type { Fault } from '../core/errors.js';
 import type { IncreaseEligibility, QuotaPort, QuotaQuery } from '../ports/index.js';
 import { namedUnder } from './resource-names.js';
 import { clientConfig, projectFaults } from './client-config.js';
@@ -114,7 +114,7 @@ export interface QuotaAdapter extends QuotaPort {
  *   "unlimited" and no budget can be made of), or is above
  *   MAX_QUOTA_GPUS, the most the policy may give (the pool is then planned as one whose quota is
  *   unknown: nothing in it raised);
- * - the other typed errors of src/errors.ts for the call's failures.
+ * - the other typed errors of src/core/errors.ts for the call's failures.
  *
  * Each (project, quota id) is read once per adapter, failures included: pools sharing a quota id
  * in one observation see the same answer. Retries as in the Monitoring adapter: UNAVAILABLE

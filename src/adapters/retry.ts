@@ -6,8 +6,8 @@
  */
 import { status } from '@grpc/grpc-js';
 
-import { InputError } from '../errors.js';
-import type { Fault } from '../errors.js';
+import { InputError } from '../core/errors.js';
+import type { Fault } from '../core/errors.js';
 
 export interface RetryPolicy {
   /** Attempts in all, the first one included (1 = no retry). */

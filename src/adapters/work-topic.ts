@@ -1,6 +1,6 @@
 import { PubSub } from '@google-cloud/pubsub';
 import pLimit from 'p-limit';
-import { InputError } from '../errors.js';
+import { InputError } from '../core/errors.js';
 import type { WorkPublisher } from '../ports/index.js';
 import { closePubSub } from './pubsub.js';
 

@@ -8,7 +8,7 @@ import {
   RateLimitedError,
   UnavailableError,
   UpstreamError,
-} from '../errors.js';
+} from '../core/errors.js';
 import { memoryLogger, RUN_FAILED_FIELD } from '../log.js';
 import type { ObservedService } from '../core/service.js';
 import type {

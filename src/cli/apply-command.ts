@@ -13,7 +13,7 @@ import { gcloudUpdate } from '../core/gcloud.js';
 import { listOnOneLine, oneLine, someOf } from '../core/text.js';
 import { groupBy } from '../core/collections.js';
 import { ALIKE_LISTED } from './alike.js';
-import { UsageError } from '../errors.js';
+import { UsageError } from '../core/errors.js';
 import { textLogger } from '../log.js';
 import type { QuotaRequestToConfirm } from '../reconcile/quota-requests.js';
 import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcile.js';

@@ -1,5 +1,5 @@
 import { relative } from 'node:path';
-import { cutText, InputError, UsageError } from '../errors.js';
+import { cutText, InputError, UsageError } from '../core/errors.js';
 import { oneLine as oneLineText } from '../core/text.js';
 import {
   FleetError,

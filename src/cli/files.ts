@@ -1,4 +1,4 @@
-import { InputError } from '../errors.js';
+import { InputError } from '../core/errors.js';
 import { NO_PROJECTS, parsePolicyText, type Policy } from '../core/policy.js';
 import { formatSnapshot, parseSnapshotText, type Snapshot } from '../core/snapshot.js';
 import { MAX_DOCUMENT_BYTES, readInputText, sizeText } from '../read-capped.js';

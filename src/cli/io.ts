@@ -1,5 +1,5 @@
 import { oneLine } from '../core/text.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage } from '../core/errors.js';
 
 /** A stream a command writes to: the process's own, or a buffer in tests. */
 export interface Output {

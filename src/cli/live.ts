@@ -1,5 +1,5 @@
 import { createGooglePorts } from '../adapters/index.js';
-import { GovernorError, UpstreamError, errorMessage } from '../errors.js';
+import { GovernorError, UpstreamError, errorMessage } from '../core/errors.js';
 import { createClock } from '../adapters/clock.js';
 import type { Policy } from '../core/policy.js';
 import { observe, type Observation } from '../observe/observe.js';

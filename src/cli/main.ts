@@ -1,5 +1,5 @@
 import { Command, CommanderError, Option } from 'commander';
-import { isInputError, GovernorError, UsageError } from '../errors.js';
+import { isInputError, GovernorError, UsageError } from '../core/errors.js';
 import { plan } from '../core/planner.js';
 import type { Policy } from '../core/policy.js';
 import { durationMs, OffsetTime, UNWRITABLE_INSTANT, writableInstant } from '../core/duration.js';

@@ -5,7 +5,7 @@ import { basename, dirname, join, resolve as resolvePath } from 'node:path';
 import { loadGooglePorts } from '../adapters/load.js';
 import { createClock } from '../adapters/clock.js';
 import { durationMs, UNIT_ORDER_HINT, unitsOutOfOrder } from '../core/duration.js';
-import { InputError, UpstreamError, UsageError } from '../errors.js';
+import { InputError, UpstreamError, UsageError } from '../core/errors.js';
 import { inPolicyScope, type Policy } from '../core/policy.js';
 import { compileRules } from '../core/rules.js';
 import type { Fleet } from '../emulator/fleet.js';

@@ -4,7 +4,7 @@ import { processExists } from '../adapters/file-lock.js';
 
 import { oneLine } from '../core/text.js';
 import { unitKey, unitLabel, type Unit } from '../core/units.js';
-import { cutText, faultText, UsageError } from '../errors.js';
+import { cutText, faultText, UsageError } from '../core/errors.js';
 import { LeaseCorruptError, type Lease, type SeenLease, type StateStore } from '../ports/index.js';
 import { openCliStore } from '../runtime.js';
 import type { RuntimeOptions } from '../runtime-options.js';

@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { utf8Length } from './text.js';
-import { cutText } from '../errors.js';
+import { cutText } from './errors.js';
 
 /**
  * The alert message: one JSON object per event, the subscribers' contract (docs/alerts.md).

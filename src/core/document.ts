@@ -1,7 +1,7 @@
 import { distance } from 'fastest-levenshtein';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { InputError, type Fault, errorMessage } from '../errors.js';
+import { InputError, type Fault, errorMessage } from './errors.js';
 import { oneLine } from './text.js';
 
 /**
@@ -150,7 +150,7 @@ function isMissing(issue: z.core.$ZodIssue): boolean {
   return 'input' in issue ? issue.input === undefined : / received undefined$/.test(issue.message);
 }
 
-export { capFaults } from '../errors.js';
+export { capFaults } from './errors.js';
 
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';

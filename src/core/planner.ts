@@ -1,4 +1,4 @@
-import { GovernorError } from '../errors.js';
+import { GovernorError } from './errors.js';
 import type { Alert } from './alert.js';
 import { cut, fill, Heap, type Slot } from './allocate.js';
 import { isStarved, poolConditions, type AlertContext } from './conditions.js';

@@ -1,6 +1,6 @@
 import picomatch from 'picomatch';
 import { z } from 'zod';
-import { InputError, type Fault } from '../errors.js';
+import { InputError, type Fault } from './errors.js';
 import { AUDIT_RULE_IDS, type AuditRuleId } from './audit-rules.js';
 import { parseDocument, StringMap, zodFaults } from './document.js';
 import { Discovery } from './discovery.js';

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { InputError, type Fault } from '../errors.js';
+import { InputError, type Fault } from './errors.js';
 import { parseDocument, StringMap, zodFaults } from './document.js';
 import { beyondSkew, formatDuration, Instant } from './duration.js';
 import { MAX_QUOTA_GPUS, poolIdOf, poolKey, type PoolId } from './pool.js';

@@ -3,7 +3,7 @@ import { DemandEstimate, explainDemand } from './demand.js';
 import { formatDuration } from './duration.js';
 import { oneLine, plural } from './text.js';
 import { gcloudUpdate } from './gcloud.js';
-import { cutText } from '../errors.js';
+import { cutText } from './errors.js';
 import { MAX_INSTANCE_COUNT } from './service.js';
 
 /**

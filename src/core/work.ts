@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { zodFaults, capFaults } from './document.js';
 import { MAX_CLOCK_SKEW_MS } from './duration.js';
-import { InputError } from '../errors.js';
+import { InputError } from './errors.js';
 import { ProjectId, RegionName } from './units.js';
 
 /**

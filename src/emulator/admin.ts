@@ -17,7 +17,7 @@ import {
 } from './control.js';
 import { portInUse } from './listen.js';
 import { oneLine } from '../core/text.js';
-import { cutText, errorMessage } from '../errors.js';
+import { cutText, errorMessage } from '../core/errors.js';
 
 /**
  * The HTTP admin endpoint (JSON, 127.0.0.1 only) over the control API:

@@ -6,7 +6,7 @@ import {
   readInputText,
   sizeText,
 } from '../read-capped.js';
-import { capFaults, faultText, InputError, MESSAGE_FAULTS } from '../errors.js';
+import { capFaults, faultText, InputError, MESSAGE_FAULTS } from '../core/errors.js';
 import { dirname, isAbsolute, relative, resolve, sep } from 'node:path';
 import { DateTime } from 'luxon';
 import { z } from 'zod';

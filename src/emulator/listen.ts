@@ -1,5 +1,5 @@
 import { createServer } from 'node:net';
-import { GovernorError } from '../errors.js';
+import { GovernorError } from '../core/errors.js';
 
 /**
  * A port the emulator was asked to listen on is taken (EADDRINUSE, from Node's `listen` or

@@ -9,7 +9,7 @@ import type {
   QuotaPort,
   TimeWindow,
 } from '../ports/index.js';
-import { ConflictError, InputError, NotFoundError, QuotaRejectedError } from '../errors.js';
+import { ConflictError, InputError, NotFoundError, QuotaRejectedError } from '../core/errors.js';
 import {
   effectiveMax,
   jobExecutions,

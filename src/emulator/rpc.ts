@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import { status } from '@grpc/grpc-js';
 import { CONTROL } from '../core/text.js';
-import { cutText } from '../errors.js';
+import { cutText } from '../core/errors.js';
 
 /**
  * An error answered to the client with a gRPC status code. `retryDelayMs`, when given, is answered

@@ -3,7 +3,7 @@ import { capFaults, zodFaults } from '../core/document.js';
 import { NO_PROJECTS, parsePolicyText, type Policy } from '../core/policy.js';
 import { renderProblem } from '../core/problems.js';
 import { writtenShort } from '../core/write-result.js';
-import { cutText, InputError, isInputError, type Fault } from '../errors.js';
+import { cutText, InputError, isInputError, type Fault } from '../core/errors.js';
 import { ERROR_EVENT, withFields, type Logger } from '../log.js';
 import {
   reconcile,

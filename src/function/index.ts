@@ -1,6 +1,6 @@
 import { cloudEvent, http, type CloudEvent } from '@google-cloud/functions-framework';
 import { listOnOneLine, oneLine } from '../core/text.js';
-import { cutText, errorMessage } from '../errors.js';
+import { cutText, errorMessage } from '../core/errors.js';
 import { jsonLogger, withFields, type Logger } from '../log.js';
 import type { Answer } from './handler.js';
 import { consoleErrorLine } from './console-error.js';

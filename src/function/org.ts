@@ -7,7 +7,7 @@ import {
   MAX_WORK_MESSAGE_BYTES,
   type WorkMessage,
 } from '../core/work.js';
-import { InputError, isInputError, errorMessage } from '../errors.js';
+import { InputError, isInputError, errorMessage } from '../core/errors.js';
 import { ERROR_EVENT, withFields, type Logger } from '../log.js';
 import { dispatch, newDispatchId } from '../org/dispatch.js';
 import { alertFailedDelivery, decideUnit, type UnitDecision } from '../org/unit.js';

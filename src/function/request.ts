@@ -1,6 +1,6 @@
 import { oneLine } from '../core/text.js';
 import { ProjectId } from '../core/units.js';
-import { cutText } from '../errors.js';
+import { cutText } from '../core/errors.js';
 import { jsonBytes } from '../log.js';
 import type { Answer } from './handler.js';
 

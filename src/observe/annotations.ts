@@ -1,7 +1,7 @@
 import { Instant } from '../core/duration.js';
 import type { RestoreTarget } from '../core/restore.js';
 import { MAX_INSTANCE_COUNT } from '../core/service.js';
-import { cutText } from '../errors.js';
+import { cutText } from '../core/errors.js';
 
 /**
  * The governor's own annotations on a service: its per-service state, so the function is

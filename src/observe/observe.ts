@@ -36,7 +36,7 @@ import {
   type Usage,
   type UsageMinutes,
 } from '../core/snapshot.js';
-import { cutText, errorMessage } from '../errors.js';
+import { cutText, errorMessage } from '../core/errors.js';
 import { manualInstances, type GpuSpec, type ObservedService } from '../core/service.js';
 import { minInstances } from '../core/audit-checks.js';
 import type {

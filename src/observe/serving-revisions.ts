@@ -5,7 +5,7 @@ import {
   RUN_READS_PER_MINUTE,
   type ObservedService,
 } from '../core/service.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage } from '../core/errors.js';
 import type { CloudRunPort } from '../ports/index.js';
 
 /**

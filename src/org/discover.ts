@@ -12,7 +12,7 @@ import { plural, someOf } from '../core/text.js';
 import type { Policy } from '../core/policy.js';
 import { ERROR_EVENT, type Logger } from '../log.js';
 import type { AssetSearchPort, DiscoveryCacheStore } from '../ports/index.js';
-import { errorMessage, GovernorError } from '../errors.js';
+import { errorMessage, GovernorError } from '../core/errors.js';
 import { beforeDeadline } from '../reconcile/act.js';
 
 /**

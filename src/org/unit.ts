@@ -10,7 +10,7 @@ import type { Logger } from '../log.js';
 import type { AlertSink, DiscoveryCache, DiscoveryCacheStore, StateStore } from '../ports/index.js';
 import { beforeDeadline } from '../reconcile/act.js';
 import { saveConditionsRebased } from '../reconcile/alerts.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage } from '../core/errors.js';
 
 /**
  * The unit side of the fan-out: may this work message be governed, and with which policy. A

@@ -1,4 +1,4 @@
-import { UpstreamError } from '../errors.js';
+import { UpstreamError } from '../core/errors.js';
 
 /**
  * Where alerts go. Each alert is one message (JSON `data`, string `attributes`, one ordering key

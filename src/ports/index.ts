@@ -4,9 +4,9 @@
  * (`quotas.ts`), the alert sink (`alerts.ts`), the state store (`state.ts`) and the clock
  * (`clock.ts`). Adapters (src/adapters) implement them, on Google's official clients or in
  * memory. Nothing here imports a Google library, an adapter or the emulator; ports import only
- * the core and src/errors.ts.
+ * the core (its errors among it).
  *
- * Every method either returns what it read or throws one of the typed errors of src/errors.ts
+ * Every method either returns what it read or throws one of the typed errors of src/core/errors.ts
  * (ConflictError, NotFoundError, QuotaRejectedError, RateLimitedError, UnavailableError,
  * PermissionError, or UpstreamError for anything else), with the original error as `cause`.
  */

@@ -24,8 +24,8 @@ import { ConditionRecord, ConditionState } from '../core/notify.js';
 import { zodFaults } from '../core/document.js';
 import { beyondSkew, MAX_CLOCK_SKEW_MS } from '../core/duration.js';
 import { PressureLedger } from '../core/quota-pressure.js';
-import { capFaults, ConflictError, cutText, faultText, UpstreamError } from '../errors.js';
-import type { Fault } from '../errors.js';
+import { capFaults, ConflictError, cutText, faultText, UpstreamError } from '../core/errors.js';
+import type { Fault } from '../core/errors.js';
 
 export { ConditionState };
 

@@ -15,7 +15,7 @@ import {
   UnavailableError,
   cutText,
   errorMessage,
-} from '../errors.js';
+} from '../core/errors.js';
 import type { Logger } from '../log.js';
 import { ANNOTATIONS } from '../observe/annotations.js';
 import type {

@@ -30,7 +30,7 @@ import {
   unraisedAlerts,
   unverifiedRaisesAlerts,
 } from '../core/run-alerts.js';
-import { ConflictError, cutText, errorMessage, faultText, GovernorError } from '../errors.js';
+import { ConflictError, cutText, errorMessage, faultText, GovernorError } from '../core/errors.js';
 import {
   fromTheFuture,
   PartialPublishError,

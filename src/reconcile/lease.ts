@@ -2,7 +2,7 @@ import { decideNotifications } from '../core/notify.js';
 import { durationMs } from '../core/duration.js';
 import { leaseHeldAlert, type HeldLease } from '../core/run-alerts.js';
 import { oneLine } from '../core/text.js';
-import { ConflictError, errorMessage } from '../errors.js';
+import { ConflictError, errorMessage } from '../core/errors.js';
 import type { LeaseResult } from '../ports/index.js';
 import { beforeDeadline } from './act.js';
 import { publish, saveRebased } from './alerts.js';

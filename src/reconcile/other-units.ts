@@ -11,7 +11,7 @@ import {
 import { unitsStoppedAlert } from '../core/run-alerts.js';
 import { someOf } from '../core/text.js';
 import { stoppedSiblings } from '../core/units.js';
-import { ConflictError } from '../errors.js';
+import { ConflictError } from '../core/errors.js';
 import {
   plannedAt,
   runAgeMs,

@@ -1,6 +1,6 @@
 import { alertBytes, fitWhole, MAX_ALERT_BYTES, type Alert } from '../core/alert.js';
 import { plannedEvents, settlePlannedEvent } from '../core/run-alerts.js';
-import { cutText, faultText } from '../errors.js';
+import { cutText, faultText } from '../core/errors.js';
 import type { Outbox, OutboxEntry, RunRecord } from '../ports/index.js';
 import { beforeDeadline } from './act.js';
 import { legacyUndelivered, stripLegacyUndelivered } from './run-record.js';

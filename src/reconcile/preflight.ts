@@ -20,7 +20,7 @@ import {
   NotFoundError,
   PermissionError,
   errorMessage,
-} from '../errors.js';
+} from '../core/errors.js';
 import {
   needsServingRevisions,
   RUN_READS_PER_MINUTE,

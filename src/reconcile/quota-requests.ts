@@ -34,7 +34,7 @@ import {
   UnavailableError,
   UpstreamError,
   errorMessage,
-} from '../errors.js';
+} from '../core/errors.js';
 import type { Logger } from '../log.js';
 import type {
   ListedPreference,

@@ -12,7 +12,7 @@ import { restorePlan } from '../core/restore.js';
 import type { ObservedService } from '../core/service.js';
 import { plural } from '../core/text.js';
 import { REGION_NAME } from '../core/units.js';
-import { errorMessage, InputError, type Fault } from '../errors.js';
+import { errorMessage, InputError, type Fault } from '../core/errors.js';
 import { originalMaxes } from '../observe/annotations.js';
 import { observe } from '../observe/observe.js';
 import { withUnsetMax } from '../observe/unset-max.js';

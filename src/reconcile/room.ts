@@ -3,7 +3,7 @@ import type { Plan, PlanPool } from '../core/plan.js';
 import { effectiveMax, poolBudget, samePool } from '../core/pool.js';
 import { countedRevisions } from '../core/revision-pools.js';
 import { ANNOTATIONS, writtenAtOf } from '../observe/annotations.js';
-import { cutText } from '../errors.js';
+import { cutText } from '../core/errors.js';
 import { manualInstances, type GpuSpec, type ObservedService } from '../core/service.js';
 import type { ObservedJobExecution, ObservedWorkerPool } from '../ports/index.js';
 

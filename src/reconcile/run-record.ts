@@ -9,7 +9,7 @@ import type { WriteResult } from '../core/write-result.js';
 import { zodFaults } from '../core/document.js';
 import type { Logger } from '../log.js';
 import { StateCorruptError, type RunRecord, type StateStore } from '../ports/index.js';
-import { errorMessage } from '../errors.js';
+import { errorMessage } from '../core/errors.js';
 
 /**
  * A run's record in each project it held. Records written by earlier versions may still hold the

@@ -12,7 +12,7 @@ import type {
 } from '../core/run-alerts.js';
 import type { ObservedService } from '../core/service.js';
 import { oneLine } from '../core/text.js';
-import { GovernorError } from '../errors.js';
+import { GovernorError } from '../core/errors.js';
 import { ERROR_EVENT, RUN_FAILED_FIELD, type Logger } from '../log.js';
 import type { AlertSink, ObservePorts, QuotaRequestPort, StateStore } from '../ports/index.js';
 import type { WriteResult } from './act.js';

@@ -2,7 +2,7 @@ import { dirname, resolve } from 'node:path';
 import { DateTime } from 'luxon';
 import { z } from 'zod';
 import { parseDocument, StringMap, zodFaults } from '../core/document.js';
-import { InputError, UsageError } from '../errors.js';
+import { InputError, UsageError } from '../core/errors.js';
 import { MAX_DOCUMENT_BYTES, readInputText } from '../read-capped.js';
 import { DEFAULT_ACCELERATOR, MAX_QUOTA_GPUS } from '../core/pool.js';
 import { MAX_ADVANCE_SERVICE_MINUTES } from '../emulator/control.js';

@@ -4,7 +4,7 @@ import { plan } from '../core/planner.js';
 import { observe } from '../observe/observe.js';
 import type { Policy } from '../core/policy.js';
 import { FleetModel, MINUTE_MS, type ServiceState } from '../emulator/model.js';
-import { InputError } from '../errors.js';
+import { InputError } from '../core/errors.js';
 import type { Logger } from '../log.js';
 import type { AlertSink, ObservePorts } from '../ports/index.js';
 import { reconcile, RunFailedError } from '../reconcile/reconcile.js';

@@ -5,7 +5,7 @@ import { parsePolicy } from '../../src/core/policy.js';
 import { selectProjects, type Discovery } from '../../src/core/discovery.js';
 import { startEmulator } from '../../src/emulator/index.js';
 import type { AnswerHook, RunningEmulator } from '../../src/emulator/index.js';
-import { UpstreamError } from '../../src/errors.js';
+import { UpstreamError } from '../../src/core/errors.js';
 import { ERROR_EVENT, memoryLogger } from '../../src/log.js';
 import { discoverProjects } from '../../src/org/discover.js';
 import type { AssetSearchPort, DiscoveryCache } from '../../src/ports/index.js';

@@ -4,7 +4,7 @@ import { createCloudRunAdapter } from '../../src/adapters/cloud-run.js';
 import type { CloudRunAdapter } from '../../src/adapters/cloud-run.js';
 import { startEmulator } from '../../src/emulator/index.js';
 import type { AnswerHook, RunningEmulator } from '../../src/emulator/index.js';
-import { UpstreamError } from '../../src/errors.js';
+import { UpstreamError } from '../../src/core/errors.js';
 import { observe } from '../../src/observe/observe.js';
 import { plan } from '../../src/core/planner.js';
 import { MAX_INSTANCE_COUNT } from '../../src/core/service.js';

@@ -10,7 +10,7 @@ import type { CloudRunAdapter } from '../../src/adapters/cloud-run.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { plan } from '../../src/core/planner.js';
 import { renderReason } from '../../src/core/why.js';
-import { NotFoundError, PermissionError } from '../../src/errors.js';
+import { NotFoundError, PermissionError } from '../../src/core/errors.js';
 import { startEmulator } from '../../src/emulator/index.js';
 import type { FleetInput, RunningEmulator } from '../../src/emulator/index.js';
 import { observe } from '../../src/observe/observe.js';

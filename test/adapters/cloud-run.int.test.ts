@@ -21,7 +21,7 @@ import {
   RateLimitedError,
   UnavailableError,
   UpstreamError,
-} from '../../src/errors.js';
+} from '../../src/core/errors.js';
 import { RpcError, startEmulator } from '../../src/emulator/index.js';
 import type { FleetInput, RunningEmulator } from '../../src/emulator/index.js';
 import type { MaxInstancesUpdate } from '../../src/ports/index.js';

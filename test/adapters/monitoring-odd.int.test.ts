@@ -11,7 +11,7 @@ import {
 import type { MonitoringAdapter } from '../../src/adapters/monitoring.js';
 import { startEmulator } from '../../src/emulator/index.js';
 import type { RunningEmulator } from '../../src/emulator/index.js';
-import { UpstreamError } from '../../src/errors.js';
+import { UpstreamError } from '../../src/core/errors.js';
 import { observe } from '../../src/observe/observe.js';
 import { plan } from '../../src/core/planner.js';
 import type { MetricSeries } from '../../src/ports/index.js';

@@ -18,7 +18,7 @@ import {
   RateLimitedError,
   UnavailableError,
   UpstreamError,
-} from '../../src/errors.js';
+} from '../../src/core/errors.js';
 import type { MetricSeries } from '../../src/ports/index.js';
 import { clientsFor, closeClients, PROJECT } from '../emulator/helpers.js';
 

@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 
 import { allPages } from '../../src/adapters/paging.js';
-import { UpstreamError } from '../../src/errors.js';
+import { UpstreamError } from '../../src/core/errors.js';
 
 /**
  * allPages against a list method answered page by page from an array: the bounds every adapter's

@@ -12,7 +12,7 @@ import { createCloudRunAdapter, type CloudRunAdapter } from '../../src/adapters/
 import { createMonitoringAdapter, type MonitoringAdapter } from '../../src/adapters/monitoring.js';
 import { createPubSubAlertSink, type PubSubAlertSink } from '../../src/adapters/pubsub.js';
 import { createQuotaAdapter, type QuotaAdapter } from '../../src/adapters/quotas.js';
-import { PermissionError, UpstreamError } from '../../src/errors.js';
+import { PermissionError, UpstreamError } from '../../src/core/errors.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 
 const OPEN = 'open-project';

@@ -5,7 +5,7 @@ import { createQuotaPreferenceAdapter } from '../../src/adapters/quota-preferenc
 import { createQuotaAdapter } from '../../src/adapters/quotas.js';
 import { ProjectId } from '../../src/core/units.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
-import { InputError } from '../../src/errors.js';
+import { InputError } from '../../src/core/errors.js';
 import { PROJECT } from '../emulator/helpers.js';
 
 /**

@@ -14,7 +14,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import { createPubSubAlertSink, PublishError } from '../../src/adapters/pubsub.js';
 import type { OutgoingMessage } from '../../src/ports/index.js';
 import type { PubSubAlertSink } from '../../src/adapters/pubsub.js';
-import { InputError } from '../../src/errors.js';
+import { InputError } from '../../src/core/errors.js';
 import { startPubSubEmulator } from '../support/pubsub-emulator.js';
 import { sharedPubSubEmulator, type SharedEmulator } from '../support/shared-emulators.js';
 import type { RunningEmulator } from '../support/java-emulator.js';

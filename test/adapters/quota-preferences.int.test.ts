@@ -21,7 +21,7 @@ import {
   NotFoundError,
   UnavailableError,
   UpstreamError,
-} from '../../src/errors.js';
+} from '../../src/core/errors.js';
 
 /**
  * Quota preferences through the real @google-cloud/cloudquotas client over gRPC to the emulator:

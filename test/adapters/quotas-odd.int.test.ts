@@ -4,7 +4,7 @@ import { createQuotaAdapter } from '../../src/adapters/quotas.js';
 import type { QuotaAdapter } from '../../src/adapters/quotas.js';
 import { startEmulator } from '../../src/emulator/index.js';
 import type { AnswerHook, RunningEmulator } from '../../src/emulator/index.js';
-import { UpstreamError } from '../../src/errors.js';
+import { UpstreamError } from '../../src/core/errors.js';
 import type { QuotaQuery } from '../../src/ports/index.js';
 import { PROJECT } from '../emulator/helpers.js';
 

@@ -13,7 +13,7 @@ import {
   RateLimitedError,
   UnavailableError,
   UpstreamError,
-} from '../../src/errors.js';
+} from '../../src/core/errors.js';
 import type { QuotaQuery } from '../../src/ports/index.js';
 import { PROJECT } from '../emulator/helpers.js';
 

@@ -14,7 +14,7 @@ import {
 import { FleetModel, startEmulator } from '../../src/emulator/index.js';
 import { InvariantMonitor } from '../../src/emulator/invariants.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
-import { UnavailableError } from '../../src/errors.js';
+import { UnavailableError } from '../../src/core/errors.js';
 import { memoryLogger } from '../../src/log.js';
 import { reconcile, RunFailedError, type RunReport } from '../../src/reconcile/reconcile.js';
 import { RecordingSink } from '../../src/adapters/memory/alert-sink.js';

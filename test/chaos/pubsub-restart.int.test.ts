@@ -11,7 +11,7 @@ import { FleetModel } from '../../src/emulator/model.js';
 import { jsonLogger, memoryLogger } from '../../src/log.js';
 import { reconcile, RunFailedError, type ReconcileDeps } from '../../src/reconcile/reconcile.js';
 import type { StateStore } from '../../src/ports/index.js';
-import { UnavailableError } from '../../src/errors.js';
+import { UnavailableError } from '../../src/core/errors.js';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { createSimPorts } from '../../src/emulator/ports.js';

@@ -11,7 +11,7 @@ import {
 } from '../../src/core/policy.js';
 import { compileRules, type ServiceLike } from '../../src/core/rules.js';
 import type { Snapshot } from '../../src/core/snapshot.js';
-import { InputError } from '../../src/errors.js';
+import { InputError } from '../../src/core/errors.js';
 import { assertProperty, fcParams } from '../support/fleet-arbitrary.js';
 import { governAll, POOL, snapshotService } from '../support/fixtures.js';
 

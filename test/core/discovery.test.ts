@@ -10,7 +10,7 @@ import {
   type FoundResource,
 } from '../../src/core/discovery.js';
 import { parsePolicy } from '../../src/core/policy.js';
-import { InputError } from '../../src/errors.js';
+import { InputError } from '../../src/core/errors.js';
 
 const svc = (project: string, labels: Record<string, string> = {}): FoundResource => ({
   name: `//run.googleapis.com/projects/${project}/locations/us-central1/services/llm`,

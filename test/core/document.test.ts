@@ -7,7 +7,7 @@ import {
 } from '../../src/core/document.js';
 import { parsePolicyText } from '../../src/core/policy.js';
 import { parseSnapshotText } from '../../src/core/snapshot.js';
-import { InputError } from '../../src/errors.js';
+import { InputError } from '../../src/core/errors.js';
 
 function caught(f: () => unknown): InputError {
   try {

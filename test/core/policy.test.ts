@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { afterEach, describe, expect, it } from 'vitest';
-import { InputError } from '../../src/errors.js';
+import { InputError } from '../../src/core/errors.js';
 import { AUDIT_RULE_IDS } from '../../src/core/audit-rules.js';
 import { Match, parsePolicy, parsePolicyText } from '../../src/core/policy.js';
 import { jsonSchemas } from '../../src/core/schemas.js';

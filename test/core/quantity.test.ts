@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../../src/errors.js';
+import { InputError } from '../../src/core/errors.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { parseCpu, parseGpuCount, parseMemory } from '../../src/core/quantity.js';
 

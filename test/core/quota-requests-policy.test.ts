@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../../src/errors.js';
+import { InputError } from '../../src/core/errors.js';
 import { parsePolicy, parsePolicyText } from '../../src/core/policy.js';
 
 /** The policy's `quotaRequests` section: opt-in, bounded, and every fault named with its path. */

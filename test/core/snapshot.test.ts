@@ -10,7 +10,7 @@ import {
   withUnreadListingsUnknown,
   type Snapshot,
 } from '../../src/core/snapshot.js';
-import { InputError } from '../../src/errors.js';
+import { InputError } from '../../src/core/errors.js';
 
 describe('snapshot', () => {
   it('refuses a __proto__ label key with its path rather than dropping it', () => {

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { cutText } from '../../src/errors.js';
+import { cutText } from '../../src/core/errors.js';
 import { listOnOneLine, plural } from '../../src/core/text.js';
 
 describe('listOnOneLine', () => {

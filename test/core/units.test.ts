@@ -10,7 +10,7 @@ import {
   unitLabel,
 } from '../../src/core/units.js';
 import { MAX_WORK_MESSAGE_BYTES, parseWorkMessage } from '../../src/core/work.js';
-import { InputError } from '../../src/errors.js';
+import { InputError } from '../../src/core/errors.js';
 
 /**
  * Regional units (src/core/units.ts): which projects a dispatch splits, how a unit is keyed, what

@@ -1,6 +1,6 @@
 /**
  * How error messages quote the client's input (rpc.ts, shown) and how long an answered message
- * may be (answeredMessage): cut with cutText (src/errors.ts), control characters as spaces.
+ * may be (answeredMessage): cut with cutText (src/core/errors.ts), control characters as spaces.
  */
 import { describe, expect, it } from 'vitest';
 import {

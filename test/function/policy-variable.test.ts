@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { functionPolicy } from '../../src/function/handler.js';
 import { handleDispatch } from '../../src/function/org.js';
-import { InputError } from '../../src/errors.js';
+import { InputError } from '../../src/core/errors.js';
 import { memoryLogger } from '../../src/log.js';
 
 /** GOVERNOR_POLICY holds the policy's text; the function says so when it holds something else. */

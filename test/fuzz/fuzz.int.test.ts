@@ -11,7 +11,7 @@ import { parsePolicy, parsePolicyText } from '../../src/core/policy.js';
 import { parseSnapshot, parseSnapshotText } from '../../src/core/snapshot.js';
 import { FleetError, validateFleet } from '../../src/emulator/fleet.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
-import { InputError } from '../../src/errors.js';
+import { InputError } from '../../src/core/errors.js';
 import { handle } from '../../src/function/handler.js';
 import { memoryLogger } from '../../src/log.js';
 

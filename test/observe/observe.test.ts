@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import { effectiveMax } from '../../src/core/pool.js';
 import { renderProblem } from '../../src/core/problems.js';
-import { PermissionError, RateLimitedError, UnavailableError } from '../../src/errors.js';
+import { PermissionError, RateLimitedError, UnavailableError } from '../../src/core/errors.js';
 import { observe } from '../../src/observe/observe.js';
 import { plan } from '../../src/core/planner.js';
 import { parseSnapshot } from '../../src/core/snapshot.js';

@@ -15,7 +15,7 @@ import type { AssetSearchPort } from '../../src/ports/index.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { ERROR_EVENT, memoryLogger, textLogger } from '../../src/log.js';
 import { discoverProjects } from '../../src/org/discover.js';
-import { PermissionError } from '../../src/errors.js';
+import { PermissionError } from '../../src/core/errors.js';
 import { FOLDERS, ORG, orgFleet, orgProjectId } from '../support/org-fleet.js';
 
 describe('discovery through the asset adapter, cached in the file state store', () => {

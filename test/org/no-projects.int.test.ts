@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../src/core/policy.js';
-import { InputError } from '../../src/errors.js';
+import { InputError } from '../../src/core/errors.js';
 import { handle } from '../../src/function/handler.js';
 import { memoryLogger } from '../../src/log.js';
 import { reconcile } from '../../src/reconcile/reconcile.js';

@@ -5,7 +5,7 @@ import { parsePolicy } from '../../src/core/policy.js';
 import { deliveryVerdict } from '../../src/core/work.js';
 import { memoryLogger } from '../../src/log.js';
 import { alertFailedDelivery } from '../../src/org/unit.js';
-import { UnavailableError } from '../../src/errors.js';
+import { UnavailableError } from '../../src/core/errors.js';
 
 /**
  * The unit's last-delivery alert (src/org/unit.ts) when its state or Pub/Sub fail: the alert is

@@ -8,7 +8,7 @@ import { createFileStateStore } from '../../src/adapters/file-store.js';
 import type { Alert } from '../../src/core/alert.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { startEmulator } from '../../src/emulator/index.js';
-import { UnavailableError } from '../../src/errors.js';
+import { UnavailableError } from '../../src/core/errors.js';
 import { memoryLogger } from '../../src/log.js';
 import type { StateStore } from '../../src/ports/index.js';
 import { reconcile, RunFailedError } from '../../src/reconcile/reconcile.js';

@@ -4,7 +4,7 @@ import { parsePolicy } from '../../src/core/policy.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
 import { effectiveMax, FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
-import { ConflictError, PermissionError } from '../../src/errors.js';
+import { ConflictError, PermissionError } from '../../src/core/errors.js';
 import { memoryLogger } from '../../src/log.js';
 import type { CloudRunPort } from '../../src/ports/index.js';
 import { busiestMinute } from '../support/paced-fleet.js';

@@ -4,7 +4,7 @@ import { parsePolicy } from '../../src/core/policy.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
-import { UnavailableError } from '../../src/errors.js';
+import { UnavailableError } from '../../src/core/errors.js';
 import { MAX_LEASE_CLOCK_SKEW_MS, type StateStore } from '../../src/ports/index.js';
 import { LEASE_MARGIN_MS } from '../../src/reconcile/lease.js';
 import { onePoolFleet } from '../support/fixtures.js';

@@ -9,7 +9,7 @@ import { parsePolicy, type PolicyInput } from '../../src/core/policy.js';
 import { translateGrpcError } from '../../src/adapters/grpc-errors.js';
 import type { ObservePorts } from '../../src/ports/index.js';
 import { checkPolicy } from '../../src/reconcile/preflight.js';
-import { NotFoundError } from '../../src/errors.js';
+import { NotFoundError } from '../../src/core/errors.js';
 import { observedService } from '../support/fixtures.js';
 
 const DISABLED = 'api-disabled-project';

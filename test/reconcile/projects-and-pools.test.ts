@@ -4,7 +4,7 @@ import { parsePolicy, type PolicyInput } from '../../src/core/policy.js';
 import { RecordingSink } from '../../src/adapters/memory/alert-sink.js';
 import { validateFleet, type FleetInput } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
-import { UnavailableError } from '../../src/errors.js';
+import { UnavailableError } from '../../src/core/errors.js';
 import { observe } from '../../src/observe/observe.js';
 import type { ObservePorts } from '../../src/ports/index.js';
 import { plan } from '../../src/core/planner.js';

@@ -2,7 +2,7 @@ import { readFileSync } from 'node:fs';
 import { hostname } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import { main } from '../../src/cli/main.js';
-import { InputError } from '../../src/errors.js';
+import { InputError } from '../../src/core/errors.js';
 import { parseRuntimeOptions } from '../../src/runtime-options.js';
 
 /** The environment, parsed in one place: defaults, every setting, and each bad value named. */

@@ -2,7 +2,7 @@ import { closeSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../../src/errors.js';
+import { InputError } from '../../src/core/errors.js';
 import { readCapped, readCappedSync, readInputText, sizeText } from '../../src/read-capped.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'governor-read-capped-'));

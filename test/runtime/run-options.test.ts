@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { InputError } from '../../src/errors.js';
+import { InputError } from '../../src/core/errors.js';
 import { checkRunOptions } from '../../src/runtime.js';
 import { parseRuntimeOptions } from '../../src/runtime-options.js';
 

@@ -9,7 +9,7 @@ import {
   readAzureTrace,
   ServiceTimeModel,
 } from '../../src/simulate/trace-model.js';
-import { InputError } from '../../src/errors.js';
+import { InputError } from '../../src/core/errors.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { demandTable } from '../../src/simulate/context.js';
 

@@ -7,7 +7,7 @@ import { runReplay, runSimulate } from '../../src/cli/simulate-command.js';
 import { parseRuntimeOptions } from '../../src/runtime-options.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
-import { InputError, UsageError } from '../../src/errors.js';
+import { InputError, UsageError } from '../../src/core/errors.js';
 import { buildReplayInput } from '../../src/simulate/replay.js';
 import { simulate } from '../../src/simulate/simulate.js';
 import {

@@ -2,7 +2,7 @@ import { mkdtempSync, mkdirSync, rmSync, symlinkSync, writeFileSync } from 'node
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { InputError, UsageError } from '../../src/errors.js';
+import { InputError, UsageError } from '../../src/core/errors.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { demandTable } from '../../src/simulate/context.js';
 import { MAX_QUOTA_GPUS } from '../../src/core/pool.js';

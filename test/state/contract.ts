@@ -11,7 +11,7 @@ import { MAX_ALERT_BYTES } from '../../src/core/alert.js';
 import { makeAlert } from '../../src/core/conditions.js';
 import { decideNotifications } from '../../src/core/notify.js';
 import type { ConditionState } from '../../src/core/notify.js';
-import { ConflictError } from '../../src/errors.js';
+import { ConflictError } from '../../src/core/errors.js';
 import {
   LeaseCorruptError,
   StateCorruptError,

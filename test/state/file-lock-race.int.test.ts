@@ -15,7 +15,7 @@ import { join } from 'node:path';
 
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 
-import { UnavailableError } from '../../src/errors.js';
+import { UnavailableError } from '../../src/core/errors.js';
 
 const other = vi.hoisted(() => ({
   lock: null as string | null,

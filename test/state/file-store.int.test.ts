@@ -22,7 +22,7 @@ import { promisify } from 'node:util';
 
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
-import { UnavailableError, UpstreamError } from '../../src/errors.js';
+import { UnavailableError, UpstreamError } from '../../src/core/errors.js';
 import {
   createFileStateStore,
   DEFAULT_STATE_DIR,

@@ -9,7 +9,7 @@ import { gunzipSync } from 'node:zlib';
 import { Firestore } from '@google-cloud/firestore';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 
-import { UnavailableError } from '../../src/errors.js';
+import { UnavailableError } from '../../src/core/errors.js';
 import { createFirestoreStateStore } from '../../src/adapters/firestore-store.js';
 import { makeAlert } from '../../src/core/conditions.js';
 import { decideNotifications, type ConditionState } from '../../src/core/notify.js';

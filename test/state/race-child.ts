@@ -3,7 +3,7 @@
  * state directory, the project, this contender's name, the epoch millisecond to start at (so the
  * contenders start together), and what to race for: `lease` or `save`. Prints one JSON line.
  */
-import { ConflictError } from '../../src/errors.js';
+import { ConflictError } from '../../src/core/errors.js';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 
 const [dir, project, holder, startAt, what] = process.argv.slice(2);

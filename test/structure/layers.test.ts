@@ -29,6 +29,8 @@ describe('a wrong-way import fails lint', () => {
     ['core → ports', 'src/core/plan.ts', `import type { CloudRunPort } from '../ports/index.js';`],
     ['core → adapters', 'src/core/audit.ts', `import { createClock } from '../adapters/clock.js';`],
     ['core → log', 'src/core/notify.ts', `import { textLogger } from '../log.js';`],
+    ['core → read-capped', 'src/core/x.ts', `import { readCapped } from '../read-capped.js';`],
+    ['core → anything at the root of src', 'src/core/x.ts', `import { x } from '../anything.js';`],
     [
       'adapters → emulator',
       'src/adapters/x.ts',
@@ -474,7 +476,7 @@ describe('a path the layer rules would not read fails lint', () => {
 
 describe('the right-way imports pass', () => {
   it.each([
-    ['core → errors', 'src/core/x.ts', `import { InputError } from '../errors.js';`],
+    ['core → core', 'src/core/x.ts', `import { InputError } from './errors.js';`],
     [
       'adapters → ports',
       'src/adapters/x.ts',

@@ -1,5 +1,5 @@
 import type { Alert } from '../../core/alert.js';
-import { UnavailableError } from '../../errors.js';
+import { UnavailableError } from '../../core/errors.js';
 import type { AlertSink, OutgoingMessage, PublishResult } from '../../ports/index.js';
 
 /** An alert sink that keeps what it accepted, and fails (whole or part way) when told to. */

@@ -1,6 +1,6 @@
 import { DiscoveryCache } from '../../core/discovery.js';
 import type { DiscoveryCacheStore } from '../../ports/index.js';
-import { ConflictError } from '../../errors.js';
+import { ConflictError } from '../../core/errors.js';
 import {
   acknowledgeDropped,
   addToOutbox,
