@@ -4,6 +4,7 @@ import { beyondSkew, durationMs } from '../core/duration.js';
 import { fanoutStaleAfter, type Policy } from '../core/policy.js';
 import { compareText } from '../core/pool.js';
 import { oneLine } from '../core/text.js';
+import { cutText } from '../core/errors.js';
 import { splitUnits, unitKey, unitLabel, type Unit } from '../core/units.js';
 import {
   plannedAt,
@@ -278,8 +279,9 @@ export function renderOrgView(view: OrgView, pressureAt: number, maxLines = 50):
       u.lastRun ? `last run ${u.lastRun.outcome} ${u.lastRun.ageSeconds} s ago` : 'never ran',
       u.failingRuns > 0 ? `${u.failingRuns} failed in a row` : '',
       u.stuck ? `stuck: ${u.stuck}` : '',
-      // A record's error is the store's text, which any writer of the store may have set.
-      u.lastError ? `error: ${oneLine(u.lastError.slice(0, 120))}` : '',
+      // A record's error is the store's text, which any writer of the store may have set: on one
+      // line first, then cut (whole characters, marked), so blank lines opening it cut nothing.
+      u.lastError ? `error: ${cutText(oneLine(u.lastError), 120)}` : '',
     ].filter((b) => b !== '');
     out.push(`  ${unitLabel(u)}: ${bits.join('; ')}`);
   }

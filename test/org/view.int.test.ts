@@ -411,3 +411,38 @@ describe('governor status --org judging pressure', () => {
     }
   });
 });
+
+describe('governor status --org with a long run error', () => {
+  it('cuts it whole characters at a time, says it was cut, and skips its leading blank lines', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'org-view-long-error-'));
+    try {
+      const store = createFileStateStore({ dir: own });
+      // An emoji is two UTF-16 units: one odd character before them puts a cut of an even count
+      // between the two halves of one.
+      await store.recordRun(
+        'emoji-proj',
+        record('r1', 1, { outcome: 'failed', error: `x${'\u{1F600}'.repeat(100)}` }),
+      );
+      await store.recordRun(
+        'blank-proj',
+        record('r1', 1, { outcome: 'failed', error: `\n\n${' '.repeat(130)}quota read failed` }),
+      );
+      await store.close();
+      const policy = join(own, 'policy.json');
+      await writeFile(
+        policy,
+        JSON.stringify({ version: 1, projects: ['blank-proj', 'emoji-proj'] }),
+      );
+      const out = await statusOk([], { policy, dir: own });
+      expect(out).toMatch(
+        /blank-proj: last run failed \d+ s ago; 1 failed in a row; error: quota read failed\n/,
+      );
+      const line = out.split('\n').find((l) => l.includes('emoji-proj:')) ?? '';
+      expect(line).toMatch(/error: x(\u{1F600})+…$/u);
+      expect(line).not.toMatch(/[\uD800-\uDFFF](?![\uDC00-\uDFFF])/u);
+      expect(line).not.toContain('\uFFFD');
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  });
+});
