@@ -5,7 +5,8 @@ import type { Policy } from '../core/policy.js';
 import { durationMs, OffsetTime, UNWRITABLE_INSTANT, writableInstant } from '../core/duration.js';
 import { fleetOfSnapshot, policyWarnings } from '../core/policy-fit.js';
 import { fleetFullySeen, renderProblem, type ObservationProblem } from '../core/problems.js';
-import { oneLine } from '../core/text.js';
+import { oneLine, plural, someOf } from '../core/text.js';
+import { unitLabel } from '../core/units.js';
 import {
   withStaleUsageUnknown,
   withUnreadListingsUnknown,
@@ -308,6 +309,14 @@ export function buildProgram(
                   ? JSON.stringify(view, null, 2) + '\n'
                   : renderOrgView(view, policy.alerts.pressure),
               );
+              // Shown with the others, and a failure all the same: no run of them can succeed.
+              const unreadable = view.units.filter((u) => u.unreadable !== null).map(unitLabel);
+              if (unreadable.length > 0) {
+                io.stderr.write(
+                  `error: the state of ${plural(unreadable.length, 'unit')} cannot be read (shown as stuck): ${someOf(unreadable, 10)}\n`,
+                );
+                return EXIT.failed;
+              }
             } finally {
               await closeOrWarn(() => store.close(), 'the state store', io);
             }

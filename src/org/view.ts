@@ -3,13 +3,14 @@ import { discoveryKey, type Discovery, type DiscoveryCache } from '../core/disco
 import { beyondSkew, durationMs } from '../core/duration.js';
 import { fanoutStaleAfter, type Policy } from '../core/policy.js';
 import { compareText } from '../core/pool.js';
-import { oneLine } from '../core/text.js';
+import { listOnOneLine, oneLine } from '../core/text.js';
 import { cutText } from '../core/errors.js';
 import { splitUnits, unitKey, unitLabel, type Unit } from '../core/units.js';
 import {
   plannedAt,
   runAgeMs,
   runDatedAhead,
+  StateCorruptError,
   type DiscoveryCacheStore,
   type RunRecord,
   type StateStore,
@@ -58,6 +59,12 @@ export interface UnitView {
     outcome: RunRecord['outcome'];
     ageSeconds: number;
   } | null;
+  /**
+   * Why the unit's state cannot be read (its document, or its lease alone), on one line; null
+   * when it can. Every run of the unit fails on it, so the unit shows as stuck, and the view goes
+   * on with the other units.
+   */
+  unreadable: string | null;
   /** Failed runs in a row, most recent first (a lease-held run counts as failed). */
   failingRuns: number;
   /** Failed runs among the kept records. */
@@ -135,6 +142,7 @@ function unitView(
   unit: Unit,
   runs: readonly RunRecord[],
   lease: { expiresAt: string } | null,
+  unreadable: string | null,
   now: OrgNow,
   staleAfterMs: number,
 ): UnitView {
@@ -162,6 +170,7 @@ function unitView(
     stuck = `last run dated ${plannedAt(last)}, later than now: a wrong clock or a hand edit stamped it`;
   if (lease && Date.parse(lease.expiresAt) < now.wallMs)
     stuck = `a lease expired at ${lease.expiresAt} is still held${stuck ? `; ${stuck}` : ''}`;
+  if (unreadable !== null) stuck = last ? `${unreadable}${stuck ? `; ${stuck}` : ''}` : unreadable;
   return {
     project: unit.project,
     ...(unit.region === undefined ? {} : { region: unit.region }),
@@ -174,6 +183,7 @@ function unitView(
           ageSeconds: age ?? 0,
         }
       : null,
+    unreadable,
     failingRuns,
     failedRuns: runs.filter(failed).length,
     lastError: runs.find((r) => r.error !== null)?.error ?? null,
@@ -208,8 +218,22 @@ export async function orgView(
     all.map((u) =>
       limit(async () => {
         const key = unitKey(u);
-        const [runs, lease] = await Promise.all([store.listRuns(key), store.readLease(key)]);
-        return unitView(u, runs, lease, now, staleAfterMs);
+        const [runs, lease] = await Promise.allSettled([store.listRuns(key), store.readLease(key)]);
+        // A unit whose stored state cannot be read shows as such, with the others: it is the one
+        // an operator must find. Any other failure (the store itself) fails the view.
+        const why = [runs, lease].flatMap((r) => {
+          if (r.status === 'fulfilled') return [];
+          if (!(r.reason instanceof StateCorruptError)) throw r.reason;
+          return [oneLine(listOnOneLine(r.reason.message))];
+        });
+        return unitView(
+          u,
+          runs.status === 'fulfilled' ? runs.value : [],
+          lease.status === 'fulfilled' ? lease.value : null,
+          why.length === 0 ? null : [...new Set(why)].join('; '),
+          now,
+          staleAfterMs,
+        );
       }),
     ),
   );

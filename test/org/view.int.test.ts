@@ -1,4 +1,4 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -218,7 +218,7 @@ describe('governor status --org', () => {
     }
   });
 
-  it('refuses --org with --snapshot, and a corrupt run record, with a clear message', async () => {
+  it('refuses --org with --snapshot, and fails on a corrupt run record, naming its unit', async () => {
     const both = await status(['--snapshot', 'x.json']);
     expect(both.code).not.toBe(0);
     expect(both.err).toMatch(/--org reads the state store/);
@@ -441,6 +441,70 @@ describe('governor status --org with a long run error', () => {
       expect(line).toMatch(/error: x(\u{1F600})+…$/u);
       expect(line).not.toMatch(/[\uD800-\uDFFF](?![\uDC00-\uDFFF])/u);
       expect(line).not.toContain('\uFFFD');
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('governor status --org with a unit whose state cannot be read', () => {
+  it('shows every other unit, that one as stuck saying why, and exits 1', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'org-view-unreadable-'));
+    try {
+      const store = createFileStateStore({ dir: own });
+      await store.recordRun('calm-proj', record('r1', 1));
+      await store.recordRun(
+        'hot-proj',
+        record('r1', 1, { pools: { 'hot-proj/us-central1/nvidia-l4/zonal': pool(4, 8) } }),
+      );
+      await store.recordRun('lease-proj', record('r1', 1));
+      await store.close();
+      // A lease nobody can read (its runs still can), and another project's file under this
+      // one's name: each stops that unit's runs, and neither may hide the other units.
+      const leaseFile = join(own, 'lease-proj.json');
+      const doc = JSON.parse(await readFile(leaseFile, 'utf8')) as Record<string, unknown>;
+      await writeFile(leaseFile, JSON.stringify({ ...doc, lease: { holder: 5 } }));
+      await writeFile(
+        join(own, 'copied-proj.json'),
+        JSON.stringify({
+          schema: 1,
+          project: 'calm-proj',
+          conditions: null,
+          lease: null,
+          runs: [],
+        }),
+      );
+      const policy = join(own, 'policy.json');
+      await writeFile(
+        policy,
+        JSON.stringify({
+          version: 1,
+          projects: ['calm-proj', 'copied-proj', 'hot-proj', 'lease-proj'],
+        }),
+      );
+      const text = await status([], { policy, dir: own });
+      expect(text.code).toBe(1);
+      expect(text.out).toMatch(
+        /^Organisation at .*: 4 unit\(s\), 2 ok, 0 failing, 2 stuck; 1 pool/,
+      );
+      expect(text.out).toMatch(
+        /\n {2}copied-proj: never ran; stuck: Unreadable state file .*copied-proj\.json: project: the file of project calm-proj, not of copied-proj/,
+      );
+      expect(text.out).toMatch(
+        /\n {2}lease-proj: last run ok \d+ s ago; stuck: Unreadable lease in state file .*lease-proj\.json: holder: .*governor unlock/,
+      );
+      expect(text.out).toContain('hot-proj/us-central1/nvidia-l4/zonal: 2.00');
+      expect(text.out).not.toMatch(/(?!\n)\p{Cc}/u);
+      expect(text.err).toMatch(/copied-proj, lease-proj/);
+      expect(text.err).not.toMatch(/\n\s+at /);
+      const json = await status(['--json'], { policy, dir: own });
+      expect(json.code).toBe(1);
+      const view = JSON.parse(json.out) as OrgView;
+      const by = new Map(view.units.map((u) => [u.project, u]));
+      expect(by.get('calm-proj')).toMatchObject({ unreadable: null, stuck: null });
+      expect(by.get('copied-proj')?.unreadable).toMatch(/^Unreadable state file /);
+      expect(by.get('lease-proj')?.unreadable).toMatch(/^Unreadable lease /);
+      expect(by.get('lease-proj')?.lastRun).toMatchObject({ outcome: 'ok' });
     } finally {
       await rm(own, { recursive: true, force: true });
     }
