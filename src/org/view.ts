@@ -22,10 +22,10 @@ import {
  * alone, without reading any project: its pools as its last run left them, the pressure and
  * an estimate of refused demand, its last run, its failures, and whether it is stuck.
  *
- * - pressure: demand ÷ budget of a pool (null when the budget is unknown or 0). A pool is under
- *   pressure as the planner judges it (core/planner.ts): demand ÷ budget, unrounded, at least
- *   `alerts.pressure`, or demand with a budget of 0 (every GPU of it refused).
- * - refused estimate: GPUs of demand above the budget (max(0, demand − budget)), what the pool
+ * - pressure: demand ÷ budget of a pool (null when the budget is unknown, 0 or below). A pool is
+ *   under pressure as the planner judges it (core/planner.ts): demand ÷ budget, unrounded, at least
+ *   `alerts.pressure`, or demand with a budget of 0 or below (every GPU of it refused).
+ * - refused estimate: GPUs of demand above the budget (max(0, demand − max(0, budget))), what the pool
  *   could not serve had every service wanted its estimated demand at once.
  * - stuck: no run recorded, the last run older than `fanout.staleAfter` (default 30m), or a lease
  *   left behind past its expiry (a run that died holding it).
@@ -111,10 +111,14 @@ export interface OrgView {
 
 const failed = (r: RunRecord): boolean => r.outcome !== 'ok';
 
-/** Demand ÷ budget, unrounded: Infinity for demand with no budget, null when it is unknown. */
+/**
+ * Demand ÷ budget, unrounded: Infinity for demand with no budget (0, or below 0 when unmanaged use
+ * exceeds the quota: core/pool.ts poolBudget), as the pool.pressure alert judges it
+ * (core/conditions.ts); null when it is unknown.
+ */
 function ratio(p: Pick<UnitPool, 'budget' | 'demand'>): number | null {
   if (p.budget === null) return null;
-  if (p.budget === 0) return p.demand > 0 ? Infinity : null;
+  if (p.budget <= 0) return p.demand > 0 ? Infinity : null;
   return p.demand / p.budget;
 }
 
@@ -159,7 +163,8 @@ function unitView(
       ...p,
       pressure:
         p.budget !== null && p.budget > 0 ? Math.round((p.demand / p.budget) * 100) / 100 : null,
-      refusedEstimate: p.budget === null ? 0 : Math.max(0, p.demand - p.budget),
+      // A budget below 0 refuses all the demand, and no more.
+      refusedEstimate: p.budget === null ? 0 : Math.max(0, p.demand - Math.max(0, p.budget)),
     }))
     .sort((a, b) => compareText(a.pool, b.pool));
   const age = last ? Math.round(runAgeMs(last, now) / 1000) : null;

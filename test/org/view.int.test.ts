@@ -412,6 +412,42 @@ describe('governor status --org judging pressure', () => {
   });
 });
 
+describe('governor status --org judging a pool whose budget is below 0', () => {
+  it('counts it under pressure, as its runs alert, and no more GPUs refused than demanded', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'org-view-negative-budget-'));
+    try {
+      const store = createFileStateStore({ dir: own });
+      // Unmanaged use of 6 GPUs in a quota of 4: a budget of -2 (core/pool.ts poolBudget), and a
+      // demand of 3 the pool cannot serve at all; pool.pressure fires for it (core/conditions.ts).
+      await store.recordRun(
+        'over-proj',
+        record('r1', 1, {
+          pools: {
+            'over-proj/us-central1/nvidia-l4/zonal': {
+              budget: -2,
+              caps: 0,
+              demand: 3,
+              inUse: 0,
+              status: 'infeasible',
+            },
+          },
+        }),
+      );
+      await store.close();
+      const policy = join(own, 'policy.json');
+      await writeFile(policy, JSON.stringify({ version: 1, projects: ['over-proj'] }));
+      const view = JSON.parse(await statusOk(['--json'], { policy, dir: own })) as OrgView;
+      expect(view.units[0]?.pools[0]).toMatchObject({ pressure: null, refusedEstimate: 3 });
+      expect(view.totals).toMatchObject({ pools: 1, poolsUnderPressure: 1, refusedEstimate: 3 });
+      expect(await statusOk([], { policy, dir: own })).toContain(
+        'over-proj/us-central1/nvidia-l4/zonal: no budget (demand 3, budget -2, caps 0, in use 0, ~3 refused)',
+      );
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('governor status --org with a long run error', () => {
   it('cuts it whole characters at a time, says it was cut, and skips its leading blank lines', async () => {
     const own = await mkdtemp(join(tmpdir(), 'org-view-long-error-'));
