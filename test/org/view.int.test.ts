@@ -289,13 +289,17 @@ describe('governor status --org against the emulator', () => {
       await store.saveDiscovery({
         key: 'k',
         foundAt: ago(1),
-        projects: ['fresh-proj', 'late-proj', 'future-proj'],
+        projects: ['fresh-proj', 'late-proj', 'future-proj', 'dead-proj'],
       });
       // Started on the wall clock a minute ago (as leases are), planned at the emulator's time.
       await store.recordRun('fresh-proj', record('r1', 1, { at: at(4) }));
       await store.recordRun('late-proj', record('r1', 1, { at: at(95) }));
       // Planned "in 2099" (a wrong clock or a hand edit): it would never look stale.
       await store.recordRun('future-proj', record('r1', 1, { at: '2099-01-01T00:00:00.000Z' }));
+      // A lease is on the wall clock, against the emulator too: expired nine minutes ago there,
+      // though days ahead of the emulator's time.
+      await store.recordRun('dead-proj', record('r1', 1, { at: at(4) }));
+      await store.acquireLease('dead-proj', 'gone', 60_000, ago(10));
       await store.close();
       const file = join(here, 'policy.json');
       await writeFile(
@@ -323,6 +327,9 @@ describe('governor status --org against the emulator', () => {
       const by = new Map(view.units.map((u) => [u.project, u]));
       expect(by.get('fresh-proj')?.lastRun).toMatchObject({ at: at(4), ageSeconds: 240 });
       expect(by.get('fresh-proj')?.stuck).toBeNull();
+      expect(by.get('dead-proj')?.stuck).toBe(
+        `a lease expired at ${new Date(NOW - 9 * 60_000).toISOString()} is still held`,
+      );
       // Stale on the runs' clock, though it started a minute ago on the wall clock.
       expect(by.get('late-proj')?.stuck).toBe('last run 5700 s ago');
       expect(by.get('future-proj')?.stuck).toBe(
@@ -442,6 +449,56 @@ describe('governor status --org judging a pool whose budget is below 0', () => {
       expect(await statusOk([], { policy, dir: own })).toContain(
         'over-proj/us-central1/nvidia-l4/zonal: no budget (demand 3, budget -2, caps 0, in use 0, ~3 refused)',
       );
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('governor status --org with more units than it prints', () => {
+  it('prints at most 50 whole lines of each list, in order, and says how many more there are', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'org-view-many-'));
+    try {
+      const store = createFileStateStore({ dir: own });
+      const projects = Array.from(
+        { length: 53 },
+        (_, i) => `many-proj-${String(i).padStart(2, '0')}`,
+      );
+      for (const [i, project] of projects.entries()) {
+        await store.recordRun(
+          project,
+          record('r1', 1, {
+            // Exactly 50 units need a look: all of them are printed, and nothing said of more.
+            ...(i < 50 ? { outcome: 'failed', error: 'quota read failed' } : {}),
+            pools: { [`${project}/us-central1/nvidia-l4/zonal`]: pool(8, 10 + i) },
+          }),
+        );
+      }
+      await store.close();
+      const policy = join(own, 'policy.json');
+      await writeFile(policy, JSON.stringify({ version: 1, projects }));
+      const lines = (await statusOk([], { policy, dir: own })).split('\n');
+      const look = lines.indexOf('Needs a look:');
+      const hot = lines.indexOf('Pools under pressure (demand ÷ budget):');
+      expect(look).toBeGreaterThan(0);
+      expect(hot).toBeGreaterThan(look);
+      const unitLines = lines.slice(look + 1, hot - 1);
+      expect(unitLines).toHaveLength(50);
+      expect(unitLines.map((l) => l.split(':')[0])).toEqual(
+        projects.slice(0, 50).map((p) => `  ${p}`),
+      );
+      for (const l of unitLines)
+        expect(l).toMatch(
+          /^ {2}many-proj-\d\d: last run failed \d+ s ago; 1 failed in a row; error: quota read failed$/,
+        );
+      const poolLines = lines.slice(hot + 1).filter((l) => l !== '');
+      expect(poolLines).toHaveLength(51);
+      // Highest demand ÷ budget first: the last unit's pool (62 ÷ 8) down to the fourth's.
+      expect(poolLines[0]).toBe(
+        '  many-proj-52/us-central1/nvidia-l4/zonal: 7.75 (demand 62, budget 8, caps 8, in use 62, ~54 refused)',
+      );
+      expect(poolLines[49]).toMatch(/^ {2}many-proj-03\/us-central1\/nvidia-l4\/zonal: 1\.63 /);
+      expect(poolLines[50]).toBe('  … and 3 more (--json)');
     } finally {
       await rm(own, { recursive: true, force: true });
     }
