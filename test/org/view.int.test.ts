@@ -372,7 +372,13 @@ describe('governor status --org judging a unit by its latest runs', () => {
       const run = (args: string[]) => statusOk(args, { policy, dir: own });
       const view = JSON.parse(await run(['--json'])) as OrgView;
       const by = new Map(view.units.map((u) => [u.project, u]));
-      expect(by.get('mended-proj')).toMatchObject({ failingRuns: 0, failedRuns: 1, stuck: null });
+      // Its last error is still told, from the run that failed.
+      expect(by.get('mended-proj')).toMatchObject({
+        failingRuns: 0,
+        failedRuns: 1,
+        stuck: null,
+        lastError: '1 write failed',
+      });
       expect(by.get('busy-proj')).toMatchObject({ failingRuns: 0, stuck: null });
       expect(view.totals).toMatchObject({ units: 2, ok: 2, failing: 0, stuck: 0 });
       expect(await run([])).not.toMatch(/Needs a look/);
