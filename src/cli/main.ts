@@ -5,8 +5,7 @@ import type { Policy } from '../core/policy.js';
 import { durationMs, OffsetTime, UNWRITABLE_INSTANT, writableInstant } from '../core/duration.js';
 import { fleetOfSnapshot, policyWarnings } from '../core/policy-fit.js';
 import { fleetFullySeen, renderProblem, type ObservationProblem } from '../core/problems.js';
-import { oneLine, plural, someOf } from '../core/text.js';
-import { unitLabel } from '../core/units.js';
+import { oneLine } from '../core/text.js';
 import {
   withStaleUsageUnknown,
   withUnreadListingsUnknown,
@@ -310,13 +309,14 @@ export function buildProgram(
                   : renderOrgView(view, policy.alerts.pressure),
               );
               // Shown with the others, and a failure all the same: no run of them can succeed.
-              const unreadable = view.units.filter((u) => u.unreadable !== null).map(unitLabel);
-              if (unreadable.length > 0) {
+              // Each in the one line any command prints for it, the hint after it.
+              const unreadable = view.units.flatMap((u) => u.unreadable ?? []);
+              for (const why of unreadable.slice(0, 10)) io.stderr.write(failureLine(why, options));
+              if (unreadable.length > 10)
                 io.stderr.write(
-                  `error: the state of ${plural(unreadable.length, 'unit')} cannot be read (shown as stuck): ${someOf(unreadable, 10)}\n`,
+                  `error: and ${unreadable.length - 10} more unit(s) whose state cannot be read (--json)\n`,
                 );
-                return EXIT.failed;
-              }
+              if (unreadable.length > 0) return EXIT.failed;
             } finally {
               await closeOrWarn(() => store.close(), 'the state store', io);
             }

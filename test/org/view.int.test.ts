@@ -594,8 +594,13 @@ describe('governor status --org with a unit whose state cannot be read', () => {
       );
       expect(text.out).toContain('hot-proj/us-central1/nvidia-l4/zonal: 2.00');
       expect(text.out).not.toMatch(/(?!\n)\p{Cc}/u);
-      expect(text.err).toMatch(/copied-proj, lease-proj/);
-      expect(text.err).not.toMatch(/\n\s+at /);
+      // One line for each, as any command that reads the store prints it.
+      const err = text.err.split('\n');
+      expect(err).toHaveLength(3);
+      expect(err[0]).toMatch(
+        /^error: Unreadable state file .*copied-proj\.json: .*mended or moved aside/,
+      );
+      expect(err[1]).toMatch(/^error: Unreadable lease in state file .*lease-proj\.json: /);
       const json = await status(['--json'], { policy, dir: own });
       expect(json.code).toBe(1);
       const view = JSON.parse(json.out) as OrgView;
