@@ -1,4 +1,4 @@
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -609,6 +609,27 @@ describe('governor status --org with a unit whose state cannot be read', () => {
       expect(by.get('copied-proj')?.unreadable).toMatch(/^Unreadable state file /);
       expect(by.get('lease-proj')?.unreadable).toMatch(/^Unreadable lease /);
       expect(by.get('lease-proj')?.lastRun).toMatchObject({ outcome: 'ok' });
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  });
+
+  it('fails, showing nothing, when the store cannot be read rather than a state in it', async () => {
+    const own = await mkdtemp(join(tmpdir(), 'org-view-store-fails-'));
+    try {
+      const store = createFileStateStore({ dir: own });
+      await store.recordRun('calm-proj', record('r1', 1));
+      await store.close();
+      // Not a state nobody can read, but no state file at all where the store keeps one.
+      await mkdir(join(own, 'odd-proj.json'));
+      const policy = join(own, 'policy.json');
+      await writeFile(policy, JSON.stringify({ version: 1, projects: ['calm-proj', 'odd-proj'] }));
+      const r = await status([], { policy, dir: own });
+      expect(r.code).toBe(1);
+      expect(r.out).toBe('');
+      expect(r.err).toMatch(
+        /^error: State store: .*odd-proj\.json is a directory, not a regular file/,
+      );
     } finally {
       await rm(own, { recursive: true, force: true });
     }
