@@ -27,8 +27,9 @@ import {
  *   `alerts.pressure`, or demand with a budget of 0 or below (every GPU of it refused).
  * - refused estimate: GPUs of demand above the budget (max(0, demand − max(0, budget))), what the pool
  *   could not serve had every service wanted its estimated demand at once.
- * - stuck: no run recorded, the last run older than `fanout.staleAfter` (default 30m), or a lease
- *   left behind past its expiry (a run that died holding it).
+ * - stuck: no run recorded, the last run older than `fanout.staleAfter` (default 30m), a lease
+ *   left behind past its expiry (a run that died holding it), or a stored state (document or
+ *   lease) nobody can read, which every run of the unit fails on.
  *
  * Times are on the clock the records use, as `governor status` takes its time from what it
  * observes: the runs' own time (`at`: the emulator's virtual clock against the emulator, else the
