@@ -857,6 +857,10 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
   // own headroom (calm: nothing moves within a priority), but never before a higher tier's demand.
   // Once someone is refused, room above a service's use is no reservation (rule 5).
   let left = room - sum(movable, (m) => m.level * m.g);
+  // The tiers of the demand step, highest first, and what each tier's loan guard kept from those
+  // below it: told once the plan is final (loanHeldBy), to the lower services it kept room from.
+  let tiersDesc: Governed[][] = [];
+  const guardKept: { tier: number; priority: number; gpus: number }[] = [];
   const refusedCount = sum(active, (m) => (m.refused ? 1 : 0));
   const calm = refusedCount === 0;
   for (const m of active) m.poolRefused = refusedCount - (m.refused ? 1 : 0) > 0;
@@ -876,6 +880,7 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
     // The loan guard's condition for each tier: there are lower priorities, and every one's rule
     // sets `preempt`. Read from the lowest tier up once, not from each tier down (quadratic in
     // the tiers: each service its own priority).
+    tiersDesc = ordered;
     const guarded: boolean[] = [];
     let belowPreempt = true;
     for (let i = ordered.length - 1; i >= 0; i--) {
@@ -905,18 +910,7 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
             jump: m.ev.jump,
           };
       });
-      if (keptGpus > 0)
-        for (const v of ordered.slice(i + 1).flat()) {
-          // Every keeper is named: the sum of two tiers' guards is not the first tier's alone.
-          const held = v.why.loanHeld;
-          v.why.loanHeld = held
-            ? {
-                gpus: held.gpus + keptGpus,
-                priority: held.priority,
-                priorities: [...(held.priorities ?? [held.priority]), priority],
-              }
-            : { gpus: keptGpus, priority };
-        }
+      if (keptGpus > 0) guardKept.push({ tier: i, priority, gpus: keptGpus });
     }
   }
   for (const m of movable) m.alloc = m.level;
@@ -985,6 +979,42 @@ function allocate(movable: Governed[], active: Governed[], room: number): void {
     if (!c) continue;
     if (m.level >= c.from) delete m.why.cut;
     else c.to = m.level;
+  }
+  loanHeldBy(tiersDesc, guardKept);
+}
+
+/**
+ * Tells each service below a tier whose loan guard kept room (`kept`, highest tier first) the
+ * GPUs those guards kept, naming every keeper (the sum of two tiers' guards is not the first
+ * tier's alone): only a service that ends short of what it wants or below the cap it had, as a
+ * service that got both lost nothing to the guards (every GPU they kept is of a cap the burst
+ * step would have kept all the same). The keepers are summed tier by tier as the tiers go down,
+ * not added to every lower service at each tier, which copied each one's list once per tier
+ * above it: cubic in the tiers where each service has its own priority.
+ */
+function loanHeldBy(
+  tiersDesc: readonly Governed[][],
+  kept: readonly { tier: number; priority: number; gpus: number }[],
+): void {
+  if (kept.length === 0) return;
+  let next = 0;
+  let gpus = 0;
+  const priorities: number[] = [];
+  for (const [j, tier] of tiersDesc.entries()) {
+    for (let k = kept[next]; k !== undefined && k.tier < j; k = kept[++next]) {
+      gpus += k.gpus;
+      priorities.push(k.priority);
+    }
+    const [first] = priorities;
+    if (first === undefined) continue;
+    for (const v of tier) {
+      if (v.level >= Math.max(v.want, Math.min(v.cap, v.ceiling))) continue;
+      v.why.loanHeld = {
+        gpus,
+        priority: first,
+        ...(priorities.length > 1 ? { priorities: [...priorities] } : {}),
+      };
+    }
   }
 }
 

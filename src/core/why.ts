@@ -246,7 +246,7 @@ export const PlanWhy = z
       })
       .optional()
       .describe(
-        'GPUs a higher priority kept by its loan guard instead of lending them to this preemptible service.',
+        'GPUs a higher priority kept by its loan guard instead of lending them to this preemptible service; set only when it ends short of what it wants or below the cap it had (otherwise the guard kept nothing it could have had).',
       ),
     reclaimed: z
       .strictObject({

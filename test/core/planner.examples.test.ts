@@ -1086,7 +1086,25 @@ describe('the loan guard: room a preemptible lower priority could only give back
       priorities: [20, 10],
     });
     expect(reason(p, 'batch')).toContain('4 GPUs kept by the loan guards of priorities 20 and 10');
-    expect(reason(p, 'b')).toContain("2 GPUs kept by priority 20's loan guard");
+    // b keeps its own cap, above its demand: a's guard kept nothing it could have had.
+    expect(p.services.find((s) => s.name === 'b')?.why.loanHeld).toBeUndefined();
+  });
+
+  it('tells no lower priority of a guard that kept nothing it could have had', () => {
+    // Budget 16: spiky keeps its cap of 6 (below its guard of 7), and batch still rises to its
+    // demand of 10: the guard held nothing from batch.
+    const p = plan(snap(16, [spiky(6), batch]), rules(true), AT);
+    expect([to(p, 'spiky'), to(p, 'batch')]).toEqual([6, 10]);
+    expect(p.services.find((s) => s.name === 'spiky')?.why.loanGuard?.kept).toBe(2);
+    expect(p.services.find((s) => s.name === 'batch')?.why.loanHeld).toBeUndefined();
+    expect(reason(p, 'batch')).not.toContain('loan guard');
+    // Budget 11: batch reaches 5 of its 10, short by the 2 GPUs spiky kept (and 3 more).
+    const short = plan(snap(11, [spiky(6), batch]), rules(true), AT);
+    expect([to(short, 'spiky'), to(short, 'batch')]).toEqual([6, 5]);
+    expect(short.services.find((s) => s.name === 'batch')?.why.loanHeld).toEqual({
+      gpus: 2,
+      priority: 10,
+    });
   });
 });
 
