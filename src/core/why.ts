@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { DemandEstimate, explainDemand } from './demand.js';
 import { formatDuration } from './duration.js';
-import { oneLine, plural } from './text.js';
+import { oneLine, plural, someOf } from './text.js';
 import { gcloudUpdate } from './gcloud.js';
 import { cutText } from './errors.js';
 import { MAX_INSTANCE_COUNT } from './service.js';
@@ -424,9 +424,12 @@ export function renderReason(why: PlanWhy): string {
   }
   if (why.loanHeld) {
     const { gpus: n, priority, priorities } = why.loanHeld;
-    const by = priorities
-      ? `the loan guards of priorities ${priorities.slice(0, -1).join(', ')} and ${priorities[priorities.length - 1]}`
-      : `priority ${priority}'s loan guard`;
+    // The first few keepers of many, and how many more: a priority each service may have.
+    const by = !priorities
+      ? `priority ${priority}'s loan guard`
+      : priorities.length > KEEPERS_NAMED
+        ? `the loan guards of priorities ${someOf(priorities.map(String), KEEPERS_NAMED)}`
+        : `the loan guards of priorities ${priorities.slice(0, -1).join(', ')} and ${priorities[priorities.length - 1]}`;
     clauses.push(
       `${gpus(n)} kept by ${by} (preempt: true: room lent to it would come back only a run and a lag later)`,
     );
@@ -469,6 +472,9 @@ export function renderReason(why: PlanWhy): string {
   }
   return clauses.join('; ');
 }
+
+/** The loan guards a reason names, of those that kept room from a service, before "and N more". */
+const KEEPERS_NAMED = 5;
 
 /** A later step kept the cap above its floor: the scale-down delay, burst room, the loan guard. */
 function aboveFloor(why: PlanWhy): boolean {

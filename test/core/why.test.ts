@@ -280,6 +280,29 @@ describe('the structured why of a plan row', () => {
     expect(reason).toContain('so instance 4 is 4.4% likely');
   });
 
+  it('names the first few loan guards of many, and how many more, in a reason of bounded length', () => {
+    const why = (n: number): PlanWhy => ({
+      basis: { kind: 'deploying' },
+      loanHeld: {
+        gpus: n,
+        priority: n,
+        priorities: Array.from({ length: n }, (_, i) => n - i),
+      },
+    });
+    expect(renderReason(why(3))).toContain(
+      '3 GPUs kept by the loan guards of priorities 3, 2 and 1',
+    );
+    expect(renderReason(why(5))).toContain('the loan guards of priorities 5, 4, 3, 2 and 1 (');
+    expect(renderReason(why(6))).toContain(
+      'the loan guards of priorities 6, 5, 4, 3, 2 and 1 more (',
+    );
+    const many = renderReason(why(2000));
+    expect(many).toContain(
+      '2000 GPUs kept by the loan guards of priorities 2000, 1999, 1998, 1997, 1996 and 1995 more (',
+    );
+    expect(many.length).toBeLessThan(250);
+  });
+
   it('renders every field, in the order the planner takes its steps', () => {
     expect(
       renderReason({
