@@ -212,7 +212,7 @@ export function plan(
       const um = unmanaged[u];
       const gm = governed[g];
       if (um && (!gm || um.order < gm.order)) {
-        services.push(unmanagedRow(um));
+        services.push(unmanagedRow(um, d.work.quota));
         u++;
       } else if (gm) {
         services.push(governedRow(gm));
@@ -513,7 +513,7 @@ function toGoverned(
   // Key order is the JSON's: floorAboveCeiling, basis, maxUnset, then the clauses of later steps.
   const why: PlanWhy = floorAboveCeiling ? { floorAboveCeiling, basis } : { basis };
   if (svc.maxNote) why.maxCounted = { countedAt: cap, how: svc.maxNote };
-  else if (svc.maxUnset) why.maxUnset = { countedAt: cap };
+  else if (svc.maxUnset) why.maxUnset = maxUnsetOf(cap, quota);
   if (futureStamps) why.futureStamps = futureStamps;
   return {
     svc,
@@ -1204,13 +1204,21 @@ function governedRow(m: Governed): PlanService {
   };
 }
 
-function unmanagedRow(m: Member): PlanService {
+/**
+ * How a service that sets no max is counted: at quota ÷ GPUs per instance, or, where the pool's
+ * quota is unknown, at its max as observed (100, the API's default: pool.ts).
+ */
+function maxUnsetOf(cap: number, quota: number | null): NonNullable<PlanWhy['maxUnset']> {
+  return quota === null ? { countedAt: cap, quotaUnknown: true } : { countedAt: cap };
+}
+
+function unmanagedRow(m: Member, quota: number | null): PlanService {
   const usage = m.svc.usage;
   const why: PlanWhy = {
     basis: { kind: 'unmanaged', rule: m.settings.rule, capGpus: m.cap * m.g },
   };
   if (m.svc.maxNote) why.maxCounted = { countedAt: m.cap, how: m.svc.maxNote };
-  else if (m.svc.maxUnset) why.maxUnset = { countedAt: m.cap };
+  else if (m.svc.maxUnset) why.maxUnset = maxUnsetOf(m.cap, quota);
   return {
     project: m.svc.project,
     region: m.svc.region,

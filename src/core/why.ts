@@ -144,7 +144,15 @@ export const PlanWhy = z
         '`restore`: the governor changed this service, but the policy no longer governs it, so restore leaves it as it is (hands off). `before`: its max before the governor (null: none that can be written back).',
       ),
     maxUnset: z
-      .strictObject({ countedAt: Count })
+      .strictObject({
+        countedAt: Count,
+        quotaUnknown: z
+          .literal(true)
+          .optional()
+          .describe(
+            "Set when the pool's quota is unknown: counted at its max as observed (100, the API's default), not quota ÷ GPUs per instance.",
+          ),
+      })
       .optional()
       .describe(
         'It sets no max instances: Cloud Run derives one from the regional quota, so it is counted at quota ÷ GPUs per instance.',
@@ -346,8 +354,11 @@ export function renderReason(why: PlanWhy): string {
   }
   if (why.maxCounted) clauses.push(why.maxCounted.how);
   if (why.maxUnset) {
+    const { countedAt, quotaUnknown } = why.maxUnset;
     clauses.push(
-      `no max instances set: Cloud Run derives it from the regional quota, so it counts as ${why.maxUnset.countedAt} (quota ÷ GPUs per instance)`,
+      quotaUnknown
+        ? `no max instances set: Cloud Run derives it from the regional quota, which is unknown, so it counts as ${countedAt}`
+        : `no max instances set: Cloud Run derives it from the regional quota, so it counts as ${countedAt} (quota ÷ GPUs per instance)`,
     );
   }
   clauses.push(basisText(why.basis));

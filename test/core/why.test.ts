@@ -268,6 +268,31 @@ describe('the structured why of a plan row', () => {
     expect(row(atQuota, 'a').reason).toContain('floor 2 is above ceiling 1: the floor wins');
   });
 
+  it('does not count an unset max at quota ÷ GPUs per instance where the quota is unknown', () => {
+    // Observation counts a service that sets no max at 100 while its pool's quota is unknown.
+    const unset = { maxUnset: true } as const;
+    const unknown = consistent(
+      plan(
+        snap(null, [svc('a', 100, { current: 1, peak: 1 }, unset), svc('ext', 100, null, unset)]),
+        policy(),
+        AT,
+      ),
+    );
+    for (const name of ['a', 'ext']) {
+      expect(row(unknown, name).why.maxUnset).toEqual({ countedAt: 100, quotaUnknown: true });
+      expect(row(unknown, name).reason).toContain(
+        'no max instances set: Cloud Run derives it from the regional quota, which is unknown, so it counts as 100;',
+      );
+      expect(row(unknown, name).reason).not.toContain('quota ÷ GPUs per instance');
+    }
+    // A known quota: counted at quota ÷ GPUs per instance, and said so.
+    const known = consistent(
+      plan(snap(4, [svc('a', 4, { current: 1, peak: 1 }, unset)]), policy(), AT),
+    );
+    expect(row(known, 'a').why.maxUnset).toEqual({ countedAt: 4 });
+    expect(row(known, 'a').reason).toContain('so it counts as 4 (quota ÷ GPUs per instance)');
+  });
+
   it('tells a likelihood rounded to the nearest percent (a tail one to a tenth of one)', () => {
     const reason = renderReason({
       basis: { kind: 'deploying' },
