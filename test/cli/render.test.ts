@@ -16,6 +16,7 @@ import {
 } from '../../src/cli/render.js';
 import type { Plan } from '../../src/core/plan.js';
 import { memoryLogger, textLogger } from '../../src/log.js';
+import { governAll, POOL, snapshotService } from '../support/fixtures.js';
 
 /** What `governor plan` and `governor apply` print, on the example snapshot and policy. */
 
@@ -279,6 +280,61 @@ describe('plan and status of a large fleet', () => {
     expect(text).toContain(
       `${counted} services with nothing to report are counted, not listed: governor status --all lists each (--json too).`,
     );
+  });
+
+  it('lists an unchanged service left below its floor, or with a last change dated later than now', () => {
+    // More than ALIKE_LISTED unchanged services at their use: the quiet ones are counted, and
+    // each service with something to tell keeps its row though its cap does not move.
+    const at = '2026-11-27T15:00:00.000Z';
+    const quiet = Array.from({ length: ALIKE_LISTED + 2 }, (_, i) =>
+      snapshotService(`quiet-${i}`, 1, { current: 1, peak: 1 }),
+    );
+    const rowOf = (text: string, name: string) =>
+      text.split('\n').find((l) => l.startsWith(`    ${name} `));
+    // A raise stamped an hour from now: it starts no scale-down delay, and the row says so. The
+    // quota holds every cap as it is.
+    const future = snapshotService(
+      'future',
+      1,
+      { current: 1, peak: 1 },
+      { lastChangedAt: '2026-11-27T16:00:00.000Z' },
+    );
+    const stamped = plan(
+      {
+        version: 1,
+        takenAt: at,
+        pools: [{ ...POOL, quota: ALIKE_LISTED + 3 }],
+        services: [...quiet, future],
+        unmanagedUsage: [],
+      },
+      governAll({ defaults: { headroom: 0 } }),
+      at,
+    );
+    expect(stamped.services.find((s) => s.name === 'future')?.why.futureStamps).toBeDefined();
+    const stampedText = renderPlan(stamped, c);
+    expect(stampedText).toContain('counted, not listed');
+    expect(rowOf(stampedText, 'future')).toContain('later than now');
+    // Floors of 12 + 5 over a budget of 12: low stays at 1, below its floor of 5.
+    const low = snapshotService('low', 1, { current: 1, peak: 1 });
+    const infeasible = plan(
+      {
+        version: 1,
+        takenAt: at,
+        pools: [{ ...POOL, quota: 12 }],
+        services: [...quiet, low],
+        unmanagedUsage: [],
+      },
+      governAll({
+        defaults: { headroom: 0 },
+        services: [{ match: { name: 'low' }, min: 5 }, { match: {} }],
+      }),
+      at,
+    );
+    const lowRow = infeasible.services.find((s) => s.name === 'low');
+    expect([lowRow?.from, lowRow?.to]).toEqual([1, 1]);
+    const infeasibleText = renderPlan(infeasible, c);
+    expect(infeasibleText).toContain('counted, not listed');
+    expect(rowOf(infeasibleText, 'low')).toContain('left at 1, below its floor 5');
   });
 
   it('a small fleet prints every row, exactly as with --all', () => {
