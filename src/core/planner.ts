@@ -805,7 +805,15 @@ function victimsOf(
       v.level -= 1;
       takeable -= v.cost;
       v.preempted += 1;
-      v.why.preempted = { instances: v.preempted, priority };
+      // Each priority whose demand took its instances is named, highest first (tiers are filled
+      // from the highest down), not only the last.
+      const told = v.why.preempted;
+      if (!told) v.why.preempted = { instances: v.preempted, priority };
+      else {
+        told.instances = v.preempted;
+        if ((told.priorities?.at(-1) ?? told.priority) !== priority)
+          (told.priorities ??= [told.priority]).push(priority);
+      }
       freed += v.cost;
       if (v.level > v.floor) heap.push(v);
     }

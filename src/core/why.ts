@@ -224,7 +224,17 @@ export const PlanWhy = z
       .describe('Leftover GPUs let it keep this much of its current cap above its demand.'),
     burstShared: Count.min(1).optional().describe('Leftover GPUs shared by weight, in instances.'),
     preempted: z
-      .strictObject({ instances: Count.min(1), priority: z.number() })
+      .strictObject({
+        instances: Count.min(1),
+        priority: z.number(),
+        priorities: z
+          .array(z.number())
+          .min(2)
+          .optional()
+          .describe(
+            'Set when the demand of more than one higher priority took its instances: each of them, highest first (`priority` is the first); `instances` is their sum.',
+          ),
+      })
       .optional()
       .describe(
         "In-use instances cut for a higher priority's demand: its rule sets `preempt: true`.",
@@ -419,9 +429,12 @@ export function renderReason(why: PlanWhy): string {
   if (why.burstShared)
     clauses.push(`+${why.burstShared} burst room (leftover GPUs shared by weight)`);
   if (why.preempted) {
-    const { instances, priority } = why.preempted;
+    const { instances, priority, priorities } = why.preempted;
+    const whose = priorities
+      ? `the demand of priorities ${priorityList(priorities)}`
+      : `priority ${priority} demand`;
     clauses.push(
-      `preempted: ${plural(instances, 'in-use instance')} cut for priority ${priority} demand (preempt: true)`,
+      `preempted: ${plural(instances, 'in-use instance')} cut for ${whose} (preempt: true)`,
     );
   }
   if (why.loanGuard) {
@@ -435,12 +448,9 @@ export function renderReason(why: PlanWhy): string {
   }
   if (why.loanHeld) {
     const { gpus: n, priority, priorities } = why.loanHeld;
-    // The first few keepers of many, and how many more: a priority each service may have.
-    const by = !priorities
-      ? `priority ${priority}'s loan guard`
-      : priorities.length > KEEPERS_NAMED
-        ? `the loan guards of priorities ${someOf(priorities.map(String), KEEPERS_NAMED)}`
-        : `the loan guards of priorities ${priorities.slice(0, -1).join(', ')} and ${priorities[priorities.length - 1]}`;
+    const by = priorities
+      ? `the loan guards of priorities ${priorityList(priorities)}`
+      : `priority ${priority}'s loan guard`;
     clauses.push(
       `${gpus(n)} kept by ${by} (preempt: true: room lent to it would come back only a run and a lag later)`,
     );
@@ -484,8 +494,17 @@ export function renderReason(why: PlanWhy): string {
   return clauses.join('; ');
 }
 
-/** The loan guards a reason names, of those that kept room from a service, before "and N more". */
-const KEEPERS_NAMED = 5;
+/** The priorities a reason names of several (loan guards, preemptors), before "and N more". */
+const PRIORITIES_NAMED = 5;
+
+/**
+ * "10, 5 and 1": several priorities in words, or the first few of many and how many more (a
+ * priority each service may have).
+ */
+function priorityList(priorities: readonly number[]): string {
+  if (priorities.length > PRIORITIES_NAMED) return someOf(priorities.map(String), PRIORITIES_NAMED);
+  return `${priorities.slice(0, -1).join(', ')} and ${priorities[priorities.length - 1]}`;
+}
 
 /** A later step kept the cap above its floor: the scale-down delay, burst room, the loan guard. */
 function aboveFloor(why: PlanWhy): boolean {

@@ -977,6 +977,34 @@ describe('preempt: all or nothing', () => {
   });
 });
 
+describe('preempted by more than one priority', () => {
+  it('names each priority whose demand took its instances, not only the last', () => {
+    // Budget 6, all of it in use: hi (priority 10) and mid (priority 5) each ran at their cap of
+    // 1 and want 2; batch (priority 0, preempt) gives one in-use instance to each.
+    const atCap = (name: string) => svc(name, 1, { current: 1, peak: 1, saturated: true });
+    const p = plan(
+      snap(6, [atCap('hi'), atCap('mid'), svc('batch', 4, { current: 4, peak: 4 })]),
+      policy({
+        services: [
+          { match: { name: 'hi' }, priority: 10 },
+          { match: { name: 'mid' }, priority: 5 },
+          { match: { name: 'batch' }, preempt: true },
+        ],
+      }),
+      AT,
+    );
+    expect([to(p, 'hi'), to(p, 'mid'), to(p, 'batch')]).toEqual([2, 2, 2]);
+    expect(p.services.find((s) => s.name === 'batch')?.why.preempted).toEqual({
+      instances: 2,
+      priority: 10,
+      priorities: [10, 5],
+    });
+    expect(reason(p, 'batch')).toContain(
+      'preempted: 2 in-use instances cut for the demand of priorities 10 and 5 (preempt: true)',
+    );
+  });
+});
+
 describe('the loan guard: room a preemptible lower priority could only give back late', () => {
   // spiky (priority 10) holds a cap of `cap`; its use went 1 → 4 in one minute and back: most
   // wanted 4, largest one-minute rise 3, so its guard is 4 + 3 = 7. batch (priority 0) runs at
