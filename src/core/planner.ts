@@ -629,11 +629,6 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
 
   const raised = all.some((m) => m.kind !== 'fixed' && m.level > m.cap);
   const overBudget = budget !== null && capsBefore > budget;
-  // The highest priority raised: the room a lower one gives goes to its demand first (rule 6).
-  let raisedPriority: number | null = null;
-  for (const m of all)
-    if (m.kind !== 'fixed' && m.level > m.cap)
-      raisedPriority = Math.max(raisedPriority ?? -Infinity, m.settings.priority);
   // GPUs the plan leaves free in the pool: none to tell where its quota is unknown, none to give
   // where floors exceed the budget (the rule there raises nothing past a cap).
   const free =
@@ -642,9 +637,10 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
       : status === 'infeasible'
         ? 0
         : budget - fixedGpus - sum(movable, (m) => m.level * m.g);
-  // Room free before the plan goes to a higher priority's raise first: a lower priority's room
-  // went to that demand only for what the raise took beyond it, or the reason would name a
-  // priority whose raise the free room paid for alone.
+  // The room a lower priority gives goes to a higher one's demand first (rule 6), and room free
+  // before the plan to the highest raises first: a lower priority's room went to the first
+  // priority, from the highest down, whose raise took more than the free room left it, or the
+  // reason would name a priority whose raise the free room paid for alone.
   const freeBefore = budget === null ? 0 : budget - fixedGpus - sum(movable, (m) => m.cap * m.g);
   const raisedBy = new Map<number, number>();
   for (const v of all)
@@ -653,11 +649,15 @@ function planPool(work: PoolWork, atMs: number, pressure: number): PoolDecision 
         v.settings.priority,
         (raisedBy.get(v.settings.priority) ?? 0) + (v.level - v.cap) * v.g,
       );
+  const raisedDesc = [...raisedBy].sort((a, b) => b[0] - a[0]);
   const servedFirst = (priority: number): number | null => {
-    if (raisedPriority === null || raisedPriority <= priority) return null;
     let above = 0;
-    for (const [p, gpus] of raisedBy) if (p > priority) above += gpus;
-    return above > freeBefore ? raisedPriority : null;
+    for (const [p, gpus] of raisedDesc) {
+      if (p <= priority) return null;
+      above += gpus;
+      if (above > freeBefore) return p;
+    }
+    return null;
   };
   for (const m of all) describe(m, raised && !overBudget, servedFirst, free);
   return {

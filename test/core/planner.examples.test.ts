@@ -772,6 +772,29 @@ describe('rules 5 and 6: refusals move room to where it is used', () => {
     expect(reason(tight, 'a')).toContain("gives 3 to priority 10's demand, served first");
   });
 
+  it('names the priority the room went to, not a higher one that free room paid for', () => {
+    // Budget 7, caps 2 + 1 + 3: 1 GPU free. hi (priority 10) rises 2 → 3 on that free GPU; mid
+    // (priority 5) rises 1 → 3 on the 2 GPUs low holds above its use.
+    const p = plan(
+      snap(7, [
+        svc('hi', 2, { current: 2, peak: 3 }),
+        svc('mid', 1, { current: 1, peak: 3 }),
+        svc('low', 3, { current: 1, peak: 1 }),
+      ]),
+      policy({
+        services: [
+          { match: { name: 'hi' }, priority: 10 },
+          { match: { name: 'mid' }, priority: 5 },
+          { match: {} },
+        ],
+      }),
+      AT,
+    );
+    expect([to(p, 'hi'), to(p, 'mid'), to(p, 'low')]).toEqual([3, 3, 1]);
+    expect(p.services.find((s) => s.name === 'low')?.why.reclaimed?.forPriority).toBe(5);
+    expect(reason(p, 'low')).toContain("gives 2 to priority 5's demand, served first");
+  });
+
   it('holds a service lowered for any reason, not only to make room: it knows when, not why', () => {
     // Lowered at 14:50 to a max of 3 that a schedule window set; the window is over, the rule's
     // max is 10 and the pool has room, but the stamp alone starts the reverse delay (rules.md, 8).
