@@ -371,7 +371,8 @@ export function renderReason(why: PlanWhy): string {
         : `no max instances set: Cloud Run derives it from the regional quota, so it counts as ${countedAt} (quota ÷ GPUs per instance)`,
     );
   }
-  clauses.push(basisText(why.basis));
+  // Where the quota holds no instance of it, no min instances would make it writable.
+  clauses.push(basisText(why.basis, why.floorAboveCeiling?.ceiling === 0));
   if (why.futureStamps) {
     const { lastChangedAt, lastLoweredAt } = why.futureStamps;
     const stamps = [
@@ -536,7 +537,7 @@ function boundText(
   }
 }
 
-function basisText(b: Basis): string {
+function basisText(b: Basis, noInstance: boolean): string {
   switch (b.kind) {
     case 'unmanaged':
       return b.rule === null
@@ -545,7 +546,7 @@ function basisText(b: Basis): string {
     case 'deploying':
       return 'deploying (reconciling): left as it is, counted at its cap';
     case 'unwritable':
-      return 'left as it is, counted at its cap (raise the quota or lower its min instances)';
+      return `left as it is, counted at its cap (raise the quota${noInstance ? '' : ' or lower its min instances'})`;
     case 'usage-unknown': {
       const held =
         b.bound === 'floor'

@@ -232,6 +232,20 @@ describe('the structured why of a plan row', () => {
     expect(p.pools[0]?.status).toBe('infeasible');
   });
 
+  it('tells a service the quota holds no instance of to raise the quota, not to lower its min', () => {
+    // Two GPUs an instance in a quota of 1: no max Cloud Run accepts, whatever its min instances.
+    const p = consistent(
+      plan(snap(1, [svc('a', 1, { current: 0, peak: 0 }, { gpusPerInstance: 2 })]), policy(), AT),
+    );
+    expect(row(p, 'a').why).toEqual({
+      floorAboveCeiling: { floor: 1, ceiling: 0, wins: 'neither', minInstances: 0 },
+      basis: { kind: 'unwritable' },
+    });
+    expect(row(p, 'a').reason).toBe(
+      'the quota holds no instance of it: Cloud Run refuses any max instances for it; left as it is, counted at its cap (raise the quota)',
+    );
+  });
+
   it("yields a policy's floor above the quota to the quota, and lets a floor win a policy's max", () => {
     // The policy's min (4) is above quota 3 ÷ 1 GPU: Cloud Run would refuse 4, so the floor is 3.
     const quota = consistent(
