@@ -570,11 +570,15 @@ function basisText(b: Basis, noInstance: boolean): string {
 
 function poolText(p: PoolCase): string {
   switch (p.kind) {
-    case 'quota-unknown':
-      if (p.loweredToCeiling !== null) return `lowered to ceiling ${p.loweredToCeiling}`;
-      return p.budgetUnknown
-        ? `pool budget unknown (${p.budgetUnknown}): not raised (fail static)`
-        : 'pool quota unknown: not raised (fail static)';
+    case 'quota-unknown': {
+      // Lowering a cap above its ceiling needs no quota; the rest of fail static still holds.
+      const unknown = p.budgetUnknown
+        ? `pool budget unknown (${p.budgetUnknown})`
+        : 'pool quota unknown';
+      return p.loweredToCeiling !== null
+        ? `${unknown}: lowered to ceiling ${p.loweredToCeiling}, nothing raised (fail static)`
+        : `${unknown}: not raised (fail static)`;
+    }
     case 'infeasible': {
       const head = `pool infeasible (floors ${p.floorsGpus} > budget ${p.budget})`;
       const b = p.belowFloor;

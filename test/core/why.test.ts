@@ -165,6 +165,22 @@ describe('the structured why of a plan row', () => {
     });
   });
 
+  it('says the quota is unknown where a cap above its ceiling is lowered in such a pool', () => {
+    // Cap 5 over a max of 3: lowered even with the quota unknown, and nothing else moves.
+    const p = consistent(
+      plan(
+        snap(null, [svc('a', 5, { current: 1, peak: 1 })]),
+        policy({ defaults: { max: 3 } }),
+        AT,
+      ),
+    );
+    expect(row(p, 'a').to).toBe(3);
+    expect(row(p, 'a').why.pool).toEqual({ kind: 'quota-unknown', loweredToCeiling: 3 });
+    expect(row(p, 'a').reason).toMatch(
+      /pool quota unknown: lowered to ceiling 3, nothing raised \(fail static\)$/,
+    );
+  });
+
   it('does not say raised to its floor when the pool leaves an unknown-usage cap below it', () => {
     // Usage unknown, cap 1, floor 3: fail static would raise it to its floor, but with the quota
     // unknown nothing is raised, and with the floors over the budget the raise stops short.
