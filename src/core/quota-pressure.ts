@@ -20,7 +20,8 @@ import { plural } from './text.js';
  *              the ceiling it was clamped to, where that ceiling is the quota's (a service's
  *              ceiling is at most the quota, so the clamped demand alone can never show a need
  *              beyond the quota; a policy's `max` is no need a larger quota would serve)
- *   minutes  = time since the previous run, at most {@link MAX_GAP_MINUTES} (a run that did not
+ *   minutes  = minutes of the clock begun since the previous run (each minute counted once,
+ *              however often the runs come), at most {@link MAX_GAP_MINUTES} (a run that did not
  *              happen is not evidence), 0 for the first run
  *   at budget: the budget is known and wanted ≥ budget
  *   refused GPU-minutes += max(0, wanted − budget) × minutes
@@ -212,8 +213,14 @@ export function rollPressure(
       : given;
   const prevMs = previous ? Date.parse(previous.at) : NaN;
   if (previous && Number.isFinite(prevMs) && prevMs > atMs) return previous;
+  // The minutes of the clock begun since the previous run: summed over runs, the minutes their
+  // span covers, each once. A gap rounded run by run would count runs 30 s apart twice over and
+  // runs 29 s apart never.
   const minutes = Number.isFinite(prevMs)
-    ? Math.min(MAX_GAP_MINUTES, Math.max(0, Math.round((atMs - prevMs) / MINUTE_MS)))
+    ? Math.min(
+        MAX_GAP_MINUTES,
+        Math.max(0, Math.floor(atMs / MINUTE_MS) - Math.floor(prevMs / MINUTE_MS)),
+      )
     : 0;
   const day = new Date(atMs).toISOString().slice(0, 10);
   const oldest = new Date(atMs - (LEDGER_DAYS - 1) * DAY_MS).toISOString().slice(0, 10);

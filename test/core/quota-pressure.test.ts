@@ -143,6 +143,22 @@ describe('the pressure ledger', () => {
     expect(day(short)).toMatchObject({ status: 'recommend' });
   });
 
+  it('counts each minute of the clock once, however often the runs come', () => {
+    // Runs closer than a minute apart (a retried run, two triggers in one minute) count neither
+    // twice nor nothing: the minutes a day covers are the minutes of the clock its runs spanned.
+    for (const everyS of [20, 29, 30, 45, 61]) {
+      let ledger = rollPressure(undefined, runPlan(iso(T0)), 'acme');
+      let last = T0;
+      for (let ms = T0 + everyS * 1000; ms <= T0 + 3_600_000; ms += everyS * 1000) {
+        ledger = rollPressure(ledger, runPlan(iso(ms)), 'acme');
+        last = ms;
+      }
+      const spanned = Math.floor((last - T0) / 60_000);
+      expect(ledger.pools[HOT]?.days[0]?.minutes, `every ${everyS} s`).toBe(spanned);
+      expect(ledger.pools[HOT]?.days[0]?.minutesAtBudget, `every ${everyS} s`).toBe(spanned);
+    }
+  });
+
   it('counts the time between runs, 0 for the first, at most MAX_GAP_MINUTES for a gap', () => {
     const first = rollPressure(undefined, runPlan(iso(T0)), 'acme');
     expect(first.pools[HOT]?.days[0]?.minutes).toBe(0);
