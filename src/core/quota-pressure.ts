@@ -1,6 +1,6 @@
 import { z } from 'zod';
 import { beyondSkew } from './duration.js';
-import type { Plan } from './plan.js';
+import type { Plan, PlanService } from './plan.js';
 import { compareText, poolIdOf, poolKey, poolOfKey, poolWords } from './pool.js';
 import { MAX_PREFERENCE_NAME, preferenceNameFault, QUOTA_ID } from './preference-name.js';
 import { plural } from './text.js';
@@ -170,11 +170,37 @@ const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;
 
 /**
- * What a pool wanted in one plan, in GPUs: its demand plus what the quota's ceilings cut off.
- * Demand above a ceiling the policy sets (a `max`, or a floor above it) is not counted: a larger
- * quota would leave that service where it is, so it is no pressure a quota request relieves.
+ * What of the policy (policy.ts `Policy`) the pressure reads: the maxes of its defaults, rules and
+ * their schedule windows. (Structural, so that this module does not import policy.ts, which
+ * imports quota-requests.ts, which imports this.)
  */
-export function poolWanted(plan: Plan, key: string): number {
+interface PolicyMaxes {
+  defaults: { max?: number | undefined };
+  services: readonly {
+    max?: number | undefined;
+    schedule: readonly { max?: number | undefined }[];
+  }[];
+}
+
+/**
+ * The most instances `policy` (the one `s` was planned with) lets `s` have whatever the quota:
+ * the max of its rule's schedule window in force, else of its rule, else of the defaults, as
+ * rules.ts resolves them; Infinity where none is set. (A policy's min above its max is refused,
+ * so no floor the policy sets is above it.)
+ */
+function policyCeiling(policy: PolicyMaxes, s: PlanService): number {
+  const rule = s.rule === null ? undefined : policy.services[s.rule];
+  const win = rule && s.window !== null ? rule.schedule[s.window] : undefined;
+  return win?.max ?? rule?.max ?? policy.defaults.max ?? Infinity;
+}
+
+/**
+ * What a pool wanted in one plan, in GPUs: its demand plus what the quota's ceilings cut off.
+ * Demand above a ceiling the policy sets (a `max`, or a floor above it) is not counted, whether
+ * or not the quota holds the service lower still: a larger quota would leave that service at the
+ * policy's ceiling, so what is above it is no pressure a quota request relieves.
+ */
+export function poolWanted(plan: Plan, key: string, policy: PolicyMaxes): number {
   const pool = plan.pools.find((p) => poolKey(p) === key);
   if (!pool) return 0;
   let above = 0;
@@ -186,13 +212,14 @@ export function poolWanted(plan: Plan, key: string): number {
     const quotaCeiling =
       s.why.atCeiling?.set === 'quota' || s.why.floorAboveCeiling?.wins === 'quota';
     if (!quotaCeiling) continue;
-    above += Math.max(0, s.demand - s.ceiling) * s.gpusPerInstance;
+    const wanted = Math.min(s.demand, policyCeiling(policy, s));
+    above += Math.max(0, wanted - s.ceiling) * s.gpusPerInstance;
   }
   return pool.demand + above;
 }
 
 /**
- * The project's ledger after this plan: this run's minutes added to today's row of each of its
+ * The project's ledger after this plan (made with `policy`): this run's minutes added to today's row of each of its
  * pools, rows older than {@link LEDGER_DAYS} dropped. Pools the plan does not show keep their rows
  * (they age out). A plan older than the ledger (within the clock skew allowed, MAX_CLOCK_SKEW_MS
  * in duration.ts) adds nothing. A ledger dated beyond the plan's time plus that skew is not
@@ -204,6 +231,7 @@ export function rollPressure(
   given: PressureLedger | undefined,
   plan: Plan,
   project: string,
+  policy: PolicyMaxes,
 ): PressureLedger {
   const atMs = Date.parse(plan.at);
   if (!Number.isFinite(atMs)) throw new RangeError(`plan.at is not a time: ${plan.at}`);
@@ -232,7 +260,7 @@ export function rollPressure(
   for (const p of plan.pools) {
     if (p.project !== project) continue;
     const key = poolKey(p);
-    const wanted = poolWanted(plan, key);
+    const wanted = poolWanted(plan, key, policy);
     const atBudget = p.budget !== null && wanted >= p.budget;
     const refused = p.budget === null ? 0 : Math.max(0, wanted - p.budget) * minutes;
     const entry: PressurePool = pools[key] ?? { ...poolIdOf(p), days: [] };

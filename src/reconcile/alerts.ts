@@ -172,7 +172,7 @@ async function alertProject(
       quotas: deps.ports.quotas,
       ctx,
       project,
-      ledger: rollPressure(before, plan, project),
+      ledger: rollPressure(before, plan, project, run.policy),
       planned: new Set(plan.pools.filter((p) => p.project === project).map(poolKey)),
       mode: run.mode,
       log: deps.log,

@@ -87,7 +87,7 @@ function week(hours: number, everyMin: number, hot: (ms: number) => boolean = ()
   let ledger: PressureLedger | undefined;
   let at = T0;
   for (let ms = T0; ms <= T0 + hours * 3_600_000; ms += everyMin * 60_000) {
-    ledger = rollPressure(ledger, runPlan(iso(ms), hot(ms)), 'acme');
+    ledger = rollPressure(ledger, runPlan(iso(ms), hot(ms)), 'acme', policy);
     at = ms;
   }
   return { ledger: PressureLedger.parse(ledger), at: iso(at) };
@@ -99,13 +99,15 @@ describe('the pressure ledger', () => {
     const hot = p.pools.find((x) => x.region === 'us-central1');
     expect(hot?.budget).toBe(4);
     // Each service at its cap of 2 asks for more (twice the headroom): 3 each, 6 in all.
-    expect(poolWanted(p, HOT)).toBeGreaterThan(4);
-    expect(poolWanted(p, CALM)).toBeLessThan(8);
-    expect(poolWanted(p, 'nobody/x/y/zonal')).toBe(0);
+    expect(poolWanted(p, HOT, policy)).toBeGreaterThan(4);
+    expect(poolWanted(p, CALM, policy)).toBeLessThan(8);
+    expect(poolWanted(p, 'nobody/x/y/zonal', policy)).toBe(0);
   });
 
   it("counts demand cut off by the quota's ceiling as wanted, not demand a policy max holds back", () => {
     // "capped" runs at its cap of 2 and asks for 3; "idle" holds its floor of 1.
+    const policyOf = (rules: object[]) =>
+      parsePolicy({ version: 1, projects: ['acme'], defaults: { headroom: 0.2 }, services: rules });
     const pool = (quota: number, rules: object[]) => (at: string) => {
       const snapshot: Snapshot = {
         version: 1,
@@ -114,43 +116,73 @@ describe('the pressure ledger', () => {
         services: [svc('us-central1', 'capped', 2, 2, at), svc('us-central1', 'idle', 1, 0, at)],
         unmanagedUsage: [],
       };
-      const p = parsePolicy({
-        version: 1,
-        projects: ['acme'],
-        defaults: { headroom: 0.2 },
-        services: rules,
-      });
-      return plan(snapshot, p, at, { runId: `run-${at}` });
+      return plan(snapshot, policyOf(rules), at, { runId: `run-${at}` });
     };
-    const day = (planAt: (at: string) => Plan) => {
+    const day = (planAt: (at: string) => Plan, rules: object[]) => {
       let ledger: PressureLedger | undefined;
       for (let ms = T0; ms <= T0 + 26 * 3_600_000; ms += 5 * 60_000)
-        ledger = rollPressure(ledger, planAt(iso(ms)), 'acme');
+        ledger = rollPressure(ledger, planAt(iso(ms)), 'acme', policyOf(rules));
       return recommendQuotas(ledger, iso(T0 + 26 * 3_600_000))[0];
     };
     // The policy holds "capped" at 2: a quota of 4 would leave it at 2 all the same, so the pool
     // (demand 3, its budget 3) is under no pressure a quota request could relieve.
-    const held = pool(3, [{ match: { name: 'capped' }, max: 2 }, { match: {} }]);
+    const heldRules = [{ match: { name: 'capped' }, max: 2 }, { match: {} }];
+    const held = pool(3, heldRules);
     const first = held(iso(T0));
     expect(first.services.find((s) => s.name === 'capped')?.why.atCeiling?.set).toBe('rule');
-    expect(poolWanted(first, HOT)).toBe(first.pools[0]?.demand);
-    expect(day(held)).toMatchObject({ status: 'no-pressure', refusedGpuMinutes: 0 });
+    expect(poolWanted(first, HOT, policyOf(heldRules))).toBe(first.pools[0]?.demand);
+    expect(day(held, heldRules)).toMatchObject({ status: 'no-pressure', refusedGpuMinutes: 0 });
     // A quota of 2 holds it instead (its ceiling is the quota ÷ GPUs per instance): that is wanted.
-    const short = pool(2, [{ match: {} }]);
+    const shortRules = [{ match: {} }];
+    const short = pool(2, shortRules);
     const cut = short(iso(T0));
     expect(cut.services.find((s) => s.name === 'capped')?.why.atCeiling?.set).toBe('quota');
-    expect(poolWanted(cut, HOT)).toBe((cut.pools[0]?.demand ?? 0) + 1);
-    expect(day(short)).toMatchObject({ status: 'recommend' });
+    expect(poolWanted(cut, HOT, policyOf(shortRules))).toBe((cut.pools[0]?.demand ?? 0) + 1);
+    expect(day(short, shortRules)).toMatchObject({ status: 'recommend' });
+  });
+
+  it('counts no demand above a max the policy or its window sets, where the quota holds it lower', () => {
+    // "a" runs at its cap of 4 (the quota's ceiling) and asks for far more; the policy's max of 5
+    // holds it at 5 whatever the quota: a quota of 5 is all it could use.
+    const at = iso(T0);
+    const snapshot: Snapshot = {
+      version: 1,
+      takenAt: at,
+      pools: [acmePool('us-central1', 4)],
+      services: [svc('us-central1', 'a', 4, 4, at)],
+      unmanagedUsage: [],
+    };
+    const wantedUnder = (rule: object) => {
+      const ruled = parsePolicy({
+        version: 1,
+        projects: ['acme'],
+        defaults: { headroom: 1 },
+        services: [rule],
+      });
+      const p = plan(snapshot, ruled, at, { runId: 'r' });
+      const s = p.services[0];
+      expect(s?.why.atCeiling?.set ?? s?.why.floorAboveCeiling?.wins).toBe('quota');
+      expect(s?.demand).toBeGreaterThan(6);
+      return poolWanted(p, HOT, ruled);
+    };
+    expect(wantedUnder({ match: {} })).toBeGreaterThan(5);
+    expect(wantedUnder({ match: {}, max: 5 })).toBe(5);
+    // A schedule window in force sets the max the same way (T0 is a Monday, 00:00 UTC).
+    expect(wantedUnder({ match: {}, schedule: [{ start: '00:00', end: '23:59', max: 5 }] })).toBe(
+      5,
+    );
+    // So does a max where the policy's floor is above the quota's ceiling (the quota wins it).
+    expect(wantedUnder({ match: {}, min: 5, max: 5 })).toBe(5);
   });
 
   it('counts each minute of the clock once, however often the runs come', () => {
     // Runs closer than a minute apart (a retried run, two triggers in one minute) count neither
     // twice nor nothing: the minutes a day covers are the minutes of the clock its runs spanned.
     for (const everyS of [20, 29, 30, 45, 61]) {
-      let ledger = rollPressure(undefined, runPlan(iso(T0)), 'acme');
+      let ledger = rollPressure(undefined, runPlan(iso(T0)), 'acme', policy);
       let last = T0;
       for (let ms = T0 + everyS * 1000; ms <= T0 + 3_600_000; ms += everyS * 1000) {
-        ledger = rollPressure(ledger, runPlan(iso(ms)), 'acme');
+        ledger = rollPressure(ledger, runPlan(iso(ms)), 'acme', policy);
         last = ms;
       }
       const spanned = Math.floor((last - T0) / 60_000);
@@ -160,16 +192,16 @@ describe('the pressure ledger', () => {
   });
 
   it('counts the time between runs, 0 for the first, at most MAX_GAP_MINUTES for a gap', () => {
-    const first = rollPressure(undefined, runPlan(iso(T0)), 'acme');
+    const first = rollPressure(undefined, runPlan(iso(T0)), 'acme', policy);
     expect(first.pools[HOT]?.days[0]?.minutes).toBe(0);
     expect(first.pools[HOT]?.days[0]?.peakWanted).toBeGreaterThan(4);
-    const next = rollPressure(first, runPlan(iso(T0 + 5 * 60_000)), 'acme');
+    const next = rollPressure(first, runPlan(iso(T0 + 5 * 60_000)), 'acme', policy);
     expect(next.pools[HOT]?.days[0]).toMatchObject({ minutes: 5, minutesAtBudget: 5 });
     expect(next.pools[CALM]?.days[0]).toMatchObject({ minutes: 5, minutesAtBudget: 0 });
     expect(next.pools[CALM]?.days[0]?.refusedGpuMinutes).toBe(0);
-    const wanted = poolWanted(runPlan(iso(T0)), HOT);
+    const wanted = poolWanted(runPlan(iso(T0)), HOT, policy);
     expect(next.pools[HOT]?.days[0]?.refusedGpuMinutes).toBe((wanted - 4) * 5);
-    const late = rollPressure(next, runPlan(iso(T0 + 6 * 3_600_000)), 'acme');
+    const late = rollPressure(next, runPlan(iso(T0 + 6 * 3_600_000)), 'acme', policy);
     expect(late.pools[HOT]?.days[0]?.minutes).toBe(5 + MAX_GAP_MINUTES);
   });
 
@@ -321,13 +353,13 @@ describe('the pressure ledger', () => {
   });
 
   it('ignores a plan older than the ledger, and other projects', () => {
-    const a = rollPressure(undefined, runPlan(iso(T0 + 60_000)), 'acme');
-    expect(rollPressure(a, runPlan(iso(T0)), 'acme')).toBe(a);
-    expect(rollPressure(undefined, runPlan(iso(T0)), 'other').pools).toEqual({});
+    const a = rollPressure(undefined, runPlan(iso(T0 + 60_000)), 'acme', policy);
+    expect(rollPressure(a, runPlan(iso(T0)), 'acme', policy)).toBe(a);
+    expect(rollPressure(undefined, runPlan(iso(T0)), 'other', policy).pools).toEqual({});
   });
 
   it('ignores a ledger dated beyond the plan plus the clock skew, instead of copying it for good', () => {
-    const real = rollPressure(undefined, runPlan(iso(T0)), 'acme');
+    const real = rollPressure(undefined, runPlan(iso(T0)), 'acme', policy);
     const requests = {
       [HOT]: {
         name: 'projects/acme/locations/global/quotaPreferences/hot',
@@ -344,25 +376,25 @@ describe('the pressure ledger', () => {
       },
     };
     const forged: PressureLedger = {
-      ...rollPressure(real, runPlan(iso(T0 + 5 * 60_000)), 'acme'),
+      ...rollPressure(real, runPlan(iso(T0 + 5 * 60_000)), 'acme', policy),
       at: '2099-01-01T00:00:00.000Z',
       requests,
     };
-    const next = rollPressure(forged, runPlan(iso(T0 + 10 * 60_000)), 'acme');
+    const next = rollPressure(forged, runPlan(iso(T0 + 10 * 60_000)), 'acme', policy);
     // A new ledger at the plan: the forged rows are not history, its tracked requests are kept.
     expect(next.at).toBe(iso(T0 + 10 * 60_000));
     expect(next.pools[HOT]?.days[0]?.minutes).toBe(0);
     expect(next.requests).toEqual(requests);
     // And it rolls on from there.
-    const after = rollPressure(next, runPlan(iso(T0 + 15 * 60_000)), 'acme');
+    const after = rollPressure(next, runPlan(iso(T0 + 15 * 60_000)), 'acme', policy);
     expect(after.pools[HOT]?.days[0]?.minutes).toBe(5);
     // Within the allowed skew a later ledger is still the same history, left as it is.
     const skewed = { ...real, at: iso(T0 + 10 * 60_000 + MAX_CLOCK_SKEW_MS) };
-    expect(rollPressure(skewed, runPlan(iso(T0 + 10 * 60_000)), 'acme')).toBe(skewed);
+    expect(rollPressure(skewed, runPlan(iso(T0 + 10 * 60_000)), 'acme', policy)).toBe(skewed);
   });
 
   it('finds the newest ledger that is not from the future', () => {
-    const a = rollPressure(undefined, runPlan(iso(T0)), 'acme');
+    const a = rollPressure(undefined, runPlan(iso(T0)), 'acme', policy);
     const forged = { ...a, at: '2099-01-01T00:00:00.000Z' };
     const runs = [{ pressure: forged }, {}, { pressure: a }];
     expect(newestLedger(runs, iso(T0 + 60_000))).toBe(a);
@@ -400,7 +432,7 @@ describe('the pressure ledger', () => {
     };
     const p = plan(snapshot, unmanaged, at, { runId: 'r' });
     expect(p.pools[0]?.budget).toBe(-2);
-    const ledger = rollPressure(undefined, p, 'acme');
+    const ledger = rollPressure(undefined, p, 'acme', unmanaged);
     expect(ledger.pools[HOT]?.days[0]?.budget).toBe(-2);
     // What every run record carries, and what a store checks before writing it.
     expect(PressureLedger.safeParse(ledger).error).toBeUndefined();
@@ -409,7 +441,7 @@ describe('the pressure ledger', () => {
 
   it('rejects a plan without a time', () => {
     const p = { ...runPlan(iso(T0)), at: 'yesterday' };
-    expect(() => rollPressure(undefined, p, 'acme')).toThrow(/not a time/);
+    expect(() => rollPressure(undefined, p, 'acme', policy)).toThrow(/not a time/);
   });
 });
 
@@ -458,7 +490,7 @@ describe('quota recommendations', () => {
     expect(hot?.daysCovered).toBe(6);
     expect(hot?.daysSeen).toBe(7);
     expect(hot?.minutesAtBudget).toBe(hot?.minutesCovered);
-    expect(hot?.peakWanted).toBe(poolWanted(runPlan(at), HOT));
+    expect(hot?.peakWanted).toBe(poolWanted(runPlan(at), HOT, policy));
     // quota 4 = budget 4: the peak wanted itself.
     expect(hot?.recommended).toBe(hot?.peakWanted);
     expect(hot?.why).toMatch(/at budget 100% of the time/);
@@ -587,9 +619,9 @@ describe('quota recommendations on their edges (docs/quota-requests.md)', () => 
       };
       return plan(snapshot, noHeadroom, t);
     };
-    expect(poolWanted(at(T0), HOT)).toBe(4);
-    const first = rollPressure(undefined, at(T0), 'acme');
-    const next = rollPressure(first, at(T0 + 5 * 60_000), 'acme');
+    expect(poolWanted(at(T0), HOT, noHeadroom)).toBe(4);
+    const first = rollPressure(undefined, at(T0), 'acme', noHeadroom);
+    const next = rollPressure(first, at(T0 + 5 * 60_000), 'acme', noHeadroom);
     expect(next.pools[HOT]?.days[0]).toMatchObject({
       minutes: 5,
       minutesAtBudget: 5,
