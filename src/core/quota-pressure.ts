@@ -269,7 +269,12 @@ export function rollPressure(
       day,
       minutes: Math.min(1440, (today?.minutes ?? 0) + minutes),
       minutesAtBudget: Math.min(1440, (today?.minutesAtBudget ?? 0) + (atBudget ? minutes : 0)),
-      refusedGpuMinutes: (today?.refusedGpuMinutes ?? 0) + refused,
+      // At most the largest count a ledger holds: a row edited up to it would otherwise roll
+      // into one no run record accepts, and no run could be recorded again.
+      refusedGpuMinutes: Math.min(
+        Number.MAX_SAFE_INTEGER,
+        (today?.refusedGpuMinutes ?? 0) + refused,
+      ),
       peakWanted: Math.max(today?.peakWanted ?? 0, wanted),
       quota: p.quota,
       budget: p.budget,

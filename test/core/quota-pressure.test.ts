@@ -439,6 +439,28 @@ describe('the pressure ledger', () => {
     expect(checkRunRecord(quietRun('r', at, { pressure: ledger })).pressure).toEqual(ledger);
   });
 
+  it('rolls a ledger at the largest count it reads into one it can read back', () => {
+    // A row a state file holds at the largest whole number it accepts: the next run's minutes
+    // must not take it past what a run record can hold, or no run could be recorded again.
+    const first = rollPressure(undefined, runPlan(iso(T0)), 'acme', policy);
+    const row = first.pools[HOT]?.days[0];
+    if (!row) throw new Error('no row');
+    const edited: PressureLedger = {
+      ...first,
+      pools: {
+        ...first.pools,
+        [HOT]: {
+          ...(first.pools[HOT] as NonNullable<(typeof first.pools)[string]>),
+          days: [{ ...row, refusedGpuMinutes: Number.MAX_SAFE_INTEGER }],
+        },
+      },
+    };
+    expect(PressureLedger.safeParse(edited).error).toBeUndefined();
+    const next = rollPressure(edited, runPlan(iso(T0 + 5 * 60_000)), 'acme', policy);
+    expect(next.pools[HOT]?.days[0]?.refusedGpuMinutes).toBe(Number.MAX_SAFE_INTEGER);
+    expect(PressureLedger.safeParse(next).error).toBeUndefined();
+  });
+
   it('rejects a plan without a time', () => {
     const p = { ...runPlan(iso(T0)), at: 'yesterday' };
     expect(() => rollPressure(undefined, p, 'acme', policy)).toThrow(/not a time/);
