@@ -355,6 +355,8 @@ describe('the pressure ledger', () => {
   it('ignores a plan older than the ledger, and other projects', () => {
     const a = rollPressure(undefined, runPlan(iso(T0 + 60_000)), 'acme', policy);
     expect(rollPressure(a, runPlan(iso(T0)), 'acme', policy)).toBe(a);
+    // However little older: a ledger never goes back in time, or the next run counts again.
+    expect(rollPressure(a, runPlan(iso(T0 + 60_000 - 1)), 'acme', policy)).toBe(a);
     expect(rollPressure(undefined, runPlan(iso(T0)), 'other', policy).pools).toEqual({});
   });
 
@@ -408,6 +410,22 @@ describe('the pressure ledger', () => {
     // The last run is on 2026-12-10 00:00: it and the 13 days before it.
     expect(days[0]?.day).toBe('2026-11-27');
     expect(days.every((d) => d.minutes <= 1440)).toBe(true);
+  });
+
+  it('ages out the rows of a pool no run plans any more on the same days as the others', () => {
+    const { ledger } = week(24 * (LEDGER_DAYS + 3), 60);
+    // The next day's run plans other pools only (this pool's region left the policy, say).
+    const next = rollPressure(
+      ledger,
+      runPlan(iso(T0 + 24 * (LEDGER_DAYS + 4) * 3_600_000)),
+      'other',
+      policy,
+    );
+    const days = next.pools[HOT]?.days ?? [];
+    // The run is on 2026-12-11: the 13 days before it are kept, today has no row.
+    expect(days[0]?.day).toBe('2026-11-28');
+    expect(days).toHaveLength(LEDGER_DAYS - 1);
+    expect(PressureLedger.safeParse(next).error).toBeUndefined();
   });
 
   it('keeps a pool whose unmanaged caps are over its quota (a budget below 0), as the plan says', () => {
@@ -655,6 +673,35 @@ describe('quota recommendations on their edges (docs/quota-requests.md)', () => 
   it('needs at least a day of runs: exactly a day is enough', () => {
     expect(statusOf([day('2026-11-25', { minutes: 1439 })])).toBe('too-little-history');
     expect(statusOf([day('2026-11-25')])).toBe('no-pressure');
+  });
+
+  it('needs 120 minutes and 5% of the time at budget: exactly both is enough', () => {
+    // 2,400 minutes covered, 120 of them at budget: exactly 5%.
+    const hot = { peakWanted: 6, refusedGpuMinutes: 240 };
+    const edge = [
+      day('2026-11-24', { ...hot, minutes: 960, minutesAtBudget: 60 }),
+      day('2026-11-25', { ...hot, minutesAtBudget: 60 }),
+    ];
+    expect(statusOf(edge)).toBe('recommend');
+    const less = edge.map((d, i) => (i === 0 ? { ...d, minutesAtBudget: 59 } : d));
+    expect(statusOf(less)).toBe('no-pressure');
+    // Demand above the budget at a run that covered no time (the first) refused nothing.
+    const none = edge.map((d) => ({ ...d, refusedGpuMinutes: 0 }));
+    expect(statusOf(none)).toBe('no-pressure');
+  });
+
+  it("judges with the newest day's quota and budget, not an older one's", () => {
+    const hot = { minutesAtBudget: 1440, refusedGpuMinutes: 2880, peakWanted: 10 };
+    const raised = [
+      day('2026-11-24', { ...hot, quota: 4, budget: 4 }),
+      day('2026-11-25', { ...hot, quota: 6, budget: 5 }),
+    ];
+    expect(recommendQuotas(ledgerOf(raised), AT)[0]).toMatchObject({
+      status: 'recommend',
+      quota: 6,
+      budget: 5,
+      recommended: 11,
+    });
   });
 
   it('recommends only with demand above the newest budget, not equal to it', () => {
