@@ -191,6 +191,24 @@ describe('the pressure ledger', () => {
     }
   });
 
+  it("cuts days at UTC midnight across a year end, on the runs' own clock", () => {
+    // Runs every 5 minutes from 23:30 UTC on New Year's Eve; each counts the minutes since the
+    // run before it on the day it runs.
+    const start = Date.parse('2026-12-31T23:30:00.000Z');
+    let ledger = rollPressure(undefined, runPlan(iso(start)), 'acme', policy);
+    for (let ms = start + 5 * 60_000; ms <= start + 60 * 60_000; ms += 5 * 60_000)
+      ledger = rollPressure(ledger, runPlan(iso(ms)), 'acme', policy);
+    expect(ledger.pools[HOT]?.days.map((d) => [d.day, d.minutes])).toEqual([
+      ['2026-12-31', 25],
+      ['2027-01-01', 35],
+    ]);
+    // Read on 2027-01-06 a 7-day window still holds both years' days; on 2027-01-07 it does not.
+    const at = (d: string) =>
+      recommendQuotas(ledger, `${d}T12:00:00.000Z`).find((r) => r.key === HOT)?.daysSeen;
+    expect(at('2027-01-06')).toBe(2);
+    expect(at('2027-01-07')).toBe(1);
+  });
+
   it('counts the time between runs, 0 for the first, at most MAX_GAP_MINUTES for a gap', () => {
     const first = rollPressure(undefined, runPlan(iso(T0)), 'acme', policy);
     expect(first.pools[HOT]?.days[0]?.minutes).toBe(0);
