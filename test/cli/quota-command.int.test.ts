@@ -1,5 +1,5 @@
 import { execFile } from 'node:child_process';
-import { mkdtempSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
@@ -166,6 +166,60 @@ describe('governor quota recommend', () => {
     expect(r.stderr).toContain(
       "warning: the state of hot holds pressure history of other projects' pools (elsewhere/us-central1/nvidia-l4/zonal): left out",
     );
+  });
+
+  it('a hand-edited ledger is refused in one line naming the field, and the state file is left as it was', async () => {
+    type Doc = { runs: { pressure: PressureLedger }[] };
+    const hotDays = (l: PressureLedger) => l.pools[HOT]?.days ?? [];
+    const first = (l: PressureLedger) => hotDays(l)[0] ?? day('2026-11-26', 0, 0, 0);
+    // Sixteen rows a day apart, oldest first: only their number is wrong.
+    const sixteen = (l: PressureLedger) => {
+      const start = Date.parse('2026-11-14T00:00:00.000Z');
+      const days = Array.from({ length: 16 }, (_, i) =>
+        day(new Date(start + i * 86_400_000).toISOString().slice(0, 10), 0, 0, 1),
+      );
+      l.pools[HOT] = { ...hotPool(), days };
+    };
+    const edits: [string, (l: PressureLedger) => void, string][] = [
+      ['negative', (l) => void (first(l).refusedGpuMinutes = -5), 'refusedGpuMinutes'],
+      ['huge', (l) => void (first(l).peakWanted = 1e300), 'peakWanted'],
+      ['fraction', (l) => void (first(l).quota = 8.5), 'quota'],
+      [
+        'duplicated day',
+        (l) => void ((hotDays(l)[1] ?? first(l)).day = first(l).day),
+        'days[1].day',
+      ],
+      ['oversized', sixteen, `${HOT}.days: Too big`],
+      [
+        'another pool under the key',
+        (l) => l.pools[HOT] && void (l.pools[HOT].region = 'europe-west4'),
+        HOT,
+      ],
+    ];
+    for (const [what, edit, field] of edits) {
+      const dir = join(tmp, `state-edited-${what.replaceAll(' ', '-')}`);
+      const store = createFileStateStore({ dir });
+      await store.recordRun(
+        'hot',
+        quietRun('run-e', AT, { pressure: { at: AT, pools: { [HOT]: hotPool() } } }),
+      );
+      await store.close();
+      const file = join(dir, 'hot.json');
+      const doc = JSON.parse(readFileSync(file, 'utf8')) as Doc;
+      const ledger = doc.runs[0]?.pressure;
+      if (!ledger) throw new Error('no ledger');
+      edit(ledger);
+      const text = `${JSON.stringify(doc, null, 2)}\n`;
+      writeFileSync(file, text);
+      const r = await recommend(policy('p.yaml'), dir, '--at', AT);
+      expect(r.code, what).toBe(1);
+      expect(r.stdout, what).toBe('');
+      const lines = r.stderr.trim().split('\n');
+      expect(lines, what).toHaveLength(1);
+      expect(lines[0], what).toMatch(/^error: Unreadable state file /);
+      expect(lines[0], what).toContain(field);
+      expect(readFileSync(file, 'utf8'), what).toBe(text);
+    }
   });
 
   it('--json: the same, with what a request would ask under maxIncrease', async () => {
