@@ -73,7 +73,7 @@ export async function runQuotaRecommend(
       );
       if (foreign.length > 0)
         io.stderr.write(
-          `warning: the state of ${project} holds pressure history of other projects' pools (${foreign.map((r) => r.key).join(', ')}): left out\n`,
+          `warning: the state of ${project} holds pressure history of other projects' pools (${foreign.map((r) => oneLine(r.key)).join(', ')}): left out\n`,
         );
       recs.push(...ownRecs);
       // Only the requests of this project's pools, as a run reads them (quota-requests.ts).
@@ -126,7 +126,8 @@ export async function runQuotaRecommend(
     );
   }
   for (const r of recs) {
-    const where = `${r.key}`;
+    // Its region and accelerator are read from a state anyone may edit: one line, no control codes.
+    const where = oneLine(r.key);
     io.stdout.write(`pool ${where}  [${r.status}]\n`);
     io.stdout.write(
       `  history: runs covered ${covered(r.minutesCovered)} on ${plural(r.daysSeen, 'calendar day')}; at budget ${plural(r.minutesAtBudget, 'minute')}; refused about ${plural(r.refusedGpuMinutes, 'GPU-minute')} (estimate); peak wanted ${plural(r.peakWanted, 'GPU')}; quota ${r.quota ?? 'unknown'}, budget ${r.budget ?? 'unknown'}\n`,

@@ -168,6 +168,35 @@ describe('governor quota recommend', () => {
     );
   });
 
+  it('names pools on one line, whatever characters the state gives them', async () => {
+    const dir = join(tmp, 'state-foreign-control');
+    const store = createFileStateStore({ dir });
+    const days = HOT_DAYS.map((d) => day(d, 300, 900, 12));
+    const evil = pool('else\nerror: \u001b[2Jwhere', 'us-central1', days);
+    const odd = pool('hot', 'us\u001b[2J\ncentral1', days);
+    await store.recordRun(
+      'hot',
+      quietRun('run-10', AT, {
+        pressure: {
+          at: AT,
+          pools: {
+            'else\nerror: \u001b[2Jwhere/us-central1/nvidia-l4/zonal': evil,
+            'hot/us\u001b[2J\ncentral1/nvidia-l4/zonal': odd,
+          },
+        },
+      }),
+    );
+    await store.close();
+    const r = await recommend(policy('p.yaml'), dir, '--at', AT);
+    expect(r.code).toBe(0);
+    expect(r.stderr).toBe(
+      "warning: the state of hot holds pressure history of other projects' pools (else error:  [2Jwhere/us-central1/nvidia-l4/zonal): left out\n",
+    );
+    expect(r.stdout).toContain('pool hot/us [2J central1/nvidia-l4/zonal  [recommend]\n');
+    // eslint-disable-next-line no-control-regex
+    expect(r.stdout).not.toMatch(/[\u0000-\u0009\u000b-\u001f\u007f]/);
+  });
+
   it('a hand-edited ledger is refused in one line naming the field, and the state file is left as it was', async () => {
     type Doc = { runs: { pressure: PressureLedger }[] };
     const hotDays = (l: PressureLedger) => l.pools[HOT]?.days ?? [];
