@@ -479,6 +479,56 @@ describe('governor quota recommend', () => {
     ]);
   });
 
+  it("passes over a ledger dated after now, in the project's records and in its units'", async () => {
+    const dir = join(tmp, 'split-future');
+    const store = createFileStateStore({ dir });
+    const days = ['2026-11-27', '2026-11-28', '2026-11-29', '2026-11-30'];
+    const older = new Date(Date.parse(AT) - 3_600_000).toISOString();
+    const ledger = (at: string, atBudget: number): PressureLedger => ({
+      at,
+      pools: {
+        'split-proj/us-central1/nvidia-l4/zonal': pool(
+          'split-proj',
+          'us-central1',
+          days.map((d) => day(d, atBudget, atBudget * 3, 12)),
+        ),
+      },
+    });
+    // Each side's newest record carries a ledger a wrong clock dated in 2099, showing no pressure.
+    const forged = ledger('2099-01-01T00:00:00.000Z', 0);
+    // The project's own real ledger is older than its unit's: the unit's is the one shown.
+    const newer = new Date(Date.parse(AT) - 1_800_000).toISOString();
+    for (const [unit, at, atBudget] of [
+      ['split-proj', older, 10],
+      ['split-proj@us-central1', newer, 300],
+    ] as const) {
+      await store.recordRun(
+        unit,
+        quietRun(`run-${unit}-real`, at, { pressure: ledger(at, atBudget) }),
+      );
+      await store.recordRun(unit, quietRun(`run-${unit}-forged`, AT, { pressure: forged }));
+    }
+    await store.saveDiscovery({
+      key: 'k',
+      foundAt: AT,
+      projects: ['split-proj'],
+      services: { 'split-proj': { 'us-central1': 30, 'europe-west4': 20 } },
+    });
+    await store.close();
+    const path = join(tmp, 'split-future.yaml');
+    writeFileSync(path, 'version: 1\nprojects: [split-proj]\n');
+    const r = await recommend(path, dir, '--at', AT, '--json');
+    expect(r.stderr).toBe('');
+    expect(r.code).toBe(0);
+    const out = JSON.parse(r.stdout) as {
+      pools: { key: string; status: string; minutesAtBudget: number }[];
+    };
+    // The unit's real ledger, the newest that is not from the future.
+    expect(out.pools.map((p) => [p.key, p.status, p.minutesAtBudget])).toEqual([
+      ['split-proj/us-central1/nvidia-l4/zonal', 'recommend', 1200],
+    ]);
+  });
+
   it("against the emulator, judges as of the emulator's clock, on which the runs recorded", async () => {
     // The runs of the emulator's fleet date their records on its virtual clock (here AT), which
     // may be days or years from the wall clock; `status --org` reads them on that clock too.
