@@ -32,6 +32,23 @@ describe('docs/alerts.md', () => {
     expect(doc).toContain('(https://cloud.google.com/pubsub/docs/ordering)');
   });
 
+  it('sets the attributes the page lists, region and service only when the alert has them', async () => {
+    const [data] = await jsonBlocks();
+    const alert = Alert.parse(data);
+    const doc = (await readFile('docs/alerts.md', 'utf8')).replace(/\s+/g, ' ');
+    expect(doc).toContain(
+      'Attributes: `type`, `severity`, `status`, `project`, `region` (when set) and `service` (when set).',
+    );
+    const always = ['project', 'severity', 'status', 'type'];
+    const keys = (a: Alert) => Object.keys(alertAttributes(a)).sort();
+    expect(keys(alert)).toEqual([...always, 'region', 'service'].sort());
+    // A pool alert: no service attribute, so that `attributes:service` finds service alerts only.
+    expect(keys({ ...alert, service: null })).toEqual([...always, 'region'].sort());
+    // A project alert: neither.
+    const project = { ...alert, region: null, accelerator: null, zonalRedundancy: null };
+    expect(keys({ ...project, service: null })).toEqual(always);
+  });
+
   it('names the details every firing, re-notified and resolved message carries', async () => {
     const [data] = await jsonBlocks();
     const alert = Alert.parse(data);
