@@ -322,13 +322,16 @@ function resolvedMessage(
   nowMs: number,
   runId: string,
 ): Alert {
-  const durationMs = Math.max(0, nowMs - Date.parse(record.firingSince));
+  // An episode stamped beyond the clock skew is taken to fire since this run, as it is while it
+  // fires on (decideNotifications): its resolve says so rather than a start after its end.
+  const firingSince = beyondSkew(record.firingSince, nowMs) ? now : record.firingSince;
+  const durationMs = Math.max(0, nowMs - Date.parse(firingSince));
   return recordAlert(dedupKey, record, {
     id: '',
     status: 'resolved',
     summary: `Resolved: ${record.summary}`,
     details: {
-      firingSince: record.firingSince,
+      firingSince,
       resolvedAt: now,
       durationMs,
       lastSeenAt: record.lastSeenAt,

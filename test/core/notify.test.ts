@@ -260,6 +260,29 @@ describe('decideNotifications', () => {
     expect(run(skewed, [pressure(east)], 5 * 60_000).publish).toEqual([]);
   });
 
+  it('resolves a condition stamped as firing since a later time as firing since this run', () => {
+    const s0 = run({}, [pressure(east)], 0).next;
+    const key = pressure(east).dedupKey;
+    const record = s0[key];
+    if (!record) throw new Error('no record');
+    const stamped: ConditionState = {
+      [key]: { ...record, firingSince: '2099-01-01T00:00:00.000Z' },
+    };
+    const now = at(5 * 60_000);
+    // Gone: its resolve says it fired since this run, not since 2099.
+    expect(run(stamped, [], 5 * 60_000).publish).toMatchObject([
+      { status: 'resolved', details: { firingSince: now, resolvedAt: now, durationMs: 0 } },
+    ]);
+    // Fallen in severity, once due: the episode that ends does too.
+    const error: ConditionState = {
+      [key]: { ...record, severity: 'ERROR', firingSince: '2099-01-01T00:00:00.000Z' },
+    };
+    expect(run(error, [pressure(east)], HOUR).publish).toMatchObject([
+      { status: 'resolved', severity: 'ERROR', details: { firingSince: at(HOUR), durationMs: 0 } },
+      { status: 'firing', severity: 'WARNING', details: { firingSince: at(HOUR) } },
+    ]);
+  });
+
   it('resolves once, with the last facts, and forgets the condition', () => {
     const s0 = run({}, [pressure(east, 9)], 0).next;
     const s1 = run(s0, [pressure(east, 11)], 60_000).next;
