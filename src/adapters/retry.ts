@@ -184,7 +184,12 @@ export async function withRetryInfo<T>(
       if (asked !== undefined && waited + asked > MAX_RETRY_INFO_DELAY_MS)
         throw tooLong(error, asked);
       if (attempt >= policy.maxAttempts || signal?.aborted) throw error;
-      const wait = (asked ?? 0) + Math.random() * backoff;
+      // The backoff added to a delay asked stays within the minute too: the delays asked fit it
+      // (above), and the jitter takes at most what is left of it.
+      const wait = Math.min(
+        (asked ?? 0) + Math.random() * backoff,
+        Math.max(asked ?? 0, MAX_RETRY_INFO_DELAY_MS - waited),
+      );
       waited += wait;
       await sleep(wait, signal);
       if (signal?.aborted) throw error;

@@ -60,6 +60,33 @@ describe('waiting the retry delay Google asks for', () => {
     expect(waits.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(MAX_RETRY_INFO_DELAY_MS);
   });
 
+  it('keeps the backoff added to the delays asked within the minute', async () => {
+    // The jitter at its top: the delays asked fill the minute, and the backoff may not pass it.
+    const random = vi.spyOn(Math, 'random').mockReturnValue(1);
+    try {
+      for (const asked of [[60], [20, 39.5]]) {
+        const waits: number[] = [];
+        let calls = 0;
+        const answer = await withRetryInfo(
+          defaultRetryPolicy,
+          () => {
+            const delay = asked[calls++];
+            return delay === undefined ? Promise.resolve('ok') : Promise.reject(refused(delay));
+          },
+          (ms) => {
+            waits.push(ms);
+            return Promise.resolve();
+          },
+        );
+        expect(answer).toBe('ok');
+        expect(waits).toHaveLength(asked.length);
+        expect(waits.reduce((a, b) => a + b, 0)).toBeLessThanOrEqual(MAX_RETRY_INFO_DELAY_MS);
+      }
+    } finally {
+      random.mockRestore();
+    }
+  });
+
   it('does not retry what is not a refusal for quota', async () => {
     let calls = 0;
     const denied = Object.assign(new Error('7 PERMISSION_DENIED'), {
