@@ -148,6 +148,9 @@ async function onePoolFails(clearFails: boolean): Promise<void> {
       `run-1:rebalance.applied:${PROJECT}/${US}/nvidia-l4/zonal:event`,
       `run-1:rebalance.applied:${EU_KEY}:event`,
     ]);
+    // Sent by a later run, they still name the run that made them, and its time.
+    const late = all.filter((a) => a.type === 'rebalance.applied' && a.region === EU);
+    expect(late.map((a) => [a.runId, a.time])).toEqual(late.map(() => ['run-1', first[0]?.time]));
   } finally {
     await Promise.all([ports.close(), sink.close(), files.close()]);
     await emulator.stop();
