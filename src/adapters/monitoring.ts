@@ -184,9 +184,10 @@ export interface MonitoringAdapter extends MonitoringPort {
  * lag), which the caller must not read as zero. `execution_errors` on any page fail the whole read
  * with an {@link UpstreamError} naming them.
  *
- * Retries: google-gax's own, per RPC (so per page): transient codes only (UNAVAILABLE,
- * DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED), `maxAttempts` attempts in all, each with the deadline
- * `attemptTimeoutMs`, separated by a random wait up to `minBackoffMs` doubling to `maxBackoffMs`.
+ * Retries: google-gax's own, per RPC (so per page), on UNAVAILABLE and DEADLINE_EXCEEDED, and
+ * RESOURCE_EXHAUSTED after the delay Google asks for (retry.ts withRetryInfo): `maxAttempts`
+ * attempts in all, each with the deadline `attemptTimeoutMs`, separated by a random wait up to
+ * `minBackoffMs` doubling to `maxBackoffMs`.
  * Reads are idempotent, so a retry is always safe. Every failure is a typed error of
  * src/core/errors.ts (see grpc-errors.ts: when the attempts run out, the last attempt's code decides,
  * so a persistent RESOURCE_EXHAUSTED is a RateLimitedError) with the client's error as `cause`.

@@ -83,9 +83,9 @@ export function checkRetryPolicy(policy: RetryPolicy): RetryPolicy {
 }
 
 /**
- * google-gax's retry loop for an idempotent read: retried on UNAVAILABLE, DEADLINE_EXCEEDED and
- * RESOURCE_EXHAUSTED, waiting `random() x delay`, the delay starting at `minBackoffMs` and doubling
- * up to `maxBackoffMs`. gax's `maxRetries` bounds the number of calls in all, the first one
+ * google-gax's retry loop for an idempotent read: retried on UNAVAILABLE and DEADLINE_EXCEEDED
+ * (RESOURCE_EXHAUSTED is {@link withRetryInfo}'s), waiting `random() x delay`, the delay starting
+ * at `minBackoffMs` and doubling up to `maxBackoffMs`. gax's `maxRetries` bounds the number of calls in all, the first one
  * included (google-gax 5 `normalCalls/retries.js`), so it takes `maxAttempts` as it is. The
  * per-attempt deadline stays `attemptTimeoutMs` (multiplier 1), so a silent server cannot hold a
  * call for longer.
