@@ -4,6 +4,7 @@ import {
   meanWorst,
   referenceGap,
   SCENARIO_KINDS,
+  seedGap,
   SCENARIO_NAMES,
   type QualityRow,
 } from './quality.js';
@@ -73,7 +74,14 @@ function whyGap(rows: readonly QualityRow[], top = false): string {
     .sort((a, b) => b.x - a.x)
     .map((c) => `${c.x} ${c.words}`);
   const ahead = per(sum((r) => of(r, 'ahead')));
-  return `the governor refused ${per(excess)} GPU-min a run more than the best at the same tick${top ? ' to its highest priority' : ''}: ${parts.join('; ')}${ahead > 0 ? `; less ${ahead} it served where the best at the tick refused` : ''}`;
+  const noGap = rows
+    .filter((r) => seedGap(r) === -Infinity)
+    .map(
+      (r) =>
+        `seed ${r.seed} had no gap to close (the equal split refused ${Math.round(r.refused['equal-split'] ?? NaN)} GPU-min, no more than the best at the tick) and the governor refused ${Math.round(r.refused.governor ?? NaN)}; `,
+    )
+    .join('');
+  return `${noGap}the governor refused ${per(excess)} GPU-min a run more than the best at the same tick${top ? ' to its highest priority' : ''}: ${parts.join('; ')}${ahead > 0 ? `; less ${ahead} it served where the best at the tick refused` : ''}`;
 }
 
 export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
@@ -85,7 +93,7 @@ export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
       const rs = ofKind.filter((r) => r.quotaFactor === factor);
       if (rs.length === 0) continue;
       const f = `${name} ${factor}×, ${rs.length} seeds`;
-      const gaps = rs.map((r) => r.gapClosed ?? 1);
+      const gaps = rs.map((r) => seedGap(r));
       const gap = meanWorst(gaps, 'low');
       const target = GAP_TARGET[kind];
       // Shown where the policy's priority binds the best at the tick (it differs from it).
@@ -103,7 +111,7 @@ export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
         `gap closed vs best at the tick, ${f}, mean`,
         gap.mean,
         `${gap.mean.toFixed(3)} (clairvoyant ${meanWorst(
-          rs.map((r) => r.gapClosedClairvoyant ?? 1),
+          rs.map((r) => seedGap(r, 'oracle')),
           'low',
         ).mean.toFixed(2)})`,
         target === undefined ? '—' : `≥ ${target}`,
@@ -150,7 +158,7 @@ export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
         gap.worst.toFixed(3),
         worstTarget === undefined ? '—' : `≥ ${worstTarget}`,
         worstTarget === undefined || gap.worst >= worstTarget,
-        whyGap(rs.filter((r) => (r.gapClosed ?? 1) === gap.worst)),
+        whyGap(rs.filter((r) => seedGap(r) === gap.worst)),
       );
       if (kind === 'noisy') {
         const top = (k: 'governor' | 'cadence-oracle' | 'over-commit') =>

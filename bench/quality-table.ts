@@ -6,6 +6,7 @@ import {
   referenceGap,
   SCENARIO_KINDS,
   SCENARIO_NAMES,
+  seedGap,
   type QualityRow,
 } from './quality.js';
 
@@ -63,7 +64,7 @@ export function qualityTables(rows: readonly QualityRow[]): string {
       const rs = rows.filter((r) => r.kind === kind && r.quotaFactor === factor);
       if (rs.length === 0) continue;
       const gap = meanWorst(
-        rs.map((r) => r.gapClosed ?? 1),
+        rs.map((r) => seedGap(r)),
         'low',
       );
       const top = meanWorst(

@@ -219,6 +219,18 @@ export function referenceGap(
   return meanWorst(xs, 'low');
 }
 
+/**
+ * A run's gap closed by the governor against the best at the tick (or the clairvoyant oracle), for
+ * the figures: where the equal split refused no more than that best there is no gap to close, and
+ * the run counts as closing it in full only if the governor refused no more than the equal split;
+ * refusing more is worse than a split that was already the best, −∞, a miss and never a pass.
+ */
+export function seedGap(r: QualityRow, best: 'cadence-oracle' | 'oracle' = 'cadence-oracle') {
+  const g = best === 'oracle' ? r.gapClosedClairvoyant : r.gapClosed;
+  if (g !== null) return g;
+  return (r.refused.governor ?? NaN) <= (r.refused['equal-split'] ?? NaN) ? 1 : -Infinity;
+}
+
 /** Mean and worst of a figure over seeds. */
 export function meanWorst(
   xs: readonly number[],

@@ -97,3 +97,31 @@ describe("the best at the tick within the policy's priority, in the bench's figu
     expect(unbound.some((f) => f.figure.includes("policy's priority"))).toBe(false);
   });
 });
+
+describe('a seed with no gap to close, in the bench figures', () => {
+  // The equal split refused as little as the best at the tick: there is no gap, and a governor
+  // that refused more than both is worse than the split, never the gap closed in full.
+  const noGap = (governor: number): QualityRow => ({
+    ...row('traces', 7, { 'equal-split': 40, 'cadence-oracle': 40, oracle: 40, governor }),
+    gapClosed: null,
+    gapClosedClairvoyant: null,
+  });
+  const gapMean = (out: ReturnType<typeof figures>) =>
+    out.find((f) => f.figure.startsWith('gap closed vs') && f.figure.endsWith('mean'));
+  const gapWorst = (out: ReturnType<typeof figures>) =>
+    out.find((f) => f.figure.startsWith('gap closed vs') && f.figure.endsWith('worst seed'));
+
+  it('is a miss where the governor refused more than the equal split', () => {
+    const out = figures([noGap(300)]);
+    expect(gapMean(out)?.met).toBe(false);
+    expect(gapMean(out)?.shown).not.toMatch(/^1\.000/);
+    expect(gapMean(out)?.why).toContain('no gap to close');
+  });
+
+  it('is the gap closed in full where the governor refused no more than it', () => {
+    const out = figures([noGap(40)]);
+    expect(gapMean(out)?.met).toBe(true);
+    expect(gapMean(out)?.shown).toMatch(/^1\.000/);
+    expect(gapWorst(out)?.shown).toBe('1.000');
+  });
+});
