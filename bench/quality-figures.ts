@@ -213,6 +213,13 @@ export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
         String(violations),
         '0',
         violations === 0,
+        rs
+          .filter((r) => r.invariantViolations + r.failedRuns > 0)
+          .map(
+            (r) =>
+              `seed ${r.seed}: ${r.problems[0] ?? `${r.invariantViolations} violation(s), ${r.failedRuns} failed run(s)`}`,
+          )
+          .join('; '),
       );
     }
   }

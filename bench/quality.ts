@@ -97,6 +97,8 @@ export interface QualityRow {
   reversalsPerServiceDay: number;
   invariantViolations: number;
   failedRuns: number;
+  /** The governor's first violations and failed runs, in words (what a miss of them says). */
+  problems: string[];
   idempotence: { cases: number; failures: number; examples: string[] };
   /**
    * The governor's refused GPU-minutes by cause (docs/decision-quality.md "Why the governor
@@ -188,6 +190,7 @@ function toRow(
     reversalsPerServiceDay: gov?.totals.reversalsPerServiceDay ?? 0,
     invariantViolations: result.headline?.invariantViolations ?? 0,
     failedRuns: gov?.failedRuns.length ?? 0,
+    problems: [...(gov?.violations ?? []), ...(gov?.failedRuns ?? [])].slice(0, 3),
     idempotence: gov?.idempotence ?? { cases: 0, failures: 0, examples: [] },
     causes: gov?.causes ?? null,
   };

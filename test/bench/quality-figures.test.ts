@@ -31,6 +31,7 @@ function row(kind: QualityRow['kind'], seed: number, refused: QualityRow['refuse
     reversalsPerServiceDay: 0,
     invariantViolations: 0,
     failedRuns: 0,
+    problems: [],
     idempotence: { cases: 1, failures: 0, examples: [] },
     causes: null,
   };
@@ -123,5 +124,20 @@ describe('a seed with no gap to close, in the bench figures', () => {
     expect(gapMean(out)?.met).toBe(true);
     expect(gapMean(out)?.shown).toMatch(/^1\.000/);
     expect(gapWorst(out)?.shown).toBe('1.000');
+  });
+});
+
+describe('rule violations and failed runs, in the bench figures', () => {
+  it('a miss says what was broken, and in which run', () => {
+    const broken: QualityRow = {
+      ...row('mixed', 11, { 'equal-split': 1000, 'cadence-oracle': 0, governor: 100 }),
+      failedRuns: 1,
+      problems: ['2026-01-05T10:00:00.000Z: the service API answered 503'],
+    };
+    const out = figures([row('mixed', 7, { 'equal-split': 1000, 'cadence-oracle': 0 }), broken]);
+    const f = out.find((x) => x.figure.startsWith('rule violations and failed runs'));
+    expect(f?.met).toBe(false);
+    expect(f?.why).toContain('seed 11');
+    expect(f?.why).toContain('the service API answered 503');
   });
 });
