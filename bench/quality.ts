@@ -107,25 +107,52 @@ export interface QualityRow {
   causes: RefusalCauses | null;
 }
 
-function listEnv<T>(name: string, all: readonly T[], parse: (s: string) => T): T[] {
-  const raw = process.env[name];
+/**
+ * A comma-separated subset from the environment, every one of `all` when unset or empty; an entry
+ * not understood, a list of none and an entry twice are refused (they would run nothing, or count
+ * a seed as two).
+ */
+function listEnv<T>(
+  env: NodeJS.ProcessEnv,
+  name: string,
+  what: string,
+  all: readonly T[],
+  parse: (s: string) => T,
+): T[] {
+  const raw = env[name];
   if (!raw) return [...all];
-  return raw
+  const items = raw
     .split(',')
     .map((s) => s.trim())
-    .filter(Boolean)
-    .map(parse);
+    .filter(Boolean);
+  if (items.length === 0) throw new Error(`${name}: no ${what} in "${raw}"`);
+  const twice = items.find((s, i) => items.indexOf(s) !== i);
+  if (twice !== undefined) throw new Error(`${name}: ${twice} twice`);
+  return items.map(parse);
 }
 
-export async function benchQuality(
-  onRow: (r: QualityRow) => void = () => undefined,
-): Promise<QualityRow[]> {
-  const kinds = listEnv('BENCH_SCENARIOS', SCENARIO_KINDS, (s) => {
+/** The scenarios and seeds `npm run bench` runs: BENCH_SCENARIOS and BENCH_SEEDS, or every one. */
+export function qualitySubset(env: NodeJS.ProcessEnv = process.env): {
+  kinds: ScenarioKind[];
+  seeds: number[];
+} {
+  const kinds = listEnv(env, 'BENCH_SCENARIOS', 'scenario', SCENARIO_KINDS, (s) => {
     if (!(SCENARIO_KINDS as readonly string[]).includes(s))
       throw new Error(`BENCH_SCENARIOS: unknown scenario ${s} (${SCENARIO_KINDS.join(', ')})`);
     return s as ScenarioKind;
   });
-  const seeds = listEnv('BENCH_SEEDS', BENCH_SEEDS, Number);
+  const seeds = listEnv(env, 'BENCH_SEEDS', 'seed', BENCH_SEEDS, (s) => {
+    if (!/^-?\d+$/.test(s) || !Number.isSafeInteger(Number(s)))
+      throw new Error(`BENCH_SEEDS: ${s} is not a whole number`);
+    return Number(s);
+  });
+  return { kinds, seeds };
+}
+
+export async function benchQuality(
+  onRow: (r: QualityRow) => void = () => undefined,
+  { kinds, seeds } = qualitySubset(),
+): Promise<QualityRow[]> {
   const rows: QualityRow[] = [];
   for (const kind of kinds) {
     const policy = parsePolicy(POLICY[kind]());

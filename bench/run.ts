@@ -9,7 +9,7 @@ import {
   benchRuleScan,
 } from './planner.js';
 import { addQualityFigures } from './quality-figures.js';
-import { benchQuality } from './quality.js';
+import { benchQuality, qualitySubset } from './quality.js';
 import type { Strategy } from '../src/simulate/simulate.js';
 import { benchRtt } from './rtt.js';
 import { RTT_CHANGES, rttRunWhole } from './rtt-verdict.js';
@@ -224,6 +224,14 @@ if (!['', 'quality', 'planner'].includes(only)) {
 const full = only === '';
 const withPlanner = full || only === 'planner';
 const withQuality = full || only === 'quality';
+// The subset is read before any part runs: a mistyped one is told at once, not after the planner.
+let subset: ReturnType<typeof qualitySubset> | null = null;
+try {
+  if (withQuality) subset = qualitySubset();
+} catch (e) {
+  console.error((e as Error).message);
+  process.exit(2);
+}
 
 const planner = withPlanner ? benchPlanner() : [];
 // Pools of 100,000 GPUs (a quota a policy may set, up to MAX_QUOTA_GPUS): the plan's cost once grew
@@ -369,7 +377,7 @@ if (withQuality) {
     '  scenario                     quota  seed  governor  equal  over-commit  clairv.  tick-best  30m-best   gap  gap(clairv.)  top prio: gov / tick-best / over-commit  writes/svc/h  rev/svc/day  violations  idempotent',
   );
 }
-const quality = !withQuality
+const quality = !subset
   ? []
   : await benchQuality((r) => {
       const n = (k: Strategy) => String(Math.round(r.refused[k] ?? 0));
@@ -377,7 +385,7 @@ const quality = !withQuality
       const line = `  ${r.scenario.padEnd(26)} ${`${r.quotaFactor}×`.padStart(6)} ${String(r.seed).padStart(5)} ${n('governor').padStart(9)} ${n('equal-split').padStart(6)} ${n('over-commit').padStart(12)} ${n('oracle').padStart(8)} ${n('cadence-oracle').padStart(10)} ${n('writes-oracle').padStart(9)} ${(r.gapClosed === null ? '—' : r.gapClosed.toFixed(2)).padStart(5)} ${(r.gapClosedClairvoyant === null ? '—' : r.gapClosedClairvoyant.toFixed(2)).padStart(13)} ${`${t('governor')} / ${t('cadence-oracle')} / ${t('over-commit')}`.padStart(42)} ${r.writesPerServiceHour.toFixed(2).padStart(13)} ${r.reversalsPerServiceDay.toFixed(2).padStart(12)} ${String(r.invariantViolations).padStart(11)} ${`${r.idempotence.cases - r.idempotence.failures}/${r.idempotence.cases}`.padStart(11)}`;
       lines.push(line);
       if (process.env.BENCH_PROGRESS) console.error(line);
-    });
+    }, subset);
 
 const rtt = full ? await benchRtt(50) : null;
 // The function's memory, cold start and cost (bench/function.ts; `npm run bench:function` alone).

@@ -39,4 +39,16 @@ describe('npm run bench, one part', () => {
     ) as { planner: { rows: unknown[] } };
     expect(written.planner.rows).toEqual([]);
   }, 120_000);
+
+  it('refuses a subset of no seed before running anything, and writes no results', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'governor-bench-run-'));
+    const run = promisify(execFile)(process.execPath, [resolve('dist/bench/run.js')], {
+      cwd: dir,
+      env: { ...process.env, BENCH_ONLY: 'quality', BENCH_SEEDS: ',' },
+    });
+    await expect(run).rejects.toMatchObject({ code: 2, stderr: 'BENCH_SEEDS: no seed in ","\n' });
+    await expect(readFile(join(dir, 'bench', 'results-quality.json'), 'utf8')).rejects.toThrow(
+      /ENOENT/,
+    );
+  }, 60_000);
 });
