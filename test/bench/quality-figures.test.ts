@@ -141,3 +141,71 @@ describe('rule violations and failed runs, in the bench figures', () => {
     expect(f?.why).toContain('the service API answered 503');
   });
 });
+
+describe('each decision-quality target, compared as documented', () => {
+  // Two seeds of one scenario and quota, with what differs from a run that meets every target.
+  const seed = (kind: QualityRow['kind'], n: number, over: Partial<QualityRow>): QualityRow => ({
+    ...row(kind, n, { 'equal-split': 1000, 'cadence-oracle': 0, governor: 0 }),
+    idempotence: { cases: 10_000, failures: 0, examples: [] },
+    ...over,
+  });
+  const find = (out: ReturnType<typeof figures>, start: string, end = '') =>
+    out.find((f) => f.figure.startsWith(start) && f.figure.endsWith(end));
+
+  it('judges the gap closed on its mean and its worst seed, each against its own target', () => {
+    const out = figures([
+      seed('mixed', 7, { gapClosed: 1, gapClosedClairvoyant: 0.6 }),
+      seed('mixed', 11, { gapClosed: 0.82, gapClosedClairvoyant: 0.5 }),
+    ]);
+    expect(find(out, 'gap closed vs', 'mean')).toMatchObject({ met: true });
+    expect(find(out, 'gap closed vs', 'mean')?.shown).toBe('0.910 (clairvoyant 0.55)');
+    expect(find(out, 'gap closed vs', 'worst seed')).toMatchObject({ shown: '0.820', met: true });
+    const low = figures([
+      seed('mixed', 7, { gapClosed: 0.95 }),
+      seed('mixed', 11, { gapClosed: 0.78 }),
+    ]);
+    expect(find(low, 'gap closed vs', 'mean')?.met).toBe(false);
+    expect(find(low, 'gap closed vs', 'worst seed')).toMatchObject({ shown: '0.780', met: false });
+  });
+
+  it('judges writes and reversals on the worst seed, not the mean', () => {
+    const out = figures([
+      seed('traces', 7, { gapClosed: 1, writesPerServiceHour: 1, reversalsPerServiceDay: 0.2 }),
+      seed('traces', 11, { gapClosed: 1, writesPerServiceHour: 2.5, reversalsPerServiceDay: 1.5 }),
+    ]);
+    expect(find(out, 'writes / service / hour')).toMatchObject({
+      shown: '2.50 (mean 1.75)',
+      met: false,
+    });
+    expect(find(out, 'reversals / service / day')).toMatchObject({
+      shown: '1.50 (mean 0.85)',
+      met: false,
+    });
+  });
+
+  it("judges the noisy neighbour's highest priority against 1.1× the best at the tick and below over-commit", () => {
+    const top = (governor: number, best: number, over: number) =>
+      seed('noisy', 7, {
+        refusedTop: { governor, 'cadence-oracle': best, 'over-commit': over },
+      });
+    const vsBest = (out: ReturnType<typeof figures>) =>
+      find(out, 'highest priority refused', 'governor ÷ best at the tick');
+    const vsOver = (out: ReturnType<typeof figures>) =>
+      find(out, 'highest priority refused', 'governor vs over-commit');
+    expect(vsBest(figures([top(110, 100, 500)]))?.met).toBe(true);
+    expect(vsBest(figures([top(200, 100, 500)]))).toMatchObject({ shown: '200 ÷ 100', met: false });
+    expect(vsOver(figures([top(200, 100, 500)]))?.met).toBe(true);
+    expect(vsOver(figures([top(500, 100, 500)]))?.met).toBe(false);
+  });
+
+  it('misses idempotence on fewer ticks than the target, and says so', () => {
+    const out = figures([
+      seed('traces', 7, { idempotence: { cases: 2, failures: 0, examples: [] } }),
+    ]);
+    expect(find(out, 'idempotence')).toMatchObject({
+      shown: '2 of 2',
+      met: false,
+      why: 'only 2 ticks in this subset',
+    });
+  });
+});
