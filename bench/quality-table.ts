@@ -132,9 +132,18 @@ export function qualityTables(rows: readonly QualityRow[]): string {
 }
 
 const file = process.argv[2] ?? 'bench/results-quality.json';
-const data = JSON.parse(await readFile(file, 'utf8')) as { quality?: QualityRow[] };
-if (!Array.isArray(data.quality)) {
-  console.error(`${file}: no "quality" rows (run BENCH_ONLY=quality npm run bench first)`);
+const refuse = (why: string): never => {
+  console.error(`${file}: ${why} (run BENCH_ONLY=quality npm run bench first)`);
   process.exit(2);
+};
+const text = await readFile(file, 'utf8').catch((e: NodeJS.ErrnoException) =>
+  refuse(`cannot read it (${e.code ?? e.message})`),
+);
+let data: { quality?: QualityRow[] } | null = null;
+try {
+  data = JSON.parse(text) as { quality?: QualityRow[] } | null;
+} catch {
+  refuse('not JSON');
 }
-console.log(qualityTables(data.quality));
+if (!Array.isArray(data?.quality)) refuse('no "quality" rows');
+console.log(qualityTables(data?.quality ?? []));

@@ -1,0 +1,37 @@
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import { promisify } from 'node:util';
+import { afterEach, describe, expect, it } from 'vitest';
+
+/** `node dist/bench/quality-table.js [file]`: a bench run's quality rows as Markdown tables. */
+
+let dir: string | undefined;
+afterEach(async () => {
+  if (dir !== undefined) await rm(dir, { recursive: true, force: true });
+  dir = undefined;
+});
+
+const table = (file: string) =>
+  promisify(execFile)(process.execPath, [resolve('dist/bench/quality-table.js'), file]);
+
+describe('the quality tables of a bench run', () => {
+  it.each([
+    ['missing', null, /missing\.json: cannot read it \(ENOENT/],
+    ['not JSON', '{', /not-JSON\.json: not JSON/],
+    ['without rows', '{}', /without-rows\.json: no "quality" rows/],
+  ])('refuse a file %s in one line, without a stack trace', async (what, text, message) => {
+    dir = await mkdtemp(join(tmpdir(), 'governor-quality-table-'));
+    const name = what.replace(/ /g, '-') + '.json';
+    if (text !== null) await writeFile(join(dir, name), text);
+    const failed = await table(join(dir, name)).then(
+      () => null,
+      (e: { code: number; stderr: string }) => e,
+    );
+    expect(failed?.code).toBe(2);
+    const stderr = failed?.stderr ?? '';
+    expect(stderr).toMatch(message);
+    expect(stderr.trim().split('\n')).toHaveLength(1);
+  });
+});
