@@ -17,6 +17,34 @@ const table = (file: string) =>
   promisify(execFile)(process.execPath, [resolve('dist/bench/quality-table.js'), file]);
 
 describe('the quality tables of a bench run', () => {
+  it('show a run with no gap to close, where the governor refused more, as worse than any gap closed', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'governor-quality-table-'));
+    // The equal split refused as little as the best at the tick; the governor refused more.
+    const run = (seed: number, governor: number) => ({
+      kind: 'traces',
+      quotaFactor: 1,
+      seed,
+      refused: { governor, 'equal-split': 40, 'cadence-oracle': 40 },
+      refusedTop: { governor, 'cadence-oracle': 40 },
+      gapClosed: null,
+      gapClosedByPolicyOracle: null,
+      writesPerServiceHour: 0.5,
+      reversalsPerServiceDay: 0,
+      invariantViolations: 0,
+      failedRuns: 0,
+      causes: null,
+    });
+    const file = join(dir, 'results-quality.json');
+    await writeFile(file, JSON.stringify({ quality: [run(7, 40), run(11, 300)] }));
+    const { stdout } = await table(file);
+    const cells = stdout
+      .split('\n')
+      .find((l) => l.startsWith('| traces alone | 1× |'))
+      ?.split('|')
+      .map((c) => c.trim());
+    expect(cells?.slice(3, 5)).toEqual(['-Infinity', '-Infinity']);
+  });
+
   it.each([
     ['missing', null, /missing\.json: cannot read it \(ENOENT/],
     ['not JSON', '{', /not-JSON\.json: not JSON/],
