@@ -40,6 +40,11 @@ interface UnitPool {
   pool: string;
   budget: number | null;
   caps: number;
+  /**
+   * The caps are a dry run's plan, not what writes left: no run of the unit that writes has
+   * recorded its pools (a unit governed in dry run only).
+   */
+  capsPlanned: boolean;
   demand: number;
   inUse: number;
   status: string;
@@ -157,11 +162,18 @@ function unitView(
     if (!failed(r)) break;
     failingRuns++;
   }
-  const withPools = runs.find((r) => r.pools !== undefined);
+  // The caps the newest enforcing run's writes left: a dry run's are a plan nobody wrote (a
+  // restore dry run plans the caps from before the governor, over the budget as they may be), so
+  // they are shown only where no enforcing run recorded the pools, and said to be planned.
+  const withPools =
+    runs.find((r) => r.pools !== undefined && r.mode === 'enforce') ??
+    runs.find((r) => r.pools !== undefined);
+  const capsPlanned = withPools?.mode === 'dry-run';
   const pools: UnitPool[] = Object.entries(withPools?.pools ?? {})
     .map(([pool, p]) => ({
       pool,
       ...p,
+      capsPlanned,
       pressure:
         p.budget !== null && p.budget > 0 ? Math.round((p.demand / p.budget) * 100) / 100 : null,
       // A budget below 0 refuses all the demand, and no more.
@@ -324,7 +336,7 @@ export function renderOrgView(view: OrgView, pressureAt: number, maxLines = 50):
   for (const p of hot.slice(0, maxLines)) {
     // A pool's key is the store's text, as a record's error is.
     out.push(
-      `  ${oneLine(p.pool)}: ${p.pressure === null ? 'no budget' : p.pressure.toFixed(2)} (demand ${p.demand}, budget ${p.budget}, caps ${p.caps}, in use ${p.inUse}, ~${p.refusedEstimate} refused)`,
+      `  ${oneLine(p.pool)}: ${p.pressure === null ? 'no budget' : p.pressure.toFixed(2)} (demand ${p.demand}, budget ${p.budget}, caps ${p.caps}${p.capsPlanned ? ' as a dry run planned them' : ''}, in use ${p.inUse}, ~${p.refusedEstimate} refused)`,
     );
   }
   if (hot.length > maxLines) out.push(`  … and ${hot.length - maxLines} more (--json)`);

@@ -425,6 +425,57 @@ describe('governor status --org judging pressure', () => {
   });
 });
 
+describe('governor status --org after a dry run', () => {
+  it("shows the caps the last enforcing run left, not a dry run's plan, and says when only a plan is known", async () => {
+    const own = await mkdtemp(join(tmpdir(), 'org-view-dry-run-'));
+    try {
+      const store = createFileStateStore({ dir: own });
+      const key = (p: string) => `${p}/us-central1/nvidia-l4/zonal`;
+      // Written down to 7; then a restore dry run planned the caps from before the governor, 11.
+      await store.recordRun(
+        'both-proj',
+        record('r1', 3, { pools: { [key('both-proj')]: { ...pool(7, 10), caps: 7 } } }),
+      );
+      await store.recordRun(
+        'both-proj',
+        record('r2', 1, {
+          mode: 'dry-run',
+          pools: { [key('both-proj')]: { ...pool(7, 10), caps: 11 } },
+        }),
+      );
+      // Governed in dry run only: the plan is all there is.
+      await store.recordRun(
+        'trial-proj',
+        record('r1', 1, {
+          mode: 'dry-run',
+          pools: { [key('trial-proj')]: { ...pool(4, 6), caps: 4 } },
+        }),
+      );
+      await store.close();
+      const policy = join(own, 'policy.json');
+      await writeFile(
+        policy,
+        JSON.stringify({ version: 1, projects: ['both-proj', 'trial-proj'] }),
+      );
+      const view = JSON.parse(await statusOk(['--json'], { policy, dir: own })) as OrgView;
+      const by = new Map(view.units.map((u) => [u.project, u]));
+      expect(by.get('both-proj')?.pools).toEqual([
+        expect.objectContaining({ pool: key('both-proj'), caps: 7, capsPlanned: false }),
+      ]);
+      expect(by.get('trial-proj')?.pools).toEqual([
+        expect.objectContaining({ pool: key('trial-proj'), caps: 4, capsPlanned: true }),
+      ]);
+      const text = await statusOk([], { policy, dir: own });
+      expect(text).toContain(`${key('both-proj')}: 1.43 (demand 10, budget 7, caps 7, in use 10,`);
+      expect(text).toContain(
+        `${key('trial-proj')}: 1.50 (demand 6, budget 4, caps 4 as a dry run planned them, in use 6,`,
+      );
+    } finally {
+      await rm(own, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('governor status --org judging a pool whose budget is below 0', () => {
   it('counts it under pressure, as its runs alert, and no more GPUs refused than demanded', async () => {
     const own = await mkdtemp(join(tmpdir(), 'org-view-negative-budget-'));
