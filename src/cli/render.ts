@@ -99,12 +99,12 @@ function groupLine(group: readonly PlanService[]): string {
   const names = (name: (s: PlanService) => string) => someOf(group.map(name), ALIKE_NAMED);
   const deferred = first.why.deferred;
   if (quiet(first) === 'deferred' && deferred)
-    return `${group.length} deferred, limits.maxChangesPerRun (${deferred.limit}) reached: for a later run (${names((s) => `${s.name} ${s.from} → ${s.why.deferred?.planned ?? s.to}`)})`;
+    return `${group.length} deferred, limits.maxChangesPerRun (${deferred.limit}) reached: for a later run (${names((s) => `${nameOf(s)} ${s.from} → ${s.why.deferred?.planned ?? s.to}`)})`;
   const what =
     quiet(first) === 'unmanaged'
       ? 'unmanaged, counted at their caps'
       : 'unchanged, with nothing to report';
-  return `${group.length} ${what} (${names((s) => s.name)})`;
+  return `${group.length} ${what} (${names(nameOf)})`;
 }
 
 /** The line under a plan or status that counted services rather than listing them. */
@@ -115,7 +115,26 @@ function countedNote(groups: readonly PlanService[][], command: string): string 
 
 /** "project/region accelerator", and "(no zonal redundancy)" for that pool. */
 export function poolTitle(p: PoolId & { project: string }): string {
-  return `${p.project}/${poolWords(p)}`;
+  return oneLine(`${p.project}/${poolWords(p)}`);
+}
+
+/**
+ * A service's name as shown: on one line. A snapshot file's names are checked when it is read,
+ * but an observation's are as Cloud Run answered them.
+ */
+function nameOf(s: { name: string }): string {
+  return oneLine(s.name);
+}
+
+/**
+ * The widest the name column grows: a longer name takes the room of its own row only (a name of
+ * 30 MB in a snapshot file, padded onto every row of its pool, failed the command).
+ */
+const NAME_COLUMN = 63;
+
+/** The name column's width: the longest name shown, at least `least`, at most NAME_COLUMN. */
+function nameWidth(rows: readonly { name: string }[], least: number): number {
+  return Math.min(widest(rows, nameOf, least), Math.max(least, NAME_COLUMN));
 }
 
 /**
@@ -133,7 +152,7 @@ function inUseText(p: PlanPool, rows: readonly PlanService[]): string {
 /** "3 (service render-frames: 2, worker pool video-encoder: 1)": what the unmanaged GPUs are. */
 function unmanaged(p: PlanPool): string {
   if (p.unmanaged.length === 0) return String(p.unmanagedGpus);
-  return `${p.unmanagedGpus} (${p.unmanaged.map((u) => `${u.source}: ${u.gpus}`).join(', ')})`;
+  return `${p.unmanagedGpus} (${p.unmanaged.map((u) => `${oneLine(u.source)}: ${u.gpus}`).join(', ')})`;
 }
 
 /**
@@ -151,11 +170,11 @@ function widest<T>(items: readonly T[], text: (item: T) => string, least = 0): n
  * another kept; then the cap (before → after) and the reason.
  */
 function serviceRows(rows: readonly PlanService[], c: Colors): string[] {
-  const width = widest(rows, (s) => s.name, 7);
+  const width = nameWidth(rows, 7);
   const num = (v: number | null, w: number) => (v === null ? '–' : String(v)).padStart(w);
   const out = [c.dim(`    ${'service'.padEnd(width)}  priority  weight  cap`)];
   for (const s of rows) {
-    const name = s.name.padEnd(width);
+    const name = nameOf(s).padEnd(width);
     const pw = `${num(s.priority, 8)}  ${num(s.weight, 6)}`;
     if (!s.managed) {
       out.push(
@@ -219,7 +238,7 @@ export function renderAlerts(
     const status = options.status ? `${alertStatus(a).padEnd(statusWidth)}  ` : '';
     const text = group
       ? `${group.length} services (${someOf(
-          group.map((g) => g.service ?? ''),
+          group.map((g) => oneLine(g.service ?? '')),
           ALIKE_NAMED,
         )}): ${options.alike ?? ''}`
       : oneLine(a.summary);
@@ -334,7 +353,7 @@ export function renderStatus(plan: Plan, c: Colors, options: { all?: boolean } =
     );
     if (rows.length === 0) continue;
     const { listed, groups } = poolRows(rows, named, options.all ?? false);
-    const width = widest(listed, (s) => s.name, 7);
+    const width = nameWidth(listed, 7);
     const cell = (v: number | null) => String(v ?? '?').padStart(6);
     out.push(
       c.dim(
@@ -344,7 +363,7 @@ export function renderStatus(plan: Plan, c: Colors, options: { all?: boolean } =
     for (const s of listed) {
       const plan = s.to === s.from ? '     =' : cell(s.to);
       out.push(
-        `  ${s.name.padEnd(width)}  ${cell(s.inUse)} ${cell(s.peak)} ${cell(s.demand)} ${cell(s.from)} ${plan}  ${`× ${s.gpusPerInstance}`.padStart(6)}  ${s.managed ? 'yes' : c.dim('no')}`,
+        `  ${nameOf(s).padEnd(width)}  ${cell(s.inUse)} ${cell(s.peak)} ${cell(s.demand)} ${cell(s.from)} ${plan}  ${`× ${s.gpusPerInstance}`.padStart(6)}  ${s.managed ? 'yes' : c.dim('no')}`,
       );
     }
     for (const group of groups) out.push(c.dim(`  … ${groupLine(group)}`));

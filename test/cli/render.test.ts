@@ -414,4 +414,48 @@ describe('the status, for people', () => {
     expect(status).toMatch(/\n {2}llm-chat\s+3\s+3\s+5\s+3\s+=\s+× 2\s+yes\n/);
     expect(status).toMatch(/\n {2}llm-summarize\s+1\s+1\s+2\s+2\s+=\s+× 1\s+yes\n/);
   });
+
+  it("pads no row to a very long name: that name's row alone is longer", () => {
+    // A snapshot file's names have no length limit: one of 30 MB was padded onto each of its
+    // pool's rows, and `governor status` and `plan` failed with "Invalid string length".
+    const long = 'x'.repeat(5_000);
+    const named = {
+      ...result,
+      services: result.services.map((s) => (s.name === 'llm-chat' ? { ...s, name: long } : s)),
+    };
+    for (const out of [renderStatus(named, c), renderPlan(named, c)]) {
+      const lines = out.split('\n');
+      expect(lines.filter((l) => l.includes(long))).toHaveLength(1);
+      const others = lines.filter((l) => !l.includes(long) && !l.includes('xxxxx'));
+      expect(Math.max(...others.map((l) => l.length))).toBeLessThan(400);
+      expect(lines.find((l) => /^ +llm-summarize /.test(l))?.trimEnd()).toMatch(
+        /^ +llm-summarize {2,}\S/,
+      );
+    }
+  });
+
+  it('shows names from an observation on one line, without their control characters', () => {
+    // A live observation's names are not checked as a snapshot file's are: a service, worker
+    // pool or region named with a terminal escape reached the screen as it was.
+    const escape = 'a\n\u001b[2J\u009b31mb';
+    const named: Plan = {
+      ...result,
+      pools: result.pools.map((p) => ({
+        ...p,
+        region: `us${escape}`,
+        unmanaged: p.unmanaged.map((u) => ({ ...u, source: `worker pool ${escape}` })),
+      })),
+      services: result.services.map((s) => ({
+        ...s,
+        region: `us${escape}`,
+        name: `${s.name}${escape}`,
+      })),
+    };
+    for (const out of [renderStatus(named, c), renderPlan(named, c)]) {
+      expect(out).toContain('llm-chata [2J 31mb');
+      expect(out).toContain('worker pool a [2J 31mb: 1');
+      expect(out).toContain('my-project/usa [2J 31mb nvidia-l4');
+      expect(out.replaceAll('\n', '')).not.toMatch(/\p{Cc}/u);
+    }
+  });
 });
