@@ -415,6 +415,28 @@ describe('the status, for people', () => {
     expect(status).toMatch(/\n {2}llm-summarize\s+1\s+1\s+2\s+2\s+=\s+× 1\s+yes\n/);
   });
 
+  it('says what the snapshot holds: a quota of zero, use unknown beside unmanaged use, who is governed', () => {
+    // The pool without zonal redundancy has a quota of 0 from Cloud Quotas; in the other, every
+    // governed service's usage is unknown, the unmanaged render-thumbs' is known.
+    const edited = parseSnapshotText(
+      JSON.stringify({
+        ...snapshot,
+        pools: snapshot.pools.map((p) => (p.zonalRedundancy ? p : { ...p, quota: 0 })),
+        services: snapshot.services.map((s) =>
+          s.zonalRedundancy && s.name !== 'render-thumbs'
+            ? { ...s, usage: null, usageNote: 'metrics are behind' }
+            : s,
+        ),
+      }),
+      'snapshot',
+    );
+    const out = renderStatus(plan(edited, policy, edited.takenAt), c);
+    expect(out).toMatch(/^ {2}quota 0 · reserve 0 · unmanaged 0 · budget 0 · caps 4 · /m);
+    expect(out).toMatch(/^ {2}quota 12 · .* · in use \? \(usage unknown\) · demand /m);
+    expect(out).toMatch(/^ {2}render-thumbs +1 +1 +\? +1 += +× 1 +no$/m);
+    expect(out).toMatch(/^ {2}llm-chat +\? +\? +\? +3 +\S+ +× 1 +yes$/m);
+  });
+
   it("pads no row to a very long name: that name's row alone is longer", () => {
     // A snapshot file's names have no length limit: one of 30 MB was padded onto each of its
     // pool's rows, and `governor status` and `plan` failed with "Invalid string length".
