@@ -5,7 +5,7 @@ import { poolKey, poolWords, type PoolId } from '../core/pool.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { oneLine, someOf } from '../core/text.js';
 import { groupBy } from '../core/collections.js';
-import { ALIKE_NAMED, alike, type Alike } from './alike.js';
+import { ALIKE_LISTED, ALIKE_NAMED, alike, type Alike } from './alike.js';
 
 /** Colours for a terminal, or none (not a TTY, NO_COLOR set). */
 export type Colors = ReturnType<typeof pc.createColors>;
@@ -149,10 +149,15 @@ function inUseText(p: PlanPool, rows: readonly PlanService[]): string {
   return `≥ ${p.inUse} (${unknown} of ${governed.length} unknown)`;
 }
 
-/** "3 (service render-frames: 2, worker pool video-encoder: 1)": what the unmanaged GPUs are. */
-function unmanaged(p: PlanPool): string {
+/**
+ * "3 (service render-frames: 2, worker pool video-encoder: 1)": what the unmanaged GPUs are. Past
+ * ALIKE_LISTED, the largest few and how many more (unless `all`), as their rows are counted.
+ */
+function unmanaged(p: PlanPool, all: boolean): string {
   if (p.unmanaged.length === 0) return String(p.unmanagedGpus);
-  return `${p.unmanagedGpus} (${p.unmanaged.map((u) => `${oneLine(u.source)}: ${u.gpus}`).join(', ')})`;
+  const each = p.unmanaged.map((u) => `${oneLine(u.source)}: ${u.gpus}`);
+  const shown = all || each.length <= ALIKE_LISTED ? each.join(', ') : someOf(each, ALIKE_NAMED);
+  return `${p.unmanagedGpus} (${shown})`;
 }
 
 /**
@@ -292,7 +297,7 @@ export function renderPlan(
     const quota =
       p.quota === null ? oneLine(p.quotaSource) : `${p.quota} (${oneLine(p.quotaSource)})`;
     out.push(
-      `  quota ${quota} · reserve ${p.reserve} · unmanaged ${unmanaged(p)} · budget ${p.budget ?? 'unknown'} GPUs`,
+      `  quota ${quota} · reserve ${p.reserve} · unmanaged ${unmanaged(p, options.all ?? false)} · budget ${p.budget ?? 'unknown'} GPUs`,
     );
     const rows = byPool.get(poolKey(p)) ?? [];
     out.push(
@@ -349,7 +354,7 @@ export function renderStatus(plan: Plan, c: Colors, options: { all?: boolean } =
     out.push(`${c.bold(poolTitle(p))}  ${color(`[${p.status}]`)}`);
     const rows = byPool.get(poolKey(p)) ?? [];
     out.push(
-      `  quota ${p.quota ?? 'unknown'} · reserve ${p.reserve} · unmanaged ${unmanaged(p)} · budget ${p.budget ?? 'unknown'} · caps ${p.capsBefore} · in use ${inUseText(p, rows)} · demand ${p.demand} GPUs`,
+      `  quota ${p.quota ?? 'unknown'} · reserve ${p.reserve} · unmanaged ${unmanaged(p, options.all ?? false)} · budget ${p.budget ?? 'unknown'} · caps ${p.capsBefore} · in use ${inUseText(p, rows)} · demand ${p.demand} GPUs`,
     );
     if (rows.length === 0) continue;
     const { listed, groups } = poolRows(rows, named, options.all ?? false);

@@ -222,6 +222,25 @@ describe('plan and status of a large fleet', () => {
     for (const a of big.alerts.filter((x) => x.service === null)) expect(text).toContain(a.summary);
   });
 
+  it("names a pool's first few unmanaged holders past ten, as its counted rows do; --all each", () => {
+    // 250 unmanaged services in a pool: their rows are one counted line, and the pool's line
+    // listed all 250 again (6,000 characters).
+    const pool = big.pools.find((p) => p.unmanaged.length > ALIKE_LISTED);
+    expect(pool).toBeDefined();
+    const [first] = pool?.unmanaged ?? [];
+    const more = (pool?.unmanaged.length ?? 0) - 5;
+    for (const [out, all] of [
+      [renderStatus(big, c), renderStatus(big, c, { all: true })],
+      [renderPlan(big, c), renderPlan(big, c, { all: true })],
+    ] as const) {
+      const line = out.split('\n').find((l) => l.includes(`unmanaged ${pool?.unmanagedGpus} (`));
+      expect(line).toContain(`(${first?.source}: ${first?.gpus}, `);
+      expect(line).toContain(` and ${more} more) · `);
+      expect(line?.length).toBeLessThan(400);
+      for (const u of pool?.unmanaged ?? []) expect(all).toContain(`${u.source}: ${u.gpus}`);
+    }
+  });
+
   it('the plan line counts each governed service once: raised, lowered, unchanged or deferred', () => {
     const m = /^Plan: (\d+) to raise, (\d+) to lower, (\d+) unchanged, (\d+) deferred\./m.exec(
       renderPlan(big, c),
