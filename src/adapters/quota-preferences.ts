@@ -30,7 +30,7 @@ import { CloudQuotasClient } from '@google-cloud/cloudquotas';
 import type { protos } from '@google-cloud/cloudquotas';
 
 import { ConflictError, InputError, UnavailableError, UpstreamError } from '../core/errors.js';
-import { preferenceNameFault, QUOTA_ID } from '../core/preference-name.js';
+import { preferenceNameFault, QUOTA_ID, samePreference } from '../core/preference-name.js';
 import type {
   ListedPreference,
   NewQuotaPreference,
@@ -146,6 +146,15 @@ export function createQuotaPreferenceAdapter(
       const [p] = await withRetryInfo(policy, () =>
         client.getQuotaPreference({ name }, gaxReadOptions(policy)),
       ).catch(fail(`reading quota preference ${name}`));
+      // GetQuotaPreference answers the preference it names: one answered under another name
+      // (another id, another project) is not this one, and its state would decide the request
+      // asked about. Refused, as quotas.ts refuses another quota's info; the project's number in
+      // place of its id is the same preference (preference-name.ts samePreference).
+      const answered = p.name ?? '';
+      if (answered !== '' && !samePreference(answered, name))
+        throw new UpstreamError(
+          `reading quota preference ${name}: Cloud Quotas answered ${JSON.stringify(answered.slice(0, 300))}; not used`,
+        );
       return view(p);
     },
     async createPreference(input: NewQuotaPreference) {

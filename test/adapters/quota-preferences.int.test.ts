@@ -979,6 +979,54 @@ describe('listing: a preference named under another project', () => {
   });
 });
 
+describe('reading back: an answer that is another preference', () => {
+  it('is refused, never judged as the preference asked for', async () => {
+    // GetQuotaPreference names the preference it reads; an answer naming another one (another
+    // id, or another project) would decide the tracked request on another preference's state.
+    const a = createQuotaPreferenceAdapter({ emulatorHost: emulator.host });
+    const [created] = await other.createQuotaPreference({
+      parent: `projects/${P}/locations/global`,
+      quotaPreferenceId: 'read-back-asked',
+      quotaPreference: {
+        service: 'run.googleapis.com',
+        quotaId: L4_NZ,
+        dimensions: { region: 'asia-east1' },
+        quotaConfig: { preferredValue: '5' },
+        contactEmail: 'o@example.com',
+      },
+    });
+    const real = CloudQuotasClient.prototype.getQuotaPreference as (
+      request: unknown,
+      options: unknown,
+    ) => Promise<unknown[]>;
+    let rename = (name: string) => name;
+    const spy = vi
+      .spyOn(CloudQuotasClient.prototype, 'getQuotaPreference')
+      .mockImplementation(async function (this: CloudQuotasClient, request, options) {
+        const [p, ...rest] = await real.call(this, request, options);
+        const name = String((p as { name?: string }).name);
+        return [{ ...(p as object), name: rename(name) }, ...rest] as never;
+      });
+    try {
+      for (const other of [
+        (n: string) => n.replace('read-back-asked', 'someone-elses'),
+        (n: string) => n.replace(`projects/${P}/`, 'projects/other-project/'),
+      ]) {
+        rename = other;
+        const read = a.getPreference(String(created.name));
+        await expect(read).rejects.toBeInstanceOf(UpstreamError);
+        await expect(read).rejects.toThrow(/answered .*someone-elses|answered .*other-project/);
+      }
+      // The same preference named by project number, as Google names resources, is read.
+      rename = (n) => n.replace(`projects/${P}/`, 'projects/123456/');
+      expect(await a.getPreference(String(created.name))).toMatchObject({ preferredValue: 5 });
+    } finally {
+      spy.mockRestore();
+      await a.close();
+    }
+  });
+});
+
 describe('what is sent again after a failure', () => {
   const F = 'qp-faults';
   let emu: RunningEmulator;
