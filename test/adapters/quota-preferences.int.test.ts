@@ -171,6 +171,36 @@ describe('quota preferences over gRPC', () => {
     ).rejects.toBeInstanceOf(ConflictError);
   });
 
+  it('an update sends the contact email it is given, not the one the preference was filed with', async () => {
+    // contact_email is input only and required for an increase: a raise of someone else's
+    // preference must carry the policy's address, so the update mask names it ("When requesting
+    // a quota increase, the email address is required": QuotaPreference.contact_email,
+    // https://cloud.google.com/php/docs/reference/cloud-quotas/latest/V1.QuotaPreference).
+    const [filed] = await other.createQuotaPreference({
+      parent: `projects/${P}/locations/global`,
+      quotaPreferenceId: 'someone-elses-contact',
+      quotaPreference: {
+        service: 'run.googleapis.com',
+        quotaId: L4,
+        dimensions: { region: 'asia-northeast1' },
+        quotaConfig: { preferredValue: '5' },
+        contactEmail: 'someone@example.com',
+      },
+    });
+    const name = String(filed.name);
+    const read = await prefs.getPreference(name);
+    await prefs.updatePreference({
+      name,
+      etag: read.etag,
+      preferredValue: 7,
+      justification: 'more',
+      contactEmail: 'gpu-platform@example.com',
+    });
+    expect(quotaPreferences(emulator.model).find((p) => p.name === name)).toMatchObject({
+      contactEmail: 'gpu-platform@example.com',
+    });
+  });
+
   it('another actor files for the same quota and region between our read and our write: ConflictError, nothing doubled', async () => {
     const before = await prefs.listPreferences(P);
     expect(before.some((p) => p.region === EU)).toBe(false);
