@@ -576,7 +576,14 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
       // What is tracked is read back from the state, which refuses a name that is not the
       // pool's project's preference: one Google answered otherwise is not tracked (the planned
       // event stays, and the next run settles it against the preferences it lists).
-      const answered = preferenceNameFault(view.name, project);
+      // The answer must also be the preference filed (its project's number in place of its id
+      // aside): tracked under another name, every later run would read back, and judge the
+      // request on, that other preference.
+      const answered =
+        preferenceNameFault(view.name, project) ??
+        (samePreference(view.name, filing.name)
+          ? null
+          : `${JSON.stringify(view.name.slice(0, 300))} is another preference`);
       if (answered !== null) {
         listed = null;
         failed(

@@ -412,6 +412,40 @@ describe('a filed preference Google names otherwise', () => {
   });
 });
 
+describe('a filed preference answered as another one of the project', () => {
+  it('is not tracked under the other name: the next run lists the preferences and settles it', async () => {
+    // A create answered with another preference's name (another id of the same project) would
+    // have every later run read back, and judge the request on, that other preference.
+    const odd: QuotaRequestPort = {
+      quotaIdOf: (a, z) => prefs.quotaIdOf(a, z),
+      listPreferences: (p) => prefs.listPreferences(p),
+      getPreference: (name) => prefs.getPreference(name),
+      createPreference: async (input) => {
+        const v = await prefs.createPreference(input);
+        return { ...v, name: v.name.replace(/[^/]+$/, 'someone-elses') };
+      },
+      updatePreference: (input) => prefs.updatePreference(input),
+    };
+    const first = await run(odd);
+    expect(first.error).toBeNull();
+    expect(calls('/CreateQuotaPreference')).toHaveLength(1);
+    expect(degraded(first)?.details['failures']).toEqual([
+      expect.objectContaining({
+        call: 'create',
+        error: expect.stringMatching(/someone-elses/),
+      }),
+    ]);
+    expect((await store.listRuns(P))[0]?.pressure?.requests).toBeUndefined();
+    emulator.advance(5 * 60_000);
+    const next = await run();
+    expect(next.error).toBeNull();
+    expect(calls('/CreateQuotaPreference')).toHaveLength(1);
+    expect((await store.listRuns(P))[0]?.pressure?.requests?.[HOT]?.name).toBe(
+      quotaPreferences(emulator.model)[0]?.name,
+    );
+  });
+});
+
 describe('a quota Google says cannot be raised', () => {
   it('QuotaInfo says no increase may be requested: nothing filed, the reason named; filed once eligible again', async () => {
     // QuotaInfo.quota_increase_eligibility: "Whether it is eligible to request a higher quota
