@@ -75,8 +75,8 @@ const ACCELERATOR_MINIMUMS: Readonly<Record<string, { cpu: number; memory: strin
 
 /**
  * The GPU services of the policy's projects (and regions), each with the audit settings of the
- * rule that matches it and its usage as the snapshot read it: what the audit and
- * {@link unjudgedAudit} both judge.
+ * rule that matches it and its usage as the snapshot read it: what every part of
+ * {@link auditFleet} judges.
  */
 interface Audited {
   s: GpuService;
@@ -109,9 +109,9 @@ function auditedServices(input: AuditInput): Audited[] {
 }
 
 /**
- * The whole audit of a fleet from one resolution of the policy's rules: the findings
- * ({@link auditServices}), what it could not judge ({@link unjudgedAudit},
- * {@link quotaUnjudged}) and the conditions of every service it judged (`audited`).
+ * The whole audit of a fleet from one resolution of the policy's rules: the findings (every GPU
+ * service of the policy's projects and regions against every rule that is on), what it could not
+ * judge (`unjudged`, `quotaUnjudged`) and the conditions of every service it judged (`audited`).
  */
 export function auditFleet(input: AuditInput): {
   findings: AuditFinding[];
@@ -127,11 +127,6 @@ export function auditFleet(input: AuditInput): {
     quotaUnjudged: quotaUnjudgedOf(audited, quotaOf),
     audited: auditedKeysOf(audited),
   };
-}
-
-/** Every GPU service of the policy's projects (and regions) against every rule that is on. */
-export function auditServices(input: AuditInput): AuditFinding[] {
-  return findingsOfAudited(auditedServices(input), quotaLookup(input.snapshot, input.policy));
 }
 
 function findingsOfAudited(
@@ -271,10 +266,6 @@ export function auditAlerts(
  * neither resolved nor re-notified, until a run can judge it (a run that reads the usage again,
  * or one that finds the min instances gone, the rule off or the service gone).
  */
-export function unjudgedAudit(input: AuditInput): string[] {
-  return unjudgedOf(auditedServices(input));
-}
-
 function unjudgedOf(audited: readonly Audited[]): string[] {
   const keys: string[] = [];
   for (const { s, config, usage: read } of audited) {
@@ -303,7 +294,7 @@ function auditedKeysOf(audited: readonly Audited[]): string[] {
 }
 
 /**
- * Of the conditions {@link unjudgedAudit} found unjudged, those whose stored record holds the
+ * Of the conditions the audit found unjudged ({@link auditFleet}'s `unjudged`), those whose stored record holds the
  * finding this run could not judge (`details.findings`, rule `min-instances-unused`): they are
  * kept as stored when this run does not find them. A stored condition of other findings only is
  * judged as usual: resolved once those are fixed.
@@ -332,10 +323,6 @@ export function unjudgedMisconfigured(
  * the check finds nothing. That is not a pass: `governor audit` exits 1 on it, as it does when
  * services could not be listed.
  */
-export function quotaUnjudged(input: AuditInput): string[] {
-  return quotaUnjudgedOf(auditedServices(input), quotaLookup(input.snapshot, input.policy));
-}
-
 function quotaUnjudgedOf(
   audited: readonly Audited[],
   quotaOf: (id: PoolId) => number | null,

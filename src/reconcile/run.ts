@@ -153,7 +153,7 @@ export interface Decided {
   problems: ObservationProblem[];
   /** service.misconfigured conditions from the fleet audit. */
   misconfigured: Alert[];
-  /** Their dedupKeys the audit could not judge whole (core/audit.ts unjudgedAudit). */
+  /** Their dedupKeys the audit could not judge whole (core/audit.ts auditFleet, `unjudged`). */
   unjudgedAudit: string[];
   /** The dedupKeys of every service the audit judged (core/audit.ts auditFleet): none is gone. */
   audited: string[];

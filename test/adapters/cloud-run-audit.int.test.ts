@@ -11,7 +11,7 @@ import {
   toObservedContainer,
   type CloudRunAdapter,
 } from '../../src/adapters/cloud-run.js';
-import { auditServices } from '../../src/core/audit.js';
+import { auditFleet } from '../../src/core/audit.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { observedContainerFacts } from '../../src/emulator/resources.js';
@@ -150,7 +150,7 @@ describe('container facts through the Cloud Run client', () => {
 
   it('the audit passes the good service and names every broken rule of the bad one', () => {
     const policy = parsePolicy({ version: 1, projects: [PROJECT] });
-    const findings = auditServices({
+    const findings = auditFleet({
       services: [...services.values()],
       snapshot: {
         version: 1,
@@ -168,7 +168,7 @@ describe('container facts through the Cloud Run client', () => {
         unmanagedUsage: [],
       },
       policy,
-    });
+    }).findings;
     expect(findings.map((f) => `${f.service}:${f.rule}:${f.severity}`)).toEqual([
       'bad:cpu-always-allocated:required',
       'bad:cpu-recommended:recommended',
@@ -207,7 +207,7 @@ describe('container facts through the Cloud Run client', () => {
     const good = services.get('good');
     if (good === undefined) throw new Error('good not read');
     const policy = parsePolicy({ version: 1, projects: [PROJECT] });
-    const findings = auditServices({
+    const findings = auditFleet({
       services: [{ ...good, containers: [...good.containers, bare] }],
       snapshot: {
         version: 1,
@@ -217,7 +217,7 @@ describe('container facts through the Cloud Run client', () => {
         unmanagedUsage: [],
       },
       policy,
-    });
+    }).findings;
     expect(findings.map((f) => f.rule)).toEqual(['cpu-always-allocated']);
     expect(findings[0]?.problem).toContain('log-shipper');
   });

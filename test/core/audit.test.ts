@@ -3,9 +3,7 @@ import {
   AUDIT_RULE_IDS,
   AUDIT_RULES,
   auditAlerts,
-  auditServices,
-  quotaUnjudged,
-  unjudgedAudit,
+  auditFleet,
   unjudgedMisconfigured,
   type AuditFinding,
 } from '../../src/core/audit.js';
@@ -73,17 +71,17 @@ function audit(
   } = {},
 ): AuditFinding[] {
   const policy = parsePolicy({ version: 1, projects: ['p'], ...opts.policy });
-  return auditServices({
+  return auditFleet({
     services,
     snapshot: snapshot(opts.quota === undefined ? 8 : opts.quota, opts.usage, services),
     policy,
-  });
+  }).findings;
 }
 
 const rules = (findings: AuditFinding[]) =>
   findings.map((f) => `${f.service}:${f.rule}:${f.severity}`);
 
-describe('auditServices: each rule', () => {
+describe('auditFleet: each rule', () => {
   it('a well configured GPU service passes every rule; a service without a GPU is not audited', () => {
     const web = service('web', {
       gpu: null,
@@ -244,7 +242,7 @@ describe('auditServices: each rule', () => {
   });
 
   it('each gcloud fix names the project of its service, not the default one', () => {
-    const f = auditServices({
+    const f = auditFleet({
       services: [
         service('nine', { project: 'other', serviceMaxInstances: 9 }),
         service('unset', { project: 'other', serviceMaxInstances: null }),
@@ -267,7 +265,7 @@ describe('auditServices: each rule', () => {
         ]).services,
       },
       policy: parsePolicy({ version: 1, projects: ['p', 'other'] }),
-    });
+    }).findings;
     const commands = f.filter((x) => x.fix.includes('gcloud run services update'));
     expect(commands.map((x) => x.rule).sort()).toEqual([
       'max-unset',
@@ -426,7 +424,7 @@ describe('auditServices: each rule', () => {
     if (blind) blind.usage = null;
     const key = (name: string) => `service.misconfigured:p/us-central1/nvidia-l4/zonal:${name}`;
     const policy = parsePolicy({ version: 1, projects: ['p'] });
-    expect(unjudgedAudit({ services, snapshot: snap, policy })).toEqual([
+    expect(auditFleet({ services, snapshot: snap, policy }).unjudged).toEqual([
       key('blind'),
       key('no-util'),
     ]);
@@ -436,7 +434,7 @@ describe('auditServices: each rule', () => {
       projects: ['p'],
       audit: { rules: { 'min-instances-unused': 'off' } },
     });
-    expect(unjudgedAudit({ services, snapshot: snap, policy: off })).toEqual([]);
+    expect(auditFleet({ services, snapshot: snap, policy: off }).unjudged).toEqual([]);
     // Kept only where the stored condition holds that finding.
     const stored = (rules: string[]) => ({
       details: { findings: rules.map((rule) => ({ rule })) },
@@ -540,13 +538,13 @@ describe('auditServices: each rule', () => {
   });
 });
 
-describe('quotaUnjudged', () => {
+describe('auditFleet: quotaUnjudged', () => {
   const unjudged = (quota: number | null, policy: Partial<PolicyInput> = {}) =>
-    quotaUnjudged({
+    auditFleet({
       services: [service('llm')],
       snapshot: snapshot(quota, {}, [service('llm')]),
       policy: parsePolicy({ version: 1, projects: ['p'], ...policy }),
-    });
+    }).quotaUnjudged;
 
   it('names a pool whose quota is unknown, where max-within-quota is required', () => {
     expect(unjudged(null)).toEqual(['p/us-central1/nvidia-l4/zonal']);
@@ -560,7 +558,7 @@ describe('quotaUnjudged', () => {
   });
 });
 
-describe('auditServices: policy', () => {
+describe('auditFleet: policy', () => {
   const bad = () => [
     service('llm-a', {
       labels: { team: 'search' },
