@@ -1,8 +1,9 @@
 import { z } from 'zod';
 import { beyondSkew } from './duration.js';
-import type { Plan, PlanService } from './plan.js';
+import type { Plan } from './plan.js';
 import { compareText, poolIdOf, poolKey, poolOfKey, poolWords } from './pool.js';
 import { MAX_PREFERENCE_NAME, preferenceNameFault, QUOTA_ID } from './preference-name.js';
+import { policyMax, type PolicyMaxes } from './policy-max.js';
 import { plural } from './text.js';
 
 /**
@@ -170,31 +171,6 @@ const MINUTE_MS = 60_000;
 const DAY_MS = 86_400_000;
 
 /**
- * What of the policy (policy.ts `Policy`) the pressure reads: the maxes of its defaults, rules and
- * their schedule windows. (Structural, so that this module does not import policy.ts, which
- * imports quota-requests.ts, which imports this.)
- */
-interface PolicyMaxes {
-  defaults: { max?: number | undefined };
-  services: readonly {
-    max?: number | undefined;
-    schedule: readonly { max?: number | undefined }[];
-  }[];
-}
-
-/**
- * The most instances `policy` (the one `s` was planned with) lets `s` have whatever the quota:
- * the max of its rule's schedule window in force, else of its rule, else of the defaults, as
- * rules.ts resolves them; Infinity where none is set. (A policy's min above its max is refused,
- * so no floor the policy sets is above it.)
- */
-function policyCeiling(policy: PolicyMaxes, s: PlanService): number {
-  const rule = s.rule === null ? undefined : policy.services[s.rule];
-  const win = rule && s.window !== null ? rule.schedule[s.window] : undefined;
-  return win?.max ?? rule?.max ?? policy.defaults.max ?? Infinity;
-}
-
-/**
  * What a pool wanted in one plan, in GPUs: its demand plus what the quota's ceilings cut off.
  * Demand above a ceiling the policy sets (a `max`, or a floor above it) is not counted, whether
  * or not the quota holds the service lower still: a larger quota would leave that service at the
@@ -212,7 +188,9 @@ export function poolWanted(plan: Plan, key: string, policy: PolicyMaxes): number
     const quotaCeiling =
       s.why.atCeiling?.set === 'quota' || s.why.floorAboveCeiling?.wins === 'quota';
     if (!quotaCeiling) continue;
-    const wanted = Math.min(s.demand, policyCeiling(policy, s));
+    // The most `policy` (the one the plan was made with) lets it have whatever the quota (a
+    // policy's min above its max is refused, so no floor it sets is above it).
+    const wanted = Math.min(s.demand, policyMax(policy, s.rule, s.window) ?? Infinity);
     above += Math.max(0, wanted - s.ceiling) * s.gpusPerInstance;
   }
   return pool.demand + above;

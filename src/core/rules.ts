@@ -1,5 +1,6 @@
 import { durationMs } from './duration.js';
 import { literalName, nameMatcher } from './glob.js';
+import { policyMax } from './policy-max.js';
 import type { Match, Policy, ServiceRule } from './policy.js';
 import { windowHolds } from './schedule.js';
 
@@ -78,7 +79,7 @@ export function compileRules(policy: Policy, atMs: number): (s: ServiceLike) => 
       managed: rule.managed,
       rule: index,
       min: rule.min ?? base.min,
-      max: rule.max ?? base.max,
+      max: policyMax(policy, index, null),
       minFrom: rule.min === undefined ? 'defaults' : 'rule',
       maxFrom: rule.max === undefined ? 'defaults' : 'rule',
       weight: rule.weight ?? base.weight,
@@ -98,7 +99,7 @@ export function compileRules(policy: Policy, atMs: number): (s: ServiceLike) => 
         ...settings,
         window: w,
         min: win.min ?? settings.min,
-        max: win.max ?? settings.max,
+        max: policyMax(policy, index, w),
         minFrom: win.min === undefined ? settings.minFrom : 'window',
         maxFrom: win.max === undefined ? settings.maxFrom : 'window',
         weight: win.weight ?? settings.weight,
