@@ -378,36 +378,45 @@ describe('a decision in a pool the ledger no longer carries', () => {
   });
 });
 
+/**
+ * A create answered under another name (`rename` of the one filed): the run says so in its
+ * degraded failure (`error`), tracks nothing, and the next run lists the preferences and settles
+ * the one filed, filing nothing again.
+ */
+async function oddNameSettled(rename: (name: string) => string, error: RegExp): Promise<void> {
+  const odd: QuotaRequestPort = {
+    quotaIdOf: (a, z) => prefs.quotaIdOf(a, z),
+    listPreferences: (p) => prefs.listPreferences(p),
+    getPreference: (name) => prefs.getPreference(name),
+    createPreference: async (input) => {
+      const v = await prefs.createPreference(input);
+      return { ...v, name: rename(v.name) };
+    },
+    updatePreference: (input) => prefs.updatePreference(input),
+  };
+  const first = await run(odd);
+  expect(first.error).toBeNull();
+  expect(calls('/CreateQuotaPreference')).toHaveLength(1);
+  expect(degraded(first)?.details['failures']).toEqual([
+    expect.objectContaining({ call: 'create', error: expect.stringMatching(error) }),
+  ]);
+  expect((await store.listRuns(P))[0]?.pressure?.requests).toBeUndefined();
+  emulator.advance(5 * 60_000);
+  const next = await run();
+  expect(next.error).toBeNull();
+  expect(calls('/CreateQuotaPreference')).toHaveLength(1);
+  expect((await store.listRuns(P))[0]?.pressure?.requests?.[HOT]?.name).toBe(
+    quotaPreferences(emulator.model)[0]?.name,
+  );
+}
+
 describe('a filed preference Google names otherwise', () => {
   it('is not tracked under a name the state would refuse: the next run reads the state and settles it', async () => {
     // A create answered with a name of another project (Google names none so; a name the state
     // refuses would make every later run fail to read it).
-    const odd: QuotaRequestPort = {
-      quotaIdOf: (a, z) => prefs.quotaIdOf(a, z),
-      listPreferences: (p) => prefs.listPreferences(p),
-      getPreference: (name) => prefs.getPreference(name),
-      createPreference: async (input) => {
-        const v = await prefs.createPreference(input);
-        return { ...v, name: v.name.replace(`projects/${P}/`, 'projects/someone-else/') };
-      },
-      updatePreference: (input) => prefs.updatePreference(input),
-    };
-    const first = await run(odd);
-    expect(first.error).toBeNull();
-    expect(calls('/CreateQuotaPreference')).toHaveLength(1);
-    expect(degraded(first)?.details['failures']).toEqual([
-      expect.objectContaining({
-        call: 'create',
-        error: expect.stringMatching(/names a preference of project "someone-else"/),
-      }),
-    ]);
-    expect((await store.listRuns(P))[0]?.pressure?.requests).toBeUndefined();
-    emulator.advance(5 * 60_000);
-    const next = await run();
-    expect(next.error).toBeNull();
-    expect(calls('/CreateQuotaPreference')).toHaveLength(1);
-    expect((await store.listRuns(P))[0]?.pressure?.requests?.[HOT]?.name).toBe(
-      quotaPreferences(emulator.model)[0]?.name,
+    await oddNameSettled(
+      (name) => name.replace(`projects/${P}/`, 'projects/someone-else/'),
+      /names a preference of project "someone-else"/,
     );
   });
 });
@@ -416,33 +425,7 @@ describe('a filed preference answered as another one of the project', () => {
   it('is not tracked under the other name: the next run lists the preferences and settles it', async () => {
     // A create answered with another preference's name (another id of the same project) would
     // have every later run read back, and judge the request on, that other preference.
-    const odd: QuotaRequestPort = {
-      quotaIdOf: (a, z) => prefs.quotaIdOf(a, z),
-      listPreferences: (p) => prefs.listPreferences(p),
-      getPreference: (name) => prefs.getPreference(name),
-      createPreference: async (input) => {
-        const v = await prefs.createPreference(input);
-        return { ...v, name: v.name.replace(/[^/]+$/, 'someone-elses') };
-      },
-      updatePreference: (input) => prefs.updatePreference(input),
-    };
-    const first = await run(odd);
-    expect(first.error).toBeNull();
-    expect(calls('/CreateQuotaPreference')).toHaveLength(1);
-    expect(degraded(first)?.details['failures']).toEqual([
-      expect.objectContaining({
-        call: 'create',
-        error: expect.stringMatching(/someone-elses/),
-      }),
-    ]);
-    expect((await store.listRuns(P))[0]?.pressure?.requests).toBeUndefined();
-    emulator.advance(5 * 60_000);
-    const next = await run();
-    expect(next.error).toBeNull();
-    expect(calls('/CreateQuotaPreference')).toHaveLength(1);
-    expect((await store.listRuns(P))[0]?.pressure?.requests?.[HOT]?.name).toBe(
-      quotaPreferences(emulator.model)[0]?.name,
-    );
+    await oddNameSettled((name) => name.replace(/[^/]+$/, 'someone-elses'), /someone-elses/);
   });
 });
 
