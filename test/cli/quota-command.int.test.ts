@@ -7,6 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 import type { PressureDay, PressureLedger } from '../../src/core/quota-pressure.js';
 import { startEmulator } from '../../src/emulator/index.js';
+import type { DiscoveryCacheStore, StateStore } from '../../src/ports/index.js';
 import { quietRun } from '../support/fixtures.js';
 
 /** `governor quota recommend` through the real process, from a file state store's records. */
@@ -117,6 +118,31 @@ beforeAll(async () => {
   await store.recordRun('never', record('run-3'));
   await store.close();
 });
+
+/**
+ * `quota recommend --json` of split-proj governed per region (the discovery found it with
+ * services in us-central1 and europe-west4), on `store`'s folder `dir`, closed first: its answer,
+ * which must be a success with nothing on stderr.
+ */
+async function recommendSplit(
+  store: StateStore & DiscoveryCacheStore,
+  dir: string,
+  policyName: string,
+): Promise<unknown> {
+  await store.saveDiscovery({
+    key: 'k',
+    foundAt: AT,
+    projects: ['split-proj'],
+    services: { 'split-proj': { 'us-central1': 30, 'europe-west4': 20 } },
+  });
+  await store.close();
+  const path = join(tmp, policyName);
+  writeFileSync(path, 'version: 1\nprojects: [split-proj]\n');
+  const r = await recommend(path, dir, '--at', AT, '--json');
+  expect(r.stderr).toBe('');
+  expect(r.code).toBe(0);
+  return JSON.parse(r.stdout);
+}
 
 describe('governor quota recommend', () => {
   it('recommends for the pool under pressure only, with its evidence, and says where history is short', async () => {
@@ -456,19 +482,7 @@ describe('governor quota recommend', () => {
     const stray = ledger(AT, 'europe-west4', 0);
     stray.pools['split-proj/asia-east1/nvidia-l4/zonal'] = pool('split-proj', 'asia-east1', []);
     await store.recordRun('split-proj@europe-west4', record('run-eu', stray));
-    await store.saveDiscovery({
-      key: 'k',
-      foundAt: AT,
-      projects: ['split-proj'],
-      services: { 'split-proj': { 'us-central1': 30, 'europe-west4': 20 } },
-    });
-    await store.close();
-    const path = join(tmp, 'split.yaml');
-    writeFileSync(path, 'version: 1\nprojects: [split-proj]\n');
-    const r = await recommend(path, dir, '--at', AT, '--json');
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    const out = JSON.parse(r.stdout) as {
+    const out = (await recommendSplit(store, dir, 'split.yaml')) as {
       projectsWithoutHistory: string[];
       pools: { key: string; status: string; minutesAtBudget: number }[];
     };
@@ -508,19 +522,7 @@ describe('governor quota recommend', () => {
       );
       await store.recordRun(unit, quietRun(`run-${unit}-forged`, AT, { pressure: forged }));
     }
-    await store.saveDiscovery({
-      key: 'k',
-      foundAt: AT,
-      projects: ['split-proj'],
-      services: { 'split-proj': { 'us-central1': 30, 'europe-west4': 20 } },
-    });
-    await store.close();
-    const path = join(tmp, 'split-future.yaml');
-    writeFileSync(path, 'version: 1\nprojects: [split-proj]\n');
-    const r = await recommend(path, dir, '--at', AT, '--json');
-    expect(r.stderr).toBe('');
-    expect(r.code).toBe(0);
-    const out = JSON.parse(r.stdout) as {
+    const out = (await recommendSplit(store, dir, 'split-future.yaml')) as {
       pools: { key: string; status: string; minutesAtBudget: number }[];
     };
     // The unit's real ledger, the newest that is not from the future.
