@@ -427,23 +427,24 @@ function sleep(ms: number): Promise<void> {
  */
 export async function makeFolder(dir: string, mode?: number): Promise<void> {
   try {
-    await mkdir(dir, { mode });
+    await folderOnce(dir, mode);
     return;
   } catch (error) {
-    const code = (error as NodeJS.ErrnoException | null)?.code;
-    if (code === 'EEXIST') {
-      // A folder already there is what was asked for; anything else in its place is not.
-      if ((await stat(dir).catch(() => null))?.isDirectory()) return;
-      throw error;
-    }
     const parent = dirname(dir);
-    if (code !== 'ENOENT' || parent === dir) throw error;
+    if ((error as NodeJS.ErrnoException | null)?.code !== 'ENOENT' || parent === dir) throw error;
   }
   await makeFolder(dirname(dir), mode);
+  await folderOnce(dir, mode);
+}
+
+/**
+ * One mkdir of `dir`: a folder already there (or made meanwhile by another process) is what was
+ * asked for; anything else in its place, or any other failure, is thrown as mkdir answered.
+ */
+async function folderOnce(dir: string, mode?: number): Promise<void> {
   try {
     await mkdir(dir, { mode });
   } catch (error) {
-    // Made meanwhile by another process: as good.
     if ((error as NodeJS.ErrnoException | null)?.code !== 'EEXIST') throw error;
     if (!(await stat(dir).catch(() => null))?.isDirectory()) throw error;
   }
