@@ -30,7 +30,14 @@ const CAUSES: { key: keyof ExcessCauses; label: string }[] = [
   { key: 'ahead', label: 'ahead' },
 ];
 
-const f2 = (x: number) => x.toFixed(2);
+/**
+ * Two decimals, rounded toward the worse side: down for a gap closed, up for writes and
+ * reversals, so a figure just short of its target (a gap of 0.796 beside ≥ 0.8) never prints as
+ * one that meets it. The `1e-9` keeps a figure already at two decimals (0.29, stored as
+ * 0.28999…) where it is.
+ */
+const down2 = (x: number) => (Math.floor(x * 100 + 1e-9) / 100).toFixed(2);
+const up2 = (x: number) => (Math.ceil(x * 100 - 1e-9) / 100).toFixed(2);
 const r0 = (x: number) => String(Math.round(x));
 
 function row(cells: string[]): string {
@@ -40,7 +47,7 @@ function row(cells: string[]): string {
 /** The policy-keeping best at the tick's gap closed, mean (worst seed); — where not run or unbound. */
 function policyCell(rs: readonly QualityRow[]): string {
   const g = referenceGap(rs, 'policy-oracle', 'cadence-oracle', (r) => r.gapClosedByPolicyOracle);
-  return g === null ? '—' : `${f2(g.mean)} (${f2(g.worst)})`;
+  return g === null ? '—' : `${down2(g.mean)} (${down2(g.worst)})`;
 }
 
 export function qualityTables(rows: readonly QualityRow[]): string {
@@ -79,10 +86,10 @@ export function qualityTables(rows: readonly QualityRow[]): string {
         row([
           SCENARIO_NAMES[kind],
           `${factor}×`,
-          f2(gap.mean),
-          f2(gap.worst),
-          f2(Math.max(...rs.map((r) => r.writesPerServiceHour))),
-          f2(Math.max(...rs.map((r) => r.reversalsPerServiceDay))),
+          down2(gap.mean),
+          down2(gap.worst),
+          up2(Math.max(...rs.map((r) => r.writesPerServiceHour))),
+          up2(Math.max(...rs.map((r) => r.reversalsPerServiceDay))),
           String(rs.reduce((a, r) => a + r.invariantViolations + r.failedRuns, 0)),
           `${r0(top.mean)} (${r0(topBest.mean)})`,
           policyCell(rs),

@@ -45,6 +45,34 @@ describe('the quality tables of a bench run', () => {
     expect(cells?.slice(3, 5)).toEqual(['-Infinity', '-Infinity']);
   });
 
+  it('round each figure toward its worse side, so one just short of its target never reads as met', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'governor-quality-table-'));
+    const run = (seed: number, gapClosed: number, writesPerServiceHour: number) => ({
+      kind: 'mixed',
+      quotaFactor: 0.8,
+      seed,
+      refused: { governor: 100, 'equal-split': 200, 'cadence-oracle': 50 },
+      refusedTop: { governor: 0, 'cadence-oracle': 0 },
+      gapClosed,
+      gapClosedByPolicyOracle: null,
+      writesPerServiceHour,
+      reversalsPerServiceDay: 0.29,
+      invariantViolations: 0,
+      failedRuns: 0,
+      causes: null,
+    });
+    const file = join(dir, 'results-quality.json');
+    // Worst seed 0.796 (a miss of ≥ 0.8), mean 0.8975; 1.201 writes a service an hour.
+    await writeFile(file, JSON.stringify({ quality: [run(7, 0.796, 1.2), run(42, 0.999, 1.201)] }));
+    const { stdout } = await table(file);
+    const cells = stdout
+      .split('\n')
+      .find((l) => l.startsWith('| mixed fleet | 0.8× |'))
+      ?.split('|')
+      .map((c) => c.trim());
+    expect(cells?.slice(3, 7)).toEqual(['0.89', '0.79', '1.21', '0.29']);
+  });
+
   it.each([
     ['missing', null, /missing\.json: cannot read it \(ENOENT/],
     ['not JSON', '{', /not-JSON\.json: not JSON/],
