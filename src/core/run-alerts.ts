@@ -256,10 +256,15 @@ export interface HeldLease {
   heldBy?: string;
   acquiredAt?: string;
   expiresAt?: string;
+  /**
+   * How many times the run asked: `leaseAttempts`, or fewer when the run's deadline left no
+   * room to wait and ask again.
+   */
+  attempts: number;
 }
 
 /** governor.degraded (reason lease): another governor held the project's lease; nothing done. */
-export function leaseHeldAlert(ctx: RunContext, held: HeldLease, attempts: number): Alert {
+export function leaseHeldAlert(ctx: RunContext, held: HeldLease): Alert {
   return makeAlert(ctx, projectWide(ctx, held.project), {
     type: 'governor.degraded',
     severity: 'ERROR',
@@ -272,7 +277,7 @@ export function leaseHeldAlert(ctx: RunContext, held: HeldLease, attempts: numbe
       heldBy: held.heldBy ?? null,
       acquiredAt: held.acquiredAt ?? null,
       expiresAt: held.expiresAt ?? null,
-      attempts,
+      attempts: held.attempts,
       clear: 'governor unlock --policy <policy file>, once no other governor runs',
     },
   });

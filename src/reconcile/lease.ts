@@ -50,7 +50,7 @@ export async function takeLeases(run: Run): Promise<string[]> {
   try {
     for (const project of run.policy.projects) {
       asking = project;
-      const lease = await askForLease(run, project, attempts);
+      const { lease, asked } = await askForLease(run, project, attempts);
       asking = null;
       if (lease.acquired) {
         held.push(project);
@@ -61,6 +61,7 @@ export async function takeLeases(run: Run): Promise<string[]> {
         ...(lease.heldBy ? { heldBy: lease.heldBy } : {}),
         ...(lease.acquiredAt ? { acquiredAt: lease.acquiredAt } : {}),
         ...(lease.expiresAt ? { expiresAt: lease.expiresAt } : {}),
+        attempts: asked,
       };
       report.leaseHeld.push(refused);
       deps.log.log('ERROR', describeHeldLease(refused, options.unlockHint));
@@ -77,7 +78,12 @@ export async function takeLeases(run: Run): Promise<string[]> {
   return held;
 }
 
-async function askForLease(run: Run, project: string, attempts: number): Promise<LeaseResult> {
+/** Asks up to `attempts` times, waiting between, while the deadline leaves room; `asked`: how often. */
+async function askForLease(
+  run: Run,
+  project: string,
+  attempts: number,
+): Promise<{ lease: LeaseResult; asked: number }> {
   const { deps, options } = run;
   const ttlMs = leaseTtlMs(options);
   const retryMs = options.leaseRetryMs ?? 2_000;
@@ -95,7 +101,7 @@ async function askForLease(run: Run, project: string, attempts: number): Promise
       `taking the lease of ${project}`,
     );
     if (lease.acquired || attempt >= attempts || run.wall() + retryMs >= run.deadline) {
-      return lease;
+      return { lease, asked: attempt };
     }
     await sleep(retryMs);
   }
@@ -149,7 +155,6 @@ function describeHeldLease(l: HeldLease, unlockHint = 'governor unlock --policy 
 export async function alertLeaseHeld(run: Run): Promise<void> {
   const { deps, report, ctx } = run;
   const grace = alertGrace(run);
-  const attempts = Math.max(1, run.options.leaseAttempts ?? 3);
   for (const refused of report.leaseHeld) {
     const { project } = refused;
     try {
@@ -160,7 +165,7 @@ export async function alertLeaseHeld(run: Run): Promise<void> {
       );
       const notifications = decideNotifications({
         previous,
-        current: [leaseHeldAlert(ctx, refused, attempts)],
+        current: [leaseHeldAlert(ctx, refused)],
         events: [],
         now: ctx.at,
         renotifyAfterMs: durationMs(run.policy.alerts.renotifyAfter),

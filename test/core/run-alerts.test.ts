@@ -526,18 +526,19 @@ describe('project-wide conditions of a regional unit', () => {
     metricsDegradedAlert(ctx, 'acme', 'denied'),
     outboxDroppedAlert(ctx, 'acme', 3, 500),
     contendedAlert(ctx, 'acme', [failed]),
-    leaseHeldAlert(ctx, { project: 'acme', heldBy: 'other' }, 3),
+    leaseHeldAlert(ctx, { project: 'acme', heldBy: 'other', attempts: 3 }),
     quotaRequestsDegradedAlert(ctx, 'acme', [
       { call: 'list', resource: 'projects/acme', kind: 'failed', permissions: [], error: 'x' },
     ]),
   ];
 
   it('the lease and another governor say what to do first', () => {
-    const lease = leaseHeldAlert(
-      CTX,
-      { project: 'acme', heldBy: 'gov/run-0@vm:42', expiresAt: '2026-11-27T15:05:00.000Z' },
-      3,
-    );
+    const lease = leaseHeldAlert(CTX, {
+      project: 'acme',
+      heldBy: 'gov/run-0@vm:42',
+      expiresAt: '2026-11-27T15:05:00.000Z',
+      attempts: 3,
+    });
     expect(lease.summary).toBe(
       'acme is not governed: another run (gov/run-0@vm:42) holds its lease until 2026-11-27T15:05:00.000Z; the lease ends by itself then, or, if that run has died, `governor unlock` clears it sooner',
     );
@@ -627,7 +628,7 @@ describe("the run's own conditions", () => {
     // the metrics and the outbox are the run's own, judged by every run all the same.
     const p = fleetPlan();
     const own = [
-      leaseHeldAlert(CTX, { project: 'acme', heldBy: 'other' }, 3),
+      leaseHeldAlert(CTX, { project: 'acme', heldBy: 'other', attempts: 3 }),
       metricsDegradedAlert(CTX, 'acme', 'denied'),
       outboxDroppedAlert(CTX, 'acme', 3, 500),
     ];

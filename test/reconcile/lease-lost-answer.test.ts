@@ -85,9 +85,42 @@ describe('a lease another run holds', () => {
     );
     expect(report.outcome).toBe('lease-held');
     expect(asked).toBe(3);
+    expect(report.leaseHeld.map((h) => h.attempts)).toEqual([3]);
     expect(report.writes).toEqual([]);
     // The lease alert could not be saved: the run's error says so, not only a log line.
     expect(report.error).toContain(`${PROJECT}: could not publish or save the lease alert`);
+  });
+
+  it('says it asked once when the deadline left no room to wait and ask again', async () => {
+    const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 4, [['svc-a', 1, 1]])));
+    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const base = createMemoryStateStore();
+    const now = new Date(m.now).toISOString();
+    expect((await base.acquireLease(PROJECT, 'other-run', 10 * 60_000, now)).acquired).toBe(true);
+    let asked = 0;
+    const store: StateStore = {
+      ...base,
+      acquireLease: (...args) => {
+        asked += 1;
+        return base.acquireLease(...args);
+      },
+    };
+    // Waiting 60 s before asking again would end past the run's 60 s deadline.
+    const report = await reconcileReport(
+      policy,
+      { ports, store, clock: () => m.now, leaseClock: () => m.now },
+      {
+        runId: 'refused',
+        deadlineMs: 60_000,
+        writerId: 'me',
+        leaseAttempts: 3,
+        leaseRetryMs: 60_000,
+      },
+    );
+    expect(report.outcome).toBe('lease-held');
+    expect(asked).toBe(1);
+    const alert = report.alerts.find((a) => a.dedupKey === `governor.degraded:${PROJECT}:lease`);
+    expect(alert?.details).toMatchObject({ reason: 'lease', attempts: 1 });
   });
 
   it('keeps its alert as sent when the holder saved its own alert state meanwhile', async () => {
