@@ -73,7 +73,9 @@ export const PlanService = z.strictObject({
     .number()
     .int()
     .nullable()
-    .describe('Estimated demand in instances; null when usage is unknown.'),
+    .describe(
+      'Estimated demand in instances; null where none was estimated: usage unknown, the service deploying or its max not writable (its cap held as it is), or unmanaged.',
+    ),
   inUse: z.number().int().nullable(),
   peak: z.number().int().nullable(),
   priority: z.number().nullable(),
