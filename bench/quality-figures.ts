@@ -6,6 +6,7 @@ import {
   SCENARIO_KINDS,
   seedGap,
   SCENARIO_NAMES,
+  towardWorse,
   type QualityRow,
 } from './quality.js';
 
@@ -82,6 +83,19 @@ function whyGap(rows: readonly QualityRow[], top = false): string {
     )
     .join('');
   return `${noGap}the governor refused ${per(excess)} GPU-min a run more than the best at the same tick${top ? ' to its highest priority' : ''}: ${parts.join('; ')}${ahead > 0 ? `; less ${ahead} it served where the best at the tick refused` : ''}`;
+}
+
+/** The seeds whose figure is over its target, each with its figure (rounded up), for a miss's why. */
+function seedsOver(
+  rows: readonly QualityRow[],
+  figure: (r: QualityRow) => number,
+  target: number,
+  unit: string,
+): string {
+  return rows
+    .filter((r) => figure(r) > target)
+    .map((r) => `seed ${r.seed}: ${towardWorse(figure(r), 'high')} ${unit}`)
+    .join('; ');
 }
 
 export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
@@ -190,9 +204,10 @@ export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
       add(
         `writes / service / hour, ${f}, worst seed`,
         writes.worst,
-        `${writes.worst.toFixed(2)} (mean ${writes.mean.toFixed(2)})`,
+        `${towardWorse(writes.worst, 'high')} (mean ${towardWorse(writes.mean, 'high')})`,
         `≤ ${WRITES_PER_SERVICE_HOUR}`,
         writes.worst <= WRITES_PER_SERVICE_HOUR,
+        seedsOver(rs, (r) => r.writesPerServiceHour, WRITES_PER_SERVICE_HOUR, 'a service an hour'),
       );
       const rev = meanWorst(
         rs.map((r) => r.reversalsPerServiceDay),
@@ -201,10 +216,16 @@ export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
       add(
         `reversals / service / day, ${f}, worst seed`,
         rev.worst,
-        `${rev.worst.toFixed(2)} (mean ${rev.mean.toFixed(2)})`,
+        `${towardWorse(rev.worst, 'high')} (mean ${towardWorse(rev.mean, 'high')})`,
         `≤ ${REVERSALS_PER_SERVICE_DAY}`,
         rev.worst <= REVERSALS_PER_SERVICE_DAY,
-        'a service lowered for a refused neighbour is raised back within 30 min when its own use returns before any 429 (its reverse delay yields to evidence of use)',
+        seedsOver(
+          rs,
+          (r) => r.reversalsPerServiceDay,
+          REVERSALS_PER_SERVICE_DAY,
+          'a service a day',
+        ) +
+          '; a service lowered for a refused neighbour is raised back within 30 min when its own use returns before any 429 (its reverse delay yields to evidence of use)',
       );
       const violations = rs.reduce((a, r) => a + r.invariantViolations + r.failedRuns, 0);
       add(

@@ -7,6 +7,7 @@ import {
   SCENARIO_KINDS,
   SCENARIO_NAMES,
   seedGap,
+  towardWorse,
   type QualityRow,
 } from './quality.js';
 
@@ -30,14 +31,8 @@ const CAUSES: { key: keyof ExcessCauses; label: string }[] = [
   { key: 'ahead', label: 'ahead' },
 ];
 
-/**
- * Two decimals, rounded toward the worse side: down for a gap closed, up for writes and
- * reversals, so a figure just short of its target (a gap of 0.796 beside ≥ 0.8) never prints as
- * one that meets it. The `1e-9` keeps a figure already at two decimals (0.29, stored as
- * 0.28999…) where it is.
- */
-const down2 = (x: number) => (Math.floor(x * 100 + 1e-9) / 100).toFixed(2);
-const up2 = (x: number) => (Math.ceil(x * 100 - 1e-9) / 100).toFixed(2);
+const down2 = (x: number) => towardWorse(x, 'low');
+const up2 = (x: number) => towardWorse(x, 'high');
 const r0 = (x: number) => String(Math.round(x));
 
 function row(cells: string[]): string {

@@ -261,6 +261,18 @@ export function seedGap(r: QualityRow, best: 'cadence-oracle' | 'oracle' = 'cade
   return (r.refused.governor ?? NaN) <= (r.refused['equal-split'] ?? NaN) ? 1 : -Infinity;
 }
 
+/**
+ * A figure to `digits` decimals, rounded toward its worse side: down for a gap closed (`low` is
+ * worse), up for writes and reversals, so a figure just short of its target (a gap of 0.796
+ * beside ≥ 0.8) never prints as one that meets it. The `1e-9` keeps a figure already at that
+ * many decimals (0.29, stored as 0.28999…) where it is.
+ */
+export function towardWorse(x: number, worse: 'low' | 'high', digits = 2): string {
+  const k = 10 ** digits;
+  const r = worse === 'low' ? Math.floor(x * k + 1e-9) : Math.ceil(x * k - 1e-9);
+  return (r / k).toFixed(digits);
+}
+
 /** Mean and worst of a figure over seeds. */
 export function meanWorst(
   xs: readonly number[],

@@ -183,6 +183,21 @@ describe('each decision-quality target, compared as documented', () => {
     });
   });
 
+  it('names the seeds over the writes and reversals targets, and never rounds a miss down to one', () => {
+    const out = figures([
+      seed('traces', 7, { gapClosed: 1, writesPerServiceHour: 2.004, reversalsPerServiceDay: 1 }),
+      seed('traces', 11, { gapClosed: 1, writesPerServiceHour: 1, reversalsPerServiceDay: 1.001 }),
+    ]);
+    expect(find(out, 'writes / service / hour')).toMatchObject({
+      shown: '2.01 (mean 1.51)',
+      met: false,
+      why: 'seed 7: 2.01 a service an hour',
+    });
+    const reversals = find(out, 'reversals / service / day');
+    expect(reversals).toMatchObject({ shown: '1.01 (mean 1.01)', met: false });
+    expect(reversals?.why).toMatch(/^seed 11: 1\.01 a service a day; /);
+  });
+
   it("judges the noisy neighbour's highest priority against 1.1× the best at the tick and below over-commit", () => {
     const top = (governor: number, best: number, over: number) =>
       seed('noisy', 7, {
