@@ -216,7 +216,7 @@ function toRow(
     writesPerServiceHour: result.headline?.writesPerServiceHour ?? 0,
     reversalsPerServiceDay: gov?.totals.reversalsPerServiceDay ?? 0,
     invariantViolations: result.headline?.invariantViolations ?? 0,
-    failedRuns: gov?.failedRuns.length ?? 0,
+    failedRuns: gov?.totals.failedRuns ?? 0,
     problems: [...(gov?.violations ?? []), ...(gov?.failedRuns ?? [])].slice(0, 3),
     idempotence: gov?.idempotence ?? { cases: 0, failures: 0, examples: [] },
     causes: gov?.causes ?? null,

@@ -12,7 +12,7 @@ import {
 } from '../simulate/simulate.js';
 import type { RuntimeOptions } from '../runtime-options.js';
 import { loadPolicy } from './files.js';
-import { assertGoverns } from './simulate-command.js';
+import { assertGoverns, notListed } from './simulate-command.js';
 import { warnClose, type Streams } from './io.js';
 import { alertStatus, colorsFor, oneLine, poolTitle, type Colors } from './render.js';
 
@@ -119,7 +119,7 @@ export async function runDemo(
   const gov = strategy(governed, 'governor');
   io.stdout.write('\n' + summary(gov, baselines, received, undecoded, topic, c).join('\n') + '\n');
   const violations = gov.totals.invariantViolations ?? 0;
-  return violations > 0 || gov.failedRuns.length > 0 ? 1 : 0;
+  return violations > 0 || gov.totals.failedRuns > 0 ? 1 : 0;
 }
 
 function strategy(result: SimulationResult, name: StrategyResult['strategy']): StrategyResult {
@@ -448,7 +448,9 @@ function summary(
     ),
   );
   for (const v of gov.violations) out.push(c.red(`  violation: ${v}`));
+  out.push(...notListed(gov.violations.length, violations, 'violation').map(c.red));
   for (const x of gov.failedRuns) out.push(c.red(`  failed run: ${x}`));
+  out.push(...notListed(gov.failedRuns.length, gov.totals.failedRuns, 'failed run').map(c.red));
   const byStatus = new Map<string, number>();
   for (const a of alerts) byStatus.set(alertStatus(a), (byStatus.get(alertStatus(a)) ?? 0) + 1);
   const counts = [...byStatus].map(([k, n]) => `${n} ${k}`).join(', ');

@@ -441,6 +441,20 @@ function renderTable(result: SimulationResult): string {
   }
   const gov = result.strategies.find((s) => s.strategy === 'governor');
   for (const v of gov?.violations ?? []) lines.push(`  violation: ${v}`);
+  lines.push(
+    ...notListed(gov?.violations.length ?? 0, gov?.totals.invariantViolations, 'violation'),
+  );
   for (const f of gov?.failedRuns ?? []) lines.push(`  failed run: ${f}`);
+  lines.push(...notListed(gov?.failedRuns.length ?? 0, gov?.totals.failedRuns, 'failed run'));
   return lines.join('\n') + '\n';
+}
+
+/** The line after a capped list of a result's violations or failed runs: how many it leaves out. */
+export function notListed(
+  listed: number,
+  total: number | null | undefined,
+  what: string,
+): string[] {
+  const rest = (total ?? 0) - listed;
+  return rest > 0 ? [`  … and ${rest} more ${what}${rest === 1 ? '' : 's'}`] : [];
 }

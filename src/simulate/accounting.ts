@@ -186,6 +186,7 @@ export class Accounting {
           Math.max(1, services.length) /
           (hours / 24),
         invariantViolations: violationCount,
+        failedRuns: run.failedRuns.length,
       },
       violations: run.violations.slice(0, 20),
       failedRuns: run.failedRuns.slice(0, 20),

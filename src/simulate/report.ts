@@ -497,8 +497,12 @@ export function renderReport(result: SimulationResult, options: ReportOptions = 
   const title = options.title ?? `Governor simulation: ${result.label}`;
   const start = DateTime.fromISO(result.start, { zone: result.timezone });
   const notes = (options.notes ?? []).map((n) => `<li>${escape(n)}</li>`).join('');
-  const violations = (governor?.violations ?? []).map((v) => `<li>${escape(v)}</li>`).join('');
-  const failed = (governor?.failedRuns ?? []).map((v) => `<li>${escape(v)}</li>`).join('');
+  // The result keeps the first 20 of each; the rest are counted, not dropped from view.
+  const listed = (items: readonly string[], total: number | null | undefined) =>
+    items.map((v) => `<li>${escape(v)}</li>`).join('') +
+    ((total ?? 0) > items.length ? `<li>… and ${(total ?? 0) - items.length} more</li>` : '');
+  const violations = listed(governor?.violations ?? [], governor?.totals.invariantViolations);
+  const failed = listed(governor?.failedRuns ?? [], governor?.totals.failedRuns);
   return `<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><meta name="viewport" content="width=device-width, initial-scale=1"><title>${escape(title)}</title>
 <style>

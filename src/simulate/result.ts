@@ -278,10 +278,12 @@ export interface StrategyResult {
     writesPerServiceHour: number;
     reversalsPerServiceDay: number;
     invariantViolations: number | null;
+    /** Governor runs that failed, every one (0 for a baseline). */
+    failedRuns: number;
   };
   /** First few violations, in words. */
   violations: string[];
-  /** Governor runs that failed (and why). */
+  /** The first 20 governor runs that failed (and why): `totals.failedRuns` counts them all. */
   failedRuns: string[];
   series: PoolSeries[];
   /** Governor only, with `diagnose`. */

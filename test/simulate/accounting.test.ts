@@ -586,3 +586,32 @@ describe("the governor's writes, checked as they land", () => {
     ]);
   });
 });
+
+describe("a result's failed runs", () => {
+  it('lists the first 20 and counts every one', async () => {
+    const input = await constantFleet(4, [{ name: 'a', cap: 1, demand: 1 }]);
+    const policy = governSimulation({});
+    const model = new FleetModel(input.fleet, { traces: input.traces });
+    const ctx: SimContext = {
+      input,
+      policy,
+      options: { hours: 1, series: false },
+      pools: poolsOf(model, []),
+      want: new Map(),
+      ideal: new Map(),
+      view: new PolicyView(policy),
+      startMs: model.startMs,
+      minutes: 60,
+      tick: 5,
+      lag: 3,
+    };
+    const failed = Array.from({ length: 25 }, (_, i) => `run ${i}: the store is gone`);
+    const result = new Accounting(ctx, model.startMs).result('governor', {
+      violations: [],
+      violationCount: 0,
+      failedRuns: failed,
+    });
+    expect(result.failedRuns).toEqual(failed.slice(0, 20));
+    expect(result.totals.failedRuns).toBe(25);
+  });
+});

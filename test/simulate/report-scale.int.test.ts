@@ -90,6 +90,7 @@ function handResult(count: number, minutes: number, evil: boolean): SimulationRe
         writesPerServiceHour: 0,
         reversalsPerServiceDay: 0,
         invariantViolations: s === 'governor' ? 0 : null,
+        failedRuns: 0,
       },
       violations: [],
       failedRuns: [],

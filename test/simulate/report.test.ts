@@ -80,6 +80,7 @@ function strategy(
       writesPerServiceHour: 0,
       reversalsPerServiceDay: 0,
       invariantViolations: s === 'governor' ? 0 : null,
+      failedRuns: 0,
     },
     violations: [],
     failedRuns: [],
@@ -134,6 +135,27 @@ describe('the report explains', () => {
     expect(html).toContain('sum to 7 GPUs against 4 available: they over-commit the pool');
     expect(html).toContain('Most of the difference is in a (90 against 20)');
     expect(html).toContain('(negative: the governor refused more than the equal split)');
+  });
+
+  it('how many failed runs and violations it does not list', () => {
+    const governor = strategy('governor', [5, 0], [2, 2]);
+    const failed = Array.from({ length: 20 }, (_, i) => `run ${i}: the store is gone`);
+    const html = renderReport(
+      result(
+        [
+          {
+            ...governor,
+            failedRuns: failed,
+            violations: ['one'],
+            totals: { ...governor.totals, failedRuns: 23, invariantViolations: 1 },
+          },
+          strategy('fleet-caps', [10, 0], [2, 2]),
+        ],
+        0.9,
+      ),
+    );
+    expect(html).toContain('<li>run 19: the store is gone</li><li>… and 3 more</li>');
+    expect(html).toContain('<ul><li>one</li></ul>');
   });
 
   it('the lag and cadence when the static caps fit the pool, and nothing when the governor does better', () => {
