@@ -7,9 +7,22 @@
 /** One control character. */
 export const CONTROL = /\p{Cc}/u;
 
-/** The text on one line: each run of control characters as one space, trimmed. */
+/**
+ * What `oneLine` shows as a space besides the control characters: the line and paragraph
+ * separators (U+2028, U+2029), which start a new line in many terminals and editors, and the
+ * bidirectional embeddings, overrides and isolates (U+202A–U+202E, U+2066–U+2069), which make a
+ * terminal show the characters after them in another order than they are (CVE-2021-42574,
+ * "Trojan Source"). Other format characters stay: the zero-width joiner and variation selectors
+ * are part of emoji.
+ */
+const NOT_ON_ONE_LINE = /[\p{Cc}\u2028\u2029\u202A-\u202E\u2066-\u2069]+/gu;
+
+/**
+ * The text on one line: each run of control characters, line separators and bidirectional
+ * controls as one space, trimmed.
+ */
 export function oneLine(text: string): string {
-  return text.replace(/\p{Cc}+/gu, ' ').trim();
+  return text.replace(NOT_ON_ONE_LINE, ' ').trim();
 }
 
 /**

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { cutText } from '../../src/core/errors.js';
-import { listOnOneLine, plural } from '../../src/core/text.js';
+import { listOnOneLine, oneLine, plural } from '../../src/core/text.js';
 
 describe('listOnOneLine', () => {
   it('puts a message and its list of faults on one line, no stray separator after the colon', () => {
@@ -12,6 +12,24 @@ describe('listOnOneLine', () => {
   it('joins other lines with "; " and leaves a single line as it is', () => {
     expect(listOnOneLine('first\n  second')).toBe('first; second');
     expect(listOnOneLine('one line: with a colon')).toBe('one line: with a colon');
+  });
+});
+
+describe('oneLine', () => {
+  it('shows control characters as one space a run, and trims', () => {
+    expect(oneLine('\x1b[2Jgone\r\n\tnow ')).toBe('[2Jgone now');
+  });
+
+  it('shows line separators and bidirectional controls as spaces, so the text reads as stored', () => {
+    // A right-to-left override would show "gpu-governor" written backwards after it.
+    expect(oneLine('holder\u202Erongevog-upg\u202C')).toBe('holder rongevog-upg');
+    expect(oneLine('a\u2028b\u2029c')).toBe('a b c');
+    expect(oneLine('x\u2066y\u2069z')).toBe('x y z');
+  });
+
+  it('keeps the joiners and selectors of emoji, and text in other scripts', () => {
+    const family = '\u{1F469}\u200D\u{1F469}\u200D\u{1F467}';
+    expect(oneLine(`${family} \u2764\uFE0F עברית`)).toBe(`${family} \u2764\uFE0F עברית`);
   });
 });
 
