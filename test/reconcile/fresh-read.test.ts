@@ -348,6 +348,42 @@ describe('the read before the raises', () => {
     expect(m.findService('svc-b', PROJECT, REGION).maxInstances).toBe(3);
   });
 
+  it('leaves alone a raise whose service another writer moved to another GPU pool or off GPUs, saying which', async () => {
+    // Just before the read before the raises, another writer redeploys svc-a on another
+    // accelerator and svc-b without a GPU (each a new etag): neither is this pool's any more.
+    const m = model();
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    let lists = 0;
+    const run = {
+      ...sim.run,
+      listServices: async (p: string, r: string) => {
+        const listed = await sim.run.listServices(p, r);
+        if (++lists < 2) return listed;
+        return listed.map((s) => {
+          if (s.name === 'svc-a' && s.gpu)
+            return { ...s, etag: 'moved', gpu: { ...s.gpu, accelerator: 'nvidia-rtx-pro-6000' } };
+          if (s.name === 'svc-b') return { ...s, etag: 'no-gpu', gpu: null };
+          return s;
+        });
+      },
+    };
+    const report = await reconcileReport(
+      policy,
+      { ports: { ...sim, run }, clock: () => m.now },
+      { runId: 'moved', deadlineMs: 60_000, writerId: 'me' },
+    );
+    const write = (name: string) => report.writes.find((w) => w.name === name);
+    expect(write('svc-a')).toMatchObject({ outcome: 'skipped', cause: 'etag', written: null });
+    expect(write('svc-a')?.reason).toContain('it was moved to another GPU pool');
+    expect(write('svc-b')).toMatchObject({ outcome: 'skipped', cause: 'etag', written: null });
+    expect(write('svc-b')?.reason).toContain('it no longer has a GPU');
+    expect(m.findService('svc-a', PROJECT, REGION).maxInstances).toBe(1);
+    expect(m.findService('svc-b', PROJECT, REGION).maxInstances).toBe(1);
+    // The other two are raised on the same read.
+    expect(write('svc-c')?.cause).toBe('written');
+    expect(write('svc-d')?.cause).toBe('written');
+  });
+
   it('goes by the quota the policy sets, not one read from Cloud Quotas', async () => {
     const m = model();
     const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
