@@ -9,6 +9,7 @@ import { memoryLogger } from '../../src/log.js';
 import type { CloudRunPort } from '../../src/ports/index.js';
 import { busiestMinute } from '../support/paced-fleet.js';
 import { reconcileReport } from '../support/reconcile-run.js';
+import type { RunReport } from '../../src/reconcile/reconcile.js';
 
 /**
  * Lowering this run's raises back when the read just after them finds the pool over its quota
@@ -379,5 +380,72 @@ describe('lowering raises back counts what else fills the pool by its GPUs an in
     // Over by 2: svc-b, raised after svc-a in the plan's order, frees them alone.
     expect(back).toEqual([['svc-b', 3, 1]]);
     expect([maxOf(m, 'svc-a'), maxOf(m, 'svc-b')]).toEqual([3, 1]);
+  });
+});
+
+describe('two governors on different state stores that only raise, started together', () => {
+  it('may both raise on the same room; each lowers its own raise back and the pool ends within quota', async () => {
+    // Quota 8; svc-a and svc-b (one GPU each) at max 1 want 6. Governor alpha governs svc-a and
+    // beta governs svc-b (each policy leaves the other's service unmanaged), so each sees room
+    // for 6 and nothing to lower first. Both take their read before the raises before either
+    // raise lands: neither has stamped anything the other could see.
+    const m = model([
+      ['svc-a', 1, 6],
+      ['svc-b', 1, 6],
+    ]);
+    const governing = (name: string) =>
+      parsePolicy({
+        version: 1,
+        projects: [PROJECT],
+        regions: [REGION],
+        defaults: { headroom: 0, max: 6 },
+        services: [
+          { match: { name }, managed: true },
+          { match: {}, managed: false },
+        ],
+        limits: { writesPerMinute: 6000 },
+      });
+    let arrived = 0;
+    let bothRead: () => void = () => {};
+    const barrier = new Promise<void>((done) => (bothRead = done));
+    const peaks: number[] = [];
+    const governor = (writerId: string, name: string) => {
+      const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+      let lists = 0;
+      const run: CloudRunPort = {
+        ...sim.run,
+        // The second listing is the read before the raises (the first, the observation).
+        listServices: async (p, r) => {
+          const listed = await sim.run.listServices(p, r);
+          if (++lists === 2 && ++arrived === 2) bothRead();
+          if (lists === 2) await barrier;
+          return listed;
+        },
+        updateMaxInstances: async (u) => {
+          const done = await sim.run.updateMaxInstances(u);
+          peaks.push(m.pools(PROJECT)[0]?.capsGpus ?? 0);
+          return done;
+        },
+      };
+      return reconcileReport(
+        governing(name),
+        { ports: { ...sim, run }, clock: () => m.now },
+        { runId: `together-${writerId}`, deadlineMs: 60_000, writerId },
+      );
+    };
+    const [alpha, beta] = await Promise.all([
+      governor('alpha', 'svc-a'),
+      governor('beta', 'svc-b'),
+    ]);
+    const raised = (r: RunReport, name: string) =>
+      r.writes.find((w) => w.name === name && w.planned > w.from)?.cause;
+    // Nothing told either of the other: both raised, and for a round trip the pool was over.
+    expect(raised(alpha, 'svc-a')).toBe('written');
+    expect(raised(beta, 'svc-b')).toBe('written');
+    expect(Math.max(...peaks)).toBeGreaterThan(8);
+    // The reads just after the raises brought it back within its quota.
+    const back = [...alpha.writes, ...beta.writes].filter((w) => w.cause === 'compensated');
+    expect(back.length).toBeGreaterThan(0);
+    expect(m.pools(PROJECT)[0]?.capsGpus).toBeLessThanOrEqual(8);
   });
 });
