@@ -25,6 +25,7 @@ import {
   InputError,
   NotFoundError,
   QuotaRejectedError,
+  RefusedError,
   UnavailableError,
   UpstreamError,
 } from '../core/errors.js';
@@ -135,7 +136,7 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
    * (its changelog), the code Cloud Run also may use for other refusals (a deployment in
    * flight). So on a FAILED_PRECONDITION that is not the quota refusal the service is read again:
    * an etag other than the one sent means the service changed (ConflictError, left for the next
-   * run); otherwise, or if that read fails, the refusal stays what it is.
+   * run); otherwise, or if that read fails, a refusal (RefusedError): nothing was accepted.
    */
   async function writeRefusal(
     error: unknown,
@@ -152,7 +153,12 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
       (s) => s.etag ?? '',
       () => undefined,
     );
-    if (now === undefined || now === update.etag) return translated;
+    // Refused, not accepted: FAILED_PRECONDITION means "the operation was rejected because the
+    // system is not in a state required for the operation's execution"
+    // (https://cloud.google.com/java/docs/reference/gax/latest/com.google.api.gax.rpc.FailedPreconditionException),
+    // and no operation came back, so nothing of the write can still apply.
+    if (now === undefined || now === update.etag)
+      return new RefusedError(translated.message, { cause: error });
     return new ConflictError(
       `${name} changed since it was read (etag ${update.etag}, now ${now}): not written (${translated.message})`,
       { cause: error },

@@ -86,6 +86,13 @@ export class NotFoundError extends UpstreamError {}
 /** Cloud Run refused the write because it does not fit the GPU quota. */
 export class QuotaRejectedError extends UpstreamError {}
 
+/**
+ * The API refused the request in the state the resource is in (FAILED_PRECONDITION, for another
+ * reason than the quota or a stale etag, such as another operation in flight): nothing of it
+ * was done.
+ */
+export class RefusedError extends UpstreamError {}
+
 /** The API asked us to slow down (RESOURCE_EXHAUSTED, HTTP 429). */
 export class RateLimitedError extends UpstreamError {}
 

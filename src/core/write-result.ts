@@ -30,7 +30,7 @@ export type WriteOutcome = 'written' | 'skipped' | 'failed';
  *   error of its operation or of the call that does not say it was refused);
  * - `denied`: the governor may not read or write it (a permission);
  * - `failed`: refused before it applied (Cloud Run's own quota check, the write quota, a bad
- *   request).
+ *   request, a refusal in the service's state such as another operation in flight).
  */
 export type WriteCause =
   | 'written'

@@ -12,6 +12,7 @@ import {
   PermissionError,
   QuotaRejectedError,
   RateLimitedError,
+  RefusedError,
   UnavailableError,
   cutText,
   errorMessage,
@@ -1037,8 +1038,15 @@ function writeFailed(
       resource,
     };
   }
-  // Refused before Cloud Run took the write: its quota check, the write quota, a bad request.
-  if (e instanceof QuotaRejectedError || e instanceof RateLimitedError || e instanceof InputError)
+  // Refused before Cloud Run took the write: its quota check, the write quota, a bad request, a
+  // refusal in the service's state (FAILED_PRECONDITION, such as another operation in flight:
+  // adapters/cloud-run.ts).
+  if (
+    e instanceof QuotaRejectedError ||
+    e instanceof RateLimitedError ||
+    e instanceof InputError ||
+    e instanceof RefusedError
+  )
     return failed(c, 'failed', `write failed: ${errorMessage(e)}`);
   // Anything else may have applied: no answer (unavailable, a timeout), or an error of the
   // operation or of the call (INTERNAL, UNKNOWN). Cloud Run keeps an accepted update's spec when

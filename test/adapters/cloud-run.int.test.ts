@@ -19,6 +19,7 @@ import {
   PermissionError,
   QuotaRejectedError,
   RateLimitedError,
+  RefusedError,
   UnavailableError,
   UpstreamError,
 } from '../../src/core/errors.js';
@@ -787,7 +788,7 @@ describe('updateMaxInstances', () => {
         : undefined;
     };
     const error = await failure(adapter.updateMaxInstances(update('web', before.etag, 5)));
-    expect(error.constructor).toBe(UpstreamError);
+    expect(error.constructor).toBe(RefusedError);
     expect(error.message).toContain('FAILED_PRECONDITION');
     expectCalls([
       'GetService OK',
@@ -878,15 +879,14 @@ describe('updateMaxInstances', () => {
     expectCalls([]);
   });
 
-  it('reports a write refused during a deployment as an upstream failure', async () => {
+  it('reports a write refused during a deployment as a refusal: nothing of it was accepted', async () => {
     const before = await adapter.getService(PROJECT, REGION, 'manual');
     emulator.deploy({ service: 'manual', project: PROJECT, region: REGION, seconds: 60 });
     const during = await adapter.getService(PROJECT, REGION, 'manual');
     expect(during.reconciling).toBe(true);
     expect(during.etag).not.toBe(before.etag);
     const error = await failure(adapter.updateMaxInstances(update('manual', during.etag, 2)));
-    expect(error).toBeInstanceOf(UpstreamError);
-    expect(error).not.toBeInstanceOf(QuotaRejectedError);
+    expect(error.constructor).toBe(RefusedError);
     expect(error.message).toContain('FAILED_PRECONDITION');
     emulator.advance(120_000);
     // The refusal is not a conflict: the service read again still has the etag sent.
