@@ -6,6 +6,7 @@ import {
   ConflictError,
   PermissionError,
   RateLimitedError,
+  RefusedError,
   UnavailableError,
   UpstreamError,
 } from '../core/errors.js';
@@ -490,9 +491,10 @@ function faultyPorts(
       // As the emulator: a stale etag first (a deployment changes it), then a deployment.
       if (s && u.etag && u.etag !== s.etag)
         throw new ConflictError(`ABORTED: the etag of ${u.name} changed since it was read`);
-      // Cloud Run refuses a write to a service in the middle of a deployment.
+      // Cloud Run refuses a write to a service in the middle of a deployment (the adapter's
+      // RefusedError: nothing of it applies).
       if (s && s.deployingUntil !== null)
-        throw new UpstreamError(`FAILED_PRECONDITION: ${u.name} is reconciling`);
+        throw new RefusedError(`FAILED_PRECONDITION: ${u.name} is reconciling`);
       if (f.chance(f.faults.writeFailRate)) {
         f.count('operation-failed');
         throw new UpstreamError(`INTERNAL: injected: the update operation of ${u.name} failed`);
