@@ -136,7 +136,11 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
    * (its changelog), the code Cloud Run also may use for other refusals (a deployment in
    * flight). So on a FAILED_PRECONDITION that is not the quota refusal the service is read again:
    * an etag other than the one sent means the service changed (ConflictError, left for the next
-   * run); otherwise, or if that read fails, a refusal (RefusedError): nothing was accepted.
+   * run); otherwise, or if that read fails, a refusal (RefusedError): nothing was accepted. So
+   * is an INVALID_ARGUMENT other than the quota refusal: arguments "problematic regardless of the
+   * state of the system"
+   * (https://cloud.google.com/java/docs/reference/gax/latest/com.google.api.gax.rpc.InvalidArgumentException),
+   * answered with no operation.
    */
   async function writeRefusal(
     error: unknown,
@@ -147,8 +151,10 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
       error,
       `setting max instances of ${name} to ${update.maxInstances}`,
     );
-    if (grpcCode(error) !== status.FAILED_PRECONDITION || translated instanceof QuotaRejectedError)
-      return translated;
+    if (translated instanceof QuotaRejectedError) return translated;
+    if (grpcCode(error) === status.INVALID_ARGUMENT)
+      return new RefusedError(translated.message, { cause: error });
+    if (grpcCode(error) !== status.FAILED_PRECONDITION) return translated;
     const now = await fetchService(name).then(
       (s) => s.etag ?? '',
       () => undefined,

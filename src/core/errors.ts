@@ -87,9 +87,9 @@ export class NotFoundError extends UpstreamError {}
 export class QuotaRejectedError extends UpstreamError {}
 
 /**
- * The API refused the request in the state the resource is in (FAILED_PRECONDITION, for another
- * reason than the quota or a stale etag, such as another operation in flight): nothing of it
- * was done.
+ * The API refused the request as sent (INVALID_ARGUMENT) or in the state the resource is in
+ * (FAILED_PRECONDITION, such as another operation in flight), for another reason than the quota
+ * or a stale etag: nothing of it was done.
  */
 export class RefusedError extends UpstreamError {}
 

@@ -355,29 +355,29 @@ describe('act: another writer between the governor reads and its writes', () => 
     expect(emulator.violations().violations).toEqual([]);
   });
 
-  it('raises refused outright (FAILED_PRECONDITION, another operation in flight): failed writes, none read back as if it might apply', async () => {
-    await start();
-    // Another writer's operation is in flight on every service when its raise arrives: Cloud
-    // Run refuses the update, the etag unchanged (read again, it is the one sent).
-    hook = (name) =>
-      name === 'UpdateService'
-        ? new RpcError(
-            status.FAILED_PRECONDITION,
-            'injected: the service is reconciling (another operation is in progress)',
-          )
-        : undefined;
-    const report = await run();
-    const raises = report.writes.filter((w) => w.planned > w.from);
-    expect(raises.length).toBeGreaterThan(0);
-    for (const w of raises) {
-      expect(w).toMatchObject({ outcome: 'failed', cause: 'failed', written: null });
-      expect(w.reason).not.toContain('may still apply');
-    }
-    expect(report.outcome).toBe('failed');
-    // The observation and the read before the raises: no read after raises that never applied.
-    expect(calls['ListServices']).toBe(2);
-    expect(emulator.writes()).toEqual([]);
-  });
+  for (const [code, why] of [
+    [status.FAILED_PRECONDITION, 'the service is reconciling (another operation is in progress)'],
+    [status.INVALID_ARGUMENT, 'the request is invalid for this service'],
+  ] as const)
+    it(`raises refused outright (${status[code]}): failed writes, none read back as if it might apply`, async () => {
+      await start();
+      // Another writer's operation is in flight on every service when its raise arrives, or
+      // Cloud Run finds the request invalid: it refuses the update, and no operation comes back
+      // (a FAILED_PRECONDITION's service read again has the etag sent: no conflict).
+      hook = (name) =>
+        name === 'UpdateService' ? new RpcError(code, `injected: ${why}`) : undefined;
+      const report = await run();
+      const raises = report.writes.filter((w) => w.planned > w.from);
+      expect(raises.length).toBeGreaterThan(0);
+      for (const w of raises) {
+        expect(w).toMatchObject({ outcome: 'failed', cause: 'failed', written: null });
+        expect(w.reason).not.toContain('may still apply');
+      }
+      expect(report.outcome).toBe('failed');
+      // The observation and the read before the raises: no read after raises that never applied.
+      expect(calls['ListServices']).toBe(2);
+      expect(emulator.writes()).toEqual([]);
+    });
 
   it('NOT_FOUND while polling an accepted write is not a deleted service: the write may still apply', async () => {
     // Operations that take a minute: each accepted write is polled (at 20 ms, a loaded machine
