@@ -33,6 +33,14 @@ import {
  * (the region's services, or the pool's quota). Such a raise must come back down in the same run
  * once the governor sees the pool again (`judgeRaces`, called after each run).
  *
+ * The window is one round trip only because the governor reads the pool again just before its
+ * raises (docs/performance.md, "The window"): a raise sent on the run's first read of the pool
+ * (its observation), with the decreases and the rest of the run between that read and the raise,
+ * is not inside Cloud Run's window. So another writer's change counts as a race only when the
+ * governor read again, in the same run, what it changed: the region listed twice, the quota read
+ * twice (or never: a quota the policy sets is not read). Else the raise is an `over-quota`
+ * violation. A run ends at `judgeRaces`.
+ *
  * What is governed, the reserve and the floors come from a spec the test registers
  * ({@link InvariantSpec}); without one, every service is governed, the reserve is 0 and a
  * service's floor is max(1, its min instances). Whether a write breaks a rule is decided by
@@ -124,6 +132,9 @@ export class InvariantMonitor {
   private readonly otherCapsAt = new Map<string, number>();
   private readonly otherQuotaAt = new Map<string, number>();
   private readonly attemptedAt = new Map<string, number>();
+  /** Answered listings of each region, and reads of each pool's quota, in the current run. */
+  private readonly listingsInRun = new Map<string, number>();
+  private readonly quotaReadsInRun = new Map<string, number>();
   /** Writes checked. */
   checks = 0;
 
@@ -154,7 +165,9 @@ export class InvariantMonitor {
 
   /** The governor listed the services of a region (the answer was sent). */
   listed(project: string, region: string): void {
-    this.listedAt.set(regionOf({ project, region }), ++this.tick);
+    const key = regionOf({ project, region });
+    this.listedAt.set(key, ++this.tick);
+    this.listingsInRun.set(key, (this.listingsInRun.get(key) ?? 0) + 1);
   }
 
   /** The governor asked for a pool's quota (whatever the answer). */
@@ -174,7 +187,9 @@ export class InvariantMonitor {
     accelerator: string;
     zonalRedundancy: boolean;
   }): void {
-    this.quotaReadAt.set(poolOf(pool), ++this.tick);
+    const key = poolOf(pool);
+    this.quotaReadAt.set(key, ++this.tick);
+    this.quotaReadsInRun.set(key, (this.quotaReadsInRun.get(key) ?? 0) + 1);
   }
 
   /** Another actor changed a pool: a service's max or deployment (`caps`), or its quota. */
@@ -203,6 +218,8 @@ export class InvariantMonitor {
    * scaling since (its max counts for nothing then, and it is no longer the governor's).
    */
   judgeRaces(model: FleetModel): void {
+    this.listingsInRun.clear();
+    this.quotaReadsInRun.clear();
     for (const race of this.raceList) {
       if (race.judged) continue;
       race.judged = true;
@@ -321,6 +338,12 @@ export class InvariantMonitor {
       message: `${keyOf(key)} raised ${before} → ${after} left its pool at ${load.used} GPUs + reserve ${load.reserve} over the quota ${load.quota}${load.floorsFit ? '' : ' (the floors do not fit: they yield to the quota, so no raise may take the pool over)'}`,
     };
     const raced = this.raced(model, key);
+    if (raced.stale) {
+      return this.record({
+        ...violation,
+        message: `${violation.message}; another writer changed the pool after the governor's first read of it in this run, and the governor raised without reading it again`,
+      });
+    }
     if (raced.caps || raced.quota) {
       this.raceList.push({ violation, tick: ++this.tick, ...raced, judged: false });
       return violation;
@@ -328,16 +351,25 @@ export class InvariantMonitor {
     return this.record(violation);
   }
 
-  /** What another actor changed in the written service's pool since the governor last read it. */
-  private raced(model: FleetModel, key: ServiceKey): { caps: boolean; quota: boolean } {
+  /**
+   * What another actor changed in the written service's pool since the governor last read it;
+   * `stale`: it did, and that read was the run's first of what it changed (no read again before
+   * the raise, so not Cloud Run's one-round-trip window).
+   */
+  private raced(
+    model: FleetModel,
+    key: ServiceKey,
+  ): { caps: boolean; quota: boolean; stale: boolean } {
     const s = model.getService(key);
     const pool = s ? model.poolOf(s) : undefined;
-    if (!pool) return { caps: false, quota: false };
+    if (!pool) return { caps: false, quota: false, stale: false };
     const p = poolOf(pool);
-    return {
-      caps: (this.otherCapsAt.get(p) ?? 0) > (this.listedAt.get(regionOf(key)) ?? 0),
-      quota: (this.otherQuotaAt.get(p) ?? 0) > (this.quotaReadAt.get(p) ?? 0),
-    };
+    const caps = (this.otherCapsAt.get(p) ?? 0) > (this.listedAt.get(regionOf(key)) ?? 0);
+    const quota = (this.otherQuotaAt.get(p) ?? 0) > (this.quotaReadAt.get(p) ?? 0);
+    const listings = this.listingsInRun.get(regionOf(key)) ?? 0;
+    const quotaReads = this.quotaReadsInRun.get(p) ?? 0;
+    const stale = (caps && listings < 2) || (quota && quotaReads === 1);
+    return { caps, quota, stale };
   }
 
   /** The load of the pool a service belongs to; null for a service without a GPU. */

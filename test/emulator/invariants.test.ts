@@ -11,8 +11,8 @@ import { FleetModel } from '../../src/emulator/model.js';
 
 const KEY = { project: 'race-project', region: 'us-central1', name: 'mine' };
 
-function raced(): { model: FleetModel; monitor: InvariantMonitor } {
-  const model = new FleetModel(
+function fleet(): FleetModel {
+  return new FleetModel(
     validateFleet({
       start: '2026-11-27T12:00:00Z',
       warmupMinutes: 0,
@@ -29,17 +29,26 @@ function raced(): { model: FleetModel; monitor: InvariantMonitor } {
       ],
     }),
   );
+}
+
+/**
+ * A run of the governor: `reads` listings of the region (its observation, then again just before
+ * its raise); another writer fills the pool after the last; the governor's raise lands over it.
+ */
+function raised(reads: number): { model: FleetModel; monitor: InvariantMonitor } {
+  const model = fleet();
   const monitor = new InvariantMonitor();
   monitor.configure({ unmanaged: [{ name: 'theirs' }] });
   const pool = model.poolOf(model.getService(KEY)!)!;
-  // The governor reads the pool; another writer fills it; the governor's raise lands over it.
-  monitor.listed('race-project', 'us-central1');
+  for (let i = 0; i < reads; i++) monitor.listed('race-project', 'us-central1');
   model.update({ ...KEY, name: 'theirs' }, { maxInstances: 3 });
   monitor.otherActed(pool, 'caps');
   model.update(KEY, { maxInstances: 3 });
   monitor.afterWrite(model, KEY, 1, 'now', 1, 3);
   return { model, monitor };
 }
+
+const raced = () => raised(2);
 
 describe('the invariant monitor judges races', () => {
   it('a race the governor saw again and did not lower is uncompensated', () => {
@@ -74,5 +83,49 @@ describe('the invariant monitor judges races', () => {
     expect(load && load.quota !== null && load.used + load.reserve > load.quota).toBe(true);
     monitor.judgeRaces(model);
     expect(monitor.violations()).toEqual([]);
+  });
+
+  it('a raise sent on the run’s first read of the pool is over quota, not a race', () => {
+    // Cloud Run's window is one round trip because the pool is read again just before the raises:
+    // a raise decided on the observation leaves the decreases and the rest of the run in between.
+    const { monitor } = raised(1);
+    expect(monitor.races()).toEqual([]);
+    expect(monitor.violations().map((v) => v.kind)).toEqual(['over-quota']);
+  });
+
+  it('counts the reads of each run apart: a later run’s first read is not a read again', () => {
+    const model = fleet();
+    const monitor = new InvariantMonitor();
+    monitor.configure({ unmanaged: [{ name: 'theirs' }] });
+    const pool = model.poolOf(model.getService(KEY)!)!;
+    monitor.listed('race-project', 'us-central1');
+    monitor.judgeRaces(model);
+    monitor.listed('race-project', 'us-central1');
+    model.update({ ...KEY, name: 'theirs' }, { maxInstances: 3 });
+    monitor.otherActed(pool, 'caps');
+    model.update(KEY, { maxInstances: 3 });
+    monitor.afterWrite(model, KEY, 1, 'now', 1, 3);
+    expect(monitor.violations().map((v) => v.kind)).toEqual(['over-quota']);
+  });
+
+  it('a quota cut after the quota was read again is a race; after its only read, an error', () => {
+    for (const [reads, races] of [
+      [2, 1],
+      [1, 0],
+    ] as const) {
+      const model = fleet();
+      const monitor = new InvariantMonitor();
+      monitor.configure({ unmanaged: [{ name: 'theirs' }] });
+      const pool = model.poolOf(model.getService(KEY)!)!;
+      monitor.listed('race-project', 'us-central1');
+      monitor.listed('race-project', 'us-central1');
+      for (let i = 0; i < reads; i++) monitor.quotaRead(pool);
+      model.setQuota(pool, 2);
+      monitor.otherActed(pool, 'quota');
+      model.update(KEY, { maxInstances: 2 });
+      monitor.afterWrite(model, KEY, 1, 'now', 1, 2);
+      expect(monitor.races(), `${reads} reads`).toHaveLength(races);
+      expect(monitor.violations(), `${reads} reads`).toHaveLength(1 - races);
+    }
   });
 });
