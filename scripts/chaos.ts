@@ -1,4 +1,4 @@
-import { chaosProblems, runChaos, renderChaosReport } from '../src/chaos/chaos.js';
+import { chaosProblems, chaosSettings, runChaos, renderChaosReport } from '../src/chaos/chaos.js';
 
 /**
  * `npm run chaos`: randomized governor runs under injected faults (src/chaos/chaos.ts), many
@@ -10,23 +10,15 @@ import { chaosProblems, runChaos, renderChaosReport } from '../src/chaos/chaos.j
  * another writer has acted in CHAOS_OTHER_RUNS of them too (default: CHAOS_RUNS).
  */
 
-const seed = process.env.CHAOS_SEED
-  ? Number(process.env.CHAOS_SEED)
-  : Math.floor(Math.random() * 2 ** 31);
-const runs = process.env.CHAOS_RUNS ? Number(process.env.CHAOS_RUNS) : 20_000;
-const otherActorRuns = process.env.CHAOS_OTHER_RUNS ? Number(process.env.CHAOS_OTHER_RUNS) : runs;
-if (
-  !Number.isInteger(seed) ||
-  !Number.isInteger(runs) ||
-  runs < 1 ||
-  !Number.isInteger(otherActorRuns) ||
-  otherActorRuns < 0
-) {
-  process.stderr.write(
-    'CHAOS_SEED, CHAOS_RUNS and CHAOS_OTHER_RUNS must be whole numbers (CHAOS_RUNS ≥ 1)\n',
-  );
+const settings = chaosSettings(process.env, {
+  seed: Math.floor(Math.random() * 2 ** 31),
+  runs: 20_000,
+});
+if ('error' in settings) {
+  process.stderr.write(`${settings.error}\n`);
   process.exit(2);
 }
+const { seed, runs, otherActorRuns } = settings;
 process.stdout.write(
   `chaos: seed ${seed}, ${runs} runs or more, until another writer acted in ${otherActorRuns} (reproduce: CHAOS_SEED=${seed})\n`,
 );

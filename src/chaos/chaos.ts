@@ -177,6 +177,46 @@ export async function runChaos(options: ChaosOptions): Promise<ChaosReport> {
   return report;
 }
 
+/** What `npm run chaos` and the chaos test read from the environment. */
+interface ChaosSettings {
+  seed: number;
+  runs: number;
+  otherActorRuns: number;
+}
+
+/** The largest seed: seeds are taken modulo 2^32, so a larger one would repeat a smaller one's runs. */
+const MAX_SEED = 2 ** 32 - 1;
+
+/**
+ * CHAOS_SEED (0 to 2^32 − 1), CHAOS_RUNS (at least 1) and CHAOS_OTHER_RUNS (at least 0, default
+ * CHAOS_RUNS) from `env`, each a whole number written in digits; unset or empty: the defaults. A
+ * value that is not is refused with one line naming it, rather than read as NaN (a seed of NaN runs
+ * as 0 while the report prints NaN, and no run can be reproduced from it).
+ */
+export function chaosSettings(
+  env: Readonly<Record<string, string | undefined>>,
+  defaults: { seed: number; runs: number },
+): ChaosSettings | { error: string } {
+  const read = (name: string, fallback: number, min: number, max: number): number | string => {
+    const raw = env[name]?.trim() ?? '';
+    if (raw === '') return fallback;
+    const n = Number(raw);
+    if (!/^\d+$/.test(raw) || n < min || n > max)
+      return `${name} must be a whole number from ${min} to ${max.toLocaleString('en-US')}, not ${JSON.stringify(env[name])}`;
+    return n;
+  };
+  const seed = read('CHAOS_SEED', defaults.seed, 0, MAX_SEED);
+  const runs = read('CHAOS_RUNS', defaults.runs, 1, Number.MAX_SAFE_INTEGER);
+  const other = read(
+    'CHAOS_OTHER_RUNS',
+    typeof runs === 'number' ? runs : 0,
+    0,
+    Number.MAX_SAFE_INTEGER,
+  );
+  for (const v of [seed, runs, other]) if (typeof v === 'string') return { error: v };
+  return { seed: seed as number, runs: runs as number, otherActorRuns: other as number };
+}
+
 /** A generated fleet and policy, as the chaos runs use them. */
 interface ChaosScenario {
   fleet: FleetInput;

@@ -6,6 +6,7 @@ import { parsePolicy } from '../../src/core/policy.js';
 import {
   chaosProblems,
   chaosScenario,
+  chaosSettings,
   invariantsOf,
   runChaos,
   renderChaosReport,
@@ -32,10 +33,11 @@ import type { StateStore } from '../../src/ports/index.js';
  */
 
 // A fixed seed by default, so that CI is reproducible; `npm run chaos` explores new seeds.
-const SEED = process.env.CHAOS_SEED ? Number(process.env.CHAOS_SEED) : 20261127;
 // 2,500 runs: another writer acts in about 3 of 5 (every run draws it, the fault-free last run of
 // each fleet too; it acts if the run reaches the read or write it was drawn for): 1,000 and more.
-const RUNS = process.env.CHAOS_RUNS ? Number(process.env.CHAOS_RUNS) : 2500;
+const SETTINGS = chaosSettings(process.env, { seed: 20261127, runs: 2500 });
+if ('error' in SETTINGS) throw new Error(SETTINGS.error);
+const { seed: SEED, runs: RUNS } = SETTINGS;
 
 describe('chaos: randomized governor runs under faults', () => {
   it(`holds the invariants over ${RUNS} runs (seed ${SEED}; reproduce with CHAOS_SEED=${SEED})`, async () => {
@@ -113,6 +115,33 @@ describe('chaos: randomized governor runs under faults', () => {
     expect(chaosProblems(report, report.otherActorRuns + 1)).toEqual([
       `another writer acted in ${report.otherActorRuns} of ${report.runs} runs, fewer than the ${report.otherActorRuns + 1} asked for`,
     ]);
+  });
+
+  it('reads CHAOS_SEED, CHAOS_RUNS and CHAOS_OTHER_RUNS as whole numbers, and refuses anything else', () => {
+    const defaults = { seed: 7, runs: 30 };
+    expect(chaosSettings({}, defaults)).toEqual({ seed: 7, runs: 30, otherActorRuns: 30 });
+    expect(chaosSettings({ CHAOS_SEED: '', CHAOS_RUNS: ' ' }, defaults)).toEqual({
+      seed: 7,
+      runs: 30,
+      otherActorRuns: 30,
+    });
+    expect(
+      chaosSettings({ CHAOS_SEED: '4294967295', CHAOS_RUNS: '5', CHAOS_OTHER_RUNS: '0' }, defaults),
+    ).toEqual({ seed: 4294967295, runs: 5, otherActorRuns: 0 });
+    // A seed that is not a number ran as seed 0 while the report printed NaN.
+    for (const [name, value] of [
+      ['CHAOS_SEED', 'abc'],
+      ['CHAOS_SEED', '1.5'],
+      ['CHAOS_SEED', '-1'],
+      ['CHAOS_SEED', '4294967296'],
+      ['CHAOS_RUNS', '0'],
+      ['CHAOS_RUNS', '1e3'],
+      ['CHAOS_OTHER_RUNS', 'many'],
+    ] as const) {
+      const got = chaosSettings({ [name]: value }, defaults);
+      expect(got, `${name}=${value}`).toEqual({ error: expect.stringContaining(name) as string });
+      expect('error' in got && got.error, `${name}=${value}`).toContain(JSON.stringify(value));
+    }
   });
 
   it('the same seed gives the same runs', async () => {
