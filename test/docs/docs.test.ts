@@ -178,6 +178,18 @@ describe('the docs', () => {
     expect(missing).toEqual([]);
   });
 
+  it('name every environment variable the benchmarks and scripts read in the README', () => {
+    const readme = readFileSync('README.md', 'utf8');
+    const read = new Set<string>();
+    for (const file of [...walk('bench'), ...walk('scripts')].filter((f) => f.endsWith('.ts'))) {
+      const text = readFileSync(file, 'utf8');
+      for (const m of text.matchAll(/env(?:\.|\[')([A-Z][A-Z0-9_]+)/g)) read.add(m[1] ?? '');
+    }
+    expect(read.size).toBeGreaterThan(8);
+    const missing = [...read].filter((name) => !new RegExp(`\\b${name}\\b`).test(readme));
+    expect(missing).toEqual([]);
+  });
+
   it("list each command of the command line with exactly its options in the README's Commands", () => {
     const readme = readFileSync('README.md', 'utf8');
     const section = readme.slice(readme.indexOf('## Commands'));
