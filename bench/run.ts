@@ -29,12 +29,21 @@ import {
   TARGET_SCAN_RATIO,
 } from './targets.js';
 
-/** SOAK_SNAPSHOTS=100,300: heap snapshots of the soaked processes after those runs or rounds. */
+/**
+ * SOAK_SNAPSHOTS=100,300: heap snapshots of the soaked processes after those runs or rounds. An
+ * entry that is not a whole number from 1 stops the bench before it starts anything (it would
+ * never match a run, and the snapshot asked for would silently not be taken).
+ */
 function soakSnapshots(): number[] {
-  return (process.env.SOAK_SNAPSHOTS ?? '')
-    .split(',')
-    .filter((x) => x.trim() !== '')
-    .map(Number);
+  const entries = (process.env.SOAK_SNAPSHOTS ?? '').split(',').map((x) => x.trim());
+  const bad = entries.find((x) => x !== '' && !/^[1-9]\d*$/.test(x));
+  if (bad !== undefined) {
+    console.error(
+      `SOAK_SNAPSHOTS must list whole numbers of runs or rounds from 1, as 20,60: not ${JSON.stringify(bad)}`,
+    );
+    process.exit(2);
+  }
+  return entries.filter((x) => x !== '').map(Number);
 }
 
 /**
@@ -124,6 +133,7 @@ if (process.env.BENCH_ONLY === 'soak' && process.env.SOAK_TARGET === 'org') {
   const dispatches = Number(process.env.SOAK_DISPATCHES ?? 4);
   const projects = Number(process.env.SOAK_PROJECTS ?? 4);
   const services = Number(process.env.SOAK_SERVICES ?? 8);
+  const snapshotAfter = soakSnapshots();
   for (const [name, n, min] of [
     ['SOAK_RUNS', rounds, 8],
     ['SOAK_DISPATCHES', dispatches, 1],
@@ -140,7 +150,7 @@ if (process.env.BENCH_ONLY === 'soak' && process.env.SOAK_TARGET === 'org') {
     dispatches,
     projects,
     services,
-    snapshotAfter: soakSnapshots(),
+    snapshotAfter,
     progress: (s) => {
       if (process.env.BENCH_PROGRESS)
         console.error(
@@ -162,6 +172,7 @@ if (process.env.BENCH_ONLY === 'soak') {
     console.error('SOAK_TARGET must be regional (the default) or org');
     process.exit(2);
   }
+  const snapshotAfter = soakSnapshots();
   const runs = Number(process.env.SOAK_RUNS ?? 300);
   const services = Number(process.env.SOAK_SERVICES ?? 40);
   for (const [name, n] of [
@@ -182,7 +193,7 @@ if (process.env.BENCH_ONLY === 'soak') {
     runs,
     services,
     store,
-    snapshotAfter: soakSnapshots(),
+    snapshotAfter,
     progress: (s) => {
       if (process.env.BENCH_PROGRESS)
         console.error(

@@ -51,4 +51,25 @@ describe('npm run bench, one part', () => {
       /ENOENT/,
     );
   }, 60_000);
+
+  it('refuses SOAK_SNAPSHOTS that are not run numbers before soaking anything, and writes no results', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'governor-bench-run-'));
+    for (const target of ['regional', 'org']) {
+      const run = promisify(execFile)(process.execPath, [resolve('dist/bench/run.js')], {
+        cwd: dir,
+        env: { ...process.env, BENCH_ONLY: 'soak', SOAK_TARGET: target, SOAK_SNAPSHOTS: '20,x' },
+      });
+      await expect(run, target).rejects.toMatchObject({
+        code: 2,
+        stderr:
+          'SOAK_SNAPSHOTS must list whole numbers of runs or rounds from 1, as 20,60: not "x"\n',
+      });
+    }
+    await expect(readFile(join(dir, 'bench', 'results-soak.json'), 'utf8')).rejects.toThrow(
+      /ENOENT/,
+    );
+    await expect(readFile(join(dir, 'bench', 'results-org-soak.json'), 'utf8')).rejects.toThrow(
+      /ENOENT/,
+    );
+  }, 60_000);
 });
