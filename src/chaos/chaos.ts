@@ -494,7 +494,7 @@ function faultyPorts(
       f.maybeFail('ListServices');
       // The in-memory ports read the model when called: that is when the governor's read is taken.
       const answer = inner.run.listServices(p, r);
-      monitor.listed(p, r);
+      monitor.listed(p, r, model);
       const listed = (await answer).map(saw);
       other(poolsIn(p, r));
       return listed;
@@ -593,7 +593,7 @@ function faultyPorts(
       quotaChange();
       f.maybeFail('GetQuotaInfo');
       const answer = inner.quotas.gpuQuota(q);
-      monitor.quotaRead(q);
+      monitor.quotaRead(q, model);
       const quota = await answer;
       other(model.pools().filter((p) => samePool(p, q)));
       return quota;

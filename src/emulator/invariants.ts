@@ -19,7 +19,9 @@ import {
  *   GPUs, a manually scaled one at its instance count) + worker pools + reserve above the quota,
  *   whether or not the governed floors fit (floors yield to the quota; `floorsFit` in the
  *   violation says which it was). A decrease is never a violation: an over-budget pool may only
- *   go down.
+ *   go down. And, where the caller passes the model with its reads (the in-process chaos runs): a
+ *   raise that, with the governor's other raises since its last listing of the region, takes more
+ *   than the room that listing and its read of the quota showed, whatever another writer did since.
  * - `unmanaged`: a write to a service the registered policy leaves unmanaged.
  * - `reconciling`: a write to a service that was reconciling when it was last read.
  *
@@ -135,6 +137,14 @@ export class InvariantMonitor {
   /** Answered listings of each region, and reads of each pool's quota, in the current run. */
   private readonly listingsInRun = new Map<string, number>();
   private readonly quotaReadsInRun = new Map<string, number>();
+  /**
+   * Per pool, when the caller passes the model with its reads: what the governor's last listing of
+   * the region showed the pool to hold (caps and worker pools, GPUs), the quota its last read of the
+   * quota in this run showed, and the GPUs its raises applied since that listing.
+   */
+  private readonly heldAtListing = new Map<string, number>();
+  private readonly quotaAtRead = new Map<string, number | null>();
+  private readonly raisedSinceListing = new Map<string, number>();
   /** Writes checked. */
   checks = 0;
 
@@ -164,10 +174,18 @@ export class InvariantMonitor {
   }
 
   /** The governor listed the services of a region (the answer was sent). */
-  listed(project: string, region: string): void {
+  listed(project: string, region: string, model?: FleetModel): void {
     const key = regionOf({ project, region });
     this.listedAt.set(key, ++this.tick);
     this.listingsInRun.set(key, (this.listingsInRun.get(key) ?? 0) + 1);
+    if (!model) return;
+    for (const s of model.listServices(project)) {
+      const pool = s.region === region ? model.poolOf(s) : undefined;
+      const load = pool && this.poolLoad(model, s);
+      if (!pool || !load) continue;
+      this.heldAtListing.set(poolOf(pool), load.used);
+      this.raisedSinceListing.set(poolOf(pool), 0);
+    }
   }
 
   /** The governor asked for a pool's quota (whatever the answer). */
@@ -181,13 +199,17 @@ export class InvariantMonitor {
   }
 
   /** The governor read a pool's quota (the answer was sent). */
-  quotaRead(pool: {
-    project: string;
-    region: string;
-    accelerator: string;
-    zonalRedundancy: boolean;
-  }): void {
+  quotaRead(
+    pool: {
+      project: string;
+      region: string;
+      accelerator: string;
+      zonalRedundancy: boolean;
+    },
+    model?: FleetModel,
+  ): void {
     const key = poolOf(pool);
+    if (model) this.quotaAtRead.set(key, model.quotaFor(pool) ?? null);
     this.quotaReadAt.set(key, ++this.tick);
     this.quotaReadsInRun.set(key, (this.quotaReadsInRun.get(key) ?? 0) + 1);
   }
@@ -220,6 +242,7 @@ export class InvariantMonitor {
   judgeRaces(model: FleetModel): void {
     this.listingsInRun.clear();
     this.quotaReadsInRun.clear();
+    this.quotaAtRead.clear();
     for (const race of this.raceList) {
       if (race.judged) continue;
       race.judged = true;
@@ -319,6 +342,8 @@ export class InvariantMonitor {
     after: number,
   ): Violation | null {
     this.checks += 1;
+    const overRead = this.overItsRead(model, key, seq, at, before, after);
+    if (overRead) return this.record(overRead);
     const load = this.poolLoad(model, key);
     if (!load || load.quota === null) return null;
     const breached = writeBreaches({
@@ -349,6 +374,43 @@ export class InvariantMonitor {
       return violation;
     }
     return this.record(violation);
+  }
+
+  /**
+   * A raise that, with the governor's other raises since its last listing of the region, takes
+   * more than the room that listing and the run's read of the quota showed: the raises decided on
+   * one read must fit it together, whatever another writer did since (known only when the caller
+   * passed the model with its reads).
+   */
+  private overItsRead(
+    model: FleetModel,
+    key: ServiceKey,
+    seq: number,
+    at: string,
+    before: number,
+    after: number,
+  ): Violation | null {
+    const s = model.getService(key);
+    const pool = s ? model.poolOf(s) : undefined;
+    if (!s || !pool) return null;
+    const p = poolOf(pool);
+    const held = this.heldAtListing.get(p);
+    const quota = this.quotaAtRead.get(p);
+    if (held === undefined || quota === undefined || quota === null) return null;
+    const raised = (this.raisedSinceListing.get(p) ?? 0) + (after - before) * gpusPerInstance(s);
+    this.raisedSinceListing.set(p, raised);
+    const reserve = this.spec.pools.find((x) => samePool(x, pool))?.reserve ?? this.spec.reserve;
+    if (after <= before || held + raised + reserve <= quota) return null;
+    return {
+      kind: 'over-quota',
+      seq,
+      at,
+      service: key,
+      before,
+      after,
+      pool: this.poolLoad(model, key),
+      message: `${keyOf(key)} raised ${before} → ${after}: with the governor's raises since its last read of the pool (${raised} GPUs), more than the room that read showed (${held} GPUs held + reserve ${reserve}, quota ${quota})`,
+    };
   }
 
   /**

@@ -128,4 +128,25 @@ describe('the invariant monitor judges races', () => {
       expect(monitor.violations(), `${reads} reads`).toHaveLength(1 - races);
     }
   });
+
+  it('raises that together take more than the room their read showed are over quota, whoever else wrote since', () => {
+    // Quota 4, `mine` 1 and `theirs` 1 as read: room for 2 more GPUs. The governor raises `mine`
+    // by 2 (all of it), another writer raises `theirs` by 1, and the governor raises `mine` by 1
+    // more on the same read: that GPU was never in the room it read, another writer or not.
+    const model = fleet();
+    const monitor = new InvariantMonitor();
+    monitor.configure({ unmanaged: [{ name: 'theirs' }] });
+    const pool = model.poolOf(model.getService(KEY)!)!;
+    monitor.listed('race-project', 'us-central1', model);
+    monitor.listed('race-project', 'us-central1', model);
+    monitor.quotaRead(pool, model);
+    model.update(KEY, { maxInstances: 3 });
+    expect(monitor.afterWrite(model, KEY, 1, 'now', 1, 3)).toBeNull();
+    model.update({ ...KEY, name: 'theirs' }, { maxInstances: 2 });
+    monitor.otherActed(pool, 'caps');
+    model.update(KEY, { maxInstances: 4 });
+    monitor.afterWrite(model, KEY, 2, 'now', 3, 4);
+    expect(monitor.races()).toEqual([]);
+    expect(monitor.violations().map((v) => [v.kind, v.seq])).toEqual([['over-quota', 2]]);
+  });
 });
