@@ -77,7 +77,10 @@ interface ChaosOptions {
 }
 
 interface ChaosFailure {
-  /** Reproduce with runChaosFleet(fleetSeed). */
+  /**
+   * The fleet's seed within the run: `chaosScenario(fleetSeed)` rebuilds its fleet and policy;
+   * the run's `CHAOS_SEED` replays every fleet, this one among them.
+   */
   fleetSeed: number;
   what: string;
 }
