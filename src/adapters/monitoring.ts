@@ -146,7 +146,7 @@ type Query = (typeof QUERIES)[keyof typeof QUERIES] & { groupBy?: string; leaveO
  * number, about 5 KiB for a distribution of a hundred buckets, and the four queries of an
  * observation are read at the same time. Pages of Monitoring's 100,000 points held more at once
  * than the function's heap at 10,000 services (docs/performance.md), so pages are smaller: 25,000
- * points of numbers (1,000 services over a 30-minute lookback still fit in one), 10,000 of
+ * points of numbers (1,000 services over a 30-minute lookback, 30,000 points, take two), 10,000 of
  * distributions (1,000 services over staleAfter, about 7,000 points, too). A bigger fleet reads a
  * few more pages, one after the other within each query.
  */
