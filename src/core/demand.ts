@@ -66,7 +66,11 @@ const EPS = 1e-9;
 export function withHeadroom(base: number, headroom: number): number {
   return base === 0 ? 0 : Math.ceil(base * (1 + headroom) - EPS);
 }
-const pct = (x: number): string => `${Math.round(x * 100)}%`;
+/**
+ * A share as a percentage to two decimals (0.125 → "12.5%", 0.2 → "20%"): a headroom or target
+ * the policy sets to a part percent is told as it is, so the reason's sum gives its result.
+ */
+const pct = (x: number): string => `${Math.round(x * 10_000) / 100}%`;
 
 export function estimateDemand(
   usage: Usage,

@@ -1403,6 +1403,27 @@ describe('demand', () => {
     expect(reason(p, 'a')).toContain('+ 20% headroom = 6');
   });
 
+  it('tells a headroom or target of a part percent as the policy sets it, so the sum adds up', () => {
+    // 8 × 1.125 = 9; told as 13% the sum would read 8 × 1.13 = 9.04, so 10.
+    const p = plan(
+      snap(20, [svc('a', 10, { current: 8, peak: 8 })]),
+      policy({ defaults: { headroom: 0.125 } }),
+      AT,
+    );
+    expect(p.services[0]?.demand).toBe(9);
+    expect(reason(p, 'a')).toContain('demand 9: peak 8 + 12.5% headroom = 9');
+    // 10 × 0.876 ÷ 0.875 = 10.01, so 11: in whole percents "88% over target 88%" told no excess.
+    const busy = plan(
+      snap(20, [svc('a', 12, { current: 10, peak: 10, utilization: 0.876 })]),
+      policy({ defaults: { headroom: 0, targetUtilization: 0.875 } }),
+      AT,
+    );
+    expect(busy.services[0]?.demand).toBe(11);
+    expect(reason(busy, 'a')).toContain(
+      'GPU utilization 87.6% over target 87.5% on 10 in use, so 11',
+    );
+  });
+
   it('grows with GPU utilization above the target', () => {
     const p = plan(
       snap(20, [svc('a', 10, { current: 4, peak: 4, utilization: 0.95 })]),
