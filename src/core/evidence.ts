@@ -190,7 +190,12 @@ export function readEvidence(
 export function wantedInstances(inUse: number, served: number, refused: number): number {
   if (refused <= 0) return inUse;
   if (served <= 0) return inUse + 1;
-  return Math.max(inUse + 1, Math.ceil((inUse * (served + refused)) / served - 1e-9));
+  return Math.max(inUse + 1, byRatio(inUse, served, refused));
+}
+
+/** ceil(in use × (served + refused) ÷ served): the ratio's instances, before the "+ 1" floor. */
+function byRatio(inUse: number, served: number, refused: number): number {
+  return Math.ceil((inUse * (served + refused)) / served - 1e-9);
 }
 
 /** Share of the (weighted) minutes that wanted at least `k` instances: 0 to 1. */
@@ -236,9 +241,12 @@ export function refusalText(r: RefusalEvidence): string {
   const wanted = w
     ? w.served === null
       ? `; wanted ${w.instances} (in use ${w.inUse}, ${w.refused} refused, served not read)`
-      : w.served > 0
-        ? `; wanted ${w.instances} (in use ${w.inUse} × ${w.served + w.refused} requests ÷ ${w.served} served)`
-        : `; wanted ${w.instances} (in use ${w.inUse}, ${w.refused} refused, none served)`
+      : w.served === 0
+        ? `; wanted ${w.instances} (in use ${w.inUse}, ${w.refused} refused, none served)`
+        : w.instances > byRatio(w.inUse, w.served, w.refused)
+          ? // The ratio reaches no further than in use (none in use: 0 × anything is 0).
+            `; wanted ${w.instances} (in use ${w.inUse}, ${w.refused} refused, ${w.served} served: one more than in use)`
+          : `; wanted ${w.instances} (in use ${w.inUse} × ${w.served + w.refused} requests ÷ ${w.served} served)`
     : '';
   return `refused ${r.minutes} min of the last ${r.window}${wanted}`;
 }

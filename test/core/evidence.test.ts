@@ -129,3 +129,21 @@ describe('a refusal without served counts', () => {
     expect(text).toContain('served not read');
   });
 });
+
+describe('a refusal in a minute with none in use', () => {
+  it('is told as one more than in use, not as a product of 0 that reads 0', () => {
+    // 0 in use, 100 served, 5 refused: the ratio gives 0 × 105 ÷ 100 = 0, the minute wants 1.
+    const pm = minutes([2, 0], [0, 5], [200, 100], '2026-11-27T15:00:00Z');
+    const ev = readEvidence(
+      { current: 0, peak: 2, sampledAt: '2026-11-27T15:00:00Z', perMinute: pm },
+      OBSERVED,
+      LOOKBACK,
+      RECLAIM,
+    );
+    expect(ev?.refusals?.wanted).toMatchObject({ instances: 1, inUse: 0, served: 100, refused: 5 });
+    const text = ev?.refusals ? refusalText(ev.refusals) : '';
+    expect(text).toBe(
+      'refused 1 min of the last 10; wanted 1 (in use 0, 5 refused, 100 served: one more than in use)',
+    );
+  });
+});
