@@ -56,13 +56,24 @@ describe('policy', () => {
         weight: 1,
         priority: 0,
         headroom: 0.2,
+        targetUtilization: 0.8,
         scaleDownDelay: '15m',
         lookback: '30m',
+        staleAfter: '10m',
+        reclaimWindow: '10m',
+        reverseDelay: '30m',
+        preempt: false,
       },
       limits: { maxChangesPerRun: 50 },
       alerts: { pressure: 0.9, renotifyAfter: '1h' },
     });
     expect(p.defaults.max).toBeUndefined();
+  });
+
+  it('the commented example shows each default as the schema fills it (its max is an example)', () => {
+    const shown = parsePolicyText(readFileSync('examples/policy.yaml', 'utf8')).defaults;
+    const filled = parsePolicy({ version: 1, projects: ['p'] }).defaults;
+    expect({ ...shown, max: undefined }).toEqual({ ...filled, max: undefined });
   });
 
   it('lists every fault at once, each with its path', () => {
