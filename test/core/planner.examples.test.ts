@@ -1356,6 +1356,34 @@ describe('rule 8: calm', () => {
     expect(reason(p, p.deferred[0]?.name ?? '')).toContain('deferred: limits.maxChangesPerRun (1)');
   });
 
+  it("lists a pool's decreases lowest priority first and its raises highest first, so a short limit keeps those", () => {
+    // Budget 10. a-down and d-up have priority 10, b-down and c-up 0. Each up-service uses its
+    // cap of 2 and wants 3 (50% headroom); the idle down-services give 1 each and keep 2.
+    const fleet = snap(10, [
+      svc('a-down', 3, { current: 0, peak: 0 }),
+      svc('b-down', 3, { current: 0, peak: 0 }),
+      svc('c-up', 2, { current: 2, peak: 2 }),
+      svc('d-up', 2, { current: 2, peak: 2 }),
+    ]);
+    const rules = (maxChangesPerRun: number) =>
+      policy({
+        defaults: { headroom: 0.5 },
+        services: [{ match: { name: '{a-down,d-up}' }, priority: 10 }, { match: {} }],
+        limits: { maxChangesPerRun },
+      });
+    const p = plan(fleet, rules(50), AT);
+    expect(p.changes.map((c) => [c.name, c.from, c.to])).toEqual([
+      ['b-down', 3, 2],
+      ['a-down', 3, 2],
+      ['d-up', 2, 3],
+      ['c-up', 2, 3],
+    ]);
+    // Three writes: the priority-10 raise is written, the priority-0 one waits.
+    const short = plan(fleet, rules(3), AT);
+    expect(short.changes.map((c) => c.name)).toEqual(['b-down', 'a-down', 'd-up']);
+    expect(short.deferred.map((c) => c.name)).toEqual(['c-up']);
+  });
+
   it('spends a short change limit on bringing every over-budget pool back before raising in one', () => {
     // Pools are listed by key, so europe-west4 comes before us-central1.
     const EU = { ...POOL, region: 'europe-west4' };
