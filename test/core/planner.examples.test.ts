@@ -1141,6 +1141,16 @@ describe('the loan guard: room a preemptible lower priority could only give back
     expect(p.services.find((s) => s.name === 'b')?.why.loanHeld).toBeUndefined();
   });
 
+  it('guards nothing where no priority is below: the room is burst room, as the reason says', () => {
+    // spiky alone, budget 6 (its guard would be 7): demand 4, and its cap of 6 kept as burst room.
+    const p = plan(snap(6, [spiky(6)]), rules(true), AT);
+    expect(to(p, 'spiky')).toBe(6);
+    const why = p.services.find((s) => s.name === 'spiky')?.why;
+    expect(why?.loanGuard).toBeUndefined();
+    expect(why?.burstKept).toEqual({ instances: 2, cap: 6 });
+    expect(reason(p, 'spiky')).not.toContain('guard');
+  });
+
   it('tells no lower priority of a guard that kept nothing it could have had', () => {
     // Budget 16: spiky keeps its cap of 6 (below its guard of 7), and batch still rises to its
     // demand of 10: the guard held nothing from batch.
