@@ -56,6 +56,18 @@ describe('the refusals counted', () => {
     // read, so its refusals are those of the 30 minutes, and the reason says so.
     expect(within(600 * 60_000)?.refusals).toMatchObject({ minutes: 2, window: 30 });
   });
+
+  it('are those of the newest reclaim-window minutes: 10m counts the newest 10, not an 11th', () => {
+    const refusedAt = (age: number) => {
+      const refused = Array(20).fill(0);
+      refused[19 - age] = 10;
+      const pm = minutes(Array(20).fill(2), refused, undefined, '2026-11-27T14:59:00Z');
+      const usage = { current: 2, peak: 2, sampledAt: '2026-11-27T14:59:00Z', perMinute: pm };
+      return readEvidence(usage, OBSERVED, LOOKBACK, RECLAIM)?.refusals?.minutes;
+    };
+    expect(refusedAt(9)).toBe(1);
+    expect(refusedAt(10)).toBe(0);
+  });
 });
 
 describe('anticipation', () => {
