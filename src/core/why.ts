@@ -172,7 +172,9 @@ export const PlanWhy = z
     cut: z
       .strictObject({ from: Count, to: Count, priority: z.number() })
       .optional()
-      .describe('Cut below what it has in use: the in-use room did not fit the budget.'),
+      .describe(
+        'Cut below what it has in use (usage unknown: below the cap it held): that room did not fit the budget.',
+      ),
     atFloor: z
       .strictObject({
         floor: Count,
@@ -406,8 +408,10 @@ export function renderReason(why: PlanWhy): string {
   if (why.pool) clauses.push(poolText(why.pool));
   if (why.cut) {
     const { from, to, priority } = why.cut;
+    // Usage unknown: what it held was its cap (fail static), not instances known to be in use.
+    const room = why.basis.kind === 'usage-unknown' ? 'the cap held' : 'in-use room';
     clauses.push(
-      `cut from ${from} to ${to}: in-use room does not fit the budget (lower priorities are cut first; this is priority ${priority})`,
+      `cut from ${from} to ${to}: ${room} does not fit the budget (lower priorities are cut first; this is priority ${priority})`,
     );
   }
   if (why.notRestored) {

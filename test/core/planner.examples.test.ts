@@ -393,8 +393,13 @@ describe('rule 4: fail static', () => {
       policy(),
       AT,
     );
-    expect(to(p, 'blind')).toBeLessThan(5);
+    expect(to(p, 'blind')).toBe(3);
     expect(to(p, 'dim')).toBe(1);
+    // Its usage is unknown: the cap it held, not what it has in use, is what did not fit.
+    expect(reason(p, 'blind')).toContain(
+      'cut from 5 to 3: the cap held does not fit the budget (lower priorities are cut first; this is priority 0)',
+    );
+    expect(reason(p, 'other')).toContain('cut from 3 to 2: in-use room does not fit the budget');
     const degraded = p.alerts.find(
       (a) => a.type === 'governor.degraded' && a.details.reason === 'usage-unknown',
     );
