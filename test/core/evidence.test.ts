@@ -68,6 +68,14 @@ describe('the refusals counted', () => {
     expect(refusedAt(9)).toBe(1);
     expect(refusedAt(10)).toBe(0);
   });
+
+  it('are counted over the reclaim window rounded to whole minutes: 89s is 1, 90s is 2', () => {
+    const pm = minutes(Array(5).fill(2), [0, 0, 0, 10, 10], undefined, '2026-11-27T14:59:00Z');
+    const usage = { current: 2, peak: 2, sampledAt: '2026-11-27T14:59:00Z', perMinute: pm };
+    const refusals = (ms: number) => readEvidence(usage, OBSERVED, LOOKBACK, ms)?.refusals;
+    expect(refusals(89_000)).toMatchObject({ minutes: 1, window: 1 });
+    expect(refusals(90_000)).toMatchObject({ minutes: 2, window: 2 });
+  });
 });
 
 describe('anticipation', () => {
