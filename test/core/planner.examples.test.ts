@@ -729,6 +729,9 @@ describe('rules 5 and 6: refusals move room to where it is used', () => {
     expect(reason(taken, 'batch')).toContain(
       'preempted: 2 in-use instances cut for priority 10 demand (preempt: true)',
     );
+    // In use, taken: not room above its use that moved to where it is more likely used.
+    expect(taken.services.find((s) => s.name === 'batch')?.why.reclaimed).toBeUndefined();
+    expect(reason(taken, 'batch')).not.toContain('gives');
   });
 
   it('does not raise a service lowered to make room within its reverse delay, unless it is refused', () => {
