@@ -1159,6 +1159,29 @@ describe('the loan guard: room a preemptible lower priority could only give back
     expect(reason(p, 'spiky')).not.toContain('guard');
   });
 
+  it('tells a lower priority the guard kept below the cap it had, though it has its demand', () => {
+    // Budget 10. idle (priority 0, preempt) uses 2 of its cap of 6 and wants 2. spiky rises to its
+    // demand 4 and its guard keeps its cap of 6; idle keeps only 4 of its 6 as burst room: the 2
+    // GPUs spiky's guard kept would have stayed with idle.
+    const idle = svc('idle', 6, { current: 2, peak: 2, perMinute: minutes(Array(10).fill(2)) });
+    const p = plan(
+      snap(10, [spiky(6), idle]),
+      policy({
+        services: [
+          { match: { name: 'spiky' }, priority: 10 },
+          { match: { name: 'idle' }, preempt: true },
+        ],
+      }),
+      AT,
+    );
+    expect([to(p, 'spiky'), to(p, 'idle')]).toEqual([6, 4]);
+    expect(p.services.find((s) => s.name === 'idle')?.why.loanHeld).toEqual({
+      gpus: 2,
+      priority: 10,
+    });
+    expect(reason(p, 'idle')).toContain("2 GPUs kept by priority 10's loan guard");
+  });
+
   it('tells no lower priority of a guard that kept nothing it could have had', () => {
     // Budget 16: spiky keeps its cap of 6 (below its guard of 7), and batch still rises to its
     // demand of 10: the guard held nothing from batch.
