@@ -420,8 +420,8 @@ function faultyPorts(
     if (!f.chance(f.faults.concurrentRate)) return;
     const kinds = ['deploy', 'annotate', 'max'] as const;
     const kind = kinds[Math.floor(f.rnd() * kinds.length)] ?? 'annotate';
-    f.count(`concurrent-${kind}`);
     const pick = f.rnd();
+    // Counted, and told to the monitor, only as far as it changed something (as the emulator's).
     const key = applyConcurrentChange(
       model,
       kind === 'deploy'
@@ -429,10 +429,9 @@ function faultyPorts(
         : kind === 'max'
           ? { kind, pick, delta: f.rnd() < 0.5 ? -1 : 1 }
           : { kind, pick },
+      monitor,
     );
-    const s = key ? model.getService(key) : undefined;
-    const pool = s ? model.poolOf(s) : undefined;
-    if (pool) monitor.otherActed(pool, 'caps');
+    if (key) f.count(`concurrent-${kind}`);
   };
   // The quota of a random pool changes (someone filed a quota request, or it was cut).
   const quotaChange = (): void => {
@@ -442,6 +441,8 @@ function faultyPorts(
     if (!pool) return;
     const now = model.quotaFor(pool) ?? 0;
     const next = Math.max(0, now + (f.rnd() < 0.6 ? -1 : 1) * (1 + Math.floor(f.rnd() * 2)));
+    // A quota already at 0 cut again is no change: not counted, not another writer's.
+    if (next === now) return;
     model.setQuota(pool, next);
     monitor.otherActed(pool, 'quota');
     f.count('quota-changed');

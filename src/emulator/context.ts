@@ -277,11 +277,16 @@ export class EmulatorContext {
 /**
  * Another actor's change to one of the fleet's GPU services (not a governor write: not logged,
  * not checked): a deployment (reconciling), an annotation edit (a new etag), or a max one up or
- * down (within Cloud Run's own per-service quota check).
+ * down (within Cloud Run's own per-service quota check). Returns the service changed, or null when
+ * nothing changed (no GPU service, a max already at its bound or over the quota). Only a change of
+ * the service's cap (its effective max) is told to `monitor` as another writer acting on the
+ * pool's room: a deployment or an annotation edit leaves the pool's caps as they were, so a raise
+ * over the quota after one is the governor's own, not a race.
  */
 export function applyConcurrentChange(
   model: FleetModel,
   change: ConcurrentChange,
+  monitor?: InvariantMonitor,
 ): ServiceKey | null {
   const candidates = model
     .listServices()
@@ -298,7 +303,10 @@ export function applyConcurrentChange(
     const pool = model.poolOf(s);
     const quota = pool ? model.quotaFor(pool) : undefined;
     if (quota !== undefined && max * gpusPerInstance(s) > quota) return null;
+    if (max === s.maxInstances) return null;
+    const before = effectiveMax(s);
     model.update(s, { maxInstances: max });
+    if (pool && effectiveMax(s) !== before) monitor?.otherActed(pool, 'caps');
   }
   return s;
 }

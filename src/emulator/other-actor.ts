@@ -49,11 +49,8 @@ export function beforeCall(ctx: EmulatorContext, method: string, request: Messag
 
 /** A concurrent change just before a read (the `concurrent` faults), noted as another writer's. */
 export function concurrentChange(ctx: EmulatorContext, change: ConcurrentChange): void {
-  const key = applyConcurrentChange(ctx.model, change);
-  if (key) ctx.injector.count(`concurrent-${change.kind}`);
-  const s = key ? ctx.model.getService(key) : undefined;
-  const pool = s ? ctx.model.poolOf(s) : undefined;
-  if (pool) ctx.monitor.otherActed(pool, 'caps');
+  if (applyConcurrentChange(ctx.model, change, ctx.monitor))
+    ctx.injector.count(`concurrent-${change.kind}`);
 }
 
 /**

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { validateFleet } from '../../src/emulator/fleet.js';
+import { applyConcurrentChange } from '../../src/emulator/context.js';
 import { InvariantMonitor } from '../../src/emulator/invariants.js';
 import { FleetModel } from '../../src/emulator/model.js';
 
@@ -148,5 +149,63 @@ describe('the invariant monitor judges races', () => {
     monitor.afterWrite(model, KEY, 2, 'now', 3, 4);
     expect(monitor.races()).toEqual([]);
     expect(monitor.violations().map((v) => [v.kind, v.seq])).toEqual([['over-quota', 2]]);
+  });
+});
+
+describe('a concurrent change counts as another writer only when it moved a cap', () => {
+  const THEIRS = { ...KEY, name: 'theirs' };
+  /** The region listed twice (a read again before the raise); `pick` 0.99 picks `theirs`. */
+  function listedTwice(): { model: FleetModel; monitor: InvariantMonitor } {
+    const model = fleet();
+    const monitor = new InvariantMonitor();
+    monitor.configure({ unmanaged: [{ name: 'theirs' }] });
+    monitor.listed('race-project', 'us-central1');
+    monitor.listed('race-project', 'us-central1');
+    return { model, monitor };
+  }
+
+  it('a max raised by another writer makes a raise over the quota after it a race', () => {
+    const { model, monitor } = listedTwice();
+    expect(applyConcurrentChange(model, { kind: 'max', pick: 0.99, delta: 1 }, monitor)).toEqual(
+      expect.objectContaining(THEIRS),
+    );
+    expect(model.getService(THEIRS)!.maxInstances).toBe(2);
+    model.update(KEY, { maxInstances: 3 });
+    monitor.afterWrite(model, KEY, 1, 'now', 1, 3);
+    expect(monitor.violations()).toEqual([]);
+    expect(monitor.races()).toHaveLength(1);
+  });
+
+  it('a max set to what it already was is no change: nothing applied, nothing told', () => {
+    const { model, monitor } = listedTwice();
+    const generation = model.getService(THEIRS)!.generation;
+    // At 1 already: one down stays at 1.
+    expect(applyConcurrentChange(model, { kind: 'max', pick: 0.99, delta: -1 }, monitor)).toBe(
+      null,
+    );
+    expect(model.getService(THEIRS)!.generation).toBe(generation);
+    model.update(KEY, { maxInstances: 4 });
+    monitor.afterWrite(model, KEY, 1, 'now', 1, 4);
+    expect(monitor.races()).toEqual([]);
+    expect(monitor.violations().map((v) => v.kind)).toEqual(['over-quota']);
+  });
+
+  it('an annotation edit or a deployment changes the service but not the room: a raise over the quota after it is over-quota', () => {
+    for (const change of [
+      { kind: 'annotate', pick: 0.99 },
+      { kind: 'deploy', pick: 0.99, seconds: 120 },
+    ] as const) {
+      const { model, monitor } = listedTwice();
+      const generation = model.getService(THEIRS)!.generation;
+      expect(applyConcurrentChange(model, change, monitor), change.kind).not.toBe(null);
+      expect(model.getService(THEIRS)!.generation, change.kind).toBeGreaterThan(generation);
+      model.update(KEY, { maxInstances: 4 });
+      monitor.afterWrite(model, KEY, 1, 'now', 1, 4);
+      expect(monitor.races(), change.kind).toEqual([]);
+      expect(
+        monitor.violations().map((v) => v.kind),
+        change.kind,
+      ).toEqual(['over-quota']);
+    }
   });
 });
