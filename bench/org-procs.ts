@@ -4,6 +4,7 @@ import { availableParallelism, loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
+import { settingOrExit, wholeNumberSetting } from '../src/chaos/settings.js';
 import { handleDispatch } from '../src/function/org.js';
 import type { Logger } from '../src/log.js';
 import { stopProcess } from './function-host.js';
@@ -486,12 +487,29 @@ export function orgProcsLines(r: OrgProcsBench): string[] {
   ];
 }
 
+/**
+ * The organisation bench's size from `env`: BENCH_ORG_PROJECTS, BENCH_ORG_INSTANCES (units at once;
+ * BENCH_ORG_CONCURRENCY, its older name, when it is unset) and BENCH_ORG_WORKERS, each a whole
+ * number from 1 to 100,000; unset or blank, `defaults`. A bad one stops the bench before it starts
+ * anything, one line naming it (exit code 2).
+ */
+export function orgSize(
+  env: Readonly<Record<string, string | undefined>>,
+  defaults: { projects: number; instances: number; workers: number },
+): { projects: number; instances: number; workers: number } {
+  const read = (name: string, fallback: number): number =>
+    settingOrExit(wholeNumberSetting(env, name, fallback, 1, 100_000));
+  return {
+    projects: read('BENCH_ORG_PROJECTS', defaults.projects),
+    instances: read('BENCH_ORG_INSTANCES', read('BENCH_ORG_CONCURRENCY', defaults.instances)),
+    workers: read('BENCH_ORG_WORKERS', defaults.workers),
+  };
+}
+
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
-  const r = await benchOrgProcesses({
-    projects: Number(process.env.BENCH_ORG_PROJECTS ?? 50),
-    instances: Number(process.env.BENCH_ORG_INSTANCES ?? 50),
-    workers: Number(process.env.BENCH_ORG_WORKERS ?? 4),
-  });
+  const r = await benchOrgProcesses(
+    orgSize(process.env, { projects: 50, instances: 50, workers: 4 }),
+  );
   console.log(orgProcsLines(r).join('\n'));
   console.log(JSON.stringify(r, null, 2));
 }

@@ -7,6 +7,7 @@ import { startEmulator } from '../src/emulator/index.js';
 import { UnavailableError } from '../src/core/errors.js';
 import type { StateStore } from '../src/ports/index.js';
 import { reconcile, RunFailedError } from '../src/reconcile/reconcile.js';
+import { orgSize } from './org-procs.js';
 
 /**
  * Organisation scale: `projects` projects × `services` GPU services each, every RPC delayed by an
@@ -225,11 +226,7 @@ export async function benchOrg(
 // BENCH_ORG_PROJECTS (default 200) and BENCH_ORG_INSTANCES (units at once, default 500), the names
 // npm run bench reads; BENCH_ORG_CONCURRENCY is the older name of the second.
 if (process.argv[1]?.endsWith('/org.js')) {
-  const r = await benchOrg({
-    projects: Number(process.env.BENCH_ORG_PROJECTS ?? 200),
-    concurrency: Number(
-      process.env.BENCH_ORG_INSTANCES ?? process.env.BENCH_ORG_CONCURRENCY ?? 500,
-    ),
-  });
+  const size = orgSize(process.env, { projects: 200, instances: 500, workers: 1 });
+  const r = await benchOrg({ projects: size.projects, concurrency: size.instances });
   console.log(JSON.stringify(r, null, 2));
 }

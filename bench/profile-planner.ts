@@ -1,4 +1,5 @@
 import { performance } from 'node:perf_hooks';
+import { settingOrExit, wholeNumberSetting } from '../src/chaos/settings.js';
 import { plan } from '../src/core/planner.js';
 import { BENCH_AT, syntheticFleet } from './fleet.js';
 
@@ -8,9 +9,11 @@ import { BENCH_AT, syntheticFleet } from './fleet.js';
  *
  *   npm run build && node --cpu-prof --cpu-prof-dir=prof dist/bench/profile-planner.js
  */
-const services = Number(process.env.PROFILE_SERVICES ?? 10_000);
-const pools = Number(process.env.PROFILE_POOLS ?? 200);
-const runs = Number(process.env.PROFILE_RUNS ?? 50);
+const size = (name: string, fallback: number, max: number): number =>
+  settingOrExit(wholeNumberSetting(process.env, name, fallback, 1, max));
+const services = size('PROFILE_SERVICES', 10_000, 1_000_000);
+const pools = size('PROFILE_POOLS', 200, 100_000);
+const runs = size('PROFILE_RUNS', 50, 100_000);
 const { snapshot, policy } = syntheticFleet(services, pools);
 // Wall time, and the process's CPU time (all its threads, the garbage collector's included): on a
 // loaded machine the CPU time says more about the planner's own work than the wall time does.

@@ -1,4 +1,5 @@
 import { mkdir, writeFile } from 'node:fs/promises';
+import { settingOrExit, wholeNumberSetting } from '../src/chaos/settings.js';
 import { benchFunction } from './function.js';
 import { benchObservation } from './observation.js';
 import {
@@ -14,7 +15,7 @@ import type { Strategy } from '../src/simulate/simulate.js';
 import { benchRtt } from './rtt.js';
 import { RTT_CHANGES, rttRunWhole } from './rtt-verdict.js';
 import { benchOrg, type OrgBench } from './org.js';
-import { benchOrgProcesses, orgProcsLines, type OrgProcsBench } from './org-procs.js';
+import { benchOrgProcesses, orgProcsLines, orgSize, type OrgProcsBench } from './org-procs.js';
 import { benchQuotaRequests, quotaWeekLines, quotaWeekMet } from './quota-requests.js';
 import { benchOrgSoak, orgSoakLines } from './org-soak.js';
 import { roundMet } from './org-verdict.js';
@@ -46,6 +47,10 @@ function soakSnapshots(): number[] {
   return entries.filter((x) => x !== '').map(Number);
 }
 
+/** A soak's size (SOAK_RUNS and the others): a whole number from `min` to 100,000, else exit code 2 before it starts. */
+const soakSize = (name: string, fallback: number, min: number): number =>
+  settingOrExit(wholeNumberSetting(process.env, name, fallback, min, 100_000));
+
 /**
  * `npm run bench`: one command, one run, ratios. Timing goals are compared here, within one
  * run on one machine, never in timed unit tests.
@@ -72,22 +77,7 @@ function soakSnapshots(): number[] {
  */
 
 /** The organisation bench's size: small by default (docs/performance.md gives the 1,000 run). */
-function orgOptions(): { projects: number; instances: number; workers: number } {
-  const read = (name: string, fallback: string | undefined, dflt: number): number => {
-    const n = Number(process.env[name] ?? fallback ?? dflt);
-    if (!Number.isInteger(n) || n < 1 || n > 100_000) {
-      console.error(`${name} must be a whole number from 1 to 100000`);
-      process.exit(2);
-    }
-    return n;
-  };
-  return {
-    projects: read('BENCH_ORG_PROJECTS', undefined, 50),
-    // BENCH_ORG_CONCURRENCY: the older name of the same bound.
-    instances: read('BENCH_ORG_INSTANCES', process.env.BENCH_ORG_CONCURRENCY, 50),
-    workers: read('BENCH_ORG_WORKERS', undefined, 4),
-  };
-}
+const orgOptions = () => orgSize(process.env, { projects: 50, instances: 50, workers: 4 });
 
 interface OrgResults {
   processes: OrgProcsBench;
@@ -129,22 +119,11 @@ if (process.env.BENCH_ONLY === 'org') {
 
 if (process.env.BENCH_ONLY === 'soak' && process.env.SOAK_TARGET === 'org') {
   // bench/org-soak.ts: the dispatch and a unit, each warm over SOAK_RUNS rounds (default 60).
-  const rounds = Number(process.env.SOAK_RUNS ?? 60);
-  const dispatches = Number(process.env.SOAK_DISPATCHES ?? 4);
-  const projects = Number(process.env.SOAK_PROJECTS ?? 4);
-  const services = Number(process.env.SOAK_SERVICES ?? 8);
+  const rounds = soakSize('SOAK_RUNS', 60, 8);
+  const dispatches = soakSize('SOAK_DISPATCHES', 4, 1);
+  const projects = soakSize('SOAK_PROJECTS', 4, 4);
+  const services = soakSize('SOAK_SERVICES', 8, 2);
   const snapshotAfter = soakSnapshots();
-  for (const [name, n, min] of [
-    ['SOAK_RUNS', rounds, 8],
-    ['SOAK_DISPATCHES', dispatches, 1],
-    ['SOAK_PROJECTS', projects, 4],
-    ['SOAK_SERVICES', services, 2],
-  ] as const) {
-    if (!Number.isInteger(n) || n < min || n > 100_000) {
-      console.error(`${name} must be a whole number from ${min} to 100000`);
-      process.exit(2);
-    }
-  }
   const soak = await benchOrgSoak({
     rounds,
     dispatches,
@@ -173,17 +152,8 @@ if (process.env.BENCH_ONLY === 'soak') {
     process.exit(2);
   }
   const snapshotAfter = soakSnapshots();
-  const runs = Number(process.env.SOAK_RUNS ?? 300);
-  const services = Number(process.env.SOAK_SERVICES ?? 40);
-  for (const [name, n] of [
-    ['SOAK_RUNS', runs],
-    ['SOAK_SERVICES', services],
-  ] as const) {
-    if (!Number.isInteger(n) || n < 8 || n > 100_000) {
-      console.error(`${name} must be a whole number from 8 to 100000`);
-      process.exit(2);
-    }
-  }
+  const runs = soakSize('SOAK_RUNS', 300, 8);
+  const services = soakSize('SOAK_SERVICES', 40, 8);
   const store = process.env.SOAK_STORE ?? 'file';
   if (store !== 'file' && store !== 'firestore') {
     console.error('SOAK_STORE must be file or firestore');

@@ -23,6 +23,7 @@ import { reconcile, RunFailedError, type RunReport } from '../reconcile/reconcil
 import { RecordingSink } from '../adapters/memory/alert-sink.js';
 import { createMemoryStateStore } from '../adapters/memory/state-store.js';
 import { createSimPorts } from '../emulator/ports.js';
+import { MAX_SEED, wholeNumberSetting } from './settings.js';
 import { applyConcurrentChange, applyOtherActor, type ModelPool } from '../emulator/context.js';
 import { seededRandom, type OtherActorChange } from '../emulator/faults.js';
 import { validateFleet, type FleetInput } from '../emulator/fleet.js';
@@ -187,9 +188,6 @@ interface ChaosSettings {
   otherActorRuns: number;
 }
 
-/** The largest seed: seeds are taken modulo 2^32, so a larger one would repeat a smaller one's runs. */
-const MAX_SEED = 2 ** 32 - 1;
-
 /**
  * CHAOS_SEED (0 to 2^32 − 1), CHAOS_RUNS (at least 1) and CHAOS_OTHER_RUNS (at least 0, default
  * CHAOS_RUNS) from `env`, each a whole number written in digits; unset or empty: the defaults. A
@@ -200,14 +198,8 @@ export function chaosSettings(
   env: Readonly<Record<string, string | undefined>>,
   defaults: { seed: number; runs: number },
 ): ChaosSettings | { error: string } {
-  const read = (name: string, fallback: number, min: number, max: number): number | string => {
-    const raw = env[name]?.trim() ?? '';
-    if (raw === '') return fallback;
-    const n = Number(raw);
-    if (!/^\d+$/.test(raw) || n < min || n > max)
-      return `${name} must be a whole number from ${min} to ${max.toLocaleString('en-US')}, not ${JSON.stringify(env[name])}`;
-    return n;
-  };
+  const read = (name: string, fallback: number, min: number, max: number) =>
+    wholeNumberSetting(env, name, fallback, min, max);
   const seed = read('CHAOS_SEED', defaults.seed, 0, MAX_SEED);
   const runs = read('CHAOS_RUNS', defaults.runs, 1, Number.MAX_SAFE_INTEGER);
   const other = read(
@@ -216,7 +208,7 @@ export function chaosSettings(
     0,
     Number.MAX_SAFE_INTEGER,
   );
-  for (const v of [seed, runs, other]) if (typeof v === 'string') return { error: v };
+  for (const v of [seed, runs, other]) if (typeof v !== 'number') return v;
   return { seed: seed as number, runs: runs as number, otherActorRuns: other as number };
 }
 

@@ -72,4 +72,59 @@ describe('npm run bench, one part', () => {
       /ENOENT/,
     );
   }, 60_000);
+
+  it('the benches run directly refuse a size that is not a whole number before running anything', async () => {
+    const cases = [
+      [
+        'profile-planner.js',
+        'PROFILE_RUNS',
+        'ten',
+        'PROFILE_RUNS must be a whole number from 1 to 100,000, not "ten"\n',
+      ],
+      [
+        'profile-planner.js',
+        'PROFILE_SERVICES',
+        '1e4',
+        'PROFILE_SERVICES must be a whole number from 1 to 1,000,000, not "1e4"\n',
+      ],
+      [
+        'profile-planner.js',
+        'PROFILE_POOLS',
+        '0',
+        'PROFILE_POOLS must be a whole number from 1 to 100,000, not "0"\n',
+      ],
+      [
+        'org.js',
+        'BENCH_ORG_PROJECTS',
+        '-5',
+        'BENCH_ORG_PROJECTS must be a whole number from 1 to 100,000, not "-5"\n',
+      ],
+      [
+        'org.js',
+        'BENCH_ORG_CONCURRENCY',
+        'many',
+        'BENCH_ORG_CONCURRENCY must be a whole number from 1 to 100,000, not "many"\n',
+      ],
+      [
+        'org-procs.js',
+        'BENCH_ORG_WORKERS',
+        '2.5',
+        'BENCH_ORG_WORKERS must be a whole number from 1 to 100,000, not "2.5"\n',
+      ],
+      [
+        'org-procs.js',
+        'BENCH_ORG_INSTANCES',
+        'x',
+        'BENCH_ORG_INSTANCES must be a whole number from 1 to 100,000, not "x"\n',
+      ],
+    ] as const;
+    for (const [file, name, value, stderr] of cases) {
+      const run = promisify(execFile)(process.execPath, [resolve('dist/bench', file)], {
+        env: { ...process.env, [name]: value },
+        // Refused at once; a bench that ran anyway is stopped here rather than left running.
+        timeout: 20_000,
+      });
+      await expect(run, `${file} ${name}=${value}`).rejects.toMatchObject({ code: 2, stderr });
+    }
+  }, 180_000);
 });

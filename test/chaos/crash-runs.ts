@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
 import { expect } from 'vitest';
+import { MAX_SEED, settingOrThrow, wholeNumberSetting } from '../../src/chaos/settings.js';
 import type { Alert } from '../../src/core/alert.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { cliIn, governorIn, type CliResult } from '../support/cli-run.js';
@@ -13,7 +14,9 @@ import { overCommittedFleet, QUICK_POLL_ENV } from '../support/fixtures.js';
  */
 
 // A fixed seed by default, so that CI is reproducible; CHAOS_SEED explores others.
-export const SEED = process.env.CHAOS_SEED ? Number(process.env.CHAOS_SEED) : 20261127;
+export const SEED = settingOrThrow(
+  wholeNumberSetting(process.env, 'CHAOS_SEED', 20261127, 0, MAX_SEED),
+);
 const REGION = 'us-central1';
 export const PROJECT = 'crash-project';
 export const QUOTA = 12;

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import fc from 'fast-check';
 import { parse as parseYaml } from 'yaml';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { MAX_SEED, settingOrThrow, wholeNumberSetting } from '../../src/chaos/settings.js';
 import { main } from '../../src/cli/main.js';
 import { parsePolicy, parsePolicyText } from '../../src/core/policy.js';
 import { parseSnapshot, parseSnapshotText } from '../../src/core/snapshot.js';
@@ -24,7 +25,7 @@ import { memoryLogger } from '../../src/log.js';
  */
 
 // A fixed seed by default, so that CI is reproducible; CHAOS_SEED explores others.
-const SEED = process.env.CHAOS_SEED ? Number(process.env.CHAOS_SEED) : 20261127;
+const SEED = settingOrThrow(wholeNumberSetting(process.env, 'CHAOS_SEED', 20261127, 0, MAX_SEED));
 const params = (numRuns: number) => ({ seed: SEED, numRuns });
 
 type Json = null | boolean | number | string | Json[] | { [k: string]: Json };

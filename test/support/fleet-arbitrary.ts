@@ -1,5 +1,11 @@
 import fc from 'fast-check';
 import { expect } from 'vitest';
+import {
+  decimalSetting,
+  MAX_SEED,
+  settingOrThrow,
+  wholeNumberSetting,
+} from '../../src/chaos/settings.js';
 import { Policy, type PolicyInput } from '../../src/core/policy.js';
 import type { Snapshot, SnapshotService } from '../../src/core/snapshot.js';
 
@@ -209,14 +215,16 @@ export function caseArb(opts: GenOptions = {}): fc.Arbitrary<Case> {
 /**
  * fast-check settings: seeded for reproducibility. FC_SEED sets the seed, FC_RUNS the number of
  * runs of every property; FC_RUNS_SCALE multiplies each property's own count instead (the quick
- * loop, `npm run test:unit`, runs a quarter of the cases; `npm test` runs them all).
+ * loop, `npm run test:unit`, runs a quarter of the cases; `npm test` runs them all). A value that
+ * is not a number in range fails the test file with one line naming it (a seed of NaN would run
+ * unseeded, and a count of NaN would run no case at all).
  */
 export function fcParams(numRuns: number): fc.Parameters<unknown> {
-  const seed = process.env.FC_SEED ? Number(process.env.FC_SEED) : 20261127;
-  const scale = process.env.FC_RUNS_SCALE ? Number(process.env.FC_RUNS_SCALE) : 1;
-  const runs = process.env.FC_RUNS
-    ? Number(process.env.FC_RUNS)
-    : Math.max(1, Math.round(numRuns * scale));
+  const env = process.env;
+  const seed = settingOrThrow(wholeNumberSetting(env, 'FC_SEED', 20261127, 0, MAX_SEED));
+  const scale = settingOrThrow(decimalSetting(env, 'FC_RUNS_SCALE', 1, 0.001, 1000));
+  const fallback = Math.max(1, Math.round(numRuns * scale));
+  const runs = settingOrThrow(wholeNumberSetting(env, 'FC_RUNS', fallback, 1, 10_000_000));
   return { seed, numRuns: runs };
 }
 
