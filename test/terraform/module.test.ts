@@ -2,6 +2,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { readFileSync } from 'node:fs';
 import { PERMISSION_GRANTS } from '../../src/core/permissions.js';
 import { parseRuntimeOptions } from '../../src/runtime-options.js';
+import { leaseTtlMs } from '../../src/reconcile/lease.js';
+import { ALERT_GRACE_MS, type ReconcileOptions } from '../../src/reconcile/run.js';
 import {
   allText,
   block,
@@ -224,6 +226,60 @@ describe('variables', () => {
     expect(fn).toContain('run_deadline     = optional(string, "240s")');
     expect(fn).toContain('timeout_seconds  = optional(number, 300)');
   });
+
+  // The function stops starting writes at the run deadline (GOVERNOR_RUN_DEADLINE, counted from
+  // the request's arrival), then has ALERT_GRACE_MS to publish and record, and answers: all of it
+  // must end before the function's timeout. Its lease outlives the deadline by LEASE_MARGIN_MS.
+  it.each([
+    ['240s', 300, true],
+    ['4m', 300, true],
+    ['285s', 300, true],
+    ['286s', 300, false],
+    ['5m', 300, false],
+    ['45s', 60, true],
+    ['46s', 60, false],
+    ['29m', 1770, true],
+    ['0s', 300, false],
+    ['0m', 300, false],
+    ['240', 300, false],
+    ['4m30s', 300, false],
+    ['240ms', 300, false],
+    [' 240s', 300, false],
+  ])(
+    'function.run_deadline %s with a %ss timeout is accepted: %s',
+    (run_deadline, timeout_seconds, accepted) => {
+      const value = {
+        function: {
+          timeout_seconds,
+          run_deadline,
+          available_cpu: '1',
+          available_memory: '512Mi',
+          environment: {},
+        },
+      };
+      const results = validations(module, 'function')
+        .filter((v) => String(v['condition']).includes('run_deadline'))
+        .map((v) => ({
+          ok: evaluateCondition(String(v['condition']), value),
+          message: String(v['error_message']),
+        }));
+      expect(results.length).toBeGreaterThanOrEqual(2);
+      expect(results.every((r) => r.ok === true)).toBe(accepted);
+      for (const r of results.filter((r) => r.ok !== true)) {
+        expect(r.ok).toBe(false);
+        expect(r.message).toMatch(/^function\.run_deadline /);
+      }
+      if (!accepted) return;
+      // What the module accepts, the function accepts, and its work after the deadline (the alerts'
+      // grace) ends before the timeout, while the lease, taken after the request arrived, lasts past
+      // the deadline and its grace.
+      const options = parseRuntimeOptions({ GOVERNOR_RUN_DEADLINE: run_deadline });
+      expect(options.runDeadlineMs + ALERT_GRACE_MS).toBeLessThan(timeout_seconds * 1000);
+      expect(leaseTtlMs({ deadlineMs: options.runDeadlineMs } as ReconcileOptions)).toBeGreaterThan(
+        options.runDeadlineMs + ALERT_GRACE_MS,
+      );
+    },
+  );
 
   it('requires a policy with a non-empty projects list, and a non-empty regions list when given', () => {
     const conditions = validations(module, 'policy').map((v) => String(v['condition']));
