@@ -581,6 +581,37 @@ describe('the function', () => {
       'google_pubsub_topic.trigger[0].id',
     );
   });
+
+  // An event-driven function (the Pub/Sub variant) times out after at most 540 s, an HTTP one after
+  // 3600 s (https://cloud.google.com/functions/docs/configuring/timeout); the HTTP variant's own
+  // bound, 1770 s, is the scheduler's (above).
+  it.each([
+    [false, 540, true],
+    [false, 541, false],
+    [false, 1770, false],
+    [true, 1770, true],
+  ])('with http = %s, a %ss timeout passes the plan: %s', (http, timeout_seconds, ok) => {
+    const preconditions = block(fn(), 'lifecycle')?.['precondition'];
+    const timeoutCheck = (Array.isArray(preconditions) ? (preconditions as Body[]) : []).find((p) =>
+      String(p['condition']).includes('timeout_seconds'),
+    );
+    expect(String(timeoutCheck?.['error_message'])).toMatch(/540 seconds/);
+    expect(
+      evaluateCondition(String(timeoutCheck?.['condition']), {
+        local: { http },
+        function: { timeout_seconds },
+      }),
+    ).toBe(ok);
+  });
+
+  // In the Pub/Sub variant nothing but Eventarc calls the function: ALLOW_INTERNAL_ONLY, "Allow
+  // HTTP traffic from only private VPC sources" (ServiceConfig.IngressSettings,
+  // https://cloud.google.com/ruby/docs/reference/google-cloud-functions-v2/latest/Google-Cloud-Functions-V2-ServiceConfig-IngressSettings).
+  it('accepts internal traffic only in the Pub/Sub variant, and any in the HTTP one', () => {
+    const ingress = String(block(fn(), 'service_config')?.['ingress_settings']);
+    expect(evaluateCondition(ingress, { local: { http: false } })).toBe('ALLOW_INTERNAL_ONLY');
+    expect(evaluateCondition(ingress, { local: { http: true } })).toBe('ALLOW_ALL');
+  });
 });
 
 describe('identity and permissions', () => {
