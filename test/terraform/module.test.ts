@@ -218,6 +218,23 @@ describe('variables', () => {
     }
   });
 
+  it.each([
+    [59, false],
+    [60, true],
+    [300, true],
+    [300.5, false],
+    [1770, true],
+    [1771, false],
+  ])('function.timeout_seconds = %s is accepted: %s', (timeout_seconds, accepted) => {
+    const check = validations(module, 'function').find((v) =>
+      /timeout_seconds <= 1770/.test(String(v['condition'])),
+    );
+    expect(String(check?.['error_message'])).toMatch(/from 60 to 1770/);
+    expect(evaluateCondition(String(check?.['condition']), { function: { timeout_seconds } })).toBe(
+      accepted,
+    );
+  });
+
   it('keeps the run deadline shorter than the function timeout, in the same variable', () => {
     const conditions = validations(module, 'function').map((v) => String(v['condition']));
     expect(conditions.some((c) => /run_deadline/.test(c) && /timeout_seconds/.test(c))).toBe(true);
@@ -912,6 +929,25 @@ describe('alerts', () => {
       '${push_config.value.push_endpoint}',
     );
     resource(module, 'google_pubsub_subscription', 'dead_letter');
+  });
+
+  it('gives the alert subscription the settings alerts.subscription documents, not fixed ones', () => {
+    const sub = resource(module, 'google_pubsub_subscription', 'alerts');
+    for (const key of [
+      'filter',
+      'ack_deadline_seconds',
+      'message_retention_duration',
+      'enable_message_ordering',
+    ]) {
+      expect(sub[key], key).toBe(`\${var.alerts.subscription.${key}}`);
+    }
+    expect(block(sub, 'dead_letter_policy')?.['max_delivery_attempts']).toBe(
+      '${var.alerts.subscription.max_delivery_attempts}',
+    );
+    expect(block(dynamicContent(sub, 'push_config'), 'oidc_token')).toEqual({
+      service_account_email: '${push_config.value.push_service_account_email}',
+      audience: '${push_config.value.push_audience}',
+    });
   });
 
   it('attaches a schema only when given one, never the JSON Schema', () => {
