@@ -25,6 +25,15 @@ resource "google_pubsub_topic" "alerts" {
   labels                     = local.labels
   message_retention_duration = var.alerts.message_retention_duration
 
+  # Topic ids are unique in a project: an alert topic named as the Pub/Sub variant's trigger topic
+  # would fail the apply halfway (ALREADY_EXISTS), and the two must never be one topic.
+  lifecycle {
+    precondition {
+      condition     = local.http || local.alert_topic_name != "${var.name}-trigger"
+      error_message = "alerts.topic_name must not be the trigger topic's name (<name>-trigger) when trigger = \"pubsub\": choose another alert topic name."
+    }
+  }
+
   dynamic "schema_settings" {
     for_each = var.alerts.schema == null ? [] : [var.alerts.schema.encoding]
 
@@ -103,6 +112,13 @@ resource "google_pubsub_subscription" "alerts" {
         || contains(["${var.project_id}@appspot.gserviceaccount.com", "${data.google_project.this.number}-compute@developer.gserviceaccount.com"], var.alerts.subscription.push_service_account_email)
       )
       error_message = "alerts.subscription.push_service_account_email must be a service account of project_id, the subscription's project: Pub/Sub signs pushes only with an account of the push subscription's own project."
+    }
+
+    # Subscription ids are unique in a project: this one and the dead-letter subscription
+    # (<topic>-dead-letter, below) cannot share a name; the second would fail the apply halfway.
+    precondition {
+      condition     = coalesce(var.alerts.subscription.name, "${local.alert_topic_name}-subscription") != "${local.alert_topic_name}-dead-letter"
+      error_message = "alerts.subscription.name must not be the name of the dead-letter subscription the module creates beside it (<alert topic>-dead-letter): choose another name."
     }
   }
 

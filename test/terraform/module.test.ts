@@ -931,6 +931,44 @@ describe('alerts', () => {
     resource(module, 'google_pubsub_subscription', 'dead_letter');
   });
 
+  /** The preconditions of a resource whose error message matches, evaluated for `vars`. */
+  function preconditionsHold(type: string, name: string, message: RegExp, vars: object): boolean {
+    const list = block(resource(module, type, name), 'lifecycle')?.['precondition'];
+    const checks = (Array.isArray(list) ? (list as Body[]) : []).filter((p) =>
+      message.test(String(p['error_message'])),
+    );
+    expect(checks.length, `${type}.${name}: a precondition saying ${String(message)}`).toBe(1);
+    return checks.every(
+      (p) => evaluateCondition(String(p['condition']), vars as Record<string, unknown>) === true,
+    );
+  }
+
+  // Subscription and topic ids are unique in a project: a second resource of the same name fails
+  // the apply halfway (Pub/Sub answers ALREADY_EXISTS), after the other resources were created.
+  it.each([
+    [null, true],
+    ['oncall', true],
+    ['gpu-governor-alerts-subscription', true],
+    ['gpu-governor-alerts-dead-letter', false],
+  ])('alerts.subscription.name = %s passes the plan: %s', (subscriptionName, ok) => {
+    expect(
+      preconditionsHold('google_pubsub_subscription', 'alerts', /dead-letter subscription/, {
+        alerts: { subscription: { name: subscriptionName } },
+        local: { alert_topic_name: 'gpu-governor-alerts' },
+      }),
+    ).toBe(ok);
+  });
+
+  it.each([
+    ['gpu-governor-alerts', false, true],
+    ['gpu-governor-trigger', false, false],
+    ['gpu-governor-trigger', true, true],
+    ['gpu-governor', false, true],
+  ])('alert topic %s (http = %s) passes the plan: %s', (topic, http, ok) => {
+    const vars = { name: 'gpu-governor', local: { alert_topic_name: topic, http } };
+    expect(preconditionsHold('google_pubsub_topic', 'alerts', /trigger topic/, vars)).toBe(ok);
+  });
+
   it('gives the alert subscription the settings alerts.subscription documents, not fixed ones', () => {
     const sub = resource(module, 'google_pubsub_subscription', 'alerts');
     for (const key of [
