@@ -227,6 +227,27 @@ describe('the dispatch job', () => {
     expect(docs).not.toMatch(/Scheduler's retry/);
     expect(docs).toMatch(/the next\s+scheduled\s+dispatch\s+sends\s+every\s+message\s+again/);
   });
+
+  // The job sets no attempt deadline, so an HTTP target's default applies: "For HTTP targets, the
+  // default is 3 minutes" (Job.attempt_deadline,
+  // https://cloud.google.com/dotnet/docs/reference/Google.Cloud.Scheduler.V1/latest/Google.Cloud.Scheduler.V1.Job).
+  // The dispatch's timeout stays inside it, and leaves room after its search, which src/function/org.ts
+  // bounds at 60 s ("at most 60 s of the dispatch's 120 s timeout"): a longer timeout would have
+  // the job give up on a dispatch still sending its messages and count it failed.
+  it("answers within the job's default attempt deadline, with time after its search", () => {
+    const job = resource(org, 'google_cloud_scheduler_job', 'dispatch');
+    expect(job['attempt_deadline']).toBeUndefined();
+    const timeout = block(
+      resource(org, 'google_cloudfunctions2_function', 'dispatch'),
+      'service_config',
+    )?.['timeout_seconds'];
+    expect(typeof timeout).toBe('number');
+    expect(timeout as number).toBeLessThan(180);
+    expect(timeout as number).toBeGreaterThan(60);
+    expect(readFileSync('src/function/org.ts', 'utf8')).toContain(
+      `at most 60 s of the dispatch's ${String(timeout)} s timeout`,
+    );
+  });
 });
 
 describe('the refusals metric the units read in every governed project', () => {
