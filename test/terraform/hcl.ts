@@ -131,11 +131,12 @@ export function stringsIn(value: unknown): string[] {
 
 /**
  * Evaluates a validation or precondition, as hcl2json gives it ("${...}"), for the given values
- * (`var.x` is `vars.x`, `local.x` is `vars.local.x`, `data.x` is `vars.data.x`). Only the part of
- * Terraform's expression language the modules' checks use is known: numbers, strings and their
+ * (`var.x` is `vars.x`, `local.x` is `vars.local.x`, `data.x` is `vars.data.x`, `each.x` is
+ * `vars.each.x`). Only the part of Terraform's expression language the modules' checks use is
+ * known: numbers, strings and their
  * interpolations, object literals, arithmetic, comparisons, `&&`, `||`, `!`, `?:`,
  * `[for x in list : value]`, and the functions alltrue, can, coalesce, contains, endswith,
- * flatten, floor, lookup, regex, startswith, tonumber and try, with Terraform's meaning
+ * flatten, floor, lookup, regex, startswith, tolist, tonumber and try, with Terraform's meaning
  * (https://developer.hashicorp.com/terraform/language/functions). Anything else throws, so that a
  * condition written outside this part fails its test instead of passing unread. As in Terraform,
  * an error inside the condition (a regex that does not match, tonumber of text) is an error, not
@@ -189,6 +190,7 @@ export function evaluateCondition(condition: string, vars: Record<string, unknow
       'lookup',
       'regex',
       'startswith',
+      'tolist',
     ]);
     const thunked = new Set(['can', 'try']);
     const closers: Record<string, string> = { '(': ')', '[': ']', '{': '}' };
@@ -231,7 +233,7 @@ export function evaluateCondition(condition: string, vars: Record<string, unknow
             } else throw new Error(`function ${token} is not supported`);
           } else if (tokens[at] === '=')
             out += JSON.stringify(token); // an object key
-          else if (/^(var|local|data)\./.test(token)) {
+          else if (/^(var|local|data|each)\./.test(token)) {
             const [root = '', ...path] = token.split('.');
             out += `vars${root === 'var' ? '' : `.${root}`}.${path.join('.')}`;
           } else if (['true', 'false', 'null'].includes(token)) out += token;
@@ -288,6 +290,8 @@ export function evaluateCondition(condition: string, vars: Record<string, unknow
       return m.length > 1 ? m.slice(1) : m[0];
     },
     startswith: (text: string, prefix: string) => text.startsWith(prefix),
+    // tolist(): a set (given here as an array) as a list.
+    tolist: (set: unknown[]) => [...set],
     tonumber: (x: unknown) => {
       if (typeof x === 'number' || x === null) return x;
       if (typeof x === 'string' && /^-?[0-9]+(\.[0-9]+)?$/.test(x)) return Number(x);

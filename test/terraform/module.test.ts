@@ -728,6 +728,42 @@ describe('identity and permissions', () => {
     }
   });
 
+  it.each([
+    ['p1', true],
+    ['p2', true],
+    ['elsewhere', false],
+  ])('a write grant on a service of project %s passes the plan: %s', (project, ok) => {
+    const binding = resource(module, 'google_cloud_run_v2_service_iam_member', 'governor_writes');
+    const check = (block(binding, 'lifecycle')?.['precondition'] as Body[])[0];
+    expect(String(check?.['error_message'])).toMatch(/a project the policy does not govern/);
+    expect(
+      evaluateCondition(String(check?.['condition']), {
+        local: { governed_projects: ['p1', 'p2'] },
+        each: { value: { project } },
+      }),
+    ).toBe(ok);
+  });
+
+  it.each([
+    [[], false, true],
+    [[], true, true],
+    [[{ region: 'us-central1', name: 'llm' }], false, true],
+    [[{ region: 'us-central1', name: 'llm' }], true, false],
+  ])(
+    'write_access services %j with project_wide = %s is accepted: %s',
+    (services, project_wide, ok) => {
+      const check = validations(module, 'write_access').find((v) =>
+        String(v['condition']).includes('project_wide'),
+      );
+      expect(String(check?.['error_message'])).toMatch(/not both/);
+      expect(
+        evaluateCondition(String(check?.['condition']), {
+          write_access: { services, project_wide },
+        }),
+      ).toBe(ok);
+    },
+  );
+
   it('refuses an enforcing policy that may write nothing, at plan time', () => {
     const fn = resource(module, 'google_cloudfunctions2_function', 'governor');
     const pre = block(fn, 'lifecycle')?.['precondition'] as Body[];
