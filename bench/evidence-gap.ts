@@ -609,6 +609,25 @@ function list(name: string): string[] | null {
     : null;
 }
 
+/** A setting the analysis cannot run with: told in one line, exit 2, before anything runs. */
+class BadSetting extends Error {}
+
+/**
+ * A comma-separated list of numbers (`SEEDS`: whole numbers; `FACTORS`: quota factors above 0,
+ * as 0.6), or `fallback` when unset: an entry `Number` would read as NaN or 0 is refused.
+ */
+function numbers(name: 'SEEDS' | 'FACTORS', fallback: readonly number[]): number[] {
+  const items = list(name);
+  if (items === null) return [...fallback];
+  const written = name === 'SEEDS' ? /^-?\d+$/ : /^\d+(\.\d+)?$/;
+  const bad = items.filter((s) => !written.test(s) || (name === 'FACTORS' && Number(s) <= 0));
+  if (bad.length > 0 || items.length === 0)
+    throw new BadSetting(
+      `${name} must be a comma-separated list of ${name === 'SEEDS' ? 'whole numbers' : 'quota factors above 0, as 0.6'}, not ${JSON.stringify(process.env[name])}`,
+    );
+  return items.map(Number);
+}
+
 /** Figures per row name and quota factor, one per seed; a cell: mean (worst seed). */
 class Figures {
   private readonly rows = new Map<string, Map<number, number[]>>();
@@ -688,21 +707,21 @@ async function noisyTop(seeds: readonly number[], factors: readonly number[]): P
 
 async function main(): Promise<void> {
   if (process.env['SCENARIO'] === 'noisy') {
-    const seeds = (list('SEEDS') ?? BENCH_SEEDS.map(String)).map(Number);
-    return noisyTop(seeds, (list('FACTORS') ?? ['0.6', '0.8', '1']).map(Number));
+    const seeds = numbers('SEEDS', BENCH_SEEDS);
+    return noisyTop(seeds, numbers('FACTORS', [0.6, 0.8, 1]));
   }
   const only = list('VARIANTS');
   const unknown = (only ?? []).filter((n) => !VARIANTS.some((v) => v.name === n));
   if (unknown.length > 0)
-    throw new Error(
+    throw new BadSetting(
       `VARIANTS: unknown ${unknown.join(', ')} (${VARIANTS.map((v) => v.name).join(', ')})`,
     );
   const variants = only ? VARIANTS.filter((v) => only.includes(v.name)) : VARIANTS;
-  const seeds = (list('SEEDS') ?? BENCH_SEEDS.map(String)).map(Number);
-  const factors = (list('FACTORS') ?? ['0.6', '0.8']).map(Number);
+  const seeds = numbers('SEEDS', BENCH_SEEDS);
+  const factors = numbers('FACTORS', [0.6, 0.8]);
   const scenario = (process.env['SCENARIO'] ?? 'mixed') as keyof typeof SCENARIOS;
-  if (!(scenario in SCENARIOS))
-    throw new Error(
+  if (!Object.hasOwn(SCENARIOS, scenario))
+    throw new BadSetting(
       `SCENARIO: unknown ${scenario} (${[...Object.keys(SCENARIOS), 'noisy'].join(', ')})`,
     );
   const gaps = new Figures(3, 'low');
@@ -763,6 +782,6 @@ async function main(): Promise<void> {
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   main().catch((e: unknown) => {
     console.error(e instanceof Error ? e.message : String(e));
-    process.exit(1);
+    process.exit(e instanceof BadSetting ? 2 : 1);
   });
 }
