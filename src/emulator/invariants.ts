@@ -1,7 +1,7 @@
 import { z } from 'zod';
 import { writeBreaches } from '../core/invariants.js';
 import { Accelerator, Region } from './fleet.js';
-import { DEFAULT_ACCELERATOR, samePool } from '../core/pool.js';
+import { DEFAULT_ACCELERATOR, samePool, type PoolId } from '../core/pool.js';
 import {
   effectiveMax,
   gpusPerInstance,
@@ -179,12 +179,17 @@ export class InvariantMonitor {
     this.listedAt.set(key, ++this.tick);
     this.listingsInRun.set(key, (this.listingsInRun.get(key) ?? 0) + 1);
     if (!model) return;
+    // One service of each of the region's pools stands for its pool: its load is the pool's.
+    const pools = new Map<string, ServiceKey>();
     for (const s of model.listServices(project)) {
       const pool = s.region === region ? model.poolOf(s) : undefined;
-      const load = pool && this.poolLoad(model, s);
-      if (!pool || !load) continue;
-      this.heldAtListing.set(poolOf(pool), load.used);
-      this.raisedSinceListing.set(poolOf(pool), 0);
+      if (pool && !pools.has(poolOf(pool))) pools.set(poolOf(pool), s);
+    }
+    for (const [p, s] of pools) {
+      const load = this.poolLoad(model, s);
+      if (!load) continue;
+      this.heldAtListing.set(p, load.used);
+      this.raisedSinceListing.set(p, 0);
     }
   }
 
@@ -243,6 +248,8 @@ export class InvariantMonitor {
     this.listingsInRun.clear();
     this.quotaReadsInRun.clear();
     this.quotaAtRead.clear();
+    this.heldAtListing.clear();
+    this.raisedSinceListing.clear();
     for (const race of this.raceList) {
       if (race.judged) continue;
       race.judged = true;
@@ -399,7 +406,7 @@ export class InvariantMonitor {
     if (held === undefined || quota === undefined || quota === null) return null;
     const raised = (this.raisedSinceListing.get(p) ?? 0) + (after - before) * gpusPerInstance(s);
     this.raisedSinceListing.set(p, raised);
-    const reserve = this.spec.pools.find((x) => samePool(x, pool))?.reserve ?? this.spec.reserve;
+    const reserve = this.reserveOf(pool);
     if (after <= before || held + raised + reserve <= quota) return null;
     return {
       kind: 'over-quota',
@@ -434,6 +441,11 @@ export class InvariantMonitor {
     return { caps, quota, stale };
   }
 
+  /** GPUs the registered spec keeps free in a pool: its own `reserve`, or the spec's. */
+  private reserveOf(pool: PoolId): number {
+    return this.spec.pools.find((p) => samePool(p, pool))?.reserve ?? this.spec.reserve;
+  }
+
   /** The load of the pool a service belongs to; null for a service without a GPU. */
   poolLoad(model: FleetModel, key: ServiceKey): PoolLoad | null {
     const s = model.getService(key);
@@ -441,7 +453,7 @@ export class InvariantMonitor {
     if (!s || !pool) return null;
     const quota = model.quotaFor(pool) ?? null;
     const own = this.spec.pools.find((p) => samePool(p, pool));
-    const reserve = own?.reserve ?? this.spec.reserve;
+    const reserve = this.reserveOf(pool);
     let caps = 0;
     let unmanaged = 0;
     let floors = 0;
