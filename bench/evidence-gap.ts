@@ -26,7 +26,7 @@ import {
   tracesAloneScenario,
 } from '../src/simulate/scenarios.js';
 import { gapClosed, simulate } from '../src/simulate/simulate.js';
-import { meanWorst } from './quality.js';
+import { listEnv, meanWorst } from './quality.js';
 import { greedyFill, type GreedySlot } from '../src/simulate/strategies.js';
 
 /**
@@ -614,18 +614,24 @@ class BadSetting extends Error {}
 
 /**
  * A comma-separated list of numbers (`SEEDS`: whole numbers; `FACTORS`: quota factors above 0,
- * as 0.6), or `fallback` when unset: an entry `Number` would read as NaN or 0 is refused.
+ * as 0.6), or `fallback` when unset, read as the bench reads its subsets (quality.ts listEnv): an
+ * entry `Number` would read as NaN or 0, a list of none and an entry twice are refused.
  */
 function numbers(name: 'SEEDS' | 'FACTORS', fallback: readonly number[]): number[] {
-  const items = list(name);
-  if (items === null) return [...fallback];
-  const written = name === 'SEEDS' ? /^-?\d+$/ : /^\d+(\.\d+)?$/;
-  const bad = items.filter((s) => !written.test(s) || (name === 'FACTORS' && Number(s) <= 0));
-  if (bad.length > 0 || items.length === 0)
-    throw new BadSetting(
-      `${name} must be a comma-separated list of ${name === 'SEEDS' ? 'whole numbers' : 'quota factors above 0, as 0.6'}, not ${JSON.stringify(process.env[name])}`,
+  const what = name === 'SEEDS' ? 'whole numbers' : 'quota factors above 0, as 0.6';
+  const refused = () =>
+    new BadSetting(
+      `${name} must be a comma-separated list of ${what}, not ${JSON.stringify(process.env[name])}`,
     );
-  return items.map(Number);
+  const written = name === 'SEEDS' ? /^-?\d+$/ : /^\d+(\.\d+)?$/;
+  try {
+    return listEnv(process.env, name, what, fallback, (s) => {
+      if (!written.test(s) || (name === 'FACTORS' && Number(s) <= 0)) throw refused();
+      return Number(s);
+    });
+  } catch (e) {
+    throw e instanceof BadSetting ? e : refused();
+  }
 }
 
 /** Figures per row name and quota factor, one per seed; a cell: mean (worst seed). */

@@ -112,7 +112,7 @@ export interface QualityRow {
  * not understood, a list of none and an entry twice are refused (they would run nothing, or count
  * a seed as two).
  */
-function listEnv<T>(
+export function listEnv<T>(
   env: NodeJS.ProcessEnv,
   name: string,
   what: string,
