@@ -63,12 +63,18 @@ describe('a lease whose answer was lost', () => {
 });
 
 describe('a lease another run holds', () => {
-  it('is asked for leaseAttempts times, no more; an alert that cannot be saved fails loudly', async () => {
+  /** A one-service fleet whose project's lease another run holds, in a store of its own. */
+  async function heldByAnother() {
     const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 4, [['svc-a', 1, 1]])));
     const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
     const base = createMemoryStateStore();
     const now = new Date(m.now).toISOString();
     expect((await base.acquireLease(PROJECT, 'other-run', 10 * 60_000, now)).acquired).toBe(true);
+    return { m, ports, base };
+  }
+
+  it('is asked for leaseAttempts times, no more; an alert that cannot be saved fails loudly', async () => {
+    const { m, ports, base } = await heldByAnother();
     let asked = 0;
     const store: StateStore = {
       ...base,
@@ -92,11 +98,7 @@ describe('a lease another run holds', () => {
   });
 
   it('says it asked once when the deadline left no room to wait and ask again', async () => {
-    const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 4, [['svc-a', 1, 1]])));
-    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
-    const base = createMemoryStateStore();
-    const now = new Date(m.now).toISOString();
-    expect((await base.acquireLease(PROJECT, 'other-run', 10 * 60_000, now)).acquired).toBe(true);
+    const { m, ports, base } = await heldByAnother();
     let asked = 0;
     const store: StateStore = {
       ...base,
@@ -126,11 +128,7 @@ describe('a lease another run holds', () => {
   it('keeps its alert as sent when the holder saved its own alert state meanwhile', async () => {
     // The holder's run saves its conditions between this run's read of them and its save: the
     // lease alert went out, so it must be kept, or the holder's next run would never resolve it.
-    const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 4, [['svc-a', 1, 1]])));
-    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
-    const base = createMemoryStateStore();
-    const now = new Date(m.now).toISOString();
-    expect((await base.acquireLease(PROJECT, 'other-run', 10 * 60_000, now)).acquired).toBe(true);
+    const { m, ports, base } = await heldByAnother();
     let holderSaved = false;
     const store: StateStore = {
       ...base,
@@ -156,11 +154,7 @@ describe('a lease another run holds', () => {
   });
 
   it('is asked again only while a retry can come before the run deadline', async () => {
-    const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 4, [['svc-a', 1, 1]])));
-    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
-    const base = createMemoryStateStore();
-    const now = new Date(m.now).toISOString();
-    expect((await base.acquireLease(PROJECT, 'other-run', 10 * 60_000, now)).acquired).toBe(true);
+    const { m, ports, base } = await heldByAnother();
     const asked: number[] = [];
     const store: StateStore = {
       ...base,
