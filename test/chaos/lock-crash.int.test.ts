@@ -193,3 +193,33 @@ describe('crash at every step of the file lock and the lease', () => {
     }, 240_000);
   }
 });
+
+describe('the crash preload refuses a setting it cannot read', () => {
+  const cases: [string, Record<string, string>, RegExp][] = [
+    ['a step that is no number', { CRASH_AT: 'three' }, /CRASH_AT must be a step number/],
+    ['step 0', { CRASH_AT: '0' }, /CRASH_AT must be a step number/],
+    ['a moment other than before or after', { CRASH_AT: '1', CRASH_WHEN: 'during' }, /CRASH_WHEN/],
+    ['a signal other than SIGSTOP', { CRASH_AT: '1', CRASH_SIGNAL: 'SIGTERM' }, /CRASH_SIGNAL/],
+    ['a call that is no step', { CRASH_CALLS: 'rename,write' }, /"write"/],
+  ];
+  for (const [name, env, said] of cases) {
+    it(`${name}: exits 2 before any step, saying which setting`, async () => {
+      const project = freshProject();
+      const p = spawn(
+        process.execPath,
+        ['--import', preload, child, dir, project, 'acquire', 'x'],
+        {
+          env: { ...process.env, CRASH_FILTER: `${dir}/${project}.json`, ...env },
+          stdio: ['ignore', 'pipe', 'pipe'],
+        },
+      );
+      let stderr = '';
+      p.stderr.on('data', (d: Buffer) => (stderr += d.toString()));
+      const code = await new Promise<number | null>((done) => p.on('exit', done));
+      expect(code, stderr).toBe(2);
+      expect(stderr).toMatch(said);
+      // Nothing was made: the child never ran.
+      expect((await readdir(dir)).filter((n) => n.startsWith(project))).toEqual([]);
+    });
+  }
+});

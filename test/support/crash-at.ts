@@ -26,12 +26,34 @@ type AsyncFn = (...args: unknown[]) => Promise<unknown>;
 
 const require = createRequire(import.meta.url);
 const fsp = require('node:fs/promises') as Record<string, AsyncFn>;
-const filter = process.env.CRASH_FILTER ?? '';
-const trace = process.env.CRASH_TRACE;
-const at = Number(process.env.CRASH_AT ?? '0');
-const when = process.env.CRASH_WHEN === 'before' ? 'before' : 'after';
-const calls = process.env.CRASH_CALLS ? process.env.CRASH_CALLS.split(',') : null;
-const stall = process.env.CRASH_SIGNAL === 'SIGSTOP';
+
+/**
+ * A setting this file cannot read stops the process before its first step: a misspelt step or
+ * call would otherwise crash nowhere, and a test expecting a crash would read its absence.
+ */
+function refuse(message: string): never {
+  writeSync(2, `crash-at: ${message}\n`);
+  process.exit(2);
+}
+
+const CALLS = ['mkdir', 'open', 'link', 'rename', 'unlink', 'sync'];
+const env = process.env;
+if (env.CRASH_AT !== undefined && !/^[1-9][0-9]{0,8}$/.test(env.CRASH_AT))
+  refuse(`CRASH_AT must be a step number from 1, not ${JSON.stringify(env.CRASH_AT)}`);
+if (env.CRASH_WHEN !== undefined && env.CRASH_WHEN !== 'before' && env.CRASH_WHEN !== 'after')
+  refuse(`CRASH_WHEN must be before or after, not ${JSON.stringify(env.CRASH_WHEN)}`);
+if (env.CRASH_SIGNAL !== undefined && env.CRASH_SIGNAL !== 'SIGSTOP')
+  refuse(`CRASH_SIGNAL can only be SIGSTOP, not ${JSON.stringify(env.CRASH_SIGNAL)}`);
+const unknownCall = env.CRASH_CALLS?.split(',').find((c) => !CALLS.includes(c));
+if (unknownCall !== undefined)
+  refuse(`CRASH_CALLS names ${JSON.stringify(unknownCall)}; the steps are ${CALLS.join(', ')}`);
+
+const filter = env.CRASH_FILTER ?? '';
+const trace = env.CRASH_TRACE;
+const at = Number(env.CRASH_AT ?? '0');
+const when = env.CRASH_WHEN === 'before' ? 'before' : 'after';
+const calls = env.CRASH_CALLS ? env.CRASH_CALLS.split(',') : null;
+const stall = env.CRASH_SIGNAL === 'SIGSTOP';
 let count = 0;
 
 /** Stops this process until SIGCONT (CRASH_SIGNAL=SIGSTOP), else dies. */
