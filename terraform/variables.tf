@@ -224,12 +224,31 @@ variable "scheduler_retry" {
     max_doublings        = optional(number, 2)
     max_retry_duration   = optional(string, "0s")
   })
-  description = "Retries of a failed run by Cloud Scheduler. A run that fails is retried after min_backoff_duration; the next scheduled run comes anyway, so few retries are needed. A retry that arrives while a run is still going is refused (one request at a time) and counts as a failed attempt."
+  description = "Retries of a failed run by Cloud Scheduler. A run that fails is retried after min_backoff_duration; the next scheduled run comes anyway, so few retries are needed. A retry that arrives while a run is still going is refused (one request at a time) and counts as a failed attempt. retry_count is a whole number from 0 to 5, max_doublings a whole number, and min_backoff_duration at most max_backoff_duration."
   default     = {}
 
+  # "Values greater than 5 and negative values are not allowed" (RetryConfig.retry_count, an
+  # int32: https://cloud.google.com/scheduler/docs/configuring/retry-jobs).
   validation {
-    condition     = var.scheduler_retry.retry_count >= 0 && var.scheduler_retry.retry_count <= 5
-    error_message = "scheduler_retry.retry_count must be from 0 to 5."
+    condition     = var.scheduler_retry.retry_count >= 0 && var.scheduler_retry.retry_count <= 5 && floor(var.scheduler_retry.retry_count) == var.scheduler_retry.retry_count
+    error_message = "scheduler_retry.retry_count must be a whole number from 0 to 5."
+  }
+
+  # max_doublings is an int32 that counts doublings of the retry interval; Google's reference
+  # gives no bound, so the module refuses only what counts nothing: a negative or part number.
+  validation {
+    condition     = var.scheduler_retry.max_doublings >= 0 && floor(var.scheduler_retry.max_doublings) == var.scheduler_retry.max_doublings
+    error_message = "scheduler_retry.max_doublings must be a whole number from 0."
+  }
+
+  # "A job's retry interval starts at min_backoff_duration, then doubles max_doublings times ...
+  # and finally retries at intervals of max_backoff_duration" (RetryConfig reference,
+  # https://cloud.google.com/python/docs/reference/cloudscheduler/1.3.2/google.cloud.scheduler_v1.types.RetryConfig).
+  # Google does not say what a minimum above the maximum does: refused, rather than guessed.
+  # (A duration of another shape is refused by the next check; try() leaves it to that one.)
+  validation {
+    condition     = try(tonumber(trimsuffix(var.scheduler_retry.min_backoff_duration, "s")) <= tonumber(trimsuffix(var.scheduler_retry.max_backoff_duration, "s")), true)
+    error_message = "scheduler_retry.min_backoff_duration must not be longer than max_backoff_duration."
   }
 
   validation {

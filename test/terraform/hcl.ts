@@ -191,6 +191,7 @@ export function evaluateCondition(condition: string, vars: Record<string, unknow
       'regex',
       'startswith',
       'tolist',
+      'trimsuffix',
     ]);
     const thunked = new Set(['can', 'try']);
     const closers: Record<string, string> = { '(': ')', '[': ']', '{': '}' };
@@ -292,6 +293,9 @@ export function evaluateCondition(condition: string, vars: Record<string, unknow
     startswith: (text: string, prefix: string) => text.startsWith(prefix),
     // tolist(): a set (given here as an array) as a list.
     tolist: (set: unknown[]) => [...set],
+    // trimsuffix(): the text without the suffix, when it ends with it.
+    trimsuffix: (text: string, suffix: string) =>
+      suffix !== '' && text.endsWith(suffix) ? text.slice(0, -suffix.length) : text,
     tonumber: (x: unknown) => {
       if (typeof x === 'number' || x === null) return x;
       if (typeof x === 'string' && /^-?[0-9]+(\.[0-9]+)?$/.test(x)) return Number(x);

@@ -413,6 +413,7 @@ describe('variables', () => {
     [5, true],
     [-1, false],
     [6, false],
+    [1.5, false],
   ])('scheduler_retry.retry_count = %s is accepted: %s, as Cloud Scheduler would', (count, ok) => {
     const checks = validations(module, 'scheduler_retry').filter((v) =>
       String(v['condition']).includes('retry_count'),
@@ -421,6 +422,41 @@ describe('variables', () => {
     const scheduler_retry = { retry_count: count };
     expect(evaluateCondition(String(checks[0]?.['condition']), { scheduler_retry })).toBe(ok);
   });
+
+  /** The one check of scheduler_retry whose condition contains `text`, evaluated on `retry`. */
+  const retryCheck = (text: string, retry: Record<string, unknown>) => {
+    const checks = validations(module, 'scheduler_retry').filter((v) =>
+      String(v['condition']).includes(text),
+    );
+    expect(checks.length).toBe(1);
+    return evaluateCondition(String(checks[0]?.['condition']), { scheduler_retry: retry });
+  };
+
+  it.each([
+    [0, true],
+    [2, true],
+    [10, true],
+    [-1, false],
+    [0.5, false],
+  ])('scheduler_retry.max_doublings = %s is accepted: %s', (doublings, ok) => {
+    expect(retryCheck('var.scheduler_retry.max_doublings', { max_doublings: doublings })).toBe(ok);
+  });
+
+  it.each([
+    ['30s', '120s', true],
+    ['120s', '120s', true],
+    ['5s', '3600s', true],
+    ['121s', '120s', false],
+    ['3600s', '30s', false],
+    // Another shape is the duration check's to refuse, not this one's.
+    ['half a minute', '120s', true],
+  ])(
+    'scheduler_retry with min_backoff_duration %s and max_backoff_duration %s is accepted: %s',
+    (min, max, ok) => {
+      const retry = { min_backoff_duration: min, max_backoff_duration: max };
+      expect(retryCheck('trimsuffix(var.scheduler_retry.min_backoff_duration', retry)).toBe(ok);
+    },
+  );
 
   it('checks that the service accounts it is given are service account emails', () => {
     const emailRe = (variable: string, field: string) =>
