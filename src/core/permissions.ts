@@ -84,7 +84,8 @@ export const PERMISSION_GRANTS = {
   'iam.serviceAccounts.actAs': {
     call: 'Services.UpdateService, on the runtime service account',
     role: 'roles/iam.serviceAccountUser on the service’s runtime account',
-    terraform: 'add the runtime account to `governed_service_accounts.emails`',
+    terraform:
+      'add the runtime account to `governed_service_accounts.emails`; the default compute account is granted while `governed_service_accounts.default_compute_account` is true (the default)',
   },
   'pubsub.topics.publish': {
     call: 'Publisher.Publish (alerts)',

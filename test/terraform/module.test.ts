@@ -715,6 +715,34 @@ describe('identity and permissions', () => {
     expect(granted.filter((p) => !needed.includes(p))).toEqual([]);
   });
 
+  const policySchema: unknown = JSON.parse(readFileSync('schema/policy.schema.json', 'utf8'));
+
+  it('every Terraform hint of src/core/permissions.ts names variables and fields the module declares', () => {
+    const named = Object.values(PERMISSION_GRANTS).flatMap((g) =>
+      [...g.terraform.matchAll(/`([a-z_]+(?:\.[a-z_]+)*)`/g)].map((m) => m[1] ?? ''),
+    );
+    expect(named).toContain('governed_service_accounts.default_compute_account');
+    // A name is a variable of the module with each field its type declares
+    // (object({ field = ... })), an output of the module (alert_topic_id), or a key of the
+    // policy (`projects`, `alerts.topic`) as schema/policy.schema.json declares it.
+    const isVariable = (name: string) => {
+      const [variable = '', ...fields] = name.split('.');
+      const type = module.variables.get(variable)?.['type'];
+      return (
+        type !== undefined && fields.every((f) => new RegExp(`\\b${f}\\s*=`).test(String(type)))
+      );
+    };
+    const isPolicyKey = (name: string) => {
+      let at: unknown = policySchema;
+      for (const key of name.split('.'))
+        at = (at as { properties?: Record<string, unknown> } | undefined)?.properties?.[key];
+      return at !== undefined;
+    };
+    for (const name of named)
+      expect(isVariable(name) || module.outputs.has(name) || isPolicyKey(name), name).toBe(true);
+    expect(isVariable('governed_service_accounts.default_compute_acount')).toBe(false);
+  });
+
   it('the read role holds every permission the code grants through it (src/core/permissions.ts)', () => {
     const read = module.locals['governor_read_permissions'] as string[];
     const throughReadRole = Object.entries(PERMISSION_GRANTS)
