@@ -92,6 +92,20 @@ function dispatchSearchMs(options: Pick<RuntimeOptions, 'runDeadlineMs'>): numbe
   return Math.min(DISPATCH_SEARCH_MS, options.runDeadlineMs);
 }
 
+/**
+ * How long the dispatch may take to send its work messages, after its search's bound: at most
+ * 40 s (less when the run deadline is shorter), so 100 s of the 120 s timeout at most, the rest
+ * to close its clients and answer. Pub/Sub's client retries a publish that gets no answer for up
+ * to 600 s (`Publish` in @google-cloud/pubsub's publisher_client_config.json): unbounded, a topic
+ * that does not answer would have the function's timeout end the request with no line logged and
+ * no error event. Past it the dispatch fails (500), saying so; the next one sends every unit again.
+ */
+const DISPATCH_SEND_MS = 40_000;
+
+function dispatchSendMs(options: Pick<RuntimeOptions, 'runDeadlineMs'>): number {
+  return dispatchSearchMs(options) + Math.min(DISPATCH_SEND_MS, options.runDeadlineMs);
+}
+
 export async function handleDispatch(
   body: unknown,
   env: Readonly<Record<string, string | undefined>>,
@@ -130,6 +144,7 @@ export async function handleDispatch(
       log,
       dispatchId,
       searchDeadline: nowMs + dispatchSearchMs(options),
+      sendDeadline: nowMs + dispatchSendMs(options),
     });
     return { status: report.failed.length > 0 ? 500 : 200, body: { ...report } };
   } catch (e) {

@@ -4,6 +4,8 @@ import { splitUnits, unitLabel } from '../core/units.js';
 import type { WorkMessage } from '../core/work.js';
 import { ERROR_EVENT, withFields, type Logger } from '../log.js';
 import type { AssetSearchPort, DiscoveryCacheStore, WorkPublisher } from '../ports/index.js';
+import { plural } from '../core/text.js';
+import { beforeDeadline } from '../reconcile/act.js';
 import { discoverProjects, type Discovered } from './discover.js';
 
 /**
@@ -48,11 +50,17 @@ export async function dispatch(
     dispatchId?: string;
     /** When the discovery's search must have answered, on `clock` (discover.ts). */
     searchDeadline?: number;
+    /**
+     * When the work messages must have been sent, on `clock`: past it the dispatch fails (it
+     * throws), rather than wait on a publish that Pub/Sub's client retries for minutes until the
+     * function's timeout ends the request with nothing logged. Default: no bound.
+     */
+    sendDeadline?: number;
   },
 ): Promise<DispatchReport> {
   const dispatchId = deps.dispatchId ?? newDispatchId(deps.nowMs);
   const log = withFields(deps.log, { dispatchId });
-  const { searchDeadline, ...rest } = deps;
+  const { searchDeadline, sendDeadline, ...rest } = deps;
   const found = await discoverProjects(policy, {
     ...rest,
     log,
@@ -81,7 +89,16 @@ export async function dispatch(
       attributes: { project, ...(region === undefined ? {} : { region }), dispatchId },
     };
   });
-  const { failed } = await deps.publisher.publish(messages);
+  const { publisher } = deps;
+  const send = () => publisher.publish(messages);
+  const { failed } =
+    sendDeadline === undefined
+      ? await send()
+      : await beforeDeadline(
+          send,
+          { deadline: sendDeadline, clock: deps.clock ?? Date.now },
+          `sending ${plural(messages.length, 'work message')} to ${publisher.topic}`,
+        );
   const report: DispatchReport = {
     dispatchId,
     discovery: found.source,

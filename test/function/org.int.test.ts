@@ -1018,6 +1018,37 @@ describe('fan-out: dispatch, then one function run per project', () => {
     }
   });
 
+  it('answers 500 in its own words to a dispatch whose work topic does not answer in time', async () => {
+    // Pub/Sub's client retries a publish for up to 10 minutes; the dispatch's function times out
+    // after 120 s, which would end the request with nothing logged. A work topic that takes the
+    // connection and never answers: the dispatch gives up at its send deadline (counted, like
+    // the search's, from the run deadline when that is short) and says why.
+    const { createServer } = await import('node:net');
+    const sockets: import('node:net').Socket[] = [];
+    const silent = createServer((socket) => void sockets.push(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    process.env.PUBSUB_EMULATOR_HOST = `127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    process.env.GOVERNOR_RUN_DEADLINE = '2s';
+    try {
+      let d = { status: 0, text: '' };
+      const lines = await linesOf(async () => {
+        d = await post(dispatchServer, {});
+      });
+      expect(d.status, d.text).toBe(500);
+      expect(JSON.parse(d.text)).toMatchObject({
+        error: expect.stringMatching(/passed while sending 6 work messages to /) as unknown,
+      });
+      const events = lines.filter((l) => '@type' in l);
+      expect(events).toHaveLength(1);
+      expect(String(events[0]?.message)).toMatch(/^dispatch failed: .*sending 6 work messages/);
+    } finally {
+      process.env.PUBSUB_EMULATOR_HOST = pubsub.endpoint;
+      process.env.GOVERNOR_RUN_DEADLINE = '60s';
+      for (const s of sockets) s.destroy();
+      await new Promise((r) => silent.close(r));
+    }
+  });
+
   it('answers 500 to a dispatch without a work topic, publishing nothing', async () => {
     process.env.GOVERNOR_POLICY = JSON.stringify({ version: 1, projects: ['gpu-proj-0000'] });
     try {

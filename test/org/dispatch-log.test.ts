@@ -150,3 +150,30 @@ describe('a dispatch whose search does not answer', () => {
     expect(parseWorkMessage(Buffer.from(sent[0]?.data ?? '')).project).toBe('proj-kept');
   });
 });
+
+describe('a dispatch whose work topic does not answer', () => {
+  // The function gives the dispatch part of its timeout to send (function/org.ts); past it, the
+  // dispatch fails in its own words, rather than the request ending with nothing logged.
+  it('fails once its send deadline has passed, naming the messages it was sending', async () => {
+    const policy = parsePolicy({ version: 1, projects: ['proj-a', 'proj-b'] });
+    const nowMs = Date.now();
+    const hung: WorkPublisher = {
+      topic: 'projects/org-admin/topics/gpu-governor-work',
+      publish: () => new Promise(() => undefined),
+      close: async () => {},
+    };
+    await expect(
+      dispatch(policy, {
+        search: null,
+        cache: createMemoryStateStore(),
+        publisher: hung,
+        nowMs,
+        clock: Date.now,
+        log: memoryLogger(),
+        sendDeadline: nowMs + 50,
+      }),
+    ).rejects.toThrow(
+      /passed while sending 2 work messages to projects\/org-admin\/topics\/gpu-governor-work/,
+    );
+  });
+});
