@@ -117,6 +117,31 @@ describe("a dispatch's work messages", () => {
   });
 });
 
+describe('a work message as a unit dates it', () => {
+  // The dispatch and the unit read different clocks: a message dated a little ahead of the unit's
+  // clock (within the minute of skew allowed everywhere) is governed, not acknowledged unread.
+  it('is governed within the clock skew allowed, and refused beyond it or past staleAfter', () => {
+    const now = Date.parse('2026-11-27T12:00:00Z');
+    const at = (ms: number) =>
+      parseWorkMessage(
+        Buffer.from(
+          JSON.stringify({
+            version: 1,
+            kind: 'govern',
+            project: 'proj-a',
+            dispatchId: 'd-1',
+            issuedAt: new Date(ms).toISOString(),
+          }),
+        ),
+      );
+    expect(staleReason(at(now + 30_000), now, 60_000)).toBeNull();
+    expect(staleReason(at(now + 60_000), now, 60_000)).toBeNull();
+    expect(staleReason(at(now + 61_000), now, 60_000)).toBe('issued 61 s in the future');
+    expect(staleReason(at(now - 60_000), now, 60_000)).toBeNull();
+    expect(staleReason(at(now - 61_000), now, 60_000)).toMatch(/^issued 61 s ago, more than 60 s/);
+  });
+});
+
 describe('a dispatch whose search does not answer', () => {
   // The function gives the search part of its timeout (function/org.ts); past it, the kept
   // result is used, as for a failed search, rather than the request ending with nothing sent.
