@@ -142,6 +142,24 @@ describe('a work message as a unit dates it', () => {
   });
 });
 
+describe('a work message as a unit reads it', () => {
+  it('is read up to 4 KiB of data, and refused unread beyond', () => {
+    const message = JSON.stringify({
+      version: 1,
+      kind: 'govern',
+      project: 'proj-a',
+      dispatchId: 'd-1',
+      issuedAt: '2026-11-27T12:00:00.000Z',
+    });
+    // JSON allows white space after the value: the same message, at the cap and one byte past it.
+    const padded = (bytes: number) => Buffer.from(message.padEnd(bytes, ' '));
+    expect(parseWorkMessage(padded(4096)).project).toBe('proj-a');
+    expect(() => parseWorkMessage(padded(4097))).toThrow(
+      'the work message has 4097 bytes: at most 4096 are read',
+    );
+  });
+});
+
 describe('a dispatch whose search does not answer', () => {
   // The function gives the search part of its timeout (function/org.ts); past it, the kept
   // result is used, as for a failed search, rather than the request ending with nothing sent.
