@@ -204,7 +204,11 @@ export function assetHandlers(ctx: EmulatorContext): Handlers {
             parent_asset_type: 'cloudresourcemanager.googleapis.com/Project',
           };
           if (types.includes('run.googleapis.com/Service')) {
-            for (const s of project.services) {
+            // The services the model holds now, as ListServices answers them: one another
+            // writer created (POST /create) is found, one it deleted (POST /delete) is not. Google
+            // indexes with a delay ("a volatile window during which running the same query may
+            // get different results", ListAssetsRequest in asset_service.proto), never for good.
+            for (const s of ctx.model.listServices(project.id)) {
               results.push({
                 name: `//run.googleapis.com/projects/${project.id}/locations/${s.region}/services/${s.name}`,
                 asset_type: 'run.googleapis.com/Service',

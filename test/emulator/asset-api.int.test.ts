@@ -175,6 +175,41 @@ describe('Cloud Asset Inventory SearchAllResources through @google-cloud/asset',
     );
   });
 
+  it('finds the services another writer created and no longer the ones it deleted, as ListServices does', async () => {
+    const own = await startEmulator({
+      fleet: orgFleet({ projects: 1, services: 2 }),
+      speed: 'manual',
+    });
+    const ownClient = new AssetServiceClient(
+      emulatorClientOptions(own.env['GOVERNOR_EMULATOR_HOST'] ?? ''),
+    );
+    try {
+      const project = orgProjectId(0);
+      own.deleteService({ service: 'llm-0', project });
+      own.createService({
+        project,
+        service: { name: 'llm-9', region: 'us-central1', labels: { team: 'new' }, demand: 0 },
+      });
+      const [found] = await ownClient.searchAllResources({
+        scope: `projects/${project}`,
+        assetTypes: [TYPES[0] ?? ''],
+      });
+      expect(found.map((r) => [r.name, r.labels])).toEqual([
+        [
+          `//run.googleapis.com/projects/${project}/locations/us-central1/services/llm-1`,
+          { team: 'search' },
+        ],
+        [
+          `//run.googleapis.com/projects/${project}/locations/us-central1/services/llm-9`,
+          { team: 'new' },
+        ],
+      ]);
+    } finally {
+      await ownClient.close();
+      await own.stop();
+    }
+  });
+
   it('takes a zero or negative page size as the default', async () => {
     const r = await page({ pageSize: -3 });
     expect(r.results?.length).toBeGreaterThan(0);
