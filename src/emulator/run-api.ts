@@ -44,7 +44,7 @@ import {
 
 const PARENT = /^projects\/([^/]+)\/locations\/([^/]+)$/;
 const SERVICE_NAME = /^projects\/([^/]+)\/locations\/([^/]+)\/services\/([^/]+)$/;
-const OPERATION_NAME = /^projects\/[^/]+\/locations\/[^/]+\/operations\/[^/]+$/;
+const OPERATION_NAME = /^projects\/([^/]+)\/locations\/([^/]+)\/operations\/[^/]+$/;
 const SERVICE_TYPE = 'type.googleapis.com/google.cloud.run.v2.Service';
 
 /** Update-mask paths the emulator accepts, with the camelCase spelling some clients send. */
@@ -578,17 +578,17 @@ export function operationsHandlers(ctx: EmulatorContext): Handlers {
   return {
     GetOperation: (request) => {
       const name = text(request, 'name');
-      if (!OPERATION_NAME.test(name)) {
+      const m = OPERATION_NAME.exec(name);
+      if (!m) {
         throw invalid(
           `name must look like projects/{project}/locations/{location}/operations/{id}, got "${shown(name)}"`,
         );
       }
-      requireFleetProject(
-        ctx.model.fleet.projects,
-        name.split('/')[1] ?? '',
-        'run.operations.get',
-        name,
-      );
+      const [, project = '', location = ''] = m;
+      // Resource ids checked before anything is looked up, as ListOperations checks them.
+      checkSegment('project', 'the project of name', project);
+      checkSegment('id', 'the location of name', location);
+      requireFleetProject(ctx.model.fleet.projects, project, 'run.operations.get', name);
       return operationMessage(ctx, name);
     },
     ListOperations: (request) => {
@@ -639,6 +639,7 @@ export function locationsHandlers(ctx: EmulatorContext): Handlers {
       const m = PROJECT_NAME.exec(name);
       if (!m) throw invalid(`name must look like projects/{project}, got "${shown(name)}"`);
       const [, id = ''] = m;
+      checkSegment('project', 'the project of name', id);
       const project = ctx.model.fleet.projects.find((p) => p.id === id);
       if (!project) throw permissionDenied('run.locations.list', name);
       if (text(request, 'filter') !== '') throw notEmulated('ListLocations filter');

@@ -113,3 +113,29 @@ describe('errors quote the input cut', () => {
     expect(filter.code).toBe(status.INVALID_ARGUMENT);
   });
 });
+
+describe('resource ids of every Cloud Run name are checked before anything is looked up', () => {
+  it('refuses a malformed project or location in GetOperation, as ListOperations does', async () => {
+    const operations = t.clients.services.operationsClient;
+    type GetRequest = Parameters<typeof operations.getOperation>[0];
+    for (const [name, segment] of [
+      ['projects/Not_A_Project/locations/us-central1/operations/x', 'the project of name'],
+      [`projects/${PROJECT}/locations/${'l'.repeat(64)}/operations/x`, 'the location of name'],
+    ] as const) {
+      const get = await refusal(operations.getOperation({ name } as GetRequest, once));
+      expect(get.code, name).toBe(status.INVALID_ARGUMENT);
+      expect(get.message).toContain(segment);
+    }
+  });
+
+  it('refuses a malformed project in ListLocations', async () => {
+    const list = await refusal(
+      t.clients.services.locationsClient.listLocations(
+        { name: 'projects/Not_A_Project' },
+        { autoPaginate: false },
+      ),
+    );
+    expect(list.code).toBe(status.INVALID_ARGUMENT);
+    expect(list.message).toContain('the project of name');
+  });
+});
