@@ -739,6 +739,34 @@ function timestampMillis(msg: Message | undefined, path: string): number | undef
 }
 
 /**
+ * The range of a google.protobuf.Duration (duration.proto: seconds "Must be from -315,576,000,000
+ * to +315,576,000,000 inclusive"; nanos "Must be from -999,999,999 to +999,999,999 inclusive", and
+ * "For durations of one second or more, a non-zero value for the nanos field must be of the same
+ * sign as the seconds field";
+ * https://cloud.google.com/java/docs/reference/protobuf/latest/com.google.protobuf.DurationOrBuilder).
+ */
+const DURATION_SECONDS = 315_576_000_000;
+
+/** A Duration field as milliseconds (undefined when unset), refused when it is no valid Duration. */
+function durationMillis(msg: Message | undefined, path: string): number | undefined {
+  if (!msg) return undefined;
+  const seconds = int(msg, 'seconds');
+  const nanos = int(msg, 'nanos');
+  if (
+    !Number.isInteger(seconds) ||
+    Math.abs(seconds) > DURATION_SECONDS ||
+    !Number.isInteger(nanos) ||
+    Math.abs(nanos) > 999_999_999 ||
+    (seconds !== 0 && nanos !== 0 && Math.sign(seconds) !== Math.sign(nanos))
+  ) {
+    throw invalid(
+      `${path} is not a valid Duration (seconds ${shown(String(msg['seconds']))}, nanos ${nanos}): seconds from -${DURATION_SECONDS} to ${DURATION_SECONDS}, nanos from -999999999 to 999999999 and of the sign of seconds`,
+    );
+  }
+  return millis(msg);
+}
+
+/**
  * `ListTimeSeriesRequest.page_size` (metric_service.proto): "If `view` is set to `FULL`, this is
  * the maximum number of `Points` returned. If `view` is set to `HEADERS`, this is the maximum
  * number of `TimeSeries` returned", 100,000 when empty or larger.
@@ -916,7 +944,10 @@ function computeTimeSeries(ctx: EmulatorContext, request: Message): TimeSeriesPa
     // specified, this field is required or an error is returned" (Aggregation.alignment_period,
     // common.proto). A valid period that is not whole minutes is Google's to serve, not the
     // emulator's (its points are per minute): UNIMPLEMENTED, never a refusal Google would not make.
-    const period = millis(field(aggregation, 'alignment_period'));
+    const period = durationMillis(
+      field(aggregation, 'alignment_period'),
+      'aggregation.alignment_period',
+    );
     if (period === undefined || period < MINUTE_MS) {
       throw invalid(
         'aggregation.alignment_period is required with a per_series_aligner other than ALIGN_NONE, and must be at least 60s',

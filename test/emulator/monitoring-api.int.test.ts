@@ -706,6 +706,28 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
     expect(tooLong.code).toBe(status.INVALID_ARGUMENT);
     expect(tooLong.message).toContain('104 weeks');
   });
+
+  it('refuses an alignment period that is no valid Duration, rather than take it for a period it does not compute', async () => {
+    // google.protobuf.Duration: nanos "Must be from -999,999,999 to +999,999,999 inclusive", and
+    // "For durations of one second or more, a non-zero value for the nanos field must be of the
+    // same sign as the seconds field".
+    const now = emulator.now().getTime();
+    for (const alignmentPeriod of [
+      { seconds: 60, nanos: 1_000_000_000 },
+      { seconds: 120, nanos: -5 },
+    ]) {
+      const refused = await codeOf(
+        clients.metrics.listTimeSeries({
+          name: `projects/${PROJECT}`,
+          filter: INSTANCE_COUNT,
+          interval: { startTime: seconds(now - 600_000), endTime: seconds(now) },
+          aggregation: { alignmentPeriod, perSeriesAligner: 'ALIGN_MAX' },
+        }),
+      );
+      expect(refused.code, JSON.stringify(alignmentPeriod)).toBe(status.INVALID_ARGUMENT);
+      expect(refused.message).toContain('aggregation.alignment_period');
+    }
+  });
 });
 
 describe('request counts through @google-cloud/monitoring', () => {
