@@ -140,6 +140,9 @@ export type CreateServiceInput = z.input<typeof CreateServiceInput>;
 export const DeleteServiceInput = z.strictObject(Target);
 export type DeleteServiceInput = z.input<typeof DeleteServiceInput>;
 
+/** The most GPUs a decision grants: what CreateQuotaPreference takes (quota-preferences.ts). */
+const MAX_GRANTED_VALUE = 1_000_000;
+
 /**
  * Google's decision on a pending quota preference (pending → granted or denied), which no Cloud
  * Quotas method makes: `name` is the preference's resource name; `grantedValue` a partial grant
@@ -158,7 +161,7 @@ export const DecideQuotaPreferenceInput = z.strictObject({
       'expected projects/PROJECT/locations/global/quotaPreferences/ID',
     ),
   decision: z.enum(['granted', 'denied']),
-  grantedValue: z.number().int().min(0).max(1_000_000).optional(),
+  grantedValue: z.number().int().min(0).max(MAX_GRANTED_VALUE).optional(),
   stateDetail: z
     .string()
     .min(1)
@@ -481,6 +484,16 @@ export class EmulatorControl {
     if (q.decision === 'granted' && p.preferredValue === -1 && q.grantedValue === undefined)
       throw new ControlError(
         `quota preference ${q.name} asks for unlimited (-1): grant a number of GPUs with grantedValue`,
+      );
+    // A seeded value beyond what a pool holds (up to int64's most): granted as it is, the quota
+    // info would answer a number past 2^53, wrapped negative on the wire.
+    if (
+      q.decision === 'granted' &&
+      q.grantedValue === undefined &&
+      p.preferredValue > MAX_GRANTED_VALUE
+    )
+      throw new ControlError(
+        `quota preference ${q.name} asks for ${p.wire?.preferredValue ?? p.preferredValue}, beyond the ${MAX_GRANTED_VALUE} GPUs a pool's quota holds here: grant a number of GPUs with grantedValue`,
       );
     if (
       q.grantedValue !== undefined &&

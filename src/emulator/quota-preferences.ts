@@ -621,6 +621,12 @@ export function decideQuotaPreference(
       `quota preference ${input.name} asks for unlimited (-1): grant a number of GPUs (grantedValue), the emulator's pools hold a count`,
     );
   if (!Number.isInteger(granted) || granted < 0) throw new Error(`bad granted value ${granted}`);
+  // A seeded value up to int64's most, granted as it is, would be a quota past 2^53 (answered
+  // wrapped negative): a pool holds at most what CreateQuotaPreference takes.
+  if (granted > MAX_PREFERRED)
+    throw new Error(
+      `quota preference ${input.name}: a grant of ${p.wire?.preferredValue ?? granted} is beyond the ${MAX_PREFERRED} GPUs a pool's quota holds here; grant a number of GPUs (grantedValue)`,
+    );
   const next: StoredPreference = {
     ...p,
     reconciling: false,

@@ -242,6 +242,36 @@ describe('POST /quota-preferences/seed', () => {
     expect(list.map((x) => x.name)).toEqual([NAME, cpu]);
   });
 
+  it('grants a seeded preference beyond what a pool holds only with a grantedValue, and changes nothing otherwise', async () => {
+    // A GPU quota seeded at int64's most (QuotaConfig.preferred_value is an int64), pending: a
+    // grant of that value would make the pool's quota a number the quota info cannot answer.
+    const huge = `${PARENT}/quotaPreferences/huge-l4`;
+    const seeded = await seed({
+      name: huge,
+      quotaId: 'NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion',
+      region: TEST_FLEET_REGION,
+      preferredValue: '9223372036854775807',
+      reconciling: true,
+    });
+    expect(seeded.status, seeded.error).toBe(200);
+    const refused = await decide(JSON.stringify({ name: huge, decision: 'granted' }));
+    expect(refused.status).toBe(400);
+    expect(refused.error).toContain('grantedValue');
+    const [pending] = await client.getQuotaPreference({ name: huge });
+    expect(pending.reconciling).toBe(true);
+    expect(pending.quotaConfig?.preferredValue).toBe('9223372036854775807');
+    const [info] = await client.getQuotaInfo({
+      name: `projects/${TEST_FLEET_PROJECT}/locations/global/services/run.googleapis.com/quotaInfos/NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion`,
+    });
+    expect(info.dimensionsInfos?.map((d) => d.details?.value)).toEqual(['2']);
+    const granted = await decide(
+      JSON.stringify({ name: huge, decision: 'granted', grantedValue: 40 }),
+    );
+    expect(granted.status, granted.error).toBe(200);
+    const [after] = await client.getQuotaInfo({ name: info.name ?? '' });
+    expect(after.dimensionsInfos?.map((d) => d.details?.value)).toEqual(['40']);
+  });
+
   it('seeds a preference under an id with underscores, as the API takes one', async () => {
     const name = `${PARENT}/quotaPreferences/cpu_default-limit_us-central1`;
     const r = await seed({ name, quotaId: 'CpuAllocPerProjectRegion', preferredValue: '3' });
