@@ -480,12 +480,18 @@ export type FleetProject = z.infer<typeof FleetProject>;
 /**
  * The regions a project's fleet uses (its services, worker pools, jobs and regional quota pools),
  * sorted: where Cloud Run is "available" to the project as the emulator answers it (ListLocations,
- * and the locations a quota's regionless entry applies to).
+ * List calls, and the locations a quota's regionless entry applies to). `live`: the services the
+ * model holds now, so that one another writer created in a new region (POST /create) is listed
+ * there, as Cloud Run lists it.
  */
-export function fleetRegions(project: FleetProject): string[] {
+export function fleetRegions(
+  project: FleetProject,
+  live: readonly { readonly region: string }[] = [],
+): string[] {
   return [
     ...new Set([
       ...project.services.map((s) => s.region),
+      ...live.map((s) => s.region),
       ...project.workerPools.map((w) => w.region),
       ...project.jobs.map((j) => j.region),
       ...project.pools.flatMap((p) => (p.region === undefined ? [] : [p.region])),

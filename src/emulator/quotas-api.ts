@@ -158,7 +158,7 @@ function reasonOf(
 
 function regionsOf(ctx: EmulatorContext, project: string): string[] {
   const p = ctx.model.fleet.projects.find((x) => x.id === project);
-  return p ? fleetRegions(p) : [];
+  return p ? fleetRegions(p, ctx.model.listServices(project)) : [];
 }
 
 /** The scope of a quota info request, checked; `resource` is the request's name or parent. */

@@ -86,7 +86,7 @@ function parseParent(
   // emulator's Cloud Run runs where its ListLocations says, the regions of the project's fleet;
   // any other location (a misspelt region among them) is refused the same way.
   const inFleet = ctx.model.fleet.projects.find((p) => p.id === project);
-  const regions = inFleet ? fleetRegions(inFleet) : [];
+  const regions = inFleet ? fleetRegions(inFleet, ctx.model.listServices(project)) : [];
   if (!regions.includes(region)) {
     throw invalid(
       `region: Unsupported region ${shown(region)} (Cloud Run runs in ${regions.join(', ') || 'no region'} for project ${project}, as ListLocations answers)`,
@@ -643,7 +643,7 @@ export function locationsHandlers(ctx: EmulatorContext): Handlers {
       const project = ctx.model.fleet.projects.find((p) => p.id === id);
       if (!project) throw permissionDenied('run.locations.list', name);
       if (text(request, 'filter') !== '') throw notEmulated('ListLocations filter');
-      const regions = fleetRegions(project);
+      const regions = fleetRegions(project, ctx.model.listServices(id));
       const { page, nextPageToken } = paginate(
         regions,
         listPaging(request, ctx, ['ListLocations', id]),

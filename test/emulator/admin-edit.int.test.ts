@@ -6,6 +6,7 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { serviceRevisions } from '../../src/emulator/resources.js';
+import { clientsFor, closeClients } from './helpers.js';
 import { TEST_FLEET_PROJECT, TEST_FLEET_REGION, testFleet } from '../support/fixtures.js';
 
 let emulator: RunningEmulator;
@@ -189,8 +190,24 @@ describe('POST /create in a full region', () => {
       expect(full.status).toBe(400);
       expect(await full.text()).toContain('already has 2 services in us-central1');
       expect(small.state().services).toHaveLength(2);
-      // Another region of the project has room.
+      // Another region of the project has room, and Cloud Run lists the service there (and
+      // answers the region among its locations) as it would any service of that region.
       expect((await create('europe-west4')).status).toBe(200);
+      const clients = clientsFor(small);
+      try {
+        const [listed] = await clients.services.listServices({
+          parent: 'projects/small-project/locations/europe-west4',
+        });
+        expect(listed.map((s) => s.name)).toEqual([
+          'projects/small-project/locations/europe-west4/services/c',
+        ]);
+        const [locations] = await clients.services.locationsClient.listLocations({
+          name: 'projects/small-project',
+        });
+        expect(locations.map((l) => l.locationId)).toEqual(['europe-west4', 'us-central1']);
+      } finally {
+        await closeClients(clients);
+      }
     } finally {
       await small.stop();
     }
