@@ -192,6 +192,11 @@ describe('the HTTP admin endpoint', () => {
       ).toBe(200);
     expect((await post('/faults', { operations: { hangMs: 1e308 } })).status).toBe(400);
     expect((await post('/deploy', { service: 'beta', seconds: 1e308 })).status).toBe(400);
+    // Every page short: a list would never end (a short page always offers another).
+    const endless = await post('/faults', { paging: { shortRate: 1 } });
+    expect(endless.status).toBe(400);
+    expect(String(endless.body['error'])).toContain('paging.shortRate');
+    expect((await post('/faults', { paging: { shortRate: 0.9 } })).status).toBe(200);
     await post('/faults', (before.body as { config: Record<string, unknown> }).config);
   });
 
