@@ -88,6 +88,13 @@ export const FaultConfig = z.strictObject({
         .max(MAX_WAIT_SECONDS * 1000)
         .default(3_600_000),
     })
+    // One draw decides an operation (fail below failRate, hang below failRate + hangRate): past
+    // 1 in all, fewer would hang than asked, not the rule that was asked for.
+    .refine((o) => o.failRate + o.hangRate <= 1, {
+      path: ['hangRate'],
+      message:
+        'failRate + hangRate must be at most 1 (one draw decides whether an operation fails or hangs)',
+    })
     .default({ failRate: 0, hangRate: 0, hangMs: 3_600_000 }),
   monitoring: z
     .strictObject({

@@ -197,6 +197,13 @@ describe('the HTTP admin endpoint', () => {
     expect(endless.status).toBe(400);
     expect(String(endless.body['error'])).toContain('paging.shortRate');
     expect((await post('/faults', { paging: { shortRate: 0.9 } })).status).toBe(200);
+    // One draw decides an operation: rates that add up past 1 would hang fewer than asked.
+    const overdrawn = await post('/faults', { operations: { failRate: 0.5, hangRate: 0.6 } });
+    expect(overdrawn.status).toBe(400);
+    expect(String(overdrawn.body['error'])).toContain('operations.hangRate');
+    expect((await post('/faults', { operations: { failRate: 0.4, hangRate: 0.6 } })).status).toBe(
+      200,
+    );
     await post('/faults', (before.body as { config: Record<string, unknown> }).config);
   });
 
