@@ -144,17 +144,21 @@ function storeOf(model: FleetModel): PreferenceStore {
 }
 
 /**
- * The quota entry that applies to a (project, quota id, region) now, as FleetModel.quotaFor picks
- * it: the region's own entry while it has a value, else the regionless one; undefined when there
- * is none. `key` is where a decision for that region lands: the region's own entry, so that a
- * preference for one region never changes the quota of the others (its `dimensions` name it).
+ * The quota entry that applies to a (service, project, quota id, region) now, as
+ * FleetModel.quotaFor picks it: the region's own entry while it has a value, else the regionless
+ * one; undefined when there is none, and for any service but Cloud Run's (the fleet's pools are
+ * Cloud Run's GPU quotas: another service's quota of the same id is another quota). `key` is
+ * where a decision for that region lands: the region's own entry, so that a preference for one
+ * region never changes the quota of the others (its `dimensions` name it).
  */
 function quotaEntry(
   model: FleetModel,
+  service: string,
   project: string,
   quotaId: string,
   region: string | undefined,
 ): { key: Parameters<FleetModel['setQuota']>[0]; quota: number | undefined } | undefined {
+  if (service !== RUN) return undefined;
   const entries = model
     .quotaEntries(project)
     .filter((e) => gpuQuotaId(e.key.accelerator, e.key.zonalRedundancy) === quotaId);
@@ -275,15 +279,15 @@ function sameDimensions(a: Record<string, string>, b: Record<string, string>): b
 /** The value the quota has now for a preference's dimensions (what an increase is judged by). */
 function currentValue(
   model: FleetModel,
-  p: Pick<StoredPreference, 'project' | 'quotaId' | 'dimensions'>,
+  p: Pick<StoredPreference, 'service' | 'project' | 'quotaId' | 'dimensions'>,
 ): number {
-  return quotaEntry(model, p.project, p.quotaId, p.dimensions['region'])?.quota ?? 0;
+  return quotaEntry(model, p.service, p.project, p.quotaId, p.dimensions['region'])?.quota ?? 0;
 }
 
 /** Whether a preferred value asks for more than the quota has now (-1, unlimited, always does). */
 function isIncrease(
   model: FleetModel,
-  p: Pick<StoredPreference, 'project' | 'quotaId' | 'dimensions' | 'preferredValue'>,
+  p: Pick<StoredPreference, 'service' | 'project' | 'quotaId' | 'dimensions' | 'preferredValue'>,
 ): boolean {
   return p.preferredValue === -1 || p.preferredValue > currentValue(model, p);
 }
@@ -294,8 +298,9 @@ function isIncrease(
  */
 function usageOf(
   model: FleetModel,
-  p: Pick<StoredPreference, 'project' | 'quotaId' | 'dimensions'>,
+  p: Pick<StoredPreference, 'service' | 'project' | 'quotaId' | 'dimensions'>,
 ): number {
+  if (p.service !== RUN) return 0;
   const region = p.dimensions['region'];
   const ownEntry = new Set(
     model
@@ -324,7 +329,7 @@ const SAFETY_CHECKS = ['QUOTA_DECREASE_BELOW_USAGE', 'QUOTA_DECREASE_PERCENTAGE_
 function checkSafety(
   model: FleetModel,
   request: Message,
-  p: Pick<StoredPreference, 'project' | 'quotaId' | 'dimensions' | 'preferredValue'>,
+  p: Pick<StoredPreference, 'service' | 'project' | 'quotaId' | 'dimensions' | 'preferredValue'>,
 ): void {
   const raw = request['ignore_safety_checks'];
   const ignored = new Set<string>();
@@ -386,7 +391,7 @@ function settle(ctx: EmulatorContext, p: StoredPreference, store: PreferenceStor
     p.stateDetail = '';
     p.traceId = '';
     p.grantedValue = p.preferredValue;
-    const entry = quotaEntry(ctx.model, p.project, p.quotaId, p.dimensions['region']);
+    const entry = quotaEntry(ctx.model, p.service, p.project, p.quotaId, p.dimensions['region']);
     if (entry) ctx.model.setQuota(entry.key, p.preferredValue);
   }
   store.serial++;
@@ -429,16 +434,21 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
     const name = `projects/${project}/locations/global/quotaPreferences/${id}`;
     if (store.byName.has(name))
       throw new RpcError(status.ALREADY_EXISTS, `QuotaPreference ${shown(name)} already exists`);
+    // A quota is a service's: another service's preference of the same quota id is no twin (as
+    // seedQuotaPreference holds it).
     const twin = [...store.byName.values()].find(
       (p) =>
-        p.project === project && p.quotaId === quotaId && sameDimensions(p.dimensions, dimensions),
+        p.project === project &&
+        p.service === service &&
+        p.quotaId === quotaId &&
+        sameDimensions(p.dimensions, dimensions),
     );
     if (twin)
       throw new RpcError(
         status.ALREADY_EXISTS,
         `a QuotaPreference for ${shown(quotaId)} with these dimensions already exists: ${twin.name}`,
       );
-    const asked = { project, quotaId, dimensions, preferredValue: value };
+    const asked = { service, project, quotaId, dimensions, preferredValue: value };
     checkEmail(text(pref, 'contact_email'), isIncrease(ctx.model, asked));
     checkSafety(ctx.model, request, asked);
     const now = ctx.clock.now();
@@ -636,7 +646,7 @@ export function decideQuotaPreference(
     updateMs: clockNow,
   };
   if (input.decision === 'granted') {
-    const entry = quotaEntry(model, p.project, p.quotaId, p.dimensions['region']);
+    const entry = quotaEntry(model, p.service, p.project, p.quotaId, p.dimensions['region']);
     if (entry) model.setQuota(entry.key, granted);
   }
   // A decision sets the values: a seed's int64 text no longer answers for them.

@@ -272,6 +272,48 @@ describe('POST /quota-preferences/seed', () => {
     expect(after.dimensionsInfos?.map((d) => d.details?.value)).toEqual(['40']);
   });
 
+  it("files a preference for a quota whose id and dimensions another service's preference shares", async () => {
+    // "only one QuotaPreference resource for a quota value targeting a unique set of dimensions"
+    // (QuotaPreference in resources.proto): a quota is a service's, so another service's
+    // preference of the same quota id and dimensions is no twin.
+    const seeded = await seed({
+      name: `${PARENT}/quotaPreferences/compute-l4`,
+      service: 'compute.googleapis.com',
+      quotaId: 'NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion',
+      region: TEST_FLEET_REGION,
+      preferredValue: '3',
+    });
+    expect(seeded.status, seeded.error).toBe(200);
+    const [filed] = await client.createQuotaPreference({
+      parent: PARENT,
+      quotaPreferenceId: 'run-l4',
+      quotaPreference: {
+        service: 'run.googleapis.com',
+        quotaId: 'NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion',
+        dimensions: { region: TEST_FLEET_REGION },
+        quotaConfig: { preferredValue: '4' },
+        contactEmail: 'ops@example.com',
+      },
+    });
+    expect(filed.name).toBe(`${PARENT}/quotaPreferences/run-l4`);
+  });
+
+  it("leaves Cloud Run's quota as it was when another service's preference of the same quota id is granted", async () => {
+    const name = `${PARENT}/quotaPreferences/compute-l4`;
+    const seeded = await seed({
+      name,
+      service: 'compute.googleapis.com',
+      quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+      region: TEST_FLEET_REGION,
+      preferredValue: '40',
+      reconciling: true,
+    });
+    expect(seeded.status, seeded.error).toBe(200);
+    const granted = await decide(JSON.stringify({ name, decision: 'granted' }));
+    expect(granted.status, granted.error).toBe(200);
+    expect(await quotaOf()).toBe(5);
+  });
+
   it('seeds a preference under an id with underscores, as the API takes one', async () => {
     const name = `${PARENT}/quotaPreferences/cpu_default-limit_us-central1`;
     const r = await seed({ name, quotaId: 'CpuAllocPerProjectRegion', preferredValue: '3' });
