@@ -231,9 +231,9 @@ export function historyStart(
  * Google's example, https://cloud.google.com/monitoring/api/v3/latency-n-retention), so the
  * window's last minutes have no point yet: replayed, they would read as no demand at all. Each
  * project's newest point says how far its Monitoring has got; the window ends at the earliest of
- * them (a project with no point in the window says nothing). At most `maxLagMs` is cut, the
- * policy's `staleAfter`, as when the governor observes: within it the newest point is where
- * Monitoring has got to, and series that stopped before it scaled to zero.
+ * them (a project with no point in the window says nothing). At most `maxLagMs` is cut (its whole
+ * minutes), the policy's `staleAfter`, as when the governor observes: within it the newest point
+ * is where Monitoring has got to, and series that stopped before it scaled to zero.
  */
 export function historyEnd(
   projects: readonly (readonly MetricSeries[])[],
@@ -250,7 +250,9 @@ export function historyEnd(
     if (newest === -Infinity) continue;
     end = Math.min(end, Math.ceil(newest / MINUTE_MS) * MINUTE_MS);
   }
-  return Math.max(end, endMs - maxLagMs, startMs);
+  // The window replays whole minutes: a staleAfter such as 5m30s cuts the whole minutes within it.
+  const cut = Math.ceil((endMs - maxLagMs) / MINUTE_MS) * MINUTE_MS;
+  return Math.max(end, cut, startMs);
 }
 
 /** What to tell the reader about the history, or null when the whole window was there. */

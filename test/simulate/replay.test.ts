@@ -167,6 +167,23 @@ describe('the services a replay reads history from', () => {
     expect(Math.min(...trace)).toBe(1);
   });
 
+  it('replays whole minutes when staleAfter is not a whole number of minutes', async () => {
+    // Series that stopped an hour ago: the window ends staleAfter (5m30s) before now, which is
+    // no minute boundary; its whole minutes are cut, the trace as long as the minutes replayed.
+    const stopped = every('llm', NOW - 120 * MIN);
+    stopped.points = stopped.points.filter((p) => p.at <= NOW - 60 * MIN);
+    const input = await buildReplayInput(
+      governSimulation({ defaults: { staleAfter: '5m30s' } }),
+      ports([observedService('llm', { project: SIM_PROJECT })], [stopped]),
+      NOW,
+      120 * MIN,
+    );
+    expect(input.history.minutes).toBe(115);
+    expect(input.hours).toBe(115 / 60);
+    const trace = input.traces.get(`replay:${SIM_PROJECT}/us-central1/llm`) ?? [];
+    expect(trace.length).toBe(115 + input.fleet.warmupMinutes);
+  });
+
   it('replays each count in the minute it counts: a point is stamped at the end of its minute', async () => {
     // Minute i of the window (its point stamped at its end, i + 1 minutes in) counted i + 1.
     const counted = every('llm', NOW - 60 * MIN);
