@@ -1,4 +1,5 @@
 import { relative } from 'node:path';
+import { InputError } from '../core/errors.js';
 import { plural } from '../core/text.js';
 import { Alert, ALERT_TYPES, Severity } from '../core/alert.js';
 import type { PoolId } from '../core/pool.js';
@@ -57,6 +58,13 @@ export async function runDemo(
   const policyName = relative(process.cwd(), flags.policy) || flags.policy;
   // A day of runs that govern nothing, each failing, would say nothing about the governor.
   assertGoverns(policy, input.fleet, { policy: policyName, fleet: fleetName });
+  // Each run publishes its alerts before it writes, and the emulator has only the fleet's topics:
+  // without the policy's topic every run of the day would fail.
+  if (topic && !input.fleet.topics.includes(topic))
+    throw new InputError(
+      `policy ${policyName} publishes its alerts on ${topic}, which the fleet does not list under topics (${fleetName}): every run would fail before it writes; add the topic to the fleet's topics (docs/emulator.md), or play a policy without alerts.topic`,
+      [],
+    );
   io.stdout.write(
     [
       c.bold(

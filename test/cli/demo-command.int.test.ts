@@ -1,5 +1,7 @@
 import { spawn, spawnSync } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
 import pc from 'picocolors';
 import { alertLine, fit, poolLabels } from '../../src/cli/demo-command.js';
@@ -383,6 +385,26 @@ describe('governor demo (npm start)', () => {
     expect(r.stderr).toBe(
       "error: policy examples/demo-policy.yaml governs none of the 7 GPU service(s) of examples/sim-mixed.yaml: the policy's projects are demo-gpu-project (regions us-central1), the fleet's sim-project; check projects, regions and the rules under services\n",
     );
+  });
+
+  it("refuses a fleet without the policy's alerts topic, before playing a day of failed runs (exit 2)", async () => {
+    // Every run publishes its alerts before it writes: without the topic, each one would fail.
+    const dir = mkdtempSync(join(tmpdir(), 'governor-demo-topic-'));
+    try {
+      const fleet = join(dir, 'fleet.yaml');
+      writeFileSync(
+        fleet,
+        readFileSync('examples/demo-fleet.yaml', 'utf8').replace(/^topics:\n(?: {2}- .*\n)+/m, ''),
+      );
+      const r = await run(process.execPath, ['bin/governor.js', 'demo', '--fleet', fleet]);
+      expect(r.code).toBe(2);
+      expect(r.stdout).toBe('');
+      expect(r.stderr).toContain(
+        'error: policy examples/demo-policy.yaml publishes its alerts on projects/demo-gpu-project/topics/gpu-governor-alerts, which the fleet does not list under topics',
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
   });
 
   it('refuses a bad --hours as bad usage (exit 2)', async () => {
