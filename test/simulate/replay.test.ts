@@ -223,6 +223,29 @@ describe('the services a replay reads history from', () => {
     expect(notes.join('\n')).toMatch(/as it is now.*quota/);
   });
 
+  it('names no service of a region it did not read as gone: it was not listed, not deleted', async () => {
+    const elsewhere = { ...every('llm-eu', start), region: 'europe-west4' };
+    const input = await buildReplayInput(
+      governSimulation(),
+      ports([observedService('llm', { project: SIM_PROJECT })], [every('llm', start), elsewhere]),
+      NOW,
+      60 * MIN,
+    );
+    expect(input.history.gone).toEqual([]);
+  });
+
+  it('warms up with at most two hours, however long the lookback', async () => {
+    const input = await buildReplayInput(
+      governSimulation({ defaults: { lookback: '3h' } }),
+      ports([observedService('llm', { project: SIM_PROJECT })], [every('llm', start)]),
+      NOW,
+      60 * MIN,
+    );
+    expect(input.fleet.warmupMinutes).toBe(120);
+    const trace = input.traces.get(`replay:${SIM_PROJECT}/us-central1/llm`) ?? [];
+    expect(trace.length).toBe(60 + 120);
+  });
+
   it('says there is no GPU service to replay rather than replaying a web service as nothing', async () => {
     const input = await buildReplayInput(
       governSimulation(),
