@@ -20,7 +20,9 @@
  * - A listing page that names an `unreachable` location is incomplete: the listing fails
  *   (UpstreamError) rather than answer without that location's preferences.
  * - Writes are not retried (a create that timed out may have been made: the next run lists the
- *   preferences first and finds it); reads are, as every read of the governor.
+ *   preferences first and finds it); reads are, as every read of the governor. A write answered
+ *   with a value no GPU count can be was made all the same: its outcome is unknown to the caller
+ *   (UnavailableError), never a refusal.
  * - The caller needs `cloudquotas.quotas.update` on the project to create or update, and
  *   `cloudquotas.quotas.get` to read (the method pages' "IAM Permissions"); the Terraform module
  *   grants the first only when quota requests are enabled.
@@ -177,7 +179,7 @@ export function createQuotaPreferenceAdapter(
           write,
         )
         .catch(failWrite(`filing quota preference ${parent}/quotaPreferences/${input.id}`));
-      return view(p);
+      return written(p, `filing quota preference ${parent}/quotaPreferences/${input.id}`);
     },
     async updatePreference(input: QuotaPreferenceChange) {
       const faults = [];
@@ -216,7 +218,7 @@ export function createQuotaPreferenceAdapter(
           write,
         )
         .catch(failWrite(`changing quota preference ${input.name}`));
-      return view(p);
+      return written(p, `changing quota preference ${input.name}`);
     },
     close: () => client.close(),
   };
@@ -258,6 +260,24 @@ function listed(p: Preference, project: string): ListedPreference {
   } catch (e) {
     if (!(e instanceof UpstreamError)) throw e;
     return { name, quotaId, region, unreadable: e.message };
+  }
+}
+
+/**
+ * The answer to a create or an update that Google made: one whose values cannot be read (a
+ * granted -1, or beyond 2^53) does not undo the write. Its outcome is then unknown to the caller
+ * (UnavailableError, as for a write that got no answer), never a refusal: the next run settles it
+ * against the preferences it lists.
+ */
+function written(p: Preference, what: string): QuotaPreferenceView {
+  try {
+    return view(p);
+  } catch (e) {
+    if (!(e instanceof UpstreamError)) throw e;
+    throw new UnavailableError(
+      `${what}: Google made it, but its answer cannot be read: ${e.message}`,
+      { cause: e },
+    );
   }
 }
 

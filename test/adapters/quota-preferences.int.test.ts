@@ -1057,6 +1057,58 @@ describe('reading back: an answer that is another preference', () => {
   });
 });
 
+describe('filing: an answer Google gives with a value that is no GPU count', () => {
+  it('is a filing whose outcome is unknown, never one refused: Google made it', async () => {
+    // The write was made; only its answer cannot be read (a granted -1, "unlimited"). Taken as
+    // refused, the run would withdraw the planned event of a request Google holds.
+    const unlimited = (answer: unknown[]) => {
+      const [p, ...rest] = answer;
+      const config = (p as { quotaConfig?: object }).quotaConfig ?? {};
+      return [
+        { ...(p as object), quotaConfig: { ...config, grantedValue: { value: '-1' } } },
+        ...rest,
+      ] as never;
+    };
+    const realCreate = CloudQuotasClient.prototype.createQuotaPreference as (
+      ...args: unknown[]
+    ) => Promise<unknown[]>;
+    const realUpdate = CloudQuotasClient.prototype.updateQuotaPreference as (
+      ...args: unknown[]
+    ) => Promise<unknown[]>;
+    const create = vi
+      .spyOn(CloudQuotasClient.prototype, 'createQuotaPreference')
+      .mockImplementation(async function (this: CloudQuotasClient, ...args: unknown[]) {
+        return unlimited(await realCreate.apply(this, args));
+      });
+    const update = vi
+      .spyOn(CloudQuotasClient.prototype, 'updateQuotaPreference')
+      .mockImplementation(async function (this: CloudQuotasClient, ...args: unknown[]) {
+        return unlimited(await realUpdate.apply(this, args));
+      });
+    const name = `projects/${P}/locations/global/quotaPreferences/answer-unlimited`;
+    try {
+      const filed = file({ id: 'answer-unlimited', region: 'australia-southeast1' });
+      await expect(filed).rejects.toBeInstanceOf(UnavailableError);
+      await expect(filed).rejects.toThrow(/granted value/);
+      const [made] = await other.getQuotaPreference({ name });
+      expect(made.quotaConfig?.preferredValue).toBe('6');
+      const raised = prefs.updatePreference({
+        name,
+        etag: String(made.etag),
+        preferredValue: 7,
+        justification: '',
+        contactEmail: 'ops@example.com',
+      });
+      await expect(raised).rejects.toBeInstanceOf(UnavailableError);
+      const [now] = await other.getQuotaPreference({ name });
+      expect(now.quotaConfig?.preferredValue).toBe('7');
+    } finally {
+      create.mockRestore();
+      update.mockRestore();
+    }
+  });
+});
+
 describe('what is sent again after a failure', () => {
   const F = 'qp-faults';
   let emu: RunningEmulator;
