@@ -407,6 +407,36 @@ describe('governor demo (npm start)', () => {
     }
   });
 
+  it('exits 1 when runs of the day failed, naming each in the summary', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'governor-demo-denied-'));
+    try {
+      const fleet = join(dir, 'fleet.yaml');
+      writeFileSync(
+        fleet,
+        readFileSync('examples/demo-fleet.yaml', 'utf8').replace(
+          '  - id: demo-gpu-project\n',
+          '  - id: demo-gpu-project\n    iam: { denied: [pubsub.topics.publish] }\n',
+        ),
+      );
+      const r = await run(process.execPath, [
+        'bin/governor.js',
+        'demo',
+        '--fleet',
+        fleet,
+        '--hours',
+        '1',
+        '--every',
+        '30',
+      ]);
+      expect(r.code).toBe(1);
+      expect(r.stdout).toMatch(
+        / {2}failed run: 2026-11-27T00:00:00\.000Z: run sim-0 failed: .*pubsub\.topics\.publish/,
+      );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('refuses a bad --hours as bad usage (exit 2)', async () => {
     const r = await run(process.execPath, ['bin/governor.js', 'demo', '--hours', '0']);
     expect(r.code).toBe(2);
