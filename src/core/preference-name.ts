@@ -62,7 +62,7 @@ export function preferenceNameFault(name: unknown, project?: string): string | n
 
 /**
  * Whether two names are the same preference as one project's listing answers them: the same id,
- * and the same project segment, or a project number for one of them (Google may answer the
+ * and the same project segment, or a project number for exactly one of them (Google may answer the
  * number where the governor asked with the id; see above). For names read from, or filed under,
  * one project only.
  */
@@ -72,5 +72,6 @@ export function samePreference(a: string, b: string): boolean {
   const mb = NAME.exec(b);
   if (!ma || !mb || ma[2] !== mb[2]) return false;
   const [pa = '', pb = ''] = [ma[1], mb[1]];
-  return pa === pb || isProjectNumber(pa) || isProjectNumber(pb);
+  // A project number stands for the project id asked with; two numbers are two projects.
+  return pa === pb || isProjectNumber(pa) !== isProjectNumber(pb);
 }
