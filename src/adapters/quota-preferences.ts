@@ -31,7 +31,13 @@ import { status } from '@grpc/grpc-js';
 import { CloudQuotasClient } from '@google-cloud/cloudquotas';
 import type { protos } from '@google-cloud/cloudquotas';
 
-import { ConflictError, InputError, UnavailableError, UpstreamError } from '../core/errors.js';
+import {
+  ConflictError,
+  cutText,
+  InputError,
+  UnavailableError,
+  UpstreamError,
+} from '../core/errors.js';
 import { preferenceNameFault, QUOTA_ID, samePreference } from '../core/preference-name.js';
 import type {
   ListedPreference,
@@ -155,7 +161,7 @@ export function createQuotaPreferenceAdapter(
       const answered = p.name ?? '';
       if (answered !== '' && !samePreference(answered, name))
         throw new UpstreamError(
-          `reading quota preference ${name}: Cloud Quotas answered ${JSON.stringify(answered.slice(0, 300))}; not used`,
+          `reading quota preference ${name}: Cloud Quotas answered ${JSON.stringify(cutText(answered, 300))}; not used`,
         );
       return view(p);
     },

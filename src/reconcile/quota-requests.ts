@@ -28,6 +28,7 @@ import { alertPoolKey } from '../core/conditions.js';
 import type { RunContext } from '../core/run-alerts.js';
 import {
   ConflictError,
+  cutText,
   InputError,
   NotFoundError,
   PermissionError,
@@ -583,7 +584,7 @@ export async function runQuotaRequests(input: QuotaRequestsInput): Promise<Quota
         preferenceNameFault(view.name, project) ??
         (samePreference(view.name, filing.name)
           ? null
-          : `${JSON.stringify(view.name.slice(0, 300))} is another preference`);
+          : `${JSON.stringify(cutText(view.name, 300))} is another preference`);
       if (answered !== null) {
         listed = null;
         failed(
