@@ -143,6 +143,11 @@ const NO_CLOCK = [
     property: 'timeout',
     message: 'The core is pure: no I/O, no clock, no timer, no process.',
   },
+  // Luxon's differences from "now": diffNow() always, toRelative…() unless given a base.
+  ...['diffNow', 'toRelative', 'toRelativeCalendar'].map((property) => ({
+    property,
+    message: `The core has no clock: take the time as input (luxon's ${property}() reads it).`,
+  })),
 ];
 /** `import { env } from 'node:process'` reads the environment as `process.env` does. */
 const NO_ENV_IMPORT = ['process', 'node:process'].map((name) => ({
@@ -267,6 +272,14 @@ const CORE_SYNTAX = [
     selector:
       "CallExpression[arguments.length=0] > MemberExpression.callee[object.name='DateTime'][property.name=/^(local|utc)$/]",
     message: 'The core has no clock: take the time as input (`DateTime.local()` reads it).',
+  },
+  {
+    // A time without a date is taken as today's (`DateTime.fromObject({ hour: 1 })`,
+    // `DateTime.fromISO('10:00')`): the core reads times from milliseconds (DateTime.fromMillis).
+    selector:
+      "MemberExpression[object.name='DateTime'][property.name=/^from(Object|ISO|Format|String|SQL)$/]",
+    message:
+      'The core has no clock: luxon dates a time given without a date today (use DateTime.fromMillis).',
   },
   {
     selector: 'ImportExpression',

@@ -290,6 +290,35 @@ describe('a wrong-way import fails lint', () => {
       "luxon's DateTime.utc()",
       "import { DateTime } from 'luxon';\nexport const now = DateTime.utc();",
     ],
+    [
+      "luxon's diffNow()",
+      "import { DateTime } from 'luxon';\nexport const d = (t: DateTime) => t.diffNow();",
+    ],
+    [
+      "luxon's toRelative()",
+      "import { DateTime } from 'luxon';\nexport const d = (t: DateTime) => t.toRelative();",
+    ],
+    [
+      "luxon's toRelativeCalendar()",
+      "import { DateTime } from 'luxon';\nexport const d = (t: DateTime) => t.toRelativeCalendar();",
+    ],
+    // A time without a date is taken as today's: DateTime.fromObject({ hour: 1 }) is 01:00 today.
+    [
+      "luxon's DateTime.fromObject()",
+      "import { DateTime } from 'luxon';\nexport const t = DateTime.fromObject({ hour: 1 }, { zone: 'UTC' });",
+    ],
+    [
+      "luxon's DateTime.fromISO() (a time alone is today's)",
+      "import { DateTime } from 'luxon';\nexport const t = DateTime.fromISO('10:00:00', { zone: 'UTC' });",
+    ],
+    [
+      "luxon's DateTime.fromFormat() (a time alone is today's)",
+      "import { DateTime } from 'luxon';\nexport const t = DateTime.fromFormat('10:00', 'HH:mm', { zone: 'UTC' });",
+    ],
+    [
+      "luxon's DateTime.fromSQL() (a time alone is today's)",
+      "import { DateTime } from 'luxon';\nexport const t = DateTime.fromSQL('10:00:00', { zone: 'UTC' });",
+    ],
   ])('the core has no clock, no I/O and no randomness: %s fails lint', async (_, code) => {
     const found = await problems('src/core/x.ts', code + '\n');
     expect(found.length, `${code}: ${found.join('\n')}`).toBeGreaterThan(0);
