@@ -181,6 +181,8 @@ const TOOL_COMMANDS = [
   'src/cli/demo-command.ts',
 ];
 const CLI_MAIN = 'src/cli/main.ts';
+/** Constants and types of the simulate command, which cli/main.ts reads at start. */
+const SIMULATE_RESULT = 'src/simulate/result.ts';
 /**
  * What a product file of src/cli may not import: the tools. main.ts declares the tool commands'
  * options, so it may read their defaults from simulate/result.ts (constants and types, which loads
@@ -605,6 +607,48 @@ function layerConfigs() {
           // esquery's regular expressions cannot hold a slash: \x2F is one.
           selector: `ImportExpression[source.value=/(^|\\x2F)${TOOL_COMMAND_NAMES}$/]`,
           message: 'Only main.ts loads a tool command, when that command runs.',
+        },
+      ],
+    },
+  });
+  // What a module loads when it is imported, not a type it names: `import type` is erased, but
+  // `import { type X } from` loads the module all the same (verbatimModuleSyntax).
+  const loading = (source) =>
+    [
+      `ImportDeclaration[importKind!='type'][source.value=${source}]`,
+      `ExportNamedDeclaration[exportKind!='type'][source.value=${source}]`,
+      `ExportAllDeclaration[exportKind!='type'][source.value=${source}]`,
+    ].join(', ');
+  // main.ts names the tool commands' types, and loads a tool command only when its command runs.
+  configs.push({
+    files: [CLI_MAIN],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        acrossFolders,
+        computed,
+        googleDynamic,
+        {
+          selector: loading(`/^\\.\\x2F${TOOL_COMMAND_NAMES}$/`),
+          message: 'main.ts loads a tool command only when that command runs: `await import(…)`.',
+        },
+      ],
+    },
+  });
+  // main.ts reads the simulate command's option defaults from simulate/result.ts at start, so
+  // that module loads no other (types only): the product's commands never load the tools.
+  configs.push({
+    files: [SIMULATE_RESULT],
+    rules: {
+      'no-restricted-syntax': [
+        'error',
+        acrossFolders,
+        computed,
+        googleDynamic,
+        {
+          selector: loading('/./'),
+          message:
+            'simulate/result.ts is loaded by every command (cli/main.ts): it imports types only.',
         },
       ],
     },

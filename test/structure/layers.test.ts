@@ -178,6 +178,46 @@ describe('a wrong-way import fails lint', () => {
     expect(found.some((p) => p.startsWith('no-restricted-imports'))).toBe(true);
   });
 
+  it.each([
+    [
+      'cli/main.ts → a tool command',
+      'src/cli/main.ts',
+      `import { runSimulate } from './simulate-command.js';`,
+    ],
+    [
+      'cli/main.ts → a tool command, its types named inline',
+      'src/cli/main.ts',
+      `import { type SimulateFlags } from './simulate-command.js';\nexport type F = SimulateFlags;`,
+    ],
+    [
+      'cli/main.ts → a tool command, re-exported',
+      'src/cli/main.ts',
+      `export * from './demo-command.js';`,
+    ],
+    [
+      'simulate/result.ts (loaded by cli/main.ts) → the emulator',
+      'src/simulate/result.ts',
+      `import { startEmulator } from '../emulator/index.js';`,
+    ],
+    [
+      'simulate/result.ts (loaded by cli/main.ts) → the simulator',
+      'src/simulate/result.ts',
+      `import { simulate } from './simulate.js';`,
+    ],
+    [
+      'simulate/result.ts (loaded by cli/main.ts) → a package',
+      'src/simulate/result.ts',
+      `import { z } from 'zod';`,
+    ],
+  ])('what the CLI loads at start loads no tool: %s fails lint', async (_, filePath, line) => {
+    const name = /import \{ (\w+) \}/.exec(line)?.[1];
+    const found = await problems(filePath, line + (name ? use(name) : '\n'));
+    expect(
+      found.some((p) => p.startsWith('no-restricted-syntax')),
+      found.join('\n'),
+    ).toBe(true);
+  });
+
   it('a dynamic import may not leave its folder', async () => {
     // Built from parts, so that test/support/projects.test.ts does not read it as this file's own.
     const target = "'../chaos/chaos.js'";
@@ -541,6 +581,16 @@ describe('the right-way imports pass', () => {
       'a tool command → emulator',
       'src/cli/demo-command.ts',
       `import { startEmulator } from '../emulator/index.js';`,
+    ],
+    [
+      "cli/main.ts → a tool command's types",
+      'src/cli/main.ts',
+      `import type { SimulateFlags } from './simulate-command.js';`,
+    ],
+    [
+      'simulate/result.ts → the types of the emulator',
+      'src/simulate/result.ts',
+      `import type { PublishedMessage } from '../emulator/pubsub-store.js';`,
     ],
     [
       "cli/main.ts → the simulate command's option defaults",
