@@ -371,6 +371,23 @@ describe('a wrong-way import fails lint', () => {
   });
 });
 
+describe('the loggers are pure as the core is, writing only to the stream they are given', () => {
+  it.each([
+    ['new Date()', 'export const now = new Date();'],
+    ['Date.now()', 'export const now = Date.now();'],
+    ['Math.random()', 'export const pick = Math.random();'],
+    ['process', 'export const write = (t: string) => process.stderr.write(t);'],
+    ['console', 'export const say = (t: string) => console.log(t);'],
+    ['setTimeout', 'export const later = () => setTimeout(() => 0, 1);'],
+  ])('%s in src/log.ts fails lint', async (_, code) => {
+    const found = await problems('src/log.ts', code + '\n');
+    expect(
+      found.some((p) => p.startsWith('no-restricted-')),
+      `${code}: ${found.join('\n')}`,
+    ).toBe(true);
+  });
+});
+
 describe("what reads the machine's locale or time zone fails lint", () => {
   const FILES = [
     'src/core/x.ts',
