@@ -129,7 +129,7 @@ async function snapshotFor(
   io: Streams,
   options: RuntimeOptions,
 ): Promise<{ snapshot: Snapshot; complete: boolean }> {
-  if (file) {
+  if (file !== undefined) {
     // A usage older than staleAfter is what an observation reads as unknown: so is it here.
     const staleAfterMs = durationMs(policy.defaults.staleAfter);
     // A region whose worker pools or jobs were not listed raises nothing, as live.
@@ -168,6 +168,16 @@ function warnPolicy(
   const fleet = seen?.complete ? fleetOfSnapshot(seen.snapshot) : undefined;
   for (const w of policyWarnings(policy, fleet))
     io.stderr.write(`warning: policy ${w.path}: ${w.message}\n`);
+}
+
+/**
+ * `--snapshot` of `plan` and `status`: the file to read, or undefined to observe live. An empty
+ * name is refused: read as no flag, it observed the project live where a file was asked for.
+ */
+function snapshotFlag(file: string | undefined): string | undefined {
+  if (file !== undefined && file.trim() === '')
+    throw new UsageError(`--snapshot ${JSON.stringify(file)}: name the snapshot file to read`);
+  return file;
 }
 
 /** `--all` of `plan` and `status`: past ALIKE_LISTED alike in a pool, quiet services are counted. */
@@ -235,12 +245,13 @@ export function buildProgram(
           all?: boolean;
         }) => {
           refuseAllWithJson(opts);
+          const file = snapshotFlag(opts.snapshot);
           const policy = await loadPolicy(
             opts.policy,
-            opts.snapshot ? {} : { forProjects: 'plan' },
+            file !== undefined ? {} : { forProjects: 'plan' },
           );
           const at = opts.at !== undefined ? parseAt(opts.at) : undefined;
-          const seen = await snapshotFor(policy, opts.snapshot, io, options);
+          const seen = await snapshotFor(policy, file, io, options);
           const { snapshot } = seen;
           warnPolicy(io, policy, seen);
           const result = plan(snapshot, policy, at ?? snapshot.takenAt);
@@ -289,9 +300,11 @@ export function buildProgram(
           refuseAllWithJson(opts);
           if (!opts.org && opts.stateDir !== undefined)
             throw new UsageError('--state-dir is read with --org only: add --org, or drop it');
+          const file = opts.org ? opts.snapshot : snapshotFlag(opts.snapshot);
           const policy = await loadPolicy(opts.policy, opts.org ? {} : { forProjects: 'status' });
           if (opts.org) {
-            if (opts.snapshot) throw new UsageError('--org reads the state store: drop --snapshot');
+            if (file !== undefined)
+              throw new UsageError('--org reads the state store: drop --snapshot');
             if (opts.all)
               throw new UsageError('--all lists the services of a plan: drop it with --org');
             const store = await openCliStore(options.stateStore, opts.stateDir, 'read');
@@ -322,7 +335,7 @@ export function buildProgram(
             }
             return EXIT.ok;
           }
-          const seen = await snapshotFor(policy, opts.snapshot, io, options);
+          const seen = await snapshotFor(policy, file, io, options);
           const { snapshot } = seen;
           warnPolicy(io, policy, seen);
           const result = plan(snapshot, policy, snapshot.takenAt);

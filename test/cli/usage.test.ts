@@ -101,6 +101,25 @@ describe('an option the command would ignore', () => {
     expect(r.stdout).toBe('');
   });
 
+  it.each([[['plan']], [['status']], [['plan', '--json']]])(
+    '%j --snapshot "" is refused, not read as no flag (a live observation); exit 2',
+    async (argv) => {
+      const r = await governor(...argv, '--policy', 'examples/policy.yaml', '--snapshot', '');
+      expect(r.code).toBe(2);
+      expect(r.stderr).toBe('error: --snapshot "": name the snapshot file to read\n');
+      expect(r.stdout).toBe('');
+    },
+  );
+
+  it('status --org --snapshot "" is refused as --snapshot is; exit 2', async () => {
+    const r = await governor(
+      ...['status', '--org', '--policy', 'examples/policy.yaml', '--snapshot', ''],
+    );
+    expect(r.code).toBe(2);
+    expect(r.stderr).toBe('error: --org reads the state store: drop --snapshot\n');
+    expect(r.stdout).toBe('');
+  });
+
   it('status --org --state-dir reads that store; exit 0', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'governor-org-'));
     try {
