@@ -122,4 +122,16 @@ describe("a failed run's error, as the framework prints it", () => {
       message: 'run failed: the run deadline had passed',
     });
   });
+
+  it('is logged when printed with more values: they are not in the line the run logged', () => {
+    const announced = new Set(['run failed: the run deadline had passed']);
+    expect(
+      consoleErrorLine(['run failed: the run deadline had passed', 'and more'], announced),
+    ).toMatchObject({
+      severity: 'ERROR',
+      message: 'run failed: the run deadline had passed and more',
+    });
+    // Still left out once when the framework prints it alone.
+    expect(consoleErrorLine(['run failed: the run deadline had passed'], announced)).toBeNull();
+  });
 });
