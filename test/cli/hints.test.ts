@@ -1,0 +1,33 @@
+import { describe, expect, it } from 'vitest';
+import { failureLine } from '../../src/cli/hints.js';
+
+const emulator = {
+  emulatorHost: '127.0.0.1:8085',
+  emulatorAdmin: 'http://127.0.0.1:8086',
+  pubsubEmulatorHost: '127.0.0.1:8085',
+};
+
+describe('the line a failed command prints', () => {
+  it.each([
+    ['the gRPC host', 'connect ECONNREFUSED 127.0.0.1:8085'],
+    ['the admin URL', 'fetch failed: connect ECONNREFUSED 127.0.0.1:8086'],
+  ])('a call refused at %s of the emulator asks whether it still runs', (_, error) => {
+    expect(failureLine(`could not observe p: ${error}`, emulator)).toContain(
+      'is `governor emulator` still running?',
+    );
+  });
+
+  it.each([
+    '4 DEADLINE_EXCEEDED: deadline exceeded calling 127.0.0.1:8085',
+    '7 PERMISSION_DENIED: from 127.0.0.1:8085',
+    'connect ECONNREFUSED 10.0.0.1:443',
+  ])('a failure that is no refused connection to the emulator has no such hint: %s', (error) => {
+    const line = failureLine(`could not observe p: ${error}`, emulator);
+    expect(line).toBe(`error: could not observe p: ${error}\n`);
+  });
+
+  it('without the emulator in the environment, a refused connection is told as it is', () => {
+    const line = failureLine('connect ECONNREFUSED 127.0.0.1:8085', null);
+    expect(line).toBe('error: connect ECONNREFUSED 127.0.0.1:8085\n');
+  });
+});
