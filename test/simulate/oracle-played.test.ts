@@ -527,28 +527,29 @@ describe('share error, priority inversions and caps over quota as docs/simulatio
     idleMinutes: 0,
     startupSeconds: 0,
   };
-  const policy = policyOf(two);
   const members = [0, 1].map((i) => memberOf(i, 1));
   const pool = poolOf(members);
-  const column = (i: number, f: (m: (typeof minutes)[number]) => number) =>
-    [members[i]?.id ?? '', Int32Array.from(minutes.map(f))] as const;
 
-  it('counts each minute as the definitions say', () => {
+  /** The pool's metrics of `rows` accounted minute by minute for the services of `c`. */
+  function account(c: Case, rows: readonly { s0: Row; s1: Row; ideal: [number, number] }[]) {
+    const policy = policyOf(c);
+    const column = (i: number, f: (m: (typeof rows)[number]) => number) =>
+      [members[i]?.id ?? '', Int32Array.from(rows.map(f))] as const;
     const ctx: SimContext = {
-      input: { label: 'hand', fleet: fleetOf(two), traces: new Map(), hours: null },
+      input: { label: 'hand', fleet: fleetOf(c), traces: new Map(), hours: null },
       policy,
-      options: { hours: minutes.length / 60, series: false },
+      options: { hours: rows.length / 60, series: false },
       pools: [pool],
       want: new Map([column(0, (m) => m.s0[0]), column(1, (m) => m.s1[0])]),
       ideal: new Map([column(0, (m) => m.ideal[0]), column(1, (m) => m.ideal[1])]),
       view: new PolicyView(policy),
       startMs: START,
-      minutes: minutes.length,
+      minutes: rows.length,
       tick: 5,
       lag: 3,
     };
     const acc = new Accounting(ctx, START);
-    minutes.forEach((m, t) => {
+    rows.forEach((m, t) => {
       acc.minute(
         pool,
         t,
@@ -563,17 +564,28 @@ describe('share error, priority inversions and caps over quota as docs/simulatio
         })),
       );
     });
-    const result = acc.result('fleet-caps', {
-      violations: [],
-      violationCount: null,
-      failedRuns: [],
-    });
-    expect(result.pools[0]).toMatchObject({
+    return acc.result('fleet-caps', { violations: [], violationCount: null, failedRuns: [] })
+      .pools[0];
+  }
+
+  it('counts each minute as the definitions say', () => {
+    expect(account(two, minutes)).toMatchObject({
       scarceMinutes: 1,
       shareError: 0.25,
       priorityInversions: 1,
       capsOverQuotaMinutes: 1,
     });
+  });
+
+  it('counts no inversion for cap held at the floor, nor for cap held at the same priority', () => {
+    // s0 refused, the caps 3 + 1 and the refusal above the 4 GPUs, but s1 holds only its floor.
+    const atFloor = [
+      { s0: [4, 3, 3, 1] as Row, s1: [0, 1, 0, 0] as Row, ideal: [4, 0] as [number, number] },
+    ];
+    expect(account(two, atFloor)?.priorityInversions).toBe(0);
+    // The first minute above, an inversion at priorities 10 and 0, with both at priority 5.
+    const level: Case = { ...two, services: [svcOf(5), svcOf(5)] };
+    expect(account(level, minutes.slice(0, 1))?.priorityInversions).toBe(0);
   });
 });
 
