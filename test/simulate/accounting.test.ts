@@ -166,6 +166,37 @@ describe('a quota cut', () => {
     expect(refused(r, 'oracle')).toBe(2 * 30);
     expect(refused(r, 'fleet-caps')).toBe(2 * 30);
   });
+
+  it('plays the quota before the cut up to the minute before it: instances held then are kept', async () => {
+    // a wants 4 from minute 29, a minute before the quota falls from 4 to 2. The fleet's caps
+    // start all four at the old quota and keep them past the cut: 0 refused, against the
+    // clairvoyant oracle's 2 a minute from minute 30 (the exception of docs/simulation.md).
+    const scenario: ScenarioInput = {
+      scenario: 1,
+      start: '2026-11-24T00:00:00Z',
+      hours: 1,
+      quota: 4,
+      quotaCut: { atHour: 0.5, factor: 0.5 },
+      startupSeconds: 0,
+      idleMinutes: 0,
+      warmupMinutes: 0,
+      services: [
+        {
+          name: 'a',
+          maxInstances: 4,
+          demand: { shape: { kind: 'step', before: 1, after: 4, atMinute: 29 } },
+        },
+      ],
+    };
+    const input = await buildScenario(parseScenario(scenario), TRACE_DIR);
+    const r = await simulate(input, governSimulation(), {
+      hours: 1,
+      series: false,
+      strategies: ['fleet-caps', 'oracle'],
+    });
+    expect(refused(r, 'oracle')).toBe(2 * 30);
+    expect(refused(r, 'fleet-caps')).toBe(0);
+  });
 });
 
 describe('refusals by cause', () => {
@@ -284,6 +315,35 @@ describe('the best at the tick without hindsight (evidence-oracle)', () => {
     });
     expect(refused(r, 'cadence-oracle')).toBe(0);
     expect(refused(r, 'evidence-oracle')).toBe(5);
+  });
+
+  it('sees at a tick the minute exactly 3 minutes old', async () => {
+    // b steps from 1 to 2 instances at minute 32. The tick at 30 sees minutes ≤ 27: b refused 1
+    // a minute over 32–34. The tick at 35 sees minute 32 (35 − 3): cap 2, nothing refused after.
+    const scenario: ScenarioInput = {
+      scenario: 1,
+      start: '2026-11-24T00:00:00Z',
+      hours: 1,
+      quota: 4,
+      startupSeconds: 0,
+      idleMinutes: 0,
+      warmupMinutes: 60,
+      services: [
+        { name: 'a', maxInstances: 2, demand: { shape: { kind: 'constant', value: 2 } } },
+        {
+          name: 'b',
+          maxInstances: 2,
+          demand: { shape: { kind: 'step', before: 1, after: 2, atMinute: 32 } },
+        },
+      ],
+    };
+    const input = await buildScenario(parseScenario(scenario), TRACE_DIR);
+    const r = await simulate(input, governSimulation(), {
+      hours: 1,
+      series: false,
+      strategies: ['evidence-oracle'],
+    });
+    expect(refused(r, 'evidence-oracle')).toBe(3);
   });
 
   it('sees at its first tick the warm-up a governor sees, not the tick itself', async () => {
@@ -446,6 +506,32 @@ describe('baselines', () => {
     // One instance each first, then the 7 GPUs left by peak: 4.2, 2.1, 0.7 → 4, 2, 1 (largest remainder).
     expect([...caps.values()]).toEqual([5, 3, 2]);
     expect([...overCommit(members, 8).values()]).toEqual([8, 8, 8]);
+  });
+  it('split by peak in GPUs, not in instances, when instances hold different GPUs', async () => {
+    // Quota 6: a (2 GPUs an instance) wants 2 instances, 4 GPUs, b (1 GPU) 3. One instance each
+    // first, then the 3 GPUs left by peak, 4 : 3: 0.86 of an instance of a, 1.29 of b → caps
+    // 2 and 2 (largest remainder), b refused 1 a minute. By instances (2 : 3) a would keep 1
+    // and b get 3: 2 a minute.
+    const scenario: ScenarioInput = {
+      scenario: 1,
+      start: '2026-11-24T00:00:00Z',
+      hours: 1,
+      quota: 6,
+      startupSeconds: 0,
+      idleMinutes: 0,
+      warmupMinutes: 0,
+      services: [
+        { name: 'a', gpus: 2, maxInstances: 1, demand: { shape: { kind: 'constant', value: 2 } } },
+        { name: 'b', maxInstances: 1, demand: { shape: { kind: 'constant', value: 3 } } },
+      ],
+    };
+    const input = await buildScenario(parseScenario(scenario), TRACE_DIR);
+    const r = await simulate(input, governSimulation(), {
+      hours: 1,
+      series: false,
+      strategies: ['peak-proportional'],
+    });
+    expect(refused(r, 'peak-proportional')).toBe(60);
   });
   it('over-commit gives each service the whole quota in whole instances, the split what is left', async () => {
     // Cloud Run checks a service's max against the quota alone, in whole instances: 2 of 2 GPUs
