@@ -30,6 +30,11 @@ export interface MinuteRow {
   refused: number;
   refusedCap: number;
   idle: number;
+  /**
+   * GPUs: the cap written, where it is not `cap` (the clairvoyant oracle accounts a minute at its
+   * split but writes at least 1): what a reversal is counted on, as the writes are.
+   */
+  written?: number;
 }
 
 /** What the governor's run adds beside the minutes (baselines: none). */
@@ -139,19 +144,20 @@ export class Accounting {
    */
   private trackReversal(sm: ServiceMetrics, r: MinuteRow, t: number): void {
     const track = this.capTrack.get(r.member.id);
+    const cap = r.written ?? r.cap;
     if (!track) {
-      this.capTrack.set(r.member.id, { cap: r.cap, lowered: null, refusedSince: false });
+      this.capTrack.set(r.member.id, { cap, lowered: null, refusedSince: false });
       return;
     }
-    if (r.cap < track.cap) {
+    if (cap < track.cap) {
       track.lowered = t;
       track.refusedSince = false;
-    } else if (r.cap > track.cap && track.lowered !== null) {
+    } else if (cap > track.cap && track.lowered !== null) {
       if (t - track.lowered <= REVERSAL_MINUTES && !track.refusedSince) sm.reversals += 1;
       track.lowered = null;
     }
     if (r.refusedCap > 0) track.refusedSince = true;
-    track.cap = r.cap;
+    track.cap = cap;
   }
 
   /** The strategy's metrics from the sums. */

@@ -113,7 +113,8 @@ function cappedMinute(
     if (t > 0) acc.wrote(member.id);
     last.set(member.id, written);
   }
-  return atCap(member, want, cap);
+  const row = atCap(member, want, cap);
+  return written === cap ? row : { ...row, written: written * member.gpus };
 }
 
 /** One minute of a service held at `cap` instances, with no start-up or idle tail. */

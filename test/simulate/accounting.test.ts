@@ -134,6 +134,48 @@ describe('a pool with no quota', () => {
   });
 });
 
+describe("the clairvoyant oracle's writes and reversals", () => {
+  it('counts a reversal only where the cap it writes changed, as its writes', async () => {
+    // s0 wants 1 instance, none over minutes 10–19, then 1 again: the split goes 1 → 0 → 1, but
+    // the cap written stays 1 (a max of 0 is not a cap): no write, so no cap raised back.
+    const at = (t: number) =>
+      new Date(Date.parse('2026-11-24T00:00:00Z') + t * MINUTE_MS).toISOString();
+    const fleet = validateFleet({
+      start: at(0),
+      warmupMinutes: 0,
+      idleMinutes: 0,
+      startupSeconds: 0,
+      projects: [
+        {
+          id: 'sim-project',
+          pools: [{ region: 'us-central1', quota: 4 }],
+          services: [
+            {
+              name: 's0',
+              region: 'us-central1',
+              gpu: { count: 1 },
+              maxInstances: 2,
+              demand: {
+                steps: [
+                  { at: at(0), value: 1 },
+                  { at: at(10), value: 0 },
+                  { at: at(20), value: 1 },
+                ],
+              },
+            },
+          ],
+        },
+      ],
+    });
+    const r = await simulate(
+      { label: 'hand', fleet, traces: new Map(), hours: null },
+      governSimulation(),
+      { hours: 1, series: false, strategies: ['oracle'] },
+    );
+    expect(r.strategies[0]?.services[0]).toMatchObject({ writes: 0, reversals: 0 });
+  });
+});
+
 describe('a quota cut', () => {
   it('holds the played strategies to the cut quota from its own minute, as the oracles', async () => {
     // a wants 1 instance, then 4 from minute 30, when the quota falls from 4 to 2. From minute 30
