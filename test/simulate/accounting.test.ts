@@ -482,6 +482,43 @@ describe("the best at the tick keeping the policy's priority (policy-oracle)", (
     expect(refused(r, 'policy-evidence-oracle')).toBe(7 * 5 + 6 * 25);
   });
 
+  it('keeps what a lower priority has in use, unless it is preemptible', async () => {
+    // Quota 8: hi wants 5, lo 3, all along; hi's demand is ceil(5 × 1.2) = 6. Above both floors
+    // 6 GPUs: hi takes 4 more (5), and of the 2 left lo keeps the 2 above its floor it has in
+    // use: nothing refused. With lo preemptible, hi is raised to its 6th first and lo held at 2:
+    // refused 1 a minute.
+    const both = (preempt: boolean) =>
+      governSimulation({
+        defaults: { headroom: 0.2 },
+        services: [
+          { match: { name: 'hi' }, priority: 10 },
+          { match: {}, preempt },
+        ],
+      });
+    const input = await buildScenario(
+      parseScenario({
+        ...scenario(3),
+        quota: 8,
+        services: [
+          { name: 'hi', maxInstances: 5, demand: { shape: { kind: 'constant', value: 5 } } },
+          { name: 'lo', maxInstances: 5, demand: { shape: { kind: 'constant', value: 3 } } },
+        ],
+      }),
+      TRACE_DIR,
+    );
+    const policyOracle = async (preempt: boolean) =>
+      refused(
+        await simulate(input, both(preempt), {
+          hours: 1,
+          series: false,
+          strategies: ['policy-oracle'],
+        }),
+        'policy-oracle',
+      );
+    expect(await policyOracle(false)).toBe(0);
+    expect(await policyOracle(true)).toBe(60);
+  });
+
   it("reads the policy's demand from the warm-up's minutes too, as a governor does", async () => {
     // hi (priority 10, cap 5) wants 5 in the hour of warm-up, 2 from minute 0; lo wants 10 all
     // along at its cap of 5; quota 10, floors 1, headroom 20%, lookback 30 minutes. Until the tick
