@@ -327,29 +327,35 @@ describe('the excess by cause where the floors alone are above the pool', () => 
 });
 
 describe('the best at the tick without hindsight (evidence-oracle)', () => {
+  /** a wants 2 instances all hour; b steps from 1 to 2 at `atMinute`; the pool has room for both. */
+  const stepOfB = (atMinute: number) =>
+    buildScenario(
+      parseScenario({
+        scenario: 1,
+        start: '2026-11-24T00:00:00Z',
+        hours: 1,
+        quota: 4,
+        startupSeconds: 0,
+        idleMinutes: 0,
+        warmupMinutes: 60,
+        services: [
+          { name: 'a', maxInstances: 2, demand: { shape: { kind: 'constant', value: 2 } } },
+          {
+            name: 'b',
+            maxInstances: 2,
+            demand: { shape: { kind: 'step', before: 1, after: 2, atMinute } },
+          },
+        ],
+      }),
+      TRACE_DIR,
+    );
+
   it('sees a step 3 minutes late and pays until the next tick that shows it', async () => {
     // b steps from 1 to 2 instances at minute 30; the pool has room for both. The tick at 30
     // sees minutes ≤ 27 (b wants 1), so b is refused 1 a minute over 30–34; the tick at 35 sees
     // 30–32 and gives it 2. The best at the tick knows minute 30 in advance: 0 refused. (The
     // tick at 0 sees the warm-up's minutes, as a governor does.)
-    const scenario: ScenarioInput = {
-      scenario: 1,
-      start: '2026-11-24T00:00:00Z',
-      hours: 1,
-      quota: 4,
-      startupSeconds: 0,
-      idleMinutes: 0,
-      warmupMinutes: 60,
-      services: [
-        { name: 'a', maxInstances: 2, demand: { shape: { kind: 'constant', value: 2 } } },
-        {
-          name: 'b',
-          maxInstances: 2,
-          demand: { shape: { kind: 'step', before: 1, after: 2, atMinute: 30 } },
-        },
-      ],
-    };
-    const input = await buildScenario(parseScenario(scenario), TRACE_DIR);
+    const input = await stepOfB(30);
     const r = await simulate(input, governSimulation(), {
       hours: 1,
       series: false,
@@ -362,24 +368,7 @@ describe('the best at the tick without hindsight (evidence-oracle)', () => {
   it('sees at a tick the minute exactly 3 minutes old', async () => {
     // b steps from 1 to 2 instances at minute 32. The tick at 30 sees minutes ≤ 27: b refused 1
     // a minute over 32–34. The tick at 35 sees minute 32 (35 − 3): cap 2, nothing refused after.
-    const scenario: ScenarioInput = {
-      scenario: 1,
-      start: '2026-11-24T00:00:00Z',
-      hours: 1,
-      quota: 4,
-      startupSeconds: 0,
-      idleMinutes: 0,
-      warmupMinutes: 60,
-      services: [
-        { name: 'a', maxInstances: 2, demand: { shape: { kind: 'constant', value: 2 } } },
-        {
-          name: 'b',
-          maxInstances: 2,
-          demand: { shape: { kind: 'step', before: 1, after: 2, atMinute: 32 } },
-        },
-      ],
-    };
-    const input = await buildScenario(parseScenario(scenario), TRACE_DIR);
+    const input = await stepOfB(32);
     const r = await simulate(input, governSimulation(), {
       hours: 1,
       series: false,
