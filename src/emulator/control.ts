@@ -17,6 +17,7 @@ import {
 import { topicNameFault, type PublishedMessage } from './pubsub-store.js';
 import {
   decideQuotaPreference,
+  MAX_PREFERRED,
   PREFERENCE_ID,
   quotaPreferences,
   seedQuotaPreference,
@@ -140,9 +141,6 @@ export type CreateServiceInput = z.input<typeof CreateServiceInput>;
 export const DeleteServiceInput = z.strictObject(Target);
 export type DeleteServiceInput = z.input<typeof DeleteServiceInput>;
 
-/** The most GPUs a decision grants: what CreateQuotaPreference takes (quota-preferences.ts). */
-const MAX_GRANTED_VALUE = 1_000_000;
-
 /**
  * Google's decision on a pending quota preference (pending → granted or denied), which no Cloud
  * Quotas method makes: `name` is the preference's resource name; `grantedValue` a partial grant
@@ -161,7 +159,7 @@ export const DecideQuotaPreferenceInput = z.strictObject({
       'expected projects/PROJECT/locations/global/quotaPreferences/ID',
     ),
   decision: z.enum(['granted', 'denied']),
-  grantedValue: z.number().int().min(0).max(MAX_GRANTED_VALUE).optional(),
+  grantedValue: z.number().int().min(0).max(MAX_PREFERRED).optional(),
   stateDetail: z
     .string()
     .min(1)
@@ -490,10 +488,10 @@ export class EmulatorControl {
     if (
       q.decision === 'granted' &&
       q.grantedValue === undefined &&
-      p.preferredValue > MAX_GRANTED_VALUE
+      p.preferredValue > MAX_PREFERRED
     )
       throw new ControlError(
-        `quota preference ${q.name} asks for ${p.wire?.preferredValue ?? p.preferredValue}, beyond the ${MAX_GRANTED_VALUE} GPUs a pool's quota holds here: grant a number of GPUs with grantedValue`,
+        `quota preference ${q.name} asks for ${p.wire?.preferredValue ?? p.preferredValue}, beyond the ${MAX_PREFERRED} GPUs a pool's quota holds here: grant a number of GPUs with grantedValue`,
       );
     if (
       q.grantedValue !== undefined &&

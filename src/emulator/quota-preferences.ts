@@ -92,7 +92,8 @@ const NAME = /^projects\/([^/]+)\/locations\/([^/]+)\/quotaPreferences\/([^/]+)$
  * with a letter or digit, at most 63 (AIP-122's length): strict beyond that example.
  */
 export const PREFERENCE_ID = /^[a-z]([a-z0-9_-]{0,61}[a-z0-9])?$/;
-const MAX_PREFERRED = 1_000_000;
+/** The most GPUs a preference asks for or is granted here: what a pool's quota holds. */
+export const MAX_PREFERRED = 1_000_000;
 const UPDATABLE = [
   'quota_config',
   'quota_config.preferred_value',
