@@ -18,21 +18,25 @@ let emulator: RunningEmulator;
 let admin: string;
 let client: CloudQuotasClient;
 
+/** Files a Cloud Run GPU quota preference through the API, as the governor files one. */
+const fileRunPreference = (id: string, quotaId: string, region: string, preferredValue: string) =>
+  client.createQuotaPreference({
+    parent: PARENT,
+    quotaPreferenceId: id,
+    quotaPreference: {
+      service: 'run.googleapis.com',
+      quotaId,
+      dimensions: { region },
+      quotaConfig: { preferredValue },
+      contactEmail: 'ops@example.com',
+    },
+  });
+
 beforeEach(async () => {
   emulator = await startEmulator({ fleet: testFleet(), speed: 'manual' });
   admin = emulator.env['GOVERNOR_EMULATOR_ADMIN'] ?? '';
   client = new CloudQuotasClient(clientConfig({ emulatorHost: emulator.host }).options);
-  await client.createQuotaPreference({
-    parent: PARENT,
-    quotaPreferenceId: 'more-l4',
-    quotaPreference: {
-      service: 'run.googleapis.com',
-      quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
-      dimensions: { region: TEST_FLEET_REGION },
-      quotaConfig: { preferredValue: '9' },
-      contactEmail: 'ops@example.com',
-    },
-  });
+  await fileRunPreference('more-l4', 'NvidiaL4GpuAllocPerProjectRegion', TEST_FLEET_REGION, '9');
 });
 
 afterEach(async () => {
@@ -100,17 +104,7 @@ describe('POST /quota-preferences/decide', () => {
         ]),
       );
     };
-    await client.createQuotaPreference({
-      parent: PARENT,
-      quotaPreferenceId: 'more-west',
-      quotaPreference: {
-        service: 'run.googleapis.com',
-        quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
-        dimensions: { region: 'europe-west1' },
-        quotaConfig: { preferredValue: '8' },
-        contactEmail: 'ops@example.com',
-      },
-    });
+    await fileRunPreference('more-west', 'NvidiaL4GpuAllocPerProjectRegion', 'europe-west1', '8');
     const before = await info();
     const r = await decide(
       JSON.stringify({ name: `${PARENT}/quotaPreferences/more-west`, decision: 'granted' }),
@@ -126,17 +120,12 @@ describe('POST /quota-preferences/decide', () => {
 
   it('decides a preference whose id the API took with underscores, as in Google example ids', async () => {
     const name = `${PARENT}/quotaPreferences/example_default-limit_us-central1`;
-    await client.createQuotaPreference({
-      parent: PARENT,
-      quotaPreferenceId: 'example_default-limit_us-central1',
-      quotaPreference: {
-        service: 'run.googleapis.com',
-        quotaId: 'NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion',
-        dimensions: { region: TEST_FLEET_REGION },
-        quotaConfig: { preferredValue: '4' },
-        contactEmail: 'ops@example.com',
-      },
-    });
+    await fileRunPreference(
+      'example_default-limit_us-central1',
+      'NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion',
+      TEST_FLEET_REGION,
+      '4',
+    );
     const r = await decide(JSON.stringify({ name, decision: 'granted' }));
     expect(r.status, r.error).toBe(200);
     const [p] = await client.getQuotaPreference({ name });
@@ -284,17 +273,12 @@ describe('POST /quota-preferences/seed', () => {
       preferredValue: '3',
     });
     expect(seeded.status, seeded.error).toBe(200);
-    const [filed] = await client.createQuotaPreference({
-      parent: PARENT,
-      quotaPreferenceId: 'run-l4',
-      quotaPreference: {
-        service: 'run.googleapis.com',
-        quotaId: 'NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion',
-        dimensions: { region: TEST_FLEET_REGION },
-        quotaConfig: { preferredValue: '4' },
-        contactEmail: 'ops@example.com',
-      },
-    });
+    const [filed] = await fileRunPreference(
+      'run-l4',
+      'NvidiaL4GpuAllocNoZonalRedundancyPerProjectRegion',
+      TEST_FLEET_REGION,
+      '4',
+    );
     expect(filed.name).toBe(`${PARENT}/quotaPreferences/run-l4`);
   });
 

@@ -177,29 +177,35 @@ describe("the clairvoyant oracle's writes and reversals", () => {
 });
 
 describe('a quota cut', () => {
+  /** The quota falls from 4 to 2 at minute 30; a steps from 1 to 4 instances at `atMinute`. */
+  const cutAtHalfHour = (atMinute: number) =>
+    buildScenario(
+      parseScenario({
+        scenario: 1,
+        start: '2026-11-24T00:00:00Z',
+        hours: 1,
+        quota: 4,
+        quotaCut: { atHour: 0.5, factor: 0.5 },
+        startupSeconds: 0,
+        idleMinutes: 0,
+        warmupMinutes: 0,
+        services: [
+          {
+            name: 'a',
+            maxInstances: 4,
+            demand: { shape: { kind: 'step', before: 1, after: 4, atMinute } },
+          },
+        ],
+      }),
+      TRACE_DIR,
+    );
+
   it('holds the played strategies to the cut quota from its own minute, as the oracles', async () => {
     // a wants 1 instance, then 4 from minute 30, when the quota falls from 4 to 2. From minute 30
     // the pool has 2 GPUs: the fleet's caps (4) start one more instance and refuse 2 a minute,
     // as the clairvoyant oracle does. Played at the old quota, minute 30 would start all four,
     // and the model lets a service keep what it holds above a cut: 0 refused, below the oracle.
-    const scenario: ScenarioInput = {
-      scenario: 1,
-      start: '2026-11-24T00:00:00Z',
-      hours: 1,
-      quota: 4,
-      quotaCut: { atHour: 0.5, factor: 0.5 },
-      startupSeconds: 0,
-      idleMinutes: 0,
-      warmupMinutes: 0,
-      services: [
-        {
-          name: 'a',
-          maxInstances: 4,
-          demand: { shape: { kind: 'step', before: 1, after: 4, atMinute: 30 } },
-        },
-      ],
-    };
-    const input = await buildScenario(parseScenario(scenario), TRACE_DIR);
+    const input = await cutAtHalfHour(30);
     const r = await simulate(input, governSimulation(), {
       hours: 1,
       series: false,
@@ -213,24 +219,7 @@ describe('a quota cut', () => {
     // a wants 4 from minute 29, a minute before the quota falls from 4 to 2. The fleet's caps
     // start all four at the old quota and keep them past the cut: 0 refused, against the
     // clairvoyant oracle's 2 a minute from minute 30 (the exception of docs/simulation.md).
-    const scenario: ScenarioInput = {
-      scenario: 1,
-      start: '2026-11-24T00:00:00Z',
-      hours: 1,
-      quota: 4,
-      quotaCut: { atHour: 0.5, factor: 0.5 },
-      startupSeconds: 0,
-      idleMinutes: 0,
-      warmupMinutes: 0,
-      services: [
-        {
-          name: 'a',
-          maxInstances: 4,
-          demand: { shape: { kind: 'step', before: 1, after: 4, atMinute: 29 } },
-        },
-      ],
-    };
-    const input = await buildScenario(parseScenario(scenario), TRACE_DIR);
+    const input = await cutAtHalfHour(29);
     const r = await simulate(input, governSimulation(), {
       hours: 1,
       series: false,
