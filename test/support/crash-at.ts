@@ -36,15 +36,20 @@ function refuse(message: string): never {
   process.exit(2);
 }
 
-const CALLS = ['mkdir', 'open', 'link', 'rename', 'unlink', 'sync'];
+/** The calls of node:fs/promises made steps; `sync` (a flush) is one too, when named. */
+const FILE_CALLS = ['mkdir', 'open', 'link', 'rename', 'unlink'] as const;
+const CALLS: readonly string[] = [...FILE_CALLS, 'sync'];
+// A setting set to the empty string is unset, as the governor reads its own.
 const env = process.env;
-if (env.CRASH_AT !== undefined && !/^[1-9][0-9]{0,8}$/.test(env.CRASH_AT))
+if (env.CRASH_AT && !/^[1-9][0-9]{0,8}$/.test(env.CRASH_AT))
   refuse(`CRASH_AT must be a step number from 1, not ${JSON.stringify(env.CRASH_AT)}`);
-if (env.CRASH_WHEN !== undefined && env.CRASH_WHEN !== 'before' && env.CRASH_WHEN !== 'after')
+if (env.CRASH_WHEN && env.CRASH_WHEN !== 'before' && env.CRASH_WHEN !== 'after')
   refuse(`CRASH_WHEN must be before or after, not ${JSON.stringify(env.CRASH_WHEN)}`);
-if (env.CRASH_SIGNAL !== undefined && env.CRASH_SIGNAL !== 'SIGSTOP')
+if (env.CRASH_SIGNAL && env.CRASH_SIGNAL !== 'SIGSTOP')
   refuse(`CRASH_SIGNAL can only be SIGSTOP, not ${JSON.stringify(env.CRASH_SIGNAL)}`);
-const unknownCall = env.CRASH_CALLS?.split(',').find((c) => !CALLS.includes(c));
+// Unset: every call is a step.
+const calls = env.CRASH_CALLS ? env.CRASH_CALLS.split(',') : null;
+const unknownCall = calls?.find((c) => !CALLS.includes(c));
 if (unknownCall !== undefined)
   refuse(`CRASH_CALLS names ${JSON.stringify(unknownCall)}; the steps are ${CALLS.join(', ')}`);
 
@@ -52,7 +57,6 @@ const filter = env.CRASH_FILTER ?? '';
 const trace = env.CRASH_TRACE;
 const at = Number(env.CRASH_AT ?? '0');
 const when = env.CRASH_WHEN === 'before' ? 'before' : 'after';
-const calls = env.CRASH_CALLS ? env.CRASH_CALLS.split(',') : null;
 const stall = env.CRASH_SIGNAL === 'SIGSTOP';
 let count = 0;
 
@@ -109,7 +113,7 @@ if (syncs) {
   };
 }
 
-for (const name of ['mkdir', 'open', 'link', 'rename', 'unlink'] as const) {
+for (const name of FILE_CALLS) {
   if (calls !== null && !calls.includes(name)) continue;
   const original = fsp[name];
   if (original === undefined) throw new Error(`node:fs/promises has no ${name}`);
