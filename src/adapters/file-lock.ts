@@ -111,12 +111,14 @@ export async function withFileLock<T>(
   const deadline = Date.now() + options.timeoutMs;
   let lastTry = false;
   while (!(await tryLock(lock, mine))) {
-    if (lastTry) throw new UnavailableError(waitedInVain(lock, null, options));
     const found = await inspect(lock);
     // Released meanwhile (null) or abandoned (broken here): try again at once. Every way round
     // this loop passes the deadline; past it, a lock gone or just broken gets one last try, so
     // other processes taking the lock in turn between this process's looks cannot keep it here.
     const held = found !== null && !abandoned(found, options.staleMs) ? found : null;
+    // The last try failed: the look after it names the holder, when one holds the lock now (one
+    // given its lock back by breakLock, say), rather than saying others took it in turn.
+    if (lastTry) throw new UnavailableError(waitedInVain(lock, held, options));
     if (found !== null && held === null) await breakLock(lock, found);
     if (Date.now() >= deadline) {
       if (held !== null) throw new UnavailableError(waitedInVain(lock, held, options));

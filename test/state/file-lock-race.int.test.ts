@@ -114,10 +114,13 @@ async function writeDeadLock(lock: string, padTo = 0): Promise<void> {
   );
 }
 
-/** withFileLock on `lock`, waiting up to 200 ms, for work that only notes it ran: what it ended in. */
-async function lockedWork(lock: string): Promise<{ outcome: unknown; ran: boolean }> {
+/** withFileLock on `lock`, waiting up to `timeoutMs`, for work that only notes it ran: what it ended in. */
+async function lockedWork(
+  lock: string,
+  timeoutMs = 200,
+): Promise<{ outcome: unknown; ran: boolean }> {
   let ran = false;
-  const outcome = await withFileLock(lock, { timeoutMs: 200, staleMs: 60_000 }, async () => {
+  const outcome = await withFileLock(lock, { timeoutMs, staleMs: 60_000 }, async () => {
     ran = true;
   }).then(
     () => 'took the lock',
@@ -145,10 +148,11 @@ describe('file lock: taken and released by others between two looks', () => {
     expect((outcome as Error).message).toContain(lock);
     expect((outcome as Error).message).toMatch(/taken by other processes every time/);
     expect(ran).toBe(false);
-    // Each look found the lock released, then one last try past the deadline found it taken
-    // again: one take more than releases, however many looks the machine's speed allowed.
-    expect(other.releases).toBeGreaterThanOrEqual(1);
-    expect(other.takes).toBe(other.releases + 1);
+    // Each try found the lock taken and each look after it found it released, the look after
+    // the last try past the deadline too (so it names no holder): as many takes as releases,
+    // however many the machine's speed allowed.
+    expect(other.releases).toBeGreaterThanOrEqual(2);
+    expect(other.takes).toBe(other.releases);
   }, 20_000);
 
   it('takes a lock the others leave alone, even past its deadline once it broke a dead one', async () => {
@@ -159,19 +163,24 @@ describe('file lock: taken and released by others between two looks', () => {
     await expect(unlink(lock)).rejects.toThrow(/ENOENT/);
   });
 
-  it('gives back a lock taken anew while this process was breaking the one it judged', async () => {
-    const lock = join(dir, 'p.json.lock');
-    // Judged abandoned (a process that no longer exists); by the time it is moved aside, another
-    // process has taken the lock anew: that lock is live, and is put back, not removed. The new
-    // file may well get the removed one's inode number (tmpfs and ext4 reuse it at once): judged
-    // by the inode alone, it was taken for the old lock and removed, and this process ran its work
-    // under the other's lock.
-    await writeDeadLock(lock);
-    other.retaking = lock;
-    const worked = await lockedWork(lock);
-    expect(other.takes).toBe(1);
-    await expectGivenBack(lock, worked);
-  });
+  // Waiting 0 ms, the deadline has passed once the lock is given back, and the one last try finds
+  // it taken: the holder is named all the same (a slow machine takes that way at 200 ms too).
+  it.each([0, 200])(
+    'gives back a lock taken anew while this process was breaking the one it judged (waiting %i ms)',
+    async (timeoutMs) => {
+      const lock = join(dir, 'p.json.lock');
+      // Judged abandoned (a process that no longer exists); by the time it is moved aside, another
+      // process has taken the lock anew: that lock is live, and is put back, not removed. The new
+      // file may well get the removed one's inode number (tmpfs and ext4 reuse it at once): judged
+      // by the inode alone, it was taken for the old lock and removed, and this process ran its work
+      // under the other's lock.
+      await writeDeadLock(lock);
+      other.retaking = lock;
+      const worked = await lockedWork(lock, timeoutMs);
+      expect(other.takes).toBe(1);
+      await expectGivenBack(lock, worked);
+    },
+  );
 
   it.each([
     ['another inode number', 'other-inode'],
@@ -188,7 +197,8 @@ describe('file lock: taken and released by others between two looks', () => {
       await utimes(lock, at, at);
       other.retaking = lock;
       other.retakeAs = retakeAs;
-      const worked = await lockedWork(lock);
+      // Waiting 0 ms: the deadline passes while the lock is broken (see above).
+      const worked = await lockedWork(lock, 0);
       // The lock taken again differs from the judged one in that alone.
       const { judged, taken } = other.retaken ?? expect.fail('the lock was not taken again');
       expect([
