@@ -128,15 +128,23 @@ function serve(
       if (answer.status === 204) res.status(204).end();
       else res.status(answer.status).json(answer.body);
     } catch (e) {
-      // The stack in `stack_trace`, where Error Reporting reads it first.
-      requestLog.log(
-        'ERROR',
-        `${prefix}unexpected failure: ${listOnOneLine(errorMessage(e))}`,
-        e instanceof Error && e.stack ? { stack_trace: e.stack } : {},
-      );
+      logUnexpected(requestLog, prefix, e);
       res.status(500).json({ error: 'unexpected failure; see the logs' });
     }
   });
+}
+
+/**
+ * An unexpected failure (a bug, a client that cannot be built), in one ERROR line for every entry
+ * point: its reason on one line, its stack in `stack_trace`, where Error Reporting reads it first
+ * (https://cloud.google.com/error-reporting/docs/formatting-error-messages), and the request's trace.
+ */
+function logUnexpected(requestLog: Logger, prefix: string, e: unknown): void {
+  requestLog.log(
+    'ERROR',
+    `${prefix}unexpected failure: ${listOnOneLine(errorMessage(e))}`,
+    e instanceof Error && e.stack ? { stack_trace: e.stack } : {},
+  );
 }
 
 serve('governorHttp', (body, requestLog) => handle(body, process.env, requestLog));
@@ -160,7 +168,15 @@ cloudEvent('governorEvent', async (event: CloudEvent<unknown>) => {
     return;
   }
   const payload = read.payload;
-  const answer = await handle(payload, process.env, eventLog);
+  let answer: Answer;
+  try {
+    answer = await handle(payload, process.env, eventLog);
+  } catch (e) {
+    // Logged as governorHttp logs it, not left to the framework, which would print the stack as
+    // the line's text, without the request's trace.
+    logUnexpected(eventLog, '', e);
+    throw announcedError('unexpected failure; see the logs');
+  }
   if (answer.status === 400 || answer.status === 403) {
     // The same rules as the HTTP entry point: whoever can publish to the trigger topic gets no
     // more than the policy allows. Redelivery would be refused again: let the message go.
@@ -182,7 +198,12 @@ cloudEvent('governorEvent', async (event: CloudEvent<unknown>) => {
  */
 function runFailed(answer: Answer): Error {
   const why = String(answer.body.error ?? answer.body.outcome);
-  const error = new Error(`run failed: ${cutText(listOnOneLine(why), 300)}`);
+  return announcedError(`run failed: ${cutText(listOnOneLine(why), 300)}`);
+}
+
+/** An error to fail the invocation with, whose print by the framework is left out of the log. */
+function announcedError(message: string): Error {
+  const error = new Error(message);
   error.stack = error.message;
   announcedFailures.add(error.stack);
   return error;

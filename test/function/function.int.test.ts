@@ -582,10 +582,15 @@ describe('the Cloud Function (HTTP entry point)', () => {
 });
 
 /** Posts `body` as Eventarc delivers a Pub/Sub message (a binary-mode CloudEvent); the status. */
-async function postEvent(body: unknown, id: string): Promise<number> {
+async function postEvent(
+  body: unknown,
+  id: string,
+  headers: Record<string, string> = {},
+): Promise<number> {
   const res = await fetch(base(events), {
     method: 'POST',
     headers: {
+      ...headers,
       'content-type': 'application/json',
       'ce-specversion': '1.0',
       'ce-type': 'google.cloud.pubsub.topic.v1.messagePublished',
@@ -699,6 +704,40 @@ describe('the Cloud Function (CloudEvent entry point, Pub/Sub trigger)', () => {
       'misconfigured: GOVERNOR_EMULATOR_HOST is set but GOVERNOR_EMULATOR_ADMIN',
     );
     expect(log).not.toMatch(/stack_trace|\bat \S+:\d+:\d+/);
+    expect(printed).toEqual([]);
+    expect(emulator.writes()).toEqual([]);
+  });
+
+  it('an unexpected failure is one ERROR entry, its stack for Error Reporting, as governorHttp logs it', async () => {
+    // A client that cannot be built: the Firestore client refuses a malformed emulator address
+    // when it is constructed, before the run has a state store.
+    process.env.FIRESTORE_EMULATOR_HOST = 'not a host';
+    const trace = '4bf92f3577b34da6a3ce929d0e0e4736';
+    const traceparent = `00-${trace}-00f067aa0ba902b7-01`;
+    printed.length = 0;
+    let event = 0;
+    let httpAnswer = { status: 0, json: {} as Record<string, unknown> };
+    const log = await logOf(async () => {
+      event = await postEvent({ message: {}, subscription: 'y' }, 'no-client', { traceparent });
+      httpAnswer = await post(http, {}, { traceparent });
+    });
+    expect([event, httpAnswer.status]).toEqual([500, 500]);
+    expect(httpAnswer.json).toEqual({ error: 'unexpected failure; see the logs' });
+    const lines = log
+      .trim()
+      .split('\n')
+      .map((l) => JSON.parse(l) as Record<string, unknown>);
+    const errors = lines.filter((l) => l.severity === 'ERROR');
+    // One line each, alike but for the entry point: the reason in the message, on one line; the
+    // stack where Error Reporting reads it first
+    // (https://cloud.google.com/error-reporting/docs/formatting-error-messages); the request's trace.
+    expect(errors).toHaveLength(2);
+    for (const line of errors) {
+      expect(String(line.message)).toMatch(/^unexpected failure: .*FIRESTORE_EMULATOR_HOST/);
+      expect(String(line.message)).not.toContain('\n');
+      expect(String(line.stack_trace)).toMatch(/\n\s+at /);
+      expect(line['logging.googleapis.com/trace']).toBe(`projects/${PROJECT}/traces/${trace}`);
+    }
     expect(printed).toEqual([]);
     expect(emulator.writes()).toEqual([]);
   });
