@@ -621,6 +621,49 @@ describe('fan-out: dispatch, then one function run per project', () => {
     }
   });
 
+  it('alerts a unit that failed unexpectedly on its last delivery, then reports the failure', async () => {
+    // A run that fails outside reconcile's own failures (here: the clock it starts from cannot be
+    // read) is thrown to the entry point, which logs it and answers 500; its last delivery is
+    // alerted first, as any failed run's is.
+    const { createServer } = await import('node:net');
+    const closed = createServer();
+    await new Promise<void>((resolve) => closed.listen(0, '127.0.0.1', resolve));
+    const port = (closed.address() as AddressInfo).port;
+    await new Promise((r) => closed.close(r));
+    const lines: string[] = [];
+    const log = textLogger({ write: (s: string) => lines.push(s) }, 'INFO', { alerts: true });
+    const fresh = await mkdtemp(join(tmpdir(), 'org-fn-unexpected-'));
+    const env = {
+      ...process.env,
+      GOVERNOR_STATE_DIR: fresh,
+      GOVERNOR_POLICY: JSON.stringify({ ...JSON.parse(POLICY), projects: [orgProjectId(2)] }),
+      GOVERNOR_MAX_DELIVERY_ATTEMPTS: '5',
+      GOVERNOR_EMULATOR_ADMIN: `http://127.0.0.1:${port}`,
+    };
+    const work = JSON.stringify({
+      version: 1,
+      kind: 'govern',
+      project: orgProjectId(2),
+      dispatchId: 'd-unexpected',
+      issuedAt: new Date().toISOString(),
+    });
+    try {
+      await expect(handleUnitPush(push(work, { deliveryAttempt: 4 }), env, log)).rejects.toThrow(
+        /emulator's clock/,
+      );
+      expect(lines.join('')).not.toMatch(/alert governor\.degraded/);
+      lines.length = 0;
+      await expect(handleUnitPush(push(work, { deliveryAttempt: 5 }), env, log)).rejects.toThrow(
+        /emulator's clock/,
+      );
+      expect(lines.join('')).toMatch(
+        /alert governor\.degraded firing: gpu-proj-0002 is not governed: its unit failed its last delivery \(5 of 5\); the work message goes to the dead-letter topic: .*emulator's clock/,
+      );
+    } finally {
+      await rm(fresh, { recursive: true, force: true });
+    }
+  });
+
   it('alerts a work message that went stale while redelivered, before it is acknowledged', async () => {
     // A unit whose every delivery runs to its deadline: with the module's defaults (timeout 300 s,
     // so a 270 s run deadline, and a backoff of 83 s growing to 600 s) its fifth delivery comes
