@@ -186,7 +186,9 @@ cloudEvent('governorEvent', async (event: CloudEvent<unknown>) => {
     return;
   }
   // A failed run throws so that the invocation is reported as failed (logs, error metrics). It is
-  // not redelivered: the module's trigger sets RETRY_POLICY_DO_NOT_RETRY, and the next scheduled
+  // not redelivered: the module's trigger sets RETRY_POLICY_DO_NOT_RETRY ("if a function
+  // invocation terminates with an error, the function is not invoked again and the event is
+  // dropped": https://cloud.google.com/functions/docs/writing/retries), and the next scheduled
   // run is the retry (a redelivered, stale tick would run again for up to a day, behind fresh ones).
   if (answer.status >= 500) throw runFailed(answer);
 });
