@@ -567,7 +567,28 @@ export function buildProgram(
       }),
     );
 
+  refuseRepeatedValues(program);
   return program;
+}
+
+/**
+ * An option that takes one value, given twice (`--policy a.yaml ... --policy b.yaml`), is refused
+ * by name. Commander keeps the last value without a word: a `--policy` added by a script after the
+ * one written first replaced it, and `apply` wrote by a policy no one meant.
+ */
+function refuseRepeatedValues(command: Command): void {
+  for (const option of command.options) {
+    if (!(option.required || option.optional) || option.variadic) continue;
+    let given = 0;
+    command.on(`option:${option.name()}`, () => {
+      given += 1;
+      if (given > 1)
+        command.error(`error: option '${option.flags}' given more than once: give it once`, {
+          code: 'commander.optionRepeated',
+        });
+    });
+  }
+  for (const sub of command.commands) refuseRepeatedValues(sub);
 }
 
 export { interruptPrompts, mustFinishRunning } from './finishing.js';

@@ -75,6 +75,36 @@ describe('a misspelt required option', () => {
   });
 });
 
+describe('an option given twice', () => {
+  it.each([
+    [
+      ['validate', '--policy', 'examples/policy.yaml', '--policy', 'examples/demo-policy.yaml'],
+      '--policy',
+    ],
+    [['plan', '--policy', 'p.yaml', '--snapshot', 'a.json', '--snapshot=b.json'], '--snapshot'],
+    [['quota', 'recommend', '--policy', 'p.yaml', '--days', '3', '--days', '5'], '--days'],
+    [['simulate', '--policy', 'p.yaml', '--fleet', 'a.yaml', '--fleet', 'b.yaml'], '--fleet'],
+  ])('%j is refused naming it, not read as its last value; exit 2', async (argv, flag) => {
+    const r = await governor(...argv);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain(`error: option '${flag}`);
+    expect(r.stderr).toContain('given more than once');
+    expect(r.stdout).toBe('');
+  });
+
+  it('a flag without a value given twice is the flag; exit 0', async () => {
+    const twice = await governor(
+      'plan',
+      ...['--policy', 'examples/policy.yaml'],
+      ...['--snapshot', 'examples/snapshot.json'],
+      '--json',
+      '--json',
+    );
+    expect(twice.code, twice.stderr).toBe(0);
+    expect(JSON.parse(twice.stdout)).toHaveProperty('changes');
+  });
+});
+
 describe('an option the command would ignore', () => {
   it('status --state-dir without --org is refused, not silently dropped; exit 2', async () => {
     const r = await governor(
