@@ -112,7 +112,27 @@ export async function readInputText(path: string, what: string, maxBytes: number
       [],
     );
   }
+  // Valid UTF-8, but neither YAML (its printable characters leave out x00:
+  // https://yaml.org/spec/1.2.2/#51-character-set) nor JSON (a control character only escaped,
+  // in a string: https://www.rfc-editor.org/rfc/rfc8259#section-7): binary data, or UTF-16
+  // text without its byte order mark. Parsed on, it read as a key no one wrote ("version:
+  // missing"), or a file of zeros as "expected object".
+  const nul = bytes.indexOf(0);
+  if (nul !== -1) {
+    throw new InputError(
+      `cannot read the ${what} file ${path}: line ${lineOf(bytes, nul)} holds a NUL byte: binary data or UTF-16, not UTF-8 text`,
+      [],
+    );
+  }
   return text;
+}
+
+/** The 1-based line of the byte at `offset`. */
+function lineOf(bytes: Buffer, offset: number): number {
+  let line = 1;
+  for (let at = bytes.indexOf(0x0a); at !== -1 && at < offset; at = bytes.indexOf(0x0a, at + 1))
+    line += 1;
+  return line;
 }
 
 /**

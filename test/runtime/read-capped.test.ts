@@ -65,6 +65,26 @@ describe('reading a named file, never more than a limit', () => {
     expect(await readInputText(utf8, 'policy', 1024)).toBe('name: café ✓\n');
   });
 
+  it('refuses a NUL byte, naming its line, as binary data or UTF-16 rather than a policy', async () => {
+    // A NUL is valid UTF-8 but neither YAML nor JSON text: read on, a NUL before `version`
+    // was reported as "version: missing", and a file of zeros as "expected object".
+    const cases: [string, Buffer, number][] = [
+      ['nul-first.yaml', Buffer.from('\0version: 1\nprojects: [p]\n'), 1],
+      ['nul-third.yaml', Buffer.from('version: 1\nprojects: [p]\nmode: \0enforce\n'), 3],
+      ['utf16.json', Buffer.from('{"version": 1}\n', 'utf16le'), 1],
+      ['zeros', Buffer.alloc(64), 1],
+    ];
+    for (const [name, bytes, line] of cases) {
+      const path = join(dir, name);
+      writeFileSync(path, bytes);
+      const error: unknown = await readInputText(path, 'snapshot', 1024).catch((e: unknown) => e);
+      expect(error, name).toBeInstanceOf(InputError);
+      expect((error as Error).message, name).toBe(
+        `cannot read the snapshot file ${path}: line ${line} holds a NUL byte: binary data or UTF-16, not UTF-8 text`,
+      );
+    }
+  });
+
   it('writes a limit in MiB, KiB or bytes', () => {
     expect(sizeText(64 << 20)).toBe('64 MiB');
     expect(sizeText(4 << 10)).toBe('4 KiB');
