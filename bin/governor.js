@@ -38,11 +38,12 @@ process.stdout.on('error', (e) => {
 process.stderr.on('error', () => {
   process.stderr.write = () => true;
 });
-// Ctrl-C (or SIGTERM) while a run that holds leases is writing: stopping there would leave the
-// lease held until it expires and the run unrecorded, so the first signal lets the run end (it
-// is bounded by its deadline) and says so; a second one stops at once. Otherwise at once, unless
+// Ctrl-C (or SIGTERM, or SIGHUP: the terminal or the ssh session gone) while a run that holds
+// leases is writing: stopping there would leave the lease held until it expires and the run
+// unrecorded, so the first signal lets the run end (it is bounded by its deadline) and says so; a
+// second one stops at once. Otherwise at once, unless
 // the command handles the signal itself (`governor emulator` stops its servers first).
-// Stopping is dying of the signal itself (the shell's $? is 130 or 143), not process.exit: Node's
+// Stopping is dying of the signal itself (the shell's $? is 130, 143 or 129), not process.exit: Node's
 // exit waits for every file call in flight, so a read blocked for good (a named pipe no one
 // writes, `--policy fifo`) made Ctrl-C do nothing at all.
 const dieOf = (signal) => {
@@ -50,7 +51,7 @@ const dieOf = (signal) => {
   process.kill(process.pid, signal);
 };
 let interrupted = false;
-for (const signal of ['SIGINT', 'SIGTERM']) {
+for (const signal of ['SIGINT', 'SIGTERM', 'SIGHUP']) {
   process.on(signal, () => {
     if (!mustFinishRunning()) {
       if (process.listenerCount(signal) > 1) return;

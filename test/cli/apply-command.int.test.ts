@@ -685,6 +685,18 @@ describe('governor apply --yes interrupted (Ctrl-C, SIGTERM) while it writes', (
     expect(r.runs[0]).toMatchObject({ outcome: 'ok', changes: r.writes.length });
   });
 
+  it('a hangup (the terminal or the ssh session gone) lets the run finish as SIGTERM does', async () => {
+    // The state of the run above: a fresh one would be another governor, which waits while
+    // that one's recent writes may still be going on.
+    const r = await interrupted(['SIGHUP'], join(tmp, 'state-sigint'));
+    expect(r.stderr).toContain('SIGHUP: finishing the run first');
+    expect(r.code).toBe(0);
+    expect(r.writes.length).toBeGreaterThan(0);
+    for (const w of r.writes) expect(w.pool?.capsGpus).toBeLessThanOrEqual(5);
+    expect(r.lease).toBeNull();
+    expect(r.runs[0]).toMatchObject({ outcome: 'ok', changes: r.writes.length });
+  });
+
   it('a second signal stops at once, saying the lease stays held and how to break it', async () => {
     const r = await interrupted(['SIGTERM', 'SIGTERM'], join(tmp, 'state-sigterm'));
     expect(r.stderr).toContain('SIGTERM again: stopped during the run');
