@@ -87,6 +87,17 @@ export function fileFaultText(error: unknown): string {
 }
 
 /**
+ * {@link fileFaultText} of a file the message names already: Node's own message for these
+ * repeats the path, the whole of a name too long (twice a line of 100 KB for one of 50 KB).
+ */
+function namedFileFault(error: unknown): string {
+  const code = (error as NodeJS.ErrnoException | null)?.code;
+  if (code === 'ENAMETOOLONG') return 'its name is too long for the file system';
+  if (code === 'ELOOP') return 'too many symbolic links to follow (a loop?)';
+  return fileFaultText(error);
+}
+
+/**
  * A file the user named (`what`: "policy", "snapshot", "fleet", …), as UTF-8 text of at most
  * `maxBytes`. Unreadable or over the limit is bad input (InputError, exit 2), naming the file.
  */
@@ -95,7 +106,7 @@ export async function readInputText(path: string, what: string, maxBytes: number
   try {
     bytes = await readCapped(path, maxBytes);
   } catch (e) {
-    throw new InputError(`cannot read the ${what} file ${path}: ${fileFaultText(e)}`, [], {
+    throw new InputError(`cannot read the ${what} file ${path}: ${namedFileFault(e)}`, [], {
       cause: e,
     });
   }

@@ -1,4 +1,4 @@
-import { closeSync, mkdtempSync, openSync, writeFileSync } from 'node:fs';
+import { closeSync, mkdtempSync, openSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
@@ -39,10 +39,16 @@ describe('reading a named file, never more than a limit', () => {
   });
 
   it('names the file and the fault as bad input', async () => {
+    const loop = join(dir, 'loop');
+    symlinkSync(loop, loop);
     const cases: [string, string][] = [
       [join(dir, 'missing'), 'no such file'],
       [dir, 'is a directory'],
       [file('big', 2048), 'over 1 KiB, the most a policy file may have'],
+      // Named once: Node's own message repeated the whole name, twice the line for a long one.
+      [join(dir, 'n'.repeat(300)), 'its name is too long for the file system'],
+      [join(dir, 'a'.repeat(5000)), 'its name is too long for the file system'],
+      [loop, 'too many symbolic links to follow (a loop?)'],
     ];
     for (const [path, why] of cases) {
       const error: unknown = await readInputText(path, 'policy', 1024).catch((e: unknown) => e);
