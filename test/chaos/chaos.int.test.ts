@@ -22,6 +22,7 @@ import { RecordingSink } from '../../src/adapters/memory/alert-sink.js';
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { createSimPorts, watchWrites } from '../../src/emulator/ports.js';
 import type { StateStore } from '../../src/ports/index.js';
+import { clockStillUntilWrites } from '../support/reconcile-run.js';
 
 /**
  * Rules 1, 3 and 9 of docs/rules.md under faults. 2,500 randomized governor runs in process (the
@@ -428,18 +429,22 @@ describe('timeouts and the run deadline', () => {
         return new Promise<never>(() => {});
       },
     };
+    // 300 ms left for the writes, however long observing and planning took.
+    const deadlineMs = 60_000;
+    const { store, wallClock, writing } = clockStillUntilWrites(deadlineMs, 300);
     let report: RunReport | null = null;
     try {
       report = await reconcile(
         policy,
         {
           ports: { ...sim, run: hung },
-          store: createMemoryStateStore(),
+          store,
           sink: null,
           log: memoryLogger(),
           now: async () => model.now,
+          wallClock,
         },
-        { runId: 'hung', deadlineMs: 300 },
+        { runId: 'hung', deadlineMs },
       );
     } catch (e) {
       if (!(e instanceof RunFailedError)) throw e;
@@ -449,6 +454,7 @@ describe('timeouts and the run deadline', () => {
     // write (else this would show nothing). The decreases go out together, so each one sent hung;
     // nothing was sent after them: the increases wait for the decreases, and the deadline came.
     const sent = report?.writes.filter((w) => w.cause === 'uncertain') ?? [];
+    expect(writing()).toBe(true);
     expect(calls).toBeGreaterThan(0);
     expect(sent).toHaveLength(calls);
     for (const w of sent) expect(w.planned).toBeLessThan(w.from);

@@ -10,7 +10,7 @@ import { reconcile, type RunReport } from '../../src/reconcile/reconcile.js';
 import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { summary } from '../../src/cli/apply-command.js';
 import type { StateStore } from '../../src/ports/index.js';
-import { reconcileReport } from '../support/reconcile-run.js';
+import { clockStillUntilWrites, reconcileReport } from '../support/reconcile-run.js';
 
 /**
  * The act step against another writer, through the emulator and Google's clients: the pool is
@@ -454,10 +454,10 @@ describe('act: another writer between the governor reads and its writes', () => 
   it('a write refused for the minute is not sent again after the run deadline, whatever delay Google asked', async () => {
     await start();
     // Every write refused with a RetryInfo longer than the whole run: the adapter would wait and
-    // send again after the run had given the write up (and perhaps its lease). The run has 3 s:
-    // its reads reached the writes after 0.7 s on 2 cores at a load of 10, which left a run of
-    // 1.5 s little to spare. The delay asked is a second longer than the run, so a write sent
-    // again would be sent after the run ended; the test waits past that moment.
+    // send again after the run had given the write up (and perhaps its lease). The run has 3 s
+    // for its writes, however long its reads took (on the wall clock alone, a loaded machine
+    // spent all 3 s on them and wrote nothing). The delay asked is a second longer than that, so
+    // a write sent again would be sent after the run ended; the test waits past that moment.
     const asked = 4_000;
     let lastRefusal = 0;
     hook = (name) => {
@@ -469,11 +469,13 @@ describe('act: another writer between the governor reads and its writes', () => 
         asked,
       );
     };
+    const { store, wallClock, writing } = clockStillUntilWrites(60_000, 3_000);
     const report = await reconcileReport(
       policy,
-      { ports, store: createMemoryStateStore(), sink: null, clock: () => emulator.now().getTime() },
-      { runId: 'refused-late', deadlineMs: 3_000, writerId: 'me' },
+      { ports, store, wallClock, sink: null, clock: () => emulator.now().getTime() },
+      { runId: 'refused-late', deadlineMs: 60_000, writerId: 'me' },
     );
+    expect(writing()).toBe(true);
     const sent = calls['UpdateService'] ?? 0;
     expect(sent).toBeGreaterThan(0);
     expect(report.writes.filter((w) => w.outcome === 'written')).toEqual([]);

@@ -39,3 +39,30 @@ export async function reconcileReport(
     throw e;
   }
 }
+
+/**
+ * A run's wall clock that stands still until the run stores its planned events, the step just
+ * before its writes; from then on it runs, with `writingMs` of the run's `deadlineMs` left. A test
+ * of what the deadline does to the writes thus gets there however slow this machine is at
+ * observing and planning: on the wall clock alone, a loaded machine spent the whole of a short
+ * deadline before the writes, and the run sent none. Pass `store` and `wallClock` to the run.
+ */
+export function clockStillUntilWrites(deadlineMs: number, writingMs: number) {
+  const began = Date.now();
+  let writingSince: number | null = null;
+  const inner = createMemoryStateStore();
+  const store: typeof inner = {
+    ...inner,
+    putOutbox: (...args) => {
+      writingSince ??= Date.now();
+      return inner.putOutbox(...args);
+    },
+  };
+  return {
+    store,
+    wallClock: (): number =>
+      writingSince === null ? began : began + deadlineMs - writingMs + (Date.now() - writingSince),
+    /** Whether the run came to its writes. */
+    writing: (): boolean => writingSince !== null,
+  };
+}
