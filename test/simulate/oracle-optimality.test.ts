@@ -308,7 +308,9 @@ function bruteClairvoyant(c: Case): { refused: number; cases: number } {
 const RUNS = 400;
 const SEED = 20261124;
 
-describe('the oracles are optimal on tiny pools (brute force)', () => {
+// Each brute force takes seconds, and on a loaded 2-core machine more than the 20 s a unit test is
+// given: the timeout is a guard against a hang, not a bound on the time taken.
+describe('the oracles are optimal on tiny pools (brute force)', { timeout: 90_000 }, () => {
   const counted = { vectors: 0, cases: 0 };
 
   for (const [label, gpus] of [
