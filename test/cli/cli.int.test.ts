@@ -351,7 +351,8 @@ describe('governor CLI', () => {
     );
     expect(piped.status, piped.stderr).toBe(0);
     expect(piped.stdout).toContain('/dev/stdin: valid');
-  });
+    // Four processes each reading up to 64 MiB: a hang guard for a loaded machine, not a bound.
+  }, 180_000);
 
   it('validate rejects a bad policy with exit 2, naming every fault', async () => {
     const bad = file(
