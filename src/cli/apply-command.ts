@@ -63,10 +63,10 @@ export async function runApply(
     flags.stateDir !== undefined ? { stateDir: flags.stateDir } : {},
   );
   const c = colorsFor(io.stdout, options);
-  let report: RunReport;
+  let ended: RunReport | RunFailedError;
   try {
     const runId = newRunId(Date.now());
-    report = await mustFinish(() =>
+    ended = await mustFinish(() =>
       reconcile(policy, runtime, {
         runId,
         deadlineMs: options.runDeadlineMs,
@@ -97,13 +97,20 @@ export async function runApply(
     );
   } catch (e) {
     if (!(e instanceof RunFailedError)) throw e;
-    // One line on stderr; how far the run got on stdout.
-    io.stderr.write(failureLine(listOnOneLine(e.message), options));
-    io.stdout.write(summary(e.report) + '\n');
-    return 1;
+    ended = e;
   } finally {
     await closeRuntime(runtime, log);
   }
+  // Printed once the clients are closed, as a run that ends is: a reader gone meanwhile (`| head`)
+  // ends the process at the next turn of the event loop, with the exit code set by then, so
+  // nothing awaited may come between the last write and the return (bin/governor.js).
+  if (ended instanceof RunFailedError) {
+    // One line on stderr; how far the run got on stdout.
+    io.stderr.write(failureLine(listOnOneLine(ended.message), options));
+    io.stdout.write(summary(ended.report) + '\n');
+    return 1;
+  }
+  const report = ended;
   if (report.plan && (report.mode === 'dry-run' || report.plan.changes.length === 0))
     io.stdout.write(renderPlan(report.plan, c, { alerts: false }));
   if (report.alerts.length > 0) {
