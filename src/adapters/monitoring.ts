@@ -19,6 +19,7 @@ import { METRIC_PREFIX, type GovernorMetricPoint } from '../core/governor-metric
 import type { MetricSeries, MonitoringPort, TimeWindow } from '../ports/index.js';
 import { clientConfig, projectFaults } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
+import { endlessListing, MAX_EMPTY_PAGES } from './paging.js';
 import {
   checkRetryPolicy,
   defaultRetryPolicy,
@@ -397,6 +398,7 @@ async function listSeries(
   /** The projects whose series were read, when the project is named by its number. */
   const owners = new Set<string>();
   let pageToken = '';
+  let empty = 0;
   do {
     let page: [TimeSeries[], unknown, ListTimeSeriesResponse];
     try {
@@ -428,6 +430,9 @@ async function listSeries(
       else bySeries.set(key, parsed);
     }
     pageToken = response.nextPageToken ?? '';
+    // Fresh tokens on empty pages without end would read for ever: bounded as every listing is.
+    empty = series.length === 0 ? empty + 1 : 0;
+    if (pageToken !== '' && empty >= MAX_EMPTY_PAGES) throw endlessListing(what, empty);
     if (tokens.has(pageToken)) {
       throw new UpstreamError(`${what}: the page token "${pageToken}" came back twice`);
     }

@@ -2,8 +2,18 @@
 import { UpstreamError } from '../core/errors.js';
 import { translateGrpcError } from './grpc-errors.js';
 
-/** Empty pages in a row after which a listing that offers another is taken as endless (allPages). */
-const MAX_EMPTY_PAGES = 100;
+/**
+ * Empty pages in a row after which a listing that offers another is taken as endless (allPages,
+ * and the listings that follow their tokens themselves: monitoring.ts).
+ */
+export const MAX_EMPTY_PAGES = 100;
+
+/** The refusal of a listing whose `empty` pages in a row held nothing and offered another. */
+export function endlessListing(what: string, empty: number): UpstreamError {
+  return new UpstreamError(
+    `${what}: the listing did not end (${empty} pages in a row held nothing, and another was offered)`,
+  );
+}
 
 /**
  * Every item of a list (a failure on any page translated), page after page until the
@@ -44,10 +54,7 @@ export async function allPages<T>(
     all.push(...items);
     empty = items.length === 0 ? empty + 1 : 0;
     pageToken = response?.nextPageToken ?? '';
-    if (pageToken !== '' && empty >= MAX_EMPTY_PAGES)
-      throw new UpstreamError(
-        `${what}: the listing did not end (${empty} pages in a row held nothing, and another was offered)`,
-      );
+    if (pageToken !== '' && empty >= MAX_EMPTY_PAGES) throw endlessListing(what, empty);
     if (seen.has(pageToken))
       throw new UpstreamError(`${what}: the page token "${pageToken}" came back twice`);
     seen.add(pageToken);

@@ -464,6 +464,24 @@ describe('an answer that does not end as Monitoring ends one', () => {
     pages = [page, page];
     expect((await refusal(counts)).message).toContain('the page token "1" came back twice');
   });
+
+  it('fails the read when empty pages keep offering another, rather than reading for ever', async () => {
+    // Fresh tokens on empty pages: the 100th empty page in a row that offers another ends the
+    // read, as every other listing ends it (paging.ts). This answer would end only at page 1000.
+    let asked = 0;
+    pages = new Proxy([] as Raw[], {
+      get: (target, key) => {
+        if (typeof key !== 'string' || !/^\d+$/.test(key)) return Reflect.get(target, key);
+        asked++;
+        const next = Number(key) + 1;
+        return { time_series: [], next_page_token: next < 1000 ? String(next) : '', unit: '' };
+      },
+    });
+    expect((await refusal(counts)).message).toContain(
+      'the listing did not end (100 pages in a row held nothing, and another was offered)',
+    );
+    expect(asked).toBe(100);
+  });
 });
 
 describe('requests served', () => {
