@@ -18,8 +18,10 @@ export type EmulatorClientOptions = {
 
 export function emulatorClientOptions(hostPort: string): EmulatorClientOptions {
   const m = /^(\[[^\]]+\]|[^:]+):(\d+)$/.exec(hostPort.trim());
-  if (!m) throw new Error(`expected host:port for the emulator, got "${hostPort}"`);
-  const [, host = '', port = ''] = m;
+  const [, host = '', port = ''] = m ?? [];
+  // A TCP port is 1 to 65535: another number fails every call, each as a connection error.
+  if (!m || Number(port) < 1 || Number(port) > 65_535)
+    throw new Error(`expected host:port for the emulator, got "${hostPort}"`);
   return {
     // google-gax dials `${apiEndpoint}:${port}` (createStub in its grpc.ts), so an IPv6 host keeps
     // its brackets: "[::1]:8080", not "::1:8080", which gRPC cannot parse.

@@ -15,4 +15,10 @@ describe('emulatorClientOptions', () => {
     expect(() => emulatorClientOptions('::1:8080')).toThrow(/host:port/);
     expect(() => emulatorClientOptions('localhost')).toThrow(/host:port/);
   });
+
+  it('refuses a port no socket can use, rather than a run of failed connections', () => {
+    for (const bad of ['127.0.0.1:0', '127.0.0.1:65536', '127.0.0.1:99999', '[::1]:123456'])
+      expect(() => emulatorClientOptions(bad), bad).toThrow(/host:port/);
+    expect(emulatorClientOptions('127.0.0.1:65535').port).toBe(65535);
+  });
 });
