@@ -48,6 +48,7 @@ import type {
 } from '../ports/index.js';
 import { clientConfig, projectFaults } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
+import { endlessListing, MAX_EMPTY_PAGES } from './paging.js';
 import { gpuQuotaId, isGpuQuotaId, parseQuotaValue } from './quotas.js';
 import {
   checkRetryPolicy,
@@ -115,6 +116,7 @@ export function createQuotaPreferenceAdapter(
       const out: ListedPreference[] = [];
       let pageToken = '';
       const seen = new Set<string>();
+      let empty = 0;
       for (let page = 0; page < 1000; page++) {
         const [list, , response] = await withRetryInfo(policy, () =>
           client.listQuotaPreferences(
@@ -137,6 +139,11 @@ export function createQuotaPreferenceAdapter(
           if (p.service === RUN && isGpuQuotaId(p.quotaId ?? '')) out.push(listed(p, project));
         pageToken = response?.nextPageToken ?? '';
         if (pageToken === '') return out;
+        // Fresh tokens on empty pages: bounded as every listing is (paging.ts), not read on to
+        // the page bound, each page a read of the project's quota.
+        empty = list.length === 0 ? empty + 1 : 0;
+        if (empty >= MAX_EMPTY_PAGES)
+          throw endlessListing(`listing quota preferences of ${parent}`, empty);
         // A token offered twice would read the same pages again up to the bound, each a read of
         // the project's quota: refused at once, as every other listing refuses it (paging.ts).
         if (seen.has(pageToken))

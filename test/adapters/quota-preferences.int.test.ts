@@ -624,6 +624,37 @@ describe('quota preferences over gRPC', () => {
   });
 });
 
+describe('listing: empty pages that keep offering another', () => {
+  it('is refused at the 100th in a row, as every other listing refuses it', async () => {
+    // Google may answer a page with no results and a token all the same (AIP-158): 99 in a row are
+    // read through, the 100th that offers another ends the listing rather than read on.
+    const small = await startEmulator({ fleet, speed: 'manual', pageSize: 1 });
+    const a = createQuotaPreferenceAdapter({ emulatorHost: small.host });
+    try {
+      await a.createPreference({
+        project: P,
+        id: 'e1',
+        quotaId: L4,
+        region: US,
+        preferredValue: 5,
+        justification: '',
+        contactEmail: 'o@example.com',
+      });
+      small.setFaults({ seed: 1, paging: { emptyRun: 99 } });
+      expect((await a.listPreferences(P)).map((p) => p.name.split('/').pop())).toEqual(['e1']);
+      small.setFaults({ seed: 1, paging: { emptyRun: 100 } });
+      const listing = a.listPreferences(P);
+      await expect(listing).rejects.toBeInstanceOf(UpstreamError);
+      await expect(listing).rejects.toThrow(
+        /the listing did not end \(100 pages in a row held nothing, and another was offered\)/,
+      );
+    } finally {
+      await a.close();
+      await small.stop();
+    }
+  });
+});
+
 describe('listing: a page token that comes back', () => {
   it('is refused at once, as every other listing refuses it, rather than read up to the page bound', async () => {
     // A server that answers the first page again whatever token it is sent, offering the same
