@@ -87,6 +87,25 @@ describe('waiting the retry delay Google asks for', () => {
     }
   });
 
+  it('takes a negative delay asked as none: it cannot stretch the minute a call waits in all', async () => {
+    const waits: number[] = [];
+    const asked = [-100, 100];
+    let calls = 0;
+    const call = () => Promise.reject(refused(asked[calls++] ?? 0));
+    const sleep = (ms: number) => {
+      waits.push(ms);
+      return Promise.resolve();
+    };
+    await expect(withRetryInfo(defaultRetryPolicy, call, sleep)).rejects.toThrow(
+      /retry after 100 s, past the 60 s a call waits in all/,
+    );
+    // The negative delay waited the backoff alone; the 100 s one was never waited.
+    expect(calls).toBe(2);
+    expect(waits).toHaveLength(1);
+    expect(waits[0]).toBeGreaterThanOrEqual(0);
+    expect(waits[0]).toBeLessThan(defaultRetryPolicy.minBackoffMs);
+  });
+
   it('does not retry what is not a refusal for quota', async () => {
     let calls = 0;
     const denied = Object.assign(new Error('7 PERMISSION_DENIED'), {
