@@ -162,7 +162,8 @@ export function retryDelayOf(error: unknown): number | undefined {
  * RESOURCE_EXHAUSTED, up to `maxAttempts` calls in all: after the delay the error's
  * RetryInfo asks for (retryDelayOf) plus the policy's backoff with full jitter, or the backoff
  * alone when it asks for none. A delay over {@link MAX_RETRY_INFO_DELAY_MS} is not waited: the
- * error is thrown at once, its message naming the delay. Once `signal` is aborted (the caller
+ * error is thrown at once, its message naming the delay; nor is the call sent again once the
+ * waits, backoffs included, have spent that minute. Once `signal` is aborted (the caller
  * gave up on the call) nothing is sent again: the wait ends and the refusal is thrown. Only for
  * calls that a refusal leaves unapplied, so that sending again cannot apply anything twice (a
  * 429 is a refusal before any work).
@@ -183,7 +184,10 @@ export async function withRetryInfo<T>(
       const asked = retryDelayOf(error);
       if (asked !== undefined && waited + asked > MAX_RETRY_INFO_DELAY_MS)
         throw tooLong(error, asked);
-      if (attempt >= policy.maxAttempts || signal?.aborted) throw error;
+      // Once the minute is spent nothing is sent again: a wait clamped to what is left of it
+      // would be none, and the call sent again at once, over and over.
+      if (attempt >= policy.maxAttempts || signal?.aborted || waited >= MAX_RETRY_INFO_DELAY_MS)
+        throw error;
       // The backoff added to a delay asked stays within the minute too: the delays asked fit it
       // (above), and the jitter takes at most what is left of it.
       const wait = Math.min(

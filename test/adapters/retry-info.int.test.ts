@@ -149,6 +149,44 @@ describe('the backoff between refusals that ask for no delay', () => {
   });
 });
 
+describe('a policy whose backoffs alone pass the minute', () => {
+  it('sends nothing more once the minute is spent, rather than again at once', async () => {
+    // The jitter at its top: 8 s waits, so the minute is spent after eight of them.
+    const random = vi.spyOn(Math, 'random').mockReturnValue(1);
+    try {
+      const waits: number[] = [];
+      let calls = 0;
+      const policy = {
+        maxAttempts: 30,
+        minBackoffMs: 8_000,
+        maxBackoffMs: 8_000,
+        attemptTimeoutMs: 1,
+      };
+      const noDelay = Object.assign(new Error('8 RESOURCE_EXHAUSTED: Quota exceeded'), {
+        code: status.RESOURCE_EXHAUSTED,
+      });
+      await expect(
+        withRetryInfo(
+          policy,
+          () => {
+            calls++;
+            return Promise.reject(noDelay);
+          },
+          (ms) => {
+            waits.push(ms);
+            return Promise.resolve();
+          },
+        ),
+      ).rejects.toBe(noDelay);
+      expect(waits.reduce((a, b) => a + b, 0)).toBe(MAX_RETRY_INFO_DELAY_MS);
+      expect(waits.every((w) => w > 0)).toBe(true);
+      expect(calls).toBe(waits.length + 1);
+    } finally {
+      random.mockRestore();
+    }
+  });
+});
+
 describe('a caller that has given up', () => {
   it('is answered at once: no wait and no other attempt once its signal is aborted', async () => {
     const waits: number[] = [];
