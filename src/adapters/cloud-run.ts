@@ -52,6 +52,7 @@ import {
   defaultRetryPolicy,
   definedOnly,
   gaxBackoff,
+  gaxReadOptions,
   grpcCode,
   withRetryInfo,
 } from './retry.js';
@@ -387,13 +388,9 @@ export function createCloudRunAdapter(options: CloudRunAdapterOptions = {}): Clo
  * retry GetService and ListServices on UNAVAILABLE alone, for up to ten minutes.
  */
 function readOptions(policy: RetryPolicy): CallOptions {
-  return {
-    timeout: policy.attemptTimeoutMs,
-    retry: {
-      retryCodes: [status.UNAVAILABLE, status.DEADLINE_EXCEEDED],
-      backoffSettings: gaxBackoff(policy),
-    },
-  };
+  // As every adapter's reads (retry.ts): with one attempt, no retry loop at all, whose failure
+  // google-gax would word as "Exceeded maximum number of retries" after a single call.
+  return gaxReadOptions(policy);
 }
 
 /**

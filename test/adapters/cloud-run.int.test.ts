@@ -417,6 +417,23 @@ describe('retries', () => {
     expectCalls(Array(quick.retry.maxAttempts).fill('GetService UNAVAILABLE'));
   });
 
+  it('with one attempt, a failed read says what failed, not that it was retried', async () => {
+    const once = createCloudRunAdapter({
+      emulatorHost: emulator.host,
+      retry: { ...quick.retry, maxAttempts: 1 },
+    });
+    inject = (method) =>
+      method === 'GetService' ? new RpcError(status.UNAVAILABLE, 'down') : undefined;
+    try {
+      const error = await failure(once.getService(PROJECT, REGION, 'web'));
+      expect(error).toBeInstanceOf(UnavailableError);
+      expect(error.message).toMatch(/failed: UNAVAILABLE: down$/);
+      expectCalls(['GetService UNAVAILABLE']);
+    } finally {
+      await once.close();
+    }
+  });
+
   it('gives up after maxAttempts and keeps the last code (RESOURCE_EXHAUSTED)', async () => {
     inject = (method) =>
       method === 'ListServices' ? new RpcError(status.RESOURCE_EXHAUSTED, 'slow down') : undefined;
