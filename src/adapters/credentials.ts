@@ -15,8 +15,16 @@ export async function assertCredentials(endpoint: Endpoint): Promise<void> {
       scopes: ['https://www.googleapis.com/auth/cloud-platform'],
     }).getClient();
   } catch (e) {
+    const said = e instanceof Error ? (e.message.split('. ')[0] ?? '') : String(e);
+    // ADC reads GOOGLE_APPLICATION_CREDENTIALS first, before the file `gcloud auth
+    // application-default login` writes ("Search order",
+    // https://cloud.google.com/docs/authentication/application-default-credentials): a file it
+    // names that cannot be read is not mended by logging in, only by mending or unsetting it.
+    const fix = /GOOGLE_APPLICATION_CREDENTIALS/.test(said)
+      ? 'Fix the file GOOGLE_APPLICATION_CREDENTIALS names, or unset it'
+      : 'Run `gcloud auth application-default login`';
     throw new UpstreamError(
-      `no Google credentials: ${e instanceof Error ? e.message.split('. ')[0] : String(e)}. Run \`gcloud auth application-default login\`, or point the governor at the emulator (GOVERNOR_EMULATOR_HOST, see \`governor emulator\`).`,
+      `no Google credentials: ${said}. ${fix}, or point the governor at the emulator (GOVERNOR_EMULATOR_HOST, see \`governor emulator\`).`,
       { cause: e },
     );
   }

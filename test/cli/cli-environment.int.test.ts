@@ -1,4 +1,4 @@
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, writeFileSync } from 'node:fs';
 import { createServer as createHttpServer } from 'node:http';
 import { createServer, type AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
@@ -50,6 +50,28 @@ describe('governor CLI: its environment', () => {
       expect(r.stderr).not.toContain('    at ');
     },
   );
+
+  it('live plan with GOOGLE_APPLICATION_CREDENTIALS naming a broken file says to mend that file', async () => {
+    // ADC reads that variable before gcloud's own login, so logging in with gcloud mends nothing.
+    const file = join(tmp, 'broken-key.json');
+    writeFileSync(file, '{"type": "service_account",');
+    const env: NodeJS.ProcessEnv = {
+      ...process.env,
+      HOME: tmp,
+      NO_COLOR: '1',
+      METADATA_SERVER_DETECTION: 'none',
+      GOVERNOR_STATE_DIR: join(tmp, 'broken-key-state'),
+      GOOGLE_APPLICATION_CREDENTIALS: file,
+    };
+    delete env.GOVERNOR_EMULATOR_HOST;
+    delete env.PUBSUB_EMULATOR_HOST;
+    const r = await governorIn(env, 'plan', '--policy', 'examples/policy.yaml');
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/^error: no Google credentials: .*GOOGLE_APPLICATION_CREDENTIALS/m);
+    expect(r.stderr).toMatch(/Fix the file GOOGLE_APPLICATION_CREDENTIALS names, or unset it/);
+    expect(r.stderr).not.toContain('gcloud auth application-default login');
+    expect(r.stderr.trim().split('\n')).toHaveLength(1);
+  });
 
   // Side by side: each case is a process of its own, with its own ports and state folder, that
   // mostly waits for its client library's retries against a port nothing listens on.
