@@ -70,6 +70,11 @@ const MAYBE_WRITTEN = new Set<number>([
   status.INTERNAL,
   status.CANCELLED,
   status.DATA_LOSS,
+  // "For operations that change the state of the system, this error may be returned even if the
+  // operation has completed successfully" (https://grpc.io/grpc/core/status_8h.html); and an
+  // UNAVAILABLE answer may come from a connection lost after the request was sent.
+  status.DEADLINE_EXCEEDED,
+  status.UNAVAILABLE,
 ]);
 
 export interface QuotaPreferenceAdapterOptions {
@@ -96,7 +101,8 @@ export function createQuotaPreferenceAdapter(
   // A create or update answered with an error that does not say nothing was filed: UNKNOWN ("errors
   // raised by APIs that do not return enough error information"), INTERNAL ("some invariants
   // expected by the underlying system have been broken"), CANCELLED, DATA_LOSS
-  // (google/rpc/code.proto). Google may have filed it, as when no answer came: the outcome is
+  // (google/rpc/code.proto), DEADLINE_EXCEEDED and UNAVAILABLE (no answer came, or none in time:
+  // MAYBE_WRITTEN). Google may have filed it: the outcome is
   // unknown (UnavailableError), and the next run settles it against the preferences it lists.
   const failWrite = (what: string) => (error: unknown) => {
     const code = grpcCode(error);

@@ -1187,7 +1187,12 @@ describe('what is sent again after a failure', () => {
     const lost = (method: string) => (m: string) =>
       m === method ? new RpcError(status.UNAVAILABLE, 'connection reset') : undefined;
     fault = lost('CreateQuotaPreference');
-    await expect(a.createPreference(request)).rejects.toBeInstanceOf(UnavailableError);
+    const create = await a.createPreference(request).then(
+      () => 'filed',
+      (e: unknown) => e,
+    );
+    expect(create).toBeInstanceOf(UnavailableError);
+    expect((create as Error).message).toMatch(/; it may have been filed$/);
     expect(codes('CreateQuotaPreference')).toEqual(['UNAVAILABLE']);
     fault = undefined;
     const made = await a.createPreference(request);
@@ -1200,8 +1205,23 @@ describe('what is sent again after a failure', () => {
         justification: '',
         contactEmail: 'ops@example.com',
       }),
-    ).rejects.toBeInstanceOf(UnavailableError);
+    ).rejects.toThrow(/; it may have been filed$/);
     expect(codes('UpdateQuotaPreference')).toEqual(['UNAVAILABLE']);
+  });
+
+  it('a create that timed out is sent once, and may have been filed', async () => {
+    const before = codes('CreateQuotaPreference').length;
+    fault = (m) =>
+      m === 'CreateQuotaPreference'
+        ? new RpcError(status.DEADLINE_EXCEEDED, 'deadline exceeded')
+        : undefined;
+    const create = await a.createPreference({ ...request, id: `${request.id}-late` }).then(
+      () => 'filed',
+      (e: unknown) => e,
+    );
+    expect(create).toBeInstanceOf(UnavailableError);
+    expect((create as Error).message).toMatch(/; it may have been filed$/);
+    expect(codes('CreateQuotaPreference').slice(before)).toEqual(['DEADLINE_EXCEEDED']);
   });
 
   it('a read refused with RESOURCE_EXHAUSTED is sent again after the delay it asks for', async () => {
