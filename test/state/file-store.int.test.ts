@@ -2,7 +2,7 @@
  * The file store: the shared contract, then what only files have (the documents on disk, the
  * lock file, and processes racing each other).
  */
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcess } from 'node:child_process';
 import {
   chmod,
   lstat,
@@ -20,7 +20,7 @@ import { hostname, tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 
 import { UnavailableError, UpstreamError } from '../../src/core/errors.js';
 import {
@@ -653,6 +653,29 @@ describe('file store: a process killed or starved in the middle', () => {
   let script: string;
   let preload: string;
 
+  /**
+   * The children a test started and has not seen exit, killed by their own PID once it ends: a
+   * test failing midway would otherwise leave one stopped (SIGSTOP) or holding a lock for good.
+   */
+  const running = new Set<ChildProcess>();
+  function started(p: ChildProcess): ChildProcess {
+    running.add(p);
+    p.once('exit', () => running.delete(p));
+    return p;
+  }
+  afterEach(async () => {
+    const left = [...running];
+    running.clear();
+    await Promise.all(
+      left.map(async (p) => {
+        if (p.exitCode !== null || p.signalCode !== null) return;
+        const exited = new Promise((done) => p.once('exit', done));
+        p.kill('SIGKILL');
+        await exited;
+      }),
+    );
+  });
+
   beforeAll(async () => {
     const compiled = await transpileForNode(join(import.meta.dirname, 'lock-child.ts'));
     const compiledPreload = await transpileForNode(
@@ -669,6 +692,7 @@ describe('file store: a process killed or starved in the middle', () => {
       env: { ...process.env, CRASH_FILTER: `${dir}/${project}.json`, ...env },
       stdio: ['ignore', 'pipe', 'inherit'],
     });
+    started(p);
     let stdout = '';
     p.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
     const exited = new Promise<{ code: number | null; stdout: string }>((done, fail) => {
@@ -818,6 +842,7 @@ describe('file store: a process killed or starved in the middle', () => {
         env: { ...process.env, CHILD_UID: '65534', ...env },
         stdio: ['ignore', 'pipe', 'inherit'],
       });
+      started(child);
       let stdout = '';
       child.stdout.on('data', (d: Buffer) => (stdout += d.toString()));
       const code = await new Promise((done) => child.once('exit', done));
@@ -888,6 +913,7 @@ describe('file store: a process killed or starved in the middle', () => {
     const child = spawn(process.execPath, [script, dir, project, 'hold'], {
       stdio: ['ignore', 'pipe', 'inherit'],
     });
+    started(child);
     await new Promise<void>((done, fail) => {
       child.stdout.on('data', (d: Buffer) => {
         if (d.toString().includes('locked')) done();
