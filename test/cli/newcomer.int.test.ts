@@ -70,6 +70,8 @@ describe('the newcomer path, each step a process of its own', () => {
     );
     expect(check.stdout).toContain('(Terraform: set `quota_requests = true`)');
     const off = await governor(env, 'check', '--policy', DEMO);
+    expect(off.code, off.stderr).toBe(0);
+    expect(off.stdout).toMatch(/OK +project demo-gpu-project +run\.operations\.get/);
     expect(off.stdout).not.toContain('cloudquotas.quotas.update');
   });
 
