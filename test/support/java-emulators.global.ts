@@ -51,7 +51,8 @@ export default async function setup(project: TestProject): Promise<() => Promise
     const kind = url.pathname.slice(1);
     const file = url.searchParams.get('file') ?? '';
     const projects = url.searchParams.getAll('project');
-    if (!(kind in starters) || file === '' || projects.length === 0) {
+    // Own keys only: `in` would take `toString` and its kin for an emulator.
+    if (!Object.hasOwn(starters, kind) || file === '' || projects.length === 0) {
       answer(res, 400, { error: `Ask for /pubsub or /firestore with ?file=…&project=…` });
       return;
     }
