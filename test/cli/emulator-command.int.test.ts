@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { describe, expect, it } from 'vitest';
+import { waitUntil } from '../support/wait.js';
 
 /** `governor emulator` through the real process (the demo: demo-command.int.test.ts). */
 
@@ -24,59 +25,71 @@ describe('governor emulator', () => {
     const child = spawn(process.execPath, ['bin/governor.js', 'emulator', '--speed', 'manual'], {
       env,
     });
-    let out = '';
-    child.stdout.setEncoding('utf8');
-    await new Promise<void>((resolve, reject) => {
-      const timer = setTimeout(() => reject(new Error(`no exports within 20 s: ${out}`)), 20_000);
-      child.stdout.on('data', (chunk: string) => {
-        out += chunk;
-        if (out.includes('Ctrl-C')) {
-          clearTimeout(timer);
-          resolve();
-        }
+    try {
+      let out = '';
+      child.stdout.setEncoding('utf8');
+      await new Promise<void>((resolve, reject) => {
+        const timer = setTimeout(() => reject(new Error(`no exports within 20 s: ${out}`)), 20_000);
+        child.stdout.on('data', (chunk: string) => {
+          out += chunk;
+          if (out.includes('Ctrl-C')) {
+            clearTimeout(timer);
+            resolve();
+          }
+        });
+        child.on('exit', (code) => reject(new Error(`exited early with ${code}: ${out}`)));
       });
-      child.on('exit', (code) => reject(new Error(`exited early with ${code}: ${out}`)));
-    });
-    const host = /^export GOVERNOR_EMULATOR_HOST=(127\.0\.0\.1:\d+)$/m.exec(out)?.[1];
-    const admin = /^export GOVERNOR_EMULATOR_ADMIN=(http:\/\/127\.0\.0\.1:\d+)$/m.exec(out)?.[1];
-    expect(host).toBeDefined();
-    expect(admin).toBeDefined();
-    // Its own Pub/Sub publisher, on the same port.
-    expect(out).toMatch(new RegExp(`^export PUBSUB_EMULATOR_HOST=${host ?? '-'}$`, 'm'));
-    expect(out).toContain('# Pub/Sub topics: projects/demo-gpu-project/topics/gpu-governor-alerts');
-    const clock = (await (await fetch(`${admin}/clock`)).json()) as { now: string };
-    expect(clock.now).toBe('2026-11-27T06:00:00.000Z'); // the example fleet's start
+      const host = /^export GOVERNOR_EMULATOR_HOST=(127\.0\.0\.1:\d+)$/m.exec(out)?.[1];
+      const admin = /^export GOVERNOR_EMULATOR_ADMIN=(http:\/\/127\.0\.0\.1:\d+)$/m.exec(out)?.[1];
+      expect(host).toBeDefined();
+      expect(admin).toBeDefined();
+      // Its own Pub/Sub publisher, on the same port.
+      expect(out).toMatch(new RegExp(`^export PUBSUB_EMULATOR_HOST=${host ?? '-'}$`, 'm'));
+      expect(out).toContain(
+        '# Pub/Sub topics: projects/demo-gpu-project/topics/gpu-governor-alerts',
+      );
+      const clock = (await (await fetch(`${admin}/clock`)).json()) as { now: string };
+      expect(clock.now).toBe('2026-11-27T06:00:00.000Z'); // the example fleet's start
 
-    // The demo policy applied with the printed environment publishes its alerts here.
-    const apply = await run(
-      process.execPath,
-      ['bin/governor.js', 'apply', '--policy', 'examples/demo-policy.yaml', '--yes'],
-      {
-        env: {
-          ...env,
-          GOVERNOR_EMULATOR_HOST: host,
-          GOVERNOR_EMULATOR_ADMIN: admin,
-          PUBSUB_EMULATOR_HOST: host,
-          GOVERNOR_STATE_DIR: mkdtempSync(join(tmpdir(), 'governor-emulator-')),
+      // The demo policy applied with the printed environment publishes its alerts here.
+      const apply = await run(
+        process.execPath,
+        ['bin/governor.js', 'apply', '--policy', 'examples/demo-policy.yaml', '--yes'],
+        {
+          env: {
+            ...env,
+            GOVERNOR_EMULATOR_HOST: host,
+            GOVERNOR_EMULATOR_ADMIN: admin,
+            PUBSUB_EMULATOR_HOST: host,
+            GOVERNOR_STATE_DIR: mkdtempSync(join(tmpdir(), 'governor-emulator-')),
+          },
         },
-      },
-    );
-    expect(apply.stdout).toMatch(/[1-9]\d* alert message\(s\)/);
-    const published = (await (
-      await fetch(
-        `${admin}/published?topic=${encodeURIComponent('projects/demo-gpu-project/topics/gpu-governor-alerts')}`,
-      )
-    ).json()) as { attributes: Record<string, string>; data: string }[];
-    expect(published.length).toBeGreaterThan(0);
-    expect(published.map((m) => m.attributes['type'])).toContain('pool.over-budget');
-    // ... and the emulator's terminal shows each one on one line.
-    await new Promise((resolve) => setTimeout(resolve, 200));
-    expect(out).toMatch(
-      /^2026-11-27T06:00:00\.000Z published projects\/demo-gpu-project\/topics\/gpu-governor-alerts #\d+ key=demo-gpu-project\/us-central1\/nvidia-l4\/zonal type=pool\.over-budget severity=ERROR status=firing .*: Caps in us-central1 nvidia-l4 sum to \d+ GPUs/m,
-    );
-    const exit = new Promise<number | null>((resolve) => child.on('exit', (code) => resolve(code)));
-    child.kill('SIGINT');
-    expect(await exit).toBe(0);
+      );
+      expect(apply.stdout).toMatch(/[1-9]\d* alert message\(s\)/);
+      const published = (await (
+        await fetch(
+          `${admin}/published?topic=${encodeURIComponent('projects/demo-gpu-project/topics/gpu-governor-alerts')}`,
+        )
+      ).json()) as { attributes: Record<string, string>; data: string }[];
+      expect(published.length).toBeGreaterThan(0);
+      expect(published.map((m) => m.attributes['type'])).toContain('pool.over-budget');
+      // ... and the emulator's terminal shows each one on one line.
+      const shown =
+        /^2026-11-27T06:00:00\.000Z published projects\/demo-gpu-project\/topics\/gpu-governor-alerts #\d+ key=demo-gpu-project\/us-central1\/nvidia-l4\/zonal type=pool\.over-budget severity=ERROR status=firing .*: Caps in us-central1 nvidia-l4 sum to \d+ GPUs/m;
+      await waitUntil(
+        "the alert on the emulator's terminal",
+        () => out,
+        (o) => shown.test(o),
+      );
+      const exit = new Promise<number | null>((resolve) =>
+        child.on('exit', (code) => resolve(code)),
+      );
+      child.kill('SIGINT');
+      expect(await exit).toBe(0);
+    } finally {
+      // A failed check above would leave it serving for good.
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    }
   });
 
   it('refuses a huge POST /advance at once instead of hanging', async () => {
