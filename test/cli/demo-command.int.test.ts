@@ -71,6 +71,11 @@ function run(command: string, args: string[]): Promise<Ran> {
 /** Processes still in the group the command led (none, once it is done). */
 function leftInGroup(pgid: number): string[] {
   const ps = spawnSync('ps', ['-o', 'pid=,args=', '-g', String(pgid)], { encoding: 'utf8' });
+  // ps exits 1 when it selects nothing, the answer hoped for; a ps that could not list (no ps, an
+  // option it does not take) says so on stderr, and its empty output would read as nothing left.
+  if (ps.error !== undefined || ps.stderr !== '') {
+    throw new Error(`ps could not list the group ${pgid}: ${ps.error?.message ?? ps.stderr}`);
+  }
   return ps.stdout
     .split('\n')
     .map((l) => l.trim())
