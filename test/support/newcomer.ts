@@ -15,19 +15,24 @@ const exec = promisify(execFile);
 /** The demo's policy, which `governor emulator`'s default fleet is governed by. */
 export const DEMO = 'examples/demo-policy.yaml';
 
-/** The environment without colour, credentials, the metadata server or any emulator's address. */
+/**
+ * The environment without colour, credentials, the metadata server, any emulator's address or any
+ * setting of the governor's own (`GOVERNOR_*`): the machine's own settings, a Firestore state
+ * store say, would change what every step does.
+ */
 export const NEWCOMER_ENV: NodeJS.ProcessEnv = {
   ...process.env,
   NO_COLOR: '1',
   METADATA_SERVER_DETECTION: 'none',
 };
-for (const k of [
+const NOT_ON_A_NEW_MACHINE = [
   'GOOGLE_APPLICATION_CREDENTIALS',
   'PUBSUB_EMULATOR_HOST',
-  'GOVERNOR_EMULATOR_HOST',
-  'GOVERNOR_EMULATOR_ADMIN',
-])
-  delete NEWCOMER_ENV[k];
+  'FIRESTORE_EMULATOR_HOST',
+];
+for (const k of Object.keys(NEWCOMER_ENV)) {
+  if (k.startsWith('GOVERNOR_') || NOT_ON_A_NEW_MACHINE.includes(k)) delete NEWCOMER_ENV[k];
+}
 
 interface Result {
   code: number;
