@@ -34,10 +34,22 @@ const TEMP_ROOT = 'test/support/temp-root.global.ts';
  */
 const CPUS = Math.max(2, availableParallelism());
 
+/**
+ * The machine's own settings of the governor (`GOVERNOR_*`: a Firestore state store set for
+ * production, say) are not the tests': each test sets what it needs, and an inherited one changed
+ * what every command a test runs does. Emptied, which the governor reads as unset (and so do the
+ * processes the tests start, which inherit the tests' environment).
+ */
+const MACHINE_SETTINGS = Object.fromEntries(
+  Object.keys(process.env)
+    .filter((k) => k.startsWith('GOVERNOR_'))
+    .map((k) => [k, '']),
+);
+
 export default defineConfig({
   test: {
     environment: 'node',
-    env: { METADATA_SERVER_DETECTION: 'none', NO_COLOR: '1' },
+    env: { ...MACHINE_SETTINGS, METADATA_SERVER_DETECTION: 'none', NO_COLOR: '1' },
     projects: [
       {
         extends: true,
