@@ -1,4 +1,4 @@
-import { execFile, spawn } from 'node:child_process';
+import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { mkdtempSync } from 'node:fs';
@@ -20,25 +20,35 @@ const env: NodeJS.ProcessEnv = {
 delete env['GOOGLE_APPLICATION_CREDENTIALS'];
 delete env['PUBSUB_EMULATOR_HOST'];
 
+/**
+ * Waits for `governor emulator`'s exports (up to its "Ctrl-C" line), at most 20 s; what it has
+ * printed so far, as it grows.
+ */
+async function exported(child: ChildProcessWithoutNullStreams): Promise<() => string> {
+  let out = '';
+  child.stdout.setEncoding('utf8');
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`no exports within 20 s: ${out}`)), 20_000);
+    child.stdout.on('data', (chunk: string) => {
+      out += chunk;
+      if (out.includes('Ctrl-C')) {
+        clearTimeout(timer);
+        resolve();
+      }
+    });
+    child.on('exit', (code) => reject(new Error(`exited early with ${code}: ${out}`)));
+  });
+  return () => out;
+}
+
 describe('governor emulator', () => {
   it('prints the variables to export, serves until interrupted, then exits 0', async () => {
     const child = spawn(process.execPath, ['bin/governor.js', 'emulator', '--speed', 'manual'], {
       env,
     });
     try {
-      let out = '';
-      child.stdout.setEncoding('utf8');
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no exports within 20 s: ${out}`)), 20_000);
-        child.stdout.on('data', (chunk: string) => {
-          out += chunk;
-          if (out.includes('Ctrl-C')) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-        child.on('exit', (code) => reject(new Error(`exited early with ${code}: ${out}`)));
-      });
+      const output = await exported(child);
+      const out = output();
       const host = /^export GOVERNOR_EMULATOR_HOST=(127\.0\.0\.1:\d+)$/m.exec(out)?.[1];
       const admin = /^export GOVERNOR_EMULATOR_ADMIN=(http:\/\/127\.0\.0\.1:\d+)$/m.exec(out)?.[1];
       expect(host).toBeDefined();
@@ -76,11 +86,7 @@ describe('governor emulator', () => {
       // ... and the emulator's terminal shows each one on one line.
       const shown =
         /^2026-11-27T06:00:00\.000Z published projects\/demo-gpu-project\/topics\/gpu-governor-alerts #\d+ key=demo-gpu-project\/us-central1\/nvidia-l4\/zonal type=pool\.over-budget severity=ERROR status=firing .*: Caps in us-central1 nvidia-l4 sum to \d+ GPUs/m;
-      await waitUntil(
-        "the alert on the emulator's terminal",
-        () => out,
-        (o) => shown.test(o),
-      );
+      await waitUntil("the alert on the emulator's terminal", output, (o) => shown.test(o));
       const exit = new Promise<number | null>((resolve) =>
         child.on('exit', (code) => resolve(code)),
       );
@@ -97,18 +103,7 @@ describe('governor emulator', () => {
       env,
     });
     try {
-      let out = '';
-      child.stdout.setEncoding('utf8');
-      await new Promise<void>((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no exports within 20 s: ${out}`)), 20_000);
-        child.stdout.on('data', (chunk: string) => {
-          out += chunk;
-          if (out.includes('Ctrl-C')) {
-            clearTimeout(timer);
-            resolve();
-          }
-        });
-      });
+      const out = (await exported(child))();
       const admin = /^export GOVERNOR_EMULATOR_ADMIN=(http:\/\/127\.0\.0\.1:\d+)$/m.exec(out)?.[1];
       const res = await fetch(`${admin}/advance`, {
         method: 'POST',
