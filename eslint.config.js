@@ -579,33 +579,31 @@ function layerConfigs() {
     selector: 'ImportExpression[source.value=/^\\./]',
     message: 'Import another part of src/ statically, so that the layer rules see it.',
   };
-  // Each block replaces the rule's options of the one before for the files both cover.
-  configs.push({
-    files: ['src/**/*.ts'],
-    rules: { 'no-restricted-syntax': ['error', acrossFolders, computed] },
-  });
-  configs.push({
-    files: ['src/**/*.ts'],
-    ignores: ['src/adapters/**'],
-    rules: { 'no-restricted-syntax': ['error', acrossFolders, computed, googleDynamic] },
-  });
-  configs.push({
-    files: ['src/cli/**/*.ts'],
-    ignores: [CLI_MAIN, ...TOOL_COMMANDS],
-    rules: {
-      'no-restricted-syntax': [
-        'error',
-        acrossFolders,
-        computed,
-        googleDynamic,
-        {
-          // esquery's regular expressions cannot hold a slash: \x2F is one.
-          selector: `ImportExpression[source.value=/(^|\\x2F)${TOOL_COMMAND_NAMES}$/]`,
-          message: 'Only main.ts loads a tool command, when that command runs.',
-        },
-      ],
-    },
-  });
+  // Each block replaces the rule's options of the one before for the files both cover, so each
+  // names the rules every product file keeps (`keep`) before its own.
+  const syntax = (
+    files,
+    extra,
+    { ignores, keep = [acrossFolders, computed, googleDynamic] } = {},
+  ) =>
+    configs.push({
+      files,
+      ...(ignores ? { ignores } : {}),
+      rules: { 'no-restricted-syntax': ['error', ...keep, ...extra] },
+    });
+  syntax(['src/**/*.ts'], [], { keep: [acrossFolders, computed] });
+  syntax(['src/**/*.ts'], [], { ignores: ['src/adapters/**'] });
+  syntax(
+    ['src/cli/**/*.ts'],
+    [
+      {
+        // esquery's regular expressions cannot hold a slash: \x2F is one.
+        selector: `ImportExpression[source.value=/(^|\\x2F)${TOOL_COMMAND_NAMES}$/]`,
+        message: 'Only main.ts loads a tool command, when that command runs.',
+      },
+    ],
+    { ignores: [CLI_MAIN, ...TOOL_COMMANDS] },
+  );
   // What a module loads when it is imported, not a type it names: `import type` is erased, but
   // `import { type X } from` loads the module all the same (verbatimModuleSyntax).
   const loading = (source) =>
@@ -615,62 +613,30 @@ function layerConfigs() {
       `ExportAllDeclaration[exportKind!='type'][source.value=${source}]`,
     ].join(', ');
   // main.ts names the tool commands' types, and loads a tool command only when its command runs.
-  configs.push({
-    files: [CLI_MAIN],
-    rules: {
-      'no-restricted-syntax': [
-        'error',
-        acrossFolders,
-        computed,
-        googleDynamic,
-        {
-          selector: loading(`/^\\.\\x2F${TOOL_COMMAND_NAMES}$/`),
-          message: 'main.ts loads a tool command only when that command runs: `await import(…)`.',
-        },
-      ],
-    },
-  });
+  syntax(
+    [CLI_MAIN],
+    [
+      {
+        selector: loading(`/^\\.\\x2F${TOOL_COMMAND_NAMES}$/`),
+        message: 'main.ts loads a tool command only when that command runs: `await import(…)`.',
+      },
+    ],
+  );
   // main.ts reads the simulate command's option defaults from simulate/result.ts at start, so
   // that module loads no other (types only): the product's commands never load the tools.
-  configs.push({
-    files: [SIMULATE_RESULT],
-    rules: {
-      'no-restricted-syntax': [
-        'error',
-        acrossFolders,
-        computed,
-        googleDynamic,
-        {
-          selector: loading('/./'),
-          message:
-            'simulate/result.ts is loaded by every command (cli/main.ts): it imports types only.',
-        },
-      ],
-    },
-  });
-  configs.push({
-    files: ['src/*.ts'],
-    rules: { 'no-restricted-syntax': ['error', acrossFolders, computed, googleDynamic, fromRoot] },
-  });
-  configs.push({
-    files: ['src/log.ts'],
-    rules: {
-      'no-restricted-syntax': [
-        'error',
-        acrossFolders,
-        computed,
-        googleDynamic,
-        fromRoot,
-        ...CORE_SYNTAX,
-      ],
-    },
-  });
-  configs.push({
-    files: ['src/core/**/*.ts'],
-    rules: {
-      'no-restricted-syntax': ['error', acrossFolders, computed, googleDynamic, ...CORE_SYNTAX],
-    },
-  });
+  syntax(
+    [SIMULATE_RESULT],
+    [
+      {
+        selector: loading('/./'),
+        message:
+          'simulate/result.ts is loaded by every command (cli/main.ts): it imports types only.',
+      },
+    ],
+  );
+  syntax(['src/*.ts'], [fromRoot]);
+  syntax(['src/log.ts'], [fromRoot, ...CORE_SYNTAX]);
+  syntax(['src/core/**/*.ts'], CORE_SYNTAX);
   return configs;
 }
 
