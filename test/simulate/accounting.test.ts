@@ -177,8 +177,17 @@ describe("the clairvoyant oracle's writes and reversals", () => {
 });
 
 describe('a quota cut', () => {
-  /** The quota falls from 4 to 2 at minute 30; a steps from 1 to 4 instances at `atMinute`. */
-  const cutAtHalfHour = (atMinute: number) =>
+  /**
+   * The fleet's caps and the clairvoyant oracle played for an hour in which the quota falls from 4
+   * to 2 at minute 30, and a steps from 1 to 4 instances at `atMinute`.
+   */
+  const cutAtHalfHour = async (atMinute: number) =>
+    simulate(await cutScenario(atMinute), governSimulation(), {
+      hours: 1,
+      series: false,
+      strategies: ['fleet-caps', 'oracle'],
+    });
+  const cutScenario = (atMinute: number) =>
     buildScenario(
       parseScenario({
         scenario: 1,
@@ -205,12 +214,7 @@ describe('a quota cut', () => {
     // the pool has 2 GPUs: the fleet's caps (4) start one more instance and refuse 2 a minute,
     // as the clairvoyant oracle does. Played at the old quota, minute 30 would start all four,
     // and the model lets a service keep what it holds above a cut: 0 refused, below the oracle.
-    const input = await cutAtHalfHour(30);
-    const r = await simulate(input, governSimulation(), {
-      hours: 1,
-      series: false,
-      strategies: ['fleet-caps', 'oracle'],
-    });
+    const r = await cutAtHalfHour(30);
     expect(refused(r, 'oracle')).toBe(2 * 30);
     expect(refused(r, 'fleet-caps')).toBe(2 * 30);
   });
@@ -219,12 +223,7 @@ describe('a quota cut', () => {
     // a wants 4 from minute 29, a minute before the quota falls from 4 to 2. The fleet's caps
     // start all four at the old quota and keep them past the cut: 0 refused, against the
     // clairvoyant oracle's 2 a minute from minute 30 (the exception of docs/simulation.md).
-    const input = await cutAtHalfHour(29);
-    const r = await simulate(input, governSimulation(), {
-      hours: 1,
-      series: false,
-      strategies: ['fleet-caps', 'oracle'],
-    });
+    const r = await cutAtHalfHour(29);
     expect(refused(r, 'oracle')).toBe(2 * 30);
     expect(refused(r, 'fleet-caps')).toBe(0);
   });
