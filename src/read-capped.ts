@@ -102,6 +102,14 @@ function namedFileFault(error: unknown): string {
  * `maxBytes`. Unreadable or over the limit is bad input (InputError, exit 2), naming the file.
  */
 export async function readInputText(path: string, what: string, maxBytes: number): Promise<string> {
+  // `--policy=` or `--fleet "$UNSET"`: read as a path, it was "cannot read the policy file : no
+  // such file", which named no file and blamed one.
+  if (path.trim() === '') {
+    throw new InputError(
+      `cannot read the ${what} file ${JSON.stringify(path)}: its name is empty; name the file to read`,
+      [],
+    );
+  }
   let bytes: Buffer | null;
   try {
     bytes = await readCapped(path, maxBytes);

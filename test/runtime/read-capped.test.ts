@@ -58,6 +58,17 @@ describe('reading a named file, never more than a limit', () => {
     expect(await readInputText(file('small', 3), 'policy', 1024)).toBe('aaa');
   });
 
+  it('refuses an empty name as such, not as a file that is missing', async () => {
+    // `--policy=` or `--fleet "$UNSET"`: "cannot read the policy file : no such file" named no file.
+    for (const path of ['', '  ']) {
+      const error: unknown = await readInputText(path, 'fleet', 1024).catch((e: unknown) => e);
+      expect(error, JSON.stringify(path)).toBeInstanceOf(InputError);
+      expect((error as Error).message).toBe(
+        `cannot read the fleet file ${JSON.stringify(path)}: its name is empty; name the file to read`,
+      );
+    }
+  });
+
   it('refuses bytes that are not UTF-8, naming the line, rather than reading U+FFFD', async () => {
     const latin1 = join(dir, 'latin1.yaml');
     writeFileSync(latin1, Buffer.from('version: 1\nprojects: [caf\xe9]\n', 'latin1'));
