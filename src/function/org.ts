@@ -132,7 +132,20 @@ export async function handleDispatch(
   if ('status' in ready) return ready;
   const { options, policy } = ready;
   if (!policy.fanout) return misconfigured(log, 'the policy has no fanout.topic to dispatch to');
-  const org = await createOrgRuntime(policy, options);
+  let org: Awaited<ReturnType<typeof createOrgRuntime>>;
+  try {
+    org = await createOrgRuntime(policy, options);
+  } catch (e) {
+    // A client that cannot be built (a malformed emulator address, say): the dispatch failed, and
+    // its line and answer carry its id as every other of its lines does, with the stack for Error
+    // Reporting (https://cloud.google.com/error-reporting/docs/formatting-error-messages).
+    const message = listOnOneLine(errorMessage(e));
+    log.log('ERROR', `dispatch failed: its clients could not be built: ${message}`, {
+      ...ERROR_EVENT,
+      ...(e instanceof Error && e.stack ? { stack_trace: e.stack } : {}),
+    });
+    return { status: 500, body: { dispatchId, error: `dispatch failed: ${message}` } };
+  }
   try {
     if (!org.publisher) throw new Error('no work topic');
     const report = await dispatch(policy, {

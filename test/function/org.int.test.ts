@@ -1092,6 +1092,33 @@ describe('fan-out: dispatch, then one function run per project', () => {
     }
   });
 
+  it('answers 500 with its id when its clients cannot be built, in one line, with its stack', async () => {
+    // The Firestore client refuses a malformed emulator address when it is built, before the
+    // dispatch has a state store. The line said "unexpected failure" without the dispatch's id,
+    // which every other line of a dispatch carries.
+    const env = { ...process.env };
+    Object.assign(process.env, {
+      GOVERNOR_STATE_STORE: 'firestore',
+      FIRESTORE_EMULATOR_HOST: 'not a host',
+    });
+    try {
+      let d = { status: 0, text: '' };
+      const lines = await linesOf(async () => {
+        d = await post(dispatchServer, {});
+      });
+      expect(d.status).toBe(500);
+      const body = JSON.parse(d.text) as { dispatchId?: string; error?: string };
+      expect(body.dispatchId).toMatch(/^dispatch-/);
+      expect(body.error).toMatch(/^dispatch failed: .*FIRESTORE_EMULATOR_HOST/);
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ severity: 'ERROR', dispatchId: body.dispatchId });
+      expect(String(lines[0]?.message)).not.toContain('\n');
+      expect(String(lines[0]?.stack_trace)).toMatch(/\n\s+at /);
+    } finally {
+      process.env = env;
+    }
+  });
+
   it('answers 500 to a dispatch without a work topic, publishing nothing', async () => {
     process.env.GOVERNOR_POLICY = JSON.stringify({ version: 1, projects: ['gpu-proj-0000'] });
     try {
