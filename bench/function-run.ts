@@ -11,7 +11,7 @@ const width = Math.max(...fn.figures.map((f) => f.figure.length));
 const shownWidth = Math.max(...fn.figures.map((f) => f.shown.length));
 for (const f of fn.figures)
   lines.push(
-    `  ${f.figure.padEnd(width)}  ${f.shown.padEnd(shownWidth)}  ${f.target.padEnd(8)}  ${f.target.startsWith('—') ? '' : f.met ? 'met' : 'MISSED'}`,
+    `  ${f.figure.padEnd(width)}  ${f.shown.padEnd(shownWidth)}  ${f.target.padEnd(8)}  ${f.target.startsWith('—') ? '' : f.met ? 'met' : 'MISSED'}${f.why ? `\n  ${''.padEnd(width)}  why: ${f.why}` : ''}`,
   );
 console.log(lines.join('\n'));
 await mkdir('bench', { recursive: true });

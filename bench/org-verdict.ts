@@ -57,3 +57,56 @@ export function largestFitting(f: {
   if (!(f.perUnitCpuS > 0)) return 0;
   return Math.floor(((f.share ?? 0.7) * f.cores * (f.targetMs / 1000)) / f.perUnitCpuS);
 }
+
+/**
+ * The chaos part's verdict (bench/org.ts): every unit not made to fail completed, and no write left
+ * a pool's caps above its quota; and some unit was made to fail, else nothing was tested (the
+ * seeded 5% picks none among fewer than 5 projects) and the figure would pass by doing nothing.
+ */
+export function chaosVerdict(c: {
+  projects: number;
+  failingUnits: number;
+  completedOthers: number;
+  others: number;
+  poolsOverQuota: number;
+}): { met: boolean; why: string } {
+  if (c.failingUnits === 0)
+    return {
+      met: false,
+      why: `no unit was made to fail among ${c.projects} projects (a seeded 5% of them; 5 projects or more pick one): the chaos was not played`,
+    };
+  const why: string[] = [];
+  if (c.completedOthers !== c.others)
+    why.push(
+      `${c.others - c.completedOthers} of the ${c.others} units made to fail by nothing did not complete`,
+    );
+  if (c.poolsOverQuota > 0)
+    why.push(
+      `${c.poolsOverQuota} write${c.poolsOverQuota === 1 ? '' : 's'} left a pool's caps above its quota`,
+    );
+  return { met: why.length === 0, why: why.join('; ') };
+}
+
+/**
+ * Reads per project alone and in the organisation (bench/org-procs.ts) must be the same, and some:
+ * none counted on either side is an empty call log, not a match.
+ */
+export function readsVerdict(alone: number, inOrg: number): { met: boolean; why: string } {
+  if (alone === 0 && inOrg === 0)
+    return {
+      met: false,
+      why: "no reads were counted (the emulator's call log was empty): nothing was compared",
+    };
+  if (alone === inOrg) return { met: true, why: '' };
+  const d = Math.abs(inOrg - alone);
+  const n = Number(d.toFixed(2));
+  return inOrg > alone
+    ? {
+        met: false,
+        why: `${n} more read${n === 1 ? '' : 's'} a project in the organisation than alone: calls retried (an answer later than the client waits, on a loaded machine) or reads that grow with the organisation`,
+      }
+    : {
+        met: false,
+        why: `${n} fewer read${n === 1 ? '' : 's'} a project in the organisation than alone: a unit that stopped before its reads`,
+      };
+}

@@ -47,6 +47,7 @@ export interface OrgBench {
     others: number;
     retriedAndRecovered: number;
     deadLettered: number;
+    /** Writes after which their pool's caps were above its quota (a count of writes, not pools). */
     poolsOverQuota: number;
   };
 }

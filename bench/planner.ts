@@ -70,6 +70,35 @@ export function benchPlanner(
   return rows;
 }
 
+/**
+ * The growth per 10× services of the planner's rows (each row's median ÷ the one before), its
+ * worst step, and why that step is what it is: the CPU medians of the same rows tell a plan whose
+ * work grows faster than its services from a wall time that waited for a core.
+ */
+export function plannerGrowth(
+  rows: readonly PlannerRow[],
+  target: number,
+): { steps: number[]; worst: number; why: string } {
+  const steps = rows.slice(1).map((r, i) => r.medianMs / (rows[i]?.medianMs ?? NaN));
+  if (steps.length === 0)
+    return { steps, worst: NaN, why: 'fewer than two sizes timed: no growth to judge' };
+  const worst = Math.max(...steps);
+  const at = steps.indexOf(worst);
+  const [a, b] = [rows[at], rows[at + 1]];
+  if (!a || !b) return { steps, worst, why: '' };
+  const cpu = b.cpuMedianMs / a.cpuMedianMs;
+  const n = (x: number) => x.toLocaleString('en-US');
+  const step = `worst from ${n(a.services)} to ${n(b.services)} services: ${a.medianMs.toFixed(2)} → ${b.medianMs.toFixed(2)} ms wall, ${worst.toFixed(1)}×`;
+  return {
+    steps,
+    worst,
+    why:
+      cpu <= target
+        ? `${step}; the CPU grew ${cpu.toFixed(1)}×, within the target: the wall time waited for a core (a plan of ${Math.round(a.medianMs)} ms is moved by the machine's load)`
+        : `${step}; the CPU grew ${cpu.toFixed(1)}× too: the plan's work grows faster than its services (docs/performance.md)`,
+  };
+}
+
 function round(x: number): number {
   return Math.round(x * 100) / 100;
 }

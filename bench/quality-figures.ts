@@ -22,7 +22,8 @@ type Add = (
   shown: string,
   target: string,
   met: boolean,
-  why?: string,
+  /** Why, should `met` be false. */
+  why: string,
 ) => void;
 
 const GAP_TARGET: Partial<Record<QualityRow['kind'], number>> = { mixed: 0.9, traces: 0.8 };
@@ -139,7 +140,7 @@ export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
         note: string,
       ) => {
         if (g !== null)
-          add(label, g.mean, `${g.mean.toFixed(2)} (worst ${g.worst.toFixed(2)})`, note, true);
+          add(label, g.mean, `${g.mean.toFixed(2)} (worst ${g.worst.toFixed(2)})`, note, true, '');
       };
       const evidence = rs
         .map((r) => r.gapClosedByEvidenceOracle)

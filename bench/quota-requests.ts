@@ -153,6 +153,25 @@ export function quotaWeekMet(r: QuotaWeekResult): boolean {
   );
 }
 
+/** Why the week missed its target, each part that missed; empty when it was met. */
+export function quotaWeekWhy(r: QuotaWeekResult): string {
+  const why: string[] = [];
+  if (r.requestsHot !== 1)
+    why.push(
+      `the pressured pool got ${r.requestsHot} request${r.requestsHot === 1 ? '' : 's'}, not 1`,
+    );
+  if (r.requestsCalm !== 0) why.push(`the calm pool got ${r.requestsCalm}, not 0`);
+  if (r.preferences !== 1)
+    why.push(`${r.preferences} quota preferences in the project at the end, not 1`);
+  if (!r.evidenceInJustification)
+    why.push(
+      r.justification === null
+        ? 'no request for the pressured pool to carry the evidence'
+        : "its request's justification lacks the evidence (minutes at its budget, GPU-minutes that did not fit, GPUs wanted)",
+    );
+  return why.join('; ');
+}
+
 export function quotaWeekLines(r: QuotaWeekResult): string[] {
   return [
     `Quota requests: a simulated week, a run every ${r.everyMinutes} min (${r.runs} runs), one pool under sustained pressure, one calm`,

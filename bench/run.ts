@@ -5,6 +5,7 @@ import { benchObservation } from './observation.js';
 import {
   benchPlanner,
   benchPolicyFit,
+  plannerGrowth,
   benchRanked,
   benchRuleLookup,
   benchRuleScan,
@@ -16,9 +17,14 @@ import { benchRtt } from './rtt.js';
 import { RTT_CHANGES, rttRunWhole } from './rtt-verdict.js';
 import { benchOrg, type OrgBench } from './org.js';
 import { benchOrgProcesses, orgProcsLines, orgSize, type OrgProcsBench } from './org-procs.js';
-import { benchQuotaRequests, quotaWeekLines, quotaWeekMet } from './quota-requests.js';
+import {
+  benchQuotaRequests,
+  quotaWeekLines,
+  quotaWeekMet,
+  quotaWeekWhy,
+} from './quota-requests.js';
 import { benchOrgSoak, orgSoakLines } from './org-soak.js';
-import { roundMet } from './org-verdict.js';
+import { chaosVerdict, readsVerdict, roundMet } from './org-verdict.js';
 import { benchSoak, soakLines } from './soak.js';
 import {
   TARGET_10K_MS,
@@ -102,7 +108,7 @@ function orgLines(r: OrgResults): string[] {
   return [
     ...orgProcsLines(r.processes),
     `  reads per project: ${r.processes.readsPerProjectAlone} alone, ${r.processes.org.readsPerProject} in the organisation`,
-    `Organisation chaos: ${r.chaos.projects} projects in one process (bench/org.ts): ${c.failingUnits} unit(s) failing; ${c.completedOthers} of ${c.others} others completed; ${c.retriedAndRecovered} recovered on retry, ${c.deadLettered} dead-lettered; ${c.poolsOverQuota} pool(s) over quota`,
+    `Organisation chaos: ${r.chaos.projects} projects in one process (bench/org.ts): ${c.failingUnits} unit(s) failing; ${c.completedOthers} of ${c.others} others completed; ${c.retriedAndRecovered} recovered on retry, ${c.deadLettered} dead-lettered; ${c.poolsOverQuota} write(s) leaving a pool's caps over its quota`,
   ];
 }
 
@@ -245,19 +251,17 @@ if (withPlanner) {
     '  services    pools   median ms    min ms   CPU median ms   growth per 10×   changes',
   );
 }
-let prev: number | null = null;
-const growth: number[] = [];
-for (const r of planner) {
-  const g = prev === null ? null : r.medianMs / prev;
-  if (g !== null) growth.push(g);
+const plannerGrowthOf = plannerGrowth(planner, TARGET_GROWTH);
+const growth = plannerGrowthOf.steps;
+planner.forEach((r, i) => {
+  const g = i === 0 ? null : (growth[i - 1] ?? NaN);
   lines.push(
     `  ${String(r.services).padStart(8)} ${String(r.pools).padStart(8)} ${r.medianMs.toFixed(2).padStart(11)} ${r.minMs.toFixed(2).padStart(9)} ${r.cpuMedianMs.toFixed(2).padStart(15)} ${(g === null ? '—' : `${g.toFixed(1)}×`).padStart(16)} ${String(r.changes).padStart(9)}`,
   );
-  prev = r.medianMs;
-}
+});
 const tenK = planner.find((r) => r.services === 10_000)?.medianMs ?? NaN;
 const tenKCpu = planner.find((r) => r.services === 10_000)?.cpuMedianMs ?? NaN;
-const worstGrowth = growth.length ? Math.max(...growth) : NaN;
+const worstGrowth = plannerGrowthOf.worst;
 const [smallLookup, largeLookup] = ruleLookup;
 const lookupGrowth = smallLookup && largeLookup ? largeLookup.ms / smallLookup.ms : NaN;
 // The fit and the lookup at the same, largest size, in the same run: their ratio.
@@ -402,7 +406,8 @@ const add = (
   shown: string,
   target: string,
   met: boolean,
-  why?: string,
+  /** Why, should `met` be false: every figure with a target says it (README "Benchmarks"). */
+  why: string,
 ) => figures.push({ figure, value, shown, target, met, ...(why && !met ? { why } : {}) });
 if (withPlanner)
   add(
@@ -420,6 +425,7 @@ if (withPlanner)
     `${worstGrowth.toFixed(1)}×`,
     `≤ ${TARGET_GROWTH}×`,
     worstGrowth <= TARGET_GROWTH,
+    plannerGrowthOf.why,
   );
 if (ruleScan)
   add(
@@ -459,7 +465,9 @@ if (rtt) {
     `${rtt.rounds} rounds of calls (${rtt.rpcs} RPCs)`,
     `≤ ${TARGET_RTT_ROUNDS}`,
     whole && rtt.rounds <= TARGET_RTT_ROUNDS,
-    whole ? undefined : notWhole,
+    whole
+      ? `the run waited for ${rtt.rounds} rounds of calls one after another: a step that calls after another's answer where it could call beside it (docs/performance.md, "The round trips of one run")`
+      : notWhole,
   );
   add(
     `one run, wall ÷ RTT (the same run)`,
@@ -481,6 +489,7 @@ if (quotaWeek)
     `${quotaWeek.requestsHot} / ${quotaWeek.requestsCalm}`,
     '1 / 0',
     quotaWeekMet(quotaWeek),
+    quotaWeekWhy(quotaWeek),
   );
 
 if (org) {
@@ -502,20 +511,24 @@ if (org) {
       roundMet(p.sized),
       `${p.sized.unitFailures} failed unit(s); ${Math.round(p.sized.cpuShare * 100)}% of ${p.cores} cores busy with this bench; the rest of the wall time is waiting for a core the machine's other load holds (load average ${p.load.after[0]?.toFixed(1)})`,
     );
+  const reads = readsVerdict(p.readsPerProjectAlone, p.org.readsPerProject);
   add(
     'organisation: reads per project, alone / in the organisation',
     p.org.readsPerProject,
     `${p.readsPerProjectAlone} / ${p.org.readsPerProject}`,
     'equal',
-    p.readsPerProjectAlone === p.org.readsPerProject,
+    reads.met,
+    reads.why,
   );
   const c = org.chaos.chaos;
+  const chaos = chaosVerdict({ projects: org.chaos.projects, ...c });
   add(
-    'organisation chaos: others completed, pools over quota',
+    'organisation chaos: others completed, writes over quota',
     c.poolsOverQuota,
     `${c.completedOthers}/${c.others}, ${c.poolsOverQuota}`,
     'all, 0',
-    c.completedOthers === c.others && c.poolsOverQuota === 0,
+    chaos.met,
+    chaos.why,
   );
 }
 

@@ -1,5 +1,11 @@
 import { describe, expect, it } from 'vitest';
-import { largestFitting, orgVerdict, roundMet } from '../../bench/org-verdict.js';
+import {
+  chaosVerdict,
+  largestFitting,
+  orgVerdict,
+  readsVerdict,
+  roundMet,
+} from '../../bench/org-verdict.js';
 
 /** The arithmetic behind the organisation bench's verdict (bench/org-verdict.ts). */
 describe("the organisation bench's verdict", () => {
@@ -68,5 +74,58 @@ describe("the organisation bench's verdict", () => {
     // No CPU measured (a broken reading): nothing is sized from it.
     expect(largestFitting({ perUnitCpuS: 0, cores: 2, targetMs: 1000 })).toBe(0);
     expect(largestFitting({ perUnitCpuS: Number.NaN, cores: 2, targetMs: 1000 })).toBe(0);
+  });
+
+  it('never says the chaos was survived when no unit was made to fail', () => {
+    // Under 5 projects the seeded 5% picks none: every unit completes, and nothing was tested.
+    const none = chaosVerdict({
+      projects: 3,
+      failingUnits: 0,
+      completedOthers: 3,
+      others: 3,
+      poolsOverQuota: 0,
+    });
+    expect(none.met).toBe(false);
+    expect(none.why).toBe(
+      'no unit was made to fail among 3 projects (a seeded 5% of them; 5 projects or more pick one): the chaos was not played',
+    );
+    const met = chaosVerdict({
+      projects: 50,
+      failingUnits: 3,
+      completedOthers: 47,
+      others: 47,
+      poolsOverQuota: 0,
+    });
+    expect(met).toEqual({ met: true, why: '' });
+  });
+
+  it('says which part of the chaos failed', () => {
+    const v = chaosVerdict({
+      projects: 50,
+      failingUnits: 3,
+      completedOthers: 45,
+      others: 47,
+      poolsOverQuota: 1,
+    });
+    expect(v.met).toBe(false);
+    expect(v.why).toBe(
+      "2 of the 47 units made to fail by nothing did not complete; 1 write left a pool's caps above its quota",
+    );
+  });
+
+  it('never says the reads matched when none were counted', () => {
+    expect(readsVerdict(10, 10)).toEqual({ met: true, why: '' });
+    expect(readsVerdict(0, 0)).toEqual({
+      met: false,
+      why: "no reads were counted (the emulator's call log was empty): nothing was compared",
+    });
+    expect(readsVerdict(10, 19.5)).toEqual({
+      met: false,
+      why: '9.5 more reads a project in the organisation than alone: calls retried (an answer later than the client waits, on a loaded machine) or reads that grow with the organisation',
+    });
+    expect(readsVerdict(10, 9)).toEqual({
+      met: false,
+      why: '1 fewer read a project in the organisation than alone: a unit that stopped before its reads',
+    });
   });
 });
