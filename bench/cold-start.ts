@@ -1,7 +1,6 @@
 import { execFile } from 'node:child_process';
-import { mkdtemp, readFile, rm } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { readFile } from 'node:fs/promises';
+import { resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { promisify } from 'node:util';
 import { parse as parseYaml } from 'yaml';
@@ -12,6 +11,7 @@ import {
   startFunction,
   type RunningEmulatorProcess,
 } from './function-host.js';
+import { benchTempDir, removeBenchTempDir } from './stop-on-signal.js';
 
 /**
  * The Cloud Function's cold start, as deployed: functions-framework's command started on the built
@@ -104,7 +104,7 @@ async function governorStart(
   emulator: RunningEmulatorProcess,
   policy: string,
 ): Promise<{ listeningMs: number; firstRunMs: number }> {
-  const stateDir = await mkdtemp(join(tmpdir(), 'governor-bench-cold-'));
+  const stateDir = await benchTempDir('governor-bench-cold-');
   try {
     const fn = await startFunction({
       env: { ...emulator.env, GOVERNOR_POLICY: policy, GOVERNOR_STATE_DIR: stateDir },
@@ -118,7 +118,7 @@ async function governorStart(
       await fn.stop();
     }
   } finally {
-    await rm(stateDir, { recursive: true, force: true });
+    await removeBenchTempDir(stateDir);
   }
 }
 

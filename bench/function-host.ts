@@ -4,6 +4,7 @@ import { connect, createServer } from 'node:net';
 import { resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
+import { stopWithBench } from './stop-on-signal.js';
 
 /**
  * The function as it is deployed, for the benchmarks (and a test): functions-framework's own
@@ -92,6 +93,7 @@ export async function startFunction(options: FunctionOptions = {}): Promise<Runn
       stdio: ['ignore', 'ignore', 'pipe', ...(options.probe ? (['ipc'] as const) : [])],
     },
   );
+  stopWithBench(child);
   const stderr = collectStderr(child);
   const stop = () => stopProcess(child);
   let listeningMs = NaN;
@@ -164,6 +166,7 @@ export async function startEmulatorProcess(
     // Its stdin is how it knows this process is still there (bench/emulator-child.ts).
     stdio: ['pipe', 'pipe', 'pipe', ...(options.probe ? (['ipc'] as const) : [])],
   });
+  stopWithBench(child);
   const stderr = collectStderr(child);
   try {
     const line = await new Promise<string>((resolve, reject) => {

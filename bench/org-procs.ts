@@ -1,6 +1,6 @@
 import { fork, spawn, type ChildProcess } from 'node:child_process';
-import { mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
-import { availableParallelism, loadavg, tmpdir } from 'node:os';
+import { readFile, writeFile } from 'node:fs/promises';
+import { availableParallelism, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
@@ -9,6 +9,7 @@ import { handleDispatch } from '../src/function/org.js';
 import type { Logger } from '../src/log.js';
 import { stopProcess } from './function-host.js';
 import { largestFitting, orgVerdict } from './org-verdict.js';
+import { benchTempDir, removeBenchTempDir, stopWithBench } from './stop-on-signal.js';
 
 /**
  * The organisation as it is deployed (docs/organization.md), on this machine:
@@ -122,6 +123,8 @@ async function startEmulatorProcess(fleetFile: string): Promise<Emulator> {
     [join(repo, 'bin', 'governor.js'), 'emulator', '--fleet', fleetFile, '--speed', '1'],
     { stdio: ['ignore', 'pipe', 'inherit'], env: { ...process.env, NO_COLOR: '1' } },
   );
+  // It runs until stopped, and does not notice this process has gone: killed with the bench.
+  stopWithBench(child);
   const env: Record<string, string> = {};
   const lines = createInterface({ input: child.stdout as NodeJS.ReadableStream });
   await new Promise<void>((resolve, reject) => {
@@ -192,6 +195,7 @@ export async function startWorker(
   module = join(here, 'org-worker.js'),
 ): Promise<Worker> {
   const child = fork(module, [], { env, stdio: 'inherit' });
+  stopWithBench(child);
   const w: Worker = { child, inFlight: 0, waiting: new Map(), cpu: null, gone: null };
   await new Promise<void>((ready, failed) => {
     child.on('message', (m: { kind: string; id?: number; status?: number; ms?: number }) => {
@@ -318,152 +322,156 @@ export async function benchOrgProcesses(opts: {
   const cores = availableParallelism();
   const log = (m: string) => process.stderr.write(`org bench: ${m}\n`);
   const before = loadavg();
-  const dir = await mkdtemp(join(tmpdir(), 'org-bench-'));
-  const fleetFile = join(dir, 'fleet.json');
-  // The emulator's clock runs at the wall clock's pace from now, as Google's does. The units read
-  // it on the emulator's admin endpoint, as any governor pointed at the emulator must (the clock
-  // refuses GOVERNOR_EMULATOR_HOST without GOVERNOR_EMULATOR_ADMIN: src/adapters/clock.ts); that
-  // call is not delayed by the injected RTT, which the faults put on the RPCs alone.
-  await writeFile(fleetFile, JSON.stringify(orgFleet(P, S, new Date().toISOString())));
-  log(`${P} projects × ${S} services; the emulator starts`);
-  const emulator = await startEmulatorProcess(fleetFile);
-  const workers: Worker[] = [];
+  const dir = await benchTempDir('org-bench-');
+  // The directory is removed however the bench ends, an emulator that never started included.
   try {
-    await admin(emulator, '/faults', {
-      latency: [{ method: '*', minMs: rttMs, maxMs: rttMs }],
-    });
-    const env: Record<string, string | undefined> = {
-      ...process.env,
-      ...emulator.env,
-      METADATA_SERVER_DETECTION: 'none',
-      GOVERNOR_STATE_DIR: join(dir, 'state'),
-      GOVERNOR_RUN_DEADLINE: '10m',
-      GOVERNOR_POLICY: JSON.stringify({
-        version: 1,
-        mode: 'dry-run',
-        discovery: { organization: ORG },
-        fanout: { topic: TOPIC },
-        defaults: { min: 1, max: 4, headroom: 0 },
-        services: [{ match: {} }],
-      }),
-    };
-    for (let i = 0; i < W; i++) workers.push(await startWorker(env));
-    // Warm-up: a first dispatch, and one unit in every worker (its modules load, as in an
-    // instance that has served before).
-    log(`warm-up: ${W} worker(s)`);
-    const warm = await dispatchOnce(emulator, env);
-    if (warm.length !== P) throw new Error(`the dispatch published ${warm.length} of ${P}`);
-    await Promise.all(workers.map((w, i) => sendUnit(w, warm[i % P])));
-
-    // Three projects alone, one after another, through the same entry.
-    let slowestSingleMs = 0;
-    let readsAlone = 0;
-    let callsAlone: Record<string, number> = {};
-    for (const body of warm.slice(-3)) {
-      await admin(emulator, '/reset-calls', {});
-      const r = await sendUnit(workers[0] as Worker, body);
-      if (r.status !== 200) throw new Error(`a project alone answered ${r.status}`);
-      slowestSingleMs = Math.max(slowestSingleMs, r.ms);
-      readsAlone = Math.max(readsAlone, await readsSince(emulator));
-      callsAlone = await callsByMethod(emulator);
-    }
-    log(`slowest single ${Math.round(slowestSingleMs)} ms; the organisation next`);
-
-    const round = async (bodies: unknown[] | null, size: number): Promise<OrgRound> => {
-      await admin(emulator, '/reset-calls', {});
-      const cpu0 = await Promise.all(workers.map(workerCpuS));
-      const emu0 = await procCpuS(emulator.child.pid ?? 0);
-      const own0 = process.cpuUsage();
-      const t0 = performance.now();
-      let units = bodies;
-      let dispatchMs: number | null = null;
-      let dispatchReads = 0;
-      if (!units) {
-        units = await dispatchOnce(emulator, env);
-        dispatchMs = performance.now() - t0;
-        dispatchReads = await readsSince(emulator);
-      }
-      const dispatchCpu = process.cpuUsage(own0);
-      const t1 = performance.now();
-      const { failures } = await deliverAll(workers, units.slice(0, size), I);
-      const t2 = performance.now();
-      const cpu1 = await Promise.all(workers.map(workerCpuS));
-      const emu1 = await procCpuS(emulator.child.pid ?? 0);
-      const unitsS = cpu1.reduce((a, c, i) => a + c - (cpu0[i] ?? 0), 0);
-      const emulatorS = emu1 - emu0;
-      const dispatchS = (dispatchCpu.user + dispatchCpu.system) / 1e6;
-      const totalS = unitsS + emulatorS + dispatchS;
-      const wall = t2 - t0;
-      return {
-        projects: size,
-        orgMs: dispatchMs === null ? null : wall,
-        dispatchMs,
-        unitsMs: t2 - t1,
-        ratio: wall / slowestSingleMs,
-        unitFailures: failures,
-        readsPerProject: ((await readsSince(emulator)) - dispatchReads) / size,
-        calls: await callsByMethod(emulator),
-        cpu: { unitsS, emulatorS, dispatchS, totalS },
-        cpuShare: totalS / ((wall / 1000) * cores),
+    const fleetFile = join(dir, 'fleet.json');
+    // The emulator's clock runs at the wall clock's pace from now, as Google's does. The units read
+    // it on the emulator's admin endpoint, as any governor pointed at the emulator must (the clock
+    // refuses GOVERNOR_EMULATOR_HOST without GOVERNOR_EMULATOR_ADMIN: src/adapters/clock.ts); that
+    // call is not delayed by the injected RTT, which the faults put on the RPCs alone.
+    await writeFile(fleetFile, JSON.stringify(orgFleet(P, S, new Date().toISOString())));
+    log(`${P} projects × ${S} services; the emulator starts`);
+    const emulator = await startEmulatorProcess(fleetFile);
+    const workers: Worker[] = [];
+    try {
+      await admin(emulator, '/faults', {
+        latency: [{ method: '*', minMs: rttMs, maxMs: rttMs }],
+      });
+      const env: Record<string, string | undefined> = {
+        ...process.env,
+        ...emulator.env,
+        METADATA_SERVER_DETECTION: 'none',
+        GOVERNOR_STATE_DIR: join(dir, 'state'),
+        GOVERNOR_RUN_DEADLINE: '10m',
+        GOVERNOR_POLICY: JSON.stringify({
+          version: 1,
+          mode: 'dry-run',
+          discovery: { organization: ORG },
+          fanout: { topic: TOPIC },
+          defaults: { min: 1, max: 4, headroom: 0 },
+          services: [{ match: {} }],
+        }),
       };
-    };
+      for (let i = 0; i < W; i++) workers.push(await startWorker(env));
+      // Warm-up: a first dispatch, and one unit in every worker (its modules load, as in an
+      // instance that has served before).
+      log(`warm-up: ${W} worker(s)`);
+      const warm = await dispatchOnce(emulator, env);
+      if (warm.length !== P) throw new Error(`the dispatch published ${warm.length} of ${P}`);
+      await Promise.all(workers.map((w, i) => sendUnit(w, warm[i % P])));
 
-    const org = await round(null, P);
-    log(`organisation ${Math.round(org.orgMs ?? 0)} ms, ${org.cpu.totalS.toFixed(1)} CPU-s`);
-    const perUnitCpuMs = {
-      unit: (org.cpu.unitsS / P) * 1000,
-      emulator: (org.cpu.emulatorS / P) * 1000,
-    };
-    const v = orgVerdict({
-      orgMs: org.orgMs ?? 0,
-      slowestSingleMs,
-      cpuS: org.cpu.totalS,
-      cores,
-      unitFailures: org.unitFailures,
-    });
-    const { targetMs, minWallMs, coresNeeded } = v;
-    const verdict = v.text;
+      // Three projects alone, one after another, through the same entry.
+      let slowestSingleMs = 0;
+      let readsAlone = 0;
+      let callsAlone: Record<string, number> = {};
+      for (const body of warm.slice(-3)) {
+        await admin(emulator, '/reset-calls', {});
+        const r = await sendUnit(workers[0] as Worker, body);
+        if (r.status !== 200) throw new Error(`a project alone answered ${r.status}`);
+        slowestSingleMs = Math.max(slowestSingleMs, r.ms);
+        readsAlone = Math.max(readsAlone, await readsSince(emulator));
+        callsAlone = await callsByMethod(emulator);
+      }
+      log(`slowest single ${Math.round(slowestSingleMs)} ms; the organisation next`);
 
-    // The largest organisation whose CPU fits in 70% of the cores within the target, from the
-    // CPU a unit cost above (its process and the emulator's share), governed the same way from
-    // the same dispatch's messages (redelivered: the dispatch is not timed again).
-    const fit = largestFitting({
-      perUnitCpuS: (org.cpu.unitsS + org.cpu.emulatorS) / P,
-      cores,
-      targetMs,
-    });
-    let sized: OrgRound | null = null;
-    if (fit >= 1 && fit < P) {
-      const bodies = await dispatchOnce(emulator, env);
-      log(`sized to this machine: ${fit} projects`);
-      sized = await round(bodies, fit);
-      sized.ratio = sized.unitsMs / slowestSingleMs;
+      const round = async (bodies: unknown[] | null, size: number): Promise<OrgRound> => {
+        await admin(emulator, '/reset-calls', {});
+        const cpu0 = await Promise.all(workers.map(workerCpuS));
+        const emu0 = await procCpuS(emulator.child.pid ?? 0);
+        const own0 = process.cpuUsage();
+        const t0 = performance.now();
+        let units = bodies;
+        let dispatchMs: number | null = null;
+        let dispatchReads = 0;
+        if (!units) {
+          units = await dispatchOnce(emulator, env);
+          dispatchMs = performance.now() - t0;
+          dispatchReads = await readsSince(emulator);
+        }
+        const dispatchCpu = process.cpuUsage(own0);
+        const t1 = performance.now();
+        const { failures } = await deliverAll(workers, units.slice(0, size), I);
+        const t2 = performance.now();
+        const cpu1 = await Promise.all(workers.map(workerCpuS));
+        const emu1 = await procCpuS(emulator.child.pid ?? 0);
+        const unitsS = cpu1.reduce((a, c, i) => a + c - (cpu0[i] ?? 0), 0);
+        const emulatorS = emu1 - emu0;
+        const dispatchS = (dispatchCpu.user + dispatchCpu.system) / 1e6;
+        const totalS = unitsS + emulatorS + dispatchS;
+        const wall = t2 - t0;
+        return {
+          projects: size,
+          orgMs: dispatchMs === null ? null : wall,
+          dispatchMs,
+          unitsMs: t2 - t1,
+          ratio: wall / slowestSingleMs,
+          unitFailures: failures,
+          readsPerProject: ((await readsSince(emulator)) - dispatchReads) / size,
+          calls: await callsByMethod(emulator),
+          cpu: { unitsS, emulatorS, dispatchS, totalS },
+          cpuShare: totalS / ((wall / 1000) * cores),
+        };
+      };
+
+      const org = await round(null, P);
+      log(`organisation ${Math.round(org.orgMs ?? 0)} ms, ${org.cpu.totalS.toFixed(1)} CPU-s`);
+      const perUnitCpuMs = {
+        unit: (org.cpu.unitsS / P) * 1000,
+        emulator: (org.cpu.emulatorS / P) * 1000,
+      };
+      const v = orgVerdict({
+        orgMs: org.orgMs ?? 0,
+        slowestSingleMs,
+        cpuS: org.cpu.totalS,
+        cores,
+        unitFailures: org.unitFailures,
+      });
+      const { targetMs, minWallMs, coresNeeded } = v;
+      const verdict = v.text;
+
+      // The largest organisation whose CPU fits in 70% of the cores within the target, from the
+      // CPU a unit cost above (its process and the emulator's share), governed the same way from
+      // the same dispatch's messages (redelivered: the dispatch is not timed again).
+      const fit = largestFitting({
+        perUnitCpuS: (org.cpu.unitsS + org.cpu.emulatorS) / P,
+        cores,
+        targetMs,
+      });
+      let sized: OrgRound | null = null;
+      if (fit >= 1 && fit < P) {
+        const bodies = await dispatchOnce(emulator, env);
+        log(`sized to this machine: ${fit} projects`);
+        sized = await round(bodies, fit);
+        sized.ratio = sized.unitsMs / slowestSingleMs;
+      }
+      return {
+        projects: P,
+        services: S,
+        instances: I,
+        workers: W,
+        rttMs,
+        cores,
+        load: { before, after: loadavg() },
+        slowestSingleMs,
+        readsPerProjectAlone: readsAlone,
+        callsAlone,
+        org,
+        perUnitCpuMs,
+        minWallMs,
+        targetMs,
+        coresNeeded,
+        verdict,
+        sized,
+      };
+    } finally {
+      // Each by its own handle; one already gone (a worker that died, an emulator killed) is no
+      // reason to leave the others running or to hide why the bench stopped.
+      stopWorkers(workers);
+      await stopProcess(emulator.child);
     }
-    return {
-      projects: P,
-      services: S,
-      instances: I,
-      workers: W,
-      rttMs,
-      cores,
-      load: { before, after: loadavg() },
-      slowestSingleMs,
-      readsPerProjectAlone: readsAlone,
-      callsAlone,
-      org,
-      perUnitCpuMs,
-      minWallMs,
-      targetMs,
-      coresNeeded,
-      verdict,
-      sized,
-    };
   } finally {
-    // Each by its own handle; one already gone (a worker that died, an emulator killed) is no
-    // reason to leave the others running or to hide why the bench stopped.
-    stopWorkers(workers);
-    await stopProcess(emulator.child);
-    await rm(dir, { recursive: true, force: true });
+    await removeBenchTempDir(dir);
   }
 }
 

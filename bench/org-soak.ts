@@ -1,5 +1,5 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { cpus, loadavg, tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
+import { cpus, loadavg } from 'node:os';
 import { join } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { PubSub, type Message } from '@google-cloud/pubsub';
@@ -9,6 +9,7 @@ import { orgFleet, orgProjectId, ORG } from '../test/support/org-fleet.js';
 import { startPubSubEmulator } from '../test/support/pubsub-emulator.js';
 import { startEmulatorProcess, startFunction, type ProcessMemory } from './function-host.js';
 import { advance, trend, type Trend } from './soak.js';
+import { benchTempDir, removeBenchTempDir } from './stop-on-signal.js';
 
 /**
  * The soak of the organisation's functions (docs/organization.md): the dispatch
@@ -138,7 +139,7 @@ export async function benchOrgSoak(
   const projects = options.projects ?? 4;
   const services = options.services ?? 8;
   if (projects < 4) throw new RangeError('the organisation soak needs at least 4 projects');
-  const dir = await mkdtemp(join(tmpdir(), 'governor-org-soak-'));
+  const dir = await benchTempDir('governor-org-soak-');
   const loadBefore = loadavg();
   const t0 = performance.now();
   const samples: OrgSoakSample[] = [];
@@ -273,7 +274,7 @@ export async function benchOrgSoak(
       await stop().catch((e: unknown) =>
         console.error(`stopping the soak's processes: ${String(e)}`),
       );
-    await rm(dir, { recursive: true, force: true });
+    await removeBenchTempDir(dir);
   }
   const discovery: Record<string, number> = {};
   const statuses: Record<string, number> = {};

@@ -1,5 +1,5 @@
-import { mkdtemp, rm, writeFile } from 'node:fs/promises';
-import { loadavg, cpus, tmpdir } from 'node:os';
+import { writeFile } from 'node:fs/promises';
+import { loadavg, cpus } from 'node:os';
 import { join } from 'node:path';
 import { startFirestoreEmulator } from '../test/support/firestore-emulator.js';
 import {
@@ -9,6 +9,7 @@ import {
   type ProcessMemory,
   type RunningEmulatorProcess,
 } from './function-host.js';
+import { benchTempDir, removeBenchTempDir } from './stop-on-signal.js';
 
 /**
  * The soak: does anything pile up in a warm instance over a long life? A deployed function is kept
@@ -114,13 +115,14 @@ export async function benchSoak(
 ): Promise<SoakResult> {
   const runs = options.runs ?? 300;
   const services = options.services ?? 40;
-  const dir = await mkdtemp(join(tmpdir(), 'governor-soak-'));
   const loadBefore = loadavg();
   const t0 = performance.now();
   const samples: SoakSample[] = [];
   const snapshots: SoakResult['snapshots'] = [];
   const store = options.store ?? 'file';
   const firestore = store === 'firestore' ? await startFirestoreEmulator() : null;
+  // Made once the emulator has started, so that one that fails to start leaves no directory.
+  const dir = await benchTempDir('governor-soak-');
   try {
     const fleetFile = join(dir, 'fleet.json');
     await writeFile(fleetFile, JSON.stringify(soakFleet(services)));
@@ -171,7 +173,7 @@ export async function benchSoak(
     }
   } finally {
     await firestore?.stop();
-    await rm(dir, { recursive: true, force: true });
+    await removeBenchTempDir(dir);
   }
   const outcomes: Record<string, number> = {};
   for (const s of samples) outcomes[s.outcome] = (outcomes[s.outcome] ?? 0) + 1;
