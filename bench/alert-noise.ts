@@ -93,12 +93,13 @@ const scenarios: Record<string, (q: number, h: number) => ScenarioInput> = {
 async function main(): Promise<void> {
   const [name = 'mixed', hoursText = '48', ...factors] = process.argv.slice(2);
   const hours = Number(hoursText);
-  const make = scenarios[name];
+  // Own names only: `toString` is no scenario.
+  const make = Object.hasOwn(scenarios, name) ? scenarios[name] : undefined;
   if (!make || !(hours > 0) || factors.some((f) => !(Number(f) > 0))) {
     console.error(
       `usage: alert-noise.js [${Object.keys(scenarios).join('|')}] [hours > 0] [quotaFactor > 0 ...]; got ${process.argv.slice(2).join(' ')}`,
     );
-    process.exitCode = 1;
+    process.exitCode = 2;
     return;
   }
   for (const q of factors.length > 0 ? factors.map(Number) : [0.6, 1.2]) {
