@@ -125,7 +125,7 @@ export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
       add(
         `gap closed vs best at the tick, ${f}, mean`,
         gap.mean,
-        `${gap.mean.toFixed(3)} (clairvoyant ${meanWorst(
+        `${towardWorse(gap.mean, 'low', 3)} (clairvoyant ${meanWorst(
           rs.map((r) => seedGap(r, 'oracle')),
           'low',
         ).mean.toFixed(2)})`,
@@ -170,7 +170,7 @@ export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
       add(
         `gap closed vs best at the tick, ${f}, worst seed`,
         gap.worst,
-        gap.worst.toFixed(3),
+        towardWorse(gap.worst, 'low', 3),
         worstTarget === undefined ? '—' : `≥ ${worstTarget}`,
         worstTarget === undefined || gap.worst >= worstTarget,
         whyGap(rs.filter((r) => seedGap(r) === gap.worst)),

@@ -168,6 +168,23 @@ describe('each decision-quality target, compared as documented', () => {
     expect(find(low, 'gap closed vs', 'worst seed')).toMatchObject({ shown: '0.780', met: false });
   });
 
+  it('never rounds a gap closed just short of its target up to it', () => {
+    const out = figures([
+      seed('mixed', 7, { gapClosed: 0.9, gapClosedClairvoyant: 0.6 }),
+      seed('mixed', 11, { gapClosed: 0.7999, gapClosedClairvoyant: 0.5 }),
+    ]);
+    // The worst seed's 0.7999, just under its 0.8: shown 0.799, not 0.800 beside ≥ 0.8.
+    const worst = find(out, 'gap closed vs', 'worst seed');
+    expect(worst).toMatchObject({ shown: '0.799', met: false });
+    const close = figures([
+      seed('mixed', 7, { gapClosed: 0.9 }),
+      seed('mixed', 11, { gapClosed: 0.8999 }),
+    ]);
+    expect(find(close, 'gap closed vs', 'mean')).toMatchObject({ met: false });
+    // A mean of 0.89995 beside ≥ 0.9: shown 0.899, not 0.900.
+    expect(find(close, 'gap closed vs', 'mean')?.shown).toMatch(/^0\.899 /);
+  });
+
   it('judges writes and reversals on the worst seed, not the mean', () => {
     const out = figures([
       seed('traces', 7, { gapClosed: 1, writesPerServiceHour: 1, reversalsPerServiceDay: 0.2 }),
