@@ -268,6 +268,17 @@ export function benchPolicyFit(
   });
 }
 
+/**
+ * The rules of `benchPolicyFit`'s shape that govern no service seen, so one warning each: rule i
+ * names svc-i, which is not in the fleet when i is past it or the fleet calls that service
+ * batch-i (every tenth). A fit that warned of fewer did less than the work it is timed on.
+ */
+export function fitWarningsExpected(rules: number, services: number): number {
+  let n = 0;
+  for (let i = 0; i < rules; i++) if (i >= services || i % 10 === 9) n++;
+  return n;
+}
+
 export interface RankedRow {
   services: number;
   /** Median of plans with every service its own priority, ms. */

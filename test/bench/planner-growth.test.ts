@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { plannerGrowth, type PlannerRow } from '../../bench/planner.js';
+import { fitWarningsExpected, plannerGrowth, type PlannerRow } from '../../bench/planner.js';
 
 /** The planner's growth per 10× services in `npm run bench`, and why a miss is a miss. */
 const row = (services: number, medianMs: number, cpuMedianMs: number): PlannerRow => ({
@@ -37,5 +37,14 @@ describe("the planner's growth per 10× services", () => {
     const g = plannerGrowth([row(1_000, 10, 10)], 12);
     expect(g.worst).toBeNaN();
     expect(g.why).toBe('fewer than two sizes timed: no growth to judge');
+  });
+});
+
+describe("the policy fit's timing", () => {
+  it('knows how many rules of its shape govern no service seen, so that a fit that warned of none is not timed as one', () => {
+    expect(fitWarningsExpected(2_000, 5_000)).toBe(200);
+    expect(fitWarningsExpected(20_000, 50_000)).toBe(2_000);
+    // Rules naming services beyond the fleet govern nothing either.
+    expect(fitWarningsExpected(10, 5)).toBe(5);
   });
 });
