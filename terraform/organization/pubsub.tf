@@ -7,9 +7,17 @@ resource "google_pubsub_topic" "work" {
 
 # The alerts of every unit (docs/alerts.md), in the host project: the policy's alerts.topic is
 # this topic unless the policy names another, whose publish grant is then the deployer's to give.
+# The module makes no subscription on it, and a topic without one drops what is published, so it
+# keeps messages seven days, as the single-project module's alert topic does by default: "messages
+# published to the topic in the last message_retention_duration are always available to
+# subscribers. For instance, it allows any attached subscription to seek to a timestamp that is up
+# to message_retention_duration in the past" (Topic,
+# https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.topics). A subscription made
+# after the first alerts can seek back to them.
 resource "google_pubsub_topic" "alerts" {
-  project = var.project_id
-  name    = "${var.name}-alerts"
+  project                    = var.project_id
+  name                       = "${var.name}-alerts"
+  message_retention_duration = "604800s"
 }
 
 resource "google_pubsub_topic_iam_member" "governor_publishes_alerts" {

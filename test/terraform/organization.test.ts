@@ -213,6 +213,24 @@ describe('the work topic', () => {
   });
 });
 
+describe('the alert topic', () => {
+  // Topic.message_retention_duration: "If this field is set, messages published to the topic in
+  // the last message_retention_duration are always available to subscribers. For instance, it
+  // allows any attached subscription to seek to a timestamp that is up to
+  // message_retention_duration in the past. If this field is not set, message retention is
+  // controlled by settings on individual subscriptions"
+  // (https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.topics). The module makes no
+  // subscription on it: without retention, whatever the units alert before one is made is lost.
+  it("keeps the units' alerts as long as the single-project module's topic does", () => {
+    const topic = resource(org, 'google_pubsub_topic', 'alerts');
+    const singleDefault = /message_retention_duration\s*=\s*optional\(string, "(\d+s)"\)/.exec(
+      String(single.variables.get('alerts')?.['type']),
+    )?.[1];
+    expect(singleDefault).toBe('604800s');
+    expect(topic['message_retention_duration']).toBe(singleDefault);
+  });
+});
+
 describe('the dispatch job', () => {
   // RetryConfig.retry_count: "The default value of retry_count is zero. If retry_count is zero, a
   // job attempt will not be retried if it fails. Instead the Cloud Scheduler system will wait for
