@@ -48,6 +48,13 @@ variable "folder_ids" {
     condition     = alltrue([for f in var.folder_ids : can(regex("^[1-9][0-9]{0,24}$", f))])
     error_message = "folder_ids must be folder numbers, such as \"1234567\"."
   }
+
+  # The policy's discovery.folders takes at most 100 (src/core/discovery.ts): more, and every
+  # dispatch and unit would fail on the policy the module wrote.
+  validation {
+    condition     = length(var.folder_ids) <= 100
+    error_message = "folder_ids must name at most 100 folders (the policy's discovery.folders takes no more): govern a parent folder, or the whole organisation, instead."
+  }
 }
 
 variable "policy" {
@@ -121,6 +128,18 @@ variable "discovery" {
   validation {
     condition     = try(length(var.discovery.include) > 0, true)
     error_message = "discovery.include must not be empty (it would keep no project found): leave it out, or null, to keep every project."
+  }
+
+  # The policy takes at most 100 include and 100 exclude globs of 1 to 100 characters each
+  # (src/core/discovery.ts); the rest of a glob's syntax is checked by the policy when it loads.
+  validation {
+    condition     = length(var.discovery.exclude) <= 100 && try(length(var.discovery.include) <= 100, true)
+    error_message = "discovery.include and discovery.exclude must hold at most 100 globs each, as the policy takes."
+  }
+
+  validation {
+    condition     = alltrue([for glob in flatten([var.discovery.include == null ? [] : var.discovery.include, var.discovery.exclude]) : length(glob) >= 1 && length(glob) <= 100])
+    error_message = "discovery.include and discovery.exclude must hold globs of 1 to 100 characters: the policy refuses an empty glob or a longer one."
   }
 }
 

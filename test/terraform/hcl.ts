@@ -275,12 +275,16 @@ export function evaluateCondition(condition: string, vars: Record<string, unknow
     flatten: (list: unknown[]): unknown[] => list.flat(Infinity),
     floor: Math.floor,
     // length(): of a string, its characters (code points; Terraform counts grapheme clusters).
+    // Of null, an error, as in Terraform ("argument must not be null"): conditions guard it with
+    // try() or can().
     length: (x: unknown) =>
-      typeof x === 'string'
-        ? [...x].length
-        : Array.isArray(x)
-          ? x.length
-          : Object.keys(x ?? {}).length,
+      x === null || x === undefined
+        ? fail('length: null')
+        : typeof x === 'string'
+          ? [...x].length
+          : Array.isArray(x)
+            ? x.length
+            : Object.keys(x).length,
     lookup: (map: Record<string, unknown>, key: string) =>
       key in map ? map[key] : fail(`lookup: no key ${key}`),
     // regex(): the captures when the pattern has groups, else the match; no match is an error.

@@ -802,6 +802,71 @@ describe('the variables', () => {
     expect(accepted({ include: [] })).toBe(false);
   });
 
+  // The policy takes at most 100 folders, and at most 100 include and 100 exclude globs of 1 to
+  // 100 characters each (src/core/discovery.ts): more, or an empty glob, and every dispatch and
+  // every unit fails on its policy. Refused at plan time instead, naming the variable.
+  it.each([
+    ['folder_ids', { folder_ids: ['1'.repeat(12)] }, true],
+    ['folder_ids', { folder_ids: Array.from({ length: 100 }, (_, i) => String(1000 + i)) }, true],
+    ['folder_ids', { folder_ids: Array.from({ length: 101 }, (_, i) => String(1000 + i)) }, false],
+    ['discovery', { discovery: { include: ['ml-*'], exclude: ['*-sandbox'] } }, true],
+    ['discovery', { discovery: { exclude: [''] } }, false],
+    ['discovery', { discovery: { include: [''] } }, false],
+    ['discovery', { discovery: { exclude: ['p'.repeat(100)] } }, true],
+    ['discovery', { discovery: { exclude: ['p'.repeat(101)] } }, false],
+    ['discovery', { discovery: { include: ['p'.repeat(101)] } }, false],
+    ['discovery', { discovery: { include: Array.from({ length: 100 }, (_, i) => `p${i}`) } }, true],
+    [
+      'discovery',
+      { discovery: { include: Array.from({ length: 101 }, (_, i) => `p${i}`) } },
+      false,
+    ],
+    [
+      'discovery',
+      { discovery: { exclude: Array.from({ length: 101 }, (_, i) => `p${i}`) } },
+      false,
+    ],
+  ] as [string, { folder_ids?: string[]; discovery?: Body }, boolean][])(
+    '%s %# is accepted at plan time exactly when the policy takes it',
+    (name, given, accepted) => {
+      const discovery: Body = {
+        include: null,
+        exclude: [],
+        labels: null,
+        cache_ttl: '1h',
+        ...given.discovery,
+      };
+      const vars = { folder_ids: given.folder_ids ?? [], discovery };
+      const assembled = assembledPolicy({
+        projectId: 'gpu-host',
+        name: 'gpu-governor-org',
+        organizationId: '123456789012',
+        folderIds: vars.folder_ids,
+        policy: { services: [{ match: {} }] },
+        discovery,
+      });
+      let policyTakes = true;
+      try {
+        parsePolicy(assembled);
+      } catch {
+        policyTakes = false;
+      }
+      expect(policyTakes).toBe(accepted);
+      // The labels' checks (keys(), values() and Unicode classes) are tested on their own above.
+      const results = validationsOf(org, name)
+        .filter((v) => !String(v['condition']).includes('var.discovery.labels'))
+        .map((v) => ({
+          ok: evaluateCondition(String(v['condition']), vars),
+          message: String(v['error_message']),
+        }));
+      expect(results.every((r) => r.ok === true)).toBe(accepted);
+      for (const r of results.filter((r) => r.ok !== true)) {
+        expect(r.ok).toBe(false);
+        expect(r.message.startsWith(name)).toBe(true);
+      }
+    },
+  );
+
   it('check discovery.cache_ttl as the policy checks a duration, at plan time', () => {
     const condition = validationsOf(org, 'discovery')
       .map((v) => String(v['condition']))
