@@ -144,6 +144,20 @@ resource "google_folder_iam_member" "governor" {
   member = local.governor_member
 }
 
+# The projects the policy lists are governed whatever discovery finds, inside the governed folders
+# or not: each gets the role itself (redundant for a project under a grant above it). The
+# organisation's custom role is granted on a project as the provider's own example does
+# (https://registry.terraform.io/providers/hashicorp/google/latest/docs/data-sources/organization_iam_custom_role).
+# Whether Google lets a project of another organisation take it we could not read: if not, the
+# apply fails on that project, which is better than every run of it failing on PERMISSION_DENIED.
+resource "google_project_iam_member" "governor_listed" {
+  for_each = toset(try(var.policy.projects, []))
+
+  project = each.key
+  role    = google_organization_iam_custom_role.governor.name
+  member  = local.governor_member
+}
+
 # The state store: a Firestore database of the governor's own in the host project. Without it the
 # functions would use the project's "(default)" database, which a new project does not have (every
 # run would fail) and which other applications may share (roles/datastore.user there reaches their

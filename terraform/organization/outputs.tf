@@ -9,7 +9,7 @@ output "dead_letter_subscription" {
 }
 
 output "governor_service_account" {
-  description = "The governor's identity; granted the custom role on the organisation or each folder."
+  description = "The governor's identity; granted the custom role on the organisation or each folder, and on each project the policy lists."
   value       = google_service_account.governor.email
 }
 

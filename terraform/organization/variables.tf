@@ -59,7 +59,7 @@ variable "folder_ids" {
 
 variable "policy" {
   type        = any
-  description = "The governor's policy as an object (schema/policy.schema.json; from a file: yamldecode(file(\"policy.yaml\"))), usually without projects. The module sets discovery (organization_id or folder_ids, and the discovery variable), fanout.topic (the work topic; the policy's fanout.staleAfter and fanout.splitAbove are kept), version 1 and, unless the policy names one, alerts.topic."
+  description = "The governor's policy as an object (schema/policy.schema.json; from a file: yamldecode(file(\"policy.yaml\"))), usually without projects: any it lists are governed whatever discovery finds, and each is granted the custom role. The module sets discovery (organization_id or folder_ids, and the discovery variable), fanout.topic (the work topic; the policy's fanout.staleAfter and fanout.splitAbove are kept), version 1 and, unless the policy names one, alerts.topic."
   default     = {}
 
   # The module merges into the policy: text would fail there with a message that names no variable.
@@ -82,6 +82,13 @@ variable "policy" {
   validation {
     condition     = try(var.policy.version, 1) == 1
     error_message = "policy.version must be 1 (or left out)."
+  }
+
+  # The projects the policy lists are granted the role (main.tf): each a project ID as the policy
+  # takes it (ProjectId in src/core/units.ts), checked before the grant is planned.
+  validation {
+    condition     = try(alltrue([for p in try(var.policy.projects, []) : can(regex("^([a-z0-9][a-z0-9.-]{0,61}[a-z0-9]:)?[a-z0-9]([a-z0-9-]{0,28}[a-z0-9])?$", p))]), false)
+    error_message = "policy.projects must be a list of project IDs such as \"my-project\" (lowercase letters, digits and hyphens, at most 30), not display names or resource names such as projects/my-project."
   }
 
   # The policy refuses an empty regions list, and every unit run would fail on it.

@@ -76,6 +76,49 @@ describe('the organisation role', () => {
   });
 });
 
+describe("the policy's own projects", () => {
+  // A project the policy lists is governed whatever discovery finds (docs/organization.md), and
+  // may lie outside the governed folders: without a grant there, every unit of it fails on
+  // PERMISSION_DENIED until it is dead-lettered. The organisation's custom role can be granted on
+  // any resource of the organisation (https://cloud.google.com/iam/docs/roles-overview#custom).
+  it('are each granted the custom role', () => {
+    const grant = resource(org, 'google_project_iam_member', 'governor_listed');
+    expect(grant['for_each']).toBe('${toset(try(var.policy.projects, []))}');
+    expect(grant['project']).toBe('${each.key}');
+    expect(grant['role']).toBe('${google_organization_iam_custom_role.governor.name}');
+    expect(grant['member']).toBe('${local.governor_member}');
+  });
+
+  // Each is a project ID as the policy takes it (src/core/units.ts ProjectId), checked before the
+  // grant is planned: a malformed one would otherwise fail the apply midway, or every run.
+  it.each([
+    [['my-project', 'gpu-team-2'], true],
+    [['example.com:legacy-project'], true],
+    [[], true],
+    [['My Project'], false],
+    [['a/b'], false],
+    [['-project'], false],
+    [['p'.repeat(31)], false],
+  ])('%j is accepted at plan time: %s, as the policy takes it', (projects, accepted) => {
+    let policyTakes = true;
+    try {
+      parsePolicy({ version: 1, projects, discovery: { organization: '1' } });
+    } catch {
+      policyTakes = false;
+    }
+    expect(policyTakes).toBe(accepted);
+    const results = ((org.variables.get('policy')?.['validation'] as Body[]) ?? [])
+      .filter((v) => String(v['condition']).includes('var.policy.projects'))
+      .map((v) => ({
+        ok: evaluateCondition(String(v['condition']), { policy: { projects } }),
+        message: String(v['error_message']),
+      }));
+    expect(results.length).toBe(1);
+    expect(results[0]?.ok).toBe(accepted);
+    expect(results[0]?.message).toMatch(/^policy\.projects /);
+  });
+});
+
 describe('the host project', () => {
   it("enables the Cloud Asset API the dispatch's search is made from, unless told not to", () => {
     // https://cloud.google.com/asset-inventory/docs/search-resources: enabled in the project the
