@@ -59,6 +59,12 @@ resource "google_storage_bucket_iam_member" "build_reads_source" {
 }
 
 # The dispatch: one run at a time, each a few seconds (a search at most once per cache_ttl).
+# Both functions take requests from anywhere on the network (ALLOW_ALL) and refuse every caller
+# without roles/run.invoker, which only the invoker account holds: "Ingress settings and IAM
+# authentication methods are two ways of managing access to a service. They are independent of
+# each other" (https://cloud.google.com/run/docs/securing/ingress). Internal-only ingress would
+# hold only if Cloud Scheduler's HTTP target and the Pub/Sub push count as internal sources there,
+# which has not been tried against Google: a wrong guess would refuse every dispatch and push.
 resource "google_cloudfunctions2_function" "dispatch" {
   project  = var.project_id
   location = var.region
