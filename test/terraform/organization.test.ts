@@ -120,6 +120,24 @@ describe("the policy's own projects", () => {
 });
 
 describe('the host project', () => {
+  // Everything the module makes in the host project is made by whoever applies it: the roles
+  // terraform/README.md lists for the single-project module's project_id, but Eventarc's (no
+  // Pub/Sub trigger here) and iam.roleAdmin (no project-level custom role here).
+  it('is documented with the roles whoever applies the module needs there', () => {
+    const readme = readFileSync('terraform/README.md', 'utf8');
+    const whoDeploys =
+      /\*\*Who deploys\.\*\* In `project_id`:([\s\S]*?)In\s+every\s+project\s+of\s+the\s+policy/.exec(
+        readme,
+      )?.[1];
+    expect(whoDeploys).toBeDefined();
+    const roles = [...(whoDeploys ?? '').matchAll(/`(roles\/[A-Za-z.]+)`/g)]
+      .map((m) => m[1] ?? '')
+      .filter((r) => r !== 'roles/eventarc.admin' && r !== 'roles/iam.roleAdmin');
+    expect(roles.length).toBeGreaterThan(8);
+    const docs = readFileSync('docs/organization.md', 'utf8');
+    for (const role of roles) expect(docs, role).toContain(`\`${role}\``);
+  });
+
   it("enables the Cloud Asset API the dispatch's search is made from, unless told not to", () => {
     // https://cloud.google.com/asset-inventory/docs/search-resources: enabled in the project the
     // calls are made from (the governor's account's project), or every search is refused.
