@@ -91,10 +91,11 @@ variable "policy" {
     error_message = "policy.projects must be a list of project IDs such as \"my-project\" (lowercase letters, digits and hyphens, at most 30), not display names or resource names such as projects/my-project."
   }
 
-  # The policy refuses an empty regions list, and every unit run would fail on it.
+  # The policy refuses an empty regions list, or a name that is no Cloud Run region's (RegionName in
+  # src/core/units.ts), and every unit run would fail on it.
   validation {
-    condition     = try(length(var.policy.regions) > 0, !can(var.policy.regions))
-    error_message = "policy.regions, when given, must be a non-empty list of regions (leave it out to govern every region that has GPU services)."
+    condition     = try(length(var.policy.regions) > 0 && alltrue([for r in var.policy.regions : can(regex("^[a-z]{2,15}-[a-z]{4,15}[1-9][0-9]?$", r))]), !can(var.policy.regions))
+    error_message = "policy.regions, when given, must be a non-empty list of Cloud Run regions such as us-central1 (leave it out to govern every region that has GPU services)."
   }
 }
 

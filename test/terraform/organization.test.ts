@@ -5,6 +5,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { DURATION_PATTERN } from '../../src/core/duration.js';
 import { parsePolicy } from '../../src/core/policy.js';
 import { LEASE_MARGIN_MS } from '../../src/reconcile/reconcile.js';
+import { REGION_NAME } from '../../src/core/units.js';
 import {
   block,
   evaluateCondition,
@@ -777,9 +778,14 @@ describe('the policy the organisation module assembles', () => {
 
   // The policy refuses an empty regions list (src/core/policy.ts), so every unit run would fail on
   // it: refused at plan time, as the single-project module does.
+  // Nor does it take a region name that is no Cloud Run region's (RegionName in src/core/units.ts).
   it.each([
     [['us-central1'], true],
+    [['us-central1', 'europe-west4', 'northamerica-northeast1'], true],
     [[], false],
+    [['US'], false],
+    [['us-central1-a'], false],
+    [['us-central1', 'projects/p/locations/us-east1'], false],
   ])('policy.regions %j is accepted: %s', (regions, accepted) => {
     const parse = () => parsePolicy({ version: 1, projects: ['p-000001'], regions });
     if (accepted) expect(parse).not.toThrow();
@@ -793,6 +799,11 @@ describe('the policy the organisation module assembles', () => {
     expect(results.length).toBe(1);
     expect(results[0]?.ok).toBe(accepted);
     expect(results[0]?.message).toMatch(/^policy\.regions/);
+    // The policy's own pattern, which Terraform's RE2 takes as it is.
+    const condition = ((org.variables.get('policy')?.['validation'] as Body[]) ?? [])
+      .map((v) => String(v['condition']))
+      .find((c) => c.includes('.regions'));
+    expect(condition).toContain(`regex("${REGION_NAME.source}", r)`);
   });
 });
 
