@@ -102,13 +102,19 @@ export async function createRuntime(
     log,
     now,
     ...(built.quotaRequests ? { quotaRequests: built.quotaRequests } : {}),
+    // Every client is closed, and waited for, whatever another did; the first failure is then
+    // thrown, for the caller to tell (closeRuntime). Not Promise.all: it settles at the first
+    // failure, and the run would answer (the command line exit) with the others still closing,
+    // their own failures never told.
     close: async () => {
-      await Promise.all([
+      const closed = await Promise.allSettled([
         built.ports.close(),
         store.close(),
         built.sink?.close(),
         built.quotaRequests?.close(),
       ]);
+      const failed = closed.find((r) => r.status === 'rejected');
+      if (failed) throw failed.reason;
     },
   };
 }
