@@ -44,11 +44,44 @@ const MORE_BYTES = 32;
 export function jsonLogger(stream: { write(s: string): unknown }): Logger {
   return {
     log: (severity, message, fields = {}) => {
-      const line = JSON.stringify({ severity, message, ...fields });
+      const line = entryLine(severity, message, fields);
       // A UTF-16 unit is at most 3 bytes of UTF-8: a short line is not measured.
       stream.write((line.length <= MAX_LINE_BYTES / 3 ? line : fitLine(line)) + '\n');
     },
   };
+}
+
+/**
+ * One entry as JSON text. A field with no JSON form (a cycle, a BigInt, a `toJSON` that throws,
+ * nesting too deep for the stack) is left out and named under `unwritable`, rather than the
+ * logger throwing: the line is kept, and the run that logs it does not fail on its own log.
+ */
+function entryLine(severity: Severity, message: string, fields: Record<string, unknown>): string {
+  try {
+    return JSON.stringify({ severity, message, ...fields });
+  } catch {
+    const kept: Record<string, unknown> = {};
+    const omitted: string[] = [];
+    try {
+      for (const [key, value] of Object.entries(fields)) {
+        try {
+          JSON.stringify(value);
+          kept[key] = value;
+        } catch {
+          omitted.push(key);
+        }
+      }
+    } catch {
+      // Fields that cannot even be listed (a Proxy that throws): none is kept.
+      return JSON.stringify({ severity, message: String(message), unwritable: { fields: 'all' } });
+    }
+    return JSON.stringify({
+      severity,
+      message: String(message),
+      ...kept,
+      unwritable: { omittedFields: noteNames(omitted) },
+    });
+  }
 }
 
 /** `line` as it is when it fits MAX_LINE_BYTES; else its severity, message and fields, cut. */

@@ -124,3 +124,28 @@ describe('withFields: the fields of a run on each of its lines', () => {
     ]);
   });
 });
+
+describe('jsonLogger: fields that have no JSON form', () => {
+  it('still logs the line, its severity and message, and names the fields it could not write', () => {
+    // Before, JSON.stringify's TypeError escaped the logger: the line was lost, and the run that
+    // logged it failed on its log rather than on what it was saying.
+    const { log, raw, lines } = captured();
+    const loop: Record<string, unknown> = { name: 'a' };
+    loop.self = loop;
+    log.log('ERROR', 'run failed: boom', { runId: 'run-1', loop, big: 10n });
+    log.log('INFO', 'next');
+    expect(raw).toHaveLength(2);
+    expect(raw.every((line) => line.endsWith('\n') && !line.slice(0, -1).includes('\n'))).toBe(
+      true,
+    );
+    expect(lines()).toEqual([
+      {
+        severity: 'ERROR',
+        message: 'run failed: boom',
+        runId: 'run-1',
+        unwritable: { omittedFields: ['loop', 'big'] },
+      },
+      { severity: 'INFO', message: 'next' },
+    ]);
+  });
+});
