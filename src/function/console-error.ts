@@ -1,5 +1,7 @@
 import { inspect } from 'node:util';
-import type { Severity } from '../log.js';
+import { errorMessage } from '../core/errors.js';
+import { listOnOneLine } from '../core/text.js';
+import { ERROR_EVENT, type Severity } from '../log.js';
 import { carriesRequestText, frameworkRefusal } from './request.js';
 
 /** One log line: what the function's console.error logs for what it was given. */
@@ -89,4 +91,21 @@ function textOf(a: unknown): string {
 
 function unreadable(a: unknown): string {
   return `[a value that could not be read (${typeof a})]`;
+}
+
+/**
+ * The line of an unexpected failure (a bug, a client that cannot be built), for every entry point:
+ * its reason on one line, its stack in `stack_trace`, where Error Reporting reads it first
+ * (https://cloud.google.com/error-reporting/docs/formatting-error-messages). What was thrown
+ * without a stack (a string, an Error whose stack is gone) is typed as an error event instead
+ * (ERROR_EVENT), whose `message` Error Reporting then reads as the error's text: an entry with
+ * neither a stack trace nor that type is no event, a failure no one would be told of.
+ */
+export function unexpectedLine(prefix: string, e: unknown): ConsoleLine {
+  const stack = stackOf(e);
+  return {
+    severity: 'ERROR',
+    message: `${prefix}unexpected failure: ${listOnOneLine(errorMessage(e))}`,
+    fields: stack ? { stack_trace: stack } : { ...ERROR_EVENT },
+  };
 }

@@ -1,9 +1,9 @@
 import { cloudEvent, http, type CloudEvent } from '@google-cloud/functions-framework';
 import { listOnOneLine, oneLine } from '../core/text.js';
-import { cutText, errorMessage } from '../core/errors.js';
+import { cutText } from '../core/errors.js';
 import { jsonLogger, withFields, type Logger } from '../log.js';
 import type { Answer } from './handler.js';
-import { consoleErrorLine } from './console-error.js';
+import { consoleErrorLine, unexpectedLine } from './console-error.js';
 import { readTriggerEvent, refuseRequest, traceFields } from './request.js';
 
 /**
@@ -134,17 +134,10 @@ function serve(
   });
 }
 
-/**
- * An unexpected failure (a bug, a client that cannot be built), in one ERROR line for every entry
- * point: its reason on one line, its stack in `stack_trace`, where Error Reporting reads it first
- * (https://cloud.google.com/error-reporting/docs/formatting-error-messages), and the request's trace.
- */
+/** An unexpected failure, in one error event for every entry point (unexpectedLine), with the request's trace. */
 function logUnexpected(requestLog: Logger, prefix: string, e: unknown): void {
-  requestLog.log(
-    'ERROR',
-    `${prefix}unexpected failure: ${listOnOneLine(errorMessage(e))}`,
-    e instanceof Error && e.stack ? { stack_trace: e.stack } : {},
-  );
+  const line = unexpectedLine(prefix, e);
+  requestLog.log(line.severity, line.message, line.fields);
 }
 
 serve('governorHttp', (body, requestLog) => handle(body, process.env, requestLog));

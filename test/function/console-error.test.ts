@@ -1,5 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { consoleErrorLine } from '../../src/function/console-error.js';
+import { consoleErrorLine, unexpectedLine } from '../../src/function/console-error.js';
+import { ERROR_EVENT } from '../../src/log.js';
 
 /**
  * What reaches the function's console.error comes from the framework, Express and libraries, and
@@ -133,5 +134,31 @@ describe("a failed run's error, as the framework prints it", () => {
     });
     // Still left out once when the framework prints it alone.
     expect(consoleErrorLine(['run failed: the run deadline had passed'], announced)).toBeNull();
+  });
+});
+
+describe('unexpectedLine: an unexpected failure, one error event for Error Reporting', () => {
+  // Error Reporting takes an entry with a stack trace, or one typed as a ReportedErrorEvent
+  // (https://cloud.google.com/error-reporting/docs/formatting-error-messages): an ERROR line with
+  // neither is no event, and a failure nobody is told of.
+  it('carries the stack of an Error that has one', () => {
+    const e = new Error('boom');
+    expect(unexpectedLine('governorUnit: ', e)).toEqual({
+      severity: 'ERROR',
+      message: 'governorUnit: unexpected failure: boom',
+      fields: { stack_trace: e.stack },
+    });
+  });
+
+  it('is typed as an error event when what was thrown has no stack', () => {
+    const noStack = new Error('lost its stack');
+    noStack.stack = undefined;
+    for (const thrown of ['a thrown string', noStack, { code: 7 }, undefined]) {
+      const line = unexpectedLine('', thrown);
+      expect(line.severity).toBe('ERROR');
+      expect(line.message).toMatch(/^unexpected failure: /);
+      expect(line.message).not.toContain('\n');
+      expect(line.fields, String(thrown)).toEqual(ERROR_EVENT);
+    }
   });
 });
