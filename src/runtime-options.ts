@@ -4,7 +4,7 @@ import { Duration, DURATION_PATTERN, durationMs } from './core/duration.js';
 import { zodFaults } from './core/document.js';
 import { CONTROL, oneLine } from './core/text.js';
 import { MAX_DELIVERY_ATTEMPTS, MIN_DELIVERY_ATTEMPTS } from './core/work.js';
-import { InputError } from './core/errors.js';
+import { InputError, type Fault } from './core/errors.js';
 
 /**
  * The governor's settings from the environment, read here and only here: the CLI's `main` and the
@@ -18,9 +18,9 @@ import { InputError } from './core/errors.js';
  * | ------------------------------- | ----------------------------------------------------------- |
  * | GOVERNOR_POLICY                 | the function's policy (YAML or JSON text)                   |
  * | GOVERNOR_STATE_STORE            | `file` (default) or `firestore`                             |
- * | GOVERNOR_STATE_DIR              | the file store's folder (default `.governor/state`)         |
- * | GOVERNOR_FIRESTORE_DATABASE     | Firestore database id (default `(default)`)                 |
- * | GOVERNOR_FIRESTORE_COLLECTION   | root collection (default `gpu-governor`)                    |
+ * | GOVERNOR_STATE_DIR              | the file store's folder (default `.governor/state`); file   |
+ * | GOVERNOR_FIRESTORE_DATABASE     | Firestore database id (default `(default)`); with firestore |
+ * | GOVERNOR_FIRESTORE_COLLECTION   | root collection (default `gpu-governor`); with firestore    |
  * | GOVERNOR_RUN_DEADLINE           | no write starts after this long, e.g. `240s` (default 4m)   |
  * | GOVERNOR_MAX_DELIVERY_ATTEMPTS  | the work subscription's max_delivery_attempts (5 to 100)    |
  * | GOVERNOR_EMULATOR_HOST          | the emulator's gRPC `HOST:PORT` (see docs/emulator.md)      |
@@ -110,14 +110,21 @@ const RuntimeEnv = z.object({
   // as a failing state store rather than a deployment misconfigured (the Terraform module asks for
   // at least 1s too).
   GOVERNOR_RUN_DEADLINE: optional(
-    // A duration is more than zero when a digit of it is; a text that is no duration is told so once.
-    Duration.refine(
-      (text) => !DURATION_PATTERN.test(text) || /[1-9]/.test(text),
-      'expected more than 0s, such as "240s"',
-    ).refine(
-      (text) => !DURATION_PATTERN.test(text) || durationMs(text) <= MAX_RUN_DEADLINE_MS,
-      'expected at most 24d, the longest a timer waits',
-    ),
+    // The longest first: one past it is told this bound alone, not also every duration's 366d.
+    z
+      .string()
+      .refine(
+        (text) => !DURATION_PATTERN.test(text) || durationMs(text) <= MAX_RUN_DEADLINE_MS,
+        'expected at most 24d, the longest a timer waits',
+      )
+      .pipe(
+        // A duration is more than zero when a digit of it is; a text that is no duration is told
+        // so once.
+        Duration.refine(
+          (text) => !DURATION_PATTERN.test(text) || /[1-9]/.test(text),
+          'expected more than 0s, such as "240s"',
+        ),
+      ),
   ),
   // The unit's last delivery is alerted (src/function/org.ts); Pub/Sub's bounds (core/work.ts).
   GOVERNOR_MAX_DELIVERY_ATTEMPTS: optional(
@@ -134,8 +141,27 @@ const RuntimeEnv = z.object({
       ),
   ),
   GOVERNOR_EMULATOR_HOST: optional(HostPort),
+  // The clock is read at `/clock` on the URL's origin (adapters/clock.ts): a path, a query or a
+  // fragment would be dropped without a word, and credentials are refused by Node.js's fetch
+  // ("Request cannot be constructed from a URL that includes credentials",
+  // https://fetch.spec.whatwg.org/#dom-request) after being printed in the run's error line.
   GOVERNOR_EMULATOR_ADMIN: optional(
-    z.url({ protocol: /^https?$/, error: 'expected an http URL, e.g. http://127.0.0.1:8086' }),
+    z
+      .url({ protocol: /^https?$/, error: 'expected an http URL, e.g. http://127.0.0.1:8086' })
+      .refine((text) => {
+        // Not a URL: told so once, above.
+        if (!URL.canParse(text)) return true;
+        const url = new URL(text);
+        return (
+          url.username === '' &&
+          url.password === '' &&
+          url.pathname === '/' &&
+          url.search === '' &&
+          url.hash === '' &&
+          !text.includes('#') &&
+          !text.includes('?')
+        );
+      }, 'expected http://HOST:PORT with no credentials, path, query or fragment, e.g. http://127.0.0.1:8086'),
   ),
   // Polling an operation of the emulator (on this machine, so a read costs nothing) sooner than
   // Google's from 1 s: more than 1 s would only slow a run, and 0 is no interval.
@@ -270,14 +296,41 @@ export function parseRuntimeOptions(
 ): RuntimeOptions {
   const parsed = RuntimeOptions.safeParse(env);
   if (!parsed.success) throw new InputError('Invalid environment', zodFaults(parsed.error));
+  const faults = [...wrongStoreFaults(env)];
   if (parsed.data.emulatorOperationPollMs !== null && parsed.data.emulatorHost === null) {
-    throw new InputError('Invalid environment', [
-      {
-        path: 'GOVERNOR_EMULATOR_OPERATION_POLL',
-        message:
-          "set without GOVERNOR_EMULATOR_HOST: it is for the emulator only (Google's operations are polled from 1s)",
-      },
-    ]);
+    faults.push({
+      path: 'GOVERNOR_EMULATOR_OPERATION_POLL',
+      message:
+        "set without GOVERNOR_EMULATOR_HOST: it is for the emulator only (Google's operations are polled from 1s)",
+    });
   }
+  if (faults.length > 0) throw new InputError('Invalid environment', faults);
   return parsed.data;
+}
+
+/**
+ * A variable of the state store the environment does not select: refused, not dropped. The
+ * Firestore ids without GOVERNOR_STATE_STORE=firestore would run on the file store, under a lease
+ * of its own, beside the function that holds the Firestore one over the same services; the file
+ * store's folder beside Firestore is refused as `--state-dir` beside it is (runtime.ts).
+ */
+function wrongStoreFaults(env: Readonly<Record<string, string | undefined>>): Fault[] {
+  const set = (name: string) => unsetWhenEmpty(env[name]) !== undefined;
+  if (env.GOVERNOR_STATE_STORE?.trim() === 'firestore') {
+    return set('GOVERNOR_STATE_DIR')
+      ? [
+          {
+            path: 'GOVERNOR_STATE_DIR',
+            message:
+              "names the file store's folder, but GOVERNOR_STATE_STORE is firestore: unset GOVERNOR_STATE_DIR, or GOVERNOR_STATE_STORE to use the file store",
+          },
+        ]
+      : [];
+  }
+  return ['GOVERNOR_FIRESTORE_DATABASE', 'GOVERNOR_FIRESTORE_COLLECTION']
+    .filter(set)
+    .map((name) => ({
+      path: name,
+      message: `set without GOVERNOR_STATE_STORE=firestore: the state would be kept in the file store; set GOVERNOR_STATE_STORE=firestore, or unset ${name}`,
+    }));
 }

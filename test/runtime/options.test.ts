@@ -164,6 +164,87 @@ describe('parseRuntimeOptions', () => {
     }
   });
 
+  it("takes the emulator's admin URL as http://HOST:PORT only: no credentials, path, query or fragment", () => {
+    // The clock is read at `/clock` from the URL's origin: a path, a query or a fragment would be
+    // dropped without a word, and Node.js's fetch refuses a URL with credentials, so every run
+    // failed with the password in its error line.
+    const refused = (admin: string): string => {
+      try {
+        parseRuntimeOptions({
+          GOVERNOR_EMULATOR_HOST: '127.0.0.1:8085',
+          GOVERNOR_EMULATOR_ADMIN: admin,
+        });
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        return e.message;
+      }
+      return 'accepted';
+    };
+    for (const ok of ['http://127.0.0.1:8086', 'http://127.0.0.1:8086/', 'https://[::1]:8086'])
+      expect(refused(ok), ok).toBe('accepted');
+    for (const bad of [
+      'http://user:s3cret@127.0.0.1:8086',
+      'http://:s3cret@127.0.0.1:8086',
+      'http://127.0.0.1:8086/admin',
+      'http://127.0.0.1:8086?token=s3cret',
+      'http://127.0.0.1:8086/#clock',
+    ]) {
+      const told = refused(bad);
+      expect(told, bad).toMatch(
+        /^Invalid environment:\n {2}- GOVERNOR_EMULATOR_ADMIN: expected http:\/\/HOST:PORT with no credentials, path, query or fragment/,
+      );
+      expect(told, bad).not.toContain('s3cret');
+    }
+  });
+
+  it('refuses a state store variable set for the other store: the run would keep its state, and its lease, elsewhere', () => {
+    const faults = (env: Record<string, string>) => {
+      try {
+        parseRuntimeOptions(env);
+      } catch (e) {
+        if (!(e instanceof InputError)) throw e;
+        return e.faults.map((f) => `${f.path}: ${f.message}`);
+      }
+      return [];
+    };
+    // Before, the Firestore ids without GOVERNOR_STATE_STORE=firestore were dropped: the command
+    // ran on the file store, under a lease of its own, beside a function that holds the
+    // Firestore one over the same services.
+    expect(
+      faults({ GOVERNOR_FIRESTORE_DATABASE: 'governor-db', GOVERNOR_FIRESTORE_COLLECTION: 'c' }),
+    ).toEqual([
+      'GOVERNOR_FIRESTORE_DATABASE: set without GOVERNOR_STATE_STORE=firestore: the state would be kept in the file store; set GOVERNOR_STATE_STORE=firestore, or unset GOVERNOR_FIRESTORE_DATABASE',
+      'GOVERNOR_FIRESTORE_COLLECTION: set without GOVERNOR_STATE_STORE=firestore: the state would be kept in the file store; set GOVERNOR_STATE_STORE=firestore, or unset GOVERNOR_FIRESTORE_COLLECTION',
+    ]);
+    expect(
+      faults({ GOVERNOR_STATE_STORE: 'file', GOVERNOR_FIRESTORE_DATABASE: 'governor-db' }),
+    ).toHaveLength(1);
+    // The folder beside Firestore, as --state-dir beside it is (runtime.ts checkStateStore).
+    expect(faults({ GOVERNOR_STATE_STORE: 'firestore', GOVERNOR_STATE_DIR: '/var/state' })).toEqual(
+      [
+        "GOVERNOR_STATE_DIR: names the file store's folder, but GOVERNOR_STATE_STORE is firestore: unset GOVERNOR_STATE_DIR, or GOVERNOR_STATE_STORE to use the file store",
+      ],
+    );
+    // Empty is unset, as everywhere.
+    expect(faults({ GOVERNOR_FIRESTORE_DATABASE: ' ', GOVERNOR_FIRESTORE_COLLECTION: '' })).toEqual(
+      [],
+    );
+    expect(faults({ GOVERNOR_STATE_STORE: 'firestore', GOVERNOR_STATE_DIR: '' })).toEqual([]);
+  });
+
+  it('a run deadline too long is one fault, not one for each bound it passes', () => {
+    let error: unknown;
+    try {
+      parseRuntimeOptions({ GOVERNOR_RUN_DEADLINE: '99999d' });
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(InputError);
+    expect((error as InputError).faults).toEqual([
+      { path: 'GOVERNOR_RUN_DEADLINE', message: 'expected at most 24d, the longest a timer waits' },
+    ]);
+  });
+
   it('takes an emulator port from 1 to 65535 only', () => {
     expect(parseRuntimeOptions({ GOVERNOR_EMULATOR_HOST: '[::1]:65535' }).emulatorHost).toBe(
       '[::1]:65535',
