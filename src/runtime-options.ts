@@ -4,7 +4,7 @@ import { Duration, DURATION_PATTERN, durationMs } from './core/duration.js';
 import { zodFaults } from './core/document.js';
 import { CONTROL, oneLine } from './core/text.js';
 import { MAX_DELIVERY_ATTEMPTS, MIN_DELIVERY_ATTEMPTS } from './core/work.js';
-import { InputError, type Fault } from './core/errors.js';
+import { cutText, InputError, type Fault } from './core/errors.js';
 
 /**
  * The governor's settings from the environment, read here and only here: the CLI's `main` and the
@@ -45,7 +45,8 @@ const HostPort = z
   .string()
   .trim()
   .refine((text) => {
-    const m = /^(\[[^\]]+\]|[^:\s]+):(\d{1,5})$/.exec(text);
+    // No control character: the address is printed in error lines, on terminals.
+    const m = /^(\[[^\]\p{Cc}]+\]|[^:\s\p{Cc}]+):(\d{1,5})$/u.exec(text);
     const port = Number(m?.[2]);
     return port >= 1 && port <= 65_535;
   }, HOST_PORT);
@@ -99,10 +100,19 @@ const MAX_RUN_DEADLINE_MS = 24 * 86_400_000;
 
 const DELIVERY_ATTEMPTS = `expected a whole number from ${MIN_DELIVERY_ATTEMPTS} to ${MAX_DELIVERY_ATTEMPTS} (the bounds of Pub/Sub's max_delivery_attempts)`;
 
+/** The longest governor name: it is stamped on every service written (GOVERNOR_ID, or its defaults). */
+const MAX_GOVERNOR_ID = 200;
+
 /** The variables as they are set. Unknown variables are ignored. */
 const RuntimeEnv = z.object({
   GOVERNOR_POLICY: optional(z.string()),
-  GOVERNOR_STATE_STORE: optional(z.enum(['file', 'firestore'])),
+  // Blanks around it are dropped, as around the other variables' values.
+  GOVERNOR_STATE_STORE: optional(
+    z
+      .string()
+      .trim()
+      .pipe(z.enum(['file', 'firestore'])),
+  ),
   GOVERNOR_STATE_DIR: optional(z.string()),
   GOVERNOR_FIRESTORE_DATABASE: optional(FirestoreDatabase),
   GOVERNOR_FIRESTORE_COLLECTION: optional(FirestoreCollection),
@@ -179,7 +189,7 @@ const RuntimeEnv = z.object({
       .string()
       .trim()
       .max(
-        200,
+        MAX_GOVERNOR_ID,
         'expected at most 200 characters: it is stamped on every service the governor writes',
       )
       .refine(
@@ -242,9 +252,10 @@ function governorId(env: RuntimeEnv): string {
   if (env.GOVERNOR_ID) return env.GOVERNOR_ID;
   // The defaults are read as they come, their control characters as spaces (GOVERNOR_ID refuses
   // them): a name stamped on every service written is shown to people.
+  // Cut to GOVERNOR_ID's bound, too: the name is stamped on every service written.
   const service = oneLine(env.K_SERVICE ?? '');
-  if (service) return `function:${service}`;
-  return `cli:${oneLine(env.USER ?? '') || 'user'}@${hostname()}`;
+  if (service) return cutText(`function:${service}`, MAX_GOVERNOR_ID);
+  return cutText(`cli:${oneLine(env.USER ?? '') || 'user'}@${hostname()}`, MAX_GOVERNOR_ID);
 }
 
 /** What a run needs of the environment, parsed and with the defaults filled in. */

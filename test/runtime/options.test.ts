@@ -232,6 +232,25 @@ describe('parseRuntimeOptions', () => {
     expect(faults({ GOVERNOR_STATE_STORE: 'firestore', GOVERNOR_STATE_DIR: '' })).toEqual([]);
   });
 
+  it('reads GOVERNOR_STATE_STORE with blanks around it as the other variables are read', () => {
+    // Before, " firestore" (a .env file's space) was refused as not one of file or firestore.
+    expect(parseRuntimeOptions({ GOVERNOR_STATE_STORE: ' firestore\t' }).stateStore).toMatchObject({
+      kind: 'firestore',
+    });
+    expect(() => parseRuntimeOptions({ GOVERNOR_STATE_STORE: 'Firestore' })).toThrow(
+      /GOVERNOR_STATE_STORE: .*"file"\|"firestore"/,
+    );
+  });
+
+  it('refuses an emulator address with a control character: it is printed in error lines', () => {
+    for (const name of ['GOVERNOR_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST'])
+      for (const bad of ['host\u001b[2J:8085', 'ho\u0000st:8085', '[::1\u0007]:8085'])
+        expect(
+          () => parseRuntimeOptions({ [name]: bad }),
+          `${name}=${JSON.stringify(bad)}`,
+        ).toThrow(new RegExp(`${name}: expected HOST:PORT`));
+  });
+
   it('a run deadline too long is one fault, not one for each bound it passes', () => {
     let error: unknown;
     try {
@@ -401,6 +420,14 @@ describe('the command line with a bad environment', () => {
     expect(parseRuntimeOptions({ USER: 'ann\u001b[2J' }).governorId).toBe(
       `cli:ann [2J@${hostname()}`,
     );
+    // Its defaults are held to the same 200 characters: a 1 MB USER (or K_SERVICE) was stamped
+    // whole on every service written, an annotation Cloud Run would refuse at every write.
+    const long = parseRuntimeOptions({ USER: 'u'.repeat(1 << 20) }).governorId;
+    expect(long.length).toBeLessThanOrEqual(200);
+    expect(long).toMatch(/^cli:u+…$/);
+    const service = parseRuntimeOptions({ K_SERVICE: 's'.repeat(1 << 20) }).governorId;
+    expect(service.length).toBeLessThanOrEqual(200);
+    expect(service).toMatch(/^function:s+…$/);
     // K_SERVICE, its default in the function (and in any shell that sets it), the same way.
     expect(parseRuntimeOptions({ K_SERVICE: 'gov\r\u001b[2Jx' }).governorId).toBe(
       'function:gov [2Jx',
