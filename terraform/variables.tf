@@ -81,7 +81,7 @@ variable "function" {
     available_cpu    = optional(string, "1")
     environment      = optional(map(string), {})
   })
-  description = "The function's resources. timeout_seconds bounds a request; run_deadline (GOVERNOR_RUN_DEADLINE, \"240s\" or \"4m\") is when the governor stops starting writes, and must be at least 15 s shorter than the timeout so that it can still publish and answer. available_cpu and available_memory must fit together as Cloud Run requires (checked at plan time): 1, 2, 4, 6 or 8 vCPUs or 0.08 to 1, at least 128 MiB, at most 4 GiB with 1 vCPU, 8 GiB with 2, 32 GiB in all. environment adds variables; it cannot override the module's GOVERNOR_POLICY, GOVERNOR_STATE_STORE, GOVERNOR_FIRESTORE_*, GOVERNOR_RUN_DEADLINE, GOOGLE_CLOUD_PROJECT or NODE_ENV, nor set anything that redirects the API calls (*_EMULATOR_HOST, GOVERNOR_EMULATOR_*, proxies, TLS overrides, GOOGLE_APPLICATION_CREDENTIALS). The function always runs at most one instance with one request at a time."
+  description = "The function's resources. timeout_seconds bounds a request; run_deadline (GOVERNOR_RUN_DEADLINE, \"240s\" or \"4m\") is when the governor stops starting writes, and must be at least 15 s shorter than the timeout so that it can still publish and answer. available_cpu and available_memory must fit together as Cloud Run requires (checked at plan time): 1, 2, 4, 6 or 8 vCPUs or 0.08 to 1, at least 128 MiB, at most 4 GiB with 1 vCPU, 8 GiB with 2, 32 GiB in all. environment adds variables; it cannot override the module's GOVERNOR_POLICY, GOVERNOR_STATE_STORE, GOVERNOR_FIRESTORE_*, GOVERNOR_RUN_DEADLINE, GOOGLE_CLOUD_PROJECT or NODE_ENV, nor set GOVERNOR_STATE_DIR (the state is in Firestore) or anything that redirects the API calls (*_EMULATOR_HOST, GOVERNOR_EMULATOR_*, proxies, TLS overrides, GOOGLE_APPLICATION_CREDENTIALS). The function always runs at most one instance with one request at a time."
   default     = {}
 
   # Cloud Scheduler waits for an HTTP target at most 30 minutes: Job.attempt_deadline "must be in
@@ -156,6 +156,15 @@ variable "function" {
       !contains(["GOVERNOR_POLICY", "GOVERNOR_STATE_STORE", "GOVERNOR_FIRESTORE_DATABASE", "GOVERNOR_FIRESTORE_COLLECTION", "GOVERNOR_RUN_DEADLINE", "GOOGLE_CLOUD_PROJECT", "NODE_ENV"], key)
     ])
     error_message = "function.environment cannot set a variable the module sets itself (GOVERNOR_POLICY, GOVERNOR_STATE_STORE, GOVERNOR_FIRESTORE_DATABASE, GOVERNOR_FIRESTORE_COLLECTION, GOVERNOR_RUN_DEADLINE, GOOGLE_CLOUD_PROJECT, NODE_ENV)."
+  }
+
+  # The module keeps the state in Firestore; the function refuses the file store's folder beside
+  # it (src/runtime-options.ts), so that every run would fail as misconfigured: refused here first.
+  validation {
+    condition = alltrue([
+      for key in keys(var.function.environment) : key != "GOVERNOR_STATE_DIR"
+    ])
+    error_message = "function.environment cannot set GOVERNOR_STATE_DIR: the module keeps the state in Firestore, and the function refuses a file store's folder beside it (every run would fail as misconfigured)."
   }
 
   # Variables that would send the function's API calls (and, for an emulator host, its writes and

@@ -1176,6 +1176,24 @@ describe('hardening (security review)', () => {
     );
   });
 
+  it("function.environment refuses GOVERNOR_STATE_DIR: the module's store is Firestore, and the function refuses a folder beside it", () => {
+    // Not caught here, every run of the function would fail as misconfigured.
+    const found = validations(module, 'function').find((v) =>
+      String(v['condition']).includes('GOVERNOR_STATE_DIR'),
+    );
+    expect(String(found?.['error_message'])).toContain('GOVERNOR_STATE_DIR');
+    // Every key of the environment, held to not being it (hcl.ts evaluates no `keys` or `for`).
+    expect(String(found?.['condition']).replace(/\s+/g, ' ')).toMatch(
+      /alltrue\(\[ ?for key in keys\(var\.function\.environment\) ?: key != "GOVERNOR_STATE_DIR" ?\]\)/,
+    );
+    // The function itself refuses it beside the store the module sets.
+    expect(() =>
+      parseRuntimeOptions({ GOVERNOR_STATE_STORE: 'firestore', GOVERNOR_STATE_DIR: '/tmp/state' }),
+    ).toThrow(
+      /GOVERNOR_STATE_DIR: names the file store's folder, but GOVERNOR_STATE_STORE is firestore/,
+    );
+  });
+
   it('function.environment refuses names that redirect the API calls', () => {
     const condition = validations(module, 'function')
       .map((v) => String(v['condition']))
