@@ -58,12 +58,16 @@ export function jsonLogger(stream: { write(s: string): unknown }): Logger {
  */
 function entryLine(severity: Severity, message: string, fields: Record<string, unknown>): string {
   try {
-    return JSON.stringify({ severity, message, ...fields });
+    // Severity and message first, and the line's own whatever its fields hold: Cloud Logging
+    // reads them from the entry's top level (https://cloud.google.com/logging/docs/structured-logging),
+    // so a field of either name would change how the entry is filed.
+    return JSON.stringify(Object.assign({ severity, message }, fields, { severity, message }));
   } catch {
     const kept: Record<string, unknown> = {};
     const omitted: string[] = [];
     try {
       for (const [key, value] of Object.entries(fields)) {
+        if (key === 'severity' || key === 'message') continue;
         try {
           JSON.stringify(value);
           kept[key] = value;

@@ -149,3 +149,24 @@ describe('jsonLogger: fields that have no JSON form', () => {
     ]);
   });
 });
+
+describe("jsonLogger: a line's severity and message are its own", () => {
+  it('a field named severity or message does not replace them', () => {
+    // Cloud Logging reads `severity` and `message` from the entry's top level
+    // (https://cloud.google.com/logging/docs/structured-logging): a field of the same name would
+    // turn an INFO line into an ERROR (or an error into nothing), with another text.
+    const { log, lines } = captured();
+    log.log('INFO', 'the real text', { severity: 'ERROR', message: 'forged', runId: 'run-1' });
+    const loop: Record<string, unknown> = {};
+    loop.self = loop;
+    log.log('WARNING', 'the real warning', { severity: 'DEBUG', message: 'forged', loop });
+    expect(lines()).toEqual([
+      { severity: 'INFO', message: 'the real text', runId: 'run-1' },
+      {
+        severity: 'WARNING',
+        message: 'the real warning',
+        unwritable: { omittedFields: ['loop'] },
+      },
+    ]);
+  });
+});
