@@ -98,6 +98,8 @@ beforeAll(async () => {
 beforeEach(async () => {
   await emulator?.stop();
   emulator = await startEmulator({ fleet, speed: 'manual', operationDelayMs: 20 });
+  // A test on the file store sets its folder: gone again, as the Firestore store refuses it.
+  delete process.env.GOVERNOR_STATE_DIR;
   Object.assign(process.env, {
     ...emulator.env,
     ...QUICK_POLL_ENV,
@@ -504,6 +506,8 @@ describe('the Cloud Function (HTTP entry point)', () => {
     const trace = '0af7651916cd43dd8448eb211c80319c';
     try {
       await writeFile(join(dir, 'not-a-folder'), 'x');
+      // The Firestore store's collection is refused beside the file store: not this test's fault.
+      delete process.env.GOVERNOR_FIRESTORE_COLLECTION;
       Object.assign(process.env, {
         GOVERNOR_STATE_STORE: 'file',
         GOVERNOR_STATE_DIR: join(dir, 'not-a-folder', 'state'),
