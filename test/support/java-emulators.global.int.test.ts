@@ -111,4 +111,24 @@ describe('the shared Java emulators (java-emulators.global.ts)', () => {
     }
     expect(jvms.started).toEqual([]);
   });
+  it('is one service for every project that lists it, stopped when the last of them ends', async () => {
+    // The integration files sharing a module registry and those with their own are two projects,
+    // each running this setup: one JVM of a kind for the run, not one per project.
+    const provided: string[] = [];
+    const project = {
+      provide: (_key: string, value: string) => provided.push(value),
+      onTestsRerun: () => {},
+    } as unknown as TestProject;
+    const first = await setup(project);
+    const second = await setup(project);
+    expect(provided).toHaveLength(2);
+    expect(provided[1]).toBe(provided[0]);
+    const url = new URL('/pubsub?file=a.int.test.ts&project=p1', provided[0]);
+    await first();
+    expect((await fetch(url)).status).toBe(200);
+    expect(jvms).toEqual({ started: ['pubsub'], stopped: 0 });
+    await second();
+    expect(jvms.stopped).toBe(1);
+    await expect(fetch(url)).rejects.toThrow();
+  });
 });

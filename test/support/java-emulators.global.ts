@@ -1,5 +1,5 @@
 /**
- * Vitest global setup of the integration project: one Pub/Sub and one Firestore emulator JVM for
+ * Vitest global setup of the integration projects: one Pub/Sub and one Firestore emulator JVM for
  * the whole run, shared by the test files that only need a running emulator (a JVM costs seconds
  * of CPU to start; most files used to start their own).
  *
@@ -25,7 +25,39 @@ import type { SharedEmulator } from './shared-emulators.js';
 const starters = { pubsub: startPubSubEmulator, firestore: startFirestoreEmulator } as const;
 type Kind = keyof typeof starters;
 
+/**
+ * One service for the run, whichever projects list this setup (each project runs its global setup:
+ * the integration files that share a module registry and those with their own are two projects),
+ * so that an emulator is started once, not once per project. The last project to finish stops it.
+ */
+const run = globalThis as { governorJavaEmulators?: Service };
+
+interface Service {
+  /** The service's address, once it listens. */
+  url: Promise<string>;
+  /** Stops the emulators started, leaving the service up. */
+  stopAll(): Promise<void>;
+  /** The projects whose setup holds it. */
+  users: number;
+  close(): Promise<void>;
+}
+
 export default async function setup(project: TestProject): Promise<() => Promise<void>> {
+  const shared = (run.governorJavaEmulators ??= startService());
+  shared.users += 1;
+  project.provide('sharedJavaEmulators', await shared.url);
+  // Watch mode runs the files again in this process: they create their topics again, so they get
+  // fresh emulators.
+  project.onTestsRerun(() => shared.stopAll());
+  return async () => {
+    shared.users -= 1;
+    if (shared.users > 0) return;
+    run.governorJavaEmulators = undefined;
+    await shared.close();
+  };
+}
+
+function startService(): Service {
   let running: Partial<Record<Kind, Promise<RunningEmulator>>> = {};
   /** `kind project` → the test file that uses it. */
   let claims = new Map<string, string>();
@@ -83,18 +115,19 @@ export default async function setup(project: TestProject): Promise<() => Promise
   const server = createServer((req, res) => {
     handle(req, res).catch((error: unknown) => answer(res, 500, { error: String(error) }));
   });
-  await new Promise<void>((resolve, reject) => {
+  const url = new Promise<string>((resolve, reject) => {
     server.once('error', reject);
-    server.listen(0, '127.0.0.1', resolve);
+    server.listen(0, '127.0.0.1', () =>
+      resolve(`http://127.0.0.1:${(server.address() as AddressInfo).port}`),
+    );
   });
-  const { port } = server.address() as AddressInfo;
-  project.provide('sharedJavaEmulators', `http://127.0.0.1:${port}`);
-  // Watch mode runs the files again in this process: they create their topics again, so they get
-  // fresh emulators.
-  project.onTestsRerun(stopAll);
-
-  return async () => {
-    await new Promise<void>((resolve) => server.close(() => resolve()));
-    await stopAll();
+  return {
+    url,
+    stopAll,
+    users: 0,
+    close: async () => {
+      await new Promise<void>((resolve) => server.close(() => resolve()));
+      await stopAll();
+    },
   };
 }
