@@ -1,6 +1,7 @@
 import { readdirSync, readFileSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
+import { integrationFiles } from '../../vitest.config.js';
 
 /**
  * The unit project (`npm run test:unit`) is the quick loop: it holds every `*.test.ts` that is not
@@ -79,5 +80,30 @@ describe('the unit project', () => {
       STARTS_SOMETHING.some((s) => s.pattern.test(specifier)),
     );
     expect(flagged.map((f) => f.specifier)).toContain('../support/pubsub-emulator.js');
+  });
+});
+
+describe('the integration projects', () => {
+  const { own, shared } = integrationFiles();
+  const everyFile = testFiles(TEST_DIR)
+    .filter((f) => f.endsWith('.int.test.ts'))
+    .map((f) => relative(resolve(TEST_DIR, '..'), f));
+
+  it('place every integration file in one of them, once', () => {
+    expect([...own, ...shared].sort()).toEqual(everyFile.sort());
+    expect(shared.length).toBeGreaterThan(own.length);
+  });
+
+  it('give a registry of its own to a file that mocks a module or loads the function', () => {
+    // vi.mock, vi.doMock, and the function's entry point, each as one of the files has it.
+    expect(own).toContain('test/cli/apply-close.int.test.ts');
+    expect(own).toContain('test/state/file-lock-race.int.test.ts');
+    expect(own).toContain('test/function/regional.int.test.ts');
+    expect(own).toContain('test/adapters/pubsub.int.test.ts'); // vi.stubEnv
+    expect(shared).toContain('test/adapters/monitoring.int.test.ts');
+    for (const file of shared) {
+      const text = readFileSync(resolve(TEST_DIR, '..', file), 'utf8');
+      expect(text, file).not.toMatch(/\bvi\.\w*mock\w*\(|vi\.stub|function\/index\.js/i);
+    }
   });
 });
