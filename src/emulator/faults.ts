@@ -100,8 +100,17 @@ export const FaultConfig = z.strictObject({
     .strictObject({
       /** Share of series dropped from each ListTimeSeries answer. */
       gapRate: z.number().min(0).max(1).default(0),
-      /** Added to the emulator's metrics lag (stale points). */
-      extraLagMs: z.number().min(0).default(0),
+      /**
+       * Added to the emulator's metrics lag (stale points). At most a day: Google's points are
+       * "not visible for up to 240 seconds" in its example
+       * (https://cloud.google.com/monitoring/api/v3/latency-n-retention); a day is far past any
+       * lag Google documents, and more would only hide every point, with no error to say so.
+       */
+      extraLagMs: z
+        .number()
+        .min(0)
+        .max(MAX_WAIT_SECONDS * 1000, 'must be at most 86400000 (a day)')
+        .default(0),
     })
     .default({ gapRate: 0, extraLagMs: 0 }),
   paging: z

@@ -192,6 +192,11 @@ describe('the HTTP admin endpoint', () => {
       ).toBe(200);
     expect((await post('/faults', { operations: { hangMs: 1e308 } })).status).toBe(400);
     expect((await post('/deploy', { service: 'beta', seconds: 1e308 })).status).toBe(400);
+    // Monitoring lag, at most a day: beyond it a read would see no point at all, with no error.
+    const lagged = await post('/faults', { monitoring: { extraLagMs: 86_400_001 } });
+    expect(lagged.status).toBe(400);
+    expect(String(lagged.body['error'])).toContain('monitoring.extraLagMs');
+    expect((await post('/faults', { monitoring: { extraLagMs: 86_400_000 } })).status).toBe(200);
     // Every page short: a list would never end (a short page always offers another).
     const endless = await post('/faults', { paging: { shortRate: 1 } });
     expect(endless.status).toBe(400);
