@@ -399,6 +399,26 @@ function settle(ctx: EmulatorContext, p: StoredPreference, store: PreferenceStor
   p.etag = etagOf(p, store.serial);
 }
 
+/**
+ * What `settle` would make of `p`, with nothing stored and no quota changed: a validate_only
+ * request's answer. AIP-163 (https://google.aip.dev/163): an API validating a request provides
+ * "the same response ... that it would have provided if the request was actually executed", and
+ * "should omit" what only execution makes: here the etag and the trace id, left empty, so that no
+ * client writes back an etag no stored preference has.
+ */
+function previewed(ctx: EmulatorContext, p: StoredPreference): StoredPreference {
+  const increase = isIncrease(ctx.model, p);
+  return {
+    ...p,
+    updateMs: ctx.clock.now(),
+    reconciling: increase,
+    stateDetail: increase ? 'Pending review' : '',
+    traceId: '',
+    grantedValue: increase ? null : p.preferredValue,
+    etag: '',
+  };
+}
+
 export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
   const store = storeOf(ctx.model);
   /**
@@ -471,7 +491,7 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
       createMs: now,
       updateMs: now,
     };
-    if (validateOnly) return created;
+    if (validateOnly) return previewed(ctx, created);
     settle(ctx, created, store);
     store.byName.set(name, created);
     return created;
@@ -590,7 +610,7 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
       if (has('contact_email')) next.contactEmail = text(pref, 'contact_email');
       checkEmail(next.contactEmail, isIncrease(ctx.model, next));
       checkSafety(ctx.model, request, next);
-      if (bool(request, 'validate_only')) return toMessage(existing);
+      if (bool(request, 'validate_only')) return toMessage(previewed(ctx, next));
       settle(ctx, next, store);
       store.byName.set(name, next);
       return toMessage(next);

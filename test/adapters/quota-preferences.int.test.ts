@@ -467,12 +467,20 @@ describe('quota preferences over gRPC', () => {
       expect(await rawCode(raw.updateQuotaPreference({ quotaPreference, updateMask }))).toBe(
         status.NOT_FOUND,
       );
-      // validate_only: checked, nothing created.
-      await raw.updateQuotaPreference({
+      // validate_only: checked, nothing created, answered with the preference as it would be
+      // (AIP-163, https://google.aip.dev/163: "the same response ... that it would have provided
+      // if the request was actually executed"), without the etag only a stored change makes.
+      const [wouldMake] = await raw.updateQuotaPreference({
         quotaPreference,
         updateMask,
         allowMissing: true,
         validateOnly: true,
+      });
+      expect(wouldMake).toMatchObject({
+        name,
+        reconciling: true,
+        etag: '',
+        quotaConfig: { preferredValue: '7' },
       });
       expect(quotaPreferences(own.model)).toEqual([]);
       // Checked as a create: an increase without a contact email is refused.
@@ -510,11 +518,33 @@ describe('quota preferences over gRPC', () => {
       expect(quotaPreferences(own.model)).toHaveLength(1);
       // UpdateQuotaPreferenceRequest.validate_only: "If set to true, validate the request, but do
       // not actually update" (google/api/cloudquotas/v1/cloudquotas.proto): found, nothing changes.
-      await raw.updateQuotaPreference({
+      const [wouldRaise] = await raw.updateQuotaPreference({
         quotaPreference: { ...quotaPreference, quotaConfig: { preferredValue: '9' } },
         updateMask: { paths: ['quota_config.preferred_value'] },
         validateOnly: true,
       });
+      expect(wouldRaise).toMatchObject({ name, etag: '', quotaConfig: { preferredValue: '9' } });
+      expect(quotaPreferences(own.model).map((p) => p.preferredValue)).toEqual([8]);
+      // A decrease would apply at once: answered granted, the quota left as it is.
+      const euQuota = () =>
+        own.model.quotaFor({
+          project: P,
+          region: EU,
+          accelerator: 'nvidia-l4',
+          zonalRedundancy: true,
+        });
+      expect(euQuota()).toBe(4);
+      const [wouldCut] = await raw.updateQuotaPreference({
+        quotaPreference: { ...quotaPreference, quotaConfig: { preferredValue: '2' } },
+        updateMask: { paths: ['quota_config.preferred_value'] },
+        validateOnly: true,
+        ignoreSafetyChecks: [PERCENTAGE_TOO_HIGH],
+      });
+      expect(wouldCut).toMatchObject({
+        reconciling: false,
+        quotaConfig: { preferredValue: '2', grantedValue: { value: '2' } },
+      });
+      expect(euQuota()).toBe(4);
       expect(quotaPreferences(own.model).map((p) => p.preferredValue)).toEqual([8]);
     } finally {
       await raw.close();
