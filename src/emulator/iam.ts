@@ -1,5 +1,6 @@
 import { status } from '@grpc/grpc-js';
 import type { Fleet } from './fleet.js';
+import { checkTopicName } from './pubsub-store.js';
 import { runtimeServiceAccount } from './resources.js';
 import {
   checkSegment,
@@ -248,6 +249,10 @@ export function iamPolicyHandlers(fleet: Fleet, topicExists: (name: string) => b
           `TestIamPermissions on "${shown(resource)}" is not emulated: only Pub/Sub topics (projects/P/topics/T)`,
         );
       }
+      // The topic's name is checked as every topic call checks it (Topic.name's rules in
+      // google/pubsub/v1/pubsub.proto; pubsub-store.ts): a name no topic can have is
+      // INVALID_ARGUMENT, not an empty set of permissions as if the topic were merely missing.
+      checkTopicName(resource);
       const permissions = requested(request, (p) => p.startsWith('pubsub.topics.'), 'topic');
       if (!topicExists(resource)) return { permissions: [] };
       const denied = deniedOn(fleet, m[1] ?? '');

@@ -188,6 +188,27 @@ describe("the emulator's Pub/Sub publisher", () => {
     }
   });
 
+  it("checks a topic's name in TestIamPermissions as every topic call does", async () => {
+    const test = (name: string) =>
+      pubsub.topic(name).iam.testPermissions(['pubsub.topics.publish'], { retry: null });
+    // Topic.name's rules (google/pubsub/v1/pubsub.proto): a malformed name is INVALID_ARGUMENT,
+    // never an empty set of permissions as if the topic were merely missing.
+    for (const name of [
+      `projects/${PROJECT}/topics/goog-alerts`,
+      `projects/${PROJECT}/topics/ab`,
+      `projects/${PROJECT}/topics/1alerts`,
+      `projects/${PROJECT}/topics/${'t'.repeat(256)}`,
+    ]) {
+      const refused = await codeOf(test(name));
+      expect(refused.code, name).toBe(status.INVALID_ARGUMENT);
+      expect(refused.message, name).toContain('Invalid [topics] name');
+    }
+    const [missing] = await test(`projects/${PROJECT}/topics/missing-topic`);
+    expect(missing).toEqual({ 'pubsub.topics.publish': false });
+    const [present] = await test(TOPIC);
+    expect(present).toEqual({ 'pubsub.topics.publish': true });
+  });
+
   it('answers NOT_FOUND to a publish on a missing topic, and the sink reports it', async () => {
     const sink = createPubSubAlertSink({
       topic: `projects/${PROJECT}/topics/no-such-topic`,
