@@ -124,6 +124,13 @@ export function permissionDenied(permission: string, resource: string): RpcError
  * checking if the resource or parent exists" (AIP-211, https://google.aip.dev/211). The emulator's
  * caller holds permissions in the fleet's projects (`fleet`) only; `permission` is the one the
  * method needs on `resource` (the request's name or parent), as iam.ts lists them.
+ *
+ * A project number is refused here too. Google takes one in place of the id ("where {project} can
+ * be project id or number", the Format of Cloud Run v2's names, as GetServiceRequest.name in
+ * google/cloud/run/v2/service.proto), but a fleet names its projects by id alone: a number cannot
+ * be told apart from another project's, so it is answered as a project the caller cannot reach,
+ * never with a fleet project's resources. The governor asks by id; in what Google answers, its
+ * adapters take a numeric project in place of the id asked (src/adapters/resource-names.ts).
  */
 export function requireFleetProject(
   fleet: readonly { readonly id: string }[],

@@ -469,6 +469,10 @@ export function runRevisionsHandlers(ctx: EmulatorContext): Handlers {
       checkSegment('project', 'the project of name', project);
       checkSegment('id', 'the location of name', region);
       checkSegment('service', 'the service id of name', service);
+      // A revision id no revision can have is malformed, not missing: INVALID_ARGUMENT, before
+      // anything is looked up (AIP-122 resource ids, https://google.aip.dev/122; Google documents
+      // no rule of its own for revision ids, so the emulator's general id rule holds).
+      checkSegment('id', 'the revision id of name', revision);
       requireFleetProject(ctx.model.fleet.projects, project, 'run.revisions.get', name);
       const fleetAnswer = () => {
         const s = ctx.model.getService({ project, region, name: service });
@@ -546,6 +550,9 @@ export function runExecutionsHandlers(ctx: EmulatorContext): Handlers {
         );
       }
       const [, location = '', job = ''] = m;
+      // A job id no job can have is malformed, not missing (as a revision id, above): Google
+      // documents no job id rule in CreateJobRequest.job_id, so the general id rule holds.
+      if (job !== '-') checkSegment('id', 'the job id of parent', job);
       const { project, region } = parseParent(
         ctx,
         location,

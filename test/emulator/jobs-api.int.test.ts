@@ -128,9 +128,31 @@ describe('Cloud Run Jobs and Executions through @google-cloud/run', () => {
       [PARENT, status.INVALID_ARGUMENT],
       [`projects/${PROJECT}/locations/-/jobs/-`, status.INVALID_ARGUMENT],
       [`projects/other-project/locations/${REGION}/jobs/-`, status.PERMISSION_DENIED],
+      // A job id no job can have (AIP-122 resource ids) is malformed, not missing.
+      [`${PARENT}/jobs/no job`, status.INVALID_ARGUMENT],
+      [`${PARENT}/jobs/${'j'.repeat(64)}`, status.INVALID_ARGUMENT],
     ];
     for (const [parent, code] of cases) {
       expect((await codeOf(executions.listExecutions({ parent }))).code, parent).toBe(code);
+    }
+  });
+
+  it('refuses a malformed revision id as INVALID_ARGUMENT, an unknown one as NOT_FOUND', async () => {
+    const revisions = new run.RevisionsClient(
+      emulatorClientOptions(emulator.env['GOVERNOR_EMULATOR_HOST'] ?? ''),
+    );
+    try {
+      const cases: [string, status][] = [
+        ['chat-00009-zzz', status.NOT_FOUND],
+        ['chat 00001', status.INVALID_ARGUMENT],
+        ['r'.repeat(64), status.INVALID_ARGUMENT],
+      ];
+      for (const [revision, code] of cases) {
+        const name = `${PARENT}/services/chat/revisions/${revision}`;
+        expect((await codeOf(revisions.getRevision({ name }))).code, revision).toBe(code);
+      }
+    } finally {
+      await revisions.close();
     }
   });
 

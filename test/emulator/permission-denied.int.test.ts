@@ -108,6 +108,25 @@ describe('a project outside the fleet', () => {
       );
     }
   });
+
+  it('includes a project number: well formed, but no fleet project has one', async () => {
+    // Google takes a project number in place of an id ("{project} can be project id or number",
+    // GetServiceRequest.name in google/cloud/run/v2/service.proto). A fleet names its projects by
+    // id alone, so the emulator cannot tell which project a number is: it answers as Google
+    // answers a project the caller cannot reach, never INVALID_ARGUMENT and never another
+    // project's resources.
+    const c = t.clients;
+    const parent = `projects/123456789012/locations/${REGION}`;
+    const denied = await codeOf(c.services.listServices({ parent }, once));
+    expect(denied.code).toBe(status.PERMISSION_DENIED);
+    expect(denied.message).toContain(
+      `Permission 'run.services.list' denied on resource '${parent}'`,
+    );
+    const quotas = 'projects/123456789012/locations/global/services/run.googleapis.com';
+    expect((await codeOf(c.quotas.listQuotaInfos({ parent: quotas }, once))).code).toBe(
+      status.PERMISSION_DENIED,
+    );
+  });
 });
 
 // The permission each method needs, as Google's method references give it under "IAM
