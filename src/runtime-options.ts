@@ -12,7 +12,8 @@ import { cutText, InputError, type Fault } from './core/errors.js';
  * at the environment but the function's entry (src/function/index.ts), which sets NODE_ENV when it
  * loads and reads GOOGLE_CLOUD_PROJECT to name the trace of its log lines. A variable set to the
  * empty string counts as unset, and so does one of blanks only (but NO_COLOR and FORCE_COLOR,
- * whose rules read blanks as a value).
+ * whose rules read blanks as a value, and FIRESTORE_EMULATOR_HOST, which its client reads as it
+ * is).
  *
  * | variable                        | meaning                                                     |
  * | ------------------------------- | ----------------------------------------------------------- |
@@ -27,6 +28,7 @@ import { cutText, InputError, type Fault } from './core/errors.js';
  * | GOVERNOR_EMULATOR_ADMIN         | the emulator's admin URL: its virtual clock is the run's    |
  * | GOVERNOR_EMULATOR_OPERATION_POLL| a write polls the emulator's operation from this, e.g. 20ms |
  * | PUBSUB_EMULATOR_HOST            | a Pub/Sub emulator: Google's, or `governor emulator`'s      |
+ * | FIRESTORE_EMULATOR_HOST         | Google's Firestore emulator (read by its client, as it is)  |
  * | GOVERNOR_ID                     | this governor's name, stamped on what it writes (see below) |
  * | K_SERVICE, USER                 | the defaults of GOVERNOR_ID: the function's service, a user |
  * | GOVERNOR_DEBUG                  | `1`: the CLI prints the stack trace of an unexpected error  |
@@ -41,15 +43,34 @@ function optional<T extends z.ZodType>(schema: T) {
 }
 
 const HOST_PORT = 'expected HOST:PORT with a port from 1 to 65535, e.g. 127.0.0.1:8085';
-const HostPort = z
-  .string()
-  .trim()
-  .refine((text) => {
-    // No control character: the address is printed in error lines, on terminals.
-    const m = /^(\[[^\]\p{Cc}]+\]|[^:\s\p{Cc}]+):(\d{1,5})$/u.exec(text);
-    const port = Number(m?.[2]);
-    return port >= 1 && port <= 65_535;
-  }, HOST_PORT);
+
+/**
+ * An emulator's address, one rule for the three: a host and a port, and nothing a URL would read
+ * as more (a path, a query, credentials), which is how the Firestore client checks
+ * FIRESTORE_EMULATOR_HOST before throwing from its constructor (its validateHost parses
+ * `http://VALUE/`).
+ */
+function isHostPort(text: string): boolean {
+  // No control character: the address is printed in error lines, on terminals.
+  const m = /^(\[[^\]\p{Cc}]+\]|[^:\s\p{Cc}/?#@]+):(\d{1,5})$/u.exec(text);
+  const port = Number(m?.[2]);
+  if (!(port >= 1 && port <= 65_535)) return false;
+  if (!URL.canParse(`http://${text}/`)) return false;
+  const url = new URL(`http://${text}/`);
+  return url.pathname === '/' && url.search === '' && url.username === '' && url.hash === '';
+}
+
+const HostPort = z.string().trim().refine(isHostPort, HOST_PORT);
+
+/**
+ * An address a Google client library reads from the environment itself, as it is set
+ * (FIRESTORE_EMULATOR_HOST): only the empty string is unset to it, and blanks are part of the
+ * value, so they are refused here rather than dropped.
+ */
+const RawHostPort = z.preprocess(
+  (v) => (v === '' ? undefined : v),
+  z.string().refine(isHostPort, HOST_PORT).optional(),
+);
 
 /**
  * A Firestore database id as Google's CreateDatabase takes it: 4 to 63 characters of [a-z0-9-],
@@ -182,6 +203,9 @@ const RuntimeEnv = z.object({
     ),
   ),
   PUBSUB_EMULATOR_HOST: optional(HostPort),
+  // Not given to the client: it reads the variable itself (adapters/firestore-store.ts). Checked
+  // here so that a malformed one is bad input, not a client that throws when it is built.
+  FIRESTORE_EMULATOR_HOST: RawHostPort,
   // Stamped on every service written and named in leases, alerts and logs, which show it to
   // people: a terminal escape or a newline in it would act on their terminals.
   GOVERNOR_ID: optional(
@@ -289,6 +313,8 @@ export const RuntimeOptions = RuntimeEnv.transform((env) => ({
       : durationMs(env.GOVERNOR_EMULATOR_OPERATION_POLL),
   /** `HOST:PORT` of a Pub/Sub emulator for the alert sink; null: Google. */
   pubsubEmulatorHost: env.PUBSUB_EMULATOR_HOST ?? null,
+  /** `HOST:PORT` of a Firestore emulator, read by the Firestore client itself; null: Google. */
+  firestoreEmulatorHost: env.FIRESTORE_EMULATOR_HOST ?? null,
   governorId: governorId(env),
   color: colorMode(env),
   /**

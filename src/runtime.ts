@@ -119,20 +119,26 @@ export async function createRuntime(
   };
 }
 
+/** What {@link checkRunOptions} reads of the options. */
+type RunCheckedOptions = Pick<
+  RuntimeOptions,
+  'emulatorHost' | 'emulatorAdmin' | 'pubsubEmulatorHost' | 'firestoreEmulatorHost' | 'stateStore'
+>;
+
 /**
  * Refuses, before anything is opened, options that no run can start with: an InputError that
  * names the variables. The emulator without its admin URL has no clock (adapters/clock.ts); its
  * admin URL without the emulator would date a run that reads Google's Cloud Run and Monitoring
  * on the emulator's virtual clock, so that every observation window misses Google's points and
- * the run plans and writes from that. createRuntime refuses them too; the function checks them
- * with the rest of its configuration, so that such a deployment fails as misconfigured rather
- * than as an unexpected failure; the commands that read Google (plan, status, snapshot, check,
- * replay, apply, restore) check them before their credentials. (Commands that read only the state
- * store, such as `quota recommend`, take the emulator's clock alone: they do not come here.)
+ * the run plans and writes from that; the emulator beside Google's Pub/Sub or Firestore is
+ * refused too ({@link checkEmulatorMix}). createRuntime refuses them too; the function checks
+ * them with the rest of its configuration, so that such a deployment fails as misconfigured
+ * rather than as an unexpected failure; the commands that read Google (plan, status, snapshot,
+ * check, replay, apply, restore) check them before their credentials. (Commands that read only
+ * the state store, such as `quota recommend`, take the emulator's clock alone: they do not come
+ * here.)
  */
-export function checkRunOptions(
-  options: Pick<RuntimeOptions, 'emulatorHost' | 'emulatorAdmin'>,
-): void {
+export function checkRunOptions(options: RunCheckedOptions): void {
   if (options.emulatorAdmin && !options.emulatorHost) {
     throw new InputError(
       "GOVERNOR_EMULATOR_ADMIN is set but GOVERNOR_EMULATOR_HOST is not: a run would read Google's services on the emulator's virtual clock; unset GOVERNOR_EMULATOR_ADMIN to use Google (or export GOVERNOR_EMULATOR_HOST as `governor emulator` prints it)",
@@ -140,6 +146,38 @@ export function checkRunOptions(
     );
   }
   createClock(options);
+  checkEmulatorMix(options);
+}
+
+/**
+ * The emulator's Cloud Run, Monitoring and Cloud Quotas (GOVERNOR_EMULATOR_HOST) beside Google's
+ * Pub/Sub or Firestore: refused, so that nothing built from the emulator's data reaches Google.
+ * Each Google client library goes to Google unless its own variable names an emulator
+ * (PUBSUB_EMULATOR_HOST, https://cloud.google.com/pubsub/docs/emulator; FIRESTORE_EMULATOR_HOST,
+ * https://cloud.google.com/firestore/docs/emulator), and with credentials found a run would
+ * publish its alerts, or a dispatch its work messages, to the real topic, and lease and record
+ * its runs in the real database. The reverse (Google's services, emulators for Pub/Sub or
+ * Firestore) sends nothing to Google that it did not come from, and is taken.
+ */
+export function checkEmulatorMix(
+  options: Pick<
+    RuntimeOptions,
+    'emulatorHost' | 'pubsubEmulatorHost' | 'firestoreEmulatorHost' | 'stateStore'
+  >,
+): void {
+  if (!options.emulatorHost) return;
+  if (!options.pubsubEmulatorHost) {
+    throw new InputError(
+      "GOVERNOR_EMULATOR_HOST is set but PUBSUB_EMULATOR_HOST is not: alerts and work messages built from the emulator's data would be published to Google's Pub/Sub; export PUBSUB_EMULATOR_HOST as `governor emulator` prints it (or unset GOVERNOR_EMULATOR_HOST to use Google)",
+      [],
+    );
+  }
+  if (options.stateStore.kind === 'firestore' && !options.firestoreEmulatorHost) {
+    throw new InputError(
+      "GOVERNOR_EMULATOR_HOST is set but FIRESTORE_EMULATOR_HOST is not, with GOVERNOR_STATE_STORE=firestore: runs of the emulator's services would lease and record in Google's Firestore; set FIRESTORE_EMULATOR_HOST to a Firestore emulator, or unset GOVERNOR_STATE_STORE for the file store (or unset GOVERNOR_EMULATOR_HOST to use Google)",
+      [],
+    );
+  }
 }
 
 /** The state store the options name; `stateDir` (the CLI's --state-dir) overrides the file's. */
@@ -275,6 +313,8 @@ export async function createOrgRuntime(
   options: RuntimeOptions,
   overrides: { stateDir?: string } = {},
 ): Promise<OrgRuntime> {
+  // Before any client: the emulator's discovery beside Google's Pub/Sub or Firestore is refused.
+  checkEmulatorMix(options);
   const store = await createStore(options.stateStore, overrides.stateDir);
   let search: AssetSearchPort | null = null;
   let publisher: WorkPublisher | null = null;

@@ -60,7 +60,9 @@
  * that keeps the process alive.
  *
  * Emulator: the client connects to `FIRESTORE_EMULATOR_HOST` (host:port) when it is set, with no
- * credentials.
+ * credentials (https://cloud.google.com/firestore/docs/emulator). It reads the variable itself
+ * and throws from its constructor on a malformed one: runtime-options.ts refuses such a value
+ * first, as bad input.
  */
 import { DiscoveryCache } from '../core/discovery.js';
 import type { DiscoveryCacheStore } from '../ports/index.js';

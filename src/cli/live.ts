@@ -15,7 +15,10 @@ import { assertReadyToRead } from './ready.js';
  */
 export async function observeLive(
   policy: Policy,
-  options: Pick<RuntimeOptions, 'emulatorHost' | 'emulatorAdmin' | 'pubsubEmulatorHost'>,
+  options: Pick<
+    RuntimeOptions,
+    'emulatorHost' | 'emulatorAdmin' | 'pubsubEmulatorHost' | 'firestoreEmulatorHost' | 'stateStore'
+  >,
   io: Pick<Streams, 'stderr'>,
 ): Promise<Observation> {
   await assertReadyToRead(options);

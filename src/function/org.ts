@@ -16,6 +16,7 @@ import { regionalUnitStore } from '../reconcile/unit-lease.js';
 import { listOnOneLine } from '../core/text.js';
 import { unitLabel } from '../core/units.js';
 import {
+  checkEmulatorMix,
   checkRunOptions,
   closeRuntime,
   createOrgRuntime,
@@ -63,7 +64,10 @@ function setup(
 ): { options: RuntimeOptions; policy: Policy } | Answer {
   try {
     const options = parseRuntimeOptions(env);
+    // A dispatch runs nothing, so needs no clock, but its discovery from the emulator must not
+    // reach Google's Pub/Sub or Firestore either.
     if (runs) checkRunOptions(options);
+    else checkEmulatorMix(options);
     return { options, policy: functionPolicy(options) };
   } catch (e) {
     if (!isInputError(e)) throw e;
@@ -136,7 +140,7 @@ export async function handleDispatch(
   try {
     org = await createOrgRuntime(policy, options);
   } catch (e) {
-    // A client that cannot be built (a malformed emulator address, say): the dispatch failed, and
+    // A client that cannot be built (a bug, or a library refusing its settings): the dispatch failed, and
     // its line and answer carry its id as every other of its lines does, with the stack for Error
     // Reporting (https://cloud.google.com/error-reporting/docs/formatting-error-messages).
     const message = listOnOneLine(errorMessage(e));

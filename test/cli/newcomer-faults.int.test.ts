@@ -94,8 +94,10 @@ describe('what used to go wrong, against the emulator', () => {
     await emulator?.stop();
   });
 
-  it('a publish path that cannot work stops apply before any write: one line, exit 1', async () => {
-    // No PUBSUB_EMULATOR_HOST and no credentials: the Pub/Sub client could not publish.
+  it("the emulator beside Google's Pub/Sub stops apply before any write: one line, exit 2", async () => {
+    // No PUBSUB_EMULATOR_HOST: the alerts of the emulator's services would go to Google's Pub/Sub
+    // (where, without credentials, they could not be published either: the adapter's own check,
+    // test/adapters/pubsub-credentials.int.test.ts).
     const r = await governor(
       envOf({ PUBSUB_EMULATOR_HOST: '' }),
       'apply',
@@ -103,9 +105,9 @@ describe('what used to go wrong, against the emulator', () => {
       policy,
       '--yes',
     );
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr).toMatch(
-      /^error: .*no Google credentials to publish to .*Nothing was written/m,
+      /^error: GOVERNOR_EMULATOR_HOST is set but PUBSUB_EMULATOR_HOST is not: .*export PUBSUB_EMULATOR_HOST/m,
     );
     expect(r.stderr.split('\n').filter((l) => l.startsWith('error:'))).toHaveLength(1);
     expect(emulator.writes()).toEqual([]);

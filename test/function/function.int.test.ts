@@ -6,7 +6,7 @@ import { join } from 'node:path';
 import type { Server } from 'node:http';
 import { PubSub } from '@google-cloud/pubsub';
 import { getTestServer } from '@google-cloud/functions-framework/testing';
-import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, beforeEach, describe, expect, it, vi } from 'vitest';
 import { createFirestoreStateStore } from '../../src/adapters/firestore-store.js';
 import { runUnlock } from '../../src/cli/unlock-command.js';
 import { parseRuntimeOptions } from '../../src/runtime-options.js';
@@ -712,19 +712,59 @@ describe('the Cloud Function (CloudEvent entry point, Pub/Sub trigger)', () => {
     expect(emulator.writes()).toEqual([]);
   });
 
+  it("a deployment with the emulator beside Google's Pub/Sub or Firestore fails as misconfigured", async () => {
+    // Alerts of the emulator's services would be published to the real topic, and the run would
+    // lease and record in the real database, whenever credentials are found.
+    for (const [unset, line] of [
+      ['PUBSUB_EMULATOR_HOST', 'GOVERNOR_EMULATOR_HOST is set but PUBSUB_EMULATOR_HOST is not'],
+      [
+        'FIRESTORE_EMULATOR_HOST',
+        'GOVERNOR_EMULATOR_HOST is set but FIRESTORE_EMULATOR_HOST is not',
+      ],
+    ] as const) {
+      const kept = process.env[unset];
+      delete process.env[unset];
+      printed.length = 0;
+      let status = 0;
+      try {
+        const log = await logOf(async () => {
+          status = await deliver(undefined, `no-${unset}`);
+        });
+        expect(status, unset).toBe(500);
+        expect(log.trim().split('\n'), unset).toHaveLength(1);
+        expect(log, unset).toContain(`misconfigured: ${line}`);
+      } finally {
+        process.env[unset] = kept;
+      }
+      expect(printed).toEqual([]);
+      expect(emulator.writes()).toEqual([]);
+    }
+  });
+
   it('an unexpected failure is one ERROR entry, its stack for Error Reporting, as governorHttp logs it', async () => {
-    // A client that cannot be built: the Firestore client refuses a malformed emulator address
-    // when it is constructed, before the run has a state store.
-    process.env.FIRESTORE_EMULATOR_HOST = 'not a host';
+    // A client that cannot be built: the Pub/Sub client throws as the alert sink opens its topic,
+    // before the run starts. (A malformed FIRESTORE_EMULATOR_HOST did this once; it is refused as
+    // a misconfiguration now, runtime-options.ts.)
+    const topic = vi.spyOn(PubSub.prototype, 'topic').mockImplementation(() => {
+      throw new Error('the Pub/Sub client could not be built');
+    });
     const trace = '4bf92f3577b34da6a3ce929d0e0e4736';
     const traceparent = `00-${trace}-00f067aa0ba902b7-01`;
     printed.length = 0;
     let event = 0;
     let httpAnswer = { status: 0, json: {} as Record<string, unknown> };
-    const log = await logOf(async () => {
-      event = await postEvent({ message: {}, subscription: 'y' }, 'no-client', { traceparent });
-      httpAnswer = await post(http, {}, { traceparent });
-    });
+    let log: string;
+    let built = 0;
+    try {
+      log = await logOf(async () => {
+        event = await postEvent({ message: {}, subscription: 'y' }, 'no-client', { traceparent });
+        httpAnswer = await post(http, {}, { traceparent });
+      });
+    } finally {
+      built = topic.mock.calls.length;
+      topic.mockRestore();
+    }
+    expect(built).toBeGreaterThan(0);
     expect([event, httpAnswer.status]).toEqual([500, 500]);
     expect(httpAnswer.json).toEqual({ error: 'unexpected failure; see the logs' });
     const lines = log
@@ -737,7 +777,9 @@ describe('the Cloud Function (CloudEvent entry point, Pub/Sub trigger)', () => {
     // (https://cloud.google.com/error-reporting/docs/formatting-error-messages); the request's trace.
     expect(errors).toHaveLength(2);
     for (const line of errors) {
-      expect(String(line.message)).toMatch(/^unexpected failure: .*FIRESTORE_EMULATOR_HOST/);
+      expect(String(line.message)).toMatch(
+        /^unexpected failure: the Pub\/Sub client could not be built$/,
+      );
       expect(String(line.message)).not.toContain('\n');
       expect(String(line.stack_trace)).toMatch(/\n\s+at /);
       expect(line['logging.googleapis.com/trace']).toBe(`projects/${PROJECT}/traces/${trace}`);

@@ -1093,15 +1093,42 @@ describe('fan-out: dispatch, then one function run per project', () => {
   });
 
   it('answers 500 with its id when its clients cannot be built, in one line, with its stack', async () => {
-    // The Firestore client refuses a malformed emulator address when it is built, before the
-    // dispatch has a state store. The line said "unexpected failure" without the dispatch's id,
-    // which every other line of a dispatch carries.
+    // The Pub/Sub client throws as the work publisher opens its topic, before the dispatch
+    // searches. The line said "unexpected failure" without the dispatch's id, which every other
+    // line of a dispatch carries. (A malformed FIRESTORE_EMULATOR_HOST did this once; it is
+    // refused as a misconfiguration now, runtime-options.ts.)
+    const topic = vi.spyOn(PubSub.prototype, 'topic').mockImplementation(() => {
+      throw new Error('the Pub/Sub client could not be built');
+    });
+    try {
+      let d = { status: 0, text: '' };
+      const lines = await linesOf(async () => {
+        d = await post(dispatchServer, {});
+      });
+      expect(topic).toHaveBeenCalled();
+      expect(d.status).toBe(500);
+      const body = JSON.parse(d.text) as { dispatchId?: string; error?: string };
+      expect(body.dispatchId).toMatch(/^dispatch-/);
+      expect(body.error).toBe('dispatch failed: the Pub/Sub client could not be built');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatchObject({ severity: 'ERROR', dispatchId: body.dispatchId });
+      expect(String(lines[0]?.message)).toBe(
+        'dispatch failed: its clients could not be built: the Pub/Sub client could not be built',
+      );
+      expect(String(lines[0]?.stack_trace)).toMatch(/\n\s+at /);
+    } finally {
+      topic.mockRestore();
+    }
+  });
+
+  it('refuses a malformed FIRESTORE_EMULATOR_HOST as a misconfiguration, in one line', async () => {
+    // The Firestore client threw from its constructor on it: the dispatch failed as its clients
+    // could not be built, where the deployment is what is wrong.
     const env = { ...process.env };
     Object.assign(process.env, {
       GOVERNOR_STATE_STORE: 'firestore',
       FIRESTORE_EMULATOR_HOST: 'not a host',
     });
-    // The file store's folder beside Firestore is refused as a misconfiguration, before any client.
     delete process.env.GOVERNOR_STATE_DIR;
     try {
       let d = { status: 0, text: '' };
@@ -1109,13 +1136,31 @@ describe('fan-out: dispatch, then one function run per project', () => {
         d = await post(dispatchServer, {});
       });
       expect(d.status).toBe(500);
-      const body = JSON.parse(d.text) as { dispatchId?: string; error?: string };
-      expect(body.dispatchId).toMatch(/^dispatch-/);
-      expect(body.error).toMatch(/^dispatch failed: .*FIRESTORE_EMULATOR_HOST/);
+      expect((JSON.parse(d.text) as { error?: string }).error).toMatch(
+        /^misconfigured: Invalid environment:\s+- FIRESTORE_EMULATOR_HOST: expected HOST:PORT/,
+      );
       expect(lines).toHaveLength(1);
-      expect(lines[0]).toMatchObject({ severity: 'ERROR', dispatchId: body.dispatchId });
-      expect(String(lines[0]?.message)).not.toContain('\n');
-      expect(String(lines[0]?.stack_trace)).toMatch(/\n\s+at /);
+      expect(lines[0]).toMatchObject({ severity: 'ERROR' });
+      expect(String(lines[0]?.message)).toMatch(/^misconfigured: [^]*FIRESTORE_EMULATOR_HOST/);
+    } finally {
+      process.env = env;
+    }
+  });
+
+  it("refuses the emulator's discovery beside Google's Pub/Sub as a misconfiguration", async () => {
+    // Work messages for the emulator's projects would go to the real work topic.
+    const env = { ...process.env };
+    delete process.env.PUBSUB_EMULATOR_HOST;
+    try {
+      let d = { status: 0, text: '' };
+      const lines = await linesOf(async () => {
+        d = await post(dispatchServer, {});
+      });
+      expect(d.status).toBe(500);
+      expect(d.text).toContain(
+        'misconfigured: GOVERNOR_EMULATOR_HOST is set but PUBSUB_EMULATOR_HOST is not',
+      );
+      expect(lines).toHaveLength(1);
     } finally {
       process.env = env;
     }

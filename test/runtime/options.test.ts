@@ -18,6 +18,7 @@ describe('parseRuntimeOptions', () => {
       emulatorAdmin: null,
       emulatorOperationPollMs: null,
       pubsubEmulatorHost: null,
+      firestoreEmulatorHost: null,
       governorId: `cli:user@${hostname()}`,
       color: 'auto',
       cursor: true,
@@ -37,6 +38,7 @@ describe('parseRuntimeOptions', () => {
       GOVERNOR_EMULATOR_ADMIN: 'http://127.0.0.1:7001',
       GOVERNOR_EMULATOR_OPERATION_POLL: '20ms',
       PUBSUB_EMULATOR_HOST: 'localhost:8085',
+      FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080',
       GOVERNOR_ID: 'governor-eu',
       GOVERNOR_DEBUG: '1',
       NO_COLOR: '1',
@@ -50,6 +52,7 @@ describe('parseRuntimeOptions', () => {
       emulatorAdmin: 'http://127.0.0.1:7001',
       emulatorOperationPollMs: 20,
       pubsubEmulatorHost: 'localhost:8085',
+      firestoreEmulatorHost: '127.0.0.1:8080',
       governorId: 'governor-eu',
       color: 'never',
       cursor: true,
@@ -275,6 +278,32 @@ describe('parseRuntimeOptions', () => {
         );
       }
     }
+  });
+
+  it("refuses an emulator address its client would refuse, as bad input rather than the client's failure", () => {
+    // The Firestore client reads FIRESTORE_EMULATOR_HOST itself, as it is, and throws from its
+    // constructor on one that is no host (an "unexpected failure" to the user before); the
+    // three addresses are held to one rule.
+    const names = ['GOVERNOR_EMULATOR_HOST', 'PUBSUB_EMULATOR_HOST', 'FIRESTORE_EMULATOR_HOST'];
+    for (const name of names)
+      for (const bad of [
+        'not a host',
+        'host/path:8080',
+        'user@host:8080',
+        'host?q:8080',
+        '[zz]:8080',
+      ])
+        expect(() => parseRuntimeOptions({ [name]: bad }), `${name}=${bad}`).toThrow(
+          new RegExp(`${name}: expected HOST:PORT`),
+        );
+    for (const ok of ['127.0.0.1:8080', '[::1]:8080', 'localhost:8080'])
+      expect(parseRuntimeOptions({ FIRESTORE_EMULATOR_HOST: ok }).firestoreEmulatorHost).toBe(ok);
+    // Read by the client as it is: blanks around it, or of blanks only, are no host to it.
+    for (const bad of [' 127.0.0.1:8080', '127.0.0.1:8080 ', '   '])
+      expect(() => parseRuntimeOptions({ FIRESTORE_EMULATOR_HOST: bad }), bad).toThrow(
+        /FIRESTORE_EMULATOR_HOST: expected HOST:PORT/,
+      );
+    expect(parseRuntimeOptions({ FIRESTORE_EMULATOR_HOST: '' }).firestoreEmulatorHost).toBeNull();
   });
 
   it("holds Firestore ids to Google's rules, so a bad one is refused before any run", () => {

@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../src/core/errors.js';
-import { checkRunOptions } from '../../src/runtime.js';
+import { checkEmulatorMix, checkRunOptions } from '../../src/runtime.js';
 import { parseRuntimeOptions } from '../../src/runtime-options.js';
 
 /** What a run refuses to start with, before it opens anything (the function's "misconfigured"). */
@@ -30,12 +30,42 @@ describe('checkRunOptions', () => {
     );
   });
 
-  it('takes Google alone, or the emulator with its admin URL', () => {
+  const EMULATOR = {
+    GOVERNOR_EMULATOR_HOST: '127.0.0.1:8085',
+    GOVERNOR_EMULATOR_ADMIN: 'http://127.0.0.1:8086',
+  };
+
+  it("refuses the emulator's services beside Google's Pub/Sub: their alerts would go to Google", () => {
+    // Alerts (and a dispatch's work messages) built from the emulator's data would be published
+    // to the real topic whenever credentials are found.
+    expect(refusal(EMULATOR)).toMatch(
+      /^GOVERNOR_EMULATOR_HOST is set but PUBSUB_EMULATOR_HOST is not: .*export PUBSUB_EMULATOR_HOST as `governor emulator` prints it \(or unset GOVERNOR_EMULATOR_HOST to use Google\)$/,
+    );
+    expect(() => checkEmulatorMix(parseRuntimeOptions(EMULATOR))).toThrow(InputError);
+  });
+
+  it("refuses the emulator's services beside Google's Firestore: a run would lease there", () => {
+    const env = {
+      ...EMULATOR,
+      PUBSUB_EMULATOR_HOST: '127.0.0.1:8085',
+      GOVERNOR_STATE_STORE: 'firestore',
+    };
+    expect(refusal(env)).toMatch(
+      /^GOVERNOR_EMULATOR_HOST is set but FIRESTORE_EMULATOR_HOST is not, with GOVERNOR_STATE_STORE=firestore: .*set FIRESTORE_EMULATOR_HOST to a Firestore emulator/,
+    );
+    expect(refusal({ ...env, FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080' })).toBeNull();
+  });
+
+  it('takes Google alone, or the emulator with its admin URL and a Pub/Sub emulator', () => {
     expect(refusal({})).toBeNull();
+    expect(refusal({ ...EMULATOR, PUBSUB_EMULATOR_HOST: '127.0.0.1:8085' })).toBeNull();
+    // Google's services with emulators for Pub/Sub and Firestore: nothing of the emulator's data
+    // reaches Google.
     expect(
       refusal({
-        GOVERNOR_EMULATOR_HOST: '127.0.0.1:8085',
-        GOVERNOR_EMULATOR_ADMIN: 'http://127.0.0.1:8086',
+        PUBSUB_EMULATOR_HOST: '127.0.0.1:8085',
+        FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080',
+        GOVERNOR_STATE_STORE: 'firestore',
       }),
     ).toBeNull();
   });
