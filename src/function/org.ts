@@ -399,9 +399,12 @@ export async function handleUnitPush(
     store = await createStore(options.stateStore);
     decision = await decideUnit(policy, message, { cache: store, nowMs: Date.now() });
   } catch (e) {
-    const why = `unit ${unitLabel(message)}: the work message could not be checked: ${listOnOneLine(errorMessage(e))}`;
-    // A failure (500): one error event, its message opening with the same words for every unit.
-    unitLog.log('ERROR', `a work message could not be checked: ${why}`, ERROR_EVENT);
+    const unit = `unit ${unitLabel(message)}`;
+    const cause = listOnOneLine(errorMessage(e));
+    const why = `${unit}: the work message could not be checked: ${cause}`;
+    // A failure (500): one error event, its message opening with the same words for every unit
+    // (and saying them once).
+    unitLog.log('ERROR', `a work message could not be checked: ${unit}: ${cause}`, ERROR_EVENT);
     // The store is closed all the same; a failure to close it is told, not thrown over the 500.
     await closeStore(store, message, unitLog);
     return { status: 500, body: { error: why } };

@@ -527,10 +527,17 @@ describe('fan-out: dispatch, then one function run per project', () => {
         log,
       );
       expect(answer.status).toBe(500);
+      expect(answer.body).toMatchObject({
+        error: expect.stringMatching(
+          /^unit gpu-proj-0000: the work message could not be checked: .*discovery cache .*foundAt/,
+        ) as unknown,
+      });
       expect(lines).toHaveLength(1);
+      // The line opens with the same words for every unit, and says them once.
       expect(lines[0]).toMatch(
-        /unit gpu-proj-0000: the work message could not be checked: .*discovery cache .*foundAt/,
+        /a work message could not be checked: unit gpu-proj-0000: .*discovery cache .*foundAt/,
       );
+      expect(lines[0]?.match(/could not be checked/g)).toHaveLength(1);
       expect(lines[0]).not.toMatch(/\n\s+at /);
       expect(await createFileStateStore({ dir: broken }).listRuns(orgProjectId(0))).toEqual([]);
     } finally {
