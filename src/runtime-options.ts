@@ -12,8 +12,8 @@ import { cutText, InputError, type Fault } from './core/errors.js';
  * at the environment but the function's entry (src/function/index.ts), which sets NODE_ENV when it
  * loads and reads GOOGLE_CLOUD_PROJECT to name the trace of its log lines. A variable set to the
  * empty string counts as unset, and so does one of blanks only (but NO_COLOR and FORCE_COLOR,
- * whose rules read blanks as a value, and FIRESTORE_EMULATOR_HOST, which its client reads as it
- * is).
+ * whose rules read blanks as a value, and PUBSUB_EMULATOR_HOST and FIRESTORE_EMULATOR_HOST,
+ * which their clients read as they are).
  *
  * | variable                        | meaning                                                     |
  * | ------------------------------- | ----------------------------------------------------------- |
@@ -202,7 +202,10 @@ const RuntimeEnv = z.object({
       'expected from 1ms to 1s, such as "20ms"',
     ),
   ),
-  PUBSUB_EMULATOR_HOST: optional(HostPort),
+  // Only empty is unset: the Pub/Sub client reads the variable itself and takes blanks for an
+  // emulator's address (plaintext, no credentials). Blanks around an address are dropped: the
+  // sinks name the trimmed one to the client (its apiEndpoint), which then ignores the variable.
+  PUBSUB_EMULATOR_HOST: z.preprocess((v) => (v === '' ? undefined : v), HostPort.optional()),
   // Not given to the client: it reads the variable itself (adapters/firestore-store.ts). Checked
   // here so that a malformed one is bad input, not a client that throws when it is built.
   FIRESTORE_EMULATOR_HOST: RawHostPort,

@@ -306,6 +306,20 @@ describe('parseRuntimeOptions', () => {
     expect(parseRuntimeOptions({ FIRESTORE_EMULATOR_HOST: '' }).firestoreEmulatorHost).toBeNull();
   });
 
+  it('refuses a PUBSUB_EMULATOR_HOST of blanks only: the Pub/Sub client takes it for an emulator', () => {
+    // Counted as unset here (Google's Pub/Sub), the client read it as an emulator at "   "
+    // (plaintext, no credentials) and every publish failed to connect. Blanks around an address
+    // are dropped: the sink names the trimmed one to the client, which then ignores the variable.
+    for (const blanks of [' ', '   ', '\t'])
+      expect(() => parseRuntimeOptions({ PUBSUB_EMULATOR_HOST: blanks }), blanks).toThrow(
+        /PUBSUB_EMULATOR_HOST: expected HOST:PORT/,
+      );
+    expect(parseRuntimeOptions({ PUBSUB_EMULATOR_HOST: '' }).pubsubEmulatorHost).toBeNull();
+    expect(
+      parseRuntimeOptions({ PUBSUB_EMULATOR_HOST: ' 127.0.0.1:8085 ' }).pubsubEmulatorHost,
+    ).toBe('127.0.0.1:8085');
+  });
+
   it("holds Firestore ids to Google's rules, so a bad one is refused before any run", () => {
     const store = (env: Record<string, string>) =>
       parseRuntimeOptions({ GOVERNOR_STATE_STORE: 'firestore', ...env }).stateStore;
