@@ -38,18 +38,28 @@ export interface FunctionBenchOptions {
   memoryRepeats?: number;
   /** Fleet sizes for the memory. */
   sizes?: readonly number[];
+  /** Runs each part under its name, so that a failure says which (bench/failure.ts). */
+  step?: <T>(name: string, run: () => Promise<T>) => Promise<T>;
 }
 
 export async function benchFunction(options: FunctionBenchOptions = {}): Promise<FunctionBench> {
   const starts = options.starts ?? 10;
   const repeats = options.memoryRepeats ?? 3;
   const sizes = options.sizes ?? [1_000, 10_000];
-  const resources = await terraformDefaults();
+  const step = options.step ?? ((_name, run) => run());
+  const resources = await step("reading the function's resources (terraform/variables.tf)", () =>
+    terraformDefaults(),
+  );
   const heapLimitMb = nodeHeapLimitMb(resources.memory);
 
-  const coldStart = await benchColdStart(starts);
+  const coldStart = await step('the cold start', () => benchColdStart(starts));
   const memory: MemoryRow[] = [];
-  for (const services of sizes) memory.push(await benchMemory(services, repeats, heapLimitMb));
+  for (const services of sizes)
+    memory.push(
+      await step(`the memory at ${services.toLocaleString('en-US')} services`, () =>
+        benchMemory(services, repeats, heapLimitMb),
+      ),
+    );
 
   const lines: string[] = [];
   const figures: Figure[] = [];

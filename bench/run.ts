@@ -1,5 +1,6 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { settingOrExit, wholeNumberSetting } from '../src/chaos/settings.js';
+import { failInOneLine, refuseArguments, step } from './failure.js';
 import { benchFunction } from './function.js';
 import { benchObservation } from './observation.js';
 import {
@@ -81,7 +82,12 @@ const soakSize = (name: string, fallback: number, min: number): number =>
  * BENCH_ORG_INSTANCES units at once (the unit function's max instances; default 50) (bench/org-procs.ts);
  * then the chaos part in one process (bench/org.ts). The issue's target, 1,000 projects:
  * BENCH_ONLY=org BENCH_ORG_PROJECTS=1000 BENCH_ORG_INSTANCES=500 (docs/performance.md).
+ *
+ * Bad input (an argument, a setting out of range) is refused in one line, exit code 2, before any
+ * part runs; a part that fails ends the bench in one line naming it, exit code 1 (bench/failure.ts).
  */
+refuseArguments('npm run bench', 'BENCH_ONLY chooses a part, as BENCH_ONLY=planner npm run bench');
+failInOneLine();
 
 /** The organisation bench's size: small by default (docs/performance.md gives the 1,000 run). */
 const orgOptions = () => orgSize(process.env, { projects: 50, instances: 50, workers: 4 });
@@ -91,18 +97,26 @@ interface OrgResults {
   chaos: OrgBench;
 }
 
-async function benchOrgAll(): Promise<OrgResults> {
-  const o = orgOptions();
-  const processes = await benchOrgProcesses(o);
+async function benchOrgAll(o: ReturnType<typeof orgOptions>): Promise<OrgResults> {
+  const processes = await step('the organisation in processes', () => benchOrgProcesses(o));
   // Chaos in one process, at the default size at most: what it checks does not grow with the
   // organisation, and the timing above is the part that must.
-  const chaos = await benchOrg({
-    projects: Math.min(o.projects, 50),
-    concurrency: Math.min(o.instances, 50),
-    timing: false,
-  });
+  const chaos = await step("the organisation's chaos", () =>
+    benchOrg({
+      projects: Math.min(o.projects, 50),
+      concurrency: Math.min(o.instances, 50),
+      timing: false,
+    }),
+  );
   return { processes, chaos };
 }
+
+/** Writes a part's results: the last step, named like the others should it fail. */
+const writeResults = (file: string, results: unknown) =>
+  step(`writing ${file}`, async () => {
+    await mkdir('bench', { recursive: true });
+    await writeFile(file, JSON.stringify(results, null, 2) + '\n');
+  });
 
 function orgLines(r: OrgResults): string[] {
   const c = r.chaos.chaos;
@@ -114,13 +128,9 @@ function orgLines(r: OrgResults): string[] {
 }
 
 if (process.env.BENCH_ONLY === 'org') {
-  const r = await benchOrgAll();
+  const r = await benchOrgAll(orgOptions());
   console.log(orgLines(r).join('\n'));
-  await mkdir('bench', { recursive: true });
-  await writeFile(
-    'bench/results-org.json',
-    JSON.stringify({ node: process.version, org: r }, null, 2) + '\n',
-  );
+  await writeResults('bench/results-org.json', { node: process.version, org: r });
   process.exit(0);
 }
 
@@ -131,25 +141,23 @@ if (process.env.BENCH_ONLY === 'soak' && process.env.SOAK_TARGET === 'org') {
   const projects = soakSize('SOAK_PROJECTS', 4, 4);
   const services = soakSize('SOAK_SERVICES', 8, 2);
   const snapshotAfter = soakSnapshots();
-  const soak = await benchOrgSoak({
-    rounds,
-    dispatches,
-    projects,
-    services,
-    snapshotAfter,
-    progress: (s) => {
-      if (process.env.BENCH_PROGRESS)
-        console.error(
-          `round ${s.round}: dispatch ${JSON.stringify(s.dispatch.discovery)} ${Math.round(s.dispatch.ms)} ms, units ${JSON.stringify(s.units.statuses)} ${Math.round(s.units.ms)} ms; heap dispatch ${(s.dispatchFn.heapUsedBytes / 2 ** 20).toFixed(2)} MiB, unit ${(s.unitFn.heapUsedBytes / 2 ** 20).toFixed(2)} MiB; channels dispatch ${JSON.stringify(s.dispatchFn.grpcChannels)}, unit ${JSON.stringify(s.unitFn.grpcChannels)}`,
-        );
-    },
-  });
-  console.log(orgSoakLines(soak).join('\n'));
-  await mkdir('bench', { recursive: true });
-  await writeFile(
-    'bench/results-org-soak.json',
-    JSON.stringify({ node: process.version, soak }, null, 2) + '\n',
+  const soak = await step("the organisation's soak", () =>
+    benchOrgSoak({
+      rounds,
+      dispatches,
+      projects,
+      services,
+      snapshotAfter,
+      progress: (s) => {
+        if (process.env.BENCH_PROGRESS)
+          console.error(
+            `round ${s.round}: dispatch ${JSON.stringify(s.dispatch.discovery)} ${Math.round(s.dispatch.ms)} ms, units ${JSON.stringify(s.units.statuses)} ${Math.round(s.units.ms)} ms; heap dispatch ${(s.dispatchFn.heapUsedBytes / 2 ** 20).toFixed(2)} MiB, unit ${(s.unitFn.heapUsedBytes / 2 ** 20).toFixed(2)} MiB; channels dispatch ${JSON.stringify(s.dispatchFn.grpcChannels)}, unit ${JSON.stringify(s.unitFn.grpcChannels)}`,
+          );
+      },
+    }),
   );
+  console.log(orgSoakLines(soak).join('\n'));
+  await writeResults('bench/results-org-soak.json', { node: process.version, soak });
   process.exit(0);
 }
 
@@ -166,39 +174,33 @@ if (process.env.BENCH_ONLY === 'soak') {
     console.error('SOAK_STORE must be file or firestore');
     process.exit(2);
   }
-  const soak = await benchSoak({
-    runs,
-    services,
-    store,
-    snapshotAfter,
-    progress: (s) => {
-      if (process.env.BENCH_PROGRESS)
-        console.error(
-          `run ${s.run}: ${s.outcome}, ${s.written} written, ${s.alerts} alerts, ${Math.round(s.ms)} ms; function heap ${(s.fn.heapUsedBytes / 2 ** 20).toFixed(2)} MiB, emulator heap ${(s.emulator.heapUsedBytes / 2 ** 20).toFixed(2)} MiB`,
-        );
-    },
-  });
-  console.log(soakLines(soak).join('\n'));
-  await mkdir('bench', { recursive: true });
-  await writeFile(
-    'bench/results-soak.json',
-    JSON.stringify({ node: process.version, soak }, null, 2) + '\n',
+  const soak = await step('the soak', () =>
+    benchSoak({
+      runs,
+      services,
+      store,
+      snapshotAfter,
+      progress: (s) => {
+        if (process.env.BENCH_PROGRESS)
+          console.error(
+            `run ${s.run}: ${s.outcome}, ${s.written} written, ${s.alerts} alerts, ${Math.round(s.ms)} ms; function heap ${(s.fn.heapUsedBytes / 2 ** 20).toFixed(2)} MiB, emulator heap ${(s.emulator.heapUsedBytes / 2 ** 20).toFixed(2)} MiB`,
+          );
+      },
+    }),
   );
+  console.log(soakLines(soak).join('\n'));
+  await writeResults('bench/results-soak.json', { node: process.version, soak });
   process.exit(0);
 }
 
 if (process.env.BENCH_ONLY === 'quota-requests') {
-  const week = await benchQuotaRequests();
+  const week = await step('the quota-request week', () => benchQuotaRequests());
   console.log(quotaWeekLines(week).join('\n'));
-  await mkdir('bench', { recursive: true });
-  await writeFile(
-    'bench/results-quota-requests.json',
-    JSON.stringify(
-      { node: process.version, quotaRequests: week, met: quotaWeekMet(week) },
-      null,
-      2,
-    ) + '\n',
-  );
+  await writeResults('bench/results-quota-requests.json', {
+    node: process.version,
+    quotaRequests: week,
+    met: quotaWeekMet(week),
+  });
   process.exit(0);
 }
 
@@ -220,25 +222,29 @@ try {
   console.error((e as Error).message);
   process.exit(2);
 }
+// The organisation's size too, read before the parts that run before it.
+const orgSizes = full ? orgOptions() : null;
 
-const planner = withPlanner ? benchPlanner() : [];
+const planner = withPlanner ? await step('the planner', () => benchPlanner()) : [];
 // Pools of 100,000 GPUs (a quota a policy may set, up to MAX_QUOTA_GPUS): the plan's cost once grew
 // with the GPUs handed out, one instance at a time (docs/performance.md).
 const LARGE_POOL_QUOTA = 100_000;
 const largePools = withPlanner
-  ? benchPlanner(
-      [
-        [1_000, 10],
-        [1_000, 200],
-      ],
-      LARGE_POOL_QUOTA,
+  ? await step('the planner on large pools', () =>
+      benchPlanner(
+        [
+          [1_000, 10],
+          [1_000, 200],
+        ],
+        LARGE_POOL_QUOTA,
+      ),
     )
   : [];
-const ruleLookup = withPlanner ? benchRuleLookup() : [];
-const ruleScan = withPlanner ? benchRuleScan() : null;
+const ruleLookup = withPlanner ? await step('the rule lookup', () => benchRuleLookup()) : [];
+const ruleScan = withPlanner ? await step('the rule scan', () => benchRuleScan()) : null;
 const scanRatio = ruleScan ? ruleScan.scanMs / ruleScan.lookupMs : NaN;
-const policyFit = withPlanner ? benchPolicyFit() : [];
-const ranked = withPlanner ? benchRanked() : null;
+const policyFit = withPlanner ? await step('the policy fit', () => benchPolicyFit()) : [];
+const ranked = withPlanner ? await step('the ranked pool', () => benchRanked()) : null;
 const rankedRatio = ranked ? ranked.rankedMs / ranked.fiveMs : NaN;
 const lines: string[] = [];
 // A part not run says nothing: no table, and no verdict on figures it did not measure.
@@ -329,7 +335,7 @@ if (withPlanner) {
   );
 }
 
-const observation = full ? await benchObservation() : [];
+const observation = full ? await step('the observation', () => benchObservation()) : [];
 if (full) {
   lines.push('');
   lines.push('Observation: RPCs per observation through the real clients and the emulator');
@@ -370,27 +376,29 @@ if (withQuality) {
 }
 const quality = !subset
   ? []
-  : await benchQuality((r) => {
-      const n = (k: Strategy) => String(Math.round(r.refused[k] ?? 0));
-      const t = (k: Strategy) => String(Math.round(r.refusedTop[k] ?? 0));
-      const line = `  ${r.scenario.padEnd(26)} ${`${r.quotaFactor}×`.padStart(6)} ${String(r.seed).padStart(5)} ${n('governor').padStart(9)} ${n('equal-split').padStart(6)} ${n('over-commit').padStart(12)} ${n('oracle').padStart(8)} ${n('cadence-oracle').padStart(10)} ${n('writes-oracle').padStart(9)} ${(r.gapClosed === null ? '—' : r.gapClosed.toFixed(2)).padStart(5)} ${(r.gapClosedClairvoyant === null ? '—' : r.gapClosedClairvoyant.toFixed(2)).padStart(13)} ${`${t('governor')} / ${t('cadence-oracle')} / ${t('over-commit')}`.padStart(42)} ${r.writesPerServiceHour.toFixed(2).padStart(13)} ${r.reversalsPerServiceDay.toFixed(2).padStart(12)} ${String(r.invariantViolations).padStart(11)} ${`${r.idempotence.cases - r.idempotence.failures}/${r.idempotence.cases}`.padStart(11)}`;
-      lines.push(line);
-      if (process.env.BENCH_PROGRESS) console.error(line);
-    }, subset);
+  : await step('the decision quality', () =>
+      benchQuality((r) => {
+        const n = (k: Strategy) => String(Math.round(r.refused[k] ?? 0));
+        const t = (k: Strategy) => String(Math.round(r.refusedTop[k] ?? 0));
+        const line = `  ${r.scenario.padEnd(26)} ${`${r.quotaFactor}×`.padStart(6)} ${String(r.seed).padStart(5)} ${n('governor').padStart(9)} ${n('equal-split').padStart(6)} ${n('over-commit').padStart(12)} ${n('oracle').padStart(8)} ${n('cadence-oracle').padStart(10)} ${n('writes-oracle').padStart(9)} ${(r.gapClosed === null ? '—' : r.gapClosed.toFixed(2)).padStart(5)} ${(r.gapClosedClairvoyant === null ? '—' : r.gapClosedClairvoyant.toFixed(2)).padStart(13)} ${`${t('governor')} / ${t('cadence-oracle')} / ${t('over-commit')}`.padStart(42)} ${r.writesPerServiceHour.toFixed(2).padStart(13)} ${r.reversalsPerServiceDay.toFixed(2).padStart(12)} ${String(r.invariantViolations).padStart(11)} ${`${r.idempotence.cases - r.idempotence.failures}/${r.idempotence.cases}`.padStart(11)}`;
+        lines.push(line);
+        if (process.env.BENCH_PROGRESS) console.error(line);
+      }, subset),
+    );
 
-const rtt = full ? await benchRtt(50) : null;
+const rtt = full ? await step('the round trips of one run', () => benchRtt(50)) : null;
 // The function's memory, cold start and cost (bench/function.ts; `npm run bench:function` alone).
-const fn = full ? await benchFunction() : null;
+const fn = full ? await benchFunction({ step }) : null;
 if (fn) {
   lines.push('');
   lines.push(...fn.lines);
 }
-const quotaWeek = full ? await benchQuotaRequests() : null;
+const quotaWeek = full ? await step('the quota-request week', () => benchQuotaRequests()) : null;
 if (quotaWeek) {
   lines.push('');
   lines.push(...quotaWeekLines(quotaWeek));
 }
-const org = full ? await benchOrgAll() : null;
+const org = orgSizes ? await benchOrgAll(orgSizes) : null;
 if (org) {
   lines.push('');
   lines.push(...orgLines(org));
@@ -552,39 +560,31 @@ for (const f of figures)
   );
 console.log(lines.join('\n'));
 
-await mkdir('bench', { recursive: true });
 const out = full ? 'bench/results.json' : `bench/results-${only}.json`;
-await writeFile(
-  out,
-  JSON.stringify(
-    {
-      node: process.version,
-      planner: {
-        rows: planner,
-        largePools,
-        growth,
-        ruleLookup,
-        ruleScan,
-        policyFit,
-        ranked,
-        targets: {
-          tenThousandMs: TARGET_10K_MS,
-          growthPer10x: TARGET_GROWTH,
-          fitToLookup: TARGET_FIT_RATIO,
-          scanToLookup: TARGET_SCAN_RATIO,
-          rankedToFive: TARGET_RANKED_RATIO,
-        },
-      },
-      observation,
-      quality,
-      rtt,
-      function: fn?.results ?? null,
-      quotaRequests: quotaWeek,
-      org,
-      figures,
+await writeResults(out, {
+  node: process.version,
+  planner: {
+    rows: planner,
+    largePools,
+    growth,
+    ruleLookup,
+    ruleScan,
+    policyFit,
+    ranked,
+    targets: {
+      tenThousandMs: TARGET_10K_MS,
+      growthPer10x: TARGET_GROWTH,
+      fitToLookup: TARGET_FIT_RATIO,
+      scanToLookup: TARGET_SCAN_RATIO,
+      rankedToFive: TARGET_RANKED_RATIO,
     },
-    null,
-    2,
-  ) + '\n',
-);
+  },
+  observation,
+  quality,
+  rtt,
+  function: fn?.results ?? null,
+  quotaRequests: quotaWeek,
+  org,
+  figures,
+});
 console.log(`\nwrote ${out}`);
