@@ -194,8 +194,16 @@ export async function startWorker(
   env: Record<string, string | undefined>,
   module = join(here, 'org-worker.js'),
 ): Promise<Worker> {
-  const child = fork(module, [], { env, stdio: 'inherit' });
+  // Its stderr is read here: the worker's own lines ("org worker: …") are passed on, anything
+  // else (a crash's stack trace) is kept for the reason its exit gives, in one line.
+  const child = fork(module, [], { env, stdio: ['inherit', 'inherit', 'pipe', 'ipc'] });
   stopWithBench(child);
+  let lastWords = '';
+  if (child.stderr)
+    createInterface({ input: child.stderr }).on('line', (line) => {
+      if (line.startsWith('org worker: ')) process.stderr.write(`${line}\n`);
+      else lastWords = `${lastWords}\n${line}`.slice(-4_000);
+    });
   const w: Worker = { child, inFlight: 0, waiting: new Map(), cpu: null, gone: null };
   await new Promise<void>((ready, failed) => {
     child.on('message', (m: { kind: string; id?: number; status?: number; ms?: number }) => {
@@ -208,8 +216,9 @@ export async function startWorker(
     });
     // A worker that died answers nothing more: what waits for it fails now, so that the bench
     // stops (and stops its other processes) instead of waiting for ever.
-    child.once('exit', (code, signal) => {
-      const gone = `the worker exited (${code ?? signal})`;
+    // 'close', not 'exit': its stderr is read to the end by then.
+    child.once('close', (code, signal) => {
+      const gone = `the worker exited (${code ?? signal})${lastWords.trim() ? `: ${lastWords.trim()}` : ''}`;
       w.gone = gone;
       failed(new Error(gone));
       for (const done of w.waiting.values()) done({ status: 0, ms: 0, error: gone });

@@ -19,13 +19,13 @@ afterEach(async () => {
 });
 
 /** A stand-in worker: ready, then it dies on the first unit, as a worker out of memory would. */
-async function dyingWorker(): Promise<string> {
+async function dyingWorker(onUnit = 'process.exit(3)'): Promise<string> {
   dir = await mkdtemp(join(tmpdir(), 'governor-org-worker-'));
   const file = join(dir, 'dying-worker.mjs');
   await writeFile(
     file,
     [
-      "process.on('message', (m) => { if (m.kind === 'unit') process.exit(3); });",
+      `process.on('message', (m) => { if (m.kind === 'unit') ${onUnit}; });`,
       "process.send({ kind: 'ready' });",
     ].join('\n'),
   );
@@ -33,6 +33,17 @@ async function dyingWorker(): Promise<string> {
 }
 
 describe("the organisation bench's workers", () => {
+  it("say why a worker crashed, in its error's line rather than its stack trace", async () => {
+    // Its stack trace is kept from the terminal: the bench's one line says why (bench/failure.ts).
+    const w = await startWorker(
+      { ...process.env },
+      await dyingWorker("throw new Error('boom in a unit')"),
+    );
+    const failed = sendUnit(w, { message: {} });
+    await expect(failed).rejects.toThrow(/exited \(1\): [\s\S]*Error: boom in a unit/);
+    expect(() => stopWorkers([w])).not.toThrow();
+  }, 20_000);
+
   it('fail the units of a worker that died, and stop the rest without throwing', async () => {
     const w = await startWorker({ ...process.env }, await dyingWorker());
     await expect(sendUnit(w, { message: {} })).rejects.toThrow(/exited \(3\)/);
