@@ -89,6 +89,16 @@ const soakSize = (name: string, fallback: number, min: number): number =>
 refuseArguments('npm run bench', 'BENCH_ONLY chooses a part, as BENCH_ONLY=planner npm run bench');
 failInOneLine();
 
+/** BENCH_PROGRESS=1: a line per run on stderr. Any other value than 1, 0 or none is refused. */
+const progress = ((): boolean => {
+  const v = process.env.BENCH_PROGRESS ?? '';
+  if (v !== '' && v !== '0' && v !== '1') {
+    console.error(`BENCH_PROGRESS must be 1 (a line per run) or 0, not ${JSON.stringify(v)}`);
+    process.exit(2);
+  }
+  return v === '1';
+})();
+
 /** The organisation bench's size: small by default (docs/performance.md gives the 1,000 run). */
 const orgOptions = () => orgSize(process.env, { projects: 50, instances: 50, workers: 4 });
 
@@ -149,7 +159,7 @@ if (process.env.BENCH_ONLY === 'soak' && process.env.SOAK_TARGET === 'org') {
       services,
       snapshotAfter,
       progress: (s) => {
-        if (process.env.BENCH_PROGRESS)
+        if (progress)
           console.error(
             `round ${s.round}: dispatch ${JSON.stringify(s.dispatch.discovery)} ${Math.round(s.dispatch.ms)} ms, units ${JSON.stringify(s.units.statuses)} ${Math.round(s.units.ms)} ms; heap dispatch ${(s.dispatchFn.heapUsedBytes / 2 ** 20).toFixed(2)} MiB, unit ${(s.unitFn.heapUsedBytes / 2 ** 20).toFixed(2)} MiB; channels dispatch ${JSON.stringify(s.dispatchFn.grpcChannels)}, unit ${JSON.stringify(s.unitFn.grpcChannels)}`,
           );
@@ -181,7 +191,7 @@ if (process.env.BENCH_ONLY === 'soak') {
       store,
       snapshotAfter,
       progress: (s) => {
-        if (process.env.BENCH_PROGRESS)
+        if (progress)
           console.error(
             `run ${s.run}: ${s.outcome}, ${s.written} written, ${s.alerts} alerts, ${Math.round(s.ms)} ms; function heap ${(s.fn.heapUsedBytes / 2 ** 20).toFixed(2)} MiB, emulator heap ${(s.emulator.heapUsedBytes / 2 ** 20).toFixed(2)} MiB`,
           );
@@ -382,7 +392,7 @@ const quality = !subset
         const t = (k: Strategy) => String(Math.round(r.refusedTop[k] ?? 0));
         const line = `  ${r.scenario.padEnd(26)} ${`${r.quotaFactor}×`.padStart(6)} ${String(r.seed).padStart(5)} ${n('governor').padStart(9)} ${n('equal-split').padStart(6)} ${n('over-commit').padStart(12)} ${n('oracle').padStart(8)} ${n('cadence-oracle').padStart(10)} ${n('writes-oracle').padStart(9)} ${(r.gapClosed === null ? '—' : r.gapClosed.toFixed(2)).padStart(5)} ${(r.gapClosedClairvoyant === null ? '—' : r.gapClosedClairvoyant.toFixed(2)).padStart(13)} ${`${t('governor')} / ${t('cadence-oracle')} / ${t('over-commit')}`.padStart(42)} ${r.writesPerServiceHour.toFixed(2).padStart(13)} ${r.reversalsPerServiceDay.toFixed(2).padStart(12)} ${String(r.invariantViolations).padStart(11)} ${`${r.idempotence.cases - r.idempotence.failures}/${r.idempotence.cases}`.padStart(11)}`;
         lines.push(line);
-        if (process.env.BENCH_PROGRESS) console.error(line);
+        if (progress) console.error(line);
       }, subset),
     );
 

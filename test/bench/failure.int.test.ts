@@ -97,6 +97,17 @@ describe('a bench that fails', () => {
     }
   }, 60_000);
 
+  it('npm run bench refuses a BENCH_PROGRESS other than 1 or 0 before running anything', async () => {
+    dir = await mkdtemp(join(tmpdir(), 'governor-bench-fail-'));
+    for (const only of ['soak', 'quality']) {
+      const { code, stderr } = await failure(
+        bench('run.js', { cwd: dir, env: { BENCH_ONLY: only, BENCH_PROGRESS: 'yes' } }),
+      );
+      expect(code, only).toBe(2);
+      expect(stderr, only).toBe('BENCH_PROGRESS must be 1 (a line per run) or 0, not "yes"\n');
+    }
+  }, 60_000);
+
   it('npm run bench refuses a bad organisation size before it runs the parts before it', async () => {
     dir = await mkdtemp(join(tmpdir(), 'governor-bench-fail-'));
     const { code, stderr } = await failure(
