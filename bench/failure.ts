@@ -1,3 +1,5 @@
+import { cutText } from '../src/core/errors.js';
+
 /**
  * How a bench that cannot finish ends (docs/performance.md, "When a bench fails"): one line on
  * stderr, `bench failed: STEP: WHY`, and exit code 1; never a stack trace. The processes it started
@@ -22,7 +24,7 @@ const whereLine = (l: string): boolean =>
  * An error's message on one line, at most 600 characters, with no stack trace: a child process's
  * last words (which a message may quote) are cut down to the error they report.
  */
-export function oneLine(e: unknown): string {
+export function failureReason(e: unknown): string {
   const text = e instanceof Error ? e.message || e.name : String(e);
   const lines = text
     .split('\n')
@@ -35,11 +37,11 @@ export function oneLine(e: unknown): string {
     error !== undefined
       ? `${first.replace(/\s*(node:|file:\/\/|\/)\S+:\d+$/, '')} ${error}`
       : lines.filter((l) => !whereLine(l)).join(' ');
-  return kept.length > 600 ? `${kept.slice(0, 599)}…` : kept || 'no reason given';
+  return cutText(kept, 600) || 'no reason given';
 }
 
 function fail(name: string, e: unknown): never {
-  console.error(`bench failed: ${name}: ${oneLine(e)}`);
+  console.error(`bench failed: ${name}: ${failureReason(e)}`);
   // The exit hook of bench/stop-on-signal.ts stops the processes still running and removes the
   // temporary directories.
   process.exit(1);

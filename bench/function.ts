@@ -1,7 +1,7 @@
 import { benchColdStart, type ColdStartResult } from './cold-start.js';
 import { nodeHeapLimitMb, runCost, terraformDefaults, type FunctionResources } from './cost.js';
 import { benchMemory, type MemoryRow } from './memory.js';
-import { TARGET_LISTENING_MS, TARGET_RSS_MB } from './targets.js';
+import { figureAdder, TARGET_LISTENING_MS, TARGET_RSS_MB, type Figure } from './targets.js';
 
 /**
  * The Cloud Function's own figures, as deployed (docs/performance.md, "The function: memory, cold
@@ -9,16 +9,6 @@ import { TARGET_LISTENING_MS, TARGET_RSS_MB } from './targets.js';
  * what a run costs in Cloud Run's billing units. `npm run bench` prints them with the rest;
  * `npm run bench:function` alone.
  */
-
-export interface Figure {
-  figure: string;
-  value: number;
-  shown: string;
-  target: string;
-  met: boolean;
-  /** Why a missed target was missed. */
-  why?: string;
-}
 
 export interface FunctionBench {
   lines: string[];
@@ -139,14 +129,7 @@ export function functionFigures(
   const figures: Figure[] = [];
   const whole = (n: number | undefined) =>
     n === undefined ? '?' : Math.round(n).toLocaleString('en-US');
-  const add = (
-    figure: string,
-    value: number,
-    shown: string,
-    target: string,
-    met: boolean,
-    why?: string,
-  ) => figures.push({ figure, value, shown, target, met, ...(why && !met ? { why } : {}) });
+  const add = figureAdder(figures);
   const entry = coldStart.moduleLoad.find((s) => s.step.startsWith('the function entry'));
   add(
     `function cold start → listening, median of ${coldStart.starts} (ms)`,
@@ -162,6 +145,7 @@ export function functionFigures(
     coldStart.firstRunMs.toFixed(0),
     '—',
     true,
+    '',
   );
   for (const r of memory) {
     const n = r.services.toLocaleString('en-US');
@@ -184,6 +168,7 @@ export function functionFigures(
       `${c.gibSeconds.toFixed(1)} / ${c.vcpuSeconds.toFixed(1)} (a month: ${whole(c.perMonth?.gibSeconds)} / ${whole(c.perMonth?.vcpuSeconds)})`,
       '—',
       true,
+      '',
     );
   }
   return figures;

@@ -9,22 +9,13 @@ import {
   towardWorse,
   type QualityRow,
 } from './quality.js';
+import type { AddFigure } from './targets.js';
 
 /**
  * The targets of decision quality (docs/simulation.md "Bench"), each figure with its target, and a "why" when it
  * is missed, read from the governor's refusals by cause (docs/decision-quality.md "Why the governor
  * refuses").
  */
-
-type Add = (
-  figure: string,
-  value: number,
-  shown: string,
-  target: string,
-  met: boolean,
-  /** Why, should `met` be false. */
-  why: string,
-) => void;
 
 const GAP_TARGET: Partial<Record<QualityRow['kind'], number>> = { mixed: 0.9, traces: 0.8 };
 const WORST_GAP_TARGET: Partial<Record<QualityRow['kind'], number>> = { mixed: 0.8 };
@@ -99,7 +90,7 @@ function seedsOver(
     .join('; ');
 }
 
-export function addQualityFigures(rows: readonly QualityRow[], add: Add): void {
+export function addQualityFigures(rows: readonly QualityRow[], add: AddFigure): void {
   for (const kind of SCENARIO_KINDS) {
     const ofKind = rows.filter((r) => r.kind === kind);
     if (ofKind.length === 0) continue;

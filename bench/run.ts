@@ -29,6 +29,8 @@ import { benchOrgSoak, orgSoakLines } from './org-soak.js';
 import { chaosVerdict, readsVerdict, roundMet } from './org-verdict.js';
 import { benchSoak, soakLines } from './soak.js';
 import {
+  figureAdder,
+  type Figure,
   TARGET_10K_MS,
   TARGET_FIT_RATIO,
   TARGET_GROWTH,
@@ -414,25 +416,8 @@ if (org) {
   lines.push(...orgLines(org));
 }
 
-interface Figure {
-  figure: string;
-  value: number;
-  shown: string;
-  target: string;
-  met: boolean;
-  /** Why a missed target was missed. */
-  why?: string;
-}
 const figures: Figure[] = [];
-const add = (
-  figure: string,
-  value: number,
-  shown: string,
-  target: string,
-  met: boolean,
-  /** Why, should `met` be false: every figure with a target says it (README "Benchmarks"). */
-  why: string,
-) => figures.push({ figure, value, shown, target, met, ...(why && !met ? { why } : {}) });
+const add = figureAdder(figures);
 if (withPlanner)
   add(
     'planner, 10,000 services (ms)',

@@ -33,3 +33,34 @@ export const TARGET_RTT_RATIO = 6;
 export const TARGET_LISTENING_MS = 1_000;
 /** The function's peak RSS over one run, MiB, by the fleet's number of services. */
 export const TARGET_RSS_MB: Readonly<Record<number, number>> = { 1_000: 256, 10_000: 512 };
+
+/** A figure of the bench as printed: its value, as shown, its target, and why a missed one was. */
+export interface Figure {
+  figure: string;
+  value: number;
+  shown: string;
+  target: string;
+  met: boolean;
+  /** Why a missed target was missed. */
+  why?: string;
+}
+
+/**
+ * Adds a figure. `why`, should `met` be false: every figure with a target says it (README
+ * "Benchmarks"); it is kept only on a missed one (empty for a figure with no target).
+ */
+export type AddFigure = (
+  figure: string,
+  value: number,
+  shown: string,
+  target: string,
+  met: boolean,
+  why: string,
+) => void;
+
+/** {@link AddFigure} to `figures`. */
+export function figureAdder(figures: Figure[]): AddFigure {
+  return (figure, value, shown, target, met, why) => {
+    figures.push({ figure, value, shown, target, met, ...(why && !met ? { why } : {}) });
+  };
+}

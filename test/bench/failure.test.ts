@@ -1,11 +1,13 @@
 import { describe, expect, it } from 'vitest';
-import { oneLine } from '../../bench/failure.js';
+import { failureReason } from '../../bench/failure.js';
 
 /** A failed bench's one line (bench/failure.ts): the why, never a stack trace. */
-describe('oneLine', () => {
+describe('failureReason', () => {
   it('keeps the message of an error, not its stack', () => {
     const e = new Error("ENOENT: no such file or directory, open 'terraform/variables.tf'");
-    expect(oneLine(e)).toBe("ENOENT: no such file or directory, open 'terraform/variables.tf'");
+    expect(failureReason(e)).toBe(
+      "ENOENT: no such file or directory, open 'terraform/variables.tf'",
+    );
   });
 
   it("cuts a child's quoted crash down to the error it reports", () => {
@@ -24,16 +26,16 @@ describe('oneLine', () => {
         'Node.js v20.20.2',
       ].join('\n'),
     );
-    expect(oneLine(e)).toBe(
+    expect(failureReason(e)).toBe(
       "the function exited (1): Error: Cannot find module '/x/dist/src/function/index.js'",
     );
   });
 
   it('joins a message of several lines without frames, and bounds it', () => {
-    expect(oneLine(new Error('the run answered 500:\n{"error":"boom"}\n    at f (a.js:1:1)'))).toBe(
-      'the run answered 500: {"error":"boom"}',
-    );
-    expect(oneLine('x'.repeat(2_000))).toHaveLength(600);
-    expect(oneLine(new Error(''))).toBe('Error');
+    expect(
+      failureReason(new Error('the run answered 500:\n{"error":"boom"}\n    at f (a.js:1:1)')),
+    ).toBe('the run answered 500: {"error":"boom"}');
+    expect(failureReason('x'.repeat(2_000))).toHaveLength(600);
+    expect(failureReason(new Error(''))).toBe('Error');
   });
 });
