@@ -302,7 +302,15 @@ describe('--state-dir that is no folder', () => {
     ]) {
       // In this process: a refusal before any call, as the first test shows of a process.
       const r = await cliIn(
-        { ...process.env, ...emulator.env, NO_COLOR: '1', GOVERNOR_STATE_STORE: 'firestore' },
+        {
+          ...process.env,
+          ...emulator.env,
+          NO_COLOR: '1',
+          GOVERNOR_STATE_STORE: 'firestore',
+          // Never reached (the refusal comes before any client); set, as the emulator beside
+          // Google's Firestore is refused on its own.
+          FIRESTORE_EMULATOR_HOST: '127.0.0.1:9',
+        },
         ...[...command, '--policy', policy, '--state-dir', dir],
       );
       expect(r.code, command.join(' ')).toBe(2);
