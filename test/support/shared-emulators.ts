@@ -33,7 +33,7 @@ async function shared(kind: 'pubsub' | 'firestore', projects: string[]): Promise
   const base = inject('sharedJavaEmulators');
   if (typeof base !== 'string') {
     throw new Error(
-      'No shared Java emulators in this run: the integration project of vitest.config.ts starts ' +
+      'No shared Java emulators in this run: the integration projects of vitest.config.ts start ' +
         'them (globalSetup test/support/java-emulators.global.ts)',
     );
   }
