@@ -22,17 +22,33 @@ function refused(delaySeconds: number): Error & { code: number; statusDetails: u
   });
 }
 
+/** RESOURCE_EXHAUSTED with no RetryInfo: the policy's backoff alone. */
+function refusedWithoutDelay(): Error & { code: number } {
+  return Object.assign(new Error('8 RESOURCE_EXHAUSTED: Quota exceeded'), {
+    code: status.RESOURCE_EXHAUSTED,
+  });
+}
+
+/** A sleep that waits for nothing and records each wait asked of it, in `waits`. */
+function recordedSleep(): { waits: number[]; sleep: (ms: number) => Promise<void> } {
+  const waits: number[] = [];
+  return {
+    waits,
+    sleep: (ms) => {
+      waits.push(ms);
+      return Promise.resolve();
+    },
+  };
+}
+
 describe('waiting the retry delay Google asks for', () => {
   it('waits each delay asked, then succeeds', async () => {
-    const waits: number[] = [];
+    const { waits, sleep } = recordedSleep();
     let calls = 0;
     const answer = await withRetryInfo(
       defaultRetryPolicy,
       () => (++calls < 3 ? Promise.reject(refused(10)) : Promise.resolve('ok')),
-      (ms) => {
-        waits.push(ms);
-        return Promise.resolve();
-      },
+      sleep,
     );
     expect(answer).toBe('ok');
     expect(waits).toHaveLength(2);
@@ -42,15 +58,11 @@ describe('waiting the retry delay Google asks for', () => {
   });
 
   it('waits a minute in all at the most: a delay that would pass it fails the call, naming it', async () => {
-    const waits: number[] = [];
+    const { waits, sleep } = recordedSleep();
     let calls = 0;
     const call = () => {
       calls++;
       return Promise.reject(refused(40));
-    };
-    const sleep = (ms: number) => {
-      waits.push(ms);
-      return Promise.resolve();
     };
     await expect(withRetryInfo(defaultRetryPolicy, call, sleep)).rejects.toThrow(
       /retry after 40 s, past the 60 s a call waits in all/,
@@ -65,7 +77,7 @@ describe('waiting the retry delay Google asks for', () => {
     const random = vi.spyOn(Math, 'random').mockReturnValue(1);
     try {
       for (const asked of [[60], [20, 39.5]]) {
-        const waits: number[] = [];
+        const { waits, sleep } = recordedSleep();
         let calls = 0;
         const answer = await withRetryInfo(
           defaultRetryPolicy,
@@ -73,10 +85,7 @@ describe('waiting the retry delay Google asks for', () => {
             const delay = asked[calls++];
             return delay === undefined ? Promise.resolve('ok') : Promise.reject(refused(delay));
           },
-          (ms) => {
-            waits.push(ms);
-            return Promise.resolve();
-          },
+          sleep,
         );
         expect(answer).toBe('ok');
         expect(waits).toHaveLength(asked.length);
@@ -88,14 +97,10 @@ describe('waiting the retry delay Google asks for', () => {
   });
 
   it('takes a negative delay asked as none: it cannot stretch the minute a call waits in all', async () => {
-    const waits: number[] = [];
+    const { waits, sleep } = recordedSleep();
     const asked = [-100, 100];
     let calls = 0;
     const call = () => Promise.reject(refused(asked[calls++] ?? 0));
-    const sleep = (ms: number) => {
-      waits.push(ms);
-      return Promise.resolve();
-    };
     await expect(withRetryInfo(defaultRetryPolicy, call, sleep)).rejects.toThrow(
       /retry after 100 s, past the 60 s a call waits in all/,
     );
@@ -126,21 +131,12 @@ describe('the backoff between refusals that ask for no delay', () => {
     // The jitter at its top (Math.random() just below 1 taken as 1), so each wait is the backoff.
     const random = vi.spyOn(Math, 'random').mockReturnValue(1);
     try {
-      const waits: number[] = [];
+      const { waits, sleep } = recordedSleep();
       const policy = { maxAttempts: 5, minBackoffMs: 100, maxBackoffMs: 300, attemptTimeoutMs: 1 };
-      const noDelay = Object.assign(new Error('8 RESOURCE_EXHAUSTED: Quota exceeded'), {
-        code: status.RESOURCE_EXHAUSTED,
-      });
-      await expect(
-        withRetryInfo(
-          policy,
-          () => Promise.reject(noDelay),
-          (ms) => {
-            waits.push(ms);
-            return Promise.resolve();
-          },
-        ),
-      ).rejects.toBe(noDelay);
+      const noDelay = refusedWithoutDelay();
+      await expect(withRetryInfo(policy, () => Promise.reject(noDelay), sleep)).rejects.toBe(
+        noDelay,
+      );
       // Five attempts, four waits: 100, 200, then held at 300.
       expect(waits).toEqual([100, 200, 300, 300]);
     } finally {
@@ -154,7 +150,7 @@ describe('a policy whose backoffs alone pass the minute', () => {
     // The jitter at its top: 8 s waits, so the minute is spent after eight of them.
     const random = vi.spyOn(Math, 'random').mockReturnValue(1);
     try {
-      const waits: number[] = [];
+      const { waits, sleep } = recordedSleep();
       let calls = 0;
       const policy = {
         maxAttempts: 30,
@@ -162,9 +158,7 @@ describe('a policy whose backoffs alone pass the minute', () => {
         maxBackoffMs: 8_000,
         attemptTimeoutMs: 1,
       };
-      const noDelay = Object.assign(new Error('8 RESOURCE_EXHAUSTED: Quota exceeded'), {
-        code: status.RESOURCE_EXHAUSTED,
-      });
+      const noDelay = refusedWithoutDelay();
       await expect(
         withRetryInfo(
           policy,
@@ -172,10 +166,7 @@ describe('a policy whose backoffs alone pass the minute', () => {
             calls++;
             return Promise.reject(noDelay);
           },
-          (ms) => {
-            waits.push(ms);
-            return Promise.resolve();
-          },
+          sleep,
         ),
       ).rejects.toBe(noDelay);
       expect(waits.reduce((a, b) => a + b, 0)).toBe(MAX_RETRY_INFO_DELAY_MS);
@@ -189,7 +180,7 @@ describe('a policy whose backoffs alone pass the minute', () => {
 
 describe('a caller that has given up', () => {
   it('is answered at once: no wait and no other attempt once its signal is aborted', async () => {
-    const waits: number[] = [];
+    const { waits, sleep } = recordedSleep();
     let calls = 0;
     const gaveUp = new AbortController();
     gaveUp.abort();
@@ -200,10 +191,7 @@ describe('a caller that has given up', () => {
           calls++;
           return Promise.reject(refused(1));
         },
-        (ms) => {
-          waits.push(ms);
-          return Promise.resolve();
-        },
+        sleep,
         gaveUp.signal,
       ),
     ).rejects.toMatchObject({ code: status.RESOURCE_EXHAUSTED });
