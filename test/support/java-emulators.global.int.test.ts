@@ -38,7 +38,7 @@ vi.mock('./firestore-emulator.js', () => ({
   },
 }));
 
-let teardown: (() => Promise<void>) | undefined;
+let teardown: (() => void | Promise<void>) | undefined;
 afterEach(async () => {
   await teardown?.();
   teardown = undefined;

@@ -21,40 +21,27 @@ import { startFirestoreEmulator } from './firestore-emulator.js';
 import type { RunningEmulator } from './java-emulator.js';
 import { startPubSubEmulator } from './pubsub-emulator.js';
 import type { SharedEmulator } from './shared-emulators.js';
+import { oncePerRun } from './once-per-run.js';
 
 const starters = { pubsub: startPubSubEmulator, firestore: startFirestoreEmulator } as const;
 type Kind = keyof typeof starters;
 
-/**
- * One service for the run, whichever projects list this setup (each project runs its global setup:
- * the integration files that share a module registry and those with their own are two projects),
- * so that an emulator is started once, not once per project. The last project to finish stops it.
- */
-const run = globalThis as { governorJavaEmulators?: Service };
-
+/** The service, made once for the run whichever projects list this setup (oncePerRun). */
 interface Service {
   /** The service's address, once it listens. */
   url: Promise<string>;
   /** Stops the emulators started, leaving the service up. */
   stopAll(): Promise<void>;
-  /** The projects whose setup holds it. */
-  users: number;
   close(): Promise<void>;
 }
 
-export default async function setup(project: TestProject): Promise<() => Promise<void>> {
-  const shared = (run.governorJavaEmulators ??= startService());
-  shared.users += 1;
-  project.provide('sharedJavaEmulators', await shared.url);
+export default async function setup(project: TestProject): Promise<() => void | Promise<void>> {
+  const shared = oncePerRun('java-emulators', startService, (service) => service.close());
+  project.provide('sharedJavaEmulators', await shared.value.url);
   // Watch mode runs the files again in this process: they create their topics again, so they get
   // fresh emulators.
-  project.onTestsRerun(() => shared.stopAll());
-  return async () => {
-    shared.users -= 1;
-    if (shared.users > 0) return;
-    run.governorJavaEmulators = undefined;
-    await shared.close();
-  };
+  project.onTestsRerun(() => shared.value.stopAll());
+  return shared.release;
 }
 
 function startService(): Service {
@@ -124,7 +111,6 @@ function startService(): Service {
   return {
     url,
     stopAll,
-    users: 0,
     close: async () => {
       await new Promise<void>((resolve) => server.close(() => resolve()));
       await stopAll();

@@ -8,32 +8,28 @@
  * (https://nodejs.org/api/os.html#ostmpdir), and child processes inherit it.
  *
  * Each project runs its global setup, so the first to run makes the directory and the last to
- * finish removes it. A run killed before its teardown leaves one directory, named
+ * finish removes it (oncePerRun). A run killed before its teardown leaves one directory, named
  * `governor-tests-*`, not one per test.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { oncePerRun } from './once-per-run.js';
 
-const shared = globalThis as {
-  governorTestTemp?: { root: string; outer: string | undefined; users: number };
-};
-
-export default function setup(): () => void {
-  if (shared.governorTestTemp === undefined) {
-    const outer = process.env.TMPDIR;
-    const root = mkdtempSync(join(tmpdir(), 'governor-tests-'));
-    shared.governorTestTemp = { root, outer, users: 0 };
-    process.env.TMPDIR = root;
-  }
-  const temp = shared.governorTestTemp;
-  temp.users += 1;
-  return () => {
-    temp.users -= 1;
-    if (temp.users > 0) return;
-    shared.governorTestTemp = undefined;
-    if (temp.outer === undefined) delete process.env.TMPDIR;
-    else process.env.TMPDIR = temp.outer;
-    rmSync(temp.root, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
-  };
+export default function setup(): () => void | Promise<void> {
+  const temp = oncePerRun(
+    'temp-root',
+    () => {
+      const outer = process.env.TMPDIR;
+      const root = mkdtempSync(join(tmpdir(), 'governor-tests-'));
+      process.env.TMPDIR = root;
+      return { root, outer };
+    },
+    ({ root, outer }) => {
+      if (outer === undefined) delete process.env.TMPDIR;
+      else process.env.TMPDIR = outer;
+      rmSync(root, { recursive: true, force: true, maxRetries: 5, retryDelay: 100 });
+    },
+  );
+  return temp.release;
 }
