@@ -3,47 +3,40 @@ import type { TestProject } from 'vitest/node';
 
 import setup from './java-emulators.global.js';
 
-/** The emulators the service started, by kind, and how many of them were stopped. */
-const jvms = vi.hoisted(() => ({ started: [] as string[], stopped: 0 }));
+/**
+ * The emulators the service started, by kind, and how many of them were stopped; `fake` starts
+ * one of a kind, with no JVM.
+ */
+const jvms = vi.hoisted(() => {
+  const state = { started: [] as string[], stopped: 0 };
+  const fake = (kind: string, port: number, pid: number) => () => {
+    state.started.push(kind);
+    return Promise.resolve({
+      host: '127.0.0.1',
+      port,
+      endpoint: `127.0.0.1:${port}`,
+      pid,
+      log: () => '',
+      stop: async () => {
+        state.stopped += 1;
+      },
+    });
+  };
+  return { state, fake };
+});
 
 // No JVM here: what is checked is who is handed which emulator, not the emulators.
-vi.mock('./pubsub-emulator.js', () => ({
-  startPubSubEmulator: () => {
-    jvms.started.push('pubsub');
-    return Promise.resolve({
-      host: '127.0.0.1',
-      port: 8085,
-      endpoint: '127.0.0.1:8085',
-      pid: 101,
-      log: () => '',
-      stop: async () => {
-        jvms.stopped += 1;
-      },
-    });
-  },
-}));
+vi.mock('./pubsub-emulator.js', () => ({ startPubSubEmulator: jvms.fake('pubsub', 8085, 101) }));
 vi.mock('./firestore-emulator.js', () => ({
-  startFirestoreEmulator: () => {
-    jvms.started.push('firestore');
-    return Promise.resolve({
-      host: '127.0.0.1',
-      port: 8086,
-      endpoint: '127.0.0.1:8086',
-      pid: 102,
-      log: () => '',
-      stop: async () => {
-        jvms.stopped += 1;
-      },
-    });
-  },
+  startFirestoreEmulator: jvms.fake('firestore', 8086, 102),
 }));
 
 let teardown: (() => void | Promise<void>) | undefined;
 afterEach(async () => {
   await teardown?.();
   teardown = undefined;
-  jvms.started.length = 0;
-  jvms.stopped = 0;
+  jvms.state.started.length = 0;
+  jvms.state.stopped = 0;
 });
 
 /** The service of the global setup, started as vitest starts it; `ask` calls it. */
@@ -92,10 +85,10 @@ describe('the shared Java emulators (java-emulators.global.ts)', () => {
     // The same project id in the other emulator is another namespace.
     expect((await ask('firestore', 'b.int.test.ts', 'p1')).status).toBe(200);
     // One JVM per kind for the whole run, stopped at its end.
-    expect(jvms.started).toEqual(['pubsub', 'firestore']);
+    expect(jvms.state.started).toEqual(['pubsub', 'firestore']);
     await teardown?.();
     teardown = undefined;
-    expect(jvms.stopped).toBe(2);
+    expect(jvms.state.stopped).toBe(2);
   });
 
   it('refuses a request that names no emulator, no file or no project', async () => {
@@ -109,7 +102,7 @@ describe('the shared Java emulators (java-emulators.global.ts)', () => {
       const answer = await ask(kind, file, ...projects);
       expect(answer.status, `${kind} ${file} ${projects.join(',')}`).toBe(400);
     }
-    expect(jvms.started).toEqual([]);
+    expect(jvms.state.started).toEqual([]);
   });
   it('is one service for every project that lists it, stopped when the last of them ends', async () => {
     // The integration files sharing a module registry and those with their own are two projects,
@@ -126,9 +119,9 @@ describe('the shared Java emulators (java-emulators.global.ts)', () => {
     const url = new URL('/pubsub?file=a.int.test.ts&project=p1', provided[0]);
     await first();
     expect((await fetch(url)).status).toBe(200);
-    expect(jvms).toEqual({ started: ['pubsub'], stopped: 0 });
+    expect(jvms.state).toEqual({ started: ['pubsub'], stopped: 0 });
     await second();
-    expect(jvms.stopped).toBe(1);
+    expect(jvms.state.stopped).toBe(1);
     await expect(fetch(url)).rejects.toThrow();
   });
 });
