@@ -42,6 +42,14 @@ function optional<T extends z.ZodType>(schema: T) {
   return z.preprocess(unsetWhenEmpty, schema.optional());
 }
 
+/**
+ * A variable whose blanks are a value to whoever else reads it (a Google client library,
+ * no-color.org, Node.js): only the empty string counts as unset.
+ */
+function optionalUnlessEmpty<T extends z.ZodType>(schema: T) {
+  return z.preprocess((v) => (v === '' ? undefined : v), schema.optional());
+}
+
 const HOST_PORT = 'expected HOST:PORT with a port from 1 to 65535, e.g. 127.0.0.1:8085';
 
 /**
@@ -67,10 +75,7 @@ const HostPort = z.string().trim().refine(isHostPort, HOST_PORT);
  * (FIRESTORE_EMULATOR_HOST): only the empty string is unset to it, and blanks are part of the
  * value, so they are refused here rather than dropped.
  */
-const RawHostPort = z.preprocess(
-  (v) => (v === '' ? undefined : v),
-  z.string().refine(isHostPort, HOST_PORT).optional(),
-);
+const RawHostPort = optionalUnlessEmpty(z.string().refine(isHostPort, HOST_PORT));
 
 /**
  * A Firestore database id as Google's CreateDatabase takes it: 4 to 63 characters of [a-z0-9-],
@@ -205,7 +210,7 @@ const RuntimeEnv = z.object({
   // Only empty is unset: the Pub/Sub client reads the variable itself and takes blanks for an
   // emulator's address (plaintext, no credentials). Blanks around an address are dropped: the
   // sinks name the trimmed one to the client (its apiEndpoint), which then ignores the variable.
-  PUBSUB_EMULATOR_HOST: z.preprocess((v) => (v === '' ? undefined : v), HostPort.optional()),
+  PUBSUB_EMULATOR_HOST: optionalUnlessEmpty(HostPort),
   // Not given to the client: it reads the variable itself (adapters/firestore-store.ts). Checked
   // here so that a malformed one is bad input, not a client that throws when it is built.
   FIRESTORE_EMULATOR_HOST: RawHostPort,
@@ -229,8 +234,8 @@ const RuntimeEnv = z.object({
   GOVERNOR_DEBUG: optional(z.string()),
   // Only empty is unset here: blanks are a value to no-color.org ("present and not an empty
   // string (regardless of its value)") and to Node.js's FORCE_COLOR (colorMode, below).
-  NO_COLOR: z.preprocess((v) => (v === '' ? undefined : v), z.string().optional()),
-  FORCE_COLOR: z.preprocess((v) => (v === '' ? undefined : v), z.string().optional()),
+  NO_COLOR: optionalUnlessEmpty(z.string()),
+  FORCE_COLOR: optionalUnlessEmpty(z.string()),
   TERM: optional(z.string()),
 });
 type RuntimeEnv = z.infer<typeof RuntimeEnv>;
