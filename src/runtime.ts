@@ -94,6 +94,7 @@ export async function createRuntime(
     throw e;
   }
   if (!sink) log.log('WARNING', 'the policy sets no alerts.topic: alerts are only logged');
+  for (const line of emulatorAsideWarnings(options, sink !== null)) log.log('WARNING', line);
   const built = { ports, sink, quotaRequests };
   return {
     ports: built.ports,
@@ -178,6 +179,40 @@ export function checkEmulatorMix(
       [],
     );
   }
+}
+
+/**
+ * The reverse of {@link checkEmulatorMix}: Google's Cloud Run and Monitoring beside an emulator's
+ * Pub/Sub or Firestore. Taken, since nothing of an emulator's data reaches Google, but told in a
+ * WARNING line each: a run that writes real caps would publish its alerts (`alerts`: the policy
+ * has an alerts topic) to the emulator the variable names, and keep its lease where a governor
+ * elsewhere does not look; most often a variable left over from a local session. Each client
+ * library honours its own variable (https://cloud.google.com/pubsub/docs/emulator,
+ * https://cloud.google.com/firestore/docs/emulator).
+ */
+export function emulatorAsideWarnings(
+  options: Pick<
+    RuntimeOptions,
+    'emulatorHost' | 'pubsubEmulatorHost' | 'firestoreEmulatorHost' | 'stateStore'
+  >,
+  alerts: boolean,
+): string[] {
+  if (options.emulatorHost) return [];
+  const google = "while Cloud Run and Monitoring are Google's";
+  const lines: string[] = [];
+  const pubsub = options.pubsubEmulatorHost;
+  if (pubsub && alerts) {
+    lines.push(
+      `PUBSUB_EMULATOR_HOST is set (${pubsub}) ${google}: the run's alerts go to that Pub/Sub emulator, not to Google's topic; unset PUBSUB_EMULATOR_HOST to publish them to Google`,
+    );
+  }
+  const firestore = options.firestoreEmulatorHost;
+  if (firestore && options.stateStore.kind === 'firestore') {
+    lines.push(
+      `FIRESTORE_EMULATOR_HOST is set (${firestore}) ${google}: its state (leases, run records, discovery) is kept in that Firestore emulator, where a governor elsewhere does not see it; unset FIRESTORE_EMULATOR_HOST to keep them in Google's Firestore`,
+    );
+  }
+  return lines;
 }
 
 /** The state store the options name; `stateDir` (the CLI's --state-dir) overrides the file's. */

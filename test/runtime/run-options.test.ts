@@ -1,6 +1,6 @@
 import { describe, expect, it } from 'vitest';
 import { InputError } from '../../src/core/errors.js';
-import { checkEmulatorMix, checkRunOptions } from '../../src/runtime.js';
+import { checkEmulatorMix, checkRunOptions, emulatorAsideWarnings } from '../../src/runtime.js';
 import { parseRuntimeOptions } from '../../src/runtime-options.js';
 
 /** What a run refuses to start with, before it opens anything (the function's "misconfigured"). */
@@ -68,5 +68,48 @@ describe('checkRunOptions', () => {
         GOVERNOR_STATE_STORE: 'firestore',
       }),
     ).toBeNull();
+  });
+});
+
+describe('emulatorAsideWarnings', () => {
+  // Google's Cloud Run and Monitoring with an emulator's Pub/Sub or Firestore is taken (nothing of
+  // an emulator's data reaches Google), but a run that writes real caps would then publish its
+  // alerts, or keep its lease, where nobody else looks: a variable left over from a local session.
+  const warnings = (env: Record<string, string>, alerts = true) =>
+    emulatorAsideWarnings(parseRuntimeOptions(env), alerts);
+
+  it("warns that alerts go to the Pub/Sub emulator while the caps are Google's", () => {
+    expect(warnings({ PUBSUB_EMULATOR_HOST: '127.0.0.1:8085' })).toEqual([
+      "PUBSUB_EMULATOR_HOST is set (127.0.0.1:8085) while Cloud Run and Monitoring are Google's: the run's alerts go to that Pub/Sub emulator, not to Google's topic; unset PUBSUB_EMULATOR_HOST to publish them to Google",
+    ]);
+  });
+
+  it('warns that the lease and run records are in the Firestore emulator', () => {
+    expect(
+      warnings(
+        { FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080', GOVERNOR_STATE_STORE: 'firestore' },
+        false,
+      ),
+    ).toEqual([
+      "FIRESTORE_EMULATOR_HOST is set (127.0.0.1:8080) while Cloud Run and Monitoring are Google's: its state (leases, run records, discovery) is kept in that Firestore emulator, where a governor elsewhere does not see it; unset FIRESTORE_EMULATOR_HOST to keep them in Google's Firestore",
+    ]);
+  });
+
+  it('says nothing where the variable is not used, or everything is the emulator', () => {
+    // No topic: nothing is published. The file store: Firestore is not used.
+    expect(
+      warnings(
+        { PUBSUB_EMULATOR_HOST: '127.0.0.1:8085', FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080' },
+        false,
+      ),
+    ).toEqual([]);
+    expect(
+      warnings({
+        GOVERNOR_EMULATOR_HOST: '127.0.0.1:8085',
+        GOVERNOR_EMULATOR_ADMIN: 'http://127.0.0.1:8086',
+        PUBSUB_EMULATOR_HOST: '127.0.0.1:8085',
+      }),
+    ).toEqual([]);
+    expect(warnings({})).toEqual([]);
   });
 });

@@ -94,3 +94,26 @@ describe("createRuntime: a run's clients are closed once each, every one of them
     expect(opened.finished.sort()).toEqual(['ports', 'store']);
   });
 });
+
+describe("createRuntime: Google's services beside an emulator's Pub/Sub or Firestore", () => {
+  it('tells, in a WARNING line each, where the alerts and the state go', async () => {
+    // Taken (nothing of an emulator's data reaches Google), but a run writing real caps would
+    // publish its alerts and keep its lease where nobody else looks (runtime.ts
+    // emulatorAsideWarnings, whose words are tested in run-options.test.ts).
+    opened.sinkFails = false;
+    const log = memoryLogger();
+    const aside = parseRuntimeOptions({
+      GOVERNOR_STATE_STORE: 'firestore',
+      PUBSUB_EMULATOR_HOST: '127.0.0.1:8085',
+      FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080',
+    });
+    await closeRuntime(await createRuntime(policy, aside, log), memoryLogger());
+    expect(log.lines.map((l) => [l.severity, l.message.split(' while ')[0]])).toEqual([
+      ['WARNING', 'PUBSUB_EMULATOR_HOST is set (127.0.0.1:8085)'],
+      ['WARNING', 'FIRESTORE_EMULATOR_HOST is set (127.0.0.1:8080)'],
+    ]);
+    const quiet = memoryLogger();
+    await closeRuntime(await createRuntime(policy, options, quiet), memoryLogger());
+    expect(quiet.lines).toEqual([]);
+  });
+});
