@@ -1,4 +1,5 @@
 import { describe, expect, it } from 'vitest';
+import { FUNCTION_RESOURCES } from '../support/fixtures.js';
 import {
   memoryMiB,
   nodeHeapLimitMb,
@@ -32,14 +33,7 @@ describe('cost in Cloud Run units', () => {
   });
 
   it('bills a run to the next 100 ms, in GiB-seconds and vCPU-seconds, and a month of them', () => {
-    const resources = {
-      memory: '512Mi',
-      cpu: '1',
-      schedule: '*/5 * * * *',
-      memoryGiB: 0.5,
-      vcpu: 1,
-      runsPerMonth: 8640,
-    };
+    const resources = FUNCTION_RESOURCES;
     const c = runCost(1_201, resources);
     expect(c.billedSeconds).toBe(1.3);
     expect(c.gibSeconds).toBeCloseTo(0.65);

@@ -2,16 +2,10 @@ import { describe, expect, it } from 'vitest';
 import type { ColdStartResult } from '../../bench/cold-start.js';
 import { functionFigures } from '../../bench/function.js';
 import type { MemoryRow } from '../../bench/memory.js';
+import { FUNCTION_RESOURCES } from '../support/fixtures.js';
 
 /** The function's figures in `npm run bench` (bench/function.ts): a missed target says why. */
-const resources = {
-  memory: '512Mi',
-  cpu: '1',
-  schedule: '*/5 * * * *',
-  memoryGiB: 0.5,
-  vcpu: 1,
-  runsPerMonth: 8640,
-};
+const resources = FUNCTION_RESOURCES;
 
 const coldStart = (listeningMs: number): ColdStartResult => ({
   starts: 10,

@@ -10,6 +10,7 @@ import {
   type SimulationInput,
 } from '../../src/simulate/scenario.js';
 import { TRACE_DIR } from '../../src/simulate/scenarios.js';
+import type { FunctionResources } from '../../bench/cost.js';
 
 /**
  * The fleets the tests share, built one way: a pool, policies that govern everything, snapshot
@@ -345,3 +346,13 @@ export function overCommittedFleet(project: string, region: string, quota: numbe
  */
 export const QUICK_POLL_MS = 20;
 export const QUICK_POLL_ENV = { GOVERNOR_EMULATOR_OPERATION_POLL: `${QUICK_POLL_MS}ms` } as const;
+
+/** The function's resources as the bench reads them: 512 MiB, 1 vCPU, a run every 5 minutes. */
+export const FUNCTION_RESOURCES: FunctionResources = {
+  memory: '512Mi',
+  cpu: '1',
+  schedule: '*/5 * * * *',
+  memoryGiB: 0.5,
+  vcpu: 1,
+  runsPerMonth: 8640,
+};
