@@ -211,7 +211,11 @@ function announcedError(message: string): Error {
  */
 serve(
   'governorDispatch',
-  async (body, requestLog) => (await org()).handleDispatch(body, process.env, requestLog),
+  async (body, requestLog) => {
+    // The search and send deadlines count from here, before the code is loaded (org.ts).
+    const receivedMs = Date.now();
+    return (await org()).handleDispatch(body, process.env, requestLog, receivedMs);
+  },
   { body: 'governorDispatch takes no request: its body is empty or {}' },
 );
 serve(

@@ -110,10 +110,17 @@ function dispatchSendMs(options: Pick<RuntimeOptions, 'runDeadlineMs'>): number 
   return dispatchSearchMs(options) + Math.min(DISPATCH_SEND_MS, options.runDeadlineMs);
 }
 
+/**
+ * `receivedMs`: when the request arrived (wall clock). The search and send deadlines count from
+ * it, not from here: Cloud Run's request timeout counts from the arrival
+ * (https://cloud.google.com/run/docs/configuring/request-timeout), so loading this code on a cold
+ * instance and reading the policy come out of it, as they do of a run's deadline (deadlineLeft).
+ */
 export async function handleDispatch(
   body: unknown,
   env: Readonly<Record<string, string | undefined>>,
   requestLog: Logger,
+  receivedMs = Date.now(),
 ): Promise<Answer> {
   const request = DispatchRequest.safeParse(
     body === undefined || body === null || body === '' ? {} : body,
@@ -160,8 +167,8 @@ export async function handleDispatch(
       clock: Date.now,
       log,
       dispatchId,
-      searchDeadline: nowMs + dispatchSearchMs(options),
-      sendDeadline: nowMs + dispatchSendMs(options),
+      searchDeadline: receivedMs + dispatchSearchMs(options),
+      sendDeadline: receivedMs + dispatchSendMs(options),
     });
     return { status: report.failed.length > 0 ? 500 : 200, body: { ...report } };
   } catch (e) {

@@ -17,7 +17,7 @@ import { getTestServer } from '@google-cloud/functions-framework/testing';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createFileStateStore } from '../../src/adapters/file-store.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
-import { handleUnitPush } from '../../src/function/org.js';
+import { handleDispatch, handleUnitPush } from '../../src/function/org.js';
 import { memoryLogger, textLogger } from '../../src/log.js';
 import { sharedPubSubEmulator, type SharedEmulator } from '../support/shared-emulators.js';
 import { ORG, orgFleet, orgProjectId } from '../support/org-fleet.js';
@@ -1041,6 +1041,36 @@ describe('fan-out: dispatch, then one function run per project', () => {
       emulator.setFaults({});
       process.env.GOVERNOR_POLICY = POLICY;
       process.env.GOVERNOR_RUN_DEADLINE = '60s';
+    }
+  });
+
+  it('counts the search deadline from the request, so time spent before it (loading the code) comes out of it', async () => {
+    // Cloud Run's request timeout counts from the request's arrival
+    // (https://cloud.google.com/run/docs/configuring/request-timeout): a cold instance loads the
+    // dispatch's code and opens its clients inside it. Counted from after that, the search and
+    // the send could run on past the function's timeout, answering nothing. A request that
+    // arrived 2.5 s ago, with a 2 s run deadline, has no time left to search: the kept discovery
+    // is dispatched.
+    process.env.GOVERNOR_POLICY = JSON.stringify({
+      ...JSON.parse(POLICY),
+      discovery: { organization: ORG, cacheTtl: '0s' },
+    });
+    try {
+      const searched = await post(dispatchServer, {});
+      expect(searched.status, searched.text).toBe(200);
+      expect(JSON.parse(searched.text)).toMatchObject({ discovery: 'search', published: N });
+      for (const m of await pullAll(N)) m.ack();
+      const late = await handleDispatch(
+        {},
+        { ...process.env, GOVERNOR_RUN_DEADLINE: '2s' },
+        memoryLogger(),
+        Date.now() - 2_500,
+      );
+      expect(late.status, JSON.stringify(late.body)).toBe(200);
+      expect(late.body).toMatchObject({ discovery: 'stale-cache', published: N });
+      for (const m of await pullAll(N)) m.ack();
+    } finally {
+      process.env.GOVERNOR_POLICY = POLICY;
     }
   });
 
