@@ -87,7 +87,13 @@ interface CloudRunAdapterOptions {
   emulatorHost?: string | null;
   /**
    * Services (worker pools, regions) asked per List page, 1 to 1000 (default 100): a region
-   * rarely holds more, so listing it usually costs one read of the 600 a minute.
+   * rarely holds more, so listing it usually costs one read of the 600 a minute. Cloud Run states
+   * no maximum for `page_size` (ListServicesRequest: "Maximum number of Services to return in
+   * this call",
+   * https://cloud.google.com/ruby/docs/reference/google-cloud-run-v2/latest/Google-Cloud-Run-V2-ListServicesRequest);
+   * 1000 is this adapter's own bound, the one AIP-158 gives as its example
+   * (https://google.aip.dev/158), and a page may hold fewer than asked: every List follows
+   * `next_page_token` to the end, so the size changes the number of reads, never what is read.
    */
   pageSize?: number;
   /** Attempts, backoff and per-attempt deadline of every RPC (default `defaultRetryPolicy`). */
