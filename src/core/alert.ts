@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { utf8Length } from './text.js';
+import { cutUtf8, utf8Length } from './text.js';
 import { cutText } from './errors.js';
 
 /**
@@ -49,7 +49,22 @@ export const Alert = z.strictObject({
 });
 export type Alert = z.infer<typeof Alert>;
 
-/** Pub/Sub attributes of an alert, so that subscriptions can filter without parsing `data`. */
+/**
+ * The most bytes of UTF-8 Pub/Sub takes in one attribute value, and in an ordering key ("1 KB"):
+ * https://cloud.google.com/pubsub/quotas#resource_limits. It refuses a longer one with
+ * INVALID_ARGUMENT, the whole message, and with it every message of its ordering key. The
+ * governor's own names are far shorter (a project id is at most 30 characters, a Cloud Run
+ * service name at most 49), but a message read back from the store may name anything (a hand
+ * edit): its attributes and ordering key are cut to fit ({@link alertAttributes}, run-alerts.ts
+ * orderingKey), never its data, which keeps the names whole.
+ */
+export const MAX_ATTRIBUTE_VALUE_BYTES = 1_024;
+export const MAX_ORDERING_KEY_BYTES = 1_024;
+
+/**
+ * Pub/Sub attributes of an alert, so that subscriptions can filter without parsing `data`; each
+ * value cut to {@link MAX_ATTRIBUTE_VALUE_BYTES} (ending in `…`).
+ */
 export function alertAttributes(a: Alert): Record<string, string> {
   const attrs: Record<string, string> = {
     type: a.type,
@@ -59,6 +74,8 @@ export function alertAttributes(a: Alert): Record<string, string> {
   };
   if (a.region !== null) attrs.region = a.region;
   if (a.service !== null) attrs.service = a.service;
+  for (const [key, value] of Object.entries(attrs))
+    attrs[key] = cutUtf8(value, MAX_ATTRIBUTE_VALUE_BYTES);
   return attrs;
 }
 

@@ -1,4 +1,4 @@
-import { alertAttributes, type Alert } from './alert.js';
+import { alertAttributes, MAX_ORDERING_KEY_BYTES, type Alert } from './alert.js';
 import { writesInPool } from './as-left.js';
 import { alertPoolKey, dedupKeyOf, makeAlert, projectWide, type AlertPlace } from './conditions.js';
 import { recordAlert, withUniqueIds, type ConditionState } from './notify.js';
@@ -8,7 +8,7 @@ import { problemsOf, renderProblem, type ObservationProblem } from './problems.j
 import { unitLabel, type SiblingRun } from './units.js';
 import type { DeliveryVerdict } from './work.js';
 import type { WriteResult } from './write-result.js';
-import { oneLine, plural, someOf } from './text.js';
+import { cutUtf8, oneLine, plural, someOf, utf8Length } from './text.js';
 
 /**
  * What one run tells about one project, besides the plan's own conditions: the events of its
@@ -788,7 +788,28 @@ export function alertMessage(a: Alert): {
   return { data: a, attributes: alertAttributes(a), orderingKey: orderingKey(a) };
 }
 
-/** Pub/Sub ordering key of an alert: its pool, or its project when it has no pool. */
+/**
+ * What of an alert its Pub/Sub message carries cut (alertMessage): each attribute and the
+ * ordering key longer than Pub/Sub takes, with its length in bytes. Empty for every alert the
+ * governor makes; a message read back from the store may name anything.
+ */
+export function messageCuts(a: Alert): string[] {
+  const whole: Record<string, string> = { project: a.project };
+  if (a.region !== null) whole['region'] = a.region;
+  if (a.service !== null) whole['service'] = a.service;
+  const message = alertMessage(a);
+  const cuts = Object.entries(whole)
+    .filter(([key, value]) => message.attributes[key] !== value)
+    .map(([key, value]) => `its ${key} attribute (${utf8Length(value)} bytes)`);
+  const key = alertPoolKey(a) ?? a.project;
+  if (message.orderingKey !== key) cuts.push(`its ordering key (${utf8Length(key)} bytes)`);
+  return cuts;
+}
+
+/**
+ * Pub/Sub ordering key of an alert: its pool, or its project when it has no pool; cut to
+ * MAX_ORDERING_KEY_BYTES (core/alert.ts), the same cut for every message of that pool.
+ */
 export function orderingKey(a: Alert): string {
-  return alertPoolKey(a) ?? a.project;
+  return cutUtf8(alertPoolKey(a) ?? a.project, MAX_ORDERING_KEY_BYTES);
 }

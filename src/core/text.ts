@@ -66,3 +66,24 @@ export function utf8Length(text: string): number {
   }
   return bytes;
 }
+
+/**
+ * `text` cut to at most `maxBytes` bytes of UTF-8, ending in `…` (3 bytes) when cut; never between
+ * the two halves of a surrogate pair (an emoji), whose half left would be no text.
+ */
+export function cutUtf8(text: string, maxBytes: number): string {
+  if (utf8Length(text) <= maxBytes) return text;
+  const room = Math.max(0, maxBytes - utf8Length('…'));
+  let end = 0;
+  let bytes = 0;
+  while (end < text.length) {
+    const c = text.charCodeAt(end);
+    const pair = c >= 0xd800 && c <= 0xdbff && end + 1 < text.length;
+    const width = pair ? 2 : 1;
+    const size = utf8Length(text.slice(end, end + width));
+    if (bytes + size > room) break;
+    bytes += size;
+    end += width;
+  }
+  return `${text.slice(0, end)}…`;
+}

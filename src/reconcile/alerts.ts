@@ -1,4 +1,4 @@
-import type { Alert } from '../core/alert.js';
+import { MAX_ATTRIBUTE_VALUE_BYTES, type Alert } from '../core/alert.js';
 import { unjudgedMisconfigured } from '../core/audit.js';
 import { conditionsAsLeft } from '../core/conditions.js';
 import { durationMs } from '../core/duration.js';
@@ -19,6 +19,7 @@ import {
   goneConditions,
   heldDeliveryCondition,
   judgedScope,
+  messageCuts,
   metricsDegradedAlert,
   outboxDroppedAlert,
   overAfterRaisesAlerts,
@@ -503,6 +504,15 @@ export async function publish(
   if (outgoing.length === 0) return;
   // Conditions are not stored fitted, and a stored message may be larger than the governor stores.
   outgoing = outgoing.map((a) => fitted(run, a));
+  // Or name more than a Pub/Sub attribute or ordering key holds: those are cut (alertMessage).
+  for (const a of outgoing) {
+    const cuts = messageCuts(a);
+    if (cuts.length > 0)
+      deps.log.log(
+        'WARNING',
+        `${project}: the ${a.type} ${a.status === 'event' ? 'event' : 'alert'} ${cutText(a.id, 200)} names more than Pub/Sub takes in an attribute or an ordering key (${MAX_ATTRIBUTE_VALUE_BYTES} bytes): ${cuts.join(', ')} cut to fit; its data names them whole`,
+      );
+  }
   const sink = deps.sink;
   if (sink) {
     try {

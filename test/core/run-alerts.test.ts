@@ -845,3 +845,49 @@ describe('ordering keys', () => {
     expect(degraded && orderingKey(degraded)).toBe('acme');
   });
 });
+
+/**
+ * Pub/Sub takes an attribute value and an ordering key of at most 1,024 bytes each
+ * (https://cloud.google.com/pubsub/quotas#resource_limits) and refuses the whole message
+ * otherwise. A message read back from the store (a hand edit) may name anything: sent as it was,
+ * it failed its ordering key, and so every alert of its pool, at every run.
+ */
+describe("a message's attributes and ordering key", () => {
+  const bytes = (s: string) => Buffer.byteLength(s, 'utf8');
+  const [base] = runEvents(CTX, 'acme', fleetPlan(), [], 'dry-run');
+  if (!base) throw new Error('no event');
+
+  it('stay within what Pub/Sub takes, whatever the alert names', () => {
+    const huge = {
+      ...base,
+      project: `acme-${'p'.repeat(1500)}`,
+      region: `us-${'é'.repeat(700)}`,
+      accelerator: `gpu-${'😀'.repeat(400)}`,
+      service: `svc-${'s'.repeat(3000)}`,
+    };
+    const message = alertMessage(huge);
+    for (const [key, value] of Object.entries(message.attributes))
+      expect(bytes(value), key).toBeLessThanOrEqual(1024);
+    expect(bytes(message.orderingKey)).toBeLessThanOrEqual(1024);
+    expect(message.orderingKey.startsWith('acme-ppp')).toBe(true);
+    expect(message.attributes['service']?.startsWith('svc-sss')).toBe(true);
+    expect(message.attributes['service']?.endsWith('…')).toBe(true);
+    // No half of a surrogate pair is left at the cut.
+    expect(message.attributes['region']).toMatch(/^us-é+…$/);
+    // The data stays whole: subscribers read the names there.
+    expect(message.data).toBe(huge);
+  });
+
+  it('are left as they are when they fit, at exactly 1,024 bytes too', () => {
+    const exact = { ...base, service: 's'.repeat(1024), region: 'r'.repeat(1000) };
+    const message = alertMessage(exact);
+    expect(message.attributes['service']).toBe(exact.service);
+    expect(message.attributes['region']).toBe(exact.region);
+    expect(message.orderingKey).toBe(orderingKey(exact));
+    expect(alertMessage(base)).toEqual({
+      data: base,
+      attributes: alertAttributes(base),
+      orderingKey: 'acme/us-east1/nvidia-l4/zonal',
+    });
+  });
+});

@@ -7,6 +7,8 @@ import { PubSub, v1 } from '@google-cloud/pubsub';
 import { status } from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createPubSubAlertSink, PublishError } from '../../src/adapters/pubsub.js';
+import type { Alert } from '../../src/core/alert.js';
+import { alertMessage } from '../../src/core/run-alerts.js';
 import { emulatorClientOptions } from '../../src/adapters/emulator-options.js';
 import {
   startEmulator,
@@ -371,6 +373,43 @@ describe("the emulator's Pub/Sub publisher", () => {
       /The value for 10000001 is too large\. You passed request_size in the request, but the maximum value is 10000000/,
     );
     expect(emulator.published(name)).toHaveLength(1);
+  });
+
+  it('takes an alert that names more than an attribute or an ordering key holds, its data whole', async () => {
+    // A message read back from the store may name anything (a hand edit): sent as it was, Pub/Sub
+    // refused it, and with it every message of its ordering key (its pool), at every run.
+    const [topic] = await raw.createTopic({ name: `projects/${PROJECT}/topics/long-names` }, once);
+    const name = topic.name ?? '';
+    const long: Alert = {
+      version: 1,
+      id: 'run-1:rebalance.applied:long',
+      type: 'rebalance.applied',
+      status: 'event',
+      severity: 'INFO',
+      project: PROJECT,
+      region: `us-${'é'.repeat(600)}`,
+      accelerator: 'nvidia-l4',
+      zonalRedundancy: true,
+      service: `svc-${'s'.repeat(2000)}`,
+      summary: 'a hand-edited event',
+      details: {},
+      runId: 'run-1',
+      time: '2026-11-27T12:00:00.000Z',
+      dedupKey: 'rebalance.applied:long',
+    };
+    const short: Alert = { ...long, id: 'run-1:rebalance.applied:short', service: 'short' };
+    const sink = createPubSubAlertSink({ topic: name, ...quick });
+    try {
+      await sink.publish([alertMessage(long), alertMessage(short)]);
+    } finally {
+      await sink.close();
+    }
+    const sent = emulator.published(name);
+    expect(sent.map((m) => (JSON.parse(m.data ?? '') as Alert).id)).toEqual([long.id, short.id]);
+    expect(JSON.parse(sent[0]?.data ?? '')).toEqual(long);
+    expect(sent[0]?.attributes['service']).toMatch(/^svc-s+…$/);
+    // One pool, one ordering key: the second message stays behind the first.
+    expect(sent[1]?.orderingKey).toBe(sent[0]?.orderingKey);
   });
 
   it('rejects a bad topic in the fleet file, naming it', async () => {

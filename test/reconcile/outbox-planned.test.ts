@@ -5,7 +5,9 @@ import { parsePolicy } from '../../src/core/policy.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
-import type { OutboxEntry, StateStore } from '../../src/ports/index.js';
+import type { Alert } from '../../src/core/alert.js';
+import { memoryLogger } from '../../src/log.js';
+import type { AlertSink, OutboxEntry, OutgoingMessage, StateStore } from '../../src/ports/index.js';
 import { onePoolFleet } from '../support/fixtures.js';
 import { reconcileReport } from '../support/reconcile-run.js';
 
@@ -110,6 +112,68 @@ describe('the outbox', () => {
       ...Array.from({ length: sent.length - 1 }, () => ['now', 'firing']),
     ]);
     expect(sent.length).toBeGreaterThan(1);
+    expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
+  });
+});
+
+describe('a stored event naming more than a Pub/Sub attribute holds', () => {
+  it('is sent with its attributes and ordering key cut to fit, said in a WARNING', async () => {
+    const m = new FleetModel(
+      validateFleet(
+        onePoolFleet(PROJECT, REGION, 4, [
+          ['svc-a', 1, 3],
+          ['svc-b', 1, 0],
+        ]),
+      ),
+    );
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const store = createMemoryStateStore();
+    // A hand edit: Pub/Sub takes at most 1,024 bytes in an attribute value or an ordering key.
+    const left = makeAlert(
+      { at: new Date(m.now - 60_000).toISOString(), runId: 'earlier' },
+      {
+        project: PROJECT,
+        region: `${REGION}-${'r'.repeat(1100)}`,
+        accelerator: 'nvidia-l4',
+        zonalRedundancy: true,
+      },
+      {
+        type: 'rebalance.applied',
+        status: 'event',
+        severity: 'INFO',
+        service: `svc-${'s'.repeat(2000)}`,
+        summary: 'a cap changed',
+        details: { writes: [] },
+      },
+    );
+    await store.putOutbox(PROJECT, [
+      { alert: left, state: 'ready', storedAt: new Date(m.now - 60_000).toISOString() },
+    ]);
+    const messages: OutgoingMessage[] = [];
+    const sink: AlertSink = {
+      publish: async (batch) => {
+        messages.push(...batch);
+        return batch.map((b, i) => ({ messageId: String(i), orderingKey: b.orderingKey }));
+      },
+    };
+    const log = memoryLogger();
+    const report = await reconcileReport(
+      policy('enforce'),
+      { ports: sim, store, sink, log, clock: () => m.now },
+      { runId: 'now', deadlineMs: 60_000, writerId: 'me' },
+    );
+    expect(report.outcome).toBe('ok');
+    const sent = messages.find((x) => (x.data as Alert).id === left.id);
+    expect(sent?.data).toEqual(left);
+    expect(Buffer.byteLength(sent?.attributes['service'] ?? '')).toBeLessThanOrEqual(1024);
+    expect(Buffer.byteLength(sent?.attributes['region'] ?? '')).toBeLessThanOrEqual(1024);
+    expect(Buffer.byteLength(sent?.orderingKey ?? '')).toBeLessThanOrEqual(1024);
+    const warned = log.lines.filter((l) => l.message.includes('names more than Pub/Sub takes'));
+    expect(warned).toHaveLength(1);
+    expect(warned[0]?.severity).toBe('WARNING');
+    expect(warned[0]?.message).toMatch(
+      /its region attribute \(1112 bytes\), its service attribute \(2004 bytes\), its ordering key \(\d+ bytes\) cut to fit/,
+    );
     expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
   });
 });
