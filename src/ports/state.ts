@@ -120,7 +120,7 @@ export const RunRecord = z.strictObject({
    * promise 9), or `deferred` for those `limits.maxChangesPerRun` held back. Absent: none.
    */
   skipsByCause: z.record(z.string(), z.number().int().min(1)).optional(),
-  /** Alert messages published. */
+  /** Alert messages published about this project. */
   alerts: z.number().int().min(0),
   /** One line on what went wrong, when something did. */
   error: z.string().nullable(),

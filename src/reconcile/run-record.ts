@@ -24,7 +24,8 @@ interface RunSummary {
   outcome: 'ok' | 'failed' | 'lease-held' | 'declined';
   plan: Plan | null;
   writes: readonly WriteResult[];
-  published: number;
+  /** The alert messages the run published (or only logged, without a topic), every project's. */
+  alerts: readonly Pick<Alert, 'project'>[];
   error: string | null;
   /** This run's events it could not publish (they stay in the outbox). */
   undelivered: readonly Alert[];
@@ -122,7 +123,8 @@ export async function recordRuns(
         changes: writes.filter((w) => w.outcome === 'written').length,
         skips: writes.filter((w) => w.outcome !== 'written').length + deferred,
         ...(Object.keys(byCause).length > 0 ? { skipsByCause: byCause } : {}),
-        alerts: report.published,
+        // This project's own: a run of several projects publishes each one's alerts apart.
+        alerts: report.alerts.filter((a) => a.project === project).length,
         error: report.error,
         quotas: report.plan ? quotasSeen(report.plan, project) : {},
         ...(report.plan ? { pools: poolsOf(report.plan, project, report) } : {}),

@@ -2,6 +2,7 @@ import { describe, expect, it } from 'vitest';
 import type { Alert } from '../../src/core/alert.js';
 import { parsePolicy, type PolicyInput } from '../../src/core/policy.js';
 import { RecordingSink } from '../../src/adapters/memory/alert-sink.js';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { validateFleet, type FleetInput } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { UnavailableError } from '../../src/core/errors.js';
@@ -143,5 +144,42 @@ describe("a pool's settings are one lookup, used by observation and the planner 
     // Not fail static: the busy service is raised within the budget.
     const raised = p.changes.filter((c) => c.name === 'llm' && c.to > c.from);
     expect(raised.map((c) => c.project)).toEqual(['team-acme', 'team-beta']);
+  });
+});
+
+describe("a project's run record", () => {
+  it('counts the alert messages of its own project, not those of every project of the run', async () => {
+    // team-acme's listing fails: it alone gets governor.degraded, so the projects' counts differ.
+    const projects = ['team-acme', 'team-beta'];
+    const model = new FleetModel(validateFleet(fleetOf(projects, 8)));
+    const sim = createSimPorts(model, { lagMs: 3 * 60_000 });
+    const sink = new RecordingSink();
+    const store = createMemoryStateStore();
+    const report = await reconcileReport(
+      policyOf(projects),
+      {
+        ports: {
+          ...sim,
+          run: {
+            ...sim.run,
+            listServices: (project, region) =>
+              project === 'team-acme'
+                ? Promise.reject(new UnavailableError('UNAVAILABLE: listing failed'))
+                : sim.run.listServices(project, region),
+          },
+        },
+        sink,
+        store,
+        clock: () => model.now,
+      },
+      { runId: 'run-1', deadlineMs: 60_000 },
+    );
+    expect(report.published).toBe(sink.delivered.length);
+    const counts = await Promise.all(
+      projects.map(async (p) => (await store.listRuns(p))[0]?.alerts),
+    );
+    const sent = projects.map((p) => sink.delivered.filter((a) => a.project === p).length);
+    expect(sent[0]).not.toBe(sent[1]);
+    expect(counts).toEqual(sent);
   });
 });
