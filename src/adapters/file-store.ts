@@ -40,7 +40,7 @@ import {
   checkProject,
   checkLimit,
   checkRunRecord,
-  ConditionState,
+  checkConditionState,
   decideLease,
   DEFAULT_KEEP_RUNS,
   acknowledgeDropped,
@@ -315,7 +315,7 @@ export function createFileStateStore(
     },
 
     async saveConditions(project, state, expectedVersion) {
-      const checked = ConditionState.parse(state);
+      const checked = checkConditionState(state);
       return update(project, (doc) => {
         const current = doc.conditions === null ? null : String(doc.conditions.version);
         if (current !== expectedVersion) {

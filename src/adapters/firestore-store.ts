@@ -101,7 +101,7 @@ import {
   checkProject,
   checkLimit,
   checkRunRecord,
-  ConditionState,
+  checkConditionState,
   decideLease,
   DEFAULT_KEEP_RUNS,
   keepUnreadable,
@@ -392,7 +392,7 @@ export function createFirestoreStateStore(
 
     async saveConditions(project, state, expectedVersion) {
       const ref = stateDoc(project, 'conditions');
-      const checked = ConditionState.parse(state);
+      const checked = checkConditionState(state);
       // What this version cannot read stays as stored, for the version that can: the records
       // kept at the version read (the update below is conditional on it, so they are still
       // those), read again when that read was not this client's.

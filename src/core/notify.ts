@@ -253,7 +253,9 @@ export function decideNotifications(input: NotifyInput): NotifyOutput {
         ...seen,
         firingSince,
         lastNotifiedAt: now,
-        notifications: before.notifications + 1,
+        // Held at the largest whole number the state holds (a hand edit may store it): one more
+        // would make every save of the state refused, after its messages went out.
+        notifications: Math.min(before.notifications + 1, Number.MAX_SAFE_INTEGER),
       };
     } else {
       // Nothing sent: the receiver still knows the condition at the severity last sent (a fall

@@ -96,6 +96,16 @@ export function keepUnreadable(
   return { ...kept, ...next };
 }
 
+/**
+ * Checks a condition state before it is stored, so a bad one fails the caller in one line naming
+ * the record and each fault (RangeError, as {@link checkRunRecord}); nothing is written then.
+ */
+export function checkConditionState(state: ConditionState): ConditionState {
+  const parsed = ConditionState.safeParse(state);
+  if (!parsed.success) throw new RangeError(`Invalid condition state: ${faultLine(parsed.error)}`);
+  return parsed.data;
+}
+
 /** One governor run, as kept for `governor status` and for people looking into the store. */
 export const RunRecord = z.strictObject({
   runId: z.string().min(1),

@@ -166,6 +166,21 @@ describe('decideNotifications', () => {
     expect(run(third.next, [pressure(east)], 2 * HOUR).publish).toHaveLength(1);
   });
 
+  it('re-notifies a condition whose stored count is at the largest whole number, with a state that saves', () => {
+    // A hand edit (or years of re-notifying): one more would be past what the state may hold,
+    // every save refused, and every run failing after it had published, for good.
+    const s0 = run({}, [pressure(east)], 0).next;
+    const key = pressure(east).dedupKey;
+    const stored = s0[key];
+    if (!stored) throw new Error('not fired');
+    const full = { ...s0, [key]: { ...stored, notifications: Number.MAX_SAFE_INTEGER } };
+    expect(ConditionState.safeParse(full).success).toBe(true);
+    const again = run(full, [pressure(east)], HOUR);
+    expect(again.publish).toHaveLength(1);
+    expect(again.next[key]?.notifications).toBe(Number.MAX_SAFE_INTEGER);
+    expect(ConditionState.safeParse(again.next).success).toBe(true);
+  });
+
   it('sends a rise in severity at once; a fall, once due, as the end of one episode and the start of another', () => {
     const warning = pressure(east);
     const error: Alert = { ...warning, severity: 'ERROR', summary: 'Demand is 9 GPUs, and worse' };

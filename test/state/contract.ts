@@ -150,7 +150,15 @@ export function stateStoreContract(name: string, open: () => StateStore): void {
       const store = open();
       const project = freshProject();
       const bad = { k: { type: 'nope' } } as unknown as ConditionState;
-      await expect(store.saveConditions(project, bad, null)).rejects.toThrow();
+      const error: unknown = await store.saveConditions(project, bad, null).then(
+        () => null,
+        (e: unknown) => e,
+      );
+      // One line naming the record and the field, as a malformed run record is refused.
+      expect(error).toBeInstanceOf(RangeError);
+      const message = (error as Error).message;
+      expect(message).toMatch(/^Invalid condition state: k\.type: /);
+      expect(message).not.toContain('\n');
       expect(await store.loadConditions(project)).toEqual({ state: {}, version: null });
     });
   });

@@ -20,6 +20,7 @@ import {
   sortRuns,
   stillTheLease,
   versionConflict,
+  checkConditionState,
   ConditionState,
   type Lease,
   type LeaseResult,
@@ -103,7 +104,7 @@ export function createMemoryStateStore(
       const current = doc ? String(doc.version) : null;
       if (current !== expectedVersion) throw versionConflict(project, expectedVersion, current);
       const version = (doc?.version ?? 0) + 1;
-      conditions.set(project, { version, state: ConditionState.parse(structuredClone(state)) });
+      conditions.set(project, { version, state: checkConditionState(structuredClone(state)) });
       return String(version);
     },
     async recordRun(project, record) {
