@@ -323,7 +323,7 @@ export function createFileStateStore(
         }
         // What this version cannot read stays as stored, for the version that can.
         const kept = doc.conditions === null ? {} : conditionsOf(doc, project).kept;
-        const version = (doc.conditions?.version ?? 0) + 1;
+        const version = nextVersion(doc.conditions?.version ?? 0);
         return {
           doc: { ...doc, conditions: { version, state: keepUnreadable(checked, kept) } },
           result: String(version),
@@ -459,6 +459,17 @@ export function createFileStateStore(
 
     close: () => Promise.resolve(),
   };
+}
+
+/**
+ * The version a save stores after `version`: one more, or 1 again past the largest whole number
+ * the file's schema reads (a hand edit may store it). Written as one more, the file would be one
+ * this store refuses to read, and every later call on the project would fail on it. Going back to
+ * 1 keeps each save's version other than the one before it, which is what a save is checked
+ * against.
+ */
+function nextVersion(version: number): number {
+  return version >= Number.MAX_SAFE_INTEGER ? 1 : version + 1;
 }
 
 /**

@@ -418,6 +418,28 @@ describe('file store: on disk', () => {
     expect(await readFile(file, 'utf8')).toBe(text);
   });
 
+  it('saves over a condition state at the largest version a file holds, and reads it back', async () => {
+    // A hand edit: one more was written as 2^53, a version the store refuses to read, and every
+    // later call on the project failed on its own file.
+    const project = freshProject();
+    const file = join(dir, `${project}.json`);
+    const top = String(Number.MAX_SAFE_INTEGER);
+    const conditions = { version: Number.MAX_SAFE_INTEGER, state: {} };
+    await writeFile(
+      file,
+      JSON.stringify({ schema: 1, project, conditions, lease: null, runs: [], outbox: [] }),
+    );
+    expect(await store.loadConditions(project)).toEqual({ state: {}, version: top });
+    const next = await store.saveConditions(project, {}, top);
+    expect(next).not.toBe(top);
+    expect(await store.loadConditions(project)).toEqual({ state: {}, version: next });
+    // Optimistic concurrency holds across it: a save over the version read before is refused.
+    await expect(store.saveConditions(project, {}, top)).rejects.toThrow(
+      /changed since it was read/,
+    );
+    expect(await store.saveConditions(project, {}, next)).not.toBe(next);
+  });
+
   it('refuses a state file over 64 MiB as StateCorruptError, reading no more than that', async () => {
     const project = freshProject();
     const file = join(dir, `${project}.json`);
