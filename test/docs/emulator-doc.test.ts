@@ -1,7 +1,8 @@
 import { readFileSync } from 'node:fs';
 import { describe, expect, it } from 'vitest';
+import { z } from 'zod';
 import { FaultConfig } from '../../src/emulator/faults.js';
-import { Demand, parseFleet } from '../../src/emulator/fleet.js';
+import { Demand, Fleet, parseFleet } from '../../src/emulator/fleet.js';
 
 /**
  * docs/emulator.md's examples are ones the emulator takes: the fleet file that shows every key,
@@ -27,6 +28,27 @@ describe('docs/emulator.md', () => {
     expect(project?.services[0]?.name).toBe('llm-chat');
     expect(project?.workerPools).toHaveLength(1);
     expect(project?.jobs).toHaveLength(1);
+  });
+
+  it('shows every key the fleet file takes, at every level', () => {
+    // The keys of the fleet's schema, by path; a demand's forms are the table under "Demand".
+    const keys: string[] = [];
+    const walk = (node: unknown, path: string[]): void => {
+      if (Array.isArray(node)) return node.forEach((n) => walk(n, path));
+      if (typeof node !== 'object' || node === null) return;
+      const n = node as Record<string, unknown>;
+      for (const [key, value] of Object.entries((n.properties ?? {}) as Record<string, unknown>)) {
+        keys.push([...path, key].join('.'));
+        if (key !== 'demand') walk(value, [...path, key]);
+      }
+      for (const k of ['items', 'anyOf', 'oneOf', 'allOf', 'additionalProperties'])
+        walk(n[k], path);
+    };
+    walk(z.toJSONSchema(Fleet, { io: 'input', unrepresentable: 'any' }), []);
+    expect(keys.length).toBeGreaterThan(50);
+    const block = blockAfter('## The fleet file', 'yaml');
+    const missing = keys.filter((k) => !new RegExp(`\\b${k.split('.').pop()}:`).test(block));
+    expect(missing).toEqual([]);
   });
 
   it('lists demand forms the fleet file takes', () => {
