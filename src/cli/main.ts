@@ -505,7 +505,7 @@ export function buildProgram(
   program
     .command('emulator')
     .description(
-      'Run the local emulator of Cloud Run, Monitoring, Cloud Quotas and Pub/Sub (publisher) until interrupted.',
+      'Run the local emulator of Cloud Run, Cloud Monitoring, Cloud Quotas, Cloud Asset Inventory and Pub/Sub (publisher) until interrupted.',
     )
     .addOption(
       packagedDefault(

@@ -11,8 +11,8 @@ import type { PublishedMessage } from './pubsub-store.js';
 import { startGrpcServer } from './server.js';
 
 /**
- * The local emulator of Cloud Run Admin v2, Cloud Monitoring v3, Cloud Quotas v1 and Pub/Sub's
- * publisher (one gRPC port), with a control surface (this object and an HTTP admin port). See
+ * The local emulator of Cloud Run Admin v2, Cloud Monitoring v3, Cloud Quotas v1, Cloud Asset
+ * Inventory v1's search and Pub/Sub's publisher (one gRPC port), with a control surface (this object and an HTTP admin port). See
  * docs/emulator.md.
  */
 

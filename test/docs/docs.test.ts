@@ -307,6 +307,23 @@ describe('docs/emulator.md', () => {
     expect(served.filter((name) => !table.includes(`\`${name}\``))).toEqual([]);
   });
 
+  it("names every API of its table in `governor emulator`'s description", () => {
+    // The products, not the mixins every gRPC server of them carries (operations, locations, IAM).
+    const page = readFileSync('docs/emulator.md', 'utf8');
+    const table = page.slice(page.indexOf('| API '), page.indexOf('Error messages quote'));
+    const products = [...table.matchAll(/^\| ([A-Z][^|]*?) +\| `google\.([a-z]+)/gm)]
+      .filter((m) => !['longrunning', 'iam'].includes(m[2] ?? '') && !/mixin/.test(m[1] ?? ''))
+      .map((m) => (m[1] ?? '').replace(/ v\d+$| \(.*\)$/g, '').replace(/ Admin$/, ''));
+    expect(products.length).toBeGreaterThan(4);
+    const program = buildProgram(
+      { stdout: { write: () => true }, stderr: { write: () => true } },
+      parseRuntimeOptions({}),
+      () => undefined,
+    );
+    const description = program.commands.find((c) => c.name() === 'emulator')?.description() ?? '';
+    expect(products.filter((name) => !description.includes(name))).toEqual([]);
+  });
+
   it('lists every option of startEmulator in its table, and no other', () => {
     const source = readFileSync('src/emulator/index.ts', 'utf8');
     const body = /export interface EmulatorOptions \{([\s\S]*?)\n\}/.exec(source)?.[1] ?? '';
