@@ -74,6 +74,29 @@ describe('the planned events of a run', () => {
   });
 });
 
+/** An event an earlier run stored and did not send, a minute before the model's now. */
+async function leftByEarlierRun(
+  store: ReturnType<typeof createMemoryStateStore>,
+  nowMs: number,
+  place: { region: string; service?: string },
+): Promise<Alert> {
+  const at = new Date(nowMs - 60_000).toISOString();
+  const left = makeAlert(
+    { at, runId: 'earlier' },
+    { project: PROJECT, region: place.region, accelerator: 'nvidia-l4', zonalRedundancy: true },
+    {
+      type: 'rebalance.applied',
+      status: 'event',
+      severity: 'INFO',
+      ...(place.service === undefined ? {} : { service: place.service }),
+      summary: 'a cap changed',
+      details: { writes: [] },
+    },
+  );
+  await store.putOutbox(PROJECT, [{ alert: left, state: 'ready', storedAt: at }]);
+  return left;
+}
+
 describe('the outbox', () => {
   it("sends what earlier runs left before the run's own conditions", async () => {
     // Two services whose floors of 1 each exceed a quota of 1: pool.infeasible fires.
@@ -87,20 +110,7 @@ describe('the outbox', () => {
     );
     const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
     const store = createMemoryStateStore();
-    const left = makeAlert(
-      { at: new Date(m.now - 60_000).toISOString(), runId: 'earlier' },
-      { project: PROJECT, region: REGION, accelerator: 'nvidia-l4', zonalRedundancy: true },
-      {
-        type: 'rebalance.applied',
-        status: 'event',
-        severity: 'INFO',
-        summary: 'a cap changed',
-        details: { writes: [] },
-      },
-    );
-    await store.putOutbox(PROJECT, [
-      { alert: left, state: 'ready', storedAt: new Date(m.now - 60_000).toISOString() },
-    ]);
+    await leftByEarlierRun(store, m.now, { region: REGION });
     const report = await reconcileReport(
       policy('enforce'),
       { ports: sim, store, clock: () => m.now },
@@ -129,26 +139,10 @@ describe('a stored event naming more than a Pub/Sub attribute holds', () => {
     const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
     const store = createMemoryStateStore();
     // A hand edit: Pub/Sub takes at most 1,024 bytes in an attribute value or an ordering key.
-    const left = makeAlert(
-      { at: new Date(m.now - 60_000).toISOString(), runId: 'earlier' },
-      {
-        project: PROJECT,
-        region: `${REGION}-${'r'.repeat(1100)}`,
-        accelerator: 'nvidia-l4',
-        zonalRedundancy: true,
-      },
-      {
-        type: 'rebalance.applied',
-        status: 'event',
-        severity: 'INFO',
-        service: `svc-${'s'.repeat(2000)}`,
-        summary: 'a cap changed',
-        details: { writes: [] },
-      },
-    );
-    await store.putOutbox(PROJECT, [
-      { alert: left, state: 'ready', storedAt: new Date(m.now - 60_000).toISOString() },
-    ]);
+    const left = await leftByEarlierRun(store, m.now, {
+      region: `${REGION}-${'r'.repeat(1100)}`,
+      service: `svc-${'s'.repeat(2000)}`,
+    });
     const messages: OutgoingMessage[] = [];
     const sink: AlertSink = {
       publish: async (batch) => {
