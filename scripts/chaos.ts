@@ -1,4 +1,5 @@
 import { chaosProblems, chaosSettings, runChaos, renderChaosReport } from '../src/chaos/chaos.js';
+import { argumentsOrExit } from './arguments.js';
 
 /**
  * `npm run chaos`: randomized governor runs under injected faults (src/chaos/chaos.ts), many
@@ -10,6 +11,10 @@ import { chaosProblems, chaosSettings, runChaos, renderChaosReport } from '../sr
  * another writer has acted in CHAOS_OTHER_RUNS of them too (default: CHAOS_RUNS).
  */
 
+argumentsOrExit({
+  name: 'chaos',
+  text: '[CHAOS_SEED=N] [CHAOS_RUNS=N] [CHAOS_OTHER_RUNS=N] npm run chaos (settings are variables, not arguments)',
+});
 const settings = chaosSettings(process.env, {
   seed: Math.floor(Math.random() * 2 ** 31),
   runs: 20_000,

@@ -10,6 +10,12 @@ import { availableParallelism } from 'node:os';
 import { delimiter, resolve } from 'node:path';
 
 import pLimit from 'p-limit';
+import { argumentsOrExit } from './arguments.js';
+
+argumentsOrExit({
+  name: 'lint',
+  text: 'npm run lint (every check, as they are; takes no arguments)',
+});
 
 interface Check {
   name: string;

@@ -4,6 +4,7 @@ import { dirname, join, posix, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { ZipFile } from 'yazl';
+import { argumentsOrExit } from './arguments.js';
 
 /**
  * Builds the Cloud Function's source archive, `dist/function.zip`, from the compiled code. Run with
@@ -165,8 +166,13 @@ export async function buildFunctionPackage(options: PackageOptions): Promise<Pac
 }
 
 async function main(): Promise<void> {
+  const { positionals } = argumentsOrExit({
+    name: 'package',
+    positionals: 1,
+    text: `node dist/scripts/package.js [OUT] (default ${DEFAULT_OUTPUT})`,
+  });
   const root = process.cwd();
-  const result = await buildFunctionPackage({ root, out: process.argv[2] ?? DEFAULT_OUTPUT });
+  const result = await buildFunctionPackage({ root, out: positionals[0] ?? DEFAULT_OUTPUT });
   const shown = result.path.startsWith(root + '/')
     ? result.path.slice(root.length + 1)
     : result.path;

@@ -3,6 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { chromium } from 'playwright-core';
 import { main } from '../src/cli/main.js';
+import { argumentsOrExit } from './arguments.js';
 
 /**
  * Redraws docs/report.png, the README's picture of the simulation report: the quickstart's
@@ -11,6 +12,10 @@ import { main } from '../src/cli/main.js';
  *
  *   npm run build && node dist/scripts/report-picture.js
  */
+argumentsOrExit({
+  name: 'report-picture',
+  text: '[CHROMIUM=PATH] npm run report-picture (redraws docs/report.png; takes no arguments)',
+});
 const dir = await mkdtemp(join(tmpdir(), 'governor-report-picture-'));
 try {
   const report = join(dir, 'report.html');

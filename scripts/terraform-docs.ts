@@ -3,6 +3,7 @@ import { join, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse } from '@cdktf/hcl2json';
 import * as prettier from 'prettier';
+import { argumentsOrExit } from './arguments.js';
 
 /**
  * Writes the inputs and outputs tables of each module's README (`terraform/README.md`,
@@ -172,7 +173,12 @@ export async function expectedModuleReadme(
 export const MODULE_DIRS = ['terraform', 'terraform/organization'] as const;
 
 async function main(): Promise<void> {
-  const check = process.argv.includes('--check');
+  const { flags } = argumentsOrExit({
+    name: 'terraform-docs',
+    flags: ['--check'],
+    text: 'node dist/scripts/terraform-docs.js [--check] (--check: exit 1 when a README is stale, write nothing)',
+  });
+  const check = flags.has('--check');
   for (const dir of MODULE_DIRS) {
     const { path, current, expected } = await expectedModuleReadme(resolve(process.cwd(), dir));
     if (current === expected) {
