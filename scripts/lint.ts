@@ -5,7 +5,7 @@
  * minutes. Each check's output is printed whole once it ends, so that two never interleave; the
  * lint fails when any check does, naming those that failed.
  */
-import { spawn } from 'node:child_process';
+import { spawn, type ChildProcess } from 'node:child_process';
 import { availableParallelism } from 'node:os';
 import { delimiter, resolve } from 'node:path';
 
@@ -39,6 +39,21 @@ interface Outcome {
   seconds: number;
 }
 
+/**
+ * The checks running now. A signal that stops the lint (a CI job's timeout, `kill`) reaches its
+ * own process only: it is passed on to each check before the lint exits, or they would go on.
+ */
+const running = new Set<ChildProcess>();
+for (const [signal, code] of [
+  ['SIGINT', 130],
+  ['SIGTERM', 143],
+] as const) {
+  process.once(signal, () => {
+    for (const child of running) child.kill(signal);
+    process.exit(code);
+  });
+}
+
 function run(check: Check): Promise<Outcome> {
   const started = Date.now();
   return new Promise((done) => {
@@ -50,16 +65,19 @@ function run(check: Check): Promise<Outcome> {
       },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
+    running.add(child);
     const chunks: Buffer[] = [];
     child.stdout.on('data', (c: Buffer) => chunks.push(c));
     child.stderr.on('data', (c: Buffer) => chunks.push(c));
-    const end = (code: number | null, extra = '') =>
+    const end = (code: number | null, extra = '') => {
+      running.delete(child);
       done({
         check,
         code,
         output: Buffer.concat(chunks).toString('utf8') + extra,
         seconds: (Date.now() - started) / 1000,
       });
+    };
     child.on('error', (e) => end(null, `cannot run ${check.command}: ${e.message}\n`));
     child.on('close', (code) => end(code));
   });
