@@ -1,8 +1,16 @@
 import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jsonSchemas } from '../src/core/schemas.js';
+import { argumentsOrExit } from './arguments.js';
 
-/** Writes schema/*.json from the zod schemas. Run with `npm run schema`. */
+/**
+ * Writes schema/*.json from the zod schemas. Run with `npm run schema`; test/core/schemas.test.ts
+ * fails when they are stale.
+ */
+argumentsOrExit({
+  name: 'write-schemas',
+  text: 'npm run schema (writes schema/*.json from the zod schemas; takes no arguments)',
+});
 const dir = join(process.cwd(), 'schema');
 await mkdir(dir, { recursive: true });
 for (const [file, schema] of Object.entries(jsonSchemas())) {

@@ -45,6 +45,7 @@ describe("the scripts' arguments", () => {
     ['chaos', '500', 'unexpected argument "500"'],
     ['report-picture', '--width=800', 'unknown option "--width=800"'],
     ['lint', '--fix', 'unknown option "--fix"'],
+    ['write-schemas', '--check', 'unknown option "--check"'],
   ])('%s %s: one line naming it, exit 2, nothing written', async (name, args, message) => {
     const result = await script(name, ...args.split(' '));
     expect(result.stderr).toContain(message);
