@@ -1,9 +1,8 @@
 import picomatch from 'picomatch';
 import { z } from 'zod';
-import { StringMap } from './document.js';
 import { Duration } from './duration.js';
 import { compareText } from './pool.js';
-import { REGION_NAME } from './units.js';
+import { LabelsToMatch, REGION_NAME } from './units.js';
 
 /**
  * Organisation scale, part one: which projects the governor governs when the policy names an
@@ -69,7 +68,7 @@ export const Discovery = z
       .max(100)
       .default([])
       .describe('Globs on project ids never governed, even when included.'),
-    labels: StringMap.optional().describe(
+    labels: LabelsToMatch.optional().describe(
       'A project is kept when one of its Cloud Run services or worker pools has all these labels.',
     ),
     cacheTtl: Duration.default('1h').describe(

@@ -2,7 +2,7 @@ import picomatch from 'picomatch';
 import { z } from 'zod';
 import { InputError, type Fault } from './errors.js';
 import { AUDIT_RULE_IDS, type AuditRuleId } from './audit-rules.js';
-import { parseDocument, StringMap, zodFaults } from './document.js';
+import { parseDocument, zodFaults } from './document.js';
 import { Discovery } from './discovery.js';
 import { Duration, durationMs, formatDuration, MAX_CLOCK_SKEW_MS } from './duration.js';
 import { literalName, nameMatcher } from './glob.js';
@@ -11,7 +11,7 @@ import { MEMORY_QUANTITY } from './quantity.js';
 import { checkQuotaRequests, QuotaRequestsSettings } from './quota-requests.js';
 import { clockMinutes, isValidTimeZone, WEEKDAYS } from './schedule.js';
 import { plural } from './text.js';
-import { LABEL_KEY, LABEL_VALUE, ProjectId, RegionName } from './units.js';
+import { LABEL_KEY, LABEL_VALUE, LabelsToMatch, ProjectId, RegionName } from './units.js';
 
 /**
  * The policy file: the platform team's contract with the governor. This zod schema is the single
@@ -98,7 +98,9 @@ type TimeWindow = z.infer<typeof TimeWindow>;
 export const Match = z
   .strictObject({
     name: z.string().min(1).describe('Glob on the service name, e.g. "llm-*".').optional(),
-    labels: StringMap.describe('Labels the service must have, with these exact values.').optional(),
+    labels: LabelsToMatch.describe(
+      'Labels the service must have, with these exact values.',
+    ).optional(),
     project: z.string().min(1).optional(),
     region: RegionName.optional(),
     accelerator: AcceleratorName.optional(),

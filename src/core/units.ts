@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { StringMap } from './document.js';
 import { compareText } from './pool.js';
 
 /**
@@ -54,6 +55,20 @@ export const ProjectId = z
  */
 export const LABEL_KEY = /^[\p{Ll}\p{Lo}\p{Lm}][\p{Ll}\p{Lo}\p{Lm}\p{M}\p{N}_-]{0,62}$/u;
 export const LABEL_VALUE = /^[\p{Ll}\p{Lo}\p{Lm}\p{M}\p{N}_-]{0,63}$/u;
+
+/**
+ * Labels a service rule or discovery matches on. The policy's own check (core/policy.ts
+ * `checkLabels`) refuses a label no resource can have, with a message per label; the JSON Schema
+ * states the same two patterns, so that an editor underlines what `governor validate` refuses.
+ * A JSON Schema pattern is an ECMA-262 regular expression
+ * (https://json-schema.org/draft/2020-12/json-schema-validation#section-6.3.3); these use Unicode
+ * property escapes (`\p{Ll}`), which a validator reads when it compiles patterns in Unicode mode,
+ * as ajv does by default.
+ */
+export const LabelsToMatch = StringMap.meta({
+  propertyNames: { type: 'string', pattern: LABEL_KEY.source },
+  additionalProperties: { type: 'string', pattern: LABEL_VALUE.source },
+});
 
 /** Between the project and the region of a regional unit's key. */
 export const UNIT_SEPARATOR = '@';
