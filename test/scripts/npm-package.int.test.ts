@@ -1,8 +1,9 @@
 import { execFile } from 'node:child_process';
-import { readFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
 import { promisify } from 'node:util';
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 /**
  * What `npm pack` (and so `npm publish`) puts in the package, listed by `npm pack --dry-run
@@ -136,4 +137,60 @@ describe('the npm package', () => {
     );
     expect(defaults.filter((f) => !files.includes(f as string))).toEqual([]);
   });
+});
+
+describe('the npm package, unpacked', () => {
+  // The tarball `npm pack` writes, unpacked as npm installs it (package/ becomes the package's
+  // folder), its dependencies this tree's; the command run from a folder of the user's own.
+  let scratch: string;
+  let installed: string;
+  let elsewhere: string;
+
+  beforeAll(async () => {
+    scratch = mkdtempSync(join(tmpdir(), 'governor-npm-package-'));
+    await exec(
+      npm,
+      [
+        'pack',
+        '--ignore-scripts',
+        '--offline',
+        '--no-update-notifier',
+        '--pack-destination',
+        scratch,
+      ],
+      { cwd: root },
+    );
+    const [tarball] = readdirSync(scratch).filter((f) => f.endsWith('.tgz'));
+    expect(tarball).toBeDefined();
+    await exec('tar', ['-xzf', join(scratch, tarball as string), '-C', scratch]);
+    installed = join(scratch, 'package');
+    symlinkSync(join(root, 'node_modules'), join(installed, 'node_modules'), 'dir');
+    elsewhere = join(scratch, 'work');
+    mkdirSync(elsewhere);
+  }, 60_000);
+
+  afterAll(() => {
+    if (scratch !== undefined) rmSync(scratch, { recursive: true, force: true });
+  });
+
+  const governor = (...args: string[]) =>
+    exec(process.execPath, [join(installed, 'bin/governor.js'), ...args], {
+      cwd: elsewhere,
+      env: { ...process.env, NO_COLOR: '1' },
+    });
+
+  it('validates the example policy it ships', async () => {
+    const { stdout } = await governor(
+      'validate',
+      '--policy',
+      join(installed, 'examples/policy.yaml'),
+    );
+    expect(stdout).toContain('valid (version 1');
+  }, 30_000);
+
+  it('plays the demo from its shipped examples, outside the package', async () => {
+    const { stdout } = await governor('demo', '--hours', '1');
+    expect(stdout).toMatch(/Writes: \d+ max-instances updates/);
+    expect(readdirSync(elsewhere)).toEqual([]);
+  }, 60_000);
 });
