@@ -12,8 +12,16 @@ argumentsOrExit({
   text: 'npm run schema (writes schema/*.json from the zod schemas; takes no arguments)',
 });
 const dir = join(process.cwd(), 'schema');
-await mkdir(dir, { recursive: true });
-for (const [file, schema] of Object.entries(jsonSchemas())) {
-  await writeFile(join(dir, file), JSON.stringify(schema, null, 2) + '\n');
-  console.log(`wrote schema/${file}`);
+try {
+  await mkdir(dir, { recursive: true });
+  for (const [file, schema] of Object.entries(jsonSchemas())) {
+    await writeFile(join(dir, file), JSON.stringify(schema, null, 2) + '\n');
+    console.log(`wrote schema/${file}`);
+  }
+} catch (error) {
+  // Node's messages name the path (`EEXIST: file already exists, mkdir '…/schema'`).
+  process.stderr.write(
+    `write-schemas: ${error instanceof Error ? error.message : String(error)}\n`,
+  );
+  process.exitCode = 1;
 }
