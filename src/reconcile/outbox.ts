@@ -130,6 +130,12 @@ export async function moveLegacyUndelivered(
   runs: readonly RunRecord[],
 ): Promise<void> {
   const legacy = legacyUndelivered(runs);
+  for (const { record, faults } of legacy.unreadable) {
+    run.deps.log.log(
+      'ERROR',
+      `${project}: the undelivered events run ${cutText(record.runId, 200)} kept in its record (an earlier version's) cannot be read and are left there, not published: ${faults.map(faultText).join('; ') || 'no detail'}; see docs/alerts.md`,
+    );
+  }
   if (legacy.records.length === 0) return;
   const grace = alertGrace(run);
   await beforeDeadline(

@@ -6,10 +6,10 @@ import { newestLedger, type PressureLedger } from '../core/quota-pressure.js';
 import { poolKey } from '../core/pool.js';
 import { quotasSeen } from '../core/run-alerts.js';
 import type { WriteResult } from '../core/write-result.js';
-import { zodFaults } from '../core/document.js';
+import { capFaults, zodFaults } from '../core/document.js';
 import type { Logger } from '../log.js';
-import { StateCorruptError, type RunRecord, type StateStore } from '../ports/index.js';
-import { errorMessage } from '../core/errors.js';
+import type { RunRecord, StateStore } from '../ports/index.js';
+import { errorMessage, type Fault } from '../core/errors.js';
 
 /**
  * A run's record in each project it held. Records written by earlier versions may still hold the
@@ -33,24 +33,29 @@ interface RunSummary {
   pressure?: Readonly<Record<string, PressureLedger>>;
 }
 
-/** The events kept in records of earlier versions, oldest run first, with those records. */
+/**
+ * The events kept in records of earlier versions, oldest run first, with the records they came
+ * from; and the records whose events cannot be read (garbage, a hand edit), with why. Those are
+ * left as they are: a stored message nobody can read never stops the runs (docs/alerts.md).
+ */
 export function legacyUndelivered(runs: readonly RunRecord[]): {
   alerts: Alert[];
   records: RunRecord[];
+  unreadable: { record: RunRecord; faults: Fault[] }[];
 } {
-  const records = runs.filter((r) => r.undelivered !== undefined).reverse();
   const alerts: Alert[] = [];
-  for (const r of records) {
+  const records: RunRecord[] = [];
+  const unreadable: { record: RunRecord; faults: Fault[] }[] = [];
+  for (const r of runs.filter((r) => r.undelivered !== undefined).reverse()) {
     const parsed = z.array(Alert).safeParse(parseJsonOrNull(r.undelivered ?? '[]'));
-    if (!parsed.success) {
-      throw new StateCorruptError(
-        `the undelivered events of run ${r.runId}`,
-        zodFaults(parsed.error),
-      );
+    if (parsed.success) {
+      alerts.push(...parsed.data);
+      records.push(r);
+    } else {
+      unreadable.push({ record: r, faults: capFaults(zodFaults(parsed.error), 5) });
     }
-    alerts.push(...parsed.data);
   }
-  return { alerts, records };
+  return { alerts, records, unreadable };
 }
 
 function parseJsonOrNull(text: string): unknown {

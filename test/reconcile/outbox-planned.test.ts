@@ -8,7 +8,7 @@ import { createSimPorts } from '../../src/emulator/ports.js';
 import type { Alert } from '../../src/core/alert.js';
 import { memoryLogger } from '../../src/log.js';
 import type { AlertSink, OutboxEntry, OutgoingMessage, StateStore } from '../../src/ports/index.js';
-import { onePoolFleet } from '../support/fixtures.js';
+import { onePoolFleet, quietRun } from '../support/fixtures.js';
 import { reconcileReport } from '../support/reconcile-run.js';
 
 /**
@@ -74,15 +74,10 @@ describe('the planned events of a run', () => {
   });
 });
 
-/** An event an earlier run stored and did not send, a minute before the model's now. */
-async function leftByEarlierRun(
-  store: ReturnType<typeof createMemoryStateStore>,
-  nowMs: number,
-  place: { region: string; service?: string },
-): Promise<Alert> {
-  const at = new Date(nowMs - 60_000).toISOString();
-  const left = makeAlert(
-    { at, runId: 'earlier' },
+/** An event of an earlier run, a minute before `nowMs`. */
+function earlierEvent(nowMs: number, place: { region: string; service?: string }): Alert {
+  return makeAlert(
+    { at: new Date(nowMs - 60_000).toISOString(), runId: 'earlier' },
     { project: PROJECT, region: place.region, accelerator: 'nvidia-l4', zonalRedundancy: true },
     {
       type: 'rebalance.applied',
@@ -93,7 +88,18 @@ async function leftByEarlierRun(
       details: { writes: [] },
     },
   );
-  await store.putOutbox(PROJECT, [{ alert: left, state: 'ready', storedAt: at }]);
+}
+
+/** An event an earlier run stored in the outbox and did not send. */
+async function leftByEarlierRun(
+  store: ReturnType<typeof createMemoryStateStore>,
+  nowMs: number,
+  place: { region: string; service?: string },
+): Promise<Alert> {
+  const left = earlierEvent(nowMs, place);
+  await store.putOutbox(PROJECT, [
+    { alert: left, state: 'ready', storedAt: new Date(nowMs - 60_000).toISOString() },
+  ]);
   return left;
 }
 
@@ -169,5 +175,58 @@ describe('a stored event naming more than a Pub/Sub attribute holds', () => {
       /its region attribute \(1112 bytes\), its service attribute \(2004 bytes\), its ordering key \(\d+ bytes\) cut to fit/,
     );
     expect((await store.listOutbox(PROJECT)).entries).toEqual([]);
+  });
+});
+
+describe('events an earlier version kept in its run records', () => {
+  // Versions before the outbox kept the events a run could not publish in its run record
+  // (`undelivered`, their JSON). A run moves them into the outbox, sends them, and records those
+  // runs again without them.
+  async function runWith(undelivered: (left: Alert) => string) {
+    const m = new FleetModel(
+      validateFleet(
+        onePoolFleet(PROJECT, REGION, 4, [
+          ['svc-a', 1, 3],
+          ['svc-b', 1, 0],
+        ]),
+      ),
+    );
+    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const store = createMemoryStateStore();
+    const at = new Date(m.now - 10 * 60_000).toISOString();
+    const left = earlierEvent(m.now, { region: REGION });
+    await store.recordRun(PROJECT, quietRun('old', at, { undelivered: undelivered(left) }));
+    const log = memoryLogger();
+    const report = await reconcileReport(
+      policy('enforce'),
+      { ports: sim, store, log, clock: () => m.now },
+      { runId: 'now', deadlineMs: 60_000, writerId: 'me' },
+    );
+    return { report, store, log, left };
+  }
+
+  it('are sent, and the record kept without them', async () => {
+    const { report, store, left } = await runWith((left) => JSON.stringify([left]));
+    expect(report.outcome).toBe('ok');
+    expect(report.alerts.map((a) => a.id)).toContain(left.id);
+    const old = (await store.listRuns(PROJECT)).find((r) => r.runId === 'old');
+    expect(old).toBeDefined();
+    expect(old?.undelivered).toBeUndefined();
+  });
+
+  it('that cannot be read are left in their record, said in an ERROR line, and stop nothing', async () => {
+    // A stored message the governor cannot read never stops the runs (docs/alerts.md): it used to
+    // fail every run of the project, its alerts included, until the record was pruned.
+    const { report, store, log } = await runWith(() => '[{"not": "an alert"}');
+    expect(report.outcome).toBe('ok');
+    expect(report.alerts.length).toBeGreaterThan(0);
+    const old = (await store.listRuns(PROJECT)).find((r) => r.runId === 'old');
+    expect(old?.undelivered).toBe('[{"not": "an alert"}');
+    const errors = log.lines.filter((l) => l.severity === 'ERROR');
+    expect(errors.map((l) => l.message)).toEqual([
+      expect.stringMatching(
+        /^outbox-project: the undelivered events run old kept in its record \(an earlier version's\) cannot be read and are left there, not published: .+; see docs\/alerts\.md$/,
+      ) as unknown,
+    ]);
   });
 });
