@@ -1,6 +1,8 @@
+import fc from 'fast-check';
 import { describe, expect, it } from 'vitest';
 import { cutText } from '../../src/core/errors.js';
-import { listOnOneLine, oneLine, plural } from '../../src/core/text.js';
+import { cutUtf8, listOnOneLine, oneLine, plural, utf8Length } from '../../src/core/text.js';
+import { fcParams } from '../support/fleet-arbitrary.js';
 
 describe('listOnOneLine', () => {
   it('puts a message and its list of faults on one line, no stray separator after the colon', () => {
@@ -50,5 +52,46 @@ describe('cutText', () => {
     expect(cutText('a😀b', 3)).toBe('a…');
     expect(cutText('😀😀😀', 4)).toBe('😀…');
     expect(cutText('x', 0)).toBe('…');
+  });
+});
+
+describe('cutUtf8', () => {
+  const bytes = (text: string) => Buffer.byteLength(text, 'utf8');
+
+  it('leaves a text that fits as it is, at exactly the bound too', () => {
+    expect(cutUtf8('abc', 3)).toBe('abc');
+    expect(cutUtf8('é'.repeat(512), 1024)).toBe('é'.repeat(512));
+  });
+
+  it('cuts to at most maxBytes of UTF-8 ending in …, never inside a character', () => {
+    // 'é' is 2 bytes: 1,021 bytes of room before the 3 of '…' hold 510 of them, not 510 and a half.
+    expect(cutUtf8('é'.repeat(600), 1024)).toBe(`${'é'.repeat(510)}…`);
+    // '😀' is 4 bytes and two UTF-16 units. After 'ab', the room holds 254 of them (1,018 bytes);
+    // counted by units, 339 halves would fit, the last a high surrogate alone (no text).
+    expect(cutUtf8(`ab${'😀'.repeat(400)}`, 1024)).toBe(`ab${'😀'.repeat(254)}…`);
+    expect(cutUtf8('a😀b', 5)).toBe('a…');
+  });
+
+  it('is within the bound, a prefix of the text, and no half of a pair at the cut, whatever the text', () => {
+    fc.assert(
+      fc.property(
+        fc.string({ unit: 'binary', maxLength: 200 }),
+        fc.integer({ min: 3, max: 400 }),
+        (text, max) => {
+          const cut = cutUtf8(text, max);
+          expect(utf8Length(cut)).toBe(bytes(cut));
+          expect(bytes(cut)).toBeLessThanOrEqual(max);
+          if (cut === text) return;
+          const kept = cut.slice(0, -1);
+          expect(cut.endsWith('…')).toBe(true);
+          expect(text.startsWith(kept)).toBe(true);
+          // The cut never falls between a high surrogate and the low one after it.
+          const last = kept.charCodeAt(kept.length - 1);
+          const next = text.charCodeAt(kept.length);
+          expect(last >= 0xd800 && last <= 0xdbff && next >= 0xdc00 && next <= 0xdfff).toBe(false);
+        },
+      ),
+      fcParams(300),
+    );
   });
 });
