@@ -94,7 +94,8 @@ export async function createRuntime(
     throw e;
   }
   if (!sink) log.log('WARNING', 'the policy sets no alerts.topic: alerts are only logged');
-  for (const line of emulatorAsideWarnings(options, sink !== null)) log.log('WARNING', line);
+  for (const line of emulatorAsideWarnings(options, sink ? "the run's alerts" : null))
+    log.log('WARNING', line);
   const built = { ports, sink, quotaRequests };
   return {
     ports: built.ports,
@@ -184,8 +185,8 @@ export function checkEmulatorMix(
 /**
  * The reverse of {@link checkEmulatorMix}: Google's Cloud Run and Monitoring beside an emulator's
  * Pub/Sub or Firestore. Taken, since nothing of an emulator's data reaches Google, but told in a
- * WARNING line each: a run that writes real caps would publish its alerts (`alerts`: the policy
- * has an alerts topic) to the emulator the variable names, and keep its lease where a governor
+ * WARNING line each: a run that writes real caps would publish its alerts (a dispatch its work
+ * messages: `publishes`) to the emulator the variable names, and keep its lease where a governor
  * elsewhere does not look; most often a variable left over from a local session. Each client
  * library honours its own variable (https://cloud.google.com/pubsub/docs/emulator,
  * https://cloud.google.com/firestore/docs/emulator).
@@ -195,15 +196,16 @@ export function emulatorAsideWarnings(
     RuntimeOptions,
     'emulatorHost' | 'pubsubEmulatorHost' | 'firestoreEmulatorHost' | 'stateStore'
   >,
-  alerts: boolean,
+  /** What the caller publishes: "the run's alerts", "the dispatch's work messages"; null: nothing. */
+  publishes: string | null,
 ): string[] {
   if (options.emulatorHost) return [];
-  const google = "while Cloud Run and Monitoring are Google's";
+  const google = "but GOVERNOR_EMULATOR_HOST is not, so the services read are Google's";
   const lines: string[] = [];
   const pubsub = options.pubsubEmulatorHost;
-  if (pubsub && alerts) {
+  if (pubsub && publishes !== null) {
     lines.push(
-      `PUBSUB_EMULATOR_HOST is set (${pubsub}) ${google}: the run's alerts go to that Pub/Sub emulator, not to Google's topic; unset PUBSUB_EMULATOR_HOST to publish them to Google`,
+      `PUBSUB_EMULATOR_HOST is set (${pubsub}) ${google}: ${publishes} go to that Pub/Sub emulator, not to Google's topic; unset PUBSUB_EMULATOR_HOST to publish them to Google`,
     );
   }
   const firestore = options.firestoreEmulatorHost;

@@ -17,6 +17,7 @@ import { listOnOneLine } from '../core/text.js';
 import { unitLabel } from '../core/units.js';
 import {
   checkEmulatorMix,
+  emulatorAsideWarnings,
   checkRunOptions,
   closeRuntime,
   createOrgRuntime,
@@ -157,6 +158,8 @@ export async function handleDispatch(
     });
     return { status: 500, body: { dispatchId, error: `dispatch failed: ${message}` } };
   }
+  for (const line of emulatorAsideWarnings(options, "the dispatch's work messages"))
+    log.log('WARNING', line);
   try {
     if (!org.publisher) throw new Error('no work topic');
     const report = await dispatch(policy, {

@@ -1074,6 +1074,34 @@ describe('fan-out: dispatch, then one function run per project', () => {
     }
   });
 
+  it("warns that its work messages go to the Pub/Sub emulator when the services read are Google's", async () => {
+    // A PUBSUB_EMULATOR_HOST left over from a local session, beside Google's services: taken
+    // (nothing of an emulator's data reaches Google), but the units would never get their work.
+    // The policy lists its projects, so no search is made of Google's Asset Inventory.
+    const env: Record<string, string | undefined> = {
+      ...process.env,
+      GOVERNOR_POLICY: JSON.stringify({
+        ...JSON.parse(POLICY),
+        discovery: undefined,
+        projects: [orgProjectId(0)],
+      }),
+    };
+    for (const name of [
+      'GOVERNOR_EMULATOR_HOST',
+      ...Object.keys(emulator.env),
+      ...Object.keys(QUICK_POLL_ENV),
+    ])
+      if (name !== 'PUBSUB_EMULATOR_HOST') delete env[name];
+    const log = memoryLogger();
+    const answer = await handleDispatch({}, env, log);
+    expect(answer.status, JSON.stringify(answer.body)).toBe(200);
+    expect(answer.body).toMatchObject({ published: 1 });
+    for (const m of await pullAll(1)) m.ack();
+    expect(log.lines.filter((l) => l.severity === 'WARNING').map((l) => l.message)).toEqual([
+      `PUBSUB_EMULATOR_HOST is set (${pubsub.endpoint}) but GOVERNOR_EMULATOR_HOST is not, so the services read are Google's: the dispatch's work messages go to that Pub/Sub emulator, not to Google's topic; unset PUBSUB_EMULATOR_HOST to publish them to Google`,
+    ]);
+  });
+
   it('answers 500 to a dispatch whose work messages could not be published', async () => {
     // Cloud Scheduler counts only a 2xx as done: a dispatch that sent no unit must not be one,
     // or nothing retries it and no alert on the dispatch's answers fires.

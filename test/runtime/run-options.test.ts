@@ -75,12 +75,20 @@ describe('emulatorAsideWarnings', () => {
   // Google's Cloud Run and Monitoring with an emulator's Pub/Sub or Firestore is taken (nothing of
   // an emulator's data reaches Google), but a run that writes real caps would then publish its
   // alerts, or keep its lease, where nobody else looks: a variable left over from a local session.
-  const warnings = (env: Record<string, string>, alerts = true) =>
-    emulatorAsideWarnings(parseRuntimeOptions(env), alerts);
+  const warnings = (env: Record<string, string>, publishes: string | null = "the run's alerts") =>
+    emulatorAsideWarnings(parseRuntimeOptions(env), publishes);
 
   it("warns that alerts go to the Pub/Sub emulator while the caps are Google's", () => {
     expect(warnings({ PUBSUB_EMULATOR_HOST: '127.0.0.1:8085' })).toEqual([
-      "PUBSUB_EMULATOR_HOST is set (127.0.0.1:8085) while Cloud Run and Monitoring are Google's: the run's alerts go to that Pub/Sub emulator, not to Google's topic; unset PUBSUB_EMULATOR_HOST to publish them to Google",
+      "PUBSUB_EMULATOR_HOST is set (127.0.0.1:8085) but GOVERNOR_EMULATOR_HOST is not, so the services read are Google's: the run's alerts go to that Pub/Sub emulator, not to Google's topic; unset PUBSUB_EMULATOR_HOST to publish them to Google",
+    ]);
+  });
+
+  it("warns that a dispatch's work messages go to the Pub/Sub emulator", () => {
+    expect(
+      warnings({ PUBSUB_EMULATOR_HOST: '127.0.0.1:8085' }, "the dispatch's work messages"),
+    ).toEqual([
+      "PUBSUB_EMULATOR_HOST is set (127.0.0.1:8085) but GOVERNOR_EMULATOR_HOST is not, so the services read are Google's: the dispatch's work messages go to that Pub/Sub emulator, not to Google's topic; unset PUBSUB_EMULATOR_HOST to publish them to Google",
     ]);
   });
 
@@ -88,10 +96,10 @@ describe('emulatorAsideWarnings', () => {
     expect(
       warnings(
         { FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080', GOVERNOR_STATE_STORE: 'firestore' },
-        false,
+        null,
       ),
     ).toEqual([
-      "FIRESTORE_EMULATOR_HOST is set (127.0.0.1:8080) while Cloud Run and Monitoring are Google's: its state (leases, run records, discovery) is kept in that Firestore emulator, where a governor elsewhere does not see it; unset FIRESTORE_EMULATOR_HOST to keep them in Google's Firestore",
+      "FIRESTORE_EMULATOR_HOST is set (127.0.0.1:8080) but GOVERNOR_EMULATOR_HOST is not, so the services read are Google's: its state (leases, run records, discovery) is kept in that Firestore emulator, where a governor elsewhere does not see it; unset FIRESTORE_EMULATOR_HOST to keep them in Google's Firestore",
     ]);
   });
 
@@ -100,7 +108,7 @@ describe('emulatorAsideWarnings', () => {
     expect(
       warnings(
         { PUBSUB_EMULATOR_HOST: '127.0.0.1:8085', FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080' },
-        false,
+        null,
       ),
     ).toEqual([]);
     expect(

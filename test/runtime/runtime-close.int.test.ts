@@ -108,7 +108,7 @@ describe("createRuntime: Google's services beside an emulator's Pub/Sub or Fires
       FIRESTORE_EMULATOR_HOST: '127.0.0.1:8080',
     });
     await closeRuntime(await createRuntime(policy, aside, log), memoryLogger());
-    expect(log.lines.map((l) => [l.severity, l.message.split(' while ')[0]])).toEqual([
+    expect(log.lines.map((l) => [l.severity, l.message.split(' but ')[0]])).toEqual([
       ['WARNING', 'PUBSUB_EMULATOR_HOST is set (127.0.0.1:8085)'],
       ['WARNING', 'FIRESTORE_EMULATOR_HOST is set (127.0.0.1:8080)'],
     ]);
