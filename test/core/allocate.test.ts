@@ -157,6 +157,8 @@ describe('fill: the same answers as one instance at a time', () => {
   ] as const) {
     it(`${label}: same levels and GPUs left`, () => {
       let bulkCases = 0;
+      // The runs made: FC_RUNS, or FC_RUNS_SCALE (npm run test:unit) changes the count.
+      const params = fcParams(runs);
       assertProperty(
         fc.property(slotsArb(40), amountArb, fc.boolean(), ({ slots }, a, levelBound) => {
           const upper = levelBound ? atLeastLevel : fixed;
@@ -168,10 +170,10 @@ describe('fill: the same answers as one instance at a time', () => {
           expect(levels(got)).toEqual(levels(want));
           if (levels(want).some((l, i) => l - (slots[i]?.level ?? l) > 1)) bulkCases++;
         }),
-        fcParams(runs),
+        params,
       );
       // The cases must move several instances per slot, or they test the loop alone.
-      expect(bulkCases).toBeGreaterThan(runs / 4);
+      expect(bulkCases).toBeGreaterThan((params.numRuns ?? runs) / 4);
     });
   }
 
@@ -211,6 +213,8 @@ describe('cut: the same answers as one instance at a time', () => {
   ] as const) {
     it(`${label}: same levels and excess left (negative when the last instance overshot)`, () => {
       let bulkCases = 0;
+      // The runs made: FC_RUNS, or FC_RUNS_SCALE (npm run test:unit) changes the count.
+      const params = fcParams(runs);
       assertProperty(
         fc.property(slotsArb(40), amountArb, fc.boolean(), ({ slots }, a, levelBound) => {
           const lower = levelBound ? atMostLevel : fixed;
@@ -222,9 +226,9 @@ describe('cut: the same answers as one instance at a time', () => {
           expect(levels(got)).toEqual(levels(want));
           if (levels(want).some((l, i) => (slots[i]?.level ?? l) - l > 1)) bulkCases++;
         }),
-        fcParams(runs),
+        params,
       );
-      expect(bulkCases).toBeGreaterThan(runs / 4);
+      expect(bulkCases).toBeGreaterThan((params.numRuns ?? runs) / 4);
     });
   }
 
