@@ -28,6 +28,7 @@ import {
 import { gapClosed, simulate } from '../src/simulate/simulate.js';
 import { listEnv, meanWorst } from './quality.js';
 import { greedyFill, type GreedySlot } from '../src/simulate/strategies.js';
+import { errorMessage } from '../src/core/errors.js';
 
 /**
  * What splitting on recent minutes has that the rule lacks (docs/decision-quality.md, the section
@@ -787,7 +788,7 @@ async function main(): Promise<void> {
 
 if (process.argv[1] === fileURLToPath(import.meta.url)) {
   main().catch((e: unknown) => {
-    console.error(e instanceof Error ? e.message : String(e));
+    console.error(errorMessage(e));
     process.exit(e instanceof BadSetting ? 2 : 1);
   });
 }

@@ -5,6 +5,7 @@ import { resolve } from 'node:path';
 import { setTimeout as delay } from 'node:timers/promises';
 import { pathToFileURL } from 'node:url';
 import { stopWithBench } from './stop-on-signal.js';
+import { errorMessage } from '../src/core/errors.js';
 
 /**
  * The function as it is deployed, for the benchmarks (and a test): functions-framework's own
@@ -128,7 +129,7 @@ export async function startFunction(options: FunctionOptions = {}): Promise<Runn
         await delay(200);
         const exit = child.exitCode ?? child.signalCode;
         throw new Error(
-          `the run got no answer (${e instanceof Error ? e.message : String(e)}; the function ${exit === null ? 'is still running' : `exited: ${exit}`}): ${stderr()}`,
+          `the run got no answer (${errorMessage(e)}; the function ${exit === null ? 'is still running' : `exited: ${exit}`}): ${stderr()}`,
           { cause: e },
         );
       }

@@ -1,5 +1,6 @@
 import { handleUnitPush } from '../src/function/org.js';
 import type { Logger } from '../src/log.js';
+import { errorMessage } from '../src/core/errors.js';
 
 /**
  * One worker process of the organisation bench (bench/org-procs.ts): a stand-in for a few
@@ -38,7 +39,7 @@ process.on('message', (m: Request) => {
     (answer) => send({ kind: 'done', id: m.id, status: answer.status, ms: performance.now() - t0 }),
     (e: unknown) => {
       // A bug, not a failed run (a failed run answers 500): the parent stops the bench.
-      const message = e instanceof Error ? e.message : String(e);
+      const message = errorMessage(e);
       send({ kind: 'done', id: m.id, status: 0, ms: performance.now() - t0, error: message });
     },
   );

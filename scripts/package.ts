@@ -5,6 +5,7 @@ import { pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { ZipFile } from 'yazl';
 import { argumentsOrExit } from './arguments.js';
+import { errorMessage } from '../src/core/errors.js';
 
 /**
  * Builds the Cloud Function's source archive, `dist/function.zip`, from the compiled code. Run with
@@ -157,7 +158,7 @@ async function writeArchive(file: string, data: Buffer): Promise<void> {
       throw e;
     }
   } catch (cause) {
-    const why = cause instanceof Error ? cause.message : String(cause);
+    const why = errorMessage(cause);
     throw new Error(`cannot write ${file}: ${why}`, { cause });
   }
 }
@@ -212,7 +213,7 @@ async function main(): Promise<void> {
 const invoked = process.argv[1];
 if (invoked !== undefined && import.meta.url === pathToFileURL(resolve(invoked)).href) {
   main().catch((error: unknown) => {
-    console.error(`package: ${error instanceof Error ? error.message : String(error)}`);
+    console.error(`package: ${errorMessage(error)}`);
     process.exitCode = 1;
   });
 }

@@ -5,6 +5,7 @@ import { join } from 'node:path';
 import { chromium, type Browser } from 'playwright-core';
 import { main } from '../src/cli/main.js';
 import { argumentsOrExit } from './arguments.js';
+import { errorMessage } from '../src/core/errors.js';
 
 /**
  * Redraws docs/report.png, the README's picture of the simulation report: the quickstart's
@@ -90,7 +91,7 @@ async function draw(): Promise<void> {
 try {
   await draw();
 } catch (error) {
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   // Playwright's messages carry a call log on the lines after the first.
   process.stderr.write(`report-picture: ${message.split('\n')[0] ?? ''}\n`);
   process.exitCode = 1;

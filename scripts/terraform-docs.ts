@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { parse } from '@cdktf/hcl2json';
 import * as prettier from 'prettier';
 import { argumentsOrExit } from './arguments.js';
+import { errorMessage } from '../src/core/errors.js';
 
 /**
  * Writes the inputs and outputs tables of each module's README (`terraform/README.md`,
@@ -198,7 +199,7 @@ async function main(): Promise<void> {
 const invoked = process.argv[1];
 if (invoked !== undefined && import.meta.url === pathToFileURL(resolve(invoked)).href) {
   main().catch((error: unknown) => {
-    console.error(`terraform-docs: ${error instanceof Error ? error.message : String(error)}`);
+    console.error(`terraform-docs: ${errorMessage(error)}`);
     process.exitCode = 1;
   });
 }

@@ -2,6 +2,7 @@ import { mkdir, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { jsonSchemas } from '../src/core/schemas.js';
 import { argumentsOrExit } from './arguments.js';
+import { errorMessage } from '../src/core/errors.js';
 
 /**
  * Writes schema/*.json from the zod schemas. Run with `npm run schema`; test/core/schemas.test.ts
@@ -20,8 +21,6 @@ try {
   }
 } catch (error) {
   // Node's messages name the path (`EEXIST: file already exists, mkdir '…/schema'`).
-  process.stderr.write(
-    `write-schemas: ${error instanceof Error ? error.message : String(error)}\n`,
-  );
+  process.stderr.write(`write-schemas: ${errorMessage(error)}\n`);
   process.exitCode = 1;
 }

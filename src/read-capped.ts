@@ -2,7 +2,7 @@ import { existsSync, readSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { InputError } from './core/errors.js';
+import { InputError, errorMessage } from './core/errors.js';
 
 /**
  * Reading a file someone named, never more than a limit. `readFile` reads until the end, so a
@@ -83,7 +83,7 @@ export function fileFaultText(error: unknown): string {
   if (code === 'EACCES' || code === 'EPERM') return 'permission denied';
   if (code === 'ENOSPC') return 'no space left on device';
   if (code === 'EROFS') return 'read-only file system';
-  return error instanceof Error ? error.message : String(error);
+  return errorMessage(error);
 }
 
 /**

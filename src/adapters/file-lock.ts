@@ -63,7 +63,7 @@ import { hostname } from 'node:os';
 import { dirname } from 'node:path';
 import { z } from 'zod';
 
-import { PermissionError, UnavailableError, UpstreamError } from '../core/errors.js';
+import { PermissionError, UnavailableError, UpstreamError, errorMessage } from '../core/errors.js';
 import { fileFaultText, readHandleCapped } from '../read-capped.js';
 
 interface FileLockOptions {
@@ -156,7 +156,7 @@ export async function withFileLock<T>(
 /** Adds to a failure's message that releasing the lock failed as well. */
 function note(error: unknown, release: unknown): void {
   if (!(error instanceof Error)) return;
-  const why = release instanceof Error ? release.message : String(release);
+  const why = errorMessage(release);
   error.message = `${error.message} (and releasing the lock failed: ${why})`;
 }
 

@@ -15,6 +15,7 @@ import {
   type Refusal,
   UnavailableError,
   UpstreamError,
+  errorMessage,
 } from '../core/errors.js';
 import { grpcCode, grpcCodeName } from './retry.js';
 
@@ -139,7 +140,7 @@ function detailsOf(error: unknown): string {
     const { details } = error;
     if (typeof details === 'string' && details !== '') return details;
   }
-  return error instanceof Error ? error.message : String(error);
+  return errorMessage(error);
 }
 
 /**

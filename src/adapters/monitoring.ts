@@ -13,7 +13,7 @@
 import { MetricServiceClient } from '@google-cloud/monitoring';
 import type { protos } from '@google-cloud/monitoring';
 
-import { InputError, NotFoundError, UpstreamError } from '../core/errors.js';
+import { InputError, NotFoundError, UpstreamError, errorMessage } from '../core/errors.js';
 import type { Fault } from '../core/errors.js';
 import { METRIC_PREFIX, type GovernorMetricPoint } from '../core/governor-metrics.js';
 import type { MetricSeries, MonitoringPort, TimeWindow } from '../ports/index.js';
@@ -350,7 +350,7 @@ async function writeGovernorMetrics(
  */
 function tooSoon(error: unknown): boolean {
   if (grpcCodeName(grpcCode(error)) !== 'INVALID_ARGUMENT') return false;
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   const named = message.match(/timeSeries\[[\d,\s-]*\]/g)?.length ?? 0;
   const soon =
     message.match(
@@ -488,7 +488,7 @@ function unknownMetricError(
   what: string,
 ): NotFoundError | null {
   if (grpcCodeName(grpcCode(error)) !== 'INVALID_ARGUMENT') return null;
-  const text = error instanceof Error ? error.message : String(error);
+  const text = errorMessage(error);
   if (!/doesn't refer to any known metric/.test(text)) return null;
   const fix =
     query.metric === REFUSED_REQUESTS_METRIC

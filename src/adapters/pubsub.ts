@@ -18,7 +18,7 @@ import { status } from '@grpc/grpc-js';
 import { groupBy } from '../core/collections.js';
 import { compareText } from '../core/pool.js';
 import { oneLine } from '../core/text.js';
-import { CredentialsError, cutText, InputError } from '../core/errors.js';
+import { CredentialsError, cutText, InputError, errorMessage } from '../core/errors.js';
 import type { Fault } from '../core/errors.js';
 import { openStubs } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
@@ -355,6 +355,6 @@ function asError(reason: unknown): Error {
 
 function describe(error: unknown): string {
   const code = grpcCodeName(grpcCode(error));
-  const message = error instanceof Error ? error.message : String(error);
+  const message = errorMessage(error);
   return code && !message.includes(code) ? `${code}: ${message}` : message;
 }

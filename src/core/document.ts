@@ -300,7 +300,7 @@ function syntaxFault(text: string, error: unknown, format: DocumentFormat): Faul
   }
   // The parser also throws plain errors for a bad document (an alias to no anchor is a
   // ReferenceError): still bad input, never a crash (found by test/fuzz).
-  return { path: '', message: error instanceof Error ? error.message : String(error) };
+  return { path: '', message: errorMessage(error) };
 }
 
 /**

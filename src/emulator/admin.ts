@@ -87,17 +87,13 @@ async function readJson(req: IncomingMessage): Promise<unknown> {
   try {
     body = new TextDecoder('utf-8', { fatal: true }).decode(Buffer.concat(chunks));
   } catch (error) {
-    throw new ControlError(
-      `request body is not UTF-8: ${error instanceof Error ? error.message : String(error)}`,
-    );
+    throw new ControlError(`request body is not UTF-8: ${errorMessage(error)}`);
   }
   if (body.trim() === '') return {};
   try {
     return JSON.parse(body) as unknown;
   } catch (error) {
-    throw new ControlError(
-      `request body is not JSON: ${error instanceof Error ? error.message : String(error)}`,
-    );
+    throw new ControlError(`request body is not JSON: ${errorMessage(error)}`);
   }
 }
 

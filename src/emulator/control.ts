@@ -27,6 +27,7 @@ import { CONTROL } from '../core/text.js';
 import { effectiveMax, MINUTE_MS, revisionName, type Refused, type ServiceState } from './model.js';
 import { serviceRevisions } from './resources.js';
 import { shown } from './rpc.js';
+import { errorMessage } from '../core/errors.js';
 
 /**
  * The control surface of a running emulator, shared by the in-process API and the HTTP admin
@@ -415,9 +416,7 @@ export class EmulatorControl {
         this.traces.set(demand.trace.file, readTrace(this.baseDir, demand.trace.file));
       } catch (error) {
         // readTrace's messages name the file and the fault, never the file's contents.
-        throw new ControlError(
-          `${what}.trace.file: ${error instanceof Error ? error.message : String(error)}`,
-        );
+        throw new ControlError(`${what}.trace.file: ${errorMessage(error)}`);
       }
     }
     const fault = traceDemandFault(demand.trace, this.traces.get(demand.trace.file) ?? []);
@@ -520,7 +519,7 @@ export class EmulatorControl {
     try {
       return seedQuotaPreference(this.ctx.model, now, q);
     } catch (error) {
-      throw new ControlError(error instanceof Error ? error.message : String(error));
+      throw new ControlError(errorMessage(error));
     }
   }
 
@@ -641,7 +640,7 @@ export class EmulatorControl {
     try {
       return this.ctx.injector.configure(input);
     } catch (error) {
-      throw new ControlError(error instanceof Error ? error.message : String(error));
+      throw new ControlError(errorMessage(error));
     }
   }
 
@@ -675,7 +674,7 @@ export class EmulatorControl {
     try {
       return this.ctx.monitor.configure(input);
     } catch (error) {
-      throw new ControlError(error instanceof Error ? error.message : String(error));
+      throw new ControlError(errorMessage(error));
     }
   }
 
@@ -708,7 +707,7 @@ export class EmulatorControl {
     try {
       return this.ctx.model.findService(name, project, region);
     } catch (error) {
-      throw new ControlError(error instanceof Error ? error.message : String(error));
+      throw new ControlError(errorMessage(error));
     }
   }
 

@@ -1,5 +1,5 @@
 import { createServer } from 'node:net';
-import { GovernorError } from '../core/errors.js';
+import { GovernorError, errorMessage } from '../core/errors.js';
 
 /**
  * A port the emulator was asked to listen on is taken (EADDRINUSE, from Node's `listen` or
@@ -7,7 +7,7 @@ import { GovernorError } from '../core/errors.js';
  * of the socket library's message. Null for any other error, which is passed on as it is.
  */
 export function portInUse(error: unknown, port: number, option: string): GovernorError | null {
-  const text = error instanceof Error ? error.message : String(error);
+  const text = errorMessage(error);
   const code = (error as { code?: unknown } | null)?.code;
   if (code !== 'EADDRINUSE' && !text.includes('EADDRINUSE')) return null;
   return new GovernorError(

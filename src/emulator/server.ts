@@ -27,6 +27,7 @@ import {
   runServicesHandlers,
   runWorkerPoolsHandlers,
 } from './run-api.js';
+import { errorMessage } from '../core/errors.js';
 
 /**
  * One gRPC server for every emulated API. Each RPC: the model is brought up to the clock, the call
@@ -143,7 +144,7 @@ function implementation(
               ? error
               : new RpcError(
                   status.INTERNAL,
-                  `emulator bug in ${fullName}: ${error instanceof Error ? error.message : String(error)}`,
+                  `emulator bug in ${fullName}: ${errorMessage(error)}`,
                 );
           // Bounded whatever the handler put in it: a grpc-message trailer over about 64 KiB is
           // never sent, and the client's channel stalls.

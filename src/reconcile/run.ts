@@ -12,7 +12,7 @@ import type {
 } from '../core/run-alerts.js';
 import type { ObservedService } from '../core/service.js';
 import { oneLine } from '../core/text.js';
-import { GovernorError } from '../core/errors.js';
+import { GovernorError, errorMessage } from '../core/errors.js';
 import { ERROR_EVENT, RUN_FAILED_FIELD, type Logger } from '../log.js';
 import type { AlertSink, ObservePorts, QuotaRequestPort, StateStore } from '../ports/index.js';
 import type { WriteResult } from './act.js';
@@ -218,7 +218,7 @@ export class RunFailedError extends GovernorError {
     readonly report: RunReport,
     cause: unknown,
   ) {
-    super(`run ${report.runId} failed: ${cause instanceof Error ? cause.message : String(cause)}`, {
+    super(`run ${report.runId} failed: ${errorMessage(cause)}`, {
       cause,
     });
   }
