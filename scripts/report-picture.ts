@@ -40,6 +40,15 @@ const dir = mkdtempSync(join(tmpdir(), 'governor-report-picture-'));
 process.on('exit', () => rmSync(dir, { recursive: true, force: true }));
 
 async function draw(): Promise<void> {
+  try {
+    await access(chromiumPath, constants.X_OK);
+  } catch {
+    // Checked first: before the day's simulation it would wait for, and before Playwright
+    // launches (a launch that fails leaves its profile directory behind).
+    throw new Error(
+      `no Chromium to run at ${chromiumPath}: install Debian's chromium, or set CHROMIUM to its binary`,
+    );
+  }
   const report = join(dir, 'report.html');
   const quiet = { write: () => true };
   const code = await main(
@@ -55,14 +64,6 @@ async function draw(): Promise<void> {
     { stdout: quiet, stderr: process.stderr, env: process.env },
   );
   if (code !== 0) throw new Error(`governor simulate exited ${code}`);
-  try {
-    await access(chromiumPath, constants.X_OK);
-  } catch {
-    // Checked before Playwright launches: a launch that fails leaves its profile directory behind.
-    throw new Error(
-      `no Chromium to run at ${chromiumPath}: install Debian's chromium, or set CHROMIUM to its binary`,
-    );
-  }
   // The signals are this script's (above): Playwright's own handlers would exit before the
   // temporary directory is removed, or (SIGTERM) not at all.
   browser = await chromium.launch({

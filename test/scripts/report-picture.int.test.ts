@@ -65,7 +65,9 @@ describe('npm run report-picture', () => {
   it.each(['SIGINT', 'SIGTERM'] as const)(
     'stopped by %s while it simulates, leaves no temporary directory',
     async (signal) => {
-      const run = start({ CHROMIUM: '/nonexistent/chromium' });
+      // A binary that runs, so that the script gets to its simulation; it is stopped there, before
+      // any browser is launched.
+      const run = start({ CHROMIUM: process.execPath });
       await waitUntil('its temporary directory', () => readdirSync(run.temp).length > 0);
       run.kill(signal);
       const exit = await run.exited;
