@@ -10,7 +10,18 @@ locals {
   # Written by every run that gets past its writes, one series per unit (label `unit`: the
   # project, or each region of a project governed by region): no point in any means no run.
   run_metric = "${local.metric_prefix}/unit/duration"
+  dashboard  = jsondecode(file("${path.module}/dashboards/governor.json"))
 }
+
+# A dashboard and an alert policy read every project of their project's metrics scope ("When you
+# create an alerting policy in the scoping project for that metrics scope, the policy monitors the
+# metrics in the three projects": https://cloud.google.com/monitoring/settings), and every governed
+# project holds the same metric types on `global`, told apart by its only label, project_id. So
+# each project's dashboard opens on its own project (the JSON file's pinned project_id filter,
+# given that project as its default value: DashboardFilter.string_value,
+# https://cloud.google.com/monitoring/dashboards/filter-permanent), and its policy watches its own
+# project's runs: else a project whose scope holds another governed project would chart the two
+# as one and page, under its own name, when the other stops.
 
 # https://registry.terraform.io/providers/hashicorp/google/latest/docs/resources/monitoring_dashboard
 # The dashboard JSON is the Dashboard resource of the Monitoring API (mosaicLayout, 12 columns):
@@ -19,8 +30,13 @@ resource "google_monitoring_dashboard" "governor" {
   for_each = var.monitoring.dashboard ? local.governed_projects : toset([])
 
   project = each.key
-  dashboard_json = jsonencode(merge(jsondecode(file("${path.module}/dashboards/governor.json")), {
-    displayName = "Cloud Run GPU governor (${var.name})"
+  dashboard_json = jsonencode(merge(local.dashboard, {
+    displayName      = "Cloud Run GPU governor (${var.name})"
+    # Not a conditional between the two filter objects: Terraform wants both results of one type.
+    dashboardFilters = concat(
+      [for f in local.dashboard.dashboardFilters : f if f.labelKey != "project_id"],
+      [{ filterType = "RESOURCE_LABEL", labelKey = "project_id", stringValue = each.key }],
+    )
   }))
 
   depends_on = [google_project_service.apis]
@@ -49,7 +65,7 @@ resource "google_monitoring_alert_policy" "not_running" {
   conditions {
     display_name = "No run of ${var.name} for ${var.monitoring.not_running_minutes} minutes"
     condition_absent {
-      filter   = "metric.type=\"${local.run_metric}\" AND resource.type=\"global\""
+      filter   = "metric.type=\"${local.run_metric}\" AND resource.type=\"global\" AND resource.labels.project_id=\"${each.key}\""
       duration = "${var.monitoring.not_running_minutes * 60}s"
       aggregations {
         alignment_period     = "300s"

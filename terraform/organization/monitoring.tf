@@ -8,7 +8,8 @@
 # call, or it is not called at all. Absence is judged per time series and each revision has its
 # own: a redeploy would look like a stop, so the revisions' series are combined into one first.
 # Monitoring meets an absence condition only once the metric has had a point: it arms itself
-# with the first dispatch that succeeds.
+# with the first dispatch that succeeds. A policy reads every project of its metrics scope
+# (https://cloud.google.com/monitoring/settings): the filter names the dispatch's own project.
 resource "google_monitoring_alert_policy" "dispatch_not_running" {
   count = var.dispatch_absent_minutes == null ? 0 : 1
 
@@ -20,7 +21,7 @@ resource "google_monitoring_alert_policy" "dispatch_not_running" {
     display_name = "no 2xx answer of ${google_cloudfunctions2_function.dispatch.name}"
 
     condition_absent {
-      filter   = "resource.type = \"cloud_run_revision\" AND resource.labels.service_name = \"${google_cloudfunctions2_function.dispatch.name}\" AND metric.type = \"run.googleapis.com/request_count\" AND metric.labels.response_code_class = \"2xx\""
+      filter   = "resource.type = \"cloud_run_revision\" AND resource.labels.project_id = \"${var.project_id}\" AND resource.labels.service_name = \"${google_cloudfunctions2_function.dispatch.name}\" AND metric.type = \"run.googleapis.com/request_count\" AND metric.labels.response_code_class = \"2xx\""
       duration = "${var.dispatch_absent_minutes * 60}s"
 
       aggregations {

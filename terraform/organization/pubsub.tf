@@ -118,7 +118,8 @@ resource "google_pubsub_subscription_iam_member" "agent_subscribes_work" {
   member       = local.pubsub_agent
 }
 
-# A unit dead-lettered is alerted: any message waiting on the dead-letter subscription.
+# A unit dead-lettered is alerted: any message waiting on the dead-letter subscription (of this
+# project: a policy reads every project of its metrics scope, https://cloud.google.com/monitoring/settings).
 resource "google_monitoring_alert_policy" "dead_letters" {
   project      = var.project_id
   display_name = "${var.name}: work dead-lettered"
@@ -128,7 +129,7 @@ resource "google_monitoring_alert_policy" "dead_letters" {
     display_name = "dead-lettered work messages"
 
     condition_threshold {
-      filter          = "resource.type = \"pubsub_subscription\" AND resource.labels.subscription_id = \"${google_pubsub_subscription.dead_letter.name}\" AND metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\""
+      filter          = "resource.type = \"pubsub_subscription\" AND resource.labels.project_id = \"${var.project_id}\" AND resource.labels.subscription_id = \"${google_pubsub_subscription.dead_letter.name}\" AND metric.type = \"pubsub.googleapis.com/subscription/num_undelivered_messages\""
       comparison      = "COMPARISON_GT"
       threshold_value = 0
       duration        = "0s"

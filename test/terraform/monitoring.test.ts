@@ -139,7 +139,7 @@ describe('the dashboard’s pool filters', () => {
   // widget whose data has its label and whose query sets no value for it
   // (https://cloud.google.com/monitoring/dashboards/filter-permanent).
   it('lets a reader pick one pool: region, accelerator and zonal redundancy, all pools by default', () => {
-    expect(dashboard.dashboardFilters).toEqual(
+    expect(dashboard.dashboardFilters?.filter((f) => f.filterType === 'METRIC_LABEL')).toEqual(
       POOL.map((labelKey) => ({ filterType: 'METRIC_LABEL', labelKey })),
     );
   });
@@ -166,14 +166,54 @@ describe('the dashboard’s pool filters', () => {
   });
 });
 
+describe('one project’s dashboard and policy, whatever its metrics scope', () => {
+  // A dashboard or an alert policy reads every project of its project's metrics scope: "When you
+  // create an alerting policy in the scoping project for that metrics scope, the policy monitors
+  // the metrics in the three projects" (https://cloud.google.com/monitoring/settings). The
+  // governor writes the same metric types in every governed project, on `global`, whose only
+  // label is project_id: without naming the project, a project whose scope holds another governed
+  // project would chart both projects' pools as one (the max of two quotas, the sum of two
+  // projects' writes) and its policy would page, under its own name, for the other's stop.
+  it('the JSON file has a project filter, all projects by default, as its only resource filter', () => {
+    expect(dashboard.dashboardFilters?.filter((f) => f.filterType === 'RESOURCE_LABEL')).toEqual([
+      { filterType: 'RESOURCE_LABEL', labelKey: 'project_id' },
+    ]);
+    // Every chart's data carries it (`global`'s project_id) and no widget fixes it, so it applies
+    // to all of them (https://cloud.google.com/monitoring/dashboards/filter-permanent).
+    for (const f of filters()) {
+      expect(f.filter, f.title).toContain('resource.type="global"');
+      expect(f.filter, f.title).not.toContain('project_id');
+    }
+  });
+
+  it('the module sets that filter to the project the dashboard is in', () => {
+    const d = resource(module, 'google_monitoring_dashboard', 'governor');
+    const json = String(d['dashboard_json']);
+    // The file's filters but its project filter, then that one with the project as its value.
+    expect(json).toContain(
+      '[for f in local.dashboard.dashboardFilters : f if f.labelKey != "project_id"]',
+    );
+    expect(json).toMatch(
+      /\[\{ ?filterType = "RESOURCE_LABEL", labelKey = "project_id", stringValue = each\.key ?\}\]/,
+    );
+    expect(module.locals['dashboard']).toBe(
+      '${jsondecode(file("${path.module}/dashboards/governor.json"))}',
+    );
+  });
+
+  it("the not-running policy judges its own project's runs only", () => {
+    const p = resource(module, 'google_monitoring_alert_policy', 'not_running');
+    const absent = block(block(p, 'conditions'), 'condition_absent');
+    expect(String(absent?.['filter'])).toContain('resource.labels.project_id="${each.key}"');
+  });
+});
+
 describe('monitoring.tf', () => {
   it('creates the dashboard from the JSON file in each governed project', () => {
     const d = resource(module, 'google_monitoring_dashboard', 'governor');
     expect(d['for_each']).toBe('${var.monitoring.dashboard ? local.governed_projects : toset([])}');
     expect(d['project']).toBe('${each.key}');
-    expect(String(d['dashboard_json'])).toContain(
-      'file("${path.module}/dashboards/governor.json")',
-    );
+    expect(String(d['dashboard_json'])).toContain('merge(local.dashboard, {');
   });
 
   it('adds an alert policy on the absence of the run metric, in every unit of a project, for N minutes', () => {
@@ -184,7 +224,9 @@ describe('monitoring.tf', () => {
     expect(p['combiner']).toBe('OR');
     const condition = block(p, 'conditions');
     const absent = block(condition, 'condition_absent');
-    expect(absent?.['filter']).toBe('metric.type="${local.run_metric}" AND resource.type="global"');
+    expect(absent?.['filter']).toBe(
+      'metric.type="${local.run_metric}" AND resource.type="global" AND resource.labels.project_id="${each.key}"',
+    );
     expect(module.locals['run_metric']).toBe('${local.metric_prefix}/unit/duration');
     expect(GOVERNOR_METRICS).toContain('unit/duration');
     // Absence is judged per series, and the run metric has one per unit (`unit`): they are

@@ -269,9 +269,10 @@ describe('the work topic', () => {
     expect(channel).toBeDefined();
     expect(channel).toBe(singleChannel);
     const cond = block(alert, 'conditions');
-    expect(String(block(cond, 'condition_threshold')?.['filter'])).toContain(
-      'subscription/num_undelivered_messages',
-    );
+    const filter = String(block(cond, 'condition_threshold')?.['filter']);
+    expect(filter).toContain('subscription/num_undelivered_messages');
+    // The module's own subscription, not a namesake in another project of the metrics scope.
+    expect(filter).toContain('resource.labels.project_id = "${var.project_id}"');
   });
 });
 
@@ -384,6 +385,9 @@ describe('a dispatch that stops', () => {
       'resource.labels.service_name = "${google_cloudfunctions2_function.dispatch.name}"',
     );
     expect(filter).toContain('metric.labels.response_code_class = "2xx"');
+    // Its own project's dispatch only: a policy reads every project of its metrics scope
+    // (https://cloud.google.com/monitoring/settings).
+    expect(filter).toContain('resource.labels.project_id = "${var.project_id}"');
     expect(absent?.['duration']).toBe('${var.dispatch_absent_minutes * 60}s');
     // A redeploy starts a new revision, whose series replaces the old one's: absence is judged
     // per series, so the revisions' series are combined into one first.
