@@ -15,7 +15,11 @@ import type { protos } from '@google-cloud/monitoring';
 
 import { InputError, NotFoundError, UpstreamError, errorMessage } from '../core/errors.js';
 import type { Fault } from '../core/errors.js';
-import { METRIC_PREFIX, type GovernorMetricPoint } from '../core/governor-metrics.js';
+import {
+  GOVERNOR_METRIC_KIND,
+  METRIC_PREFIX,
+  type GovernorMetricPoint,
+} from '../core/governor-metrics.js';
 import type { MetricSeries, MonitoringPort, TimeWindow } from '../ports/index.js';
 import { clientConfig, projectFaults } from './client-config.js';
 import { translateGrpcError } from './grpc-errors.js';
@@ -299,7 +303,7 @@ async function writeGovernorMetrics(
   const series: TimeSeries[] = points.map((p) => ({
     metric: { type: `${METRIC_PREFIX}${p.metric}`, labels: p.labels },
     resource: { type: 'global', labels: { project_id: project } },
-    metricKind: 'GAUGE',
+    metricKind: GOVERNOR_METRIC_KIND,
     valueType: p.valueType,
     points: [
       {

@@ -54,6 +54,9 @@ import type { WriteResult } from './write-result.js';
 
 export const METRIC_PREFIX = 'custom.googleapis.com/gpu_governor/';
 
+/** The kind of every metric the governor writes: one instant's value a point. */
+export const GOVERNOR_METRIC_KIND = 'GAUGE';
+
 /** One figure of the governor's own: a point of the custom metric `METRIC_PREFIX + metric`. */
 export interface GovernorMetricPoint {
   /** The metric after the prefix, e.g. "pool/quota". */

@@ -1,6 +1,12 @@
 import { readFileSync } from 'node:fs';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { GOVERNOR_METRICS, METRIC_PREFIX } from '../../src/core/governor-metrics.js';
+import {
+  GOVERNOR_METRIC_KIND,
+  GOVERNOR_METRICS,
+  governorMetrics,
+  METRIC_PREFIX,
+} from '../../src/core/governor-metrics.js';
+import type { Plan } from '../../src/core/plan.js';
 import { block, type Body, type Config, loadConfig, resource } from './hcl.js';
 
 /**
@@ -9,23 +15,78 @@ import { block, type Body, type Config, loadConfig, resource } from './hcl.js';
  */
 
 let module: Config;
+let org: Config;
 beforeAll(async () => {
-  module = await loadConfig('terraform');
+  [module, org] = await Promise.all([
+    loadConfig('terraform'),
+    loadConfig('terraform/organization'),
+  ]);
 });
 
-/** The labels each metric carries (src/core/governor-metrics.ts). */
-const POOL = ['region', 'accelerator', 'zonal_redundancy'];
-const LABELS: Record<string, string[]> = {
-  'pool/quota': POOL,
-  'pool/budget': POOL,
-  'pool/caps': POOL,
-  'pool/in_use': POOL,
-  'pool/demand': POOL,
-  'service/cap': [...POOL, 'service'],
-  'service/refused': [...POOL, 'service'],
-  'unit/writes': ['unit', 'outcome'],
-  'unit/duration': ['unit'],
-};
+/**
+ * What the governor writes, as src/core/governor-metrics.ts writes it: the points of a run of a
+ * whole project with one pool whose quota is known and one managed service, so that every metric
+ * has a point. A label or a value type renamed in the code is renamed here.
+ */
+const WRITTEN = (() => {
+  const where = {
+    project: 'p',
+    region: 'us-east1',
+    accelerator: 'nvidia-l4',
+    zonalRedundancy: false,
+  };
+  const plan = {
+    pools: [{ ...where, quota: 8, budget: 8, inUse: 1, demand: 3 }],
+    services: [
+      { ...where, name: 's', managed: true, gpusPerInstance: 1, from: 1, to: 2, demand: 3 },
+    ],
+    changes: [],
+  } as unknown as Plan;
+  const out = new Map<string, { labels: string[]; valueType: string }>();
+  for (const p of governorMetrics('p', plan, [], 1)) {
+    const seen = { labels: Object.keys(p.labels), valueType: p.valueType };
+    // Every point of a metric carries the same labels: its descriptor is made from the first.
+    const before = out.get(p.metric);
+    if (before) expect([...before.labels].sort(), p.metric).toEqual([...seen.labels].sort());
+    if (before) expect(before.valueType, p.metric).toBe(seen.valueType);
+    out.set(p.metric, seen);
+  }
+  return out;
+})();
+
+/** The labels each metric carries. */
+const LABELS: Record<string, string[]> = Object.fromEntries(
+  [...WRITTEN].map(([metric, w]) => [metric, w.labels]),
+);
+/** The pool's labels: those every pool/* metric carries. */
+const POOL = LABELS['pool/quota'] ?? [];
+
+/**
+ * Whether Monitoring takes an aligner then a cross-series reducer on a metric of that kind and
+ * value type (google/monitoring/v3/common.proto, Aggregation.Aligner and Reducer:
+ * https://cloud.google.com/dotnet/docs/reference/Google.Cloud.Monitoring.V3/latest/Google.Cloud.Monitoring.V3.Aggregation.Types.Aligner):
+ * ALIGN_MAX, ALIGN_MIN and ALIGN_MEAN are "valid for GAUGE and DELTA metrics with numeric values",
+ * ALIGN_SUM for GAUGE and DELTA "with numeric and distribution values"; ALIGN_DELTA and ALIGN_RATE
+ * are for CUMULATIVE and DELTA metrics only, so never for a GAUGE. REDUCE_MAX, REDUCE_MIN and
+ * REDUCE_MEAN are "valid for DELTA and GAUGE metrics with numeric values", REDUCE_SUM with
+ * numeric and distribution values. Only the pairs the modules use are listed: another is refused.
+ */
+function validAggregation(kind: string, valueType: string, aligner: unknown, reducer: unknown) {
+  const numeric = valueType === 'INT64' || valueType === 'DOUBLE';
+  const aligners: Record<string, boolean> = {
+    ALIGN_MAX: numeric && (kind === 'GAUGE' || kind === 'DELTA'),
+    ALIGN_SUM: (numeric || valueType === 'DISTRIBUTION') && (kind === 'GAUGE' || kind === 'DELTA'),
+  };
+  // The aligners above keep the kind and value type: the reducer sees what the metric has.
+  const reducers: Record<string, boolean> = {
+    REDUCE_MAX: numeric && (kind === 'GAUGE' || kind === 'DELTA'),
+    REDUCE_SUM: (numeric || valueType === 'DISTRIBUTION') && (kind === 'GAUGE' || kind === 'DELTA'),
+  };
+  return (
+    aligners[String(aligner)] === true &&
+    (reducer === undefined || reducers[String(reducer)] === true)
+  );
+}
 
 interface Tile {
   xPos?: number;
@@ -94,10 +155,19 @@ describe('the dashboard (dashboards/governor.json)', () => {
       expect(GOVERNOR_METRICS as readonly string[]).toContain(metric);
       expect(f.filter).toContain('resource.type="global"');
       used.add(metric);
-      // GAUGE INT64/DOUBLE points: aligned per run (5 min), by a numeric aligner and reducer.
+      // Aligned per run (5 min), by an aligner and reducer Monitoring takes for what is written.
       expect(f.aggregation['alignmentPeriod']).toBe('300s');
-      expect(f.aggregation['perSeriesAligner']).toBe('ALIGN_MAX');
-      expect(['REDUCE_MAX', 'REDUCE_SUM']).toContain(f.aggregation['crossSeriesReducer']);
+      const written = WRITTEN.get(metric);
+      expect(written, metric).toBeDefined();
+      expect(
+        validAggregation(
+          GOVERNOR_METRIC_KIND,
+          written?.valueType ?? '',
+          f.aggregation['perSeriesAligner'],
+          f.aggregation['crossSeriesReducer'],
+        ),
+        `${f.title}: ${metric}`,
+      ).toBe(true);
       for (const g of (f.aggregation['groupByFields'] as string[] | undefined) ?? []) {
         const label = /^metric\.label\.([a-z_]+)$/.exec(g)?.[1];
         expect(LABELS[metric], `${metric} grouped by ${g}`).toContain(label);
@@ -112,6 +182,151 @@ describe('the dashboard (dashboards/governor.json)', () => {
     expect(titles).toMatch(/Refused/);
     expect(titles).toMatch(/Writes/);
     expect(titles).toMatch(/Run health/);
+  });
+});
+
+describe('what the dashboard names, against what the governor writes', () => {
+  it('names in each legend only labels its series carry after their grouping', () => {
+    const sets: { title: string; legend: string; filter: string; groupBy?: string[] }[] = [];
+    for (const t of dashboard.mosaicLayout.tiles) {
+      const chart = t.widget['xyChart'] as
+        | {
+            dataSets: {
+              legendTemplate?: string;
+              timeSeriesQuery: {
+                timeSeriesFilter: { filter: string; aggregation: { groupByFields?: string[] } };
+              };
+            }[];
+          }
+        | undefined;
+      for (const d of chart?.dataSets ?? []) {
+        const f = d.timeSeriesQuery.timeSeriesFilter;
+        sets.push({
+          title: t.widget.title,
+          legend: d.legendTemplate ?? '',
+          filter: f.filter,
+          ...(f.aggregation.groupByFields ? { groupBy: f.aggregation.groupByFields } : {}),
+        });
+      }
+    }
+    expect(sets.length).toBeGreaterThan(0);
+    for (const d of sets) {
+      const metric = (/metric\.type="([^"]+)"/.exec(d.filter)?.[1] ?? '').slice(
+        METRIC_PREFIX.length,
+      );
+      // A legend's ${label_name} resolves to the label's value: one the series lacks, or that a
+      // reducer dropped, shows empty.
+      for (const [, label] of d.legend.matchAll(/\$\{metric\.labels\.([a-z_]+)\}/g)) {
+        expect(LABELS[metric], `${d.title}: ${metric} has no ${label}`).toContain(label);
+        if (d.groupBy) expect(d.groupBy, `${d.title}: ${label}`).toContain(`metric.label.${label}`);
+      }
+      expect(d.legend, d.title).not.toMatch(/\$\{(?!metric\.labels\.)/);
+    }
+  });
+
+  it('has the series per pool, service and unit the README prices, and no label that grows with the runs', () => {
+    const where = { project: 'p', region: 'r', accelerator: 'a', zonalRedundancy: false };
+    const plan = (pools: number, services: number) =>
+      ({
+        pools: Array.from({ length: pools }, (_, i) => ({
+          ...where,
+          region: `r${i}`,
+          quota: 1,
+          budget: 1,
+          inUse: 0,
+          demand: 0,
+        })),
+        services: Array.from({ length: services }, (_, i) => ({
+          ...where,
+          region: 'r0',
+          name: `s${i}`,
+          managed: true,
+          gpusPerInstance: 1,
+          from: 1,
+          to: 1,
+          demand: 1,
+        })),
+        changes: [],
+      }) as unknown as Plan;
+    const count = (pools: number, services: number) =>
+      governorMetrics('p', plan(pools, services), [], 1).length;
+    const perUnit = count(0, 0);
+    const perPool = count(1, 0) - perUnit;
+    const perService = count(1, 1) - count(1, 0);
+    const readme = readFileSync('terraform/README.md', 'utf8').replace(/\s+/g, ' ');
+    expect(readme).toContain(
+      `${perPool} series per pool, ${perService} per governed service (label \`service\`) and ${perUnit} per unit`,
+    );
+    expect(readme).toContain(`100 services in 5 pools are ${count(5, 100)} series`);
+    expect(readme).toContain(
+      `1,000 services in 20 pools ${count(20, 1000).toLocaleString('en-US')} series`,
+    );
+    // Two runs of the same fleet write the same series: nothing in a label names the run.
+    const series = (points: ReturnType<typeof governorMetrics>) =>
+      points.map((p) => `${p.metric} ${JSON.stringify(p.labels)}`);
+    expect(series(governorMetrics('p', plan(2, 3), [], 1))).toEqual(
+      series(governorMetrics('p', plan(2, 3), [], 250)),
+    );
+  });
+
+  it('filters on labels the governor writes', () => {
+    const written = new Set(Object.values(LABELS).flat());
+    for (const f of dashboard.dashboardFilters ?? []) {
+      if (f.filterType === 'METRIC_LABEL') expect(written, f.labelKey).toContain(f.labelKey);
+      // `global`'s only label (https://cloud.google.com/monitoring/api/resources#tag_global).
+      else expect(f).toMatchObject({ filterType: 'RESOURCE_LABEL', labelKey: 'project_id' });
+    }
+  });
+
+  it('watches, for a run, a metric written by every run, even one with nothing to write, with an aggregation Monitoring takes', () => {
+    const runMetric = String(module.locals['run_metric']).replace('${local.metric_prefix}/', '');
+    const empty = { pools: [], services: [], changes: [] } as unknown as Plan;
+    expect(governorMetrics('p', empty, [], 0).map((p) => p.metric)).toContain(runMetric);
+    const p = resource(module, 'google_monitoring_alert_policy', 'not_running');
+    const aggregations = block(block(block(p, 'conditions'), 'condition_absent'), 'aggregations');
+    expect(
+      validAggregation(
+        GOVERNOR_METRIC_KIND,
+        WRITTEN.get(runMetric)?.valueType ?? '',
+        aggregations?.['per_series_aligner'],
+        aggregations?.['cross_series_reducer'],
+      ),
+    ).toBe(true);
+  });
+
+  // Google's metrics, as Google lists them (https://cloud.google.com/monitoring/api/metrics_gcp_p_z):
+  // run.googleapis.com/request_count is DELTA INT64, pubsub.googleapis.com/subscription/
+  // num_undelivered_messages GAUGE INT64.
+  it.each([
+    ['dispatch_not_running', 'condition_absent', 'run.googleapis.com/request_count', 'DELTA'],
+    [
+      'dead_letters',
+      'condition_threshold',
+      'pubsub.googleapis.com/subscription/num_undelivered_messages',
+      'GAUGE',
+    ],
+  ])(
+    "the organisation module's %s aggregates its metric as Monitoring takes it",
+    (name, condition, metric, kind) => {
+      const p = resource(org, 'google_monitoring_alert_policy', name);
+      const c = block(block(p, 'conditions'), condition);
+      expect(String(c?.['filter'])).toContain(`metric.type = "${metric}"`);
+      const a = block(c, 'aggregations');
+      expect(
+        validAggregation(kind, 'INT64', a?.['per_series_aligner'], a?.['cross_series_reducer']),
+      ).toBe(true);
+    },
+  );
+
+  it('the check refuses what Monitoring refuses', () => {
+    // ALIGN_RATE and ALIGN_DELTA are for CUMULATIVE and DELTA metrics; none takes a string.
+    expect(validAggregation('GAUGE', 'INT64', 'ALIGN_RATE', undefined)).toBe(false);
+    expect(validAggregation('GAUGE', 'DOUBLE', 'ALIGN_DELTA', undefined)).toBe(false);
+    expect(validAggregation('CUMULATIVE', 'INT64', 'ALIGN_MAX', undefined)).toBe(false);
+    expect(validAggregation('GAUGE', 'DISTRIBUTION', 'ALIGN_MAX', undefined)).toBe(false);
+    expect(validAggregation('GAUGE', 'DISTRIBUTION', 'ALIGN_SUM', 'REDUCE_MAX')).toBe(false);
+    expect(validAggregation('GAUGE', 'STRING', 'ALIGN_SUM', undefined)).toBe(false);
+    expect(validAggregation('GAUGE', 'DOUBLE', 'ALIGN_MAX', 'REDUCE_SUM')).toBe(true);
   });
 });
 
