@@ -11,6 +11,26 @@ locals {
   # project, or each region of a project governed by region): no point in any means no run.
   run_metric = "${local.metric_prefix}/unit/duration"
   dashboard  = jsondecode(file("${path.module}/dashboards/governor.json"))
+
+  # The "Latest run" scorecard turns yellow "near the run deadline": unit/duration is the seconds
+  # from a run's start to its metrics, and the run stops starting writes at its deadline
+  # (function.run_deadline, GOVERNOR_RUN_DEADLINE). The file says 200, five sixths of the default
+  # 240 s; the dashboard created gets five sixths of the deadline the function is given.
+  run_deadline_seconds = tonumber(regex("^([0-9]+)(s|m)$", var.function.run_deadline)[0]) * (regex("^([0-9]+)(s|m)$", var.function.run_deadline)[1] == "m" ? 60 : 1)
+  latest_run_warning   = floor(local.run_deadline_seconds * 5 / 6)
+  # The tiles as the file has them, the scorecard with that threshold (a tile's place is its
+  # xPos and yPos, not its index). Two lists, not a conditional between a tile and its changed
+  # copy: Terraform wants both results of a conditional of one type.
+  dashboard_tiles = concat(
+    [for t in local.dashboard.mosaicLayout.tiles : t if try(t.widget.scorecard, null) == null],
+    [for t in local.dashboard.mosaicLayout.tiles : merge(t, {
+      widget = merge(t.widget, {
+        scorecard = merge(t.widget.scorecard, {
+          thresholds = [for th in t.widget.scorecard.thresholds : merge(th, { value = local.latest_run_warning })]
+        })
+      })
+    }) if try(t.widget.scorecard, null) != null],
+  )
 }
 
 # A dashboard and an alert policy read every project of their project's metrics scope ("When you
@@ -32,6 +52,7 @@ resource "google_monitoring_dashboard" "governor" {
   project = each.key
   dashboard_json = jsonencode(merge(local.dashboard, {
     displayName      = "Cloud Run GPU governor (${var.name})"
+    mosaicLayout     = merge(local.dashboard.mosaicLayout, { tiles = local.dashboard_tiles })
     # Not a conditional between the two filter objects: Terraform wants both results of one type.
     dashboardFilters = concat(
       [for f in local.dashboard.dashboardFilters : f if f.labelKey != "project_id"],

@@ -7,7 +7,7 @@ import {
   METRIC_PREFIX,
 } from '../../src/core/governor-metrics.js';
 import type { Plan } from '../../src/core/plan.js';
-import { block, type Body, type Config, loadConfig, resource } from './hcl.js';
+import { block, type Body, type Config, evaluateCondition, loadConfig, resource } from './hcl.js';
 
 /**
  * terraform/monitoring.tf and terraform/dashboards/governor.json, read offline: the governor's
@@ -420,6 +420,56 @@ describe('one project’s dashboard and policy, whatever its metrics scope', () 
     const p = resource(module, 'google_monitoring_alert_policy', 'not_running');
     const absent = block(block(p, 'conditions'), 'condition_absent');
     expect(String(absent?.['filter'])).toContain('resource.labels.project_id="${each.key}"');
+  });
+});
+
+describe('the latest run’s scorecard', () => {
+  // unit/duration is the seconds from a run's start to its metrics, which it writes once its
+  // writes are done; it stops starting writes at its run deadline (function.run_deadline,
+  // GOVERNOR_RUN_DEADLINE). The scorecard's yellow says "near the run deadline": it must follow
+  // the deadline the function runs with, not the default's 240 s whatever the deadline.
+  const scorecard = () =>
+    dashboard.mosaicLayout.tiles.find((t) => t.widget['scorecard'] !== undefined)?.widget[
+      'scorecard'
+    ] as { thresholds: { value: number; label: string }[] } | undefined;
+  const warning = (runDeadline: string) => {
+    const seconds = evaluateCondition(String(module.locals['run_deadline_seconds']), {
+      function: { run_deadline: runDeadline },
+    });
+    return evaluateCondition(String(module.locals['latest_run_warning']), {
+      local: { run_deadline_seconds: seconds },
+    });
+  };
+
+  it('turns yellow at five sixths of the run deadline the module gives the function', () => {
+    expect(scorecard()?.thresholds).toHaveLength(1);
+    expect(scorecard()?.thresholds[0]?.label).toBe('near the run deadline');
+    // The file, read alone, is right for the default deadline.
+    const defaultDeadline = /run_deadline\s*=\s*optional\(string, "(\d+s)"\)/.exec(
+      String(module.variables.get('function')?.['type']),
+    )?.[1];
+    expect(defaultDeadline).toBe('240s');
+    expect(scorecard()?.thresholds[0]?.value).toBe(warning('240s'));
+    expect(warning('4m')).toBe(200);
+    expect(warning('60s')).toBe(50);
+    expect(warning('1700s')).toBe(1416);
+    expect(module.text.get('main.tf')).toContain(
+      'GOVERNOR_RUN_DEADLINE         = var.function.run_deadline',
+    );
+  });
+
+  it('the module writes that threshold into the dashboard it creates', () => {
+    const tiles = String(module.locals['dashboard_tiles']);
+    expect(tiles).toContain('value = local.latest_run_warning');
+    // Every tile is kept: the others as they are, the scorecard with its threshold set.
+    expect(tiles).toMatch(
+      /\[for t in local\.dashboard\.mosaicLayout\.tiles : t if try\(t\.widget\.scorecard, null\) == null\]/,
+    );
+    expect(tiles).toMatch(/if try\(t\.widget\.scorecard, null\) != null\]/);
+    const d = resource(module, 'google_monitoring_dashboard', 'governor');
+    expect(String(d['dashboard_json'])).toMatch(
+      /mosaicLayout\s*=\s*merge\(local\.dashboard\.mosaicLayout, \{ ?tiles = local\.dashboard_tiles ?\}\)/,
+    );
   });
 });
 
