@@ -18,6 +18,17 @@ locals {
   # 240 s; the dashboard created gets five sixths of the deadline the function is given.
   run_deadline_seconds = tonumber(regex("^([0-9]+)(s|m)$", var.function.run_deadline)[0]) * (regex("^([0-9]+)(s|m)$", var.function.run_deadline)[1] == "m" ? 60 : 1)
   latest_run_warning   = floor(local.run_deadline_seconds * 5 / 6)
+
+  # The longest gap, in minutes, between two runs of the schedule, for the schedules whose gap is
+  # plain: every minute (1), every N minutes (N; "*/N" runs at the minutes divisible by N, so
+  # no gap is longer), or once an hour (60), every other field "*". null for the others (hours,
+  # days, lists, ranges), which the not-running policy's precondition does not check.
+  schedule_gap_minutes = (
+    can(regex("^\\s*\\*(\\s+\\*){4}\\s*$", var.schedule)) ? 1 :
+    can(regex("^\\s*\\*/[0-9]+(\\s+\\*){4}\\s*$", var.schedule)) ? (tonumber(regex("^\\s*\\*/([0-9]+)", var.schedule)[0]) >= 60 ? 60 : tonumber(regex("^\\s*\\*/([0-9]+)", var.schedule)[0])) :
+    can(regex("^\\s*[0-9]+(\\s+\\*){4}\\s*$", var.schedule)) ? 60 : null
+  )
+
   # The tiles as the file has them, the scorecard with that threshold (a tile's place is its
   # xPos and yPos, not its index). Two lists, not a conditional between a tile and its changed
   # copy: Terraform wants both results of a conditional of one type.
@@ -106,6 +117,17 @@ resource "google_monitoring_alert_policy" "not_running" {
   documentation {
     mime_type = "text/markdown"
     content   = "The Cloud Run GPU governor `${var.name}` has written no run metric (`${local.run_metric}`, any unit) in project `${each.key}` for ${var.monitoring.not_running_minutes} minutes: it is not running, or its runs fail before the end. While it does not run, every service keeps the max instances it has (nothing is raised for a busy service). Check the scheduler job (paused?), the function's logs, and the `governor.degraded` alerts on the alert topic."
+  }
+
+  # A metric-absence condition is met when its series has had no point for the duration
+  # (https://cloud.google.com/monitoring/alerts/metric-absence). Two healthy runs' points are up
+  # to the schedule's gap apart, and the run deadline more (a quick run, then one that writes its
+  # metrics at its deadline): an absence no longer would fire between healthy runs.
+  lifecycle {
+    precondition {
+      condition     = local.schedule_gap_minutes == null || var.monitoring.not_running_minutes * 60 > local.schedule_gap_minutes * 60 + local.run_deadline_seconds
+      error_message = "monitoring.not_running_minutes is no longer than a healthy pause between two runs (the schedule's gap plus function.run_deadline): the has-not-run policy would fire between runs. Raise it above that, or set it to null for no policy."
+    }
   }
 
   depends_on = [google_project_service.apis]

@@ -473,6 +473,58 @@ describe('the latest run’s scorecard', () => {
   });
 });
 
+describe('the not-running policy against the schedule', () => {
+  // A metric-absence condition is met when a series has had no point for its duration
+  // (https://cloud.google.com/monitoring/alerts/metric-absence). Between two healthy runs' points
+  // lie the schedule's gap, and up to the run deadline more (a quick run, then one that runs to
+  // its deadline before it writes its metrics): a shorter absence fires between healthy runs.
+  const gap = (schedule: string) =>
+    evaluateCondition(String(module.locals['schedule_gap_minutes']), { schedule });
+  const accepted = (schedule: string, minutes: number, runDeadline = '240s') => {
+    const p = resource(module, 'google_monitoring_alert_policy', 'not_running');
+    const conditions = (block(p, 'lifecycle')?.['precondition'] as Body[] | undefined) ?? [];
+    expect(conditions.length).toBeGreaterThan(0);
+    const seconds = evaluateCondition(String(module.locals['run_deadline_seconds']), {
+      function: { run_deadline: runDeadline },
+    });
+    return conditions.every(
+      (c) =>
+        evaluateCondition(String(c['condition']), {
+          monitoring: { not_running_minutes: minutes },
+          local: { schedule_gap_minutes: gap(schedule), run_deadline_seconds: seconds },
+        }) === true,
+    );
+  };
+
+  it('reads the gap of the schedules whose gap is plain, and no other', () => {
+    expect(gap('*/5 * * * *')).toBe(5);
+    expect(gap(' */30  * * * * ')).toBe(30);
+    expect(gap('* * * * *')).toBe(1);
+    expect(gap('0 * * * *')).toBe(60);
+    expect(gap('*/90 * * * *')).toBe(60);
+    // Hours, days, lists and ranges: not read, so not checked.
+    expect(gap('*/5 9-17 * * *')).toBeNull();
+    expect(gap('0,30 * * * *')).toBeNull();
+    expect(gap('0 */2 * * *')).toBeNull();
+  });
+
+  it('refuses at plan time an absence no longer than a healthy gap', () => {
+    expect(accepted('*/5 * * * *', 20)).toBe(true);
+    expect(accepted('*/15 * * * *', 20)).toBe(true);
+    expect(accepted('*/15 * * * *', 20, '300s')).toBe(false);
+    expect(accepted('*/30 * * * *', 20)).toBe(false);
+    expect(accepted('0 * * * *', 20)).toBe(false);
+    expect(accepted('0 * * * *', 65)).toBe(true);
+    expect(accepted('0 9 * * 1-5', 20)).toBe(true);
+    const p = resource(module, 'google_monitoring_alert_policy', 'not_running');
+    const message = String(
+      ((block(p, 'lifecycle')?.['precondition'] as Body[] | undefined) ?? [])[0]?.['error_message'],
+    );
+    expect(message).toContain('monitoring.not_running_minutes');
+    expect(message).toContain('schedule');
+  });
+});
+
 describe('monitoring.tf', () => {
   it('creates the dashboard from the JSON file in each governed project', () => {
     const d = resource(module, 'google_monitoring_dashboard', 'governor');
