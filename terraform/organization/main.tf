@@ -11,6 +11,17 @@ data "google_project" "host" {
 }
 
 locals {
+  # The longest gap, in minutes, between two dispatches of the schedule, read as the
+  # single-project module reads its own (terraform/monitoring.tf): 1, N for "*/N", 60 for once an
+  # hour, null for the schedules whose gap is not plain, which are not checked.
+  schedule_gap_minutes = (
+    can(regex("^\\s*\\*(\\s+\\*){4}\\s*$", var.schedule)) ? 1 :
+    can(regex("^\\s*\\*/[0-9]+(\\s+\\*){4}\\s*$", var.schedule)) ? (tonumber(regex("^\\s*\\*/([0-9]+)", var.schedule)[0]) >= 60 ? 60 : tonumber(regex("^\\s*\\*/([0-9]+)", var.schedule)[0])) :
+    can(regex("^\\s*[0-9]+(\\s+\\*){4}\\s*$", var.schedule)) ? 60 : null
+  )
+  # The dispatch function's timeout_seconds (function.tf), which bounds when a dispatch answers.
+  dispatch_timeout_seconds = 120
+
   scopes = length(var.folder_ids) == 0 ? ["organizations/${var.organization_id}"] : [for f in var.folder_ids : "folders/${f}"]
 
   governor_member = "serviceAccount:${google_service_account.governor.email}"

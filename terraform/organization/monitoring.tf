@@ -40,6 +40,15 @@ resource "google_monitoring_alert_policy" "dispatch_not_running" {
   # Without channels the policy only opens incidents in the console.
   notification_channels = var.notification_channels
 
+  # Two healthy dispatches' 2xx are up to the schedule's gap plus the dispatch's timeout apart: an
+  # absence no longer would fire between them.
+  lifecycle {
+    precondition {
+      condition     = local.schedule_gap_minutes == null || var.dispatch_absent_minutes * 60 > local.schedule_gap_minutes * 60 + local.dispatch_timeout_seconds
+      error_message = "dispatch_absent_minutes is no longer than a healthy pause between two dispatches (the schedule's gap plus the dispatch's 120 s timeout): the policy would fire between dispatches. Raise it above that, or set it to null for no policy."
+    }
+  }
+
   documentation {
     mime_type = "text/markdown"
     content   = "The dispatch of the Cloud Run GPU governor `${var.name}` has answered no request successfully for ${var.dispatch_absent_minutes} minutes: no work message was sent, so no project of the organisation was governed. While it does not run, every service keeps the max instances it has. Check the scheduler job `${var.name}-dispatch` (paused?) and the dispatch function's logs."

@@ -404,6 +404,41 @@ describe('a dispatch that stops', () => {
     expect(org.variables.get('dispatch_absent_minutes')?.['default']).toBe(20);
   });
 
+  // A metric-absence condition is met when its series has had no point for its duration
+  // (https://cloud.google.com/monitoring/alerts/metric-absence): between two healthy dispatches
+  // lie the schedule's gap and up to the dispatch's timeout, so a shorter absence fires between them.
+  it('refuses at plan time an absence no longer than a healthy pause between dispatches', () => {
+    const policy = resource(org, 'google_monitoring_alert_policy', 'dispatch_not_running');
+    const preconditions =
+      (block(policy, 'lifecycle')?.['precondition'] as Body[] | undefined) ?? [];
+    expect(preconditions.length).toBeGreaterThan(0);
+    const timeout = block(
+      resource(org, 'google_cloudfunctions2_function', 'dispatch'),
+      'service_config',
+    )?.['timeout_seconds'];
+    expect(timeout).toBe(120);
+    expect(org.locals['dispatch_timeout_seconds']).toBe(timeout);
+    const accepted = (schedule: string, minutes: number) => {
+      const gap = evaluateCondition(String(org.locals['schedule_gap_minutes']), { schedule });
+      return preconditions.every(
+        (c) =>
+          evaluateCondition(String(c['condition']), {
+            dispatch_absent_minutes: minutes,
+            local: { schedule_gap_minutes: gap, dispatch_timeout_seconds: timeout },
+          }) === true,
+      );
+    };
+    expect(accepted('*/5 * * * *', 20)).toBe(true);
+    expect(accepted('*/15 * * * *', 20)).toBe(true);
+    expect(accepted('*/30 * * * *', 20)).toBe(false);
+    expect(accepted('0 * * * *', 20)).toBe(false);
+    expect(accepted('0 * * * *', 63)).toBe(true);
+    expect(accepted('0 6 * * *', 20)).toBe(true);
+    // The same reading of the schedule as the single-project module's.
+    expect(org.locals['schedule_gap_minutes']).toBe(single.locals['schedule_gap_minutes']);
+    expect(String(preconditions[0]?.['error_message'])).toContain('dispatch_absent_minutes');
+  });
+
   it('and the docs no longer promise a "has not run" policy in an organisation deployment', () => {
     const docs = readFileSync('docs/organization.md', 'utf8');
     expect(docs).not.toMatch(/If every unit of a project stops, the "has not run" policy fires/);
