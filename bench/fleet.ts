@@ -1,5 +1,5 @@
 import { parsePolicy, type Policy } from '../src/core/policy.js';
-import type { Snapshot, SnapshotService } from '../src/core/snapshot.js';
+import { oneShapeService, type Snapshot, type SnapshotService } from '../src/core/snapshot.js';
 
 /** A seeded synthetic fleet for benchmarks: `services` GPU services spread over `pools` pools. */
 
@@ -36,26 +36,29 @@ export function syntheticFleet(
     if (!pool) throw new Error('no pool');
     const max = int(1, 12);
     const current = int(0, max);
-    list.push({
-      ...pool,
-      name: `${['llm', 'embed', 'asr', 'render'][i % 4]}-${i}`,
-      gpusPerInstance: 1,
-      labels: { team: ['search', 'ads', 'media'][i % 3] ?? 'search' },
-      maxInstances: max,
-      minInstances: int(0, 1),
-      reconciling: rand() < 0.02,
-      etag: `e${i}`,
-      lastChangedAt: rand() < 0.3 ? '2026-11-27T14:50:00.000Z' : null,
-      usage:
-        rand() < 0.03
-          ? null
-          : {
-              current,
-              peak: current + int(0, 3),
-              sampledAt: '2026-11-27T14:57:00.000Z',
-              utilization: rand() < 0.5 ? rand() : null,
-            },
-    });
+    // Built as observation builds a snapshot's services: of one shape (oneShapeService).
+    list.push(
+      oneShapeService({
+        ...pool,
+        name: `${['llm', 'embed', 'asr', 'render'][i % 4]}-${i}`,
+        gpusPerInstance: 1,
+        labels: { team: ['search', 'ads', 'media'][i % 3] ?? 'search' },
+        maxInstances: max,
+        minInstances: int(0, 1),
+        reconciling: rand() < 0.02,
+        etag: `e${i}`,
+        lastChangedAt: rand() < 0.3 ? '2026-11-27T14:50:00.000Z' : null,
+        usage:
+          rand() < 0.03
+            ? null
+            : {
+                current,
+                peak: current + int(0, 3),
+                sampledAt: '2026-11-27T14:57:00.000Z',
+                utilization: rand() < 0.5 ? rand() : null,
+              },
+      }),
+    );
   }
   const snapshot: Snapshot = {
     version: 1,

@@ -27,6 +27,7 @@ import {
   MAX_INSTANCES,
   MAX_NOTE_CHARS,
   MAX_REQUESTS_PER_MINUTE,
+  oneShapeService,
   type Snapshot,
   type SnapshotPool,
   type SnapshotService,
@@ -451,7 +452,10 @@ export async function observe(
     version: 1,
     takenAt: new Date(nowMs).toISOString(),
     pools: pools.sort(comparePools),
-    services: services.sort((a, b) => compareText(serviceKey(a), serviceKey(b))),
+    // Each of one shape, as the planner reads them (core/snapshot.ts oneShapeService).
+    services: services
+      .map(oneShapeService)
+      .sort((a, b) => compareText(serviceKey(a), serviceKey(b))),
     unmanagedUsage: unmanagedUsage.sort(
       (a, b) => comparePools(a, b) || compareText(a.source, b.source) || b.gpus - a.gpus,
     ),
