@@ -1,11 +1,12 @@
-import { createHash, randomUUID } from 'node:crypto';
-import { access, lstat, mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, posix, resolve } from 'node:path';
+import { createHash } from 'node:crypto';
+import { access, mkdir, readFile } from 'node:fs/promises';
+import { dirname, join, posix, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import ts from 'typescript';
 import { ZipFile } from 'yazl';
 import { argumentsOrExit } from './arguments.js';
 import { errorMessage } from '../src/core/errors.js';
+import { writeWhole } from '../src/write-whole.js';
 
 /**
  * Builds the Cloud Function's source archive, `dist/function.zip`, from the compiled code. Run with
@@ -134,29 +135,15 @@ async function zipToBuffer(files: ReadonlyMap<string, Buffer>): Promise<Buffer> 
 }
 
 /**
- * Writes the archive whole or not at all: to a sibling temporary file, then renamed over `file`,
- * so that a write that fails part way (a full disk) leaves the archive that was there before as
- * it was. A cut archive has a SHA-256 of its own, so the next `terraform apply` uploaded it and
- * only Google's build failed on it. A file that is not a plain one (`/dev/stdout`, a pipe, a
- * symbolic link) is written as it is: a rename would replace it, not write to it.
+ * Writes the archive whole or not at all (src/write-whole.ts), so that a write that fails part
+ * way (a full disk) leaves the archive that was there before as it was: a cut archive has a
+ * SHA-256 of its own, so the next `terraform apply` uploaded it and only Google's build failed on
+ * it. A failure names the file.
  */
 async function writeArchive(file: string, data: Buffer): Promise<void> {
   try {
     await mkdir(dirname(file), { recursive: true });
-    const found = await lstat(file).catch(() => null);
-    if (found !== null && !found.isFile()) {
-      await writeFile(file, data);
-      return;
-    }
-    const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomUUID()}.tmp`);
-    try {
-      await writeFile(temp, data, { flag: 'wx' });
-      await rename(temp, file);
-    } catch (e) {
-      // The write's failure is the one to report, not the removal's that followed it.
-      await rm(temp, { force: true }).catch(() => undefined);
-      throw e;
-    }
+    await writeWhole(file, data);
   } catch (cause) {
     const why = errorMessage(cause);
     throw new Error(`cannot write ${file}: ${why}`, { cause });

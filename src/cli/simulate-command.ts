@@ -1,7 +1,6 @@
 import { constants } from 'node:fs';
-import { randomUUID } from 'node:crypto';
-import { access, lstat, rename, rm, stat, writeFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve as resolvePath } from 'node:path';
+import { access, stat } from 'node:fs/promises';
+import { dirname, resolve as resolvePath } from 'node:path';
 import { loadGooglePorts } from '../adapters/load.js';
 import { createClock } from '../adapters/clock.js';
 import { durationMs, UNIT_ORDER_HINT, unitsOutOfOrder } from '../core/duration.js';
@@ -32,6 +31,7 @@ import type { SimulationResult } from '../simulate/simulate.js';
 import { loadRenderReport, loadSimulate } from '../simulate/load.js';
 import { makeFolder } from '../adapters/file-lock.js';
 import { fileFaultText } from '../read-capped.js';
+import { writeWhole } from '../write-whole.js';
 import { loadPolicy } from './files.js';
 import { closeOrWarn, warnClose, type Streams } from './io.js';
 import type { RuntimeOptions } from '../runtime-options.js';
@@ -374,29 +374,6 @@ async function output(
   }
   const violations = result.headline?.invariantViolations ?? 0;
   return violations > 0 ? 1 : 0;
-}
-
-/**
- * Writes `text` to `file` whole or not at all: to a sibling temporary file, then renamed over it,
- * so that a write that fails part-way (a disk that fills up) leaves the report that was there
- * before as it was, not cut short. A file that is not a plain one (`/dev/stdout`, a named pipe, a
- * symbolic link) is written as it is: a rename would replace it, not write to it.
- */
-async function writeWhole(file: string, text: string): Promise<void> {
-  const found = await lstat(file).catch(() => null);
-  if (found !== null && !found.isFile()) {
-    await writeFile(file, text);
-    return;
-  }
-  const temp = join(dirname(file), `.${basename(file)}.${process.pid}.${randomUUID()}.tmp`);
-  try {
-    await writeFile(temp, text, { flag: 'wx' });
-    await rename(temp, file);
-  } catch (e) {
-    // The write's failure is the one to report, not the removal's that followed it.
-    await rm(temp, { force: true }).catch(() => undefined);
-    throw e;
-  }
 }
 
 /** The result without per-minute series: what `--json` prints. */
