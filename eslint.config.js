@@ -30,6 +30,8 @@ export const LAYERS = {
   log: ['core'],
   // Reading a file someone named, never more than a limit (any I/O layer may use it).
   'read-capped': ['core'],
+  // Writing a file whole or not at all (the simulation report; scripts/package.ts).
+  'write-whole': [],
   core: [],
   ports: ['core'],
   adapters: ['core', 'ports', 'read-capped'],
@@ -52,6 +54,7 @@ export const LAYERS = {
     'runtime-options',
     'log',
     'read-capped',
+    'write-whole',
     'emulator',
     'simulate',
   ],
@@ -62,7 +65,7 @@ export const LAYERS = {
   chaos: [...SIMULATE, 'simulate'],
 };
 /** Layers that are one module at the root of src/ rather than a folder. */
-const ROOT_MODULES = new Set(['log', 'read-capped', 'runtime-options', 'runtime']);
+const ROOT_MODULES = new Set(['log', 'read-capped', 'write-whole', 'runtime-options', 'runtime']);
 /** The layers held to the core's purity: no clock, no randomness, no I/O of their own. */
 const PURE = new Set(['core', 'log']);
 
