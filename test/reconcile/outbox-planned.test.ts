@@ -20,6 +20,12 @@ import { reconcileReport } from '../support/reconcile-run.js';
 const PROJECT = 'outbox-project';
 const REGION = 'us-central1';
 
+/** One pool of `quota` GPUs with these services (name, max instances, demand), played by the fleet model. */
+function onePoolWorld(quota: number, services: [name: string, max: number, demand: number][]) {
+  const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, quota, services)));
+  return { m, sim: createSimPorts(m, { lagMs: 3 * 60_000 }), store: createMemoryStateStore() };
+}
+
 function policy(mode: 'enforce' | 'dry-run') {
   return parsePolicy({
     version: 1,
@@ -33,16 +39,14 @@ function policy(mode: 'enforce' | 'dry-run') {
 }
 
 async function storedPending(mode: 'enforce' | 'dry-run') {
-  const m = new FleetModel(
-    validateFleet(
-      onePoolFleet(PROJECT, REGION, 4, [
-        ['svc-a', 1, 3],
-        ['svc-b', 1, 0],
-      ]),
-    ),
-  );
-  const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
-  const base = createMemoryStateStore();
+  const {
+    m,
+    sim,
+    store: base,
+  } = onePoolWorld(4, [
+    ['svc-a', 1, 3],
+    ['svc-b', 1, 0],
+  ]);
   const pending: OutboxEntry[] = [];
   const store: StateStore = {
     ...base,
@@ -106,16 +110,10 @@ async function leftByEarlierRun(
 describe('the outbox', () => {
   it("sends what earlier runs left before the run's own conditions", async () => {
     // Two services whose floors of 1 each exceed a quota of 1: pool.infeasible fires.
-    const m = new FleetModel(
-      validateFleet(
-        onePoolFleet(PROJECT, REGION, 1, [
-          ['svc-a', 1, 1],
-          ['svc-b', 1, 1],
-        ]),
-      ),
-    );
-    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
-    const store = createMemoryStateStore();
+    const { m, sim, store } = onePoolWorld(1, [
+      ['svc-a', 1, 1],
+      ['svc-b', 1, 1],
+    ]);
     await leftByEarlierRun(store, m.now, { region: REGION });
     const report = await reconcileReport(
       policy('enforce'),
@@ -134,16 +132,10 @@ describe('the outbox', () => {
 
 describe('a stored event naming more than a Pub/Sub attribute holds', () => {
   it('is sent with its attributes and ordering key cut to fit, said in a WARNING', async () => {
-    const m = new FleetModel(
-      validateFleet(
-        onePoolFleet(PROJECT, REGION, 4, [
-          ['svc-a', 1, 3],
-          ['svc-b', 1, 0],
-        ]),
-      ),
-    );
-    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
-    const store = createMemoryStateStore();
+    const { m, sim, store } = onePoolWorld(4, [
+      ['svc-a', 1, 3],
+      ['svc-b', 1, 0],
+    ]);
     // A hand edit: Pub/Sub takes at most 1,024 bytes in an attribute value or an ordering key.
     const left = await leftByEarlierRun(store, m.now, {
       region: `${REGION}-${'r'.repeat(1100)}`,
@@ -183,16 +175,10 @@ describe('events an earlier version kept in its run records', () => {
   // (`undelivered`, their JSON). A run moves them into the outbox, sends them, and records those
   // runs again without them.
   async function runWith(undelivered: (left: Alert) => string) {
-    const m = new FleetModel(
-      validateFleet(
-        onePoolFleet(PROJECT, REGION, 4, [
-          ['svc-a', 1, 3],
-          ['svc-b', 1, 0],
-        ]),
-      ),
-    );
-    const sim = createSimPorts(m, { lagMs: 3 * 60_000 });
-    const store = createMemoryStateStore();
+    const { m, sim, store } = onePoolWorld(4, [
+      ['svc-a', 1, 3],
+      ['svc-b', 1, 0],
+    ]);
     const at = new Date(m.now - 10 * 60_000).toISOString();
     const left = earlierEvent(m.now, { region: REGION });
     await store.recordRun(PROJECT, quietRun('old', at, { undelivered: undelivered(left) }));
