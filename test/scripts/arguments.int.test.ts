@@ -1,16 +1,14 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
+import { processResult, type CliResult } from '../support/cli-run.js';
 
 /**
  * The `npm run` scripts run as processes (needs `npm run build`), in an empty directory: an
  * argument they do not take is refused before they read or write anything.
  */
 const root = join(import.meta.dirname, '../..');
-const exec = promisify(execFile);
 
 let cwd: string | undefined;
 afterEach(() => {
@@ -18,23 +16,12 @@ afterEach(() => {
   cwd = undefined;
 });
 
-async function script(
-  name: string,
-  ...args: string[]
-): Promise<{ code: number; stdout: string; stderr: string }> {
+async function script(name: string, ...args: string[]): Promise<CliResult> {
   cwd = mkdtempSync(join(tmpdir(), 'governor-script-args-'));
-  try {
-    const { stdout, stderr } = await exec(
-      process.execPath,
-      [join(root, 'dist/scripts', `${name}.js`), ...args],
-      { cwd, timeout: 20_000 },
-    );
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: unknown; stdout?: string; stderr?: string };
-    if (typeof err.code !== 'number') throw e;
-    return { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
+  return processResult(process.execPath, [join(root, 'dist/scripts', `${name}.js`), ...args], {
+    cwd,
+    timeout: 20_000,
+  });
 }
 
 describe("the scripts' arguments", () => {

@@ -1,9 +1,8 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
+import { processResult, type CliResult } from '../support/cli-run.js';
 
 /**
  * `npm run package` as a process (needs `npm run build`): a write of the archive that fails part
@@ -11,7 +10,6 @@ import { afterEach, describe, expect, it } from 'vitest';
  * `terraform apply` (its SHA-256 names a new object) and failed only in Google's build.
  */
 const root = join(import.meta.dirname, '../..');
-const exec = promisify(execFile);
 
 let scratch: string | undefined;
 afterEach(() => {
@@ -20,20 +18,10 @@ afterEach(() => {
 });
 
 /** The packager writing to `out`, its files limited to `maxKiB` (the shell's `ulimit -f`). */
-async function packageTo(
-  out: string,
-  maxKiB?: number,
-): Promise<{ code: number; stdout: string; stderr: string }> {
+async function packageTo(out: string, maxKiB?: number): Promise<CliResult> {
   const node = `exec "${process.execPath}" dist/scripts/package.js "${out}"`;
   const script = maxKiB === undefined ? node : `ulimit -f ${maxKiB} && ${node}`;
-  try {
-    const { stdout, stderr } = await exec('sh', ['-c', script], { cwd: root });
-    return { code: 0, stdout, stderr };
-  } catch (e) {
-    const err = e as { code?: unknown; stdout?: string; stderr?: string };
-    if (typeof err.code !== 'number') throw e;
-    return { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
-  }
+  return processResult('sh', ['-c', script], { cwd: root });
 }
 
 describe('npm run package', () => {

@@ -1,13 +1,11 @@
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { afterEach, describe, expect, it } from 'vitest';
+import { processResult } from '../support/cli-run.js';
 
 /** `npm run schema` as a process (needs `npm run build`). */
 const root = join(import.meta.dirname, '../..');
-const exec = promisify(execFile);
 
 let cwd: string | undefined;
 afterEach(() => {
@@ -20,14 +18,15 @@ describe('npm run schema', () => {
     cwd = mkdtempSync(join(tmpdir(), 'governor-write-schemas-'));
     // A file where the folder should be.
     writeFileSync(join(cwd, 'schema'), '');
-    const failed = await exec(process.execPath, [join(root, 'dist/scripts/write-schemas.js')], {
-      cwd,
-    }).then(
-      () => null,
-      (e: unknown) => e as { code?: unknown; stderr?: string },
+    const failed = await processResult(
+      process.execPath,
+      [join(root, 'dist/scripts/write-schemas.js')],
+      {
+        cwd,
+      },
     );
-    expect(failed?.code).toBe(1);
-    const stderr = failed?.stderr ?? '';
+    expect(failed.code).toBe(1);
+    const stderr = failed.stderr;
     expect(stderr).toMatch(/^write-schemas: /);
     expect(stderr).toContain(join(cwd, 'schema'));
     expect(stderr.trim().split('\n'), stderr).toHaveLength(1);

@@ -1,4 +1,4 @@
-import { execFile } from 'node:child_process';
+import { execFile, type ExecFileOptions } from 'node:child_process';
 import { promisify } from 'node:util';
 import { main } from '../../src/cli/main.js';
 
@@ -19,16 +19,29 @@ export interface CliResult {
 
 const run = promisify(execFile);
 
-/** `governor ...args` as a process in the environment given: its exit code and output. */
-export async function governorIn(env: NodeJS.ProcessEnv, ...args: string[]): Promise<CliResult> {
+/**
+ * A process run to its end: its exit code and output, whatever the code (an exit other than 0 is
+ * a result here, not a throw). A process that could not be started, or was killed by a signal,
+ * still throws.
+ */
+export async function processResult(
+  file: string,
+  args: readonly string[],
+  options: ExecFileOptions = {},
+): Promise<CliResult> {
   try {
-    const { stdout, stderr } = await run(process.execPath, ['bin/governor.js', ...args], { env });
+    const { stdout, stderr } = await run(file, args, { ...options, encoding: 'utf8' });
     return { code: 0, stdout, stderr };
   } catch (e) {
     const err = e as { code?: number; stdout?: string; stderr?: string };
     if (typeof err.code !== 'number') throw e;
     return { code: err.code, stdout: err.stdout ?? '', stderr: err.stderr ?? '' };
   }
+}
+
+/** `governor ...args` as a process in the environment given: its exit code and output. */
+export async function governorIn(env: NodeJS.ProcessEnv, ...args: string[]): Promise<CliResult> {
+  return processResult(process.execPath, ['bin/governor.js', ...args], { env });
 }
 
 /** `governor ...args` in this process (`main`), in the environment given: its exit code and output. */
