@@ -121,11 +121,14 @@ export async function createRuntime(
   };
 }
 
-/** What {@link checkRunOptions} reads of the options. */
-type RunCheckedOptions = Pick<
+/** What {@link checkEmulatorMix} and {@link emulatorAsideWarnings} read of the options. */
+type EmulatorMixOptions = Pick<
   RuntimeOptions,
-  'emulatorHost' | 'emulatorAdmin' | 'pubsubEmulatorHost' | 'firestoreEmulatorHost' | 'stateStore'
+  'emulatorHost' | 'pubsubEmulatorHost' | 'firestoreEmulatorHost' | 'stateStore'
 >;
+
+/** What {@link checkRunOptions} reads of the options. */
+type RunCheckedOptions = EmulatorMixOptions & Pick<RuntimeOptions, 'emulatorAdmin'>;
 
 /**
  * Refuses, before anything is opened, options that no run can start with: an InputError that
@@ -161,12 +164,7 @@ export function checkRunOptions(options: RunCheckedOptions): void {
  * its runs in the real database. The reverse (Google's services, emulators for Pub/Sub or
  * Firestore) sends nothing to Google that it did not come from, and is taken.
  */
-export function checkEmulatorMix(
-  options: Pick<
-    RuntimeOptions,
-    'emulatorHost' | 'pubsubEmulatorHost' | 'firestoreEmulatorHost' | 'stateStore'
-  >,
-): void {
+export function checkEmulatorMix(options: EmulatorMixOptions): void {
   if (!options.emulatorHost) return;
   if (!options.pubsubEmulatorHost) {
     throw new InputError(
@@ -192,10 +190,7 @@ export function checkEmulatorMix(
  * https://cloud.google.com/firestore/docs/emulator).
  */
 export function emulatorAsideWarnings(
-  options: Pick<
-    RuntimeOptions,
-    'emulatorHost' | 'pubsubEmulatorHost' | 'firestoreEmulatorHost' | 'stateStore'
-  >,
+  options: EmulatorMixOptions,
   /** What the caller publishes: "the run's alerts", "the dispatch's work messages"; null: nothing. */
   publishes: string | null,
 ): string[] {
