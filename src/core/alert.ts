@@ -66,6 +66,16 @@ export const MAX_ORDERING_KEY_BYTES = 1_024;
  * value cut to {@link MAX_ATTRIBUTE_VALUE_BYTES} (ending in `…`).
  */
 export function alertAttributes(a: Alert): Record<string, string> {
+  return Object.fromEntries(
+    Object.entries(wholeAttributes(a)).map(([key, value]) => [
+      key,
+      cutUtf8(value, MAX_ATTRIBUTE_VALUE_BYTES),
+    ]),
+  );
+}
+
+/** The attributes an alert names, before {@link alertAttributes} cuts them to fit. */
+export function wholeAttributes(a: Alert): Record<string, string> {
   const attrs: Record<string, string> = {
     type: a.type,
     severity: a.severity,
@@ -74,8 +84,6 @@ export function alertAttributes(a: Alert): Record<string, string> {
   };
   if (a.region !== null) attrs.region = a.region;
   if (a.service !== null) attrs.service = a.service;
-  for (const [key, value] of Object.entries(attrs))
-    attrs[key] = cutUtf8(value, MAX_ATTRIBUTE_VALUE_BYTES);
   return attrs;
 }
 

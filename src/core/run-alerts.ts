@@ -1,4 +1,4 @@
-import { alertAttributes, MAX_ORDERING_KEY_BYTES, type Alert } from './alert.js';
+import { alertAttributes, MAX_ORDERING_KEY_BYTES, wholeAttributes, type Alert } from './alert.js';
 import { writesInPool } from './as-left.js';
 import { alertPoolKey, dedupKeyOf, makeAlert, projectWide, type AlertPlace } from './conditions.js';
 import { recordAlert, withUniqueIds, type ConditionState } from './notify.js';
@@ -794,11 +794,8 @@ export function alertMessage(a: Alert): {
  * governor makes; a message read back from the store may name anything.
  */
 export function messageCuts(a: Alert): string[] {
-  const whole: Record<string, string> = { project: a.project };
-  if (a.region !== null) whole['region'] = a.region;
-  if (a.service !== null) whole['service'] = a.service;
   const message = alertMessage(a);
-  const cuts = Object.entries(whole)
+  const cuts = Object.entries(wholeAttributes(a))
     .filter(([key, value]) => message.attributes[key] !== value)
     .map(([key, value]) => `its ${key} attribute (${utf8Length(value)} bytes)`);
   const key = alertPoolKey(a) ?? a.project;
