@@ -557,6 +557,9 @@ describe('monitoring.tf', () => {
       group_by_fields: ['resource.label.project_id'],
     });
     expect(JSON.stringify(aggregations)).not.toContain('metric.label');
+    // The README tells how late that window makes the policy: the same 300 s.
+    const readme = readFileSync('terraform/README.md', 'utf8').replace(/\s+/g, ' ');
+    expect(readme).toContain('a 5-minute rolling window (`alignment_period` 300 s');
     expect(module.locals['metric_prefix']).toBe(METRIC_PREFIX.replace(/\/$/, ''));
     expect(absent?.['duration']).toBe('${var.monitoring.not_running_minutes * 60}s');
     expect(block(absent, 'trigger')?.['count']).toBe(1);
