@@ -1,5 +1,13 @@
 import { execFile } from 'node:child_process';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import {
+  mkdirSync,
+  mkdtempSync,
+  readdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+} from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, posix } from 'node:path';
 import { promisify } from 'node:util';
@@ -137,6 +145,35 @@ describe('the npm package', () => {
     );
     expect(defaults.filter((f) => !files.includes(f as string))).toEqual([]);
   });
+});
+
+describe('what `npm pack` and `npm publish` build', () => {
+  it('empties dist before building, so a compiled file whose source is gone is not shipped', async () => {
+    // `tsc -b` never deletes what a removed source compiled to, and `files` ships dist/src whole.
+    // npm runs `prepack`, then `prepare` (the build), before it packs
+    // (https://docs.npmjs.com/cli/v11/using-npm/scripts, "Life Cycle Scripts").
+    const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8')) as {
+      scripts: Record<string, string>;
+    };
+    expect(pkg.scripts['prepare']).toBe('npm run build');
+    const scratch = mkdtempSync(join(tmpdir(), 'governor-prepack-'));
+    try {
+      writeFileSync(
+        join(scratch, 'package.json'),
+        JSON.stringify({
+          name: 'prepack-check',
+          version: '0.0.0',
+          scripts: { prepack: pkg.scripts['prepack'] },
+        }),
+      );
+      mkdirSync(join(scratch, 'dist/src/removed'), { recursive: true });
+      writeFileSync(join(scratch, 'dist/src/removed/gone.js'), 'export {};\n');
+      await exec(npm, ['run', 'prepack', '--offline', '--no-update-notifier'], { cwd: scratch });
+      expect(readdirSync(scratch)).toEqual(['package.json']);
+    } finally {
+      rmSync(scratch, { recursive: true, force: true });
+    }
+  }, 60_000);
 });
 
 describe('the npm package, unpacked', () => {
