@@ -83,9 +83,10 @@ import {
  *
  * Every call is bounded by the run deadline, and no write starts after it. A pool's raises start
  * only while enough of the run is left to verify them (step 4): the time a read and a write took
- * in this run (raiseMargin). A raise sent later could be neither read back nor lowered back before
- * the deadline, should another writer fill the pool in its round trip: it waits for the next run
- * instead (`deadline`).
+ * in this run (raiseMargin), asked when the raises are decided and again when each one's place
+ * comes (a raise may wait for a place while other regions' writes are in flight). A raise sent
+ * later could be neither read back nor lowered back before the deadline, should another writer
+ * fill the pool in its round trip: it waits for the next run instead (`deadline`).
  *
  * The governor stamps its id and the wall-clock time on every service it writes; a pool where
  * another governor's stamp is fresher than a lease gets no write (`other-governor`): not its
@@ -675,6 +676,18 @@ function raiseMargin(readMs: number, opts: Acting): number {
 }
 
 /**
+ * Why no raise may start now, or null: less of the run is left than raiseMargin (a read that took
+ * `readMs`, and the slowest write so far). Asked when a pool's raises are decided, and again when
+ * each one's place comes.
+ */
+function tooLittleLeft(readMs: number, opts: Acting): string | null {
+  const left = opts.deadline - opts.clock();
+  const margin = raiseMargin(readMs, opts);
+  if (left >= margin) return null;
+  return `too little of the run was left to verify it (${Math.max(0, Math.round(left))} ms before the run deadline; a read and a write took ${Math.round(margin)} ms in this run): a raise that could not be read back could not be lowered back, should another writer fill the pool meanwhile; left for the next run`;
+}
+
+/**
  * One round of a pool's increases on one read (which took `readMs`): decided in plan order, at
  * most `slots` sent (the others are `rest`, for the next round), then sent all at once. `spent`:
  * GPUs of earlier rounds' raises that may still apply, kept off the room. None is sent with less
@@ -711,12 +724,10 @@ async function raiseRound(
       rest: [],
     };
   }
-  const left = opts.deadline - opts.clock();
-  const margin = raiseMargin(readMs, opts);
-  if (left < margin) {
-    const why = `too little of the run was left to verify it (${Math.max(0, Math.round(left))} ms before the run deadline; a read and a write took ${Math.round(margin)} ms in this run): a raise that could not be read back could not be lowered back, should another writer fill the pool meanwhile; left for the next run`;
+  const tooLate = tooLittleLeft(readMs, opts);
+  if (tooLate !== null) {
     return {
-      raises: increases.map((c) => notSent(c, skipped(c, 'deadline', why))),
+      raises: increases.map((c) => notSent(c, skipped(c, 'deadline', tooLate))),
       rest: [],
     };
   }
@@ -770,11 +781,22 @@ async function raiseRound(
         regionKey(pool),
         slots.at,
         urgent,
-        // Sent again after a refusal only while it could still be read back and lowered back.
-        () => write(d.c, d.to, d.svc, opts, d.note, opts.deadline - raiseMargin(readMs, opts)),
+        async (): Promise<Raise> => {
+          // Its place may come long after the read: every place held by writes in flight (other
+          // regions' decreases, whose operations may take minutes). The margin is asked again
+          // now, with the writes measured meanwhile: a raise sent with less of the run left
+          // could be neither read back nor lowered back before the deadline, should another
+          // writer have filled the pool while it waited.
+          const tooLate = tooLittleLeft(readMs, opts);
+          if (tooLate !== null) return notSent(d.c, skipped(d.c, 'deadline', tooLate));
+          // Sent again after a refusal only while it could still be read back and lowered back.
+          const resendUntil = opts.deadline - raiseMargin(readMs, opts);
+          const result = await write(d.c, d.to, d.svc, opts, d.note, resendUntil);
+          return { change: d.c, to: d.to, result };
+        },
         opts.deadline,
       );
-      if (done) return { change: d.c, to: d.to, result: done.value };
+      if (done) return done.value;
       return opts.clock() > opts.deadline ? notSent(d.c, late(d.c)) : d.c;
     }),
   );
