@@ -2,7 +2,7 @@ import { gpuPool, MAX_QUOTA_GPUS, poolKey, unsetMaxFor, type PoolId } from './po
 import type { ObservedService } from './service.js';
 
 /** GPUs that a serving revision of another pool than its service's template may hold. */
-interface RevisionHolding extends PoolId {
+export interface RevisionHolding extends PoolId {
   gpus: number;
   /** What holds them, e.g. "service/llm revision llm-00001-abc (serving in another pool than its template)". */
   source: string;

@@ -2,7 +2,7 @@ import { groupBy } from '../core/collections.js';
 import { oneLine } from '../core/text.js';
 import type { Plan, PlanChange, PlanPool } from '../core/plan.js';
 import type { OverAfterRaises, UnverifiedRaises } from '../core/run-alerts.js';
-import { effectiveMax, poolIdOf, poolKey, samePool } from '../core/pool.js';
+import { effectiveMax, poolIdOf, poolKey, poolWords, samePool, type PoolId } from '../core/pool.js';
 import { mayHaveLanded, type WriteCause, type WriteResult } from '../core/write-result.js';
 import {
   ConflictError,
@@ -28,6 +28,7 @@ import type {
 import type { ObservedService } from '../core/service.js';
 import type { Pacer, Place, Reserved } from './pacing.js';
 import {
+  grownElsewhere,
   inPool,
   instanceGpus,
   otherWriter,
@@ -763,6 +764,16 @@ async function raiseRound(
       decided.push(notSent(c, skipped(c, 'no-room', why)));
       continue;
     }
+    // A serving revision of another pool that the service-level max bounds would take more of
+    // that pool, whose room this raise is not decided on (nor read back after it): no raise.
+    // Any raise does (that revision counts at the lower of its own max and the service's, the
+    // service's below its own), so there is no smaller one to send instead.
+    const elsewhere = grownElsewhere(pool, svc, fits, (id) => quotaOfPlan(plan, id));
+    if (elsewhere) {
+      const why = `no room it may take: ${elsewhere.source} holds GPUs of the ${poolWords(elsewhere)} pool, and a higher service-level max lets it hold more there (that max bounds every revision in the traffic split), room this raise is not decided on: left for the next run (it is raised once the traffic is on its template's revision, or that revision sets a max of its own)`;
+      decided.push(notSent(c, skipped(c, 'no-room', why)));
+      continue;
+    }
     // Spent whether or not the write lands: a write that fails may still apply.
     room -= (fits - c.from) * g;
     sending += 1;
@@ -1119,6 +1130,11 @@ function regionKey(p: { project: string; region: string }): string {
 
 function writeKey(w: { project: string; region: string; name: string }): string {
   return serviceKey(w);
+}
+
+/** A pool's quota as the plan has it (null: unknown, or a pool the plan does not list). */
+function quotaOfPlan(plan: Plan, id: PoolId): number | null {
+  return plan.pools.find((p) => samePool(p, id))?.quota ?? null;
 }
 
 function readOf(reads: Map<string, PoolRead | Error>, pool: PlanPool): PoolRead | Error {

@@ -1,7 +1,7 @@
 import { beyondSkew } from '../core/duration.js';
 import type { Plan, PlanPool } from '../core/plan.js';
-import { effectiveMax, poolBudget, samePool } from '../core/pool.js';
-import { countedRevisions } from '../core/revision-pools.js';
+import { effectiveMax, poolBudget, samePool, type PoolId } from '../core/pool.js';
+import { countedRevisions, type RevisionHolding } from '../core/revision-pools.js';
 import { ANNOTATIONS, writtenAtOf } from '../observe/annotations.js';
 import { cutText } from '../core/errors.js';
 import { manualInstances, type GpuSpec, type ObservedService } from '../core/service.js';
@@ -70,6 +70,31 @@ function listedServiceGpus(pool: PlanPool, services: readonly ObservedService[])
     for (const h of countedRevisions(s, () => pool.quota)) if (samePool(pool, h)) gpus += h.gpus;
   }
   return gpus;
+}
+
+/**
+ * A serving revision of `s` that holds GPUs of another pool than `pool` and would hold more there
+ * were the service-level max `to`, or null. A revision in the traffic split whose own max (or,
+ * unset, its pool's unset max) is above the service-level max is held to that max, which bounds
+ * "the total instance count for the service in all revisions with specified traffic"
+ * (ServiceScaling.max_instance_count in google/cloud/run/v2/vendor_settings.proto) and takes
+ * effect at once ("Service-level: immediately",
+ * https://cloud.google.com/run/docs/configuring/max-instances). Raising it lets that revision take
+ * more of its own pool ({@link countedRevisions}, counted as observation counts it): room of a
+ * pool the raise is not decided on. `quotaOf`: each pool's quota, for a revision without a max.
+ */
+export function grownElsewhere(
+  pool: PlanPool,
+  s: ObservedService,
+  to: number,
+  quotaOf: (pool: PoolId) => number | null,
+): RevisionHolding | null {
+  const now = countedRevisions(s, quotaOf);
+  const raised = countedRevisions({ ...s, serviceMaxInstances: to }, quotaOf);
+  // The same revisions in the same order, only the service-level max differs.
+  for (const [i, h] of raised.entries())
+    if (!samePool(pool, h) && h.gpus > (now[i]?.gpus ?? 0)) return h;
+  return null;
 }
 
 /** The automatically scaled GPU services of the pool, among those listed in its region. */
