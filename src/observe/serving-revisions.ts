@@ -4,6 +4,7 @@ import {
   needsServingRevisions,
   RUN_READS_PER_MINUTE,
   type ObservedService,
+  type ServingRevision,
 } from '../core/service.js';
 import { errorMessage } from '../core/errors.js';
 import type { CloudRunPort } from '../ports/index.js';
@@ -54,7 +55,7 @@ export async function withServingRevisions(
           })),
         ),
       );
-      return { ...s, servingRevisions: withOwn };
+      return { ...s, servingRevisions: withOwn, ...widestGpu(s, withOwn) };
     } catch (error) {
       const why = errorMessage(error);
       problems.push({
@@ -83,6 +84,34 @@ export async function withServingRevisions(
     });
   }
   return result;
+}
+
+/**
+ * The service's GPU counted at the most GPUs an instance of it may hold in its template's pool.
+ * Its instances are its serving revisions' (a revision is an immutable snapshot with its own GPU
+ * limit, google/cloud/run/v2/revision.proto), so a revision of the same pool that serves with
+ * more GPUs an instance than the template (a redeploy with `--no-traffic` that changed
+ * `nvidia.com/gpu`, a split, a rollout) holds that many per instance: counted at the template's,
+ * its cap would read as fewer GPUs than it may hold, and a raise would take more of the pool than
+ * the room it was given (the plan, the read before the raises and the one after them all count
+ * it this way). The most is the safe side, as each pool counts all it may hold. Revisions of
+ * other pools are counted in theirs (`countedRevisions`, core/revision-pools.ts).
+ */
+function widestGpu(
+  s: ObservedService,
+  revisions: readonly ServingRevision[],
+): Pick<ObservedService, 'gpu'> | Record<string, never> {
+  const gpu = s.gpu;
+  if (!gpu) return {};
+  let count = gpu.count;
+  for (const r of revisions)
+    if (
+      r.gpu &&
+      r.gpu.accelerator === gpu.accelerator &&
+      r.gpu.zonalRedundancy === gpu.zonalRedundancy
+    )
+      count = Math.max(count, r.gpu.count);
+  return count === gpu.count ? {} : { gpu: { ...gpu, count } };
 }
 
 /**
