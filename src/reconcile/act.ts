@@ -25,7 +25,7 @@ import type {
   ObservedWorkerPool,
   QuotaPort,
 } from '../ports/index.js';
-import type { ObservedService } from '../core/service.js';
+import { needsServingRevisions, type ObservedService } from '../core/service.js';
 import type { Pacer, Place, Reserved } from './pacing.js';
 import {
   grownElsewhere,
@@ -484,6 +484,17 @@ async function readPools(
             ? r.executions.e
             : null;
         if (failed !== null && !known?.others) throw failed;
+        // A service whose serving revisions could not be read (run.revisions.get denied, a
+        // revision deleted meanwhile, past the reads allowed) may hold GPUs of any pool of the
+        // region through them, and a raise of it may let them take more: no raise on a guess, as
+        // for worker pools not listed. The read after the raises counts the services as listed.
+        const unread = known
+          ? undefined
+          : r.services.find((s) => needsServingRevisions(s) && s.revisionsUnread !== undefined);
+        if (unread)
+          throw new GovernorError(
+            `the serving revisions of ${unread.name} could not be read (${unread.revisionsUnread}), so which pools they hold GPUs of is unknown`,
+          );
         if (failed !== null)
           opts.log.log(
             'WARNING',

@@ -1,7 +1,13 @@
 import { afterEach, beforeEach, describe, expect, it } from 'vitest';
 import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
 import { parsePolicy } from '../../src/core/policy.js';
-import { startEmulator, type FleetInput, type RunningEmulator } from '../../src/emulator/index.js';
+import { status } from '@grpc/grpc-js';
+import {
+  RpcError,
+  startEmulator,
+  type FleetInput,
+  type RunningEmulator,
+} from '../../src/emulator/index.js';
 import { reconcileReport } from '../support/reconcile-run.js';
 
 /**
@@ -65,8 +71,16 @@ afterEach(async () => {
   emulator = undefined;
 });
 
-async function runOn(max: number, servingMax?: number) {
-  const started = await startEmulator({ fleet: fleet(max, servingMax), speed: 'manual' });
+async function runOn(max: number, servingMax?: number, revisionsDenied = false) {
+  const started = await startEmulator({
+    fleet: fleet(max, servingMax),
+    speed: 'manual',
+    // The governor may not read revisions (run.revisions.get not granted).
+    faults: ({ method }) =>
+      revisionsDenied && method.endsWith('/GetRevision')
+        ? new RpcError(status.PERMISSION_DENIED, 'injected: run.revisions.get denied')
+        : undefined,
+  });
   emulator = started;
   ports = createGooglePorts({ emulatorHost: started.host, emulatorOperationPollMs: 20 });
   const report = await reconcileReport(
@@ -108,5 +122,20 @@ describe('a governed service whose serving revision is in another pool than its 
     });
     expect(zonal?.capsGpus).toBeLessThanOrEqual(4);
     expect(violations.violations).toEqual([]);
+  });
+
+  it('is not raised while its serving revisions cannot be read: which pool they draw on is unknown', async () => {
+    const { report, zonal, violations } = await runOn(1, undefined, true);
+    // Uncounted in the zonal pool, the revision left room there: steady was raised to 4 beside
+    // it and moved to 4 on its template's pool, 8 GPUs of caps on the quota of 4.
+    expect(zonal?.capsGpus).toBeLessThanOrEqual(4);
+    expect(violations.violations).toEqual([]);
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(raises.map((w) => [w.name, w.cause]).sort()).toEqual([
+      ['moved', 'pool-unreadable'],
+      ['steady', 'pool-unreadable'],
+    ]);
+    for (const w of raises)
+      expect(w.reason).toContain('the serving revisions of moved could not be read');
   });
 });
