@@ -668,7 +668,7 @@ async function noisyTop(seeds: readonly number[], factors: readonly number[]): P
   const kinds = (list('KINDS') ?? ['observed', 'true', 'true-where-no-429', 'saturation-2']).map(
     (k) => {
       if (!(EVIDENCE_KINDS as readonly string[]).includes(k))
-        throw new Error(`KINDS: unknown ${k} (${EVIDENCE_KINDS.join(', ')})`);
+        throw new BadSetting(`KINDS: unknown ${k} (${EVIDENCE_KINDS.join(', ')})`);
       return k as EvidenceKind;
     },
   );

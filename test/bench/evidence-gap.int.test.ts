@@ -20,6 +20,7 @@ describe('the evidence-gap analysis, given settings it cannot run with', () => {
     [{ SCENARIO: 'noisy', FACTORS: 'x' }, /^FACTORS must be/],
     [{ SCENARIO: 'toString' }, /^SCENARIO: unknown toString \(mixed, traces, cut, noisy\)$/],
     [{ VARIANTS: 'nope' }, /^VARIANTS: unknown nope /],
+    [{ SCENARIO: 'noisy', KINDS: 'nope' }, /^KINDS: unknown nope \(observed, /],
   ])('%o: refused in one line, exit 2, nothing played', async (env, message) => {
     const failed = await run(env);
     expect(failed?.code).toBe(2);
