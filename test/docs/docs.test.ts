@@ -345,6 +345,16 @@ describe('docs/emulator.md', () => {
     expect(products.filter((name) => !description.includes(name))).toEqual([]);
   });
 
+  it('names every field of a message GET /published lists', () => {
+    const source = readFileSync('src/emulator/pubsub-store.ts', 'utf8');
+    const body = /export interface PublishedMessage \{([\s\S]*?)\n\}/.exec(source)?.[1] ?? '';
+    const fields = [...body.matchAll(/^ {2}readonly (\w+)\??:/gm)].map((m) => m[1] ?? '');
+    expect(fields.length).toBeGreaterThan(6);
+    const page = readFileSync('docs/emulator.md', 'utf8');
+    const record = page.slice(page.indexOf('**The record**'), page.indexOf('- The fault injector'));
+    expect(fields.filter((f) => !record.includes(`\`${f}\``))).toEqual([]);
+  });
+
   it('lists every option of startEmulator in its table, and no other', () => {
     const source = readFileSync('src/emulator/index.ts', 'utf8');
     const body = /export interface EmulatorOptions \{([\s\S]*?)\n\}/.exec(source)?.[1] ?? '';
