@@ -42,10 +42,11 @@ import {
 
 /**
  * SOAK_SNAPSHOTS=100,300: heap snapshots of the soaked processes after those runs or rounds. An
- * entry that is not a whole number from 1 stops the bench before it starts anything (it would
- * never match a run, and the snapshot asked for would silently not be taken).
+ * entry that is not a whole number from 1, or is past the soak's `last` run or round, stops the
+ * bench before it starts anything (it would never match a run, and the snapshot asked for would
+ * silently not be taken).
  */
-function soakSnapshots(): number[] {
+function soakSnapshots(last: number, unit: 'runs' | 'rounds'): number[] {
   const entries = (process.env.SOAK_SNAPSHOTS ?? '').split(',').map((x) => x.trim());
   const bad = entries.find((x) => x !== '' && !/^[1-9]\d*$/.test(x));
   if (bad !== undefined) {
@@ -54,7 +55,15 @@ function soakSnapshots(): number[] {
     );
     process.exit(2);
   }
-  return entries.filter((x) => x !== '').map(Number);
+  const after = entries.filter((x) => x !== '').map(Number);
+  const past = after.find((n) => n > last);
+  if (past !== undefined) {
+    console.error(
+      `SOAK_SNAPSHOTS: ${past} is past the soak's ${last} ${unit} (SOAK_RUNS), so no snapshot would be taken after it`,
+    );
+    process.exit(2);
+  }
+  return after;
 }
 
 /** A soak's size (SOAK_RUNS and the others): a whole number from `min` to 100,000, else exit code 2 before it starts. */
@@ -152,7 +161,7 @@ if (process.env.BENCH_ONLY === 'soak' && process.env.SOAK_TARGET === 'org') {
   const dispatches = soakSize('SOAK_DISPATCHES', 4, 1);
   const projects = soakSize('SOAK_PROJECTS', 4, 4);
   const services = soakSize('SOAK_SERVICES', 8, 2);
-  const snapshotAfter = soakSnapshots();
+  const snapshotAfter = soakSnapshots(rounds, 'rounds');
   const soak = await step("the organisation's soak", () =>
     benchOrgSoak({
       rounds,
@@ -178,8 +187,8 @@ if (process.env.BENCH_ONLY === 'soak') {
     console.error('SOAK_TARGET must be regional (the default) or org');
     process.exit(2);
   }
-  const snapshotAfter = soakSnapshots();
   const runs = soakSize('SOAK_RUNS', 300, 8);
+  const snapshotAfter = soakSnapshots(runs, 'runs');
   const services = soakSize('SOAK_SERVICES', 40, 8);
   const store = process.env.SOAK_STORE ?? 'file';
   if (store !== 'file' && store !== 'firestore') {

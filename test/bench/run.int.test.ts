@@ -73,6 +73,26 @@ describe('npm run bench, one part', () => {
     );
   }, 60_000);
 
+  it("refuses SOAK_SNAPSHOTS past the soak's last run or round, which would never be taken", async () => {
+    dir = await mkdtemp(join(tmpdir(), 'governor-bench-run-'));
+    for (const [target, last] of [
+      ['regional', '300 runs'],
+      ['org', '60 rounds'],
+    ] as const) {
+      const run = promisify(execFile)(process.execPath, [resolve('dist/bench/run.js')], {
+        cwd: dir,
+        env: { ...process.env, BENCH_ONLY: 'soak', SOAK_TARGET: target, SOAK_SNAPSHOTS: '20,400' },
+      });
+      await expect(run, target).rejects.toMatchObject({
+        code: 2,
+        stderr: `SOAK_SNAPSHOTS: 400 is past the soak's ${last} (SOAK_RUNS), so no snapshot would be taken after it\n`,
+      });
+    }
+    await expect(readFile(join(dir, 'bench', 'results-soak.json'), 'utf8')).rejects.toThrow(
+      /ENOENT/,
+    );
+  }, 60_000);
+
   it('the benches run directly refuse a size that is not a whole number before running anything', async () => {
     const cases = [
       [
