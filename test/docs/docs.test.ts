@@ -90,6 +90,37 @@ describe('the docs', () => {
     expect(broken).toEqual([]);
   });
 
+  it('name only files and folders of the repository that exist, in code spans too', () => {
+    // `src/core/planner.ts`, `examples/fleet.yaml`, `node dist/bench/org.js`: a path a reader is
+    // told to open or run, from the repository's root or the page's folder (terraform/README.md's
+    // `examples/basic`). A compiled file stands for its source (the unit tests need no build);
+    // what a command writes (bench/results.json, dist/function.zip) is named in .gitignore.
+    const ignored = readFileSync('.gitignore', 'utf8').split('\n');
+    const root = /^(?:\.\.\/)*(?:src|test|bench|scripts|examples|schema|dist|terraform|docs|bin)\//;
+    const missing: string[] = [];
+    let checked = 0;
+    for (const page of GUIDES) {
+      for (const m of readFileSync(page, 'utf8').matchAll(/`([^`\s]+)`/g)) {
+        const named = (m[1] ?? '').replace(/[.,:;]$/, '');
+        if (!root.test(named) || /[*{}<>…]/.test(named)) continue;
+        const path = named.startsWith('../') ? join(dirname(page), named) : named;
+        if (path.startsWith('..')) continue; // outside the repository: an example of a bad path
+        checked += 1;
+        const source = path.startsWith('dist/')
+          ? path
+              .replace(/^dist\/(src\/)?/, (_, src?: string) => (src ? 'src/' : ''))
+              .replace(/\.js$/, '.ts')
+          : path;
+        if (existsSync(source) || existsSync(join(dirname(page), path))) continue;
+        if (ignored.includes(path)) continue;
+        if (path.startsWith('dist/') && !path.endsWith('.js')) continue;
+        missing.push(`${page}: ${named}`);
+      }
+    }
+    expect(checked).toBeGreaterThan(100);
+    expect(missing).toEqual([]);
+  });
+
   it('link only to headings that exist', () => {
     const broken: string[] = [];
     for (const page of GUIDES) {
