@@ -3,9 +3,12 @@ import { describe, expect, it } from 'vitest';
 import { z } from 'zod';
 import { FaultConfig } from '../../src/emulator/faults.js';
 import { Demand, Fleet, parseFleet } from '../../src/emulator/fleet.js';
+import { buildScenario, parseScenario } from '../../src/simulate/scenario.js';
+import { parse } from 'yaml';
 
 /**
- * docs/emulator.md's examples are ones the emulator takes: the fleet file that shows every key,
+ * docs/emulator.md's examples are ones the emulator takes (and docs/simulation.md's scenario file
+ * one the simulator takes): the fleet file that shows every key,
  * each form of the demand table, and the fault configuration `POST /faults` is shown with.
  * Parsed only (no server): a reader copies them into a fleet file or a request body.
  */
@@ -70,5 +73,19 @@ describe('docs/emulator.md', () => {
     );
     expect(config.seed).toBe(7);
     expect(config.errors.map((e) => e.method)).toEqual(['UpdateService']);
+  });
+});
+
+describe('docs/simulation.md', () => {
+  it('shows a scenario file the simulator reads, its trace among the shipped ones', async () => {
+    const page = readFileSync('docs/simulation.md', 'utf8');
+    const at = page.indexOf('### Scenario files');
+    expect(at).toBeGreaterThanOrEqual(0);
+    const block = /```yaml\n([\s\S]*?)```/.exec(page.slice(at))?.[1] ?? '';
+    const scenario = parseScenario(parse(block), 'docs/simulation.md');
+    expect(scenario.services.map((s) => s.name)).toEqual(['chat-nyc']);
+    // Its trace path is relative to the scenario file, as in examples/sim-mixed.yaml.
+    const input = await buildScenario(scenario, 'examples', 'docs/simulation.md');
+    expect(input.fleet.projects[0]?.services).toHaveLength(1);
   });
 });
