@@ -79,7 +79,7 @@ function walk(dir: string): string[] {
 describe('the docs', () => {
   it('link only to files that exist', () => {
     const broken: string[] = [];
-    for (const page of PAGES) {
+    for (const page of GUIDES) {
       const text = readFileSync(page, 'utf8');
       for (const m of text.matchAll(/\]\(([^)#\s]+)(#[^)]*)?\)/g)) {
         const target = m[1] ?? '';
@@ -327,7 +327,7 @@ describe('the docs', () => {
         .scripts,
     );
     const unknown: string[] = [];
-    for (const page of [...PAGES, 'terraform/README.md']) {
+    for (const page of GUIDES) {
       const text = readFileSync(page, 'utf8');
       for (const m of text.matchAll(/npm run ([a-z][a-z0-9:-]*[a-z0-9])/g))
         if (!scripts.includes(m[1] ?? '')) unknown.push(`${page}: npm run ${m[1]}`);
