@@ -22,7 +22,6 @@ import type { Logger } from './log.js';
 import type {
   AssetSearchPort,
   Clock,
-  DiscoveryCache,
   DiscoveryCacheStore,
   StateStore,
   WorkPublisher,
@@ -49,24 +48,21 @@ export async function createRuntime(
   /**
    * `stateDir`: the CLI's --state-dir. `store`: one the caller already opened (the unit entry
    * reads its discovery cache before deciding to run); the runtime then owns and closes it.
-   * `kept`: the kept discovery the caller read from that store, so that the run does not read it
-   * again.
    */
   overrides: {
     stateDir?: string;
     store?: StateStore & DiscoveryCacheStore;
-    kept?: DiscoveryCache | null;
   } = {},
 ): Promise<Runtime> {
   const stored = overrides.store ?? (await createStore(options.stateStore, overrides.stateDir));
   // A project's lease excludes its regional units (and they it): src/reconcile/unit-lease.ts.
   // Whatever this run's own policy says: the units are split by the organisation's policy, which
   // may not be the one a command line runs with on the same store. The regions are those the kept
-  // discovery counts (none where nothing was ever discovered), read once per runtime (one run).
-  let kept: ReturnType<typeof stored.loadDiscovery> | null =
-    overrides.kept === undefined ? null : Promise.resolve(overrides.kept);
+  // discovery counts (none where nothing was ever discovered), read each time a lease is granted:
+  // a discovery read earlier (a unit's decision, an earlier lease call) may predate a dispatch that
+  // added a region whose unit has taken its lease since.
   const store = projectUnitStore(stored, async (project) =>
-    countedRegions(await (kept ??= stored.loadDiscovery()), project),
+    countedRegions(await stored.loadDiscovery(), project),
   );
   let ports: GooglePorts | null = null;
   let sink: PubSubAlertSink | null = null;

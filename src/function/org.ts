@@ -326,10 +326,9 @@ async function unitRuntime(
   log: Logger,
   store: Awaited<ReturnType<typeof createStore>>,
 ) {
-  const runtime = await createRuntime(decision.policy, options, log, {
-    store,
-    ...(decision.kept === undefined ? {} : { kept: decision.kept }),
-  });
+  // The kept discovery the decision read is not handed on: the lease reads it again once granted
+  // (src/reconcile/unit-lease.ts), as a dispatch may have split the project since.
+  const runtime = await createRuntime(decision.policy, options, log, { store });
   const { region } = decision;
   const deps =
     region === undefined

@@ -7,7 +7,7 @@ import { alertMessage, deliveryFailedAlert, type FailedDelivery } from '../core/
 import { splitUnits, unitLabel } from '../core/units.js';
 import { staleReason, type WorkMessage } from '../core/work.js';
 import type { Logger } from '../log.js';
-import type { AlertSink, DiscoveryCache, DiscoveryCacheStore, StateStore } from '../ports/index.js';
+import type { AlertSink, DiscoveryCacheStore, StateStore } from '../ports/index.js';
 import { beforeDeadline } from '../reconcile/act.js';
 import { saveConditionsRebased } from '../reconcile/alerts.js';
 import { errorMessage } from '../core/errors.js';
@@ -20,8 +20,7 @@ import { errorMessage } from '../core/errors.js';
  */
 export type UnitDecision =
   /**
-   * `region`: a regional unit (its state under `project@region`: src/core/units.ts). `kept`: the
-   * kept discovery, when the decision read it (the run reuses it rather than read it again).
+   * `region`: a regional unit (its state under `project@region`: src/core/units.ts).
    * `siblings`, for a regional unit: the project's regional units as the policy splits it now,
    * and when the discovery that counts them was found (a unit that stopped is noticed by the
    * others: reconcile/other-units.ts stoppedUnits). `wholeNow`, for a whole project of a policy
@@ -32,7 +31,6 @@ export type UnitDecision =
       kind: 'govern';
       policy: Policy;
       region?: string;
-      kept?: DiscoveryCache | null;
       siblings?: { regions: string[]; foundAt: string | null };
       wholeNow?: boolean;
     }
@@ -67,8 +65,9 @@ export async function decideUnit(
   const splits = policy.fanout?.splitAbove !== undefined;
   // A regional unit also needs its region counted by the kept discovery: the regions a run of
   // the whole project checks for regional leases (src/reconcile/unit-lease.ts); a whole project,
-  // under a policy that splits, needs the kept discovery not to split it now (below). The run
-  // reuses what is read here, and reads it anyway (runtime.ts), so this adds no read.
+  // under a policy that splits, needs the kept discovery not to split it now (below). The run of
+  // a whole project reads it again once its lease is held (src/reconcile/unit-lease.ts): a
+  // dispatch may split the project between this read and that lease.
   const cached =
     (!known || region !== undefined || splits) && policy.discovery
       ? await deps.cache.loadDiscovery()
@@ -100,7 +99,6 @@ export async function decideUnit(
   }
   // The unit: the same policy, narrowed to its one project (its lease, state and run record),
   // and for a regional unit to its one region.
-  const read = cached === null ? {} : { kept: cached };
   // The regional units the fan-out splits the project into now (none: it governs it whole).
   const regions = splitUnits(
     [message.project],
@@ -131,7 +129,6 @@ export async function decideUnit(
     return {
       kind: 'govern',
       policy: { ...policy, projects: [message.project] },
-      ...read,
       ...(splits ? { wholeNow: true } : {}),
     };
   }
@@ -139,7 +136,6 @@ export async function decideUnit(
     kind: 'govern',
     policy: { ...policy, projects: [message.project], regions: [region] },
     region,
-    ...read,
     siblings: { regions, foundAt: ours?.foundAt ?? null },
   };
 }

@@ -20,8 +20,9 @@ import type { DiscoveryCache, Lease, LeaseResult, OtherUnit, StateStore } from '
  *   counts for `p` (the only regions a dispatch splits into, and a regional unit refuses a region
  *   the kept discovery no longer counts: org/unit.ts). It does so whatever its own policy says:
  *   a command line may run with a policy that sets no `fanout.splitAbove` on the store the
- *   organisation's units use. Where nothing was discovered there is nothing to read; the kept
- *   discovery is read beside the lease request, so this adds no round of calls.
+ *   organisation's units use. Where nothing was discovered there is nothing to read. The kept
+ *   discovery is read once the lease is granted, never before: a region a dispatch added in
+ *   between would be missed while its unit found the project's lease free.
  * A lease another holds and that has not expired makes the reader give its own back and answer
  * "held" (the run then ends `lease-held`, like any held lease). A renewal reads the other side
  * again, the same way: a lease that expired while a person took minutes to confirm (lease.ts,
@@ -201,7 +202,8 @@ export function regionalUnitStore(
 
 /**
  * The store of a run of whole projects: a project's lease is kept only when no regional unit of
- * it holds one. `regionsOf` names the regions to look at; it is asked beside the lease request.
+ * it holds one. `regionsOf` names the regions to look at; it is asked once the lease is granted,
+ * and must read them then (see `checked`).
  */
 export function projectUnitStore(
   store: StateStore,
@@ -219,31 +221,46 @@ export function projectUnitStore(
     async acquireLease(project, holder, ttlMs, now) {
       // A regional unit's own key goes through as it is (its store checks the other way).
       if (project.includes(UNIT_SEPARATOR)) return store.acquireLease(project, holder, ttlMs, now);
-      const [taken, counted] = await Promise.allSettled([
-        store.acquireLease(project, holder, ttlMs, now),
-        regionsOf(project),
-      ]);
-      if (taken.status === 'rejected') throw taken.reason;
-      const mine = taken.value;
-      if (!mine.acquired) return mine;
-      // Not knowing the regions is not knowing whether a unit writes: give the lease back. Why
-      // is the error told, even when giving it back fails too (it then expires by itself).
-      if (counted.status === 'rejected') {
-        await store.releaseLease(project, holder).catch(() => undefined);
-        throw counted.reason;
-      }
-      return alone(mine, counted.value, project, holder, ttlMs, now);
+      return checked(
+        await store.acquireLease(project, holder, ttlMs, now),
+        project,
+        holder,
+        ttlMs,
+        now,
+      );
     },
     async renewLease(project, holder, ttlMs, now) {
       const mine = await store.renewLease(project, holder, ttlMs, now);
-      if (project.includes(UNIT_SEPARATOR) || !mine.acquired) return mine;
-      const counted = await givingBackOnError(
-        () => regionsOf(project),
-        () => store.releaseLease(project, holder),
-      );
-      return alone(mine, counted, project, holder, ttlMs, now);
+      if (project.includes(UNIT_SEPARATOR)) return mine;
+      return checked(mine, project, holder, ttlMs, now);
     },
   };
+
+  /**
+   * `mine` once the regions are read, after it was granted, never beside the request: a dispatch
+   * may add a region to the kept discovery at any time, and its regional unit takes its lease and
+   * then reads the project's. Read after this lease is held, the discovery either counts that
+   * region (its lease is read below) or was saved after this read, so after this lease was taken,
+   * and that unit finds it held. Read before (beside the request, or by a unit's decision), it
+   * could miss the region while the unit found the project's lease still free: both would write
+   * that region's pools, on the same room. Not knowing the regions is not knowing whether a unit
+   * writes: the lease is given back, and why is the error told (even when giving it back fails
+   * too: it then expires by itself).
+   */
+  async function checked(
+    mine: LeaseResult,
+    project: string,
+    holder: string,
+    ttlMs: number,
+    now: string,
+  ): Promise<LeaseResult> {
+    if (!mine.acquired) return mine;
+    const counted = await givingBackOnError(
+      () => regionsOf(project),
+      () => store.releaseLease(project, holder),
+    );
+    return alone(mine, counted, project, holder, ttlMs, now);
+  }
 
   /** `mine` as granted, unless a regional unit of `regions` holds its lease: then given back. */
   async function alone(
