@@ -7,6 +7,7 @@ import {
   DecideQuotaPreferenceInput,
   DeployInput,
   CreateServiceInput,
+  ScaleWorkerPoolInput,
   DeleteServiceInput,
   EditInput,
   parse,
@@ -23,7 +24,7 @@ import { cutText, errorMessage } from '../core/errors.js';
  * The HTTP admin endpoint (JSON, 127.0.0.1 only) over the control API:
  * GET /state, /writes, /calls, /faults, /violations, /published, /metrics-written,
  * /quota-preferences; POST /advance {ms}, /demand, /quota, /deploy, /edit, /create, /delete,
- * /faults, /invariants,
+ * /scale-worker-pool, /faults, /invariants,
  * /reset-calls, /quota-preferences/decide, /quota-preferences/seed.
  *
  * A development tool, but not a hazard: a POST with a body must say `content-type:
@@ -235,6 +236,7 @@ export const ADMIN_ROUTES: Readonly<Record<string, readonly string[]>> = {
   'POST /edit': [],
   'POST /create': [],
   'POST /delete': [],
+  'POST /scale-worker-pool': [],
   'POST /faults': [],
   'POST /invariants': [],
   'POST /reset-calls': [],
@@ -335,6 +337,13 @@ async function route(
       return [
         200,
         control.deleteService(parse(DeleteServiceInput, await readJson(req), 'service to delete')),
+      ];
+    case 'POST /scale-worker-pool':
+      return [
+        200,
+        control.scaleWorkerPool(
+          parse(ScaleWorkerPoolInput, await readJson(req), 'worker pool to scale'),
+        ),
       ];
     case 'GET /quota-preferences':
       return [200, control.quotaPreferences()];

@@ -67,6 +67,14 @@ export const SetQuotaInput = z.strictObject({
 });
 export type SetQuotaInput = z.input<typeof SetQuotaInput>;
 
+/** Another writer sets a worker pool's manual instance count. */
+export const ScaleWorkerPoolInput = z.strictObject({
+  workerPool: z.string().min(1),
+  project: z.string().min(1).optional(),
+  manualInstanceCount: z.number().int().min(0).max(1000),
+});
+export type ScaleWorkerPoolInput = z.input<typeof ScaleWorkerPoolInput>;
+
 /** A deployment in flight of at most MAX_WAIT_SECONDS (a virtual day). */
 export const DeployInput = z.strictObject({
   ...Target,
@@ -579,6 +587,25 @@ export class EmulatorControl {
     });
     this.otherActed(s);
     return this.view(s);
+  }
+
+  /** Another writer scales a worker pool by hand: its GPUs count in its pool from now. */
+  scaleWorkerPool(input: ScaleWorkerPoolInput): { name: string; manualInstanceCount: number } {
+    const { workerPool, project, manualInstanceCount } = parse(
+      ScaleWorkerPoolInput,
+      input,
+      'worker pool to scale',
+    );
+    this.ctx.sync();
+    let w;
+    try {
+      w = this.ctx.model.scaleWorkerPool(workerPool, manualInstanceCount, project);
+    } catch (error) {
+      throw new ControlError(errorMessage(error));
+    }
+    if (w.spec.gpu)
+      this.ctx.monitor.otherActed({ project: w.project, region: w.region, ...w.spec.gpu }, 'caps');
+    return { name: w.name, manualInstanceCount: w.spec.manualInstanceCount };
   }
 
   /** Another writer creates a service: ready at once, counted in its pool from now. */

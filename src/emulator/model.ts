@@ -114,7 +114,8 @@ export interface WorkerPoolState {
   readonly project: string;
   readonly region: string;
   readonly name: string;
-  readonly spec: FleetWorkerPool;
+  /** Replaced whole when another writer scales the pool (scaleWorkerPool). */
+  spec: FleetWorkerPool;
   readonly createTime: number;
 }
 
@@ -580,6 +581,24 @@ export class FleetModel {
   listWorkerPools(project?: string): readonly WorkerPoolState[] {
     if (project === undefined) return this.workerPools;
     return this.ofProject.get(project)?.workerPools ?? [];
+  }
+
+  /**
+   * Another writer sets a worker pool's manual instance count (Cloud Run scales a worker pool by
+   * hand: https://cloud.google.com/run/docs/configuring/workerpools/manual-scaling): it holds that
+   * many instances' GPUs from now.
+   */
+  scaleWorkerPool(name: string, manualInstanceCount: number, project?: string): WorkerPoolState {
+    const found = this.listWorkerPools(project).filter((w) => w.name === name);
+    const w = found[0];
+    if (found.length !== 1 || w === undefined)
+      throw new Error(
+        found.length === 0
+          ? `no worker pool ${name}`
+          : `worker pool ${name} is in several projects: name the project`,
+      );
+    w.spec = { ...w.spec, manualInstanceCount };
+    return w;
   }
 
   /** Every job (or one project's), in fleet order. */

@@ -317,3 +317,42 @@ describe('a demand of many steps', () => {
     expect(service('gamma').demand).toBe(1440 % 7);
   }, 120_000);
 });
+
+describe('POST /scale-worker-pool', () => {
+  async function scale(body: unknown): Promise<{ status: number; text: string }> {
+    const res = await fetch(`${admin}/scale-worker-pool`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(body),
+    });
+    return { status: res.status, text: await res.text() };
+  }
+  const pool = () =>
+    emulator.state().pools.find((p) => p.region === TEST_FLEET_REGION && p.zonalRedundancy);
+  const encoder = () => emulator.state().workerPools.find((w) => w.name === 'encoder');
+
+  it("sets a worker pool's manual instance count: its pool counts the GPUs at once", async () => {
+    expect(encoder()?.gpus).toBe(1);
+    const before = pool()?.workerPoolGpus ?? NaN;
+    const r = await scale({ workerPool: 'encoder', manualInstanceCount: 3 });
+    expect(r.status, r.text).toBe(200);
+    expect(encoder()?.gpus).toBe(3);
+    expect(pool()?.workerPoolGpus).toBe(before + 2);
+    expect((await scale({ workerPool: 'encoder', manualInstanceCount: 1 })).status).toBe(200);
+    expect(encoder()?.gpus).toBe(1);
+  });
+
+  it('refuses a worker pool that does not exist, or a count that is no count, in one line, changing nothing', async () => {
+    const before = JSON.stringify(emulator.state().workerPools);
+    for (const body of [
+      { workerPool: 'nope', manualInstanceCount: 1 },
+      { workerPool: 'encoder', manualInstanceCount: -1 },
+      { workerPool: 'encoder', manualInstanceCount: 1.5 },
+    ]) {
+      const r = await scale(body);
+      expect(r.status, JSON.stringify(body)).toBe(400);
+      expect(r.text.trim().split('\n')).toHaveLength(1);
+    }
+    expect(JSON.stringify(emulator.state().workerPools)).toBe(before);
+  });
+});

@@ -23,7 +23,10 @@ const QUOTA = 12;
 /** A service as the fleet file describes one. */
 type ServiceInput = NonNullable<FleetInput['projects'][number]['services']>[number];
 
-const fleet = (extra: ServiceInput[] = []) => ({
+/** A worker pool as the fleet file describes one. */
+type WorkerPoolInput = NonNullable<FleetInput['projects'][number]['workerPools']>[number];
+
+const fleet = (extra: ServiceInput[] = [], workerPools: WorkerPoolInput[] = []) => ({
   start: '2026-11-27T12:00:00Z',
   startupSeconds: 30,
   idleMinutes: 0,
@@ -51,6 +54,7 @@ const fleet = (extra: ServiceInput[] = []) => ({
         },
         ...extra,
       ],
+      workerPools,
     },
   ],
 });
@@ -68,9 +72,12 @@ let emulator: RunningEmulator;
 let ports: GooglePorts;
 let hook: ((method: string) => RpcError | undefined) | null;
 
-async function start(extra: ServiceInput[] = []): Promise<void> {
+async function start(
+  extra: ServiceInput[] = [],
+  workerPools: WorkerPoolInput[] = [],
+): Promise<void> {
   emulator = await startEmulator({
-    fleet: fleet(extra),
+    fleet: fleet(extra, workerPools),
     speed: 'manual',
     operationDelayMs: 20,
     invariants: {
@@ -133,6 +140,55 @@ describe('act: a manually scaled service that sets no instance count', () => {
     expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
     expect(held()).toBeLessThanOrEqual(QUOTA);
     emulator.judgeRaces();
+    expect(emulator.violations().violations).toEqual([]);
+  });
+});
+
+describe('act: another writer scales a worker pool of the pool by hand mid-run', () => {
+  // ext-batch holds no instance at first; scaled by hand, it holds its count's GPUs at once.
+  const batch: WorkerPoolInput = {
+    name: 'ext-batch',
+    region: REGION,
+    gpu: {},
+    manualInstanceCount: 0,
+  };
+  /** The pool's GPUs: the services', and the worker pools' (their manual instance count). */
+  const all = () => held() + emulator.state().workerPools.reduce((sum, w) => sum + w.gpus, 0);
+  /** Another writer scales ext-batch up until the pool holds its quota. */
+  function scaleToFill(): void {
+    const now = emulator.state().workerPools.find((w) => w.name === 'ext-batch')?.gpus ?? 0;
+    emulator.scaleWorkerPool({ workerPool: 'ext-batch', manualInstanceCount: now + QUOTA - all() });
+  }
+
+  it('scaled up just after the first raise, to fill the pool: the raises come back within quota', async () => {
+    await start([], [batch]);
+    expect(all()).toBe(7);
+    let writes = 0;
+    hook = (name) => {
+      if (name === 'UpdateService' && ++writes === 1) scaleToFill();
+      return undefined;
+    };
+    const report = await run();
+    expect(emulator.state().workerPools.find((w) => w.name === 'ext-batch')?.gpus).toBe(5);
+    expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
+    expect(all()).toBeLessThanOrEqual(QUOTA);
+    emulator.judgeRaces();
+    expect(emulator.violations().violations).toEqual([]);
+  });
+
+  it('scaled up before the read before the raises: counted there, so no raise takes the pool past its quota', async () => {
+    await start([], [batch]);
+    let lists = 0;
+    hook = (name) => {
+      if (name === 'ListWorkerPools' && ++lists === 2) scaleToFill();
+      return undefined;
+    };
+    const report = await run();
+    expect(emulator.state().workerPools.find((w) => w.name === 'ext-batch')?.gpus).toBe(5);
+    const raises = report.writes.filter((w) => w.planned > w.from);
+    expect(raises.length).toBeGreaterThan(0);
+    for (const w of raises) expect(w.cause).toBe('no-room');
+    expect(all()).toBe(QUOTA);
     expect(emulator.violations().violations).toEqual([]);
   });
 });
