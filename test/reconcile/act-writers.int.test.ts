@@ -97,11 +97,16 @@ afterEach(async () => {
   await emulator.stop();
 });
 
-async function run(): Promise<RunReport> {
+async function run(restore = false): Promise<RunReport> {
   return reconcileReport(
     policy,
     { ports, clock: () => emulator.now().getTime() },
-    { runId: `writers-${Math.random().toString(16).slice(2)}`, deadlineMs: 30_000, writerId: 'me' },
+    {
+      runId: `writers-${Math.random().toString(16).slice(2)}`,
+      deadlineMs: 30_000,
+      writerId: 'me',
+      ...(restore ? { restore: true } : {}),
+    },
   );
 }
 
@@ -382,5 +387,57 @@ describe('act: another writer splits the traffic of an unmanaged service that se
     // governed services at 1 each: no room is left for any raise.
     for (const w of raises) expect(w.cause).toBe('no-room');
     expect(emulator.writes()).toEqual([]);
+  });
+});
+
+describe('restore: another writer between its reads and its writes', () => {
+  /** The governor lowered each governed service from 4 to 1 (its annotation says 4). */
+  function lowered(): void {
+    for (const n of ['a', 'b', 'c', 'd'])
+      emulator.edit({ service: `svc-${n}`, annotations: { 'gpu-governor.dev/original-max': '4' } });
+  }
+
+  it('fills the pool just after the first raise back: the restore comes back within quota', async () => {
+    await start();
+    lowered();
+    let writes = 0;
+    hook = (name) => {
+      if (name === 'UpdateService' && ++writes === 1) fillThePool();
+      return undefined;
+    };
+    const report = await run(true);
+    expect(report.writes.filter((w) => w.planned > w.from).length).toBeGreaterThan(0);
+    expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
+    expect(held()).toBeLessThanOrEqual(QUOTA);
+    emulator.judgeRaces();
+    expect(emulator.violations().violations).toEqual([]);
+  });
+
+  it('lowers the quota before the read before the raises back: no raise past the new quota', async () => {
+    await start();
+    lowered();
+    let lists = 0;
+    hook = (name) => {
+      if (name === 'ListServices' && ++lists === 2)
+        emulator.setQuota({ project: PROJECT, region: REGION, quota: 8 });
+      return undefined;
+    };
+    const report = await run(true);
+    expect(emulator.state().pools.find((p) => p.region === REGION)?.quota).toBe(8);
+    expect(report.writes.filter((w) => w.planned > w.from).length).toBeGreaterThan(0);
+    expect(held()).toBeLessThanOrEqual(8);
+    expect(emulator.violations().violations).toEqual([]);
+  });
+
+  it('run again after a restore the room cut short: the second goes no further than the room', async () => {
+    await start();
+    lowered();
+    const first = await run(true);
+    expect(held()).toBeLessThanOrEqual(QUOTA);
+    const second = await run(true);
+    expect(second.writes.filter((w) => w.outcome === 'written' && w.planned > w.from)).toEqual([]);
+    expect(first.writes.some((w) => w.outcome === 'written')).toBe(true);
+    expect(held()).toBeLessThanOrEqual(QUOTA);
+    expect(emulator.violations().violations).toEqual([]);
   });
 });
