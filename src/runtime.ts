@@ -60,10 +60,13 @@ export async function createRuntime(
   // may not be the one a command line runs with on the same store. The regions are those the kept
   // discovery counts (none where nothing was ever discovered), read each time a lease is granted:
   // a discovery read earlier (a unit's decision, an earlier lease call) may predate a dispatch that
-  // added a region whose unit has taken its lease since.
-  const store = projectUnitStore(stored, async (project) =>
-    countedRegions(await stored.loadDiscovery(), project),
-  );
+  // added a region whose unit has taken its lease since. The other units' records and conditions
+  // go by the latest of those reads.
+  let latest: ReturnType<typeof stored.loadDiscovery> | null = null;
+  const store = projectUnitStore(stored, async (project, fresh) => {
+    if (fresh || latest === null) latest = stored.loadDiscovery();
+    return countedRegions(await latest, project);
+  });
   let ports: GooglePorts | null = null;
   let sink: PubSubAlertSink | null = null;
   let quotaRequests: QuotaPreferenceAdapter | undefined;

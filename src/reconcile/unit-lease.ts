@@ -202,19 +202,20 @@ export function regionalUnitStore(
 
 /**
  * The store of a run of whole projects: a project's lease is kept only when no regional unit of
- * it holds one. `regionsOf` names the regions to look at; it is asked once the lease is granted,
- * and must read them then (see `checked`).
+ * it holds one. `regionsOf` names the regions to look at. For a lease (`fresh`) it is asked once
+ * the lease is granted, and must read them then (see `checked`); for the other units' records and
+ * conditions it may answer from its latest read.
  */
 export function projectUnitStore(
   store: StateStore,
-  regionsOf: (project: string) => Promise<readonly string[]>,
+  regionsOf: (project: string, fresh: boolean) => Promise<readonly string[]>,
 ): StateStore {
   return {
     ...keyed(store, (p) => p),
     // Each counted regional unit (a regional unit's own key has no other side here).
     async otherUnits(project) {
       if (project.includes(UNIT_SEPARATOR)) return [];
-      return (await regionsOf(project)).map((region) =>
+      return (await regionsOf(project, false)).map((region) =>
         otherUnit(store, region, unitKey({ project, region })),
       );
     },
@@ -256,7 +257,7 @@ export function projectUnitStore(
   ): Promise<LeaseResult> {
     if (!mine.acquired) return mine;
     const counted = await givingBackOnError(
-      () => regionsOf(project),
+      () => regionsOf(project, true),
       () => store.releaseLease(project, holder),
     );
     return alone(mine, counted, project, holder, ttlMs, now);
