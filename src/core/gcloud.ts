@@ -10,3 +10,12 @@
 export function gcloudUpdate(s: { name: string; project: string; region: string }): string {
   return `gcloud run services update ${s.name} --project ${s.project} --region ${s.region}`;
 }
+
+/**
+ * A gcloud command that sends all of the service's traffic to its latest revision, the one its
+ * template describes (`--to-latest`,
+ * https://cloud.google.com/sdk/gcloud/reference/run/services/update-traffic).
+ */
+export function gcloudToLatest(s: { name: string; project: string; region: string }): string {
+  return `gcloud run services update-traffic ${s.name} --project ${s.project} --region ${s.region} --to-latest`;
+}

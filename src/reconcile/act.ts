@@ -1,5 +1,6 @@
 import { groupBy } from '../core/collections.js';
 import { oneLine } from '../core/text.js';
+import { gcloudToLatest } from '../core/gcloud.js';
 import type { Plan, PlanChange, PlanPool } from '../core/plan.js';
 import type { OverAfterRaises, UnverifiedRaises } from '../core/run-alerts.js';
 import { effectiveMax, poolIdOf, poolKey, poolWords, samePool, type PoolId } from '../core/pool.js';
@@ -779,9 +780,12 @@ async function raiseRound(
     // that pool, whose room this raise is not decided on (nor read back after it): no raise.
     // Any raise does (that revision counts at the lower of its own max and the service's, the
     // service's below its own), so there is no smaller one to send instead.
+    // Every run skips it while that revision serves: a revision cannot be changed ("Revisions
+    // are immutable", https://cloud.google.com/run/docs/resource-model), so what ends it is the
+    // traffic leaving that revision, which the reason gives as a command.
     const elsewhere = grownElsewhere(pool, svc, fits, (id) => quotaOfPlan(plan, id));
     if (elsewhere) {
-      const why = `no room it may take: ${elsewhere.source} holds GPUs of the ${poolWords(elsewhere)} pool, and a higher service-level max lets it hold more there (that max bounds every revision in the traffic split), room this raise is not decided on: left for the next run (it is raised once the traffic is on its template's revision, or that revision sets a max of its own)`;
+      const why = `no room it may take: ${elsewhere.source} holds GPUs of the ${poolWords(elsewhere)} pool, and a higher service-level max lets it hold more there (that max bounds every revision in the traffic split), room this raise is not decided on: left for the next run, and every run until that revision stops serving (a revision cannot be changed; to send the traffic to its template's revision: ${gcloudToLatest(svc)})`;
       decided.push(notSent(c, skipped(c, 'no-room', why)));
       continue;
     }

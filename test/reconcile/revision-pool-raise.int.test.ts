@@ -111,6 +111,13 @@ describe('a governed service whose serving revision is in another pool than its 
     expect(moved?.reason).toMatch(
       /^no room it may take: service\/moved revision moved-\S+ \(serving in another pool than its template\) holds GPUs of the us-central1 nvidia-l4 pool/,
     );
+    // Every run skips it while that revision serves, and a revision cannot be changed: the
+    // reason says what ends it, as a command to copy.
+    expect(moved?.reason).toContain('every run until that revision stops serving');
+    expect(moved?.reason).toContain(
+      `gcloud run services update-traffic moved --project ${PROJECT} --region ${REGION} --to-latest`,
+    );
+    expect(moved?.reason).not.toContain('that revision sets a max of its own');
   });
 
   it('is raised when its serving revision sets a max of its own that the raise does not lift', async () => {
