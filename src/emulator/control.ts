@@ -71,6 +71,7 @@ export type SetQuotaInput = z.input<typeof SetQuotaInput>;
 export const ScaleWorkerPoolInput = z.strictObject({
   workerPool: z.string().min(1),
   project: z.string().min(1).optional(),
+  region: z.string().min(1).optional(),
   manualInstanceCount: z.number().int().min(0).max(1000),
 });
 export type ScaleWorkerPoolInput = z.input<typeof ScaleWorkerPoolInput>;
@@ -591,7 +592,7 @@ export class EmulatorControl {
 
   /** Another writer scales a worker pool by hand: its GPUs count in its pool from now. */
   scaleWorkerPool(input: ScaleWorkerPoolInput): { name: string; manualInstanceCount: number } {
-    const { workerPool, project, manualInstanceCount } = parse(
+    const { workerPool, project, region, manualInstanceCount } = parse(
       ScaleWorkerPoolInput,
       input,
       'worker pool to scale',
@@ -599,7 +600,7 @@ export class EmulatorControl {
     this.ctx.sync();
     let w;
     try {
-      w = this.ctx.model.scaleWorkerPool(workerPool, manualInstanceCount, project);
+      w = this.ctx.model.scaleWorkerPool(workerPool, manualInstanceCount, project, region);
     } catch (error) {
       throw new ControlError(errorMessage(error));
     }

@@ -588,14 +588,22 @@ export class FleetModel {
    * hand: https://cloud.google.com/run/docs/configuring/workerpools/manual-scaling): it holds that
    * many instances' GPUs from now.
    */
-  scaleWorkerPool(name: string, manualInstanceCount: number, project?: string): WorkerPoolState {
-    const found = this.listWorkerPools(project).filter((w) => w.name === name);
+  scaleWorkerPool(
+    name: string,
+    manualInstanceCount: number,
+    project?: string,
+    region?: string,
+  ): WorkerPoolState {
+    // A worker pool's name is unique within its project and region, as a service's is.
+    const found = this.listWorkerPools(project).filter(
+      (w) => w.name === name && (region === undefined || w.region === region),
+    );
     const w = found[0];
     if (found.length !== 1 || w === undefined)
       throw new Error(
         found.length === 0
           ? `no worker pool ${name}`
-          : `worker pool ${name} is in several projects: name the project`,
+          : `worker pool ${name} is in several regions or projects: name its project and region`,
       );
     w.spec = { ...w.spec, manualInstanceCount };
     return w;

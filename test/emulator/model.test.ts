@@ -337,3 +337,36 @@ describe('the fleet model by project', () => {
     });
   });
 });
+
+describe('another writer scaling a worker pool', () => {
+  // Worker pool names are per region: one project may have `enc` in two regions.
+  const twoRegions = () =>
+    model(
+      [],
+      {},
+      [
+        { region: 'us-central1', quota: 4 },
+        { region: 'europe-west4', quota: 4 },
+      ],
+      [
+        { name: 'enc', region: 'us-central1', gpu: {} },
+        { name: 'enc', region: 'europe-west4', gpu: {} },
+      ],
+    );
+  const counts = (m: FleetModel) =>
+    m.listWorkerPools().map((w) => `${w.region} ${w.spec.manualInstanceCount}`);
+
+  it('scales the one of the region named, where one name is in two regions', () => {
+    const m = twoRegions();
+    m.scaleWorkerPool('enc', 3, 'model-project', 'europe-west4');
+    expect(counts(m)).toEqual(['us-central1 1', 'europe-west4 3']);
+  });
+
+  it('refuses a name in two regions when no region is named, saying to name it', () => {
+    const m = twoRegions();
+    expect(() => m.scaleWorkerPool('enc', 3, 'model-project')).toThrow(
+      'worker pool enc is in several regions or projects: name its project and region',
+    );
+    expect(counts(m)).toEqual(['us-central1 1', 'europe-west4 1']);
+  });
+});
