@@ -1,7 +1,7 @@
 import { describe, expect, it } from 'vitest';
 import type { PlanPool } from '../../src/core/plan.js';
 import { needsServingRevisions, type ObservedService } from '../../src/core/service.js';
-import { otherUsageOf } from '../../src/reconcile/room.js';
+import { grownElsewhere, otherUsageOf } from '../../src/reconcile/room.js';
 import { observedService } from '../support/fixtures.js';
 
 /**
@@ -108,5 +108,60 @@ describe('serving revisions of another pool', () => {
     expect(otherUsageOf(pool(true), [bounded(true, 2)], [], [])).toBe(2);
     expect(otherUsageOf(pool(true), [bounded(true, null)], [], [])).toBe(8);
     expect(otherUsageOf(pool(true), [bounded(false, 2)], [], [])).toBe(8);
+  });
+});
+
+describe('a raise that would let a serving revision of another pool hold more (grownElsewhere)', () => {
+  const H100 = { accelerator: 'nvidia-h100-80gb', count: 1, zonalRedundancy: true };
+  /** The template in the no-zonal L4 pool, at a service-level max of 1; `revisions` serving. */
+  const moved = (revisions: NonNullable<ObservedService['servingRevisions']>) =>
+    observedService('moved', {
+      gpu: NO_ZONAL,
+      serviceMaxInstances: 1,
+      templateServes: false,
+      servingRevisions: revisions,
+    });
+  const quotas = (id: { accelerator: string; zonalRedundancy: boolean }) =>
+    id.accelerator === 'nvidia-l4' ? 8 : null;
+
+  it('names the revision that grows, among serving revisions in two other pools', () => {
+    const s = moved([
+      // Its own max at the service-level max: a raise does not lift it.
+      { name: 'moved-00001-aaa', inSplit: true, maxInstances: 1, gpu: L4 },
+      { name: 'moved-00002-bbb', inSplit: true, maxInstances: 4, gpu: H100 },
+    ]);
+    const found = grownElsewhere(pool(false), s, 3, quotas);
+    expect(found?.accelerator).toBe('nvidia-h100-80gb');
+    expect(found?.source).toContain('moved-00002-bbb');
+    expect(found?.gpus).toBe(3);
+  });
+
+  it('lets a revision without a max of its own, in a pool whose quota is unknown, grow with the raise', () => {
+    const s = moved([{ name: 'moved-00001-aaa', inSplit: true, maxInstances: null, gpu: H100 }]);
+    expect(grownElsewhere(pool(false), s, 2, quotas)?.gpus).toBe(2);
+  });
+
+  it('leaves alone a revision without a GPU, one only tagged, and a service without a service-level max', () => {
+    expect(
+      grownElsewhere(
+        pool(false),
+        moved([{ name: 'moved-00001-aaa', inSplit: true, maxInstances: 4, gpu: null }]),
+        4,
+        quotas,
+      ),
+    ).toBeNull();
+    expect(
+      grownElsewhere(
+        pool(false),
+        moved([{ name: 'moved-00001-aaa', inSplit: false, maxInstances: 4, gpu: L4 }]),
+        4,
+        quotas,
+      ),
+    ).toBeNull();
+    const unset = {
+      ...moved([{ name: 'moved-00001-aaa', inSplit: true, maxInstances: 4, gpu: L4 }]),
+      serviceMaxInstances: null,
+    };
+    expect(grownElsewhere(pool(false), unset, 4, quotas)).toBeNull();
   });
 });
