@@ -126,3 +126,8 @@ export const REVISION_READS = RUN_READS_PER_MINUTE;
 const REVISION_READ_CONCURRENCY = 8;
 
 const OVER_BUDGET = `not read: more than ${REVISION_READS} revisions to read in one region in a run (half of Cloud Run's read quota per minute); counted at the unset max, as a service that sets none`;
+
+/** Whether `s`'s serving revisions were left unread for the reads a listing allows, not refused. */
+export function unreadPastBudget(s: ObservedService): boolean {
+  return s.revisionsUnread === OVER_BUDGET;
+}

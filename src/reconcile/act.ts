@@ -19,6 +19,7 @@ import {
   errorMessage,
 } from '../core/errors.js';
 import type { Logger } from '../log.js';
+import { unreadPastBudget } from '../observe/serving-revisions.js';
 import { ANNOTATIONS } from '../observe/annotations.js';
 import type {
   CloudRunPort,
@@ -489,9 +490,20 @@ async function readPools(
         // revision deleted meanwhile, past the reads allowed) may hold GPUs of any pool of the
         // region through them, and a raise of it may let them take more: no raise on a guess, as
         // for worker pools not listed. The read after the raises counts the services as listed.
+        // Past the reads allowed, only a GPU service holds the raises: services whose template
+        // has no GPU are read after every GPU service's (observe/serving-revisions.ts), so in a
+        // region of many services with tags or pinned traffic they are the ones left unread, at
+        // every run; holding the region's raises on them would stop governing it for good. An
+        // older revision of such a service still serving with a GPU stays among what escapes the
+        // count, which the pool's `reserve` covers (docs/observing.md).
         const unread = known
           ? undefined
-          : r.services.find((s) => needsServingRevisions(s) && s.revisionsUnread !== undefined);
+          : r.services.find(
+              (s) =>
+                needsServingRevisions(s) &&
+                s.revisionsUnread !== undefined &&
+                (s.gpu !== null || !unreadPastBudget(s)),
+            );
         if (unread)
           throw new GovernorError(
             `the serving revisions of ${unread.name} could not be read (${unread.revisionsUnread}), so which pools they hold GPUs of is unknown`,

@@ -1,0 +1,115 @@
+import { status } from '@grpc/grpc-js';
+import { afterEach, describe, expect, it } from 'vitest';
+import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
+import { parsePolicy } from '../../src/core/policy.js';
+import {
+  RpcError,
+  startEmulator,
+  type FleetInput,
+  type RunningEmulator,
+} from '../../src/emulator/index.js';
+import { REVISION_READS } from '../../src/observe/serving-revisions.js';
+import { reconcileReport } from '../support/reconcile-run.js';
+
+/**
+ * Serving revisions left unread hold a region's raises (act.ts, the read before the raises) when
+ * they could be a GPU service's, or were refused; not when a service whose template has no GPU is
+ * past the reads a listing allows (REVISION_READS). Those services are read after every GPU
+ * service's, so in a region of more services with tags or pinned traffic than the reads allow,
+ * they are the ones left unread at every run: holding the raises on them would stop the governor
+ * raising in that region for good.
+ *
+ * Through the emulator and Google's clients: `busy`, a GPU service at its cap of 1 with a demand
+ * of 3 in a pool of 4, beside services without a GPU, each deployed with `--no-traffic` (its
+ * template does not serve, so its serving revision is read).
+ */
+
+const PROJECT = 'budget-project';
+const REGION = 'us-central1';
+
+const fleet = (cpuServices: number): FleetInput => ({
+  start: '2026-11-27T12:00:00Z',
+  warmupMinutes: 40,
+  idleMinutes: 0,
+  projects: [
+    {
+      id: PROJECT,
+      pools: [{ region: REGION, quota: 4 }],
+      services: [
+        { name: 'busy', region: REGION, gpu: {}, maxInstances: 1, demand: { constant: 3 } },
+        ...Array.from({ length: cpuServices }, (_, i) => ({
+          name: `web-${String(i).padStart(3, '0')}`,
+          region: REGION,
+          maxInstances: 10,
+          demand: { constant: 0 },
+          noTrafficRevision: {},
+        })),
+      ],
+    },
+  ],
+});
+
+const policy = parsePolicy({
+  version: 1,
+  projects: [PROJECT],
+  regions: [REGION],
+  defaults: { headroom: 0, max: 4, scaleDownDelay: '0s' },
+  services: [{ match: { name: 'busy' } }],
+  limits: { writesPerMinute: 6000 },
+});
+
+let emulator: RunningEmulator | undefined;
+let ports: GooglePorts | undefined;
+
+afterEach(async () => {
+  await ports?.close();
+  await emulator?.stop();
+  ports = undefined;
+  emulator = undefined;
+});
+
+async function runWith(cpuServices: number, revisionsDenied: boolean) {
+  let reads = 0;
+  const started = await startEmulator({
+    fleet: fleet(cpuServices),
+    speed: 'manual',
+    faults: ({ method }) => {
+      if (!method.endsWith('/GetRevision')) return undefined;
+      reads += 1;
+      return revisionsDenied
+        ? new RpcError(status.PERMISSION_DENIED, 'injected: run.revisions.get denied')
+        : undefined;
+    },
+  });
+  emulator = started;
+  ports = createGooglePorts({ emulatorHost: started.host, emulatorOperationPollMs: 20 });
+  const report = await reconcileReport(
+    policy,
+    { ports, clock: () => started.now().getTime() },
+    { runId: 'budget', deadlineMs: 120_000, writerId: 'me' },
+  );
+  const busy = started.model.listServices().find((s) => s.name === 'busy');
+  return { report, reads, busy: busy?.maxInstances };
+}
+
+describe('services without a GPU whose serving revisions are not read', () => {
+  it('do not hold the raises of their region when they are past the reads a listing allows', async () => {
+    const { report, reads, busy } = await runWith(REVISION_READS + 5, false);
+    // Observation, the read before the raises and the one after them each spent the reads a
+    // listing allows, and no more.
+    expect(reads).toBe(3 * REVISION_READS);
+    const write = report.writes.find((w) => w.name === 'busy');
+    expect(write?.cause).toBe('written');
+    expect(write?.written).toBe(write?.planned);
+    expect(busy).toBe(write?.planned);
+    expect(busy).toBeGreaterThan(1);
+  }, 120_000);
+
+  it('hold them when they were refused: which pools they hold GPUs of is unknown', async () => {
+    const { report, busy } = await runWith(3, true);
+    const write = report.writes.find((w) => w.name === 'busy');
+    expect(write?.cause).toBe('pool-unreadable');
+    expect(write?.reason).toContain('could not be read');
+    expect(busy).toBe(1);
+  }, 120_000);
+});
