@@ -1,8 +1,7 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
+import { describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../src/core/policy.js';
-import { startEmulator, type FleetInput, type RunningEmulator } from '../../src/emulator/index.js';
-import { reconcileReport } from '../support/reconcile-run.js';
+import type { FleetInput } from '../../src/emulator/index.js';
+import { emulatorRuns } from '../support/emulator-runs.js';
 
 /**
  * A governed service redeployed with `--no-traffic` and one GPU an instance, while the revision
@@ -48,26 +47,11 @@ const policy = parsePolicy({
   limits: { writesPerMinute: 6000 },
 });
 
-let emulator: RunningEmulator | undefined;
-let ports: GooglePorts | undefined;
-
-afterEach(async () => {
-  await ports?.close();
-  await emulator?.stop();
-  ports = undefined;
-  emulator = undefined;
-});
+const runOn = emulatorRuns();
 
 describe('a governed service whose serving revision holds more GPUs an instance than its template', () => {
   it('is counted and raised at the GPUs its serving revision holds: the pool stays within its quota', async () => {
-    const started = await startEmulator({ fleet, speed: 'manual' });
-    emulator = started;
-    ports = createGooglePorts({ emulatorHost: started.host, emulatorOperationPollMs: 20 });
-    const report = await reconcileReport(
-      policy,
-      { ports, clock: () => started.now().getTime() },
-      { runId: 'revgpus', deadlineMs: 60_000, writerId: 'me' },
-    );
+    const { report, emulator: started } = await runOn(fleet, policy, { runId: 'revgpus' });
     // Counted at one GPU an instance, it was raised from 1 to 4 on 3 GPUs of room: 12 GPUs of
     // caps on the quota of 8.
     expect(report.plan?.services.find((s) => s.name === 'grown')?.gpusPerInstance).toBe(2);

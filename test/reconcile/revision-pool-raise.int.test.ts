@@ -1,14 +1,8 @@
-import { afterEach, beforeEach, describe, expect, it } from 'vitest';
-import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
+import { describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../src/core/policy.js';
 import { status } from '@grpc/grpc-js';
-import {
-  RpcError,
-  startEmulator,
-  type FleetInput,
-  type RunningEmulator,
-} from '../../src/emulator/index.js';
-import { reconcileReport } from '../support/reconcile-run.js';
+import { RpcError, type FleetInput } from '../../src/emulator/index.js';
+import { emulatorRuns } from '../support/emulator-runs.js';
 
 /**
  * A governed service redeployed with another GPU pool and `--no-traffic`: its template is in the
@@ -61,41 +55,21 @@ const policy = parsePolicy({
   limits: { writesPerMinute: 6000 },
 });
 
-let emulator: RunningEmulator | undefined;
-let ports: GooglePorts | undefined;
-
-afterEach(async () => {
-  await ports?.close();
-  await emulator?.stop();
-  ports = undefined;
-  emulator = undefined;
-});
+const runEmulator = emulatorRuns();
 
 async function runOn(max: number, servingMax?: number, revisionsDenied = false) {
-  const started = await startEmulator({
-    fleet: fleet(max, servingMax),
-    speed: 'manual',
+  const { report, emulator } = await runEmulator(fleet(max, servingMax), policy, {
+    runId: 'revraise',
     // The governor may not read revisions (run.revisions.get not granted).
     faults: ({ method }) =>
       revisionsDenied && method.endsWith('/GetRevision')
         ? new RpcError(status.PERMISSION_DENIED, 'injected: run.revisions.get denied')
         : undefined,
   });
-  emulator = started;
-  ports = createGooglePorts({ emulatorHost: started.host, emulatorOperationPollMs: 20 });
-  const report = await reconcileReport(
-    policy,
-    { ports, clock: () => started.now().getTime() },
-    { runId: 'revraise', deadlineMs: 60_000, writerId: 'me' },
-  );
-  return { report, zonal: started.model.pool(ZONAL), violations: started.violations() };
+  return { report, zonal: emulator.model.pool(ZONAL), violations: emulator.violations() };
 }
 
 describe('a governed service whose serving revision is in another pool than its template', () => {
-  beforeEach(() => {
-    emulator = undefined;
-  });
-
   it('is not raised when that would let its serving revision take more of its own pool', async () => {
     // The zonal pool: steady 3 and moved's serving revision, bounded by the service-level max 1,
     // fill the quota of 4. Raising moved to 4 on the no-zonal pool's room (8) took the zonal pool

@@ -1,15 +1,9 @@
 import { status } from '@grpc/grpc-js';
-import { afterEach, describe, expect, it } from 'vitest';
-import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
+import { describe, expect, it } from 'vitest';
 import { parsePolicy } from '../../src/core/policy.js';
-import {
-  RpcError,
-  startEmulator,
-  type FleetInput,
-  type RunningEmulator,
-} from '../../src/emulator/index.js';
+import { RpcError, type FleetInput } from '../../src/emulator/index.js';
 import { REVISION_READS } from '../../src/observe/serving-revisions.js';
-import { reconcileReport } from '../support/reconcile-run.js';
+import { emulatorRuns } from '../support/emulator-runs.js';
 
 /**
  * Serving revisions left unread hold a region's raises (act.ts, the read before the raises) when
@@ -58,21 +52,13 @@ const policy = parsePolicy({
   limits: { writesPerMinute: 6000 },
 });
 
-let emulator: RunningEmulator | undefined;
-let ports: GooglePorts | undefined;
-
-afterEach(async () => {
-  await ports?.close();
-  await emulator?.stop();
-  ports = undefined;
-  emulator = undefined;
-});
+const runEmulator = emulatorRuns();
 
 async function runWith(cpuServices: number, revisionsDenied: boolean) {
   let reads = 0;
-  const started = await startEmulator({
-    fleet: fleet(cpuServices),
-    speed: 'manual',
+  const { report, emulator } = await runEmulator(fleet(cpuServices), policy, {
+    runId: 'budget',
+    deadlineMs: 120_000,
     faults: ({ method }) => {
       if (!method.endsWith('/GetRevision')) return undefined;
       reads += 1;
@@ -81,14 +67,7 @@ async function runWith(cpuServices: number, revisionsDenied: boolean) {
         : undefined;
     },
   });
-  emulator = started;
-  ports = createGooglePorts({ emulatorHost: started.host, emulatorOperationPollMs: 20 });
-  const report = await reconcileReport(
-    policy,
-    { ports, clock: () => started.now().getTime() },
-    { runId: 'budget', deadlineMs: 120_000, writerId: 'me' },
-  );
-  const busy = started.model.listServices().find((s) => s.name === 'busy');
+  const busy = emulator.model.listServices().find((s) => s.name === 'busy');
   return { report, reads, busy: busy?.maxInstances };
 }
 
