@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { Alert } from './alert.js';
+import { samePool, type PoolId } from './pool.js';
 import { PlanWhy } from './why.js';
 
 /** The plan: what the governor decided, and why. Its JSON is the `--json` output. */
@@ -140,4 +141,9 @@ export function executionOrder<T>(
 /** An urgent pool: its changes come first (executionOrder). */
 export function isUrgent(status: PoolStatus): boolean {
   return status === 'over-budget' || status === 'infeasible';
+}
+
+/** A pool's quota as the plan has it (null: unknown, or a pool the plan does not list). */
+export function quotaInPlan(plan: Plan, pool: PoolId): number | null {
+  return plan.pools.find((p) => samePool(p, pool))?.quota ?? null;
 }

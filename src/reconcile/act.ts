@@ -1,9 +1,9 @@
 import { groupBy } from '../core/collections.js';
 import { oneLine } from '../core/text.js';
 import { gcloudToLatest } from '../core/gcloud.js';
-import type { Plan, PlanChange, PlanPool } from '../core/plan.js';
+import { quotaInPlan, type Plan, type PlanChange, type PlanPool } from '../core/plan.js';
 import type { OverAfterRaises, UnverifiedRaises } from '../core/run-alerts.js';
-import { effectiveMax, poolIdOf, poolKey, poolWords, samePool, type PoolId } from '../core/pool.js';
+import { effectiveMax, poolIdOf, poolKey, poolWords, samePool } from '../core/pool.js';
 import { mayHaveLanded, type WriteCause, type WriteResult } from '../core/write-result.js';
 import {
   ConflictError,
@@ -795,7 +795,7 @@ async function raiseRound(
     // Every run skips it while that revision serves: a revision cannot be changed ("Revisions
     // are immutable", https://cloud.google.com/run/docs/resource-model), so what ends it is the
     // traffic leaving that revision, which the reason gives as a command.
-    const elsewhere = grownElsewhere(pool, svc, fits, (id) => quotaOfPlan(plan, id));
+    const elsewhere = grownElsewhere(pool, svc, fits, (id) => quotaInPlan(plan, id));
     if (elsewhere) {
       const why = `no room it may take: ${elsewhere.source} holds GPUs of the ${poolWords(elsewhere)} pool, and a higher service-level max lets it hold more there (that max bounds every revision in the traffic split), room this raise is not decided on: left for the next run, and every run until that revision stops serving (a revision cannot be changed; to send the traffic to its template's revision: ${gcloudToLatest(svc)})`;
       decided.push(notSent(c, skipped(c, 'no-room', why)));
@@ -1157,11 +1157,6 @@ function regionKey(p: { project: string; region: string }): string {
 
 function writeKey(w: { project: string; region: string; name: string }): string {
   return serviceKey(w);
-}
-
-/** A pool's quota as the plan has it (null: unknown, or a pool the plan does not list). */
-function quotaOfPlan(plan: Plan, id: PoolId): number | null {
-  return plan.pools.find((p) => samePool(p, id))?.quota ?? null;
 }
 
 function readOf(reads: Map<string, PoolRead | Error>, pool: PlanPool): PoolRead | Error {

@@ -3,10 +3,9 @@ import { hostname } from 'node:os';
 import { auditAlerts, auditFleet } from '../core/audit.js';
 import { governorMetrics } from '../core/governor-metrics.js';
 import type { CheckItem } from '../core/permissions.js';
-import type { Plan } from '../core/plan.js';
+import { quotaInPlan, type Plan } from '../core/plan.js';
 import { plan as makePlan } from '../core/planner.js';
 import { NO_PROJECTS, type Policy } from '../core/policy.js';
-import { samePool } from '../core/pool.js';
 import { renderProblem } from '../core/problems.js';
 import { restorePlan } from '../core/restore.js';
 import type { ObservedService } from '../core/service.js';
@@ -347,10 +346,7 @@ async function act(
   const { policy, deps, options } = run;
   return actOnPlan(plan, {
     // A service that sets no max is counted at what Cloud Run derives from the quota, as planned.
-    run: withUnsetMax(
-      deps.ports.run,
-      (id) => plan.pools.find((p) => samePool(p, id))?.quota ?? null,
-    ),
+    run: withUnsetMax(deps.ports.run, (id) => quotaInPlan(plan, id)),
     pacer: createPacer(policy.limits.writesPerMinute, run.wall, deps.sleep),
     log: deps.log,
     nowIso: run.ctx.at,
