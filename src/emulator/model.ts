@@ -338,6 +338,21 @@ interface ProjectIndex {
   readonly quotaIds: Set<string>;
 }
 
+/** The resources called `name`, in `project` and `region` when they are given. */
+function named<T extends { name: string; project: string; region: string }>(
+  all: readonly T[],
+  name: string,
+  project: string | undefined,
+  region: string | undefined,
+): T[] {
+  return all.filter(
+    (r) =>
+      r.name === name &&
+      (project === undefined || r.project === project) &&
+      (region === undefined || r.region === region),
+  );
+}
+
 export class FleetModel {
   readonly startMs: number;
   private nowMs: number;
@@ -556,12 +571,7 @@ export class FleetModel {
 
   /** Finds a service by name alone, or by project/region/name; throws when ambiguous or unknown. */
   findService(name: string, project?: string, region?: string): ServiceState {
-    const found = this.listServices().filter(
-      (s) =>
-        s.name === name &&
-        (project === undefined || s.project === project) &&
-        (region === undefined || s.region === region),
-    );
+    const found = named(this.listServices(), name, project, region);
     if (found.length !== 1) {
       // The name, project and region are the caller's: quoted cut short, on one line.
       const where = [
@@ -595,9 +605,7 @@ export class FleetModel {
     region?: string,
   ): WorkerPoolState {
     // A worker pool's name is unique within its project and region, as a service's is.
-    const found = this.listWorkerPools(project).filter(
-      (w) => w.name === name && (region === undefined || w.region === region),
-    );
+    const found = named(this.listWorkerPools(), name, project, region);
     const w = found[0];
     if (found.length !== 1 || w === undefined)
       throw new Error(
