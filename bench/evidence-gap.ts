@@ -600,16 +600,6 @@ const SCENARIOS = {
   cut: (f: number, seed: number) => quotaCutScenario(f, HOURS, seed),
 };
 
-function list(name: string): string[] | null {
-  const raw = process.env[name];
-  return raw
-    ? raw
-        .split(',')
-        .map((s) => s.trim())
-        .filter(Boolean)
-    : null;
-}
-
 /** A setting the analysis cannot run with: told in one line, exit 2, before anything runs. */
 class BadSetting extends Error {}
 
@@ -632,6 +622,25 @@ function numbers(name: 'SEEDS' | 'FACTORS', fallback: readonly number[]): number
     });
   } catch (e) {
     throw e instanceof BadSetting ? e : refused();
+  }
+}
+
+/**
+ * A comma-separated list of names out of `known` (`VARIANTS`, `KINDS`), or `fallback` when unset,
+ * read as `numbers` reads its lists: an unknown name, a list of none and a name twice are refused.
+ */
+function namesOf(
+  name: 'VARIANTS' | 'KINDS',
+  known: readonly string[],
+  fallback: readonly string[],
+) {
+  try {
+    return listEnv(process.env, name, 'name', fallback, (s) => {
+      if (!known.includes(s)) throw new BadSetting(`${name}: unknown ${s} (${known.join(', ')})`);
+      return s;
+    });
+  } catch (e) {
+    throw e instanceof BadSetting ? e : new BadSetting((e as Error).message);
   }
 }
 
@@ -665,13 +674,12 @@ class Figures {
  */
 async function noisyTop(seeds: readonly number[], factors: readonly number[]): Promise<void> {
   const policy = parsePolicy(noisyNeighbourPolicy());
-  const kinds = (list('KINDS') ?? ['observed', 'true', 'true-where-no-429', 'saturation-2']).map(
-    (k) => {
-      if (!(EVIDENCE_KINDS as readonly string[]).includes(k))
-        throw new BadSetting(`KINDS: unknown ${k} (${EVIDENCE_KINDS.join(', ')})`);
-      return k as EvidenceKind;
-    },
-  );
+  const kinds = namesOf('KINDS', EVIDENCE_KINDS, [
+    'observed',
+    'true',
+    'true-where-no-429',
+    'saturation-2',
+  ]) as EvidenceKind[];
   const strategies = ['cadence-oracle', 'policy-evidence-oracle', 'evidence-oracle'] as const;
   const figures = new Figures(0, 'high');
   for (const f of factors) {
@@ -717,13 +725,9 @@ async function main(): Promise<void> {
     const seeds = numbers('SEEDS', BENCH_SEEDS);
     return noisyTop(seeds, numbers('FACTORS', [0.6, 0.8, 1]));
   }
-  const only = list('VARIANTS');
-  const unknown = (only ?? []).filter((n) => !VARIANTS.some((v) => v.name === n));
-  if (unknown.length > 0)
-    throw new BadSetting(
-      `VARIANTS: unknown ${unknown.join(', ')} (${VARIANTS.map((v) => v.name).join(', ')})`,
-    );
-  const variants = only ? VARIANTS.filter((v) => only.includes(v.name)) : VARIANTS;
+  const all = VARIANTS.map((v) => v.name);
+  const only = namesOf('VARIANTS', all, all);
+  const variants = VARIANTS.filter((v) => only.includes(v.name));
   const seeds = numbers('SEEDS', BENCH_SEEDS);
   const factors = numbers('FACTORS', [0.6, 0.8]);
   const scenario = (process.env['SCENARIO'] ?? 'mixed') as keyof typeof SCENARIOS;

@@ -21,6 +21,9 @@ describe('the evidence-gap analysis, given settings it cannot run with', () => {
     [{ SCENARIO: 'toString' }, /^SCENARIO: unknown toString \(mixed, traces, cut, noisy\)$/],
     [{ VARIANTS: 'nope' }, /^VARIANTS: unknown nope /],
     [{ SCENARIO: 'noisy', KINDS: 'nope' }, /^KINDS: unknown nope \(observed, /],
+    [{ VARIANTS: ',' }, /^VARIANTS: no name in ","$/],
+    [{ VARIANTS: 'governor,governor' }, /^VARIANTS: governor twice$/],
+    [{ SCENARIO: 'noisy', KINDS: ' , ' }, /^KINDS: no name in " , "$/],
   ])('%o: refused in one line, exit 2, nothing played', async (env, message) => {
     const failed = await run(env);
     expect(failed?.code).toBe(2);
