@@ -1,4 +1,5 @@
 import { afterEach } from 'vitest';
+import { createMemoryStateStore } from '../../src/adapters/memory/state-store.js';
 import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
 import type { Policy } from '../../src/core/policy.js';
 import {
@@ -17,14 +18,24 @@ import { reconcileReport } from './reconcile-run.js';
 
 /**
  * One run on a fresh emulator of `fleet` (its clock still), through Google's clients, answering
- * the run's report and the emulator to look at. Call it once at the top of a test file: whatever
- * a test started is stopped once the test ends.
+ * the run's report and the emulator to look at, and `again` for a further run of the same policy
+ * on that emulator through the same clients and state store (`runId` its own). Call it once at the top of a test
+ * file: whatever a test started is stopped once the test ends.
  */
 export function emulatorRuns(): (
   fleet: FleetInput,
   policy: Policy,
-  run: { runId: string; deadlineMs?: number; faults?: FaultHook },
-) => Promise<{ report: RunReport; emulator: RunningEmulator }> {
+  run: {
+    runId: string;
+    deadlineMs?: number;
+    /** Asked of every call, with the emulator (to change its fleet between a run's calls). */
+    faults?: (call: Parameters<FaultHook>[0], emulator: RunningEmulator) => ReturnType<FaultHook>;
+  },
+) => Promise<{
+  report: RunReport;
+  emulator: RunningEmulator;
+  again: (runId: string) => Promise<RunReport>;
+}> {
   let emulator: RunningEmulator | undefined;
   let ports: GooglePorts | undefined;
   afterEach(async () => {
@@ -34,14 +45,30 @@ export function emulatorRuns(): (
     emulator = undefined;
   });
   return async (fleet, policy, { runId, deadlineMs = 60_000, faults }) => {
-    const started = await startEmulator({ fleet, speed: 'manual', ...(faults ? { faults } : {}) });
+    // No call comes before the emulator is started and set below.
+    const hook: FaultHook | undefined = faults
+      ? (call) => (emulator ? faults(call, emulator) : undefined)
+      : undefined;
+    const started = await startEmulator({
+      fleet,
+      speed: 'manual',
+      ...(hook ? { faults: hook } : {}),
+    });
     emulator = started;
-    ports = createGooglePorts({ emulatorHost: started.host, emulatorOperationPollMs: 20 });
-    const report = await reconcileReport(
-      policy,
-      { ports, clock: () => started.now().getTime() },
-      { runId, deadlineMs, writerId: 'me' },
-    );
-    return { report, emulator: started };
+    const google = createGooglePorts({
+      emulatorHost: started.host,
+      emulatorOperationPollMs: 20,
+    });
+    ports = google;
+    // One store for the runs on this emulator: one governor, whose later runs see its own stamps.
+    const store = createMemoryStateStore();
+    const runOnce = (id: string) =>
+      reconcileReport(
+        policy,
+        { ports: google, store, clock: () => started.now().getTime() },
+        { runId: id, deadlineMs, writerId: 'me' },
+      );
+    const report = await runOnce(runId);
+    return { report, emulator: started, again: runOnce };
   };
 }
