@@ -48,7 +48,7 @@ import type {
 } from '../ports/index.js';
 import { lastChangedAt, lastLoweredAt } from './annotations.js';
 import { countedRevisions } from '../core/revision-pools.js';
-import { withServingRevisions } from './serving-revisions.js';
+import { RevisionMemo, withServingRevisions } from './serving-revisions.js';
 
 /**
  * Observation: reads the project through the ports and builds the snapshot (docs/rules.md). All regions and
@@ -71,10 +71,16 @@ export interface Observation {
 
 const READ_CONCURRENCY = 8;
 
+/**
+ * `revisions`: what the run read of its revisions so far, which it goes on to fill (a run passes
+ * its own, so its write path's reads of the same revisions make no call: RevisionMemo); absent,
+ * this observation's own.
+ */
 export async function observe(
   policy: Policy,
   ports: ObservePorts,
   nowMs: number,
+  revisions: RevisionMemo = new RevisionMemo(),
 ): Promise<Observation> {
   const limit = pLimit(READ_CONCURRENCY);
   const lookbackMs = durationMs(policy.defaults.lookback);
@@ -170,7 +176,7 @@ export async function observe(
               return {
                 region,
                 listed: true,
-                services: await withServingRevisions(ports.run, listed.value, problems),
+                services: await withServingRevisions(ports.run, listed.value, problems, revisions),
                 workerPools: pools.ok ? pools.value : [],
                 jobExecutions: jobs.ok ? jobs.value : [],
                 unknown: unreadListingsNote(region, unread),

@@ -4,10 +4,45 @@ import {
   needsServingRevisions,
   RUN_READS_PER_MINUTE,
   type ObservedService,
+  type RevisionRead,
   type ServingRevision,
 } from '../core/service.js';
 import { errorMessage } from '../core/errors.js';
 import type { CloudRunPort } from '../ports/index.js';
+
+/**
+ * What one run has read of its revisions: each revision's own max and GPU, by its full name
+ * (`projects/P/locations/L/services/S/revisions/R`), so that a run that lists a region again
+ * (just before its raises, and just after them: reconcile/act.ts) reads each revision once. A
+ * revision is "an immutable snapshot of code and configuration" and revisions "are only created
+ * by updates to its parent Service"
+ * (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions):
+ * what a read found of a revision stays true of that name. Whether a name could come back as
+ * another revision once its revision is deleted Google does not say (its `name` is "the unique
+ * name of this Revision"); a memo lives for one run, so the next run reads it again whatever
+ * happened. Only reads that succeeded are kept: a failed one is tried again at the next listing.
+ * Which revisions serve is never taken from it: each listing says that, and the memo only
+ * answers what a named revision is. It holds at most what the run read, each read under a
+ * listing's budget (`REVISION_READS`).
+ */
+export class RevisionMemo {
+  readonly #reads = new Map<string, RevisionRead>();
+
+  /** What an earlier read of this run found of `revision` of `s`; undefined: not read yet. */
+  get(s: ObservedService, revision: string): RevisionRead | undefined {
+    return this.#reads.get(revisionKey(s, revision));
+  }
+
+  /** Keeps what a read found of `revision` of `s`, which succeeded. */
+  set(s: ObservedService, revision: string, read: RevisionRead): void {
+    this.#reads.set(revisionKey(s, revision), read);
+  }
+}
+
+/** A revision's full name, as Cloud Run names it. */
+function revisionKey(s: ObservedService, revision: string): string {
+  return `projects/${s.project}/locations/${s.region}/services/${s.name}/revisions/${revision}`;
+}
 
 /**
  * The own max and own GPU of each revision that can hold instances of a service whose template
@@ -15,7 +50,8 @@ import type { CloudRunPort } from '../ports/index.js';
  * latest revision), as `needsServingRevisions` says: without a service-level max its cap is made
  * of their max (`maxInForce`), and a revision of another pool than the template's holds GPUs of
  * that pool (`countedRevisions`, core/revision-pools.ts). Only those services are read, one
- * GetRevision per revision, so a fleet whose templates serve costs no call. A read that fails
+ * GetRevision per revision not in `memo` (what the run read of them already, {@link RevisionMemo};
+ * without one, each is read), so a fleet whose templates serve costs no call. A read that fails
  * leaves the service counted coarsely, at the unset max, with `revisionsUnread` saying why, and a
  * problem noted: the run goes on.
  */
@@ -23,9 +59,11 @@ export async function withServingRevisions(
   run: CloudRunPort,
   services: readonly ObservedService[],
   problems: ObservationProblem[],
+  memo: RevisionMemo = new RevisionMemo(),
 ): Promise<ObservedService[]> {
   // A listing is one project and region, whose reads share Cloud Run's read quota: at most
   // REVISION_READS of them per listing, a few at a time (the rest counted coarsely, said once).
+  // What the memo answers is no call, so it costs none of them.
   const limit = pLimit(REVISION_READ_CONCURRENCY);
   let budget = REVISION_READS;
   const skipped: ObservedService[] = [];
@@ -41,19 +79,23 @@ export async function withServingRevisions(
     const revisions = s.servingRevisions ?? [];
     if (get === undefined)
       return { ...s, revisionsUnread: 'revisions cannot be read through this Cloud Run port' };
-    if (revisions.length > budget) {
+    const toRead = revisions.filter((r) => memo.get(s, r.name) === undefined).length;
+    if (toRead > budget) {
       skipped.push(s);
       return { ...s, revisionsUnread: OVER_BUDGET };
     }
-    budget -= revisions.length;
+    budget -= toRead;
     try {
       const withOwn = await Promise.all(
-        revisions.map((r) =>
-          limit(async () => ({
-            ...r,
-            ...(await get(s.project, s.region, s.name, r.name)),
-          })),
-        ),
+        revisions.map((r) => {
+          const known = memo.get(s, r.name);
+          if (known) return { ...r, ...known };
+          return limit(async () => {
+            const own = await get(s.project, s.region, s.name, r.name);
+            memo.set(s, r.name, own);
+            return { ...r, ...own };
+          });
+        }),
       );
       return { ...s, servingRevisions: withOwn, ...widestGpu(s, withOwn) };
     } catch (error) {
@@ -118,7 +160,9 @@ function widestGpu(
  * GetRevision calls per listing (one project and region) at most: the governor's share of Cloud
  * Run's read quota (`RUN_READS_PER_MINUTE`, core/service.ts, which cites it), so that deploys and
  * the console, which spend the same quota, are not refused while a run reads. Only services whose
- * latest revision does not serve are read, so a fleet rarely comes near it.
+ * latest revision does not serve are read, and each revision once a run (RevisionMemo: a run's
+ * later listings of the region read only what it has not read yet), so a fleet rarely comes near
+ * it.
  */
 export const REVISION_READS = RUN_READS_PER_MINUTE;
 

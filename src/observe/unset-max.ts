@@ -2,7 +2,7 @@ import { gpuPool, unsetMaxFor, type PoolId } from '../core/pool.js';
 import type { ObservedService } from '../core/service.js';
 import type { ObservationProblem } from '../core/problems.js';
 import type { CloudRunPort } from '../ports/index.js';
-import { withServingRevisions } from './serving-revisions.js';
+import { RevisionMemo, withServingRevisions } from './serving-revisions.js';
 
 /**
  * A Cloud Run port whose services carry `unsetMax`, what Cloud Run derives for a GPU service that
@@ -13,11 +13,14 @@ import { withServingRevisions } from './serving-revisions.js';
  * (`withServingRevisions`), so the write path's fresh reads count it as the plan did: otherwise
  * its change would read as "max changed" and never be written, and a pool read again after its
  * raises would count it at its whole quota. A failed revision read counts it coarsely (at the
- * unset max), as observation would, with `revisionsUnread` saying why.
+ * unset max), as observation would, with `revisionsUnread` saying why. A revision the run already
+ * read (`revisions`, the run's RevisionMemo, which observation filled; absent, this port's own) is
+ * not read again: only what each listing says serves is looked up there.
  */
 export function withUnsetMax(
   run: CloudRunPort,
   quotaOf: (pool: PoolId) => number | null,
+  revisions: RevisionMemo = new RevisionMemo(),
 ): CloudRunPort {
   const fill = (s: ObservedService): ObservedService => {
     if (!s.gpu) return s;
@@ -26,7 +29,7 @@ export function withUnsetMax(
   };
   // The failures are carried by each service (`revisionsUnread`), which the callers log.
   const revised = (services: ObservedService[]) =>
-    withServingRevisions(run, services, [] as ObservationProblem[]);
+    withServingRevisions(run, services, [] as ObservationProblem[], revisions);
   const test = run.testPermissions?.bind(run);
   const revision = run.getRevisionMax?.bind(run);
   return {

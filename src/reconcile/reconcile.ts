@@ -14,6 +14,7 @@ import { REGION_NAME } from '../core/units.js';
 import { errorMessage, InputError, type Fault } from '../core/errors.js';
 import { originalMaxes } from '../observe/annotations.js';
 import { observe } from '../observe/observe.js';
+import { RevisionMemo } from '../observe/serving-revisions.js';
 import { withUnsetMax } from '../observe/unset-max.js';
 import type { Outbox } from '../ports/index.js';
 import { actOnPlan, beforeDeadline, type WriteResult } from './act.js';
@@ -214,6 +215,7 @@ async function startRun(
     held: [],
     overAfterRaises: [],
     unverifiedRaises: [],
+    revisions: new RevisionMemo(),
   };
 }
 
@@ -222,7 +224,7 @@ async function observeAndPlan(run: Run, held: string[]): Promise<Decided> {
   const { deps, options, report } = run;
   const scoped: Policy = { ...run.policy, projects: held, mode: run.mode };
   const observation = await beforeDeadline(
-    () => observe(scoped, deps.ports, run.nowMs),
+    () => observe(scoped, deps.ports, run.nowMs, run.revisions),
     { deadline: run.deadline, clock: run.wall },
     'observing',
   );
@@ -345,8 +347,9 @@ async function act(
 ): Promise<WriteResult[]> {
   const { policy, deps, options } = run;
   return actOnPlan(plan, {
-    // A service that sets no max is counted at what Cloud Run derives from the quota, as planned.
-    run: withUnsetMax(deps.ports.run, (id) => quotaInPlan(plan, id)),
+    // A service that sets no max is counted at what Cloud Run derives from the quota, as planned;
+    // a revision observation read is not read again.
+    run: withUnsetMax(deps.ports.run, (id) => quotaInPlan(plan, id), run.revisions),
     pacer: createPacer(policy.limits.writesPerMinute, run.wall, deps.sleep),
     log: deps.log,
     nowIso: run.ctx.at,

@@ -11,6 +11,7 @@ import type {
   UnverifiedRaises,
 } from '../core/run-alerts.js';
 import type { ObservedService } from '../core/service.js';
+import type { RevisionMemo } from '../observe/serving-revisions.js';
 import { oneLine } from '../core/text.js';
 import { GovernorError, errorMessage } from '../core/errors.js';
 import { ERROR_EVENT, RUN_FAILED_FIELD, type Logger } from '../log.js';
@@ -144,6 +145,12 @@ export interface Run {
   overAfterRaises: OverAfterRaises[];
   /** The pools whose read just after this run's raises failed: not verified (act.ts, verify). */
   unverifiedRaises: UnverifiedRaises[];
+  /**
+   * What this run read of its serving revisions, by full name: observation and the write path's
+   * reads share it, so the run reads each revision once (observe/serving-revisions.ts). This
+   * run's alone: the next run reads them again.
+   */
+  revisions: RevisionMemo;
 }
 
 export interface Decided {

@@ -2,7 +2,11 @@ import { describe, expect, it } from 'vitest';
 import { maxInForce } from '../../src/core/pool.js';
 import type { ObservationProblem } from '../../src/core/problems.js';
 import type { ObservedService } from '../../src/core/service.js';
-import { REVISION_READS, withServingRevisions } from '../../src/observe/serving-revisions.js';
+import {
+  REVISION_READS,
+  RevisionMemo,
+  withServingRevisions,
+} from '../../src/observe/serving-revisions.js';
 import type { CloudRunPort } from '../../src/ports/index.js';
 import { observedService } from '../support/fixtures.js';
 
@@ -115,5 +119,154 @@ describe('withServingRevisions', () => {
     expect(calls()).toBe(0);
     expect(read[0]?.revisionsUnread).toBeUndefined();
     expect(read[1]).toEqual(manual);
+  });
+});
+
+/**
+ * A port that answers each revision by its full name (its own max: the number in `maxOf`, 3
+ * unless set), fails the reads `failing` names, and logs every call.
+ */
+function namedPort(maxOf: Record<string, number> = {}, failing: Set<string> = new Set()) {
+  const read: string[] = [];
+  const fail = () => Promise.reject(new Error('not used'));
+  const run: CloudRunPort = {
+    listRegions: fail,
+    listServices: fail,
+    getService: fail,
+    listWorkerPools: fail,
+    listRunningExecutions: fail,
+    updateMaxInstances: fail,
+    async getRevisionMax(project, region, service, revision) {
+      const name = `${project}/${region}/${service}/${revision}`;
+      read.push(name);
+      await new Promise((resolve) => setTimeout(resolve, 1));
+      if (failing.has(name)) throw new Error(`injected: ${name} refused`);
+      return {
+        maxInstances: maxOf[name] ?? 3,
+        gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: true },
+      };
+    },
+  };
+  return { run, read };
+}
+
+describe('withServingRevisions with the memo of a run', () => {
+  it('reads each revision once in the run: what it read costs no read of the next listings', async () => {
+    const { run, read } = namedPort();
+    const memo = new RevisionMemo();
+    const services = Array.from({ length: REVISION_READS + 12 }, (_, i) =>
+      pinned(`svc-${String(i).padStart(3, '0')}`),
+    );
+    const first = await withServingRevisions(run, services, [], memo);
+    expect(read).toHaveLength(REVISION_READS);
+    expect(first.filter((s) => s.revisionsUnread !== undefined)).toHaveLength(12);
+    // The next listing of the region (the read before the raises): the 300 already read are
+    // answered by the memo at no cost, so the 12 left past the budget fit in it now.
+    const problems: ObservationProblem[] = [];
+    const second = await withServingRevisions(run, services, problems, memo);
+    expect(read).toHaveLength(REVISION_READS + 12);
+    expect(new Set(read).size).toBe(read.length);
+    expect(problems).toEqual([]);
+    expect(second.every((s) => s.revisionsUnread === undefined && maxInForce(s).max === 3)).toBe(
+      true,
+    );
+    // And the verify read: no call at all.
+    const third = await withServingRevisions(run, services, [], memo);
+    expect(read).toHaveLength(REVISION_READS + 12);
+    expect(third).toEqual(second);
+  });
+
+  it('spends the budget on the revisions not yet read only, and counts the rest coarsely as before', async () => {
+    const { run, read } = namedPort();
+    const memo = new RevisionMemo();
+    const known = Array.from({ length: 10 }, (_, i) => pinned(`known-${i}`));
+    await withServingRevisions(run, known, [], memo);
+    expect(read).toHaveLength(10);
+    const fresh = Array.from({ length: REVISION_READS + 1 }, (_, i) =>
+      pinned(`new-${String(i).padStart(3, '0')}`),
+    );
+    const problems: ObservationProblem[] = [];
+    const out = await withServingRevisions(run, [...known, ...fresh], problems, memo);
+    // The 10 known cost nothing; of the new ones, the budget's worth are read.
+    expect(read).toHaveLength(10 + REVISION_READS);
+    expect(out.slice(0, 10).every((s) => s.revisionsUnread === undefined)).toBe(true);
+    expect(out.filter((s) => s.revisionsUnread !== undefined).map((s) => s.name)).toEqual([
+      'new-300',
+    ]);
+    expect(maxInForce(out.at(-1) as ObservedService).max).toBe(8);
+    expect(problems[0]?.error).toMatch(/^1 service\(s\) from new-300 on: not read: more than 300/);
+  });
+
+  it('does not remember a read that failed: the next listing reads it again', async () => {
+    const failing = new Set(['p/us-central1/a/a-00000']);
+    const { run, read } = namedPort({}, failing);
+    const memo = new RevisionMemo();
+    const problems: ObservationProblem[] = [];
+    const [first] = await withServingRevisions(run, [pinned('a')], problems, memo);
+    expect(first?.revisionsUnread).toContain('injected');
+    expect(problems).toHaveLength(1);
+    failing.clear();
+    const [second] = await withServingRevisions(run, [pinned('a')], [], memo);
+    expect(read).toEqual(['p/us-central1/a/a-00000', 'p/us-central1/a/a-00000']);
+    expect(second?.revisionsUnread).toBeUndefined();
+    expect(maxInForce(second as ObservedService).max).toBe(3);
+  });
+
+  it('remembers the reads of a service that succeeded when another of its revisions failed', async () => {
+    const failing = new Set(['p/us-central1/two/two-00001']);
+    const { run, read } = namedPort({}, failing);
+    const memo = new RevisionMemo();
+    const [first] = await withServingRevisions(run, [pinned('two', 2)], [], memo);
+    expect(first?.revisionsUnread).toContain('injected');
+    failing.clear();
+    const [second] = await withServingRevisions(run, [pinned('two', 2)], [], memo);
+    expect(read.slice(2)).toEqual(['p/us-central1/two/two-00001']);
+    expect(second?.revisionsUnread).toBeUndefined();
+    expect(maxInForce(second as ObservedService).max).toBe(6);
+  });
+
+  it('knows a revision by its full name: the same names in another project or region are read', async () => {
+    const { run, read } = namedPort({
+      'p/us-central1/a/a-00000': 2,
+      'p/europe-west4/a/a-00000': 5,
+      'q/us-central1/a/a-00000': 7,
+    });
+    const memo = new RevisionMemo();
+    const here = await withServingRevisions(run, [pinned('a')], [], memo);
+    const region = await withServingRevisions(
+      run,
+      [{ ...pinned('a'), region: 'europe-west4' }],
+      [],
+      memo,
+    );
+    const project = await withServingRevisions(run, [{ ...pinned('a'), project: 'q' }], [], memo);
+    expect(read).toEqual([
+      'p/us-central1/a/a-00000',
+      'p/europe-west4/a/a-00000',
+      'q/us-central1/a/a-00000',
+    ]);
+    expect([here, region, project].map((s) => maxInForce(s[0] as ObservedService).max)).toEqual([
+      2, 5, 7,
+    ]);
+  });
+
+  it('answers what the listing says serves: a revision no longer serving is left out, a new one is read', async () => {
+    const { run, read } = namedPort({ 'p/us-central1/a/a-00000': 2, 'p/us-central1/a/a-00001': 5 });
+    const memo = new RevisionMemo();
+    const before = pinned('a');
+    await withServingRevisions(run, [before], [], memo);
+    // Traffic moved from a-00000 to a-00001 between the listings.
+    const after = { ...before, servingRevisions: [{ name: 'a-00001', inSplit: true }] };
+    const [now] = await withServingRevisions(run, [after], [], memo);
+    expect(read).toEqual(['p/us-central1/a/a-00000', 'p/us-central1/a/a-00001']);
+    expect(now?.servingRevisions?.map((r) => [r.name, r.maxInstances])).toEqual([['a-00001', 5]]);
+    expect(maxInForce(now as ObservedService).max).toBe(5);
+  });
+
+  it('without a memo, reads every listing afresh: a memo is given to one run only', async () => {
+    const { run, read } = namedPort();
+    await withServingRevisions(run, [pinned('a')], []);
+    await withServingRevisions(run, [pinned('a')], []);
+    expect(read).toHaveLength(2);
   });
 });
