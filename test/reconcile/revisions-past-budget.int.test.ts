@@ -56,39 +56,54 @@ const runEmulator = emulatorRuns();
 
 async function runWith(cpuServices: number, revisionsDenied: boolean) {
   const read: string[] = [];
+  /** The GetRevision calls made after each listing of the region began, in order. */
+  const byListing: number[] = [];
   let listings = 0;
   const { report, emulator } = await runEmulator(fleet(cpuServices), policy, {
     runId: 'budget',
     deadlineMs: 120_000,
     faults: ({ method, request }) => {
-      // A listing's first page (a region of 306 services takes 4).
-      if (method.endsWith('/ListServices') && !request['page_token']) listings += 1;
+      // A listing's first page (a region of hundreds of services takes several).
+      if (method.endsWith('/ListServices') && !request['page_token']) {
+        listings += 1;
+        byListing.push(0);
+      }
       if (!method.endsWith('/GetRevision')) return undefined;
       read.push(String(request['name']));
+      byListing[listings - 1] = (byListing[listings - 1] ?? 0) + 1;
       return revisionsDenied
         ? new RpcError(status.PERMISSION_DENIED, 'injected: run.revisions.get denied')
         : undefined;
     },
   });
   const busy = emulator.model.listServices().find((s) => s.name === 'busy');
-  return { report, reads: read.length, read, listings, busy: busy?.maxInstances };
+  return { report, reads: read.length, read, byListing, busy: busy?.maxInstances };
 }
 
 describe('services without a GPU whose serving revisions are not read', () => {
   it('do not hold the raises of their region when they are past the reads a listing allows', async () => {
-    const { report, reads, read, listings, busy } = await runWith(REVISION_READS + 5, false);
-    // The region is listed three times (observation, the read before the raises, the one after
-    // them), but a revision is read once in a run (immutable: observe/serving-revisions.ts):
-    // observation spends the reads a listing allows, the read before the raises reads only the 5
-    // left past them, and the read after the raises reads none.
-    expect(listings).toBe(3);
-    expect(reads).toBe(REVISION_READS + 5);
+    // Over twice the reads a listing allows: observation reads 300, the read before the raises
+    // the next 300 (a revision is read once in a run: observe/serving-revisions.ts), and leaves 5
+    // past its reads, which do not hold the raises; the read after the raises reads those 5.
+    const { report, reads, read, byListing, busy } = await runWith(2 * REVISION_READS + 5, false);
+    expect(byListing).toEqual([REVISION_READS, REVISION_READS, 5]);
     expect(new Set(read).size).toBe(reads);
     const write = report.writes.find((w) => w.name === 'busy');
     expect(write?.cause).toBe('written');
     expect(write?.written).toBe(write?.planned);
     expect(busy).toBe(write?.planned);
     expect(busy).toBeGreaterThan(1);
+  }, 120_000);
+
+  it('are read once in a run: the listings after observation read only what it left', async () => {
+    const { report, reads, read, byListing } = await runWith(REVISION_READS + 5, false);
+    // The region is listed three times (observation, the read before the raises, the one after
+    // them): observation spends the reads a listing allows, the read before the raises reads only
+    // the 5 left past them, and the read after the raises reads none.
+    expect(byListing).toEqual([REVISION_READS, 5, 0]);
+    expect(reads).toBe(REVISION_READS + 5);
+    expect(new Set(read).size).toBe(reads);
+    expect(report.writes.find((w) => w.name === 'busy')?.cause).toBe('written');
   }, 120_000);
 
   it('hold them when they were refused: which pools they hold GPUs of is unknown', async () => {
