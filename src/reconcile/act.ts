@@ -554,6 +554,8 @@ interface Raise {
   change: PlanChange;
   to: number | null;
   result: WriteResult;
+  /** The etag the raise was sent with, conditional on it (null: not sent). */
+  etag: string | null;
 }
 
 /**
@@ -636,7 +638,12 @@ async function raisePool(
   return { raises: out, compensations };
 }
 
-const notSent = (change: PlanChange, result: WriteResult): Raise => ({ change, to: null, result });
+const notSent = (change: PlanChange, result: WriteResult): Raise => ({
+  change,
+  to: null,
+  result,
+  etag: null,
+});
 
 /** Why a project's raises are not sent after its lease check (lostLeases). */
 interface LostLease {
@@ -830,7 +837,7 @@ async function raiseRound(
           // Sent again after a refusal only while it could still be read back and lowered back.
           const resendUntil = opts.deadline - raiseMargin(readMs, opts);
           const result = await write(d.c, d.to, d.svc, opts, d.note, resendUntil);
-          return { change: d.c, to: d.to, result };
+          return { change: d.c, to: d.to, result, etag: d.svc.etag };
         },
         opts.deadline,
       );
@@ -892,29 +899,55 @@ async function compensate(
     opts.onUnverified?.({ ...poolIdOf(pool), raises: raises.length, error: read.message });
     return [];
   }
-  const { room, allowed, governed } = roomOf(plan, pool, read);
+  const byName = new Map(inPool(pool, read.services).map((s) => [s.name, s]));
+  // The raises that got no answer and that this read does not show: each may still apply, so its
+  // room is still spent here, as it is for the rounds after it (raisePool).
+  const pending = new Set(raises.filter((r) => mayStillApply(r, byName.get(r.change.name))));
+  const pendingGpus = [...pending].reduce((sum, r) => {
+    const svc = byName.get(r.change.name);
+    return sum + ((r.to ?? r.change.from) - r.change.from) * (svc ? instanceGpus(svc) : 0);
+  }, 0);
+  const now = roomOf(plan, pool, read);
+  const [room, allowed, governed] = [
+    now.room - pendingGpus,
+    now.allowed,
+    now.governed + pendingGpus,
+  ];
   if (room >= 0) return [];
   let over = -room;
-  const byName = new Map(inPool(pool, read.services).map((s) => [s.name, s]));
-  const plans: { change: PlanChange; svc: ObservedService; to: number }[] = [];
+  const plans: { change: PlanChange; svc: ObservedService; to: number; from: number }[] = [];
   for (const r of [...raises].reverse()) {
     if (over <= 0) break;
     const svc = byName.get(r.change.name);
-    if (!svc || r.to === null || svc.reconciling || effectiveMax(svc) !== r.to) continue;
+    if (!svc || r.to === null || svc.reconciling) continue;
+    const unanswered = pending.has(r);
+    if (effectiveMax(svc) !== r.to && !unanswered) continue;
     const g = instanceGpus(svc);
-    const to = Math.max(r.change.from, r.to - Math.ceil(over / g));
+    // A raise that may still apply is lowered back whole, to the max the service has now (so this
+    // write raises nothing, whether or not that raise ever lands), from what it would set. Sent
+    // with the etag that raise was sent with (the service is unchanged since), this write changes
+    // the etag, so that raise, should it reach Cloud Run only now, is refused as stale instead of
+    // applying over the other writer's change (see mayStillApply).
+    const to = unanswered ? r.change.from : Math.max(r.change.from, r.to - Math.ceil(over / g));
     over -= (r.to - to) * g;
-    plans.push({ change: r.change, svc, to });
+    plans.push({ change: r.change, svc, to, from: r.to });
   }
+  const late =
+    pending.size > 0
+      ? `, counting ${pending.size} raise(s) that got no answer and may still apply`
+      : '';
   opts.log.log(
     'WARNING',
-    `${poolKey(pool)}: over its quota by ${-room} GPUs just after this run's raises (another writer, or a quota cut, in the round trip before them): lowering ${plans.length} raise(s) back`,
+    `${poolKey(pool)}: over its quota by ${-room} GPUs just after this run's raises${late} (another writer, or a quota cut, in the round trip before them): lowering ${plans.length} raise(s) back`,
   );
   const results = await Promise.all(
-    plans.map(({ change, svc, to }) =>
+    plans.map(({ change, svc, to, from }) =>
       gate(async () => {
-        const from = effectiveMax(svc);
-        const reason = `lowered back from ${from}: just after this run raised it, the pool was over its quota by ${-room} GPUs (another writer, or a quota cut, in the meantime)`;
+        const unanswered =
+          effectiveMax(svc) !== from
+            ? ' (that raise got no answer and may still apply: lowered back before it can)'
+            : '';
+        const reason = `lowered back from ${from}${unanswered}: just after this run raised it, the pool was over its quota by ${-room} GPUs (another writer, or a quota cut, in the meantime)`;
         const c: PlanChange = { ...change, from, to, etag: svc.etag, reason };
         // Lowering back must not wait for the write quota: it takes a slot now.
         opts.pacer.take(regionKey(c));
@@ -939,6 +972,35 @@ async function compensate(
     opts.onOverAfterRaises?.({ ...poolIdOf(pool), quota: read.quota, budget: allowed, caps });
   }
   return results;
+}
+
+/**
+ * Whether a raise that got no answer may still apply on `svc`, as a read just after the raises
+ * shows it: the raise failed in a way that may still apply (`uncertain`: no answer, a timeout),
+ * and the service is exactly as it was when the raise was sent (the same etag, the max it had).
+ *
+ * Google documents that an update Cloud Run has taken changes the service at once: its desired
+ * state (`generation`, the max) is stored, and only reconciliation runs on asynchronously
+ * (`reconciling` in
+ * https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services). So a raise
+ * taken before the read shows on it. But a call that got no answer may not have reached Cloud
+ * Run yet: DEADLINE_EXCEEDED "may be returned even if the operation has completed successfully"
+ * (google/rpc/code.proto, https://github.com/googleapis/googleapis/blob/master/google/rpc/code.proto),
+ * and Google does not say how late a request the client gave up on may still be taken. Failing
+ * safe, such a raise counts as if it applied, as its room stays spent in the rounds after it
+ * (raisePool). Once the service's etag changed it cannot apply any more: it was sent conditional
+ * on the old one (a stale etag is refused, https://google.aip.dev/154).
+ */
+function mayStillApply(r: Raise, svc: ObservedService | undefined): boolean {
+  return (
+    r.to !== null &&
+    r.result.cause === 'uncertain' &&
+    svc !== undefined &&
+    r.etag !== null &&
+    svc.etag === r.etag &&
+    effectiveMax(svc) === r.change.from &&
+    r.to > r.change.from
+  );
 }
 
 // --- one write ---
