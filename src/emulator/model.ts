@@ -88,6 +88,15 @@ export interface ServiceState extends ServiceKey {
   revisionIndex: number;
   generation: number;
   etag: string;
+  /**
+   * Which resource of this name it is: 0 for the fleet's, then 1, 2, ... for each service created
+   * since. A service deleted and created again under the same name is a new resource: Cloud Run
+   * gives it a new `uid` ("guaranteed to remain unchanged until the resource is deleted") and its
+   * etag fingerprints "this version of the resource"
+   * (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services), so its
+   * etags are not the deleted one's: a write sent with the old service's etag is refused (ABORTED).
+   */
+  incarnation: number;
   createTime: number;
   updateTime: number;
   /** Virtual time at which the deployment in flight ends; null when none is. */
@@ -281,8 +290,9 @@ function quotaId(k: PoolKey): string {
 }
 
 /** Deterministic fingerprint of a resource version, shaped like Cloud Run's quoted etags. */
-function etagFor(key: ServiceKey, generation: number): string {
-  const raw = `${serviceId(key)}#${generation}`;
+function etagFor(key: ServiceKey, generation: number, incarnation: number): string {
+  const id = incarnation === 0 ? serviceId(key) : `${serviceId(key)}@${incarnation}`;
+  const raw = `${id}#${generation}`;
   let h = 2166136261;
   for (let i = 0; i < raw.length; i++) {
     h ^= raw.charCodeAt(i);
@@ -358,6 +368,8 @@ export class FleetModel {
   private nowMs: number;
   private nextStepMs: number;
   private nextInstanceId = 1;
+  /** Services created since the fleet was loaded (each one's `incarnation`). */
+  private created = 0;
   private readonly services = new Map<string, ServiceState>();
   private readonly workerPools: WorkerPoolState[] = [];
   private readonly jobs: JobState[] = [];
@@ -472,7 +484,12 @@ export class FleetModel {
   }
 
   /** A service's state as created at `at` from its fleet settings. */
-  private newService(project: string, spec: FleetService, at: number): ServiceState {
+  private newService(
+    project: string,
+    spec: FleetService,
+    at: number,
+    incarnation = 0,
+  ): ServiceState {
     const key = { project, region: spec.region, name: spec.name };
     const state: ServiceState = {
       ...key,
@@ -486,7 +503,8 @@ export class FleetModel {
       demand: spec.demand,
       revisionIndex: 1,
       generation: 1,
-      etag: etagFor(key, 1),
+      etag: etagFor(key, 1, incarnation),
+      incarnation,
       createTime: at,
       updateTime: at,
       deployingUntil: null,
@@ -515,7 +533,8 @@ export class FleetModel {
   addService(project: string, spec: FleetService): ServiceState {
     const key = { project, region: spec.region, name: spec.name };
     if (this.services.has(serviceId(key))) throw new Error(`service ${serviceId(key)} exists`);
-    const state = this.newService(project, spec, this.nowMs);
+    this.created += 1;
+    const state = this.newService(project, spec, this.nowMs, this.created);
     this.services.set(serviceId(key), state);
     this.samples.set(serviceId(key), []);
     const gone = this.departed.get(project);
@@ -856,7 +875,7 @@ export class FleetModel {
 
   private bump(s: ServiceState): void {
     s.generation += 1;
-    s.etag = etagFor(s, s.generation);
+    s.etag = etagFor(s, s.generation, s.incarnation);
     s.updateTime = this.nowMs;
   }
 

@@ -285,7 +285,9 @@ export function serviceResource(
   const hash = uid(name).slice(0, 10).replace(/-/g, '');
   return {
     name,
-    uid: uid(name),
+    // A service created again under a deleted one's name is a new resource, with a uid of its
+    // own (`incarnation` in model.ts).
+    uid: uid(s.incarnation === 0 ? name : `${name}@${s.incarnation}`),
     generation: String(s.generation),
     labels: { ...s.labels },
     annotations: { ...s.annotations },

@@ -7,6 +7,7 @@ import {
   pendingSecondsOf,
   requestsPerInstanceMinute,
 } from '../../src/emulator/model.js';
+import { serviceResource } from '../../src/emulator/resources.js';
 
 const START = '2026-11-27T12:00:00Z';
 
@@ -368,5 +369,31 @@ describe('another writer scaling a worker pool', () => {
       'worker pool enc is in several regions or projects: name its project and region',
     );
     expect(counts(m)).toEqual(['us-central1 1', 'europe-west4 1']);
+  });
+});
+
+describe('another writer deleting a service and creating it again under its name', () => {
+  it('makes a new resource: a uid and etags of its own, never the deleted one’s', () => {
+    const m = model([svc('llm', { maxInstances: 1, demand: 0 })]);
+    const key = { project: 'model-project', region: 'us-central1', name: 'llm' };
+    const old = m.getService(key);
+    if (!old) throw new Error('no llm');
+    const etags = [old.etag];
+    const uid = (s: NonNullable<typeof old>) => serviceResource(s, false, s.updateTime)['uid'];
+    const oldUid = uid(old);
+    // Created again twice, each at the generation the deleted one had when read.
+    for (let i = 0; i < 2; i++) {
+      m.removeService(key);
+      const again = m.addService('model-project', {
+        ...old.spec,
+        gpu: { accelerator: 'nvidia-l4', count: 1, zonalRedundancy: false },
+      });
+      expect(again.generation).toBe(old.generation);
+      expect(etags).not.toContain(again.etag);
+      expect(uid(again)).not.toBe(oldUid);
+      etags.push(again.etag);
+    }
+    // The fleet's own service keeps the etag it always had: a write sent with it is not refused.
+    expect(old.etag).toBe(etags[0]);
   });
 });
