@@ -237,6 +237,41 @@ describe('act: another writer switches a service to manual scaling mid-run', () 
     expect(emulator.violations().violations).toEqual([]);
   });
 
+  it('a governed service switched to manual at 6 instances just after its raise: the other raises come back within quota', async () => {
+    await start();
+    // Between the raises and the read that verifies them (the run's third listing): svc-a, raised,
+    // now runs 6 instances whatever its max says, so it is no longer one of the pool's caps.
+    let lists = 0;
+    hook = (name) => {
+      if (name === 'ListServices' && ++lists === 3)
+        emulator.edit({
+          service: 'svc-a',
+          scalingMode: 'MANUAL',
+          minInstances: 1,
+          manualInstanceCount: 6,
+        });
+      return undefined;
+    };
+    const report = await run();
+    const raised = report.writes.filter((w) => w.cause === 'written' && w.planned > w.from);
+    expect(raised.map((w) => w.name)).toContain('svc-a');
+    expect(raised.length).toBeGreaterThan(1);
+    // svc-a is not the governor's to lower any more; every other raise comes back.
+    const back = report.writes.filter((w) => w.cause === 'compensated');
+    expect(back.map((w) => w.name).sort()).toEqual(
+      raised
+        .map((w) => w.name)
+        .filter((n) => n !== 'svc-a')
+        .sort(),
+    );
+    // The pool's caps as Cloud Run holds them: svc-a at its 6 manual instances.
+    expect(emulator.state().pools.find((p) => p.region === REGION)?.capsGpus).toBeLessThanOrEqual(
+      QUOTA,
+    );
+    emulator.judgeRaces();
+    expect(emulator.violations().violations).toEqual([]);
+  });
+
   it('a governed service switched to manual before the read before the raises: not raised, and the reason says why', async () => {
     await start();
     // svc-a to manual scaling at 3 instances just before the governor's second listing (the
