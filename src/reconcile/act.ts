@@ -921,16 +921,25 @@ async function compensate(
     const svc = byName.get(r.change.name);
     if (!svc || r.to === null || svc.reconciling) continue;
     const unanswered = pending.has(r);
-    if (effectiveMax(svc) !== r.to && !unanswered) continue;
+    // This run's raise stands while the service-level max is what it wrote. The cap in force may
+    // be lower: the serving revision's own max, when lower, holds it ("the lower of the two",
+    // core/pool.ts maxInForce; https://cloud.google.com/run/docs/configuring/max-instances), and
+    // the planner, which sees only the cap in force, may plan past it. Such a raise landed up to
+    // that max, and is still this run's to lower back.
+    if (svc.serviceMaxInstances !== r.to && !unanswered) continue;
     const g = instanceGpus(svc);
+    // What it holds now (or, unanswered, may hold once it lands).
+    const held = unanswered ? r.to : effectiveMax(svc);
     // A raise that may still apply is lowered back whole, to the max the service has now (so this
     // write raises nothing, whether or not that raise ever lands), from what it would set. Sent
     // with the etag that raise was sent with (the service is unchanged since), this write changes
     // the etag, so that raise, should it reach Cloud Run only now, is refused as stale instead of
-    // applying over the other writer's change (see mayStillApply).
-    const to = unanswered ? r.change.from : Math.max(r.change.from, r.to - Math.ceil(over / g));
-    over -= (r.to - to) * g;
-    plans.push({ change: r.change, svc, to, from: r.to });
+    // applying over the other writer's change (see mayStillApply). A lower service-level max
+    // than `held` is the cap in force: at most `held`, which the revision's max does not exceed.
+    const to = unanswered ? r.change.from : Math.max(r.change.from, held - Math.ceil(over / g));
+    if (to >= held) continue;
+    over -= (held - to) * g;
+    plans.push({ change: r.change, svc, to, from: held });
   }
   const late =
     pending.size > 0
