@@ -934,8 +934,8 @@ async function compensate(
     // write raises nothing, whether or not that raise ever lands), from what it would set. Sent
     // with the etag that raise was sent with (the service is unchanged since), this write changes
     // the etag, so that raise, should it reach Cloud Run only now, is refused as stale instead of
-    // applying over the other writer's change (see mayStillApply). A lower service-level max
-    // than `held` is the cap in force: at most `held`, which the revision's max does not exceed.
+    // applying over the other writer's change (see mayStillApply). A raise that landed comes down
+    // from the cap it holds in force, by whole instances that free enough.
     const to = unanswered ? r.change.from : Math.max(r.change.from, held - Math.ceil(over / g));
     if (to >= held) continue;
     over -= (held - to) * g;
