@@ -72,7 +72,8 @@ export async function takeLeases(run: Run): Promise<string[]> {
     report.outcome = 'failed';
     report.error = `the lease could not be taken: ${errorMessage(e)}`;
     logRunFailed(deps.log, report);
-    await releaseAll(deps, asking === null ? held : [...held, asking], run.holder);
+    await releaseAll(deps, held, run.holder);
+    if (asking !== null) await releaseAll(deps, [asking], run.holder, errorMessage(e));
     throw new RunFailedError(report, e);
   }
   return held;
@@ -186,16 +187,26 @@ export async function alertLeaseHeld(run: Run): Promise<void> {
   }
 }
 
-/** Gives the leases back; a store that cannot be reached lets them expire instead. */
+/**
+ * Gives the leases back; a store that cannot be reached lets them expire instead. `takenWith`:
+ * the fault the taking of these leases failed with, which the run reports already. A release that
+ * fails with it too is not told again: the store refused both the same way (a state file it
+ * cannot read, a folder in its place, a lock another process holds), so the taking wrote no
+ * lease, and "it expires by itself" would send a person looking for one. A taking that got no
+ * answer fails otherwise ("the run deadline passed while taking …", Firestore naming the call),
+ * so a release that then fails is still told.
+ */
 export async function releaseAll(
   deps: ReconcileDeps,
   projects: string[],
   holder: string,
+  takenWith?: string,
 ): Promise<void> {
   for (const project of projects) {
     try {
       await deps.store.releaseLease(project, holder);
     } catch (e) {
+      if (takenWith !== undefined && errorMessage(e) === takenWith) continue;
       deps.log.log(
         'WARNING',
         `${project}: could not release the lease (it expires by itself): ${errorMessage(e)}`,

@@ -796,6 +796,8 @@ describe('governor apply on a state file it cannot read', () => {
     expect(errors[0]).not.toContain('conditions');
     expect(errors[0]).toContain('moved aside');
     expect(errors[0]).toContain('docs/alerts.md, "When an alert fires"');
+    // No warning beside it of a lease left to expire: the store wrote none.
+    expect(r.stderr).not.toContain('lease');
     expect(r.stderr).not.toMatch(/^\s+at /m);
     expect(emulator.writes().length).toBe(before);
   });

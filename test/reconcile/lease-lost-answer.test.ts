@@ -5,7 +5,12 @@ import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
 import { UnavailableError } from '../../src/core/errors.js';
-import { MAX_LEASE_CLOCK_SKEW_MS, type StateStore } from '../../src/ports/index.js';
+import { memoryLogger } from '../../src/log.js';
+import {
+  MAX_LEASE_CLOCK_SKEW_MS,
+  StateCorruptError,
+  type StateStore,
+} from '../../src/ports/index.js';
 import { LEASE_MARGIN_MS } from '../../src/reconcile/lease.js';
 import { onePoolFleet } from '../support/fixtures.js';
 import { reconcileReport } from '../support/reconcile-run.js';
@@ -59,6 +64,34 @@ describe('a lease whose answer was lost', () => {
     );
     expect(second.leaseHeld).toEqual([]);
     expect(second.outcome).not.toBe('failed');
+  });
+});
+
+describe('a lease the store cannot read', () => {
+  it('fails the run once, naming the fault, with no warning of a lease left to expire', async () => {
+    // The file store refuses a state file it cannot read (corrupt, a directory, a link) on every
+    // call: the release after the failed take fails as the take did, and no lease was written.
+    const m = new FleetModel(validateFleet(onePoolFleet(PROJECT, REGION, 4, [['svc-a', 1, 1]])));
+    const ports = createSimPorts(m, { lagMs: 3 * 60_000 });
+    const base = createMemoryStateStore();
+    const unreadable = () =>
+      new StateCorruptError('state file lease-project.json', [{ path: 'runs', message: 'x' }]);
+    const store: StateStore = {
+      ...base,
+      acquireLease: () => Promise.reject(unreadable()),
+      releaseLease: () => Promise.reject(unreadable()),
+    };
+    const log = memoryLogger();
+    const report = await reconcileReport(
+      policy,
+      { ports, store, log, clock: () => m.now, leaseClock: () => m.now },
+      { runId: 'unreadable', deadlineMs: 60_000, writerId: 'me' },
+    );
+    expect(report.outcome).toBe('failed');
+    expect(report.error).toContain('the lease could not be taken: Unreadable state file');
+    const told = log.lines.filter((l) => l.message.includes('Unreadable state file'));
+    expect(told.map((l) => l.severity)).toEqual(['ERROR']);
+    expect(log.lines.map((l) => l.message).join('\n')).not.toContain('could not release');
   });
 });
 
