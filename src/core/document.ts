@@ -39,8 +39,16 @@ export const StringMap = z.preprocess(
 export function zodFaults(error: z.ZodError, schema?: z.ZodType): Fault[] {
   const faults: Fault[] = [];
   let looked = 0;
+  // The paths told something other than a whole number past 2^53 (below).
+  const bounded = new Set(
+    error.issues.filter((i) => !isSafeIntRange(i)).map((i) => formatPath(i.path)),
+  );
   for (const issue of error.issues) {
     const path = formatPath(issue.path);
+    // `1e300` is a whole number, so `.int()` refuses it as outside the safe integers ("expected
+    // int to be <=9007199254740991") beside the key's own bound ("<=100000"): one value, two
+    // faults, the first naming a bound no one set. The key's own is told alone.
+    if (isSafeIntRange(issue) && bounded.has(path)) continue;
     if (issue.code === 'unrecognized_keys') {
       const known = schema ? keysAt(schema, issue.path) : [];
       for (const key of issue.keys) {
@@ -66,6 +74,16 @@ export function zodFaults(error: z.ZodError, schema?: z.ZodType): Fault[] {
     }
   }
   return faults;
+}
+
+/** zod's refusal of a whole number outside ±(2^53 − 1), the range `.int()` checks. */
+function isSafeIntRange(issue: z.core.$ZodIssue): boolean {
+  return (
+    (issue.code === 'too_big' || issue.code === 'too_small') &&
+    issue.origin === 'int' &&
+    Math.abs(Number(issue.code === 'too_big' ? issue.maximum : issue.minimum)) ===
+      Number.MAX_SAFE_INTEGER
+  );
 }
 
 /** The unknown keys of one document a suggestion is looked for. */

@@ -167,6 +167,43 @@ describe('reading a document', () => {
     ]);
   });
 
+  it('says once what is wrong with a whole number too large, naming the bound that matters', () => {
+    // 1e300 is a whole number past 2^53: the check that a number is an int (safe) failed beside
+    // the key's own bound, and its bound, 9007199254740991, is one no policy author set.
+    const policy = caught(() =>
+      parsePolicyText(
+        'version: 1\nprojects: [p]\ndefaults: {min: 1e300, priority: -1e300}\n',
+        'policy p.yaml',
+      ),
+    );
+    expect(policy.faults).toEqual([
+      { path: 'defaults.min', message: 'Too big: expected number to be <=100000' },
+      { path: 'defaults.priority', message: 'Too small: expected number to be >=-1000000' },
+    ]);
+    const snapshot = caught(() =>
+      parseSnapshotText(
+        JSON.stringify({
+          version: 1,
+          takenAt: '2026-11-27T15:00:00Z',
+          pools: [
+            {
+              project: 'p',
+              region: 'us-central1',
+              accelerator: 'nvidia-l4',
+              zonalRedundancy: true,
+              quota: 1e300,
+              quotaSource: 'cloudquotas',
+            },
+          ],
+          services: [],
+        }),
+        'snapshot s.json',
+      ),
+    );
+    expect(snapshot.faults.map((f) => f.path)).toEqual(['pools[0].quota']);
+    expect(JSON.stringify(snapshot.faults)).not.toContain('9007199254740991');
+  });
+
   it('tells why JSON was refused without quoting the text', () => {
     const refusal = (text: string): unknown => {
       try {
