@@ -10,6 +10,7 @@ import {
   ScaleWorkerPoolInput,
   DeleteServiceInput,
   EditInput,
+  ResetCallsInput,
   parse,
   SeedQuotaPreferenceInput,
   SetDemandInput,
@@ -314,6 +315,7 @@ async function route(
         { 'x-emulator-published-dropped': String(control.droppedPublished()) },
       ];
     case 'POST /reset-calls':
+      parse(ResetCallsInput, await readJson(req), 'reset-calls');
       control.resetCalls();
       return [200, { ok: true }];
     case 'POST /advance': {

@@ -147,6 +147,12 @@ export const CreateServiceInput = z.strictObject({
 });
 export type CreateServiceInput = z.input<typeof CreateServiceInput>;
 
+/**
+ * `POST /reset-calls` takes nothing: its body is empty or `{}`. Anything else (malformed JSON, a
+ * key asking for a partial reset) is refused like every other route's, not read as a reset.
+ */
+export const ResetCallsInput = z.strictObject({});
+
 /** Another writer deletes a service. */
 export const DeleteServiceInput = z.strictObject(Target);
 export type DeleteServiceInput = z.input<typeof DeleteServiceInput>;

@@ -67,6 +67,36 @@ describe('the admin endpoint refuses cross-site requests', () => {
     expect(emulator.droppedCalls()).toBe(0);
   });
 
+  it('refuses a body /reset-calls cannot take (malformed, or asking for what it does not do), and keeps the call log', async () => {
+    const clients = clientsFor(emulator);
+    await clients.services.getService({ name: `${PARENT}/services/alpha` });
+    await closeClients(clients);
+    const before = emulator.calls().length;
+    expect(before).toBeGreaterThan(0);
+    for (const body of ['{bad', '{"keep": 10}', '[]', '3']) {
+      const res = await send(
+        'POST',
+        '/reset-calls',
+        { host: host(), 'content-type': 'application/json' },
+        body,
+      );
+      expect(res.status, body).toBe(400);
+      expect(res.text.trim().split('\n'), body).toHaveLength(1);
+    }
+    expect(emulator.calls().length).toBe(before);
+    // No body, or an empty object, still resets.
+    for (const body of ['', '{}']) {
+      const res = await send(
+        'POST',
+        '/reset-calls',
+        { host: host(), 'content-type': 'application/json' },
+        body,
+      );
+      expect(res.status, body).toBe(200);
+    }
+    expect(emulator.calls()).toEqual([]);
+  });
+
   it('refuses a Host other than the endpoint itself, with one line', async () => {
     for (const bad of [`evil.example:${emulator.adminPort}`, '127.0.0.1:1', 'localhost']) {
       const res = await send('GET', '/state', { host: bad });
