@@ -1,7 +1,7 @@
 import { distance } from 'fastest-levenshtein';
 import { parse as parseYaml, YAMLParseError } from 'yaml';
 import { z } from 'zod';
-import { InputError, type Fault, errorMessage } from './errors.js';
+import { capFaults, faultText, InputError, type Fault, errorMessage } from './errors.js';
 import { oneLine } from './text.js';
 
 /**
@@ -169,6 +169,19 @@ function isMissing(issue: z.core.$ZodIssue): boolean {
 }
 
 export { capFaults } from './errors.js';
+
+/**
+ * zod's issues as one line for an answer to someone else's input (the emulator's admin bodies):
+ * `path: message; …`, the first `max` told, each cut and on one line, then a count of the rest. A
+ * body's key of 500 KB, or 60,000 unknown keys, was echoed whole into a 400 of as many bytes.
+ */
+export function issuesLine(error: z.ZodError, max = 10): string {
+  const faults = error.issues.map((i) => ({
+    path: oneLine(i.path.length ? i.path.map(String).join('.') : '(body)'),
+    message: oneLine(i.message),
+  }));
+  return capFaults(faults, max).map(faultText).join('; ');
+}
 
 export function formatPath(path: readonly PropertyKey[]): string {
   let out = '';

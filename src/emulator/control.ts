@@ -28,6 +28,7 @@ import { effectiveMax, MINUTE_MS, revisionName, type Refused, type ServiceState 
 import { serviceRevisions } from './resources.js';
 import { shown } from './rpc.js';
 import { errorMessage } from '../core/errors.js';
+import { issuesLine } from '../core/document.js';
 
 /**
  * The control surface of a running emulator, shared by the in-process API and the HTTP admin
@@ -276,12 +277,7 @@ interface EmulatorState {
 /** Validates a control input (an HTTP body, say) against one of the schemas above. */
 export function parse<T>(schema: z.ZodType<T>, input: unknown, what: string): T {
   const result = schema.safeParse(input);
-  if (!result.success) {
-    const faults = result.error.issues.map(
-      (i) => `${i.path.length ? i.path.join('.') : '(body)'}: ${i.message}`,
-    );
-    throw new ControlError(`bad ${what}: ${faults.join('; ')}`);
-  }
+  if (!result.success) throw new ControlError(`bad ${what}: ${issuesLine(result.error)}`);
   return result.data;
 }
 

@@ -1,4 +1,5 @@
 import { status } from '@grpc/grpc-js';
+import { issuesLine } from '../core/document.js';
 import { z } from 'zod';
 import { compareText } from '../core/pool.js';
 import { RpcError, type Message } from './rpc.js';
@@ -224,9 +225,7 @@ export class FaultInjector {
   configure(input: FaultConfigInput): FaultConfig {
     const parsed = FaultConfig.safeParse(input);
     if (!parsed.success) {
-      throw new Error(
-        `bad faults: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`,
-      );
+      throw new Error(`bad faults: ${issuesLine(parsed.error)}`);
     }
     // A rule whose method matches nothing the emulator serves would never fire, silently.
     const served = servedMethods();

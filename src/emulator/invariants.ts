@@ -1,4 +1,5 @@
 import { z } from 'zod';
+import { issuesLine } from '../core/document.js';
 import { writeBreaches } from '../core/invariants.js';
 import { Accelerator, Region } from './fleet.js';
 import { DEFAULT_ACCELERATOR, samePool, type PoolId } from '../core/pool.js';
@@ -151,9 +152,7 @@ export class InvariantMonitor {
   configure(input: InvariantSpecInput): InvariantSpec {
     const parsed = InvariantSpec.safeParse(input);
     if (!parsed.success) {
-      throw new Error(
-        `bad invariant spec: ${parsed.error.issues.map((i) => `${i.path.join('.') || '(body)'}: ${i.message}`).join('; ')}`,
-      );
+      throw new Error(`bad invariant spec: ${issuesLine(parsed.error)}`);
     }
     this.spec = parsed.data;
     return this.spec;

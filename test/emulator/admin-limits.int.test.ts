@@ -162,6 +162,34 @@ describe('the admin endpoint is not a hazard', () => {
     ]);
   });
 
+  it('answers a body of many or long faults with a short line: the first faults, each cut, and a count', async () => {
+    const bodies: [string, string][] = [
+      ['/advance', JSON.stringify({ ['k'.repeat(500_000)]: 1 })],
+      [
+        '/advance',
+        JSON.stringify(Object.fromEntries(Array.from({ length: 60_000 }, (_, i) => [`k${i}`, 1]))),
+      ],
+      [
+        '/demand',
+        JSON.stringify({
+          service: 'gamma',
+          demand: { steps: Array.from({ length: 40_000 }, () => ({ at: '99:99', value: -1 })) },
+        }),
+      ],
+    ];
+    const badRules = Array.from({ length: 20_000 }, () => ({ method: 1, code: 'NOPE', rate: 9 }));
+    bodies.push(['/faults', JSON.stringify({ errors: badRules })]);
+    bodies.push(['/invariants', JSON.stringify({ pools: badRules })]);
+    for (const [path, body] of bodies) {
+      const r = await post(path, body);
+      expect(r.status, path).toBe(400);
+      expect(r.text.trim().split('\n'), path).toHaveLength(1);
+      expect(r.text.length, path).toBeLessThan(8_000);
+    }
+    const many = await post('/demand', bodies[2]?.[1] ?? '');
+    expect(many.error).toMatch(/and \d+ more problems$/);
+  });
+
   it('bounds POST /advance: a whole number of ms, above 0, at most 7 days', async () => {
     for (const ms of [8 * DAY, 1e15, 1.5, 0, -60_000, '60000', null]) {
       const r = await post('/advance', JSON.stringify({ ms }));
