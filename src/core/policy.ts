@@ -11,7 +11,14 @@ import { MEMORY_QUANTITY } from './quantity.js';
 import { checkQuotaRequests, QuotaRequestsSettings } from './quota-requests.js';
 import { clockMinutes, isValidTimeZone, WEEKDAYS } from './schedule.js';
 import { plural } from './text.js';
-import { LABEL_KEY, LABEL_VALUE, LabelsToMatch, ProjectId, RegionName } from './units.js';
+import {
+  LABEL_KEY,
+  LABEL_VALUE,
+  LabelsToMatch,
+  ProjectId,
+  RegionName,
+  topicNameFault,
+} from './units.js';
 
 /**
  * The policy file: the platform team's contract with the governor. This zod schema is the single
@@ -294,6 +301,19 @@ type FunctionSettings = z.infer<typeof FunctionSettings>;
 /** `fanout.staleAfter` when the policy does not set it, or has no `fanout` at all. */
 const DEFAULT_STALE_AFTER = '30m';
 
+/**
+ * A Pub/Sub topic of the policy (alerts, work): its form (the pattern editors check), then the
+ * rest of Google's rule for the id (units.ts topicNameFault), told only of a name in that form.
+ */
+const TopicName = z
+  .string()
+  .regex(/^projects\/[^/]+\/topics\/[^/]+$/, 'expected "projects/PROJECT/topics/TOPIC"')
+  .superRefine((name, ctx) => {
+    if (!/^projects\/[^/]+\/topics\/[^/]+$/.test(name)) return;
+    const fault = topicNameFault(name);
+    if (fault !== undefined) ctx.addIssue({ code: 'custom', message: fault, input: name });
+  });
+
 export const Policy = z
   .strictObject({
     $schema: z.string().optional(),
@@ -305,10 +325,9 @@ export const Policy = z
     discovery: Discovery.optional(),
     fanout: z
       .strictObject({
-        topic: z
-          .string()
-          .regex(/^projects\/[^/]+\/topics\/[^/]+$/, 'expected "projects/PROJECT/topics/TOPIC"')
-          .describe('The work topic: one message per project to govern (docs/organization.md).'),
+        topic: TopicName.describe(
+          'The work topic: one message per project to govern (docs/organization.md).',
+        ),
         staleAfter: durationAtLeast(
           MAX_CLOCK_SKEW_MS,
           'expected at least 1m: a work message is judged with a minute of clock skew allowed, so a shorter one would drop every message on its delivery time alone',
@@ -366,10 +385,7 @@ export const Policy = z
       .default({ maxChangesPerRun: 50, writesPerMinute: 30, writeConcurrency: 30 }),
     alerts: z
       .strictObject({
-        topic: z
-          .string()
-          .regex(/^projects\/[^/]+\/topics\/[^/]+$/, 'expected "projects/PROJECT/topics/TOPIC"')
-          .optional(),
+        topic: TopicName.optional(),
         pressure: z
           .number()
           .gt(0)

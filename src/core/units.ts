@@ -45,6 +45,30 @@ export const ProjectId = z
     'expected a project id such as "my-project": lower-case letters, digits and hyphens, at most 30, not beginning or ending with a hyphen',
   );
 
+const TOPIC_NAME = /^projects\/([^/]+)\/topics\/([^/]+)$/;
+const TOPIC_ID = /^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$/;
+
+/**
+ * Why `name` is not a full Pub/Sub topic name (`projects/P/topics/T`) Google takes, or undefined
+ * when it is one. Google's rule for the topic id: it "must start with a letter, and contain only
+ * letters ([A-Za-z]), numbers ([0-9]), dashes (-), underscores (_), periods (.), tildes (~), plus
+ * (+) or percent signs (%). It must be between 3 and 255 characters in length, and it must not
+ * start with "goog"" (`Topic.name`,
+ * https://cloud.google.com/pubsub/docs/reference/rest/v1/projects.topics). The policy's topics
+ * and the emulator's are held to it alike: a policy naming one Google refuses passed validation,
+ * then failed every publish of its runs.
+ */
+export function topicNameFault(name: string): string | undefined {
+  const match = TOPIC_NAME.exec(name);
+  if (!match) return 'expected projects/PROJECT/topics/TOPIC';
+  const id = match[2] ?? '';
+  if (!TOPIC_ID.test(id)) {
+    return 'the topic id must start with a letter, have only letters, digits and - _ . ~ + %, and be 3 to 255 characters long';
+  }
+  if (id.toLowerCase().startsWith('goog')) return 'the topic id must not start with "goog"';
+  return undefined;
+}
+
 /**
  * A label of a Google Cloud resource, as Google's label requirements state them
  * (https://cloud.google.com/resource-manager/docs/labels-overview, "Requirements for labels"; a

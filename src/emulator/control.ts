@@ -14,7 +14,8 @@ import {
   Region,
   traceDemandFault,
 } from './fleet.js';
-import { topicNameFault, type PublishedMessage } from './pubsub-store.js';
+import { type PublishedMessage } from './pubsub-store.js';
+import { topicNameFault } from '../core/units.js';
 import {
   decideQuotaPreference,
   MAX_PREFERRED,

@@ -15,7 +15,7 @@ import { ACCELERATOR_NAME, DEFAULT_ACCELERATOR } from '../core/pool.js';
 import { reservedAnnotationPrefix } from '../core/service.js';
 import { tracePeak } from './trace-scale.js';
 import { FleetHierarchy } from './hierarchy.js';
-import { topicNameFault } from './pubsub-store.js';
+import { topicNameFault } from '../core/units.js';
 import { shown } from './rpc.js';
 
 /**

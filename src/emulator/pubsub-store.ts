@@ -1,16 +1,14 @@
 import { status } from '@grpc/grpc-js';
 import { compareText } from '../core/pool.js';
+import { topicNameFault } from '../core/units.js';
 import { BoundedLog } from './bounded-log.js';
 import { invalid, RpcError, shown } from './rpc.js';
 
 /**
  * The emulator's Pub/Sub state: topics and every message published to them, with the topic name
  * rules the fleet file and the publisher API (pubsub-api.ts, which documents each rule's source)
- * share.
+ * share with the policy (core/units.ts topicNameFault).
  */
-
-const TOPIC_ID = /^[A-Za-z][A-Za-z0-9\-_.~+%]{2,254}$/;
-const TOPIC_NAME = /^projects\/([^/]+)\/topics\/([^/]+)$/;
 
 /** Pub/Sub's resource limits (https://cloud.google.com/pubsub/quotas#resource_limits). */
 export const PUBSUB_LIMITS = {
@@ -21,18 +19,6 @@ export const PUBSUB_LIMITS = {
   attributeValueBytes: 1024,
   orderingKeyBytes: 1024,
 } as const;
-
-/** Why `name` is not a full topic name (`projects/P/topics/T`), or undefined when it is one. */
-export function topicNameFault(name: string): string | undefined {
-  const match = TOPIC_NAME.exec(name);
-  if (!match) return 'expected projects/PROJECT/topics/TOPIC';
-  const id = match[2] ?? '';
-  if (!TOPIC_ID.test(id)) {
-    return 'the topic id must start with a letter, have only letters, digits and - _ . ~ + %, and be 3 to 255 characters long';
-  }
-  if (id.toLowerCase().startsWith('goog')) return 'the topic id must not start with "goog"';
-  return undefined;
-}
 
 /** One message as published and recorded. */
 export interface PublishedMessage {

@@ -202,7 +202,7 @@ describe('policy', () => {
     expect(() =>
       parsePolicy({
         ...withDefaults({}),
-        fanout: { topic: 'projects/p/topics/w', staleAfter: '1m' },
+        fanout: { topic: 'projects/p/topics/work', staleAfter: '1m' },
       }),
     ).not.toThrow();
     // At the limits, and a lookback equal to staleAfter, are accepted.
@@ -533,6 +533,29 @@ describe('policy', () => {
     expect(
       parsePolicy({ version: 1, projects: ok, regions: ['us-central1', 'europe-west10'] }).projects,
     ).toEqual(ok);
+  });
+
+  it("refuses an alert or work topic Pub/Sub would refuse, naming Google's rule", () => {
+    // Each one passed `governor validate`, and every run then failed to publish its alerts.
+    const bad = ['goog-alerts', 'GOOGLE', '1alerts', 'ab', 'a b c', 'alerts!', 'a'.repeat(256)];
+    for (const id of bad) {
+      const topic = `projects/p/topics/${id}`;
+      const faults = faultsOf({ version: 1, projects: ['p'], alerts: { topic } });
+      expect(faults, id).toHaveLength(1);
+      expect(faults[0], id).toMatch(/^alerts\.topic: the topic id must /);
+      const work = faultsOf({ version: 1, projects: ['p'], fanout: { topic } });
+      expect(
+        work.filter((f) => f.startsWith('fanout.topic: the topic id must ')),
+        id,
+      ).toHaveLength(1);
+    }
+    // Every character Google allows, at both bounds of the length.
+    for (const id of ['abc', 'A-_.~+%9', 'a'.repeat(255)]) {
+      const topic = `projects/p/topics/${id}`;
+      expect(parsePolicy({ version: 1, projects: ['p'], alerts: { topic } }).alerts.topic).toBe(
+        topic,
+      );
+    }
   });
 
   it('refuses a __proto__ label key with its path, from YAML and from JSON', () => {

@@ -311,7 +311,7 @@ describe('fanout.splitAbove in the policy', () => {
       parsePolicy({
         version: 1,
         projects: ['p-12345'],
-        fanout: { topic: 'projects/h/topics/w', splitAbove: 10 },
+        fanout: { topic: 'projects/h/topics/work', splitAbove: 10 },
       });
     } catch (e) {
       faults = (e as InputError).faults.map((f) => `${f.path}: ${f.message}`);
@@ -326,7 +326,7 @@ describe('fanout.splitAbove in the policy', () => {
       discovery: { organization: '1234' },
       version: 1,
       projects: ['p-12345'],
-      fanout: { topic: 'projects/h/topics/w', ...fanout },
+      fanout: { topic: 'projects/h/topics/work', ...fanout },
     });
 
   it('is absent by default: nothing is split', () => {
