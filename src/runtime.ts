@@ -252,9 +252,12 @@ export async function checkStateStore(
   const dir = stateDir ?? options.dir;
   if (dir === null) return;
   const source = stateDir !== undefined ? '--state-dir' : 'GOVERNOR_STATE_DIR';
-  if (dir === '')
+  // Blanks alone too: GOVERNOR_STATE_DIR of blanks is unset (runtime-options.ts), and a folder
+  // named " " would be a second store beside the default, whose leases no governor using the
+  // default one sees.
+  if (dir.trim() === '')
     throw new UsageError(
-      `${source} is empty: name the state store's folder, or leave it out for ${DEFAULT_STATE_DIR}`,
+      `${source} is ${dir === '' ? 'empty' : 'blank'}: name the state store's folder, or leave it out for ${DEFAULT_STATE_DIR}`,
     );
   const named = `${source} ${JSON.stringify(dir)}`;
   // The folder, or the nearest folder above it that exists: the one the store writes in first.

@@ -171,7 +171,9 @@ describe('--state-dir that is no folder', () => {
     const aFile = join(tmp, 'not-a-folder');
     writeFileSync(aFile, 'x');
     const before = emulator.writes().length;
-    for (const dir of [aFile, join(aFile, 'sub'), '']) {
+    // Blanks alone, as GOVERNOR_STATE_DIR of blanks is unset: a folder named " " beside the
+    // default one was a second store, its leases unseen by governors using the default.
+    for (const dir of [aFile, join(aFile, 'sub'), '', ' ', '\t']) {
       for (const command of [
         ['restore', '--dry-run'],
         ['restore', '--yes'],
@@ -196,6 +198,7 @@ describe('--state-dir that is no folder', () => {
     }
     expect(emulator.writes().length).toBe(before);
     expect(readFileSync(aFile, 'utf8')).toBe('x');
+    expect(existsSync(' ') || existsSync('\t')).toBe(false);
   });
 
   // A link to a folder that is not there: stat follows it and finds nothing, so the folder
