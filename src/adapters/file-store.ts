@@ -536,7 +536,12 @@ async function readStateFile(file: string, what: string): Promise<string | null>
       { path: '', message: `over ${sizeText(MAX_DOCUMENT_BYTES)}, more than the governor writes` },
     ]);
   }
-  return bytes.toString('utf8');
+  // A byte order mark before the text is passed over: an editor may save one when a person mends
+  // the file as a run's error asks, and JSON.parse refused it as an invisible "Unexpected token".
+  // JSON readers "MAY ignore the presence of a byte order mark rather than treating it as an
+  // error" (https://www.rfc-editor.org/rfc/rfc8259#section-8.1); the next write leaves it out.
+  const text = bytes.toString('utf8');
+  return text.startsWith('\uFEFF') ? text.slice(1) : text;
 }
 
 async function readGovernorId(file: string): Promise<string | null> {

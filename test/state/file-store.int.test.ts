@@ -403,6 +403,22 @@ describe('file store: on disk', () => {
     );
   });
 
+  it('reads a state file an editor saved with a byte order mark, and writes it back without one', async () => {
+    // Mended by hand as the run's error asks, in an editor that saves UTF-8 with a BOM: every run
+    // failed on "not JSON (Unexpected token '\uFEFF')", an invisible character. JSON readers may
+    // ignore one (https://www.rfc-editor.org/rfc/rfc8259#section-8.1).
+    const project = freshProject();
+    const file = join(dir, `${project}.json`);
+    const conditions = { version: 3, state: {} };
+    const doc = { schema: 1, project, conditions, lease: null, runs: [] };
+    await writeFile(file, `\uFEFF${JSON.stringify(doc)}`);
+    expect((await store.loadConditions(project)).version).toBe('3');
+    await store.saveConditions(project, {}, '3');
+    const text = await readFile(file, 'utf8');
+    expect(text.charCodeAt(0)).not.toBe(0xfeff);
+    expect((JSON.parse(text) as { conditions: { version: number } }).conditions.version).toBe(4);
+  });
+
   it('refuses a condition state stored as null as StateCorruptError, as any state that is not an object', async () => {
     // Read as an empty state, every firing condition was forgotten (sent again as new, never
     // resolved), and the next save wrote over what was stored.
