@@ -535,10 +535,19 @@ function checkQuery(project: string, window: TimeWindow): void {
   // Monitoring reads the interval (start, end], "The start time must be specified, must be
   // earlier than the end time" (TimeInterval in google/monitoring/v3/common.proto): an empty
   // window is refused here rather than sent.
-  if (!Number.isFinite(startMs) || !Number.isFinite(endMs) || startMs < 0 || startMs >= endMs) {
+  // Each refusal says which rule the window breaks: a window before 1970 (an emulator's clock
+  // set there) was told its start must be before its end, which it was.
+  if (!Number.isFinite(startMs) || !Number.isFinite(endMs)) {
+    faults.push({ path: 'window', message: `must be finite times, not ${startMs}..${endMs}` });
+  } else if (startMs < 0) {
     faults.push({
       path: 'window',
-      message: `must be finite times with startMs < endMs, not ${startMs}..${endMs}`,
+      message: `starts before 1970 (${startMs} ms): the governor reads no time before the Unix epoch`,
+    });
+  } else if (startMs >= endMs) {
+    faults.push({
+      path: 'window',
+      message: `must start before it ends, not ${startMs}..${endMs}`,
     });
   }
   if (faults.length > 0) throw new InputError('Invalid Monitoring query', faults);

@@ -11,7 +11,7 @@ import {
 import type { MonitoringAdapter } from '../../src/adapters/monitoring.js';
 import { startEmulator } from '../../src/emulator/index.js';
 import type { RunningEmulator } from '../../src/emulator/index.js';
-import { UpstreamError } from '../../src/core/errors.js';
+import { InputError, UpstreamError } from '../../src/core/errors.js';
 import { observe } from '../../src/observe/observe.js';
 import { plan } from '../../src/core/planner.js';
 import type { MetricSeries } from '../../src/ports/index.js';
@@ -337,6 +337,21 @@ describe('intervals', () => {
         (e: unknown) => e as { code: number },
       );
     expect(refused?.code).toBe(status.INVALID_ARGUMENT);
+  });
+});
+
+describe('the window asked', () => {
+  it('refuses a window before 1970 saying so, not that its start is after its end', async () => {
+    // An emulator whose fleet starts in year 0 asked for every window before the epoch; the
+    // refusal said "must be finite times with startMs < endMs" of a window whose start was before
+    // its end.
+    const startMs = Date.parse('1969-12-31T23:00:00Z');
+    const error: unknown = await monitoring
+      .instanceCounts(PROJECT, { startMs, endMs: startMs + MINUTE })
+      .catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(InputError);
+    expect(String(error)).toContain('before 1970');
+    expect(String(error)).not.toContain('startMs < endMs');
   });
 });
 

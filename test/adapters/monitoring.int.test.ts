@@ -629,7 +629,7 @@ describe('createMonitoringAdapter: failures', () => {
     await expect(a.instanceCounts('a/b', { startMs: 0, endMs: 1_000 })).rejects.toThrow(InputError);
     // An empty window: Monitoring reads (start, end], the start earlier than the end.
     await expect(a.instanceCounts(PROJECT, { startMs: 1_000, endMs: 1_000 })).rejects.toThrow(
-      /startMs < endMs/,
+      /must start before it ends/,
     );
     expect(() => createMonitoringAdapter({ emulatorHost: emulator.host, pageSize: 0 })).toThrow(
       InputError,
