@@ -499,12 +499,24 @@ export function fleetRegions(
   ].sort();
 }
 
+/**
+ * The earliest start: 32 days past the Unix epoch. The governor reads no Monitoring window before
+ * 1970 (adapters/monitoring.ts), and reads up to 32 days before the clock: a replay's 31 days
+ * (`governor replay --since`) and a day of warm-up. A fleet starting in year 0 or in 1969 ran,
+ * and every read of every run was refused. (Google's clock is never there either: a Timestamp
+ * starts at 0001-01-01, https://protobuf.dev/reference/protobuf/google.protobuf/#timestamp.)
+ */
+const EARLIEST_START_MS = Date.parse('1970-02-02T00:00:00Z');
+
 export const Fleet = z
   .strictObject({
     version: z.literal(1).default(1),
-    start: Instant.default('2026-11-27T00:00:00Z').describe(
-      'Virtual time at which the emulator starts.',
-    ),
+    start: Instant.default('2026-11-27T00:00:00Z')
+      .refine(
+        (start) => !(Date.parse(start) < EARLIEST_START_MS),
+        `expected ${new Date(EARLIEST_START_MS).toISOString()} or later: the governor reads no time before 1970, and up to 32 days before the clock`,
+      )
+      .describe('Virtual time at which the emulator starts.'),
     timezone: TimeZone.default('UTC').describe('Time zone of "HH:MM" steps and diurnal peaks.'),
     startupSeconds: z
       .number()

@@ -72,6 +72,26 @@ describe('the fleet file', () => {
     expect(faults.join('\n')).toContain('projects[0].services[0].demand.diurnal.peakHour');
   });
 
+  it('refuses a start before its history could be read: no time before 1970 is read', () => {
+    // A clock in year 0 (or 1969) ran, and every Monitoring read of every run was refused: the
+    // governor reads no window before the Unix epoch, and a replay reads 31 days back.
+    const fleet = (start: string) => ({
+      start,
+      projects: [{ id: 'my-project', pools: [{ region: 'us-central1', quota: 1 }], services: [] }],
+    });
+    for (const start of ['0000-01-01T00:00:00Z', '1969-12-31T23:59:59Z', '1970-01-20T00:00:00Z']) {
+      let error: unknown;
+      try {
+        validateFleet(fleet(start));
+      } catch (e) {
+        error = e;
+      }
+      expect(error, start).toBeInstanceOf(FleetError);
+      expect((error as FleetError).faults.join('\n'), start).toMatch(/^start: .*1970-02-02/m);
+    }
+    expect(validateFleet(fleet('1970-02-02T00:00:00Z')).start).toBe('1970-02-02T00:00:00Z');
+  });
+
   it('names an empty file, and truncated JSON as a JSON error', () => {
     expect(() => parseFleet('', 'fleet.yaml')).toThrow(
       'fleet.yaml is empty: expected a YAML document',
