@@ -25,7 +25,14 @@ import {
   type StoredPreference,
 } from './quota-preferences.js';
 import { CONTROL } from '../core/text.js';
-import { effectiveMax, MINUTE_MS, revisionName, type Refused, type ServiceState } from './model.js';
+import {
+  effectiveMax,
+  MINUTE_MS,
+  revisionName,
+  splitRefusal,
+  type Refused,
+  type ServiceState,
+} from './model.js';
 import { serviceRevisions } from './resources.js';
 import { shown } from './rpc.js';
 import { errorMessage } from '../core/errors.js';
@@ -123,9 +130,12 @@ export const EditInput = z.strictObject({
   manualInstanceCount: z.number().int().min(0).max(1000).nullable().optional(),
   /**
    * A traffic split another writer sets without a new revision (Cloud Run's traffic management,
-   * https://cloud.google.com/run/docs/rollouts-rollbacks-traffic-migration): an older revision
-   * keeps `percent` of the traffic by name, with its own max (absent: unset); null: every request
-   * to the serving revision again. As with the fleet's `previousRevision`, the model's own cap
+   * https://cloud.google.com/run/docs/rollouts-rollbacks-traffic-migration): the revision before
+   * the serving one keeps `percent` of the traffic by name; null: every request to the serving
+   * revision again. A split changes no revision: `maxInstances` may only restate that revision's
+   * own max (absent: the one it was made with; unset for one the emulator never modeled), and a
+   * split to a revision made with another max, failed or deleted is refused (revisions are
+   * immutable, model.ts splitRefusal). As with the fleet's `previousRevision`, the model's own cap
    * stays the serving revision's: only the API shows the split.
    */
   previousRevision: z
@@ -579,6 +589,14 @@ export class EmulatorControl {
       throw new ControlError(
         `bad edit: scaling.max_instance_count (${max}) must be greater than or equal to scaling.min_instance_count (${min}) for a service scaled automatically`,
       );
+    // A split moves traffic and changes no revision (model.ts, splitRefusal).
+    const refused = previousRevision
+      ? splitRefusal(s, previousRevision, [
+          ...s.deletedRevisions,
+          ...(deleteRevision === undefined ? [] : [deleteRevision]),
+        ])
+      : undefined;
+    if (refused !== undefined) throw new ControlError(`edit: ${refused}`);
     if (deleteRevision !== undefined) s.deletedRevisions.push(deleteRevision);
     this.ctx.sync();
     this.ctx.model.update(s, {

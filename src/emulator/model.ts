@@ -117,6 +117,37 @@ export interface ServiceState extends ServiceKey {
   unsetMax: number;
   /** Revisions another writer deleted (short names): gone from traffic, NOT_FOUND when read. */
   deletedRevisions: string[];
+  /**
+   * The revisions the emulator models, each as it was made and never changed after (see
+   * {@link RevisionRecord}): the serving one, the one before it (which a split may send traffic
+   * to), the latest created, and a tagged one. Older ones are dropped: no split can reach them.
+   */
+  revisions: RevisionRecord[];
+  /** The latest created revision's index: the serving one's, or a newer one's without traffic. */
+  latestIndex: number;
+  /** An older revision keeping `percent` of the traffic by name; null: none. */
+  split: { index: number; percent: number } | null;
+  /** A tag on a revision without traffic (a 0% target of its own); null: none. */
+  tagged: { index: number; tag: string } | null;
+}
+
+/**
+ * A revision as its service made it. A Cloud Run revision is "an immutable snapshot of code and
+ * configuration", and revisions "are only created by updates to its parent Service"
+ * (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions):
+ * once made, a record never changes, so a name always means the same revision.
+ */
+export interface RevisionRecord {
+  /** Its number in its name (`{service}-{index}-{suffix}`). */
+  readonly index: number;
+  /** Its own `scaling.max_instance_count`; 0: unset. */
+  readonly maxInstances: number;
+  /** Its own `scaling.min_instance_count`. */
+  readonly minInstances: number;
+  /** Its own GPU (absent: none). */
+  readonly gpu?: Gpu;
+  /** Its deployment failed: it never became ready, and no traffic can go to it. */
+  readonly failed: boolean;
 }
 
 export interface WorkerPoolState {
@@ -311,6 +342,58 @@ export function revisionName(service: Pick<ServiceState, 'name' | 'revisionIndex
   return `${service.name}-${String(service.revisionIndex).padStart(5, '0')}-${revisionSuffix(service.name)}`;
 }
 
+/** The revision of `s` numbered `index`, as it was made; undefined: not modeled. */
+export function revisionOf(
+  s: Pick<ServiceState, 'revisions'>,
+  index: number,
+): RevisionRecord | undefined {
+  return s.revisions.find((r) => r.index === index);
+}
+
+/** The short name of the revision of `s` numbered `index`. */
+function nameOf(s: Pick<ServiceState, 'name'>, index: number): string {
+  return revisionName({ name: s.name, revisionIndex: index });
+}
+
+/**
+ * Whether the traffic of `s` goes to revisions by name rather than to LATEST: a split with an
+ * older revision, or a newer ready revision deployed without traffic (either not deleted).
+ */
+export function trafficByName(s: ServiceState): boolean {
+  const live = (index: number) =>
+    s.deletedRevisions.includes(nameOf(s, index)) ? undefined : revisionOf(s, index);
+  return (
+    (s.split !== null && live(s.split.index) !== undefined) ||
+    (s.latestIndex !== s.revisionIndex && live(s.latestIndex)?.failed === false)
+  );
+}
+
+/**
+ * Why a split of the traffic of `s` with the revision before its serving one (the admin `edit`'s
+ * `previousRevision`) is not one Cloud Run takes, or undefined when it is. A split moves traffic
+ * between revisions and changes none of them ("Rollbacks, gradual rollouts, and traffic
+ * migration", https://cloud.google.com/run/docs/rollouts-rollbacks-traffic-migration): a revision
+ * made with another own max cannot be given this one, as a revision is immutable
+ * (https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions).
+ * Traffic cannot go to a revision that never became ready or that was deleted.
+ */
+export function splitRefusal(
+  s: ServiceState,
+  split: { maxInstances?: number | undefined },
+  deleted: readonly string[] = s.deletedRevisions,
+): string | undefined {
+  const index = s.revisionIndex - 1;
+  const name = nameOf(s, index);
+  if (deleted.includes(name)) return `revision ${name} was deleted: no traffic can go to it`;
+  const made = revisionOf(s, index);
+  if (made === undefined) return undefined;
+  if (made.failed)
+    return `revision ${name} is not ready (its deployment failed): no traffic can go to it`;
+  if (split.maxInstances !== undefined && split.maxInstances !== made.maxInstances)
+    return `revision ${name} has its own max instances ${made.maxInstances}, not ${split.maxInstances}: revisions are immutable, so a split may change only its percent (leave maxInstances out)`;
+  return undefined;
+}
+
 /**
  * The instances a MANUAL-scaling service runs: its `manual_instance_count`, or without one its
  * service-level min instances (ScalingMode.MANUAL: "Scale to exactly min instances and ignore max
@@ -337,6 +420,50 @@ export function gpusPerInstance(s: { spec: { gpu?: Gpu | undefined } }): number 
 
 function floorInstances(s: ServiceState): number {
   return Math.min(Math.max(s.minInstances, s.revisionMinInstances), effectiveMax(s));
+}
+
+/**
+ * The revisions a service of the fleet starts with: its serving one (1), the older one of its
+ * `previousRevision` (0) and the newer one of its `noTrafficRevision` (2).
+ */
+function initialRevisions(
+  spec: FleetService,
+): Pick<ServiceState, 'revisions' | 'latestIndex' | 'split' | 'tagged'> {
+  const own = spec.gpu ? { gpu: spec.gpu } : {};
+  const prev = spec.previousRevision;
+  const next = spec.noTrafficRevision;
+  const revisions: RevisionRecord[] = [];
+  if (prev)
+    revisions.push({
+      index: 0,
+      maxInstances: prev.maxInstances ?? 0,
+      minInstances: 0,
+      failed: false,
+      ...own,
+    });
+  revisions.push({
+    index: 1,
+    maxInstances: spec.revisionMaxInstances ?? 0,
+    minInstances: spec.revisionMinInstances,
+    failed: false,
+    ...own,
+  });
+  if (next) {
+    const gpu = next.gpu === undefined ? spec.gpu : (next.gpu ?? undefined);
+    revisions.push({
+      index: 2,
+      maxInstances: next.maxInstances ?? 0,
+      minInstances: 0,
+      failed: next.failed,
+      ...(gpu ? { gpu } : {}),
+    });
+  }
+  return {
+    revisions,
+    latestIndex: next ? 2 : 1,
+    split: prev ? { index: 0, percent: prev.percent } : null,
+    tagged: next?.tag === undefined ? null : { index: 2, tag: next.tag },
+  };
 }
 
 interface ProjectIndex {
@@ -522,6 +649,7 @@ export class FleetModel {
       pendingRequests: [],
       unsetMax: 100,
       deletedRevisions: [],
+      ...initialRevisions(spec),
     };
     return state;
   }
@@ -718,11 +846,17 @@ export class FleetModel {
       scalingMode?: 'AUTOMATIC' | 'MANUAL';
       minInstances?: number;
       manualInstanceCount?: number | null;
-      /** A traffic split to an older revision; null: none. */
+      /**
+       * A traffic split with the revision before the serving one; null: none. Its max is that
+       * revision's own (absent: the one it was made with, or unset for one not modeled yet).
+       */
       previousRevision?: { maxInstances?: number | undefined; percent: number } | null;
     },
   ): ServiceState {
     const s = this.mustGet(key);
+    const split = change.previousRevision;
+    const refused = split ? splitRefusal(s, split) : undefined;
+    if (refused !== undefined) throw new Error(refused);
     if (change.maxInstances !== undefined) s.maxInstances = change.maxInstances;
     if (change.annotations !== undefined) s.annotations = { ...change.annotations };
     if (change.minInstances !== undefined) s.minInstances = change.minInstances;
@@ -739,11 +873,23 @@ export class FleetModel {
       else spec.manualInstanceCount = count;
       s.spec = spec;
     }
-    if (change.previousRevision !== undefined) {
-      const spec: FleetService = { ...s.spec };
-      if (change.previousRevision === null) delete spec.previousRevision;
-      else spec.previousRevision = change.previousRevision;
-      s.spec = spec;
+    if (split === null) s.split = null;
+    else if (split !== undefined) {
+      // The revision before the serving one, as it was made; one the emulator never modeled
+      // (an older revision, say) is taken as the split describes it.
+      const index = s.revisionIndex - 1;
+      if (revisionOf(s, index) === undefined)
+        s.revisions = [
+          {
+            index,
+            maxInstances: split.maxInstances ?? 0,
+            minInstances: 0,
+            failed: false,
+            ...(s.spec.gpu ? { gpu: s.spec.gpu } : {}),
+          },
+          ...s.revisions,
+        ].sort((a, b) => a.index - b.index);
+      s.split = { index, percent: split.percent };
     }
     this.bump(s);
     // A lower max stops instances above it at once.
@@ -879,9 +1025,33 @@ export class FleetModel {
     s.updateTime = this.nowMs;
   }
 
+  /**
+   * The end of a deployment: a new revision of the service's own configuration, under a name
+   * never used before (after the latest created, one deployed without traffic or failed
+   * included: a revision is immutable, so a name is never made again). Traffic to LATEST moves to
+   * it; traffic pinned by name stays where it is, as Cloud Run keeps a split or a rollback for
+   * "all subsequent deployments" ("Lifecycle of traffic splits",
+   * https://cloud.google.com/run/docs/rollouts-rollbacks-traffic-migration): the new revision is
+   * then the latest created, without traffic, like one deployed with `--no-traffic`.
+   */
   private finishDeployment(s: ServiceState): void {
     s.deployingUntil = null;
-    s.revisionIndex += 1;
+    const pinned = trafficByName(s);
+    const index = s.latestIndex + 1;
+    s.revisions.push({
+      index,
+      maxInstances: s.revisionMaxInstances,
+      minInstances: s.revisionMinInstances,
+      failed: false,
+      ...(s.spec.gpu ? { gpu: s.spec.gpu } : {}),
+    });
+    s.latestIndex = index;
+    if (!pinned) s.revisionIndex = index;
+    if (s.tagged !== null && revisionOf(s, s.tagged.index)?.failed !== false) s.tagged = null;
+    // Kept: what serves, the latest created, a tagged one, and the one before the serving one (a
+    // split's only target). No split can reach the others again: the serving index only grows.
+    const kept = new Set([s.revisionIndex - 1, s.revisionIndex, index, s.tagged?.index]);
+    s.revisions = s.revisions.filter((r) => kept.has(r.index));
   }
 
   private capOf(s: ServiceState): number {

@@ -4,6 +4,8 @@ import type { Gpu } from './fleet.js';
 import {
   jobExecutions,
   revisionName,
+  revisionOf,
+  trafficByName,
   type ExecutionState,
   type JobState,
   type ServiceState,
@@ -123,68 +125,64 @@ export function observedContainerFacts(s: ServiceState): {
 const LATEST = 'TRAFFIC_TARGET_ALLOCATION_TYPE_LATEST';
 const REVISION = 'TRAFFIC_TARGET_ALLOCATION_TYPE_REVISION';
 
-/** One revision of a service the emulator models. */
+/** One revision of a service the emulator models, with its place in the service's traffic. */
 interface RevisionState {
   /** Short name (`{service}-{index}-{suffix}`). */
   name: string;
   /**
-   * serving: the revision the fleet's settings describe; new: a later one (`noTrafficRevision`),
-   * the latest created; previous: an older one keeping a share of the traffic (`previousRevision`).
+   * serving: the revision whose instances the model runs; new: a later one, the latest created,
+   * deployed without traffic (`noTrafficRevision`, or a deployment while traffic is pinned by
+   * name) or failed; previous: an older one keeping a share of the traffic (`previousRevision`);
+   * tagged: an older one without traffic whose tag stays (a `noTrafficRevision` with `tag`, after
+   * a later deployment).
    */
-  role: 'serving' | 'new' | 'previous';
+  role: 'serving' | 'new' | 'previous' | 'tagged';
   /** Its own `scaling.max_instance_count`; 0: unset. */
   maxInstances: number;
+  /** Its own `scaling.min_instance_count`. */
+  minInstances: number;
   ready: boolean;
   /** Its share of the traffic, by name (0 for a revision without traffic). */
   percent: number;
-  /** A tag of its own (a 0% target), for a `noTrafficRevision` with `tag`. */
+  /** A tag of its own (a 0% target). */
   tag?: string;
   /**
-   * Its own GPU (absent: none): the service's, but for a `noTrafficRevision` whose deploy changed
-   * it. A revision is "an immutable snapshot of code and configuration", with its own
-   * `node_selector`, containers and `gpu_zonal_redundancy_disabled` (google/cloud/run/v2/revision.proto).
+   * Its own GPU (absent: none). A revision is "an immutable snapshot of code and configuration",
+   * with its own `node_selector`, containers and `gpu_zonal_redundancy_disabled`
+   * (google/cloud/run/v2/revision.proto): what it was made with (model.ts, RevisionRecord).
    */
   gpu?: Gpu;
 }
 
 /**
- * The revisions of a service the emulator models, less those another writer deleted (`edit`
- * with `deleteRevision`): the serving one, a newer one deployed without traffic or failed, and an
- * older one keeping part of a split.
+ * The revisions of a service the emulator models, each as it was made, less those another writer
+ * deleted (`edit` with `deleteRevision`): an older one keeping part of a split, the serving one,
+ * an older tagged one without traffic, and a newer one deployed without traffic or failed.
  */
 export function serviceRevisions(s: ServiceState): RevisionState[] {
   const out: RevisionState[] = [];
-  const prev = s.spec.previousRevision;
-  if (prev)
+  const add = (index: number, role: RevisionState['role'], percent: number) => {
+    const r = revisionOf(s, index);
+    if (r === undefined) return;
+    const tag = s.tagged?.index === index ? s.tagged.tag : undefined;
     out.push({
-      name: revisionName({ name: s.name, revisionIndex: s.revisionIndex - 1 }),
-      role: 'previous',
-      maxInstances: prev.maxInstances ?? 0,
-      ready: true,
-      percent: prev.percent,
-      ...(s.spec.gpu ? { gpu: s.spec.gpu } : {}),
+      name: revisionName({ name: s.name, revisionIndex: index }),
+      role,
+      maxInstances: r.maxInstances,
+      minInstances: r.minInstances,
+      ready: !r.failed,
+      percent,
+      ...(tag === undefined ? {} : { tag }),
+      ...(r.gpu ? { gpu: r.gpu } : {}),
     });
-  out.push({
-    name: revisionName(s),
-    role: 'serving',
-    maxInstances: s.revisionMaxInstances,
-    ready: true,
-    percent: 100 - (prev?.percent ?? 0),
-    ...(s.spec.gpu ? { gpu: s.spec.gpu } : {}),
-  });
-  const next = s.spec.noTrafficRevision;
-  if (next) {
-    const gpu = next.gpu === undefined ? s.spec.gpu : (next.gpu ?? undefined);
-    out.push({
-      name: revisionName({ name: s.name, revisionIndex: s.revisionIndex + 1 }),
-      role: 'new',
-      maxInstances: next.maxInstances ?? 0,
-      ready: !next.failed,
-      percent: 0,
-      ...(next.tag === undefined ? {} : { tag: next.tag }),
-      ...(gpu ? { gpu } : {}),
-    });
-  }
+  };
+  const split = s.split;
+  if (split) add(split.index, 'previous', split.percent);
+  add(s.revisionIndex, 'serving', 100 - (split?.percent ?? 0));
+  const tagged = s.tagged?.index;
+  if (tagged !== undefined && tagged !== s.revisionIndex && tagged !== s.latestIndex)
+    add(tagged, 'tagged', 0);
+  if (s.latestIndex !== s.revisionIndex) add(s.latestIndex, 'new', 0);
   return out.filter((r) => !s.deletedRevisions.includes(r.name));
 }
 
@@ -214,7 +212,7 @@ export function revisionResource(s: ServiceState, r: RevisionState): Message {
     generation: '1',
     service,
     scaling: {
-      min_instance_count: r.role === 'serving' ? s.revisionMinInstances : 0,
+      min_instance_count: r.minInstances,
       max_instance_count: r.maxInstances,
     },
     conditions: [{ type: 'Ready', state, last_transition_time: timestamp(s.updateTime) }],
@@ -235,12 +233,11 @@ export function serviceResource(
   const readyLatest =
     revs.find((r) => r.role === 'new' && r.ready) ?? revs.find((r) => r.role === 'serving');
   const revisionPath = (r: string) => `${name}/revisions/${r}`;
-  const pinned = latest?.role === 'new' && latest.ready;
   const previous = revs.find((r) => r.role === 'previous');
   const serving = revisionName(s);
   // Traffic: LATEST (the latest ready) unless pinned by name (a revision deployed without traffic,
   // or a split with an older revision).
-  const byName = pinned || previous !== undefined;
+  const byName = trafficByName(s);
   const traffic: Message[] = byName
     ? [
         ...(previous
@@ -249,7 +246,7 @@ export function serviceResource(
         { type: REVISION, percent: 100 - (previous?.percent ?? 0), revision: serving },
       ]
     : [{ type: LATEST, percent: 100 }];
-  const tagged = revs.find((r) => r.role === 'new' && r.ready && r.tag !== undefined);
+  const tagged = revs.find((r) => r.percent === 0 && r.ready && r.tag !== undefined);
   if (tagged) traffic.push({ type: REVISION, percent: 0, revision: tagged.name, tag: tagged.tag });
   const trafficStatuses: Message[] = traffic.map((t) =>
     t['type'] === LATEST ? { ...t, revision: serving } : t,
