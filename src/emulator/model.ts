@@ -338,8 +338,19 @@ function revisionSuffix(name: string): string {
   return h.toString(36).slice(0, 3).padEnd(3, 'x');
 }
 
-export function revisionName(service: Pick<ServiceState, 'name' | 'revisionIndex'>): string {
-  return `${service.name}-${String(service.revisionIndex).padStart(5, '0')}-${revisionSuffix(service.name)}`;
+/**
+ * A revision's short name, `{service}-{index}-{suffix}` as Cloud Run names them. The suffix is
+ * the service's own: another service created under a deleted one's name (a later `incarnation`)
+ * has another, so that a name never comes back as another revision (a revision is "an immutable
+ * snapshot of code and configuration",
+ * https://cloud.google.com/run/docs/reference/rest/v2/projects.locations.services.revisions).
+ */
+export function revisionName(
+  service: Pick<ServiceState, 'name' | 'revisionIndex'> & { incarnation?: number },
+): string {
+  const n = service.incarnation ?? 0;
+  const suffix = revisionSuffix(n === 0 ? service.name : `${service.name}#${n}`);
+  return `${service.name}-${String(service.revisionIndex).padStart(5, '0')}-${suffix}`;
 }
 
 /** The revision of `s` numbered `index`, as it was made; undefined: not modeled. */
@@ -351,8 +362,8 @@ export function revisionOf(
 }
 
 /** The short name of the revision of `s` numbered `index`. */
-function nameOf(s: Pick<ServiceState, 'name'>, index: number): string {
-  return revisionName({ name: s.name, revisionIndex: index });
+export function nameOf(s: Pick<ServiceState, 'name' | 'incarnation'>, index: number): string {
+  return revisionName({ name: s.name, revisionIndex: index, incarnation: s.incarnation });
 }
 
 /**

@@ -4,6 +4,7 @@ import type { Gpu } from './fleet.js';
 import {
   jobExecutions,
   revisionName,
+  nameOf,
   revisionOf,
   trafficByName,
   type ExecutionState,
@@ -166,7 +167,7 @@ export function serviceRevisions(s: ServiceState): RevisionState[] {
     if (r === undefined) return;
     const tag = s.tagged?.index === index ? s.tagged.tag : undefined;
     out.push({
-      name: revisionName({ name: s.name, revisionIndex: index }),
+      name: nameOf(s, index),
       role,
       maxInstances: r.maxInstances,
       minInstances: r.minInstances,

@@ -251,3 +251,16 @@ describe('a revision name read twice', () => {
     await readAll('failed');
   });
 });
+
+describe('a revision name of a service deleted and created again', () => {
+  it('is not the new service revision: the new one has names of its own', async () => {
+    const service = { name: 'again', region: REGION, gpu: {}, revisionMaxInstances: 2 };
+    emulator.createService({ project: PROJECT, service });
+    const first = await readAll('again');
+    emulator.deleteService({ service: 'again' });
+    emulator.createService({ project: PROJECT, service: { ...service, revisionMaxInstances: 4 } });
+    const second = await readAll('again');
+    expect([...second.values()].map((r) => r.max)).toEqual([4]);
+    for (const name of second.keys()) expect(first.has(name)).toBe(false);
+  });
+});
