@@ -1057,7 +1057,11 @@ export class FleetModel {
       ...(s.spec.gpu ? { gpu: s.spec.gpu } : {}),
     });
     s.latestIndex = index;
-    if (!pinned) s.revisionIndex = index;
+    if (!pinned) {
+      s.revisionIndex = index;
+      // Whatever split there was had lost its older revision (deleted): none is left.
+      s.split = null;
+    }
     if (s.tagged !== null && revisionOf(s, s.tagged.index)?.failed !== false) s.tagged = null;
     // Kept: what serves, the latest created, a tagged one, and the one before the serving one (a
     // split's only target). No split can reach the others again: the serving index only grows.

@@ -179,7 +179,10 @@ export function serviceRevisions(s: ServiceState): RevisionState[] {
   };
   const split = s.split;
   if (split) add(split.index, 'previous', split.percent);
-  add(s.revisionIndex, 'serving', 100 - (split?.percent ?? 0));
+  // A split's older revision another writer deleted is gone from the traffic: the serving one
+  // takes it all, as the service's traffic shows.
+  const kept = out.find((r) => !s.deletedRevisions.includes(r.name))?.percent ?? 0;
+  add(s.revisionIndex, 'serving', 100 - kept);
   const tagged = s.tagged?.index;
   if (tagged !== undefined && tagged !== s.revisionIndex && tagged !== s.latestIndex)
     add(tagged, 'tagged', 0);

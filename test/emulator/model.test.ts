@@ -7,7 +7,7 @@ import {
   pendingSecondsOf,
   requestsPerInstanceMinute,
 } from '../../src/emulator/model.js';
-import { serviceResource } from '../../src/emulator/resources.js';
+import { serviceResource, serviceRevisions } from '../../src/emulator/resources.js';
 
 const START = '2026-11-27T12:00:00Z';
 
@@ -252,6 +252,25 @@ describe('the fleet model', () => {
     expect(a.deployingUntil).toBeNull();
     const revisions = new Set(m.history(a).map((r) => r.revision));
     expect(revisions.size).toBe(2);
+  });
+
+  it("gives the serving revision all the traffic once a split's older revision is deleted, and after a deployment", () => {
+    const m = model([
+      svc('a', { revisionMaxInstances: 2, previousRevision: { maxInstances: 5, percent: 20 } }),
+    ]);
+    const a = m.findService('a');
+    const shares = () => serviceRevisions(a).map((r) => [r.role, r.percent]);
+    expect(shares()).toEqual([
+      ['previous', 20],
+      ['serving', 80],
+    ]);
+    const older = serviceRevisions(a).find((r) => r.role === 'previous')?.name ?? '';
+    a.deletedRevisions.push(older);
+    expect(shares()).toEqual([['serving', 100]]);
+    // Traffic to LATEST again: a deployment moves it to the new revision, with no split left.
+    m.startDeployment(a, 0);
+    expect(shares()).toEqual([['serving', 100]]);
+    expect(a.split).toBeNull();
   });
 
   it('fills the history during warm-up but counts refusals from the start', () => {
