@@ -148,6 +148,8 @@ export interface RevisionRecord {
   readonly gpu?: Gpu;
   /** Its deployment failed: it never became ready, and no traffic can go to it. */
   readonly failed: boolean;
+  /** Virtual time it was made at: its Ready condition's last transition. */
+  readonly madeAt: number;
 }
 
 export interface WorkerPoolState {
@@ -439,6 +441,7 @@ function floorInstances(s: ServiceState): number {
  */
 function initialRevisions(
   spec: FleetService,
+  madeAt: number,
 ): Pick<ServiceState, 'revisions' | 'latestIndex' | 'split' | 'tagged'> {
   const own = spec.gpu ? { gpu: spec.gpu } : {};
   const prev = spec.previousRevision;
@@ -450,6 +453,7 @@ function initialRevisions(
       maxInstances: prev.maxInstances ?? 0,
       minInstances: 0,
       failed: false,
+      madeAt,
       ...own,
     });
   revisions.push({
@@ -457,6 +461,7 @@ function initialRevisions(
     maxInstances: spec.revisionMaxInstances ?? 0,
     minInstances: spec.revisionMinInstances,
     failed: false,
+    madeAt,
     ...own,
   });
   if (next) {
@@ -466,6 +471,7 @@ function initialRevisions(
       maxInstances: next.maxInstances ?? 0,
       minInstances: 0,
       failed: next.failed,
+      madeAt,
       ...(gpu ? { gpu } : {}),
     });
   }
@@ -660,7 +666,7 @@ export class FleetModel {
       pendingRequests: [],
       unsetMax: 100,
       deletedRevisions: [],
-      ...initialRevisions(spec),
+      ...initialRevisions(spec, at),
     };
     return state;
   }
@@ -896,6 +902,8 @@ export class FleetModel {
             maxInstances: split.maxInstances ?? 0,
             minInstances: 0,
             failed: false,
+            // Older than the serving one: made no later than the service.
+            madeAt: s.createTime,
             ...(s.spec.gpu ? { gpu: s.spec.gpu } : {}),
           },
           ...s.revisions,
@@ -1054,6 +1062,7 @@ export class FleetModel {
       maxInstances: s.revisionMaxInstances,
       minInstances: s.revisionMinInstances,
       failed: false,
+      madeAt: this.nowMs,
       ...(s.spec.gpu ? { gpu: s.spec.gpu } : {}),
     });
     s.latestIndex = index;

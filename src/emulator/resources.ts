@@ -143,6 +143,8 @@ interface RevisionState {
   /** Its own `scaling.min_instance_count`. */
   minInstances: number;
   ready: boolean;
+  /** Virtual time it was made at (its Ready condition's last transition). */
+  madeAt: number;
   /** Its share of the traffic, by name (0 for a revision without traffic). */
   percent: number;
   /** A tag of its own (a 0% target). */
@@ -172,6 +174,7 @@ export function serviceRevisions(s: ServiceState): RevisionState[] {
       maxInstances: r.maxInstances,
       minInstances: r.minInstances,
       ready: !r.failed,
+      madeAt: r.madeAt,
       percent,
       ...(tag === undefined ? {} : { tag }),
       ...(r.gpu ? { gpu: r.gpu } : {}),
@@ -219,7 +222,7 @@ export function revisionResource(s: ServiceState, r: RevisionState): Message {
       min_instance_count: r.minInstances,
       max_instance_count: r.maxInstances,
     },
-    conditions: [{ type: 'Ready', state, last_transition_time: timestamp(s.updateTime) }],
+    conditions: [{ type: 'Ready', state, last_transition_time: timestamp(r.madeAt) }],
     reconciling: false,
     observed_generation: '1',
     etag: `"${uid(name).slice(0, 8)}"`,

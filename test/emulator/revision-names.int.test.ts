@@ -252,6 +252,21 @@ describe('a revision name read twice', () => {
   });
 });
 
+describe('a revision read again after a write of its service', () => {
+  it('keeps its Ready condition, which no service-level write changes', async () => {
+    const name = `${PARENT}/services/split/revisions/`;
+    const { all } = await named('split');
+    const read = async () =>
+      Promise.all(
+        all.map(async (r) => (await revisions.getRevision({ name: name + r }))[0].conditions),
+      );
+    const before = await read();
+    emulator.advance(5 * 60_000);
+    emulator.edit({ service: 'split', maxInstances: 7 });
+    expect(await read()).toEqual(before);
+  });
+});
+
 describe('a revision name of a service deleted and created again', () => {
   it('is not the new service revision: the new one has names of its own', async () => {
     const service = { name: 'again', region: REGION, gpu: {}, revisionMaxInstances: 2 };
