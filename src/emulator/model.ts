@@ -334,9 +334,15 @@ function etagFor(key: ServiceKey, generation: number, incarnation: number): stri
   return `"${Buffer.from(`${h.toString(16)}.${generation}`).toString('base64url')}"`;
 }
 
-function revisionSuffix(name: string): string {
+function revisionSuffix(name: string, incarnation = 0): string {
   let h = 0;
   for (let i = 0; i < name.length; i++) h = (h * 31 + name.charCodeAt(i)) >>> 0;
+  // A later incarnation's suffix: mixed so that its leading digits, which the suffix keeps, differ
+  // (the hash of `name` and a number after it differs in its low digits only).
+  if (incarnation > 0) {
+    h = Math.imul(h ^ incarnation, 0x9e3779b1) >>> 0;
+    h = (h ^ (h >>> 15)) >>> 0;
+  }
   return h.toString(36).slice(0, 3).padEnd(3, 'x');
 }
 
@@ -350,8 +356,7 @@ function revisionSuffix(name: string): string {
 export function revisionName(
   service: Pick<ServiceState, 'name' | 'revisionIndex'> & { incarnation?: number },
 ): string {
-  const n = service.incarnation ?? 0;
-  const suffix = revisionSuffix(n === 0 ? service.name : `${service.name}#${n}`);
+  const suffix = revisionSuffix(service.name, service.incarnation ?? 0);
   return `${service.name}-${String(service.revisionIndex).padStart(5, '0')}-${suffix}`;
 }
 
