@@ -1,9 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
+import { describe, expect, it } from 'vitest';
 import { parsePolicy, type Policy } from '../../src/core/policy.js';
-import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
-import type { RunReport } from '../../src/reconcile/reconcile.js';
-import { reconcileReport } from '../support/reconcile-run.js';
+import { emulatorRuns } from '../support/emulator-runs.js';
 
 /**
  * A governed service deleted and created again under the same name by another writer, in the one
@@ -55,22 +52,19 @@ const policy: Policy = parsePolicy({
   limits: { writesPerMinute: 6000 },
 });
 
-let emulator: RunningEmulator;
-let ports: GooglePorts;
+const runOn = emulatorRuns();
 
-afterEach(async () => {
-  await ports.close();
-  await emulator.stop();
-});
-
-async function start(): Promise<void> {
+/** A run whose raise of svc-a finds it deleted and created again without zonal redundancy. */
+function run() {
   let recreated = false;
-  emulator = await startEmulator({
-    fleet,
-    speed: 'manual',
-    operationDelayMs: 20,
-    invariants: { unmanaged: [{ name: 'ext-render' }, { name: 'ext-nz' }] },
-    faults: ({ method, request }) => {
+  return runOn(fleet, policy, {
+    runId: 'recreate',
+    deadlineMs: 30_000,
+    emulator: {
+      operationDelayMs: 20,
+      invariants: { unmanaged: [{ name: 'ext-render' }, { name: 'ext-nz' }] },
+    },
+    faults: ({ method, request }, emulator) => {
       const name = (request as { service?: { name?: string } }).service?.name ?? '';
       if (recreated || !method.endsWith('/UpdateService') || !name.endsWith('/services/svc-a'))
         return undefined;
@@ -89,25 +83,11 @@ async function start(): Promise<void> {
       return undefined;
     },
   });
-  ports = createGooglePorts({ emulatorHost: emulator.host });
-}
-
-async function run(): Promise<RunReport> {
-  return reconcileReport(
-    policy,
-    { ports, clock: () => emulator.now().getTime() },
-    {
-      runId: `recreate-${Math.random().toString(16).slice(2)}`,
-      deadlineMs: 30_000,
-      writerId: 'me',
-    },
-  );
 }
 
 describe('act: a governed service deleted and created again between the read and its raise', () => {
   it('in another GPU pool: the raise, sent with the old etag, is refused and nothing lands there', async () => {
-    await start();
-    const report = await run();
+    const { report, emulator } = await run();
     expect(report.writes.find((w) => w.name === 'svc-a')).toMatchObject({
       from: 1,
       outcome: 'skipped',

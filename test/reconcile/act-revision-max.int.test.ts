@@ -1,9 +1,6 @@
-import { afterEach, describe, expect, it } from 'vitest';
-import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js';
+import { describe, expect, it } from 'vitest';
 import { parsePolicy, type Policy } from '../../src/core/policy.js';
-import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
-import type { RunReport } from '../../src/reconcile/reconcile.js';
-import { reconcileReport } from '../support/reconcile-run.js';
+import { emulatorRuns } from '../support/emulator-runs.js';
 
 /**
  * A raise of a service whose serving revision sets a lower max of its own: the governor writes the
@@ -57,22 +54,16 @@ const policy: Policy = parsePolicy({
   limits: { writesPerMinute: 6000 },
 });
 
-let emulator: RunningEmulator;
-let ports: GooglePorts;
+const runOn = emulatorRuns();
 
-afterEach(async () => {
-  await ports.close();
-  await emulator.stop();
-});
-
-async function start(): Promise<void> {
+/** A run in whose raise of svc-a another writer takes every GPU left with svc-a at 1. */
+function run() {
   let filled = false;
-  emulator = await startEmulator({
-    fleet,
-    speed: 'manual',
-    operationDelayMs: 20,
-    invariants: { unmanaged: [{ name: 'ext-render' }] },
-    faults: ({ method, request }) => {
+  return runOn(fleet, policy, {
+    runId: 'revmax',
+    deadlineMs: 30_000,
+    emulator: { operationDelayMs: 20, invariants: { unmanaged: [{ name: 'ext-render' }] } },
+    faults: ({ method, request }, emulator) => {
       const name = (request as { service?: { name?: string } }).service?.name ?? '';
       if (filled || !method.endsWith('/UpdateService') || !name.endsWith('/services/svc-a'))
         return undefined;
@@ -82,21 +73,11 @@ async function start(): Promise<void> {
       return undefined;
     },
   });
-  ports = createGooglePorts({ emulatorHost: emulator.host });
-}
-
-async function run(): Promise<RunReport> {
-  return reconcileReport(
-    policy,
-    { ports, clock: () => emulator.now().getTime() },
-    { runId: `revmax-${Math.random().toString(16).slice(2)}`, deadlineMs: 30_000, writerId: 'me' },
-  );
 }
 
 describe("act: a raise held by the serving revision's own max", () => {
   it('lands only up to that max, and still comes back when another writer fills the pool meanwhile', async () => {
-    await start();
-    const report = await run();
+    const { report, emulator } = await run();
     expect(report.writes.find((w) => w.name === 'svc-a' && w.cause === 'written')).toMatchObject({
       from: 1,
       written: 4,

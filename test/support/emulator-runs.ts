@@ -4,6 +4,7 @@ import { createGooglePorts, type GooglePorts } from '../../src/adapters/index.js
 import type { Policy } from '../../src/core/policy.js';
 import {
   startEmulator,
+  type EmulatorOptions,
   type FaultHook,
   type FleetInput,
   type RunningEmulator,
@@ -30,6 +31,8 @@ export function emulatorRuns(): (
     deadlineMs?: number;
     /** Asked of every call, with the emulator (to change its fleet between a run's calls). */
     faults?: (call: Parameters<FaultHook>[0], emulator: RunningEmulator) => ReturnType<FaultHook>;
+    /** The emulator's own settings beyond the fleet (an operation's delay, its invariants). */
+    emulator?: Pick<EmulatorOptions, 'operationDelayMs' | 'invariants'>;
   },
 ) => Promise<{
   report: RunReport;
@@ -44,12 +47,13 @@ export function emulatorRuns(): (
     ports = undefined;
     emulator = undefined;
   });
-  return async (fleet, policy, { runId, deadlineMs = 60_000, faults }) => {
+  return async (fleet, policy, { runId, deadlineMs = 60_000, faults, emulator: settings }) => {
     // No call comes before the emulator is started and set below.
     const hook: FaultHook | undefined = faults
       ? (call) => (emulator ? faults(call, emulator) : undefined)
       : undefined;
     const started = await startEmulator({
+      ...settings,
       fleet,
       speed: 'manual',
       ...(hook ? { faults: hook } : {}),
