@@ -913,11 +913,13 @@ async function compensate(
     now.allowed,
     now.governed + pendingGpus,
   ];
-  if (room >= 0) return [];
-  let over = -room;
+  // A raise that may still apply is written back even where the pool has room for it: landing
+  // later, it could meet another writer's change made after this read, and land over the quota.
+  if (room >= 0 && pending.size === 0) return [];
+  let over = Math.max(0, -room);
   const plans: { change: PlanChange; svc: ObservedService; to: number; from: number }[] = [];
   for (const r of [...raises].reverse()) {
-    if (over <= 0) break;
+    if (over <= 0 && !pending.has(r)) continue;
     const svc = byName.get(r.change.name);
     if (!svc || r.to === null || svc.reconciling) continue;
     const unanswered = pending.has(r);
@@ -930,8 +932,9 @@ async function compensate(
     const g = instanceGpus(svc);
     // What it holds now (or, unanswered, may hold once it lands).
     const held = unanswered ? r.to : effectiveMax(svc);
-    // A raise that may still apply is lowered back whole, to the max the service has now (so this
-    // write raises nothing, whether or not that raise ever lands), from what it would set. Sent
+    // A raise that may still apply is lowered back whole, over or not, to the max the service has
+    // now (so this write raises nothing, whether or not that raise ever lands), from what it would
+    // set. Sent
     // with the etag that raise was sent with (the service is unchanged since), this write changes
     // the etag, so that raise, should it reach Cloud Run only now, is refused as stale instead of
     // applying over the other writer's change (see mayStillApply). A raise that landed comes down
@@ -947,7 +950,9 @@ async function compensate(
       : '';
   opts.log.log(
     'WARNING',
-    `${poolKey(pool)}: over its quota by ${-room} GPUs just after this run's raises${late} (another writer, or a quota cut, in the round trip before them): lowering ${plans.length} raise(s) back`,
+    room < 0
+      ? `${poolKey(pool)}: over its quota by ${-room} GPUs just after this run's raises${late} (another writer, or a quota cut, in the round trip before them): lowering ${plans.length} raise(s) back`
+      : `${poolKey(pool)}: ${pending.size} raise(s) got no answer and do not show on the read just after the raises: writing ${plans.length} back to the max they had, so that none can land later (the next run decides again)`,
   );
   const results = await Promise.all(
     plans.map(({ change, svc, to, from }) =>
@@ -956,7 +961,10 @@ async function compensate(
           effectiveMax(svc) !== from
             ? ' (that raise got no answer and may still apply: lowered back before it can)'
             : '';
-        const reason = `lowered back from ${from}${unanswered}: just after this run raised it, the pool was over its quota by ${-room} GPUs (another writer, or a quota cut, in the meantime)`;
+        const reason =
+          room < 0
+            ? `lowered back from ${from}${unanswered}: just after this run raised it, the pool was over its quota by ${-room} GPUs (another writer, or a quota cut, in the meantime)`
+            : `written back to ${to}, not raised to ${from}: that raise got no answer and did not show on the read just after it, so it is fenced off with the etag it was sent with (it could otherwise land later, over another writer's change); the next run decides again`;
         const c: PlanChange = { ...change, from, to, etag: svc.etag, reason };
         // Lowering back must not wait for the write quota: it takes a slot now.
         opts.pacer.take(regionKey(c));
@@ -997,8 +1005,9 @@ async function compensate(
  * (google/rpc/code.proto, https://github.com/googleapis/googleapis/blob/master/google/rpc/code.proto),
  * and Google does not say how late a request the client gave up on may still be taken. Failing
  * safe, such a raise counts as if it applied, as its room stays spent in the rounds after it
- * (raisePool). Once the service's etag changed it cannot apply any more: it was sent conditional
- * on the old one (a stale etag is refused, https://google.aip.dev/154).
+ * (raisePool), and the read after the raises writes it back with the etag it was sent with
+ * (compensate), the pool over or not. Once the service's etag changed it cannot apply any more: it
+ * was sent conditional on the old one (a stale etag is refused, https://google.aip.dev/154).
  */
 function mayStillApply(r: Raise, svc: ObservedService | undefined): boolean {
   return (

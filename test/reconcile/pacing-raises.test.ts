@@ -5,7 +5,7 @@ import { parsePolicy } from '../../src/core/policy.js';
 import { validateFleet } from '../../src/emulator/fleet.js';
 import { FleetModel } from '../../src/emulator/model.js';
 import { createSimPorts } from '../../src/emulator/ports.js';
-import { QuotaRejectedError, UnavailableError } from '../../src/core/errors.js';
+import { ConflictError, QuotaRejectedError, UnavailableError } from '../../src/core/errors.js';
 import type { CloudRunPort } from '../../src/ports/index.js';
 import { onePoolFleet } from '../support/fixtures.js';
 import { reconcileReport } from '../support/reconcile-run.js';
@@ -176,10 +176,14 @@ describe('raises in rounds against another writer', () => {
     return {
       causes: raises.map((w) => w.cause),
       writes: JSON.stringify(report.writes),
+      /** The unanswered write reaching Cloud Run after the run: how it was answered, the caps then. */
       landed: async () => {
         if (held === null) throw new Error('no write went unanswered');
-        await sim.run.updateMaxInstances(held);
-        return m.pools(PROJECT)[0]?.capsGpus;
+        const answer = await sim.run.updateMaxInstances(held).then(
+          () => 'applied',
+          (e: unknown) => (e instanceof ConflictError ? 'refused as stale' : String(e)),
+        );
+        return { answer, caps: m.pools(PROJECT)[0]?.capsGpus };
       },
     };
   }
@@ -260,7 +264,7 @@ describe('raises in rounds against another writer', () => {
     expect(raises[2]?.reason).toContain('other-run');
   });
 
-  it('a raise whose write went unanswered keeps its GPUs spent in the later rounds', async () => {
+  it('a raise whose write went unanswered keeps its GPUs spent in the later rounds, and is fenced off', async () => {
     // Four raises of one at two writes a minute, on a quota of 8: two rounds. The first write
     // is not answered (it may still apply); the quota is cut to 7 as the first round ends. The
     // second round has room for one raise beside it, not two: should the unanswered write land
@@ -269,11 +273,12 @@ describe('raises in rounds against another writer', () => {
       if (n === 2) m.setQuota(m.quotaEntries(PROJECT)[0]!.key, 7);
     });
     expect(causes, writes).toEqual(['uncertain', 'written', 'written', 'no-room']);
-    // The unanswered write lands after all: the pool holds its quota, no more.
-    expect(await landed()).toBe(7);
+    // Not shown on the reads after it, it was written back with the etag it was sent with:
+    // reaching Cloud Run after all, it is refused, and the pool holds its quota, no more.
+    expect(await landed()).toEqual({ answer: 'refused as stale', caps: 6 });
   });
 
-  it('a raise of two GPUs an instance whose write went unanswered keeps all its GPUs spent in the later rounds, a refused one none', async () => {
+  it('a raise of two GPUs an instance whose write went unanswered keeps all its GPUs spent in the later rounds, a refused one none, and is fenced off', async () => {
     // Four services of two GPUs an instance at 1 of 2 busy instances, on a quota of 16, at two
     // writes a minute: two rounds of four raises of one instance. The first write is not answered
     // (it may still apply); the quota is cut to 13 as the second is sent, which Cloud Run refuses
@@ -285,8 +290,9 @@ describe('raises in rounds against another writer', () => {
       throw new QuotaRejectedError(`FAILED_PRECONDITION: ${u.name} does not fit the GPU quota`);
     });
     expect(causes, writes).toEqual(['uncertain', 'failed', 'written', 'no-room']);
-    // The unanswered write lands after all: the pool stays within its quota.
-    expect(await landed()).toBe(12);
+    // Written back with the etag it was sent with, the unanswered write is refused should it
+    // reach Cloud Run after all: the pool stays within its quota.
+    expect(await landed()).toEqual({ answer: 'refused as stale', caps: 10 });
   });
 
   it('a lease that cannot be read again after the first round: the later rounds raise nothing', async () => {
