@@ -219,6 +219,11 @@ export function summary(r: RunReport): string {
     lines.push(
       `  ${compensated} raise(s) lowered back: the pool was over its quota just after them (another writer, or a quota cut, meanwhile)`,
     );
+  const fenced = r.writes.filter((w) => w.cause === 'fenced').length;
+  if (fenced > 0)
+    lines.push(
+      `  ${fenced} raise(s) that got no answer fenced off: their max written back with the etag they were sent with, so that none lands later; no cap changed, the next run decides again`,
+    );
   const byCause = Object.entries(skipsByCause(r.writes)).sort(([, a], [, b]) => b - a);
   if (byCause.length > 0)
     lines.push(

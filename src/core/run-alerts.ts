@@ -149,14 +149,17 @@ function appliedEvent(
   const written = writes.filter((w) => w.outcome === 'written');
   if (written.length === 0) return null;
   const lowered = written.filter((w) => w.cause === 'compensated').length;
+  // A fence changes no cap: it writes back the max its service has (act.ts compensate).
+  const fenced = written.filter((w) => w.cause === 'fenced');
+  const changed = new Set(written.filter((w) => w.cause !== 'fenced').map((w) => w.name)).size;
   return makeAlert(ctx, pool, {
     type: 'rebalance.applied',
     status: 'event',
     severity: 'INFO',
     // A raise lowered back in the same run is two writes of one cap: counted once, and said.
-    summary: `${plural(new Set(written.map((w) => w.name)).size, 'cap')} changed in ${poolWords(pool)}${
+    summary: `${plural(changed, 'cap')} changed in ${poolWords(pool)}${
       lowered > 0 ? ` (${plural(lowered, 'raise')} lowered back in the same run)` : ''
-    }`,
+    }${fenced.length > 0 ? `; ${plural(fenced.length, 'raise')} that got no answer fenced off, no cap changed` : ''}`,
     details: {
       writes: written.map((w) => ({
         service: w.name,

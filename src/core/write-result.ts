@@ -10,6 +10,9 @@ export type WriteOutcome = 'written' | 'skipped' | 'failed';
  * - `compensated`: written too: a raise of this run lowered back in the same run, because the
  *   read just after the increases found the pool over its quota (another writer filled it, or
  *   the quota was cut, inside the one round trip between the fresh read and the raise).
+ * - `fenced`: written too, no cap changed: a raise of this run got no answer and did not show on
+ *   the read just after it, where the pool had room; its service's max written back, with the
+ *   etag the raise was sent with, so that the raise is refused should it reach Cloud Run later.
  *
  * Skipped, nothing sent; the next run decides again:
  * - `deadline`: the run deadline came before the write (or while reading the service for it);
@@ -35,6 +38,7 @@ export type WriteOutcome = 'written' | 'skipped' | 'failed';
 export type WriteCause =
   | 'written'
   | 'compensated'
+  | 'fenced'
   | 'deadline'
   | 'reconciling'
   | 'etag'
@@ -90,6 +94,7 @@ export function writtenShort(w: Pick<WriteResult, 'cause' | 'written' | 'planned
 export const CAUSE_LABELS: Readonly<Record<WriteCause, string>> = {
   written: 'written',
   compensated: 'raise lowered back (pool filled meanwhile)',
+  fenced: 'unanswered raise fenced off (no cap changed)',
   deadline: 'run deadline',
   reconciling: 'deploying (reconciling)',
   etag: 'changed since observed (etag)',

@@ -222,6 +222,7 @@ export function summaryFields(r: RunReport): Record<string, unknown> {
     // Writes not made, by cause (no-room, etag, …), and raises lowered back in the same run.
     notWrittenByCause: skipsByCause(r.writes),
     compensated: r.writes.filter((w) => w.cause === 'compensated').length,
+    fenced: r.writes.filter((w) => w.cause === 'fenced').length,
     // Written at a cap below the planned one (room ran short): counted in `written` as well.
     writtenShort: r.writes.filter(writtenShort).length,
     deferred: r.plan?.deferred.length ?? 0,

@@ -77,7 +77,9 @@ import {
  *    between the read of step 2 and the raises of step 3 (one round trip) another writer may fill
  *    the pool or the quota may be cut. If this read finds the pool over, the governor lowers its
  *    own raises of this run back (`compensated`), at most to where they were: a lasting
- *    over-quota becomes a blip of about one round trip.
+ *    over-quota becomes a blip of about one round trip. A raise that got no answer and does not
+ *    show on it is written back, over or not (`fenced` where the pool had room), so that it
+ *    cannot land later (compensate).
  *
  * The room of step 3 is the budget on the fresh read, in every pool: floors yield to the quota
  * (docs/rules.md, promise 1), so an infeasible pool gets no raise past it either. What Google
@@ -878,7 +880,10 @@ function notInPool(c: PlanChange, read: PoolRead): WriteResult {
  * On the read just after the raises: when the pool is over what its governed services may hold,
  * this run's raises come back down, the last planned first, each at most to where it was before
  * this run, until the pool fits or none is left. A service someone changed since the raise (its
- * max is no longer what was written) is not ours to lower any more and is left alone. `last`:
+ * service-level max is no longer what was written) is not ours to lower any more and is left
+ * alone. A raise that got no answer and does not show is counted as applied and written back
+ * whole, with the etag it was sent with, whether or not the pool is over (`fenced` where it is
+ * not: no cap changes; mayStillApply). `last`:
  * the read after a pool's last round of raises, the one that reports a pool still over (an
  * earlier round's read only lowers back).
  */
@@ -969,14 +974,15 @@ async function compensate(
         // Lowering back must not wait for the write quota: it takes a slot now.
         opts.pacer.take(regionKey(c));
         const result = await write(c, to, svc, opts);
-        return result.outcome === 'written' ? { ...result, cause: 'compensated' as const } : result;
+        if (result.outcome !== 'written') return result;
+        return { ...result, cause: room < 0 ? ('compensated' as const) : ('fenced' as const) };
       }, true),
     ),
   );
   // What the pool holds once the raises that could be lowered back are: still over is said.
   const lowered = results.reduce((sum, w, i) => {
     const p = plans[i];
-    return w.cause === 'compensated' && p && w.written !== null
+    return (w.cause === 'compensated' || w.cause === 'fenced') && p && w.written !== null
       ? sum + (w.from - w.written) * instanceGpus(p.svc)
       : sum;
   }, 0);
@@ -1083,8 +1089,12 @@ async function write(
     annotations[ANNOTATIONS.originalMax] =
       svc.serviceMaxInstances === null ? '' : String(svc.serviceMaxInstances);
   }
-  if (to > c.from) annotations[ANNOTATIONS.lastChanged] = opts.nowIso;
-  if (to < c.from) annotations[ANNOTATIONS.lastLowered] = opts.nowIso;
+  // Against the cap the service shows (validate makes it c.from for every write but a fence,
+  // whose c.from is the raise it fences off, which never showed): a fence changes no cap, so it
+  // stamps neither, and holds no later raise for the reverse delay (rule 8).
+  const shown = effectiveMax(svc);
+  if (to > shown) annotations[ANNOTATIONS.lastChanged] = opts.nowIso;
+  if (to < shown) annotations[ANNOTATIONS.lastLowered] = opts.nowIso;
   const started = opts.clock();
   // A write refused for a per-minute quota may be sent again after the delay Google asks for
   // (adapters/cloud-run.ts): not past `resendUntil`, and not once this run has given up on it

@@ -152,6 +152,25 @@ describe('the events of a run', () => {
     expect(applied?.details['writes']).toHaveLength(3);
   });
 
+  it('rebalance.applied counts no cap for a raise fenced off, and says so', () => {
+    // busy's raise 1 → 2 got no answer (uncertain) and its max was written back to 1 with the
+    // etag it was sent with: no cap of busy changed.
+    const [applied] = runEvents(
+      CTX,
+      'acme',
+      fleetPlan(),
+      [
+        write('idle', { from: 3, planned: 1, written: 1, outcome: 'written', cause: 'written' }),
+        write('busy', { written: null, outcome: 'failed', cause: 'uncertain' }),
+        write('busy', { from: 2, planned: 1, written: 1, outcome: 'written', cause: 'fenced' }),
+      ],
+      'enforce',
+    );
+    expect(applied?.summary).toBe(
+      '1 cap changed in us-east1 nvidia-l4; 1 raise that got no answer fenced off, no cap changed',
+    );
+  });
+
   it('a denied write names the permission and the resource it is lacked on', () => {
     const svc = 'projects/acme/locations/us-east1/services/busy';
     const denied = (permissions: string[], resource: string) =>

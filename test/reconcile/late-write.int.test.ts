@@ -1,4 +1,5 @@
 import { afterEach, describe, expect, it } from 'vitest';
+import { ANNOTATIONS } from '../../src/observe/annotations.js';
 import { createCloudRunAdapter } from '../../src/adapters/cloud-run.js';
 import { createMonitoringAdapter } from '../../src/adapters/monitoring.js';
 import { createQuotaAdapter } from '../../src/adapters/quotas.js';
@@ -181,17 +182,22 @@ describe('act: a raise Cloud Run takes only after the read that verifies it', ()
       cause: 'uncertain',
     });
     // Not shown on the read after the raises, it is written back to the max svc-a has, with the
-    // etag it was sent with, though the pool had room for it.
-    expect(report.writes.find((w) => w.cause === 'compensated')).toMatchObject({
+    // etag it was sent with, though the pool had room for it: fenced off, no cap changed.
+    expect(report.writes.find((w) => w.cause === 'fenced')).toMatchObject({
       name: 'svc-a',
       from: 4,
       written: 1,
     });
+    expect(report.writes.filter((w) => w.cause === 'compensated')).toEqual([]);
+    // Its cap never moved, so it is not stamped as lowered: the reverse delay (rule 8) holds no
+    // later raise of svc-a for it.
+    const a = () => emulator.state().services.find((s) => s.name === 'svc-a');
+    expect(Object.keys(a()?.annotations ?? {})).not.toContain(ANNOTATIONS.lastLowered);
     // Another writer takes the pool's room once the run is over, as it may at any time.
     emulator.edit({ service: 'ext-render', maxInstances: 8 });
     // The raise reaching Cloud Run only now is refused for its stale etag: it cannot land on it.
     expect(await landLate()).toBe('ABORTED');
-    expect(emulator.state().services.find((s) => s.name === 'svc-a')?.maxInstances).toBe(1);
+    expect(a()?.maxInstances).toBe(1);
     expect(poolCaps()).toBeLessThanOrEqual(QUOTA);
     emulator.judgeRaces();
     expect(emulator.violations().violations).toEqual([]);
