@@ -696,9 +696,10 @@ async function lostLeases(
 }
 
 /**
- * How much of the run must be left for a pool's raises to start: enough for one write (the raise)
- * and one read (step 4's, which verifies it), so that a raise that another writer's change took
- * over the quota can still be read back and lowered back before the deadline. Google documents
+ * How much of the run must be left for a pool's raises to start: enough for one write (the raise),
+ * one read (step 4's, which verifies it) and one more write (lowering it back, or fencing off a
+ * raise that got no answer), so that a raise that another writer's change took over the quota, or
+ * that may still land, can be read back and lowered back or fenced before the deadline. Google documents
  * no duration for either (the update answers with a long-running operation and says not when it
  * completes, docs/performance.md), so the margin is what this run measured: the read the raises
  * are decided on (the same calls as the verify read), and the slowest write so far; before any
@@ -706,7 +707,7 @@ async function lostLeases(
  * can still end too late to be verified: the run then logs the pool as not verified, as before.
  */
 function raiseMargin(readMs: number, opts: Acting): number {
-  return readMs + Math.max(opts.timing.slowestWriteMs, readMs);
+  return readMs + 2 * Math.max(opts.timing.slowestWriteMs, readMs);
 }
 
 /**
@@ -718,7 +719,7 @@ function tooLittleLeft(readMs: number, opts: Acting): string | null {
   const left = opts.deadline - opts.clock();
   const margin = raiseMargin(readMs, opts);
   if (left >= margin) return null;
-  return `too little of the run was left to verify it (${Math.max(0, Math.round(left))} ms before the run deadline; a read and a write took ${Math.round(margin)} ms in this run): a raise that could not be read back could not be lowered back, should another writer fill the pool meanwhile; left for the next run`;
+  return `too little of the run was left to verify it (${Math.max(0, Math.round(left))} ms before the run deadline; a read and two writes take ${Math.round(margin)} ms in this run: the raise, and lowering it back): a raise that could not be read back could not be lowered back, should another writer fill the pool meanwhile; left for the next run`;
 }
 
 /**

@@ -102,8 +102,9 @@ describe('the read before the raises', () => {
   });
 
   it('sends a raise refused for the minute again only while it could still be read back', async () => {
-    // Each listing of the services takes 5 s: a read and a write take 10 s here, so a raise may
-    // be sent again (after a 429) only until 10 s before the run deadline. The run's deadline
+    // Each listing of the services takes 5 s: a read and two writes take 15 s here (a write is
+    // counted at least as long as a read), so a raise may be sent again (after a 429) only until
+    // 15 s before the run deadline. The run's deadline
     // is set so that the first raise starts 50 ms before that point: its resends stop then.
     const attempt = async (deadlineMs: number) => {
       const m = model();
@@ -143,7 +144,7 @@ describe('the read before the raises', () => {
     };
     const probe = await attempt(10 * 60_000);
     if (!probe) throw new Error('no raise was sent');
-    const tight = await attempt(probe.at + 10_000 + 50);
+    const tight = await attempt(probe.at + 15_000 + 50);
     expect(tight?.at).toBe(probe.at);
     expect(tight?.stopped).toBe(true);
     // With the whole run left, the resends are not cut short.
