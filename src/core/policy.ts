@@ -305,11 +305,12 @@ const DEFAULT_STALE_AFTER = '30m';
  * A Pub/Sub topic of the policy (alerts, work): its form (the pattern editors check), then the
  * rest of Google's rule for the id (units.ts topicNameFault), told only of a name in that form.
  */
+const TOPIC_FORM = /^projects\/[^/]+\/topics\/[^/]+$/;
 const TopicName = z
   .string()
-  .regex(/^projects\/[^/]+\/topics\/[^/]+$/, 'expected "projects/PROJECT/topics/TOPIC"')
+  .regex(TOPIC_FORM, 'expected "projects/PROJECT/topics/TOPIC"')
   .superRefine((name, ctx) => {
-    if (!/^projects\/[^/]+\/topics\/[^/]+$/.test(name)) return;
+    if (!TOPIC_FORM.test(name)) return;
     const fault = topicNameFault(name);
     if (fault !== undefined) ctx.addIssue({ code: 'custom', message: fault, input: name });
   });

@@ -923,7 +923,13 @@ async function compensate(
   // later, it could meet another writer's change made after this read, and land over the quota.
   if (room >= 0 && pending.size === 0) return [];
   let over = Math.max(0, -room);
-  const plans: { change: PlanChange; svc: ObservedService; to: number; from: number }[] = [];
+  const plans: {
+    change: PlanChange;
+    svc: ObservedService;
+    to: number;
+    from: number;
+    unanswered: boolean;
+  }[] = [];
   for (const r of [...raises].reverse()) {
     if (over <= 0 && !pending.has(r)) continue;
     const svc = byName.get(r.change.name);
@@ -948,7 +954,7 @@ async function compensate(
     const to = unanswered ? r.change.from : Math.max(r.change.from, held - Math.ceil(over / g));
     if (to >= held) continue;
     over -= (held - to) * g;
-    plans.push({ change: r.change, svc, to, from: held });
+    plans.push({ change: r.change, svc, to, from: held, unanswered });
   }
   const late =
     pending.size > 0
@@ -961,15 +967,14 @@ async function compensate(
       : `${poolKey(pool)}: ${pending.size} raise(s) got no answer and do not show on the read just after the raises: writing ${plans.length} back to the max they had, so that none can land later (the next run decides again)`,
   );
   const results = await Promise.all(
-    plans.map(({ change, svc, to, from }) =>
+    plans.map(({ change, svc, to, from, unanswered }) =>
       gate(async () => {
-        const unanswered =
-          effectiveMax(svc) !== from
-            ? ' (that raise got no answer and may still apply: lowered back before it can)'
-            : '';
+        const noAnswer = unanswered
+          ? ' (that raise got no answer and may still apply: lowered back before it can)'
+          : '';
         const reason =
           room < 0
-            ? `lowered back from ${from}${unanswered}: just after this run raised it, the pool was over its quota by ${-room} GPUs (another writer, or a quota cut, in the meantime)`
+            ? `lowered back from ${from}${noAnswer}: just after this run raised it, the pool was over its quota by ${-room} GPUs (another writer, or a quota cut, in the meantime)`
             : `written back to ${to}, not raised to ${from}: that raise got no answer and did not show on the read just after it, so it is fenced off with the etag it was sent with (it could otherwise land later, over another writer's change); the next run decides again`;
         const c: PlanChange = { ...change, from, to, etag: svc.etag, reason };
         // Lowering back must not wait for the write quota: it takes a slot now.
