@@ -1,20 +1,47 @@
 import { getChannelzHandlers } from '@grpc/grpc-js';
 
-/**
- * The gRPC channels not closed whose target `accept` takes, from grpc-js's channelz registry
- * (every channel is registered there until it is closed, connected or not): what a warm instance
- * would keep, run after run.
- */
-export function openChannels(accept: (target: string) => boolean): Promise<string[]> {
+interface ChannelRef {
+  channel_id: number | string;
+  name: string;
+}
+
+/** Every gRPC channel not closed, from grpc-js's channelz registry (a channel stays there until closed, connected or not). */
+function topChannels(): Promise<ChannelRef[]> {
   return new Promise((resolve, reject) => {
     getChannelzHandlers().GetTopChannels(
       { request: { start_channel_id: 0, max_results: 10_000 } } as never,
-      ((error: Error | null, answer?: { channel: { ref: { name: string } }[] }) => {
+      ((error: Error | null, answer?: { channel: { ref: ChannelRef }[] }) => {
         if (error) reject(error);
-        else resolve((answer?.channel ?? []).map((c) => c.ref.name).filter(accept));
+        else resolve((answer?.channel ?? []).map((c) => c.ref));
       }) as never,
     );
   });
+}
+
+/**
+ * A mark in grpc-js's channel numbering: the highest id of a channel open now. channelz numbers
+ * its channels from one counter for the process, so a channel opened after the mark has a higher
+ * id. The integration files that share a worker share its module registry (vitest.config.ts), so
+ * the registry also holds the channels of the files before: a file that counts what its own runs
+ * leave open takes a mark first and counts only what came after it, or a channel another file
+ * left open, to the shared Pub/Sub emulator or to an earlier emulator whose port the system gave
+ * out again, would read as its own.
+ */
+export async function channelMark(): Promise<number> {
+  return (await topChannels()).reduce((most, c) => Math.max(most, Number(c.channel_id)), 0);
+}
+
+/**
+ * The gRPC channels not closed, opened after `since` (a {@link channelMark}), whose target
+ * `accept` takes: what a warm instance would keep, run after run.
+ */
+export async function openChannels(
+  accept: (target: string) => boolean,
+  since = 0,
+): Promise<string[]> {
+  return (await topChannels())
+    .filter((c) => Number(c.channel_id) > since && accept(c.name))
+    .map((c) => `${c.name} (channel ${c.channel_id})`);
 }
 
 /**
