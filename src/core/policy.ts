@@ -842,11 +842,18 @@ function crossCheck(raw: unknown): Fault[] {
       } else checkLabels(faults, 'discovery.labels', raw.discovery.labels);
     }
   }
-  const seenProjects = new Set<string>();
-  for (const [i, p] of projects.entries()) {
-    if (seenProjects.has(p))
-      faults.push({ path: `projects[${i}]`, message: `"${p}" is listed twice` });
-    seenProjects.add(p);
+  // A project or region listed twice is a slip (a merge, a copy): said, as a pool listed twice is.
+  for (const [key, names] of [
+    ['projects', projects],
+    ['regions', regions ?? []],
+  ] as const) {
+    const seen = new Set<string>();
+    for (const [i, name] of names.entries()) {
+      if (name === undefined) continue; // not a string: the schema says so
+      if (seen.has(name))
+        faults.push({ path: `${key}[${i}]`, message: `"${name}" is listed twice` });
+      seen.add(name);
+    }
   }
 
   for (const [i, rule] of list(raw.services).entries()) {

@@ -329,7 +329,7 @@ describe('policy', () => {
     const faults = faultsOf({
       version: 1,
       projects: ['p', 'p'],
-      regions: ['us-central1'],
+      regions: ['us-central1', 'us-east4', 'us-central1'],
       pools: [
         { region: 'us-central1', quota: 8 },
         { region: 'us-central1', accelerator: 'nvidia-l4', zonalRedundancy: true, quota: 6 },
@@ -338,6 +338,7 @@ describe('policy', () => {
       services: [{ match: { name: 'llm-[', project: 'q' } }],
     });
     expect(faults).toContain('projects[1]: "p" is listed twice');
+    expect(faults).toContain('regions[2]: "us-central1" is listed twice');
     expect(faults).toContain('pools[1]: same pool as pools[0] (*/us-central1/nvidia-l4/zonal)');
     expect(faults).toContain('pools[2].project: "q" is not one of the policy\'s projects');
     expect(faults).toContain('pools[2].region: "europe-west4" is not one of the policy\'s regions');
