@@ -107,6 +107,8 @@ interface Governed extends Member, Slot {
   kind: 'active' | 'held' | 'fixed';
   floor: number;
   ceiling: number;
+  /** The ceiling is the serving revision's own max. */
+  ceilingByRevision: boolean;
   inUse: number | null;
   peak: number | null;
   demand: number | null; // raw estimate, instances
@@ -424,6 +426,25 @@ function toGoverned(
       unwritable = true;
     }
   }
+  // The serving revision's own max bounds the cap in force whatever service-level max is written
+  // (snapshot.ts revisionMaxInstances), and only a deploy changes it: planned above it, the room
+  // would go to a cap the service cannot reach while others are refused, and every run would write
+  // the same raise again with the cap in force unmoved (rule 7). So it is the ceiling, and a floor
+  // above it yields to it; not where the service's own min instances are above it, since Cloud
+  // Run takes no service-level max below them (left as before: the audit's revision-max-override).
+  const revisionMax = svc.revisionMaxInstances;
+  const byRevision =
+    !unwritable &&
+    revisionMax !== undefined &&
+    revisionMax < ceiling &&
+    svc.minInstances <= revisionMax;
+  if (byRevision) {
+    ceiling = revisionMax;
+    if (floor > ceiling) {
+      floorAboveCeiling = { floor, ceiling, wins: 'revision' };
+      floor = ceiling;
+    }
+  }
   const usage = svc.usage;
   let kind: Governed['kind'];
   let demand: number | null = null;
@@ -530,6 +551,7 @@ function toGoverned(
     kind,
     floor,
     ceiling,
+    ceilingByRevision: byRevision,
     inUse: usage ? usage.current : null,
     peak: usage ? Math.max(usage.peak, usage.current) : null,
     demand,
@@ -1096,7 +1118,11 @@ function describe(
       m.why.atFloor = { floor: m.floor, set, ...ruleOf(set, rule, window) };
     }
     if (m.demand > m.ceiling) {
-      const set = m.settings.max === m.ceiling ? m.settings.maxFrom : 'quota';
+      const set = m.ceilingByRevision
+        ? 'revision'
+        : m.settings.max === m.ceiling
+          ? m.settings.maxFrom
+          : 'quota';
       m.why.atCeiling = { ceiling: m.ceiling, set, ...ruleOf(set, rule, window) };
     }
   }

@@ -310,7 +310,7 @@ export interface MaxInForce {
  */
 export function maxInForce(s: MaxLevels): MaxInForce {
   const svc = positive(s.serviceMaxInstances);
-  const rev = s.templateServes === false ? null : positive(s.revisionMaxInstances);
+  const rev = revisionBound(s);
   if (svc !== null && (rev === null || svc <= rev)) return { max: svc, level: 'service' };
   if (rev !== null) return { max: rev, level: 'revision' };
   const unset = s.unsetMax ?? DEFAULT_MAX_INSTANCES;
@@ -320,6 +320,17 @@ export function maxInForce(s: MaxLevels): MaxInForce {
     return { max: Math.min(sum, MAX_QUOTA_GPUS), level: 'revisions' };
   }
   return { max: unset, level: 'default' };
+}
+
+/**
+ * The serving revision's own max when it is known to serve (`templateServes`) and sets one: the
+ * cap in force is never above it, whatever the service-level max ("Revision-level" and
+ * "Service-level" in https://cloud.google.com/run/docs/configuring/max-instances: the lower
+ * applies), and only a deploy changes it, so no service-level max the governor writes can raise
+ * the cap past it. Null otherwise.
+ */
+export function revisionBound(s: MaxLevels): number | null {
+  return s.templateServes === false ? null : positive(s.revisionMaxInstances);
 }
 
 /** The serving revisions when every one was read, else null. */

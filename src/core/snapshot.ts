@@ -172,6 +172,11 @@ export const SnapshotService = z.strictObject({
     .describe(
       "How maxInstances was counted when the service's latest revision does not serve: the sum of its serving revisions' own max, or why they could not be read. Absent: as said in maxInstances.",
     ),
+  revisionMaxInstances: Instances.min(1)
+    .optional()
+    .describe(
+      "The serving revision's own max instances (set by a deploy), when its latest revision is the one serving: the cap in force is never above it, whatever service-level max is written (https://cloud.google.com/run/docs/configuring/max-instances), so the governor plans no cap above it. Absent: the revision sets none, or the latest revision does not serve (see maxNote).",
+    ),
   minInstances: Instances.default(0),
   reconciling: z.boolean().default(false),
   etag: Line.default(''),
@@ -208,6 +213,7 @@ export function oneShapeService(s: SnapshotService): SnapshotService {
     maxInstances: s.maxInstances,
     maxUnset: s.maxUnset,
     maxNote: s.maxNote,
+    revisionMaxInstances: s.revisionMaxInstances,
     minInstances: s.minInstances,
     reconciling: s.reconciling,
     etag: s.etag,
@@ -298,6 +304,20 @@ export function parseSnapshot(raw: unknown, what = 'snapshot'): Snapshot {
       });
     else services.set(key, i);
     faults.push(...observedAfter(s, i, result.data.takenAt));
+    // The cap in force is the lower of the two levels: one above the revision's own is no observation.
+    if (s.revisionMaxInstances !== undefined && s.maxInstances > s.revisionMaxInstances)
+      faults.push({
+        path: `services[${i}].maxInstances`,
+        message: `${s.maxInstances} is above its revisionMaxInstances, ${s.revisionMaxInstances}: the max in force is never above the serving revision's own`,
+      });
+    if (s.revisionMaxInstances !== undefined && (s.maxNote !== undefined || s.maxUnset))
+      faults.push({
+        path: `services[${i}].revisionMaxInstances`,
+        message:
+          s.maxNote !== undefined
+            ? 'is the max of a latest revision that serves, maxNote tells of one that does not: not both'
+            : 'is a max its revision sets, maxUnset says neither level sets one: not both',
+      });
   }
   if (faults.length) throw new InputError(`${what} is invalid`, faults);
   return result.data;

@@ -127,10 +127,10 @@ export const PlanWhy = z
         floor: Count,
         ceiling: Count,
         wins: z
-          .enum(['quota', 'neither'])
+          .enum(['quota', 'neither', 'revision'])
           .optional()
           .describe(
-            "Absent: the ceiling is the policy's max, and the floor wins. quota: the ceiling is the quota ÷ GPUs per instance, the most Cloud Run accepts, so the floor yields to it. neither: the service's own min instances are above that too, so Cloud Run accepts no max for it (basis unwritable).",
+            "Absent: the ceiling is the policy's max, and the floor wins. quota: the ceiling is the quota ÷ GPUs per instance, the most Cloud Run accepts, so the floor yields to it. neither: the service's own min instances are above that too, so Cloud Run accepts no max for it (basis unwritable). revision: the ceiling is the serving revision's own max, which bounds the cap in force whatever service-level max is written, so the floor yields to it.",
           ),
         minInstances: Count.optional().describe('With `neither`: its min instances.'),
       })
@@ -194,9 +194,9 @@ export const PlanWhy = z
       .strictObject({
         ceiling: Count,
         set: z
-          .enum(['quota', 'defaults', 'rule', 'window'])
+          .enum(['quota', 'defaults', 'rule', 'window', 'revision'])
           .describe(
-            "What set the ceiling: the pool's quota ÷ GPUs per instance (the most Cloud Run accepts), the policy's `defaults.max`, its rule's `max`, or the `max` of its rule's schedule window in force.",
+            "What set the ceiling: the pool's quota ÷ GPUs per instance (the most Cloud Run accepts), the policy's `defaults.max`, its rule's `max`, the `max` of its rule's schedule window in force, or the serving revision's own max (a deploy sets it; the cap in force is never above it, whatever service-level max is written).",
           ),
         rule: Count.nullable().describe('The rule, with `set` rule or window.'),
         window: Count.nullable().describe('The schedule window, with `set` window.'),
@@ -361,7 +361,9 @@ export function renderReason(why: PlanWhy): string {
           ? ceiling === 0
             ? 'the quota holds no instance of it: Cloud Run refuses any max instances for it'
             : `its min instances (${minInstances ?? floor}) are above ${ceiling}, the most Cloud Run accepts within the quota: Cloud Run refuses any max instances for it`
-          : `floor ${floor} is above ceiling ${ceiling}: the floor wins`,
+          : wins === 'revision'
+            ? `floor ${floor} is above ${ceiling}, its serving revision's own max, which no service-level max can raise (a deploy sets it): the revision's max wins`
+            : `floor ${floor} is above ceiling ${ceiling}: the floor wins`,
     );
   }
   if (why.maxCounted) clauses.push(why.maxCounted.how);
@@ -532,6 +534,8 @@ function boundText(
       return `its own min instances (${value})`;
     case 'quota':
       return `the quota holds ${plural(value, 'instance')} of it, the most Cloud Run accepts`;
+    case 'revision':
+      return `its serving revision's own max (${value}), which no service-level max can raise (a deploy sets it)`;
     case 'defaults':
       return `the policy's defaults.${key} (${value})`;
     case 'window':

@@ -89,6 +89,12 @@ export type ScaleWorkerPoolInput = z.input<typeof ScaleWorkerPoolInput>;
 export const DeployInput = z.strictObject({
   ...Target,
   seconds: z.number().min(0).max(MAX_WAIT_SECONDS),
+  /**
+   * The new revision's own max instances (`gcloud run deploy --max-instances`, the revision-level
+   * max, https://cloud.google.com/run/docs/configuring/max-instances); 0: none. Absent: the one the
+   * serving revision has.
+   */
+  revisionMaxInstances: z.number().int().min(0).max(1000).optional(),
 });
 export type DeployInput = z.input<typeof DeployInput>;
 
@@ -472,9 +478,22 @@ export class EmulatorControl {
 
   /** Simulates a deployment in flight for `seconds` of virtual time: the service is `reconciling`. */
   deploy(input: DeployInput): ServiceView {
-    const { service, project, region, seconds } = parse(DeployInput, input, 'deploy');
+    const { service, project, region, seconds, revisionMaxInstances } = parse(
+      DeployInput,
+      input,
+      'deploy',
+    );
     const s = this.find(service, project, region);
     this.ctx.sync();
+    if (revisionMaxInstances !== undefined) {
+      // The model's cap follows the service's revision settings at once, not when a deploy in
+      // flight ends: only a deploy done at once may change them.
+      if (seconds > 0)
+        throw new ControlError(
+          'revisionMaxInstances goes only with seconds 0: a deploy that changes the revision is made at once here',
+        );
+      s.revisionMaxInstances = revisionMaxInstances;
+    }
     this.ctx.model.startDeployment(s, seconds * 1000);
     this.otherActed(s);
     return this.view(s);

@@ -9,6 +9,7 @@ import {
   entryPool,
   gpuPool,
   maxInForce,
+  revisionBound,
   poolIdOf,
   poolKey,
   quotaFromPolicy,
@@ -343,6 +344,7 @@ export async function observe(
         labels: svc.labels,
         maxInstances: effectiveMax(svc),
         ...maxNoteOf(svc),
+        ...revisionMaxOf(svc),
         minInstances: Math.max(svc.serviceMinInstances ?? 0, svc.revisionMinInstances ?? 0),
         reconciling: svc.reconciling,
         etag: svc.etag,
@@ -484,6 +486,12 @@ function countsUnset(svc: ObservedService): boolean {
   const { level } = maxInForce(svc);
   if (level === 'default') return true;
   return level === 'revisions' && (svc.servingRevisions ?? []).some((r) => r.maxInstances === null);
+}
+
+/** The serving revision's own max, which bounds what any service-level max can raise the cap to. */
+function revisionMaxOf(svc: ObservedService): { revisionMaxInstances?: number } {
+  const max = revisionBound(svc);
+  return max === null ? {} : { revisionMaxInstances: max };
 }
 
 /**

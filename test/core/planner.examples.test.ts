@@ -337,6 +337,69 @@ describe('rule 2: floors and ceilings', () => {
     // Counted at its cap of 2 GPUs, over the budget of 1.
     expect(p.pools[0]).toMatchObject({ status: 'infeasible', floors: 2, budget: 1 });
   });
+
+  it("plans no cap above the serving revision's own max, and gives the room to others", () => {
+    // chat's serving revision sets max 2 (a deploy's --max-instances): the cap in force is never
+    // above it, whatever service-level max is written. Both run at their caps, refused.
+    const busy = { current: 2, peak: 2, saturated: true };
+    const snapshot = snap(12, [
+      svc('chat', 2, busy, { revisionMaxInstances: 2 }),
+      svc('code', 2, busy),
+    ]);
+    const p = plan(snapshot, policy({ defaults: { headroom: 0, max: 12 } }), AT);
+    expect(p.services.find((s) => s.name === 'chat')).toMatchObject({ to: 2, ceiling: 2 });
+    expect(p.services.find((s) => s.name === 'chat')?.why.atCeiling).toMatchObject({
+      ceiling: 2,
+      set: 'revision',
+    });
+    expect(reason(p, 'chat')).toContain(
+      "its serving revision's own max (2), which no service-level max can raise (a deploy sets it)",
+    );
+    // The room chat cannot use goes to code: all of the quota but chat's 2.
+    expect(to(p, 'code')).toBe(10);
+    expect(p.changes.map((c) => c.name)).toEqual(['code']);
+    // Applied and planned again on the same usage: nothing more to write (rule 7).
+    expect(
+      plan(applyPlan(snapshot, p), policy({ defaults: { headroom: 0, max: 12 } }), AT).changes,
+    ).toEqual([]);
+  });
+
+  it("lowers below the revision's own max as ever, and a floor above it yields to it", () => {
+    const idle = { current: 0, peak: 0 };
+    // code is refused at its cap: the room chat holds above its use moves to it.
+    const low = plan(
+      snap(12, [
+        svc('chat', 3, idle, { revisionMaxInstances: 3 }),
+        svc('code', 9, { current: 9, peak: 9, saturated: true }),
+      ]),
+      policy(),
+      AT,
+    );
+    expect(to(low, 'chat')).toBeLessThan(3);
+    expect((to(low, 'chat') ?? 0) + (to(low, 'code') ?? 0)).toBe(12);
+    const floored = plan(
+      snap(12, [svc('chat', 2, idle, { revisionMaxInstances: 2 })]),
+      policy({ defaults: { headroom: 0, min: 4 } }),
+      AT,
+    );
+    expect(floored.services[0]).toMatchObject({ to: 2, floor: 2, ceiling: 2 });
+    expect(floored.services[0]?.why.floorAboveCeiling).toEqual({
+      floor: 4,
+      ceiling: 2,
+      wins: 'revision',
+    });
+    expect(reason(floored, 'chat')).toContain("the revision's max wins");
+    expect(floored.changes).toEqual([]);
+    // Its own min instances above the revision's max: Cloud Run takes no service-level max
+    // below them, so the revision's max does not bound the plan (left as before).
+    const pinned = plan(
+      snap(12, [svc('chat', 2, idle, { revisionMaxInstances: 2, minInstances: 3 })]),
+      policy(),
+      AT,
+    );
+    expect(pinned.services[0]?.why.floorAboveCeiling).toBeUndefined();
+    expect(pinned.services[0]).toMatchObject({ floor: 3 });
+  });
 });
 
 describe('rule 3: hands off', () => {

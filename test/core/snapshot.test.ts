@@ -215,6 +215,31 @@ describe('times in the snapshot', () => {
     ]);
   });
 
+  it("refuses a revision's own max below the max in force, or beside maxNote or maxUnset", () => {
+    const faultsWithService = (more: Record<string, unknown>): string[] => {
+      const doc = JSON.parse(readFileSync('examples/snapshot.json', 'utf8')) as {
+        services: Record<string, unknown>[];
+      };
+      const first = doc.services[0];
+      if (!first) throw new Error('the example has no service');
+      Object.assign(first, { maxInstances: 3 }, more);
+      return faultsOf(doc);
+    };
+    expect(faultsWithService({ revisionMaxInstances: 3 })).toEqual([]);
+    expect(faultsWithService({ revisionMaxInstances: 2 })).toEqual([
+      "services[0].maxInstances: 3 is above its revisionMaxInstances, 2: the max in force is never above the serving revision's own",
+    ]);
+    expect(faultsWithService({ revisionMaxInstances: 0 })).toEqual([
+      'services[0].revisionMaxInstances: Too small: expected number to be >=1',
+    ]);
+    expect(faultsWithService({ revisionMaxInstances: 4, maxUnset: true })).toEqual([
+      'services[0].revisionMaxInstances: is a max its revision sets, maxUnset says neither level sets one: not both',
+    ]);
+    expect(faultsWithService({ revisionMaxInstances: 4, maxNote: 'split' })).toEqual([
+      'services[0].revisionMaxInstances: is the max of a latest revision that serves, maxNote tells of one that does not: not both',
+    ]);
+  });
+
   it('refuses a time whose UTC form is past year 9999 or before year 0000, naming its path', () => {
     // 9999-12-31T23:59:59-12:00 is +010000-01-01T11:59:59Z: planned, the plan's `at` and every
     // alert's `time` were written with a six-digit year, which no ISO 8601 reader takes.

@@ -133,7 +133,9 @@ describe('observation end to end', () => {
     expect(chat?.served?.at(-1)).toBe(120);
     expect(chat?.refused?.length).toBe(chat?.inUse.length);
     expect(chat?.refused?.every((n) => n === 0)).toBe(true);
-    expect(byName.get('embed')).toMatchObject({ maxInstances: 2 }); // the lower of service 4 and revision 2
+    // The lower of service 4 and revision 2; the revision's own max carried, the planner's ceiling.
+    expect(byName.get('embed')).toMatchObject({ maxInstances: 2, revisionMaxInstances: 2 });
+    expect(byName.get('chat')?.revisionMaxInstances).toBeUndefined();
     expect(byName.get('embed')?.usage).toMatchObject({ current: 1, peak: 1 });
     expect(byName.get('idle')?.usage).toMatchObject({ current: 0, peak: 0 }); // no series at all: idle
     expect(byName.get('render-a')).toMatchObject({ minInstances: 1 });

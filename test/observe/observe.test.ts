@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { effectiveMax } from '../../src/core/pool.js';
+import { effectiveMax, revisionBound } from '../../src/core/pool.js';
 import { renderProblem } from '../../src/core/problems.js';
 import { PermissionError, RateLimitedError, UnavailableError } from '../../src/core/errors.js';
 import { observe } from '../../src/observe/observe.js';
@@ -782,6 +782,11 @@ describe('observe', () => {
   it('reads the effective max, min instances and the governor annotation', async () => {
     expect(effectiveMax({ serviceMaxInstances: null, revisionMaxInstances: null })).toBe(100);
     expect(effectiveMax({ serviceMaxInstances: 5, revisionMaxInstances: 3 })).toBe(3);
+    // The revision's own max bounds the cap only while that revision is known to serve.
+    expect(revisionBound({ serviceMaxInstances: 2, revisionMaxInstances: 3 })).toBe(3);
+    expect(revisionBound({ serviceMaxInstances: 2, revisionMaxInstances: 0 })).toBeNull();
+    const pinned = { serviceMaxInstances: 2, revisionMaxInstances: 3, templateServes: false };
+    expect(revisionBound(pinned)).toBeNull();
     const o = await observe(
       policy({ regions: ['us-east1'] }),
       ports({

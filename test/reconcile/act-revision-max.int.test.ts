@@ -3,14 +3,15 @@ import { parsePolicy, type Policy } from '../../src/core/policy.js';
 import { emulatorRuns } from '../support/emulator-runs.js';
 
 /**
- * A raise of a service whose serving revision sets a lower max of its own: the governor writes the
- * service-level max, and the cap in force is the lower of the two
- * (https://cloud.google.com/run/docs/configuring/max-instances), so the raise lands only up to the
- * revision's max. Another writer fills the pool in the raise's round trip: the raise, the
- * governor's own, must still come back in the same run.
+ * A raise of a service whose serving revision comes to set a lower max of its own: the governor
+ * writes the service-level max, and the cap in force is the lower of the two
+ * (https://cloud.google.com/run/docs/configuring/max-instances). The planner plans no cap above
+ * a revision's own max it has read (below), so the raise meets one only when a deploy lowers it
+ * after the raise landed, before the read that verifies it; another writer fills the pool in the
+ * same round trip. The raise, the governor's own, must still come back in the same run.
  *
- * Quota 12: svc-a wants 4 at max 1, its revision's own max 2; svc-b, svc-c, svc-d held at 1 by the
- * policy; ext-render (not governed) at max 1.
+ * Quota 12: svc-a wants 4 at max 1; svc-b, svc-c, svc-d held at 1 by the policy; ext-render (not
+ * governed) at max 1.
  */
 
 const PROJECT = 'revmax-project';
@@ -32,7 +33,6 @@ const fleet = {
           region: REGION,
           gpu: {},
           maxInstances: 1,
-          ...(n === 'a' ? { revisionMaxInstances: 2 } : {}),
           demand: n === 'a' ? 4 : 1,
         })),
         { name: 'ext-render', region: REGION, gpu: {}, maxInstances: 1, demand: 0 },
@@ -56,19 +56,27 @@ const policy: Policy = parsePolicy({
 
 const runOn = emulatorRuns();
 
-/** A run in whose raise of svc-a another writer takes every GPU left with svc-a at 1. */
+/**
+ * A run in whose raise of svc-a, once the raise was sent, a deploy gives svc-a a revision of max 2
+ * and another writer takes every GPU left with svc-a at 1.
+ */
 function run() {
-  let filled = false;
+  let sent = false;
+  let acted = false;
   return runOn(fleet, policy, {
     runId: 'revmax',
     deadlineMs: 30_000,
     emulator: { operationDelayMs: 20, invariants: { unmanaged: [{ name: 'ext-render' }] } },
     faults: ({ method, request }, emulator) => {
+      if (acted) return undefined;
       const name = (request as { service?: { name?: string } }).service?.name ?? '';
-      if (filled || !method.endsWith('/UpdateService') || !name.endsWith('/services/svc-a'))
+      if (!sent) {
+        sent = method.endsWith('/UpdateService') && name.endsWith('/services/svc-a');
         return undefined;
-      filled = true;
-      // In the raise's round trip, ext-render takes every GPU left with svc-a at 1.
+      }
+      // The first call after the raise (its operation's poll, or the verify read): it landed.
+      acted = true;
+      emulator.deploy({ service: 'svc-a', seconds: 0, revisionMaxInstances: 2 });
       emulator.edit({ service: 'ext-render', maxInstances: 8 });
       return undefined;
     },
@@ -92,6 +100,70 @@ describe("act: a raise held by the serving revision's own max", () => {
       QUOTA,
     );
     emulator.judgeRaces();
+    expect(emulator.violations().violations).toEqual([]);
+  });
+});
+
+/**
+ * The same service left alone: demand 6 at a revision max of 2, beside svc-e refused at its cap.
+ * Planned past the revision's max, every run wrote svc-a's service-level max 6 again (2 writes an
+ * hour each 10 minutes of runs: rule 7 broken), the cap in force stayed 2, and the 4 instances
+ * planned for it were refused to svc-e.
+ */
+const calm = {
+  ...fleet,
+  projects: [
+    {
+      id: PROJECT,
+      pools: [{ region: REGION, quota: QUOTA }],
+      services: [
+        {
+          name: 'svc-a',
+          region: REGION,
+          gpu: {},
+          maxInstances: 3,
+          revisionMaxInstances: 2,
+          demand: 6,
+        },
+        { name: 'svc-e', region: REGION, gpu: {}, maxInstances: 3, demand: 12 },
+      ],
+    },
+  ],
+};
+
+describe("plan: the serving revision's own max is the service's ceiling", () => {
+  it('gives the room it bounds to others, and planning again writes nothing, though another writer edits meanwhile', async () => {
+    const open = parsePolicy({
+      version: 1,
+      projects: [PROJECT],
+      regions: [REGION],
+      services: [{ match: {} }],
+      limits: { writesPerMinute: 6000 },
+    });
+    const { report, emulator, again } = await runOn(calm, open, { runId: 'calm-0' });
+    const state = (name: string) => emulator.state().services.find((s) => s.name === name);
+    // svc-a is not written past its revision's 2; svc-e takes the other 10.
+    expect(report.writes.filter((w) => w.name === 'svc-a')).toEqual([]);
+    expect(state('svc-a')?.effectiveMax).toBe(2);
+    expect(state('svc-e')?.effectiveMax).toBe(QUOTA - 2);
+    const later = [];
+    for (let run = 1; run <= 3; run++) {
+      emulator.advance(5 * 60_000);
+      later.push(...(await again(`calm-${run}`)).writes);
+    }
+    expect(later).toEqual([]);
+    // Another writer sets svc-a's service-level max to 1 by hand: the next run gives it back
+    // up to its revision's 2 (svc-e, refused, keeps what the quota leaves), never past it.
+    emulator.edit({ service: 'svc-a', maxInstances: 1 });
+    emulator.advance(5 * 60_000);
+    const back = await again('calm-edited');
+    expect(back.writes.find((w) => w.name === 'svc-a')).toMatchObject({ from: 1, written: 2 });
+    expect(state('svc-a')?.effectiveMax).toBe(2);
+    emulator.advance(5 * 60_000);
+    expect((await again('calm-after')).writes).toEqual([]);
+    expect(emulator.state().pools.find((p) => p.region === REGION)?.capsGpus).toBeLessThanOrEqual(
+      QUOTA,
+    );
     expect(emulator.violations().violations).toEqual([]);
   });
 });
