@@ -558,6 +558,13 @@ interface Raise {
   result: WriteResult;
   /** The etag the raise was sent with, conditional on it (null: not sent). */
   etag: string | null;
+  /** The read of its service the raise was sent against (null: not sent). */
+  sentOn: ObservedService | null;
+  /**
+   * A raise that got no answer can no longer land: a read after it showed its service changed
+   * since it was sent (it landed, or another writer changed it), or it was written back.
+   */
+  settled: boolean;
 }
 
 /**
@@ -645,6 +652,8 @@ const notSent = (change: PlanChange, result: WriteResult): Raise => ({
   to: null,
   result,
   etag: null,
+  sentOn: null,
+  settled: false,
 });
 
 /** Why a project's raises are not sent after its lease check (lostLeases). */
@@ -840,7 +849,14 @@ async function raiseRound(
           // Sent again after a refusal only while it could still be read back and lowered back.
           const resendUntil = opts.deadline - raiseMargin(readMs, opts);
           const result = await write(d.c, d.to, d.svc, opts, d.note, resendUntil);
-          return { change: d.c, to: d.to, result, etag: d.svc.etag };
+          return {
+            change: d.c,
+            to: d.to,
+            result,
+            etag: d.svc.etag,
+            sentOn: d.svc,
+            settled: false,
+          };
         },
         opts.deadline,
       );
@@ -903,12 +919,14 @@ async function compensate(
       `${poolKey(pool)}: could not read the pool again after its increases (${read.message}): not verified; the next run will see it`,
     );
     opts.onUnverified?.({ ...poolIdOf(pool), raises: raises.length, error: read.message });
-    return [];
+    return fenceUnread(raises, gate, opts);
   }
   const byName = new Map(inPool(pool, read.services).map((s) => [s.name, s]));
   // The raises that got no answer and that this read does not show: each may still apply, so its
   // room is still spent here, as it is for the rounds after it (raisePool).
   const pending = new Set(raises.filter((r) => mayStillApply(r, byName.get(r.change.name))));
+  // One this read shows changed since it was sent can no longer land (its etag is stale).
+  for (const r of raises) if (r.result.cause === 'uncertain' && !pending.has(r)) r.settled = true;
   const pendingGpus = [...pending].reduce((sum, r) => {
     const svc = byName.get(r.change.name);
     return sum + ((r.to ?? r.change.from) - r.change.from) * (svc ? instanceGpus(svc) : 0);
@@ -924,6 +942,7 @@ async function compensate(
   if (room >= 0 && pending.size === 0) return [];
   let over = Math.max(0, -room);
   const plans: {
+    raise: Raise;
     change: PlanChange;
     svc: ObservedService;
     to: number;
@@ -954,7 +973,7 @@ async function compensate(
     const to = unanswered ? r.change.from : Math.max(r.change.from, held - Math.ceil(over / g));
     if (to >= held) continue;
     over -= (held - to) * g;
-    plans.push({ change: r.change, svc, to, from: held, unanswered });
+    plans.push({ raise: r, change: r.change, svc, to, from: held, unanswered });
   }
   const late =
     pending.size > 0
@@ -967,7 +986,7 @@ async function compensate(
       : `${poolKey(pool)}: ${pending.size} raise(s) got no answer and do not show on the read just after the raises: writing ${plans.length} back to the max they had, so that none can land later (the next run decides again)`,
   );
   const results = await Promise.all(
-    plans.map(({ change, svc, to, from, unanswered }) =>
+    plans.map(({ raise, change, svc, to, from, unanswered }) =>
       gate(async () => {
         const noAnswer = unanswered
           ? ' (that raise got no answer and may still apply: lowered back before it can)'
@@ -981,6 +1000,7 @@ async function compensate(
         opts.pacer.take(regionKey(c));
         const result = await write(c, to, svc, opts);
         if (result.outcome !== 'written') return result;
+        raise.settled = true;
         return { ...result, cause: room < 0 ? ('compensated' as const) : ('fenced' as const) };
       }, true),
     ),
@@ -1001,6 +1021,59 @@ async function compensate(
     opts.onOverAfterRaises?.({ ...poolIdOf(pool), quota: read.quota, budget: allowed, caps });
   }
   return results;
+}
+
+/**
+ * When the read after the raises failed: each raise that got no answer and that no read has shown
+ * settled is written back all the same, to the max its service had on the read it was sent
+ * against, with that read's etag. Whether it landed is unknown without a read, and Google does not
+ * say how late a request the client gave up on may still be taken (see mayStillApply): left as it
+ * is, it could land after the run, once another writer has taken the room it was decided on, and
+ * take the pool over its quota with nobody reading the pool until the next run. Sent with the etag
+ * the raise was sent with, the write needs no read: Cloud Run takes it only while the service is
+ * unchanged since that read (https://google.aip.dev/154), so it changes no cap (the raise has not
+ * landed: `fenced`), and its new etag has the raise refused should it arrive later; a raise that
+ * did land has changed the etag, so the write is refused instead (`conflict`) and the raise
+ * stands, as unverified as the pool (its alert).
+ */
+async function fenceUnread(
+  raises: readonly Raise[],
+  gate: Gate,
+  opts: Acting,
+): Promise<WriteResult[]> {
+  const open = raises.filter(
+    (r): r is Raise & { to: number; sentOn: ObservedService } =>
+      r.result.cause === 'uncertain' &&
+      !r.settled &&
+      r.to !== null &&
+      r.sentOn !== null &&
+      r.to > r.change.from,
+  );
+  if (open.length === 0) return [];
+  opts.log.log(
+    'WARNING',
+    `${open.length} raise(s) got no answer and the pool could not be read again after them: writing them back to the max they had, with the etag each was sent with, so that none can land later (the next run decides again)`,
+  );
+  return Promise.all(
+    open.map((r) =>
+      gate(async () => {
+        const reason = `written back to ${r.change.from}, not raised to ${r.to}: that raise got no answer and the pool could not be read again after it, so it is fenced off with the etag it was sent with (it could otherwise land later, over another writer's change); the next run decides again`;
+        const c: PlanChange = {
+          ...r.change,
+          from: r.to,
+          to: r.change.from,
+          etag: r.sentOn.etag,
+          reason,
+        };
+        // As lowering back: it takes its slot now, never waiting for the write quota.
+        opts.pacer.take(regionKey(c));
+        const result = await write(c, r.change.from, r.sentOn, opts);
+        if (result.outcome !== 'written') return result;
+        r.settled = true;
+        return { ...result, cause: 'fenced' as const };
+      }, true),
+    ),
+  );
 }
 
 /**

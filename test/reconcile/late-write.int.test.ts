@@ -4,7 +4,8 @@ import { createCloudRunAdapter } from '../../src/adapters/cloud-run.js';
 import { createMonitoringAdapter } from '../../src/adapters/monitoring.js';
 import { createQuotaAdapter } from '../../src/adapters/quotas.js';
 import { parsePolicy, type Policy } from '../../src/core/policy.js';
-import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
+import { status } from '@grpc/grpc-js';
+import { RpcError, startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import type { ObservePorts } from '../../src/ports/index.js';
 import type { RunReport } from '../../src/reconcile/reconcile.js';
 import { reconcileReport } from '../support/reconcile-run.js';
@@ -69,8 +70,11 @@ let ports: ObservePorts & { close(): Promise<void> };
 /** Lets the held UpdateService through to Cloud Run's handler. */
 let release: () => void = () => {};
 
-/** `fill`: another writer fills the pool in the round trip of svc-a's raise. */
-async function start(fill: boolean): Promise<void> {
+/**
+ * `fill`: another writer fills the pool in the round trip of svc-a's raise. `blind`: from svc-a's
+ * raise on, the region's services cannot be listed (the read that verifies the raise fails).
+ */
+async function start(fill: boolean, blind = false): Promise<void> {
   let held = false;
   const gate = new Promise<void>((resolve) => (release = resolve));
   emulator = await startEmulator({
@@ -80,6 +84,8 @@ async function start(fill: boolean): Promise<void> {
     invariants: { unmanaged: [{ name: 'ext-render' }] },
     faults: async ({ method, request }) => {
       const name = (request as { service?: { name?: string } }).service?.name ?? '';
+      if (blind && held && method.endsWith('/ListServices'))
+        return new RpcError(status.UNAVAILABLE, 'injected: the services cannot be listed');
       if (held || !method.endsWith('/UpdateService') || !name.endsWith('/services/svc-a'))
         return undefined;
       held = true;
@@ -198,6 +204,31 @@ describe('act: a raise Cloud Run takes only after the read that verifies it', ()
     // The raise reaching Cloud Run only now is refused for its stale etag: it cannot land on it.
     expect(await landLate()).toBe('ABORTED');
     expect(a()?.maxInstances).toBe(1);
+    expect(poolCaps()).toBeLessThanOrEqual(QUOTA);
+    emulator.judgeRaces();
+    expect(emulator.violations().violations).toEqual([]);
+  });
+
+  it('is fenced off when the read after it fails: landing late, it cannot meet another writer there', async () => {
+    await start(false, true);
+    const report = await run();
+    expect(report.writes.find((w) => w.name === 'svc-a' && w.planned > w.from)).toMatchObject({
+      cause: 'uncertain',
+    });
+    // The pool could not be read again: whether it stayed within its quota is unknown (alerted),
+    // but the raise that got no answer is written back all the same, to the max svc-a had on the
+    // read the raise was decided on, with the etag it was sent with.
+    expect(report.alerts.some((a) => a.details.reason === 'unverified')).toBe(true);
+    expect(report.writes.find((w) => w.cause === 'fenced')).toMatchObject({
+      name: 'svc-a',
+      from: 4,
+      written: 1,
+    });
+    // Another writer takes the pool's room once the run is over, as it may at any time.
+    emulator.edit({ service: 'ext-render', maxInstances: 8 });
+    // The raise reaching Cloud Run only now is refused for its stale etag.
+    expect(await landLate()).toBe('ABORTED');
+    expect(emulator.state().services.find((s) => s.name === 'svc-a')?.maxInstances).toBe(1);
     expect(poolCaps()).toBeLessThanOrEqual(QUOTA);
     emulator.judgeRaces();
     expect(emulator.violations().violations).toEqual([]);
