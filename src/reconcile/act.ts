@@ -941,77 +941,108 @@ async function compensate(
   // later, it could meet another writer's change made after this read, and land over the quota.
   if (room >= 0 && pending.size === 0) return [];
   let over = Math.max(0, -room);
-  const plans: {
+  type Lowering = {
     raise: Raise;
     change: PlanChange;
     svc: ObservedService;
     to: number;
     from: number;
     unanswered: boolean;
-  }[] = [];
-  for (const r of [...raises].reverse()) {
-    if (over <= 0 && !pending.has(r)) continue;
-    const svc = byName.get(r.change.name);
-    if (!svc || r.to === null || svc.reconciling) continue;
-    const unanswered = pending.has(r);
-    // This run's raise stands while the service-level max is what it wrote. The cap in force may
-    // be lower: the serving revision's own max, when lower, holds it ("the lower of the two",
-    // core/pool.ts maxInForce; https://cloud.google.com/run/docs/configuring/max-instances), and
-    // the planner, which sees only the cap in force, may plan past it. Such a raise landed up to
-    // that max, and is still this run's to lower back.
-    if (svc.serviceMaxInstances !== r.to && !unanswered) continue;
-    const g = instanceGpus(svc);
-    // What it holds now (or, unanswered, may hold once it lands).
-    const held = unanswered ? r.to : effectiveMax(svc);
-    // A raise that may still apply is lowered back whole, over or not, to the max the service has
-    // now (so this write raises nothing, whether or not that raise ever lands), from what it would
-    // set. Sent
-    // with the etag that raise was sent with (the service is unchanged since), this write changes
-    // the etag, so that raise, should it reach Cloud Run only now, is refused as stale instead of
-    // applying over the other writer's change (see mayStillApply). A raise that landed comes down
-    // from the cap it holds in force, by whole instances that free enough.
-    const to = unanswered ? r.change.from : Math.max(r.change.from, held - Math.ceil(over / g));
-    if (to >= held) continue;
-    over -= (held - to) * g;
-    plans.push({ raise: r, change: r.change, svc, to, from: held, unanswered });
-  }
+  };
+  /** The raises to lower back next, the last planned first, until `over` is spent. */
+  const tried = new Set<Raise>();
+  const next = (): Lowering[] => {
+    const plans: Lowering[] = [];
+    for (const r of [...raises].reverse()) {
+      if (tried.has(r) || (over <= 0 && !pending.has(r))) continue;
+      const svc = byName.get(r.change.name);
+      if (!svc || r.to === null || svc.reconciling) continue;
+      const unanswered = pending.has(r);
+      // This run's raise stands while the service-level max is what it wrote. The cap in force may
+      // be lower: the serving revision's own max, when lower, holds it ("the lower of the two",
+      // core/pool.ts maxInForce; https://cloud.google.com/run/docs/configuring/max-instances), and
+      // the planner, which sees only the cap in force, may plan past it. Such a raise landed up to
+      // that max, and is still this run's to lower back.
+      if (svc.serviceMaxInstances !== r.to && !unanswered) continue;
+      const g = instanceGpus(svc);
+      // What it holds now (or, unanswered, may hold once it lands).
+      const held = unanswered ? r.to : effectiveMax(svc);
+      // A raise that may still apply is lowered back whole, over or not, to the max the service has
+      // now (so this write raises nothing, whether or not that raise ever lands), from what it would
+      // set. Sent
+      // with the etag that raise was sent with (the service is unchanged since), this write changes
+      // the etag, so that raise, should it reach Cloud Run only now, is refused as stale instead of
+      // applying over the other writer's change (see mayStillApply). A raise that landed comes down
+      // from the cap it holds in force, by whole instances that free enough.
+      const to = unanswered ? r.change.from : Math.max(r.change.from, held - Math.ceil(over / g));
+      if (to >= held) continue;
+      over -= (held - to) * g;
+      tried.add(r);
+      plans.push({ raise: r, change: r.change, svc, to, from: held, unanswered });
+    }
+    return plans;
+  };
   const late =
     pending.size > 0
       ? `, counting ${pending.size} raise(s) that got no answer and may still apply`
       : '';
+  const send = (plans: readonly Lowering[]): Promise<WriteResult[]> =>
+    Promise.all(
+      plans.map(({ raise, change, svc, to, from, unanswered }) =>
+        gate(async () => {
+          const noAnswer = unanswered
+            ? ' (that raise got no answer and may still apply: lowered back before it can)'
+            : '';
+          const reason =
+            room < 0
+              ? `lowered back from ${from}${noAnswer}: just after this run raised it, the pool was over its quota by ${-room} GPUs (another writer, or a quota cut, in the meantime)`
+              : `written back to ${to}, not raised to ${from}: that raise got no answer and did not show on the read just after it, so it is fenced off with the etag it was sent with (it could otherwise land later, over another writer's change); the next run decides again`;
+          const c: PlanChange = { ...change, from, to, etag: svc.etag, reason };
+          // Lowering back must not wait for the write quota: it takes a slot now.
+          opts.pacer.take(regionKey(c));
+          const result = await write(c, to, svc, opts);
+          if (result.outcome !== 'written') return result;
+          raise.settled = true;
+          return { ...result, cause: room < 0 ? ('compensated' as const) : ('fenced' as const) };
+        }, true),
+      ),
+    );
+  let plans = next();
   opts.log.log(
     'WARNING',
     room < 0
       ? `${poolKey(pool)}: over its quota by ${-room} GPUs just after this run's raises${late} (another writer, or a quota cut, in the round trip before them): lowering ${plans.length} raise(s) back`
       : `${poolKey(pool)}: ${pending.size} raise(s) got no answer and do not show on the read just after the raises: writing ${plans.length} back to the max they had, so that none can land later (the next run decides again)`,
   );
-  const results = await Promise.all(
-    plans.map(({ raise, change, svc, to, from, unanswered }) =>
-      gate(async () => {
-        const noAnswer = unanswered
-          ? ' (that raise got no answer and may still apply: lowered back before it can)'
-          : '';
-        const reason =
-          room < 0
-            ? `lowered back from ${from}${noAnswer}: just after this run raised it, the pool was over its quota by ${-room} GPUs (another writer, or a quota cut, in the meantime)`
-            : `written back to ${to}, not raised to ${from}: that raise got no answer and did not show on the read just after it, so it is fenced off with the etag it was sent with (it could otherwise land later, over another writer's change); the next run decides again`;
-        const c: PlanChange = { ...change, from, to, etag: svc.etag, reason };
-        // Lowering back must not wait for the write quota: it takes a slot now.
-        opts.pacer.take(regionKey(c));
-        const result = await write(c, to, svc, opts);
-        if (result.outcome !== 'written') return result;
-        raise.settled = true;
-        return { ...result, cause: room < 0 ? ('compensated' as const) : ('fenced' as const) };
-      }, true),
-    ),
-  );
+  const results: WriteResult[] = [];
   // What the pool holds once the raises that could be lowered back are: still over is said.
-  const lowered = results.reduce((sum, w, i) => {
-    const p = plans[i];
-    return (w.cause === 'compensated' || w.cause === 'fenced') && p && w.written !== null
-      ? sum + (w.from - w.written) * instanceGpus(p.svc)
-      : sum;
-  }, 0);
+  let lowered = 0;
+  while (plans.length > 0) {
+    const done = await send(plans);
+    results.push(...done);
+    let missed = 0;
+    for (const [i, w] of done.entries()) {
+      const p = plans[i];
+      if (!p) continue;
+      const freed = (p.from - p.to) * instanceGpus(p.svc);
+      if ((w.cause === 'compensated' || w.cause === 'fenced') && w.written !== null)
+        lowered += freed;
+      else {
+        // A lowering back that did not land frees nothing (one that got no answer may not apply):
+        // the GPUs it was to free are still over, for the next of this run's raises to free. Left
+        // counted as freed, the pool would stay over with a raise of this run still up.
+        over += freed;
+        missed += 1;
+      }
+    }
+    if (missed === 0 || over <= 0) break;
+    plans = next();
+    if (plans.length > 0)
+      opts.log.log(
+        'WARNING',
+        `${poolKey(pool)}: ${missed} lowering(s) back did not land and the pool is still ${over} GPUs over: lowering ${plans.length} more raise(s) back`,
+      );
+  }
   const caps = governed - lowered;
   if (last && caps > allowed) {
     opts.log.log(

@@ -476,3 +476,32 @@ describe('restore: another writer between its reads and its writes', () => {
     expect(emulator.violations().violations).toEqual([]);
   });
 });
+
+describe('act: a lowering back that fails', () => {
+  it('another raise of the run comes down in its place: the pool ends within quota', async () => {
+    await start();
+    // The read after the raises (the run's third listing) finds the pool filled past its quota by
+    // another writer; the first lowering back is refused, nothing of it applied.
+    let lists = 0;
+    let refused = '';
+    hook = (name) => {
+      if (name === 'ListServices' && ++lists === 3) {
+        const ext = emulator.state().services.find((s) => s.name === 'ext-render');
+        if (ext) emulator.edit({ service: 'ext-render', maxInstances: ext.maxInstances + 2 });
+      }
+      if (lists >= 3 && name === 'UpdateService' && refused === '') {
+        refused = name;
+        return new RpcError(status.FAILED_PRECONDITION, 'injected: another operation is in flight');
+      }
+      return undefined;
+    };
+    const report = await run();
+    const raised = report.writes.filter((w) => w.cause === 'written' && w.planned > w.from);
+    expect(raised.length).toBeGreaterThan(1);
+    expect(refused).not.toBe('');
+    expect(report.writes.some((w) => w.cause === 'failed' && w.from > w.planned)).toBe(true);
+    expect(report.writes.some((w) => w.cause === 'compensated')).toBe(true);
+    expect(held()).toBeLessThanOrEqual(QUOTA);
+    expect(report.alerts.filter((a) => a.type === 'pool.over-budget')).toEqual([]);
+  });
+});
