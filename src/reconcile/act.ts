@@ -960,9 +960,9 @@ async function compensate(
       const unanswered = pending.has(r);
       // This run's raise stands while the service-level max is what it wrote. The cap in force may
       // be lower: the serving revision's own max, when lower, holds it ("the lower of the two",
-      // core/pool.ts maxInForce; https://cloud.google.com/run/docs/configuring/max-instances), and
-      // the planner, which sees only the cap in force, may plan past it. Such a raise landed up to
-      // that max, and is still this run's to lower back.
+      // core/pool.ts maxInForce; https://cloud.google.com/run/docs/configuring/max-instances). The
+      // planner plans no cap above the revision's max it read, but a deploy in the round trip may
+      // have lowered it. Such a raise landed up to that max, and is still this run's to lower back.
       if (svc.serviceMaxInstances !== r.to && !unanswered) continue;
       const g = instanceGpus(svc);
       // What it holds now (or, unanswered, may hold once it lands).
