@@ -897,8 +897,18 @@ function computeTimeSeries(ctx: EmulatorContext, request: Message): TimeSeriesPa
       `interval.start_time must be earlier than interval.end_time (a read interval is (start_time, end_time]), got ${new Date(startMs).toISOString()} and ${new Date(endMs).toISOString()}`,
     );
   }
-  if (field(request, 'secondary_aggregation')) throw notEmulated('secondary_aggregation');
-  if (text(request, 'order_by') !== '') throw notEmulated('order_by');
+  // ListTimeSeriesRequest (google/monitoring/v3/metric_service.proto;
+  // https://cloud.google.com/monitoring/api/ref_v3/rpc/google.monitoring.v3#listtimeseriesrequest):
+  // `order_by` is "Unsupported: must be left blank", and `secondary_aggregation` "May only be
+  // specified if `aggregation` is specified". Both are refused; a secondary aggregation after an
+  // aggregation is valid and not computed here.
+  if (text(request, 'order_by') !== '')
+    throw invalid('order_by is unsupported by ListTimeSeries and must be left blank');
+  if (field(request, 'secondary_aggregation')) {
+    if (!field(request, 'aggregation'))
+      throw invalid('secondary_aggregation may only be specified if aggregation is specified');
+    throw notEmulated('secondary_aggregation');
+  }
   const view = enumName(request, 'view', 'FULL', 'view');
 
   const { kind, valueType } = descriptor(q.metricType);

@@ -549,12 +549,12 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
       { ...base, filter: `NOT ${INSTANCE_COUNT}` },
       { ...base, filter: `${INSTANCE_COUNT} AND resource.labels.service_name != "x"` },
       { ...base, filter: `${INSTANCE_COUNT} AND project = "${PROJECT}"` },
-      { ...base, filter: INSTANCE_COUNT, orderBy: 'metric.labels.state' },
-      // secondary_aggregation is valid (ListTimeSeriesRequest, metric_service.proto) and not
-      // computed: never answered as if it had been applied.
+      // secondary_aggregation is valid after an aggregation (ListTimeSeriesRequest,
+      // metric_service.proto) and not computed: never answered as if it had been applied.
       {
         ...base,
         filter: INSTANCE_COUNT,
+        aggregation: { alignmentPeriod: { seconds: 60 }, perSeriesAligner: 'ALIGN_MAX' as const },
         secondaryAggregation: {
           alignmentPeriod: { seconds: 60 },
           perSeriesAligner: 'ALIGN_MAX' as const,
@@ -567,6 +567,24 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
     for (const request of notEmulated) {
       const { code } = await codeOf(clients.metrics.listTimeSeries(request));
       expect(code, JSON.stringify(request)).toBe(status.UNIMPLEMENTED);
+    }
+    // What ListTimeSeriesRequest (metric_service.proto) rules out is refused, not "not emulated":
+    // order_by is "Unsupported: must be left blank", and secondary_aggregation "May only be
+    // specified if `aggregation` is specified".
+    const refused = [
+      { ...base, filter: INSTANCE_COUNT, orderBy: 'metric.labels.state' },
+      {
+        ...base,
+        filter: INSTANCE_COUNT,
+        secondaryAggregation: {
+          alignmentPeriod: { seconds: 60 },
+          perSeriesAligner: 'ALIGN_MAX' as const,
+        },
+      },
+    ];
+    for (const request of refused) {
+      const { code } = await codeOf(clients.metrics.listTimeSeries(request));
+      expect(code, JSON.stringify(request)).toBe(status.INVALID_ARGUMENT);
     }
     const cases = [
       { ...base, filter: 'metric.type = "run.googleapis.com/request_latencies"' },
