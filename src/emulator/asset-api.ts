@@ -3,6 +3,7 @@ import { status } from '@grpc/grpc-js';
 import { compareText } from '../core/pool.js';
 import { answerOf, type EmulatorContext } from './context.js';
 import { ancestry, projectNumber } from './hierarchy.js';
+import { assetSearchResultType, camelToSnake, maskPathMaps } from './protos.js';
 import {
   int,
   invalid,
@@ -38,7 +39,9 @@ import {
  *   INVALID_ARGUMENT (Google does not say which error: failing is the safe side).
  * - `query`, `order_by`, `read_mask`: the emulator evaluates none of them (read_mask would change
  *   which fields a result carries, order_by their order) and answers UNIMPLEMENTED for any that is
- *   set, rather than ignore it and answer what Google would not.
+ *   set, rather than ignore it and answer what Google would not; but an `order_by` field that is
+ *   not sortable and a `read_mask` path that is no field of a result are INVALID_ARGUMENT, as
+ *   Google refuses them ({@link checkOrderBy}, {@link checkReadMask}).
  */
 
 const KNOWN_TYPES = ['run.googleapis.com/Service', 'run.googleapis.com/WorkerPool'];
@@ -159,6 +162,53 @@ function typesOf(patterns: string[]): string[] {
   return [...out];
 }
 
+/**
+ * SearchAllResourcesRequest.order_by (asset_service.proto): "Only the following fields in the
+ * response are sortable", each optionally followed by " DESC". A term naming another field is
+ * INVALID_ARGUMENT; the fields are named as the reference lists them (camelCase), and their
+ * snake_case spelling is not refused (Google does not say it is).
+ */
+const SORTABLE = [
+  'name',
+  'assetType',
+  'project',
+  'displayName',
+  'description',
+  'location',
+  'createTime',
+  'updateTime',
+  'state',
+  'parentFullResourceName',
+  'parentAssetType',
+];
+
+function checkOrderBy(orderBy: string): void {
+  if (orderBy.trim() === '') return;
+  for (const term of orderBy.split(',')) {
+    const fieldName = term.trim().split(/\s+/)[0] ?? '';
+    if (!SORTABLE.some((f) => f === fieldName || camelToSnake(f) === fieldName))
+      throw invalid(
+        `order_by: "${shown(fieldName)}" is not a sortable field (sortable: ${SORTABLE.join(', ')})`,
+      );
+  }
+}
+
+/**
+ * SearchAllResourcesRequest.read_mask (asset_service.proto): fields of ResourceSearchResult, or
+ * "*" for all of them; "Any invalid field path will trigger INVALID_ARGUMENT error". A path is
+ * valid as google/protobuf/field_mask.proto defines it (maskPathMaps), in snake_case or in the
+ * camelCase of the reference's examples ("name,versionedResources").
+ */
+function checkReadMask(paths: readonly string[]): void {
+  for (const path of paths) {
+    if (path === '*') continue;
+    if (!maskPathMaps(assetSearchResultType(), path.split('.').map(camelToSnake)))
+      throw invalid(
+        `read_mask: "${shown(path)}" is not a field path of ResourceSearchResult (or "*")`,
+      );
+  }
+}
+
 export function assetHandlers(ctx: EmulatorContext): Handlers {
   return {
     SearchAllResources: (request) => {
@@ -170,10 +220,14 @@ export function assetHandlers(ctx: EmulatorContext): Handlers {
       }
       if (text(request, 'query') !== '')
         throw new RpcError(status.UNIMPLEMENTED, 'the emulator does not evaluate search queries');
-      if (text(request, 'order_by') !== '')
+      const orderBy = text(request, 'order_by');
+      checkOrderBy(orderBy);
+      if (orderBy !== '')
         throw new RpcError(status.UNIMPLEMENTED, 'the emulator does not sort by order_by');
       const mask = request['read_mask'];
-      if (isMessage(mask) && strings(mask, 'paths').length > 0)
+      const paths = isMessage(mask) ? strings(mask, 'paths') : [];
+      checkReadMask(paths);
+      if (paths.length > 0)
         throw new RpcError(status.UNIMPLEMENTED, 'the emulator does not apply a read_mask');
       const types = typesOf(strings(request, 'asset_types'));
       const h = ctx.model.fleet.hierarchy;

@@ -134,6 +134,11 @@ function shippedType(pkg: string, file: string, message: string): protobuf.Type 
   return found;
 }
 
+/** A field name or mask segment in camelCase (as some clients send them) in snake_case. */
+export function camelToSnake(path: string): string {
+  return path.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
+}
+
 /**
  * Whether a field mask path (segments in snake_case) maps to a field of `type`, as
  * google/protobuf/field_mask.proto defines paths: each segment a field of the message the one
@@ -160,6 +165,20 @@ export function runServiceType(): protobuf.Type {
     'google.cloud.run.v2.Service',
   );
   return cachedRunService;
+}
+
+let cachedAssetResult: protobuf.Type | undefined;
+/**
+ * google.cloud.asset.v1.ResourceSearchResult from the shipped assets.proto, for the read masks of
+ * SearchAllResources.
+ */
+export function assetSearchResultType(): protobuf.Type {
+  cachedAssetResult ??= shippedType(
+    '@google-cloud/asset',
+    'google/cloud/asset/v1/assets.proto',
+    'google.cloud.asset.v1.ResourceSearchResult',
+  );
+  return cachedAssetResult;
 }
 
 let rpcStatusRoot: protobuf.Root | undefined;

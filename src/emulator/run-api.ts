@@ -4,7 +4,14 @@ import { answerOf, type EmulatorContext, type WriteRecord } from './context.js';
 import { annotationsFault, fleetRegions, isReservedAnnotation } from './fleet.js';
 import { effectiveMax, gpusPerInstance, jobExecutions, type ServiceKey } from './model.js';
 import { testServicePermissions } from './iam.js';
-import { encodeWith, maskPathMaps, outputOnlyFields, runServiceType, SERVICES } from './protos.js';
+import {
+  camelToSnake,
+  encodeWith,
+  maskPathMaps,
+  outputOnlyFields,
+  runServiceType,
+  SERVICES,
+} from './protos.js';
 import { gpuQuotaId } from './quotas-api.js';
 import { MAX_INSTANCE_COUNT } from '../core/service.js';
 import {
@@ -169,10 +176,6 @@ function serviceOutputOnly(): ReadonlySet<string> {
     'Service',
   );
   return cachedOutputOnly;
-}
-
-function camelToSnake(path: string): string {
-  return path.replace(/[A-Z]/g, (c) => `_${c.toLowerCase()}`);
 }
 
 /** Service.annotations as Cloud Run holds them (see annotationsFault): INVALID_ARGUMENT otherwise. */

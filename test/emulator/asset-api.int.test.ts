@@ -160,9 +160,26 @@ describe('Cloud Asset Inventory SearchAllResources through @google-cloud/asset',
     for (const req of [
       { query: 'state:ACTIVE' },
       { orderBy: 'location DESC, name' },
+      { orderBy: 'displayName, create_time DESC' },
       { readMask: { paths: ['name'] } },
+      { readMask: { paths: ['*'] } },
+      { readMask: { paths: ['name', 'versionedResources', 'parent_asset_type'] } },
     ]) {
       expect((await codeOf(page(req))).code, JSON.stringify(req)).toBe(status.UNIMPLEMENTED);
+    }
+  });
+
+  it('refuses a read_mask path or an order_by field that SearchAllResources does not have', async () => {
+    // SearchAllResourcesRequest (google/cloud/asset/v1/asset_service.proto): read_mask "Any
+    // invalid field path will trigger INVALID_ARGUMENT error"; order_by: "Only the following
+    // fields in the response are sortable" (name, assetType, project, displayName, ...).
+    for (const req of [
+      { readMask: { paths: ['nmae'] } },
+      { readMask: { paths: ['name', 'versionedResources.version'] } },
+      { orderBy: 'labels' },
+      { orderBy: 'name, folders DESC' },
+    ]) {
+      expect((await codeOf(page(req))).code, JSON.stringify(req)).toBe(status.INVALID_ARGUMENT);
     }
   });
 
