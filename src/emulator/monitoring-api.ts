@@ -816,13 +816,27 @@ function listTimeSeries(ctx: EmulatorContext, request: Message): Message {
     } else {
       page = computeTimeSeries(ctx, request);
     }
+    const timeSeries = page.timeSeries.filter(() => !ctx.injector.dropSeries());
     return {
-      time_series: page.timeSeries.filter(() => !ctx.injector.dropSeries()),
+      time_series: timeSeries,
       next_page_token: page.nextPageToken,
       execution_errors: [],
-      unit: '',
+      unit: unitOf(timeSeries),
     };
   });
+}
+
+/**
+ * ListTimeSeriesResponse.unit (metric_service.proto): "The unit in which all `time_series` point
+ * values are reported ... If different `time_series` have different units (for example, because
+ * they come from different metric types, or a unit is absent), then `unit` will be
+ * "{not_a_unit}"". A page without series reports none (Google does not say what it answers then).
+ */
+function unitOf(series: readonly Message[]): string {
+  const units = new Set(series.map((s) => (typeof s['unit'] === 'string' ? s['unit'] : '')));
+  if (units.size === 0) return '';
+  const [only] = units;
+  return units.size === 1 && only !== '' && only !== undefined ? only : '{not_a_unit}';
 }
 
 /** What a listing pages over: its series in order and, for FULL, their points newest first. */

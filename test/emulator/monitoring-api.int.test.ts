@@ -218,6 +218,28 @@ describe('Cloud Monitoring ListTimeSeries through @google-cloud/monitoring', () 
     expect(Number(idle?.mean)).toBe(0);
   });
 
+  it("answers the unit of the series' values in the response, as ListTimeSeriesResponse.unit does", async () => {
+    // metric_service.proto, ListTimeSeriesResponse.unit: "The unit in which all `time_series`
+    // point values are reported", UCUM: Cloud Run's instance count is "1", its GPU utilization
+    // "10^2.%" (https://cloud.google.com/monitoring/api/metrics_gcp_p_z#gcp-run).
+    const now = emulator.now().getTime();
+    const unitOf = async (filter: string) => {
+      const [, , response] = await clients.metrics.listTimeSeries(
+        {
+          name: `projects/${PROJECT}`,
+          filter,
+          interval: { startTime: seconds(now - 600_000), endTime: seconds(now) },
+          view: 'FULL',
+        },
+        { autoPaginate: false },
+      );
+      expect(response?.timeSeries?.length).toBeGreaterThan(0);
+      return response?.unit;
+    };
+    expect(await unitOf(INSTANCE_COUNT)).toBe('1');
+    expect(await unitOf(UTILIZATION)).toBe('10^2.%');
+  });
+
   it('computes percentiles and means of the distributions', async () => {
     const p50 = byService(
       await utilization({
