@@ -25,7 +25,7 @@ import {
  * https://cloud.google.com/asset-inventory/docs/reference/rest/v1/TopLevel/searchAllResources:
  * - `scope`: projects/{ID or NUMBER}, folders/{NUMBER} or organizations/{NUMBER}; anything else
  *   is INVALID_ARGUMENT. A scope the caller may not search (the fleet's
- *   `hierarchy.searchDenied`, or an organisation or folder the fleet does not have) is
+ *   `hierarchy.searchDenied`, or a project, folder or organisation the fleet does not have) is
  *   PERMISSION_DENIED, as Google answers without cloudasset.assets.searchAllResources on it.
  * - `asset_types`: RE2 expressions; one that matches no asset type is INVALID_ARGUMENT ("If the
  *   regular expression does not match any supported asset type"); one that names another Google
@@ -231,12 +231,16 @@ export function assetHandlers(ctx: EmulatorContext): Handlers {
         throw new RpcError(status.UNIMPLEMENTED, 'the emulator does not apply a read_mask');
       const types = typesOf(strings(request, 'asset_types'));
       const h = ctx.model.fleet.hierarchy;
-      const known =
-        !scope.startsWith('organizations/') && !scope.startsWith('folders/')
-          ? true
-          : h !== undefined &&
-            (scope === `organizations/${h.organization}` ||
-              h.folders.some((f) => `folders/${f.id}` === scope));
+      // A project is searched by id or number; one outside the fleet is one the caller holds no
+      // permission on, refused before anything is looked up (AIP-211), as a folder or an
+      // organisation outside it is, never answered with an empty list.
+      const known = scope.startsWith('projects/')
+        ? ctx.model.fleet.projects.some(
+            (p) => scope === `projects/${p.id}` || scope === `projects/${projectNumber(p.id)}`,
+          )
+        : h !== undefined &&
+          (scope === `organizations/${h.organization}` ||
+            h.folders.some((f) => `folders/${f.id}` === scope));
       if (!known || h?.searchDenied.includes(scope))
         throw permissionDenied('cloudasset.assets.searchAllResources', scope);
       const fleetAnswer = (): Message => {

@@ -4,6 +4,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { emulatorClientOptions } from '../../src/adapters/emulator-options.js';
 import { startEmulator, type RunningEmulator } from '../../src/emulator/index.js';
 import { codeOf } from './helpers.js';
+import { projectNumber } from '../../src/emulator/hierarchy.js';
 import { FOLDERS, ORG, orgFleet, orgProjectId } from '../support/org-fleet.js';
 
 const TYPES = ['run.googleapis.com/Service', 'run.googleapis.com/WorkerPool'];
@@ -190,6 +191,18 @@ describe('Cloud Asset Inventory SearchAllResources through @google-cloud/asset',
     expect((await codeOf(page({ scope: 'organizations/999' }))).code).toBe(
       status.PERMISSION_DENIED,
     );
+    // "The caller must be granted the `cloudasset.assets.searchAllResources` permission on the
+    // desired scope" (SearchAllResourcesRequest.scope, asset_service.proto), and permission is
+    // checked before existence (AIP-211, https://google.aip.dev/211): a project outside the fleet,
+    // by id or by number, is refused as an organisation outside it is, not answered empty.
+    for (const scope of ['projects/not-in-the-fleet', 'projects/123456789012']) {
+      const outside = await codeOf(page({ scope }));
+      expect(outside.code, scope).toBe(status.PERMISSION_DENIED);
+      expect(outside.message).toContain('cloudasset.assets.searchAllResources');
+    }
+    const project = orgProjectId(0);
+    for (const scope of [`projects/${project}`, `projects/${projectNumber(project)}`])
+      expect((await page({ scope })).results?.length, scope).toBeGreaterThan(0);
   });
 
   it('finds the services another writer created and no longer the ones it deleted, as ListServices does', async () => {
