@@ -292,8 +292,11 @@ export function assetHandlers(ctx: EmulatorContext): Handlers {
         }
         results.sort((a, b) => compareText(String(a.name), String(b.name)));
         const pageSize = Math.max(0, int(request, 'page_size'));
+        // "The values of all other method parameters, must be identical to those in the previous
+        // call" (page_token): the patterns as asked, not the types they match.
+        const asked = strings(request, 'asset_types');
         const { page, nextPageToken } = paginate(results, {
-          ...listPaging(request, ctx, ['SearchAllResources', scope, types, pageSize], {
+          ...listPaging(request, ctx, ['SearchAllResources', scope, asked, pageSize], {
             maxPageSize: MAX_PAGE,
           }),
           pageSize,

@@ -155,6 +155,16 @@ describe('Cloud Asset Inventory SearchAllResources through @google-cloud/asset',
       status.INVALID_ARGUMENT,
     );
     expect((await page({ pageSize: 5, pageToken: first.nextPageToken })).results).toHaveLength(5);
+    // asset_types as asked, not as matched: a pattern that matches the same types is another
+    // parameter all the same.
+    const samePatterns = codeOf(
+      page({
+        pageSize: 5,
+        pageToken: first.nextPageToken,
+        assetTypes: ['run.googleapis.com/(Service|WorkerPool)'],
+      }),
+    );
+    expect((await samePatterns).code).toBe(status.INVALID_ARGUMENT);
   });
 
   it('answers UNIMPLEMENTED for what it does not evaluate, rather than ignore it', async () => {
