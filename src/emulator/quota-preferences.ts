@@ -4,7 +4,7 @@ import { status } from '@grpc/grpc-js';
 import type { EmulatorContext } from './context.js';
 import { ANNOTATIONS_MAX_BYTES } from './fleet.js';
 import type { FleetModel } from './model.js';
-import { gpuQuotaId } from './quotas-api.js';
+import { gpuQuotaId, refuseContainer } from './quotas-api.js';
 import {
   bool,
   checkSegment,
@@ -75,6 +75,7 @@ const PARENT = /^projects\/([^/]+)\/locations\/([^/]+)$/;
 function parentProject(ctx: EmulatorContext, request: Message, permission: string): string {
   const parent = text(request, 'parent');
   const m = PARENT.exec(parent);
+  if (!m) refuseContainer(PARENT, parent, 'a quota preference parent');
   if (!m)
     throw invalid(
       `parent must look like projects/{project}/locations/global, got "${shown(parent)}"`,
@@ -516,6 +517,7 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
     GetQuotaPreference: (request) => {
       const name = text(request, 'name');
       const m = NAME.exec(name);
+      if (!m) refuseContainer(NAME, name, 'a quota preference');
       if (!m)
         throw invalid(
           `name must look like projects/{project}/locations/global/quotaPreferences/{id}, got "${shown(name)}"`,
@@ -561,6 +563,7 @@ export function quotaPreferenceHandlers(ctx: EmulatorContext): Handlers {
       if (!pref) throw invalid('quota_preference is required');
       const name = text(pref, 'name');
       const m = NAME.exec(name);
+      if (!m) refuseContainer(NAME, name, 'a quota preference');
       if (!m)
         throw invalid(
           `quota_preference.name must look like projects/{project}/locations/global/quotaPreferences/{id}, got "${shown(name)}"`,

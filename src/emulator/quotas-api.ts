@@ -5,6 +5,7 @@ import { fleetRegions } from './fleet.js';
 import {
   requireFleetProject,
   invalid,
+  notEmulated,
   notFound,
   listPaging,
   paginate,
@@ -161,6 +162,19 @@ function regionsOf(ctx: EmulatorContext, project: string): string[] {
   return p ? fleetRegions(p, ctx.model.listServices(project)) : [];
 }
 
+/**
+ * A name or parent `pattern` would take were its `projects/{project}` a folder's or an
+ * organisation's: Cloud Quotas has quota infos and preferences for those too (the resource
+ * patterns of QuotaInfo and QuotaPreference in google/api/cloudquotas/v1/resources.proto:
+ * `folders/{folder}/locations/...`, `organizations/{organization}/locations/...`), which the
+ * emulator does not model: UNIMPLEMENTED, never a refusal Google would not make.
+ */
+export function refuseContainer(pattern: RegExp, name: string, what: string): void {
+  const m = /^(folders|organizations)\/([^/]+)(\/.*)$/.exec(name);
+  if (m && pattern.test(`projects/${m[2] ?? ''}${m[3] ?? ''}`))
+    throw notEmulated(`${what} of ${shown(name)}`, 'the emulator models the quotas of projects');
+}
+
 /** The scope of a quota info request, checked; `resource` is the request's name or parent. */
 function checkScope(
   ctx: EmulatorContext,
@@ -187,6 +201,7 @@ export function quotasHandlers(ctx: EmulatorContext): Handlers {
       const name = text(request, 'name');
       const m = INFO_NAME.exec(name);
       if (!m) {
+        refuseContainer(INFO_NAME, name, 'GetQuotaInfo');
         throw invalid(
           `name must look like projects/{project}/locations/global/services/{service}/quotaInfos/{quotaId}, got "${shown(name)}"`,
         );
@@ -204,6 +219,7 @@ export function quotasHandlers(ctx: EmulatorContext): Handlers {
     ListQuotaInfos: (request) => {
       const parent = text(request, 'parent');
       const m = PARENT.exec(parent);
+      if (!m) refuseContainer(PARENT, parent, 'ListQuotaInfos');
       if (!m)
         throw invalid(
           `parent must look like projects/{project}/locations/global/services/{service}, got "${shown(parent)}"`,

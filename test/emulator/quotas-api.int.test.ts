@@ -96,6 +96,57 @@ describe('Cloud Quotas API v1 through @google-cloud/cloudquotas', () => {
     expect(compute.code).toBe(status.NOT_FOUND);
   });
 
+  it('answers UNIMPLEMENTED for the folder and organisation quotas Google has, not INVALID_ARGUMENT', async () => {
+    // QuotaInfo and QuotaPreference are resources of projects, folders and organizations alike
+    // (their resource patterns in google/api/cloudquotas/v1/resources.proto, and the example
+    // parents of ListQuotaInfosRequest): valid names the emulator does not model.
+    const q = clients.quotas;
+    const calls: [string, Promise<unknown>][] = [];
+    for (const container of ['folders/234', 'organizations/345']) {
+      const parent = `${container}/locations/global`;
+      calls.push(
+        [
+          `GetQuotaInfo ${container}`,
+          q.getQuotaInfo({
+            name: `${parent}/services/run.googleapis.com/quotaInfos/NvidiaL4GpuAllocPerProjectRegion`,
+          }),
+        ],
+        [
+          `ListQuotaInfos ${container}`,
+          q.listQuotaInfos({ parent: `${parent}/services/run.googleapis.com` }),
+        ],
+        [`ListQuotaPreferences ${container}`, q.listQuotaPreferences({ parent })],
+        [
+          `GetQuotaPreference ${container}`,
+          q.getQuotaPreference({ name: `${parent}/quotaPreferences/p` }),
+        ],
+        [
+          `CreateQuotaPreference ${container}`,
+          q.createQuotaPreference({
+            parent,
+            quotaPreferenceId: 'p',
+            quotaPreference: {
+              service: 'run.googleapis.com',
+              quotaId: 'NvidiaL4GpuAllocPerProjectRegion',
+              quotaConfig: { preferredValue: 1 },
+            },
+          }),
+        ],
+        [
+          `UpdateQuotaPreference ${container}`,
+          q.updateQuotaPreference({
+            quotaPreference: {
+              name: `${parent}/quotaPreferences/p`,
+              quotaConfig: { preferredValue: 1 },
+            },
+          }),
+        ],
+      );
+    }
+    for (const [what, call] of calls)
+      expect((await codeOf(call)).code, what).toBe(status.UNIMPLEMENTED);
+  });
+
   it('lists the quota infos of Cloud Run and follows quota changes', async () => {
     const parent = `projects/${PROJECT}/locations/global/services/run.googleapis.com`;
     const [before] = await clients.quotas.listQuotaInfos({ parent });
