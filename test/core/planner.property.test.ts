@@ -789,6 +789,38 @@ describe('planner properties (docs/rules.md)', { timeout: 180_000 }, () => {
     );
   });
 
+  it("the serving revision's own max: never planned past, and idempotent once applied (10,000 cases)", () => {
+    // Each service's revision sets a max of its own: at its cap (the revision's max holds it) for
+    // one in three, one or two above it (the service-level max holds it) for the others. Made
+    // from the case, so the generated cases are those of the other properties.
+    const withRevisionMax = (c: Case): Case => ({
+      ...c,
+      snapshot: {
+        ...c.snapshot,
+        services: c.snapshot.services.map((s, i) => ({
+          ...s,
+          revisionMaxInstances: Math.max(1, s.maxInstances) + (i % 3),
+        })),
+      },
+    });
+    assertProperty(
+      fc.property(caseArb({ mixedGpus: true }).map(withRevisionMax), (c) => {
+        const first = run(c);
+        const bound = new Map(c.snapshot.services.map((s) => [key(s), s]));
+        for (const row of first.services) {
+          const s = bound.get(key(row));
+          // Cloud Run takes no service-level max below the service's own min instances.
+          if (!s?.revisionMaxInstances || s.minInstances > s.revisionMaxInstances) continue;
+          expect(row.to).toBeLessThanOrEqual(s.revisionMaxInstances);
+        }
+        fc.pre(first.deferred.length === 0); // a partial plan leaves work for the next run
+        const again = plan(applyPlan(c.snapshot, first), c.policy, AT);
+        expect(again.changes).toEqual([]);
+      }),
+      fcParams(10_000),
+    );
+  });
+
   it('rule 7: idempotent in small pools where peaks, caps and priorities compete (20,000 cases)', () => {
     // The general generator rarely builds one pool where the peaks fit only until a plan's own
     // reverse holds shrink them; this one builds nothing else.
