@@ -1,7 +1,14 @@
 import { durationMs } from '../core/duration.js';
 import type { Policy } from '../core/policy.js';
 import { perRegionLimitFor, validateFleet, type FleetInput } from '../emulator/fleet.js';
-import { effectiveMax, gpuPool, poolKey, quotaFromPolicy, type PoolId } from '../core/pool.js';
+import {
+  effectiveMax,
+  gpuPool,
+  poolKey,
+  quotaFromPolicy,
+  revisionBound,
+  type PoolId,
+} from '../core/pool.js';
 import type { MetricSeries, ObservePorts } from '../ports/index.js';
 import { MINUTE_MS } from '../emulator/model.js';
 import { manualInstances } from '../core/service.js';
@@ -158,12 +165,16 @@ export async function buildReplayInput(
         for (let m = 0; m < warmup; m++) series[m] = series[warmup] ?? 0;
         const key = `replay:${project}/${s.region}/${s.name}`;
         traces.set(key, series);
+        const revisionMax = revisionBound(s);
         return {
           name: s.name,
           region: s.region,
           labels: s.labels,
           gpu: s.gpu ?? undefined,
           maxInstances: effectiveMax(s),
+          // The serving revision's own max, which no service-level max the governor writes can
+          // raise the cap past (core/pool.ts revisionBound): replayed, the governor meets it too.
+          ...(revisionMax === null ? {} : { revisionMaxInstances: revisionMax }),
           minInstances: Math.min(
             effectiveMax(s),
             Math.max(s.serviceMinInstances ?? 0, s.revisionMinInstances ?? 0),

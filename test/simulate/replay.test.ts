@@ -135,6 +135,35 @@ describe('the services a replay reads history from', () => {
     expect(input.history).toMatchObject({ shortened: true, minutes: 60, gpuServices: 1 });
   });
 
+  it("replays a serving revision's own max, which the governor cannot raise past, and only one that serves", async () => {
+    const input = await buildReplayInput(
+      governSimulation(),
+      ports(
+        [
+          observedService('held', {
+            project: SIM_PROJECT,
+            serviceMaxInstances: 4,
+            revisionMaxInstances: 2,
+          }),
+          observedService('pinned', {
+            project: SIM_PROJECT,
+            serviceMaxInstances: 3,
+            revisionMaxInstances: 1,
+            templateServes: false,
+          }),
+        ],
+        [every('held', NOW - 60 * MIN)],
+      ),
+      NOW,
+      60 * MIN,
+    );
+    const byName = new Map(input.fleet.projects[0]?.services.map((s) => [s.name, s]));
+    expect(byName.get('held')).toMatchObject({ maxInstances: 2, revisionMaxInstances: 2 });
+    // Its latest revision does not serve: the template's max bounds nothing (observing.md).
+    expect(byName.get('pinned')?.maxInstances).toBe(3);
+    expect(byName.get('pinned')?.revisionMaxInstances).toBeFalsy();
+  });
+
   it('replays a project holding more GPU services in a region than Cloud Run allows by default', async () => {
     // Google raises the 1000 services per project and region on request: such a project replays.
     const many = Array.from({ length: 1_050 }, (_, i) =>
