@@ -614,28 +614,37 @@ export function createFirestoreStateStore(
     async removeOutbox(project, ids, droppedAnnounced = 0) {
       const box = outboxOf(project);
       const countRef = stateDoc(project, 'outbox');
-      for (let i = 0; i < ids.length; i += REMOVE_CHUNK) {
-        const chunk = ids.slice(i, i + REMOVE_CHUNK);
+      const chunks: string[][] = [];
+      for (let i = 0; i < ids.length; i += REMOVE_CHUNK)
+        chunks.push(ids.slice(i, i + REMOVE_CHUNK));
+      // The count the run announced is acknowledged in one transaction with the first entries it
+      // removes: as two commits, a run that died between them left the count standing, and the
+      // next announcement counted the same dropped entries again. Entries of later chunks left
+      // behind by such a death are only published again, under their own ids.
+      if (droppedAnnounced > 0) {
+        const first = chunks.shift() ?? [];
+        await call(`acknowledging the dropped count of ${project}`, () =>
+          db.runTransaction(
+            async (tx) => {
+              const count = await tx.get(countRef);
+              for (const id of first) tx.delete(box.doc(docId(id)));
+              if (!count.exists) return;
+              // An unreadable count reads as 1: announced, it is replaced by a number.
+              tx.set(countRef, {
+                dropped: acknowledgeDropped(countOf(count, countRef.path), droppedAnnounced),
+              });
+            },
+            { maxAttempts },
+          ),
+        );
+      }
+      for (const chunk of chunks) {
         await call(`removing from the outbox of ${project}`, async () => {
           const batch = db.batch();
           for (const id of chunk) batch.delete(box.doc(docId(id)));
           await batch.commit();
         });
       }
-      if (droppedAnnounced <= 0) return;
-      await call(`acknowledging the dropped count of ${project}`, () =>
-        db.runTransaction(
-          async (tx) => {
-            const count = await tx.get(countRef);
-            if (!count.exists) return;
-            // An unreadable count reads as 1: announced, it is replaced by a number.
-            tx.set(countRef, {
-              dropped: acknowledgeDropped(countOf(count, countRef.path), droppedAnnounced),
-            });
-          },
-          { maxAttempts },
-        ),
-      );
     },
 
     async close() {

@@ -3,7 +3,11 @@
  * it fails the tests): the shared contract, the documents as stored, what is read back being
  * parsed, and a stopped emulator failing fast with a typed error.
  */
+import { spawn } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import { rm } from 'node:fs/promises';
+import { join } from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
 import { gunzipSync } from 'node:zlib';
 
 import { Firestore } from '@google-cloud/firestore';
@@ -38,6 +42,7 @@ import {
   unreadableLeaseContract,
   unreadableOutboxContract,
 } from './contract.js';
+import { transpileForNode } from './transpile.js';
 
 const projectId = 'governor-test';
 const collection = 'gpu-governor';
@@ -488,6 +493,82 @@ describe('Firestore store: documents', () => {
     expect(error).toBeInstanceOf(StateCorruptError);
     expect(String(error)).toContain(conditions);
     expect(String(error)).toContain('nested more than 100 deep');
+  });
+
+  it('removes published entries and acknowledges the dropped count together, or neither, across a crash', async () => {
+    // One logical update: the entries published and the count of dropped ones the run announced.
+    // Made in two commits (the entries removed, then the count acknowledged), a run killed
+    // between them left the count standing, and the next announcement counted the same dropped
+    // entries again. The count's document is held here by another writer's transaction (the
+    // server client libraries lock what a transaction reads:
+    // https://cloud.google.com/firestore/docs/transaction-data-contention), so the call stops
+    // there; its process is then killed (SIGKILL), as a function instance may be.
+    expect(CONTRACT_OUTBOX_LIMIT).toBe(4);
+    const project = freshProject();
+    const entry = (n: number) => ({
+      alert: makeAlert(
+        { at, runId: `run-${n}` },
+        { project, region: 'us-central1', accelerator: 'nvidia-l4', zonalRedundancy: true },
+        { type: 'rebalance.applied', status: 'event', severity: 'INFO', summary: 's', details: {} },
+      ),
+      state: 'ready' as const,
+      storedAt: at,
+    });
+    expect(await store.putOutbox(project, [1, 2, 3, 4, 5].map(entry))).toBe(1);
+    const box = await store.listOutbox(project);
+    expect(box).toMatchObject({ dropped: 1 });
+    const countRef = raw.doc(`${collection}/${project}/state/outbox`);
+    const outbox = raw.collection(`${collection}/${project}/outbox`);
+    const compiled = await transpileForNode(join(import.meta.dirname, 'outbox-child.ts'));
+    let release!: () => void;
+    const released = new Promise<void>((done) => (release = done));
+    let locked!: () => void;
+    const isLocked = new Promise<void>((done) => (locked = done));
+    const holder = raw.runTransaction(
+      async (tx) => {
+        await tx.get(countRef);
+        locked();
+        await released;
+      },
+      { maxAttempts: 1 },
+    );
+    try {
+      await isLocked;
+      const child = spawn(
+        process.execPath,
+        [
+          compiled.script,
+          projectId,
+          project,
+          JSON.stringify(box.entries.map((e) => e.alert.id)),
+          '1',
+        ],
+        { stdio: ['ignore', 'pipe', 'pipe'], env: process.env },
+      );
+      const exited = new Promise<void>((done) => child.once('exit', () => done()));
+      // Until the entries are gone (the first commit made) or long enough for the call to be
+      // waiting on the count; then the process dies where it is.
+      const until = Date.now() + 4_000;
+      while (Date.now() < until && (await outbox.get()).size > 0) await sleep(100);
+      child.kill('SIGKILL');
+      await exited;
+    } finally {
+      release();
+      await holder.catch(() => undefined);
+      await rm(compiled.dir, { recursive: true, force: true });
+    }
+    const after = await store.listOutbox(project);
+    const both = after.entries.length === 0 && after.dropped === 0;
+    const neither = after.entries.length === 4 && after.dropped === 1;
+    expect({
+      entries: after.entries.length,
+      dropped: after.dropped,
+      together: both || neither,
+    }).toEqual({
+      entries: after.entries.length,
+      dropped: after.dropped,
+      together: true,
+    });
   });
 
   it('lets two clients race for the lease: exactly one wins', async () => {
